@@ -1,0 +1,117 @@
+/**
+ * The one connection interface every transport (h1, h2, h3) implements, and
+ * the request/response shapes that cross it. The pool only ever talks to a
+ * `PooledConnection`; it never looks at sockets, sessions or QUIC state.
+ */
+import type { Readable } from 'node:stream';
+
+export type Protocol = 'h1' | 'h2' | 'h3';
+
+/** Header fields in wire order; names are lower-case. */
+export type HeaderList = Array<[name: string, value: string]>;
+
+/**
+ * A request body. `Uint8Array`, `string` and `null` are replayable, so a
+ * request carrying one may be retried; an (async) iterable is consumed once.
+ */
+export type RequestBody = Uint8Array | string | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
+
+export interface ConnRequest {
+  method: string;
+  /** Path and query, starting with `/` (or `*` for OPTIONS). */
+  path: string;
+  /** `host[:port]` as sent in Host / :authority. */
+  authority: string;
+  scheme: 'http' | 'https';
+  /** End-to-end headers only: no pseudo-headers, no hop-by-hop fields, no Host. */
+  headers: HeaderList;
+  body: RequestBody;
+  signal?: AbortSignal | undefined;
+  /** Permit sending this request as 0-RTT early data (h3 only). */
+  allowEarlyData?: boolean;
+}
+
+export interface ConnResponse {
+  status: number;
+  headers: HeaderList;
+  /** The body bytes; ends with the message, errors with an OriginlinkError. */
+  body: Readable;
+  /** Resolves after the body ends; empty when the response had none. */
+  trailers: Promise<HeaderList>;
+  /** True when this request was carried in 0-RTT early data and accepted. */
+  earlyData?: boolean;
+}
+
+/** What is known about one connection once it is established. */
+export interface ConnectionFacts {
+  protocol: Protocol;
+  alpn: string | null;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** ms from start to transport established (TCP connect, or QUIC handshake). */
+  connectMs: number;
+  /** ms spent in the TLS handshake after TCP connected (0 for QUIC: it is in connectMs). */
+  tlsMs: number;
+  tlsVersion: string | null;
+  /** The TLS/QUIC session was resumed from a cached ticket. */
+  resumed: boolean;
+  /** 0-RTT early data was sent and accepted on this connection. */
+  earlyData: boolean;
+  /** The SYN carried data (TCP Fast Open) and the server accepted it. */
+  tfo: boolean;
+  /** The server's `Keep-Alive: timeout=` hint in ms, once seen (h1). */
+  keepAliveHintMs: number | null;
+  /** Server-advertised concurrent stream limit (h2 SETTINGS / h3 MAX_STREAMS). */
+  peerMaxConcurrentStreams: number | null;
+  /** Latest RTT estimate in ms, when the transport knows it. */
+  rttMs: number | null;
+}
+
+export type ConnState = 'ready' | 'draining' | 'closed';
+
+export type ConnEvent =
+  /** A request slot freed up (a request finished) — the pool may dispatch. */
+  | { type: 'capacity' }
+  /** The peer asked us to stop opening streams (h2/h3 GOAWAY, h1 `Connection: close`). */
+  | { type: 'goaway'; lastStreamId: number | null }
+  /** The connection is gone; `error` is set when it did not close cleanly. */
+  | { type: 'close'; error: Error | null }
+  /** The server hinted an idle timeout (h1 Keep-Alive: timeout=). */
+  | { type: 'keepalive-hint'; timeoutMs: number };
+
+export interface PooledConnection {
+  readonly id: number;
+  readonly protocol: Protocol;
+  readonly facts: ConnectionFacts;
+  /** performance.now() when the connection was established. */
+  readonly createdAt: number;
+  /** performance.now() of the last request start or end. */
+  readonly lastActiveAt: number;
+  /** How many requests may run at once now (1 for h1; the peer's stream limit for h2/h3). */
+  readonly capacity: number;
+  /** Requests running now. */
+  readonly active: number;
+  /** Requests started on this connection so far. */
+  readonly served: number;
+  readonly state: ConnState;
+  /**
+   * Run one request. Resolves when the response head arrives. A failure
+   * rejects with an OriginlinkError whose `details.responseStarted` says
+   * whether any response byte was seen, and whose `retrySafe` is true only
+   * when the origin certainly did not process the request (refused stream,
+   * GOAWAY above the last processed id, early data rejected).
+   */
+  request(req: ConnRequest): Promise<ConnResponse>;
+  /** Cheap check before reuse: false when the peer has closed or sent unexpected bytes. */
+  isUsable(): boolean;
+  /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */
+  ping?(timeoutMs: number): Promise<number>;
+  /** Stop taking requests; close once in-flight ones finish. */
+  drain(): void;
+  /** Close now; in-flight requests fail with `error` (or SOCKET_CLOSED). */
+  destroy(error?: Error): void;
+  /** Subscribe to connection events. */
+  on(listener: (ev: ConnEvent) => void): void;
+}
