@@ -1,0 +1,271 @@
+/**
+ * TCP Fast Open (RFC 7413) and keepalive-probe tuning through the optional
+ * native addon in native/tfo. Everything here degrades: without the addon
+ * (not built, unloadable, ORIGINLINK_NO_NATIVE=1, not Linux) connectTfo and
+ * listenTfo return null and the caller uses plain net.connect / listen; one
+ * line says so, once per process.
+ *
+ * Invariant: a socket from connectTfo never emits 'connect' and reports
+ * `connecting === false` from the start. Its connection errors (ECONNREFUSED,
+ * ETIMEDOUT...) arrive as an 'error' event (syscall 'read' or 'write'), which
+ * tls.connect({ socket }) forwards to the TLS socket.
+ */
+import { closeSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+
+export interface TcpInfo {
+  /** The SYN-ACK acknowledged the data sent in the SYN (TCPI_OPT_SYN_DATA). */
+  synDataAccepted: boolean;
+  /** tcpi_fastopen_client_fail: see TFO_CLIENT_FAIL. */
+  fastopenClientFail: number;
+  rttUs: number;
+  rttVarUs: number;
+  retransmits: number;
+  totalRetrans: number;
+  /** Kernel TCP state number: see TCP_STATE. */
+  state: number;
+}
+
+export interface KeepAliveProbes {
+  /** Seconds idle before the first probe (TCP_KEEPIDLE), 1..32767. */
+  idleS: number;
+  /** Seconds between unanswered probes (TCP_KEEPINTVL), 1..32767. */
+  intervalS: number;
+  /** Unanswered probes before the connection is dropped (TCP_KEEPCNT), 1..127. */
+  count: number;
+}
+
+export interface KeepAliveState extends KeepAliveProbes {
+  enabled: boolean;
+}
+
+/** Cloudflare's origin-side defaults: probe after 300 s idle, every 75 s, give up after 9. */
+export const DEFAULT_KEEPALIVE: Readonly<KeepAliveProbes> = Object.freeze({ idleS: 300, intervalS: 75, count: 9 });
+
+/** Values of tcpi_fastopen_client_fail (linux/tcp.h, enum tcp_fastopen_client_fail). */
+export const TFO_CLIENT_FAIL = {
+  UNSPEC: 0,
+  NO_COOKIE: 1,
+  DATA_NOT_ACKED: 2,
+  SYN_RETRANSMITTED: 3,
+} as const;
+
+/** Linux TCP states as reported by tcpi_state (include/net/tcp_states.h). */
+export const TCP_STATE = {
+  ESTABLISHED: 1,
+  SYN_SENT: 2,
+  SYN_RECV: 3,
+  FIN_WAIT1: 4,
+  FIN_WAIT2: 5,
+  TIME_WAIT: 6,
+  CLOSE: 7,
+  CLOSE_WAIT: 8,
+  LAST_ACK: 9,
+  LISTEN: 10,
+  CLOSING: 11,
+} as const;
+
+interface Addon {
+  connect(ip: string, port: number, family: 4 | 6, localIp?: string): number;
+  listen(ip: string, port: number, family: 4 | 6, backlog: number, tfoQueueLen: number): number;
+  tcpInfo(fd: number): TcpInfo;
+  setKeepalive(fd: number, idleS: number, intervalS: number, count: number): void;
+  getKeepalive(fd: number): KeepAliveState;
+}
+
+type Logger = (message: string) => void;
+
+let logger: Logger = (m) => console.warn(m);
+let loaded: { addon: Addon | null; reason: string | null } | null = null;
+const warned = new Set<string>();
+
+/** Where the one-time "running without TFO" lines go (default console.warn). */
+export function setTfoLogger(fn: Logger): void {
+  logger = fn;
+}
+
+function warnOnce(key: string, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  logger(message);
+}
+
+// src/transport/ and dist/transport/ both sit two levels below the package root.
+function addonPath(): string {
+  const fromEnv = process.env['ORIGINLINK_TFO_ADDON'];
+  if (fromEnv) return fromEnv;
+  return fileURLToPath(new URL('../../native/tfo/build/Release/tfo.node', import.meta.url));
+}
+
+function load(): Addon | null {
+  if (loaded) return loaded.addon;
+  let reason: string | null = null;
+  let addon: Addon | null = null;
+  if (process.env['ORIGINLINK_NO_NATIVE'] === '1') reason = 'disabled by ORIGINLINK_NO_NATIVE=1';
+  else if (process.platform !== 'linux') reason = `not supported on ${process.platform}`;
+  else {
+    const path = addonPath();
+    try {
+      addon = createRequire(import.meta.url)(path) as Addon;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      reason =
+        code === 'MODULE_NOT_FOUND'
+          ? `addon not built (${path}; run node scripts/build-native.mjs)`
+          : `addon failed to load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+    }
+  }
+  loaded = { addon, reason };
+  if (reason !== null) warnOnce('load', `originlink: TCP Fast Open unavailable: ${reason}; using plain TCP connects`);
+  return addon;
+}
+
+export function tfoAvailable(): boolean {
+  return load() !== null;
+}
+
+/** net.ipv4.tcp_fastopen of this process's network namespace (bit 0x1 client, 0x2 server), or null. */
+export function tfoSysctl(): number | null {
+  try {
+    const v = Number.parseInt(readFileSync('/proc/sys/net/ipv4/tcp_fastopen', 'utf8').trim(), 10);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A TCP socket with TCP_FASTOPEN_CONNECT set and connect() already issued, or
+ * null when the addon is unavailable, `host` is not an IP literal, or the
+ * kernel refused (the caller then uses net.connect, which reports any real
+ * connect error itself).
+ *
+ * With a cookie cached for `host` the SYN is held back until the first write
+ * and carries it: hand the socket to tls.connect({ socket }) so the
+ * ClientHello rides in the SYN. A protocol where the server speaks first
+ * must not use this (nothing would ever send the SYN).
+ */
+export function connectTfo(opts: { host: string; port: number; localAddress?: string }): net.Socket | null {
+  const addon = load();
+  if (addon === null) return null;
+  const family = net.isIP(opts.host);
+  if (family !== 4 && family !== 6) return null;
+  let fd: number;
+  try {
+    fd = addon.connect(opts.host, opts.port, family, opts.localAddress);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.syscall === 'setsockopt') {
+      warnOnce(`refused:${e.code}`, `originlink: kernel refused TCP Fast Open (${e.code}; net.ipv4.tcp_fastopen=${tfoSysctl() ?? '?'}, client needs bit 0x1); using plain TCP connects`);
+    }
+    return null;
+  }
+  try {
+    return new net.Socket({ fd, readable: true, writable: true });
+  } catch {
+    closeSync(fd);
+    return null;
+  }
+}
+
+/** The OS fd under a net.Socket or a tls.TLSSocket wrapping one; -1 when there is none (yet). */
+function socketFd(socket: net.Socket): number {
+  type Handle = { fd?: unknown; _parent?: Handle } | null | undefined;
+  let h = (socket as unknown as { _handle?: Handle })._handle;
+  for (let depth = 0; depth < 3 && h; depth++) {
+    if (typeof h.fd === 'number' && h.fd >= 0) return h.fd;
+    h = h._parent;
+  }
+  return -1;
+}
+
+/** Selected TCP_INFO fields for the socket, or null without the addon or an fd. */
+export function tcpInfo(socket: net.Socket): TcpInfo | null {
+  const addon = load();
+  const fd = socketFd(socket);
+  if (addon === null || fd < 0) return null;
+  try {
+    return addon.tcpInfo(fd);
+  } catch {
+    return null;
+  }
+}
+
+/** Keepalive settings as the kernel holds them, or null without the addon or an fd. */
+export function readKeepAliveProbes(socket: net.Socket): KeepAliveState | null {
+  const addon = load();
+  const fd = socketFd(socket);
+  if (addon === null || fd < 0) return null;
+  try {
+    return addon.getKeepalive(fd);
+  } catch {
+    return null;
+  }
+}
+
+function checkRange(name: string, v: number, max: number): void {
+  if (!Number.isInteger(v) || v < 1 || v > max) {
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `keepalive ${name} must be an integer in 1..${max}, got ${v}`);
+  }
+}
+
+/**
+ * SO_KEEPALIVE with TCP_KEEPIDLE/KEEPINTVL/KEEPCNT. Returns true when all
+ * three were applied natively. Fallback (false): socket.setKeepAlive(true,
+ * idleS*1000), which sets only the idle time (libuv then picks its own
+ * interval and count). A later socket.setKeepAlive() call overwrites the
+ * interval and count set here.
+ */
+export function setKeepAliveProbes(socket: net.Socket, probes: KeepAliveProbes = DEFAULT_KEEPALIVE): boolean {
+  checkRange('idleS', probes.idleS, 32767);
+  checkRange('intervalS', probes.intervalS, 32767);
+  checkRange('count', probes.count, 127);
+  const addon = load();
+  const fd = socketFd(socket);
+  if (addon !== null && fd >= 0) {
+    try {
+      addon.setKeepalive(fd, probes.idleS, probes.intervalS, probes.count);
+      return true;
+    } catch {
+      // fall through to the portable setting
+    }
+  }
+  socket.setKeepAlive(true, probes.idleS * 1000);
+  return false;
+}
+
+/**
+ * A listening fd with TCP_FASTOPEN (queue of `queueLen` pending TFO requests)
+ * and SO_REUSEADDR, for server.listen({ fd }); null without the addon, for a
+ * non-IP host, or on any error (the caller's plain listen reports real ones).
+ * The server side also needs bit 0x2 in net.ipv4.tcp_fastopen.
+ */
+export function listenTfo(opts: { host: string; port: number; backlog?: number; queueLen?: number }): number | null {
+  const addon = load();
+  if (addon === null) return null;
+  const family = net.isIP(opts.host);
+  if (family !== 4 && family !== 6) return null;
+  try {
+    return addon.listen(opts.host, opts.port, family, opts.backlog ?? 511, opts.queueLen ?? 256);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.syscall === 'setsockopt') warnOnce(`listen:${e.code}`, `originlink: kernel refused TCP Fast Open on listen (${e.code})`);
+    return null;
+  }
+}
+
+/** Shaped for setTfoSocketFactory() in ./tcp.ts. */
+export const tfoSocketFactory = {
+  connect: (opts: { host: string; port: number }): net.Socket | null => connectTfo(opts),
+  synDataAccepted: (socket: net.Socket): boolean => tcpInfo(socket)?.synDataAccepted ?? false,
+  setKeepAliveProbes: (socket: net.Socket, probes: KeepAliveProbes): boolean => setKeepAliveProbes(socket, probes),
+};
+
+/** Test hook: forget the loaded addon and the warnings already given. */
+export function resetTfoForTests(): void {
+  loaded = null;
+  warned.clear();
+}
