@@ -1,0 +1,94 @@
+// Self-check of a lab link: a paced UDP echo run (about one second) measures
+// the RTT against the configured delays and the round-trip loss against a
+// binomial band around the configured loss.
+
+const UDP_IP_HEADERS = 28;
+
+function dirDelta(after, before) {
+  const out = {};
+  for (const k of ['received', 'forwarded', 'lost', 'queueDropped', 'overflowDropped', 'writeErrors']) {
+    out[k] = (after[k] ?? 0) - (before[k] ?? 0);
+  }
+  out.lossPct = out.received ? (100 * out.lost) / out.received : 0;
+  return out;
+}
+
+/** Expected round-trip survival probability of one echo probe. */
+export function echoSurvival(c) {
+  return (1 - c.lossPct / 100) * (1 - c.reverseLossPct / 100) * (1 - Math.round(c.nftLossPct * 10) / 1000);
+}
+
+/** [low, high] count of lost probes out of n, `sigmas` binomial standard deviations around the mean. */
+export function binomialBand(n, pLoss, sigmas) {
+  const mean = n * pLoss;
+  const sd = Math.sqrt(n * pLoss * (1 - pLoss));
+  return [Math.max(0, mean - sigmas * sd), Math.min(n, mean + sigmas * sd)];
+}
+
+export async function selfCheck(lab, opts = {}) {
+  const c = lab.config;
+  const tolerancePct = opts.tolerancePct ?? 5;
+  const sigmas = opts.sigmas ?? 3;
+  const size = opts.size ?? 64;
+  const wireBits = (size + UDP_IP_HEADERS) * 8;
+  const rates = [c.rateMbit, c.reverseRateMbit].filter((r) => r > 0);
+  // Offered load stays under 40 % of the slowest rate, so no queue builds up.
+  let pps = 1000;
+  if (rates.length) pps = Math.max(10, Math.min(pps, Math.floor((0.4 * Math.min(...rates) * 1e6) / wireBits)));
+  const count = opts.count ?? Math.max(50, Math.round((pps * (opts.durationMs ?? 1000)) / 1000));
+  const burst = Math.min(5, Math.max(1, Math.floor(pps / 100)));
+  const intervalMs = (1000 * burst) / pps;
+  const serialMs = (rate) => (rate > 0 ? wireBits / (rate * 1e3) : 0);
+  const expectedRttMs = c.delayMs + c.reverseDelayMs + serialMs(c.rateMbit) + serialMs(c.reverseRateMbit);
+  const waitMs = Math.max(200, 1.5 * expectedRttMs + 4 * c.jitterMs + 100);
+  const port = 7;
+  const started = performance.now();
+
+  const echo = await lab.startProbe('server', { mode: 'udp-echo', host: lab.server.addr, port, maxMs: 30_000 });
+  let ping;
+  let before;
+  let after;
+  try {
+    before = await lab.counters();
+    ping = await lab.probe('client', {
+      mode: 'udp-ping', host: lab.server.addr, port, count, burst, intervalMs, size, waitMs, maxMs: 30_000,
+    }, { timeoutMs: 40_000 });
+    after = await lab.counters();
+  } finally {
+    await echo.stop();
+  }
+  if (ping?.error) throw new Error(`self-check probe failed: ${ping.error}`);
+
+  const rtt = ping.leadRttMs ?? ping.rttMs;
+  const rttMs = rtt?.median ?? NaN;
+  const deviationMs = rttMs - expectedRttMs;
+  const withinPct = expectedRttMs > 0 ? (100 * Math.abs(deviationMs)) / expectedRttMs : NaN;
+  // Below 10 ms of configured RTT the host's own latency dominates: allow 0.5 ms.
+  const rttOk = Math.abs(deviationMs) <= Math.max((tolerancePct / 100) * expectedRttMs, 0.5);
+
+  const expectedLoss = 1 - echoSurvival(c);
+  const lossBand = binomialBand(ping.sent, expectedLoss, sigmas);
+  const lossOk = ping.lost >= Math.floor(lossBand[0]) && ping.lost <= Math.ceil(lossBand[1]);
+  const up = dirDelta(after.clientToServer, before.clientToServer);
+  const down = dirDelta(after.serverToClient, before.serverToClient);
+  const queueOk = up.queueDropped + up.overflowDropped + down.queueDropped + down.overflowDropped === 0;
+
+  return {
+    ok: rttOk && lossOk && queueOk,
+    rttMs,
+    expectedRttMs,
+    withinPct,
+    tolerancePct,
+    rtt,
+    lossPct: ping.sent ? (100 * ping.lost) / ping.sent : 0,
+    expectedLossPct: 100 * expectedLoss,
+    lossBand,
+    sent: ping.sent,
+    received: ping.received,
+    lost: ping.lost,
+    link: { clientToServer: up, serverToClient: down },
+    nftDropped: after.nftDropped !== undefined ? after.nftDropped - (before.nftDropped ?? 0) : undefined,
+    checks: { rtt: rttOk, loss: lossOk, queue: queueOk },
+    durationMs: performance.now() - started,
+  };
+}
