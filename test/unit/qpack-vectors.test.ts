@@ -1,0 +1,81 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { QpackError } from '../../src/codec/errors.js';
+import { decodeInteropFile, parseInteropName, parseQif, qifText } from '../../src/codec/qpack/interop.js';
+import { runQpackInterop } from '../../src/cli/qpack-interop.js';
+
+const VECTORS = process.env['QPACK_VECTORS'] ?? resolve(process.cwd(), '../shared/vectors/qpack');
+const present = existsSync(join(VECTORS, 'qifs')) && existsSync(join(VECTORS, 'encoded'));
+const MISSING = `QPACK interop vectors not found at ${VECTORS} (expected qifs/ and encoded/; ` +
+  'set QPACK_VECTORS to the folder holding them)';
+
+describe('QPACK offline interop vectors', () => {
+  it('vectors are present', () => {
+    // Fails loudly rather than skipping: the other tests here need them.
+    expect(present, MISSING).toBe(true);
+  });
+
+  it('every encoded/qpack-05 file decodes to its QIF header lists (whole)', () => {
+    expect(present, MISSING).toBe(true);
+    const results = runQpackInterop(join(VECTORS, 'encoded/qpack-05'), join(VECTORS, 'qifs'));
+    expect(results.length).toBeGreaterThanOrEqual(192);
+    const failed = results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.reason}`);
+    expect(failed).toEqual([]);
+  });
+
+  it('decodes with the encoder stream fed one byte at a time', () => {
+    expect(present, MISSING).toBe(true);
+    const root = join(VECTORS, 'encoded/qpack-05');
+    // A representative subset per encoder (all table sizes and blocking modes of one QIF).
+    for (const impl of readdirSync(root)) {
+      for (const file of readdirSync(join(root, impl)).filter((f) => f.startsWith('netbsd.out.'))) {
+        const n = parseInteropName(file)!;
+        const lists = parseQif(qifText(readFileSync(join(VECTORS, 'qifs', `${n.qif}.qif`))));
+        const got = decodeInteropFile(readFileSync(join(root, impl, file)), {
+          tableSize: n.tableSize,
+          maxBlocked: n.maxBlocked,
+          byteByByte: true,
+        });
+        expect([...got.keys()].sort((a, b) => a - b)).toEqual(lists.map((_, i) => i + 1));
+        lists.forEach((l, i) => expect(got.get(i + 1), `${impl}/${file} stream ${i + 1}`).toEqual(l));
+      }
+    }
+  });
+
+  // err9 (`00 00 c0`) and err10 (`00 00 fe`) are HPACK-era cases: static index 0 and 62 are
+  // invalid in HPACK's 1-based, 61-entry table, but RFC 9204 Appendix A is 0-based with 99
+  // entries, so both are well-formed QPACK (`:authority` "" and `x-xss-protection`). Decoding
+  // them as errors would make the decoder reject valid peers; they are pinned to their RFC 9204
+  // meaning instead. Every other file must be rejected.
+  const VALID_UNDER_RFC9204: Record<string, Array<[string, string]>> = {
+    err9: [[':authority', '']],
+    err10: [['x-xss-protection', '1; mode=block']],
+  };
+
+  it('every file in encoded/errors is rejected with a QPACK error (whole and byte by byte)', () => {
+    expect(present, MISSING).toBe(true);
+    const dir = join(VECTORS, 'encoded/errors');
+    const files = readdirSync(dir);
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const bytes = readFileSync(join(dir, f));
+      for (const byteByByte of [false, true]) {
+        let err: unknown = null;
+        let got: Map<number, Array<[string, string]>> | null = null;
+        try {
+          got = decodeInteropFile(bytes, { tableSize: 4096, maxBlocked: 100, byteByByte });
+        } catch (e) {
+          err = e;
+        }
+        const pinned = VALID_UNDER_RFC9204[f];
+        if (pinned) {
+          expect(err, f).toBeNull();
+          expect(got?.get(1), f).toEqual(pinned);
+          continue;
+        }
+        expect(err, `${f} must be rejected`).toBeInstanceOf(QpackError);
+      }
+    }
+  });
+});
