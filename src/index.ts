@@ -1,1 +1,11 @@
-export {};
+/** originlink: warm, reusable connections from an edge to origin servers. */
+export { Agent, type AgentOptions, type RequestOptions, type TlsOptions, type OriginOverrides } from './pool/agent.js';
+export { Pool, type PoolResult } from './pool/pool.js';
+export { OriginResponse, type ResponseTimings } from './pool/response.js';
+export { DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from './pool/options.js';
+export { MemorySessionStore, type SessionStore } from './pool/session-store.js';
+export type { PoolStats } from './pool/stats.js';
+export { channels } from './pool/diagnostics.js';
+export type { ConnectionFacts, ConnEvent, ConnRequest, ConnResponse, HeaderList, PooledConnection, Protocol, RequestBody } from './pool/types.js';
+export { ErrorCode, OriginlinkError, isOriginlinkError, type ErrorCodeValue, type ErrorSide } from './errors.js';
+export type { ProtocolPolicy } from './transport/connect.js';

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Installs the Debian packages the tests need when they are missing (idempotent,
+// fast when present). Run by `npm test` (pretest). Needs root, as on these machines.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+// package -> a binary that proves it is installed
+const PACKAGES = {
+  'nginx-light': '/usr/sbin/nginx',
+  openssl: '/usr/bin/openssl',
+  curl: '/usr/bin/curl',
+  'nghttp2-client': '/usr/bin/h2load',
+  haproxy: '/usr/sbin/haproxy',
+  caddy: '/usr/bin/caddy',
+  'ngtcp2-server': '/usr/sbin/gtlsserver',
+  'ngtcp2-client': '/usr/bin/gtlsclient',
+  iproute2: '/usr/sbin/ip',
+  nftables: '/usr/sbin/nft',
+  ethtool: '/usr/sbin/ethtool',
+  gcc: '/usr/bin/gcc',
+  make: '/usr/bin/make',
+};
+
+const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);
+if (missing.length === 0) process.exit(0);
+console.log(`ensure-peers: installing ${missing.join(' ')}`);
+if (process.getuid?.() !== 0) {
+  console.error('ensure-peers: not root; install these Debian packages first: ' + missing.join(' '));
+  process.exit(1);
+}
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+// Services must not auto-start here (tests start their own on loopback ports).
+const r = spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+if (r.status !== 0) {
+  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+}

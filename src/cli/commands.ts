@@ -1,0 +1,6 @@
+/** The CLI's command table. Each command is `(argv) => exit code`, loaded lazily. */
+export type Command = (argv: string[]) => Promise<number>;
+
+export const commands = new Map<string, Command>([
+  ['fetch', async (argv) => (await import('./fetch.js')).runFetch(argv)],
+]);

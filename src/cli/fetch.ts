@@ -1,0 +1,194 @@
+/** `originlink fetch`: a curl-like client through the pool. */
+import { createHash } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Agent, type AgentOptions } from '../pool/agent.js';
+import type { HeaderList } from '../pool/types.js';
+import type { ProtocolPolicy } from '../transport/connect.js';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { percentiles } from '../util/stats.js';
+
+export const FETCH_USAGE = `usage: originlink fetch URL [options]
+  --protocol auto|h1|h2|h3   protocol policy (default auto)
+  --repeat N                 send the request N times (default 1) and print a summary
+  --concurrency C            requests in flight at once with --repeat (default 1)
+  --cacert FILE              trust this CA certificate (PEM)
+  -k, --insecure             do not verify the certificate
+  -X, --method M             request method (default GET, POST with --data)
+  -H, --header 'N: V'        add a request header (repeatable)
+  -d, --data STRING|@FILE    request body
+  -o FILE                    write the body to FILE (default: stdout, unless --json)
+  --json                     print one JSON object with the result
+  --max-connections N        pool limit (default 32)`;
+
+interface One {
+  url: string;
+  protocol: string;
+  status: number;
+  bytes: number;
+  sha256: string;
+  connectMs: number;
+  ttfbMs: number;
+  totalMs: number;
+  reused: boolean;
+  resumed: boolean;
+  earlyData: boolean;
+  tfo: boolean;
+  attempts: number;
+  connectionId: number;
+  alpn: string | null;
+  tlsVersion: string | null;
+  remoteAddress: string;
+  headers?: HeaderList;
+}
+
+export async function runFetch(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      protocol: { type: 'string', default: 'auto' },
+      repeat: { type: 'string', default: '1' },
+      concurrency: { type: 'string', default: '1' },
+      cacert: { type: 'string' },
+      insecure: { type: 'boolean', short: 'k', default: false },
+      method: { type: 'string', short: 'X' },
+      header: { type: 'string', short: 'H', multiple: true },
+      data: { type: 'string', short: 'd' },
+      output: { type: 'string', short: 'o' },
+      json: { type: 'boolean', default: false },
+      'max-connections': { type: 'string' },
+      'session-store': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) { process.stdout.write(`${FETCH_USAGE}\n`); return 0; }
+  const url = positionals[0];
+  if (!url) throw usage('a URL is required');
+  const protocol = values.protocol as ProtocolPolicy;
+  if (!['auto', 'h1', 'h2', 'h3'].includes(protocol)) throw usage(`--protocol must be auto, h1, h2 or h3 (got ${values.protocol})`);
+  const repeat = int(values.repeat, '--repeat', 1);
+  const concurrency = Math.min(int(values.concurrency, '--concurrency', 1), repeat);
+  const headers: HeaderList = [];
+  for (const h of values.header ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw usage(`bad header ${JSON.stringify(h)} (want 'Name: value')`);
+    headers.push([h.slice(0, i).trim(), h.slice(i + 1).trim()]);
+  }
+  const body = values.data === undefined ? null : values.data.startsWith('@') ? readFileSync(values.data.slice(1)) : values.data;
+  const method = (values.method ?? (body !== null ? 'POST' : 'GET')).toUpperCase();
+  const agentOpts: AgentOptions = { protocol, tls: { rejectUnauthorized: !values.insecure } };
+  if (values.cacert) agentOpts.tls = { ...agentOpts.tls, ca: readFileSync(values.cacert) };
+  if (values['max-connections']) agentOpts.pool = { maxConnections: int(values['max-connections'], '--max-connections', 1) };
+  const agent = new Agent(agentOpts);
+  const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
+
+  const one = async (keepBody: boolean): Promise<One> => {
+    const t0 = performance.now();
+    const res = await agent.request({ url, method, headers, body });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of res.body) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+      if (keepBody && sink && !sink.write(chunk)) await new Promise<void>((r) => (sink as NodeJS.WritableStream).once('drain', () => r()));
+    }
+    const f = res.connection;
+    return {
+      url,
+      protocol: res.protocol,
+      status: res.status,
+      bytes,
+      sha256: hash.digest('hex'),
+      connectMs: res.reused ? 0 : round(f.connectMs + f.tlsMs),
+      ttfbMs: round(res.timings.ttfbMs),
+      totalMs: round(performance.now() - t0),
+      reused: res.reused,
+      resumed: f.resumed,
+      earlyData: res.earlyData,
+      tfo: f.tfo,
+      attempts: res.attempts,
+      connectionId: res.connectionId,
+      alpn: f.alpn,
+      tlsVersion: f.tlsVersion,
+      remoteAddress: f.remoteAddress,
+      ...(repeat === 1 ? { headers: res.headers } : {}),
+    };
+  };
+
+  try {
+    if (repeat === 1) {
+      const r = await one(true);
+      if (sink && sink !== process.stdout) await new Promise<void>((res) => sink.end(res));
+      if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+      return r.status >= 400 ? 22 : 0; // like curl --fail
+    }
+    const results: One[] = [];
+    const errors: Record<string, number> = {};
+    let next = 0;
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      while (next < repeat) {
+        const i = next++;
+        try {
+          results.push(await one(i === 0));
+        } catch (e) {
+          const err = toOriginlinkError(e);
+          errors[err.code] = (errors[err.code] ?? 0) + 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const durationMs = performance.now() - t0;
+    if (sink && sink !== process.stdout) await new Promise<void>((res) => sink.end(res));
+    const st = agent.stats();
+    const opened = st.reduce((a, s) => a + s.connectionsOpened, 0);
+    const statuses: Record<string, number> = {};
+    for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+    const summary = {
+      url,
+      protocol: results[0]?.protocol ?? null,
+      requests: repeat,
+      ok: results.length,
+      failed: repeat - results.length,
+      errors,
+      statuses,
+      concurrency,
+      connectionsOpened: opened,
+      reuseRate: round(Math.max(0, 1 - opened / Math.max(1, results.length)), 5),
+      resumedConnections: st.reduce((a, s) => a + s.resumedHandshakes, 0),
+      retries: st.reduce((a, s) => a + s.retries, 0),
+      durationMs: round(durationMs),
+      requestsPerSecond: round((results.length / durationMs) * 1000),
+      latencyMs: percentiles(results.map((r) => r.totalMs)),
+      ttfbMs: percentiles(results.map((r) => r.ttfbMs)),
+      bytes: results.reduce((a, r) => a + r.bytes, 0),
+      first: results[0] ?? null,
+    };
+    if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    else {
+      process.stdout.write(`${summary.ok}/${repeat} ok over ${opened} connection(s), reuse rate ${(summary.reuseRate * 100).toFixed(2)}%, ` +
+        `p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.requestsPerSecond} req/s (${summary.protocol})\n`);
+      if (summary.failed) process.stdout.write(`errors: ${JSON.stringify(errors)}\n`);
+    }
+    return summary.failed > 0 ? 1 : 0;
+  } finally {
+    agent.destroy();
+  }
+}
+
+function int(v: string | undefined, name: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw usage(`${name} must be an integer ≥ ${min} (got ${v})`);
+  return n;
+}
+
+function usage(msg: string): OriginlinkError {
+  return new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${msg}\n${FETCH_USAGE}`);
+}
+
+function round(n: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

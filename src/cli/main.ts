@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+/** originlink command line: fetch, probe, serve, demo. */
+import { isOriginlinkError } from '../errors.js';
+import { commands } from './commands.js';
+import { FETCH_USAGE } from './fetch.js';
+
+const USAGE = `usage: originlink <command> [options]
+commands:
+  fetch URL     a curl-like client through the pool (--help for options)
+  probe URL     what the origin supports and which protocol would be chosen
+  serve         run the connector service (--config FILE)
+  demo          local origins on h1/h2/h3 and the connector in front (= npm start)
+
+${FETCH_USAGE}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return name ? 0 : 2;
+  }
+  const cmd = commands.get(name);
+  if (!cmd) {
+    process.stderr.write(`originlink: unknown command ${JSON.stringify(name)}\n${USAGE}\n`);
+    return 2;
+  }
+  return cmd(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (isOriginlinkError(e)) process.stderr.write(`originlink: ${e.code}: ${e.message}\n`);
+    else process.stderr.write(`originlink: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = isOriginlinkError(e) && e.code === 'OL_INVALID_ARGUMENT' ? 2 : 1;
+  },
+);

@@ -1,0 +1,48 @@
+/** HTTP/1.1 request head serialization (RFC 9112 §3). Pure. */
+import type { ConnRequest } from '../pool/types.js';
+import { knownLength } from '../util/body.js';
+
+/** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+
+export interface SerializedHead {
+  head: string;
+  /** How the body must be framed on the wire. */
+  framing: 'none' | 'length' | 'chunked';
+}
+
+/**
+ * Build the request head. Throws TypeError on a header that would break
+ * framing (CR/LF/NUL in a value, a bad name): never let a caller smuggle.
+ */
+export function serializeRequestHead(req: ConnRequest): SerializedHead {
+  let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${req.authority}\r\n`;
+  let hasLength = false;
+  let hasTe = false;
+  for (const [name, value] of req.headers) {
+    if (!FIELD_NAME.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    if (BAD_VALUE.test(value)) throw new TypeError(`invalid header value for ${name}`);
+    const lower = name.toLowerCase();
+    if (lower === 'host') continue;
+    if (lower === 'content-length') hasLength = true;
+    if (lower === 'transfer-encoding') hasTe = true;
+    head += `${name}: ${value}\r\n`;
+  }
+  if (hasLength && hasTe) throw new TypeError('both content-length and transfer-encoding given');
+  const len = knownLength(req.body);
+  let framing: SerializedHead['framing'];
+  if (len === null) {
+    framing = hasLength ? 'length' : 'chunked';
+    if (!hasLength && !hasTe) head += 'transfer-encoding: chunked\r\n';
+  } else if (len > 0) {
+    framing = 'length';
+    if (!hasLength) head += `content-length: ${len}\r\n`;
+  } else {
+    framing = 'none';
+    if (!hasLength && BODY_METHODS.has(req.method)) head += 'content-length: 0\r\n';
+  }
+  return { head: `${head}\r\n`, framing };
+}

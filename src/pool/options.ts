@@ -1,0 +1,115 @@
+/**
+ * Pool options: one typed object, every default documented on its field,
+ * validated and frozen once. A bad value is a clear error naming the field.
+ */
+import { ErrorCode, OriginlinkError } from '../errors.js';
+
+export interface PoolOptions {
+  /** Most connections to this origin at once (h1: also the most concurrent requests). Default 32. */
+  maxConnections: number;
+  /** Connections opened ahead of demand and kept open. Default 0. */
+  minWarm: number;
+  /** Most requests waiting for a connection; one more fails with OL_QUEUE_FULL. Default 1024. */
+  maxPending: number;
+  /** Longest a request waits for a connection before OL_QUEUE_TIMEOUT, ms. Default 30000. */
+  pendingTimeoutMs: number;
+  /** Close a connection idle this long, ms. Default 30000. */
+  idleTimeoutMs: number;
+  /** When the server hints `Keep-Alive: timeout=T`, close at T minus this margin, ms. Default 1000. */
+  keepAliveMarginMs: number;
+  /** Drain a connection after this age, ms (0 = never). Default 600000 (10 min). */
+  maxAgeMs: number;
+  /** Fraction of maxAgeMs subtracted at random per connection, so connections do not recycle in step. Default 0.1. */
+  maxAgeJitter: number;
+  /** Drain a connection after it served this many requests (0 = no limit). Default 0. */
+  maxRequestsPerConnection: number;
+  /** PING an idle h2/h3 connection after this much silence, ms (0 = never). Default 15000. */
+  pingIntervalMs: number;
+  /** A PING unanswered this long marks the connection dead, ms. Default 5000. */
+  pingTimeoutMs: number;
+  /** Recycle a connection after this many consecutive failed requests. Default 5. */
+  maxConsecutiveErrors: number;
+  /** TCP connect + TLS handshake (or QUIC handshake) deadline, ms. Default 10000. */
+  connectTimeoutMs: number;
+  /** First delay after a failed connect, doubled per further failure, with full jitter, ms. Default 100. */
+  connectBackoffBaseMs: number;
+  /** Cap on the connect backoff, ms. Default 10000. */
+  connectBackoffMaxMs: number;
+  /** Deadline from request sent to response head, ms. Default 30000. */
+  headersTimeoutMs: number;
+  /** Longest silence while a response body arrives, ms (0 = none). Default 30000. */
+  bodyTimeoutMs: number;
+  /** Largest response header section accepted, bytes. Default 65536. */
+  maxHeaderBytes: number;
+  /** Most response header fields accepted. Default 256. */
+  maxHeaderCount: number;
+  /** HTTP/2 and HTTP/3 receive window per stream, bytes. Default 4 MiB. */
+  windowSize: number;
+}
+
+export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
+  maxConnections: 32,
+  minWarm: 0,
+  maxPending: 1024,
+  pendingTimeoutMs: 30_000,
+  idleTimeoutMs: 30_000,
+  keepAliveMarginMs: 1_000,
+  maxAgeMs: 600_000,
+  maxAgeJitter: 0.1,
+  maxRequestsPerConnection: 0,
+  pingIntervalMs: 15_000,
+  pingTimeoutMs: 5_000,
+  maxConsecutiveErrors: 5,
+  connectTimeoutMs: 10_000,
+  connectBackoffBaseMs: 100,
+  connectBackoffMaxMs: 10_000,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
+  maxHeaderBytes: 65_536,
+  maxHeaderCount: 256,
+  windowSize: 4 * 1024 * 1024,
+});
+
+const RULES: { [K in keyof PoolOptions]: { min: number; max?: number; int?: boolean } } = {
+  maxConnections: { min: 1, int: true },
+  minWarm: { min: 0, int: true },
+  maxPending: { min: 0, int: true },
+  pendingTimeoutMs: { min: 1 },
+  idleTimeoutMs: { min: 1 },
+  keepAliveMarginMs: { min: 0 },
+  maxAgeMs: { min: 0 },
+  maxAgeJitter: { min: 0, max: 1 },
+  maxRequestsPerConnection: { min: 0, int: true },
+  pingIntervalMs: { min: 0 },
+  pingTimeoutMs: { min: 1 },
+  maxConsecutiveErrors: { min: 1, int: true },
+  connectTimeoutMs: { min: 1 },
+  connectBackoffBaseMs: { min: 0 },
+  connectBackoffMaxMs: { min: 0 },
+  headersTimeoutMs: { min: 1 },
+  bodyTimeoutMs: { min: 0 },
+  maxHeaderBytes: { min: 256, int: true },
+  maxHeaderCount: { min: 1, int: true },
+  windowSize: { min: 65_535, max: 2 ** 31 - 1, int: true },
+};
+
+/** Merge, validate and freeze. `where` prefixes field names in errors (e.g. a config path). */
+export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, where = 'pool'): Readonly<PoolOptions> {
+  const out: PoolOptions = { ...DEFAULT_POOL_OPTIONS };
+  for (const [key, value] of Object.entries(input ?? {})) {
+    if (!(key in RULES)) throw configError(`${where}.${key}`, 'unknown option');
+    if (value === undefined) continue;
+    const rule = RULES[key as keyof PoolOptions];
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw configError(`${where}.${key}`, `must be a number, got ${JSON.stringify(value)}`);
+    if (rule.int && !Number.isInteger(value)) throw configError(`${where}.${key}`, `must be an integer, got ${value}`);
+    if (value < rule.min) throw configError(`${where}.${key}`, `must be ≥ ${rule.min}, got ${value}`);
+    if (rule.max !== undefined && value > rule.max) throw configError(`${where}.${key}`, `must be ≤ ${rule.max}, got ${value}`);
+    out[key as keyof PoolOptions] = value;
+  }
+  if (out.minWarm > out.maxConnections) throw configError(`${where}.minWarm`, `must be ≤ maxConnections (${out.maxConnections})`);
+  return Object.freeze(out);
+}
+
+export function configError(field: string, reason: string): OriginlinkError {
+  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `${field}: ${reason}`, { details: { field, reason } });
+}

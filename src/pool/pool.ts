@@ -1,0 +1,360 @@
+/**
+ * One pool per origin key. Connections of any protocol behind one interface:
+ * exclusive reservation for h1 (capacity 1), shared up to the stream limit
+ * for h2/h3, concurrent dials merged (a multiplexed or not-yet-known
+ * protocol never has two dials in flight).
+ *
+ * Invariant: a request is handed to a connection synchronously in #pump, so
+ * `conn.active` is always the true reservation count.
+ */
+import { performance } from 'node:perf_hooks';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { PoolOptions } from './options.js';
+import { PoolCounters, type PoolStats } from './stats.js';
+import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from './types.js';
+import { publishConnection } from './diagnostics.js';
+
+export type Dialer = (signal: AbortSignal) => Promise<PooledConnection>;
+
+export interface PoolResult {
+  res: ConnResponse;
+  conn: PooledConnection;
+  /** The connection had served a request before this one. */
+  reused: boolean;
+  queueMs: number;
+}
+
+interface Waiter {
+  req: ConnRequest;
+  resolve: (r: PoolResult) => void;
+  reject: (e: Error) => void;
+  enqueuedAt: number;
+  timer: NodeJS.Timeout | null;
+  onAbort: (() => void) | null;
+}
+
+interface Entry {
+  conn: PooledConnection;
+  maxAgeAt: number;
+  errors: number;
+  idleTimer: NodeJS.Timeout | null;
+  idleTimeoutMs: number;
+  pinging: boolean;
+}
+
+export class Pool {
+  readonly key: string;
+  readonly origin: string;
+  readonly opts: Readonly<PoolOptions>;
+  #dial: Dialer;
+  #entries = new Map<PooledConnection, Entry>();
+  #pending: Waiter[] = [];
+  #dialing = 0;
+  #protocol: Protocol | null;
+  #failures = 0;
+  #nextDialAt = 0;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #pingTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #dialAbort = new AbortController();
+  #drainWaiters: Array<() => void> = [];
+  readonly counters = new PoolCounters();
+
+  constructor(key: string, origin: string, opts: Readonly<PoolOptions>, dial: Dialer, protocol: Protocol | null = null) {
+    this.key = key;
+    this.origin = origin;
+    this.opts = opts;
+    this.#dial = dial;
+    this.#protocol = protocol;
+    if (opts.minWarm > 0) this.#topUpWarm();
+    if (opts.pingIntervalMs > 0) {
+      this.#pingTimer = setInterval(() => this.#healthCheck(), Math.max(250, opts.pingIntervalMs / 2));
+      this.#pingTimer.unref();
+    }
+  }
+
+  /** Protocol of this pool's connections, once the first one is established. */
+  get protocol(): Protocol | null { return this.#protocol; }
+
+  /** Run a request on a connection of this pool. */
+  request(req: ConnRequest): Promise<PoolResult> {
+    if (this.#closed) return Promise.reject(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`));
+    return new Promise<PoolResult>((resolve, reject) => {
+      const w: Waiter = { req, resolve, reject, enqueuedAt: performance.now(), timer: null, onAbort: null };
+      if (this.#pending.length === 0) {
+        const e = this.#pick();
+        if (e) { this.#start(w, e); return; }
+      }
+      if (this.#pending.length >= this.opts.maxPending) {
+        this.counters.error(ErrorCode.QUEUE_FULL);
+        reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, details: { limit: this.opts.maxPending } }));
+        return;
+      }
+      w.timer = setTimeout(() => {
+        this.#dequeue(w);
+        this.counters.error(ErrorCode.QUEUE_TIMEOUT);
+        reject(new OriginlinkError(ErrorCode.QUEUE_TIMEOUT, 'local', `no connection to ${this.origin} within ${this.opts.pendingTimeoutMs} ms`, { retrySafe: true }));
+      }, this.opts.pendingTimeoutMs);
+      if (req.signal) {
+        w.onAbort = () => {
+          this.#dequeue(w);
+          reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted while queued', { retrySafe: true }));
+        };
+        req.signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.#pending.push(w);
+      this.#pump();
+    });
+  }
+
+  #dequeue(w: Waiter): void {
+    const i = this.#pending.indexOf(w);
+    if (i >= 0) this.#pending.splice(i, 1);
+    this.#clearWaiter(w);
+  }
+
+  #clearWaiter(w: Waiter): void {
+    if (w.timer) clearTimeout(w.timer);
+    if (w.onAbort) w.req.signal?.removeEventListener('abort', w.onAbort);
+    w.timer = null;
+    w.onAbort = null;
+  }
+
+  /** A connection with a free slot, or null. h1: most recently used first; h2/h3: fill the oldest. */
+  #pick(): Entry | null {
+    const now = performance.now();
+    let best: Entry | null = null;
+    for (const e of this.#entries.values()) {
+      const c = e.conn;
+      if (c.state !== 'ready') continue;
+      if (!c.isUsable()) { c.destroy(); continue; }
+      if (e.maxAgeAt > 0 && now >= e.maxAgeAt) { c.drain(); continue; }
+      if (c.active >= c.capacity) continue;
+      if (c.protocol === 'h1') {
+        if (!best || c.lastActiveAt > best.conn.lastActiveAt) best = e;
+      } else {
+        return e;
+      }
+    }
+    return best;
+  }
+
+  #start(w: Waiter, e: Entry): void {
+    this.#clearWaiter(w);
+    const conn = e.conn;
+    const reused = conn.served > 0;
+    if (e.idleTimer) { clearTimeout(e.idleTimer); e.idleTimer = null; }
+    this.counters.request(reused);
+    const queueMs = performance.now() - w.enqueuedAt;
+    conn.request(w.req).then(
+      (res) => {
+        e.errors = 0;
+        if (this.opts.maxRequestsPerConnection > 0 && conn.served >= this.opts.maxRequestsPerConnection) conn.drain();
+        w.resolve({ res, conn, reused, queueMs });
+      },
+      (err: unknown) => {
+        const oe = toOriginlinkError(err);
+        oe.details['reused'] = reused;
+        oe.details['connectionId'] = conn.id;
+        this.counters.error(oe.code);
+        if (++e.errors >= this.opts.maxConsecutiveErrors) conn.drain();
+        w.reject(oe);
+      },
+    );
+  }
+
+  #pump(): void {
+    while (this.#pending.length > 0) {
+      const e = this.#pick();
+      if (!e) break;
+      this.#start(this.#pending.shift() as Waiter, e);
+    }
+    this.#maybeDial();
+    this.#checkDrained();
+  }
+
+  #open(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.conn.state !== 'closed') n++;
+    return n;
+  }
+
+  #maybeDial(): void {
+    if (this.#closed) return;
+    const want = this.#pending.length;
+    if (want === 0) return;
+    const multiplexed = this.#protocol === null || this.#protocol !== 'h1';
+    // Merge concurrent dials: one at a time unless the origin is known to be h1.
+    let toDial = multiplexed ? (this.#dialing > 0 ? 0 : 1) : want - this.#dialing;
+    toDial = Math.min(toDial, this.opts.maxConnections - this.#open() - this.#dialing);
+    if (toDial <= 0) return;
+    const wait = this.#nextDialAt - performance.now();
+    if (wait > 0) {
+      if (!this.#retryTimer) {
+        this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#pump(); }, wait);
+      }
+      return;
+    }
+    for (let i = 0; i < toDial; i++) this.#dialOne();
+  }
+
+  #topUpWarm(): void {
+    if (this.#closed) return;
+    const missing = this.opts.minWarm - this.#open() - this.#dialing;
+    for (let i = 0; i < missing; i++) this.#dialOne();
+  }
+
+  /** Open a connection now (pre-connect). Resolves when it is ready. */
+  async warm(n = 1): Promise<void> {
+    const have = this.#open() + this.#dialing;
+    const ps: Promise<unknown>[] = [];
+    for (let i = have; i < Math.min(n, this.opts.maxConnections); i++) ps.push(this.#dialOne());
+    await Promise.all(ps);
+  }
+
+  #dialOne(): Promise<void> {
+    this.#dialing++;
+    this.counters.dialStarted();
+    return this.#dial(this.#dialAbort.signal).then(
+      (conn) => {
+        this.#dialing--;
+        this.#failures = 0;
+        this.#nextDialAt = 0;
+        if (this.#closed) { conn.destroy(); return; }
+        this.#add(conn);
+        this.#pump();
+      },
+      (err: unknown) => {
+        this.#dialing--;
+        const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED);
+        oe.retrySafe = true; // no request byte was sent
+        this.counters.connectFailed(oe.code);
+        this.#failures++;
+        const cap = Math.min(this.opts.connectBackoffMaxMs, this.opts.connectBackoffBaseMs * 2 ** (this.#failures - 1));
+        this.#nextDialAt = performance.now() + cap * (0.5 + Math.random() * 0.5);
+        // With nothing else coming, the waiters would only sit out their timeout: fail them now.
+        if (this.#open() === 0 && this.#dialing === 0) {
+          const ws = this.#pending.splice(0);
+          for (const w of ws) { this.#clearWaiter(w); w.reject(oe); }
+        }
+        this.#pump();
+      },
+    );
+  }
+
+  #add(conn: PooledConnection): void {
+    this.#protocol ??= conn.protocol;
+    const jitter = 1 - this.opts.maxAgeJitter * Math.random();
+    const e: Entry = {
+      conn,
+      maxAgeAt: this.opts.maxAgeMs > 0 ? conn.createdAt + this.opts.maxAgeMs * jitter : 0,
+      errors: 0,
+      idleTimer: null,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      pinging: false,
+    };
+    this.#entries.set(conn, e);
+    this.counters.opened(conn.facts);
+    publishConnection('open', this.origin, conn);
+    conn.on((ev) => {
+      switch (ev.type) {
+        case 'capacity':
+          if (conn.active === 0) this.#armIdle(e);
+          this.#pump();
+          break;
+        case 'goaway':
+          this.#pump();
+          break;
+        case 'keepalive-hint':
+          e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
+          break;
+        case 'close':
+          if (e.idleTimer) clearTimeout(e.idleTimer);
+          if (this.#entries.delete(conn)) {
+            this.counters.closed();
+            publishConnection('close', this.origin, conn, ev.error);
+          }
+          if (this.opts.minWarm > 0) this.#topUpWarm();
+          this.#pump();
+          break;
+      }
+    });
+    this.#armIdle(e);
+  }
+
+  #armIdle(e: Entry): void {
+    if (e.idleTimer) clearTimeout(e.idleTimer);
+    e.idleTimer = setTimeout(() => {
+      e.idleTimer = null;
+      if (e.conn.active > 0) return;
+      if (this.opts.minWarm > 0 && this.#open() <= this.opts.minWarm) return; // kept warm on purpose
+      e.conn.drain();
+    }, e.idleTimeoutMs);
+    e.idleTimer.unref();
+  }
+
+  /** PING idle multiplexed connections; a silent one is dead before a request finds out. */
+  #healthCheck(): void {
+    const now = performance.now();
+    for (const e of this.#entries.values()) {
+      const c = e.conn;
+      if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') { c.drain(); continue; }
+      if (!c.ping || e.pinging || c.state !== 'ready' || now - c.lastActiveAt < this.opts.pingIntervalMs) continue;
+      e.pinging = true;
+      c.ping(this.opts.pingTimeoutMs).then(
+        () => { e.pinging = false; },
+        (err: unknown) => {
+          e.pinging = false;
+          this.counters.error(ErrorCode.HEADERS_TIMEOUT);
+          c.destroy(toOriginlinkError(err));
+        },
+      );
+    }
+  }
+
+  stats(): PoolStats {
+    let idle = 0;
+    let busy = 0;
+    let active = 0;
+    for (const e of this.#entries.values()) {
+      if (e.conn.state === 'closed') continue;
+      active += e.conn.active;
+      if (e.conn.active === 0) idle++;
+      else busy++;
+    }
+    return this.counters.snapshot(this.origin, this.#protocol, { idle, busy, activeRequests: active, dialing: this.#dialing, pending: this.#pending.length });
+  }
+
+  /** Connections currently held (for tests and the service's table). */
+  connections(): PooledConnection[] {
+    return [...this.#entries.keys()];
+  }
+
+  #checkDrained(): void {
+    if (!this.#closed || this.#entries.size > 0 || this.#dialing > 0) return;
+    for (const r of this.#drainWaiters.splice(0)) r();
+  }
+
+  /** Stop taking requests, let in-flight ones finish, then close every connection. */
+  close(): Promise<void> {
+    this.#shutdown(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`));
+    for (const e of this.#entries.values()) e.conn.drain();
+    return new Promise((r) => { this.#drainWaiters.push(r); this.#checkDrained(); });
+  }
+
+  /** Abort everything now. */
+  destroy(error?: Error): void {
+    const err = error ?? new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} destroyed`);
+    this.#shutdown(err);
+    this.#dialAbort.abort();
+    for (const e of [...this.#entries.values()]) e.conn.destroy(err);
+    this.#checkDrained();
+  }
+
+  #shutdown(err: Error): void {
+    this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    for (const w of this.#pending.splice(0)) { this.#clearWaiter(w); w.reject(err); }
+  }
+}

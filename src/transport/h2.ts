@@ -1,0 +1,251 @@
+/**
+ * HTTP/2 over one TLS socket via node:http2: shared reservation up to the
+ * peer's SETTINGS_MAX_CONCURRENT_STREAMS, GOAWAY as a graceful drain, PING
+ * for liveness (RFC 9113 §6.7).
+ */
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
+import { bodyChunks, knownLength } from '../util/body.js';
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
+
+/** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
+const ASSUMED_STREAMS = 100;
+
+export interface H2Options {
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** Our receive window per stream and for the connection, bytes. */
+  windowSize: number;
+  maxHeaderListSize: number;
+}
+
+export function openH2Session(socket: net.Socket, authority: string, opts: H2Options): http2.ClientHttp2Session {
+  const session = http2.connect(`https://${authority}`, {
+    createConnection: () => socket,
+    settings: { enablePush: false, initialWindowSize: opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize },
+    maxSessionMemory: 64,
+  });
+  // Connection-level window (the SETTINGS above cover streams only).
+  session.on('connect', () => {
+    try { session.setLocalWindowSize(opts.windowSize * 4); } catch { /* closing */ }
+  });
+  return session;
+}
+
+export class H2Connection implements PooledConnection {
+  readonly id: number;
+  readonly protocol = 'h2' as const;
+  readonly facts: ConnectionFacts;
+  readonly createdAt = performance.now();
+  lastActiveAt = this.createdAt;
+  served = 0;
+  active = 0;
+  #state: ConnState = 'ready';
+  #session: http2.ClientHttp2Session;
+  #opts: H2Options;
+  #scheme: 'https' | 'http';
+  #listeners: Array<(ev: ConnEvent) => void> = [];
+  #goawayLast = -1;
+
+  constructor(id: number, session: http2.ClientHttp2Session, facts: ConnectionFacts, opts: H2Options, scheme: 'https' | 'http' = 'https') {
+    this.id = id;
+    this.#session = session;
+    this.facts = facts;
+    this.#opts = opts;
+    this.#scheme = scheme;
+    session.on('remoteSettings', (s) => {
+      this.facts.peerMaxConcurrentStreams = s.maxConcurrentStreams ?? null;
+      this.#emit({ type: 'capacity' });
+    });
+    session.on('goaway', (_code: number, lastStreamID: number) => {
+      this.#goawayLast = lastStreamID;
+      if (this.#state === 'ready') this.#state = 'draining';
+      this.#emit({ type: 'goaway', lastStreamId: lastStreamID });
+    });
+    session.on('error', () => { /* surfaced per stream and via close */ });
+    session.on('close', () => {
+      const was = this.#state;
+      this.#state = 'closed';
+      if (was !== 'closed') this.#emit({ type: 'close', error: null });
+    });
+  }
+
+  get state(): ConnState { return this.#state; }
+  get capacity(): number {
+    const n = this.#session.remoteSettings?.maxConcurrentStreams;
+    return typeof n === 'number' && n > 0 && n < 2 ** 31 ? n : ASSUMED_STREAMS;
+  }
+
+  on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
+  #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
+
+  isUsable(): boolean {
+    const s = this.#session;
+    return this.#state === 'ready' && !s.destroyed && !s.closed && !(s.socket?.destroyed ?? true);
+  }
+
+  ping(timeoutMs: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'network', `PING not answered within ${timeoutMs} ms`)), timeoutMs);
+      try {
+        this.#session.ping((err, ms) => {
+          clearTimeout(timer);
+          if (err) reject(toOriginlinkError(err));
+          else {
+            this.facts.rttMs = ms;
+            resolve(ms);
+          }
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        reject(toOriginlinkError(e));
+      }
+    });
+  }
+
+  request(req: ConnRequest): Promise<ConnResponse> {
+    if (!this.isUsable()) {
+      return Promise.reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, details: { responseStarted: false } }));
+    }
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': req.method,
+      ':path': req.path,
+      ':scheme': this.#scheme,
+      ':authority': req.authority,
+    };
+    for (const [name, value] of req.headers) {
+      const prev = headers[name];
+      if (prev === undefined) headers[name] = value;
+      else if (Array.isArray(prev)) prev.push(value);
+      else headers[name] = [String(prev), value];
+    }
+    const len = knownLength(req.body);
+    if (len !== null && len > 0 && headers['content-length'] === undefined) headers['content-length'] = String(len);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = this.#session.request(headers, { endStream: len === 0 });
+    } catch (e) {
+      const err = toOriginlinkError(e);
+      err.details['responseStarted'] = false;
+      err.retrySafe = true; // nothing left our side
+      return Promise.reject(err);
+    }
+    this.active++;
+    this.served++;
+    this.lastActiveAt = performance.now();
+    return new Promise<ConnResponse>((resolve, reject) => {
+      let body: Readable | null = null;
+      let done = false;
+      let resolveTrailers!: (t: HeaderList) => void;
+      const trailers = new Promise<HeaderList>((r) => { resolveTrailers = r; });
+      let timer: NodeJS.Timeout | null = setTimeout(() => {
+        fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${this.#opts.headersTimeoutMs} ms`));
+      }, this.#opts.headersTimeoutMs);
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        timer = null;
+        if (onAbort) req.signal?.removeEventListener('abort', onAbort);
+        this.active--;
+        this.lastActiveAt = performance.now();
+        resolveTrailers([]);
+        if (this.#state === 'draining' && this.active === 0) this.#session.close();
+        this.#emit({ type: 'capacity' });
+      };
+      const fail = (err: OriginlinkError): void => {
+        if (done) return;
+        err.details['responseStarted'] = body !== null;
+        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+        if (body) body.destroy(err);
+        else reject(err);
+        finish();
+      };
+      const onAbort = req.signal ? (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')) : null;
+      if (onAbort) {
+        if (req.signal?.aborted) { onAbort(); return; }
+        req.signal?.addEventListener('abort', onAbort, { once: true });
+      }
+      stream.on('response', (h) => {
+        const status = Number(h[':status']);
+        const list = toHeaderList(h);
+        body = new Readable({
+          read: () => { stream.resume(); },
+          destroy: (err, cb) => {
+            if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+            cb(err);
+          },
+        });
+        if (timer) {
+          clearTimeout(timer);
+          timer = this.#opts.bodyTimeoutMs > 0 ? setTimeout(() => fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${this.#opts.bodyTimeoutMs} ms`)), this.#opts.bodyTimeoutMs) : null;
+        }
+        resolve({ status, headers: list, body, trailers });
+      });
+      stream.on('data', (chunk: Buffer) => {
+        timer?.refresh();
+        if (body && !body.push(chunk)) stream.pause();
+      });
+      stream.on('trailers', (h) => resolveTrailers(toHeaderList(h)));
+      stream.on('end', () => {
+        if (body) body.push(null);
+        finish();
+      });
+      stream.on('error', () => { /* reported through 'close' with rstCode */ });
+      stream.on('close', () => {
+        if (done) return;
+        const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+        // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
+        const unprocessed = body === null && (code === NGHTTP2_REFUSED_STREAM || (this.#goawayLast >= 0 && (stream.id ?? 0) > this.#goawayLast));
+        const err = new OriginlinkError(
+          unprocessed && this.#goawayLast >= 0 ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET,
+          'remote',
+          `stream closed before the response ${body ? 'ended' : 'began'} (HTTP/2 error code ${code})`,
+          { retrySafe: unprocessed, details: { h2ErrorCode: code } },
+        );
+        fail(err);
+      });
+      if (len !== null && len > 0) {
+        stream.end(typeof req.body === 'string' ? req.body : (req.body as Uint8Array));
+      } else if (len === null) {
+        void (async () => {
+          try {
+            for await (const chunk of bodyChunks(req.body)) {
+              if (done || stream.destroyed) return;
+              if (!stream.write(chunk)) await new Promise<void>((r) => { stream.once('drain', r); stream.once('close', r); });
+            }
+            if (!stream.destroyed) stream.end();
+          } catch (e) {
+            fail(new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e }));
+          }
+        })();
+      }
+    });
+  }
+
+  drain(): void {
+    if (this.#state !== 'ready') return;
+    this.#state = 'draining';
+    if (this.active === 0) this.#session.close();
+  }
+
+  destroy(error?: Error): void {
+    if (this.#state === 'closed' && this.#session.destroyed) return;
+    this.#session.destroy(error);
+  }
+}
+
+function toHeaderList(h: http2.IncomingHttpHeaders): HeaderList {
+  const out: HeaderList = [];
+  for (const [k, v] of Object.entries(h)) {
+    if (k.charCodeAt(0) === 0x3a || v === undefined) continue; // pseudo-headers
+    if (Array.isArray(v)) for (const x of v) out.push([k, x]);
+    else out.push([k, String(v)]);
+  }
+  return out;
+}

@@ -1,0 +1,151 @@
+/**
+ * The TCP(+TLS) connector: how to get an established byte stream to an
+ * origin. It knows nothing of HTTP; the caller picks h1 or h2 from the ALPN
+ * result. TLS sessions are kept in a bounded store so reconnects resume.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { SessionStore } from '../pool/session-store.js';
+
+export interface TcpConnectOptions {
+  host: string;
+  port: number;
+  /** Wrap in TLS (https). */
+  tls: boolean;
+  /** SNI and the name the certificate must match; defaults to `host` unless it is an IP literal. */
+  servername?: string | undefined;
+  /** ALPN protocols offered, most preferred first. */
+  alpn: string[];
+  ca?: string | Buffer | Array<string | Buffer> | undefined;
+  /** Verify the certificate chain and name. Default true. */
+  rejectUnauthorized?: boolean | undefined;
+  connectTimeoutMs: number;
+  sessionStore?: SessionStore | undefined;
+  /** Key for the session store (origin + TLS options). */
+  sessionKey?: string | undefined;
+  /** Try TCP Fast Open through the native addon when it is available. */
+  tfo?: boolean | undefined;
+  /** TCP keepalive probes for pooled sockets: [idleS, intervalS, count]; null leaves the OS default. */
+  keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface TcpConnected {
+  socket: net.Socket;
+  alpn: string | null;
+  connectMs: number;
+  tlsMs: number;
+  tlsVersion: string | null;
+  resumed: boolean;
+  tfo: boolean;
+}
+
+/** Pluggable socket factory: the TFO addon installs one (see ./tfo.ts). */
+export interface SocketFactory {
+  connect(opts: { host: string; port: number }): net.Socket | null;
+  /** After the handshake: did the SYN carry data that the server accepted? */
+  synDataAccepted(socket: net.Socket): boolean;
+  setKeepAliveProbes(socket: net.Socket, probes: { idleS: number; intervalS: number; count: number }): boolean;
+}
+let tfoFactory: SocketFactory | null = null;
+export function setTfoSocketFactory(f: SocketFactory | null): void {
+  tfoFactory = f;
+}
+
+export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let tConnected = 0;
+    let settled = false;
+    let socket: net.Socket | null = null;
+    const fail = (e: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      socket?.destroy();
+      reject(e instanceof OriginlinkError ? e : classifyConnectError(e, tConnected > 0));
+    };
+    const onAbort = (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
+    const timer = setTimeout(() => {
+      fail(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms`, { retrySafe: true }));
+    }, o.connectTimeoutMs);
+    if (o.signal?.aborted) return onAbort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const isIp = net.isIP(o.host) !== 0;
+    const tfoSocket = o.tfo && tfoFactory && isIp ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
+    const raw = tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true });
+    raw.setNoDelay(true);
+    socket = raw;
+    const done = (s: net.Socket, r: Omit<TcpConnected, 'socket' | 'connectMs' | 'tfo'>): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      s.removeListener('error', fail);
+      if (o.keepAliveProbes) {
+        if (!tfoFactory?.setKeepAliveProbes(raw, o.keepAliveProbes)) raw.setKeepAlive(true, o.keepAliveProbes.idleS * 1000);
+      }
+      const tfo = tfoSocket !== null && tfoFactory !== null && tfoFactory.synDataAccepted(raw);
+      resolve({ socket: s, connectMs: (tConnected || performance.now()) - t0, tfo, ...r });
+    };
+
+    if (!o.tls) {
+      raw.once('error', fail);
+      const ready = (): void => {
+        tConnected = performance.now();
+        done(raw, { alpn: null, tlsMs: 0, tlsVersion: null, resumed: false });
+      };
+      if (tfoSocket) ready();
+      else raw.once('connect', ready);
+      return;
+    }
+
+    const servername = o.servername ?? (isIp ? undefined : o.host);
+    const session = o.sessionKey ? o.sessionStore?.get(o.sessionKey) : undefined;
+    // With TFO the socket is "connected" at once; the SYN leaves with the ClientHello.
+    if (tfoSocket) tConnected = performance.now();
+    else raw.once('connect', () => { tConnected = performance.now(); });
+    const tlsOpts: tls.ConnectionOptions = {
+      socket: raw,
+      ALPNProtocols: o.alpn,
+      rejectUnauthorized: o.rejectUnauthorized ?? true,
+    };
+    if (servername !== undefined) tlsOpts.servername = servername;
+    else if (isIp) tlsOpts.checkServerIdentity = (_h, cert) => tls.checkServerIdentity(o.host, cert);
+    if (o.ca !== undefined) tlsOpts.ca = o.ca;
+    if (session) tlsOpts.session = Buffer.from(session);
+    const s = tls.connect(tlsOpts);
+    socket = s;
+    raw.once('error', fail);
+    s.once('error', fail);
+    if (o.sessionKey && o.sessionStore) {
+      const store = o.sessionStore;
+      const key = o.sessionKey;
+      s.on('session', (sess: Buffer) => store.put(key, sess));
+    }
+    s.once('secureConnect', () => {
+      const now = performance.now();
+      raw.removeListener('error', fail);
+      done(s, {
+        alpn: typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null,
+        tlsMs: now - (tConnected || now),
+        tlsVersion: s.getProtocol() ?? null,
+        resumed: s.isSessionReused(),
+      });
+    });
+  });
+}
+
+function classifyConnectError(e: unknown, tcpUp: boolean): OriginlinkError {
+  const err = toOriginlinkError(e, tcpUp ? ErrorCode.TLS_FAILED : ErrorCode.CONNECT_FAILED);
+  // Nothing was sent as HTTP yet: a retry elsewhere is always safe.
+  err.retrySafe = true;
+  if (tcpUp && err.code === ErrorCode.SOCKET_CLOSED) {
+    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake failed: ${err.message}`, { cause: e, retrySafe: true });
+  }
+  return err;
+}
