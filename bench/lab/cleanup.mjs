@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { killQuietly, pidAlive } from './sh.mjs';
 
-/** @type {Set<{ namespaces: string[], pids: Set<number> }>} */
+/** @type {Set<{ namespaces: string[], pids: Set<number>, release?: () => void }>} */
 const live = new Set();
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 let hooked = false;
@@ -29,6 +29,7 @@ export function cleanupSync(resources) {
   for (const ns of resources.namespaces) {
     spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   }
+  resources.release?.();
   live.delete(resources);
 }
 

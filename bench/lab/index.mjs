@@ -6,6 +6,7 @@ import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureLinkem } from './build.mjs';
+import { acquireCongestionControl } from './cc.mjs';
 import { cleanupSync, register, sweepStale } from './cleanup.mjs';
 import { installNftLoss, nftDropped } from './nft.mjs';
 import { selfCheck } from './selfcheck.mjs';
@@ -101,6 +102,7 @@ export async function createLab(opts = {}) {
   let lastCounters = null;
   const waiters = [];
   try {
+    if (c.congestionControl) res.release = acquireCongestionControl(c.congestionControl);
     for (const side of ['client', 'server']) {
       await run(['ip', 'netns', 'add', ns[side]]);
       res.namespaces.push(ns[side]);

@@ -1,5 +1,6 @@
 // Process helpers for the lab: run a command to completion, read JSON lines.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export class LabError extends Error {
   /** @param {string} code @param {string} message @param {object} [detail] */
@@ -62,12 +63,16 @@ export function killQuietly(pid, signal = 'SIGTERM') {
   }
 }
 
+/**
+ * Whether pid is a running process. A zombie counts as gone: it holds no
+ * resources any more, and one whose parent exited waits for init to reap it.
+ */
 export function pidAlive(pid) {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
