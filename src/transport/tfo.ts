@@ -13,6 +13,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
@@ -74,6 +75,7 @@ interface Addon {
   tcpInfo(fd: number): TcpInfo;
   setKeepalive(fd: number, idleS: number, intervalS: number, count: number): void;
   getKeepalive(fd: number): KeepAliveState;
+  socketError(fd: number): string | null;
 }
 
 type Logger = (message: string) => void;
@@ -163,10 +165,36 @@ export function connectTfo(opts: { host: string; port: number; localAddress?: st
     }
     return null;
   }
+  let socket: net.Socket;
   try {
-    return new net.Socket({ fd, readable: true, writable: true });
+    socket = new net.Socket({ fd, readable: true, writable: true });
   } catch {
     closeSync(fd);
+    return null;
+  }
+  // A local peer's RST is processed inside connect(): the socket is already
+  // CLOSE with the reason in SO_ERROR. The caller's first write (TLS: the
+  // ClientHello, written synchronously by tls.connect) would consume that
+  // error and TLSWrap drops write errors, leaving only a vague ECONNRESET
+  // "disconnected before secure TLS connection". Surface it as 'error' here.
+  const early = failedAtOnce(addon, fd);
+  if (early !== null) {
+    const err = Object.assign(new Error(`connect ${early} ${opts.host}:${opts.port}`), {
+      code: early,
+      errno: -(osConstants.errno[early as keyof typeof osConstants.errno] ?? 0),
+      syscall: 'connect',
+      address: opts.host,
+      port: opts.port,
+    });
+    process.nextTick(() => socket.destroy(err));
+  }
+  return socket;
+}
+
+function failedAtOnce(addon: Addon, fd: number): string | null {
+  try {
+    return addon.tcpInfo(fd).state === TCP_STATE.CLOSE ? (addon.socketError(fd) ?? 'ECONNRESET') : null;
+  } catch {
     return null;
   }
 }

@@ -311,6 +311,22 @@ static napi_value GetKeepalive(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* socketError(fd) -> pending errno code string (SO_ERROR, which clears it) or null. */
+static napi_value SocketError(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!arg_fd(env, info, 1, argv, &fd)) return throw_type(env, "socketError(fd)");
+  int err = 0;
+  if (get_int(fd, SOL_SOCKET, SO_ERROR, &err) != 0) return throw_errno(env, errno, "getsockopt");
+  napi_value out;
+  if (err == 0) {
+    NAPI_OK(env, napi_get_null(env, &out));
+  } else {
+    NAPI_OK(env, napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &out));
+  }
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"connect", NULL, Connect, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -318,6 +334,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"tcpInfo", NULL, TcpInfo, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setKeepalive", NULL, SetKeepalive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getKeepalive", NULL, GetKeepalive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketError", NULL, SocketError, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
