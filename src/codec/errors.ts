@@ -36,3 +36,42 @@ export class QpackFormatError extends Error {
     this.name = 'QpackFormatError';
   }
 }
+
+/** RFC 9114 §8.1 HTTP/3 error codes. */
+export const H3ErrorCode = {
+  NO_ERROR: 0x100,
+  GENERAL_PROTOCOL_ERROR: 0x101,
+  INTERNAL_ERROR: 0x102,
+  STREAM_CREATION_ERROR: 0x103,
+  CLOSED_CRITICAL_STREAM: 0x104,
+  FRAME_UNEXPECTED: 0x105,
+  FRAME_ERROR: 0x106,
+  EXCESSIVE_LOAD: 0x107,
+  ID_ERROR: 0x108,
+  SETTINGS_ERROR: 0x109,
+  MISSING_SETTINGS: 0x10a,
+  REQUEST_REJECTED: 0x10b,
+  REQUEST_CANCELLED: 0x10c,
+  REQUEST_INCOMPLETE: 0x10d,
+  MESSAGE_ERROR: 0x10e,
+  CONNECT_ERROR: 0x10f,
+  VERSION_FALLBACK: 0x110,
+} as const;
+export type H3ErrorCodeValue = (typeof H3ErrorCode)[keyof typeof H3ErrorCode];
+
+/** An HTTP/3 protocol violation; `connection` false means it only affects one stream. */
+export class H3Error extends WireError {
+  readonly connection: boolean;
+  constructor(code: H3ErrorCodeValue, message: string, connection = true) {
+    super(code, message);
+    this.name = 'H3Error';
+    this.connection = connection;
+  }
+}
+
+/** Human name for an H3 or QPACK wire code, for messages and logs. */
+export function wireCodeName(code: number): string {
+  for (const [k, v] of Object.entries(H3ErrorCode)) if (v === code) return `H3_${k}`;
+  for (const [k, v] of Object.entries(QpackErrorCode)) if (v === code) return `QPACK_${k}`;
+  return `0x${code.toString(16)}`;
+}

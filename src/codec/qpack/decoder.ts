@@ -93,8 +93,19 @@ export class QpackDecoder {
     return this.#blocked.some((b) => b.streamId === streamId);
   }
 
-  /** Bytes queued for our decoder stream, or null when none. */
+  /**
+   * Bytes queued for our decoder stream, or null when none. Inserts not
+   * covered by a Section Acknowledgment are reported here as one coalesced
+   * Insert Count Increment (RFC 9204 §2.2.2.3, §4.4.3).
+   */
   takeDecoderStreamBytes(): Uint8Array | null {
+    if (this.#table.insertCount > this.#knownReceived) {
+      writeDecoderInstruction(this.#out, {
+        type: 'insert-count-increment',
+        increment: this.#table.insertCount - this.#knownReceived,
+      });
+      this.#knownReceived = this.#table.insertCount;
+    }
     if (this.#out.length === 0) return null;
     const bytes = this.#out.finish();
     this.#out = new ByteWriter(32);
@@ -159,14 +170,6 @@ export class QpackDecoder {
     this.#encBuf = rest === 0 ? new Uint8Array(0) : buf.slice(off);
     if (this.#table.insertCount === before) return [];
     const unblocked = this.#unblock();
-    // RFC 9204 §4.4.3: tell the encoder about inserts no Section Acknowledgment covered.
-    if (this.#table.insertCount > this.#knownReceived) {
-      writeDecoderInstruction(this.#out, {
-        type: 'insert-count-increment',
-        increment: this.#table.insertCount - this.#knownReceived,
-      });
-      this.#knownReceived = this.#table.insertCount;
-    }
     return unblocked;
   }
 
