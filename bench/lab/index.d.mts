@@ -81,7 +81,12 @@ export interface SelfCheck {
   /** |measured - expected| RTT as a percentage of the expected RTT. */
   withinPct: number;
   tolerancePct: number;
+  /** 'icmp' when ping (iputils-ping) ran alongside; else the UDP echo median is used. */
+  rttSource: 'icmp' | 'udp';
+  /** UDP echo RTT between two node processes (adds ~0.3-0.8 ms of host overhead). */
   rtt: Summary | null;
+  udpRttMs: number;
+  icmpRtt: { n: number; sent: number; median: number; min: number; max: number } | null;
   lossPct: number;
   expectedLossPct: number;
   lossBand: [number, number];
