@@ -23,6 +23,8 @@ const TS_LIB = pathToFileURL(join(ROOT, 'node_modules/typescript/lib/typescript.
 const PORT = 4433;
 const CLOSED_PORT = 4434;
 const PLAIN_PORT = 4435;
+/** Temp dir with the certificate, the module hooks and the child scripts (set in beforeAll). */
+let dir = '';
 
 // Node module hooks: `.ts` files are transpiled on load; `./x.js` imports from a `.ts` file fall back to `./x.ts`.
 const HOOKS = `
@@ -94,8 +96,8 @@ setTimeout(() => { console.log(JSON.stringify({ error: 'client timed out' })); p
 function withTimeout(p, ms, what) {
   return Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(what + ' timed out')), ms))]);
 }
-async function exchange(host, tag, keepalive, port = a.port) {
-  const raw = tfo.connectTfo({ host, port });
+async function exchange(host, tag, keepalive, port = a.port, localAddress) {
+  const raw = tfo.connectTfo(localAddress ? { host, port, localAddress } : { host, port });
   if (raw === null) throw new Error('connectTfo returned null');
   const s = tls.connect({ socket: raw, host, ca, ALPNProtocols: ['x-tfo'] });
   await withTimeout(new Promise((res, rej) => { s.once('secureConnect', res); s.once('error', rej); }), 5000, 'handshake ' + tag);
@@ -106,7 +108,7 @@ async function exchange(host, tag, keepalive, port = a.port) {
     s.on('data', (d) => { buf += d; if (buf.includes('\\n')) res(buf.trim()); });
     s.once('error', rej);
   }), 5000, 'reply ' + tag);
-  const out = { reply, alpn: s.alpnProtocol, info: tfo.tcpInfo(raw), infoViaTls: tfo.tcpInfo(s) };
+  const out = { reply, alpn: s.alpnProtocol, info: tfo.tcpInfo(raw), infoViaTls: tfo.tcpInfo(s), localAddress: raw.localAddress };
   if (keepalive) {
     out.keepaliveBefore = tfo.readKeepAliveProbes(raw);
     out.keepaliveApplied = tfo.setKeepAliveProbes(raw);
@@ -132,7 +134,7 @@ async function refused(viaTls) {
 const out = { tfoAvailable: tfo.tfoAvailable(), sysctl: tfo.tfoSysctl() };
 out.refusedCold = await refused(true);
 out.conn1 = await exchange(a.serverIp, 'v4-1', false);
-out.conn2 = await exchange(a.serverIp, 'v4-2', true);
+out.conn2 = await exchange(a.serverIp, 'v4-2', true, a.port, a.clientIp);
 out.refusedWarmTls = await refused(true);
 out.refusedWarmRaw = await refused(false);
 out.conn3 = await exchange(a.serverIp, 'v4-3', false, a.plainPort);
@@ -141,6 +143,26 @@ out.conn6b = await exchange(a.serverIp6, 'v6-2', false);
 out.metrics = execFileSync('ip', ['tcp_metrics', 'show'], { encoding: 'utf8', timeout: 5000 });
 console.log(JSON.stringify(out));
 `;
+
+// Kernel refusal: with net.ipv4.tcp_fastopen=0 setsockopt(TCP_FASTOPEN_CONNECT) fails; connectTfo returns null, warns once.
+const REFUSAL = `
+const tfo = await import(process.env.TFO_MODULE);
+const a = JSON.parse(process.env.TFO_ARGS);
+const lines = [];
+tfo.setTfoLogger((m) => lines.push(m));
+const first = tfo.connectTfo({ host: a.serverIp, port: a.port });
+const second = tfo.connectTfo({ host: a.serverIp, port: a.port });
+console.log(JSON.stringify({ available: tfo.tfoAvailable(), first: first === null, second: second === null, lines }));
+`;
+
+function nodeArgv(script: string): string[] {
+  return [process.execPath, '--import', join(dir, 'register.mjs'), join(dir, script)];
+}
+
+function childEnv(args: object): NodeJS.ProcessEnv {
+  const { ORIGINLINK_NO_NATIVE: _off, ...env } = process.env;
+  return { ...env, TFO_MODULE, TFO_ARGS: JSON.stringify(args) };
+}
 
 function firstJsonLine(child: ChildProcess, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((res, rej) => {
@@ -169,6 +191,7 @@ function firstJsonLine(child: ChildProcess, timeoutMs: number): Promise<Record<s
 interface Exchange {
   reply: string;
   alpn: string;
+  localAddress: string;
   info: { synDataAccepted: boolean; fastopenClientFail: number; state: number; rttUs: number };
   infoViaTls: { synDataAccepted: boolean } | null;
   keepaliveBefore?: { enabled: boolean };
@@ -203,13 +226,12 @@ const get = (m: Map<string, number>, k: string): number => m.get(k) ?? 0;
 
 describe('TCP Fast Open between two network namespaces', () => {
   let pair: NetnsPair;
-  let dir: string;
   let result: ClientResult;
   let before: { client: Map<string, number>; server: Map<string, number> };
   let after: { client: Map<string, number>; server: Map<string, number> };
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [join(ROOT, 'scripts/build-native.mjs')], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
+    execFileSync(process.execPath, [join(ROOT, 'scripts/build-native.mjs')], { cwd: ROOT, stdio: 'pipe', timeout: 180_000, env: childEnv({}) });
     expect(existsSync(ADDON), 'native/tfo must build on this machine (g++, python3, node headers)').toBe(true);
     pair = createNetnsPair({ tcpFastOpen: 3 });
     dir = mkdtempSync(join(tmpdir(), 'ol-tfo-'));
@@ -222,16 +244,15 @@ describe('TCP Fast Open between two network namespaces', () => {
     writeFileSync(join(dir, 'register.mjs'), REGISTER);
     writeFileSync(join(dir, 'server.mjs'), SERVER);
     writeFileSync(join(dir, 'client.mjs'), CLIENT);
-    const node = (script: string, args: object): string[] => [process.execPath, '--import', join(dir, 'register.mjs'), join(dir, script)];
-    const env = (args: object): NodeJS.ProcessEnv => ({ ...process.env, TFO_MODULE, TFO_ARGS: JSON.stringify(args) });
+    writeFileSync(join(dir, 'refusal.mjs'), REFUSAL);
 
     const serverArgs = { hosts: [pair.serverIp, pair.serverIp6], port: PORT, plainPort: PLAIN_PORT, key: join(dir, 'key.pem'), cert: join(dir, 'cert.pem') };
-    const server = pair.spawn(pair.server, node('server.mjs', serverArgs), { env: env(serverArgs) });
+    const server = pair.spawn(pair.server, nodeArgv('server.mjs'), { env: childEnv(serverArgs) });
     expect(await firstJsonLine(server, 20_000)).toEqual({ ready: true });
 
     before = { client: pair.counters(pair.client), server: pair.counters(pair.server) };
-    const clientArgs = { serverIp: pair.serverIp, serverIp6: pair.serverIp6, port: PORT, closedPort: CLOSED_PORT, plainPort: PLAIN_PORT, ca: join(dir, 'cert.pem') };
-    const client = pair.spawn(pair.client, node('client.mjs', clientArgs), { env: env(clientArgs) });
+    const clientArgs = { clientIp: pair.clientIp, serverIp: pair.serverIp, serverIp6: pair.serverIp6, port: PORT, closedPort: CLOSED_PORT, plainPort: PLAIN_PORT, ca: join(dir, 'cert.pem') };
+    const client = pair.spawn(pair.client, nodeArgv('client.mjs'), { env: childEnv(clientArgs) });
     result = (await firstJsonLine(client, 40_000)) as unknown as ClientResult;
     after = { client: pair.counters(pair.client), server: pair.counters(pair.server) };
   });
@@ -255,6 +276,7 @@ describe('TCP Fast Open between two network namespaces', () => {
     expect(result.conn2.infoViaTls?.synDataAccepted).toBe(true);
     expect(result.conn2.reply).toBe('pong ping v4-2 serverSynData=true');
     expect(result.conn1.reply).toBe('pong ping v4-1 serverSynData=false');
+    expect(result.conn2.localAddress).toBe(pair.clientIp);
   });
 
   it('kernel counters rise on both sides', () => {
@@ -294,6 +316,16 @@ describe('TCP Fast Open between two network namespaces', () => {
       expect(r.syscall).toBe('read');
       expect(r.rawDestroyed).toBe(true);
     }
+  });
+
+  it('returns null and warns once when the kernel refuses TFO (sysctl 0)', async () => {
+    pair.exec(pair.client, ['sysctl', '-qw', 'net.ipv4.tcp_fastopen=0']);
+    const args = { serverIp: pair.serverIp, port: PORT };
+    const child = pair.spawn(pair.client, nodeArgv('refusal.mjs'), { env: childEnv(args) });
+    const r = await firstJsonLine(child, 20_000);
+    expect(r).toMatchObject({ available: true, first: true, second: true });
+    expect(r['lines']).toHaveLength(1);
+    expect((r['lines'] as string[])[0]).toMatch(/kernel refused TCP Fast Open \(EOPNOTSUPP; net\.ipv4\.tcp_fastopen=0/);
   });
 
   it('applies keepalive probe settings (getsockopt and ss timer)', () => {
