@@ -131,6 +131,12 @@ async function refused(viaTls) {
   await new Promise((r) => setImmediate(r));
   return { code: err.code, syscall: err.syscall, stateBefore, rawDestroyed: raw.destroyed, rawErrors };
 }
+if (a.mode === 'blackhole') {
+  const t0 = performance.now();
+  const r = await exchange(a.serverIp, 'bh', false);
+  console.log(JSON.stringify({ ...r, ms: performance.now() - t0 }));
+  process.exit(0);
+}
 const out = { tfoAvailable: tfo.tfoAvailable(), sysctl: tfo.tfoSysctl() };
 out.refusedCold = await refused(true);
 out.conn1 = await exchange(a.serverIp, 'v4-1', false);
@@ -192,7 +198,7 @@ interface Exchange {
   reply: string;
   alpn: string;
   localAddress: string;
-  info: { synDataAccepted: boolean; fastopenClientFail: number; state: number; rttUs: number };
+  info: { synDataAccepted: boolean; fastopenClientFail: number; state: number; rttUs: number; totalRetrans: number };
   infoViaTls: { synDataAccepted: boolean } | null;
   keepaliveBefore?: { enabled: boolean };
   keepaliveApplied?: boolean;
@@ -316,6 +322,26 @@ describe('TCP Fast Open between two network namespaces', () => {
       expect(r.syscall).toBe('read');
       expect(r.rawDestroyed).toBe(true);
     }
+  });
+
+  it('survives a middlebox that drops SYNs carrying data (one SYN timeout, then plain TCP)', async () => {
+    pair.exec(pair.client, ['sysctl', '-qw', 'net.ipv4.tcp_fastopen=3']);
+    // Server-side ingress: drop SYNs (without ACK) longer than a bare SYN with options and a cookie.
+    pair.exec(pair.server, ['nft', '-f', '-'], {
+      input: 'table inet oltfo {\n chain in {\n  type filter hook input priority 0;\n  tcp flags & (syn | ack) == syn ip length > 160 drop\n }\n}\n',
+    });
+    const failBefore = get(pair.counters(pair.client), 'TcpExtTCPFastOpenActiveFail');
+    const args = { serverIp: pair.serverIp, port: PORT, ca: join(dir, 'cert.pem'), mode: 'blackhole' };
+    const child = pair.spawn(pair.client, nodeArgv('client.mjs'), { env: childEnv(args) });
+    const r = (await firstJsonLine(child, 20_000)) as unknown as Exchange & { ms: number; error?: string };
+    pair.exec(pair.server, ['nft', 'delete', 'table', 'inet', 'oltfo']);
+    expect(r.error).toBeUndefined();
+    expect(r.reply).toBe('pong ping bh serverSynData=false');
+    expect(r.info.synDataAccepted).toBe(false);
+    expect(r.info.fastopenClientFail).toBe(3); // TFO_CLIENT_FAIL.SYN_RETRANSMITTED
+    expect(r.info.totalRetrans).toBeGreaterThanOrEqual(1);
+    expect(r.ms).toBeGreaterThan(900); // initial SYN RTO is 1 s
+    expect(get(pair.counters(pair.client), 'TcpExtTCPFastOpenActiveFail') - failBefore).toBe(1);
   });
 
   it('returns null and warns once when the kernel refuses TFO (sysctl 0)', async () => {
