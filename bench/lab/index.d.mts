@@ -81,6 +81,8 @@ export interface SelfCheck {
   /** |measured - expected| RTT as a percentage of the expected RTT. */
   withinPct: number;
   tolerancePct: number;
+  /** Allowed |measured - expected|: tolerancePct of the RTT, at least 0.5 ms, widened under jitter. */
+  rttToleranceMs: number;
   /** 'icmp' when ping (iputils-ping) ran alongside; else the UDP echo median is used. */
   rttSource: 'icmp' | 'udp';
   /** UDP echo RTT between two node processes (adds ~0.3-0.8 ms of host overhead). */

@@ -3,7 +3,6 @@
 // binomial band around the configured loss.
 
 const UDP_IP_HEADERS = 28;
-const PING_COUNT = 100;
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -15,13 +14,13 @@ function median(xs) {
  * excludes the ~0.3-0.8 ms that two node processes add to a UDP echo.
  * Resolves null when ping is not installed.
  */
-async function pingRtt(lab, intervalMs, waitMs) {
-  const argv = ['ping', '-n', '-c', String(PING_COUNT), '-i', String(intervalMs / 1000),
+async function pingRtt(lab, count, intervalMs, waitMs) {
+  const argv = ['ping', '-n', '-c', String(count), '-i', String(intervalMs / 1000),
     '-W', String(Math.max(1, Math.ceil(waitMs / 1000))), lab.server.addr];
   const r = await lab.exec('client', argv, { allowFail: true, timeoutMs: 20_000 }).catch(() => null);
   if (!r || r.code === null || /not found|No such file/.test(r.stderr)) return null;
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  return { n: times.length, sent: PING_COUNT, median: median(times), min: Math.min(...times), max: Math.max(...times) };
+  return { n: times.length, sent: count, median: median(times), min: Math.min(...times), max: Math.max(...times) };
 }
 
 function dirDelta(after, before) {
@@ -70,13 +69,22 @@ export async function selfCheck(lab, opts = {}) {
   let before;
   let after;
   try {
-    before = await lab.counters();
-    [ping, icmp] = await Promise.all([
-      lab.probe('client', {
-        mode: 'udp-ping', host: lab.server.addr, port, count, burst, intervalMs, size, waitMs, maxMs: 30_000,
-      }, { timeoutMs: 40_000 }),
-      pingRtt(lab, Math.max(10, (count * intervalMs) / burst / PING_COUNT), waitMs),
-    ]);
+    const udp = () => lab.probe('client', {
+      mode: 'udp-ping', host: lab.server.addr, port, count, burst, intervalMs, size, waitMs, maxMs: 30_000,
+    }, { timeoutMs: 40_000 });
+    if (c.jitterMs > 0 && !c.reorder) {
+      // Without reordering, a packet never leaves before the one ahead of it,
+      // which lengthens delays when packets are closer than the jitter span.
+      // Pings spaced wider than that span alone see the configured jitter.
+      const span = 2 * c.jitterMs * (c.jitterDist === 'normal' ? 3 : 1);
+      const gap = Math.max(10, span + 2);
+      icmp = await pingRtt(lab, Math.max(20, Math.min(100, Math.round(600 / gap))), gap, waitMs);
+      before = await lab.counters();
+      ping = await udp();
+    } else {
+      before = await lab.counters();
+      [ping, icmp] = await Promise.all([udp(), pingRtt(lab, 100, Math.max(10, (count * intervalMs) / burst / 100), waitMs)]);
+    }
     after = await lab.counters();
   } finally {
     await echo.stop();
@@ -88,8 +96,14 @@ export async function selfCheck(lab, opts = {}) {
   const rttMs = rttSource === 'icmp' ? icmp.median : rtt?.median ?? NaN;
   const deviationMs = rttMs - expectedRttMs;
   const withinPct = expectedRttMs > 0 ? (100 * Math.abs(deviationMs)) / expectedRttMs : NaN;
-  // Below 10 ms of configured RTT the host's own latency dominates: allow 0.5 ms.
-  const rttOk = Math.abs(deviationMs) <= Math.max((tolerancePct / 100) * expectedRttMs, 0.5);
+  // Below 10 ms of configured RTT the host's own latency dominates: allow
+  // 0.5 ms. With jitter, the median of n samples itself wanders by about
+  // 1.25 sigma / sqrt(n): allow `sigmas` of that too.
+  const oneWaySd = c.jitterDist === 'normal' ? c.jitterMs : c.jitterMs / Math.sqrt(3);
+  const n = rttSource === 'icmp' ? icmp.n : rtt?.n ?? 1;
+  const medianSe = (1.2533 * Math.SQRT2 * oneWaySd) / Math.sqrt(Math.max(1, n));
+  const rttToleranceMs = Math.max((tolerancePct / 100) * expectedRttMs, 0.5, sigmas * medianSe);
+  const rttOk = Math.abs(deviationMs) <= rttToleranceMs;
 
   const expectedLoss = 1 - echoSurvival(c);
   const lossBand = binomialBand(ping.sent, expectedLoss, sigmas);
@@ -104,6 +118,7 @@ export async function selfCheck(lab, opts = {}) {
     expectedRttMs,
     withinPct,
     tolerancePct,
+    rttToleranceMs,
     rttSource,
     rtt,
     icmpRtt: icmp,

@@ -58,6 +58,7 @@ describe('bench/lab link emulator', () => {
     expect(sc.durationMs).toBeLessThan(3_000);
     expect(sc.ok, JSON.stringify(sc)).toBe(true);
     expect(within(sc.rttMs, 50, 5)).toBe(true);
+    expect(within(sc.udpRttMs, 50, 5), `UDP echo median ${sc.udpRttMs}`).toBe(true);
     expect(sc.lost).toBe(0);
 
     await l.startProbe('server', { mode: 'tcp-server', host: l.server.addr, port: 5001 });
