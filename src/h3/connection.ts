@@ -1,0 +1,495 @@
+/**
+ * Sans-IO HTTP/3 connection (RFC 9114) over a `QuicStreamTransport`.
+ *
+ * The QUIC driver calls the `QuicStreamHandler` methods with stream
+ * events; the user calls the request/response methods and listens for
+ * `H3Event`s. No clock, no sockets. All protocol violations end in
+ * `transport.close(code)` with the RFC error code (connection errors) or
+ * RESET_STREAM + STOP_SENDING (stream errors), and are reported as events.
+ *
+ * Stream ids (RFC 9000 §2.1): bit 0 = server-initiated, bit 1 = unidirectional.
+ */
+import { concatBytes } from '../codec/bytes.js';
+import { H3Error, H3ErrorCode, QpackError, WireError, wireCodeName } from '../codec/errors.js';
+import {
+  encodeDataFrameHeader,
+  encodeFrame,
+  encodeGoaway,
+  encodeSettings,
+  FrameType,
+  SettingId,
+  StreamType,
+  type Settings,
+} from '../codec/h3frame.js';
+import { QpackDecoder } from '../codec/qpack/decoder.js';
+import { QpackEncoder } from '../codec/qpack/encoder.js';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { HeaderList } from '../pool/types.js';
+import type { QuicStreamHandler, QuicStreamTransport } from '../quic/transport.js';
+import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from './fields.js';
+import { RequestStream, type StreamSink } from './request-stream.js';
+import type { H3ConnectionOptions, H3Event, H3Listener } from './types.js';
+import { PeerUniStreams } from './uni-streams.js';
+
+export type { H3ConnectionOptions, H3Event, H3Listener } from './types.js';
+
+const isUni = (id: number): boolean => (id & 0x2) !== 0;
+const isServerInitiated = (id: number): boolean => (id & 0x1) !== 0;
+
+export class H3Connection implements QuicStreamHandler {
+  readonly #t: QuicStreamTransport;
+  readonly #opts: Readonly<H3ConnectionOptions>;
+  readonly #server: boolean;
+  readonly #listeners: H3Listener[] = [];
+  readonly #streams = new Map<number, RequestStream>();
+  readonly #uni: PeerUniStreams;
+  readonly #decoder: QpackDecoder;
+  readonly #encoder = new QpackEncoder();
+  readonly #sink: StreamSink;
+  #controlId: number | null = null;
+  #encoderStreamId: number | null = null;
+  #decoderStreamId: number | null = null;
+  #pendingDecoderBytes: Uint8Array[] = [];
+  #closed = false;
+  #peerSettings: Settings | null = null;
+  /**
+   * Peer request stream ids already seen (server role), so late data on a
+   * finished stream is ignored. Streams may first appear out of order;
+   * every id below `#peerFloor` has been seen, `#peerSeen` holds the rest.
+   */
+  #peerFloor = 0;
+  readonly #peerSeen = new Set<number>();
+  /** Highest request stream accepted for processing (server role). */
+  #lastAccepted = -1;
+  #goawaySent: number | null = null;
+  #goawayReceived: number | null = null;
+
+  constructor(transport: QuicStreamTransport, options: H3ConnectionOptions) {
+    for (const k of ['maxFieldSectionSize', 'qpackMaxTableCapacity', 'qpackBlockedStreams', 'maxFrameSize'] as const) {
+      const v = options[k];
+      if (!Number.isSafeInteger(v) || v < 0) {
+        throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `H3 option ${k} must be a non-negative integer, got ${v}`);
+      }
+    }
+    if (options.role !== 'client' && options.role !== 'server') {
+      throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `H3 option role must be 'client' or 'server'`);
+    }
+    this.#t = transport;
+    this.#opts = Object.freeze({ ...options });
+    this.#server = options.role === 'server';
+    this.#decoder = new QpackDecoder({
+      maxTableCapacity: options.qpackMaxTableCapacity,
+      maxBlockedStreams: options.qpackBlockedStreams,
+      maxStringLength: options.maxFieldSectionSize,
+    });
+    this.#uni = new PeerUniStreams(this.#server, options.maxFrameSize, {
+      settings: (s) => this.#onPeerSettings(s),
+      goaway: (id) => this.#onGoaway(id),
+      encoderStream: (d) => this.#onEncoderStream(d),
+      decoderStream: (d) => this.#encoder.feedDecoderStream(d),
+      stopSending: (id, code) => this.#t.stopSending(id, code),
+    });
+    this.#sink = {
+      emit: (ev) => this.#emit(ev),
+      decode: (id, block) => {
+        const r = this.#decoder.decodeSection(id, block);
+        this.#flushDecoderStream();
+        return r.status === 'done' ? r.headers : null;
+      },
+    };
+  }
+
+  on(listener: H3Listener): void {
+    this.#listeners.push(listener);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The peer's SETTINGS, once received. */
+  get peerSettings(): Settings | null {
+    return this.#peerSettings;
+  }
+
+  /** Request streams currently open (either direction still active). */
+  get activeStreams(): number {
+    return this.#streams.size;
+  }
+
+  // ---- user API -------------------------------------------------------
+
+  /**
+   * Client: open a request stream and send its HEADERS. Returns null when
+   * the peer's stream limit is reached (wait for `streams-available`).
+   */
+  openRequest(headers: HeaderList, end: boolean): number | null {
+    if (this.#server) throw this.#argError('openRequest is for the client role');
+    this.#usable();
+    if (this.#goawayReceived !== null) {
+      throw new OriginlinkError(ErrorCode.GOAWAY, 'remote', 'peer sent GOAWAY; no new requests on this connection', {
+        retrySafe: true,
+        details: { lastStreamId: this.#goawayReceived },
+      });
+    }
+    const why = checkFieldSection(headers, 'request');
+    if (why) throw this.#argError(`malformed request headers: ${why}`);
+    this.#checkPeerSize(headers);
+    this.#openCritical();
+    const id = this.#t.openBidi();
+    if (id === null) return null;
+    const s = new RequestStream(id, false, this.#opts, methodOf(headers));
+    s.headersSent = true;
+    s.sendDone = end;
+    this.#streams.set(id, s);
+    this.#t.send(id, encodeFrame(FrameType.HEADERS, this.#encoder.encode(headers)), end);
+    return id;
+  }
+
+  /**
+   * Server: send a response head (1xx interim, then final). Either side:
+   * after the head, send trailers (which end the stream).
+   */
+  sendHeaders(streamId: number, headers: HeaderList, end: boolean): void {
+    this.#usable();
+    const s = this.#sendable(streamId);
+    let kind: 'response' | 'trailers' = 'trailers';
+    if (this.#server && !s.headersSent) kind = 'response';
+    const why = checkFieldSection(headers, kind);
+    if (why) throw this.#argError(`malformed ${kind}: ${why}`);
+    if (kind === 'trailers' && !end) throw this.#argError('trailers must end the stream');
+    const interim = kind === 'response' && statusOf(headers) < 200;
+    if (interim && end) throw this.#argError('an interim response cannot end the stream');
+    this.#checkPeerSize(headers);
+    if (kind === 'response' && !interim) s.headersSent = true;
+    if (end) s.sendDone = true;
+    this.#t.send(streamId, encodeFrame(FrameType.HEADERS, this.#encoder.encode(headers)), end);
+    this.#maybeForget(s);
+  }
+
+  sendData(streamId: number, data: Uint8Array, end: boolean): void {
+    this.#usable();
+    const s = this.#sendable(streamId);
+    if (!s.headersSent) throw this.#argError('DATA before the final HEADERS');
+    if (end) s.sendDone = true;
+    if (data.length === 0) this.#t.send(streamId, new Uint8Array(0), end);
+    else this.#t.send(streamId, concatBytes([encodeDataFrameHeader(data.length), data]), end);
+    this.#maybeForget(s);
+  }
+
+  endStream(streamId: number): void {
+    this.#usable();
+    const s = this.#sendable(streamId);
+    if (!s.headersSent) throw this.#argError('cannot end a stream before its final HEADERS');
+    s.sendDone = true;
+    this.#t.send(streamId, new Uint8Array(0), true);
+    this.#maybeForget(s);
+  }
+
+  /** Abort a request stream both ways: RESET_STREAM, and STOP_SENDING while still reading. */
+  resetStream(streamId: number, code: number): void {
+    if (this.#closed) return;
+    const s = this.#streams.get(streamId);
+    if (!s) return;
+    this.#abort(s, code);
+  }
+
+  /**
+   * Graceful shutdown (RFC 9114 §5.2). Server: GOAWAY with the first
+   * request stream id it will not process (last accepted + 4); client:
+   * push id 0. Later requests are refused with H3_REQUEST_REJECTED.
+   */
+  goaway(): void {
+    if (this.#closed) return;
+    this.#openCritical();
+    let id = this.#server ? this.#lastAccepted + 4 : 0;
+    if (this.#server && this.#lastAccepted < 0) id = 0;
+    // RFC 9114 §5.2: the id MUST NOT increase across GOAWAY frames.
+    if (this.#goawaySent !== null) id = Math.min(id, this.#goawaySent);
+    this.#goawaySent = id;
+    if (this.#controlId !== null) this.#t.send(this.#controlId, encodeGoaway(id), false);
+  }
+
+  /** Close the connection (CONNECTION_CLOSE with an application code). */
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    const error =
+      code === H3ErrorCode.NO_ERROR
+        ? null
+        : new OriginlinkError(ErrorCode.H3_ERROR, 'local', `closed locally with ${wireCodeName(code)}: ${reason}`, {
+            details: { wireCode: code },
+          });
+    this.#finish(error);
+    this.#t.close(code, reason);
+  }
+
+  // ---- QuicStreamHandler ---------------------------------------------
+
+  onConnected(early: boolean): void {
+    if (this.#closed) return;
+    this.#guard(undefined, () => this.#openCritical());
+    this.#emit({ type: 'connected', early });
+  }
+
+  onStreamData(streamId: number, data: Uint8Array, fin: boolean): void {
+    if (this.#closed) return;
+    this.#guard(streamId, () => {
+      if (isUni(streamId)) {
+        if (isServerInitiated(streamId) === this.#server) return; // our own uni stream: nothing to read
+        this.#uni.receive(streamId, data, fin);
+        return;
+      }
+      const s = this.#requestStreamFor(streamId);
+      if (s) s.receive(data, fin, this.#sink);
+      if (s) this.#maybeForget(s);
+    });
+  }
+
+  onStreamReset(streamId: number, code: number): void {
+    if (this.#closed) return;
+    this.#guard(streamId, () => {
+      if (isUni(streamId)) {
+        this.#uni.reset(streamId);
+        return;
+      }
+      const s = this.#streams.get(streamId);
+      if (!s) return;
+      if (!s.recvDone) this.#decoder.cancelStream(streamId);
+      this.#flushDecoderStream();
+      s.recvDone = true;
+      this.#streams.delete(streamId);
+      if (!s.sendDone) this.#t.resetStream(streamId, H3ErrorCode.REQUEST_CANCELLED);
+      this.#emit({ type: 'reset', streamId, code });
+    });
+  }
+
+  onStopSending(streamId: number, code: number): void {
+    if (this.#closed) return;
+    this.#guard(streamId, () => {
+      if (streamId === this.#controlId || streamId === this.#encoderStreamId || streamId === this.#decoderStreamId) {
+        // RFC 9114 §6.2.1: the receiver MUST NOT ask to close a critical stream.
+        throw new H3Error(H3ErrorCode.CLOSED_CRITICAL_STREAM, `peer sent STOP_SENDING on critical stream ${streamId}`);
+      }
+      const s = this.#streams.get(streamId);
+      if (!s || s.sendDone) return;
+      s.sendDone = true;
+      // RFC 9000 §3.5: answer STOP_SENDING with RESET_STREAM.
+      this.#t.resetStream(streamId, code);
+      // RFC 9114 §4.1: H3_NO_ERROR from a server that already answered means "stop uploading".
+      if (code !== H3ErrorCode.NO_ERROR || this.#server) this.#emit({ type: 'reset', streamId, code });
+      this.#maybeForget(s);
+    });
+  }
+
+  onStreamsAvailable(): void {
+    if (this.#closed) return;
+    this.#guard(undefined, () => this.#openCritical());
+    this.#emit({ type: 'streams-available' });
+  }
+
+  onClosed(error: Error | null): void {
+    if (this.#closed) return;
+    let mapped: OriginlinkError | null = null;
+    if (error) {
+      mapped = error instanceof OriginlinkError ? error : toOriginlinkError(error, ErrorCode.QUIC_FAILED);
+    }
+    this.#finish(mapped);
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  /**
+   * Listener exceptions must not corrupt connection state mid-update: they
+   * are rethrown asynchronously, where they surface as uncaught errors.
+   */
+  #emit(ev: H3Event): void {
+    for (const l of this.#listeners) {
+      try {
+        l(ev);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  /** Run `fn`; protocol errors become stream or connection errors. */
+  #guard(streamId: number | undefined, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof H3Error && !e.connection && streamId !== undefined) {
+        const s = this.#streams.get(streamId);
+        if (s) this.#abort(s, e.wireCode, true);
+        return;
+      }
+      if (e instanceof WireError) {
+        this.#connectionError(e.wireCode, e.message, e);
+        return;
+      }
+      this.#connectionError(H3ErrorCode.INTERNAL_ERROR, (e as Error)?.message ?? String(e), e);
+    }
+  }
+
+  #connectionError(code: number, message: string, cause: unknown): void {
+    if (this.#closed) return;
+    const qpack = cause instanceof QpackError;
+    const err = new OriginlinkError(qpack ? ErrorCode.QPACK_ERROR : ErrorCode.H3_ERROR, code === H3ErrorCode.INTERNAL_ERROR ? 'local' : 'remote',
+      `${wireCodeName(code)}: ${message}`, { cause, details: { wireCode: code } });
+    this.#finish(err);
+    this.#t.close(code, message.slice(0, 200));
+  }
+
+  #finish(error: OriginlinkError | null): void {
+    this.#closed = true;
+    this.#streams.clear();
+    this.#emit({ type: 'closed', error });
+  }
+
+  /** Reset a request stream in both directions and report it. */
+  #abort(s: RequestStream, code: number, report = false): void {
+    if (!s.sendDone) this.#t.resetStream(s.id, code);
+    if (!s.recvDone) {
+      this.#t.stopSending(s.id, code);
+      // RFC 9204 §2.2.2.2: tell the encoder its references on this stream are gone.
+      this.#decoder.cancelStream(s.id);
+      this.#flushDecoderStream();
+    }
+    s.sendDone = true;
+    s.recvDone = true;
+    this.#streams.delete(s.id);
+    if (report) this.#emit({ type: 'reset', streamId: s.id, code });
+  }
+
+  #maybeForget(s: RequestStream): void {
+    if (s.sendDone && s.recvDone && !s.blocked) this.#streams.delete(s.id);
+  }
+
+  /** The request stream for incoming bidi data, creating it for a new peer request; null to ignore. */
+  #requestStreamFor(id: number): RequestStream | null {
+    const existing = this.#streams.get(id);
+    if (existing) return existing;
+    if (!this.#server) {
+      // RFC 9114 §6.1: clients MUST treat a server-initiated bidirectional stream as H3_STREAM_CREATION_ERROR.
+      if (isServerInitiated(id)) throw new H3Error(H3ErrorCode.STREAM_CREATION_ERROR, `server opened bidirectional stream ${id}`);
+      return null; // a request we already finished or reset
+    }
+    if (!this.#firstSighting(id)) return null; // finished or rejected earlier
+    const s = new RequestStream(id, true, this.#opts, null);
+    if (this.#goawaySent !== null && id >= this.#goawaySent) {
+      // RFC 9114 §5.2: requests at or above our GOAWAY id are rejected unprocessed.
+      this.#t.resetStream(id, H3ErrorCode.REQUEST_REJECTED);
+      this.#t.stopSending(id, H3ErrorCode.REQUEST_REJECTED);
+      return null;
+    }
+    this.#lastAccepted = Math.max(this.#lastAccepted, id);
+    this.#streams.set(id, s);
+    return s;
+  }
+
+  #firstSighting(id: number): boolean {
+    if (id < this.#peerFloor || this.#peerSeen.has(id)) return false;
+    this.#peerSeen.add(id);
+    while (this.#peerSeen.delete(this.#peerFloor)) this.#peerFloor += 4;
+    return true;
+  }
+
+  #sendable(streamId: number): RequestStream {
+    const s = this.#streams.get(streamId);
+    if (!s) throw this.#argError(`stream ${streamId} is not open`);
+    if (s.sendDone) throw this.#argError(`stream ${streamId} is closed for sending`);
+    return s;
+  }
+
+  #usable(): void {
+    if (this.#closed) {
+      throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'HTTP/3 connection is closed', { retrySafe: true });
+    }
+  }
+
+  #argError(msg: string): OriginlinkError {
+    return new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', msg);
+  }
+
+  /** RFC 9114 §4.2.2: do not send a section above the peer's SETTINGS_MAX_FIELD_SECTION_SIZE. */
+  #checkPeerSize(headers: HeaderList): void {
+    const limit = this.#peerSettings?.get(SettingId.MAX_FIELD_SECTION_SIZE);
+    const size = fieldSectionSize(headers);
+    if (limit !== undefined && size > limit) {
+      throw new OriginlinkError(ErrorCode.HEADERS_TOO_LARGE, 'local', `field section of ${size} octets exceeds the peer's limit ${limit}`, {
+        retrySafe: true,
+        details: { size, limit },
+      });
+    }
+  }
+
+  /** Open our control (SETTINGS first, RFC 9114 §6.2.1) and QPACK streams; retried until credit allows. */
+  #openCritical(): void {
+    if (this.#controlId === null) {
+      const id = this.#t.openUni();
+      if (id === null) return;
+      this.#controlId = id;
+      const settings = encodeSettings([
+        [SettingId.QPACK_MAX_TABLE_CAPACITY, this.#opts.qpackMaxTableCapacity],
+        [SettingId.MAX_FIELD_SECTION_SIZE, this.#opts.maxFieldSectionSize],
+        [SettingId.QPACK_BLOCKED_STREAMS, this.#opts.qpackBlockedStreams],
+      ]);
+      const goaway = this.#goawaySent !== null ? encodeGoaway(this.#goawaySent) : new Uint8Array(0);
+      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.CONTROL), settings, goaway]), false);
+    }
+    if (this.#encoderStreamId === null) {
+      const id = this.#t.openUni();
+      if (id === null) return;
+      this.#encoderStreamId = id;
+      this.#t.send(id, Uint8Array.of(StreamType.QPACK_ENCODER), false);
+    }
+    if (this.#decoderStreamId === null) {
+      const id = this.#t.openUni();
+      if (id === null) return;
+      this.#decoderStreamId = id;
+      this.#t.send(id, Uint8Array.of(StreamType.QPACK_DECODER), false);
+      this.#flushDecoderStream();
+    }
+  }
+
+  #flushDecoderStream(): void {
+    const bytes = this.#decoder.takeDecoderStreamBytes();
+    if (bytes) this.#pendingDecoderBytes.push(bytes);
+    if (this.#decoderStreamId === null || this.#pendingDecoderBytes.length === 0 || this.#closed) return;
+    this.#t.send(this.#decoderStreamId, concatBytes(this.#pendingDecoderBytes), false);
+    this.#pendingDecoderBytes = [];
+  }
+
+  #onEncoderStream(data: Uint8Array): void {
+    const unblocked = this.#decoder.feedEncoderStream(data);
+    this.#flushDecoderStream();
+    for (const u of unblocked) {
+      const s = this.#streams.get(u.streamId);
+      if (!s) continue;
+      // A malformed unblocked message only fails its own stream.
+      this.#guard(u.streamId, () => {
+        s.unblocked(u.headers, this.#sink);
+        this.#maybeForget(s);
+      });
+      if (this.#closed) return;
+    }
+  }
+
+  #onPeerSettings(settings: Settings): void {
+    this.#peerSettings = settings;
+    this.#emit({ type: 'settings', settings });
+  }
+
+  #onGoaway(id: number): void {
+    this.#goawayReceived = id;
+    this.#emit({ type: 'goaway', id });
+    if (this.#server) return;
+    // RFC 9114 §5.2: requests at or above the id were not processed and may be retried.
+    for (const s of [...this.#streams.values()]) {
+      if (s.id < id) continue;
+      this.#abort(s, H3ErrorCode.REQUEST_CANCELLED);
+      this.#emit({ type: 'reset', streamId: s.id, code: H3ErrorCode.REQUEST_REJECTED });
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3). A section
+ * that breaks them makes the message malformed: a stream error of type
+ * H3_MESSAGE_ERROR for a received message (§4.1.2), a caller error for
+ * one we are asked to send.
+ */
+import type { HeaderList } from '../pool/types.js';
+
+export type SectionKind = 'request' | 'response' | 'trailers';
+
+/** RFC 9114 §4.2: connection-specific fields are malformed in HTTP/3. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+const REQUEST_PSEUDO: ReadonlySet<string> = new Set([':method', ':scheme', ':authority', ':path']);
+/** RFC 9110 §5.1 token characters, lower-case only (RFC 9114 §4.2: upper case is malformed). */
+const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const BAD_VALUE_RE = /[\0\r\n]/;
+
+/** RFC 9114 §4.2.2 (via RFC 9204 §3.2.1): name + value + 32 per line. */
+export function fieldSectionSize(headers: HeaderList): number {
+  let n = 0;
+  for (const [k, v] of headers) n += k.length + v.length + 32;
+  return n;
+}
+
+/** Returns why `headers` is malformed as `kind`, or null when it is well formed. */
+export function checkFieldSection(headers: HeaderList, kind: SectionKind): string | null {
+  const pseudo = new Map<string, string>();
+  let regularSeen = false;
+  let host: string | null = null;
+  for (const [name, value] of headers) {
+    if (BAD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
+    if (name.startsWith(':')) {
+      // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
+      if (regularSeen) return `pseudo-header ${name} after a regular field`;
+      if (kind === 'trailers') return `pseudo-header ${name} in trailers`;
+      const allowed = kind === 'request' ? REQUEST_PSEUDO.has(name) : name === ':status';
+      if (!allowed) return `pseudo-header ${name} not allowed in a ${kind}`;
+      if (pseudo.has(name)) return `duplicate pseudo-header ${name}`;
+      pseudo.set(name, value);
+      continue;
+    }
+    regularSeen = true;
+    if (!NAME_RE.test(name)) return `invalid field name ${JSON.stringify(name)}`;
+    if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
+    if (name === 'te' && value.trim().toLowerCase() !== 'trailers') return 'TE other than "trailers"';
+    if (name === 'host') host = value;
+  }
+  if (kind === 'request') {
+    const method = pseudo.get(':method');
+    if (method === undefined || method === '') return 'missing :method';
+    if (method === 'CONNECT') {
+      // RFC 9114 §4.4: CONNECT carries :authority only.
+      if (!pseudo.get(':authority')) return 'CONNECT without :authority';
+      if (pseudo.has(':scheme') || pseudo.has(':path')) return 'CONNECT with :scheme or :path';
+      return null;
+    }
+    const scheme = pseudo.get(':scheme');
+    const path = pseudo.get(':path');
+    if (!scheme) return 'missing :scheme';
+    if (!path) return 'missing or empty :path';
+    if (scheme === 'http' || scheme === 'https') {
+      const auth = pseudo.get(':authority');
+      if (auth === undefined && host === null) return 'missing :authority and Host';
+      if (auth === '' || host === '') return 'empty :authority or Host';
+    }
+    return null;
+  }
+  if (kind === 'response') {
+    const status = pseudo.get(':status');
+    if (status === undefined) return 'missing :status';
+    if (!/^[1-5][0-9][0-9]$/.test(status)) return `invalid :status ${JSON.stringify(status)}`;
+    // RFC 9114 §4.5: no Upgrade, so 101 has no meaning in HTTP/3.
+    if (status === '101') return ':status 101 in HTTP/3';
+  }
+  return null;
+}
+
+/**
+ * The message's content-length (RFC 9110 §8.6), null when absent; throws
+ * a string reason when invalid or inconsistent.
+ */
+export function contentLengthOf(headers: HeaderList): number | null | { error: string } {
+  let found: number | null = null;
+  for (const [name, value] of headers) {
+    if (name !== 'content-length') continue;
+    for (const part of value.split(',')) {
+      const t = part.trim();
+      if (!/^[0-9]{1,15}$/.test(t)) return { error: `invalid content-length ${JSON.stringify(value)}` };
+      const n = Number(t);
+      if (found !== null && found !== n) return { error: 'conflicting content-length values' };
+      found = n;
+    }
+  }
+  return found;
+}
+
+/** `:status` as a number (caller validated the section). */
+export function statusOf(headers: HeaderList): number {
+  for (const [k, v] of headers) if (k === ':status') return Number(v);
+  return 0;
+}
+
+export function methodOf(headers: HeaderList): string | null {
+  for (const [k, v] of headers) if (k === ':method') return v;
+  return null;
+}

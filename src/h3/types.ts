@@ -1,0 +1,45 @@
+/** Public shapes of the sans-IO HTTP/3 connection. */
+import type { OriginlinkError } from '../errors.js';
+import type { Settings } from '../codec/h3frame.js';
+import type { HeaderList } from '../pool/types.js';
+
+export interface H3ConnectionOptions {
+  role: 'client' | 'server';
+  /** SETTINGS_MAX_FIELD_SECTION_SIZE we advertise and enforce on received sections (octets, RFC 9114 §4.2.2). */
+  maxFieldSectionSize: number;
+  /** SETTINGS_QPACK_MAX_TABLE_CAPACITY we advertise: the peer encoder's dynamic table limit (RFC 9204 §5). */
+  qpackMaxTableCapacity: number;
+  /** SETTINGS_QPACK_BLOCKED_STREAMS we advertise (RFC 9204 §5). */
+  qpackBlockedStreams: number;
+  /** Largest payload of a non-DATA frame we buffer; above it is H3_EXCESSIVE_LOAD. */
+  maxFrameSize: number;
+}
+
+export type H3Event =
+  /**
+   * The first field section on a request stream: the request (server role)
+   * or a response (client role). 1xx interim responses arrive here too,
+   * with `end` false; the final response follows.
+   */
+  | { type: 'headers'; streamId: number; headers: HeaderList; end: boolean }
+  /** Trailers; the message ends with them. */
+  | { type: 'trailers'; streamId: number; headers: HeaderList }
+  /** Body bytes; `end` marks the end of the message (possibly with empty `data`). */
+  | { type: 'data'; streamId: number; data: Uint8Array; end: boolean }
+  /**
+   * The stream failed: the peer reset it or asked us to stop sending, or we
+   * reset it for a malformed message (H3_MESSAGE_ERROR...), or a GOAWAY
+   * showed it was never processed (H3_REQUEST_REJECTED).
+   */
+  | { type: 'reset'; streamId: number; code: number }
+  /** The peer sent GOAWAY: stream id (from a server) or push id (from a client). */
+  | { type: 'goaway'; id: number }
+  /** The peer's SETTINGS arrived. */
+  | { type: 'settings'; settings: Settings }
+  /** Stream credit grew after `openRequest` returned null. */
+  | { type: 'streams-available' }
+  | { type: 'connected'; early: boolean }
+  /** The connection is closed; no further events. */
+  | { type: 'closed'; error: OriginlinkError | null };
+
+export type H3Listener = (ev: H3Event) => void;
