@@ -1,0 +1,367 @@
+/**
+ * One H3Connection driven by hand-written peer bytes: protocol violations
+ * must end in the right RFC 9114 / RFC 9204 error, whole and one byte at a
+ * time; tolerated oddities (grease, unknown types, QPACK blocking) must not.
+ */
+import { describe, expect, it } from 'vitest';
+import { concatBytes } from '../../src/codec/bytes.js';
+import { H3ErrorCode, QpackErrorCode } from '../../src/codec/errors.js';
+import { encodeFrame, encodeGoaway, encodeSettings, FrameType } from '../../src/codec/h3frame.js';
+import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
+import { encodeVarint } from '../../src/codec/varint.js';
+import { OriginlinkError } from '../../src/errors.js';
+import { H3Connection, type H3Event } from '../../src/h3/connection.js';
+import type { HeaderList } from '../../src/pool/types.js';
+import type { QuicStreamTransport } from '../../src/quic/transport.js';
+
+const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
+
+class Rec implements QuicStreamTransport {
+  readonly sent = new Map<number, Uint8Array[]>();
+  readonly resets: Array<[number, number]> = [];
+  readonly stops: Array<[number, number]> = [];
+  closeCode: number | null = null;
+  #bidi: number;
+  #uni: number;
+  constructor(readonly isClient: boolean) {
+    this.#bidi = isClient ? 0 : 1;
+    this.#uni = isClient ? 2 : 3;
+  }
+  openBidi(): number | null {
+    const id = this.#bidi;
+    this.#bidi += 4;
+    return id;
+  }
+  openUni(): number | null {
+    const id = this.#uni;
+    this.#uni += 4;
+    return id;
+  }
+  send(id: number, data: Uint8Array, _fin: boolean): void {
+    let l = this.sent.get(id);
+    if (!l) this.sent.set(id, (l = []));
+    l.push(data.slice());
+  }
+  resetStream(id: number, code: number): void {
+    this.resets.push([id, code]);
+  }
+  stopSending(id: number, code: number): void {
+    this.stops.push([id, code]);
+  }
+  close(code: number): void {
+    if (this.closeCode === null) this.closeCode = code;
+  }
+  bytes(id: number): Uint8Array {
+    return concatBytes(this.sent.get(id) ?? []);
+  }
+}
+
+type Mode = 'whole' | 'bytes';
+
+function endpoint(role: 'client' | 'server', opts: Partial<{ qpackBlockedStreams: number; maxFrameSize: number }> = {}) {
+  const t = new Rec(role === 'client');
+  const h3 = new H3Connection(t, {
+    role,
+    maxFieldSectionSize: 8192,
+    qpackMaxTableCapacity: 220,
+    qpackBlockedStreams: opts.qpackBlockedStreams ?? 4,
+    maxFrameSize: opts.maxFrameSize ?? 4096,
+  });
+  const events: H3Event[] = [];
+  h3.on((e) => events.push(e));
+  h3.onConnected(false);
+  return { t, h3, events };
+}
+
+function feed(h3: H3Connection, id: number, bytes: Uint8Array, fin: boolean, mode: Mode): void {
+  if (mode === 'whole') {
+    h3.onStreamData(id, bytes, fin);
+    return;
+  }
+  if (bytes.length === 0) h3.onStreamData(id, bytes, fin);
+  for (let i = 0; i < bytes.length; i++) h3.onStreamData(id, bytes.subarray(i, i + 1), fin && i === bytes.length - 1);
+}
+
+const settings = (): Uint8Array => concatBytes([Uint8Array.of(0x00), encodeSettings([[0x06, 8192], [0x21, 7]])]);
+const enc = new QpackEncoder();
+const headers = (h: HeaderList): Uint8Array => encodeFrame(FrameType.HEADERS, enc.encode(h));
+const data = (s: string): Uint8Array => encodeFrame(FrameType.DATA, Buffer.from(s));
+const REQ: HeaderList = [[':method', 'POST'], [':scheme', 'https'], [':authority', 'o.example'], [':path', '/p']];
+
+function expectClosed(e: ReturnType<typeof endpoint>, code: number): void {
+  expect(e.t.closeCode, `expected close with 0x${code.toString(16)}`).toBe(code);
+  const closed = e.events.find((x) => x.type === 'closed');
+  expect(closed).toBeDefined();
+  const err = (closed as { error: OriginlinkError | null }).error;
+  expect(err).toBeInstanceOf(OriginlinkError);
+  expect(err!.details['wireCode']).toBe(code);
+  expect(e.h3.closed).toBe(true);
+}
+
+const MODES: Mode[] = ['whole', 'bytes'];
+
+describe('control stream violations (server role, client peer streams 2/6/10)', () => {
+  for (const mode of MODES) {
+    it(`missing SETTINGS -> H3_MISSING_SETTINGS (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 2, concatBytes([Uint8Array.of(0), encodeGoaway(0)]), false, mode);
+      expectClosed(e, H3ErrorCode.MISSING_SETTINGS);
+    });
+
+    it(`unexpected frames on the control stream -> H3_FRAME_UNEXPECTED (${mode})`, () => {
+      for (const bad of [data('x'), headers(REQ), encodeSettings([]), encodeFrame(0x06, new Uint8Array(8))]) {
+        const e = endpoint('server');
+        feed(e.h3, 2, concatBytes([settings(), bad]), false, mode);
+        expectClosed(e, H3ErrorCode.FRAME_UNEXPECTED);
+      }
+    });
+
+    it(`second control stream -> H3_STREAM_CREATION_ERROR (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 2, settings(), false, mode);
+      feed(e.h3, 6, settings(), false, mode);
+      expectClosed(e, H3ErrorCode.STREAM_CREATION_ERROR);
+    });
+
+    it(`closing a critical stream -> H3_CLOSED_CRITICAL_STREAM (${mode})`, () => {
+      const a = endpoint('server');
+      feed(a.h3, 2, settings(), true, mode);
+      expectClosed(a, H3ErrorCode.CLOSED_CRITICAL_STREAM);
+      const b = endpoint('server');
+      feed(b.h3, 6, Uint8Array.of(0x02), false, mode);
+      b.h3.onStreamReset(6, 0);
+      expectClosed(b, H3ErrorCode.CLOSED_CRITICAL_STREAM);
+      const c = endpoint('server');
+      c.h3.onStopSending(c.t.sent.keys().next().value as number, 0);
+      expectClosed(c, H3ErrorCode.CLOSED_CRITICAL_STREAM);
+    });
+
+    it(`bad SETTINGS -> H3_SETTINGS_ERROR (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 2, concatBytes([Uint8Array.of(0), encodeSettings([[1, 0], [1, 0]])]), false, mode);
+      expectClosed(e, H3ErrorCode.SETTINGS_ERROR);
+      const f = endpoint('server');
+      feed(f.h3, 2, concatBytes([Uint8Array.of(0), encodeSettings([[0x04, 100]])]), false, mode);
+      expectClosed(f, H3ErrorCode.SETTINGS_ERROR);
+    });
+
+    it(`grease streams, frames and settings are tolerated (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 2, concatBytes([settings(), encodeFrame(0x1f * 5 + 0x21, Buffer.from('grease'))]), false, mode);
+      feed(e.h3, 6, concatBytes([encodeVarint(0x1f * 9 + 0x21), Buffer.from('ignored payload')]), true, mode);
+      feed(e.h3, 0, concatBytes([encodeFrame(0x21, new Uint8Array(3)), headers(REQ), encodeFrame(0x40, new Uint8Array(0)), data('hi')]), true, mode);
+      expect(e.h3.closed).toBe(false);
+      expect(e.t.stops).toContainEqual([6, H3ErrorCode.STREAM_CREATION_ERROR]);
+      expect(e.events.filter((x) => x.type === 'settings')).toEqual([{ type: 'settings', settings: new Map([[6, 8192], [0x21, 7]]) }]);
+      expect(e.events).toContainEqual({ type: 'headers', streamId: 0, headers: REQ, end: false });
+      expect(e.events).toContainEqual({ type: 'data', streamId: 0, data: expect.anything(), end: true });
+    });
+  }
+
+  it('our own control stream starts with SETTINGS and QPACK streams are opened', () => {
+    const e = endpoint('server');
+    const ctrl = e.t.bytes(3);
+    expect([...ctrl.subarray(0, 2)]).toEqual([0x00, 0x04]);
+    expect([...e.t.bytes(7)]).toEqual([0x02]);
+    expect([...e.t.bytes(11)]).toEqual([0x03]);
+  });
+});
+
+describe('request stream violations (server role)', () => {
+  for (const mode of MODES) {
+    it(`DATA before HEADERS -> H3_FRAME_UNEXPECTED (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 0, concatBytes([data('early'), headers(REQ)]), false, mode);
+      expectClosed(e, H3ErrorCode.FRAME_UNEXPECTED);
+    });
+
+    it(`truncated frame at stream end -> H3_FRAME_ERROR (${mode})`, () => {
+      const h = headers(REQ);
+      for (const cut of [1, 2, h.length - 1]) {
+        const e = endpoint('server');
+        feed(e.h3, 0, h.subarray(0, cut), true, mode);
+        expectClosed(e, H3ErrorCode.FRAME_ERROR);
+      }
+    });
+
+    it(`frame above the size limit -> H3_EXCESSIVE_LOAD (${mode})`, () => {
+      const e = endpoint('server', { maxFrameSize: 64 });
+      feed(e.h3, 0, encodeFrame(FrameType.HEADERS, new Uint8Array(65)), false, mode);
+      expectClosed(e, H3ErrorCode.EXCESSIVE_LOAD);
+    });
+
+    it(`control frames and PUSH_PROMISE on a request stream -> H3_FRAME_UNEXPECTED (${mode})`, () => {
+      for (const bad of [encodeGoaway(0), encodeFrame(FrameType.PUSH_PROMISE, hex('000000')), encodeFrame(FrameType.MAX_PUSH_ID, hex('00'))]) {
+        const e = endpoint('server');
+        feed(e.h3, 0, concatBytes([headers(REQ), bad]), false, mode);
+        expectClosed(e, H3ErrorCode.FRAME_UNEXPECTED);
+      }
+    });
+
+    it(`frames after trailers -> H3_FRAME_UNEXPECTED (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 0, concatBytes([headers(REQ), headers([['x-t', '1']]), data('late')]), false, mode);
+      expectClosed(e, H3ErrorCode.FRAME_UNEXPECTED);
+    });
+
+    it(`malformed requests are stream errors H3_MESSAGE_ERROR (${mode})`, () => {
+      const bad: HeaderList[] = [
+        [...REQ, ['X-Upper', 'v']],
+        [[':method', 'GET'], [':scheme', 'https'], [':authority', 'o']],
+        [[':method', 'GET'], ['x', 'y'], [':scheme', 'https'], [':authority', 'o'], [':path', '/']],
+        [...REQ, ['connection', 'keep-alive']],
+        [...REQ, ['te', 'gzip']],
+        [...REQ, [':status', '200']],
+        [...REQ, ['x-bad', 'a\r\nb']],
+        [...REQ, ['content-length', 'abc']],
+      ];
+      for (const h of bad) {
+        const e = endpoint('server');
+        feed(e.h3, 0, headers(h), true, mode);
+        expect(e.h3.closed).toBe(false);
+        expect(e.events.some((x) => x.type === 'headers')).toBe(false);
+        expect(e.events).toContainEqual({ type: 'reset', streamId: 0, code: H3ErrorCode.MESSAGE_ERROR });
+        expect(e.t.resets).toContainEqual([0, H3ErrorCode.MESSAGE_ERROR]);
+      }
+    });
+
+    it(`content-length / DATA mismatch -> H3_MESSAGE_ERROR (${mode})`, () => {
+      for (const body of [['abc'], ['abcdef'], []]) {
+        const e = endpoint('server');
+        feed(e.h3, 0, concatBytes([headers([...REQ, ['content-length', '5']]), ...body.map(data)]), true, mode);
+        expect(e.h3.closed).toBe(false);
+        expect(e.events).toContainEqual({ type: 'reset', streamId: 0, code: H3ErrorCode.MESSAGE_ERROR });
+        expect(e.events.some((x) => x.type === 'data' && x.end)).toBe(false);
+      }
+    });
+
+    it(`request stream ending without HEADERS -> H3_REQUEST_INCOMPLETE (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 0, encodeFrame(0x21, new Uint8Array(2)), true, mode);
+      expect(e.t.resets).toContainEqual([0, H3ErrorCode.REQUEST_INCOMPLETE]);
+      expect(e.h3.closed).toBe(false);
+    });
+  }
+});
+
+describe('QPACK on the connection', () => {
+  // Encoder stream: capacity 220; insert :authority=www.example.com and :path=/sample/path (RFC 9204 B.2).
+  const inserts = hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468');
+  // RIC 2 (encoded 3), Base 0 (sign, delta 1); :method GET, :scheme https, post-base 0 and 1.
+  const blockedHeaders = encodeFrame(FrameType.HEADERS, hex('0381 d1 d7 10 11'));
+  const WANT: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'www.example.com'], [':path', '/sample/path']];
+
+  for (const mode of MODES) {
+    it(`a blocked HEADERS is delivered once the encoder stream unblocks it, in order with DATA and FIN (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 0, concatBytes([blockedHeaders, data('body')]), true, mode);
+      expect(e.events.some((x) => x.type === 'headers' || x.type === 'data')).toBe(false);
+      feed(e.h3, 2, settings(), false, mode);
+      feed(e.h3, 6, concatBytes([Uint8Array.of(0x02), inserts]), false, mode);
+      const rel = e.events.filter((x) => x.type === 'headers' || x.type === 'data');
+      expect(rel[0]).toEqual({ type: 'headers', streamId: 0, headers: WANT, end: false });
+      expect(Buffer.concat(rel.slice(1).map((x) => (x as { data: Uint8Array }).data)).toString()).toBe('body');
+      expect(rel.at(-1)).toMatchObject({ type: 'data', end: true });
+      // Our decoder stream (server-initiated uni 11) carries a Section Acknowledgment for stream 0.
+      const dec = [...e.t.bytes(11)];
+      expect(dec[0]).toBe(0x03);
+      expect(dec.at(-1)).toBe(0x80);
+      expect(e.h3.closed).toBe(false);
+    });
+
+    it(`reference outside the table -> QPACK_DECOMPRESSION_FAILED (${mode})`, () => {
+      // Dynamic index with RIC 0; static index 99 (indexed, and as a literal's name).
+      for (const block of ['0000 80', '0000 ff24', '0000 5f54 00']) {
+        const e = endpoint('server');
+        feed(e.h3, 6, concatBytes([Uint8Array.of(0x02), inserts]), false, mode);
+        feed(e.h3, 0, encodeFrame(FrameType.HEADERS, hex(block)), true, mode);
+        expectClosed(e, QpackErrorCode.DECOMPRESSION_FAILED);
+      }
+    });
+
+    it(`more blocked streams than allowed -> QPACK_DECOMPRESSION_FAILED (${mode})`, () => {
+      const e = endpoint('server', { qpackBlockedStreams: 1 });
+      feed(e.h3, 0, blockedHeaders, false, mode);
+      expect(e.h3.closed).toBe(false);
+      feed(e.h3, 4, blockedHeaders, false, mode);
+      expectClosed(e, QpackErrorCode.DECOMPRESSION_FAILED);
+    });
+
+    it(`bad encoder / decoder stream -> QPACK_ENCODER_STREAM_ERROR / QPACK_DECODER_STREAM_ERROR (${mode})`, () => {
+      const a = endpoint('server');
+      feed(a.h3, 6, hex('02 3fbe01'), false, mode); // capacity 221 > 220
+      expectClosed(a, QpackErrorCode.ENCODER_STREAM_ERROR);
+      const b = endpoint('server');
+      feed(b.h3, 10, hex('03 80'), false, mode); // Section Acknowledgment with nothing outstanding
+      expectClosed(b, QpackErrorCode.DECODER_STREAM_ERROR);
+    });
+  }
+
+  it('a reset of a blocked stream cancels it on the decoder stream', () => {
+    const e = endpoint('server');
+    feed(e.h3, 0, blockedHeaders, false, 'whole');
+    e.h3.onStreamReset(0, H3ErrorCode.REQUEST_CANCELLED);
+    expect([...e.t.bytes(11)]).toEqual([0x03, 0x40]);
+    feed(e.h3, 6, concatBytes([Uint8Array.of(0x02), inserts]), false, 'whole');
+    expect(e.events.some((x) => x.type === 'headers')).toBe(false);
+    expect(e.h3.closed).toBe(false);
+  });
+});
+
+describe('client-side violations (server peer streams 1/3/7)', () => {
+  const RESP: HeaderList = [[':status', '200']];
+  for (const mode of MODES) {
+    it(`server-initiated bidi stream -> H3_STREAM_CREATION_ERROR (${mode})`, () => {
+      const e = endpoint('client');
+      feed(e.h3, 1, headers(RESP), false, mode);
+      expectClosed(e, H3ErrorCode.STREAM_CREATION_ERROR);
+    });
+
+    it(`push stream and PUSH_PROMISE without MAX_PUSH_ID -> H3_ID_ERROR (${mode})`, () => {
+      const a = endpoint('client');
+      feed(a.h3, 3, hex('01 00'), false, mode);
+      expectClosed(a, H3ErrorCode.ID_ERROR);
+      const b = endpoint('client');
+      const id = b.h3.openRequest(REQ, true)!;
+      feed(b.h3, id, encodeFrame(FrameType.PUSH_PROMISE, hex('00 0000')), false, mode);
+      expectClosed(b, H3ErrorCode.ID_ERROR);
+    });
+
+    it(`GOAWAY rules -> H3_ID_ERROR; MAX_PUSH_ID from a server -> H3_FRAME_UNEXPECTED (${mode})`, () => {
+      const a = endpoint('client');
+      feed(a.h3, 3, concatBytes([settings(), encodeGoaway(5)]), false, mode);
+      expectClosed(a, H3ErrorCode.ID_ERROR);
+      const b = endpoint('client');
+      feed(b.h3, 3, concatBytes([settings(), encodeGoaway(4), encodeGoaway(8)]), false, mode);
+      expectClosed(b, H3ErrorCode.ID_ERROR);
+      const c = endpoint('client');
+      feed(c.h3, 3, concatBytes([settings(), encodeFrame(FrameType.MAX_PUSH_ID, hex('00'))]), false, mode);
+      expectClosed(c, H3ErrorCode.FRAME_UNEXPECTED);
+    });
+
+    it(`interim responses are delivered, then the final one (${mode})`, () => {
+      const e = endpoint('client');
+      const id = e.h3.openRequest(REQ, true)!;
+      feed(e.h3, id, concatBytes([headers([[':status', '100']]), headers([[':status', '103'], ['link', '<x>']]), headers(RESP), data('ok')]), true, mode);
+      const hs = e.events.filter((x) => x.type === 'headers').map((x) => (x as { headers: HeaderList }).headers[0]);
+      expect(hs).toEqual([[':status', '100'], [':status', '103'], [':status', '200']]);
+      expect(e.events.at(-1)).toMatchObject({ type: 'data', end: true });
+    });
+
+    it(`a response ending without a final status is a stream error (${mode})`, () => {
+      const e = endpoint('client');
+      const id = e.h3.openRequest(REQ, true)!;
+      feed(e.h3, id, headers([[':status', '103']]), true, mode);
+      expect(e.events).toContainEqual({ type: 'reset', streamId: id, code: H3ErrorCode.MESSAGE_ERROR });
+      expect(e.h3.closed).toBe(false);
+    });
+  }
+
+  it('maps a peer close to a closed event with an OriginlinkError', () => {
+    const e = endpoint('client');
+    e.h3.onClosed(new Error('idle timeout'));
+    expect(e.events.at(-1)).toMatchObject({ type: 'closed' });
+    expect((e.events.at(-1) as { error: unknown }).error).toBeInstanceOf(OriginlinkError);
+    expect(() => e.h3.openRequest(REQ, true)).toThrow(/closed/);
+  });
+});
