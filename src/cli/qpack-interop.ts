@@ -1,14 +1,15 @@
 /**
  * `node dist/cli/qpack-interop.js ENCODED_DIR QIFS_DIR`: decode every
  * encoder output under ENCODED_DIR (recursively) with our QPACK decoder and
- * compare with the matching QIF. Prints `PASS|FAIL name reason` per file and
+ * compare with the matching QIF; files in an `errors` folder must be
+ * rejected instead (checkErrorFile). Prints `PASS|FAIL name reason` per file and
  * `N passed, N failed`; exits 1 on any failure.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { HeaderField } from '../codec/qpack/decoder.js';
-import { checkInteropFile, parseInteropName, parseQif, qifText } from '../codec/qpack/interop.js';
+import { checkErrorFile, checkInteropFile, parseInteropName, parseQif, qifText } from '../codec/qpack/interop.js';
 
 export interface InteropFileResult {
   name: string;
@@ -44,6 +45,11 @@ export function runQpackInterop(encodedDir: string, qifsDir: string, opts: { byt
   const results: InteropFileResult[] = [];
   for (const path of walk(encodedDir)) {
     const name = relative(encodedDir, path);
+    if (basename(dirname(path)) === 'errors') {
+      // The malformed corpus: each file must be rejected (see checkErrorFile).
+      results.push({ name, ...checkErrorFile(readFileSync(path), opts) });
+      continue;
+    }
     const parsed = parseInteropName(basename(path));
     if (!parsed) {
       results.push({ name, ok: false, reason: 'file name is not NAME.out.TABLESIZE.MAXBLOCKED.ACKMODE' });

@@ -1,8 +1,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { QpackError } from '../../src/codec/errors.js';
-import { decodeInteropFile, parseInteropName, parseQif, qifText } from '../../src/codec/qpack/interop.js';
+import {
+  checkErrorFile,
+  decodeInteropFile,
+  parseInteropName,
+  parseQif,
+  qifText,
+  RFC9204_VALID_ERROR_CASES,
+} from '../../src/codec/qpack/interop.js';
 import { runQpackInterop } from '../../src/cli/qpack-interop.js';
 
 const VECTORS = process.env['QPACK_VECTORS'] ?? resolve(process.cwd(), '../shared/vectors/qpack');
@@ -45,37 +51,34 @@ describe('QPACK offline interop vectors', () => {
 
   // err9 (`00 00 c0`) and err10 (`00 00 fe`) are HPACK-era cases: static index 0 and 62 are
   // invalid in HPACK's 1-based, 61-entry table, but RFC 9204 Appendix A is 0-based with 99
-  // entries, so both are well-formed QPACK (`:authority` "" and `x-xss-protection`). Decoding
-  // them as errors would make the decoder reject valid peers; they are pinned to their RFC 9204
-  // meaning instead. Every other file must be rejected.
-  const VALID_UNDER_RFC9204: Record<string, Array<[string, string]>> = {
-    err9: [[':authority', '']],
-    err10: [['x-xss-protection', '1; mode=block']],
-  };
-
-  it('every file in encoded/errors is rejected with a QPACK error (whole and byte by byte)', () => {
+  // entries, so both are well-formed QPACK. Rejecting them would make the decoder refuse valid
+  // peers; checkErrorFile pins them to their RFC 9204 meaning. Every other file must be rejected.
+  it('every file in encoded/errors is rejected (whole and byte by byte), HPACK-era cases pinned', () => {
     expect(present, MISSING).toBe(true);
     const dir = join(VECTORS, 'encoded/errors');
     const files = readdirSync(dir);
-    expect(files.length).toBeGreaterThan(0);
+    expect(files.length).toBe(12);
+    let pinned = 0;
     for (const f of files) {
       const bytes = readFileSync(join(dir, f));
+      if (RFC9204_VALID_ERROR_CASES.has(bytes.toString('hex'))) pinned++;
       for (const byteByByte of [false, true]) {
-        let err: unknown = null;
-        let got: Map<number, Array<[string, string]>> | null = null;
-        try {
-          got = decodeInteropFile(bytes, { tableSize: 4096, maxBlocked: 100, byteByByte });
-        } catch (e) {
-          err = e;
-        }
-        const pinned = VALID_UNDER_RFC9204[f];
-        if (pinned) {
-          expect(err, f).toBeNull();
-          expect(got?.get(1), f).toEqual(pinned);
-          continue;
-        }
-        expect(err, `${f} must be rejected`).toBeInstanceOf(QpackError);
+        const r = checkErrorFile(bytes, { byteByByte });
+        expect(r.ok, `${f}: ${r.reason}`).toBe(true);
+        if (r.reason.startsWith('rejected')) expect(r.reason, f).toMatch(/QPACK|blocked|ends inside/);
+      }
+      // Rejections are QPACK wire errors, not crashes of another kind.
+      if (!RFC9204_VALID_ERROR_CASES.has(bytes.toString('hex'))) {
+        expect(() => decodeInteropFile(bytes, { tableSize: 4096, maxBlocked: 100 }), f).toThrow();
       }
     }
+    expect(pinned).toBe(2);
+  });
+
+  it('the CLI runner treats an errors folder as the malformed corpus', () => {
+    expect(present, MISSING).toBe(true);
+    const results = runQpackInterop(join(VECTORS, 'encoded'), join(VECTORS, 'qifs'));
+    expect(results.filter((r) => r.name.startsWith('errors/')).length).toBe(12);
+    expect(results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.reason}`)).toEqual([]);
   });
 });

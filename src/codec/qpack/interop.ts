@@ -148,3 +148,38 @@ export function checkInteropFile(
 export function qifText(bytes: Uint8Array): string {
   return latin1Decode(bytes);
 }
+
+/**
+ * Files of the corpus's `encoded/errors` folder that are well-formed under
+ * RFC 9204: they target HPACK's 1-based, 61-entry static table, where
+ * index 0 and 62 are invalid; QPACK's table is 0-based with 99 entries.
+ * Keyed by content (hex), not by name, so a renamed file is still recognised.
+ */
+export const RFC9204_VALID_ERROR_CASES: ReadonlyMap<string, { streamId: number; headers: HeaderField[] }> = new Map([
+  ['000000000000000100000003 0000c0'.replace(/ /g, ''), { streamId: 1, headers: [[':authority', '']] }],
+  ['000000000000000100000003 0000fe'.replace(/ /g, ''), { streamId: 1, headers: [['x-xss-protection', '1; mode=block']] }],
+]);
+
+/**
+ * Check one file of the malformed corpus: it must be rejected, except the
+ * RFC9204_VALID_ERROR_CASES, which must decode to their pinned lists.
+ * Decoder settings: table 4096, 100 blocked streams (generous, so only
+ * malformation can fail).
+ */
+export function checkErrorFile(bytes: Uint8Array, opts: { byteByByte?: boolean } = {}): InteropCheck {
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  const pinned = RFC9204_VALID_ERROR_CASES.get(key);
+  let decoded: Map<number, HeaderField[]>;
+  try {
+    decoded = decodeInteropFile(bytes, { tableSize: 4096, maxBlocked: 100, byteByByte: opts.byteByByte ?? false });
+  } catch (e) {
+    if (pinned) return { ok: false, reason: `valid under RFC 9204 but rejected: ${(e as Error).message}` };
+    return { ok: true, reason: `rejected: ${(e as Error).message}` };
+  }
+  if (!pinned) return { ok: false, reason: 'decoded without error' };
+  const got = decoded.get(pinned.streamId);
+  const same = decoded.size === 1 && JSON.stringify(got) === JSON.stringify(pinned.headers);
+  return same
+    ? { ok: true, reason: `valid under RFC 9204 (HPACK-era static index case), decodes to ${JSON.stringify(got)}` }
+    : { ok: false, reason: `decoded to ${JSON.stringify([...decoded])}, want ${JSON.stringify(pinned.headers)}` };
+}
