@@ -6,35 +6,32 @@
  * `H3Event`s. No clock, no sockets. All protocol violations end in
  * `transport.close(code)` with the RFC error code (connection errors) or
  * RESET_STREAM + STOP_SENDING (stream errors), and are reported as events.
- *
- * Stream ids (RFC 9000 §2.1): bit 0 = server-initiated, bit 1 = unidirectional.
  */
 import { concatBytes } from '../codec/bytes.js';
-import { H3Error, H3ErrorCode, QpackError, WireError, wireCodeName } from '../codec/errors.js';
-import {
-  encodeDataFrameHeader,
-  encodeFrame,
-  encodeGoaway,
-  encodeSettings,
-  FrameType,
-  SettingId,
-  StreamType,
-  type Settings,
-} from '../codec/h3frame.js';
+import { H3Error, H3ErrorCode, WireError } from '../codec/errors.js';
+import { encodeDataFrameHeader, encodeFrame, encodeSettings, FrameType, SettingId, type Settings } from '../codec/h3frame.js';
 import { QpackDecoder } from '../codec/qpack/decoder.js';
 import { QpackEncoder } from '../codec/qpack/encoder.js';
-import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../pool/types.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../quic/transport.js';
 import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from './fields.js';
 import { RequestStream, type StreamSink } from './request-stream.js';
+import {
+  argumentError,
+  closedError,
+  connectionError,
+  driverCloseError,
+  goawayError,
+  headersTooLarge,
+  localCloseError,
+} from './errors.js';
+import { LocalStreams } from './local-streams.js';
+import { isServerInitiated, isUni, SeenStreamIds } from './stream-ids.js';
 import type { H3ConnectionOptions, H3Event, H3Listener } from './types.js';
 import { PeerUniStreams } from './uni-streams.js';
 
 export type { H3ConnectionOptions, H3Event, H3Listener } from './types.js';
-
-const isUni = (id: number): boolean => (id & 0x2) !== 0;
-const isServerInitiated = (id: number): boolean => (id & 0x1) !== 0;
 
 export class H3Connection implements QuicStreamHandler {
   readonly #t: QuicStreamTransport;
@@ -46,19 +43,11 @@ export class H3Connection implements QuicStreamHandler {
   readonly #decoder: QpackDecoder;
   readonly #encoder = new QpackEncoder();
   readonly #sink: StreamSink;
-  #controlId: number | null = null;
-  #encoderStreamId: number | null = null;
-  #decoderStreamId: number | null = null;
-  #pendingDecoderBytes: Uint8Array[] = [];
+  readonly #local: LocalStreams;
   #closed = false;
   #peerSettings: Settings | null = null;
-  /**
-   * Peer request stream ids already seen (server role), so late data on a
-   * finished stream is ignored. Streams may first appear out of order;
-   * every id below `#peerFloor` has been seen, `#peerSeen` holds the rest.
-   */
-  #peerFloor = 0;
-  readonly #peerSeen = new Set<number>();
+  /** Peer request stream ids already seen (server role): late data on a finished stream is ignored. */
+  readonly #peerRequests = new SeenStreamIds(0);
   /** Highest request stream accepted for processing (server role). */
   #lastAccepted = -1;
   #goawaySent: number | null = null;
@@ -82,6 +71,14 @@ export class H3Connection implements QuicStreamHandler {
       maxBlockedStreams: options.qpackBlockedStreams,
       maxStringLength: options.maxFieldSectionSize,
     });
+    this.#local = new LocalStreams(
+      transport,
+      encodeSettings([
+        [SettingId.QPACK_MAX_TABLE_CAPACITY, options.qpackMaxTableCapacity],
+        [SettingId.MAX_FIELD_SECTION_SIZE, options.maxFieldSectionSize],
+        [SettingId.QPACK_BLOCKED_STREAMS, options.qpackBlockedStreams],
+      ]),
+    );
     this.#uni = new PeerUniStreams(this.#server, options.maxFrameSize, {
       settings: (s) => this.#onPeerSettings(s),
       goaway: (id) => this.#onGoaway(id),
@@ -124,16 +121,11 @@ export class H3Connection implements QuicStreamHandler {
    * the peer's stream limit is reached (wait for `streams-available`).
    */
   openRequest(headers: HeaderList, end: boolean): number | null {
-    if (this.#server) throw this.#argError('openRequest is for the client role');
+    if (this.#server) throw argumentError('openRequest is for the client role');
     this.#usable();
-    if (this.#goawayReceived !== null) {
-      throw new OriginlinkError(ErrorCode.GOAWAY, 'remote', 'peer sent GOAWAY; no new requests on this connection', {
-        retrySafe: true,
-        details: { lastStreamId: this.#goawayReceived },
-      });
-    }
+    if (this.#goawayReceived !== null) throw goawayError(this.#goawayReceived);
     const why = checkFieldSection(headers, 'request');
-    if (why) throw this.#argError(`malformed request headers: ${why}`);
+    if (why) throw argumentError(`malformed request headers: ${why}`);
     this.#checkPeerSize(headers);
     this.#openCritical();
     const id = this.#t.openBidi();
@@ -156,10 +148,10 @@ export class H3Connection implements QuicStreamHandler {
     let kind: 'response' | 'trailers' = 'trailers';
     if (this.#server && !s.headersSent) kind = 'response';
     const why = checkFieldSection(headers, kind);
-    if (why) throw this.#argError(`malformed ${kind}: ${why}`);
-    if (kind === 'trailers' && !end) throw this.#argError('trailers must end the stream');
+    if (why) throw argumentError(`malformed ${kind}: ${why}`);
+    if (kind === 'trailers' && !end) throw argumentError('trailers must end the stream');
     const interim = kind === 'response' && statusOf(headers) < 200;
-    if (interim && end) throw this.#argError('an interim response cannot end the stream');
+    if (interim && end) throw argumentError('an interim response cannot end the stream');
     this.#checkPeerSize(headers);
     if (kind === 'response' && !interim) s.headersSent = true;
     if (end) s.sendDone = true;
@@ -170,7 +162,7 @@ export class H3Connection implements QuicStreamHandler {
   sendData(streamId: number, data: Uint8Array, end: boolean): void {
     this.#usable();
     const s = this.#sendable(streamId);
-    if (!s.headersSent) throw this.#argError('DATA before the final HEADERS');
+    if (!s.headersSent) throw argumentError('DATA before the final HEADERS');
     if (end) s.sendDone = true;
     if (data.length === 0) this.#t.send(streamId, new Uint8Array(0), end);
     else this.#t.send(streamId, concatBytes([encodeDataFrameHeader(data.length), data]), end);
@@ -180,7 +172,7 @@ export class H3Connection implements QuicStreamHandler {
   endStream(streamId: number): void {
     this.#usable();
     const s = this.#sendable(streamId);
-    if (!s.headersSent) throw this.#argError('cannot end a stream before its final HEADERS');
+    if (!s.headersSent) throw argumentError('cannot end a stream before its final HEADERS');
     s.sendDone = true;
     this.#t.send(streamId, new Uint8Array(0), true);
     this.#maybeForget(s);
@@ -207,19 +199,13 @@ export class H3Connection implements QuicStreamHandler {
     // RFC 9114 §5.2: the id MUST NOT increase across GOAWAY frames.
     if (this.#goawaySent !== null) id = Math.min(id, this.#goawaySent);
     this.#goawaySent = id;
-    if (this.#controlId !== null) this.#t.send(this.#controlId, encodeGoaway(id), false);
+    this.#local.sendGoaway(id);
   }
 
   /** Close the connection (CONNECTION_CLOSE with an application code). */
   close(code: number, reason: string): void {
     if (this.#closed) return;
-    const error =
-      code === H3ErrorCode.NO_ERROR
-        ? null
-        : new OriginlinkError(ErrorCode.H3_ERROR, 'local', `closed locally with ${wireCodeName(code)}: ${reason}`, {
-            details: { wireCode: code },
-          });
-    this.#finish(error);
+    this.#finish(localCloseError(code, reason));
     this.#t.close(code, reason);
   }
 
@@ -266,7 +252,7 @@ export class H3Connection implements QuicStreamHandler {
   onStopSending(streamId: number, code: number): void {
     if (this.#closed) return;
     this.#guard(streamId, () => {
-      if (streamId === this.#controlId || streamId === this.#encoderStreamId || streamId === this.#decoderStreamId) {
+      if (this.#local.isCritical(streamId)) {
         // RFC 9114 §6.2.1: the receiver MUST NOT ask to close a critical stream.
         throw new H3Error(H3ErrorCode.CLOSED_CRITICAL_STREAM, `peer sent STOP_SENDING on critical stream ${streamId}`);
       }
@@ -289,11 +275,7 @@ export class H3Connection implements QuicStreamHandler {
 
   onClosed(error: Error | null): void {
     if (this.#closed) return;
-    let mapped: OriginlinkError | null = null;
-    if (error) {
-      mapped = error instanceof OriginlinkError ? error : toOriginlinkError(error, ErrorCode.QUIC_FAILED);
-    }
-    this.#finish(mapped);
+    this.#finish(driverCloseError(error));
   }
 
   // ---- internals -------------------------------------------------------
@@ -334,10 +316,7 @@ export class H3Connection implements QuicStreamHandler {
 
   #connectionError(code: number, message: string, cause: unknown): void {
     if (this.#closed) return;
-    const qpack = cause instanceof QpackError;
-    const err = new OriginlinkError(qpack ? ErrorCode.QPACK_ERROR : ErrorCode.H3_ERROR, code === H3ErrorCode.INTERNAL_ERROR ? 'local' : 'remote',
-      `${wireCodeName(code)}: ${message}`, { cause, details: { wireCode: code } });
-    this.#finish(err);
+    this.#finish(connectionError(code, message, cause));
     this.#t.close(code, message.slice(0, 200));
   }
 
@@ -375,7 +354,7 @@ export class H3Connection implements QuicStreamHandler {
       if (isServerInitiated(id)) throw new H3Error(H3ErrorCode.STREAM_CREATION_ERROR, `server opened bidirectional stream ${id}`);
       return null; // a request we already finished or reset
     }
-    if (!this.#firstSighting(id)) return null; // finished or rejected earlier
+    if (!this.#peerRequests.add(id)) return null; // finished or rejected earlier
     const s = new RequestStream(id, true, this.#opts, null);
     if (this.#goawaySent !== null && id >= this.#goawaySent) {
       // RFC 9114 §5.2: requests at or above our GOAWAY id are rejected unprocessed.
@@ -388,77 +367,30 @@ export class H3Connection implements QuicStreamHandler {
     return s;
   }
 
-  #firstSighting(id: number): boolean {
-    if (id < this.#peerFloor || this.#peerSeen.has(id)) return false;
-    this.#peerSeen.add(id);
-    while (this.#peerSeen.delete(this.#peerFloor)) this.#peerFloor += 4;
-    return true;
-  }
-
   #sendable(streamId: number): RequestStream {
     const s = this.#streams.get(streamId);
-    if (!s) throw this.#argError(`stream ${streamId} is not open`);
-    if (s.sendDone) throw this.#argError(`stream ${streamId} is closed for sending`);
+    if (!s) throw argumentError(`stream ${streamId} is not open`);
+    if (s.sendDone) throw argumentError(`stream ${streamId} is closed for sending`);
     return s;
   }
 
   #usable(): void {
-    if (this.#closed) {
-      throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'HTTP/3 connection is closed', { retrySafe: true });
-    }
-  }
-
-  #argError(msg: string): OriginlinkError {
-    return new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', msg);
+    if (this.#closed) throw closedError();
   }
 
   /** RFC 9114 §4.2.2: do not send a section above the peer's SETTINGS_MAX_FIELD_SECTION_SIZE. */
   #checkPeerSize(headers: HeaderList): void {
     const limit = this.#peerSettings?.get(SettingId.MAX_FIELD_SECTION_SIZE);
     const size = fieldSectionSize(headers);
-    if (limit !== undefined && size > limit) {
-      throw new OriginlinkError(ErrorCode.HEADERS_TOO_LARGE, 'local', `field section of ${size} octets exceeds the peer's limit ${limit}`, {
-        retrySafe: true,
-        details: { size, limit },
-      });
-    }
+    if (limit !== undefined && size > limit) throw headersTooLarge(size, limit);
   }
 
-  /** Open our control (SETTINGS first, RFC 9114 §6.2.1) and QPACK streams; retried until credit allows. */
   #openCritical(): void {
-    if (this.#controlId === null) {
-      const id = this.#t.openUni();
-      if (id === null) return;
-      this.#controlId = id;
-      const settings = encodeSettings([
-        [SettingId.QPACK_MAX_TABLE_CAPACITY, this.#opts.qpackMaxTableCapacity],
-        [SettingId.MAX_FIELD_SECTION_SIZE, this.#opts.maxFieldSectionSize],
-        [SettingId.QPACK_BLOCKED_STREAMS, this.#opts.qpackBlockedStreams],
-      ]);
-      const goaway = this.#goawaySent !== null ? encodeGoaway(this.#goawaySent) : new Uint8Array(0);
-      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.CONTROL), settings, goaway]), false);
-    }
-    if (this.#encoderStreamId === null) {
-      const id = this.#t.openUni();
-      if (id === null) return;
-      this.#encoderStreamId = id;
-      this.#t.send(id, Uint8Array.of(StreamType.QPACK_ENCODER), false);
-    }
-    if (this.#decoderStreamId === null) {
-      const id = this.#t.openUni();
-      if (id === null) return;
-      this.#decoderStreamId = id;
-      this.#t.send(id, Uint8Array.of(StreamType.QPACK_DECODER), false);
-      this.#flushDecoderStream();
-    }
+    this.#local.open();
   }
 
   #flushDecoderStream(): void {
-    const bytes = this.#decoder.takeDecoderStreamBytes();
-    if (bytes) this.#pendingDecoderBytes.push(bytes);
-    if (this.#decoderStreamId === null || this.#pendingDecoderBytes.length === 0 || this.#closed) return;
-    this.#t.send(this.#decoderStreamId, concatBytes(this.#pendingDecoderBytes), false);
-    this.#pendingDecoderBytes = [];
+    if (!this.#closed) this.#local.sendDecoderInstructions(this.#decoder.takeDecoderStreamBytes());
   }
 
   #onEncoderStream(data: Uint8Array): void {

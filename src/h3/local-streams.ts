@@ -1,0 +1,72 @@
+/**
+ * Our own unidirectional streams (RFC 9114 §6.2): the control stream,
+ * whose first frame is SETTINGS (§6.2.1), and the QPACK encoder and
+ * decoder streams (RFC 9204 §4.2). Opened in that order as soon as stream
+ * credit allows; anything to send before a stream exists is held.
+ */
+import { concatBytes } from '../codec/bytes.js';
+import { encodeGoaway, StreamType } from '../codec/h3frame.js';
+import type { QuicStreamTransport } from '../quic/transport.js';
+
+export class LocalStreams {
+  readonly #t: QuicStreamTransport;
+  readonly #settingsFrame: Uint8Array;
+  #control: number | null = null;
+  #encoder: number | null = null;
+  #decoder: number | null = null;
+  #pendingGoaway: number | null = null;
+  #pendingDecoder: Uint8Array[] = [];
+
+  constructor(transport: QuicStreamTransport, settingsFrame: Uint8Array) {
+    this.#t = transport;
+    this.#settingsFrame = settingsFrame;
+  }
+
+  /** Open whichever streams are still missing; stops at the first without credit. */
+  open(): void {
+    if (this.#control === null) {
+      const id = this.#t.openUni();
+      if (id === null) return;
+      this.#control = id;
+      const goaway = this.#pendingGoaway !== null ? encodeGoaway(this.#pendingGoaway) : new Uint8Array(0);
+      this.#pendingGoaway = null;
+      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.CONTROL), this.#settingsFrame, goaway]), false);
+    }
+    if (this.#encoder === null) {
+      const id = this.#t.openUni();
+      if (id === null) return;
+      this.#encoder = id;
+      this.#t.send(id, Uint8Array.of(StreamType.QPACK_ENCODER), false);
+    }
+    if (this.#decoder === null) {
+      const id = this.#t.openUni();
+      if (id === null) return;
+      this.#decoder = id;
+      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.QPACK_DECODER), ...this.#pendingDecoder]), false);
+      this.#pendingDecoder = [];
+    }
+  }
+
+  /** True for our control and QPACK streams: the peer must never stop them (RFC 9114 §6.2.1). */
+  isCritical(id: number): boolean {
+    return id === this.#control || id === this.#encoder || id === this.#decoder;
+  }
+
+  sendGoaway(id: number): void {
+    if (this.#control === null) this.#pendingGoaway = id;
+    else this.#t.send(this.#control, encodeGoaway(id), false);
+  }
+
+  /** Queue decoder stream instructions (Section Acknowledgment, ...). */
+  sendDecoderInstructions(bytes: Uint8Array | null): void {
+    if (!bytes || bytes.length === 0) return;
+    if (this.#decoder === null) this.#pendingDecoder.push(bytes);
+    else this.#t.send(this.#decoder, bytes, false);
+  }
+
+  /** Queue encoder stream instructions (none while our encoder stays static-only). */
+  sendEncoderInstructions(bytes: Uint8Array | null): void {
+    if (!bytes || bytes.length === 0 || this.#encoder === null) return;
+    this.#t.send(this.#encoder, bytes, false);
+  }
+}
