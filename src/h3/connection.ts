@@ -41,7 +41,7 @@ export class H3Connection implements QuicStreamHandler {
   readonly #streams = new Map<number, RequestStream>();
   readonly #uni: PeerUniStreams;
   readonly #decoder: QpackDecoder;
-  readonly #encoder = new QpackEncoder();
+  readonly #encoder: QpackEncoder;
   readonly #sink: StreamSink;
   readonly #local: LocalStreams;
   #closed = false;
@@ -54,9 +54,10 @@ export class H3Connection implements QuicStreamHandler {
   #goawayReceived: number | null = null;
 
   constructor(transport: QuicStreamTransport, options: H3ConnectionOptions) {
-    for (const k of ['maxFieldSectionSize', 'qpackMaxTableCapacity', 'qpackBlockedStreams', 'maxFrameSize'] as const) {
+    for (const k of ['maxFieldSectionSize', 'qpackMaxTableCapacity', 'qpackBlockedStreams', 'maxFrameSize', 'qpackEncoderTableCapacity'] as const) {
       const v = options[k];
-      if (!Number.isSafeInteger(v) || v < 0) {
+      if (k === 'qpackEncoderTableCapacity' && v === undefined) continue;
+      if (!Number.isSafeInteger(v) || (v as number) < 0) {
         throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `H3 option ${k} must be a non-negative integer, got ${v}`);
       }
     }
@@ -66,6 +67,7 @@ export class H3Connection implements QuicStreamHandler {
     this.#t = transport;
     this.#opts = Object.freeze({ ...options });
     this.#server = options.role === 'server';
+    this.#encoder = new QpackEncoder({ maxTableCapacity: options.qpackEncoderTableCapacity ?? 4096 });
     this.#decoder = new QpackDecoder({
       maxTableCapacity: options.qpackMaxTableCapacity,
       maxBlockedStreams: options.qpackBlockedStreams,
@@ -134,7 +136,7 @@ export class H3Connection implements QuicStreamHandler {
     s.headersSent = true;
     s.sendDone = end;
     this.#streams.set(id, s);
-    this.#t.send(id, encodeFrame(FrameType.HEADERS, this.#encoder.encode(headers)), end);
+    this.#sendHeadersFrame(id, headers, end);
     return id;
   }
 
@@ -155,7 +157,7 @@ export class H3Connection implements QuicStreamHandler {
     this.#checkPeerSize(headers);
     if (kind === 'response' && !interim) s.headersSent = true;
     if (end) s.sendDone = true;
-    this.#t.send(streamId, encodeFrame(FrameType.HEADERS, this.#encoder.encode(headers)), end);
+    this.#sendHeadersFrame(streamId, headers, end);
     this.#maybeForget(s);
   }
 
@@ -385,6 +387,13 @@ export class H3Connection implements QuicStreamHandler {
     if (limit !== undefined && size > limit) throw headersTooLarge(size, limit);
   }
 
+  /** QPACK-encode and send; inserts go out on the encoder stream first (never referenced unacknowledged). */
+  #sendHeadersFrame(streamId: number, headers: HeaderList, end: boolean): void {
+    const block = this.#encoder.encode(headers, streamId);
+    this.#local.sendEncoderInstructions(this.#encoder.takeEncoderStreamBytes());
+    this.#t.send(streamId, encodeFrame(FrameType.HEADERS, block), end);
+  }
+
   #openCritical(): void {
     this.#local.open();
   }
@@ -410,6 +419,8 @@ export class H3Connection implements QuicStreamHandler {
 
   #onPeerSettings(settings: Settings): void {
     this.#peerSettings = settings;
+    this.#encoder.setPeerSettings(settings.get(SettingId.QPACK_MAX_TABLE_CAPACITY) ?? 0);
+    if (!this.#closed) this.#local.sendEncoderInstructions(this.#encoder.takeEncoderStreamBytes());
     this.#emit({ type: 'settings', settings });
   }
 

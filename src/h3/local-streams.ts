@@ -16,6 +16,7 @@ export class LocalStreams {
   #decoder: number | null = null;
   #pendingGoaway: number | null = null;
   #pendingDecoder: Uint8Array[] = [];
+  #pendingEncoder: Uint8Array[] = [];
 
   constructor(transport: QuicStreamTransport, settingsFrame: Uint8Array) {
     this.#t = transport;
@@ -36,7 +37,8 @@ export class LocalStreams {
       const id = this.#t.openUni();
       if (id === null) return;
       this.#encoder = id;
-      this.#t.send(id, Uint8Array.of(StreamType.QPACK_ENCODER), false);
+      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.QPACK_ENCODER), ...this.#pendingEncoder]), false);
+      this.#pendingEncoder = [];
     }
     if (this.#decoder === null) {
       const id = this.#t.openUni();
@@ -64,9 +66,10 @@ export class LocalStreams {
     else this.#t.send(this.#decoder, bytes, false);
   }
 
-  /** Queue encoder stream instructions (none while our encoder stays static-only). */
+  /** Queue encoder stream instructions (Set Dynamic Table Capacity, inserts). */
   sendEncoderInstructions(bytes: Uint8Array | null): void {
-    if (!bytes || bytes.length === 0 || this.#encoder === null) return;
-    this.#t.send(this.#encoder, bytes, false);
+    if (!bytes || bytes.length === 0) return;
+    if (this.#encoder === null) this.#pendingEncoder.push(bytes);
+    else this.#t.send(this.#encoder, bytes, false);
   }
 }

@@ -13,6 +13,13 @@ export interface H3ConnectionOptions {
   qpackBlockedStreams: number;
   /** Largest payload of a non-DATA frame we buffer; above it is H3_EXCESSIVE_LOAD. */
   maxFrameSize: number;
+  /**
+   * Most of the peer's QPACK dynamic table our encoder uses, in octets
+   * (bounded by the peer's SETTINGS_QPACK_MAX_TABLE_CAPACITY); 0 = static
+   * table and literals only. Our encoder never makes the peer block.
+   * Default 4096.
+   */
+  qpackEncoderTableCapacity?: number;
 }
 
 export type H3Event =

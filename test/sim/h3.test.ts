@@ -75,6 +75,8 @@ class FakeQuic implements QuicStreamTransport {
   #nextBidi: number;
   #nextUni: number;
   readonly active = new Map<number, { sent: boolean; recv: boolean }>();
+  /** Size of the first write on each bidi stream (the HEADERS frame). */
+  readonly firstWrite = new Map<number, number>();
   constructor(readonly isClient: boolean, readonly net: Net, public bidiLimit: number) {
     this.#nextBidi = isClient ? 0 : 1;
     this.#nextUni = isClient ? 2 : 3;
@@ -94,6 +96,7 @@ class FakeQuic implements QuicStreamTransport {
   }
   send(id: number, data: Uint8Array, fin: boolean): void {
     if (this.closed) return;
+    if ((id & 2) === 0 && !this.firstWrite.has(id)) this.firstWrite.set(id, data.length);
     this.net.enqueue(this.peer, { kind: 'data', id, data: data.slice(), fin });
     if (fin) this.#mark(id, 'sent');
     if (fin) this.peer.#markPeer(id, 'recv-pending');
@@ -284,6 +287,24 @@ describe('HTTP/3 client and server in memory', () => {
       expect(c.heads[1]).toContainEqual(['x-path', `/r/${i}`]);
     }
     expect(p.client.activeStreams).toBe(0);
+  });
+
+  it('QPACK dynamic table: repeated fields shrink later HEADERS, in both directions', () => {
+    const p = pair(21, 7);
+    echoServer(p);
+    p.net.run(); // SETTINGS exchanged: both encoders may use the peer's table
+    const extra: HeaderList = [['user-agent', 'originlink-test/1.0 (a fairly long product token)'], ['x-tenant', 'acme-corporation-eu-west']];
+    const sizes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = p.client.openRequest(req(`/q/${i}`, 'GET', extra), true)!;
+      p.net.run();
+      sizes.push(p.ct.firstWrite.get(id)!);
+      expect(p.sRecv.get(id)!.heads[0]).toEqual(req(`/q/${i}`, 'GET', extra));
+      expect(p.cRecv.get(id)!.ended).toBe(true);
+    }
+    // First request: literals (plus inserts on the encoder stream); later ones: dynamic references.
+    expect(sizes.at(-1)!).toBeLessThan(sizes[0]! * 0.6);
+    expect(p.client.closed || p.server.closed).toBe(false);
   });
 
   it('stream credit exhaustion returns null, then streams-available lets the caller retry', () => {

@@ -128,7 +128,8 @@ export class QpackDecoder {
       try {
         parsed = parseEncoderInstruction(buf, off, this.#table.maxCapacity);
       } catch (e) {
-        throw this.#encoderError(e instanceof QpackFormatError ? e.message : String(e));
+        if (e instanceof QpackFormatError) throw this.#encoderError(e.message);
+        throw e;
       }
       if (parsed === null) break;
       off += parsed.length;
@@ -239,7 +240,8 @@ export class QpackDecoder {
       enc = decodePrefixInt(block, 0, 8);
       delta = enc && decodePrefixInt(block, enc.length, 7);
     } catch (e) {
-      throw this.#decompressionError((e as Error).message);
+      if (e instanceof QpackFormatError) throw this.#decompressionError(e.message);
+      throw e;
     }
     if (!enc || !delta) throw this.#decompressionError('truncated field section prefix');
     const ric = this.#requiredInsertCount(enc.value);

@@ -1,16 +1,25 @@
 /**
- * QPACK encoder (RFC 9204 §4.5), static table and literals only.
+ * QPACK encoder (RFC 9204 §2.1, §4.3, §4.5).
  *
- * It never inserts into the dynamic table, so every field section has
- * Required Insert Count 0, never blocks the peer, and the encoder stream
- * stays empty — RFC 9204 §2.1 lets an encoder choose this whatever
- * capacity the peer allows. The peer's decoder stream is still parsed and
- * checked (§4.4).
+ * Static table first; when the peer's decoder allows a dynamic table
+ * (SETTINGS_QPACK_MAX_TABLE_CAPACITY > 0) and `maxTableCapacity` > 0, it
+ * also inserts reusable fields and references them — but only entries the
+ * decoder has acknowledged (below the Known Received Count). So a field
+ * section never blocks the peer decoder whatever its
+ * SETTINGS_QPACK_BLOCKED_STREAMS, and a fresh insert pays off from the
+ * next section on.
+ *
+ * Call order: `setPeerSettings` once the peer's SETTINGS arrive (before
+ * that, static only); `encode` per field section; send
+ * `takeEncoderStreamBytes` on the encoder stream; feed the peer's decoder
+ * stream to `feedDecoderStream` (errors are QPACK_DECODER_STREAM_ERROR).
  */
 import { ByteWriter } from '../bytes.js';
 import { QpackError, QpackErrorCode, QpackFormatError } from '../errors.js';
 import type { HeaderField } from './decoder.js';
-import { parseDecoderInstruction } from './instructions.js';
+import { entrySize } from './dynamic-table.js';
+import { EncoderTable } from './encoder-table.js';
+import { parseDecoderInstruction, writeEncoderInstruction } from './instructions.js';
 import { encodePrefixInt } from './prefix-int.js';
 import { encodeString } from './prefix-string.js';
 import { staticFindExact, staticFindName } from './static-table.js';
@@ -18,59 +27,142 @@ import { staticFindExact, staticFindName } from './static-table.js';
 export interface QpackEncoderOptions {
   /** Use Huffman coding when shorter. Default true. */
   huffman?: boolean;
-  /** Field names whose lines carry the N (never-index) bit. Default: authorization, proxy-authorization. */
+  /** Field names sent with the N (never-index) bit and never inserted. Default: authorization, proxy-authorization, cookie, set-cookie. */
   neverIndex?: ReadonlySet<string>;
+  /** Most of the peer's dynamic table we use, in octets; 0 = static table only. Default 4096. */
+  maxTableCapacity?: number;
 }
 
-const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization']);
+const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+/** Fields whose values rarely repeat: inserting them would only churn the table. */
+const NOT_WORTH_INDEXING: ReadonlySet<string> = new Set([
+  ':path', 'content-length', 'date', 'etag', 'last-modified', 'if-modified-since', 'if-none-match', 'content-range', 'age', 'expires',
+]);
+
+type Line =
+  | { t: 'static'; index: number }
+  | { t: 'dynamic'; abs: number }
+  | { t: 'lit-static'; index: number; value: string; never: boolean }
+  | { t: 'lit-dynamic'; abs: number; value: string; never: boolean }
+  | { t: 'lit-name'; name: string; value: string; never: boolean };
+
+interface Section {
+  ric: number;
+  refs: number[];
+}
 
 export class QpackEncoder {
   readonly #huffman: boolean;
   readonly #neverIndex: ReadonlySet<string>;
+  readonly #ourMax: number;
+  readonly #table = new EncoderTable();
+  /** RFC 9204 §3.2.3: MaxEntries from the decoder's maximum capacity, for Required Insert Count. */
+  #maxEntries = 0;
+  #settingsApplied = false;
+  #encStream = new ByteWriter(32);
   #decBuf: Uint8Array = new Uint8Array(0);
+  /** Unacknowledged sections with dynamic references, per stream, oldest first. */
+  readonly #outstanding = new Map<number, Section[]>();
 
   constructor(opts: QpackEncoderOptions = {}) {
     this.#huffman = opts.huffman ?? true;
     this.#neverIndex = opts.neverIndex ?? DEFAULT_NEVER_INDEX;
+    this.#ourMax = opts.maxTableCapacity ?? 4096;
   }
 
-  /** Encode one field section. Names and values are latin1 strings. */
-  encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[]): Uint8Array {
-    const w = new ByteWriter(64);
-    // Required Insert Count 0, Delta Base 0 (RFC 9204 §4.5.1).
-    w.byte(0);
-    w.byte(0);
-    for (const [name, value] of fields) {
-      const exact = staticFindExact(name, value);
-      if (exact >= 0) {
-        // §4.5.2 Indexed Field Line, static: 11xxxxxx.
-        encodePrefixInt(w, 0xc0, 6, exact);
-        continue;
-      }
-      const never = this.#neverIndex.has(name) ? 0x20 : 0;
-      const nameIdx = staticFindName(name);
-      if (nameIdx >= 0) {
-        // §4.5.4 Literal with Name Reference, static: 01N1xxxx.
-        encodePrefixInt(w, 0x50 | never, 4, nameIdx);
-      } else {
-        // §4.5.6 Literal with Literal Name: 001NHxxx.
-        encodeString(w, 0x20 | (never >> 1), 3, name, this.#huffman);
-      }
-      encodeString(w, 0, 7, value, this.#huffman);
-    }
-    return w.finish();
+  /** Dynamic table capacity in use (0 = static only). */
+  get tableCapacity(): number {
+    return this.#table.capacity;
   }
 
-  /** Encoder stream bytes to send, or null (always null: no dynamic table use). */
-  takeEncoderStreamBytes(): Uint8Array | null {
-    return null;
+  get insertCount(): number {
+    return this.#table.insertCount;
+  }
+
+  get knownReceivedCount(): number {
+    return this.#table.knownReceived;
   }
 
   /**
-   * Process the peer's decoder stream. With no dynamic references
-   * outstanding, Section Acknowledgment and any Insert Count Increment are
-   * QPACK_DECODER_STREAM_ERROR (RFC 9204 §4.4.1, §4.4.3).
+   * Apply the peer decoder's SETTINGS_QPACK_MAX_TABLE_CAPACITY (RFC 9204
+   * §5); effective once. Queues Set Dynamic Table Capacity when we will
+   * use the table.
    */
+  setPeerSettings(maxTableCapacity: number): void {
+    if (this.#settingsApplied) return;
+    this.#settingsApplied = true;
+    this.#maxEntries = Math.floor(maxTableCapacity / 32);
+    const cap = Math.min(maxTableCapacity, this.#ourMax);
+    if (cap < 64) return; // too small to hold anything useful
+    this.#table.setCapacity(cap);
+    writeEncoderInstruction(this.#encStream, { type: 'set-capacity', capacity: cap });
+  }
+
+  /**
+   * Encode one field section (names and values latin1). `streamId` lets
+   * the section use the dynamic table; without it only static and literal
+   * representations are used.
+   */
+  encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[], streamId?: number): Uint8Array {
+    const dynamic = streamId !== undefined && this.#table.capacity > 0;
+    const lines: Line[] = [];
+    const refs: number[] = [];
+    const pin = (abs: number): number => {
+      // Pinned now so a later insert in this same section cannot evict it.
+      this.#table.ref(abs);
+      refs.push(abs);
+      return abs;
+    };
+    for (const [name, value] of fields) {
+      const exact = staticFindExact(name, value);
+      if (exact >= 0) {
+        lines.push({ t: 'static', index: exact });
+        continue;
+      }
+      const never = this.#neverIndex.has(name);
+      const sName = staticFindName(name);
+      if (dynamic && !never) {
+        const d = this.#table.findExactAcked(name, value);
+        if (d >= 0) {
+          lines.push({ t: 'dynamic', abs: pin(d) });
+          continue;
+        }
+        this.#maybeInsert(name, value, sName);
+      }
+      if (sName >= 0) lines.push({ t: 'lit-static', index: sName, value, never });
+      else {
+        const dn = dynamic ? this.#table.findNameAcked(name) : -1;
+        if (dn >= 0) lines.push({ t: 'lit-dynamic', abs: pin(dn), value, never });
+        else lines.push({ t: 'lit-name', name, value, never });
+      }
+    }
+    const w = new ByteWriter(64);
+    const ric = refs.length === 0 ? 0 : Math.max(...refs) + 1;
+    const base = this.#table.insertCount;
+    if (ric === 0) {
+      w.byte(0);
+      w.byte(0);
+    } else {
+      // RFC 9204 §4.5.1.1; Base >= RIC here, so the sign bit is 0 (§4.5.1.2).
+      encodePrefixInt(w, 0, 8, (ric % (2 * this.#maxEntries)) + 1);
+      encodePrefixInt(w, 0, 7, base - ric);
+      const list = this.#outstanding.get(streamId!) ?? [];
+      list.push({ ric, refs });
+      this.#outstanding.set(streamId!, list);
+    }
+    for (const l of lines) this.#writeLine(w, l, base);
+    return w.finish();
+  }
+
+  /** Encoder stream bytes to send, or null when none are queued. */
+  takeEncoderStreamBytes(): Uint8Array | null {
+    if (this.#encStream.length === 0) return null;
+    const b = this.#encStream.finish();
+    this.#encStream = new ByteWriter(32);
+    return b;
+  }
+
+  /** Process the peer's decoder stream (RFC 9204 §4.4), in any chunking. */
   feedDecoderStream(data: Uint8Array): void {
     const buf = this.#decBuf.length === 0 ? data : concat(this.#decBuf, data);
     let off = 0;
@@ -79,22 +171,70 @@ export class QpackEncoder {
       try {
         parsed = parseDecoderInstruction(buf, off);
       } catch (e) {
-        throw new QpackError(QpackErrorCode.DECODER_STREAM_ERROR, `QPACK decoder stream: ${(e as QpackFormatError).message}`);
+        throw decoderStreamError((e as QpackFormatError).message);
       }
       if (parsed === null) break;
       off += parsed.length;
       const ins = parsed.instruction;
       if (ins.type === 'section-ack') {
-        throw new QpackError(QpackErrorCode.DECODER_STREAM_ERROR, `Section Acknowledgment for stream ${ins.streamId} with nothing outstanding`);
+        // §4.4.1: acknowledges the oldest unacknowledged section with dynamic references on the stream.
+        const list = this.#outstanding.get(ins.streamId);
+        const sec = list?.shift();
+        if (!sec) throw decoderStreamError(`Section Acknowledgment for stream ${ins.streamId} with nothing outstanding`);
+        if (list!.length === 0) this.#outstanding.delete(ins.streamId);
+        for (const r of sec.refs) this.#table.unref(r);
+        if (sec.ric > this.#table.knownReceived) this.#table.knownReceived = sec.ric;
+      } else if (ins.type === 'stream-cancel') {
+        for (const sec of this.#outstanding.get(ins.streamId) ?? []) for (const r of sec.refs) this.#table.unref(r);
+        this.#outstanding.delete(ins.streamId);
+      } else {
+        // §4.4.3: zero, or beyond what was inserted, is QPACK_DECODER_STREAM_ERROR.
+        const next = this.#table.knownReceived + ins.increment;
+        if (ins.increment === 0 || next > this.#table.insertCount) {
+          throw decoderStreamError(`Insert Count Increment ${ins.increment} beyond insert count ${this.#table.insertCount}`);
+        }
+        this.#table.knownReceived = next;
       }
-      if (ins.type === 'insert-count-increment') {
-        throw new QpackError(QpackErrorCode.DECODER_STREAM_ERROR, `Insert Count Increment ${ins.increment} beyond insert count 0`);
-      }
-      // Stream Cancellation: nothing to release.
     }
-    if (buf.length - off > 16) throw new QpackError(QpackErrorCode.DECODER_STREAM_ERROR, 'QPACK decoder stream: instruction too long');
+    if (buf.length - off > 16) throw decoderStreamError('instruction too long');
     this.#decBuf = off === buf.length ? new Uint8Array(0) : buf.slice(off);
   }
+
+  #maybeInsert(name: string, value: string, staticName: number): void {
+    if (NOT_WORTH_INDEXING.has(name)) return;
+    const size = entrySize(name, value);
+    if (size > this.#table.capacity / 4) return;
+    if (this.#table.findExact(name, value) >= 0) return; // already inserted, awaiting acknowledgment
+    if (!this.#table.canInsert(size)) return;
+    if (staticName >= 0) writeEncoderInstruction(this.#encStream, { type: 'insert-name-ref', isStatic: true, index: staticName, value });
+    else writeEncoderInstruction(this.#encStream, { type: 'insert-literal', name, value });
+    this.#table.insert(name, value);
+  }
+
+  #writeLine(w: ByteWriter, l: Line, base: number): void {
+    switch (l.t) {
+      case 'static':
+        encodePrefixInt(w, 0xc0, 6, l.index); // §4.5.2, T=1
+        return;
+      case 'dynamic':
+        encodePrefixInt(w, 0x80, 6, base - l.abs - 1); // §4.5.2, T=0, relative index
+        return;
+      case 'lit-static':
+        encodePrefixInt(w, 0x50 | (l.never ? 0x20 : 0), 4, l.index); // §4.5.4, T=1
+        break;
+      case 'lit-dynamic':
+        encodePrefixInt(w, 0x40 | (l.never ? 0x20 : 0), 4, base - l.abs - 1); // §4.5.4, T=0
+        break;
+      case 'lit-name':
+        encodeString(w, 0x20 | (l.never ? 0x10 : 0), 3, l.name, this.#huffman); // §4.5.6
+        break;
+    }
+    encodeString(w, 0, 7, l.value, this.#huffman);
+  }
+}
+
+function decoderStreamError(msg: string): QpackError {
+  return new QpackError(QpackErrorCode.DECODER_STREAM_ERROR, `QPACK decoder stream: ${msg}`);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

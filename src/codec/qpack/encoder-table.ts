@@ -1,0 +1,120 @@
+/**
+ * The encoder's view of the dynamic table (RFC 9204 §2.1): entries with
+ * reference counts from unacknowledged field sections, the Known Received
+ * Count, and the eviction rule.
+ *
+ * Invariant: an entry is evictable only when its absolute index is below
+ * the Known Received Count and no unacknowledged section references it
+ * (§2.1.1); eviction is oldest first, so a pinned oldest entry blocks it.
+ */
+import { entrySize } from './dynamic-table.js';
+
+interface Entry {
+  name: string;
+  value: string;
+  size: number;
+  refs: number;
+}
+
+export class EncoderTable {
+  #entries: Entry[] = [];
+  #head = 0;
+  #dropped = 0;
+  #inserted = 0;
+  #size = 0;
+  #capacity = 0;
+  /** Inserts the decoder is known to have received (§2.1.4). */
+  knownReceived = 0;
+  /** name + '\0' + value -> newest absolute index. */
+  #exact = new Map<string, number>();
+  /** name -> newest absolute index. */
+  #byName = new Map<string, number>();
+
+  get insertCount(): number {
+    return this.#inserted;
+  }
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  setCapacity(cap: number): void {
+    this.#capacity = cap;
+  }
+
+  has(abs: number): boolean {
+    return abs >= this.#dropped && abs < this.#inserted;
+  }
+
+  #at(abs: number): Entry {
+    return this.#entries[this.#head + abs - this.#dropped]!;
+  }
+
+  name(abs: number): string {
+    return this.#at(abs).name;
+  }
+
+  /** Newest acknowledged entry matching exactly, or -1. */
+  findExactAcked(name: string, value: string): number {
+    const abs = this.#exact.get(`${name}\0${value}`);
+    return abs !== undefined && this.has(abs) && abs < this.knownReceived ? abs : -1;
+  }
+
+  /** Newest entry (acknowledged or not) matching exactly, or -1. */
+  findExact(name: string, value: string): number {
+    const abs = this.#exact.get(`${name}\0${value}`);
+    return abs !== undefined && this.has(abs) ? abs : -1;
+  }
+
+  /** Newest acknowledged entry with this name, or -1. */
+  findNameAcked(name: string): number {
+    const abs = this.#byName.get(name);
+    return abs !== undefined && this.has(abs) && abs < this.knownReceived ? abs : -1;
+  }
+
+  ref(abs: number): void {
+    this.#at(abs).refs++;
+  }
+
+  unref(abs: number): void {
+    if (this.has(abs)) this.#at(abs).refs--;
+  }
+
+  /** Whether an entry of `size` fits after evicting only evictable entries. */
+  canInsert(size: number): boolean {
+    if (size > this.#capacity) return false;
+    let free = this.#capacity - this.#size;
+    for (let abs = this.#dropped; free < size && abs < this.#inserted; abs++) {
+      const e = this.#at(abs);
+      if (abs >= this.knownReceived || e.refs > 0) return false;
+      free += e.size;
+    }
+    return free >= size;
+  }
+
+  /** Insert (caller checked `canInsert`); returns the new absolute index. */
+  insert(name: string, value: string): number {
+    const size = entrySize(name, value);
+    while (this.#capacity - this.#size < size) this.#evictOldest();
+    this.#entries.push({ name, value, size, refs: 0 });
+    this.#size += size;
+    const abs = this.#inserted++;
+    this.#exact.set(`${name}\0${value}`, abs);
+    this.#byName.set(name, abs);
+    return abs;
+  }
+
+  #evictOldest(): void {
+    const e = this.#entries[this.#head]!;
+    const abs = this.#dropped;
+    this.#size -= e.size;
+    this.#head++;
+    this.#dropped++;
+    const key = `${e.name}\0${e.value}`;
+    if (this.#exact.get(key) === abs) this.#exact.delete(key);
+    if (this.#byName.get(e.name) === abs) this.#byName.delete(e.name);
+    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
