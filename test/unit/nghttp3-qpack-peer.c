@@ -3,6 +3,9 @@
  * so the TypeScript encoder can be checked against an independent decoder.
  *
  * usage: nghttp3-qpack-peer MAX_TABLE_CAPACITY MAX_BLOCKED_STREAMS
+ *        nghttp3-qpack-peer encode MAX_TABLE_CAPACITY MAX_BLOCKED_STREAMS
+ *
+ * Decoder mode (default):
  * stdin: records (stream id u64 BE, length u32 BE, payload); stream 0 is
  *        the encoder stream, any other carries one complete field section.
  * stdout, one reply per record:
@@ -10,6 +13,12 @@
  *        (u32 length + bytes), then u32 count of sections completed by this
  *        record (unblocked ones included), each: stream id u64, field count
  *        u32, fields (u32 len + name, u32 len + value).
+ *
+ * Encoder mode: nghttp3's QPACK encoder. Records on stream 0 carry our
+ * decoder stream bytes; any other stream carries a header list to encode
+ * (u32 count, then u32 len + name, u32 len + value). Reply: status u32,
+ * encoder stream bytes (u32 length + bytes), field section (u32 length +
+ * bytes; empty for stream 0).
  */
 #include <nghttp3/nghttp3.h>
 #include <stdint.h>
@@ -100,7 +109,70 @@ static int run(nghttp3_qpack_decoder *dec, pending *p) {
   }
 }
 
+static uint32_t get_u32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static int encode_mode(size_t cap, size_t blocked_max) {
+  const nghttp3_mem *mem = nghttp3_mem_default();
+  nghttp3_qpack_encoder *enc;
+  if (nghttp3_qpack_encoder_new(&enc, cap, mem) != 0) return 3;
+  nghttp3_qpack_encoder_set_max_dtable_capacity(enc, cap);
+  nghttp3_qpack_encoder_set_max_blocked_streams(enc, blocked_max);
+  for (;;) {
+    uint8_t hdr[12];
+    if (read_full(hdr, 12) != 0) break;
+    uint64_t sid = 0;
+    for (int i = 0; i < 8; i++) sid = (sid << 8) | hdr[i];
+    uint32_t len = get_u32(hdr + 8);
+    uint8_t *payload = malloc(len ? len : 1);
+    if (read_full(payload, len) != 0) return 4;
+    int status = 0;
+    nghttp3_buf pbuf, rbuf, ebuf;
+    nghttp3_buf_init(&pbuf);
+    nghttp3_buf_init(&rbuf);
+    nghttp3_buf_init(&ebuf);
+    if (sid == 0) {
+      nghttp3_ssize n = nghttp3_qpack_encoder_read_decoder(enc, payload, len);
+      if (n < 0) status = (int)n;
+    } else {
+      uint32_t count = get_u32(payload), off = 4;
+      nghttp3_nv *nva = calloc(count ? count : 1, sizeof(nghttp3_nv));
+      for (uint32_t i = 0; i < count; i++) {
+        nva[i].namelen = get_u32(payload + off);
+        nva[i].name = payload + off + 4;
+        off += 4 + (uint32_t)nva[i].namelen;
+        nva[i].valuelen = get_u32(payload + off);
+        nva[i].value = payload + off + 4;
+        off += 4 + (uint32_t)nva[i].valuelen;
+        nva[i].flags = NGHTTP3_NV_FLAG_NONE;
+      }
+      int rv = nghttp3_qpack_encoder_encode(enc, &pbuf, &rbuf, &ebuf, (int64_t)sid, nva, count);
+      if (rv != 0) status = rv;
+      free(nva);
+    }
+    outlen = 0;
+    put_u32((uint32_t)(status < 0 ? -status : 0));
+    put_bytes(ebuf.pos, nghttp3_buf_len(&ebuf));
+    put_u32((uint32_t)(nghttp3_buf_len(&pbuf) + nghttp3_buf_len(&rbuf)));
+    memcpy(out + outlen, pbuf.pos, nghttp3_buf_len(&pbuf));
+    outlen += nghttp3_buf_len(&pbuf);
+    memcpy(out + outlen, rbuf.pos, nghttp3_buf_len(&rbuf));
+    outlen += nghttp3_buf_len(&rbuf);
+    nghttp3_buf_free(&pbuf, mem);
+    nghttp3_buf_free(&rbuf, mem);
+    nghttp3_buf_free(&ebuf, mem);
+    free(payload);
+    fwrite(out, 1, outlen, stdout);
+    fflush(stdout);
+    if (status != 0) break;
+  }
+  nghttp3_qpack_encoder_del(enc);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "encode") == 0) return encode_mode((size_t)atol(argv[2]), (size_t)atol(argv[3]));
   if (argc != 3) {
     fprintf(stderr, "usage: %s MAX_TABLE_CAPACITY MAX_BLOCKED_STREAMS\n", argv[0]);
     return 2;

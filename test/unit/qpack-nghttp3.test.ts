@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HeaderField } from '../../src/codec/qpack/decoder.js';
+import { QpackDecoder } from '../../src/codec/qpack/decoder.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { parseQif, qifText } from '../../src/codec/qpack/interop.js';
 
@@ -39,15 +40,37 @@ interface Reply {
   sections: Array<{ streamId: number; headers: HeaderField[] }>;
 }
 
-/** One nghttp3 decoder in a child process; `send` returns its reply to one record. */
-class Peer {
+interface EncodeReply {
+  status: number;
+  encoderStream: Uint8Array;
+  section: Uint8Array;
+}
+
+/** Parse an encoder-mode reply from `b`; returns it and its length, or null when incomplete. */
+function parseEncodeReply(b: Buffer): [EncodeReply, number] | null {
+  if (b.length < 8) return null;
+  const el = b.readUInt32BE(4);
+  if (b.length < 8 + el + 4) return null;
+  const sl = b.readUInt32BE(8 + el);
+  const end = 8 + el + 4 + sl;
+  if (b.length < end) return null;
+  return [
+    { status: b.readUInt32BE(0), encoderStream: Uint8Array.from(b.subarray(8, 8 + el)), section: Uint8Array.from(b.subarray(12 + el, end)) },
+    end,
+  ];
+}
+
+/** One nghttp3 QPACK peer in a child process; `send` returns its reply to one record. */
+class Peer<R = Reply> {
   readonly #p: ChildProcessWithoutNullStreams;
+  readonly #parseReply: ((b: Buffer) => [R, number] | null) | null;
   #buf = Buffer.alloc(0);
-  #waiting: Array<(r: Reply) => void> = [];
+  #waiting: Array<(r: R) => void> = [];
   #stderr = '';
 
-  constructor(capacity: number, blocked: number) {
-    this.#p = spawn(bin, [String(capacity), String(blocked)]);
+  constructor(args: string[], parse: ((b: Buffer) => [R, number] | null) | null = null) {
+    this.#parseReply = parse;
+    this.#p = spawn(bin, args);
     this.#p.stdout.on('data', (d: Buffer) => {
       this.#buf = Buffer.concat([this.#buf, d]);
       this.#drain();
@@ -55,7 +78,7 @@ class Peer {
     this.#p.stderr.on('data', (d: Buffer) => (this.#stderr += d.toString()));
   }
 
-  send(streamId: number, payload: Uint8Array): Promise<Reply> {
+  send(streamId: number, payload: Uint8Array): Promise<R> {
     const hdr = Buffer.alloc(12);
     hdr.writeBigUInt64BE(BigInt(streamId), 0);
     hdr.writeUInt32BE(payload.length, 8);
@@ -76,7 +99,13 @@ class Peer {
 
   #drain(): void {
     for (;;) {
-      const r = this.#parse();
+      let r: R | null;
+      if (this.#parseReply) {
+        const got = this.#parseReply(this.#buf);
+        if (!got) return;
+        this.#buf = this.#buf.subarray(got[1]);
+        r = got[0];
+      } else r = this.#parse() as R | null;
       if (!r) return;
       this.#waiting.shift()?.(r);
     }
@@ -130,7 +159,7 @@ function qif(name: string): HeaderField[][] {
 
 async function encodeAll(lists: HeaderField[][], capacity: number, ourMax: number, ackEvery: number): Promise<{ bytes: number }> {
   expect(buildError, buildError).toBe('');
-  const peer = new Peer(capacity, 0);
+  const peer = new Peer([String(capacity), '0']);
   const enc = new QpackEncoder({ maxTableCapacity: ourMax });
   enc.setPeerSettings(capacity);
   let bytes = 0;
@@ -189,5 +218,57 @@ describe('QPACK: our encoder, nghttp3 decoder', () => {
     const stat = await encodeAll(lists, 4096, 0, 1);
     const dyn = await encodeAll(lists, 4096, 4096, 1);
     expect(dyn.bytes).toBeLessThan(stat.bytes * 0.8);
+  });
+});
+
+function headerListPayload(l: HeaderField[]): Uint8Array {
+  const parts: Buffer[] = [Buffer.alloc(4)];
+  parts[0]!.writeUInt32BE(l.length);
+  for (const [n, v] of l) {
+    for (const x of [n, v]) {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(x.length);
+      parts.push(len, Buffer.from(x, 'latin1'));
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+describe('QPACK: nghttp3 encoder, our decoder (live feedback)', () => {
+  it('decodes everything nghttp3 encodes, with blocking, and nghttp3 accepts our decoder stream', async () => {
+    expect(buildError, buildError).toBe('');
+    for (const [capacity, blocked, delay] of [[4096, 16, 3], [256, 4, 1], [4096, 0, 0]] as const) {
+      const lists = qif('fb-req.qif').slice(0, 200);
+      const peer = new Peer<EncodeReply>(['encode', String(capacity), String(blocked)], parseEncodeReply);
+      const dec = new QpackDecoder({ maxTableCapacity: capacity, maxBlockedStreams: blocked });
+      const decoded = new Map<number, HeaderField[]>();
+      // Encoder stream bytes are held back `delay` sections, so sections arrive before their inserts.
+      const held: Uint8Array[] = [];
+      let blockedSeen = 0;
+      const feedback = async (): Promise<void> => {
+        const fb = dec.takeDecoderStreamBytes();
+        if (fb) expect((await peer.send(0, fb)).status, 'nghttp3 rejected our decoder stream').toBe(0);
+      };
+      try {
+        for (let i = 0; i < lists.length; i++) {
+          const sid = 4 * (i + 1);
+          const r = await peer.send(sid, headerListPayload(lists[i]!));
+          expect(r.status).toBe(0);
+          if (r.encoderStream.length > 0) held.push(r.encoderStream);
+          const out = dec.decodeSection(sid, r.section);
+          if (out.status === 'done') decoded.set(sid, out.headers);
+          else blockedSeen++;
+          while (held.length > delay) for (const u of dec.feedEncoderStream(held.shift()!)) decoded.set(u.streamId, u.headers);
+          await feedback();
+        }
+        while (held.length > 0) for (const u of dec.feedEncoderStream(held.shift()!)) decoded.set(u.streamId, u.headers);
+        await feedback();
+      } finally {
+        peer.close();
+      }
+      expect(dec.blockedStreamCount).toBe(0);
+      lists.forEach((l, i) => expect(decoded.get(4 * (i + 1)), `list ${i} (cap ${capacity})`).toEqual(l));
+      if (blocked > 0 && delay > 0) expect(blockedSeen).toBeGreaterThan(0);
+    }
   });
 });
