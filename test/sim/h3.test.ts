@@ -4,7 +4,10 @@
  * byte at a time) and interleaves streams at random.
  */
 import { describe, expect, it } from 'vitest';
-import { H3ErrorCode } from '../../src/codec/errors.js';
+import { H3ErrorCode, QpackErrorCode } from '../../src/codec/errors.js';
+import { encodeFrame, encodeGoaway, FrameType } from '../../src/codec/h3frame.js';
+import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
+import { OriginlinkError } from '../../src/errors.js';
 import { H3Connection, type H3Event } from '../../src/h3/connection.js';
 import type { HeaderList } from '../../src/pool/types.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../../src/quic/transport.js';
@@ -99,7 +102,6 @@ class FakeQuic implements QuicStreamTransport {
     if ((id & 2) === 0 && !this.firstWrite.has(id)) this.firstWrite.set(id, data.length);
     this.net.enqueue(this.peer, { kind: 'data', id, data: data.slice(), fin });
     if (fin) this.#mark(id, 'sent');
-    if (fin) this.peer.#markPeer(id, 'recv-pending');
   }
   resetStream(id: number, code: number): void {
     if (this.closed) return;
@@ -130,7 +132,6 @@ class FakeQuic implements QuicStreamTransport {
     // A reset by the peer also ends its interest: QUIC lets the peer's side close.
     this.peer.#mark(id, 'sent-by-peer');
   }
-  #markPeer(_id: number, _what: string): void {}
   /** Track completion of our own bidi streams; when both sides end, the peer grants credit. */
   #mark(id: number, what: 'sent' | 'recv' | 'sent-by-peer'): void {
     const a = this.active.get(id);
@@ -155,7 +156,8 @@ interface Received {
   reset: number | null;
 }
 
-function pair(seed: number, maxChunk: number, bidiLimit = 1000) {
+function pair(seed: number, maxChunk: number, o: { bidiLimit?: number; connectClient?: boolean; connectServer?: boolean } = {}) {
+  const bidiLimit = o.bidiLimit ?? 1000;
   const net = new Net(seed, maxChunk);
   const ct = new FakeQuic(true, net, bidiLimit);
   const st = new FakeQuic(false, net, bidiLimit);
@@ -196,8 +198,8 @@ function pair(seed: number, maxChunk: number, bidiLimit = 1000) {
   const sRecv = track(sEvents);
   client.on(cRecv.handle);
   server.on(sRecv.handle);
-  client.onConnected(false);
-  server.onConnected(false);
+  if (o.connectClient ?? true) client.onConnected(false);
+  if (o.connectServer ?? true) server.onConnected(false);
   return { net, ct, st, client, server, cEvents, sEvents, cRecv: cRecv.by, sRecv: sRecv.by };
 }
 
@@ -269,7 +271,7 @@ describe('HTTP/3 client and server in memory', () => {
   });
 
   it('100 concurrent requests all complete', () => {
-    const p = pair(11, 64, 100);
+    const p = pair(11, 64, { bidiLimit: 100 });
     echoServer(p);
     const ids: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -308,7 +310,7 @@ describe('HTTP/3 client and server in memory', () => {
   });
 
   it('stream credit exhaustion returns null, then streams-available lets the caller retry', () => {
-    const p = pair(12, 8, 2);
+    const p = pair(12, 8, { bidiLimit: 2 });
     echoServer(p);
     const a = p.client.openRequest(req('/a'), true);
     const b = p.client.openRequest(req('/b'), true);
@@ -394,5 +396,83 @@ describe('HTTP/3 client and server in memory', () => {
     expect(() => p.client.openRequest([[':method', 'GET'], ['Host', 'x']], true)).toThrow(/malformed/);
     expect(() => p.client.openRequest(req('/', 'GET', [['connection', 'close']]), true)).toThrow(/connection-specific/);
     expect(() => p.client.openRequest(req('/', 'GET', [['x-big', 'a'.repeat(20000)]]), true)).toThrow(/exceeds the peer's limit/);
+  });
+});
+
+describe('protocol violations over the fake network close both ends', () => {
+  const closedWith = (events: H3Event[]): number | undefined => {
+    const c = events.find((e) => e.type === 'closed') as { error: OriginlinkError | null } | undefined;
+    return c?.error?.details['wireCode'] as number | undefined;
+  };
+  /** Raw bytes from the client's QUIC endpoint, bypassing its H3Connection. */
+  const inject = (p: ReturnType<typeof pair>, bytes: Uint8Array, fin: boolean): number => {
+    const id = p.ct.openBidi()!;
+    p.ct.send(id, bytes, fin);
+    return id;
+  };
+  const fieldSection = new QpackEncoder().encode(req('/'));
+
+  for (const seed of [31, 32]) {
+    it(`DATA before HEADERS -> H3_FRAME_UNEXPECTED (seed ${seed})`, () => {
+      const p = pair(seed, 3);
+      p.net.run();
+      inject(p, encodeFrame(FrameType.DATA, Buffer.from('x')), false);
+      p.net.run();
+      expect(p.st.closeCode).toBe(H3ErrorCode.FRAME_UNEXPECTED);
+      expect(closedWith(p.sEvents)).toBe(H3ErrorCode.FRAME_UNEXPECTED);
+      // The client learns of the close from its QUIC layer.
+      expect(p.cEvents.at(-1)).toMatchObject({ type: 'closed' });
+      expect(p.client.closed).toBe(true);
+    });
+
+    it(`truncated HEADERS at stream end -> H3_FRAME_ERROR (seed ${seed})`, () => {
+      const p = pair(seed, 3);
+      p.net.run();
+      const frame = encodeFrame(FrameType.HEADERS, fieldSection);
+      inject(p, frame.subarray(0, frame.length - 2), true);
+      p.net.run();
+      expect(p.st.closeCode).toBe(H3ErrorCode.FRAME_ERROR);
+      expect(p.client.closed).toBe(true);
+    });
+
+    it(`unexpected frame on the control stream -> H3_FRAME_UNEXPECTED (seed ${seed})`, () => {
+      const p = pair(seed, 3, { connectClient: false });
+      const ctrl = p.ct.openUni()!;
+      p.ct.send(ctrl, Uint8Array.from([0x00, 0x04, 0x00, ...encodeFrame(FrameType.HEADERS, fieldSection)]), false);
+      p.net.run();
+      expect(p.st.closeCode).toBe(H3ErrorCode.FRAME_UNEXPECTED);
+    });
+
+    it(`control stream without SETTINGS first -> H3_MISSING_SETTINGS (seed ${seed})`, () => {
+      const p = pair(seed, 2, { connectClient: false });
+      const ctrl = p.ct.openUni()!;
+      p.ct.send(ctrl, Uint8Array.from([0x00, ...encodeGoaway(0)]), false);
+      p.net.run();
+      expect(p.st.closeCode).toBe(H3ErrorCode.MISSING_SETTINGS);
+      expect(closedWith(p.sEvents)).toBe(H3ErrorCode.MISSING_SETTINGS);
+    });
+
+    it(`QPACK reference outside the table -> QPACK_DECOMPRESSION_FAILED (seed ${seed})`, () => {
+      const p = pair(seed, 3);
+      p.net.run();
+      // Required Insert Count 0, then an indexed dynamic reference (0x80): nothing to refer to.
+      inject(p, encodeFrame(FrameType.HEADERS, Uint8Array.of(0x00, 0x00, 0x80)), true);
+      p.net.run();
+      expect(p.st.closeCode).toBe(QpackErrorCode.DECOMPRESSION_FAILED);
+      const err = (p.sEvents.find((e) => e.type === 'closed') as { error: OriginlinkError }).error;
+      expect(err.code).toBe('OL_QPACK_ERROR');
+      expect(p.client.closed).toBe(true);
+    });
+  }
+
+  it('peer unidirectional streams are accepted before our handshake completes', () => {
+    const p = pair(40, 5, { connectServer: false });
+    p.net.run();
+    // The server's QUIC layer has not reported the handshake yet; the client's SETTINGS still count.
+    expect(p.sEvents).toEqual([{ type: 'settings', settings: expect.any(Map) }]);
+    p.server.onConnected(false);
+    p.net.run();
+    expect(p.cEvents.some((e) => e.type === 'settings')).toBe(true);
+    expect(p.server.closed || p.client.closed).toBe(false);
   });
 });
