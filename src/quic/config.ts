@@ -1,0 +1,136 @@
+/**
+ * Typed QUIC options → a quiche Config. Every default is stated on its
+ * field. Validation happens once; a bad value throws INVALID_CONFIG naming it.
+ */
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { quiche, type QuicheConfig } from './quiche.js';
+
+export type CcAlgorithm = 'reno' | 'cubic' | 'bbr';
+
+export interface QuicOptions {
+  /** ALPN protocols offered / accepted. Default ['h3']. */
+  alpn?: string[];
+  /** Client: verify the server certificate chain and name. Default true. */
+  verifyPeer?: boolean;
+  /** Client: PEM file of trusted CAs. Default: BoringSSL's built-in store (none). */
+  caFile?: string;
+  /** Server: PEM certificate chain (file path, or PEM text/bytes). */
+  cert?: string | Uint8Array;
+  /** Server: PEM private key (file path, or PEM text/bytes). */
+  key?: string | Uint8Array;
+  /** Idle timeout in ms advertised to the peer. Default 30000. */
+  idleTimeoutMs?: number;
+  /** Connection-level flow-control window. Default 16 MiB. */
+  maxData?: number;
+  /** Per-stream flow-control window (bidi local/remote, uni). Default 4 MiB. */
+  maxStreamData?: number;
+  /** Concurrent bidi streams the peer may open. Default 128. */
+  maxStreamsBidi?: number;
+  /** Concurrent uni streams the peer may open. Default 16. */
+  maxStreamsUni?: number;
+  /** Max UDP payload we send/receive. Default 1350. */
+  maxUdpPayload?: number;
+  /** Congestion control. Default 'cubic'. */
+  cc?: CcAlgorithm;
+  /** Enable pacing hints (the JS driver ignores send times). Default false. */
+  pacing?: boolean;
+  /** Accept/send 0-RTT early data. Default true. */
+  earlyData?: boolean;
+  /** Server: 48-byte session ticket key shared by a fleet. Default random per process. */
+  ticketKey?: Uint8Array;
+  /** Active connection id limit advertised. Default 2. */
+  activeConnectionIdLimit?: number;
+  /** Write TLS secrets to SSLKEYLOGFILE when set in the environment. Default false. */
+  logKeys?: boolean;
+}
+
+export const DEFAULT_UDP_PAYLOAD = 1350;
+
+function bad(name: string, why: string): never {
+  throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option ${name}: ${why}`, { details: { option: name } });
+}
+
+function posInt(name: string, v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < 0 || v > max) bad(name, `must be an integer in [0, ${max}], got ${v}`);
+  return v;
+}
+
+/** Materialise PEM text/bytes into a private temp file (the binding loads files only). */
+export class PemFiles {
+  #dir: string | null = null;
+  path(name: string, v: string | Uint8Array): string {
+    if (typeof v === 'string' && !v.includes('-----BEGIN')) return v;
+    this.#dir ??= mkdtempSync(join(tmpdir(), 'originlink-quic-'));
+    const p = join(this.#dir, name);
+    writeFileSync(p, v, { mode: 0o600 });
+    return p;
+  }
+  dispose(): void {
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+    this.#dir = null;
+  }
+}
+
+export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheConfig {
+  const b = quiche();
+  const c = new b.Config();
+  const alpn = o.alpn ?? ['h3'];
+  if (alpn.length === 0) bad('alpn', 'must not be empty');
+  const pems = new PemFiles();
+  try {
+    c.setApplicationProtos(alpn);
+    if (role === 'server') {
+      if (o.cert === undefined || o.key === undefined) bad('cert/key', 'a server needs both');
+      try {
+        c.loadCertChainFromPemFile(pems.path('cert.pem', o.cert));
+        c.loadPrivKeyFromPemFile(pems.path('key.pem', o.key));
+      } catch (e) {
+        throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option cert/key: cannot load (${(e as Error).message})`, { cause: e });
+      }
+      c.verifyPeer(false);
+      if (o.ticketKey !== undefined) {
+        if (o.ticketKey.length !== 48) bad('ticketKey', 'must be 48 bytes');
+        c.setTicketKey(o.ticketKey);
+      }
+    } else {
+      const verify = o.verifyPeer ?? true;
+      c.verifyPeer(verify);
+      if (o.caFile !== undefined) {
+        try {
+          c.loadVerifyLocationsFromFile(o.caFile);
+        } catch (e) {
+          throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option caFile: cannot load ${o.caFile} (${(e as Error).message})`, { cause: e });
+        }
+      }
+    }
+  } finally {
+    pems.dispose();
+  }
+  const udp = posInt('maxUdpPayload', o.maxUdpPayload, DEFAULT_UDP_PAYLOAD, 65527);
+  if (udp < 1200) bad('maxUdpPayload', 'must be >= 1200 (RFC 9000 §14)');
+  c.setMaxIdleTimeout(posInt('idleTimeoutMs', o.idleTimeoutMs, 30_000));
+  c.setMaxRecvUdpPayloadSize(udp);
+  c.setMaxSendUdpPayloadSize(udp);
+  const maxData = posInt('maxData', o.maxData, 16 * 1024 * 1024);
+  const streamData = posInt('maxStreamData', o.maxStreamData, 4 * 1024 * 1024);
+  c.setInitialMaxData(maxData);
+  c.setInitialMaxStreamDataBidiLocal(streamData);
+  c.setInitialMaxStreamDataBidiRemote(streamData);
+  c.setInitialMaxStreamDataUni(streamData);
+  c.setMaxConnectionWindow(Math.max(maxData, 24 * 1024 * 1024));
+  c.setMaxStreamWindow(Math.max(streamData, 16 * 1024 * 1024));
+  c.setInitialMaxStreamsBidi(posInt('maxStreamsBidi', o.maxStreamsBidi, 128));
+  c.setInitialMaxStreamsUni(posInt('maxStreamsUni', o.maxStreamsUni, 16));
+  c.setActiveConnectionIdLimit(posInt('activeConnectionIdLimit', o.activeConnectionIdLimit, 2));
+  const cc = o.cc ?? 'cubic';
+  if (cc !== 'reno' && cc !== 'cubic' && cc !== 'bbr') bad('cc', `unknown algorithm ${String(cc)}`);
+  c.setCcAlgorithmName(cc);
+  c.enablePacing(o.pacing ?? false);
+  if (o.earlyData ?? true) c.enableEarlyData();
+  if (o.logKeys) c.logKeys();
+  return c;
+}

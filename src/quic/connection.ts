@@ -1,0 +1,485 @@
+/**
+ * One QUIC connection driven over the quiche binding. Thin driver: owns one
+ * timer, queues stream writes, and turns quiche state into
+ * QuicStreamHandler calls. Sockets belong to the endpoint, which feeds
+ * datagrams in (`receive`) and hands our packets out (`Output`).
+ *
+ * Call order invariant: every input (datagram, stream write, timer) marks the
+ * connection dirty; `process()` then runs once per event-loop turn: read
+ * streams → flush write queues → drain `send()` fully → re-arm the timer →
+ * report state changes. Handler callbacks may call back into us; writes made
+ * during `process()` are picked up by the same pass.
+ */
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import type { QuicStreamHandler, QuicStreamTransport } from './transport.js';
+import { parseQuicheError, shutdownDir, type HostPort, type QuicheConnection, type RecvInfo } from './quiche.js';
+import { closeError } from './errors.js';
+import { WriteQueues } from './write-queue.js';
+import { PacketSink } from './packet-sink.js';
+
+export interface QuicStatsSnapshot {
+  rttMs: number | null;
+  cwnd: number | null;
+  lost: number;
+  retransmitted: number;
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Stream bytes queued in JS waiting for flow-control credit. */
+  bufferedBytes: number;
+}
+
+export type QuicConnectionEvent =
+  | { type: 'established'; early: boolean }
+  | { type: 'closed'; error: OriginlinkError | null };
+
+export interface QuicConnectionInit {
+  conn: QuicheConnection;
+  role: 'client' | 'server';
+  local: HostPort;
+  remote: HostPort;
+  sink: PacketSink;
+  /** Ask the owner to call process() soon (batched per event-loop turn). */
+  schedule: (c: QuicConnection) => void;
+  /** Called once after the connection is closed and its timer cleared. */
+  release: (c: QuicConnection) => void;
+  /** Client: the name or IP literal the certificate must match; null = no check. */
+  expectedHost?: string | null;
+  /** Client: handshake deadline in ms. Default 10000. */
+  connectTimeoutMs?: number;
+}
+
+const READ_BUF = 64 * 1024;
+const NOOP_HANDLER: QuicStreamHandler = {
+  onStreamData() {},
+  onStreamReset() {},
+  onStopSending() {},
+  onStreamsAvailable() {},
+  onConnected() {},
+  onClosed() {},
+};
+
+export class QuicConnection implements QuicStreamTransport {
+  readonly isClient: boolean;
+  readonly remote: HostPort;
+  readonly local: HostPort;
+  readonly startedAt = performance.now();
+  /** performance.now() when the handshake completed; null before. */
+  establishedAt: number | null = null;
+  #q: QuicheConnection;
+  #init: QuicConnectionInit;
+  #handler: QuicStreamHandler = NOOP_HANDLER;
+  #listeners: Array<(ev: QuicConnectionEvent) => void> = [];
+  #writes = new WriteQueues();
+  #recvInfo: RecvInfo;
+  #readBuf = new Uint8Array(READ_BUF);
+  #timer: NodeJS.Timeout | null = null;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #nextBidi: number;
+  #nextUni: number;
+  #bidiBlocked = false;
+  #uniBlocked = false;
+  #resetSeen = new Set<number>();
+  #established = false;
+  #earlyReported = false;
+  #closed = false;
+  #overrideError: OriginlinkError | null = null;
+  #processing = false;
+  #dirty = false;
+  #recvErrors = 0;
+
+  constructor(init: QuicConnectionInit) {
+    this.#init = init;
+    this.#q = init.conn;
+    this.isClient = init.role === 'client';
+    this.remote = init.remote;
+    this.local = init.local;
+    this.#recvInfo = { from: init.remote, to: init.local };
+    this.#nextBidi = this.isClient ? 0 : 1;
+    this.#nextUni = this.isClient ? 2 : 3;
+    if (this.isClient) {
+      const ms = init.connectTimeoutMs ?? 10_000;
+      this.#connectTimer = setTimeout(() => this.#onConnectTimeout(), ms);
+    }
+  }
+
+  /** The stream consumer (the HTTP/3 connection). Set before the first datagram is processed. */
+  setHandler(h: QuicStreamHandler): void {
+    this.#handler = h;
+  }
+
+  on(listener: (ev: QuicConnectionEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get established(): boolean {
+    return this.#established;
+  }
+  get alpn(): string | null {
+    const p = this.#q.applicationProto();
+    return p.length ? Buffer.from(p).toString('latin1') : null;
+  }
+  get resumed(): boolean {
+    return this.#q.isResumed();
+  }
+  get inEarlyData(): boolean {
+    return this.#q.isInEarlyData();
+  }
+  get serverName(): string | null {
+    return this.#q.serverName();
+  }
+  /** The latest TLS session (for resumption / 0-RTT); null until a ticket arrived. */
+  session(): Uint8Array | null {
+    return this.#q.session();
+  }
+  peerStreamsLeftBidi(): number {
+    return this.#q.peerStreamsLeftBidi();
+  }
+  /** The raw quiche handle, for the endpoint only. */
+  get raw(): QuicheConnection {
+    return this.#q;
+  }
+
+  stats(): QuicStatsSnapshot {
+    const s = this.#q.stats();
+    const p = this.#q.pathStats().find((x) => x.active);
+    return {
+      rttMs: p ? p.rtt : null,
+      cwnd: p ? p.cwnd : null,
+      lost: s.lost,
+      retransmitted: s.retrans,
+      packetsSent: s.sent,
+      packetsReceived: s.recv,
+      bytesSent: s.sentBytes,
+      bytesReceived: s.recvBytes,
+      bufferedBytes: this.#writes.bufferedBytes,
+    };
+  }
+
+  /** Bytes of one stream still waiting in our queue (backpressure signal). */
+  queuedBytes(streamId: number): number {
+    return this.#writes.queued(streamId);
+  }
+
+  // ---- QuicStreamTransport ----
+
+  openBidi(): number | null {
+    if (this.#closed) return null;
+    if (this.#q.peerStreamsLeftBidi() <= 0) {
+      this.#bidiBlocked = true;
+      return null;
+    }
+    const id = this.#nextBidi;
+    if (!this.#create(id)) {
+      this.#bidiBlocked = true;
+      return null;
+    }
+    this.#nextBidi += 4;
+    return id;
+  }
+
+  openUni(): number | null {
+    if (this.#closed) return null;
+    if (this.#q.peerStreamsLeftUni() <= 0) {
+      this.#uniBlocked = true;
+      return null;
+    }
+    const id = this.#nextUni;
+    if (!this.#create(id)) {
+      this.#uniBlocked = true;
+      return null;
+    }
+    this.#nextUni += 4;
+    return id;
+  }
+
+  send(streamId: number, data: Uint8Array, fin: boolean): void {
+    if (this.#closed) return;
+    const f = this.#writes.write(this.#q, streamId, data, fin);
+    if (f?.kind === 'stopped') this.#handler.onStopSending(streamId, f.code);
+    this.#markDirty();
+  }
+
+  resetStream(streamId: number, code: number): void {
+    if (this.#closed) return;
+    this.#writes.drop(streamId);
+    try {
+      this.#q.streamShutdown(streamId, shutdownDir('write'), code);
+    } catch {
+      // Already finished or unknown: nothing to reset.
+    }
+    this.#markDirty();
+  }
+
+  stopSending(streamId: number, code: number): void {
+    if (this.#closed) return;
+    try {
+      this.#q.streamShutdown(streamId, shutdownDir('read'), code);
+    } catch {
+      // Already finished or unknown.
+    }
+    this.#markDirty();
+  }
+
+  close(code: number, reason: string): void {
+    this.#closeWith(true, code, reason);
+  }
+
+  /** Close at the transport level (CONNECTION_CLOSE 0x1c) with a transport error code. */
+  closeTransport(code: number, reason: string): void {
+    this.#closeWith(false, code, reason);
+  }
+
+  /** Elicit an ACK from the peer (liveness probe / keep-alive). */
+  ping(): void {
+    if (this.#closed) return;
+    try {
+      this.#q.sendAckEliciting();
+    } catch {
+      // Not possible in the current state; the idle timer will tell.
+    }
+    this.#markDirty();
+  }
+
+  /** Close now without waiting for the peer (draining is skipped). */
+  destroy(error: OriginlinkError | null): void {
+    if (this.#closed) return;
+    this.#overrideError ??= error;
+    try {
+      this.#q.close(true, 0x100, new Uint8Array(0));
+    } catch {
+      // Already closing.
+    }
+    this.#drainSend();
+    this.#finish();
+  }
+
+  // ---- endpoint side ----
+
+  /** One datagram for this connection. */
+  receive(msg: Uint8Array, fromHost: string, fromPort: number): void {
+    if (this.#closed) return;
+    const from = this.#recvInfo.from;
+    if (from.port !== fromPort || from.host !== fromHost) {
+      this.#recvInfo = { from: { host: fromHost, port: fromPort }, to: this.#init.local };
+    }
+    try {
+      this.#q.recv(msg, this.#recvInfo);
+    } catch (e) {
+      // Undecryptable / malformed packets are dropped by quiche; fatal errors
+      // surface through isClosed() in process().
+      this.#recvErrors++;
+      void e;
+    }
+    this.#markDirty();
+  }
+
+  get recvErrors(): number {
+    return this.#recvErrors;
+  }
+
+  /** Run one pass; called by the endpoint's batch scheduler or directly. */
+  process(): void {
+    this.#dirty = false;
+    if (this.#closed || this.#processing) return;
+    this.#processing = true;
+    try {
+      this.#checkEstablished();
+      if (this.#established || this.#q.isInEarlyData()) this.#readStreams();
+      const failures = this.#writes.flush(this.#q);
+      for (const f of failures) if (f.kind === 'stopped') this.#handler.onStopSending(f.streamId, f.code);
+      this.#drainSend();
+      this.#creditCheck();
+    } finally {
+      this.#processing = false;
+    }
+    if (this.#q.isClosed()) {
+      this.#finish();
+      return;
+    }
+    this.#armTimer();
+    if (this.#dirty) this.#init.schedule(this);
+  }
+
+  // ---- internals ----
+
+  #markDirty(): void {
+    if (this.#dirty || this.#closed) return;
+    this.#dirty = true;
+    if (!this.#processing) this.#init.schedule(this);
+  }
+
+  #create(id: number): boolean {
+    try {
+      // A zero-length write without FIN creates the stream in quiche, so
+      // peerStreamsLeft* counts it from now on.
+      this.#q.streamSend(id, new Uint8Array(0), false);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #checkEstablished(): void {
+    if (this.#established) return;
+    if (this.isClient && !this.#earlyReported && this.#q.isInEarlyData()) {
+      this.#earlyReported = true;
+      this.#handler.onConnected(true);
+      this.#emit({ type: 'established', early: true });
+    }
+    if (!this.#q.isEstablished()) return;
+    if (this.isClient) {
+      const bad = this.#checkPeerName();
+      if (bad) {
+        this.#overrideError = bad;
+        try {
+          // RFC 9001 §4.8: TLS alert 42 (bad_certificate) as CRYPTO_ERROR.
+          this.#q.close(false, 0x100 + 42, Buffer.from('certificate name mismatch'));
+        } catch {
+          // Already closing.
+        }
+        return;
+      }
+    }
+    this.#established = true;
+    this.establishedAt = performance.now();
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
+    this.#handler.onConnected(false);
+    this.#emit({ type: 'established', early: false });
+  }
+
+  /**
+   * BoringSSL (via quiche) checks DNS names given as SNI, but an IP literal
+   * is never sent as SNI (RFC 6066 §3), so IP SANs are checked here; DNS
+   * names are checked again as defence in depth.
+   */
+  #checkPeerName(): OriginlinkError | null {
+    const host = this.#init.expectedHost;
+    if (!host) return null;
+    const der = this.#q.peerCertChain()?.[0];
+    if (!der) return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', 'QUIC peer presented no certificate');
+    try {
+      const cert = new X509Certificate(der);
+      const ok = isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
+      if (ok) return null;
+      return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC server certificate does not match ${host} (subjectAltName: ${cert.subjectAltName ?? 'none'})`, {
+        details: { host },
+      });
+    } catch (e) {
+      return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC server certificate unreadable: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  #readStreams(): void {
+    const q = this.#q;
+    const buf = this.#readBuf;
+    for (const id of q.readable()) {
+      if (this.#closed) return;
+      for (let guard = 0; guard < 1024; guard++) {
+        let r: [number, boolean] | null;
+        try {
+          r = q.streamRecv(id, buf);
+        } catch (e) {
+          const info = parseQuicheError(e);
+          if (info.name === 'StreamReset' && !this.#resetSeen.has(id)) {
+            this.#resetSeen.add(id);
+            this.#handler.onStreamReset(id, info.code ?? 0);
+          }
+          break;
+        }
+        if (r === null) break;
+        const [n, fin] = r;
+        if (n > 0 || fin) this.#handler.onStreamData(id, buf.slice(0, n), fin);
+        if (fin) break;
+      }
+    }
+  }
+
+  #creditCheck(): void {
+    if (!this.#established && !this.#q.isInEarlyData()) return;
+    let fire = false;
+    if (this.#bidiBlocked && this.#q.peerStreamsLeftBidi() > 0) {
+      this.#bidiBlocked = false;
+      fire = true;
+    }
+    if (this.#uniBlocked && this.#q.peerStreamsLeftUni() > 0) {
+      this.#uniBlocked = false;
+      fire = true;
+    }
+    if (fire) this.#handler.onStreamsAvailable();
+  }
+
+  #drainSend(): void {
+    const q = this.#q;
+    const sink = this.#init.sink;
+    for (let guard = 0; guard < 100_000; guard++) {
+      const out = sink.reserve();
+      let r;
+      try {
+        r = q.send(out);
+      } catch {
+        break;
+      }
+      if (r === null) break;
+      sink.commit(r[0], r[1].to);
+    }
+    sink.flush();
+  }
+
+  #armTimer(): void {
+    const t = this.#q.timeout();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (t === null) return;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, t));
+  }
+
+  #onTimer = (): void => {
+    this.#timer = null;
+    if (this.#closed) return;
+    this.#q.onTimeout();
+    this.process();
+  };
+
+  #onConnectTimeout(): void {
+    this.#connectTimer = null;
+    if (this.#established || this.#closed) return;
+    this.#overrideError ??= new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `QUIC handshake with ${this.remote.host}:${this.remote.port} timed out`, {
+      retrySafe: true,
+    });
+    this.destroy(this.#overrideError);
+  }
+
+  #closeWith(app: boolean, code: number, reason: string): void {
+    if (this.#closed) return;
+    try {
+      this.#q.close(app, code, Buffer.from(reason.slice(0, 200)));
+    } catch {
+      // Already closing.
+    }
+    this.#markDirty();
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#timer = this.#connectTimer = null;
+    const error = this.#overrideError ?? closeError(this.#q, this.#established);
+    this.#init.release(this);
+    this.#handler.onClosed(error);
+    this.#emit({ type: 'closed', error });
+  }
+
+  #emit(ev: QuicConnectionEvent): void {
+    for (const l of this.#listeners) l(ev);
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * A UDP endpoint: one dgram socket, many QUIC connections routed by
+ * destination connection id. Every connection id we issue is CID_LEN bytes,
+ * so short-header packets are routed without a parse. Bytes that are not a
+ * QUIC packet for a known connection (or a valid new Initial, on a server)
+ * are counted and dropped; nothing from the wire can throw out of here.
+ */
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { quiche, type HostPort, type QuicheConfig } from './quiche.js';
+import { QuicConnection } from './connection.js';
+import { PacketSink } from './packet-sink.js';
+import { RetryTokens } from './retry.js';
+
+export const CID_LEN = 16;
+/** RFC 9000 §14.1: a server MUST discard an Initial in a datagram under 1200 bytes. */
+const MIN_INITIAL = 1200;
+
+export interface EndpointStats {
+  datagramsIn: number;
+  dropped: number;
+  unparseable: number;
+  accepted: number;
+  retriesSent: number;
+  versionNegotiations: number;
+  connections: number;
+  packetsOut: number;
+  bytesOut: number;
+}
+
+export interface ServerRole {
+  config: QuicheConfig;
+  /** Called for each accepted connection, before its first packet is processed. */
+  onConnection: (conn: QuicConnection) => void;
+  /** Stateless Retry (address validation) before accepting. Default false. */
+  retry?: boolean;
+  /** Upper bound on live connections; new Initials beyond it are dropped. Default 10000. */
+  maxConnections?: number;
+}
+
+export interface EndpointOptions {
+  /** Address to bind. Default '0.0.0.0' (or '::' when `ipv6`). */
+  host?: string;
+  /** Port to bind. Default 0 (ephemeral). */
+  port?: number;
+  ipv6?: boolean;
+  server?: ServerRole;
+  /** Max UDP payload quiche may write. Default 1350 (matches buildConfig). */
+  maxPacket?: number;
+  /** SO_RCVBUF / SO_SNDBUF. Default 4 MiB each (best effort). */
+  socketBuffer?: number;
+}
+
+export interface ConnectOptions {
+  config: QuicheConfig;
+  /** IP literal (the binding resolves names synchronously; resolve first). */
+  host: string;
+  port: number;
+  /** SNI / certificate name; default = host when it is a name, none for an IP literal. */
+  serverName?: string | null;
+  /** Name or IP the server certificate must match; null disables the extra check. */
+  expectedHost?: string | null;
+  /** Resume a TLS session (enables 0-RTT when the ticket allows it). */
+  session?: Uint8Array | null;
+  connectTimeoutMs?: number;
+}
+
+export class QuicEndpoint {
+  #socket: dgram.Socket;
+  #sink: PacketSink;
+  #local: HostPort;
+  #server: ServerRole | null;
+  #conns = new Map<string, QuicConnection>();
+  #cidsOf = new Map<QuicConnection, string[]>();
+  #live = new Set<QuicConnection>();
+  #dirty = new Set<QuicConnection>();
+  #immediate: NodeJS.Immediate | null = null;
+  #retry: RetryTokens | null;
+  #closed = false;
+  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0 };
+  #vnBuf = Buffer.allocUnsafe(1350);
+
+  private constructor(socket: dgram.Socket, local: HostPort, opts: EndpointOptions) {
+    this.#socket = socket;
+    this.#local = local;
+    this.#server = opts.server ?? null;
+    this.#retry = opts.server?.retry ? new RetryTokens() : null;
+    this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350);
+    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port));
+    socket.on('error', () => {
+      this.#counters.dropped++;
+    });
+  }
+
+  static async bind(opts: EndpointOptions = {}): Promise<QuicEndpoint> {
+    quiche();
+    const ipv6 = opts.ipv6 ?? (opts.host !== undefined && isIPv6(opts.host));
+    const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
+    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e);
+      socket.once('error', onErr);
+      socket.bind({ address: host, port: opts.port ?? 0, exclusive: true }, () => {
+        socket.off('error', onErr);
+        resolve();
+      });
+    }).catch((e: unknown) => {
+      socket.close();
+      throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', `cannot bind UDP ${host}:${opts.port ?? 0}: ${(e as Error).message}`, { cause: e });
+    });
+    const size = opts.socketBuffer ?? 4 * 1024 * 1024;
+    try {
+      socket.setRecvBufferSize(size);
+      socket.setSendBufferSize(size);
+    } catch {
+      // Capped by net.core.*mem_max; the defaults still work.
+    }
+    const a = socket.address();
+    return new QuicEndpoint(socket, { host: a.address, port: a.port }, opts);
+  }
+
+  get address(): HostPort {
+    return this.#local;
+  }
+
+  get connectionCount(): number {
+    return this.#live.size;
+  }
+
+  stats(): EndpointStats {
+    return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut };
+  }
+
+  /** Let the process exit while only this endpoint is open. */
+  unref(): void {
+    this.#socket.unref();
+  }
+
+  connect(o: ConnectOptions): QuicConnection {
+    if (this.#closed) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
+    const b = quiche();
+    const scid = randomBytes(CID_LEN);
+    const remote = { host: o.host, port: o.port };
+    let raw;
+    try {
+      raw = b.Connection.connect(o.serverName ?? null, scid, this.#local, remote, o.config);
+      if (o.session) raw.setSession(o.session);
+    } catch (e) {
+      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC connect failed: ${(e as Error).message}`, { cause: e, retrySafe: true });
+    }
+    const init = {
+      conn: raw,
+      role: 'client' as const,
+      local: this.#local,
+      remote,
+      sink: this.#sink,
+      schedule: this.#schedule,
+      release: this.#release,
+      expectedHost: o.expectedHost ?? null,
+      ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+    };
+    const conn = new QuicConnection(init);
+    this.#register(conn, [scid.toString('latin1')]);
+    return conn;
+  }
+
+  /**
+   * Close every connection with H3_NO_ERROR-style application close, give
+   * the CONNECTION_CLOSE packets a moment to leave, then close the socket.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of [...this.#live]) c.destroy(null);
+    if (this.#immediate) clearImmediate(this.#immediate);
+    await new Promise<void>((r) => setImmediate(r));
+    await new Promise<void>((r) => this.#socket.close(() => r()));
+  }
+
+  // ---- internals ----
+
+  #register(conn: QuicConnection, cids: string[]): void {
+    for (const k of cids) this.#conns.set(k, conn);
+    this.#cidsOf.set(conn, cids);
+    this.#live.add(conn);
+  }
+
+  #schedule = (c: QuicConnection): void => {
+    this.#dirty.add(c);
+    this.#immediate ??= setImmediate(this.#runDirty);
+  };
+
+  #runDirty = (): void => {
+    this.#immediate = null;
+    for (let round = 0; round < 8 && this.#dirty.size; round++) {
+      const batch = [...this.#dirty];
+      this.#dirty.clear();
+      for (const c of batch) c.process();
+    }
+    if (this.#dirty.size) this.#immediate = setImmediate(this.#runDirty);
+  };
+
+  #release = (c: QuicConnection): void => {
+    for (const k of this.#cidsOf.get(c) ?? []) if (this.#conns.get(k) === c) this.#conns.delete(k);
+    this.#cidsOf.delete(c);
+    this.#live.delete(c);
+    this.#dirty.delete(c);
+  };
+
+  #onMessage(msg: Buffer, host: string, port: number): void {
+    this.#counters.datagramsIn++;
+    if (msg.length < 1 + CID_LEN) {
+      this.#counters.dropped++;
+      return;
+    }
+    const first = msg[0]!;
+    if ((first & 0x80) === 0) {
+      const c = this.#conns.get(msg.toString('latin1', 1, 1 + CID_LEN));
+      if (c) c.receive(msg, host, port);
+      else this.#counters.dropped++;
+      return;
+    }
+    let hdr;
+    try {
+      hdr = quiche().Header.fromSlice(msg, CID_LEN);
+    } catch {
+      this.#counters.unparseable++;
+      return;
+    }
+    const key = Buffer.from(hdr.dcid.buffer, hdr.dcid.byteOffset, hdr.dcid.byteLength).toString('latin1');
+    const c = this.#conns.get(key);
+    if (c) {
+      c.receive(msg, host, port);
+      return;
+    }
+    this.#accept(msg, host, port, hdr);
+  }
+
+  #accept(msg: Buffer, host: string, port: number, hdr: { ty: number; version: number; dcid: Uint8Array; scid: Uint8Array; token?: Uint8Array | null }): void {
+    const srv = this.#server;
+    const b = quiche();
+    if (!srv || this.#closed) {
+      this.#counters.dropped++;
+      return;
+    }
+    if (!b.versionIsSupported(hdr.version)) {
+      // RFC 9000 §6.1: answer an unsupported version with Version Negotiation
+      // (only for datagrams large enough to be a client's first flight).
+      if (msg.length >= MIN_INITIAL) {
+        try {
+          const n = b.negotiateVersion(hdr.scid, hdr.dcid, this.#vnBuf);
+          this.#socket.send(Buffer.from(this.#vnBuf.subarray(0, n)), port, host);
+          this.#counters.versionNegotiations++;
+        } catch {
+          this.#counters.dropped++;
+        }
+      } else this.#counters.dropped++;
+      return;
+    }
+    if (hdr.ty !== b.Type.Initial || msg.length < MIN_INITIAL || this.#live.size >= (srv.maxConnections ?? 10_000)) {
+      this.#counters.dropped++;
+      return;
+    }
+    let scid: Buffer = randomBytes(CID_LEN);
+    let odcid: Uint8Array | null = null;
+    if (this.#retry) {
+      const token = hdr.token && hdr.token.length ? hdr.token : null;
+      if (!token) {
+        try {
+          const t = this.#retry.mint(host, port, hdr.dcid);
+          const n = b.retry(hdr.scid, hdr.dcid, scid, t, hdr.version, this.#vnBuf);
+          this.#socket.send(Buffer.from(this.#vnBuf.subarray(0, n)), port, host);
+          this.#counters.retriesSent++;
+        } catch {
+          this.#counters.dropped++;
+        }
+        return;
+      }
+      odcid = this.#retry.check(host, port, token);
+      if (!odcid || hdr.dcid.length !== CID_LEN) {
+        this.#counters.dropped++;
+        return;
+      }
+      scid = Buffer.from(hdr.dcid);
+    }
+    const remote = { host, port };
+    let raw;
+    try {
+      raw = b.Connection.accept(scid, odcid, this.#local, remote, srv.config);
+    } catch {
+      this.#counters.dropped++;
+      return;
+    }
+    const conn = new QuicConnection({
+      conn: raw,
+      role: 'server',
+      local: this.#local,
+      remote,
+      sink: this.#sink,
+      schedule: this.#schedule,
+      release: this.#release,
+    });
+    const keys = [scid.toString('latin1')];
+    const dk = Buffer.from(hdr.dcid).toString('latin1');
+    if (dk !== keys[0]) keys.push(dk);
+    this.#register(conn, keys);
+    this.#counters.accepted++;
+    try {
+      srv.onConnection(conn);
+    } catch {
+      conn.destroy(null);
+      return;
+    }
+    conn.receive(msg, host, port);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Map a closed quiche connection onto the public error tree. Transport and
+ * crypto codes per RFC 9000 §20.1; TLS alerts ride in 0x0100–0x01ff
+ * (RFC 9001 §4.8).
+ */
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import type { QuicheConnection, QuicheConnectionError } from './quiche.js';
+
+/** TLS alerts that mean "the certificate was not acceptable" (RFC 8446 §6.2). */
+const CERT_ALERTS = new Set([42, 43, 44, 45, 46, 48, 49]);
+
+export const CRYPTO_ERROR_BASE = 0x100;
+/** RFC 9114 §8.1 H3_NO_ERROR: an application close with it is clean. */
+const H3_NO_ERROR = 0x100;
+
+function isClean(e: QuicheConnectionError): boolean {
+  return e.isApp ? e.errorCode === 0 || e.errorCode === H3_NO_ERROR : e.errorCode === 0;
+}
+
+function describe(e: QuicheConnectionError): string {
+  const reason = e.reason.length ? ` "${Buffer.from(e.reason).toString('utf8').slice(0, 200)}"` : '';
+  const kind = e.isApp ? 'application' : e.errorCode >= 0x100 && e.errorCode <= 0x1ff ? `TLS alert ${e.errorCode - 0x100}` : 'transport';
+  return `${kind} error 0x${e.errorCode.toString(16)}${reason}`;
+}
+
+function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: boolean): OriginlinkError {
+  const details = { wireCode: e.errorCode, isApp: e.isApp, closedBy: by, established };
+  const isCrypto = !e.isApp && e.errorCode >= 0x100 && e.errorCode <= 0x1ff;
+  if (isCrypto && CERT_ALERTS.has(e.errorCode - 0x100)) {
+    const whose = by === 'local' ? 'the server certificate was rejected' : 'the peer rejected our certificate';
+    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC handshake failed: ${whose} (${describe(e)})`, { details });
+  }
+  const side = by === 'peer' ? 'remote' : 'local';
+  return new OriginlinkError(ErrorCode.QUIC_FAILED, side, `QUIC connection closed by ${by}: ${describe(e)}`, {
+    details,
+    retrySafe: !established,
+  });
+}
+
+/** The error for a connection that quiche reports closed; null when clean. */
+export function closeError(conn: QuicheConnection, established: boolean): OriginlinkError | null {
+  if (conn.isTimedOut()) {
+    if (!established) {
+      return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', 'QUIC handshake timed out (no answer from the peer)', {
+        retrySafe: true,
+        details: { established },
+      });
+    }
+    return new OriginlinkError(ErrorCode.QUIC_FAILED, 'network', 'QUIC connection idle timeout', { details: { idle: true, established } });
+  }
+  const peer = conn.peerError();
+  if (peer) return isClean(peer) ? null : fromWire(peer, 'peer', established);
+  const local = conn.localError();
+  if (local) return isClean(local) ? null : fromWire(local, 'local', established);
+  return null;
+}

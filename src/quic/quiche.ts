@@ -1,0 +1,224 @@
+/**
+ * The only module that loads the native quiche binding
+ * (`@matrixai/quic-linux-x64`, quiche 0.18 + BoringSSL, pinned 2.0.9).
+ * Everything else in originlink sees the typed surface below.
+ *
+ * Binding conventions (measured, see native-notes/quiche.md):
+ * - `send`, `streamRecv`, `streamSend` return null for quiche's `Done`.
+ * - Other quiche errors are thrown as `Error` whose message is the Rust
+ *   Debug form: `StreamReset(268)`, `StreamStopped(256)`, `TlsFail`...
+ * - Host/port pairs are resolved with `to_socket_addrs`: pass IP literals.
+ * - `timeout()` is relative, in whole ms; `pathStats()[i].rtt` is whole ms.
+ */
+import { createRequire } from 'node:module';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface RecvInfo {
+  from: HostPort;
+  to: HostPort;
+}
+
+export interface SendInfo {
+  from: HostPort;
+  to: HostPort;
+  /** Opaque pacing instant; unused by our driver. */
+  at: unknown;
+}
+
+export interface QuicheConnectionError {
+  isApp: boolean;
+  errorCode: number;
+  reason: Uint8Array;
+}
+
+export interface QuicheStats {
+  recv: number;
+  sent: number;
+  lost: number;
+  retrans: number;
+  sentBytes: number;
+  recvBytes: number;
+  lostBytes: number;
+  streamRetransBytes: number;
+  pathsCount: number;
+  peerMaxIdleTimeout: number;
+  peerMaxUdpPayloadSize: number;
+  peerInitialMaxStreamsBidi: number;
+  peerInitialMaxStreamsUni: number;
+}
+
+export interface QuichePathStats {
+  localHost: HostPort;
+  peerHost: HostPort;
+  active: boolean;
+  recv: number;
+  sent: number;
+  lost: number;
+  retrans: number;
+  rtt: number;
+  cwnd: number;
+  sentBytes: number;
+  recvBytes: number;
+  lostBytes: number;
+  pmtu: number;
+  deliveryRate: number;
+}
+
+export interface QuicheConfig {
+  loadCertChainFromPemFile(file: string): void;
+  loadPrivKeyFromPemFile(file: string): void;
+  loadVerifyLocationsFromFile(file: string): void;
+  loadVerifyLocationsFromDirectory(dir: string): void;
+  verifyPeer(verify: boolean): void;
+  grease(grease: boolean): void;
+  logKeys(): void;
+  setTicketKey(key: Uint8Array): void;
+  enableEarlyData(): void;
+  setApplicationProtos(protos: string[]): void;
+  setMaxIdleTimeout(ms: number): void;
+  setMaxRecvUdpPayloadSize(size: number): void;
+  setMaxSendUdpPayloadSize(size: number): void;
+  setInitialMaxData(v: number): void;
+  setInitialMaxStreamDataBidiLocal(v: number): void;
+  setInitialMaxStreamDataBidiRemote(v: number): void;
+  setInitialMaxStreamDataUni(v: number): void;
+  setInitialMaxStreamsBidi(v: number): void;
+  setInitialMaxStreamsUni(v: number): void;
+  setMaxConnectionWindow(v: number): void;
+  setMaxStreamWindow(v: number): void;
+  setActiveConnectionIdLimit(v: number): void;
+  setDisableActiveMigration(v: boolean): void;
+  setCcAlgorithmName(name: string): void;
+  enablePacing(v: boolean): void;
+  enableHystart(v: boolean): void;
+}
+
+export interface QuicheConnection {
+  setSession(session: Uint8Array): void;
+  recv(data: Uint8Array, info: RecvInfo): number;
+  send(out: Uint8Array): [number, SendInfo] | null;
+  streamRecv(streamId: number, out: Uint8Array): [number, boolean] | null;
+  streamSend(streamId: number, data: Uint8Array, fin: boolean): number | null;
+  streamShutdown(streamId: number, direction: number, code: number): void;
+  streamCapacity(streamId: number): number;
+  streamFinished(streamId: number): boolean;
+  peerStreamsLeftBidi(): number;
+  peerStreamsLeftUni(): number;
+  readable(): Iterable<number>;
+  writable(): Iterable<number>;
+  maxSendUdpPayloadSize(): number;
+  timeout(): number | null;
+  onTimeout(): void;
+  close(app: boolean, code: number, reason: Uint8Array): void;
+  applicationProto(): Uint8Array;
+  serverName(): string | null;
+  peerCertChain(): Uint8Array[] | null;
+  session(): Uint8Array | null;
+  sourceId(): Uint8Array;
+  destinationId(): Uint8Array;
+  isEstablished(): boolean;
+  isResumed(): boolean;
+  isInEarlyData(): boolean;
+  isDraining(): boolean;
+  isClosed(): boolean;
+  isTimedOut(): boolean;
+  peerError(): QuicheConnectionError | null;
+  localError(): QuicheConnectionError | null;
+  stats(): QuicheStats;
+  pathStats(): QuichePathStats[];
+  sendAckEliciting(): void;
+}
+
+export interface QuicheHeader {
+  ty: number;
+  version: number;
+  dcid: Uint8Array;
+  scid: Uint8Array;
+  token?: Uint8Array | null;
+}
+
+interface Binding {
+  Config: new () => QuicheConfig;
+  Connection: {
+    connect(serverName: string | null, scid: Uint8Array, local: HostPort, remote: HostPort, config: QuicheConfig): QuicheConnection;
+    accept(scid: Uint8Array, odcid: Uint8Array | null, local: HostPort, remote: HostPort, config: QuicheConfig): QuicheConnection;
+  };
+  Header: { fromSlice(data: Uint8Array, dcidLen: number): QuicheHeader };
+  negotiateVersion(scid: Uint8Array, dcid: Uint8Array, out: Uint8Array): number;
+  retry(scid: Uint8Array, dcid: Uint8Array, newScid: Uint8Array, token: Uint8Array, version: number, out: Uint8Array): number;
+  versionIsSupported(version: number): boolean;
+  Shutdown: { Read: number; Write: number };
+  Type: { Initial: number; Retry: number; Handshake: number; ZeroRTT: number; VersionNegotiation: number; Short: number };
+}
+
+export const BINDING_PACKAGE = '@matrixai/quic-linux-x64';
+
+let cached: Binding | null = null;
+let loadError: OriginlinkError | null = null;
+
+/**
+ * Load the binding once. Throws OriginlinkError(UNSUPPORTED_PROTOCOL) when
+ * the native module is missing or does not load on this platform; callers
+ * treat that as "HTTP/3 unavailable" (h1/h2 keep working).
+ */
+export function quiche(): Binding {
+  if (cached) return cached;
+  if (loadError) throw loadError;
+  try {
+    const req = createRequire(import.meta.url);
+    const b = req(`${BINDING_PACKAGE}/node.napi.node`) as Binding;
+    if (typeof b.Connection?.connect !== 'function' || typeof b.Config !== 'function') {
+      throw new Error('binding lacks Connection.connect/Config');
+    }
+    cached = b;
+    return b;
+  } catch (e) {
+    loadError = new OriginlinkError(
+      ErrorCode.UNSUPPORTED_PROTOCOL,
+      'local',
+      `HTTP/3 unavailable: cannot load the QUIC binding ${BINDING_PACKAGE} (${process.platform}-${process.arch}): ${(e as Error).message}`,
+      { cause: e, details: { package: BINDING_PACKAGE } },
+    );
+    throw loadError;
+  }
+}
+
+/** True when the binding loads; never throws. */
+export function quicheAvailable(): boolean {
+  try {
+    quiche();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Parsed form of a thrown binding error: `StreamReset(268)` → {name:'StreamReset', code:268}. */
+export interface QuicheErrorInfo {
+  name: string;
+  code: number | null;
+}
+
+const ERR_RE = /^([A-Za-z]+)(?:\((\d+)\))?/;
+
+export function parseQuicheError(e: unknown): QuicheErrorInfo {
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = ERR_RE.exec(msg);
+  if (!m) return { name: msg, code: null };
+  return { name: m[1] ?? msg, code: m[2] === undefined ? null : Number(m[2]) };
+}
+
+export function shutdownDir(dir: 'read' | 'write'): number {
+  const s = quiche().Shutdown;
+  return dir === 'read' ? s.Read : s.Write;
+}
+
+/** Long-header packet types used by the endpoint. */
+export function packetTypes(): Binding['Type'] {
+  return quiche().Type;
+}
