@@ -31,7 +31,7 @@ export type H3Event =
   | { type: 'headers'; streamId: number; headers: HeaderList; end: boolean }
   /** Trailers; the message ends with them. */
   | { type: 'trailers'; streamId: number; headers: HeaderList }
-  /** Body bytes; `end` marks the end of the message (possibly with empty `data`). */
+  /** Body bytes (a copy, owned by the listener); `end` marks the end of the message (possibly with empty `data`). */
   | { type: 'data'; streamId: number; data: Uint8Array; end: boolean }
   /**
    * The stream failed: the peer reset it or asked us to stop sending, or we
@@ -45,8 +45,9 @@ export type H3Event =
   | { type: 'settings'; settings: Settings }
   /** Stream credit grew after `openRequest` returned null. */
   | { type: 'streams-available' }
+  /** The QUIC handshake completed (`early` true when 0-RTT keys came first; may then repeat with false). */
   | { type: 'connected'; early: boolean }
-  /** The connection is closed; no further events. */
+  /** The connection is closed; no further events, and every open stream is gone with it. */
   | { type: 'closed'; error: OriginlinkError | null };
 
 export type H3Listener = (ev: H3Event) => void;
