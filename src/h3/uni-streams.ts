@@ -55,7 +55,8 @@ export class PeerUniStreams {
     if (s.kind === 'pending') {
       const t = s.reader.push(data);
       if (t === null) {
-        if (fin) s.kind = 'ignored';
+        // Ended before its type was complete: nothing to attribute it to.
+        if (fin) this.#streams.delete(id);
         return;
       }
       this.#assign(id, s, t.type);

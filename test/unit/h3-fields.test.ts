@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { checkFieldSection, contentLengthOf, fieldSectionSize } from '../../src/h3/fields.js';
+import type { HeaderList } from '../../src/pool/types.js';
+
+const REQ: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/']];
+
+describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
+  it('accepts well-formed requests, responses and trailers', () => {
+    expect(checkFieldSection(REQ, 'request')).toBeNull();
+    expect(checkFieldSection([...REQ, ['te', 'trailers'], ['x-a', ' spaced value ']], 'request')).toBeNull();
+    expect(checkFieldSection([[':method', 'CONNECT'], [':authority', 'a.example:443']], 'request')).toBeNull();
+    expect(checkFieldSection([[':method', 'GET'], [':scheme', 'https'], [':path', '/'], ['host', 'a.example']], 'request')).toBeNull();
+    expect(checkFieldSection([[':method', 'OPTIONS'], [':scheme', 'https'], [':authority', 'a'], [':path', '*']], 'request')).toBeNull();
+    expect(checkFieldSection([[':status', '200'], ['content-type', 'text/plain']], 'response')).toBeNull();
+    expect(checkFieldSection([[':status', '103']], 'response')).toBeNull();
+    expect(checkFieldSection([['x-checksum', 'abc']], 'trailers')).toBeNull();
+    expect(checkFieldSection([], 'trailers')).toBeNull();
+  });
+
+  const bad: Array<[string, HeaderList, 'request' | 'response' | 'trailers']> = [
+    ['upper-case name', [...REQ, ['X-A', '1']], 'request'],
+    ['space in name', [...REQ, ['x a', '1']], 'request'],
+    ['empty name', [...REQ, ['', '1']], 'request'],
+    ['pseudo after regular', [[':method', 'GET'], ['x', '1'], [':scheme', 'https'], [':authority', 'a'], [':path', '/']], 'request'],
+    ['duplicate pseudo', [...REQ, [':path', '/again']], 'request'],
+    ['unknown pseudo', [...REQ, [':protocol', 'websocket']], 'request'],
+    ['response pseudo in request', [...REQ, [':status', '200']], 'request'],
+    ['missing :method', REQ.slice(1), 'request'],
+    ['missing :path', REQ.filter(([k]) => k !== ':path'), 'request'],
+    ['empty :path', [...REQ.filter(([k]) => k !== ':path'), [':path', '']], 'request'],
+    ['no authority or host', REQ.filter(([k]) => k !== ':authority'), 'request'],
+    ['empty authority', [...REQ.filter(([k]) => k !== ':authority'), [':authority', '']], 'request'],
+    ['CONNECT with :path', [[':method', 'CONNECT'], [':authority', 'a'], [':path', '/']], 'request'],
+    ['connection header', [...REQ, ['connection', 'close']], 'request'],
+    ['keep-alive', [...REQ, ['keep-alive', '5']], 'request'],
+    ['transfer-encoding', [...REQ, ['transfer-encoding', 'chunked']], 'request'],
+    ['upgrade', [...REQ, ['upgrade', 'h2c']], 'request'],
+    ['TE not trailers', [...REQ, ['te', 'gzip']], 'request'],
+    ['CR in value', [...REQ, ['x', 'a\rb']], 'request'],
+    ['NUL in value', [...REQ, ['x', 'a\0b']], 'request'],
+    ['missing :status', [['content-type', 'x']], 'response'],
+    ['non-numeric :status', [[':status', '2xx']], 'response'],
+    ['101 in HTTP/3', [[':status', '101']], 'response'],
+    ['request pseudo in response', [[':status', '200'], [':path', '/']], 'response'],
+    ['pseudo in trailers', [[':status', '200']], 'trailers'],
+  ];
+  for (const [why, h, kind] of bad) {
+    it(`rejects ${why}`, () => expect(checkFieldSection(h, kind)).not.toBeNull());
+  }
+
+  it('parses content-length', () => {
+    expect(contentLengthOf(REQ)).toBeNull();
+    expect(contentLengthOf([['content-length', '42']])).toBe(42);
+    expect(contentLengthOf([['content-length', '42, 42']])).toBe(42);
+    expect(contentLengthOf([['content-length', '42'], ['content-length', '42']])).toBe(42);
+    expect(contentLengthOf([['content-length', '42'], ['content-length', '43']])).toHaveProperty('error');
+    expect(contentLengthOf([['content-length', '-1']])).toHaveProperty('error');
+    expect(contentLengthOf([['content-length', '']])).toHaveProperty('error');
+    expect(contentLengthOf([['content-length', '1e3']])).toHaveProperty('error');
+  });
+
+  it('sizes a section as name + value + 32 per line', () => {
+    expect(fieldSectionSize([['ab', 'cde'], ['x', '']])).toBe(2 + 3 + 32 + 1 + 32);
+  });
+});
