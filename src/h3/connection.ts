@@ -50,6 +50,8 @@ export class H3Connection implements QuicStreamHandler {
   readonly #peerRequests = new SeenStreamIds(0);
   /** Highest request stream accepted for processing (server role). */
   #lastAccepted = -1;
+  /** Client role: one past the highest request stream id we opened. */
+  #openedBelow = 0;
   #goawaySent: number | null = null;
   #goawayReceived: number | null = null;
 
@@ -132,6 +134,7 @@ export class H3Connection implements QuicStreamHandler {
     this.#openCritical();
     const id = this.#t.openBidi();
     if (id === null) return null;
+    this.#openedBelow = Math.max(this.#openedBelow, id + 1);
     const s = new RequestStream(id, false, this.#opts, methodOf(headers));
     s.headersSent = true;
     s.sendDone = end;
@@ -147,6 +150,7 @@ export class H3Connection implements QuicStreamHandler {
   sendHeaders(streamId: number, headers: HeaderList, end: boolean): void {
     this.#usable();
     const s = this.#sendable(streamId);
+    if (!s) return;
     let kind: 'response' | 'trailers' = 'trailers';
     if (this.#server && !s.headersSent) kind = 'response';
     const why = checkFieldSection(headers, kind);
@@ -164,6 +168,7 @@ export class H3Connection implements QuicStreamHandler {
   sendData(streamId: number, data: Uint8Array, end: boolean): void {
     this.#usable();
     const s = this.#sendable(streamId);
+    if (!s) return;
     if (!s.headersSent) throw argumentError('DATA before the final HEADERS');
     if (end) s.sendDone = true;
     if (data.length === 0) this.#t.send(streamId, new Uint8Array(0), end);
@@ -174,6 +179,7 @@ export class H3Connection implements QuicStreamHandler {
   endStream(streamId: number): void {
     this.#usable();
     const s = this.#sendable(streamId);
+    if (!s) return;
     if (!s.headersSent) throw argumentError('cannot end a stream before its final HEADERS');
     s.sendDone = true;
     this.#t.send(streamId, new Uint8Array(0), true);
@@ -261,6 +267,7 @@ export class H3Connection implements QuicStreamHandler {
       const s = this.#streams.get(streamId);
       if (!s || s.sendDone) return;
       s.sendDone = true;
+      s.peerStopped = true;
       // RFC 9000 §3.5: answer STOP_SENDING with RESET_STREAM.
       this.#t.resetStream(streamId, code);
       // RFC 9114 §4.1: H3_NO_ERROR from a server that already answered means "stop uploading".
@@ -369,9 +376,20 @@ export class H3Connection implements QuicStreamHandler {
     return s;
   }
 
-  #sendable(streamId: number): RequestStream {
+  /**
+   * The stream to write on; null (the write is dropped) when the peer
+   * already ended our interest in it — reset, STOP_SENDING, GOAWAY — so an
+   * asynchronous body pump racing that event does not fail. Writing on a
+   * stream that never existed, or after our own end, is a caller error.
+   */
+  #sendable(streamId: number): RequestStream | null {
     const s = this.#streams.get(streamId);
-    if (!s) throw argumentError(`stream ${streamId} is not open`);
+    if (!s) {
+      const known = this.#server ? this.#peerRequests.has(streamId) : streamId < this.#openedBelow;
+      if (known && !isUni(streamId)) return null;
+      throw argumentError(`stream ${streamId} is not open`);
+    }
+    if (s.peerStopped) return null;
     if (s.sendDone) throw argumentError(`stream ${streamId} is closed for sending`);
     return s;
   }

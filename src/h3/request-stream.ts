@@ -49,6 +49,8 @@ export class RequestStream {
   headersSent = false;
   /** Send side finished (FIN sent, reset, or STOP_SENDING received). */
   sendDone = false;
+  /** The peer sent STOP_SENDING: further writes are dropped silently. */
+  peerStopped = false;
 
   constructor(id: number, server: boolean, opts: { maxFrameSize: number; maxFieldSectionSize: number }, requestMethod: string | null) {
     this.id = id;

@@ -15,6 +15,10 @@ export class SeenStreamIds {
     this.#floor = firstId;
   }
 
+  has(id: number): boolean {
+    return id < this.#floor || this.#above.has(id);
+  }
+
   /** Record `id`; false when it had been seen before. */
   add(id: number): boolean {
     if (id < this.#floor || this.#above.has(id)) return false;

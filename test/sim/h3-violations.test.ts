@@ -365,3 +365,52 @@ describe('client-side violations (server peer streams 1/3/7)', () => {
     expect(() => e.h3.openRequest(REQ, true)).toThrow(/closed/);
   });
 });
+
+describe('stream lifecycle edges (client role)', () => {
+  const RESP: HeaderList = [[':status', '200'], ['content-length', '2']];
+
+  it('STOP_SENDING(H3_NO_ERROR) ends the upload quietly; the response still arrives', () => {
+    const e = endpoint('client');
+    const id = e.h3.openRequest(REQ, false)!;
+    e.h3.sendData(id, Buffer.from('part1'), false);
+    e.h3.onStopSending(id, H3ErrorCode.NO_ERROR);
+    expect(e.t.resets).toContainEqual([id, H3ErrorCode.NO_ERROR]);
+    const before = e.t.bytes(id).length;
+    e.h3.sendData(id, Buffer.from('part2'), false); // dropped, no throw
+    e.h3.endStream(id);
+    expect(e.t.bytes(id).length).toBe(before);
+    expect(e.events.some((x) => x.type === 'reset')).toBe(false);
+    feed(e.h3, id, concatBytes([headers(RESP), data('ok')]), true, 'bytes');
+    expect(e.events.filter((x) => x.type === 'headers')).toHaveLength(1);
+    expect(e.events.at(-1)).toMatchObject({ type: 'data', end: true });
+  });
+
+  it('writes racing a peer reset are dropped; writes on unknown streams and after our end throw', () => {
+    const e = endpoint('client');
+    const id = e.h3.openRequest(REQ, false)!;
+    e.h3.onStreamReset(id, H3ErrorCode.REQUEST_REJECTED);
+    expect(e.events).toContainEqual({ type: 'reset', streamId: id, code: H3ErrorCode.REQUEST_REJECTED });
+    expect(() => e.h3.sendData(id, Buffer.from('late'), true)).not.toThrow();
+    expect(() => e.h3.sendData(400, Buffer.from('x'), true)).toThrow(/not open/);
+    const id2 = e.h3.openRequest(REQ, true)!;
+    expect(() => e.h3.sendData(id2, Buffer.from('x'), true)).toThrow(/closed for sending/);
+  });
+
+  it('a server rejects requests after its GOAWAY and reports the right id', () => {
+    const e = endpoint('server');
+    feed(e.h3, 0, headers(REQ), true, 'whole');
+    feed(e.h3, 8, headers(REQ), true, 'whole');
+    e.h3.goaway();
+    // Stream 4 was never seen but is below the GOAWAY id (12): still accepted.
+    expect([...e.t.bytes(3)].slice(-3)).toEqual([0x07, 0x01, 12]);
+    feed(e.h3, 4, headers(REQ), true, 'whole');
+    feed(e.h3, 12, headers(REQ), true, 'whole');
+    const heads = e.events.filter((x) => x.type === 'headers').map((x) => (x as { streamId: number }).streamId);
+    expect(heads).toEqual([0, 8, 4]);
+    expect(e.t.resets).toContainEqual([12, H3ErrorCode.REQUEST_REJECTED]);
+    // A second GOAWAY never raises the id.
+    e.h3.goaway();
+    expect([...e.t.bytes(3)].slice(-3)).toEqual([0x07, 0x01, 12]);
+  });
+});
+
