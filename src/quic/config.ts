@@ -15,8 +15,8 @@ export interface QuicOptions {
   alpn?: string[];
   /** Client: verify the server certificate chain and name. Default true. */
   verifyPeer?: boolean;
-  /** Client: PEM file of trusted CAs. Default: BoringSSL's built-in store (none). */
-  caFile?: string;
+  /** Client: trusted CAs, a PEM file path or PEM text/bytes. Default: BoringSSL's built-in store (none). */
+  caFile?: string | Uint8Array;
   /** Server: PEM certificate chain (file path, or PEM text/bytes). */
   cert?: string | Uint8Array;
   /** Server: PEM private key (file path, or PEM text/bytes). */
@@ -101,9 +101,10 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
       c.verifyPeer(verify);
       if (o.caFile !== undefined) {
         try {
-          c.loadVerifyLocationsFromFile(o.caFile);
+          c.loadVerifyLocationsFromFile(pems.path('ca.pem', o.caFile));
         } catch (e) {
-          throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option caFile: cannot load ${o.caFile} (${(e as Error).message})`, { cause: e });
+          const what = typeof o.caFile === 'string' && !o.caFile.includes('-----BEGIN') ? o.caFile : 'PEM data';
+          throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option caFile: cannot load ${what} (${(e as Error).message})`, { cause: e });
         }
       }
     }

@@ -90,6 +90,9 @@ export class QuicConnection implements QuicStreamTransport {
   #processing = false;
   #dirty = false;
   #recvErrors = 0;
+  #paused = new Set<number>();
+  #writeWaiters: Array<{ id: number; max: number; resolve: () => void }> = [];
+  #packetWaiters: Array<() => void> = [];
 
   constructor(init: QuicConnectionInit) {
     this.#init = init;
@@ -165,6 +168,30 @@ export class QuicConnection implements QuicStreamTransport {
   /** Bytes of one stream still waiting in our queue (backpressure signal). */
   queuedBytes(streamId: number): number {
     return this.#writes.queued(streamId);
+  }
+
+  /**
+   * Receive-side backpressure: stop reading a stream from quiche, so its
+   * flow-control window stops opening, until `resumeStream`.
+   */
+  pauseStream(streamId: number): void {
+    this.#paused.add(streamId);
+  }
+
+  resumeStream(streamId: number): void {
+    if (this.#paused.delete(streamId)) this.#markDirty();
+  }
+
+  /** Resolves once at most `maxQueued` bytes of the stream wait in our queue (or the connection closed). */
+  waitWritable(streamId: number, maxQueued: number): Promise<void> {
+    if (this.#closed || this.#writes.queued(streamId) <= maxQueued) return Promise.resolve();
+    return new Promise((resolve) => this.#writeWaiters.push({ id: streamId, max: maxQueued, resolve }));
+  }
+
+  /** Resolves when the next datagram for this connection arrives (or it closed). */
+  nextPacket(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#packetWaiters.push(resolve));
   }
 
   // ---- QuicStreamTransport ----
@@ -277,6 +304,11 @@ export class QuicConnection implements QuicStreamTransport {
       this.#recvErrors++;
       void e;
     }
+    if (this.#packetWaiters.length) {
+      const w = this.#packetWaiters;
+      this.#packetWaiters = [];
+      for (const r of w) r();
+    }
     this.#markDirty();
   }
 
@@ -295,6 +327,11 @@ export class QuicConnection implements QuicStreamTransport {
       const failures = this.#writes.flush(this.#q);
       for (const f of failures) if (f.kind === 'stopped') this.#handler.onStopSending(f.streamId, f.code);
       this.#drainSend();
+      // A client enters 0-RTT only once its first flight is written.
+      if (!this.#established && !this.#earlyReported && this.isClient && this.#q.isInEarlyData()) {
+        this.#checkEstablished();
+        this.#markDirty();
+      }
       this.#creditCheck();
     } finally {
       this.#processing = false;
@@ -304,7 +341,17 @@ export class QuicConnection implements QuicStreamTransport {
       return;
     }
     this.#armTimer();
+    if (this.#writeWaiters.length) this.#wakeWriters();
     if (this.#dirty) this.#init.schedule(this);
+  }
+
+  #wakeWriters(): void {
+    const still: Array<{ id: number; max: number; resolve: () => void }> = [];
+    for (const w of this.#writeWaiters) {
+      if (this.#writes.queued(w.id) <= w.max) w.resolve();
+      else still.push(w);
+    }
+    this.#writeWaiters = still;
   }
 
   // ---- internals ----
@@ -382,6 +429,7 @@ export class QuicConnection implements QuicStreamTransport {
     const buf = this.#readBuf;
     for (const id of q.readable()) {
       if (this.#closed) return;
+      if (this.#paused.size && this.#paused.has(id)) continue;
       for (let guard = 0; guard < 1024; guard++) {
         let r: [number, boolean] | null;
         try {
@@ -475,6 +523,11 @@ export class QuicConnection implements QuicStreamTransport {
     this.#timer = this.#connectTimer = null;
     const error = this.#overrideError ?? closeError(this.#q, this.#established);
     this.#init.release(this);
+    for (const w of this.#writeWaiters) w.resolve();
+    for (const r of this.#packetWaiters) r();
+    this.#writeWaiters = [];
+    this.#packetWaiters = [];
+    this.#paused.clear();
     this.#handler.onClosed(error);
     this.#emit({ type: 'closed', error });
   }

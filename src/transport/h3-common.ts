@@ -1,0 +1,121 @@
+/**
+ * Pieces shared by the HTTP/3 client transport and our HTTP/3 server: H3
+ * settings, address resolution, a backpressured body reader over a QUIC
+ * stream, and the body writer that respects stream flow control.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Readable } from 'node:stream';
+import type { H3ConnectionOptions } from '../h3/connection.js';
+import type { H3Connection } from '../h3/connection.js';
+import type { QuicConnection } from '../quic/connection.js';
+import type { RequestBody } from '../pool/types.js';
+import { bodyChunks, knownLength, bodyBytes } from '../util/body.js';
+
+export const H3_NO_ERROR = 0x100;
+export const H3_REQUEST_REJECTED = 0x10b;
+export const H3_REQUEST_CANCELLED = 0x10c;
+
+/** Our HTTP/3 SETTINGS and limits (both roles). */
+export function h3Settings(role: 'client' | 'server', maxFieldSectionSize = 64 * 1024): H3ConnectionOptions {
+  return {
+    role,
+    maxFieldSectionSize,
+    qpackMaxTableCapacity: 4096,
+    qpackBlockedStreams: 16,
+    maxFrameSize: Math.max(maxFieldSectionSize, 16 * 1024),
+  };
+}
+
+/** An IP literal for the binding (it resolves names synchronously; we do it first). */
+export async function resolveHost(host: string): Promise<string> {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (isIP(h)) return h;
+  const r = await lookup(h, { verbatim: true });
+  return r.address;
+}
+
+/** Bytes we let queue in JS per stream before a streamed body waits. */
+export const WRITE_HIGH_WATER = 256 * 1024;
+/** DATA frames are cut to this size so one stream cannot hog a flush. */
+const CHUNK = 64 * 1024;
+
+/**
+ * A readable body fed by H3 `data` events. When the consumer is slow the
+ * QUIC stream is paused at the driver, so quiche stops opening the window:
+ * backpressure reaches the peer through flow control.
+ */
+export class StreamBody extends Readable {
+  #quic: QuicConnection;
+  #id: number;
+  #onDestroy: (err: Error | null) => void;
+  bytes = 0;
+
+  constructor(quic: QuicConnection, streamId: number, onDestroy: (err: Error | null) => void) {
+    super({ highWaterMark: 256 * 1024 });
+    this.#quic = quic;
+    this.#id = streamId;
+    this.#onDestroy = onDestroy;
+  }
+
+  deliver(data: Uint8Array, end: boolean): void {
+    if (this.destroyed) return;
+    if (data.length) {
+      this.bytes += data.length;
+      const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      if (!this.push(buf)) this.#quic.pauseStream(this.#id);
+    }
+    if (end) this.push(null);
+  }
+
+  override _read(): void {
+    this.#quic.resumeStream(this.#id);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#quic.resumeStream(this.#id);
+    this.#onDestroy(err);
+    cb(err);
+  }
+}
+
+/**
+ * Send a body as DATA frames, ending the stream (with `trailersAfter`
+ * the caller sends trailers instead of FIN). Streams wait for the QUIC
+ * write queue to drain below WRITE_HIGH_WATER. Returns false when the
+ * stream went away mid-body.
+ */
+export async function writeBody(
+  h3: H3Connection,
+  quic: QuicConnection,
+  streamId: number,
+  body: RequestBody | Readable,
+  isGone: () => boolean,
+  endStream = true,
+): Promise<boolean> {
+  const len = body instanceof Readable ? null : knownLength(body);
+  if (len !== null) {
+    const b = bodyBytes(body as string | Uint8Array | null);
+    for (let off = 0; off < b.length; off += CHUNK) {
+      if (isGone()) return false;
+      const last = off + CHUNK >= b.length;
+      h3.sendData(streamId, b.subarray(off, off + CHUNK), last && endStream);
+      if (!last) await quic.waitWritable(streamId, WRITE_HIGH_WATER);
+    }
+    if (b.length === 0 && endStream && !isGone()) h3.endStream(streamId);
+    return !isGone();
+  }
+  const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array>) : bodyChunks(body);
+  for await (const chunk of src) {
+    if (isGone()) return false;
+    const c = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    for (let off = 0; off < c.length; off += CHUNK) {
+      h3.sendData(streamId, c.subarray(off, off + CHUNK), false);
+      await quic.waitWritable(streamId, WRITE_HIGH_WATER);
+      if (isGone()) return false;
+    }
+  }
+  if (isGone()) return false;
+  if (endStream) h3.endStream(streamId);
+  return true;
+}

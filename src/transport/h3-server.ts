@@ -1,0 +1,234 @@
+/**
+ * Our HTTP/3 server: the test origin, the demo origin and the service's h3
+ * listener. Small node-ish API: the handler gets the request head and a
+ * body Readable and returns status, headers and a body.
+ */
+import type { Readable } from 'node:stream';
+import { OriginlinkError } from '../errors.js';
+import { H3Connection, type H3Event } from '../h3/connection.js';
+import { QuicEndpoint, type EndpointStats } from '../quic/endpoint.js';
+import { buildConfig, type QuicOptions } from '../quic/config.js';
+import type { QuicConnection } from '../quic/connection.js';
+import type { HeaderList, RequestBody } from '../pool/types.js';
+import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamBody, writeBody } from './h3-common.js';
+
+export interface H3ServerRequest {
+  method: string;
+  path: string;
+  authority: string;
+  scheme: string;
+  /** Regular fields (no pseudo-headers), lower-case names, wire order. */
+  headers: HeaderList;
+  body: Readable;
+  streamId: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** Aborted when the client resets the stream or the connection closes. */
+  signal: AbortSignal;
+}
+
+export interface H3ServerResponse {
+  status: number;
+  headers?: HeaderList;
+  body?: RequestBody | Readable;
+  trailers?: HeaderList;
+}
+
+export type H3Handler = (req: H3ServerRequest) => H3ServerResponse | Promise<H3ServerResponse>;
+
+export interface H3ServerOptions {
+  /** Bind address. Default '127.0.0.1'. */
+  host?: string;
+  /** UDP port. Default 0 (ephemeral). */
+  port?: number;
+  /** PEM certificate chain: file path or PEM text/bytes. */
+  cert: string | Uint8Array;
+  /** PEM private key: file path or PEM text/bytes. */
+  key: string | Uint8Array;
+  handler: H3Handler;
+  /** Stateless Retry before accepting connections. Default false. */
+  retry?: boolean;
+  quic?: QuicOptions;
+  /** Called for handler failures (the stream is reset with H3_INTERNAL_ERROR). */
+  onError?: (err: unknown) => void;
+}
+
+export interface H3Server {
+  readonly address: { host: string; port: number };
+  readonly connections: number;
+  stats(): EndpointStats;
+  /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const H3_INTERNAL_ERROR = 0x102;
+
+export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
+  const config = buildConfig('server', { ...opts.quic, cert: opts.cert, key: opts.key });
+  const sessions = new Set<ServerSession>();
+  const ep = await QuicEndpoint.bind({
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    server: {
+      config,
+      retry: opts.retry ?? false,
+      onConnection(quic) {
+        const s = new ServerSession(quic, opts);
+        sessions.add(s);
+        quic.on((ev) => ev.type === 'closed' && sessions.delete(s));
+      },
+    },
+  });
+  return {
+    address: ep.address,
+    get connections() {
+      return sessions.size;
+    },
+    stats: () => ep.stats(),
+    async close(graceMs = 1000) {
+      for (const s of sessions) s.goaway();
+      const t0 = Date.now();
+      // Let the GOAWAY frames leave before any CONNECTION_CLOSE (quiche drops queued stream data on close).
+      do await new Promise((r) => setTimeout(r, 20));
+      while ([...sessions].some((s) => s.active > 0) && Date.now() - t0 < graceMs);
+      for (const s of sessions) s.close();
+      await ep.close();
+    },
+  };
+}
+
+interface ServerStream {
+  body: StreamBody;
+  abort: AbortController;
+  responding: boolean;
+  done: boolean;
+}
+
+class ServerSession {
+  #quic: QuicConnection;
+  #h3: H3Connection;
+  #opts: H3ServerOptions;
+  #streams = new Map<number, ServerStream>();
+
+  constructor(quic: QuicConnection, opts: H3ServerOptions) {
+    this.#quic = quic;
+    this.#opts = opts;
+    this.#h3 = new H3Connection(quic, h3Settings('server'));
+    quic.setHandler(this.#h3);
+    this.#h3.on((ev) => this.#onEvent(ev));
+  }
+
+  get active(): number {
+    return this.#streams.size;
+  }
+
+  goaway(): void {
+    if (!this.#h3.closed) this.#h3.goaway();
+  }
+
+  close(): void {
+    if (!this.#h3.closed) this.#h3.close(H3_NO_ERROR, 'server closing');
+  }
+
+  #onEvent(ev: H3Event): void {
+    switch (ev.type) {
+      case 'headers':
+        this.#onRequest(ev.streamId, ev.headers, ev.end);
+        return;
+      case 'data': {
+        const s = this.#streams.get(ev.streamId);
+        s?.body.deliver(ev.data, ev.end);
+        return;
+      }
+      case 'trailers': {
+        const s = this.#streams.get(ev.streamId);
+        s?.body.deliver(new Uint8Array(0), true);
+        return;
+      }
+      case 'reset': {
+        const s = this.#streams.get(ev.streamId);
+        if (!s) return;
+        this.#streams.delete(ev.streamId);
+        s.done = true;
+        s.abort.abort(new OriginlinkError('OL_STREAM_RESET', 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
+        if (!s.body.readableEnded) s.body.destroy(new OriginlinkError('OL_STREAM_RESET', 'remote', 'request stream reset'));
+        return;
+      }
+      case 'closed':
+        for (const [, s] of this.#streams) {
+          s.done = true;
+          s.abort.abort(ev.error ?? new Error('connection closed'));
+          if (!s.body.readableEnded) s.body.destroy(ev.error ?? undefined);
+        }
+        this.#streams.clear();
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onRequest(id: number, headers: HeaderList, end: boolean): void {
+    if (this.#streams.has(id)) return;
+    let method = '';
+    let path = '';
+    let authority = '';
+    let scheme = '';
+    const fields: HeaderList = [];
+    for (const [k, v] of headers) {
+      if (k === ':method') method = v;
+      else if (k === ':path') path = v;
+      else if (k === ':authority') authority = v;
+      else if (k === ':scheme') scheme = v;
+      else if (k.charCodeAt(0) !== 0x3a) fields.push([k, v]);
+    }
+    const s: ServerStream = {
+      body: new StreamBody(this.#quic, id, () => {}),
+      abort: new AbortController(),
+      responding: false,
+      done: false,
+    };
+    this.#streams.set(id, s);
+    if (end) s.body.deliver(new Uint8Array(0), true);
+    const req: H3ServerRequest = {
+      method,
+      path,
+      authority,
+      scheme,
+      headers: fields,
+      body: s.body,
+      streamId: id,
+      remoteAddress: this.#quic.remote.host,
+      remotePort: this.#quic.remote.port,
+      signal: s.abort.signal,
+    };
+    void this.#respond(id, s, req);
+  }
+
+  async #respond(id: number, s: ServerStream, req: H3ServerRequest): Promise<void> {
+    const gone = (): boolean => s.done || this.#h3.closed;
+    try {
+      const res = await this.#opts.handler(req);
+      if (gone()) return;
+      const head: HeaderList = [[':status', String(res.status)], ...(res.headers ?? []).map(([k, v]) => [k.toLowerCase(), v] as [string, string])];
+      const body = res.body ?? null;
+      const empty = body === null || (typeof body === 'string' && body.length === 0) || (body instanceof Uint8Array && body.length === 0);
+      const noBody = empty || req.method === 'HEAD' || res.status === 204 || res.status === 304;
+      const hasTrailers = (res.trailers?.length ?? 0) > 0;
+      s.responding = true;
+      this.#h3.sendHeaders(id, head, noBody && !hasTrailers);
+      if (!noBody) {
+        const ok = await writeBody(this.#h3, this.#quic, id, body, gone, !hasTrailers);
+        if (!ok) return;
+      }
+      if (hasTrailers && !gone()) this.#h3.sendHeaders(id, res.trailers!, true);
+      // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR.
+      if (!s.body.readableEnded && !gone()) s.body.destroy();
+    } catch (e) {
+      this.#opts.onError?.(e);
+      if (!gone()) this.#h3.resetStream(id, s.responding ? H3_REQUEST_CANCELLED : H3_INTERNAL_ERROR);
+    } finally {
+      s.done = true;
+      this.#streams.delete(id);
+    }
+  }
+}
