@@ -171,7 +171,8 @@ describe('independent clients against our HTTP/3 server', () => {
 
   it('Bun fetch (protocol http3): 1 MiB GET, POST, 100 concurrent', async () => {
     const port = ours!.address.port;
-    const base = `https://localhost:${port}`;
+    // Bun resolves localhost to ::1 first; our server binds 127.0.0.1 (the leaf has that IP SAN).
+    const base = `https://127.0.0.1:${port}`;
     oursRequests = [];
     const before = ours!.stats().accepted;
     const jobs = [{ url: `${base}/big` }, { url: `${base}/echo`, method: 'POST', bodyFile: join(root, 'upload.bin') }];
