@@ -14,6 +14,8 @@ const REQUEST_PSEUDO: ReadonlySet<string> = new Set([':method', ':scheme', ':aut
 /** RFC 9110 §5.1 token characters, lower-case only (RFC 9114 §4.2: upper case is malformed). */
 const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE_RE = /[\0\r\n]/;
+/** Field lines are octets, carried as latin1 strings (one char per octet). */
+const NON_OCTET_RE = /[^\x00-\xff]/;
 
 /** RFC 9114 §4.2.2 (via RFC 9204 §3.2.1): name + value + 32 per line. */
 export function fieldSectionSize(headers: HeaderList): number {
@@ -29,6 +31,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind): strin
   let host: string | null = null;
   for (const [name, value] of headers) {
     if (BAD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
+    if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
     if (name.startsWith(':')) {
       // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
       if (regularSeen) return `pseudo-header ${name} after a regular field`;

@@ -38,6 +38,7 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['TE not trailers', [...REQ, ['te', 'gzip']], 'request'],
     ['CR in value', [...REQ, ['x', 'a\rb']], 'request'],
     ['NUL in value', [...REQ, ['x', 'a\0b']], 'request'],
+    ['non-latin1 value', [...REQ, ['x', 'caf\u00e9 \u20ac']], 'request'],
     ['missing :status', [['content-type', 'x']], 'response'],
     ['non-numeric :status', [[':status', '2xx']], 'response'],
     ['101 in HTTP/3', [[':status', '101']], 'response'],

@@ -123,6 +123,11 @@ describe('string literals (RFC 9204 §4.1.2)', () => {
       for (let i = 0; i < b.length; i++) expect(decodeString(b.subarray(0, i), 0, 5, 1000)).toBeNull();
     }
   });
+  it('refuses characters that are not octets', () => {
+    expect(() => encodeString(new ByteWriter(), 0, 7, 'caf\u00e9')).not.toThrow();
+    expect(() => encodeString(new ByteWriter(), 0, 7, '\u20ac')).toThrow(RangeError);
+  });
+
   it('rejects a length above the limit before the bytes arrive', () => {
     const w = new ByteWriter();
     encodeString(w, 0, 7, 'abcdefgh', false);

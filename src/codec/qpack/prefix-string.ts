@@ -7,6 +7,8 @@ import { QpackFormatError } from '../errors.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from './huffman.js';
 import { decodePrefixInt, encodePrefixInt } from './prefix-int.js';
 
+const NON_OCTET_RE = /[^\x00-\xff]/;
+
 export interface StringResult {
   value: string;
   length: number;
@@ -36,6 +38,8 @@ export function decodeString(buf: Uint8Array, offset: number, prefixBits: number
  * bits above; Huffman is used when it is strictly shorter.
  */
 export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s: string, allowHuffman = true): void {
+  // Strings stand for octets (latin1); a wider character would be silently truncated.
+  if (NON_OCTET_RE.test(s)) throw new RangeError('QPACK string literal has a character above U+00FF');
   const hlen = allowHuffman ? huffmanEncodedLength(s) : s.length;
   if (hlen < s.length) {
     encodePrefixInt(w, flags | (1 << prefixBits), prefixBits, hlen);
