@@ -220,6 +220,51 @@ describe('raw QUIC over the quiche binding', () => {
     await c3.closed;
   });
 
+  it('validates the address with a stateless Retry when enabled, over IPv6', async () => {
+    const retrying = await QuicEndpoint.bind({
+      host: '::1',
+      server: {
+        config: buildConfig('server', { alpn: ['originlink-test'], cert: certs.certPath, key: certs.keyPath }),
+        retry: true,
+        onConnection(conn) {
+          conn.setHandler(echoHandler(conn));
+        },
+      },
+    });
+    const ep = await QuicEndpoint.bind({ host: '::1' });
+    const conn = ep.connect({
+      config: buildConfig('client', { alpn: ['originlink-test'], caFile: certs.caPath }),
+      host: '::1',
+      port: retrying.address.port,
+      serverName: null,
+      expectedHost: '::1',
+    });
+    const got = await new Promise<string>((resolve, reject) => {
+      const chunks: Uint8Array[] = [];
+      conn.setHandler({
+        onConnected(early) {
+          if (early) return;
+          const id = conn.openBidi()!;
+          conn.send(id, Buffer.from('over v6'), true);
+        },
+        onStreamData(_id, d, fin) {
+          chunks.push(d);
+          if (fin) resolve(Buffer.concat(chunks).toString());
+        },
+        onStreamReset() {},
+        onStopSending() {},
+        onStreamsAvailable() {},
+        onClosed: (e) => reject(e ?? new Error('closed')),
+      });
+      conn.process();
+    });
+    expect(got).toBe('over v6');
+    expect(retrying.stats().retriesSent).toBe(1);
+    expect(retrying.stats().accepted).toBe(1);
+    await ep.close();
+    await retrying.close();
+  });
+
   it('times out against a silent port with CONNECT_TIMEOUT', async () => {
     const silent = dgram.createSocket('udp4');
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
