@@ -28,10 +28,10 @@ import {
 } from './errors.js';
 import { LocalStreams } from './local-streams.js';
 import { isServerInitiated, isUni, SeenStreamIds } from './stream-ids.js';
-import type { H3ConnectionOptions, H3Event, H3Listener } from './types.js';
+import type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 import { PeerUniStreams } from './uni-streams.js';
 
-export type { H3ConnectionOptions, H3Event, H3Listener } from './types.js';
+export type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 
 export class H3Connection implements QuicStreamHandler {
   readonly #t: QuicStreamTransport;
@@ -50,6 +50,8 @@ export class H3Connection implements QuicStreamHandler {
   readonly #peerRequests = new SeenStreamIds(0);
   /** Highest request stream accepted for processing (server role). */
   #lastAccepted = -1;
+  #requestsOpened = 0;
+  #requestsAccepted = 0;
   /** Client role: one past the highest request stream id we opened. */
   #openedBelow = 0;
   #goawaySent: number | null = null;
@@ -118,6 +120,25 @@ export class H3Connection implements QuicStreamHandler {
     return this.#streams.size;
   }
 
+  /** A snapshot for metrics and debugging. */
+  stats(): H3Stats {
+    return {
+      activeStreams: this.#streams.size,
+      requestsOpened: this.#requestsOpened,
+      requestsAccepted: this.#requestsAccepted,
+      goawaySent: this.#goawaySent,
+      goawayReceived: this.#goawayReceived,
+      qpack: {
+        encoderTableCapacity: this.#encoder.tableCapacity,
+        encoderInsertCount: this.#encoder.insertCount,
+        encoderKnownReceived: this.#encoder.knownReceivedCount,
+        decoderTableSize: this.#decoder.table.size,
+        decoderInsertCount: this.#decoder.table.insertCount,
+        blockedStreams: this.#decoder.blockedStreamCount,
+      },
+    };
+  }
+
   // ---- user API -------------------------------------------------------
 
   /**
@@ -135,6 +156,7 @@ export class H3Connection implements QuicStreamHandler {
     const id = this.#t.openBidi();
     if (id === null) return null;
     this.#openedBelow = Math.max(this.#openedBelow, id + 1);
+    this.#requestsOpened++;
     const s = new RequestStream(id, false, this.#opts, methodOf(headers));
     s.headersSent = true;
     s.sendDone = end;
@@ -372,6 +394,7 @@ export class H3Connection implements QuicStreamHandler {
       return null;
     }
     this.#lastAccepted = Math.max(this.#lastAccepted, id);
+    this.#requestsAccepted++;
     this.#streams.set(id, s);
     return s;
   }

@@ -51,3 +51,26 @@ export type H3Event =
   | { type: 'closed'; error: OriginlinkError | null };
 
 export type H3Listener = (ev: H3Event) => void;
+
+export interface H3Stats {
+  /** Request streams with either direction still open. */
+  activeStreams: number;
+  /** Client: requests opened on this connection. */
+  requestsOpened: number;
+  /** Server: requests accepted (not refused by GOAWAY). */
+  requestsAccepted: number;
+  goawaySent: number | null;
+  goawayReceived: number | null;
+  qpack: {
+    /** Dynamic table capacity our encoder uses in the peer's decoder (0 = static only). */
+    encoderTableCapacity: number;
+    encoderInsertCount: number;
+    /** Inserts the peer has acknowledged. */
+    encoderKnownReceived: number;
+    /** Octets in the table the peer's encoder built in our decoder. */
+    decoderTableSize: number;
+    decoderInsertCount: number;
+    /** Field sections waiting for encoder stream data. */
+    blockedStreams: number;
+  };
+}

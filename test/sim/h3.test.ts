@@ -306,6 +306,15 @@ describe('HTTP/3 client and server in memory', () => {
     }
     // First request: literals (plus inserts on the encoder stream); later ones: dynamic references.
     expect(sizes.at(-1)!).toBeLessThan(sizes[0]! * 0.6);
+    const cs = p.client.stats();
+    expect(cs.requestsOpened).toBe(5);
+    expect(cs.qpack.encoderTableCapacity).toBe(4096);
+    expect(cs.qpack.encoderInsertCount).toBeGreaterThan(0);
+    expect(cs.qpack.encoderKnownReceived).toBe(cs.qpack.encoderInsertCount);
+    const ss = p.server.stats();
+    expect(ss.requestsAccepted).toBe(5);
+    expect(ss.qpack.decoderInsertCount).toBe(cs.qpack.encoderInsertCount);
+    expect(ss.qpack.decoderTableSize).toBeGreaterThan(0);
     expect(p.client.closed || p.server.closed).toBe(false);
   });
 
