@@ -2,6 +2,7 @@
  * Typed QUIC options → a quiche Config. Every default is stated on its
  * field. Validation happens once; a bad value throws INVALID_CONFIG naming it.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,5 +134,35 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   c.enablePacing(o.pacing ?? false);
   if (o.earlyData ?? true) c.enableEarlyData();
   if (o.logKeys) c.logKeys();
+  return c;
+}
+
+/**
+ * Creating a quiche Config builds a BoringSSL context (~5 ms here), so
+ * client configs are shared by every connection with the same options.
+ * Bounded LRU; the key covers every option (CA bytes by hash).
+ */
+const CLIENT_CACHE_MAX = 32;
+const clientCache = new Map<string, QuicheConfig>();
+
+function cacheKey(o: QuicOptions): string {
+  return JSON.stringify(o, (_k, v: unknown) => {
+    if (v instanceof Uint8Array) return `bytes:${createHash('sha256').update(v).digest('hex')}`;
+    if (typeof v === 'string' && v.includes('-----BEGIN')) return `pem:${createHash('sha256').update(v).digest('hex')}`;
+    return v;
+  });
+}
+
+export function clientConfig(o: QuicOptions): QuicheConfig {
+  const key = cacheKey(o);
+  const hit = clientCache.get(key);
+  if (hit) {
+    clientCache.delete(key);
+    clientCache.set(key, hit);
+    return hit;
+  }
+  const c = buildConfig('client', o);
+  clientCache.set(key, c);
+  if (clientCache.size > CLIENT_CACHE_MAX) clientCache.delete(clientCache.keys().next().value as string);
   return c;
 }

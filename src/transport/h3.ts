@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
-import { buildConfig, type QuicOptions } from '../quic/config.js';
+import { clientConfig, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { SessionStore } from '../pool/session-store.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
@@ -50,7 +50,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
   const ip = await resolveHost(opts.host);
   const name = opts.servername ?? opts.host;
   const verify = opts.rejectUnauthorized ?? true;
-  const config = buildConfig('client', {
+  const config = clientConfig({
     ...opts.quic,
     verifyPeer: verify,
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
