@@ -9,10 +9,10 @@
  */
 import { concatBytes } from '../codec/bytes.js';
 import { H3Error, H3ErrorCode, WireError } from '../codec/errors.js';
-import { encodeDataFrameHeader, encodeFrame, encodeSettings, FrameType, SettingId, type Settings } from '../codec/h3frame.js';
+import { encodeDataFrameHeader, encodeFrame, FrameType, SettingId, type Settings } from '../codec/h3frame.js';
 import { QpackDecoder } from '../codec/qpack/decoder.js';
 import { QpackEncoder } from '../codec/qpack/encoder.js';
-import { ErrorCode, OriginlinkError } from '../errors.js';
+import type { OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../pool/types.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../quic/transport.js';
 import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from './fields.js';
@@ -27,6 +27,7 @@ import {
   localCloseError,
 } from './errors.js';
 import { LocalStreams } from './local-streams.js';
+import { DEFAULT_ENCODER_TABLE_CAPACITY, settingsFrame, validateOptions } from './options.js';
 import { isServerInitiated, isUni, SeenStreamIds } from './stream-ids.js';
 import type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 import { PeerUniStreams } from './uni-streams.js';
@@ -58,33 +59,16 @@ export class H3Connection implements QuicStreamHandler {
   #goawayReceived: number | null = null;
 
   constructor(transport: QuicStreamTransport, options: H3ConnectionOptions) {
-    for (const k of ['maxFieldSectionSize', 'qpackMaxTableCapacity', 'qpackBlockedStreams', 'maxFrameSize', 'qpackEncoderTableCapacity'] as const) {
-      const v = options[k];
-      if (k === 'qpackEncoderTableCapacity' && v === undefined) continue;
-      if (!Number.isSafeInteger(v) || (v as number) < 0) {
-        throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `H3 option ${k} must be a non-negative integer, got ${v}`);
-      }
-    }
-    if (options.role !== 'client' && options.role !== 'server') {
-      throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `H3 option role must be 'client' or 'server'`);
-    }
     this.#t = transport;
-    this.#opts = Object.freeze({ ...options });
+    this.#opts = validateOptions(options);
     this.#server = options.role === 'server';
-    this.#encoder = new QpackEncoder({ maxTableCapacity: options.qpackEncoderTableCapacity ?? 4096 });
+    this.#encoder = new QpackEncoder({ maxTableCapacity: options.qpackEncoderTableCapacity ?? DEFAULT_ENCODER_TABLE_CAPACITY });
     this.#decoder = new QpackDecoder({
       maxTableCapacity: options.qpackMaxTableCapacity,
       maxBlockedStreams: options.qpackBlockedStreams,
       maxStringLength: options.maxFieldSectionSize,
     });
-    this.#local = new LocalStreams(
-      transport,
-      encodeSettings([
-        [SettingId.QPACK_MAX_TABLE_CAPACITY, options.qpackMaxTableCapacity],
-        [SettingId.MAX_FIELD_SECTION_SIZE, options.maxFieldSectionSize],
-        [SettingId.QPACK_BLOCKED_STREAMS, options.qpackBlockedStreams],
-      ]),
-    );
+    this.#local = new LocalStreams(transport, settingsFrame(options));
     this.#uni = new PeerUniStreams(this.#server, options.maxFrameSize, {
       settings: (s) => this.#onPeerSettings(s),
       goaway: (id) => this.#onGoaway(id),
