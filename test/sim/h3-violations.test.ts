@@ -414,3 +414,19 @@ describe('stream lifecycle edges (client role)', () => {
   });
 });
 
+describe('options', () => {
+  it('rejects invalid options with INVALID_CONFIG naming the field', () => {
+    const base = { role: 'client' as const, maxFieldSectionSize: 1, qpackMaxTableCapacity: 0, qpackBlockedStreams: 0, maxFrameSize: 1 };
+    const t = new Rec(true);
+    expect(() => new H3Connection(t, { ...base, maxFrameSize: -1 })).toThrow(/maxFrameSize/);
+    expect(() => new H3Connection(t, { ...base, qpackMaxTableCapacity: 1.5 })).toThrow(/qpackMaxTableCapacity/);
+    expect(() => new H3Connection(t, { ...base, qpackEncoderTableCapacity: Number.NaN })).toThrow(/qpackEncoderTableCapacity/);
+    expect(() => new H3Connection(t, { ...base, role: 'proxy' as unknown as 'client' })).toThrow(/role/);
+    try {
+      new H3Connection(t, { ...base, maxFieldSectionSize: -5 });
+    } catch (e) {
+      expect((e as OriginlinkError).code).toBe('OL_INVALID_CONFIG');
+    }
+  });
+});
+
