@@ -82,7 +82,6 @@ export class QuicConnection implements QuicStreamTransport {
   #nextUni: number;
   #bidiBlocked = false;
   #uniBlocked = false;
-  #resetSeen = new Set<number>();
   #established = false;
   #earlyReported = false;
   #closed = false;
@@ -436,10 +435,8 @@ export class QuicConnection implements QuicStreamTransport {
           r = q.streamRecv(id, buf);
         } catch (e) {
           const info = parseQuicheError(e);
-          if (info.name === 'StreamReset' && !this.#resetSeen.has(id)) {
-            this.#resetSeen.add(id);
-            this.#handler.onStreamReset(id, info.code ?? 0);
-          }
+          // quiche reports a reset once: the stream then leaves readable().
+          if (info.name === 'StreamReset') this.#handler.onStreamReset(id, info.code ?? 0);
           break;
         }
         if (r === null) break;
