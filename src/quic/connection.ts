@@ -10,13 +10,12 @@
  * report state changes. Handler callbacks may call back into us; writes made
  * during `process()` are picked up by the same pass.
  */
-import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './transport.js';
 import { parseQuicheError, shutdownDir, type HostPort, type QuicheConnection, type RecvInfo } from './quiche.js';
 import { closeError } from './errors.js';
 import { WriteQueues } from './write-queue.js';
+import { checkPeerName } from './peer-name.js';
 import { PacketSink } from './packet-sink.js';
 
 export interface QuicStatsSnapshot {
@@ -381,7 +380,7 @@ export class QuicConnection implements QuicStreamTransport {
     }
     if (!this.#q.isEstablished()) return;
     if (this.isClient) {
-      const bad = this.#checkPeerName();
+      const bad = checkPeerName(this.#q, this.#init.expectedHost ?? null);
       if (bad) {
         this.#overrideError = bad;
         try {
@@ -399,28 +398,6 @@ export class QuicConnection implements QuicStreamTransport {
     this.#connectTimer = null;
     this.#handler.onConnected(false);
     this.#emit({ type: 'established', early: false });
-  }
-
-  /**
-   * BoringSSL (via quiche) checks DNS names given as SNI, but an IP literal
-   * is never sent as SNI (RFC 6066 §3), so IP SANs are checked here; DNS
-   * names are checked again as defence in depth.
-   */
-  #checkPeerName(): OriginlinkError | null {
-    const host = this.#init.expectedHost;
-    if (!host) return null;
-    const der = this.#q.peerCertChain()?.[0];
-    if (!der) return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', 'QUIC peer presented no certificate');
-    try {
-      const cert = new X509Certificate(der);
-      const ok = isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
-      if (ok) return null;
-      return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC server certificate does not match ${host} (subjectAltName: ${cert.subjectAltName ?? 'none'})`, {
-        details: { host },
-      });
-    } catch (e) {
-      return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC server certificate unreadable: ${(e as Error).message}`, { cause: e });
-    }
   }
 
   #readStreams(): void {

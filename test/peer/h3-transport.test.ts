@@ -104,6 +104,32 @@ describe('HTTP/3 transport against our server', () => {
     c.destroy();
   });
 
+  it('queues requests beyond the peer stream limit until credit returns', async () => {
+    const tight = await startH3Server({ cert: certs.certPath, key: certs.keyPath, quic: { maxStreamsBidi: 10 }, handler: (r) => ({ status: 200, body: r.path }) });
+    const c = await connectH3({ host: '127.0.0.1', port: tight.address.port, servername: 'localhost', ca: certs.caPath });
+    expect(c.capacity).toBe(10);
+    const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => c.request(req(`/q/${i}`))));
+    const bodies = await Promise.all(rs.map((r) => readAll(r.body)));
+    bodies.forEach((b, i) => expect(b.toString()).toBe(`/q/${i}`));
+    c.destroy();
+    await tight.close(50);
+  });
+
+  it('applies backpressure to a slow response reader through QUIC flow control', async () => {
+    const huge = randomBytes(24 * 1024 * 1024);
+    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: huge }) });
+    const c = await connectH3({ host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath });
+    const r = await c.request(req('/huge'));
+    await new Promise((res) => setTimeout(res, 400));
+    const received = c.quicStats().bytesReceived;
+    // Stream window (4 MiB) + our readable buffer: far below the 24 MiB body.
+    expect(received).toBeLessThan(10 * 1024 * 1024);
+    const got = await readAll(r.body);
+    expect(sha(got)).toBe(sha(huge));
+    c.destroy();
+    await srv.close(50);
+  });
+
   it('aborts a request with H3_REQUEST_CANCELLED and keeps the connection', async () => {
     const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
     const ac = new AbortController();
