@@ -300,6 +300,8 @@ export class H3Connection implements QuicStreamHandler {
    * are rethrown asynchronously, where they surface as uncaught errors.
    */
   #emit(ev: H3Event): void {
+    // A listener may close the connection mid-update: nothing follows 'closed'.
+    if (this.#closed && ev.type !== 'closed') return;
     for (const l of this.#listeners) {
       try {
         l(ev);

@@ -414,6 +414,42 @@ describe('stream lifecycle edges (client role)', () => {
   });
 });
 
+describe('re-entrancy', () => {
+  it('closing from a listener stops further events', () => {
+    const e = endpoint('server');
+    const seen: string[] = [];
+    e.h3.on((ev) => {
+      seen.push(ev.type);
+      if (ev.type === 'headers') e.h3.close(H3ErrorCode.NO_ERROR, 'enough');
+    });
+    feed(e.h3, 0, concatBytes([headers(REQ), data('a'), data('b')]), true, 'whole');
+    expect(seen).toEqual(['headers', 'closed']);
+    expect(e.t.closeCode).toBe(H3ErrorCode.NO_ERROR);
+  });
+
+  it('a throwing listener does not break the connection', async () => {
+    const e = endpoint('server');
+    e.h3.on((ev) => {
+      if (ev.type === 'headers') throw new Error('listener bug');
+    });
+    const errors: unknown[] = [];
+    const onErr = (err: unknown): void => {
+      errors.push(err);
+    };
+    process.on('uncaughtException', onErr);
+    try {
+      feed(e.h3, 0, concatBytes([headers(REQ), data('abc')]), true, 'whole');
+      await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      process.off('uncaughtException', onErr);
+    }
+    expect(e.h3.closed).toBe(false);
+    expect(e.events.at(-1)).toMatchObject({ type: 'data', end: true });
+    // The listener's exception surfaced asynchronously instead of vanishing.
+    expect(errors.map((x) => (x as Error).message)).toContain('listener bug');
+  });
+});
+
 describe('options', () => {
   it('rejects invalid options with INVALID_CONFIG naming the field', () => {
     const base = { role: 'client' as const, maxFieldSectionSize: 1, qpackMaxTableCapacity: 0, qpackBlockedStreams: 0, maxFrameSize: 1 };
