@@ -171,7 +171,8 @@ export function quiche(): Binding {
   if (loadError) throw loadError;
   try {
     const req = createRequire(import.meta.url);
-    const b = req(`${BINDING_PACKAGE}/node.napi.node`) as Binding;
+    // ORIGINLINK_QUIC_BINDING: another build of the same module (a path to a .node file).
+    const b = req(process.env['ORIGINLINK_QUIC_BINDING'] ?? `${BINDING_PACKAGE}/node.napi.node`) as Binding;
     if (typeof b.Connection?.connect !== 'function' || typeof b.Config !== 'function') {
       throw new Error('binding lacks Connection.connect/Config');
     }

@@ -130,6 +130,19 @@ describe('HTTP/3 transport against our server', () => {
     await srv.close(50);
   });
 
+  it('keeps an idle connection alive past the peer idle timeout with keep-alive packets', async () => {
+    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, quic: { idleTimeoutMs: 600 }, handler: () => ({ status: 200, body: 'alive' }) });
+    const base = { host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath };
+    const kept = await connectH3({ ...base, keepAliveMs: 150 });
+    const idle = await connectH3({ ...base, keepAliveMs: 0 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(idle.state).toBe('closed');
+    expect(kept.isUsable()).toBe(true);
+    expect((await readAll((await kept.request(req('/'))).body)).toString()).toBe('alive');
+    kept.destroy();
+    await srv.close(50);
+  });
+
   it('aborts a request with H3_REQUEST_CANCELLED and keeps the connection', async () => {
     const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
     const ac = new AbortController();
