@@ -321,7 +321,8 @@ export class QuicConnection implements QuicStreamTransport {
     this.#processing = true;
     try {
       this.#checkEstablished();
-      if (this.#established || this.#q.isInEarlyData()) this.#readStreams();
+      // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
+      if (!this.#overrideError) this.#readStreams();
       const failures = this.#writes.flush(this.#q);
       for (const f of failures) if (f.kind === 'stopped') this.#handler.onStopSending(f.streamId, f.code);
       this.#drainSend();

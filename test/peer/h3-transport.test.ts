@@ -189,6 +189,25 @@ describe('HTTP/3 transport against our server', () => {
     c2.destroy();
   });
 
+  it('fails 0-RTT requests as EARLY_DATA_REJECTED (retry-safe) when the server cannot resume', async () => {
+    const store = new MemorySessionStore();
+    const other = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'other' }) });
+    const opts = { host: '127.0.0.1', servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'shared' };
+    const c1 = await connectH3({ ...opts, port: server.address.port });
+    await readAll((await c1.request(req('/first'))).body);
+    c1.destroy();
+    // The ticket came from another server (another ticket key): resumption and early data fail.
+    const c2 = await connectH3({ ...opts, port: other.address.port });
+    const err = (await c2.request(req('/early', { allowEarlyData: true })).catch((e: unknown) => e)) as OriginlinkError;
+    expect(err.code).toBe(ErrorCode.EARLY_DATA_REJECTED);
+    expect(err.retrySafe).toBe(true);
+    expect(c2.facts.resumed).toBe(false);
+    const again = await c2.request(req('/again'));
+    expect((await readAll(again.body)).toString()).toBe('other');
+    c2.destroy();
+    await other.close(50);
+  });
+
   it('fails clearly on an untrusted certificate', async () => {
     const err = (await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.certPath }).catch((e: unknown) => e)) as OriginlinkError;
     expect(err).toBeInstanceOf(OriginlinkError);
