@@ -117,6 +117,10 @@ export async function createLab(opts = {}) {
       if (line.reason === 'usr1') waiters.shift()?.(lastCounters);
     });
     await waitForJson(emu, (l) => l.event === 'ready', 5_000, 'emulator ready');
+    // The emulator alone must not keep the process alive: a script that
+    // returns without close() exits, and the 'exit' hook removes the lab.
+    emu.unref();
+    for (const s of [emu.stdin, emu.stdout, emu.stderr]) s?.unref?.();
     await Promise.all(['client', 'server'].map((side) => {
       const dev = DEV[side];
       const cmds = ['link set lo up', `addr add ${ADDR[side]}/24 dev ${dev}`];
