@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { QpackError, QpackErrorCode } from '../../src/codec/errors.js';
 import { QpackDecoder, type HeaderField } from '../../src/codec/qpack/decoder.js';
@@ -168,7 +169,7 @@ describe('QPACK encoder', () => {
     expectQpackError(() => new QpackEncoder().feedDecoderStream(hex('01')), QpackErrorCode.DECODER_STREAM_ERROR);
   });
 
-  const VECTORS = process.env['QPACK_VECTORS'] ?? resolve(process.cwd(), '../shared/vectors/qpack');
+  const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
   it('round-trips every QIF header list through our encoder and decoder', () => {
     const dir = join(VECTORS, 'qifs');
     expect(existsSync(dir), `QIF files not found at ${dir}; set QPACK_VECTORS`).toBe(true);

@@ -4,14 +4,15 @@
  * never makes the decoder block, and the table actually saves bytes.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { QpackError, QpackErrorCode } from '../../src/codec/errors.js';
 import { QpackDecoder, type HeaderField } from '../../src/codec/qpack/decoder.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { parseQif, qifText } from '../../src/codec/qpack/interop.js';
 
-const VECTORS = process.env['QPACK_VECTORS'] ?? resolve(process.cwd(), '../shared/vectors/qpack');
+const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
 
 function qifs(): Array<[string, HeaderField[][]]> {
   const dir = join(VECTORS, 'qifs');

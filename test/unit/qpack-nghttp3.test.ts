@@ -6,15 +6,16 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HeaderField } from '../../src/codec/qpack/decoder.js';
 import { QpackDecoder } from '../../src/codec/qpack/decoder.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { parseQif, qifText } from '../../src/codec/qpack/interop.js';
 
-const VECTORS = process.env['QPACK_VECTORS'] ?? resolve(process.cwd(), '../shared/vectors/qpack');
-const SRC = resolve(process.cwd(), 'test/unit/nghttp3-qpack-peer.c');
+const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
+const SRC = fileURLToPath(new URL('./nghttp3-qpack-peer.c', import.meta.url));
 let dir = '';
 let bin = '';
 let buildError = '';

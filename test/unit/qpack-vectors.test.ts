@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   checkErrorFile,
@@ -11,7 +12,7 @@ import {
 } from '../../src/codec/qpack/interop.js';
 import { runQpackInterop } from '../../src/cli/qpack-interop.js';
 
-const VECTORS = process.env['QPACK_VECTORS'] ?? resolve(process.cwd(), '../shared/vectors/qpack');
+const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
 const present = existsSync(join(VECTORS, 'qifs')) && existsSync(join(VECTORS, 'encoded'));
 const MISSING = `QPACK interop vectors not found at ${VECTORS} (expected qifs/ and encoded/; ` +
   'set QPACK_VECTORS to the folder holding them)';
