@@ -18,6 +18,7 @@ import { bunFetch, runClient, startBunServer, startCaddy, startNgtcp2Server, typ
 import { connectH3, type H3PooledConnection } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
 import type { ConnRequest } from '../../src/pool/types.js';
+import { MemorySessionStore } from '../../src/pool/session-store.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 async function readAll(r: Readable): Promise<Buffer> {
@@ -139,6 +140,37 @@ describe('our HTTP/3 client against independent servers', () => {
 
   it('Bun.serve http3 (lsquic): 1 MiB GET, POST echo, 100 concurrent', async () => {
     await clientChecks(bun!.port, { path: '/echo', expectSha: sha(upload) }, '/small.txt', 'hello /small.txt');
+  });
+});
+
+describe('session resumption and 0-RTT against independent servers', () => {
+  async function resumeAgainst(port: number, path: string): Promise<{ resumed: boolean; early: boolean }> {
+    const store = new MemorySessionStore();
+    const o = { host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store };
+    (await dial(port)).destroy(); // peer is up (dial retries)
+    const c0 = await connectH3(o);
+    await readAll((await get(c0, port, path)).body);
+    await new Promise((r) => setTimeout(r, 50)); // NewSessionTicket rides after the handshake
+    c0.destroy();
+    expect(store.size).toBe(1);
+    const c2 = await connectH3(o);
+    try {
+      const r = await get(c2, port, path, { allowEarlyData: true });
+      expect(r.status).toBe(200);
+      await readAll(r.body);
+      return { resumed: c2.facts.resumed, early: r.earlyData === true };
+    } finally {
+      c2.destroy();
+    }
+  }
+
+  it('Caddy and ngtcp2 resume and accept a 0-RTT request', async () => {
+    expect(await resumeAgainst(caddy!.port, '/small.txt')).toEqual({ resumed: true, early: true });
+    expect(await resumeAgainst(ngtcp2!.port, '/small.txt')).toEqual({ resumed: true, early: true });
+  });
+
+  it('Bun resumes; its tickets do not offer early data, so the request waits for the handshake', async () => {
+    expect(await resumeAgainst(bun!.port, '/small.txt')).toEqual({ resumed: true, early: false });
   });
 });
 
