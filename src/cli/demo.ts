@@ -1,0 +1,185 @@
+/**
+ * `originlink demo` (= `npm start`): local origins over h1, h2 and h3, the
+ * connector in front of them with config/demo.yaml, the URLs to try, and a
+ * live per-origin table. Ctrl-C stops everything cleanly.
+ */
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { Agent } from '../pool/agent.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { ConfigError, loadConfigFile, type ServiceConfig } from '../service/config.js';
+import { startDemoOrigins, type DemoOrigin } from '../service/demo-origins.js';
+import { Service } from '../service/service.js';
+import { formatTable, runSelftest } from '../service/demo-report.js';
+
+export const DEMO_USAGE = `usage: originlink demo [options]   (npm start)
+  --duration S      stop after S seconds (default: run until Ctrl-C)
+  --selftest        send requests through the connector to every origin; exit 0 only if all succeed
+  --no-traffic      do not generate background requests (the table then counts only yours)
+  --random-ports    use free ports instead of the defaults (8443, 8080, 8081, 9464, 9441-9443)
+  --config FILE     another demo config (default config/demo.yaml)`;
+
+const PKG_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const PORTS = [
+  ['DEMO_FRONT_TLS_PORT', 8443, 'tcp'],
+  ['DEMO_FRONT_HTTP_PORT', 8080, 'tcp'],
+  ['DEMO_FRONT_H2C_PORT', 8081, 'tcp'],
+  ['DEMO_ADMIN_PORT', 9464, 'tcp'],
+  ['DEMO_ORIGIN_H1_PORT', 9441, 'tcp'],
+  ['DEMO_ORIGIN_H2_PORT', 9442, 'tcp'],
+  ['DEMO_ORIGIN_H3_PORT', 9443, 'udp'],
+] as const;
+
+function tryPort(port: number, kind: 'tcp' | 'udp'): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (kind === 'udp') {
+      const u = dgram.createSocket('udp4');
+      u.once('error', () => resolve(null));
+      u.bind(port, '127.0.0.1', () => { const p = u.address().port; u.close(() => resolve(p)); });
+      return;
+    }
+    const s = net.createServer();
+    s.once('error', () => resolve(null));
+    s.listen(port, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+export async function runDemo(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string' },
+      selftest: { type: 'boolean', default: false },
+      'no-traffic': { type: 'boolean', default: false },
+      'random-ports': { type: 'boolean', default: false },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) { process.stdout.write(`${DEMO_USAGE}\n`); return 0; }
+  const duration = values.duration === undefined ? null : Number(values.duration);
+  if (duration !== null && !(duration > 0)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `--duration must be a positive number of seconds\n${DEMO_USAGE}`);
+  const out = (s: string): void => { process.stdout.write(`${s}\n`); };
+  const t0 = Date.now();
+
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [name, def, kind] of PORTS) {
+    if (env[name]) continue;
+    const p = (!values['random-ports'] && (await tryPort(def, kind))) || (await tryPort(0, kind));
+    env[name] = String(p);
+  }
+  const certDir = join(PKG_ROOT, 'config', 'demo-certs');
+  const cert = readFileSync(join(certDir, 'leaf.pem'));
+  const key = readFileSync(join(certDir, 'leaf.key'));
+  const configFile = values.config ?? join(PKG_ROOT, 'config', 'demo.yaml');
+  let config: ServiceConfig;
+  try {
+    config = loadConfigFile(configFile, env);
+  } catch (e) {
+    if (e instanceof ConfigError) { process.stderr.write(`originlink demo: config error: ${e.message}\n`); return 78; }
+    throw e;
+  }
+
+  const ports = { h1: Number(env['DEMO_ORIGIN_H1_PORT']), h2: Number(env['DEMO_ORIGIN_H2_PORT']), h3: Number(env['DEMO_ORIGIN_H3_PORT']) };
+  let origins: DemoOrigin[];
+  try {
+    origins = await startDemoOrigins({ cert, key, ports });
+  } catch (e) {
+    out(`HTTP/3 origin unavailable (${(e as Error).message}); running the demo with h1 and h2 only`);
+    origins = await startDemoOrigins({ cert, key, ports, h3: false });
+    dropH3(config);
+  }
+  const logFile = join(tmpdir(), `originlink-demo-${process.pid}.log`);
+  const svc = await Service.start(config, { logDestination: pino.destination({ dest: logFile, sync: false, mkdir: true }) });
+  const addr = svc.addresses();
+  const tlsPort = portOf(config, addr, 'https');
+  const httpPort = portOf(config, addr, 'http');
+  const h2cPort = portOf(config, addr, 'h2c');
+  const ca = join(certDir, 'ca.pem');
+  out(`originlink demo: origins ${origins.map((o) => `${o.name}=127.0.0.1:${o.port}${o.name === 'h3' ? '/udp' : ''}`).join(' ')}; connector up in ${Date.now() - t0} ms`);
+  out('try:');
+  for (const prefix of config.routes.map((r) => r.path).filter((p) => p !== '/')) {
+    if (tlsPort) out(`  curl --cacert ${ca} https://localhost:${tlsPort}${prefix}/`);
+  }
+  if (httpPort) out(`  curl http://127.0.0.1:${httpPort}/h1/bytes/100000 -o /dev/null -w '%{http_code} %{size_download}\\n'`);
+  if (h2cPort) out(`  curl --http2-prior-knowledge http://127.0.0.1:${h2cPort}/h3/`);
+  if (svc.adminPort) out(`  curl http://127.0.0.1:${svc.adminPort}/metrics   (also /healthz, /stats)`);
+  out(`request log (JSON lines): ${logFile}`);
+
+  const stopAll = async (): Promise<void> => {
+    await svc.shutdown(1000);
+    await Promise.all(origins.map((o) => o.close().catch(() => {})));
+  };
+
+  if (values.selftest) {
+    const results = await runSelftest(config, { tls: tlsPort, http: httpPort, h2c: h2cPort }, readFileSync(ca));
+    for (const r of results) out(`selftest ${r.ok ? 'ok  ' : 'FAIL'} ${r.what}${r.detail ? `: ${r.detail}` : ''}`);
+    for (const line of formatTable(svc.summary())) out(line);
+    await stopAll();
+    const ok = results.length > 0 && results.every((r) => r.ok);
+    out(`selftest: ${results.filter((r) => r.ok).length}/${results.length} passed`);
+    return ok ? 0 : 1;
+  }
+
+  const traffic = values['no-traffic'] || !tlsPort ? null : startTraffic(config, tlsPort, readFileSync(ca));
+  const tty = process.stdout.isTTY === true;
+  let drawn = 0;
+  const draw = (): void => {
+    const lines = formatTable(svc.summary());
+    if (tty) {
+      if (drawn) process.stdout.write(`\x1b[${drawn}A`);
+      for (const l of lines) process.stdout.write(`\x1b[2K${l}\n`);
+      drawn = lines.length;
+    } else {
+      for (const l of lines) out(l);
+    }
+  };
+  const ticker = setInterval(draw, tty ? 1000 : 5000);
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(ticker);
+      traffic?.stop();
+      if (!tty) draw();
+      out('stopping...');
+      stopAll().then(() => { out('stopped'); resolveExit(0); }, () => resolveExit(1));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (duration !== null) setTimeout(stop, duration * 1000);
+  });
+}
+
+function portOf(config: ServiceConfig, addr: Record<string, number>, kind: string): number | null {
+  const l = config.listeners.find((x) => x.kind === kind);
+  return l ? addr[l.name] ?? null : null;
+}
+
+function dropH3(config: ServiceConfig): void {
+  for (const [name, o] of config.origins) {
+    if (o.protocol !== 'h3') continue;
+    config.origins.delete(name);
+    config.routes = config.routes.filter((r) => r.origin !== name);
+  }
+}
+
+/** A gentle background load through the TLS front (h2), so the table moves. */
+function startTraffic(config: ServiceConfig, port: number, ca: Buffer): { stop(): void } {
+  const agent = new Agent({ protocol: 'h2', tls: { ca } });
+  const paths = config.routes.map((r) => r.path).filter((p) => p !== '/');
+  let i = 0;
+  const timer = setInterval(() => {
+    const p = paths[i++ % paths.length];
+    agent.request({ url: `https://localhost:${port}${p}/` }).then((r) => r.dump(), () => {});
+  }, 150);
+  return { stop: () => { clearInterval(timer); agent.destroy(); } };
+}

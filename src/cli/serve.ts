@@ -1,0 +1,69 @@
+/**
+ * `originlink serve --config FILE`: run the connector. SIGTERM/SIGINT drain
+ * and stop (a second signal cuts at once); SIGHUP reloads the config, and a
+ * bad new config keeps the old one running.
+ */
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { ConfigError, loadConfigFile, type ServiceConfig } from '../service/config.js';
+import { Service } from '../service/service.js';
+
+export const SERVE_USAGE = `usage: originlink serve [--config FILE] [--check]
+  --config FILE   YAML config (default ./originlink.yaml); see docs/config.md
+  --check         validate the config and exit (0 = valid)
+signals: SIGTERM/SIGINT graceful stop (shutdown.graceMs), SIGHUP reload config`;
+
+export async function runServe(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' },
+      check: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) { process.stdout.write(`${SERVE_USAGE}\n`); return 0; }
+  const file = values.config ?? (existsSync('originlink.yaml') ? 'originlink.yaml' : null);
+  if (!file) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `no config: give --config FILE\n${SERVE_USAGE}`);
+  let config: ServiceConfig;
+  try {
+    config = loadConfigFile(file);
+  } catch (e) {
+    if (e instanceof ConfigError) { process.stderr.write(`originlink: config error: ${e.message}\n`); return 78; } // EX_CONFIG
+    throw e;
+  }
+  if (values.check) { process.stdout.write(`${file}: ok (${config.listeners.length} listener(s), ${config.origins.size} origin(s), ${config.routes.length} route(s))\n`); return 0; }
+  const svc = await Service.start(config);
+  const code = await serveUntilSignal(svc, file);
+  setTimeout(() => process.exit(code), 500).unref(); // nothing may hold the process once stopped
+  return code;
+}
+
+/** Wire signals to a running service; resolves with the exit code after shutdown. */
+export function serveUntilSignal(svc: Service, file: string): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    let reloading = Promise.resolve();
+    const stop = (sig: NodeJS.Signals): void => {
+      if (stopping) { svc.log.warn({ signal: sig }, 'second signal: exiting now'); resolve(1); return; }
+      stopping = true;
+      svc.log.info({ signal: sig, graceMs: svc.config.shutdown.graceMs }, 'shutting down');
+      svc.shutdown().then(() => resolve(0), (e: unknown) => { svc.log.error({ err: e }, 'shutdown failed'); resolve(1); });
+    };
+    const hup = (): void => {
+      reloading = reloading.then(async () => {
+        if (stopping) return;
+        try {
+          await svc.reload(loadConfigFile(file));
+        } catch (e) {
+          const d = e instanceof ConfigError ? e.details : {};
+          svc.log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
+        }
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', hup);
+  });
+}

@@ -1,0 +1,300 @@
+/**
+ * Service configuration: YAML in, one validated, frozen `ServiceConfig` out.
+ * Every field has a documented default (docs/config.md); unknown fields are
+ * errors. A bad value throws `ConfigError` naming the file, the field path,
+ * the line when known, and the reason.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import type { ProtocolPolicy } from '../transport/connect.js';
+import { Reader } from './config-reader.js';
+
+export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
+export type EarlyDataPolicy = 'never' | 'safe' | 'always';
+export type ForwardedPolicy = 'append' | 'replace' | 'off';
+
+export interface ListenerConfig {
+  name: string;
+  kind: ListenerKind;
+  host: string;
+  port: number;
+  /** PEM bytes read at load time (https, h3). */
+  tls: { cert: Buffer; key: Buffer; certPath: string; keyPath: string } | null;
+  /** https only: offer h2 through ALPN. */
+  http2: boolean;
+}
+
+export interface OriginConfig {
+  name: string;
+  /** Normalised `scheme://host:port` strings, at least one. */
+  urls: string[];
+  protocol: ProtocolPolicy;
+  tls: { ca: Buffer | null; caPath: string | null; servername: string | null; verify: boolean };
+  earlyData: EarlyDataPolicy;
+  retries: number;
+  tfo: boolean;
+  pool: Readonly<PoolOptions>;
+}
+
+export interface RouteConfig {
+  /** Host to match (lower-case, no port), `*.example.com`, or null for any. */
+  host: string | null;
+  /** Path prefix; `/` matches everything. */
+  path: string;
+  origin: string;
+  /** `origin` sends the upstream's authority, `preserve` the client's, anything else is sent literally. */
+  hostHeader: string;
+  stripPrefix: boolean;
+}
+
+export interface LimitsConfig {
+  maxHeaderBytes: number;
+  maxHeaderCount: number;
+  requestHeaderTimeoutMs: number;
+  maxBodyBytes: number;
+  keepAliveTimeoutMs: number;
+  maxConcurrentStreams: number;
+}
+
+export interface ServiceConfig {
+  file: string;
+  listeners: ListenerConfig[];
+  admin: { host: string; port: number } | null;
+  limits: LimitsConfig;
+  proxy: { via: string; xForwardedFor: ForwardedPolicy };
+  shutdown: { graceMs: number };
+  logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean };
+  origins: Map<string, OriginConfig>;
+  routes: RouteConfig[];
+}
+
+export class ConfigError extends OriginlinkError {
+  constructor(file: string, field: string, reason: string, line?: number) {
+    super(ErrorCode.INVALID_CONFIG, 'local', `${file}${line ? `:${line}` : ''}: ${field}: ${reason}`, { details: { file, field, reason, line } });
+  }
+}
+
+export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
+  maxHeaderBytes: 16_384,
+  maxHeaderCount: 100,
+  requestHeaderTimeoutMs: 10_000,
+  maxBodyBytes: 0,
+  keepAliveTimeoutMs: 5_000,
+  maxConcurrentStreams: 100,
+});
+
+/** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
+export function interpolateEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => env[name] ?? def ?? '');
+}
+
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, '(file)', `cannot read: ${(e as Error).message}`);
+  }
+  return parseConfig(interpolateEnv(text, env), file, dirname(abs));
+}
+
+/** Parse and validate config text. `baseDir` resolves relative certificate paths. */
+export function parseConfig(text: string, file: string, baseDir: string): ServiceConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first) {
+    const line = first.linePos?.[0]?.line;
+    throw new ConfigError(file, '(yaml)', first.message.split('\n')[0] ?? 'parse error', line);
+  }
+  const lineOf = (path: Array<string | number>): number | undefined => lineFor(doc, lc, path);
+  const r = new Reader(doc.toJS() ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
+  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes']);
+  const readPem = (p: Reader, field: string): { bytes: Buffer; path: string } => {
+    const rel = p.str(field);
+    const path = resolve(baseDir, rel);
+    try {
+      return { bytes: readFileSync(path), path };
+    } catch (e) {
+      throw p.fail(field, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+
+  const listeners: ListenerConfig[] = r.list('listeners', 1).map((l) => {
+    l.keys(['name', 'kind', 'host', 'port', 'tls', 'http2']);
+    const kind = l.oneOf('kind', ['https', 'http', 'h2c', 'h3'] as const);
+    const port = l.int('port', 0, 65_535);
+    let tls: ListenerConfig['tls'] = null;
+    if (kind === 'https' || kind === 'h3') {
+      const t = l.obj('tls');
+      t.keys(['cert', 'key']);
+      const cert = readPem(t, 'cert');
+      const key = readPem(t, 'key');
+      tls = { cert: cert.bytes, key: key.bytes, certPath: cert.path, keyPath: key.path };
+    } else if (l.has('tls')) {
+      throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
+    }
+    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true };
+  });
+  const seen = new Set<string>();
+  listeners.forEach((l, i) => {
+    const k = `${l.kind === 'h3' ? 'udp' : 'tcp'}:${l.host}:${l.port}`;
+    if (l.port !== 0 && seen.has(k)) throw r.at(['listeners', i]).fail('port', `${l.host}:${l.port} is already used by another listener`);
+    seen.add(k);
+  });
+
+  let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464 };
+  if (r.has('admin')) {
+    if (r.raw('admin') === false || r.raw('admin') === null) admin = null;
+    else {
+      const a = r.obj('admin');
+      a.keys(['host', 'port']);
+      admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535) };
+    }
+  }
+
+  const limits: LimitsConfig = { ...DEFAULT_LIMITS };
+  if (r.has('limits')) {
+    const l = r.obj('limits');
+    l.keys(Object.keys(DEFAULT_LIMITS));
+    limits.maxHeaderBytes = l.optInt('maxHeaderBytes', 1024, 1 << 20) ?? limits.maxHeaderBytes;
+    limits.maxHeaderCount = l.optInt('maxHeaderCount', 8, 10_000) ?? limits.maxHeaderCount;
+    limits.requestHeaderTimeoutMs = l.optInt('requestHeaderTimeoutMs', 100, 3_600_000) ?? limits.requestHeaderTimeoutMs;
+    limits.maxBodyBytes = l.optInt('maxBodyBytes', 0, Number.MAX_SAFE_INTEGER) ?? limits.maxBodyBytes;
+    limits.keepAliveTimeoutMs = l.optInt('keepAliveTimeoutMs', 100, 3_600_000) ?? limits.keepAliveTimeoutMs;
+    limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
+  }
+
+  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append' };
+  if (r.has('proxy')) {
+    const p = r.obj('proxy');
+    p.keys(['via', 'xForwardedFor']);
+    const via = p.optStr('via');
+    if (via !== undefined) {
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
+      proxy.via = via;
+    }
+    proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
+  }
+
+  const shutdown = { graceMs: 10_000 };
+  if (r.has('shutdown')) {
+    const s = r.obj('shutdown');
+    s.keys(['graceMs']);
+    shutdown.graceMs = s.optInt('graceMs', 0, 3_600_000) ?? shutdown.graceMs;
+  }
+
+  const logging: ServiceConfig['logging'] = { level: 'info', requests: true };
+  if (r.has('logging')) {
+    const g = r.obj('logging');
+    g.keys(['level', 'requests']);
+    if (g.has('level')) logging.level = g.oneOf('level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
+    logging.requests = g.optBool('requests') ?? true;
+  }
+
+  const origins = new Map<string, OriginConfig>();
+  const or = r.obj('origins');
+  for (const name of or.keysPresent()) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
+    origins.set(name, readOrigin(or.obj(name), name, readPem));
+  }
+  if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
+
+  const routes: RouteConfig[] = r.list('routes', 1).map((x) => {
+    x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix']);
+    const origin = x.str('origin');
+    if (!origins.has(origin)) throw x.fail('origin', `unknown origin ${JSON.stringify(origin)} (known: ${[...origins.keys()].join(', ')})`);
+    const host = x.optStr('host');
+    if (host !== undefined && !/^(\*\.)?[A-Za-z0-9.-]+$|^\*$/.test(host)) throw x.fail('host', `must be a host name, "*.domain" or "*", got ${JSON.stringify(host)}`);
+    const path = x.optStr('path') ?? '/';
+    if (!path.startsWith('/')) throw x.fail('path', `must start with "/", got ${JSON.stringify(path)}`);
+    const hostHeader = x.optStr('hostHeader') ?? 'origin';
+    if (/[\s\r\n\0]/.test(hostHeader) || hostHeader === '') throw x.fail('hostHeader', 'must be "origin", "preserve" or a host[:port]');
+    return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false };
+  });
+
+  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes };
+}
+
+function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): OriginConfig {
+  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool']);
+  if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
+  const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
+  const urls = rawUrls.map((s, i) => {
+    const field = o.has('url') ? 'url' : `urls[${i}]`;
+    let u: URL;
+    try { u = new URL(s); } catch { throw o.fail(field, `not a URL: ${JSON.stringify(s)}`); }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw o.fail(field, `scheme must be http or https, got ${u.protocol}`);
+    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) throw o.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
+    return u.origin;
+  });
+  const protocol = o.has('protocol') ? o.oneOf('protocol', ['auto', 'h1', 'h2', 'h3'] as const) : 'auto';
+  if (protocol === 'h3' && urls.some((u) => u.startsWith('http:'))) throw o.fail('protocol', 'h3 needs https URLs');
+  const tls: OriginConfig['tls'] = { ca: null, caPath: null, servername: null, verify: true };
+  if (o.has('tls')) {
+    const t = o.obj('tls');
+    t.keys(['ca', 'servername', 'verify']);
+    if (t.has('ca')) { const p = readPem(t, 'ca'); tls.ca = p.bytes; tls.caPath = p.path; }
+    tls.servername = t.optStr('servername') ?? null;
+    tls.verify = t.optBool('verify') ?? true;
+  }
+  const pool: Partial<PoolOptions> = {};
+  if (o.has('pool')) {
+    const p = o.obj('pool');
+    for (const k of p.keysPresent()) (pool as Record<string, unknown>)[k] = p.raw(k);
+  }
+  if (o.has('timeouts')) {
+    const t = o.obj('timeouts');
+    const map = { connectMs: 'connectTimeoutMs', headersMs: 'headersTimeoutMs', bodyMs: 'bodyTimeoutMs', queueMs: 'pendingTimeoutMs', idleMs: 'idleTimeoutMs' } as const;
+    t.keys(Object.keys(map));
+    for (const [k, poolKey] of Object.entries(map)) {
+      if (!t.has(k)) continue;
+      if (poolKey in pool) throw t.fail(k, `also set as pool.${poolKey}; set it in one place`);
+      (pool as Record<string, unknown>)[poolKey] = t.raw(k);
+    }
+  }
+  let resolved: Readonly<PoolOptions>;
+  try {
+    resolved = resolvePoolOptions(pool, 'pool');
+  } catch (e) {
+    const field = (e as OriginlinkError).details?.['field'];
+    throw o.fail(typeof field === 'string' ? field : 'pool', String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
+  }
+  return {
+    name,
+    urls,
+    protocol,
+    tls,
+    earlyData: o.has('earlyData') ? o.oneOf('earlyData', ['never', 'safe', 'always'] as const) : 'safe',
+    retries: o.optInt('retries', 0, 10) ?? 2,
+    tfo: o.optBool('tfo') ?? true,
+    pool: resolved,
+  };
+}
+
+function fmtPath(path: Array<string | number>): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${p}` : p;
+  return s || '(root)';
+}
+
+function lineFor(doc: Document, lc: LineCounter, path: Array<string | number>): number | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const parentPath = path.slice(0, n - 1);
+    const parent = parentPath.length ? doc.getIn(parentPath, true) : doc.contents;
+    const key = path[n - 1];
+    if (isMap(parent)) {
+      const pair = parent.items.find((it) => (it.key as { value?: unknown } | null)?.value === key);
+      const range = (pair?.key as { range?: [number, number, number] } | undefined)?.range;
+      if (range) return lc.linePos(range[0]).line;
+    } else if (isSeq(parent) && typeof key === 'number') {
+      const range = (parent.items[key] as { range?: [number, number, number] } | undefined)?.range;
+      if (range) return lc.linePos(range[0]).line;
+    }
+  }
+  return undefined;
+}

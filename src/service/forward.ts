@@ -1,0 +1,211 @@
+/**
+ * Forward one front request through an Upstream: checks, routing, header
+ * rewriting, streamed bodies both ways, error mapping, one log line.
+ * Works on Node's h1 (`IncomingMessage`/`ServerResponse`) and h2 compat
+ * (`Http2ServerRequest`/`Http2ServerResponse`) objects alike.
+ *
+ * Invariant: once the response head is sent, a failure destroys the client
+ * stream (h1: the socket, h2: RST_STREAM) so a truncated body never looks complete.
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { ErrorCode, toOriginlinkError } from '../errors.js';
+import type { ServiceConfig } from './config.js';
+import { downstreamHeaders, inspectRequest, isReject, trailerObject, upstreamHeaders } from './headers.js';
+import type { Metrics } from './metrics.js';
+import { hostOnly, rewritePath, type Router } from './router.js';
+import type { Upstream } from './upstream.js';
+
+export type FrontRequest = IncomingMessage | Http2ServerRequest;
+export type FrontResponse = ServerResponse | Http2ServerResponse;
+
+/** What one config generation offers the forwarder. */
+export interface Generation {
+  config: ServiceConfig;
+  router: Router;
+  upstreams: Map<string, Upstream>;
+}
+
+export interface FrontInfo { listener: string; secure: boolean }
+
+export interface ForwardHooks {
+  log: Logger;
+  metrics: Metrics;
+  /** True once shutdown began: h1 responses carry `Connection: close`. */
+  draining: () => boolean;
+}
+
+class BodyTooLarge extends Error {}
+
+const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
+
+/** RFC 9110 §15.6: 502 for a bad or absent answer, 503 for our own overload, 504 for a timeout. */
+export function statusForError(code: string): 502 | 503 | 504 {
+  switch (code) {
+    case ErrorCode.QUEUE_FULL:
+    case ErrorCode.QUEUE_TIMEOUT:
+    case ErrorCode.POOL_CLOSED:
+      return 503;
+    case ErrorCode.CONNECT_TIMEOUT:
+    case ErrorCode.HEADERS_TIMEOUT:
+      return 504;
+    default:
+      return 502;
+  }
+}
+
+export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: FrontRequest, res: FrontResponse): Promise<void> {
+  const t0 = performance.now();
+  // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
+  const h2 = req.httpVersionMajor >= 2;
+  const clientVersion = h2 ? String(req.httpVersionMajor) : req.httpVersion;
+  const cfg = gen.config;
+  const remote = req.socket?.remoteAddress ?? '';
+  const method = req.method ?? 'GET';
+  let target = req.url ?? '/';
+  const log: Record<string, unknown> = { method, path: target, client: clientVersion, listener: front.listener, remote };
+  const done = (status: number, extra: Record<string, unknown> = {}): void => {
+    hooks.metrics.front.requests.inc({ listener: front.listener, protocol: clientVersion, status: String(status) });
+    if (cfg.logging.requests) hooks.log.info({ ...log, status, totalMs: ms(performance.now() - t0), ...extra }, 'request');
+  };
+  const refuse = (status: number, reason: string, code: string, headers: Record<string, string> = {}): void => {
+    if (!res.headersSent && !res.destroyed) {
+      const body = `${status} ${STATUS_CODES[status] ?? ''}: ${reason}\n`;
+      const h: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'x-originlink-error': code, ...headers };
+      if (!h2 && (hooks.draining() || status === 400 || status === 413 || status === 431)) h['connection'] = 'close';
+      (res as ServerResponse).writeHead(status, h);
+      if (method === 'HEAD') (res as ServerResponse).end();
+      else (res as ServerResponse).end(body);
+    }
+    done(status, { error: code, reason });
+  };
+
+  const facts = inspectRequest(req.rawHeaders, h2, cfg.limits);
+  if (isReject(facts)) {
+    hooks.metrics.front.rejected.inc({ listener: front.listener, reason: facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing' });
+    refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
+    return;
+  }
+  let authority = facts.authority ?? '';
+  // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      const u = new URL(target);
+      authority = u.host;
+      target = `${u.pathname}${u.search}`;
+    } catch {
+      refuse(400, 'invalid request target', 'bad_request');
+      return;
+    }
+  }
+  if (!target.startsWith('/')) {
+    refuse(400, 'unsupported request target', 'bad_request');
+    return;
+  }
+  const match = gen.router.match(hostOnly(authority), target);
+  if (!match) {
+    hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'no_route' });
+    refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
+    return;
+  }
+  const route = match.route;
+  const upstream = gen.upstreams.get(route.origin) as Upstream;
+  log['route'] = match.index;
+  log['origin'] = upstream.name;
+
+  const headers = upstreamHeaders(req.rawHeaders, {
+    clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
+    proto: front.secure ? 'https' : 'http',
+    authority,
+    clientVersion,
+    via: cfg.proxy.via,
+    xff: cfg.proxy.xForwardedFor,
+    teTrailers: facts.teTrailers,
+  });
+  const stream = (req as Http2ServerRequest).stream;
+  const hasBody = h2 ? !stream?.endAfterHeaders && facts.contentLength !== 0 : (facts.contentLength ?? 0) > 0 || facts.chunked;
+  let tooLarge = false;
+  const max = cfg.limits.maxBodyBytes;
+  const body = hasBody
+    ? (async function* bounded(): AsyncGenerator<Uint8Array> {
+        let n = 0;
+        for await (const c of req as AsyncIterable<Buffer>) {
+          n += c.length;
+          if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
+          yield c;
+        }
+      })()
+    : null;
+
+  const ac = new AbortController();
+  const onClose = (): void => { if (!res.writableFinished) ac.abort(); };
+  res.once('close', onClose);
+  hooks.metrics.front.inflight.inc();
+  upstream.inflight++;
+  const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
+  let bytes = 0;
+  try {
+    let r;
+    try {
+      r = await upstream.request(rewritePath(route, target), { method, headers, body, signal: ac.signal }, hostHeader);
+    } catch (e) {
+      const err = toOriginlinkError(e);
+      if (tooLarge) {
+        hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
+        refuse(413, `body larger than ${max} bytes`, 'body_too_large');
+      } else if (ac.signal.aborted || res.destroyed) {
+        done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
+      } else {
+        const status = statusForError(err.code);
+        refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? { 'retry-after': '1' } : {});
+      }
+      return;
+    }
+    const up = r.res;
+    Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
+    const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via);
+    if (!h2 && hooks.draining()) out['connection'] = 'close';
+    if (res.destroyed) { up.body.destroy(); done(499, { error: ErrorCode.ABORTED }); return; }
+    try {
+      (res as ServerResponse).writeHead(up.status, out);
+      for await (const chunk of up.body) {
+        bytes += (chunk as Buffer).length;
+        if (!(res as ServerResponse).write(chunk as Buffer)) await drained(res);
+        if (res.destroyed) throw new Error('client went away');
+      }
+      const tr = trailerObject(await up.trailers);
+      if (tr && (h2 || (res as ServerResponse).chunkedEncoding)) res.addTrailers(tr);
+      res.end();
+      done(up.status, { bytes });
+    } catch (e) {
+      up.body.destroy();
+      const gone = ac.signal.aborted || res.destroyed;
+      res.destroy();
+      done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : toOriginlinkError(e).code, reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+    }
+  } finally {
+    (res as ServerResponse).off('close', onClose);
+    upstream.done();
+    hooks.metrics.front.inflight.dec();
+  }
+}
+
+function drained(res: FrontResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const r = res as ServerResponse;
+    const fin = (): void => { r.off('drain', fin); r.off('close', fin); resolve(); };
+    r.on('drain', fin);
+    r.on('close', fin);
+  });
+}
+
+function shortReason(msg: string): string {
+  const line = msg.split('\n')[0] ?? '';
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
+}
+
+function ms(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

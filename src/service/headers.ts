@@ -1,0 +1,173 @@
+/**
+ * Header rules of the forwarder, pure: request checks (limits, framing),
+ * the upstream header list, and the response headers sent back.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { HeaderList } from '../pool/types.js';
+import type { ForwardedPolicy, LimitsConfig } from './config.js';
+
+// RFC 9110 §7.6.1: connection-specific fields, plus the ones Connection names, never cross a hop.
+// RFC 9113 §8.2.2 forbids them in HTTP/2 altogether. `expect` is answered by our front.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'host', 'http2-settings', 'expect', 'trailer']);
+
+export type Reject = { status: 400 | 413 | 431; reason: string };
+
+export interface RequestFacts {
+  /** Declared Content-Length, or null. */
+  contentLength: number | null;
+  chunked: boolean;
+  /** Authority from Host or :authority. */
+  authority: string | null;
+  teTrailers: boolean;
+}
+
+/**
+ * Check a request head against the limits and the framing rules. `raw` is
+ * Node's rawHeaders (name, value, ...), pseudo-headers included for h2.
+ */
+export function inspectRequest(raw: readonly string[], h2: boolean, limits: LimitsConfig): Reject | RequestFacts {
+  let bytes = 0;
+  let count = 0;
+  let cl: string | null = null;
+  let clCount = 0;
+  const te: string[] = [];
+  let hosts = 0;
+  let host: string | null = null;
+  let authority: string | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    bytes += name.length + value.length + 4;
+    if (name.startsWith(':')) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    count++;
+    if (/[\r\n\0]/.test(value)) return { status: 400, reason: `invalid character in ${name}` };
+    switch (name) {
+      case 'content-length': cl = value; clCount++; break;
+      case 'transfer-encoding': te.push(value); break;
+      case 'host': hosts++; host = value; break;
+    }
+  }
+  if (count > limits.maxHeaderCount) return { status: 431, reason: `more than ${limits.maxHeaderCount} header fields` };
+  if (bytes > limits.maxHeaderBytes) return { status: 431, reason: `header section larger than ${limits.maxHeaderBytes} bytes` };
+  // RFC 9112 §6.3 (3): CL with TE is a smuggling signature; a proxy MUST NOT forward it as is. We refuse it.
+  if (clCount > 0 && te.length > 0) return { status: 400, reason: 'both Content-Length and Transfer-Encoding' };
+  // RFC 9110 §8.6: differing or repeated Content-Length values are unrecoverable framing errors.
+  if (clCount > 1) return { status: 400, reason: 'duplicate Content-Length' };
+  let contentLength: number | null = null;
+  if (cl !== null) {
+    if (!/^\d{1,15}$/.test(cl)) return { status: 400, reason: 'invalid Content-Length' };
+    contentLength = Number(cl);
+  }
+  let chunked = false;
+  if (te.length > 0) {
+    // RFC 9113 §8.2.2: Transfer-Encoding in HTTP/2 makes the request malformed.
+    if (h2) return { status: 400, reason: 'Transfer-Encoding in HTTP/2' };
+    const codings = te.join(',').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+    // RFC 9112 §6.3 (4): chunked must be the final coding, exactly once, else 400.
+    if (codings.length !== 1 || codings[0] !== 'chunked') return { status: 400, reason: 'unsupported Transfer-Encoding' };
+    chunked = true;
+  }
+  if (!h2) {
+    // RFC 9112 §3.2: a request without Host, or with more than one, gets 400.
+    if (hosts !== 1 || !host) return { status: 400, reason: hosts === 0 ? 'missing Host' : 'more than one Host' };
+    authority = host;
+  } else if (authority === null && host !== null) {
+    authority = host;
+  }
+  if (authority !== null && !/^[A-Za-z0-9.\-_~%!$&'()*+,;=:[\]]+$/.test(authority)) return { status: 400, reason: 'invalid Host' };
+  if (limits.maxBodyBytes > 0 && contentLength !== null && contentLength > limits.maxBodyBytes) {
+    return { status: 413, reason: `body larger than ${limits.maxBodyBytes} bytes` };
+  }
+  const teRaw = raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(raw[i + 1] ?? ''));
+  return { contentLength, chunked, authority, teTrailers: teRaw };
+}
+
+export function isReject(x: Reject | RequestFacts): x is Reject {
+  return 'status' in x;
+}
+
+/** Names listed in Connection (lower-case). */
+function connectionNamed(pairs: Iterable<readonly [string, string]>): Set<string> {
+  const out = new Set<string>();
+  for (const [n, v] of pairs) if (n === 'connection') for (const t of v.split(',')) out.add(t.trim().toLowerCase());
+  return out;
+}
+
+function isHopByHop(name: string, named: Set<string>): boolean {
+  return HOP_BY_HOP.has(name) || named.has(name) || name.startsWith('proxy-');
+}
+
+export interface UpstreamHeaderInput {
+  clientIp: string;
+  /** Scheme the client used at our front. */
+  proto: 'http' | 'https';
+  /** Client's authority (Host / :authority). */
+  authority: string;
+  /** `1.1`, `2` or `3`. */
+  clientVersion: string;
+  via: string;
+  xff: ForwardedPolicy;
+  teTrailers: boolean;
+}
+
+/** End-to-end request fields for the upstream, with Via and X-Forwarded-* added. */
+export function upstreamHeaders(raw: readonly string[], o: UpstreamHeaderInput): HeaderList {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([(raw[i] as string).toLowerCase(), raw[i + 1] as string]);
+  const named = connectionNamed(pairs);
+  const out: HeaderList = [];
+  const xff: string[] = [];
+  const via: string[] = [];
+  for (const [n, v] of pairs) {
+    if (n.startsWith(':') || isHopByHop(n, named)) continue;
+    if (n === 'via') { via.push(v); continue; }
+    if (o.xff !== 'off' && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
+      if (n === 'x-forwarded-for') xff.push(v);
+      continue;
+    }
+    out.push([n, v]);
+  }
+  // RFC 9110 §7.6.3: each intermediary appends received-protocol and a pseudonym.
+  via.push(`${o.clientVersion} ${o.via}`);
+  out.push(['via', via.join(', ')]);
+  if (o.xff !== 'off') {
+    if (o.xff === 'append') xff.push(o.clientIp);
+    out.push(['x-forwarded-for', o.xff === 'append' ? xff.join(', ') : o.clientIp]);
+    out.push(['x-forwarded-proto', o.proto]);
+    out.push(['x-forwarded-host', o.authority]);
+  }
+  if (o.teTrailers) out.push(['te', 'trailers']);
+  return out;
+}
+
+/** Response fields for the client: hop-by-hop removed, Via appended. Multi-valued fields become arrays. */
+export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string): OutgoingHttpHeaders {
+  const named = connectionNamed(list);
+  const out: Record<string, string | string[]> = {};
+  for (const [n, v] of list) {
+    if (isHopByHop(n, named) || n.startsWith(':')) continue;
+    const prev = out[n];
+    if (prev === undefined) out[n] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else out[n] = n === 'set-cookie' ? [prev, v] : `${prev}, ${v}`;
+  }
+  const hop = `${upstreamVersion} ${via}`;
+  const prevVia = out['via'];
+  out['via'] = prevVia === undefined ? hop : `${Array.isArray(prevVia) ? prevVia.join(', ') : prevVia}, ${hop}`;
+  return out;
+}
+
+/** Trailer fields safe to pass on (RFC 9110 §6.5.1: no framing, routing or auth fields). */
+export function trailerObject(list: HeaderList): Record<string, string> | null {
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const [k, v] of list) {
+    if (HOP_BY_HOP.has(k) || k === 'content-length' || k.startsWith(':')) continue;
+    out[k] = out[k] === undefined ? v : `${out[k]}, ${v}`;
+    n++;
+  }
+  return n ? out : null;
+}

@@ -1,0 +1,162 @@
+/**
+ * Front listeners. Kinds:
+ *  - `https`: TLS; ALPN picks h2 or http/1.1, and the socket goes to a
+ *    node:http2 or node:http server that never listens itself;
+ *  - `http`: cleartext HTTP/1.1 (node:http);
+ *  - `h2c`: cleartext HTTP/2 with prior knowledge (node:http2);
+ *  - `h3`: HTTP/3 over QUIC (see h3-listener.ts).
+ * Node's parser limits (header size, header timeout) stay in force for
+ * sockets handed over by `emit('connection')`: the inner http.Server gets a
+ * `listening` event so its connection checker runs.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { LimitsConfig, ListenerConfig } from './config.js';
+import type { FrontInfo, FrontRequest, FrontResponse } from './forward.js';
+import type { Metrics } from './metrics.js';
+
+export interface ListenerHooks {
+  handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface Listener {
+  readonly config: ListenerConfig;
+  readonly port: number;
+  start(): Promise<void>;
+  /** Apply settings that change without rebinding (TLS certificates, timeouts). */
+  update(cfg: ListenerConfig, limits: LimitsConfig): void;
+  /** Stop accepting; GOAWAY / Connection: close; wait for in-flight up to `graceMs`, then cut. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** A change in these needs a new socket; the rest is applied in place. */
+export function rebindKey(l: ListenerConfig, limits: LimitsConfig): string {
+  return `${l.kind}|${l.host}|${l.port}|${l.http2}|${limits.maxHeaderBytes}|${limits.maxHeaderCount}|${limits.maxConcurrentStreams}`;
+}
+
+export class TcpListener implements Listener {
+  config: ListenerConfig;
+  #limits: LimitsConfig;
+  #hooks: ListenerHooks;
+  #front: net.Server | null = null;
+  #h1: http.Server | null = null;
+  #h2: http2.Http2Server | null = null;
+  #sockets = new Set<net.Socket>();
+  #sessions = new Set<http2.ServerHttp2Session>();
+  #port = 0;
+  #closing = false;
+
+  constructor(cfg: ListenerConfig, limits: LimitsConfig, hooks: ListenerHooks) {
+    this.config = cfg;
+    this.#limits = limits;
+    this.#hooks = hooks;
+  }
+
+  get port(): number { return this.#port; }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    const info: FrontInfo = { listener: cfg.name, secure: cfg.kind === 'https' };
+    const handler = (req: FrontRequest, res: FrontResponse): void => this.#hooks.handle(req, res, info);
+    const lim = this.#limits;
+    if (cfg.kind === 'https' || cfg.kind === 'http') {
+      this.#h1 = http.createServer({
+        maxHeaderSize: lim.maxHeaderBytes + 8192, // Node counts the request line too; our own check gives 431 at the exact limit
+        headersTimeout: lim.requestHeaderTimeoutMs,
+        requestTimeout: 0,
+        keepAliveTimeout: lim.keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, lim.requestHeaderTimeoutMs / 4)),
+      }, handler);
+      this.#h1.maxHeadersCount = lim.maxHeaderCount * 2;
+    }
+    if (cfg.kind === 'h2c' || (cfg.kind === 'https' && cfg.http2)) {
+      this.#h2 = http2.createServer({
+        maxHeaderListPairs: lim.maxHeaderCount * 2 + 8,
+        settings: { maxConcurrentStreams: lim.maxConcurrentStreams, maxHeaderListSize: lim.maxHeaderBytes + 8192 },
+      }, handler);
+      this.#h2.setTimeout(Math.max(lim.keepAliveTimeoutMs, 1000));
+      this.#h2.on('session', (s) => this.#trackSession(s));
+    }
+    if (cfg.kind === 'https') {
+      const t = cfg.tls as NonNullable<ListenerConfig['tls']>;
+      const front = tls.createServer({
+        cert: t.cert,
+        key: t.key,
+        ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        handshakeTimeout: lim.requestHeaderTimeoutMs,
+      });
+      front.on('secureConnection', (s) => {
+        if (this.#closing) { s.destroy(); return; }
+        if (s.alpnProtocol === 'h2' && this.#h2) this.#h2.emit('connection', s);
+        else this.#h1?.emit('connection', s);
+      });
+      front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
+      this.#front = front;
+      this.#h1?.emit('listening'); // starts Node's header-timeout checker for handed-over sockets
+    } else {
+      this.#front = (this.#h1 ?? this.#h2) as net.Server;
+    }
+    this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
+    await new Promise<void>((resolve, reject) => {
+      const f = this.#front as net.Server;
+      f.once('error', reject);
+      f.listen({ host: cfg.host, port: cfg.port }, () => { f.off('error', reject); resolve(); });
+    });
+    this.#port = (this.#front.address() as net.AddressInfo).port;
+  }
+
+  #trackSocket(s: net.Socket): void {
+    this.#sockets.add(s);
+    this.#hooks.metrics.front.connections.inc({ listener: this.config.name });
+    s.once('close', () => {
+      this.#sockets.delete(s);
+      this.#hooks.metrics.front.connections.dec({ listener: this.config.name });
+    });
+    s.on('error', () => { /* reported by the server that owns the protocol */ });
+  }
+
+  #trackSession(session: http2.ServerHttp2Session): void {
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+    session.on('error', () => { /* the socket is gone; streams fail on their own */ });
+    if (this.#closing) { session.close(); return; }
+    // Slowloris guard: the first request must arrive within the header timeout.
+    const t = setTimeout(() => session.destroy(), this.#limits.requestHeaderTimeoutMs);
+    t.unref();
+    session.once('stream', () => clearTimeout(t));
+    session.once('close', () => clearTimeout(t));
+  }
+
+  update(cfg: ListenerConfig, limits: LimitsConfig): void {
+    this.config = cfg;
+    this.#limits = limits;
+    if (cfg.tls && this.#front instanceof tls.Server) this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key });
+    if (this.#h1) {
+      this.#h1.headersTimeout = limits.requestHeaderTimeoutMs;
+      this.#h1.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    }
+    if (this.#h2) this.#h2.setTimeout(Math.max(limits.keepAliveTimeoutMs, 1000));
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    const front = this.#front;
+    if (!front) return;
+    const closed = new Promise<void>((r) => front.close(() => r()));
+    if (this.#h1 && this.#h1 !== front) this.#h1.close(() => { /* never listened; stops its checker */ });
+    for (const s of this.#sessions) s.close(); // RFC 9113 §6.8: GOAWAY, then finish open streams
+    const deadline = Date.now() + graceMs;
+    while ((this.#sockets.size > 0 || this.#sessions.size > 0) && Date.now() < deadline) {
+      this.#h1?.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Prometheus metrics. Upstream numbers come from two sources only, each
+ * counted once by the library: `agent.stats()` snapshots (read at scrape
+ * time) and the diagnostics_channel events (handshakes by kind, TTFB).
+ * Front-side counters (requests received, rejections) are the service's own.
+ *
+ * Counters survive reloads: when an Upstream closes, its final snapshot is
+ * folded into a baseline, so a retired agent's counts never go backwards
+ * and are never added twice.
+ */
+import diagnostics from 'node:diagnostics_channel';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolStats } from '../pool/stats.js';
+import type { ConnectionFacts } from '../pool/types.js';
+import { percentiles } from '../util/stats.js';
+import type { Upstream } from './upstream.js';
+
+type Totals = Pick<PoolStats, 'requests' | 'requestsOnReusedConnections' | 'connectionsOpened' | 'connectionsClosed' | 'connectFailures' | 'retries' | 'resumedHandshakes' | 'earlyDataHandshakes' | 'tfoHandshakes'> & { errors: Record<string, number> };
+const TOTAL_KEYS = ['requests', 'requestsOnReusedConnections', 'connectionsOpened', 'connectionsClosed', 'connectFailures', 'retries', 'resumedHandshakes', 'earlyDataHandshakes', 'tfoHandshakes'] as const;
+
+interface Row { origin: string; upstream: string; totals: Totals; live: PoolStats | null }
+
+export interface OriginSummary { origin: string; protocol: string; requests: number; reuseRate: number; open: number; opened: number; p50Ms: number | null; errors: number }
+
+const emptyTotals = (): Totals => ({ requests: 0, requestsOnReusedConnections: 0, connectionsOpened: 0, connectionsClosed: 0, connectFailures: 0, retries: 0, resumedHandshakes: 0, earlyDataHandshakes: 0, tfoHandshakes: 0, errors: {} });
+
+function add(into: Totals, s: Totals): void {
+  for (const k of TOTAL_KEYS) into[k] += s[k];
+  for (const [c, n] of Object.entries(s.errors)) into.errors[c] = (into.errors[c] ?? 0) + n;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  #live: () => Iterable<Upstream>;
+  #baseline = new Map<string, Totals>();
+  /** Upstream URL origin -> origin name, for diagnostics events. */
+  #names = new Map<string, string>();
+  #ttfbRecent = new Map<string, number[]>();
+  #lastFacts = new Map<string, ConnectionFacts>();
+  #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
+  readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; inflight: Gauge<string>; reloads: Counter<string> };
+  readonly #handshakes: Counter<string>;
+  readonly #ttfb: Histogram<string>;
+
+  constructor(live: () => Iterable<Upstream>) {
+    this.#live = live;
+    const r = [this.registry];
+    const L = ['origin', 'upstream'];
+    const self = this;
+    const counterFrom = (name: string, help: string, pick: (t: Totals) => number): void => {
+      new Counter({ name, help, labelNames: L, registers: r, collect() { this.reset(); for (const row of self.#rows()) this.inc({ origin: row.origin, upstream: row.upstream }, pick(row.totals)); } });
+    };
+    const gaugeFrom = (name: string, help: string, pick: (s: PoolStats) => number): void => {
+      new Gauge({ name, help, labelNames: L, registers: r, collect() { this.reset(); for (const row of self.#rows()) if (row.live) this.set({ origin: row.origin, upstream: row.upstream }, pick(row.live)); } });
+    };
+    counterFrom('originlink_upstream_requests_total', 'Requests handed to an upstream connection (agent stats).', (t) => t.requests);
+    counterFrom('originlink_upstream_reused_requests_total', 'Requests on a connection that had served one before.', (t) => t.requestsOnReusedConnections);
+    counterFrom('originlink_upstream_connections_opened_total', 'Upstream connections established.', (t) => t.connectionsOpened);
+    counterFrom('originlink_upstream_connections_closed_total', 'Upstream connections closed.', (t) => t.connectionsClosed);
+    counterFrom('originlink_upstream_connect_failures_total', 'Failed connection attempts.', (t) => t.connectFailures);
+    counterFrom('originlink_upstream_retries_total', 'Requests sent again by the retry policy.', (t) => t.retries);
+    new Gauge({ name: 'originlink_upstream_reuse_ratio', help: '1 - connections opened / requests.', labelNames: L, registers: r, collect() {
+      this.reset();
+      for (const row of self.#rows()) this.set({ origin: row.origin, upstream: row.upstream }, row.totals.requests ? Math.max(0, 1 - row.totals.connectionsOpened / row.totals.requests) : 0);
+    } });
+    gaugeFrom('originlink_upstream_connections_open', 'Open upstream connections.', (s) => s.open);
+    gaugeFrom('originlink_upstream_connections_idle', 'Idle upstream connections.', (s) => s.idle);
+    gaugeFrom('originlink_upstream_connections_dialing', 'Upstream connections being established.', (s) => s.dialing);
+    gaugeFrom('originlink_upstream_requests_active', 'Requests running on upstream connections.', (s) => s.activeRequests);
+    gaugeFrom('originlink_upstream_requests_pending', 'Requests waiting for an upstream connection.', (s) => s.pending);
+    new Counter({ name: 'originlink_upstream_errors_total', help: 'Upstream errors by code (agent stats).', labelNames: [...L, 'code'], registers: r, collect() {
+      this.reset();
+      for (const row of self.#rows()) for (const [code, n] of Object.entries(row.totals.errors)) this.inc({ origin: row.origin, upstream: row.upstream, code }, n);
+    } });
+    new Gauge({ name: 'originlink_upstream_protocol', help: 'Protocol chosen for the upstream (1 = in use).', labelNames: [...L, 'protocol'], registers: r, collect() {
+      this.reset();
+      for (const row of self.#rows()) if (row.live?.protocol) this.set({ origin: row.origin, upstream: row.upstream, protocol: row.live.protocol }, 1);
+    } });
+    new Gauge({ name: 'originlink_upstream_connection_info', help: 'Facts of the latest upstream connection (ALPN, TLS version, peer stream limit as value).', labelNames: [...L, 'protocol', 'alpn', 'tls_version', 'resumed', 'early_data', 'tfo'], registers: r, collect() {
+      this.reset();
+      for (const [key, f] of self.#lastFacts) {
+        const [origin, upstream] = key.split('|') as [string, string];
+        this.set({ origin, upstream, protocol: f.protocol, alpn: f.alpn ?? '', tls_version: f.tlsVersion ?? '', resumed: String(f.resumed), early_data: String(f.earlyData), tfo: String(f.tfo) }, f.peerMaxConcurrentStreams ?? 1);
+      }
+    } });
+    this.#handshakes = new Counter({ name: 'originlink_upstream_handshakes_total', help: 'Upstream handshakes by protocol and kind (diagnostics_channel).', labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'], registers: r });
+    this.#ttfb = new Histogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', labelNames: [...L, 'protocol'], registers: r,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+    this.front = {
+      requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r }),
+      rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
+      connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions).', labelNames: ['listener'], registers: r }),
+      inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r }),
+      reloads: new Counter({ name: 'originlink_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers: r }),
+    };
+    this.#subscribe('originlink:connection:open', (m) => {
+      const { origin, protocol, facts } = m as { origin: string; protocol: string; facts: ConnectionFacts };
+      const name = this.#names.get(origin);
+      if (!name) return;
+      this.#handshakes.inc({ origin: name, upstream: origin, protocol, resumed: String(facts.resumed), early_data: String(facts.earlyData), tfo: String(facts.tfo) });
+      this.#lastFacts.set(`${name}|${origin}`, facts);
+    });
+    this.#subscribe('originlink:request:end', (m) => {
+      const { origin, protocol, ttfbMs, error } = m as { origin: string; protocol: string | null; ttfbMs: number; error: Error | null };
+      const name = this.#names.get(origin);
+      if (!name || error) return;
+      this.#ttfb.observe({ origin: name, upstream: origin, protocol: protocol ?? '' }, ttfbMs / 1000);
+      let a = this.#ttfbRecent.get(name);
+      if (!a) this.#ttfbRecent.set(name, (a = []));
+      a.push(ttfbMs);
+      if (a.length > 512) a.splice(0, a.length - 512);
+    });
+  }
+
+  #subscribe(name: string, fn: (m: unknown) => void): void {
+    const ch = diagnostics.channel(name);
+    ch.subscribe(fn);
+    this.#subs.push([ch, fn]);
+  }
+
+  /** Declare which upstream URLs belong to which origin name (call on every config load). */
+  name(url: string, origin: string): void {
+    if (!this.#names.has(url)) this.#names.set(url, origin);
+  }
+
+  /** Fold a closed upstream's final counts into the baseline. */
+  retire(u: Upstream): void {
+    for (const s of u.stats()) {
+      const key = `${u.name}|${s.origin}`;
+      let t = this.#baseline.get(key);
+      if (!t) this.#baseline.set(key, (t = emptyTotals()));
+      add(t, s);
+    }
+  }
+
+  #rows(): Row[] {
+    const rows = new Map<string, Row>();
+    for (const [key, t] of this.#baseline) {
+      const [origin, upstream] = key.split('|') as [string, string];
+      const totals = emptyTotals();
+      add(totals, t);
+      rows.set(key, { origin, upstream, totals, live: null });
+    }
+    for (const u of this.#live()) {
+      for (const s of u.stats()) {
+        const key = `${u.name}|${s.origin}`;
+        let row = rows.get(key);
+        if (!row) rows.set(key, (row = { origin: u.name, upstream: s.origin, totals: emptyTotals(), live: null }));
+        add(row.totals, s);
+        row.live = row.live ? mergeLive(row.live, s) : s;
+      }
+    }
+    return [...rows.values()];
+  }
+
+  /** Per origin name: what the demo table shows. */
+  summary(names: Iterable<string>): OriginSummary[] {
+    const rows = this.#rows();
+    return [...names].map((origin) => {
+      const mine = rows.filter((r) => r.origin === origin);
+      const t = emptyTotals();
+      for (const r of mine) add(t, r.totals);
+      const protos = [...new Set(mine.map((r) => r.live?.protocol).filter(Boolean))];
+      const recent = this.#ttfbRecent.get(origin) ?? [];
+      return {
+        origin,
+        protocol: protos.join('+') || '-',
+        requests: t.requests,
+        reuseRate: t.requests ? Math.max(0, 1 - t.connectionsOpened / t.requests) : 0,
+        open: mine.reduce((a, r) => a + (r.live?.open ?? 0), 0),
+        opened: t.connectionsOpened,
+        p50Ms: recent.length ? percentiles(recent).p50 : null,
+        errors: Object.values(t.errors).reduce((a, b) => a + b, 0),
+      };
+    });
+  }
+
+  close(): void {
+    for (const [ch, fn] of this.#subs) ch.unsubscribe(fn);
+    this.#subs = [];
+  }
+}
+
+function mergeLive(a: PoolStats, b: PoolStats): PoolStats {
+  return { ...a, protocol: a.protocol ?? b.protocol, open: a.open + b.open, idle: a.idle + b.idle, busy: a.busy + b.busy, activeRequests: a.activeRequests + b.activeRequests, dialing: a.dialing + b.dialing, pending: a.pending + b.pending };
+}

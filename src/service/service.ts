@@ -1,0 +1,190 @@
+/**
+ * The connector service: listeners -> router -> upstreams, with metrics,
+ * logs, reload and graceful shutdown.
+ *
+ * Reload swaps the generation (config, router, upstreams) atomically: a
+ * request keeps the generation it started with. Upstreams whose config did
+ * not change are carried over (their warm connections with them); the
+ * others retire and close once their in-flight requests are done.
+ */
+import { pino, type DestinationStream, type Logger } from 'pino';
+import { MemorySessionStore } from '../pool/session-store.js';
+import { startAdmin } from './admin.js';
+import type { OriginConfig, ServiceConfig } from './config.js';
+import { forward, type FrontInfo, type FrontRequest, type FrontResponse, type Generation } from './forward.js';
+import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './listeners.js';
+import { Metrics, type OriginSummary } from './metrics.js';
+import { Router } from './router.js';
+import { ensureH3, fingerprint, Upstream } from './upstream.js';
+
+export interface ServiceOptions {
+  /** Where JSON log lines go. Default stdout. */
+  logDestination?: DestinationStream;
+  logger?: Logger;
+}
+
+interface Bound { listener: Listener; rebind: string }
+
+export class Service {
+  #gen!: Generation;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  #live = new Set<Upstream>();
+  #listeners = new Map<string, Bound>();
+  #admin: { port: number; close(): Promise<void> } | null = null;
+  #sessions = new MemorySessionStore();
+  #draining = false;
+  #hooks: ListenerHooks;
+
+  private constructor(config: ServiceConfig, o: ServiceOptions) {
+    this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? pino.destination({ dest: 1, sync: false }));
+    this.metrics = new Metrics(() => this.#live);
+    this.#hooks = {
+      handle: (req, res, info) => this.#handle(req, res, info),
+      log: this.log,
+      metrics: this.metrics,
+    };
+  }
+
+  static async start(config: ServiceConfig, o: ServiceOptions = {}): Promise<Service> {
+    const s = new Service(config, o);
+    try {
+      s.#gen = await s.#buildGeneration(config, null);
+      await s.#applyListeners(config);
+      if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats() });
+    } catch (e) {
+      await s.shutdown(0);
+      throw e;
+    }
+    s.log.info({ file: config.file, listeners: s.addresses(), admin: s.adminPort }, 'originlink serving');
+    return s;
+  }
+
+  get config(): ServiceConfig { return this.#gen.config; }
+  get draining(): boolean { return this.#draining; }
+  get adminPort(): number | null { return this.#admin?.port ?? null; }
+
+  /** Listener name -> bound port. */
+  addresses(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const { listener } of this.#listeners.values()) out[listener.config.name] = listener.port;
+    return out;
+  }
+
+  stats(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, u] of this.#gen.upstreams) out[name] = u.stats();
+    return out;
+  }
+
+  summary(): OriginSummary[] {
+    return this.metrics.summary(this.#gen.upstreams.keys());
+  }
+
+  #handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void {
+    forward(this.#gen, info, { log: this.log, metrics: this.metrics, draining: () => this.#draining }, req, res).catch((e: unknown) => {
+      this.log.error({ err: e }, 'forwarding failed');
+      res.destroy();
+    });
+  }
+
+  async #buildGeneration(config: ServiceConfig, prev: Generation | null): Promise<Generation> {
+    if ([...config.origins.values()].some((o) => o.protocol === 'h3') || config.listeners.some((l) => l.kind === 'h3')) await ensureH3();
+    const upstreams = new Map<string, Upstream>();
+    for (const [name, oc] of config.origins) {
+      const old = prev?.upstreams.get(name);
+      const fresh = old && old.fingerprint === fingerprint(oc) ? null : oc;
+      const u = fresh ? this.#newUpstream(fresh) : (old as Upstream);
+      upstreams.set(name, u);
+      for (const url of oc.urls) this.metrics.name(url, name);
+    }
+    return { config, router: new Router(config.routes), upstreams };
+  }
+
+  #newUpstream(oc: OriginConfig): Upstream {
+    const u = new Upstream(oc, this.#sessions, (closed) => {
+      // Same tick: fold into the baseline, then stop reading it live.
+      this.metrics.retire(closed);
+      this.#live.delete(closed);
+    });
+    this.#live.add(u);
+    return u;
+  }
+
+  async #applyListeners(config: ServiceConfig): Promise<void> {
+    const want = new Map(config.listeners.map((l) => [`${l.kind}|${l.host}|${l.port}`, l]));
+    const started: string[] = [];
+    try {
+      for (const [addr, lc] of want) {
+        const key = rebindKey(lc, config.limits);
+        const have = this.#listeners.get(addr);
+        if (have && have.rebind === key && lc.port !== 0) {
+          have.listener.update(lc, config.limits);
+          continue;
+        }
+        if (have) {
+          this.#listeners.delete(addr);
+          void have.listener.close(config.shutdown.graceMs);
+        }
+        const l = await this.#makeListener(lc, config);
+        await l.start();
+        this.#listeners.set(addr, { listener: l, rebind: key });
+        started.push(addr);
+      }
+    } catch (e) {
+      for (const addr of started) { void this.#listeners.get(addr)?.listener.close(0); this.#listeners.delete(addr); }
+      throw e;
+    }
+    for (const [addr, b] of this.#listeners) {
+      if (!want.has(addr)) { this.#listeners.delete(addr); void b.listener.close(config.shutdown.graceMs); }
+    }
+  }
+
+  async #makeListener(lc: ServiceConfig['listeners'][number], config: ServiceConfig): Promise<Listener> {
+    if (lc.kind === 'h3') {
+      const { H3Listener } = await import('./h3-listener.js');
+      return new H3Listener(lc, config.limits, this.#hooks);
+    }
+    return new TcpListener(lc, config.limits, this.#hooks);
+  }
+
+  /**
+   * Swap in a new config. On any failure the running config stays and the
+   * error is thrown (the caller logs it). In-flight requests are not touched.
+   */
+  async reload(config: ServiceConfig): Promise<void> {
+    if (this.#draining) throw new Error('shutting down');
+    const prev = this.#gen;
+    const gen = await this.#buildGeneration(config, prev);
+    try {
+      await this.#applyListeners(config);
+    } catch (e) {
+      for (const u of gen.upstreams.values()) if (![...prev.upstreams.values()].includes(u)) u.destroy();
+      this.metrics.front.reloads.inc({ result: 'failed' });
+      throw e;
+    }
+    this.#gen = gen;
+    this.log.level = config.logging.level;
+    const kept = new Set(gen.upstreams.values());
+    for (const u of prev.upstreams.values()) if (!kept.has(u)) u.retire();
+    this.metrics.front.reloads.inc({ result: 'ok' });
+    this.log.info({ file: config.file, origins: [...config.origins.keys()], listeners: this.addresses() }, 'config reloaded');
+  }
+
+  /** Stop accepting, finish in-flight requests within `graceMs`, then close everything. */
+  async shutdown(graceMs = this.#gen?.config.shutdown.graceMs ?? 0): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    const t0 = Date.now();
+    await Promise.all([...this.#listeners.values()].map((b) => b.listener.close(graceMs)));
+    this.#listeners.clear();
+    const left = Math.max(0, graceMs - (Date.now() - t0));
+    const closing = [...this.#live].map((u) => new Promise<void>((r) => { u.retire(); const check = (): void => { if (!this.#live.has(u)) r(); else setTimeout(check, 20).unref(); }; check(); }));
+    const timedOut = await Promise.race([Promise.all(closing).then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), left).unref())]);
+    if (timedOut) for (const u of [...this.#live]) u.destroy();
+    await this.#admin?.close();
+    this.metrics.close();
+    this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
+    this.log.flush?.();
+  }
+}

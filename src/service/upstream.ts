@@ -1,0 +1,98 @@
+/**
+ * One named origin of the config: its Agent (pools, retries, TLS sessions)
+ * and the choice among its URLs. An Upstream survives a reload when its
+ * config is unchanged, so warm connections stay warm.
+ */
+import { Agent, type RequestOptions } from '../pool/agent.js';
+import type { OriginResponse } from '../pool/response.js';
+import type { SessionStore } from '../pool/session-store.js';
+import type { PoolStats } from '../pool/stats.js';
+import { registerConnector } from '../transport/connect.js';
+import { SAFE_METHODS } from '../util/body.js';
+import { toOriginlinkError, type OriginlinkError } from '../errors.js';
+import type { OriginConfig } from './config.js';
+
+/** Request options the Agent may not declare yet; passed through when it does. */
+type ForwardOptions = RequestOptions & { authority?: string; allowEarlyData?: boolean };
+
+let h3Ready: Promise<void> | null = null;
+/** Load the HTTP/3 transport (native QUIC) only when some origin asks for h3. */
+export function ensureH3(): Promise<void> {
+  h3Ready ??= import('../transport/h3.js').then((m) => { registerConnector('h3', m.h3Connector); });
+  return h3Ready;
+}
+
+export function fingerprint(o: OriginConfig): string {
+  return JSON.stringify({ ...o, tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null } });
+}
+
+export class Upstream {
+  readonly name: string;
+  readonly config: OriginConfig;
+  readonly fingerprint: string;
+  readonly agent: Agent;
+  /** Requests forwarded through this upstream and not yet finished. */
+  inflight = 0;
+  #rr = 0;
+  #retired = false;
+  #closing: Promise<void> | null = null;
+  #onClosed: (u: Upstream) => void;
+
+  constructor(o: OriginConfig, sessionStore: SessionStore, onClosed: (u: Upstream) => void) {
+    this.name = o.name;
+    this.config = o;
+    this.fingerprint = fingerprint(o);
+    this.#onClosed = onClosed;
+    const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
+    this.agent = new Agent({ protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, sessionStore });
+  }
+
+  /**
+   * Forward one request. A failure that proves the origin saw nothing
+   * (`retrySafe`) moves on to the next URL when the body can be replayed.
+   */
+  async request(path: string, opts: Omit<ForwardOptions, 'url'>, hostHeader: string | null): Promise<{ res: OriginResponse; url: string }> {
+    const urls = this.config.urls;
+    const start = this.#rr++ % urls.length;
+    const method = (opts.method ?? 'GET').toUpperCase();
+    const early = this.config.earlyData === 'always' || (this.config.earlyData === 'safe' && SAFE_METHODS.has(method));
+    let last: OriginlinkError | null = null;
+    for (let i = 0; i < urls.length; i++) {
+      const base = urls[(start + i) % urls.length] as string;
+      const o: ForwardOptions = { ...opts, url: base + path, allowEarlyData: early };
+      if (hostHeader !== null) o.authority = hostHeader;
+      try {
+        return { res: await this.agent.request(o), url: base };
+      } catch (e) {
+        last = toOriginlinkError(e);
+        const replayable = opts.body === null || opts.body === undefined;
+        if (!last.retrySafe || !replayable || opts.signal?.aborted) throw last;
+      }
+    }
+    throw last as OriginlinkError;
+  }
+
+  /** Per-pool stats of this upstream's agent. */
+  stats(): PoolStats[] { return this.agent.stats(); }
+
+  /** No new requests will come; close once in-flight ones are done. */
+  retire(): void {
+    this.#retired = true;
+    this.#maybeClose();
+  }
+
+  done(): void {
+    this.inflight--;
+    if (this.#retired) this.#maybeClose();
+  }
+
+  #maybeClose(): void {
+    if (this.inflight > 0 || this.#closing) return;
+    this.#closing = this.agent.close().finally(() => this.#onClosed(this));
+  }
+
+  destroy(): void {
+    this.agent.destroy();
+    if (!this.#closing) { this.#closing = Promise.resolve(); this.#onClosed(this); }
+  }
+}
