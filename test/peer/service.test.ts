@@ -1,0 +1,205 @@
+/**
+ * The connector service against real peers: curl and h2load as clients,
+ * nginx (and a small node origin for response-header cases) as origins.
+ * Metrics are scraped and compared with nginx's access log.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import type net from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { makeCerts } from '../helpers/certs.js';
+import { Nginx } from '../helpers/nginx.js';
+import { freePort } from '../helpers/ports.js';
+
+const run = promisify(execFile);
+const certs = makeCerts();
+
+async function curl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const r = await run('curl', ['-sS', '-m', '10', '--cacert', certs.caPath, ...args], { maxBuffer: 64 << 20 });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, out: x.stdout, err: x.stderr };
+  }
+}
+
+function metric(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    found = true;
+  }
+  return found ? sum : NaN;
+}
+
+describe('connector service with nginx behind it', () => {
+  let nginx: Nginx;
+  let svc: Service;
+  let odd: http.Server;
+  let deadPort: number;
+  const logs: Array<Record<string, unknown>> = [];
+  let tls = 0;
+  let plain = 0;
+  let h2c = 0;
+  let admin = 0;
+
+  beforeAll(async () => {
+    nginx = await Nginx.start({
+      serverExtra: `location = /hdr { default_type text/plain; return 200 "host=$host|via=$http_via|xff=$http_x_forwarded_for|xfp=$http_x_forwarded_proto|xfh=$http_x_forwarded_host|foo=$http_x_foo|ka=$http_keep_alive|pa=$http_proxy_authorization|up=$http_upgrade|keep=$http_x_keep\\n"; }`,
+    });
+    // An origin whose responses carry hop-by-hop fields the connector must strip.
+    odd = http.createServer((req, res) => {
+      res.setHeader('connection', 'x-bar');
+      res.setHeader('x-bar', '1');
+      res.setHeader('keep-alive', 'timeout=77');
+      res.setHeader('proxy-authenticate', 'Basic');
+      res.setHeader('x-keep', 'yes');
+      let n = 0;
+      req.on('data', (c: Buffer) => { n += c.length; });
+      req.on('end', () => res.end(`odd ${req.method} ${req.url}${n ? ` ${n}` : ''}\n`));
+    });
+    await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+    deadPort = await freePort();
+    const yaml = `
+listeners:
+  - { name: tls, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+  - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+limits: { maxBodyBytes: 1048576 }
+proxy: { via: test-proxy }
+origins:
+  ng-h1: { url: "https://localhost:${nginx.port}", protocol: h1, tls: { ca: ${certs.caPath} } }
+  ng-h2: { url: "https://localhost:${nginx.port}", protocol: h2, tls: { ca: ${certs.caPath} } }
+  ng-load: { url: "https://127.0.0.1:${nginx.port}", protocol: h2, tls: { ca: ${certs.caPath}, servername: localhost } }
+  odd: { url: "http://127.0.0.1:${(odd.address() as net.AddressInfo).port}", protocol: h1 }
+  dead: { url: "http://127.0.0.1:${deadPort}", retries: 0, pool: { connectBackoffBaseMs: 0 } }
+  strict: { url: "https://localhost:${nginx.port}" }
+routes:
+  - { path: /h1, origin: ng-h1, stripPrefix: true }
+  - { path: /load, origin: ng-load, stripPrefix: true }
+  - { path: /odd, origin: odd }
+  - { path: /dead, origin: dead }
+  - { path: /strict, origin: strict, stripPrefix: true }
+  - { host: only.test, path: /, origin: odd }
+  - { path: /, origin: ng-h2 }
+`;
+    svc = await Service.start(parseConfig(yaml, 'test.yaml', certs.dir), { logDestination: { write: (s: string) => { logs.push(JSON.parse(s) as Record<string, unknown>); } } });
+    const a = svc.addresses();
+    tls = a['tls'] as number;
+    plain = a['plain'] as number;
+    h2c = a['h2c'] as number;
+    admin = svc.adminPort as number;
+  });
+  afterAll(async () => {
+    await svc?.shutdown(1000);
+    await nginx?.close();
+    odd?.close();
+  });
+
+  it('curl over h1 and h2 (TLS), h1 cleartext and h2c reaches nginx and gets the file', async () => {
+    const cases: Array<[string, string[], string]> = [
+      ['tls h1', ['--http1.1', `https://localhost:${tls}/index.html`], '1.1'],
+      ['tls h2', ['--http2', `https://localhost:${tls}/index.html`], '2'],
+      ['plain h1', [`http://127.0.0.1:${plain}/index.html`], '1.1'],
+      ['h2c', ['--http2-prior-knowledge', `http://127.0.0.1:${h2c}/index.html`], '2'],
+    ];
+    for (const [name, args, version] of cases) {
+      const r = await curl('-w', '\n%{http_code} %{http_version}', ...args);
+      expect(r.code, `${name}: ${r.err}`).toBe(0);
+      expect(r.out, name).toBe(`hello from nginx\n\n200 ${version}`);
+    }
+  });
+
+  it('adds Via and X-Forwarded-*, strips hop-by-hop request fields, rewrites Host to the origin', async () => {
+    const r = await curl('--http1.1', '-H', 'Connection: X-Foo, Keep-Alive', '-H', 'X-Foo: secret', '-H', 'Keep-Alive: timeout=9', '-H', 'Proxy-Authorization: Basic eA==',
+      '-H', 'X-Forwarded-For: 203.0.113.9', '-H', 'X-Keep: kept', `https://localhost:${tls}/h1/hdr`);
+    expect(r.out.trim()).toBe(`host=localhost|via=1.1 test-proxy|xff=203.0.113.9, 127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=kept`);
+    const r2 = await curl('--http2', `https://localhost:${tls}/hdr`);
+    expect(r2.out.trim()).toBe(`host=localhost|via=2 test-proxy|xff=127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=`);
+  });
+
+  it('strips hop-by-hop response fields and appends Via on the way back', async () => {
+    const r = await curl('-i', '--http1.1', `http://127.0.0.1:${plain}/odd/x`);
+    const head = r.out.split('\r\n\r\n')[0]?.toLowerCase() ?? '';
+    expect(head).toContain('x-keep: yes');
+    expect(head).toContain('via: 1.1 test-proxy');
+    expect(head).not.toContain('x-bar');
+    expect(head).not.toContain('proxy-authenticate');
+    expect(head).not.toMatch(/timeout=77/);
+    const r2 = await curl('-i', '--http2', `https://localhost:${tls}/odd/y`);
+    expect(r2.out.toLowerCase()).toContain('via: 1.1 test-proxy');
+    expect(r2.out).toContain('odd GET /odd/y');
+  });
+
+  it('routes by host before path; unknown paths on a catch-all still route; no route is 404', async () => {
+    const r = await curl('-H', 'Host: only.test', `http://127.0.0.1:${plain}/index.html`);
+    expect(r.out).toBe('odd GET /index.html\n');
+    const svc404 = await curl('-w', '%{http_code}', '-o', '/dev/null', `http://127.0.0.1:${plain}/does-not-exist`);
+    expect(svc404.out).toBe('404'); // nginx's own 404, through the catch-all route
+  });
+
+  it('maps origin failures: refused -> 502, unverifiable certificate -> 502, with a short reason', async () => {
+    const r = await curl('-i', `http://127.0.0.1:${plain}/dead/x`);
+    expect(r.out).toMatch(/^HTTP\/1.1 502/);
+    expect(r.out).toMatch(/x-originlink-error: OL_CONNECT_FAILED/i);
+    expect(r.out).toMatch(/502 Bad Gateway: origin dead: /);
+    // Verification is on by default: without the test CA the origin's certificate is refused.
+    const strict = await curl('-i', `http://127.0.0.1:${plain}/strict/index.html`);
+    expect(strict.out).toMatch(/^HTTP\/1.1 502/);
+    expect(strict.out).toMatch(/x-originlink-error: OL_(CERT_INVALID|TLS_FAILED)/i);
+  });
+
+  it('body size limit: 413 on a declared length and on a streamed body', async () => {
+    const big = join(certs.dir, 'big.bin');
+    writeFileSync(big, Buffer.alloc(2 * 1024 * 1024, 0x78));
+    const declared = await curl('-w', '%{http_code}', '-o', '/dev/null', '--data-binary', `@${big}`, `http://127.0.0.1:${plain}/post`);
+    expect(declared.out).toBe('413');
+    const streamed = await curl('-w', '%{http_code}', '-o', '/dev/null', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${big}`, `http://127.0.0.1:${plain}/odd/upload`);
+    expect(streamed.out).toBe('413');
+    const small = await curl('-H', 'Transfer-Encoding: chunked', '--data-binary', 'y'.repeat(1000), `http://127.0.0.1:${plain}/odd/upload`);
+    expect(small.out).toBe('odd POST /odd/upload 1000\n');
+  });
+
+  it('h2load through the h2 front: metrics match nginx access log (requests, connections)', async () => {
+    const before = nginx.log().length;
+    const n = 3000;
+    const r = await run('h2load', ['-n', String(n), '-c', '8', '-m', '8', `https://127.0.0.1:${tls}/load/small.txt?h2load`], { maxBuffer: 8 << 20 });
+    expect(r.stdout).toMatch(new RegExp(`requests: ${n} total, ${n} started, ${n} done, ${n} succeeded`));
+    const lines = nginx.log().slice(before).filter((l) => l.uri === '/small.txt?h2load');
+    expect(lines.length).toBe(n);
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(metric(text, 'originlink_upstream_requests_total', { origin: 'ng-load' })).toBe(n);
+    const opened = metric(text, 'originlink_upstream_connections_opened_total', { origin: 'ng-load' });
+    expect(opened).toBe(new Set(lines.map((l) => l.connection)).size);
+    expect(opened).toBe(1); // 64 concurrent streams fit in one h2 connection (nginx allows 128)
+    expect(metric(text, 'originlink_upstream_reuse_ratio', { origin: 'ng-load' })).toBeGreaterThan(0.99);
+    expect(metric(text, 'originlink_upstream_handshakes_total', { origin: 'ng-load', protocol: 'h2' })).toBe(opened);
+    expect(metric(text, 'originlink_upstream_ttfb_seconds_count', { origin: 'ng-load' })).toBe(n);
+    expect(metric(text, 'originlink_upstream_protocol', { origin: 'ng-load', protocol: 'h2' })).toBe(1);
+    expect(metric(text, 'originlink_front_requests_total', { listener: 'tls', protocol: '2', status: '200' })).toBeGreaterThanOrEqual(n);
+    expect(metric(text, 'originlink_upstream_connections_idle', { origin: 'ng-load' })).toBe(opened);
+    const health = await fetch(`http://127.0.0.1:${admin}/healthz`);
+    expect(health.status).toBe(200);
+  });
+
+  it('logs one JSON line per request with route, origin, protocol, reused, status and timings', async () => {
+    await curl(`https://localhost:${tls}/h1/index.html?logcheck`);
+    const line = logs.find((l) => l['msg'] === 'request' && l['path'] === '/h1/index.html?logcheck');
+    expect(line).toBeDefined();
+    expect(line).toMatchObject({ origin: 'ng-h1', protocol: 'h1', status: 200, route: 0, listener: 'tls', client: '2', method: 'GET' });
+    expect(typeof line?.['reused']).toBe('boolean');
+    expect(typeof line?.['ttfbMs']).toBe('number');
+    expect(typeof line?.['totalMs']).toBe('number');
+    expect(line?.['upstream']).toBe(`https://localhost:${nginx.port}`);
+  });
+});
