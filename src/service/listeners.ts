@@ -90,7 +90,19 @@ export class TcpListener implements Listener {
         ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         handshakeTimeout: lim.requestHeaderTimeoutMs,
       });
+      // Slowloris guard for the handshake itself (Node's handshakeTimeout starts only with a ClientHello).
+      const pendingTls = new Map<string, NodeJS.Timeout>();
+      front.on('connection', (s: net.Socket) => {
+        const key = `${s.remoteAddress}|${s.remotePort}`;
+        const t = setTimeout(() => s.destroy(), lim.requestHeaderTimeoutMs);
+        t.unref();
+        pendingTls.set(key, t);
+        s.once('close', () => { clearTimeout(t); pendingTls.delete(key); });
+      });
       front.on('secureConnection', (s) => {
+        const key = `${s.remoteAddress}|${s.remotePort}`;
+        clearTimeout(pendingTls.get(key));
+        pendingTls.delete(key);
         if (this.#closing) { s.destroy(); return; }
         if (s.alpnProtocol === 'h2' && this.#h2) this.#h2.emit('connection', s);
         else this.#h1?.emit('connection', s);

@@ -1,0 +1,228 @@
+/**
+ * The connector under hostile clients and failing origins: request
+ * smuggling shapes, oversized headers, slowloris, a client leaving
+ * mid-upload, an origin dying mid-response, a full queue, timeouts.
+ * Every case checks the status (or the cut) and that the service still serves.
+ */
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { makeCerts } from '../helpers/certs.js';
+
+const run = promisify(execFile);
+const certs = makeCerts();
+
+/** Write raw bytes, collect what comes back until the peer closes or `ms` pass. */
+function raw(port: number, bytes: string | Buffer, o: { ms?: number; tls?: boolean; hold?: boolean } = {}): Promise<{ text: string; closed: boolean; elapsed: number }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    let text = '';
+    let closed = false;
+    const s: net.Socket = o.tls
+      ? tls.connect({ port, host: '127.0.0.1', ca: certs.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => { if (bytes.length) s.write(bytes); })
+      : net.connect(port, '127.0.0.1', () => { if (bytes.length) s.write(bytes); });
+    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('error', () => {});
+    const finish = (): void => { clearTimeout(t); s.destroy(); resolve({ text, closed, elapsed: Date.now() - t0 }); };
+    s.on('close', () => { closed = true; finish(); });
+    const t = setTimeout(finish, o.ms ?? 2000);
+  });
+}
+
+describe('connector fault handling', () => {
+  let svc: Service;
+  let origin: http.Server;
+  let hang: net.Server;
+  let tlsHang: net.Server;
+  const seen: string[] = [];
+  const uploads: Array<{ bytes: number; aborted: boolean }> = [];
+  let plain = 0;
+  let tlsPort = 0;
+  let h2c = 0;
+
+  beforeAll(async () => {
+    origin = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const u = new URL(req.url ?? '/', 'http://x');
+      if (u.pathname === '/slow') { setTimeout(() => res.end('slow\n'), Number(u.searchParams.get('ms') ?? 300)); return; }
+      if (u.pathname === '/die') {
+        res.writeHead(200, { 'content-length': String(1 << 20) });
+        res.write(Buffer.alloc(64 * 1024, 0x61), () => setTimeout(() => res.socket?.destroy(), 20));
+        return;
+      }
+      if (u.pathname === '/upload') {
+        const rec = { bytes: 0, aborted: false };
+        uploads.push(rec);
+        req.on('data', (c: Buffer) => { rec.bytes += c.length; });
+        req.on('aborted', () => { rec.aborted = true; });
+        req.on('error', () => { rec.aborted = true; });
+        req.on('end', () => res.end(`got ${rec.bytes}\n`));
+        return;
+      }
+      res.end(`ok ${req.url}\n`);
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    // Accepts, reads, never answers (headers timeout) / never speaks TLS (connect timeout).
+    hang = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    tlsHang = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
+    await new Promise<void>((r) => tlsHang.listen(0, '127.0.0.1', r));
+    const op = (origin.address() as net.AddressInfo).port;
+    const yaml = `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+  - { name: tls, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
+  - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
+admin: false
+limits: { maxHeaderBytes: 4096, maxHeaderCount: 20, requestHeaderTimeoutMs: 500, keepAliveTimeoutMs: 2000 }
+origins:
+  main: { url: "http://127.0.0.1:${op}", protocol: h1, pool: { maxConnections: 4 } }
+  narrow: { url: "http://127.0.0.1:${op}", protocol: h1, pool: { maxConnections: 1, maxPending: 1 } }
+  hang: { url: "http://127.0.0.1:${(hang.address() as net.AddressInfo).port}", retries: 0, timeouts: { headersMs: 300 } }
+  tlshang: { url: "https://127.0.0.1:${(tlsHang.address() as net.AddressInfo).port}", retries: 0, timeouts: { connectMs: 300 } }
+routes:
+  - { path: /narrow, origin: narrow, stripPrefix: true }
+  - { path: /hang, origin: hang }
+  - { path: /tlshang, origin: tlshang }
+  - { path: /, origin: main }
+`;
+    svc = await Service.start(parseConfig(yaml, 'fault.yaml', certs.dir), { logDestination: { write: () => {} } });
+    const a = svc.addresses();
+    plain = a['plain'] as number;
+    tlsPort = a['tls'] as number;
+    h2c = a['h2c'] as number;
+  });
+  afterAll(async () => {
+    await svc?.shutdown(500);
+    origin?.closeAllConnections();
+    origin?.close();
+    hang?.close();
+    tlsHang?.close();
+  });
+
+  const still = async (): Promise<void> => {
+    const r = await raw(plain, 'GET /alive HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1.1 200/);
+  };
+
+  it('refuses smuggling shapes with 400 and forwards none of them', async () => {
+    const attacks: Array<[string, string]> = [
+      ['CL+TE', 'POST /smuggle1 HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG'],
+      ['TE+CL', 'POST /smuggle2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n0\r\n\r\nG'],
+      ['duplicate CL', 'POST /smuggle3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello'],
+      ['differing CL', 'POST /smuggle4 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
+      ['CL list', 'POST /smuggle5 HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello'],
+      ['obs-fold', 'GET /smuggle6 HTTP/1.1\r\nHost: a\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n\r\n'],
+      ['TE obfuscated', 'POST /smuggle7 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'],
+      ['TE twice', 'POST /smuggle8 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n'],
+      ['space before colon', 'POST /smuggle9 HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello'],
+      ['two Host', 'GET /smuggle10 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'],
+      ['no Host', 'GET /smuggle11 HTTP/1.1\r\n\r\n'],
+    ];
+    for (const [name, bytes] of attacks) {
+      for (const overTls of [false, true]) {
+        const r = await raw(overTls ? tlsPort : plain, bytes, { tls: overTls });
+        expect(r.text, `${name} (${overTls ? 'tls' : 'plain'})`).toMatch(/^HTTP\/1.1 400/);
+        expect(r.closed, name).toBe(true);
+      }
+    }
+    expect(seen.filter((s) => s.includes('smuggle'))).toEqual([]);
+    await still();
+  });
+
+  it('oversized or too many headers get 431 on h1, h1 over TLS and h2', async () => {
+    const big = `GET /big HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`;
+    expect((await raw(plain, big)).text).toMatch(/^HTTP\/1.1 431/);
+    expect((await raw(tlsPort, big, { tls: true })).text).toMatch(/^HTTP\/1.1 431/);
+    const huge = `GET /huge HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`;
+    expect((await raw(plain, huge)).text).toMatch(/^HTTP\/1.1 431/); // Node's own parser limit
+    const many = `GET /many HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 30 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`;
+    expect((await raw(plain, many)).text).toMatch(/^HTTP\/1.1 431/);
+    for (const headers of [{ 'x-big': 'a'.repeat(5000) }, Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`x-h${i}`, 'v']))]) {
+      const c = http2.connect(`http://127.0.0.1:${h2c}`);
+      const status = await new Promise<number>((resolve, reject) => {
+        const s = c.request({ ':path': '/h2big', ...headers });
+        s.on('response', (h) => resolve(Number(h[':status'])));
+        s.on('error', reject);
+        s.end();
+      });
+      c.close();
+      expect(status).toBe(431);
+    }
+    expect(seen.filter((s) => /big|many|huge/.test(s))).toEqual([]);
+    await still();
+  });
+
+  it('slowloris: an unfinished head is cut after requestHeaderTimeoutMs (h1, h1 over TLS, TLS handshake, h2c)', async () => {
+    const partial = 'GET /slow-head HTTP/1.1\r\nHost: a\r\nX-Drip: 1\r\n';
+    const results = await Promise.all([
+      raw(plain, partial, { ms: 5000 }),
+      raw(tlsPort, partial, { ms: 5000, tls: true }),
+      raw(tlsPort, '', { ms: 5000 }), // TCP only: never starts TLS
+      raw(h2c, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00', { ms: 5000 }), // preface + SETTINGS, then silence
+    ]);
+    for (const [i, r] of results.entries()) {
+      expect(r.closed, `case ${i}`).toBe(true);
+      expect(r.elapsed, `case ${i}`).toBeGreaterThanOrEqual(400);
+      expect(r.elapsed, `case ${i}`).toBeLessThan(3000);
+    }
+    expect(results[0]?.text).toMatch(/^HTTP\/1.1 408|^$/);
+    await still();
+  });
+
+  it('a client that disconnects mid-upload: the origin sees the upload end early, the service goes on', async () => {
+    const before = uploads.length;
+    await new Promise<void>((resolve) => {
+      const s = net.connect(plain, '127.0.0.1', () => {
+        s.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${4 << 20}\r\n\r\n`);
+        s.write(Buffer.alloc(256 * 1024, 0x62), () => setTimeout(() => { s.destroy(); resolve(); }, 200));
+      });
+      s.on('error', () => {});
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const rec = uploads[before];
+    expect(rec).toBeDefined();
+    expect(rec?.bytes).toBeGreaterThan(0);
+    expect(rec?.bytes).toBeLessThan(4 << 20);
+    expect(rec?.aborted).toBe(true);
+    await still();
+  });
+
+  it('an origin that dies mid-response: the client sees a cut, never a complete short body', async () => {
+    const h1 = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://127.0.0.1:${plain}/die`]).then(() => 0, (e: { code: number }) => e.code);
+    expect([18, 56]).toContain(h1); // partial file / receive failure
+    const h2 = await run('curl', ['-sS', '-o', '/dev/null', '--http2-prior-knowledge', `http://127.0.0.1:${h2c}/die`]).then(() => 0, (e: { code: number }) => e.code);
+    expect(h2).not.toBe(0);
+    await still();
+  });
+
+  it('a full pending queue answers 503 with Retry-After; the queued request still completes', async () => {
+    const get = (p: string): Promise<{ status: number; retry: string | undefined }> => new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: plain, path: p, agent: false }, (res) => { res.resume(); res.on('end', () => resolve({ status: res.statusCode ?? 0, retry: res.headers['retry-after'] as string | undefined })); }).on('error', reject);
+    });
+    const a = get('/narrow/slow?ms=400');
+    await new Promise((r) => setTimeout(r, 150));
+    const b = get('/narrow/slow?ms=10');
+    await new Promise((r) => setTimeout(r, 50));
+    const c = await get('/narrow/slow?ms=10');
+    expect(c.status).toBe(503);
+    expect(c.retry).toBe('1');
+    expect((await a).status).toBe(200);
+    expect((await b).status).toBe(200);
+  });
+
+  it('origin timeouts map to 504: no response head, TLS handshake never completing', async () => {
+    const h = await raw(plain, 'GET /hang/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { ms: 4000 });
+    expect(h.text).toMatch(/^HTTP\/1.1 504/);
+    expect(h.text).toMatch(/OL_HEADERS_TIMEOUT/);
+    const t = await raw(plain, 'GET /tlshang/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { ms: 4000 });
+    expect(t.text).toMatch(/^HTTP\/1.1 504/);
+    expect(t.text).toMatch(/OL_CONNECT_TIMEOUT/);
+  });
+});
