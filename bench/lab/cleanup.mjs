@@ -18,7 +18,7 @@ export function register(resources) {
   if (!hooked) {
     hooked = true;
     process.on('exit', cleanupAllSync);
-    process.on('uncaughtExceptionMonitor', cleanupAllSync);
+    process.on('uncaughtExceptionMonitor', onUncaught);
     for (const sig of SIGNALS) process.on(sig, onSignal);
   }
   return () => live.delete(resources);
@@ -35,6 +35,12 @@ export function cleanupSync(resources) {
 
 export function cleanupAllSync() {
   for (const r of [...live]) cleanupSync(r);
+}
+
+// Only a crash is cleaned up here: when someone handles 'uncaughtException'
+// (a test runner does) the process lives on and its labs stay usable.
+function onUncaught() {
+  if (process.listenerCount('uncaughtException') === 0) cleanupAllSync();
 }
 
 // When the application handles the signal itself it decides when to exit

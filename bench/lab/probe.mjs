@@ -27,8 +27,11 @@ function summary(samples) {
   return { n: s.length, min: s[0], p10: at(0.1), median: at(0.5), p90: at(0.9), max: s[s.length - 1], mean };
 }
 
+// 4 MiB (net.core.rmem_max here) so a briefly starved process does not drop.
+const udpSocket = () => dgram.createSocket({ type: 'udp4', recvBufferSize: spec.rcvbuf ?? 4 << 20 });
+
 async function udpEcho() {
-  const sock = dgram.createSocket('udp4');
+  const sock = udpSocket();
   let received = 0;
   finisher = () => ({ received });
   sock.on('message', (msg, rinfo) => {
@@ -40,7 +43,7 @@ async function udpEcho() {
 }
 
 async function udpSink() {
-  const sock = dgram.createSocket('udp4');
+  const sock = udpSocket();
   let received = 0;
   let bytes = 0;
   let first = 0;
@@ -64,7 +67,7 @@ async function udpSink() {
 async function udpSend(echo) {
   const { host, port, count = 100, burst = 1, intervalMs = 10, size = 64 } = spec;
   const waitMs = spec.waitMs ?? 500;
-  const sock = dgram.createSocket('udp4');
+  const sock = udpSocket();
   const sentAt = new Float64Array(count);
   const rtt = new Float64Array(count).fill(-1);
   let sent = 0;
