@@ -48,9 +48,15 @@ async function udpSink() {
   let bytes = 0;
   let first = 0;
   let last = 0;
-  finisher = () => ({ received, bytes, spanMs: last - first });
+  let highest = -1;
+  let reordered = 0;
+  finisher = () => ({ received, bytes, reordered, spanMs: last - first });
   sock.on('message', (msg) => {
     last = nowMs();
+    // Senders in this file put a sequence number in the first 4 bytes.
+    const seq = msg.length >= 4 ? msg.readUInt32BE(0) : -1;
+    if (seq < highest) reordered++;
+    else highest = seq;
     if (received++ === 0) first = last;
     bytes += msg.length;
     if (spec.expect !== undefined && received >= spec.expect) finish();

@@ -48,6 +48,7 @@ async function blast(l: Lab, count: number) {
     rcvbufErrors,
     sent: sent.sent as number,
     received: (result?.['received'] as number | undefined) ?? -1,
+    reordered: (result?.['reordered'] as number | undefined) ?? -1,
     lost: after.clientToServer.lost - before.clientToServer.lost,
     nftDropped: (after.nftDropped ?? 0) - (before.nftDropped ?? 0),
   };
@@ -100,6 +101,19 @@ describe('bench/lab link emulator', () => {
     expect(r.nftDropped).toBeLessThanOrEqual(100 + 3 * sd);
     expect(r.lost).toBe(0);
     expect(r.received + r.rcvbufErrors).toBe(1000 - r.nftDropped);
+  });
+
+  it('jitter keeps each direction in order unless reordering is asked for', async () => {
+    const reordered = [];
+    for (const reorder of [false, true]) {
+      const l = await lab({ delayMs: 10, jitterMs: 5, reorder, seed: 3 });
+      const r = await blast(l, 400);
+      expect(r.received + r.rcvbufErrors).toBe(400);
+      reordered.push(r.reordered);
+      await l.close();
+    }
+    expect(reordered[0]).toBe(0);
+    expect(reordered[1]).toBeGreaterThan(0);
   });
 
   it('a 20 Mbit/s rate limit gives a TCP transfer within 25 % of 20 Mbit/s', async () => {
