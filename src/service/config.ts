@@ -108,7 +108,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0]?.line;
+    const line = first.linePos?.[0]?.line ?? lc.linePos(first.pos[0]).line;
     throw new ConfigError(file, '(yaml)', first.message.split('\n')[0] ?? 'parse error', line);
   }
   const lineOf = (path: Array<string | number>): number | undefined => lineFor(doc, lc, path);
