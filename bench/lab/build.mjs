@@ -1,5 +1,5 @@
 // Builds the link emulator with the machine's gcc on first use; a no-op when
-// bench/lab/build/linkem is newer than linkem.c.
+// bench/lab/build/linkem is newer than linkem.c and linkem.h.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,6 +8,7 @@ import { LabError } from './sh.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const LINKEM_SRC = join(here, 'linkem.c');
+const SOURCES = [LINKEM_SRC, join(here, 'linkem.h')];
 export const LINKEM_BIN = join(here, 'build', 'linkem');
 export const CFLAGS = ['-O2', '-Wall', '-Wextra', '-std=gnu11'];
 
@@ -21,7 +22,7 @@ function mtime(path) {
 
 /** Returns the path of an up-to-date linkem binary, compiling it if needed. */
 export function ensureLinkem({ force = false } = {}) {
-  if (!force && mtime(LINKEM_BIN) >= mtime(LINKEM_SRC)) return LINKEM_BIN;
+  if (!force && mtime(LINKEM_BIN) >= Math.max(...SOURCES.map(mtime))) return LINKEM_BIN;
   mkdirSync(dirname(LINKEM_BIN), { recursive: true });
   // Compile to a private name and rename: concurrent builders never see a partial file.
   const tmp = `${LINKEM_BIN}.${process.pid}.tmp`;

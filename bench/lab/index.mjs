@@ -141,8 +141,12 @@ export async function createLab(opts = {}) {
     const next = counterChain.then(async () => {
       if (emuExit) throw new LabError('LAB_EMULATOR_EXIT', `emulator exited (${emuExit.code ?? emuExit.signal})`);
       const got = new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new LabError('LAB_TIMEOUT', 'emulator sent no counters')), 2_000);
-        waiters.push((v) => { clearTimeout(timer); resolve(v); });
+        const waiter = (v) => { clearTimeout(timer); resolve(v); };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter) >>> 0, 1);
+          reject(new LabError('LAB_TIMEOUT', 'emulator sent no counters within 2 s'));
+        }, 2_000);
+        waiters.push(waiter);
       });
       killQuietly(emu.pid, 'SIGUSR1');
       const out = await got;
