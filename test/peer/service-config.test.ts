@@ -1,0 +1,144 @@
+/** Config parsing and validation, routing and header rules of the service (pure parts, no sockets). */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_LIMITS, interpolateEnv, parseConfig } from '../../src/service/config.js';
+import { downstreamHeaders, inspectRequest, upstreamHeaders } from '../../src/service/headers.js';
+import { pathMatches, rewritePath, Router } from '../../src/service/router.js';
+import { DEFAULT_POOL_OPTIONS } from '../../src/pool/options.js';
+import { statusForError } from '../../src/service/forward.js';
+
+const base = `
+listeners:
+  - { kind: http, port: 8080 }
+origins:
+  a: { url: "http://127.0.0.1:9000" }
+routes:
+  - { path: /, origin: a }
+`;
+
+function fails(text: string): string {
+  try {
+    parseConfig(text, 'c.yaml', '/tmp');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error('config was accepted');
+}
+
+describe('service config', () => {
+  it('fills every default', () => {
+    const c = parseConfig(base, 'c.yaml', '/tmp');
+    expect(c.listeners[0]).toMatchObject({ name: 'http:8080', kind: 'http', host: '0.0.0.0', port: 8080, tls: null, http2: true });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(c.limits).toEqual(DEFAULT_LIMITS);
+    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append' });
+    expect(c.shutdown.graceMs).toBe(10_000);
+    expect(c.logging).toEqual({ level: 'info', requests: true });
+    const a = c.origins.get('a');
+    expect(a).toMatchObject({ urls: ['http://127.0.0.1:9000'], protocol: 'auto', earlyData: 'safe', retries: 2, tfo: true, tls: { ca: null, servername: null, verify: true } });
+    expect(a?.pool).toEqual(DEFAULT_POOL_OPTIONS);
+    expect(c.routes[0]).toEqual({ host: null, path: '/', origin: 'a', hostHeader: 'origin', stripPrefix: false });
+  });
+
+  it('maps timeouts onto pool options and refuses setting one twice', () => {
+    const c = parseConfig(base.replace('{ url:', '{ timeouts: { connectMs: 1500, headersMs: 2000, queueMs: 100 }, pool: { maxConnections: 3 }, url:'), 'c.yaml', '/tmp');
+    expect(c.origins.get('a')?.pool).toMatchObject({ connectTimeoutMs: 1500, headersTimeoutMs: 2000, pendingTimeoutMs: 100, maxConnections: 3 });
+    expect(fails(base.replace('{ url:', '{ timeouts: { connectMs: 1 }, pool: { connectTimeoutMs: 2 }, url:'))).toMatch(/origins\.a\.timeouts\.connectMs: also set as pool\.connectTimeoutMs/);
+  });
+
+  it('rejects unknown fields at every level, with the line', () => {
+    expect(fails(`${base}\nextra: 1`)).toMatch(/^c\.yaml:9: extra: unknown field/);
+    expect(fails(base.replace('port: 8080', 'port: 8080, tls2: x'))).toMatch(/listeners\[0\]\.tls2: unknown field/);
+    expect(fails(base.replace('path: /,', 'path: /, weight: 2,'))).toMatch(/routes\[0\]\.weight: unknown field/);
+    expect(fails(`${base}\nlimits: { maxHeaders: 3 }`)).toMatch(/limits\.maxHeaders: unknown field/);
+    expect(fails(base.replace('{ url:', '{ tls: { verfy: false }, url:'))).toMatch(/origins\.a\.tls\.verfy: unknown field/);
+  });
+
+  it('explains bad values', () => {
+    expect(fails(base.replace('kind: http', 'kind: https'))).toMatch(/listeners\[0\]\.tls: required/);
+    expect(fails(base.replace('kind: http,', 'kind: http, tls: { cert: a, key: b },'))).toMatch(/listeners\[0\]\.tls: not allowed for kind http/);
+    expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x/path" }'))).toMatch(/origins\.a\.url: must be scheme:\/\/host\[:port\] only/);
+    expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", urls: ["http://y"] }'))).toMatch(/exactly one of url or urls/);
+    expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", protocol: h3 }'))).toMatch(/origins\.a\.protocol: h3 needs https URLs/);
+    expect(fails(base.replace('{ url:', '{ pool: { maxConnections: 0 }, url:'))).toMatch(/origins\.a\.pool\.maxConnections: must be ≥ 1, got 0/);
+    expect(fails(base.replace('path: /,', 'path: api,'))).toMatch(/routes\[0\]\.path: must start with "\/"/);
+    expect(fails(base.replace('  - { kind: http, port: 8080 }', '  - { kind: http, port: 8080 }\n  - { kind: h2c, port: 8080 }'))).toMatch(/listeners\[1\]\.port: 0\.0\.0\.0:8080 is already used/);
+    expect(fails(`${base}\nproxy: { via: "two words" }`)).toMatch(/proxy\.via: must be a token/);
+    expect(fails('- a\n- b\n')).toMatch(/\(root\): the document must be a mapping/);
+    expect(fails(base.replace('listeners:\n  - { kind: http, port: 8080 }', 'listeners: []'))).toMatch(/listeners: needs at least 1 entry/);
+    expect(fails(`${base}\nlogging: { level: loud }`)).toMatch(/logging\.level: must be one of/);
+    expect(fails(`${base}\norigins: {}`)).toMatch(/c\.yaml:\d+: \(yaml\): Map keys must be unique/);
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default}', () => {
+    expect(interpolateEnv('port: ${P:-80} host: ${H}', { H: 'x' })).toBe('port: 80 host: x');
+    expect(interpolateEnv('${P:-80}', { P: '90' })).toBe('90');
+  });
+});
+
+describe('router', () => {
+  const r = new Router([
+    { host: null, path: '/', origin: 'any', hostHeader: 'origin', stripPrefix: false },
+    { host: null, path: '/api', origin: 'api', hostHeader: 'origin', stripPrefix: true },
+    { host: '*.example.com', path: '/', origin: 'wild', hostHeader: 'origin', stripPrefix: false },
+    { host: 'www.example.com', path: '/', origin: 'www', hostHeader: 'origin', stripPrefix: false },
+    { host: 'www.example.com', path: '/api/v2/', origin: 'www-api', hostHeader: 'origin', stripPrefix: false },
+  ]);
+  it('prefers exact host, then wildcard, then any; then the longest prefix', () => {
+    expect(r.match('www.example.com', '/x')?.route.origin).toBe('www');
+    expect(r.match('WWW.Example.com.', '/api/v2/users')?.route.origin).toBe('www-api');
+    expect(r.match('img.example.com', '/api')?.route.origin).toBe('wild');
+    expect(r.match('example.com', '/api?q=1')?.route.origin).toBe('api');
+    expect(r.match('other', '/apix')?.route.origin).toBe('any');
+    expect(new Router([{ host: 'a', path: '/', origin: 'a', hostHeader: 'origin', stripPrefix: false }]).match('b', '/')).toBeNull();
+  });
+  it('matches prefixes on segment boundaries and strips them', () => {
+    expect(pathMatches('/api', '/api')).toBe(true);
+    expect(pathMatches('/api', '/api/x')).toBe(true);
+    expect(pathMatches('/api', '/apix')).toBe(false);
+    expect(pathMatches('/api/', '/api/x')).toBe(true);
+    const route = { host: null, path: '/api', origin: 'a', hostHeader: 'origin', stripPrefix: true };
+    expect(rewritePath(route, '/api/x?y')).toBe('/x?y');
+    expect(rewritePath(route, '/api')).toBe('/');
+    expect(rewritePath(route, '/api?q')).toBe('/?q');
+    expect(rewritePath({ ...route, path: '/api/' }, '/api/x')).toBe('/x');
+  });
+});
+
+describe('header rules', () => {
+  it('checks framing, limits and Host', () => {
+    const l = { ...DEFAULT_LIMITS, maxHeaderCount: 3, maxHeaderBytes: 1024, maxBodyBytes: 10 };
+    expect(inspectRequest(['Host', 'a', 'Content-Length', '5'], false, l)).toMatchObject({ contentLength: 5, chunked: false, authority: 'a' });
+    expect(inspectRequest(['Host', 'a', 'Content-Length', '50'], false, l)).toMatchObject({ status: 413 });
+    expect(inspectRequest(['Host', 'a', 'Content-Length', '5', 'Transfer-Encoding', 'chunked'], false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest(['Host', 'a', 'Content-Length', '5', 'content-length', '5'], false, l)).toMatchObject({ status: 400, reason: 'duplicate Content-Length' });
+    expect(inspectRequest(['Host', 'a', 'Content-Length', '-1'], false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest(['Host', 'a', 'Transfer-Encoding', 'gzip, chunked'], false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest(['Host', 'a', 'Host', 'b'], false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest([':authority', 'a', 'transfer-encoding', 'chunked'], true, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest(['Host', 'a', 'A', '1', 'B', '2', 'C', '3'], false, l)).toMatchObject({ status: 431 });
+    expect(inspectRequest(['Host', 'a', 'A', 'x'.repeat(2000)], false, l)).toMatchObject({ status: 431 });
+    expect(inspectRequest(['Host', 'a b'], false, l)).toMatchObject({ status: 400, reason: 'invalid Host' });
+  });
+
+  it('builds upstream fields: hop-by-hop out, Via and X-Forwarded-* in, TE trailers kept as a fact', () => {
+    const out = upstreamHeaders(['Host', 'h', 'Connection', 'close, X-A', 'X-A', '1', 'Keep-Alive', 'x', 'TE', 'trailers', 'Upgrade', 'ws', 'Proxy-Authorization', 'p', 'Via', '1.0 far', 'X-Forwarded-For', '1.2.3.4', 'X-Forwarded-Proto', 'spoof', 'Accept', '*/*'],
+      { clientIp: '10.0.0.1', proto: 'https', authority: 'h', clientVersion: '1.1', via: 'ol', xff: 'append', teTrailers: true });
+    expect(out).toEqual([['accept', '*/*'], ['via', '1.0 far, 1.1 ol'], ['x-forwarded-for', '1.2.3.4, 10.0.0.1'], ['x-forwarded-proto', 'https'], ['x-forwarded-host', 'h'], ['te', 'trailers']]);
+    const replace = upstreamHeaders(['X-Forwarded-For', '1.2.3.4'], { clientIp: '10.0.0.1', proto: 'http', authority: 'h', clientVersion: '2', via: 'ol', xff: 'replace', teTrailers: false });
+    expect(replace).toContainEqual(['x-forwarded-for', '10.0.0.1']);
+  });
+
+  it('builds response fields: hop-by-hop out, Via appended, repeated fields kept', () => {
+    const out = downstreamHeaders([['connection', 'x-b'], ['x-b', '1'], ['keep-alive', 't'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['vary', 'a'], ['vary', 'b'], ['transfer-encoding', 'chunked'], ['via', '1.1 up']], '2', 'ol');
+    expect(out).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'a, b', via: '1.1 up, 2 ol' });
+  });
+
+  it('maps error codes to 502/503/504', () => {
+    expect(statusForError('OL_QUEUE_FULL')).toBe(503);
+    expect(statusForError('OL_HEADERS_TIMEOUT')).toBe(504);
+    expect(statusForError('OL_CONNECT_TIMEOUT')).toBe(504);
+    expect(statusForError('OL_CONNECT_FAILED')).toBe(502);
+    expect(statusForError('OL_CERT_INVALID')).toBe(502);
+  });
+});

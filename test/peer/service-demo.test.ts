@@ -1,0 +1,110 @@
+/**
+ * `originlink demo` end to end (child process: selftest through every front
+ * to the h1, h2 and h3 origins; bounded run printing the plain table), and
+ * the HTTP/3 front listener with our HTTP/3 client.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../src/index.js';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+const CERTS = join(ROOT, 'config', 'demo-certs');
+
+function newest(dir: string): number {
+  let m = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return m;
+}
+
+function demo(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile('node', [MAIN, 'demo', '--random-ports', ...args], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+describe('originlink demo', () => {
+  beforeAll(() => {
+    let built = 0;
+    try { built = statSync(join(ROOT, 'dist', 'cli', 'demo.js')).mtimeMs; } catch { /* not built */ }
+    if (built < newest(join(ROOT, 'src', 'service')) || built < newest(join(ROOT, 'src', 'cli'))) {
+      try { execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' }); } catch { /* errors elsewhere still emit */ }
+    }
+  }, 180_000);
+
+  it('--selftest: every front (https h1/h2, http, h2c) reaches every origin (h1, h2, h3), exit 0', async () => {
+    const r = await demo(['--selftest']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/selftest: 12\/12 passed/);
+    expect(r.stdout).toMatch(/curl --cacert .*ca\.pem https:\/\/localhost:\d+\/h3\//);
+    expect(r.stdout).toMatch(/^demo-h3\s+h3\s+\d+/m);
+    expect(r.ms).toBeLessThan(15_000);
+  });
+
+  it('--duration: runs, prints plain table lines without a TTY, stops cleanly', async () => {
+    const r = await demo(['--duration', '2']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/origin\s+protocol\s+requests\s+reuse\s+conns\s+opened\s+p50 ttfb\s+errors/);
+    expect(r.stdout).toMatch(/^demo-h2\s+h2\s+[1-9]\d*\s+\d+\.\d%/m); // background traffic moved the counters
+    expect(r.stdout).not.toContain('\x1b[');
+    expect(r.stdout).toMatch(/stopped\n$/);
+  });
+});
+
+describe('HTTP/3 front listener', () => {
+  let origin: http.Server;
+  let svc: Service;
+  beforeAll(async () => {
+    origin = http.createServer((req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => { n += c.length; });
+      req.on('end', () => res.end(`${req.method} ${req.url} ${n} via=${req.headers['via']} xfp=${req.headers['x-forwarded-proto']}\n`));
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const yaml = `
+listeners:
+  - { name: quic, kind: h3, host: 127.0.0.1, port: 0, tls: { cert: ${CERTS}/leaf.pem, key: ${CERTS}/leaf.key } }
+admin: false
+origins:
+  app: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1 }
+routes:
+  - { path: /, origin: app }
+`;
+    svc = await Service.start(parseConfig(yaml, 'h3.yaml', CERTS), { logDestination: { write: () => {} } });
+  });
+  afterAll(async () => {
+    await svc?.shutdown(200);
+    origin?.close();
+  });
+
+  it('GETs and a 1 MiB upload over HTTP/3 reach an h1 origin with Via 3', async () => {
+    const agent = new Agent({ protocol: 'h3', tls: { ca: readFileSync(join(CERTS, 'ca.pem')), servername: 'localhost' } });
+    const base = `https://127.0.0.1:${svc.addresses()['quic']}`;
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = await agent.request({ url: `${base}/get?i=${i}` });
+        expect(r.protocol).toBe('h3');
+        expect(await r.text()).toBe(`GET /get?i=${i} 0 via=3 originlink xfp=https\n`);
+        expect(r.header('via')).toBe('1.1 originlink');
+      }
+      const up = await agent.request({ url: `${base}/up`, method: 'POST', body: Buffer.alloc(1 << 20, 7) });
+      expect(await up.text()).toBe(`POST /up ${1 << 20} via=3 originlink xfp=https\n`);
+      const [st] = agent.stats();
+      expect(st?.connectionsOpened).toBe(1);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
