@@ -171,6 +171,8 @@ export interface Lab {
   startNode(ns: Side | string, script: string, args?: string[], opts?: SpawnOptions & { readyTimeoutMs?: number }): Promise<Started>;
   probe(ns: Side | string, spec: ProbeSpec, opts?: ExecOptions): Promise<any>;
   startProbe(ns: Side | string, spec: ProbeSpec, opts?: SpawnOptions & { readyTimeoutMs?: number }): Promise<Started>;
+  /** Resolves once something listens on port in the namespace (polls `ss`); for peers that print no JSON. */
+  waitForPort(ns: Side | string, port: number, opts?: { proto?: 'tcp' | 'udp'; timeoutMs?: number }): Promise<void>;
   /** Emulator counters (SIGUSR1), plus the nft drop counter when nft loss is on. */
   counters(): Promise<LinkCounters>;
   selfCheck(opts?: { tolerancePct?: number; sigmas?: number; count?: number; durationMs?: number; size?: number }): Promise<SelfCheck>;

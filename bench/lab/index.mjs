@@ -196,6 +196,18 @@ export async function createLab(opts = {}) {
   const probe = (which, spec, o = {}) => node(which, PROBE, [JSON.stringify(spec)], o).then((r) => r.json);
   const startProbe = (which, spec, o = {}) => startNode(which, PROBE, [JSON.stringify(spec)], o);
 
+  /** Polls `ss` in a namespace until something listens on port (for peers that print no JSON). */
+  async function waitForPort(which, port, o = {}) {
+    const { proto = 'tcp', timeoutMs = 10_000 } = o;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await exec(which, ['ss', '-Hln', proto === 'udp' ? '-u' : '-t', `sport = :${port}`], { allowFail: true });
+      if (r.code === 0 && r.stdout.trim() !== '') return;
+      if (Date.now() > deadline) throw new LabError('LAB_TIMEOUT', `nothing listens on ${proto} port ${port} in ${resolveNs(which)}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
   async function sysctl(which, key) {
     const r = await exec(which, ['cat', `/proc/sys/${key.replaceAll('.', '/')}`]);
     return r.stdout.trim();
@@ -247,7 +259,7 @@ export async function createLab(opts = {}) {
     id, config: c, emulatorPid: emu.pid,
     client: { ns: ns.client, addr: ADDR.client, addr6: c.ipv6 ? ADDR6.client : undefined, dev: DEV.client },
     server: { ns: ns.server, addr: ADDR.server, addr6: c.ipv6 ? ADDR6.server : undefined, dev: DEV.server },
-    exec, spawn, node, startNode, probe, startProbe, counters, facts, nstat, sysctl, close,
+    exec, spawn, node, startNode, probe, startProbe, waitForPort, counters, facts, nstat, sysctl, close,
     selfCheck: (o) => selfCheck(lab, o),
   };
   return lab;

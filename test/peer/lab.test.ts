@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLab, type Lab, type LabOptions } from '../../bench/lab/index.mjs';
+import { createLab, PROBE, type Lab, type LabOptions } from '../../bench/lab/index.mjs';
 
 const open = new Set<Lab>();
 
@@ -66,9 +66,11 @@ describe('bench/lab link emulator', () => {
     expect(within(sc.udpRttMs, 50, 5), `UDP echo median ${sc.udpRttMs}`).toBe(true);
     expect(sc.lost).toBe(0);
 
-    await l.startProbe('server', { mode: 'tcp-server', host: l.server.addr, port: 5001 });
+    const server = l.spawn('server', [process.execPath, PROBE, JSON.stringify({ mode: 'tcp-server', host: l.server.addr, port: 5001 })]);
+    await l.waitForPort('server', 5001);
     const tcp = await l.probe('client', { mode: 'tcp-connect', host: l.server.addr, port: 5001, count: 20 });
     expect(within(tcp.connectMs.median, 50, 5), JSON.stringify(tcp)).toBe(true);
+    expect(server.exitCode).toBe(null);
 
     const facts = await l.facts();
     expect(facts.kernel).toMatch(/^\d+\.\d+/);
