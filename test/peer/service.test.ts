@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { join } from 'node:path';
 import type net from 'node:net';
 import { promisify } from 'node:util';
@@ -46,6 +47,7 @@ describe('connector service with nginx behind it', () => {
   let svc: Service;
   let odd: http.Server;
   let deadPort: number;
+  let release: (() => void) | null = null;
   const logs: Array<Record<string, unknown>> = [];
   let tls = 0;
   let plain = 0;
@@ -58,6 +60,13 @@ describe('connector service with nginx behind it', () => {
     });
     // An origin whose responses carry hop-by-hop fields the connector must strip.
     odd = http.createServer((req, res) => {
+      if (req.url === '/stream/echo') { res.writeHead(200); req.pipe(res); return; }
+      if (req.url === '/stream/down') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write(Buffer.alloc(32 * 1024, 0x31));
+        release = () => res.end(Buffer.alloc(32 * 1024, 0x32));
+        return;
+      }
       res.setHeader('connection', 'x-bar');
       res.setHeader('x-bar', '1');
       res.setHeader('keep-alive', 'timeout=77');
@@ -88,6 +97,7 @@ routes:
   - { path: /h1, origin: ng-h1, stripPrefix: true }
   - { path: /load, origin: ng-load, stripPrefix: true }
   - { path: /odd, origin: odd }
+  - { path: /stream, origin: odd }
   - { path: /dead, origin: dead }
   - { path: /strict, origin: strict, stripPrefix: true }
   - { host: only.test, path: /, origin: odd }
@@ -168,6 +178,33 @@ routes:
     expect(streamed.out).toBe('413');
     const small = await curl('-H', 'Transfer-Encoding: chunked', '--data-binary', 'y'.repeat(1000), `http://127.0.0.1:${plain}/odd/upload`);
     expect(small.out).toBe('odd POST /odd/upload 1000\n');
+  });
+
+  it('streams bodies both ways: echoed bytes return before the upload ends; a download arrives before the origin finishes', async () => {
+    for (const [name, url] of [['h2c', `http://127.0.0.1:${h2c}`], ['tls h2', `https://localhost:${tls}`]] as const) {
+      const c = http2.connect(url, { ca: certs.ca });
+      const s = c.request({ ':method': 'POST', ':path': '/stream/echo' });
+      const first = new Promise<Buffer>((r) => s.once('data', r));
+      s.write(Buffer.alloc(100_000, 0x41));
+      const got = await Promise.race([first, new Promise<null>((r) => setTimeout(() => r(null), 3000))]);
+      expect(got, `${name}: no echo before the upload ended (buffered?)`).not.toBeNull();
+      let total = got?.length ?? 0;
+      s.on('data', (d: Buffer) => { total += d.length; });
+      s.end(Buffer.alloc(100_000, 0x42));
+      await new Promise((r) => s.on('end', r));
+      expect(total).toBe(200_000);
+      c.close();
+    }
+    const c = http2.connect(`http://127.0.0.1:${h2c}`);
+    const s = c.request({ ':path': '/stream/down' });
+    const firstDown = await new Promise<Buffer>((r) => s.once('data', r));
+    expect(firstDown[0]).toBe(0x31); // the origin has not finished: it waits for release()
+    let rest = firstDown.length;
+    s.on('data', (d: Buffer) => { rest += d.length; });
+    release?.();
+    await new Promise((r) => s.on('end', r));
+    expect(rest).toBe(64 * 1024);
+    c.close();
   });
 
   it('h2load through the h2 front: metrics match nginx access log (requests, connections)', async () => {
