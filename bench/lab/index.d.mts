@@ -54,6 +54,9 @@ export interface DirectionCounters {
   writeErrors: number;
   inFlight: number;
   maxQueue: number;
+  /** Mean of (write time - due time), µs; negative means early on average. */
+  lateUsMean: number;
+  lateUsMax: number;
 }
 
 export interface LinkCounters {
