@@ -88,7 +88,7 @@ export interface SelfCheck {
   rttToleranceMs: number;
   /** 'icmp' when ping (iputils-ping) ran alongside; else the UDP echo median is used. */
   rttSource: 'icmp' | 'udp';
-  /** UDP echo RTT between two node processes (adds ~0.3-0.8 ms of host overhead). */
+  /** UDP echo RTT between two node processes (adds ~0.3-0.5 ms of host overhead). */
   rtt: Summary | null;
   udpRttMs: number;
   icmpRtt: { n: number; sent: number; median: number; min: number; max: number } | null;

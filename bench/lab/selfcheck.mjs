@@ -11,7 +11,7 @@ function median(xs) {
 
 /**
  * Kernel-to-kernel RTT with ping (ICMP echo) alongside the UDP run: it
- * excludes the ~0.3-0.8 ms that two node processes add to a UDP echo.
+ * excludes the ~0.3-0.5 ms that two node processes add to a UDP echo.
  * Resolves null when ping is not installed.
  */
 async function pingRtt(lab, count, intervalMs, waitMs) {
