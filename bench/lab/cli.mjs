@@ -55,7 +55,7 @@ let stopping = false;
 async function shutdown(code) {
   if (stopping) return;
   stopping = true;
-  const closed = lab ? await lab.close() : null;
+  const closed = lab ? await lab.close().catch((err) => { console.error(`lab: close: ${err.message}`); return null; }) : null;
   const k = closed?.counters;
   if (k) {
     const dir = (d) => `fwd ${d.forwarded} lost ${d.lost} queue-drop ${d.queueDropped}`;

@@ -153,14 +153,19 @@ describe('bench/lab link emulator', () => {
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
       const exited = new Promise((r) => child.once('exit', r));
-      for (let i = 0; i < 100 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
-      const info = JSON.parse(out) as { ns: string[]; pid: number };
-      expect(namespaces()).toContain(info.ns[0]);
-      if (how !== 'throw' && child.pid !== undefined) process.kill(child.pid, how);
-      await exited;
-      for (let i = 0; i < 20 && alive(info.pid); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(alive(info.pid)).toBe(false);
-      for (const ns of info.ns) expect(namespaces()).not.toContain(ns);
+      try {
+        for (let i = 0; i < 100 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+        const info = JSON.parse(out) as { ns: string[]; pid: number };
+        expect(namespaces()).toContain(info.ns[0]);
+        if (how !== 'throw' && child.pid !== undefined) process.kill(child.pid, how);
+        await exited;
+        for (let i = 0; i < 20 && alive(info.pid); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(alive(info.pid)).toBe(false);
+        for (const ns of info.ns) expect(namespaces()).not.toContain(ns);
+      } finally {
+        // On failure, SIGTERM still runs the child's own cleanup.
+        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+      }
     });
   }
 });
