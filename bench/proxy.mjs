@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+// Proxy benchmark: the originlink connector vs nginx (upstream keepalive) vs
+// HAProxy (http-reuse always), each pinned to one core, in front of the same
+// nginx origin over TLS. Load: wrk (cleartext HTTP/1.1 to the proxy) on the
+// other core, for a bounded time per target. Reports req/s, added latency
+// p50/p99 over going direct, and connections seen at the origin (from its
+// access log). Prints a Markdown table and writes bench/results/proxy-DATE.json.
+//
+// Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_CONNECTIONS
+// wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB).
+// Needs: nginx, haproxy, wrk, taskset (Debian: nginx-light haproxy wrk util-linux), a built dist/.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const PATH = process.env.BENCH_PATH ?? '/small.txt';
+const CERTS = join(ROOT, 'config', 'demo-certs');
+const PROXY_CPU = '1';
+const LOAD_CPU = '0';
+
+for (const bin of ['nginx', 'haproxy', 'wrk', 'taskset']) {
+  try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/proxy: ${bin} is missing (Debian: nginx-light haproxy wrk util-linux)`); process.exit(2); }
+}
+if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) { console.error('bench/proxy: build first (npx tsc -p .)'); process.exit(2); }
+
+const dir = mkdtempSync(join(tmpdir(), 'ol-bench-proxy-'));
+const procs = [];
+const cleanup = () => {
+  // SIGTERM, not SIGKILL: an nginx master stops its workers only when it is not killed outright.
+  for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ } }
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+const freePort = () => new Promise((resolve, reject) => {
+  const s = net.createServer();
+  s.once('error', reject);
+  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+});
+const waitPort = async (port, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1'); c.once('connect', () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} did not open`);
+};
+const start = (cpu, cmd, args) => {
+  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  p.on('exit', (code) => { if (code && code !== 0 && !p.killedByUs) console.error(`${cmd} exited ${code}: ${err.slice(-400)}`); });
+  procs.push(p);
+  return p;
+};
+const alive = (p) => p.exitCode === null && p.signalCode === null;
+const stop = async (p) => {
+  if (!alive(p)) return;
+  p.killedByUs = true;
+  const done = new Promise((r) => p.once('exit', r));
+  try { process.kill(p.pid, 'SIGTERM'); } catch { /* already gone */ }
+  await Promise.race([done, new Promise((r) => setTimeout(r, 3000))]);
+  if (alive(p)) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } await done; }
+};
+
+const nginxTemp = (name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
+
+// --- the origin: nginx, TLS for the proxies, cleartext for the direct baseline.
+const originTls = await freePort();
+const originPlain = await freePort();
+mkdirSync(join(dir, 'www'));
+writeFileSync(join(dir, 'www', 'small.txt'), 'x'.repeat(1024));
+writeFileSync(join(dir, 'origin.conf'), `
+daemon off; master_process on; worker_processes 1; user root;
+pid ${dir}/origin.pid; error_log ${dir}/origin-error.log warn;
+events { worker_connections 8192; }
+http {
+  log_format ol '$connection $request_uri';
+  access_log ${dir}/origin-access.log ol buffer=64k flush=200ms;
+  ${nginxTemp('origin')}
+  keepalive_timeout 300s; keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:${originTls} ssl http2;
+    listen 127.0.0.1:${originPlain};
+    ssl_certificate ${CERTS}/leaf.pem; ssl_certificate_key ${CERTS}/leaf.key;
+    root ${dir}/www;
+  }
+}`);
+const origin = start(LOAD_CPU, 'nginx', ['-p', dir, '-c', join(dir, 'origin.conf'), '-e', join(dir, 'origin-error.log')]);
+await waitPort(originTls);
+
+// --- the proxies, each on its own core.
+const targets = [];
+targets.push({ name: 'direct (no proxy)', upstream: '-', port: originPlain, launch: null });
+for (const proto of ['h2', 'h1']) {
+  targets.push({ name: `originlink (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
+    const port = await freePort();
+    const file = join(dir, `originlink-${proto}.yaml`);
+    writeFileSync(file, `
+listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
+admin: false
+logging: { level: warn, requests: false }
+origins:
+  o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
+routes: [{ path: /, origin: o }]
+`);
+    return { port, proc: start(PROXY_CPU, process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'serve', '--config', file]) };
+  } });
+}
+targets.push({ name: 'nginx (upstream keepalive)', upstream: 'TLS h1', launch: async () => {
+  const port = await freePort();
+  writeFileSync(join(dir, 'proxy-nginx.conf'), `
+daemon off; master_process on; worker_processes 1; user root;
+pid ${dir}/proxy.pid; error_log ${dir}/proxy-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  ${nginxTemp('proxy')}
+  upstream origin { server 127.0.0.1:${originTls}; keepalive 64; keepalive_requests 100000000; keepalive_timeout 300s; }
+  server {
+    listen 127.0.0.1:${port};
+    keepalive_requests 100000000;
+    location / {
+      proxy_pass https://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_server_name on; proxy_ssl_name localhost;
+      proxy_ssl_verify on; proxy_ssl_trusted_certificate ${CERTS}/ca.pem;
+      proxy_ssl_session_reuse on;
+    }
+  }
+}`);
+  return { port, proc: start(PROXY_CPU, 'nginx', ['-p', dir, '-c', join(dir, 'proxy-nginx.conf'), '-e', join(dir, 'proxy-error.log')]) };
+} });
+targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: async () => {
+  const port = await freePort();
+  writeFileSync(join(dir, 'haproxy.cfg'), `
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:${originTls} ssl verify required ca-file ${CERTS}/ca.pem sni str(localhost) alpn http/1.1 pool-max-conn 64
+`);
+  return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
+} });
+
+const parseDur = (s) => {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s);
+  if (!m) return NaN;
+  return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2]];
+};
+const wrk = (port, tag, seconds) => {
+  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = parseDur(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const p99 = parseDur(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  const sock = /Socket errors: (.*)/.exec(out)?.[1] ?? '';
+  return { rps, p50, p99, non2xx: Number(errors), socketErrors: sock };
+};
+const originConnections = (tag) => {
+  const f = join(dir, 'origin-access.log');
+  if (!existsSync(f)) return 0;
+  const seen = new Set();
+  for (const line of readFileSync(f, 'utf8').split('\n')) {
+    const [conn, uri] = line.split(' ');
+    if (uri?.endsWith(`?b=${tag}`)) seen.add(conn);
+  }
+  return seen.size;
+};
+
+const results = [];
+for (const [i, t] of targets.entries()) {
+  const tag = `t${i}`;
+  let launched = null;
+  if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
+  const port = launched ? launched.port : t.port;
+  wrk(port, `${tag}w`, 1); // warm-up: connections to the origin are opened here
+  const r = wrk(port, tag, DURATION);
+  await new Promise((res) => setTimeout(res, 400)); // origin log buffer flush
+  results.push({ target: t.name, upstream: t.upstream, ...r, originConnections: originConnections(tag) });
+  if (launched) await stop(launched.proc);
+  process.stderr.write(`done: ${t.name}\n`);
+}
+await stop(origin);
+
+const direct = results[0];
+const rows = results.map((r) => ({ ...r, addedP50Ms: r === direct ? 0 : r.p50 - direct.p50, addedP99Ms: r === direct ? 0 : r.p99 - direct.p99 }));
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+const lines = [
+  `Proxy benchmark: ${DURATION}s per target, wrk -c${CONNS} (cleartext h1) on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
+  '',
+  '| target | upstream | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
+];
+console.log(lines.join('\n'));
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, connections: CONNS, path: PATH, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+console.log(`\nwrote ${outFile}`);
