@@ -96,6 +96,8 @@ origins:
 routes:
   - { path: /h1, origin: ng-h1, stripPrefix: true }
   - { path: /load, origin: ng-load, stripPrefix: true }
+  - { path: /keep, origin: ng-h1, hostHeader: preserve, stripPrefix: true }
+  - { path: /lit, origin: ng-h2, hostHeader: "lit.example", stripPrefix: true }
   - { path: /odd, origin: odd }
   - { path: /stream, origin: odd }
   - { path: /dead, origin: dead }
@@ -136,6 +138,13 @@ routes:
     expect(r.out.trim()).toBe(`host=localhost|via=1.1 test-proxy|xff=203.0.113.9, 127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=kept`);
     const r2 = await curl('--http2', `https://localhost:${tls}/hdr`);
     expect(r2.out.trim()).toBe(`host=localhost|via=2 test-proxy|xff=127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=`);
+  });
+
+  it('keeps or rewrites Host per route (needs the Agent to honour RequestOptions.authority)', async () => {
+    const kept = await curl('-H', 'Host: keep.test', `http://127.0.0.1:${plain}/keep/hdr`);
+    expect(kept.out).toMatch(/^host=keep\.test\|/);
+    const lit = await curl(`http://127.0.0.1:${plain}/lit/hdr`);
+    expect(lit.out).toMatch(/^host=lit\.example\|/);
   });
 
   it('strips hop-by-hop response fields and appends Via on the way back', async () => {
