@@ -8,6 +8,7 @@
  * folded into a baseline, so a retired agent's counts never go backwards
  * and are never added twice.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnostics from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PoolStats } from '../pool/stats.js';
@@ -22,6 +23,14 @@ interface Row { origin: string; upstream: string; totals: Totals; live: PoolStat
 
 export interface OriginSummary { origin: string; protocol: string; requests: number; reuseRate: number; open: number; opened: number; p50Ms: number | null; errors: number }
 
+/**
+ * The origin name of the request being forwarded. diagnostics_channel
+ * messages are published synchronously inside the Agent's call chain, so a
+ * subscriber reads the name here; the URL map is the fallback (warm-up dials),
+ * needed when two named origins share a URL.
+ */
+export const originContext = new AsyncLocalStorage<string>();
+
 const emptyTotals = (): Totals => ({ requests: 0, requestsOnReusedConnections: 0, connectionsOpened: 0, connectionsClosed: 0, connectFailures: 0, retries: 0, resumedHandshakes: 0, earlyDataHandshakes: 0, tfoHandshakes: 0, errors: {} });
 
 function add(into: Totals, s: Totals): void {
@@ -35,6 +44,8 @@ export class Metrics {
   #baseline = new Map<string, Totals>();
   /** Upstream URL origin -> origin name, for diagnostics events. */
   #names = new Map<string, string>();
+  /** Origin names of this service (another Service in the same process publishes on the same channels). */
+  #known = new Set<string>();
   #ttfbRecent = new Map<string, number[]>();
   #lastFacts = new Map<string, ConnectionFacts>();
   #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
@@ -95,15 +106,15 @@ export class Metrics {
     };
     this.#subscribe('originlink:connection:open', (m) => {
       const { origin, protocol, facts } = m as { origin: string; protocol: string; facts: ConnectionFacts };
-      const name = this.#names.get(origin);
-      if (!name) return;
+      const name = originContext.getStore() ?? this.#names.get(origin);
+      if (!name || !this.#known.has(name)) return;
       this.#handshakes.inc({ origin: name, upstream: origin, protocol, resumed: String(facts.resumed), early_data: String(facts.earlyData), tfo: String(facts.tfo) });
       this.#lastFacts.set(`${name}|${origin}`, facts);
     });
     this.#subscribe('originlink:request:end', (m) => {
       const { origin, protocol, ttfbMs, error } = m as { origin: string; protocol: string | null; ttfbMs: number; error: Error | null };
-      const name = this.#names.get(origin);
-      if (!name || error) return;
+      const name = originContext.getStore() ?? this.#names.get(origin);
+      if (!name || error || !this.#known.has(name)) return;
       this.#ttfb.observe({ origin: name, upstream: origin, protocol: protocol ?? '' }, ttfbMs / 1000);
       let a = this.#ttfbRecent.get(name);
       if (!a) this.#ttfbRecent.set(name, (a = []));
@@ -121,6 +132,7 @@ export class Metrics {
   /** Declare which upstream URLs belong to which origin name (call on every config load). */
   name(url: string, origin: string): void {
     if (!this.#names.has(url)) this.#names.set(url, origin);
+    this.#known.add(origin);
   }
 
   /** Fold a closed upstream's final counts into the baseline. */

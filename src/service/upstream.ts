@@ -11,6 +11,7 @@ import { registerConnector } from '../transport/connect.js';
 import { SAFE_METHODS } from '../util/body.js';
 import { toOriginlinkError, type OriginlinkError } from '../errors.js';
 import type { OriginConfig } from './config.js';
+import { originContext } from './metrics.js';
 
 /** Request options the Agent may not declare yet; passed through when it does. */
 type ForwardOptions = RequestOptions & { authority?: string; allowEarlyData?: boolean };
@@ -62,7 +63,7 @@ export class Upstream {
       const o: ForwardOptions = { ...opts, url: base + path, allowEarlyData: early };
       if (hostHeader !== null) o.authority = hostHeader;
       try {
-        return { res: await this.agent.request(o), url: base };
+        return { res: await originContext.run(this.name, () => this.agent.request(o)), url: base };
       } catch (e) {
         last = toOriginlinkError(e);
         const replayable = opts.body === null || opts.body === undefined;
