@@ -4,7 +4,7 @@
  * live per-origin table. Ctrl-C stops everything cleanly.
  */
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -116,6 +116,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const stopAll = async (): Promise<void> => {
     await svc.shutdown(1000);
     await Promise.all(origins.map((o) => o.close().catch(() => {})));
+    if (values.selftest || duration !== null) rmSync(logFile, { force: true }); // automated runs leave nothing behind
   };
 
   if (values.selftest) {

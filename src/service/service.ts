@@ -165,6 +165,17 @@ export class Service {
     }
     this.#gen = gen;
     this.log.level = config.logging.level;
+    const was = prev.config.admin;
+    const now = config.admin;
+    if (was?.host !== now?.host || was?.port !== now?.port) {
+      await this.#admin?.close();
+      this.#admin = null;
+      try {
+        if (now) this.#admin = await startAdmin(now.host, now.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() });
+      } catch (e) {
+        this.log.error({ err: (e as Error).message, admin: now }, 'admin listener failed to start after reload');
+      }
+    }
     const kept = new Set(gen.upstreams.values());
     for (const u of prev.upstreams.values()) if (!kept.has(u)) u.retire();
     this.metrics.front.reloads.inc({ result: 'ok' });
