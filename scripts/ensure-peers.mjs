@@ -18,6 +18,10 @@ const PACKAGES = {
   nftables: '/usr/sbin/nft',
   ethtool: '/usr/sbin/ethtool',
   gcc: '/usr/bin/gcc',
+  'libc6-dev': '/usr/include/stdio.h',
+  'libnghttp3-dev': '/usr/include/nghttp3/nghttp3.h',
+  procps: '/usr/sbin/sysctl',
+  'iputils-ping': '/usr/bin/ping',
   make: '/usr/bin/make',
 };
 

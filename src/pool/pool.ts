@@ -50,6 +50,7 @@ export class Pool {
   #entries = new Map<PooledConnection, Entry>();
   #pending: Waiter[] = [];
   #dialing = 0;
+  #dials = new Set<Promise<void>>();
   #protocol: Protocol | null;
   #failures = 0;
   #nextDialAt = 0;
@@ -158,6 +159,8 @@ export class Pool {
         oe.details['connectionId'] = conn.id;
         this.counters.error(oe.code);
         if (++e.errors >= this.opts.maxConsecutiveErrors) conn.drain();
+        // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
+        else if ((oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) && conn.ping && !e.pinging) this.#probe(e);
         w.reject(oe);
       },
     );
@@ -207,20 +210,19 @@ export class Pool {
   /** Open a connection now (pre-connect). Resolves when it is ready. */
   async warm(n = 1): Promise<void> {
     const have = this.#open() + this.#dialing;
-    const ps: Promise<unknown>[] = [];
-    for (let i = have; i < Math.min(n, this.opts.maxConnections); i++) ps.push(this.#dialOne());
-    await Promise.all(ps);
+    for (let i = have; i < Math.min(n, this.opts.maxConnections); i++) void this.#dialOne();
+    await Promise.all([...this.#dials]);
   }
 
   #dialOne(): Promise<void> {
     this.#dialing++;
     this.counters.dialStarted();
-    return this.#dial(this.#dialAbort.signal).then(
+    const p = this.#dial(this.#dialAbort.signal).then(
       (conn) => {
         this.#dialing--;
         this.#failures = 0;
         this.#nextDialAt = 0;
-        if (this.#closed) { conn.destroy(); return; }
+        if (this.#closed) { conn.destroy(); this.#checkDrained(); return; }
         this.#add(conn);
         this.#pump();
       },
@@ -239,7 +241,9 @@ export class Pool {
         }
         this.#pump();
       },
-    );
+    ).finally(() => this.#dials.delete(p));
+    this.#dials.add(p);
+    return p;
   }
 
   #add(conn: PooledConnection): void {
@@ -263,6 +267,9 @@ export class Pool {
           this.#pump();
           break;
         case 'goaway':
+          // A peer that sent GOAWAY may die before finishing what it accepted:
+          // prove it alive once, or fail those streams now rather than at their timeouts.
+          if (conn.active > 0 && conn.ping && !e.pinging) this.#probe(e);
           this.#pump();
           break;
         case 'keepalive-hint':
@@ -300,16 +307,22 @@ export class Pool {
       const c = e.conn;
       if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') { c.drain(); continue; }
       if (!c.ping || e.pinging || c.state !== 'ready' || now - c.lastActiveAt < this.opts.pingIntervalMs) continue;
-      e.pinging = true;
-      c.ping(this.opts.pingTimeoutMs).then(
-        () => { e.pinging = false; },
-        (err: unknown) => {
-          e.pinging = false;
-          this.counters.error(ErrorCode.HEADERS_TIMEOUT);
-          c.destroy(toOriginlinkError(err));
-        },
-      );
+      this.#probe(e);
     }
+  }
+
+  #probe(e: Entry): void {
+    const c = e.conn;
+    if (!c.ping) return;
+    e.pinging = true;
+    c.ping(this.opts.pingTimeoutMs).then(
+      () => { e.pinging = false; },
+      (err: unknown) => {
+        e.pinging = false;
+        this.counters.error(ErrorCode.PING_TIMEOUT);
+        c.destroy(toOriginlinkError(err));
+      },
+    );
   }
 
   stats(): PoolStats {

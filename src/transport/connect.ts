@@ -9,6 +9,7 @@ import type { SessionStore } from '../pool/session-store.js';
 import type { ConnectionFacts, PooledConnection, Protocol } from '../pool/types.js';
 import { H1Connection } from './h1.js';
 import { H2Connection, openH2Session } from './h2.js';
+import { h3Connector } from './h3.js';
 import { connectTcp } from './tcp.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
@@ -36,9 +37,9 @@ export interface ConnectContext {
   signal: AbortSignal;
 }
 
-/** A connector for a protocol that is not TCP-based (h3): registered by its transport. */
+/** A connector for a protocol that is not TCP-based (h3). */
 export type ExtraConnector = (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
-const extra = new Map<Protocol, ExtraConnector>();
+const extra = new Map<Protocol, ExtraConnector>([['h3', h3Connector]]);
 export function registerConnector(protocol: Protocol, c: ExtraConnector): void {
   extra.set(protocol, c);
 }

@@ -15,6 +15,8 @@ const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.const
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
 const ASSUMED_STREAMS = 100;
+/** How long a graceful session close may take once no request of ours is open. */
+const CLOSE_GRACE_MS = 1_000;
 
 export interface H2Options {
   headersTimeoutMs: number;
@@ -91,7 +93,7 @@ export class H2Connection implements PooledConnection {
 
   ping(timeoutMs: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'network', `PING not answered within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => reject(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `PING not answered within ${timeoutMs} ms`)), timeoutMs);
       try {
         this.#session.ping((err, ms) => {
           clearTimeout(timer);
@@ -155,7 +157,7 @@ export class H2Connection implements PooledConnection {
         this.active--;
         this.lastActiveAt = performance.now();
         resolveTrailers([]);
-        if (this.#state === 'draining' && this.active === 0) this.#session.close();
+        if (this.#state === 'draining' && this.active === 0) this.#closeSession();
         this.#emit({ type: 'capacity' });
       };
       const fail = (err: OriginlinkError): void => {
@@ -193,7 +195,13 @@ export class H2Connection implements PooledConnection {
       });
       stream.on('trailers', (h) => resolveTrailers(toHeaderList(h)));
       stream.on('end', () => {
-        if (body) body.push(null);
+        // The readable side can end without a response when the session dies
+        // (socket EOF): that is a failure, never a silent hang.
+        if (!body) {
+          fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'stream ended before a response', { details: { h2ErrorCode: stream.rstCode ?? null } }));
+          return;
+        }
+        body.push(null);
         finish();
       });
       stream.on('error', () => { /* reported through 'close' with rstCode */ });
@@ -231,7 +239,19 @@ export class H2Connection implements PooledConnection {
   drain(): void {
     if (this.#state !== 'ready') return;
     this.#state = 'draining';
-    if (this.active === 0) this.#session.close();
+    if (this.active === 0) this.#closeSession();
+  }
+
+  /**
+   * Graceful close with a bound: node:http2 waits for every stream it still
+   * tracks (a cancelled one may linger), so nothing we care about is left
+   * once our own count is zero — destroy if the close has not finished soon.
+   */
+  #closeSession(): void {
+    const s = this.#session;
+    if (s.closed || s.destroyed) return;
+    s.close();
+    setTimeout(() => { if (!s.destroyed) s.destroy(); }, CLOSE_GRACE_MS).unref();
   }
 
   destroy(error?: Error): void {

@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { SessionStore } from '../pool/session-store.js';
+import { tfoSocketFactory } from './tfo.js';
 
 export interface TcpConnectOptions {
   host: string;
@@ -42,14 +43,14 @@ export interface TcpConnected {
   tfo: boolean;
 }
 
-/** Pluggable socket factory: the TFO addon installs one (see ./tfo.ts). */
+/** Socket factory for TFO and keepalive probes: the native addon's (./tfo.ts) unless a test swaps it. */
 export interface SocketFactory {
   connect(opts: { host: string; port: number }): net.Socket | null;
   /** After the handshake: did the SYN carry data that the server accepted? */
   synDataAccepted(socket: net.Socket): boolean;
   setKeepAliveProbes(socket: net.Socket, probes: { idleS: number; intervalS: number; count: number }): boolean;
 }
-let tfoFactory: SocketFactory | null = null;
+let tfoFactory: SocketFactory | null = tfoSocketFactory;
 export function setTfoSocketFactory(f: SocketFactory | null): void {
   tfoFactory = f;
 }
@@ -87,7 +88,9 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       o.signal?.removeEventListener('abort', onAbort);
       s.removeListener('error', fail);
       if (o.keepAliveProbes) {
-        if (!tfoFactory?.setKeepAliveProbes(raw, o.keepAliveProbes)) raw.setKeepAlive(true, o.keepAliveProbes.idleS * 1000);
+        // The factory falls back to socket.setKeepAlive itself when the addon is missing.
+        if (tfoFactory) tfoFactory.setKeepAliveProbes(raw, o.keepAliveProbes);
+        else raw.setKeepAlive(true, o.keepAliveProbes.idleS * 1000);
       }
       const tfo = tfoSocket !== null && tfoFactory !== null && tfoFactory.synDataAccepted(raw);
       resolve({ socket: s, connectMs: (tConnected || performance.now()) - t0, tfo, ...r });
