@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// `npm run bench -- clients`: originlink vs undici 7 on the same nginx origin,
+// h1 and h2 over TLS, same concurrency, in one run. Prints req/s and p50/p99
+// with ratios (originlink / undici) and writes bench/results/clients-DATE.json.
+//
+// Knobs (env): BENCH_SECONDS (per measurement, default 5), BENCH_CONCURRENCY
+// (default 32), BENCH_ROUNDS (default 2; clients alternate A B B A per round),
+// BENCH_PATH (default /1k.bin, a 1 KiB file).
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import * as undici from 'undici';
+import { Agent } from '../../dist/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const C = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const PATH = process.env.BENCH_PATH ?? '/1k.bin';
+
+const dir = mkdtempSync(join(tmpdir(), 'ol-bench-clients-'));
+let nginx = null;
+const cleanup = () => { try { if (nginx?.pid) process.kill(nginx.pid, 'SIGKILL'); } catch {} rmSync(dir, { recursive: true, force: true }); };
+process.on('exit', cleanup);
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
+
+function certs() {
+  const o = (...a) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
+  o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=bench CA', '-keyout', 'ca.key', '-out', 'ca.pem',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+  writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-keyout', 'leaf.key', '-out', 'leaf.csr');
+  o('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'leaf.ext', '-out', 'leaf.pem');
+  return readFileSync(join(dir, 'ca.pem'));
+}
+
+async function freePort() {
+  return new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+}
+
+async function startNginx(port) {
+  mkdirSync(join(dir, 'www'));
+  mkdirSync(join(dir, 'tmp'));
+  writeFileSync(join(dir, 'www', '1k.bin'), Buffer.alloc(1024, 120));
+  writeFileSync(join(dir, 'www', '64k.bin'), Buffer.alloc(65536, 121));
+  writeFileSync(join(dir, 'nginx.conf'), `daemon off; user root; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000; keepalive_timeout 75s; default_type application/octet-stream;
+  client_body_temp_path ${dir}/tmp/b; proxy_temp_path ${dir}/tmp/p; fastcgi_temp_path ${dir}/tmp/f; uwsgi_temp_path ${dir}/tmp/u; scgi_temp_path ${dir}/tmp/s;
+  http2_max_concurrent_streams 256;
+  server { listen 127.0.0.1:${port} ssl http2; ssl_certificate ${dir}/leaf.pem; ssl_certificate_key ${dir}/leaf.key; root ${dir}/www; } }`);
+  nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); }); c.on('error', () => r(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('nginx did not start');
+}
+
+/** Closed-loop load: C workers, each sends the next request when the previous body is read. */
+async function measure(oneRequest, seconds) {
+  const lat = [];
+  const deadline = performance.now() + seconds * 1000;
+  let errors = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: C }, async () => {
+    for (let n = 0; n < 10_000_000 && performance.now() < deadline; n++) {
+      const s = performance.now();
+      try { await oneRequest(); lat.push(performance.now() - s); } catch { errors++; }
+    }
+  }));
+  const dt = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  lat.sort((a, b) => a - b);
+  const q = (p) => lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)] ?? 0;
+  return { requests: lat.length, errors, seconds: dt, rps: lat.length / dt, p50: q(0.5), p99: q(0.99), cpuUsPerReq: (cpu.user + cpu.system) / Math.max(1, lat.length) };
+}
+
+function clients(origin, ca, protocol) {
+  const url = `${origin}${PATH}`;
+  const ol = new Agent({ protocol, tls: { ca }, pool: { maxConnections: protocol === 'h1' ? C : 1 } });
+  const un = protocol === 'h1'
+    ? new undici.Pool(origin, { connections: C, connect: { ca } })
+    : new undici.Pool(origin, { connections: 1, allowH2: true, maxConcurrentStreams: 256, connect: { ca } });
+  return {
+    originlink: { run: async () => { const r = await ol.request({ url }); await r.dump(); }, close: () => ol.close() },
+    undici: { run: async () => { const r = await un.request({ path: PATH, method: 'GET' }); await r.body.dump(); }, close: () => un.close() },
+  };
+}
+
+const ca = certs();
+const port = await freePort();
+await startNginx(port);
+const origin = `https://localhost:${port}`;
+const results = [];
+const bar = (s) => process.stderr.write(`\r${s.padEnd(70)}`);
+for (const protocol of ['h1', 'h2']) {
+  const cs = clients(origin, ca, protocol);
+  for (const name of ['originlink', 'undici']) await measure(cs[name].run, 1); // warm up (connections, JIT)
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? ['originlink', 'undici'] : ['undici', 'originlink'];
+    for (const name of order) {
+      bar(`clients: ${protocol} round ${round + 1}/${ROUNDS} ${name} (${SECONDS}s)`);
+      results.push({ protocol, client: name, round, ...(await measure(cs[name].run, SECONDS)) });
+    }
+  }
+  await cs.originlink.close();
+  await cs.undici.close();
+}
+process.stderr.write('\n');
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+const agg = (protocol, client) => {
+  const rs = results.filter((r) => r.protocol === protocol && r.client === client);
+  return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpu: median(rs.map((r) => r.cpuUsPerReq)), errors: rs.reduce((a, r) => a + r.errors, 0) };
+};
+const f = (n, d = 2) => n.toFixed(d);
+const lines = [
+  `clients: ${PATH} from nginx over TLS, concurrency ${C}, ${SECONDS}s x ${ROUNDS} rounds per client (median of rounds)`,
+  '',
+  '| protocol | client | req/s | p50 ms | p99 ms | CPU µs/req | errors | req/s ratio | p50 ratio | p99 ratio |',
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+];
+const summary = {};
+for (const protocol of ['h1', 'h2']) {
+  const o = agg(protocol, 'originlink');
+  const u = agg(protocol, 'undici');
+  summary[protocol] = { originlink: o, undici: u, rpsRatio: o.rps / u.rps, p50Ratio: o.p50 / u.p50, p99Ratio: o.p99 / u.p99 };
+  lines.push(`| ${protocol} | undici 7 | ${f(u.rps, 0)} | ${f(u.p50)} | ${f(u.p99)} | ${f(u.cpu, 0)} | ${u.errors} | 1.00 | 1.00 | 1.00 |`);
+  lines.push(`| ${protocol} | originlink | ${f(o.rps, 0)} | ${f(o.p50)} | ${f(o.p99)} | ${f(o.cpu, 0)} | ${o.errors} | **${f(o.rps / u.rps)}×** | ${f(o.p50 / u.p50)}× | ${f(o.p99 / u.p99)}× |`);
+}
+lines.push('', 'req/s ratio > 1 is better for originlink; latency ratios < 1 are better.');
+console.log(lines.join('\n'));
+const date = new Date().toISOString().replace(/[:.]/g, '-');
+mkdirSync(join(here, '..', 'results'), { recursive: true });
+const out = join(here, '..', 'results', `clients-${date}.json`);
+writeFileSync(out, JSON.stringify({
+  scenario: 'clients', date: new Date().toISOString(), command: 'npm run bench -- clients',
+  knobs: { SECONDS, C, ROUNDS, PATH },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release(), node: process.version, undici: undici.VERSION ?? null },
+  summary, samples: results,
+}, null, 2));
+console.log(`\nwrote ${out}`);
+process.exit(0);
