@@ -4,6 +4,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Agent, type AgentOptions } from '../pool/agent.js';
+import { FileSessionStore } from '../pool/file-session-store.js';
 import type { HeaderList } from '../pool/types.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
@@ -20,7 +21,8 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   -d, --data STRING|@FILE    request body
   -o FILE                    write the body to FILE (default: stdout, unless --json)
   --json                     print one JSON object with the result
-  --max-connections N        pool limit (default 32)`;
+  --max-connections N        pool limit (default 32)
+  --session-store FILE       keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT)`;
 
 interface One {
   url: string;
@@ -81,6 +83,7 @@ export async function runFetch(argv: string[]): Promise<number> {
   const agentOpts: AgentOptions = { protocol, tls: { rejectUnauthorized: !values.insecure } };
   if (values.cacert) agentOpts.tls = { ...agentOpts.tls, ca: readFileSync(values.cacert) };
   if (values['max-connections']) agentOpts.pool = { maxConnections: int(values['max-connections'], '--max-connections', 1) };
+  if (values['session-store']) agentOpts.sessionStore = new FileSessionStore(values['session-store']);
   const agent = new Agent(agentOpts);
   const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
 

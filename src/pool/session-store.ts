@@ -1,7 +1,8 @@
 /**
  * Bounded stores for resumption state: TLS sessions (TCP transports) and QUIC
- * session tickets. One tiny interface so a file-backed or shared store can
- * replace the in-memory default.
+ * session tickets. One tiny interface so a file-backed (FileSessionStore,
+ * file-session-store.ts) or shared store can replace the in-memory default.
+ * Keys are origin identities (`h3:` prefix for QUIC); values are opaque.
  */
 export interface SessionStore {
   /** The newest entry for a key, without removing it. */
@@ -27,6 +28,10 @@ export class MemorySessionStore implements SessionStore {
       this.#map.set(key, v);
     }
     return v;
+  }
+  /** The entry without touching its recency. */
+  peek(key: string): Uint8Array | undefined {
+    return this.#map.get(key);
   }
   put(key: string, value: Uint8Array): void {
     this.#map.delete(key);

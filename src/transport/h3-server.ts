@@ -4,7 +4,7 @@
  * body Readable and returns status, headers and a body.
  */
 import type { Readable } from 'node:stream';
-import { OriginlinkError } from '../errors.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint, type EndpointStats } from '../quic/endpoint.js';
 import { buildConfig, type QuicOptions } from '../quic/config.js';
@@ -49,6 +49,19 @@ export interface H3ServerOptions {
   /** Stateless Retry before accepting connections. Default false. */
   retry?: boolean;
   quic?: QuicOptions;
+  /**
+   * Requests accepted while still in 0-RTT (before the client's Finished):
+   * 'safe' = GET, HEAD, OPTIONS, every other method is answered 425 Too
+   * Early (RFC 8470 §5.2); 'all' = hand everything to the handler. Default 'safe'.
+   * Whether 0-RTT is offered at all is `quic.earlyData` (default true).
+   */
+  earlyData?: 'safe' | 'all';
+  /**
+   * 48-byte session ticket key (alias of `quic.ticketKey`). Processes that
+   * share it resume each other's tickets and accept their 0-RTT, also across
+   * restarts. Default: random per process.
+   */
+  ticketKey?: Uint8Array;
   /** Called for handler failures (the stream is reset with H3_INTERNAL_ERROR). */
   onError?: (err: unknown) => void;
 }
@@ -57,14 +70,30 @@ export interface H3Server {
   readonly address: { host: string; port: number };
   readonly connections: number;
   stats(): EndpointStats;
+  /**
+   * Replace the ticket key. Tickets sealed with the old key then fail to
+   * resume (one full handshake each); BoringSSL keeps one key per context.
+   */
+  setTicketKey(key: Uint8Array): void;
+  /** Requests answered 425 Too Early so far. */
+  readonly tooEarly: number;
   /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
   close(graceMs?: number): Promise<void>;
 }
 
 const H3_INTERNAL_ERROR = 0x102;
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function checkTicketKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== 48) {
+    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'ticketKey must be 48 bytes');
+  }
+}
 
 export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
-  const config = buildConfig('server', { ...opts.quic, cert: opts.cert, key: opts.key });
+  const ticketKey = opts.ticketKey ?? opts.quic?.ticketKey;
+  const config = buildConfig('server', { ...opts.quic, cert: opts.cert, key: opts.key, ...(ticketKey ? { ticketKey } : {}) });
+  const counters = { tooEarly: 0 };
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
     host: opts.host ?? '127.0.0.1',
@@ -73,7 +102,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       config,
       retry: opts.retry ?? false,
       onConnection(quic) {
-        const s = new ServerSession(quic, opts);
+        const s = new ServerSession(quic, opts, counters);
         sessions.add(s);
         quic.on((ev) => ev.type === 'closed' && sessions.delete(s));
       },
@@ -85,6 +114,13 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       return sessions.size;
     },
     stats: () => ep.stats(),
+    setTicketKey(key: Uint8Array) {
+      checkTicketKey(key);
+      config.setTicketKey(key);
+    },
+    get tooEarly() {
+      return counters.tooEarly;
+    },
     async close(graceMs = 1000) {
       for (const s of sessions) s.goaway();
       const t0 = Date.now();
@@ -109,8 +145,10 @@ class ServerSession {
   #h3: H3Connection;
   #opts: H3ServerOptions;
   #streams = new Map<number, ServerStream>();
+  #counters: { tooEarly: number };
 
-  constructor(quic: QuicConnection, opts: H3ServerOptions) {
+  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: { tooEarly: number }) {
+    this.#counters = counters;
     this.#quic = quic;
     this.#opts = opts;
     this.#h3 = new H3Connection(quic, h3Settings('server'));
@@ -189,6 +227,12 @@ class ServerSession {
     };
     this.#streams.set(id, s);
     if (end) s.body.deliver(new Uint8Array(0), true);
+    // RFC 8470 §5.2: a request that is not safe to replay is refused while in early data.
+    if (this.#quic.inEarlyData && (this.#opts.earlyData ?? 'safe') === 'safe' && !SAFE_METHODS.has(method)) {
+      this.#counters.tooEarly++;
+      void this.#respond(id, s, null);
+      return;
+    }
     const req: H3ServerRequest = {
       method,
       path,
@@ -204,15 +248,15 @@ class ServerSession {
     void this.#respond(id, s, req);
   }
 
-  async #respond(id: number, s: ServerStream, req: H3ServerRequest): Promise<void> {
+  async #respond(id: number, s: ServerStream, req: H3ServerRequest | null): Promise<void> {
     const gone = (): boolean => s.done || this.#h3.closed;
     try {
-      const res = await this.#opts.handler(req);
+      const res: H3ServerResponse = req ? await this.#opts.handler(req) : { status: 425, headers: [['content-length', '0']] };
       if (gone()) return;
       const head: HeaderList = [[':status', String(res.status)], ...(res.headers ?? []).map(([k, v]) => [k.toLowerCase(), v] as [string, string])];
       const body = res.body ?? null;
       const empty = body === null || (typeof body === 'string' && body.length === 0) || (body instanceof Uint8Array && body.length === 0);
-      const noBody = empty || req.method === 'HEAD' || res.status === 204 || res.status === 304;
+      const noBody = empty || req?.method === 'HEAD' || res.status === 204 || res.status === 304;
       const hasTrailers = (res.trailers?.length ?? 0) > 0;
       s.responding = true;
       this.#h3.sendHeaders(id, head, noBody && !hasTrailers);

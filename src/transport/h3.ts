@@ -38,12 +38,34 @@ export interface H3ConnectOptions {
   sessionKey?: string;
   /** Resolve at 0-RTT key availability when a session is stored. Default true. */
   earlyData?: boolean;
+  /**
+   * Which requests may travel as 0-RTT early data when the request does not
+   * say (`ConnRequest.allowEarlyData`): 'safe' = GET, HEAD, OPTIONS (RFC 8470
+   * §2.1: replayable, no side effects), 'always', 'never'. Default 'safe'.
+   */
+  earlyDataPolicy?: EarlyDataPolicy;
   id?: number;
   signal?: AbortSignal | undefined;
   quic?: QuicOptions;
 }
 
 let nextId = 1;
+
+export type EarlyDataPolicy = 'never' | 'safe' | 'always';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** RFC 8470 §5.2: 425 Too Early. */
+const TOO_EARLY = 425;
+
+/** May this request be sent before the handshake completes? */
+export function earlyDataAllowed(req: ConnRequest, policy: EarlyDataPolicy = 'safe'): boolean {
+  if (req.allowEarlyData !== undefined) return req.allowEarlyData;
+  if (policy === 'always') return true;
+  return policy === 'safe' && SAFE_METHODS.has(req.method);
+}
+
+function replayable(body: ConnRequest['body']): boolean {
+  return body === null || typeof body === 'string' || body instanceof Uint8Array;
+}
 
 export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnection> {
   const started = performance.now();
@@ -84,6 +106,8 @@ interface Pending {
   req: ConnRequest;
   resolve: (r: ConnResponse) => void;
   reject: (e: OriginlinkError) => void;
+  /** Set when a 0-RTT attempt was refused; the resend never goes early again. */
+  earlyRefused?: 'rejected' | 'too-early';
 }
 
 interface Exchange {
@@ -96,8 +120,12 @@ interface Exchange {
   timer: NodeJS.Timeout | null;
   done: boolean;
   early: boolean;
+  earlyRefused: 'rejected' | 'too-early' | null;
   onAbort: (() => void) | null;
 }
+
+/** ConnResponse plus why a 0-RTT attempt of this request was refused and resent. */
+export type H3Response = ConnResponse & { earlyDataRefused?: 'rejected' | 'too-early' };
 
 export class H3PooledConnection implements PooledConnection {
   readonly id: number;
@@ -231,7 +259,7 @@ export class H3PooledConnection implements PooledConnection {
     this.lastActiveAt = performance.now();
     return new Promise<ConnResponse>((resolve, reject) => {
       const p: Pending = { req, resolve, reject };
-      if (!this.#quic.established && !(req.allowEarlyData && this.#quic.inEarlyData)) {
+      if (!this.#quic.established && !(this.#mayGoEarly(p) && this.#quic.inEarlyData)) {
         this.#waiting.push(p);
         void this.#handshake.then(
           () => this.#pump(),
@@ -259,11 +287,38 @@ export class H3PooledConnection implements PooledConnection {
 
   // ---- internals ----
 
+  #mayGoEarly(p: Pending): boolean {
+    return p.earlyRefused === undefined && earlyDataAllowed(p.req, this.#opts.earlyDataPolicy);
+  }
+
+  /**
+   * A 0-RTT attempt was refused (early data rejected, or 425 Too Early):
+   * cancel its stream and send the request again once the handshake is
+   * done. A body we cannot replay fails as EARLY_DATA_REJECTED instead.
+   */
+  #resendAfterHandshake(x: Exchange, why: 'rejected' | 'too-early'): void {
+    if (x.done) return;
+    if (!replayable(x.req.body)) {
+      const msg = why === 'rejected' ? 'server rejected 0-RTT early data' : 'server answered 425 Too Early';
+      this.#fail(x, new OriginlinkError(ErrorCode.EARLY_DATA_REJECTED, 'remote', msg, { retrySafe: true }));
+      return;
+    }
+    const p: Pending = { req: x.req, resolve: x.resolve, reject: x.reject, earlyRefused: why };
+    // Detach the callbacks so cancelling the old stream does not settle the request.
+    x.resolve = () => {};
+    x.reject = () => {};
+    if (x.body) x.body.destroy();
+    this.#fail(x, new OriginlinkError(ErrorCode.EARLY_DATA_REJECTED, 'remote', 'resent after the handshake', { retrySafe: true }));
+    this.#waiting.unshift(p);
+    if (this.#quic.established) this.#pump();
+    else void this.#handshake.then(() => this.#pump(), () => {});
+  }
+
   /** Start waiting requests while stream credit lasts. */
   #pump(): void {
     while (this.#waiting.length && !this.#h3.closed) {
       const p = this.#waiting[0]!;
-      if (!this.#quic.established && !(p.req.allowEarlyData && this.#quic.inEarlyData)) return;
+      if (!this.#quic.established && !(this.#mayGoEarly(p) && this.#quic.inEarlyData)) return;
       const r = this.#start(p);
       if (r === 'blocked') return;
       this.#waiting.shift();
@@ -305,6 +360,7 @@ export class H3PooledConnection implements PooledConnection {
       timer: null,
       done: false,
       early: !this.#quic.established,
+      earlyRefused: p.earlyRefused ?? null,
       onAbort: null,
     };
     const trailers = new Promise<HeaderList>((r) => (x.trailers = r));
@@ -394,13 +450,13 @@ export class H3PooledConnection implements PooledConnection {
     const peer = q.raw.stats();
     this.facts.peerMaxConcurrentStreams = peer.peerInitialMaxStreamsBidi || null;
     this.facts.rttMs = q.stats().rttMs;
-    // 0-RTT requests sent before a rejected resumption must be replayed by the caller.
+    // RFC 9001 §4.6.2: early data on a connection that did not resume was
+    // rejected; those requests are sent again now, in 1-RTT.
     const rejected = !q.resumed;
     for (const x of [...this.#ex.values()]) {
       if (!x.early) continue;
-      if (rejected) {
-        this.#fail(x, new OriginlinkError(ErrorCode.EARLY_DATA_REJECTED, 'remote', 'server rejected 0-RTT early data', { retrySafe: true }));
-      } else this.facts.earlyData = true;
+      if (rejected) this.#resendAfterHandshake(x, 'rejected');
+      else this.facts.earlyData = true;
     }
     this.#armKeepAlive();
     this.#handshakeDone();
@@ -418,6 +474,11 @@ export class H3PooledConnection implements PooledConnection {
       else if (k.charCodeAt(0) !== 0x3a) list.push([k, v]);
     }
     if (status >= 100 && status < 200) return; // interim; the final head follows
+    // RFC 8470 §5.2: a 425 to a request sent in early data is retried after the handshake.
+    if (status === TOO_EARLY && x.early) {
+      this.#resendAfterHandshake(x, 'too-early');
+      return;
+    }
     x.body = new StreamBody(this.#quic, id, (err) => {
       if (!x.done) {
         // The consumer dropped the body: cancel the stream (RFC 9114 §4.1.1).
@@ -430,8 +491,12 @@ export class H3PooledConnection implements PooledConnection {
     const bt = this.#opts.bodyTimeoutMs ?? 30_000;
     x.timer = bt > 0 ? setTimeout(() => this.#fail(x, new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no HTTP/3 body data within ${bt} ms`)), bt) : null;
     const trailers = (x as Exchange & { trailersP: Promise<HeaderList> }).trailersP;
-    const res: ConnResponse = { status, headers: list, body: x.body, trailers };
+    const res: H3Response = { status, headers: list, body: x.body, trailers };
     if (x.early) res.earlyData = true;
+    if (x.earlyRefused) {
+      res.earlyData = false;
+      res.earlyDataRefused = x.earlyRefused;
+    }
     x.resolve(res);
     if (end) {
       x.body.deliver(new Uint8Array(0), true);
@@ -524,7 +589,15 @@ export class H3PooledConnection implements PooledConnection {
  */
 export async function h3Connector(
   origin: { host: string; port: number; servername?: string | undefined; ca?: string | Buffer | Array<string | Buffer> | undefined; rejectUnauthorized: boolean },
-  ctx: { pool: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number }; sessionStore: SessionStore; sessionKey: string; nextId: () => number; signal: AbortSignal },
+  ctx: {
+    pool: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number };
+    sessionStore: SessionStore;
+    sessionKey: string;
+    nextId: () => number;
+    signal: AbortSignal;
+    /** Per-origin 0-RTT policy, when the agent passes one. Default 'safe'. */
+    earlyData?: EarlyDataPolicy | undefined;
+  },
 ): Promise<H3PooledConnection> {
   const ca = Array.isArray(origin.ca) ? Buffer.concat(origin.ca.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))) : origin.ca;
   return connectH3({
@@ -538,6 +611,7 @@ export async function h3Connector(
     bodyTimeoutMs: ctx.pool.bodyTimeoutMs,
     sessionStore: ctx.sessionStore,
     sessionKey: `h3:${ctx.sessionKey}`,
+    ...(ctx.earlyData !== undefined ? { earlyDataPolicy: ctx.earlyData } : {}),
     id: ctx.nextId(),
     signal: ctx.signal,
   });

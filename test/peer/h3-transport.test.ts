@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
-import { connectH3 } from '../../src/transport/h3.js';
+import { connectH3, type H3Response } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
 import { MemorySessionStore } from '../../src/pool/session-store.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
@@ -189,7 +189,7 @@ describe('HTTP/3 transport against our server', () => {
     c2.destroy();
   });
 
-  it('fails 0-RTT requests as EARLY_DATA_REJECTED (retry-safe) when the server cannot resume', async () => {
+  it('resends refused 0-RTT requests after the handshake when the server cannot resume; unreplayable bodies fail as EARLY_DATA_REJECTED', async () => {
     const store = new MemorySessionStore();
     const other = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'other' }) });
     const opts = { host: '127.0.0.1', servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'shared' };
@@ -198,7 +198,12 @@ describe('HTTP/3 transport against our server', () => {
     c1.destroy();
     // The ticket came from another server (another ticket key): resumption and early data fail.
     const c2 = await connectH3({ ...opts, port: other.address.port });
-    const err = (await c2.request(req('/early', { allowEarlyData: true })).catch((e: unknown) => e)) as OriginlinkError;
+    const streamed = c2.request(req('/echo', { method: 'POST', allowEarlyData: true, body: Readable.from([Buffer.from('once')]) })).catch((e: unknown) => e);
+    const r = (await c2.request(req('/early', { allowEarlyData: true }))) as H3Response;
+    expect((await readAll(r.body)).toString()).toBe('other');
+    expect(r.earlyData).toBe(false);
+    expect(r.earlyDataRefused).toBe('rejected');
+    const err = (await streamed) as OriginlinkError;
     expect(err.code).toBe(ErrorCode.EARLY_DATA_REJECTED);
     expect(err.retrySafe).toBe(true);
     expect(c2.facts.resumed).toBe(false);

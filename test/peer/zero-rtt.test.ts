@@ -1,0 +1,247 @@
+/**
+ * 0-RTT and session tickets: the file-backed session store (atomic, corrupt
+ * and foreign files ignored with a warning), the real CLI run twice with
+ * `--session-store` (second run resumed + early data) against our h3 server
+ * and ngtcp2's gtlsserver, a shared ticket key across server restarts,
+ * 425 Too Early for unsafe methods in early data, and the client resending
+ * refused early requests after the handshake.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { makeCerts, type TestCerts } from '../helpers/certs.js';
+import { startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
+import { connectH3, type H3Response } from '../../src/transport/h3.js';
+import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import { FileSessionStore } from '../../src/pool/file-session-store.js';
+import { MemorySessionStore } from '../../src/pool/session-store.js';
+import type { ConnRequest } from '../../src/pool/types.js';
+
+const ROOT = resolve('.');
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+let certs: TestCerts;
+let dir: string;
+let ngtcp2: Peer | null = null;
+
+function newest(d: string): number {
+  let m = 0;
+  for (const e of readdirSync(d, { withFileTypes: true })) {
+    const p = join(d, e.name);
+    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return m;
+}
+
+function buildIfStale(): void {
+  let built = 0;
+  try {
+    built = Math.min(statSync(MAIN).mtimeMs, statSync(join(ROOT, 'dist', 'pool', 'file-session-store.js')).mtimeMs, statSync(join(ROOT, 'dist', 'transport', 'h3.js')).mtimeMs);
+  } catch {
+    // not built
+  }
+  if (built >= newest(join(ROOT, 'src'))) return;
+  try {
+    execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
+  } catch {
+    // Type errors in other files still emit JS.
+  }
+}
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile('node', [MAIN, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+const handler = async (r: { method: string; path: string; body: Readable }): Promise<{ status: number; body: string }> => {
+  await readAll(r.body);
+  return { status: 200, body: `${r.method} ${r.path}` };
+};
+
+beforeAll(async () => {
+  certs = makeCerts();
+  dir = mkdtempSync(join(tmpdir(), 'ol-0rtt-'));
+  writeFileSync(join(dir, 'small.txt'), 'small file\n');
+  buildIfStale();
+}, 120_000);
+
+afterAll(async () => {
+  await ngtcp2?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('FileSessionStore', () => {
+  it('persists entries atomically with mode 0600 and reloads them', () => {
+    const p = join(dir, 'a.json');
+    const s = new FileSessionStore(p);
+    s.put('k1', new Uint8Array([1, 2, 3]));
+    s.put('k2', new Uint8Array([4]));
+    s.delete('k2');
+    expect(statSync(p).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    const again = new FileSessionStore(p);
+    expect(again.size).toBe(1);
+    expect([...again.get('k1')!]).toEqual([1, 2, 3]);
+  });
+
+  it('ignores a corrupt or foreign file with a warning, then replaces it', () => {
+    for (const text of ['{not json', JSON.stringify({ format: 'something-else', entries: [] }), '\u0000\u0001binary']) {
+      const p = join(dir, `bad-${randomBytes(4).toString('hex')}.json`);
+      writeFileSync(p, text);
+      const warnings: string[] = [];
+      const s = new FileSessionStore(p, { onWarning: (m) => warnings.push(m) });
+      expect(s.size).toBe(0);
+      expect(warnings.length).toBe(1);
+      s.put('k', new Uint8Array([9]));
+      expect(new FileSessionStore(p).size).toBe(1);
+    }
+  });
+
+  it('drops expired and malformed entries, bounds the count', () => {
+    const p = join(dir, 'old.json');
+    const now = Date.now();
+    writeFileSync(p, JSON.stringify({ format: 'originlink-session-store', version: 1, entries: [['old', 'AQ==', now - 10_000], ['new', 'AQ==', now], ['bad', 5, now]] }));
+    const warnings: string[] = [];
+    const s = new FileSessionStore(p, { maxAgeMs: 5000, onWarning: (m) => warnings.push(m), maxEntries: 2 });
+    expect(s.size).toBe(1);
+    expect(s.get('new')).toBeDefined();
+    expect(warnings.join()).toMatch(/malformed/);
+    s.put('a', new Uint8Array([1]));
+    s.put('b', new Uint8Array([1]));
+    expect(s.size).toBe(2);
+    expect(new FileSessionStore(p).size).toBe(2);
+  });
+
+  it('survives an unwritable location with a warning', () => {
+    const warnings: string[] = [];
+    const s = new FileSessionStore(join(dir, 'no', 'such', 'dir', 's.json'), { onWarning: (m) => warnings.push(m) });
+    s.put('k', new Uint8Array([1]));
+    expect(s.get('k')).toBeDefined();
+    expect(warnings[0]).toMatch(/cannot write/);
+  });
+});
+
+describe('originlink fetch --session-store (real CLI, two runs)', () => {
+  async function twice(url: string): Promise<Array<Record<string, unknown>>> {
+    const file = join(dir, `store-${randomBytes(4).toString('hex')}.json`);
+    const out: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await cli(['fetch', '--protocol', 'h3', '--cacert', certs.caPath, '--session-store', file, '--json', url]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      out.push(JSON.parse(r.stdout) as Record<string, unknown>);
+    }
+    return out;
+  }
+
+  it('our h3 server: the second run resumes and sends its request as 0-RTT', async () => {
+    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler });
+    try {
+      const [a, b] = await twice(`https://localhost:${srv.address.port}/x`);
+      expect(a).toMatchObject({ protocol: 'h3', status: 200, resumed: false, earlyData: false });
+      expect(b).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true });
+    } finally {
+      await srv.close(50);
+    }
+  }, 30_000);
+
+  it('ngtcp2 gtlsserver: the second run resumes and sends its request as 0-RTT', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    ngtcp2 = await startNgtcp2Server({ port, certFile: certs.certPath, keyFile: certs.keyPath, root: dir });
+    const [a, b] = await twice(`https://localhost:${port}/small.txt`);
+    expect(a).toMatchObject({ protocol: 'h3', status: 200, resumed: false });
+    expect(b).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true });
+  }, 30_000);
+});
+
+describe('server ticket key, 425 Too Early, refused early data', () => {
+  const req = (port: number, path: string, extra: Partial<ConnRequest> = {}): ConnRequest => ({
+    method: 'GET',
+    path,
+    authority: `localhost:${port}`,
+    scheme: 'https',
+    headers: [],
+    body: null,
+    ...extra,
+  });
+
+  async function primed(port: number, store: MemorySessionStore): Promise<void> {
+    const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+    await readAll((await c.request(req(port, '/prime'))).body);
+    c.destroy();
+    expect(store.size).toBe(1);
+  }
+
+  it('a shared 48-byte ticket key gives 0-RTT across a server restart; a rotated key falls back to a full handshake and resends', async () => {
+    const key = randomBytes(48);
+    const store = new MemorySessionStore();
+    const s1 = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, ticketKey: key });
+    const port = s1.address.port;
+    await primed(port, store);
+    await s1.close(20);
+    const s2 = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, ticketKey: key, port });
+    try {
+      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const r = (await c.request(req(port, '/after-restart'))) as H3Response;
+      expect((await readAll(r.body)).toString()).toBe('GET /after-restart');
+      expect(c.facts.resumed).toBe(true);
+      expect(r.earlyData).toBe(true);
+      c.destroy();
+
+      s2.setTicketKey(randomBytes(48));
+      const c2 = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const r2 = (await c2.request(req(port, '/rotated'))) as H3Response;
+      expect((await readAll(r2.body)).toString()).toBe('GET /rotated');
+      expect(c2.facts.resumed).toBe(false);
+      expect(r2.earlyData).toBe(false);
+      expect(r2.earlyDataRefused).toBe('rejected');
+      c2.destroy();
+      expect(() => s2.setTicketKey(new Uint8Array(10))).toThrow(/48 bytes/);
+    } finally {
+      await s2.close(20);
+    }
+  }, 20_000);
+
+  it('answers an unsafe method in early data with 425; the client resends it after the handshake', async () => {
+    const store = new MemorySessionStore();
+    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler });
+    const port = srv.address.port;
+    try {
+      await primed(port, store);
+      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const get = c.request(req(port, '/safe'));
+      const post = c.request(req(port, '/unsafe', { method: 'POST', body: 'payload', allowEarlyData: true }));
+      const [g, p] = (await Promise.all([get, post])) as H3Response[];
+      expect((await readAll(g!.body)).toString()).toBe('GET /safe');
+      expect(g!.earlyData).toBe(true);
+      expect(p!.status).toBe(200);
+      expect((await readAll(p!.body)).toString()).toBe('POST /unsafe');
+      expect(p!.earlyData).toBe(false);
+      expect(p!.earlyDataRefused).toBe('too-early');
+      expect(srv.tooEarly).toBe(1);
+      // By default (policy 'safe') a POST waits for the handshake and is never refused.
+      const c2 = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const p2 = (await c2.request(req(port, '/post2', { method: 'POST', body: 'x' }))) as H3Response;
+      expect((await readAll(p2.body)).toString()).toBe('POST /post2');
+      expect(p2.earlyDataRefused).toBeUndefined();
+      expect(srv.tooEarly).toBe(1);
+      c.destroy();
+      c2.destroy();
+    } finally {
+      await srv.close(20);
+    }
+  }, 20_000);
+});
+
