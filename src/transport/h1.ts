@@ -31,7 +31,6 @@ interface InFlight {
   resolveTrailers: (t: HeaderList) => void;
   trailersP: Promise<HeaderList>;
   requestSent: boolean;
-  timer: NodeJS.Timeout | null;
   onAbort: (() => void) | null;
 }
 
@@ -50,6 +49,9 @@ export class H1Connection implements PooledConnection {
   #listeners: Array<(ev: ConnEvent) => void> = [];
   /** Peer closed or sent bytes while idle: never reuse. */
   #tainted = false;
+  #armed: 'headers' | 'body' | null = null;
+  #headersTimer: NodeJS.Timeout | null = null;
+  #bodyTimer: NodeJS.Timeout | null = null;
 
   constructor(id: number, socket: net.Socket, facts: ConnectionFacts, opts: H1Options) {
     this.id = id;
@@ -96,7 +98,7 @@ export class H1Connection implements PooledConnection {
     return new Promise<ConnResponse>((resolve, reject) => {
       let resolveTrailers!: (t: HeaderList) => void;
       const trailersP = new Promise<HeaderList>((r) => { resolveTrailers = r; });
-      const cur: InFlight = { req, resolve, reject, body: null, trailers: [], resolveTrailers, trailersP, requestSent: false, timer: null, onAbort: null };
+      const cur: InFlight = { req, resolve, reject, body: null, trailers: [], resolveTrailers, trailersP, requestSent: false, onAbort: null };
       this.#cur = cur;
       this.served++;
       this.lastActiveAt = performance.now();
@@ -106,7 +108,7 @@ export class H1Connection implements PooledConnection {
         cur.onAbort = () => this.#abort(cur);
         req.signal.addEventListener('abort', cur.onAbort, { once: true });
       }
-      this.#armTimer(cur, this.#opts.headersTimeoutMs, ErrorCode.HEADERS_TIMEOUT);
+      this.#arm('headers');
       this.#write(cur, head.head, head.framing);
     });
   }
@@ -146,13 +148,28 @@ export class H1Connection implements PooledConnection {
     })();
   }
 
-  #armTimer(cur: InFlight, ms: number, code: string): void {
-    if (cur.timer) clearTimeout(cur.timer);
-    if (ms <= 0) { cur.timer = null; return; }
-    cur.timer = setTimeout(() => {
-      const what = code === ErrorCode.HEADERS_TIMEOUT ? 'response head' : 'response body data';
-      this.#fail(new OriginlinkError(code, 'remote', `no ${what} within ${ms} ms`));
-    }, ms);
+  /**
+   * Request timers: two long-lived timers per connection, re-armed with
+   * refresh() instead of a new setTimeout per request (this is the hot path).
+   * A timer that fires while not armed for its kind does nothing.
+   */
+  #arm(kind: 'headers' | 'body' | null): void {
+    this.#armed = kind;
+    if (kind === null) return;
+    const ms = kind === 'headers' ? this.#opts.headersTimeoutMs : this.#opts.bodyTimeoutMs;
+    if (ms <= 0) { this.#armed = null; return; }
+    const existing = kind === 'headers' ? this.#headersTimer : this.#bodyTimer;
+    if (existing) { existing.refresh(); return; }
+    const t = setTimeout(() => this.#onTimer(kind, ms), ms);
+    t.unref();
+    if (kind === 'headers') this.#headersTimer = t;
+    else this.#bodyTimer = t;
+  }
+
+  #onTimer(kind: 'headers' | 'body', ms: number): void {
+    if (this.#armed !== kind || !this.#cur) return;
+    const code = kind === 'headers' ? ErrorCode.HEADERS_TIMEOUT : ErrorCode.BODY_TIMEOUT;
+    this.#fail(new OriginlinkError(code, 'remote', `no ${kind === 'headers' ? 'response head' : 'response body data'} within ${ms} ms`));
   }
 
   #onData(d: Buffer): void {
@@ -190,7 +207,7 @@ export class H1Connection implements PooledConnection {
     const sock = this.#socket;
     const body = new Readable({ read: () => { sock.resume(); } });
     cur.body = body;
-    this.#armTimer(cur, this.#opts.bodyTimeoutMs, ErrorCode.BODY_TIMEOUT);
+    this.#arm('body');
     cur.resolve({
       status: h.status,
       headers: h.headers,
@@ -202,7 +219,7 @@ export class H1Connection implements PooledConnection {
   #onBody(chunk: Buffer): void {
     const cur = this.#cur;
     if (!cur?.body) return;
-    if (cur.timer) cur.timer.refresh();
+    if (this.#armed === 'body') this.#bodyTimer?.refresh();
     if (!cur.body.push(chunk)) this.#socket.pause();
   }
 
@@ -228,8 +245,7 @@ export class H1Connection implements PooledConnection {
   }
 
   #clear(cur: InFlight): void {
-    if (cur.timer) clearTimeout(cur.timer);
-    cur.timer = null;
+    this.#armed = null;
     if (cur.onAbort) cur.req.signal?.removeEventListener('abort', cur.onAbort);
   }
 
@@ -285,6 +301,8 @@ export class H1Connection implements PooledConnection {
     }
     const wasClosed = this.#state === 'closed';
     this.#state = 'closed';
+    if (this.#headersTimer) clearTimeout(this.#headersTimer);
+    if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
     this.#socket.destroy();
     if (!wasClosed) this.#emit({ type: 'close', error: error ?? null });
   }

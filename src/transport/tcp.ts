@@ -3,6 +3,7 @@
  * origin. It knows nothing of HTTP; the caller picks h1 or h2 from the ALPN
  * result. TLS sessions are kept in a bounded store so reconnects resume.
  */
+import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
@@ -74,6 +75,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       fail(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms`, { retrySafe: true }));
     }, o.connectTimeoutMs);
     if (o.signal?.aborted) return onAbort();
+    // One pool-wide signal serves every concurrent dial (up to maxConnections listeners, each removed when its dial settles).
+    if (o.signal) setMaxListeners(0, o.signal);
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     const isIp = net.isIP(o.host) !== 0;

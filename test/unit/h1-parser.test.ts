@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { H1ParseError, H1ResponseParser, type H1Head } from '../../src/h1/parser.js';
+import { serializeRequestHead } from '../../src/h1/request.js';
+import type { HeaderList } from '../../src/pool/types.js';
+
+interface Out { heads: H1Head[]; body: string; trailers: HeaderList[]; complete: number }
+
+function run(input: string, method = 'GET', chunk = 0): Out {
+  const out: Out = { heads: [], body: '', trailers: [], complete: 0 };
+  const p = new H1ResponseParser({
+    onHead: (h) => out.heads.push(h),
+    onBody: (b) => { out.body += b.toString('latin1'); },
+    onTrailers: (t) => out.trailers.push(t),
+    onComplete: () => { out.complete++; },
+  }, { maxHeaderBytes: 4096, maxHeaderCount: 50 });
+  p.expect(method);
+  const buf = Buffer.from(input, 'latin1');
+  if (chunk === 0) p.execute(buf);
+  else for (let i = 0; i < buf.length; i += chunk) p.execute(buf.subarray(i, i + chunk));
+  if (out.complete === 0) p.eof();
+  return out;
+}
+
+/** Every case is checked fed whole and fed one byte at a time. */
+const both = (input: string, method = 'GET'): Out => {
+  const a = run(input, method);
+  const b = run(input, method, 1);
+  expect(b).toEqual(a);
+  return a;
+};
+
+describe('H1ResponseParser', () => {
+  it('content-length body', () => {
+    const o = both('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello');
+    expect(o.heads[0]?.status).toBe(200);
+    expect(o.heads[0]?.headers).toEqual([['content-length', '5'], ['x-a', 'b']]);
+    expect(o.body).toBe('hello');
+    expect(o.complete).toBe(1);
+    expect(o.heads[0]?.keepAlive).toBe(true);
+  });
+
+  it('chunked body with extensions and trailers', () => {
+    const o = both('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n');
+    expect(o.body).toBe('hello world');
+    expect(o.trailers).toEqual([[['x-t', '1']]]);
+    expect(o.complete).toBe(1);
+  });
+
+  it('skips 1xx interim responses', () => {
+    const o = both('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    expect(o.heads.map((h) => h.status)).toEqual([204]);
+    expect(o.complete).toBe(1);
+  });
+
+  it('HEAD, 204 and 304 have no body even with Content-Length (RFC 9112 §6.3)', () => {
+    expect(both('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', 'HEAD').complete).toBe(1);
+    expect(both('HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n').complete).toBe(1);
+  });
+
+  it('read-until-close body completes at EOF and disables keep-alive', () => {
+    const o = both('HTTP/1.1 200 OK\r\n\r\nabc');
+    expect(o.heads[0]?.framing).toBe('close');
+    expect(o.heads[0]?.keepAlive).toBe(false);
+    expect(o.body).toBe('abc');
+    expect(o.complete).toBe(1);
+  });
+
+  it('HTTP/1.0 needs keep-alive; Connection: close ends reuse; Keep-Alive timeout hint', () => {
+    expect(both('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(false);
+    expect(both('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(true);
+    expect(both('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(false);
+    expect(both('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAliveTimeoutMs).toBe(5000);
+  });
+
+  it('Transfer-Encoding wins over Content-Length and forbids reuse', () => {
+    const o = both('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n');
+    expect(o.body).toBe('x');
+    expect(o.heads[0]?.keepAlive).toBe(false);
+  });
+
+  const bad: Array<[string, string, 'malformed' | 'too-large']> = [
+    ['bad status line', 'HTTP/1.1 2OO OK\r\n\r\n', 'malformed'],
+    ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', 'malformed'],
+    ['conflicting Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'malformed'],
+    ['negative Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'malformed'],
+    ['space before colon', 'HTTP/1.1 200 OK\r\nX-A : b\r\n\r\n', 'malformed'],
+    ['obs-fold', 'HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\n\r\n', 'malformed'],
+    ['bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'malformed'],
+    ['chunk without CRLF', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxyz\r\n', 'malformed'],
+    ['oversized header section', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`, 'too-large'],
+    ['too many fields', `HTTP/1.1 200 OK\r\n${'X: y\r\n'.repeat(60)}\r\n`, 'too-large'],
+  ];
+  for (const [name, input, kind] of bad) {
+    it(`rejects ${name} (whole and byte by byte)`, () => {
+      for (const chunk of [0, 1]) {
+        let err: unknown = null;
+        try { run(input, 'GET', chunk); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(H1ParseError);
+        expect((err as H1ParseError).kind).toBe(kind);
+      }
+    });
+  }
+
+  it('seeded random bytes only ever throw H1ParseError', () => {
+    let x = 12345;
+    const rnd = (): number => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 2 ** 32; };
+    const alphabet = 'HTTP/1.1 200OK\r\n:;0123456789abcdefxContent-LengthTransfer-Encodingchunked';
+    for (let i = 0; i < 2000; i++) {
+      let s = 'HTTP/1.1 200 OK\r\n';
+      const n = Math.floor(rnd() * 200);
+      for (let j = 0; j < n; j++) s += alphabet[Math.floor(rnd() * alphabet.length)];
+      try { run(s, 'GET', 1 + Math.floor(rnd() * 7)); } catch (e) { expect(e).toBeInstanceOf(H1ParseError); }
+    }
+  });
+});
+
+describe('serializeRequestHead', () => {
+  const req = { method: 'GET', path: '/a?b', authority: 'x.test:8443', scheme: 'https' as const, headers: [] as HeaderList, body: null };
+  it('adds Host and frames bodies', () => {
+    expect(serializeRequestHead(req).head).toBe('GET /a?b HTTP/1.1\r\nhost: x.test:8443\r\n\r\n');
+    expect(serializeRequestHead({ ...req, method: 'POST', body: 'abc' }).head).toContain('content-length: 3\r\n');
+    expect(serializeRequestHead({ ...req, method: 'POST' }).head).toContain('content-length: 0\r\n');
+    expect(serializeRequestHead({ ...req, method: 'POST', body: [Buffer.from('x')] }).framing).toBe('chunked');
+  });
+  it('refuses header injection and CL+TE', () => {
+    expect(() => serializeRequestHead({ ...req, headers: [['x', 'a\r\nevil: 1']] })).toThrow(TypeError);
+    expect(() => serializeRequestHead({ ...req, headers: [['bad name', 'v']] })).toThrow(TypeError);
+    expect(() => serializeRequestHead({ ...req, headers: [['content-length', '1'], ['transfer-encoding', 'chunked']] })).toThrow(TypeError);
+  });
+});
