@@ -10,7 +10,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { bodyChunks, knownLength } from '../util/body.js';
+import { bodyChunks, knownLength, waitDrain } from '../util/body.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
 
 export interface H1Options {
@@ -135,7 +135,7 @@ export class H1Connection implements PooledConnection {
         for await (const chunk of bodyChunks(body)) {
           if (this.#cur !== cur) return;
           const ok = s.write(framing === 'chunked' ? chunkedFrame(chunk) : chunk);
-          if (!ok) await new Promise<void>((r) => { s.once('drain', r); s.once('close', r); });
+          if (!ok) await waitDrain(s);
         }
         if (this.#cur !== cur) return;
         if (framing === 'chunked') s.write(CHUNKED_END);

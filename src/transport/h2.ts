@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { bodyChunks, knownLength } from '../util/body.js';
+import { bodyChunks, knownLength, waitDrain } from '../util/body.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -225,7 +225,7 @@ export class H2Connection implements PooledConnection {
           try {
             for await (const chunk of bodyChunks(req.body)) {
               if (done || stream.destroyed) return;
-              if (!stream.write(chunk)) await new Promise<void>((r) => { stream.once('drain', r); stream.once('close', r); });
+              if (!stream.write(chunk)) await waitDrain(stream);
             }
             if (!stream.destroyed) stream.end();
           } catch (e) {

@@ -44,3 +44,18 @@ export function isIdempotent(method: string, headers: ReadonlyArray<readonly [st
   if (IDEMPOTENT.has(method)) return true;
   return headers.some(([n]) => n === 'idempotency-key');
 }
+
+/** Wait until a writable drains, closes or errors — removing every listener it added. */
+export function waitDrain(w: NodeJS.EventEmitter): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      w.off('drain', done);
+      w.off('close', done);
+      w.off('error', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+    w.on('error', done);
+  });
+}
