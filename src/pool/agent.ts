@@ -12,7 +12,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
-import { connectOrigin, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
+import { connectOrigin, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
+import type { OriginCache, OriginFacts } from '../probe/cache.js';
+import { findCandidate } from '../probe/coalesce.js';
+import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
+import type { Choice, SelectionOptions } from '../probe/state.js';
 import { isIdempotent, isReplayable } from '../util/body.js';
 import { publishRequestEnd } from './diagnostics.js';
 import { configError, resolvePoolOptions, type PoolOptions } from './options.js';
@@ -36,6 +40,8 @@ export interface OriginOverrides {
   pool?: Partial<PoolOptions>;
   tls?: TlsOptions;
   tfo?: boolean;
+  /** Share this origin's requests with h2 connections of other names (RFC 9113 §9.1.1). Default: the agent's `selection.coalesce`. */
+  coalesce?: boolean;
 }
 
 export interface AgentOptions {
@@ -54,6 +60,30 @@ export interface AgentOptions {
   keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null;
   /** Per-origin overrides, keyed by `scheme://host:port`. */
   origins?: Record<string, OriginOverrides>;
+  /** Per-origin capability facts (Alt-Svc, ALPN, RTT, broken h3); default in-memory, 1024 origins. */
+  originCache?: OriginCache;
+  /** Racing, broken-h3 backoff and coalescing knobs (see docs/selection.md). */
+  selection?: Partial<SelectionOptions>;
+  /** Resolve host names (addresses, preferred first); default the system resolver. */
+  lookup?: LookupFn;
+}
+
+/** What the agent knows about one origin and what it would choose now. */
+export interface OriginReport {
+  origin: string;
+  facts: Readonly<OriginFacts>;
+  choice: Choice;
+  counters: SelectionCounters;
+}
+
+interface PoolInfo {
+  /** `scheme://host:port` */
+  origin: string;
+  spec: OriginSpec;
+  ctx: DialContext;
+  policy: ProtocolPolicy;
+  tlsId: string;
+  coalesce: boolean;
 }
 
 export interface RequestOptions {
@@ -76,6 +106,10 @@ export class Agent {
   #opts: AgentOptions;
   #pools = new Map<string, Pool>();
   #sessions: SessionStore;
+  #selector: Selector;
+  #info = new Map<Pool, PoolInfo>();
+  /** Names (host:port) for which a 421 turned coalescing off. */
+  #noCoalesce = new Set<string>();
   #maxRetries: number;
   #closed = false;
 
@@ -86,6 +120,23 @@ export class Agent {
     for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
     this.#opts = opts;
     this.#sessions = opts.sessionStore ?? new MemorySessionStore();
+    try {
+      this.#selector = new Selector(opts.originCache, opts.selection);
+    } catch (e) {
+      throw configError('selection', (e as Error).message);
+    }
+  }
+
+  /** Selection state: facts per origin, racing and backoff (see docs/selection.md). */
+  get selector(): Selector { return this.#selector; }
+
+  /** What is known about a URL's origin and which protocol `auto` would pick now. */
+  origin(url: string | URL): OriginReport {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    const scheme = u.protocol === 'https:' ? 'https' : 'http';
+    const origin = `${scheme}://${u.hostname}:${u.port || (scheme === 'https' ? 443 : 80)}`;
+    const st = this.#selector.state(origin);
+    return { origin, facts: st.facts, choice: st.choose('auto', Date.now()), counters: this.#selector.counters(origin) };
   }
 
   get sessionStore(): SessionStore { return this.#sessions; }
@@ -102,7 +153,8 @@ export class Agent {
     const over = this.#opts.origins?.[originName] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? {};
     const policy: ProtocolPolicy = protocol ?? over.protocol ?? this.#opts.protocol ?? 'auto';
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
-    const key = `${scheme}://${host}:${port}|${policy}|sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
+    const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
+    const key = `${scheme}://${host}:${port}|${policy}|${tlsId}`;
     let pool = this.#pools.get(key);
     if (pool) return pool;
     const spec: OriginSpec = {
@@ -115,12 +167,24 @@ export class Agent {
       rejectUnauthorized: tlsOpts.rejectUnauthorized !== false,
       tfo: over.tfo ?? this.#opts.tfo ?? true,
       keepAliveProbes: this.#opts.keepAliveProbes === undefined ? { idleS: 300, intervalS: 75, count: 9 } : this.#opts.keepAliveProbes,
+      lookup: this.#opts.lookup,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
-    const sessions = this.#sessions;
-    pool = new Pool(key, originName, poolOpts, (signal) => connectOrigin(spec, { pool: poolOpts, sessionStore: sessions, sessionKey: key, nextId, signal }), policy === 'auto' ? null : policy);
-    this.#pools.set(key, pool);
-    return pool;
+    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId };
+    const origin = `${scheme}://${u.hostname}:${port}`;
+    const sel = this.#selector;
+    const created: Pool = new Pool(
+      key,
+      originName,
+      poolOpts,
+      policy === 'auto'
+        ? sel.autoDialer(origin, spec, ctx, () => created)
+        : (signal) => connectOrigin(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
+      policy === 'auto' ? null : policy,
+    );
+    this.#pools.set(key, created);
+    this.#info.set(created, { origin, spec, ctx, policy, tlsId, coalesce: over.coalesce ?? sel.opts.coalesce });
+    return created;
   }
 
   async request(o: RequestOptions): Promise<OriginResponse> {
@@ -141,9 +205,28 @@ export class Agent {
     };
     const replayable = isReplayable(body);
     const idempotent = isIdempotent(method, headers);
+    const info = this.#info.get(pool);
+    let coalesced = info !== undefined && info.coalesce && info.spec.scheme === 'https' && (info.policy === 'auto' || info.policy === 'h2') && !this.#noCoalesce.has(url.host);
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await pool.request(req);
+        let r: Awaited<ReturnType<Pool['request']>> | null = null;
+        if (coalesced) {
+          coalesced = false;
+          if (!pool.hasReady()) r = await this.#coalesced(pool, info!, req);
+        }
+        if (r && r.res.status === 421) {
+          // RFC 9113 §9.1.2: 421 on a coalesced connection — stop coalescing this name and
+          // re-send on its own connection (a non-replayable body gets the 421 itself).
+          this.#noCoalesce.add(url.host);
+          if (replayable) {
+            r.res.body.resume();
+            pool.counters.retries++;
+            r = null;
+          }
+        }
+        if (r) pool.counters.coalesced++;
+        r ??= await pool.request(req);
+        if (info) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
         const ttfbMs = performance.now() - t0;
         publishRequestEnd({ origin: pool.origin, method, path: req.path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
         return new OriginResponse({
@@ -176,6 +259,16 @@ export class Agent {
   /** Pre-connect `n` connections to an origin. */
   warm(url: string | URL, n = 1, protocol?: ProtocolPolicy): Promise<void> {
     return this.pool(url, protocol).warm(n);
+  }
+
+  /** A connection of another pool that may carry `req` for this pool's origin, and the request run on it. */
+  async #coalesced(pool: Pool, info: PoolInfo, req: ConnRequest): Promise<Awaited<ReturnType<Pool['request']>> | null> {
+    const cand = await findCandidate(this.#pools.values(), pool, info.spec.host, info.spec.port, this.#opts.lookup, (p) => {
+      const o = this.#info.get(p);
+      return o !== undefined && o.tlsId === info.tlsId && info.tlsId.includes('|verify=true|') && info.tlsId.startsWith('sni=|');
+    });
+    if (!cand) return null;
+    return cand.pool.requestOn(cand.conn, req);
   }
 
   stats(): PoolStats[] {

@@ -52,6 +52,8 @@ export class Pool {
   #dialing = 0;
   #dials = new Set<Promise<void>>();
   #protocol: Protocol | null;
+  /** `auto` pools may hold several protocols; #protocol then follows the newest connection. */
+  #fixed: boolean;
   #failures = 0;
   #nextDialAt = 0;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -67,6 +69,7 @@ export class Pool {
     this.opts = opts;
     this.#dial = dial;
     this.#protocol = protocol;
+    this.#fixed = protocol !== null;
     if (opts.minWarm > 0) this.#topUpWarm();
     if (opts.pingIntervalMs > 0) {
       this.#pingTimer = setInterval(() => this.#healthCheck(), Math.max(250, opts.pingIntervalMs / 2));
@@ -246,8 +249,43 @@ export class Pool {
     return p;
   }
 
+  /**
+   * Take over a connection dialled outside the pool (an h3 upgrade after
+   * Alt-Svc, a QUIC attempt that finished after losing a race).
+   */
+  adopt(conn: PooledConnection): boolean {
+    if (this.#closed || conn.state !== 'ready') { conn.destroy(); return false; }
+    this.#add(conn);
+    this.#pump();
+    return true;
+  }
+
+  /** Drain every connection not speaking `protocol` (after an upgrade). */
+  drainOthers(protocol: Protocol): void {
+    for (const e of this.#entries.values()) if (e.conn.protocol !== protocol && e.conn.state === 'ready') e.conn.drain();
+  }
+
+  /** A ready connection of this pool that has a free slot, without dispatching. */
+  hasReady(): boolean {
+    for (const e of this.#entries.values()) if (e.conn.state === 'ready' && e.conn.isUsable()) return true;
+    return false;
+  }
+
+  /**
+   * Run a request of another origin on one of this pool's connections
+   * (coalescing, RFC 9113 §9.1.1). Null when the connection cannot take it now.
+   */
+  requestOn(conn: PooledConnection, req: ConnRequest): Promise<PoolResult> | null {
+    const e = this.#entries.get(conn);
+    if (!e || this.#closed || conn.state !== 'ready' || !conn.isUsable() || conn.active >= conn.capacity || this.#pending.length > 0) return null;
+    return new Promise<PoolResult>((resolve, reject) => {
+      this.#start({ req, resolve, reject, enqueuedAt: performance.now(), timer: null, onAbort: null }, e);
+    });
+  }
+
   #add(conn: PooledConnection): void {
-    this.#protocol ??= conn.protocol;
+    if (this.#fixed) this.#protocol ??= conn.protocol;
+    else this.#protocol = conn.protocol;
     const jitter = 1 - this.opts.maxAgeJitter * Math.random();
     const e: Entry = {
       conn,

@@ -3,6 +3,8 @@
  * picks h1 or h2; h3 is registered by the QUIC transport. Kept apart from
  * the protocols themselves (Pingora's connector/protocol split).
  */
+import { isIP } from 'node:net';
+import tls from 'node:tls';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { PoolOptions } from '../pool/options.js';
 import type { SessionStore } from '../pool/session-store.js';
@@ -27,6 +29,26 @@ export interface OriginSpec {
   /** TCP Fast Open when the native addon is available. */
   tfo: boolean;
   keepAliveProbes: { idleS: number; intervalS: number; count: number } | null;
+  /** Resolve `host` to addresses (first one is dialled); default: the system resolver inside the socket layer. */
+  lookup?: LookupFn | undefined;
+}
+
+/** A name resolver: addresses for a host name, preferred first. */
+export type LookupFn = (hostname: string) => Promise<string[]>;
+
+/** Leaf certificates of TLS connections, captured at connect time (for coalescing, RFC 9113 §9.1.1). */
+const peerCerts = new WeakMap<PooledConnection, tls.PeerCertificate>();
+export function peerCertificate(conn: PooledConnection): tls.PeerCertificate | null {
+  return peerCerts.get(conn) ?? null;
+}
+
+/** The origin with `host` replaced by a resolved address (the name kept as SNI) when a lookup is configured. */
+async function resolved(origin: OriginSpec): Promise<OriginSpec> {
+  if (!origin.lookup || isIP(origin.host) !== 0) return origin;
+  const addrs = await origin.lookup(origin.host);
+  const first = addrs[0];
+  if (first === undefined) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `no address for ${origin.host}`, { retrySafe: true });
+  return { ...origin, host: first, servername: origin.servername ?? origin.host };
 }
 
 export interface ConnectContext {
@@ -44,7 +66,8 @@ export function registerConnector(protocol: Protocol, c: ExtraConnector): void {
   extra.set(protocol, c);
 }
 
-export async function connectOrigin(origin: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
+export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
+  const origin = await resolved(spec);
   if (origin.protocol === 'h3') {
     const c = extra.get('h3');
     if (!c) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', 'HTTP/3 transport is not available in this build');
@@ -90,6 +113,7 @@ export async function connectOrigin(origin: OriginSpec, ctx: ConnectContext): Pr
     rttMs: null,
   };
   const p = ctx.pool;
+  const cert = tlsOn ? (t.socket as tls.TLSSocket).getPeerCertificate() : null;
   if (!useH2) {
     return new H1Connection(ctx.nextId(), t.socket, facts, {
       maxHeaderBytes: p.maxHeaderBytes,
@@ -101,5 +125,31 @@ export async function connectOrigin(origin: OriginSpec, ctx: ConnectContext): Pr
   const authority = `${origin.servername ?? origin.host}:${origin.port}`;
   const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
   const session = openH2Session(t.socket, authority, h2opts);
-  return new H2Connection(ctx.nextId(), session, facts, h2opts, origin.scheme);
+  const conn = new H2Connection(ctx.nextId(), session, facts, h2opts, origin.scheme);
+  if (cert && origin.rejectUnauthorized && Object.keys(cert).length > 0) peerCerts.set(conn, cert);
+  return conn;
+}
+
+/**
+ * HTTP/3 to an origin's alternative service (RFC 7838: the certificate must
+ * still be valid for the origin's name). Resolves once the handshake is
+ * complete, never at mere 0-RTT readiness: a race must not be won by a path
+ * that has not answered.
+ */
+export async function connectAltH3(spec: OriginSpec, alt: { host: string; port: number }, ctx: ConnectContext, handshakeTimeoutMs: number): Promise<PooledConnection> {
+  const name = spec.servername ?? spec.host;
+  const origin = await resolved({ ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name });
+  const c = extra.get('h3');
+  if (!c) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', 'HTTP/3 transport is not available in this build');
+  const conn = await c(origin, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
+  const ready = (conn as { ready?: (early: boolean) => Promise<void> }).ready;
+  if (typeof ready === 'function') {
+    try {
+      await ready.call(conn, false);
+    } catch (e) {
+      conn.destroy();
+      throw e;
+    }
+  }
+  return conn;
 }

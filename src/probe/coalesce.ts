@@ -1,0 +1,70 @@
+/**
+ * Connection coalescing (RFC 9113 §9.1.1): a request for host B may use an
+ * h2 connection opened for host A when B resolves to the connection's remote
+ * address, the port is the same, and A's certificate is valid for B.
+ *
+ * h3 connections are not candidates (RFC 9114 §3.3 allows it): the QUIC
+ * peer certificate stays inside the QUIC driver and is not exposed on
+ * PooledConnection.
+ */
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import type { Pool } from '../pool/pool.js';
+import type { PooledConnection } from '../pool/types.js';
+import { peerCertificate, type LookupFn } from '../transport/connect.js';
+
+export interface CoalesceCandidate {
+  pool: Pool;
+  conn: PooledConnection;
+}
+
+export async function resolveAll(host: string, lookup: LookupFn | undefined): Promise<string[]> {
+  if (isIP(host) !== 0) return [host];
+  if (lookup) return lookup(host);
+  const r = await dnsLookup(host, { all: true, verbatim: true });
+  return r.map((a) => a.address);
+}
+
+/** Does the certificate cover `host` (RFC 9110 §4.3.4 / RFC 6125 matching, as Node checks it)? */
+export function certCovers(cert: tls.PeerCertificate, host: string): boolean {
+  return tls.checkServerIdentity(host, cert) === undefined;
+}
+
+/**
+ * An h2 connection of another pool in `pools` that may carry a request for
+ * host:port. `compatible(pool)` says whether that pool's TLS settings (trust
+ * roots, verification) are the same as the requesting origin's.
+ */
+export async function findCandidate(
+  pools: Iterable<Pool>,
+  self: Pool,
+  host: string,
+  port: number,
+  lookup: LookupFn | undefined,
+  compatible: (p: Pool) => boolean,
+): Promise<CoalesceCandidate | null> {
+  const byPort: CoalesceCandidate[] = [];
+  for (const p of pools) {
+    if (p === self || !compatible(p)) continue;
+    for (const c of p.connections()) {
+      if (c.protocol !== 'h2' || c.state !== 'ready' || c.facts.remotePort !== port || c.active >= c.capacity) continue;
+      byPort.push({ pool: p, conn: c });
+    }
+  }
+  if (byPort.length === 0) return null;
+  let addrs: string[];
+  try {
+    addrs = await resolveAll(host, lookup);
+  } catch {
+    return null;
+  }
+  const norm = (a: string): string => (a.startsWith('::ffff:') ? a.slice(7) : a);
+  const want = new Set(addrs.map(norm));
+  for (const cand of byPort) {
+    if (!want.has(norm(cand.conn.facts.remoteAddress))) continue;
+    const cert = peerCertificate(cand.conn);
+    if (cert && certCovers(cert, host)) return cand;
+  }
+  return null;
+}

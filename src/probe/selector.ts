@@ -1,0 +1,156 @@
+/**
+ * The Agent's protocol selection: one OriginState per origin, the racing
+ * Dialer for `auto` pools, Alt-Svc learning from responses and the h3
+ * upgrade of a pool that so far only holds TCP connections.
+ */
+import type { Dialer, Pool } from '../pool/pool.js';
+import type { HeaderList, PooledConnection } from '../pool/types.js';
+import { connectAltH3, connectOrigin, type ConnectContext, type OriginSpec } from '../transport/connect.js';
+import { parseAltSvc } from './alt-svc.js';
+import { MemoryOriginCache, type OriginCache } from './cache.js';
+import { raceDial } from './race.js';
+import { DEFAULT_SELECTION, OriginState, type SelectionOptions } from './state.js';
+
+export type DialContext = Omit<ConnectContext, 'signal'>;
+
+/** Run-time counters per origin (not persisted). */
+export interface SelectionCounters {
+  races: number;
+  quicAttempts: number;
+  quicFailures: number;
+  quicWins: number;
+  tcpWins: number;
+  upgrades: number;
+}
+
+export class Selector {
+  readonly cache: OriginCache;
+  readonly opts: Readonly<SelectionOptions>;
+  #states = new Map<string, OriginState>();
+  #counters = new Map<string, SelectionCounters>();
+  #upgrading = new Set<string>();
+
+  constructor(cache?: OriginCache, opts: Partial<SelectionOptions> = {}) {
+    this.cache = cache ?? new MemoryOriginCache();
+    this.opts = { ...DEFAULT_SELECTION, ...opts };
+    for (const k of ['quicTimeoutMs', 'brokenBackoffMs', 'brokenBackoffMaxMs'] as const) {
+      if (!Number.isFinite(this.opts[k]) || this.opts[k] <= 0) throw new RangeError(`selection.${k} must be a positive number`);
+    }
+    if (this.opts.raceDelayMs !== null && (!Number.isFinite(this.opts.raceDelayMs) || this.opts.raceDelayMs < 0)) throw new RangeError('selection.raceDelayMs must be >= 0 or null');
+  }
+
+  state(origin: string): OriginState {
+    let s = this.#states.get(origin);
+    if (!s) {
+      s = new OriginState(origin, this.cache, Date.now());
+      this.#states.set(origin, s);
+    }
+    return s;
+  }
+
+  counters(origin: string): SelectionCounters {
+    let c = this.#counters.get(origin);
+    if (!c) {
+      c = { races: 0, quicAttempts: 0, quicFailures: 0, quicWins: 0, tcpWins: 0, upgrades: 0 };
+      this.#counters.set(origin, c);
+    }
+    return c;
+  }
+
+  /** The Dialer for an `auto` pool: TCP (ALPN decides), or a QUIC-first race when h3 is known and not broken. */
+  autoDialer(origin: string, spec: OriginSpec, ctx: DialContext, pool: () => Pool | null): Dialer {
+    const st = this.state(origin);
+    const n = this.counters(origin);
+    const tcp = (signal: AbortSignal): Promise<PooledConnection> =>
+      connectOrigin({ ...spec, protocol: 'auto' }, { ...ctx, signal }).then((c) => {
+        this.noteConnection(origin, c);
+        return c;
+      });
+    return (signal) => {
+      const now = Date.now();
+      const choice = st.choose('auto', now);
+      const alt = st.facts.h3;
+      if (choice.transport === 'tcp' || st.quicPending || !alt) return tcp(signal);
+      st.quicPending = true;
+      n.races++;
+      n.quicAttempts++;
+      return raceDial({
+        quic: (sig) => connectAltH3(spec, alt, { ...ctx, signal: sig }, this.opts.quicTimeoutMs),
+        tcp: (sig) => tcp(sig).then((c) => { n.tcpWins++; return c; }),
+        delayMs: st.raceDelay(this.opts.raceDelayMs),
+        quicTimeoutMs: this.opts.quicTimeoutMs + 500,
+        signal,
+        onQuic: (o) => {
+          st.quicPending = false;
+          if (o.ok === 'aborted') return false;
+          if (o.ok === false) {
+            n.quicFailures++;
+            st.h3Failed(Date.now(), this.opts);
+            return false;
+          }
+          this.noteConnection(origin, o.conn);
+          if (!o.late) { n.quicWins++; return false; }
+          // QUIC answered after TCP won: the path works; keep it and let TCP drain.
+          const p = pool();
+          if (!p || !p.adopt(o.conn)) return true;
+          n.upgrades++;
+          p.drainOthers('h3');
+          return true;
+        },
+      });
+    };
+  }
+
+  /** Record what a new connection tells about its origin. */
+  noteConnection(origin: string, c: PooledConnection): void {
+    const st = this.state(origin);
+    const now = Date.now();
+    if (c.protocol === 'h3') {
+      st.h3Succeeded(now);
+      st.noteRtt(c.facts.rttMs, now);
+    } else {
+      // TCP connect time is one RTT (not with TFO: the SYN completes at once).
+      st.noteTcp(c.facts.alpn, c.facts.tfo ? null : c.facts.connectMs, now);
+    }
+  }
+
+  /**
+   * Learn Alt-Svc from a response carried for `origin` (RFC 7838 §3). When h3
+   * is newly usable and the pool holds no h3 connection, dial one in the
+   * background; on success it joins the pool and the TCP connections drain.
+   */
+  onResponse(origin: string, headers: HeaderList, spec: OriginSpec, ctx: DialContext, pool: Pool | null): void {
+    if (spec.scheme !== 'https') return;
+    const values: string[] = [];
+    for (const [k, v] of headers) if (k === 'alt-svc') values.push(v);
+    if (values.length === 0) return;
+    const st = this.state(origin);
+    const now = Date.now();
+    st.learnAltSvc(parseAltSvc(values), now);
+    const alt = st.facts.h3;
+    if (!pool || !alt || alt.expiresAt <= now || st.isBroken(now) || st.quicPending || this.#upgrading.has(origin)) return;
+    if (pool.connections().some((c) => c.protocol === 'h3' && c.state === 'ready')) return;
+    this.#upgrading.add(origin);
+    st.quicPending = true;
+    const n = this.counters(origin);
+    n.quicAttempts++;
+    const ctl = new AbortController();
+    connectAltH3(spec, alt, { ...ctx, signal: ctl.signal }, this.opts.quicTimeoutMs).then(
+      (c) => {
+        this.#upgrading.delete(origin);
+        st.quicPending = false;
+        this.noteConnection(origin, c);
+        if (pool.adopt(c)) {
+          n.upgrades++;
+          pool.drainOthers('h3');
+        }
+      },
+      () => {
+        this.#upgrading.delete(origin);
+        st.quicPending = false;
+        n.quicFailures++;
+        st.h3Failed(Date.now(), this.opts);
+      },
+    );
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Caddy (Debian `caddy`, quic-go) as an h1/h2/h3 origin that sends Alt-Svc,
+ * for selection tests. Any host name (SNI picks the certificate), bound to
+ * `bind` (default 127.0.0.1), optionally started through a custom spawn
+ * (e.g. inside a network namespace). Stopped by pid.
+ */
+import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stopProc, waitOutput } from './h3-peers.js';
+
+export interface CaddyOptions {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  /** Address to listen on (TCP and UDP). Default 127.0.0.1. */
+  bind?: string;
+  /** Files under the document root: name -> content. */
+  files?: Record<string, string | Buffer>;
+  /** Enabled protocols. Default h1 h2 h3. */
+  protocols?: Array<'h1' | 'h2' | 'h3'>;
+  /** How to start the process (default child_process.spawn). */
+  spawn?: (argv: string[], opts: SpawnOptions) => ChildProcess;
+}
+
+export interface Caddy {
+  port: number;
+  root: string;
+  proc: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startCaddy(o: CaddyOptions): Promise<Caddy> {
+  const dir = mkdtempSync(join(tmpdir(), 'ol-caddy-sel-'));
+  const root = join(dir, 'www');
+  mkdirSync(root);
+  writeFileSync(join(root, 'index.html'), 'hello from caddy\n');
+  for (const [n, c] of Object.entries(o.files ?? {})) writeFileSync(join(root, n), c);
+  const protocols = (o.protocols ?? ['h1', 'h2', 'h3']).join(' ');
+  writeFileSync(
+    join(dir, 'Caddyfile'),
+    `{\n  admin off\n  auto_https disable_redirects\n  storage file_system ${dir}/data\n  servers {\n    protocols ${protocols}\n  }\n}\n` +
+      `https://:${o.port} {\n  bind ${o.bind ?? '127.0.0.1'}\n  tls ${o.certFile} ${o.keyFile}\n  root * ${root}\n  file_server\n}\n`,
+  );
+  const env = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') };
+  const argv = ['caddy', 'run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')];
+  const opts: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
+  const proc = o.spawn ? o.spawn(argv, opts) : nodeSpawn(argv[0]!, argv.slice(1), opts);
+  let out = '';
+  const add = (d: Buffer): void => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  proc.stdout?.on('data', add);
+  proc.stderr?.on('data', add);
+  const output = (): string => out;
+  try {
+    await waitOutput(proc, output, /server running|serving initial configuration/, 15_000);
+  } catch (e) {
+    await stopProc(proc);
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port: o.port,
+    root,
+    proc,
+    output,
+    stop: async () => {
+      await stopProc(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
