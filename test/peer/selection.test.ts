@@ -1,0 +1,122 @@
+/**
+ * `auto` protocol selection against real peers: nginx over TLS → h2, nginx
+ * without h2 → h1, Caddy (Alt-Svc) → h3 after the first response, and h3 at
+ * once after a restart with the persisted origin cache. Needs Debian `nginx-light`
+ * (or any nginx) and `caddy`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from '../../src/index.js';
+import { FileOriginCache } from '../../src/probe/cache.js';
+import { makeCerts } from '../helpers/certs.js';
+import { Nginx } from '../helpers/nginx.js';
+import { startCaddy, type Caddy } from '../helpers/caddy.js';
+import { freeTcpUdpPort } from '../helpers/ports.js';
+
+const certs = makeCerts();
+let h2nginx: Nginx;
+let h1nginx: Nginx;
+let caddy: Caddy;
+let tmp: string;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ol-sel-'));
+  [h2nginx, h1nginx, caddy] = await Promise.all([
+    Nginx.start(),
+    Nginx.start({ h2: false }),
+    freeTcpUdpPort().then((port) => startCaddy({ port, certFile: certs.certPath, keyFile: certs.keyPath })),
+  ]);
+}, 30_000);
+
+afterAll(async () => {
+  await Promise.all([h2nginx?.close(), h1nginx?.close(), caddy?.stop()]);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('auto selection', () => {
+  it('nginx over TLS (no h3) → h2; ALPN is remembered', async () => {
+    const agent = new Agent({ tls: { ca: certs.ca } });
+    const url = `https://localhost:${h2nginx.port}/index.html`;
+    const r = await agent.request({ url });
+    await r.dump();
+    expect(r.protocol).toBe('h2');
+    const o = agent.origin(url);
+    expect(o.facts.alpn).toBe('h2');
+    expect(o.facts.h3).toBeNull();
+    expect(o.choice).toMatchObject({ transport: 'tcp', protocol: 'h2' });
+    expect(o.choice.reason).toMatch(/ALPN offers h2/);
+    await agent.close();
+  });
+
+  it('nginx with h2 disabled → h1', async () => {
+    const agent = new Agent({ tls: { ca: certs.ca } });
+    const url = `https://localhost:${h1nginx.port}/index.html`;
+    const r = await agent.request({ url });
+    expect(await r.text()).toBe('hello from nginx\n');
+    expect(r.protocol).toBe('h1');
+    expect(agent.origin(url).choice).toMatchObject({ transport: 'tcp', protocol: 'h1' });
+    await agent.close();
+  });
+
+  it('Caddy → h2 first, h3 after Alt-Svc is seen; a restart with the persisted cache goes h3 at once', async () => {
+    const file = join(tmp, 'origins.json');
+    const url = `https://localhost:${caddy.port}/index.html`;
+    const agent = new Agent({ tls: { ca: certs.ca }, originCache: new FileOriginCache(file) });
+    const r1 = await agent.request({ url });
+    expect(await r1.text()).toBe('hello from caddy\n');
+    expect(r1.protocol).toBe('h2');
+    expect(r1.header('alt-svc')).toMatch(/h3=":\d+"/);
+    const o = agent.origin(url);
+    expect(o.facts.h3).toMatchObject({ host: '', port: caddy.port, source: 'alt-svc' });
+    // The upgrade runs in the background; the next requests land on h3.
+    let proto = '';
+    for (let i = 0; i < 50 && proto !== 'h3'; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      const r = await agent.request({ url });
+      await r.dump();
+      proto = r.protocol;
+    }
+    expect(proto).toBe('h3');
+    expect(agent.origin(url).counters.upgrades).toBe(1);
+    await agent.close();
+
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { origins: Record<string, { h3: { port: number } }> };
+    expect(saved.origins[`https://localhost:${caddy.port}`]?.h3.port).toBe(caddy.port);
+
+    // "Restart": a new agent with only the file.
+    const agent2 = new Agent({ tls: { ca: certs.ca }, originCache: new FileOriginCache(file) });
+    expect(agent2.origin(url).choice).toMatchObject({ transport: 'quic', protocol: 'h3' });
+    const r2 = await agent2.request({ url });
+    expect(await r2.text()).toBe('hello from caddy\n');
+    expect(r2.protocol).toBe('h3');
+    const [st] = agent2.stats();
+    expect(st?.connectionsOpened).toBe(1);
+    expect(agent2.origin(url).counters).toMatchObject({ races: 1, quicWins: 1, tcpWins: 0 });
+    await agent2.close();
+  });
+
+  it('a corrupt cache file is ignored with a warning', () => {
+    const file = join(tmp, 'corrupt.json');
+    writeFileSync(file, '{"format": "originlink-origin-cache/1", "origins": {');
+    const warnings: string[] = [];
+    const c = new FileOriginCache(file, { warn: (m) => warnings.push(m) });
+    expect(c.size).toBe(0);
+    expect(warnings[0]).toMatch(/ignoring unreadable origin cache/);
+    c.put('https://x:1', { h3: null, alpn: 'h2', rttMs: 1, brokenUntil: 0, brokenCount: 0, updatedAt: Date.now() });
+    expect(new FileOriginCache(file).get('https://x:1')?.alpn).toBe('h2');
+  });
+
+  it('per-origin override and per-request protocol win over auto', async () => {
+    const url = `https://localhost:${caddy.port}/index.html`;
+    const agent = new Agent({ tls: { ca: certs.ca }, origins: { [`https://localhost:${caddy.port}`]: { protocol: 'h1' } } });
+    const r1 = await agent.request({ url });
+    await r1.dump();
+    expect(r1.protocol).toBe('h1');
+    const r2 = await agent.request({ url, protocol: 'h3' });
+    await r2.dump();
+    expect(r2.protocol).toBe('h3');
+    await agent.close();
+  });
+});
