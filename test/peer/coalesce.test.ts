@@ -1,0 +1,144 @@
+/**
+ * h2 connection coalescing (RFC 9113 §9.1.1): names resolving to the same
+ * address and port, covered by the certificate, share a connection; a name
+ * outside the SANs gets its own; a 421 turns coalescing off for the name and
+ * the request is retried on its own connection. Names are mapped with the
+ * Agent's `lookup` option (no hosts file). Needs `nginx` and `openssl`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { Agent } from '../../src/index.js';
+import { makeCerts } from '../helpers/certs.js';
+import { Nginx } from '../helpers/nginx.js';
+
+const certs = makeCerts();
+const lookup = async (host: string): Promise<string[]> => {
+  if (['a.test', 'b.test', 'c.test', 'localhost'].includes(host)) return ['127.0.0.1'];
+  throw new Error(`unknown host ${host}`);
+};
+
+/** A leaf for c.test only, signed by the test CA. */
+function cTestCert(): { cert: Buffer; key: Buffer } {
+  const d = certs.dir;
+  const run = (...a: string[]): void => { execFileSync('openssl', a, { cwd: d, stdio: 'pipe' }); };
+  writeFileSync(join(d, 'c.ext'), 'subjectAltName=DNS:c.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=c.test', '-keyout', 'c.key', '-out', 'c.csr');
+  run('x509', '-req', '-in', 'c.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', 'c.ext', '-out', 'c.pem');
+  return { cert: readFileSync(join(d, 'c.pem')), key: readFileSync(join(d, 'c.key')) };
+}
+
+describe('coalescing against an h2 server with SNI', () => {
+  let server: http2.Http2SecureServer;
+  let port = 0;
+  const seen: Array<{ conn: number; sni: string; authority: string; status: number }> = [];
+  const conns = new WeakMap<object, number>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let nConns = 0;
+
+  beforeAll(async () => {
+    const main = tls.createSecureContext({ cert: certs.cert, key: certs.key });
+    const c = cTestCert();
+    const cctx = tls.createSecureContext(c);
+    server = http2.createSecureServer({ cert: certs.cert, key: certs.key, SNICallback: (name, cb) => cb(null, name === 'c.test' ? cctx : main) });
+    server.on('session', (s) => { conns.set(s, ++nConns); sessions.add(s); s.once('close', () => sessions.delete(s)); });
+    server.on('stream', (stream, headers) => {
+      const sock = stream.session?.socket as (tls.TLSSocket & net.Socket) | undefined;
+      const sni = (sock as unknown as { servername?: string | false })?.servername || '';
+      const authority = String(headers[':authority'] ?? '');
+      const host = authority.replace(/:\d+$/, '');
+      // Like a server that only serves the SNI name: anything else on this connection is misdirected.
+      const status = host === 'localhost' && sni !== 'localhost' ? 421 : 200;
+      seen.push({ conn: stream.session ? conns.get(stream.session) ?? -1 : -1, sni, authority, status });
+      stream.respond({ ':status': status });
+      stream.end(`host ${host}\n`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => {
+    for (const s of sessions) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('a.test and b.test share one connection; c.test (outside the SANs) gets its own; stats count coalesced requests', async () => {
+    seen.length = 0;
+    const agent = new Agent({ tls: { ca: certs.ca }, lookup });
+    const ra = await agent.request({ url: `https://a.test:${port}/x` });
+    expect(await ra.text()).toBe('host a.test\n');
+    expect(ra.protocol).toBe('h2');
+    for (let i = 0; i < 3; i++) {
+      const rb = await agent.request({ url: `https://b.test:${port}/y` });
+      expect(await rb.text()).toBe('host b.test\n');
+      expect(rb.connectionId).toBe(ra.connectionId);
+    }
+    const rc = await agent.request({ url: `https://c.test:${port}/z` });
+    expect(await rc.text()).toBe('host c.test\n');
+    expect(rc.connectionId).not.toBe(ra.connectionId);
+    const st = new Map(agent.stats().map((s) => [s.origin, s]));
+    expect(st.get(`https://b.test:${port}`)).toMatchObject({ coalesced: 3, connectionsOpened: 0 });
+    expect(st.get(`https://a.test:${port}`)).toMatchObject({ coalesced: 0, connectionsOpened: 1, requests: 4 });
+    expect(st.get(`https://c.test:${port}`)).toMatchObject({ coalesced: 0, connectionsOpened: 1 });
+    // At the server: a.test and b.test on one TLS connection (SNI a.test), c.test on another.
+    const byHost = (h: string): Set<number> => new Set(seen.filter((s) => s.authority.startsWith(h)).map((s) => s.conn));
+    expect([...byHost('a.test')]).toEqual([...byHost('b.test')]);
+    expect(seen.filter((s) => s.authority.startsWith('b.test')).every((s) => s.sni === 'a.test')).toBe(true);
+    expect([...byHost('c.test')][0]).not.toBe([...byHost('a.test')][0]);
+    await agent.close();
+  });
+
+  it('a 421 turns coalescing off for that name and the request is retried on its own connection', async () => {
+    seen.length = 0;
+    const agent = new Agent({ tls: { ca: certs.ca }, lookup });
+    const ra = await agent.request({ url: `https://a.test:${port}/` });
+    await ra.dump();
+    const rl = await agent.request({ url: `https://localhost:${port}/p`, method: 'POST', body: 'payload' });
+    expect(rl.status).toBe(200);
+    expect(await rl.text()).toBe('host localhost\n');
+    expect(rl.connectionId).not.toBe(ra.connectionId);
+    expect(seen.map((s) => [s.authority.replace(/:\d+$/, ''), s.sni, s.status])).toEqual([
+      ['a.test', 'a.test', 200],
+      ['localhost', 'a.test', 421],
+      ['localhost', 'localhost', 200],
+    ]);
+    const st = agent.stats().find((s) => s.origin === `https://localhost:${port}`);
+    expect(st).toMatchObject({ coalesced: 0, retries: 1, connectionsOpened: 1 });
+    await agent.close();
+  });
+
+  it('coalescing can be switched off per origin', async () => {
+    const agent = new Agent({ tls: { ca: certs.ca }, lookup, origins: { [`https://b.test:${port}`]: { coalesce: false } } });
+    const ra = await agent.request({ url: `https://a.test:${port}/` });
+    await ra.dump();
+    const rb = await agent.request({ url: `https://b.test:${port}/` });
+    await rb.dump();
+    expect(rb.connectionId).not.toBe(ra.connectionId);
+    await agent.close();
+  });
+});
+
+describe('coalescing against nginx', () => {
+  let nginx: Nginx;
+  beforeAll(async () => { nginx = await Nginx.start(); });
+  afterAll(async () => { await nginx?.close(); });
+
+  it('a.test and b.test through one nginx connection', async () => {
+    const agent = new Agent({ tls: { ca: certs.ca }, lookup });
+    const before = nginx.log().length;
+    for (const h of ['a.test', 'b.test', 'a.test', 'b.test']) {
+      const r = await agent.request({ url: `https://${h}:${nginx.port}/index.html` });
+      expect(await r.text()).toBe('hello from nginx\n');
+    }
+    // nginx writes the log line after the response: give the last one a moment.
+    for (let i = 0; i < 50 && nginx.log().length < before + 4; i++) await new Promise((r) => setTimeout(r, 20));
+    const lines = nginx.log().slice(before);
+    expect(lines.length).toBe(4);
+    expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+    expect(agent.stats().find((s) => s.origin === `https://b.test:${nginx.port}`)?.coalesced).toBe(2);
+    await agent.close();
+  });
+});
