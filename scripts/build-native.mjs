@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Builds the optional native addons (today: native/tfo, TCP Fast Open) with node-gyp.
+// Builds the optional native addons (native/tfo: TCP Fast Open; native/udp: UDP GSO batch send) with node-gyp.
 // Never fails the install: when a build is impossible it prints one line and exits 0,
-// and the transport runs without TFO. Skips the build when the .node file is newer
+// and the transports run without them (no TFO; QUIC sends packet by packet). Skips the build when the .node file is newer
 // than every source file. ORIGINLINK_NO_NATIVE=1 skips building altogether.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -10,7 +10,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const ADDONS = [{ name: 'tfo', dir: join(root, 'native', 'tfo') }];
+const ADDONS = [
+  { name: 'tfo', dir: join(root, 'native', 'tfo'), without: 'continuing without TCP Fast Open' },
+  { name: 'udp', dir: join(root, 'native', 'udp'), without: 'QUIC sends one packet per syscall' },
+];
 const BUILD_TIMEOUT_MS = 180_000;
 const force = process.argv.includes('--force');
 
@@ -81,7 +84,7 @@ function reason(text) {
 }
 
 function build(addon) {
-  if (process.platform !== 'linux') return `skipped (${process.platform}: TFO addon is Linux-only)`;
+  if (process.platform !== 'linux') return `skipped (${process.platform}: the ${addon.name} addon is Linux-only)`;
   if (!force && upToDate(addon)) return 'up to date';
   const gyp = findNodeGyp();
   if (!gyp) return 'cannot build: node-gyp not found';
@@ -113,7 +116,7 @@ for (const addon of ADDONS) {
     result = `cannot build: ${err instanceof Error ? err.message : String(err)}`;
   }
   if (result.startsWith('cannot build')) {
-    console.log(`originlink: native ${addon.name} addon ${result}; continuing without TCP Fast Open`);
+    console.log(`originlink: native ${addon.name} addon ${result}; ${addon.without}`);
   } else if (result !== 'up to date') {
     console.log(`originlink: native ${addon.name} addon ${result}`);
   }

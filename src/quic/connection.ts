@@ -49,6 +49,8 @@ export interface QuicConnectionInit {
   expectedHost?: string | null;
   /** Client: handshake deadline in ms. Default 10000. */
   connectTimeoutMs?: number;
+  /** Largest datagram quiche may write for this connection. Default: the sink's. */
+  maxPacket?: number;
 }
 
 const READ_BUF = 64 * 1024;
@@ -70,6 +72,7 @@ export class QuicConnection implements QuicStreamTransport {
   establishedAt: number | null = null;
   #q: QuicheConnection;
   #init: QuicConnectionInit;
+  #maxPacket: number | undefined;
   #handler: QuicStreamHandler = NOOP_HANDLER;
   #listeners: Array<(ev: QuicConnectionEvent) => void> = [];
   #writes = new WriteQueues();
@@ -95,6 +98,7 @@ export class QuicConnection implements QuicStreamTransport {
   constructor(init: QuicConnectionInit) {
     this.#init = init;
     this.#q = init.conn;
+    this.#maxPacket = init.maxPacket;
     this.isClient = init.role === 'client';
     this.remote = init.remote;
     this.local = init.local;
@@ -443,7 +447,7 @@ export class QuicConnection implements QuicStreamTransport {
     const q = this.#q;
     const sink = this.#init.sink;
     for (let guard = 0; guard < 100_000; guard++) {
-      const out = sink.reserve();
+      const out = sink.reserve(this.#maxPacket);
       let r;
       try {
         r = q.send(out);

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { quiche, type HostPort, type QuicheConfig } from './quiche.js';
+import { isLoopback } from './config.js';
 import { QuicConnection } from './connection.js';
 import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
@@ -28,6 +29,8 @@ export interface EndpointStats {
   connections: number;
   packetsOut: number;
   bytesOut: number;
+  /** sendmsg(UDP_SEGMENT) calls that carried several packets (0 without the native/udp addon). */
+  gsoSends: number;
 }
 
 export interface ServerRole {
@@ -38,6 +41,11 @@ export interface ServerRole {
   retry?: boolean;
   /** Upper bound on live connections; new Initials beyond it are dropped. Default 10000. */
   maxConnections?: number;
+  /**
+   * Config for peers on a loopback address (larger datagrams, see
+   * config.ts `loopbackPayload`), with its datagram size. Default: `config`.
+   */
+  loopback?: { config: QuicheConfig; maxPacket: number };
 }
 
 export interface EndpointOptions {
@@ -65,6 +73,8 @@ export interface ConnectOptions {
   /** Resume a TLS session (enables 0-RTT when the ticket allows it). */
   session?: Uint8Array | null;
   connectTimeoutMs?: number;
+  /** Largest datagram for this connection (must match the config's payload size). Default: the endpoint's. */
+  maxPacket?: number;
 }
 
 export class QuicEndpoint {
@@ -130,7 +140,7 @@ export class QuicEndpoint {
   }
 
   stats(): EndpointStats {
-    return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut };
+    return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut, gsoSends: this.#sink.gsoSends };
   }
 
   /** Let the process exit while only this endpoint is open. */
@@ -160,6 +170,7 @@ export class QuicEndpoint {
       release: this.#release,
       expectedHost: o.expectedHost ?? null,
       ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+      ...(o.maxPacket !== undefined ? { maxPacket: o.maxPacket } : {}),
     };
     const conn = new QuicConnection(init);
     this.#register(conn, [scid.toString('latin1')]);
@@ -286,9 +297,10 @@ export class QuicEndpoint {
       scid = Buffer.from(hdr.dcid);
     }
     const remote = { host, port };
+    const lo = srv.loopback && isLoopback(host) ? srv.loopback : null;
     let raw;
     try {
-      raw = b.Connection.accept(scid, odcid, this.#local, remote, srv.config);
+      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : srv.config);
     } catch {
       this.#counters.dropped++;
       return;
@@ -301,6 +313,7 @@ export class QuicEndpoint {
       sink: this.#sink,
       schedule: this.#schedule,
       release: this.#release,
+      ...(lo ? { maxPacket: lo.maxPacket } : {}),
     });
     const keys = [scid.toString('latin1')];
     const dk = Buffer.from(hdr.dcid).toString('latin1');

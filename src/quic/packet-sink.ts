@@ -3,55 +3,108 @@
  * from a slab; committed packets are handed to the socket at `flush()`.
  * A slab is never rewritten once a packet in it went to the socket (the
  * send may complete asynchronously), so slabs are replaced, not recycled:
- * one allocation per ~32 packets instead of one per packet.
+ * one allocation per 256 KiB of packets instead of one per packet.
+ *
+ * Committed packets are contiguous in the slab. With GSO (udp-gso.ts) each
+ * run of packets to one destination whose sizes are equal except a shorter
+ * last one leaves in one sendmsg(UDP_SEGMENT); otherwise, or when that call
+ * fails, packet by packet through dgram.
  */
 import type { Socket } from 'node:dgram';
 import type { HostPort } from './quiche.js';
+import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, gsoSender, type GsoSender } from './udp-gso.js';
 
-const SLAB_PACKETS = 32;
+/** Slab size: ~48 packets of 1350 bytes, or a few loopback-size packets. */
+const SLAB_BYTES = 256 * 1024;
 
 export class PacketSink {
   #socket: Socket;
   #slot: number;
   #slab: Buffer;
   #used = 0;
-  /** Start offset of packets committed but not yet flushed. */
-  #batch: Array<{ off: number; len: number; to: HostPort }> = [];
+  #offs: number[] = [];
+  #lens: number[] = [];
+  #tos: HostPort[] = [];
+  #gso: GsoSender | null | undefined;
   packetsOut = 0;
   bytesOut = 0;
   sendErrors = 0;
+  /** sendmsg calls that carried more than one packet. */
+  gsoSends = 0;
+  /** GSO calls that failed and were resent packet by packet. */
+  gsoFallbacks = 0;
 
-  constructor(socket: Socket, maxPacket: number) {
+  constructor(socket: Socket, maxPacket: number, opts: { gso?: boolean } = {}) {
     this.#socket = socket;
     this.#slot = maxPacket;
-    this.#slab = Buffer.allocUnsafe(maxPacket * SLAB_PACKETS);
+    this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, maxPacket));
+    if (opts.gso === false) this.#gso = null;
   }
 
-  /** A writable view of at least one max-size packet. */
-  reserve(): Buffer {
-    if (this.#used + this.#slot > this.#slab.length) {
+  /** Whether batched sends are in use (resolved on the first flush of a bound socket). */
+  get gso(): boolean {
+    return !!this.#gso;
+  }
+
+  /** A writable view for one packet of up to `size` bytes (default: the endpoint's max packet). */
+  reserve(size = this.#slot): Buffer {
+    if (this.#used + size > this.#slab.length) {
       this.flush();
-      this.#slab = Buffer.allocUnsafe(this.#slot * SLAB_PACKETS);
+      this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
       this.#used = 0;
     }
-    return this.#slab.subarray(this.#used, this.#used + this.#slot);
+    return this.#slab.subarray(this.#used, this.#used + size);
   }
 
   commit(len: number, to: HostPort): void {
-    this.#batch.push({ off: this.#used, len, to });
+    this.#offs.push(this.#used);
+    this.#lens.push(len);
+    this.#tos.push(to);
     this.#used += len;
   }
 
   flush(): void {
-    const b = this.#batch;
-    if (b.length === 0) return;
+    const n = this.#offs.length;
+    if (n === 0) return;
+    if (this.#gso === undefined) this.#gso = gsoSender(this.#socket);
     const slab = this.#slab;
-    for (const p of b) {
-      this.packetsOut++;
-      this.bytesOut += p.len;
-      this.#socket.send(slab, p.off, p.len, p.to.port, p.to.host, this.#onSent);
+    const offs = this.#offs;
+    const lens = this.#lens;
+    const tos = this.#tos;
+    let i = 0;
+    while (i < n) {
+      const to = tos[i]!;
+      const seg = lens[i]!;
+      let j = i + 1;
+      let bytes = seg;
+      if (this.#gso) {
+        // Extend the run: same destination, same size; a shorter packet ends it.
+        while (j < n && j - i < GSO_MAX_SEGMENTS && bytes + lens[j]! <= GSO_MAX_BYTES && lens[j]! <= seg && tos[j]!.port === to.port && tos[j]!.host === to.host) {
+          bytes += lens[j]!;
+          j++;
+          if (lens[j - 1]! < seg) break;
+        }
+      }
+      if (j - i > 1 && this.#gso) {
+        const r = this.#gso.send(slab, offs[i]!, bytes, seg, to.host, to.port);
+        if (r === bytes) {
+          this.gsoSends++;
+          this.packetsOut += j - i;
+          this.bytesOut += bytes;
+          i = j;
+          continue;
+        }
+        this.gsoFallbacks++;
+      }
+      for (; i < j; i++) {
+        this.packetsOut++;
+        this.bytesOut += lens[i]!;
+        this.#socket.send(slab, offs[i]!, lens[i]!, tos[i]!.port, tos[i]!.host, this.#onSent);
+      }
     }
-    b.length = 0;
+    offs.length = 0;
+    lens.length = 0;
+    tos.length = 0;
   }
 
   #onSent = (err: Error | null): void => {

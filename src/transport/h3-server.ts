@@ -7,7 +7,8 @@ import type { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint, type EndpointStats } from '../quic/endpoint.js';
-import { buildConfig, type QuicOptions } from '../quic/config.js';
+import { randomBytes } from 'node:crypto';
+import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { HeaderList, RequestBody } from '../pool/types.js';
 import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamBody, writeBody } from './h3-common.js';
@@ -91,8 +92,14 @@ function checkTicketKey(key: Uint8Array): void {
 }
 
 export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
-  const ticketKey = opts.ticketKey ?? opts.quic?.ticketKey;
-  const config = buildConfig('server', { ...opts.quic, cert: opts.cert, key: opts.key, ...(ticketKey ? { ticketKey } : {}) });
+  // One ticket key for both configs, so tickets work whichever config a client meets.
+  const ticketKey = opts.ticketKey ?? opts.quic?.ticketKey ?? randomBytes(48);
+  checkTicketKey(ticketKey);
+  const base = { ...opts.quic, cert: opts.cert, key: opts.key, ticketKey };
+  const config = buildConfig('server', base);
+  // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
+  const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
+  const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
   const counters = { tooEarly: 0 };
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -100,6 +107,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     port: opts.port ?? 0,
     server: {
       config,
+      ...(loopback ? { loopback } : {}),
       retry: opts.retry ?? false,
       onConnection(quic) {
         const s = new ServerSession(quic, opts, counters);
@@ -117,6 +125,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     setTicketKey(key: Uint8Array) {
       checkTicketKey(key);
       config.setTicketKey(key);
+      loopback?.config.setTicketKey(key);
     },
     get tooEarly() {
       return counters.tooEarly;

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
-import { clientConfig, type QuicOptions } from '../quic/config.js';
+import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { SessionStore } from '../pool/session-store.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
@@ -72,10 +72,13 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
   const ip = await resolveHost(opts.host);
   const name = opts.servername ?? opts.host;
   const verify = opts.rejectUnauthorized ?? true;
+  // Loopback peers get datagrams up to the lo MTU unless the caller chose a size.
+  const big = opts.quic?.maxUdpPayload === undefined && isLoopback(ip) ? loopbackPayload() : null;
   const config = clientConfig({
     ...opts.quic,
     verifyPeer: verify,
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
+    ...(big !== null ? { maxUdpPayload: big } : {}),
   });
   const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6 });
   const key = opts.sessionKey ?? `h3:${name}:${opts.port}`;
@@ -90,6 +93,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
       expectedHost: verify ? name : null,
       session,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      maxPacket: big ?? opts.quic?.maxUdpPayload ?? DEFAULT_UDP_PAYLOAD,
     });
   } catch (e) {
     await ep.close();

@@ -1,0 +1,306 @@
+#!/usr/bin/env node
+// HTTP/3 benchmark: our h3 client vs our h2 client (Agent, protocol 'h2',
+// against node:http2) vs Bun's h3 client (`fetch(url, {protocol: "http3"})`),
+// all against origins in one child process (our h3 server + node:http2) on
+// loopback, in one bounded run (< 60 s).
+//
+// Measures: warm request median/p99 (sequential, one connection), 100
+// concurrent requests (time per batch), one 50 MiB stream (MiB/s), client
+// CPU per request (process.cpuUsage over the warm loop), and first-response
+// times for a new connection: fresh, resumed (no early data), 0-RTT.
+// Prints a Markdown table with ratios to h2 and writes
+// bench/results/h3-<ISO date>.json with every sample and machine facts.
+//
+// Knobs (env): BENCH_WARM (sequential requests, default 400), BENCH_ROUNDS
+// (100-concurrent batches, default 8), BENCH_BULK_MIB (default 50),
+// BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
+// Needs a built dist/ (npx tsc -p .).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CERTS = join(ROOT, 'config', 'demo-certs');
+const BUN = join(ROOT, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
+const SMALL = 'x'.repeat(64);
+const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
+
+
+// ---- origin process ----
+
+async function serve() {
+  const { startH3Server } = await dist('transport/h3-server.js');
+  const bulk = Buffer.alloc(64 * 1024 * 1024, 0x61);
+  const body = (path) => {
+    const u = new URL(path, 'https://x');
+    if (u.pathname === '/bulk') return bulk.subarray(0, Number(u.searchParams.get('n') ?? 0));
+    if (u.pathname === '/cpu') {
+      const c = process.cpuUsage();
+      { const st = h3?.stats(); return JSON.stringify({ us: c.user + c.system, gso: st?.gsoSends ?? null, avgPacket: st ? Math.round(st.bytesOut / st.packetsOut) : null }); }
+    }
+    return SMALL;
+  };
+  const cert = readFileSync(join(CERTS, 'leaf.pem'));
+  const key = readFileSync(join(CERTS, 'leaf.key'));
+  let h3 = null;
+  h3 = await startH3Server({ host: '127.0.0.1', cert, key, handler: (r) => ({ status: 200, body: body(r.path) }) });
+  const h2 = http2.createSecureServer({ cert, key, allowHTTP1: false, settings: { maxConcurrentStreams: 256 } });
+  h2.on('session', (sess) => sess.on('error', () => {}));
+  h2.on('stream', (s, h) => {
+    s.on('error', () => {});
+    s.respond({ ':status': 200 });
+    s.end(body(h[':path']));
+  });
+  await new Promise((r) => h2.listen(0, '127.0.0.1', r));
+  process.stdout.write(`${JSON.stringify({ h3: h3.address.port, h2: h2.address().port })}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', async () => {
+    h2.close();
+    await h3.close(50);
+    process.exit(0);
+  });
+}
+
+// ---- client (bench) process ----
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : null;
+};
+const r3 = (x) => (x === null || x === undefined ? null : Math.round(x * 1000) / 1000);
+
+async function drain(body) {
+  let n = 0;
+  for await (const c of body) n += c.length;
+  return n;
+}
+
+async function measureAgent(Agent, protocol, port, o) {
+  const ca = readFileSync(join(CERTS, 'ca.pem'));
+  const agent = new Agent({ protocol, tls: { ca } });
+  const base = `https://127.0.0.1:${port}`;
+  const get = async (path) => {
+    const r = await agent.request({ url: base + path });
+    return drain(r.body);
+  };
+  try {
+    for (let i = 0; i < 50; i++) await get('/s');
+    const warm = [];
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < o.warm; i++) {
+      const t = performance.now();
+      await get('/s');
+      warm.push(performance.now() - t);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    const conc = [];
+    for (let i = 0; i < o.rounds; i++) {
+      const t = performance.now();
+      await Promise.all(Array.from({ length: 100 }, () => get('/s')));
+      conc.push(performance.now() - t);
+    }
+    const bulk = [];
+    for (let i = 0; i < 2; i++) {
+      const t = performance.now();
+      const n = await get(`/bulk?n=${o.bulkMiB * 1024 * 1024}`);
+      if (n !== o.bulkMiB * 1024 * 1024) throw new Error(`${protocol} bulk: got ${n} bytes`);
+      bulk.push(o.bulkMiB / ((performance.now() - t) / 1000));
+    }
+    return { warm, cpuUsPerReq: (cpu.user + cpu.system) / o.warm, conc, bulk };
+  } finally {
+    await agent.close();
+  }
+}
+
+async function firstResponses(m, ports, n) {
+  const { Agent } = m.agent;
+  const { MemorySessionStore } = m.store;
+  const { connectH3 } = m.h3;
+  const ca = readFileSync(join(CERTS, 'ca.pem'));
+  const req = (port) => ({ method: 'GET', path: '/s', authority: `localhost:${port}`, scheme: 'https', headers: [], body: null });
+  const h3Once = async (store, policy) => {
+    const t = performance.now();
+    const c = await connectH3({ host: '127.0.0.1', port: ports.h3, servername: 'localhost', ca, sessionStore: store, sessionKey: 'bench', earlyDataPolicy: policy, keepAliveMs: 0 });
+    const r = await c.request(req(ports.h3));
+    const ms = performance.now() - t;
+    await drain(r.body);
+    const early = r.earlyData === true;
+    const resumed = c.facts.resumed;
+    await new Promise((res) => setTimeout(res, 5)); // the ticket rides after the response
+    c.destroy();
+    return { ms, early, resumed };
+  };
+  const h2Once = async (store) => {
+    const agent = new Agent({ protocol: 'h2', tls: { ca }, sessionStore: store });
+    const t = performance.now();
+    const r = await agent.request({ url: `https://localhost:${ports.h2}/s` });
+    const ms = performance.now() - t;
+    await drain(r.body);
+    const resumed = r.connection.resumed;
+    await new Promise((res) => setTimeout(res, 5));
+    agent.destroy();
+    return { ms, resumed };
+  };
+  const out = { h3: { fresh: [], resumed: [], zeroRtt: [] }, h2: { fresh: [], resumed: [] }, flags: { h3Resumed: 0, h3Early: 0, h2Resumed: 0 } };
+  const h3Store = new MemorySessionStore();
+  const h2Store = new MemorySessionStore();
+  await h3Once(h3Store, 'never');
+  await h2Once(h2Store);
+  for (let i = 0; i < n; i++) {
+    out.h3.fresh.push((await h3Once(new MemorySessionStore(), 'never')).ms);
+    const a = await h3Once(h3Store, 'never');
+    out.h3.resumed.push(a.ms);
+    if (a.resumed) out.flags.h3Resumed++;
+    const b = await h3Once(h3Store, 'safe');
+    out.h3.zeroRtt.push(b.ms);
+    if (b.early) out.flags.h3Early++;
+    out.h2.fresh.push((await h2Once(new MemorySessionStore())).ms);
+    const c = await h2Once(h2Store);
+    out.h2.resumed.push(c.ms);
+    if (c.resumed) out.flags.h2Resumed++;
+  }
+  return out;
+}
+
+async function runBun(port, o) {
+  if (!existsSync(BUN) || process.env.BENCH_BUN === '0') return null;
+  const dir = mkdtempSync(join(tmpdir(), 'ol-bench-bun-'));
+  const script = join(dir, 'b.mjs');
+  writeFileSync(
+    script,
+    `const url = 'https://127.0.0.1:${port}';
+const get = async (p) => { const r = await fetch(url + p, { protocol: 'http3' }); return (await r.arrayBuffer()).byteLength; };
+const now = () => performance.now();
+const first = now(); await get('/s'); const firstMs = now() - first;
+for (let i = 0; i < 50; i++) await get('/s');
+const warm = []; const c0 = process.cpuUsage();
+for (let i = 0; i < ${o.warm}; i++) { const t = now(); await get('/s'); warm.push(now() - t); }
+const c = process.cpuUsage(c0);
+const conc = [];
+for (let i = 0; i < ${o.rounds}; i++) { const t = now(); await Promise.all(Array.from({ length: 100 }, () => get('/s'))); conc.push(now() - t); }
+const bulk = [];
+for (let i = 0; i < 2; i++) { const t = now(); const n = await get('/bulk?n=${o.bulkMiB * 1024 * 1024}'); if (n !== ${o.bulkMiB * 1024 * 1024}) throw new Error('bulk ' + n); bulk.push(${o.bulkMiB} / ((now() - t) / 1000)); }
+console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c.system) / ${o.warm}, conc, bulk }));
+`,
+  );
+  try {
+    const outText = await new Promise((res) => {
+      const p = spawn(BUN, [script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(CERTS, 'ca.pem') }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      const t = setTimeout(() => process.kill(p.pid, 'SIGKILL'), 40_000);
+      p.on('exit', () => {
+        clearTimeout(t);
+        res(out);
+      });
+    });
+    const line = outText.split('\n').find((l) => l.startsWith('RESULT '));
+    if (!line) return { error: outText.slice(-500) };
+    return JSON.parse(line.slice(7));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  if (!existsSync(join(ROOT, 'dist', 'transport', 'h3.js'))) {
+    console.error('bench/h3: build first (npx tsc -p .)');
+    process.exit(2);
+  }
+  const o = {
+    warm: Number(process.env.BENCH_WARM ?? 400),
+    rounds: Number(process.env.BENCH_ROUNDS ?? 8),
+    bulkMiB: Number(process.env.BENCH_BULK_MIB ?? 50),
+    first: Number(process.env.BENCH_FIRST ?? 12),
+  };
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const stop = () => {
+    try {
+      child.stdin.end();
+    } catch {
+      // gone
+    }
+  };
+  const killer = setTimeout(() => {
+    console.error('bench/h3: over 90 s, stopping');
+    if (child.pid) process.kill(child.pid, 'SIGKILL');
+    process.exit(1);
+  }, 90_000);
+  killer.unref();
+  try {
+    const ports = await new Promise((res, rej) => {
+      let buf = '';
+      child.stdout.on('data', (d) => {
+        buf += d;
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) res(JSON.parse(buf.slice(0, nl)));
+      });
+      child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
+    });
+    const m = { agent: await dist('pool/agent.js'), store: await dist('pool/session-store.js'), h3: await dist('transport/h3.js') };
+    const h2 = await measureAgent(m.agent.Agent, 'h2', ports.h2, o);
+    const h3 = await measureAgent(m.agent.Agent, 'h3', ports.h3, o);
+    const first = await firstResponses(m, ports, o.first);
+    const bun = await runBun(ports.h3, o);
+    const row = (name, r) =>
+      r && !r.error
+        ? { name, warmP50: pct(r.warm, 50), warmP99: pct(r.warm, 99), conc100: pct(r.conc, 50), bulkMiBs: Math.max(...r.bulk), cpuUs: r.cpuUsPerReq }
+        : { name, error: r?.error ?? 'skipped' };
+    const rows = [row('originlink h2', h2), row('originlink h3', h3), row('Bun h3 fetch', bun)];
+    const base = rows[0];
+    const ratio = (v, b) => (v == null || !b ? '' : ` (${(v / b).toFixed(2)}×)`);
+    const f = (v, d = 3) => (v == null ? '–' : v.toFixed(d));
+    const lines = [
+      '| client | warm p50 ms | warm p99 ms | 100 concurrent ms | 50 MiB stream MiB/s | CPU µs/request |',
+      '|---|---|---|---|---|---|',
+      ...rows.map((r) =>
+        r.error
+          ? `| ${r.name} | ${r.error.split('\n')[0]} | | | | |`
+          : `| ${r.name} | ${f(r.warmP50)}${ratio(r.warmP50, base.warmP50)} | ${f(r.warmP99)}${ratio(r.warmP99, base.warmP99)} | ${f(r.conc100, 1)}${ratio(r.conc100, base.conc100)} | ${f(r.bulkMiBs, 1)}${ratio(r.bulkMiBs, base.bulkMiBs)} | ${f(r.cpuUs, 0)}${ratio(r.cpuUs, base.cpuUs)} |`,
+      ),
+      '',
+      '| first response on a new connection (median ms) | fresh | resumed | 0-RTT |',
+      '|---|---|---|---|',
+      `| originlink h2 (TCP+TLS 1.3) | ${f(pct(first.h2.fresh, 50))} | ${f(pct(first.h2.resumed, 50))} | – |`,
+      `| originlink h3 | ${f(pct(first.h3.fresh, 50))} | ${f(pct(first.h3.resumed, 50))} | ${f(pct(first.h3.zeroRtt, 50))} |`,
+      `| Bun h3 fetch (first request of the process) | ${bun && !bun.error ? f(bun.firstMs) : '–'} | – | – |`,
+      '',
+      `resumed h3 ${first.flags.h3Resumed}/${o.first}, 0-RTT accepted ${first.flags.h3Early}/${o.first}, resumed h2 ${first.flags.h2Resumed}/${o.first}; run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    ];
+    console.log(lines.join('\n'));
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+    const file = join(ROOT, 'bench', 'results', `h3-${stamp}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          options: o,
+          machine: { cpus: os.cpus().map((c) => c.model), kernel: os.release(), node: process.version, platform: process.platform, loadavg: os.loadavg() },
+          summary: rows,
+          samples: { h2, h3, bun, first },
+        },
+        null,
+        1,
+      ),
+    );
+    console.log(`\nwrote ${file}`);
+  } finally {
+    stop();
+    clearTimeout(killer);
+  }
+}
+
+function tmpdir() {
+  return os.tmpdir();
+}
+
+if (process.argv[2] === '--serve') await serve();
+else await main();
