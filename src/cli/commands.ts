@@ -3,6 +3,7 @@ export type Command = (argv: string[]) => Promise<number>;
 
 export const commands = new Map<string, Command>([
   ['fetch', async (argv) => (await import('./fetch.js')).runFetch(argv)],
+  ['probe', async (argv) => (await import('./probe.js')).runProbe(argv)],
   ['serve', async (argv) => (await import('./serve.js')).runServe(argv)],
   ['demo', async (argv) => (await import('./demo.js')).runDemo(argv)],
 ]);

@@ -114,19 +114,22 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   };
   const p = ctx.pool;
   const cert = tlsOn ? (t.socket as tls.TLSSocket).getPeerCertificate() : null;
+  const keepCert = cert !== null && origin.rejectUnauthorized && Object.keys(cert).length > 0;
   if (!useH2) {
-    return new H1Connection(ctx.nextId(), t.socket, facts, {
+    const h1 = new H1Connection(ctx.nextId(), t.socket, facts, {
       maxHeaderBytes: p.maxHeaderBytes,
       maxHeaderCount: p.maxHeaderCount,
       headersTimeoutMs: p.headersTimeoutMs,
       bodyTimeoutMs: p.bodyTimeoutMs,
     });
+    if (keepCert) peerCerts.set(h1, cert);
+    return h1;
   }
   const authority = `${origin.servername ?? origin.host}:${origin.port}`;
   const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
   const session = openH2Session(t.socket, authority, h2opts);
   const conn = new H2Connection(ctx.nextId(), session, facts, h2opts, origin.scheme);
-  if (cert && origin.rejectUnauthorized && Object.keys(cert).length > 0) peerCerts.set(conn, cert);
+  if (keepCert) peerCerts.set(conn, cert);
   return conn;
 }
 
