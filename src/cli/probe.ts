@@ -40,8 +40,8 @@ export async function runProbe(argv: string[]): Promise<number> {
   const o: ProbeOptions = { stepTimeoutMs: timeout, rejectUnauthorized: !values.insecure, noQuic: values['no-quic'] };
   if (values.cacert) o.ca = readFileSync(values.cacert);
   if (values.servername) o.servername = values.servername;
+  if (values.cache) o.cache = new FileOriginCache(values.cache);
   const r = await probeOrigin(u, o);
-  if (values.cache) new FileOriginCache(values.cache).put(r.origin, { ...r.facts, probe: { at: new Date(r.facts.updatedAt).toISOString(), chosen: r.chosen } });
   if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
   else process.stdout.write(render(r));
   return r.tcp.ok || r.quic.ok ? 0 : 1;

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { connectOrigin, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
 import type { OriginCache, OriginFacts } from '../probe/cache.js';
-import { findCandidate } from '../probe/coalesce.js';
+import { AddressCache, findCandidate } from '../probe/coalesce.js';
 import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
 import type { Choice, SelectionOptions } from '../probe/state.js';
 import { isIdempotent, isReplayable } from '../util/body.js';
@@ -110,6 +110,7 @@ export class Agent {
   #info = new Map<Pool, PoolInfo>();
   /** Names (host:port) for which a 421 turned coalescing off. */
   #noCoalesce = new Set<string>();
+  #addresses = new AddressCache();
   #maxRetries: number;
   #closed = false;
 
@@ -263,7 +264,8 @@ export class Agent {
 
   /** A connection of another pool that may carry `req` for this pool's origin, and the request run on it. */
   async #coalesced(pool: Pool, info: PoolInfo, req: ConnRequest): Promise<Awaited<ReturnType<Pool['request']>> | null> {
-    const cand = await findCandidate(this.#pools.values(), pool, info.spec.host, info.spec.port, this.#opts.lookup, (p) => {
+    const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#opts.lookup, Date.now());
+    const cand = await findCandidate(this.#pools.values(), pool, info.spec.host, info.spec.port, resolve, (p) => {
       const o = this.#info.get(p);
       return o !== undefined && o.tlsId === info.tlsId && info.tlsId.includes('|verify=true|') && info.tlsId.startsWith('sni=|');
     });

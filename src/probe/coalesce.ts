@@ -26,6 +26,26 @@ export async function resolveAll(host: string, lookup: LookupFn | undefined): Pr
   return r.map((a) => a.address);
 }
 
+/** Resolutions kept briefly so a coalesced origin does not pay a lookup per request. Bounded. */
+export class AddressCache {
+  #ttlMs: number;
+  #max: number;
+  #map = new Map<string, { addrs: string[]; until: number }>();
+  constructor(ttlMs = 30_000, maxEntries = 256) {
+    this.#ttlMs = ttlMs;
+    this.#max = maxEntries;
+  }
+  async resolve(host: string, lookup: LookupFn | undefined, now: number): Promise<string[]> {
+    const hit = this.#map.get(host);
+    if (hit && hit.until > now) return hit.addrs;
+    const addrs = await resolveAll(host, lookup);
+    this.#map.delete(host);
+    this.#map.set(host, { addrs, until: now + this.#ttlMs });
+    while (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
+    return addrs;
+  }
+}
+
 /** Does the certificate cover `host` (RFC 9110 §4.3.4 / RFC 6125 matching, as Node checks it)? */
 export function certCovers(cert: tls.PeerCertificate, host: string): boolean {
   return tls.checkServerIdentity(host, cert) === undefined;
@@ -41,7 +61,7 @@ export async function findCandidate(
   self: Pool,
   host: string,
   port: number,
-  lookup: LookupFn | undefined,
+  resolve: (host: string) => Promise<string[]>,
   compatible: (p: Pool) => boolean,
 ): Promise<CoalesceCandidate | null> {
   const byPort: CoalesceCandidate[] = [];
@@ -55,7 +75,7 @@ export async function findCandidate(
   if (byPort.length === 0) return null;
   let addrs: string[];
   try {
-    addrs = await resolveAll(host, lookup);
+    addrs = await resolve(host);
   } catch {
     return null;
   }

@@ -14,7 +14,7 @@ import type { HeaderList, PooledConnection, Protocol } from '../pool/types.js';
 import { connectAltH3, connectOrigin, peerCertificate, type ConnectContext, type LookupFn, type OriginSpec } from '../transport/connect.js';
 import { tfoAvailable } from '../transport/tfo.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
-import type { OriginFacts } from './cache.js';
+import type { OriginCache, OriginFacts } from './cache.js';
 import { DEFAULT_SELECTION, emptyFacts, selectProtocol } from './state.js';
 
 export interface ProbeOptions {
@@ -30,6 +30,8 @@ export interface ProbeOptions {
   noQuic?: boolean;
   /** Wall clock for the facts (tests); default Date.now(). */
   now?: number;
+  /** Store the established facts here (keyed by origin), e.g. a FileOriginCache an Agent will read. */
+  cache?: OriginCache;
 }
 
 export interface StepError { code: string; message: string }
@@ -253,5 +255,6 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   else if (r.quic.ok && !alt) reason = `h3 answered an active QUIC probe on port ${r.quic.port} (no Alt-Svc); racing QUIC against TCP`;
   r.chosen = { protocol, reason };
   r.durationMs = performance.now() - t0;
+  o.cache?.put(origin, { ...facts, probe: { at: new Date(now).toISOString(), chosen: r.chosen } });
   return r;
 }

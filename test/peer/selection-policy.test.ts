@@ -1,0 +1,169 @@
+/**
+ * Sans-IO parts of selection: the policy, race delay, broken-h3 backoff, the
+ * origin cache (bounds, TTL at load, atomic file), and the race dialer with
+ * fake connections. No peer needed (kept under test/peer/selection* by file
+ * ownership; it belongs with the unit tests).
+ */
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAltSvc } from '../../src/probe/alt-svc.js';
+import { FileOriginCache, MemoryOriginCache, type OriginFacts } from '../../src/probe/cache.js';
+import { raceDial, type QuicOutcome } from '../../src/probe/race.js';
+import { OriginState, emptyFacts, raceDelayFor, selectProtocol } from '../../src/probe/state.js';
+import type { ConnEvent, PooledConnection, Protocol } from '../../src/pool/types.js';
+
+const T = 1_800_000_000_000;
+const facts = (p: Partial<OriginFacts>): OriginFacts => ({ ...emptyFacts(T), ...p });
+
+describe('selectProtocol', () => {
+  it('forced policy wins', () => {
+    expect(selectProtocol(facts({ h3: { host: '', port: 1, expiresAt: T + 1, source: 'alt-svc' } }), 'h1', T)).toMatchObject({ transport: 'tcp', protocol: 'h1' });
+    expect(selectProtocol(undefined, 'h3', T)).toMatchObject({ transport: 'quic', protocol: 'h3' });
+  });
+  it('h3 when advertised, fresh and not broken; else ALPN', () => {
+    const h3 = { host: '', port: 443, expiresAt: T + 60_000, source: 'alt-svc' as const };
+    expect(selectProtocol(facts({ h3, alpn: 'h2' }), 'auto', T)).toMatchObject({ transport: 'quic', protocol: 'h3' });
+    expect(selectProtocol(facts({ h3, alpn: 'h2', brokenUntil: T + 1000, brokenCount: 1 }), 'auto', T)).toMatchObject({ transport: 'tcp', protocol: 'h2', reason: expect.stringMatching(/marked broken/) });
+    expect(selectProtocol(facts({ h3, alpn: 'http/1.1' }), 'auto', T + 60_000)).toMatchObject({ transport: 'tcp', protocol: 'h1', reason: expect.stringMatching(/expired/) });
+    expect(selectProtocol(undefined, 'auto', T)).toMatchObject({ transport: 'tcp', protocol: null });
+  });
+  it('race delay: 300 ms unknown, clamp(2·RTT + 25, 25, 300), configured wins', () => {
+    expect(raceDelayFor(undefined, null)).toBe(300);
+    expect(raceDelayFor(facts({ rttMs: 0.1 }), null)).toBe(25);
+    expect(raceDelayFor(facts({ rttMs: 50 }), null)).toBe(125);
+    expect(raceDelayFor(facts({ rttMs: 500 }), null)).toBe(300);
+    expect(raceDelayFor(facts({ rttMs: 50 }), 7)).toBe(7);
+  });
+});
+
+describe('OriginState', () => {
+  it('learns Alt-Svc, honours clear, and writes through to the cache', () => {
+    const cache = new MemoryOriginCache();
+    const s = new OriginState('https://x:443', cache, T);
+    expect(s.learnAltSvc(parseAltSvc('h3=":8443"; ma=60'), T)).toBe('learned');
+    expect(cache.get('https://x:443')?.h3).toMatchObject({ port: 8443, expiresAt: T + 60_000 });
+    expect(s.learnAltSvc(parseAltSvc('h3=":8443"; ma=60'), T + 1000)).toBe('refreshed');
+    expect(s.learnAltSvc(parseAltSvc('h2=":1"'), T)).toBe('none');
+    expect(s.learnAltSvc(parseAltSvc('clear'), T)).toBe('cleared');
+    expect(cache.get('https://x:443')?.h3).toBeNull();
+  });
+  it('broken-h3 backoff doubles from the base, is capped, and resets on success', () => {
+    const s = new OriginState('https://x:443', new MemoryOriginCache(), T);
+    const o = { brokenBackoffMs: 300_000, brokenBackoffMaxMs: 1_000_000 };
+    expect(s.h3Failed(T, o)).toBe(300_000);
+    expect(s.h3Failed(T, o)).toBe(600_000);
+    expect(s.h3Failed(T, o)).toBe(1_000_000);
+    expect(s.h3Failed(T, o)).toBe(1_000_000);
+    expect(s.isBroken(T + 999_999)).toBe(true);
+    expect(s.isBroken(T + 1_000_000)).toBe(false);
+    s.h3Succeeded(T);
+    expect(s.facts).toMatchObject({ brokenCount: 0, brokenUntil: 0 });
+  });
+});
+
+describe('origin caches', () => {
+  it('memory cache is a bounded LRU', () => {
+    const c = new MemoryOriginCache(2);
+    c.put('a', facts({}));
+    c.put('b', facts({}));
+    c.get('a');
+    c.put('c', facts({}));
+    expect([c.get('a') !== undefined, c.get('b') !== undefined, c.get('c') !== undefined]).toEqual([true, false, true]);
+  });
+  it('file cache: atomic writes, stale entries dropped at load, wrong format ignored with a warning', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ol-oc-'));
+    try {
+      const file = join(dir, 'c.json');
+      const c = new FileOriginCache(file);
+      c.put('fresh', facts({ h3: { host: '', port: 1, expiresAt: T + 10_000, source: 'alt-svc' }, updatedAt: T - 8 * 86_400_000 }));
+      c.put('stale', facts({ updatedAt: T - 8 * 86_400_000 }));
+      expect(readdirSync(dir)).toEqual(['c.json']);
+      const loaded = new FileOriginCache(file, { now: T });
+      expect(loaded.get('fresh')?.h3?.port).toBe(1);
+      expect(loaded.get('stale')).toBeUndefined();
+      writeFileSync(file, JSON.stringify({ format: 'other', origins: {} }));
+      const warn: string[] = [];
+      expect(new FileOriginCache(file, { warn: (m) => warn.push(m) }).size).toBe(0);
+      expect(warn[0]).toMatch(/not a originlink-origin-cache/);
+      expect(existsSync(file)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+class FakeConn implements PooledConnection {
+  readonly facts;
+  readonly createdAt = 0;
+  readonly lastActiveAt = 0;
+  readonly capacity = 1;
+  readonly active = 0;
+  readonly served = 0;
+  state: 'ready' | 'closed' = 'ready';
+  constructor(readonly id: number, readonly protocol: Protocol) {
+    this.facts = { protocol, alpn: null, remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, connectMs: 0, tlsMs: 0, tlsVersion: null, resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null };
+  }
+  request(): never { throw new Error('fake'); }
+  isUsable(): boolean { return this.state === 'ready'; }
+  drain(): void { this.state = 'closed'; }
+  destroy(): void { this.state = 'closed'; }
+  on(_l: (ev: ConnEvent) => void): void {}
+}
+
+const after = <T>(ms: number, v: T | Error, signal?: AbortSignal): Promise<T> => new Promise((res, rej) => {
+  const t = setTimeout(() => (v instanceof Error ? rej(v) : res(v)), ms);
+  signal?.addEventListener('abort', () => { clearTimeout(t); rej(new Error('aborted')); }, { once: true });
+});
+
+describe('raceDial', () => {
+  it('QUIC fast: QUIC wins, TCP never starts', async () => {
+    let tcpStarted = false;
+    const outcomes: QuicOutcome[] = [];
+    const c = await raceDial({
+      quic: (s) => after(10, new FakeConn(1, 'h3'), s), tcp: (s) => { tcpStarted = true; return after(5, new FakeConn(2, 'h2'), s); },
+      delayMs: 100, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
+    });
+    expect(c.protocol).toBe('h3');
+    expect(tcpStarted).toBe(false);
+    expect(outcomes[0]).toMatchObject({ ok: true, late: false });
+  });
+  it('QUIC blackholed: TCP wins after the delay; the QUIC timeout is reported later', async () => {
+    const outcomes: QuicOutcome[] = [];
+    const t0 = Date.now();
+    const c = await raceDial({
+      quic: (s) => after(10_000, new FakeConn(1, 'h3'), s), tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
+      delayMs: 50, quicTimeoutMs: 200, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
+    });
+    expect(c.protocol).toBe('h2');
+    expect(Date.now() - t0).toBeLessThan(150);
+    expect(outcomes).toEqual([]);
+    await after(250, null);
+    expect(outcomes[0]).toMatchObject({ ok: false, error: { code: 'OL_CONNECT_TIMEOUT' } });
+  });
+  it('QUIC fails fast: TCP starts at once, before the delay', async () => {
+    const t0 = Date.now();
+    const c = await raceDial({
+      quic: () => after(5, new Error('ICMP unreachable')), tcp: (s) => after(5, new FakeConn(2, 'h1'), s),
+      delayMs: 1000, quicTimeoutMs: 2000, signal: new AbortController().signal, onQuic: () => {},
+    });
+    expect(c.protocol).toBe('h1');
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+  it('a late QUIC success is offered to the caller, else closed; both failing rejects', async () => {
+    const late: FakeConn[] = [];
+    await raceDial({
+      quic: (s) => after(60, new FakeConn(1, 'h3'), s), tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
+      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal,
+      onQuic: (o) => { if (o.ok === true && o.late) late.push(o.conn as FakeConn); return false; },
+    });
+    await after(100, null);
+    expect(late.length).toBe(1);
+    expect(late[0]?.state).toBe('closed');
+    await expect(raceDial({
+      quic: () => after(5, new Error('q')), tcp: () => after(5, new Error('t')),
+      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: () => {},
+    })).rejects.toThrow();
+  });
+});
