@@ -12,6 +12,8 @@ const { Agent } = await dist('index.js');
 const o = JSON.parse(process.argv[2]);
 const print = (j) => process.stdout.write(`${JSON.stringify(j)}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Host-wide monotonic clock in ms, comparable with the origin's arrival times. */
+const hrMs = () => +(Number(process.hrtime.bigint()) / 1e6).toFixed(3);
 const agent = new Agent({
   protocol: o.proto, tls: { ca: readFileSync(o.ca) }, maxRetries: 0,
   pool: { maxConnections: 1, pingIntervalMs: 0, bodyTimeoutMs: o.capS * 1000 + 5000, headersTimeoutMs: o.capS * 1000 + 5000 },
@@ -50,9 +52,11 @@ for (let i = 0; i < o.smallCount; i++) {
   const wait = due - performance.now();
   if (wait > 0) await sleep(wait);
   const s0 = performance.now();
-  smallDone.push(agent.request({ url: `${o.base}/small?tag=small` }).then(async (res) => {
+  const sentHrMs = hrMs();
+  smallDone.push(agent.request({ url: `${o.base}/small?tag=small&trace=1` }).then(async (res) => {
+    const headHrMs = hrMs();
     await res.bytes();
-    small.push({ i, startMs: s0 - t0, ms: performance.now() - s0, connectionId: res.connectionId, error: null });
+    small.push({ i, startMs: s0 - t0, ms: performance.now() - s0, connectionId: res.connectionId, error: null, sentHrMs, headHrMs });
   }, (e) => small.push({ i, startMs: s0 - t0, ms: null, connectionId: null, error: String(e?.code ?? e?.message ?? e) })));
 }
 await Promise.all(smallDone);

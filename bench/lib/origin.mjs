@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Benchmark origin, run inside a lab namespace: `node origin.mjs JSON` with
-// { kind: 'tcp' | 'h3', host, port, cert, key, tfo }. kind 'tcp' serves h2 and
+// { kind: 'tcp' | 'h3', host, port, cert, key, tfo, quic? (QuicOptions, e.g. { cc: 'bbr' }) }. kind 'tcp' serves h2 and
 // HTTP/1.1 over TLS (ALPN) on a TCP Fast Open listener when the addon allows;
 // 'h3' is our HTTP/3 server. Routes:
 //   /small              100 bytes
@@ -32,6 +32,9 @@ function account(url, addr, port) {
   const peer = `${addr}:${port}`;
   t.peers.add(peer);
   if (!firstTag.has(peer)) { firstTag.set(peer, tag); t.opened++; }
+  // Host-wide monotonic clock (same in every namespace): arrival times line up with the client's.
+  if (t.arrivals === undefined) t.arrivals = [];
+  if (url.searchParams.has('trace') && t.arrivals.length < 1000) t.arrivals.push(+(Number(process.hrtime.bigint()) / 1e6).toFixed(3));
   return t;
 }
 
@@ -56,7 +59,7 @@ let close;
 if (o.kind === 'h3') {
   const { startH3Server } = await dist('transport/h3-server.js');
   const srv = await startH3Server({
-    host: o.host, port: o.port, cert: o.cert, key: o.key,
+    host: o.host, port: o.port, cert: o.cert, key: o.key, ...(o.quic ? { quic: o.quic } : {}),
     async handler(req) {
       const url = new URL(req.path, 'https://x');
       const t = account(url, req.remoteAddress, req.remotePort);
@@ -109,7 +112,7 @@ function print(obj) { process.stdout.write(`${JSON.stringify(obj)}\n`); }
 function stats() {
   return {
     event: 'stats', tcpConnections: connections, tcpPeakOpen: peakOpen,
-    tags: Object.fromEntries([...tags].map(([k, t]) => [k, { requests: t.requests, connections: t.peers.size, opened: t.opened, peakInflight: t.peakInflight }])),
+    tags: Object.fromEntries([...tags].map(([k, t]) => [k, { requests: t.requests, connections: t.peers.size, opened: t.opened, peakInflight: t.peakInflight, ...(t.arrivals?.length ? { arrivalsHrMs: t.arrivals } : {}) }])),
   };
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench -- handshake`: time to first byte per connection case at an
 // emulated RTT (default 50 ms), in RTT units next to the physical floor.
-// Knobs (env): BENCH_RTT_MS (50), BENCH_SAMPLES per case (10), BENCH_PROTOS (h1,h2,h3).
+// Knobs (env): BENCH_RTT_MS (50), BENCH_SAMPLES per case (10), BENCH_PROTOS (h1,h2,h3),
+// BENCH_BASELINE (1: also run every case at 0 ms delay to show the hosts' processing cost).
 import { fileURLToPath } from 'node:url';
 import { createLab } from '../lab/index.mjs';
 import { makeCerts } from '../lib/certs.mjs';
@@ -30,7 +31,29 @@ const FLOORS = {
 const floorOf = (proto, kase) => FLOORS[`${kase}/${proto}`] ?? FLOORS[kase];
 const ORDER = ['fresh', 'resumed', 'tfo-cold', 'tfo', 'tfo-resumed', '0-rtt', 'warm'];
 
-const progress = new Progress(PROTOS.length * SAMPLES + 2, 'handshake');
+const BASELINE = process.env.BENCH_BASELINE !== '0';
+const progress = new Progress(PROTOS.length * SAMPLES * (BASELINE ? 2 : 1) + 1, 'handshake');
+
+/** Start both origins in a lab, run every case SAMPLES times per protocol, stop them. */
+async function measure(lab, n) {
+  const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
+  const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: true });
+  const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3' }) : null;
+  const samples = [];
+  try {
+    for (const proto of PROTOS) {
+      const r = await runScript(lab, 'client', CLIENT, { url: `https://${lab.server.addr}/small`, ca: certs.caPath, proto, samples: n }, {
+        onProgress: (p) => progress.tick(`${lab.config.delayMs * 2} ms RTT: ${p.note}`),
+        timeoutMs: 60_000 + n * 10 * Math.max(RTT, 10) * 20,
+      });
+      samples.push(...r.samples);
+    }
+  } finally {
+    await tcp.stop();
+    await h3?.stop();
+  }
+  return { samples, serverTfo: tcp.ready.tfo };
+}
 const certs = makeCerts();
 const lab = await createLab({ delayMs: RTT / 2, tcpFastOpen: 3 });
 let exitCode = 0;
@@ -42,21 +65,14 @@ try {
   const tcpConnect = (await lab.probe('client', { mode: 'tcp-connect', host: lab.server.addr, port: 9000, count: 20 })).connectMs;
   await ps.stop();
   progress.tick(`lab RTT ${fmt(check.rttMs, 2)} ms, node TCP connect ${fmt(tcpConnect?.median, 2)} ms`);
-  const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
-  const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: true });
-  const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3' }) : null;
-  progress.tick(`origins up (server TFO listener: ${tcp.ready.tfo})`);
-  const samples = [];
-  for (const proto of PROTOS) {
-    const r = await runScript(lab, 'client', CLIENT, { url: `https://${lab.server.addr}/small`, ca: certs.caPath, proto, samples: SAMPLES }, {
-      onProgress: (p) => progress.tick(p.note),
-      timeoutMs: 60_000 + SAMPLES * 10 * RTT * 20,
-    });
-    samples.push(...r.samples);
-  }
-  await tcp.stop();
-  await h3?.stop();
+  const { samples, serverTfo } = await measure(lab, SAMPLES);
   const nstat = { client: await lab.nstat('client'), server: await lab.nstat('server') };
+  let base = [];
+  if (BASELINE) {
+    // The same cases at 0 ms delay: what the hosts' processing costs, with no RTT in it.
+    const lab0 = await createLab({ delayMs: 0, tcpFastOpen: 3 });
+    try { base = (await measure(lab0, SAMPLES)).samples; } finally { await lab0.close(); }
+  }
   progress.done();
 
   const rows = [];
@@ -65,12 +81,13 @@ try {
       const xs = samples.filter((s) => s.proto === proto && s.case === kase);
       if (!xs.length) continue;
       const sum = summarize(xs.map((s) => s.ms));
+      const b = summarize(base.filter((s) => s.proto === proto && s.case === kase).map((s) => s.ms));
       const [floor, why] = floorOf(proto, kase);
       const rtts = sum.p50 / RTT;
       const share = (k) => xs.filter((s) => s[k]).length / xs.length;
       rows.push({
         proto, case: kase, n: sum.n, p50Ms: sum.p50, minMs: sum.min, maxMs: sum.max, rtts, floor, why,
-        overheadMs: sum.p50 - floor * RTT, overheadPct: (rtts / floor - 1) * 100,
+        overheadMs: sum.p50 - floor * RTT, overheadPct: (rtts / floor - 1) * 100, zeroRttP50Ms: b.p50,
         tfoShare: share('tfo'), resumedShare: share('resumed'), earlyShare: share('earlyData'), reusedShare: share('reused'),
       });
     }
@@ -87,12 +104,12 @@ try {
   const yes = (x) => (x === 1 ? 'yes' : x === 0 ? 'no' : `${Math.round(x * 100)}%`);
   const lines = [
     `handshake: time to first byte at ${RTT} ms RTT (lab self-check ${fmt(check.rttMs, 2)} ms, ${check.rttSource}), ${SAMPLES} samples per case, 100-byte response`,
-    `node-to-node TCP connect (1 RTT + host overhead) median ${fmt(tcpConnect?.median, 2)} ms over ${tcpConnect?.n} connects`,
-    `TCP congestion control ${facts.congestionControl}, tcp_fastopen ${facts.tcpFastOpen}, server TFO listener ${tcp.ready.tfo}; kernel ${facts.kernel}, node ${facts.node}`,
+    `calibration (1 RTT + host overhead, node to node): TCP connect median ${fmt(tcpConnect?.median, 2)} ms over ${tcpConnect?.n} connects, UDP echo median ${fmt(check.udpRttMs, 2)} ms`,
+    `TCP congestion control ${facts.congestionControl}, tcp_fastopen ${facts.tcpFastOpen}, server TFO listener ${serverTfo}; kernel ${facts.kernel}, node ${facts.node}`,
     '',
-    '| proto | case | p50 ms | min–max ms | RTTs | floor (RTT) | over floor | TFO | resumed | 0-RTT |',
-    '|---|---|---:|---:|---:|---:|---:|---|---|---|',
-    ...rows.map((r) => `| ${r.proto} | ${r.case} | ${fmt(r.p50Ms)} | ${fmt(r.minMs)}–${fmt(r.maxMs)} | ${fmt(r.rtts, 3)} | ${r.floor} | ${fmt(r.overheadMs)} ms (${fmt(r.overheadPct)}%) | ${yes(r.tfoShare)} | ${yes(r.resumedShare)} | ${yes(r.earlyShare)} |`),
+    '| proto | case | p50 ms | min–max ms | RTTs | floor (RTT) | over floor | same case at 0 ms RTT | TFO | resumed | 0-RTT |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
+    ...rows.map((r) => `| ${r.proto} | ${r.case} | ${fmt(r.p50Ms)} | ${fmt(r.minMs)}–${fmt(r.maxMs)} | ${fmt(r.rtts, 3)} | ${r.floor} | ${fmt(r.overheadMs)} ms (${fmt(r.overheadPct)}%) | ${fmt(r.zeroRttP50Ms)} ms | ${yes(r.tfoShare)} | ${yes(r.resumedShare)} | ${yes(r.earlyShare)} |`),
     '',
     '| goal | proto | p50 ms | target ms | met |',
     '|---|---|---:|---:|---|',
@@ -109,7 +126,7 @@ try {
       { mark: { type: 'text', align: 'left', dx: 4 }, encoding: { y: { field: 'label', type: 'nominal', sort: null }, x: { field: 'rtts', type: 'quantitative' }, text: { field: 'rtts', type: 'quantitative', format: '.2f' } } },
     ],
   });
-  const file = w.write({ rttMs: RTT, samplesPerCase: SAMPLES, selfCheck: check, nodeTcpConnectMs: tcpConnect, labFacts: facts, serverTfoListener: tcp.ready.tfo, rows, goals, samples, nstat });
+  const file = w.write({ rttMs: RTT, samplesPerCase: SAMPLES, selfCheck: check, nodeTcpConnectMs: tcpConnect, labFacts: facts, serverTfoListener: serverTfo, rows, goals, samples, zeroRttSamples: base, nstat });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
   process.stderr.write(`\nhandshake failed: ${err?.stack ?? err}\n`);

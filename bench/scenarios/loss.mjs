@@ -3,7 +3,8 @@
 // plus small requests every 20 ms on the same connection, h2 vs h3.
 // Knobs (env): BENCH_LOSS (0,1,2,5 percent, both directions), BENCH_RTT_MS (50),
 // BENCH_BULK_MIB (20), BENCH_SMALL (50), BENCH_INTERVAL_MS (20), BENCH_CAP_S (30),
-// BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_SEED (1).
+// BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_QUIC_CC (bbr:
+// the h3 origin's quiche congestion control; the product default is cubic), BENCH_SEED (1).
 import { fileURLToPath } from 'node:url';
 import { createLab } from '../lab/index.mjs';
 import { makeCerts } from '../lib/certs.mjs';
@@ -22,6 +23,8 @@ const CAP_S = Number(env.BENCH_CAP_S ?? 30);
 const PROTOS = (env.BENCH_PROTOS ?? 'h2,h3').split(',').filter(Boolean);
 const CC = env.BENCH_TCP_CC || undefined;
 const SEED = Number(env.BENCH_SEED ?? 1);
+// The server sends the bulk, so its congestion controller decides throughput under loss.
+const QUIC_CC = env.BENCH_QUIC_CC || 'bbr';
 const CLIENT = fileURLToPath(new URL('../lib/loss-client.mjs', import.meta.url));
 const NSTAT_KEYS = ['TcpRetransSegs', 'TcpExtTCPLostRetransmit', 'UdpInDatagrams', 'UdpOutDatagrams', 'UdpRcvbufErrors', 'UdpSndbufErrors'];
 
@@ -42,7 +45,7 @@ try {
       labs.push({ lossPct: loss, selfCheck: check, facts });
       const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
       const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: false });
-      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3' }) : null;
+      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC } }) : null;
       for (const proto of PROTOS) {
         progress.note(`${loss}% ${proto} running`);
         const before = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };
@@ -55,8 +58,13 @@ try {
         runs.push({ lossPct: loss, ...r, nstat: { client: delta('client'), server: delta('server') }, link: { clientToServer: linkDelta('clientToServer'), serverToClient: linkDelta('serverToClient') }, tcpCongestionControl: facts.congestionControl });
         progress.tick(`${loss}% ${proto}: ${fmt(r.bulk.bytesPerS / 2 ** 20, 2)} MiB/s`);
       }
-      await tcp.stop();
-      await h3?.stop();
+      const arrivals = { h2: (await tcp.stop())?.tags?.small?.arrivalsHrMs ?? [], h3: (await h3?.stop())?.tags?.small?.arrivalsHrMs ?? [] };
+      // Each origin's small requests arrive in issue order on one connection: pair them with the client's send times.
+      for (const run of runs.filter((x) => x.lossPct === loss)) {
+        const arr = arrivals[run.proto] ?? [];
+        const sent = [...run.small].sort((a, b) => a.sentHrMs - b.sentHrMs);
+        sent.forEach((s, k) => { if (arr[k] !== undefined) { s.requestOneWayMs = arr[k] - s.sentHrMs; s.afterArrivalMs = s.headHrMs - arr[k]; } });
+      }
     } finally {
       await lab.close();
       current = null;
@@ -67,7 +75,10 @@ try {
   const rows = runs.map((r) => {
     const ok = r.small.filter((s) => s.ms !== null);
     const sum = summarize(ok.map((s) => s.ms));
+    const oneWay = summarize(ok.map((s) => s.requestOneWayMs));
+    const back = summarize(ok.map((s) => s.afterArrivalMs));
     return {
+      reqOneWayP50Ms: oneWay.p50, reqOneWayP99Ms: oneWay.p99, arrivalToHeadP50Ms: back.p50, arrivalToHeadP99Ms: back.p99,
       lossPct: r.lossPct, proto: r.proto, smallN: ok.length, smallErrors: r.small.length - ok.length, p50Ms: sum.p50, p99Ms: sum.p99, maxMs: sum.max,
       bulkMiBps: r.bulk.bytesPerS / 2 ** 20, bulkMiB: r.bulk.bytes / 2 ** 20, finished: r.bulk.finished, elapsedS: r.bulk.elapsedMs / 1000, bulkError: r.bulk.error,
       sameConnection: r.sameConnection, tcpRetrans: r.nstat.server.TcpRetransSegs + r.nstat.client.TcpRetransSegs,
@@ -83,11 +94,11 @@ try {
   const cc = runs[0]?.tcpCongestionControl ?? '?';
   const lines = [
     `loss: ${fmt(BULK / 2 ** 20, 0)} MiB bulk + ${SMALL} small requests every ${INTERVAL} ms on one connection, ${RTT} ms RTT, loss both directions (seed ${SEED}), bulk capped at ${CAP_S} s`,
-    `congestion control: TCP ${cc} (kernel default unless BENCH_TCP_CC), QUIC cubic (quiche, our default)`,
+    `congestion control: TCP ${cc} (kernel default unless BENCH_TCP_CC), QUIC ${QUIC_CC} at the origin (quiche; BENCH_QUIC_CC, product default cubic)`,
     '',
-    '| loss | proto | small p50 ms | small p99 ms | small max ms | small errors | bulk MiB/s | bulk MiB | finished | bulk s | link drops | TCP retrans |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.lossPct}% | ${r.proto} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${r.smallErrors} | ${fmt(r.bulkMiBps, 2)} | ${fmt(r.bulkMiB, 1)} | ${r.finished ? 'yes' : `no (${r.bulkError ?? 'short'})`} | ${fmt(r.elapsedS, 1)} | ${r.linkLost} | ${r.proto === 'h3' ? '-' : r.tcpRetrans} |`),
+    '| loss | proto | small p50 ms | small p99 ms | small max ms | request → origin p50 / p99 ms | origin arrival → response head p50 / p99 ms | small errors | bulk MiB/s | bulk MiB | finished | bulk s | link drops | TCP retrans |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.lossPct}% | ${r.proto} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.reqOneWayP50Ms)} / ${fmt(r.reqOneWayP99Ms)} | ${fmt(r.arrivalToHeadP50Ms)} / ${fmt(r.arrivalToHeadP99Ms)} | ${r.smallErrors} | ${fmt(r.bulkMiBps, 2)} | ${fmt(r.bulkMiB, 1)} | ${r.finished ? 'yes' : `no (${r.bulkError ?? 'short'})`} | ${fmt(r.elapsedS, 1)} | ${r.linkLost} | ${r.proto === 'h3' ? '-' : r.tcpRetrans} |`),
     '',
     ...(goals.length ? ['| goal | h2 p99 ms | h3 p99 ms | h3/h2 | met |', '|---|---:|---:|---:|---|',
       ...goals.map((g) => `| ${g.goal} | ${fmt(g.h2P99Ms)} | ${fmt(g.h3P99Ms)} | ${fmt(g.ratio, 2)} | ${g.met ? 'yes' : '**no**'} |`)] : []),
@@ -110,7 +121,7 @@ try {
     mark: { type: 'line', point: true },
     encoding: { x: { field: 'lossPct', type: 'quantitative', title: 'loss % (each direction)' }, y: { field: 'bulkMiBps', type: 'quantitative', title: 'MiB/s' }, color: { field: 'proto', type: 'nominal' } },
   });
-  const file = w.write({ rttMs: RTT, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S, seed: SEED, tcpCongestionControl: cc, quicCongestionControl: 'cubic', labs, rows, goals, runs });
+  const file = w.write({ rttMs: RTT, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S, seed: SEED, tcpCongestionControl: cc, quicCongestionControl: QUIC_CC, labs, rows, goals, runs });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
   process.stderr.write(`\nloss failed: ${err?.stack ?? err}\n`);
