@@ -9,6 +9,13 @@
  * streams → flush write queues → drain `send()` fully → re-arm the timer →
  * report state changes. Handler callbacks may call back into us; writes made
  * during `process()` are picked up by the same pass.
+ *
+ * Deferred send: when a pass delivered stream data to the handler, draining
+ * `send()` waits one event-loop turn (at most once in a row), so what the
+ * application answers in its promise continuations (a response, the next
+ * request) leaves in the same datagram as the ACK instead of one after it.
+ * The wait is bounded by one turn; a pass that follows a deferred one always
+ * drains.
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './transport.js';
@@ -43,6 +50,12 @@ export interface QuicConnectionInit {
   sink: PacketSink;
   /** Ask the owner to call process() soon (batched per event-loop turn). */
   schedule: (c: QuicConnection) => void;
+  /**
+   * Ask the owner to call process() on the next event-loop turn, after the
+   * microtasks of this one (so the application's reaction to delivered
+   * data rides in the same packets as our ACKs). Default: `schedule`.
+   */
+  scheduleNextTurn?: (c: QuicConnection) => void;
   /** Called once after the connection is closed and its timer cleared. */
   release: (c: QuicConnection) => void;
   /** Client: the name or IP literal the certificate must match; null = no check. */
@@ -91,6 +104,7 @@ export class QuicConnection implements QuicStreamTransport {
   #processing = false;
   #dirty = false;
   #recvErrors = 0;
+  #sendDeferred = false;
   #paused = new Set<number>();
   #writeWaiters: Array<{ id: number; max: number; resolve: () => void }> = [];
   #packetWaiters: Array<() => void> = [];
@@ -326,9 +340,16 @@ export class QuicConnection implements QuicStreamTransport {
     try {
       this.#checkEstablished();
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
-      if (!this.#overrideError) this.#readStreams();
+      const delivered = this.#overrideError ? 0 : this.#readStreams();
       const failures = this.#writes.flush(this.#q);
       for (const f of failures) if (f.kind === 'stopped') this.#handler.onStopSending(f.streamId, f.code);
+      if (delivered > 0 && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
+        this.#sendDeferred = true;
+        this.#init.scheduleNextTurn(this);
+        this.#armTimer();
+        return;
+      }
+      this.#sendDeferred = false;
       this.#drainSend();
       // A client enters 0-RTT only once its first flight is written.
       if (!this.#established && !this.#earlyReported && this.isClient && this.#q.isInEarlyData()) {
@@ -405,11 +426,13 @@ export class QuicConnection implements QuicStreamTransport {
     this.#emit({ type: 'established', early: false });
   }
 
-  #readStreams(): void {
+  /** Deliver readable stream data to the handler; returns how many deliveries were made. */
+  #readStreams(): number {
     const q = this.#q;
     const buf = this.#readBuf;
+    let delivered = 0;
     for (const id of q.readable()) {
-      if (this.#closed) return;
+      if (this.#closed) return delivered;
       if (this.#paused.size && this.#paused.has(id)) continue;
       for (let guard = 0; guard < 1024; guard++) {
         let r: [number, boolean] | null;
@@ -423,10 +446,14 @@ export class QuicConnection implements QuicStreamTransport {
         }
         if (r === null) break;
         const [n, fin] = r;
-        if (n > 0 || fin) this.#handler.onStreamData(id, buf.slice(0, n), fin);
+        if (n > 0 || fin) {
+          delivered++;
+          this.#handler.onStreamData(id, buf.slice(0, n), fin);
+        }
         if (fin) break;
       }
     }
+    return delivered;
   }
 
   #creditCheck(): void {

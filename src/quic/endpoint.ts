@@ -86,6 +86,8 @@ export class QuicEndpoint {
   #cidsOf = new Map<QuicConnection, string[]>();
   #live = new Set<QuicConnection>();
   #dirty = new Set<QuicConnection>();
+  #later = new Set<QuicConnection>();
+  #running = false;
   #immediate: NodeJS.Immediate | null = null;
   #retry: RetryTokens | null;
   #closed = false;
@@ -167,6 +169,7 @@ export class QuicEndpoint {
       remote,
       sink: this.#sink,
       schedule: this.#schedule,
+      scheduleNextTurn: this.#scheduleNextTurn,
       release: this.#release,
       expectedHost: o.expectedHost ?? null,
       ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
@@ -203,14 +206,27 @@ export class QuicEndpoint {
     this.#immediate ??= setImmediate(this.#runDirty);
   };
 
+  /** Process on the next turn (after this turn's microtasks); see QuicConnection's deferred send. */
+  #scheduleNextTurn = (c: QuicConnection): void => {
+    this.#later.add(c);
+    if (!this.#running) this.#immediate ??= setImmediate(this.#runDirty);
+  };
+
   #runDirty = (): void => {
     this.#immediate = null;
-    for (let round = 0; round < 8 && this.#dirty.size; round++) {
-      const batch = [...this.#dirty];
-      this.#dirty.clear();
-      for (const c of batch) c.process();
+    this.#running = true;
+    for (const c of this.#later) this.#dirty.add(c);
+    this.#later.clear();
+    try {
+      for (let round = 0; round < 8 && this.#dirty.size; round++) {
+        const batch = [...this.#dirty];
+        this.#dirty.clear();
+        for (const c of batch) c.process();
+      }
+    } finally {
+      this.#running = false;
     }
-    if (this.#dirty.size) this.#immediate = setImmediate(this.#runDirty);
+    if (this.#dirty.size || this.#later.size) this.#immediate = setImmediate(this.#runDirty);
   };
 
   #release = (c: QuicConnection): void => {
@@ -218,6 +234,7 @@ export class QuicEndpoint {
     this.#cidsOf.delete(c);
     this.#live.delete(c);
     this.#dirty.delete(c);
+    this.#later.delete(c);
   };
 
   #onMessage(msg: Buffer, host: string, port: number): void {
@@ -312,6 +329,7 @@ export class QuicEndpoint {
       remote,
       sink: this.#sink,
       schedule: this.#schedule,
+      scheduleNextTurn: this.#scheduleNextTurn,
       release: this.#release,
       ...(lo ? { maxPacket: lo.maxPacket } : {}),
     });
