@@ -94,6 +94,10 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Per-request protocol policy (overrides agent and origin). */
   protocol?: ProtocolPolicy;
+  /** Host / :authority to send instead of the URL's (the connection still goes to the URL's origin). */
+  authority?: string;
+  /** Permit 0-RTT early data for this request (h3; only for requests safe to replay, RFC 8470). */
+  allowEarlyData?: boolean;
 }
 
 // RFC 9110 §7.6.1 / RFC 9113 §8.2.2: connection-specific fields never cross a hop.
@@ -198,12 +202,13 @@ export class Agent {
     const req: ConnRequest = {
       method,
       path: `${url.pathname}${url.search}`,
-      authority: url.host,
+      authority: o.authority ?? url.host,
       scheme: url.protocol === 'https:' ? 'https' : 'http',
       headers,
       body,
       signal: o.signal,
     };
+    if (o.allowEarlyData) req.allowEarlyData = true;
     const replayable = isReplayable(body);
     const idempotent = isIdempotent(method, headers);
     const info = this.#info.get(pool);
