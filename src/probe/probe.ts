@@ -97,13 +97,12 @@ async function step<T>(name: string, ms: number, fn: (signal: AbortSignal) => Pr
   }
 }
 
-async function drainBody(conn: PooledConnection, r: { body: NodeJS.ReadableStream }, ms: number): Promise<void> {
+async function drainBody(r: { body: NodeJS.ReadableStream }, ms: number): Promise<void> {
   await step('reading the response body', ms, () => new Promise<void>((res, rej) => {
     r.body.on('end', res);
     r.body.on('error', rej);
     r.body.resume();
   }));
-  void conn;
 }
 
 function header(h: HeaderList, name: string): string[] {
@@ -156,7 +155,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     try {
       const res = await step('HTTP request', ms, () => conn.request(req));
       r.http.status = res.status;
-      await drainBody(conn, res, ms).catch(() => {});
+      await drainBody(res, ms).catch(() => {});
       const av = header(res.headers, 'alt-svc');
       if (av.length) {
         r.http.altSvc = av.join(', ');
@@ -199,7 +198,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
       Object.assign(r.quic, { ok: true, handshakeMs: q.facts.connectMs, rttMs: q.facts.rttMs, maxConcurrentStreams: q.facts.peerMaxConcurrentStreams });
       try {
         const res = await step('HTTP/3 request', ms, () => q.request(req));
-        await drainBody(q, res, ms).catch(() => {});
+        await drainBody(res, ms).catch(() => {});
       } catch {
         // The handshake result stands; the 0-RTT step will say whether a ticket came.
       }
@@ -220,7 +219,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
         }), destroy);
         try {
           const res = await step('0-RTT request', ms, () => q2.request({ ...req, allowEarlyData: true }));
-          await drainBody(q2, res, ms).catch(() => {});
+          await drainBody(res, ms).catch(() => {});
           await q2.ready(false);
           Object.assign(r.earlyData, { ok: true, resumed: q2.facts.resumed, accepted: res.earlyData === true });
         } finally {

@@ -42,7 +42,7 @@ export class Selector {
   state(origin: string): OriginState {
     let s = this.#states.get(origin);
     if (!s) {
-      s = new OriginState(origin, this.cache, Date.now());
+      s = new OriginState(origin, this.cache);
       this.#states.set(origin, s);
     }
     return s;

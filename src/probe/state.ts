@@ -76,12 +76,11 @@ export class OriginState {
   /** A QUIC attempt for this origin is in flight (never start a second one without TCP). */
   quicPending = false;
 
-  constructor(origin: string, cache: OriginCache, now: number) {
+  constructor(origin: string, cache: OriginCache) {
     this.origin = origin;
     this.#cache = cache;
+    // updatedAt 0 marks "nothing known yet": the first fact is always written through.
     this.#f = cache.get(origin) ?? emptyFacts(0);
-    if (this.#f.updatedAt === 0) this.#f = emptyFacts(0);
-    void now;
   }
 
   get facts(): Readonly<OriginFacts> {

@@ -41,7 +41,7 @@ describe('selectProtocol', () => {
 describe('OriginState', () => {
   it('learns Alt-Svc, honours clear, and writes through to the cache', () => {
     const cache = new MemoryOriginCache();
-    const s = new OriginState('https://x:443', cache, T);
+    const s = new OriginState('https://x:443', cache);
     expect(s.learnAltSvc(parseAltSvc('h3=":8443"; ma=60'), T)).toBe('learned');
     expect(cache.get('https://x:443')?.h3).toMatchObject({ port: 8443, expiresAt: T + 60_000 });
     expect(s.learnAltSvc(parseAltSvc('h3=":8443"; ma=60'), T + 1000)).toBe('refreshed');
@@ -50,7 +50,7 @@ describe('OriginState', () => {
     expect(cache.get('https://x:443')?.h3).toBeNull();
   });
   it('broken-h3 backoff doubles from the base, is capped, and resets on success', () => {
-    const s = new OriginState('https://x:443', new MemoryOriginCache(), T);
+    const s = new OriginState('https://x:443', new MemoryOriginCache());
     const o = { brokenBackoffMs: 300_000, brokenBackoffMaxMs: 1_000_000 };
     expect(s.h3Failed(T, o)).toBe(300_000);
     expect(s.h3Failed(T, o)).toBe(600_000);
