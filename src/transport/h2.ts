@@ -70,11 +70,7 @@ export class H2Connection implements PooledConnection {
       this.#emit({ type: 'goaway', lastStreamId: lastStreamID });
     });
     session.on('error', () => { /* surfaced per stream and via close */ });
-    session.on('close', () => {
-      const was = this.#state;
-      this.#state = 'closed';
-      if (was !== 'closed') this.#emit({ type: 'close', error: null });
-    });
+    session.on('close', () => this.#markClosed(null));
   }
 
   get state(): ConnState { return this.#state; }
@@ -249,14 +245,23 @@ export class H2Connection implements PooledConnection {
    */
   #closeSession(): void {
     const s = this.#session;
-    if (s.closed || s.destroyed) return;
-    s.close();
-    setTimeout(() => { if (!s.destroyed) s.destroy(); }, CLOSE_GRACE_MS).unref();
+    if (s.destroyed) { this.#markClosed(null); return; }
+    // node:http2 may already have called close() itself (GOAWAY received): still bound it.
+    if (!s.closed) s.close();
+    setTimeout(() => this.destroy(), CLOSE_GRACE_MS).unref();
   }
 
+  /** Close now. The pool learns of it here, not from node:http2's 'close' event, which can lag or never come. */
   destroy(error?: Error): void {
-    if (this.#state === 'closed' && this.#session.destroyed) return;
-    this.#session.destroy(error);
+    if (this.#state === 'closed') return;
+    if (!this.#session.destroyed) this.#session.destroy(error);
+    this.#markClosed(error ?? null);
+  }
+
+  #markClosed(error: Error | null): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#emit({ type: 'close', error });
   }
 }
 

@@ -95,7 +95,7 @@ describe('GOAWAY and restart mid-load', () => {
 
   for (const protocol of ['h1', 'h2'] as const) {
     it(`${protocol}: an origin restart mid-load loses no idempotent request`, async () => {
-      const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 6, pool: { maxConnections: 8, connectBackoffBaseMs: 50, pingTimeoutMs: 1000, headersTimeoutMs: 5000 } });
+      const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 6, pool: { maxConnections: 8, connectBackoffBaseMs: 50, pingIntervalMs: 500, pingTimeoutMs: 1000, headersTimeoutMs: 5000 } });
       const r = await load(agent, `https://127.0.0.1:${nginx.port}/small.txt?restart-${protocol}`, 2500, () => nginx.restart());
       const st = agent.stats()[0];
       await agent.close();
