@@ -139,6 +139,7 @@ export class H2Connection implements PooledConnection {
     return new Promise<ConnResponse>((resolve, reject) => {
       let body: Readable | null = null;
       let done = false;
+      let ended = false;
       let resolveTrailers!: (t: HeaderList) => void;
       const trailers = new Promise<HeaderList>((r) => { resolveTrailers = r; });
       let timer: NodeJS.Timeout | null = setTimeout(() => {
@@ -197,13 +198,19 @@ export class H2Connection implements PooledConnection {
           fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'stream ended before a response', { details: { h2ErrorCode: stream.rstCode ?? null } }));
           return;
         }
-        body.push(null);
-        finish();
+        // A peer RST_STREAM also ends the readable side, and its code is only
+        // known at 'close': the body ends there, so a reset is never taken for the end.
+        ended = true;
       });
       stream.on('error', () => { /* reported through 'close' with rstCode */ });
       stream.on('close', () => {
         if (done) return;
         const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+        if (ended && body && code === NGHTTP2_NO_ERROR) {
+          body.push(null);
+          finish();
+          return;
+        }
         // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
         const unprocessed = body === null && (code === NGHTTP2_REFUSED_STREAM || (this.#goawayLast >= 0 && (stream.id ?? 0) > this.#goawayLast));
         const err = new OriginlinkError(

@@ -1,0 +1,102 @@
+/**
+ * HTTP/2 origins that misbehave: garbage instead of a connection preface,
+ * a header list over our limit, a stream reset mid-body, a GOAWAY that
+ * refuses in-flight streams. Each gives a typed error; nothing hangs.
+ */
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, OriginlinkError } from '../../src/index.js';
+import { makeCerts } from '../helpers/certs.js';
+
+const certs = makeCerts();
+
+describe('misbehaving HTTP/2 origins', () => {
+  let garbage: tls.Server;
+  let h2: http2.Http2SecureServer;
+  let gPort = 0;
+  let hPort = 0;
+  let refusedOnce = false;
+  beforeAll(async () => {
+    // Negotiates h2, then answers the client preface with bytes that are not a SETTINGS frame.
+    garbage = tls.createServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['h2'] }, (s) => {
+      s.on('data', () => s.write(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\nnot http/2 at all')));
+      s.on('error', () => {});
+    });
+    h2 = http2.createSecureServer({ cert: certs.cert, key: certs.key, settings: { maxConcurrentStreams: 50 } });
+    h2.on('stream', (stream, headers) => {
+      const path = headers[':path'];
+      stream.on('error', () => {});
+      if (path === '/huge-headers') {
+        stream.respond({ ':status': 200, 'x-big': 'a'.repeat(200_000) });
+        stream.end();
+      } else if (path === '/reset-mid-body') {
+        stream.respond({ ':status': 200 });
+        stream.write(Buffer.alloc(1000, 98));
+        // destroy() sends RST_STREAM without END_STREAM (close(code) would end the stream cleanly first).
+        setTimeout(() => stream.destroy(new Error('origin failed mid-body')), 20);
+      } else if (path === '/refuse-once' && !refusedOnce) {
+        refusedOnce = true;
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      } else {
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      }
+    });
+    await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    gPort = (garbage.address() as AddressInfo).port;
+    hPort = (h2.address() as AddressInfo).port;
+  });
+  afterAll(() => { garbage?.close(); h2?.close(); });
+
+  it('garbage instead of the h2 preface → a typed error quickly, not a hang', async () => {
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 5000 } });
+    const t0 = Date.now();
+    const err = await agent.request({ url: `https://localhost:${gPort}/` }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OriginlinkError);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    agent.destroy();
+  });
+
+  it('a response header list over maxHeaderBytes → typed error; the next request works', async () => {
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, pool: { maxHeaderBytes: 16_384 } });
+    const err = await agent.request({ url: `https://localhost:${hPort}/huge-headers` }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OriginlinkError);
+    const ok = await agent.request({ url: `https://localhost:${hPort}/ok` });
+    expect(await ok.text()).toBe('ok');
+    await agent.close();
+  });
+
+  it('a stream reset mid-body errors the body with OL_STREAM_RESET; the connection keeps serving', async () => {
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
+    const res = await agent.request({ url: `https://localhost:${hPort}/reset-mid-body` });
+    const err = await res.bytes().then(() => null, (e: unknown) => e);
+    expect((err as OriginlinkError).code).toBe('OL_STREAM_RESET');
+    expect((err as OriginlinkError).details['responseStarted']).toBe(true);
+    const ok = await agent.request({ url: `https://localhost:${hPort}/ok` });
+    expect(await ok.text()).toBe('ok');
+    expect(ok.connectionId).toBe(res.connectionId);
+    await agent.close();
+  });
+
+  it('REFUSED_STREAM is retried for any method (the origin did not process it, RFC 9113 §8.7)', async () => {
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
+    const res = await agent.request({ url: `https://localhost:${hPort}/refuse-once`, method: 'POST', body: 'x' });
+    expect(await res.text()).toBe('ok');
+    expect(res.attempts).toBe(2);
+    await agent.close();
+  });
+
+  it('a plain TCP server that never speaks TLS → OL_CONNECT_TIMEOUT within connectTimeoutMs', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const agent = new Agent({ tls: { ca: certs.ca }, maxRetries: 0, pool: { connectTimeoutMs: 300 } });
+    const err = await agent.request({ url: `https://localhost:${(silent.address() as AddressInfo).port}/` }).then(() => null, (e: unknown) => e);
+    expect((err as OriginlinkError).code).toBe('OL_CONNECT_TIMEOUT');
+    agent.destroy();
+    silent.close();
+  });
+});
