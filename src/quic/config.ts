@@ -42,7 +42,7 @@ export interface QuicOptions {
   earlyData?: boolean;
   /** Server: 48-byte session ticket key shared by a fleet. Default random per process. */
   ticketKey?: Uint8Array;
-  /** Active connection id limit advertised. Default 2. */
+  /** Connection ids we accept from the peer (spares for migration, RFC 9000 §5.1.1). Default 4. */
   activeConnectionIdLimit?: number;
   /** Write TLS secrets to SSLKEYLOGFILE when set in the environment. Default false. */
   logKeys?: boolean;
@@ -160,7 +160,7 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   c.setMaxStreamWindow(Math.max(streamData, 16 * 1024 * 1024));
   c.setInitialMaxStreamsBidi(posInt('maxStreamsBidi', o.maxStreamsBidi, 128));
   c.setInitialMaxStreamsUni(posInt('maxStreamsUni', o.maxStreamsUni, 16));
-  c.setActiveConnectionIdLimit(posInt('activeConnectionIdLimit', o.activeConnectionIdLimit, 2));
+  c.setActiveConnectionIdLimit(posInt('activeConnectionIdLimit', o.activeConnectionIdLimit, 4));
   const cc = o.cc ?? 'cubic';
   if (cc !== 'reno' && cc !== 'cubic' && cc !== 'bbr') bad('cc', `unknown algorithm ${String(cc)}`);
   c.setCcAlgorithmName(cc);

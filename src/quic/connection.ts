@@ -24,6 +24,8 @@ import { closeError } from './errors.js';
 import { WriteQueues } from './write-queue.js';
 import { checkPeerName } from './peer-name.js';
 import { PacketSink } from './packet-sink.js';
+import type { Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
 
 export interface QuicStatsSnapshot {
   rttMs: number | null;
@@ -36,10 +38,30 @@ export interface QuicStatsSnapshot {
   bytesReceived: number;
   /** Stream bytes queued in JS waiting for flow-control credit. */
   bufferedBytes: number;
+  /** Paths quiche knows (active or probing). */
+  paths: number;
+  /** Our local address on the active path. */
+  localPort: number | null;
+  /** Path changes: our migrations (client) or the peer's (server, NAT rebinding). */
+  migrations: number;
+  /** Path events seen, by quiche's type name (New, Validated, FailedValidation, Closed, PeerMigrated...). */
+  pathEvents: Record<string, number>;
+  /** Connection ids the peer issued us that are still unused (spares for migration). */
+  spareDcids: number;
+}
+
+/** One quiche path event (binding: serde-tagged object). */
+export interface PathEvent {
+  type: string;
+  local?: HostPort;
+  peer?: HostPort;
+  old?: unknown;
+  new?: unknown;
 }
 
 export type QuicConnectionEvent =
   | { type: 'established'; early: boolean }
+  | { type: 'path'; event: PathEvent }
   | { type: 'closed'; error: OriginlinkError | null };
 
 export interface QuicConnectionInit {
@@ -48,6 +70,11 @@ export interface QuicConnectionInit {
   local: HostPort;
   remote: HostPort;
   sink: PacketSink;
+  /** The local socket bound to an address (packets leave from the path's local address). */
+  socketFor?: (local: HostPort) => Socket;
+  /** Route datagrams for a connection id we issued (NEW_CONNECTION_ID) / stop routing a retired one. */
+  addCid?: (c: QuicConnection, cid: Uint8Array) => void;
+  removeCid?: (c: QuicConnection, cid: Uint8Array) => void;
   /** Ask the owner to call process() soon (batched per event-loop turn). */
   schedule: (c: QuicConnection) => void;
   /**
@@ -67,6 +94,8 @@ export interface QuicConnectionInit {
 }
 
 const READ_BUF = 64 * 1024;
+/** Connection ids we issue per connection over its life (each is a routing-table entry). */
+const MAX_ISSUED_CIDS = 16;
 const NOOP_HANDLER: QuicStreamHandler = {
   onStreamData() {},
   onStreamReset() {},
@@ -83,6 +112,8 @@ export class QuicConnection implements QuicStreamTransport {
   readonly startedAt = performance.now();
   /** performance.now() when the handshake completed; null before. */
   establishedAt: number | null = null;
+  /** performance.now() of the latest datagram from the peer. */
+  lastPacketAt = performance.now();
   #q: QuicheConnection;
   #init: QuicConnectionInit;
   #maxPacket: number | undefined;
@@ -105,6 +136,14 @@ export class QuicConnection implements QuicStreamTransport {
   #dirty = false;
   #recvErrors = 0;
   #sendDeferred = false;
+  #lastFrom: HostPort | null = null;
+  #lastSocket: Socket | undefined;
+  #migrations = 0;
+  #pathEvents: Record<string, number> = {};
+  #issuedCids = 0;
+  /** Timer firings with no datagram received in between (probe timeouts on the current path). */
+  #silentTimeouts = 0;
+  #stall: { after: number; fn: (c: QuicConnection) => void } | null = null;
   #paused = new Set<number>();
   #writeWaiters: Array<{ id: number; max: number; resolve: () => void }> = [];
   #packetWaiters: Array<() => void> = [];
@@ -178,7 +217,48 @@ export class QuicConnection implements QuicStreamTransport {
       bytesSent: s.sentBytes,
       bytesReceived: s.recvBytes,
       bufferedBytes: this.#writes.bufferedBytes,
+      paths: s.pathsCount,
+      localPort: p ? p.localHost.port : null,
+      migrations: this.#migrations,
+      pathEvents: { ...this.#pathEvents },
+      spareDcids: this.#spareDcids(),
     };
+  }
+
+  #spareDcids(): number {
+    try {
+      return (this.#q as unknown as { availableDcids(): number }).availableDcids();
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Client: move the connection to another local address (a socket the
+   * endpoint bound with `addSocket`). quiche validates the new path and
+   * makes it active; it needs a spare connection id from the peer
+   * (RFC 9000 §9.5), so this fails with QUIC_FAILED when none is left.
+   */
+  migrateTo(local: HostPort): void {
+    if (this.#closed) throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'QUIC connection is closed');
+    if (!this.isClient) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'only a client migrates actively');
+    try {
+      (this.#q as unknown as { migrateSource(l: HostPort): number }).migrateSource(local);
+    } catch (e) {
+      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, { cause: e, details: { spareDcids: this.#spareDcids() } });
+    }
+    this.#migrations++;
+    this.#silentTimeouts = 0;
+    this.#markDirty();
+  }
+
+  /**
+   * Call `fn` once `after` consecutive timer expiries pass without any
+   * datagram from the peer (loss-probe timeouts on a dead path). The count
+   * restarts after each call and after each received datagram.
+   */
+  onPathStalled(after: number, fn: (c: QuicConnection) => void): void {
+    this.#stall = after > 0 ? { after, fn } : null;
   }
 
   /** Bytes of one stream still waiting in our queue (backpressure signal). */
@@ -306,11 +386,13 @@ export class QuicConnection implements QuicStreamTransport {
   // ---- endpoint side ----
 
   /** One datagram for this connection. */
-  receive(msg: Uint8Array, fromHost: string, fromPort: number): void {
+  receive(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort = this.#init.local): void {
     if (this.#closed) return;
-    const from = this.#recvInfo.from;
-    if (from.port !== fromPort || from.host !== fromHost) {
-      this.#recvInfo = { from: { host: fromHost, port: fromPort }, to: this.#init.local };
+    this.#silentTimeouts = 0;
+    this.lastPacketAt = performance.now();
+    const ri = this.#recvInfo;
+    if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
+      this.#recvInfo = { from: { host: fromHost, port: fromPort }, to };
     }
     try {
       this.#q.recv(msg, this.#recvInfo);
@@ -350,6 +432,7 @@ export class QuicConnection implements QuicStreamTransport {
         return;
       }
       this.#sendDeferred = false;
+      if (this.#established) this.#paths();
       this.#drainSend();
       // A client enters 0-RTT only once its first flight is written.
       if (!this.#established && !this.#earlyReported && this.isClient && this.#q.isInEarlyData()) {
@@ -470,9 +553,56 @@ export class QuicConnection implements QuicStreamTransport {
     if (fire) this.#handler.onStreamsAvailable();
   }
 
+  /**
+   * Keep spare connection ids with the peer (NEW_CONNECTION_ID, up to its
+   * active_connection_id_limit) so either side can change paths, route the
+   * ones we issue, drop retired ones, and record path events.
+   */
+  #paths(): void {
+    const q = this.#q as unknown as {
+      sourceCidsLeft(): number;
+      newSourceCid(cid: Uint8Array, token: bigint, retire: boolean): number;
+      retiredScidNext(): Uint8Array | null;
+      pathEventNext(): PathEvent | null;
+    };
+    const add = this.#init.addCid;
+    if (add) {
+      try {
+        for (let i = 0; i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && q.sourceCidsLeft() > 0; i++) {
+          const cid = randomBytes(16);
+          // The reset token is random: we never send stateless resets, so it only has to be unguessable.
+          const token = BigInt(`0x${randomBytes(16).toString('hex')}`);
+          q.newSourceCid(cid, token, false);
+          this.#issuedCids++;
+          add(this, cid);
+        }
+        for (let i = 0; i < 64; i++) {
+          const old = q.retiredScidNext();
+          if (!old) break;
+          this.#init.removeCid?.(this, old);
+        }
+      } catch {
+        // IdLimit / state errors: try again on a later pass.
+      }
+    }
+    for (let i = 0; i < 64; i++) {
+      let ev: PathEvent | null;
+      try {
+        ev = q.pathEventNext();
+      } catch {
+        break;
+      }
+      if (!ev) break;
+      this.#pathEvents[ev.type] = (this.#pathEvents[ev.type] ?? 0) + 1;
+      if (ev.type === 'PeerMigrated') this.#migrations++;
+      this.#emit({ type: 'path', event: ev });
+    }
+  }
+
   #drainSend(): void {
     const q = this.#q;
     const sink = this.#init.sink;
+    const socketFor = this.#init.socketFor;
     for (let guard = 0; guard < 100_000; guard++) {
       const out = sink.reserve(this.#maxPacket);
       let r;
@@ -482,7 +612,12 @@ export class QuicConnection implements QuicStreamTransport {
         break;
       }
       if (r === null) break;
-      sink.commit(r[0], r[1].to);
+      const from = r[1].from;
+      if (socketFor && (this.#lastFrom === null || this.#lastFrom.port !== from.port || this.#lastFrom.host !== from.host)) {
+        this.#lastFrom = from;
+        this.#lastSocket = socketFor(from);
+      }
+      sink.commit(r[0], r[1].to, this.#lastSocket);
     }
     sink.flush();
   }
@@ -499,6 +634,10 @@ export class QuicConnection implements QuicStreamTransport {
     this.#timer = null;
     if (this.#closed) return;
     this.#q.onTimeout();
+    if (this.#stall && this.#established && ++this.#silentTimeouts >= this.#stall.after) {
+      this.#silentTimeouts = 0;
+      this.#stall.fn(this);
+    }
     this.process();
   };
 

@@ -16,6 +16,7 @@ import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
 
 export const CID_LEN = 16;
+const MAX_EXTRA_SOCKETS = 8;
 /** RFC 9000 §14.1: a server MUST discard an Initial in a datagram under 1200 bytes. */
 const MIN_INITIAL = 1200;
 
@@ -81,6 +82,9 @@ export class QuicEndpoint {
   #socket: dgram.Socket;
   #sink: PacketSink;
   #local: HostPort;
+  /** Sockets bound later for client migration (new local port); bounded by MAX_EXTRA_SOCKETS. */
+  #extra: Array<{ socket: dgram.Socket; local: HostPort }> = [];
+  #opts: EndpointOptions;
   #server: ServerRole | null;
   #conns = new Map<string, QuicConnection>();
   #cidsOf = new Map<QuicConnection, string[]>();
@@ -97,10 +101,15 @@ export class QuicEndpoint {
   private constructor(socket: dgram.Socket, local: HostPort, opts: EndpointOptions) {
     this.#socket = socket;
     this.#local = local;
+    this.#opts = opts;
     this.#server = opts.server ?? null;
     this.#retry = opts.server?.retry ? new RetryTokens() : null;
     this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350);
-    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port));
+    this.#listen(socket, local);
+  }
+
+  #listen(socket: dgram.Socket, local: HostPort): void {
+    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
     socket.on('error', () => {
       this.#counters.dropped++;
     });
@@ -108,6 +117,11 @@ export class QuicEndpoint {
 
   static async bind(opts: EndpointOptions = {}): Promise<QuicEndpoint> {
     quiche();
+    const { socket, local } = await QuicEndpoint.#bindSocket(opts);
+    return new QuicEndpoint(socket, local, opts);
+  }
+
+  static async #bindSocket(opts: EndpointOptions): Promise<{ socket: dgram.Socket; local: HostPort }> {
     const ipv6 = opts.ipv6 ?? (opts.host !== undefined && isIPv6(opts.host));
     const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
     const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
@@ -130,8 +144,50 @@ export class QuicEndpoint {
       // Capped by net.core.*mem_max; the defaults still work.
     }
     const a = socket.address();
-    return new QuicEndpoint(socket, { host: a.address, port: a.port }, opts);
+    return { socket, local: { host: a.address, port: a.port } };
   }
+
+  /**
+   * Bind one more local socket (same address family and host, new port)
+   * whose datagrams are routed like the primary socket's: the new path of a
+   * client migration (RFC 9000 §9). At most MAX_EXTRA_SOCKETS; they close
+   * with the endpoint.
+   */
+  async addSocket(): Promise<HostPort> {
+    if (this.#closed) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
+    if (this.#extra.length >= MAX_EXTRA_SOCKETS) throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `no more than ${MAX_EXTRA_SOCKETS} migrations per connection`);
+    const { socket, local } = await QuicEndpoint.#bindSocket({ ...this.#opts, host: this.#local.host, port: 0, ipv6: isIPv6(this.#local.host) });
+    if (this.#closed) {
+      socket.close();
+      throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
+    }
+    this.#listen(socket, local);
+    this.#extra.push({ socket, local });
+    return local;
+  }
+
+  /** The socket bound to `local` (the primary one when unknown). */
+  #socketFor = (local: HostPort): dgram.Socket => {
+    if (local.port === this.#local.port) return this.#socket;
+    for (const e of this.#extra) if (e.local.port === local.port) return e.socket;
+    return this.#socket;
+  };
+
+  #addCid = (c: QuicConnection, cid: Uint8Array): void => {
+    const k = Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1');
+    this.#conns.set(k, c);
+    this.#cidsOf.get(c)?.push(k);
+  };
+
+  #removeCid = (c: QuicConnection, cid: Uint8Array): void => {
+    const k = Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1');
+    if (this.#conns.get(k) === c) this.#conns.delete(k);
+    const list = this.#cidsOf.get(c);
+    if (list) {
+      const i = list.indexOf(k);
+      if (i >= 0) list.splice(i, 1);
+    }
+  };
 
   get address(): HostPort {
     return this.#local;
@@ -148,6 +204,7 @@ export class QuicEndpoint {
   /** Let the process exit while only this endpoint is open. */
   unref(): void {
     this.#socket.unref();
+    for (const e of this.#extra) e.socket.unref();
   }
 
   connect(o: ConnectOptions): QuicConnection {
@@ -168,6 +225,9 @@ export class QuicEndpoint {
       local: this.#local,
       remote,
       sink: this.#sink,
+      socketFor: this.#socketFor,
+      addCid: this.#addCid,
+      removeCid: this.#removeCid,
       schedule: this.#schedule,
       scheduleNextTurn: this.#scheduleNextTurn,
       release: this.#release,
@@ -190,7 +250,7 @@ export class QuicEndpoint {
     for (const c of [...this.#live]) c.destroy(null);
     if (this.#immediate) clearImmediate(this.#immediate);
     await new Promise<void>((r) => setImmediate(r));
-    await new Promise<void>((r) => this.#socket.close(() => r()));
+    await Promise.all([this.#socket, ...this.#extra.map((e) => e.socket)].map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 
   // ---- internals ----
@@ -237,7 +297,7 @@ export class QuicEndpoint {
     this.#later.delete(c);
   };
 
-  #onMessage(msg: Buffer, host: string, port: number): void {
+  #onMessage(msg: Buffer, host: string, port: number, local: HostPort): void {
     this.#counters.datagramsIn++;
     if (msg.length < 1 + CID_LEN) {
       this.#counters.dropped++;
@@ -246,7 +306,7 @@ export class QuicEndpoint {
     const first = msg[0]!;
     if ((first & 0x80) === 0) {
       const c = this.#conns.get(msg.toString('latin1', 1, 1 + CID_LEN));
-      if (c) c.receive(msg, host, port);
+      if (c) c.receive(msg, host, port, local);
       else this.#counters.dropped++;
       return;
     }
@@ -260,7 +320,7 @@ export class QuicEndpoint {
     const key = Buffer.from(hdr.dcid.buffer, hdr.dcid.byteOffset, hdr.dcid.byteLength).toString('latin1');
     const c = this.#conns.get(key);
     if (c) {
-      c.receive(msg, host, port);
+      c.receive(msg, host, port, local);
       return;
     }
     this.#accept(msg, host, port, hdr);
@@ -328,6 +388,9 @@ export class QuicEndpoint {
       local: this.#local,
       remote,
       sink: this.#sink,
+      socketFor: this.#socketFor,
+      addCid: this.#addCid,
+      removeCid: this.#removeCid,
       schedule: this.#schedule,
       scheduleNextTurn: this.#scheduleNextTurn,
       release: this.#release,
@@ -344,6 +407,6 @@ export class QuicEndpoint {
       conn.destroy(null);
       return;
     }
-    conn.receive(msg, host, port);
+    conn.receive(msg, host, port, this.#local);
   }
 }

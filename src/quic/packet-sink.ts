@@ -25,7 +25,9 @@ export class PacketSink {
   #offs: number[] = [];
   #lens: number[] = [];
   #tos: HostPort[] = [];
-  #gso: GsoSender | null | undefined;
+  #vias: Socket[] = [];
+  #gsoOff: boolean;
+  #gsoBySocket = new WeakMap<Socket, GsoSender | null>();
   packetsOut = 0;
   bytesOut = 0;
   sendErrors = 0;
@@ -38,12 +40,22 @@ export class PacketSink {
     this.#socket = socket;
     this.#slot = maxPacket;
     this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, maxPacket));
-    if (opts.gso === false) this.#gso = null;
+    this.#gsoOff = opts.gso === false;
   }
 
-  /** Whether batched sends are in use (resolved on the first flush of a bound socket). */
+  /** Whether batched sends are in use on the default socket (resolved on its first flush). */
   get gso(): boolean {
-    return !!this.#gso;
+    return !!this.#gsoBySocket.get(this.#socket);
+  }
+
+  #gsoFor(socket: Socket): GsoSender | null {
+    if (this.#gsoOff) return null;
+    let g = this.#gsoBySocket.get(socket);
+    if (g === undefined) {
+      g = gsoSender(socket);
+      this.#gsoBySocket.set(socket, g);
+    }
+    return g;
   }
 
   /** A writable view for one packet of up to `size` bytes (default: the endpoint's max packet). */
@@ -56,37 +68,41 @@ export class PacketSink {
     return this.#slab.subarray(this.#used, this.#used + size);
   }
 
-  commit(len: number, to: HostPort): void {
+  /** The packet just written into the reserved view; `via` = another local socket (migration). */
+  commit(len: number, to: HostPort, via: Socket = this.#socket): void {
     this.#offs.push(this.#used);
     this.#lens.push(len);
     this.#tos.push(to);
+    this.#vias.push(via);
     this.#used += len;
   }
 
   flush(): void {
     const n = this.#offs.length;
     if (n === 0) return;
-    if (this.#gso === undefined) this.#gso = gsoSender(this.#socket);
     const slab = this.#slab;
     const offs = this.#offs;
     const lens = this.#lens;
     const tos = this.#tos;
+    const vias = this.#vias;
     let i = 0;
     while (i < n) {
       const to = tos[i]!;
+      const via = vias[i]!;
+      const gso = this.#gsoFor(via);
       const seg = lens[i]!;
       let j = i + 1;
       let bytes = seg;
-      if (this.#gso) {
-        // Extend the run: same destination, same size; a shorter packet ends it.
-        while (j < n && j - i < GSO_MAX_SEGMENTS && bytes + lens[j]! <= GSO_MAX_BYTES && lens[j]! <= seg && tos[j]!.port === to.port && tos[j]!.host === to.host) {
+      if (gso) {
+        // Extend the run: same socket and destination, same size; a shorter packet ends it.
+        while (j < n && j - i < GSO_MAX_SEGMENTS && bytes + lens[j]! <= GSO_MAX_BYTES && lens[j]! <= seg && vias[j] === via && tos[j]!.port === to.port && tos[j]!.host === to.host) {
           bytes += lens[j]!;
           j++;
           if (lens[j - 1]! < seg) break;
         }
       }
-      if (j - i > 1 && this.#gso) {
-        const r = this.#gso.send(slab, offs[i]!, bytes, seg, to.host, to.port);
+      if (j - i > 1 && gso) {
+        const r = gso.send(slab, offs[i]!, bytes, seg, to.host, to.port);
         if (r === bytes) {
           this.gsoSends++;
           this.packetsOut += j - i;
@@ -99,12 +115,13 @@ export class PacketSink {
       for (; i < j; i++) {
         this.packetsOut++;
         this.bytesOut += lens[i]!;
-        this.#socket.send(slab, offs[i]!, lens[i]!, tos[i]!.port, tos[i]!.host, this.#onSent);
+        vias[i]!.send(slab, offs[i]!, lens[i]!, tos[i]!.port, tos[i]!.host, this.#onSent);
       }
     }
     offs.length = 0;
     lens.length = 0;
     tos.length = 0;
+    vias.length = 0;
   }
 
   #onSent = (err: Error | null): void => {

@@ -78,6 +78,8 @@ export interface H3Server {
   setTicketKey(key: Uint8Array): void;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
+  /** QUIC path events on all connections so far, by type (PeerMigrated = a client moved or was NAT-rebound). */
+  pathEvents(): Record<string, number>;
   /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -101,6 +103,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
   const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
   const counters = { tooEarly: 0 };
+  const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
     host: opts.host ?? '127.0.0.1',
@@ -112,7 +115,10 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       onConnection(quic) {
         const s = new ServerSession(quic, opts, counters);
         sessions.add(s);
-        quic.on((ev) => ev.type === 'closed' && sessions.delete(s));
+        quic.on((ev) => {
+          if (ev.type === 'closed') sessions.delete(s);
+          else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
+        });
       },
     },
   });
@@ -130,6 +136,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     get tooEarly() {
       return counters.tooEarly;
     },
+    pathEvents: () => ({ ...pathEvents }),
     async close(graceMs = 1000) {
       for (const s of sessions) s.goaway();
       const t0 = Date.now();

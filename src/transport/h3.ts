@@ -44,6 +44,12 @@ export interface H3ConnectOptions {
    * §2.1: replayable, no side effects), 'always', 'never'. Default 'safe'.
    */
   earlyDataPolicy?: EarlyDataPolicy;
+  /**
+   * Move to a new local UDP socket (port migration, RFC 9000 §9) after this
+   * many consecutive loss-probe timeouts with nothing heard from the server
+   * on the current path. 0 = never. Default 3.
+   */
+  migrateAfterProbeTimeouts?: number;
   id?: number;
   signal?: AbortSignal | undefined;
   quic?: QuicOptions;
@@ -155,6 +161,8 @@ export class H3PooledConnection implements PooledConnection {
   #sessionKey: string;
   #closeError: OriginlinkError | null = null;
   #sessionSaved = false;
+  #migrating: Promise<void> | null = null;
+  #watchdog: NodeJS.Timeout | null = null;
 
   constructor(id: number, ep: QuicEndpoint, quic: QuicConnection, h3: H3Connection, opts: H3ConnectOptions, started: number, ip: string, sessionKey: string) {
     this.id = id;
@@ -187,6 +195,11 @@ export class H3PooledConnection implements PooledConnection {
     });
     this.#handshake.catch(() => {});
     h3.on((ev) => this.#onEvent(ev));
+    const stallAfter = opts.migrateAfterProbeTimeouts ?? 3;
+    quic.onPathStalled(stallAfter, () => {
+      void this.migrate().catch(() => {});
+    });
+    if (stallAfter > 0) this.#startWatchdog();
     const signal = opts.signal;
     if (signal) {
       const onAbort = (): void => {
@@ -221,6 +234,46 @@ export class H3PooledConnection implements PooledConnection {
   get capacity(): number {
     return this.facts.peerMaxConcurrentStreams ?? 100;
   }
+  /**
+   * Active migration: bind a new local UDP port and move the connection
+   * there (the server validates the new path; requests in flight continue).
+   * Resolves once the switch is made; `quicStats().migrations` counts it.
+   */
+  migrate(): Promise<void> {
+    if (this.#migrating) return this.#migrating;
+    const run = async (): Promise<void> => {
+      if (!this.#quic.established || this.#quic.closed) throw this.#gone();
+      // RFC 9000 §9.5: a new path needs an unused connection id from the peer; they arrive just after the handshake.
+      for (let i = 0; i < 50 && this.#quic.stats().spareDcids === 0 && !this.#quic.closed; i++) {
+        await Promise.race([this.#quic.nextPacket(), new Promise((r) => setTimeout(r, 20))]);
+      }
+      const local = await this.#ep.addSocket();
+      this.#quic.migrateTo(local);
+      this.facts.localPort = local.port;
+    };
+    this.#migrating = run().finally(() => {
+      this.#migrating = null;
+    });
+    return this.#migrating;
+  }
+
+  /**
+   * Path liveness while requests wait: a receiver has nothing in flight, so
+   * quiche arms no probe timer for it. When requests are open and the peer
+   * has been silent for a while, send an ack-eliciting PING; if the path is
+   * dead its loss-probe timeouts then count towards migration.
+   */
+  #startWatchdog(): void {
+    const every = 100;
+    this.#watchdog = setInterval(() => {
+      const q = this.#quic;
+      if (this.#ex.size === 0 || !q.established || q.closed) return;
+      const rtt = q.stats().rttMs ?? 10;
+      if (performance.now() - q.lastPacketAt >= Math.max(every, 4 * rtt)) q.ping();
+    }, every);
+    this.#watchdog.unref();
+  }
+
   /** Transport counters: RTT, cwnd, loss, retransmissions. */
   quicStats(): ReturnType<QuicConnection['stats']> {
     return this.#quic.stats();
@@ -559,6 +612,7 @@ export class H3PooledConnection implements PooledConnection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     if (this.#keepAlive) clearInterval(this.#keepAlive);
+    if (this.#watchdog) clearInterval(this.#watchdog);
     this.#saveSession();
     const gone = err ?? this.#gone();
     this.#handshakeFail(gone);

@@ -1,0 +1,214 @@
+/**
+ * QUIC connection migration between our h3 client and our h3 server over
+ * real UDP on 127.0.0.1: on-demand port migration in the middle of a 10 MiB
+ * download and of 100 concurrent requests (every byte, every request, the
+ * path change in stats on both ends); automatic migration after probe
+ * timeouts when a relay blackholes the current client port; the server
+ * riding through NAT rebinding (the relay changes its upstream port).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import dgram from 'node:dgram';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { makeCerts, type TestCerts } from '../helpers/certs.js';
+import { connectH3, type H3ConnectOptions } from '../../src/transport/h3.js';
+import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { ConnRequest } from '../../src/pool/types.js';
+
+let certs: TestCerts;
+let server: H3Server;
+const big = randomBytes(10 * 1024 * 1024);
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+function req(path: string): ConnRequest {
+  return { method: 'GET', path, authority: 'localhost', scheme: 'https', headers: [], body: null };
+}
+
+async function readAll(r: Readable, onChunk?: (n: number) => Promise<void> | void): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of r) {
+    parts.push(c as Buffer);
+    n += (c as Buffer).length;
+    await onChunk?.(n);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * A UDP relay between the client and the server, like a NAT: one upstream
+ * socket per client address. `blackhole(port)` drops everything from that
+ * client port (a dead path); `rebind()` moves every mapping to a fresh
+ * upstream socket (NAT rebinding, as the server sees it).
+ */
+class Relay {
+  readonly front = dgram.createSocket('udp4');
+  #maps = new Map<string, dgram.Socket>();
+  #dead = new Set<number>();
+  #sockets: dgram.Socket[] = [];
+  clientPorts = new Set<number>();
+  constructor(private readonly target: number) {}
+
+  async start(): Promise<number> {
+    this.front.on('message', (msg, r) => {
+      this.clientPorts.add(r.port);
+      if (this.#dead.has(r.port)) return;
+      const key = `${r.address}:${r.port}`;
+      let up = this.#maps.get(key);
+      if (!up) {
+        up = this.#upstream(r.address, r.port);
+        this.#maps.set(key, up);
+      }
+      up.send(msg, this.target, '127.0.0.1');
+    });
+    await new Promise<void>((res) => this.front.bind(0, '127.0.0.1', res));
+    return this.front.address().port;
+  }
+
+  #upstream(host: string, port: number): dgram.Socket {
+    const s = dgram.createSocket('udp4');
+    s.on('message', (msg) => {
+      if (!this.#dead.has(port)) this.front.send(msg, port, host);
+    });
+    s.on('error', () => {});
+    s.bind(0, '127.0.0.1');
+    this.#sockets.push(s);
+    return s;
+  }
+
+  blackhole(port: number): void {
+    this.#dead.add(port);
+  }
+
+  rebind(): void {
+    for (const key of [...this.#maps.keys()]) {
+      const [host, port] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))];
+      this.#maps.set(key, this.#upstream(host, port));
+    }
+  }
+
+  close(): void {
+    for (const s of this.#sockets) s.close();
+    this.front.close();
+  }
+}
+
+beforeAll(async () => {
+  certs = makeCerts();
+  server = await startH3Server({
+    host: '127.0.0.1',
+    cert: certs.certPath,
+    key: certs.keyPath,
+    handler(r) {
+      if (r.path === '/big') return { status: 200, body: big };
+      return { status: 200, body: `hello ${r.path}` };
+    },
+  });
+});
+
+afterAll(async () => {
+  await server?.close(50);
+});
+
+const base = (port: number): H3ConnectOptions => ({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath });
+
+describe('QUIC connection migration', () => {
+  it('migrates on demand in the middle of a 10 MiB download: every byte arrives, both ends see the path change', async () => {
+    const before = server.pathEvents()['PeerMigrated'] ?? 0;
+    const c = await connectH3(base(server.address.port));
+    const port0 = c.facts.localPort;
+    const r = await c.request(req('/big'));
+    let done = false;
+    const body = await readAll(r.body, async (n) => {
+      if (!done && n >= 4 * 1024 * 1024) {
+        done = true;
+        await c.migrate();
+      }
+    });
+    expect(body.length).toBe(big.length);
+    expect(sha(body)).toBe(sha(big));
+    const st = c.quicStats();
+    expect(st.migrations).toBe(1);
+    expect(st.localPort).not.toBe(port0);
+    expect(c.facts.localPort).toBe(st.localPort);
+    expect(st.paths).toBeGreaterThanOrEqual(2);
+    expect((server.pathEvents()['PeerMigrated'] ?? 0) - before).toBeGreaterThanOrEqual(1);
+    // The connection keeps working on the new path.
+    expect((await readAll((await c.request(req('/after'))).body)).toString()).toBe('hello /after');
+    c.destroy();
+  }, 30_000);
+
+  it('migrates during 100 concurrent requests: none is lost', async () => {
+    const c = await connectH3(base(server.address.port));
+    const port0 = c.facts.localPort;
+    await readAll((await c.request(req('/warm'))).body);
+    let migrated = false;
+    let afterMigration = 0;
+    const all = Array.from({ length: 100 }, (_, i) =>
+      c.request(req(`/r${i}`)).then(async (r) => {
+        const b = await readAll(r.body);
+        if (migrated) afterMigration++;
+        return b;
+      }),
+    );
+    await new Promise((r) => setImmediate(r));
+    await c.migrate();
+    migrated = true;
+    const bodies = await Promise.all(all);
+    bodies.forEach((b, i) => expect(b.toString()).toBe(`hello /r${i}`));
+    // The switch happened while requests were still open.
+    expect(afterMigration).toBeGreaterThan(0);
+    expect(c.quicStats().migrations).toBe(1);
+    expect(c.quicStats().localPort).not.toBe(port0);
+    c.destroy();
+  }, 30_000);
+
+  it('migrates by itself after consecutive probe timeouts when the current path goes dead', async () => {
+    const relay = new Relay(server.address.port);
+    const port = await relay.start();
+    try {
+      const c = await connectH3({ ...base(port), migrateAfterProbeTimeouts: 2 });
+      const port0 = c.facts.localPort;
+      const r = await c.request(req('/big'));
+      let cut = false;
+      const body = await readAll(r.body, (n) => {
+        if (!cut && n >= 2 * 1024 * 1024) {
+          cut = true;
+          relay.blackhole(port0);
+        }
+      });
+      expect(sha(body)).toBe(sha(big));
+      const st = c.quicStats();
+      expect(st.migrations).toBeGreaterThanOrEqual(1);
+      expect(st.localPort).not.toBe(port0);
+      expect(relay.clientPorts.size).toBeGreaterThanOrEqual(2);
+      c.destroy();
+    } finally {
+      relay.close();
+    }
+  }, 40_000);
+
+  it('the server rides through NAT rebinding (the client address changes under it)', async () => {
+    const relay = new Relay(server.address.port);
+    const port = await relay.start();
+    const before = server.pathEvents()['PeerMigrated'] ?? 0;
+    try {
+      const c = await connectH3({ ...base(port), migrateAfterProbeTimeouts: 0 });
+      const r = await c.request(req('/big'));
+      let rebound = false;
+      const body = await readAll(r.body, (n) => {
+        if (!rebound && n >= 3 * 1024 * 1024) {
+          rebound = true;
+          relay.rebind();
+        }
+      });
+      expect(sha(body)).toBe(sha(big));
+      expect(c.quicStats().migrations).toBe(0);
+      expect((server.pathEvents()['PeerMigrated'] ?? 0) - before).toBeGreaterThanOrEqual(1);
+      expect((await readAll((await c.request(req('/again'))).body)).toString()).toBe('hello /again');
+      c.destroy();
+    } finally {
+      relay.close();
+    }
+  }, 40_000);
+});
