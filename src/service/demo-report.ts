@@ -47,7 +47,7 @@ export async function runSelftest(config: ServiceConfig, ports: { tls: number | 
           const res = await agent.request({ url: `${f.base}${r.path}/`, protocol: f.protocol });
           const text = await res.text();
           if (res.status !== 200) throw new Error(`status ${res.status}: ${text.slice(0, 120)}`);
-          if (want && !text.includes(`hello from the ${want} demo origin`)) throw new Error(`unexpected body ${JSON.stringify(text.slice(0, 80))}`);
+          if (want && !text.includes(`hello from the ${want} demo origin`)) throw new Error(`unexpected body ${JSON.stringify(text.slice(0, 80))} (request ${i + 1}, headers ${JSON.stringify(res.headers)})`);
           if (!res.header('via')?.includes('originlink')) throw new Error('no Via from the connector');
         }
         const up = await agent.request({ url: `${f.base}${r.path}/echo`, method: 'POST', body: chunks(upload), protocol: f.protocol });

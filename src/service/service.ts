@@ -189,10 +189,12 @@ export class Service {
     const t0 = Date.now();
     await Promise.all([...this.#listeners.values()].map((b) => b.listener.close(graceMs)));
     this.#listeners.clear();
+    this.log.debug({ tookMs: Date.now() - t0 }, 'listeners closed');
     const left = Math.max(0, graceMs - (Date.now() - t0));
     const closing = [...this.#live].map((u) => new Promise<void>((r) => { u.retire(); const check = (): void => { if (!this.#live.has(u)) r(); else setTimeout(check, 20).unref(); }; check(); }));
     const timedOut = await Promise.race([Promise.all(closing).then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), left).unref())]);
     if (timedOut) for (const u of [...this.#live]) u.destroy();
+    this.log.debug({ tookMs: Date.now() - t0, forced: timedOut }, 'upstreams closed');
     await this.#admin?.close();
     this.metrics.close();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
