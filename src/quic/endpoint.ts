@@ -58,6 +58,8 @@ export interface EndpointOptions {
   server?: ServerRole;
   /** Max UDP payload quiche may write. Default 1350 (matches buildConfig). */
   maxPacket?: number;
+  /** Batch equal-size packets with UDP GSO when the native/udp addon loads. Default true. */
+  gso?: boolean;
   /** SO_RCVBUF / SO_SNDBUF. Default 4 MiB each (best effort). */
   socketBuffer?: number;
 }
@@ -104,7 +106,7 @@ export class QuicEndpoint {
     this.#opts = opts;
     this.#server = opts.server ?? null;
     this.#retry = opts.server?.retry ? new RetryTokens() : null;
-    this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350);
+    this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350, opts.gso === false ? { gso: false } : {});
     this.#listen(socket, local);
   }
 

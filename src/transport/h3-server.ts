@@ -47,6 +47,8 @@ export interface H3ServerOptions {
   /** PEM private key: file path or PEM text/bytes. */
   key: string | Uint8Array;
   handler: H3Handler;
+  /** UDP GSO batch sends (native/udp addon) when available. Default true. */
+  gso?: boolean;
   /** Stateless Retry before accepting connections. Default false. */
   retry?: boolean;
   quic?: QuicOptions;
@@ -108,6 +110,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   const ep = await QuicEndpoint.bind({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
+    ...(opts.gso === false ? { gso: false } : {}),
     server: {
       config,
       ...(loopback ? { loopback } : {}),
