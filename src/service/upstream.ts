@@ -13,8 +13,7 @@ import { toOriginlinkError, type OriginlinkError } from '../errors.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
 
-/** Request options the Agent may not declare yet; passed through when it does. */
-type ForwardOptions = RequestOptions & { authority?: string; allowEarlyData?: boolean };
+type ForwardOptions = RequestOptions;
 
 let h3Ready: Promise<void> | null = null;
 /** Load the HTTP/3 transport (native QUIC) only when some origin asks for h3. */
