@@ -11,6 +11,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnostics from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { OriginReport } from '../pool/agent.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnectionFacts } from '../pool/types.js';
 import { percentiles } from '../util/stats.js';
@@ -93,6 +94,36 @@ export class Metrics {
         const [origin, upstream] = key.split('|') as [string, string];
         this.set({ origin, upstream, protocol: f.protocol, alpn: f.alpn ?? '', tls_version: f.tlsVersion ?? '', resumed: String(f.resumed), early_data: String(f.earlyData), tfo: String(f.tfo) }, f.peerMaxConcurrentStreams ?? 1);
       }
+    } });
+    // Probe and selection facts (Agent.origin(): ALPN, Alt-Svc h3, RTT, h3 backoff, the current choice).
+    const reports = function* (): Generator<{ origin: string; upstream: string; policy: string; r: OriginReport }> {
+      for (const u of self.#live()) for (const url of u.config.urls) yield { origin: u.name, upstream: url, policy: u.config.protocol, r: u.agent.origin(url) };
+    };
+    new Gauge({ name: 'originlink_upstream_choice', help: 'Protocol selection for the upstream now (1 = current choice; reason as label).', labelNames: [...L, 'transport', 'protocol', 'reason'], registers: r, collect() {
+      this.reset();
+      for (const x of reports()) {
+        const pinned = x.policy === 'auto' ? null : x.policy;
+        this.set(pinned
+          ? { origin: x.origin, upstream: x.upstream, transport: pinned === 'h3' ? 'quic' : 'tcp', protocol: pinned, reason: 'configured' }
+          : { origin: x.origin, upstream: x.upstream, transport: x.r.choice.transport, protocol: x.r.choice.protocol ?? 'alpn', reason: x.r.choice.reason }, 1);
+      }
+    } });
+    new Gauge({ name: 'originlink_upstream_facts_info', help: 'Learned facts: last ALPN, h3 advertised by Alt-Svc (1 = in use).', labelNames: [...L, 'alpn', 'h3_advertised'], registers: r, collect() {
+      this.reset();
+      for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream, alpn: x.r.facts.alpn ?? '', h3_advertised: String(x.r.facts.h3 !== null) }, 1);
+    } });
+    new Gauge({ name: 'originlink_upstream_rtt_seconds', help: 'Smoothed RTT learned for the upstream.', labelNames: L, registers: r, collect() {
+      this.reset();
+      for (const x of reports()) if (x.r.facts.rttMs !== null) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.rttMs / 1000);
+    } });
+    new Gauge({ name: 'originlink_upstream_h3_broken', help: '1 while HTTP/3 is in backoff for the upstream.', labelNames: L, registers: r, collect() {
+      this.reset();
+      const now = Date.now();
+      for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.brokenUntil > now ? 1 : 0);
+    } });
+    new Gauge({ name: 'originlink_upstream_selection_events', help: 'Selection events of the live agent (races, QUIC attempts/failures/wins, TCP wins, h3 upgrades); restarts when an origin is reconfigured.', labelNames: [...L, 'event'], registers: r, collect() {
+      this.reset();
+      for (const x of reports()) for (const [event, n] of Object.entries(x.r.counters)) this.set({ origin: x.origin, upstream: x.upstream, event }, n as number);
     } });
     this.#handshakes = new Counter({ name: 'originlink_upstream_handshakes_total', help: 'Upstream handshakes by protocol and kind (diagnostics_channel).', labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'], registers: r });
     this.#ttfb = new Histogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', labelNames: [...L, 'protocol'], registers: r,

@@ -234,6 +234,9 @@ routes:
     expect(metric(text, 'originlink_upstream_protocol', { origin: 'ng-load', protocol: 'h2' })).toBe(1);
     expect(metric(text, 'originlink_front_requests_total', { listener: 'tls', protocol: '2', status: '200' })).toBeGreaterThanOrEqual(n);
     expect(metric(text, 'originlink_upstream_connections_idle', { origin: 'ng-load' })).toBe(opened);
+    expect(metric(text, 'originlink_upstream_choice', { origin: 'ng-load', protocol: 'h2', reason: 'configured' })).toBe(1);
+    expect(metric(text, 'originlink_upstream_facts_info', { origin: 'ng-load', alpn: 'h2' })).toBe(1);
+    expect(metric(text, 'originlink_upstream_choice', { origin: 'strict', transport: 'tcp' })).toBe(1); // auto: the selector's choice and reason
     const health = await fetch(`http://127.0.0.1:${admin}/healthz`);
     expect(health.status).toBe(200);
   });
