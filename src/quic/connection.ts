@@ -62,6 +62,8 @@ export interface PathEvent {
 export type QuicConnectionEvent =
   | { type: 'established'; early: boolean }
   | { type: 'path'; event: PathEvent }
+  /** After `openEarly`: the stored ticket allows no early data; what was written goes in 1-RTT. */
+  | { type: 'early-unavailable' }
   | { type: 'closed'; error: OriginlinkError | null };
 
 export interface QuicConnectionInit {
@@ -130,6 +132,10 @@ export class QuicConnection implements QuicStreamTransport {
   #uniBlocked = false;
   #established = false;
   #earlyReported = false;
+  /** openEarly() was used and the first flight has not been written yet / early data turned out impossible. */
+  #preEarly = false;
+  #sentFirst = false;
+  #earlyLost = false;
   #closed = false;
   #overrideError: OriginlinkError | null = null;
   #processing = false;
@@ -187,7 +193,8 @@ export class QuicConnection implements QuicStreamTransport {
     return this.#q.isResumed();
   }
   get inEarlyData(): boolean {
-    return this.#q.isInEarlyData();
+    if (this.#established || this.#earlyLost) return false;
+    return this.#preEarly || this.#q.isInEarlyData();
   }
   get serverName(): string | null {
     return this.#q.serverName();
@@ -282,6 +289,24 @@ export class QuicConnection implements QuicStreamTransport {
   waitWritable(streamId: number, maxQueued: number): Promise<void> {
     if (this.#closed || this.#writes.queued(streamId) <= maxQueued) return Promise.resolve();
     return new Promise((resolve) => this.#writeWaiters.push({ id: streamId, max: maxQueued, resolve }));
+  }
+
+  /**
+   * Client with a session set: report 0-RTT readiness before the first
+   * flight is written, so streams opened now (HTTP/3 control streams, the
+   * first request) leave in the same datagram as the Initial. quiche
+   * accepts stream writes once the session restored the peer's transport
+   * parameters (measured). If the ticket turns out to allow no early data,
+   * an 'early-unavailable' event follows the first flight and the bytes go
+   * after the handshake instead.
+   */
+  openEarly(): void {
+    if (!this.isClient || this.#sentFirst || this.#earlyReported || this.#closed) return;
+    this.#preEarly = true;
+    this.#earlyReported = true;
+    this.#handler.onConnected(true);
+    this.#emit({ type: 'established', early: true });
+    this.#markDirty();
   }
 
   /** Resolves when the next datagram for this connection arrives (or it closed). */
@@ -434,6 +459,14 @@ export class QuicConnection implements QuicStreamTransport {
       this.#sendDeferred = false;
       if (this.#established) this.#paths();
       this.#drainSend();
+      if (this.#preEarly && !this.#sentFirst) {
+        this.#sentFirst = true;
+        if (!this.#q.isInEarlyData() && !this.#q.isEstablished()) {
+          this.#earlyLost = true;
+          this.#emit({ type: 'early-unavailable' });
+        }
+      }
+      this.#sentFirst = true;
       // A client enters 0-RTT only once its first flight is written.
       if (!this.#established && !this.#earlyReported && this.isClient && this.#q.isInEarlyData()) {
         this.#checkEstablished();
@@ -540,7 +573,7 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   #creditCheck(): void {
-    if (!this.#established && !this.#q.isInEarlyData()) return;
+    if (!this.#established && !this.inEarlyData) return;
     let fire = false;
     if (this.#bidiBlocked && this.#q.peerStreamsLeftBidi() > 0) {
       this.#bidiBlocked = false;

@@ -107,8 +107,9 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
   }
   const h3 = new H3Connection(quic, h3Settings('client'));
   quic.setHandler(h3);
-  const conn = new H3PooledConnection(opts.id ?? nextId++, ep, quic, h3, opts, started, ip, key);
-  await conn.ready(session !== null && (opts.earlyData ?? true));
+  const early = session !== null && (opts.earlyData ?? true);
+  const conn = new H3PooledConnection(opts.id ?? nextId++, ep, quic, h3, opts, started, ip, key, early);
+  await conn.ready(early);
   return conn;
 }
 
@@ -164,7 +165,7 @@ export class H3PooledConnection implements PooledConnection {
   #migrating: Promise<void> | null = null;
   #watchdog: NodeJS.Timeout | null = null;
 
-  constructor(id: number, ep: QuicEndpoint, quic: QuicConnection, h3: H3Connection, opts: H3ConnectOptions, started: number, ip: string, sessionKey: string) {
+  constructor(id: number, ep: QuicEndpoint, quic: QuicConnection, h3: H3Connection, opts: H3ConnectOptions, started: number, ip: string, sessionKey: string, early = false) {
     this.id = id;
     this.#ep = ep;
     this.#quic = quic;
@@ -212,7 +213,14 @@ export class H3PooledConnection implements PooledConnection {
         () => signal.removeEventListener('abort', onAbort),
       );
     }
-    quic.process();
+    quic.on((ev) => {
+      // The ticket allows no 0-RTT: requests written early leave after the handshake, as ordinary 1-RTT data.
+      if (ev.type === 'early-unavailable') for (const x of this.#ex.values()) x.early = false;
+    });
+    // With a session, the first request is written before the first flight and
+    // rides in the Initial's datagram; the flight leaves on the next turn.
+    if (early) quic.openEarly();
+    else quic.process();
   }
 
   /** Resolves at the handshake (or at 0-RTT readiness when `early`). */
