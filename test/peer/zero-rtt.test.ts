@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
@@ -154,6 +155,29 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
       expect(b).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true });
     } finally {
       await srv.close(50);
+    }
+  }, 30_000);
+
+  it('TCP too: a TLS 1.3 session kept by the first h2 run resumes the second', async () => {
+    const srv = http2.createSecureServer({ cert: certs.cert, key: certs.key });
+    srv.on('stream', (st) => {
+      st.respond({ ':status': 200 });
+      st.end('h2 ok');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const port = (srv.address() as { port: number }).port;
+      const file = join(dir, `store-h2-${randomBytes(4).toString('hex')}.json`);
+      const out: Array<Record<string, unknown>> = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await cli(['fetch', '--protocol', 'h2', '--cacert', certs.caPath, '--session-store', file, '--json', `https://localhost:${port}/`]);
+        expect(r.code).toBe(0);
+        out.push(JSON.parse(r.stdout) as Record<string, unknown>);
+      }
+      expect(out[0]).toMatchObject({ protocol: 'h2', resumed: false });
+      expect(out[1]).toMatchObject({ protocol: 'h2', resumed: true });
+    } finally {
+      srv.close();
     }
   }, 30_000);
 
