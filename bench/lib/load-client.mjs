@@ -18,19 +18,27 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let send;
 let agent = null;
 let httpAgent = null;
+let generatorRetries = 0;
 if (o.mode === 'agent') {
   const { Agent } = await dist('index.js');
-  agent = new Agent({ protocol: o.proto, tls: { ca: readFileSync(o.ca) }, pool: { maxConnections: o.maxConnections ?? 512, maxPending: 100_000 } });
+  agent = new Agent({ protocol: o.proto, tls: { ca: readFileSync(o.ca) }, pool: { ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}), maxPending: 100_000 } });
   send = async (url) => { const res = await agent.request({ url: `${o.base}${url}` }); await res.bytes(); return res.status; };
 } else {
   httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
   const target = new URL(o.target);
-  send = (url) => new Promise((resolve, reject) => {
+  // A kept-alive socket the proxy closed just as a request went out fails with ECONNRESET;
+  // resend a GET once in that case (node's documented pattern: req.reusedSocket).
+  const once = (url) => new Promise((resolve, reject) => {
     const req = http.request({ host: target.hostname, port: target.port, path: url, agent: httpAgent }, (res) => {
       res.on('data', () => {}).once('end', () => resolve(res.statusCode)).once('error', reject);
     });
-    req.once('error', reject);
+    req.once('error', (e) => { e.reused = req.reusedSocket; reject(e); });
     req.end();
+  });
+  send = (url) => once(url).catch((e) => {
+    if (!(e.reused && e.code === 'ECONNRESET')) throw e;
+    generatorRetries++;
+    return once(url);
   });
 }
 
@@ -67,6 +75,7 @@ print({
   ...main,
   agentStats: statsAfter, agentStatsBefore: statsBefore,
   agentOpenConnections: pool ? pool.connections().length : null,
+  generatorRetries,
 });
 agent?.destroy();
 httpAgent?.destroy();

@@ -79,6 +79,8 @@ if (o.kind === 'h3') {
   const cert = readFileSync(o.cert);
   const key = readFileSync(o.key);
   const server = http2.createSecureServer({ cert, key, allowHTTP1: true, settings: { maxConcurrentStreams: 1000, initialWindowSize: 4 * 1024 * 1024 } });
+  // HTTP/1.1 keep-alive like a typical origin (nginx's default 75 s), not node's 5 s.
+  server.keepAliveTimeout = 75_000;
   server.on('secureConnection', (s) => { connections++; open++; peakOpen = Math.max(peakOpen, open); s.once('close', () => open--); });
   server.on('session', (s) => { try { s.setLocalWindowSize(16 * 1024 * 1024); } catch { /* closed */ } });
   server.on('request', async (req, res) => {

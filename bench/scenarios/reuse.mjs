@@ -6,7 +6,8 @@
 // Counts connections at the origin and compares with Little's law.
 // Knobs (env): BENCH_RATE (200), BENCH_DURATION_S (10), BENCH_WARM_S (2),
 // BENCH_ORIGIN_MS (50), BENCH_RTT_MS (10), BENCH_TARGETS (all, comma list of
-// agent-h1,agent-h2,agent-h3,serve-h1,serve-h2,serve-h3,nginx,haproxy).
+// agent-h1,agent-h2,agent-h3,serve-h1,serve-h2,serve-h3,nginx,haproxy),
+// BENCH_MAX_CONNECTIONS (originlink pool size; product default 32 when unset).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,8 @@ const L = Number(env.BENCH_ORIGIN_MS ?? 50);
 const RTT = Number(env.BENCH_RTT_MS ?? 10);
 const ALL = ['agent-h1', 'agent-h2', 'agent-h3', 'serve-h1', 'serve-h2', 'serve-h3', 'nginx', 'haproxy'];
 const TARGETS = (env.BENCH_TARGETS ?? ALL.join(',')).split(',').filter(Boolean);
+// originlink's pool size: the product default (32) unless set; nginx and HAProxy may keep up to 512.
+const MAX_CONN = Number(env.BENCH_MAX_CONNECTIONS ?? 0);
 const CLIENT = fileURLToPath(new URL('../lib/load-client.mjs', import.meta.url));
 const CLI = join(DIST, 'cli', 'main.js');
 
@@ -49,7 +52,7 @@ async function front(target, port) {
 admin: false
 logging: { level: warn, requests: false }
 origins:
-  o: { url: "https://${origin}", protocol: ${proto}, tls: { ca: ${certs.caPath} }, pool: { maxConnections: 512 } }
+  o: { url: "https://${origin}", protocol: ${proto}, tls: { ca: ${certs.caPath} }${MAX_CONN ? `, pool: { maxConnections: ${MAX_CONN} }` : ''} }
 routes: [{ path: /, origin: o }]
 `);
     argv = [process.execPath, CLI, 'serve', '--config', file];
@@ -89,7 +92,7 @@ frontend fe
   default_backend be
 backend be
   http-reuse always
-  server s1 ${origin} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn http/1.1 pool-max-conn 512
+  server s1 ${origin} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn http/1.1 pool-max-conn 512 pool-purge-delay 60s
 `);
     argv = ['haproxy', '-f', cfg, '-db'];
   } else throw new Error(`unknown target ${target}`);
@@ -126,7 +129,7 @@ try {
     const path = `/delay?ms=${L}`;
     let fr = null;
     let arg;
-    if (target.startsWith('agent-')) arg = { mode: 'agent', proto: target.slice(6), base: `https://${origin}`, ca: certs.caPath };
+    if (target.startsWith('agent-')) arg = { mode: 'agent', proto: target.slice(6), base: `https://${origin}`, ca: certs.caPath, maxConnections: MAX_CONN };
     else { fr = await front(target, 8100 + i); arg = { mode: 'http', target: fr.url }; }
     progress.note(`${target} running`);
     try {
@@ -150,11 +153,12 @@ try {
     const ok = r.samples.filter((s) => s.ms !== null);
     const sum = summarize(ok.map((s) => s.ms));
     const limit = proto === 'h1' ? 1.2 * little : 2;
+    const w = (proto === 'h3' ? originStats.h3 : originStats.tcp)?.tags?.[`${r.tag}-warm`] ?? {};
     const reuse = o.requests ? 1 - o.opened / o.requests : NaN;
     return {
-      target: r.target, upstream: proto, requests: r.requests, errors: r.samples.length - ok.length, lateStarts: r.lateStarts,
+      target: r.target, upstream: proto, requests: r.requests, generatorRetries: r.generatorRetries ?? 0, agentErrors: r.agentStats?.errors ?? null, agentRetries: r.agentStats?.retries ?? null, errors: r.samples.length - ok.length, lateStarts: r.lateStarts,
       p50Ms: sum.p50, p99Ms: sum.p99, meanMs: sum.mean,
-      originRequests: o.requests ?? null, originConnections: o.connections ?? null, originOpened: o.opened ?? null, originPeakInflight: o.peakInflight ?? null,
+      originRequests: o.requests ?? null, originConnections: o.connections ?? null, originOpened: o.opened ?? null, originPeakInflight: o.peakInflight ?? null, warmOpened: w.opened ?? null, agentOpenAtEnd: r.agentOpenConnections,
       reuseRate: reuse, agentReuseRate: r.agentStats && r.agentStatsBefore ? 1 - (r.agentStats.connectionsOpened - r.agentStatsBefore.connectionsOpened) / (r.agentStats.requests - r.agentStatsBefore.requests) : null,
       littleC: little, littleFromMeanLatency: RATE * sum.mean / 1000, connLimit: limit,
       reuseGoalMet: reuse >= 0.999, connGoalMet: (o.connections ?? Infinity) <= limit,
@@ -164,10 +168,11 @@ try {
     `reuse: open-loop ${RATE} req/s for ${DURATION} s (after ${WARM} s warm-up), origin latency L = ${L} ms, link RTT ${RTT} ms (self-check ${fmt(check.rttMs, 2)} ms)`,
     `Little's law for h1: C = R × (L + RTT) = ${RATE} × ${hold / 1000} s = ${fmt(little, 1)} connections; goals: reuse ≥ 99.9%, origin connections ≤ 1.2 × C (h1) or ≤ 2 (h2/h3)`,
     `load generator, connector/proxy in the client namespace (proxies reached over loopback, cleartext HTTP/1.1); origin (node TLS h1/h2, our h3) across the link`,
+    'late starts: requests the generator started > 5 ms after their slot (its event loop was held up; bursts follow). Errors: failed after retries.',
     '',
-    '| target | upstream | requests | errors | p50 ms | p99 ms | origin conns used | opened in run | peak in flight at origin | reuse (origin) | limit | reuse goal | conns goal |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
-    ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${r.requests} | ${r.errors} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${r.originConnections ?? '-'} | ${r.originOpened ?? '-'} | ${r.originPeakInflight ?? '-'} | ${pct(r.reuseRate, 2)} | ≤ ${fmt(r.connLimit, 1)} | ${r.reuseGoalMet ? 'yes' : '**no**'} | ${r.connGoalMet ? 'yes' : '**no**'} |`),
+    '| target | upstream | requests | errors | late starts | p50 ms | p99 ms | opened in warm-up | origin conns used | opened in run | peak in flight at origin | reuse (origin) | limit | reuse goal | conns goal |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${r.requests} | ${r.errors} | ${r.lateStarts} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${r.warmOpened ?? '-'} | ${r.originConnections ?? '-'} | ${r.originOpened ?? '-'} | ${r.originPeakInflight ?? '-'} | ${pct(r.reuseRate, 2)} | ≤ ${fmt(r.connLimit, 1)} | ${r.reuseGoalMet ? 'yes' : '**no**'} | ${r.connGoalMet ? 'yes' : '**no**'} |`),
   ];
   const w = new ResultWriter('reuse');
   await w.chart('connections', {
