@@ -5,10 +5,11 @@
  * send may complete asynchronously), so slabs are replaced, not recycled:
  * one allocation per 256 KiB of packets instead of one per packet.
  *
- * Committed packets are contiguous in the slab. With GSO (udp-gso.ts) each
- * run of packets to one destination whose sizes are equal except a shorter
- * last one leaves in one sendmsg(UDP_SEGMENT); otherwise, or when that call
- * fails, packet by packet through dgram.
+ * Committed packets are contiguous in the slab. With the native sender
+ * (udp-gso.ts) each run of packets to one destination whose sizes are equal
+ * except a shorter last one leaves in one sendmsg(UDP_SEGMENT), a lone packet
+ * in a plain sendmsg; without it, or when that call fails, packet by packet
+ * through dgram.
  */
 import type { Socket } from 'node:dgram';
 import type { HostPort } from './quiche.js';
@@ -101,10 +102,11 @@ export class PacketSink {
           if (lens[j - 1]! < seg) break;
         }
       }
-      if (j - i > 1 && gso) {
+      // Single packets go through the addon too: one sendmsg, without dgram's per-send request object and callback.
+      if (gso) {
         const r = gso.send(slab, offs[i]!, bytes, seg, to.host, to.port);
         if (r === bytes) {
-          this.gsoSends++;
+          if (j - i > 1) this.gsoSends++;
           this.packetsOut += j - i;
           this.bytesOut += bytes;
           i = j;
