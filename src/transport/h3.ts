@@ -200,7 +200,6 @@ export class H3PooledConnection implements PooledConnection {
     quic.onPathStalled(stallAfter, () => {
       void this.migrate().catch(() => {});
     });
-    if (stallAfter > 0) this.#startWatchdog();
     const signal = opts.signal;
     if (signal) {
       const onAbort = (): void => {
@@ -272,10 +271,17 @@ export class H3PooledConnection implements PooledConnection {
    * dead its loss-probe timeouts then count towards migration.
    */
   #startWatchdog(): void {
-    const every = 100;
+    if (this.#watchdog || (this.#opts.migrateAfterProbeTimeouts ?? 3) <= 0) return;
+    const every = 250;
     this.#watchdog = setInterval(() => {
       const q = this.#quic;
-      if (this.#ex.size === 0 || !q.established || q.closed) return;
+      if (this.#ex.size === 0 || q.closed) {
+        // Runs only while requests are open.
+        if (this.#watchdog) clearInterval(this.#watchdog);
+        this.#watchdog = null;
+        return;
+      }
+      if (!q.established) return;
       const rtt = q.stats().rttMs ?? 10;
       if (performance.now() - q.lastPacketAt >= Math.max(every, 4 * rtt)) q.ping();
     }, every);
@@ -431,6 +437,7 @@ export class H3PooledConnection implements PooledConnection {
     const trailers = new Promise<HeaderList>((r) => (x.trailers = r));
     (x as Exchange & { trailersP: Promise<HeaderList> }).trailersP = trailers;
     this.#ex.set(id, x);
+    this.#startWatchdog();
     const ht = this.#opts.headersTimeoutMs ?? 30_000;
     x.timer = setTimeout(() => this.#fail(x, new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no HTTP/3 response head within ${ht} ms`)), ht);
     if (req.signal) {
