@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Agent, type AgentOptions } from '../pool/agent.js';
 import { FileSessionStore } from '../pool/file-session-store.js';
+import { FileOriginCache } from '../probe/cache.js';
 import type { HeaderList } from '../pool/types.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
@@ -22,7 +23,8 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   -o FILE                    write the body to FILE (default: stdout, unless --json)
   --json                     print one JSON object with the result
   --max-connections N        pool limit (default 32)
-  --session-store FILE       keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT)`;
+  --session-store FILE       keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT)
+  --origin-cache FILE        keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs`;
 
 interface One {
   url: string;
@@ -62,6 +64,7 @@ export async function runFetch(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       'max-connections': { type: 'string' },
       'session-store': { type: 'string' },
+      'origin-cache': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -84,6 +87,7 @@ export async function runFetch(argv: string[]): Promise<number> {
   if (values.cacert) agentOpts.tls = { ...agentOpts.tls, ca: readFileSync(values.cacert) };
   if (values['max-connections']) agentOpts.pool = { maxConnections: int(values['max-connections'], '--max-connections', 1) };
   if (values['session-store']) agentOpts.sessionStore = new FileSessionStore(values['session-store']);
+  if (values['origin-cache']) agentOpts.originCache = new FileOriginCache(values['origin-cache']);
   const agent = new Agent(agentOpts);
   const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
 
