@@ -6,7 +6,7 @@
 // gap between body chunks after the change) and the bytes lost (must be 0).
 // Exits 2 when the build has no migration API, 1 when a run lost bytes.
 // Knobs (env): BENCH_RTT_MS (50), BENCH_MIB (10), BENCH_AT (0.3 of the body),
-// BENCH_REPEAT (3 per mode), BENCH_MODES (active,failover), BENCH_CAP_S (60),
+// BENCH_REPEAT (3 per mode), BENCH_MODES (active,failover), BENCH_CAP_S (20),
 // BENCH_BLOCK_OLD (1; 0 leaves the old path open: migration without a failure).
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ const RTT = Number(env.BENCH_RTT_MS ?? 50);
 const BYTES = Math.round(Number(env.BENCH_MIB ?? 10) * 2 ** 20);
 const AT = Number(env.BENCH_AT ?? 0.3);
 const REPEAT = Number(env.BENCH_REPEAT ?? 3);
-const CAP_S = Number(env.BENCH_CAP_S ?? 60);
+const CAP_S = Number(env.BENCH_CAP_S ?? 20);
 const MODES = (env.BENCH_MODES ?? 'active,failover').split(',').filter(Boolean);
 const BLOCK_OLD = env.BENCH_BLOCK_OLD !== '0';
 const CLIENT = fileURLToPath(new URL('../lib/migration-client.mjs', import.meta.url));
