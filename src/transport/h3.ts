@@ -268,10 +268,13 @@ export class H3PooledConnection implements PooledConnection {
    * Path liveness while requests wait: a receiver has nothing in flight, so
    * quiche arms no probe timer for it. When requests are open and the peer
    * has been silent for a while, send an ack-eliciting PING; if the path is
-   * dead its loss-probe timeouts then count towards migration.
+   * dead its loss-probe timeouts then count towards migration. The PINGs
+   * also give a server that saw our address change (NAT rebinding) bytes to
+   * answer under its anti-amplification limit (RFC 9000 §8.1) while it
+   * validates the new path; a pure receiver's small ACKs alone can stall it.
    */
   #startWatchdog(): void {
-    if (this.#watchdog || (this.#opts.migrateAfterProbeTimeouts ?? 3) <= 0) return;
+    if (this.#watchdog) return;
     const every = 250;
     this.#watchdog = setInterval(() => {
       const q = this.#quic;
