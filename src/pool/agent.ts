@@ -109,6 +109,8 @@ const nextId = (): number => ++connectionIds;
 export class Agent {
   #opts: AgentOptions;
   #pools = new Map<string, Pool>();
+  /** (URL scheme + host, per-request policy) → pool; every input of the full key is fixed per agent. */
+  #fast = new Map<string, Pool>();
   #sessions: SessionStore;
   #selector: Selector;
   #info = new Map<Pool, PoolInfo>();
@@ -150,6 +152,10 @@ export class Agent {
   pool(url: string | URL, protocol?: ProtocolPolicy): Pool {
     if (this.#closed) throw new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', 'agent is closed');
     const u = typeof url === 'string' ? new URL(url) : url;
+    // Hot path: one map lookup per request once the origin's pool exists.
+    const fastKey = `${u.protocol}//${u.host}|${protocol ?? ''}`;
+    const hit = this.#fast.get(fastKey);
+    if (hit) return hit;
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
     const scheme = u.protocol === 'https:' ? 'https' : 'http';
     const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
@@ -160,8 +166,8 @@ export class Agent {
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
     const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
     const key = `${scheme}://${host}:${port}|${policy}|${tlsId}`;
-    let pool = this.#pools.get(key);
-    if (pool) return pool;
+    const pool = this.#pools.get(key);
+    if (pool) { this.#fast.set(fastKey, pool); return pool; }
     const spec: OriginSpec = {
       scheme,
       host,
@@ -188,6 +194,7 @@ export class Agent {
       policy === 'auto' ? null : policy,
     );
     this.#pools.set(key, created);
+    this.#fast.set(fastKey, created);
     this.#info.set(created, { origin, spec, ctx, policy, tlsId, coalesce: over.coalesce ?? sel.opts.coalesce });
     return created;
   }
