@@ -14,6 +14,7 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo, FrontRequest, FrontResponse } from './forward.js';
 import type { Metrics } from './metrics.js';
@@ -116,8 +117,12 @@ export class TcpListener implements Listener {
     this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
     await new Promise<void>((resolve, reject) => {
       const f = this.#front as net.Server;
-      f.once('error', reject);
-      f.listen({ host: cfg.host, port: cfg.port }, () => { f.off('error', reject); resolve(); });
+      f.once('error', (e: NodeJS.ErrnoException) => reject(new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: cannot listen on ${cfg.host}:${cfg.port}: ${e.code ?? e.message}`, { cause: e })));
+      f.listen({ host: cfg.host, port: cfg.port }, () => {
+        f.removeAllListeners('error');
+        f.on('error', (e) => this.#hooks.log.error({ listener: cfg.name, err: e.message }, 'listener error'));
+        resolve();
+      });
     });
     this.#port = (this.#front.address() as net.AddressInfo).port;
   }

@@ -191,8 +191,11 @@ export class Service {
     this.#listeners.clear();
     this.log.debug({ tookMs: Date.now() - t0 }, 'listeners closed');
     const left = Math.max(0, graceMs - (Date.now() - t0));
-    const closing = [...this.#live].map((u) => new Promise<void>((r) => { u.retire(); const check = (): void => { if (!this.#live.has(u)) r(); else setTimeout(check, 20).unref(); }; check(); }));
-    const timedOut = await Promise.race([Promise.all(closing).then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), left).unref())]);
+    // Ref'd timers on purpose: once the listeners are closed nothing else keeps the process alive.
+    let graceTimer: NodeJS.Timeout | undefined;
+    const closing = [...this.#live].map((u) => new Promise<void>((r) => { u.retire(); const check = (): void => { if (!this.#live.has(u)) r(); else setTimeout(check, 20); }; check(); }));
+    const timedOut = await Promise.race([Promise.all(closing).then(() => false), new Promise<boolean>((r) => { graceTimer = setTimeout(() => r(true), left); })]);
+    clearTimeout(graceTimer);
     if (timedOut) for (const u of [...this.#live]) u.destroy();
     this.log.debug({ tookMs: Date.now() - t0, forced: timedOut }, 'upstreams closed');
     await this.#admin?.close();

@@ -131,6 +131,11 @@ ${extra}`;
     const missing = await runCli(['serve', '--config', join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(78);
     expect(missing.stderr).toMatch(/nope\.yaml: \(file\): cannot read/);
+    // A port in use: a clear error and a non-zero exit, not a silent exit 0.
+    writeFileSync(join(dir, 'busy.yaml'), config(one.port, one.port, 0));
+    const busy = await runCli(['serve', '--config', join(dir, 'busy.yaml')]);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/listener plain: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
     writeFileSync(join(dir, 'good.yaml'), config(one.port, 0, 0));
     const ok = await runCli(['serve', '--config', join(dir, 'good.yaml'), '--check']);
     expect(ok.code).toBe(0);
