@@ -4,6 +4,7 @@
 // all against origins in one child process (our h3 server + node:http2) on
 // loopback, in one bounded run (< 60 s).
 //
+// Our h2 and h3 are measured in alternating blocks (ABBA) within the run.
 // Measures: warm request median/p99 (sequential, one connection), 100
 // concurrent requests (time per batch), one 50 MiB stream (MiB/s), client
 // CPU per request (process.cpuUsage over the warm loop), and first-response
@@ -79,40 +80,54 @@ async function drain(body) {
   return n;
 }
 
-async function measureAgent(Agent, protocol, port, o) {
+/**
+ * Our h2 and h3 clients measured in alternating blocks (ABBA order), so a
+ * change in background load on this shared machine hits both alike.
+ */
+async function measureBoth(Agent, ports, o) {
   const ca = readFileSync(join(CERTS, 'ca.pem'));
-  const agent = new Agent({ protocol, tls: { ca } });
-  const base = `https://127.0.0.1:${port}`;
-  const get = async (path) => {
-    const r = await agent.request({ url: base + path });
-    return drain(r.body);
+  const mk = (protocol, port) => {
+    const agent = new Agent({ protocol, tls: { ca } });
+    const base = `https://127.0.0.1:${port}`;
+    const get = async (path) => drain((await agent.request({ url: base + path })).body);
+    return { protocol, agent, get, r: { warm: [], cpuUs: 0, conc: [], bulk: [] } };
   };
+  const sides = [mk('h2', ports.h2), mk('h3', ports.h3)];
+  const order = (k) => (k % 2 === 0 ? sides : [...sides].reverse());
   try {
-    for (let i = 0; i < 50; i++) await get('/s');
-    const warm = [];
-    const cpu0 = process.cpuUsage();
-    for (let i = 0; i < o.warm; i++) {
-      const t = performance.now();
-      await get('/s');
-      warm.push(performance.now() - t);
+    for (const s of sides) for (let i = 0; i < 50; i++) await s.get('/s');
+    const blocks = 8;
+    const per = Math.ceil(o.warm / blocks);
+    for (let b = 0; b < blocks; b++) {
+      for (const s of order(b)) {
+        const cpu0 = process.cpuUsage();
+        for (let i = 0; i < per; i++) {
+          const t = performance.now();
+          await s.get('/s');
+          s.r.warm.push(performance.now() - t);
+        }
+        const cpu = process.cpuUsage(cpu0);
+        s.r.cpuUs += cpu.user + cpu.system;
+      }
     }
-    const cpu = process.cpuUsage(cpu0);
-    const conc = [];
-    for (let i = 0; i < o.rounds; i++) {
-      const t = performance.now();
-      await Promise.all(Array.from({ length: 100 }, () => get('/s')));
-      conc.push(performance.now() - t);
+    for (let k = 0; k < o.rounds; k++) {
+      for (const s of order(k)) {
+        const t = performance.now();
+        await Promise.all(Array.from({ length: 100 }, () => s.get('/s')));
+        s.r.conc.push(performance.now() - t);
+      }
     }
-    const bulk = [];
-    for (let i = 0; i < 2; i++) {
-      const t = performance.now();
-      const n = await get(`/bulk?n=${o.bulkMiB * 1024 * 1024}`);
-      if (n !== o.bulkMiB * 1024 * 1024) throw new Error(`${protocol} bulk: got ${n} bytes`);
-      bulk.push(o.bulkMiB / ((performance.now() - t) / 1000));
+    for (let k = 0; k < 2; k++) {
+      for (const s of order(k)) {
+        const t = performance.now();
+        const n = await s.get(`/bulk?n=${o.bulkMiB * 1024 * 1024}`);
+        if (n !== o.bulkMiB * 1024 * 1024) throw new Error(`${s.protocol} bulk: got ${n} bytes`);
+        s.r.bulk.push(o.bulkMiB / ((performance.now() - t) / 1000));
+      }
     }
-    return { warm, cpuUsPerReq: (cpu.user + cpu.system) / o.warm, conc, bulk };
+    return sides.map((s) => ({ ...s.r, cpuUsPerReq: s.r.cpuUs / s.r.warm.length }));
   } finally {
-    await agent.close();
+    for (const s of sides) await s.agent.close();
   }
 }
 
@@ -244,8 +259,7 @@ async function main() {
       child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
     });
     const m = { agent: await dist('pool/agent.js'), store: await dist('pool/session-store.js'), h3: await dist('transport/h3.js') };
-    const h2 = await measureAgent(m.agent.Agent, 'h2', ports.h2, o);
-    const h3 = await measureAgent(m.agent.Agent, 'h3', ports.h3, o);
+    const [h2, h3] = await measureBoth(m.agent.Agent, ports, o);
     const first = await firstResponses(m, ports, o.first);
     const bun = await runBun(ports.h3, o);
     const row = (name, r) =>
