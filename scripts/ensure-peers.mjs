@@ -23,6 +23,7 @@ const PACKAGES = {
   procps: '/usr/sbin/sysctl',
   'iputils-ping': '/usr/bin/ping',
   make: '/usr/bin/make',
+  'g++': '/usr/bin/g++',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);

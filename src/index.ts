@@ -9,6 +9,7 @@ export { channels } from './pool/diagnostics.js';
 export type { ConnectionFacts, ConnEvent, ConnRequest, ConnResponse, HeaderList, PooledConnection, Protocol, RequestBody } from './pool/types.js';
 export { ErrorCode, OriginlinkError, isOriginlinkError, type ErrorCodeValue, type ErrorSide } from './errors.js';
 export type { ProtocolPolicy } from './transport/connect.js';
+export type { EarlyDataPolicy } from './transport/h3.js';
 export { probeOrigin, type ProbeOptions, type ProbeResult } from './probe/probe.js';
 export { parseAltSvc, type AltService, type AltSvcResult } from './probe/alt-svc.js';
 export { MemoryOriginCache, FileOriginCache, type OriginCache, type OriginFacts } from './probe/cache.js';

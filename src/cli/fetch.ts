@@ -38,6 +38,7 @@ interface One {
   reused: boolean;
   resumed: boolean;
   earlyData: boolean;
+  earlyDataRefused: 'rejected' | 'too-early' | null;
   tfo: boolean;
   attempts: number;
   connectionId: number;
@@ -114,6 +115,7 @@ export async function runFetch(argv: string[]): Promise<number> {
       reused: res.reused,
       resumed: f.resumed,
       earlyData: res.earlyData,
+      earlyDataRefused: res.earlyDataRefused,
       tfo: f.tfo,
       attempts: res.attempts,
       connectionId: res.connectionId,

@@ -12,6 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { EarlyDataPolicy } from '../transport/h3.js';
 import { connectOrigin, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
 import type { OriginCache, OriginFacts } from '../probe/cache.js';
 import { AddressCache, findCandidate } from '../probe/coalesce.js';
@@ -42,11 +43,19 @@ export interface OriginOverrides {
   tfo?: boolean;
   /** Share this origin's requests with h2 connections of other names (RFC 9113 §9.1.1). Default: the agent's `selection.coalesce`. */
   coalesce?: boolean;
+  /** 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's `earlyData`. */
+  earlyData?: EarlyDataPolicy;
 }
 
 export interface AgentOptions {
   /** Protocol policy for every origin unless overridden. Default `auto`. */
   protocol?: ProtocolPolicy;
+  /**
+   * Which requests may be sent as 0-RTT early data on a resumed h3 connection.
+   * Default 'safe' (GET, HEAD, OPTIONS: replay-safe, RFC 8470 §4); a request the
+   * server refuses early is resent after the handshake.
+   */
+  earlyData?: EarlyDataPolicy;
   /** Pool options for every origin (see PoolOptions for the defaults). */
   pool?: Partial<PoolOptions>;
   tls?: TlsOptions;
@@ -181,7 +190,7 @@ export class Agent {
       lookup: this.#opts.lookup,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
-    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId };
+    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData: over.earlyData ?? this.#opts.earlyData };
     const origin = `${scheme}://${u.hostname}:${port}`;
     const sel = this.#selector;
     const created: Pool = new Pool(
@@ -251,6 +260,7 @@ export class Agent {
           reused: r.reused,
           attempts: attempt,
           earlyData: r.res.earlyData ?? false,
+          earlyDataRefused: (r.res as { earlyDataRefused?: 'rejected' | 'too-early' }).earlyDataRefused ?? null,
           connectionId: r.conn.id,
           connection: r.conn.facts,
           timings: { queueMs: r.queueMs, ttfbMs },

@@ -21,13 +21,15 @@ export class OriginResponse {
   readonly attempts: number;
   /** Carried as 0-RTT early data. */
   readonly earlyData: boolean;
+  /** Sent early but refused by the server (TLS rejected it, or 425 Too Early) and resent after the handshake. */
+  readonly earlyDataRefused: 'rejected' | 'too-early' | null;
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
   readonly timings: ResponseTimings;
 
   constructor(init: {
     status: number; headers: HeaderList; body: Readable; trailers: Promise<HeaderList>; protocol: Protocol;
-    reused: boolean; attempts: number; earlyData: boolean; connectionId: number; connection: ConnectionFacts; timings: ResponseTimings;
+    reused: boolean; attempts: number; earlyData: boolean; earlyDataRefused: 'rejected' | 'too-early' | null; connectionId: number; connection: ConnectionFacts; timings: ResponseTimings;
   }) {
     this.status = init.status;
     this.headers = init.headers;
@@ -37,6 +39,7 @@ export class OriginResponse {
     this.reused = init.reused;
     this.attempts = init.attempts;
     this.earlyData = init.earlyData;
+    this.earlyDataRefused = init.earlyDataRefused;
     this.connectionId = init.connectionId;
     this.connection = init.connection;
     this.timings = init.timings;

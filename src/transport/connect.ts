@@ -11,7 +11,7 @@ import type { SessionStore } from '../pool/session-store.js';
 import type { ConnectionFacts, PooledConnection, Protocol } from '../pool/types.js';
 import { H1Connection } from './h1.js';
 import { H2Connection, openH2Session } from './h2.js';
-import { h3Connector } from './h3.js';
+import { h3Connector, type EarlyDataPolicy } from './h3.js';
 import { connectTcp } from './tcp.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
@@ -57,6 +57,8 @@ export interface ConnectContext {
   sessionKey: string;
   nextId: () => number;
   signal: AbortSignal;
+  /** Which requests may ride in 0-RTT early data (h3). Default 'safe': GET, HEAD, OPTIONS. */
+  earlyData?: EarlyDataPolicy | undefined;
 }
 
 /** A connector for a protocol that is not TCP-based (h3). */
