@@ -32,6 +32,8 @@ export interface OriginSummary { origin: string; protocol: string; requests: num
  */
 export const originContext = new AsyncLocalStorage<string>();
 
+const RECENT = 512;
+
 const emptyTotals = (): Totals => ({ requests: 0, requestsOnReusedConnections: 0, connectionsOpened: 0, connectionsClosed: 0, connectFailures: 0, retries: 0, resumedHandshakes: 0, earlyDataHandshakes: 0, tfoHandshakes: 0, errors: {} });
 
 function add(into: Totals, s: Totals): void {
@@ -47,7 +49,8 @@ export class Metrics {
   #names = new Map<string, string>();
   /** Origin names of this service (another Service in the same process publishes on the same channels). */
   #known = new Set<string>();
-  #ttfbRecent = new Map<string, number[]>();
+  /** Last RECENT time-to-first-byte samples per origin (ring), for the demo table's p50. */
+  #ttfbRecent = new Map<string, { at: number; samples: number[] }>();
   #lastFacts = new Map<string, ConnectionFacts>();
   #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
   readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; inflight: Gauge<string>; reloads: Counter<string> };
@@ -147,10 +150,11 @@ export class Metrics {
       const name = originContext.getStore() ?? this.#names.get(origin);
       if (!name || error || !this.#known.has(name)) return;
       this.#ttfb.observe({ origin: name, upstream: origin, protocol: protocol ?? '' }, ttfbMs / 1000);
-      let a = this.#ttfbRecent.get(name);
-      if (!a) this.#ttfbRecent.set(name, (a = []));
-      a.push(ttfbMs);
-      if (a.length > 512) a.splice(0, a.length - 512);
+      let ring = this.#ttfbRecent.get(name);
+      if (!ring) this.#ttfbRecent.set(name, (ring = { at: 0, samples: [] }));
+      if (ring.samples.length < RECENT) ring.samples.push(ttfbMs);
+      else ring.samples[ring.at] = ttfbMs;
+      ring.at = (ring.at + 1) % RECENT;
     });
   }
 
@@ -204,7 +208,7 @@ export class Metrics {
       const t = emptyTotals();
       for (const r of mine) add(t, r.totals);
       const protos = [...new Set(mine.map((r) => r.live?.protocol).filter(Boolean))];
-      const recent = this.#ttfbRecent.get(origin) ?? [];
+      const recent = this.#ttfbRecent.get(origin)?.samples ?? [];
       return {
         origin,
         protocol: protos.join('+') || '-',

@@ -98,6 +98,9 @@ export class Service {
       upstreams.set(name, u);
       for (const url of oc.urls) this.metrics.name(url, name);
     }
+    const users = new Map<string, number>();
+    for (const oc of config.origins.values()) for (const url of oc.urls) users.set(url, (users.get(url) ?? 0) + 1);
+    for (const u of upstreams.values()) u.sharedUrls = u.config.urls.some((url) => (users.get(url) ?? 0) > 1);
     return { config, router: new Router(config.routes), upstreams };
   }
 
