@@ -102,15 +102,10 @@ export class H1ResponseParser {
         case St.Head:
           chunk = this.#parseHead(chunk);
           break;
-        case St.Body: {
-          const n = Math.min(this.#remaining, chunk.length);
-          this.#remaining -= n;
-          const part = n === chunk.length ? chunk : chunk.subarray(0, n);
-          chunk = n === chunk.length ? null : chunk.subarray(n);
-          this.#h.onBody(part);
+        case St.Body:
+          chunk = this.#counted(chunk);
           if (this.#remaining === 0) this.#complete();
           break;
-        }
         case St.UntilClose:
           this.#h.onBody(chunk);
           chunk = null;
@@ -118,15 +113,10 @@ export class H1ResponseParser {
         case St.ChunkSize:
           chunk = this.#parseChunkSize(chunk);
           break;
-        case St.ChunkData: {
-          const n = Math.min(this.#remaining, chunk.length);
-          this.#remaining -= n;
-          const part = n === chunk.length ? chunk : chunk.subarray(0, n);
-          chunk = n === chunk.length ? null : chunk.subarray(n);
-          this.#h.onBody(part);
+        case St.ChunkData:
+          chunk = this.#counted(chunk);
           if (this.#remaining === 0) this.#st = St.ChunkDataEnd;
           break;
-        }
         case St.ChunkDataEnd:
           if (chunk.length < 2) { this.#buf = chunk; return null; }
           if (chunk[0] !== 0x0d || chunk[1] !== 0x0a) throw new H1ParseError('malformed', 'chunk data not followed by CRLF');
@@ -139,6 +129,18 @@ export class H1ResponseParser {
       }
     }
     return null;
+  }
+
+  /** Deliver up to `#remaining` body bytes (a Content-Length body or one chunk); returns the rest. */
+  #counted(chunk: Buffer): Buffer | null {
+    const n = Math.min(this.#remaining, chunk.length);
+    this.#remaining -= n;
+    if (n === chunk.length) {
+      this.#h.onBody(chunk);
+      return null;
+    }
+    this.#h.onBody(chunk.subarray(0, n));
+    return chunk.subarray(n);
   }
 
   /**
