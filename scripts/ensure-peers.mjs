@@ -11,6 +11,8 @@ const PACKAGES = {
   curl: '/usr/bin/curl',
   'nghttp2-client': '/usr/bin/h2load',
   haproxy: '/usr/sbin/haproxy',
+  wrk: '/usr/bin/wrk',
+  'util-linux': '/usr/bin/taskset',
   caddy: '/usr/bin/caddy',
   'ngtcp2-server': '/usr/sbin/gtlsserver',
   'ngtcp2-client': '/usr/bin/gtlsclient',

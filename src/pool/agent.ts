@@ -224,7 +224,7 @@ export class Agent {
       body,
       signal: o.signal,
     };
-    if (o.allowEarlyData) req.allowEarlyData = true;
+    if (o.allowEarlyData !== undefined) req.allowEarlyData = o.allowEarlyData; // false also forbids 0-RTT for safe methods
     const replayable = isReplayable(body);
     const idempotent = isIdempotent(method, headers);
     const info = this.#info.get(pool);
