@@ -10,6 +10,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
 import type { ServiceConfig } from './config.js';
@@ -56,6 +57,30 @@ export function statusForError(code: string): 502 | 503 | 504 {
   }
 }
 
+/**
+ * The subset of AbortSignal the Agent and the transports use (`aborted`,
+ * `add/removeEventListener('abort')`), without an EventTarget and an
+ * AbortController per request. Invariant: each listener runs at most once.
+ */
+class RequestSignal {
+  aborted = false;
+  #fns: Array<() => void> = [];
+  addEventListener(_type: 'abort', fn: () => void): void { if (!this.aborted) this.#fns.push(fn); }
+  removeEventListener(_type: 'abort', fn: () => void): void {
+    const i = this.#fns.indexOf(fn);
+    if (i >= 0) this.#fns.splice(i, 1);
+  }
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const fns = this.#fns;
+    this.#fns = [];
+    for (const fn of fns) fn();
+  }
+}
+
+const NO_EXTRA: Record<string, unknown> = {};
+
 export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: FrontRequest, res: FrontResponse): Promise<void> {
   const t0 = performance.now();
   // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
@@ -65,10 +90,11 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const remote = req.socket?.remoteAddress ?? '';
   const method = req.method ?? 'GET';
   let target = req.url ?? '/';
-  const log: Record<string, unknown> = { method, path: target, client: clientVersion, listener: front.listener, remote };
-  const done = (status: number, extra: Record<string, unknown> = {}): void => {
-    hooks.metrics.front.requests.inc({ listener: front.listener, protocol: clientVersion, status: String(status) });
-    if (cfg.logging.requests) hooks.log.info({ ...log, status, totalMs: ms(performance.now() - t0), ...extra }, 'request');
+  // Fields of the request log line, gathered only when that line is written.
+  const log: Record<string, unknown> | null = cfg.logging.requests ? { method, path: target, client: clientVersion, listener: front.listener, remote } : null;
+  const done = (status: number, extra: Record<string, unknown> = NO_EXTRA): void => {
+    hooks.metrics.frontRequest(front.listener, clientVersion, status);
+    if (log) hooks.log.info({ ...log, status, totalMs: ms(performance.now() - t0), ...extra }, 'request');
   };
   const refuse = (status: number, reason: string, code: string, headers: Record<string, string> = {}): void => {
     if (!res.headersSent && !res.destroyed) {
@@ -90,7 +116,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   }
   let authority = facts.authority ?? '';
   // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
-  if (/^https?:\/\//i.test(target)) {
+  if (target.charCodeAt(0) !== 0x2f && /^https?:\/\//i.test(target)) {
     try {
       const u = new URL(target);
       authority = u.host;
@@ -112,8 +138,10 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   }
   const route = match.route;
   const upstream = gen.upstreams.get(route.origin) as Upstream;
-  log['route'] = match.index;
-  log['origin'] = upstream.name;
+  if (log) {
+    log['route'] = match.index;
+    log['origin'] = upstream.name;
+  }
 
   const headers = upstreamHeaders(req.rawHeaders, {
     clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
@@ -139,23 +167,22 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
       })()
     : null;
 
-  const ac = new AbortController();
-  const onClose = (): void => { if (!res.writableFinished) ac.abort(); };
+  const signal = new RequestSignal();
+  const onClose = (): void => { if (!res.writableFinished) signal.abort(); };
   res.once('close', onClose);
-  hooks.metrics.front.inflight.inc();
+  hooks.metrics.inflight++;
   upstream.inflight++;
   const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
-  let bytes = 0;
   try {
     let r;
     try {
-      r = await upstream.request(rewritePath(route, target), { method, headers, body, signal: ac.signal }, hostHeader);
+      r = await upstream.request(rewritePath(route, target), { method, headers, body, signal: signal as unknown as AbortSignal }, hostHeader);
     } catch (e) {
       const err = toOriginlinkError(e);
       if (tooLarge) {
         hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
         refuse(413, `body larger than ${max} bytes`, 'body_too_large');
-      } else if (ac.signal.aborted || res.destroyed) {
+      } else if (signal.aborted || res.destroyed) {
         done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
       } else {
         const status = statusForError(err.code);
@@ -164,41 +191,96 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
       return;
     }
     const up = r.res;
-    Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
+    if (log) Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
     const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via);
     if (!h2 && hooks.draining()) out['connection'] = 'close';
     if (res.destroyed) { up.body.destroy(); done(499, { error: ErrorCode.ABORTED }); return; }
+    const pipe = new BodyPipe(up.body, res);
     try {
       (res as ServerResponse).writeHead(up.status, out);
-      for await (const chunk of up.body) {
-        bytes += (chunk as Buffer).length;
-        if (!(res as ServerResponse).write(chunk as Buffer)) await drained(res);
-        if (res.destroyed) throw new Error('client went away');
-      }
+      await pipe.run();
       const tr = trailerObject(await up.trailers);
       if (tr && (h2 || (res as ServerResponse).chunkedEncoding)) res.addTrailers(tr);
       res.end();
-      done(up.status, { bytes });
+      done(up.status, log ? { bytes: pipe.bytes } : NO_EXTRA);
     } catch (e) {
       up.body.destroy();
-      const gone = ac.signal.aborted || res.destroyed;
+      const gone = signal.aborted || res.destroyed;
       res.destroy();
-      done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : toOriginlinkError(e).code, reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+      done(gone ? 499 : 502, { bytes: pipe.bytes, error: gone ? ErrorCode.ABORTED : toOriginlinkError(e).code, reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
     }
   } finally {
     (res as ServerResponse).off('close', onClose);
     upstream.done();
-    hooks.metrics.front.inflight.dec();
+    hooks.metrics.inflight--;
   }
 }
 
-function drained(res: FrontResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const r = res as ServerResponse;
-    const fin = (): void => { r.off('drain', fin); r.off('close', fin); resolve(); };
-    r.on('drain', fin);
-    r.on('close', fin);
-  });
+/**
+ * Streams an origin body into the front response with backpressure, on
+ * events (an async iterator costs several promises per chunk). `run()`
+ * settles once: at the body's end, or at the first failure of either side.
+ */
+class BodyPipe {
+  bytes = 0;
+  #body: Readable;
+  #res: ServerResponse;
+  #resolve: (() => void) | null = null;
+  #reject: ((e: Error) => void) | null = null;
+
+  constructor(body: Readable, res: FrontResponse) {
+    this.#body = body;
+    this.#res = res as ServerResponse;
+  }
+
+  run(): Promise<void> {
+    const body = this.#body;
+    if (body.readableEnded) return Promise.resolve();
+    if (body.errored) return Promise.reject(body.errored);
+    if (body.destroyed) return Promise.reject(new Error('origin body closed before its end'));
+    return new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      body.on('end', this.#onEnd);
+      body.on('error', this.#onError);
+      body.on('close', this.#onBodyClose);
+      this.#res.on('drain', this.#onDrain);
+      this.#res.on('close', this.#onResClose);
+      body.on('data', this.#onData);
+    });
+  }
+
+  #onData = (c: Buffer): void => {
+    this.bytes += c.length;
+    if (!this.#res.write(c)) this.#body.pause();
+  };
+  #onDrain = (): void => { this.#body.resume(); };
+  #onEnd = (): void => {
+    const r = this.#resolve;
+    this.#cleanup();
+    r?.();
+  };
+  #onError = (e: Error): void => this.#fail(e);
+  #onBodyClose = (): void => { if (!this.#body.readableEnded) this.#fail(this.#body.errored ?? new Error('origin body closed before its end')); };
+  #onResClose = (): void => this.#fail(new Error('client went away'));
+
+  #fail(e: Error): void {
+    const r = this.#reject;
+    this.#cleanup();
+    r?.(e);
+  }
+
+  #cleanup(): void {
+    this.#resolve = null;
+    this.#reject = null;
+    const body = this.#body;
+    body.off('data', this.#onData);
+    body.off('end', this.#onEnd);
+    body.off('error', this.#onError);
+    body.off('close', this.#onBodyClose);
+    this.#res.off('drain', this.#onDrain);
+    this.#res.off('close', this.#onResClose);
+  }
 }
 
 function shortReason(msg: string): string {

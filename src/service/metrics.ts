@@ -54,6 +54,10 @@ export class Metrics {
   #lastFacts = new Map<string, ConnectionFacts>();
   #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
   readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; inflight: Gauge<string>; reloads: Counter<string> };
+  /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
+  inflight = 0;
+  /** Front request counts by `listener|protocol|status`: a plain increment per request, labels built at scrape time. */
+  #frontCounts = new Map<string, { listener: string; protocol: string; status: string; n: number }>();
   readonly #handshakes: Counter<string>;
   readonly #ttfb: Histogram<string>;
 
@@ -132,10 +136,13 @@ export class Metrics {
     this.#ttfb = new Histogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', labelNames: [...L, 'protocol'], registers: r,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     this.front = {
-      requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r }),
+      requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r, collect() {
+        this.reset();
+        for (const c of self.#frontCounts.values()) this.inc({ listener: c.listener, protocol: c.protocol, status: c.status }, c.n);
+      } }),
       rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
       connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions).', labelNames: ['listener'], registers: r }),
-      inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r }),
+      inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r, collect() { this.set(self.inflight); } }),
       reloads: new Counter({ name: 'originlink_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers: r }),
     };
     this.#subscribe('originlink:connection:open', (m) => {
@@ -162,6 +169,14 @@ export class Metrics {
     const ch = diagnostics.channel(name);
     ch.subscribe(fn);
     this.#subs.push([ch, fn]);
+  }
+
+  /** Count one answered front request. */
+  frontRequest(listener: string, protocol: string, status: number): void {
+    const key = `${listener}|${protocol}|${status}`;
+    const c = this.#frontCounts.get(key);
+    if (c) c.n++;
+    else this.#frontCounts.set(key, { listener, protocol, status: String(status), n: 1 });
   }
 
   /** Declare which upstream URLs belong to which origin name (call on every config load). */

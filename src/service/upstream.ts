@@ -61,7 +61,13 @@ export class Upstream {
     let last: OriginlinkError | null = null;
     for (let i = 0; i < urls.length; i++) {
       const base = urls[(start + i) % urls.length] as string;
-      const o: ForwardOptions = { ...opts, url: base + path, allowEarlyData: early };
+      // Fields named one by one: an object spread here showed up as a top self-time line in CPU profiles.
+      const o: ForwardOptions = { url: base + path, method, allowEarlyData: early };
+      if (opts.headers !== undefined) o.headers = opts.headers;
+      if (opts.body !== undefined) o.body = opts.body;
+      if (opts.signal !== undefined) o.signal = opts.signal;
+      if (opts.protocol !== undefined) o.protocol = opts.protocol;
+      if (opts.authority !== undefined) o.authority = opts.authority;
       if (hostHeader !== null) o.authority = hostHeader;
       try {
         // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
