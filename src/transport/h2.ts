@@ -170,9 +170,9 @@ export class H2Connection implements PooledConnection {
         if (req.signal?.aborted) { onAbort(); return; }
         req.signal?.addEventListener('abort', onAbort, { once: true });
       }
-      stream.on('response', (h) => {
+      stream.on('response', (h, _flags, raw?: string[]) => {
         const status = Number(h[':status']);
-        const list = toHeaderList(h);
+        const list = toHeaderList(h, raw);
         body = new Readable({
           read: () => { stream.resume(); },
           destroy: (err, cb) => {
@@ -190,7 +190,7 @@ export class H2Connection implements PooledConnection {
         timer?.refresh();
         if (body && !body.push(chunk)) stream.pause();
       });
-      stream.on('trailers', (h) => resolveTrailers(toHeaderList(h)));
+      stream.on('trailers', (h, _flags, raw?: string[]) => resolveTrailers(toHeaderList(h, raw)));
       stream.on('end', () => {
         // The readable side can end without a response when the session dies
         // (socket EOF): that is a failure, never a silent hang.
@@ -272,9 +272,18 @@ export class H2Connection implements PooledConnection {
   }
 }
 
-function toHeaderList(h: http2.IncomingHttpHeaders): HeaderList {
+/** Header list without pseudo-headers; from node:http2's raw [name, value, ...] array when given (no object walk). */
+function toHeaderList(h: http2.IncomingHttpHeaders, raw?: string[]): HeaderList {
   const out: HeaderList = [];
-  for (const [k, v] of Object.entries(h)) {
+  if (Array.isArray(raw)) {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const k = raw[i] as string;
+      if (k.charCodeAt(0) !== 0x3a) out.push([k, raw[i + 1] as string]); // pseudo-headers
+    }
+    return out;
+  }
+  for (const k in h) {
+    const v = h[k];
     if (k.charCodeAt(0) === 0x3a || v === undefined) continue; // pseudo-headers
     if (Array.isArray(v)) for (const x of v) out.push([k, x]);
     else out.push([k, String(v)]);
