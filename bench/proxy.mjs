@@ -2,15 +2,18 @@
 // Proxy benchmark: the originlink connector vs nginx (upstream keepalive) vs
 // HAProxy (http-reuse always), each pinned to one core, in front of the same
 // nginx origin over TLS. Load: wrk (cleartext HTTP/1.1 to the proxy) on the
-// other core, for a bounded time per target. Reports req/s, added latency
+// other core, for a bounded time per target. Reports req/s, the proxy's CPU
+// time per request (its process tree, from /proc: less sensitive to a busy
+// machine than req/s), added latency
 // p50/p99 over going direct, and connections seen at the origin (from its
 // access log). Prints a Markdown table and writes bench/results/proxy-DATE.json.
 //
 // Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_CONNECTIONS
-// wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB).
+// wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB),
+// BENCH_TARGETS a regexp on target names (default all; `direct` always runs).
 // Needs: nginx, haproxy, wrk, taskset (Debian: nginx-light haproxy wrk util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -170,11 +173,12 @@ const parseDur = (s) => {
 const wrk = (port, tag, seconds) => {
   const out = execFileSync('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = parseDur(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
   const p99 = parseDur(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
   const sock = /Socket errors: (.*)/.exec(out)?.[1] ?? '';
-  return { rps, p50, p99, non2xx: Number(errors), socketErrors: sock };
+  return { rps, requests, p50, p99, non2xx: Number(errors), socketErrors: sock };
 };
 const originConnections = (tag) => {
   const f = join(dir, 'origin-access.log');
@@ -187,14 +191,41 @@ const originConnections = (tag) => {
   return seen.size;
 };
 
+// CPU time (user + system, µs) of a process and all its descendants (nginx's workers, node's threads are in its stat).
+const CLK = Number((() => { try { return execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }); } catch { return '100'; } })()) || 100;
+const treeCpuUs = (root) => {
+  const stats = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(d), { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) });
+    } catch { /* exited */ }
+  }
+  let ticks = 0;
+  const want = new Set([root]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, s] of stats) if (!want.has(pid) && want.has(s.ppid)) { want.add(pid); grew = true; }
+  }
+  for (const pid of want) ticks += stats.get(pid)?.ticks ?? 0;
+  return (ticks * 1e6) / CLK;
+};
+
+const only = process.env.BENCH_TARGETS ? new RegExp(process.env.BENCH_TARGETS, 'i') : null;
 const results = [];
 for (const [i, t] of targets.entries()) {
+  if (only && i > 0 && !only.test(t.name)) continue;
   const tag = `t${i}`;
   let launched = null;
   if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
   const port = launched ? launched.port : t.port;
   wrk(port, `${tag}w`, 1); // warm-up: connections to the origin are opened here
+  const c0 = launched ? treeCpuUs(launched.proc.pid) : null;
   const r = wrk(port, tag, DURATION);
+  // taskset execs the proxy, so the spawned pid is the proxy's own.
+  if (launched) r.cpuUsPerReq = (treeCpuUs(launched.proc.pid) - c0) / Math.max(1, r.requests);
   await new Promise((res) => setTimeout(res, 400)); // origin log buffer flush
   results.push({ target: t.name, upstream: t.upstream, ...r, originConnections: originConnections(tag) });
   if (launched) await stop(launched.proc);
@@ -208,9 +239,9 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 const lines = [
   `Proxy benchmark: ${DURATION}s per target, wrk -c${CONNS} (cleartext h1) on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
   '',
-  '| target | upstream | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
-  '|---|---|---:|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
+  '| target | upstream | req/s | proxy CPU µs/req | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
 ];
 console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');

@@ -34,6 +34,7 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
   let hosts = 0;
   let host: string | null = null;
   let authority: string | null = null;
+  let teTrailers = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
@@ -48,6 +49,7 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
       case 'content-length': cl = value; clCount++; break;
       case 'transfer-encoding': te.push(value); break;
       case 'host': hosts++; host = value; break;
+      case 'te': if (/(^|,)\s*trailers\s*(;|,|$)/i.test(value)) teTrailers = true; break;
     }
   }
   if (count > limits.maxHeaderCount) return { status: 431, reason: `more than ${limits.maxHeaderCount} header fields` };
@@ -81,8 +83,7 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
   if (limits.maxBodyBytes > 0 && contentLength !== null && contentLength > limits.maxBodyBytes) {
     return { status: 413, reason: `body larger than ${limits.maxBodyBytes} bytes` };
   }
-  const teRaw = raw.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(raw[i + 1] ?? ''));
-  return { contentLength, chunked, authority, teTrailers: teRaw };
+  return { contentLength, chunked, authority, teTrailers };
 }
 
 export function isReject(x: Reject | RequestFacts): x is Reject {
@@ -96,7 +97,7 @@ function connectionNamed(pairs: Iterable<readonly [string, string]>): Set<string
   return out;
 }
 
-function isHopByHop(name: string, named: Set<string>): boolean {
+function isHopByHop(name: string, named: ReadonlySet<string>): boolean {
   return HOP_BY_HOP.has(name) || named.has(name) || name.startsWith('proxy-');
 }
 
@@ -115,27 +116,35 @@ export interface UpstreamHeaderInput {
 
 /** End-to-end request fields for the upstream, with Via and X-Forwarded-* added. */
 export function upstreamHeaders(raw: readonly string[], o: UpstreamHeaderInput): HeaderList {
-  const pairs: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([(raw[i] as string).toLowerCase(), raw[i + 1] as string]);
-  const named = connectionNamed(pairs);
+  // One pass to lower-case names; Connection's list is only parsed when the field is there.
+  const names: string[] = new Array<string>(raw.length >> 1);
+  let hasConnection = false;
+  for (let i = 0, j = 0; i + 1 < raw.length; i += 2, j++) {
+    const n = (raw[i] as string).toLowerCase();
+    names[j] = n;
+    if (n === 'connection') hasConnection = true;
+  }
+  const named = hasConnection ? connectionNamed(pairsOf(names, raw)) : NONE;
   const out: HeaderList = [];
-  const xff: string[] = [];
-  const via: string[] = [];
-  for (const [n, v] of pairs) {
-    if (n.startsWith(':') || isHopByHop(n, named)) continue;
-    if (n === 'via') { via.push(v); continue; }
-    if (o.xff !== 'off' && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
-      if (n === 'x-forwarded-for') xff.push(v);
+  let xff: string[] | null = null;
+  let via: string[] | null = null;
+  const forwarded = o.xff !== 'off';
+  for (let j = 0; j < names.length; j++) {
+    const n = names[j] as string;
+    const v = raw[2 * j + 1] as string;
+    if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
+    if (n === 'via') { (via ??= []).push(v); continue; }
+    if (forwarded && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
+      if (n === 'x-forwarded-for') (xff ??= []).push(v);
       continue;
     }
     out.push([n, v]);
   }
   // RFC 9110 §7.6.3: each intermediary appends received-protocol and a pseudonym.
-  via.push(`${o.clientVersion} ${o.via}`);
-  out.push(['via', via.join(', ')]);
-  if (o.xff !== 'off') {
-    if (o.xff === 'append') xff.push(o.clientIp);
-    out.push(['x-forwarded-for', o.xff === 'append' ? xff.join(', ') : o.clientIp]);
+  const hop = `${o.clientVersion} ${o.via}`;
+  out.push(['via', via ? `${via.join(', ')}, ${hop}` : hop]);
+  if (forwarded) {
+    out.push(['x-forwarded-for', o.xff === 'append' && xff ? `${xff.join(', ')}, ${o.clientIp}` : o.clientIp]);
     out.push(['x-forwarded-proto', o.proto]);
     out.push(['x-forwarded-host', o.authority]);
   }
@@ -143,9 +152,16 @@ export function upstreamHeaders(raw: readonly string[], o: UpstreamHeaderInput):
   return out;
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
+function* pairsOf(names: readonly string[], raw: readonly string[]): Generator<[string, string]> {
+  for (let j = 0; j < names.length; j++) yield [names[j] as string, raw[2 * j + 1] as string];
+}
+
 /** Response fields for the client: hop-by-hop removed, Via appended. Multi-valued fields become arrays. */
 export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string): OutgoingHttpHeaders {
-  const named = connectionNamed(list);
+  let named: ReadonlySet<string> = NONE;
+  for (const [n] of list) if (n === 'connection') { named = connectionNamed(list); break; }
   const out: Record<string, string | string[]> = {};
   for (const [n, v] of list) {
     if (isHopByHop(n, named) || n.startsWith(':')) continue;
