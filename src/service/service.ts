@@ -11,7 +11,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { MemorySessionStore } from '../pool/session-store.js';
 import { startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
-import { forward, type FrontInfo, type FrontRequest, type FrontResponse, type Generation } from './forward.js';
+import { forward, type ForwardHooks, type FrontInfo, type FrontRequest, type FrontResponse, type Generation } from './forward.js';
 import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './listeners.js';
 import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
@@ -81,8 +81,12 @@ export class Service {
     return this.metrics.summary(this.#gen.upstreams.keys());
   }
 
+  /** Made once: the forward path allocates nothing per request for its hooks. */
+  #forwardHooks: ForwardHooks | null = null;
+
   #handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void {
-    forward(this.#gen, info, { log: this.log, metrics: this.metrics, draining: () => this.#draining }, req, res).catch((e: unknown) => {
+    const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining });
+    forward(this.#gen, info, hooks, req, res).catch((e: unknown) => {
       this.log.error({ err: e }, 'forwarding failed');
       res.destroy();
     });
