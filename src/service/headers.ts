@@ -10,6 +10,8 @@ import type { ForwardedPolicy, LimitsConfig } from './config.js';
 // RFC 9113 §8.2.2 forbids them in HTTP/2 altogether. `expect` is answered by our front.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'host', 'http2-settings', 'expect', 'trailer']);
 
+const NONE: ReadonlySet<string> = new Set();
+
 export type Reject = { status: 400 | 413 | 431; reason: string };
 
 export interface RequestFacts {
@@ -90,11 +92,17 @@ export function isReject(x: Reject | RequestFacts): x is Reject {
   return 'status' in x;
 }
 
-/** Names listed in Connection (lower-case). */
-function connectionNamed(pairs: Iterable<readonly [string, string]>): Set<string> {
-  const out = new Set<string>();
-  for (const [n, v] of pairs) if (n === 'connection') for (const t of v.split(',')) out.add(t.trim().toLowerCase());
-  return out;
+/** Names listed in Connection (lower-case) beyond the fixed hop-by-hop set (`keep-alive` adds nothing). */
+function connectionNamed(pairs: Iterable<readonly [string, string]>): ReadonlySet<string> {
+  let out: Set<string> | null = null;
+  for (const [n, v] of pairs) {
+    if (n !== 'connection') continue;
+    for (const t of v.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (!HOP_BY_HOP.has(name)) (out ??= new Set()).add(name);
+    }
+  }
+  return out ?? NONE;
 }
 
 function isHopByHop(name: string, named: ReadonlySet<string>): boolean {
@@ -152,7 +160,6 @@ export function upstreamHeaders(raw: readonly string[], o: UpstreamHeaderInput):
   return out;
 }
 
-const NONE: ReadonlySet<string> = new Set();
 
 function* pairsOf(names: readonly string[], raw: readonly string[]): Generator<[string, string]> {
   for (let j = 0; j < names.length; j++) yield [names[j] as string, raw[2 * j + 1] as string];
