@@ -24,6 +24,7 @@ import { closeError } from './errors.js';
 import { WriteQueues } from './write-queue.js';
 import { checkPeerName } from './peer-name.js';
 import { PacketSink } from './packet-sink.js';
+import { FailedPathGuard } from './path-guard.js';
 import type { Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 
@@ -48,6 +49,8 @@ export interface QuicStatsSnapshot {
   pathEvents: Record<string, number>;
   /** Connection ids the peer issued us that are still unused (spares for migration). */
   spareDcids: number;
+  /** Server: validations we re-requested for a peer address after quiche failed its path. */
+  reprobes: number;
 }
 
 /** One quiche path event (binding: serde-tagged object). */
@@ -141,12 +144,16 @@ export class QuicConnection implements QuicStreamTransport {
   #processing = false;
   #dirty = false;
   #recvErrors = 0;
+  /** quiche's error name from the last recv() that failed (the cause when quiche then closes locally). */
+  #lastRecvError: string | null = null;
   #sendDeferred = false;
   #lastFrom: HostPort | null = null;
   #lastSocket: Socket | undefined;
   #migrations = 0;
   #pathEvents: Record<string, number> = {};
   #issuedCids = 0;
+  /** Server: re-validates paths quiche failed while the peer still sends from them (path-guard.ts). */
+  #guard: FailedPathGuard | null;
   /** Timer firings with no datagram received in between (probe timeouts on the current path). */
   #silentTimeouts = 0;
   #stall: { after: number; fn: (c: QuicConnection) => void } | null = null;
@@ -159,6 +166,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
     this.isClient = init.role === 'client';
+    this.#guard = this.isClient ? null : new FailedPathGuard(init.conn, () => this.#drainSend());
     this.remote = init.remote;
     this.local = init.local;
     this.#recvInfo = { from: init.remote, to: init.local };
@@ -229,6 +237,7 @@ export class QuicConnection implements QuicStreamTransport {
       migrations: this.#migrations,
       pathEvents: { ...this.#pathEvents },
       spareDcids: this.#spareDcids(),
+      reprobes: this.#guard?.reprobes ?? 0,
     };
   }
 
@@ -419,13 +428,17 @@ export class QuicConnection implements QuicStreamTransport {
     if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
       this.#recvInfo = { from: { host: fromHost, port: fromPort }, to };
     }
+    if (this.#guard && !this.#guard.idle && !this.#guard.admit(msg, this.#recvInfo)) {
+      this.#markDirty();
+      return;
+    }
     try {
       this.#q.recv(msg, this.#recvInfo);
     } catch (e) {
       // Undecryptable / malformed packets are dropped by quiche; fatal errors
       // surface through isClosed() in process().
       this.#recvErrors++;
-      void e;
+      this.#lastRecvError = parseQuicheError(e).name;
     }
     if (this.#packetWaiters.length) {
       const w = this.#packetWaiters;
@@ -446,6 +459,9 @@ export class QuicConnection implements QuicStreamTransport {
     this.#processing = true;
     try {
       this.#checkEstablished();
+      // Before any deferral: a FailedValidation raised by onTimeout() must
+      // reach the path guard before the next datagram is handed to quiche.
+      if (this.#established) this.#paths();
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
       const delivered = this.#overrideError ? 0 : this.#readStreams();
       const failures = this.#writes.flush(this.#q);
@@ -457,7 +473,6 @@ export class QuicConnection implements QuicStreamTransport {
         return;
       }
       this.#sendDeferred = false;
-      if (this.#established) this.#paths();
       this.#drainSend();
       if (this.#preEarly && !this.#sentFirst) {
         this.#sentFirst = true;
@@ -628,6 +643,7 @@ export class QuicConnection implements QuicStreamTransport {
       if (!ev) break;
       this.#pathEvents[ev.type] = (this.#pathEvents[ev.type] ?? 0) + 1;
       if (ev.type === 'PeerMigrated') this.#migrations++;
+      this.#guard?.onPathEvent(ev);
       this.#emit({ type: 'path', event: ev });
     }
   }
@@ -699,7 +715,7 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#timer = this.#connectTimer = null;
-    const error = this.#overrideError ?? closeError(this.#q, this.#established);
+    const error = this.#overrideError ?? closeError(this.#q, this.#established, this.#lastRecvError);
     this.#init.release(this);
     for (const w of this.#writeWaiters) w.resolve();
     for (const r of this.#packetWaiters) r();

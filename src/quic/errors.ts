@@ -23,8 +23,8 @@ function describe(e: QuicheConnectionError): string {
   return `${kind} error 0x${e.errorCode.toString(16)}${reason}`;
 }
 
-function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: boolean): OriginlinkError {
-  const details = { wireCode: e.errorCode, isApp: e.isApp, closedBy: by, established };
+function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: boolean, quicheError: string | null = null): OriginlinkError {
+  const details = { wireCode: e.errorCode, isApp: e.isApp, closedBy: by, established, ...(quicheError ? { quicheError } : {}) };
   const isCrypto = !e.isApp && e.errorCode >= 0x100 && e.errorCode <= 0x1ff;
   if (isCrypto && CERT_ALERTS.has(e.errorCode - 0x100)) {
     const whose = by === 'local' ? 'the server certificate was rejected' : 'the peer rejected our certificate';
@@ -37,8 +37,13 @@ function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: b
   });
 }
 
-/** The error for a connection that quiche reports closed; null when clean. */
-export function closeError(conn: QuicheConnection, established: boolean): OriginlinkError | null {
+/**
+ * The error for a connection that quiche reports closed; null when clean.
+ * `lastRecvError`: quiche's error name from the last failed recv(), kept in
+ * `details.quicheError` of a local transport close (quiche closes with the
+ * wire code of the error a received packet raised, e.g. InvalidState → 0xa).
+ */
+export function closeError(conn: QuicheConnection, established: boolean, lastRecvError: string | null = null): OriginlinkError | null {
   if (conn.isTimedOut()) {
     if (!established) {
       return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', 'QUIC handshake timed out (no answer from the peer)', {
@@ -51,6 +56,6 @@ export function closeError(conn: QuicheConnection, established: boolean): Origin
   const peer = conn.peerError();
   if (peer) return isClean(peer) ? null : fromWire(peer, 'peer', established);
   const local = conn.localError();
-  if (local) return isClean(local) ? null : fromWire(local, 'local', established);
+  if (local) return isClean(local) ? null : fromWire(local, 'local', established, local.isApp ? null : lastRecvError);
   return null;
 }

@@ -89,6 +89,17 @@ export interface H3Server {
 const H3_INTERNAL_ERROR = 0x102;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/**
+ * End a request body whose stream or connection died. Like node:http's
+ * IncomingMessage, the error goes only to a listener: a handler that never
+ * read the body (a GET) must not get an unhandled 'error' that kills the
+ * process.
+ */
+function abortBody(body: StreamBody, err: Error | undefined): void {
+  if (body.readableEnded || body.destroyed) return;
+  body.destroy(body.listenerCount('error') > 0 ? err : undefined);
+}
+
 function checkTicketKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== 48) {
     throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'ticketKey must be 48 bytes');
@@ -208,14 +219,14 @@ class ServerSession {
         this.#streams.delete(ev.streamId);
         s.done = true;
         s.abort.abort(new OriginlinkError('OL_STREAM_RESET', 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
-        if (!s.body.readableEnded) s.body.destroy(new OriginlinkError('OL_STREAM_RESET', 'remote', 'request stream reset'));
+        abortBody(s.body, new OriginlinkError('OL_STREAM_RESET', 'remote', 'request stream reset'));
         return;
       }
       case 'closed':
         for (const [, s] of this.#streams) {
           s.done = true;
           s.abort.abort(ev.error ?? new Error('connection closed'));
-          if (!s.body.readableEnded) s.body.destroy(ev.error ?? undefined);
+          abortBody(s.body, ev.error ?? undefined);
         }
         this.#streams.clear();
         return;

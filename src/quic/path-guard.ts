@@ -1,0 +1,121 @@
+/**
+ * Server side: keeps quiche 0.18 from closing a connection whose peer goes
+ * on sending from an address whose path validation failed.
+ *
+ * quiche treats a non-probing packet from such an address as the peer
+ * migrating and makes the failed path active, but a failed path never
+ * counts as active (`Path::active()` needs a working state): the connection
+ * is left without an active path and closes itself with PROTOCOL_VIOLATION
+ * (recv() fails with InvalidState). It follows NAT rebinding under CPU load:
+ * any loss-detection timer of the new path that fires late (Node runs
+ * timers before it reads sockets) counts the PATH_CHALLENGE in flight as
+ * lost before the PATH_RESPONSE waiting in the socket is read, and quiche
+ * fails the path at the first lost challenge while the path's
+ * anti-amplification allowance is under 1200 bytes, which it is for a
+ * client that only sends ACKs.
+ *
+ * So before a datagram from such a peer reaches quiche, validation of the
+ * path is requested again and the PATH_CHALLENGE written (RFC 9000 §9.3.2:
+ * the peer still sends from there); once it left, the path is validating,
+ * not failed, and the datagram is safe. When no challenge can leave for
+ * lack of allowance, the datagram is fed once with its authentication tag
+ * broken (quiche counts every datagram from the address towards the
+ * allowance before authenticating it, as RFC 9000 §8.1 counts all bytes
+ * attributed to the connection, and drops it) and the original is dropped:
+ * the peer's loss recovery resends what it carried, and its next datagram
+ * carries the challenge out. After MAX_DROPS in a row, or when the path
+ * cannot be probed at all, quiche gets the datagrams as before.
+ */
+import type { HostPort, QuicheConnection, RecvInfo } from './quiche.js';
+
+/** Failed peer paths remembered (each is a NAT rebinding in progress). */
+const MAX_FAILED_PATHS = 8;
+/** Datagrams dropped in a row while a failed path cannot get its PATH_CHALLENGE out. */
+const MAX_DROPS = 8;
+
+export interface GuardPathEvent {
+  type: string;
+  local?: HostPort;
+  peer?: HostPort;
+}
+
+export class FailedPathGuard {
+  #q: QuicheConnection & { probePath(local: HostPort, peer: HostPort): number };
+  #flush: () => void;
+  #failed = new Map<string, { local: HostPort; drops: number }>();
+  /** Validations requested again for a failed path. */
+  reprobes = 0;
+
+  /** `flush` writes quiche's pending packets to the network now. */
+  constructor(q: QuicheConnection, flush: () => void) {
+    this.#q = q as QuicheConnection & { probePath(local: HostPort, peer: HostPort): number };
+    this.#flush = flush;
+  }
+
+  /** Nothing to check (the common case; one size test per datagram). */
+  get idle(): boolean {
+    return this.#failed.size === 0;
+  }
+
+  onPathEvent(ev: GuardPathEvent): void {
+    if (!ev.peer) return;
+    const key = `${ev.peer.host}:${ev.peer.port}`;
+    if (ev.type === 'FailedValidation' && ev.local) {
+      if (this.#failed.size < MAX_FAILED_PATHS) this.#failed.set(key, { local: ev.local, drops: 0 });
+    } else if (ev.type === 'Validated' || ev.type === 'Closed' || ev.type === 'New') {
+      this.#failed.delete(key);
+    }
+  }
+
+  /** Before `recv(msg, info)`: false when the datagram must be dropped instead. */
+  admit(msg: Uint8Array, info: RecvInfo): boolean {
+    const key = `${info.from.host}:${info.from.port}`;
+    const f = this.#failed.get(key);
+    if (!f) return true;
+    if (this.#challengeSent(f.local, info.from) !== false) {
+      this.#failed.delete(key);
+      return true;
+    }
+    const junk = Uint8Array.from(msg);
+    junk[junk.length - 1]! ^= 0xff;
+    try {
+      this.#q.recv(junk, info);
+    } catch {
+      // Dropped by quiche either way.
+    }
+    const sent = this.#challengeSent(f.local, info.from);
+    if (sent === null) {
+      this.#failed.delete(key);
+      return true;
+    }
+    if (sent || ++f.drops >= MAX_DROPS) this.#failed.delete(key);
+    return false;
+  }
+
+  /**
+   * Request validation of a path and write packets now: true when a packet
+   * left on that path, false when none could, null when the path cannot be
+   * probed (quiche dropped it, or it has no connection id to send with).
+   */
+  #challengeSent(local: HostPort, peer: HostPort): boolean | null {
+    const before = this.#pathSent(local, peer);
+    if (before === null) return null;
+    try {
+      this.#q.probePath(local, peer);
+    } catch {
+      return null;
+    }
+    this.reprobes++;
+    this.#flush();
+    const after = this.#pathSent(local, peer);
+    return after === null ? null : after > before;
+  }
+
+  /** Packets sent on the path (local, peer); null when quiche no longer has it. */
+  #pathSent(local: HostPort, peer: HostPort): number | null {
+    for (const p of this.#q.pathStats()) {
+      if (p.peerHost.port === peer.port && p.peerHost.host === peer.host && p.localHost.port === local.port) return p.sent;
+    }
+    return null;
+  }
+}
