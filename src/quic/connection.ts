@@ -166,7 +166,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
     this.isClient = init.role === 'client';
-    this.#guard = this.isClient ? null : new FailedPathGuard(init.conn, () => this.#drainSend());
+    this.#guard = this.isClient ? null : new FailedPathGuard(init.conn, () => this.#drainSend(), init.local, init.remote);
     this.remote = init.remote;
     this.local = init.local;
     this.#recvInfo = { from: init.remote, to: init.local };

@@ -1,6 +1,9 @@
 /**
- * Server side: keeps quiche 0.18 from closing a connection whose peer goes
- * on sending from an address whose path validation failed.
+ * Server side: two workarounds for quiche 0.18 when the peer's address
+ * changes (NAT rebinding). (1) Keeps quiche from closing a connection whose
+ * peer goes on sending from an address whose path validation failed
+ * (below). (2) Probes the path the connection left, so packets lost there
+ * get resent (#leftBehind).
  *
  * quiche treats a non-probing packet from such an address as the peer
  * migrating and makes the failed path active, but a failed path never
@@ -37,19 +40,29 @@ export interface GuardPathEvent {
   type: string;
   local?: HostPort;
   peer?: HostPort;
+  /** PeerMigrated (binding naming): `old` is the local address, `new` the peer's. */
+  old?: unknown;
+  new?: unknown;
+}
+
+function isHostPort(v: unknown): v is HostPort {
+  return typeof v === 'object' && v !== null && typeof (v as HostPort).host === 'string' && typeof (v as HostPort).port === 'number';
 }
 
 export class FailedPathGuard {
   #q: QuicheConnection & { probePath(local: HostPort, peer: HostPort): number };
   #flush: () => void;
   #failed = new Map<string, { local: HostPort; drops: number }>();
-  /** Validations requested again for a failed path. */
+  /** The path the connection sends on (local, peer), as of the latest PeerMigrated. */
+  #active: { local: HostPort; peer: HostPort };
+  /** Validations requested again for a failed path, or for the path left behind. */
   reprobes = 0;
 
   /** `flush` writes quiche's pending packets to the network now. */
-  constructor(q: QuicheConnection, flush: () => void) {
+  constructor(q: QuicheConnection, flush: () => void, local: HostPort, peer: HostPort) {
     this.#q = q as QuicheConnection & { probePath(local: HostPort, peer: HostPort): number };
     this.#flush = flush;
+    this.#active = { local, peer };
   }
 
   /** Nothing to check (the common case; one size test per datagram). */
@@ -58,6 +71,10 @@ export class FailedPathGuard {
   }
 
   onPathEvent(ev: GuardPathEvent): void {
+    if (ev.type === 'PeerMigrated' && isHostPort(ev.old) && isHostPort(ev.new)) {
+      this.#leftBehind(this.#active, { local: ev.old, peer: ev.new });
+      return;
+    }
     if (!ev.peer) return;
     const key = `${ev.peer.host}:${ev.peer.port}`;
     if (ev.type === 'FailedValidation' && ev.local) {
@@ -90,6 +107,29 @@ export class FailedPathGuard {
     }
     if (sent || ++f.drops >= MAX_DROPS) this.#failed.delete(key);
     return false;
+  }
+
+  /**
+   * After the connection moved to `next`, probe the path it left: recovery
+   * is per path in quiche 0.18, and a path runs loss detection only when an
+   * ACK newly acknowledges one of its own packets. Packets lost on the old
+   * path (NAT rebinding with loss) were then never declared lost and their
+   * STREAM data never resent, stalling the stream at its flow-control limit.
+   * A PATH_CHALLENGE on the old path that the peer still receives (an old
+   * NAT mapping often lives on for a while) gets acknowledged, and that ACK
+   * declares the older packets lost. On a dead old path the challenge is
+   * simply lost and quiche gives the path up.
+   */
+  #leftBehind(prev: { local: HostPort; peer: HostPort }, next: { local: HostPort; peer: HostPort }): void {
+    this.#active = next;
+    if (prev.peer.port === next.peer.port && prev.peer.host === next.peer.host && prev.local.port === next.local.port) return;
+    if (this.#pathSent(prev.local, prev.peer) === null) return;
+    try {
+      this.#q.probePath(prev.local, prev.peer);
+      this.reprobes++;
+    } catch {
+      // The old path has no connection id left: nothing to probe with.
+    }
   }
 
   /**
