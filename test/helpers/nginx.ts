@@ -125,9 +125,14 @@ http {
     if (existsSync(pidFile)) rmSync(pidFile, { force: true });
   }
 
-  /** Stop and start again on the same port. */
-  async restart(): Promise<void> {
-    await this.stop();
+  /**
+   * Stop and start again on the same port. Default SIGQUIT, nginx's graceful
+   * shutdown (what its service unit sends on restart): in-flight responses
+   * finish, idle connections close, the port refuses until the new master is up.
+   * SIGTERM is nginx's fast shutdown, which may cut a response mid-body.
+   */
+  async restart(signal: NodeJS.Signals = 'SIGQUIT'): Promise<void> {
+    await this.stop(signal);
     await this.#spawn();
   }
 
