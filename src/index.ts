@@ -1,5 +1,5 @@
 /** originlink: warm, reusable connections from an edge to origin servers. */
-export { Agent, type AgentOptions, type RequestOptions, type TlsOptions, type OriginOverrides } from './pool/agent.js';
+export { Agent, type AgentOptions, type RequestOptions, type RequestCommon, type RequestTarget, type TlsOptions, type OriginOverrides } from './pool/agent.js';
 export { Pool, type PoolResult } from './pool/pool.js';
 export { OriginResponse, type ResponseTimings } from './pool/response.js';
 export { DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from './pool/options.js';

@@ -14,7 +14,9 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import * as undici from 'undici';
-import { Agent } from '../../dist/index.js';
+import { dist } from '../lib/dist.mjs';
+
+const { Agent } = await dist('index.js');
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -83,13 +85,13 @@ async function measure(oneRequest, seconds) {
 }
 
 function clients(origin, ca, protocol) {
-  const url = `${origin}${PATH}`;
   const ol = new Agent({ protocol, tls: { ca }, pool: { maxConnections: protocol === 'h1' ? C : 1 } });
   const un = protocol === 'h1'
     ? new undici.Pool(origin, { connections: C, connect: { ca } })
     : new undici.Pool(origin, { connections: 1, allowH2: true, maxConcurrentStreams: 256, connect: { ca } });
   return {
-    originlink: { run: async () => { const r = await ol.request({ url }); await r.dump(); }, close: () => ol.close() },
+    // Both clients get the origin once and a path per request (undici's pool.request({ path }) form).
+    originlink: { run: async () => { const r = await ol.request({ origin, path: PATH }); await r.dump(); }, close: () => ol.close() },
     undici: { run: async () => { const r = await un.request({ path: PATH, method: 'GET' }); await r.body.dump(); }, close: () => un.close() },
   };
 }

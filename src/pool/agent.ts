@@ -95,8 +95,15 @@ interface PoolInfo {
   coalesce: boolean;
 }
 
-export interface RequestOptions {
-  url: string | URL;
+/**
+ * A request names its target either by `url`, or by `origin` (`https://host:port`)
+ * plus `path` — the second form skips parsing a URL per request (as undici's
+ * `pool.request({ path })` does) and suits callers that already split them.
+ */
+export type RequestOptions = RequestTarget & RequestCommon;
+export type RequestTarget = { url: string | URL; origin?: never; path?: never } | { origin: string; path: string; url?: never };
+
+export interface RequestCommon {
   method?: string;
   headers?: Record<string, string | string[] | undefined> | HeaderList;
   body?: RequestBody;
@@ -120,6 +127,7 @@ export class Agent {
   #pools = new Map<string, Pool>();
   /** (URL scheme + host, per-request policy) → pool; every input of the full key is fixed per agent. */
   #fast = new Map<string, Pool>();
+  #origins = new Map<string, URL>();
   #sessions: SessionStore;
   #selector: Selector;
   #info = new Map<Pool, PoolInfo>();
@@ -210,14 +218,23 @@ export class Agent {
 
   async request(o: RequestOptions): Promise<OriginResponse> {
     const t0 = performance.now();
-    const url = typeof o.url === 'string' ? new URL(o.url) : o.url;
+    let url: URL;
+    let path: string;
+    if (o.url !== undefined) {
+      url = typeof o.url === 'string' ? new URL(o.url) : o.url;
+      path = `${url.pathname}${url.search}`;
+    } else {
+      url = this.#originUrl(o.origin);
+      path = o.path;
+      if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
+    }
     const method = (o.method ?? 'GET').toUpperCase();
     const headers = normalizeHeaders(o.headers);
     const body = o.body ?? null;
     const pool = this.pool(url, o.protocol);
     const req: ConnRequest = {
       method,
-      path: `${url.pathname}${url.search}`,
+      path,
       authority: o.authority ?? url.host,
       scheme: url.protocol === 'https:' ? 'https' : 'http',
       headers,
@@ -277,6 +294,18 @@ export class Agent {
         pool.counters.retries++;
       }
     }
+  }
+
+  /** Parsed origin URLs, so the `{ origin, path }` form parses each origin once (bounded). */
+  #originUrl(origin: string): URL {
+    let u = this.#origins.get(origin);
+    if (!u) {
+      u = new URL(origin);
+      if (u.pathname !== '/' || u.search !== '') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `origin must be scheme://host[:port] (got ${JSON.stringify(origin)})`);
+      if (this.#origins.size >= 1024) this.#origins.clear();
+      this.#origins.set(origin, u);
+    }
+    return u;
   }
 
   /** Pre-connect `n` connections to an origin. */

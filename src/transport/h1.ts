@@ -119,17 +119,18 @@ export class H1Connection implements PooledConnection {
     const len = knownLength(body);
     if (len !== null) {
       // Replayable body: one write, head and body together.
-      if (len === 0) s.write(head);
+      // Header bytes are latin1, as in node:http and undici (a one-byte string is written without transcoding).
+      if (len === 0) s.write(head, 'latin1');
       else {
         s.cork();
-        s.write(head);
+        s.write(head, 'latin1');
         s.write(typeof body === 'string' ? body : (body as Uint8Array));
         s.uncork();
       }
       cur.requestSent = true;
       return;
     }
-    s.write(head);
+    s.write(head, 'latin1');
     void (async () => {
       try {
         for await (const chunk of bodyChunks(body)) {

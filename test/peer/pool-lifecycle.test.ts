@@ -40,6 +40,20 @@ describe('pool lifecycle against nginx', () => {
     });
   }
 
+  it('{ origin, path } names the same pool as the equivalent url; a bad origin or path is a typed error', async () => {
+    const agent = new Agent({ tls: { ca: certs.ca } });
+    const origin = `https://localhost:${nginx.port}`;
+    const a = await agent.request({ url: `${origin}/small.txt` });
+    await a.dump();
+    const b = await agent.request({ origin, path: '/small.txt?x=1' });
+    expect((await b.bytes()).length).toBe(1024);
+    expect(b.connectionId).toBe(a.connectionId);
+    await expect(agent.request({ origin: `${origin}/x`, path: '/' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
+    await expect(agent.request({ origin, path: 'small.txt' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
+    expect(nginx.log().some((l) => l.uri === '/small.txt?x=1')).toBe(true);
+    await agent.close();
+  });
+
   it('publishes connection and request events on diagnostics_channel', async () => {
     const seen: string[] = [];
     const on = (name: string) => (msg: unknown): void => { seen.push(`${name}:${(msg as { origin: string }).origin.startsWith('https://localhost') ? 'ok' : 'bad'}`); };
