@@ -3,6 +3,14 @@
  * its send buffer allow (`streamSend` may write part of a chunk, or nothing:
  * null); the rest waits here, in order, until credit returns. A FIN is
  * attached to the last chunk and is only delivered with its final byte.
+ *
+ * Scheduling invariant: credit that frees up (an ACK shrinking bytes in
+ * flight raises quiche's send capacity) goes to the stream with the fewest
+ * queued bytes first, and a fresh write never overtakes streams already
+ * waiting. Otherwise a bulk body, whose writer refills its queue the moment
+ * it drains, takes every byte of capacity and small responses on other
+ * streams wait for it (RFC 9000 §2.2: streams are independent; the
+ * head-of-line blocking HTTP/3 exists to avoid).
  */
 import { parseQuicheError, type QuicheConnection } from './quiche.js';
 
@@ -10,6 +18,8 @@ interface Pending {
   chunks: Uint8Array[];
   /** Bytes of chunks[0] already accepted by quiche. */
   offset: number;
+  /** Bytes not yet accepted by quiche. */
+  left: number;
   fin: boolean;
 }
 
@@ -31,11 +41,7 @@ export class WriteQueues {
 
   /** Bytes queued for one stream (not yet accepted by quiche). */
   queued(streamId: number): number {
-    const p = this.#pending.get(streamId);
-    if (!p) return 0;
-    let n = -p.offset;
-    for (const c of p.chunks) n += c.length;
-    return n;
+    return this.#pending.get(streamId)?.left ?? 0;
   }
 
   /**
@@ -46,27 +52,37 @@ export class WriteQueues {
     const p = this.#pending.get(streamId);
     if (p) {
       if (data.length) p.chunks.push(data);
+      p.left += data.length;
       this.#buffered += data.length;
       p.fin ||= fin;
       return null;
     }
-    const entry: Pending = { chunks: data.length ? [data] : [], offset: 0, fin };
+    const entry: Pending = { chunks: data.length ? [data] : [], offset: 0, left: data.length, fin };
     this.#buffered += data.length;
     this.#pending.set(streamId, entry);
+    // Streams already waiting for credit are served first, by the next flush.
+    if (this.#pending.size > 1) return null;
     return this.#drainOne(conn, streamId, entry);
   }
 
   drop(streamId: number): void {
     const p = this.#pending.get(streamId);
     if (!p) return;
-    this.#buffered -= this.queued(streamId);
+    this.#buffered -= p.left;
     this.#pending.delete(streamId);
   }
 
-  /** Push every queue as far as credit allows; returns the streams that failed for good. */
+  /**
+   * Push every queue as far as credit allows, fewest queued bytes first;
+   * returns the streams that failed for good.
+   */
   flush(conn: QuicheConnection): WriteFailure[] {
+    if (this.#pending.size === 0) return [];
     let failures: WriteFailure[] | null = null;
-    for (const [id, p] of this.#pending) {
+    const order = [...this.#pending];
+    if (order.length > 1) order.sort((a, b) => a[1].left - b[1].left);
+    for (const [id, p] of order) {
+      if (this.#pending.get(id) !== p) continue;
       const f = this.#drainOne(conn, id, p);
       if (f) (failures ??= []).push(f);
     }
@@ -82,6 +98,7 @@ export class WriteQueues {
         const n = conn.streamSend(id, view, p.fin && last);
         if (n === null) return null;
         this.#buffered -= n;
+        p.left -= n;
         if (n < view.length) {
           p.offset += n;
           return null;

@@ -1,0 +1,155 @@
+/**
+ * HTTP/3 stream independence on one connection (RFC 9000 §2.2): while a
+ * large response is congestion-window limited, small responses on other
+ * streams of the same connection must not wait for it at the sender.
+ *
+ * Client and server talk through an in-test UDP relay on 127.0.0.1 that
+ * models a path: 25 ms each way, an 8 MiB/s bottleneck per direction and a
+ * seeded 2% loss. The bottleneck spaces the ACKs, so congestion window
+ * frees up a little at a time — the case where a sender that hands freed
+ * capacity to the bulk stream first starves everything else (measured
+ * before the fix in src/quic/write-queue.ts: small p50 132-146 ms, max
+ * 324-333 ms; after: p50 72-74 ms, max 86-164 ms).
+ * Knobs for exploration (defaults are the test): PRIO_BULK_MIB, PRIO_SMALL,
+ * PRIO_DELAY (one-way ms), PRIO_LOSS (fraction), PRIO_RATE_MIB (0 = no bottleneck).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { makeCerts, type TestCerts } from '../helpers/certs.js';
+import { connectH3 } from '../../src/transport/h3.js';
+import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { ConnRequest } from '../../src/pool/types.js';
+
+const env = process.env;
+const BULK = Number(env.PRIO_BULK_MIB ?? 16) * 1024 * 1024;
+const SMALL = Number(env.PRIO_SMALL ?? 20);
+const INTERVAL_MS = 20;
+const DELAY_MS = Number(env.PRIO_DELAY ?? 25);
+const LOSS = Number(env.PRIO_LOSS ?? 0.02);
+/** Bottleneck rate in bytes per millisecond. */
+const RATE = (Number(env.PRIO_RATE_MIB ?? 8) * 1024 * 1024) / 1000;
+const RTT_MS = 2 * DELAY_MS;
+
+let certs: TestCerts;
+let server: H3Server;
+let relay: dgram.Socket;
+const CHUNK = new Uint8Array(64 * 1024).fill(7);
+
+/** The bulk body as a stream, like a proxied origin response. */
+function* chunks(): Generator<Uint8Array> {
+  for (let off = 0; off < BULK; off += CHUNK.length) yield CHUNK;
+}
+
+async function drain(r: Readable): Promise<number> {
+  let n = 0;
+  for await (const c of r) n += (c as Buffer).length;
+  return n;
+}
+
+/** Delay, bottleneck (serialised per direction, unbounded queue) and seeded loss. */
+async function startRelay(serverPort: number): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  let seed = 0x2545f491;
+  const rand = (): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 0x100000000;
+  };
+  let client: { port: number; address: string } | null = null;
+  const free = { up: 0, down: 0 };
+  s.on('message', (msg, from) => {
+    const toServer = !(from.port === serverPort && from.address === '127.0.0.1');
+    if (toServer) client = { port: from.port, address: from.address };
+    if (rand() < LOSS) return;
+    const dest = toServer ? { port: serverPort, address: '127.0.0.1' } : client;
+    if (!dest) return;
+    let wait = DELAY_MS;
+    if (RATE > 0) {
+      const now = performance.now();
+      const dir = toServer ? 'up' : 'down';
+      free[dir] = Math.max(now, free[dir]) + msg.length / RATE;
+      wait += free[dir] - now;
+    }
+    setTimeout(() => {
+      try {
+        s.send(msg, dest.port, dest.address);
+      } catch {
+        // relay closed
+      }
+    }, wait);
+  });
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
+  return s;
+}
+
+function req(path: string): ConnRequest {
+  return { method: 'GET', path, authority: `localhost:${server.address.port}`, scheme: 'https', headers: [], body: null };
+}
+
+beforeAll(async () => {
+  certs = makeCerts();
+  server = await startH3Server({
+    host: '127.0.0.1',
+    cert: certs.certPath,
+    key: certs.keyPath,
+    handler(r) {
+      if (r.path === '/bulk') return { status: 200, headers: [['content-length', String(BULK)]], body: Readable.from(chunks()) };
+      return { status: 200, body: `small ${r.path}` };
+    },
+  });
+  relay = await startRelay(server.address.port);
+});
+
+afterAll(async () => {
+  relay?.close();
+  await server?.close(100);
+});
+
+describe('HTTP/3 small responses beside a bulk response', () => {
+  it('small requests are not held behind a congestion-limited bulk response on the same connection', async () => {
+    const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
+    try {
+      const t0 = performance.now();
+      let bulkEnd = 0;
+      const big = c.request(req('/bulk')).then(async (r) => {
+        const n = await drain(r.body);
+        bulkEnd = performance.now();
+        return n;
+      });
+      // Let the bulk response fill the congestion window first.
+      await new Promise((r) => setTimeout(r, 150));
+      const lat: number[] = [];
+      const done: number[] = [];
+      const small: Promise<void>[] = [];
+      for (let i = 0; i < SMALL; i++) {
+        const s0 = performance.now();
+        small.push(
+          c.request(req(`/s${i}`)).then(async (r) => {
+            expect(await drain(r.body)).toBe(`small /s${i}`.length);
+            const now = performance.now();
+            lat.push(now - s0);
+            done.push(now);
+          }),
+        );
+        await new Promise((r) => setTimeout(r, INTERVAL_MS));
+      }
+      await Promise.all(small);
+      expect(await big).toBe(BULK);
+      const bulkMs = bulkEnd - t0;
+      lat.sort((a, b) => a - b);
+      const p50 = lat[lat.length >> 1]!;
+      const max = lat[lat.length - 1]!;
+      console.log(`bulk ${bulkMs.toFixed(0)} ms, small p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms (RTT ${RTT_MS} ms)`);
+      for (const d of done) expect(d).toBeLessThan(bulkEnd);
+      // One RTT plus a little: a loss costs a small request one more RTT,
+      // a queue behind the bulk costs several.
+      expect(p50).toBeLessThan(2.2 * RTT_MS);
+      expect(max).toBeLessThan(5 * RTT_MS);
+    } finally {
+      c.destroy();
+    }
+  }, 60_000);
+});
