@@ -4,7 +4,7 @@
  * connection serial number of every request, so tests count connections
  * and requests at the origin.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,15 @@ export interface NginxOptions {
   /** Files to create under the document root: name -> content. */
   files?: Record<string, string | Buffer>;
   port?: number;
+}
+
+/** Worker processes of an nginx master (its children). */
+function workerPids(master: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(master)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 export interface LogLine { connection: number; connRequests: number; method: string; uri: string; status: number; protocol: string }
@@ -97,7 +106,10 @@ http {
     let err = '';
     p.stderr?.on('data', (d) => { err += String(d); });
     this.#proc = p;
-    const cleanup = (): void => { try { if (p.pid && p.exitCode === null) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } };
+    const cleanup = (): void => {
+      if (!p.pid || p.exitCode !== null) return;
+      for (const pid of [...workerPids(p.pid), p.pid]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    };
     process.once('exit', cleanup);
     try {
       await waitForPort(this.port);
@@ -117,9 +129,12 @@ http {
     const p = this.#proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    // Workers outlive a master killed after the grace period: note them now, end them after.
+    const workers = p.pid ? workerPids(p.pid) : [];
     p.kill(signal);
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited; }
+    for (const w of workers) { try { process.kill(w, 'SIGKILL'); } catch { /* already gone */ } }
     // Workers of a killed master may linger briefly; wait for the port to be free.
     const pidFile = join(this.dir, 'nginx.pid');
     if (existsSync(pidFile)) rmSync(pidFile, { force: true });
