@@ -26,7 +26,15 @@ const PATH = process.env.BENCH_PATH ?? '/1k.bin';
 
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-clients-'));
 let nginx = null;
-const cleanup = () => { try { if (nginx?.pid) process.kill(nginx.pid, 'SIGKILL'); } catch {} rmSync(dir, { recursive: true, force: true }); };
+// nginx workers outlive a killed master: end the workers (its children) first, then the master.
+const cleanup = () => {
+  if (nginx?.pid) {
+    let workers = [];
+    try { workers = execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number); } catch {}
+    for (const pid of [...workers, nginx.pid]) { try { process.kill(pid, 'SIGKILL'); } catch {} }
+  }
+  rmSync(dir, { recursive: true, force: true });
+};
 process.on('exit', cleanup);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
