@@ -4,6 +4,7 @@ export { Pool, type PoolResult } from './pool/pool.js';
 export { OriginResponse, type ResponseTimings } from './pool/response.js';
 export { DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from './pool/options.js';
 export { MemorySessionStore, type SessionStore } from './pool/session-store.js';
+export { FileSessionStore } from './pool/file-session-store.js';
 export type { PoolStats } from './pool/stats.js';
 export { channels } from './pool/diagnostics.js';
 export type { ConnectionFacts, ConnEvent, ConnRequest, ConnResponse, HeaderList, PooledConnection, Protocol, RequestBody } from './pool/types.js';
