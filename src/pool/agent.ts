@@ -25,7 +25,7 @@ import { Pool } from './pool.js';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import type { PoolStats } from './stats.js';
-import type { ConnRequest, HeaderList, RequestBody } from './types.js';
+import type { ConnRequest, HeaderList, Protocol, RequestBody } from './types.js';
 
 export interface TlsOptions {
   /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
@@ -41,7 +41,7 @@ export interface OriginOverrides {
   pool?: Partial<PoolOptions>;
   tls?: TlsOptions;
   tfo?: boolean;
-  /** Share this origin's requests with h2 connections of other names (RFC 9113 §9.1.1). Default: the agent's `selection.coalesce`. */
+  /** Share this origin's requests with h2/h3 connections of other names (RFC 9113 §9.1.1, RFC 9114 §3.3). Default: the agent's `selection.coalesce`. */
   coalesce?: boolean;
   /** 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's `earlyData`. */
   earlyData?: EarlyDataPolicy;
@@ -115,6 +115,14 @@ export interface RequestCommon {
   /** Permit 0-RTT early data for this request (h3; only for requests safe to replay, RFC 8470). */
   allowEarlyData?: boolean;
 }
+
+/** Protocols of other names' connections a request may coalesce onto, by the origin's policy (h1 never coalesces). */
+const COALESCE_ONTO: Record<ProtocolPolicy, ReadonlySet<Protocol>> = {
+  auto: new Set<Protocol>(['h2', 'h3']),
+  h1: new Set<Protocol>(),
+  h2: new Set<Protocol>(['h2']),
+  h3: new Set<Protocol>(['h3']),
+};
 
 // RFC 9110 §7.6.1 / RFC 9113 §8.2.2: connection-specific fields never cross a hop.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
@@ -245,7 +253,7 @@ export class Agent {
     const replayable = isReplayable(body);
     const idempotent = isIdempotent(method, headers);
     const info = this.#info.get(pool);
-    let coalesced = info !== undefined && info.coalesce && info.spec.scheme === 'https' && (info.policy === 'auto' || info.policy === 'h2') && !this.#noCoalesce.has(url.host);
+    let coalesced = info !== undefined && info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host);
     for (let attempt = 1; ; attempt++) {
       try {
         let r: Awaited<ReturnType<Pool['request']>> | null = null;
@@ -313,13 +321,13 @@ export class Agent {
     return this.pool(url, protocol).warm(n);
   }
 
-  /** A connection of another pool that may carry `req` for this pool's origin, and the request run on it. */
+  /** A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the request run on it. */
   async #coalesced(pool: Pool, info: PoolInfo, req: ConnRequest): Promise<Awaited<ReturnType<Pool['request']>> | null> {
     const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#opts.lookup, Date.now());
     const cand = await findCandidate(this.#pools.values(), pool, info.spec.host, info.spec.port, resolve, (p) => {
       const o = this.#info.get(p);
       return o !== undefined && o.tlsId === info.tlsId && info.tlsId.includes('|verify=true|') && info.tlsId.startsWith('sni=|');
-    });
+    }, COALESCE_ONTO[info.policy]);
     if (!cand) return null;
     return cand.pool.requestOn(cand.conn, req);
   }

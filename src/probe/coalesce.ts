@@ -1,18 +1,20 @@
 /**
- * Connection coalescing (RFC 9113 §9.1.1): a request for host B may use an
- * h2 connection opened for host A when B resolves to the connection's remote
- * address, the port is the same, and A's certificate is valid for B.
- *
- * h3 connections are not candidates (RFC 9114 §3.3 allows it): the QUIC
- * peer certificate stays inside the QUIC driver and is not exposed on
- * PooledConnection.
+ * Connection coalescing (RFC 9113 §9.1.1, RFC 9114 §3.3): a request for host
+ * B may use an h2 or h3 connection opened for host A when B resolves to the
+ * connection's remote address, the port is the same, and A's certificate is
+ * valid for B. The h2 leaf is captured at connect time (connect.ts); the h3
+ * leaf is read from the QUIC connection (H3PooledConnection.peerCertificate).
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { Pool } from '../pool/pool.js';
-import type { PooledConnection } from '../pool/types.js';
+import type { PooledConnection, Protocol } from '../pool/types.js';
 import { peerCertificate, type LookupFn } from '../transport/connect.js';
+import { H3PooledConnection } from '../transport/h3.js';
+
+const H2_ONLY: ReadonlySet<Protocol> = new Set<Protocol>(['h2']);
 
 export interface CoalesceCandidate {
   pool: Pool;
@@ -47,14 +49,21 @@ export class AddressCache {
 }
 
 /** Does the certificate cover `host` (RFC 9110 §4.3.4 / RFC 6125 matching, as Node checks it)? */
-export function certCovers(cert: tls.PeerCertificate, host: string): boolean {
+export function certCovers(cert: tls.PeerCertificate | X509Certificate, host: string): boolean {
+  if ('checkHost' in cert) return isIP(host) !== 0 ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
   return tls.checkServerIdentity(host, cert) === undefined;
 }
 
+/** The leaf a connection's server presented (verified at connect time), when known. */
+function leafOf(conn: PooledConnection): tls.PeerCertificate | X509Certificate | null {
+  return conn instanceof H3PooledConnection ? conn.peerCertificate() : peerCertificate(conn);
+}
+
 /**
- * An h2 connection of another pool in `pools` that may carry a request for
- * host:port. `compatible(pool)` says whether that pool's TLS settings (trust
- * roots, verification) are the same as the requesting origin's.
+ * A connection of another pool in `pools`, of one of `protocols` (h2, h3),
+ * that may carry a request for host:port. `compatible(pool)` says whether
+ * that pool's TLS settings (trust roots, verification) are the same as the
+ * requesting origin's.
  */
 export async function findCandidate(
   pools: Iterable<Pool>,
@@ -63,12 +72,13 @@ export async function findCandidate(
   port: number,
   resolve: (host: string) => Promise<string[]>,
   compatible: (p: Pool) => boolean,
+  protocols: ReadonlySet<Protocol> = H2_ONLY,
 ): Promise<CoalesceCandidate | null> {
   const byPort: CoalesceCandidate[] = [];
   for (const p of pools) {
     if (p === self || !compatible(p)) continue;
     for (const c of p.connections()) {
-      if (c.protocol !== 'h2' || c.state !== 'ready' || c.facts.remotePort !== port || c.active >= c.capacity) continue;
+      if (!protocols.has(c.protocol) || c.state !== 'ready' || c.facts.remotePort !== port || c.active >= c.capacity) continue;
       byPort.push({ pool: p, conn: c });
     }
   }
@@ -83,7 +93,7 @@ export async function findCandidate(
   const want = new Set(addrs.map(norm));
   for (const cand of byPort) {
     if (!want.has(norm(cand.conn.facts.remoteAddress))) continue;
-    const cert = peerCertificate(cand.conn);
+    const cert = leafOf(cand.conn);
     if (cert && certCovers(cert, host)) return cand;
   }
   return null;

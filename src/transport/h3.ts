@@ -4,6 +4,7 @@
  * peer's bidi stream limit; GOAWAY drains; idle keep-alive with
  * ack-eliciting packets; 0-RTT with a stored session when allowed.
  */
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError } from '../errors.js';
@@ -164,6 +165,7 @@ export class H3PooledConnection implements PooledConnection {
   #sessionSaved = false;
   #migrating: Promise<void> | null = null;
   #watchdog: NodeJS.Timeout | null = null;
+  #peerCert: X509Certificate | null | undefined;
 
   constructor(id: number, ep: QuicEndpoint, quic: QuicConnection, h3: H3Connection, opts: H3ConnectOptions, started: number, ip: string, sessionKey: string, early = false) {
     this.id = id;
@@ -289,6 +291,28 @@ export class H3PooledConnection implements PooledConnection {
       if (performance.now() - q.lastPacketAt >= Math.max(every, 4 * rtt)) q.ping();
     }, every);
     this.#watchdog.unref();
+  }
+
+  /**
+   * The server's leaf certificate once the handshake is done (for coalescing,
+   * RFC 9114 §3.3); null before that, when the peer sent none, or when it does
+   * not parse. Read from the binding once and kept: a QUIC connection's peer
+   * never changes.
+   */
+  peerCertificate(): X509Certificate | null {
+    if (this.#peerCert !== undefined) return this.#peerCert;
+    if (!this.#quic.established) return null;
+    const der = this.#quic.raw.peerCertChain()?.[0];
+    let cert: X509Certificate | null = null;
+    if (der) {
+      try {
+        cert = new X509Certificate(der);
+      } catch {
+        cert = null;
+      }
+    }
+    this.#peerCert = cert;
+    return cert;
   }
 
   /** Transport counters: RTT, cwnd, loss, retransmissions. */

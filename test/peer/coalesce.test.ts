@@ -1,9 +1,10 @@
 /**
- * h2 connection coalescing (RFC 9113 §9.1.1): names resolving to the same
- * address and port, covered by the certificate, share a connection; a name
- * outside the SANs gets its own; a 421 turns coalescing off for the name and
- * the request is retried on its own connection. Names are mapped with the
- * Agent's `lookup` option (no hosts file). Needs `nginx` and `openssl`.
+ * h2 and h3 connection coalescing (RFC 9113 §9.1.1, RFC 9114 §3.3): names
+ * resolving to the same address and port, covered by the certificate, share a
+ * connection; a name outside the SANs gets its own; a 421 turns coalescing off
+ * for the name and the request is retried on its own connection. Names are
+ * mapped with the Agent's `lookup` option (no hosts file). Needs `nginx` and
+ * `openssl`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -13,6 +14,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Agent } from '../../src/index.js';
+import { ErrorCode } from '../../src/errors.js';
+import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 
@@ -139,6 +142,81 @@ describe('coalescing against nginx', () => {
     expect(lines.length).toBe(4);
     expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
     expect(agent.stats().find((s) => s.origin === `https://b.test:${nginx.port}`)?.coalesced).toBe(2);
+    await agent.close();
+  });
+});
+
+describe('coalescing against our h3 server', () => {
+  let server: H3Server;
+  let port = 0;
+  /** Requests as the server saw them; a QUIC connection is told apart by the client's UDP port (one socket per connection). */
+  const seen: Array<{ conn: number; authority: string; status: number }> = [];
+  /** Client ports of connections that carried a.test: a server that only serves the SNI name answers 421 for localhost there. */
+  const aConns = new Set<number>();
+
+  beforeAll(async () => {
+    server = await startH3Server({
+      cert: certs.certPath,
+      key: certs.keyPath,
+      handler: (r) => {
+        const host = r.authority.replace(/:\d+$/, '');
+        if (host === 'a.test') aConns.add(r.remotePort);
+        const status = host === 'localhost' && aConns.has(r.remotePort) ? 421 : 200;
+        seen.push({ conn: r.remotePort, authority: r.authority, status });
+        return { status, body: `host ${host}\n` };
+      },
+    });
+    port = server.address.port;
+  });
+  afterAll(async () => { await server?.close(); });
+
+  it('a.test and b.test share one QUIC connection; c.test (outside the SANs) dials its own', async () => {
+    seen.length = 0;
+    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup });
+    const ra = await agent.request({ url: `https://a.test:${port}/x` });
+    expect(await ra.text()).toBe('host a.test\n');
+    expect(ra.protocol).toBe('h3');
+    for (let i = 0; i < 3; i++) {
+      const rb = await agent.request({ url: `https://b.test:${port}/y` });
+      expect(await rb.text()).toBe('host b.test\n');
+      expect(rb.protocol).toBe('h3');
+      expect(rb.connectionId).toBe(ra.connectionId);
+    }
+    const aPool = agent.pools().find((p) => p.origin === `https://a.test:${port}`);
+    const aConn = aPool?.connections()[0] as { peerCertificate?: () => { subjectAltName?: string } | null } | undefined;
+    expect(aConn?.peerCertificate?.()?.subjectAltName).toContain('DNS:b.test');
+    // The server has one certificate (no c.test): c.test is not put on a.test's connection, it dials its
+    // own, whose handshake fails the name check — proof the certificate, not the address, decided.
+    const err = await agent.request({ url: `https://c.test:${port}/z` }).then(() => null, (e: unknown) => e as { code?: string });
+    expect(err?.code).toBe(ErrorCode.CERT_INVALID);
+    const st = new Map(agent.stats().map((s) => [s.origin, s]));
+    expect(st.get(`https://b.test:${port}`)).toMatchObject({ coalesced: 3, connectionsOpened: 0 });
+    expect(st.get(`https://a.test:${port}`)).toMatchObject({ coalesced: 0, connectionsOpened: 1, requests: 4 });
+    expect(st.get(`https://c.test:${port}`)).toMatchObject({ coalesced: 0 });
+    // At the server: a.test and b.test on one QUIC connection, nothing for c.test anywhere.
+    const byHost = (h: string): Set<number> => new Set(seen.filter((s) => s.authority.startsWith(h)).map((s) => s.conn));
+    expect(byHost('a.test').size).toBe(1);
+    expect([...byHost('b.test')]).toEqual([...byHost('a.test')]);
+    expect(byHost('c.test').size).toBe(0);
+    await agent.close();
+  });
+
+  it('a 421 on a coalesced h3 request is retried on the name\'s own QUIC connection', async () => {
+    seen.length = 0;
+    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup });
+    const ra = await agent.request({ url: `https://a.test:${port}/` });
+    await ra.dump();
+    const rl = await agent.request({ url: `https://localhost:${port}/p`, method: 'POST', body: 'payload' });
+    expect(rl.status).toBe(200);
+    expect(await rl.text()).toBe('host localhost\n');
+    expect(rl.connectionId).not.toBe(ra.connectionId);
+    const aConn = seen[0]?.conn;
+    expect(seen.map((s) => [s.authority.replace(/:\d+$/, ''), s.conn === aConn, s.status])).toEqual([
+      ['a.test', true, 200],
+      ['localhost', true, 421],
+      ['localhost', false, 200],
+    ]);
+    expect(agent.stats().find((s) => s.origin === `https://localhost:${port}`)).toMatchObject({ coalesced: 0, retries: 1, connectionsOpened: 1 });
     await agent.close();
   });
 });
