@@ -9,11 +9,17 @@ export interface PoolOptions {
   maxConnections: number;
   /** Connections opened ahead of demand and kept open. Default 0. */
   minWarm: number;
+  /** h1: most dials in flight at once; meanwhile freed connections serve the queue. Default 4. */
+  maxConnecting: number;
   /** Most requests waiting for a connection; one more fails with OL_QUEUE_FULL. Default 1024. */
   maxPending: number;
   /** Longest a request waits for a connection before OL_QUEUE_TIMEOUT, ms. Default 30000. */
   pendingTimeoutMs: number;
-  /** Close a connection idle this long, ms. Default 30000. */
+  /**
+   * Close a connection idle this long, ms. Default 30000. An h1 connection idle for an
+   * eighth of this while another h1 connection of the pool is also idle is surplus
+   * (LIFO picking never reaches it) and closes then.
+   */
   idleTimeoutMs: number;
   /** When the server hints `Keep-Alive: timeout=T`, close at T minus this margin, ms. Default 1000. */
   keepAliveMarginMs: number;
@@ -50,6 +56,7 @@ export interface PoolOptions {
 export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
   maxConnections: 32,
   minWarm: 0,
+  maxConnecting: 4,
   maxPending: 1024,
   pendingTimeoutMs: 30_000,
   idleTimeoutMs: 30_000,
@@ -73,6 +80,7 @@ export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
 const RULES: { [K in keyof PoolOptions]: { min: number; max?: number; int?: boolean } } = {
   maxConnections: { min: 1, int: true },
   minWarm: { min: 0, int: true },
+  maxConnecting: { min: 1, int: true },
   maxPending: { min: 0, int: true },
   pendingTimeoutMs: { min: 1 },
   idleTimeoutMs: { min: 1 },

@@ -14,6 +14,9 @@ import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from './types.js';
 import { publishConnection } from './diagnostics.js';
 
+/** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */
+const SURPLUS_FRACTION = 1 / 8;
+
 export type Dialer = (signal: AbortSignal) => Promise<PooledConnection>;
 
 export interface PoolResult {
@@ -191,7 +194,9 @@ export class Pool {
     if (want === 0) return;
     const multiplexed = this.#protocol === null || this.#protocol !== 'h1';
     // Merge concurrent dials: one at a time unless the origin is known to be h1.
-    let toDial = multiplexed ? (this.#dialing > 0 ? 0 : 1) : want - this.#dialing;
+    // h1: at most maxConnecting dials in flight; a request freed meanwhile serves the queue,
+    // so a cold burst opens about as many connections as its concurrency needs, not one each.
+    let toDial = multiplexed ? (this.#dialing > 0 ? 0 : 1) : Math.min(want, this.opts.maxConnecting) - this.#dialing;
     toDial = Math.min(toDial, this.opts.maxConnections - this.#open() - this.#dialing);
     if (toDial <= 0) return;
     const wait = this.#nextDialAt - performance.now();
@@ -327,15 +332,39 @@ export class Pool {
     this.#armIdle(e);
   }
 
+  /**
+   * h1 connections first wait SURPLUS_FRACTION of the idle timeout: one still idle then while
+   * another h1 connection is idle too is above the recent peak concurrency (LIFO picking
+   * would have reached it otherwise) and closes; the last idle one waits the full timeout.
+   */
   #armIdle(e: Entry): void {
     if (e.idleTimer) clearTimeout(e.idleTimer);
+    const full = e.idleTimeoutMs;
+    const early = e.conn.protocol === 'h1' ? Math.max(1, full * SURPLUS_FRACTION) : full;
     e.idleTimer = setTimeout(() => {
       e.idleTimer = null;
       if (e.conn.active > 0) return;
       if (this.opts.minWarm > 0 && this.#open() <= this.opts.minWarm) return; // kept warm on purpose
+      if (early < full && !this.#otherIdleH1(e)) {
+        e.idleTimer = setTimeout(() => {
+          e.idleTimer = null;
+          if (e.conn.active > 0) return;
+          if (this.opts.minWarm > 0 && this.#open() <= this.opts.minWarm) return;
+          e.conn.drain();
+        }, full - early);
+        e.idleTimer.unref();
+        return;
+      }
       e.conn.drain();
-    }, e.idleTimeoutMs);
+    }, early);
     e.idleTimer.unref();
+  }
+
+  #otherIdleH1(self: Entry): boolean {
+    for (const e of this.#entries.values()) {
+      if (e !== self && e.conn.protocol === 'h1' && e.conn.state === 'ready' && e.conn.active === 0 && e.conn.isUsable()) return true;
+    }
+    return false;
   }
 
   /** PING idle multiplexed connections; a silent one is dead before a request finds out. */
