@@ -201,6 +201,22 @@ describe('coalescing against our h3 server', () => {
     await agent.close();
   });
 
+  it('a resumed (0-RTT) QUIC connection still shows its leaf and is coalesced onto', async () => {
+    const first = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup });
+    await (await first.request({ url: `https://a.test:${port}/` })).dump();
+    // The session ticket arrives after the handshake: give it a moment before closing.
+    await new Promise((r) => setTimeout(r, 100));
+    await first.close();
+    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup, sessionStore: first.sessionStore });
+    const ra = await agent.request({ url: `https://a.test:${port}/` });
+    await ra.dump();
+    expect(ra.connection.resumed).toBe(true);
+    const rb = await agent.request({ url: `https://b.test:${port}/` });
+    expect(await rb.text()).toBe('host b.test\n');
+    expect(rb.connectionId).toBe(ra.connectionId);
+    await agent.close();
+  });
+
   it('a 421 on a coalesced h3 request is retried on the name\'s own QUIC connection', async () => {
     seen.length = 0;
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup });
