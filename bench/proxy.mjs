@@ -18,6 +18,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { haproxyConfig } from './lib/haproxy.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -145,23 +146,7 @@ http {
 } });
 targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: async () => {
   const port = await freePort();
-  writeFileSync(join(dir, 'haproxy.cfg'), `
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-frontend fe
-  bind 127.0.0.1:${port}
-  default_backend be
-backend be
-  http-reuse always
-  server s1 127.0.0.1:${originTls} ssl verify required ca-file ${CERTS}/ca.pem sni str(localhost) alpn http/1.1 pool-max-conn 64
-`);
+  writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: 64 }));
   return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
 } });
 

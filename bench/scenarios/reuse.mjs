@@ -17,6 +17,7 @@ import { makeCerts } from '../lib/certs.mjs';
 import { Progress } from '../lib/progress.mjs';
 import { DIST } from '../lib/dist.mjs';
 import { ResultWriter } from '../lib/results.mjs';
+import { haproxyConfig } from '../lib/haproxy.mjs';
 import { runScript, startOrigin } from '../lib/spawn.mjs';
 import { fmt, pct, summarize } from '../lib/stats.mjs';
 
@@ -78,22 +79,7 @@ http {
     argv = ['nginx', '-p', join(dir, 'nginx'), '-c', conf, '-e', join(dir, 'nginx-error.log')];
   } else if (target === 'haproxy') {
     const cfg = join(dir, 'haproxy.cfg');
-    writeFileSync(cfg, `global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-frontend fe
-  bind 127.0.0.1:${port}
-  default_backend be
-backend be
-  http-reuse always
-  server s1 ${origin} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn http/1.1 pool-max-conn 512 pool-purge-delay 60s
-`);
+    writeFileSync(cfg, haproxyConfig({ port, origin, caPath: certs.caPath, poolMaxConn: 512, purgeDelay: '60s' }));
     argv = ['haproxy', '-f', cfg, '-db'];
   } else throw new Error(`unknown target ${target}`);
   const child = lab.spawn('client', argv);

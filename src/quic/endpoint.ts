@@ -9,9 +9,9 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { quiche, type HostPort, type QuicheConfig } from './quiche.js';
+import { quiche, type HostPort, type QuicheConfig, type QuicheConnection } from './quiche.js';
 import { isLoopback } from './config.js';
-import { QuicConnection } from './connection.js';
+import { QuicConnection, type QuicConnectionInit } from './connection.js';
 import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
 
@@ -168,6 +168,24 @@ export class QuicEndpoint {
     return local;
   }
 
+  /** What every connection of this endpoint is wired to (client and server alike). */
+  #wiring(conn: QuicheConnection, role: 'client' | 'server', remote: HostPort): Pick<QuicConnectionInit,
+    'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release'> {
+    return {
+      conn,
+      role,
+      local: this.#local,
+      remote,
+      sink: this.#sink,
+      socketFor: this.#socketFor,
+      addCid: this.#addCid,
+      removeCid: this.#removeCid,
+      schedule: this.#schedule,
+      scheduleNextTurn: this.#scheduleNextTurn,
+      release: this.#release,
+    };
+  }
+
   /** The socket bound to `local` (the primary one when unknown). */
   #socketFor = (local: HostPort): dgram.Socket => {
     if (local.port === this.#local.port) return this.#socket;
@@ -222,17 +240,7 @@ export class QuicEndpoint {
       throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC connect failed: ${(e as Error).message}`, { cause: e, retrySafe: true });
     }
     const init = {
-      conn: raw,
-      role: 'client' as const,
-      local: this.#local,
-      remote,
-      sink: this.#sink,
-      socketFor: this.#socketFor,
-      addCid: this.#addCid,
-      removeCid: this.#removeCid,
-      schedule: this.#schedule,
-      scheduleNextTurn: this.#scheduleNextTurn,
-      release: this.#release,
+      ...this.#wiring(raw, 'client', remote),
       expectedHost: o.expectedHost ?? null,
       ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
       ...(o.maxPacket !== undefined ? { maxPacket: o.maxPacket } : {}),
@@ -385,17 +393,7 @@ export class QuicEndpoint {
       return;
     }
     const conn = new QuicConnection({
-      conn: raw,
-      role: 'server',
-      local: this.#local,
-      remote,
-      sink: this.#sink,
-      socketFor: this.#socketFor,
-      addCid: this.#addCid,
-      removeCid: this.#removeCid,
-      schedule: this.#schedule,
-      scheduleNextTurn: this.#scheduleNextTurn,
-      release: this.#release,
+      ...this.#wiring(raw, 'server', remote),
       ...(lo ? { maxPacket: lo.maxPacket } : {}),
     });
     const keys = [scid.toString('latin1')];
