@@ -185,10 +185,14 @@ export class H2Connection implements PooledConnection {
           timer = this.#opts.bodyTimeoutMs > 0 ? setTimeout(() => fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${this.#opts.bodyTimeoutMs} ms`)), this.#opts.bodyTimeoutMs) : null;
         }
         resolve({ status, headers: list, body, trailers });
-      });
-      stream.on('data', (chunk: Buffer) => {
-        timer?.refresh();
-        if (body && !body.push(chunk)) stream.pause();
+        // Only now start the flow: node:http2 emits 'response' on a later tick than the
+        // DATA that arrived with the HEADERS, so an earlier 'data' listener would see
+        // (and drop) body bytes before there is a body to put them in.
+        const b = body;
+        stream.on('data', (chunk: Buffer) => {
+          timer?.refresh();
+          if (!b.push(chunk)) stream.pause();
+        });
       });
       stream.on('trailers', (h, _flags, raw?: string[]) => resolveTrailers(toHeaderList(h, raw)));
       stream.on('end', () => {

@@ -90,6 +90,25 @@ describe('misbehaving HTTP/2 origins', () => {
     await agent.close();
   });
 
+  it('body bytes that arrive with the HEADERS are never dropped (regression: node emits \'response\' a tick after DATA)', async () => {
+    // The origin answers at once, so HEADERS and DATA share a read; bodies of 1 byte to 20 KiB.
+    const fast = http2.createSecureServer({ cert: certs.cert, key: certs.key });
+    fast.on('stream', (stream, headers) => {
+      const n = Number(new URL(`https://x${headers[':path']}`).searchParams.get('n'));
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200 });
+      stream.end(Buffer.alloc(n, 120));
+    });
+    await new Promise<void>((r) => fast.listen(0, '127.0.0.1', r));
+    const port = (fast.address() as AddressInfo).port;
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0 });
+    const sizes = Array.from({ length: 600 }, (_, i) => [1, 7, 100, 1000, 16_384, 20_000][i % 6] as number);
+    const got = await Promise.all(sizes.map(async (n) => (await (await agent.request({ url: `https://localhost:${port}/?n=${n}` })).bytes()).length));
+    expect(got).toEqual(sizes);
+    await agent.close();
+    fast.close();
+  });
+
   it('a plain TCP server that never speaks TLS → OL_CONNECT_TIMEOUT within connectTimeoutMs', async () => {
     const silent = net.createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
