@@ -15,31 +15,11 @@ import { pathToFileURL } from 'node:url';
 import { createNetnsPair, type NetnsPair } from '../helpers/netns.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startCaddy, type Caddy } from '../helpers/caddy.js';
+import { writeTsHooks } from '../helpers/ts-child.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const TS_LIB = pathToFileURL(join(ROOT, 'node_modules/typescript/lib/typescript.js')).href;
 const PORT = 8443;
 
-const HOOKS = `
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import ts from ${JSON.stringify(TS_LIB)};
-export async function resolve(specifier, context, next) {
-  try { return await next(specifier, context); }
-  catch (err) {
-    if (specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) return next(specifier.slice(0, -3) + '.ts', context);
-    throw err;
-  }
-}
-export async function load(url, context, next) {
-  if (!url.endsWith('.ts')) return next(url, context);
-  const fileName = fileURLToPath(url);
-  const out = ts.transpileModule(readFileSync(fileName, 'utf8'), {
-    fileName, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false },
-  });
-  return { format: 'module', source: out.outputText, shortCircuit: true };
-}
-`;
 
 const CLIENT = `
 import { execFileSync } from 'node:child_process';
@@ -115,8 +95,7 @@ describe('blackholed QUIC path', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ol-selbh-'));
-    writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
-    writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`);
+    writeTsHooks(dir);
     writeFileSync(join(dir, 'client.mjs'), CLIENT);
     pair = createNetnsPair();
     caddy = await startCaddy({ port: PORT, bind: pair.serverIp, certFile: certs.certPath, keyFile: certs.keyPath, spawn: (argv, opts) => pair.spawn(pair.server, argv, opts) });

@@ -15,40 +15,17 @@ import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NetnsPair, createNetnsPair } from '../helpers/netns.js';
+import { writeTsHooks } from '../helpers/ts-child.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const ADDON = join(ROOT, 'native/tfo/build/Release/tfo.node');
 const TFO_MODULE = pathToFileURL(join(ROOT, 'src/transport/tfo.ts')).href;
-const TS_LIB = pathToFileURL(join(ROOT, 'node_modules/typescript/lib/typescript.js')).href;
 const PORT = 4433;
 const CLOSED_PORT = 4434;
 const PLAIN_PORT = 4435;
 /** Temp dir with the certificate, the module hooks and the child scripts (set in beforeAll). */
 let dir = '';
 
-// Node module hooks: `.ts` files are transpiled on load; `./x.js` imports from a `.ts` file fall back to `./x.ts`.
-const HOOKS = `
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import ts from ${JSON.stringify(TS_LIB)};
-export async function resolve(specifier, context, next) {
-  try { return await next(specifier, context); }
-  catch (err) {
-    if (specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) return next(specifier.slice(0, -3) + '.ts', context);
-    throw err;
-  }
-}
-export async function load(url, context, next) {
-  if (!url.endsWith('.ts')) return next(url, context);
-  const fileName = fileURLToPath(url);
-  const out = ts.transpileModule(readFileSync(fileName, 'utf8'), {
-    fileName,
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false },
-  });
-  return { format: 'module', source: out.outputText, shortCircuit: true };
-}
-`;
-const REGISTER = `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`;
 
 // Server namespace: TLS line echo over TFO listen fds (v4 and v6); reports the server-side SYN-data flag per connection.
 const SERVER = `
@@ -246,8 +223,7 @@ describe('TCP Fast Open between two network namespaces', () => {
       '-subj', '/CN=originlink tfo test', '-addext', `subjectAltName=IP:${pair.serverIp},IP:${pair.serverIp6}`,
       '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
     ], { stdio: 'pipe', timeout: 10_000 });
-    writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
-    writeFileSync(join(dir, 'register.mjs'), REGISTER);
+    writeTsHooks(dir);
     writeFileSync(join(dir, 'server.mjs'), SERVER);
     writeFileSync(join(dir, 'client.mjs'), CLIENT);
     writeFileSync(join(dir, 'refusal.mjs'), REFUSAL);
