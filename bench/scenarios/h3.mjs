@@ -12,7 +12,8 @@
 // Prints a Markdown table with ratios to h2 and writes
 // bench/results/h3-<ISO date>.json with every sample and machine facts.
 //
-// Knobs (env): BENCH_WARM (sequential requests, default 400), BENCH_ROUNDS
+// Knobs (env): BENCH_WARM (sequential requests, default 2000, after
+// BENCH_WARMUP = 500 unmeasured ones per client), BENCH_ROUNDS
 // (100-concurrent batches, default 8), BENCH_BULK_MIB (default 50),
 // BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
 // Needs a built dist/ (npx tsc -p .).
@@ -95,7 +96,8 @@ async function measureBoth(Agent, ports, o) {
   const sides = [mk('h2', ports.h2), mk('h3', ports.h3)];
   const order = (k) => (k % 2 === 0 ? sides : [...sides].reverse());
   try {
-    for (const s of sides) for (let i = 0; i < 50; i++) await s.get('/s');
+    // JIT warm-up for both sides: the warm figures are meant as steady state.
+    for (const s of sides) for (let i = 0; i < o.warmup; i++) await s.get('/s');
     const blocks = 8;
     const per = Math.ceil(o.warm / blocks);
     for (let b = 0; b < blocks; b++) {
@@ -191,7 +193,7 @@ async function runBun(port, o) {
 const get = async (p) => { const r = await fetch(url + p, { protocol: 'http3' }); return (await r.arrayBuffer()).byteLength; };
 const now = () => performance.now();
 const first = now(); await get('/s'); const firstMs = now() - first;
-for (let i = 0; i < 50; i++) await get('/s');
+for (let i = 0; i < ${o.warmup}; i++) await get('/s');
 const warm = []; const c0 = process.cpuUsage();
 for (let i = 0; i < ${o.warm}; i++) { const t = now(); await get('/s'); warm.push(now() - t); }
 const c = process.cpuUsage(c0);
@@ -228,7 +230,8 @@ async function main() {
     process.exit(2);
   }
   const o = {
-    warm: Number(process.env.BENCH_WARM ?? 400),
+    warm: Number(process.env.BENCH_WARM ?? 2000),
+    warmup: Number(process.env.BENCH_WARMUP ?? 500),
     rounds: Number(process.env.BENCH_ROUNDS ?? 8),
     bulkMiB: Number(process.env.BENCH_BULK_MIB ?? 50),
     first: Number(process.env.BENCH_FIRST ?? 12),

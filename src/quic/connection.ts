@@ -158,6 +158,18 @@ export class QuicConnection implements QuicStreamTransport {
   #silentTimeouts = 0;
   #stall: { after: number; fn: (c: QuicConnection) => void } | null = null;
   #paused = new Set<number>();
+  /**
+   * Streams that may turn readable: ours (bidi) and the peer's seen so far,
+   * until their read side ends. Checked one by one with streamReadable(),
+   * which is ~50× cheaper than building quiche's readable() iterator.
+   */
+  #readCandidates = new Set<number>();
+  /** Lowest peer-initiated bidi / uni stream id not seen yet (RFC 9000 §2.1 numbering). */
+  #peerNext: [bidi: number, uni: number];
+  /** A datagram or a timer expiry since the last path check (path events and CIDs only change then). */
+  #pathsDue = true;
+  /** performance.now() the armed timer fires at; it may fire before quiche's deadline (then it re-arms). */
+  #timerAt = Infinity;
   #writeWaiters: Array<{ id: number; max: number; resolve: () => void }> = [];
   #packetWaiters: Array<() => void> = [];
 
@@ -172,6 +184,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#recvInfo = { from: init.remote, to: init.local };
     this.#nextBidi = this.isClient ? 0 : 1;
     this.#nextUni = this.isClient ? 2 : 3;
+    this.#peerNext = this.isClient ? [1, 3] : [0, 2];
     if (this.isClient) {
       const ms = init.connectTimeoutMs ?? 10_000;
       this.#connectTimer = setTimeout(() => this.#onConnectTimeout(), ms);
@@ -265,6 +278,7 @@ export class QuicConnection implements QuicStreamTransport {
     }
     this.#migrations++;
     this.#silentTimeouts = 0;
+    this.#pathsDue = true;
     this.#markDirty();
   }
 
@@ -338,6 +352,7 @@ export class QuicConnection implements QuicStreamTransport {
       return null;
     }
     this.#nextBidi += 4;
+    this.#readCandidates.add(id);
     return id;
   }
 
@@ -376,6 +391,7 @@ export class QuicConnection implements QuicStreamTransport {
 
   stopSending(streamId: number, code: number): void {
     if (this.#closed) return;
+    this.#readCandidates.delete(streamId);
     try {
       this.#q.streamShutdown(streamId, shutdownDir('read'), code);
     } catch {
@@ -423,6 +439,7 @@ export class QuicConnection implements QuicStreamTransport {
   receive(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort = this.#init.local): void {
     if (this.#closed) return;
     this.#silentTimeouts = 0;
+    this.#pathsDue = true;
     this.lastPacketAt = performance.now();
     const ri = this.#recvInfo;
     if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
@@ -461,7 +478,10 @@ export class QuicConnection implements QuicStreamTransport {
       this.#checkEstablished();
       // Before any deferral: a FailedValidation raised by onTimeout() must
       // reach the path guard before the next datagram is handed to quiche.
-      if (this.#established) this.#paths();
+      if (this.#established && this.#pathsDue) {
+        this.#pathsDue = false;
+        this.#paths();
+      }
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
       const delivered = this.#overrideError ? 0 : this.#readStreams();
       const failures = this.#writes.flush(this.#q);
@@ -557,31 +577,72 @@ export class QuicConnection implements QuicStreamTransport {
     this.#emit({ type: 'established', early: false });
   }
 
-  /** Deliver readable stream data to the handler; returns how many deliveries were made. */
+  /**
+   * Deliver readable stream data to the handler; returns how many deliveries
+   * were made. Known streams and the peer's next new stream ids are checked
+   * first; quiche's readable() iterator is built only when something
+   * readable is left after that (a stream opened out of order, a paused one).
+   */
   #readStreams(): number {
     const q = this.#q;
-    const buf = this.#readBuf;
+    if (!q.isReadable()) return 0;
     let delivered = 0;
+    const cand = this.#readCandidates;
+    if (this.#paused.size === 0 && cand.size <= 64) {
+      for (const id of cand) {
+        if (this.#closed) return delivered;
+        if (q.streamReadable(id)) delivered += this.#readStream(id);
+      }
+      const next = this.#peerNext;
+      for (let k = 0; k < 2; k++) {
+        for (let guard = 0; guard < 1024 && !this.#closed && q.streamReadable(next[k]!); guard++) {
+          const id = next[k]!;
+          next[k] = id + 4;
+          cand.add(id);
+          delivered += this.#readStream(id);
+        }
+      }
+      if (this.#closed || !q.isReadable()) return delivered;
+    }
     for (const id of q.readable()) {
       if (this.#closed) return delivered;
       if (this.#paused.size && this.#paused.has(id)) continue;
-      for (let guard = 0; guard < 1024; guard++) {
-        let r: [number, boolean] | null;
-        try {
-          r = q.streamRecv(id, buf);
-        } catch (e) {
-          const info = parseQuicheError(e);
-          // quiche reports a reset once: the stream then leaves readable().
-          if (info.name === 'StreamReset') this.#handler.onStreamReset(id, info.code ?? 0);
-          break;
-        }
-        if (r === null) break;
-        const [n, fin] = r;
-        if (n > 0 || fin) {
-          delivered++;
-          this.#handler.onStreamData(id, buf.slice(0, n), fin);
-        }
-        if (fin) break;
+      if ((id & 1) !== (this.isClient ? 0 : 1)) {
+        const k = id & 2 ? 1 : 0;
+        if (id >= this.#peerNext[k]!) this.#peerNext[k] = id + 4;
+        cand.add(id);
+      }
+      delivered += this.#readStream(id);
+    }
+    return delivered;
+  }
+
+  /** Read one stream until quiche has nothing more (or its end); its read side ending drops it from the candidates. */
+  #readStream(id: number): number {
+    const q = this.#q;
+    const buf = this.#readBuf;
+    let delivered = 0;
+    for (let guard = 0; guard < 1024; guard++) {
+      if (this.#closed) break;
+      let r: [number, boolean] | null;
+      try {
+        r = q.streamRecv(id, buf);
+      } catch (e) {
+        const info = parseQuicheError(e);
+        this.#readCandidates.delete(id);
+        // quiche reports a reset once: the stream then leaves readable().
+        if (info.name === 'StreamReset') this.#handler.onStreamReset(id, info.code ?? 0);
+        break;
+      }
+      if (r === null) break;
+      const [n, fin] = r;
+      if (n > 0 || fin) {
+        delivered++;
+        this.#handler.onStreamData(id, buf.slice(0, n), fin);
+      }
+      if (fin) {
+        this.#readCandidates.delete(id);
+        break;
       }
     }
     return delivered;
@@ -671,18 +732,39 @@ export class QuicConnection implements QuicStreamTransport {
     sink.flush();
   }
 
+  /**
+   * Keep one timer at or before quiche's deadline. A later deadline keeps
+   * the armed timer (it fires early and re-arms), so the common case — the
+   * deadline moving out after every exchange — costs no timer churn.
+   */
   #armTimer(): void {
     const t = this.#q.timeout();
+    if (t === null) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      return;
+    }
+    const at = performance.now() + t;
+    if (this.#timer && this.#timerAt <= at) return;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    if (t === null) return;
+    this.#timerAt = at;
     this.#timer = setTimeout(this.#onTimer, Math.max(0, t));
   }
 
   #onTimer = (): void => {
     this.#timer = null;
+    this.#timerAt = Infinity;
     if (this.#closed) return;
+    // Fired ahead of a deadline that moved out: re-arm for the new one.
+    const left = this.#q.timeout();
+    if (left === null) return;
+    if (left > 0) {
+      this.#armTimer();
+      return;
+    }
     this.#q.onTimeout();
+    this.#pathsDue = true;
     if (this.#stall && this.#established && ++this.#silentTimeouts >= this.#stall.after) {
       this.#silentTimeouts = 0;
       this.#stall.fn(this);
@@ -722,6 +804,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#writeWaiters = [];
     this.#packetWaiters = [];
     this.#paused.clear();
+    this.#readCandidates.clear();
     this.#handler.onClosed(error);
     this.#emit({ type: 'closed', error });
   }

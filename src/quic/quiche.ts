@@ -110,6 +110,10 @@ export interface QuicheConnection {
   peerStreamsLeftBidi(): number;
   peerStreamsLeftUni(): number;
   readable(): Iterable<number>;
+  /** Any stream readable (cheap; `readable()` builds an iterator object, ~10 µs). */
+  isReadable(): boolean;
+  /** False for an unknown stream id. */
+  streamReadable(streamId: number): boolean;
   writable(): Iterable<number>;
   maxSendUdpPayloadSize(): number;
   timeout(): number | null;

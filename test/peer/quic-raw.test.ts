@@ -156,6 +156,27 @@ describe('raw QUIC over the quiche binding', () => {
     await c.closed;
   });
 
+  it('reads streams whose data arrives out of order, with a lower stream still silent', async () => {
+    const c = await dial();
+    await c.ready;
+    // Open 6 streams; the first stays silent while the others are written
+    // last-to-first, one per event-loop turn, so the server meets stream ids
+    // above the next one it expects and must still answer them.
+    const ids = Array.from({ length: 6 }, () => c.conn.openBidi()!);
+    const outs = ids.map((id) => new Promise<Buffer>((done) => c.streams.set(id, { chunks: [], done })));
+    for (const id of ids.slice(1).reverse()) {
+      c.conn.send(id, Buffer.from(`stream ${id}`), true);
+      await new Promise((r) => setImmediate(r));
+    }
+    const later = await Promise.all(outs.slice(1));
+    later.forEach((b, i) => expect(b.toString()).toBe(`stream ${ids[i + 1]}`));
+    c.conn.send(ids[0]!, Buffer.from('first, last'), true);
+    expect((await outs[0]!).toString()).toBe('first, last');
+    expect((await exchange(c, Buffer.from('after'))).toString()).toBe('after');
+    c.conn.close(0x100, '');
+    await c.closed;
+  });
+
   it('hands out stream credit and signals when it returns', async () => {
     const c = await dial();
     await c.ready;
