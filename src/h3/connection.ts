@@ -32,6 +32,9 @@ import { isServerInitiated, isUni, SeenStreamIds } from './stream-ids.js';
 import type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 import { PeerUniStreams } from './uni-streams.js';
 
+/** DATA payloads from this size are not copied behind their frame header (one write each instead). */
+const COPY_BELOW = 4096;
+
 export type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 
 export class H3Connection implements QuicStreamHandler {
@@ -178,7 +181,11 @@ export class H3Connection implements QuicStreamHandler {
     if (!s.headersSent) throw argumentError('DATA before the final HEADERS');
     if (end) s.sendDone = true;
     if (data.length === 0) this.#t.send(streamId, new Uint8Array(0), end);
-    else this.#t.send(streamId, concatBytes([encodeDataFrameHeader(data.length), data]), end);
+    else if (data.length >= COPY_BELOW) {
+      // Large payloads go to the transport as they are, after their frame header (no copy).
+      this.#t.send(streamId, encodeDataFrameHeader(data.length), false);
+      this.#t.send(streamId, data, end);
+    } else this.#t.send(streamId, concatBytes([encodeDataFrameHeader(data.length), data]), end);
     this.#maybeForget(s);
   }
 

@@ -156,6 +156,8 @@ export class QuicConnection implements QuicStreamTransport {
   #guard: FailedPathGuard | null;
   /** Timer firings with no datagram received in between (probe timeouts on the current path). */
   #silentTimeouts = 0;
+  /** When our latest PING left (null: none since the last datagram from the peer). */
+  #lastPingAt: number | null = null;
   #stall: { after: number; fn: (c: QuicConnection) => void } | null = null;
   #paused = new Set<number>();
   /**
@@ -278,14 +280,16 @@ export class QuicConnection implements QuicStreamTransport {
     }
     this.#migrations++;
     this.#silentTimeouts = 0;
+    this.#lastPingAt = null;
     this.#pathsDue = true;
     this.#markDirty();
   }
 
   /**
-   * Call `fn` once `after` consecutive timer expiries pass without any
-   * datagram from the peer (loss-probe timeouts on a dead path). The count
-   * restarts after each call and after each received datagram.
+   * Call `fn` once `after` consecutive probe timeouts pass without any
+   * datagram from the peer: quiche timer expiries, and PINGs sent while the
+   * previous one is unanswered (see `ping`). The count restarts after each
+   * call, after a migration and after each received datagram.
    */
   onPathStalled(after: number, fn: (c: QuicConnection) => void): void {
     this.#stall = after > 0 ? { after, fn } : null;
@@ -409,9 +413,17 @@ export class QuicConnection implements QuicStreamTransport {
     this.#closeWith(false, code, reason);
   }
 
-  /** Elicit an ACK from the peer (liveness probe / keep-alive). */
+  /**
+   * Elicit an ACK from the peer (liveness probe / keep-alive). A PING sent
+   * while the previous one is still unanswered (nothing received since)
+   * counts as a probe timeout for `onPathStalled`: every ack-eliciting
+   * packet restarts quiche's PTO (RFC 9002 §6.2.1), so on a dead path that
+   * is kept busy with PINGs the PTO itself would never expire N times.
+   */
   ping(): void {
     if (this.#closed) return;
+    if (this.#lastPingAt !== null && this.lastPacketAt <= this.#lastPingAt) this.#probeTimedOut();
+    this.#lastPingAt = performance.now();
     try {
       this.#q.sendAckEliciting();
     } catch {
@@ -439,6 +451,7 @@ export class QuicConnection implements QuicStreamTransport {
   receive(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort = this.#init.local): void {
     if (this.#closed) return;
     this.#silentTimeouts = 0;
+    this.#lastPingAt = null;
     this.#pathsDue = true;
     this.lastPacketAt = performance.now();
     const ri = this.#recvInfo;
@@ -765,12 +778,18 @@ export class QuicConnection implements QuicStreamTransport {
     }
     this.#q.onTimeout();
     this.#pathsDue = true;
-    if (this.#stall && this.#established && ++this.#silentTimeouts >= this.#stall.after) {
-      this.#silentTimeouts = 0;
-      this.#stall.fn(this);
-    }
+    this.#probeTimedOut();
     this.process();
   };
+
+  /** One more probe timeout with nothing heard on the current path. */
+  #probeTimedOut(): void {
+    if (this.#stall && this.#established && !this.#closed && ++this.#silentTimeouts >= this.#stall.after) {
+      this.#silentTimeouts = 0;
+      this.#lastPingAt = null;
+      this.#stall.fn(this);
+    }
+  }
 
   #onConnectTimeout(): void {
     this.#connectTimer = null;

@@ -1,9 +1,9 @@
 /**
  * Outgoing packet batching. quiche writes each packet into a slot reserved
  * from a slab; committed packets are handed to the socket at `flush()`.
- * A slab is never rewritten once a packet in it went to the socket (the
- * send may complete asynchronously), so slabs are replaced, not recycled:
- * one allocation per 256 KiB of packets instead of one per packet.
+ * A slab is rewritten only when every packet in it left through the native
+ * sender (a synchronous sendmsg: the kernel has copied the bytes); after a
+ * dgram.send, which completes later, the slab is replaced instead.
  *
  * Committed packets are contiguous in the slab. With the native sender
  * (udp-gso.ts) each run of packets to one destination whose sizes are equal
@@ -63,8 +63,10 @@ export class PacketSink {
   reserve(size = this.#slot): Buffer {
     if (this.#used + size > this.#slab.length) {
       this.flush();
-      this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
-      this.#used = 0;
+      if (this.#used + size > this.#slab.length) {
+        this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+        this.#used = 0;
+      }
     }
     return this.#slab.subarray(this.#used, this.#used + size);
   }
@@ -86,6 +88,7 @@ export class PacketSink {
     const lens = this.#lens;
     const tos = this.#tos;
     const vias = this.#vias;
+    let asyncSends = false;
     let i = 0;
     while (i < n) {
       const to = tos[i]!;
@@ -114,6 +117,7 @@ export class PacketSink {
         }
         this.gsoFallbacks++;
       }
+      asyncSends = true;
       for (; i < j; i++) {
         this.packetsOut++;
         this.bytesOut += lens[i]!;
@@ -124,6 +128,8 @@ export class PacketSink {
     lens.length = 0;
     tos.length = 0;
     vias.length = 0;
+    // Every byte was copied by sendmsg: the slab is free again.
+    if (!asyncSends) this.#used = 0;
   }
 
   #onSent = (err: Error | null): void => {

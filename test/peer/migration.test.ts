@@ -81,7 +81,16 @@ class Relay {
   /** Server datagrams the relay lost on purpose (RebindOptions.loseOldUntilNew). */
   lost = 0;
   #losing = new Set<dgram.Socket>();
-  constructor(private readonly target: number) {}
+  /** `delayMs`: one-way delay added to every datagram (a path with RTT ≈ 2 × delayMs). */
+  constructor(
+    private readonly target: number,
+    private readonly delayMs = 0,
+  ) {}
+
+  #later(fn: () => void): void {
+    if (this.delayMs > 0) setTimeout(fn, this.delayMs);
+    else fn();
+  }
 
   async start(): Promise<number> {
     this.front.on('message', (msg, r) => {
@@ -93,7 +102,8 @@ class Relay {
         up = this.#upstream(r.address, r.port);
         this.#maps.set(key, up);
       }
-      up.send(msg, this.target, '127.0.0.1');
+      const via = up;
+      this.#later(() => via.send(msg, this.target, '127.0.0.1'));
     });
     await new Promise<void>((res) => this.front.bind(0, '127.0.0.1', res));
     this.front.setRecvBufferSize(RELAY_BUF);
@@ -107,7 +117,7 @@ class Relay {
     s.on('message', (msg) => {
       if (++this.fromServer[i]! === 1) this.#losing.clear();
       if (this.#losing.has(s)) this.lost++;
-      else if (!this.#dead.has(port)) this.front.send(msg, port, host);
+      else if (!this.#dead.has(port)) this.#later(() => this.front.send(msg, port, host));
       if (this.fromServer[i] === stall?.afterDatagrams) setImmediate(() => spin(stall.ms));
     });
     s.on('error', () => {});
@@ -143,6 +153,7 @@ beforeAll(async () => {
     key: certs.keyPath,
     handler(r) {
       if (r.path === '/big') return { status: 200, body: big };
+      if (r.path === '/slow') return new Promise((res) => setTimeout(() => res({ status: 200, body: 'slow' }), 2500));
       return { status: 200, body: `hello ${r.path}` };
     },
   });
@@ -229,6 +240,29 @@ describe('QUIC connection migration', () => {
       relay.close();
     }
   }, 40_000);
+
+  // A client that only waits for a response has nothing in flight but its
+  // liveness PINGs; each restarts quiche's probe timer, so at 100 ms RTT the
+  // timer alone never expires twice in a row: unanswered PINGs must count.
+  it('migrates by itself while only waiting for a response, at 100 ms RTT', async () => {
+    const relay = new Relay(server.address.port, 50);
+    const port = await relay.start();
+    try {
+      const c = await connectH3({ ...base(port), migrateAfterProbeTimeouts: 2 });
+      const port0 = c.facts.localPort;
+      const pending = c.request(req('/slow'));
+      await new Promise((r) => setTimeout(r, 300));
+      relay.blackhole(port0);
+      const r = await pending;
+      expect((await readAll(r.body)).toString()).toBe('slow');
+      const st = c.quicStats();
+      expect(st.migrations).toBeGreaterThanOrEqual(1);
+      expect(st.localPort).not.toBe(port0);
+      c.destroy();
+    } finally {
+      relay.close();
+    }
+  }, 30_000);
 
   it('the server rides through NAT rebinding (the client address changes under it)', async () => {
     const relay = new Relay(server.address.port);
