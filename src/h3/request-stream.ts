@@ -92,8 +92,8 @@ export class RequestStream {
   #deliver(events: FrameEvent[], fin: boolean, sink: StreamSink): void {
     for (let i = 0; i < events.length; i++) {
       if (this.#blocked) {
-        // Held past this call: copy DATA out of the driver's buffer.
-        for (const e of events.slice(i)) this.#queue.push(e.kind === 'data' ? { ...e, chunk: e.chunk.slice() } : e);
+        // Held past this call (the bytes are ours: QuicStreamHandler.onStreamData).
+        for (const e of events.slice(i)) this.#queue.push(e);
         this.#finPending ||= fin;
         return;
       }
@@ -122,8 +122,7 @@ export class RequestStream {
         }
         const end = endHere && ev.last;
         if (end) this.#checkLength();
-        // A copy: the driver may reuse the buffer it passed to onStreamData.
-        if (ev.chunk.length > 0 || end) sink.emit({ type: 'data', streamId: this.id, data: ev.chunk.slice(), end });
+        if (ev.chunk.length > 0 || end) sink.emit({ type: 'data', streamId: this.id, data: ev.chunk, end });
         return end;
       }
       case 'headers': {

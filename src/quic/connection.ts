@@ -98,7 +98,16 @@ export interface QuicConnectionInit {
   maxPacket?: number;
 }
 
+/** Most bytes one streamRecv call may return. */
 const READ_BUF = 64 * 1024;
+/**
+ * Reads go into a slab; one of at least HAND_OVER bytes is passed on as a
+ * view of it (no copy), a smaller one is copied out so the slab space is
+ * reused. A retained chunk keeps at most READ_SLAB / HAND_OVER times its
+ * size alive.
+ */
+const READ_SLAB = 256 * 1024;
+const HAND_OVER = 16 * 1024;
 /** Connection ids we issue per connection over its life (each is a routing-table entry). */
 const MAX_ISSUED_CIDS = 16;
 const NOOP_HANDLER: QuicStreamHandler = {
@@ -126,7 +135,9 @@ export class QuicConnection implements QuicStreamTransport {
   #listeners: Array<(ev: QuicConnectionEvent) => void> = [];
   #writes = new WriteQueues();
   #recvInfo: RecvInfo;
-  #readBuf = new Uint8Array(READ_BUF);
+  /** Stream reads land here; see #readStream. */
+  #readSlab = new Uint8Array(READ_SLAB);
+  #readUsed = 0;
   #timer: NodeJS.Timeout | null = null;
   #connectTimer: NodeJS.Timeout | null = null;
   #nextBidi: number;
@@ -633,10 +644,14 @@ export class QuicConnection implements QuicStreamTransport {
   /** Read one stream until quiche has nothing more (or its end); its read side ending drops it from the candidates. */
   #readStream(id: number): number {
     const q = this.#q;
-    const buf = this.#readBuf;
     let delivered = 0;
     for (let guard = 0; guard < 1024; guard++) {
       if (this.#closed) break;
+      if (this.#readSlab.length - this.#readUsed < READ_BUF) {
+        this.#readSlab = new Uint8Array(READ_SLAB);
+        this.#readUsed = 0;
+      }
+      const buf = this.#readSlab.subarray(this.#readUsed, this.#readUsed + READ_BUF);
       let r: [number, boolean] | null;
       try {
         r = q.streamRecv(id, buf);
@@ -651,7 +666,13 @@ export class QuicConnection implements QuicStreamTransport {
       const [n, fin] = r;
       if (n > 0 || fin) {
         delivered++;
-        this.#handler.onStreamData(id, buf.slice(0, n), fin);
+        // Large reads are handed over in place (the slab space is not reused); small ones are copied out (Uint8Array#slice copies).
+        let data: Uint8Array;
+        if (n >= HAND_OVER) {
+          data = buf.subarray(0, n);
+          this.#readUsed += (n + 7) & ~7;
+        } else data = buf.slice(0, n);
+        this.#handler.onStreamData(id, data, fin);
       }
       if (fin) {
         this.#readCandidates.delete(id);

@@ -26,7 +26,10 @@ export interface QuicStreamTransport {
 }
 
 export interface QuicStreamHandler {
-  /** Bytes arrived on a stream (bidi or uni, ours or the peer's). */
+  /**
+   * Bytes arrived on a stream (bidi or uni, ours or the peer's). `data`
+   * belongs to the handler from then on: the driver never writes to it again.
+   */
   onStreamData(streamId: number, data: Uint8Array, fin: boolean): void;
   /** The peer reset its sending side of a stream. */
   onStreamReset(streamId: number, code: number): void;

@@ -90,9 +90,9 @@ export class StreamBody extends Readable {
 
 /**
  * Send a body as DATA frames, ending the stream (with `trailersAfter`
- * the caller sends trailers instead of FIN). Streams wait for the QUIC
- * write queue to drain below WRITE_HIGH_WATER. Returns false when the
- * stream went away mid-body.
+ * the caller sends trailers instead of FIN). A body already in memory is
+ * queued at once; a streamed one waits for the QUIC write queue to drain
+ * below WRITE_HIGH_WATER. Returns false when the stream went away mid-body.
  */
 export async function writeBody(
   h3: H3Connection,
@@ -104,14 +104,15 @@ export async function writeBody(
 ): Promise<boolean> {
   const len = body instanceof Readable ? null : knownLength(body);
   if (len !== null) {
+    // Already in memory: queue it whole (views, no copy), so the sender
+    // never waits on this writer when credit returns.
     const b = bodyBytes(body as string | Uint8Array | null);
+    if (isGone()) return false;
     for (let off = 0; off < b.length; off += CHUNK) {
-      if (isGone()) return false;
       const last = off + CHUNK >= b.length;
       h3.sendData(streamId, b.subarray(off, off + CHUNK), last && endStream);
-      if (!last) await quic.waitWritable(streamId, WRITE_HIGH_WATER);
     }
-    if (b.length === 0 && endStream && !isGone()) h3.endStream(streamId);
+    if (b.length === 0 && endStream) h3.endStream(streamId);
     return !isGone();
   }
   const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array>) : bodyChunks(body);
