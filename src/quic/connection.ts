@@ -10,12 +10,14 @@
  * report state changes. Handler callbacks may call back into us; writes made
  * during `process()` are picked up by the same pass.
  *
- * Deferred send: when a pass delivered stream data to the handler, draining
- * `send()` waits one event-loop turn (at most once in a row), so what the
- * application answers in its promise continuations (a response, the next
- * request) leaves in the same datagram as the ACK instead of one after it.
- * The wait is bounded by one turn; a pass that follows a deferred one always
- * drains.
+ * Deferred send: when a pass delivered a little stream data to the handler,
+ * draining `send()` waits one event-loop turn (at most once in a row), so
+ * what the application answers in its promise continuations (a response,
+ * the next request) leaves in the same datagram as the ACK instead of one
+ * after it. The wait is bounded by one turn; a pass that follows a deferred
+ * one always drains. A pass that delivered DEFER_BELOW bytes or more (a
+ * bulk transfer) sends at once: there the ACKs pace the sender, and a late
+ * ACK only idles it.
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './transport.js';
@@ -108,6 +110,8 @@ const READ_BUF = 64 * 1024;
  */
 const READ_SLAB = 256 * 1024;
 const HAND_OVER = 16 * 1024;
+/** A pass that delivered fewer stream bytes than this defers its send by one turn (see the header). */
+const DEFER_BELOW = 64 * 1024;
 /** Connection ids we issue per connection over its life (each is a routing-table entry). */
 const MAX_ISSUED_CIDS = 16;
 const NOOP_HANDLER: QuicStreamHandler = {
@@ -138,6 +142,8 @@ export class QuicConnection implements QuicStreamTransport {
   /** Stream reads land here; see #readStream. */
   #readSlab = new Uint8Array(READ_SLAB);
   #readUsed = 0;
+  /** Stream bytes delivered by the current pass. */
+  #passBytes = 0;
   #timer: NodeJS.Timeout | null = null;
   #connectTimer: NodeJS.Timeout | null = null;
   #nextBidi: number;
@@ -510,7 +516,8 @@ export class QuicConnection implements QuicStreamTransport {
       const delivered = this.#overrideError ? 0 : this.#readStreams();
       const failures = this.#writes.flush(this.#q);
       for (const f of failures) if (f.kind === 'stopped') this.#handler.onStopSending(f.streamId, f.code);
-      if (delivered > 0 && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
+      // A bulk receiver (a pass that delivered DEFER_BELOW bytes or more) acks at once: its ACKs clock the sender.
+      if (delivered > 0 && this.#passBytes < DEFER_BELOW && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
         this.#sendDeferred = true;
         this.#init.scheduleNextTurn(this);
         this.#armTimer();
@@ -609,6 +616,7 @@ export class QuicConnection implements QuicStreamTransport {
    */
   #readStreams(): number {
     const q = this.#q;
+    this.#passBytes = 0;
     if (!q.isReadable()) return 0;
     let delivered = 0;
     const cand = this.#readCandidates;
@@ -668,6 +676,7 @@ export class QuicConnection implements QuicStreamTransport {
         delivered++;
         // Large reads are handed over in place (the slab space is not reused); small ones are copied out (Uint8Array#slice copies).
         let data: Uint8Array;
+        this.#passBytes += n;
         if (n >= HAND_OVER) {
           data = buf.subarray(0, n);
           this.#readUsed += (n + 7) & ~7;
