@@ -14,6 +14,7 @@ import { isLoopback } from './config.js';
 import { QuicConnection, type QuicConnectionInit } from './connection.js';
 import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
+import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 
 export const CID_LEN = 16;
 const MAX_EXTRA_SOCKETS = 8;
@@ -32,6 +33,8 @@ export interface EndpointStats {
   bytesOut: number;
   /** sendmsg(UDP_SEGMENT) calls that carried several packets (0 without the native/udp addon). */
   gsoSends: number;
+  /** recvmmsg batches read (0 when datagrams come through dgram events). */
+  rxBatches: number;
 }
 
 export interface ServerRole {
@@ -60,6 +63,8 @@ export interface EndpointOptions {
   maxPacket?: number;
   /** Batch equal-size packets with UDP GSO when the native/udp addon loads. Default true. */
   gso?: boolean;
+  /** Read datagrams in batches (recvmmsg) when the native/udp addon loads. Default true. */
+  batchReceive?: boolean;
   /** SO_RCVBUF / SO_SNDBUF. Default 4 MiB each (best effort). */
   socketBuffer?: number;
 }
@@ -86,6 +91,8 @@ export class QuicEndpoint {
   #local: HostPort;
   /** Sockets bound later for client migration (new local port); bounded by MAX_EXTRA_SOCKETS. */
   #extra: Array<{ socket: dgram.Socket; local: HostPort }> = [];
+  /** Native batched readers of our sockets (udp-rx.ts); stopped before the sockets close. */
+  #receivers: BatchReceiver[] = [];
   #opts: EndpointOptions;
   #server: ServerRole | null;
   #conns = new Map<string, QuicConnection>();
@@ -111,6 +118,9 @@ export class QuicEndpoint {
   }
 
   #listen(socket: dgram.Socket, local: HostPort): void {
+    // Batched receive when the native addon allows it; dgram's 'message' events otherwise.
+    const rx = this.#opts.batchReceive === false ? null : batchReceiver(socket, (msg, host, port) => this.#onMessage(msg, host, port, local));
+    if (rx) this.#receivers.push(rx);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
     socket.on('error', () => {
       this.#counters.dropped++;
@@ -218,13 +228,16 @@ export class QuicEndpoint {
   }
 
   stats(): EndpointStats {
-    return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut, gsoSends: this.#sink.gsoSends };
+    let rxBatches = 0;
+    for (const r of this.#receivers) rxBatches += r.stats.batches;
+    return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut, gsoSends: this.#sink.gsoSends, rxBatches };
   }
 
   /** Let the process exit while only this endpoint is open. */
   unref(): void {
     this.#socket.unref();
     for (const e of this.#extra) e.socket.unref();
+    for (const r of this.#receivers) r.unref();
   }
 
   connect(o: ConnectOptions): QuicConnection {
@@ -260,6 +273,7 @@ export class QuicEndpoint {
     for (const c of [...this.#live]) c.destroy(null);
     if (this.#immediate) clearImmediate(this.#immediate);
     await new Promise<void>((r) => setImmediate(r));
+    for (const r of this.#receivers) r.stop();
     await Promise.all([this.#socket, ...this.#extra.map((e) => e.socket)].map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 

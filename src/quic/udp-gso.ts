@@ -9,42 +9,15 @@
  * EIO from a device without checksum offload...): the caller then sends the
  * same bytes packet by packet. See native-notes/udp.md.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:dgram';
-
-interface Addon {
-  sendSegments(fd: number, buf: Uint8Array, offset: number, length: number, segSize: number, ip: string, port: number): number;
-  gsoSupported(fd: number): boolean;
-}
+import { socketFd, udpAddon } from './udp-native.js';
 
 /** Linux UDP_MAX_SEGMENTS is 64 (128 since 5.x); stay under both and under 64 KiB per call. */
 export const GSO_MAX_SEGMENTS = 64;
 export const GSO_MAX_BYTES = 65000;
 
-let addon: Addon | null | undefined;
-
-function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  if (process.env['ORIGINLINK_NO_NATIVE'] === '1' || process.env['ORIGINLINK_NO_GSO'] === '1' || process.platform !== 'linux') return null;
-  const path = process.env['ORIGINLINK_UDP_ADDON'] ?? fileURLToPath(new URL('../../native/udp/build/Release/udp.node', import.meta.url));
-  try {
-    addon = createRequire(import.meta.url)(path) as Addon;
-  } catch {
-    addon = null;
-  }
-  return addon;
-}
-
-/** The socket's file descriptor (libuv handle), or null when Node hides it. */
-function socketFd(socket: Socket): number | null {
-  for (const sym of Object.getOwnPropertySymbols(socket)) {
-    const st = (socket as unknown as Record<symbol, { handle?: { fd?: number } } | undefined>)[sym];
-    const fd = st?.handle?.fd;
-    if (typeof fd === 'number' && fd >= 0) return fd;
-  }
-  return null;
+function load(): ReturnType<typeof udpAddon> {
+  return process.env['ORIGINLINK_NO_GSO'] === '1' ? null : udpAddon();
 }
 
 export interface GsoSender {

@@ -2,8 +2,9 @@
  * UDP GSO batch sends (native/udp) and the pure-JS fallback: the same
  * 8 MiB HTTP/3 download from a server with GSO and one without, with
  * 1350-byte datagrams (so runs of equal-size packets exist), byte-identical;
- * the GSO server really batched, the other never did. Also the lo-MTU
- * datagram size on loopback.
+ * the GSO server really batched, the other never did. The same for
+ * batched receive (recvmmsg) against dgram's per-datagram events. Also the
+ * lo-MTU datagram size on loopback.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -63,6 +64,25 @@ describe('UDP send path', () => {
     expect(sa.packetsOut / sa.gsoSends).toBeGreaterThan(5);
     expect(sb.gsoSends).toBe(0);
     expect(sb.packetsOut).toBeGreaterThan(8 * 1024 * 1024 / 1350);
+  }, 30_000);
+
+  it('batched receive (recvmmsg) and dgram events deliver the same bytes; only the first reads in batches', async () => {
+    const on = await download(true, 1350);
+    process.env['ORIGINLINK_NO_RECVMMSG'] = '1';
+    let off;
+    try {
+      off = await download(true, 1350);
+    } finally {
+      delete process.env['ORIGINLINK_NO_RECVMMSG'];
+    }
+    expect(sha(on.body)).toBe(sha(big));
+    expect(sha(off.body)).toBe(sha(big));
+    const a = on.server.stats();
+    const b = off.server.stats();
+    expect(a.rxBatches).toBeGreaterThan(0);
+    expect(a.datagramsIn).toBeGreaterThanOrEqual(a.rxBatches);
+    expect(b.rxBatches).toBe(0);
+    expect(b.datagramsIn).toBeGreaterThan(0);
   }, 30_000);
 
   it('uses lo-MTU datagrams with a loopback peer unless a size is set', async () => {

@@ -1,14 +1,24 @@
 /*
- * originlink UDP batch send: one sendmsg() with UDP_SEGMENT (Linux GSO) for
- * a run of equal-size QUIC packets to one destination, on the fd of a Node
- * dgram socket. The kernel splits the buffer into datagrams of `segSize`
- * bytes (the last may be shorter). Never blocks: the fd is non-blocking
- * (libuv), EAGAIN and every other failure come back as a negative errno so
- * the caller falls back to dgram.send for those bytes.
+ * originlink UDP batching for QUIC, on the fd of a Node dgram socket.
+ *
+ * Send: one sendmsg() with UDP_SEGMENT (Linux GSO) for a run of equal-size
+ * QUIC packets to one destination. The kernel splits the buffer into
+ * datagrams of `segSize` bytes (the last may be shorter). Never blocks: the
+ * fd is non-blocking (libuv), EAGAIN and every other failure come back as a
+ * negative errno so the caller falls back to dgram.send for those bytes.
+ *
+ * Receive: a libuv poll handle on a dup of the fd; each time it is readable,
+ * recvmmsg() reads up to `slots` datagrams into one shared buffer and one JS
+ * call gets their count (lengths and source addresses in an Int32Array), up
+ * to RX_ROUNDS batches per wakeup. The JS side stops the dgram handle's own
+ * reading first (`recvStop`), so the datagrams go to one reader only.
  *
  * Exports:
  *   sendSegments(fd, buf, offset, length, segSize, ip, port) -> bytes | -errno
  *   gsoSupported(fd) -> boolean   (getsockopt UDP_SEGMENT works: kernel >= 4.18)
+ *   rxStart(fd, buf, slotSize, meta, callback) -> handle | -errno
+ *   rxStop(handle)                (idempotent; closes the dup'd fd)
+ *   rxRef(handle, ref)            (uv_ref / uv_unref)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -17,8 +27,12 @@
 #include <netinet/udp.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <node_api.h>
+#include <uv.h>
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -34,6 +48,16 @@
       return NULL;                                                       \
     }                                                                    \
   } while (0)
+
+/* Declares argc/argv and throws unless at least N arguments came. */
+#define ARGS(N, WHAT)                                                           \
+  size_t argc = (N);                                                            \
+  napi_value argv[(N)];                                                         \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                  \
+  if (argc < (N)) {                                                             \
+    napi_throw_error(env, NULL, "originlink udp: " WHAT " needs " #N " arguments"); \
+    return NULL;                                                                \
+  }
 
 static napi_value num(napi_env env, double v) {
   napi_value r;
@@ -61,13 +85,7 @@ static int parse_addr(const char *ip, uint32_t port, struct sockaddr_storage *ss
 }
 
 static napi_value send_segments(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) {
-    napi_throw_error(env, NULL, "originlink udp: sendSegments needs 7 arguments");
-    return NULL;
-  }
+  ARGS(7, "sendSegments");
   int32_t fd, offset, length, seg;
   uint32_t port;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
@@ -130,10 +148,213 @@ static napi_value gso_supported(napi_env env, napi_callback_info info) {
   return r;
 }
 
+
+/* ---- batched receive ---- */
+
+#define RX_MAX 64
+/* Batches per wakeup: bounds one socket's turn so timers and other sockets run. */
+#define RX_ROUNDS 8
+/* Int32 words per datagram in `meta`: length (-1 = truncated), family (4/6), port, address (4 words). */
+#define META_STRIDE 7
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref cb;
+  napi_ref buf_ref;
+  napi_ref meta_ref;
+  napi_async_context actx;
+  uint8_t *buf;
+  size_t slot;
+  int slots;
+  int32_t *meta;
+  int fd;
+  int stopped;
+  struct mmsghdr msgs[RX_MAX];
+  struct iovec iov[RX_MAX];
+  struct sockaddr_storage addrs[RX_MAX];
+} rx_t;
+
+static void rx_closed(uv_handle_t *h) {
+  rx_t *rx = (rx_t *)h->data;
+  if (rx->fd >= 0) close(rx->fd);
+  free(rx);
+}
+
+/*
+ * uv_close() takes the fd out of epoll before it returns (uv__io_close), so
+ * the dup can be closed at once: the port is free as soon as the dgram
+ * socket closes too, not one loop turn later.
+ */
+static void rx_close_now(rx_t *rx) {
+  uv_close((uv_handle_t *)&rx->poll, rx_closed);
+  close(rx->fd);
+  rx->fd = -1;
+}
+
+static void rx_release(rx_t *rx) {
+  if (rx->stopped) return;
+  rx->stopped = 1;
+  uv_poll_stop(&rx->poll);
+  napi_delete_reference(rx->env, rx->cb);
+  napi_delete_reference(rx->env, rx->buf_ref);
+  napi_delete_reference(rx->env, rx->meta_ref);
+  napi_async_destroy(rx->env, rx->actx);
+  rx_close_now(rx);
+}
+
+static void rx_meta(rx_t *rx, int i) {
+  int32_t *m = rx->meta + i * META_STRIDE;
+  struct msghdr *h = &rx->msgs[i].msg_hdr;
+  m[0] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)rx->msgs[i].msg_len;
+  const struct sockaddr_storage *ss = &rx->addrs[i];
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    m[1] = 6;
+    m[2] = ntohs(a->sin6_port);
+    memcpy(&m[3], &a->sin6_addr, 16);
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    m[1] = 4;
+    m[2] = ntohs(a->sin_port);
+    memcpy(&m[3], &a->sin_addr, 4);
+    m[4] = m[5] = m[6] = 0;
+  }
+}
+
+static void rx_readable(uv_poll_t *h, int status, int events) {
+  rx_t *rx = (rx_t *)h->data;
+  (void)events;
+  if (rx->stopped || status < 0) return;
+  napi_env env = rx->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  for (int round = 0; round < RX_ROUNDS && !rx->stopped; round++) {
+    for (int i = 0; i < rx->slots; i++) {
+      rx->iov[i].iov_base = rx->buf + (size_t)i * rx->slot;
+      rx->iov[i].iov_len = rx->slot;
+      memset(&rx->msgs[i], 0, sizeof(rx->msgs[i]));
+      rx->msgs[i].msg_hdr.msg_name = &rx->addrs[i];
+      rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->addrs[i]);
+      rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
+      rx->msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n;
+    do n = recvmmsg(rx->fd, rx->msgs, (unsigned)rx->slots, MSG_DONTWAIT, NULL);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) break; /* EAGAIN: drained; other errors (ICMP reports) end this wakeup */
+    for (int i = 0; i < n; i++) rx_meta(rx, i);
+    napi_value cb, recv, argv[1], result;
+    if (napi_get_reference_value(env, rx->cb, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok) break;
+    napi_create_int32(env, n, &argv[0]);
+    /* make_callback: microtasks and nextTicks run after, as for a dgram 'message' event. */
+    napi_status st = napi_make_callback(env, rx->actx, recv, cb, 1, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value ex;
+      napi_get_and_clear_last_exception(env, &ex);
+      napi_fatal_exception(env, ex);
+      break;
+    }
+    if (n < rx->slots) break;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value rx_start(napi_env env, napi_callback_info info) {
+  ARGS(5, "rxStart");
+  int32_t fd, slot;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  napi_typedarray_type bt, mt;
+  size_t blen, mlen, off;
+  void *bdata, *mdata;
+  napi_value ab;
+  CHECK(napi_get_typedarray_info(env, argv[1], &bt, &blen, &bdata, &ab, &off));
+  CHECK(napi_get_value_int32(env, argv[2], &slot));
+  CHECK(napi_get_typedarray_info(env, argv[3], &mt, &mlen, &mdata, &ab, &off));
+  napi_valuetype ft;
+  CHECK(napi_typeof(env, argv[4], &ft));
+  if (bt != napi_uint8_array || mt != napi_int32_array || ft != napi_function || slot < 1200 || fd < 0) return num(env, -EINVAL);
+  size_t slots = blen / (size_t)slot;
+  if (mlen / META_STRIDE < slots) slots = mlen / META_STRIDE;
+  if (slots > RX_MAX) slots = RX_MAX;
+  if (slots < 1) return num(env, -EINVAL);
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dfd < 0) return num(env, -(double)errno);
+  rx_t *rx = calloc(1, sizeof(*rx));
+  if (!rx) {
+    close(dfd);
+    return num(env, -ENOMEM);
+  }
+  rx->env = env;
+  rx->fd = dfd;
+  rx->buf = bdata;
+  rx->slot = (size_t)slot;
+  rx->slots = (int)slots;
+  rx->meta = mdata;
+  int r = uv_poll_init_socket(loop, &rx->poll, dfd);
+  if (r != 0) {
+    close(dfd);
+    free(rx);
+    return num(env, r);
+  }
+  rx->poll.data = rx;
+  napi_value name;
+  napi_create_string_utf8(env, "originlink:udp-rx", NAPI_AUTO_LENGTH, &name);
+  if (napi_async_init(env, NULL, name, &rx->actx) != napi_ok || napi_create_reference(env, argv[4], 1, &rx->cb) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &rx->buf_ref) != napi_ok || napi_create_reference(env, argv[3], 1, &rx->meta_ref) != napi_ok) {
+    rx->stopped = 1;
+    rx_close_now(rx);
+    napi_throw_error(env, NULL, "originlink udp: rxStart could not keep its arguments");
+    return NULL;
+  }
+  r = uv_poll_start(&rx->poll, UV_READABLE, rx_readable);
+  if (r != 0) {
+    rx_release(rx);
+    return num(env, r);
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, rx, NULL, NULL, &ext));
+  return ext;
+}
+
+static rx_t *rx_arg(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return (rx_t *)p;
+}
+
+static napi_value rx_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  rx_t *rx = argc >= 1 ? rx_arg(env, argv[0]) : NULL;
+  if (rx) rx_release(rx);
+  return NULL;
+}
+
+static napi_value rx_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  rx_t *rx = argc >= 2 ? rx_arg(env, argv[0]) : NULL;
+  bool on = true;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &on);
+  if (rx && !rx->stopped) {
+    if (on) uv_ref((uv_handle_t *)&rx->poll);
+    else uv_unref((uv_handle_t *)&rx->poll);
+  }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sendSegments", NULL, send_segments, NULL, NULL, NULL, napi_default, NULL},
       {"gsoSupported", NULL, gso_supported, NULL, NULL, NULL, napi_default, NULL},
+      {"rxStart", NULL, rx_start, NULL, NULL, NULL, napi_default, NULL},
+      {"rxStop", NULL, rx_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"rxRef", NULL, rx_ref, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
