@@ -100,6 +100,11 @@ function abortBody(body: StreamBody, err: Error | undefined): void {
   body.destroy(body.listenerCount('error') > 0 ? err : undefined);
 }
 
+function abandon(s: ServerStream, why: Error): void {
+  s.abandoned ??= why;
+  s.abort?.abort(why);
+}
+
 function checkTicketKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== 48) {
     throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'ticketKey must be 48 bytes');
@@ -165,7 +170,10 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
 
 interface ServerStream {
   body: StreamBody;
-  abort: AbortController;
+  /** Made on first use of `request.signal` (most handlers never look). */
+  abort: AbortController | null;
+  /** Why the request was abandoned, once it was (a signal made later starts aborted). */
+  abandoned: Error | null;
   responding: boolean;
   done: boolean;
 }
@@ -218,14 +226,14 @@ class ServerSession {
         if (!s) return;
         this.#streams.delete(ev.streamId);
         s.done = true;
-        s.abort.abort(new OriginlinkError('OL_STREAM_RESET', 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
+        abandon(s, new OriginlinkError('OL_STREAM_RESET', 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
         abortBody(s.body, new OriginlinkError('OL_STREAM_RESET', 'remote', 'request stream reset'));
         return;
       }
       case 'closed':
         for (const [, s] of this.#streams) {
           s.done = true;
-          s.abort.abort(ev.error ?? new Error('connection closed'));
+          abandon(s, ev.error ?? new Error('connection closed'));
           abortBody(s.body, ev.error ?? undefined);
         }
         this.#streams.clear();
@@ -251,7 +259,8 @@ class ServerSession {
     }
     const s: ServerStream = {
       body: new StreamBody(this.#quic, id, () => {}),
-      abort: new AbortController(),
+      abort: null,
+      abandoned: null,
       responding: false,
       done: false,
     };
@@ -273,7 +282,11 @@ class ServerSession {
       streamId: id,
       remoteAddress: this.#quic.remote.host,
       remotePort: this.#quic.remote.port,
-      signal: s.abort.signal,
+      get signal(): AbortSignal {
+        s.abort ??= new AbortController();
+        if (s.abandoned && !s.abort.signal.aborted) s.abort.abort(s.abandoned);
+        return s.abort.signal;
+      },
     };
     void this.#respond(id, s, req);
   }

@@ -156,6 +156,51 @@ describe('HTTP/3 transport against our server', () => {
     c.destroy();
   });
 
+  it("the server's request signal fires when the client cancels mid-upload, also when first read after the reset", async () => {
+    const seen: Array<{ early: boolean; reason: unknown }> = [];
+    let arrived: () => void = () => {};
+    const own = await startH3Server({
+      cert: certs.certPath,
+      key: certs.keyPath,
+      async handler(r) {
+        arrived();
+        if (r.path === '/watch') {
+          // Read the signal at once and wait for it.
+          const sig = r.signal;
+          await new Promise<void>((res) => sig.addEventListener('abort', () => res(), { once: true }));
+          seen.push({ early: true, reason: sig.reason });
+        } else {
+          // Look only after the client has gone.
+          await new Promise((res) => setTimeout(res, 300));
+          seen.push({ early: false, reason: r.signal.aborted ? r.signal.reason : null });
+        }
+        return { status: 200, body: 'unused' };
+      },
+    });
+    try {
+      const c = await connectH3({ host: '127.0.0.1', port: own.address.port, servername: 'localhost', ca: certs.caPath });
+      for (const path of ['/watch', '/late']) {
+        const ac = new AbortController();
+        // A body that never ends: the cancel resets the client's sending side, which the server reads.
+        const body = new Readable({ read() {} });
+        body.push('partial');
+        let arrivedNow!: () => void;
+        const here = new Promise<void>((r) => (arrivedNow = r));
+        arrived = arrivedNow;
+        const p = c.request({ ...req(path), method: 'POST', body, authority: `localhost:${own.address.port}`, signal: ac.signal });
+        await here;
+        ac.abort();
+        expect(((await p.catch((e: unknown) => e)) as OriginlinkError).code).toBe(ErrorCode.ABORTED);
+        for (let i = 0; i < 100 && seen.length < (path === '/watch' ? 1 : 2); i++) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(seen).toHaveLength(2);
+      for (const s of seen) expect((s.reason as OriginlinkError).code).toBe('OL_STREAM_RESET');
+      c.destroy();
+    } finally {
+      await own.close(50);
+    }
+  });
+
   it('drains on GOAWAY from the server and refuses new requests as retry-safe', async () => {
     const own = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'x' }) });
     const c = await connectH3({ host: '127.0.0.1', port: own.address.port, servername: 'localhost', ca: certs.caPath });
