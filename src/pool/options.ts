@@ -49,8 +49,10 @@ export interface PoolOptions {
   maxHeaderBytes: number;
   /** Most response header fields accepted. Default 256. */
   maxHeaderCount: number;
-  /** HTTP/2 and HTTP/3 receive window per stream, bytes. Default 4 MiB. */
+  /** HTTP/2 and HTTP/3 receive window per stream, bytes (the connection's is 4×). Default 4 MiB. */
   windowSize: number;
+  /** h3: move to a new local UDP port after this many probe timeouts in a row with nothing heard (0 = never). Default 3. */
+  migrateAfterProbeTimeouts: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
@@ -75,6 +77,7 @@ export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
   maxHeaderBytes: 65_536,
   maxHeaderCount: 256,
   windowSize: 4 * 1024 * 1024,
+  migrateAfterProbeTimeouts: 3,
 });
 
 const RULES: { [K in keyof PoolOptions]: { min: number; max?: number; int?: boolean } } = {
@@ -99,6 +102,7 @@ const RULES: { [K in keyof PoolOptions]: { min: number; max?: number; int?: bool
   maxHeaderBytes: { min: 256, int: true },
   maxHeaderCount: { min: 1, int: true },
   windowSize: { min: 65_535, max: 2 ** 31 - 1, int: true },
+  migrateAfterProbeTimeouts: { min: 0, max: 100, int: true },
 };
 
 /** Merge, validate and freeze. `where` prefixes field names in errors (e.g. a config path). */

@@ -690,7 +690,7 @@ export class H3PooledConnection implements PooledConnection {
 export async function h3Connector(
   origin: { host: string; port: number; servername?: string | undefined; ca?: string | Buffer | Array<string | Buffer> | undefined; rejectUnauthorized: boolean },
   ctx: {
-    pool: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number };
+    pool: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number; windowSize: number; migrateAfterProbeTimeouts: number };
     sessionStore: SessionStore;
     sessionKey: string;
     nextId: () => number;
@@ -709,6 +709,9 @@ export async function h3Connector(
     connectTimeoutMs: ctx.pool.connectTimeoutMs,
     headersTimeoutMs: ctx.pool.headersTimeoutMs,
     bodyTimeoutMs: ctx.pool.bodyTimeoutMs,
+    migrateAfterProbeTimeouts: ctx.pool.migrateAfterProbeTimeouts,
+    // The pool's receive window: per stream, and 4× for the connection (as for h2).
+    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize },
     sessionStore: ctx.sessionStore,
     sessionKey: `h3:${ctx.sessionKey}`,
     ...(ctx.earlyData !== undefined ? { earlyDataPolicy: ctx.earlyData } : {}),
