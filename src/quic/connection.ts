@@ -183,6 +183,15 @@ export class QuicConnection implements QuicStreamTransport {
    * which is ~50× cheaper than building quiche's readable() iterator.
    */
   #readCandidates = new Set<number>();
+  /**
+   * Peer-initiated bidi streams whose sending side we have not ended. quiche
+   * reports a peer's STOP_SENDING only to a write, so these are probed after
+   * input (RFC 9000 §3.5: the peer no longer wants the reply, e.g. a
+   * cancelled request whose response is not written yet). Bounded by our
+   * stream limit.
+   */
+  #replyPending = new Set<number>();
+  #stopCheckDue = false;
   /** Lowest peer-initiated bidi / uni stream id not seen yet (RFC 9000 §2.1 numbering). */
   #peerNext: [bidi: number, uni: number];
   /** A datagram or a timer expiry since the last path check (path events and CIDs only change then). */
@@ -394,13 +403,15 @@ export class QuicConnection implements QuicStreamTransport {
 
   send(streamId: number, data: Uint8Array, fin: boolean): void {
     if (this.#closed) return;
+    if (fin) this.#replyPending.delete(streamId);
     const f = this.#writes.write(this.#q, streamId, data, fin);
-    if (f?.kind === 'stopped') this.#handler.onStopSending(streamId, f.code);
+    if (f?.kind === 'stopped') this.#stopped(streamId, f.code);
     this.#markDirty();
   }
 
   resetStream(streamId: number, code: number): void {
     if (this.#closed) return;
+    this.#replyPending.delete(streamId);
     this.#writes.drop(streamId);
     try {
       this.#q.streamShutdown(streamId, shutdownDir('write'), code);
@@ -470,6 +481,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#silentTimeouts = 0;
     this.#lastPingAt = null;
     this.#pathsDue = true;
+    this.#stopCheckDue = true;
     this.lastPacketAt = performance.now();
     const ri = this.#recvInfo;
     if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
@@ -515,7 +527,8 @@ export class QuicConnection implements QuicStreamTransport {
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
       const delivered = this.#overrideError ? 0 : this.#readStreams();
       const failures = this.#writes.flush(this.#q);
-      for (const f of failures) if (f.kind === 'stopped') this.#handler.onStopSending(f.streamId, f.code);
+      for (const f of failures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
+      if (this.#stopCheckDue) this.#checkStopped();
       // A bulk receiver (a pass that delivered DEFER_BELOW bytes or more) acks at once: its ACKs clock the sender.
       if (delivered > 0 && this.#passBytes < DEFER_BELOW && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
         this.#sendDeferred = true;
@@ -631,6 +644,7 @@ export class QuicConnection implements QuicStreamTransport {
           const id = next[k]!;
           next[k] = id + 4;
           cand.add(id);
+          if (k === 0) this.#replyPending.add(id);
           delivered += this.#readStream(id);
         }
       }
@@ -642,6 +656,7 @@ export class QuicConnection implements QuicStreamTransport {
       if ((id & 1) !== (this.isClient ? 0 : 1)) {
         const k = id & 2 ? 1 : 0;
         if (id >= this.#peerNext[k]!) this.#peerNext[k] = id + 4;
+        if (k === 0 && !cand.has(id)) this.#replyPending.add(id);
         cand.add(id);
       }
       delivered += this.#readStream(id);
@@ -689,6 +704,27 @@ export class QuicConnection implements QuicStreamTransport {
       }
     }
     return delivered;
+  }
+
+  #stopped(streamId: number, code: number): void {
+    this.#replyPending.delete(streamId);
+    this.#handler.onStopSending(streamId, code);
+  }
+
+  /** Probe the streams still owing a reply for a STOP_SENDING from the peer (see #replyPending). */
+  #checkStopped(): void {
+    this.#stopCheckDue = false;
+    for (const id of this.#replyPending) {
+      if (this.#closed) return;
+      if (this.#writes.has(id)) continue; // the next write reports it
+      try {
+        this.#q.streamCapacity(id);
+      } catch (e) {
+        const info = parseQuicheError(e);
+        if (info.name === 'StreamStopped') this.#stopped(id, info.code ?? 0);
+        else this.#replyPending.delete(id); // gone or finished: nothing owed
+      }
+    }
   }
 
   #creditCheck(): void {
@@ -854,6 +890,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#packetWaiters = [];
     this.#paused.clear();
     this.#readCandidates.clear();
+    this.#replyPending.clear();
     this.#handler.onClosed(error);
     this.#emit({ type: 'closed', error });
   }

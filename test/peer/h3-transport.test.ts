@@ -201,6 +201,42 @@ describe('HTTP/3 transport against our server', () => {
     }
   });
 
+  it("the server's request signal fires when the client cancels a complete request (STOP_SENDING only)", async () => {
+    let arrived!: () => void;
+    const here = new Promise<void>((r) => (arrived = r));
+    let reason: unknown = null;
+    const own = await startH3Server({
+      cert: certs.certPath,
+      key: certs.keyPath,
+      async handler(r) {
+        if (r.path !== '/watch') return { status: 200, body: 'again' };
+        const sig = r.signal;
+        arrived();
+        await new Promise<void>((res) => {
+          sig.addEventListener('abort', () => res(), { once: true });
+          setTimeout(res, 3000);
+        });
+        reason = sig.aborted ? sig.reason : 'not aborted';
+        return { status: 200, body: 'unused' };
+      },
+    });
+    try {
+      const c = await connectH3({ host: '127.0.0.1', port: own.address.port, servername: 'localhost', ca: certs.caPath });
+      const ac = new AbortController();
+      const p = c.request({ ...req('/watch'), authority: `localhost:${own.address.port}`, signal: ac.signal });
+      await here;
+      ac.abort();
+      expect(((await p.catch((e: unknown) => e)) as OriginlinkError).code).toBe(ErrorCode.ABORTED);
+      for (let i = 0; i < 100 && reason === null; i++) await new Promise((r) => setTimeout(r, 10));
+      expect((reason as OriginlinkError).code).toBe('OL_STREAM_RESET');
+      // The connection still serves.
+      expect((await readAll((await c.request({ ...req('/again'), authority: `localhost:${own.address.port}` })).body)).length).toBeGreaterThan(0);
+      c.destroy();
+    } finally {
+      await own.close(50);
+    }
+  });
+
   it('drains on GOAWAY from the server and refuses new requests as retry-safe', async () => {
     const own = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'x' }) });
     const c = await connectH3({ host: '127.0.0.1', port: own.address.port, servername: 'localhost', ca: certs.caPath });
