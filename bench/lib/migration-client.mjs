@@ -3,7 +3,8 @@
 // `node migration-client.mjs JSON` with { base, ca, bytes, atFraction, mode,
 // capS }. Downloads `bytes` over h3; when `atFraction` has arrived the path
 // changes (RFC 9000 §9):
-//   active:   the client calls conn.migrate() (new local port), then the old
+//   active:   the client calls conn.migrate() (new local port); once it has
+//             resolved (the server moved, the old path went quiet) the old
 //             4-tuple is silently dropped (nft, ingress on both sides);
 //   failover: the old 4-tuple is silently dropped and nothing else is done:
 //             the connection must notice the dead path and migrate by itself.

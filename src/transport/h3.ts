@@ -246,7 +246,9 @@ export class H3PooledConnection implements PooledConnection {
   /**
    * Active migration: bind a new local UDP port and move the connection
    * there (the server validates the new path; requests in flight continue).
-   * Resolves once the switch is made; `quicStats().migrations` counts it.
+   * Resolves once the server has moved too and the old path has gone quiet
+   * (QuicConnection.migrateTo): only then may the old path go away without
+   * losing what was in flight on it. `quicStats().migrations` counts it.
    */
   migrate(): Promise<void> {
     if (this.#migrating) return this.#migrating;
@@ -257,8 +259,9 @@ export class H3PooledConnection implements PooledConnection {
         await Promise.race([this.#quic.nextPacket(), new Promise((r) => setTimeout(r, 20))]);
       }
       const local = await this.#ep.addSocket();
-      this.#quic.migrateTo(local);
+      const settled = this.#quic.migrateTo(local);
       this.facts.localPort = local.port;
+      await settled;
     };
     this.#migrating = run().finally(() => {
       this.#migrating = null;
