@@ -292,23 +292,65 @@ export class QuicConnection implements QuicStreamTransport {
 
   /**
    * Client: move the connection to another local address (a socket the
-   * endpoint bound with `addSocket`). quiche validates the new path and
-   * makes it active; it needs a spare connection id from the peer
-   * (RFC 9000 §9.5), so this fails with QUIC_FAILED when none is left.
+   * endpoint bound with `addSocket`). quiche makes the new path active at
+   * once and validates it; it needs a spare connection id from the peer
+   * (RFC 9000 §9.5), so this throws QUIC_FAILED when none is left.
+   *
+   * The promise resolves once the peer has moved as well and the old path
+   * has gone quiet (bounded; see #settle). RFC 9000 §9.3: a server moves to
+   * our new address on a non-probing packet from it; the PING queued here
+   * makes the first packet there one even when nothing else is due. What
+   * the server sent on the old path until then is still arriving there,
+   * and quiche 0.18 never declares such packets lost once that path stops
+   * delivering (see native-notes/quiche.md): the old socket has to stay
+   * readable until they are in, so callers tear the old path down only
+   * after this resolves.
    */
-  migrateTo(local: HostPort): void {
+  migrateTo(local: HostPort): Promise<void> {
     if (this.#closed) throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'QUIC connection is closed');
     if (!this.isClient) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'only a client migrates actively');
+    const prev = this.#q.pathStats().find((p) => p.active);
     try {
       (this.#q as unknown as { migrateSource(l: HostPort): number }).migrateSource(local);
     } catch (e) {
       throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, { cause: e, details: { spareDcids: this.#spareDcids() } });
+    }
+    try {
+      this.#q.sendAckEliciting();
+    } catch {
+      // The PATH_CHALLENGE and any ACK still leave on the new path.
     }
     this.#migrations++;
     this.#silentTimeouts = 0;
     this.#lastPingAt = null;
     this.#pathsDue = true;
     this.#markDirty();
+    return prev ? this.#settle(prev.localHost.port, local.port, prev.rtt) : Promise.resolve();
+  }
+
+  /**
+   * After a migration: wait until the new local port has received a
+   * datagram (the peer moved) and the old one has received none for a
+   * quiet spell of RTT/4 (at least 5 ms), for at most max(1 s, 8 RTT).
+   * Ports identify the paths: the sockets of one endpoint share a host.
+   */
+  async #settle(prevPort: number, nextPort: number, rttMs: number): Promise<void> {
+    const recvOn = (port: number): number => this.#q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0;
+    const quiet = Math.max(5, rttMs / 4);
+    const end = performance.now() + Math.max(1000, 8 * rttMs);
+    let seen = recvOn(prevPort);
+    let quietFrom = performance.now();
+    while (!this.#closed && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, quiet / 2));
+      if (this.#closed) return;
+      const n = recvOn(prevPort);
+      if (n !== seen) {
+        seen = n;
+        quietFrom = performance.now();
+      } else if (performance.now() - quietFrom >= quiet && recvOn(nextPort) > 0) {
+        return;
+      }
+    }
   }
 
   /**
