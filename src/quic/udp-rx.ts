@@ -4,6 +4,8 @@
  * fd reads with recvmmsg(), up to SLOTS datagrams per call, into one buffer
  * shared by every receiver of the process. One JS call per batch instead of
  * one 'message' event per datagram (each with its own Buffer and rinfo).
+ * The socket also gets UDP_GRO: same-size datagrams of one flow may arrive
+ * as one buffer with their segment size, split here.
  *
  * A datagram is handed on as a view of the shared buffer, valid only during
  * the `onDatagram` call (the next batch overwrites it): the QUIC endpoint
@@ -22,15 +24,15 @@ const SLOT = 65536;
 /** Datagrams per recvmmsg call (the addon caps it at 64). */
 const SLOTS = 32;
 /** Int32 words per datagram in the metadata array (must match META_STRIDE in udp.c). */
-const STRIDE = 7;
+const STRIDE = 8;
 
 let shared: { buf: Buffer; meta: Int32Array; metaBytes: Uint8Array } | null = null;
 
 export interface BatchReceiver {
   stop(): void;
   unref(): void;
-  /** recvmmsg batches delivered / datagrams dropped as truncated (larger than a slot). */
-  readonly stats: { batches: number; truncated: number };
+  /** recvmmsg batches delivered / datagrams dropped as truncated (larger than a slot) / buffers that held several (UDP_GRO). */
+  readonly stats: { batches: number; truncated: number; coalesced: number };
 }
 
 export function batchReceiver(socket: Socket, onDatagram: (msg: Buffer, host: string, port: number) => void): BatchReceiver | null {
@@ -45,7 +47,7 @@ export function batchReceiver(socket: Socket, onDatagram: (msg: Buffer, host: st
     shared = { buf, meta, metaBytes: new Uint8Array(meta.buffer) };
   }
   const { buf, meta, metaBytes } = shared;
-  const stats = { batches: 0, truncated: 0 };
+  const stats = { batches: 0, truncated: 0, coalesced: 0 };
   const names = new HostCache(meta, metaBytes);
   const onBatch = (n: number): void => {
     stats.batches++;
@@ -56,11 +58,19 @@ export function batchReceiver(socket: Socket, onDatagram: (msg: Buffer, host: st
         stats.truncated++;
         continue;
       }
-      try {
-        onDatagram(buf.subarray(i * SLOT, i * SLOT + len), names.host(m), meta[m + 2]!);
-      } catch {
-        // The endpoint never throws; a bug there must not stop the reader.
+      const host = names.host(m);
+      const port = meta[m + 2]!;
+      // UDP_GRO: same-size datagrams back to back, the last one possibly shorter.
+      const seg = meta[m + 7]! || len;
+      const start = i * SLOT;
+      for (let off = 0; off < len; off += seg) {
+        try {
+          onDatagram(buf.subarray(start + off, start + Math.min(len, off + seg)), host, port);
+        } catch {
+          // The endpoint never throws; a bug there must not stop the reader.
+        }
       }
+      if (seg < len) stats.coalesced++;
     }
   };
   h.recvStop();

@@ -9,8 +9,8 @@
  *
  * Receive: a libuv poll handle on a dup of the fd; each time it is readable,
  * recvmmsg() reads up to `slots` datagrams into one shared buffer and one JS
- * call gets their count (lengths and source addresses in an Int32Array), up
- * to RX_ROUNDS batches per wakeup. The JS side stops the dgram handle's own
+ * call gets their count (lengths, source addresses and UDP_GRO segment sizes
+ * in an Int32Array), up to RX_ROUNDS batches per wakeup. The JS side stops the dgram handle's own
  * reading first (`recvStop`), so the datagrams go to one reader only.
  *
  * Exports:
@@ -39,6 +39,9 @@
 #endif
 #ifndef SOL_UDP
 #define SOL_UDP 17
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 
 #define CHECK(call)                                                      \
@@ -154,8 +157,13 @@ static napi_value gso_supported(napi_env env, napi_callback_info info) {
 #define RX_MAX 64
 /* Batches per wakeup: bounds one socket's turn so timers and other sockets run. */
 #define RX_ROUNDS 8
-/* Int32 words per datagram in `meta`: length (-1 = truncated), family (4/6), port, address (4 words). */
-#define META_STRIDE 7
+/*
+ * Int32 words per datagram in `meta`: length (-1 = truncated), family (4/6),
+ * port, address (4 words), segment size (UDP_GRO: the buffer holds
+ * datagrams of this size back to back, the last one shorter; 0 = one).
+ */
+#define META_STRIDE 8
+#define GRO_CTRL CMSG_SPACE(sizeof(int))
 
 typedef struct {
   uv_poll_t poll;
@@ -173,6 +181,11 @@ typedef struct {
   struct mmsghdr msgs[RX_MAX];
   struct iovec iov[RX_MAX];
   struct sockaddr_storage addrs[RX_MAX];
+  union {
+    char buf[GRO_CTRL];
+    struct cmsghdr align;
+  } ctrl[RX_MAX];
+  int gro;
 } rx_t;
 
 static void rx_closed(uv_handle_t *h) {
@@ -220,6 +233,14 @@ static void rx_meta(rx_t *rx, int i) {
     memcpy(&m[3], &a->sin_addr, 4);
     m[4] = m[5] = m[6] = 0;
   }
+  m[7] = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int seg;
+      memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+      if (seg > 0 && seg < m[0]) m[7] = seg;
+    }
+  }
 }
 
 static void rx_readable(uv_poll_t *h, int status, int events) {
@@ -238,6 +259,10 @@ static void rx_readable(uv_poll_t *h, int status, int events) {
       rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->addrs[i]);
       rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
       rx->msgs[i].msg_hdr.msg_iovlen = 1;
+      if (rx->gro) {
+        rx->msgs[i].msg_hdr.msg_control = rx->ctrl[i].buf;
+        rx->msgs[i].msg_hdr.msg_controllen = sizeof(rx->ctrl[i].buf);
+      }
     }
     int n;
     do n = recvmmsg(rx->fd, rx->msgs, (unsigned)rx->slots, MSG_DONTWAIT, NULL);
@@ -309,6 +334,14 @@ static napi_value rx_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "originlink udp: rxStart could not keep its arguments");
     return NULL;
   }
+  /*
+   * UDP_GRO: the kernel may hand over several same-size datagrams of one
+   * flow as one buffer (on loopback, a GSO send arrives unsplit), with the
+   * segment size in a cmsg; JS splits it. Only this reader sees the fd's
+   * datagrams, so no reader that ignores the cmsg can get a coalesced one.
+   */
+  int one = 1;
+  rx->gro = setsockopt(dfd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   r = uv_poll_start(&rx->poll, UV_READABLE, rx_readable);
   if (r != 0) {
     rx_release(rx);
