@@ -110,6 +110,9 @@ const READ_BUF = 64 * 1024;
  */
 const READ_SLAB = 256 * 1024;
 const HAND_OVER = 16 * 1024;
+/** Stream bytes moved into quiche per slice, and slices per pass (see #sendSlices). */
+const FLUSH_SLICE = 256 * 1024;
+const MAX_SLICES = 256;
 /** A pass that delivered fewer stream bytes than this defers its send by one turn (see the header). */
 const DEFER_BELOW = 64 * 1024;
 /** Connection ids we issue per connection over its life (each is a routing-table entry). */
@@ -568,7 +571,7 @@ export class QuicConnection implements QuicStreamTransport {
       }
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
       const delivered = this.#overrideError ? 0 : this.#readStreams();
-      const failures = this.#writes.flush(this.#q);
+      const failures = this.#writes.flush(this.#q, FLUSH_SLICE);
       for (const f of failures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
       if (this.#stopCheckDue) this.#checkStopped();
       // A bulk receiver (a pass that delivered DEFER_BELOW bytes or more) acks at once: its ACKs clock the sender.
@@ -580,6 +583,7 @@ export class QuicConnection implements QuicStreamTransport {
       }
       this.#sendDeferred = false;
       this.#drainSend();
+      this.#sendSlices();
       if (this.#preEarly && !this.#sentFirst) {
         this.#sentFirst = true;
         if (!this.#q.isInEarlyData() && !this.#q.isEstablished()) {
@@ -827,6 +831,20 @@ export class QuicConnection implements QuicStreamTransport {
       if (ev.type === 'PeerMigrated') this.#migrations++;
       this.#guard?.onPathEvent(ev);
       this.#emit({ type: 'path', event: ev });
+    }
+  }
+
+  /**
+   * Move queued stream bytes into quiche a slice at a time, each slice
+   * packetised before the next: quiche then encrypts bytes that are still
+   * in cache, where one big flush (MBs once the window is open) made it
+   * read them back from memory. Stops when quiche takes less than a slice.
+   */
+  #sendSlices(): void {
+    for (let i = 0; i < MAX_SLICES && this.#writes.accepted >= FLUSH_SLICE && !this.#closed; i++) {
+      const failures = this.#writes.flush(this.#q, FLUSH_SLICE);
+      for (const f of failures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
+      this.#drainSend();
     }
   }
 

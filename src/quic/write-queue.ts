@@ -73,35 +73,47 @@ export class WriteQueues {
   }
 
   /**
-   * Push every queue as far as credit allows, fewest queued bytes first;
-   * returns the streams that failed for good.
+   * Push every queue as far as credit allows, fewest queued bytes first,
+   * until `budget` bytes were accepted; returns the streams that failed for
+   * good. `accepted` tells how many bytes this call moved.
    */
-  flush(conn: QuicheConnection): WriteFailure[] {
+  flush(conn: QuicheConnection, budget = Infinity): WriteFailure[] {
+    this.accepted = 0;
     if (this.#pending.size === 0) return [];
     let failures: WriteFailure[] | null = null;
     const order = [...this.#pending];
     if (order.length > 1) order.sort((a, b) => a[1].left - b[1].left);
     for (const [id, p] of order) {
+      if (this.accepted >= budget) break;
       if (this.#pending.get(id) !== p) continue;
-      const f = this.#drainOne(conn, id, p);
+      const f = this.#drainOne(conn, id, p, budget);
       if (f) (failures ??= []).push(f);
     }
     return failures ?? [];
   }
 
-  #drainOne(conn: QuicheConnection, id: number, p: Pending): WriteFailure | null {
+  /** Bytes the last flush() moved into quiche. */
+  accepted = 0;
+
+  #drainOne(conn: QuicheConnection, id: number, p: Pending, budget = Infinity): WriteFailure | null {
     try {
       while (p.chunks.length) {
+        if (this.accepted >= budget) return null;
         const head = p.chunks[0]!;
         const last = p.chunks.length === 1;
-        const view = p.offset ? head.subarray(p.offset) : head;
-        const n = conn.streamSend(id, view, p.fin && last);
+        const full = p.offset ? head.subarray(p.offset) : head;
+        const room = budget - this.accepted;
+        // A partial chunk never carries the FIN: it goes with the chunk's last byte.
+        const view = full.length > room ? full.subarray(0, room) : full;
+        const n = conn.streamSend(id, view, p.fin && last && view === full);
         if (n === null) return null;
         this.#buffered -= n;
+        this.accepted += n;
         p.left -= n;
-        if (n < view.length) {
+        if (n < full.length) {
           p.offset += n;
-          return null;
+          if (n < view.length) return null;
+          continue;
         }
         p.chunks.shift();
         p.offset = 0;
