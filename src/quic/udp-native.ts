@@ -17,6 +17,8 @@ export interface UdpAddon {
   rxStart?(fd: number, buf: Uint8Array, slotSize: number, meta: Int32Array, onBatch: (count: number) => void): object | number;
   rxStop?(handle: object): void;
   rxRef?(handle: object, ref: boolean): void;
+  /** Int32 words per datagram in rxStart's `meta` (the layout version). */
+  rxMetaStride?: number;
 }
 
 let addon: UdpAddon | null | undefined;

@@ -38,7 +38,8 @@ export interface BatchReceiver {
 export function batchReceiver(socket: Socket, onDatagram: (msg: Buffer, host: string, port: number) => void): BatchReceiver | null {
   if (process.env['ORIGINLINK_NO_RECVMMSG'] === '1') return null;
   const a = udpAddon();
-  if (!a?.rxStart || !a.rxStop || !a.rxRef) return null;
+  // A build whose metadata layout differs from ours (a stale addon) is not used.
+  if (!a?.rxStart || !a.rxStop || !a.rxRef || a.rxMetaStride !== STRIDE) return null;
   const h = socketHandle(socket) as { fd?: number; recvStop?: () => number; recvStart?: () => number } | null;
   if (!h || typeof h.fd !== 'number' || typeof h.recvStop !== 'function' || typeof h.recvStart !== 'function') return null;
   if (!shared) {

@@ -19,6 +19,7 @@
  *   rxStart(fd, buf, slotSize, meta, callback) -> handle | -errno
  *   rxStop(handle)                (idempotent; closes the dup'd fd)
  *   rxRef(handle, ref)            (uv_ref / uv_unref)
+ *   rxMetaStride                  (int32 words per datagram in `meta`)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -382,6 +383,10 @@ static napi_value rx_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  /* The JS side reads `meta` with this stride; a different number means a build of another version. */
+  napi_value stride;
+  napi_create_int32(env, META_STRIDE, &stride);
+  napi_set_named_property(env, exports, "rxMetaStride", stride);
   napi_property_descriptor props[] = {
       {"sendSegments", NULL, send_segments, NULL, NULL, NULL, napi_default, NULL},
       {"gsoSupported", NULL, gso_supported, NULL, NULL, NULL, napi_default, NULL},
