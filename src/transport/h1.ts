@@ -10,7 +10,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { bodyChunks, knownLength, waitDrain } from '../util/body.js';
+import { abortBody, bodyChunks, knownLength, waitDrain } from '../util/body.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
 
 export interface H1Options {
@@ -273,7 +273,7 @@ export class H1Connection implements PooledConnection {
       this.#clear(cur);
       const started = this.#parser.receivedAny || cur.body !== null;
       err.details['responseStarted'] = started;
-      if (cur.body) cur.body.destroy(err);
+      if (cur.body) abortBody(cur.body, err);
       else cur.reject(err);
     }
     this.destroy(err);

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { bodyChunks, knownLength, waitDrain } from '../util/body.js';
+import { abortBody, bodyChunks, knownLength, waitDrain } from '../util/body.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -161,7 +161,7 @@ export class H2Connection implements PooledConnection {
         if (done) return;
         err.details['responseStarted'] = body !== null;
         if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        if (body) body.destroy(err);
+        if (body) abortBody(body, err);
         else reject(err);
         finish();
       };

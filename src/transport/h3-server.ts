@@ -12,6 +12,7 @@ import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } f
 import type { QuicConnection } from '../quic/connection.js';
 import type { HeaderList, RequestBody } from '../pool/types.js';
 import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamBody, writeBody } from './h3-common.js';
+import { abortBody } from '../util/body.js';
 
 export interface H3ServerRequest {
   method: string;
@@ -88,17 +89,6 @@ export interface H3Server {
 
 const H3_INTERNAL_ERROR = 0x102;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-/**
- * End a request body whose stream or connection died. Like node:http's
- * IncomingMessage, the error goes only to a listener: a handler that never
- * read the body (a GET) must not get an unhandled 'error' that kills the
- * process.
- */
-function abortBody(body: StreamBody, err: Error | undefined): void {
-  if (body.readableEnded || body.destroyed) return;
-  body.destroy(body.listenerCount('error') > 0 ? err : undefined);
-}
 
 function abandon(s: ServerStream, why: Error): void {
   s.abandoned ??= why;

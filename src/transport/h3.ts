@@ -14,7 +14,7 @@ import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type Qu
 import type { QuicConnection } from '../quic/connection.js';
 import type { SessionStore } from '../pool/session-store.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { knownLength } from '../util/body.js';
+import { abortBody, knownLength } from '../util/body.js';
 import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, resolveHost, StreamBody, writeBody } from './h3-common.js';
 
 export interface H3ConnectOptions {
@@ -610,7 +610,7 @@ export class H3PooledConnection implements PooledConnection {
     if (x.done) return;
     err.details['responseStarted'] = x.body !== null;
     if (reset && !this.#h3.closed) this.#h3.resetStream(x.id, H3_REQUEST_CANCELLED);
-    if (x.body) x.body.destroy(err);
+    if (x.body) abortBody(x.body, err);
     else x.reject(err);
     this.#finish(x);
   }

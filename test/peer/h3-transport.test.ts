@@ -46,6 +46,14 @@ beforeAll(async () => {
         return { status: 200, body: 'late' };
       }
       if (r.path === '/trailers') return { status: 200, body: 'with trailers', trailers: [['x-done', 'yes']] };
+      if (r.path === '/drip') {
+        // A streamed body that never ends on its own.
+        const body = new Readable({ read() {} });
+        const t = setInterval(() => body.push(Buffer.alloc(1000, 0x61)), 20);
+        body.on('close', () => clearInterval(t));
+        r.signal.addEventListener('abort', () => body.destroy(), { once: true });
+        return { status: 200, body };
+      }
       return { status: 200, headers: [['x-path', r.path]], body: `hello ${r.path}` };
     },
   });
@@ -237,6 +245,27 @@ describe('HTTP/3 transport against our server', () => {
       await own.close(50);
     }
   }, 20_000);
+
+  it('aborting mid-body when the consumer has no error listener closes the body without killing the process', async () => {
+    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const ac = new AbortController();
+    const r = await c.request(req('/drip', { signal: ac.signal }));
+    // 'data' only, as a proxy that has already finished with the body might be: no 'error' listener.
+    let bytes = 0;
+    let ended = false;
+    r.body.on('data', (d: Buffer) => (bytes += d.length));
+    r.body.on('end', () => (ended = true));
+    const closed = new Promise<void>((res) => r.body.once('close', () => res()));
+    for (let i = 0; i < 100 && bytes === 0; i++) await new Promise((res) => setTimeout(res, 10));
+    expect(bytes).toBeGreaterThan(0);
+    ac.abort();
+    await closed;
+    expect(ended).toBe(false);
+    // A late reader learns the body is incomplete.
+    await expect(readAll(r.body)).rejects.toThrow();
+    expect((await readAll((await c.request(req('/after-abort'))).body)).toString()).toBe('hello /after-abort');
+    c.destroy();
+  });
 
   it('drains on GOAWAY from the server and refuses new requests as retry-safe', async () => {
     const own = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'x' }) });
