@@ -6,9 +6,10 @@
  *
  * Call order invariant: every input (datagram, stream write, timer) marks the
  * connection dirty; `process()` then runs once per event-loop turn: read
- * streams → flush write queues → drain `send()` fully → re-arm the timer →
- * report state changes. Handler callbacks may call back into us; writes made
- * during `process()` are picked up by the same pass.
+ * streams (stream-reader.ts) → flush write queues (write-queue.ts, in
+ * slices) → drain `send()` fully → re-arm the timer → report state changes.
+ * Handler callbacks may call back into us; writes made during `process()`
+ * are picked up by the same pass.
  *
  * Deferred send: when a pass delivered a little stream data to the handler,
  * draining `send()` waits one event-loop turn (at most once in a row), so
@@ -27,6 +28,7 @@ import { WriteQueues } from './write-queue.js';
 import { checkPeerName } from './peer-name.js';
 import { PacketSink } from './packet-sink.js';
 import { FailedPathGuard } from './path-guard.js';
+import { StreamReader } from './stream-reader.js';
 import type { Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 
@@ -100,16 +102,6 @@ export interface QuicConnectionInit {
   maxPacket?: number;
 }
 
-/** Most bytes one streamRecv call may return. */
-const READ_BUF = 64 * 1024;
-/**
- * Reads go into a slab; one of at least HAND_OVER bytes is passed on as a
- * view of it (no copy), a smaller one is copied out so the slab space is
- * reused. A retained chunk keeps at most READ_SLAB / HAND_OVER times its
- * size alive.
- */
-const READ_SLAB = 256 * 1024;
-const HAND_OVER = 16 * 1024;
 /** Stream bytes moved into quiche per slice, and slices per pass (see #sendSlices). */
 const FLUSH_SLICE = 256 * 1024;
 const MAX_SLICES = 256;
@@ -142,11 +134,6 @@ export class QuicConnection implements QuicStreamTransport {
   #listeners: Array<(ev: QuicConnectionEvent) => void> = [];
   #writes = new WriteQueues();
   #recvInfo: RecvInfo;
-  /** Stream reads land here; see #readStream. */
-  #readSlab = new Uint8Array(READ_SLAB);
-  #readUsed = 0;
-  /** Stream bytes delivered by the current pass. */
-  #passBytes = 0;
   #timer: NodeJS.Timeout | null = null;
   #connectTimer: NodeJS.Timeout | null = null;
   #nextBidi: number;
@@ -179,13 +166,8 @@ export class QuicConnection implements QuicStreamTransport {
   /** When our latest PING left (null: none since the last datagram from the peer). */
   #lastPingAt: number | null = null;
   #stall: { after: number; fn: (c: QuicConnection) => void } | null = null;
-  #paused = new Set<number>();
-  /**
-   * Streams that may turn readable: ours (bidi) and the peer's seen so far,
-   * until their read side ends. Checked one by one with streamReadable(),
-   * which is ~50× cheaper than building quiche's readable() iterator.
-   */
-  #readCandidates = new Set<number>();
+  /** The read side: which streams to read, backpressure, where the bytes land. */
+  #reader: StreamReader;
   /**
    * Peer-initiated bidi streams whose sending side we have not ended. quiche
    * reports a peer's STOP_SENDING only to a write, so these are probed after
@@ -195,8 +177,6 @@ export class QuicConnection implements QuicStreamTransport {
    */
   #replyPending = new Set<number>();
   #stopCheckDue = false;
-  /** Lowest peer-initiated bidi / uni stream id not seen yet (RFC 9000 §2.1 numbering). */
-  #peerNext: [bidi: number, uni: number];
   /** A datagram or a timer expiry since the last path check (path events and CIDs only change then). */
   #pathsDue = true;
   /** performance.now() the armed timer fires at; it may fire before quiche's deadline (then it re-arms). */
@@ -215,7 +195,12 @@ export class QuicConnection implements QuicStreamTransport {
     this.#recvInfo = { from: init.remote, to: init.local };
     this.#nextBidi = this.isClient ? 0 : 1;
     this.#nextUni = this.isClient ? 2 : 3;
-    this.#peerNext = this.isClient ? [1, 3] : [0, 2];
+    this.#reader = new StreamReader(init.conn, this.isClient, {
+      data: (id, data, fin) => this.#handler.onStreamData(id, data, fin),
+      reset: (id, code) => this.#handler.onStreamReset(id, code),
+      peerBidi: (id) => this.#replyPending.add(id),
+      closed: () => this.#closed,
+    });
     if (this.isClient) {
       const ms = init.connectTimeoutMs ?? 10_000;
       this.#connectTimer = setTimeout(() => this.#onConnectTimeout(), ms);
@@ -376,11 +361,11 @@ export class QuicConnection implements QuicStreamTransport {
    * flow-control window stops opening, until `resumeStream`.
    */
   pauseStream(streamId: number): void {
-    this.#paused.add(streamId);
+    this.#reader.pause(streamId);
   }
 
   resumeStream(streamId: number): void {
-    if (this.#paused.delete(streamId)) this.#markDirty();
+    if (this.#reader.resume(streamId)) this.#markDirty();
   }
 
   /** Resolves once at most `maxQueued` bytes of the stream wait in our queue (or the connection closed). */
@@ -427,7 +412,7 @@ export class QuicConnection implements QuicStreamTransport {
       return null;
     }
     this.#nextBidi += 4;
-    this.#readCandidates.add(id);
+    this.#reader.own(id);
     return id;
   }
 
@@ -468,7 +453,7 @@ export class QuicConnection implements QuicStreamTransport {
 
   stopSending(streamId: number, code: number): void {
     if (this.#closed) return;
-    this.#readCandidates.delete(streamId);
+    this.#reader.forget(streamId);
     try {
       this.#q.streamShutdown(streamId, shutdownDir('read'), code);
     } catch {
@@ -570,12 +555,12 @@ export class QuicConnection implements QuicStreamTransport {
         this.#paths();
       }
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
-      const delivered = this.#overrideError ? 0 : this.#readStreams();
+      const delivered = this.#overrideError ? 0 : this.#reader.read();
       const failures = this.#writes.flush(this.#q, FLUSH_SLICE);
       for (const f of failures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
       if (this.#stopCheckDue) this.#checkStopped();
       // A bulk receiver (a pass that delivered DEFER_BELOW bytes or more) acks at once: its ACKs clock the sender.
-      if (delivered > 0 && this.#passBytes < DEFER_BELOW && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
+      if (delivered > 0 && this.#reader.bytes < DEFER_BELOW && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
         this.#sendDeferred = true;
         this.#init.scheduleNextTurn(this);
         this.#armTimer();
@@ -665,91 +650,6 @@ export class QuicConnection implements QuicStreamTransport {
     this.#connectTimer = null;
     this.#handler.onConnected(false);
     this.#emit({ type: 'established', early: false });
-  }
-
-  /**
-   * Deliver readable stream data to the handler; returns how many deliveries
-   * were made. Known streams and the peer's next new stream ids are checked
-   * first; quiche's readable() iterator is built only when something
-   * readable is left after that (a stream opened out of order, a paused one).
-   */
-  #readStreams(): number {
-    const q = this.#q;
-    this.#passBytes = 0;
-    if (!q.isReadable()) return 0;
-    let delivered = 0;
-    const cand = this.#readCandidates;
-    if (this.#paused.size === 0 && cand.size <= 64) {
-      for (const id of cand) {
-        if (this.#closed) return delivered;
-        if (q.streamReadable(id)) delivered += this.#readStream(id);
-      }
-      const next = this.#peerNext;
-      for (let k = 0; k < 2; k++) {
-        for (let guard = 0; guard < 1024 && !this.#closed && q.streamReadable(next[k]!); guard++) {
-          const id = next[k]!;
-          next[k] = id + 4;
-          cand.add(id);
-          if (k === 0) this.#replyPending.add(id);
-          delivered += this.#readStream(id);
-        }
-      }
-      if (this.#closed || !q.isReadable()) return delivered;
-    }
-    for (const id of q.readable()) {
-      if (this.#closed) return delivered;
-      if (this.#paused.size && this.#paused.has(id)) continue;
-      if ((id & 1) !== (this.isClient ? 0 : 1)) {
-        const k = id & 2 ? 1 : 0;
-        if (id >= this.#peerNext[k]!) this.#peerNext[k] = id + 4;
-        if (k === 0 && !cand.has(id)) this.#replyPending.add(id);
-        cand.add(id);
-      }
-      delivered += this.#readStream(id);
-    }
-    return delivered;
-  }
-
-  /** Read one stream until quiche has nothing more (or its end); its read side ending drops it from the candidates. */
-  #readStream(id: number): number {
-    const q = this.#q;
-    let delivered = 0;
-    for (let guard = 0; guard < 1024; guard++) {
-      if (this.#closed) break;
-      if (this.#readSlab.length - this.#readUsed < READ_BUF) {
-        this.#readSlab = new Uint8Array(READ_SLAB);
-        this.#readUsed = 0;
-      }
-      const buf = this.#readSlab.subarray(this.#readUsed, this.#readUsed + READ_BUF);
-      let r: [number, boolean] | null;
-      try {
-        r = q.streamRecv(id, buf);
-      } catch (e) {
-        const info = parseQuicheError(e);
-        this.#readCandidates.delete(id);
-        // quiche reports a reset once: the stream then leaves readable().
-        if (info.name === 'StreamReset') this.#handler.onStreamReset(id, info.code ?? 0);
-        break;
-      }
-      if (r === null) break;
-      const [n, fin] = r;
-      if (n > 0 || fin) {
-        delivered++;
-        // Large reads are handed over in place (the slab space is not reused); small ones are copied out (Uint8Array#slice copies).
-        let data: Uint8Array;
-        this.#passBytes += n;
-        if (n >= HAND_OVER) {
-          data = buf.subarray(0, n);
-          this.#readUsed += (n + 7) & ~7;
-        } else data = buf.slice(0, n);
-        this.#handler.onStreamData(id, data, fin);
-      }
-      if (fin) {
-        this.#readCandidates.delete(id);
-        break;
-      }
-    }
-    return delivered;
   }
 
   #stopped(streamId: number, code: number): void {
@@ -948,8 +848,7 @@ export class QuicConnection implements QuicStreamTransport {
     for (const r of this.#packetWaiters) r();
     this.#writeWaiters = [];
     this.#packetWaiters = [];
-    this.#paused.clear();
-    this.#readCandidates.clear();
+    this.#reader.clear();
     this.#replyPending.clear();
     this.#handler.onClosed(error);
     this.#emit({ type: 'closed', error });
