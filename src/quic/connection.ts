@@ -439,6 +439,21 @@ export class QuicConnection implements QuicStreamTransport {
     this.#markDirty();
   }
 
+  /**
+   * RFC 9218 priority of a stream we send on: freed credit goes to more
+   * urgent streams first (write-queue.ts), and quiche schedules what it
+   * already holds the same way.
+   */
+  setPriority(streamId: number, urgency: number, incremental: boolean): void {
+    if (this.#closed) return;
+    this.#writes.setUrgency(streamId, urgency);
+    try {
+      this.#q.streamPriority(streamId, urgency, incremental);
+    } catch {
+      // Not created on our side yet or already gone: the queue order still applies.
+    }
+  }
+
   resetStream(streamId: number, code: number): void {
     if (this.#closed) return;
     this.#replyPending.delete(streamId);

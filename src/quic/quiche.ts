@@ -114,6 +114,8 @@ export interface QuicheConnection {
   isReadable(): boolean;
   /** False for an unknown stream id. */
   streamReadable(streamId: number): boolean;
+  /** quiche's own scheduling of a stream's buffered data (RFC 9218 urgency 0–7, incremental). Throws for an unknown stream. */
+  streamPriority(streamId: number, urgency: number, incremental: boolean): void;
   writable(): Iterable<number>;
   maxSendUdpPayloadSize(): number;
   timeout(): number | null;

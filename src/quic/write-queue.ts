@@ -5,8 +5,9 @@
  * attached to the last chunk and is only delivered with its final byte.
  *
  * Scheduling invariant: credit that frees up (an ACK shrinking bytes in
- * flight raises quiche's send capacity) goes to the stream with the fewest
- * queued bytes first, and a fresh write never overtakes streams already
+ * flight raises quiche's send capacity) goes to the most urgent stream first
+ * (RFC 9218 urgency, default 3), then among equals to the one with the
+ * fewest queued bytes, and a fresh write never overtakes streams already
  * waiting. Otherwise a bulk body, whose writer refills its queue the moment
  * it drains, takes every byte of capacity and small responses on other
  * streams wait for it (RFC 9000 §2.2: streams are independent; the
@@ -30,6 +31,8 @@ const EMPTY = new Uint8Array(0);
 export class WriteQueues {
   #pending = new Map<number, Pending>();
   #buffered = 0;
+  /** Streams with an urgency other than the default 3 (RFC 9218 §4.1: 0 most urgent, 7 least). */
+  #urgency = new Map<number, number>();
 
   get bufferedBytes(): number {
     return this.#buffered;
@@ -65,7 +68,14 @@ export class WriteQueues {
     return this.#drainOne(conn, streamId, entry);
   }
 
+  /** A stream's urgency for the rest of its life (until its FIN is written or it is dropped). */
+  setUrgency(streamId: number, urgency: number): void {
+    if (urgency === 3) this.#urgency.delete(streamId);
+    else this.#urgency.set(streamId, urgency);
+  }
+
   drop(streamId: number): void {
+    this.#urgency.delete(streamId);
     const p = this.#pending.get(streamId);
     if (!p) return;
     this.#buffered -= p.left;
@@ -82,7 +92,10 @@ export class WriteQueues {
     if (this.#pending.size === 0) return [];
     let failures: WriteFailure[] | null = null;
     const order = [...this.#pending];
-    if (order.length > 1) order.sort((a, b) => a[1].left - b[1].left);
+    if (order.length > 1) {
+      const u = this.#urgency;
+      order.sort((a, b) => (u.get(a[0]) ?? 3) - (u.get(b[0]) ?? 3) || a[1].left - b[1].left);
+    }
     for (const [id, p] of order) {
       if (this.accepted >= budget) break;
       if (this.#pending.get(id) !== p) continue;
@@ -119,11 +132,13 @@ export class WriteQueues {
         p.offset = 0;
         if (last && p.fin) {
           this.#pending.delete(id);
+          this.#urgency.delete(id);
           return null;
         }
       }
       if (p.fin) {
         if (conn.streamSend(id, EMPTY, true) === null) return null;
+        this.#urgency.delete(id);
       }
       this.#pending.delete(id);
       return null;

@@ -13,6 +13,7 @@ import type { QuicConnection } from '../quic/connection.js';
 import type { HeaderList, RequestBody } from '../pool/types.js';
 import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamBody, writeBody } from './h3-common.js';
 import { abortBody } from '../util/body.js';
+import { parsePriority } from '../h3/priority.js';
 
 export interface H3ServerRequest {
   method: string;
@@ -240,12 +241,21 @@ class ServerSession {
     let authority = '';
     let scheme = '';
     const fields: HeaderList = [];
+    let priority: string | null = null;
     for (const [k, v] of headers) {
       if (k === ':method') method = v;
       else if (k === ':path') path = v;
       else if (k === ':authority') authority = v;
       else if (k === ':scheme') scheme = v;
-      else if (k.charCodeAt(0) !== 0x3a) fields.push([k, v]);
+      else if (k.charCodeAt(0) !== 0x3a) {
+        fields.push([k, v]);
+        if (k === 'priority') priority = priority === null ? v : `${priority}, ${v}`;
+      }
+    }
+    // RFC 9218 §4: the client's priority signal orders our response against the others on this connection.
+    if (priority !== null) {
+      const pr = parsePriority(priority);
+      this.#quic.setPriority(id, pr.urgency, pr.incremental);
     }
     const s: ServerStream = {
       body: new StreamBody(this.#quic, id, () => {}),

@@ -38,8 +38,8 @@ let relay: dgram.Socket;
 const CHUNK = new Uint8Array(64 * 1024).fill(7);
 
 /** The bulk body as a stream, like a proxied origin response. */
-function* chunks(): Generator<Uint8Array> {
-  for (let off = 0; off < BULK; off += CHUNK.length) yield CHUNK;
+function* chunks(total = BULK): Generator<Uint8Array> {
+  for (let off = 0; off < total; off += CHUNK.length) yield CHUNK;
 }
 
 async function drain(r: Readable): Promise<number> {
@@ -85,8 +85,8 @@ async function startRelay(serverPort: number): Promise<dgram.Socket> {
   return s;
 }
 
-function req(path: string): ConnRequest {
-  return { method: 'GET', path, authority: `localhost:${server.address.port}`, scheme: 'https', headers: [], body: null };
+function req(path: string, headers: ConnRequest['headers'] = []): ConnRequest {
+  return { method: 'GET', path, authority: `localhost:${server.address.port}`, scheme: 'https', headers, body: null };
 }
 
 beforeAll(async () => {
@@ -97,6 +97,8 @@ beforeAll(async () => {
     key: certs.keyPath,
     handler(r) {
       if (r.path === '/bulk') return { status: 200, headers: [['content-length', String(BULK)]], body: Readable.from(chunks()) };
+      const mib = /^\/mib\/(\d+)/.exec(r.path);
+      if (mib) return { status: 200, body: Readable.from(chunks(Number(mib[1]) * 1024 * 1024)) };
       return { status: 200, body: `small ${r.path}` };
     },
   });
@@ -151,5 +153,37 @@ describe('HTTP/3 small responses beside a bulk response', () => {
     } finally {
       c.destroy();
     }
+  }, 60_000);
+
+  // RFC 9218: a later, larger response marked urgent (u=0) overtakes an
+  // earlier, smaller one marked u=7; without the header the smaller one
+  // (fewest queued bytes) finishes first.
+  it('the priority request header orders responses on a congestion-limited connection by urgency', async () => {
+    const run = async (withPriority: boolean): Promise<{ lowEnd: number; urgentEnd: number }> => {
+      const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
+      try {
+        const h = (u: number): ConnRequest['headers'] => (withPriority ? [['priority', `u=${u}`]] : []);
+        let lowEnd = 0;
+        let urgentEnd = 0;
+        const low = c.request(req('/mib/2', h(7))).then(async (r) => {
+          await drain(r.body);
+          lowEnd = performance.now();
+        });
+        await new Promise((r) => setTimeout(r, 150));
+        const urgent = c.request(req('/mib/4', h(0))).then(async (r) => {
+          await drain(r.body);
+          urgentEnd = performance.now();
+        });
+        await Promise.all([low, urgent]);
+        return { lowEnd, urgentEnd };
+      } finally {
+        c.destroy();
+      }
+    };
+    const plain = await run(false);
+    const prio = await run(true);
+    console.log(`without priority: 2 MiB done ${(plain.urgentEnd - plain.lowEnd).toFixed(0)} ms before the 4 MiB; with u=0 / u=7: 4 MiB done ${(prio.lowEnd - prio.urgentEnd).toFixed(0)} ms before the 2 MiB`);
+    expect(plain.lowEnd).toBeLessThan(plain.urgentEnd);
+    expect(prio.urgentEnd).toBeLessThan(prio.lowEnd);
   }, 60_000);
 });

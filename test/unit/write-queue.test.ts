@@ -76,4 +76,22 @@ describe('WriteQueues', () => {
     expect(f.got.get(4)!.fin).toBe(true);
     expect(f.got.get(0)?.bytes.length ?? 0).toBe(0);
   });
+
+  it('a more urgent stream (RFC 9218) gets returning credit first, even with more bytes queued; equals stay fewest-bytes-first', () => {
+    const f = new FakeQuiche();
+    const w = new WriteQueues();
+    f.credit = 0;
+    w.write(q(f), 0, seq(0, 10), true); // default urgency 3, few bytes
+    w.write(q(f), 4, seq(0, 500), true); // urgent, many bytes
+    w.write(q(f), 8, seq(0, 20), true); // default urgency 3
+    w.setUrgency(4, 0);
+    f.credit = 500;
+    w.flush(q(f));
+    expect(f.got.get(4)!.bytes.length).toBe(500);
+    expect(f.got.get(0)?.bytes.length ?? 0).toBe(0);
+    f.credit = 10;
+    w.flush(q(f));
+    expect(f.got.get(0)!.bytes.length).toBe(10);
+    expect(f.got.get(8)?.bytes.length ?? 0).toBe(0);
+  });
 });
