@@ -7,13 +7,17 @@
  * lo-MTU datagram size on loopback.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3 } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
 import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
 import { gsoAvailable, gsoSender } from '../../src/quic/udp-gso.js';
 import { batchReceiver } from '../../src/quic/udp-rx.js';
 import { loopbackPayload } from '../../src/quic/config.js';
@@ -127,5 +131,88 @@ describe('UDP send path', () => {
     expect(sha(body)).toBe(sha(big));
     const st = server.stats();
     expect(st.bytesOut / st.packetsOut).toBeGreaterThan(4000);
+  }, 30_000);
+});
+
+// Found by review (helper, ASan): each of these failed before the fixes in native/udp/src/udp.c.
+describe('batched receive robustness', () => {
+  const addonPath = join(import.meta.dirname, '..', '..', 'native', 'udp', 'build', 'Release', 'udp.node');
+
+  it('a socket error (ICMP port unreachable on a connected socket) does not stop the reader', async () => {
+    const tmp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => tmp.bind(0, '127.0.0.1', () => r()));
+    const closedPort = tmp.address().port;
+    await new Promise<void>((r) => tmp.close(() => r()));
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => s.connect(closedPort, '127.0.0.1', () => r()));
+    s.on('error', () => {});
+    let got = 0;
+    const rx = batchReceiver(s, () => got++);
+    const peer = dgram.createSocket('udp4');
+    try {
+      expect(rx).not.toBeNull();
+      s.send('x'); // answered with ICMP port unreachable: the socket reports an error once
+      await new Promise((r) => setTimeout(r, 100));
+      await new Promise<void>((r) => peer.bind(closedPort, '127.0.0.1', () => r()));
+      for (let i = 0; i < 5; i++) peer.send('hello', s.address().port, '127.0.0.1');
+      for (let i = 0; i < 100 && got < 5; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got).toBe(5);
+    } finally {
+      rx?.stop();
+      s.close();
+      peer.close();
+    }
+  });
+
+  it('stopping twice, or after the receiver is gone, is harmless', async () => {
+    const a = createRequire(import.meta.url)(addonPath) as { rxStart: Function; rxStop: Function; rxRef: Function };
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const h = Object.getOwnPropertySymbols(s)
+      .map((k) => (s as unknown as Record<symbol, { handle?: { fd: number; recvStop(): void } }>)[k])
+      .find((x) => (x?.handle?.fd ?? -1) >= 0)!.handle!;
+    h.recvStop();
+    const rx = a.rxStart(h.fd, Buffer.alloc(65536 * 2), 65536, new Int32Array(16), () => {}) as object;
+    a.rxStop(rx);
+    await new Promise((r) => setImmediate(() => setImmediate(r))); // the close callback has run
+    a.rxStop(rx);
+    a.rxRef(rx, false);
+    s.close();
+  });
+
+  it('a worker that exits or is terminated with a receiver open leaves the process running', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ol-rx-worker-'));
+    try {
+      const script = join(dir, 'main.mjs');
+      writeFileSync(
+        script,
+        `import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import dgram from 'node:dgram';
+if (isMainThread) {
+  for (const mode of ['exit', 'terminate']) {
+    const w = new Worker(new URL(import.meta.url), { workerData: mode });
+    await new Promise((res) => { w.on('message', async () => { if (mode === 'terminate') await w.terminate(); }); w.on('exit', res); w.on('error', res); });
+  }
+  console.log('main alive');
+} else {
+  const a = createRequire(import.meta.url)(${JSON.stringify(addonPath)});
+  const s = dgram.createSocket('udp4');
+  await new Promise((r) => s.bind(0, '127.0.0.1', r));
+  const h = Object.getOwnPropertySymbols(s).map((k) => s[k]).find((x) => x?.handle?.fd >= 0).handle;
+  h.recvStop();
+  const rx = a.rxStart(h.fd, Buffer.alloc(65536 * 2), 65536, new Int32Array(16), () => {});
+  parentPort.postMessage('started');
+  if (workerData === 'exit') { a.rxRef(rx, false); s.unref(); }
+}
+`,
+      );
+      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain('main alive');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 });

@@ -17,7 +17,7 @@
  *   sendSegments(fd, buf, offset, length, segSize, ip, port) -> bytes | -errno
  *   gsoSupported(fd) -> boolean   (getsockopt UDP_SEGMENT works: kernel >= 4.18)
  *   rxStart(fd, buf, slotSize, meta, callback) -> handle | -errno
- *   rxStop(handle)                (idempotent; closes the dup'd fd)
+ *   rxStop(handle)                (idempotent, also after the receiver is gone; closes the dup'd fd)
  *   rxRef(handle, ref)            (uv_ref / uv_unref)
  *   rxMetaStride                  (int32 words per datagram in `meta`)
  */
@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <node_api.h>
 #include <uv.h>
@@ -187,11 +188,33 @@ typedef struct {
     struct cmsghdr align;
   } ctrl[RX_MAX];
   int gro;
+  napi_async_cleanup_hook_handle hook;
+  /* The JS handle's box; NULL once the handle was collected. */
+  struct rx_box *box;
 } rx_t;
+
+/*
+ * What the JS handle points at: it outlives the receiver (rx_closed clears
+ * it), so a late rxStop/rxRef finds NULL instead of freed memory; the box is
+ * freed when the handle is collected.
+ */
+typedef struct rx_box {
+  rx_t *rx;
+} rx_box;
+
+static void rx_box_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  rx_box *box = data;
+  if (box->rx) box->rx->box = NULL;
+  free(box);
+}
 
 static void rx_closed(uv_handle_t *h) {
   rx_t *rx = (rx_t *)h->data;
+  if (rx->box) rx->box->rx = NULL;
   if (rx->fd >= 0) close(rx->fd);
+  if (rx->hook) napi_remove_async_cleanup_hook(rx->hook);
   free(rx);
 }
 
@@ -202,6 +225,10 @@ static void rx_closed(uv_handle_t *h) {
  */
 static void rx_close_now(rx_t *rx) {
   uv_close((uv_handle_t *)&rx->poll, rx_closed);
+  /* uv_close may only queue its EPOLL_CTL_DEL (io_uring batching in the poll phase): remove it now. */
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof(ev));
+  epoll_ctl(uv_backend_fd(rx->poll.loop), EPOLL_CTL_DEL, rx->fd, &ev);
   close(rx->fd);
   rx->fd = -1;
 }
@@ -220,7 +247,8 @@ static void rx_release(rx_t *rx) {
 static void rx_meta(rx_t *rx, int i) {
   int32_t *m = rx->meta + i * META_STRIDE;
   struct msghdr *h = &rx->msgs[i].msg_hdr;
-  m[0] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)rx->msgs[i].msg_len;
+  /* A cut control message could have lost the GRO segment size: drop rather than misread. */
+  m[0] = (h->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? -1 : (int32_t)rx->msgs[i].msg_len;
   const struct sockaddr_storage *ss = &rx->addrs[i];
   if (ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
@@ -236,7 +264,7 @@ static void rx_meta(rx_t *rx, int i) {
   }
   m[7] = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
       int seg;
       memcpy(&seg, CMSG_DATA(c), sizeof(seg));
       if (seg > 0 && seg < m[0]) m[7] = seg;
@@ -247,10 +275,30 @@ static void rx_meta(rx_t *rx, int i) {
 static void rx_readable(uv_poll_t *h, int status, int events) {
   rx_t *rx = (rx_t *)h->data;
   (void)events;
-  if (rx->stopped || status < 0) return;
+  if (rx->stopped) return;
+  if (status < 0) {
+    /* POLLERR: libuv has stopped the handle. Clear the socket error and poll again. */
+    int e; socklen_t l = sizeof(e);
+    getsockopt(rx->fd, SOL_SOCKET, SO_ERROR, &e, &l);
+    uv_poll_start(&rx->poll, UV_READABLE, rx_readable);
+    return;
+  }
   napi_env env = rx->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  /* The JS buffer could have been detached (transferred) since the last wakeup: never write to a stale pointer. */
+  napi_value bufv;
+  napi_typedarray_type bt;
+  size_t blen, boff;
+  void *bdata;
+  napi_value bab;
+  if (napi_get_reference_value(env, rx->buf_ref, &bufv) != napi_ok || bufv == NULL ||
+      napi_get_typedarray_info(env, bufv, &bt, &blen, &bdata, &bab, &boff) != napi_ok || blen < rx->slot * (size_t)rx->slots) {
+    napi_close_handle_scope(env, scope);
+    rx_release(rx); /* the reader is dead; polling on would spin on the unread socket */
+    return;
+  }
+  rx->buf = bdata;
   for (int round = 0; round < RX_ROUNDS && !rx->stopped; round++) {
     for (int i = 0; i < rx->slots; i++) {
       rx->iov[i].iov_base = rx->buf + (size_t)i * rx->slot;
@@ -271,19 +319,29 @@ static void rx_readable(uv_poll_t *h, int status, int events) {
     if (n <= 0) break; /* EAGAIN: drained; other errors (ICMP reports) end this wakeup */
     for (int i = 0; i < n; i++) rx_meta(rx, i);
     napi_value cb, recv, argv[1], result;
-    if (napi_get_reference_value(env, rx->cb, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok) break;
-    napi_create_int32(env, n, &argv[0]);
+    if (napi_get_reference_value(env, rx->cb, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok ||
+        napi_create_int32(env, n, &argv[0]) != napi_ok)
+      break;
     /* make_callback: microtasks and nextTicks run after, as for a dgram 'message' event. */
     napi_status st = napi_make_callback(env, rx->actx, recv, cb, 1, argv, &result);
-    if (st == napi_pending_exception) {
-      napi_value ex;
-      napi_get_and_clear_last_exception(env, &ex);
-      napi_fatal_exception(env, ex);
+    if (st != napi_ok) {
+      /* A throw becomes an uncaught exception (as from a dgram listener); any other failure (env teardown) ends the wakeup. */
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ex;
+        napi_get_and_clear_last_exception(env, &ex);
+        napi_fatal_exception(env, ex);
+      }
       break;
     }
     if (n < rx->slots) break;
   }
   napi_close_handle_scope(env, scope);
+}
+
+static void rx_env_cleanup(napi_async_cleanup_hook_handle h, void *arg) {
+  (void)h;
+  rx_release((rx_t *)arg);
 }
 
 static napi_value rx_start(napi_env env, napi_callback_info info) {
@@ -335,28 +393,41 @@ static napi_value rx_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "originlink udp: rxStart could not keep its arguments");
     return NULL;
   }
+  rx_box *box = malloc(sizeof(*box));
+  napi_value ext;
+  if (!box || napi_create_external(env, box, rx_box_finalize, NULL, &ext) != napi_ok) {
+    free(box);
+    rx_release(rx);
+    napi_throw_error(env, NULL, "originlink udp: rxStart could not make its handle");
+    return NULL;
+  }
+  box->rx = rx;
+  rx->box = box;
   /*
    * UDP_GRO: the kernel may hand over several same-size datagrams of one
    * flow as one buffer (on loopback, a GSO send arrives unsplit), with the
-   * segment size in a cmsg; JS splits it. Only this reader sees the fd's
-   * datagrams, so no reader that ignores the cmsg can get a coalesced one.
+   * segment size in a cmsg; JS splits it. Set after the last step that can
+   * fail, so a socket handed back to dgram never has it; only this reader
+   * sees the fd's datagrams from now on.
    */
   int one = 1;
   rx->gro = setsockopt(dfd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   r = uv_poll_start(&rx->poll, UV_READABLE, rx_readable);
   if (r != 0) {
+    int zero = 0;
+    if (rx->gro) setsockopt(dfd, SOL_UDP, UDP_GRO, &zero, sizeof(zero));
     rx_release(rx);
     return num(env, r);
   }
-  napi_value ext;
-  CHECK(napi_create_external(env, rx, NULL, NULL, &ext));
+  /* A worker's environment can go away with the receiver open: close it first (N-API 8 async cleanup hook). */
+  if (napi_add_async_cleanup_hook(env, rx_env_cleanup, rx, &rx->hook) != napi_ok) rx->hook = NULL;
   return ext;
 }
 
 static rx_t *rx_arg(napi_env env, napi_value v) {
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
-  return (rx_t *)p;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) return NULL;
+  return ((rx_box *)p)->rx;
 }
 
 static napi_value rx_stop(napi_env env, napi_callback_info info) {
