@@ -11,14 +11,15 @@
  * Handler callbacks may call back into us; writes made during `process()`
  * are picked up by the same pass.
  *
- * Deferred send: when a pass delivered a little stream data to the handler,
- * draining `send()` waits one event-loop turn (at most once in a row), so
- * what the application answers in its promise continuations (a response,
- * the next request) leaves in the same datagram as the ACK instead of one
- * after it. The wait is bounded by one turn; a pass that follows a deferred
- * one always drains. A pass that delivered DEFER_BELOW bytes or more (a
- * bulk transfer) sends at once: there the ACKs pace the sender, and a late
- * ACK only idles it.
+ * Deferred send: when a pass delivered stream data to the handler, draining
+ * `send()` waits one event-loop turn (at most once in a row), so what the
+ * application answers in its promise continuations (a response, the next
+ * request) leaves in the same datagram as the ACK instead of one after it.
+ * The wait is bounded by one turn; a pass that follows a deferred one always
+ * drains. (Sending at once after passes that delivered 64 KiB or more was
+ * tried for bulk receivers: with it, a streamed POST answered by a streamed
+ * echo through the proxy under load sometimes never saw its response end —
+ * see native-notes/quiche.md — so every delivering pass defers.)
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './transport.js';
@@ -105,8 +106,6 @@ export interface QuicConnectionInit {
 /** Stream bytes moved into quiche per slice, and slices per pass (see #sendSlices). */
 const FLUSH_SLICE = 256 * 1024;
 const MAX_SLICES = 256;
-/** A pass that delivered fewer stream bytes than this defers its send by one turn (see the header). */
-const DEFER_BELOW = 64 * 1024;
 /** Connection ids we issue per connection over its life (each is a routing-table entry). */
 const MAX_ISSUED_CIDS = 16;
 const NOOP_HANDLER: QuicStreamHandler = {
@@ -574,8 +573,7 @@ export class QuicConnection implements QuicStreamTransport {
       const failures = this.#writes.flush(this.#q, FLUSH_SLICE);
       for (const f of failures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
       if (this.#stopCheckDue) this.#checkStopped();
-      // A bulk receiver (a pass that delivered DEFER_BELOW bytes or more) acks at once: its ACKs clock the sender.
-      if (delivered > 0 && this.#reader.bytes < DEFER_BELOW && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
+      if (delivered > 0 && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
         this.#sendDeferred = true;
         this.#init.scheduleNextTurn(this);
         this.#armTimer();
@@ -682,8 +680,11 @@ export class QuicConnection implements QuicStreamTransport {
         this.#q.streamCapacity(id);
       } catch (e) {
         const info = parseQuicheError(e);
-        if (info.name === 'StreamStopped') this.#stopped(id, info.code ?? 0);
-        else this.#replyPending.delete(id); // gone or finished: nothing owed
+        // A stream quiche dropped while we still owed the reply: it only drops one whose
+        // sending side is done, and ours is not, so the peer stopped it (and quiche
+        // answered with RESET_STREAM before we looked). The code is gone with it.
+        if (info.name === 'StreamStopped' || info.name === 'InvalidStreamState') this.#stopped(id, info.code ?? 0);
+        else this.#replyPending.delete(id);
       }
     }
   }

@@ -47,8 +47,6 @@ export class StreamReader {
   #paused = new Set<number>();
   #slab = new Uint8Array(READ_SLAB);
   #used = 0;
-  /** Stream bytes delivered by the last read(). */
-  bytes = 0;
 
   constructor(q: QuicheConnection, isClient: boolean, sink: StreamReaderSink) {
     this.#q = q;
@@ -82,11 +80,10 @@ export class StreamReader {
     this.#candidates.clear();
   }
 
-  /** Deliver everything readable; returns how many deliveries were made (`bytes` tells how much). */
+  /** Deliver everything readable; returns how many deliveries were made. */
   read(): number {
     const q = this.#q;
     const sink = this.#sink;
-    this.bytes = 0;
     if (!q.isReadable()) return 0;
     let delivered = 0;
     const cand = this.#candidates;
@@ -149,7 +146,6 @@ export class StreamReader {
       const [n, fin] = r;
       if (n > 0 || fin) {
         delivered++;
-        this.bytes += n;
         let data: Uint8Array;
         if (n >= HAND_OVER) {
           data = buf.subarray(0, n);
