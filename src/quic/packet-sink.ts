@@ -1,9 +1,10 @@
 /**
  * Outgoing packet batching. quiche writes each packet into a slot reserved
  * from a slab; committed packets are handed to the socket at `flush()`.
- * A slab is rewritten only when every packet in it left through the native
- * sender (a synchronous sendmsg: the kernel has copied the bytes); after a
- * dgram.send, which completes later, the slab is replaced instead.
+ * A slab is rewritten only while every packet that ever left from it went
+ * through the native sender (a synchronous sendmsg: the kernel has copied
+ * the bytes); once one dgram.send (which reads the bytes later) used it,
+ * the slab is replaced when full, never rewritten.
  *
  * Committed packets are contiguous in the slab. With the native sender
  * (udp-gso.ts) each run of packets to one destination whose sizes are equal
@@ -23,6 +24,8 @@ export class PacketSink {
   #slot: number;
   #slab: Buffer;
   #used = 0;
+  /** A dgram.send may still read from the current slab: never rewrite it. */
+  #slabLent = false;
   #offs: number[] = [];
   #lens: number[] = [];
   #tos: HostPort[] = [];
@@ -66,6 +69,7 @@ export class PacketSink {
       if (this.#used + size > this.#slab.length) {
         this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
         this.#used = 0;
+        this.#slabLent = false;
       }
     }
     return this.#slab.subarray(this.#used, this.#used + size);
@@ -88,7 +92,6 @@ export class PacketSink {
     const lens = this.#lens;
     const tos = this.#tos;
     const vias = this.#vias;
-    let asyncSends = false;
     let i = 0;
     while (i < n) {
       const to = tos[i]!;
@@ -117,7 +120,7 @@ export class PacketSink {
         }
         this.gsoFallbacks++;
       }
-      asyncSends = true;
+      this.#slabLent = true;
       for (; i < j; i++) {
         this.packetsOut++;
         this.bytesOut += lens[i]!;
@@ -128,8 +131,8 @@ export class PacketSink {
     lens.length = 0;
     tos.length = 0;
     vias.length = 0;
-    // Every byte was copied by sendmsg: the slab is free again.
-    if (!asyncSends) this.#used = 0;
+    // Every byte that left from this slab was copied by sendmsg: it is free again.
+    if (!this.#slabLent) this.#used = 0;
   }
 
   #onSent = (err: Error | null): void => {

@@ -83,8 +83,8 @@ export class WriteQueues {
   }
 
   /**
-   * Push every queue as far as credit allows, fewest queued bytes first,
-   * until `budget` bytes were accepted; returns the streams that failed for
+   * Push every queue as far as credit allows, most urgent first, then
+   * fewest queued bytes first, until `budget` bytes were accepted; returns the streams that failed for
    * good. `accepted` tells how many bytes this call moved.
    */
   flush(conn: QuicheConnection, budget = Infinity): WriteFailure[] {
