@@ -134,7 +134,9 @@ describe('UDP send path', () => {
   }, 30_000);
 });
 
-// Found by review (helper, ASan): each of these failed before the fixes in native/udp/src/udp.c.
+// Found by review (helper, ASan). The socket-error and worker tests failed before the fixes in
+// native/udp/src/udp.c; the double-stop one only shows the old use-after-free under AddressSanitizer
+// (native-notes/udp.md), here it pins the behaviour.
 describe('batched receive robustness', () => {
   const addonPath = join(import.meta.dirname, '..', '..', 'native', 'udp', 'build', 'Release', 'udp.node');
 
