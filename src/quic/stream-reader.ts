@@ -26,6 +26,8 @@ import { parseQuicheError, type QuicheConnection } from './quiche.js';
 
 const READ_SLAB = 256 * 1024;
 const HAND_OVER = 16 * 1024;
+/** Most bytes one streamRecv call may write. */
+const READ_MAX = 64 * 1024;
 /** A slab with less room than this left is replaced before a read. */
 const MIN_ROOM = 16 * 1024;
 /** Above this many known streams the one-by-one checks cost more than readable(). */
@@ -162,7 +164,7 @@ export class StreamReader {
       }
       let r: [number, boolean] | null;
       try {
-        r = q.streamRecv(id, this.#slab.subarray(at));
+        r = q.streamRecv(id, this.#slab.subarray(at, at + READ_MAX));
       } catch (e) {
         const info = parseQuicheError(e);
         this.#candidates.delete(id);
