@@ -263,7 +263,7 @@ async function main() {
       });
       child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
     });
-    const m = { agent: await dist('pool/agent.js'), store: await dist('pool/session-store.js'), h3: await dist('transport/h3.js') };
+    const m = { agent: await dist('agent/agent.js'), store: await dist('transport/session-store.js'), h3: await dist('transport/h3.js') };
     const [h2, h3] = await measureBoth(m.agent.Agent, ports, o);
     const first = await firstResponses(m, ports, o.first);
     const bun = await runBun(ports.h3, o);

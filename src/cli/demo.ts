@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { Agent } from '../pool/agent.js';
+import { Agent } from '../agent/agent.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from '../service/config.js';
 import { startDemoOrigins, type DemoOrigin } from '../service/demo-origins.js';

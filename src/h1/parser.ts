@@ -9,7 +9,7 @@
  *  3. a valid Content-Length → that many bytes (differing duplicates are an error, §6.3 item 5);
  *  4. otherwise the body runs until the connection closes.
  */
-import type { HeaderList } from '../pool/types.js';
+import type { HeaderList } from '../http/types.js';
 
 export class H1ParseError extends Error {
   readonly kind: 'malformed' | 'too-large';

@@ -1,6 +1,6 @@
 /** HTTP/1.1 request head serialization (RFC 9112 §3). Pure. */
-import type { ConnRequest } from '../pool/types.js';
-import { knownLength } from '../util/body.js';
+import type { ConnRequest } from '../http/types.js';
+import { knownLength } from '../http/body.js';
 
 /** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);

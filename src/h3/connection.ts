@@ -13,8 +13,8 @@ import { encodeDataFrameHeader, encodeFrame, FrameType, SettingId, type Settings
 import { QpackDecoder } from '../codec/qpack/decoder.js';
 import { QpackEncoder } from '../codec/qpack/encoder.js';
 import type { OriginlinkError } from '../errors.js';
-import type { HeaderList } from '../pool/types.js';
-import type { QuicStreamHandler, QuicStreamTransport } from '../quic/transport.js';
+import type { HeaderList } from '../http/types.js';
+import type { QuicStreamHandler, QuicStreamTransport } from './quic-seam.js';
 import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from './fields.js';
 import { RequestStream, type StreamSink } from './request-stream.js';
 import {

@@ -4,7 +4,7 @@
  * H3_MESSAGE_ERROR for a received message (§4.1.2), a caller error for
  * one we are asked to send.
  */
-import type { HeaderList } from '../pool/types.js';
+import type { HeaderList } from '../http/types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
 

@@ -6,7 +6,7 @@
  */
 import { concatBytes } from '../codec/bytes.js';
 import { encodeGoaway, StreamType } from '../codec/h3frame.js';
-import type { QuicStreamTransport } from '../quic/transport.js';
+import type { QuicStreamTransport } from './quic-seam.js';
 
 export class LocalStreams {
   readonly #t: QuicStreamTransport;

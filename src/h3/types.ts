@@ -1,7 +1,7 @@
 /** Public shapes of the sans-IO HTTP/3 connection. */
 import type { OriginlinkError } from '../errors.js';
 import type { Settings } from '../codec/h3frame.js';
-import type { HeaderList } from '../pool/types.js';
+import type { HeaderList } from '../http/types.js';
 
 export interface H3ConnectionOptions {
   role: 'client' | 'server';

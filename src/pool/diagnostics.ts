@@ -8,7 +8,7 @@
  *  - `originlink:request:end`      { origin, method, path, status, protocol, reused, attempts, ttfbMs, error }
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { PooledConnection } from './types.js';
+import type { PooledConnection } from '../http/types.js';
 
 export const channels = {
   connectionOpen: diagnostics.channel('originlink:connection:open'),

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
-import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from './types.js';
+import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
 import { publishConnection } from './diagnostics.js';
 
 /** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */

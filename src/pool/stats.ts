@@ -1,5 +1,5 @@
 /** Per-origin counters and the `stats()` snapshot shape shared by the CLI, service and benchmarks. */
-import type { ConnectionFacts, Protocol } from './types.js';
+import type { ConnectionFacts, Protocol } from '../http/types.js';
 
 export interface PoolStats {
   origin: string;

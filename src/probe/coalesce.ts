@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { Pool } from '../pool/pool.js';
-import type { PooledConnection, Protocol } from '../pool/types.js';
+import type { PooledConnection, Protocol } from '../http/types.js';
 import { peerCertificate, type LookupFn } from '../transport/connect.js';
 import { H3PooledConnection } from '../transport/h3.js';
 

@@ -8,7 +8,7 @@
  * at most `delayMs` plus one TCP handshake.
  */
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { PooledConnection } from '../pool/types.js';
+import type { PooledConnection } from '../http/types.js';
 
 export type QuicOutcome = { ok: true; conn: PooledConnection; late: boolean } | { ok: false; error: OriginlinkError } | { ok: 'aborted' };
 

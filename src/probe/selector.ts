@@ -4,7 +4,7 @@
  * upgrade of a pool that so far only holds TCP connections.
  */
 import type { Dialer, Pool } from '../pool/pool.js';
-import type { HeaderList, PooledConnection } from '../pool/types.js';
+import type { HeaderList, PooledConnection } from '../http/types.js';
 import { connectAltH3, connectOrigin, type ConnectContext, type OriginSpec } from '../transport/connect.js';
 import { parseAltSvc } from './alt-svc.js';
 import { MemoryOriginCache, type OriginCache } from './cache.js';

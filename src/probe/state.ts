@@ -3,7 +3,7 @@
  * sockets: every method takes `now` (wall-clock epoch ms, because the facts
  * are persisted). The Agent owns one OriginState per origin.
  */
-import type { Protocol } from '../pool/types.js';
+import type { Protocol } from '../http/types.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { findH3, type AltSvcResult } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from './cache.js';

@@ -22,7 +22,7 @@
  * see native-notes/quiche.md — so every delivering pass defers.)
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import type { QuicStreamHandler, QuicStreamTransport } from './transport.js';
+import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
 import { parseQuicheError, shutdownDir, type HostPort, type QuicheConnection, type RecvInfo } from './quiche.js';
 import { closeError } from './errors.js';
 import { WriteQueues } from './write-queue.js';

@@ -8,7 +8,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { H3Server, H3ServerRequest, H3ServerResponse } from '../transport/h3-server.js';
-import type { HeaderList } from '../pool/types.js';
+import type { HeaderList } from '../http/types.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo, FrontRequest, FrontResponse } from './forward.js';
 import type { Listener, ListenerHooks } from './listeners.js';

@@ -3,12 +3,9 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { HeaderList } from '../pool/types.js';
+import type { HeaderList } from '../http/types.js';
+import { connectionNamed, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
-
-// RFC 9110 §7.6.1: connection-specific fields, plus the ones Connection names, never cross a hop.
-// RFC 9113 §8.2.2 forbids them in HTTP/2 altogether. `expect` is answered by our front.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'host', 'http2-settings', 'expect', 'trailer']);
 
 const NONE: ReadonlySet<string> = new Set();
 
@@ -51,7 +48,7 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
       case 'content-length': cl = value; clCount++; break;
       case 'transfer-encoding': te.push(value); break;
       case 'host': hosts++; host = value; break;
-      case 'te': if (/(^|,)\s*trailers\s*(;|,|$)/i.test(value)) teTrailers = true; break;
+      case 'te': if (teAllowsTrailers(value)) teTrailers = true; break;
     }
   }
   if (count > limits.maxHeaderCount) return { status: 431, reason: `more than ${limits.maxHeaderCount} header fields` };
@@ -90,23 +87,6 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
 
 export function isReject(x: Reject | RequestFacts): x is Reject {
   return 'status' in x;
-}
-
-/** Names listed in Connection (lower-case) beyond the fixed hop-by-hop set (`keep-alive` adds nothing). */
-function connectionNamed(pairs: Iterable<readonly [string, string]>): ReadonlySet<string> {
-  let out: Set<string> | null = null;
-  for (const [n, v] of pairs) {
-    if (n !== 'connection') continue;
-    for (const t of v.split(',')) {
-      const name = t.trim().toLowerCase();
-      if (!HOP_BY_HOP.has(name)) (out ??= new Set()).add(name);
-    }
-  }
-  return out ?? NONE;
-}
-
-function isHopByHop(name: string, named: ReadonlySet<string>): boolean {
-  return HOP_BY_HOP.has(name) || named.has(name) || name.startsWith('proxy-');
 }
 
 export interface UpstreamHeaderInput {

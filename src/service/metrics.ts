@@ -11,9 +11,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnostics from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { OriginReport } from '../pool/agent.js';
+import type { OriginReport } from '../agent/agent.js';
 import type { PoolStats } from '../pool/stats.js';
-import type { ConnectionFacts } from '../pool/types.js';
+import type { ConnectionFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';
 import type { Upstream } from './upstream.js';
 

@@ -8,7 +8,7 @@
  * others retire and close once their in-flight requests are done.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { MemorySessionStore } from '../pool/session-store.js';
+import { MemorySessionStore } from '../transport/session-store.js';
 import { startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
 import { forward, type ForwardHooks, type FrontInfo, type FrontRequest, type FrontResponse, type Generation } from './forward.js';

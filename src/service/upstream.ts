@@ -3,12 +3,12 @@
  * and the choice among its URLs. An Upstream survives a reload when its
  * config is unchanged, so warm connections stay warm.
  */
-import { Agent, type RequestCommon, type RequestOptions } from '../pool/agent.js';
-import type { OriginResponse } from '../pool/response.js';
-import type { SessionStore } from '../pool/session-store.js';
+import { Agent, type RequestCommon, type RequestOptions } from '../agent/agent.js';
+import type { OriginResponse } from '../agent/response.js';
+import type { SessionStore } from '../transport/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
 import { registerConnector } from '../transport/connect.js';
-import { SAFE_METHODS } from '../util/body.js';
+import { isSafeMethod } from '../http/methods.js';
 import { toOriginlinkError, type OriginlinkError } from '../errors.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
@@ -57,7 +57,7 @@ export class Upstream {
     const urls = this.config.urls;
     const start = this.#rr++ % urls.length;
     const method = (opts.method ?? 'GET').toUpperCase();
-    const early = this.config.earlyData === 'always' || (this.config.earlyData === 'safe' && SAFE_METHODS.has(method));
+    const early = this.config.earlyData === 'always' || (this.config.earlyData === 'safe' && isSafeMethod(method));
     let last: OriginlinkError | null = null;
     for (let i = 0; i < urls.length; i++) {
       const base = urls[(start + i) % urls.length] as string;

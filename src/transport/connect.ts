@@ -6,9 +6,8 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import type { PoolOptions } from '../pool/options.js';
-import type { SessionStore } from '../pool/session-store.js';
-import type { ConnectionFacts, PooledConnection, Protocol } from '../pool/types.js';
+import type { SessionStore } from './session-store.js';
+import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.js';
 import { H1Connection } from './h1.js';
 import { H2Connection, openH2Session } from './h2.js';
 import { h3Connector, type EarlyDataPolicy } from './h3.js';
@@ -51,8 +50,22 @@ async function resolved(origin: OriginSpec): Promise<OriginSpec> {
   return { ...origin, host: first, servername: origin.servername ?? origin.host };
 }
 
+/**
+ * What a connector needs of the pool's options (PoolOptions is a superset;
+ * each field is documented there).
+ */
+export interface ConnectionLimits {
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxHeaderCount: number;
+  windowSize: number;
+  migrateAfterProbeTimeouts: number;
+}
+
 export interface ConnectContext {
-  pool: Readonly<PoolOptions>;
+  pool: Readonly<ConnectionLimits>;
   sessionStore: SessionStore;
   sessionKey: string;
   nextId: () => number;

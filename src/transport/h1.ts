@@ -9,8 +9,9 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { abortBody, bodyChunks, knownLength, waitDrain } from '../util/body.js';
+import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
+import { abortBody, waitDrain } from '../util/body.js';
+import { bodyChunks, knownLength } from '../http/body.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
 
 export interface H1Options {

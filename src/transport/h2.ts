@@ -8,8 +8,9 @@ import type net from 'node:net';
 import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { abortBody, bodyChunks, knownLength, waitDrain } from '../util/body.js';
+import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
+import { abortBody, waitDrain } from '../util/body.js';
+import { bodyChunks, knownLength } from '../http/body.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 

@@ -9,8 +9,8 @@ import { Readable } from 'node:stream';
 import type { H3ConnectionOptions } from '../h3/connection.js';
 import type { H3Connection } from '../h3/connection.js';
 import type { QuicConnection } from '../quic/connection.js';
-import type { RequestBody } from '../pool/types.js';
-import { bodyChunks, knownLength, bodyBytes } from '../util/body.js';
+import type { RequestBody } from '../http/types.js';
+import { bodyChunks, knownLength, bodyBytes } from '../http/body.js';
 
 export const H3_NO_ERROR = 0x100;
 export const H3_REQUEST_REJECTED = 0x10b;

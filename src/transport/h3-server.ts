@@ -10,9 +10,10 @@ import { QuicEndpoint, type EndpointStats } from '../quic/endpoint.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
-import type { HeaderList, RequestBody } from '../pool/types.js';
+import type { HeaderList, RequestBody } from '../http/types.js';
 import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamBody, writeBody } from './h3-common.js';
 import { abortBody } from '../util/body.js';
+import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
 
 export interface H3ServerRequest {
@@ -89,7 +90,6 @@ export interface H3Server {
 }
 
 const H3_INTERNAL_ERROR = 0x102;
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 function abandon(s: ServerStream, why: Error): void {
   s.abandoned ??= why;
@@ -267,7 +267,7 @@ class ServerSession {
     this.#streams.set(id, s);
     if (end) s.body.deliver(new Uint8Array(0), true);
     // RFC 8470 §5.2: a request that is not safe to replay is refused while in early data.
-    if (this.#quic.inEarlyData && (this.#opts.earlyData ?? 'safe') === 'safe' && !SAFE_METHODS.has(method)) {
+    if (this.#quic.inEarlyData && (this.#opts.earlyData ?? 'safe') === 'safe' && !isSafeMethod(method)) {
       this.#counters.tooEarly++;
       void this.#respond(id, s, null);
       return;

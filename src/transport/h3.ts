@@ -12,9 +12,11 @@ import { H3Connection, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
 import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
-import type { SessionStore } from '../pool/session-store.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../pool/types.js';
-import { abortBody, knownLength } from '../util/body.js';
+import type { SessionStore } from './session-store.js';
+import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
+import { abortBody } from '../util/body.js';
+import { knownLength } from '../http/body.js';
+import { isSafeMethod } from '../http/methods.js';
 import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, resolveHost, StreamBody, writeBody } from './h3-common.js';
 
 export interface H3ConnectOptions {
@@ -59,7 +61,6 @@ export interface H3ConnectOptions {
 let nextId = 1;
 
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** RFC 8470 §5.2: 425 Too Early. */
 const TOO_EARLY = 425;
 
@@ -67,7 +68,7 @@ const TOO_EARLY = 425;
 export function earlyDataAllowed(req: ConnRequest, policy: EarlyDataPolicy = 'safe'): boolean {
   if (req.allowEarlyData !== undefined) return req.allowEarlyData;
   if (policy === 'always') return true;
-  return policy === 'safe' && SAFE_METHODS.has(req.method);
+  return policy === 'safe' && isSafeMethod(req.method);
 }
 
 function replayable(body: ConnRequest['body']): boolean {

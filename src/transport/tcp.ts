@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { SessionStore } from '../pool/session-store.js';
+import type { SessionStore } from './session-store.js';
 import { tfoSocketFactory } from './tfo.js';
 
 export interface TcpConnectOptions {

@@ -15,7 +15,7 @@ import type { QuicConnection } from '../../src/quic/connection.js';
 import { connectH3 } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
-import type { ConnRequest } from '../../src/pool/types.js';
+import type { ConnRequest } from '../../src/http/types.js';
 
 // Crafted HTTP/3 bytes (RFC 9114 §7.2, RFC 9204 §4.5).
 const CONTROL_WITH_SETTINGS = Uint8Array.from([0x00, 0x04, 0x00]); // stream type control, SETTINGS (empty)

@@ -17,8 +17,8 @@ import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { bunFetch, runClient, startBunServer, startCaddy, startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
 import { connectH3, type H3PooledConnection } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
-import type { ConnRequest } from '../../src/pool/types.js';
-import { MemorySessionStore } from '../../src/pool/session-store.js';
+import type { ConnRequest } from '../../src/http/types.js';
+import { MemorySessionStore } from '../../src/transport/session-store.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 async function readAll(r: Readable): Promise<Buffer> {
@@ -100,7 +100,7 @@ async function dial(port: number): Promise<H3PooledConnection> {
   throw last;
 }
 
-function get(c: H3PooledConnection, port: number, path: string, extra: Partial<ConnRequest> = {}): Promise<import('../../src/pool/types.js').ConnResponse> {
+function get(c: H3PooledConnection, port: number, path: string, extra: Partial<ConnRequest> = {}): Promise<import('../../src/http/types.js').ConnResponse> {
   return c.request({ method: 'GET', path, authority: `localhost:${port}`, scheme: 'https', headers: [], body: null, ...extra });
 }
 

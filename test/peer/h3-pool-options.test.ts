@@ -9,7 +9,7 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { QuicEndpoint } from '../../src/quic/endpoint.js';
 import { buildConfig } from '../../src/quic/config.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
-import { Agent } from '../../src/pool/agent.js';
+import { Agent } from '../../src/agent/agent.js';
 
 let certs: TestCerts;
 let server: QuicEndpoint;

@@ -20,7 +20,7 @@ import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3 } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
-import type { ConnRequest } from '../../src/pool/types.js';
+import type { ConnRequest } from '../../src/http/types.js';
 
 const env = process.env;
 const BULK = Number(env.PRIO_BULK_MIB ?? 16) * 1024 * 1024;

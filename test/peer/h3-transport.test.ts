@@ -10,9 +10,9 @@ import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3, type H3Response } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
-import { MemorySessionStore } from '../../src/pool/session-store.js';
+import { MemorySessionStore } from '../../src/transport/session-store.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
-import type { ConnRequest } from '../../src/pool/types.js';
+import type { ConnRequest } from '../../src/http/types.js';
 
 let certs: TestCerts;
 let server: H3Server;

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3, type H3ConnectOptions } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
-import type { ConnRequest } from '../../src/pool/types.js';
+import type { ConnRequest } from '../../src/http/types.js';
 
 let certs: TestCerts;
 let server: H3Server;

@@ -10,7 +10,7 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { QuicEndpoint } from '../../src/quic/endpoint.js';
 import { buildConfig } from '../../src/quic/config.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
-import type { QuicStreamHandler } from '../../src/quic/transport.js';
+import type { QuicStreamHandler } from '../../src/h3/quic-seam.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
 
 let certs: TestCerts;

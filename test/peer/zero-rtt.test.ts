@@ -18,9 +18,9 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
 import { connectH3, type H3Response } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
-import { FileSessionStore } from '../../src/pool/file-session-store.js';
-import { MemorySessionStore } from '../../src/pool/session-store.js';
-import type { ConnRequest } from '../../src/pool/types.js';
+import { FileSessionStore } from '../../src/transport/file-session-store.js';
+import { MemorySessionStore } from '../../src/transport/session-store.js';
+import type { ConnRequest } from '../../src/http/types.js';
 
 const ROOT = resolve('.');
 const MAIN = join(ROOT, 'dist', 'cli', 'main.js');

@@ -11,8 +11,8 @@ import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { encodeVarint } from '../../src/codec/varint.js';
 import { OriginlinkError } from '../../src/errors.js';
 import { H3Connection, type H3Event } from '../../src/h3/connection.js';
-import type { HeaderList } from '../../src/pool/types.js';
-import type { QuicStreamTransport } from '../../src/quic/transport.js';
+import type { HeaderList } from '../../src/http/types.js';
+import type { QuicStreamTransport } from '../../src/h3/quic-seam.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
 

@@ -9,8 +9,8 @@ import { encodeFrame, encodeGoaway, FrameType } from '../../src/codec/h3frame.js
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { OriginlinkError } from '../../src/errors.js';
 import { H3Connection, type H3Event } from '../../src/h3/connection.js';
-import type { HeaderList } from '../../src/pool/types.js';
-import type { QuicStreamHandler, QuicStreamTransport } from '../../src/quic/transport.js';
+import type { HeaderList } from '../../src/http/types.js';
+import type { QuicStreamHandler, QuicStreamTransport } from '../../src/h3/quic-seam.js';
 
 type Item =
   | { kind: 'data'; id: number; data: Uint8Array; fin: boolean }

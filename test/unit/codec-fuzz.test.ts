@@ -11,7 +11,7 @@ import { QpackDecoder } from '../../src/codec/qpack/decoder.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { VarintRangeError, readVarint } from '../../src/codec/varint.js';
 import { H3Connection } from '../../src/h3/connection.js';
-import type { QuicStreamTransport } from '../../src/quic/transport.js';
+import type { QuicStreamTransport } from '../../src/h3/quic-seam.js';
 
 function rng(seed: number): (n: number) => number {
   let s = seed;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../../src/h1/parser.js';
 import { serializeRequestHead } from '../../src/h1/request.js';
-import type { HeaderList } from '../../src/pool/types.js';
+import type { HeaderList } from '../../src/http/types.js';
 
 interface Out { heads: H1Head[]; body: string; trailers: HeaderList[]; complete: number }
 

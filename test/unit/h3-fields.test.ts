@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkFieldSection, contentLengthOf, fieldSectionSize } from '../../src/h3/fields.js';
-import type { HeaderList } from '../../src/pool/types.js';
+import type { HeaderList } from '../../src/http/types.js';
 
 const REQ: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/']];
 

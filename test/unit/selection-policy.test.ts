@@ -12,7 +12,7 @@ import { parseAltSvc } from '../../src/probe/alt-svc.js';
 import { FileOriginCache, MemoryOriginCache, type OriginFacts } from '../../src/probe/cache.js';
 import { raceDial, type QuicOutcome } from '../../src/probe/race.js';
 import { OriginState, emptyFacts, raceDelayFor, selectProtocol } from '../../src/probe/state.js';
-import type { ConnEvent, PooledConnection, Protocol } from '../../src/pool/types.js';
+import type { ConnEvent, PooledConnection, Protocol } from '../../src/http/types.js';
 
 const T = 1_800_000_000_000;
 const facts = (p: Partial<OriginFacts>): OriginFacts => ({ ...emptyFacts(T), ...p });

@@ -1,6 +1,6 @@
 /** What `Agent.request()` resolves with: the response head, a streaming body, and the facts behind it. */
 import type { Readable } from 'node:stream';
-import type { ConnectionFacts, HeaderList, Protocol } from './types.js';
+import type { ConnectionFacts, HeaderList, Protocol } from '../http/types.js';
 
 export interface ResponseTimings {
   /** Time waiting for a connection slot (includes dialing), ms. */

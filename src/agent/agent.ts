@@ -18,14 +18,16 @@ import type { OriginCache, OriginFacts } from '../probe/cache.js';
 import { AddressCache, findCandidate } from '../probe/coalesce.js';
 import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
 import type { Choice, SelectionOptions } from '../probe/state.js';
-import { isIdempotent, isReplayable } from '../util/body.js';
-import { publishRequestEnd } from './diagnostics.js';
-import { configError, resolvePoolOptions, type PoolOptions } from './options.js';
-import { Pool } from './pool.js';
+import { isReplayable } from '../http/body.js';
+import { isIdempotentRequest } from '../http/methods.js';
+import { endToEnd } from '../http/fields.js';
+import { publishRequestEnd } from '../pool/diagnostics.js';
+import { configError, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import { Pool } from '../pool/pool.js';
 import { OriginResponse } from './response.js';
-import { MemorySessionStore, type SessionStore } from './session-store.js';
-import type { PoolStats } from './stats.js';
-import type { ConnRequest, HeaderList, Protocol, RequestBody } from './types.js';
+import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
+import type { PoolStats } from '../pool/stats.js';
+import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 
 export interface TlsOptions {
   /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
@@ -123,9 +125,6 @@ const COALESCE_ONTO: Record<ProtocolPolicy, ReadonlySet<Protocol>> = {
   h2: new Set<Protocol>(['h2']),
   h3: new Set<Protocol>(['h3']),
 };
-
-// RFC 9110 §7.6.1 / RFC 9113 §8.2.2: connection-specific fields never cross a hop.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 
 let connectionIds = 0;
 const nextId = (): number => ++connectionIds;
@@ -251,7 +250,7 @@ export class Agent {
     };
     if (o.allowEarlyData !== undefined) req.allowEarlyData = o.allowEarlyData; // false also forbids 0-RTT for safe methods
     const replayable = isReplayable(body);
-    const idempotent = isIdempotent(method, headers);
+    const idempotent = isIdempotentRequest(method, headers);
     const info = this.#info.get(pool);
     let coalesced = info !== undefined && info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host);
     for (let attempt = 1; ; attempt++) {
@@ -352,25 +351,21 @@ export class Agent {
   }
 }
 
+/** Lower-case names, end-to-end fields only (RFC 9110 §7.6.1, one rule with the service: http/fields.ts). */
 function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
   const out: HeaderList = [];
   if (!h) return out;
-  const push = (name: string, value: string): void => {
-    const n = name.toLowerCase();
-    if (HOP_BY_HOP.has(n)) return;
-    if (n === 'te' && value.trim().toLowerCase() !== 'trailers') return;
-    out.push([n, value]);
-  };
   if (Array.isArray(h)) {
-    for (const [n, v] of h) push(n, v);
+    for (const [n, v] of h) out.push([n.toLowerCase(), v]);
   } else {
     for (const [n, v] of Object.entries(h)) {
       if (v === undefined) continue;
-      if (Array.isArray(v)) for (const x of v) push(n, x);
-      else push(n, v);
+      const name = n.toLowerCase();
+      if (Array.isArray(v)) for (const x of v) out.push([name, x]);
+      else out.push([name, v]);
     }
   }
-  return out;
+  return endToEnd(out);
 }
 
 const caIds = new WeakMap<object, number>();

@@ -1,0 +1,73 @@
+/**
+ * Connection-specific ("hop-by-hop") fields: one rule for the Agent's
+ * request headers, the service's upstream and downstream headers and
+ * trailers (RFC 9110 §7.6.1). HTTP/2 and HTTP/3 forbid them outright
+ * (RFC 9113 §8.2.2, RFC 9114 §4.2), so stripping them is right for every
+ * protocol we speak upstream.
+ */
+
+/**
+ * Always connection-specific: RFC 9110 §7.6.1 lists Connection, Proxy-Connection,
+ * Keep-Alive, TE, Transfer-Encoding and Upgrade; Host becomes :authority or is
+ * rewritten per hop; HTTP2-Settings belongs to the h2c upgrade (RFC 7540 §3.2.1).
+ * TE is handled apart (`te: trailers` may cross, see keepTe). Expect and Trailer
+ * are answered or rebuilt per hop by whoever frames the message.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'http2-settings',
+  'expect',
+  'trailer',
+]);
+
+const NONE: ReadonlySet<string> = new Set();
+
+/** Field names listed in Connection (lower-case), beyond the fixed set. RFC 9110 §7.6.1: they go too. */
+export function connectionNamed(pairs: Iterable<readonly [string, string]>): ReadonlySet<string> {
+  let out: Set<string> | null = null;
+  for (const [n, v] of pairs) {
+    if (n !== 'connection') continue;
+    for (const t of v.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (name && !HOP_BY_HOP.has(name)) (out ??= new Set()).add(name);
+    }
+  }
+  return out ?? NONE;
+}
+
+/** Is `name` (lower-case) connection-specific, given the names Connection listed? `proxy-*` fields never cross either. */
+export function isHopByHop(name: string, named: ReadonlySet<string> = NONE): boolean {
+  return HOP_BY_HOP.has(name) || (named.size > 0 && named.has(name)) || name.startsWith('proxy-');
+}
+
+/** RFC 9110 §10.1.4: `TE: trailers` is the one TE value that may be sent on (and the only one allowed in h2/h3). */
+export function teAllowsTrailers(value: string): boolean {
+  return /(^|,)\s*trailers\s*(;|,|$)/i.test(value);
+}
+
+/**
+ * End-to-end fields of a list whose names are lower-case: the fixed set,
+ * the names Connection lists and `proxy-*` removed; `te` kept as `trailers`
+ * only when it asked for them.
+ */
+export function endToEnd(list: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
+  let hasConnection = false;
+  for (const [n] of list) if (n === 'connection') { hasConnection = true; break; }
+  const named = hasConnection ? connectionNamed(list) : NONE;
+  const out: Array<[string, string]> = [];
+  for (const [n, v] of list) {
+    if (n === 'te') {
+      if (teAllowsTrailers(v)) out.push(['te', 'trailers']);
+      continue;
+    }
+    if (isHopByHop(n, named)) continue;
+    out.push([n, v]);
+  }
+  return out;
+}
