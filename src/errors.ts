@@ -7,26 +7,64 @@
  */
 export type ErrorSide = 'local' | 'remote' | 'network';
 
+/**
+ * What had happened to one request when it failed, decided once by the
+ * request exchange (src/transport/exchange.ts) or the pool, never changed
+ * afterwards. The retry policy (src/agent/policy.ts) reads these.
+ */
+export interface ExchangeFacts {
+  /** The connection had carried a request before this one (the stale keep-alive race is possible). */
+  readonly reused: boolean;
+  /** Every byte of the request was handed to the connection. */
+  readonly requestSent: boolean;
+  /** Some byte of the response had arrived. */
+  readonly responseStarted: boolean;
+}
+
+/** Facts of a request that never reached a connection (queue, dial, pool closed). */
+export const NOT_SENT: ExchangeFacts = Object.freeze({ reused: false, requestSent: false, responseStarted: false });
+
 export interface ErrorInit {
   cause?: unknown;
   /** True when nothing of the request can have been processed by the origin. */
   retrySafe?: boolean;
   /** Extra machine-readable facts (origin, limit values, wire codes...). */
   details?: Record<string, unknown>;
+  /** What had happened to the request (null: not about one request). */
+  facts?: ExchangeFacts | null;
 }
 
+/**
+ * Errors are values: nothing changes them after they are made, so one
+ * instance handed to several waiters stays true for each. `with()` makes
+ * a copy that adds facts or details.
+ */
 export class OriginlinkError extends Error {
   readonly code: string;
   readonly side: ErrorSide;
-  retrySafe: boolean;
-  readonly details: Record<string, unknown>;
+  readonly retrySafe: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+  readonly facts: ExchangeFacts | null;
   constructor(code: string, side: ErrorSide, message: string, init: ErrorInit = {}) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
     this.name = 'OriginlinkError';
     this.code = code;
     this.side = side;
     this.retrySafe = init.retrySafe ?? false;
-    this.details = init.details ?? {};
+    this.details = Object.freeze({ ...init.details });
+    this.facts = init.facts ?? null;
+  }
+
+  /** A copy with `init`'s fields replacing or (details) extending this error's; the stack is kept. */
+  with(init: Omit<ErrorInit, 'cause'>): OriginlinkError {
+    const e = new OriginlinkError(this.code, this.side, this.message, {
+      cause: this.cause,
+      retrySafe: init.retrySafe ?? this.retrySafe,
+      details: init.details ? { ...this.details, ...init.details } : this.details,
+      facts: init.facts === undefined ? this.facts : init.facts,
+    });
+    if (this.stack !== undefined) e.stack = this.stack;
+    return e;
   }
 }
 

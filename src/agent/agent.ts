@@ -1,18 +1,18 @@
 /**
- * The Agent maps origins to pools and owns the retry policy. Users call
+ * The Agent maps origins to pools and owns the request policy (retries and
+ * 0-RTT, both pure functions in policy.ts / http/early-data.ts). Users call
  * `agent.request({ url, ... })`; everything below is per origin.
  *
- * Retry policy (never a silent replay of anything else):
- *  - the body is replayable (absent, string or bytes), and
- *  - either the failure proves the origin did not process the request
- *    (connect failure, refused stream, above GOAWAY's last id), or the method
- *    is idempotent (RFC 9110 §9.2.2) or carries `Idempotency-Key`, the
- *    connection was reused, and no response byte had arrived (the stale
- *    keep-alive race).
+ * Bounded for fleets of origins (a crawler meets 100,000): a pool idle for
+ * `originIdleTimeoutMs` is closed and forgotten; past `maxOrigins` pools the
+ * least recently used idle ones go first; per-origin selection state and the
+ * counters of forgotten pools live in LRUs of `maxOrigins`; one shared ticker
+ * drives every pool's health checks and this sweep.
  */
 import { performance } from 'node:perf_hooks';
+import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { EarlyDataPolicy } from '../transport/h3.js';
+import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { connectOrigin, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
 import type { OriginCache, OriginFacts } from '../probe/cache.js';
 import { AddressCache, findCandidate } from '../probe/coalesce.js';
@@ -23,7 +23,11 @@ import { isIdempotentRequest } from '../http/methods.js';
 import { endToEnd } from '../http/fields.js';
 import { publishRequestEnd } from '../pool/diagnostics.js';
 import { configError, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
-import { Pool } from '../pool/pool.js';
+import { Pool, type PoolResult } from '../pool/pool.js';
+import { PoolCounters } from '../pool/stats.js';
+import { sharedTicker, type TickMember } from '../pool/ticker.js';
+import { LruMap } from '../util/lru.js';
+import { retryDecision } from './policy.js';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
@@ -77,6 +81,14 @@ export interface AgentOptions {
   selection?: Partial<SelectionOptions>;
   /** Resolve host names (addresses, preferred first); default the system resolver. */
   lookup?: LookupFn;
+  /**
+   * Most origins with state held at once: pools (busy ones are never
+   * evicted), selection state, coalescing opt-outs, counters of forgotten
+   * pools. Default 1024.
+   */
+  maxOrigins?: number;
+  /** A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000. */
+  originIdleTimeoutMs?: number;
 }
 
 /** What the agent knows about one origin and what it would choose now. */
@@ -88,12 +100,16 @@ export interface OriginReport {
 }
 
 interface PoolInfo {
+  pool: Pool;
   /** `scheme://host:port` */
   origin: string;
+  /** Fast-path keys that point at this pool (removed with it). */
+  fastKeys: string[];
   spec: OriginSpec;
   ctx: DialContext;
   policy: ProtocolPolicy;
   tlsId: string;
+  earlyData: EarlyDataPolicy;
   coalesce: boolean;
 }
 
@@ -101,9 +117,11 @@ interface PoolInfo {
  * A request names its target either by `url`, or by `origin` (`https://host:port`)
  * plus `path` — the second form skips parsing a URL per request (as undici's
  * `pool.request({ path })` does) and suits callers that already split them.
+ * `origin` may be a list: an ordered failover (the service's URLs of one
+ * origin) — a failure that says the origin was unreachable moves to the next.
  */
 export type RequestOptions = RequestTarget & RequestCommon;
-export type RequestTarget = { url: string | URL; origin?: never; path?: never } | { origin: string; path: string; url?: never };
+export type RequestTarget = { url: string | URL; origin?: never; path?: never } | { origin: string | readonly string[]; path: string; url?: never };
 
 export interface RequestCommon {
   method?: string;
@@ -129,30 +147,42 @@ const COALESCE_ONTO: Record<ProtocolPolicy, ReadonlySet<Protocol>> = {
 let connectionIds = 0;
 const nextId = (): number => ++connectionIds;
 
-export class Agent {
+export class Agent implements TickMember {
   #opts: AgentOptions;
-  #pools = new Map<string, Pool>();
+  /** Pool key → pool and what it was made from. Insertion order = creation order. */
+  #pools = new Map<string, PoolInfo>();
   /** (URL scheme + host, per-request policy) → pool; every input of the full key is fixed per agent. */
-  #fast = new Map<string, Pool>();
-  #origins = new Map<string, URL>();
+  #fast = new Map<string, PoolInfo>();
+  #origins: LruMap<string, URL>;
   #sessions: SessionStore;
   #selector: Selector;
-  #info = new Map<Pool, PoolInfo>();
   /** Names (host:port) for which a 421 turned coalescing off. */
-  #noCoalesce = new Set<string>();
+  #noCoalesce: LruMap<string, true>;
+  /** Counters of forgotten pools, so stats() stays monotonic per origin (bounded). */
+  #retired: LruMap<string, { origin: string; counters: PoolCounters }>;
   #addresses = new AddressCache();
   #maxRetries: number;
+  #maxOrigins: number;
+  #originIdleMs: number;
+  #lastSweep = 0;
   #closed = false;
 
   constructor(opts: AgentOptions = {}) {
     this.#maxRetries = opts.maxRetries ?? 2;
     if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0) throw configError('maxRetries', 'must be a non-negative integer');
+    this.#maxOrigins = opts.maxOrigins ?? 1024;
+    if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1) throw configError('maxOrigins', 'must be a positive integer');
+    this.#originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
+    if (!Number.isFinite(this.#originIdleMs) || this.#originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+    this.#origins = new LruMap(this.#maxOrigins);
+    this.#noCoalesce = new LruMap(this.#maxOrigins);
+    this.#retired = new LruMap(this.#maxOrigins);
     resolvePoolOptions(opts.pool); // validate early
     for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
     this.#opts = opts;
     this.#sessions = opts.sessionStore ?? new MemorySessionStore();
     try {
-      this.#selector = new Selector(opts.originCache, opts.selection);
+      this.#selector = new Selector(opts.originCache, opts.selection, this.#maxOrigins);
     } catch (e) {
       throw configError('selection', (e as Error).message);
     }
@@ -174,8 +204,11 @@ export class Agent {
 
   /** The pool for a URL's origin under a protocol policy (created on first use). */
   pool(url: string | URL, protocol?: ProtocolPolicy): Pool {
+    return this.#poolInfo(typeof url === 'string' ? new URL(url) : url, protocol).pool;
+  }
+
+  #poolInfo(u: URL, protocol: ProtocolPolicy | undefined): PoolInfo {
     if (this.#closed) throw new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', 'agent is closed');
-    const u = typeof url === 'string' ? new URL(url) : url;
     // Hot path: one map lookup per request once the origin's pool exists.
     const fastKey = `${u.protocol}//${u.host}|${protocol ?? ''}`;
     const hit = this.#fast.get(fastKey);
@@ -190,8 +223,12 @@ export class Agent {
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
     const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
     const key = `${scheme}://${host}:${port}|${policy}|${tlsId}`;
-    const pool = this.#pools.get(key);
-    if (pool) { this.#fast.set(fastKey, pool); return pool; }
+    const known = this.#pools.get(key);
+    if (known) {
+      known.fastKeys.push(fastKey);
+      this.#fast.set(fastKey, known);
+      return known;
+    }
     const spec: OriginSpec = {
       scheme,
       host,
@@ -205,7 +242,8 @@ export class Agent {
       lookup: this.#opts.lookup,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
-    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData: over.earlyData ?? this.#opts.earlyData };
+    const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
+    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData };
     const origin = `${scheme}://${u.hostname}:${port}`;
     const sel = this.#selector;
     const created: Pool = new Pool(
@@ -216,66 +254,100 @@ export class Agent {
         ? sel.autoDialer(origin, spec, ctx, () => created)
         : (signal) => connectOrigin(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
       policy === 'auto' ? null : policy,
+      sharedTicker,
+      this.#retired.peek(key)?.counters,
     );
-    this.#pools.set(key, created);
-    this.#fast.set(fastKey, created);
-    this.#info.set(created, { origin, spec, ctx, policy, tlsId, coalesce: over.coalesce ?? sel.opts.coalesce });
-    return created;
+    this.#retired.delete(key);
+    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: over.coalesce ?? sel.opts.coalesce };
+    this.#pools.set(key, info);
+    this.#fast.set(fastKey, info);
+    if (this.#pools.size === 1) sharedTicker.add(this);
+    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - this.#maxOrigins);
+    return info;
+  }
+
+  /** Origins whose pools are held now. */
+  get poolCount(): number {
+    return this.#pools.size;
+  }
+
+  /**
+   * Shared-ticker hook, at most once a second: close and forget pools idle
+   * past originIdleTimeoutMs. Pools with minWarm > 0 are kept warm on
+   * purpose and only go when evicted past maxOrigins.
+   */
+  tick(now: number): void {
+    if (now - this.#lastSweep < 1000) return;
+    this.#lastSweep = now;
+    for (const info of [...this.#pools.values()]) {
+      const p = info.pool;
+      if (p.opts.minWarm === 0 && p.idle && now - p.lastActivityAt >= this.#originIdleMs) this.#forget(info);
+    }
+  }
+
+  /** Past maxOrigins: forget the idle pools used least recently (busy pools stay; the map may then exceed the bound). */
+  #evictIdle(n: number): void {
+    const idle: PoolInfo[] = [];
+    for (const info of this.#pools.values()) if (info.pool.idle) idle.push(info);
+    idle.sort((a, b) => a.pool.lastActivityAt - b.pool.lastActivityAt);
+    for (const info of idle.slice(0, n)) this.#forget(info);
+  }
+
+  #forget(info: PoolInfo): void {
+    const p = info.pool;
+    if (this.#pools.get(p.key) !== info) return;
+    this.#pools.delete(p.key);
+    for (const k of info.fastKeys) if (this.#fast.get(k) === info) this.#fast.delete(k);
+    this.#retired.set(p.key, { origin: p.origin, counters: p.counters });
+    void p.close();
+    if (this.#pools.size === 0) sharedTicker.delete(this);
   }
 
   async request(o: RequestOptions): Promise<OriginResponse> {
     const t0 = performance.now();
-    let url: URL;
+    let targets: readonly URL[];
+    let names: readonly string[];
     let path: string;
     if (o.url !== undefined) {
-      url = typeof o.url === 'string' ? new URL(o.url) : o.url;
+      const url = typeof o.url === 'string' ? new URL(o.url) : o.url;
+      targets = [url];
+      names = [url.origin];
       path = `${url.pathname}${url.search}`;
     } else {
-      url = this.#originUrl(o.origin);
+      names = typeof o.origin === 'string' ? [o.origin] : o.origin;
+      targets = names.map((x) => this.#originUrl(x));
+      if (targets.length === 0) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
       path = o.path;
       if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
     }
     const method = (o.method ?? 'GET').toUpperCase();
     const headers = normalizeHeaders(o.headers);
     const body = o.body ?? null;
-    const pool = this.pool(url, o.protocol);
-    const req: ConnRequest = {
-      method,
-      path,
-      authority: o.authority ?? url.host,
-      scheme: url.protocol === 'https:' ? 'https' : 'http',
-      headers,
-      body,
-      signal: o.signal,
-    };
-    if (o.allowEarlyData !== undefined) req.allowEarlyData = o.allowEarlyData; // false also forbids 0-RTT for safe methods
     const replayable = isReplayable(body);
     const idempotent = isIdempotentRequest(method, headers);
-    const info = this.#info.get(pool);
-    let coalesced = info !== undefined && info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host);
-    for (let attempt = 1; ; attempt++) {
+    let at = 0;
+    let attempt = 1;
+    for (;;) {
+      const url = targets[at] as URL;
+      const info = this.#poolInfo(url, o.protocol);
+      const pool = info.pool;
+      const req: ConnRequest = {
+        method,
+        path,
+        authority: o.authority ?? url.host,
+        scheme: info.spec.scheme,
+        headers,
+        body,
+        signal: o.signal,
+        // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
+        allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
+      };
       try {
-        let r: Awaited<ReturnType<Pool['request']>> | null = null;
-        if (coalesced) {
-          coalesced = false;
-          if (!pool.hasReady()) r = await this.#coalesced(pool, info!, req);
-        }
-        if (r && r.res.status === 421) {
-          // RFC 9113 §9.1.2: 421 on a coalesced connection — stop coalescing this name and
-          // re-send on its own connection (a non-replayable body gets the 421 itself).
-          this.#noCoalesce.add(url.host);
-          if (replayable) {
-            r.res.body.resume();
-            pool.counters.retries++;
-            r = null;
-          }
-        }
-        if (r) pool.counters.coalesced++;
-        r ??= await pool.request(req);
-        if (info) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
+        const r = await this.#attempt(info, url, req, replayable);
         const ttfbMs = performance.now() - t0;
-        publishRequestEnd({ origin: pool.origin, method, path: req.path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
+        publishRequestEnd({ origin: pool.origin, method, path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
         return new OriginResponse({
+          origin: names[at] as string,
           status: r.res.status,
           headers: r.res.headers,
           body: r.res.body,
@@ -284,23 +356,47 @@ export class Agent {
           reused: r.reused,
           attempts: attempt,
           earlyData: r.res.earlyData ?? false,
-          earlyDataRefused: (r.res as { earlyDataRefused?: 'rejected' | 'too-early' }).earlyDataRefused ?? null,
+          earlyDataRefused: r.res.earlyDataRefused ?? null,
           connectionId: r.conn.id,
           connection: r.conn.facts,
           timings: { queueMs: r.queueMs, ttfbMs },
         });
       } catch (e) {
         const err = toOriginlinkError(e);
-        const retry = attempt <= this.#maxRetries && replayable && !o.signal?.aborted && err.code !== ErrorCode.ABORTED &&
-          (err.retrySafe || (idempotent && err.details['reused'] === true && err.details['responseStarted'] === false));
-        if (!retry) {
-          err.details['attempts'] = attempt;
-          publishRequestEnd({ origin: pool.origin, method, path: req.path, status: null, protocol: pool.protocol, reused: err.details['reused'] === true, attempts: attempt, ttfbMs: performance.now() - t0, error: err });
-          throw err;
+        const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable, idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
+        if (!d.retry) {
+          const final = err.with({ details: { attempts: attempt } });
+          publishRequestEnd({ origin: pool.origin, method, path, status: null, protocol: pool.protocol, reused: err.facts?.reused === true, attempts: attempt, ttfbMs: performance.now() - t0, error: final });
+          throw final;
         }
         pool.counters.retries++;
+        if (d.failover) at = (at + 1) % targets.length;
+        attempt++;
       }
     }
+  }
+
+  /** One attempt: coalesced onto another name's connection when allowed, else through the origin's pool. */
+  async #attempt(info: PoolInfo, url: URL, req: ConnRequest, replayable: boolean): Promise<PoolResult> {
+    const pool = info.pool;
+    let r: PoolResult | null = null;
+    if (info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()) {
+      r = await this.#coalesced(info, req);
+      if (r && r.res.status === 421) {
+        // RFC 9113 §9.1.2: 421 on a coalesced connection — stop coalescing this name and
+        // re-send on its own connection (a non-replayable body gets the 421 itself).
+        this.#noCoalesce.set(url.host, true);
+        if (replayable) {
+          r.res.body.resume();
+          pool.counters.retries++;
+          r = null;
+        }
+      }
+      if (r) pool.counters.coalesced++;
+    }
+    r ??= await pool.request(req);
+    this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
+    return r;
   }
 
   /** Parsed origin URLs, so the `{ origin, path }` form parses each origin once (bounded). */
@@ -309,7 +405,6 @@ export class Agent {
     if (!u) {
       u = new URL(origin);
       if (u.pathname !== '/' || u.search !== '') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `origin must be scheme://host[:port] (got ${JSON.stringify(origin)})`);
-      if (this.#origins.size >= 1024) this.#origins.clear();
       this.#origins.set(origin, u);
     }
     return u;
@@ -321,33 +416,39 @@ export class Agent {
   }
 
   /** A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the request run on it. */
-  async #coalesced(pool: Pool, info: PoolInfo, req: ConnRequest): Promise<Awaited<ReturnType<Pool['request']>> | null> {
+  async #coalesced(info: PoolInfo, req: ConnRequest): Promise<PoolResult | null> {
     const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#opts.lookup, Date.now());
-    const cand = await findCandidate(this.#pools.values(), pool, info.spec.host, info.spec.port, resolve, (p) => {
-      const o = this.#info.get(p);
+    const pools = [...this.#pools.values()].map((x) => x.pool);
+    const cand = await findCandidate(pools, info.pool, info.spec.host, info.spec.port, resolve, (p) => {
+      const o = this.#pools.get(p.key);
       return o !== undefined && o.tlsId === info.tlsId && info.tlsId.includes('|verify=true|') && info.tlsId.startsWith('sni=|');
     }, COALESCE_ONTO[info.policy]);
     if (!cand) return null;
     return cand.pool.requestOn(cand.conn, req);
   }
 
+  /** Per origin: the live pools, then the counters of recently forgotten ones (so totals never go back). */
   stats(): PoolStats[] {
-    return [...this.#pools.values()].map((p) => p.stats());
+    const out = [...this.#pools.values()].map((x) => x.pool.stats());
+    for (const r of this.#retired.values()) out.push(r.counters.snapshot(r.origin, null, { idle: 0, busy: 0, activeRequests: 0, dialing: 0, pending: 0 }));
+    return out;
   }
 
   pools(): Pool[] {
-    return [...this.#pools.values()];
+    return [...this.#pools.values()].map((x) => x.pool);
   }
 
   /** Finish in-flight requests, then close every connection. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#pools.values()].map((p) => p.close()));
+    sharedTicker.delete(this);
+    await Promise.all([...this.#pools.values()].map((x) => x.pool.close()));
   }
 
   destroy(error?: Error): void {
     this.#closed = true;
-    for (const p of this.#pools.values()) p.destroy(error);
+    sharedTicker.delete(this);
+    for (const x of this.#pools.values()) x.pool.destroy(error);
   }
 }
 
@@ -368,12 +469,29 @@ function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
   return endToEnd(out);
 }
 
-const caIds = new WeakMap<object, number>();
-let caCounter = 0;
+/**
+ * Identity of the trusted CAs in a pool key: a SHA-256 of every PEM byte, so
+ * two different CAs never share a pool or coalescing eligibility. Objects are
+ * hashed once (Buffers and arrays are treated as immutable once given).
+ */
+const caIds = new WeakMap<object, string>();
 function caId(ca: TlsOptions['ca']): string {
   if (ca === undefined) return '-';
-  if (typeof ca === 'string') return `s${ca.length}:${ca.slice(-32)}`;
+  if (typeof ca === 'string') return hashCa([ca]);
   let id = caIds.get(ca as object);
-  if (id === undefined) { id = ++caCounter; caIds.set(ca as object, id); }
-  return `o${id}`;
+  if (id === undefined) {
+    id = hashCa(Array.isArray(ca) ? ca : [ca]);
+    caIds.set(ca as object, id);
+  }
+  return id;
+}
+
+function hashCa(parts: ReadonlyArray<string | Buffer>): string {
+  const h = createHash('sha256');
+  for (const p of parts) {
+    h.update(String(p.length));
+    h.update(':');
+    h.update(p);
+  }
+  return h.digest('base64url');
 }

@@ -10,6 +10,8 @@ export interface ResponseTimings {
 }
 
 export class OriginResponse {
+  /** The origin that answered, as the request named it (with a failover list, the one that was reached). */
+  readonly origin: string;
   readonly status: number;
   readonly headers: HeaderList;
   readonly body: Readable;
@@ -28,9 +30,10 @@ export class OriginResponse {
   readonly timings: ResponseTimings;
 
   constructor(init: {
-    status: number; headers: HeaderList; body: Readable; trailers: Promise<HeaderList>; protocol: Protocol;
+    origin: string; status: number; headers: HeaderList; body: Readable; trailers: Promise<HeaderList>; protocol: Protocol;
     reused: boolean; attempts: number; earlyData: boolean; earlyDataRefused: 'rejected' | 'too-early' | null; connectionId: number; connection: ConnectionFacts; timings: ResponseTimings;
   }) {
+    this.origin = init.origin;
     this.status = init.status;
     this.headers = init.headers;
     this.body = init.body;

@@ -3,6 +3,7 @@
  * the request/response shapes that cross it. The pool only ever talks to a
  * `PooledConnection`; it never looks at sockets, sessions or QUIC state.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
 export type Protocol = 'h1' | 'h2' | 'h3';
@@ -40,6 +41,8 @@ export interface ConnResponse {
   trailers: Promise<HeaderList>;
   /** True when this request was carried in 0-RTT early data and accepted. */
   earlyData?: boolean;
+  /** Set when a 0-RTT attempt of this request was refused and it was resent after the handshake. */
+  earlyDataRefused?: 'rejected' | 'too-early';
 }
 
 /** What is known about one connection once it is established. */
@@ -98,12 +101,18 @@ export interface PooledConnection {
   readonly state: ConnState;
   /**
    * Run one request. Resolves when the response head arrives. A failure
-   * rejects with an OriginlinkError whose `details.responseStarted` says
-   * whether any response byte was seen, and whose `retrySafe` is true only
-   * when the origin certainly did not process the request (refused stream,
-   * GOAWAY above the last processed id, early data rejected).
+   * rejects with an OriginlinkError carrying the request's `facts` (reused,
+   * requestSent, responseStarted), whose `retrySafe` is true only when the
+   * origin certainly did not process the request (refused stream, GOAWAY
+   * above the last processed id, early data rejected, never sent).
    */
   request(req: ConnRequest): Promise<ConnResponse>;
+  /**
+   * The leaf certificate the server presented, verified at connect time
+   * (null for cleartext, unverified or unknown): coalescing checks it covers
+   * another name (RFC 9113 §9.1.1, RFC 9114 §3.3).
+   */
+  peerCertificate(): X509Certificate | null;
   /** Cheap check before reuse: false when the peer has closed or sent unexpected bytes. */
   isUsable(): boolean;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */

@@ -8,11 +8,12 @@
  * `conn.active` is always the true reservation count.
  */
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
 import { publishConnection } from './diagnostics.js';
+import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 
 /** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */
 const SURPLUS_FRACTION = 1 / 8;
@@ -45,7 +46,7 @@ interface Entry {
   pinging: boolean;
 }
 
-export class Pool {
+export class Pool implements TickMember {
   readonly key: string;
   readonly origin: string;
   readonly opts: Readonly<PoolOptions>;
@@ -60,24 +61,45 @@ export class Pool {
   #failures = 0;
   #nextDialAt = 0;
   #retryTimer: NodeJS.Timeout | null = null;
-  #pingTimer: NodeJS.Timeout | null = null;
+  #ticker: Ticker;
+  #lastHealthAt = 0;
+  #lastActivityAt = performance.now();
   #closed = false;
   #dialAbort = new AbortController();
   #drainWaiters: Array<() => void> = [];
-  readonly counters = new PoolCounters();
+  /** Totals of this origin (carried over from a forgotten pool of the same key by the Agent). */
+  readonly counters: PoolCounters;
 
-  constructor(key: string, origin: string, opts: Readonly<PoolOptions>, dial: Dialer, protocol: Protocol | null = null) {
+  constructor(key: string, origin: string, opts: Readonly<PoolOptions>, dial: Dialer, protocol: Protocol | null = null, ticker: Ticker = sharedTicker, counters = new PoolCounters()) {
     this.key = key;
+    this.counters = counters;
     this.origin = origin;
     this.opts = opts;
     this.#dial = dial;
     this.#protocol = protocol;
     this.#fixed = protocol !== null;
+    this.#ticker = ticker;
     if (opts.minWarm > 0) this.#topUpWarm();
-    if (opts.pingIntervalMs > 0) {
-      this.#pingTimer = setInterval(() => this.#healthCheck(), Math.max(250, opts.pingIntervalMs / 2));
-      this.#pingTimer.unref();
-    }
+  }
+
+  /**
+   * Nothing in flight, queued or dialling. `lastActivityAt` (performance.now())
+   * is when a request last started or ended here: the Agent forgets a pool
+   * idle long enough.
+   */
+  get idle(): boolean {
+    if (this.#pending.length > 0 || this.#dialing > 0) return false;
+    for (const e of this.#entries.values()) if (e.conn.active > 0) return false;
+    return true;
+  }
+  get lastActivityAt(): number { return this.#lastActivityAt; }
+
+  /** Shared-ticker hook: health pings and maximum age, at most every max(250, pingIntervalMs / 2) ms. */
+  tick(now: number): void {
+    const every = Math.max(250, this.opts.pingIntervalMs / 2);
+    if (now - this.#lastHealthAt < every) return;
+    this.#lastHealthAt = now;
+    this.#healthCheck(now);
   }
 
   /** Protocol of this pool's connections, once the first one is established. */
@@ -86,26 +108,27 @@ export class Pool {
   /** Run a request on a connection of this pool. */
   request(req: ConnRequest): Promise<PoolResult> {
     if (this.#closed) return Promise.reject(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`));
+    this.#lastActivityAt = performance.now();
     return new Promise<PoolResult>((resolve, reject) => {
-      const w: Waiter = { req, resolve, reject, enqueuedAt: performance.now(), timer: null, onAbort: null };
+      const w: Waiter = { req, resolve, reject, enqueuedAt: this.#lastActivityAt, timer: null, onAbort: null };
       if (this.#pending.length === 0) {
         const e = this.#pick();
         if (e) { this.#start(w, e); return; }
       }
       if (this.#pending.length >= this.opts.maxPending) {
         this.counters.error(ErrorCode.QUEUE_FULL);
-        reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, details: { limit: this.opts.maxPending } }));
+        reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, facts: NOT_SENT, details: { limit: this.opts.maxPending } }));
         return;
       }
       w.timer = setTimeout(() => {
         this.#dequeue(w);
         this.counters.error(ErrorCode.QUEUE_TIMEOUT);
-        reject(new OriginlinkError(ErrorCode.QUEUE_TIMEOUT, 'local', `no connection to ${this.origin} within ${this.opts.pendingTimeoutMs} ms`, { retrySafe: true }));
+        reject(new OriginlinkError(ErrorCode.QUEUE_TIMEOUT, 'local', `no connection to ${this.origin} within ${this.opts.pendingTimeoutMs} ms`, { retrySafe: true, facts: NOT_SENT }));
       }, this.opts.pendingTimeoutMs);
       if (req.signal) {
         w.onAbort = () => {
           this.#dequeue(w);
-          reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted while queued', { retrySafe: true }));
+          reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted while queued', { retrySafe: true, facts: NOT_SENT }));
         };
         req.signal.addEventListener('abort', w.onAbort, { once: true });
       }
@@ -156,13 +179,14 @@ export class Pool {
     conn.request(w.req).then(
       (res) => {
         e.errors = 0;
+        this.#lastActivityAt = performance.now();
         if (this.opts.maxRequestsPerConnection > 0 && conn.served >= this.opts.maxRequestsPerConnection) conn.drain();
         w.resolve({ res, conn, reused, queueMs });
       },
       (err: unknown) => {
-        const oe = toOriginlinkError(err);
-        oe.details['reused'] = reused;
-        oe.details['connectionId'] = conn.id;
+        this.#lastActivityAt = performance.now();
+        // The connection's exchange decided the facts; an error that has none is taken as processed.
+        const oe = toOriginlinkError(err).with({ details: { connectionId: conn.id } });
         this.counters.error(oe.code);
         if (++e.errors >= this.opts.maxConsecutiveErrors) conn.drain();
         // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
@@ -236,8 +260,8 @@ export class Pool {
       },
       (err: unknown) => {
         this.#dialing--;
-        const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED);
-        oe.retrySafe = true; // no request byte was sent
+        // No request byte was sent: retry-safe for every waiter (each gets its own copy).
+        const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED).with({ retrySafe: true, facts: NOT_SENT });
         this.counters.connectFailed(oe.code);
         this.#failures++;
         const cap = Math.min(this.opts.connectBackoffMaxMs, this.opts.connectBackoffBaseMs * 2 ** (this.#failures - 1));
@@ -245,7 +269,7 @@ export class Pool {
         // With nothing else coming, the waiters would only sit out their timeout: fail them now.
         if (this.#open() === 0 && this.#dialing === 0) {
           const ws = this.#pending.splice(0);
-          for (const w of ws) { this.#clearWaiter(w); w.reject(oe); }
+          for (const w of ws) { this.#clearWaiter(w); w.reject(oe.with({})); }
         }
         this.#pump();
       },
@@ -301,6 +325,7 @@ export class Pool {
       pinging: false,
     };
     this.#entries.set(conn, e);
+    if (this.#entries.size === 1) this.#ticker.add(this);
     this.counters.opened(conn.facts);
     publishConnection('open', this.origin, conn);
     conn.on((ev) => {
@@ -321,6 +346,7 @@ export class Pool {
         case 'close':
           if (e.idleTimer) clearTimeout(e.idleTimer);
           if (this.#entries.delete(conn)) {
+            if (this.#entries.size === 0) this.#ticker.delete(this);
             this.counters.closed();
             publishConnection('close', this.origin, conn, ev.error);
           }
@@ -367,13 +393,12 @@ export class Pool {
     return false;
   }
 
-  /** PING idle multiplexed connections; a silent one is dead before a request finds out. */
-  #healthCheck(): void {
-    const now = performance.now();
+  /** Drain connections past their maximum age; PING idle multiplexed ones (a silent one is dead before a request finds out). */
+  #healthCheck(now: number): void {
     for (const e of this.#entries.values()) {
       const c = e.conn;
       if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') { c.drain(); continue; }
-      if (!c.ping || e.pinging || c.state !== 'ready' || now - c.lastActiveAt < this.opts.pingIntervalMs) continue;
+      if (!c.ping || this.opts.pingIntervalMs <= 0 || e.pinging || c.state !== 'ready' || now - c.lastActiveAt < this.opts.pingIntervalMs) continue;
       this.#probe(e);
     }
   }
@@ -434,7 +459,7 @@ export class Pool {
   #shutdown(err: Error): void {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#ticker.delete(this);
     for (const w of this.#pending.splice(0)) { this.#clearWaiter(w); w.reject(err); }
   }
 }

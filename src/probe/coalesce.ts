@@ -2,17 +2,14 @@
  * Connection coalescing (RFC 9113 §9.1.1, RFC 9114 §3.3): a request for host
  * B may use an h2 or h3 connection opened for host A when B resolves to the
  * connection's remote address, the port is the same, and A's certificate is
- * valid for B. The h2 leaf is captured at connect time (connect.ts); the h3
- * leaf is read from the QUIC connection (H3PooledConnection.peerCertificate).
+ * valid for B. Every connection tells its verified leaf (`peerCertificate()`).
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
-import tls from 'node:tls';
 import type { Pool } from '../pool/pool.js';
 import type { PooledConnection, Protocol } from '../http/types.js';
-import { peerCertificate, type LookupFn } from '../transport/connect.js';
-import { H3PooledConnection } from '../transport/h3.js';
+import type { LookupFn } from '../transport/connect.js';
 
 const H2_ONLY: ReadonlySet<Protocol> = new Set<Protocol>(['h2']);
 
@@ -49,14 +46,8 @@ export class AddressCache {
 }
 
 /** Does the certificate cover `host` (RFC 9110 §4.3.4 / RFC 6125 matching, as Node checks it)? */
-export function certCovers(cert: tls.PeerCertificate | X509Certificate, host: string): boolean {
-  if ('checkHost' in cert) return isIP(host) !== 0 ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
-  return tls.checkServerIdentity(host, cert) === undefined;
-}
-
-/** The leaf a connection's server presented (verified at connect time), when known. */
-function leafOf(conn: PooledConnection): tls.PeerCertificate | X509Certificate | null {
-  return conn instanceof H3PooledConnection ? conn.peerCertificate() : peerCertificate(conn);
+export function certCovers(cert: X509Certificate, host: string): boolean {
+  return isIP(host) !== 0 ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
 }
 
 /**
@@ -93,7 +84,7 @@ export async function findCandidate(
   const want = new Set(addrs.map(norm));
   for (const cand of byPort) {
     if (!want.has(norm(cand.conn.facts.remoteAddress))) continue;
-    const cert = leafOf(cand.conn);
+    const cert = cand.conn.peerCertificate();
     if (cert && certCovers(cert, host)) return cand;
   }
   return null;

@@ -11,7 +11,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { resolvePoolOptions } from '../pool/options.js';
 import { MemorySessionStore } from '../transport/session-store.js';
 import type { HeaderList, PooledConnection, Protocol } from '../http/types.js';
-import { connectAltH3, connectOrigin, peerCertificate, type ConnectContext, type LookupFn, type OriginSpec } from '../transport/connect.js';
+import { connectAltH3, connectOrigin, type ConnectContext, type LookupFn, type OriginSpec } from '../transport/connect.js';
 import { tfoAvailable } from '../transport/tfo.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from './cache.js';
@@ -150,8 +150,8 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     const conn = await step('TCP+TLS connect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);
     const f = conn.facts;
     Object.assign(r.tcp, { ok: true, alpn: f.alpn, protocol: conn.protocol, connectMs: f.connectMs, tlsMs: f.tlsMs, tlsVersion: f.tlsVersion, remoteAddress: f.remoteAddress });
-    const cert = peerCertificate(conn);
-    if (cert) r.tcp.certificate = { subject: String(cert.subject?.CN ?? ''), issuer: String(cert.issuer?.CN ?? ''), validTo: cert.valid_to, subjectAltName: cert.subjectaltname ?? null };
+    const cert = conn.peerCertificate();
+    if (cert) r.tcp.certificate = { subject: commonName(cert.subject), issuer: commonName(cert.issuer), validTo: cert.validTo, subjectAltName: cert.subjectAltName ?? null };
     try {
       const res = await step('HTTP request', ms, () => conn.request(req));
       r.http.status = res.status;
@@ -256,4 +256,10 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   r.durationMs = performance.now() - t0;
   o.cache?.put(origin, { ...facts, probe: { at: new Date(now).toISOString(), chosen: r.chosen } });
   return r;
+}
+
+/** The CN of an X.509 distinguished name as Node prints it (one `KEY=value` per line). */
+function commonName(dn: string): string {
+  for (const line of dn.split('\n')) if (line.startsWith('CN=')) return line.slice(3);
+  return '';
 }

@@ -10,6 +10,7 @@ import { parseAltSvc } from './alt-svc.js';
 import { MemoryOriginCache, type OriginCache } from './cache.js';
 import { raceDial } from './race.js';
 import { DEFAULT_SELECTION, OriginState, type SelectionOptions } from './state.js';
+import { LruMap } from '../util/lru.js';
 
 export type DialContext = Omit<ConnectContext, 'signal'>;
 
@@ -26,11 +27,14 @@ export interface SelectionCounters {
 export class Selector {
   readonly cache: OriginCache;
   readonly opts: Readonly<SelectionOptions>;
-  #states = new Map<string, OriginState>();
-  #counters = new Map<string, SelectionCounters>();
+  /** Per-origin state, bounded (the persisted facts live in `cache`, bounded too). */
+  #states: LruMap<string, OriginState>;
+  #counters: LruMap<string, SelectionCounters>;
   #upgrading = new Set<string>();
 
-  constructor(cache?: OriginCache, opts: Partial<SelectionOptions> = {}) {
+  constructor(cache?: OriginCache, opts: Partial<SelectionOptions> = {}, maxOrigins = 1024) {
+    this.#states = new LruMap(maxOrigins);
+    this.#counters = new LruMap(maxOrigins);
     this.cache = cache ?? new MemoryOriginCache();
     this.opts = { ...DEFAULT_SELECTION, ...opts };
     for (const k of ['quicTimeoutMs', 'brokenBackoffMs', 'brokenBackoffMaxMs'] as const) {
@@ -40,21 +44,16 @@ export class Selector {
   }
 
   state(origin: string): OriginState {
-    let s = this.#states.get(origin);
-    if (!s) {
-      s = new OriginState(origin, this.cache);
-      this.#states.set(origin, s);
-    }
-    return s;
+    return this.#states.upsert(origin, () => new OriginState(origin, this.cache));
   }
 
   counters(origin: string): SelectionCounters {
-    let c = this.#counters.get(origin);
-    if (!c) {
-      c = { races: 0, quicAttempts: 0, quicFailures: 0, quicWins: 0, tcpWins: 0, upgrades: 0 };
-      this.#counters.set(origin, c);
-    }
-    return c;
+    return this.#counters.upsert(origin, () => ({ races: 0, quicAttempts: 0, quicFailures: 0, quicWins: 0, tcpWins: 0, upgrades: 0 }));
+  }
+
+  /** Origins with state held now (at most the bound). */
+  get size(): number {
+    return this.#states.size;
   }
 
   /** The Dialer for an `auto` pool: TCP (ALPN decides), or a QUIC-first race when h3 is known and not broken. */

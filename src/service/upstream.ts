@@ -7,19 +7,13 @@ import { Agent, type RequestCommon, type RequestOptions } from '../agent/agent.j
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../transport/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
-import { registerConnector } from '../transport/connect.js';
-import { isSafeMethod } from '../http/methods.js';
-import { toOriginlinkError, type OriginlinkError } from '../errors.js';
+import { h3Connector } from '../transport/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
 
-type ForwardOptions = RequestOptions;
-
-let h3Ready: Promise<void> | null = null;
-/** Load the HTTP/3 transport (native QUIC) only when some origin asks for h3. */
-export function ensureH3(): Promise<void> {
-  h3Ready ??= import('../transport/h3.js').then((m) => { registerConnector('h3', m.h3Connector); });
-  return h3Ready;
+/** Load the HTTP/3 transport (native QUIC) before the first request when some origin or listener uses h3. */
+export async function ensureH3(): Promise<void> {
+  await h3Connector();
 }
 
 export function fingerprint(o: OriginConfig): string {
@@ -36,6 +30,8 @@ export class Upstream {
   /** Requests forwarded through this upstream and not yet finished. */
   inflight = 0;
   #rr = 0;
+  /** The URLs rotated once per starting point, so a request allocates no list. */
+  #rotations: ReadonlyArray<readonly string[]>;
   #retired = false;
   #closing: Promise<void> | null = null;
   #onClosed: (u: Upstream) => void;
@@ -46,40 +42,30 @@ export class Upstream {
     this.fingerprint = fingerprint(o);
     this.#onClosed = onClosed;
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
-    this.agent = new Agent({ protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, sessionStore });
+    this.agent = new Agent({ protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, sessionStore, earlyData: o.earlyData });
+    this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
   }
 
   /**
-   * Forward one request. A failure that proves the origin saw nothing
-   * (`retrySafe`) moves on to the next URL when the body can be replayed.
+   * Forward one request. The URLs are one ordered failover list, starting
+   * at the next one in turn (round robin); retries and failover are the
+   * Agent's policy (agent/policy.ts), the same as for any user of the Agent.
    */
-  async request(path: string, opts: RequestCommon, hostHeader: string | null): Promise<{ res: OriginResponse; url: string }> {
-    const urls = this.config.urls;
-    const start = this.#rr++ % urls.length;
-    const method = (opts.method ?? 'GET').toUpperCase();
-    const early = this.config.earlyData === 'always' || (this.config.earlyData === 'safe' && isSafeMethod(method));
-    let last: OriginlinkError | null = null;
-    for (let i = 0; i < urls.length; i++) {
-      const base = urls[(start + i) % urls.length] as string;
-      // Fields named one by one: an object spread here showed up as a top self-time line in CPU profiles.
-      // `origin` + `path`: the Agent parses each origin once, not a URL per request.
-      const o: ForwardOptions = { origin: base, path, method, allowEarlyData: early };
-      if (opts.headers !== undefined) o.headers = opts.headers;
-      if (opts.body !== undefined) o.body = opts.body;
-      if (opts.signal !== undefined) o.signal = opts.signal;
-      if (opts.protocol !== undefined) o.protocol = opts.protocol;
-      if (opts.authority !== undefined) o.authority = opts.authority;
-      if (hostHeader !== null) o.authority = hostHeader;
-      try {
-        // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
-        return { res: await (this.sharedUrls ? originContext.run(this.name, () => this.agent.request(o)) : this.agent.request(o)), url: base };
-      } catch (e) {
-        last = toOriginlinkError(e);
-        const replayable = opts.body === null || opts.body === undefined;
-        if (!last.retrySafe || !replayable || opts.signal?.aborted) throw last;
-      }
-    }
-    throw last as OriginlinkError;
+  request(path: string, opts: RequestCommon, hostHeader: string | null): Promise<{ res: OriginResponse; url: string }> {
+    const urls = this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
+    // Fields named one by one: an object spread here showed up as a top self-time line in CPU profiles.
+    // `origin` + `path`: the Agent parses each origin once, not a URL per request.
+    const o: RequestOptions = { origin: urls, path };
+    if (opts.method !== undefined) o.method = opts.method;
+    if (opts.headers !== undefined) o.headers = opts.headers;
+    if (opts.body !== undefined) o.body = opts.body;
+    if (opts.signal !== undefined) o.signal = opts.signal;
+    if (opts.protocol !== undefined) o.protocol = opts.protocol;
+    if (opts.authority !== undefined) o.authority = opts.authority;
+    if (hostHeader !== null) o.authority = hostHeader;
+    // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
+    const p = this.sharedUrls ? originContext.run(this.name, () => this.agent.request(o)) : this.agent.request(o);
+    return p.then((res) => ({ res, url: res.origin }));
   }
 
   /** Per-pool stats of this upstream's agent. */

@@ -10,7 +10,7 @@ import type { SessionStore } from './session-store.js';
 import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.js';
 import { H1Connection } from './h1.js';
 import { H2Connection, openH2Session } from './h2.js';
-import { h3Connector, type EarlyDataPolicy } from './h3.js';
+import type { EarlyDataPolicy } from '../http/early-data.js';
 import { connectTcp } from './tcp.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
@@ -35,11 +35,6 @@ export interface OriginSpec {
 /** A name resolver: addresses for a host name, preferred first. */
 export type LookupFn = (hostname: string) => Promise<string[]>;
 
-/** Leaf certificates of TLS connections, captured at connect time (for coalescing, RFC 9113 §9.1.1). */
-const peerCerts = new WeakMap<PooledConnection, tls.PeerCertificate>();
-export function peerCertificate(conn: PooledConnection): tls.PeerCertificate | null {
-  return peerCerts.get(conn) ?? null;
-}
 
 /** The origin with `host` replaced by a resolved address (the name kept as SNI) when a lookup is configured. */
 async function resolved(origin: OriginSpec): Promise<OriginSpec> {
@@ -76,18 +71,17 @@ export interface ConnectContext {
 
 /** A connector for a protocol that is not TCP-based (h3). */
 export type ExtraConnector = (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
-const extra = new Map<Protocol, ExtraConnector>([['h3', h3Connector]]);
-export function registerConnector(protocol: Protocol, c: ExtraConnector): void {
-  extra.set(protocol, c);
+
+let h3Module: Promise<ExtraConnector> | null = null;
+/** The HTTP/3 connector, loaded on first use (it loads the native QUIC binding); call early to preload. */
+export function h3Connector(): Promise<ExtraConnector> {
+  h3Module ??= import('./h3-connect.js').then((m) => m.h3Connector);
+  return h3Module;
 }
 
 export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
   const origin = await resolved(spec);
-  if (origin.protocol === 'h3') {
-    const c = extra.get('h3');
-    if (!c) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', 'HTTP/3 transport is not available in this build');
-    return c(origin, ctx);
-  }
+  if (origin.protocol === 'h3') return (await h3Connector())(origin, ctx);
   const tlsOn = origin.scheme === 'https';
   const alpn = origin.protocol === 'h1' ? ['http/1.1'] : origin.protocol === 'h2' ? ['h2'] : ['h2', 'http/1.1'];
   const t = await connectTcp({
@@ -128,24 +122,21 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     rttMs: null,
   };
   const p = ctx.pool;
-  const cert = tlsOn ? (t.socket as tls.TLSSocket).getPeerCertificate() : null;
-  const keepCert = cert !== null && origin.rejectUnauthorized && Object.keys(cert).length > 0;
+  // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.
+  const cert = tlsOn && origin.rejectUnauthorized ? (t.socket as tls.TLSSocket).getPeerX509Certificate() ?? null : null;
   if (!useH2) {
     const h1 = new H1Connection(ctx.nextId(), t.socket, facts, {
       maxHeaderBytes: p.maxHeaderBytes,
       maxHeaderCount: p.maxHeaderCount,
       headersTimeoutMs: p.headersTimeoutMs,
       bodyTimeoutMs: p.bodyTimeoutMs,
-    });
-    if (keepCert) peerCerts.set(h1, cert);
+    }, cert);
     return h1;
   }
   const authority = `${origin.servername ?? origin.host}:${origin.port}`;
   const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
   const session = openH2Session(t.socket, authority, h2opts);
-  const conn = new H2Connection(ctx.nextId(), session, facts, h2opts, origin.scheme);
-  if (keepCert) peerCerts.set(conn, cert);
-  return conn;
+  return new H2Connection(ctx.nextId(), session, facts, h2opts, origin.scheme, cert);
 }
 
 /**
@@ -157,9 +148,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
 export async function connectAltH3(spec: OriginSpec, alt: { host: string; port: number }, ctx: ConnectContext, handshakeTimeoutMs: number): Promise<PooledConnection> {
   const name = spec.servername ?? spec.host;
   const origin = await resolved({ ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name });
-  const c = extra.get('h3');
-  if (!c) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', 'HTTP/3 transport is not available in this build');
-  const conn = await c(origin, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
+  const conn = await (await h3Connector())(origin, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
   const ready = (conn as { ready?: (early: boolean) => Promise<void> }).ready;
   if (typeof ready === 'function') {
     try {

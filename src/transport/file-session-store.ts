@@ -58,6 +58,16 @@ export class FileSessionStore implements SessionStore {
     return this.#mem.get(key);
   }
 
+  /** Single use: the file keeps what is left (the key's next ticket, or nothing). */
+  take(key: string): Uint8Array | undefined {
+    const v = this.#mem.take(key);
+    if (v !== undefined) {
+      if (this.#mem.peek(key) === undefined) this.#savedAt.delete(key);
+      this.#write();
+    }
+    return v;
+  }
+
   put(key: string, value: Uint8Array): void {
     this.#mem.put(key, Uint8Array.from(value));
     this.#savedAt.set(key, this.#now());

@@ -3,14 +3,15 @@
  * peer's SETTINGS_MAX_CONCURRENT_STREAMS, GOAWAY as a graceful drain, PING
  * for liveness (RFC 9113 §6.7).
  */
+import type { X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
-import { abortBody, waitDrain } from '../util/body.js';
-import { bodyChunks, knownLength } from '../http/body.js';
+import { waitDrain } from '../util/body.js';
+import { knownLength } from '../http/body.js';
+import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -54,9 +55,25 @@ export class H2Connection implements PooledConnection {
   #scheme: 'https' | 'http';
   #listeners: Array<(ev: ConnEvent) => void> = [];
   #goawayLast = -1;
+  #cert: X509Certificate | null;
+  #streams = new Map<Exchange, http2.ClientHttp2Stream>();
+  #wire: ExchangeWire = {
+    cancel: (x) => {
+      const st = this.#streams.get(x);
+      if (st && !st.destroyed) st.close(NGHTTP2_CANCEL);
+    },
+    settled: (x) => {
+      this.#streams.delete(x);
+      this.active--;
+      this.lastActiveAt = performance.now();
+      if (this.#state === 'draining' && this.active === 0) this.#closeSession();
+      this.#emit({ type: 'capacity' });
+    },
+  };
 
-  constructor(id: number, session: http2.ClientHttp2Session, facts: ConnectionFacts, opts: H2Options, scheme: 'https' | 'http' = 'https') {
+  constructor(id: number, session: http2.ClientHttp2Session, facts: ConnectionFacts, opts: H2Options, scheme: 'https' | 'http' = 'https', cert: X509Certificate | null = null) {
     this.id = id;
+    this.#cert = cert;
     this.#session = session;
     this.facts = facts;
     this.#opts = opts;
@@ -82,6 +99,8 @@ export class H2Connection implements PooledConnection {
 
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
   #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
+
+  peerCertificate(): X509Certificate | null { return this.#cert; }
 
   isUsable(): boolean {
     const s = this.#session;
@@ -109,7 +128,7 @@ export class H2Connection implements PooledConnection {
 
   request(req: ConnRequest): Promise<ConnResponse> {
     if (!this.isUsable()) {
-      return Promise.reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, details: { responseStarted: false } }));
+      return Promise.reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, facts: NOT_SENT }));
     }
     const headers: http2.OutgoingHttpHeaders = {
       ':method': req.method,
@@ -129,119 +148,65 @@ export class H2Connection implements PooledConnection {
     try {
       stream = this.#session.request(headers, { endStream: len === 0 });
     } catch (e) {
-      const err = toOriginlinkError(e);
-      err.details['responseStarted'] = false;
-      err.retrySafe = true; // nothing left our side
-      return Promise.reject(err);
+      // Nothing left our side.
+      return Promise.reject(toOriginlinkError(e).with({ retrySafe: true, facts: NOT_SENT }));
     }
+    const x = new Exchange(req, this.#wire, this.#opts, this.served > 0);
+    this.#streams.set(x, stream);
     this.active++;
     this.served++;
     this.lastActiveAt = performance.now();
-    return new Promise<ConnResponse>((resolve, reject) => {
-      let body: Readable | null = null;
-      let done = false;
-      let ended = false;
-      let resolveTrailers!: (t: HeaderList) => void;
-      const trailers = new Promise<HeaderList>((r) => { resolveTrailers = r; });
-      let timer: NodeJS.Timeout | null = setTimeout(() => {
-        fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${this.#opts.headersTimeoutMs} ms`));
-      }, this.#opts.headersTimeoutMs);
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        if (timer) clearTimeout(timer);
-        timer = null;
-        if (onAbort) req.signal?.removeEventListener('abort', onAbort);
-        this.active--;
-        this.lastActiveAt = performance.now();
-        resolveTrailers([]);
-        if (this.#state === 'draining' && this.active === 0) this.#closeSession();
-        this.#emit({ type: 'capacity' });
-      };
-      const fail = (err: OriginlinkError): void => {
-        if (done) return;
-        err.details['responseStarted'] = body !== null;
-        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        if (body) abortBody(body, err);
-        else reject(err);
-        finish();
-      };
-      const onAbort = req.signal ? (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')) : null;
-      if (onAbort) {
-        if (req.signal?.aborted) { onAbort(); return; }
-        req.signal?.addEventListener('abort', onAbort, { once: true });
-      }
-      stream.on('response', (h, _flags, raw?: string[]) => {
-        const status = Number(h[':status']);
-        const list = toHeaderList(h, raw);
-        body = new Readable({
-          read: () => { stream.resume(); },
-          destroy: (err, cb) => {
-            if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-            cb(err);
-          },
-        });
-        if (timer) {
-          clearTimeout(timer);
-          timer = this.#opts.bodyTimeoutMs > 0 ? setTimeout(() => fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${this.#opts.bodyTimeoutMs} ms`)), this.#opts.bodyTimeoutMs) : null;
-        }
-        resolve({ status, headers: list, body, trailers });
-        // Only now start the flow: node:http2 emits 'response' on a later tick than the
-        // DATA that arrived with the HEADERS, so an earlier 'data' listener would see
-        // (and drop) body bytes before there is a body to put them in.
-        const b = body;
-        stream.on('data', (chunk: Buffer) => {
-          timer?.refresh();
-          if (!b.push(chunk)) stream.pause();
-        });
-      });
-      stream.on('trailers', (h, _flags, raw?: string[]) => resolveTrailers(toHeaderList(h, raw)));
-      stream.on('end', () => {
-        // The readable side can end without a response when the session dies
-        // (socket EOF): that is a failure, never a silent hang.
-        if (!body) {
-          fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'stream ended before a response', { details: { h2ErrorCode: stream.rstCode ?? null } }));
-          return;
-        }
-        // A peer RST_STREAM also ends the readable side, and its code is only
-        // known at 'close': the body ends there, so a reset is never taken for the end.
-        ended = true;
-      });
-      stream.on('error', () => { /* reported through 'close' with rstCode */ });
-      stream.on('close', () => {
-        if (done) return;
-        const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
-        if (ended && body && code === NGHTTP2_NO_ERROR) {
-          body.push(null);
-          finish();
-          return;
-        }
-        // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
-        const unprocessed = body === null && (code === NGHTTP2_REFUSED_STREAM || (this.#goawayLast >= 0 && (stream.id ?? 0) > this.#goawayLast));
-        const err = new OriginlinkError(
-          unprocessed && this.#goawayLast >= 0 ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET,
-          'remote',
-          `stream closed before the response ${body ? 'ended' : 'began'} (HTTP/2 error code ${code})`,
-          { retrySafe: unprocessed, details: { h2ErrorCode: code } },
-        );
-        fail(err);
-      });
-      if (len !== null && len > 0) {
-        stream.end(typeof req.body === 'string' ? req.body : (req.body as Uint8Array));
-      } else if (len === null) {
-        void (async () => {
-          try {
-            for await (const chunk of bodyChunks(req.body)) {
-              if (done || stream.destroyed) return;
-              if (!stream.write(chunk)) await waitDrain(stream);
-            }
-            if (!stream.destroyed) stream.end();
-          } catch (e) {
-            fail(new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e }));
-          }
-        })();
-      }
+    let ended = false;
+    stream.on('response', (h, _flags, raw?: string[]) => {
+      const status = Number(h[':status']);
+      const body = new PushBody(
+        () => stream.resume(),
+        () => stream.pause(),
+        () => { if (!stream.destroyed) stream.close(NGHTTP2_CANCEL); },
+      );
+      x.head(status, toHeaderList(h, raw), body, req.method === 'HEAD' || status === 204 || status === 304);
+      // Only now start the flow: node:http2 emits 'response' a tick after the
+      // DATA that came with the HEADERS, so an earlier 'data' listener would
+      // see (and drop) body bytes before there is a body to put them in.
+      stream.on('data', (chunk: Buffer) => x.data(chunk));
     });
+    stream.on('trailers', (h, _flags, raw?: string[]) => { x.trailers = toHeaderList(h, raw); });
+    stream.on('end', () => {
+      // The readable side can end without a response when the session dies
+      // (socket EOF): that is a failure, never a silent hang.
+      if (!x.body) {
+        x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'stream ended before a response', { details: { h2ErrorCode: stream.rstCode ?? null } }));
+        return;
+      }
+      // A peer RST_STREAM also ends the readable side, and its code is only
+      // known at 'close': the body ends there, so a reset is never taken for the end.
+      ended = true;
+    });
+    stream.on('error', () => { /* reported through 'close' with rstCode */ });
+    stream.on('close', () => {
+      if (x.done) return;
+      const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+      if (ended && x.body && code === NGHTTP2_NO_ERROR) {
+        x.end();
+        return;
+      }
+      // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
+      const unprocessed = x.body === null && (code === NGHTTP2_REFUSED_STREAM || (this.#goawayLast >= 0 && (stream.id ?? 0) > this.#goawayLast));
+      x.fail(new OriginlinkError(
+        unprocessed && this.#goawayLast >= 0 ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET,
+        'remote',
+        `stream closed before the response ${x.body ? 'ended' : 'began'} (HTTP/2 error code ${code})`,
+        { retrySafe: unprocessed, details: { h2ErrorCode: code } },
+      ), false);
+    });
+    if (len === 0) x.sent();
+    else if (len !== null) {
+      stream.end(typeof req.body === 'string' ? req.body : (req.body as Uint8Array));
+      x.sent();
+    } else {
+      void x.pump({ write: (c) => stream.write(c), drain: () => waitDrain(stream), end: () => { if (!stream.destroyed) stream.end(); } });
+    }
+    return x.promise;
   }
 
   drain(): void {

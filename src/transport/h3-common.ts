@@ -11,10 +11,7 @@ import type { H3Connection } from '../h3/connection.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { RequestBody } from '../http/types.js';
 import { bodyChunks, knownLength, bodyBytes } from '../http/body.js';
-
-export const H3_NO_ERROR = 0x100;
-export const H3_REQUEST_REJECTED = 0x10b;
-export const H3_REQUEST_CANCELLED = 0x10c;
+import type { BodySink, ResponseBody } from './exchange.js';
 
 /**
  * Our HTTP/3 SETTINGS and limits (both roles).
@@ -68,7 +65,7 @@ const BODY_HIGH_WATER = 256 * 1024;
  * joined.) `_read` with nothing in the backlog means the Readable waits for
  * a push: the next delivery then goes out even if a chunk is still buffered.
  */
-export class StreamBody extends Readable {
+export class StreamBody extends Readable implements ResponseBody {
   #quic: QuicConnection;
   #id: number;
   #onDestroy: (err: Error | null) => void;
@@ -147,10 +144,39 @@ export class StreamBody extends Readable {
 }
 
 /**
- * Send a body as DATA frames, ending the stream (with `trailersAfter`
- * the caller sends trailers instead of FIN). A body already in memory is
- * queued at once; a streamed one waits for the QUIC write queue to drain
- * below WRITE_HIGH_WATER. Returns false when the stream went away mid-body.
+ * Queue a body already in memory on a stream, whole (views, no copy), ending
+ * the stream unless `endStream` is false, so the sender never waits on a
+ * writer when credit returns.
+ */
+export function queueBody(h3: H3Connection, streamId: number, body: string | Uint8Array | null, endStream = true): void {
+  const b = bodyBytes(body);
+  for (let off = 0; off < b.length; off += CHUNK) {
+    const last = off + CHUNK >= b.length;
+    h3.sendData(streamId, b.subarray(off, off + CHUNK), last && endStream);
+  }
+  if (b.length === 0 && endStream) h3.endStream(streamId);
+}
+
+/**
+ * A streamed body's sink on one stream: DATA frames of at most CHUNK bytes;
+ * after each chunk the writer waits until the QUIC write queue is below
+ * WRITE_HIGH_WATER (`write` always asks for `drain`).
+ */
+export function h3BodySink(h3: H3Connection, quic: QuicConnection, streamId: number, endStream = true): BodySink {
+  return {
+    write: (c) => {
+      for (let off = 0; off < c.length; off += CHUNK) h3.sendData(streamId, c.subarray(off, off + CHUNK), false);
+      return false;
+    },
+    drain: () => quic.waitWritable(streamId, WRITE_HIGH_WATER),
+    end: () => { if (endStream) h3.endStream(streamId); },
+  };
+}
+
+/**
+ * Send a body as DATA frames (the server's responses), ending the stream
+ * (with `endStream` false the caller sends trailers instead of FIN).
+ * Returns false when the stream went away mid-body.
  */
 export async function writeBody(
   h3: H3Connection,
@@ -160,30 +186,20 @@ export async function writeBody(
   isGone: () => boolean,
   endStream = true,
 ): Promise<boolean> {
-  const len = body instanceof Readable ? null : knownLength(body);
-  if (len !== null) {
-    // Already in memory: queue it whole (views, no copy), so the sender
-    // never waits on this writer when credit returns.
-    const b = bodyBytes(body as string | Uint8Array | null);
+  if (!(body instanceof Readable) && knownLength(body) !== null) {
     if (isGone()) return false;
-    for (let off = 0; off < b.length; off += CHUNK) {
-      const last = off + CHUNK >= b.length;
-      h3.sendData(streamId, b.subarray(off, off + CHUNK), last && endStream);
-    }
-    if (b.length === 0 && endStream) h3.endStream(streamId);
+    queueBody(h3, streamId, body as string | Uint8Array | null, endStream);
     return !isGone();
   }
-  const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array>) : bodyChunks(body);
+  const sink = h3BodySink(h3, quic, streamId, endStream);
+  const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array | string>) : bodyChunks(body);
   for await (const chunk of src) {
     if (isGone()) return false;
-    const c = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    for (let off = 0; off < c.length; off += CHUNK) {
-      h3.sendData(streamId, c.subarray(off, off + CHUNK), false);
-      await quic.waitWritable(streamId, WRITE_HIGH_WATER);
-      if (isGone()) return false;
-    }
+    sink.write(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    await sink.drain();
+    if (isGone()) return false;
   }
   if (isGone()) return false;
-  if (endStream) h3.endStream(streamId);
+  sink.end();
   return true;
 }

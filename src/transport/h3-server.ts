@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
-import { h3Settings, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamBody, writeBody } from './h3-common.js';
+import { h3Settings, StreamBody, writeBody } from './h3-common.js';
+import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
@@ -89,7 +90,6 @@ export interface H3Server {
   close(graceMs?: number): Promise<void>;
 }
 
-const H3_INTERNAL_ERROR = 0x102;
 
 function abandon(s: ServerStream, why: Error): void {
   s.abandoned ??= why;
@@ -194,7 +194,7 @@ class ServerSession {
   }
 
   close(): void {
-    if (!this.#h3.closed) this.#h3.close(H3_NO_ERROR, 'server closing');
+    if (!this.#h3.closed) this.#h3.close(H3ErrorCode.NO_ERROR, 'server closing');
   }
 
   #onEvent(ev: H3Event): void {
@@ -217,8 +217,8 @@ class ServerSession {
         if (!s) return;
         this.#streams.delete(ev.streamId);
         s.done = true;
-        abandon(s, new OriginlinkError('OL_STREAM_RESET', 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
-        abortBody(s.body, new OriginlinkError('OL_STREAM_RESET', 'remote', 'request stream reset'));
+        abandon(s, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
+        abortBody(s.body, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'request stream reset'));
         return;
       }
       case 'closed':
@@ -312,7 +312,7 @@ class ServerSession {
       if (!s.body.readableEnded && !gone()) s.body.destroy();
     } catch (e) {
       this.#opts.onError?.(e);
-      if (!gone()) this.#h3.resetStream(id, s.responding ? H3_REQUEST_CANCELLED : H3_INTERNAL_ERROR);
+      if (!gone()) this.#h3.resetStream(id, s.responding ? H3ErrorCode.REQUEST_CANCELLED : H3ErrorCode.INTERNAL_ERROR);
     } finally {
       s.done = true;
       this.#streams.delete(id);

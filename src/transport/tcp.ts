@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { SessionStore } from './session-store.js';
 import { tfoSocketFactory } from './tfo.js';
 
@@ -111,7 +111,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     }
 
     const servername = o.servername ?? (isIp ? undefined : o.host);
-    const session = o.sessionKey ? o.sessionStore?.get(o.sessionKey) : undefined;
+    // RFC 8446 §C.4: a ticket is for one connection; concurrent dials each take their own (or none).
+    const session = o.sessionKey ? o.sessionStore?.take(o.sessionKey) : undefined;
     // With TFO the socket is "connected" at once; the SYN leaves with the ClientHello.
     if (tfoSocket) tConnected = performance.now();
     else raw.once('connect', () => { tConnected = performance.now(); });
@@ -149,9 +150,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
 function classifyConnectError(e: unknown, tcpUp: boolean): OriginlinkError {
   const err = toOriginlinkError(e, tcpUp ? ErrorCode.TLS_FAILED : ErrorCode.CONNECT_FAILED);
   // Nothing was sent as HTTP yet: a retry elsewhere is always safe.
-  err.retrySafe = true;
   if (tcpUp && err.code === ErrorCode.SOCKET_CLOSED) {
-    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake failed: ${err.message}`, { cause: e, retrySafe: true });
+    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake failed: ${err.message}`, { cause: e, retrySafe: true, facts: NOT_SENT });
   }
-  return err;
+  return err.with({ retrySafe: true, facts: NOT_SENT });
 }

@@ -75,7 +75,7 @@ describe('misbehaving HTTP/2 origins', () => {
     const res = await agent.request({ url: `https://localhost:${hPort}/reset-mid-body` });
     const err = await res.bytes().then(() => null, (e: unknown) => e);
     expect((err as OriginlinkError).code).toBe('OL_STREAM_RESET');
-    expect((err as OriginlinkError).details['responseStarted']).toBe(true);
+    expect((err as OriginlinkError).facts?.responseStarted).toBe(true);
     const ok = await agent.request({ url: `https://localhost:${hPort}/ok` });
     expect(await ok.text()).toBe('ok');
     expect(ok.connectionId).toBe(res.connectionId);

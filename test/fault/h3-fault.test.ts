@@ -100,7 +100,7 @@ describe('our HTTP/3 client against a misbehaving server', () => {
     expect(err).toBeInstanceOf(OriginlinkError);
     expect(err.code).toBe(ErrorCode.H3_ERROR);
     expect(err.details['wireCode']).toBe(0x106);
-    expect(err.details['responseStarted']).toBe(false);
+    expect(err.facts?.responseStarted).toBe(false);
     for (let i = 0; i < 50 && c.state !== 'closed'; i++) await new Promise((r) => setTimeout(r, 10));
     expect(c.state).toBe('closed');
   });
@@ -121,7 +121,7 @@ describe('our HTTP/3 client against a misbehaving server', () => {
     expect(r.status).toBe(200);
     const err = (await readAll(r.body).catch((e: unknown) => e)) as OriginlinkError;
     expect(err).toBeInstanceOf(OriginlinkError);
-    expect(err.details['responseStarted']).toBe(true);
+    expect(err.facts?.responseStarted).toBe(true);
     expect(err.retrySafe).toBe(false);
     expect(err.message).toMatch(/0x102|going away/);
     expect(c.state).toBe('closed');
@@ -133,7 +133,7 @@ describe('our HTTP/3 client against a misbehaving server', () => {
     const r = await c.request(get(evil.address.port));
     const err = (await readAll(r.body).catch((e: unknown) => e)) as OriginlinkError;
     expect(err.code).toBe(ErrorCode.STREAM_RESET);
-    expect(err.details['responseStarted']).toBe(true);
+    expect(err.facts?.responseStarted).toBe(true);
     expect(c.isUsable()).toBe(true);
     c.destroy();
   });

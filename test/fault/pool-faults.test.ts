@@ -178,7 +178,7 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
     const err = await res.bytes().then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(OriginlinkError);
     expect(['OL_SOCKET_RESET', 'OL_SOCKET_CLOSED']).toContain((err as OriginlinkError).code);
-    expect((err as OriginlinkError).details['responseStarted']).toBe(true);
+    expect((err as OriginlinkError).facts?.responseStarted).toBe(true);
     const ok = await agent.request({ url: `https://localhost:${port}/ok` });
     expect(await ok.text()).toBe('ok');
     await agent.close();
@@ -194,7 +194,7 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
     }
     const e = await agent.request({ url, method: 'POST', body: 'x' }).then(() => null, (x: unknown) => x);
     expect(e).toBeInstanceOf(OriginlinkError);
-    expect((e as OriginlinkError).details['reused']).toBe(true);
+    expect((e as OriginlinkError).facts?.reused).toBe(true);
     expect((e as OriginlinkError).details['attempts']).toBe(1);
     // …unless it carries an Idempotency-Key (on a reused connection again: warm it with a GET).
     await (await agent.request({ url })).dump();

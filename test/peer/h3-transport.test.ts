@@ -158,7 +158,7 @@ describe('HTTP/3 transport against our server', () => {
     setTimeout(() => ac.abort(), 50);
     const err = (await p.catch((e: unknown) => e)) as OriginlinkError;
     expect(err.code).toBe(ErrorCode.ABORTED);
-    expect(err.details['responseStarted']).toBe(false);
+    expect(err.facts?.responseStarted).toBe(false);
     const r = await c.request(req('/after'));
     expect((await readAll(r.body)).toString()).toBe('hello /after');
     c.destroy();

@@ -1,0 +1,51 @@
+/**
+ * The Agent's request policy as pure functions: when a failed attempt is
+ * sent again, and where. The service forwards through the same Agent, so
+ * this is the only retry rule in the product.
+ */
+import { ErrorCode, type OriginlinkError } from '../errors.js';
+
+export interface RetryInput {
+  /** The attempt that just failed, from 1. */
+  attempt: number;
+  /** Retries allowed on top of the first attempt. */
+  maxRetries: number;
+  /** The body can be sent again (none, string or bytes). */
+  replayable: boolean;
+  /** Idempotent method or an Idempotency-Key (RFC 9110 §9.2.2). */
+  idempotent: boolean;
+  /** The caller's signal fired. */
+  aborted: boolean;
+  /** URLs of the origin (ordered failover); 1 for a plain URL. */
+  urls: number;
+}
+
+export type RetryDecision =
+  | { retry: false }
+  /** `failover`: the next attempt goes to the next URL (the origin could not be reached). */
+  | { retry: true; failover: boolean };
+
+/** Failures that say nothing reached this URL's server: the next URL is tried, not this one again. */
+const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.TLS_FAILED, ErrorCode.CERT_INVALID]);
+
+/**
+ * Never a silent replay of anything but:
+ *  - a replayable body, not aborted by the caller, within the attempt budget
+ *    (`1 + maxRetries`, plus one per further URL when failing over), and
+ *  - either the failure proves the origin did not process the request
+ *    (`retrySafe`: never connected, refused stream, above GOAWAY's last id,
+ *    early data rejected), or the request is idempotent and failed on a
+ *    reused connection before any response byte (the stale keep-alive race).
+ */
+export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecision {
+  if (!r.replayable || r.aborted || err.code === ErrorCode.ABORTED) return NO;
+  const facts = err.facts;
+  const staleReuse = r.idempotent && facts !== null && facts.reused && !facts.responseStarted;
+  if (!err.retrySafe && !staleReuse) return NO;
+  const failover = r.urls > 1 && UNREACHABLE.has(err.code);
+  const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
+  if (r.attempt >= budget) return NO;
+  return { retry: true, failover };
+}
+
+const NO: RetryDecision = { retry: false };

@@ -1,0 +1,349 @@
+/**
+ * One request exchange, shared by the h1, h2 and h3 client connections
+ * (undici keeps the same in lib/core/request.js): settle-once, the headers
+ * and body timers, abort, trailers, the response body with backpressure, the
+ * content-length check, the request body pump, and the request's facts.
+ * A transport adds only framing: it writes the request, reports what its
+ * wire says (`started`, `head`, `data`, `end`, `fail`) and cancels a stream
+ * when told (`ExchangeWire.cancel`).
+ *
+ * Invariants:
+ * - The head promise settles once; after the head, a failure ends the body
+ *   with the error (it stays readable as `body.errored`).
+ * - `wire.settled` runs exactly once, after the exchange is done for good;
+ *   `wire.cancel` runs at most once, before it, and only on failure.
+ * - The headers timer runs from `sent()` (the whole request handed to the
+ *   connection) to the head: a slow streamed upload is never a headers
+ *   timeout. `bodyTimeoutMs` is an idle timer, while a streamed request body
+ *   leaves (an origin that stops reading) and while the response body arrives.
+ * - Facts are decided once: `reused` at construction, `requestSent` at
+ *   `sent()`, `responseStarted` at the first response byte; every error that
+ *   leaves carries them.
+ */
+import { Readable } from 'node:stream';
+import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
+import { bodyChunks } from '../http/body.js';
+import type { ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
+import { abortBody } from '../util/body.js';
+
+export interface ExchangeTimeouts {
+  /** From the request fully sent to the response head, ms (0 = none). */
+  headersTimeoutMs: number;
+  /** Longest silence while the response body arrives, ms (0 = none). */
+  bodyTimeoutMs: number;
+}
+
+/** A response body a transport feeds: `deliver` pushes bytes and applies its own backpressure. */
+export interface ResponseBody extends Readable {
+  deliver(chunk: Uint8Array, end: boolean): void;
+}
+
+/** What the exchange asks of its transport. */
+export interface ExchangeWire {
+  /** Stop this request on the wire (h1: the connection; h2/h3: reset the stream). */
+  cancel(x: Exchange, err: OriginlinkError): void;
+  /** The exchange is over (success or failure): free its slot. */
+  settled(x: Exchange): void;
+}
+
+/** Where a streamed request body goes: `write` returning false means wait for `drain()`. */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  drain(): Promise<void>;
+  end(): void;
+}
+
+/** Extra response facts a transport may add to the head (h3 0-RTT). */
+export type HeadExtras = Pick<ConnResponse, 'earlyData' | 'earlyDataRefused'>;
+
+/**
+ * The two timers of an exchange. An h1 connection reuses one pair for all its
+ * (sequential) exchanges: each timer is created once and re-armed with
+ * `refresh()` — the hot path pays no setTimeout per request.
+ */
+export class ExchangeTimers {
+  #x: Exchange | null = null;
+  #kind: TimerKind | null = null;
+  #headers: NodeJS.Timeout | null = null;
+  #headersMs = 0;
+  #body: NodeJS.Timeout | null = null;
+  #bodyMs = 0;
+
+  arm(x: Exchange, kind: TimerKind, ms: number): void {
+    this.#x = x;
+    this.#kind = ms > 0 ? kind : null;
+    if (ms <= 0) return;
+    if (kind === 'headers') {
+      if (this.#headers && this.#headersMs === ms) this.#headers.refresh();
+      else {
+        if (this.#headers) clearTimeout(this.#headers);
+        this.#headers = setTimeout(this.#fire, ms, true);
+        this.#headers.unref();
+        this.#headersMs = ms;
+      }
+    } else if (this.#body && this.#bodyMs === ms) this.#body.refresh();
+    else {
+      if (this.#body) clearTimeout(this.#body);
+      this.#body = setTimeout(this.#fire, ms, false);
+      this.#body.unref();
+      this.#bodyMs = ms;
+    }
+  }
+
+  /** Push the idle deadline back (a chunk arrived, or left). */
+  touch(): void {
+    if (this.#kind === 'body' || this.#kind === 'send') this.#body?.refresh();
+  }
+
+  disarm(): void {
+    this.#kind = null;
+    this.#x = null;
+  }
+
+  /** Free the timers for good (the connection closed, or the exchange owned them alone). */
+  clear(): void {
+    this.disarm();
+    if (this.#headers) clearTimeout(this.#headers);
+    if (this.#body) clearTimeout(this.#body);
+    this.#headers = this.#body = null;
+  }
+
+  // A timer that fires while not armed for its kind (re-armed, disarmed, refreshed late) does nothing.
+  // The body timer serves both idle kinds ('send' while the request body leaves, 'body' after the head).
+  #fire = (headersTimer: boolean): void => {
+    const x = this.#x;
+    const kind = this.#kind;
+    if (!x || kind === null || (kind === 'headers') !== headersTimer) return;
+    x.timedOut(kind, headersTimer ? this.#headersMs : this.#bodyMs);
+  };
+}
+
+/** headers: request sent → head; send: idle while the request body leaves; body: idle while the response body arrives. */
+type TimerKind = 'headers' | 'send' | 'body';
+
+const EMPTY = new Uint8Array(0);
+const NO_TRAILERS: HeaderList = [];
+
+export class Exchange {
+  readonly req: ConnRequest;
+  readonly promise: Promise<ConnResponse>;
+  /** The response body, once the head arrived. */
+  body: ResponseBody | null = null;
+  /** Trailers received before the end (h1, h2 report them apart from the end). */
+  trailers: HeaderList = NO_TRAILERS;
+  #facts: { reused: boolean; requestSent: boolean; responseStarted: boolean };
+  #wire: ExchangeWire;
+  #timeouts: ExchangeTimeouts;
+  #timers: ExchangeTimers;
+  #ownTimers: boolean;
+  #resolve!: (r: ConnResponse) => void;
+  #reject!: (e: OriginlinkError) => void;
+  #resolveTrailers: ((t: HeaderList) => void) | null = null;
+  #trailers: Promise<HeaderList> | null = null;
+  #onAbort: (() => void) | null = null;
+  #done = false;
+  #expected: number | null = null;
+  #received = 0;
+
+  constructor(req: ConnRequest, wire: ExchangeWire, timeouts: ExchangeTimeouts, reused: boolean, timers?: ExchangeTimers) {
+    this.req = req;
+    this.#wire = wire;
+    this.#timeouts = timeouts;
+    this.#facts = { reused, requestSent: false, responseStarted: false };
+    this.#timers = timers ?? new ExchangeTimers();
+    this.#ownTimers = timers === undefined;
+    this.promise = new Promise<ConnResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    const signal = req.signal;
+    if (signal) {
+      if (signal.aborted) queueMicrotask(() => this.fail(aborted()));
+      else {
+        this.#onAbort = () => this.fail(aborted());
+        signal.addEventListener('abort', this.#onAbort, { once: true });
+      }
+    }
+  }
+
+  get done(): boolean { return this.#done; }
+  get facts(): ExchangeFacts { return this.#facts; }
+
+  /** The whole request is on the connection: the wait for the head starts now. */
+  sent(): void {
+    if (this.#facts.requestSent) return;
+    this.#facts.requestSent = true;
+    if (!this.#done && this.body === null) this.#timers.arm(this, 'headers', this.#timeouts.headersTimeoutMs);
+  }
+
+  /**
+   * Send the request again on a new stream of the same connection (an h3
+   * 0-RTT attempt the server refused, before any response head): it counts
+   * as not sent until the transport calls `sent()` again.
+   */
+  restart(): void {
+    if (this.#done || this.body !== null) return;
+    this.#facts.requestSent = false;
+    this.#timers.disarm();
+  }
+
+  /** A response byte arrived (part of a head): the request was seen. */
+  started(): void {
+    this.#facts.responseStarted = true;
+  }
+
+  /**
+   * The final response head. `bodyless`: HEAD, 204, 304 (RFC 9110 §6.4.1) —
+   * the content-length then describes no bytes on this wire.
+   */
+  head(status: number, headers: HeaderList, body: ResponseBody, bodyless: boolean, extras?: HeadExtras): void {
+    if (this.#done) { body.destroy(); return; }
+    this.#facts.responseStarted = true;
+    this.body = body;
+    if (!bodyless) this.#expected = contentLength(headers);
+    this.#timers.arm(this, 'body', this.#timeouts.bodyTimeoutMs);
+    this.#trailers = new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
+    const res: ConnResponse = { status, headers, body, trailers: this.#trailers };
+    if (extras?.earlyData !== undefined) res.earlyData = extras.earlyData;
+    if (extras?.earlyDataRefused !== undefined) res.earlyDataRefused = extras.earlyDataRefused;
+    this.#resolve(res);
+  }
+
+  /** Response body bytes. */
+  data(chunk: Uint8Array): void {
+    const body = this.body;
+    if (this.#done || !body) return;
+    this.#received += chunk.length;
+    if (this.#expected !== null && this.#received > this.#expected) {
+      this.fail(mismatch(this.#received, this.#expected, 'more than'));
+      return;
+    }
+    this.#timers.touch();
+    body.deliver(chunk, false);
+  }
+
+  /** The response is complete (with trailers, if any). */
+  end(trailers: HeaderList = this.trailers): void {
+    const body = this.body;
+    if (this.#done || !body) return;
+    // RFC 9110 §8.6: a body shorter than its content-length is incomplete.
+    if (this.#expected !== null && this.#received !== this.#expected) {
+      this.fail(mismatch(this.#received, this.#expected, 'fewer than'));
+      return;
+    }
+    this.#settle();
+    body.deliver(EMPTY, true);
+    this.#resolveTrailers?.(trailers);
+  }
+
+  /**
+   * The exchange failed. `cancel` false: the wire already knows (the peer
+   * reset the stream, the connection is gone). The error leaves with this
+   * request's facts; a response byte seen means it was processed.
+   */
+  fail(e: unknown, cancel = true): void {
+    if (this.#done) return;
+    const oe = toOriginlinkError(e);
+    const err = oe.with({ facts: { ...this.#facts }, retrySafe: oe.retrySafe && !this.#facts.responseStarted });
+    if (cancel) this.#wire.cancel(this, err);
+    this.#settle();
+    if (this.body) abortBody(this.body, err);
+    else this.#reject(err);
+    this.#resolveTrailers?.(NO_TRAILERS);
+  }
+
+  /** Called by ExchangeTimers. */
+  timedOut(kind: TimerKind, ms: number): void {
+    if (kind === 'headers') this.fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${ms} ms of the request's end`));
+    else if (kind === 'send') this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `the origin took no request body bytes for ${ms} ms`));
+    else this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${ms} ms`));
+  }
+
+  /**
+   * Stream a request body into `sink` with backpressure, then `sent()`.
+   * Stops quietly once the exchange is over; a failing body source fails
+   * the exchange (ABORTED, local).
+   */
+  async pump(sink: BodySink): Promise<void> {
+    // While the body leaves, `bodyTimeoutMs` bounds a stall (an origin that stops reading); not the head's wait.
+    if (this.body === null) this.#timers.arm(this, 'send', this.#timeouts.bodyTimeoutMs);
+    try {
+      for await (const chunk of bodyChunks(this.req.body)) {
+        if (this.#done) return;
+        if (!sink.write(chunk)) await sink.drain();
+        this.#timers.touch();
+      }
+      if (this.#done) return;
+      sink.end();
+      this.sent();
+    } catch (e) {
+      this.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e }));
+    }
+  }
+
+  #settle(): void {
+    this.#done = true;
+    if (this.#ownTimers) this.#timers.clear();
+    else this.#timers.disarm();
+    if (this.#onAbort) this.req.signal?.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = null;
+    this.#wire.settled(this);
+  }
+}
+
+function aborted(): OriginlinkError {
+  return new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted');
+}
+
+function mismatch(got: number, want: number, how: string): OriginlinkError {
+  return new OriginlinkError(ErrorCode.BODY_MISMATCH, 'remote', `response body has ${how} its content-length (${got} vs ${want} bytes)`);
+}
+
+/** The declared length when it is one valid number (repeated equal values allowed, RFC 9110 §8.6); null otherwise. */
+function contentLength(headers: HeaderList): number | null {
+  let v: string | null = null;
+  for (const [n, x] of headers) {
+    if (n !== 'content-length') continue;
+    if (v !== null && v !== x) return null;
+    v = x;
+  }
+  if (v === null || !/^\d{1,15}$/.test(v)) return null;
+  return Number(v);
+}
+
+/**
+ * The response body of a byte-stream transport (h1, h2): `deliver` pushes and
+ * calls `pause` when the consumer is behind; a read calls `resume`. A
+ * consumer that destroys the body early calls `cancel` (h2 resets the stream).
+ */
+export class PushBody extends Readable implements ResponseBody {
+  #resume: () => void;
+  #pause: () => void;
+  #cancel: ((err: Error | null) => void) | null;
+
+  constructor(resume: () => void, pause: () => void, cancel: ((err: Error | null) => void) | null = null) {
+    super();
+    this.#resume = resume;
+    this.#pause = pause;
+    this.#cancel = cancel;
+  }
+
+  deliver(chunk: Uint8Array, end: boolean): void {
+    if (chunk.length > 0 && !this.push(chunk)) this.#pause();
+    if (end) {
+      this.#cancel = null;
+      this.push(null);
+    }
+  }
+
+  override _read(): void {
+    this.#resume();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const c = this.#cancel;
+    this.#cancel = null;
+    c?.(err);
+    cb(err);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Dialling HTTP/3: resolve, bind a UDP endpoint, start the QUIC handshake
+ * (with a stored ticket: 0-RTT), put our HTTP/3 state machine on it.
+ */
+import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { H3Connection } from '../h3/connection.js';
+import type { EarlyDataPolicy } from '../http/early-data.js';
+import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type QuicOptions } from '../quic/config.js';
+import type { QuicConnection } from '../quic/connection.js';
+import { QuicEndpoint } from '../quic/endpoint.js';
+import type { ConnectContext, OriginSpec } from './connect.js';
+import { h3Settings, resolveHost } from './h3-common.js';
+import { H3PooledConnection, type H3ConnectionSettings } from './h3-connection.js';
+import type { SessionStore } from './session-store.js';
+
+export interface H3ConnectOptions {
+  host: string;
+  port: number;
+  /** Certificate name / SNI; default `host`. IP literals are checked against IP SANs and not sent as SNI. */
+  servername?: string | undefined;
+  /** Trusted CAs: PEM file path or PEM text/bytes. */
+  ca?: string | Uint8Array | undefined;
+  /** Verify the server certificate. Default true. */
+  rejectUnauthorized?: boolean;
+  /** QUIC handshake deadline, ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** No response head within this, ms. Default 30000. */
+  headersTimeoutMs?: number;
+  /** No body data within this, ms (0 = off). Default 30000. */
+  bodyTimeoutMs?: number;
+  /** Send an ack-eliciting packet after this much silence, ms (0 = off). Default 10000. */
+  keepAliveMs?: number;
+  /** Where QUIC sessions are kept for resumption and 0-RTT. */
+  sessionStore?: SessionStore | undefined;
+  sessionKey?: string;
+  /** Resolve at 0-RTT key availability when a session is stored. Default true. */
+  earlyData?: boolean;
+  /**
+   * Which requests may travel as 0-RTT early data when the request does not
+   * say (`ConnRequest.allowEarlyData`): 'safe' = safe methods (RFC 9110
+   * §9.2.1, RFC 8470 §4), 'always', 'never'. Default 'safe'.
+   */
+  earlyDataPolicy?: EarlyDataPolicy;
+  /**
+   * Move to a new local UDP socket (port migration, RFC 9000 §9) after this
+   * many consecutive loss-probe timeouts with nothing heard from the server
+   * on the current path. 0 = never. Default 3.
+   */
+  migrateAfterProbeTimeouts?: number;
+  id?: number;
+  signal?: AbortSignal | undefined;
+  quic?: QuicOptions;
+}
+
+let nextId = 1;
+
+export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnection> {
+  const started = performance.now();
+  const ip = await resolveHost(opts.host);
+  const name = opts.servername ?? opts.host;
+  const verify = opts.rejectUnauthorized ?? true;
+  // Loopback peers get datagrams up to the lo MTU unless the caller chose a size.
+  const big = opts.quic?.maxUdpPayload === undefined && isLoopback(ip) ? loopbackPayload() : null;
+  const config = clientConfig({
+    ...opts.quic,
+    verifyPeer: verify,
+    ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
+    ...(big !== null ? { maxUdpPayload: big } : {}),
+  });
+  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6 });
+  const key = opts.sessionKey ?? `h3:${name}:${opts.port}`;
+  // RFC 8446 §C.4 / RFC 9001 §4.5: a ticket is for one connection; concurrent dials each take their own.
+  const session = opts.sessionStore?.take(key) ?? null;
+  let quic: QuicConnection;
+  try {
+    quic = ep.connect({
+      config,
+      host: ip,
+      port: opts.port,
+      serverName: isIP(name) ? null : name,
+      expectedHost: verify ? name : null,
+      session,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      maxPacket: big ?? opts.quic?.maxUdpPayload ?? DEFAULT_UDP_PAYLOAD,
+    });
+  } catch (e) {
+    await ep.close();
+    throw e;
+  }
+  const h3 = new H3Connection(quic, h3Settings('client'));
+  quic.setHandler(h3);
+  const early = session !== null && (opts.earlyData ?? true);
+  const settings: H3ConnectionSettings = {
+    headersTimeoutMs: opts.headersTimeoutMs ?? 30_000,
+    bodyTimeoutMs: opts.bodyTimeoutMs ?? 30_000,
+    keepAliveMs: opts.keepAliveMs ?? 10_000,
+    earlyDataPolicy: opts.earlyDataPolicy ?? 'safe',
+    migrateAfterProbeTimeouts: opts.migrateAfterProbeTimeouts ?? 3,
+    sessionStore: opts.sessionStore,
+    sessionKey: key,
+  };
+  const conn = new H3PooledConnection(opts.id ?? nextId++, ep, quic, h3, settings, started, ip, opts.port, early, opts.signal);
+  await conn.ready(early);
+  return conn;
+}
+
+
+/** The pool's connector for h3 (connect.ts loads this module on first use: the QUIC binding is native). */
+export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Promise<H3PooledConnection> {
+  const ca = Array.isArray(origin.ca) ? Buffer.concat(origin.ca.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))) : origin.ca;
+  return connectH3({
+    host: origin.host,
+    port: origin.port,
+    servername: origin.servername,
+    ca: typeof ca === 'string' || ca === undefined ? ca : new Uint8Array(ca),
+    rejectUnauthorized: origin.rejectUnauthorized,
+    connectTimeoutMs: ctx.pool.connectTimeoutMs,
+    headersTimeoutMs: ctx.pool.headersTimeoutMs,
+    bodyTimeoutMs: ctx.pool.bodyTimeoutMs,
+    migrateAfterProbeTimeouts: ctx.pool.migrateAfterProbeTimeouts,
+    // The pool's receive window: per stream, and 4× for the connection (as for h2).
+    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize },
+    sessionStore: ctx.sessionStore,
+    sessionKey: `h3:${ctx.sessionKey}`,
+    ...(ctx.earlyData !== undefined ? { earlyDataPolicy: ctx.earlyData } : {}),
+    id: ctx.nextId(),
+    signal: ctx.signal,
+  });
+}
