@@ -262,7 +262,8 @@ export class Agent implements TickMember {
     this.#pools.set(key, info);
     this.#fast.set(fastKey, info);
     if (this.#pools.size === 1) sharedTicker.add(this);
-    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - this.#maxOrigins);
+    // Evict in batches (down to 7/8 of the bound): one scan per maxOrigins/8 new origins, not one per origin.
+    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - Math.floor(this.#maxOrigins * 7 / 8));
     return info;
   }
 
@@ -285,7 +286,7 @@ export class Agent implements TickMember {
     }
   }
 
-  /** Past maxOrigins: forget the idle pools used least recently (busy pools stay; the map may then exceed the bound). */
+  /** Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the bound). */
   #evictIdle(n: number): void {
     const idle: PoolInfo[] = [];
     for (const info of this.#pools.values()) if (info.pool.idle) idle.push(info);
@@ -343,7 +344,11 @@ export class Agent implements TickMember {
         allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
       };
       try {
-        const r = await this.#attempt(info, url, req, replayable);
+        // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
+        const r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
+          ? await this.#attemptCoalesced(info, url, req, replayable)
+          : await pool.request(req);
+        this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
         const ttfbMs = performance.now() - t0;
         publishRequestEnd({ origin: pool.origin, method, path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
         return new OriginResponse({
@@ -376,27 +381,22 @@ export class Agent implements TickMember {
     }
   }
 
-  /** One attempt: coalesced onto another name's connection when allowed, else through the origin's pool. */
-  async #attempt(info: PoolInfo, url: URL, req: ConnRequest, replayable: boolean): Promise<PoolResult> {
+  /** One attempt on another name's connection when one may carry it (else, or after a 421, through the origin's own pool). */
+  async #attemptCoalesced(info: PoolInfo, url: URL, req: ConnRequest, replayable: boolean): Promise<PoolResult> {
     const pool = info.pool;
-    let r: PoolResult | null = null;
-    if (info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()) {
-      r = await this.#coalesced(info, req);
-      if (r && r.res.status === 421) {
-        // RFC 9113 §9.1.2: 421 on a coalesced connection — stop coalescing this name and
-        // re-send on its own connection (a non-replayable body gets the 421 itself).
-        this.#noCoalesce.set(url.host, true);
-        if (replayable) {
-          r.res.body.resume();
-          pool.counters.retries++;
-          r = null;
-        }
+    let r = await this.#coalesced(info, req);
+    if (r && r.res.status === 421) {
+      // RFC 9113 §9.1.2: 421 on a coalesced connection — stop coalescing this name and
+      // re-send on its own connection (a non-replayable body gets the 421 itself).
+      this.#noCoalesce.set(url.host, true);
+      if (replayable) {
+        r.res.body.resume();
+        pool.counters.retries++;
+        r = null;
       }
-      if (r) pool.counters.coalesced++;
     }
-    r ??= await pool.request(req);
-    this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
-    return r;
+    if (r) pool.counters.coalesced++;
+    return r ?? pool.request(req);
   }
 
   /** Parsed origin URLs, so the `{ origin, path }` form parses each origin once (bounded). */

@@ -1,0 +1,44 @@
+/**
+ * A crawler's pattern: one Agent, 5,000 distinct origins (names resolved to
+ * one loopback h1 server through `lookup`), one request each, then idle.
+ * Before the redesign the heap grew 6 → 25 MiB and all 5,001 origins stayed
+ * tracked for good. Now idle pools are forgotten and per-origin state is
+ * bounded: heap back within 8 MiB of the start, at most 1,024 origins held.
+ * Runs bench/lib/origins-run.mjs (the `origins` bench's script) on the
+ * TypeScript sources in a child with --expose-gc, so heap figures are after
+ * a full collection.
+ */
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { writeTsHooks } from '../helpers/ts-child.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+describe('one Agent, many origins', () => {
+  it('5,000 origins once each, then idle: heap within 8 MiB of the start, ≤ 1,024 origins tracked, no pool left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ol-origins-'));
+    try {
+      const args = {
+        agentModule: pathToFileURL(join(ROOT, 'src', 'index.ts')).href,
+        n: 5000,
+        concurrency: 64,
+        idleTimeoutMs: 300,
+        originIdleTimeoutMs: 500,
+      };
+      const out = execFileSync(process.execPath, ['--expose-gc', ...writeTsHooks(dir), join(ROOT, 'bench', 'lib', 'origins-run.mjs'), JSON.stringify(args)], { encoding: 'utf8', timeout: 60_000 });
+      const r = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, number>;
+      expect(r['failed']).toBe(0);
+      expect(r['heapGrowthMiB']).toBeLessThanOrEqual(8);
+      expect(r['peakPools']).toBeLessThanOrEqual(1024);
+      expect(r['poolsAfterIdle']).toBe(0);
+      expect(r['statsRowsAfterIdle']).toBeLessThanOrEqual(1024);
+      expect(r['selectorOrigins']).toBeLessThanOrEqual(1024);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
