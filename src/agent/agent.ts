@@ -13,7 +13,9 @@ import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
-import { connectOrigin, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
+import { connectOrigin, type ConnectContext, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
+import { DEFAULT_KEEPALIVE } from '../transport/tfo.js';
+import type { PooledConnection } from '../http/types.js';
 import type { OriginCache, OriginFacts } from '../probe/cache.js';
 import { AddressCache, findCandidate } from '../probe/coalesce.js';
 import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
@@ -81,6 +83,13 @@ export interface AgentOptions {
   selection?: Partial<SelectionOptions>;
   /** Resolve host names (addresses, preferred first); default the system resolver. */
   lookup?: LookupFn;
+  /**
+   * How a TCP-based connection to an origin is opened (the h3 path is always
+   * our QUIC connector). Default: TCP (+TLS with ALPN h2/http1.1, TFO when
+   * available). A custom connector may add socket options or a tunnel, or be
+   * a test double; it must honour `ctx.signal` and the origin's policy.
+   */
+  connect?: (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
   /**
    * Most origins with state held at once: pools (busy ones are never
    * evicted), selection state, coalescing opt-outs, counters of forgotten
@@ -161,6 +170,7 @@ export class Agent implements TickMember {
   /** Counters of forgotten pools, so stats() stays monotonic per origin (bounded). */
   #retired: LruMap<string, { origin: string; counters: PoolCounters }>;
   #addresses = new AddressCache();
+  #connect: NonNullable<AgentOptions['connect']>;
   #maxRetries: number;
   #maxOrigins: number;
   #originIdleMs: number;
@@ -174,6 +184,7 @@ export class Agent implements TickMember {
     if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1) throw configError('maxOrigins', 'must be a positive integer');
     this.#originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
     if (!Number.isFinite(this.#originIdleMs) || this.#originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+    this.#connect = opts.connect ?? connectOrigin;
     this.#origins = new LruMap(this.#maxOrigins);
     this.#noCoalesce = new LruMap(this.#maxOrigins);
     this.#retired = new LruMap(this.#maxOrigins);
@@ -182,7 +193,7 @@ export class Agent implements TickMember {
     this.#opts = opts;
     this.#sessions = opts.sessionStore ?? new MemorySessionStore();
     try {
-      this.#selector = new Selector(opts.originCache, opts.selection, this.#maxOrigins);
+      this.#selector = new Selector(opts.originCache, opts.selection, this.#maxOrigins, this.#connect);
     } catch (e) {
       throw configError('selection', (e as Error).message);
     }
@@ -238,7 +249,7 @@ export class Agent implements TickMember {
       ca: tlsOpts.ca,
       rejectUnauthorized: tlsOpts.rejectUnauthorized !== false,
       tfo: over.tfo ?? this.#opts.tfo ?? true,
-      keepAliveProbes: this.#opts.keepAliveProbes === undefined ? { idleS: 300, intervalS: 75, count: 9 } : this.#opts.keepAliveProbes,
+      keepAliveProbes: this.#opts.keepAliveProbes === undefined ? DEFAULT_KEEPALIVE : this.#opts.keepAliveProbes,
       lookup: this.#opts.lookup,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
@@ -252,7 +263,7 @@ export class Agent implements TickMember {
       poolOpts,
       policy === 'auto'
         ? sel.autoDialer(origin, spec, ctx, () => created)
-        : (signal) => connectOrigin(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
+        : (signal) => (policy === 'h3' ? connectOrigin : this.#connect)(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
       policy === 'auto' ? null : policy,
       sharedTicker,
       this.#retired.peek(key)?.counters,

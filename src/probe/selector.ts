@@ -32,7 +32,11 @@ export class Selector {
   #counters: LruMap<string, SelectionCounters>;
   #upgrading = new Set<string>();
 
-  constructor(cache?: OriginCache, opts: Partial<SelectionOptions> = {}, maxOrigins = 1024) {
+  #connect: (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
+
+  /** `connect`: how the TCP leg dials (the Agent's `connect` option); h3 always uses the QUIC connector. */
+  constructor(cache?: OriginCache, opts: Partial<SelectionOptions> = {}, maxOrigins = 1024, connect = connectOrigin) {
+    this.#connect = connect;
     this.#states = new LruMap(maxOrigins);
     this.#counters = new LruMap(maxOrigins);
     this.cache = cache ?? new MemoryOriginCache();
@@ -61,7 +65,7 @@ export class Selector {
     const st = this.state(origin);
     const n = this.counters(origin);
     const tcp = (signal: AbortSignal): Promise<PooledConnection> =>
-      connectOrigin({ ...spec, protocol: 'auto' }, { ...ctx, signal }).then((c) => {
+      this.#connect({ ...spec, protocol: 'auto' }, { ...ctx, signal }).then((c) => {
         this.noteConnection(origin, c);
         return c;
       });

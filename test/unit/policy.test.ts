@@ -1,0 +1,68 @@
+/** The Agent's request policy (src/agent/policy.ts, src/http/early-data.ts): pure, table-driven. */
+import { describe, expect, it } from 'vitest';
+import { retryDecision, type RetryInput } from '../../src/agent/policy.js';
+import { earlyDataAllowed } from '../../src/http/early-data.js';
+import { isIdempotentRequest, isSafeMethod } from '../../src/http/methods.js';
+import { endToEnd } from '../../src/http/fields.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, type ExchangeFacts } from '../../src/errors.js';
+
+const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1 };
+const err = (code: string, retrySafe: boolean, facts: ExchangeFacts | null): OriginlinkError => new OriginlinkError(code, 'remote', 'x', { retrySafe, facts });
+const staleReuse: ExchangeFacts = { reused: true, requestSent: true, responseStarted: false };
+const fresh: ExchangeFacts = { reused: false, requestSent: true, responseStarted: false };
+const answered: ExchangeFacts = { reused: true, requestSent: true, responseStarted: true };
+
+describe('retryDecision', () => {
+  it.each([
+    ['connect failure (never sent)', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), base, true],
+    ['refused stream / above GOAWAY', err(ErrorCode.GOAWAY, true, fresh), { ...base, idempotent: false }, true],
+    ['stale keep-alive: idempotent, reused, no response byte', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), base, true],
+    ['stale keep-alive but POST', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, idempotent: false }, false],
+    ['idempotent on a fresh connection', err(ErrorCode.SOCKET_CLOSED, false, fresh), base, false],
+    ['a response byte had arrived', err(ErrorCode.SOCKET_RESET, false, answered), base, false],
+    ['unknown facts', err(ErrorCode.SOCKET_CLOSED, false, null), base, false],
+    ['streamed body', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, replayable: false }, false],
+    ['caller aborted', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, aborted: true }, false],
+    ['ABORTED code', err(ErrorCode.ABORTED, true, NOT_SENT), base, false],
+    ['budget spent', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, attempt: 3 }, false],
+    ['timeout after the request was sent', err(ErrorCode.HEADERS_TIMEOUT, false, fresh), base, false],
+  ] as const)('%s → retry %s', (_name, e, input, want) => {
+    expect(retryDecision(e, input).retry).toBe(want);
+  });
+
+  it('an unreachable URL fails over to the next, with one more attempt per further URL', () => {
+    const e = err(ErrorCode.CONNECT_FAILED, true, NOT_SENT);
+    expect(retryDecision(e, { ...base, urls: 3 })).toEqual({ retry: true, failover: true });
+    expect(retryDecision(e, { ...base, urls: 3, attempt: 4 })).toEqual({ retry: true, failover: true });
+    expect(retryDecision(e, { ...base, urls: 3, attempt: 5 }).retry).toBe(false);
+    // A stale-connection retry stays on the same URL.
+    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3 })).toEqual({ retry: true, failover: false });
+  });
+});
+
+describe('method table, hop-by-hop rule, 0-RTT rule', () => {
+  it('RFC 9110 §9.2: safe and idempotent methods; names are case-sensitive', () => {
+    expect(['GET', 'HEAD', 'OPTIONS', 'TRACE'].every(isSafeMethod)).toBe(true);
+    expect(['POST', 'PUT', 'DELETE', 'PATCH', 'CONNECT', 'get'].some(isSafeMethod)).toBe(false);
+    expect(isIdempotentRequest('PUT', [])).toBe(true);
+    expect(isIdempotentRequest('POST', [])).toBe(false);
+    expect(isIdempotentRequest('POST', [['idempotency-key', 'k1']])).toBe(true);
+  });
+
+  it('RFC 9110 §7.6.1: connection fields and the fields Connection names are stripped; te only as trailers', () => {
+    const out = endToEnd([
+      ['connection', 'close, x-secret'], ['x-secret', '1'], ['keep-alive', 'timeout=5'], ['proxy-authorization', 'p'],
+      ['upgrade', 'h2c'], ['transfer-encoding', 'chunked'], ['te', 'gzip, trailers'], ['accept', '*/*'], ['expect', '100-continue'],
+    ]);
+    expect(out).toEqual([['te', 'trailers'], ['accept', '*/*']]);
+  });
+
+  it('RFC 8470: safe methods go early by default; the request may say otherwise', () => {
+    expect(earlyDataAllowed('safe', 'GET')).toBe(true);
+    expect(earlyDataAllowed('safe', 'POST')).toBe(false);
+    expect(earlyDataAllowed('never', 'GET')).toBe(false);
+    expect(earlyDataAllowed('always', 'POST')).toBe(true);
+    expect(earlyDataAllowed('safe', 'GET', false)).toBe(false);
+    expect(earlyDataAllowed('never', 'POST', true)).toBe(true);
+  });
+});
