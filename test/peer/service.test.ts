@@ -93,6 +93,7 @@ origins:
   odd: { url: "http://127.0.0.1:${(odd.address() as net.AddressInfo).port}", protocol: h1 }
   dead: { url: "http://127.0.0.1:${deadPort}", retries: 0, pool: { connectBackoffBaseMs: 0 } }
   strict: { url: "https://localhost:${nginx.port}" }
+  failover: { urls: ["http://127.0.0.1:${deadPort}", "http://127.0.0.1:${(odd.address() as net.AddressInfo).port}"], protocol: h1, retries: 0, pool: { connectBackoffBaseMs: 0 } }
 routes:
   - { path: /h1, origin: ng-h1, stripPrefix: true }
   - { path: /load, origin: ng-load, stripPrefix: true }
@@ -101,6 +102,7 @@ routes:
   - { path: /odd, origin: odd }
   - { path: /stream, origin: odd }
   - { path: /dead, origin: dead }
+  - { path: /fo, origin: failover }
   - { path: /strict, origin: strict, stripPrefix: true }
   - { host: only.test, path: /, origin: odd }
   - { path: /, origin: ng-h2 }
@@ -145,6 +147,22 @@ routes:
     expect(kept.out).toMatch(/^host=keep\.test\|/);
     const lit = await curl(`http://127.0.0.1:${plain}/lit/hdr`);
     expect(lit.out).toMatch(/^host=lit\.example\|/);
+  });
+
+  it('an origin with several URLs: an unreachable URL fails over to the next inside the Agent policy, also for a POST', async () => {
+    const before = logs.length;
+    for (let i = 0; i < 4; i++) {
+      const get = await curl(`http://127.0.0.1:${plain}/fo/get${i}`);
+      expect(get.out).toContain(`odd GET /fo/get${i}`);
+      const post = await curl('-X', 'POST', '--data-binary', 'payload', `http://127.0.0.1:${plain}/fo/post${i}`);
+      expect(post.out).toContain(`odd POST /fo/post${i}`);
+    }
+    const lines = logs.slice(before).filter((l) => l['origin'] === 'failover');
+    expect(lines).toHaveLength(8);
+    const live = `http://127.0.0.1:${(odd.address() as net.AddressInfo).port}`;
+    expect(lines.every((l) => l['status'] === 200 && l['upstream'] === live)).toBe(true);
+    // Requests that started at the dead URL (every other one, round robin) took a second attempt.
+    expect(lines.map((l) => l['attempts']).sort()).toEqual([1, 1, 1, 1, 2, 2, 2, 2]);
   });
 
   it('strips hop-by-hop response fields and appends Via on the way back', async () => {
