@@ -8,10 +8,12 @@
  *   eligibility, so a name configured with another trust root rode a
  *   connection verified against the first;
  * - the session store handed one TLS/QUIC ticket to every concurrent dial
- *   (RFC 8446 §C.4: a ticket is for one connection).
+ *   (RFC 8446 §C.4: a ticket is for one connection);
+ * - an unanswered HTTP/3 PING surfaced as OL_HEADERS_TIMEOUT (h2 said OL_PING_TIMEOUT).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -201,6 +203,35 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
       a.destroy();
       b.destroy();
     } finally {
+      await server.close(100);
+    }
+  });
+});
+
+describe('an unanswered PING is OL_PING_TIMEOUT on every protocol', () => {
+  it('h3: PING through a path that went silent', async () => {
+    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: async () => ({ status: 200, body: 'ok' }) });
+    // A UDP relay that can go silent (both ways) without the client's socket noticing.
+    let silent = false;
+    const front = dgram.createSocket('udp4');
+    const back = dgram.createSocket('udp4');
+    let client: { address: string; port: number } | null = null;
+    front.on('message', (m, r) => { client = { address: r.address, port: r.port }; if (!silent) back.send(m, server.address.port, '127.0.0.1'); });
+    back.on('message', (m) => { if (!silent && client) front.send(m, client.port, client.address); });
+    await new Promise<void>((r) => front.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => back.bind(0, '127.0.0.1', r));
+    const c = await connectH3({ host: '127.0.0.1', port: front.address().port, servername: 'localhost', ca: certs.caPath, migrateAfterProbeTimeouts: 0, keepAliveMs: 0 });
+    try {
+      expect(await c.ping(2000)).toBeGreaterThanOrEqual(0);
+      silent = true;
+      await new Promise((r) => setTimeout(r, 150)); // what was already on its way has arrived
+      const err = await c.ping(300).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OriginlinkError);
+      expect((err as OriginlinkError).code).toBe(ErrorCode.PING_TIMEOUT);
+    } finally {
+      c.destroy();
+      front.close();
+      back.close();
       await server.close(100);
     }
   });
