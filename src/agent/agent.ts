@@ -9,7 +9,6 @@
  * counters of forgotten pools live in LRUs of `maxOrigins`; one shared ticker
  * drives every pool's health checks and this sweep.
  */
-import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';

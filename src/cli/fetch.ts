@@ -1,7 +1,6 @@
 /** `originlink fetch`: a curl-like client through the pool. */
 import { createHash } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Agent, type AgentOptions } from '../agent/agent.js';
 import { FileSessionStore } from '../transport/file-session-store.js';

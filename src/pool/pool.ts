@@ -7,7 +7,6 @@
  * Invariant: a request is handed to a connection synchronously in #pump, so
  * `conn.active` is always the true reservation count.
  */
-import { performance } from 'node:perf_hooks';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';

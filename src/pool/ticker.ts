@@ -4,7 +4,6 @@
  * per pool. Members join while they have something to watch and leave when
  * they have nothing; the interval runs only while some member is there.
  */
-import { performance } from 'node:perf_hooks';
 
 export interface TickMember {
   /** Called every period with performance.now(). Must not throw. */

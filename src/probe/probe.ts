@@ -5,7 +5,6 @@
  * connection trying 0-RTT. Every step has its own deadline; a failed step
  * is reported, never thrown, and later steps that need it are skipped.
  */
-import { performance } from 'node:perf_hooks';
 import { isIP } from 'node:net';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { resolvePoolOptions } from '../pool/options.js';

@@ -9,7 +9,6 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';

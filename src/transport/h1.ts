@@ -11,7 +11,6 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';

@@ -6,7 +6,6 @@
 import type { X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import { waitDrain } from '../util/body.js';

@@ -3,7 +3,6 @@
  * (with a stored ticket: 0-RTT), put our HTTP/3 state machine on it.
  */
 import { isIP } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { H3Connection } from '../h3/connection.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type QuicOptions } from '../quic/config.js';

@@ -12,7 +12,6 @@
  * handshake on a new stream, within the same exchange.
  */
 import { X509Certificate } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import type { H3Connection, H3Event } from '../h3/connection.js';

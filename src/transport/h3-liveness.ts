@@ -3,7 +3,6 @@
  * that probes a silent path while requests wait, PING with a deadline, and
  * active migration to a new local UDP port (RFC 9000 §9).
  */
-import { performance } from 'node:perf_hooks';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicEndpoint } from '../quic/endpoint.js';

@@ -6,7 +6,6 @@
 import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { performance } from 'node:perf_hooks';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { SessionStore } from './session-store.js';
 import { tfoSocketFactory } from './tfo.js';
