@@ -29,6 +29,7 @@ import { PoolCounters } from '../pool/stats.js';
 import { sharedTicker, type TickMember } from '../pool/ticker.js';
 import { LruMap } from '../util/lru.js';
 import { retryDecision } from './policy.js';
+import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
@@ -448,6 +449,15 @@ export class Agent implements TickMember {
     return [...this.#pools.values()].map((x) => x.pool);
   }
 
+  /**
+   * undici's Dispatcher interface: `fetch(url, { dispatcher: agent })`, undici's
+   * `request(url, { dispatcher })` and any library taking a dispatcher run over
+   * these pools (h1, h2 and h3 with 0-RTT). Both handler styles (undici 6 and 7).
+   */
+  dispatch(opts: DispatchOptions, handler: DispatchHandler): boolean {
+    return dispatchOn(this, opts, handler);
+  }
+
   /** Finish in-flight requests, then close every connection. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -455,10 +465,12 @@ export class Agent implements TickMember {
     await Promise.all([...this.#pools.values()].map((x) => x.pool.close()));
   }
 
-  destroy(error?: Error): void {
+  /** Abort everything now (returns a promise, as undici's Dispatcher.destroy does). */
+  destroy(error?: Error | null): Promise<void> {
     this.#closed = true;
     sharedTicker.delete(this);
-    for (const x of this.#pools.values()) x.pool.destroy(error);
+    for (const x of this.#pools.values()) x.pool.destroy(error ?? undefined);
+    return Promise.resolve();
   }
 }
 

@@ -82,7 +82,12 @@ export type ConnEvent =
   /** The connection is gone; `error` is set when it did not close cleanly. */
   | { type: 'close'; error: Error | null }
   /** The server hinted an idle timeout (h1 Keep-Alive: timeout=). */
-  | { type: 'keepalive-hint'; timeoutMs: number };
+  | { type: 'keepalive-hint'; timeoutMs: number }
+  /**
+   * The handshake completed after the connection was handed out (h3 with
+   * 0-RTT is usable before): `facts.resumed` and `facts.earlyData` are final now.
+   */
+  | { type: 'handshake' };
 
 export interface PooledConnection {
   readonly id: number;

@@ -339,6 +339,9 @@ export class Pool implements TickMember {
           if (conn.active > 0 && conn.ping && !e.pinging) this.#probe(e);
           this.#pump();
           break;
+        case 'handshake':
+          this.counters.handshake(conn.facts);
+          break;
         case 'keepalive-hint':
           e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
           break;

@@ -57,6 +57,11 @@ export class PoolCounters {
     if (f.earlyData) this.earlyData++;
     if (f.tfo) this.tfo++;
   }
+  /** A handshake that completed after the connection was counted as opened (h3 0-RTT). */
+  handshake(f: ConnectionFacts): void {
+    if (f.resumed) this.resumed++;
+    if (f.earlyData) this.earlyData++;
+  }
   closed(): void { this.closed_++; }
   connectFailed(code: string): void {
     this.connectFailures++;

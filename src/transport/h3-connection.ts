@@ -393,6 +393,7 @@ export class H3PooledConnection implements PooledConnection {
     }
     this.#live.startKeepAlive(this.#opts.keepAliveMs, () => this.lastActiveAt);
     this.#handshakeDone();
+    this.#emit({ type: 'handshake' });
     this.#emit({ type: 'capacity' });
     this.#pump();
   }

@@ -1,0 +1,221 @@
+/**
+ * The Agent as an undici Dispatcher: `dispatch(options, handler)` for
+ * `fetch(url, { dispatcher })` (Node's global fetch and undici 7's), undici's
+ * `request`/`stream`, and every library that takes a dispatcher. Both
+ * handler styles are served: undici 6's (onConnect, onHeaders, onData,
+ * onComplete, onError) and undici 7's controller style (onRequestStart,
+ * onResponseStart, onResponseData, onResponseEnd, onResponseError).
+ * Redirects, decompression and cookies stay with the caller (fetch).
+ */
+import { Readable } from 'node:stream';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { HeaderList, RequestBody } from '../http/types.js';
+import type { OriginResponse } from './response.js';
+
+/** The fields of undici's DispatchOptions this Agent reads. */
+export interface DispatchOptions {
+  origin?: string | URL;
+  path: string;
+  method: string;
+  headers?: Record<string, string | string[] | undefined> | string[] | Iterable<[string, string]> | null;
+  body?: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
+  signal?: AbortSignal | { aborted: boolean; addEventListener(t: 'abort', f: () => void): void; removeEventListener(t: 'abort', f: () => void): void } | null;
+  upgrade?: string | null;
+  query?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** undici 7's controller handed to the new-style handler. */
+export interface DispatchController {
+  readonly aborted: boolean;
+  readonly paused: boolean;
+  readonly reason: Error | null;
+  abort(reason: Error): void;
+  pause(): void;
+  resume(): void;
+}
+
+/** Either handler style (the optional members of both). */
+export interface DispatchHandler {
+  onRequestStart?(controller: DispatchController, context: unknown): void;
+  onResponseStart?(controller: DispatchController, statusCode: number, headers: Record<string, string | string[]>, statusMessage?: string): void;
+  onResponseData?(controller: DispatchController, chunk: Buffer): void;
+  onResponseEnd?(controller: DispatchController, trailers: Record<string, string | string[]>): void;
+  onResponseError?(controller: DispatchController, err: Error): void;
+  onConnect?(abort: (reason?: Error) => void, context?: unknown): void;
+  onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData?(chunk: Buffer): boolean;
+  onComplete?(trailers: Buffer[]): void;
+  onError?(err: Error): void;
+  onResponseStarted?(): void;
+}
+
+/** What `dispatch` needs of the Agent (it is the Agent). */
+export interface RequestRunner {
+  request(o: { origin: string; path: string; method: string; headers: HeaderList; body: RequestBody; signal: AbortSignal }): Promise<OriginResponse>;
+}
+
+/** undici's error codes and names for ours, where undici has one (its errors.js). */
+const UNDICI: Partial<Record<string, [code: string, name: string]>> = {
+  [ErrorCode.CONNECT_TIMEOUT]: ['UND_ERR_CONNECT_TIMEOUT', 'ConnectTimeoutError'],
+  [ErrorCode.HEADERS_TIMEOUT]: ['UND_ERR_HEADERS_TIMEOUT', 'HeadersTimeoutError'],
+  [ErrorCode.BODY_TIMEOUT]: ['UND_ERR_BODY_TIMEOUT', 'BodyTimeoutError'],
+  [ErrorCode.HEADERS_TOO_LARGE]: ['UND_ERR_HEADERS_OVERFLOW', 'HeadersOverflowError'],
+  [ErrorCode.BODY_MISMATCH]: ['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ResponseContentLengthMismatchError'],
+  [ErrorCode.SOCKET_CLOSED]: ['UND_ERR_SOCKET', 'SocketError'],
+  [ErrorCode.SOCKET_RESET]: ['UND_ERR_SOCKET', 'SocketError'],
+  [ErrorCode.ABORTED]: ['UND_ERR_ABORTED', 'AbortError'],
+  [ErrorCode.POOL_CLOSED]: ['UND_ERR_DESTROYED', 'ClientDestroyedError'],
+  [ErrorCode.INVALID_ARGUMENT]: ['UND_ERR_INVALID_ARG', 'InvalidArgumentError'],
+  [ErrorCode.UNSUPPORTED_PROTOCOL]: ['UND_ERR_NOT_SUPPORTED', 'NotSupportedError'],
+};
+
+/**
+ * The error a dispatcher's caller sees: undici's code and name where one
+ * exists (so code written for undici keeps working), our OriginlinkError as
+ * `cause` (stable `OL_*` code, side, facts) and as `originlink`.
+ */
+export function toUndiciError(e: unknown): Error {
+  const oe = toOriginlinkError(e);
+  const m = UNDICI[oe.code];
+  if (!m) return oe;
+  const err = new Error(oe.message, { cause: oe }) as Error & { code: string; originlink: OriginlinkError };
+  err.name = m[1];
+  err.code = m[0];
+  err.originlink = oe;
+  return err;
+}
+
+/** Header fields of any shape undici accepts, lower-cased. */
+export function dispatchHeaders(h: DispatchOptions['headers']): HeaderList {
+  const out: HeaderList = [];
+  if (h == null) return out;
+  if (Array.isArray(h) && typeof h[0] === 'string') {
+    // Flat [name, value, name, value, …]
+    for (let i = 0; i + 1 < h.length; i += 2) out.push([String(h[i]).toLowerCase(), String(h[i + 1])]);
+    return out;
+  }
+  if (Symbol.iterator in h) {
+    // [name, value] pairs: an array of them, a Headers object, a Map.
+    for (const pair of h as Iterable<[string, string]>) out.push([String(pair[0]).toLowerCase(), String(pair[1])]);
+    return out;
+  }
+  for (const [k, v] of Object.entries(h as Record<string, string | string[] | undefined>)) {
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    if (Array.isArray(v)) for (const x of v) out.push([name, String(x)]);
+    else out.push([name, String(v)]);
+  }
+  return out;
+}
+
+function headerObject(list: HeaderList): Record<string, string | string[]> {
+  const o: Record<string, string | string[]> = {};
+  for (const [k, v] of list) {
+    const prev = o[k];
+    if (prev === undefined) o[k] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else o[k] = [prev, v];
+  }
+  return o;
+}
+
+function rawHeaders(list: HeaderList): Buffer[] {
+  const out: Buffer[] = [];
+  for (const [k, v] of list) out.push(Buffer.from(k, 'latin1'), Buffer.from(v, 'latin1'));
+  return out;
+}
+
+class Controller implements DispatchController {
+  aborted = false;
+  paused = false;
+  reason: Error | null = null;
+  body: Readable | null = null;
+  readonly ac = new AbortController();
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason ?? new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted');
+    this.ac.abort(this.reason);
+    this.body?.destroy();
+  }
+  pause(): void {
+    this.paused = true;
+    this.body?.pause();
+  }
+  resume(): void {
+    this.paused = false;
+    this.body?.resume();
+  }
+}
+
+/**
+ * Run one dispatch on `agent`. Returns true: the Agent queues internally
+ * (per-origin `maxPending`), so the caller never needs to wait for 'drain'.
+ */
+export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler: DispatchHandler): boolean {
+  const modern = typeof handler.onRequestStart === 'function';
+  const ctl = new Controller();
+  let settled = false;
+  const fail = (e: unknown): void => {
+    if (settled) return;
+    settled = true;
+    const err = ctl.reason ?? toUndiciError(e);
+    if (modern) handler.onResponseError?.(ctl, err);
+    else if (handler.onError) handler.onError(err);
+  };
+  try {
+    if (opts.upgrade) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `upgrade (${opts.upgrade}) is not supported by the originlink dispatcher`);
+    if (opts.origin === undefined) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'dispatch needs an origin');
+    const origin = typeof opts.origin === 'string' ? opts.origin.replace(/\/+$/, '') : opts.origin.origin;
+    // A caller's signal (undici request's `signal` option) aborts like the handler's abort.
+    const sig = opts.signal;
+    if (sig) {
+      if (sig.aborted) ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted'));
+      else sig.addEventListener('abort', () => ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')));
+    }
+    if (modern) handler.onRequestStart?.(ctl, {});
+    else handler.onConnect?.((reason?: Error) => ctl.abort(reason ?? new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')), {});
+    if (ctl.aborted) {
+      queueMicrotask(() => fail(ctl.reason));
+      return true;
+    }
+    const body = opts.body instanceof Readable ? (opts.body as AsyncIterable<Uint8Array>) : (opts.body ?? null);
+    agent.request({ origin, path: opts.path, method: opts.method, headers: dispatchHeaders(opts.headers), body: body as RequestBody, signal: ctl.ac.signal }).then(
+      (res) => deliver(res, ctl, handler, modern, fail, () => { settled = true; }),
+      fail,
+    );
+  } catch (e) {
+    queueMicrotask(() => fail(e));
+  }
+  return true;
+}
+
+function deliver(res: OriginResponse, ctl: Controller, handler: DispatchHandler, modern: boolean, fail: (e: unknown) => void, done: () => void): void {
+  const body = res.body;
+  ctl.body = body;
+  if (ctl.aborted) { body.destroy(); fail(ctl.reason); return; }
+  handler.onResponseStarted?.();
+  if (modern) {
+    handler.onResponseStart?.(ctl, res.status, headerObject(res.headers), '');
+  } else {
+    const go = handler.onHeaders?.(res.status, rawHeaders(res.headers), () => ctl.resume(), '');
+    if (go === false) ctl.pause();
+  }
+  if (ctl.aborted) { body.destroy(); fail(ctl.reason); return; }
+  body.on('data', (chunk: Buffer) => {
+    if (ctl.aborted) return;
+    if (modern) handler.onResponseData?.(ctl, chunk);
+    else if (handler.onData?.(chunk) === false) ctl.pause();
+  });
+  body.once('error', fail);
+  body.once('end', () => {
+    void res.trailers.then((t) => {
+      if (ctl.aborted) return;
+      done();
+      if (modern) handler.onResponseEnd?.(ctl, headerObject(t));
+      else handler.onComplete?.(rawHeaders(t));
+    });
+  });
+  if (ctl.paused) body.pause();
+}
