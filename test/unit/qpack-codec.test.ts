@@ -169,7 +169,7 @@ describe('QPACK encoder', () => {
     expectQpackError(() => new QpackEncoder().feedDecoderStream(hex('01')), QpackErrorCode.DECODER_STREAM_ERROR);
   });
 
-  const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
+  const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../fixtures/qpack', import.meta.url));
   it('round-trips every QIF header list through our encoder and decoder', () => {
     const dir = join(VECTORS, 'qifs');
     expect(existsSync(dir), `QIF files not found at ${dir}; set QPACK_VECTORS`).toBe(true);

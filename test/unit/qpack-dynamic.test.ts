@@ -12,7 +12,7 @@ import { QpackDecoder, type HeaderField } from '../../src/codec/qpack/decoder.js
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { parseQif, qifText } from '../../src/codec/qpack/interop.js';
 
-const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
+const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../fixtures/qpack', import.meta.url));
 
 function qifs(): Array<[string, HeaderField[][]]> {
   const dir = join(VECTORS, 'qifs');

@@ -14,7 +14,7 @@ import { QpackDecoder } from '../../src/codec/qpack/decoder.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { parseQif, qifText } from '../../src/codec/qpack/interop.js';
 
-const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
+const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../fixtures/qpack', import.meta.url));
 const SRC = fileURLToPath(new URL('./nghttp3-qpack-peer.c', import.meta.url));
 let dir = '';
 let bin = '';

@@ -12,7 +12,7 @@ import {
 } from '../../src/codec/qpack/interop.js';
 import { runQpackInterop } from '../../src/cli/qpack-interop.js';
 
-const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../../../shared/vectors/qpack', import.meta.url));
+const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../fixtures/qpack', import.meta.url));
 const present = existsSync(join(VECTORS, 'qifs')) && existsSync(join(VECTORS, 'encoded'));
 const MISSING = `QPACK interop vectors not found at ${VECTORS} (expected qifs/ and encoded/; ` +
   'set QPACK_VECTORS to the folder holding them)';
@@ -26,7 +26,8 @@ describe('QPACK offline interop vectors', () => {
   it('every encoded/qpack-05 file decodes to its QIF header lists (whole)', () => {
     expect(present, MISSING).toBe(true);
     const results = runQpackInterop(join(VECTORS, 'encoded/qpack-05'), join(VECTORS, 'qifs'));
-    expect(results.length).toBeGreaterThanOrEqual(192);
+    // 80 files in the fixtures (192 in the full corpus, with QPACK_VECTORS).
+    expect(results.length).toBeGreaterThanOrEqual(process.env['QPACK_VECTORS'] ? 192 : 80);
     const failed = results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.reason}`);
     expect(failed).toEqual([]);
   });
