@@ -3,40 +3,21 @@
  * config errors and exit codes, SIGHUP reload (good and broken config)
  * without dropping in-flight requests, SIGTERM under load.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
-
-function newest(dir: string): number {
-  let m = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return m;
-}
-
-function buildIfStale(): void {
-  let built = 0;
-  try { built = statSync(join(ROOT, 'dist', 'service', 'service.js')).mtimeMs; } catch { /* not built */ }
-  if (built >= newest(join(ROOT, 'src', 'service')) && built >= newest(join(ROOT, 'src', 'cli'))) return;
-  try {
-    execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
-  } catch { /* type errors elsewhere still emit JS */ }
-}
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [MAIN, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile('node', [CLI, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -70,7 +51,7 @@ class Child {
   out = '';
   exit: Promise<number | null>;
   constructor(config: string) {
-    this.proc = spawn('node', [MAIN, 'serve', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn('node', [CLI, 'serve', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.on('data', (d) => { this.out += String(d); });
     this.proc.stderr?.on('data', (d) => { this.out += String(d); });
     this.exit = new Promise((r) => this.proc.once('exit', (code) => r(code)));

@@ -4,11 +4,11 @@
  * `bind` (default 127.0.0.1), optionally started through a custom spawn
  * (e.g. inside a network namespace). Stopped by pid.
  */
-import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopProc, waitOutput } from './h3-peers.js';
+import { caddyEnv, startPeer } from './h3-peers.js';
 
 export interface CaddyOptions {
   port: number;
@@ -44,34 +44,14 @@ export async function startCaddy(o: CaddyOptions): Promise<Caddy> {
     `{\n  admin off\n  auto_https disable_redirects\n  storage file_system ${dir}/data\n  servers {\n    protocols ${protocols}\n  }\n}\n` +
       `https://:${o.port} {\n  bind ${o.bind ?? '127.0.0.1'}\n  tls ${o.certFile} ${o.keyFile}\n  root * ${root}\n  file_server\n}\n`,
   );
-  const env = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') };
-  const argv = ['caddy', 'run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')];
-  const opts: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
-  const proc = o.spawn ? o.spawn(argv, opts) : nodeSpawn(argv[0]!, argv.slice(1), opts);
-  let out = '';
-  const add = (d: Buffer): void => {
-    out += d.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  proc.stdout?.on('data', add);
-  proc.stderr?.on('data', add);
-  const output = (): string => out;
-  try {
-    await waitOutput(proc, output, /server running|serving initial configuration/, 15_000);
-  } catch (e) {
-    await stopProc(proc);
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  return {
+  const peer = await startPeer({
+    argv: ['caddy', 'run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')],
+    opts: { env: caddyEnv(dir) },
+    ready: /server running|serving initial configuration/,
     port: o.port,
-    root,
-    proc,
-    output,
-    stop: async () => {
-      await stopProc(proc);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    dir,
+    settleMs: 200,
+    ...(o.spawn ? { spawn: o.spawn } : {}),
+  });
+  return { ...peer, root };
 }

@@ -3,7 +3,7 @@
  * gtlsserver/gtlsclient (GnuTLS) and Bun (lsquic) server/client. Each is
  * started by PID on a loopback port and stopped by that PID.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -73,6 +73,47 @@ export function waitOutput(proc: ChildProcess, get: () => string, re: RegExp, ti
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+export interface PeerStart {
+  argv: string[];
+  opts?: SpawnOptions;
+  /** Output that says the peer is ready; without it, the peer must still run after `settleMs`. */
+  ready?: RegExp;
+  port: number;
+  /** A scratch folder of the peer's, removed at stop (and on a failed start). */
+  dir?: string;
+  /** Wait this long after readiness (listeners bound), ms. */
+  settleMs?: number;
+  timeoutMs?: number;
+  /** How to start the process (default child_process.spawn; e.g. inside a network namespace). */
+  spawn?: (argv: string[], opts: SpawnOptions) => ChildProcess;
+}
+
+/** Start a peer process, follow its output, wait until it is ready; stop() ends it by PID and removes its folder. */
+export async function startPeer(o: PeerStart): Promise<Peer> {
+  const opts: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'], ...o.opts };
+  const proc = o.spawn ? o.spawn(o.argv, opts) : spawn(o.argv[0]!, o.argv.slice(1), opts);
+  const t = track(proc);
+  const stop = async (): Promise<void> => {
+    await stopProc(proc);
+    if (o.dir) rmSync(o.dir, { recursive: true, force: true });
+  };
+  try {
+    if (o.ready) await waitOutput(proc, t.output, o.ready, o.timeoutMs ?? 15_000);
+    await sleep(o.settleMs ?? 0);
+    if (proc.exitCode !== null) throw new Error(`${o.argv[0]} exited with ${proc.exitCode}: ${t.output().slice(-2000)}`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { port: o.port, proc, output: t.output, stop };
+}
+
+/** The environment Caddy gets: its own HOME and XDG folders under `dir` (it writes there). */
+export function caddyEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') };
+}
+
+
 /**
  * Caddy serving `root` over h1/h2/h3 on 127.0.0.1:port, with `/echo*`
  * reverse-proxied to `echoPort` (an HTTP/1.1 echo server) when given.
@@ -85,29 +126,12 @@ export async function startCaddy(o: { port: number; certFile: string; keyFile: s
     `{\n  admin off\n  auto_https disable_redirects\n  storage file_system ${dir}/data\n  servers {\n    protocols h1 h2 h3\n  }\n}\n` +
       `https://127.0.0.1:${o.port}, https://localhost:${o.port} {\n  tls ${o.certFile} ${o.keyFile}\n${echo}  root * ${o.root}\n  file_server\n}\n`,
   );
-  const env = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') };
-  const proc = spawn('caddy', ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = track(proc);
-  await waitOutput(proc, t.output, /server running|serving initial configuration/, 15_000);
-  await sleep(200);
-  return {
-    port: o.port,
-    proc,
-    output: t.output,
-    stop: async () => {
-      await stopProc(proc);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return startPeer({ argv: ['caddy', 'run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], opts: { env: caddyEnv(dir) }, ready: /server running|serving initial configuration/, port: o.port, dir, settleMs: 200 });
 }
 
 /** ngtcp2's example HTTP/3 server: GET serves files from `root`; POST answers with the file. */
 export async function startNgtcp2Server(o: { port: number; certFile: string; keyFile: string; root: string }): Promise<Peer> {
-  const proc = spawn('gtlsserver', ['-q', '-d', o.root, '127.0.0.1', String(o.port), o.keyFile, o.certFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = track(proc);
-  await sleep(400);
-  if (proc.exitCode !== null) throw new Error(`gtlsserver exited: ${t.output()}`);
-  return { port: o.port, proc, output: t.output, stop: () => stopProc(proc) };
+  return startPeer({ argv: ['gtlsserver', '-q', '-d', o.root, '127.0.0.1', String(o.port), o.keyFile, o.certFile], port: o.port, settleMs: 400 });
 }
 
 /** Bun.serve with http3 (lsquic): `/big` → the file, `/echo` → the request body with x-sha256, else text. */
@@ -136,19 +160,7 @@ const server = Bun.serve({
 console.log('bun-ready', server.port);
 `,
   );
-  const proc = spawn(BUN, [script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-  const t = track(proc);
-  await waitOutput(proc, t.output, /bun-ready/, 15_000);
-  await sleep(100);
-  return {
-    port: o.port,
-    proc,
-    output: t.output,
-    stop: async () => {
-      await stopProc(proc);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return startPeer({ argv: [BUN, script], opts: { cwd: dir }, ready: /bun-ready/, port: o.port, dir, settleMs: 100 });
 }
 
 export interface RunResult {

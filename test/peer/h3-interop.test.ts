@@ -16,7 +16,8 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { bunFetch, runClient, startBunServer, startCaddy, startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
 import { connectH3, type H3PooledConnection } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import type { ConnRequest } from '../../src/http/types.js';
 import { MemorySessionStore } from '../../src/transport/session-store.js';
 
@@ -67,10 +68,7 @@ beforeAll(async () => {
   };
   [caddy, ngtcp2, bun] = [peer(0), peer(1), peer(2)];
   for (const r of started) if (r.status === 'rejected') throw r.reason;
-  ours = await startH3Server({
-    host: '127.0.0.1',
-    cert: certs.certPath,
-    key: certs.keyPath,
+  ours = await startTestH3Server({
     async handler(r) {
       const body = await readAll(r.body);
       oursRequests.push({ method: r.method, path: r.path, bodySha: sha(body), bytes: body.length });

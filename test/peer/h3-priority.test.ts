@@ -19,7 +19,8 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3 } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
 const env = process.env;
@@ -91,10 +92,7 @@ function req(path: string, headers: ConnRequest['headers'] = []): ConnRequest {
 
 beforeAll(async () => {
   certs = makeCerts();
-  server = await startH3Server({
-    host: '127.0.0.1',
-    cert: certs.certPath,
-    key: certs.keyPath,
+  server = await startTestH3Server({
     handler(r) {
       if (r.path === '/bulk') return { status: 200, headers: [['content-length', String(BULK)]], body: Readable.from(chunks()) };
       const mib = /^\/mib\/(\d+)/.exec(r.path);

@@ -9,7 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3, type H3Response } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import { MemorySessionStore } from '../../src/transport/session-store.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
 import type { ConnRequest } from '../../src/http/types.js';
@@ -31,10 +32,7 @@ function req(path: string, extra: Partial<ConnRequest> = {}): ConnRequest {
 
 beforeAll(async () => {
   certs = makeCerts();
-  server = await startH3Server({
-    host: '127.0.0.1',
-    cert: certs.certPath,
-    key: certs.keyPath,
+  server = await startTestH3Server({
     async handler(r) {
       if (r.path === '/big') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
       if (r.path === '/echo') {
@@ -113,7 +111,7 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('queues requests beyond the peer stream limit until credit returns', async () => {
-    const tight = await startH3Server({ cert: certs.certPath, key: certs.keyPath, quic: { maxStreamsBidi: 10 }, handler: (r) => ({ status: 200, body: r.path }) });
+    const tight = await startTestH3Server({ quic: { maxStreamsBidi: 10 }, handler: (r) => ({ status: 200, body: r.path }) });
     const c = await connectH3({ host: '127.0.0.1', port: tight.address.port, servername: 'localhost', ca: certs.caPath });
     expect(c.capacity).toBe(10);
     const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => c.request(req(`/q/${i}`))));
@@ -125,7 +123,7 @@ describe('HTTP/3 transport against our server', () => {
 
   it('applies backpressure to a slow response reader through QUIC flow control', async () => {
     const huge = randomBytes(24 * 1024 * 1024);
-    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: huge }) });
+    const srv = await startTestH3Server({ handler: () => ({ status: 200, body: huge }) });
     const c = await connectH3({ host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath });
     const r = await c.request(req('/huge'));
     await new Promise((res) => setTimeout(res, 400));
@@ -139,7 +137,7 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('keeps an idle connection alive past the peer idle timeout with keep-alive packets', async () => {
-    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, quic: { idleTimeoutMs: 600 }, handler: () => ({ status: 200, body: 'alive' }) });
+    const srv = await startTestH3Server({ quic: { idleTimeoutMs: 600 }, handler: () => ({ status: 200, body: 'alive' }) });
     const base = { host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath };
     const kept = await connectH3({ ...base, keepAliveMs: 150 });
     const idle = await connectH3({ ...base, keepAliveMs: 0 });
@@ -167,9 +165,7 @@ describe('HTTP/3 transport against our server', () => {
   it("the server's request signal fires when the client cancels mid-upload, also when first read after the reset", async () => {
     const seen: Array<{ early: boolean; reason: unknown }> = [];
     let arrived: () => void = () => {};
-    const own = await startH3Server({
-      cert: certs.certPath,
-      key: certs.keyPath,
+    const own = await startTestH3Server({
       async handler(r) {
         arrived();
         if (r.path === '/watch') {
@@ -210,7 +206,7 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('drains on GOAWAY from the server and refuses new requests as retry-safe', async () => {
-    const own = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'x' }) });
+    const own = await startTestH3Server({ handler: () => ({ status: 200, body: 'x' }) });
     const c = await connectH3({ host: '127.0.0.1', port: own.address.port, servername: 'localhost', ca: certs.caPath });
     await readAll((await c.request(req('/1'))).body);
     const events: string[] = [];
@@ -244,7 +240,7 @@ describe('HTTP/3 transport against our server', () => {
 
   it('resends refused 0-RTT requests after the handshake when the server cannot resume; unreplayable bodies fail as EARLY_DATA_REJECTED', async () => {
     const store = new MemorySessionStore();
-    const other = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'other' }) });
+    const other = await startTestH3Server({ handler: () => ({ status: 200, body: 'other' }) });
     const opts = { host: '127.0.0.1', servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'shared' };
     const c1 = await connectH3({ ...opts, port: server.address.port });
     await readAll((await c1.request(req('/first'))).body);

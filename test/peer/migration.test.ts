@@ -15,7 +15,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3, type H3ConnectOptions } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
 let certs: TestCerts;
@@ -162,10 +163,7 @@ class Relay {
 
 beforeAll(async () => {
   certs = makeCerts();
-  server = await startH3Server({
-    host: '127.0.0.1',
-    cert: certs.certPath,
-    key: certs.keyPath,
+  server = await startTestH3Server({
     handler(r) {
       if (r.path === '/big') return { status: 200, body: big };
       if (r.path === '/slow') return new Promise((res) => setTimeout(() => res({ status: 200, body: 'slow' }), 2500));

@@ -24,7 +24,8 @@ import tls from 'node:tls';
 import { Agent, ErrorCode, MemorySessionStore, OriginlinkError } from '../../src/index.js';
 import { connectTcp } from '../../src/transport/tcp.js';
 import { connectH3 } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const certs = makeCerts();
@@ -52,9 +53,8 @@ describe('the headers timer starts when the request is fully sent', () => {
     h2 = http2.createServer((req, res) => { void readBody(req).then((b) => res.end(`got ${b.length}`)); });
     await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
     await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
-    h3 = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath,
-      async handler(r) {
+    h3 = await startTestH3Server({
+    async handler(r) {
         const b = await readBody(r.body as AsyncIterable<Buffer>);
         return { status: 200, body: `got ${b.length}` };
       },
@@ -184,7 +184,8 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
   });
 
   it('QUIC: one stored ticket, two concurrent connections → exactly one resumes', async () => {
-    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: async () => ({ status: 200, body: 'ok' }) });
+    const server = await startTestH3Server({
+    handler: async () => ({ status: 200, body: 'ok' }) });
     const base = { host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath, sessionKey: 'q', keepAliveMs: 0 };
     try {
       const seed = new MemorySessionStore();
@@ -210,7 +211,8 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
 
 describe('an unanswered PING is OL_PING_TIMEOUT on every protocol', () => {
   it('h3: PING through a path that went silent', async () => {
-    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: async () => ({ status: 200, body: 'ok' }) });
+    const server = await startTestH3Server({
+    handler: async () => ({ status: 200, body: 'ok' }) });
     // A UDP relay that can go silent (both ways) without the client's socket noticing.
     let silent = false;
     const front = dgram.createSocket('udp4');

@@ -3,46 +3,30 @@
  * to the h1, h2 and h3 origins; bounded run printing the plain table), and
  * the HTTP/3 front listener with our HTTP/3 client.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { Agent } from '../../src/index.js';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 const CERTS = join(ROOT, 'config', 'demo-certs');
-
-function newest(dir: string): number {
-  let m = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return m;
-}
 
 function demo(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile('node', [MAIN, 'demo', '--random-ports', ...args], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile('node', [CLI, 'demo', '--random-ports', ...args], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - t0 });
     });
   });
 }
 
 describe('originlink demo', () => {
-  beforeAll(() => {
-    let built = 0;
-    try { built = statSync(join(ROOT, 'dist', 'cli', 'demo.js')).mtimeMs; } catch { /* not built */ }
-    if (built < newest(join(ROOT, 'src', 'service')) || built < newest(join(ROOT, 'src', 'cli'))) {
-      try { execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' }); } catch { /* errors elsewhere still emit */ }
-    }
-  }, 180_000);
+  beforeAll(() => buildIfStale(), 180_000);
 
   it('--selftest: every front (https h1/h2, http, h2c) reaches every origin (h1, h2, h3), exit 0', async () => {
     const r = await demo(['--selftest']);

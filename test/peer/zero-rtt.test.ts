@@ -7,10 +7,11 @@
  * refused early requests after the handshake.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import type { Readable } from 'node:stream';
@@ -22,39 +23,13 @@ import { FileSessionStore } from '../../src/transport/file-session-store.js';
 import { MemorySessionStore } from '../../src/transport/session-store.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
-const ROOT = resolve('.');
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 let certs: TestCerts;
 let dir: string;
 let ngtcp2: Peer | null = null;
 
-function newest(d: string): number {
-  let m = 0;
-  for (const e of readdirSync(d, { withFileTypes: true })) {
-    const p = join(d, e.name);
-    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return m;
-}
-
-function buildIfStale(): void {
-  let built = 0;
-  try {
-    built = Math.min(statSync(MAIN).mtimeMs, statSync(join(ROOT, 'dist', 'pool', 'file-session-store.js')).mtimeMs, statSync(join(ROOT, 'dist', 'transport', 'h3.js')).mtimeMs);
-  } catch {
-    // not built
-  }
-  if (built >= newest(join(ROOT, 'src'))) return;
-  try {
-    execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
-  } catch {
-    // Type errors in other files still emit JS.
-  }
-}
-
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile('node', [MAIN, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile('node', [CLI, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
       res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
