@@ -14,12 +14,11 @@ import { isLoopback } from './config.js';
 import { QuicConnection, type QuicConnectionInit } from './connection.js';
 import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
+import { classifyDatagram, type LongHeader } from './accept.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 
 export const CID_LEN = 16;
 const MAX_EXTRA_SOCKETS = 8;
-/** RFC 9000 §14.1: a server MUST discard an Initial in a datagram under 1200 bytes. */
-const MIN_INITIAL = 1200;
 
 export interface EndpointStats {
   datagramsIn: number;
@@ -323,74 +322,60 @@ export class QuicEndpoint {
 
   #onMessage(msg: Buffer, host: string, port: number, local: HostPort): void {
     this.#counters.datagramsIn++;
-    if (msg.length < 1 + CID_LEN) {
-      this.#counters.dropped++;
-      return;
+    const srv = this.#server;
+    const d = classifyDatagram(msg, {
+      cidLen: CID_LEN,
+      known: this.#known,
+      serving: srv !== null && !this.#closed,
+      live: this.#live.size,
+      maxConnections: srv?.maxConnections ?? 10_000,
+      retry: this.#retry !== null,
+      versionSupported: this.#versionSupported,
+    });
+    switch (d.kind) {
+      case 'route':
+        this.#conns.get(d.key)!.receive(msg, host, port, local);
+        return;
+      case 'drop':
+        if (d.reason === 'unparseable') this.#counters.unparseable++;
+        else this.#counters.dropped++;
+        return;
+      case 'version-negotiation':
+        this.#reply(() => quiche().negotiateVersion(d.header.scid, d.header.dcid, this.#vnBuf), port, host, 'versionNegotiations');
+        return;
+      case 'retry': {
+        const h = d.header;
+        const t = this.#retry!.mint(host, port, h.dcid);
+        this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
+        return;
+      }
+      case 'accept':
+        this.#accept(msg, host, port, d.header, srv!);
+        return;
     }
-    const first = msg[0]!;
-    if ((first & 0x80) === 0) {
-      const c = this.#conns.get(msg.toString('latin1', 1, 1 + CID_LEN));
-      if (c) c.receive(msg, host, port, local);
-      else this.#counters.dropped++;
-      return;
-    }
-    let hdr;
-    try {
-      hdr = quiche().Header.fromSlice(msg, CID_LEN);
-    } catch {
-      this.#counters.unparseable++;
-      return;
-    }
-    const key = Buffer.from(hdr.dcid.buffer, hdr.dcid.byteOffset, hdr.dcid.byteLength).toString('latin1');
-    const c = this.#conns.get(key);
-    if (c) {
-      c.receive(msg, host, port, local);
-      return;
-    }
-    this.#accept(msg, host, port, hdr);
   }
 
-  #accept(msg: Buffer, host: string, port: number, hdr: { ty: number; version: number; dcid: Uint8Array; scid: Uint8Array; token?: Uint8Array | null }): void {
-    const srv = this.#server;
+  #known = (key: string): boolean => this.#conns.has(key);
+  #versionSupported = (v: number): boolean => quiche().versionIsSupported(v);
+
+  /** Send a stateless answer (Version Negotiation, Retry) built into #vnBuf. */
+  #reply(build: () => number, port: number, host: string, counter: 'versionNegotiations' | 'retriesSent'): void {
+    try {
+      const n = build();
+      this.#socket.send(Buffer.from(this.#vnBuf.subarray(0, n)), port, host);
+      this.#counters[counter]++;
+    } catch {
+      this.#counters.dropped++;
+    }
+  }
+
+  #accept(msg: Buffer, host: string, port: number, hdr: LongHeader, srv: ServerRole): void {
     const b = quiche();
-    if (!srv || this.#closed) {
-      this.#counters.dropped++;
-      return;
-    }
-    if (!b.versionIsSupported(hdr.version)) {
-      // RFC 9000 §6.1: answer an unsupported version with Version Negotiation
-      // (only for datagrams large enough to be a client's first flight).
-      if (msg.length >= MIN_INITIAL) {
-        try {
-          const n = b.negotiateVersion(hdr.scid, hdr.dcid, this.#vnBuf);
-          this.#socket.send(Buffer.from(this.#vnBuf.subarray(0, n)), port, host);
-          this.#counters.versionNegotiations++;
-        } catch {
-          this.#counters.dropped++;
-        }
-      } else this.#counters.dropped++;
-      return;
-    }
-    if (hdr.ty !== b.Type.Initial || msg.length < MIN_INITIAL || this.#live.size >= (srv.maxConnections ?? 10_000)) {
-      this.#counters.dropped++;
-      return;
-    }
     let scid: Buffer = randomBytes(CID_LEN);
     let odcid: Uint8Array | null = null;
     if (this.#retry) {
-      const token = hdr.token && hdr.token.length ? hdr.token : null;
-      if (!token) {
-        try {
-          const t = this.#retry.mint(host, port, hdr.dcid);
-          const n = b.retry(hdr.scid, hdr.dcid, scid, t, hdr.version, this.#vnBuf);
-          this.#socket.send(Buffer.from(this.#vnBuf.subarray(0, n)), port, host);
-          this.#counters.retriesSent++;
-        } catch {
-          this.#counters.dropped++;
-        }
-        return;
-      }
-      odcid = this.#retry.check(host, port, token);
+      // A token we minted names the DCID the client used first; the DCID it uses now is our Retry's SCID.
+      odcid = hdr.token ? this.#retry.check(host, port, hdr.token) : null;
       if (!odcid || hdr.dcid.length !== CID_LEN) {
         this.#counters.dropped++;
         return;
