@@ -23,15 +23,15 @@
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
-import { parseQuicheError, shutdownDir, type HostPort, type QuicheConnection, type RecvInfo } from './quiche.js';
-import { closeError } from './errors.js';
+import { parseQuicheError, shutdownDir, type HostPort, type PathEvent, type QuicheConnection, type RecvInfo } from './quiche.js';
+import { closeError, CRYPTO_ERROR_BASE } from './errors.js';
 import { WriteQueues } from './write-queue.js';
 import { checkPeerName } from './peer-name.js';
 import { PacketSink } from './packet-sink.js';
-import { FailedPathGuard } from './path-guard.js';
+import { Paths } from './paths.js';
+import { afterFirstFlight, earlyReported, inEarlyData, type Handshake } from './handshake.js';
 import { StreamReader } from './stream-reader.js';
 import type { Socket } from 'node:dgram';
-import { randomBytes } from 'node:crypto';
 
 export interface QuicStatsSnapshot {
   rttMs: number | null;
@@ -58,14 +58,6 @@ export interface QuicStatsSnapshot {
   reprobes: number;
 }
 
-/** One quiche path event (binding: serde-tagged object). */
-export interface PathEvent {
-  type: string;
-  local?: HostPort;
-  peer?: HostPort;
-  old?: unknown;
-  new?: unknown;
-}
 
 export type QuicConnectionEvent =
   | { type: 'established'; early: boolean }
@@ -101,13 +93,17 @@ export interface QuicConnectionInit {
   connectTimeoutMs?: number;
   /** Largest datagram quiche may write for this connection. Default: the sink's. */
   maxPacket?: number;
+  /**
+   * The application protocol's no-error code: `destroy()` closes with it and
+   * a peer's application close with it is clean (HTTP/3: H3_NO_ERROR 0x100,
+   * RFC 9114 §8.1). Default 0.
+   */
+  appNoError?: number;
 }
 
 /** Stream bytes moved into quiche per slice, and slices per pass (see #sendSlices). */
 const FLUSH_SLICE = 256 * 1024;
 const MAX_SLICES = 256;
-/** Connection ids we issue per connection over its life (each is a routing-table entry). */
-const MAX_ISSUED_CIDS = 16;
 const NOOP_HANDLER: QuicStreamHandler = {
   onStreamData() {},
   onStreamReset() {},
@@ -139,12 +135,7 @@ export class QuicConnection implements QuicStreamTransport {
   #nextUni: number;
   #bidiBlocked = false;
   #uniBlocked = false;
-  #established = false;
-  #earlyReported = false;
-  /** openEarly() was used and the first flight has not been written yet / early data turned out impossible. */
-  #preEarly = false;
-  #sentFirst = false;
-  #earlyLost = false;
+  #hs: Handshake = { phase: 'fresh' };
   #closed = false;
   #overrideError: OriginlinkError | null = null;
   #processing = false;
@@ -155,16 +146,8 @@ export class QuicConnection implements QuicStreamTransport {
   #sendDeferred = false;
   #lastFrom: HostPort | null = null;
   #lastSocket: Socket | undefined;
-  #migrations = 0;
-  #pathEvents: Record<string, number> = {};
-  #issuedCids = 0;
-  /** Server: re-validates paths quiche failed while the peer still sends from them (path-guard.ts). */
-  #guard: FailedPathGuard | null;
-  /** Timer firings with no datagram received in between (probe timeouts on the current path). */
-  #silentTimeouts = 0;
-  /** When our latest PING left (null: none since the last datagram from the peer). */
-  #lastPingAt: number | null = null;
-  #stall: { after: number; fn: (c: QuicConnection) => void } | null = null;
+  /** Connection ids, path events, migration, stall counting (paths.ts). */
+  #paths: Paths;
   /** The read side: which streams to read, backpressure, where the bytes land. */
   #reader: StreamReader;
   /**
@@ -176,8 +159,6 @@ export class QuicConnection implements QuicStreamTransport {
    */
   #replyPending = new Set<number>();
   #stopCheckDue = false;
-  /** A datagram or a timer expiry since the last path check (path events and CIDs only change then). */
-  #pathsDue = true;
   /** performance.now() the armed timer fires at; it may fire before quiche's deadline (then it re-arms). */
   #timerAt = Infinity;
   #writeWaiters: Array<{ id: number; max: number; resolve: () => void }> = [];
@@ -188,7 +169,17 @@ export class QuicConnection implements QuicStreamTransport {
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
     this.isClient = init.role === 'client';
-    this.#guard = this.isClient ? null : new FailedPathGuard(init.conn, () => this.#drainSend(), init.local, init.remote);
+    const self = this;
+    this.#paths = new Paths(init.conn, {
+      isClient: this.isClient,
+      get closed() { return self.#closed; },
+      get established() { return self.established; },
+      addCid: init.addCid ? (cid) => init.addCid!(this, cid) : undefined,
+      removeCid: init.removeCid ? (cid) => init.removeCid!(this, cid) : undefined,
+      pathEvent: (ev: PathEvent) => this.#emit({ type: 'path', event: ev }),
+      drainSend: () => this.#drainSend(),
+      markDirty: () => this.#markDirty(),
+    }, init.local, init.remote);
     this.remote = init.remote;
     this.local = init.local;
     this.#recvInfo = { from: init.remote, to: init.local };
@@ -219,7 +210,7 @@ export class QuicConnection implements QuicStreamTransport {
     return this.#closed;
   }
   get established(): boolean {
-    return this.#established;
+    return this.#hs.phase === 'established';
   }
   get alpn(): string | null {
     const p = this.#q.applicationProto();
@@ -229,8 +220,7 @@ export class QuicConnection implements QuicStreamTransport {
     return this.#q.isResumed();
   }
   get inEarlyData(): boolean {
-    if (this.#established || this.#earlyLost) return false;
-    return this.#preEarly || this.#q.isInEarlyData();
+    return inEarlyData(this.#hs, this.#q.isInEarlyData());
   }
   get serverName(): string | null {
     return this.#q.serverName();
@@ -242,7 +232,15 @@ export class QuicConnection implements QuicStreamTransport {
   peerStreamsLeftBidi(): number {
     return this.#q.peerStreamsLeftBidi();
   }
-  /** The raw quiche handle, for the endpoint only. */
+  /** The peer's certificate chain (DER, leaf first) once the handshake is done; null without one. */
+  peerCertChain(): Uint8Array[] | null {
+    return this.#q.peerCertChain();
+  }
+  /** The peer's initial_max_streams_bidi transport parameter (RFC 9000 §18.2); 0 before it is known. */
+  peerMaxStreamsBidi(): number {
+    return this.#q.stats().peerInitialMaxStreamsBidi;
+  }
+  /** The raw quiche handle: internal (tests read transport parameters through it); nothing outside quic/ uses it. */
   get raw(): QuicheConnection {
     return this.#q;
   }
@@ -262,82 +260,20 @@ export class QuicConnection implements QuicStreamTransport {
       bufferedBytes: this.#writes.bufferedBytes,
       paths: s.pathsCount,
       localPort: p ? p.localHost.port : null,
-      migrations: this.#migrations,
-      pathEvents: { ...this.#pathEvents },
-      spareDcids: this.#spareDcids(),
-      reprobes: this.#guard?.reprobes ?? 0,
+      migrations: this.#paths.migrations,
+      pathEvents: { ...this.#paths.events },
+      spareDcids: this.#paths.spareDcids(),
+      reprobes: this.#paths.guard?.reprobes ?? 0,
     };
-  }
-
-  #spareDcids(): number {
-    try {
-      return (this.#q as unknown as { availableDcids(): number }).availableDcids();
-    } catch {
-      return 0;
-    }
   }
 
   /**
    * Client: move the connection to another local address (a socket the
-   * endpoint bound with `addSocket`). quiche makes the new path active at
-   * once and validates it; it needs a spare connection id from the peer
-   * (RFC 9000 §9.5), so this throws QUIC_FAILED when none is left.
-   *
-   * The promise resolves once the peer has moved as well and the old path
-   * has gone quiet (bounded; see #settle). RFC 9000 §9.3: a server moves to
-   * our new address on a non-probing packet from it; the PING queued here
-   * makes the first packet there one even when nothing else is due. What
-   * the server sent on the old path until then is still arriving there,
-   * and quiche 0.18 never declares such packets lost once that path stops
-   * delivering (see native-notes/quiche.md): the old socket has to stay
-   * readable until they are in, so callers tear the old path down only
-   * after this resolves.
+   * endpoint bound with `addSocket`); resolves once the peer has moved and
+   * the old path is quiet (Paths.migrateTo, RFC 9000 §9).
    */
   migrateTo(local: HostPort): Promise<void> {
-    if (this.#closed) throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'QUIC connection is closed');
-    if (!this.isClient) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'only a client migrates actively');
-    const prev = this.#q.pathStats().find((p) => p.active);
-    try {
-      (this.#q as unknown as { migrateSource(l: HostPort): number }).migrateSource(local);
-    } catch (e) {
-      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, { cause: e, details: { spareDcids: this.#spareDcids() } });
-    }
-    try {
-      this.#q.sendAckEliciting();
-    } catch {
-      // The PATH_CHALLENGE and any ACK still leave on the new path.
-    }
-    this.#migrations++;
-    this.#silentTimeouts = 0;
-    this.#lastPingAt = null;
-    this.#pathsDue = true;
-    this.#markDirty();
-    return prev ? this.#settle(prev.localHost.port, local.port, prev.rtt) : Promise.resolve();
-  }
-
-  /**
-   * After a migration: wait until the new local port has received a
-   * datagram (the peer moved) and the old one has received none for a
-   * quiet spell of RTT/4 (at least 5 ms), for at most max(1 s, 8 RTT).
-   * Ports identify the paths: the sockets of one endpoint share a host.
-   */
-  async #settle(prevPort: number, nextPort: number, rttMs: number): Promise<void> {
-    const recvOn = (port: number): number => this.#q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0;
-    const quiet = Math.max(5, rttMs / 4);
-    const end = performance.now() + Math.max(1000, 8 * rttMs);
-    let seen = recvOn(prevPort);
-    let quietFrom = performance.now();
-    while (!this.#closed && performance.now() < end) {
-      await new Promise((r) => setTimeout(r, quiet / 2));
-      if (this.#closed) return;
-      const n = recvOn(prevPort);
-      if (n !== seen) {
-        seen = n;
-        quietFrom = performance.now();
-      } else if (performance.now() - quietFrom >= quiet && recvOn(nextPort) > 0) {
-        return;
-      }
-    }
+    return this.#paths.migrateTo(local);
   }
 
   /**
@@ -347,7 +283,7 @@ export class QuicConnection implements QuicStreamTransport {
    * call, after a migration and after each received datagram.
    */
   onPathStalled(after: number, fn: (c: QuicConnection) => void): void {
-    this.#stall = after > 0 ? { after, fn } : null;
+    this.#paths.onStalled(after, () => fn(this));
   }
 
   /** Bytes of one stream still waiting in our queue (backpressure signal). */
@@ -383,9 +319,8 @@ export class QuicConnection implements QuicStreamTransport {
    * after the handshake instead.
    */
   openEarly(): void {
-    if (!this.isClient || this.#sentFirst || this.#earlyReported || this.#closed) return;
-    this.#preEarly = true;
-    this.#earlyReported = true;
+    if (!this.isClient || this.#hs.phase !== 'fresh' || this.#closed) return;
+    this.#hs = { phase: 'opened' };
     this.#handler.onConnected(true);
     this.#emit({ type: 'established', early: true });
     this.#markDirty();
@@ -494,8 +429,7 @@ export class QuicConnection implements QuicStreamTransport {
    */
   ping(): void {
     if (this.#closed) return;
-    if (this.#lastPingAt !== null && this.lastPacketAt <= this.#lastPingAt) this.#probeTimedOut();
-    this.#lastPingAt = performance.now();
+    this.#paths.pinging(performance.now(), this.lastPacketAt);
     try {
       this.#q.sendAckEliciting();
     } catch {
@@ -509,7 +443,7 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#closed) return;
     this.#overrideError ??= error;
     try {
-      this.#q.close(true, 0x100, new Uint8Array(0));
+      this.#q.close(true, this.#init.appNoError ?? 0, new Uint8Array(0));
     } catch {
       // Already closing.
     }
@@ -522,16 +456,15 @@ export class QuicConnection implements QuicStreamTransport {
   /** One datagram for this connection. */
   receive(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort = this.#init.local): void {
     if (this.#closed) return;
-    this.#silentTimeouts = 0;
-    this.#lastPingAt = null;
-    this.#pathsDue = true;
+    this.#paths.heard();
     this.#stopCheckDue = true;
     this.lastPacketAt = performance.now();
     const ri = this.#recvInfo;
     if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
       this.#recvInfo = { from: { host: fromHost, port: fromPort }, to };
     }
-    if (this.#guard && !this.#guard.idle && !this.#guard.admit(msg, this.#recvInfo)) {
+    const guard = this.#paths.guard;
+    if (guard && !guard.idle && !guard.admit(msg, this.#recvInfo)) {
       this.#markDirty();
       return;
     }
@@ -564,10 +497,7 @@ export class QuicConnection implements QuicStreamTransport {
       this.#checkEstablished();
       // Before any deferral: a FailedValidation raised by onTimeout() must
       // reach the path guard before the next datagram is handed to quiche.
-      if (this.#established && this.#pathsDue) {
-        this.#pathsDue = false;
-        this.#paths();
-      }
+      if (this.established && this.#paths.due) this.#paths.check();
       // Peer streams (incl. uni streams opened during the handshake) are read whenever quiche has data.
       const delivered = this.#overrideError ? 0 : this.#reader.read();
       const failures = this.#writes.flush(this.#q, FLUSH_SLICE);
@@ -582,16 +512,11 @@ export class QuicConnection implements QuicStreamTransport {
       this.#sendDeferred = false;
       this.#drainSend();
       this.#sendSlices();
-      if (this.#preEarly && !this.#sentFirst) {
-        this.#sentFirst = true;
-        if (!this.#q.isInEarlyData() && !this.#q.isEstablished()) {
-          this.#earlyLost = true;
-          this.#emit({ type: 'early-unavailable' });
-        }
-      }
-      this.#sentFirst = true;
+      const flight = afterFirstFlight(this.#hs, this.#q.isInEarlyData(), this.#q.isEstablished());
+      this.#hs = flight.next;
+      if (flight.lost) this.#emit({ type: 'early-unavailable' });
       // A client enters 0-RTT only once its first flight is written.
-      if (!this.#established && !this.#earlyReported && this.isClient && this.#q.isInEarlyData()) {
+      if (this.#hs.phase === 'sent' && this.isClient && this.#q.isInEarlyData()) {
         this.#checkEstablished();
         this.#markDirty();
       }
@@ -637,9 +562,9 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   #checkEstablished(): void {
-    if (this.#established) return;
-    if (this.isClient && !this.#earlyReported && this.#q.isInEarlyData()) {
-      this.#earlyReported = true;
+    if (this.established) return;
+    if (this.isClient && !earlyReported(this.#hs) && this.#q.isInEarlyData()) {
+      this.#hs = { phase: 'early', opened: false };
       this.#handler.onConnected(true);
       this.#emit({ type: 'established', early: true });
     }
@@ -650,14 +575,14 @@ export class QuicConnection implements QuicStreamTransport {
         this.#overrideError = bad;
         try {
           // RFC 9001 §4.8: TLS alert 42 (bad_certificate) as CRYPTO_ERROR.
-          this.#q.close(false, 0x100 + 42, Buffer.from('certificate name mismatch'));
+          this.#q.close(false, CRYPTO_ERROR_BASE + 42, Buffer.from('certificate name mismatch'));
         } catch {
           // Already closing.
         }
         return;
       }
     }
-    this.#established = true;
+    this.#hs = { phase: 'established' };
     this.establishedAt = performance.now();
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#connectTimer = null;
@@ -690,7 +615,7 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   #creditCheck(): void {
-    if (!this.#established && !this.inEarlyData) return;
+    if (!this.established && !this.inEarlyData) return;
     let fire = false;
     if (this.#bidiBlocked && this.#q.peerStreamsLeftBidi() > 0) {
       this.#bidiBlocked = false;
@@ -701,53 +626,6 @@ export class QuicConnection implements QuicStreamTransport {
       fire = true;
     }
     if (fire) this.#handler.onStreamsAvailable();
-  }
-
-  /**
-   * Keep spare connection ids with the peer (NEW_CONNECTION_ID, up to its
-   * active_connection_id_limit) so either side can change paths, route the
-   * ones we issue, drop retired ones, and record path events.
-   */
-  #paths(): void {
-    const q = this.#q as unknown as {
-      sourceCidsLeft(): number;
-      newSourceCid(cid: Uint8Array, token: bigint, retire: boolean): number;
-      retiredScidNext(): Uint8Array | null;
-      pathEventNext(): PathEvent | null;
-    };
-    const add = this.#init.addCid;
-    if (add) {
-      try {
-        for (let i = 0; i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && q.sourceCidsLeft() > 0; i++) {
-          const cid = randomBytes(16);
-          // The reset token is random: we never send stateless resets, so it only has to be unguessable.
-          const token = BigInt(`0x${randomBytes(16).toString('hex')}`);
-          q.newSourceCid(cid, token, false);
-          this.#issuedCids++;
-          add(this, cid);
-        }
-        for (let i = 0; i < 64; i++) {
-          const old = q.retiredScidNext();
-          if (!old) break;
-          this.#init.removeCid?.(this, old);
-        }
-      } catch {
-        // IdLimit / state errors: try again on a later pass.
-      }
-    }
-    for (let i = 0; i < 64; i++) {
-      let ev: PathEvent | null;
-      try {
-        ev = q.pathEventNext();
-      } catch {
-        break;
-      }
-      if (!ev) break;
-      this.#pathEvents[ev.type] = (this.#pathEvents[ev.type] ?? 0) + 1;
-      if (ev.type === 'PeerMigrated') this.#migrations++;
-      this.#guard?.onPathEvent(ev);
-      this.#emit({ type: 'path', event: ev });
-    }
   }
 
   /**
@@ -819,23 +697,14 @@ export class QuicConnection implements QuicStreamTransport {
       return;
     }
     this.#q.onTimeout();
-    this.#pathsDue = true;
-    this.#probeTimedOut();
+    this.#paths.due = true;
+    this.#paths.probeTimedOut();
     this.process();
   };
 
-  /** One more probe timeout with nothing heard on the current path. */
-  #probeTimedOut(): void {
-    if (this.#stall && this.#established && !this.#closed && ++this.#silentTimeouts >= this.#stall.after) {
-      this.#silentTimeouts = 0;
-      this.#lastPingAt = null;
-      this.#stall.fn(this);
-    }
-  }
-
   #onConnectTimeout(): void {
     this.#connectTimer = null;
-    if (this.#established || this.#closed) return;
+    if (this.established || this.#closed) return;
     this.#overrideError ??= new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `QUIC handshake with ${this.remote.host}:${this.remote.port} timed out`, {
       retrySafe: true,
     });
@@ -858,7 +727,7 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#timer = this.#connectTimer = null;
-    const error = this.#overrideError ?? closeError(this.#q, this.#established, this.#lastRecvError);
+    const error = this.#overrideError ?? closeError(this.#q, this.established, this.#lastRecvError, this.#init.appNoError);
     this.#init.release(this);
     for (const w of this.#writeWaiters) w.resolve();
     for (const r of this.#packetWaiters) r();

@@ -64,6 +64,8 @@ export interface EndpointOptions {
   gso?: boolean;
   /** Read datagrams in batches (recvmmsg) when the native/udp addon loads. Default true. */
   batchReceive?: boolean;
+  /** The application's no-error code for every connection of this endpoint (see QuicConnectionInit.appNoError). Default 0. */
+  appNoError?: number;
   /** SO_RCVBUF / SO_SNDBUF. Default 4 MiB each (best effort). */
   socketBuffer?: number;
 }
@@ -179,8 +181,9 @@ export class QuicEndpoint {
 
   /** What every connection of this endpoint is wired to (client and server alike). */
   #wiring(conn: QuicheConnection, role: 'client' | 'server', remote: HostPort): Pick<QuicConnectionInit,
-    'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release'> {
+    'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release' | 'appNoError'> {
     return {
+      appNoError: this.#opts.appNoError ?? 0,
       conn,
       role,
       local: this.#local,

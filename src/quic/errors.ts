@@ -10,11 +10,10 @@ import type { QuicheConnection, QuicheConnectionError } from './quiche.js';
 const CERT_ALERTS = new Set([42, 43, 44, 45, 46, 48, 49]);
 
 export const CRYPTO_ERROR_BASE = 0x100;
-/** RFC 9114 §8.1 H3_NO_ERROR: an application close with it is clean. */
-const H3_NO_ERROR = 0x100;
 
-function isClean(e: QuicheConnectionError): boolean {
-  return e.isApp ? e.errorCode === 0 || e.errorCode === H3_NO_ERROR : e.errorCode === 0;
+/** A close is clean with transport code 0, or with the application's own no-error code (HTTP/3: 0x100). */
+function isClean(e: QuicheConnectionError, appNoError: number): boolean {
+  return e.isApp ? e.errorCode === 0 || e.errorCode === appNoError : e.errorCode === 0;
 }
 
 function describe(e: QuicheConnectionError): string {
@@ -43,7 +42,7 @@ function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: b
  * `details.quicheError` of a local transport close (quiche closes with the
  * wire code of the error a received packet raised, e.g. InvalidState → 0xa).
  */
-export function closeError(conn: QuicheConnection, established: boolean, lastRecvError: string | null = null): OriginlinkError | null {
+export function closeError(conn: QuicheConnection, established: boolean, lastRecvError: string | null = null, appNoError = 0): OriginlinkError | null {
   if (conn.isTimedOut()) {
     if (!established) {
       return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', 'QUIC handshake timed out (no answer from the peer)', {
@@ -54,8 +53,8 @@ export function closeError(conn: QuicheConnection, established: boolean, lastRec
     return new OriginlinkError(ErrorCode.QUIC_FAILED, 'network', 'QUIC connection idle timeout', { details: { idle: true, established } });
   }
   const peer = conn.peerError();
-  if (peer) return isClean(peer) ? null : fromWire(peer, 'peer', established);
+  if (peer) return isClean(peer, appNoError) ? null : fromWire(peer, 'peer', established);
   const local = conn.localError();
-  if (local) return isClean(local) ? null : fromWire(local, 'local', established, local.isApp ? null : lastRecvError);
+  if (local) return isClean(local, appNoError) ? null : fromWire(local, 'local', established, local.isApp ? null : lastRecvError);
   return null;
 }

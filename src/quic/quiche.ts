@@ -138,6 +138,26 @@ export interface QuicheConnection {
   stats(): QuicheStats;
   pathStats(): QuichePathStats[];
   sendAckEliciting(): void;
+  // Paths and connection ids (RFC 9000 §5.1, §9).
+  /** Connection ids the peer issued us that are still unused. */
+  availableDcids(): number;
+  /** Move the active path to a new local address; needs a spare peer connection id. */
+  migrateSource(local: HostPort): number;
+  /** How many more connection ids we may issue (the peer's active_connection_id_limit). */
+  sourceCidsLeft(): number;
+  newSourceCid(cid: Uint8Array, resetToken: bigint, retireIfNeeded: boolean): number;
+  /** A connection id of ours the peer retired, or null. */
+  retiredScidNext(): Uint8Array | null;
+  pathEventNext(): PathEvent | null;
+}
+
+/** One quiche path event (binding: serde-tagged object). */
+export interface PathEvent {
+  type: string;
+  local?: HostPort;
+  peer?: HostPort;
+  old?: unknown;
+  new?: unknown;
 }
 
 export interface QuicheHeader {

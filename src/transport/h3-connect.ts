@@ -3,6 +3,7 @@
  * (with a stored ticket: 0-RTT), put our HTTP/3 state machine on it.
  */
 import { isIP } from 'node:net';
+import { H3ErrorCode } from '../codec/errors.js';
 import { H3Connection } from '../h3/connection.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type QuicOptions } from '../quic/config.js';
@@ -67,7 +68,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
-  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6 });
+  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6, appNoError: H3ErrorCode.NO_ERROR });
   const key = opts.sessionKey ?? `h3:${name}:${opts.port}`;
   // RFC 8446 §C.4 / RFC 9001 §4.5: a ticket is for one connection; concurrent dials each take their own.
   const session = opts.sessionStore?.take(key) ?? null;

@@ -182,7 +182,7 @@ export class H3PooledConnection implements PooledConnection {
   peerCertificate(): X509Certificate | null {
     if (this.#peerCert !== undefined) return this.#peerCert;
     if (!this.#quic.established) return null;
-    const der = this.#quic.raw.peerCertChain()?.[0];
+    const der = this.#quic.peerCertChain()?.[0];
     let cert: X509Certificate | null = null;
     if (der) {
       try {
@@ -381,7 +381,7 @@ export class H3PooledConnection implements PooledConnection {
     this.facts.alpn = q.alpn;
     this.facts.connectMs = (q.establishedAt ?? performance.now()) - q.startedAt;
     this.facts.resumed = q.resumed;
-    this.facts.peerMaxConcurrentStreams = q.raw.stats().peerInitialMaxStreamsBidi || null;
+    this.facts.peerMaxConcurrentStreams = q.peerMaxStreamsBidi() || null;
     this.facts.rttMs = q.stats().rttMs;
     // RFC 9001 §4.6.2: early data on a connection that did not resume was
     // rejected; those requests are sent again now, in 1-RTT.

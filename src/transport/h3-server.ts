@@ -117,6 +117,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   const ep = await QuicEndpoint.bind({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
+    appNoError: H3ErrorCode.NO_ERROR,
     ...(opts.gso === false ? { gso: false } : {}),
     server: {
       config,

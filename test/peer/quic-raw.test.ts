@@ -139,7 +139,7 @@ describe('raw QUIC over the quiche binding', () => {
     const st = c.conn.stats();
     expect(st.packetsSent).toBeGreaterThan(0);
     expect(st.rttMs).not.toBeNull();
-    c.conn.close(0x100, 'done');
+    c.conn.close(0, 'done');
     expect(await c.closed).toBeNull();
   });
 
@@ -149,7 +149,7 @@ describe('raw QUIC over the quiche binding', () => {
     const payloads = Array.from({ length: 100 }, (_, i) => randomBytes(1000 + i * 37));
     const outs = await Promise.all(payloads.map((p) => exchange(c, p)));
     outs.forEach((o, i) => expect(o.equals(payloads[i]!)).toBe(true));
-    c.conn.close(0x100, '');
+    c.conn.close(0, '');
     await c.closed;
   });
 
@@ -163,7 +163,7 @@ describe('raw QUIC over the quiche binding', () => {
     expect(out.length).toBe(big.length);
     expect(createHash('sha256').update(out).digest('hex')).toBe(createHash('sha256').update(big).digest('hex'));
     console.log(`10 MiB echo (20 MiB moved) in ${ms.toFixed(0)} ms: ${((20 * 1000) / ms).toFixed(1)} MiB/s`);
-    c.conn.close(0x100, '');
+    c.conn.close(0, '');
     await c.closed;
   });
 
@@ -184,7 +184,7 @@ describe('raw QUIC over the quiche binding', () => {
     c.conn.send(ids[0]!, Buffer.from('first, last'), true);
     expect((await outs[0]!).toString()).toBe('first, last');
     expect((await exchange(c, Buffer.from('after'))).toString()).toBe('after');
-    c.conn.close(0x100, '');
+    c.conn.close(0, '');
     await c.closed;
   });
 
@@ -201,7 +201,7 @@ describe('raw QUIC over the quiche binding', () => {
     c.conn.stopSending(id, 0x10c);
     for (let i = 0; i < 200 && !serverStops.has(id); i++) await new Promise((r) => setTimeout(r, 10));
     expect(serverStops.get(id)).toBe(0x10c);
-    c.conn.close(0x100, '');
+    c.conn.close(0, '');
     await c.closed;
   });
 
@@ -227,7 +227,7 @@ describe('raw QUIC over the quiche binding', () => {
     for (let i = 0; i < 50 && c.available === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(c.available).toBeGreaterThan(0);
     expect(c.conn.openBidi()).toBe(128 * 4);
-    c.conn.close(0x100, '');
+    c.conn.close(0, '');
     await c.closed;
   });
 
@@ -247,7 +247,7 @@ describe('raw QUIC over the quiche binding', () => {
     const c = await dial();
     await c.ready;
     expect((await exchange(c, Buffer.from('still here'))).toString()).toBe('still here');
-    c.conn.close(0x100, '');
+    c.conn.close(0, '');
     await c.closed;
   });
 
@@ -265,7 +265,7 @@ describe('raw QUIC over the quiche binding', () => {
     expect(((await c2.closed) as OriginlinkError).code).toBe(ErrorCode.CERT_INVALID);
     const c3 = await dial({ serverName: null, expectedHost: '127.0.0.1' });
     await c3.ready;
-    c3.conn.close(0x100, '');
+    c3.conn.close(0, '');
     await c3.closed;
   });
 

@@ -1,0 +1,204 @@
+/**
+ * Paths of one QUIC connection (RFC 9000 §9): the connection ids we issue
+ * and retire, path events from quiche, active migration to a new local
+ * address and its settling, and the count of probe timeouts with nothing
+ * heard that triggers automatic migration. quinn keeps the same concerns
+ * in `connection/paths.rs` and `cid_state.rs` beside the connection.
+ */
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { FailedPathGuard } from './path-guard.js';
+import type { HostPort, PathEvent, QuicheConnection } from './quiche.js';
+
+/** Connection ids we issue per connection over its life (each is a routing-table entry). */
+const MAX_ISSUED_CIDS = 16;
+
+/** What the paths need of their connection and its endpoint. */
+export interface PathHost {
+  readonly isClient: boolean;
+  readonly closed: boolean;
+  readonly established: boolean;
+  /** Route / stop routing datagrams for a connection id we issued. */
+  addCid?: ((cid: Uint8Array) => void) | undefined;
+  removeCid?: ((cid: Uint8Array) => void) | undefined;
+  /** A path event for the connection's listeners. */
+  pathEvent(ev: PathEvent): void;
+  /** Write what quiche has to send now (the path guard's re-probes). */
+  drainSend(): void;
+  /** Something to send or check: schedule a pass. */
+  markDirty(): void;
+}
+
+export class Paths {
+  migrations = 0;
+  readonly events: Record<string, number> = {};
+  /** A datagram or a timer expiry since the last check (path events and CIDs only change then). */
+  due = true;
+  #q: QuicheConnection;
+  #host: PathHost;
+  #issuedCids = 0;
+  /** Server: re-validates paths quiche failed while the peer still sends from them (path-guard.ts). */
+  readonly guard: FailedPathGuard | null;
+  /** Timer firings with no datagram received in between (probe timeouts on the current path). */
+  #silentTimeouts = 0;
+  /** When our latest PING left (null: none since the last datagram from the peer). */
+  #lastPingAt: number | null = null;
+  #stall: { after: number; fn: () => void } | null = null;
+
+  constructor(q: QuicheConnection, host: PathHost, local: HostPort, remote: HostPort) {
+    this.#q = q;
+    this.#host = host;
+    this.guard = host.isClient ? null : new FailedPathGuard(q, () => host.drainSend(), local, remote);
+  }
+
+  /** Connection ids the peer gave us that are still unused (a migration needs one, RFC 9000 §9.5). */
+  spareDcids(): number {
+    try {
+      return this.#q.availableDcids();
+    } catch {
+      return 0;
+    }
+  }
+
+  /** A datagram arrived: the path is alive. */
+  heard(): void {
+    this.#silentTimeouts = 0;
+    this.#lastPingAt = null;
+    this.due = true;
+  }
+
+  /**
+   * A PING is leaving. One sent while the previous one is still unanswered
+   * (nothing received since) counts as a probe timeout: every ack-eliciting
+   * packet restarts quiche's PTO (RFC 9002 §6.2.1), so on a dead path kept
+   * busy with PINGs the PTO itself would never expire N times.
+   */
+  pinging(now: number, lastPacketAt: number): void {
+    if (this.#lastPingAt !== null && lastPacketAt <= this.#lastPingAt) this.probeTimedOut();
+    this.#lastPingAt = now;
+  }
+
+  /**
+   * Call `fn` once `after` consecutive probe timeouts pass without any
+   * datagram from the peer. The count restarts after each call, after a
+   * migration and after each received datagram. 0 turns it off.
+   */
+  onStalled(after: number, fn: () => void): void {
+    this.#stall = after > 0 ? { after, fn } : null;
+  }
+
+  /** One more probe timeout with nothing heard on the current path. */
+  probeTimedOut(): void {
+    const h = this.#host;
+    if (this.#stall && h.established && !h.closed && ++this.#silentTimeouts >= this.#stall.after) {
+      this.#silentTimeouts = 0;
+      this.#lastPingAt = null;
+      this.#stall.fn();
+    }
+  }
+
+  /**
+   * Client: move to another local address (a socket the endpoint bound).
+   * quiche makes the new path active at once and validates it; it needs a
+   * spare connection id from the peer (RFC 9000 §9.5), else QUIC_FAILED.
+   *
+   * Resolves once the peer has moved as well and the old path has gone
+   * quiet (bounded; see #settle). RFC 9000 §9.3: a server moves to our new
+   * address on a non-probing packet from it; the PING queued here makes the
+   * first packet there one even when nothing else is due. What the server
+   * sent on the old path until then is still arriving there, and quiche
+   * 0.18 never declares such packets lost once that path stops delivering
+   * (native-notes/quiche.md): the old socket has to stay readable until
+   * they are in, so callers tear the old path down only after this resolves.
+   */
+  migrateTo(local: HostPort): Promise<void> {
+    const h = this.#host;
+    if (h.closed) throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'QUIC connection is closed');
+    if (!h.isClient) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'only a client migrates actively');
+    const prev = this.#q.pathStats().find((p) => p.active);
+    try {
+      this.#q.migrateSource(local);
+    } catch (e) {
+      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, { cause: e, details: { spareDcids: this.spareDcids() } });
+    }
+    try {
+      this.#q.sendAckEliciting();
+    } catch {
+      // The PATH_CHALLENGE and any ACK still leave on the new path.
+    }
+    this.migrations++;
+    this.#silentTimeouts = 0;
+    this.#lastPingAt = null;
+    this.due = true;
+    h.markDirty();
+    return prev ? this.#settle(prev.localHost.port, local.port, prev.rtt) : Promise.resolve();
+  }
+
+  /**
+   * After a migration: wait until the new local port has received a
+   * datagram (the peer moved) and the old one has received none for a
+   * quiet spell of RTT/4 (at least 5 ms), for at most max(1 s, 8 RTT).
+   * Ports identify the paths: the sockets of one endpoint share a host.
+   */
+  async #settle(prevPort: number, nextPort: number, rttMs: number): Promise<void> {
+    const recvOn = (port: number): number => this.#q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0;
+    const quiet = Math.max(5, rttMs / 4);
+    const end = performance.now() + Math.max(1000, 8 * rttMs);
+    let seen = recvOn(prevPort);
+    let quietFrom = performance.now();
+    while (!this.#host.closed && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, quiet / 2));
+      if (this.#host.closed) return;
+      const n = recvOn(prevPort);
+      if (n !== seen) {
+        seen = n;
+        quietFrom = performance.now();
+      } else if (performance.now() - quietFrom >= quiet && recvOn(nextPort) > 0) {
+        return;
+      }
+    }
+  }
+
+  /**
+   * Keep spare connection ids with the peer (NEW_CONNECTION_ID, up to its
+   * active_connection_id_limit) so either side can change paths, route the
+   * ones we issue, drop retired ones, and record path events.
+   */
+  check(): void {
+    this.due = false;
+    const q = this.#q;
+    const add = this.#host.addCid;
+    if (add) {
+      try {
+        for (let i = 0; i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && q.sourceCidsLeft() > 0; i++) {
+          const cid = randomBytes(16);
+          // The reset token is random: we never send stateless resets, so it only has to be unguessable.
+          const token = BigInt(`0x${randomBytes(16).toString('hex')}`);
+          q.newSourceCid(cid, token, false);
+          this.#issuedCids++;
+          add(cid);
+        }
+        for (let i = 0; i < 64; i++) {
+          const old = q.retiredScidNext();
+          if (!old) break;
+          this.#host.removeCid?.(old);
+        }
+      } catch {
+        // IdLimit / state errors: try again on a later pass.
+      }
+    }
+    for (let i = 0; i < 64; i++) {
+      let ev: PathEvent | null;
+      try {
+        ev = q.pathEventNext();
+      } catch {
+        break;
+      }
+      if (!ev) break;
+      this.events[ev.type] = (this.events[ev.type] ?? 0) + 1;
+      if (ev.type === 'PeerMigrated') this.migrations++;
+      this.guard?.onPathEvent(ev);
+      this.#host.pathEvent(ev);
+    }
+  }
+}
