@@ -4,69 +4,20 @@
  * failover across an origin's URLs, forgetting idle origins. No sockets;
  * deterministic; milliseconds.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { sharedTicker } from '../../src/pool/ticker.js';
-import { ErrorCode, NOT_SENT, OriginlinkError, type ExchangeFacts } from '../../src/errors.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection } from '../../src/http/types.js';
+import { ErrorCode, NOT_SENT, OriginlinkError } from '../../src/errors.js';
+import type { PooledConnection } from '../../src/http/types.js';
+import { FakeConnection } from '../helpers/fake-connection.js';
 import type { OriginSpec } from '../../src/transport/connect.js';
 
 type Step = { status: number } | { fail: string; retrySafe?: boolean; responseStarted?: boolean };
 
-let ids = 0;
-
-/** An h1-shaped connection that answers each request with the next scripted step. */
-class ScriptedConnection implements PooledConnection {
-  readonly id = ++ids;
-  readonly protocol = 'h1' as const;
-  readonly facts: ConnectionFacts;
-  readonly createdAt = performance.now();
-  lastActiveAt = this.createdAt;
-  served = 0;
-  active = 0;
-  state: ConnState = 'ready';
-  readonly seen: ConnRequest[] = [];
-  #listeners: Array<(ev: ConnEvent) => void> = [];
-
-  constructor(readonly origin: string, private readonly steps: Step[]) {
-    this.facts = { protocol: 'h1', alpn: null, remoteAddress: '127.0.0.1', remotePort: 0, localAddress: '', localPort: 0, connectMs: 0, tlsMs: 0, tlsVersion: null, resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null };
-  }
-
-  get capacity(): number { return 1; }
-  peerCertificate(): null { return null; }
-  isUsable(): boolean { return this.state === 'ready'; }
-  on(l: (ev: ConnEvent) => void): void { this.#listeners.push(l); }
-  drain(): void { this.destroy(); }
-  destroy(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    for (const l of this.#listeners) l({ type: 'close', error: null });
-  }
-
-  async request(req: ConnRequest): Promise<ConnResponse> {
-    this.seen.push(req);
-    const reused = this.served > 0;
-    this.served++;
-    const step = this.steps.shift() ?? { status: 200 };
-    if ('fail' in step) {
-      const facts: ExchangeFacts = { reused, requestSent: true, responseStarted: step.responseStarted ?? false };
-      queueMicrotask(() => this.destroy());
-      throw new OriginlinkError(step.fail, 'remote', `scripted ${step.fail}`, { retrySafe: step.retrySafe ?? false, facts });
-    }
-    this.active++;
-    const body = Readable.from([Buffer.from('ok')]);
-    body.on('end', () => {
-      this.active--;
-      for (const l of this.#listeners) l({ type: 'capacity' });
-    });
-    return { status: step.status, headers: [], body, trailers: Promise.resolve([]) };
-  }
-}
-
 /** A connector that hands out scripted connections per origin host:port, or fails the dial. */
-function scripted(plan: Record<string, Array<Step[] | 'refuse'>>): { connect: (o: OriginSpec) => Promise<PooledConnection>; conns: ScriptedConnection[]; dials: string[] } {
-  const conns: ScriptedConnection[] = [];
+function scripted(plan: Record<string, Array<Step[] | 'refuse'>>): { connect: (o: OriginSpec) => Promise<PooledConnection>; conns: FakeConnection[]; dials: string[] } {
+  const conns: FakeConnection[] = [];
   const dials: string[] = [];
   return {
     conns,
@@ -76,7 +27,8 @@ function scripted(plan: Record<string, Array<Step[] | 'refuse'>>): { connect: (o
       dials.push(key);
       const next = plan[key]?.shift() ?? [];
       if (next === 'refuse') throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `connect ECONNREFUSED ${key}`, { retrySafe: true, facts: NOT_SENT });
-      const c = new ScriptedConnection(key, next);
+      // Each failure kills its connection, as a broken socket does.
+      const c = new FakeConnection({ auto: true, origin: key, script: next.map((st) => ('fail' in st ? { ...st, close: true } : null)) });
       conns.push(c);
       return c;
     },

@@ -1,0 +1,292 @@
+/**
+ * The Pool over fake connections with a fake clock: merged dials,
+ * maxConnecting, backoff with jitter, queue bounds, surplus idle, the
+ * server's keep-alive hint, max age with jitter, GOAWAY drain, request and
+ * error limits, PING health checks, close/destroy. Deterministic; no sockets.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ErrorCode, OriginlinkError } from '../../src/errors.js';
+import type { ConnRequest, PooledConnection, Protocol } from '../../src/http/types.js';
+import { resolvePoolOptions, type PoolOptions } from '../../src/pool/options.js';
+import { Pool, type PoolResult } from '../../src/pool/pool.js';
+import { sharedTicker } from '../../src/pool/ticker.js';
+import { FakeConnection, type FakeOptions } from '../helpers/fake-connection.js';
+
+const req = (path = '/'): ConnRequest => ({ method: 'GET', path, authority: 'o.test', scheme: 'http', headers: [], body: null });
+
+/** A dialer whose dials the test resolves (`open`) or fails (`refuse`), or that answers at once with `auto`. */
+class Dialer {
+  readonly conns: FakeConnection[] = [];
+  pending: Array<{ resolve: (c: PooledConnection) => void; reject: (e: Error) => void }> = [];
+  constructor(private readonly fake: FakeOptions = {}, private readonly immediate = true) {}
+  dial = (): Promise<PooledConnection> => {
+    if (this.immediate) return Promise.resolve(this.#make());
+    return new Promise((resolve, reject) => this.pending.push({ resolve, reject }));
+  };
+  #make(): FakeConnection {
+    const c = new FakeConnection(this.fake);
+    this.conns.push(c);
+    return c;
+  }
+  open(): FakeConnection {
+    const c = this.#make();
+    this.pending.shift()!.resolve(c);
+    return c;
+  }
+  refuse(): void {
+    this.pending.shift()!.reject(new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', 'connect ECONNREFUSED'));
+  }
+}
+
+const pools: Pool[] = [];
+function pool(d: Dialer, opts: Partial<PoolOptions> = {}, protocol: Protocol | null = 'h1'): Pool {
+  const p = new Pool('k', 'http://o.test', resolvePoolOptions({ pingIntervalMs: 0, ...opts }), d.dial, protocol);
+  pools.push(p);
+  return p;
+}
+
+const tick = (ms = 0): Promise<void> => vi.advanceTimersByTimeAsync(ms);
+const finish = async (r: Promise<PoolResult>): Promise<PoolResult> => {
+  const x = await r;
+  x.res.body.resume();
+  await tick();
+  return x;
+};
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
+});
+afterEach(() => {
+  for (const p of pools.splice(0)) p.destroy();
+  expect(sharedTicker.size).toBe(0);
+  vi.restoreAllMocks();
+  vi.useRealTimers();
+});
+
+describe('dialling', () => {
+  it('a multiplexed (or not yet known) protocol merges concurrent dials into one', async () => {
+    const d = new Dialer({ protocol: 'h2', auto: true }, false);
+    const p = pool(d, {}, null);
+    const rs = Array.from({ length: 20 }, () => p.request(req()));
+    await tick();
+    expect(d.pending).toHaveLength(1);
+    d.open();
+    await Promise.all(rs.map(finish));
+    expect(d.conns).toHaveLength(1);
+    expect(p.stats()).toMatchObject({ requests: 20, connectionsOpened: 1 });
+  });
+
+  it('h1: at most maxConnecting dials in flight; a connection freed meanwhile serves the queue', async () => {
+    const d = new Dialer({ auto: true }, false);
+    const p = pool(d, { maxConnecting: 3 });
+    const rs = Array.from({ length: 10 }, (_, i) => p.request(req(`/${i}`)));
+    await tick();
+    expect(d.pending).toHaveLength(3);
+    d.open();
+    // The first connection serves the whole queue, one request at a time, while the other dials are still out.
+    for (const r of rs) {
+      await finish(r);
+      expect(d.pending.length).toBeLessThanOrEqual(3); // never more than maxConnecting dials in flight
+    }
+    expect(d.conns[0]!.served).toBe(10);
+    while (d.pending.length) d.open();
+    await tick();
+    expect(p.stats().requests).toBe(10);
+  });
+
+  it('connect failures back off 100 ms doubling with jitter; waiters fail at once, retry-safe, each with its own error', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const d = new Dialer({ auto: true }, false);
+    const p = pool(d);
+    const a = p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    const b = p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    await tick();
+    expect(d.pending).toHaveLength(2); // h1: one dial per waiter (up to maxConnecting)
+    d.refuse();
+    d.refuse();
+    const [ea, eb] = await Promise.all([a, b]);
+    expect([ea.code, ea.retrySafe, ea.facts?.requestSent]).toEqual([ErrorCode.CONNECT_FAILED, true, false]);
+    expect(ea).not.toBe(eb); // errors are values: each waiter gets its own
+    expect(eb.retrySafe).toBe(true);
+    // Two failures so far: the next dial waits min(max, 100 × 2^(2−1)) × (0.5 + 0.5 × random) = 100 ms.
+    const c = p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    await tick(99);
+    expect(d.pending).toHaveLength(0);
+    await tick(1);
+    expect(d.pending).toHaveLength(1);
+    d.refuse();
+    expect((await c).code).toBe(ErrorCode.CONNECT_FAILED);
+    // Third failure: 400 × 0.5 = 200 ms.
+    const e = p.request(req());
+    await tick(199);
+    expect(d.pending).toHaveLength(0);
+    await tick(1);
+    expect(d.pending).toHaveLength(1);
+    d.open().exchanges.length;
+    await tick();
+    d.conns.at(-1)!.exchanges[0]!.respond();
+    await finish(e);
+  });
+
+  it('never more than maxConnections', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d, { maxConnections: 2, maxConnecting: 8 });
+    const rs = Array.from({ length: 5 }, () => p.request(req()));
+    await tick();
+    expect(d.conns).toHaveLength(2);
+    expect(p.stats()).toMatchObject({ busy: 2, pending: 3 });
+    // Answer whatever is on the two connections until all five are done: no third connection.
+    let answered = 0;
+    for (let i = 0; i < 10 && answered < 5; i++) {
+      for (const c of d.conns) for (const x of c.exchanges.splice(0)) { x.respond(); answered++; }
+      await tick();
+      for (const r of rs) void r.then((x) => x.res.body.resume());
+      await tick();
+    }
+    await Promise.all(rs);
+    expect(answered).toBe(5);
+    expect(d.conns).toHaveLength(2);
+  });
+});
+
+describe('queue bounds', () => {
+  it('maxPending: one more fails OL_QUEUE_FULL (retry-safe); pendingTimeoutMs: OL_QUEUE_TIMEOUT; abort while queued: OL_ABORTED', async () => {
+    const d = new Dialer({}, false);
+    const p = pool(d, { maxPending: 2, pendingTimeoutMs: 1000 });
+    const a = p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    const ac = new AbortController();
+    const b = p.request({ ...req(), signal: ac.signal }).catch((e: unknown) => e as OriginlinkError);
+    const full = await p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    expect([full.code, full.retrySafe]).toEqual([ErrorCode.QUEUE_FULL, true]);
+    ac.abort();
+    expect((await b).code).toBe(ErrorCode.ABORTED);
+    await tick(1000);
+    expect((await a).code).toBe(ErrorCode.QUEUE_TIMEOUT);
+  });
+});
+
+describe('idle, age and limits', () => {
+  it('a surplus idle h1 connection closes after idleTimeoutMs/8; the last idle one after the full timeout', async () => {
+    const d = new Dialer({ auto: true }, true);
+    const p = pool(d, { idleTimeoutMs: 8000 });
+    await Promise.all([p.request(req()), p.request(req())].map(finish));
+    expect(d.conns).toHaveLength(2);
+    await tick(999);
+    expect(d.conns.map((c) => c.state)).toEqual(['ready', 'ready']);
+    await tick(2);
+    expect(d.conns.filter((c) => c.state === 'closed')).toHaveLength(1);
+    await tick(7000);
+    expect(d.conns.filter((c) => c.state === 'closed')).toHaveLength(2);
+  });
+
+  it("the server's Keep-Alive timeout shortens idle to the hint minus keepAliveMarginMs", async () => {
+    const d = new Dialer({ auto: true }, true);
+    const p = pool(d, { idleTimeoutMs: 30_000, keepAliveMarginMs: 1000 });
+    const r = p.request(req());
+    await tick();
+    d.conns[0]!.emit({ type: 'keepalive-hint', timeoutMs: 5000 });
+    await finish(r);
+    await tick(3999); // surplus phase ends at 4000/8 = 500 ms; the lone connection waits the full 4000 ms
+    expect(d.conns[0]!.state).toBe('ready');
+    await tick(2);
+    expect(d.conns[0]!.state).toBe('closed');
+  });
+
+  it('minWarm connections are opened ahead and kept', async () => {
+    const d = new Dialer({ auto: true }, true);
+    pool(d, { minWarm: 2, idleTimeoutMs: 1000 });
+    await tick();
+    expect(d.conns).toHaveLength(2);
+    await tick(5000);
+    expect(d.conns.every((c) => c.state === 'ready')).toBe(true);
+  });
+
+  it('max age with jitter: maxAgeMs × (1 − jitter × random); the next request dials anew', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    const d = new Dialer({ auto: true, protocol: 'h2' }, true);
+    const p = pool(d, { maxAgeMs: 10_000, maxAgeJitter: 0.2, idleTimeoutMs: 60_000 }, 'h2');
+    await finish(p.request(req()));
+    await tick(8999); // 10000 × (1 − 0.2 × 0.5) = 9000
+    await finish(p.request(req()));
+    expect(d.conns).toHaveLength(1);
+    await tick(2);
+    await finish(p.request(req()));
+    expect(d.conns).toHaveLength(2);
+    expect(d.conns[0]!.state).toBe('closed');
+  });
+
+  it('maxRequestsPerConnection drains; maxConsecutiveErrors drains', async () => {
+    const d = new Dialer({ auto: true }, true);
+    const p = pool(d, { maxRequestsPerConnection: 2 });
+    for (let i = 0; i < 4; i++) await finish(p.request(req()));
+    expect(d.conns).toHaveLength(2);
+    const e = new Dialer({ script: [{ fail: ErrorCode.STREAM_RESET }, { fail: ErrorCode.STREAM_RESET }], auto: true, protocol: 'h2' }, true);
+    const q = pool(e, { maxConsecutiveErrors: 2 }, 'h2');
+    await q.request(req()).catch(() => {});
+    await q.request(req()).catch(() => {});
+    await tick();
+    expect(e.conns[0]!.state).toBe('closed');
+  });
+});
+
+describe('GOAWAY and liveness', () => {
+  it('after GOAWAY no new request lands on the connection; in-flight ones finish; the next request dials', async () => {
+    const d = new Dialer({ protocol: 'h2' }, true);
+    const p = pool(d, {}, 'h2');
+    const first = p.request(req('/a'));
+    await tick();
+    const c = d.conns[0]!;
+    c.goaway();
+    const second = p.request(req('/b'));
+    await tick();
+    expect(d.conns).toHaveLength(2);
+    expect(c.exchanges).toHaveLength(1);
+    c.exchanges[0]!.respond();
+    d.conns[1]!.exchanges[0]!.respond();
+    await Promise.all([finish(first), finish(second)]);
+    expect(c.state).toBe('closed');
+  });
+
+  it('an idle multiplexed connection is PINGed after pingIntervalMs and destroyed when the PING fails', async () => {
+    const d = new Dialer({ protocol: 'h2', auto: true, ping: 'fail' }, true);
+    const p = new Pool('k', 'http://o.test', resolvePoolOptions({ pingIntervalMs: 2000, idleTimeoutMs: 60_000 }), d.dial, 'h2');
+    pools.push(p);
+    await finish(p.request(req()));
+    await tick(1500);
+    expect(d.conns[0]!.pings).toBe(0);
+    await tick(1500);
+    expect(d.conns[0]!.pings).toBe(1);
+    expect(d.conns[0]!.state).toBe('closed');
+    expect(p.stats().errors[ErrorCode.PING_TIMEOUT]).toBe(1);
+  });
+
+  it('a headers timeout on a shared connection proves it alive with a PING first', async () => {
+    const d = new Dialer({ protocol: 'h2', script: [{ fail: ErrorCode.HEADERS_TIMEOUT }], auto: true }, true);
+    const p = pool(d, {}, 'h2');
+    await p.request(req()).catch(() => {});
+    await tick();
+    expect(d.conns[0]!.pings).toBe(1);
+    expect(d.conns[0]!.state).toBe('ready');
+  });
+});
+
+describe('close and destroy', () => {
+  it('close() waits for in-flight requests, then resolves; destroy() rejects the queue with its error', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d);
+    const r = p.request(req());
+    await tick();
+    let closed = false;
+    const done = p.close().then(() => { closed = true; });
+    await tick(100);
+    expect(closed).toBe(false);
+    d.conns[0]!.exchanges[0]!.respond();
+    await finish(r);
+    await done;
+    expect(closed).toBe(true);
+    const q = pool(new Dialer({}, false));
+    const w = q.request(req()).catch((e: unknown) => e as Error);
+    q.destroy(new Error('going away'));
+    expect((await w).message).toBe('going away');
+  });
+});
