@@ -156,6 +156,21 @@ http {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /**
+   * Log lines after the first `from`, once there are `n` of them (nginx writes a
+   * request's line just after its response left, so a fast client can look
+   * before the last one is there), or as they are after `timeoutMs`.
+   */
+  async logSince(from: number, n: number, timeoutMs = 2000): Promise<LogLine[]> {
+    const end = Date.now() + timeoutMs;
+    let lines = this.log().slice(from);
+    while (lines.length < n && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+      lines = this.log().slice(from);
+    }
+    return lines;
+  }
+
   log(): LogLine[] {
     const f = join(this.dir, 'access.log');
     if (!existsSync(f)) return [];
