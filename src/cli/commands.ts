@@ -6,4 +6,5 @@ export const commands = new Map<string, Command>([
   ['probe', async (argv) => (await import('./probe.js')).runProbe(argv)],
   ['serve', async (argv) => (await import('./serve.js')).runServe(argv)],
   ['demo', async (argv) => (await import('./demo.js')).runDemo(argv)],
+  ['info', async (argv) => (await import('./info.js')).runInfo(argv)],
 ]);

@@ -10,6 +10,7 @@ commands:
   probe URL     what the origin supports and which protocol would be chosen
   serve         run the connector service (--config FILE)
   demo          local origins on h1/h2/h3 and the connector in front (= npm start)
+  info          versions, native addons (loaded or why not), QUIC binding, kernel features (--json)
 
 ${FETCH_USAGE}`;
 

@@ -22,18 +22,36 @@ export interface UdpAddon {
 }
 
 let addon: UdpAddon | null | undefined;
+let why: string | null = null;
+
+/** Where the addon is loaded from (ORIGINLINK_UDP_ADDON, else the package's own build). */
+export function udpAddonPath(): string {
+  return process.env['ORIGINLINK_UDP_ADDON'] ?? fileURLToPath(new URL('../../native/udp/build/Release/udp.node', import.meta.url));
+}
 
 export function udpAddon(): UdpAddon | null {
   if (addon !== undefined) return addon;
   addon = null;
-  if (process.env['ORIGINLINK_NO_NATIVE'] === '1' || process.platform !== 'linux') return null;
-  const path = process.env['ORIGINLINK_UDP_ADDON'] ?? fileURLToPath(new URL('../../native/udp/build/Release/udp.node', import.meta.url));
-  try {
-    addon = createRequire(import.meta.url)(path) as UdpAddon;
-  } catch {
-    addon = null;
+  if (process.env['ORIGINLINK_NO_NATIVE'] === '1') why = 'disabled by ORIGINLINK_NO_NATIVE=1';
+  else if (process.platform !== 'linux') why = `not supported on ${process.platform}`;
+  else {
+    const path = udpAddonPath();
+    try {
+      addon = createRequire(import.meta.url)(path) as UdpAddon;
+    } catch (err) {
+      addon = null;
+      why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
+        ? `addon not built (${path}; run node scripts/build-native.mjs)`
+        : `addon failed to load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+    }
   }
   return addon;
+}
+
+/** Why the addon is not loaded (null when it is). */
+export function udpAddonReason(): string | null {
+  udpAddon();
+  return why;
 }
 
 /** The dgram socket's libuv handle wrapper (UDPWrap), or null when Node hides it. */

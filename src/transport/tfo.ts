@@ -129,6 +129,12 @@ export function tfoAvailable(): boolean {
   return load() !== null;
 }
 
+/** The addon's path and why it did not load (null when it did). */
+export function tfoAddonStatus(): { path: string; reason: string | null } {
+  load();
+  return { path: addonPath(), reason: loaded?.reason ?? null };
+}
+
 /** net.ipv4.tcp_fastopen of this process's network namespace (bit 0x1 client, 0x2 server), or null. */
 export function tfoSysctl(): number | null {
   try {

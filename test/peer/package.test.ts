@@ -1,0 +1,65 @@
+/**
+ * The package as users get it: `npm pack`, then an install of the tarball
+ * into an empty project (what installing from the registry does — no
+ * `prepare`, only the `install` script). Both native addons must be built
+ * and loaded there (`originlink info --json` from the installed package),
+ * the module must import, and its CLI must fetch.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildIfStale, ROOT } from '../helpers/build.js';
+
+let dir: string;
+let app: string;
+let server: http.Server;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ol-pack-'));
+  // dist/ as built for the suite; packing without `prepare` keeps tsc from rewriting dist/ under other tests' children.
+  buildIfStale();
+  execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, stdio: 'pipe', timeout: 120_000 });
+  const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'));
+  if (!tgz) throw new Error('npm pack produced no tarball');
+  app = join(dir, 'app');
+  execFileSync('mkdir', ['-p', app]);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', join(dir, tgz)], { cwd: app, stdio: 'pipe', timeout: 240_000 });
+  server = http.createServer((_req, res) => res.end('hello from a local origin'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+}, 300_000);
+
+afterAll(() => {
+  server?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm pack → npm install of the tarball in an empty project', () => {
+  it('builds and loads both native addons (originlink info --json from the installed package)', () => {
+    const out = execFileSync(join(app, 'node_modules', '.bin', 'originlink'), ['info', '--json'], { cwd: app, encoding: 'utf8' });
+    const info = JSON.parse(out) as { addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } }; quic: { loaded: boolean; quiche: string } };
+    expect(info.addons.tfo).toMatchObject({ loaded: true });
+    expect(info.addons.udp).toMatchObject({ loaded: true });
+    expect(info.addons.tfo.path.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
+    expect(info.quic).toMatchObject({ loaded: true, quiche: '0.18.0' });
+  });
+
+  // The origin runs in this process: the children run asynchronously so it can answer.
+  it('the module imports and its Agent and CLI reach an origin', async () => {
+    const run = promisify(execFile);
+    const port = (server.address() as AddressInfo).port;
+    const script = `import { Agent } from 'originlink';
+      const a = new Agent();
+      const r = await a.request({ url: 'http://127.0.0.1:${port}/' });
+      console.log(r.status, await r.text());
+      await a.close();`;
+    expect((await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' })).stdout.trim()).toBe('200 hello from a local origin');
+    const cli = JSON.parse((await run(join(app, 'node_modules', '.bin', 'originlink'), ['fetch', `http://127.0.0.1:${port}/`, '--json'], { cwd: app, encoding: 'utf8' })).stdout) as { status: number; bytes: number };
+    expect(cli).toMatchObject({ status: 200, bytes: 25 });
+  });
+});
