@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Agent, type AgentOptions } from '../agent/agent.js';
+import type { OriginResponse } from '../agent/response.js';
 import { FileSessionStore } from '../transport/file-session-store.js';
 import { FileOriginCache } from '../probe/cache.js';
 import type { HeaderList } from '../http/types.js';
@@ -21,6 +22,8 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   -d, --data STRING|@FILE    request body
   -o FILE                    write the body to FILE (default: stdout, unless --json)
   --json                     print one JSON object with the result
+  -v, --verbose              tell the connection's story on stderr, curl-style (address, protocol and ALPN,
+                             TLS version, resumed, TFO, 0-RTT, reused, timings, request and response heads)
   --max-connections N        pool limit (default 32)
   --session-store FILE       keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT)
   --origin-cache FILE        keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs`;
@@ -62,6 +65,7 @@ export async function runFetch(argv: string[]): Promise<number> {
       data: { type: 'string', short: 'd' },
       output: { type: 'string', short: 'o' },
       json: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', short: 'v', default: false },
       'max-connections': { type: 'string' },
       'session-store': { type: 'string' },
       'origin-cache': { type: 'string' },
@@ -91,9 +95,18 @@ export async function runFetch(argv: string[]): Promise<number> {
   const agent = new Agent(agentOpts);
   const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
 
+  const verbose = values.verbose ? (line: string): void => { process.stderr.write(`${line}\n`); } : null;
   const one = async (keepBody: boolean): Promise<One> => {
     const t0 = performance.now();
-    const res = await agent.request({ url, method, headers, body });
+    let res: OriginResponse;
+    try {
+      if (verbose) tellRequest(verbose, url, method, headers, protocol);
+      res = await agent.request({ url, method, headers, body });
+    } catch (e) {
+      if (verbose) tellError(verbose, toOriginlinkError(e));
+      throw e;
+    }
+    if (verbose) tellResponse(verbose, res);
     const hash = createHash('sha256');
     let bytes = 0;
     for await (const chunk of res.body) {
@@ -102,6 +115,7 @@ export async function runFetch(argv: string[]): Promise<number> {
       if (keepBody && sink && !sink.write(chunk)) await new Promise<void>((r) => (sink as NodeJS.WritableStream).once('drain', () => r()));
     }
     const f = res.connection;
+    if (verbose) verbose(`* ${bytes} body bytes in ${round(performance.now() - t0)} ms; ${res.attempts} attempt(s)`);
     return {
       url,
       protocol: res.protocol,
@@ -199,4 +213,40 @@ function usage(msg: string): OriginlinkError {
 function round(n: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+const HTTP_VERSION: Record<string, string> = { h1: 'HTTP/1.1', h2: 'HTTP/2', h3: 'HTTP/3' };
+
+/** curl -v's shape: `*` for what happened, `>` what we sent, `<` what came back. */
+function tellRequest(say: (l: string) => void, url: string, method: string, headers: HeaderList, policy: ProtocolPolicy): void {
+  const u = new URL(url);
+  say(`* ${method} ${url} (protocol policy ${policy})`);
+  say(`> ${method} ${u.pathname}${u.search}`);
+  say(`> host: ${u.host}`);
+  for (const [n, v] of headers) say(`> ${n.toLowerCase()}: ${v}`);
+  say('>');
+}
+
+function tellResponse(say: (l: string) => void, res: OriginResponse): void {
+  const f = res.connection;
+  const alpn = f.alpn ? `ALPN ${f.alpn}` : 'no ALPN';
+  say(`* ${res.reused ? 'Re-using' : 'Connected:'} connection #${res.connectionId} to ${f.remoteAddress} port ${f.remotePort} from ${f.localAddress || '?'}:${f.localPort} over ${res.protocol} (${alpn})`);
+  if (!res.reused) {
+    const hs = res.protocol === 'h3' ? `QUIC handshake ${round(f.connectMs)} ms` : `TCP connect ${round(f.connectMs)} ms${f.tlsVersion ? `, TLS handshake ${round(f.tlsMs)} ms` : ''}`;
+    say(`* ${hs}${f.tlsVersion ? `, ${f.tlsVersion}` : ', cleartext'}; session resumed: ${f.resumed ? 'yes' : 'no'}; TCP Fast Open: ${f.tfo ? 'yes (SYN data accepted)' : res.protocol === 'h3' ? 'n/a' : 'no'}`);
+  }
+  if (res.protocol === 'h3') {
+    const early = res.earlyData ? 'yes (sent in 0-RTT, accepted)' : res.earlyDataRefused ? `refused (${res.earlyDataRefused}), resent after the handshake` : 'no';
+    say(`* 0-RTT early data: ${early}`);
+  }
+  if (f.rttMs !== null) say(`* RTT estimate ${round(f.rttMs)} ms`);
+  say(`* Response head after ${round(res.timings.ttfbMs)} ms (waited ${round(res.timings.queueMs)} ms for a connection)`);
+  say(`< ${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}`);
+  for (const [n, v] of res.headers) say(`< ${n}: ${v}`);
+  say('<');
+}
+
+function tellError(say: (l: string) => void, e: OriginlinkError): void {
+  const facts = e.facts ? ` (request sent: ${e.facts.requestSent ? 'yes' : 'no'}, response started: ${e.facts.responseStarted ? 'yes' : 'no'}, reused connection: ${e.facts.reused ? 'yes' : 'no'})` : '';
+  say(`* Failed: ${e.code} ${e.message}${facts}; ${String(e.details['attempts'] ?? 1)} attempt(s)`);
 }

@@ -13,7 +13,8 @@ import { QuicEndpoint } from '../../src/quic/endpoint.js';
 import { buildConfig } from '../../src/quic/config.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
 import { connectH3 } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
@@ -84,7 +85,7 @@ beforeAll(async () => {
     host: '127.0.0.1',
     server: { config: buildConfig('server', { alpn: ['h3'], cert: certs.certPath, key: certs.keyPath }), onConnection: evilServerHandler },
   });
-  ours = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'ok' }) });
+  ours = await startTestH3Server({ handler: () => ({ status: 200, body: 'ok' }) });
 });
 
 afterAll(async () => {

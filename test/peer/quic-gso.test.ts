@@ -15,7 +15,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3 } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import { gsoAvailable, gsoSender } from '../../src/quic/udp-gso.js';
@@ -45,7 +46,7 @@ afterAll(async () => {
 
 async function download(gso: boolean, udp?: number): Promise<{ server: H3Server; body: Buffer }> {
   const quic = udp ? { maxUdpPayload: udp } : {};
-  const server = await startH3Server({ cert: certs.certPath, key: certs.keyPath, gso, quic, handler: () => ({ status: 200, body: big }) });
+  const server = await startTestH3Server({ gso, quic, handler: () => ({ status: 200, body: big }) });
   servers.push(server);
   const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath, quic });
   const r = await c.request({ method: 'GET', path: '/', authority: 'localhost', scheme: 'https', headers: [], body: null });

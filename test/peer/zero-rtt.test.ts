@@ -18,7 +18,8 @@ import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
 import { connectH3, type H3Response } from '../../src/transport/h3.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 import { FileSessionStore } from '../../src/transport/file-session-store.js';
 import { MemorySessionStore } from '../../src/transport/session-store.js';
 import type { ConnRequest } from '../../src/http/types.js';
@@ -123,11 +124,33 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
   }
 
   it('our h3 server: the second run resumes and sends its request as 0-RTT', async () => {
-    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler });
+    const srv = await startTestH3Server({ handler });
     try {
       const [a, b] = await twice(`https://localhost:${srv.address.port}/x`);
       expect(a).toMatchObject({ protocol: 'h3', status: 200, resumed: false, earlyData: false });
       expect(b).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true });
+    } finally {
+      await srv.close(50);
+    }
+  }, 30_000);
+
+  it('fetch -v tells the connection story on stderr: address, protocol, resumption, 0-RTT, heads', async () => {
+    const srv = await startTestH3Server({ handler });
+    try {
+      const file = join(dir, `store-v-${randomBytes(4).toString('hex')}.json`);
+      const url = `https://localhost:${srv.address.port}/story`;
+      const args = ['fetch', '--protocol', 'h3', '--cacert', certs.caPath, '--session-store', file, '-v', '-o', join(dir, 'story.out'), url];
+      const first = await cli(args);
+      const second = await cli(args);
+      expect(first.code).toBe(0);
+      expect(second.code).toBe(0);
+      expect(first.stderr).toMatch(new RegExp(`\\* Connected: connection #\\d+ to 127\\.0\\.0\\.1 port ${srv.address.port} from .* over h3 \\(ALPN h3\\)`));
+      expect(first.stderr).toMatch(/\* QUIC handshake [\d.]+ ms, TLSv1\.3; session resumed: no/);
+      expect(first.stderr).toContain('* 0-RTT early data: no');
+      expect(first.stderr).toContain('> GET /story');
+      expect(first.stderr).toContain('< HTTP/3 200');
+      expect(second.stderr).toMatch(/session resumed: yes/);
+      expect(second.stderr).toContain('* 0-RTT early data: yes (sent in 0-RTT, accepted)');
     } finally {
       await srv.close(50);
     }
@@ -186,11 +209,11 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
   it('a shared 48-byte ticket key gives 0-RTT across a server restart; a rotated key falls back to a full handshake and resends', async () => {
     const key = randomBytes(48);
     const store = new MemorySessionStore();
-    const s1 = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, ticketKey: key });
+    const s1 = await startTestH3Server({ handler, ticketKey: key });
     const port = s1.address.port;
     await primed(port, store);
     await s1.close(20);
-    const s2 = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, ticketKey: key, port });
+    const s2 = await startTestH3Server({ handler, ticketKey: key, port });
     try {
       const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
       const r = (await c.request(req(port, '/after-restart'))) as H3Response;
@@ -215,7 +238,7 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
 
   it('answers an unsafe method in early data with 425; the client resends it after the handshake', async () => {
     const store = new MemorySessionStore();
-    const srv = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler });
+    const srv = await startTestH3Server({ handler });
     const port = srv.address.port;
     try {
       await primed(port, store);
