@@ -30,6 +30,8 @@ import { sharedTicker, type TickMember } from '../pool/ticker.js';
 import { LruMap } from '../util/lru.js';
 import { retryDecision } from './policy.js';
 import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
+import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tracing.js';
+import type { Context } from '@opentelemetry/api';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
@@ -143,6 +145,8 @@ export interface RequestCommon {
   authority?: string;
   /** Permit 0-RTT early data for this request (h3; only for requests safe to replay, RFC 8470). */
   allowEarlyData?: boolean;
+  /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
+  traceContext?: Context;
 }
 
 /** Protocols of other names' connections a request may coalesce onto, by the origin's policy (h1 never coalesces). */
@@ -333,62 +337,74 @@ export class Agent implements TickMember {
       if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
     }
     const method = (o.method ?? 'GET').toUpperCase();
-    const headers = normalizeHeaders(o.headers);
+    const span = startRequestSpan(method, targets[0] as URL, o.traceContext);
+    const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
     const replayable = isReplayable(body);
     const idempotent = isIdempotentRequest(method, headers);
     let at = 0;
     let attempt = 1;
-    for (;;) {
-      const url = targets[at] as URL;
-      const info = this.#poolInfo(url, o.protocol);
-      const pool = info.pool;
-      const req: ConnRequest = {
-        method,
-        path,
-        authority: o.authority ?? url.host,
-        scheme: info.spec.scheme,
-        headers,
-        body,
-        signal: o.signal,
-        // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
-        allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
-      };
-      try {
-        // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
-        const r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
-          ? await this.#attemptCoalesced(info, url, req, replayable)
-          : await pool.request(req);
-        this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
-        const ttfbMs = performance.now() - t0;
-        publishRequestEnd({ origin: pool.origin, method, path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
-        return new OriginResponse({
-          origin: names[at] as string,
-          status: r.res.status,
-          headers: r.res.headers,
-          body: r.res.body,
-          trailers: r.res.trailers,
-          protocol: r.conn.protocol,
-          reused: r.reused,
-          attempts: attempt,
-          earlyData: r.res.earlyData ?? false,
-          earlyDataRefused: r.res.earlyDataRefused ?? null,
-          connectionId: r.conn.id,
-          connection: r.conn.facts,
-          timings: { queueMs: r.queueMs, ttfbMs },
-        });
-      } catch (e) {
-        const err = toOriginlinkError(e);
-        const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable, idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
-        if (!d.retry) {
-          const final = err.with({ details: { attempts: attempt } });
-          publishRequestEnd({ origin: pool.origin, method, path, status: null, protocol: pool.protocol, reused: err.facts?.reused === true, attempts: attempt, ttfbMs: performance.now() - t0, error: final });
-          throw final;
+    let failed = false;
+    try {
+      for (;;) {
+        const url = targets[at] as URL;
+        const info = this.#poolInfo(url, o.protocol);
+        const pool = info.pool;
+        const req: ConnRequest = {
+          method,
+          path,
+          authority: o.authority ?? url.host,
+          scheme: info.spec.scheme,
+          headers,
+          body,
+          signal: o.signal,
+          // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
+          allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
+        };
+        try {
+          // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
+          const r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
+            ? await this.#attemptCoalesced(info, url, req, replayable)
+            : await pool.request(req);
+          this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
+          const ttfbMs = performance.now() - t0;
+          publishRequestEnd({ origin: pool.origin, method, path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
+          const res = new OriginResponse({
+            origin: names[at] as string,
+            status: r.res.status,
+            headers: r.res.headers,
+            body: r.res.body,
+            trailers: r.res.trailers,
+            protocol: r.conn.protocol,
+            reused: r.reused,
+            attempts: attempt,
+            earlyData: r.res.earlyData ?? false,
+            earlyDataRefused: r.res.earlyDataRefused ?? null,
+            connectionId: r.conn.id,
+            connection: r.conn.facts,
+            timings: { queueMs: r.queueMs, ttfbMs },
+          });
+          if (span.isRecording()) responseSpan(span, res);
+          return res;
+        } catch (e) {
+          const err = toOriginlinkError(e);
+          const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable, idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
+          if (!d.retry) {
+            const final = err.with({ details: { attempts: attempt } });
+            publishRequestEnd({ origin: pool.origin, method, path, status: null, protocol: pool.protocol, reused: err.facts?.reused === true, attempts: attempt, ttfbMs: performance.now() - t0, error: final });
+            failed = true;
+            failSpan(span, final, attempt);
+            throw final;
+          }
+          pool.counters.retries++;
+          if (d.failover) at = (at + 1) % targets.length;
+          attempt++;
         }
-        pool.counters.retries++;
-        if (d.failover) at = (at + 1) % targets.length;
-        attempt++;
       }
+    } catch (e) {
+      // Thrown before an attempt ran (bad origin, closed agent): the span still ends.
+      if (!failed) failSpan(span, e as Error, attempt);
+      throw e;
     }
   }
 

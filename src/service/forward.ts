@@ -17,6 +17,8 @@ import { downstreamHeaders, inspectRequest, isReject, trailerObject, upstreamHea
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import type { Upstream } from './upstream.js';
+import type { RequestCommon } from '../agent/agent.js';
+import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 
 export type FrontRequest = IncomingMessage | Http2ServerRequest;
 export type FrontResponse = ServerResponse | Http2ServerResponse;
@@ -175,7 +177,11 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   try {
     let r;
     try {
-      r = await upstream.request(rewritePath(route, target), { method, headers, body, signal: signal as unknown as AbortSignal }, hostHeader);
+      const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal };
+      // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
+      const tc = traceContextOf(headers);
+      if (tc) opts.traceContext = tc;
+      r = await upstream.request(rewritePath(route, target), opts, hostHeader);
     } catch (e) {
       const err = toOriginlinkError(e);
       if (tooLarge) {
@@ -289,4 +295,11 @@ function shortReason(msg: string): string {
 
 function ms(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** The trace context a request carries in traceparent/tracestate (W3C Trace Context), or null without one. */
+function traceContextOf(headers: ReadonlyArray<readonly [string, string]>): Context | null {
+  let carrier: Record<string, string> | null = null;
+  for (const [n, v] of headers) if (n === 'traceparent' || n === 'tracestate') (carrier ??= {})[n] = v;
+  return carrier ? propagation.extract(ROOT_CONTEXT, carrier) : null;
 }

@@ -1,0 +1,81 @@
+/**
+ * Tracing through @opentelemetry/api only: a CLIENT span per upstream
+ * request (retries included), named by the method and carrying the HTTP
+ * semantic-convention attributes plus what only a pool knows (protocol,
+ * reused, resumed, 0-RTT, attempts, connection). The trace context goes out
+ * in `traceparent`/`tracestate` (W3C Trace Context) through whatever
+ * propagator the application registered. With no SDK installed every call
+ * here is the API's no-op: no span is recorded and no header is added.
+ */
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import type { OriginlinkError } from '../errors.js';
+import type { HeaderList } from '../http/types.js';
+import type { OriginResponse } from './response.js';
+
+const tracer = trace.getTracer('originlink');
+const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
+
+/** Start the span of one request; `parent`: the caller's context (the service passes the incoming request's). */
+export function startRequestSpan(method: string, url: URL, parent: Context | undefined): Span {
+  const span = tracer.startSpan(method, { kind: SpanKind.CLIENT }, parent ?? context.active());
+  // Attributes only for a recording span: without an SDK this is the API's no-op span and costs nothing more.
+  if (span.isRecording()) {
+    span.setAttributes({
+      'http.request.method': method,
+      'server.address': url.hostname,
+      'server.port': url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80,
+      'url.full': url.href,
+    });
+  }
+  return span;
+}
+
+/** The request's header list with this span's trace context in place of any incoming one (unchanged when nothing is traced). */
+export function withTraceContext(span: Span, headers: HeaderList): HeaderList {
+  if (!trace.isSpanContextValid(span.spanContext())) return headers;
+  const carrier: Record<string, string> = {};
+  propagation.inject(trace.setSpan(context.active(), span), carrier);
+  const names = Object.keys(carrier);
+  if (names.length === 0) return headers;
+  const out: HeaderList = headers.filter(([n]) => !names.includes(n));
+  for (const n of names) out.push([n, carrier[n] as string]);
+  return out;
+}
+
+/** The response head arrived: record what the pool knows; the span ends with the body. */
+export function responseSpan(span: Span, res: OriginResponse): void {
+  const f = res.connection;
+  span.setAttributes({
+    'http.response.status_code': res.status,
+    'network.protocol.name': 'http',
+    'network.protocol.version': VERSION[res.protocol] ?? res.protocol,
+    'network.peer.address': f.remoteAddress,
+    'network.peer.port': f.remotePort,
+    'http.request.resend_count': res.attempts - 1,
+    'originlink.protocol': res.protocol,
+    'originlink.reused': res.reused,
+    'originlink.resumed': f.resumed,
+    'originlink.early_data': res.earlyData,
+    'originlink.attempts': res.attempts,
+    'originlink.connection_id': res.connectionId,
+  });
+  // RFC 9110 §15.6 / semconv: a 5xx is an error of the request.
+  if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  const body = res.body;
+  if (body.readableEnded || body.destroyed) {
+    span.end();
+    return;
+  }
+  body.once('close', () => {
+    if (body.errored) failSpan(span, body.errored as Error, res.attempts);
+    else span.end();
+  });
+}
+
+export function failSpan(span: Span, err: Error | OriginlinkError, attempts: number): void {
+  const code = (err as OriginlinkError).code ?? err.name;
+  span.setAttributes({ 'error.type': code, 'originlink.attempts': attempts, 'http.request.resend_count': attempts - 1 });
+  span.recordException(err);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+  span.end();
+}
