@@ -26,6 +26,8 @@ const PACKAGES = {
   'iputils-ping': '/usr/bin/ping',
   make: '/usr/bin/make',
   'g++': '/usr/bin/g++',
+  // An independent HPACK implementation for differential tests (Debian's python3, not a pyenv one).
+  'python3-hpack': '/usr/lib/python3/dist-packages/hpack/__init__.py',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);

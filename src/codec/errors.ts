@@ -29,11 +29,15 @@ export class QpackError extends WireError {
   }
 }
 
-/** A prefixed integer or string could not be decoded (caller picks the QPACK code). */
-export class QpackFormatError extends Error {
+/**
+ * An RFC 7541 primitive (prefixed integer, string literal, Huffman code) could
+ * not be decoded. Neutral: HPACK maps it to COMPRESSION_ERROR (RFC 7541 §4.1 / RFC 9113 §4.3),
+ * QPACK to its decompression or stream errors (RFC 9204 §6).
+ */
+export class FieldCodingError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'QpackFormatError';
+    this.name = 'FieldCodingError';
   }
 }
 
@@ -74,4 +78,37 @@ export function wireCodeName(code: number): string {
   for (const [k, v] of Object.entries(H3ErrorCode)) if (v === code) return `H3_${k}`;
   for (const [k, v] of Object.entries(QpackErrorCode)) if (v === code) return `QPACK_${k}`;
   return `0x${code.toString(16)}`;
+}
+
+/** RFC 9113 §7 HTTP/2 error codes. */
+export const H2ErrorCode = {
+  NO_ERROR: 0x0,
+  PROTOCOL_ERROR: 0x1,
+  INTERNAL_ERROR: 0x2,
+  FLOW_CONTROL_ERROR: 0x3,
+  SETTINGS_TIMEOUT: 0x4,
+  STREAM_CLOSED: 0x5,
+  FRAME_SIZE_ERROR: 0x6,
+  REFUSED_STREAM: 0x7,
+  CANCEL: 0x8,
+  COMPRESSION_ERROR: 0x9,
+  CONNECT_ERROR: 0xa,
+  ENHANCE_YOUR_CALM: 0xb,
+  INADEQUATE_SECURITY: 0xc,
+  HTTP_1_1_REQUIRED: 0xd,
+} as const;
+export type H2ErrorCodeValue = (typeof H2ErrorCode)[keyof typeof H2ErrorCode];
+
+/**
+ * An HPACK failure. RFC 9113 §4.3: any header block that cannot be decoded is
+ * a connection error of type COMPRESSION_ERROR — except a block that decodes
+ * but is too large, which the connection may answer per stream (`tooLarge`).
+ */
+export class HpackError extends WireError {
+  readonly tooLarge: boolean;
+  constructor(message: string, o: { tooLarge?: boolean; cause?: unknown } = {}) {
+    super(H2ErrorCode.COMPRESSION_ERROR, message, o.cause === undefined ? undefined : { cause: o.cause });
+    this.name = 'HpackError';
+    this.tooLarge = o.tooLarge ?? false;
+  }
 }

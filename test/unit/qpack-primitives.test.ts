@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ByteWriter } from '../../src/codec/bytes.js';
-import { QpackFormatError } from '../../src/codec/errors.js';
-import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from '../../src/codec/qpack/huffman.js';
-import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from '../../src/codec/qpack/huffman-table.js';
-import { decodePrefixInt, encodePrefixInt } from '../../src/codec/qpack/prefix-int.js';
-import { decodeString, encodeString } from '../../src/codec/qpack/prefix-string.js';
+import { FieldCodingError } from '../../src/codec/errors.js';
+import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from '../../src/codec/rfc7541/huffman.js';
+import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from '../../src/codec/rfc7541/huffman-table.js';
+import { decodePrefixInt, encodePrefixInt } from '../../src/codec/rfc7541/prefix-int.js';
+import { decodeString, encodeString } from '../../src/codec/rfc7541/prefix-string.js';
 import { STATIC_TABLE, staticFindExact, staticFindName } from '../../src/codec/qpack/static-table.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
@@ -46,8 +46,8 @@ describe('prefixed integers (RFC 7541 §5.1, C.1)', () => {
     }
   });
   it('rejects overflow', () => {
-    expect(() => decodePrefixInt(hex('1f ff ff ff ff ff ff ff ff 7f'), 0, 5)).toThrow(QpackFormatError);
-    expect(() => decodePrefixInt(hex('1f 80 80 80 80 80 80 80 80 80 01'), 0, 5)).toThrow(QpackFormatError);
+    expect(() => decodePrefixInt(hex('1f ff ff ff ff ff ff ff ff 7f'), 0, 5)).toThrow(FieldCodingError);
+    expect(() => decodePrefixInt(hex('1f 80 80 80 80 80 80 80 80 80 01'), 0, 5)).toThrow(FieldCodingError);
   });
 });
 
@@ -103,11 +103,11 @@ describe('Huffman (RFC 7541 Appendix B, C.4, C.6)', () => {
   it('rejects padding over 7 bits, non-EOS padding and an encoded EOS', () => {
     // 'a' = 00011 + 3 bits padding 111 -> 0x1f valid; a whole 0xff byte of padding is too long.
     expect(huffmanDecode(hex('1f'), 0, 1)).toBe('a');
-    expect(() => huffmanDecode(hex('1fff'), 0, 2)).toThrow(QpackFormatError);
+    expect(() => huffmanDecode(hex('1fff'), 0, 2)).toThrow(FieldCodingError);
     // Padding with zeros.
-    expect(() => huffmanDecode(hex('18'), 0, 1)).toThrow(QpackFormatError);
+    expect(() => huffmanDecode(hex('18'), 0, 1)).toThrow(FieldCodingError);
     // EOS (30 ones) followed by padding.
-    expect(() => huffmanDecode(hex('ffffffff'), 0, 4)).toThrow(QpackFormatError);
+    expect(() => huffmanDecode(hex('ffffffff'), 0, 4)).toThrow(FieldCodingError);
     expect(huffmanDecode(new Uint8Array(0), 0, 0)).toBe('');
   });
 });
@@ -131,7 +131,7 @@ describe('string literals (RFC 9204 §4.1.2)', () => {
   it('rejects a length above the limit before the bytes arrive', () => {
     const w = new ByteWriter();
     encodeString(w, 0, 7, 'abcdefgh', false);
-    expect(() => decodeString(w.finish().subarray(0, 1), 0, 7, 4)).toThrow(QpackFormatError);
+    expect(() => decodeString(w.finish().subarray(0, 1), 0, 7, 4)).toThrow(FieldCodingError);
   });
 });
 

@@ -12,11 +12,11 @@
  * All failures throw `QpackError` (connection errors).
  */
 import { ByteWriter } from '../bytes.js';
-import { QpackError, QpackErrorCode, QpackFormatError } from '../errors.js';
-import { DynamicTable } from './dynamic-table.js';
+import { QpackError, QpackErrorCode, FieldCodingError } from '../errors.js';
+import { DynamicTable } from '../rfc7541/dynamic-table.js';
 import { parseEncoderInstruction, writeDecoderInstruction } from './instructions.js';
-import { decodePrefixInt } from './prefix-int.js';
-import { decodeString } from './prefix-string.js';
+import { decodePrefixInt } from '../rfc7541/prefix-int.js';
+import { decodeString } from '../rfc7541/prefix-string.js';
 import { STATIC_TABLE } from './static-table.js';
 
 export type HeaderField = [name: string, value: string];
@@ -128,7 +128,7 @@ export class QpackDecoder {
       try {
         parsed = parseEncoderInstruction(buf, off, this.#table.maxCapacity);
       } catch (e) {
-        if (e instanceof QpackFormatError) throw this.#encoderError(e.message);
+        if (e instanceof FieldCodingError) throw this.#encoderError(e.message);
         throw e;
       }
       if (parsed === null) break;
@@ -240,7 +240,7 @@ export class QpackDecoder {
       enc = decodePrefixInt(block, 0, 8);
       delta = enc && decodePrefixInt(block, enc.length, 7);
     } catch (e) {
-      if (e instanceof QpackFormatError) throw this.#decompressionError(e.message);
+      if (e instanceof FieldCodingError) throw this.#decompressionError(e.message);
       throw e;
     }
     if (!enc || !delta) throw this.#decompressionError('truncated field section prefix');
@@ -337,7 +337,7 @@ export class QpackDecoder {
         }
       }
     } catch (e) {
-      if (e instanceof QpackFormatError) throw this.#decompressionError(e.message);
+      if (e instanceof FieldCodingError) throw this.#decompressionError(e.message);
       throw e;
     }
     return out;

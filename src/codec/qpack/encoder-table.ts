@@ -7,7 +7,7 @@
  * the Known Received Count and no unacknowledged section references it
  * (§2.1.1); eviction is oldest first, so a pinned oldest entry blocks it.
  */
-import { entrySize } from './dynamic-table.js';
+import { entrySize } from '../rfc7541/dynamic-table.js';
 
 interface Entry {
   name: string;

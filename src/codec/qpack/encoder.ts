@@ -15,13 +15,13 @@
  * stream to `feedDecoderStream` (errors are QPACK_DECODER_STREAM_ERROR).
  */
 import { ByteWriter } from '../bytes.js';
-import { QpackError, QpackErrorCode, QpackFormatError } from '../errors.js';
+import { QpackError, QpackErrorCode, FieldCodingError } from '../errors.js';
 import type { HeaderField } from './decoder.js';
-import { entrySize } from './dynamic-table.js';
+import { entrySize } from '../rfc7541/dynamic-table.js';
 import { EncoderTable } from './encoder-table.js';
 import { parseDecoderInstruction, writeEncoderInstruction } from './instructions.js';
-import { encodePrefixInt } from './prefix-int.js';
-import { encodeString } from './prefix-string.js';
+import { encodePrefixInt } from '../rfc7541/prefix-int.js';
+import { encodeString } from '../rfc7541/prefix-string.js';
 import { staticFindExact, staticFindName } from './static-table.js';
 
 export interface QpackEncoderOptions {
@@ -171,7 +171,7 @@ export class QpackEncoder {
       try {
         parsed = parseDecoderInstruction(buf, off);
       } catch (e) {
-        throw decoderStreamError((e as QpackFormatError).message);
+        throw decoderStreamError((e as FieldCodingError).message);
       }
       if (parsed === null) break;
       off += parsed.length;

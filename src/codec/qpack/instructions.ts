@@ -4,9 +4,9 @@
  * and writing them.
  */
 import type { ByteWriter } from '../bytes.js';
-import { QpackFormatError } from '../errors.js';
-import { decodePrefixInt, encodePrefixInt } from './prefix-int.js';
-import { decodeString, encodeString } from './prefix-string.js';
+import { FieldCodingError } from '../errors.js';
+import { decodePrefixInt, encodePrefixInt } from '../rfc7541/prefix-int.js';
+import { decodeString, encodeString } from '../rfc7541/prefix-string.js';
 import { STATIC_TABLE } from './static-table.js';
 
 const STATIC_TABLE_SIZE = STATIC_TABLE.length;
@@ -37,7 +37,7 @@ export interface Parsed<T> {
 /**
  * Parse one encoder stream instruction at `offset`. `maxString` bounds every
  * string literal (an entry must fit the table, §3.2.2). Throws
- * QpackFormatError on malformed integers or strings.
+ * FieldCodingError on malformed integers or strings.
  */
 export function parseEncoderInstruction(buf: Uint8Array, offset: number, maxString: number): Parsed<EncoderInstruction> | null {
   if (offset >= buf.length) return null;
@@ -46,7 +46,7 @@ export function parseEncoderInstruction(buf: Uint8Array, offset: number, maxStri
     const idx = decodePrefixInt(buf, offset, 6);
     if (idx === null) return null;
     // Reject a bad static reference before waiting for the value bytes.
-    if (first & 0x40 && idx.value >= STATIC_TABLE_SIZE) throw new QpackFormatError(`static index ${idx.value} out of range`);
+    if (first & 0x40 && idx.value >= STATIC_TABLE_SIZE) throw new FieldCodingError(`static index ${idx.value} out of range`);
     const val = decodeString(buf, offset + idx.length, 7, maxString);
     if (val === null) return null;
     return {

@@ -9,7 +9,7 @@
  * our limits, so a larger value is rejected as malformed.
  */
 import type { ByteWriter } from '../bytes.js';
-import { QpackFormatError } from '../errors.js';
+import { FieldCodingError } from '../errors.js';
 
 export interface PrefixIntResult {
   value: number;
@@ -22,7 +22,7 @@ const MAX_CONTINUATION = 8;
 
 /**
  * Decode a prefixed integer at `offset` with a `prefixBits`-bit prefix.
- * Returns null when more bytes are needed; throws QpackFormatError on
+ * Returns null when more bytes are needed; throws FieldCodingError on
  * overflow.
  */
 export function decodePrefixInt(buf: Uint8Array, offset: number, prefixBits: number): PrefixIntResult | null {
@@ -36,11 +36,11 @@ export function decodePrefixInt(buf: Uint8Array, offset: number, prefixBits: num
     if (p >= buf.length) return null;
     const b = buf[p]!;
     value += (b & 0x7f) * mult;
-    if (!Number.isSafeInteger(value) || i > MAX_CONTINUATION) throw new QpackFormatError('prefixed integer overflow');
+    if (!Number.isSafeInteger(value) || i > MAX_CONTINUATION) throw new FieldCodingError('prefixed integer overflow');
     if ((b & 0x80) === 0) return { value, length: i + 1 };
     mult *= 128;
   }
-  throw new QpackFormatError('prefixed integer overflow');
+  throw new FieldCodingError('prefixed integer overflow');
 }
 
 /** Encode `value` with a `prefixBits`-bit prefix; `flags` fills the high bits of the first byte. */

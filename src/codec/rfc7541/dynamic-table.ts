@@ -1,8 +1,10 @@
 /**
- * The QPACK dynamic table (RFC 9204 §3.2) as seen by a decoder: entries
- * addressed by absolute index (0 = first ever inserted), evicted oldest
- * first to stay within the capacity. Entry size is name + value octets
- * + 32 (§3.2.1); names and values are latin1 strings, one char per octet.
+ * The dynamic table of HPACK (RFC 7541 §2.3.2, §4) and QPACK (RFC 9204
+ * §3.2): entries addressed by absolute index (0 = first ever inserted),
+ * evicted oldest first to stay within the capacity. Entry size is name +
+ * value octets + 32 (RFC 7541 §4.1); names and values are latin1 strings,
+ * one char per octet. HPACK addresses entries relative to the newest
+ * (`insertCount - 1 - i`); QPACK relative to its base.
  *
  * Invariant: entries live at absolute indexes [#dropped, #inserted) and
  * `#size` is the sum of their sizes, never above `#capacity`.
@@ -63,6 +65,11 @@ export class DynamicTable {
     this.#inserted++;
     this.#size += sz;
     return true;
+  }
+
+  /** Evict every entry (HPACK §4.4: an entry larger than the table empties it). */
+  clear(): void {
+    this.#evictTo(0);
   }
 
   /** True when the absolute index refers to a live entry. */

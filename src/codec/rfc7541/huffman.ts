@@ -7,7 +7,7 @@
  * count of codes of each length.
  */
 import type { ByteWriter } from '../bytes.js';
-import { QpackFormatError } from '../errors.js';
+import { FieldCodingError } from '../errors.js';
 import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from './huffman-table.js';
 
 const EOS = 256;
@@ -67,7 +67,7 @@ export function huffmanEncode(w: ByteWriter, s: string): void {
 }
 
 /**
- * Decode `buf[start, end)` into a latin1 string. Throws QpackFormatError on
+ * Decode `buf[start, end)` into a latin1 string. Throws FieldCodingError on
  * EOS inside the string, padding longer than 7 bits, or padding that is not
  * all ones (RFC 7541 §5.2).
  */
@@ -84,17 +84,17 @@ export function huffmanDecode(buf: Uint8Array, start: number, end: number): stri
       const idx = code - firstCode[len]!;
       if (idx >= 0 && idx < countAt[len]!) {
         const sym = SORTED[offsetAt[len]! + idx]!;
-        if (sym === EOS) throw new QpackFormatError('Huffman string contains EOS');
+        if (sym === EOS) throw new FieldCodingError('Huffman string contains EOS');
         out.push(sym);
         code = 0;
         len = 0;
       } else if (len >= MAX_LEN) {
-        throw new QpackFormatError('invalid Huffman code');
+        throw new FieldCodingError('invalid Huffman code');
       }
     }
   }
-  if (len > 7) throw new QpackFormatError('Huffman padding longer than 7 bits');
-  if (code !== (1 << len) - 1) throw new QpackFormatError('Huffman padding is not EOS prefix');
+  if (len > 7) throw new FieldCodingError('Huffman padding longer than 7 bits');
+  if (code !== (1 << len) - 1) throw new FieldCodingError('Huffman padding is not EOS prefix');
   let s = '';
   for (let i = 0; i < out.length; i += 4096) {
     s += String.fromCharCode.apply(null, out.slice(i, i + 4096));

@@ -1,9 +1,10 @@
 /**
- * String literals (RFC 9204 §4.1.2): an H bit just above an N-bit prefixed
- * length, then that many octets, Huffman-coded when H is set.
+ * String literals (RFC 7541 §5.2, reused by RFC 9204 §4.1.2): an H bit just
+ * above an N-bit prefixed length (HPACK: always 7), then that many octets,
+ * Huffman-coded when H is set.
  */
 import { latin1Decode, type ByteWriter } from '../bytes.js';
-import { QpackFormatError } from '../errors.js';
+import { FieldCodingError } from '../errors.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from './huffman.js';
 import { decodePrefixInt, encodePrefixInt } from './prefix-int.js';
 
@@ -25,7 +26,7 @@ export function decodeString(buf: Uint8Array, offset: number, prefixBits: number
   const huffman = (buf[offset]! & (1 << prefixBits)) !== 0;
   const len = decodePrefixInt(buf, offset, prefixBits);
   if (len === null) return null;
-  if (len.value > maxLength) throw new QpackFormatError(`string literal of ${len.value} octets exceeds limit ${maxLength}`);
+  if (len.value > maxLength) throw new FieldCodingError(`string literal of ${len.value} octets exceeds limit ${maxLength}`);
   const start = offset + len.length;
   const end = start + len.value;
   if (end > buf.length) return null;
@@ -35,13 +36,14 @@ export function decodeString(buf: Uint8Array, offset: number, prefixBits: number
 
 /**
  * Encode `s` (latin1) with the H bit at `1 << prefixBits` and `flags` in the
- * bits above; Huffman is used when it is strictly shorter.
+ * bits above. `huffman`: true uses Huffman when it is strictly shorter,
+ * 'always' uses it regardless (RFC 7541 Appendix C.4/C.6 do), false never.
  */
-export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s: string, allowHuffman = true): void {
+export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s: string, huffman: boolean | 'always' = true): void {
   // Strings stand for octets (latin1); a wider character would be silently truncated.
-  if (NON_OCTET_RE.test(s)) throw new RangeError('QPACK string literal has a character above U+00FF');
-  const hlen = allowHuffman ? huffmanEncodedLength(s) : s.length;
-  if (hlen < s.length) {
+  if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
+  const hlen = huffman ? huffmanEncodedLength(s) : s.length;
+  if (huffman === 'always' || (huffman && hlen < s.length)) {
     encodePrefixInt(w, flags | (1 << prefixBits), prefixBits, hlen);
     huffmanEncode(w, s);
   } else {
