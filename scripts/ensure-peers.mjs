@@ -28,6 +28,8 @@ const PACKAGES = {
   'g++': '/usr/bin/g++',
   // An independent HPACK implementation for differential tests (Debian's python3, not a pyenv one).
   'python3-hpack': '/usr/lib/python3/dist-packages/hpack/__init__.py',
+  // An independent HTTP/2 frame implementation for differential tests.
+  'python3-hyperframe': '/usr/lib/python3/dist-packages/hyperframe/__init__.py',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);
