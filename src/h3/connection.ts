@@ -15,7 +15,7 @@ import { QpackEncoder } from '../codec/qpack/encoder.js';
 import type { OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../http/types.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './quic-seam.js';
-import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from './fields.js';
+import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from '../http/field-section.js';
 import { RequestStream, type StreamSink } from './request-stream.js';
 import {
   argumentError,

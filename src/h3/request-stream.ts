@@ -14,7 +14,7 @@
 import { FrameParser, type FrameEvent } from '../codec/h3frame.js';
 import { H3Error, H3ErrorCode, type H3ErrorCodeValue } from '../codec/errors.js';
 import type { HeaderList } from '../http/types.js';
-import { checkFieldSection, contentLengthOf, fieldSectionSize, statusOf } from './fields.js';
+import { checkFieldSection, contentLengthOf, fieldSectionSize, statusOf } from '../http/field-section.js';
 import type { H3Event } from './types.js';
 
 export interface StreamSink {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkFieldSection, contentLengthOf, fieldSectionSize } from '../../src/h3/fields.js';
+import { checkFieldSection, contentLengthOf, fieldSectionSize } from '../../src/http/field-section.js';
 import type { HeaderList } from '../../src/http/types.js';
 
 const REQ: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/']];

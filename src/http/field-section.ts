@@ -1,14 +1,15 @@
 /**
- * HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3). A section
- * that breaks them makes the message malformed: a stream error of type
- * H3_MESSAGE_ERROR for a received message (§4.1.2), a caller error for
- * one we are asked to send.
+ * Field section rules of multiplexed HTTP, the same for HTTP/2 (RFC 9113
+ * §8.2, §8.3) and HTTP/3 (RFC 9114 §4.2, §4.3). A section that breaks them
+ * makes the message malformed: a stream error (h2 PROTOCOL_ERROR, RFC 9113
+ * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
+ * caller error for one we are asked to send.
  */
-import type { HeaderList } from '../http/types.js';
+import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
 
-/** RFC 9114 §4.2: connection-specific fields are malformed in HTTP/3. */
+/** RFC 9113 §8.2.2, RFC 9114 §4.2: connection-specific fields are malformed. */
 const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([':method', ':scheme', ':authority', ':path']);
 /** RFC 9110 §5.1 token characters, lower-case only (RFC 9114 §4.2: upper case is malformed). */
@@ -72,8 +73,8 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind): strin
     const status = pseudo.get(':status');
     if (status === undefined) return 'missing :status';
     if (!/^[1-5][0-9][0-9]$/.test(status)) return `invalid :status ${JSON.stringify(status)}`;
-    // RFC 9114 §4.5: no Upgrade, so 101 has no meaning in HTTP/3.
-    if (status === '101') return ':status 101 in HTTP/3';
+    // RFC 9113 §8.6, RFC 9114 §4.5: no Upgrade, so 101 has no meaning here.
+    if (status === '101') return ':status 101 in a multiplexed response';
   }
   return null;
 }
