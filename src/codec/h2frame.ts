@@ -11,6 +11,7 @@
  * (§4.1, §5.5). Everything stateful (stream states, CONTINUATION sequencing,
  * flow control) is the connection's (src/h2).
  */
+import { concatBytes } from './bytes.js';
 import { H2ErrorCode, WireError, type H2ErrorCodeValue } from './errors.js';
 
 export const H2FrameType = {
@@ -91,7 +92,7 @@ export class H2FrameReader {
   #buf: Uint8Array = EMPTY;
 
   push(chunk: Uint8Array): H2Frame[] {
-    const buf = this.#buf.length ? concat(this.#buf, chunk) : chunk;
+    const buf = this.#buf.length ? concatBytes([this.#buf, chunk]) : chunk;
     const out: H2Frame[] = [];
     let off = 0;
     while (buf.length - off >= FRAME_HEADER) {
@@ -192,7 +193,7 @@ function unpad(p: Uint8Array, flags: number, skip: number): Uint8Array {
   start += skip;
   if (start > p.length) throw frameSize('frame too short for its fields');
   // Padding as long as the payload or longer is a PROTOCOL_ERROR (§6.1, §6.2).
-  if (padLen >= p.length || start + padLen > p.length) throw protocol(`padding of ${padLen} bytes does not fit a ${p.length}-byte payload`);
+  if ((flags & H2Flag.PADDED && padLen >= p.length) || start + padLen > p.length) throw protocol(`padding of ${padLen} bytes does not fit a ${p.length}-byte payload`);
   return p.subarray(start, p.length - padLen);
 }
 
@@ -301,11 +302,4 @@ function writeU32(b: Uint8Array, o: number, v: number): void {
   b[o + 1] = (v >>> 16) & 0xff;
   b[o + 2] = (v >>> 8) & 0xff;
   b[o + 3] = v & 0xff;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -55,11 +55,12 @@ describe('parsing every frame type, whole and byte by byte', () => {
     encodeWindowUpdate(0, 1000),
     hex('000002 09 04 00000003 8286'), // CONTINUATION, END_HEADERS
     hex('000003 fa 07 00000001 aabbcc'), // unknown type 0xfa, unknown flags
+    dataFrameHeader(1, 0, false), // an empty DATA frame (no padding): legal
   );
   it('the same frames whether fed whole or one byte at a time', () => {
     const a = whole(all);
     expect(plain(byteByByte(all))).toEqual(plain(a));
-    expect(a.map((f) => f.type)).toEqual(['data', 'data', 'headers', 'headers', 'priority', 'rst-stream', 'settings', 'settings', 'ping', 'goaway', 'window-update', 'continuation', 'unknown']);
+    expect(a.map((f) => f.type)).toEqual(['data', 'data', 'headers', 'headers', 'priority', 'rst-stream', 'settings', 'settings', 'ping', 'goaway', 'window-update', 'continuation', 'unknown', 'data']);
     expect(plain([a[1]])).toEqual([{ type: 'data', streamId: 3, data: '6869', endStream: true, flowLength: 5 }]);
     expect(plain([a[3]])).toEqual([{ type: 'headers', streamId: 5, block: '8286', endStream: false, endHeaders: true }]);
     expect(a[6]).toMatchObject({ type: 'settings', ack: false, settings: [[1, 4096], [3, 100], [4, 65_535], [5, 16_384]] });

@@ -1,0 +1,629 @@
+/**
+ * A sans-IO HTTP/2 connection for both roles (RFC 9113): bytes in through
+ * `receive(bytes, now)`, frames out through `takeOutput()`, events to one
+ * listener. No sockets, no timers; `now` (ms) is passed in for flood windows.
+ *
+ * It owns the preface and SETTINGS exchange (§3.4, §6.5), stream states
+ * (§5.1), concurrency limits both ways (§5.1.2), flow control on streams and
+ * the connection (§5.2, §6.9) with credit returned as the application
+ * consumes (`consumed`), header blocks across CONTINUATION (§4.3, §6.10)
+ * with HPACK, field validation (§8.2, §8.3 via http/field-section.ts),
+ * content-length (§8.1.1), PING, GOAWAY (graceful two-step on the server,
+ * §6.8), RST_STREAM, and the flood protections of floods.ts.
+ *
+ * Errors: a connection error sends GOAWAY and ends the connection (§5.4.1);
+ * a stream error sends RST_STREAM and reports `reset` for that stream only
+ * (§5.4.2).
+ */
+import { concatBytes } from '../codec/bytes.js';
+import { H2ErrorCode } from '../codec/errors.js';
+import {
+  CLIENT_PREFACE, dataFrameHeader, encodeGoaway, encodeHeaders, encodePing, encodeRstStream, encodeSettings, encodeWindowUpdate,
+  H2Error, H2FrameReader, H2Setting, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, type H2Frame,
+} from '../codec/h2frame.js';
+import { HpackDecoder } from '../codec/hpack/decoder.js';
+import { HpackEncoder } from '../codec/hpack/encoder.js';
+import { HpackError } from '../codec/errors.js';
+import { checkFieldSection, contentLengthOf, type SectionKind } from '../http/field-section.js';
+import type { HeaderList } from '../http/types.js';
+import { FloodGuard } from './floods.js';
+import { H2Stream } from './stream.js';
+import type { FloodLimits, H2ConnectionOptions, H2Event, H2Listener } from './types.js';
+
+/** §6.9.2: every window starts at 65,535 until SETTINGS say otherwise. */
+const INITIAL_WINDOW = 65_535;
+/** §5.1.1: stream ids are 31 bits. */
+const MAX_STREAM_ID = 2 ** 31 - 1;
+
+export class H2Connection {
+  readonly role: 'client' | 'server';
+  #listener: H2Listener = () => {};
+  #out: Uint8Array[] = [];
+  #reader = new H2FrameReader();
+  #decoder: HpackDecoder;
+  #encoder = new HpackEncoder();
+  #streams = new Map<number, H2Stream>();
+  #floods: FloodGuard;
+  // Settings: ours (applied once acknowledged) and the peer's.
+  #windowSize: number;
+  #maxHeaderListSize: number;
+  #maxConcurrent: number;
+  #peerMaxConcurrent: number | null = null;
+  #peerInitialWindow = INITIAL_WINDOW;
+  #peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  #peerSettingsSeen = false;
+  #pendingAcks: Array<() => void> = [];
+  // Connection flow control.
+  #sendWindow = INITIAL_WINDOW;
+  #recvWindow: number;
+  #recvTarget: number;
+  #recvUnacked = 0;
+  // Streams.
+  #nextId: number;
+  #lastPeerId = 0;
+  #peerOpen = 0;
+  /** A header block in progress (HEADERS without END_HEADERS, then CONTINUATION only, §6.10). */
+  #block: { streamId: number; parts: Uint8Array[]; bytes: number; frames: number; endStream: boolean } | null = null;
+  #prefaceLeft: number;
+  #goawaySent: number | null = null;
+  #goawayReceived: number | null = null;
+  #closed = false;
+  #shutdownPing: Uint8Array | null = null;
+  /** Streams with DATA waiting for credit, in turn order. */
+  #sendQueue = new Set<H2Stream>();
+
+  constructor(o: H2ConnectionOptions) {
+    this.role = o.role;
+    this.#windowSize = o.windowSize ?? 4 * 1024 * 1024;
+    this.#maxHeaderListSize = o.maxHeaderListSize ?? 64 * 1024;
+    this.#maxConcurrent = o.maxConcurrentStreams ?? 100;
+    this.#decoder = new HpackDecoder({ maxTableSize: o.headerTableSize ?? 4096, maxHeaderListSize: this.#maxHeaderListSize });
+    this.#floods = new FloodGuard(o.limits);
+    this.#nextId = o.role === 'client' ? 1 : 2;
+    this.#prefaceLeft = o.role === 'server' ? CLIENT_PREFACE.length : 0;
+    const connWindow = o.connectionWindowSize ?? 4 * this.#windowSize;
+    this.#recvWindow = INITIAL_WINDOW;
+    this.#recvTarget = connWindow;
+    // §3.4: the client's preface, then each side's SETTINGS as its first frame.
+    if (o.role === 'client') this.#out.push(CLIENT_PREFACE);
+    const settings: Array<[number, number]> = [
+      [H2Setting.HEADER_TABLE_SIZE, o.headerTableSize ?? 4096],
+      [H2Setting.MAX_CONCURRENT_STREAMS, o.role === 'client' ? 0 : this.#maxConcurrent],
+      [H2Setting.INITIAL_WINDOW_SIZE, this.#windowSize],
+      [H2Setting.MAX_FRAME_SIZE, o.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE],
+      [H2Setting.MAX_HEADER_LIST_SIZE, this.#maxHeaderListSize],
+    ];
+    if (o.role === 'client') settings.push([H2Setting.ENABLE_PUSH, 0]);
+    if (o.enableConnectProtocol && o.role === 'server') settings.push([H2Setting.ENABLE_CONNECT_PROTOCOL, 1]);
+    this.#out.push(encodeSettings(settings));
+    this.#pendingAcks.push(() => {
+      this.#reader.maxFrameSize = o.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    });
+    if (connWindow > INITIAL_WINDOW) {
+      this.#out.push(encodeWindowUpdate(0, connWindow - INITIAL_WINDOW));
+      this.#recvWindow = connWindow;
+    }
+  }
+
+  on(listener: H2Listener): void { this.#listener = listener; }
+  get closed(): boolean { return this.#closed; }
+  /** Streams we may open now (the peer's limit minus our open ones; before its SETTINGS: 100, RFC 9113 §6.5.2 recommends at least that). */
+  get capacity(): number { return this.#peerMaxConcurrent ?? 100; }
+  get openStreams(): number { return this.#streams.size; }
+  get goawayReceived(): number | null { return this.#goawayReceived; }
+
+  /** Frames to write, in order; the driver writes them together (one write per turn). */
+  takeOutput(): Uint8Array[] {
+    const o = this.#out;
+    this.#out = [];
+    return o;
+  }
+
+  // ---- sending ----
+
+  /**
+   * Client: open a stream with a request head. Null when no stream may open
+   * now (the peer's concurrency limit, GOAWAY, ids exhausted).
+   */
+  request(headers: HeaderList, endStream: boolean): number | null {
+    if (this.#closed || this.#goawayReceived !== null || this.role !== 'client') return null;
+    if (this.#ownOpen() >= this.capacity || this.#nextId > MAX_STREAM_ID) return null;
+    const why = checkFieldSection(headers, 'request');
+    if (why) throw new TypeError(`malformed request: ${why}`);
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);
+    s.requestMethod = headers.find(([n]) => n === ':method')?.[1] ?? null;
+    this.#streams.set(id, s);
+    this.#sendHeaders(s, headers, endStream);
+    return id;
+  }
+
+  /** Server: the response head (or an interim 1xx with `endStream` false). */
+  respond(streamId: number, headers: HeaderList, endStream: boolean): void {
+    const s = this.#streams.get(streamId);
+    if (!s || this.#closed) return;
+    const why = checkFieldSection(headers, 'response');
+    if (why) throw new TypeError(`malformed response: ${why}`);
+    this.#sendHeaders(s, headers, endStream);
+  }
+
+  /** Trailers end the stream. */
+  trailers(streamId: number, headers: HeaderList): void {
+    const s = this.#streams.get(streamId);
+    if (!s || this.#closed) return;
+    const why = checkFieldSection(headers, 'trailers');
+    if (why) throw new TypeError(`malformed trailers: ${why}`);
+    if (s.pendingBytes > 0) {
+      s.pendingTrailers = headers;
+      return;
+    }
+    this.#sendHeaders(s, headers, true);
+  }
+
+  /** Queue DATA; it leaves as flow control allows (`writable` when credit returns). */
+  data(streamId: number, data: Uint8Array, endStream: boolean): void {
+    const s = this.#streams.get(streamId);
+    if (!s || this.#closed || s.localClosed) return;
+    s.queue(data, endStream);
+    this.#sendQueue.add(s);
+    this.#flushData();
+  }
+
+  /** Bytes of a stream still waiting for send credit. */
+  pending(streamId: number): number {
+    return this.#streams.get(streamId)?.pendingBytes ?? 0;
+  }
+
+  /** Cancel a stream (RST_STREAM). */
+  reset(streamId: number, code: number = H2ErrorCode.CANCEL): void {
+    const s = this.#streams.get(streamId);
+    if (!s || this.#closed) return;
+    this.#out.push(encodeRstStream(streamId, code));
+    this.#close(s);
+  }
+
+  /**
+   * The application consumed `n` bytes of a stream's DATA: return the credit
+   * when half a window is owed (§6.9), so a reader that keeps up never
+   * stalls a bulk, and one that does not holds at most a window.
+   */
+  consumed(streamId: number, n: number): void {
+    const s = this.#streams.get(streamId);
+    // A closed stream's unread bytes were credited to the connection when it closed.
+    if (this.#closed || n <= 0 || !s) return;
+    const credit = Math.min(n, s.unconsumed);
+    s.unconsumed -= credit;
+    this.#creditConnection(credit);
+    if (s.remoteClosed) return;
+    s.recvUnacked += credit;
+    if (s.recvUnacked >= this.#windowSize / 2) {
+      this.#out.push(encodeWindowUpdate(streamId, s.recvUnacked));
+      s.recvWindow += s.recvUnacked;
+      s.recvUnacked = 0;
+    }
+  }
+
+  ping(data: Uint8Array): void {
+    if (!this.#closed) this.#out.push(encodePing(data));
+  }
+
+  /**
+   * Graceful close (§6.8). Server: GOAWAY with the largest id, then after a
+   * PING round trip the real last id, so requests in flight are not lost.
+   * Client: GOAWAY with 0 (we accept no pushes). Streams in flight finish.
+   */
+  shutdown(): void {
+    if (this.#closed || this.#goawaySent !== null) return;
+    if (this.role === 'server') {
+      this.#goawaySent = MAX_STREAM_ID;
+      this.#out.push(encodeGoaway(MAX_STREAM_ID, H2ErrorCode.NO_ERROR));
+      this.#shutdownPing = Uint8Array.from([0x6f, 0x6c, 0x2d, 0x62, 0x79, 0x65, 0, 0]);
+      this.#out.push(encodePing(this.#shutdownPing));
+    } else {
+      this.#goawaySent = 0;
+      this.#out.push(encodeGoaway(0, H2ErrorCode.NO_ERROR));
+    }
+  }
+
+  /** End the connection with a connection error of ours (GOAWAY with `code`). */
+  fail(code: number, message: string): void {
+    this.#connectionError(new H2Error(code as never, message));
+  }
+
+  // ---- receiving ----
+
+  receive(bytes: Uint8Array, now: number): void {
+    if (this.#closed) return;
+    let b = bytes;
+    if (this.#prefaceLeft > 0) {
+      // §3.4: the server first reads the client preface, byte for byte.
+      const off = CLIENT_PREFACE.length - this.#prefaceLeft;
+      const n = Math.min(this.#prefaceLeft, b.length);
+      for (let i = 0; i < n; i++) {
+        if (b[i] !== CLIENT_PREFACE[off + i]) return this.#connectionError(new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'not an HTTP/2 connection preface'));
+      }
+      this.#prefaceLeft -= n;
+      b = b.subarray(n);
+      if (b.length === 0) return;
+    }
+    try {
+      for (const f of this.#reader.push(b)) {
+        this.#frame(f, now);
+        if (this.#closed) return;
+      }
+    } catch (e) {
+      if (e instanceof H2Error) {
+        if (e.streamId !== null) this.#streamError(e.streamId, e.wireCode, e.message);
+        else this.#connectionError(e);
+        return;
+      }
+      throw e;
+    }
+  }
+
+  #frame(f: H2Frame, now: number): void {
+    if (!this.#peerSettingsSeen && !(f.type === 'settings' && !f.ack)) {
+      throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'the first frame was not SETTINGS'); // §3.4
+    }
+    // §4.3, §6.10: inside a header block only CONTINUATION of the same stream may come.
+    if (this.#block && (f.type !== 'continuation' || f.streamId !== this.#block.streamId)) {
+      throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'a header block was interrupted');
+    }
+    switch (f.type) {
+      case 'settings':
+        return this.#onSettings(f, now);
+      case 'headers':
+        return this.#onHeaders(f.streamId, f.block, f.endStream, f.endHeaders);
+      case 'continuation':
+        return this.#onContinuation(f.streamId, f.block, f.endHeaders);
+      case 'data':
+        return this.#onData(f.streamId, f.data, f.endStream, f.flowLength, now);
+      case 'window-update':
+        return this.#onWindowUpdate(f.streamId, f.increment);
+      case 'rst-stream':
+        return this.#onReset(f.streamId, f.code, now);
+      case 'ping':
+        if (f.ack) {
+          if (this.#shutdownPing && equal(f.data, this.#shutdownPing)) this.#secondGoaway();
+          else this.#emit({ type: 'ping-ack', data: f.data });
+          return;
+        }
+        this.#floods.count('pings', now);
+        this.#out.push(encodePing(f.data, true));
+        return;
+      case 'goaway':
+        return this.#onGoaway(f.lastStreamId, f.code, f.debug);
+      case 'push-promise':
+        // §8.4: we never enable push (client), and a client never pushes (server).
+        throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE without push enabled');
+      case 'priority':
+      case 'unknown':
+        return; // §5.3.2 deprecated; §5.5 extensions ignored
+    }
+  }
+
+  #onSettings(f: Extract<H2Frame, { type: 'settings' }>, now: number): void {
+    if (f.ack) {
+      const apply = this.#pendingAcks.shift();
+      if (!apply) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'SETTINGS ACK without SETTINGS');
+      apply();
+      return;
+    }
+    this.#floods.count('settings', now);
+    for (const [id, value] of f.settings) {
+      switch (id) {
+        case H2Setting.HEADER_TABLE_SIZE:
+          this.#encoder.setPeerMaxTableSize(value);
+          break;
+        case H2Setting.MAX_CONCURRENT_STREAMS:
+          this.#peerMaxConcurrent = value;
+          break;
+        case H2Setting.INITIAL_WINDOW_SIZE: {
+          // §6.9.2: the change applies to every open stream's send window.
+          const delta = value - this.#peerInitialWindow;
+          this.#peerInitialWindow = value;
+          for (const s of this.#streams.values()) {
+            s.sendWindow += delta;
+            if (s.sendWindow > MAX_WINDOW) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE change overflows a window');
+          }
+          break;
+        }
+        case H2Setting.MAX_FRAME_SIZE:
+          this.#peerMaxFrameSize = value;
+          break;
+        default:
+          break; // §6.5.2: unknown settings are ignored
+      }
+    }
+    this.#out.push(encodeSettings([], true));
+    const first = !this.#peerSettingsSeen;
+    this.#peerSettingsSeen = true;
+    this.#emit({ type: 'settings', maxConcurrentStreams: this.#peerMaxConcurrent });
+    if (!first) this.#emit({ type: 'streams-available' });
+    this.#flushData();
+  }
+
+  #onHeaders(streamId: number, block: Uint8Array, endStream: boolean, endHeaders: boolean): void {
+    this.#block = { streamId, parts: [block], bytes: block.length, frames: 0, endStream };
+    if (endHeaders) this.#endBlock();
+  }
+
+  #onContinuation(streamId: number, block: Uint8Array, endHeaders: boolean): void {
+    const b = this.#block;
+    if (!b) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without a header block');
+    void streamId;
+    b.parts.push(block);
+    b.bytes += block.length;
+    b.frames++;
+    // CONTINUATION flood: a block is bounded in frames and in bytes, whatever HPACK would make of it.
+    if (b.frames > this.#floods.limits.continuations || b.bytes > 2 * this.#maxHeaderListSize) {
+      throw new H2Error(H2ErrorCode.ENHANCE_YOUR_CALM, `header block over ${b.frames > this.#floods.limits.continuations ? `${this.#floods.limits.continuations} CONTINUATION frames` : `${2 * this.#maxHeaderListSize} bytes`}`);
+    }
+    if (endHeaders) this.#endBlock();
+  }
+
+  #endBlock(): void {
+    const b = this.#block!;
+    this.#block = null;
+    const id = b.streamId;
+    // The block is decoded even for a stream we refuse: HPACK state is per connection (§4.3).
+    let headers: HeaderList;
+    let neverIndexed: number[];
+    let tooLarge = false;
+    try {
+      const d = this.#decoder.decode(b.parts.length === 1 ? b.parts[0]! : concatBytes(b.parts));
+      headers = d.headers;
+      neverIndexed = d.neverIndexed;
+    } catch (e) {
+      if (e instanceof HpackError && e.tooLarge) {
+        tooLarge = true;
+        headers = [];
+        neverIndexed = [];
+      } else if (e instanceof HpackError) {
+        throw new H2Error(H2ErrorCode.COMPRESSION_ERROR, e.message);
+      } else throw e;
+    }
+    let s = this.#streams.get(id);
+    if (!s) {
+      if (this.role === 'client' || id % 2 === 0) {
+        // A client sees HEADERS only on its own streams; one it closed already is ignored (§5.1 closed state).
+        if (this.role === 'client' && id < this.#nextId) return;
+        throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id} the peer may not open`);
+      }
+      if (id <= this.#lastPeerId) throw new H2Error(H2ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${id}`); // §5.1.1
+      this.#lastPeerId = id;
+      if (this.#goawaySent !== null && id > this.#goawaySent) return; // §6.8: ignored after our GOAWAY
+      // §5.1.2: over SETTINGS_MAX_CONCURRENT_STREAMS: refused (the client may retry it).
+      if (this.#peerOpen >= this.#maxConcurrent) {
+        this.#out.push(encodeRstStream(id, H2ErrorCode.REFUSED_STREAM));
+        return;
+      }
+      s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);
+      s.peerOpened = true;
+      this.#streams.set(id, s);
+      this.#peerOpen++;
+    }
+    if (s.remoteClosed) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'HEADERS after the end of the stream');
+    if (tooLarge) {
+      // RFC 9113 §10.5.1: answer an oversized header list per stream (a server may send 431 first; we reset).
+      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `header list over ${this.#maxHeaderListSize} bytes`);
+    }
+    const isTrailers = s.headSeen;
+    const kind: SectionKind = isTrailers ? 'trailers' : this.role === 'server' ? 'request' : 'response';
+    if (!isTrailers && this.role === 'client') {
+      const status = headers.find(([n]) => n === ':status')?.[1] ?? '';
+      if (/^1\d\d$/.test(status) && status !== '101') {
+        // §8.1: interim responses before the final one; an interim with END_STREAM is malformed.
+        if (b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'interim response with END_STREAM');
+        return;
+      }
+    }
+    if (isTrailers && !b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
+    const why = checkFieldSection(headers, kind);
+    if (why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, why); // §8.1.1 malformed
+    if (!isTrailers) {
+      s.headSeen = true;
+      const cl = contentLengthOf(headers);
+      if (cl !== null && typeof cl === 'object') return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, cl.error);
+      const bodyless = kind === 'response' && (s.requestMethod === 'HEAD' || /^(204|304)$/.test(headers.find(([n]) => n === ':status')?.[1] ?? ''));
+      s.expectedLength = bodyless ? null : cl;
+      if (kind === 'request') s.requestMethod = headers.find(([n]) => n === ':method')?.[1] ?? null;
+    }
+    if (b.endStream && s.expectedLength !== null && s.received !== s.expectedLength) {
+      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received} bytes, content-length ${s.expectedLength}`);
+    }
+    this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed });
+    if (b.endStream) this.#remoteEnd(s);
+  }
+
+  #onData(id: number, data: Uint8Array, endStream: boolean, flowLength: number, now: number): void {
+    // Connection flow control counts every DATA frame, whatever becomes of its stream (§6.9).
+    this.#recvWindow -= flowLength;
+    if (this.#recvWindow < 0) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'connection receive window exceeded');
+    if (flowLength === 0 && !endStream) this.#floods.count('emptyData', now);
+    const s = this.#streams.get(id);
+    if (!s || s.remoteClosed) {
+      this.#creditConnection(flowLength);
+      const idle = this.role === 'server' ? id > this.#lastPeerId : id >= this.#nextId;
+      if (idle) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${id}`); // §5.1
+      if (s) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'DATA after the end of the stream'); // §6.1
+      return; // a stream we reset: ignore what was in flight
+    }
+    if (!s.headSeen) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA before HEADERS');
+    s.recvWindow -= flowLength;
+    if (s.recvWindow < 0) return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream receive window exceeded');
+    // Padding is credited at once; the data when the application consumed it.
+    if (flowLength > data.length) this.#creditConnection(flowLength - data.length);
+    s.received += data.length;
+    s.unconsumed += data.length;
+    if (s.expectedLength !== null && (s.received > s.expectedLength || (endStream && s.received !== s.expectedLength))) {
+      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received}${endStream ? '' : '+'} bytes, content-length ${s.expectedLength}`);
+    }
+    this.#emit({ type: 'data', streamId: id, data, endStream });
+    if (endStream) this.#remoteEnd(s);
+  }
+
+  #onWindowUpdate(id: number, increment: number): void {
+    if (id === 0) {
+      this.#sendWindow += increment;
+      if (this.#sendWindow > MAX_WINDOW) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'connection send window over 2^31 − 1'); // §6.9.1
+    } else {
+      const s = this.#streams.get(id);
+      if (!s) return;
+      s.sendWindow += increment;
+      if (s.sendWindow > MAX_WINDOW) return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream send window over 2^31 − 1');
+    }
+    this.#flushData();
+  }
+
+  #onReset(id: number, code: number, now: number): void {
+    const s = this.#streams.get(id);
+    const idle = this.role === 'server' ? id > this.#lastPeerId : id >= this.#nextId;
+    if (!s && idle) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`); // §6.4
+    // Rapid reset (CVE-2023-44487): resets are counted per window, whatever their stream.
+    this.#floods.count('resets', now);
+    if (!s) return;
+    this.#close(s);
+    this.#emit({ type: 'reset', streamId: id, code, byPeer: true });
+  }
+
+  #onGoaway(lastStreamId: number, code: number, debug: Uint8Array): void {
+    this.#goawayReceived = Math.min(lastStreamId, this.#goawayReceived ?? MAX_STREAM_ID);
+    this.#emit({ type: 'goaway', lastStreamId, code, debug: Buffer.from(debug).toString('latin1') });
+    // §6.8: our streams above the last id were not processed; they end as refused.
+    if (this.role === 'client') {
+      for (const s of [...this.#streams.values()]) {
+        if (s.id > lastStreamId) {
+          this.#close(s);
+          this.#emit({ type: 'reset', streamId: s.id, code: H2ErrorCode.REFUSED_STREAM, byPeer: true });
+        }
+      }
+    }
+    if (code !== H2ErrorCode.NO_ERROR) this.#finish({ code, message: `peer sent GOAWAY (${code})${debug.length ? `: ${Buffer.from(debug).toString('latin1').slice(0, 120)}` : ''}`, byPeer: true });
+    else if (this.#streams.size === 0) this.#finish(null);
+  }
+
+  // ---- internals ----
+
+  #sendHeaders(s: H2Stream, headers: HeaderList, endStream: boolean): void {
+    const block = this.#encoder.encode(headers);
+    for (const f of encodeHeaders(s.id, block, endStream, this.#peerMaxFrameSize)) this.#out.push(f);
+    if (endStream) this.#localEnd(s);
+  }
+
+  /** Send queued DATA while stream and connection credit last, streams in turn (§5.2). */
+  #flushData(): void {
+    let any = false;
+    let progress = true;
+    while (progress && this.#sendQueue.size > 0 && !this.#closed) {
+      progress = false;
+      for (const s of this.#sendQueue) {
+        const chunk = s.take(Math.min(this.#sendWindow, this.#peerMaxFrameSize));
+        if (!chunk) {
+          if (s.pendingBytes === 0 && !s.pendingEnd) this.#sendQueue.delete(s);
+          continue;
+        }
+        this.#sendWindow -= chunk.data.length;
+        this.#out.push(dataFrameHeader(s.id, chunk.data.length, chunk.end));
+        if (chunk.data.length) this.#out.push(chunk.data);
+        progress = true;
+        any = true;
+        if (chunk.end) {
+          this.#sendQueue.delete(s);
+          this.#localEnd(s);
+        } else if (s.pendingBytes === 0 && s.pendingTrailers) {
+          const t = s.pendingTrailers;
+          s.pendingTrailers = null;
+          this.#sendQueue.delete(s);
+          this.#sendHeaders(s, t, true);
+        }
+      }
+    }
+    if (any) this.#emit({ type: 'writable' });
+  }
+
+  #creditConnection(n: number): void {
+    this.#recvUnacked += n;
+    if (this.#recvUnacked >= this.#recvTarget / 2) {
+      this.#out.push(encodeWindowUpdate(0, this.#recvUnacked));
+      this.#recvWindow += this.#recvUnacked;
+      this.#recvUnacked = 0;
+    }
+  }
+
+  #localEnd(s: H2Stream): void {
+    s.localClosed = true;
+    if (s.remoteClosed) this.#close(s);
+  }
+
+  #remoteEnd(s: H2Stream): void {
+    s.remoteClosed = true;
+    if (s.localClosed) this.#close(s);
+  }
+
+  #close(s: H2Stream): void {
+    if (!this.#streams.delete(s.id)) return;
+    this.#sendQueue.delete(s);
+    if (s.peerOpened) this.#peerOpen--;
+    // What the stream received and nobody will consume now goes back to the connection window.
+    if (s.unconsumed > 0 && !this.#closed) this.#creditConnection(s.unconsumed);
+    s.unconsumed = 0;
+    this.#emit({ type: 'streams-available' });
+    if (this.#goawaySent !== null && this.#streams.size === 0 && this.#shutdownPing === null) this.#finish(null);
+    else if (this.#goawayReceived !== null && this.#streams.size === 0) this.#finish(null);
+  }
+
+  #ownOpen(): number {
+    let n = 0;
+    for (const s of this.#streams.values()) if (!s.peerOpened) n++;
+    return n;
+  }
+
+  #streamError(id: number, code: number, message: string): void {
+    this.#out.push(encodeRstStream(id, code));
+    const s = this.#streams.get(id);
+    if (!s) return;
+    this.#close(s);
+    this.#emit({ type: 'reset', streamId: id, code, byPeer: false, message });
+  }
+
+  #connectionError(e: H2Error): void {
+    if (this.#closed) return;
+    this.#out.push(encodeGoaway(this.#lastPeerId, e.wireCode, e.message));
+    this.#finish({ code: e.wireCode, message: e.message, byPeer: false });
+  }
+
+  #secondGoaway(): void {
+    this.#shutdownPing = null;
+    this.#goawaySent = this.#lastPeerId;
+    this.#out.push(encodeGoaway(this.#lastPeerId, H2ErrorCode.NO_ERROR));
+    if (this.#streams.size === 0) this.#finish(null);
+  }
+
+  #finish(error: { code: number; message: string; byPeer: boolean } | null): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const open = [...this.#streams.values()];
+    this.#streams.clear();
+    this.#sendQueue.clear();
+    for (const s of open) this.#emit({ type: 'reset', streamId: s.id, code: error?.code ?? H2ErrorCode.CANCEL, byPeer: error?.byPeer ?? false });
+    this.#emit({ type: 'closed', error });
+  }
+
+  #emit(ev: H2Event): void {
+    this.#listener(ev);
+  }
+
+  /** Flood limits in force (tests read them). */
+  get limits(): Readonly<FloodLimits> {
+    return this.#floods.limits;
+  }
+
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,54 @@
+/** Options and events of the sans-IO HTTP/2 connection (src/h2/connection.ts). */
+import type { HeaderList } from '../http/types.js';
+
+export interface H2ConnectionOptions {
+  role: 'client' | 'server';
+  /** Our per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). Default 4 MiB (the pool's windowSize). */
+  windowSize?: number;
+  /** Our connection receive window. Default 4 × windowSize. */
+  connectionWindowSize?: number;
+  /** Streams the peer may open at once (SETTINGS_MAX_CONCURRENT_STREAMS; a client allows none, it disables push). Default 100. */
+  maxConcurrentStreams?: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE, also our HPACK decoding cap. Default 64 KiB. */
+  maxHeaderListSize?: number;
+  /** SETTINGS_HEADER_TABLE_SIZE for the peer's encoder. Default 4096. */
+  headerTableSize?: number;
+  /** Our SETTINGS_MAX_FRAME_SIZE. Default 16384. */
+  maxFrameSize?: number;
+  /** Server: SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441). Default false. */
+  enableConnectProtocol?: boolean;
+  /** Flood limits per second (see floods.ts). */
+  limits?: Partial<FloodLimits>;
+}
+
+export interface FloodLimits {
+  /** Streams reset by the peer (RST_STREAM, or opened and cancelled) per second before GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487). Default 100. */
+  resets: number;
+  /** SETTINGS frames per second. Default 50. */
+  settings: number;
+  /** PING frames (not ACKs) per second. Default 100. */
+  pings: number;
+  /** DATA frames with no payload and no END_STREAM per second. Default 100. */
+  emptyData: number;
+  /** CONTINUATION frames in one header block. Default 128. */
+  continuations: number;
+}
+
+export type H2Event =
+  /** The peer's SETTINGS arrived (and were acknowledged); `maxConcurrentStreams` is what we may open. */
+  | { type: 'settings'; maxConcurrentStreams: number | null }
+  /** A complete, valid field section: a request or response head (`trailers` false) or trailers. */
+  | { type: 'headers'; streamId: number; headers: HeaderList; endStream: boolean; trailers: boolean; neverIndexed: number[] }
+  | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }
+  /** The stream ended for us without its end: reset by the peer, or by us for a stream error. */
+  | { type: 'reset'; streamId: number; code: number; byPeer: boolean; message?: string }
+  | { type: 'goaway'; lastStreamId: number; code: number; debug: string }
+  | { type: 'ping-ack'; data: Uint8Array }
+  /** Send credit arrived: queued DATA may go (the driver flushes). */
+  | { type: 'writable' }
+  /** A stream slot or stream credit is free again: more requests may open. */
+  | { type: 'streams-available' }
+  /** The connection is over (a connection error of ours or the peer's GOAWAY with an error is in `error`). */
+  | { type: 'closed'; error: { code: number; message: string; byPeer: boolean } | null };
+
+export type H2Listener = (ev: H2Event) => void;
