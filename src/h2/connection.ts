@@ -433,8 +433,9 @@ export class H2Connection {
     if (b.endStream && s.expectedLength !== null && s.received !== s.expectedLength) {
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received} bytes, content-length ${s.expectedLength}`);
     }
-    this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed });
+    // State first, then the event: a listener that opens a new stream on it sees this one's slot free.
     if (b.endStream) this.#remoteEnd(s);
+    this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed });
   }
 
   #onData(id: number, data: Uint8Array, endStream: boolean, flowLength: number, now: number): void {
@@ -460,8 +461,8 @@ export class H2Connection {
     if (s.expectedLength !== null && (s.received > s.expectedLength || (endStream && s.received !== s.expectedLength))) {
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received}${endStream ? '' : '+'} bytes, content-length ${s.expectedLength}`);
     }
-    this.#emit({ type: 'data', streamId: id, data, endStream });
     if (endStream) this.#remoteEnd(s);
+    this.#emit({ type: 'data', streamId: id, data, endStream });
   }
 
   #onWindowUpdate(id: number, increment: number): void {

@@ -9,7 +9,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { SessionStore } from './session-store.js';
 import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.js';
 import { H1Connection } from './h1.js';
-import { H2Connection, openH2Session } from './h2.js';
+import { H2PooledConnection } from './h2.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import { connectTcp } from './tcp.js';
 
@@ -133,10 +133,8 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     }, cert);
     return h1;
   }
-  const authority = `${origin.servername ?? origin.host}:${origin.port}`;
   const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
-  const session = openH2Session(t.socket, authority, h2opts);
-  return new H2Connection(ctx.nextId(), session, facts, h2opts, origin.scheme, cert);
+  return new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
 }
 
 /**

@@ -1,100 +1,103 @@
 /**
- * HTTP/2 over one TLS socket via node:http2: shared reservation up to the
- * peer's SETTINGS_MAX_CONCURRENT_STREAMS, GOAWAY as a graceful drain, PING
- * for liveness (RFC 9113 §6.7).
+ * HTTP/2 client connection for the pool: our sans-IO H2Connection (src/h2)
+ * over one TCP/TLS socket, on the shared request exchange. Shared
+ * reservation up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS, GOAWAY as a
+ * graceful drain, PING for liveness (RFC 9113 §6.7).
+ *
+ * Writes are batched: whatever the state machine produced during one turn
+ * leaves in one corked write. Receive flow control follows the reader: a
+ * response body's credit goes back to the server as its consumer reads it
+ * (a consumer that stops holds at most one stream window in memory).
  */
-import type { X509Certificate } from 'node:crypto';
-import http2 from 'node:http2';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import type net from 'node:net';
+import { H2ErrorCode } from '../codec/errors.js';
+import { H2Connection } from '../h2/connection.js';
+import type { H2Event } from '../h2/types.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
-import { waitDrain } from '../util/body.js';
 import { knownLength } from '../http/body.js';
+import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
-
-const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
 const ASSUMED_STREAMS = 100;
-/** How long a graceful session close may take once no request of ours is open. */
+/** Bytes of a streamed request body queued in the connection before the writer waits for credit. */
+const WRITE_HIGH_WATER = 256 * 1024;
+/** How long a graceful close may take once no request of ours is open. */
 const CLOSE_GRACE_MS = 1_000;
 
 export interface H2Options {
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
-  /** Our receive window per stream and for the connection, bytes. */
+  /** Our receive window per stream, bytes (the connection's is 4×). */
   windowSize: number;
   maxHeaderListSize: number;
 }
 
-export function openH2Session(socket: net.Socket, authority: string, opts: H2Options): http2.ClientHttp2Session {
-  const session = http2.connect(`https://${authority}`, {
-    createConnection: () => socket,
-    settings: { enablePush: false, initialWindowSize: opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize },
-    maxSessionMemory: 64,
-  });
-  // Connection-level window (the SETTINGS above cover streams only).
-  session.on('connect', () => {
-    try { session.setLocalWindowSize(opts.windowSize * 4); } catch { /* closing */ }
-  });
-  return session;
+interface Flow {
+  x: Exchange;
+  /** Response bytes delivered to the body and not yet credited to the server. */
+  owed: number;
+  paused: boolean;
 }
 
-export class H2Connection implements PooledConnection {
+export class H2PooledConnection implements PooledConnection {
   readonly id: number;
   readonly protocol = 'h2' as const;
   readonly facts: ConnectionFacts;
   readonly createdAt = performance.now();
   lastActiveAt = this.createdAt;
   served = 0;
-  active = 0;
   #state: ConnState = 'ready';
-  #session: http2.ClientHttp2Session;
+  #socket: net.Socket;
+  #h2: H2Connection;
   #opts: H2Options;
   #scheme: 'https' | 'http';
-  #listeners: Array<(ev: ConnEvent) => void> = [];
-  #goawayLast = -1;
   #cert: X509Certificate | null;
-  #streams = new Map<Exchange, http2.ClientHttp2Stream>();
+  #listeners: Array<(ev: ConnEvent) => void> = [];
+  #flows = new Map<number, Flow>();
+  #byExchange = new Map<Exchange, number>();
+  #flushQueued = false;
+  #writers: Array<() => void> = [];
+  #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
+  #goawayLast: number | null = null;
   #wire: ExchangeWire = {
     cancel: (x) => {
-      const st = this.#streams.get(x);
-      if (st && !st.destroyed) st.close(NGHTTP2_CANCEL);
+      const id = this.#byExchange.get(x);
+      if (id !== undefined) this.#h2.reset(id, H2ErrorCode.CANCEL);
+      this.#flush();
     },
     settled: (x) => {
-      this.#streams.delete(x);
-      this.active--;
+      const id = this.#byExchange.get(x);
+      this.#byExchange.delete(x);
+      if (id !== undefined) this.#flows.delete(id);
       this.lastActiveAt = performance.now();
-      if (this.#state === 'draining' && this.active === 0) this.#closeSession();
+      if (this.#state === 'draining' && this.#flows.size === 0) this.#closeGracefully();
       this.#emit({ type: 'capacity' });
     },
   };
 
-  constructor(id: number, session: http2.ClientHttp2Session, facts: ConnectionFacts, opts: H2Options, scheme: 'https' | 'http' = 'https', cert: X509Certificate | null = null) {
+  constructor(id: number, socket: net.Socket, facts: ConnectionFacts, opts: H2Options, scheme: 'https' | 'http' = 'https', cert: X509Certificate | null = null) {
     this.id = id;
-    this.#cert = cert;
-    this.#session = session;
+    this.#socket = socket;
     this.facts = facts;
     this.#opts = opts;
     this.#scheme = scheme;
-    session.on('remoteSettings', (s) => {
-      this.facts.peerMaxConcurrentStreams = s.maxConcurrentStreams ?? null;
-      this.#emit({ type: 'capacity' });
+    this.#cert = cert;
+    this.#h2 = new H2Connection({ role: 'client', windowSize: opts.windowSize, connectionWindowSize: 4 * opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize });
+    this.#h2.on((ev) => this.#onEvent(ev));
+    socket.on('data', (d: Buffer) => {
+      this.#h2.receive(d, performance.now());
+      this.#flush();
     });
-    session.on('goaway', (_code: number, lastStreamID: number) => {
-      this.#goawayLast = lastStreamID;
-      if (this.#state === 'ready') this.#state = 'draining';
-      this.#emit({ type: 'goaway', lastStreamId: lastStreamID });
-    });
-    session.on('error', () => { /* surfaced per stream and via close */ });
-    session.on('close', () => this.#markClosed(null));
+    socket.on('error', (e) => this.destroy(toOriginlinkError(e)));
+    socket.on('close', () => this.destroy(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
+    this.#flush();
   }
 
   get state(): ConnState { return this.#state; }
-  get capacity(): number {
-    const n = this.#session.remoteSettings?.maxConcurrentStreams;
-    return typeof n === 'number' && n > 0 && n < 2 ** 31 ? n : ASSUMED_STREAMS;
-  }
+  get active(): number { return this.#flows.size; }
+  get capacity(): number { return this.facts.peerMaxConcurrentStreams ?? ASSUMED_STREAMS; }
 
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
   #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
@@ -102,160 +105,215 @@ export class H2Connection implements PooledConnection {
   peerCertificate(): X509Certificate | null { return this.#cert; }
 
   isUsable(): boolean {
-    const s = this.#session;
-    return this.#state === 'ready' && !s.destroyed && !s.closed && !(s.socket?.destroyed ?? true);
+    return this.#state === 'ready' && !this.#h2.closed && !this.#socket.destroyed && this.#socket.writable;
   }
 
   ping(timeoutMs: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `PING not answered within ${timeoutMs} ms`)), timeoutMs);
-      try {
-        this.#session.ping((err, ms) => {
+    if (!this.isUsable() && this.#state !== 'draining') return Promise.reject(this.#gone());
+    const data = randomBytes(8);
+    const key = data.toString('hex');
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pings.delete(key);
+        reject(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `PING not answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pings.set(key, {
+        at: performance.now(),
+        resolve: (ms) => {
           clearTimeout(timer);
-          if (err) reject(toOriginlinkError(err));
-          else {
-            this.facts.rttMs = ms;
-            resolve(ms);
-          }
-        });
-      } catch (e) {
-        clearTimeout(timer);
-        reject(toOriginlinkError(e));
-      }
+          this.facts.rttMs = ms;
+          resolve(ms);
+        },
+      });
+      this.#h2.ping(data);
+      this.#flush();
     });
   }
 
   request(req: ConnRequest): Promise<ConnResponse> {
-    if (!this.isUsable()) {
-      return Promise.reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, facts: NOT_SENT }));
-    }
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': req.method,
-      ':path': req.path,
-      ':scheme': this.#scheme,
-      ':authority': req.authority,
-    };
-    for (const [name, value] of req.headers) {
-      const prev = headers[name];
-      if (prev === undefined) headers[name] = value;
-      else if (Array.isArray(prev)) prev.push(value);
-      else headers[name] = [String(prev), value];
-    }
+    if (!this.isUsable()) return Promise.reject(this.#goawayLast !== null ? this.#goawayErr() : this.#gone());
     const len = knownLength(req.body);
-    if (len !== null && len > 0 && headers['content-length'] === undefined) headers['content-length'] = String(len);
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = this.#session.request(headers, { endStream: len === 0 });
-    } catch (e) {
-      // Nothing left our side.
-      return Promise.reject(toOriginlinkError(e).with({ retrySafe: true, facts: NOT_SENT }));
+    const headers: HeaderList = [[':method', req.method], [':scheme', this.#scheme], [':authority', req.authority], [':path', req.path]];
+    let hasLength = false;
+    for (const [n, v] of req.headers) {
+      const name = n.toLowerCase();
+      if (name === 'content-length') hasLength = true;
+      headers.push([name, v]);
     }
+    if (len !== null && len > 0 && !hasLength) headers.push(['content-length', String(len)]);
+    let id: number | null;
+    try {
+      id = this.#h2.request(headers, len === 0);
+    } catch (e) {
+      return Promise.reject(new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', (e as Error).message, { facts: NOT_SENT }));
+    }
+    if (id === null) return Promise.reject(this.#goawayLast !== null ? this.#goawayErr() : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'no stream available on this connection', { retrySafe: true, facts: NOT_SENT }));
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0);
-    this.#streams.set(x, stream);
-    this.active++;
     this.served++;
     this.lastActiveAt = performance.now();
-    let ended = false;
-    stream.on('response', (h, _flags, raw?: string[]) => {
-      const status = Number(h[':status']);
-      const body = new PushBody(
-        () => stream.resume(),
-        () => stream.pause(),
-        () => { if (!stream.destroyed) stream.close(NGHTTP2_CANCEL); },
-      );
-      x.head(status, toHeaderList(h, raw), body, req.method === 'HEAD' || status === 204 || status === 304);
-      // Only now start the flow: node:http2 emits 'response' a tick after the
-      // DATA that came with the HEADERS, so an earlier 'data' listener would
-      // see (and drop) body bytes before there is a body to put them in.
-      stream.on('data', (chunk: Buffer) => x.data(chunk));
-    });
-    stream.on('trailers', (h, _flags, raw?: string[]) => { x.trailers = toHeaderList(h, raw); });
-    stream.on('end', () => {
-      // The readable side can end without a response when the session dies
-      // (socket EOF): that is a failure, never a silent hang.
-      if (!x.body) {
-        x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'stream ended before a response', { details: { h2ErrorCode: stream.rstCode ?? null } }));
-        return;
-      }
-      // A peer RST_STREAM also ends the readable side, and its code is only
-      // known at 'close': the body ends there, so a reset is never taken for the end.
-      ended = true;
-    });
-    stream.on('error', () => { /* reported through 'close' with rstCode */ });
-    stream.on('close', () => {
-      if (x.done) return;
-      const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
-      if (ended && x.body && code === NGHTTP2_NO_ERROR) {
-        x.end();
-        return;
-      }
-      // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
-      const unprocessed = x.body === null && (code === NGHTTP2_REFUSED_STREAM || (this.#goawayLast >= 0 && (stream.id ?? 0) > this.#goawayLast));
-      x.fail(new OriginlinkError(
-        unprocessed && this.#goawayLast >= 0 ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET,
-        'remote',
-        `stream closed before the response ${x.body ? 'ended' : 'began'} (HTTP/2 error code ${code})`,
-        { retrySafe: unprocessed, details: { h2ErrorCode: code } },
-      ), false);
-    });
+    this.#flows.set(id, { x, owed: 0, paused: false });
+    this.#byExchange.set(x, id);
+    const sid = id;
     if (len === 0) x.sent();
     else if (len !== null) {
-      stream.end(typeof req.body === 'string' ? req.body : (req.body as Uint8Array));
+      this.#h2.data(sid, typeof req.body === 'string' ? Buffer.from(req.body) : (req.body as Uint8Array), true);
       x.sent();
     } else {
-      void x.pump({ write: (c) => stream.write(c), drain: () => waitDrain(stream), end: () => { if (!stream.destroyed) stream.end(); } });
+      void x.pump({
+        write: (c) => {
+          this.#h2.data(sid, c, false);
+          this.#flush();
+          return this.#h2.pending(sid) < WRITE_HIGH_WATER;
+        },
+        drain: () => new Promise<void>((r) => this.#writers.push(r)),
+        end: () => {
+          this.#h2.data(sid, new Uint8Array(0), true);
+          this.#flush();
+        },
+      });
     }
+    this.#flush();
     return x.promise;
   }
 
   drain(): void {
     if (this.#state !== 'ready') return;
     this.#state = 'draining';
-    if (this.active === 0) this.#closeSession();
+    if (this.#flows.size === 0) this.#closeGracefully();
   }
 
-  /**
-   * Graceful close with a bound: node:http2 waits for every stream it still
-   * tracks (a cancelled one may linger), so nothing we care about is left
-   * once our own count is zero — destroy if the close has not finished soon.
-   */
-  #closeSession(): void {
-    const s = this.#session;
-    if (s.destroyed) { this.#markClosed(null); return; }
-    // node:http2 may already have called close() itself (GOAWAY received): still bound it.
-    if (!s.closed) s.close();
+  destroy(error?: Error): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    const err = error instanceof OriginlinkError ? error : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', { cause: error });
+    for (const f of [...this.#flows.values()]) f.x.fail(err, false);
+    this.#flows.clear();
+    for (const w of this.#writers.splice(0)) w();
+    this.#socket.destroy();
+    this.#emit({ type: 'close', error: error ?? null });
+  }
+
+  // ---- internals ----
+
+  #onEvent(ev: H2Event): void {
+    switch (ev.type) {
+      case 'settings':
+        this.facts.peerMaxConcurrentStreams = ev.maxConcurrentStreams;
+        this.#emit({ type: 'capacity' });
+        return;
+      case 'headers': {
+        const f = this.#flows.get(ev.streamId);
+        if (!f) return;
+        if (ev.trailers) {
+          f.x.end(strip(ev.headers));
+          return;
+        }
+        const status = Number(ev.headers.find(([n]) => n === ':status')?.[1] ?? 0);
+        const id = ev.streamId;
+        const body = new PushBody(
+          () => this.#resume(id),
+          () => { f.paused = true; },
+          () => { if (!f.x.done) f.x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader')); },
+        );
+        f.x.head(status, strip(ev.headers), body, f.x.req.method === 'HEAD' || status === 204 || status === 304);
+        if (ev.endStream) f.x.end();
+        return;
+      }
+      case 'data': {
+        const f = this.#flows.get(ev.streamId);
+        if (!f) return;
+        f.x.data(ev.data);
+        // Credit follows the reader: at once while it keeps up, on its next read once it fell behind.
+        if (f.paused) f.owed += ev.data.length;
+        else this.#h2.consumed(ev.streamId, ev.data.length);
+        if (ev.endStream) f.x.end();
+        return;
+      }
+      case 'reset': {
+        const f = this.#flows.get(ev.streamId);
+        if (!f) return;
+        const started = f.x.body !== null;
+        // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
+        const unprocessed = !started && ev.code === H2ErrorCode.REFUSED_STREAM;
+        const aboveGoaway = unprocessed && this.#goawayLast !== null && ev.streamId > this.#goawayLast;
+        const code = !ev.byPeer && !unprocessed ? ErrorCode.MALFORMED_RESPONSE : aboveGoaway ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET;
+        const why = ev.byPeer ? `stream closed before the response ${started ? 'ended' : 'began'} (HTTP/2 error code ${ev.code})` : `malformed response: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
+        f.x.fail(new OriginlinkError(code, 'remote', why, { retrySafe: unprocessed, details: { h2ErrorCode: ev.code } }), false);
+        return;
+      }
+      case 'goaway':
+        this.#goawayLast = ev.lastStreamId;
+        if (this.#state === 'ready') this.#state = 'draining';
+        this.#emit({ type: 'goaway', lastStreamId: ev.lastStreamId });
+        return;
+      case 'ping-ack': {
+        const key = Buffer.from(ev.data).toString('hex');
+        const p = this.#pings.get(key);
+        if (p) {
+          this.#pings.delete(key);
+          p.resolve(performance.now() - p.at);
+        }
+        return;
+      }
+      case 'writable':
+        if (this.#writers.length) for (const w of this.#writers.splice(0)) w();
+        return;
+      case 'streams-available':
+        return;
+      case 'closed':
+        this.#flush();
+        this.destroy(ev.error
+          ? new OriginlinkError(ev.error.byPeer ? ErrorCode.GOAWAY : ErrorCode.PROTOCOL_ERROR, ev.error.byPeer ? 'remote' : 'local', ev.error.message, { details: { h2ErrorCode: ev.error.code } })
+          : undefined);
+        return;
+    }
+  }
+
+  #resume(id: number): void {
+    const f = this.#flows.get(id);
+    if (!f) return;
+    f.paused = false;
+    if (f.owed > 0) {
+      this.#h2.consumed(id, f.owed);
+      f.owed = 0;
+      this.#flush();
+    }
+  }
+
+  /** One corked write per turn of whatever the state machine produced. */
+  #flush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      const out = this.#h2.takeOutput();
+      if (out.length === 0 || this.#socket.destroyed) return;
+      const s = this.#socket;
+      s.cork();
+      for (const b of out) s.write(b);
+      s.uncork();
+    });
+  }
+
+  #closeGracefully(): void {
+    this.#h2.shutdown();
+    this.#flush();
+    // The server ends the connection after our GOAWAY; bound the wait.
     setTimeout(() => this.destroy(), CLOSE_GRACE_MS).unref();
   }
 
-  /** Close now. The pool learns of it here, not from node:http2's 'close' event, which can lag or never come. */
-  destroy(error?: Error): void {
-    if (this.#state === 'closed') return;
-    if (!this.#session.destroyed) this.#session.destroy(error);
-    this.#markClosed(error ?? null);
+  #gone(): OriginlinkError {
+    return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, facts: NOT_SENT });
   }
 
-  #markClosed(error: Error | null): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#emit({ type: 'close', error });
+  #goawayErr(): OriginlinkError {
+    return new OriginlinkError(ErrorCode.GOAWAY, 'remote', 'peer sent GOAWAY; no new requests on this connection', { retrySafe: true, facts: NOT_SENT, details: { lastStreamId: this.#goawayLast } });
   }
 }
 
-/** Header list without pseudo-headers; from node:http2's raw [name, value, ...] array when given (no object walk). */
-function toHeaderList(h: http2.IncomingHttpHeaders, raw?: string[]): HeaderList {
+/** The field list without pseudo-headers. */
+function strip(h: HeaderList): HeaderList {
   const out: HeaderList = [];
-  if (Array.isArray(raw)) {
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const k = raw[i] as string;
-      if (k.charCodeAt(0) !== 0x3a) out.push([k, raw[i + 1] as string]); // pseudo-headers
-    }
-    return out;
-  }
-  for (const k in h) {
-    const v = h[k];
-    if (k.charCodeAt(0) === 0x3a || v === undefined) continue; // pseudo-headers
-    if (Array.isArray(v)) for (const x of v) out.push([k, x]);
-    else out.push([k, String(v)]);
-  }
+  for (const f of h) if (f[0].charCodeAt(0) !== 0x3a) out.push(f);
   return out;
 }
