@@ -428,7 +428,8 @@ export class Agent implements TickMember {
 
   /** Parsed origin URLs, so the `{ origin, path }` form parses each origin once (bounded). */
   #originUrl(origin: string): URL {
-    let u = this.#origins.get(origin);
+    // peek: a parse cache needs no recency bookkeeping on the hot path (LruMap.get re-inserts).
+    let u = this.#origins.peek(origin);
     if (!u) {
       u = new URL(origin);
       if (u.pathname !== '/' || u.search !== '') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `origin must be scheme://host[:port] (got ${JSON.stringify(origin)})`);

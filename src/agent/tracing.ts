@@ -16,8 +16,10 @@ const tracer = trace.getTracer('originlink');
 const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
 
 /** Start the span of one request; `parent`: the caller's context (the service passes the incoming request's). */
+const CLIENT = { kind: SpanKind.CLIENT };
+
 export function startRequestSpan(method: string, url: URL, parent: Context | undefined): Span {
-  const span = tracer.startSpan(method, { kind: SpanKind.CLIENT }, parent ?? context.active());
+  const span = tracer.startSpan(method, CLIENT, parent ?? context.active());
   // Attributes only for a recording span: without an SDK this is the API's no-op span and costs nothing more.
   if (span.isRecording()) {
     span.setAttributes({
