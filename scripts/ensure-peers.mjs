@@ -27,6 +27,8 @@ const PACKAGES = {
   make: '/usr/bin/make',
   'g++': '/usr/bin/g++',
   // An independent HPACK implementation for differential tests (Debian's python3, not a pyenv one).
+  h2o: '/usr/bin/h2o',
+  'nghttp2-server': '/usr/sbin/nghttpd',
   'python3-hpack': '/usr/lib/python3/dist-packages/hpack/__init__.py',
   // An independent HTTP/2 frame implementation for differential tests.
   'python3-hyperframe': '/usr/lib/python3/dist-packages/hyperframe/__init__.py',

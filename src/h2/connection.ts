@@ -146,6 +146,7 @@ export class H2Connection {
     const why = checkFieldSection(headers, 'response');
     if (why) throw new TypeError(`malformed response: ${why}`);
     this.#sendHeaders(s, headers, endStream);
+    this.#checkDone();
   }
 
   /** Trailers end the stream. */
@@ -159,6 +160,7 @@ export class H2Connection {
       return;
     }
     this.#sendHeaders(s, headers, true);
+    this.#checkDone();
   }
 
   /** Queue DATA; it leaves as flow control allows (`writable` when credit returns). */
@@ -168,6 +170,7 @@ export class H2Connection {
     s.queue(data, endStream);
     this.#sendQueue.add(s);
     this.#flushData();
+    this.#checkDone();
   }
 
   /** Bytes of a stream still waiting for send credit. */
@@ -181,6 +184,7 @@ export class H2Connection {
     if (!s || this.#closed) return;
     this.#out.push(encodeRstStream(streamId, code));
     this.#close(s);
+    this.#checkDone();
   }
 
   /**
@@ -260,6 +264,7 @@ export class H2Connection {
       }
       throw e;
     }
+    this.#checkDone();
   }
 
   #frame(f: H2Frame, now: number): void {
@@ -502,7 +507,6 @@ export class H2Connection {
       }
     }
     if (code !== H2ErrorCode.NO_ERROR) this.#finish({ code, message: `peer sent GOAWAY (${code})${debug.length ? `: ${Buffer.from(debug).toString('latin1').slice(0, 120)}` : ''}`, byPeer: true });
-    else if (this.#streams.size === 0) this.#finish(null);
   }
 
   // ---- internals ----
@@ -571,8 +575,16 @@ export class H2Connection {
     if (s.unconsumed > 0 && !this.#closed) this.#creditConnection(s.unconsumed);
     s.unconsumed = 0;
     this.#emit({ type: 'streams-available' });
-    if (this.#goawaySent !== null && this.#streams.size === 0 && this.#shutdownPing === null) this.#finish(null);
-    else if (this.#goawayReceived !== null && this.#streams.size === 0) this.#finish(null);
+  }
+
+  /**
+   * After a GOAWAY either way, the connection ends once its last stream has.
+   * Checked when a call or a received chunk is done, never inside one: the
+   * events of the last stream (its final DATA) reach the listener first.
+   */
+  #checkDone(): void {
+    if (this.#closed || this.#streams.size > 0) return;
+    if ((this.#goawaySent !== null && this.#shutdownPing === null) || this.#goawayReceived !== null) this.#finish(null);
   }
 
   #ownOpen(): number {
@@ -599,7 +611,6 @@ export class H2Connection {
     this.#shutdownPing = null;
     this.#goawaySent = this.#lastPeerId;
     this.#out.push(encodeGoaway(this.#lastPeerId, H2ErrorCode.NO_ERROR));
-    if (this.#streams.size === 0) this.#finish(null);
   }
 
   #finish(error: { code: number; message: string; byPeer: boolean } | null): void {

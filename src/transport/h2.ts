@@ -61,6 +61,8 @@ export class H2PooledConnection implements PooledConnection {
   #writers: Array<() => void> = [];
   #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
   #goawayLast: number | null = null;
+  /** We closed gracefully: the socket's end is expected. */
+  #ending = false;
   #wire: ExchangeWire = {
     cancel: (x) => {
       const id = this.#byExchange.get(x);
@@ -91,7 +93,7 @@ export class H2PooledConnection implements PooledConnection {
       this.#flush();
     });
     socket.on('error', (e) => this.destroy(toOriginlinkError(e)));
-    socket.on('close', () => this.destroy(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
+    socket.on('close', () => this.destroy(this.#ending && this.#flows.size === 0 ? undefined : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
     this.#flush();
   }
 
@@ -295,10 +297,16 @@ export class H2PooledConnection implements PooledConnection {
     });
   }
 
+  /** GOAWAY, then FIN once it is written; nothing of ours is open. Bounded in case the socket hangs. */
   #closeGracefully(): void {
     this.#h2.shutdown();
-    this.#flush();
-    // The server ends the connection after our GOAWAY; bound the wait.
+    this.#ending = true;
+    const s = this.#socket;
+    const out = this.#h2.takeOutput();
+    if (!s.destroyed) {
+      for (const b of out) s.write(b);
+      s.end();
+    }
     setTimeout(() => this.destroy(), CLOSE_GRACE_MS).unref();
   }
 
