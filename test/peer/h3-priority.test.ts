@@ -158,7 +158,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
   // (fewest queued bytes) finishes first.
   // The relay and both ends share the test machine's two cores with the rest of the suite: under that load one
   // run in many saw the urgent response finish late (it passes alone every time). One retry, not a looser bound.
-  it('the priority request header orders responses on a congestion-limited connection by urgency', async () => {
+  it('the priority request header orders responses on a congestion-limited connection by urgency', { timeout: 60_000, retry: 1 }, async () => {
     const run = async (withPriority: boolean): Promise<{ lowEnd: number; urgentEnd: number }> => {
       const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
       try {
@@ -186,5 +186,5 @@ describe('HTTP/3 small responses beside a bulk response', () => {
     // The run without the header is the comparison (logged): on a loaded machine its order can flip
     // by tens of ms; with the header the urgent response must win (it fails without setPriority).
     expect(prio.urgentEnd).toBeLessThan(prio.lowEnd);
-  }, { timeout: 60_000, retry: 1 });
+  });
 });
