@@ -5,7 +5,10 @@
 //
 // Knobs (env): BENCH_SECONDS (per measurement, default 5), BENCH_CONCURRENCY
 // (default 32), BENCH_ROUNDS (default 2; clients alternate A B B A per round),
-// BENCH_PATH (default /1k.bin, a 1 KiB file).
+// BENCH_PATH (default /1k.bin, a 1 KiB file), BENCH_BULK_MIB (one-stream h2 bulk,
+// default 64; 0 skips it), BENCH_BULK_ROUNDS (default 4, alternating A B B A).
+// The bulk compares our h2 client with node:http2's client (the anchor for one
+// stream over one connection; undici's h2 wraps node:http2 too).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
@@ -13,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
+import http2 from 'node:http2';
 import * as undici from 'undici';
 import { dist } from '../lib/dist.mjs';
 
@@ -23,6 +27,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const C = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const PATH = process.env.BENCH_PATH ?? '/1k.bin';
+const BULK_MIB = Number(process.env.BENCH_BULK_MIB ?? 64);
+const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 4);
 
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-clients-'));
 let nginx = null;
@@ -57,6 +63,7 @@ async function startNginx(port) {
   mkdirSync(join(dir, 'tmp'));
   writeFileSync(join(dir, 'www', '1k.bin'), Buffer.alloc(1024, 120));
   writeFileSync(join(dir, 'www', '64k.bin'), Buffer.alloc(65536, 121));
+  if (BULK_MIB > 0) writeFileSync(join(dir, 'www', 'bulk.bin'), Buffer.alloc(BULK_MIB * 1024 * 1024, 122));
   writeFileSync(join(dir, 'nginx.conf'), `daemon off; user root; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 10000000; keepalive_timeout 75s; default_type application/octet-stream;
@@ -123,6 +130,37 @@ for (const protocol of ['h1', 'h2']) {
   await cs.originlink.close();
   await cs.undici.close();
 }
+
+/** One 64 MiB stream over one connection: MiB/s, median of rounds, both clients on a warm connection. */
+const bulk = { originlink: [], 'node:http2': [] };
+if (BULK_MIB > 0) {
+  const ol = new Agent({ protocol: 'h2', tls: { ca }, pool: { maxConnections: 1 } });
+  const session = http2.connect(origin, { ca, settings: { initialWindowSize: 4 * 1024 * 1024 } });
+  session.on('connect', () => session.setLocalWindowSize(16 * 1024 * 1024));
+  const runs = {
+    originlink: async () => { const r = await ol.request({ origin, path: '/bulk.bin' }); return r.dump(); },
+    'node:http2': () => new Promise((resolve, reject) => {
+      const st = session.request({ ':path': '/bulk.bin' });
+      let n = 0;
+      st.on('data', (c) => { n += c.length; });
+      st.on('end', () => resolve(n));
+      st.on('error', reject);
+    }),
+  };
+  for (const name of Object.keys(runs)) await runs[name](); // warm
+  for (let round = 0; round < BULK_ROUNDS; round++) {
+    const order = round % 2 === 0 ? ['originlink', 'node:http2'] : ['node:http2', 'originlink'];
+    for (const name of order) {
+      bar(`clients: h2 bulk round ${round + 1}/${BULK_ROUNDS} ${name}`);
+      const t = performance.now();
+      const n = await runs[name]();
+      if (n !== BULK_MIB * 1024 * 1024) throw new Error(`${name} bulk: ${n} bytes`);
+      bulk[name].push(BULK_MIB / ((performance.now() - t) / 1000));
+    }
+  }
+  await ol.close();
+  session.close();
+}
 process.stderr.write('\n');
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
@@ -146,15 +184,21 @@ for (const protocol of ['h1', 'h2']) {
   lines.push(`| ${protocol} | originlink | ${f(o.rps, 0)} | ${f(o.p50)} | ${f(o.p99)} | ${f(o.cpu, 0)} | ${o.errors} | **${f(o.rps / u.rps)}×** | ${f(o.p50 / u.p50)}× | ${f(o.p99 / u.p99)}× |`);
 }
 lines.push('', 'req/s ratio > 1 is better for originlink; latency ratios < 1 are better.');
+if (BULK_MIB > 0) {
+  const o = median(bulk.originlink);
+  const n = median(bulk['node:http2']);
+  summary.bulk = { mib: BULK_MIB, originlink: o, nodeHttp2: n, ratio: o / n };
+  lines.push('', `h2 one-stream bulk (${BULK_MIB} MiB, median of ${BULK_ROUNDS}): originlink ${f(o, 0)} MiB/s, node:http2 ${f(n, 0)} MiB/s, ratio **${f(o / n)}×**`);
+}
 console.log(lines.join('\n'));
 const date = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(here, '..', 'results'), { recursive: true });
 const out = join(here, '..', 'results', `clients-${date}.json`);
 writeFileSync(out, JSON.stringify({
   scenario: 'clients', date: new Date().toISOString(), command: 'npm run bench -- clients',
-  knobs: { SECONDS, C, ROUNDS, PATH },
+  knobs: { SECONDS, C, ROUNDS, PATH, BULK_MIB, BULK_ROUNDS },
   machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release(), node: process.version, undici: undici.VERSION ?? null },
-  summary, samples: results,
+  summary, samples: results, bulk,
 }, null, 2));
 console.log(`\nwrote ${out}`);
 process.exit(0);

@@ -11,7 +11,6 @@
  * (§4.1, §5.5). Everything stateful (stream states, CONTINUATION sequencing,
  * flow control) is the connection's (src/h2).
  */
-import { concatBytes } from './bytes.js';
 import { H2ErrorCode, WireError, type H2ErrorCodeValue } from './errors.js';
 
 export const H2FrameType = {
@@ -89,32 +88,159 @@ const frameSize = (msg: string): H2Error => new H2Error(H2ErrorCode.FRAME_SIZE_E
 export class H2FrameReader {
   /** Our SETTINGS_MAX_FRAME_SIZE (what the peer may send). */
   maxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  #buf: Uint8Array = EMPTY;
+  /**
+   * Bytes not yet framed, as received (no copy until a frame spans chunks:
+   * a frame inside one chunk is a view of it; one that spans chunks is
+   * gathered once).
+   */
+  #chunks: Uint8Array[] = [];
+  #offset = 0;
+  #len = 0;
+  /** The DATA frame being streamed out: payload octets left (padding included), padding left at its end. */
+  #data: { streamId: number; remaining: number; padLeft: number; needPadLen: boolean; endStream: boolean; payload: number } | null = null;
 
   push(chunk: Uint8Array): H2Frame[] {
-    const buf = this.#buf.length ? concatBytes([this.#buf, chunk]) : chunk;
+    if (chunk.length === 0) return [];
+    this.#chunks.push(chunk);
+    this.#len += chunk.length;
     const out: H2Frame[] = [];
-    let off = 0;
-    while (buf.length - off >= FRAME_HEADER) {
-      const len = (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!;
+    for (;;) {
+      if (this.#data) {
+        if (!this.#dataPiece(out)) break;
+        continue;
+      }
+      if (this.#len < FRAME_HEADER) break;
+      const h = this.#peek(FRAME_HEADER);
+      const len = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
       // §4.2: a frame over SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR (a connection error: we cannot resync).
       if (len > this.maxFrameSize) throw frameSize(`frame of ${len} bytes over the ${this.maxFrameSize} allowed`);
-      if (buf.length - off < FRAME_HEADER + len) break;
-      const type = buf[off + 3]!;
-      const flags = buf[off + 4]!;
-      const streamId = readU31(buf, off + 5);
-      const payload = buf.subarray(off + FRAME_HEADER, off + FRAME_HEADER + len);
-      off += FRAME_HEADER + len;
-      out.push(parseFrame(type, flags, streamId, payload));
+      if (h[3] === H2FrameType.DATA) {
+        // DATA is streamed out as it arrives (no copy, no wait for the whole frame).
+        const flags = h[4]!;
+        const streamId = readU31(h, 5);
+        this.#take(FRAME_HEADER);
+        if (streamId === 0) throw protocol('DATA on stream 0'); // §6.1
+        const padded = (flags & H2Flag.PADDED) !== 0;
+        if (padded && len < 1) throw frameSize('padded frame without a pad length');
+        this.#data = { streamId, remaining: len, padLeft: 0, needPadLen: padded, endStream: (flags & H2Flag.END_STREAM) !== 0, payload: len };
+        if (len === 0) {
+          this.#data = null;
+          out.push({ type: 'data', streamId, data: EMPTY, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: 0 });
+        }
+        continue;
+      }
+      if (this.#len < FRAME_HEADER + len) break;
+      const f = this.#take(FRAME_HEADER + len);
+      out.push(parseFrame(f[3]!, f[4]!, readU31(f, 5), f.subarray(FRAME_HEADER)));
     }
-    // Keep what is left; a view into the caller's chunk is copied so it can be reused.
-    this.#buf = off === buf.length ? EMPTY : Uint8Array.from(buf.subarray(off));
     return out;
   }
 
-  /** Bytes held for an incomplete frame. */
+  /**
+   * One piece of the DATA frame in progress; false when more bytes are needed.
+   * Pieces count their payload octets (`flowLength`, padding included, §6.9.1);
+   * END_STREAM rides on the piece that finishes the frame.
+   */
+  #dataPiece(out: H2Frame[]): boolean {
+    const d = this.#data!;
+    if (this.#len === 0) return false;
+    let flow = 0;
+    if (d.needPadLen) {
+      d.padLeft = this.#take(1)[0]!;
+      d.needPadLen = false;
+      d.remaining -= 1;
+      flow = 1;
+      // §6.1: padding as long as the payload or longer is a PROTOCOL_ERROR.
+      if (d.padLeft >= d.payload || d.padLeft > d.remaining) throw protocol(`padding of ${d.padLeft} bytes does not fit a ${d.payload}-byte payload`);
+    }
+    const dataLeft = d.remaining - d.padLeft;
+    let data: Uint8Array = EMPTY;
+    if (dataLeft > 0 && this.#len > 0) {
+      const first = this.#chunks[0]!;
+      const n = Math.min(dataLeft, first.length - this.#offset);
+      data = this.#take(n);
+      d.remaining -= n;
+      flow += n;
+    }
+    if (d.remaining === d.padLeft && d.padLeft > 0 && this.#len > 0) {
+      const n = Math.min(d.padLeft, this.#len);
+      this.#discard(n);
+      d.padLeft -= n;
+      d.remaining -= n;
+      flow += n;
+    }
+    const done = d.remaining === 0;
+    if (data.length === 0 && flow === 0 && !done) return false;
+    if (done) this.#data = null;
+    out.push({ type: 'data', streamId: d.streamId, data, endStream: done && d.endStream, flowLength: flow });
+    return true;
+  }
+
+  #discard(n: number): void {
+    let left = n;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      const k = Math.min(left, first.length - this.#offset);
+      this.#take(k);
+      left -= k;
+    }
+  }
+
+  /** Bytes held for an incomplete frame (a DATA frame in progress holds none). */
   get buffered(): number {
-    return this.#buf.length;
+    return this.#len;
+  }
+
+  /** Inside a DATA frame (its remaining payload not received yet). */
+  get midFrame(): boolean {
+    return this.#data !== null;
+  }
+
+  /** The next `n` bytes without consuming them (a view when they sit in one chunk). */
+  #peek(n: number): Uint8Array {
+    const first = this.#chunks[0]!;
+    if (first.length - this.#offset >= n) return first.subarray(this.#offset, this.#offset + n);
+    return this.#gather(n, false);
+  }
+
+  /** Consume the next `n` bytes. */
+  #take(n: number): Uint8Array {
+    const first = this.#chunks[0]!;
+    if (first.length - this.#offset >= n) {
+      const v = first.subarray(this.#offset, this.#offset + n);
+      this.#offset += n;
+      if (this.#offset === first.length) {
+        this.#chunks.shift();
+        this.#offset = 0;
+      }
+      this.#len -= n;
+      return v;
+    }
+    return this.#gather(n, true);
+  }
+
+  #gather(n: number, consume: boolean): Uint8Array {
+    const out = new Uint8Array(n);
+    let got = 0;
+    let i = 0;
+    let off = this.#offset;
+    while (got < n) {
+      const c = this.#chunks[i]!;
+      const k = Math.min(c.length - off, n - got);
+      out.set(c.subarray(off, off + k), got);
+      got += k;
+      off += k;
+      if (off === c.length) {
+        i++;
+        off = 0;
+      }
+    }
+    if (consume) {
+      this.#chunks.splice(0, i);
+      this.#offset = off;
+      this.#len -= n;
+    }
+    return out;
   }
 }
 

@@ -107,6 +107,11 @@ export class Pool implements TickMember {
   /** Run a request on a connection of this pool. */
   request(req: ConnRequest): Promise<PoolResult> {
     if (this.#closed) return Promise.reject(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`));
+    // An 'abort' listener added to a signal that already fired never runs: refuse now, not at pendingTimeoutMs.
+    if (req.signal?.aborted) {
+      this.counters.error(ErrorCode.ABORTED);
+      return Promise.reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }));
+    }
     this.#lastActivityAt = performance.now();
     return new Promise<PoolResult>((resolve, reject) => {
       const w: Waiter = { req, resolve, reject, enqueuedAt: this.#lastActivityAt, timer: null, onAbort: null };
@@ -127,6 +132,7 @@ export class Pool implements TickMember {
       if (req.signal) {
         w.onAbort = () => {
           this.#dequeue(w);
+          this.counters.error(ErrorCode.ABORTED);
           reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted while queued', { retrySafe: true, facts: NOT_SENT }));
         };
         req.signal.addEventListener('abort', w.onAbort, { once: true });

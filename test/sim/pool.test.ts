@@ -165,6 +165,20 @@ describe('queue bounds', () => {
   });
 });
 
+describe('abort', () => {
+  it('a request whose signal already fired is refused at once (OL_ABORTED), never queued nor dialled; aborts are counted', async () => {
+    const d = new Dialer({}, false);
+    const p = pool(d);
+    const ac = new AbortController();
+    ac.abort();
+    const e = await p.request({ ...req(), signal: ac.signal }).catch((x: unknown) => x as OriginlinkError);
+    expect([e.code, e.retrySafe]).toEqual([ErrorCode.ABORTED, true]);
+    await tick();
+    expect(d.pending).toHaveLength(0);
+    expect(p.stats().errors[ErrorCode.ABORTED]).toBe(1);
+  });
+});
+
 describe('idle, age and limits', () => {
   it('a surplus idle h1 connection closes after idleTimeoutMs/8; the last idle one after the full timeout', async () => {
     const d = new Dialer({ auto: true }, true);

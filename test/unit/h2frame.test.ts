@@ -24,11 +24,20 @@ const cat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(Buffer.conca
 function whole(bytes: Uint8Array): H2Frame[] {
   return new H2FrameReader().push(bytes);
 }
+/** Fed one byte at a time; DATA comes out in pieces as it arrives, joined here per frame for comparison. */
 function byteByByte(bytes: Uint8Array): H2Frame[] {
   const r = new H2FrameReader();
   const out: H2Frame[] = [];
-  for (const b of bytes) out.push(...r.push(Uint8Array.of(b)));
+  let open: Extract<H2Frame, { type: 'data' }> | null = null;
+  for (const b of bytes) {
+    for (const f of r.push(Uint8Array.of(b))) {
+      if (f.type !== 'data') { out.push(f); continue; }
+      open = open ? { ...open, data: Uint8Array.from(Buffer.concat([open.data, f.data])), endStream: f.endStream, flowLength: open.flowLength + f.flowLength } : f;
+      if (!r.midFrame) { out.push(open); open = null; }
+    }
+  }
   expect(r.buffered).toBe(0);
+  expect(r.midFrame).toBe(false);
   return out;
 }
 const plain = (f: H2Frame[]): unknown => JSON.parse(JSON.stringify(f, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
