@@ -1,15 +1,15 @@
 /**
- * The demo's local origins: node:https for HTTP/1.1, node:http2 for h2, and
- * our HTTP/3 server for h3. Each answers the same small API:
+ * The demo's local origins: node:https for HTTP/1.1, our HTTP/2 server for h2
+ * and our HTTP/3 server for h3. Each answers the same small API:
  *   GET /            a greeting naming the origin and protocol
  *   GET /bytes/N     N bytes (N ≤ 16 MiB)
  *   POST /echo       the request body back
  *   anything else    the greeting with the path
  */
 import https from 'node:https';
-import http2 from 'node:http2';
 import type net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from '../transport/server-types.js';
 
 export interface DemoOrigin {
   name: 'h1' | 'h2' | 'h3';
@@ -33,7 +33,7 @@ async function answer(proto: string, method: string, path: string, body: AsyncIt
   return { status: 200, type: 'text/plain; charset=utf-8', body: Buffer.from(`hello from the ${proto} demo origin: ${method} ${path}\nvia: ${via}\nx-forwarded-for: ${xff}\n`) };
 }
 
-async function nodeHandler(proto: string, req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse): Promise<void> {
+async function nodeHandler(proto: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const a = await answer(proto, req.method ?? 'GET', req.url ?? '/', req as AsyncIterable<Buffer>, req.headers as Record<string, string | undefined>);
   const r = res as ServerResponse;
   if (Buffer.isBuffer(a.body)) {
@@ -59,10 +59,16 @@ export async function startDemoOrigins(o: { cert: Buffer; key: Buffer; ports: { 
   const s1 = https.createServer({ cert: o.cert, key: o.key, ALPNProtocols: ['http/1.1'] }, (req, res) => { nodeHandler('HTTP/1.1', req, res).catch(fail(res)); });
   s1.keepAliveTimeout = 60_000;
   out.push({ name: 'h1', port: await listen(s1, o.ports.h1), close: () => new Promise((r) => { s1.close(() => r()); s1.closeAllConnections(); }) });
-  const s2 = http2.createSecureServer({ cert: o.cert, key: o.key }, (req, res) => { nodeHandler('HTTP/2', req, res).catch(fail(res)); });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  s2.on('session', (s) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
-  out.push({ name: 'h2', port: await listen(s2, o.ports.h2), close: () => new Promise((r) => { s2.close(() => r()); for (const s of sessions) s.destroy(); }) });
+  // Our HTTP/2 and HTTP/3 servers share one handler shape.
+  const handler = (proto: string): RequestHandler => async (req) => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of req.headers) headers[k] = v;
+    const a = await answer(proto, req.method, req.path, req.body as AsyncIterable<Buffer>, headers);
+    return { status: a.status, headers: [['content-type', a.type], ['x-demo-origin', proto]], body: a.body as Buffer };
+  };
+  const { startH2Server } = await import('../transport/h2-server.js');
+  const s2 = await startH2Server({ host: '127.0.0.1', port: o.ports.h2, cert: o.cert, key: o.key, handler: handler('HTTP/2'), ...(o.onError ? { onError: o.onError } : {}) });
+  out.push({ name: 'h2', port: s2.address.port, close: () => s2.close(200) });
   if (o.h3 !== false) {
     const { startH3Server } = await import('../transport/h3-server.js');
     const s3 = await startH3Server({
@@ -70,12 +76,7 @@ export async function startDemoOrigins(o: { cert: Buffer; key: Buffer; ports: { 
       port: o.ports.h3,
       cert: new Uint8Array(o.cert),
       key: new Uint8Array(o.key),
-      handler: async (req) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of req.headers) headers[k] = v;
-        const a = await answer('HTTP/3', req.method, req.path, req.body as AsyncIterable<Buffer>, headers);
-        return { status: a.status, headers: [['content-type', a.type], ['x-demo-origin', 'HTTP/3']], body: a.body as Buffer };
-      },
+      handler: handler('HTTP/3'),
       ...(o.onError ? { onError: o.onError } : {}),
     });
     out.push({ name: 'h3', port: s3.address.port, close: () => s3.close(200) });

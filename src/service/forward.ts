@@ -1,14 +1,13 @@
 /**
  * Forward one front request through an Upstream: checks, routing, header
  * rewriting, streamed bodies both ways, error mapping, one log line.
- * Works on Node's h1 (`IncomingMessage`/`ServerResponse`) and h2 compat
- * (`Http2ServerRequest`/`Http2ServerResponse`) objects alike.
+ * Works on Node's h1 objects (`IncomingMessage`/`ServerResponse`) and,
+ * in the shapes mux-front.ts gives requests of our HTTP/2 and HTTP/3 fronts alike.
  *
  * Invariant: once the response head is sent, a failure destroys the client
  * stream (h1: the socket, h2: RST_STREAM) so a truncated body never looks complete.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
@@ -20,8 +19,10 @@ import type { Upstream } from './upstream.js';
 import type { RequestCommon } from '../agent/agent.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 
-export type FrontRequest = IncomingMessage | Http2ServerRequest;
-export type FrontResponse = ServerResponse | Http2ServerResponse;
+/** A request of a multiplexed front (mux-front.ts): Node's request fields on the body stream. */
+export type MuxFrontRequest = IncomingMessage & { stream: { endAfterHeaders: boolean } };
+export type FrontRequest = IncomingMessage | MuxFrontRequest;
+export type FrontResponse = ServerResponse;
 
 /** What one config generation offers the forwarder. */
 export interface Generation {
@@ -153,7 +154,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     xff: cfg.proxy.xForwardedFor,
     teTrailers: facts.teTrailers,
   });
-  const stream = (req as Http2ServerRequest).stream;
+  const stream = (req as MuxFrontRequest).stream;
   const hasBody = h2 ? !stream?.endAfterHeaders && facts.contentLength !== 0 : (facts.contentLength ?? 0) > 0 || facts.chunked;
   let tooLarge = false;
   const max = cfg.limits.maxBodyBytes;

@@ -1,23 +1,25 @@
 /**
  * Front listeners. Kinds:
- *  - `https`: TLS; ALPN picks h2 or http/1.1, and the socket goes to a
- *    node:http2 or node:http server that never listens itself;
+ *  - `https`: TLS; ALPN picks h2 or http/1.1: an h2 socket is served by our
+ *    HTTP/2 server (transport/h2-server.ts), an http/1.1 one goes to a
+ *    node:http server that never listens itself;
  *  - `http`: cleartext HTTP/1.1 (node:http);
- *  - `h2c`: cleartext HTTP/2 with prior knowledge (node:http2);
+ *  - `h2c`: cleartext HTTP/2 with prior knowledge (our HTTP/2 server);
  *  - `h3`: HTTP/3 over QUIC (see h3-listener.ts).
  * Node's parser limits (header size, header timeout) stay in force for
  * sockets handed over by `emit('connection')`: the inner http.Server gets a
  * `listening` event so its connection checker runs.
  */
 import http from 'node:http';
-import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo, FrontRequest, FrontResponse } from './forward.js';
 import type { Metrics } from './metrics.js';
+import { H2ServerSession, type H2SessionOptions } from '../transport/h2-server.js';
+import { muxFrontHandler } from './mux-front.js';
 
 export interface ListenerHooks {
   handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void;
@@ -46,9 +48,10 @@ export class TcpListener implements Listener {
   #hooks: ListenerHooks;
   #front: net.Server | null = null;
   #h1: http.Server | null = null;
-  #h2: http2.Http2Server | null = null;
+  /** How h2 sockets are served (null: no h2 on this listener). */
+  #h2: H2SessionOptions | null = null;
   #sockets = new Set<net.Socket>();
-  #sessions = new Set<http2.ServerHttp2Session>();
+  #sessions = new Set<H2ServerSession>();
   #port = 0;
   #closing = false;
 
@@ -76,12 +79,15 @@ export class TcpListener implements Listener {
       this.#h1.maxHeadersCount = lim.maxHeaderCount * 2;
     }
     if (cfg.kind === 'h2c' || (cfg.kind === 'https' && cfg.http2)) {
-      this.#h2 = http2.createServer({
-        maxHeaderListPairs: lim.maxHeaderCount * 2 + 8,
-        settings: { maxConcurrentStreams: lim.maxConcurrentStreams, maxHeaderListSize: lim.maxHeaderBytes + 8192 },
-      }, handler);
-      this.#h2.setTimeout(Math.max(lim.keepAliveTimeoutMs, 1000));
-      this.#h2.on('session', (s) => this.#trackSession(s));
+      this.#h2 = {
+        handler: muxFrontHandler(this.#hooks, info, 2),
+        maxConcurrentStreams: lim.maxConcurrentStreams,
+        // The forwarder's own check answers 431 at the exact limit; HPACK's cap leaves room for pseudo-headers.
+        maxHeaderListSize: lim.maxHeaderBytes + 8192,
+        firstRequestTimeoutMs: lim.requestHeaderTimeoutMs,
+        idleTimeoutMs: Math.max(lim.keepAliveTimeoutMs, 1000),
+        onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h2 handler error'),
+      };
     }
     if (cfg.kind === 'https') {
       const t = cfg.tls as NonNullable<ListenerConfig['tls']>;
@@ -105,14 +111,16 @@ export class TcpListener implements Listener {
         clearTimeout(pendingTls.get(key));
         pendingTls.delete(key);
         if (this.#closing) { s.destroy(); return; }
-        if (s.alpnProtocol === 'h2' && this.#h2) this.#h2.emit('connection', s);
+        if (s.alpnProtocol === 'h2' && this.#h2) this.#serveH2(s, 'https');
         else this.#h1?.emit('connection', s);
       });
       front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
       this.#front = front;
       this.#h1?.emit('listening'); // starts Node's header-timeout checker for handed-over sockets
+    } else if (this.#h1) {
+      this.#front = this.#h1;
     } else {
-      this.#front = (this.#h1 ?? this.#h2) as net.Server;
+      this.#front = net.createServer((s) => this.#serveH2(s, 'http'));
     }
     this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
     await new Promise<void>((resolve, reject) => {
@@ -137,16 +145,11 @@ export class TcpListener implements Listener {
     s.on('error', () => { /* reported by the server that owns the protocol */ });
   }
 
-  #trackSession(session: http2.ServerHttp2Session): void {
+  #serveH2(socket: net.Socket, scheme: 'https' | 'http'): void {
+    const session = new H2ServerSession(socket, this.#h2 as H2SessionOptions, scheme);
     this.#sessions.add(session);
-    session.once('close', () => this.#sessions.delete(session));
-    session.on('error', () => { /* the socket is gone; streams fail on their own */ });
-    if (this.#closing) { session.close(); return; }
-    // Slowloris guard: the first request must arrive within the header timeout.
-    const t = setTimeout(() => session.destroy(), this.#limits.requestHeaderTimeoutMs);
-    t.unref();
-    session.once('stream', () => clearTimeout(t));
-    session.once('close', () => clearTimeout(t));
+    session.onClose(() => this.#sessions.delete(session));
+    if (this.#closing) session.close();
   }
 
   update(cfg: ListenerConfig, limits: LimitsConfig): void {
@@ -157,7 +160,7 @@ export class TcpListener implements Listener {
       this.#h1.headersTimeout = limits.requestHeaderTimeoutMs;
       this.#h1.keepAliveTimeout = limits.keepAliveTimeoutMs;
     }
-    if (this.#h2) this.#h2.setTimeout(Math.max(limits.keepAliveTimeoutMs, 1000));
+    if (this.#h2) this.#h2 = { ...this.#h2, firstRequestTimeoutMs: limits.requestHeaderTimeoutMs, idleTimeoutMs: Math.max(limits.keepAliveTimeoutMs, 1000) };
   }
 
   async close(graceMs: number): Promise<void> {

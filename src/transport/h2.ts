@@ -18,6 +18,7 @@ import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../erro
 import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
+import { H2Wire, type H2Flow } from './h2-wire.js';
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
 const ASSUMED_STREAMS = 100;
@@ -34,11 +35,8 @@ export interface H2Options {
   maxHeaderListSize: number;
 }
 
-interface Flow {
+interface Flow extends H2Flow {
   x: Exchange;
-  /** Response bytes delivered to the body and not yet credited to the server. */
-  owed: number;
-  paused: boolean;
 }
 
 export class H2PooledConnection implements PooledConnection {
@@ -51,13 +49,13 @@ export class H2PooledConnection implements PooledConnection {
   #state: ConnState = 'ready';
   #socket: net.Socket;
   #h2: H2Connection;
+  #io: H2Wire;
   #opts: H2Options;
   #scheme: 'https' | 'http';
   #cert: X509Certificate | null;
   #listeners: Array<(ev: ConnEvent) => void> = [];
   #flows = new Map<number, Flow>();
   #byExchange = new Map<Exchange, number>();
-  #flushQueued = false;
   #writers: Array<() => void> = [];
   #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
   #goawayLast: number | null = null;
@@ -67,7 +65,7 @@ export class H2PooledConnection implements PooledConnection {
     cancel: (x) => {
       const id = this.#byExchange.get(x);
       if (id !== undefined) this.#h2.reset(id, H2ErrorCode.CANCEL);
-      this.#flush();
+      this.#io.flush();
     },
     settled: (x) => {
       const id = this.#byExchange.get(x);
@@ -87,14 +85,15 @@ export class H2PooledConnection implements PooledConnection {
     this.#scheme = scheme;
     this.#cert = cert;
     this.#h2 = new H2Connection({ role: 'client', windowSize: opts.windowSize, connectionWindowSize: 4 * opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize });
+    this.#io = new H2Wire(this.#h2, socket);
     this.#h2.on((ev) => this.#onEvent(ev));
     socket.on('data', (d: Buffer) => {
       this.#h2.receive(d, performance.now());
-      this.#flush();
+      this.#io.flush();
     });
     socket.on('error', (e) => this.destroy(toOriginlinkError(e)));
     socket.on('close', () => this.destroy(this.#ending && this.#flows.size === 0 ? undefined : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
-    this.#flush();
+    this.#io.flush();
   }
 
   get state(): ConnState { return this.#state; }
@@ -128,7 +127,7 @@ export class H2PooledConnection implements PooledConnection {
         },
       });
       this.#h2.ping(data);
-      this.#flush();
+      this.#io.flush();
     });
   }
 
@@ -164,17 +163,17 @@ export class H2PooledConnection implements PooledConnection {
       void x.pump({
         write: (c) => {
           this.#h2.data(sid, c, false);
-          this.#flush();
+          this.#io.flush();
           return this.#h2.pending(sid) < WRITE_HIGH_WATER;
         },
         drain: () => new Promise<void>((r) => this.#writers.push(r)),
         end: () => {
           this.#h2.data(sid, new Uint8Array(0), true);
-          this.#flush();
+          this.#io.flush();
         },
       });
     }
-    this.#flush();
+    this.#io.flush();
     return x.promise;
   }
 
@@ -226,8 +225,7 @@ export class H2PooledConnection implements PooledConnection {
         if (!f) return;
         f.x.data(ev.data);
         // Credit follows the reader: at once while it keeps up, on its next read once it fell behind.
-        if (f.paused) f.owed += ev.data.length;
-        else this.#h2.consumed(ev.streamId, ev.data.length);
+        this.#io.received(ev.streamId, f, ev.data.length);
         if (ev.endStream) f.x.end();
         return;
       }
@@ -263,7 +261,7 @@ export class H2PooledConnection implements PooledConnection {
       case 'streams-available':
         return;
       case 'closed':
-        this.#flush();
+        this.#io.flush();
         this.destroy(ev.error
           ? new OriginlinkError(ev.error.byPeer ? ErrorCode.GOAWAY : ErrorCode.PROTOCOL_ERROR, ev.error.byPeer ? 'remote' : 'local', ev.error.message, { details: { h2ErrorCode: ev.error.code } })
           : undefined);
@@ -273,29 +271,9 @@ export class H2PooledConnection implements PooledConnection {
 
   #resume(id: number): void {
     const f = this.#flows.get(id);
-    if (!f) return;
-    f.paused = false;
-    if (f.owed > 0) {
-      this.#h2.consumed(id, f.owed);
-      f.owed = 0;
-      this.#flush();
-    }
+    if (f) this.#io.resume(id, f);
   }
 
-  /** One corked write per turn of whatever the state machine produced. */
-  #flush(): void {
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    queueMicrotask(() => {
-      this.#flushQueued = false;
-      const out = this.#h2.takeOutput();
-      if (out.length === 0 || this.#socket.destroyed) return;
-      const s = this.#socket;
-      s.cork();
-      for (const b of out) s.write(b);
-      s.uncork();
-    });
-  }
 
   /** GOAWAY, then FIN once it is written; nothing of ours is open. Bounded in case the socket hangs. */
   #closeGracefully(): void {

@@ -16,30 +16,11 @@ import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
+import { HANDLER_FAILED_HEAD, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
-export interface H3ServerRequest {
-  method: string;
-  path: string;
-  authority: string;
-  scheme: string;
-  /** Regular fields (no pseudo-headers), lower-case names, wire order. */
-  headers: HeaderList;
-  body: Readable;
-  streamId: number;
-  remoteAddress: string;
-  remotePort: number;
-  /** Aborted when the client resets the stream or the connection closes. */
-  signal: AbortSignal;
-}
-
-export interface H3ServerResponse {
-  status: number;
-  headers?: HeaderList;
-  body?: RequestBody | Readable;
-  trailers?: HeaderList;
-}
-
-export type H3Handler = (req: H3ServerRequest) => H3ServerResponse | Promise<H3ServerResponse>;
+export type H3ServerRequest = ServerRequest;
+export type H3ServerResponse = ServerResponse;
+export type H3Handler = RequestHandler;
 
 export interface H3ServerOptions {
   /** Bind address. Default '127.0.0.1'. */
@@ -313,7 +294,9 @@ class ServerSession {
       if (!s.body.readableEnded && !gone()) s.body.destroy();
     } catch (e) {
       this.#opts.onError?.(e);
-      if (!gone()) this.#h3.resetStream(id, s.responding ? H3ErrorCode.REQUEST_CANCELLED : H3ErrorCode.INTERNAL_ERROR);
+      if (gone()) { /* the stream or connection went first */ }
+      else if (!s.responding) this.#h3.sendHeaders(id, HANDLER_FAILED_HEAD, true);
+      else this.#h3.resetStream(id, H3ErrorCode.REQUEST_CANCELLED);
     } finally {
       s.done = true;
       this.#streams.delete(id);

@@ -1,0 +1,337 @@
+/**
+ * Our HTTP/2 server: the sans-IO H2Connection (server role) over a TCP or
+ * TLS socket, calling a handler per request (server-types.ts, the same
+ * shape as our HTTP/3 server). Used by the demo origins and the service's
+ * `https` (ALPN h2) and `h2c` fronts; the flood protections are the
+ * connection's (src/h2/floods.ts).
+ *
+ * Per turn, what the state machine produced leaves in one corked write.
+ * Request bodies hold at most one stream window: credit goes back as the
+ * handler reads. Response bodies wait for send credit (backpressure from
+ * the client's window) without buffering more than WRITE_HIGH_WATER.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { H2ErrorCode } from '../codec/errors.js';
+import { H2Connection } from '../h2/connection.js';
+import type { FloodLimits, H2Event } from '../h2/types.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { bodyBytes, bodyChunks, knownLength } from '../http/body.js';
+import type { HeaderList } from '../http/types.js';
+import { abortBody } from '../util/body.js';
+import { PushBody } from './exchange.js';
+import { H2Wire, type H2Flow } from './h2-wire.js';
+import { HANDLER_FAILED_HEAD, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { Readable } from 'node:stream';
+
+const WRITE_HIGH_WATER = 256 * 1024;
+const EMPTY = new Uint8Array(0);
+
+export interface H2SessionOptions {
+  handler: RequestHandler;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS. Default 100. */
+  maxConcurrentStreams?: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE (HPACK cap). Default 64 KiB. */
+  maxHeaderListSize?: number;
+  /** Receive window per stream. Default 1 MiB. */
+  windowSize?: number;
+  /** SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441). Default false. */
+  enableConnectProtocol?: boolean;
+  limits?: Partial<FloodLimits>;
+  /** The first request must arrive within this, ms (slowloris guard; 0 = none). Default 10000. */
+  firstRequestTimeoutMs?: number;
+  /** Close a connection with no open stream for this long, ms (0 = never). Default 120000. */
+  idleTimeoutMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+interface Incoming extends H2Flow {
+  body: PushBody;
+  abort: AbortController | null;
+  abandoned: Error | null;
+  responding: boolean;
+}
+
+/** One HTTP/2 connection served on `socket` (TLS with ALPN h2, or cleartext with prior knowledge). */
+export class H2ServerSession {
+  readonly socket: net.Socket;
+  #h2: H2Connection;
+  #io: H2Wire;
+  #opts: H2SessionOptions;
+  #scheme: 'https' | 'http';
+  #streams = new Map<number, Incoming>();
+  #writers: Array<() => void> = [];
+  #closed = false;
+  #onClose: (() => void) | null = null;
+  #firstTimer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(socket: net.Socket, opts: H2SessionOptions, scheme: 'https' | 'http') {
+    this.socket = socket;
+    this.#opts = opts;
+    this.#scheme = scheme;
+    this.#h2 = new H2Connection({
+      role: 'server',
+      maxConcurrentStreams: opts.maxConcurrentStreams ?? 100,
+      maxHeaderListSize: opts.maxHeaderListSize ?? 64 * 1024,
+      windowSize: opts.windowSize ?? 1024 * 1024,
+      ...(opts.enableConnectProtocol ? { enableConnectProtocol: true } : {}),
+      ...(opts.limits ? { limits: opts.limits } : {}),
+    });
+    this.#io = new H2Wire(this.#h2, socket);
+    this.#h2.on((ev) => this.#onEvent(ev));
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => {
+      this.#h2.receive(d, performance.now());
+      this.#io.flush();
+    });
+    socket.on('error', () => { /* 'close' follows */ });
+    socket.on('close', () => this.#gone(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed')));
+    const first = opts.firstRequestTimeoutMs ?? 10_000;
+    if (first > 0) {
+      this.#firstTimer = setTimeout(() => this.destroy(), first);
+      this.#firstTimer.unref();
+    }
+    this.#io.flush();
+  }
+
+  get closed(): boolean { return this.#closed; }
+  get activeStreams(): number { return this.#streams.size; }
+  onClose(fn: () => void): void { this.#onClose = fn; }
+
+  /** Graceful close (RFC 9113 §6.8, two GOAWAYs): open streams finish, then the connection ends. */
+  close(): void {
+    if (this.#closed) return;
+    this.#h2.shutdown();
+    this.#io.flush();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #onEvent(ev: H2Event): void {
+    switch (ev.type) {
+      case 'headers':
+        if (ev.trailers) {
+          this.#streams.get(ev.streamId)?.body.deliver(EMPTY, true);
+          return;
+        }
+        this.#request(ev.streamId, ev.headers, ev.endStream);
+        return;
+      case 'data': {
+        const s = this.#streams.get(ev.streamId);
+        if (!s) return;
+        s.body.deliver(ev.data, ev.endStream);
+        this.#io.received(ev.streamId, s, ev.data.length);
+        return;
+      }
+      case 'reset': {
+        const s = this.#streams.get(ev.streamId);
+        if (!s) return;
+        this.#streams.delete(ev.streamId);
+        const err = new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (HTTP/2 error code ${ev.code})`);
+        s.abandoned ??= err;
+        s.abort?.abort(err);
+        abortBody(s.body, err);
+        this.#armIdle();
+        return;
+      }
+      case 'writable':
+        if (this.#writers.length) for (const w of this.#writers.splice(0)) w();
+        return;
+      case 'closed':
+        this.#io.flush();
+        // Let the GOAWAY leave, then end the connection.
+        queueMicrotask(() => { if (!this.socket.destroyed) this.socket.end(); });
+        this.#gone(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', ev.error?.message ?? 'connection closed'));
+        return;
+      default:
+        return;
+    }
+  }
+
+  #request(id: number, headers: HeaderList, endStream: boolean): void {
+    if (this.#firstTimer) { clearTimeout(this.#firstTimer); this.#firstTimer = null; }
+    if (this.#idleTimer) { clearTimeout(this.#idleTimer); this.#idleTimer = null; }
+    let method = 'GET';
+    let path = '/';
+    let authority = '';
+    let scheme: string = this.#scheme;
+    const fields: HeaderList = [];
+    for (const f of headers) {
+      switch (f[0]) {
+        case ':method': method = f[1]; break;
+        case ':path': path = f[1]; break;
+        case ':authority': authority = f[1]; break;
+        case ':scheme': scheme = f[1]; break;
+        default:
+          if (f[0].charCodeAt(0) !== 0x3a) fields.push(f);
+      }
+    }
+    if (!authority) authority = fields.find(([n]) => n === 'host')?.[1] ?? '';
+    const s: Incoming = {
+      body: new PushBody(() => this.#resume(id), () => { s.paused = true; }),
+      abort: null,
+      abandoned: null,
+      owed: 0,
+      paused: false,
+      responding: false,
+    };
+    this.#streams.set(id, s);
+    if (endStream) s.body.deliver(EMPTY, true);
+    const self = this;
+    const req: ServerRequest = {
+      method,
+      path,
+      authority,
+      scheme,
+      headers: fields,
+      body: s.body,
+      streamId: id,
+      remoteAddress: this.socket.remoteAddress ?? '',
+      remotePort: this.socket.remotePort ?? 0,
+      // Made on first use: most handlers never look.
+      get signal(): AbortSignal {
+        if (!s.abort) {
+          s.abort = new AbortController();
+          if (s.abandoned || self.#closed) s.abort.abort(s.abandoned);
+        }
+        return s.abort.signal;
+      },
+    };
+    void this.#respond(id, s, req);
+  }
+
+  async #respond(id: number, s: Incoming, req: ServerRequest): Promise<void> {
+    const gone = (): boolean => this.#closed || this.#streams.get(id) !== s;
+    try {
+      const res: ServerResponse = await this.#opts.handler(req);
+      if (gone()) return;
+      s.responding = true;
+      const head: HeaderList = [[':status', String(res.status)]];
+      for (const [n, v] of res.headers ?? []) head.push([n.toLowerCase(), v]);
+      const body = req.method === 'HEAD' ? null : (res.body ?? null);
+      const trailers = res.trailers && res.trailers.length ? res.trailers : null;
+      const len = body instanceof Readable ? null : knownLength(body);
+      if (len === 0 && !trailers) {
+        this.#h2.respond(id, head, true);
+      } else {
+        this.#h2.respond(id, head, false);
+        if (len !== null) {
+          this.#h2.data(id, bodyBytes(body as string | Uint8Array | null), !trailers);
+        } else {
+          const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array | string>) : bodyChunks(body as never);
+          for await (const c of src) {
+            if (gone()) return;
+            this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
+            this.#io.flush();
+            while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) await new Promise<void>((r) => this.#writers.push(r));
+          }
+          if (gone()) return;
+          if (!trailers) this.#h2.data(id, EMPTY, true);
+        }
+        if (trailers) this.#h2.trailers(id, trailers);
+      }
+      this.#io.flush();
+      this.#done(id, s);
+    } catch (e) {
+      this.#opts.onError?.(e);
+      if (gone()) { /* the stream or connection went first */ }
+      else if (!s.responding) this.#h2.respond(id, HANDLER_FAILED_HEAD, true);
+      else this.#h2.reset(id, H2ErrorCode.CANCEL);
+      this.#io.flush();
+      this.#done(id, s);
+    }
+  }
+
+  #done(id: number, s: Incoming): void {
+    if (this.#streams.get(id) !== s) return;
+    this.#streams.delete(id);
+    // Unread request body: the stream is over for us; its credit went back with the stream (h2/connection.ts).
+    if (!s.body.readableEnded) abortBody(s.body);
+    this.#armIdle();
+  }
+
+  #armIdle(): void {
+    const ms = this.#opts.idleTimeoutMs ?? 120_000;
+    if (ms <= 0 || this.#streams.size > 0 || this.#closed) return;
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => this.close(), ms);
+    this.#idleTimer.unref();
+  }
+
+  #resume(id: number): void {
+    const s = this.#streams.get(id);
+    if (!s) return;
+    s.paused = false;
+    if (s.owed > 0) {
+      this.#h2.consumed(id, s.owed);
+      s.owed = 0;
+      this.#io.flush();
+    }
+  }
+
+
+  #gone(err: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#firstTimer) clearTimeout(this.#firstTimer);
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    for (const s of this.#streams.values()) {
+      s.abandoned ??= err;
+      s.abort?.abort(err);
+      abortBody(s.body, err);
+    }
+    this.#streams.clear();
+    for (const w of this.#writers.splice(0)) w();
+    if (!this.socket.destroyed) this.#io.flush();
+    this.#onClose?.();
+  }
+}
+
+export interface H2ServerOptions extends H2SessionOptions {
+  /** Bind address. Default '127.0.0.1'. */
+  host?: string;
+  /** Port. Default 0 (ephemeral). */
+  port?: number;
+  /** PEM certificate and key: TLS with ALPN h2. Without them: cleartext HTTP/2 with prior knowledge (h2c). */
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
+}
+
+export interface H2Server {
+  readonly address: { host: string; port: number };
+  readonly connections: number;
+  /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
+  const sessions = new Set<H2ServerSession>();
+  const serve = (socket: net.Socket, scheme: 'https' | 'http'): void => {
+    const s = new H2ServerSession(socket, opts, scheme);
+    sessions.add(s);
+    s.onClose(() => sessions.delete(s));
+  };
+  const server: net.Server = opts.cert && opts.key
+    ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: ['h2'] }, (s) => serve(s, 'https'))
+    : net.createServer((s) => serve(s, 'http'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const a = server.address() as net.AddressInfo;
+  return {
+    address: { host: a.address, port: a.port },
+    get connections() { return sessions.size; },
+    async close(graceMs = 1000) {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sessions) s.close();
+      const end = Date.now() + graceMs;
+      while ([...sessions].some((s) => s.activeStreams > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      for (const s of sessions) s.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * Our HTTP/2 server (transport/h2-server.ts, the one behind the service's
+ * https/h2c fronts and the demo origin) against independent clients: curl
+ * (TLS+ALPN h2 and cleartext prior knowledge), nghttp and h2load (nghttp2).
+ * A 3 MiB upload echoed back byte-identical, response trailers, many
+ * concurrent streams, and a rapid-reset flood from a raw socket that ends in
+ * GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §10.5) while other clients keep being
+ * served.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CLIENT_PREFACE, H2FrameReader, encodeHeaders, encodeRstStream, encodeSettings, type H2Frame } from '../../src/codec/h2frame.js';
+import { H2ErrorCode } from '../../src/codec/errors.js';
+import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
+import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
+import type { RequestHandler } from '../../src/transport/server-types.js';
+import { makeCerts } from '../helpers/certs.js';
+
+const run = promisify(execFile);
+const certs = makeCerts();
+const upload = randomBytes(3 * 1024 * 1024);
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+let dir: string;
+let tlsServer: H2Server;
+let clearServer: H2Server;
+
+const handler: RequestHandler = async (req) => {
+  if (req.path === '/echo') {
+    const chunks: Buffer[] = [];
+    for await (const c of req.body) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    return { status: 200, headers: [['content-type', 'application/octet-stream']], body };
+  }
+  if (req.path === '/throws') throw new Error('handler bug');
+  if (req.path === '/trailers') {
+    return { status: 200, headers: [['content-type', 'text/plain']], body: 'with trailers\n', trailers: [['x-checksum', 'abc123']] };
+  }
+  return { status: 200, headers: [['content-type', 'text/plain']], body: `hello ${req.method} ${req.path} ${req.scheme}\n` };
+};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ol-h2-server-'));
+  writeFileSync(join(dir, 'up.bin'), upload);
+  tlsServer = await startH2Server({ handler, cert: certs.cert, key: certs.key });
+  clearServer = await startH2Server({ handler });
+});
+
+afterAll(async () => {
+  await tlsServer?.close(100);
+  await clearServer?.close(100);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const tlsUrl = (path: string): string => `https://localhost:${tlsServer.address.port}${path}`;
+const clearUrl = (path: string): string => `http://127.0.0.1:${clearServer.address.port}${path}`;
+
+describe('our HTTP/2 server against curl', () => {
+  it('serves over TLS with ALPN h2', async () => {
+    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-w', '\n%{http_version}', tlsUrl('/a')]);
+    expect(stdout).toBe('hello GET /a https\n\n2');
+  });
+
+  it('serves cleartext HTTP/2 with prior knowledge (h2c)', async () => {
+    const { stdout } = await run('curl', ['-sS', '--http2-prior-knowledge', '-w', '\n%{http_version}', clearUrl('/b')]);
+    expect(stdout).toBe('hello GET /b http\n\n2');
+  });
+
+  it('echoes a 3 MiB upload byte-identical (flow control both ways)', async () => {
+    const out = join(dir, 'echo.bin');
+    await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '--data-binary', `@${join(dir, 'up.bin')}`, '-o', out, tlsUrl('/echo')]);
+    const { stdout } = await run('sha256sum', [out]);
+    expect(stdout.split(' ')[0]).toBe(sha(upload));
+  });
+
+  it('answers 500 when the handler throws before responding, and keeps the connection', async () => {
+    // Over TLS: curl 7.88 fails to reuse an h2c prior-knowledge connection for a second URL (node:http2's server too).
+    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-w', '%{http_code} %{num_connects}\n', tlsUrl('/throws'), tlsUrl('/ok')]);
+    expect(stdout).toBe('500 1\nhello GET /ok https\n200 0\n');
+  });
+
+  it('sends response trailers', async () => {
+    const { stdout, stderr } = await run('curl', ['-sS', '-v', '--http2-prior-knowledge', clearUrl('/trailers')]);
+    expect(stdout).toBe('with trailers\n');
+    expect(stderr.toLowerCase()).toContain('x-checksum: abc123');
+  });
+});
+
+describe('our HTTP/2 server against nghttp2 clients', () => {
+  it('nghttp: six concurrent requests on one connection, plus an upload', async () => {
+    const paths = ['/1', '/2', '/3', '/4', '/5', '/6'].map(tlsUrl);
+    const { stdout } = await run('nghttp', ['-n', '-s', ...paths]);
+    // -s prints one row of timing per completed stream.
+    expect(stdout.split('\n').filter((l) => /\s200\s/.test(l)).length).toBe(6);
+    const up = await run('nghttp', ['-d', join(dir, 'up.bin'), tlsUrl('/echo')], { maxBuffer: 8 * 1024 * 1024, encoding: 'buffer' });
+    expect(sha(up.stdout)).toBe(sha(upload));
+  });
+
+  it('h2load: 4000 requests over 4 connections × 20 streams, none failed', async () => {
+    const { stdout } = await run('h2load', ['-n', '4000', '-c', '4', '-m', '20', tlsUrl('/load')]);
+    const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout);
+    expect(m, stdout).not.toBeNull();
+    expect(Number(m![4])).toBe(4000);
+    expect(Number(m![5]) + Number(m![6])).toBe(0);
+    const codes = /status codes: (\d+) 2xx/.exec(stdout);
+    expect(Number(codes![1])).toBe(4000);
+  });
+});
+
+describe('our HTTP/2 server under a rapid-reset flood', () => {
+  it('ends the flooding connection with GOAWAY ENHANCE_YOUR_CALM and keeps serving others', async () => {
+    const sock = net.connect(clearServer.address.port, '127.0.0.1');
+    await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+    const frames: H2Frame[] = [];
+    const reader = new H2FrameReader();
+    reader.maxFrameSize = 16_777_215;
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.on('data', (d: Buffer) => { try { frames.push(...reader.push(d)); } catch { /* frames after GOAWAY do not matter */ } });
+    sock.on('error', () => {});
+    const enc = new HpackEncoder();
+    const parts: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+    // CVE-2023-44487's shape: open a stream and cancel it at once, many times, in one write.
+    for (let i = 0, id = 1; i < 1000; i++, id += 2) {
+      const block = enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', '/']]);
+      parts.push(...encodeHeaders(id, block, true, 16_384), encodeRstStream(id, H2ErrorCode.CANCEL));
+    }
+    sock.write(Buffer.concat(parts));
+    const timeout = new Promise<void>((r) => setTimeout(r, 5000).unref());
+    await Promise.race([closed, timeout]);
+    sock.destroy();
+    const goaway = frames.find((f) => f.type === 'goaway');
+    expect(goaway, 'the server must answer the flood with GOAWAY').toBeDefined();
+    expect(goaway!.type === 'goaway' && goaway!.code).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
+    // Far fewer responses than opened streams: the flood was cut off, not served.
+    expect(frames.filter((f) => f.type === 'headers').length).toBeLessThan(1000);
+    // Another client is still served by the same server.
+    const { stdout } = await run('curl', ['-sS', '--http2-prior-knowledge', clearUrl('/after')]);
+    expect(stdout).toBe('hello GET /after http\n');
+  });
+});
