@@ -10,8 +10,13 @@
 //
 // Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_CONNECTIONS
 // wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB),
-// BENCH_TARGETS a regexp on target names (default all; `direct` always runs).
-// Needs: nginx, haproxy, wrk, taskset (Debian: nginx-light haproxy wrk util-linux), a built dist/.
+// BENCH_TARGETS a regexp on target names (default all; `direct` always runs),
+// BENCH_FRONT `h1` (default: wrk, cleartext HTTP/1.1 fronts) or `h2c` (h2load
+// with BENCH_STREAMS streams per connection, default 10, to cleartext HTTP/2
+// fronts: originlink's `h2c` listener, nginx `listen … http2`, HAProxy
+// `proto h2`), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
+// earlier commit) run as one more target, "originlink (previous)".
+// Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -24,11 +29,15 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PATH = process.env.BENCH_PATH ?? '/small.txt';
+const FRONT = process.env.BENCH_FRONT ?? 'h1';
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
+const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
+if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 
-for (const bin of ['nginx', 'haproxy', 'wrk', 'taskset']) {
+for (const bin of ['nginx', 'haproxy', FRONT === 'h1' ? 'wrk' : 'h2load', 'taskset']) {
   try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/proxy: ${bin} is missing (Debian: nginx-light haproxy wrk util-linux)`); process.exit(2); }
 }
 if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) { console.error('bench/proxy: build first (npx tsc -p .)'); process.exit(2); }
@@ -80,6 +89,7 @@ const nginxTemp = (name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
 // --- the origin: nginx, TLS for the proxies, cleartext for the direct baseline.
 const originTls = await freePort();
 const originPlain = await freePort();
+const originH2c = await freePort();
 mkdirSync(join(dir, 'www'));
 writeFileSync(join(dir, 'www', 'small.txt'), 'x'.repeat(1024));
 writeFileSync(join(dir, 'origin.conf'), `
@@ -94,6 +104,7 @@ http {
   server {
     listen 127.0.0.1:${originTls} ssl http2;
     listen 127.0.0.1:${originPlain};
+    listen 127.0.0.1:${originH2c} http2;
     ssl_certificate ${CERTS}/leaf.pem; ssl_certificate_key ${CERTS}/leaf.key;
     root ${dir}/www;
   }
@@ -103,20 +114,21 @@ await waitPort(originTls);
 
 // --- the proxies, each on its own core.
 const targets = [];
-targets.push({ name: 'direct (no proxy)', upstream: '-', port: originPlain, launch: null });
-for (const proto of ['h2', 'h1']) {
-  targets.push({ name: `originlink (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
+targets.push({ name: 'direct (no proxy)', upstream: '-', port: FRONT === 'h1' ? originPlain : originH2c, launch: null });
+const builds = [['originlink', join(ROOT, 'dist')], ...(ANCHOR_DIST ? [['originlink (previous)', ANCHOR_DIST]] : [])];
+for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) {
+  targets.push({ name: `${label} (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
     const port = await freePort();
-    const file = join(dir, `originlink-${proto}.yaml`);
+    const file = join(dir, `originlink-${proto}-${port}.yaml`);
     writeFileSync(file, `
-listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
+listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: { level: warn, requests: false }
 origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
 `);
-    return { port, proc: start(PROXY_CPU, process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'serve', '--config', file]) };
+    return { port, proc: start(PROXY_CPU, process.execPath, [join(dist, 'cli', 'main.js'), 'serve', '--config', file]) };
   } });
 }
 targets.push({ name: 'nginx (upstream keepalive)', upstream: 'TLS h1', launch: async () => {
@@ -130,7 +142,7 @@ http {
   ${nginxTemp('proxy')}
   upstream origin { server 127.0.0.1:${originTls}; keepalive 64; keepalive_requests 100000000; keepalive_timeout 300s; }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${FRONT === 'h2c' ? ' http2' : ''};
     keepalive_requests 100000000;
     location / {
       proxy_pass https://origin;
@@ -146,7 +158,7 @@ http {
 } });
 targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: async () => {
   const port = await freePort();
-  writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: 64 }));
+  writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, bindExtra: FRONT === 'h2c' ? 'proto h2' : '', origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: 64 }));
   return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
 } });
 
@@ -155,6 +167,16 @@ const parseDur = (s) => {
   if (!m) return NaN;
   return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2]];
 };
+// h2load reports mean latency, not percentiles: p50 and p99 show as '-' in h2c runs.
+const h2load = (port, tag, seconds) => {
+  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), '-m', String(STREAMS), '-D', String(seconds), `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]);
+  const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
+  return { rps, requests: m ? Number(m[3]) : 0, p50: NaN, p99: NaN, non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
+};
+const load = (port, tag, seconds) => (FRONT === 'h1' ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
 const wrk = (port, tag, seconds) => {
   const out = execFileSync('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
@@ -206,9 +228,9 @@ for (const [i, t] of targets.entries()) {
   let launched = null;
   if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
   const port = launched ? launched.port : t.port;
-  wrk(port, `${tag}w`, 1); // warm-up: connections to the origin are opened here
+  load(port, `${tag}w`, 1); // warm-up: connections to the origin are opened here
   const c0 = launched ? treeCpuUs(launched.proc.pid) : null;
-  const r = wrk(port, tag, DURATION);
+  const r = load(port, tag, DURATION);
   // taskset execs the proxy, so the spawned pid is the proxy's own.
   if (launched) r.cpuUsPerReq = (treeCpuUs(launched.proc.pid) - c0) / Math.max(1, r.requests);
   await new Promise((res) => setTimeout(res, 400)); // origin log buffer flush
@@ -222,7 +244,7 @@ const direct = results[0];
 const rows = results.map((r) => ({ ...r, addedP50Ms: r === direct ? 0 : r.p50 - direct.p50, addedP99Ms: r === direct ? 0 : r.p99 - direct.p99 }));
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 const lines = [
-  `Proxy benchmark: ${DURATION}s per target, wrk -c${CONNS} (cleartext h1) on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
+  `Proxy benchmark: ${DURATION}s per target, ${FRONT === 'h1' ? `wrk -c${CONNS} (cleartext h1)` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
   '',
   '| target | upstream | req/s | proxy CPU µs/req | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -232,5 +254,5 @@ console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, connections: CONNS, path: PATH, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, connections: CONNS, path: PATH, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);

@@ -1,7 +1,7 @@
 // HAProxy as the reuse anchor: one thread, HTTP mode, TLS h1 to one origin
 // with `http-reuse always` (idle server connections shared by every client).
 // Used by bench/proxy.mjs and bench/scenarios/reuse.mjs.
-export function haproxyConfig({ port, origin, caPath, poolMaxConn, purgeDelay = null }) {
+export function haproxyConfig({ port, origin, caPath, poolMaxConn, purgeDelay = null, bindExtra = '' }) {
   return `global
   nbthread 1
   maxconn 4000
@@ -12,7 +12,7 @@ defaults
   timeout server 60s
   timeout http-keep-alive 60s
 frontend fe
-  bind 127.0.0.1:${port}
+  bind 127.0.0.1:${port}${bindExtra ? ` ${bindExtra}` : ''}
   default_backend be
 backend be
   http-reuse always

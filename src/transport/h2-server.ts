@@ -107,6 +107,7 @@ export class H2ServerSession {
   }
 
   destroy(): void {
+    this.#io.flushNow();
     this.socket.destroy();
   }
 
@@ -141,9 +142,9 @@ export class H2ServerSession {
         if (this.#writers.length) for (const w of this.#writers.splice(0)) w();
         return;
       case 'closed':
-        this.#io.flush();
-        // Let the GOAWAY leave, then end the connection.
-        queueMicrotask(() => { if (!this.socket.destroyed) this.socket.end(); });
+        // The GOAWAY (and any stream's last frames) leave, then the connection ends.
+        this.#io.flushNow();
+        if (!this.socket.destroyed) this.socket.end();
         this.#gone(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', ev.error?.message ?? 'connection closed'));
         return;
       default:
@@ -285,7 +286,7 @@ export class H2ServerSession {
     }
     this.#streams.clear();
     for (const w of this.#writers.splice(0)) w();
-    if (!this.socket.destroyed) this.#io.flush();
+    this.#io.flushNow();
     this.#onClose?.();
   }
 }

@@ -261,7 +261,7 @@ export class H2PooledConnection implements PooledConnection {
       case 'streams-available':
         return;
       case 'closed':
-        this.#io.flush();
+        this.#io.flushNow();
         this.destroy(ev.error
           ? new OriginlinkError(ev.error.byPeer ? ErrorCode.GOAWAY : ErrorCode.PROTOCOL_ERROR, ev.error.byPeer ? 'remote' : 'local', ev.error.message, { details: { h2ErrorCode: ev.error.code } })
           : undefined);
@@ -279,12 +279,8 @@ export class H2PooledConnection implements PooledConnection {
   #closeGracefully(): void {
     this.#h2.shutdown();
     this.#ending = true;
-    const s = this.#socket;
-    const out = this.#h2.takeOutput();
-    if (!s.destroyed) {
-      for (const b of out) s.write(b);
-      s.end();
-    }
+    this.#io.flushNow();
+    if (!this.#socket.destroyed) this.#socket.end();
     setTimeout(() => this.destroy(), CLOSE_GRACE_MS).unref();
   }
 
