@@ -181,6 +181,12 @@ export class H2ServerSession {
     };
     this.#streams.set(id, s);
     if (endStream) s.body.deliver(EMPTY, true);
+    // RFC 9110 §10.1.1: a client that asked for 100-continue may wait (curl: 1 s) before sending the body.
+    // We always read bodies, so the interim response goes out with the head (as nginx does).
+    else if (fields.some(([n, v]) => n === 'expect' && v.toLowerCase() === '100-continue')) {
+      this.#h2.respond(id, [[':status', '100']], false);
+      this.#io.flush();
+    }
     const self = this;
     const req: ServerRequest = {
       method,

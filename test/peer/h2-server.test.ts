@@ -1,7 +1,8 @@
 /**
  * Our HTTP/2 server (transport/h2-server.ts, the one behind the service's
  * https/h2c fronts and the demo origin) against independent clients: curl
- * (TLS+ALPN h2 and cleartext prior knowledge), nghttp and h2load (nghttp2).
+ * (TLS+ALPN h2 and cleartext prior knowledge), nghttp and h2load (nghttp2),
+ * HAProxy (h2 over TLS to us) and nginx (grpc_pass: h2c to us) as proxies.
  * A 3 MiB upload echoed back byte-identical, response trailers, many
  * concurrent streams, and a rapid-reset flood from a raw socket that ends in
  * GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §10.5) while other clients keep being
@@ -21,6 +22,9 @@ import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
 import type { RequestHandler } from '../../src/transport/server-types.js';
 import { makeCerts } from '../helpers/certs.js';
+import { startPeer, type Peer } from '../helpers/h3-peers.js';
+import { Nginx } from '../helpers/nginx.js';
+import { freePort, waitForPort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 const certs = makeCerts();
@@ -29,6 +33,9 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 let dir: string;
 let tlsServer: H2Server;
 let clearServer: H2Server;
+let haproxy: Peer;
+let haPort: number;
+let nginx: Nginx;
 
 const handler: RequestHandler = async (req) => {
   if (req.path === '/echo') {
@@ -38,7 +45,7 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body };
   }
   if (req.path === '/throws') throw new Error('handler bug');
-  if (req.path === '/trailers') {
+  if (req.path.endsWith('/trailers')) {
     return { status: 200, headers: [['content-type', 'text/plain']], body: 'with trailers\n', trailers: [['x-checksum', 'abc123']] };
   }
   return { status: 200, headers: [['content-type', 'text/plain']], body: `hello ${req.method} ${req.path} ${req.scheme}\n` };
@@ -49,9 +56,20 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'up.bin'), upload);
   tlsServer = await startH2Server({ handler, cert: certs.cert, key: certs.key });
   clearServer = await startH2Server({ handler });
+  // HAProxy: cleartext HTTP/1.1 in front, HTTP/2 over TLS (ALPN h2, verified) to our server.
+  haPort = await freePort();
+  writeFileSync(join(dir, 'haproxy.cfg'), `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
+    `frontend fe\n  bind 127.0.0.1:${haPort}\n  default_backend be\n` +
+    `backend be\n  server s1 127.0.0.1:${tlsServer.address.port} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn h2\n`);
+  haproxy = await startPeer({ argv: ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], port: haPort });
+  await waitForPort(haPort);
+  // nginx's grpc_pass speaks cleartext HTTP/2 with prior knowledge to its upstream: our h2c server.
+  nginx = await Nginx.start({ serverExtra: `location /g/ { grpc_pass grpc://127.0.0.1:${clearServer.address.port}; }` });
 });
 
 afterAll(async () => {
+  await haproxy?.stop();
+  await nginx?.close();
   await tlsServer?.close(100);
   await clearServer?.close(100);
   rmSync(dir, { recursive: true, force: true });
@@ -84,6 +102,14 @@ describe('our HTTP/2 server against curl', () => {
     expect(stdout).toBe('500 1\nhello GET /ok https\n200 0\n');
   });
 
+  it('answers Expect: 100-continue at once (curl would otherwise wait 1 s before the body)', async () => {
+    const t0 = performance.now();
+    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-H', 'expect: 100-continue', '--expect100-timeout', '20', '--data-binary', 'abc', tlsUrl('/echo')]);
+    expect(stdout).toBe('abc');
+    // The bound only separates "answered" from curl's 20 s expect timeout.
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   it('sends response trailers', async () => {
     const { stdout, stderr } = await run('curl', ['-sS', '-v', '--http2-prior-knowledge', clearUrl('/trailers')]);
     expect(stdout).toBe('with trailers\n');
@@ -109,6 +135,24 @@ describe('our HTTP/2 server against nghttp2 clients', () => {
     expect(Number(m![5]) + Number(m![6])).toBe(0);
     const codes = /status codes: (\d+) 2xx/.exec(stdout);
     expect(Number(codes![1])).toBe(4000);
+  });
+});
+
+describe('our HTTP/2 server as the upstream of proxies', () => {
+  it('HAProxy (h2 over TLS to us): GET and a 3 MiB POST echoed byte-identical', async () => {
+    const { stdout } = await run('curl', ['-sS', `http://127.0.0.1:${haPort}/via-haproxy`]);
+    expect(stdout).toBe('hello GET /via-haproxy https\n');
+    const out = join(dir, 'ha-echo.bin');
+    await run('curl', ['-sS', '--data-binary', `@${join(dir, 'up.bin')}`, '-o', out, `http://127.0.0.1:${haPort}/echo`]);
+    expect((await run('sha256sum', [out])).stdout.split(' ')[0]).toBe(sha(upload));
+  });
+
+  it('nginx grpc_pass (h2c to us): the response and its trailers come through', async () => {
+    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, `https://localhost:${nginx.port}/g/x`]);
+    expect(stdout).toBe('hello GET /g/x http\n');
+    const tr = await run('curl', ['-sS', '-v', '--http2', '--cacert', certs.caPath, `https://localhost:${nginx.port}/g/trailers`]);
+    expect(tr.stdout).toBe('with trailers\n');
+    expect(tr.stderr.toLowerCase()).toContain('x-checksum: abc123');
   });
 });
 
