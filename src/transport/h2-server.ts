@@ -21,7 +21,7 @@ import type { HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
-import { HANDLER_FAILED_HEAD, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Readable } from 'node:stream';
 
 const WRITE_HIGH_WATER = 256 * 1024;
@@ -181,10 +181,8 @@ export class H2ServerSession {
     };
     this.#streams.set(id, s);
     if (endStream) s.body.deliver(EMPTY, true);
-    // RFC 9110 §10.1.1: a client that asked for 100-continue may wait (curl: 1 s) before sending the body.
-    // We always read bodies, so the interim response goes out with the head (as nginx does).
-    else if (fields.some(([n, v]) => n === 'expect' && v.toLowerCase() === '100-continue')) {
-      this.#h2.respond(id, [[':status', '100']], false);
+    else if (wantsContinue(fields)) {
+      this.#h2.respond(id, CONTINUE_HEAD, false);
       this.#io.flush();
     }
     const self = this;

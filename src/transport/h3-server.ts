@@ -16,7 +16,7 @@ import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
-import { HANDLER_FAILED_HEAD, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -254,6 +254,7 @@ class ServerSession {
       void this.#respond(id, s, null);
       return;
     }
+    if (!end && wantsContinue(fields)) this.#h3.sendHeaders(id, CONTINUE_HEAD, false);
     const req: H3ServerRequest = {
       method,
       path,

@@ -36,3 +36,14 @@ export interface ServerResponse {
 }
 
 export type RequestHandler = (req: ServerRequest) => ServerResponse | Promise<ServerResponse>;
+
+/**
+ * RFC 9110 §10.1.1: a client that sent `expect: 100-continue` may wait before
+ * sending the body (curl: 1 s). Our servers always read bodies, so both answer
+ * 100 with the head of any request that has a body to come (as nginx does).
+ */
+export function wantsContinue(fields: HeaderList): boolean {
+  return fields.some(([n, v]) => n === 'expect' && v.toLowerCase() === '100-continue');
+}
+
+export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as HeaderList;
