@@ -66,8 +66,9 @@ export class H2Error extends WireError {
 
 export type H2Frame =
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean; /** payload octets incl. padding: what flow control counts (§6.9.1) */ flowLength: number }
-  | { type: 'headers'; streamId: number; block: Uint8Array; endStream: boolean; endHeaders: boolean }
-  | { type: 'priority'; streamId: number }
+  /** `dependsOn`: the stream dependency of the priority fields (RFC 7540 §5.3, parsed and otherwise ignored), or null. */
+  | { type: 'headers'; streamId: number; block: Uint8Array; endStream: boolean; endHeaders: boolean; dependsOn: number | null }
+  | { type: 'priority'; streamId: number; dependsOn: number }
   | { type: 'rst-stream'; streamId: number; code: number }
   | { type: 'settings'; ack: boolean; settings: Array<[id: number, value: number]> }
   | { type: 'push-promise'; streamId: number; promisedId: number; block: Uint8Array; endHeaders: boolean }
@@ -253,13 +254,15 @@ function parseFrame(type: number, flags: number, streamId: number, p: Uint8Array
     }
     case H2FrameType.HEADERS: {
       if (streamId === 0) throw protocol('HEADERS on stream 0'); // §6.2
-      const block = unpad(p, flags, flags & H2Flag.PRIORITY ? 5 : 0);
-      return { type: 'headers', streamId, block, endStream: (flags & H2Flag.END_STREAM) !== 0, endHeaders: (flags & H2Flag.END_HEADERS) !== 0 };
+      const prio = (flags & H2Flag.PRIORITY) !== 0;
+      const block = unpad(p, flags, prio ? 5 : 0);
+      const dependsOn = prio ? readU31(p, flags & H2Flag.PADDED ? 1 : 0) : null;
+      return { type: 'headers', streamId, block, endStream: (flags & H2Flag.END_STREAM) !== 0, endHeaders: (flags & H2Flag.END_HEADERS) !== 0, dependsOn };
     }
     case H2FrameType.PRIORITY:
       if (streamId === 0) throw protocol('PRIORITY on stream 0'); // §6.3
       if (p.length !== 5) throw new H2Error(H2ErrorCode.FRAME_SIZE_ERROR, 'PRIORITY payload is not 5 bytes', streamId);
-      return { type: 'priority', streamId };
+      return { type: 'priority', streamId, dependsOn: readU31(p, 0) };
     case H2FrameType.RST_STREAM:
       if (streamId === 0) throw protocol('RST_STREAM on stream 0'); // §6.4
       if (p.length !== 4) throw frameSize('RST_STREAM payload is not 4 bytes');

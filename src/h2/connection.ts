@@ -34,6 +34,17 @@ import type { FloodLimits, H2ConnectionOptions, H2Event, H2Listener } from './ty
 const INITIAL_WINDOW = 65_535;
 /** §5.1.1: stream ids are 31 bits. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
+/** Closed streams remembered with how they closed (§5.1 "closed" treats late frames by that). */
+const CLOSED_MEMORY = 1024;
+
+/**
+ * How a stream we no longer hold closed, which decides what a late frame on
+ * it means (RFC 9113 §5.1, "closed"): after our RST_STREAM frames in flight
+ * are ignored; after the peer's RST_STREAM a frame is a stream error
+ * STREAM_CLOSED; after the peer's END_STREAM a frame is a connection error
+ * STREAM_CLOSED.
+ */
+type ClosedHow = 'reset-by-us' | 'reset-by-peer' | 'peer-ended';
 
 export class H2Connection {
   readonly role: 'client' | 'server';
@@ -63,10 +74,13 @@ export class H2Connection {
   #lastPeerId = 0;
   #peerOpen = 0;
   /** A header block in progress (HEADERS without END_HEADERS, then CONTINUATION only, §6.10). */
-  #block: { streamId: number; parts: Uint8Array[]; bytes: number; frames: number; endStream: boolean } | null = null;
+  #block: { streamId: number; parts: Uint8Array[]; bytes: number; frames: number; endStream: boolean; selfDependent: boolean } | null = null;
   #prefaceLeft: number;
   #goawaySent: number | null = null;
   #goawayReceived: number | null = null;
+  #closedStreams = new Map<number, ClosedHow>();
+  #enableConnectProtocol: boolean;
+  #peerConnectProtocol = false;
   #closed = false;
   #shutdownPing: Uint8Array | null = null;
   /** Streams with DATA waiting for credit, in turn order. */
@@ -79,6 +93,7 @@ export class H2Connection {
     this.#maxConcurrent = o.maxConcurrentStreams ?? 100;
     this.#decoder = new HpackDecoder({ maxTableSize: o.headerTableSize ?? 4096, maxHeaderListSize: this.#maxHeaderListSize });
     this.#floods = new FloodGuard(o.limits);
+    this.#enableConnectProtocol = o.role === 'server' && o.enableConnectProtocol === true;
     this.#nextId = o.role === 'client' ? 1 : 2;
     this.#prefaceLeft = o.role === 'server' ? CLIENT_PREFACE.length : 0;
     const connWindow = o.connectionWindowSize ?? 4 * this.#windowSize;
@@ -111,6 +126,8 @@ export class H2Connection {
   get capacity(): number { return this.#peerMaxConcurrent ?? 100; }
   get openStreams(): number { return this.#streams.size; }
   get goawayReceived(): number | null { return this.#goawayReceived; }
+  /** The server allows extended CONNECT (RFC 8441 §3): requests may carry `:protocol`. */
+  get peerAllowsExtendedConnect(): boolean { return this.#peerConnectProtocol; }
 
   /** Frames to write, in order; the driver writes them together (one write per turn). */
   takeOutput(): Uint8Array[] {
@@ -128,8 +145,8 @@ export class H2Connection {
   request(headers: HeaderList, endStream: boolean): number | null {
     if (this.#closed || this.#goawayReceived !== null || this.role !== 'client') return null;
     if (this.#ownOpen() >= this.capacity || this.#nextId > MAX_STREAM_ID) return null;
-    const why = checkFieldSection(headers, 'request');
-    if (why) throw new TypeError(`malformed request: ${why}`);
+    const why = checkFieldSection(headers, 'request', this.#peerConnectProtocol);
+    if (why) throw new TypeError(`malformed request: ${why}${headers.some(([n]) => n === ':protocol') && !this.#peerConnectProtocol ? ' (the server did not enable extended CONNECT, RFC 8441 §3)' : ''}`);
     const id = this.#nextId;
     this.#nextId += 2;
     const s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);
@@ -183,7 +200,7 @@ export class H2Connection {
     const s = this.#streams.get(streamId);
     if (!s || this.#closed) return;
     this.#out.push(encodeRstStream(streamId, code));
-    this.#close(s);
+    this.#close(s, 'reset-by-us');
     this.#checkDone();
   }
 
@@ -279,7 +296,7 @@ export class H2Connection {
       case 'settings':
         return this.#onSettings(f, now);
       case 'headers':
-        return this.#onHeaders(f.streamId, f.block, f.endStream, f.endHeaders);
+        return this.#onHeaders(f.streamId, f.block, f.endStream, f.endHeaders, f.dependsOn === f.streamId);
       case 'continuation':
         return this.#onContinuation(f.streamId, f.block, f.endHeaders);
       case 'data':
@@ -303,6 +320,9 @@ export class H2Connection {
         // §8.4: we never enable push (client), and a client never pushes (server).
         throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE without push enabled');
       case 'priority':
+        // RFC 7540 §5.3.1 (kept by h2spec): a stream cannot depend on itself; otherwise ignored (RFC 9113 §5.3.2).
+        if (f.dependsOn === f.streamId) this.#streamError(f.streamId, H2ErrorCode.PROTOCOL_ERROR, 'stream depends on itself');
+        return;
       case 'unknown':
         return; // §5.3.2 deprecated; §5.5 extensions ignored
     }
@@ -337,6 +357,15 @@ export class H2Connection {
         case H2Setting.MAX_FRAME_SIZE:
           this.#peerMaxFrameSize = value;
           break;
+        case H2Setting.ENABLE_PUSH:
+          // §6.5.2: a server never enables push (a client's value is a wish we ignore: we never push).
+          if (this.role === 'client' && value === 1) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'server sent SETTINGS_ENABLE_PUSH of 1');
+          break;
+        case H2Setting.ENABLE_CONNECT_PROTOCOL:
+          // RFC 8441 §3: once 1, the setting may not go back to 0.
+          if (value === 0 && this.#peerConnectProtocol) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_CONNECT_PROTOCOL went from 1 to 0');
+          if (this.role === 'client') this.#peerConnectProtocol = value === 1;
+          break;
         default:
           break; // §6.5.2: unknown settings are ignored
       }
@@ -349,8 +378,8 @@ export class H2Connection {
     this.#flushData();
   }
 
-  #onHeaders(streamId: number, block: Uint8Array, endStream: boolean, endHeaders: boolean): void {
-    this.#block = { streamId, parts: [block], bytes: block.length, frames: 0, endStream };
+  #onHeaders(streamId: number, block: Uint8Array, endStream: boolean, endHeaders: boolean, selfDependent: boolean): void {
+    this.#block = { streamId, parts: [block], bytes: block.length, frames: 0, endStream, selfDependent };
     if (endHeaders) this.#endBlock();
   }
 
@@ -391,18 +420,18 @@ export class H2Connection {
     }
     let s = this.#streams.get(id);
     if (!s) {
-      if (this.role === 'client' || id % 2 === 0) {
-        // A client sees HEADERS only on its own streams; one it closed already is ignored (§5.1 closed state).
-        if (this.role === 'client' && id < this.#nextId) return;
-        throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id} the peer may not open`);
+      const state = this.#stateOf(id);
+      if (state !== 'idle' || !this.#peerMayOpen(id)) {
+        // §5.1.1: a stream the peer may not open, or a new one below its last, is an unexpected identifier.
+        if (state === 'idle' || (state === 'unknown' && this.role === 'server')) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id}, which the peer may not open now`);
+        return this.#lateFrame(id, state, 'HEADERS');
       }
-      if (id <= this.#lastPeerId) throw new H2Error(H2ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${id}`); // §5.1.1
       this.#lastPeerId = id;
-      if (this.#goawaySent !== null && id > this.#goawaySent) return; // §6.8: ignored after our GOAWAY
+      if (this.#goawaySent !== null && id > this.#goawaySent) return this.#remember(id, 'reset-by-us'); // §6.8: ignored after our GOAWAY
       // §5.1.2: over SETTINGS_MAX_CONCURRENT_STREAMS: refused (the client may retry it).
       if (this.#peerOpen >= this.#maxConcurrent) {
         this.#out.push(encodeRstStream(id, H2ErrorCode.REFUSED_STREAM));
-        return;
+        return this.#remember(id, 'reset-by-us');
       }
       s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);
       s.peerOpened = true;
@@ -410,6 +439,7 @@ export class H2Connection {
       this.#peerOpen++;
     }
     if (s.remoteClosed) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'HEADERS after the end of the stream');
+    if (b.selfDependent) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'stream depends on itself'); // RFC 7540 §5.3.1
     if (tooLarge) {
       // RFC 9113 §10.5.1: answer an oversized header list per stream (a server may send 431 first; we reset).
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `header list over ${this.#maxHeaderListSize} bytes`);
@@ -425,7 +455,7 @@ export class H2Connection {
       }
     }
     if (isTrailers && !b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
-    const why = checkFieldSection(headers, kind);
+    const why = checkFieldSection(headers, kind, this.#enableConnectProtocol);
     if (why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, why); // §8.1.1 malformed
     if (!isTrailers) {
       s.headSeen = true;
@@ -451,10 +481,9 @@ export class H2Connection {
     const s = this.#streams.get(id);
     if (!s || s.remoteClosed) {
       this.#creditConnection(flowLength);
-      const idle = this.role === 'server' ? id > this.#lastPeerId : id >= this.#nextId;
-      if (idle) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${id}`); // §5.1
-      if (s) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'DATA after the end of the stream'); // §6.1
-      return; // a stream we reset: ignore what was in flight
+      // §5.1 half-closed (remote): a frame other than WINDOW_UPDATE, PRIORITY, RST_STREAM is a STREAM_CLOSED stream error.
+      if (s) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'DATA after the end of the stream');
+      return this.#lateFrame(id, this.#stateOf(id), 'DATA');
     }
     if (!s.headSeen) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA before HEADERS');
     s.recvWindow -= flowLength;
@@ -476,7 +505,10 @@ export class H2Connection {
       if (this.#sendWindow > MAX_WINDOW) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'connection send window over 2^31 − 1'); // §6.9.1
     } else {
       const s = this.#streams.get(id);
-      if (!s) return;
+      if (!s) {
+        if (this.#stateOf(id) === 'idle') throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`); // §5.1
+        return; // §5.1 closed: WINDOW_UPDATE may follow our END_STREAM or RST_STREAM
+      }
       s.sendWindow += increment;
       if (s.sendWindow > MAX_WINDOW) return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream send window over 2^31 − 1');
     }
@@ -485,12 +517,11 @@ export class H2Connection {
 
   #onReset(id: number, code: number, now: number): void {
     const s = this.#streams.get(id);
-    const idle = this.role === 'server' ? id > this.#lastPeerId : id >= this.#nextId;
-    if (!s && idle) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`); // §6.4
+    if (!s && this.#stateOf(id) === 'idle') throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`); // §6.4
     // Rapid reset (CVE-2023-44487): resets are counted per window, whatever their stream.
     this.#floods.count('resets', now);
     if (!s) return;
-    this.#close(s);
+    this.#close(s, 'reset-by-peer');
     this.#emit({ type: 'reset', streamId: id, code, byPeer: true });
   }
 
@@ -501,7 +532,7 @@ export class H2Connection {
     if (this.role === 'client') {
       for (const s of [...this.#streams.values()]) {
         if (s.id > lastStreamId) {
-          this.#close(s);
+          this.#close(s, 'reset-by-us');
           this.#emit({ type: 'reset', streamId: s.id, code: H2ErrorCode.REFUSED_STREAM, byPeer: true });
         }
       }
@@ -559,16 +590,51 @@ export class H2Connection {
 
   #localEnd(s: H2Stream): void {
     s.localClosed = true;
-    if (s.remoteClosed) this.#close(s);
+    if (s.remoteClosed) this.#close(s, 'peer-ended');
   }
 
   #remoteEnd(s: H2Stream): void {
     s.remoteClosed = true;
-    if (s.localClosed) this.#close(s);
+    if (s.localClosed) this.#close(s, 'peer-ended');
   }
 
-  #close(s: H2Stream): void {
+  /** Where a stream id we do not hold stands (§5.1): never opened yet, or closed and how (`unknown`: closed long ago, or implicitly). */
+  #stateOf(id: number): 'idle' | ClosedHow | 'unknown' {
+    const ours = (id % 2 === 1) === (this.role === 'client');
+    // A client disables push, so the server's (even) streams never leave idle.
+    if (ours ? id >= this.#nextId : id > this.#lastPeerId || this.role === 'client') return 'idle';
+    return this.#closedStreams.get(id) ?? 'unknown';
+  }
+
+  /** The peer may open this id now (§5.1.1: its parity, above its last; a client accepts none, push being off). */
+  #peerMayOpen(id: number): boolean {
+    return this.role === 'server' && id % 2 === 1 && id > this.#lastPeerId;
+  }
+
+  /** §5.1: a frame on a stream we no longer hold. */
+  #lateFrame(id: number, state: 'idle' | ClosedHow | 'unknown', what: string): void {
+    switch (state) {
+      case 'idle':
+        throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `${what} on idle stream ${id}`);
+      case 'peer-ended':
+        throw new H2Error(H2ErrorCode.STREAM_CLOSED, `${what} on stream ${id} after its END_STREAM`);
+      case 'reset-by-peer':
+        this.#out.push(encodeRstStream(id, H2ErrorCode.STREAM_CLOSED));
+        return;
+      case 'reset-by-us':
+      case 'unknown':
+        return; // frames in flight when we reset it (or too old to tell): ignored
+    }
+  }
+
+  #remember(id: number, how: ClosedHow): void {
+    this.#closedStreams.set(id, how);
+    if (this.#closedStreams.size > CLOSED_MEMORY) this.#closedStreams.delete(this.#closedStreams.keys().next().value as number);
+  }
+
+  #close(s: H2Stream, how: ClosedHow): void {
     if (!this.#streams.delete(s.id)) return;
+    this.#remember(s.id, how);
     this.#sendQueue.delete(s);
     if (s.peerOpened) this.#peerOpen--;
     // What the stream received and nobody will consume now goes back to the connection window.
@@ -597,7 +663,7 @@ export class H2Connection {
     this.#out.push(encodeRstStream(id, code));
     const s = this.#streams.get(id);
     if (!s) return;
-    this.#close(s);
+    this.#close(s, 'reset-by-us');
     this.#emit({ type: 'reset', streamId: id, code, byPeer: false, message });
   }
 

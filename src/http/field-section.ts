@@ -25,8 +25,13 @@ export function fieldSectionSize(headers: HeaderList): number {
   return n;
 }
 
-/** Returns why `headers` is malformed as `kind`, or null when it is well formed. */
-export function checkFieldSection(headers: HeaderList, kind: SectionKind): string | null {
+/**
+ * Returns why `headers` is malformed as `kind`, or null when it is well formed.
+ * `extendedConnect`: the receiver of a request advertised
+ * SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3, RFC 9220 §3), so
+ * `:protocol` is a known pseudo-header.
+ */
+export function checkFieldSection(headers: HeaderList, kind: SectionKind, extendedConnect = false): string | null {
   const pseudo = new Map<string, string>();
   let regularSeen = false;
   let host: string | null = null;
@@ -37,7 +42,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind): strin
       // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
       if (regularSeen) return `pseudo-header ${name} after a regular field`;
       if (kind === 'trailers') return `pseudo-header ${name} in trailers`;
-      const allowed = kind === 'request' ? REQUEST_PSEUDO.has(name) : name === ':status';
+      const allowed = kind === 'request' ? REQUEST_PSEUDO.has(name) || (extendedConnect && name === ':protocol') : name === ':status';
       if (!allowed) return `pseudo-header ${name} not allowed in a ${kind}`;
       if (pseudo.has(name)) return `duplicate pseudo-header ${name}`;
       pseudo.set(name, value);
@@ -52,8 +57,15 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind): strin
   if (kind === 'request') {
     const method = pseudo.get(':method');
     if (method === undefined || method === '') return 'missing :method';
+    if (pseudo.has(':protocol')) {
+      // RFC 8441 §4: extended CONNECT names its protocol and carries :scheme, :path and :authority.
+      if (method !== 'CONNECT') return ':protocol on a method other than CONNECT';
+      if (!pseudo.get(':protocol')) return 'empty :protocol';
+      if (!pseudo.get(':scheme') || !pseudo.get(':path') || !pseudo.get(':authority')) return 'extended CONNECT without :scheme, :path or :authority';
+      return null;
+    }
     if (method === 'CONNECT') {
-      // RFC 9114 §4.4: CONNECT carries :authority only.
+      // RFC 9113 §8.5, RFC 9114 §4.4: CONNECT carries :authority only.
       if (!pseudo.get(':authority')) return 'CONNECT without :authority';
       if (pseudo.has(':scheme') || pseudo.has(':path')) return 'CONNECT with :scheme or :path';
       return null;

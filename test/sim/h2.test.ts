@@ -335,13 +335,13 @@ describe('protections (server role)', () => {
     expect(c.server.closed).toBe(false);
   });
 
-  it('§5.1: DATA on an idle stream and HEADERS on a closed one are connection errors', () => {
+  it('§5.1: DATA on an idle stream, and §5.1.1: a new stream below the last one opened, are connection errors', () => {
     const c = rawClient();
     c.send(frame(H2FrameType.DATA, 0, 9, Buffer.from('x')));
     expect(goawayCode(c.out())).toBe(H2ErrorCode.PROTOCOL_ERROR);
     const d = rawClient();
     d.send(frame(H2FrameType.HEADERS, 0x5, 5, d.enc.encode(get())), frame(H2FrameType.HEADERS, 0x5, 3, d.enc.encode(get())));
-    expect(goawayCode(d.out())).toBe(H2ErrorCode.STREAM_CLOSED);
+    expect(goawayCode(d.out())).toBe(H2ErrorCode.PROTOCOL_ERROR); // 3 was never opened: an unexpected identifier
   });
 
   it('§6.9.1: a peer that sends past our window is FLOW_CONTROL_ERROR', () => {

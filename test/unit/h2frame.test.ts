@@ -71,7 +71,7 @@ describe('parsing every frame type, whole and byte by byte', () => {
     expect(plain(byteByByte(all))).toEqual(plain(a));
     expect(a.map((f) => f.type)).toEqual(['data', 'data', 'headers', 'headers', 'priority', 'rst-stream', 'settings', 'settings', 'ping', 'goaway', 'window-update', 'continuation', 'unknown', 'data']);
     expect(plain([a[1]])).toEqual([{ type: 'data', streamId: 3, data: '6869', endStream: true, flowLength: 5 }]);
-    expect(plain([a[3]])).toEqual([{ type: 'headers', streamId: 5, block: '8286', endStream: false, endHeaders: true }]);
+    expect(plain([a[3]])).toEqual([{ type: 'headers', streamId: 5, block: '8286', endStream: false, endHeaders: true, dependsOn: 1 }]);
     expect(a[6]).toMatchObject({ type: 'settings', ack: false, settings: [[1, 4096], [3, 100], [4, 65_535], [5, 16_384]] });
     expect(a[9]).toMatchObject({ type: 'goaway', lastStreamId: 9, code: 0 });
   });
@@ -167,7 +167,7 @@ describe('differential against python3-hyperframe', () => {
     const f = whole(hex(python({ op: 'serialize' })));
     expect(plain(f)).toEqual([
       { type: 'data', streamId: 1, data: '616263', endStream: true, flowLength: 8 },
-      { type: 'headers', streamId: 3, block: '8286', endStream: false, endHeaders: true },
+      { type: 'headers', streamId: 3, block: '8286', endStream: false, endHeaders: true, dependsOn: 1 },
       { type: 'rst-stream', streamId: 5, code: 7 },
       { type: 'settings', ack: false, settings: [[1, 100], [4, 1000]] },
       { type: 'ping', ack: true, data: Buffer.from('12345678').toString('hex') },
