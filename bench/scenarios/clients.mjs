@@ -9,6 +9,9 @@
 // default 64; 0 skips it), BENCH_BULK_ROUNDS (default 4, alternating A B B A).
 // The bulk compares our h2 client with node:http2's client (the anchor for one
 // stream over one connection; undici's h2 wraps node:http2 too).
+// For profiling: BENCH_PROTOCOLS (default h1,h2), BENCH_CLIENTS (default
+// originlink,undici), e.g. `BENCH_PROTOCOLS=h2 BENCH_CLIENTS=originlink
+// BENCH_BULK_MIB=0 node --cpu-prof bench/scenarios/clients.mjs`.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
@@ -29,6 +32,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const PATH = process.env.BENCH_PATH ?? '/1k.bin';
 const BULK_MIB = Number(process.env.BENCH_BULK_MIB ?? 64);
 const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 4);
+const PROTOCOLS = (process.env.BENCH_PROTOCOLS ?? 'h1,h2').split(',');
+const CLIENTS = (process.env.BENCH_CLIENTS ?? 'originlink,undici').split(',');
 
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-clients-'));
 let nginx = null;
@@ -117,11 +122,11 @@ await startNginx(port);
 const origin = `https://localhost:${port}`;
 const results = [];
 const bar = (s) => process.stderr.write(`\r${s.padEnd(70)}`);
-for (const protocol of ['h1', 'h2']) {
+for (const protocol of PROTOCOLS) {
   const cs = clients(origin, ca, protocol);
-  for (const name of ['originlink', 'undici']) await measure(cs[name].run, 1); // warm up (connections, JIT)
+  for (const name of CLIENTS) await measure(cs[name].run, 1); // warm up (connections, JIT)
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ['originlink', 'undici'] : ['undici', 'originlink'];
+    const order = round % 2 === 0 ? CLIENTS : [...CLIENTS].reverse();
     for (const name of order) {
       bar(`clients: ${protocol} round ${round + 1}/${ROUNDS} ${name} (${SECONDS}s)`);
       results.push({ protocol, client: name, round, ...(await measure(cs[name].run, SECONDS)) });
@@ -176,7 +181,8 @@ const lines = [
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
 const summary = {};
-for (const protocol of ['h1', 'h2']) {
+for (const protocol of PROTOCOLS) {
+  if (!CLIENTS.includes('originlink') || !CLIENTS.includes('undici')) break;
   const o = agg(protocol, 'originlink');
   const u = agg(protocol, 'undici');
   summary[protocol] = { originlink: o, undici: u, rpsRatio: o.rps / u.rps, p50Ratio: o.p50 / u.p50, p99Ratio: o.p99 / u.p99 };

@@ -34,8 +34,10 @@ import type { FloodLimits, H2ConnectionOptions, H2Event, H2Listener } from './ty
 const INITIAL_WINDOW = 65_535;
 /** §5.1.1: stream ids are 31 bits. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
-/** Closed streams remembered with how they closed (§5.1 "closed" treats late frames by that). */
-const CLOSED_MEMORY = 1024;
+/** Reset streams remembered (§5.1 "closed" treats late frames by how a stream closed). */
+const RESET_MEMORY = 4096;
+/** Ranges of stream ids the peer skipped (never opened), remembered. */
+const SKIPPED_MEMORY = 64;
 
 /**
  * How a stream we no longer hold closed, which decides what a late frame on
@@ -78,7 +80,10 @@ export class H2Connection {
   #prefaceLeft: number;
   #goawaySent: number | null = null;
   #goawayReceived: number | null = null;
-  #closedStreams = new Map<number, ClosedHow>();
+  /** Streams that closed by a reset, and how; a closed stream not here ended both ways (or was skipped, below). */
+  #resets = new Map<number, ClosedHow>();
+  /** Server: id ranges the client jumped over (§5.1.1: implicitly closed, never opened). Rare; kept apart so the common case costs nothing per stream. */
+  #skipped: Array<[number, number]> = [];
   #enableConnectProtocol: boolean;
   #peerConnectProtocol = false;
   #closed = false;
@@ -426,6 +431,10 @@ export class H2Connection {
         if (state === 'idle' || (state === 'unknown' && this.role === 'server')) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id}, which the peer may not open now`);
         return this.#lateFrame(id, state, 'HEADERS');
       }
+      if (id > this.#lastPeerId + 2) {
+        this.#skipped.push([this.#lastPeerId + 2, id - 2]);
+        if (this.#skipped.length > SKIPPED_MEMORY) this.#skipped.shift();
+      }
       this.#lastPeerId = id;
       if (this.#goawaySent !== null && id > this.#goawaySent) return this.#remember(id, 'reset-by-us'); // §6.8: ignored after our GOAWAY
       // §5.1.2: over SETTINGS_MAX_CONCURRENT_STREAMS: refused (the client may retry it).
@@ -598,12 +607,15 @@ export class H2Connection {
     if (s.localClosed) this.#close(s, 'peer-ended');
   }
 
-  /** Where a stream id we do not hold stands (§5.1): never opened yet, or closed and how (`unknown`: closed long ago, or implicitly). */
+  /** Where a stream id we do not hold stands (§5.1): never opened yet (`idle`), closed and how, or `unknown`: skipped by the peer, never opened (implicitly closed, §5.1.1). */
   #stateOf(id: number): 'idle' | ClosedHow | 'unknown' {
     const ours = (id % 2 === 1) === (this.role === 'client');
     // A client disables push, so the server's (even) streams never leave idle.
     if (ours ? id >= this.#nextId : id > this.#lastPeerId || this.role === 'client') return 'idle';
-    return this.#closedStreams.get(id) ?? 'unknown';
+    const how = this.#resets.get(id);
+    if (how !== undefined) return how;
+    if (!ours) for (const [a, b] of this.#skipped) if (id >= a && id <= b) return 'unknown';
+    return 'peer-ended';
   }
 
   /** The peer may open this id now (§5.1.1: its parity, above its last; a client accepts none, push being off). */
@@ -628,8 +640,9 @@ export class H2Connection {
   }
 
   #remember(id: number, how: ClosedHow): void {
-    this.#closedStreams.set(id, how);
-    if (this.#closedStreams.size > CLOSED_MEMORY) this.#closedStreams.delete(this.#closedStreams.keys().next().value as number);
+    if (how === 'peer-ended') return; // the default for a closed id
+    this.#resets.set(id, how);
+    if (this.#resets.size > RESET_MEMORY) this.#resets.delete(this.#resets.keys().next().value as number);
   }
 
   #close(s: H2Stream, how: ClosedHow): void {

@@ -17,6 +17,20 @@ const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE_RE = /[\0\r\n]/;
 /** Field lines are octets, carried as latin1 strings (one char per octet). */
 const NON_OCTET_RE = /[^\x00-\xff]/;
+/** Either of the two above: one scan per value in the common case. */
+const SUSPECT_VALUE_RE = /[\0\r\n\u0100-\uffff]/;
+const DIGITS_RE = /^[0-9]{1,15}$/;
+/** Names already found valid (names repeat across messages): a bounded set, cleared when full. */
+const goodNames = new Set<string>();
+const GOOD_NAMES_MAX = 512;
+
+function validName(name: string): boolean {
+  if (goodNames.has(name)) return true;
+  if (!NAME_RE.test(name)) return false;
+  if (goodNames.size >= GOOD_NAMES_MAX) goodNames.clear();
+  goodNames.add(name);
+  return true;
+}
 
 /** RFC 9114 §4.2.2 (via RFC 9204 §3.2.1): name + value + 32 per line. */
 export function fieldSectionSize(headers: HeaderList): number {
@@ -36,8 +50,10 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
   let regularSeen = false;
   let host: string | null = null;
   for (const [name, value] of headers) {
-    if (BAD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
-    if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
+    if (SUSPECT_VALUE_RE.test(value)) {
+      if (BAD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
+      if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
+    }
     if (name.startsWith(':')) {
       // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
       if (regularSeen) return `pseudo-header ${name} after a regular field`;
@@ -49,7 +65,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
       continue;
     }
     regularSeen = true;
-    if (!NAME_RE.test(name)) return `invalid field name ${JSON.stringify(name)}`;
+    if (!validName(name)) return `invalid field name ${JSON.stringify(name)}`;
     if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
     if (name === 'te' && value.trim().toLowerCase() !== 'trailers') return 'TE other than "trailers"';
     if (name === 'host') host = value;
@@ -99,6 +115,10 @@ export function contentLengthOf(headers: HeaderList): number | null | { error: s
   let found: number | null = null;
   for (const [name, value] of headers) {
     if (name !== 'content-length') continue;
+    if (found === null && DIGITS_RE.test(value)) {
+      found = Number(value);
+      continue;
+    }
     for (const part of value.split(',')) {
       const t = part.trim();
       if (!/^[0-9]{1,15}$/.test(t)) return { error: `invalid content-length ${JSON.stringify(value)}` };
