@@ -32,6 +32,8 @@ const PACKAGES = {
   'python3-hpack': '/usr/lib/python3/dist-packages/hpack/__init__.py',
   // An independent HTTP/2 frame implementation for differential tests.
   'python3-hyperframe': '/usr/lib/python3/dist-packages/hyperframe/__init__.py',
+  // The fleet store (tests start their own on a loopback port).
+  'redis-server': '/usr/bin/redis-server',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);
