@@ -34,6 +34,8 @@ const PACKAGES = {
   'python3-hyperframe': '/usr/lib/python3/dist-packages/hyperframe/__init__.py',
   // A browser as a client of our servers (its own HTTP/2 and HTTP/3 stacks).
   chromium: '/usr/bin/chromium',
+  // The fleet store (tests start their own on a loopback port).
+  'redis-server': '/usr/bin/redis-server',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);

@@ -96,6 +96,10 @@ export const ErrorCode = {
   H3_ERROR: 'OL_H3_ERROR',
   QPACK_ERROR: 'OL_QPACK_ERROR',
   UNSUPPORTED_PROTOCOL: 'OL_UNSUPPORTED_PROTOCOL',
+  /** A shared store (Redis) is unreachable; the process carries on with its local tier. */
+  STORE_UNAVAILABLE: 'OL_STORE_UNAVAILABLE',
+  /** A shared store entry failed authenticated decryption (wrong key or tampered): ignored. */
+  STORE_DECRYPT_FAILED: 'OL_STORE_DECRYPT_FAILED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

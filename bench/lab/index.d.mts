@@ -4,6 +4,8 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 export type Side = 'client' | 'server';
 
 export interface LabOptions {
+  /** Namespace names start with this (default `ol`); lets a bench keep its namespaces apart from others. */
+  namePrefix?: string;
   /** One-way delay client -> server, ms (also server -> client unless reverseDelayMs). */
   delayMs?: number;
   reverseDelayMs?: number;

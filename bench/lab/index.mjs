@@ -84,7 +84,7 @@ export async function createLab(opts = {}) {
   preflight();
   const bin = ensureLinkem();
   sweepStale();
-  const id = `ol-${process.pid}-${labCount++}`;
+  const id = `${opts.namePrefix ?? 'ol'}-${process.pid}-${labCount++}`;
   const ns = { client: `${id}-c`, server: `${id}-s` };
   const res = { namespaces: [], pids: new Set() };
   const unregister = register(res);

@@ -4,8 +4,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Agent, type AgentOptions } from '../agent/agent.js';
 import type { OriginResponse } from '../agent/response.js';
-import { FileSessionStore } from '../transport/file-session-store.js';
-import { FileOriginCache } from '../probe/cache.js';
+import { openStores } from '../agent/stores.js';
 import type { HeaderList } from '../http/types.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
@@ -25,8 +24,10 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   -v, --verbose              tell the connection's story on stderr, curl-style (address, protocol and ALPN,
                              TLS version, resumed, TFO, 0-RTT, reused, timings, request and response heads)
   --max-connections N        pool limit (default 32)
-  --session-store FILE       keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT)
-  --origin-cache FILE        keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs`;
+  --session-store FILE|URL   keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT),
+                             or share them with a fleet: redis://[user:pass@]HOST:PORT/DB (rediss:// for TLS;
+                             ?prefix=P&keyFile=F&ca=F: key prefix, AES-256-GCM key file for tickets, CA for rediss)
+  --origin-cache FILE|URL    keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs, or in Redis (URL as above)`;
 
 interface One {
   url: string;
@@ -90,8 +91,14 @@ export async function runFetch(argv: string[]): Promise<number> {
   const agentOpts: AgentOptions = { protocol, tls: { rejectUnauthorized: !values.insecure } };
   if (values.cacert) agentOpts.tls = { ...agentOpts.tls, ca: readFileSync(values.cacert) };
   if (values['max-connections']) agentOpts.pool = { maxConnections: int(values['max-connections'], '--max-connections', 1) };
-  if (values['session-store']) agentOpts.sessionStore = new FileSessionStore(values['session-store']);
-  if (values['origin-cache']) agentOpts.originCache = new FileOriginCache(values['origin-cache']);
+  const stores = openStores({
+    ...(values['session-store'] ? { sessionStore: values['session-store'] } : {}),
+    ...(values['origin-cache'] ? { originCache: values['origin-cache'] } : {}),
+  });
+  if (stores.sessionStore) agentOpts.sessionStore = stores.sessionStore;
+  if (stores.originCache) agentOpts.originCache = stores.originCache;
+  // Startup, not per request: a fresh process takes what the fleet knows before its first request (bounded).
+  await stores.ready(500);
   const agent = new Agent(agentOpts);
   const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
 
@@ -197,6 +204,9 @@ export async function runFetch(argv: string[]): Promise<number> {
     return summary.failed > 0 ? 1 : 0;
   } finally {
     agent.destroy();
+    // Sessions are saved as connections close; one turn later the stores give back what they own and flush.
+    await new Promise((r) => setImmediate(r));
+    await stores.close();
   }
 }
 

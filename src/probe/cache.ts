@@ -37,6 +37,12 @@ export interface OriginCache {
   put(origin: string, facts: OriginFacts): void;
   delete(origin: string): void;
   readonly size: number;
+  /**
+   * Bumped whenever entries change from outside this process's `put`s (a
+   * shared cache's background fetch or a fleet message): holders of facts
+   * read `get` again when it moved. Absent for purely local caches.
+   */
+  readonly generation?: number;
 }
 
 /** How long an entry with nothing else keeping it stays (ALPN and RTT facts). */
@@ -148,7 +154,8 @@ function num(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
 }
 
-function validFacts(v: unknown): OriginFacts | null {
+/** The facts in a parsed JSON value, or null when it is not a well-formed entry. */
+export function validFacts(v: unknown): OriginFacts | null {
   if (typeof v !== 'object' || v === null) return null;
   const o = v as Record<string, unknown>;
   if (!num(o['brokenUntil']) || !num(o['brokenCount']) || !num(o['updatedAt'])) return null;

@@ -73,6 +73,8 @@ export class OriginState {
   readonly origin: string;
   #f: OriginFacts;
   #cache: OriginCache;
+  /** The cache generation the facts were last read at (shared caches change under us). */
+  #gen: number | undefined;
   /** A QUIC attempt for this origin is in flight (never start a second one without TCP). */
   quicPending = false;
 
@@ -80,19 +82,32 @@ export class OriginState {
     this.origin = origin;
     this.#cache = cache;
     // updatedAt 0 marks "nothing known yet": the first fact is always written through.
+    this.#gen = cache.generation;
     this.#f = cache.get(origin) ?? emptyFacts(0);
   }
 
   get facts(): Readonly<OriginFacts> {
+    this.#sync();
     return this.#f;
   }
 
   choose(policy: ProtocolPolicy, now: number): Choice {
+    this.#sync();
     return selectProtocol(this.#f, policy, now);
   }
 
   isBroken(now: number): boolean {
+    this.#sync();
     return this.#f.brokenUntil > now;
+  }
+
+  /** A shared cache learned something from the fleet (its merge keeps the newest): adopt it. */
+  #sync(): void {
+    const g = this.#cache.generation;
+    if (g === this.#gen) return;
+    this.#gen = g;
+    const f = this.#cache.get(this.origin);
+    if (f !== undefined) this.#f = f;
   }
 
   raceDelay(configured: number | null): number {

@@ -10,6 +10,8 @@ import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
+import { parseRedisUrl } from '../transport/redis-link.js';
+import { parseKey } from '../transport/seal.js';
 import { Reader } from './config-reader.js';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
@@ -37,6 +39,23 @@ export interface OriginConfig {
   retries: number;
   tfo: boolean;
   pool: Readonly<PoolOptions>;
+  /** The service's `stores:` (the same for every origin; kept here so an Upstream opens them itself). */
+  stores: StoresConfig | null;
+}
+
+/** `stores:`: where TLS sessions / QUIC tickets and origin facts live (a file path or a Redis URL each). */
+export interface StoresConfig {
+  sessions: string | null;
+  origins: string | null;
+  /** Redis key and channel prefix. */
+  prefix: string;
+  /** AES-256-GCM key for tickets at rest in Redis, read from `encryptionKeyFile`. */
+  encryptionKey: Buffer | null;
+  encryptionKeyFile: string | null;
+  /** rediss:// only. */
+  tls: { ca: Buffer | null; caPath: string | null; verify: boolean };
+  /** Local tier bound of each store. */
+  maxEntries: number;
 }
 
 export interface RouteConfig {
@@ -69,6 +88,7 @@ export interface ServiceConfig {
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean };
   origins: Map<string, OriginConfig>;
   routes: RouteConfig[];
+  stores: StoresConfig | null;
 }
 
 export class ConfigError extends OriginlinkError {
@@ -113,7 +133,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   }
   const lineOf = (path: Array<string | number>): number | undefined => lineFor(doc, lc, path);
   const r = new Reader(doc.toJS() ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
-  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes']);
+  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'stores']);
   const readPem = (p: Reader, field: string): { bytes: Buffer; path: string } => {
     const rel = p.str(field);
     const path = resolve(baseDir, rel);
@@ -196,11 +216,12 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     logging.requests = g.optBool('requests') ?? true;
   }
 
+  const stores = r.has('stores') ? readStores(r.obj('stores'), readPem) : null;
   const origins = new Map<string, OriginConfig>();
   const or = r.obj('origins');
   for (const name of or.keysPresent()) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, readOrigin(or.obj(name), name, readPem));
+    origins.set(name, { ...readOrigin(or.obj(name), name, readPem), stores });
   }
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
 
@@ -217,10 +238,43 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false };
   });
 
-  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes };
+  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };
 }
 
-function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): OriginConfig {
+function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): StoresConfig {
+  s.keys(['sessions', 'origins', 'prefix', 'encryptionKeyFile', 'tls', 'maxEntries']);
+  const place = (field: string): string | null => {
+    const v = s.optStr(field);
+    if (v === undefined || v === '') return null;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+      try { parseRedisUrl(v); } catch (e) { throw s.fail(field, (e as Error).message); }
+    }
+    return v;
+  };
+  const out: StoresConfig = {
+    sessions: place('sessions'),
+    origins: place('origins'),
+    prefix: s.optStr('prefix') ?? 'originlink:',
+    encryptionKey: null,
+    encryptionKeyFile: null,
+    tls: { ca: null, caPath: null, verify: true },
+    maxEntries: s.optInt('maxEntries', 1, 10_000_000) ?? 1024,
+  };
+  if (s.has('encryptionKeyFile')) {
+    const k = readPem(s, 'encryptionKeyFile');
+    try { out.encryptionKey = parseKey(k.bytes.toString('utf8'), k.path); } catch (e) { throw s.fail('encryptionKeyFile', (e as Error).message); }
+    out.encryptionKeyFile = k.path;
+  }
+  if (s.has('tls')) {
+    const t = s.obj('tls');
+    t.keys(['ca', 'verify']);
+    if (t.has('ca')) { const p = readPem(t, 'ca'); out.tls.ca = p.bytes; out.tls.caPath = p.path; }
+    out.tls.verify = t.optBool('verify') ?? true;
+  }
+  return out;
+}
+
+function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): Omit<OriginConfig, 'stores'> {
   o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool']);
   if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
   const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());

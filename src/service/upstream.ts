@@ -10,6 +10,7 @@ import type { PoolStats } from '../pool/stats.js';
 import { h3Connector } from '../transport/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
+import { acquireStores, storesFingerprint } from './stores.js';
 
 /** Load the HTTP/3 transport (native QUIC) before the first request when some origin or listener uses h3. */
 export async function ensureH3(): Promise<void> {
@@ -17,7 +18,7 @@ export async function ensureH3(): Promise<void> {
 }
 
 export function fingerprint(o: OriginConfig): string {
-  return JSON.stringify({ ...o, tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null } });
+  return JSON.stringify({ ...o, tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null }, stores: o.stores ? storesFingerprint(o.stores) : null });
 }
 
 export class Upstream {
@@ -36,13 +37,20 @@ export class Upstream {
   #closing: Promise<void> | null = null;
   #onClosed: (u: Upstream) => void;
 
+  /** `sessionStore`: the service's in-memory default, used unless `stores.sessions` names another. */
   constructor(o: OriginConfig, sessionStore: SessionStore, onClosed: (u: Upstream) => void) {
     this.name = o.name;
     this.config = o;
     this.fingerprint = fingerprint(o);
-    this.#onClosed = onClosed;
+    const shared = o.stores ? acquireStores(o.stores) : null;
+    this.#onClosed = (u) => { shared?.release(); onClosed(u); };
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
-    this.agent = new Agent({ protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, sessionStore, earlyData: o.earlyData });
+    const originCache = shared?.stores.originCache;
+    this.agent = new Agent({
+      protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, earlyData: o.earlyData,
+      sessionStore: shared?.stores.sessionStore ?? sessionStore,
+      ...(originCache ? { originCache } : {}),
+    });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
   }
 

@@ -1,0 +1,70 @@
+/**
+ * Stores named by a string, the same way everywhere (CLI flags, the service's
+ * `stores:` section, the module API): `redis://…` / `rediss://…` is the
+ * fleet store in Redis, anything else is a file path. A session store and an
+ * origin cache on the same Redis URL share one connection.
+ */
+import type { OriginCache } from '../probe/cache.js';
+import { FileOriginCache } from '../probe/cache.js';
+import { RedisOriginCache } from '../probe/redis-origin-cache.js';
+import { FileSessionStore } from '../transport/file-session-store.js';
+import { isRedisUrl, RedisLink, type RedisLinkOptions } from '../transport/redis-link.js';
+import { RedisSessionStore } from '../transport/redis-session-store.js';
+import type { SessionStore } from '../transport/session-store.js';
+
+export interface StoresOptions {
+  /** Where TLS sessions and QUIC tickets go: a file path or a Redis URL. */
+  sessionStore?: string;
+  /** Where per-origin protocol facts go: a file path or a Redis URL. */
+  originCache?: string;
+  /** Redis only: key prefix, credentials, TLS, timings (see RedisLinkOptions); the URL comes from the fields above. */
+  redis?: Omit<RedisLinkOptions, 'url'>;
+  /** Redis only: AES-256-GCM key for tickets at rest (32 bytes). Default: the URL's `keyFile`, else none. */
+  encryptionKey?: Uint8Array;
+  /** Local tier bound for each store. Default 1024. */
+  maxEntries?: number;
+}
+
+export interface Stores {
+  sessionStore?: SessionStore;
+  originCache?: OriginCache;
+  /** Wait (at most `timeoutMs`) for Redis and warm the local tiers from it; resolves at once for files. */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Give owned tickets back to the fleet, send queued writes, disconnect. */
+  close(): Promise<void>;
+}
+
+export function openStores(o: StoresOptions): Stores {
+  const links = new Map<string, RedisLink>();
+  const link = (url: string): RedisLink => {
+    let l = links.get(url);
+    if (!l) { l = new RedisLink({ ...o.redis, url }); links.set(url, l); }
+    return l;
+  };
+  const max = o.maxEntries ?? 1024;
+  const out: Stores = {
+    ready: async (timeoutMs = 500) => {
+      await Promise.all([
+        out.sessionStore instanceof RedisSessionStore ? out.sessionStore.ready(timeoutMs) : null,
+        out.originCache instanceof RedisOriginCache ? out.originCache.ready(timeoutMs) : null,
+      ]);
+    },
+    close: async () => {
+      // Tickets first: returning them queues writes on the link that closes after.
+      if (out.sessionStore instanceof RedisSessionStore) await out.sessionStore.close();
+      if (out.originCache instanceof RedisOriginCache) await out.originCache.close();
+      await Promise.all([...links.values()].map((l) => l.close()));
+    },
+  };
+  if (o.sessionStore) {
+    out.sessionStore = isRedisUrl(o.sessionStore)
+      ? new RedisSessionStore({ link: link(o.sessionStore), maxEntries: max, ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}) })
+      : new FileSessionStore(o.sessionStore, { maxEntries: max });
+  }
+  if (o.originCache) {
+    out.originCache = isRedisUrl(o.originCache)
+      ? new RedisOriginCache({ link: link(o.originCache), maxEntries: max })
+      : new FileOriginCache(o.originCache, { maxEntries: max });
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+/**
+ * The service's `stores:`, opened once and shared by every Upstream that
+ * names them (reference counted: the last Upstream to close closes them, so a
+ * reload that keeps the same `stores:` keeps the same connections and local
+ * tiers). Opening warms from Redis in the background: the service never
+ * waits on Redis to serve.
+ */
+import { createHash } from 'node:crypto';
+import { openStores, type Stores } from '../agent/stores.js';
+import type { StoresConfig } from './config.js';
+
+const held = new Map<string, { stores: Stores; refs: number }>();
+
+/** A stable identity for a `stores:` section (the encryption key only as a digest). */
+export function storesFingerprint(c: StoresConfig): string {
+  const digest = (b: Buffer | null): string | null => (b ? createHash('sha256').update(b).digest('hex') : null);
+  return JSON.stringify({ ...c, encryptionKey: digest(c.encryptionKey), tls: { ...c.tls, ca: digest(c.tls.ca) } });
+}
+
+export function acquireStores(c: StoresConfig): { stores: Stores; release(): void } {
+  const id = storesFingerprint(c);
+  let h = held.get(id);
+  if (!h) {
+    const tls = { rejectUnauthorized: c.tls.verify, ...(c.tls.ca ? { ca: c.tls.ca } : {}) };
+    const stores = openStores({
+      ...(c.sessions ? { sessionStore: c.sessions } : {}),
+      ...(c.origins ? { originCache: c.origins } : {}),
+      redis: { prefix: c.prefix, tls },
+      ...(c.encryptionKey ? { encryptionKey: c.encryptionKey } : {}),
+      maxEntries: c.maxEntries,
+    });
+    void stores.ready(2000);
+    h = { stores, refs: 0 };
+    held.set(id, h);
+  }
+  h.refs++;
+  const entry = h;
+  let released = false;
+  return {
+    stores: entry.stores,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--entry.refs > 0) return;
+      held.delete(id);
+      void entry.stores.close();
+    },
+  };
+}
