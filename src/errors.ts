@@ -92,6 +92,12 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'OL_INVALID_ARGUMENT',
   INVALID_CONFIG: 'OL_INVALID_CONFIG',
   EARLY_DATA_REJECTED: 'OL_EARLY_DATA_REJECTED',
+  /**
+   * A request sent as 0-RTT early data on a connection given up before its
+   * handshake completed (the QUIC path lost to TCP, or failed): the origin
+   * may have processed it. Sent again only when idempotent (agent/policy.ts).
+   */
+  EARLY_DATA_ABANDONED: 'OL_EARLY_DATA_ABANDONED',
   QUIC_FAILED: 'OL_QUIC_FAILED',
   H3_ERROR: 'OL_H3_ERROR',
   QPACK_ERROR: 'OL_QPACK_ERROR',

@@ -35,13 +35,17 @@ const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, Erro
  *  - either the failure proves the origin did not process the request
  *    (`retrySafe`: never connected, refused stream, above GOAWAY's last id,
  *    early data rejected), or the request is idempotent and failed on a
- *    reused connection before any response byte (the stale keep-alive race).
+ *    reused connection before any response byte (the stale keep-alive race),
+ *    or left as 0-RTT early data on a connection abandoned before its
+ *    handshake completed (EARLY_DATA_ABANDONED; same uncertainty, same rule).
  */
 export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecision {
   if (!r.replayable || r.aborted || err.code === ErrorCode.ABORTED) return NO;
   const facts = err.facts;
-  const staleReuse = r.idempotent && facts !== null && facts.reused && !facts.responseStarted;
-  if (!err.retrySafe && !staleReuse) return NO;
+  const unanswered = r.idempotent && facts !== null && !facts.responseStarted;
+  const staleReuse = unanswered && facts.reused;
+  const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
+  if (!err.retrySafe && !staleReuse && !abandonedEarly) return NO;
   const failover = r.urls > 1 && UNREACHABLE.has(err.code);
   const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
   if (r.attempt >= budget) return NO;

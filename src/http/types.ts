@@ -122,6 +122,20 @@ export interface PooledConnection {
   isUsable(): boolean;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */
   ping?(timeoutMs: number): Promise<number>;
+  /**
+   * A connection handed out at 0-RTT readiness (h3 resuming a ticket):
+   * resolves when its handshake completes (rejects if it fails); null once
+   * it has completed.
+   */
+  handshakePending?(): Promise<void> | null;
+  /**
+   * Another connection now serves the origin while this one's handshake is
+   * pending (TCP won the race): take no new request until the handshake
+   * completes (capacity 0), and give back what the other one may carry —
+   * requests not yet sent (retry-safe), and requests sent as early data that
+   * are idempotent and unanswered (EARLY_DATA_ABANDONED). Others stay.
+   */
+  yieldToFallback?(): void;
   /** Stop taking requests; close once in-flight ones finish. */
   drain(): void;
   /** Close now; in-flight requests fail with `error` (or SOCKET_CLOSED). */

@@ -4,15 +4,26 @@
  * A QUIC attempt that loses keeps running to its own deadline only so that
  * its outcome (works / broken) is learned; `onQuic` reports it exactly once.
  *
+ * Early start (as Chromium does with a known-good alternative and a cached
+ * ticket): a QUIC connection that comes back at 0-RTT readiness, its
+ * handshake still pending (`handshakePending()`), wins the race at once so
+ * the first request leaves as early data; TCP still starts after the delay.
+ * If TCP is established before that handshake completes, `onFallback` gets
+ * it (the caller pools it and has the QUIC connection yield); a handshake
+ * that completes first aborts TCP.
+ *
  * Invariant: TCP is always part of a race, so a blackholed QUIC path costs
- * at most `delayMs` plus one TCP handshake.
+ * at most `delayMs` plus one TCP handshake before a connection that has
+ * answered serves the origin.
  */
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PooledConnection } from '../http/types.js';
 
-export type QuicOutcome = { ok: true; conn: PooledConnection; late: boolean } | { ok: false; error: OriginlinkError } | { ok: 'aborted' };
+/** `early`: the connection was handed out by the race at 0-RTT readiness (the caller holds it already). */
+export type QuicOutcome = { ok: true; conn: PooledConnection; late: boolean; early: boolean } | { ok: false; error: OriginlinkError } | { ok: 'aborted' };
 
 export interface RaceOptions {
+  /** Resolves at the handshake, or at 0-RTT readiness with `handshakePending()` non-null (early start). */
   quic: (signal: AbortSignal) => Promise<PooledConnection>;
   tcp: (signal: AbortSignal) => Promise<PooledConnection>;
   delayMs: number;
@@ -21,9 +32,16 @@ export interface RaceOptions {
   /**
    * Called once when the QUIC attempt settles, also after the race was
    * decided. For a late success, returning true takes the connection over
-   * (e.g. into the pool); otherwise it is closed.
+   * (e.g. into the pool); otherwise it is closed (never an early one: the
+   * caller has it).
    */
   onQuic: (o: QuicOutcome) => boolean | void;
+  /**
+   * Early start only: TCP was established while the early QUIC connection's
+   * handshake was still pending. The callee owns `tcp` from here on.
+   * Without it, such a TCP connection is closed.
+   */
+  onFallback?: (tcp: PooledConnection, quic: PooledConnection) => void;
   signal: AbortSignal;
 }
 
@@ -36,6 +54,10 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     let tcpError: OriginlinkError | null = null;
     let quicError: OriginlinkError | null = null;
     let quicDone = false;
+    /** The QUIC connection that won early; its handshake is what TCP still races. */
+    let early: PooledConnection | null = null;
+    /** TCP was handed to onFallback while the early connection's handshake was pending. */
+    let fellBack = false;
     let delayTimer: NodeJS.Timeout | null = null;
 
     const onOuterAbort = (): void => {
@@ -46,26 +68,37 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     if (o.signal.aborted) { onOuterAbort(); return; }
     o.signal.addEventListener('abort', onOuterAbort, { once: true });
 
-    function win(c: PooledConnection): void {
+    function stopDelay(): void {
+      if (delayTimer) { clearTimeout(delayTimer); delayTimer = null; }
+    }
+    /** `keepTcp`: an early win, TCP still races the handshake. */
+    function win(c: PooledConnection, keepTcp = false): void {
       if (decided) { c.destroy(); return; }
       decided = true;
-      if (delayTimer) clearTimeout(delayTimer);
+      if (!keepTcp) stopDelay();
       o.signal.removeEventListener('abort', onOuterAbort);
       resolve(c);
     }
     function fail(e: OriginlinkError): void {
       if (decided) return;
       decided = true;
-      if (delayTimer) clearTimeout(delayTimer);
+      stopDelay();
       o.signal.removeEventListener('abort', onOuterAbort);
       reject(e);
     }
     function startTcp(): void {
-      if (tcpStarted || decided) return;
+      if (tcpStarted || (decided && !early) || (early && quicDone)) return;
       tcpStarted = true;
-      if (delayTimer) { clearTimeout(delayTimer); delayTimer = null; }
+      stopDelay();
       o.tcp(tcpCtl.signal).then(
-        (c) => win(c),
+        (c) => {
+          if (!early) { win(c); return; }
+          // Early start: TCP is the fallback unless the QUIC handshake completed meanwhile.
+          if (quicDone && !quicError) { c.destroy(); return; }
+          fellBack = true;
+          if (o.onFallback) o.onFallback(c, early);
+          else c.destroy();
+        },
         (e: unknown) => {
           tcpError = toOriginlinkError(e, ErrorCode.CONNECT_FAILED);
           if (quicDone) fail(quicError ?? tcpError);
@@ -75,12 +108,33 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     }
 
     const quicTimer = setTimeout(() => quicCtl.abort(), o.quicTimeoutMs);
-    o.quic(quicCtl.signal).then(
+    o.quic(quicCtl.signal).then(async (c) => {
+      const pending = c.handshakePending?.() ?? null;
+      if (pending === null) return c;
+      if (!decided) {
+        early = c;
+        win(c, true);
+      }
+      try {
+        await pending;
+      } catch (e) {
+        c.destroy();
+        throw e;
+      }
+      return c;
+    }).then(
       (c) => {
         clearTimeout(quicTimer);
         quicDone = true;
+        if (early === c) {
+          // The handshake completed: TCP (if still connecting) is not needed.
+          stopDelay();
+          tcpCtl.abort();
+          o.onQuic({ ok: true, conn: c, late: fellBack, early: true });
+          return;
+        }
         const late = decided;
-        const taken = o.onQuic({ ok: true, conn: c, late }) === true;
+        const taken = o.onQuic({ ok: true, conn: c, late, early: false }) === true;
         if (late) {
           if (!taken) c.destroy();
           return;
@@ -97,6 +151,8 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
         if (o.signal.aborted) o.onQuic({ ok: 'aborted' });
         else if (timedOut) o.onQuic({ ok: false, error: new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `QUIC handshake did not complete within ${o.quicTimeoutMs} ms`, { retrySafe: true, cause: e }) });
         else o.onQuic({ ok: false, error: err });
+        // An early winner's requests fail with its connection and go to whatever the pool dials next.
+        if (early) { stopDelay(); return; }
         if (decided) return;
         if (!tcpStarted) startTcp();
         else if (tcpError) fail(tcpError);

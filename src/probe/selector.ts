@@ -22,6 +22,10 @@ export interface SelectionCounters {
   quicWins: number;
   tcpWins: number;
   upgrades: number;
+  /** Races whose QUIC leg was handed out at 0-RTT readiness (a ticket for a known-good alternative). */
+  earlyStarts: number;
+  /** Early starts where TCP was established before the QUIC handshake completed and took over. */
+  fallbacks: number;
 }
 
 export class Selector {
@@ -52,7 +56,7 @@ export class Selector {
   }
 
   counters(origin: string): SelectionCounters {
-    return this.#counters.upsert(origin, () => ({ races: 0, quicAttempts: 0, quicFailures: 0, quicWins: 0, tcpWins: 0, upgrades: 0 }));
+    return this.#counters.upsert(origin, () => ({ races: 0, quicAttempts: 0, quicFailures: 0, quicWins: 0, tcpWins: 0, upgrades: 0, earlyStarts: 0, fallbacks: 0 }));
   }
 
   /** Origins with state held now (at most the bound). */
@@ -77,12 +81,25 @@ export class Selector {
       st.quicPending = true;
       n.races++;
       n.quicAttempts++;
+      // Early start only for a known-good alternative: one that has not failed
+      // recently (Chromium requires handshake confirmation on an alternative
+      // that was broken before). Without a ticket the QUIC leg resolves at
+      // its handshake anyway.
+      const early = ctx.earlyData !== 'never' && st.facts.brokenCount === 0;
       return raceDial({
-        quic: (sig) => connectAltH3(spec, alt, { ...ctx, signal: sig }, this.opts.quicTimeoutMs),
+        quic: (sig) => connectAltH3(spec, alt, { ...ctx, signal: sig }, this.opts.quicTimeoutMs, early).then((c) => {
+          if (c.handshakePending?.()) n.earlyStarts++;
+          return c;
+        }),
         tcp: (sig) => tcp(sig).then((c) => { n.tcpWins++; return c; }),
         delayMs: st.raceDelay(this.opts.raceDelayMs),
         quicTimeoutMs: this.opts.quicTimeoutMs + 500,
         signal,
+        onFallback: (c, quic) => {
+          n.fallbacks++;
+          pool()?.adopt(c) ?? c.destroy();
+          quic.yieldToFallback?.();
+        },
         onQuic: (o) => {
           st.quicPending = false;
           if (o.ok === 'aborted') return false;
@@ -95,6 +112,12 @@ export class Selector {
           if (!o.late) { n.quicWins++; return false; }
           // QUIC answered after TCP won: the path works; keep it and let TCP drain.
           const p = pool();
+          if (o.early) {
+            // Already in the pool (it won early); only TCP goes.
+            n.upgrades++;
+            p?.drainOthers('h3');
+            return false;
+          }
           if (!p || !p.adopt(o.conn)) return true;
           n.upgrades++;
           p.drainOthers('h3');

@@ -140,17 +140,19 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
 /**
  * HTTP/3 to an origin's alternative service (RFC 7838: the certificate must
  * still be valid for the origin's name). Resolves once the handshake is
- * complete, never at mere 0-RTT readiness: a race must not be won by a path
- * that has not answered.
+ * complete, so a race is never won by a path that has not answered — except
+ * with `early`: resuming a stored ticket, it resolves at 0-RTT readiness,
+ * the handshake pending (`handshakePending()`), for the caller to send early
+ * data at once while TCP stays in the race (probe/race.ts).
  */
-export async function connectAltH3(spec: OriginSpec, alt: { host: string; port: number }, ctx: ConnectContext, handshakeTimeoutMs: number): Promise<PooledConnection> {
+export async function connectAltH3(spec: OriginSpec, alt: { host: string; port: number }, ctx: ConnectContext, handshakeTimeoutMs: number, early = false): Promise<PooledConnection> {
   const name = spec.servername ?? spec.host;
   const origin = await resolved({ ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name });
   const conn = await (await h3Connector())(origin, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
-  const ready = (conn as { ready?: (early: boolean) => Promise<void> }).ready;
-  if (typeof ready === 'function') {
+  const pending = early ? null : conn.handshakePending?.() ?? null;
+  if (pending) {
     try {
-      await ready.call(conn, false);
+      await pending;
     } catch (e) {
       conn.destroy();
       throw e;

@@ -15,7 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import type { H3Connection, H3Event } from '../h3/connection.js';
-import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
+import { earlyDataAllowed, earlyReplayAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { isReplayable, knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import type { QuicConnection } from '../quic/connection.js';
@@ -73,6 +73,8 @@ export class H3PooledConnection implements PooledConnection {
   #handshakeDone!: () => void;
   #handshakeFail!: (e: OriginlinkError) => void;
   #earlyReady: (() => void) | null = null;
+  /** yieldToFallback() was called before the handshake: no new requests until it completes. */
+  #held = false;
   #goawayId: number | null = null;
   #closeError: OriginlinkError | null = null;
   #sessionSaved = false;
@@ -167,7 +169,29 @@ export class H3PooledConnection implements PooledConnection {
 
   get state(): ConnState { return this.#state; }
   get active(): number { return this.#reqs.size; }
-  get capacity(): number { return this.facts.peerMaxConcurrentStreams ?? 100; }
+  get capacity(): number {
+    if (this.#held && this.#quic.establishedAt === null) return 0;
+    return this.facts.peerMaxConcurrentStreams ?? 100;
+  }
+
+  handshakePending(): Promise<void> | null {
+    return this.#quic.establishedAt === null ? this.#handshake : null;
+  }
+
+  yieldToFallback(): void {
+    if (this.#quic.establishedAt !== null || this.#state === 'closed') return;
+    this.#held = true;
+    for (const r of this.#waiting.splice(0)) {
+      r.x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'HTTP/3 handshake still pending; the request moves to the fallback connection', { retrySafe: true, facts: NOT_SENT }), false);
+    }
+    for (const r of [...this.#streams.values()]) {
+      const req = r.x.req;
+      if (!r.early || r.x.body !== null || !earlyReplayAllowed(req.method, req.headers)) continue;
+      if (!this.#h3.closed) this.#h3.resetStream(r.id, H3ErrorCode.REQUEST_CANCELLED);
+      this.#streams.delete(r.id);
+      r.x.fail(this.#abandoned('the QUIC handshake had not completed when TCP was established'), false);
+    }
+  }
 
   /** Move to a new local UDP port (see H3Liveness.migrate). `quicStats().migrations` counts it. */
   async migrate(): Promise<void> {
@@ -450,14 +474,24 @@ export class H3PooledConnection implements PooledConnection {
     this.#saveSession();
     const gone = err ?? this.#gone();
     this.#handshakeFail(gone);
+    const confirmed = this.#quic.establishedAt !== null;
     for (const r of [...this.#reqs.values()]) {
       // A request still waiting for a stream never left: safe to send elsewhere. One with a
       // stream is not proven unprocessed by a closed connection (only GOAWAY or a reset code says so).
       const unsent = r.id < 0;
+      if (!unsent && r.early && !confirmed) {
+        r.x.fail(this.#abandoned(`the connection closed before its handshake completed: ${gone.message}`, gone), false);
+        continue;
+      }
       r.x.fail(gone.with({ retrySafe: unsent || (gone.retrySafe && this.#goawayId !== null && r.id >= this.#goawayId) }), false);
     }
     void this.#ep.close();
     this.#emit({ type: 'close', error: err });
+  }
+
+  /** Sent early, neither confirmed nor rejected: maybe processed (agent/policy.ts replays only idempotent requests). */
+  #abandoned(why: string, cause?: Error): OriginlinkError {
+    return new OriginlinkError(ErrorCode.EARLY_DATA_ABANDONED, 'network', `request sent as 0-RTT early data was abandoned: ${why}`, { retrySafe: false, ...(cause ? { cause } : {}) });
   }
 
   #gone(): OriginlinkError {

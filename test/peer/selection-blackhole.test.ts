@@ -59,7 +59,7 @@ const texts = await Promise.all(rs.map((r) => r.text()));
 out.fallback = {
   choiceBefore: before.choice, raceDelayMs: agent.selector.state(before.origin).raceDelay(null),
   elapsedMs: elapsed, protocols: [...new Set(rs.map((r) => r.protocol))], ok: texts.filter((t) => t === 'hello from caddy\\n').length,
-  connectMs: rs[0].connection.connectMs, tlsMs: rs[0].connection.tlsMs,
+  connectMs: rs[0].connection.connectMs, tlsMs: rs[0].connection.tlsMs, attempts: [...new Set(rs.map((r) => r.attempts))],
 };
 await sleep(1300); // the losing QUIC attempt runs to its 800 ms deadline
 let now = Date.now();
@@ -133,7 +133,10 @@ describe('blackholed QUIC path', () => {
     expect(out.broken.brokenForMs).toBeGreaterThan(0);
     expect(out.broken.brokenForMs).toBeLessThanOrEqual(1500);
     expect(out.broken.choice.transport).toBe('tcp');
-    expect(out.broken.counters).toMatchObject({ races: 1, quicFailures: 1, tcpWins: 1 });
+    // The ticket from step 1 made it an early start: the GETs left as 0-RTT into the void, TCP took over
+    // after the delay and each GET was sent once more there (idempotent: EARLY_DATA_ABANDONED is replayed).
+    expect(out.broken.counters).toMatchObject({ races: 1, quicFailures: 1, tcpWins: 1, earlyStarts: 1, fallbacks: 1 });
+    expect(out.fallback.attempts).toEqual([2]);
     // 3: after expiry h3 is tried again; still dropped → backoff doubles.
     expect(out.retry.choiceAfterExpiry.transport).toBe('quic');
     expect(out.retry.quicAttempts).toBe(2);

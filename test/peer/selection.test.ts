@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from '../../src/index.js';
-import { FileOriginCache } from '../../src/probe/cache.js';
+import { createSocket, type Socket } from 'node:dgram';
+import { Agent, MemorySessionStore, type OriginlinkError } from '../../src/index.js';
+import { FileOriginCache, MemoryOriginCache } from '../../src/probe/cache.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 import { startCaddy, type Caddy } from '../helpers/caddy.js';
@@ -119,4 +120,69 @@ describe('auto selection', () => {
     expect(r2.protocol).toBe('h3');
     await agent.close();
   });
+
+  it('early start: a known h3 alternative with a ticket gets the first GET as 0-RTT at once; when that path is blackholed, TCP takes over after the race delay, the GET is sent again there, a POST that went early (earlyData: always) is never replayed', async () => {
+    const url = `https://localhost:${caddy.port}/index.html`;
+    const cache = new MemoryOriginCache();
+    const sessionStore = new MemorySessionStore();
+    const selection = { quicTimeoutMs: 700, raceDelayMs: 40 };
+    // 1. Learn h3 and get tickets.
+    const a1 = new Agent({ tls: { ca: certs.ca }, originCache: cache, sessionStore, selection });
+    let proto = '';
+    for (let i = 0; i < 50 && proto !== 'h3'; i++) {
+      const r = await a1.request({ url });
+      await r.dump();
+      proto = r.protocol;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(proto).toBe('h3');
+    await a1.close();
+    // 2. A healthy path: the first request of a fresh agent is early data on the ticket.
+    const a2 = new Agent({ tls: { ca: certs.ca }, originCache: cache, sessionStore, selection });
+    const r2 = await a2.request({ url });
+    expect(await r2.text()).toBe('hello from caddy\n');
+    expect([r2.protocol, r2.earlyData, r2.connection.resumed, r2.attempts]).toEqual(['h3', true, true, 1]);
+    expect(a2.origin(url).counters).toMatchObject({ races: 1, earlyStarts: 1, quicWins: 1, fallbacks: 0, tcpWins: 0 });
+    await a2.close();
+    // 3. The alternative now points at a UDP port that swallows every datagram (a blackhole).
+    const holes: Socket[] = [];
+    const bind = (type: 'udp4' | 'udp6', host: string, port: number): Promise<number> => new Promise((res, rej) => {
+      const s = createSocket(type);
+      s.on('message', () => {});
+      s.once('error', rej);
+      s.bind(port, host, () => { holes.push(s); res(s.address().port); });
+    });
+    const hole = await bind('udp4', '127.0.0.1', 0);
+    await bind('udp6', '::1', hole).catch(() => 0);
+    try {
+      const origin = `https://localhost:${caddy.port}`;
+      const f = cache.get(origin)!;
+      cache.put(origin, { ...f, h3: { ...f.h3!, port: hole }, brokenCount: 0, brokenUntil: 0 });
+      const a3 = new Agent({ tls: { ca: certs.ca }, originCache: cache, sessionStore, selection, earlyData: 'always' });
+      const t0 = performance.now();
+      const [get, post] = await Promise.allSettled([
+        a3.request({ url }).then(async (r) => ({ r, text: await r.text(), ms: performance.now() - t0 })),
+        a3.request({ url, method: 'POST', body: 'once' }),
+      ]);
+      expect(get.status).toBe('fulfilled');
+      const g = (get as PromiseFulfilledResult<{ r: { protocol: string; attempts: number; earlyData: boolean }; text: string; ms: number }>).value;
+      expect(g.text).toBe('hello from caddy\n');
+      expect([g.r.protocol, g.r.attempts, g.r.earlyData]).toEqual(['h2', 2, false]);
+      expect(g.ms).toBeLessThan(600); // race delay + one TCP+TLS handshake, not the QUIC deadline
+      // The POST stayed on the QUIC connection and failed with it, not sent a second time.
+      expect(post.status).toBe('rejected');
+      const e = (post as PromiseRejectedResult).reason as OriginlinkError;
+      expect([e.code, e.details['attempts']]).toEqual(['OL_EARLY_DATA_ABANDONED', 1]);
+      const o = a3.origin(url);
+      expect(o.counters).toMatchObject({ races: 1, earlyStarts: 1, fallbacks: 1, quicFailures: 1 });
+      expect(o.facts.brokenCount).toBe(1);
+      // Later requests use the TCP connection.
+      const r4 = await a3.request({ url });
+      await r4.dump();
+      expect([r4.protocol, r4.attempts]).toEqual(['h2', 1]);
+      await a3.close();
+    } finally {
+      for (const s of holes) s.close();
+    }
+  }, 30_000);
 });

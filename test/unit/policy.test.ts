@@ -1,7 +1,7 @@
 /** The Agent's request policy (src/agent/policy.ts, src/http/early-data.ts): pure, table-driven. */
 import { describe, expect, it } from 'vitest';
 import { retryDecision, type RetryInput } from '../../src/agent/policy.js';
-import { earlyDataAllowed } from '../../src/http/early-data.js';
+import { earlyDataAllowed, earlyReplayAllowed } from '../../src/http/early-data.js';
 import { isIdempotentRequest, isSafeMethod } from '../../src/http/methods.js';
 import { endToEnd } from '../../src/http/fields.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, type ExchangeFacts } from '../../src/errors.js';
@@ -26,6 +26,9 @@ describe('retryDecision', () => {
     ['ABORTED code', err(ErrorCode.ABORTED, true, NOT_SENT), base, false],
     ['budget spent', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, attempt: 3 }, false],
     ['timeout after the request was sent', err(ErrorCode.HEADERS_TIMEOUT, false, fresh), base, false],
+    ['0-RTT request abandoned before the handshake, idempotent', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), base, true],
+    ['0-RTT request abandoned before the handshake, POST', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), { ...base, idempotent: false }, false],
+    ['0-RTT request abandoned after a response byte', err(ErrorCode.EARLY_DATA_ABANDONED, false, { ...fresh, responseStarted: true }), base, false],
   ] as const)('%s → retry %s', (_name, e, input, want) => {
     expect(retryDecision(e, input).retry).toBe(want);
   });
@@ -64,5 +67,12 @@ describe('method table, hop-by-hop rule, 0-RTT rule', () => {
     expect(earlyDataAllowed('always', 'POST')).toBe(true);
     expect(earlyDataAllowed('safe', 'GET', false)).toBe(false);
     expect(earlyDataAllowed('never', 'POST', true)).toBe(true);
+  });
+
+  it('early data abandoned before the handshake goes again only when idempotent, whatever let it go early', () => {
+    expect(earlyReplayAllowed('GET', [])).toBe(true);
+    expect(earlyReplayAllowed('PUT', [])).toBe(true);
+    expect(earlyReplayAllowed('POST', [])).toBe(false); // `always` sends it early; it is never replayed
+    expect(earlyReplayAllowed('POST', [['idempotency-key', 'k']])).toBe(true);
   });
 });

@@ -102,14 +102,29 @@ class FakeConn implements PooledConnection {
   readonly active = 0;
   readonly served = 0;
   state: 'ready' | 'closed' = 'ready';
+  /** Set: handed out at 0-RTT readiness, handshake pending until `confirm()` or `refuse()`. */
+  #hs: { p: Promise<void>; ok: () => void; no: (e: Error) => void } | null = null;
+  yielded = 0;
   constructor(readonly id: number, readonly protocol: Protocol) {
     this.facts = { protocol, alpn: null, remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, connectMs: 0, tlsMs: 0, tlsVersion: null, resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null };
   }
   request(): never { throw new Error('fake'); }
   isUsable(): boolean { return this.state === 'ready'; }
   drain(): void { this.state = 'closed'; }
-  destroy(): void { this.state = 'closed'; }
+  destroy(): void { this.state = 'closed'; this.#hs?.no(new Error('destroyed')); }
   on(_l: (ev: ConnEvent) => void): void {}
+  early(): this {
+    let ok!: () => void;
+    let no!: (e: Error) => void;
+    const p = new Promise<void>((a, b) => { ok = a; no = b; });
+    p.catch(() => {});
+    this.#hs = { p, ok: () => { ok(); this.#hs = null; }, no };
+    return this;
+  }
+  confirm(): void { this.#hs?.ok(); }
+  refuse(): void { this.#hs?.no(new Error('handshake failed')); }
+  handshakePending(): Promise<void> | null { return this.#hs?.p ?? null; }
+  yieldToFallback(): void { this.yielded++; }
 }
 
 const after = <T>(ms: number, v: T | Error, signal?: AbortSignal): Promise<T> => new Promise((res, rej) => {
@@ -165,5 +180,97 @@ describe('raceDial', () => {
       quic: () => after(5, new Error('q')), tcp: () => after(5, new Error('t')),
       delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: () => {},
     })).rejects.toThrow();
+  });
+});
+
+describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
+  const ready = <T>(ms: number, v: T): Promise<T> => after(ms, v);
+
+  it('resolves at 0-RTT readiness, before the delay; a handshake completing first means TCP never starts', async () => {
+    const q = new FakeConn(1, 'h3').early();
+    let tcpStarted = false;
+    const outcomes: QuicOutcome[] = [];
+    const t0 = Date.now();
+    const c = await raceDial({
+      quic: () => ready(5, q), tcp: (s) => { tcpStarted = true; return after(5, new FakeConn(2, 'h2'), s); },
+      delayMs: 100, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
+    });
+    expect(c).toBe(q);
+    expect(Date.now() - t0).toBeLessThan(80);
+    expect(outcomes).toEqual([]);
+    q.confirm();
+    await after(150, null);
+    expect(tcpStarted).toBe(false);
+    expect(outcomes).toEqual([{ ok: true, conn: q, late: false, early: true }]);
+  });
+
+  it('blackholed handshake: TCP still starts after the delay and is handed over as the fallback; the QUIC timeout is reported later', async () => {
+    const q = new FakeConn(1, 'h3').early();
+    const fallbacks: Array<[PooledConnection, PooledConnection]> = [];
+    const outcomes: QuicOutcome[] = [];
+    const t0 = Date.now();
+    let fellBackAt = 0;
+    const c = await raceDial({
+      quic: (s) => { s.addEventListener('abort', () => q.destroy(), { once: true }); return ready(1, q); },
+      tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
+      delayMs: 50, quicTimeoutMs: 300, signal: new AbortController().signal,
+      onQuic: (o) => { outcomes.push(o); },
+      onFallback: (tcp, quic) => { fellBackAt = Date.now() - t0; fallbacks.push([tcp, quic]); },
+    });
+    expect(c).toBe(q);
+    await after(120, null);
+    expect(fallbacks.length).toBe(1);
+    expect(fallbacks[0]![0].protocol).toBe('h2');
+    expect(fallbacks[0]![1]).toBe(q);
+    expect(fellBackAt).toBeGreaterThanOrEqual(50);
+    expect(fellBackAt).toBeLessThan(110);
+    expect(outcomes).toEqual([]);
+    await after(300, null);
+    expect(outcomes[0]).toMatchObject({ ok: false, error: { code: 'OL_CONNECT_TIMEOUT' } });
+    expect(q.state).toBe('closed');
+  });
+
+  it('a handshake completing after the fallback is a late success (the caller drains TCP); one failing before the delay stops TCP', async () => {
+    const q = new FakeConn(1, 'h3').early();
+    const outcomes: QuicOutcome[] = [];
+    let fell = 0;
+    await raceDial({
+      quic: () => ready(1, q), tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
+      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal,
+      onQuic: (o) => { outcomes.push(o); }, onFallback: () => { fell++; },
+    });
+    await after(30, null);
+    q.confirm();
+    await after(5, null);
+    expect(fell).toBe(1);
+    expect(outcomes).toEqual([{ ok: true, conn: q, late: true, early: true }]);
+
+    const q2 = new FakeConn(3, 'h3').early();
+    const outcomes2: QuicOutcome[] = [];
+    let tcpStarted = false;
+    await raceDial({
+      quic: () => ready(1, q2), tcp: (s) => { tcpStarted = true; return after(1, new FakeConn(4, 'h2'), s); },
+      delayMs: 60, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes2.push(o); },
+    });
+    q2.refuse();
+    await after(100, null);
+    expect(tcpStarted).toBe(false);
+    expect(outcomes2[0]).toMatchObject({ ok: false });
+  });
+
+  it('a QUIC leg that only reaches 0-RTT readiness after TCP won is offered late, once its handshake completes', async () => {
+    const q = new FakeConn(1, 'h3').early();
+    const outcomes: QuicOutcome[] = [];
+    const c = await raceDial({
+      quic: () => ready(40, q), tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
+      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); return false; },
+    });
+    expect(c.protocol).toBe('h2');
+    await after(60, null);
+    expect(outcomes).toEqual([]);
+    q.confirm();
+    await after(5, null);
+    expect(outcomes).toEqual([{ ok: true, conn: q, late: true, early: false }]);
+    expect(q.state).toBe('closed');
   });
 });
