@@ -109,6 +109,7 @@ class FakeConn implements PooledConnection {
     this.facts = { protocol, alpn: null, remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, connectMs: 0, tlsMs: 0, tlsVersion: null, resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null };
   }
   request(): never { throw new Error('fake'); }
+  peerCertificate(): null { return null; }
   isUsable(): boolean { return this.state === 'ready'; }
   drain(): void { this.state = 'closed'; }
   destroy(): void { this.state = 'closed'; this.#hs?.no(new Error('destroyed')); }

@@ -1,0 +1,91 @@
+/**
+ * One worker of `originlink serve --workers N` (a node:cluster worker): a
+ * whole Service with its own upstream pools. Its TCP listeners are shared
+ * through the primary (node:cluster hands out accepted connections
+ * round-robin); only worker 1 runs the h3 listeners (one process owns a UDP
+ * port: docs/workers.md); no worker runs the admin listener (the primary
+ * does, aggregating the workers' metrics over IPC).
+ *
+ * Commands from the primary (IPC) and signals sent to the worker itself do
+ * the same things: drain (idempotent: a terminal's Ctrl-C reaches every
+ * process of the group and the primary's drain follows it) and reload.
+ * A worker whose primary is gone drains and exits rather than linger.
+ */
+import diagnostics from 'node:diagnostics_channel';
+import { pino } from 'pino';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { channels } from '../pool/diagnostics.js';
+import type { FromWorker, ToWorker } from './cluster.js';
+import { loadConfigFile, type ServiceConfig } from './config.js';
+import { reloadFromFile } from './reload.js';
+import { Service } from './service.js';
+
+/** What worker `slot` runs of the config file. */
+export function workerConfig(c: ServiceConfig, slot: number): ServiceConfig {
+  return { ...c, admin: null, listeners: slot === 1 ? c.listeners : c.listeners.filter((l) => l.kind !== 'h3') };
+}
+
+/** Per-worker series (labelled by slot), next to the Service's own registry. */
+function workerRegistry(svc: Service, slot: number): { registry: Registry; close(): void } {
+  const registry = new Registry();
+  const worker = String(slot);
+  const info = new Gauge({ name: 'originlink_worker_info', help: 'One per running worker: its slot and process id.', labelNames: ['worker', 'pid'], registers: [registry] });
+  info.set({ worker, pid: String(process.pid) }, 1);
+  new Gauge({ name: 'originlink_worker_inflight', help: 'Requests being forwarded now, per worker.', labelNames: ['worker'], registers: [registry], collect() { this.set({ worker }, svc.metrics.inflight); } });
+  const served = new Counter({ name: 'originlink_worker_upstream_requests_total', help: 'Upstream requests completed (any outcome), per worker.', labelNames: ['worker'], registers: [registry] });
+  served.inc({ worker }, 0);
+  const onEnd = (): void => { served.inc({ worker }); };
+  diagnostics.subscribe(channels.requestEnd.name, onEnd);
+  return { registry, close: () => diagnostics.unsubscribe(channels.requestEnd.name, onEnd) };
+}
+
+function send(m: FromWorker): void {
+  if (process.connected) process.send?.(m);
+}
+
+export async function runWorker(file: string, slot: number): Promise<number> {
+  const shape = (c: ServiceConfig): ServiceConfig => workerConfig(c, slot);
+  const config = shape(loadConfigFile(file));
+  const log = pino({ level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
+  const svc = await Service.start(config, { logger: log });
+  const own = workerRegistry(svc, slot);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    let reloading = Promise.resolve();
+    const drain = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ why, graceMs: svc.config.shutdown.graceMs }, 'shutting down');
+      svc.shutdown().then(
+        () => { own.close(); resolve(0); },
+        (e: unknown) => { log.error({ err: e }, 'shutdown failed'); resolve(1); },
+      );
+    };
+    const reload = (): void => {
+      reloading = reloading.then(async () => {
+        if (!stopping) await reloadFromFile(svc, file, shape);
+      });
+    };
+    const answer = async (id: number, what: 'metrics' | 'stats'): Promise<void> => {
+      try {
+        const body = what === 'metrics'
+          ? [...(await svc.metrics.registry.getMetricsAsJSON()), ...(await own.registry.getMetricsAsJSON())]
+          : svc.stats();
+        send({ ol: 'res', id, body });
+      } catch (e) {
+        send({ ol: 'res', id, body: null, error: (e as Error).message });
+      }
+    };
+    process.on('message', (m: ToWorker) => {
+      if (typeof m !== 'object' || m === null) return;
+      if (m.ol === 'drain') drain('primary');
+      else if (m.ol === 'reload') reload();
+      else if (m.ol === 'req') void answer(m.id, m.what);
+    });
+    process.on('SIGTERM', () => drain('SIGTERM'));
+    process.on('SIGINT', () => drain('SIGINT'));
+    process.on('SIGHUP', reload);
+    process.on('disconnect', () => drain('primary gone'));
+    send({ ol: 'ready', addresses: svc.addresses() });
+  });
+}

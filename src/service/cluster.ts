@@ -1,0 +1,223 @@
+/**
+ * `originlink serve --workers N|auto`: the primary of a node:cluster
+ * connector. It serves no traffic itself. It forks N workers
+ * (cluster-worker.ts: each a whole Service with its own pools), restarts a
+ * worker that exits unexpectedly (logged; backoff when one keeps dying
+ * young), fans SIGHUP (reload) and SIGTERM/SIGINT (drain) out to every
+ * worker over IPC, and owns the admin listener: /metrics is the sum of the
+ * workers' registries (prom-client's AggregatorRegistry.aggregate over the
+ * JSON each worker sends back) plus the primary's own series; /stats lists
+ * each worker's pool stats. See docs/workers.md for the h3 front decision.
+ *
+ * Invariants: a slot has at most one live worker; nothing is restarted once
+ * stopping; every wait is bounded (start, IPC answers, drain).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { startAdmin } from './admin.js';
+import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
+
+/** Primary → worker. */
+export type ToWorker = { ol: 'reload' } | { ol: 'drain' } | { ol: 'req'; id: number; what: 'metrics' | 'stats' };
+/** Worker → primary. */
+export type FromWorker = { ol: 'ready'; addresses: Record<string, number> } | { ol: 'res'; id: number; body: unknown; error?: string };
+
+/** The environment variable that tells a forked process its worker slot (1..N). */
+export const WORKER_SLOT_ENV = 'OL_WORKER_SLOT';
+const MAX_WORKERS = 256;
+/** A worker that exits within this of its start counts as dying young: restarts back off. */
+const YOUNG_MS = 5000;
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** How long the first workers may take to start, and an IPC answer to come back. */
+const START_TIMEOUT_MS = 30_000;
+const ASK_TIMEOUT_MS = 2000;
+/** Beyond shutdown.graceMs, how long workers get to exit before they are killed. */
+const EXIT_MARGIN_MS = 5000;
+
+/** `--workers N|auto`: auto = the cores this process may use. */
+export function parseWorkers(v: string): number {
+  const n = v === 'auto' ? availableParallelism() : Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `--workers must be auto or a whole number from 1 to ${MAX_WORKERS} (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+/** This process is a worker forked by runCluster: its slot, else null. */
+export function workerSlot(): number | null {
+  const s = Number(process.env[WORKER_SLOT_ENV]);
+  return cluster.isWorker && Number.isInteger(s) && s > 0 ? s : null;
+}
+
+interface Slot {
+  n: number;
+  worker: Worker | null;
+  startedAt: number;
+  ready: boolean;
+  backoffMs: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
+  let config = first;
+  const log: Logger = pino({ level: config.logging.level, base: { svc: 'originlink', role: 'primary', pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
+  const own = new Registry();
+  const restarts = new Counter({ name: 'originlink_worker_restarts_total', help: 'Workers restarted after an unexpected exit, by slot.', labelNames: ['worker'], registers: [own] });
+  const slots: Slot[] = Array.from({ length: workers }, (_, i) => ({ n: i + 1, worker: null, startedAt: 0, ready: false, backoffMs: 0, timer: null }));
+  new Gauge({ name: 'originlink_workers', help: 'Worker slots by state (ready: serving; down: starting or restarting).', labelNames: ['state'], registers: [own], collect() {
+    const up = slots.filter((s) => s.ready).length;
+    this.set({ state: 'ready' }, up);
+    this.set({ state: 'down' }, slots.length - up);
+  } });
+  let stopping = false;
+  let asks = 0;
+  const pending = new Map<number, (body: unknown) => void>();
+  let onAllExited: (() => void) | null = null;
+  let starting: { ready: () => void; failed: (why: string) => void } | null = null;
+
+  const fork = (s: Slot): void => {
+    s.timer = null;
+    if (stopping) return;
+    s.ready = false;
+    s.startedAt = Date.now();
+    const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n) });
+    s.worker = w;
+    w.on('message', (m: FromWorker) => {
+      if (typeof m !== 'object' || m === null) return;
+      if (m.ol === 'res') {
+        pending.get(m.id)?.(m.error === undefined ? m.body : null);
+        pending.delete(m.id);
+      } else if (m.ol === 'ready') {
+        s.ready = true;
+        if (starting) {
+          if (slots.every((x) => x.ready)) starting.ready();
+        } else log.info({ worker: s.n, workerPid: w.process.pid, listeners: m.addresses }, 'worker restarted');
+        if (stopping) w.send({ ol: 'drain' } satisfies ToWorker);
+      }
+    });
+    w.on('exit', (code, signal) => {
+      if (s.worker !== w) return;
+      s.worker = null;
+      s.ready = false;
+      if (stopping) {
+        log.info({ worker: s.n, workerPid: w.process.pid, code, signal }, 'worker stopped');
+        if (slots.every((x) => x.worker === null)) onAllExited?.();
+        return;
+      }
+      if (starting) { starting.failed(`worker ${s.n} exited during start (code ${code}, signal ${signal})`); return; }
+      const young = Date.now() - s.startedAt < YOUNG_MS;
+      s.backoffMs = young ? Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_BASE_MS, s.backoffMs * 2)) : 0;
+      restarts.inc({ worker: String(s.n) });
+      log.warn({ worker: s.n, workerPid: w.process.pid, code, signal, restartInMs: s.backoffMs }, 'worker exited unexpectedly; restarting');
+      s.timer = setTimeout(() => fork(s), s.backoffMs);
+    });
+  };
+
+  /** One IPC question to every ready worker; a worker that does not answer in time is left out. */
+  const askAll = (what: 'metrics' | 'stats'): Promise<Array<{ worker: number; body: unknown }>> => Promise.all(
+    slots.filter((s) => s.ready && s.worker?.isConnected()).map((s) => new Promise<{ worker: number; body: unknown }>((resolve) => {
+      const id = ++asks;
+      const t = setTimeout(() => { pending.delete(id); resolve({ worker: s.n, body: null }); }, ASK_TIMEOUT_MS);
+      pending.set(id, (body) => { clearTimeout(t); resolve({ worker: s.n, body }); });
+      s.worker?.send({ ol: 'req', id, what } satisfies ToWorker);
+    })),
+  );
+
+  const aggregate = {
+    contentType: own.contentType,
+    async metrics(): Promise<string> {
+      const parts = (await askAll('metrics')).map((a) => a.body).filter((b): b is Parameters<typeof AggregatorRegistry.aggregate>[0][number] => Array.isArray(b));
+      return AggregatorRegistry.aggregate([...parts, await own.getMetricsAsJSON()]).metrics();
+    },
+  };
+
+  let admin: { port: number; close(): Promise<void> } | null = null;
+  const startAdminFor = async (c: ServiceConfig): Promise<typeof admin> => {
+    if (!c.admin) return null;
+    return startAdmin(c.admin.host, c.admin.port, {
+      metrics: { registry: aggregate },
+      healthy: () => !stopping && slots.some((s) => s.ready),
+      stats: async () => ({ workers: await askAll('stats') }),
+    });
+  };
+
+  const kill = (): void => { for (const s of slots) s.worker?.process.kill('SIGKILL'); };
+
+  // Start every worker; one dying before all are up fails the start (a bad port, say).
+  const started = await new Promise<string | null>((resolve) => {
+    const t = setTimeout(() => resolve(`workers not ready within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    starting = { ready: () => { clearTimeout(t); resolve(null); }, failed: (why) => { clearTimeout(t); resolve(why); } };
+    for (const s of slots) fork(s);
+  });
+  starting = null;
+  if (started !== null) {
+    stopping = true;
+    log.error({ reason: started }, 'cluster failed to start');
+    kill();
+    log.flush?.();
+    return 1;
+  }
+  try {
+    admin = await startAdminFor(config);
+  } catch (e) {
+    stopping = true;
+    log.error({ err: (e as Error).message }, 'admin listener failed to start');
+    kill();
+    return 1;
+  }
+  log.info({ file, workers, workerPids: slots.map((s) => s.worker?.process.pid), admin: admin?.port ?? null }, 'originlink serving');
+
+  return new Promise<number>((resolve) => {
+    const broadcast = (m: ToWorker): void => { for (const s of slots) if (s.worker?.isConnected()) s.worker.send(m); };
+    const stop = (sig: NodeJS.Signals): void => {
+      if (stopping) { log.warn({ signal: sig }, 'second signal: killing workers now'); kill(); resolve(1); return; }
+      stopping = true;
+      for (const s of slots) if (s.timer) { clearTimeout(s.timer); s.timer = null; }
+      log.info({ signal: sig, graceMs: config.shutdown.graceMs, workers }, 'shutting down');
+      const deadline = setTimeout(() => { log.warn('workers did not exit in time: killing them'); kill(); }, config.shutdown.graceMs + EXIT_MARGIN_MS);
+      onAllExited = () => {
+        clearTimeout(deadline);
+        void (admin?.close() ?? Promise.resolve()).then(() => {
+          log.info('originlink stopped');
+          log.flush?.();
+          resolve(0);
+        });
+      };
+      broadcast({ ol: 'drain' });
+      if (slots.every((s) => s.worker === null)) onAllExited();
+    };
+    let reloading = Promise.resolve();
+    const hup = (): void => {
+      reloading = reloading.then(async () => {
+        if (stopping) return;
+        let next: ServiceConfig;
+        try {
+          next = loadConfigFile(file);
+        } catch (e) {
+          // Checked once here: the workers keep their config and nothing is sent.
+          const d = e instanceof ConfigError ? e.details : {};
+          log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
+          return;
+        }
+        const was = config.admin;
+        config = next;
+        log.level = next.logging.level;
+        if (was?.host !== next.admin?.host || was?.port !== next.admin?.port) {
+          await admin?.close();
+          admin = null;
+          admin = await startAdminFor(next).catch((e: unknown) => {
+            log.error({ err: (e as Error).message, admin: next.admin }, 'admin listener failed to start after reload');
+            return null;
+          });
+        }
+        broadcast({ ol: 'reload' });
+        log.info({ workers: slots.filter((s) => s.worker).length }, 'reload sent to workers');
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', hup);
+  });
+}

@@ -1,0 +1,19 @@
+/**
+ * SIGHUP's work, shared by the single-process `serve` and each cluster
+ * worker: read the config file again and swap it in; a broken file (or a
+ * reload the service refuses) is logged and the running config stays.
+ */
+import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
+import type { Service } from './service.js';
+
+/** `shape`: what this process runs of the file (a cluster worker drops the admin listener, maybe h3). */
+export async function reloadFromFile(svc: Service, file: string, shape: (c: ServiceConfig) => ServiceConfig = (c) => c): Promise<boolean> {
+  try {
+    await svc.reload(shape(loadConfigFile(file)));
+    return true;
+  } catch (e) {
+    const d = e instanceof ConfigError ? e.details : {};
+    svc.log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
+    return false;
+  }
+}
