@@ -8,10 +8,13 @@ import { parseArgs } from 'node:util';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from '../service/config.js';
 import { Service } from '../service/service.js';
+import { reloadFromFile } from '../service/reload.js';
+import { parseWorkers, runCluster, workerSlot } from '../service/cluster.js';
 
-export const SERVE_USAGE = `usage: originlink serve [--config FILE] [--check]
+export const SERVE_USAGE = `usage: originlink serve [--config FILE] [--check] [--workers N|auto]
   --config FILE   YAML config (default ./originlink.yaml); see docs/config.md
   --check         validate the config and exit (0 = valid)
+  --workers N     run N worker processes (node:cluster; auto = one per core); see docs/workers.md
 signals: SIGTERM/SIGINT graceful stop (shutdown.graceMs), SIGHUP reload config`;
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -20,6 +23,7 @@ export async function runServe(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       check: { type: 'boolean', default: false },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -34,9 +38,24 @@ export async function runServe(argv: string[]): Promise<number> {
     throw e;
   }
   if (values.check) { process.stdout.write(`${file}: ok (${config.listeners.length} listener(s), ${config.origins.size} origin(s), ${config.routes.length} route(s))\n`); return 0; }
+  if (values.workers !== undefined || workerSlot() !== null) return serveCluster(file, config, values.workers);
   const svc = await Service.start(config);
   const code = await serveUntilSignal(svc, file);
   setTimeout(() => process.exit(code), 500).unref(); // nothing may hold the process once stopped
+  return code;
+}
+
+/** `--workers`: this process is the primary (forks the workers) or one of its workers. */
+async function serveCluster(file: string, config: ServiceConfig, workers: string | undefined): Promise<number> {
+  const slot = workerSlot();
+  if (slot !== null) {
+    const code = await (await import('../service/cluster-worker.js')).runWorker(file, slot);
+    process.disconnect?.(); // the IPC channel is all that still holds a drained worker
+    setTimeout(() => process.exit(code), 500).unref();
+    return code;
+  }
+  const code = await runCluster(file, config, parseWorkers(workers ?? 'auto'));
+  setTimeout(() => process.exit(code), 500).unref();
   return code;
 }
 
@@ -53,13 +72,7 @@ export function serveUntilSignal(svc: Service, file: string): Promise<number> {
     };
     const hup = (): void => {
       reloading = reloading.then(async () => {
-        if (stopping) return;
-        try {
-          await svc.reload(loadConfigFile(file));
-        } catch (e) {
-          const d = e instanceof ConfigError ? e.details : {};
-          svc.log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
-        }
+        if (!stopping) await reloadFromFile(svc, file);
       });
     };
     process.on('SIGTERM', stop);

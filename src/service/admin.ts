@@ -5,11 +5,16 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import type { Metrics } from './metrics.js';
+
+/** What /metrics reads: a service's Metrics, or a cluster primary's aggregate of its workers. */
+export interface MetricsSource {
+  registry: { metrics(): Promise<string>; readonly contentType: string };
+}
 
 export interface AdminHooks {
-  metrics: Metrics;
+  metrics: MetricsSource;
   healthy(): boolean;
+  /** A cluster primary asks its workers: may be a promise. */
   stats(): unknown;
 }
 
@@ -29,7 +34,13 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
       return;
     }
     if (path === '/healthz') return hooks.healthy() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'draining\n');
-    if (path === '/stats') return send(200, 'application/json', `${JSON.stringify(hooks.stats())}\n`);
+    if (path === '/stats') {
+      Promise.resolve(hooks.stats()).then(
+        (v) => send(200, 'application/json', `${JSON.stringify(v)}\n`),
+        (e: unknown) => send(500, 'text/plain', `stats failed: ${(e as Error).message}\n`),
+      );
+      return;
+    }
     send(404, 'text/plain', 'not found: try /metrics, /healthz, /stats\n');
   });
   srv.keepAliveTimeout = 5000;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
+import { get, oneOriginConfig } from '../helpers/serve-child.js';
 
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -32,18 +33,6 @@ async function startOrigin(name: string): Promise<{ port: number; server: http.S
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as net.AddressInfo).port, server };
-}
-
-function get(port: number, path: string, agent?: http.Agent): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
 }
 
 class Child {
@@ -67,17 +56,13 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
   let one: Awaited<ReturnType<typeof startOrigin>>;
   let two: Awaited<ReturnType<typeof startOrigin>>;
   const children: Child[] = [];
-  const config = (origin: number, port: number, h2cPort: number, extra = ''): string => `
-listeners:
-  - { name: plain, kind: http, host: 127.0.0.1, port: ${port} }
-  - { name: h2c, kind: h2c, host: 127.0.0.1, port: ${h2cPort} }
-admin: false
-shutdown: { graceMs: 5000 }
-origins:
-  app: { url: "http://127.0.0.1:${origin}", protocol: h1 }
-routes:
-  - { path: /, origin: app }
-${extra}`;
+  const config = (origin: number, port: number, h2cPort: number, extra = ''): string => oneOriginConfig({
+    listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`, `{ name: h2c, kind: h2c, host: 127.0.0.1, port: ${h2cPort} }`],
+    admin: 'false',
+    graceMs: 5000,
+    origin,
+    extra,
+  });
 
   beforeAll(async () => {
     buildIfStale();
