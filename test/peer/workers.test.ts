@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
+import { makeCerts } from '../helpers/certs.js';
+import { Agent } from '../../src/index.js';
 import { get, oneOriginConfig } from '../helpers/serve-child.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -53,6 +55,45 @@ async function until<T>(what: string, fn: () => Promise<T> | T, check: (v: T) =>
   throw new Error(`gave up waiting for ${what}`);
 }
 
+/** `serve --workers 2` as a child; its JSON log lines; the worker pids it reported (for cleanup). */
+class ServeCluster {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly pids = new Set<number>();
+  #out = '';
+  constructor(cfgFile: string) {
+    this.child = spawn(process.execPath, [CLI, 'serve', '--config', cfgFile, '--workers', '2'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.on('data', (d) => { this.#out += String(d); });
+    this.child.stderr?.on('data', (d) => { this.#out += String(d); });
+    this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+  lines(): Array<Record<string, unknown>> {
+    return this.#out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+  serving(): Promise<unknown> {
+    return until('the primary to serve', () => this.lines(), (ls) => ls.some((l) => l['role'] === 'primary' && l['msg'] === 'originlink serving'), 20_000);
+  }
+  /** Only processes this test started: the primary, and the workers it reported. */
+  kill(): void {
+    for (const l of this.lines()) if (typeof l['workerPid'] === 'number') this.pids.add(l['workerPid']);
+    for (const l of this.lines()) if (Array.isArray(l['workerPids'])) for (const p of l['workerPids'] as number[]) this.pids.add(p);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    for (const pid of this.pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  }
+}
+
+/** A tiny h1 origin: `?ms=` answers late. */
+async function startOrigin(): Promise<http.Server> {
+  const origin = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    setTimeout(() => res.end(`origin ${u.pathname}\n`), Number(u.searchParams.get('ms') ?? 0));
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  return origin;
+}
+
 describe('serve --workers 2 (node:cluster)', () => {
   let dir: string;
   let cfgFile: string;
@@ -60,11 +101,9 @@ describe('serve --workers 2 (node:cluster)', () => {
   let originPort: number;
   let front: number;
   let admin: number;
+  let sc: ServeCluster;
   let child: ChildProcess;
-  let out = '';
-  let exited: Promise<number | null>;
-  const seenPids = new Set<number>();
-  const lines = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = (): Array<Record<string, unknown>> => sc.lines();
   // GETs open a connection each: node:cluster hands connections, not requests, to workers.
   const config = (extra = ''): string => oneOriginConfig({
     listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`],
@@ -77,28 +116,18 @@ describe('serve --workers 2 (node:cluster)', () => {
   beforeAll(async () => {
     buildIfStale();
     dir = mkdtempSync(join(tmpdir(), 'ol-workers-'));
-    origin = http.createServer((req, res) => {
-      const u = new URL(req.url ?? '/', 'http://x');
-      setTimeout(() => res.end(`origin ${u.pathname}\n`), Number(u.searchParams.get('ms') ?? 0));
-    });
-    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    origin = await startOrigin();
     originPort = (origin.address() as net.AddressInfo).port;
     [front, admin] = await Promise.all([freePort(), freePort()]);
     cfgFile = join(dir, 'c.yaml');
     writeFileSync(cfgFile, config());
-    child = spawn(process.execPath, [CLI, 'serve', '--config', cfgFile, '--workers', '2'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (d) => { out += String(d); });
-    child.stderr?.on('data', (d) => { out += String(d); });
-    exited = new Promise((r) => child.once('exit', (code) => r(code)));
-    await until('the primary to serve', () => lines(), (ls) => ls.some((l) => l['role'] === 'primary' && l['msg'] === 'originlink serving'), 20_000);
+    sc = new ServeCluster(cfgFile);
+    child = sc.child;
+    await sc.serving();
   }, 60_000);
 
   afterAll(async () => {
-    // Only processes this test started: the primary, and the workers it reported.
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    for (const pid of seenPids) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
+    sc?.kill();
     await new Promise<void>((r) => origin?.close(() => r()));
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -107,7 +136,7 @@ describe('serve --workers 2 (node:cluster)', () => {
     for (let i = 0; i < 20; i++) expect(await get(front, `/r${i}`)).toEqual({ status: 200, body: `origin /r${i}\n` });
     const m = await scrape(admin);
     const pids = workerPids(m);
-    for (const p of pids.values()) seenPids.add(p);
+    for (const p of pids.values()) sc.pids.add(p);
     expect([...pids.keys()].sort()).toEqual([1, 2]);
     expect(new Set(pids.values()).size).toBe(2);
     expect([...pids.values()]).not.toContain(child.pid);
@@ -143,7 +172,7 @@ describe('serve --workers 2 (node:cluster)', () => {
       return p !== undefined && p !== victim && x.get('originlink_workers{state="ready"}') === 2;
     });
     const pids = workerPids(m);
-    for (const p of pids.values()) seenPids.add(p);
+    for (const p of pids.values()) sc.pids.add(p);
     expect(pids.get(1)).toBe(before.get(1));
     expect(m.get('originlink_worker_restarts_total{worker="2"}')).toBe(1);
     const exitLog = lines().find((l) => l['msg'] === 'worker exited unexpectedly; restarting');
@@ -159,7 +188,7 @@ describe('serve --workers 2 (node:cluster)', () => {
     child.kill('SIGTERM');
     const done = await Promise.all(slow);
     expect(done.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
-    const code = await Promise.race([exited, sleep(15_000).then(() => 'timeout' as const)]);
+    const code = await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)]);
     expect(code).toBe(0);
     const stopped = lines().filter((l) => l['msg'] === 'originlink stopped');
     expect(stopped.filter((l) => l['worker'] !== undefined).map((l) => [l['worker'], l['forced']]).sort()).toEqual([[1, false], [2, false]]);
@@ -167,4 +196,49 @@ describe('serve --workers 2 (node:cluster)', () => {
     // Nothing listens any more.
     await expect(get(front, '/late')).rejects.toThrow(/ECONNREFUSED/);
   }, 40_000);
+});
+
+describe('serve --workers 2 with an h3 front', () => {
+  let dir: string;
+  let origin: http.Server;
+  let sc: ServeCluster;
+  afterAll(async () => {
+    sc?.kill();
+    await new Promise<void>((r) => origin?.close(() => r()));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('worker 1 alone owns the UDP port; HTTP/3 clients are served, TCP clients by both', async () => {
+    buildIfStale();
+    const certs = makeCerts();
+    dir = mkdtempSync(join(tmpdir(), 'ol-workers-h3-'));
+    origin = await startOrigin();
+    const [front, quic] = await Promise.all([freePort(), freeTcpUdpPort()]);
+    const cfgFile = join(dir, 'c.yaml');
+    writeFileSync(cfgFile, oneOriginConfig({
+      listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`, `{ name: quic, kind: h3, host: 127.0.0.1, port: ${quic}, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }`],
+      admin: 'false',
+      graceMs: 3000,
+      origin: (origin.address() as net.AddressInfo).port,
+    }));
+    sc = new ServeCluster(cfgFile);
+    await sc.serving();
+    const serving = sc.lines().filter((l) => l['msg'] === 'originlink serving' && l['worker'] !== undefined);
+    expect(serving.map((l) => [l['worker'], l['listeners']]).sort()).toEqual([[1, { plain: front, quic }], [2, { plain: front }]]);
+    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = await agent.request({ url: `https://127.0.0.1:${quic}/q${i}` });
+        expect([r.status, r.protocol, await r.text()]).toEqual([200, 'h3', `origin /q${i}\n`]);
+      }
+    } finally {
+      await agent.close();
+    }
+    for (let i = 0; i < 6; i++) expect((await get(front, `/t${i}`)).status).toBe(200);
+    const reqs = sc.lines().filter((l) => l['msg'] === 'request');
+    expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1]));
+    expect(new Set(reqs.filter((l) => l['listener'] === 'plain').map((l) => l['worker']))).toEqual(new Set([1, 2]));
+    sc.child.kill('SIGTERM');
+    expect(await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)])).toBe(0);
+  }, 60_000);
 });
