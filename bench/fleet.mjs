@@ -6,6 +6,7 @@
 // lab (userspace link emulator between two namespaces named fleet-*), Redis
 // beside them in the client namespace, the benchmark origin in the server one.
 // TCP Fast Open is off in both namespaces so only the shared store differs.
+// `auto` shared: B knows nothing but Redis — h3 from A's Alt-Svc, 0-RTT on A's ticket.
 // Knobs (env): BENCH_RTT_MS (50), BENCH_SAMPLES per case (5).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +27,7 @@ const REDIS_PORT = 6390;
 const CASES = [
   { proto: 'h3', mode: 'cold', floor: 2, why: 'QUIC handshake + request' },
   { proto: 'h3', mode: 'shared', floor: 1, why: 'a ticket from Redis: the request rides in 0-RTT' },
+  { proto: 'auto', mode: 'shared', floor: 1, why: 'auto: h3 from the Alt-Svc in Redis, early start on the shared ticket (TCP races as fallback)' },
   { proto: 'h2', mode: 'cold', floor: 3, why: 'TCP + TLS 1.3 + request' },
   { proto: 'h2', mode: 'shared', floor: 3, why: 'TLS resumed from Redis; TLS 1.3 resumption saves no RTT without early data' },
 ];
@@ -39,14 +41,15 @@ let origins = [];
 try {
   const check = await lab.selfCheck();
   const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath, tfo: false };
-  origins = [await startOrigin(lab, { ...common, kind: 'tcp' }), await startOrigin(lab, { ...common, kind: 'h3' })];
+  // The TCP origin advertises the h3 one (same address, UDP 443), as a real origin would.
+  origins = [await startOrigin(lab, { ...common, kind: 'tcp', altSvc: 'h3=":443"; ma=3600' }), await startOrigin(lab, { ...common, kind: 'h3' })];
   lab.spawn('client', ['redis-server', '--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir]);
   await lab.waitForPort('client', REDIS_PORT);
   const url = `https://${lab.server.addr}/small`;
-  const fetch = async (proto, prefix) => {
+  const fetch = async (proto, prefix, extra = []) => {
     const store = `redis://127.0.0.1:${REDIS_PORT}/0?prefix=${prefix}`;
     const t0 = performance.now();
-    const r = await lab.exec('client', [process.execPath, CLI, 'fetch', '--protocol', proto, '--cacert', certs.caPath, '--session-store', store, '--origin-cache', store, '--json', url], { timeoutMs: 30_000 });
+    const r = await lab.exec('client', [process.execPath, CLI, 'fetch', ...extra, '--protocol', proto, '--cacert', certs.caPath, '--session-store', store, '--origin-cache', store, '--json', url], { timeoutMs: 30_000 });
     const wallMs = performance.now() - t0;
     if (r.code !== 0) throw new Error(`fetch exited ${r.code}: ${r.stderr}`);
     return { ...JSON.parse(r.stdout.trim().split('\n').at(-1)), wallMs };
@@ -54,7 +57,9 @@ try {
   for (let i = 0; i < SAMPLES; i++) {
     for (const c of CASES) {
       const prefix = `b${randomBytes(4).toString('hex')}:`;
-      if (c.mode === 'shared') await fetch(c.proto, prefix); // process A meets the origin
+      // Process A meets the origin; in `auto` it needs a few requests: h2 first, Alt-Svc, then the h3
+      // upgrade that stores a ticket (tickets are kept per origin and policy: an `h3` pool's do not serve `auto`).
+      if (c.mode === 'shared') await fetch(c.proto, prefix, c.proto === 'auto' ? ['--repeat', '20'] : []);
       const b = await fetch(c.proto, prefix); // process B: fresh, first request
       results.push({ ...c, sample: i, totalMs: b.totalMs, ttfbMs: b.ttfbMs, wallMs: b.wallMs, resumed: b.resumed, earlyData: b.earlyData, protocol: b.protocol });
       process.stderr.write('.');

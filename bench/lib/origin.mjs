@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmark origin, run inside a lab namespace: `node origin.mjs JSON` with
-// { kind: 'tcp' | 'h3', host, port, cert, key, tfo, quic? (QuicOptions, e.g. { cc: 'bbr' }) }. kind 'tcp' serves h2 and
+// { kind: 'tcp' | 'h3', host, port, cert, key, tfo, quic? (QuicOptions, e.g. { cc: 'bbr' }), altSvc? (an
+// Alt-Svc field value the tcp kind sends on every response) }. kind 'tcp' serves h2 and
 // HTTP/1.1 over TLS (ALPN) on a TCP Fast Open listener when the addon allows;
 // 'h3' is our HTTP/3 server. Routes:
 //   /small              100 bytes
@@ -93,7 +94,7 @@ if (o.kind === 'h3') {
       if (r.delayMs) await sleep(r.delayMs);
     } finally { t.inflight--; }
     req.resume();
-    res.writeHead(r.status, { 'content-length': String(r.length), 'content-type': 'application/octet-stream' });
+    res.writeHead(r.status, { 'content-length': String(r.length), 'content-type': 'application/octet-stream', ...(o.altSvc ? { 'alt-svc': o.altSvc } : {}) });
     if (Buffer.isBuffer(r.body)) { res.end(r.body); return; }
     Readable.from(r.body, { objectMode: false }).on('error', () => res.destroy()).pipe(res);
   });
