@@ -15,7 +15,10 @@
 // with BENCH_STREAMS streams per connection, default 10, to cleartext HTTP/2
 // fronts: originlink's `h2c` listener, nginx `listen … http2`, HAProxy
 // `proto h2`), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
-// earlier commit) run as one more target, "originlink (previous)".
+// earlier commit) run as one more target, "originlink (previous)", BENCH_WORKERS a
+// list such as `1,2`: more targets, `originlink serve --workers N` (h2 upstream); one
+// worker is pinned to the proxy core like the others, two or more get every core
+// (the load generator's too: on a 2-core machine that is a shared core, say so).
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +35,8 @@ const PATH = process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
+const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean).map(Number);
+if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) { console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2'); process.exit(2); }
 if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
@@ -116,11 +121,10 @@ await waitPort(originTls);
 const targets = [];
 targets.push({ name: 'direct (no proxy)', upstream: '-', port: FRONT === 'h1' ? originPlain : originH2c, launch: null });
 const builds = [['originlink', join(ROOT, 'dist')], ...(ANCHOR_DIST ? [['originlink (previous)', ANCHOR_DIST]] : [])];
-for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) {
-  targets.push({ name: `${label} (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
-    const port = await freePort();
-    const file = join(dir, `originlink-${proto}-${port}.yaml`);
-    writeFileSync(file, `
+const originlinkTarget = (label, dist, proto, workers) => ({ name: `${label} (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
+  const port = await freePort();
+  const file = join(dir, `originlink-${proto}-${port}.yaml`);
+  writeFileSync(file, `
 listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: { level: warn, requests: false }
@@ -128,9 +132,11 @@ origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
 `);
-    return { port, proc: start(PROXY_CPU, process.execPath, [join(dist, 'cli', 'main.js'), 'serve', '--config', file]) };
-  } });
-}
+  const cpu = workers > 1 ? `${LOAD_CPU},${PROXY_CPU}` : PROXY_CPU;
+  return { port, proc: start(cpu, process.execPath, [join(dist, 'cli', 'main.js'), 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
+} });
+for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
+for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, join(ROOT, 'dist'), 'h2', n));
 targets.push({ name: 'nginx (upstream keepalive)', upstream: 'TLS h1', launch: async () => {
   const port = await freePort();
   writeFileSync(join(dir, 'proxy-nginx.conf'), `
