@@ -60,7 +60,9 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     let fellBack = false;
     let delayTimer: NodeJS.Timeout | null = null;
 
+    // Also after an early win, until the handshake settles: the pool going away stops the TCP leg.
     const onOuterAbort = (): void => {
+      stopDelay();
       quicCtl.abort();
       tcpCtl.abort();
       fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
@@ -75,8 +77,10 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     function win(c: PooledConnection, keepTcp = false): void {
       if (decided) { c.destroy(); return; }
       decided = true;
-      if (!keepTcp) stopDelay();
-      o.signal.removeEventListener('abort', onOuterAbort);
+      if (!keepTcp) {
+        stopDelay();
+        o.signal.removeEventListener('abort', onOuterAbort);
+      }
       resolve(c);
     }
     function fail(e: OriginlinkError): void {
@@ -128,6 +132,7 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
         quicDone = true;
         if (early === c) {
           // The handshake completed: TCP (if still connecting) is not needed.
+          o.signal.removeEventListener('abort', onOuterAbort);
           stopDelay();
           tcpCtl.abort();
           o.onQuic({ ok: true, conn: c, late: fellBack, early: true });
@@ -152,7 +157,11 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
         else if (timedOut) o.onQuic({ ok: false, error: new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `QUIC handshake did not complete within ${o.quicTimeoutMs} ms`, { retrySafe: true, cause: e }) });
         else o.onQuic({ ok: false, error: err });
         // An early winner's requests fail with its connection and go to whatever the pool dials next.
-        if (early) { stopDelay(); return; }
+        if (early) {
+          o.signal.removeEventListener('abort', onOuterAbort);
+          stopDelay();
+          return;
+        }
         if (decided) return;
         if (!tcpStarted) startTcp();
         else if (tcpError) fail(tcpError);

@@ -259,6 +259,24 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     expect(outcomes2[0]).toMatchObject({ ok: false });
   });
 
+  it('the caller giving up after an early win (pool destroyed) stops the TCP leg and the handshake', async () => {
+    const q = new FakeConn(1, 'h3').early();
+    const ctl = new AbortController();
+    let tcpStarted = false;
+    const outcomes: QuicOutcome[] = [];
+    const c = await raceDial({
+      quic: (s) => { s.addEventListener('abort', () => q.destroy(), { once: true }); return ready(1, q); },
+      tcp: (s) => { tcpStarted = true; return after(1, new FakeConn(2, 'h2'), s); },
+      delayMs: 30, quicTimeoutMs: 1000, signal: ctl.signal, onQuic: (o) => { outcomes.push(o); },
+    });
+    expect(c).toBe(q);
+    ctl.abort();
+    await after(60, null);
+    expect(tcpStarted).toBe(false);
+    expect(q.state).toBe('closed');
+    expect(outcomes).toEqual([{ ok: 'aborted' }]);
+  });
+
   it('a QUIC leg that only reaches 0-RTT readiness after TCP won is offered late, once its handshake completes', async () => {
     const q = new FakeConn(1, 'h3').early();
     const outcomes: QuicOutcome[] = [];
