@@ -49,10 +49,17 @@ export async function runServe(argv: string[]): Promise<number> {
 async function serveCluster(file: string, config: ServiceConfig, workers: string | undefined): Promise<number> {
   const slot = workerSlot();
   if (slot !== null) {
-    const code = await (await import('../service/cluster-worker.js')).runWorker(file, slot);
-    process.disconnect?.(); // the IPC channel is all that still holds a drained worker
-    setTimeout(() => process.exit(code), 500).unref();
-    return code;
+    // The IPC channel would hold a drained (or failed) worker alive; a cluster worker that
+    // disconnects exits at once (node:cluster), so exit outright once stdout had a moment.
+    const exit = (code: number): void => { setTimeout(() => process.exit(code), 50); };
+    try {
+      const code = await (await import('../service/cluster-worker.js')).runWorker(file, slot);
+      exit(code);
+      return code;
+    } catch (e) {
+      exit(1);
+      throw e;
+    }
   }
   const code = await runCluster(file, config, parseWorkers(workers ?? 'auto'));
   setTimeout(() => process.exit(code), 500).unref();

@@ -9,7 +9,9 @@
  * Commands from the primary (IPC) and signals sent to the worker itself do
  * the same things: drain (idempotent: a terminal's Ctrl-C reaches every
  * process of the group and the primary's drain follows it) and reload.
- * A worker whose primary is gone drains and exits rather than linger.
+ * A worker whose primary is gone exits at once: node:cluster does that on
+ * an unexpected IPC disconnect (the shared listening sockets were the
+ * primary's anyway).
  */
 import diagnostics from 'node:diagnostics_channel';
 import { pino } from 'pino';
@@ -85,7 +87,6 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
     process.on('SIGHUP', reload);
-    process.on('disconnect', () => drain('primary gone'));
     send({ ol: 'ready', addresses: svc.addresses() });
   });
 }

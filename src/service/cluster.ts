@@ -84,6 +84,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     s.startedAt = Date.now();
     const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n) });
     s.worker = w;
+    log.info({ worker: s.n, workerPid: w.process.pid }, 'worker starting');
     w.on('message', (m: FromWorker) => {
       if (typeof m !== 'object' || m === null) return;
       if (m.ol === 'res') {
@@ -106,7 +107,11 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         if (slots.every((x) => x.worker === null)) onAllExited?.();
         return;
       }
-      if (starting) { starting.failed(`worker ${s.n} exited during start (code ${code}, signal ${signal})`); return; }
+      if (starting) {
+        log.warn({ worker: s.n, workerPid: w.process.pid, code, signal }, 'worker exited during start');
+        starting.failed(`worker ${s.n} exited during start (code ${code}, signal ${signal})`);
+        return;
+      }
       const young = Date.now() - s.startedAt < YOUNG_MS;
       s.backoffMs = young ? Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_BASE_MS, s.backoffMs * 2)) : 0;
       restarts.inc({ worker: String(s.n) });

@@ -242,3 +242,29 @@ describe('serve --workers 2 with an h3 front', () => {
     expect(await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)])).toBe(0);
   }, 60_000);
 });
+
+describe('serve --workers 2 that cannot start', () => {
+  it('a listener port in use fails the start: the error is logged, every worker goes, exit 1', async () => {
+    buildIfStale();
+    const dir = mkdtempSync(join(tmpdir(), 'ol-workers-busy-'));
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as net.AddressInfo).port;
+    const cfgFile = join(dir, 'c.yaml');
+    writeFileSync(cfgFile, oneOriginConfig({ listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`], admin: 'false', graceMs: 1000, origin: 1 }));
+    const sc = new ServeCluster(cfgFile);
+    try {
+      expect(await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)])).toBe(1);
+      const ls = sc.lines();
+      expect(ls.find((l) => l['msg'] === 'cluster failed to start')).toMatchObject({ role: 'primary', reason: expect.stringMatching(/worker \d exited during start/) });
+      // Every worker it started is gone.
+      const pids = ls.filter((l) => l['msg'] === 'worker starting').map((l) => l['workerPid'] as number);
+      expect(pids.length).toBe(2);
+      for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+    } finally {
+      sc.kill();
+      busy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
