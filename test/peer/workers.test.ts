@@ -148,6 +148,11 @@ describe('serve --workers 2 (node:cluster)', () => {
     // The service's own counters, summed over the workers.
     expect(m.get('originlink_front_requests_total{listener="plain",protocol="1.1",status="200"}')).toBe(20);
     expect(m.get('originlink_workers{state="ready"}')).toBe(2);
+    expect(await get(admin, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
+    // /stats: each worker's pools (per origin name, a list of PoolStats).
+    const st = JSON.parse((await get(admin, '/stats')).body) as { workers: Array<{ worker: number; body: Record<string, Array<{ requests: number }>> }> };
+    expect(st.workers.map((w) => w.worker).sort()).toEqual([1, 2]);
+    expect(st.workers.reduce((n, w) => n + (w.body['app'] ?? []).reduce((k, p) => k + p.requests, 0), 0)).toBe(20);
     // Each worker logged its own requests.
     const served = new Set(lines().filter((l) => l['msg'] === 'request').map((l) => l['worker']));
     expect([...served].sort()).toEqual([1, 2]);
