@@ -173,6 +173,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     return 1;
   }
   log.info({ file, workers, workerPids: slots.map((s) => s.worker?.process.pid), admin: admin?.port ?? null }, 'originlink serving');
+  if (workers > 1 && config.listeners.every((l) => l.kind === 'h3')) log.warn({ workers }, 'only h3 listeners: worker 1 serves them all, the other workers have nothing to accept');
 
   return new Promise<number>((resolve) => {
     const broadcast = (m: ToWorker): void => { for (const s of slots) if (s.worker?.isConnected()) s.worker.send(m); };

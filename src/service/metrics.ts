@@ -128,7 +128,7 @@ export class Metrics {
       const now = Date.now();
       for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.brokenUntil > now ? 1 : 0);
     } });
-    new Gauge({ name: 'originlink_upstream_selection_events', help: 'Selection events of the live agent (races, QUIC attempts/failures/wins, TCP wins, h3 upgrades); restarts when an origin is reconfigured.', labelNames: [...L, 'event'], registers: r, collect() {
+    new Gauge({ name: 'originlink_upstream_selection_events', help: 'Selection events of the live agent (races, QUIC attempts/failures/wins, TCP wins, h3 upgrades, 0-RTT early starts, TCP fallbacks); restarts when an origin is reconfigured.', labelNames: [...L, 'event'], registers: r, collect() {
       this.reset();
       for (const x of reports()) for (const [event, n] of Object.entries(x.r.counters)) this.set({ origin: x.origin, upstream: x.upstream, event }, n as number);
     } });
