@@ -7,7 +7,8 @@
  * Invariant: once the response head is sent, a failure destroys the client
  * stream (h1: the socket, h2: RST_STREAM) so a truncated body never looks complete.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { reasonPhrase } from '../http/status.js';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
@@ -100,7 +101,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   };
   const refuse = (status: number, reason: string, code: string, headers: Record<string, string> = {}): void => {
     if (!res.headersSent && !res.destroyed) {
-      const body = `${status} ${STATUS_CODES[status] ?? ''}: ${reason}\n`;
+      const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
       const h: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'x-originlink-error': code, ...headers };
       if (!h2 && (hooks.draining() || status === 400 || status === 413 || status === 431)) h['connection'] = 'close';
       (res as ServerResponse).writeHead(status, h);

@@ -10,8 +10,7 @@
  * handler reads. Response bodies wait for send credit (backpressure from
  * the client's window) without buffering more than WRITE_HIGH_WATER.
  */
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Connection } from '../h2/connection.js';
 import type { FloodLimits, H2Event } from '../h2/types.js';
@@ -21,7 +20,8 @@ import type { HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Readable } from 'node:stream';
 
 const WRITE_HIGH_WATER = 256 * 1024;
@@ -96,7 +96,7 @@ export class H2ServerSession {
   }
 
   get closed(): boolean { return this.#closed; }
-  get activeStreams(): number { return this.#streams.size; }
+  get active(): number { return this.#streams.size; }
   onClose(fn: () => void): void { this.#onClose = fn; }
 
   /** Graceful close (RFC 9113 §6.8, two GOAWAYs): open streams finish, then the connection ends. */
@@ -159,6 +159,7 @@ export class H2ServerSession {
     let path = '/';
     let authority = '';
     let scheme: string = this.#scheme;
+    let protocol: string | null = null;
     const fields: HeaderList = [];
     for (const f of headers) {
       switch (f[0]) {
@@ -166,6 +167,7 @@ export class H2ServerSession {
         case ':path': path = f[1]; break;
         case ':authority': authority = f[1]; break;
         case ':scheme': scheme = f[1]; break;
+        case ':protocol': protocol = f[1]; break;
         default:
           if (f[0].charCodeAt(0) !== 0x3a) fields.push(f);
       }
@@ -196,6 +198,9 @@ export class H2ServerSession {
       streamId: id,
       remoteAddress: this.socket.remoteAddress ?? '',
       remotePort: this.socket.remotePort ?? 0,
+      version: '2',
+      bodyLength: endStream ? 0 : declaredLength(fields),
+      protocol,
       // Made on first use: most handlers never look.
       get signal(): AbortSignal {
         if (!s.abort) {
@@ -234,7 +239,10 @@ export class H2ServerSession {
             while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) await new Promise<void>((r) => this.#writers.push(r));
           }
           if (gone()) return;
-          if (!trailers) this.#h2.data(id, EMPTY, true);
+          const later = res.trailersLater ? await res.trailersLater : null;
+          if (gone()) return;
+          if (later && later.length) this.#h2.trailers(id, later);
+          else if (!trailers) this.#h2.data(id, EMPTY, true);
         }
         if (trailers) this.#h2.trailers(id, trailers);
       }
@@ -295,48 +303,10 @@ export class H2ServerSession {
   }
 }
 
-export interface H2ServerOptions extends H2SessionOptions {
-  /** Bind address. Default '127.0.0.1'. */
-  host?: string;
-  /** Port. Default 0 (ephemeral). */
-  port?: number;
-  /** PEM certificate and key: TLS with ALPN h2. Without them: cleartext HTTP/2 with prior knowledge (h2c). */
-  cert?: string | Uint8Array;
-  key?: string | Uint8Array;
-}
+export interface H2ServerOptions extends H2SessionOptions, ListenOptions {}
+export type H2Server = SessionServer;
 
-export interface H2Server {
-  readonly address: { host: string; port: number };
-  readonly connections: number;
-  /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
-  close(graceMs?: number): Promise<void>;
-}
-
-export async function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
-  const sessions = new Set<H2ServerSession>();
-  const serve = (socket: net.Socket, scheme: 'https' | 'http'): void => {
-    const s = new H2ServerSession(socket, opts, scheme);
-    sessions.add(s);
-    s.onClose(() => sessions.delete(s));
-  };
-  const server: net.Server = opts.cert && opts.key
-    ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: ['h2'] }, (s) => serve(s, 'https'))
-    : net.createServer((s) => serve(s, 'http'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const a = server.address() as net.AddressInfo;
-  return {
-    address: { host: a.address, port: a.port },
-    get connections() { return sessions.size; },
-    async close(graceMs = 1000) {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const s of sessions) s.close();
-      const end = Date.now() + graceMs;
-      while ([...sessions].some((s) => s.activeStreams > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      for (const s of sessions) s.destroy();
-      await closed;
-    },
-  };
+/** Our HTTP/2 server on a port: TLS with ALPN h2 when given a certificate, else cleartext with prior knowledge (h2c). */
+export function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
+  return listenSessions(opts, ['h2'], (socket, scheme) => new H2ServerSession(socket, opts, scheme));
 }

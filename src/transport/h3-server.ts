@@ -16,7 +16,7 @@ import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -224,8 +224,10 @@ class ServerSession {
     let scheme = '';
     const fields: HeaderList = [];
     let priority: string | null = null;
+    let protocol: string | null = null;
     for (const [k, v] of headers) {
       if (k === ':method') method = v;
+      else if (k === ':protocol') protocol = v;
       else if (k === ':path') path = v;
       else if (k === ':authority') authority = v;
       else if (k === ':scheme') scheme = v;
@@ -265,6 +267,9 @@ class ServerSession {
       streamId: id,
       remoteAddress: this.#quic.remote.host,
       remotePort: this.#quic.remote.port,
+      version: '3',
+      bodyLength: end ? 0 : declaredLength(fields),
+      protocol,
       get signal(): AbortSignal {
         s.abort ??= new AbortController();
         if (s.abandoned && !s.abort.signal.aborted) s.abort.abort(s.abandoned);
@@ -284,13 +289,20 @@ class ServerSession {
       const empty = body === null || (typeof body === 'string' && body.length === 0) || (body instanceof Uint8Array && body.length === 0);
       const noBody = empty || req?.method === 'HEAD' || res.status === 204 || res.status === 304;
       const hasTrailers = (res.trailers?.length ?? 0) > 0;
+      const later = !noBody && !hasTrailers ? res.trailersLater ?? null : null;
       s.responding = true;
       this.#h3.sendHeaders(id, head, noBody && !hasTrailers);
       if (!noBody) {
-        const ok = await writeBody(this.#h3, this.#quic, id, body, gone, !hasTrailers);
+        const ok = await writeBody(this.#h3, this.#quic, id, body, gone, !hasTrailers && !later);
         if (!ok) return;
       }
       if (hasTrailers && !gone()) this.#h3.sendHeaders(id, res.trailers!, true);
+      if (later) {
+        const t = await later;
+        if (gone()) return;
+        if (t && t.length) this.#h3.sendHeaders(id, t, true);
+        else this.#h3.endStream(id);
+      }
       // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR.
       if (!s.body.readableEnded && !gone()) s.body.destroy();
     } catch (e) {

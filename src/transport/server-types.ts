@@ -3,7 +3,7 @@
  * gets a request with a streaming body and an abort signal and returns the
  * response to send.
  */
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { HeaderList, RequestBody } from '../http/types.js';
 
 /**
@@ -26,6 +26,16 @@ export interface ServerRequest {
   remotePort: number;
   /** Aborted when the client resets the stream or the connection closes. */
   signal: AbortSignal;
+  /** The HTTP version the client spoke: `1.0`, `1.1`, `2` or `3`. */
+  version: string;
+  /** Request body bytes to come: 0 for none, the declared length, or null when streamed without one. */
+  bodyLength: number | null;
+  /**
+   * The protocol a tunnel is asked for: HTTP/1.1 `Upgrade` with `Connection:
+   * upgrade` (RFC 9110 §7.8), or extended CONNECT's `:protocol` (RFC 8441,
+   * RFC 9220). Null for an ordinary request.
+   */
+  protocol: string | null;
 }
 
 export interface ServerResponse {
@@ -33,6 +43,15 @@ export interface ServerResponse {
   headers?: HeaderList;
   body?: RequestBody | Readable;
   trailers?: HeaderList;
+  /** Trailers known only once a streamed body ended (a relayed response); sent after the body when it resolves to fields. */
+  trailersLater?: Promise<HeaderList | null>;
+  /**
+   * Accept the tunnel the request asked for (`protocol`): after the head
+   * (101 on HTTP/1.1, 2xx on an extended CONNECT stream) the server hands
+   * the bytes both ways to `open` as one Duplex — the connection itself on
+   * HTTP/1.1, the stream on HTTP/2 and HTTP/3. `body` is ignored.
+   */
+  tunnel?: (client: Duplex) => void;
 }
 
 export type RequestHandler = (req: ServerRequest) => ServerResponse | Promise<ServerResponse>;
@@ -47,3 +66,9 @@ export function wantsContinue(fields: HeaderList): boolean {
 }
 
 export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as HeaderList;
+
+/** Declared body length of a request head (content-length), for `ServerRequest.bodyLength`: null when absent or not one number. */
+export function declaredLength(fields: HeaderList): number | null {
+  for (const [n, v] of fields) if (n === 'content-length') return /^[0-9]{1,15}$/.test(v) ? Number(v) : null;
+  return null;
+}
