@@ -11,7 +11,8 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { MemorySessionStore } from '../transport/session-store.js';
 import { startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
-import { forward, type ForwardHooks, type FrontInfo, type FrontRequest, type FrontResponse, type Generation } from './forward.js';
+import { forward, type ForwardHooks, type FrontInfo, type Generation } from './forward.js';
+import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './listeners.js';
 import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
@@ -40,7 +41,7 @@ export class Service {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? pino.destination({ dest: 1, sync: false }));
     this.metrics = new Metrics(() => this.#live);
     this.#hooks = {
-      handle: (req, res, info) => this.#handle(req, res, info),
+      handle: (req, info) => this.#handle(req, info),
       log: this.log,
       metrics: this.metrics,
     };
@@ -84,11 +85,12 @@ export class Service {
   /** Made once: the forward path allocates nothing per request for its hooks. */
   #forwardHooks: ForwardHooks | null = null;
 
-  #handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void {
+  #handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse> {
     const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining });
-    forward(this.#gen, info, hooks, req, res).catch((e: unknown) => {
+    // A throw here becomes the server's 500 (or a cut stream once the head went out); log it.
+    return forward(this.#gen, info, hooks, req).catch((e: unknown) => {
       this.log.error({ err: e }, 'forwarding failed');
-      res.destroy();
+      throw e;
     });
   }
 

@@ -321,7 +321,7 @@ export class H1ServerSession {
     const status = res.status;
     const noBody = head.method === 'HEAD' || status < 200 || status === 204 || status === 304;
     if (status === 101) return this.#upgrade(p, res);
-    const close = p.close || this.#draining || head.upgrade !== null;
+    const close = p.close || this.#draining || head.upgrade !== null || res.close === true;
     let text = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
     let declared: string | null = null;
     text += fieldLines(res.headers, FRAMING, (v) => { declared = v; });

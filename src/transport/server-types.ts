@@ -52,6 +52,8 @@ export interface ServerResponse {
    * HTTP/1.1, the stream on HTTP/2 and HTTP/3. `body` is ignored.
    */
   tunnel?: (client: Duplex) => void;
+  /** HTTP/1.1: close the connection after this response (`Connection: close`). Ignored by multiplexed servers. */
+  close?: boolean;
 }
 
 export type RequestHandler = (req: ServerRequest) => ServerResponse | Promise<ServerResponse>;
