@@ -15,7 +15,8 @@
 // with BENCH_STREAMS streams per connection, default 10, to cleartext HTTP/2
 // fronts: originlink's `h2c` listener, nginx `listen … http2`, HAProxy
 // `proto h2`), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
-// earlier commit) run as one more target, "originlink (previous)".
+// earlier commit) run as one more target, "originlink (previous)", BENCH_NODE_ARGS
+// node flags for the originlink processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,8 @@ const PATH = process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
+// Extra node flags for the originlink processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
@@ -128,7 +131,7 @@ origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
 `);
-    return { port, proc: start(PROXY_CPU, process.execPath, [join(dist, 'cli', 'main.js'), 'serve', '--config', file]) };
+    return { port, proc: start(PROXY_CPU, process.execPath, [...NODE_ARGS, join(dist, 'cli', 'main.js'), 'serve', '--config', file]) };
   } });
 }
 targets.push({ name: 'nginx (upstream keepalive)', upstream: 'TLS h1', launch: async () => {

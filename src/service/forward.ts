@@ -59,6 +59,28 @@ export function statusForError(code: string): 502 | 503 | 504 {
   }
 }
 
+/**
+ * The subset of AbortSignal the Agent and the transports use (`aborted`,
+ * `add/removeEventListener('abort')`), without an EventTarget and an
+ * AbortController per request. Invariant: each listener runs at most once.
+ */
+class RequestSignal {
+  aborted = false;
+  #fns: Array<() => void> = [];
+  addEventListener(_type: 'abort', fn: () => void): void { if (!this.aborted) this.#fns.push(fn); }
+  removeEventListener(_type: 'abort', fn: () => void): void {
+    const i = this.#fns.indexOf(fn);
+    if (i >= 0) this.#fns.splice(i, 1);
+  }
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const fns = this.#fns;
+    this.#fns = [];
+    for (const fn of fns) fn();
+  }
+}
+
 const NO_EXTRA: Record<string, unknown> = {};
 
 export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): Promise<ServerResponse> {
@@ -127,6 +149,8 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
       })()
     : null;
 
+  const signal = new RequestSignal();
+  req.onAbort(() => signal.abort());
   hooks.metrics.inflight++;
   upstream.inflight++;
   let settled = false;
@@ -139,7 +163,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
   let r;
   try {
-    const opts: RequestCommon = { method, headers, body, signal: req.signal };
+    const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal };
     // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
     const tc = traceContextOf(headers);
     if (tc) opts.traceContext = tc;
@@ -151,7 +175,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
       hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
       return refuse(413, `body larger than ${max} bytes`, 'body_too_large');
     }
-    if (req.signal.aborted) {
+    if (signal.aborted) {
       done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
       return { status: 499 };
     }
@@ -163,7 +187,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via);
   watchBody(up.body, log !== null, (bytes, failed) => {
     finish();
-    const gone = req.signal.aborted;
+    const gone = signal.aborted;
     if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
     else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
   });

@@ -33,7 +33,7 @@ import type { HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import type { RequestHandler, ServerRequest, ServerResponse } from './server-types.js';
+import { RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
@@ -68,8 +68,7 @@ interface Pending {
   res: ServerResponse | null;
   failed: boolean;
   ready: boolean;
-  abort: AbortController | null;
-  abandoned: Error | null;
+  abort: RequestAbort;
   /** The request body was read to its end. */
   bodyDone: boolean;
   /** Close the connection after this response. */
@@ -155,7 +154,7 @@ export class H1ServerSession {
     const id = ++this.#seq;
     const p: Pending = {
       head, req: null, body: null as unknown as PushBody, res: null, failed: false, ready: false,
-      abort: null, abandoned: null, bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
+      abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
     };
     p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
     if (head.framing === 'none' && head.upgrade === null) p.body.deliver(EMPTY, true);
@@ -169,7 +168,6 @@ export class H1ServerSession {
     // RFC 9110 §10.1.1: answer 100 at once when this request is the one being answered (not behind others).
     if (head.expectContinue && this.#queue.length === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     if (this.#queue.length >= MAX_PIPELINE) this.#parser.pauseAfterMessage();
-    const self = this;
     let path = head.target;
     if (head.form === 'absolute') {
       const i = path.indexOf('/', path.indexOf('//') + 2);
@@ -188,13 +186,8 @@ export class H1ServerSession {
       version: head.minor === 0 ? '1.0' : '1.1',
       bodyLength: head.framing === 'none' ? 0 : head.contentLength,
       protocol: head.upgrade,
-      get signal(): AbortSignal {
-        if (!p.abort) {
-          p.abort = new AbortController();
-          if (p.abandoned || self.#closed) p.abort.abort(p.abandoned);
-        }
-        return p.abort.signal;
-      },
+      get signal(): AbortSignal { return p.abort.signal; },
+      onAbort: (fn) => p.abort.onAbort(fn),
     };
     let r: ServerResponse | Promise<ServerResponse>;
     try {
@@ -241,7 +234,7 @@ export class H1ServerSession {
     // A client that half-closes after its requests still gets its answers; one that stops mid-request does not.
     if (this.#parser.eof() === 'truncated' && this.#reading) {
       const err = new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client closed mid-request');
-      this.#reading.abandoned ??= err;
+      this.#reading.abort.abort(err);
       abortBody(this.#reading.body, err);
     }
     this.#noMore = true;
@@ -262,7 +255,7 @@ export class H1ServerSession {
     const body = `${status} ${reasonPhrase(status)}: ${pe.message}\n`;
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
-      head, req: null, body: new PushBody(() => {}, () => {}), failed: false, ready: true, abort: null, abandoned: null, bodyDone: true, close: true,
+      head, req: null, body: new PushBody(() => {}, () => {}), failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
       res: { status, headers: [['content-type', 'text/plain; charset=utf-8']], body },
     });
     this.#pump();
@@ -327,8 +320,13 @@ export class H1ServerSession {
     text += fieldLines(res.headers, FRAMING, (v) => { declared = v; });
     if (close) text += `connection: close${CRLF}`;
     else if (head.minor === 0) text += `connection: keep-alive${CRLF}`;
-    const body = res.body ?? null;
+    let body = res.body ?? null;
     const s = this.socket;
+    if (body instanceof Readable && !noBody) {
+      // A relayed body that already arrived whole (a small response): one write with its length, no chunking.
+      const whole = await wholeBody(body, res.trailersLater);
+      if (whole) body = whole;
+    }
     if (!(body instanceof Readable)) {
       const bytes = bodyBytes(body as string | Uint8Array | null);
       // HEAD: the length the GET would have had (the handler's), else this body's.
@@ -454,13 +452,30 @@ export class H1ServerSession {
     this.#closed = true;
     this.#clearTimer();
     for (const p of this.#queue) {
-      p.abandoned ??= err;
-      p.abort?.abort(err);
+      p.abort.abort(err);
       abortBody(p.body, err);
     }
     this.#queue.length = 0;
     this.#onClose?.();
   }
+}
+
+/**
+ * The bytes of a streamed body when all of them are already buffered (the
+ * stream ended, nothing is left to come) and no trailers follow; else null,
+ * and the body is untouched.
+ */
+async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | null> | undefined): Promise<Buffer | null> {
+  const st = (body as Readable & { _readableState?: { ended?: boolean } })._readableState;
+  if (!st?.ended || body.destroyed) return null;
+  if (trailersLater) {
+    const t = await trailersLater.catch(() => null);
+    if (t && t.length) return null;
+  }
+  const parts: Buffer[] = [];
+  let c: Buffer | string | null;
+  while ((c = body.read() as Buffer | string | null) !== null) parts.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /**

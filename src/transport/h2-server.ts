@@ -21,7 +21,7 @@ import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Readable } from 'node:stream';
 
 const WRITE_HIGH_WATER = 256 * 1024;
@@ -47,8 +47,7 @@ export interface H2SessionOptions {
 
 interface Incoming extends H2Flow {
   body: PushBody;
-  abort: AbortController | null;
-  abandoned: Error | null;
+  abort: RequestAbort;
   responding: boolean;
 }
 
@@ -132,8 +131,7 @@ export class H2ServerSession {
         if (!s) return;
         this.#streams.delete(ev.streamId);
         const err = new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (HTTP/2 error code ${ev.code})`);
-        s.abandoned ??= err;
-        s.abort?.abort(err);
+        s.abort.abort(err);
         abortBody(s.body, err);
         this.#armIdle();
         return;
@@ -175,8 +173,7 @@ export class H2ServerSession {
     if (!authority) authority = fields.find(([n]) => n === 'host')?.[1] ?? '';
     const s: Incoming = {
       body: new PushBody(() => this.#resume(id), () => { s.paused = true; }),
-      abort: null,
-      abandoned: null,
+      abort: new RequestAbort(),
       owed: 0,
       paused: false,
       responding: false,
@@ -187,7 +184,6 @@ export class H2ServerSession {
       this.#h2.respond(id, CONTINUE_HEAD, false);
       this.#io.flush();
     }
-    const self = this;
     const req: ServerRequest = {
       method,
       path,
@@ -201,14 +197,8 @@ export class H2ServerSession {
       version: '2',
       bodyLength: endStream ? 0 : declaredLength(fields),
       protocol,
-      // Made on first use: most handlers never look.
-      get signal(): AbortSignal {
-        if (!s.abort) {
-          s.abort = new AbortController();
-          if (s.abandoned || self.#closed) s.abort.abort(s.abandoned);
-        }
-        return s.abort.signal;
-      },
+      get signal(): AbortSignal { return s.abort.signal; },
+      onAbort: (fn) => s.abort.onAbort(fn),
     };
     void this.#respond(id, s, req);
   }
@@ -292,8 +282,7 @@ export class H2ServerSession {
     if (this.#firstTimer) clearTimeout(this.#firstTimer);
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     for (const s of this.#streams.values()) {
-      s.abandoned ??= err;
-      s.abort?.abort(err);
+      s.abort.abort(err);
       abortBody(s.body, err);
     }
     this.#streams.clear();

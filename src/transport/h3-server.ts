@@ -16,7 +16,7 @@ import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -73,8 +73,7 @@ export interface H3Server {
 
 
 function abandon(s: ServerStream, why: Error): void {
-  s.abandoned ??= why;
-  s.abort?.abort(why);
+  s.abort.abort(why);
 }
 
 function checkTicketKey(key: Uint8Array): void {
@@ -144,9 +143,8 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
 interface ServerStream {
   body: StreamBody;
   /** Made on first use of `request.signal` (most handlers never look). */
-  abort: AbortController | null;
-  /** Why the request was abandoned, once it was (a signal made later starts aborted). */
-  abandoned: Error | null;
+  /** Why the request was abandoned, told to its signal and listeners. */
+  abort: RequestAbort;
   responding: boolean;
   done: boolean;
 }
@@ -243,8 +241,7 @@ class ServerSession {
     }
     const s: ServerStream = {
       body: new StreamBody(this.#quic, id, () => {}),
-      abort: null,
-      abandoned: null,
+      abort: new RequestAbort(),
       responding: false,
       done: false,
     };
@@ -270,11 +267,8 @@ class ServerSession {
       version: '3',
       bodyLength: end ? 0 : declaredLength(fields),
       protocol,
-      get signal(): AbortSignal {
-        s.abort ??= new AbortController();
-        if (s.abandoned && !s.abort.signal.aborted) s.abort.abort(s.abandoned);
-        return s.abort.signal;
-      },
+      get signal(): AbortSignal { return s.abort.signal; },
+      onAbort: (fn) => s.abort.onAbort(fn),
     };
     void this.#respond(id, s, req);
   }

@@ -24,8 +24,10 @@ export interface ServerRequest {
   streamId: number;
   remoteAddress: string;
   remotePort: number;
-  /** Aborted when the client resets the stream or the connection closes. */
-  signal: AbortSignal;
+  /** Aborted when the client resets the stream or the connection closes (an AbortController made on first use). */
+  readonly signal: AbortSignal;
+  /** The same event without an AbortSignal per request: `fn` runs once when the request is abandoned (at once if it was). */
+  onAbort(fn: (reason: Error) => void): void;
   /** The HTTP version the client spoke: `1.0`, `1.1`, `2` or `3`. */
   version: string;
   /** Request body bytes to come: 0 for none, the declared length, or null when streamed without one. */
@@ -73,4 +75,37 @@ export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as 
 export function declaredLength(fields: HeaderList): number | null {
   for (const [n, v] of fields) if (n === 'content-length') return /^[0-9]{1,15}$/.test(v) ? Number(v) : null;
   return null;
+}
+
+/**
+ * Why a request was abandoned, told to whoever asks: `signal` (an
+ * AbortController, made only when a handler reads it) and `onAbort`
+ * listeners (cheap: the forwarder's). One per request in every server.
+ */
+export class RequestAbort {
+  reason: Error | null = null;
+  #ctl: AbortController | null = null;
+  #fns: Array<(e: Error) => void> | null = null;
+
+  get signal(): AbortSignal {
+    if (!this.#ctl) {
+      this.#ctl = new AbortController();
+      if (this.reason) this.#ctl.abort(this.reason);
+    }
+    return this.#ctl.signal;
+  }
+
+  onAbort(fn: (e: Error) => void): void {
+    if (this.reason) fn(this.reason);
+    else (this.#fns ??= []).push(fn);
+  }
+
+  abort(e: Error): void {
+    if (this.reason) return;
+    this.reason = e;
+    this.#ctl?.abort(e);
+    const fns = this.#fns;
+    this.#fns = null;
+    if (fns) for (const f of fns) f(e);
+  }
 }
