@@ -20,6 +20,7 @@ import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
+import { openTunnel } from './tunnel.js';
 import type { Upstream } from './upstream.js';
 import type { RequestCommon } from '../agent/agent.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
@@ -135,6 +136,24 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     xff: cfg.proxy.xForwardedFor,
     teTrailers: facts.teTrailers,
   });
+  const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
+  if (req.protocol !== null) {
+    // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (tunnel.ts).
+    try {
+      const res = await openTunnel(req, {
+        upstream,
+        path: rewritePath(route, target),
+        authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
+        headers,
+        connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
+      });
+      done(res.status, { tunnel: req.protocol });
+      return res;
+    } catch (e) {
+      const err = toOriginlinkError(e);
+      return refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
+    }
+  }
   let tooLarge = false;
   const max = cfg.limits.maxBodyBytes;
   const src = req.body;
@@ -160,7 +179,6 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     upstream.done();
     hooks.metrics.inflight--;
   };
-  const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
   let r;
   try {
     const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal };

@@ -92,6 +92,8 @@ export class TcpListener implements Listener {
         maxHeaderListSize: lim.maxHeaderBytes + 8192,
         firstRequestTimeoutMs: lim.requestHeaderTimeoutMs,
         idleTimeoutMs: Math.max(lim.keepAliveTimeoutMs, 1000),
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT (tunnel.ts).
+        enableConnectProtocol: true,
         onError,
       };
     }

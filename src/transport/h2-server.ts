@@ -22,7 +22,7 @@ import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
-import { Readable } from 'node:stream';
+import { Duplex, Readable, Writable } from 'node:stream';
 
 const WRITE_HIGH_WATER = 256 * 1024;
 const EMPTY = new Uint8Array(0);
@@ -209,6 +209,7 @@ export class H2ServerSession {
       const res: ServerResponse = await this.#opts.handler(req);
       if (gone()) return;
       s.responding = true;
+      if (res.tunnel && req.protocol !== null && res.status >= 200 && res.status < 300) return await this.#tunnel(id, s, res);
       const head: HeaderList = [[':status', String(res.status)]];
       for (const [n, v] of res.headers ?? []) head.push([n.toLowerCase(), v]);
       const body = req.method === 'HEAD' ? null : (res.body ?? null);
@@ -246,6 +247,50 @@ export class H2ServerSession {
       this.#io.flush();
       this.#done(id, s);
     }
+  }
+
+  /**
+   * Extended CONNECT (RFC 8441 §4): after a 2xx head the stream carries the
+   * tunnel's bytes both ways until either side ends it; DATA in, DATA out,
+   * flow control as for any stream.
+   */
+  async #tunnel(id: number, s: Incoming, res: ServerResponse): Promise<void> {
+    const head: HeaderList = [[':status', String(res.status)]];
+    for (const [n, v] of res.headers ?? []) head.push([n.toLowerCase(), v]);
+    this.#h2.respond(id, head, false);
+    this.#io.flush();
+    const gone = (): boolean => this.#closed || this.#streams.get(id) !== s;
+    const out = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        if (gone()) return cb(new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'tunnel stream closed'));
+        this.#h2.data(id, chunk, false);
+        this.#io.flush();
+        if (this.#h2.pending(id) > WRITE_HIGH_WATER) this.#writers.push(() => cb());
+        else cb();
+      },
+      final: (cb) => {
+        if (!gone()) {
+          this.#h2.data(id, EMPTY, true);
+          this.#io.flush();
+        }
+        cb();
+      },
+      destroy: (err, cb) => {
+        if (err && !gone()) {
+          this.#h2.reset(id, H2ErrorCode.CANCEL);
+          this.#io.flush();
+        }
+        cb(err);
+      },
+    });
+    const duplex = Duplex.from({ readable: s.body, writable: out });
+    await new Promise<void>((resolve) => {
+      duplex.on('close', () => resolve());
+      duplex.on('error', () => { /* ends in 'close' */ });
+      s.abort.onAbort(() => duplex.destroy());
+      res.tunnel!(duplex);
+    });
+    this.#done(id, s);
   }
 
   #done(id: number, s: Incoming): void {
