@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { TOKEN_RE } from '../http/fields.js';
 import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { connectOrigin, type ConnectContext, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
 import { DEFAULT_KEEPALIVE } from '../transport/tfo.js';
@@ -336,7 +337,9 @@ export class Agent implements TickMember {
       path = o.path;
       if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
     }
-    const method = (o.method ?? 'GET').toUpperCase();
+    // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
+    const method = o.method ?? 'GET';
+    if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
     const span = startRequestSpan(method, targets[0] as URL, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;

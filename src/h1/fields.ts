@@ -18,8 +18,9 @@ export class H1ParseError extends Error {
   }
 }
 
-/** RFC 9110 §5.6.2 tchar. */
-export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+import { TOKEN_RE } from '../http/fields.js';
+
+export { TOKEN_RE };
 /** RFC 9110 §5.5: no CR, LF or NUL in a value (a bare CR or LF would end the line for another parser). */
 const BAD_VALUE_RE = /[\r\n\0]/;
 

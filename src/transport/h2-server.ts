@@ -59,6 +59,8 @@ export class H2ServerSession {
   #opts: H2SessionOptions;
   #scheme: 'https' | 'http';
   #streams = new Map<number, Incoming>();
+  /** Requests whose head arrived in the read being processed (see #dispatch). */
+  #arrived: Array<[number, Incoming, ServerRequest]> = [];
   #writers: Array<() => void> = [];
   #closed = false;
   #onClose: (() => void) | null = null;
@@ -82,6 +84,7 @@ export class H2ServerSession {
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
       this.#h2.receive(d, performance.now());
+      this.#dispatch();
       this.#io.flush();
     });
     socket.on('error', () => { /* 'close' follows */ });
@@ -200,7 +203,19 @@ export class H2ServerSession {
       get signal(): AbortSignal { return s.abort.signal; },
       onAbort: (fn) => s.abort.onAbort(fn),
     };
-    void this.#respond(id, s, req);
+    this.#arrived.push([id, s, req]);
+  }
+
+  /**
+   * Handlers run once the bytes of a read are processed, not at each HEADERS:
+   * a stream opened and reset in the same read (rapid reset, CVE-2023-44487)
+   * never reaches the handler, so it costs the origin nothing.
+   */
+  #dispatch(): void {
+    if (this.#arrived.length === 0) return;
+    const list = this.#arrived;
+    this.#arrived = [];
+    for (const [id, s, req] of list) if (this.#streams.get(id) === s) void this.#respond(id, s, req);
   }
 
   async #respond(id: number, s: Incoming, req: ServerRequest): Promise<void> {
