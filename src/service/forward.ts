@@ -156,11 +156,11 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   }
   let tooLarge = false;
   const max = cfg.limits.maxBodyBytes;
-  const src = req.body;
+  // The request body stream is only touched when there is a body (a server makes none for a GET).
   const body = req.bodyLength !== 0
     ? (async function* bounded(): AsyncGenerator<Uint8Array> {
         let n = 0;
-        for await (const c of src as AsyncIterable<Buffer>) {
+        for await (const c of req.body as AsyncIterable<Buffer>) {
           n += c.length;
           if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
           yield c;

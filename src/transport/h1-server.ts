@@ -63,7 +63,8 @@ export interface H1SessionOptions {
 interface Pending {
   head: H1RequestHead;
   req: ServerRequest | null;
-  body: PushBody;
+  /** Null for a request without a body until a handler asks for it (most GETs never do: no stream per request). */
+  body: PushBody | null;
   /** The handler's answer (or the refusal we answer with). */
   res: ServerResponse | null;
   failed: boolean;
@@ -104,7 +105,7 @@ export class H1ServerSession {
     this.#scheme = scheme;
     this.#parser = new H1RequestParser({
       onHead: (h) => this.#onHead(h),
-      onBody: (c) => this.#reading?.body.deliver(c, false),
+      onBody: (c) => this.#reading?.body?.deliver(c, false),
       onTrailers: () => { /* request trailers are not passed on (RFC 9110 §6.5: may be discarded) */ },
       onComplete: () => this.#onComplete(),
     }, { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 });
@@ -153,11 +154,10 @@ export class H1ServerSession {
     this.#clearTimer();
     const id = ++this.#seq;
     const p: Pending = {
-      head, req: null, body: null as unknown as PushBody, res: null, failed: false, ready: false,
+      head, req: null, body: null, res: null, failed: false, ready: false,
       abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
     };
-    p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
-    if (head.framing === 'none' && head.upgrade === null) p.body.deliver(EMPTY, true);
+    if (head.framing !== 'none') p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
     this.#queue.push(p);
     this.#reading = head.framing === 'none' ? null : p;
     if (p.close) this.#noMore = true;
@@ -179,7 +179,13 @@ export class H1ServerSession {
       authority: head.authority,
       scheme: this.#scheme,
       headers: head.headers,
-      body: p.body,
+      get body(): PushBody {
+        if (!p.body) {
+          p.body = new PushBody(() => {}, () => {});
+          p.body.deliver(EMPTY, true);
+        }
+        return p.body;
+      },
       streamId: id,
       remoteAddress: this.socket.remoteAddress ?? '',
       remotePort: this.socket.remotePort ?? 0,
@@ -204,7 +210,7 @@ export class H1ServerSession {
     const p = this.#reading;
     if (p) {
       p.bodyDone = true;
-      p.body.deliver(EMPTY, true);
+      p.body?.deliver(EMPTY, true);
       this.#reading = null;
     }
   }
@@ -235,7 +241,7 @@ export class H1ServerSession {
     if (this.#parser.eof() === 'truncated' && this.#reading) {
       const err = new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client closed mid-request');
       this.#reading.abort.abort(err);
-      abortBody(this.#reading.body, err);
+      if (this.#reading.body) abortBody(this.#reading.body, err);
     }
     this.#noMore = true;
     if (this.#queue.length === 0) this.socket.end();
@@ -248,14 +254,14 @@ export class H1ServerSession {
     this.#clearTimer();
     if (this.#reading) {
       // The body being read broke its framing: that request cannot be answered; the connection ends.
-      abortBody(this.#reading.body, new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`));
+      if (this.#reading.body) abortBody(this.#reading.body, new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`));
       this.#reading = null;
     }
     this.#opts.onError?.(pe);
     const body = `${status} ${reasonPhrase(status)}: ${pe.message}\n`;
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
-      head, req: null, body: new PushBody(() => {}, () => {}), failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
+      head, req: null, body: null, failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
       res: { status, headers: [['content-type', 'text/plain; charset=utf-8']], body },
     });
     this.#pump();
@@ -294,7 +300,7 @@ export class H1ServerSession {
     if (!p.bodyDone && this.#reading === p) {
       // Answered before its body was read: the rest of the body cannot be skipped safely here; the connection ends.
       keep = false;
-      abortBody(p.body);
+      if (p.body) abortBody(p.body);
     }
     if (!keep || p.close) {
       this.#noMore = true;
@@ -453,7 +459,7 @@ export class H1ServerSession {
     this.#clearTimer();
     for (const p of this.#queue) {
       p.abort.abort(err);
-      abortBody(p.body, err);
+      if (p.body) abortBody(p.body, err);
     }
     this.#queue.length = 0;
     this.#onClose?.();
