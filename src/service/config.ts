@@ -76,6 +76,8 @@ export interface LimitsConfig {
   maxBodyBytes: number;
   keepAliveTimeoutMs: number;
   maxConcurrentStreams: number;
+  /** A response write to a client that makes no progress for this long cuts that client (h1: the connection, h2: the stream). */
+  clientSendTimeoutMs: number;
 }
 
 export interface ServiceConfig {
@@ -104,6 +106,7 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxBodyBytes: 0,
   keepAliveTimeoutMs: 5_000,
   maxConcurrentStreams: 100,
+  clientSendTimeoutMs: 60_000,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -187,6 +190,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxBodyBytes = l.optInt('maxBodyBytes', 0, Number.MAX_SAFE_INTEGER) ?? limits.maxBodyBytes;
     limits.keepAliveTimeoutMs = l.optInt('keepAliveTimeoutMs', 100, 3_600_000) ?? limits.keepAliveTimeoutMs;
     limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
+    limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
   }
 
   const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append' };

@@ -81,6 +81,7 @@ export class TcpListener implements Listener {
         maxHeaderCount: lim.maxHeaderCount,
         headersTimeoutMs: lim.requestHeaderTimeoutMs,
         keepAliveTimeoutMs: lim.keepAliveTimeoutMs,
+        sendTimeoutMs: lim.clientSendTimeoutMs,
         onError,
       };
     }
@@ -92,6 +93,7 @@ export class TcpListener implements Listener {
         maxHeaderListSize: lim.maxHeaderBytes + 8192,
         firstRequestTimeoutMs: lim.requestHeaderTimeoutMs,
         idleTimeoutMs: Math.max(lim.keepAliveTimeoutMs, 1000),
+        sendTimeoutMs: lim.clientSendTimeoutMs,
         // RFC 8441: WebSocket over HTTP/2 by extended CONNECT (tunnel.ts).
         enableConnectProtocol: true,
         onError,

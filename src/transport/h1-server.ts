@@ -57,6 +57,8 @@ export interface H1SessionOptions {
   headersTimeoutMs?: number;
   /** An idle keep-alive connection closes after this, ms. Default 5000. */
   keepAliveTimeoutMs?: number;
+  /** A response write that makes no progress for this long (the client reads nothing) cuts the connection, ms (0 = never). Default 60000. */
+  sendTimeoutMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -372,6 +374,8 @@ export class H1ServerSession {
   /** Stream a body to the socket with backpressure; resolves the bytes sent, or null when it failed. */
   #relay(body: Readable, chunked: boolean): Promise<number | null> {
     const s = this.socket;
+    const sendTimeout = this.#opts.sendTimeoutMs ?? 60_000;
+    let stall: NodeJS.Timeout | null = null;
     return new Promise((resolve) => {
       let sent = 0;
       const onData = (c: Buffer | string): void => {
@@ -386,10 +390,18 @@ export class H1ServerSession {
           ok = s.write(CRLF, 'latin1');
           s.uncork();
         } else ok = s.write(b);
-        if (!ok) body.pause();
+        if (!ok) {
+          body.pause();
+          // The client reads nothing: after sendTimeoutMs it is cut, which ends the origin's body too (nginx's send_timeout).
+          if (sendTimeout > 0) stall ??= setTimeout(() => s.destroy(), sendTimeout);
+        }
       };
-      const onDrain = (): void => { body.resume(); };
+      const onDrain = (): void => {
+        if (stall) { clearTimeout(stall); stall = null; }
+        body.resume();
+      };
       const finish = (n: number | null): void => {
+        if (stall) { clearTimeout(stall); stall = null; }
         body.off('data', onData);
         body.off('end', onEnd);
         body.off('error', onError);

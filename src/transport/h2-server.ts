@@ -42,6 +42,8 @@ export interface H2SessionOptions {
   firstRequestTimeoutMs?: number;
   /** Close a connection with no open stream for this long, ms (0 = never). Default 120000. */
   idleTimeoutMs?: number;
+  /** A response that cannot send for this long (the client reads nothing, or keeps its window shut) is reset, ms (0 = never). Default 60000. */
+  sendTimeoutMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -242,7 +244,14 @@ export class H2ServerSession {
             if (gone()) return;
             this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
             this.#io.flush();
-            while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) await new Promise<void>((r) => this.#writers.push(r));
+            if (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER && !(await this.#sendable(id, gone))) {
+              // The client took nothing for sendTimeoutMs: its stream ends, and with it the origin's body.
+              this.#h2.reset(id, H2ErrorCode.CANCEL);
+              this.#io.flush();
+              s.abort.abort(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `client took no response bytes for ${this.#opts.sendTimeoutMs ?? 60_000} ms`));
+              this.#done(id, s);
+              return;
+            }
           }
           if (gone()) return;
           const later = res.trailersLater ? await res.trailersLater : null;
@@ -262,6 +271,22 @@ export class H2ServerSession {
       this.#io.flush();
       this.#done(id, s);
     }
+  }
+
+  /** Wait until the stream's queued bytes fall below the high-water mark; false when none left for sendTimeoutMs. */
+  async #sendable(id: number, gone: () => boolean): Promise<boolean> {
+    const limit = this.#opts.sendTimeoutMs ?? 60_000;
+    let since = performance.now();
+    let last = this.#h2.pending(id);
+    while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) {
+      const timer = limit > 0 ? setTimeout(() => { for (const w of this.#writers.splice(0)) w(); }, Math.max(1, limit - (performance.now() - since))) : null;
+      await new Promise<void>((r) => this.#writers.push(r));
+      if (timer) clearTimeout(timer);
+      const now = this.#h2.pending(id);
+      if (now < last) { since = performance.now(); last = now; }
+      if (limit > 0 && performance.now() - since >= limit) return false;
+    }
+    return true;
   }
 
   /**

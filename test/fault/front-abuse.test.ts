@@ -29,7 +29,10 @@ let h2c = 0;
 const seen: Array<{ method: string; path: string; aborted: boolean; bodyError: string | null; at: number }> = [];
 const logs: Array<Record<string, unknown>> = [];
 
+const BIG = Buffer.alloc(48 * 1024 * 1024, 0x62);
+
 const handler: RequestHandler = async (req) => {
+  if (req.path.startsWith('/nb/big')) return { status: 200, headers: [['content-type', 'application/octet-stream']], body: BIG };
   const rec = { method: req.method, path: req.path, aborted: false, bodyError: null as string | null, at: Date.now() };
   seen.push(rec);
   req.onAbort(() => { rec.aborted = true; });
@@ -60,12 +63,15 @@ listeners:
   - { name: clear2, kind: h2c, host: 127.0.0.1, port: 0 }
 admin: false
 logging: { requests: true }
+limits: { clientSendTimeoutMs: 500 }
 origins:
   two: { url: "https://localhost:${h2origin.address.port}", protocol: h2, tls: { ca: ${certs.caPath} }, retries: 0 }
   one: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, timeouts: { headersMs: 30000 } }
+  narrow: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, pool: { maxConnections: 2 } }
 routes:
   - { path: /h2, origin: two }
   - { path: /h1, origin: one }
+  - { path: /nb, origin: narrow }
 `;
   svc = await Service.start(parseConfig(yaml, 'abuse.yaml', certs.dir), { logDestination: { write: (line: string) => { logs.push(JSON.parse(line)); } } });
   plain = svc.addresses()['plain'] as number;
@@ -169,6 +175,37 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     await new Promise((r) => s.on('end', r));
     c.close();
     expect(body).toBe('get /h2/case\n');
+  });
+
+  it('clients that stop reading hold an origin connection only until clientSendTimeoutMs; a 499 is logged; others get through', async () => {
+    const stalled: net.Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = net.connect(plain, '127.0.0.1', () => s.write(`GET /nb/big/${i} HTTP/1.1\r\nhost: x\r\n\r\n`));
+      s.on('error', () => {});
+      s.pause(); // never reads: the kernel buffers fill, then our writes stall
+      stalled.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    const r = await fetch(`http://127.0.0.1:${plain}/nb/small`);
+    expect(await r.text()).toBe('GET /nb/small\n');
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await until(() => logs.filter((l) => String(l['path']).startsWith('/nb/big/') && l['status'] === 499).length >= 2, 5000);
+    for (const s of stalled) s.destroy();
+  });
+
+  it('an h2 client that keeps its window shut: the stream is reset after clientSendTimeoutMs, the origin connection freed', async () => {
+    const c = http2.connect(`http://127.0.0.1:${h2c}`, { settings: { initialWindowSize: 0 } });
+    const streams = [0, 1].map((i) => {
+      const s = c.request({ ':path': `/nb/big/h2-${i}` });
+      s.on('error', () => {});
+      return new Promise<number | undefined>((r) => s.on('close', () => r(s.rstCode)));
+    });
+    const codes = await Promise.all(streams);
+    expect(codes).toEqual([http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_CANCEL]);
+    const r = await fetch(`http://127.0.0.1:${plain}/nb/small2`);
+    expect(r.status).toBe(200);
+    c.close();
   });
 
   it('HTTP/1.0 with Transfer-Encoding is refused (400) and never forwarded', async () => {
