@@ -36,6 +36,8 @@ const PACKAGES = {
   chromium: '/usr/bin/chromium',
   // The fleet store (tests start their own on a loopback port).
   'redis-server': '/usr/bin/redis-server',
+  // Patches Jazzer.js's prebuilt fuzzer addon for this glibc (scripts/fuzz-setup.mjs, native-notes/jazzer.md).
+  patchelf: '/usr/bin/patchelf',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);

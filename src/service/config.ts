@@ -135,7 +135,14 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     throw new ConfigError(file, '(yaml)', first.message.split('\n')[0] ?? 'parse error', line);
   }
   const lineOf = (path: Array<string | number>): number | undefined => lineFor(doc, lc, path);
-  const r = new Reader(doc.toJS() ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
+  let data: unknown;
+  try {
+    // Some YAML faults surface only here (an alias whose anchor is set after it, a cycle): a config error too.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(file, '(yaml)', (e as Error).message.split('\n')[0] ?? 'cannot resolve the document');
+  }
+  const r = new Reader(data ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
   r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'stores']);
   const readPem = (p: Reader, field: string): { bytes: Buffer; path: string } => {
     const rel = p.str(field);
