@@ -85,7 +85,8 @@ export interface ServiceConfig {
   listeners: ListenerConfig[];
   admin: { host: string; port: number } | null;
   limits: LimitsConfig;
-  proxy: { via: string; xForwardedFor: ForwardedPolicy };
+  /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
+  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number };
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean };
   origins: Map<string, OriginConfig>;
@@ -200,16 +201,17 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append' };
+  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400 };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
       proxy.via = via;
     }
     proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
+    proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
   }
 
   const shutdown = { graceMs: 10_000 };

@@ -39,6 +39,8 @@ export interface ForwardHooks {
   metrics: Metrics;
   /** True once shutdown began: HTTP/1.1 responses close their connection. */
   draining: () => boolean;
+  /** The Alt-Svc value naming our h3 listeners that are up (RFC 7838), or null. */
+  altSvc: () => string | null;
 }
 
 class BodyTooLarge extends Error {}
@@ -202,7 +204,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   }
   const up = r.res;
   if (log) Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
-  const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via);
+  const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
   watchBody(up.body, log !== null, (bytes, failed) => {
     finish();
     const gone = signal.aborted;
@@ -212,6 +214,18 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const res: ServerResponse = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
   if (!mux && hooks.draining()) res.close = true;
   return res;
+}
+
+/**
+ * The origin's Alt-Svc speaks of the origin's host, not of ours (RFC 7838 §2: an alternative is for
+ * the origin the client asked): it is dropped, and ours — the h3 listeners of this service — is
+ * added on TLS fronts other than h3 itself.
+ */
+function withAltSvc(fields: HeaderList, ours: string | null): HeaderList {
+  let out = fields;
+  if (fields.some(([n]) => n === 'alt-svc')) out = fields.filter(([n]) => n !== 'alt-svc');
+  if (ours) out.push(['alt-svc', ours]);
+  return out;
 }
 
 /**
