@@ -9,8 +9,14 @@
  *    advertised SETTINGS_ENABLE_CONNECT_PROTOCOL; frames are written and read
  *    raw (RFC 6455 §5), the origin sees an ordinary HTTP/1.1 upgrade.
  */
+import { execFile } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { parseConfig } from '../../src/service/config.js';
@@ -20,24 +26,48 @@ import { makeCerts } from '../helpers/certs.js';
 const certs = makeCerts();
 let svc: Service;
 let wss: WebSocketServer;
+let originHttp: http.Server;
+let browserTalked: Promise<void>;
+let talked: () => void = () => {};
+browserTalked = new Promise<void>((r) => { talked = r; });
+const PAGE = `<!doctype html><body><pre id=out>pending</pre><script>
+fetch('/ws/hold');
+const ws = new WebSocket('wss://' + location.host + '/ws/browser');
+const got = [];
+ws.onmessage = (m) => { got.push(m.data); if (got.length === 2) { document.getElementById('out').textContent = 'RESULT ' + JSON.stringify(got); ws.close(4003, 'browser done'); } else ws.send('from chromium'); };
+ws.onerror = () => { document.getElementById('out').textContent = 'RESULT error'; };
+</script>`;
 let plain = 0;
 let tls = 0;
 const closes: Array<{ code: number; reason: string }> = [];
 const upgrades: Array<Record<string, string | string[] | undefined>> = [];
+const upgradesPaths = new Map<object, string>();
 
 beforeAll(async () => {
-  wss = new WebSocketServer({ host: '127.0.0.1', port: 0, verifyClient: (info, cb) => cb(!info.req.url?.includes('forbidden'), 403) });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
+  // The origin: a page for the browser test, and the ws server on the same port.
+  originHttp = http.createServer((req, res) => {
+    if (req.url === '/ws/hold') {
+      // Headless Chromium's virtual time stands still while a fetch is pending; the page holds one until its WebSocket talked.
+      void Promise.race([browserTalked, new Promise((r) => setTimeout(r, 8000))]).then(() => setTimeout(() => res.end('ok'), 300));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(PAGE);
+  });
+  wss = new WebSocketServer({ server: originHttp, verifyClient: (info, cb) => cb(!info.req.url?.includes('forbidden'), 403) });
+  await new Promise<void>((r) => originHttp.listen(0, '127.0.0.1', () => r()));
   wss.on('connection', (ws, req) => {
     upgrades.push(req.headers);
+    upgradesPaths.set(req.headers, req.url ?? '');
     ws.send(`hello ${req.url}`);
     ws.on('message', (data, isBinary) => {
       if (!isBinary && data.toString() === 'please hang up') { ws.terminate(); return; }
+      if (!isBinary && data.toString() === 'from chromium') talked();
       ws.send(data, { binary: isBinary });
     });
     ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() }));
   });
-  const port = (wss.address() as net.AddressInfo).port;
+  const port = (originHttp.address() as net.AddressInfo).port;
   const yaml = `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
@@ -56,6 +86,7 @@ routes:
 afterAll(async () => {
   await svc?.shutdown(200);
   await new Promise<void>((r) => wss.close(() => r()));
+  await new Promise<void>((r) => originHttp.close(() => r()));
 });
 
 function open(url: string): Promise<{ ws: WebSocket; first: string }> {
@@ -171,3 +202,25 @@ async function until(ok: () => boolean, ms = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('Chromium as the WebSocket client', () => {
+  it('a page loaded over the https front (h2) opens wss:// through the connector: it echoes, and the close code reaches the origin', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ol-ws-chromium-'));
+    try {
+      const spki = createHash('sha256').update(createPublicKey(Buffer.from(certs.cert)).export({ type: 'spki', format: 'der' })).digest('base64');
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile('chromium', ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${join(dir, 'p')}`,
+          `--ignore-certificate-errors-spki-list=${spki}`, '--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+          '--virtual-time-budget=10000', '--dump-dom', `https://localhost:${tls}/ws/page`], { timeout: 60_000 }, (err, stdout) => (err && !stdout.includes('RESULT') ? reject(err) : resolve(stdout)));
+      });
+      const m = /RESULT (.*?)</.exec(out);
+      expect(m?.[1]?.replace(/&quot;/g, '"'), out.slice(0, 600)).toBe('["hello /ws/browser","from chromium"]');
+      await until(() => closes.some((c) => c.code === 4003 && c.reason === 'browser done'));
+      const h = upgrades.find((x) => x['x-forwarded-proto'] === 'https' && x['via'] !== undefined && upgradesPaths.get(x) === '/ws/browser');
+      // Chromium used the HTTP/2 connection of the page: RFC 8441 extended CONNECT (the front's Via says the client spoke 2).
+      expect(h?.['via']).toBe('2 originlink');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
