@@ -32,6 +32,11 @@ const PACKAGES = {
   'python3-hpack': '/usr/lib/python3/dist-packages/hpack/__init__.py',
   // An independent HTTP/2 frame implementation for differential tests.
   'python3-hyperframe': '/usr/lib/python3/dist-packages/hyperframe/__init__.py',
+  // Origin addressing and egress (issue 15): a DNS server with TTLs, HTTP CONNECT and SOCKS5 proxies.
+  'dnsmasq-base': '/usr/sbin/dnsmasq',
+  squid: '/usr/sbin/squid',
+  tinyproxy: '/usr/bin/tinyproxy',
+  microsocks: '/usr/bin/microsocks',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);
