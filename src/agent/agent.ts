@@ -34,6 +34,9 @@ import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tr
 import type { Context } from '@opentelemetry/api';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
+import { Resolver, type ResolverOptions } from '../transport/resolver.js';
+import { AddressBook, type AddressBookOptions } from '../transport/addresses.js';
+import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../transport/happy-eyeballs.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 
@@ -83,8 +86,10 @@ export interface AgentOptions {
   originCache?: OriginCache;
   /** Racing, broken-h3 backoff and coalescing knobs (see docs/selection.md). */
   selection?: Partial<SelectionOptions>;
-  /** Resolve host names (addresses, preferred first); default the system resolver. */
+  /** Resolve host names (addresses, preferred first) instead of DNS; answers are kept `dns.systemTtlMs`. */
   lookup?: LookupFn;
+  /** Name resolution and dialling every address of an origin (see DnsOptions). */
+  dns?: DnsOptions;
   /**
    * How a TCP-based connection to an origin is opened (the h3 path is always
    * our QUIC connector). Default: TCP (+TLS with ALPN h2/http1.1, TFO when
@@ -100,6 +105,21 @@ export interface AgentOptions {
   maxOrigins?: number;
   /** A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000. */
   originIdleTimeoutMs?: number;
+}
+
+/**
+ * Resolver options (servers, TTL clamps, serve-stale: transport/resolver.ts)
+ * plus how addresses are dialled.
+ */
+export interface DnsOptions extends Partial<Omit<ResolverOptions, 'lookup' | 'now'>> {
+  /** RFC 8305 §5 Connection Attempt Delay between Happy Eyeballs attempts, ms (≥ 10). Default 250. */
+  attemptDelayMs?: number;
+  /** A failed address is skipped for this long, doubling per further failure, ms. Default 1000. */
+  addressDownBaseMs?: number;
+  /** Cap on an address's down time, ms. Default 60000. */
+  addressDownMaxMs?: number;
+  /** Share one resolver (and its cache) between agents; the options above except the last three are then ignored. */
+  resolver?: Resolver;
 }
 
 /** What the agent knows about one origin and what it would choose now. */
@@ -174,6 +194,8 @@ export class Agent implements TickMember {
   /** Counters of forgotten pools, so stats() stays monotonic per origin (bounded). */
   #retired: LruMap<string, { origin: string; counters: PoolCounters }>;
   #addresses = new AddressCache();
+  #book: AddressBook;
+  #attemptDelayMs: number;
   #connect: NonNullable<AgentOptions['connect']>;
   #maxRetries: number;
   #maxOrigins: number;
@@ -196,6 +218,13 @@ export class Agent implements TickMember {
     for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
     this.#opts = opts;
     this.#sessions = opts.sessionStore ?? new MemorySessionStore();
+    const { attemptDelayMs, addressDownBaseMs, addressDownMaxMs, resolver, ...ro } = opts.dns ?? {};
+    this.#attemptDelayMs = attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS;
+    if (!(this.#attemptDelayMs >= MIN_ATTEMPT_DELAY_MS)) throw configError('dns.attemptDelayMs', `must be ≥ ${MIN_ATTEMPT_DELAY_MS} ms (RFC 8305 §5)`);
+    const bookOpts: Partial<AddressBookOptions> = { maxOrigins: this.#maxOrigins };
+    if (addressDownBaseMs !== undefined) bookOpts.downBaseMs = addressDownBaseMs;
+    if (addressDownMaxMs !== undefined) bookOpts.downMaxMs = addressDownMaxMs;
+    this.#book = new AddressBook(resolver ?? new Resolver({ ...ro, lookup: opts.lookup }), bookOpts);
     try {
       this.#selector = new Selector(opts.originCache, opts.selection, this.#maxOrigins, this.#connect);
     } catch (e) {
@@ -216,6 +245,9 @@ export class Agent implements TickMember {
   }
 
   get sessionStore(): SessionStore { return this.#sessions; }
+
+  /** The resolver and per-origin address state (every address, down marks, connection counts). */
+  get addresses(): AddressBook { return this.#book; }
 
   /** The pool for a URL's origin under a protocol policy (created on first use). */
   pool(url: string | URL, protocol?: ProtocolPolicy): Pool {
@@ -254,7 +286,8 @@ export class Agent implements TickMember {
       rejectUnauthorized: tlsOpts.rejectUnauthorized !== false,
       tfo: over.tfo ?? this.#opts.tfo ?? true,
       keepAliveProbes: this.#opts.keepAliveProbes === undefined ? DEFAULT_KEEPALIVE : this.#opts.keepAliveProbes,
-      lookup: this.#opts.lookup,
+      addresses: this.#book,
+      attemptDelayMs: this.#attemptDelayMs,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
     const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
@@ -445,7 +478,7 @@ export class Agent implements TickMember {
 
   /** A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the request run on it. */
   async #coalesced(info: PoolInfo, req: ConnRequest): Promise<PoolResult | null> {
-    const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#opts.lookup, Date.now());
+    const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#book.resolver.lookup, Date.now());
     const pools = [...this.#pools.values()].map((x) => x.pool);
     const cand = await findCandidate(pools, info.pool, info.spec.host, info.spec.port, resolve, (p) => {
       const o = this.#pools.get(p.key);

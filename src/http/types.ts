@@ -70,6 +70,10 @@ export interface ConnectionFacts {
   peerMaxConcurrentStreams: number | null;
   /** Latest RTT estimate in ms, when the transport knows it. */
   rttMs: number | null;
+  /** Address family of `remoteAddress` (null: unknown, or the far end of a proxy tunnel). */
+  family?: 4 | 6 | null;
+  /** Connection attempts made to open this connection (Happy Eyeballs, RFC 8305: one per address tried). */
+  attempts?: number;
 }
 
 export type ConnState = 'ready' | 'draining' | 'closed';

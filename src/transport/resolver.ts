@@ -25,7 +25,7 @@ export type ResolutionSource = 'dns' | 'system' | 'literal' | 'custom' | 'stale'
 
 export interface Resolution {
   name: string;
-  /** AAAA answers first, then A, each in the server's order. */
+  /** DNS: AAAA answers first, then A, each in the server's order; system: getaddrinfo's order. */
   addresses: readonly ResolvedAddress[];
   source: ResolutionSource;
   /** Clamped TTL of this answer, ms. */
@@ -215,8 +215,7 @@ export class Resolver {
     this.#stats.systemAnswers++;
     const addresses = all.map((a) => ({ address: a.address, family: (a.family === 6 ? 6 : 4) as 4 | 6 }));
     if (addresses.length === 0) throw Object.assign(new Error(`no address for ${name}`), { code: 'ENOTFOUND' });
-    // AAAA first, as from the DNS path, so both sources order alike.
-    addresses.sort((a, b) => b.family - a.family);
+    // getaddrinfo's order already follows RFC 6724 destination selection (RFC 8305 §4): kept.
     return this.#answer(name, addresses, 'system', this.opts.systemTtlMs, now);
   }
 
