@@ -121,6 +121,8 @@ async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: Connect
     signal: ctx.signal,
     dispose: (t) => t.socket.destroy(),
     onFail: (a) => book.failed(origin.host, origin.port, a),
+    // Outrun by a later attempt: treated as failed, so the next dials do not wait on it again.
+    onOutrun: (a) => book.failed(origin.host, origin.port, a),
   });
   return { t: r.value, address: r.address, attempts: r.attempts };
 }

@@ -26,6 +26,11 @@ export interface RaceOptions<T> {
   dispose: (value: T) => void;
   /** An attempt failed before the race was decided (aborted losers are not reported). */
   onFail?: ((address: ResolvedAddress, error: Error) => void) | undefined;
+  /**
+   * An attempt still unanswered when one started after it won: it had a whole
+   * attempt delay of head start (a blackholed or very slow address).
+   */
+  onOutrun?: ((address: ResolvedAddress) => void) | undefined;
 }
 
 /**
@@ -57,6 +62,8 @@ export function raceAddresses<T>(
       return;
     }
     const aborts: AbortController[] = [];
+    /** Per attempt (same index as `aborts`): still unanswered. */
+    const pending: boolean[] = [];
     const failed: Array<{ address: ResolvedAddress; error: Error }> = [];
     let next = 0;
     let running = 0;
@@ -79,17 +86,22 @@ export function raceAddresses<T>(
       const address = candidates[next++];
       if (!address) return;
       const ac = new AbortController();
+      const idx = aborts.length;
       aborts.push(ac);
+      pending.push(true);
       running++;
       attempt(address, ac.signal).then(
         (value) => {
           running--;
+          pending[idx] = false;
           if (settled) { o.dispose(value); return; }
+          for (let i = 0; i < idx; i++) if (pending[i]) o.onOutrun?.(candidates[i] as ResolvedAddress);
           finish();
           resolve({ value, address, attempts: next });
         },
         (err: unknown) => {
           running--;
+          pending[idx] = false;
           if (settled) return;
           failed.push({ address, error: err as Error });
           o.onFail?.(address, err as Error);

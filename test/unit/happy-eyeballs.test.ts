@@ -26,7 +26,9 @@ describe('Happy Eyeballs v2', () => {
   it('a silent first address: the next starts after the attempt delay and wins; the first is aborted', async () => {
     const log: string[] = [];
     const t0 = performance.now();
-    const r = await raceAddresses([v6('::dead'), v4('10.0.0.1')], scripted({ '10.0.0.1': { ms: 5 } }, log), { attemptDelayMs: 100, dispose: () => {} });
+    const outrun: string[] = [];
+    const r = await raceAddresses([v6('::dead'), v4('10.0.0.1')], scripted({ '10.0.0.1': { ms: 5 } }, log), { attemptDelayMs: 100, dispose: () => {}, onOutrun: (a) => outrun.push(a.address) });
+    expect(outrun).toEqual(['::dead']);
     const ms = performance.now() - t0;
     expect(r).toMatchObject({ value: '10.0.0.1', attempts: 2, address: { family: 4 } });
     expect(ms).toBeGreaterThanOrEqual(100);
