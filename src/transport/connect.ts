@@ -15,6 +15,8 @@ import { connectTcp, type TcpConnected, type TcpConnectOptions } from './tcp.js'
 import type { AddressBook } from './addresses.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
 import type { ResolvedAddress } from './resolver.js';
+import type { ProxyNode } from './proxy.js';
+import { openTunnel } from './tunnel.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
@@ -37,6 +39,8 @@ export interface OriginSpec {
   addresses?: AddressBook | undefined;
   /** RFC 8305 §5 Connection Attempt Delay, ms. Default 250. */
   attemptDelayMs?: number | undefined;
+  /** Egress proxy node: the connection is a tunnel through it (the proxy resolves the name); TCP only. */
+  proxy?: ProxyNode | undefined;
 }
 
 /** A name resolver: addresses for a host name, preferred first. */
@@ -101,6 +105,11 @@ interface Dialled {
  * name kept for SNI and the certificate check.
  */
 async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: ConnectContext): Promise<Dialled> {
+  if (origin.proxy) {
+    // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
+    const socket = await openTunnel(origin.proxy, origin.host, origin.port, { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized });
+    return { t: await connectTcp({ ...base, socket }), address: null, attempts: 1 };
+  }
   const book = origin.addresses;
   if (!book || isIP(origin.host) !== 0) {
     const r = await resolved(origin);
@@ -128,6 +137,9 @@ async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: Connect
 }
 
 export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
+  if (spec.protocol === 'h3' && spec.proxy) {
+    throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `h3 is not attempted through ${spec.proxy.id}: a TCP-only proxy`, { retrySafe: false, details: { proxy: spec.proxy.id } });
+  }
   if (spec.protocol === 'h3') return (await h3Connector())(await resolved(spec), ctx);
   const origin = spec;
   const tlsOn = origin.scheme === 'https';
@@ -155,8 +167,9 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const facts: ConnectionFacts = {
     protocol: useH2 ? 'h2' : 'h1',
     alpn: t.alpn,
-    remoteAddress: t.socket.remoteAddress ?? origin.host,
-    remotePort: t.socket.remotePort ?? origin.port,
+    // Through a proxy the socket's peer is the proxy; the facts name the origin.
+    remoteAddress: origin.proxy ? origin.host : t.socket.remoteAddress ?? origin.host,
+    remotePort: origin.proxy ? origin.port : t.socket.remotePort ?? origin.port,
     localAddress: t.socket.localAddress ?? '',
     localPort: t.socket.localPort ?? 0,
     connectMs: t.connectMs,
@@ -168,8 +181,9 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     keepAliveHintMs: null,
     peerMaxConcurrentStreams: null,
     rttMs: null,
-    family: address?.family ?? familyOf(t.socket.remoteAddress),
+    family: origin.proxy ? null : address?.family ?? familyOf(t.socket.remoteAddress),
     attempts,
+    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, h3: 'not attempted: TCP-only proxy' } : null,
   };
   const p = ctx.pool;
   // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.
