@@ -10,6 +10,8 @@ import type { HeaderList } from '../http/types.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { percentiles } from '../util/stats.js';
+import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
+import type { ProxyFacts } from '../http/types.js';
 
 export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --protocol auto|h1|h2|h3   protocol policy (default auto)
@@ -26,7 +28,8 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
                              TLS version, resumed, TFO, 0-RTT, reused, timings, request and response heads)
   --max-connections N        pool limit (default 32)
   --session-store FILE       keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT)
-  --origin-cache FILE        keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs`;
+  --origin-cache FILE        keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs
+${EGRESS_USAGE}`;
 
 interface One {
   url: string;
@@ -47,6 +50,11 @@ interface One {
   alpn: string | null;
   tlsVersion: string | null;
   remoteAddress: string;
+  /** 4 or 6; null through a proxy (the proxy dialled). */
+  family: 4 | 6 | null;
+  /** Happy Eyeballs attempts that opened this request's connection (RFC 8305). */
+  connectAttempts: number | null;
+  proxy: ProxyFacts | null;
   headers?: HeaderList;
 }
 
@@ -69,10 +77,12 @@ export async function runFetch(argv: string[]): Promise<number> {
       'max-connections': { type: 'string' },
       'session-store': { type: 'string' },
       'origin-cache': { type: 'string' },
+      ...EGRESS_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) { process.stdout.write(`${FETCH_USAGE}\n`); return 0; }
+  const egress = egressFromArgs(values);
   const url = positionals[0];
   if (!url) throw usage('a URL is required');
   const protocol = values.protocol as ProtocolPolicy;
@@ -92,6 +102,8 @@ export async function runFetch(argv: string[]): Promise<number> {
   if (values['max-connections']) agentOpts.pool = { maxConnections: int(values['max-connections'], '--max-connections', 1) };
   if (values['session-store']) agentOpts.sessionStore = new FileSessionStore(values['session-store']);
   if (values['origin-cache']) agentOpts.originCache = new FileOriginCache(values['origin-cache']);
+  if (egress.proxy) agentOpts.proxy = egress.proxy;
+  if (egress.dnsServers.length > 0) agentOpts.dns = { servers: egress.dnsServers };
   const agent = new Agent(agentOpts);
   const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
 
@@ -135,6 +147,9 @@ export async function runFetch(argv: string[]): Promise<number> {
       alpn: f.alpn,
       tlsVersion: f.tlsVersion,
       remoteAddress: f.remoteAddress,
+      family: f.family ?? null,
+      connectAttempts: f.attempts ?? null,
+      proxy: f.proxy ?? null,
       ...(repeat === 1 ? { headers: res.headers } : {}),
     };
   };
@@ -187,6 +202,7 @@ export async function runFetch(argv: string[]): Promise<number> {
       ttfbMs: percentiles(results.map((r) => r.ttfbMs)),
       bytes: results.reduce((a, r) => a + r.bytes, 0),
       first: results[0] ?? null,
+      proxies: agent.proxyStats(),
     };
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else {
@@ -231,6 +247,8 @@ function tellResponse(say: (l: string) => void, res: OriginResponse): void {
   const f = res.connection;
   const alpn = f.alpn ? `ALPN ${f.alpn}` : 'no ALPN';
   say(`* ${res.reused ? 'Re-using' : 'Connected:'} connection #${res.connectionId} to ${f.remoteAddress} port ${f.remotePort} from ${f.localAddress || '?'}:${f.localPort} over ${res.protocol} (${alpn})`);
+  if (!res.reused && f.proxy) say(`* Through proxy ${f.proxy.node} (${f.proxy.kind} tunnel; HTTP/3 not attempted: TCP-only proxy)`);
+  else if (!res.reused && f.family) say(`* IPv${f.family}, ${f.attempts ?? 1} connection attempt(s) (Happy Eyeballs)`);
   if (!res.reused) {
     const hs = res.protocol === 'h3' ? `QUIC handshake ${round(f.connectMs)} ms` : `TCP connect ${round(f.connectMs)} ms${f.tlsVersion ? `, TLS handshake ${round(f.tlsMs)} ms` : ''}`;
     say(`* ${hs}${f.tlsVersion ? `, ${f.tlsVersion}` : ', cleartext'}; session resumed: ${f.resumed ? 'yes' : 'no'}; TCP Fast Open: ${f.tfo ? 'yes (SYN data accepted)' : res.protocol === 'h3' ? 'n/a' : 'no'}`);

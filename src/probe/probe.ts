@@ -13,6 +13,7 @@ import { connectAltH3, connectOrigin, type ConnectContext, type LookupFn, type O
 import { tfoAvailable } from '../transport/tfo.js';
 import { AddressBook } from '../transport/addresses.js';
 import { Resolver } from '../transport/resolver.js';
+import type { ProxyNode } from '../transport/proxy.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from './cache.js';
 import { DEFAULT_SELECTION, emptyFacts, selectProtocol } from './state.js';
@@ -30,6 +31,8 @@ export interface ProbeOptions {
   tfo?: boolean;
   /** Skip the QUIC steps. */
   noQuic?: boolean;
+  /** Probe through this egress proxy node: TCP steps run in a tunnel, QUIC is not attempted (TCP-only proxy). */
+  proxy?: ProxyNode;
   /** Wall clock for the facts (tests); default Date.now(). */
   now?: number;
   /** Store the established facts here (keyed by origin), e.g. a FileOriginCache an Agent will read. */
@@ -67,7 +70,9 @@ export interface ProbeResult {
     maxConcurrentStreams: number | null;
   };
   reconnect: { ok: boolean; error?: StepError; tlsResumed: boolean; tfoAttempted: boolean; tfoAccepted: boolean; connectMs: number | null };
-  quic: { attempted: boolean; ok: boolean; error?: StepError; port: number; handshakeMs: number | null; rttMs: number | null; maxConcurrentStreams: number | null };
+  quic: { attempted: boolean; ok: boolean; error?: StepError; port: number; handshakeMs: number | null; rttMs: number | null; maxConcurrentStreams: number | null; notAttempted?: string };
+  /** The egress proxy node the TCP steps went through (null: direct). */
+  proxy: string | null;
   earlyData: { attempted: boolean; ok: boolean; error?: StepError; resumed: boolean; accepted: boolean };
   rttMs: number | null;
   chosen: { protocol: Protocol; reason: string };
@@ -128,6 +133,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     scheme: 'https', host, port, servername: o.servername, protocol: 'auto', ca: o.ca,
     rejectUnauthorized: o.rejectUnauthorized ?? true, tfo: tfoOn, keepAliveProbes: null,
     addresses: new AddressBook(o.resolver ?? new Resolver({ lookup: o.lookup })),
+    proxy: o.proxy,
   };
   const pool = resolvePoolOptions({ connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms });
   let ids = 0;
@@ -144,6 +150,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     quic: { attempted: false, ok: false, port, handshakeMs: null, rttMs: null, maxConcurrentStreams: null },
     earlyData: { attempted: false, ok: false, resumed: false, accepted: false },
     rttMs: null,
+    proxy: o.proxy?.id ?? null,
     chosen: { protocol: 'h1', reason: '' },
     facts: emptyFacts(now),
     durationMs: 0,
@@ -185,8 +192,8 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
 
   // 2. A second TCP connection: TLS resumption and TFO (the first one only fetched the TFO cookie).
   if (r.tcp.ok) {
-    // The name was resolved above and an address is dialled: TFO applies to names and literals alike.
-    r.reconnect.tfoAttempted = tfoOn && tfoAvailable();
+    // The name was resolved above and an address is dialled: TFO applies to names and literals alike (not inside a tunnel).
+    r.reconnect.tfoAttempted = tfoOn && tfoAvailable() && !o.proxy;
     try {
       const c2 = await step('TCP+TLS reconnect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);
       Object.assign(r.reconnect, { ok: true, tlsResumed: c2.facts.resumed, tfoAccepted: c2.facts.tfo, connectMs: c2.facts.connectMs });
@@ -197,7 +204,8 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   }
 
   // 3. QUIC handshake on the advertised port (or the origin's), then a request so a ticket is issued.
-  if (!o.noQuic) {
+  if (o.proxy && !o.noQuic) r.quic.notAttempted = `TCP-only proxy ${o.proxy.id}`;
+  if (!o.noQuic && !o.proxy) {
     const target = { host: alt?.host ?? '', port: alt?.port ?? port };
     r.quic = { ...r.quic, attempted: true, port: target.port };
     try {

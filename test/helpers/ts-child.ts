@@ -4,7 +4,7 @@
  * on load and map `./x.js` imports inside `.ts` files to `./x.ts`, and returns
  * the `node --import …` arguments that install them.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -62,6 +62,17 @@ export function firstJsonLine(child: ChildProcess, timeoutMs: number): Promise<R
     child.once('exit', (code) => {
       clearTimeout(timer);
       rej(new Error(`exited ${code} before output; stderr: ${err}`));
+    });
+  });
+}
+
+const CLI = join(ROOT, 'src', 'cli', 'main.ts');
+
+/** `originlink ARGS` from the TypeScript sources (hooks written into `dir` by writeTsHooks); exit code and output. */
+export function runCli(dir: string, args: readonly string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(process.execPath, ['--import', join(dir, 'register.mjs'), CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
 }

@@ -6,13 +6,17 @@
  * down, a record change sends new connections to the new address while the
  * old ones live on until their idle timeout.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
 import { makeCerts } from '../helpers/certs.js';
 import { type Dnsmasq, startDnsmasq } from '../helpers/dnsmasq.js';
 import { freePort } from '../helpers/ports.js';
+import { runCli, writeTsHooks } from '../helpers/ts-child.js';
 
 const NAME = 'a.test'; // in the test leaf's SANs
 const servers = new Map<string, https.Server>();
@@ -131,6 +135,23 @@ describe('every address of an origin (dnsmasq + three listeners)', () => {
     } finally {
       await agent.close();
       await dns.setRecords({ [NAME]: ['127.0.0.2', '127.0.0.3', '::1'] });
+    }
+  });
+
+  it('CLI: fetch --dns-server --json carries remoteAddress, family and the connection attempts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'addr-cli-'));
+    writeTsHooks(dir);
+    try {
+      const r = await runCli(dir, ['fetch', `https://${NAME}:${port}/`, '--dns-server', dns.server, '--cacert', certs.caPath, '--protocol', 'h1', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(['127.0.0.2', '127.0.0.3', '::1']).toContain(j.remoteAddress);
+      expect(j).toMatchObject({ status: 200, family: j.remoteAddress === '::1' ? 6 : 4, connectAttempts: 1, proxy: null });
+      expect(typeof j.tfo).toBe('boolean');
+      const v = await runCli(dir, ['fetch', `https://${NAME}:${port}/`, '--dns-server', dns.server, '--cacert', certs.caPath, '-v', '-o', '/dev/null']);
+      expect(v.stderr).toMatch(/IPv[46], 1 connection attempt\(s\) \(Happy Eyeballs\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -5,12 +5,16 @@
  * carried which request is counted in the proxies' own logs and at the
  * origin (TLS connections accepted).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
 import { makeCerts } from '../helpers/certs.js';
 import { freePort } from '../helpers/ports.js';
 import { type ProxyPeer, startMicrosocks, startSquid, startTinyproxy } from '../helpers/proxies.js';
+import { runCli, writeTsHooks } from '../helpers/ts-child.js';
 
 const certs = makeCerts();
 let origin: https.Server;
@@ -161,6 +165,33 @@ describe('egress through forward proxies', () => {
     expect(r.connection.proxy).toBeNull();
     expect(direct.proxyStats()).toEqual([]);
     await direct.close();
+  });
+
+  it('CLI: fetch --proxy (two nodes, round-robin) --json names the node per request; probe --proxy says QUIC was not attempted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'addr-cli-'));
+    writeTsHooks(dir);
+    try {
+      const a = peers.tiny as ProxyPeer;
+      const b = peers.socks as ProxyPeer;
+      const one = await runCli(dir, ['fetch', url, '--cacert', certs.caPath, '--proxy', b.url, '--json']);
+      expect(one.code, one.stderr).toBe(0);
+      const j = JSON.parse(one.stdout);
+      expect(j).toMatchObject({ status: 200, proxy: { node: `socks5://127.0.0.1:${b.port}`, kind: 'socks5', h3: 'not attempted: TCP-only proxy' }, family: null, tfo: false });
+      const many = await runCli(dir, ['fetch', url, '--cacert', certs.caPath, '--proxy', a.url, '--proxy', b.url, '--proxy-policy', 'round-robin', '--repeat', '10', '--json']);
+      expect(many.code, many.stderr).toBe(0);
+      const m = JSON.parse(many.stdout);
+      expect(m.ok).toBe(10);
+      expect(m.proxies.map((p: { requests: number; connectionsOpened: number }) => [p.requests, p.connectionsOpened])).toEqual([[5, 1], [5, 1]]);
+      const probe = await runCli(dir, ['probe', url, '--cacert', certs.caPath, '--proxy', a.url]);
+      expect(probe.code, probe.stderr).toBe(0);
+      expect(probe.stdout).toMatch(new RegExp(`proxy\\s+http://127\\.0\\.0\\.1:${a.port}`));
+      expect(probe.stdout).toMatch(/quic\s+not attempted: TCP-only proxy/);
+      const bad = await runCli(dir, ['fetch', url, '--proxy-policy', 'sticky']);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/need --proxy/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a proxy that is down: OL_PROXY_FAILED naming the node (retry-safe: nothing was sent)', async () => {
