@@ -11,6 +11,8 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { Reader } from './config-reader.js';
+import { ProxyRotation, type ProxyPolicy } from '../transport/proxy.js';
+import { Resolver } from '../transport/resolver.js';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
@@ -37,7 +39,30 @@ export interface OriginConfig {
   retries: number;
   tfo: boolean;
   pool: Readonly<PoolOptions>;
+  /** Egress proxy nodes for this origin (its own `proxy`, else the global `proxy.egress`); null: direct. */
+  egress: EgressConfig | null;
+  /** Name resolution (the global `dns` section). */
+  dns: DnsConfig;
 }
+
+export interface EgressConfig {
+  /** Proxy URLs (http://, https://, socks5://, credentials allowed). */
+  nodes: string[];
+  policy: ProxyPolicy;
+  stickyWindowMs: number;
+}
+
+export interface DnsConfig {
+  /** DNS servers `ADDR[:PORT]`; empty: the system resolver. */
+  servers: string[];
+  minTtlMs: number;
+  maxTtlMs: number;
+  serveStaleMs: number;
+  /** RFC 8305 §5 Connection Attempt Delay, ms. */
+  attemptDelayMs: number;
+}
+
+export const DEFAULT_DNS: Readonly<DnsConfig> = Object.freeze({ servers: [], minTtlMs: 1000, maxTtlMs: 300_000, serveStaleMs: 600_000, attemptDelayMs: 250 });
 
 export interface RouteConfig {
   /** Host to match (lower-case, no port), `*.example.com`, or null for any. */
@@ -113,7 +138,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   }
   const lineOf = (path: Array<string | number>): number | undefined => lineFor(doc, lc, path);
   const r = new Reader(doc.toJS() ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
-  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes']);
+  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'dns']);
   const readPem = (p: Reader, field: string): { bytes: Buffer; path: string } => {
     const rel = p.str(field);
     const path = resolve(baseDir, rel);
@@ -172,13 +197,31 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append' };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor']);
+    p.keys(['via', 'xForwardedFor', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
       proxy.via = via;
     }
     proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
+  }
+  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress') : null;
+
+  const dns: DnsConfig = { ...DEFAULT_DNS };
+  if (r.has('dns')) {
+    const d = r.obj('dns');
+    d.keys(['servers', 'minTtlMs', 'maxTtlMs', 'serveStaleMs', 'attemptDelayMs']);
+    if (d.has('servers')) dns.servers = d.list('servers').map((x) => x.self());
+    dns.minTtlMs = d.optInt('minTtlMs', 0, 86_400_000) ?? dns.minTtlMs;
+    dns.maxTtlMs = d.optInt('maxTtlMs', 0, 86_400_000) ?? dns.maxTtlMs;
+    dns.serveStaleMs = d.optInt('serveStaleMs', 0, 7 * 86_400_000) ?? dns.serveStaleMs;
+    dns.attemptDelayMs = d.optInt('attemptDelayMs', 10, 60_000) ?? dns.attemptDelayMs;
+    try {
+      new Resolver({ servers: dns.servers, minTtlMs: dns.minTtlMs, maxTtlMs: dns.maxTtlMs, serveStaleMs: dns.serveStaleMs });
+    } catch (e) {
+      const field = String((e as OriginlinkError).details?.['field'] ?? 'dns.servers').replace(/^dns\./, '');
+      throw d.fail(field, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
+    }
   }
 
   const shutdown = { graceMs: 10_000 };
@@ -200,7 +243,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const or = r.obj('origins');
   for (const name of or.keysPresent()) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, readOrigin(or.obj(name), name, readPem));
+    origins.set(name, { ...readOrigin(or.obj(name), name, readPem, egress), dns });
   }
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
 
@@ -220,8 +263,26 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes };
 }
 
-function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): OriginConfig {
-  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool']);
+/** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs }`, checked as the Agent will take it. */
+function readEgress(parent: Reader, field: string): EgressConfig | null {
+  if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
+  const e = parent.obj(field);
+  e.keys(['nodes', 'policy', 'stickyWindowMs']);
+  const cfg: EgressConfig = {
+    nodes: e.list('nodes', 1).map((x) => x.self()),
+    policy: e.has('policy') ? e.oneOf('policy', ['sticky', 'per-origin', 'round-robin'] as const) : 'sticky',
+    stickyWindowMs: e.optInt('stickyWindowMs', 1, 86_400_000) ?? 60_000,
+  };
+  try {
+    new ProxyRotation(cfg);
+  } catch (err) {
+    throw e.fail('nodes', String((err as OriginlinkError).details?.['reason'] ?? (err as Error).message));
+  }
+  return cfg;
+}
+
+function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }, egress: EgressConfig | null): Omit<OriginConfig, 'dns'> {
+  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool', 'proxy']);
   if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
   const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
   const urls = rawUrls.map((s, i) => {
@@ -273,6 +334,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     retries: o.optInt('retries', 0, 10) ?? 2,
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
+    egress: o.has('proxy') ? readEgress(o, 'proxy') : egress,
   };
 }
 

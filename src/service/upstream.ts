@@ -42,7 +42,8 @@ export class Upstream {
     this.fingerprint = fingerprint(o);
     this.#onClosed = onClosed;
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
-    this.agent = new Agent({ protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, sessionStore, earlyData: o.earlyData });
+    const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};
+    this.agent = new Agent({ protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, sessionStore, earlyData: o.earlyData, dns, ...(o.egress ? { proxy: o.egress } : {}) });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
   }
 

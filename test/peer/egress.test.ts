@@ -15,6 +15,9 @@ import { makeCerts } from '../helpers/certs.js';
 import { freePort } from '../helpers/ports.js';
 import { type ProxyPeer, startMicrosocks, startSquid, startTinyproxy } from '../helpers/proxies.js';
 import { runCli, writeTsHooks } from '../helpers/ts-child.js';
+import { parseConfig } from '../../src/service/config.js';
+import { Upstream } from '../../src/service/upstream.js';
+import { MemorySessionStore } from '../../src/transport/session-store.js';
 
 const certs = makeCerts();
 let origin: https.Server;
@@ -192,6 +195,43 @@ describe('egress through forward proxies', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('service config: global proxy.egress and dns, per-origin proxy (or none) reach the Upstream\'s Agent; bad values are named', async () => {
+    const a = peers.tiny as ProxyPeer;
+    const b = peers.tiny2 as ProxyPeer;
+    const yaml = `
+listeners:
+  - { kind: http, port: 0 }
+dns: { servers: ["127.0.0.1:53"], minTtlMs: 500, attemptDelayMs: 100 }
+proxy:
+  egress: { nodes: ["${a.url}"], policy: sticky, stickyWindowMs: 30000 }
+origins:
+  viaGlobal: { url: "https://localhost:${port}", tls: { ca: ${JSON.stringify(certs.caPath)} } }
+  viaOwn: { url: "https://localhost:${port}", tls: { ca: ${JSON.stringify(certs.caPath)} }, proxy: { nodes: ["${b.url}"], policy: round-robin } }
+  direct: { url: "https://localhost:${port}", proxy: none }
+routes:
+  - { path: /, origin: viaGlobal }
+`;
+    const c = parseConfig(yaml, 'e.yaml', '/tmp');
+    expect(c.origins.get('viaGlobal')?.egress).toEqual({ nodes: [a.url], policy: 'sticky', stickyWindowMs: 30000 });
+    expect(c.origins.get('viaOwn')?.egress?.policy).toBe('round-robin');
+    expect(c.origins.get('direct')?.egress).toBeNull();
+    expect(c.origins.get('direct')?.dns).toMatchObject({ servers: ['127.0.0.1:53'], minTtlMs: 500, attemptDelayMs: 100, maxTtlMs: 300000 });
+    for (const [name, node] of [['viaGlobal', a], ['viaOwn', b]] as const) {
+      const before = node.tunnels(target);
+      const up = new Upstream(c.origins.get(name)!, new MemorySessionStore(), () => {});
+      const { res } = await up.request('/svc', {}, null);
+      expect(await res.text()).toBe('ok /svc');
+      expect(res.connection.proxy?.node).toBe(`http://127.0.0.1:${node.port}`);
+      expect(node.tunnels(target) - before).toBe(1);
+      await up.agent.close();
+    }
+    const fails = (t: string): string => { try { parseConfig(t, 'e.yaml', '/tmp'); return ''; } catch (e) { return (e as Error).message; } };
+    expect(fails(yaml.replace(`nodes: ["${a.url}"]`, 'nodes: ["ftp://x:1"]'))).toMatch(/e\.yaml:\d+: proxy\.egress\.nodes: unsupported proxy scheme ftp:/);
+    expect(fails(yaml.replace('policy: round-robin', 'policy: random'))).toMatch(/origins\.viaOwn\.proxy\.policy/);
+    expect(fails(yaml.replace('"127.0.0.1:53"', '"not an address"'))).toMatch(/dns\.servers/);
+    expect(fails(yaml.replace('minTtlMs: 500', 'minTtlMs: 500, maxTtlMs: 10'))).toMatch(/dns\.minTtlMs: must be ≤ maxTtlMs/);
   });
 
   it('a proxy that is down: OL_PROXY_FAILED naming the node (retry-safe: nothing was sent)', async () => {
