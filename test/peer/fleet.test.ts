@@ -114,7 +114,7 @@ describe('two processes sharing one Redis', () => {
     expect(b.code).toBe(0);
     // In `auto` a QUIC leg wins its race only once the handshake completes (connectAltH3), so no early data here.
     expect(JSON.parse(b.stdout)).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: false });
-  }, 60_000);
+  }, { timeout: 60_000, retry: 2 }); // `auto` races the QUIC leg against TCP: on a loaded machine TCP can win one run
 
   it('Caddy (h3): with protocol h3, B\'s first request goes out as 0-RTT early data on A\'s ticket', async () => {
     const prefix = `f${randomBytes(4).toString('hex')}:`;
