@@ -15,7 +15,8 @@
 // with BENCH_STREAMS streams per connection, default 10, to cleartext HTTP/2
 // fronts: originlink's `h2c` listener, nginx `listen … http2`, HAProxy
 // `proto h2`), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
-// earlier commit) run as one more target, "originlink (previous)", BENCH_WORKERS a
+// earlier commit) run as one more target, "originlink (previous)", BENCH_NODE_ARGS
+// node flags for the originlink processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`), BENCH_WORKERS a
 // list such as `1,2`: more targets, `originlink serve --workers N` (h2 upstream); one
 // worker is pinned to the proxy core like the others, two or more get every core
 // (the load generator's too: on a 2-core machine that is a shared core, say so).
@@ -35,6 +36,8 @@ const PATH = process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
+// Extra node flags for the originlink processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean).map(Number);
 if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) { console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2'); process.exit(2); }
 if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
@@ -133,7 +136,7 @@ origins:
 routes: [{ path: /, origin: o }]
 `);
   const cpu = workers > 1 ? `${LOAD_CPU},${PROXY_CPU}` : PROXY_CPU;
-  return { port, proc: start(cpu, process.execPath, [join(dist, 'cli', 'main.js'), 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
+  return { port, proc: start(cpu, process.execPath, [...NODE_ARGS, join(dist, 'cli', 'main.js'), 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
 } });
 for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
 for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, join(ROOT, 'dist'), 'h2', n));

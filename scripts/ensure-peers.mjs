@@ -36,6 +36,13 @@ const PACKAGES = {
   chromium: '/usr/bin/chromium',
   // The fleet store (tests start their own on a loopback port).
   'redis-server': '/usr/bin/redis-server',
+  // Patches Jazzer.js's prebuilt fuzzer addon for this glibc (scripts/fuzz-setup.mjs, native-notes/jazzer.md).
+  patchelf: '/usr/bin/patchelf',
+  // Origin addressing and egress (issue 15): a DNS server with TTLs, HTTP CONNECT and SOCKS5 proxies.
+  'dnsmasq-base': '/usr/sbin/dnsmasq',
+  squid: '/usr/sbin/squid',
+  tinyproxy: '/usr/bin/tinyproxy',
+  microsocks: '/usr/bin/microsocks',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);

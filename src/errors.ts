@@ -106,6 +106,12 @@ export const ErrorCode = {
   STORE_UNAVAILABLE: 'OL_STORE_UNAVAILABLE',
   /** A shared store entry failed authenticated decryption (wrong key or tampered): ignored. */
   STORE_DECRYPT_FAILED: 'OL_STORE_DECRYPT_FAILED',
+  /** No address for the origin's name (and no stale answer to serve). */
+  DNS_FAILED: 'OL_DNS_FAILED',
+  /** The egress proxy refused the credentials (HTTP 407, SOCKS5 RFC 1929 status ≠ 0): never retried through another node. */
+  PROXY_AUTH_FAILED: 'OL_PROXY_AUTH_FAILED',
+  /** The egress proxy could not be reached or refused the tunnel. */
+  PROXY_FAILED: 'OL_PROXY_FAILED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

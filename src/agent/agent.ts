@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { TOKEN_RE } from '../http/fields.js';
 import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { connectOrigin, type ConnectContext, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
 import { DEFAULT_KEEPALIVE } from '../transport/tfo.js';
@@ -34,6 +35,10 @@ import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tr
 import type { Context } from '@opentelemetry/api';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
+import { Resolver, type ResolverOptions } from '../transport/resolver.js';
+import { AddressBook, type AddressBookOptions } from '../transport/addresses.js';
+import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../transport/happy-eyeballs.js';
+import { ProxyRotation, type ProxyNode, type ProxyOptions } from '../transport/proxy.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 
@@ -55,6 +60,8 @@ export interface OriginOverrides {
   coalesce?: boolean;
   /** 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's `earlyData`. */
   earlyData?: EarlyDataPolicy;
+  /** Egress proxies for this origin; null: direct even when the agent has a proxy. Default: the agent's `proxy`. */
+  proxy?: ProxyOptions | null;
 }
 
 export interface AgentOptions {
@@ -83,8 +90,16 @@ export interface AgentOptions {
   originCache?: OriginCache;
   /** Racing, broken-h3 backoff and coalescing knobs (see docs/selection.md). */
   selection?: Partial<SelectionOptions>;
-  /** Resolve host names (addresses, preferred first); default the system resolver. */
+  /** Resolve host names (addresses, preferred first) instead of DNS; answers are kept `dns.systemTtlMs`. */
   lookup?: LookupFn;
+  /** Name resolution and dialling every address of an origin (see DnsOptions). */
+  dns?: DnsOptions;
+  /**
+   * Egress through forward proxies (http://, https:// CONNECT; socks5://), a
+   * list of nodes and a rotation policy. Pools are per origin and node (and
+   * credentials); h3 is never attempted through a proxy. Default: direct.
+   */
+  proxy?: ProxyOptions;
   /**
    * How a TCP-based connection to an origin is opened (the h3 path is always
    * our QUIC connector). Default: TCP (+TLS with ALPN h2/http1.1, TFO when
@@ -100,6 +115,37 @@ export interface AgentOptions {
   maxOrigins?: number;
   /** A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000. */
   originIdleTimeoutMs?: number;
+}
+
+/**
+ * Resolver options (servers, TTL clamps, serve-stale: transport/resolver.ts)
+ * plus how addresses are dialled.
+ */
+export interface DnsOptions extends Partial<Omit<ResolverOptions, 'lookup' | 'now'>> {
+  /** RFC 8305 §5 Connection Attempt Delay between Happy Eyeballs attempts, ms (≥ 10). Default 250. */
+  attemptDelayMs?: number;
+  /** A failed address is skipped for this long, doubling per further failure, ms. Default 1000. */
+  addressDownBaseMs?: number;
+  /** Cap on an address's down time, ms. Default 60000. */
+  addressDownMaxMs?: number;
+  /** Share one resolver (and its cache) between agents; the options above except the last three are then ignored. */
+  resolver?: Resolver;
+}
+
+/** Per egress proxy node: what its pools did (live pools and recently forgotten ones). */
+export interface ProxyNodeStats {
+  node: string;
+  requests: number;
+  requestsOnReusedConnections: number;
+  connectionsOpened: number;
+  connectFailures: number;
+  /** 1 − connectionsOpened / requests. */
+  reuseRate: number;
+  /** Mean TCP + TLS handshake through this node, ms (null before any). */
+  meanHandshakeMs: number | null;
+  /** Requests that needed no handshake × the mean handshake: time saved by reuse, ms. */
+  handshakeMsSaved: number;
+  errors: Record<string, number>;
 }
 
 /** What the agent knows about one origin and what it would choose now. */
@@ -122,6 +168,7 @@ interface PoolInfo {
   tlsId: string;
   earlyData: EarlyDataPolicy;
   coalesce: boolean;
+  proxy: ProxyNode | null;
 }
 
 /**
@@ -172,8 +219,13 @@ export class Agent implements TickMember {
   /** Names (host:port) for which a 421 turned coalescing off. */
   #noCoalesce: LruMap<string, true>;
   /** Counters of forgotten pools, so stats() stays monotonic per origin (bounded). */
-  #retired: LruMap<string, { origin: string; counters: PoolCounters }>;
+  #retired: LruMap<string, { origin: string; counters: PoolCounters; proxy: string | null }>;
+  /** The agent's proxy rotation, and per-origin ones (`scheme://host:port` → rotation, or null: direct). */
+  #proxy: ProxyRotation | null;
+  #originProxy = new Map<string, ProxyRotation | null>();
   #addresses = new AddressCache();
+  #book: AddressBook;
+  #attemptDelayMs: number;
   #connect: NonNullable<AgentOptions['connect']>;
   #maxRetries: number;
   #maxOrigins: number;
@@ -196,6 +248,19 @@ export class Agent implements TickMember {
     for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
     this.#opts = opts;
     this.#sessions = opts.sessionStore ?? new MemorySessionStore();
+    const { attemptDelayMs, addressDownBaseMs, addressDownMaxMs, resolver, ...ro } = opts.dns ?? {};
+    this.#attemptDelayMs = attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS;
+    if (!(this.#attemptDelayMs >= MIN_ATTEMPT_DELAY_MS)) throw configError('dns.attemptDelayMs', `must be ≥ ${MIN_ATTEMPT_DELAY_MS} ms (RFC 8305 §5)`);
+    const bookOpts: Partial<AddressBookOptions> = { maxOrigins: this.#maxOrigins };
+    if (addressDownBaseMs !== undefined) bookOpts.downBaseMs = addressDownBaseMs;
+    if (addressDownMaxMs !== undefined) bookOpts.downMaxMs = addressDownMaxMs;
+    this.#book = new AddressBook(resolver ?? new Resolver({ ...ro, lookup: opts.lookup }), bookOpts);
+    this.#proxy = opts.proxy ? new ProxyRotation(opts.proxy) : null;
+    for (const [k, o] of Object.entries(opts.origins ?? {})) {
+      if (o.proxy === undefined) continue;
+      const u = new URL(k);
+      this.#originProxy.set(`${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`, o.proxy ? new ProxyRotation(o.proxy) : null);
+    }
     try {
       this.#selector = new Selector(opts.originCache, opts.selection, this.#maxOrigins, this.#connect);
     } catch (e) {
@@ -217,15 +282,29 @@ export class Agent implements TickMember {
 
   get sessionStore(): SessionStore { return this.#sessions; }
 
+  /** The resolver and per-origin address state (every address, down marks, connection counts). */
+  get addresses(): AddressBook { return this.#book; }
+
   /** The pool for a URL's origin under a protocol policy (created on first use). */
-  pool(url: string | URL, protocol?: ProtocolPolicy): Pool {
-    return this.#poolInfo(typeof url === 'string' ? new URL(url) : url, protocol).pool;
+  pool(url: string | URL, protocol?: ProtocolPolicy, proxy?: ProxyNode | null): Pool {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    return this.#poolInfo(u, protocol, proxy === undefined ? this.#pickProxy(u) : proxy).pool;
   }
 
-  #poolInfo(u: URL, protocol: ProtocolPolicy | undefined): PoolInfo {
+  /** The proxy node for a request to `u` now (null: direct). */
+  #pickProxy(u: URL): ProxyNode | null {
+    let rot = this.#proxy;
+    if (this.#originProxy.size > 0) {
+      const k = `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`;
+      if (this.#originProxy.has(k)) rot = this.#originProxy.get(k) ?? null;
+    }
+    return rot ? rot.pick(`${u.protocol}//${u.host}`, Date.now()) : null;
+  }
+
+  #poolInfo(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): PoolInfo {
     if (this.#closed) throw new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', 'agent is closed');
     // Hot path: one map lookup per request once the origin's pool exists.
-    const fastKey = `${u.protocol}//${u.host}|${protocol ?? ''}`;
+    const fastKey = `${u.protocol}//${u.host}|${protocol ?? ''}|${proxy?.key ?? ''}`;
     const hit = this.#fast.get(fastKey);
     if (hit) return hit;
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
@@ -237,7 +316,8 @@ export class Agent implements TickMember {
     const policy: ProtocolPolicy = protocol ?? over.protocol ?? this.#opts.protocol ?? 'auto';
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
     const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
-    const key = `${scheme}://${host}:${port}|${policy}|${tlsId}`;
+    // The proxy node and a hash of its credentials: a tunnel is never shared across nodes or credentials.
+    const key = `${scheme}://${host}:${port}|${policy}|${tlsId}${proxy ? `|proxy=${proxy.key}` : ''}`;
     const known = this.#pools.get(key);
     if (known) {
       known.fastKeys.push(fastKey);
@@ -254,7 +334,9 @@ export class Agent implements TickMember {
       rejectUnauthorized: tlsOpts.rejectUnauthorized !== false,
       tfo: over.tfo ?? this.#opts.tfo ?? true,
       keepAliveProbes: this.#opts.keepAliveProbes === undefined ? DEFAULT_KEEPALIVE : this.#opts.keepAliveProbes,
-      lookup: this.#opts.lookup,
+      addresses: this.#book,
+      attemptDelayMs: this.#attemptDelayMs,
+      proxy: proxy ?? undefined,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
     const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
@@ -265,7 +347,10 @@ export class Agent implements TickMember {
       key,
       originName,
       poolOpts,
-      policy === 'auto'
+      // Through a proxy, `auto` is ALPN over the tunnel: no QUIC race, no Alt-Svc upgrade (TCP-only proxy).
+      policy === 'auto' && proxy
+        ? (signal) => this.#connect(spec, { ...ctx, signal })
+        : policy === 'auto'
         ? sel.autoDialer(origin, spec, ctx, () => created)
         : (signal) => (policy === 'h3' ? connectOrigin : this.#connect)(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
       policy === 'auto' ? null : policy,
@@ -273,7 +358,7 @@ export class Agent implements TickMember {
       this.#retired.peek(key)?.counters,
     );
     this.#retired.delete(key);
-    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: over.coalesce ?? sel.opts.coalesce };
+    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy };
     this.#pools.set(key, info);
     this.#fast.set(fastKey, info);
     if (this.#pools.size === 1) sharedTicker.add(this);
@@ -314,7 +399,7 @@ export class Agent implements TickMember {
     if (this.#pools.get(p.key) !== info) return;
     this.#pools.delete(p.key);
     for (const k of info.fastKeys) if (this.#fast.get(k) === info) this.#fast.delete(k);
-    this.#retired.set(p.key, { origin: p.origin, counters: p.counters });
+    this.#retired.set(p.key, { origin: p.origin, counters: p.counters, proxy: info.proxy?.id ?? null });
     void p.close();
     if (this.#pools.size === 0) sharedTicker.delete(this);
   }
@@ -336,7 +421,9 @@ export class Agent implements TickMember {
       path = o.path;
       if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
     }
-    const method = (o.method ?? 'GET').toUpperCase();
+    // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
+    const method = o.method ?? 'GET';
+    if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
     const span = startRequestSpan(method, targets[0] as URL, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
@@ -345,10 +432,14 @@ export class Agent implements TickMember {
     let at = 0;
     let attempt = 1;
     let failed = false;
+    // One node per target for the whole request: a retry never moves to another node (nor identity).
+    const nodes: Array<ProxyNode | null | undefined> = [];
     try {
       for (;;) {
         const url = targets[at] as URL;
-        const info = this.#poolInfo(url, o.protocol);
+        let node = nodes[at];
+        if (node === undefined) node = nodes[at] = this.#pickProxy(url);
+        const info = this.#poolInfo(url, o.protocol, node);
         const pool = info.pool;
         const req: ConnRequest = {
           method,
@@ -366,7 +457,7 @@ export class Agent implements TickMember {
           const r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
             ? await this.#attemptCoalesced(info, url, req, replayable)
             : await pool.request(req);
-          this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
+          if (!info.proxy) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
           const ttfbMs = performance.now() - t0;
           publishRequestEnd({ origin: pool.origin, method, path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
           const res = new OriginResponse({
@@ -445,7 +536,7 @@ export class Agent implements TickMember {
 
   /** A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the request run on it. */
   async #coalesced(info: PoolInfo, req: ConnRequest): Promise<PoolResult | null> {
-    const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#opts.lookup, Date.now());
+    const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#book.resolver.lookup, Date.now());
     const pools = [...this.#pools.values()].map((x) => x.pool);
     const cand = await findCandidate(pools, info.pool, info.spec.host, info.spec.port, resolve, (p) => {
       const o = this.#pools.get(p.key);
@@ -460,6 +551,27 @@ export class Agent implements TickMember {
     const out = [...this.#pools.values()].map((x) => x.pool.stats());
     for (const r of this.#retired.values()) out.push(r.counters.snapshot(r.origin, null, { idle: 0, busy: 0, activeRequests: 0, dialing: 0, pending: 0 }));
     return out;
+  }
+
+  /** Per egress proxy node: requests, connections opened, reuse rate, handshake time saved. */
+  proxyStats(): ProxyNodeStats[] {
+    const by = new Map<string, PoolCounters[]>();
+    const add = (node: string, c: PoolCounters): void => { const l = by.get(node) ?? []; l.push(c); by.set(node, l); };
+    for (const x of this.#pools.values()) if (x.proxy) add(x.proxy.id, x.pool.counters);
+    for (const r of this.#retired.values()) if (r.proxy) add(r.proxy, r.counters);
+    return [...by].map(([node, cs]) => {
+      const sum = (f: (c: PoolCounters) => number): number => cs.reduce((a, c) => a + f(c), 0);
+      const requests = sum((c) => c.requests);
+      const opened = sum((c) => c.opened_);
+      const mean = opened > 0 ? sum((c) => c.handshakeMs) / opened : null;
+      const errors: Record<string, number> = {};
+      for (const c of cs) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
+      return {
+        node, requests, requestsOnReusedConnections: sum((c) => c.reusedRequests), connectionsOpened: opened, connectFailures: sum((c) => c.connectFailures),
+        reuseRate: requests === 0 ? 0 : Math.max(0, 1 - opened / requests), meanHandshakeMs: mean,
+        handshakeMsSaved: mean === null ? 0 : Math.max(0, requests - opened) * mean, errors,
+      };
+    });
   }
 
   pools(): Pool[] {

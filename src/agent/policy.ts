@@ -41,6 +41,8 @@ const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, Erro
  */
 export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecision {
   if (!r.replayable || r.aborted || err.code === ErrorCode.ABORTED) return NO;
+  // Refused proxy credentials: the same node refuses again, another node would be a silent change of identity.
+  if (err.code === ErrorCode.PROXY_AUTH_FAILED) return NO;
   const facts = err.facts;
   const unanswered = r.idempotent && facts !== null && !facts.responseStarted;
   const staleReuse = unanswered && facts.reused;

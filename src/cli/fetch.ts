@@ -9,6 +9,8 @@ import type { HeaderList } from '../http/types.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { percentiles } from '../util/stats.js';
+import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
+import type { ProxyFacts } from '../http/types.js';
 
 export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --protocol auto|h1|h2|h3   protocol policy (default auto)
@@ -27,7 +29,8 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --session-store FILE|URL   keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT),
                              or share them with a fleet: redis://[user:pass@]HOST:PORT/DB (rediss:// for TLS;
                              ?prefix=P&keyFile=F&ca=F: key prefix, AES-256-GCM key file for tickets, CA for rediss)
-  --origin-cache FILE|URL    keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs, or in Redis (URL as above)`;
+  --origin-cache FILE|URL    keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs, or in Redis (URL as above)
+${EGRESS_USAGE}`;
 
 interface One {
   url: string;
@@ -48,6 +51,11 @@ interface One {
   alpn: string | null;
   tlsVersion: string | null;
   remoteAddress: string;
+  /** 4 or 6; null through a proxy (the proxy dialled). */
+  family: 4 | 6 | null;
+  /** Happy Eyeballs attempts that opened this request's connection (RFC 8305). */
+  connectAttempts: number | null;
+  proxy: ProxyFacts | null;
   headers?: HeaderList;
 }
 
@@ -70,10 +78,12 @@ export async function runFetch(argv: string[]): Promise<number> {
       'max-connections': { type: 'string' },
       'session-store': { type: 'string' },
       'origin-cache': { type: 'string' },
+      ...EGRESS_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) { process.stdout.write(`${FETCH_USAGE}\n`); return 0; }
+  const egress = egressFromArgs(values);
   const url = positionals[0];
   if (!url) throw usage('a URL is required');
   const protocol = values.protocol as ProtocolPolicy;
@@ -99,6 +109,8 @@ export async function runFetch(argv: string[]): Promise<number> {
   if (stores.originCache) agentOpts.originCache = stores.originCache;
   // Startup, not per request: a fresh process takes what the fleet knows before its first request (bounded).
   await stores.ready(500);
+  if (egress.proxy) agentOpts.proxy = egress.proxy;
+  if (egress.dnsServers.length > 0) agentOpts.dns = { servers: egress.dnsServers };
   const agent = new Agent(agentOpts);
   const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
 
@@ -142,6 +154,9 @@ export async function runFetch(argv: string[]): Promise<number> {
       alpn: f.alpn,
       tlsVersion: f.tlsVersion,
       remoteAddress: f.remoteAddress,
+      family: f.family ?? null,
+      connectAttempts: f.attempts ?? null,
+      proxy: f.proxy ?? null,
       ...(repeat === 1 ? { headers: res.headers } : {}),
     };
   };
@@ -194,6 +209,7 @@ export async function runFetch(argv: string[]): Promise<number> {
       ttfbMs: percentiles(results.map((r) => r.ttfbMs)),
       bytes: results.reduce((a, r) => a + r.bytes, 0),
       first: results[0] ?? null,
+      proxies: agent.proxyStats(),
     };
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else {
@@ -241,6 +257,8 @@ function tellResponse(say: (l: string) => void, res: OriginResponse): void {
   const f = res.connection;
   const alpn = f.alpn ? `ALPN ${f.alpn}` : 'no ALPN';
   say(`* ${res.reused ? 'Re-using' : 'Connected:'} connection #${res.connectionId} to ${f.remoteAddress} port ${f.remotePort} from ${f.localAddress || '?'}:${f.localPort} over ${res.protocol} (${alpn})`);
+  if (!res.reused && f.proxy) say(`* Through proxy ${f.proxy.node} (${f.proxy.kind} tunnel; HTTP/3 not attempted: TCP-only proxy)`);
+  else if (!res.reused && f.family) say(`* IPv${f.family}, ${f.attempts ?? 1} connection attempt(s) (Happy Eyeballs)`);
   if (!res.reused) {
     const hs = res.protocol === 'h3' ? `QUIC handshake ${round(f.connectMs)} ms` : `TCP connect ${round(f.connectMs)} ms${f.tlsVersion ? `, TLS handshake ${round(f.tlsMs)} ms` : ''}`;
     say(`* ${hs}${f.tlsVersion ? `, ${f.tlsVersion}` : ', cleartext'}; session resumed: ${f.resumed ? 'yes' : 'no'}; TCP Fast Open: ${f.tfo ? 'yes (SYN data accepted)' : res.protocol === 'h3' ? 'n/a' : 'no'}`);

@@ -10,15 +10,10 @@
  *  4. otherwise the body runs until the connection closes.
  */
 import type { HeaderList } from '../http/types.js';
+import { H1BodyDecoder } from './body.js';
+import { H1ParseError, parseFieldLines, splitHead } from './fields.js';
 
-export class H1ParseError extends Error {
-  readonly kind: 'malformed' | 'too-large';
-  constructor(kind: 'malformed' | 'too-large', message: string) {
-    super(message);
-    this.name = 'H1ParseError';
-    this.kind = kind;
-  }
-}
+export { H1ParseError } from './fields.js';
 
 export interface H1Head {
   status: number;
@@ -50,14 +45,8 @@ export interface H1ParserLimits {
   maxHeaderCount: number;
 }
 
-const enum St { Idle, Head, Body, ChunkSize, ChunkData, ChunkDataEnd, Trailers, UntilClose, Done }
+const enum St { Idle, Head, Body, Done }
 
-const CRLF = Buffer.from('\r\n');
-const HEADER_END = Buffer.from('\r\n\r\n');
-// RFC 9110 §5.6.2 tchar
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// RFC 9110 §5.5: field values may not contain CR, LF or NUL.
-const BAD_VALUE = /[\r\n\0]/;
 
 export class H1ResponseParser {
   #h: H1ParserHandler;
@@ -65,12 +54,13 @@ export class H1ResponseParser {
   #st: St = St.Idle;
   #noBody = false;
   #buf: Buffer | null = null;
-  #remaining = 0;
+  #body: H1BodyDecoder;
   #keepAlive = true;
 
   constructor(handler: H1ParserHandler, limits: H1ParserLimits) {
     this.#h = handler;
     this.#limits = limits;
+    this.#body = new H1BodyDecoder(handler, limits.maxHeaderBytes);
   }
 
   /** True between `expect()` and the end of the final response. */
@@ -103,44 +93,12 @@ export class H1ResponseParser {
           chunk = this.#parseHead(chunk);
           break;
         case St.Body:
-          chunk = this.#counted(chunk);
-          if (this.#remaining === 0) this.#complete();
-          break;
-        case St.UntilClose:
-          this.#h.onBody(chunk);
-          chunk = null;
-          break;
-        case St.ChunkSize:
-          chunk = this.#parseChunkSize(chunk);
-          break;
-        case St.ChunkData:
-          chunk = this.#counted(chunk);
-          if (this.#remaining === 0) this.#st = St.ChunkDataEnd;
-          break;
-        case St.ChunkDataEnd:
-          if (chunk.length < 2) { this.#buf = chunk; return null; }
-          if (chunk[0] !== 0x0d || chunk[1] !== 0x0a) throw new H1ParseError('malformed', 'chunk data not followed by CRLF');
-          chunk = chunk.subarray(2);
-          this.#st = St.ChunkSize;
-          break;
-        case St.Trailers:
-          chunk = this.#parseTrailers(chunk);
+          chunk = this.#body.feed(chunk);
+          if (this.#body.done) this.#complete();
           break;
       }
     }
     return null;
-  }
-
-  /** Deliver up to `#remaining` body bytes (a Content-Length body or one chunk); returns the rest. */
-  #counted(chunk: Buffer): Buffer | null {
-    const n = Math.min(this.#remaining, chunk.length);
-    this.#remaining -= n;
-    if (n === chunk.length) {
-      this.#h.onBody(chunk);
-      return null;
-    }
-    this.#h.onBody(chunk.subarray(0, n));
-    return chunk.subarray(n);
   }
 
   /**
@@ -148,22 +106,18 @@ export class H1ResponseParser {
    * else mid-message is an error (`truncated`).
    */
   eof(): 'complete' | 'idle' | 'truncated' {
-    if (this.#st === St.UntilClose) { this.#complete(); return 'complete'; }
+    if (this.#st === St.Body && this.#body.untilClose) { this.#body.finishAtClose(); this.#complete(); return 'complete'; }
     if (this.#st === St.Idle || this.#st === St.Done) return 'idle';
     return 'truncated';
   }
 
   #parseHead(chunk: Buffer): Buffer | null {
-    const end = chunk.indexOf(HEADER_END);
-    if (end < 0) {
-      if (chunk.length > this.#limits.maxHeaderBytes) throw new H1ParseError('too-large', `response header section exceeds ${this.#limits.maxHeaderBytes} bytes`);
+    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response');
+    if (!h) {
       this.#buf = chunk;
       return null;
     }
-    if (end + 4 > this.#limits.maxHeaderBytes) throw new H1ParseError('too-large', `response header section exceeds ${this.#limits.maxHeaderBytes} bytes`);
-    const text = chunk.toString('latin1', 0, end);
-    const rest = chunk.subarray(end + 4);
-    const lines = text.split('\r\n');
+    const { lines, rest } = h;
     const statusLine = lines[0] ?? '';
     // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
     const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\r\n]*))?$/.exec(statusLine);
@@ -171,7 +125,7 @@ export class H1ResponseParser {
     const minor = Number(m[1]);
     const status = Number(m[2]);
     if (lines.length - 1 > this.#limits.maxHeaderCount) throw new H1ParseError('too-large', `more than ${this.#limits.maxHeaderCount} response header fields`);
-    const headers = parseFields(lines, 1);
+    const headers = parseFieldLines(lines, 1);
     if (status < 200) {
       // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
       if (status === 101) throw new H1ParseError('malformed', 'unexpected 101 Switching Protocols');
@@ -232,77 +186,17 @@ export class H1ResponseParser {
     if (framing === 'close') keepAlive = false;
     this.#keepAlive = keepAlive;
     this.#h.onHead({ status, reason, minor, headers, keepAlive, keepAliveTimeoutMs, framing, contentLength });
-    switch (framing) {
-      case 'none': this.#complete(); break;
-      case 'length': this.#st = St.Body; this.#remaining = contentLength ?? 0; break;
-      case 'chunked': this.#st = St.ChunkSize; break;
-      case 'close': this.#st = St.UntilClose; break;
+    if (framing === 'none') this.#complete();
+    else {
+      this.#st = St.Body;
+      this.#body.start(framing, contentLength ?? 0);
     }
   }
 
   get keepAlive(): boolean { return this.#keepAlive; }
 
-  #parseChunkSize(chunk: Buffer): Buffer | null {
-    const eol = chunk.indexOf(CRLF);
-    if (eol < 0) {
-      if (chunk.length > 1024) throw new H1ParseError('malformed', 'chunk size line too long');
-      this.#buf = chunk;
-      return null;
-    }
-    const line = chunk.toString('latin1', 0, eol);
-    const semi = line.indexOf(';'); // chunk extensions are ignored (RFC 9112 §7.1.1)
-    const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-    if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new H1ParseError('malformed', `invalid chunk size ${JSON.stringify(line.slice(0, 40))}`);
-    const size = parseInt(hex, 16);
-    const rest = chunk.subarray(eol + 2);
-    if (size === 0) {
-      this.#st = St.Trailers;
-    } else {
-      this.#st = St.ChunkData;
-      this.#remaining = size;
-    }
-    return rest;
-  }
-
-  #parseTrailers(chunk: Buffer): Buffer | null {
-    if (chunk.length >= 2 && chunk[0] === 0x0d && chunk[1] === 0x0a) {
-      this.#complete();
-      return chunk.subarray(2);
-    }
-    const end = chunk.indexOf(HEADER_END);
-    if (end < 0) {
-      if (chunk.length > this.#limits.maxHeaderBytes) throw new H1ParseError('too-large', 'trailer section too large');
-      this.#buf = chunk;
-      return null;
-    }
-    const lines = chunk.toString('latin1', 0, end).split('\r\n');
-    this.#h.onTrailers(parseFields(lines, 0));
-    this.#complete();
-    return chunk.subarray(end + 4);
-  }
-
   #complete(): void {
     this.#st = St.Done;
     this.#h.onComplete();
   }
-}
-
-function parseFields(lines: string[], from: number): HeaderList {
-  const out: HeaderList = [];
-  for (let i = from; i < lines.length; i++) {
-    const line = lines[i] as string;
-    // RFC 9112 §5.2: obs-fold is rejected in responses we cannot repair safely.
-    if (line.length > 0 && (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09)) {
-      throw new H1ParseError('malformed', 'obsolete line folding in header section');
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(line.slice(0, 60))}`);
-    const name = line.slice(0, colon);
-    // RFC 9112 §5.1: no whitespace between field name and colon.
-    if (!TOKEN.test(name)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(name.slice(0, 60))}`);
-    const value = line.slice(colon + 1).trim();
-    if (BAD_VALUE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
-    out.push([name.toLowerCase(), value]);
-  }
-  return out;
 }

@@ -6,6 +6,9 @@
  * protocol we speak upstream.
  */
 
+/** RFC 9110 §5.6.2: a token (field names, methods, Alt-Svc protocol ids, transfer codings). */
+export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 /**
  * Always connection-specific: RFC 9110 §7.6.1 lists Connection, Proxy-Connection,
  * Keep-Alive, TE, Transfer-Encoding and Upgrade; Host becomes :authority or is

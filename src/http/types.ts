@@ -70,6 +70,20 @@ export interface ConnectionFacts {
   peerMaxConcurrentStreams: number | null;
   /** Latest RTT estimate in ms, when the transport knows it. */
   rttMs: number | null;
+  /** Address family of `remoteAddress` (null: unknown, or the far end of a proxy tunnel). */
+  family?: 4 | 6 | null;
+  /** Connection attempts made to open this connection (Happy Eyeballs, RFC 8305: one per address tried). */
+  attempts?: number;
+  /** The egress proxy node this connection is tunnelled through (no credentials), or null/absent: direct. */
+  proxy?: ProxyFacts | null;
+}
+
+export interface ProxyFacts {
+  /** `kind://host:port` of the node. */
+  node: string;
+  kind: 'http' | 'https' | 'socks5';
+  /** Every node kind here carries TCP only: HTTP/3 is never attempted through it. */
+  h3: 'not attempted: TCP-only proxy';
 }
 
 export type ConnState = 'ready' | 'draining' | 'closed';

@@ -44,6 +44,8 @@ export class PoolCounters {
   retries = 0;
   coalesced = 0;
   dials = 0;
+  /** Sum of connectMs + tlsMs over opened connections (the handshake time one new connection costs here). */
+  handshakeMs = 0;
   errors: Record<string, number> = {};
 
   request(reused: boolean): void {
@@ -53,6 +55,7 @@ export class PoolCounters {
   dialStarted(): void { this.dials++; }
   opened(f: ConnectionFacts): void {
     this.opened_++;
+    this.handshakeMs += f.connectMs + f.tlsMs;
     if (f.resumed) this.resumed++;
     if (f.earlyData) this.earlyData++;
     if (f.tfo) this.tfo++;

@@ -9,6 +9,7 @@
  *   alt-authority = quoted-string   ; [ uri-host ] ":" port
  *   parameter     = token "=" ( token / quoted-string )
  */
+import { TOKEN_RE } from '../http/fields.js';
 
 export interface AltService {
   /** ALPN protocol id, percent-decoded (RFC 7838 §3: protocol-id is percent-encoded). */
@@ -27,7 +28,6 @@ export type AltSvcResult = { type: 'clear' } | { type: 'alternatives'; alternati
 /** RFC 7838 §3.1: "ma" defaults to 24 hours. */
 export const DEFAULT_MAX_AGE_S = 86_400;
 
-const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Parse one or more Alt-Svc field values (several field lines join with commas, RFC 9110 §5.3). */
 export function parseAltSvc(value: string | readonly string[]): AltSvcResult {
@@ -54,7 +54,7 @@ function parseMember(member: string): AltService | null {
   const eq = head.indexOf('=');
   if (eq <= 0) return null;
   const rawId = head.slice(0, eq).trim();
-  if (!TCHAR.test(rawId)) return null;
+  if (!TOKEN_RE.test(rawId)) return null;
   let protocol: string;
   try {
     protocol = decodeURIComponent(rawId);

@@ -5,13 +5,15 @@
  * connection trying 0-RTT. Every step has its own deadline; a failed step
  * is reported, never thrown, and later steps that need it are skipped.
  */
-import { isIP } from 'node:net';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { resolvePoolOptions } from '../pool/options.js';
 import { MemorySessionStore } from '../transport/session-store.js';
 import type { HeaderList, PooledConnection, Protocol } from '../http/types.js';
 import { connectAltH3, connectOrigin, type ConnectContext, type LookupFn, type OriginSpec } from '../transport/connect.js';
 import { tfoAvailable } from '../transport/tfo.js';
+import { AddressBook } from '../transport/addresses.js';
+import { Resolver } from '../transport/resolver.js';
+import type { ProxyNode } from '../transport/proxy.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from './cache.js';
 import { DEFAULT_SELECTION, emptyFacts, selectProtocol } from './state.js';
@@ -23,10 +25,14 @@ export interface ProbeOptions {
   /** Deadline of each step (TCP+TLS, request, QUIC handshake, 0-RTT), ms. Default 3000. */
   stepTimeoutMs?: number;
   lookup?: LookupFn;
-  /** Try TCP Fast Open (native addon, IP literal or `lookup`). Default true. */
+  /** Resolver for the origin's name (default: the system resolver, or `lookup`); the name is resolved here, so TFO applies to names too. */
+  resolver?: Resolver;
+  /** Try TCP Fast Open (native addon). Default true. */
   tfo?: boolean;
   /** Skip the QUIC steps. */
   noQuic?: boolean;
+  /** Probe through this egress proxy node: TCP steps run in a tunnel, QUIC is not attempted (TCP-only proxy). */
+  proxy?: ProxyNode;
   /** Wall clock for the facts (tests); default Date.now(). */
   now?: number;
   /** Store the established facts here (keyed by origin), e.g. a FileOriginCache an Agent will read. */
@@ -48,6 +54,9 @@ export interface ProbeResult {
     tlsMs: number | null;
     tlsVersion: string | null;
     remoteAddress: string | null;
+    family: 4 | 6 | null;
+    /** Happy Eyeballs attempts (RFC 8305), one per address tried. */
+    attempts: number | null;
     certificate?: { subject: string; issuer: string; validTo: string; subjectAltName: string | null };
   };
   http: {
@@ -61,7 +70,9 @@ export interface ProbeResult {
     maxConcurrentStreams: number | null;
   };
   reconnect: { ok: boolean; error?: StepError; tlsResumed: boolean; tfoAttempted: boolean; tfoAccepted: boolean; connectMs: number | null };
-  quic: { attempted: boolean; ok: boolean; error?: StepError; port: number; handshakeMs: number | null; rttMs: number | null; maxConcurrentStreams: number | null };
+  quic: { attempted: boolean; ok: boolean; error?: StepError; port: number; handshakeMs: number | null; rttMs: number | null; maxConcurrentStreams: number | null; notAttempted?: string };
+  /** The egress proxy node the TCP steps went through (null: direct). */
+  proxy: string | null;
   earlyData: { attempted: boolean; ok: boolean; error?: StepError; resumed: boolean; accepted: boolean };
   rttMs: number | null;
   chosen: { protocol: Protocol; reason: string };
@@ -120,7 +131,9 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   const tfoOn = o.tfo ?? true;
   const spec: OriginSpec = {
     scheme: 'https', host, port, servername: o.servername, protocol: 'auto', ca: o.ca,
-    rejectUnauthorized: o.rejectUnauthorized ?? true, tfo: tfoOn, keepAliveProbes: null, lookup: o.lookup,
+    rejectUnauthorized: o.rejectUnauthorized ?? true, tfo: tfoOn, keepAliveProbes: null,
+    addresses: new AddressBook(o.resolver ?? new Resolver({ lookup: o.lookup })),
+    proxy: o.proxy,
   };
   const pool = resolvePoolOptions({ connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms });
   let ids = 0;
@@ -131,12 +144,13 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
 
   const r: ProbeResult = {
     url: u.href, origin,
-    tcp: { ok: false, alpnOffered: ['h2', 'http/1.1'], alpn: null, protocol: null, connectMs: null, tlsMs: null, tlsVersion: null, remoteAddress: null },
+    tcp: { ok: false, alpnOffered: ['h2', 'http/1.1'], alpn: null, protocol: null, connectMs: null, tlsMs: null, tlsVersion: null, remoteAddress: null, family: null, attempts: null },
     http: { ok: false, status: null, altSvc: null, h3Advertised: null, altSvcClear: false, keepAliveTimeoutMs: null, maxConcurrentStreams: null },
     reconnect: { ok: false, tlsResumed: false, tfoAttempted: false, tfoAccepted: false, connectMs: null },
     quic: { attempted: false, ok: false, port, handshakeMs: null, rttMs: null, maxConcurrentStreams: null },
     earlyData: { attempted: false, ok: false, resumed: false, accepted: false },
     rttMs: null,
+    proxy: o.proxy?.id ?? null,
     chosen: { protocol: 'h1', reason: '' },
     facts: emptyFacts(now),
     durationMs: 0,
@@ -148,7 +162,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   try {
     const conn = await step('TCP+TLS connect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);
     const f = conn.facts;
-    Object.assign(r.tcp, { ok: true, alpn: f.alpn, protocol: conn.protocol, connectMs: f.connectMs, tlsMs: f.tlsMs, tlsVersion: f.tlsVersion, remoteAddress: f.remoteAddress });
+    Object.assign(r.tcp, { ok: true, alpn: f.alpn, protocol: conn.protocol, connectMs: f.connectMs, tlsMs: f.tlsMs, tlsVersion: f.tlsVersion, remoteAddress: f.remoteAddress, family: f.family ?? null, attempts: f.attempts ?? null });
     const cert = conn.peerCertificate();
     if (cert) r.tcp.certificate = { subject: commonName(cert.subject), issuer: commonName(cert.issuer), validTo: cert.validTo, subjectAltName: cert.subjectAltName ?? null };
     try {
@@ -178,7 +192,8 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
 
   // 2. A second TCP connection: TLS resumption and TFO (the first one only fetched the TFO cookie).
   if (r.tcp.ok) {
-    r.reconnect.tfoAttempted = tfoOn && tfoAvailable() && (isIP(host) !== 0 || o.lookup !== undefined);
+    // The name was resolved above and an address is dialled: TFO applies to names and literals alike (not inside a tunnel).
+    r.reconnect.tfoAttempted = tfoOn && tfoAvailable() && !o.proxy;
     try {
       const c2 = await step('TCP+TLS reconnect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);
       Object.assign(r.reconnect, { ok: true, tlsResumed: c2.facts.resumed, tfoAccepted: c2.facts.tfo, connectMs: c2.facts.connectMs });
@@ -189,7 +204,8 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   }
 
   // 3. QUIC handshake on the advertised port (or the origin's), then a request so a ticket is issued.
-  if (!o.noQuic) {
+  if (o.proxy && !o.noQuic) r.quic.notAttempted = `TCP-only proxy ${o.proxy.id}`;
+  if (!o.noQuic && !o.proxy) {
     const target = { host: alt?.host ?? '', port: alt?.port ?? port };
     r.quic = { ...r.quic, attempted: true, port: target.port };
     try {

@@ -13,6 +13,8 @@ import type { ProtocolPolicy } from '../transport/connect.js';
 import { parseRedisUrl } from '../transport/redis-link.js';
 import { parseKey } from '../transport/seal.js';
 import { Reader } from './config-reader.js';
+import { ProxyRotation, type ProxyPolicy } from '../transport/proxy.js';
+import { Resolver } from '../transport/resolver.js';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
@@ -41,6 +43,10 @@ export interface OriginConfig {
   pool: Readonly<PoolOptions>;
   /** The service's `stores:` (the same for every origin; kept here so an Upstream opens them itself). */
   stores: StoresConfig | null;
+  /** Egress proxy nodes for this origin (its own `proxy`, else the global `proxy.egress`); null: direct. */
+  egress: EgressConfig | null;
+  /** Name resolution (the global `dns` section). */
+  dns: DnsConfig;
 }
 
 /** `stores:`: where TLS sessions / QUIC tickets and origin facts live (a file path or a Redis URL each). */
@@ -57,6 +63,25 @@ export interface StoresConfig {
   /** Local tier bound of each store. */
   maxEntries: number;
 }
+
+export interface EgressConfig {
+  /** Proxy URLs (http://, https://, socks5://, credentials allowed). */
+  nodes: string[];
+  policy: ProxyPolicy;
+  stickyWindowMs: number;
+}
+
+export interface DnsConfig {
+  /** DNS servers `ADDR[:PORT]`; empty: the system resolver. */
+  servers: string[];
+  minTtlMs: number;
+  maxTtlMs: number;
+  serveStaleMs: number;
+  /** RFC 8305 §5 Connection Attempt Delay, ms. */
+  attemptDelayMs: number;
+}
+
+export const DEFAULT_DNS: Readonly<DnsConfig> = Object.freeze({ servers: [], minTtlMs: 1000, maxTtlMs: 300_000, serveStaleMs: 600_000, attemptDelayMs: 250 });
 
 export interface RouteConfig {
   /** Host to match (lower-case, no port), `*.example.com`, or null for any. */
@@ -76,6 +101,8 @@ export interface LimitsConfig {
   maxBodyBytes: number;
   keepAliveTimeoutMs: number;
   maxConcurrentStreams: number;
+  /** A response write to a client that makes no progress for this long cuts that client (h1: the connection, h2: the stream). */
+  clientSendTimeoutMs: number;
 }
 
 export interface ServiceConfig {
@@ -83,7 +110,8 @@ export interface ServiceConfig {
   listeners: ListenerConfig[];
   admin: { host: string; port: number } | null;
   limits: LimitsConfig;
-  proxy: { via: string; xForwardedFor: ForwardedPolicy };
+  /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
+  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number };
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean };
   origins: Map<string, OriginConfig>;
@@ -104,6 +132,7 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxBodyBytes: 0,
   keepAliveTimeoutMs: 5_000,
   maxConcurrentStreams: 100,
+  clientSendTimeoutMs: 60_000,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -132,8 +161,15 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     throw new ConfigError(file, '(yaml)', first.message.split('\n')[0] ?? 'parse error', line);
   }
   const lineOf = (path: Array<string | number>): number | undefined => lineFor(doc, lc, path);
-  const r = new Reader(doc.toJS() ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
-  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'stores']);
+  let data: unknown;
+  try {
+    // Some YAML faults surface only here (an alias whose anchor is set after it, a cycle): a config error too.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(file, '(yaml)', (e as Error).message.split('\n')[0] ?? 'cannot resolve the document');
+  }
+  const r = new Reader(data ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
+  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'stores', 'dns']);
   const readPem = (p: Reader, field: string): { bytes: Buffer; path: string } => {
     const rel = p.str(field);
     const path = resolve(baseDir, rel);
@@ -187,18 +223,38 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxBodyBytes = l.optInt('maxBodyBytes', 0, Number.MAX_SAFE_INTEGER) ?? limits.maxBodyBytes;
     limits.keepAliveTimeoutMs = l.optInt('keepAliveTimeoutMs', 100, 3_600_000) ?? limits.keepAliveTimeoutMs;
     limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
+    limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append' };
+  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400 };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
       proxy.via = via;
     }
     proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
+    proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
+  }
+  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress') : null;
+
+  const dns: DnsConfig = { ...DEFAULT_DNS };
+  if (r.has('dns')) {
+    const d = r.obj('dns');
+    d.keys(['servers', 'minTtlMs', 'maxTtlMs', 'serveStaleMs', 'attemptDelayMs']);
+    if (d.has('servers')) dns.servers = d.list('servers').map((x) => x.self());
+    dns.minTtlMs = d.optInt('minTtlMs', 0, 86_400_000) ?? dns.minTtlMs;
+    dns.maxTtlMs = d.optInt('maxTtlMs', 0, 86_400_000) ?? dns.maxTtlMs;
+    dns.serveStaleMs = d.optInt('serveStaleMs', 0, 7 * 86_400_000) ?? dns.serveStaleMs;
+    dns.attemptDelayMs = d.optInt('attemptDelayMs', 10, 60_000) ?? dns.attemptDelayMs;
+    try {
+      new Resolver({ servers: dns.servers, minTtlMs: dns.minTtlMs, maxTtlMs: dns.maxTtlMs, serveStaleMs: dns.serveStaleMs });
+    } catch (e) {
+      const field = String((e as OriginlinkError).details?.['field'] ?? 'dns.servers').replace(/^dns\./, '');
+      throw d.fail(field, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
+    }
   }
 
   const shutdown = { graceMs: 10_000 };
@@ -221,7 +277,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const or = r.obj('origins');
   for (const name of or.keysPresent()) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, { ...readOrigin(or.obj(name), name, readPem), stores });
+    origins.set(name, { ...readOrigin(or.obj(name), name, readPem, egress), stores, dns });
   }
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
 
@@ -274,8 +330,26 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
   return out;
 }
 
-function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): Omit<OriginConfig, 'stores'> {
-  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool']);
+/** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs }`, checked as the Agent will take it. */
+function readEgress(parent: Reader, field: string): EgressConfig | null {
+  if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
+  const e = parent.obj(field);
+  e.keys(['nodes', 'policy', 'stickyWindowMs']);
+  const cfg: EgressConfig = {
+    nodes: e.list('nodes', 1).map((x) => x.self()),
+    policy: e.has('policy') ? e.oneOf('policy', ['sticky', 'per-origin', 'round-robin'] as const) : 'sticky',
+    stickyWindowMs: e.optInt('stickyWindowMs', 1, 86_400_000) ?? 60_000,
+  };
+  try {
+    new ProxyRotation(cfg);
+  } catch (err) {
+    throw e.fail('nodes', String((err as OriginlinkError).details?.['reason'] ?? (err as Error).message));
+  }
+  return cfg;
+}
+
+function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
+  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool', 'proxy']);
   if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
   const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
   const urls = rawUrls.map((s, i) => {
@@ -327,6 +401,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     retries: o.optInt('retries', 0, 10) ?? 2,
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
+    egress: o.has('proxy') ? readEgress(o, 'proxy') : egress,
   };
 }
 

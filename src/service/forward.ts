@@ -1,28 +1,29 @@
 /**
  * Forward one front request through an Upstream: checks, routing, header
- * rewriting, streamed bodies both ways, error mapping, one log line.
- * Works on Node's h1 objects (`IncomingMessage`/`ServerResponse`) and,
- * in the shapes mux-front.ts gives requests of our HTTP/2 and HTTP/3 fronts alike.
+ * rewriting, bodies streamed both ways, error mapping, one log line. Every
+ * front is one of our servers (HTTP/1.1, HTTP/2, HTTP/3), so this is a
+ * RequestHandler (transport/server-types.ts): a request in, the response to
+ * send out. The servers relay the origin's body with backpressure and its
+ * trailers after it; the head is parsed once, by the server.
  *
- * Invariant: once the response head is sent, a failure destroys the client
- * stream (h1: the socket, h2: RST_STREAM) so a truncated body never looks complete.
+ * Invariant: once the response head is sent, a failure cuts the client's
+ * stream (h1: the connection, h2/h3: the stream) so a truncated body never
+ * looks complete — the servers do this when the body errors.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
+import { reasonPhrase } from '../http/status.js';
+import type { HeaderList } from '../http/types.js';
+import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import type { ServiceConfig } from './config.js';
-import { downstreamHeaders, inspectRequest, isReject, trailerObject, upstreamHeaders } from './headers.js';
+import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
+import { openTunnel } from './tunnel.js';
 import type { Upstream } from './upstream.js';
 import type { RequestCommon } from '../agent/agent.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
-
-/** A request of a multiplexed front (mux-front.ts): Node's request fields on the body stream. */
-export type MuxFrontRequest = IncomingMessage & { stream: { endAfterHeaders: boolean } };
-export type FrontRequest = IncomingMessage | MuxFrontRequest;
-export type FrontResponse = ServerResponse;
 
 /** What one config generation offers the forwarder. */
 export interface Generation {
@@ -36,8 +37,10 @@ export interface FrontInfo { listener: string; secure: boolean }
 export interface ForwardHooks {
   log: Logger;
   metrics: Metrics;
-  /** True once shutdown began: h1 responses carry `Connection: close`. */
+  /** True once shutdown began: HTTP/1.1 responses close their connection. */
   draining: () => boolean;
+  /** The Alt-Svc value naming our h3 listeners that are up (RFC 7838), or null. */
+  altSvc: () => string | null;
 }
 
 class BodyTooLarge extends Error {}
@@ -83,60 +86,41 @@ class RequestSignal {
 
 const NO_EXTRA: Record<string, unknown> = {};
 
-export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: FrontRequest, res: FrontResponse): Promise<void> {
+export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): Promise<ServerResponse> {
   const t0 = performance.now();
+  const clientVersion = req.version;
   // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
-  const h2 = req.httpVersionMajor >= 2;
-  const clientVersion = h2 ? String(req.httpVersionMajor) : req.httpVersion;
+  const mux = clientVersion === '2' || clientVersion === '3';
   const cfg = gen.config;
-  const remote = req.socket?.remoteAddress ?? '';
-  const method = req.method ?? 'GET';
-  let target = req.url ?? '/';
+  const remote = req.remoteAddress;
+  const method = req.method;
+  const target = req.path;
   // Fields of the request log line, gathered only when that line is written.
   const log: Record<string, unknown> | null = cfg.logging.requests ? { method, path: target, client: clientVersion, listener: front.listener, remote } : null;
   const done = (status: number, extra: Record<string, unknown> = NO_EXTRA): void => {
     hooks.metrics.frontRequest(front.listener, clientVersion, status);
     if (log) hooks.log.info({ ...log, status, totalMs: ms(performance.now() - t0), ...extra }, 'request');
   };
-  const refuse = (status: number, reason: string, code: string, headers: Record<string, string> = {}): void => {
-    if (!res.headersSent && !res.destroyed) {
-      const body = `${status} ${STATUS_CODES[status] ?? ''}: ${reason}\n`;
-      const h: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'x-originlink-error': code, ...headers };
-      if (!h2 && (hooks.draining() || status === 400 || status === 413 || status === 431)) h['connection'] = 'close';
-      (res as ServerResponse).writeHead(status, h);
-      if (method === 'HEAD') (res as ServerResponse).end();
-      else (res as ServerResponse).end(body);
-    }
+  const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
     done(status, { error: code, reason });
+    const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
+    const close = !mux && (hooks.draining() || status === 400 || status === 413 || status === 431);
+    const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
+    if (close) res.close = true;
+    return res;
   };
 
-  const facts = inspectRequest(req.rawHeaders, h2, cfg.limits);
+  const facts = inspectRequest(req.headers, req.authority || null, mux, cfg.limits);
   if (isReject(facts)) {
     hooks.metrics.front.rejected.inc({ listener: front.listener, reason: facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing' });
-    refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
-    return;
+    return refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
   }
-  let authority = facts.authority ?? '';
-  // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
-  if (target.charCodeAt(0) !== 0x2f && /^https?:\/\//i.test(target)) {
-    try {
-      const u = new URL(target);
-      authority = u.host;
-      target = `${u.pathname}${u.search}`;
-    } catch {
-      refuse(400, 'invalid request target', 'bad_request');
-      return;
-    }
-  }
-  if (!target.startsWith('/')) {
-    refuse(400, 'unsupported request target', 'bad_request');
-    return;
-  }
+  const authority = facts.authority ?? '';
+  if (target.charCodeAt(0) !== 0x2f) return refuse(400, 'unsupported request target', 'bad_request');
   const match = gen.router.match(hostOnly(authority), target);
   if (!match) {
     hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'no_route' });
-    refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
-    return;
+    return refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
   }
   const route = match.route;
   const upstream = gen.upstreams.get(route.origin) as Upstream;
@@ -145,7 +129,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     log['origin'] = upstream.name;
   }
 
-  const headers = upstreamHeaders(req.rawHeaders, {
+  const headers = upstreamHeaders(req.headers, {
     clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
     proto: front.secure ? 'https' : 'http',
     authority,
@@ -154,14 +138,31 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     xff: cfg.proxy.xForwardedFor,
     teTrailers: facts.teTrailers,
   });
-  const stream = (req as MuxFrontRequest).stream;
-  const hasBody = h2 ? !stream?.endAfterHeaders && facts.contentLength !== 0 : (facts.contentLength ?? 0) > 0 || facts.chunked;
+  const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
+  if (req.protocol !== null) {
+    // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (tunnel.ts).
+    try {
+      const res = await openTunnel(req, {
+        upstream,
+        path: rewritePath(route, target),
+        authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
+        headers,
+        connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
+      });
+      done(res.status, { tunnel: req.protocol });
+      return res;
+    } catch (e) {
+      const err = toOriginlinkError(e);
+      return refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
+    }
+  }
   let tooLarge = false;
   const max = cfg.limits.maxBodyBytes;
-  const body = hasBody
+  // The request body stream is only touched when there is a body (a server makes none for a GET).
+  const body = req.bodyLength !== 0
     ? (async function* bounded(): AsyncGenerator<Uint8Array> {
         let n = 0;
-        for await (const c of req as AsyncIterable<Buffer>) {
+        for await (const c of req.body as AsyncIterable<Buffer>) {
           n += c.length;
           if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
           yield c;
@@ -170,123 +171,76 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     : null;
 
   const signal = new RequestSignal();
-  const onClose = (): void => { if (!res.writableFinished) signal.abort(); };
-  res.once('close', onClose);
+  req.onAbort(() => signal.abort());
   hooks.metrics.inflight++;
   upstream.inflight++;
-  const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
-  try {
-    let r;
-    try {
-      const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal };
-      // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
-      const tc = traceContextOf(headers);
-      if (tc) opts.traceContext = tc;
-      r = await upstream.request(rewritePath(route, target), opts, hostHeader);
-    } catch (e) {
-      const err = toOriginlinkError(e);
-      if (tooLarge) {
-        hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
-        refuse(413, `body larger than ${max} bytes`, 'body_too_large');
-      } else if (signal.aborted || res.destroyed) {
-        done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
-      } else {
-        const status = statusForError(err.code);
-        refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? { 'retry-after': '1' } : {});
-      }
-      return;
-    }
-    const up = r.res;
-    if (log) Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
-    const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via);
-    if (!h2 && hooks.draining()) out['connection'] = 'close';
-    if (res.destroyed) { up.body.destroy(); done(499, { error: ErrorCode.ABORTED }); return; }
-    const pipe = new BodyPipe(up.body, res);
-    try {
-      (res as ServerResponse).writeHead(up.status, out);
-      await pipe.run();
-      const tr = trailerObject(await up.trailers);
-      if (tr && (h2 || (res as ServerResponse).chunkedEncoding)) res.addTrailers(tr);
-      res.end();
-      done(up.status, log ? { bytes: pipe.bytes } : NO_EXTRA);
-    } catch (e) {
-      up.body.destroy();
-      const gone = signal.aborted || res.destroyed;
-      res.destroy();
-      done(gone ? 499 : 502, { bytes: pipe.bytes, error: gone ? ErrorCode.ABORTED : toOriginlinkError(e).code, reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
-    }
-  } finally {
-    (res as ServerResponse).off('close', onClose);
+  let settled = false;
+  const finish = (): void => {
+    if (settled) return;
+    settled = true;
     upstream.done();
     hooks.metrics.inflight--;
+  };
+  let r;
+  try {
+    const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal };
+    // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
+    const tc = traceContextOf(headers);
+    if (tc) opts.traceContext = tc;
+    r = await upstream.request(rewritePath(route, target), opts, hostHeader);
+  } catch (e) {
+    finish();
+    const err = toOriginlinkError(e);
+    if (tooLarge) {
+      hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
+      return refuse(413, `body larger than ${max} bytes`, 'body_too_large');
+    }
+    if (signal.aborted) {
+      done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
+      return { status: 499 };
+    }
+    const status = statusForError(err.code);
+    return refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
   }
+  const up = r.res;
+  if (log) Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
+  const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
+  watchBody(up.body, log !== null, (bytes, failed) => {
+    finish();
+    const gone = signal.aborted;
+    if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
+    else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+  });
+  const res: ServerResponse = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
+  if (!mux && hooks.draining()) res.close = true;
+  return res;
 }
 
 /**
- * Streams an origin body into the front response with backpressure, on
- * events (an async iterator costs several promises per chunk). `run()`
- * settles once: at the body's end, or at the first failure of either side.
+ * The origin's Alt-Svc speaks of the origin's host, not of ours (RFC 7838 §2: an alternative is for
+ * the origin the client asked): it is dropped, and ours — the h3 listeners of this service — is
+ * added on TLS fronts other than h3 itself.
  */
-class BodyPipe {
-  bytes = 0;
-  #body: Readable;
-  #res: ServerResponse;
-  #resolve: (() => void) | null = null;
-  #reject: ((e: Error) => void) | null = null;
+function withAltSvc(fields: HeaderList, ours: string | null): HeaderList {
+  let out = fields;
+  if (fields.some(([n]) => n === 'alt-svc')) out = fields.filter(([n]) => n !== 'alt-svc');
+  if (ours) out.push(['alt-svc', ours]);
+  return out;
+}
 
-  constructor(body: Readable, res: FrontResponse) {
-    this.#body = body;
-    this.#res = res as ServerResponse;
-  }
-
-  run(): Promise<void> {
-    const body = this.#body;
-    if (body.readableEnded) return Promise.resolve();
-    if (body.errored) return Promise.reject(body.errored);
-    if (body.destroyed) return Promise.reject(new Error('origin body closed before its end'));
-    return new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-      body.on('end', this.#onEnd);
-      body.on('error', this.#onError);
-      body.on('close', this.#onBodyClose);
-      this.#res.on('drain', this.#onDrain);
-      this.#res.on('close', this.#onResClose);
-      body.on('data', this.#onData);
-    });
-  }
-
-  #onData = (c: Buffer): void => {
-    this.bytes += c.length;
-    if (!this.#res.write(c)) this.#body.pause();
-  };
-  #onDrain = (): void => { this.#body.resume(); };
-  #onEnd = (): void => {
-    const r = this.#resolve;
-    this.#cleanup();
-    r?.();
-  };
-  #onError = (e: Error): void => this.#fail(e);
-  #onBodyClose = (): void => { if (!this.#body.readableEnded) this.#fail(this.#body.errored ?? new Error('origin body closed before its end')); };
-  #onResClose = (): void => this.#fail(new Error('client went away'));
-
-  #fail(e: Error): void {
-    const r = this.#reject;
-    this.#cleanup();
-    r?.(e);
-  }
-
-  #cleanup(): void {
-    this.#resolve = null;
-    this.#reject = null;
-    const body = this.#body;
-    body.off('data', this.#onData);
-    body.off('end', this.#onEnd);
-    body.off('error', this.#onError);
-    body.off('close', this.#onBodyClose);
-    this.#res.off('drain', this.#onDrain);
-    this.#res.off('close', this.#onResClose);
-  }
+/**
+ * Calls `end` once when the origin body is over: read to its end, or cut
+ * (an origin failure, or the client leaving, which destroys it). Counts
+ * bytes only when asked (the request log); otherwise no listener per chunk.
+ */
+function watchBody(body: Readable, count: boolean, end: (bytes: number, failed: boolean) => void): void {
+  let bytes = 0;
+  let over = false;
+  const once = (failed: boolean): void => { if (!over) { over = true; end(bytes, failed); } };
+  if (count) body.on('data', (c: Buffer) => { bytes += c.length; });
+  body.once('end', () => once(false));
+  body.once('close', () => once(!body.readableEnded));
+  body.once('error', () => { /* reported through 'close' */ });
 }
 
 function shortReason(msg: string): string {

@@ -1,9 +1,8 @@
-/** HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder through mux-front.ts. */
+/** HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as on the TCP fronts. */
 import type { H3Server } from '../transport/h3-server.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
-import type { Listener, ListenerHooks } from './listeners.js';
-import { muxFrontHandler } from './mux-front.js';
+import { frontHandler, type Listener, type ListenerHooks } from './listeners.js';
 
 export class H3Listener implements Listener {
   config: ListenerConfig;
@@ -27,7 +26,7 @@ export class H3Listener implements Listener {
       port: cfg.port,
       cert: new Uint8Array(tls.cert),
       key: new Uint8Array(tls.key),
-      handler: muxFrontHandler(this.#hooks, info, 3),
+      handler: frontHandler(this.#hooks, info),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
     });
   }

@@ -2,7 +2,6 @@
  * Header rules of the forwarder, pure: request checks (limits, framing),
  * the upstream header list, and the response headers sent back.
  */
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { HeaderList } from '../http/types.js';
 import { connectionNamed, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
@@ -21,10 +20,13 @@ export interface RequestFacts {
 }
 
 /**
- * Check a request head against the limits and the framing rules. `raw` is
- * Node's rawHeaders (name, value, ...), pseudo-headers included for h2.
+ * Check a request head against the limits and the framing rules: `fields`
+ * are the regular fields (lower-case names, wire order), `authority` the
+ * :authority of a multiplexed request (null for HTTP/1.1, whose Host is in
+ * `fields`). Our HTTP/1.1 parser refuses the framing errors first
+ * (src/h1/request-parser.ts); these checks hold for every front alike.
  */
-export function inspectRequest(raw: readonly string[], h2: boolean, limits: LimitsConfig): Reject | RequestFacts {
+export function inspectRequest(fields: HeaderList, authority: string | null, h2: boolean, limits: LimitsConfig): Reject | RequestFacts {
   let bytes = 0;
   let count = 0;
   let cl: string | null = null;
@@ -32,16 +34,10 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
   const te: string[] = [];
   let hosts = 0;
   let host: string | null = null;
-  let authority: string | null = null;
   let teTrailers = false;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    const value = raw[i + 1] as string;
+  if (authority !== null) bytes += authority.length + 14;
+  for (const [name, value] of fields) {
     bytes += name.length + value.length + 4;
-    if (name.startsWith(':')) {
-      if (name === ':authority') authority = value;
-      continue;
-    }
     count++;
     if (/[\r\n\0]/.test(value)) return { status: 400, reason: `invalid character in ${name}` };
     switch (name) {
@@ -74,7 +70,7 @@ export function inspectRequest(raw: readonly string[], h2: boolean, limits: Limi
   if (!h2) {
     // RFC 9112 §3.2: a request without Host, or with more than one, gets 400.
     if (hosts !== 1 || !host) return { status: 400, reason: hosts === 0 ? 'missing Host' : 'more than one Host' };
-    authority = host;
+    authority ??= host; // an absolute-form target's authority, when given, replaces Host (RFC 9112 §3.2.2)
   } else if (authority === null && host !== null) {
     authority = host;
   }
@@ -102,24 +98,16 @@ export interface UpstreamHeaderInput {
   teTrailers: boolean;
 }
 
-/** End-to-end request fields for the upstream, with Via and X-Forwarded-* added. */
-export function upstreamHeaders(raw: readonly string[], o: UpstreamHeaderInput): HeaderList {
-  // One pass to lower-case names; Connection's list is only parsed when the field is there.
-  const names: string[] = new Array<string>(raw.length >> 1);
-  let hasConnection = false;
-  for (let i = 0, j = 0; i + 1 < raw.length; i += 2, j++) {
-    const n = (raw[i] as string).toLowerCase();
-    names[j] = n;
-    if (n === 'connection') hasConnection = true;
-  }
-  const named = hasConnection ? connectionNamed(pairsOf(names, raw)) : NONE;
+/** End-to-end request fields for the upstream (`fields`: lower-case names), with Via and X-Forwarded-* added. */
+export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): HeaderList {
+  // Connection's list is only parsed when the field is there.
+  let named: ReadonlySet<string> = NONE;
+  for (const [n] of fields) if (n === 'connection') { named = connectionNamed(fields); break; }
   const out: HeaderList = [];
   let xff: string[] | null = null;
   let via: string[] | null = null;
   const forwarded = o.xff !== 'off';
-  for (let j = 0; j < names.length; j++) {
-    const n = names[j] as string;
-    const v = raw[2 * j + 1] as string;
+  for (const [n, v] of fields) {
     if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
     if (n === 'via') { (via ??= []).push(v); continue; }
     if (forwarded && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
@@ -141,36 +129,30 @@ export function upstreamHeaders(raw: readonly string[], o: UpstreamHeaderInput):
 }
 
 
-function* pairsOf(names: readonly string[], raw: readonly string[]): Generator<[string, string]> {
-  for (let j = 0; j < names.length; j++) yield [names[j] as string, raw[2 * j + 1] as string];
-}
-
-/** Response fields for the client: hop-by-hop removed, Via appended. Multi-valued fields become arrays. */
-export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string): OutgoingHttpHeaders {
+/** Response fields for the client: hop-by-hop removed (RFC 9110 §7.6.1), Via appended (§7.6.3). Field lines keep their order. */
+export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string): HeaderList {
   let named: ReadonlySet<string> = NONE;
   for (const [n] of list) if (n === 'connection') { named = connectionNamed(list); break; }
-  const out: Record<string, string | string[]> = {};
-  for (const [n, v] of list) {
-    if (isHopByHop(n, named) || n.startsWith(':')) continue;
-    const prev = out[n];
-    if (prev === undefined) out[n] = v;
-    else if (Array.isArray(prev)) prev.push(v);
-    else out[n] = n === 'set-cookie' ? [prev, v] : `${prev}, ${v}`;
+  const out: HeaderList = [];
+  let prevVia: string | null = null;
+  for (const f of list) {
+    const n = f[0];
+    if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
+    if (n === 'via') { prevVia = prevVia === null ? f[1] : `${prevVia}, ${f[1]}`; continue; }
+    out.push(f);
   }
   const hop = `${upstreamVersion} ${via}`;
-  const prevVia = out['via'];
-  out['via'] = prevVia === undefined ? hop : `${Array.isArray(prevVia) ? prevVia.join(', ') : prevVia}, ${hop}`;
+  out.push(['via', prevVia === null ? hop : `${prevVia}, ${hop}`]);
   return out;
 }
 
-/** Trailer fields safe to pass on (RFC 9110 §6.5.1: no framing, routing or auth fields). */
-export function trailerObject(list: HeaderList): Record<string, string> | null {
-  const out: Record<string, string> = {};
-  let n = 0;
-  for (const [k, v] of list) {
-    if (HOP_BY_HOP.has(k) || k === 'content-length' || k.startsWith(':')) continue;
-    out[k] = out[k] === undefined ? v : `${out[k]}, ${v}`;
-    n++;
+/** Trailer fields safe to pass on (RFC 9110 §6.5.1: no framing, routing or auth fields), or null when none are left. */
+export function trailerList(list: HeaderList): HeaderList | null {
+  const out: HeaderList = [];
+  for (const f of list) {
+    const k = f[0];
+    if (HOP_BY_HOP.has(k) || k === 'content-length' || k.charCodeAt(0) === 0x3a) continue;
+    out.push(f);
   }
-  return n ? out : null;
+  return out.length ? out : null;
 }

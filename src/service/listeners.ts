@@ -1,28 +1,27 @@
 /**
- * Front listeners. Kinds:
- *  - `https`: TLS; ALPN picks h2 or http/1.1: an h2 socket is served by our
- *    HTTP/2 server (transport/h2-server.ts), an http/1.1 one goes to a
- *    node:http server that never listens itself;
- *  - `http`: cleartext HTTP/1.1 (node:http);
- *  - `h2c`: cleartext HTTP/2 with prior knowledge (our HTTP/2 server);
+ * Front listeners, all on our own servers. Kinds:
+ *  - `https`: TLS; ALPN picks h2 (our HTTP/2 server, transport/h2-server.ts)
+ *    or http/1.1 (our HTTP/1.1 server, transport/h1-server.ts);
+ *  - `http`: cleartext HTTP/1.1;
+ *  - `h2c`: cleartext HTTP/2 with prior knowledge;
  *  - `h3`: HTTP/3 over QUIC (see h3-listener.ts).
- * Node's parser limits (header size, header timeout) stay in force for
- * sockets handed over by `emit('connection')`: the inner http.Server gets a
- * `listening` event so its connection checker runs.
+ * Every request reaches the forwarder as a RequestHandler call
+ * (transport/server-types.ts), whatever the protocol.
  */
-import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import type { LimitsConfig, ListenerConfig } from './config.js';
-import type { FrontInfo, FrontRequest, FrontResponse } from './forward.js';
-import type { Metrics } from './metrics.js';
+import { H1ServerSession, type H1SessionOptions } from '../transport/h1-server.js';
 import { H2ServerSession, type H2SessionOptions } from '../transport/h2-server.js';
-import { muxFrontHandler } from './mux-front.js';
+import type { ServedSession } from '../transport/server-listen.js';
+import type { RequestHandler, ServerRequest, ServerResponse } from '../transport/server-types.js';
+import type { LimitsConfig, ListenerConfig } from './config.js';
+import type { FrontInfo } from './forward.js';
+import type { Metrics } from './metrics.js';
 
 export interface ListenerHooks {
-  handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void;
+  handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse>;
   log: Logger;
   metrics: Metrics;
 }
@@ -42,16 +41,23 @@ export function rebindKey(l: ListenerConfig, limits: LimitsConfig): string {
   return `${l.kind}|${l.host}|${l.port}|${l.http2}|${limits.maxHeaderBytes}|${limits.maxHeaderCount}|${limits.maxConcurrentStreams}`;
 }
 
+/** The forwarder as the handler of one listener's servers. */
+export function frontHandler(hooks: Pick<ListenerHooks, 'handle'>, info: FrontInfo): RequestHandler {
+  return (req) => hooks.handle(req, info);
+}
+
 export class TcpListener implements Listener {
   config: ListenerConfig;
   #limits: LimitsConfig;
   #hooks: ListenerHooks;
   #front: net.Server | null = null;
-  #h1: http.Server | null = null;
+  /** How HTTP/1.1 sockets are served (null: no h1 on this listener). */
+  #h1: H1SessionOptions | null = null;
   /** How h2 sockets are served (null: no h2 on this listener). */
   #h2: H2SessionOptions | null = null;
+  #sessions = new Set<ServedSession>();
+  /** Every accepted socket (TLS handshakes in progress too): what is left at the end of a close is cut. */
   #sockets = new Set<net.Socket>();
-  #sessions = new Set<H2ServerSession>();
   #port = 0;
   #closing = false;
 
@@ -63,32 +69,42 @@ export class TcpListener implements Listener {
 
   get port(): number { return this.#port; }
 
-  async start(): Promise<void> {
-    const cfg = this.config;
+  #options(cfg: ListenerConfig, lim: LimitsConfig): void {
     const info: FrontInfo = { listener: cfg.name, secure: cfg.kind === 'https' };
-    const handler = (req: FrontRequest, res: FrontResponse): void => this.#hooks.handle(req, res, info);
-    const lim = this.#limits;
+    const handler = frontHandler(this.#hooks, info);
+    const onError = (e: unknown): void => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'front request error');
     if (cfg.kind === 'https' || cfg.kind === 'http') {
-      this.#h1 = http.createServer({
-        maxHeaderSize: lim.maxHeaderBytes + 8192, // Node counts the request line too; our own check gives 431 at the exact limit
-        headersTimeout: lim.requestHeaderTimeoutMs,
-        requestTimeout: 0,
-        keepAliveTimeout: lim.keepAliveTimeoutMs,
-        connectionsCheckingInterval: Math.min(1000, Math.max(50, lim.requestHeaderTimeoutMs / 4)),
-      }, handler);
-      this.#h1.maxHeadersCount = lim.maxHeaderCount * 2;
+      this.#h1 = {
+        handler,
+        // Room for the request line: the forwarder's own check answers 431 at the exact field limit.
+        maxHeaderBytes: lim.maxHeaderBytes + 8192,
+        maxHeaderCount: lim.maxHeaderCount,
+        headersTimeoutMs: lim.requestHeaderTimeoutMs,
+        keepAliveTimeoutMs: lim.keepAliveTimeoutMs,
+        sendTimeoutMs: lim.clientSendTimeoutMs,
+        onError,
+      };
     }
     if (cfg.kind === 'h2c' || (cfg.kind === 'https' && cfg.http2)) {
       this.#h2 = {
-        handler: muxFrontHandler(this.#hooks, info, 2),
+        handler,
         maxConcurrentStreams: lim.maxConcurrentStreams,
         // The forwarder's own check answers 431 at the exact limit; HPACK's cap leaves room for pseudo-headers.
         maxHeaderListSize: lim.maxHeaderBytes + 8192,
         firstRequestTimeoutMs: lim.requestHeaderTimeoutMs,
         idleTimeoutMs: Math.max(lim.keepAliveTimeoutMs, 1000),
-        onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h2 handler error'),
+        sendTimeoutMs: lim.clientSendTimeoutMs,
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT (tunnel.ts).
+        enableConnectProtocol: true,
+        onError,
       };
     }
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    const lim = this.#limits;
+    this.#options(cfg, lim);
     if (cfg.kind === 'https') {
       const t = cfg.tls as NonNullable<ListenerConfig['tls']>;
       const front = tls.createServer({
@@ -110,17 +126,12 @@ export class TcpListener implements Listener {
         const key = `${s.remoteAddress}|${s.remotePort}`;
         clearTimeout(pendingTls.get(key));
         pendingTls.delete(key);
-        if (this.#closing) { s.destroy(); return; }
-        if (s.alpnProtocol === 'h2' && this.#h2) this.#serveH2(s, 'https');
-        else this.#h1?.emit('connection', s);
+        this.#serve(s, s.alpnProtocol === 'h2' && this.#h2 ? 'h2' : 'h1', 'https');
       });
       front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
       this.#front = front;
-      this.#h1?.emit('listening'); // starts Node's header-timeout checker for handed-over sockets
-    } else if (this.#h1) {
-      this.#front = this.#h1;
     } else {
-      this.#front = net.createServer((s) => this.#serveH2(s, 'http'));
+      this.#front = net.createServer((s) => this.#serve(s, cfg.kind === 'h2c' ? 'h2' : 'h1', 'http'));
     }
     this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
     await new Promise<void>((resolve, reject) => {
@@ -145,22 +156,21 @@ export class TcpListener implements Listener {
     s.on('error', () => { /* reported by the server that owns the protocol */ });
   }
 
-  #serveH2(socket: net.Socket, scheme: 'https' | 'http'): void {
-    const session = new H2ServerSession(socket, this.#h2 as H2SessionOptions, scheme);
+  #serve(socket: net.Socket, protocol: 'h1' | 'h2', scheme: 'https' | 'http'): void {
+    if (this.#closing) { socket.destroy(); return; }
+    const session: ServedSession = protocol === 'h2'
+      ? new H2ServerSession(socket, this.#h2 as H2SessionOptions, scheme)
+      : new H1ServerSession(socket, this.#h1 as H1SessionOptions, scheme);
     this.#sessions.add(session);
     session.onClose(() => this.#sessions.delete(session));
-    if (this.#closing) session.close();
   }
 
   update(cfg: ListenerConfig, limits: LimitsConfig): void {
     this.config = cfg;
     this.#limits = limits;
     if (cfg.tls && this.#front instanceof tls.Server) this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key });
-    if (this.#h1) {
-      this.#h1.headersTimeout = limits.requestHeaderTimeoutMs;
-      this.#h1.keepAliveTimeout = limits.keepAliveTimeoutMs;
-    }
-    if (this.#h2) this.#h2 = { ...this.#h2, firstRequestTimeoutMs: limits.requestHeaderTimeoutMs, idleTimeoutMs: Math.max(limits.keepAliveTimeoutMs, 1000) };
+    // New connections get the new timeouts (sessions keep the options they started with).
+    this.#options(cfg, limits);
   }
 
   async close(graceMs: number): Promise<void> {
@@ -168,13 +178,9 @@ export class TcpListener implements Listener {
     const front = this.#front;
     if (!front) return;
     const closed = new Promise<void>((r) => front.close(() => r()));
-    if (this.#h1 && this.#h1 !== front) this.#h1.close(() => { /* never listened; stops its checker */ });
-    for (const s of this.#sessions) s.close(); // RFC 9113 §6.8: GOAWAY, then finish open streams
+    for (const s of this.#sessions) s.close(); // h2: GOAWAY (RFC 9113 §6.8); h1: the last answer closes
     const deadline = Date.now() + graceMs;
-    while ((this.#sockets.size > 0 || this.#sessions.size > 0) && Date.now() < deadline) {
-      this.#h1?.closeIdleConnections();
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    while ([...this.#sessions].some((s) => s.active > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     for (const s of this.#sessions) s.destroy();
     for (const s of this.#sockets) s.destroy();
     await closed;

@@ -11,7 +11,8 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { MemorySessionStore } from '../transport/session-store.js';
 import { startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
-import { forward, type ForwardHooks, type FrontInfo, type FrontRequest, type FrontResponse, type Generation } from './forward.js';
+import { forward, type ForwardHooks, type FrontInfo, type Generation } from './forward.js';
+import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './listeners.js';
 import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
@@ -40,7 +41,7 @@ export class Service {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? pino.destination({ dest: 1, sync: false }));
     this.metrics = new Metrics(() => this.#live);
     this.#hooks = {
-      handle: (req, res, info) => this.#handle(req, res, info),
+      handle: (req, info) => this.#handle(req, info),
       log: this.log,
       metrics: this.metrics,
     };
@@ -83,12 +84,15 @@ export class Service {
 
   /** Made once: the forward path allocates nothing per request for its hooks. */
   #forwardHooks: ForwardHooks | null = null;
+  /** Alt-Svc for the https fronts: the h3 listeners now bound (set with the listeners). */
+  #altSvc: string | null = null;
 
-  #handle(req: FrontRequest, res: FrontResponse, info: FrontInfo): void {
-    const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining });
-    forward(this.#gen, info, hooks, req, res).catch((e: unknown) => {
+  #handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse> {
+    const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc });
+    // A throw here becomes the server's 500 (or a cut stream once the head went out); log it.
+    return forward(this.#gen, info, hooks, req).catch((e: unknown) => {
       this.log.error({ err: e }, 'forwarding failed');
-      res.destroy();
+      throw e;
     });
   }
 
@@ -145,6 +149,10 @@ export class Service {
     for (const [addr, b] of this.#listeners) {
       if (!want.has(addr)) { this.#listeners.delete(addr); void b.listener.close(config.shutdown.graceMs); }
     }
+    // RFC 7838 §3: each h3 listener that is up, on the same host as the front (an empty alt-authority host).
+    const ma = config.proxy.altSvcMaxAge;
+    const h3 = [...this.#listeners.values()].filter((b) => b.listener.config.kind === 'h3' && b.listener.port > 0).map((b) => `h3=":${b.listener.port}"; ma=${ma}`);
+    this.#altSvc = ma > 0 && h3.length ? h3.join(', ') : null;
   }
 
   async #makeListener(lc: ServiceConfig['listeners'][number], config: ServiceConfig): Promise<Listener> {

@@ -45,11 +45,13 @@ export class Upstream {
     const shared = o.stores ? acquireStores(o.stores) : null;
     this.#onClosed = (u) => { shared?.release(); onClosed(u); };
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
+    const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};
     const originCache = shared?.stores.originCache;
     this.agent = new Agent({
-      protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, earlyData: o.earlyData,
+      protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, earlyData: o.earlyData, dns,
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
+      ...(o.egress ? { proxy: o.egress } : {}),
     });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
   }

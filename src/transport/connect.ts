@@ -11,7 +11,12 @@ import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.
 import { H1Connection } from './h1.js';
 import { H2PooledConnection } from './h2.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
-import { connectTcp } from './tcp.js';
+import { connectTcp, type TcpConnected, type TcpConnectOptions } from './tcp.js';
+import type { AddressBook } from './addresses.js';
+import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
+import type { ResolvedAddress } from './resolver.js';
+import type { ProxyNode } from './proxy.js';
+import { openTunnel } from './tunnel.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
@@ -28,8 +33,14 @@ export interface OriginSpec {
   /** TCP Fast Open when the native addon is available. */
   tfo: boolean;
   keepAliveProbes: { idleS: number; intervalS: number; count: number } | null;
-  /** Resolve `host` to addresses (first one is dialled); default: the system resolver inside the socket layer. */
+  /** Resolve `host` to addresses (first one is dialled); default: the system resolver inside the socket layer. Ignored when `addresses` is set. */
   lookup?: LookupFn | undefined;
+  /** Every address of the origin: TCP dials race them (Happy Eyeballs), spread over them, skip down ones. */
+  addresses?: AddressBook | undefined;
+  /** RFC 8305 §5 Connection Attempt Delay, ms. Default 250. */
+  attemptDelayMs?: number | undefined;
+  /** Egress proxy node: the connection is a tunnel through it (the proxy resolves the name); TCP only. */
+  proxy?: ProxyNode | undefined;
 }
 
 /** A name resolver: addresses for a host name, preferred first. */
@@ -38,8 +49,10 @@ export type LookupFn = (hostname: string) => Promise<string[]>;
 
 /** The origin with `host` replaced by a resolved address (the name kept as SNI) when a lookup is configured. */
 async function resolved(origin: OriginSpec): Promise<OriginSpec> {
-  if (!origin.lookup || isIP(origin.host) !== 0) return origin;
-  const addrs = await origin.lookup(origin.host);
+  if ((!origin.lookup && !origin.addresses) || isIP(origin.host) !== 0) return origin;
+  const addrs = origin.addresses
+    ? (await origin.addresses.plan(origin.host, origin.port)).map((a) => a.address)
+    : await (origin.lookup as LookupFn)(origin.host);
   const first = addrs[0];
   if (first === undefined) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `no address for ${origin.host}`, { retrySafe: true });
   return { ...origin, host: first, servername: origin.servername ?? origin.host };
@@ -79,12 +92,59 @@ export function h3Connector(): Promise<ExtraConnector> {
   return h3Module;
 }
 
+interface Dialled {
+  t: TcpConnected;
+  /** The address that won, when the name was resolved here. */
+  address: ResolvedAddress | null;
+  attempts: number;
+}
+
+/**
+ * TCP (+TLS) to an origin. A host name with an address book: resolve, race
+ * the addresses (RFC 8305), dial IPs — so TFO applies to names too — with the
+ * name kept for SNI and the certificate check.
+ */
+async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: ConnectContext): Promise<Dialled> {
+  if (origin.proxy) {
+    // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
+    const socket = await openTunnel(origin.proxy, origin.host, origin.port, { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized });
+    return { t: await connectTcp({ ...base, socket }), address: null, attempts: 1 };
+  }
+  const book = origin.addresses;
+  if (!book || isIP(origin.host) !== 0) {
+    const r = await resolved(origin);
+    const t = await connectTcp({ ...base, host: r.host, servername: r.servername });
+    const fam = isIP(r.host);
+    return { t, address: fam === 0 ? null : { address: r.host, family: fam as 4 | 6 }, attempts: 1 };
+  }
+  const resolution = await book.resolver.resolve(origin.host);
+  // order() and the first attempt run in one turn: the next concurrent dial sees this one counted.
+  const candidates = book.order(origin.host, origin.port, resolution);
+  const servername = origin.servername ?? origin.host;
+  const attempt = (a: ResolvedAddress, signal: AbortSignal): Promise<TcpConnected> => {
+    const release = book.attempt(origin.host, origin.port, a);
+    return connectTcp({ ...base, host: a.address, servername, signal: AbortSignal.any([ctx.signal, signal]) }).finally(release);
+  };
+  const r = await raceAddresses(candidates, attempt, {
+    attemptDelayMs: origin.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS,
+    signal: ctx.signal,
+    dispose: (t) => t.socket.destroy(),
+    onFail: (a) => book.failed(origin.host, origin.port, a),
+    // Outrun by a later attempt: treated as failed, so the next dials do not wait on it again.
+    onOutrun: (a) => book.failed(origin.host, origin.port, a),
+  });
+  return { t: r.value, address: r.address, attempts: r.attempts };
+}
+
 export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
-  const origin = await resolved(spec);
-  if (origin.protocol === 'h3') return (await h3Connector())(origin, ctx);
+  if (spec.protocol === 'h3' && spec.proxy) {
+    throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `h3 is not attempted through ${spec.proxy.id}: a TCP-only proxy`, { retrySafe: false, details: { proxy: spec.proxy.id } });
+  }
+  if (spec.protocol === 'h3') return (await h3Connector())(await resolved(spec), ctx);
+  const origin = spec;
   const tlsOn = origin.scheme === 'https';
   const alpn = origin.protocol === 'h1' ? ['http/1.1'] : origin.protocol === 'h2' ? ['h2'] : ['h2', 'http/1.1'];
-  const t = await connectTcp({
+  const { t, address, attempts } = await dialTcp(origin, {
     host: origin.host,
     port: origin.port,
     tls: tlsOn,
@@ -98,7 +158,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     tfo: origin.tfo,
     keepAliveProbes: origin.keepAliveProbes,
     signal: ctx.signal,
-  });
+  }, ctx);
   const useH2 = tlsOn ? t.alpn === 'h2' : origin.protocol === 'h2'; // cleartext h2 = prior knowledge (RFC 9113 §3.3)
   if (origin.protocol === 'h2' && !useH2) {
     t.socket.destroy();
@@ -107,8 +167,9 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const facts: ConnectionFacts = {
     protocol: useH2 ? 'h2' : 'h1',
     alpn: t.alpn,
-    remoteAddress: t.socket.remoteAddress ?? origin.host,
-    remotePort: t.socket.remotePort ?? origin.port,
+    // Through a proxy the socket's peer is the proxy; the facts name the origin.
+    remoteAddress: origin.proxy ? origin.host : t.socket.remoteAddress ?? origin.host,
+    remotePort: origin.proxy ? origin.port : t.socket.remotePort ?? origin.port,
     localAddress: t.socket.localAddress ?? '',
     localPort: t.socket.localPort ?? 0,
     connectMs: t.connectMs,
@@ -120,21 +181,32 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     keepAliveHintMs: null,
     peerMaxConcurrentStreams: null,
     rttMs: null,
+    family: origin.proxy ? null : address?.family ?? familyOf(t.socket.remoteAddress),
+    attempts,
+    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, h3: 'not attempted: TCP-only proxy' } : null,
   };
   const p = ctx.pool;
   // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.
   const cert = tlsOn && origin.rejectUnauthorized ? (t.socket as tls.TLSSocket).getPeerX509Certificate() ?? null : null;
+  let conn: PooledConnection;
   if (!useH2) {
-    const h1 = new H1Connection(ctx.nextId(), t.socket, facts, {
+    conn = new H1Connection(ctx.nextId(), t.socket, facts, {
       maxHeaderBytes: p.maxHeaderBytes,
       maxHeaderCount: p.maxHeaderCount,
       headersTimeoutMs: p.headersTimeoutMs,
       bodyTimeoutMs: p.bodyTimeoutMs,
     }, cert);
-    return h1;
+  } else {
+    const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
+    conn = new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
   }
-  const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
-  return new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
+  if (address && origin.addresses) origin.addresses.opened(origin.host, origin.port, address, conn);
+  return conn;
+}
+
+function familyOf(ip: string | undefined): 4 | 6 | null {
+  const f = ip ? isIP(ip) : 0;
+  return f === 4 || f === 6 ? f : null;
 }
 
 /**

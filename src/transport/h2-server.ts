@@ -10,8 +10,7 @@
  * handler reads. Response bodies wait for send credit (backpressure from
  * the client's window) without buffering more than WRITE_HIGH_WATER.
  */
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Connection } from '../h2/connection.js';
 import type { FloodLimits, H2Event } from '../h2/types.js';
@@ -21,8 +20,9 @@ import type { HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
-import { Readable } from 'node:stream';
+import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { Duplex, Readable, Writable } from 'node:stream';
 
 const WRITE_HIGH_WATER = 256 * 1024;
 const EMPTY = new Uint8Array(0);
@@ -42,13 +42,14 @@ export interface H2SessionOptions {
   firstRequestTimeoutMs?: number;
   /** Close a connection with no open stream for this long, ms (0 = never). Default 120000. */
   idleTimeoutMs?: number;
+  /** A response that cannot send for this long (the client reads nothing, or keeps its window shut) is reset, ms (0 = never). Default 60000. */
+  sendTimeoutMs?: number;
   onError?: (err: unknown) => void;
 }
 
 interface Incoming extends H2Flow {
   body: PushBody;
-  abort: AbortController | null;
-  abandoned: Error | null;
+  abort: RequestAbort;
   responding: boolean;
 }
 
@@ -60,6 +61,8 @@ export class H2ServerSession {
   #opts: H2SessionOptions;
   #scheme: 'https' | 'http';
   #streams = new Map<number, Incoming>();
+  /** Requests whose head arrived in the read being processed (see #dispatch). */
+  #arrived: Array<[number, Incoming, ServerRequest]> = [];
   #writers: Array<() => void> = [];
   #closed = false;
   #onClose: (() => void) | null = null;
@@ -83,6 +86,7 @@ export class H2ServerSession {
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
       this.#h2.receive(d, performance.now());
+      this.#dispatch();
       this.#io.flush();
     });
     socket.on('error', () => { /* 'close' follows */ });
@@ -96,7 +100,7 @@ export class H2ServerSession {
   }
 
   get closed(): boolean { return this.#closed; }
-  get activeStreams(): number { return this.#streams.size; }
+  get active(): number { return this.#streams.size; }
   onClose(fn: () => void): void { this.#onClose = fn; }
 
   /** Graceful close (RFC 9113 §6.8, two GOAWAYs): open streams finish, then the connection ends. */
@@ -132,8 +136,7 @@ export class H2ServerSession {
         if (!s) return;
         this.#streams.delete(ev.streamId);
         const err = new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (HTTP/2 error code ${ev.code})`);
-        s.abandoned ??= err;
-        s.abort?.abort(err);
+        s.abort.abort(err);
         abortBody(s.body, err);
         this.#armIdle();
         return;
@@ -159,6 +162,7 @@ export class H2ServerSession {
     let path = '/';
     let authority = '';
     let scheme: string = this.#scheme;
+    let protocol: string | null = null;
     const fields: HeaderList = [];
     for (const f of headers) {
       switch (f[0]) {
@@ -166,6 +170,7 @@ export class H2ServerSession {
         case ':path': path = f[1]; break;
         case ':authority': authority = f[1]; break;
         case ':scheme': scheme = f[1]; break;
+        case ':protocol': protocol = f[1]; break;
         default:
           if (f[0].charCodeAt(0) !== 0x3a) fields.push(f);
       }
@@ -173,8 +178,7 @@ export class H2ServerSession {
     if (!authority) authority = fields.find(([n]) => n === 'host')?.[1] ?? '';
     const s: Incoming = {
       body: new PushBody(() => this.#resume(id), () => { s.paused = true; }),
-      abort: null,
-      abandoned: null,
+      abort: new RequestAbort(),
       owed: 0,
       paused: false,
       responding: false,
@@ -185,7 +189,6 @@ export class H2ServerSession {
       this.#h2.respond(id, CONTINUE_HEAD, false);
       this.#io.flush();
     }
-    const self = this;
     const req: ServerRequest = {
       method,
       path,
@@ -196,16 +199,25 @@ export class H2ServerSession {
       streamId: id,
       remoteAddress: this.socket.remoteAddress ?? '',
       remotePort: this.socket.remotePort ?? 0,
-      // Made on first use: most handlers never look.
-      get signal(): AbortSignal {
-        if (!s.abort) {
-          s.abort = new AbortController();
-          if (s.abandoned || self.#closed) s.abort.abort(s.abandoned);
-        }
-        return s.abort.signal;
-      },
+      version: '2',
+      bodyLength: endStream ? 0 : declaredLength(fields),
+      protocol,
+      get signal(): AbortSignal { return s.abort.signal; },
+      onAbort: (fn) => s.abort.onAbort(fn),
     };
-    void this.#respond(id, s, req);
+    this.#arrived.push([id, s, req]);
+  }
+
+  /**
+   * Handlers run once the bytes of a read are processed, not at each HEADERS:
+   * a stream opened and reset in the same read (rapid reset, CVE-2023-44487)
+   * never reaches the handler, so it costs the origin nothing.
+   */
+  #dispatch(): void {
+    if (this.#arrived.length === 0) return;
+    const list = this.#arrived;
+    this.#arrived = [];
+    for (const [id, s, req] of list) if (this.#streams.get(id) === s) void this.#respond(id, s, req);
   }
 
   async #respond(id: number, s: Incoming, req: ServerRequest): Promise<void> {
@@ -214,6 +226,7 @@ export class H2ServerSession {
       const res: ServerResponse = await this.#opts.handler(req);
       if (gone()) return;
       s.responding = true;
+      if (res.tunnel && req.protocol !== null && res.status >= 200 && res.status < 300) return await this.#tunnel(id, s, res);
       const head: HeaderList = [[':status', String(res.status)]];
       for (const [n, v] of res.headers ?? []) head.push([n.toLowerCase(), v]);
       const body = req.method === 'HEAD' ? null : (res.body ?? null);
@@ -231,10 +244,20 @@ export class H2ServerSession {
             if (gone()) return;
             this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
             this.#io.flush();
-            while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) await new Promise<void>((r) => this.#writers.push(r));
+            if (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER && !(await this.#sendable(id, gone))) {
+              // The client took nothing for sendTimeoutMs: its stream ends, and with it the origin's body.
+              this.#h2.reset(id, H2ErrorCode.CANCEL);
+              this.#io.flush();
+              s.abort.abort(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `client took no response bytes for ${this.#opts.sendTimeoutMs ?? 60_000} ms`));
+              this.#done(id, s);
+              return;
+            }
           }
           if (gone()) return;
-          if (!trailers) this.#h2.data(id, EMPTY, true);
+          const later = res.trailersLater ? await res.trailersLater : null;
+          if (gone()) return;
+          if (later && later.length) this.#h2.trailers(id, later);
+          else if (!trailers) this.#h2.data(id, EMPTY, true);
         }
         if (trailers) this.#h2.trailers(id, trailers);
       }
@@ -248,6 +271,66 @@ export class H2ServerSession {
       this.#io.flush();
       this.#done(id, s);
     }
+  }
+
+  /** Wait until the stream's queued bytes fall below the high-water mark; false when none left for sendTimeoutMs. */
+  async #sendable(id: number, gone: () => boolean): Promise<boolean> {
+    const limit = this.#opts.sendTimeoutMs ?? 60_000;
+    let since = performance.now();
+    let last = this.#h2.pending(id);
+    while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) {
+      const timer = limit > 0 ? setTimeout(() => { for (const w of this.#writers.splice(0)) w(); }, Math.max(1, limit - (performance.now() - since))) : null;
+      await new Promise<void>((r) => this.#writers.push(r));
+      if (timer) clearTimeout(timer);
+      const now = this.#h2.pending(id);
+      if (now < last) { since = performance.now(); last = now; }
+      if (limit > 0 && performance.now() - since >= limit) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Extended CONNECT (RFC 8441 §4): after a 2xx head the stream carries the
+   * tunnel's bytes both ways until either side ends it; DATA in, DATA out,
+   * flow control as for any stream.
+   */
+  async #tunnel(id: number, s: Incoming, res: ServerResponse): Promise<void> {
+    const head: HeaderList = [[':status', String(res.status)]];
+    for (const [n, v] of res.headers ?? []) head.push([n.toLowerCase(), v]);
+    this.#h2.respond(id, head, false);
+    this.#io.flush();
+    const gone = (): boolean => this.#closed || this.#streams.get(id) !== s;
+    const out = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        if (gone()) return cb(new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'tunnel stream closed'));
+        this.#h2.data(id, chunk, false);
+        this.#io.flush();
+        if (this.#h2.pending(id) > WRITE_HIGH_WATER) this.#writers.push(() => cb());
+        else cb();
+      },
+      final: (cb) => {
+        if (!gone()) {
+          this.#h2.data(id, EMPTY, true);
+          this.#io.flush();
+        }
+        cb();
+      },
+      destroy: (err, cb) => {
+        if (err && !gone()) {
+          this.#h2.reset(id, H2ErrorCode.CANCEL);
+          this.#io.flush();
+        }
+        cb(err);
+      },
+    });
+    const duplex = Duplex.from({ readable: s.body, writable: out });
+    await new Promise<void>((resolve) => {
+      duplex.on('close', () => resolve());
+      duplex.on('error', () => { /* ends in 'close' */ });
+      s.abort.onAbort(() => duplex.destroy());
+      res.tunnel!(duplex);
+    });
+    this.#done(id, s);
   }
 
   #done(id: number, s: Incoming): void {
@@ -284,8 +367,7 @@ export class H2ServerSession {
     if (this.#firstTimer) clearTimeout(this.#firstTimer);
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     for (const s of this.#streams.values()) {
-      s.abandoned ??= err;
-      s.abort?.abort(err);
+      s.abort.abort(err);
       abortBody(s.body, err);
     }
     this.#streams.clear();
@@ -295,48 +377,10 @@ export class H2ServerSession {
   }
 }
 
-export interface H2ServerOptions extends H2SessionOptions {
-  /** Bind address. Default '127.0.0.1'. */
-  host?: string;
-  /** Port. Default 0 (ephemeral). */
-  port?: number;
-  /** PEM certificate and key: TLS with ALPN h2. Without them: cleartext HTTP/2 with prior knowledge (h2c). */
-  cert?: string | Uint8Array;
-  key?: string | Uint8Array;
-}
+export interface H2ServerOptions extends H2SessionOptions, ListenOptions {}
+export type H2Server = SessionServer;
 
-export interface H2Server {
-  readonly address: { host: string; port: number };
-  readonly connections: number;
-  /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
-  close(graceMs?: number): Promise<void>;
-}
-
-export async function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
-  const sessions = new Set<H2ServerSession>();
-  const serve = (socket: net.Socket, scheme: 'https' | 'http'): void => {
-    const s = new H2ServerSession(socket, opts, scheme);
-    sessions.add(s);
-    s.onClose(() => sessions.delete(s));
-  };
-  const server: net.Server = opts.cert && opts.key
-    ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: ['h2'] }, (s) => serve(s, 'https'))
-    : net.createServer((s) => serve(s, 'http'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const a = server.address() as net.AddressInfo;
-  return {
-    address: { host: a.address, port: a.port },
-    get connections() { return sessions.size; },
-    async close(graceMs = 1000) {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const s of sessions) s.close();
-      const end = Date.now() + graceMs;
-      while ([...sessions].some((s) => s.activeStreams > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      for (const s of sessions) s.destroy();
-      await closed;
-    },
-  };
+/** Our HTTP/2 server on a port: TLS with ALPN h2 when given a certificate, else cleartext with prior knowledge (h2c). */
+export function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
+  return listenSessions(opts, ['h2'], (socket, scheme) => new H2ServerSession(socket, opts, scheme));
 }

@@ -16,7 +16,7 @@ import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
 import { parsePriority } from '../h3/priority.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -73,8 +73,7 @@ export interface H3Server {
 
 
 function abandon(s: ServerStream, why: Error): void {
-  s.abandoned ??= why;
-  s.abort?.abort(why);
+  s.abort.abort(why);
 }
 
 function checkTicketKey(key: Uint8Array): void {
@@ -144,9 +143,8 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
 interface ServerStream {
   body: StreamBody;
   /** Made on first use of `request.signal` (most handlers never look). */
-  abort: AbortController | null;
-  /** Why the request was abandoned, once it was (a signal made later starts aborted). */
-  abandoned: Error | null;
+  /** Why the request was abandoned, told to its signal and listeners. */
+  abort: RequestAbort;
   responding: boolean;
   done: boolean;
 }
@@ -224,8 +222,10 @@ class ServerSession {
     let scheme = '';
     const fields: HeaderList = [];
     let priority: string | null = null;
+    let protocol: string | null = null;
     for (const [k, v] of headers) {
       if (k === ':method') method = v;
+      else if (k === ':protocol') protocol = v;
       else if (k === ':path') path = v;
       else if (k === ':authority') authority = v;
       else if (k === ':scheme') scheme = v;
@@ -241,8 +241,7 @@ class ServerSession {
     }
     const s: ServerStream = {
       body: new StreamBody(this.#quic, id, () => {}),
-      abort: null,
-      abandoned: null,
+      abort: new RequestAbort(),
       responding: false,
       done: false,
     };
@@ -265,11 +264,11 @@ class ServerSession {
       streamId: id,
       remoteAddress: this.#quic.remote.host,
       remotePort: this.#quic.remote.port,
-      get signal(): AbortSignal {
-        s.abort ??= new AbortController();
-        if (s.abandoned && !s.abort.signal.aborted) s.abort.abort(s.abandoned);
-        return s.abort.signal;
-      },
+      version: '3',
+      bodyLength: end ? 0 : declaredLength(fields),
+      protocol,
+      get signal(): AbortSignal { return s.abort.signal; },
+      onAbort: (fn) => s.abort.onAbort(fn),
     };
     void this.#respond(id, s, req);
   }
@@ -284,13 +283,20 @@ class ServerSession {
       const empty = body === null || (typeof body === 'string' && body.length === 0) || (body instanceof Uint8Array && body.length === 0);
       const noBody = empty || req?.method === 'HEAD' || res.status === 204 || res.status === 304;
       const hasTrailers = (res.trailers?.length ?? 0) > 0;
+      const later = !noBody && !hasTrailers ? res.trailersLater ?? null : null;
       s.responding = true;
       this.#h3.sendHeaders(id, head, noBody && !hasTrailers);
       if (!noBody) {
-        const ok = await writeBody(this.#h3, this.#quic, id, body, gone, !hasTrailers);
+        const ok = await writeBody(this.#h3, this.#quic, id, body, gone, !hasTrailers && !later);
         if (!ok) return;
       }
       if (hasTrailers && !gone()) this.#h3.sendHeaders(id, res.trailers!, true);
+      if (later) {
+        const t = await later;
+        if (gone()) return;
+        if (t && t.length) this.#h3.sendHeaders(id, t, true);
+        else this.#h3.endStream(id);
+      }
       // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR.
       if (!s.body.readableEnded && !gone()) s.body.destroy();
     } catch (e) {

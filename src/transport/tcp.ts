@@ -31,6 +31,8 @@ export interface TcpConnectOptions {
   /** TCP keepalive probes for pooled sockets: [idleS, intervalS, count]; null leaves the OS default. */
   keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null | undefined;
   signal?: AbortSignal | undefined;
+  /** An already open stream to the origin (a proxy tunnel): no dial, no TFO; TLS goes on top of it. */
+  socket?: net.Socket | undefined;
 }
 
 export interface TcpConnected {
@@ -79,8 +81,9 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     const isIp = net.isIP(o.host) !== 0;
-    const tfoSocket = o.tfo && tfoFactory && isIp ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
-    const raw = tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true });
+    const tfoSocket = o.tfo && tfoFactory && isIp && !o.socket ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
+    const raw = o.socket ?? tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true });
+    const open = tfoSocket !== null || o.socket !== undefined;
     raw.setNoDelay(true);
     socket = raw;
     const done = (s: net.Socket, r: Omit<TcpConnected, 'socket' | 'connectMs' | 'tfo'>): void => {
@@ -104,7 +107,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
         tConnected = performance.now();
         done(raw, { alpn: null, tlsMs: 0, tlsVersion: null, resumed: false });
       };
-      if (tfoSocket) ready();
+      if (open) ready();
       else raw.once('connect', ready);
       return;
     }
@@ -112,8 +115,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     const servername = o.servername ?? (isIp ? undefined : o.host);
     // RFC 8446 §C.4: a ticket is for one connection; concurrent dials each take their own (or none).
     const session = o.sessionKey ? o.sessionStore?.take(o.sessionKey) : undefined;
-    // With TFO the socket is "connected" at once; the SYN leaves with the ClientHello.
-    if (tfoSocket) tConnected = performance.now();
+    // With TFO the socket is "connected" at once (the SYN leaves with the ClientHello); a tunnel is open already.
+    if (open) tConnected = performance.now();
     else raw.once('connect', () => { tConnected = performance.now(); });
     const tlsOpts: tls.ConnectionOptions = {
       socket: raw,

@@ -38,6 +38,8 @@ export interface NetnsOptions {
   tcpFastOpen?: number;
   /** Extra `sysctl -w` settings applied in both namespaces. */
   sysctls?: Readonly<Record<string, string | number>>;
+  /** Namespace name prefix, so one team's tests never clash with another's. Default `olt`. */
+  prefix?: string;
 }
 
 const PREFIX = 'olt';
@@ -67,8 +69,8 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Deletes olt-<pid>-* namespaces whose creating process no longer exists. */
-export function sweepStaleNetns(): void {
+/** Deletes <prefix>-<pid>-* namespaces whose creating process no longer exists. */
+export function sweepStaleNetns(prefix = PREFIX): void {
   let list = '';
   try {
     list = ip(['netns', 'list']);
@@ -77,7 +79,7 @@ export function sweepStaleNetns(): void {
   }
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0] ?? '';
-    const m = new RegExp(`^${PREFIX}-(\\d+)-\\d+-[cs]$`).exec(name);
+    const m = new RegExp(`^${prefix}-(\\d+)-\\d+-[cs]$`).exec(name);
     if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) tryIp(['netns', 'del', name]);
   }
 }
@@ -159,8 +161,9 @@ class Pair implements NetnsPair {
 
 export function createNetnsPair(opts: NetnsOptions = {}): NetnsPair {
   installHooks();
-  sweepStaleNetns();
-  const pair = new Pair(`${PREFIX}-${process.pid}-${seq++}`);
+  const prefix = opts.prefix ?? PREFIX;
+  sweepStaleNetns(prefix);
+  const pair = new Pair(`${prefix}-${process.pid}-${seq++}`);
   live.add(pair);
   try {
     ip(['netns', 'add', pair.client]);

@@ -31,7 +31,7 @@ describe('service config', () => {
     expect(c.listeners[0]).toMatchObject({ name: 'http:8080', kind: 'http', host: '0.0.0.0', port: 8080, tls: null, http2: true });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
-    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append' });
+    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400 });
     expect(c.shutdown.graceMs).toBe(10_000);
     expect(c.logging).toEqual({ level: 'info', requests: true });
     const a = c.origins.get('a');
@@ -108,30 +108,30 @@ describe('router', () => {
 describe('header rules', () => {
   it('checks framing, limits and Host', () => {
     const l = { ...DEFAULT_LIMITS, maxHeaderCount: 3, maxHeaderBytes: 1024, maxBodyBytes: 10 };
-    expect(inspectRequest(['Host', 'a', 'Content-Length', '5'], false, l)).toMatchObject({ contentLength: 5, chunked: false, authority: 'a' });
-    expect(inspectRequest(['Host', 'a', 'Content-Length', '50'], false, l)).toMatchObject({ status: 413 });
-    expect(inspectRequest(['Host', 'a', 'Content-Length', '5', 'Transfer-Encoding', 'chunked'], false, l)).toMatchObject({ status: 400 });
-    expect(inspectRequest(['Host', 'a', 'Content-Length', '5', 'content-length', '5'], false, l)).toMatchObject({ status: 400, reason: 'duplicate Content-Length' });
-    expect(inspectRequest(['Host', 'a', 'Content-Length', '-1'], false, l)).toMatchObject({ status: 400 });
-    expect(inspectRequest(['Host', 'a', 'Transfer-Encoding', 'gzip, chunked'], false, l)).toMatchObject({ status: 400 });
-    expect(inspectRequest(['Host', 'a', 'Host', 'b'], false, l)).toMatchObject({ status: 400 });
-    expect(inspectRequest([':authority', 'a', 'transfer-encoding', 'chunked'], true, l)).toMatchObject({ status: 400 });
-    expect(inspectRequest(['Host', 'a', 'A', '1', 'B', '2', 'C', '3'], false, l)).toMatchObject({ status: 431 });
-    expect(inspectRequest(['Host', 'a', 'A', 'x'.repeat(2000)], false, l)).toMatchObject({ status: 431 });
-    expect(inspectRequest(['Host', 'a b'], false, l)).toMatchObject({ status: 400, reason: 'invalid Host' });
+    expect(inspectRequest([['host', 'a'], ['content-length', '5']], null, false, l)).toMatchObject({ contentLength: 5, chunked: false, authority: 'a' });
+    expect(inspectRequest([['host', 'a'], ['content-length', '50']], null, false, l)).toMatchObject({ status: 413 });
+    expect(inspectRequest([['host', 'a'], ['content-length', '5'], ['transfer-encoding', 'chunked']], null, false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest([['host', 'a'], ['content-length', '5'], ['content-length', '5']], null, false, l)).toMatchObject({ status: 400, reason: 'duplicate Content-Length' });
+    expect(inspectRequest([['host', 'a'], ['content-length', '-1']], null, false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest([['host', 'a'], ['transfer-encoding', 'gzip, chunked']], null, false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest([['host', 'a'], ['host', 'b']], null, false, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest([['transfer-encoding', 'chunked']], 'a', true, l)).toMatchObject({ status: 400 });
+    expect(inspectRequest([['host', 'a'], ['a', '1'], ['b', '2'], ['c', '3']], null, false, l)).toMatchObject({ status: 431 });
+    expect(inspectRequest([['host', 'a'], ['a', 'x'.repeat(2000)]], null, false, l)).toMatchObject({ status: 431 });
+    expect(inspectRequest([['host', 'a b']], null, false, l)).toMatchObject({ status: 400, reason: 'invalid Host' });
   });
 
   it('builds upstream fields: hop-by-hop out, Via and X-Forwarded-* in, TE trailers kept as a fact', () => {
-    const out = upstreamHeaders(['Host', 'h', 'Connection', 'close, X-A', 'X-A', '1', 'Keep-Alive', 'x', 'TE', 'trailers', 'Upgrade', 'ws', 'Proxy-Authorization', 'p', 'Via', '1.0 far', 'X-Forwarded-For', '1.2.3.4', 'X-Forwarded-Proto', 'spoof', 'Accept', '*/*'],
+    const out = upstreamHeaders([['host', 'h'], ['connection', 'close, X-A'], ['x-a', '1'], ['keep-alive', 'x'], ['te', 'trailers'], ['upgrade', 'ws'], ['proxy-authorization', 'p'], ['via', '1.0 far'], ['x-forwarded-for', '1.2.3.4'], ['x-forwarded-proto', 'spoof'], ['accept', '*/*']],
       { clientIp: '10.0.0.1', proto: 'https', authority: 'h', clientVersion: '1.1', via: 'ol', xff: 'append', teTrailers: true });
     expect(out).toEqual([['accept', '*/*'], ['via', '1.0 far, 1.1 ol'], ['x-forwarded-for', '1.2.3.4, 10.0.0.1'], ['x-forwarded-proto', 'https'], ['x-forwarded-host', 'h'], ['te', 'trailers']]);
-    const replace = upstreamHeaders(['X-Forwarded-For', '1.2.3.4'], { clientIp: '10.0.0.1', proto: 'http', authority: 'h', clientVersion: '2', via: 'ol', xff: 'replace', teTrailers: false });
+    const replace = upstreamHeaders([['x-forwarded-for', '1.2.3.4']], { clientIp: '10.0.0.1', proto: 'http', authority: 'h', clientVersion: '2', via: 'ol', xff: 'replace', teTrailers: false });
     expect(replace).toContainEqual(['x-forwarded-for', '10.0.0.1']);
   });
 
   it('builds response fields: hop-by-hop out, Via appended, repeated fields kept', () => {
     const out = downstreamHeaders([['connection', 'x-b'], ['x-b', '1'], ['keep-alive', 't'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['vary', 'a'], ['vary', 'b'], ['transfer-encoding', 'chunked'], ['via', '1.1 up']], '2', 'ol');
-    expect(out).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'a, b', via: '1.1 up, 2 ol' });
+    expect(out).toEqual([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['vary', 'a'], ['vary', 'b'], ['via', '1.1 up, 2 ol']]);
   });
 
   it('maps error codes to 502/503/504', () => {

@@ -5,7 +5,7 @@
  * namespace. Child scripts load the TypeScript source through a tiny
  * transpile-on-load hook, so they test src/, not a possibly stale dist/.
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -15,7 +15,7 @@ import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NetnsPair, createNetnsPair } from '../helpers/netns.js';
-import { writeTsHooks } from '../helpers/ts-child.js';
+import { firstJsonLine, writeTsHooks } from '../helpers/ts-child.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const ADDON = join(ROOT, 'native/tfo/build/Release/tfo.node');
@@ -145,30 +145,6 @@ function nodeArgv(script: string): string[] {
 function childEnv(args: object): NodeJS.ProcessEnv {
   const { ORIGINLINK_NO_NATIVE: _off, ...env } = process.env;
   return { ...env, TFO_MODULE, TFO_ARGS: JSON.stringify(args) };
-}
-
-function firstJsonLine(child: ChildProcess, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((res, rej) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => rej(new Error(`no output within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try {
-        res(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
-      } catch (e) {
-        rej(new Error(`bad output ${out.slice(0, nl)}; stderr: ${err}; ${String(e)}`));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`exited ${code} before output; stderr: ${err}`));
-    });
-  });
 }
 
 interface Exchange {

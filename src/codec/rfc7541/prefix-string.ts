@@ -30,8 +30,31 @@ export function decodeString(buf: Uint8Array, offset: number, prefixBits: number
   const start = offset + len.length;
   const end = start + len.value;
   if (end > buf.length) return null;
-  const value = huffman ? huffmanDecode(buf, start, end) : latin1Decode(buf, start, end);
+  const value = huffman ? cachedHuffman(buf, start, end) : latin1Decode(buf, start, end);
   return { value, length: end - offset };
+}
+
+/**
+ * Huffman strings repeat across messages (a server sends the same
+ * content-type, server and date values as literals on every response), and
+ * decoding is bit by bit: short ones are remembered by their coded bytes.
+ * A pure function of the bytes, so sharing it across connections is safe;
+ * bounded, cleared when full.
+ */
+const huffmanCache = new Map<string, string>();
+const HUFFMAN_CACHE_MAX = 1024;
+const HUFFMAN_CACHE_LEN = 48;
+
+function cachedHuffman(buf: Uint8Array, start: number, end: number): string {
+  if (end - start > HUFFMAN_CACHE_LEN) return huffmanDecode(buf, start, end);
+  const key = latin1Decode(buf, start, end);
+  let v = huffmanCache.get(key);
+  if (v === undefined) {
+    v = huffmanDecode(buf, start, end);
+    if (huffmanCache.size >= HUFFMAN_CACHE_MAX) huffmanCache.clear();
+    huffmanCache.set(key, v);
+  }
+  return v;
 }
 
 /**

@@ -1,0 +1,141 @@
+/**
+ * HTTP/1.1 message body decoding, the same for requests and responses
+ * (RFC 9112 §6, §7.1): a counted body (Content-Length), the chunked coding
+ * with its trailer section, or (responses only) everything until close.
+ * Sans-IO: bytes in, callbacks out. Used by both parsers (parser.ts for
+ * responses, request-parser.ts for requests).
+ */
+import type { HeaderList } from '../http/types.js';
+import { H1ParseError, parseFieldLines, splitHead } from './fields.js';
+
+export interface BodySink {
+  onBody(chunk: Buffer): void;
+  onTrailers(trailers: HeaderList): void;
+}
+
+const enum St { Length, ChunkSize, ChunkData, ChunkDataEnd, Trailers, UntilClose, Done }
+
+const CRLF = Buffer.from('\r\n');
+/** A chunk-size line (size and extensions, RFC 9112 §7.1.1) longer than this is refused. */
+const MAX_CHUNK_LINE = 1024;
+/** 13 hex digits: below 2^53, so the size is exact (a longer size is an overflow attempt). */
+const CHUNK_SIZE_RE = /^[0-9a-fA-F]{1,13}$/;
+
+export class H1BodyDecoder {
+  #sink: BodySink;
+  #maxTrailerBytes: number;
+  #st: St = St.Done;
+  #remaining = 0;
+  #buf: Buffer | null = null;
+
+  constructor(sink: BodySink, maxTrailerBytes: number) {
+    this.#sink = sink;
+    this.#maxTrailerBytes = maxTrailerBytes;
+  }
+
+  get done(): boolean { return this.#st === St.Done; }
+  /** Reading until the connection closes (a response without length, RFC 9112 §6.3 item 8). */
+  get untilClose(): boolean { return this.#st === St.UntilClose; }
+
+  start(framing: 'length' | 'chunked' | 'close', length = 0): void {
+    this.#buf = null;
+    if (framing === 'length') {
+      this.#st = length > 0 ? St.Length : St.Done;
+      this.#remaining = length;
+    } else {
+      this.#st = framing === 'chunked' ? St.ChunkSize : St.UntilClose;
+    }
+  }
+
+  /** The connection closed: a body read until close is complete. */
+  finishAtClose(): void {
+    if (this.#st === St.UntilClose) this.#st = St.Done;
+  }
+
+  /** Feed bytes; returns those beyond the body's end (once `done`), else null. Throws H1ParseError. */
+  feed(data: Buffer): Buffer | null {
+    let chunk: Buffer | null = this.#buf ? Buffer.concat([this.#buf, data]) : data;
+    this.#buf = null;
+    while (chunk && chunk.length > 0) {
+      switch (this.#st) {
+        case St.Done:
+          return chunk;
+        case St.Length:
+          chunk = this.#counted(chunk);
+          if (this.#remaining === 0) this.#st = St.Done;
+          break;
+        case St.UntilClose:
+          this.#sink.onBody(chunk);
+          return null;
+        case St.ChunkSize:
+          chunk = this.#chunkSize(chunk);
+          break;
+        case St.ChunkData:
+          chunk = this.#counted(chunk);
+          if (this.#remaining === 0) this.#st = St.ChunkDataEnd;
+          break;
+        case St.ChunkDataEnd:
+          if (chunk.length < 2) { this.#buf = chunk; return null; }
+          if (chunk[0] !== 0x0d || chunk[1] !== 0x0a) throw new H1ParseError('malformed', 'chunk data not followed by CRLF');
+          chunk = chunk.subarray(2);
+          this.#st = St.ChunkSize;
+          break;
+        case St.Trailers:
+          chunk = this.#trailers(chunk);
+          break;
+      }
+    }
+    return null;
+  }
+
+  /** Deliver up to `#remaining` bytes (a counted body or one chunk); returns the rest. */
+  #counted(chunk: Buffer): Buffer | null {
+    const n = Math.min(this.#remaining, chunk.length);
+    this.#remaining -= n;
+    if (n === chunk.length) {
+      this.#sink.onBody(chunk);
+      return null;
+    }
+    this.#sink.onBody(chunk.subarray(0, n));
+    return chunk.subarray(n);
+  }
+
+  #chunkSize(chunk: Buffer): Buffer | null {
+    const eol = chunk.indexOf(CRLF);
+    if (eol < 0) {
+      if (chunk.length > MAX_CHUNK_LINE) throw new H1ParseError('malformed', 'chunk size line too long');
+      this.#buf = chunk;
+      return null;
+    }
+    if (eol > MAX_CHUNK_LINE) throw new H1ParseError('malformed', 'chunk size line too long');
+    const line = chunk.toString('latin1', 0, eol);
+    // A bare CR or LF inside the line could end it differently for another parser (RFC 9112 §2.2).
+    if (line.includes('\r') || line.includes('\n')) throw new H1ParseError('malformed', 'bare CR or LF in a chunk size line');
+    const semi = line.indexOf(';'); // chunk extensions are ignored (RFC 9112 §7.1.1)
+    const hex = semi < 0 ? line : line.slice(0, semi).trimEnd();
+    if (!CHUNK_SIZE_RE.test(hex)) throw new H1ParseError('malformed', `invalid chunk size ${JSON.stringify(line.slice(0, 40))}`);
+    const size = parseInt(hex, 16);
+    if (size === 0) this.#st = St.Trailers;
+    else {
+      this.#st = St.ChunkData;
+      this.#remaining = size;
+    }
+    return chunk.subarray(eol + 2);
+  }
+
+  #trailers(chunk: Buffer): Buffer | null {
+    if (chunk.length >= 2 && chunk[0] === 0x0d && chunk[1] === 0x0a) {
+      this.#st = St.Done;
+      return chunk.subarray(2);
+    }
+    if (chunk.length < 2) { this.#buf = chunk; return null; }
+    const h = splitHead(chunk, this.#maxTrailerBytes, 'trailer');
+    if (!h) {
+      this.#buf = chunk;
+      return null;
+    }
+    this.#sink.onTrailers(parseFieldLines(h.lines, 0));
+    this.#st = St.Done;
+    return h.rest;
+  }
+}

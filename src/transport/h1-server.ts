@@ -1,0 +1,533 @@
+/**
+ * Our HTTP/1.1 server: the sans-IO request parser (src/h1/request-parser.ts)
+ * over a TCP or TLS socket, calling the same RequestHandler as our HTTP/2
+ * and HTTP/3 servers (server-types.ts). Used by the service's `http` front,
+ * the HTTP/1.1 side of its `https` front, and the demo origins.
+ *
+ * - Pipelining (RFC 9112 §9.3.2): handlers run as requests arrive, responses
+ *   leave in request order; at most MAX_PIPELINE requests wait for their
+ *   turn, then the parser pauses (and so does the socket).
+ * - Request bodies stream to the handler with backpressure: a reader that
+ *   falls behind pauses the socket.
+ * - Responses: a known-length body leaves with its head in one write; a
+ *   streamed one with Content-Length when the handler gave one, else chunked
+ *   (HTTP/1.1, with trailers) or until close (HTTP/1.0).
+ * - A refused request (a framing error, a limit) gets its 400/431/501/505
+ *   after the responses before it, then the connection closes (§6.3: the
+ *   framing of what follows is unknown). A handler that throws before its
+ *   head gives a 500.
+ * - Upgrade (RFC 9110 §7.8): a 101 from the handler with `tunnel` hands the
+ *   socket over, bytes already read first.
+ * - Timeouts: the head of a request must arrive within `headersTimeoutMs`
+ *   of the connection (or of the previous response); an idle keep-alive
+ *   connection closes after `keepAliveTimeoutMs`.
+ */
+import type net from 'node:net';
+import { Readable } from 'node:stream';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { H1ParseError } from '../h1/fields.js';
+import { H1RequestParser, type H1RequestHead } from '../h1/request-parser.js';
+import { bodyBytes } from '../http/body.js';
+import { TOKEN_RE } from '../http/fields.js';
+import { reasonPhrase } from '../http/status.js';
+import type { HeaderList } from '../http/types.js';
+import { abortBody } from '../util/body.js';
+import { PushBody } from './exchange.js';
+import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
+import { RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+
+/** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
+const MAX_PIPELINE = 16;
+const EMPTY = Buffer.alloc(0);
+const CRLF = '\r\n';
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** Fields we set ourselves from the framing we choose: a handler's are dropped. */
+const FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
+/** A 101 keeps Connection and Upgrade (RFC 9110 §15.2.2); it has no body. */
+const BODY_FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
+const BAD_VALUE_RE = /[\r\n\0]/;
+
+export interface H1SessionOptions {
+  handler: RequestHandler;
+  /** Request line plus header section, bytes (431 past it). Default 16 KiB. */
+  maxHeaderBytes?: number;
+  /** Field lines per request (431 past it). Default 100. */
+  maxHeaderCount?: number;
+  /** The head of a request must arrive within this, ms. Default 10000. */
+  headersTimeoutMs?: number;
+  /** An idle keep-alive connection closes after this, ms. Default 5000. */
+  keepAliveTimeoutMs?: number;
+  /** A response write that makes no progress for this long (the client reads nothing) cuts the connection, ms (0 = never). Default 60000. */
+  sendTimeoutMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+interface Pending {
+  head: H1RequestHead;
+  req: ServerRequest | null;
+  /** Null for a request without a body until a handler asks for it (most GETs never do: no stream per request). */
+  body: PushBody | null;
+  /** The handler's answer (or the refusal we answer with). */
+  res: ServerResponse | null;
+  failed: boolean;
+  ready: boolean;
+  abort: RequestAbort;
+  /** The request body was read to its end. */
+  bodyDone: boolean;
+  /** Close the connection after this response. */
+  close: boolean;
+}
+
+/** One HTTP/1.1 connection on `socket` (cleartext or TLS with ALPN http/1.1). */
+export class H1ServerSession {
+  readonly socket: net.Socket;
+  #opts: H1SessionOptions;
+  #scheme: 'http' | 'https';
+  #parser: H1RequestParser;
+  #queue: Pending[] = [];
+  /** The request whose body is being read. */
+  #reading: Pending | null = null;
+  /** Bytes read but not parsed (the parser paused, or an upgrade's first bytes). */
+  #held: Buffer | null = null;
+  #writing = false;
+  #closed = false;
+  /** No more requests are read (a refusal, Connection: close, shutdown). */
+  #noMore = false;
+  #draining = false;
+  /** An upgrade request waits for its answer: bytes after its head are the tunnel's. */
+  #upgrading = false;
+  #bodyPaused = false;
+  #timer: NodeJS.Timeout | null = null;
+  #onClose: (() => void) | null = null;
+  #seq = 0;
+
+  constructor(socket: net.Socket, opts: H1SessionOptions, scheme: 'http' | 'https') {
+    this.socket = socket;
+    this.#opts = opts;
+    this.#scheme = scheme;
+    this.#parser = new H1RequestParser({
+      onHead: (h) => this.#onHead(h),
+      onBody: (c) => this.#reading?.body?.deliver(c, false),
+      onTrailers: () => { /* request trailers are not passed on (RFC 9110 §6.5: may be discarded) */ },
+      onComplete: () => this.#onComplete(),
+    }, { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 });
+    socket.setNoDelay(true);
+    socket.on('data', this.#onData);
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', () => { /* 'close' follows */ });
+    socket.on('close', () => this.#gone(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed')));
+    this.#arm(opts.headersTimeoutMs ?? 10_000);
+  }
+
+  get closed(): boolean { return this.#closed; }
+  get active(): number { return this.#queue.length; }
+  onClose(fn: () => void): void { this.#onClose = fn; }
+
+  /** Graceful close: requests in flight are answered (the last with Connection: close); an idle connection closes now. */
+  close(): void {
+    this.#draining = true;
+    this.#noMore = true;
+    if (this.#queue.length === 0 && !this.#closed) this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // ---- reading ----
+
+  #onData = (d: Buffer): void => {
+    // Nothing more is read after a refusal or Connection: close; after an upgrade's head the bytes are held for the tunnel.
+    if (this.#noMore && !this.#reading && !this.#upgrading) return;
+    let rest: Buffer | null;
+    try {
+      rest = this.#parser.execute(d);
+    } catch (e) {
+      this.#refuse(e);
+      return;
+    }
+    if (rest && rest.length) {
+      this.#held = this.#held ? Buffer.concat([this.#held, rest]) : rest;
+      this.socket.pause();
+    }
+  };
+
+  #onHead(head: H1RequestHead): void {
+    this.#clearTimer();
+    const id = ++this.#seq;
+    const p: Pending = {
+      head, req: null, body: null, res: null, failed: false, ready: false,
+      abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
+    };
+    if (head.framing !== 'none') p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
+    this.#queue.push(p);
+    this.#reading = head.framing === 'none' ? null : p;
+    if (p.close) this.#noMore = true;
+    if (head.upgrade !== null) {
+      this.#noMore = true; // what follows belongs to the new protocol, or the connection closes
+      this.#upgrading = true;
+    }
+    // RFC 9110 §10.1.1: answer 100 at once when this request is the one being answered (not behind others).
+    if (head.expectContinue && this.#queue.length === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    if (this.#queue.length >= MAX_PIPELINE) this.#parser.pauseAfterMessage();
+    let path = head.target;
+    if (head.form === 'absolute') {
+      const i = path.indexOf('/', path.indexOf('//') + 2);
+      path = i < 0 ? '/' : path.slice(i);
+    }
+    p.req = {
+      method: head.method,
+      path,
+      authority: head.authority,
+      scheme: this.#scheme,
+      headers: head.headers,
+      get body(): PushBody {
+        if (!p.body) {
+          p.body = new PushBody(() => {}, () => {});
+          p.body.deliver(EMPTY, true);
+        }
+        return p.body;
+      },
+      streamId: id,
+      remoteAddress: this.socket.remoteAddress ?? '',
+      remotePort: this.socket.remotePort ?? 0,
+      version: head.minor === 0 ? '1.0' : '1.1',
+      bodyLength: head.framing === 'none' ? 0 : head.contentLength,
+      protocol: head.upgrade,
+      get signal(): AbortSignal { return p.abort.signal; },
+      onAbort: (fn) => p.abort.onAbort(fn),
+    };
+    let r: ServerResponse | Promise<ServerResponse>;
+    try {
+      r = this.#opts.handler(p.req);
+    } catch (e) {
+      this.#answered(p, null, e);
+      return;
+    }
+    if (r instanceof Promise) r.then((res) => this.#answered(p, res, null), (e) => this.#answered(p, null, e));
+    else this.#answered(p, r, null);
+  }
+
+  #onComplete(): void {
+    const p = this.#reading;
+    if (p) {
+      p.bodyDone = true;
+      p.body?.deliver(EMPTY, true);
+      this.#reading = null;
+    }
+  }
+
+  #pauseBody(): void {
+    this.#bodyPaused = true;
+    this.socket.pause();
+  }
+
+  #resumeBody(): void {
+    if (!this.#bodyPaused) return;
+    this.#bodyPaused = false;
+    if (!this.#held) this.socket.resume();
+  }
+
+  /** The pipeline has room again: parse what was held, then read on. */
+  #resumeParsing(): void {
+    if (this.#noMore || this.#closed || this.#queue.length >= MAX_PIPELINE) return;
+    this.#parser.resume();
+    const held = this.#held;
+    this.#held = null;
+    if (held) this.#onData(held);
+    if (!this.#held && !this.#bodyPaused) this.socket.resume();
+  }
+
+  #onEnd(): void {
+    // A client that half-closes after its requests still gets its answers; one that stops mid-request does not.
+    if (this.#parser.eof() === 'truncated' && this.#reading) {
+      const err = new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client closed mid-request');
+      this.#reading.abort.abort(err);
+      if (this.#reading.body) abortBody(this.#reading.body, err);
+    }
+    this.#noMore = true;
+    if (this.#queue.length === 0) this.socket.end();
+  }
+
+  #refuse(e: unknown): void {
+    const pe = e instanceof H1ParseError ? e : new H1ParseError('malformed', String(e));
+    const status = pe.kind === 'too-large' ? 431 : pe.kind === 'unsupported' ? 501 : pe.kind === 'version' ? 505 : 400;
+    this.#noMore = true;
+    this.#clearTimer();
+    if (this.#reading) {
+      // The body being read broke its framing: that request cannot be answered; the connection ends.
+      if (this.#reading.body) abortBody(this.#reading.body, new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`));
+      this.#reading = null;
+    }
+    this.#opts.onError?.(pe);
+    const body = `${status} ${reasonPhrase(status)}: ${pe.message}\n`;
+    const head = { method: 'GET', minor: 1 } as H1RequestHead;
+    this.#queue.push({
+      head, req: null, body: null, failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
+      res: { status, headers: [['content-type', 'text/plain; charset=utf-8']], body },
+    });
+    this.#pump();
+  }
+
+  // ---- writing ----
+
+  #answered(p: Pending, res: ServerResponse | null, err: unknown): void {
+    if (err !== null) {
+      this.#opts.onError?.(err);
+      p.failed = true;
+      res = { status: 500, headers: [], body: '' };
+    }
+    p.res = res;
+    p.ready = true;
+    if (p === this.#queue[0]) this.#pump();
+  }
+
+  /** Write the responses at the front of the queue that are ready, in order. */
+  #pump(): void {
+    while (!this.#writing && !this.#closed) {
+      const p = this.#queue[0];
+      if (!p || !p.ready) return;
+      this.#writing = true;
+      this.#write(p).then(
+        (keep) => this.#finished(p, keep),
+        (e) => { this.#opts.onError?.(e); this.#finished(p, false); },
+      );
+      return;
+    }
+  }
+
+  #finished(p: Pending, keep: boolean): void {
+    this.#writing = false;
+    this.#queue.shift();
+    if (!p.bodyDone && this.#reading === p) {
+      // Answered before its body was read: the rest of the body cannot be skipped safely here; the connection ends.
+      keep = false;
+      if (p.body) abortBody(p.body);
+    }
+    if (!keep || p.close) {
+      this.#noMore = true;
+      this.#queue.length = 0;
+      if (!this.#closed) this.socket.end();
+      return;
+    }
+    if (this.#queue.length === 0) this.#arm(this.#parser.idle ? this.#opts.keepAliveTimeoutMs ?? 5000 : this.#opts.headersTimeoutMs ?? 10_000);
+    this.#resumeParsing();
+    this.#pump();
+  }
+
+  /** Write one response; resolves whether the connection can carry another. */
+  async #write(p: Pending): Promise<boolean> {
+    const res = p.res as ServerResponse;
+    const head = p.head;
+    const status = res.status;
+    const noBody = head.method === 'HEAD' || status < 200 || status === 204 || status === 304;
+    if (status === 101) return this.#upgrade(p, res);
+    const close = p.close || this.#draining || head.upgrade !== null || res.close === true;
+    let text = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
+    let declared: string | null = null;
+    text += fieldLines(res.headers, FRAMING, (v) => { declared = v; });
+    if (close) text += `connection: close${CRLF}`;
+    else if (head.minor === 0) text += `connection: keep-alive${CRLF}`;
+    let body = res.body ?? null;
+    const s = this.socket;
+    if (body instanceof Readable && !noBody) {
+      // A relayed body that already arrived whole (a small response): one write with its length, no chunking.
+      const whole = await wholeBody(body, res.trailersLater);
+      if (whole) body = whole;
+    }
+    if (!(body instanceof Readable)) {
+      const bytes = bodyBytes(body as string | Uint8Array | null);
+      // HEAD: the length the GET would have had (the handler's), else this body's.
+      text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
+      if (noBody || bytes.length === 0) s.write(text, 'latin1');
+      else {
+        s.cork();
+        s.write(text, 'latin1');
+        s.write(bytes);
+        s.uncork();
+      }
+      return !close;
+    }
+    if (noBody) {
+      if (declared !== null) text += `content-length: ${declared}${CRLF}`;
+      s.write(`${text}${CRLF}`, 'latin1');
+      body.destroy();
+      return !close;
+    }
+    const length = declared !== null && /^[0-9]{1,15}$/.test(declared) ? Number(declared) : null;
+    const chunked = length === null && head.minor === 1;
+    if (length !== null) text += `content-length: ${length}${CRLF}`;
+    else if (chunked) text += `transfer-encoding: chunked${CRLF}`;
+    s.write(`${text}${CRLF}`, 'latin1');
+    const sent = await this.#relay(body, chunked);
+    if (sent === null) return false; // the body failed or the client went: the response is cut short, the connection ends
+    if (length !== null && sent !== length) return false; // the body did not match its declared length
+    if (chunked) {
+      const trailers = res.trailersLater ? await res.trailersLater.catch(() => null) : res.trailers ?? null;
+      if (this.#closed) return false;
+      s.write(trailers && trailers.length ? trailerBlock(trailers) : LAST_CHUNK);
+    }
+    // HTTP/1.0 without a length: the body ends with the connection.
+    return !close && (length !== null || chunked);
+  }
+
+  /** Stream a body to the socket with backpressure; resolves the bytes sent, or null when it failed. */
+  #relay(body: Readable, chunked: boolean): Promise<number | null> {
+    const s = this.socket;
+    const sendTimeout = this.#opts.sendTimeoutMs ?? 60_000;
+    let stall: NodeJS.Timeout | null = null;
+    return new Promise((resolve) => {
+      let sent = 0;
+      const onData = (c: Buffer | string): void => {
+        const b = typeof c === 'string' ? Buffer.from(c) : c;
+        if (b.length === 0) return;
+        sent += b.length;
+        let ok: boolean;
+        if (chunked) {
+          s.cork();
+          s.write(`${b.length.toString(16)}\r\n`, 'latin1');
+          s.write(b);
+          ok = s.write(CRLF, 'latin1');
+          s.uncork();
+        } else ok = s.write(b);
+        if (!ok) {
+          body.pause();
+          // The client reads nothing: after sendTimeoutMs it is cut, which ends the origin's body too (nginx's send_timeout).
+          if (sendTimeout > 0) stall ??= setTimeout(() => s.destroy(), sendTimeout);
+        }
+      };
+      const onDrain = (): void => {
+        if (stall) { clearTimeout(stall); stall = null; }
+        body.resume();
+      };
+      const finish = (n: number | null): void => {
+        if (stall) { clearTimeout(stall); stall = null; }
+        body.off('data', onData);
+        body.off('end', onEnd);
+        body.off('error', onError);
+        body.off('close', onBodyClose);
+        s.off('drain', onDrain);
+        s.off('close', onSocketClose);
+        resolve(n);
+      };
+      const onEnd = (): void => finish(sent);
+      const onError = (): void => finish(null);
+      const onBodyClose = (): void => { if (!body.readableEnded) finish(null); };
+      const onSocketClose = (): void => { body.destroy(); finish(null); };
+      if (body.readableEnded) { resolve(0); return; }
+      if (body.destroyed) { resolve(null); return; }
+      body.on('data', onData);
+      body.on('end', onEnd);
+      body.on('error', onError);
+      body.on('close', onBodyClose);
+      s.on('drain', onDrain);
+      s.on('close', onSocketClose);
+    });
+  }
+
+  /** 101: the head, then the socket belongs to the tunnel (bytes read past the request head first). */
+  async #upgrade(p: Pending, res: ServerResponse): Promise<boolean> {
+    if (p.head.upgrade === null || !res.tunnel) throw new TypeError('101 without an upgrade request and a tunnel');
+    const text = `HTTP/1.1 101 ${reasonPhrase(101)}${CRLF}${fieldLines(res.headers, BODY_FRAMING, null)}`;
+    const s = this.socket;
+    s.write(`${text}${CRLF}`, 'latin1');
+    // Hand over: our listeners go, the bytes we hold go back in front.
+    this.#clearTimer();
+    s.off('data', this.#onData);
+    s.removeAllListeners('end');
+    const held = this.#held;
+    this.#held = null;
+    this.#closed = true;
+    this.#queue.length = 0;
+    if (held) s.unshift(held);
+    res.tunnel(s);
+    s.resume();
+    this.#onClose?.();
+    return false;
+  }
+
+  // ---- lifetime ----
+
+  #arm(ms: number): void {
+    this.#clearTimer();
+    if (ms <= 0 || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      if (this.#queue.length === 0) this.socket.destroy();
+    }, ms);
+    this.#timer.unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  #gone(err: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimer();
+    for (const p of this.#queue) {
+      p.abort.abort(err);
+      if (p.body) abortBody(p.body, err);
+    }
+    this.#queue.length = 0;
+    this.#onClose?.();
+  }
+}
+
+/**
+ * The bytes of a streamed body when all of them are already buffered (the
+ * stream ended, nothing is left to come) and no trailers follow; else null,
+ * and the body is untouched.
+ */
+async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | null> | undefined): Promise<Buffer | null> {
+  const st = (body as Readable & { _readableState?: { ended?: boolean } })._readableState;
+  if (!st?.ended || body.destroyed) return null;
+  if (trailersLater) {
+    const t = await trailersLater.catch(() => null);
+    if (t && t.length) return null;
+  }
+  const parts: Buffer[] = [];
+  let c: Buffer | string | null;
+  while ((c = body.read() as Buffer | string | null) !== null) parts.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/**
+ * A handler's fields as lines, those named in `skip` left out (the framing we
+ * set ourselves; `onLength` gets a skipped Content-Length). A name or value
+ * that would break the head (CR, LF: response splitting) is a handler bug.
+ */
+function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, onLength: ((v: string) => void) | null): string {
+  let text = '';
+  for (const [n, v] of headers ?? []) {
+    if (!TOKEN_RE.test(n) || BAD_VALUE_RE.test(v)) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
+    const name = n.toLowerCase();
+    if (skip.has(name)) {
+      if (name === 'content-length') onLength?.(v);
+      continue;
+    }
+    text += `${n}: ${v}${CRLF}`;
+  }
+  return text;
+}
+
+function trailerBlock(trailers: HeaderList): Buffer {
+  let t = '0\r\n';
+  for (const [n, v] of trailers) {
+    if (!TOKEN_RE.test(n) || BAD_VALUE_RE.test(v)) continue;
+    t += `${n}: ${v}${CRLF}`;
+  }
+  return Buffer.from(`${t}${CRLF}`, 'latin1');
+}
+
+export interface H1ServerOptions extends H1SessionOptions, ListenOptions {}
+export type H1Server = SessionServer;
+
+/** Our HTTP/1.1 server on a port (TLS with ALPN http/1.1 when given a certificate). */
+export function startH1Server(opts: H1ServerOptions): Promise<H1Server> {
+  return listenSessions(opts, ['http/1.1'], (socket, scheme) => new H1ServerSession(socket, opts, scheme));
+}

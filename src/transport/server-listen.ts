@@ -1,0 +1,62 @@
+/**
+ * Listening for our servers (HTTP/1.1 and HTTP/2): a TCP or TLS listener
+ * that gives each accepted socket a session, and a close that lets the
+ * sessions finish what is in flight (up to a grace period) before cutting.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+
+export interface ServedSession {
+  /** Requests (streams) in flight. */
+  readonly active: number;
+  onClose(fn: () => void): void;
+  /** Graceful: no new requests; those in flight finish. */
+  close(): void;
+  destroy(): void;
+}
+
+export interface ListenOptions {
+  /** Bind address. Default '127.0.0.1'. */
+  host?: string;
+  /** Port. Default 0 (ephemeral). */
+  port?: number;
+  /** PEM certificate and key: TLS with ALPN. Without them: cleartext. */
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
+}
+
+export interface SessionServer {
+  readonly address: { host: string; port: number };
+  readonly connections: number;
+  /** Stop accepting; sessions close gracefully; wait up to `graceMs` for what is in flight, then cut. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function listenSessions(opts: ListenOptions, alpn: string[], make: (socket: net.Socket, scheme: 'http' | 'https') => ServedSession): Promise<SessionServer> {
+  const sessions = new Set<ServedSession>();
+  const serve = (socket: net.Socket, scheme: 'http' | 'https'): void => {
+    const s = make(socket, scheme);
+    sessions.add(s);
+    s.onClose(() => sessions.delete(s));
+  };
+  const server: net.Server = opts.cert && opts.key
+    ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: alpn }, (s) => serve(s, 'https'))
+    : net.createServer((s) => serve(s, 'http'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const a = server.address() as net.AddressInfo;
+  return {
+    address: { host: a.address, port: a.port },
+    get connections() { return sessions.size; },
+    async close(graceMs = 1000) {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sessions) s.close();
+      const end = Date.now() + graceMs;
+      while ([...sessions].some((s) => s.active > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      for (const s of sessions) s.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * A byte stream to host:port through one egress proxy node: an HTTP/1.1
+ * CONNECT tunnel over TCP or TLS to the proxy (RFC 9110 §9.3.6, Basic
+ * credentials in Proxy-Authorization, RFC 9110 §11.7.2 / RFC 7617), or a
+ * SOCKS5 CONNECT (RFC 1928, user/pass RFC 1929). The caller puts TLS to the
+ * origin on top of the returned socket.
+ *
+ * Errors: refused credentials are OL_PROXY_AUTH_FAILED (never retried:
+ * another node would be a silent change of identity); anything else about
+ * the proxy is OL_PROXY_FAILED. Nothing of the request has left either way.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
+import type { ProxyNode } from './proxy.js';
+
+export interface TunnelOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs: number;
+  /** Trust for an `https://` proxy's own certificate. */
+  ca?: string | Buffer | Array<string | Buffer> | undefined;
+  rejectUnauthorized?: boolean | undefined;
+}
+
+/** Longest CONNECT response head read, bytes. */
+const MAX_HEAD = 16 * 1024;
+
+/** RFC 1928 §6 reply codes. */
+const SOCKS_REPLY: Record<number, string> = {
+  1: 'general SOCKS server failure', 2: 'connection not allowed by ruleset', 3: 'network unreachable', 4: 'host unreachable',
+  5: 'connection refused', 6: 'TTL expired', 7: 'command not supported', 8: 'address type not supported',
+};
+
+export function openTunnel(node: ProxyNode, host: string, port: number, o: TunnelOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    let socket: net.Socket;
+    if (node.kind === 'https') {
+      const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: o.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'] };
+      if (net.isIP(node.host) === 0) to.servername = node.host;
+      if (o.ca !== undefined) to.ca = o.ca;
+      socket = tls.connect(to);
+    } else {
+      socket = net.connect({ host: node.host, port: node.port, noDelay: true });
+    }
+    const reader = new Reader(socket);
+    const fail = (e: unknown): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      reject(e instanceof OriginlinkError ? e : proxyError(node, `cannot reach the proxy: ${(e as Error).message}`, e));
+    };
+    const onAbort = (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT }));
+    const timer = setTimeout(() => fail(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `tunnel through ${node.id} to ${host}:${port} not open within ${o.timeoutMs} ms`, { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } })), o.timeoutMs);
+    if (o.signal?.aborted) { onAbort(); return; }
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', fail);
+    socket.once('close', () => fail(proxyError(node, 'the proxy closed the connection during the tunnel setup')));
+    const handshake = node.kind === 'socks5' ? socks5(node, socket, reader, host, port) : httpConnect(node, socket, reader, host, port);
+    handshake.then(() => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      socket.removeListener('error', fail);
+      socket.removeAllListeners('close');
+      reader.release();
+      resolve(socket);
+    }, fail);
+  });
+}
+
+async function httpConnect(node: ProxyNode, socket: net.Socket, reader: Reader, host: string, port: number): Promise<void> {
+  const authority = `${net.isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
+  if (node.auth) head += `Proxy-Authorization: Basic ${Buffer.from(`${node.auth.user}:${node.auth.pass}`).toString('base64')}\r\n`;
+  socket.write(`${head}\r\n`);
+  const res = (await reader.until('\r\n\r\n', MAX_HEAD)).toString('latin1');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(res);
+  if (!m) throw proxyError(node, `malformed CONNECT response: ${JSON.stringify(res.slice(0, 60))}`);
+  const status = Number(m[1]);
+  // RFC 9110 §15.5.8: 407 = the proxy wants (other) credentials; tinyproxy 1.11 answers 401 instead.
+  if (status === 407 || status === 401) throw authError(node, `${node.auth ? 'the proxy refused the credentials' : 'the proxy requires credentials'} (${status})`);
+  if (status < 200 || status > 299) throw proxyError(node, `CONNECT ${authority} answered ${status}`, undefined, { status });
+}
+
+async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host: string, port: number): Promise<void> {
+  // RFC 1928 §3: version 5, the methods we offer: 0x00 none, 0x02 username/password (RFC 1929).
+  socket.write(Buffer.from(node.auth ? [5, 2, 0, 2] : [5, 1, 0]));
+  const [ver, method] = await reader.read(2);
+  if (ver !== 5) throw proxyError(node, `not a SOCKS5 server (version ${ver})`);
+  if (method === 0xff) throw authError(node, node.auth ? 'the SOCKS5 server accepts none of our methods' : 'the SOCKS5 server requires credentials');
+  if (method === 2) {
+    if (!node.auth) throw authError(node, 'the SOCKS5 server requires credentials');
+    const u = Buffer.from(node.auth.user);
+    const p = Buffer.from(node.auth.pass);
+    // RFC 1929 §2: VER=1, ULEN, UNAME, PLEN, PASSWD; reply VER, STATUS (0 = success).
+    socket.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
+    const [, status] = await reader.read(2);
+    if (status !== 0) throw authError(node, `the SOCKS5 server refused the credentials (status ${status})`);
+  } else if (method !== 0) {
+    throw proxyError(node, `the SOCKS5 server chose a method we did not offer (${method})`);
+  }
+  // RFC 1928 §4: CONNECT; a name goes as ATYP 3 (the proxy resolves it), addresses as ATYP 1 / 4.
+  const fam = net.isIP(host);
+  const addr = fam === 4 ? Buffer.from([1, ...host.split('.').map(Number)])
+    : fam === 6 ? Buffer.concat([Buffer.from([4]), ipv6Bytes(host)])
+    : Buffer.concat([Buffer.from([3, Buffer.byteLength(host)]), Buffer.from(host)]);
+  if (fam === 0 && Buffer.byteLength(host) > 255) throw proxyError(node, 'host name longer than 255 bytes');
+  socket.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, Buffer.from([port >> 8, port & 0xff])]));
+  // RFC 1928 §6: VER REP RSV ATYP BND.ADDR BND.PORT
+  const [v, rep, , atyp] = await reader.read(4);
+  if (v !== 5) throw proxyError(node, `malformed SOCKS5 reply (version ${v})`);
+  if (rep !== 0) throw proxyError(node, `SOCKS5 CONNECT to ${host}:${port} failed: ${SOCKS_REPLY[rep ?? 1] ?? `reply ${rep}`}`, undefined, { socksReply: rep });
+  const len = atyp === 1 ? 4 : atyp === 4 ? 16 : atyp === 3 ? ((await reader.read(1))[0] ?? 0) : -1;
+  if (len < 0) throw proxyError(node, `malformed SOCKS5 reply (address type ${atyp})`);
+  await reader.read(len + 2);
+}
+
+function ipv6Bytes(host: string): Buffer {
+  const [head = '', tail = ''] = host.split('::');
+  const h = head ? head.split(':') : [];
+  const t = host.includes('::') && tail ? tail.split(':') : [];
+  const groups = host.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g as string, 16), i * 2));
+  return b;
+}
+
+function proxyError(node: ProxyNode, msg: string, cause?: unknown, details: Record<string, unknown> = {}): OriginlinkError {
+  return new OriginlinkError(ErrorCode.PROXY_FAILED, 'remote', `proxy ${node.id}: ${msg}`, { cause, retrySafe: true, facts: NOT_SENT, details: { proxy: node.id, ...details } });
+}
+
+function authError(node: ProxyNode, msg: string): OriginlinkError {
+  return new OriginlinkError(ErrorCode.PROXY_AUTH_FAILED, 'local', `proxy ${node.id}: ${msg}`, { retrySafe: false, facts: NOT_SENT, details: { proxy: node.id } });
+}
+
+/** Reads exact byte counts from a socket during a handshake; release() hands leftovers back to the stream. */
+class Reader {
+  #socket: net.Socket;
+  #buf: Buffer = Buffer.alloc(0);
+  #want: (() => void) | null = null;
+  #onData = (d: Buffer): void => {
+    this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
+    this.#want?.();
+  };
+
+  constructor(socket: net.Socket) {
+    this.#socket = socket;
+    socket.on('data', this.#onData);
+  }
+
+  async read(n: number): Promise<Buffer> {
+    while (this.#buf.length < n) await new Promise<void>((r) => { this.#want = r; });
+    const out = this.#buf.subarray(0, n);
+    this.#buf = this.#buf.subarray(n);
+    return out;
+  }
+
+  /** Bytes up to and including `delim`; more than `max` without it is an error. */
+  async until(delim: string, max: number): Promise<Buffer> {
+    for (;;) {
+      const i = this.#buf.indexOf(delim, 0, 'latin1');
+      if (i >= 0) return this.read(i + delim.length);
+      if (this.#buf.length > max) throw new Error(`no end of head within ${max} bytes`);
+      await new Promise<void>((r) => { this.#want = r; });
+    }
+  }
+
+  /** Call in the same turn as the consumer attaches (no I/O callback may run in between: the stream keeps flowing). */
+  release(): void {
+    this.#socket.removeListener('data', this.#onData);
+    if (this.#buf.length > 0) this.#socket.unshift(this.#buf);
+  }
+}

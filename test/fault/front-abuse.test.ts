@@ -1,0 +1,223 @@
+/**
+ * The failures issue 19 found in the connector, as tests against our own
+ * fronts (h1 and h2 servers, one forwarder): a cancelled h2 request always
+ * ends (gauge back, a 499 log line, the origin's stream reset); a request
+ * body that breaks its framing aborts its upstream request at once; a rapid
+ * reset flood costs the origin (almost) nothing; methods keep their case
+ * (RFC 9110 §9.1); HTTP/1.0 with Transfer-Encoding is refused (RFC 9112
+ * §6.1); a valid request followed by junk gets its answer, then the 400.
+ */
+import http2 from 'node:http2';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeHeaders, encodeRstStream, encodeSettings, CLIENT_PREFACE } from '../../src/codec/h2frame.js';
+import { H2ErrorCode } from '../../src/codec/errors.js';
+import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
+import type { RequestHandler } from '../../src/transport/server-types.js';
+import { makeCerts } from '../helpers/certs.js';
+
+const certs = makeCerts();
+let h2origin: H2Server;
+let h1origin: H1Server;
+let svc: Service;
+let plain = 0;
+let h2c = 0;
+const seen: Array<{ method: string; path: string; aborted: boolean; bodyError: string | null; at: number }> = [];
+const logs: Array<Record<string, unknown>> = [];
+
+const BIG = Buffer.alloc(48 * 1024 * 1024, 0x62);
+
+const handler: RequestHandler = async (req) => {
+  if (req.path.startsWith('/nb/big')) return { status: 200, headers: [['content-type', 'application/octet-stream']], body: BIG };
+  const rec = { method: req.method, path: req.path, aborted: false, bodyError: null as string | null, at: Date.now() };
+  seen.push(rec);
+  req.onAbort(() => { rec.aborted = true; });
+  if (req.path.startsWith('/h2/slow') || req.path.startsWith('/h1/slow')) {
+    await new Promise((r) => setTimeout(r, 500));
+    return { status: 200, body: 'slow\n' };
+  }
+  if (req.path.startsWith('/h1/upload')) {
+    try {
+      for await (const _ of req.body) { /* read */ }
+    } catch (e) {
+      rec.bodyError = (e as Error).message;
+      rec.at = Date.now() - rec.at;
+      throw e;
+    }
+    rec.at = Date.now() - rec.at;
+    return { status: 200, body: 'got it\n' };
+  }
+  return { status: 200, body: `${req.method} ${req.path}\n` };
+};
+
+beforeAll(async () => {
+  h2origin = await startH2Server({ handler, cert: certs.cert, key: certs.key });
+  h1origin = await startH1Server({ handler });
+  const yaml = `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+  - { name: clear2, kind: h2c, host: 127.0.0.1, port: 0 }
+admin: false
+logging: { requests: true }
+limits: { clientSendTimeoutMs: 500 }
+origins:
+  two: { url: "https://localhost:${h2origin.address.port}", protocol: h2, tls: { ca: ${certs.caPath} }, retries: 0 }
+  one: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, timeouts: { headersMs: 30000 } }
+  narrow: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, pool: { maxConnections: 2 } }
+routes:
+  - { path: /h2, origin: two }
+  - { path: /h1, origin: one }
+  - { path: /nb, origin: narrow }
+`;
+  svc = await Service.start(parseConfig(yaml, 'abuse.yaml', certs.dir), { logDestination: { write: (line: string) => { logs.push(JSON.parse(line)); } } });
+  plain = svc.addresses()['plain'] as number;
+  h2c = svc.addresses()['clear2'] as number;
+});
+
+afterAll(async () => {
+  await svc?.shutdown(200);
+  await h2origin?.close(100);
+  await h1origin?.close(100);
+});
+
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function raw(port: number, bytes: string | Buffer, ms = 3000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const t = setTimeout(() => { s.destroy(); resolve({ text: Buffer.concat(got).toString('latin1'), closed: false }); }, ms);
+    s.on('data', (d) => got.push(d));
+    s.on('error', () => {});
+    s.on('close', () => { clearTimeout(t); resolve({ text: Buffer.concat(got).toString('latin1'), closed: true }); });
+    s.write(bytes);
+  });
+}
+
+describe('issue 19 bugs, fixed on our fronts', () => {
+  it('cancelled h2 requests with an h2 upstream end: the gauge returns, 499 is logged, the origin sees its stream reset', async () => {
+    const before = seen.length;
+    const c = http2.connect(`http://127.0.0.1:${h2c}`);
+    for (let i = 0; i < 5; i++) {
+      const s = c.request({ ':path': `/h2/slow/${i}` });
+      s.on('error', () => {});
+      setTimeout(() => s.close(http2.constants.NGHTTP2_CANCEL), 100);
+    }
+    await until(() => seen.length - before === 5 && seen.slice(before).every((r) => r.aborted), 3000);
+    await until(() => svc.metrics.inflight === 0, 3000);
+    await until(() => logs.filter((l) => String(l['path']).startsWith('/h2/slow/') && l['status'] === 499).length === 5, 3000);
+    c.close();
+  });
+
+  it('an h2 request body shorter than its content-length aborts the upstream h1 request at once; others are not held up', async () => {
+    const c = http2.connect(`http://127.0.0.1:${h2c}`);
+    const s = c.request({ ':method': 'POST', ':path': '/h1/upload', 'content-length': '10' });
+    s.on('error', () => {});
+    // The head first (the origin starts reading the upload), then 5 of the 10 bytes and the end.
+    await until(() => seen.some((r) => r.path === '/h1/upload'), 3000);
+    s.end(Buffer.from('12345'));
+    await until(() => seen.some((r) => r.path === '/h1/upload' && r.bodyError !== null), 3000);
+    const rec = seen.find((r) => r.path === '/h1/upload')!;
+    expect(rec.at).toBeLessThan(1500); // the upload's whole life at the origin: aborted at once, not at a 30 s headers timeout
+    const t0 = Date.now();
+    const r = await fetch(`http://127.0.0.1:${plain}/h1/fast`);
+    expect(await r.text()).toBe('GET /h1/fast\n');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    c.close();
+  });
+
+  it('a short body that arrives with its head: the origin sees nothing, or an upload that fails at once', async () => {
+    const before = seen.length;
+    const c = http2.connect(`http://127.0.0.1:${h2c}`);
+    const s = c.request({ ':method': 'POST', ':path': '/h1/upload/short', 'content-length': '10' });
+    s.on('error', () => {});
+    s.end(Buffer.from('12345'));
+    await new Promise((r) => s.on('close', r));
+    c.close();
+    await new Promise((r) => setTimeout(r, 300));
+    // In one read (the usual case) the stream is reset before its handler runs; split across reads, the upload fails.
+    expect(seen.slice(before).every((r) => r.bodyError !== null)).toBe(true);
+  });
+
+  it('rapid reset: 1,000 HEADERS + RST_STREAM pairs cost the origin (almost) nothing, and the connection gets GOAWAY', async () => {
+    const before = seen.filter((r) => r.path.startsWith('/h2/rr')).length;
+    const enc = new HpackEncoder();
+    const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+    for (let i = 0, id = 1; i < 1000; i++, id += 2) {
+      frames.push(...encodeHeaders(id, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', `/h2/rr/${i}`]]), true, 16_384));
+      frames.push(encodeRstStream(id, H2ErrorCode.CANCEL));
+    }
+    const r = await raw(h2c, Buffer.concat(frames), 3000);
+    expect(r.closed).toBe(true);
+    await new Promise((res) => setTimeout(res, 300));
+    const reached = seen.filter((x) => x.path.startsWith('/h2/rr')).length - before;
+    expect(reached).toBeLessThanOrEqual(10);
+    const ok = await fetch(`http://127.0.0.1:${plain}/h2/after`);
+    expect(ok.status).toBe(200);
+  });
+
+  it('methods keep their case end to end (a `get` is not a GET)', async () => {
+    const c = http2.connect(`http://127.0.0.1:${h2c}`);
+    const s = c.request({ ':method': 'get', ':path': '/h2/case' });
+    let body = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => { body += d; });
+    await new Promise((r) => s.on('end', r));
+    c.close();
+    expect(body).toBe('get /h2/case\n');
+  });
+
+  it('clients that stop reading hold an origin connection only until clientSendTimeoutMs; a 499 is logged; others get through', async () => {
+    const stalled: net.Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = net.connect(plain, '127.0.0.1', () => s.write(`GET /nb/big/${i} HTTP/1.1\r\nhost: x\r\n\r\n`));
+      s.on('error', () => {});
+      s.pause(); // never reads: the kernel buffers fill, then our writes stall
+      stalled.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    const r = await fetch(`http://127.0.0.1:${plain}/nb/small`);
+    expect(await r.text()).toBe('GET /nb/small\n');
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await until(() => logs.filter((l) => String(l['path']).startsWith('/nb/big/') && l['status'] === 499).length >= 2, 5000);
+    for (const s of stalled) s.destroy();
+  });
+
+  it('an h2 client that keeps its window shut: the stream is reset after clientSendTimeoutMs, the origin connection freed', async () => {
+    const c = http2.connect(`http://127.0.0.1:${h2c}`, { settings: { initialWindowSize: 0 } });
+    const streams = [0, 1].map((i) => {
+      const s = c.request({ ':path': `/nb/big/h2-${i}` });
+      s.on('error', () => {});
+      return new Promise<number | undefined>((r) => s.on('close', () => r(s.rstCode)));
+    });
+    const codes = await Promise.all(streams);
+    expect(codes).toEqual([http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_CANCEL]);
+    const r = await fetch(`http://127.0.0.1:${plain}/nb/small2`);
+    expect(r.status).toBe(200);
+    c.close();
+  });
+
+  it('HTTP/1.0 with Transfer-Encoding is refused (400) and never forwarded', async () => {
+    const before = seen.length;
+    const r = await raw(plain, 'POST /h1/te10 HTTP/1.0\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(seen.length).toBe(before);
+  });
+
+  it('a valid POST followed by junk: the POST’s answer first, then 400, then the connection closes', async () => {
+    const r = await raw(plain, 'POST /h1/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nokGARBAGE\x01 / HTTP/1.1\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*POST \/h1\/echo\n[\s\S]*HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(r.closed).toBe(true);
+  });
+});

@@ -1,0 +1,208 @@
+/**
+ * Our HTTP/1.1 server (transport/h1-server.ts, the service's http front and
+ * the h1 side of its https front) against real clients — curl, h2load in
+ * HTTP/1.1 mode, nginx as a reverse proxy with upstream keepalive — and a
+ * raw socket for what clients never send: pipelined requests, and every
+ * smuggling shape of RFC 9112 §6 refused with the handler's request count
+ * proving that nothing behind a refused head reached it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import type { RequestHandler } from '../../src/transport/server-types.js';
+import { makeCerts } from '../helpers/certs.js';
+import { Nginx } from '../helpers/nginx.js';
+
+const run = promisify(execFile);
+const certs = makeCerts();
+const upload = randomBytes(3 * 1024 * 1024);
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+let dir: string;
+let server: H1Server;
+let tlsServer: H1Server;
+let nginx: Nginx;
+const seen: string[] = [];
+const proxiedPorts: number[] = [];
+
+const handler: RequestHandler = async (req) => {
+  seen.push(`${req.method} ${req.path}`);
+  if (req.path.startsWith('/p')) proxiedPorts.push(req.remotePort);
+  if (req.path === '/echo') {
+    const chunks: Buffer[] = [];
+    for await (const c of req.body) chunks.push(c as Buffer);
+    return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.concat(chunks) };
+  }
+  if (req.path === '/throws') throw new Error('handler bug');
+  if (req.path === '/split') return { status: 200, headers: [['x-a', 'b\r\nset-cookie: evil=1']], body: 'no' };
+  if (req.path === '/slow') {
+    await new Promise((r) => setTimeout(r, 100));
+    return { status: 200, body: 'slow\n' };
+  }
+  if (req.path === '/stream') {
+    return { status: 200, headers: [['content-type', 'text/plain']], body: Readable.from([Buffer.from('part1 '), Buffer.from('part2\n')]), trailersLater: Promise.resolve([['x-checksum', 'abc']]) };
+  }
+  if (req.path === '/tunnel' && req.protocol === 'echo') {
+    return {
+      status: 101,
+      headers: [['connection', 'upgrade'], ['upgrade', 'echo']],
+      tunnel: (client) => client.pipe(client),
+    };
+  }
+  return { status: 200, headers: [['content-type', 'text/plain']], body: `hello ${req.method} ${req.path} ${req.version} ${req.authority}\n` };
+};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ol-h1-server-'));
+  writeFileSync(join(dir, 'up.bin'), upload);
+  server = await startH1Server({ handler, headersTimeoutMs: 1000, keepAliveTimeoutMs: 2000 });
+  tlsServer = await startH1Server({ handler, cert: certs.cert, key: certs.key });
+  nginx = await Nginx.start({
+    httpExtra: `upstream ours { server 127.0.0.1:${server.address.port}; keepalive 8; }`,
+    serverExtra: 'location /via/ { proxy_pass http://ours/; proxy_http_version 1.1; proxy_set_header Connection ""; }',
+  });
+});
+
+afterAll(async () => {
+  await nginx?.close();
+  await server?.close(100);
+  await tlsServer?.close(100);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const url = (path: string): string => `http://127.0.0.1:${server.address.port}${path}`;
+
+/** Send raw bytes, read until the server closes (or `ms`). */
+function raw(bytes: string | Buffer, ms = 3000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = net.connect(server.address.port, '127.0.0.1');
+    const got: Buffer[] = [];
+    let closed = false;
+    const t = setTimeout(() => { s.destroy(); resolve({ text: Buffer.concat(got).toString('latin1'), closed }); }, ms);
+    s.on('data', (d) => got.push(d));
+    s.on('end', () => { closed = true; });
+    s.on('close', () => { clearTimeout(t); resolve({ text: Buffer.concat(got).toString('latin1'), closed: true }); });
+    s.on('error', () => {});
+    s.write(bytes);
+  });
+}
+
+describe('real clients', () => {
+  it('curl: GET, a 3 MiB POST echoed (content-length and chunked), HTTP/1.0, HEAD', async () => {
+    const { stdout: a } = await run('curl', ['-sS', '-i', url('/x')]);
+    expect(a).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*content-length: \d+\r\n[\s\S]*hello GET \/x 1\.1 127\.0\.0\.1:\d+\n$/);
+    for (const extra of [[], ['-H', 'transfer-encoding: chunked']]) {
+      const { stdout } = await run('curl', ['-sS', '--data-binary', `@${join(dir, 'up.bin')}`, ...extra, url('/echo')], { encoding: 'buffer', maxBuffer: 8 << 20 });
+      expect(sha(stdout)).toBe(sha(upload));
+    }
+    const { stdout: old } = await run('curl', ['-sS', '-0', url('/old')]);
+    expect(old).toMatch(/hello GET \/old 1\.0/);
+    const { stdout: head } = await run('curl', ['-sS', '-I', url('/x')]);
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+
+  it('curl: Expect: 100-continue is answered at once (no 1 s wait), and a streamed body ends with trailers', async () => {
+    const t0 = Date.now();
+    const { stdout } = await run('curl', ['-sS', '-H', 'expect: 100-continue', '--data-binary', `@${join(dir, 'up.bin')}`, url('/echo')], { encoding: 'buffer', maxBuffer: 8 << 20 });
+    expect(sha(stdout)).toBe(sha(upload));
+    expect(Date.now() - t0).toBeLessThan(900);
+    const { stdout: t } = await run('curl', ['-sS', '--raw', '-i', url('/stream')]);
+    expect(t).toMatch(/transfer-encoding: chunked\r\n\r\n6\r\npart1 \r\n6\r\npart2\n\r\n0\r\nx-checksum: abc\r\n\r\n$/);
+  });
+
+  it('curl over TLS (ALPN http/1.1)', async () => {
+    const { stdout } = await run('curl', ['-sS', '--cacert', certs.caPath, `https://localhost:${tlsServer.address.port}/tls`]);
+    expect(stdout).toMatch(/hello GET \/tls 1\.1 localhost:/);
+  });
+
+  it('h2load --h1: 20,000 requests on 32 keep-alive connections, none failed', async () => {
+    const { stdout } = await run('h2load', ['--h1', '-n', '20000', '-c', '32', url('/load')], { timeout: 60_000 });
+    expect(stdout).toMatch(/20000 succeeded, 0 failed, 0 errored, 0 timeout/);
+    expect(stdout).toMatch(/status codes: 20000 2xx/);
+  });
+
+  it('nginx as a reverse proxy with upstream keepalive in front of it: 40 requests, every answer right, connections reused', async () => {
+    const urls = Array.from({ length: 40 }, (_, i) => `https://localhost:${nginx.port}/via/p${i}`);
+    const { stdout } = await run('curl', ['-sS', '--cacert', certs.caPath, ...urls]);
+    expect(stdout.trim().split('\n')).toEqual(urls.map((_, i) => expect.stringMatching(new RegExp(`^hello GET /p${i} 1\\.1 `))));
+    expect(proxiedPorts).toHaveLength(40);
+    expect(new Set(proxiedPorts).size).toBeLessThanOrEqual(2); // nginx kept its upstream connection
+  });
+});
+
+describe('raw wire', () => {
+  it('pipelined requests are answered in order (a slow first one does not let the second overtake)', async () => {
+    const r = await raw('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\nGET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const bodies = r.text.split('\r\n\r\n').filter((x) => x.startsWith('slow') || x.startsWith('hello'));
+    expect(bodies.map((b) => b.split('\n')[0])).toEqual(['slow', 'hello GET /2 1.1 a', 'hello GET /3 1.1 a']);
+    expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(3);
+    expect(r.closed).toBe(true);
+  });
+
+  // Each: the bytes, the status expected, and a request hidden behind it that must never reach the handler.
+  const SMUGGLING: Array<[string, string, number]> = [
+    ['CL.TE', 'POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 13\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    ['TE.CL', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n5c\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n0\r\n\r\n', 400],
+    ['TE.TE obfuscated', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ntransfer-encoding: x\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    ['TE with a space before the colon', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding : chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    ['two Content-Length', 'POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 37\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    ['obs-fold hiding TE', 'POST /a HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    ['a bare LF ending a field', 'GET /a HTTP/1.1\r\nhost: a\r\nx-a: 1\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    ['gzip, chunked', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 501],
+    ['HTTP/2.0 request line', 'GET /a HTTP/2.0\r\nhost: a\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 505],
+    ['header section over the limit', `GET /a HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n`, 431],
+  ];
+  for (const [name, bytes, status] of SMUGGLING) {
+    it(`smuggling: ${name} → ${status} and close; nothing behind it reaches the handler`, async () => {
+      const before = seen.length;
+      const r = await raw(bytes);
+      expect(r.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(r.text).toMatch(/connection: close\r\n/);
+      expect(r.closed).toBe(true);
+      expect(seen.slice(before).filter((x) => x.includes('smuggled'))).toEqual([]);
+      expect(seen.slice(before).filter((x) => x === 'POST /a' || x === 'GET /a')).toEqual([]);
+    });
+  }
+
+  it('smuggling inside a body: a chunk size that overflows ends the connection with 400 after the head’s answer; the hidden request never reaches the handler', async () => {
+    const before = seen.length;
+    const r = await raw('POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n');
+    // The head was valid, so its handler ran (its body then failed); the framing error is answered 400 and the connection ends.
+    expect(r.text).toMatch(/HTTP\/1\.1 400 Bad Request\r\n[\s\S]*connection: close\r\n/);
+    expect(r.closed).toBe(true);
+    expect(seen.slice(before)).toEqual(['POST /a']);
+  });
+
+  it('a handler that throws gives 500; a response field with CR LF never reaches the wire (no response splitting); the server keeps serving', async () => {
+    const a = await raw('GET /throws HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    expect(a.text).toMatch(/^HTTP\/1\.1 500 /);
+    const b = await raw('GET /split HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    expect(b.text).not.toMatch(/set-cookie/);
+    expect(b.closed).toBe(true);
+    const { stdout } = await run('curl', ['-sS', url('/after')]);
+    expect(stdout).toMatch(/hello GET \/after/);
+  });
+
+  it('a head that never completes is cut at the headers timeout; an idle keep-alive connection at its timeout', async () => {
+    const t0 = Date.now();
+    const r = await raw('GET /slowloris HTTP/1.1\r\nhost: a\r\n', 5000);
+    expect(r.closed).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    const t1 = Date.now();
+    const k = await raw('GET /k HTTP/1.1\r\nhost: a\r\n\r\n', 6000);
+    expect(k.text).toMatch(/hello GET \/k/);
+    expect(Date.now() - t1).toBeGreaterThan(1500);
+    expect(Date.now() - t1).toBeLessThan(4500);
+  });
+
+  it('Upgrade: a 101 hands the connection to the tunnel, with the bytes sent right after the head', async () => {
+    const r = await raw('GET /tunnel HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping-1', 800);
+    expect(r.text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping-1$/);
+  });
+});

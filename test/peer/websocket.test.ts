@@ -1,0 +1,226 @@
+/**
+ * WebSocket through the connector (service/tunnel.ts) to a real WebSocket
+ * server (the `ws` package) as the origin:
+ *  - HTTP/1.1 `Upgrade` from a real client (`ws`) on the http front: text
+ *    and a 1 MiB binary message both ways, the origin speaking first, a close
+ *    code passed through, an abort on either side ending the other;
+ *  - WebSocket over HTTP/2 by extended CONNECT (RFC 8441) on the https front:
+ *    node's HTTP/2 client sends `:protocol websocket` once the front
+ *    advertised SETTINGS_ENABLE_CONNECT_PROTOCOL; frames are written and read
+ *    raw (RFC 6455 §5), the origin sees an ordinary HTTP/1.1 upgrade.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { makeCerts } from '../helpers/certs.js';
+
+const certs = makeCerts();
+let svc: Service;
+let wss: WebSocketServer;
+let originHttp: http.Server;
+let browserTalked: Promise<void>;
+let talked: () => void = () => {};
+browserTalked = new Promise<void>((r) => { talked = r; });
+const PAGE = `<!doctype html><body><pre id=out>pending</pre><script>
+fetch('/ws/hold');
+const ws = new WebSocket('wss://' + location.host + '/ws/browser');
+const got = [];
+ws.onmessage = (m) => { got.push(m.data); if (got.length === 2) { document.getElementById('out').textContent = 'RESULT ' + JSON.stringify(got); ws.close(4003, 'browser done'); } else ws.send('from chromium'); };
+ws.onerror = () => { document.getElementById('out').textContent = 'RESULT error'; };
+</script>`;
+let plain = 0;
+let tls = 0;
+const closes: Array<{ code: number; reason: string }> = [];
+const upgrades: Array<Record<string, string | string[] | undefined>> = [];
+const upgradesPaths = new Map<object, string>();
+
+beforeAll(async () => {
+  // The origin: a page for the browser test, and the ws server on the same port.
+  originHttp = http.createServer((req, res) => {
+    if (req.url === '/ws/hold') {
+      // Headless Chromium's virtual time stands still while a fetch is pending; the page holds one until its WebSocket talked.
+      void Promise.race([browserTalked, new Promise((r) => setTimeout(r, 8000))]).then(() => setTimeout(() => res.end('ok'), 300));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(PAGE);
+  });
+  wss = new WebSocketServer({ server: originHttp, verifyClient: (info, cb) => cb(!info.req.url?.includes('forbidden'), 403) });
+  await new Promise<void>((r) => originHttp.listen(0, '127.0.0.1', () => r()));
+  wss.on('connection', (ws, req) => {
+    upgrades.push(req.headers);
+    upgradesPaths.set(req.headers, req.url ?? '');
+    ws.send(`hello ${req.url}`);
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary && data.toString() === 'please hang up') { ws.terminate(); return; }
+      if (!isBinary && data.toString() === 'from chromium') talked();
+      ws.send(data, { binary: isBinary });
+    });
+    ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() }));
+  });
+  const port = (originHttp.address() as net.AddressInfo).port;
+  const yaml = `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+  - { name: tls, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
+admin: false
+origins:
+  ws: { url: "http://127.0.0.1:${port}", protocol: h1 }
+routes:
+  - { path: /ws, origin: ws }
+`;
+  svc = await Service.start(parseConfig(yaml, 'ws.yaml', certs.dir), { logDestination: { write: () => {} } });
+  plain = svc.addresses()['plain'] as number;
+  tls = svc.addresses()['tls'] as number;
+});
+
+afterAll(async () => {
+  await svc?.shutdown(200);
+  await new Promise<void>((r) => wss.close(() => r()));
+  await new Promise<void>((r) => originHttp.close(() => r()));
+});
+
+function open(url: string): Promise<{ ws: WebSocket; first: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('message', (d) => resolve({ ws, first: d.toString() }));
+    ws.once('error', reject);
+  });
+}
+const next = (ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> => new Promise((r) => ws.once('message', (data, binary) => r({ data: data as Buffer, binary })));
+
+describe('WebSocket over HTTP/1.1 Upgrade', () => {
+  it('text and a 1 MiB binary message both ways; the origin speaks first; Via and X-Forwarded-For reach the origin', async () => {
+    const { ws, first } = await open(`ws://127.0.0.1:${plain}/ws/chat?room=1`);
+    expect(first).toBe('hello /ws/chat?room=1');
+    ws.send('ping one');
+    expect((await next(ws)).data.toString()).toBe('ping one');
+    const big = Buffer.alloc(1024 * 1024, 0x5a);
+    ws.send(big);
+    const echoed = await next(ws);
+    expect([echoed.binary, echoed.data.length, echoed.data.equals(big)]).toEqual([true, big.length, true]);
+    const h = upgrades.at(-1)!;
+    expect([h['upgrade'], typeof h['sec-websocket-key'], h['x-forwarded-for']]).toEqual(['websocket', 'string', '127.0.0.1']);
+    expect(String(h['via'])).toMatch(/1\.1 originlink/);
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    ws.close(4001, 'bye');
+    expect(await closed).toBe(4001);
+    await until(() => closes.some((c) => c.code === 4001 && c.reason === 'bye'));
+  });
+
+  it('a client that vanishes (no close frame) ends the origin side; an origin that vanishes ends the client side', async () => {
+    const a = await open(`ws://127.0.0.1:${plain}/ws/a`);
+    const before = closes.length;
+    a.ws.terminate();
+    await until(() => closes.length > before && closes.at(-1)!.code === 1006);
+    const b = await open(`ws://127.0.0.1:${plain}/ws/b`);
+    const closed = new Promise<number>((r) => b.ws.once('close', (code) => r(code)));
+    b.ws.send('please hang up');
+    expect(await closed).toBe(1006);
+  });
+
+  it('an upgrade the origin refuses gets the origin’s status (403), one with no route gets 404; neither is a tunnel', async () => {
+    const status = (path: string): Promise<string> => new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${plain}${path}`);
+      ws.once('error', (e) => resolve(e.message));
+      ws.once('open', () => resolve('open'));
+    });
+    expect(await status('/ws/forbidden')).toMatch(/403/);
+    expect(await status('/nowhere')).toMatch(/404/);
+  });
+});
+
+/** RFC 6455 §5.2: a client frame (FIN, masked). */
+function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len]) : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]);
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([head, mask, body]);
+}
+
+/** Server frames (unmasked) in `buf`: whole ones and the bytes left. */
+function serverFrames(buf: Buffer): { frames: Array<{ opcode: number; payload: Buffer }>; rest: Buffer } {
+  const frames: Array<{ opcode: number; payload: Buffer }> = [];
+  let o = 0;
+  for (;;) {
+    if (buf.length - o < 2) break;
+    let len = buf[o + 1]! & 0x7f;
+    let hl = 2;
+    if (len === 126) { if (buf.length - o < 4) break; len = buf.readUInt16BE(o + 2); hl = 4; }
+    if (buf.length - o < hl + len) break;
+    frames.push({ opcode: buf[o]! & 0x0f, payload: buf.subarray(o + hl, o + hl + len) });
+    o += hl + len;
+  }
+  return { frames, rest: buf.subarray(o) };
+}
+
+describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
+  it('the front advertises extended CONNECT; a :protocol websocket stream is a tunnel to the HTTP/1.1 origin', async () => {
+    const c = http2.connect(`https://localhost:${tls}`, { ca: certs.ca });
+    await new Promise<void>((r) => c.once('remoteSettings', () => r()));
+    expect(c.remoteSettings.enableConnectProtocol).toBe(true);
+    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/ws/h2', ':authority': `localhost:${tls}`, 'sec-websocket-version': '13' });
+    const status = await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))));
+    expect(status).toBe(200);
+    let buf = Buffer.alloc(0);
+    const got: string[] = [];
+    s.on('data', (d: Buffer) => {
+      const r = serverFrames(Buffer.concat([buf, d]));
+      buf = r.rest;
+      for (const f of r.frames) got.push(`${f.opcode}:${f.payload.toString()}`);
+    });
+    await until(() => got.length >= 1);
+    expect(got[0]).toBe('1:hello /ws/h2');
+    s.write(clientFrame(1, Buffer.from('over h2')));
+    await until(() => got.length >= 2);
+    expect(got[1]).toBe('1:over h2');
+    // Close handshake (RFC 6455 §5.5.1): code 4002; the origin answers with its close frame, then the stream ends.
+    s.write(clientFrame(8, Buffer.from([0x0f, 0xa2, ...Buffer.from('done')])));
+    await until(() => got.some((g) => g.startsWith('8:')));
+    await until(() => closes.some((c) => c.code === 4002 && c.reason === 'done'));
+    const h = upgrades.at(-1)!;
+    expect([h['upgrade'], h['sec-websocket-version'], typeof h['sec-websocket-key']]).toEqual(['websocket', '13', 'string']);
+    s.close();
+    c.close();
+  });
+});
+
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('Chromium as the WebSocket client', () => {
+  it('a page loaded over the https front (h2) opens wss:// through the connector: it echoes, and the close code reaches the origin', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ol-ws-chromium-'));
+    try {
+      const spki = createHash('sha256').update(createPublicKey(Buffer.from(certs.cert)).export({ type: 'spki', format: 'der' })).digest('base64');
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile('chromium', ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${join(dir, 'p')}`,
+          `--ignore-certificate-errors-spki-list=${spki}`, '--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+          '--virtual-time-budget=10000', '--dump-dom', `https://localhost:${tls}/ws/page`], { timeout: 60_000 }, (err, stdout) => (err && !stdout.includes('RESULT') ? reject(err) : resolve(stdout)));
+      });
+      const m = /RESULT (.*?)</.exec(out);
+      expect(m?.[1]?.replace(/&quot;/g, '"'), out.slice(0, 600)).toBe('["hello /ws/browser","from chromium"]');
+      await until(() => closes.some((c) => c.code === 4003 && c.reason === 'browser done'));
+      const h = upgrades.find((x) => x['x-forwarded-proto'] === 'https' && x['via'] !== undefined && upgradesPaths.get(x) === '/ws/browser');
+      // Chromium used the HTTP/2 connection of the page: RFC 8441 extended CONNECT (the front's Via says the client spoke 2).
+      expect(h?.['via']).toBe('2 originlink');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});

@@ -1,0 +1,150 @@
+/**
+ * The server-side HTTP/1.1 request parser (src/h1/request-parser.ts): each
+ * RFC 9112 framing rule that request smuggling leans on is a refusal of the
+ * right kind, fed whole and byte by byte; pipelined messages come out in
+ * order with their bodies; chunked bodies and trailers; pauses and upgrades.
+ */
+import { describe, expect, it } from 'vitest';
+import { H1ParseError } from '../../src/h1/fields.js';
+import { H1RequestParser, type H1RequestHead } from '../../src/h1/request-parser.js';
+import type { HeaderList } from '../../src/http/types.js';
+
+interface Msg { head: H1RequestHead; body: string; trailers: HeaderList | null; complete: boolean }
+
+function parse(input: string, mode: 'whole' | 'byte' = 'whole', limits = { maxHeaderBytes: 8192, maxHeaderCount: 100 }): { msgs: Msg[]; error: H1ParseError | null; rest: Buffer | null; parser: H1RequestParser } {
+  const msgs: Msg[] = [];
+  const parser = new H1RequestParser({
+    onHead: (head) => msgs.push({ head, body: '', trailers: null, complete: false }),
+    onBody: (c) => { msgs[msgs.length - 1]!.body += c.toString('latin1'); },
+    onTrailers: (t) => { msgs[msgs.length - 1]!.trailers = t; },
+    onComplete: () => { msgs[msgs.length - 1]!.complete = true; },
+  }, limits);
+  const buf = Buffer.from(input, 'latin1');
+  let rest: Buffer | null = null;
+  try {
+    if (mode === 'whole') rest = parser.execute(buf);
+    else for (let i = 0; i < buf.length; i++) {
+      const r = parser.execute(buf.subarray(i, i + 1));
+      if (r) { rest = Buffer.concat([r, buf.subarray(i + 1)]); break; }
+    }
+  } catch (e) {
+    if (e instanceof H1ParseError) return { msgs, error: e, rest, parser };
+    throw e;
+  }
+  return { msgs, error: null, rest, parser };
+}
+
+const H = 'host: o.test\r\n';
+
+/** [RFC section, what, request bytes, refusal kind] */
+const REFUSALS: Array<[string, string, string, H1ParseError['kind']]> = [
+  ['§6.1', 'Transfer-Encoding with Content-Length (CL.TE / TE.CL)', `POST / HTTP/1.1\r\n${H}content-length: 6\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nG`, 'malformed'],
+  ['§6.1', 'Content-Length with Transfer-Encoding, other order', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n`, 'malformed'],
+  ['§6.3 (4)', 'final coding not chunked', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked, identity\r\n\r\n`, 'malformed'],
+  ['§6.3 (4)', 'chunked twice', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
+  ['§6.3 (4)', 'an obfuscated coding (TE: xchunked)', `POST / HTTP/1.1\r\n${H}transfer-encoding: xchunked\r\n\r\n`, 'malformed'],
+  ['§6.3 (4)', 'an empty Transfer-Encoding', `POST / HTTP/1.1\r\n${H}transfer-encoding: \r\n\r\n`, 'malformed'],
+  ['§6.1', 'a coding we do not implement before chunked: 501', `POST / HTTP/1.1\r\n${H}transfer-encoding: gzip, chunked\r\n\r\n`, 'unsupported'],
+  ['§6.1', 'Transfer-Encoding in HTTP/1.0', `POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
+  ['§6.3 (5)', 'two Content-Length fields', `POST / HTTP/1.1\r\n${H}content-length: 3\r\ncontent-length: 3\r\n\r\nabc`, 'malformed'],
+  ['§6.3 (5)', 'a Content-Length list', `POST / HTTP/1.1\r\n${H}content-length: 3, 3\r\n\r\nabc`, 'malformed'],
+  ['§6.3 (5)', 'a signed Content-Length', `POST / HTTP/1.1\r\n${H}content-length: +3\r\n\r\nabc`, 'malformed'],
+  ['§6.3 (5)', 'a hex Content-Length', `POST / HTTP/1.1\r\n${H}content-length: 0x3\r\n\r\nabc`, 'malformed'],
+  ['§6.3 (5)', 'a Content-Length past 15 digits', `POST / HTTP/1.1\r\n${H}content-length: 1234567890123456\r\n\r\n`, 'malformed'],
+  ['§7.1', 'a chunk size that is not hex', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\nzz\r\n`, 'malformed'],
+  ['§7.1', 'a chunk size that overflows', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\nfffffffffffffffff\r\n`, 'malformed'],
+  ['§7.1', 'a chunk not followed by CRLF', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n`, 'malformed'],
+  ['§7.1', 'a negative chunk size', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n-1\r\n`, 'malformed'],
+  ['§5.2', 'obs-fold', `GET / HTTP/1.1\r\n${H}x-a: 1\r\n  folded\r\n\r\n`, 'malformed'],
+  ['§5.1', 'whitespace before the colon', `GET / HTTP/1.1\r\n${H}transfer-encoding : chunked\r\n\r\n`, 'malformed'],
+  ['§2.2', 'a bare CR inside a field line', `GET / HTTP/1.1\r\n${H}x-a: 1\rx-b: 2\r\n\r\n`, 'malformed'],
+  ['§2.2', 'a bare LF inside a field line', `GET / HTTP/1.1\r\n${H}x-a: 1\nx-b: 2\r\n\r\n`, 'malformed'],
+  ['§5.5', 'NUL in a value', `GET / HTTP/1.1\r\n${H}x-a: 1\u0000\r\n\r\n`, 'malformed'],
+  ['§3.2', 'no Host in HTTP/1.1', `GET / HTTP/1.1\r\n\r\n`, 'malformed'],
+  ['§3.2', 'two Host fields', `GET / HTTP/1.1\r\n${H}${H}\r\n`, 'malformed'],
+  ['§3.2', 'an invalid Host', `GET / HTTP/1.1\r\nhost: a b\r\n\r\n`, 'malformed'],
+  ['§3', 'a malformed request line (two spaces)', `GET  / HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['§3', 'a control character in the target', `GET /a\u0001b HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['§3', 'a method that is not a token', `G(T / HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['§2.3', 'HTTP/2.0 in a request line: 505', `GET / HTTP/2.0\r\n${H}\r\n`, 'version'],
+  ['§3.2.3', 'CONNECT without host:port', `CONNECT o.test HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['§3.2.4', 'asterisk-form with GET', `GET * HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['§3.2', 'a target of no known form', `GET o.test/x HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['limits', 'a header section over the limit: 431', `GET / HTTP/1.1\r\n${H}x-big: ${'a'.repeat(9000)}\r\n\r\n`, 'too-large'],
+  ['limits', 'more fields than allowed: 431', `GET / HTTP/1.1\r\n${H}${'x-a: 1\r\n'.repeat(101)}\r\n`, 'too-large'],
+  ['limits', 'a head that never ends, past the limit: 431', `GET / HTTP/1.1\r\n${H}x-a: ${'b'.repeat(9000)}`, 'too-large'],
+];
+
+for (const mode of ['whole', 'byte'] as const) {
+  describe(`refusals, fed ${mode}`, () => {
+    for (const [sec, what, input, kind] of REFUSALS) {
+      it(`${sec}: ${what} → ${kind}`, () => {
+        const r = parse(input, mode);
+        expect(r.error?.kind, r.error?.message ?? 'no error').toBe(kind);
+        // Nothing of a refused message reached the application as complete.
+        expect(r.msgs.filter((m) => m.complete)).toEqual([]);
+      });
+    }
+  });
+
+  describe(`well-formed messages, fed ${mode}`, () => {
+    it('pipelined requests in order, with a counted body, a chunked body with trailers and an empty one', () => {
+      const input = `GET /a HTTP/1.1\r\n${H}\r\n` +
+        `POST /b HTTP/1.1\r\n${H}content-length: 5\r\n\r\nhello` +
+        `POST /c HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n10\r\n${'x'.repeat(16)}\r\n0\r\nx-sum: 9\r\n\r\n` +
+        `\r\nDELETE /d HTTP/1.1\r\n${H}content-length: 0\r\nconnection: close\r\n\r\n`;
+      const r = parse(input, mode);
+      expect(r.error).toBeNull();
+      expect(r.msgs.map((m) => [m.head.method, m.head.target, m.body, m.complete, m.head.keepAlive])).toEqual([
+        ['GET', '/a', '', true, true],
+        ['POST', '/b', 'hello', true, true],
+        ['POST', '/c', `abc${'x'.repeat(16)}`, true, true],
+        ['DELETE', '/d', '', true, false],
+      ]);
+      expect(r.msgs[2]!.trailers).toEqual([['x-sum', '9']]);
+      expect(r.msgs[2]!.head.framing).toBe('chunked');
+    });
+
+    it('HTTP/1.0 keeps alive only when asked; absolute-form takes its authority; CONNECT and OPTIONS * forms', () => {
+      const r = parse(`GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\nGET http://a.test:81/p?q HTTP/1.1\r\nhost: b.test\r\n\r\n` +
+        `CONNECT c.test:443 HTTP/1.1\r\nhost: c.test:443\r\n\r\n`, mode);
+      expect(r.error).toBeNull();
+      expect(r.msgs.map((m) => [m.head.form, m.head.authority, m.head.keepAlive])).toEqual([
+        ['origin', '', false], ['origin', '', true], ['absolute', 'a.test:81', true], ['authority', 'c.test:443', true],
+      ]);
+      const o = parse(`OPTIONS * HTTP/1.1\r\n${H}\r\n`, mode);
+      expect(o.msgs[0]!.head.form).toBe('asterisk');
+    });
+
+    it('Expect: 100-continue is reported for a request with a body', () => {
+      const r = parse(`POST / HTTP/1.1\r\n${H}expect: 100-continue\r\ncontent-length: 2\r\n\r\nok`, mode);
+      expect([r.msgs[0]!.head.expectContinue, r.msgs[0]!.body]).toEqual([true, 'ok']);
+    });
+
+    it('an upgrade request stops the parser after its head: the rest is the new protocol’s', () => {
+      const r = parse(`GET /ws HTTP/1.1\r\n${H}connection: keep-alive, Upgrade\r\nupgrade: websocket\r\n\r\n\x81\x05hello`, mode);
+      expect(r.msgs.map((m) => [m.head.upgrade, m.complete])).toEqual([['websocket', false]]);
+      expect(r.rest?.toString('latin1')).toBe('\x81\x05hello');
+      // Upgrade without Connection: upgrade is an ordinary request.
+      const n = parse(`GET / HTTP/1.1\r\n${H}upgrade: websocket\r\n\r\n`, mode);
+      expect([n.msgs[0]!.head.upgrade, n.msgs[0]!.complete]).toEqual([null, true]);
+    });
+  });
+}
+
+describe('bounded pipelining', () => {
+  it('pauseAfterMessage stops at the end of the message; resume continues with the returned bytes', () => {
+    const msgs: string[] = [];
+    const p: H1RequestParser = new H1RequestParser({
+      onHead: (h) => msgs.push(h.target),
+      onBody: () => {},
+      onTrailers: () => {},
+      onComplete: () => p.pauseAfterMessage(),
+    }, { maxHeaderBytes: 8192, maxHeaderCount: 100 });
+    const rest = p.execute(Buffer.from(`GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}\r\n`));
+    expect(msgs).toEqual(['/1']);
+    p.resume();
+    expect(p.execute(rest!)).toBeNull();
+    expect(msgs).toEqual(['/1', '/2']);
+  });
+});

@@ -1,0 +1,68 @@
+/** RFC 8305 racing over scripted attempts: family interleaving (§4), attempt delay and fail-fast (§5), losers aborted or disposed. */
+import { describe, expect, it } from 'vitest';
+import { interleaveFamilies, raceAddresses } from '../../src/transport/happy-eyeballs.js';
+import type { ResolvedAddress } from '../../src/transport/resolver.js';
+
+const v6 = (a: string): ResolvedAddress => ({ address: a, family: 6 });
+const v4 = (a: string): ResolvedAddress => ({ address: a, family: 4 });
+
+/** An attempt that answers after `ms` (or never: null), failing when `fail`. */
+function scripted(plan: Record<string, { ms: number | null; fail?: boolean }>, log: string[]) {
+  return (a: ResolvedAddress, signal: AbortSignal): Promise<string> => new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    log.push(`start ${a.address}`);
+    const p = plan[a.address] ?? { ms: null };
+    const timer = p.ms === null ? null : setTimeout(() => (p.fail ? reject(new Error(`refused ${a.address}`)) : resolve(a.address)), p.ms);
+    signal.addEventListener('abort', () => { if (timer) clearTimeout(timer); log.push(`abort ${a.address} ${Math.round(performance.now() - t0)}`); reject(new Error('aborted')); });
+  });
+}
+
+describe('Happy Eyeballs v2', () => {
+  it('interleaves families starting with the first (RFC 8305 §4)', () => {
+    expect(interleaveFamilies([v6('a'), v6('b'), v6('c'), v4('x'), v4('y')]).map((x) => x.address)).toEqual(['a', 'x', 'b', 'y', 'c']);
+    expect(interleaveFamilies([v4('x'), v6('a'), v6('b')]).map((x) => x.address)).toEqual(['x', 'a', 'b']);
+  });
+
+  it('a silent first address: the next starts after the attempt delay and wins; the first is aborted', async () => {
+    const log: string[] = [];
+    const t0 = performance.now();
+    const outrun: string[] = [];
+    const r = await raceAddresses([v6('::dead'), v4('10.0.0.1')], scripted({ '10.0.0.1': { ms: 5 } }, log), { attemptDelayMs: 100, dispose: () => {}, onOutrun: (a) => outrun.push(a.address) });
+    expect(outrun).toEqual(['::dead']);
+    const ms = performance.now() - t0;
+    expect(r).toMatchObject({ value: '10.0.0.1', attempts: 2, address: { family: 4 } });
+    expect(ms).toBeGreaterThanOrEqual(100);
+    expect(ms).toBeLessThan(180);
+    expect(log[0]).toBe('start ::dead');
+    expect(log[2]).toMatch(/^abort ::dead/);
+  });
+
+  it('a refusal starts the next attempt at once; every address failing is one error naming them all', async () => {
+    const log: string[] = [];
+    const t0 = performance.now();
+    const r = await raceAddresses([v4('a'), v4('b')], scripted({ a: { ms: 1, fail: true }, b: { ms: 1 } }, log), { attemptDelayMs: 1000, dispose: () => {} });
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(r.attempts).toBe(2);
+    const failed: string[] = [];
+    await expect(raceAddresses([v4('a'), v4('b')], scripted({ a: { ms: 1, fail: true }, b: { ms: 1, fail: true } }, []), {
+      attemptDelayMs: 1000, dispose: () => {}, onFail: (x) => failed.push(x.address),
+    })).rejects.toMatchObject({ code: 'OL_CONNECT_FAILED', retrySafe: true, details: { addresses: ['a', 'b'] } });
+    expect(failed).toEqual(['a', 'b']);
+  });
+
+  it('a late success of a loser is disposed; an outer abort stops every attempt', async () => {
+    const disposed: string[] = [];
+    // Both answer; the loser's answer comes after the winner's and is not aborted in time by a non-cooperative attempt.
+    const stubborn = (a: ResolvedAddress): Promise<string> => new Promise((r) => setTimeout(() => r(a.address), a.address === 'slow' ? 30 : 5));
+    const r = await raceAddresses([v4('slow'), v4('fast')], stubborn, { attemptDelayMs: 10, dispose: (v) => disposed.push(v) });
+    expect(r.value).toBe('fast');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(disposed).toEqual(['slow']);
+    const ac = new AbortController();
+    const log: string[] = [];
+    const p = raceAddresses([v4('a'), v4('b')], scripted({}, log), { attemptDelayMs: 10, signal: ac.signal, dispose: () => {} });
+    setTimeout(() => ac.abort(), 30);
+    await expect(p).rejects.toMatchObject({ code: 'OL_ABORTED' });
+    expect(log.filter((l) => l.startsWith('abort')).length).toBe(2);
+  });
+});
