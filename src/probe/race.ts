@@ -118,6 +118,12 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
       if (!decided) {
         early = c;
         win(c, true);
+        // The first flight (with the 0-RTT request) leaves now: TCP's delay counts from here, so
+        // local set-up (binding a socket, loading the QUIC module) is not taken as a silent path.
+        if (!tcpStarted) {
+          stopDelay();
+          delayTimer = setTimeout(() => { delayTimer = null; startTcp(); }, Math.max(0, o.delayMs));
+        }
       }
       try {
         await pending;

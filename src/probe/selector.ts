@@ -5,7 +5,7 @@
  */
 import type { Dialer, Pool } from '../pool/pool.js';
 import type { HeaderList, PooledConnection } from '../http/types.js';
-import { connectAltH3, connectOrigin, type ConnectContext, type OriginSpec } from '../transport/connect.js';
+import { connectAltH3, connectOrigin, h3Connector, type ConnectContext, type OriginSpec } from '../transport/connect.js';
 import { parseAltSvc } from './alt-svc.js';
 import { MemoryOriginCache, type OriginCache } from './cache.js';
 import { raceDial } from './race.js';
@@ -86,7 +86,10 @@ export class Selector {
       // that was broken before). Without a ticket the QUIC leg resolves at
       // its handshake anyway.
       const early = ctx.earlyData !== 'never' && st.facts.brokenCount === 0;
-      return raceDial({
+      // The QUIC module loads before the race starts: its loading is not network time (the race
+      // delay would otherwise be spent on it, and a fresh process would hand its first request to TCP).
+      // A module that fails to load fails the QUIC leg at once, as before.
+      return h3Connector().then(() => {}, () => {}).then(() => raceDial({
         quic: (sig) => connectAltH3(spec, alt, { ...ctx, signal: sig }, this.opts.quicTimeoutMs, early).then((c) => {
           if (c.handshakePending?.()) n.earlyStarts++;
           return c;
@@ -123,7 +126,7 @@ export class Selector {
           p.drainOthers('h3');
           return true;
         },
-      });
+      }));
     };
   }
 

@@ -259,6 +259,19 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     expect(outcomes2[0]).toMatchObject({ ok: false });
   });
 
+  it('TCP\'s delay counts from the early win (the first flight), not from the start of the QUIC leg\'s set-up', async () => {
+    const q = new FakeConn(1, 'h3').early();
+    const t0 = Date.now();
+    let tcpAt = 0;
+    await raceDial({
+      quic: () => ready(40, q), tcp: (s) => { tcpAt = Date.now() - t0; return after(1, new FakeConn(2, 'h2'), s); },
+      delayMs: 50, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: () => {}, onFallback: (c) => c.destroy(),
+    });
+    await after(150, null);
+    expect(tcpAt).toBeGreaterThanOrEqual(88);
+    q.destroy();
+  });
+
   it('the caller giving up after an early win (pool destroyed) stops the TCP leg and the handshake', async () => {
     const q = new FakeConn(1, 'h3').early();
     const ctl = new AbortController();
