@@ -38,6 +38,6 @@ export function get(port: number, path: string, agent?: http.Agent): Promise<{ s
       res.on('data', (d: string) => { body += d; });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
-    }).on('error', reject);
+    }).on('error', (e: NodeJS.ErrnoException) => reject(Object.assign(new Error(`GET :${port}${path}: ${e.message}`), { code: e.code })));
   });
 }
