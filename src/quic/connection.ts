@@ -19,7 +19,8 @@
  * drains. (Sending at once after passes that delivered 64 KiB or more was
  * tried for bulk receivers: with it, a streamed POST answered by a streamed
  * echo through the proxy under load sometimes never saw its response end —
- * see native-notes/quiche.md — so every delivering pass defers.)
+ * quiche losing a lone FIN, now handled in write-queue.ts; see
+ * native-notes/quiche.md. Every delivering pass still defers.)
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
