@@ -71,6 +71,10 @@ export class H3Connection implements QuicStreamHandler {
       maxBlockedStreams: options.qpackBlockedStreams,
       maxStringLength: options.maxFieldSectionSize,
     });
+    // RFC 9114 §7.2.8: a reserved frame type (0x1f * N + 0x21) has no semantics and may be sent
+    // on any stream that carries frames; an empty one lets a lone end of a request or response
+    // ride on two bytes instead of a zero-length FIN (issue 17).
+    transport.setFinCarrier?.(encodeFrame(0x21, new Uint8Array(0)));
     this.#local = new LocalStreams(transport, settingsFrame(options));
     this.#uni = new PeerUniStreams(this.#server, options.maxFrameSize, {
       settings: (s) => this.#onPeerSettings(s),

@@ -23,6 +23,12 @@ export interface QuicStreamTransport {
   stopSending(streamId: number, code: number): void;
   /** Close the whole connection with an application error (CONNECTION_CLOSE, type 0x1d). */
   close(code: number, reason: string): void;
+  /**
+   * Bytes a FIN with no data of its own may ride on, on bidi streams. A
+   * driver whose QUIC engine can lose a zero-length FIN (quiche 0.18, see
+   * src/quic/write-queue.ts) sends them with such a FIN; others ignore it.
+   */
+  setFinCarrier?(bytes: Uint8Array): void;
 }
 
 export interface QuicStreamHandler {

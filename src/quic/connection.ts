@@ -19,7 +19,8 @@
  * drains. (Sending at once after passes that delivered 64 KiB or more was
  * tried for bulk receivers: with it, a streamed POST answered by a streamed
  * echo through the proxy under load sometimes never saw its response end —
- * see native-notes/quiche.md — so every delivering pass defers.)
+ * quiche losing a lone FIN, now handled in write-queue.ts; see
+ * native-notes/quiche.md. Every delivering pass still defers.)
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
@@ -374,6 +375,15 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   /**
+   * Bytes the application protocol lets a FIN with no data of its own ride
+   * on, on bidi streams (HTTP/3: an empty reserved frame, RFC 9114 §7.2.8),
+   * so quiche cannot lose that FIN (write-queue.ts, issue 17).
+   */
+  setFinCarrier(bytes: Uint8Array): void {
+    this.#writes.setFinCarrier(bytes);
+  }
+
+  /**
    * RFC 9218 priority of a stream we send on: freed credit goes to more
    * urgent streams first (write-queue.ts), and quiche schedules what it
    * already holds the same way.
@@ -644,6 +654,10 @@ export class QuicConnection implements QuicStreamTransport {
 
   #drainSend(): void {
     const q = this.#q;
+    // Lone FINs go to quiche here and nowhere else: between this and the send() loop below no
+    // datagram can be received, so an ACK cannot make quiche forget them (write-queue.ts).
+    const finFailures = this.#writes.handLoneFins(q);
+    for (const f of finFailures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
     const sink = this.#init.sink;
     const socketFor = this.#init.socketFor;
     for (let guard = 0; guard < 100_000; guard++) {

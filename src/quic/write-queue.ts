@@ -12,6 +12,29 @@
  * it drains, takes every byte of capacity and small responses on other
  * streams wait for it (RFC 9000 §2.2: streams are independent; the
  * head-of-line blocking HTTP/3 exists to avoid).
+ *
+ * Lone FINs (an end with no bytes of its own, issue 17): quiche 0.18 can
+ * forget a zero-length FIN. `SendBuf::write` (quiche/src/stream.rs 0.18.0,
+ * lines 1319-1331) records `fin_off` and queues nothing, `SendBuf::is_complete`
+ * (lines 1618-1626) only compares the acked ranges with `fin_off`, and the
+ * ACK path (quiche/src/lib.rs 0.18.0, lines 2816-2854) collects a stream
+ * that is complete; the flushable entry `stream_send` added for the empty
+ * FIN (lib.rs 4614, 4627-4635) then finds no stream in `send()` (lib.rs
+ * 4012-4023; the loss path, 3291-3295, skips it the same way) and no STREAM frame with FIN ever leaves. So when the ACK of
+ * a stream's last bytes is processed (`recv`) after the lone FIN was handed
+ * over and before the next `send()`, the peer never learns the stream
+ * ended (cloudflare/quiche#2525). Two defences, both here:
+ * - with a carrier (`setFinCarrier`: bytes the application protocol lets
+ *   us add, for HTTP/3 an empty reserved frame), a lone FIN on a bidi
+ *   stream rides on those bytes: new bytes with FIN set `fin_off` past
+ *   everything acked, and every frame that carries the final byte carries
+ *   the FIN (`SendBuf::emit`, line 1407), so neither ACK timing, a full
+ *   congestion window nor loss can separate them;
+ * - otherwise the lone FIN stays here (`#loneFins`) and is handed to quiche
+ *   only by `handLoneFins`, which the driver calls right before draining
+ *   `send()`, so no `recv()` can come between them. (Left open: a FIN that
+ *   `send()` cannot emit at once because the congestion window is full, or
+ *   a lost FIN-only packet after its data was acked.)
  */
 import { parseQuicheError, type QuicheConnection } from './quiche.js';
 
@@ -33,13 +56,22 @@ export class WriteQueues {
   #buffered = 0;
   /** Streams with an urgency other than the default 3 (RFC 9218 §4.1: 0 most urgent, 7 least). */
   #urgency = new Map<number, number>();
+  /** Streams whose end waits for `handLoneFins` (no bytes of their own to ride on). */
+  #loneFins = new Set<number>();
+  /** Bytes a lone FIN on a bidi stream may ride on; null = none. */
+  #carrier: Uint8Array | null = null;
+
+  /** Bytes the application protocol lets a lone FIN ride on (bidi streams only). */
+  setFinCarrier(bytes: Uint8Array | null): void {
+    this.#carrier = bytes && bytes.length ? bytes : null;
+  }
 
   get bufferedBytes(): number {
     return this.#buffered;
   }
 
   has(streamId: number): boolean {
-    return this.#pending.has(streamId);
+    return this.#pending.has(streamId) || this.#loneFins.has(streamId);
   }
 
   /** Bytes queued for one stream (not yet accepted by quiche). */
@@ -53,6 +85,15 @@ export class WriteQueues {
    */
   write(conn: QuicheConnection, streamId: number, data: Uint8Array, fin: boolean): WriteFailure | null {
     const p = this.#pending.get(streamId);
+    if (fin && data.length === 0 && (!p || p.chunks.length === 0)) {
+      const carrier = this.#carrierFor(streamId);
+      if (carrier) data = carrier;
+      else {
+        this.#pending.delete(streamId);
+        this.#loneFins.add(streamId);
+        return null;
+      }
+    }
     if (p) {
       if (data.length) p.chunks.push(data);
       p.left += data.length;
@@ -76,6 +117,7 @@ export class WriteQueues {
 
   drop(streamId: number): void {
     this.#urgency.delete(streamId);
+    this.#loneFins.delete(streamId);
     const p = this.#pending.get(streamId);
     if (!p) return;
     this.#buffered -= p.left;
@@ -108,6 +150,31 @@ export class WriteQueues {
   /** Bytes the last flush() moved into quiche. */
   accepted = 0;
 
+  /**
+   * Hand the lone FINs to quiche. Call only right before draining `send()`,
+   * with no `recv()` in between (see the file comment).
+   */
+  handLoneFins(conn: QuicheConnection): WriteFailure[] {
+    if (this.#loneFins.size === 0) return [];
+    let failures: WriteFailure[] | null = null;
+    for (const id of this.#loneFins) {
+      this.#urgency.delete(id);
+      try {
+        conn.streamSend(id, EMPTY, true);
+      } catch (e) {
+        const info = parseQuicheError(e);
+        (failures ??= []).push(info.name === 'StreamStopped' ? { streamId: id, kind: 'stopped', code: info.code ?? 0 } : { streamId: id, kind: 'gone' });
+      }
+    }
+    this.#loneFins.clear();
+    return failures ?? [];
+  }
+
+  #carrierFor(streamId: number): Uint8Array | null {
+    // Bit 0x2 of a stream id: unidirectional (RFC 9000 §2.1).
+    return this.#carrier !== null && (streamId & 0x2) === 0 ? this.#carrier : null;
+  }
+
   #drainOne(conn: QuicheConnection, id: number, p: Pending, budget = Infinity): WriteFailure | null {
     try {
       while (p.chunks.length) {
@@ -136,11 +203,9 @@ export class WriteQueues {
           return null;
         }
       }
-      if (p.fin) {
-        if (conn.streamSend(id, EMPTY, true) === null) return null;
-        this.#urgency.delete(id);
-      }
       this.#pending.delete(id);
+      // Only an entry that never held bytes gets here with its FIN: it waits like any lone FIN.
+      if (p.fin) this.#loneFins.add(id);
       return null;
     } catch (e) {
       this.drop(id);
