@@ -8,7 +8,7 @@ import type { OriginCache } from '../probe/cache.js';
 import { FileOriginCache } from '../probe/cache.js';
 import { RedisOriginCache } from '../probe/redis-origin-cache.js';
 import { FileSessionStore } from '../transport/file-session-store.js';
-import { isRedisUrl, RedisLink, type RedisLinkOptions } from '../transport/redis-link.js';
+import { isRedisUrl, RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../transport/redis-link.js';
 import { RedisSessionStore } from '../transport/redis-session-store.js';
 import type { SessionStore } from '../transport/session-store.js';
 
@@ -32,14 +32,24 @@ export interface Stores {
   ready(timeoutMs?: number): Promise<void>;
   /** Give owned tickets back to the fleet, send queued writes, disconnect. */
   close(): Promise<void>;
+  /** Each Redis connection (URL without credentials, the stores on it) and its counters; none for files. */
+  links(): StoreLinkStats[];
+}
+
+export interface StoreLinkStats extends RedisLinkStats {
+  /** `redis://host:port/db`, never the password. */
+  url: string;
+  /** Which stores use the connection: `sessions`, `origins` or both (`sessions+origins`). */
+  stores: string;
 }
 
 export function openStores(o: StoresOptions): Stores {
-  const links = new Map<string, RedisLink>();
-  const link = (url: string): RedisLink => {
+  const links = new Map<string, { link: RedisLink; stores: string[] }>();
+  const link = (url: string, store: string): RedisLink => {
     let l = links.get(url);
-    if (!l) { l = new RedisLink({ ...o.redis, url }); links.set(url, l); }
-    return l;
+    if (!l) { l = { link: new RedisLink({ ...o.redis, url }), stores: [] }; links.set(url, l); }
+    l.stores.push(store);
+    return l.link;
   };
   const max = o.maxEntries ?? 1024;
   const out: Stores = {
@@ -53,17 +63,18 @@ export function openStores(o: StoresOptions): Stores {
       // Tickets first: returning them queues writes on the link that closes after.
       if (out.sessionStore instanceof RedisSessionStore) await out.sessionStore.close();
       if (out.originCache instanceof RedisOriginCache) await out.originCache.close();
-      await Promise.all([...links.values()].map((l) => l.close()));
+      await Promise.all([...links.values()].map((l) => l.link.close()));
     },
+    links: () => [...links.values()].map((l) => ({ ...l.link.stats(), url: l.link.display, stores: l.stores.join('+') })),
   };
   if (o.sessionStore) {
     out.sessionStore = isRedisUrl(o.sessionStore)
-      ? new RedisSessionStore({ link: link(o.sessionStore), maxEntries: max, ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}) })
+      ? new RedisSessionStore({ link: link(o.sessionStore, 'sessions'), maxEntries: max, ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}) })
       : new FileSessionStore(o.sessionStore, { maxEntries: max });
   }
   if (o.originCache) {
     out.originCache = isRedisUrl(o.originCache)
-      ? new RedisOriginCache({ link: link(o.originCache), maxEntries: max })
+      ? new RedisOriginCache({ link: link(o.originCache, 'origins'), maxEntries: max })
       : new FileOriginCache(o.originCache, { maxEntries: max });
   }
   return out;

@@ -16,6 +16,7 @@ import type { PoolStats } from '../pool/stats.js';
 import type { ConnectionFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';
 import type { Upstream } from './upstream.js';
+import type { StoreLinkStats, Stores } from '../agent/stores.js';
 
 type Totals = Pick<PoolStats, 'requests' | 'requestsOnReusedConnections' | 'connectionsOpened' | 'connectionsClosed' | 'connectFailures' | 'retries' | 'resumedHandshakes' | 'earlyDataHandshakes' | 'tfoHandshakes'> & { errors: Record<string, number> };
 const TOTAL_KEYS = ['requests', 'requestsOnReusedConnections', 'connectionsOpened', 'connectionsClosed', 'connectFailures', 'retries', 'resumedHandshakes', 'earlyDataHandshakes', 'tfoHandshakes'] as const;
@@ -132,6 +133,26 @@ export class Metrics {
       this.reset();
       for (const x of reports()) for (const [event, n] of Object.entries(x.r.counters)) this.set({ origin: x.origin, upstream: x.upstream, event }, n as number);
     } });
+    // Fleet stores (Redis): one series per connection of the live config's `stores:` (issue 16: Redis down is
+    // one warning and a metric, never a failed request).
+    const links = function* (): Generator<StoreLinkStats> {
+      const seen = new Set<Stores>();
+      for (const u of self.#live()) if (u.stores && !seen.has(u.stores)) { seen.add(u.stores); yield* u.stores.links(); }
+    };
+    const SL = ['url', 'stores'];
+    new Gauge({ name: 'originlink_store_up', help: 'Fleet store connection ready (1) or down (0): while down, the local tier serves alone.', labelNames: SL, registers: r, aggregator: 'min', collect() {
+      this.reset();
+      for (const l of links()) this.set({ url: l.url, stores: l.stores }, l.up ? 1 : 0);
+    } });
+    const storeCounter = (name: string, help: string, pick: (l: StoreLinkStats) => number): void => {
+      new Counter({ name, help, labelNames: SL, registers: r, collect() { this.reset(); for (const l of links()) this.inc({ url: l.url, stores: l.stores }, pick(l)); } });
+    };
+    storeCounter('originlink_store_outages_total', 'Times the fleet store went away (each told by one warning).', (l) => l.outages);
+    storeCounter('originlink_store_writes_total', 'Writes sent to the fleet store (pipelined).', (l) => l.writes);
+    storeCounter('originlink_store_dropped_writes_total', 'Writes dropped: store down, queue full or a failed pipeline.', (l) => l.droppedWrites);
+    storeCounter('originlink_store_reads_total', 'Background reads from the fleet store.', (l) => l.reads);
+    storeCounter('originlink_store_failed_reads_total', 'Background reads that failed or found the store down.', (l) => l.failedReads);
+    storeCounter('originlink_store_messages_total', 'Pub/sub messages from other processes (e.g. broken-h3 marks).', (l) => l.messages);
     this.#handshakes = new Counter({ name: 'originlink_upstream_handshakes_total', help: 'Upstream handshakes by protocol and kind (diagnostics_channel).', labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'], registers: r });
     this.#ttfb = new Histogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', labelNames: [...L, 'protocol'], registers: r,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });

@@ -11,6 +11,7 @@ import { h3Connector } from '../transport/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
 import { acquireStores, storesFingerprint } from './stores.js';
+import type { Stores } from '../agent/stores.js';
 
 /** Load the HTTP/3 transport (native QUIC) before the first request when some origin or listener uses h3. */
 export async function ensureH3(): Promise<void> {
@@ -26,6 +27,8 @@ export class Upstream {
   readonly config: OriginConfig;
   readonly fingerprint: string;
   readonly agent: Agent;
+  /** The shared `stores:` this upstream uses (the same object for every upstream naming the same section), or null. */
+  readonly stores: Stores | null;
   /** Another origin of the config uses one of these URLs: diagnostics events need the origin context. */
   sharedUrls = false;
   /** Requests forwarded through this upstream and not yet finished. */
@@ -43,6 +46,7 @@ export class Upstream {
     this.config = o;
     this.fingerprint = fingerprint(o);
     const shared = o.stores ? acquireStores(o.stores) : null;
+    this.stores = shared?.stores ?? null;
     this.#onClosed = (u) => { shared?.release(); onClosed(u); };
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
     const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseConfig } from '../../src/service/config.js';
 import { Upstream } from '../../src/service/upstream.js';
+import { Metrics } from '../../src/service/metrics.js';
 import { MemorySessionStore } from '../../src/transport/session-store.js';
 import { RedisSessionStore } from '../../src/transport/redis-session-store.js';
 import { startRedis, type RedisPeer } from '../helpers/redis.js';
@@ -67,5 +68,39 @@ describe('stores: in the service config', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(s.link.up).toBe(false);
     expect(closed).toEqual(['u1', 'u2']);
+  });
+
+  it('/metrics tells the fleet store: up, then down with one outage while Redis is killed, up again after', { timeout: 20_000 }, async () => {
+    const c = parseConfig(`stores: { sessions: "${redis.url}", origins: "${redis.url}" }\n${ORIGIN}`, 'x.yaml', dir);
+    const u = new Upstream(c.origins.get('a')!, new MemorySessionStore(), () => {});
+    const metrics = new Metrics(() => [u]);
+    const warn = process.emitWarning;
+    process.emitWarning = (() => {}) as typeof process.emitWarning; // the one outage warning is expected
+    const value = async (name: string): Promise<number | null> => {
+      const line = (await metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name}{`));
+      if (!line) return null;
+      expect(line).toContain(`url="${redis.url.replace(/\?.*$/, '')}"`);
+      expect(line).toContain('stores="sessions+origins"');
+      return Number(line.split(' ').pop());
+    };
+    const until = async (name: string, want: number): Promise<void> => {
+      for (let i = 0; i < 100 && (await value(name)) !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await value(name)).toBe(want);
+    };
+    try {
+      await (u.agent.sessionStore as RedisSessionStore).link.ready(2000);
+      expect(await value('originlink_store_up')).toBe(1);
+      expect(await value('originlink_store_outages_total')).toBe(0);
+      await redis.kill();
+      await until('originlink_store_up', 0);
+      expect(await value('originlink_store_outages_total')).toBe(1);
+      await redis.restart();
+      await until('originlink_store_up', 1);
+      expect(await value('originlink_store_outages_total')).toBe(1);
+    } finally {
+      process.emitWarning = warn;
+      metrics.close();
+      u.destroy();
+    }
   });
 });
