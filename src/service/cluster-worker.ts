@@ -66,6 +66,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     const reload = (): void => {
       reloading = reloading.then(async () => {
         if (!stopping) await reloadFromFile(svc, file, shape);
+        if (!stopping) send({ ol: 'altsvc', value: svc.altSvc });
       });
     };
     const answer = async (id: number, what: 'metrics' | 'stats'): Promise<void> => {
@@ -83,10 +84,14 @@ export async function runWorker(file: string, slot: number): Promise<number> {
       if (m.ol === 'drain') drain('primary');
       else if (m.ol === 'reload') reload();
       else if (m.ol === 'req') void answer(m.id, m.what);
+      else if (m.ol === 'altsvc') svc.advertiseAltSvc(m.value);
     });
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
     process.on('SIGHUP', reload);
+    // Alt-Svc first: the primary passes it on to the other workers before it counts this one ready and says
+    // it is serving (one ordered IPC channel per worker also carries the connections handed to it).
+    if (svc.altSvc !== null) send({ ol: 'altsvc', value: svc.altSvc });
     send({ ol: 'ready', addresses: svc.addresses() });
   });
 }

@@ -21,9 +21,9 @@ import { startAdmin } from './admin.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
 
 /** Primary → worker. */
-export type ToWorker = { ol: 'reload' } | { ol: 'drain' } | { ol: 'req'; id: number; what: 'metrics' | 'stats' };
+export type ToWorker = { ol: 'reload' } | { ol: 'drain' } | { ol: 'req'; id: number; what: 'metrics' | 'stats' } | { ol: 'altsvc'; value: string | null };
 /** Worker → primary. */
-export type FromWorker = { ol: 'ready'; addresses: Record<string, number> } | { ol: 'res'; id: number; body: unknown; error?: string };
+export type FromWorker = { ol: 'ready'; addresses: Record<string, number> } | { ol: 'res'; id: number; body: unknown; error?: string } | { ol: 'altsvc'; value: string | null };
 
 /** The environment variable that tells a forked process its worker slot (1..N). */
 export const WORKER_SLOT_ENV = 'OL_WORKER_SLOT';
@@ -58,6 +58,8 @@ interface Slot {
   ready: boolean;
   backoffMs: number;
   timer: NodeJS.Timeout | null;
+  /** The Alt-Svc its own h3 listeners give (worker 1 only), while it runs. */
+  altSvc: string | null;
 }
 
 export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
@@ -65,7 +67,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   const log: Logger = pino({ level: config.logging.level, base: { svc: 'originlink', role: 'primary', pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
   const own = new Registry();
   const restarts = new Counter({ name: 'originlink_worker_restarts_total', help: 'Workers restarted after an unexpected exit, by slot.', labelNames: ['worker'], registers: [own] });
-  const slots: Slot[] = Array.from({ length: workers }, (_, i) => ({ n: i + 1, worker: null, startedAt: 0, ready: false, backoffMs: 0, timer: null }));
+  const slots: Slot[] = Array.from({ length: workers }, (_, i) => ({ n: i + 1, worker: null, startedAt: 0, ready: false, backoffMs: 0, timer: null, altSvc: null }));
   new Gauge({ name: 'originlink_workers', help: 'Worker slots by state (ready: serving; down: starting or restarting).', labelNames: ['state'], registers: [own], collect() {
     const up = slots.filter((s) => s.ready).length;
     this.set({ state: 'ready' }, up);
@@ -76,6 +78,15 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   const pending = new Map<number, (body: unknown) => void>();
   let onAllExited: (() => void) | null = null;
   let starting: { ready: () => void; failed: (why: string) => void } | null = null;
+
+  // The h3 front runs in worker 1 only; every worker's https fronts advertise it (Alt-Svc) while it runs.
+  let advertised: string | null = null;
+  const shareAltSvc = (): void => {
+    const now = slots.map((x) => x.altSvc).filter((v): v is string => v !== null).join(', ') || null;
+    if (now === advertised) return;
+    advertised = now;
+    for (const x of slots) if (x.worker?.isConnected()) x.worker.send({ ol: 'altsvc', value: now } satisfies ToWorker);
+  };
 
   const fork = (s: Slot): void => {
     s.timer = null;
@@ -96,12 +107,18 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
           if (slots.every((x) => x.ready)) starting.ready();
         } else log.info({ worker: s.n, workerPid: w.process.pid, listeners: m.addresses }, 'worker restarted');
         if (stopping) w.send({ ol: 'drain' } satisfies ToWorker);
+        else if (advertised !== null) w.send({ ol: 'altsvc', value: advertised } satisfies ToWorker);
+      } else if (m.ol === 'altsvc') {
+        s.altSvc = m.value;
+        shareAltSvc();
       }
     });
     w.on('exit', (code, signal) => {
       if (s.worker !== w) return;
       s.worker = null;
       s.ready = false;
+      s.altSvc = null;
+      shareAltSvc();
       if (stopping) {
         log.info({ worker: s.n, workerPid: w.process.pid, code, signal }, 'worker stopped');
         if (slots.every((x) => x.worker === null)) onAllExited?.();

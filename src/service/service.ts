@@ -65,6 +65,18 @@ export class Service {
   get draining(): boolean { return this.#draining; }
   get adminPort(): number | null { return this.#admin?.port ?? null; }
 
+  /** The Alt-Svc value this process's own h3 listeners give (null: none bound, or `proxy.altSvcMaxAge: 0`). */
+  get altSvc(): string | null { return this.#altSvc; }
+
+  /**
+   * Advertise h3 listeners that another process of the same connector binds
+   * on this host (serve --workers: only worker 1 owns the UDP port, the
+   * others' https fronts advertise it too). Used while this process binds
+   * none itself; null when that listener is down (RFC 7838 §2: an alternative
+   * is only advertised while it serves).
+   */
+  advertiseAltSvc(value: string | null): void { this.#sharedAltSvc = value; }
+
   /** Listener name -> bound port. */
   addresses(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -86,9 +98,11 @@ export class Service {
   #forwardHooks: ForwardHooks | null = null;
   /** Alt-Svc for the https fronts: the h3 listeners now bound (set with the listeners). */
   #altSvc: string | null = null;
+  /** Alt-Svc of h3 listeners bound by another process of this connector (`serve --workers`: worker 1's). */
+  #sharedAltSvc: string | null = null;
 
   #handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse> {
-    const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc });
+    const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
     // A throw here becomes the server's 500 (or a cut stream once the head went out); log it.
     return forward(this.#gen, info, hooks, req).catch((e: unknown) => {
       this.log.error({ err: e }, 'forwarding failed');

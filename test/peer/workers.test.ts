@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -213,15 +214,16 @@ describe('serve --workers 2 with an h3 front', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('worker 1 alone owns the UDP port; HTTP/3 clients are served, TCP clients by both', async () => {
+  it('worker 1 alone owns the UDP port; HTTP/3 clients are served, TCP clients by both, and every worker\'s https front advertises the h3 port (Alt-Svc)', async () => {
     buildIfStale();
     const certs = makeCerts();
     dir = mkdtempSync(join(tmpdir(), 'ol-workers-h3-'));
     origin = await startOrigin();
-    const [front, quic] = await Promise.all([freePort(), freeTcpUdpPort()]);
+    const [front, quic, tlsFront] = await Promise.all([freePort(), freeTcpUdpPort(), freePort()]);
     const cfgFile = join(dir, 'c.yaml');
+    const tls = `tls: { cert: ${certs.certPath}, key: ${certs.keyPath} }`;
     writeFileSync(cfgFile, oneOriginConfig({
-      listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`, `{ name: quic, kind: h3, host: 127.0.0.1, port: ${quic}, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }`],
+      listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`, `{ name: quic, kind: h3, host: 127.0.0.1, port: ${quic}, ${tls} }`, `{ name: tls, kind: https, host: 127.0.0.1, port: ${tlsFront}, ${tls} }`],
       admin: 'false',
       graceMs: 3000,
       origin: (origin.address() as net.AddressInfo).port,
@@ -229,7 +231,20 @@ describe('serve --workers 2 with an h3 front', () => {
     sc = new ServeCluster(cfgFile);
     await sc.serving();
     const serving = sc.lines().filter((l) => l['msg'] === 'originlink serving' && l['worker'] !== undefined);
-    expect(serving.map((l) => [l['worker'], l['listeners']]).sort()).toEqual([[1, { plain: front, quic }], [2, { plain: front }]]);
+    expect(serving.map((l) => [l['worker'], l['listeners']]).sort()).toEqual([[1, { plain: front, quic, tls: tlsFront }], [2, { plain: front, tls: tlsFront }]]);
+    // A new connection per request (node:cluster hands connections out round-robin): both workers answer,
+    // each with worker 1's h3 port in Alt-Svc (RFC 7838 §3). Worker 2 learns it over IPC just after start.
+    const altSvc: Array<string | undefined> = [];
+    for (let i = 0; i < 6; i++) {
+      altSvc.push(await new Promise<string | undefined>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: tlsFront, path: `/s${i}`, ca: certs.ca, servername: 'localhost', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.headers['alt-svc']));
+        }).on('error', reject);
+      }));
+    }
+    expect(altSvc).toEqual(Array(6).fill(`h3=":${quic}"; ma=86400`));
+    expect(new Set(sc.lines().filter((l) => l['msg'] === 'request' && l['listener'] === 'tls').map((l) => l['worker']))).toEqual(new Set([1, 2]));
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
     try {
       for (let i = 0; i < 5; i++) {
