@@ -19,7 +19,8 @@
 // node flags for the originlink processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`), BENCH_WORKERS a
 // list such as `1,2`: more targets, `originlink serve --workers N` (h2 upstream); one
 // worker is pinned to the proxy core like the others, two or more get every core
-// (the load generator's too: on a 2-core machine that is a shared core, say so).
+// (the load generator's too: on a 2-core machine that is a shared core, say so), BENCH_RATE a fixed
+// total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load.
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,11 @@ const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
 // Extra node flags for the originlink processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+// BENCH_RATE: a fixed offered load (total req/s, h2load --rps over the connections) instead of as fast as each
+// target goes: CPU per request is then compared at the same request rate (a proxy that saturates its CPU
+// also keeps the load generator idle, so each response pays a wake-up that a faster one does not).
+const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : null;
+if (RATE !== null && !(RATE >= CONNS)) { console.error('bench/proxy: BENCH_RATE is a total request rate ≥ BENCH_CONNECTIONS'); process.exit(2); }
 const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean).map(Number);
 if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) { console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2'); process.exit(2); }
 if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
@@ -45,7 +51,7 @@ const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 
-for (const bin of ['nginx', 'haproxy', FRONT === 'h1' ? 'wrk' : 'h2load', 'taskset']) {
+for (const bin of ['nginx', 'haproxy', FRONT === 'h1' && RATE === null ? 'wrk' : 'h2load', 'taskset']) {
   try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/proxy: ${bin} is missing (Debian: nginx-light haproxy wrk util-linux)`); process.exit(2); }
 }
 if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) { console.error('bench/proxy: build first (npx tsc -p .)'); process.exit(2); }
@@ -178,14 +184,16 @@ const parseDur = (s) => {
 };
 // h2load reports mean latency, not percentiles: p50 and p99 show as '-' in h2c runs.
 const h2load = (port, tag, seconds) => {
-  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), '-m', String(STREAMS), '-D', String(seconds), `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const shape = FRONT === 'h1' ? ['--h1'] : ['-m', String(STREAMS)];
+  const rate = RATE === null ? [] : [`--rps=${Math.max(1, Math.round(RATE / CONNS))}`];
+  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]);
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
   return { rps, requests: m ? Number(m[3]) : 0, p50: NaN, p99: NaN, non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
 };
-const load = (port, tag, seconds) => (FRONT === 'h1' ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
+const load = (port, tag, seconds) => (FRONT === 'h1' && RATE === null ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
 const wrk = (port, tag, seconds) => {
   const out = execFileSync('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
@@ -253,7 +261,7 @@ const direct = results[0];
 const rows = results.map((r) => ({ ...r, addedP50Ms: r === direct ? 0 : r.p50 - direct.p50, addedP99Ms: r === direct ? 0 : r.p99 - direct.p99 }));
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 const lines = [
-  `Proxy benchmark: ${DURATION}s per target, ${FRONT === 'h1' ? `wrk -c${CONNS} (cleartext h1)` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
+  `Proxy benchmark: ${DURATION}s per target, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : FRONT === 'h1' ? `wrk -c${CONNS} (cleartext h1)` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
   '',
   '| target | upstream | req/s | proxy CPU µs/req | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -263,5 +271,5 @@ console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, connections: CONNS, path: PATH, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rate: RATE ?? undefined, connections: CONNS, path: PATH, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);

@@ -10,7 +10,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnostics from 'node:diagnostics_channel';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { OriginReport } from '../agent/agent.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnectionFacts } from '../http/types.js';
@@ -64,6 +64,9 @@ export class Metrics {
 
   constructor(live: () => Iterable<Upstream>) {
     this.#live = live;
+    // The process's own series (prom-client's defaults, read at scrape time): CPU, RSS, heap, event-loop lag,
+    // open fds, active handles — what a soak or an operator watches for leaks.
+    collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
     const L = ['origin', 'upstream'];
     const self = this;

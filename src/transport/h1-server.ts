@@ -340,7 +340,13 @@ export class H1ServerSession {
       // HEAD: the length the GET would have had (the handler's), else this body's.
       text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
       if (noBody || bytes.length === 0) s.write(text, 'latin1');
-      else {
+      else if (bytes.length <= ONE_WRITE_MAX) {
+        // Head and a small body in one buffer: one plain write, none of the Writable's cork/writev bookkeeping.
+        const buf = Buffer.allocUnsafe(text.length + bytes.length);
+        buf.write(text, 0, 'latin1');
+        buf.set(bytes, text.length);
+        s.write(buf);
+      } else {
         s.cork();
         s.write(text, 'latin1');
         s.write(bytes);
@@ -483,6 +489,9 @@ export class H1ServerSession {
  * stream ended, nothing is left to come) and no trailers follow; else null,
  * and the body is untouched.
  */
+/** Bodies up to this size leave copied behind their head in one buffer; larger ones as a second chunk of one writev. */
+const ONE_WRITE_MAX = 16 * 1024;
+
 async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | null> | undefined): Promise<Buffer | null> {
   const st = (body as Readable & { _readableState?: { ended?: boolean } })._readableState;
   if (!st?.ended || body.destroyed) return null;
