@@ -20,6 +20,14 @@ const CRLF = Buffer.from('\r\n');
 const MAX_CHUNK_LINE = 1024;
 /** 13 hex digits: below 2^53, so the size is exact (a longer size is an overflow attempt). */
 const CHUNK_SIZE_RE = /^[0-9a-fA-F]{1,13}$/;
+/**
+ * RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), a name a
+ * token, a value a token or a quoted-string (RFC 9110 §5.6.4). Extensions are ignored, but one that does
+ * not follow the grammar is refused: another parser could read the line otherwise.
+ */
+const EXT_TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const EXT_QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"';
+const CHUNK_EXT_RE = new RegExp(`^(?:;[ \\t]*${EXT_TOKEN}(?:[ \\t]*=[ \\t]*(?:${EXT_TOKEN}|${EXT_QUOTED}))?[ \\t]*)*$`);
 
 export class H1BodyDecoder {
   #sink: BodySink;
@@ -112,8 +120,9 @@ export class H1BodyDecoder {
     // A bare CR or LF inside the line could end it differently for another parser (RFC 9112 §2.2).
     if (line.includes('\r') || line.includes('\n')) throw new H1ParseError('malformed', 'bare CR or LF in a chunk size line');
     const semi = line.indexOf(';'); // chunk extensions are ignored (RFC 9112 §7.1.1)
-    const hex = semi < 0 ? line : line.slice(0, semi).trimEnd();
+    const hex = semi < 0 ? line : line.slice(0, semi).replace(/[ \t]+$/, '');
     if (!CHUNK_SIZE_RE.test(hex)) throw new H1ParseError('malformed', `invalid chunk size ${JSON.stringify(line.slice(0, 40))}`);
+    if (semi >= 0 && !CHUNK_EXT_RE.test(line.slice(semi))) throw new H1ParseError('malformed', `invalid chunk extension ${JSON.stringify(line.slice(semi, semi + 40))}`);
     const size = parseInt(hex, 16);
     if (size === 0) this.#st = St.Trailers;
     else {
@@ -134,7 +143,11 @@ export class H1BodyDecoder {
       this.#buf = chunk;
       return null;
     }
-    this.#sink.onTrailers(parseFieldLines(h.lines, 0));
+    const trailers = parseFieldLines(h.lines, 0);
+    // RFC 9110 §6.5.1: framing cannot be decided after the content; a parser that merged these would frame
+    // the message otherwise than we did (llhttp refuses them too).
+    for (const [n] of trailers) if (n === 'transfer-encoding' || n === 'content-length') throw new H1ParseError('malformed', `${n} in the trailer section`);
+    this.#sink.onTrailers(trailers);
     this.#st = St.Done;
     return h.rest;
   }

@@ -18,11 +18,35 @@ export class H1ParseError extends Error {
   }
 }
 
-import { TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
 
 export { TOKEN_RE };
-/** RFC 9110 §5.5: no CR, LF or NUL in a value (a bare CR or LF would end the line for another parser). */
-const BAD_VALUE_RE = /[\r\n\0]/;
+
+/**
+ * RFC 9110 §5.5: only OWS (SP, HTAB) around a value is dropped. String.prototype.trim() would also take
+ * a bare CR or LF and the obs-text byte 0xA0 (NBSP in latin1) off the ends.
+ */
+export function trimOws(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
+/**
+ * The codings of a Transfer-Encoding value, lower-case. RFC 9110 §5.6.1 would have empty list elements
+ * ignored, but parsers disagree on `chunked,` (llhttp reads its final coding as empty, not chunked): the
+ * message's framing hangs on it (RFC 9112 §6.1, §6.3), so an empty element is refused, and so is a
+ * coding that is not a token.
+ */
+export function transferCodings(te: string): string[] {
+  const out = te.split(',').map((s) => trimOws(s).toLowerCase());
+  if (out.includes('')) throw new H1ParseError('malformed', 'empty element in Transfer-Encoding');
+  // RFC 9112 §7: a transfer-coding is a token (parameters, which no registered coding takes, are refused too).
+  for (const c of out) if (!TOKEN_RE.test(c)) throw new H1ParseError('malformed', `invalid transfer coding ${JSON.stringify(c.slice(0, 40))}`);
+  return out;
+}
 
 /** Field lines `lines[from..]` as a list with lower-case names. Throws H1ParseError. */
 export function parseFieldLines(lines: string[], from: number): HeaderList {
@@ -38,8 +62,9 @@ export function parseFieldLines(lines: string[], from: number): HeaderList {
     const name = line.slice(0, colon);
     // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
     if (!TOKEN_RE.test(name)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(name.slice(0, 60))}`);
-    const value = line.slice(colon + 1).trim();
-    if (BAD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
+    const raw = line.slice(colon + 1);
+    if (BAD_FIELD_VALUE_RE.test(raw)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
+    const value = trimOws(raw);
     out.push([name.toLowerCase(), value]);
   }
   return out;

@@ -11,7 +11,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { H1ParseError, parseFieldLines, splitHead } from './fields.js';
+import { H1ParseError, parseFieldLines, splitHead, transferCodings, trimOws } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -119,8 +119,8 @@ export class H1ResponseParser {
     }
     const { lines, rest } = h;
     const statusLine = lines[0] ?? '';
-    // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-    const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\r\n]*))?$/.exec(statusLine);
+    // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+    const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/.exec(statusLine);
     if (!m) throw new H1ParseError('malformed', `malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
     const minor = Number(m[1]);
     const status = Number(m[2]);
@@ -129,6 +129,10 @@ export class H1ResponseParser {
     if (status < 200) {
       // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
       if (status === 101) throw new H1ParseError('malformed', 'unexpected 101 Switching Protocols');
+      // RFC 9110 §15.2: HTTP/1.0 has no 1xx; one labelled HTTP/1.0 is a broken or confused peer.
+      if (minor === 0) throw new H1ParseError('malformed', `interim ${status} response labelled HTTP/1.0`);
+      // RFC 9110 §8.6, RFC 9112 §6.1: no Content-Length or Transfer-Encoding in a 1xx (it has no content).
+      for (const [n] of headers) if (n === 'content-length' || n === 'transfer-encoding') throw new H1ParseError('malformed', `${n} in an interim ${status} response`);
       return rest;
     }
     this.#startBody(status, m[3] ?? '', minor, headers);
@@ -138,18 +142,20 @@ export class H1ResponseParser {
   #startBody(status: number, reason: string, minor: number, headers: HeaderList): void {
     let contentLength: number | null = null;
     let te: string | null = null;
+    let clText: string | null = null;
     let connection = '';
     let keepAliveTimeoutMs: number | null = null;
     for (const [name, value] of headers) {
       switch (name) {
         case 'content-length': {
-          // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing ones are an error.
+          // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing ones (as written:
+          // "5" and "05" differ too) are an error.
           for (const part of value.split(',')) {
-            const v = part.trim();
+            const v = trimOws(part);
             if (!/^\d{1,15}$/.test(v)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(value)}`);
-            const n = Number(v);
-            if (contentLength !== null && contentLength !== n) throw new H1ParseError('malformed', 'conflicting Content-Length values');
-            contentLength = n;
+            if (clText !== null && clText !== v) throw new H1ParseError('malformed', 'conflicting Content-Length values');
+            clText = v;
+            contentLength = Number(v);
           }
           break;
         }
@@ -166,18 +172,17 @@ export class H1ResponseParser {
         }
       }
     }
-    const tokens = connection.split(',').map((s) => s.trim());
+    const tokens = connection.split(',').map((s) => trimOws(s));
     let keepAlive = minor === 1 ? !tokens.includes('close') : tokens.includes('keep-alive');
+    // RFC 9112 §6.1: both together "ought to be handled as an error" (request smuggling, response splitting):
+    // refused whatever the status, as nginx and llhttp do, rather than letting Transfer-Encoding override (§6.3 item 3).
+    if (te !== null && contentLength !== null) throw new H1ParseError('malformed', 'response with both Content-Length and Transfer-Encoding');
     let framing: H1Head['framing'];
     if (this.#noBody || status === 204 || status === 304) {
       framing = 'none';
     } else if (te !== null) {
-      const codings = te.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-      // RFC 9112 §6.3 item 3: Transfer-Encoding overrides Content-Length, and the connection must close after.
-      if (codings[codings.length - 1] === 'chunked') framing = 'chunked';
-      else framing = 'close';
-      if (contentLength !== null) keepAlive = false;
-      contentLength = null;
+      const codings = transferCodings(te);
+      framing = codings[codings.length - 1] === 'chunked' ? 'chunked' : 'close';
     } else if (contentLength !== null) {
       framing = contentLength === 0 ? 'none' : 'length';
     } else {

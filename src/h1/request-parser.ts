@@ -17,11 +17,13 @@
  *  - §3.2.1–§3.2.4: request-target forms (origin, absolute, authority for
  *    CONNECT only, asterisk for OPTIONS only); no whitespace or control
  *    characters in the target;
- *  - header section size and field count (431).
+ *  - header section size and field count (431);
+ *  - §9.6: nothing after a request that closes the connection is parsed
+ *    (`execute` returns those bytes; the server discards them).
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { H1ParseError, parseFieldLines, splitHead, TOKEN_RE } from './fields.js';
+import { H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings, trimOws } from './fields.js';
 
 export interface H1RequestHead {
   method: string;
@@ -78,7 +80,8 @@ export class H1RequestParser {
   #body: H1BodyDecoder;
   /** Stop after the current message (the session holds the rest until `resume()`). */
   #pauseAfter = false;
-  #upgraded = false;
+  /** Nothing after the current message is HTTP/1.1 of this connection: an upgrade, or a message that closes it. */
+  #final = false;
 
   constructor(handler: H1RequestHandler, limits: H1RequestLimits) {
     this.#h = handler;
@@ -96,8 +99,9 @@ export class H1RequestParser {
 
   /**
    * Feed bytes. Returns the bytes not parsed because the parser stopped
-   * (after `pauseAfterMessage()`, or after an upgrade request's head: what
-   * follows belongs to the new protocol), else null. Throws H1ParseError.
+   * (after `pauseAfterMessage()`; after an upgrade request's head: what
+   * follows belongs to the new protocol; after a message that closes the
+   * connection: what follows is never a request), else null. Throws H1ParseError.
    */
   execute(data: Buffer): Buffer | null {
     if (this.#st === St.Stopped) return data;
@@ -117,7 +121,7 @@ export class H1RequestParser {
 
   /** Continue after a pause; feed it the bytes `execute` returned. */
   resume(): void {
-    if (this.#upgraded) return;
+    if (this.#final) return;
     this.#pauseAfter = false;
     if (this.#st === St.Stopped) this.#st = St.Head;
   }
@@ -141,12 +145,16 @@ export class H1RequestParser {
     const { lines, rest } = h;
     const head = this.#parseHead(lines);
     this.#h.onHead(head);
-    if (head.upgrade !== null) {
-      // §9.9 of RFC 9110 (Upgrade): after this head the bytes are the new protocol's, or the request's body when refused.
-      this.#upgraded = true;
+    if (head.upgrade !== null || head.method === 'CONNECT') {
+      // RFC 9110 §7.8 (Upgrade), §9.3.6 (CONNECT): after this head the bytes are the new protocol's or the
+      // tunnel's (or, for a refused upgrade, the request's body): never parsed as HTTP/1.1 here.
+      this.#final = true;
       this.#st = St.Stopped;
       return rest;
     }
+    // RFC 9112 §9.6: after a request that closes the connection (HTTP/1.1 `close`, HTTP/1.0 without
+    // keep-alive) no further request is processed: the parser stops after its message.
+    if (!head.keepAlive) this.#final = true;
     if (head.framing === 'none') this.#complete();
     else {
       this.#st = St.Body;
@@ -239,7 +247,7 @@ export class H1RequestParser {
     if (te !== null) {
       if (cl !== null) throw new H1ParseError('malformed', 'both Content-Length and Transfer-Encoding');
       if (minor === 0) throw new H1ParseError('malformed', 'Transfer-Encoding in an HTTP/1.0 request');
-      const codings = te.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+      const codings = transferCodings(te);
       if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') throw new H1ParseError('malformed', 'Transfer-Encoding whose final coding is not chunked');
       if (codings.indexOf('chunked') !== codings.length - 1) throw new H1ParseError('malformed', 'chunked applied more than once');
       if (codings.length > 1) throw new H1ParseError('unsupported', `transfer coding ${codings[0]} not implemented`);
@@ -250,7 +258,10 @@ export class H1RequestParser {
       framing = contentLength > 0 ? 'length' : 'none';
     }
 
-    const tokens = connection ? connection.split(',').map((s) => s.trim()) : [];
+    // RFC 9110 §9.3.6: a CONNECT request has no content; what follows its head belongs to the tunnel.
+    if (method === 'CONNECT') { framing = 'none'; contentLength = null; }
+
+    const tokens = connection ? connection.split(',').map((s) => trimOws(s)) : [];
     const keepAlive = minor === 1 ? !tokens.includes('close') : tokens.includes('keep-alive');
     // RFC 9110 §7.8: Upgrade counts only when Connection names it (and never in HTTP/1.0).
     const wantsUpgrade = minor === 1 && upgrade !== null && tokens.includes('upgrade') ? upgrade : null;
@@ -262,8 +273,8 @@ export class H1RequestParser {
   }
 
   #complete(): void {
-    this.#st = this.#pauseAfter ? St.Stopped : St.Head;
+    this.#st = this.#pauseAfter || this.#final ? St.Stopped : St.Head;
     this.#h.onComplete();
-    if (this.#pauseAfter && this.#st === St.Head) this.#st = St.Stopped;
+    if ((this.#pauseAfter || this.#final) && this.#st === St.Head) this.#st = St.Stopped;
   }
 }

@@ -1,12 +1,11 @@
 /** HTTP/1.1 request head serialization (RFC 9112 §3). Pure. */
 import type { ConnRequest } from '../http/types.js';
 import { knownLength } from '../http/body.js';
-import { TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
 
 /** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-const BAD_VALUE = /[\r\n\0]/;
 
 export interface SerializedHead {
   head: string;
@@ -24,7 +23,7 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
   let hasTe = false;
   for (const [name, value] of req.headers) {
     if (!TOKEN_RE.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    if (BAD_VALUE.test(value)) throw new TypeError(`invalid header value for ${name}`);
+    if (BAD_FIELD_VALUE_RE.test(value)) throw new TypeError(`invalid header value for ${name}`);
     const lower = name.toLowerCase();
     if (lower === 'host') continue;
     if (lower === 'content-length') hasLength = true;

@@ -5,6 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
+import { BAD_FIELD_VALUE_RE } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -14,11 +15,10 @@ const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-al
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([':method', ':scheme', ':authority', ':path']);
 /** RFC 9110 §5.1 token characters, lower-case only (RFC 9114 §4.2: upper case is malformed). */
 const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-const BAD_VALUE_RE = /[\0\r\n]/;
 /** Field lines are octets, carried as latin1 strings (one char per octet). */
 const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
-const SUSPECT_VALUE_RE = /[\0\r\n\u0100-\uffff]/;
+const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const DIGITS_RE = /^[0-9]{1,15}$/;
 /** Names already found valid (names repeat across messages): a bounded set, cleared when full. */
 const goodNames = new Set<string>();
@@ -51,7 +51,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
   let host: string | null = null;
   for (const [name, value] of headers) {
     if (SUSPECT_VALUE_RE.test(value)) {
-      if (BAD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
+      if (BAD_FIELD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
       if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
     }
     if (name.startsWith(':')) {

@@ -10,6 +10,15 @@
 export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
+ * A character no field value may carry, received or sent, in any protocol: RFC 9110 §5.5 allows
+ * VCHAR, obs-text, SP and HTAB; CR, LF and NUL are dangerous (a recipient MUST reject or replace them;
+ * RFC 9113 §8.2.1 and RFC 9114 §4.2 make them malformed), the other controls and DEL are outside the
+ * grammar (RFC 9113 §8.2.1 lets a recipient treat them as malformed; llhttp's strict mode and HAProxy
+ * refuse them). A proxy that passed them on would hand the next parser bytes it may read otherwise.
+ */
+export const BAD_FIELD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
  * Always connection-specific: RFC 9110 §7.6.1 lists Connection, Proxy-Connection,
  * Keep-Alive, TE, Transfer-Encoding and Upgrade; Host becomes :authority or is
  * rewritten per hop; HTTP2-Settings belongs to the h2c upgrade (RFC 7540 §3.2.1).

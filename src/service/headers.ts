@@ -3,7 +3,7 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { HeaderList } from '../http/types.js';
-import { connectionNamed, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, connectionNamed, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
 const NONE: ReadonlySet<string> = new Set();
@@ -39,7 +39,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   for (const [name, value] of fields) {
     bytes += name.length + value.length + 4;
     count++;
-    if (/[\r\n\0]/.test(value)) return { status: 400, reason: `invalid character in ${name}` };
+    if (BAD_FIELD_VALUE_RE.test(value)) return { status: 400, reason: `invalid character in ${name}` };
     switch (name) {
       case 'content-length': cl = value; clCount++; break;
       case 'transfer-encoding': te.push(value); break;

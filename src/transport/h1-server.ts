@@ -28,7 +28,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H1ParseError } from '../h1/fields.js';
 import { H1RequestParser, type H1RequestHead } from '../h1/request-parser.js';
 import { bodyBytes } from '../http/body.js';
-import { TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
@@ -45,7 +45,6 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
 /** A 101 keeps Connection and Upgrade (RFC 9110 §15.2.2); it has no body. */
 const BODY_FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
-const BAD_VALUE_RE = /[\r\n\0]/;
 
 export interface H1SessionOptions {
   handler: RequestHandler;
@@ -513,7 +512,7 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
 function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, onLength: ((v: string) => void) | null): string {
   let text = '';
   for (const [n, v] of headers ?? []) {
-    if (!TOKEN_RE.test(n) || BAD_VALUE_RE.test(v)) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
+    if (!TOKEN_RE.test(n) || BAD_FIELD_VALUE_RE.test(v)) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
     const name = n.toLowerCase();
     if (skip.has(name)) {
       if (name === 'content-length') onLength?.(v);
@@ -527,7 +526,7 @@ function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, 
 function trailerBlock(trailers: HeaderList): Buffer {
   let t = '0\r\n';
   for (const [n, v] of trailers) {
-    if (!TOKEN_RE.test(n) || BAD_VALUE_RE.test(v)) continue;
+    if (!TOKEN_RE.test(n) || BAD_FIELD_VALUE_RE.test(v)) continue;
     t += `${n}: ${v}${CRLF}`;
   }
   return Buffer.from(`${t}${CRLF}`, 'latin1');

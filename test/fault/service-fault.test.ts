@@ -136,6 +136,20 @@ routes:
     await still();
   });
 
+  it('a request pipelined after one that closes the connection is never forwarded (RFC 9112 §9.6)', async () => {
+    for (const overTls of [false, true]) {
+      for (const first of ['GET /closing1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 'GET /closing2 HTTP/1.0\r\nHost: a\r\n\r\n']) {
+        const r = await raw(overTls ? tlsPort : plain, `${first}POST /after-close HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi`, { tls: overTls });
+        expect(r.text).toMatch(/^HTTP\/1.1 200/);
+        expect(r.text.match(/HTTP\/1.1 /g)?.length).toBe(1);
+        expect(r.closed).toBe(true);
+      }
+    }
+    expect(seen.filter((s) => s.includes('closing')).length).toBe(4);
+    expect(seen.filter((s) => s.includes('after-close'))).toEqual([]);
+    await still();
+  });
+
   it('oversized or too many headers get 431 on h1, h1 over TLS and h2', async () => {
     const big = `GET /big HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`;
     expect((await raw(plain, big)).text).toMatch(/^HTTP\/1.1 431/);

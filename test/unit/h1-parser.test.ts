@@ -72,16 +72,16 @@ describe('H1ResponseParser', () => {
     expect(both('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAliveTimeoutMs).toBe(5000);
   });
 
-  it('Transfer-Encoding wins over Content-Length and forbids reuse', () => {
-    const o = both('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n');
-    expect(o.body).toBe('x');
-    expect(o.heads[0]?.keepAlive).toBe(false);
-  });
-
   const bad: Array<[string, string, 'malformed' | 'too-large']> = [
     ['bad status line', 'HTTP/1.1 2OO OK\r\n\r\n', 'malformed'],
     ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', 'malformed'],
     ['conflicting Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'malformed'],
+    // RFC 9112 §6.1: "ought to be handled as an error" — refused like nginx and llhttp (found by differential fuzzing).
+    ['Content-Length with Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n', 'malformed'],
+    ['a control character in the reason phrase (RFC 9112 §4)', 'HTTP/1.1 200 O\x00K\r\ncontent-length: 0\r\n\r\n', 'malformed'],
+    ['Transfer-Encoding `chunked,` (an empty element: llhttp reads it as not chunked)', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked,\r\n\r\n0\r\n\r\n', 'malformed'],
+    ['a 1xx labelled HTTP/1.0 (RFC 9110 §15.2)', 'HTTP/1.0 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n', 'malformed'],
+    ['Content-Length with a Transfer-Encoding that is not chunked', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: cd\r\n\r\nTP', 'malformed'],
     ['negative Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'malformed'],
     ['space before colon', 'HTTP/1.1 200 OK\r\nX-A : b\r\n\r\n', 'malformed'],
     ['obs-fold', 'HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\n\r\n', 'malformed'],

@@ -43,9 +43,18 @@ const REFUSALS: Array<[string, string, string, H1ParseError['kind']]> = [
   ['§6.3 (4)', 'final coding not chunked', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked, identity\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', 'chunked twice', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', 'an obfuscated coding (TE: xchunked)', `POST / HTTP/1.1\r\n${H}transfer-encoding: xchunked\r\n\r\n`, 'malformed'],
+  ['§6.3 (4)', 'Transfer-Encoding `chunked,` (an empty list element; llhttp reads it as not chunked)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked,\r\n\r\n0\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', 'an empty Transfer-Encoding', `POST / HTTP/1.1\r\n${H}transfer-encoding: \r\n\r\n`, 'malformed'],
   ['§6.1', 'a coding we do not implement before chunked: 501', `POST / HTTP/1.1\r\n${H}transfer-encoding: gzip, chunked\r\n\r\n`, 'unsupported'],
   ['§6.1', 'Transfer-Encoding in HTTP/1.0', `POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
+  ['RFC 9110 §5.5', 'a control character in a field value (found by differential fuzzing against llhttp)', `GET / HTTP/1.1\r\n${H}expect: \x18100-continue\r\n\r\n`, 'malformed'],
+  ['RFC 9110 §5.5', 'a bare LF at the end of a trailer value (trim() would have hidden it)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n0\r\nx-t: a\n\r\n\r\n`, 'malformed'],
+  ['RFC 9110 §6.5.1', 'Transfer-Encoding in the trailer section', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n0\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
+  ['RFC 9110 §6.5.1', 'Content-Length in the trailer section', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n0\r\ncontent-length: 5\r\n\r\n`, 'malformed'],
+  ['§6.3 (4)', '`chunked` followed by 0xA0 (obs-text, NBSP in latin1, is not whitespace)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\xa0\r\n\r\n0\r\n\r\n`, 'malformed'],
+  ['§7.1.1', 'a chunk extension value that is neither a token nor a quoted-string', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3;e=\xac\r\nabc\r\n0\r\n\r\n`, 'malformed'],
+  ['§7.1.1', 'an unterminated quoted chunk extension', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3;e="x\r\nabc\r\n0\r\n\r\n`, 'malformed'],
+  ['RFC 9110 §5.5', 'DEL in a field value', `GET / HTTP/1.1\r\n${H}x-a: b\x7f\r\n\r\n`, 'malformed'],
   ['§6.3 (5)', 'two Content-Length fields', `POST / HTTP/1.1\r\n${H}content-length: 3\r\ncontent-length: 3\r\n\r\nabc`, 'malformed'],
   ['§6.3 (5)', 'a Content-Length list', `POST / HTTP/1.1\r\n${H}content-length: 3, 3\r\n\r\nabc`, 'malformed'],
   ['§6.3 (5)', 'a signed Content-Length', `POST / HTTP/1.1\r\n${H}content-length: +3\r\n\r\nabc`, 'malformed'],
@@ -106,14 +115,35 @@ for (const mode of ['whole', 'byte'] as const) {
     });
 
     it('HTTP/1.0 keeps alive only when asked; absolute-form takes its authority; CONNECT and OPTIONS * forms', () => {
-      const r = parse(`GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\nGET http://a.test:81/p?q HTTP/1.1\r\nhost: b.test\r\n\r\n` +
+      const r = parse(`GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\nGET http://a.test:81/p?q HTTP/1.1\r\nhost: b.test\r\n\r\n` +
         `CONNECT c.test:443 HTTP/1.1\r\nhost: c.test:443\r\n\r\n`, mode);
       expect(r.error).toBeNull();
       expect(r.msgs.map((m) => [m.head.form, m.head.authority, m.head.keepAlive])).toEqual([
-        ['origin', '', false], ['origin', '', true], ['absolute', 'a.test:81', true], ['authority', 'c.test:443', true],
+        ['origin', '', true], ['absolute', 'a.test:81', true], ['authority', 'c.test:443', true],
       ]);
+      expect(parse(`GET / HTTP/1.0\r\n\r\n`, mode).msgs.map((m) => m.head.keepAlive)).toEqual([false]);
       const o = parse(`OPTIONS * HTTP/1.1\r\n${H}\r\n`, mode);
       expect(o.msgs[0]!.head.form).toBe('asterisk');
+    });
+
+    it('RFC 9112 §9.6: nothing after a request that closes the connection is parsed (HTTP/1.1 close, HTTP/1.0 without keep-alive)', () => {
+      for (const first of [`POST /a HTTP/1.1\r\n${H}connection: close\r\ncontent-length: 3\r\n\r\nabc`, 'GET /a HTTP/1.0\r\n\r\n']) {
+        const next = `GET /smuggled HTTP/1.1\r\n${H}\r\n`;
+        const r = parse(first + next, mode);
+        expect(r.error).toBeNull();
+        expect(r.msgs.map((m) => [m.head.target, m.complete])).toEqual([['/a', true]]);
+        expect(r.rest?.toString('latin1')).toBe(next);
+        r.parser.resume();
+        expect(r.parser.execute(Buffer.from(next))?.toString('latin1')).toBe(next);
+        expect(r.msgs.length).toBe(1);
+      }
+    });
+
+    it('RFC 9110 §9.3.6: a CONNECT request has no content; the parser stops after its head (what follows is the tunnel’s)', () => {
+      const r = parse(`CONNECT h.test:443 HTTP/1.1\r\nhost: h.test:443\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, mode);
+      expect(r.error).toBeNull();
+      expect(r.msgs.map((m) => [m.head.method, m.head.framing, m.body, m.complete])).toEqual([['CONNECT', 'none', '', false]]);
+      expect(r.rest?.toString('latin1')).toBe('3\r\nabc\r\n0\r\n\r\n');
     });
 
     it('Expect: 100-continue is reported for a request with a body', () => {

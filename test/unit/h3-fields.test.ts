@@ -38,6 +38,8 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['TE not trailers', [...REQ, ['te', 'gzip']], 'request'],
     ['CR in value', [...REQ, ['x', 'a\rb']], 'request'],
     ['NUL in value', [...REQ, ['x', 'a\0b']], 'request'],
+    ['a control character in a value (RFC 9113 §8.2.1: MAY be malformed; we refuse, one rule for every protocol)', [...REQ, ['x', 'a\x18b']], 'request'],
+    ['DEL in a value', [...REQ, ['x', 'a\x7fb']], 'request'],
     ['non-latin1 value', [...REQ, ['x', 'caf\u00e9 \u20ac']], 'request'],
     ['missing :status', [['content-type', 'x']], 'response'],
     ['non-numeric :status', [[':status', '2xx']], 'response'],
