@@ -103,6 +103,8 @@ export interface LimitsConfig {
   maxConcurrentStreams: number;
   /** A response write to a client that makes no progress for this long cuts that client (h1: the connection, h2: the stream). */
   clientSendTimeoutMs: number;
+  /** Upstream requests one client connection may have at a time (more wait their turn); 0: no limit. */
+  maxUpstreamPerClient: number;
 }
 
 export interface ServiceConfig {
@@ -133,6 +135,7 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   keepAliveTimeoutMs: 5_000,
   maxConcurrentStreams: 100,
   clientSendTimeoutMs: 60_000,
+  maxUpstreamPerClient: 32,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -224,6 +227,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.keepAliveTimeoutMs = l.optInt('keepAliveTimeoutMs', 100, 3_600_000) ?? limits.keepAliveTimeoutMs;
     limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
     limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
+    limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
   }
 
   const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400 };

@@ -18,6 +18,7 @@ import type { HeaderList } from '../http/types.js';
 import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
+import { clientSlots } from './client-slots.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import { openTunnel } from './tunnel.js';
@@ -172,6 +173,34 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
 
   const signal = new RequestSignal();
   req.onAbort(() => signal.abort());
+  // limits.maxUpstreamPerClient: over it, this request waits for one of the same client's to finish (client-slots.ts).
+  const perClient = cfg.limits.maxUpstreamPerClient;
+  const slots = perClient > 0 ? clientSlots(req.connection) : null;
+  const queued = slots?.take(perClient) ?? null;
+  if (queued) {
+    const w0 = performance.now();
+    const got = await new Promise<boolean>((resolve) => {
+      let over = false;
+      const onAbort = (): void => {
+        if (over) return;
+        over = true;
+        if (!queued.leave()) slots!.release(); // the turn came just now: give it on
+        resolve(false);
+      };
+      signal.addEventListener('abort', onAbort);
+      void queued.wait.then(() => {
+        if (over) return;
+        over = true;
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      });
+    });
+    if (!got) {
+      done(499, { error: ErrorCode.ABORTED, reason: 'client went away while waiting for its turn (limits.maxUpstreamPerClient)' });
+      return { status: 499 };
+    }
+    if (log) log['clientWaitMs'] = ms(performance.now() - w0);
+  }
   hooks.metrics.inflight++;
   upstream.inflight++;
   let settled = false;
@@ -180,6 +209,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     settled = true;
     upstream.done();
     hooks.metrics.inflight--;
+    slots?.release();
   };
   let r;
   try {

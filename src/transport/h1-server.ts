@@ -191,6 +191,7 @@ export class H1ServerSession {
       remoteAddress: this.socket.remoteAddress ?? '',
       remotePort: this.socket.remotePort ?? 0,
       version: head.minor === 0 ? '1.0' : '1.1',
+      connection: this,
       bodyLength: head.framing === 'none' ? 0 : head.contentLength,
       protocol: head.upgrade,
       get signal(): AbortSignal { return p.abort.signal; },

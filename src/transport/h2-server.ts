@@ -200,6 +200,7 @@ export class H2ServerSession {
       remoteAddress: this.socket.remoteAddress ?? '',
       remotePort: this.socket.remotePort ?? 0,
       version: '2',
+      connection: this,
       bodyLength: endStream ? 0 : declaredLength(fields),
       protocol,
       get signal(): AbortSignal { return s.abort.signal; },

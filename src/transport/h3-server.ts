@@ -265,6 +265,7 @@ class ServerSession {
       remoteAddress: this.#quic.remote.host,
       remotePort: this.#quic.remote.port,
       version: '3',
+      connection: this,
       bodyLength: end ? 0 : declaredLength(fields),
       protocol,
       get signal(): AbortSignal { return s.abort.signal; },

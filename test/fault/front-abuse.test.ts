@@ -221,3 +221,64 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     expect(r.closed).toBe(true);
   });
 });
+
+describe('limits.maxUpstreamPerClient', () => {
+  it('one h2 client with 16 streams has at most 4 upstream at a time; another client is not held up; a waiting stream the client cancels never reaches the origin', { timeout: 20_000 }, async () => {
+    const yaml = `
+listeners: [ { name: clear2, kind: h2c, host: 127.0.0.1, port: 0 } ]
+admin: false
+logging: { requests: true }
+limits: { maxUpstreamPerClient: 4 }
+origins:
+  one: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0 }
+routes: [ { path: /h1, origin: one } ]
+`;
+    const mine: Array<Record<string, unknown>> = [];
+    const s = await Service.start(parseConfig(yaml, 'slots.yaml', certs.dir), { logDestination: { write: (line: string) => { mine.push(JSON.parse(line)); } } });
+    const port = s.addresses()['clear2'] as number;
+    const a = http2.connect(`http://127.0.0.1:${port}`);
+    const b = http2.connect(`http://127.0.0.1:${port}`);
+    const get = (c: http2.ClientHttp2Session, path: string): { done: Promise<number>; stream: http2.ClientHttp2Stream } => {
+      const stream = c.request({ ':path': path });
+      const done = new Promise<number>((resolve) => {
+        let status = 0;
+        stream.on('response', (h) => { status = Number(h[':status']); });
+        stream.on('data', () => {});
+        stream.on('close', () => resolve(status));
+        stream.on('error', () => {});
+      });
+      stream.end();
+      return { done, stream };
+    };
+    try {
+      const tag = `slots${Date.now()}`;
+      const t0 = Date.now();
+      const reqs = Array.from({ length: 16 }, (_, i) => get(a, `/h1/slow/${tag}/a${i}`));
+      await until(() => seen.filter((x) => x.path.includes(`${tag}/a`)).length >= 4);
+      await new Promise((r) => setTimeout(r, 100));
+      // Four at the origin, twelve waiting at the front.
+      expect(seen.filter((x) => x.path.includes(`${tag}/a`)).length).toBe(4);
+      // Client B is another connection: its request goes at once (one origin round, not four).
+      const tb = Date.now();
+      expect(await get(b, `/h1/slow/${tag}/b0`).done).toBe(200);
+      expect(Date.now() - tb).toBeLessThan(1200);
+      // Two of A's waiting streams are cancelled: they never reach the origin, and are logged as 499.
+      reqs[15]!.stream.close(http2.constants.NGHTTP2_CANCEL);
+      reqs[14]!.stream.close(http2.constants.NGHTTP2_CANCEL);
+      const statuses = await Promise.all(reqs.map((r) => r.done));
+      expect(statuses.filter((x) => x === 200).length).toBe(14);
+      const atOrigin = seen.filter((x) => x.path.includes(`${tag}/a`));
+      expect(atOrigin.map((x) => x.path).sort()).toEqual(Array.from({ length: 14 }, (_, i) => `/h1/slow/${tag}/a${i}`).sort());
+      // Never more than four at once: 14 requests of 500 ms in rounds of four take at least four rounds.
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(4 * 500 - 50);
+      const starts = atOrigin.map((x) => x.at).sort((p, q) => p - q);
+      for (let i = 4; i < starts.length; i++) expect(starts[i]! - starts[i - 4]!).toBeGreaterThanOrEqual(450);
+      await until(() => mine.filter((l) => l['status'] === 499 && String(l['path']).includes(`${tag}/a1`)).length === 2);
+      expect(mine.some((l) => typeof l['clientWaitMs'] === 'number' && l['status'] === 200)).toBe(true);
+    } finally {
+      a.close();
+      b.close();
+      await s.shutdown(200);
+    }
+  });
+});
