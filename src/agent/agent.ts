@@ -192,6 +192,11 @@ export interface RequestCommon {
   authority?: string;
   /** Permit 0-RTT early data for this request (h3; only for requests safe to replay, RFC 8470). */
   allowEarlyData?: boolean;
+  /**
+   * Response bytes read from the origin ahead of this request's body reader (nginx's proxy_buffering, in
+   * memory): a response that fits is read whole, and its connection freed, however slowly it is consumed.
+   */
+  responseBufferBytes?: number;
   /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
   traceContext?: Context;
 }
@@ -452,6 +457,7 @@ export class Agent implements TickMember {
           // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
           allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
         };
+        if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
         try {
           // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
           const r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()

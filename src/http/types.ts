@@ -30,6 +30,12 @@ export interface ConnRequest {
   signal?: AbortSignal | undefined;
   /** Permit sending this request as 0-RTT early data (h3 only). */
   allowEarlyData?: boolean;
+  /**
+   * Response bytes read ahead of the body's reader before the transport stops
+   * reading (h1: the socket, h2/h3: flow-control credit). Default: the
+   * transport's own (16 KiB on h1/h2, 256 KiB on h3).
+   */
+  responseBufferBytes?: number;
 }
 
 export interface ConnResponse {

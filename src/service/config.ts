@@ -113,7 +113,8 @@ export interface ServiceConfig {
   admin: { host: string; port: number } | null;
   limits: LimitsConfig;
   /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
-  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number };
+  /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
+  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number };
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean };
   origins: Map<string, OriginConfig>;
@@ -230,10 +231,10 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400 };
+  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536 };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'egress']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
@@ -241,6 +242,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     }
     proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
     proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
+    proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
   }
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress') : null;
 

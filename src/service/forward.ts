@@ -213,7 +213,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   };
   let r;
   try {
-    const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal };
+    const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
     // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
     const tc = traceContextOf(headers);
     if (tc) opts.traceContext = tc;

@@ -78,6 +78,7 @@ export class Upstream {
     if (opts.authority !== undefined) o.authority = opts.authority;
     if (hostHeader !== null) o.authority = hostHeader;
     if (opts.traceContext !== undefined) o.traceContext = opts.traceContext;
+    if (opts.responseBufferBytes !== undefined) o.responseBufferBytes = opts.responseBufferBytes;
     // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
     const p = this.sharedUrls ? originContext.run(this.name, () => this.agent.request(o)) : this.agent.request(o);
     return p.then((res) => ({ res, url: res.origin }));

@@ -321,8 +321,8 @@ export class PushBody extends Readable implements ResponseBody {
   #pause: () => void;
   #cancel: ((err: Error | null) => void) | null;
 
-  constructor(resume: () => void, pause: () => void, cancel: ((err: Error | null) => void) | null = null) {
-    super();
+  constructor(resume: () => void, pause: () => void, cancel: ((err: Error | null) => void) | null = null, highWaterMark?: number) {
+    super(highWaterMark === undefined ? undefined : { highWaterMark });
     this.#resume = resume;
     this.#pause = pause;
     this.#cancel = cancel;

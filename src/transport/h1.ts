@@ -175,7 +175,7 @@ export class H1Connection implements PooledConnection {
       this.#emit({ type: 'goaway', lastStreamId: null });
     }
     const sock = this.#socket;
-    const body = new PushBody(() => sock.resume(), () => sock.pause());
+    const body = new PushBody(() => sock.resume(), () => sock.pause(), null, x.req.responseBufferBytes);
     x.head(h.status, h.headers, body, x.req.method === 'HEAD' || h.status === 204 || h.status === 304);
   }
 

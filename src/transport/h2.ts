@@ -215,6 +215,7 @@ export class H2PooledConnection implements PooledConnection {
           () => this.#resume(id),
           () => { f.paused = true; },
           () => { if (!f.x.done) f.x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader')); },
+          f.x.req.responseBufferBytes,
         );
         f.x.head(status, strip(ev.headers), body, f.x.req.method === 'HEAD' || status === 204 || status === 304);
         if (ev.endStream) f.x.end();

@@ -77,8 +77,11 @@ export class StreamBody extends Readable implements ResponseBody {
   #wantPush = false;
   bytes = 0;
 
-  constructor(quic: QuicConnection, streamId: number, onDestroy: (err: Error | null) => void) {
-    super({ highWaterMark: BODY_HIGH_WATER });
+  #highWater: number;
+
+  constructor(quic: QuicConnection, streamId: number, onDestroy: (err: Error | null) => void, highWater = BODY_HIGH_WATER) {
+    super({ highWaterMark: highWater });
+    this.#highWater = highWater;
     this.#quic = quic;
     this.#id = streamId;
     this.#onDestroy = onDestroy;
@@ -95,7 +98,7 @@ export class StreamBody extends Readable implements ResponseBody {
       } else {
         this.#backlog.push(buf);
         this.#backlogBytes += buf.length;
-        if (this.#backlogBytes >= BODY_HIGH_WATER) this.#quic.pauseStream(this.#id);
+        if (this.#backlogBytes >= this.#highWater) this.#quic.pauseStream(this.#id);
         // `_read` ran while a chunk was still buffered: the Readable waits for a push.
         if (this.#wantPush) this.#queuePush();
       }

@@ -441,7 +441,7 @@ export class H3PooledConnection implements PooledConnection {
     // The consumer dropped the body: the exchange cancels the stream (RFC 9114 §4.1.1).
     const body = new StreamBody(this.#quic, id, () => {
       if (!x.done) x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
-    });
+    }, x.req.responseBufferBytes);
     const extras: Pick<ConnResponse, 'earlyData' | 'earlyDataRefused'> = {};
     if (r.early) extras.earlyData = true;
     if (r.earlyRefused) {

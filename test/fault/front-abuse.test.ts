@@ -282,3 +282,43 @@ routes: [ { path: /h1, origin: one } ]
     }
   });
 });
+
+describe('proxy.responseBufferBytes', () => {
+  it('a response that fits the buffer is read whole from the origin: a client that does not read holds no origin connection, and still gets every byte later', { timeout: 30_000 }, async () => {
+    const yaml = `
+listeners: [ { name: plain, kind: http, host: 127.0.0.1, port: 0 } ]
+admin: false
+logging: { requests: false }
+limits: { clientSendTimeoutMs: 60000 }
+proxy: { responseBufferBytes: 67108864 }
+origins:
+  narrow: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, pool: { maxConnections: 1 } }
+routes: [ { path: /nb, origin: narrow } ]
+`;
+    const s = await Service.start(parseConfig(yaml, 'buffer.yaml', certs.dir), { logDestination: { write: () => {} } });
+    const port = s.addresses()['plain'] as number;
+    const got: Buffer[] = [];
+    const stalled = net.connect(port, '127.0.0.1', () => stalled.write('GET /nb/big/buffered HTTP/1.1\r\nhost: x\r\n\r\n'));
+    stalled.on('error', () => {});
+    stalled.on('data', (d) => got.push(d));
+    stalled.pause(); // reads nothing: the kernel buffers fill (a few MiB), the rest waits in the connector's buffer
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      // The only origin connection is free again: 48 MiB were read into the buffer without the client.
+      const t0 = Date.now();
+      const r = await fetch(`http://127.0.0.1:${port}/nb/small-after-buffer`);
+      expect(await r.text()).toBe('GET /nb/small-after-buffer\n');
+      expect(Date.now() - t0).toBeLessThan(3000);
+      // The slow client then reads its whole response.
+      stalled.resume();
+      await until(() => Buffer.concat(got).length >= BIG.length, 15_000);
+      const all = Buffer.concat(got);
+      const body = all.subarray(all.indexOf('\r\n\r\n') + 4);
+      expect(body.length).toBe(BIG.length);
+      expect(body.equals(BIG)).toBe(true);
+    } finally {
+      stalled.destroy();
+      await s.shutdown(200);
+    }
+  });
+});
