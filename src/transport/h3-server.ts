@@ -54,6 +54,17 @@ export interface H3ServerOptions {
   onError?: (err: unknown) => void;
 }
 
+export interface HandshakeCounts {
+  connections: number;
+  resumed: number;
+  earlyData: number;
+  earlyRequests: number;
+}
+
+interface Counters extends HandshakeCounts {
+  tooEarly: number;
+}
+
 export interface H3Server {
   readonly address: { host: string; port: number };
   readonly connections: number;
@@ -65,6 +76,14 @@ export interface H3Server {
   setTicketKey(key: Uint8Array): void;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
+  /**
+   * Handshake facts over every connection so far: `connections` completed
+   * handshakes, `resumed` of them with a session ticket (RFC 8446 §2.2),
+   * `earlyData` connections that took at least one request in 0-RTT (RFC 9001
+   * §4.6.1: it arrived before the client's Finished) and `earlyRequests`, the
+   * requests that did.
+   */
+  handshakes(): HandshakeCounts;
   /** QUIC path events on all connections so far, by type (PeerMigrated = a client moved or was NAT-rebound). */
   pathEvents(): Record<string, number>;
   /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
@@ -91,7 +110,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
   const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
-  const counters = { tooEarly: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -108,6 +127,10 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
         sessions.add(s);
         quic.on((ev) => {
           if (ev.type === 'closed') sessions.delete(s);
+          else if (ev.type === 'established') {
+            counters.connections++;
+            if (quic.resumed) counters.resumed++;
+          }
           else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
         });
       },
@@ -127,6 +150,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     get tooEarly() {
       return counters.tooEarly;
     },
+    handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests }),
     pathEvents: () => ({ ...pathEvents }),
     async close(graceMs = 1000) {
       for (const s of sessions) s.goaway();
@@ -154,9 +178,11 @@ class ServerSession {
   #h3: H3Connection;
   #opts: H3ServerOptions;
   #streams = new Map<number, ServerStream>();
-  #counters: { tooEarly: number };
+  #counters: Counters;
+  /** A request of this connection arrived in 0-RTT. */
+  #early = false;
 
-  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: { tooEarly: number }) {
+  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters) {
     this.#counters = counters;
     this.#quic = quic;
     this.#opts = opts;
@@ -247,8 +273,14 @@ class ServerSession {
     };
     this.#streams.set(id, s);
     if (end) s.body.deliver(new Uint8Array(0), true);
+    const early = this.#quic.inEarlyData;
+    if (early) {
+      this.#counters.earlyRequests++;
+      if (!this.#early) this.#counters.earlyData++;
+      this.#early = true;
+    }
     // RFC 8470 §5.2: a request that is not safe to replay is refused while in early data.
-    if (this.#quic.inEarlyData && (this.#opts.earlyData ?? 'safe') === 'safe' && !isSafeMethod(method)) {
+    if (early && (this.#opts.earlyData ?? 'safe') === 'safe' && !isSafeMethod(method)) {
       this.#counters.tooEarly++;
       void this.#respond(id, s, null);
       return;

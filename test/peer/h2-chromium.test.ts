@@ -9,13 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { createHash, createPublicKey, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
 import type { RequestHandler } from '../../src/transport/server-types.js';
 import { makeCerts } from '../helpers/certs.js';
+import { baseFlags, spki } from '../helpers/chromium.js';
 
 const certs = makeCerts();
 const big = randomBytes(2 * 1024 * 1024);
@@ -61,19 +62,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** RFC 7469-style pin: base64 of SHA-256 over the leaf's SubjectPublicKeyInfo. */
-function spki(pem: string | Uint8Array): string {
-  const der = createPublicKey(Buffer.from(pem)).export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
-}
-
 function chromium(url: string): Promise<string> {
   const args = [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--metrics-recording-only',
-    `--user-data-dir=${join(dir, 'profile')}`,
+    ...baseFlags(join(dir, 'profile')),
     `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`,
-    '--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
     '--virtual-time-budget=20000', '--dump-dom', url,
   ];
   return new Promise((resolve, reject) => {
