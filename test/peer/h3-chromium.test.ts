@@ -18,7 +18,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import type { H3Server } from '../../src/transport/h3-server.js';
-import type { RequestHandler } from '../../src/transport/server-types.js';
+import type { RequestHandler, ServerRequest } from '../../src/transport/server-types.js';
+import { parsePriority } from '../../src/h3/priority.js';
 import { makeCerts } from '../helpers/certs.js';
 import { launchChromium, PAGE_LIB, spki, type Browser, type Cdp } from '../helpers/chromium.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
@@ -63,8 +64,15 @@ function armBurst(): void {
   });
 }
 
+/** What each /prio request started with at our server: its `priority` header and the priority our h3 layer settled on. */
+const prioSeen = new Map<string, { header: string | null; priority: ServerRequest['priority'] }>();
+
 const handler: RequestHandler = async (req) => {
   const u = new URL(req.path, 'https://x');
+  if (u.pathname.startsWith('/prio/')) {
+    prioSeen.set(u.pathname.slice(6), { header: req.headers.filter(([n]) => n === 'priority').map(([, v]) => v).join(', ') || null, priority: req.priority });
+    return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body: 'p' };
+  }
   if (u.pathname.startsWith('/c/')) {
     burst.ports.add(req.remotePort);
     burst.maxOpen = Math.max(burst.maxOpen, ++burst.open);
@@ -201,5 +209,28 @@ describe('headless Chromium against our HTTP/3 server', () => {
     expect(last.resumed).toBe(ROUNDS - 1);
     expect(last.earlyData).toBeGreaterThanOrEqual(1);
     expect(last.earlyRequests).toBe(last.earlyData); // one request per connection
+  }, 60_000);
+
+  it('PRIORITY_UPDATE frames from Chromium set the priority its requests start with', async () => {
+    const before = server.priorityUpdates();
+    const hints = ['high', 'low', 'auto'];
+    const r = await cdp.eval<string[]>(`(async () => {
+      ${PAGE_LIB}
+      const hints = ${JSON.stringify(hints)};
+      const out = [];
+      for (const h of hints) {
+        const r = await timed('/prio/' + h, { priority: h }, 10000);
+        out.push(r.ok ? proto('/prio/' + h)[0] : r.error);
+      }
+      return out;
+    })()`, 60_000);
+    const after = server.priorityUpdates();
+    console.log(`h3-chromium priorities: ${JSON.stringify(Object.fromEntries(prioSeen))}, PRIORITY_UPDATE frames ${after.frames - before.frames}, reprioritised ${after.reprioritised - before.reprioritised}`);
+    expect(r).toEqual(['h3', 'h3', 'h3']);
+    // Chromium sends a PRIORITY_UPDATE for each request on its control stream before the request
+    // itself (the not-yet-open case of RFC 9218 §7.2), with the value of its `priority` header.
+    expect(after.frames - before.frames).toBe(hints.length);
+    for (const h of hints) expect(prioSeen.get(h)?.priority).toEqual(parsePriority(prioSeen.get(h)?.header));
+    expect(prioSeen.get('high')!.priority!.urgency).toBeLessThan(prioSeen.get('low')!.priority!.urgency);
   }, 60_000);
 });
