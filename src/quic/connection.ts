@@ -140,6 +140,7 @@ export class QuicConnection implements QuicStreamTransport {
   #bidiBlocked = false;
   #uniBlocked = false;
   #hs: Handshake = { phase: 'fresh' };
+  #earlyAccepted = false;
   #closed = false;
   #overrideError: OriginlinkError | null = null;
   #processing = false;
@@ -225,6 +226,14 @@ export class QuicConnection implements QuicStreamTransport {
   }
   get inEarlyData(): boolean {
     return inEarlyData(this.#hs, this.#q.isInEarlyData());
+  }
+  /**
+   * Server: this connection accepted the client's 0-RTT (its early data
+   * counts, whether its requests were read before the handshake completed
+   * or, arriving with the client's Finished, after).
+   */
+  get earlyDataAccepted(): boolean {
+    return this.#earlyAccepted;
   }
   get serverName(): string | null {
     return this.#q.serverName();
@@ -583,6 +592,9 @@ export class QuicConnection implements QuicStreamTransport {
 
   #checkEstablished(): void {
     if (this.established) return;
+    // Server: quiche is in early data once it accepted the client's 0-RTT (RFC 9001 §4.6.1), until the
+    // client's Finished. Seen at the first pass, which always comes before our first flight leaves.
+    if (!this.isClient && !this.#earlyAccepted && this.#q.isInEarlyData()) this.#earlyAccepted = true;
     if (this.isClient && !earlyReported(this.#hs) && this.#q.isInEarlyData()) {
       this.#hs = { phase: 'early', opened: false };
       this.#handler.onConnected(true);

@@ -82,9 +82,10 @@ export interface H3Server {
   /**
    * Handshake facts over every connection so far: `connections` completed
    * handshakes, `resumed` of them with a session ticket (RFC 8446 §2.2),
-   * `earlyData` connections that took at least one request in 0-RTT (RFC 9001
-   * §4.6.1: it arrived before the client's Finished) and `earlyRequests`, the
-   * requests that did.
+   * `earlyData` of them that accepted the client's 0-RTT (RFC 9001 §4.6.1),
+   * and `earlyRequests`: requests handled before the client's Finished (the
+   * ones RFC 8470 §5.2 applies to; 0-RTT data read in the same pass as the
+   * Finished is handled after it).
    */
   handshakes(): HandshakeCounts;
   /**
@@ -142,6 +143,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
           else if (ev.type === 'established') {
             counters.connections++;
             if (quic.resumed) counters.resumed++;
+            if (quic.earlyDataAccepted) counters.earlyData++;
           }
           else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
         });
@@ -195,8 +197,6 @@ class ServerSession {
   #opts: H3ServerOptions;
   #streams = new Map<number, ServerStream>();
   #counters: Counters;
-  /** A request of this connection arrived in 0-RTT. */
-  #early = false;
 
   constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters) {
     this.#counters = counters;
@@ -296,11 +296,7 @@ class ServerSession {
     this.#streams.set(id, s);
     if (end) s.body.deliver(new Uint8Array(0), true);
     const early = this.#quic.inEarlyData;
-    if (early) {
-      this.#counters.earlyRequests++;
-      if (!this.#early) this.#counters.earlyData++;
-      this.#early = true;
-    }
+    if (early) this.#counters.earlyRequests++;
     // RFC 8470 §5.2: a request that is not safe to replay is refused while in early data.
     if (early && (this.#opts.earlyData ?? 'safe') === 'safe' && !isSafeMethod(method)) {
       this.#counters.tooEarly++;

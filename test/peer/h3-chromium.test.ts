@@ -202,13 +202,13 @@ describe('headless Chromium against our HTTP/3 server', () => {
     expect(ports.size).toBe(ROUNDS); // one connection per round
     expect(rounds.flatMap((x) => x.proto).every((p) => p === 'h3')).toBe(true);
     expect(rounds[0]!.handshakes).toEqual({ connections: 1, resumed: 0, earlyData: 0, earlyRequests: 0 });
-    // Every later connection resumed the previous one's ticket. Chromium sends its request in 0-RTT on most of
-    // them, not all (runs: 3 of 3, 2 of 3, 1 of 2, 3 of 3): at least one request arrived before the client's Finished.
+    // Every later connection resumed the previous one's ticket and accepted Chromium's 0-RTT (its netlog:
+    // ZERO_RTT_STATE AttemptedAndSucceeded on each). Whether the request is read before the client's
+    // Finished depends on whether its 0-RTT packets and the Finished meet in one pass of ours: 1–3 of 3.
     const last = rounds.at(-1)!.handshakes;
-    expect(last.connections).toBe(ROUNDS);
-    expect(last.resumed).toBe(ROUNDS - 1);
-    expect(last.earlyData).toBeGreaterThanOrEqual(1);
-    expect(last.earlyRequests).toBe(last.earlyData); // one request per connection
+    expect(last).toMatchObject({ connections: ROUNDS, resumed: ROUNDS - 1, earlyData: ROUNDS - 1 });
+    expect(last.earlyRequests).toBeGreaterThanOrEqual(1);
+    expect(last.earlyRequests).toBeLessThanOrEqual(ROUNDS - 1);
   }, 60_000);
 
   it('PRIORITY_UPDATE frames from Chromium set the priority its requests start with', async () => {
