@@ -492,7 +492,9 @@ export class H3Connection implements QuicStreamHandler {
   #withPriority(ev: Extract<H3Event, { type: 'headers' }>): H3Event {
     const s = this.#streams.get(ev.streamId);
     if (s) s.headReported = true;
-    return { ...ev, priority: requestPriority(ev.headers, this.#pendingPriorities.take(ev.streamId)) };
+    // The event is fresh from the request stream and not shared yet: set in place (one object per request).
+    ev.priority = requestPriority(ev.headers, this.#pendingPriorities.take(ev.streamId));
+    return ev;
   }
 
   /**

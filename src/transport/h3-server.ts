@@ -90,8 +90,9 @@ export interface H3Server {
   handshakes(): HandshakeCounts;
   /**
    * RFC 9218 §7.2 over every connection so far: PRIORITY_UPDATE frames
-   * received, and `reprioritised`: those that changed a request already being
-   * answered (the others set the starting priority of a request that came after them).
+   * received, and `reprioritised`: those applied to a request already
+   * received (the others set the starting priority of a request that came
+   * after them, or were dropped beyond the bound of waiting ones).
    */
   priorityUpdates(): { frames: number; reprioritised: number };
   /** QUIC path events on all connections so far, by type (PeerMigrated = a client moved or was NAT-rebound). */
