@@ -14,6 +14,12 @@
  * the chunk arrives right after the end was handed over: the case quiche
  * 0.18 loses (src/quic/write-queue.ts). `H3_CHROMIUM_RUNS` sets the number
  * of fetches (default 400).
+ *
+ * Also: 64 fetches held open together on one connection; 0-RTT on resumed
+ * connections (a second server, forced to QUIC too, whose connections idle
+ * out after 1 s, so each round needs a new one); the PRIORITY_UPDATE frames
+ * Chromium sends before each request (RFC 9218 §7.2). Alt-Svc discovery
+ * (QUIC not forced) is in service-chromium.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
