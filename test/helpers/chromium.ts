@@ -139,10 +139,13 @@ export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser>
   const close = async (): Promise<void> => {
     const b = browser;
     browser = null;
-    if (b?.pid !== undefined && b.exitCode === null && b.signalCode === null) {
-      const exited = new Promise((r) => b.once('exit', r));
-      try { process.kill(-b.pid, 'SIGTERM'); } catch { /* gone */ }
-      await Promise.race([exited, sleep(3000)]);
+    if (b?.pid !== undefined) {
+      // The group, even when its first process already exited: renderer and network children may remain.
+      if (b.exitCode === null && b.signalCode === null) {
+        const exited = new Promise((r) => b.once('exit', r));
+        try { process.kill(-b.pid, 'SIGTERM'); } catch { /* gone */ }
+        await Promise.race([exited, sleep(3000)]);
+      }
       try { process.kill(-b.pid, 'SIGKILL'); } catch { /* gone */ }
     }
     rmSync(dir, { recursive: true, force: true });
