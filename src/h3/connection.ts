@@ -508,7 +508,9 @@ export class H3Connection implements QuicStreamHandler {
   #onPriorityUpdate(id: number, value: string): void {
     this.#priorityUpdates++;
     const s = this.#streams.get(id);
-    if (s ? s.headReported : this.#peerRequests.has(id)) this.#emit({ type: 'priority', streamId: id, priority: parsePriority(value) });
+    if (s ? s.headReported : this.#peerRequests.has(id)) {
+      this.#emit({ type: 'priority', streamId: id, priority: parsePriority(value), written: !s || s.sendDone });
+    }
     else this.#pendingPriorities.set(id, value);
   }
 

@@ -42,7 +42,13 @@ export type H3Event =
    * (RFC 9218 §7.2) after its head was reported — possibly after the whole
    * response was written, while part of it may still wait to be sent.
    */
-  | { type: 'priority'; streamId: number; priority: Priority }
+  | {
+      type: 'priority';
+      streamId: number;
+      priority: Priority;
+      /** The response's end was already handed to QUIC: only what the driver still holds can be reordered. */
+      written: boolean;
+    }
   /** Trailers; the message ends with them. */
   | { type: 'trailers'; streamId: number; headers: HeaderList }
   /** Body bytes (a copy, owned by the listener); `end` marks the end of the message (possibly with empty `data`). */

@@ -235,10 +235,10 @@ class ServerSession {
         this.#onRequest(ev.streamId, ev.headers, ev.end, ev.priority);
         return;
       case 'priority':
-        // RFC 9218 §7.2: a PRIORITY_UPDATE for a request being answered, or whose answer is written
-        // (gone from #streams) but possibly not all sent yet.
+        // RFC 9218 §7.2: a PRIORITY_UPDATE for a request being answered, or whose answer is written but
+        // possibly not all sent yet.
         this.#counters.reprioritised++;
-        this.#quic.setPriority(ev.streamId, ev.priority.urgency, ev.priority.incremental, { written: !this.#streams.has(ev.streamId) });
+        this.#quic.setPriority(ev.streamId, ev.priority.urgency, ev.priority.incremental, { written: ev.written });
         return;
       case 'data': {
         const s = this.#streams.get(ev.streamId);

@@ -491,14 +491,14 @@ describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
       feed(e.h3, 0, headers(GET([['priority', 'u=5']])), true, mode);
       expect(heads(e)[0]!.priority).toEqual({ urgency: 5, incremental: false });
       feed(e.h3, 2, encodePriorityUpdate(0, 'u=0, i'), false, mode);
-      expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 0, incremental: true } }]);
+      expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 0, incremental: true }, written: false }]);
       // Out-of-range members are ignored (§4.1): the update means the defaults.
       feed(e.h3, 2, encodePriorityUpdate(0, 'u=9'), false, mode);
-      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: DEFAULT_PRIORITY });
+      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: DEFAULT_PRIORITY, written: false });
       e.h3.sendHeaders(0, [[':status', '200']], true);
       // All written, maybe not all sent: still reported (the driver reorders what it holds).
       feed(e.h3, 2, encodePriorityUpdate(0, 'u=1'), false, mode);
-      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false } });
+      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true });
       expect(e.h3.stats()).toMatchObject({ priorityUpdates: 3, pendingPriorityUpdates: 0 });
       expect(e.h3.closed).toBe(false);
     });
@@ -539,7 +539,7 @@ describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
     feed(e.h3, 0, headers(GET()), true, 'whole');
     e.h3.sendHeaders(0, [[':status', '204']], true);
     feed(e.h3, 2, encodePriorityUpdate(0, 'u=1'), false, 'whole'); // finished: reported at once, not kept
-    expect(prios(e)).toHaveLength(1);
+    expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true }]);
     expect(e.h3.stats().pendingPriorityUpdates).toBe(0);
     const n = PENDING_PRIORITY_LIMIT + 72;
     for (let i = 1; i <= n; i++) feed(e.h3, 2, encodePriorityUpdate(4 * i, 'u=6'), false, 'whole');
