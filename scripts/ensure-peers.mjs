@@ -34,6 +34,8 @@ const PACKAGES = {
   'python3-hyperframe': '/usr/lib/python3/dist-packages/hyperframe/__init__.py',
   // A browser as a client of our servers (its own HTTP/2 and HTTP/3 stacks).
   chromium: '/usr/bin/chromium',
+  // certutil: the test CA as a trusted root in a temporary NSS db for Chromium (test/helpers/chromium.ts).
+  'libnss3-tools': '/usr/bin/certutil',
   // The fleet store (tests start their own on a loopback port).
   'redis-server': '/usr/bin/redis-server',
   // Patches Jazzer.js's prebuilt fuzzer addon for this glibc (scripts/fuzz-setup.mjs, native-notes/jazzer.md).

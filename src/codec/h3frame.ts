@@ -18,6 +18,10 @@ export const FrameType = {
   PUSH_PROMISE: 0x05,
   GOAWAY: 0x07,
   MAX_PUSH_ID: 0x0d,
+  /** RFC 9218 §7.2: PRIORITY_UPDATE for a request stream (client control stream only). */
+  PRIORITY_UPDATE_REQUEST: 0xf0700,
+  /** RFC 9218 §7.2: PRIORITY_UPDATE for a push stream. */
+  PRIORITY_UPDATE_PUSH: 0xf0701,
 } as const;
 
 /** RFC 9114 §7.2.8: HTTP/2 frame types with no HTTP/3 meaning; receipt is H3_FRAME_UNEXPECTED. */
@@ -59,6 +63,11 @@ export type FrameEvent =
   | { kind: 'cancel-push'; pushId: number }
   | { kind: 'max-push-id'; pushId: number }
   | { kind: 'push-promise'; pushId: number; block: Uint8Array }
+  /**
+   * RFC 9218 §7.2: the priority of a request stream (`push` false) or a push
+   * (`push` true) as a Priority Field Value (the `priority` header's syntax).
+   */
+  | { kind: 'priority-update'; push: boolean; id: number; value: string }
   /** A reserved HTTP/2 frame type (the caller raises H3_FRAME_UNEXPECTED). */
   | { kind: 'reserved-h2'; type: number }
   /** An unknown or grease frame type; its payload is discarded (RFC 9114 §9). */
@@ -144,7 +153,7 @@ export class FrameParser {
     if (length > BigInt(Number.MAX_SAFE_INTEGER)) throw frameError(`frame length ${length} too large`);
     const len = Number(length);
     this.#remaining = len;
-    const known = type <= 0x0dn ? Number(type) : -1;
+    const known = type <= 0x0dn || type === 0xf0700n || type === 0xf0701n ? Number(type) : -1;
     if (known === FrameType.DATA) {
       this.#type = FrameType.DATA;
       this.#dataFirst = true;
@@ -161,7 +170,9 @@ export class FrameParser {
       known === FrameType.SETTINGS ||
       known === FrameType.PUSH_PROMISE ||
       known === FrameType.GOAWAY ||
-      known === FrameType.MAX_PUSH_ID;
+      known === FrameType.MAX_PUSH_ID ||
+      known === FrameType.PRIORITY_UPDATE_REQUEST ||
+      known === FrameType.PRIORITY_UPDATE_PUSH;
     if (!isKnown) {
       events.push({ kind: 'unknown', type });
       this.#type = -1;
@@ -195,6 +206,18 @@ export class FrameParser {
         const id = readVarintBig(p);
         if (!id) throw frameError('PUSH_PROMISE truncated');
         return { kind: 'push-promise', pushId: saturateToSafe(id.value), block: p.subarray(id.length) };
+      }
+      case FrameType.PRIORITY_UPDATE_REQUEST:
+      case FrameType.PRIORITY_UPDATE_PUSH: {
+        // RFC 9218 §7.2: Prioritized Element ID (varint), then the Priority Field Value (ASCII) to the end.
+        const id = readVarintBig(p);
+        if (!id) throw frameError('PRIORITY_UPDATE truncated');
+        return {
+          kind: 'priority-update',
+          push: this.#type === FrameType.PRIORITY_UPDATE_PUSH,
+          id: saturateToSafe(id.value),
+          value: Buffer.from(p.buffer, p.byteOffset + id.length, p.length - id.length).toString('latin1'),
+        };
       }
       default:
         throw frameError(`internal: unexpected buffered type ${this.#type}`);
@@ -253,6 +276,11 @@ export function encodeSettings(settings: ReadonlyArray<readonly [number | bigint
     parts.push(typeof v === 'bigint' ? encodeVarintBig(v) : encodeVarint(v));
   }
   return encodeFrame(FrameType.SETTINGS, concatBytes(parts));
+}
+
+/** RFC 9218 §7.2: PRIORITY_UPDATE (request stream variant) carrying `value` (a `priority` field value, ASCII). */
+export function encodePriorityUpdate(streamId: number, value: string): Uint8Array {
+  return encodeFrame(FrameType.PRIORITY_UPDATE_REQUEST, concatBytes([encodeVarint(streamId), Buffer.from(value, 'latin1')]));
 }
 
 export function encodeGoaway(id: number): Uint8Array {

@@ -31,6 +31,7 @@ import { DEFAULT_ENCODER_TABLE_CAPACITY, settingsFrame, validateOptions } from '
 import { isServerInitiated, isUni, SeenStreamIds } from './stream-ids.js';
 import type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 import { PeerUniStreams } from './uni-streams.js';
+import { parsePriority, PendingPriorities, requestPriority } from './priority.js';
 
 /** DATA payloads from this size are not copied behind their frame header (one write each instead). */
 const COPY_BELOW = 4096;
@@ -60,6 +61,9 @@ export class H3Connection implements QuicStreamHandler {
   #openedBelow = 0;
   #goawaySent: number | null = null;
   #goawayReceived: number | null = null;
+  /** Server: PRIORITY_UPDATE values for requests whose head has not been reported yet (RFC 9218 §7.2, bounded). */
+  readonly #pendingPriorities = new PendingPriorities();
+  #priorityUpdates = 0;
 
   constructor(transport: QuicStreamTransport, options: H3ConnectionOptions) {
     this.#t = transport;
@@ -79,12 +83,13 @@ export class H3Connection implements QuicStreamHandler {
     this.#uni = new PeerUniStreams(this.#server, options.maxFrameSize, {
       settings: (s) => this.#onPeerSettings(s),
       goaway: (id) => this.#onGoaway(id),
+      priorityUpdate: (id, value) => this.#onPriorityUpdate(id, value),
       encoderStream: (d) => this.#onEncoderStream(d),
       decoderStream: (d) => this.#encoder.feedDecoderStream(d),
       stopSending: (id, code) => this.#t.stopSending(id, code),
     });
     this.#sink = {
-      emit: (ev) => this.#emit(ev),
+      emit: (ev) => this.#emit(this.#server && ev.type === 'headers' ? this.#withPriority(ev) : ev),
       decode: (id, block) => {
         const r = this.#decoder.decodeSection(id, block);
         this.#flushDecoderStream();
@@ -119,6 +124,8 @@ export class H3Connection implements QuicStreamHandler {
       requestsAccepted: this.#requestsAccepted,
       goawaySent: this.#goawaySent,
       goawayReceived: this.#goawayReceived,
+      priorityUpdates: this.#priorityUpdates,
+      pendingPriorityUpdates: this.#pendingPriorities.size,
       qpack: {
         encoderTableCapacity: this.#encoder.tableCapacity,
         encoderInsertCount: this.#encoder.insertCount,
@@ -227,6 +234,22 @@ export class H3Connection implements QuicStreamHandler {
     this.#local.sendGoaway(id);
   }
 
+  /**
+   * Client: reprioritise a request (RFC 9218 §7.2) with a PRIORITY_UPDATE on
+   * our control stream; `value` has the `priority` header's syntax (`u=1, i`).
+   * Ignored for a request whose response already ended.
+   */
+  sendPriorityUpdate(streamId: number, value: string): void {
+    if (this.#server) throw argumentError('PRIORITY_UPDATE is sent by clients (RFC 9218 §7.2)');
+    this.#usable();
+    if (isUni(streamId) || isServerInitiated(streamId) || streamId >= this.#openedBelow) throw argumentError(`stream ${streamId} is not a request we opened`);
+    // Priority Field Values are Structured Fields: printable ASCII only (RFC 8941 §4.1).
+    if (!/^[\x20-\x7e]*$/.test(value)) throw argumentError('priority value must be printable ASCII');
+    if (!this.#streams.has(streamId)) return;
+    this.#openCritical();
+    this.#local.sendPriorityUpdate(streamId, value);
+  }
+
   /** Close the connection (CONNECTION_CLOSE with an application code). */
   close(code: number, reason: string): void {
     if (this.#closed) return;
@@ -269,6 +292,7 @@ export class H3Connection implements QuicStreamHandler {
       this.#flushDecoderStream();
       s.recvDone = true;
       this.#streams.delete(streamId);
+      this.#pendingPriorities.take(streamId);
       if (!s.sendDone) this.#t.resetStream(streamId, H3ErrorCode.REQUEST_CANCELLED);
       this.#emit({ type: 'reset', streamId, code });
     });
@@ -366,6 +390,7 @@ export class H3Connection implements QuicStreamHandler {
     s.sendDone = true;
     s.recvDone = true;
     this.#streams.delete(s.id);
+    this.#pendingPriorities.take(s.id);
     if (report) this.#emit({ type: 'reset', streamId: s.id, code });
   }
 
@@ -386,6 +411,7 @@ export class H3Connection implements QuicStreamHandler {
     const s = new RequestStream(id, true, this.#opts, null);
     if (this.#goawaySent !== null && id >= this.#goawaySent) {
       // RFC 9114 §5.2: requests at or above our GOAWAY id are rejected unprocessed.
+      this.#pendingPriorities.take(id);
       this.#t.resetStream(id, H3ErrorCode.REQUEST_REJECTED);
       this.#t.stopSending(id, H3ErrorCode.REQUEST_REJECTED);
       return null;
@@ -460,6 +486,32 @@ export class H3Connection implements QuicStreamHandler {
     this.#encoder.setPeerSettings(settings.get(SettingId.QPACK_MAX_TABLE_CAPACITY) ?? 0);
     if (!this.#closed) this.#local.sendEncoderInstructions(this.#encoder.takeEncoderStreamBytes());
     this.#emit({ type: 'settings', settings });
+  }
+
+  /** A request head (server role) with the priority it starts with: a PRIORITY_UPDATE that came first wins over its header. */
+  #withPriority(ev: Extract<H3Event, { type: 'headers' }>): H3Event {
+    const s = this.#streams.get(ev.streamId);
+    if (s) s.headReported = true;
+    // The event is fresh from the request stream and not shared yet: set in place (one object per request).
+    ev.priority = requestPriority(ev.headers, this.#pendingPriorities.take(ev.streamId));
+    return ev;
+  }
+
+  /**
+   * RFC 9218 §7.2 (server role; uni-streams.ts checked the frame): a request
+   * whose head was reported is reprioritised now, also once its response was
+   * all handed to QUIC (the driver may still hold part of it unsent; the
+   * owner decides what is left to reorder); a request not seen yet, or whose
+   * head is still arriving, gets it when its head is reported (kept in a
+   * bounded set).
+   */
+  #onPriorityUpdate(id: number, value: string): void {
+    this.#priorityUpdates++;
+    const s = this.#streams.get(id);
+    if (s ? s.headReported : this.#peerRequests.has(id)) {
+      this.#emit({ type: 'priority', streamId: id, priority: parsePriority(value), written: !s || s.sendDone });
+    }
+    else this.#pendingPriorities.set(id, value);
   }
 
   #onGoaway(id: number): void {

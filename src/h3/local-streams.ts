@@ -5,7 +5,7 @@
  * credit allows; anything to send before a stream exists is held.
  */
 import { concatBytes } from '../codec/bytes.js';
-import { encodeGoaway, StreamType } from '../codec/h3frame.js';
+import { encodeGoaway, encodePriorityUpdate, StreamType } from '../codec/h3frame.js';
 import type { QuicStreamTransport } from './quic-seam.js';
 
 export class LocalStreams {
@@ -14,7 +14,8 @@ export class LocalStreams {
   #control: number | null = null;
   #encoder: number | null = null;
   #decoder: number | null = null;
-  #pendingGoaway: number | null = null;
+  /** Control frames (GOAWAY, PRIORITY_UPDATE) written before the control stream could be opened. */
+  #pendingControl: Uint8Array[] = [];
   #pendingDecoder: Uint8Array[] = [];
   #pendingEncoder: Uint8Array[] = [];
 
@@ -29,9 +30,8 @@ export class LocalStreams {
       const id = this.#t.openUni();
       if (id === null) return;
       this.#control = id;
-      const goaway = this.#pendingGoaway !== null ? encodeGoaway(this.#pendingGoaway) : new Uint8Array(0);
-      this.#pendingGoaway = null;
-      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.CONTROL), this.#settingsFrame, goaway]), false);
+      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.CONTROL), this.#settingsFrame, ...this.#pendingControl]), false);
+      this.#pendingControl = [];
     }
     if (this.#encoder === null) {
       const id = this.#t.openUni();
@@ -55,8 +55,17 @@ export class LocalStreams {
   }
 
   sendGoaway(id: number): void {
-    if (this.#control === null) this.#pendingGoaway = id;
-    else this.#t.send(this.#control, encodeGoaway(id), false);
+    this.#sendControl(encodeGoaway(id));
+  }
+
+  /** RFC 9218 §7.2: PRIORITY_UPDATE goes on the client's control stream. */
+  sendPriorityUpdate(streamId: number, value: string): void {
+    this.#sendControl(encodePriorityUpdate(streamId, value));
+  }
+
+  #sendControl(frame: Uint8Array): void {
+    if (this.#control === null) this.#pendingControl.push(frame);
+    else this.#t.send(this.#control, frame, false);
   }
 
   /** Queue decoder stream instructions (Section Acknowledgment, ...). */

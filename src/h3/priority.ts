@@ -38,3 +38,54 @@ export function parsePriority(value: string | null | undefined): Priority {
   }
   return out;
 }
+
+/**
+ * The priority a request starts with (RFC 9218 §4, §7): a PRIORITY_UPDATE
+ * that arrived before the request is the client's most recent signal and
+ * wins; otherwise the `priority` header (several lines are one Dictionary,
+ * RFC 8941 §3.2); otherwise the defaults.
+ */
+export function requestPriority(fields: ReadonlyArray<readonly [string, string]>, update: string | undefined): Priority {
+  if (update !== undefined) return parsePriority(update);
+  let header: string | null = null;
+  for (const [k, v] of fields) if (k === 'priority') header = header === null ? v : `${header}, ${v}`;
+  return parsePriority(header);
+}
+
+/**
+ * How many PRIORITY_UPDATE frames for requests not yet seen a server keeps
+ * (RFC 9218 §7.2 lets a client prioritise a stream before opening it, up to
+ * its stream limit; our servers grant 128 request streams by default).
+ */
+export const PENDING_PRIORITY_LIMIT = 128;
+
+/**
+ * PRIORITY_UPDATE values waiting for their request, newest per stream, at
+ * most `limit`: beyond it the oldest is dropped (a priority is a hint; the
+ * request then starts from its header).
+ */
+export class PendingPriorities {
+  readonly #values = new Map<number, string>();
+  readonly #limit: number;
+
+  constructor(limit = PENDING_PRIORITY_LIMIT) {
+    this.#limit = limit;
+  }
+
+  get size(): number {
+    return this.#values.size;
+  }
+
+  set(streamId: number, value: string): void {
+    this.#values.delete(streamId);
+    this.#values.set(streamId, value);
+    if (this.#values.size > this.#limit) this.#values.delete(this.#values.keys().next().value!);
+  }
+
+  /** The value for `streamId`, removed; undefined when none waits. */
+  take(streamId: number): string | undefined {
+    const v = this.#values.get(streamId);
+    if (v !== undefined) this.#values.delete(streamId);
+    return v;
+  }
+}

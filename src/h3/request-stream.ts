@@ -51,6 +51,8 @@ export class RequestStream {
   sendDone = false;
   /** The peer sent STOP_SENDING: further writes are dropped silently. */
   peerStopped = false;
+  /** Server: the request head was reported (a PRIORITY_UPDATE from then on is a 'priority' event). */
+  headReported = false;
 
   constructor(id: number, server: boolean, opts: { maxFrameSize: number; maxFieldSectionSize: number }, requestMethod: string | null) {
     this.id = id;
@@ -139,7 +141,8 @@ export class RequestStream {
         if (this.#server) throw unexpected('PUSH_PROMISE from a client');
         throw new H3Error(H3ErrorCode.ID_ERROR, 'PUSH_PROMISE without MAX_PUSH_ID');
       default:
-        // SETTINGS, GOAWAY, MAX_PUSH_ID, CANCEL_PUSH and HTTP/2 types (RFC 9114 §7.2).
+        // SETTINGS, GOAWAY, MAX_PUSH_ID, CANCEL_PUSH and HTTP/2 types (RFC 9114 §7.2); PRIORITY_UPDATE
+        // anywhere but the client's control stream is a connection error too (RFC 9218 §7.2).
         throw unexpected(`frame ${ev.kind} on request stream ${this.id}`);
     }
   }

@@ -2,6 +2,7 @@
 import type { OriginlinkError } from '../errors.js';
 import type { Settings } from '../codec/h3frame.js';
 import type { HeaderList } from '../http/types.js';
+import type { Priority } from './priority.js';
 
 export interface H3ConnectionOptions {
   role: 'client' | 'server';
@@ -28,7 +29,26 @@ export type H3Event =
    * or a response (client role). 1xx interim responses arrive here too,
    * with `end` false; the final response follows.
    */
-  | { type: 'headers'; streamId: number; headers: HeaderList; end: boolean }
+  | {
+      type: 'headers';
+      streamId: number;
+      headers: HeaderList;
+      end: boolean;
+      /** Server role: the request's priority (RFC 9218: a PRIORITY_UPDATE that came first, else its `priority` header). */
+      priority?: Priority;
+    }
+  /**
+   * Server role: the client reprioritised a request with PRIORITY_UPDATE
+   * (RFC 9218 §7.2) after its head was reported — possibly after the whole
+   * response was written, while part of it may still wait to be sent.
+   */
+  | {
+      type: 'priority';
+      streamId: number;
+      priority: Priority;
+      /** The response's end was already handed to QUIC: only what the driver still holds can be reordered. */
+      written: boolean;
+    }
   /** Trailers; the message ends with them. */
   | { type: 'trailers'; streamId: number; headers: HeaderList }
   /** Body bytes (a copy, owned by the listener); `end` marks the end of the message (possibly with empty `data`). */
@@ -61,6 +81,9 @@ export interface H3Stats {
   requestsAccepted: number;
   goawaySent: number | null;
   goawayReceived: number | null;
+  /** Server: PRIORITY_UPDATE frames received (RFC 9218 §7.2), and those waiting for a request not seen yet. */
+  priorityUpdates: number;
+  pendingPriorityUpdates: number;
   qpack: {
     /** Dynamic table capacity our encoder uses in the peer's decoder (0 = static only). */
     encoderTableCapacity: number;

@@ -1,6 +1,7 @@
 /**
  * The peer's unidirectional streams (RFC 9114 §6.2): one control stream
- * (SETTINGS first, then GOAWAY / MAX_PUSH_ID / CANCEL_PUSH), one QPACK
+ * (SETTINGS first, then GOAWAY / MAX_PUSH_ID / CANCEL_PUSH, and from a
+ * client PRIORITY_UPDATE, RFC 9218 §7.2), one QPACK
  * encoder and one decoder stream (RFC 9204 §4.2); push streams are refused
  * and unknown types are discarded. Accepted at any time, also before the
  * handshake completes.
@@ -11,6 +12,8 @@ import { H3Error, H3ErrorCode } from '../codec/errors.js';
 export interface UniSink {
   settings(settings: Settings): void;
   goaway(id: number): void;
+  /** Server: a client's PRIORITY_UPDATE for request stream `id` (a client-initiated bidi id). */
+  priorityUpdate(id: number, value: string): void;
   encoderStream(data: Uint8Array): void;
   decoderStream(data: Uint8Array): void;
   /** Stop reading an unknown stream type (RFC 9114 §6.2: H3_STREAM_CREATION_ERROR). */
@@ -147,6 +150,15 @@ export class PeerUniStreams {
         case 'max-push-id':
           // RFC 9114 §7.2.7: only clients send MAX_PUSH_ID. We never push, so the value is unused.
           if (!this.#server) throw new H3Error(H3ErrorCode.FRAME_UNEXPECTED, 'MAX_PUSH_ID from a server');
+          break;
+        case 'priority-update':
+          // RFC 9218 §7.2: only clients send it; a client receiving one is H3_FRAME_UNEXPECTED.
+          if (!this.#server) throw new H3Error(H3ErrorCode.FRAME_UNEXPECTED, 'PRIORITY_UPDATE from a server');
+          // The push variant must name a promised push: we never promise any.
+          if (ev.push) throw new H3Error(H3ErrorCode.ID_ERROR, `PRIORITY_UPDATE for push ${ev.id} that was never promised`);
+          // The request variant must name a request stream (client-initiated bidirectional).
+          if (ev.id % 4 !== 0) throw new H3Error(H3ErrorCode.ID_ERROR, `PRIORITY_UPDATE for stream ${ev.id}, not a request stream`);
+          this.#sink.priorityUpdate(ev.id, ev.value);
           break;
         case 'cancel-push':
           // RFC 9114 §7.2.3: no push ID was ever promised (server) or allowed (client).

@@ -49,6 +49,12 @@ export interface ConnResponse {
   earlyData?: boolean;
   /** Set when a 0-RTT attempt of this request was refused and it was resent after the handshake. */
   earlyDataRefused?: 'rejected' | 'too-early';
+  /**
+   * HTTP/3 only: change the priority of the rest of this response (RFC 9218
+   * §7.2: a PRIORITY_UPDATE frame; `priority` in the `priority` header's
+   * syntax, e.g. `u=0` or `u=5, i`). Does nothing once the response has ended.
+   */
+  reprioritize?: (priority: string) => void;
 }
 
 /** What is known about one connection once it is established. */

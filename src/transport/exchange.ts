@@ -54,7 +54,7 @@ export interface BodySink {
 }
 
 /** Extra response facts a transport may add to the head (h3 0-RTT). */
-export type HeadExtras = Pick<ConnResponse, 'earlyData' | 'earlyDataRefused'>;
+export type HeadExtras = Pick<ConnResponse, 'earlyData' | 'earlyDataRefused' | 'reprioritize'>;
 
 /**
  * The two timers of an exchange. An h1 connection reuses one pair for all its
@@ -206,6 +206,7 @@ export class Exchange {
     const res: ConnResponse = { status, headers, body, trailers: this.#trailers };
     if (extras?.earlyData !== undefined) res.earlyData = extras.earlyData;
     if (extras?.earlyDataRefused !== undefined) res.earlyDataRefused = extras.earlyDataRefused;
+    if (extras?.reprioritize !== undefined) res.reprioritize = extras.reprioritize;
     this.#resolve(res);
   }
 

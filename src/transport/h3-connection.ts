@@ -20,7 +20,7 @@ import { isReplayable, knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicEndpoint } from '../quic/endpoint.js';
-import { Exchange, type ExchangeTimeouts, type ExchangeWire } from './exchange.js';
+import { Exchange, type ExchangeTimeouts, type ExchangeWire, type HeadExtras } from './exchange.js';
 import { h3BodySink, queueBody, StreamBody } from './h3-common.js';
 import { H3Liveness } from './h3-liveness.js';
 import type { SessionStore } from './session-store.js';
@@ -442,7 +442,11 @@ export class H3PooledConnection implements PooledConnection {
     const body = new StreamBody(this.#quic, id, () => {
       if (!x.done) x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
     }, x.req.responseBufferBytes);
-    const extras: Pick<ConnResponse, 'earlyData' | 'earlyDataRefused'> = {};
+    const extras: HeadExtras = {
+      reprioritize: (priority) => {
+        if (!this.#h3.closed) this.#h3.sendPriorityUpdate(id, priority);
+      },
+    };
     if (r.early) extras.earlyData = true;
     if (r.earlyRefused) {
       extras.earlyData = false;

@@ -15,7 +15,7 @@ import { h3Settings, StreamBody, writeBody } from './h3-common.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { isSafeMethod } from '../http/methods.js';
-import { parsePriority } from '../h3/priority.js';
+import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
 import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 export type H3ServerRequest = ServerRequest;
@@ -54,6 +54,20 @@ export interface H3ServerOptions {
   onError?: (err: unknown) => void;
 }
 
+export interface HandshakeCounts {
+  connections: number;
+  resumed: number;
+  earlyData: number;
+  earlyRequests: number;
+}
+
+interface Counters extends HandshakeCounts {
+  tooEarly: number;
+  /** PRIORITY_UPDATE frames of closed connections (live ones are read from their H3Connection). */
+  priorityUpdates: number;
+  reprioritised: number;
+}
+
 export interface H3Server {
   readonly address: { host: string; port: number };
   readonly connections: number;
@@ -65,6 +79,22 @@ export interface H3Server {
   setTicketKey(key: Uint8Array): void;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
+  /**
+   * Handshake facts over every connection so far: `connections` completed
+   * handshakes, `resumed` of them with a session ticket (RFC 8446 §2.2),
+   * `earlyData` of them that accepted the client's 0-RTT (RFC 9001 §4.6.1),
+   * and `earlyRequests`: requests handled before the client's Finished (the
+   * ones RFC 8470 §5.2 applies to; 0-RTT data read in the same pass as the
+   * Finished is handled after it).
+   */
+  handshakes(): HandshakeCounts;
+  /**
+   * RFC 9218 §7.2 over every connection so far: PRIORITY_UPDATE frames
+   * received, and `reprioritised`: those applied to a request already
+   * received (the others set the starting priority of a request that came
+   * after them, or were dropped beyond the bound of waiting ones).
+   */
+  priorityUpdates(): { frames: number; reprioritised: number };
   /** QUIC path events on all connections so far, by type (PeerMigrated = a client moved or was NAT-rebound). */
   pathEvents(): Record<string, number>;
   /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
@@ -91,7 +121,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
   const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
-  const counters = { tooEarly: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -107,7 +137,15 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
         const s = new ServerSession(quic, opts, counters);
         sessions.add(s);
         quic.on((ev) => {
-          if (ev.type === 'closed') sessions.delete(s);
+          if (ev.type === 'closed') {
+            sessions.delete(s);
+            counters.priorityUpdates += s.priorityUpdates;
+          }
+          else if (ev.type === 'established') {
+            counters.connections++;
+            if (quic.resumed) counters.resumed++;
+            if (quic.earlyDataAccepted) counters.earlyData++;
+          }
           else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
         });
       },
@@ -127,6 +165,11 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     get tooEarly() {
       return counters.tooEarly;
     },
+    priorityUpdates: () => ({
+      frames: counters.priorityUpdates + [...sessions].reduce((n, s) => n + s.priorityUpdates, 0),
+      reprioritised: counters.reprioritised,
+    }),
+    handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests }),
     pathEvents: () => ({ ...pathEvents }),
     async close(graceMs = 1000) {
       for (const s of sessions) s.goaway();
@@ -154,9 +197,9 @@ class ServerSession {
   #h3: H3Connection;
   #opts: H3ServerOptions;
   #streams = new Map<number, ServerStream>();
-  #counters: { tooEarly: number };
+  #counters: Counters;
 
-  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: { tooEarly: number }) {
+  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters) {
     this.#counters = counters;
     this.#quic = quic;
     this.#opts = opts;
@@ -167,6 +210,10 @@ class ServerSession {
 
   get active(): number {
     return this.#streams.size;
+  }
+
+  get priorityUpdates(): number {
+    return this.#h3.stats().priorityUpdates;
   }
 
   goaway(): void {
@@ -180,7 +227,18 @@ class ServerSession {
   #onEvent(ev: H3Event): void {
     switch (ev.type) {
       case 'headers':
-        this.#onRequest(ev.streamId, ev.headers, ev.end);
+        // RFC 9218: the client's priority orders our response against the others on this connection.
+        // A new stream already has the defaults (u=3, not incremental): nothing to tell the driver then.
+        if (ev.priority && (ev.priority.urgency !== DEFAULT_PRIORITY.urgency || ev.priority.incremental)) {
+          this.#quic.setPriority(ev.streamId, ev.priority.urgency, ev.priority.incremental);
+        }
+        this.#onRequest(ev.streamId, ev.headers, ev.end, ev.priority);
+        return;
+      case 'priority':
+        // RFC 9218 §7.2: a PRIORITY_UPDATE for a request being answered, or whose answer is written but
+        // possibly not all sent yet.
+        this.#counters.reprioritised++;
+        this.#quic.setPriority(ev.streamId, ev.priority.urgency, ev.priority.incremental, { written: ev.written });
         return;
       case 'data': {
         const s = this.#streams.get(ev.streamId);
@@ -214,14 +272,13 @@ class ServerSession {
     }
   }
 
-  #onRequest(id: number, headers: HeaderList, end: boolean): void {
+  #onRequest(id: number, headers: HeaderList, end: boolean, priority: Priority | undefined): void {
     if (this.#streams.has(id)) return;
     let method = '';
     let path = '';
     let authority = '';
     let scheme = '';
     const fields: HeaderList = [];
-    let priority: string | null = null;
     let protocol: string | null = null;
     for (const [k, v] of headers) {
       if (k === ':method') method = v;
@@ -229,15 +286,7 @@ class ServerSession {
       else if (k === ':path') path = v;
       else if (k === ':authority') authority = v;
       else if (k === ':scheme') scheme = v;
-      else if (k.charCodeAt(0) !== 0x3a) {
-        fields.push([k, v]);
-        if (k === 'priority') priority = priority === null ? v : `${priority}, ${v}`;
-      }
-    }
-    // RFC 9218 §4: the client's priority signal orders our response against the others on this connection.
-    if (priority !== null) {
-      const pr = parsePriority(priority);
-      this.#quic.setPriority(id, pr.urgency, pr.incremental);
+      else if (k.charCodeAt(0) !== 0x3a) fields.push([k, v]);
     }
     const s: ServerStream = {
       body: new StreamBody(this.#quic, id, () => {}),
@@ -247,8 +296,10 @@ class ServerSession {
     };
     this.#streams.set(id, s);
     if (end) s.body.deliver(new Uint8Array(0), true);
+    const early = this.#quic.inEarlyData;
+    if (early) this.#counters.earlyRequests++;
     // RFC 8470 §5.2: a request that is not safe to replay is refused while in early data.
-    if (this.#quic.inEarlyData && (this.#opts.earlyData ?? 'safe') === 'safe' && !isSafeMethod(method)) {
+    if (early && (this.#opts.earlyData ?? 'safe') === 'safe' && !isSafeMethod(method)) {
       this.#counters.tooEarly++;
       void this.#respond(id, s, null);
       return;
@@ -268,6 +319,7 @@ class ServerSession {
       connection: this,
       bodyLength: end ? 0 : declaredLength(fields),
       protocol,
+      ...(priority ? { priority } : {}),
       get signal(): AbortSignal { return s.abort.signal; },
       onAbort: (fn) => s.abort.onAbort(fn),
     };

@@ -40,6 +40,13 @@ export interface ServerRequest {
    * RFC 9220). Null for an ordinary request.
    */
   protocol: string | null;
+  /**
+   * HTTP/3 only: the priority the request started with (RFC 9218: a
+   * PRIORITY_UPDATE the client sent before it, else its `priority` header,
+   * else u=3 non-incremental). Later updates reorder the response without
+   * changing this.
+   */
+  priority?: { urgency: number; incremental: boolean };
 }
 
 export interface ServerResponse {

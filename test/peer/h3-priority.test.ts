@@ -36,6 +36,8 @@ const RTT_MS = 2 * DELAY_MS;
 let certs: TestCerts;
 let server: H3Server;
 let relay: dgram.Socket;
+/** The same path with a bottleneck queue of one RTT (drop-tail). */
+let shortQueueRelay: dgram.Socket;
 const CHUNK = new Uint8Array(64 * 1024).fill(7);
 
 /** The bulk body as a stream, like a proxied origin response. */
@@ -49,8 +51,13 @@ async function drain(r: Readable): Promise<number> {
   return n;
 }
 
-/** Delay, bottleneck (serialised per direction, unbounded queue) and seeded loss. */
-async function startRelay(serverPort: number): Promise<dgram.Socket> {
+/**
+ * Delay, bottleneck (serialised per direction) and seeded loss. The queue is
+ * unbounded unless `maxQueueMs` is given: then a datagram that would wait
+ * longer than that at the bottleneck is dropped (drop-tail), which keeps the
+ * senders' congestion windows near the path's capacity.
+ */
+async function startRelay(serverPort: number, maxQueueMs = Infinity): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4');
   let seed = 0x2545f491;
   const rand = (): number => {
@@ -71,6 +78,7 @@ async function startRelay(serverPort: number): Promise<dgram.Socket> {
     if (RATE > 0) {
       const now = performance.now();
       const dir = toServer ? 'up' : 'down';
+      if (free[dir] - now > maxQueueMs) return;
       free[dir] = Math.max(now, free[dir]) + msg.length / RATE;
       wait += free[dir] - now;
     }
@@ -101,10 +109,12 @@ beforeAll(async () => {
     },
   });
   relay = await startRelay(server.address.port);
+  shortQueueRelay = await startRelay(server.address.port, RTT_MS);
 });
 
 afterAll(async () => {
   relay?.close();
+  shortQueueRelay?.close();
   await server?.close(100);
 });
 
@@ -186,5 +196,43 @@ describe('HTTP/3 small responses beside a bulk response', () => {
     // The run without the header is the comparison (logged): on a loaded machine its order can flip
     // by tens of ms; with the header the urgent response must win (it fails without setPriority).
     expect(prio.urgentEnd).toBeLessThan(prio.lowEnd);
+  });
+
+  // RFC 9218 §7.2: the client raises a response's priority while it flows (PRIORITY_UPDATE on its
+  // control stream). A 2 MiB response asked with u=7 starts alone; a 4 MiB one (u=3) then takes the path
+  // and the 2 MiB waits for it, unless 150 ms later it is raised to u=0. (Through a bottleneck queue of one
+  // RTT, so the server, not the relay, holds what waits.)
+  it('a PRIORITY_UPDATE sent while a response flows reorders it', { timeout: 60_000, retry: 1 }, async () => {
+    const run = async (raise: boolean): Promise<{ lowEnd: number; urgentEnd: number; frames: number; raised: number }> => {
+      const before = server.priorityUpdates();
+      const c = await connectH3({ host: '127.0.0.1', port: (shortQueueRelay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
+      try {
+        let lowEnd = 0;
+        let urgentEnd = 0;
+        const r2 = await c.request(req('/mib/2', [['priority', 'u=7']]));
+        const urgent = drain(r2.body).then(() => {
+          urgentEnd = performance.now();
+        });
+        const low = c.request(req('/mib/4')).then(async (r) => {
+          await drain(r.body);
+          lowEnd = performance.now();
+        });
+        await new Promise((r) => setTimeout(r, 150));
+        if (raise) r2.reprioritize!('u=0');
+        await Promise.all([low, urgent]);
+        const after = server.priorityUpdates();
+        return { lowEnd, urgentEnd, frames: after.frames - before.frames, raised: after.reprioritised - before.reprioritised };
+      } finally {
+        c.destroy();
+      }
+    };
+    const kept = await run(false);
+    const raised = await run(true);
+    console.log(`u=7 kept: 2 MiB done ${(kept.urgentEnd - kept.lowEnd).toFixed(0)} ms after the 4 MiB; raised to u=0 by PRIORITY_UPDATE: ${(raised.lowEnd - raised.urgentEnd).toFixed(0)} ms before it (frames ${raised.frames}, applied ${raised.raised})`);
+    expect({ frames: kept.frames, raised: kept.raised }).toEqual({ frames: 0, raised: 0 });
+    expect({ frames: raised.frames, raised: raised.raised }).toEqual({ frames: 1, raised: 1 });
+    // Six runs here: kept, the 2 MiB ends 126–251 ms after the 4 MiB; raised, 458–809 ms before it.
+    expect(kept.urgentEnd).toBeGreaterThan(kept.lowEnd);
+    expect(raised.urgentEnd).toBeLessThan(raised.lowEnd - 2 * RTT_MS);
   });
 });

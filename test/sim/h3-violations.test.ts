@@ -6,11 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { concatBytes } from '../../src/codec/bytes.js';
 import { H3ErrorCode, QpackErrorCode } from '../../src/codec/errors.js';
-import { encodeFrame, encodeGoaway, encodeSettings, FrameType } from '../../src/codec/h3frame.js';
+import { encodeFrame, encodeGoaway, encodePriorityUpdate, encodeSettings, FrameParser, FrameType } from '../../src/codec/h3frame.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { encodeVarint } from '../../src/codec/varint.js';
 import { OriginlinkError } from '../../src/errors.js';
 import { H3Connection, type H3Event } from '../../src/h3/connection.js';
+import { DEFAULT_PRIORITY, PENDING_PRIORITY_LIMIT } from '../../src/h3/priority.js';
 import type { HeaderList } from '../../src/http/types.js';
 import type { QuicStreamTransport } from '../../src/h3/quic-seam.js';
 
@@ -153,7 +154,7 @@ describe('control stream violations (server role, client peer streams 2/6/10)', 
       expect(e.h3.closed).toBe(false);
       expect(e.t.stops).toContainEqual([6, H3ErrorCode.STREAM_CREATION_ERROR]);
       expect(e.events.filter((x) => x.type === 'settings')).toEqual([{ type: 'settings', settings: new Map([[6, 8192], [0x21, 7]]) }]);
-      expect(e.events).toContainEqual({ type: 'headers', streamId: 0, headers: REQ, end: false });
+      expect(e.events).toContainEqual({ type: 'headers', streamId: 0, headers: REQ, end: false, priority: DEFAULT_PRIORITY });
       expect(e.events).toContainEqual({ type: 'data', streamId: 0, data: expect.anything(), end: true });
     });
   }
@@ -259,7 +260,7 @@ describe('QPACK on the connection', () => {
       feed(e.h3, 2, settings(), false, mode);
       feed(e.h3, 6, concatBytes([Uint8Array.of(0x02), inserts]), false, mode);
       const rel = e.events.filter((x) => x.type === 'headers' || x.type === 'data');
-      expect(rel[0]).toEqual({ type: 'headers', streamId: 0, headers: WANT, end: false });
+      expect(rel[0]).toEqual({ type: 'headers', streamId: 0, headers: WANT, end: false, priority: DEFAULT_PRIORITY });
       expect(Buffer.concat(rel.slice(1).map((x) => (x as { data: Uint8Array }).data)).toString()).toBe('body');
       expect(rel.at(-1)).toMatchObject({ type: 'data', end: true });
       // Our decoder stream (server-initiated uni 11) carries a Section Acknowledgment for stream 0.
@@ -466,3 +467,119 @@ describe('options', () => {
   });
 });
 
+
+describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
+  const GET = (extra: HeaderList = []): HeaderList => [[':method', 'GET'], [':scheme', 'https'], [':authority', 'o.example'], [':path', '/g'], ...extra];
+  const heads = (e: ReturnType<typeof endpoint>) => e.events.filter((x) => x.type === 'headers') as Array<Extract<H3Event, { type: 'headers' }>>;
+  const prios = (e: ReturnType<typeof endpoint>) => e.events.filter((x) => x.type === 'priority');
+
+  it('the frame round-trips through the parser, whole and one byte at a time; an empty payload is H3_FRAME_ERROR', () => {
+    const f = encodePriorityUpdate(1_000_000, 'u=1, i');
+    for (const step of [f.length, 1]) {
+      const p = new FrameParser({ maxFrameSize: 100 });
+      const evs = [];
+      for (let i = 0; i < f.length; i += step) evs.push(...p.push(f.subarray(i, i + step)));
+      expect(evs).toEqual([{ kind: 'priority-update', push: false, id: 1_000_000, value: 'u=1, i' }]);
+    }
+    expect(() => new FrameParser({ maxFrameSize: 100 }).push(encodeFrame(FrameType.PRIORITY_UPDATE_REQUEST, new Uint8Array(0)))).toThrow(/truncated/);
+  });
+
+  for (const mode of MODES) {
+    it(`reprioritises a request once its head is reported (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 2, settings(), false, mode);
+      feed(e.h3, 0, headers(GET([['priority', 'u=5']])), true, mode);
+      expect(heads(e)[0]!.priority).toEqual({ urgency: 5, incremental: false });
+      feed(e.h3, 2, encodePriorityUpdate(0, 'u=0, i'), false, mode);
+      expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 0, incremental: true }, written: false }]);
+      // Out-of-range members are ignored (§4.1): the update means the defaults.
+      feed(e.h3, 2, encodePriorityUpdate(0, 'u=9'), false, mode);
+      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: DEFAULT_PRIORITY, written: false });
+      e.h3.sendHeaders(0, [[':status', '200']], true);
+      // All written, maybe not all sent: still reported (the driver reorders what it holds).
+      feed(e.h3, 2, encodePriorityUpdate(0, 'u=1'), false, mode);
+      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true });
+      expect(e.h3.stats()).toMatchObject({ priorityUpdates: 3, pendingPriorityUpdates: 0 });
+      expect(e.h3.closed).toBe(false);
+    });
+
+    it(`an update for a request not open yet (or whose head is still arriving) is its starting priority, over its header (${mode})`, () => {
+      const e = endpoint('server');
+      feed(e.h3, 2, concatBytes([settings(), encodePriorityUpdate(8, 'u=6'), encodePriorityUpdate(4, 'u=2'), encodePriorityUpdate(4, 'u=1, i')]), false, mode);
+      expect(e.h3.stats()).toMatchObject({ priorityUpdates: 3, pendingPriorityUpdates: 2 });
+      feed(e.h3, 4, headers(GET([['priority', 'u=7']])), true, mode);
+      // Half a HEADERS frame on stream 8, then another update, then the rest.
+      const h8 = headers(GET());
+      feed(e.h3, 8, h8.subarray(0, 5), false, mode);
+      feed(e.h3, 2, encodePriorityUpdate(8, 'u=0'), false, mode);
+      feed(e.h3, 8, h8.subarray(5), true, mode);
+      feed(e.h3, 0, headers(GET([['priority', 'u=4'], ['priority', 'i']])), true, mode);
+      expect(heads(e).map((h) => [h.streamId, h.priority])).toEqual([
+        [4, { urgency: 1, incremental: true }],
+        [8, { urgency: 0, incremental: false }],
+        [0, { urgency: 4, incremental: true }], // no update: both header lines, one Dictionary
+      ]);
+      expect(prios(e)).toEqual([]);
+      expect(e.h3.stats().pendingPriorityUpdates).toBe(0);
+    });
+  }
+
+  it('an update waiting for a QPACK-blocked request applies when it is unblocked', () => {
+    const e = endpoint('server');
+    const inserts = hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468');
+    feed(e.h3, 0, encodeFrame(FrameType.HEADERS, hex('0381 d1 d7 10 11')), true, 'whole');
+    feed(e.h3, 2, concatBytes([settings(), encodePriorityUpdate(0, 'u=2')]), false, 'whole');
+    feed(e.h3, 6, concatBytes([Uint8Array.of(0x02), inserts]), false, 'whole');
+    expect(heads(e).map((h) => h.priority)).toEqual([{ urgency: 2, incremental: false }]);
+  });
+
+  it(`keeps at most ${PENDING_PRIORITY_LIMIT} updates for unopened requests, dropping the oldest; finished requests are not kept`, () => {
+    const e = endpoint('server');
+    feed(e.h3, 2, settings(), false, 'whole');
+    feed(e.h3, 0, headers(GET()), true, 'whole');
+    e.h3.sendHeaders(0, [[':status', '204']], true);
+    feed(e.h3, 2, encodePriorityUpdate(0, 'u=1'), false, 'whole'); // finished: reported at once, not kept
+    expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true }]);
+    expect(e.h3.stats().pendingPriorityUpdates).toBe(0);
+    const n = PENDING_PRIORITY_LIMIT + 72;
+    for (let i = 1; i <= n; i++) feed(e.h3, 2, encodePriorityUpdate(4 * i, 'u=6'), false, 'whole');
+    expect(e.h3.stats()).toMatchObject({ priorityUpdates: n + 1, pendingPriorityUpdates: PENDING_PRIORITY_LIMIT });
+    feed(e.h3, 4, headers(GET()), true, 'whole'); // its update was among the oldest: dropped
+    feed(e.h3, 4 * n, headers(GET()), true, 'whole');
+    expect(heads(e).slice(1).map((h) => h.priority!.urgency)).toEqual([3, 6]);
+    expect(e.h3.closed).toBe(false);
+  });
+
+  for (const mode of MODES) {
+    it(`violations: push variant and non-request ids -> H3_ID_ERROR, on a request stream or from a server -> H3_FRAME_UNEXPECTED, first on the control stream -> H3_MISSING_SETTINGS (${mode})`, () => {
+      const push = endpoint('server');
+      feed(push.h3, 2, concatBytes([settings(), encodeFrame(FrameType.PRIORITY_UPDATE_PUSH, concatBytes([encodeVarint(0), Buffer.from('u=1')]))]), false, mode);
+      expectClosed(push, H3ErrorCode.ID_ERROR);
+      for (const id of [1, 2, 3, 6]) {
+        const e = endpoint('server');
+        feed(e.h3, 2, concatBytes([settings(), encodePriorityUpdate(id, 'u=1')]), false, mode);
+        expectClosed(e, H3ErrorCode.ID_ERROR);
+      }
+      const onRequest = endpoint('server');
+      feed(onRequest.h3, 0, concatBytes([headers(GET()), encodePriorityUpdate(0, 'u=1')]), false, mode);
+      expectClosed(onRequest, H3ErrorCode.FRAME_UNEXPECTED);
+      const client = endpoint('client');
+      feed(client.h3, 3, concatBytes([settings(), encodePriorityUpdate(0, 'u=1')]), false, mode);
+      expectClosed(client, H3ErrorCode.FRAME_UNEXPECTED);
+      const first = endpoint('server');
+      feed(first.h3, 2, concatBytes([Uint8Array.of(0), encodePriorityUpdate(0, 'u=1')]), false, mode);
+      expectClosed(first, H3ErrorCode.MISSING_SETTINGS);
+    });
+  }
+
+  it('a client sends it on its control stream; a server may not, nor for a stream it never opened', () => {
+    const c = endpoint('client');
+    const id = c.h3.openRequest(GET(), false)!;
+    c.h3.sendPriorityUpdate(id, 'u=0, i');
+    expect(Buffer.from(c.t.bytes(2)).includes(Buffer.from(encodePriorityUpdate(id, 'u=0, i')))).toBe(true);
+    expect(() => c.h3.sendPriorityUpdate(id + 4, 'u=1')).toThrow(/not a request we opened/);
+    expect(() => c.h3.sendPriorityUpdate(id, 'u=1\n')).toThrow(/printable ASCII/);
+    const s = endpoint('server');
+    expect(() => s.h3.sendPriorityUpdate(0, 'u=1')).toThrow(/sent by clients/);
+  });
+});
