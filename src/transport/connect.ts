@@ -17,6 +17,7 @@ import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
 import type { ResolvedAddress } from './resolver.js';
 import type { ProxyNode } from './proxy.js';
 import { openTunnel } from './tunnel.js';
+import { H2ProxyLinks } from './h2-tunnel.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
@@ -80,7 +81,11 @@ export interface ConnectContext {
   signal: AbortSignal;
   /** Which requests may ride in 0-RTT early data (h3). Default 'safe': GET, HEAD, OPTIONS. */
   earlyData?: EarlyDataPolicy | undefined;
+  /** Connections to `http2` proxy nodes (one set per Agent); default: one set shared by the process. */
+  proxyLinks?: H2ProxyLinks | undefined;
 }
+
+const defaultProxyLinks = new H2ProxyLinks();
 
 /** A connector for a protocol that is not TCP-based (h3). */
 export type ExtraConnector = (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
@@ -107,8 +112,15 @@ interface Dialled {
 async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: ConnectContext): Promise<Dialled> {
   if (origin.proxy) {
     // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
-    const socket = await openTunnel(origin.proxy, origin.host, origin.port, { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized });
-    return { t: await connectTcp({ ...base, socket }), address: null, attempts: 1 };
+    const t0 = performance.now();
+    const to = { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized };
+    const socket = origin.proxy.http2
+      ? await (ctx.proxyLinks ?? defaultProxyLinks).open(origin.proxy, origin.host, origin.port, { ...to, windowSize: ctx.pool.windowSize, maxHeaderListSize: ctx.pool.maxHeaderBytes })
+      : await openTunnel(origin.proxy, origin.host, origin.port, to);
+    const tunnelMs = performance.now() - t0;
+    const t = await connectTcp({ ...base, socket });
+    // The tunnel is this connection's transport setup: per-node handshake time counts it.
+    return { t: { ...t, connectMs: tunnelMs + t.connectMs }, address: null, attempts: 1 };
   }
   const book = origin.addresses;
   if (!book || isIP(origin.host) !== 0) {
@@ -183,7 +195,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     rttMs: null,
     family: origin.proxy ? null : address?.family ?? familyOf(t.socket.remoteAddress),
     attempts,
-    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, h3: 'not attempted: TCP-only proxy' } : null,
+    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, http2: origin.proxy.http2, h3: 'not attempted: TCP-only proxy' } : null,
   };
   const p = ctx.pool;
   // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.
