@@ -111,6 +111,8 @@ export class H2ProxyLinks {
     if (this.#closed) throw proxyError(node, 'the agent is closed');
     const t0 = performance.now();
     const socket = tls.connect(proxyTlsOptions(node, o, ['h2']));
+    // Many tunnels share this socket: with Nagle a tunnel's small write waits for the ACK of another's.
+    socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no TLS within ${o.timeoutMs} ms`)), o.timeoutMs);
       const fail = (e: Error): void => {

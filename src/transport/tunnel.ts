@@ -37,6 +37,7 @@ export function openTunnel(node: ProxyNode, host: string, port: number, o: Tunne
     let socket: net.Socket;
     if (node.kind === 'https') {
       socket = tls.connect(proxyTlsOptions(node, o, ['http/1.1']));
+      socket.setNoDelay(true); // as for http:// nodes: a tunnel's small writes must not wait for an ACK (Nagle)
     } else {
       socket = net.connect({ host: node.host, port: node.port, noDelay: true });
     }

@@ -123,7 +123,7 @@ export async function startNghttpx(backend: ProxyPeer, certPath: string, keyPath
   chmodSync(dir, 0o777);
   const port = await freePort();
   const log = join(dir, 'access.log');
-  const argv = ['nghttpx', '--conf=/dev/null', '--http2-proxy', `--frontend=127.0.0.1,${port}`, `--backend=127.0.0.1,${backend.port}`, '--workers=1', '--no-ocsp',
+  const argv = ['nghttpx', '--conf=/dev/null', '--http2-proxy', '--single-process', `--frontend=127.0.0.1,${port}`, `--backend=127.0.0.1,${backend.port}`, '--workers=1', '--no-ocsp',
     `--frontend-http2-max-concurrent-streams=${maxStreams}`, `--accesslog-file=${log}`, '--accesslog-format=$remote_port $method $path $status $alpn',
     `--errorlog-file=${join(dir, 'error.log')}`, `--pid-file=${join(dir, 'nghttpx.pid')}`, keyPath, certPath];
   // One line per finished request: "PORT CONNECT host:port STATUS ALPN" (a tunnel's line is written when it ends).
