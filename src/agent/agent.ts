@@ -379,7 +379,8 @@ export class Agent implements TickMember {
 
   /**
    * Shared-ticker hook, at most once a second: close and forget pools idle
-   * past originIdleTimeoutMs. Pools with minWarm > 0 are kept warm on
+   * past originIdleTimeoutMs. Pools keeping connections warm (minWarm, or
+   * predictive warmth until its remembered peak is forgotten) stay on
    * purpose and only go when evicted past maxOrigins.
    */
   tick(now: number): void {
@@ -387,7 +388,7 @@ export class Agent implements TickMember {
     this.#lastSweep = now;
     for (const info of [...this.#pools.values()]) {
       const p = info.pool;
-      if (p.opts.minWarm === 0 && p.idle && now - p.lastActivityAt >= this.#originIdleMs) this.#forget(info);
+      if (p.warmTarget === 0 && p.idle && now - p.lastActivityAt >= this.#originIdleMs) this.#forget(info);
     }
   }
 
