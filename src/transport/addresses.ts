@@ -129,6 +129,12 @@ export class AddressBook {
     });
   }
 
+  /** Marked down after a failure and not yet due again. */
+  isDown(host: string, port: number, address: ResolvedAddress): boolean {
+    const s = this.#origins.peek(`${host}:${port}`)?.byAddress.get(address.address);
+    return s !== undefined && s.downUntil > this.opts.now();
+  }
+
   report(host: string, port: number): AddressReport[] {
     const st = this.#origins.peek(`${host}:${port}`);
     if (!st) return [];
