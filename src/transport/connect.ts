@@ -178,8 +178,10 @@ async function dialAddresses<T>(
  * completed handshake. (A ticket for a dead first address therefore costs the
  * handshake timeout once; the address is then marked down and skipped.)
  */
-async function dialH3(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
+async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
   const h3 = await h3Connector();
+  // QUIC keeps its own address counts and down marks (a UDP path can fail where TCP works).
+  const spec = quicSpec.addresses ? { ...quicSpec, addresses: quicSpec.addresses.udp } : quicSpec;
   const r = await dialAddresses(spec, ctx, async (host, servername, signal, lead) => {
     const conn = await h3({ ...spec, host, servername }, { ...ctx, signal });
     const pending = lead ? null : conn.handshakePending?.() ?? null;

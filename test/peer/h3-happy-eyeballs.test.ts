@@ -42,7 +42,7 @@ describe('Happy Eyeballs for QUIC', () => {
     expect(r.connection).toMatchObject({ remoteAddress: '127.0.0.3', family: 4, attempts: 2 });
     expect(ms).toBeGreaterThanOrEqual(DELAY - 5);
     expect(ms).toBeLessThan(DELAY + 1500); // the delay plus one loopback handshake (loaded machine: generous)
-    const down = agent.addresses.report('localhost', port).find((a) => a.address === '127.0.0.2');
+    const down = agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.2');
     expect(down?.downForMs).toBeGreaterThan(0);
     for (const c of agent.pool(url).connections()) c.destroy();
     const again = await agent.request({ url });
@@ -81,7 +81,7 @@ describe('Happy Eyeballs for QUIC', () => {
     expect(await r.text()).toBe('v4 /t2');
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(r.connection.remoteAddress).toBe('127.0.0.3');
-    expect(agent.addresses.report('localhost', port).find((a) => a.address === '127.0.0.2')?.downForMs).toBeGreaterThan(0);
+    expect(agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.2')?.downForMs).toBeGreaterThan(0);
     await agent.close();
   }, 20_000);
 });
