@@ -116,16 +116,16 @@ export interface NghttpxPeer extends ProxyPeer {
 /**
  * nghttpx in HTTP/2 proxy mode: TLS on a loopback port with `cert`/`key`, CONNECT (HTTP/1.1 or HTTP/2, by
  * ALPN) forwarded to `backend` (an HTTP proxy: squid, which checks the credentials). The URL is `https://`
- * with `auth` in it when given. `maxStreams`: its SETTINGS_MAX_CONCURRENT_STREAMS.
+ * with `auth` in it when given. `maxStreams`: its SETTINGS_MAX_CONCURRENT_STREAMS; `extra`: more nghttpx flags.
  */
-export async function startNghttpx(backend: ProxyPeer, certPath: string, keyPath: string, auth?: ProxyAuth, maxStreams = 100): Promise<NghttpxPeer> {
+export async function startNghttpx(backend: ProxyPeer, certPath: string, keyPath: string, auth?: ProxyAuth, maxStreams = 100, extra: string[] = []): Promise<NghttpxPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'addr-nghttpx-'));
   chmodSync(dir, 0o777);
   const port = await freePort();
   const log = join(dir, 'access.log');
   const argv = ['nghttpx', '--conf=/dev/null', '--http2-proxy', '--single-process', `--frontend=127.0.0.1,${port}`, `--backend=127.0.0.1,${backend.port}`, '--workers=1', '--no-ocsp',
     `--frontend-http2-max-concurrent-streams=${maxStreams}`, `--accesslog-file=${log}`, '--accesslog-format=$remote_port $method $path $status $alpn',
-    `--errorlog-file=${join(dir, 'error.log')}`, `--pid-file=${join(dir, 'nghttpx.pid')}`, keyPath, certPath];
+    `--errorlog-file=${join(dir, 'error.log')}`, `--pid-file=${join(dir, 'nghttpx.pid')}`, ...extra, keyPath, certPath];
   // One line per finished request: "PORT CONNECT host:port STATUS ALPN" (a tunnel's line is written when it ends).
   const parse = (text: string, target: string): Map<number, { tunnels: number; alpn: string; statuses: number[] }> => {
     const by = new Map<number, { tunnels: number; alpn: string; statuses: number[] }>();

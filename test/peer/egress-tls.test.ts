@@ -167,6 +167,24 @@ describe('egress through a TLS proxy (nghttpx → squid)', () => {
     expect([...(await logged(front, h2Target, 1)).values()].at(-1)).toMatchObject({ tunnels: 1, alpn: 'h2', statuses: [200] });
   });
 
+  it('HTTP/2 CONNECT to a node that only speaks HTTP/1.1 (ALPN), or whose certificate is for another name: OL_PROXY_FAILED naming why, nothing sent', async () => {
+    const h1only = await startNghttpx(squid, certs.certPath, certs.keyPath, U, 100, ['--npn-list=http/1.1']);
+    const wrongName = await startNghttpx(squid, certs.wrongCertPath, certs.wrongKeyPath, U);
+    try {
+      for (const [peer, why] of [[h1only, /did not negotiate h2 by ALPN \(got none\)/], [wrongName, /cannot reach the proxy: .*(altnames|certificate)/i]] as const) {
+        const before = h1Accepted;
+        const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', maxRetries: 0, proxy: { nodes: [peer.url], http2: true } });
+        const err = await agent.request({ url: `https://${h1Target}/` }).then(() => null, (e: unknown) => e);
+        expect(err).toMatchObject({ code: 'OL_PROXY_FAILED', facts: { requestSent: false }, details: { proxy: `https://127.0.0.1:${peer.port}` } });
+        expect(String((err as Error).message)).toMatch(why);
+        expect(h1Accepted).toBe(before);
+        await agent.close();
+      }
+    } finally {
+      await Promise.all([h1only.stop(), wrongName.stop()]);
+    }
+  }, 30_000);
+
   it('http2 on a node that is not https:// is a config error naming the field (Agent, service config)', () => {
     expect(() => new Agent({ proxy: { nodes: [squid.url], http2: true } })).toThrow(expect.objectContaining({ code: 'OL_INVALID_CONFIG', message: expect.stringMatching(/proxy\.http2: HTTP\/2 CONNECT needs an https:\/\/ node/) }));
     const yaml = (nodes: string, http2: string): string => `
