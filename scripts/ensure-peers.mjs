@@ -45,6 +45,8 @@ const PACKAGES = {
   squid: '/usr/sbin/squid',
   tinyproxy: '/usr/bin/tinyproxy',
   microsocks: '/usr/bin/microsocks',
+  // nghttpx: a TLS proxy front (h2 and HTTP/1.1 by ALPN) for https:// nodes and HTTP/2 CONNECT.
+  'nghttp2-proxy': '/usr/sbin/nghttpx',
 };
 
 const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Open-loop load for the `reuse` scenario, run in the lab's client namespace:
 // `node load-client.mjs JSON` with { mode: 'agent' | 'http', rate, warmS,
-// durationS, path, tag, and for 'agent': base, ca, proto; for 'http': target }.
+// durationS, path, tag, lullS (quiet seconds between warm-up and the measured phase), and for
+// 'agent': base, ca, proto, maxConnections, preconnectRatio; for 'http': target }.
 // Requests start on a fixed schedule (rate per second) whether or not earlier
 // ones finished. 'agent' drives the originlink Agent in this process; 'http'
 // sends cleartext HTTP/1.1 (keep-alive) to a proxy on loopback. Latency is
@@ -21,7 +22,7 @@ let httpAgent = null;
 let generatorRetries = 0;
 if (o.mode === 'agent') {
   const { Agent } = await dist('index.js');
-  agent = new Agent({ protocol: o.proto, tls: { ca: readFileSync(o.ca) }, pool: { ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}), maxPending: 100_000 } });
+  agent = new Agent({ protocol: o.proto, tls: { ca: readFileSync(o.ca) }, pool: { ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}), ...(o.preconnectRatio ? { preconnectRatio: o.preconnectRatio } : {}), maxPending: 100_000 } });
   send = async (url) => { const res = await agent.request({ url: `${o.base}${url}` }); await res.bytes(); return res.status; };
 } else {
   httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
@@ -66,7 +67,9 @@ async function phase(tag, seconds) {
 
 const warm = await phase(`${o.tag}-warm`, o.warmS);
 print({ event: 'progress', note: `${o.tag}: warm-up done` });
+if (o.lullS > 0) await sleep(o.lullS * 1000); // a lull: the measured phase is a burst after it
 const statsBefore = agent?.stats()[0] ?? null;
+const openBefore = agent?.pools()[0]?.connections().length ?? null;
 const main = await phase(o.tag, o.durationS);
 const statsAfter = agent?.stats()[0] ?? null;
 const pool = agent?.pools()[0];
@@ -74,7 +77,7 @@ print({
   event: 'result', tag: o.tag, warm: { requests: warm.requests, errors: warm.samples.filter((s) => s.ms === null).length },
   ...main,
   agentStats: statsAfter, agentStatsBefore: statsBefore,
-  agentOpenConnections: pool ? pool.connections().length : null,
+  agentOpenConnections: pool ? pool.connections().length : null, agentOpenBeforeRun: openBefore,
   generatorRetries,
 });
 agent?.destroy();

@@ -7,7 +7,11 @@
 // Knobs (env): BENCH_RATE (200), BENCH_DURATION_S (10), BENCH_WARM_S (2),
 // BENCH_ORIGIN_MS (50), BENCH_RTT_MS (10), BENCH_TARGETS (all, comma list of
 // agent-h1,agent-h2,agent-h3,serve-h1,serve-h2,serve-h3,nginx,haproxy),
-// BENCH_MAX_CONNECTIONS (originlink pool size; product default 32 when unset).
+// BENCH_MAX_CONNECTIONS (originlink pool size; product default 32 when unset),
+// BENCH_LULL_S (0: quiet seconds between warm-up and run, so the run is a burst after a lull),
+// BENCH_PRECONNECT_RATIO (1.5: the pool's preconnectRatio for the agent-*-pre targets, e.g.
+// agent-h1-pre = agent-h1 with predictive warmth).
+// Predictive warmth: BENCH_TARGETS=agent-h1,agent-h1-pre BENCH_LULL_S=10 npm run bench -- reuse
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +35,8 @@ const ALL = ['agent-h1', 'agent-h2', 'agent-h3', 'serve-h1', 'serve-h2', 'serve-
 const TARGETS = (env.BENCH_TARGETS ?? ALL.join(',')).split(',').filter(Boolean);
 // originlink's pool size: the product default (32) unless set; nginx and HAProxy may keep up to 512.
 const MAX_CONN = Number(env.BENCH_MAX_CONNECTIONS ?? 0);
+const LULL = Number(env.BENCH_LULL_S ?? 0);
+const PRE = Number(env.BENCH_PRECONNECT_RATIO ?? 1.5);
 const CLIENT = fileURLToPath(new URL('../lib/load-client.mjs', import.meta.url));
 const CLI = join(DIST, 'cli', 'main.js');
 
@@ -115,12 +121,15 @@ try {
     const path = `/delay?ms=${L}`;
     let fr = null;
     let arg;
-    if (target.startsWith('agent-')) arg = { mode: 'agent', proto: target.slice(6), base: `https://${origin}`, ca: certs.caPath, maxConnections: MAX_CONN };
+    if (target.startsWith('agent-')) {
+      const [proto, pre] = target.slice(6).split('-');
+      arg = { mode: 'agent', proto, base: `https://${origin}`, ca: certs.caPath, maxConnections: MAX_CONN, ...(pre === 'pre' ? { preconnectRatio: PRE } : {}) };
+    }
     else { fr = await front(target, 8100 + i); arg = { mode: 'http', target: fr.url }; }
     progress.note(`${target} running`);
     try {
-      const r = await runScript(lab, 'client', CLIENT, { ...arg, rate: RATE, warmS: WARM, durationS: DURATION, path, tag }, {
-        onProgress: (p) => progress.tick(p.note), timeoutMs: (WARM + DURATION + 90) * 1000,
+      const r = await runScript(lab, 'client', CLIENT, { ...arg, rate: RATE, warmS: WARM, durationS: DURATION, lullS: LULL, path, tag }, {
+        onProgress: (p) => progress.tick(p.note), timeoutMs: (WARM + LULL + DURATION + 90) * 1000,
       });
       runs.push({ target, ...r });
     } finally {
@@ -134,7 +143,7 @@ try {
   const hold = L + RTT; // a request holds an h1 connection for the origin latency plus one round trip
   const little = RATE * hold / 1000;
   const rows = runs.map((r) => {
-    const proto = r.target.endsWith('h2') ? 'h2' : r.target.endsWith('h3') ? 'h3' : 'h1';
+    const proto = r.target.replace(/-pre$/, '').endsWith('h2') ? 'h2' : r.target.replace(/-pre$/, '').endsWith('h3') ? 'h3' : 'h1';
     const o = (proto === 'h3' ? originStats.h3 : originStats.tcp)?.tags?.[r.tag] ?? {};
     const ok = r.samples.filter((s) => s.ms !== null);
     const sum = summarize(ok.map((s) => s.ms));
@@ -144,21 +153,22 @@ try {
     return {
       target: r.target, upstream: proto, requests: r.requests, generatorRetries: r.generatorRetries ?? 0, agentErrors: r.agentStats?.errors ?? null, agentRetries: r.agentStats?.retries ?? null, errors: r.samples.length - ok.length, lateStarts: r.lateStarts,
       p50Ms: sum.p50, p99Ms: sum.p99, meanMs: sum.mean,
-      originRequests: o.requests ?? null, originConnections: o.connections ?? null, originOpened: o.opened ?? null, originPeakInflight: o.peakInflight ?? null, warmOpened: w.opened ?? null, agentOpenAtEnd: r.agentOpenConnections,
+      originRequests: o.requests ?? null, originConnections: o.connections ?? null, originOpened: o.opened ?? null, originPeakInflight: o.peakInflight ?? null, warmOpened: w.opened ?? null, agentOpenAtEnd: r.agentOpenConnections, agentOpenBeforeRun: r.agentOpenBeforeRun ?? null,
+      preconnectRatio: r.target.endsWith('-pre') ? PRE : 0, firstSecondP99Ms: summarize(r.samples.slice(0, RATE).filter((s) => s.ms !== null).map((s) => s.ms)).p99,
       reuseRate: reuse, agentReuseRate: r.agentStats && r.agentStatsBefore ? 1 - (r.agentStats.connectionsOpened - r.agentStatsBefore.connectionsOpened) / (r.agentStats.requests - r.agentStatsBefore.requests) : null,
       littleC: little, littleFromMeanLatency: RATE * sum.mean / 1000, connLimit: limit,
       reuseGoalMet: reuse >= 0.999, connGoalMet: (o.connections ?? Infinity) <= limit,
     };
   });
   const lines = [
-    `reuse: open-loop ${RATE} req/s for ${DURATION} s (after ${WARM} s warm-up), origin latency L = ${L} ms, link RTT ${RTT} ms (self-check ${fmt(check.rttMs, 2)} ms)`,
+    `reuse: open-loop ${RATE} req/s for ${DURATION} s (after ${WARM} s warm-up${LULL ? ` and a ${LULL} s lull: the run is a burst after it` : ''}), origin latency L = ${L} ms, link RTT ${RTT} ms (self-check ${fmt(check.rttMs, 2)} ms)${TARGETS.some((t) => t.endsWith('-pre')) ? `; *-pre: preconnectRatio ${PRE}` : ''}`,
     `Little's law for h1: C = R × (L + RTT) = ${RATE} × ${hold / 1000} s = ${fmt(little, 1)} connections; goals: reuse ≥ 99.9%, origin connections ≤ 1.2 × C (h1) or ≤ 2 (h2/h3)`,
     `load generator, connector/proxy in the client namespace (proxies reached over loopback, cleartext HTTP/1.1); origin (node TLS h1/h2, our h3) across the link`,
     'late starts: requests the generator started > 5 ms after their slot (its event loop was held up; bursts follow). Errors: failed after retries.',
     '',
-    '| target | upstream | requests | errors | late starts | p50 ms | p99 ms | opened in warm-up | origin conns used | opened in run | peak in flight at origin | reuse (origin) | limit | reuse goal | conns goal |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
-    ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${r.requests} | ${r.errors} | ${r.lateStarts} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${r.warmOpened ?? '-'} | ${r.originConnections ?? '-'} | ${r.originOpened ?? '-'} | ${r.originPeakInflight ?? '-'} | ${pct(r.reuseRate, 2)} | ≤ ${fmt(r.connLimit, 1)} | ${r.reuseGoalMet ? 'yes' : '**no**'} | ${r.connGoalMet ? 'yes' : '**no**'} |`),
+    '| target | upstream | requests | errors | late starts | p50 ms | p99 ms | first second p99 ms | agent open before run | opened in warm-up | origin conns used | opened in run | peak in flight at origin | reuse (origin) | limit | reuse goal | conns goal |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${r.requests} | ${r.errors} | ${r.lateStarts} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.firstSecondP99Ms)} | ${r.agentOpenBeforeRun ?? '-'} | ${r.warmOpened ?? '-'} | ${r.originConnections ?? '-'} | ${r.originOpened ?? '-'} | ${r.originPeakInflight ?? '-'} | ${pct(r.reuseRate, 2)} | ≤ ${fmt(r.connLimit, 1)} | ${r.reuseGoalMet ? 'yes' : '**no**'} | ${r.connGoalMet ? 'yes' : '**no**'} |`),
   ];
   const w = new ResultWriter('reuse');
   await w.chart('connections', {
@@ -175,7 +185,7 @@ try {
     mark: 'bar',
     encoding: { x: { field: 'target', type: 'nominal', sort: null, title: null }, xOffset: { field: 'stat' }, y: { field: 'ms', type: 'quantitative' }, color: { field: 'stat', type: 'nominal' } },
   });
-  const file = w.write({ rate: RATE, durationS: DURATION, warmS: WARM, originLatencyMs: L, rttMs: RTT, littleC: little, selfCheck: check, labFacts: facts, rows, originStats, runs });
+  const file = w.write({ rate: RATE, durationS: DURATION, warmS: WARM, lullS: LULL, preconnectRatio: PRE, originLatencyMs: L, rttMs: RTT, littleC: little, selfCheck: check, labFacts: facts, rows, originStats, runs });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
   process.stderr.write(`\nreuse failed: ${err?.stack ?? err}\n`);

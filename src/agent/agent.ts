@@ -39,6 +39,7 @@ import { Resolver, type ResolverOptions } from '../transport/resolver.js';
 import { AddressBook, type AddressBookOptions } from '../transport/addresses.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../transport/happy-eyeballs.js';
 import { ProxyRotation, type ProxyNode, type ProxyOptions } from '../transport/proxy.js';
+import { H2ProxyLinks } from '../transport/h2-tunnel.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 
@@ -141,6 +142,8 @@ export interface ProxyNodeStats {
   connectFailures: number;
   /** 1 − connectionsOpened / requests. */
   reuseRate: number;
+  /** `http2` nodes: HTTP/2 connections to the node open now (every tunnel is a stream of one of them); null otherwise. */
+  nodeConnections: number | null;
   /** Mean TCP + TLS handshake through this node, ms (null before any). */
   meanHandshakeMs: number | null;
   /** Requests that needed no handshake × the mean handshake: time saved by reuse, ms. */
@@ -228,6 +231,8 @@ export class Agent implements TickMember {
   /** The agent's proxy rotation, and per-origin ones (`scheme://host:port` → rotation, or null: direct). */
   #proxy: ProxyRotation | null;
   #originProxy = new Map<string, ProxyRotation | null>();
+  /** HTTP/2 connections to `http2` proxy nodes, shared by every pool of this agent. */
+  #proxyLinks = new H2ProxyLinks();
   #addresses = new AddressCache();
   #book: AddressBook;
   #attemptDelayMs: number;
@@ -345,7 +350,7 @@ export class Agent implements TickMember {
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
     const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
-    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData };
+    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData, proxyLinks: this.#proxyLinks };
     const origin = `${scheme}://${u.hostname}:${port}`;
     const sel = this.#selector;
     const created: Pool = new Pool(
@@ -379,7 +384,8 @@ export class Agent implements TickMember {
 
   /**
    * Shared-ticker hook, at most once a second: close and forget pools idle
-   * past originIdleTimeoutMs. Pools with minWarm > 0 are kept warm on
+   * past originIdleTimeoutMs. Pools keeping connections warm (minWarm, or
+   * predictive warmth until its remembered peak is forgotten) stay on
    * purpose and only go when evicted past maxOrigins.
    */
   tick(now: number): void {
@@ -387,7 +393,7 @@ export class Agent implements TickMember {
     this.#lastSweep = now;
     for (const info of [...this.#pools.values()]) {
       const p = info.pool;
-      if (p.opts.minWarm === 0 && p.idle && now - p.lastActivityAt >= this.#originIdleMs) this.#forget(info);
+      if (p.warmTarget === 0 && p.idle && now - p.lastActivityAt >= this.#originIdleMs) this.#forget(info);
     }
   }
 
@@ -562,8 +568,18 @@ export class Agent implements TickMember {
   /** Per egress proxy node: requests, connections opened, reuse rate, handshake time saved. */
   proxyStats(): ProxyNodeStats[] {
     const by = new Map<string, PoolCounters[]>();
+    const links = new Map<string, number>();
     const add = (node: string, c: PoolCounters): void => { const l = by.get(node) ?? []; l.push(c); by.set(node, l); };
-    for (const x of this.#pools.values()) if (x.proxy) add(x.proxy.id, x.pool.counters);
+    for (const x of this.#pools.values()) {
+      if (!x.proxy) continue;
+      add(x.proxy.id, x.pool.counters);
+      if (x.proxy.http2) links.set(x.proxy.key, this.#proxyLinks.connections(x.proxy).filter((c) => c.state !== 'closed').length);
+    }
+    const nodeConnections = (id: string): number | null => {
+      let n: number | null = null;
+      for (const [k, c] of links) if (k.startsWith(`${id}#`)) n = (n ?? 0) + c;
+      return n;
+    };
     for (const r of this.#retired.values()) if (r.proxy) add(r.proxy, r.counters);
     return [...by].map(([node, cs]) => {
       const sum = (f: (c: PoolCounters) => number): number => cs.reduce((a, c) => a + f(c), 0);
@@ -573,7 +589,7 @@ export class Agent implements TickMember {
       const errors: Record<string, number> = {};
       for (const c of cs) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
       return {
-        node, requests, requestsOnReusedConnections: sum((c) => c.reusedRequests), connectionsOpened: opened, connectFailures: sum((c) => c.connectFailures),
+        node, requests, requestsOnReusedConnections: sum((c) => c.reusedRequests), connectionsOpened: opened, connectFailures: sum((c) => c.connectFailures), nodeConnections: nodeConnections(node),
         reuseRate: requests === 0 ? 0 : Math.max(0, 1 - opened / requests), meanHandshakeMs: mean,
         handshakeMsSaved: mean === null ? 0 : Math.max(0, requests - opened) * mean, errors,
       };
@@ -598,6 +614,7 @@ export class Agent implements TickMember {
     this.#closed = true;
     sharedTicker.delete(this);
     await Promise.all([...this.#pools.values()].map((x) => x.pool.close()));
+    this.#proxyLinks.close();
   }
 
   /** Abort everything now (returns a promise, as undici's Dispatcher.destroy does). */
@@ -605,6 +622,7 @@ export class Agent implements TickMember {
     this.#closed = true;
     sharedTicker.delete(this);
     for (const x of this.#pools.values()) x.pool.destroy(error ?? undefined);
+    this.#proxyLinks.close();
     return Promise.resolve();
   }
 }

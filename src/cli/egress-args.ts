@@ -1,4 +1,4 @@
-/** `--proxy`, `--proxy-policy`, `--sticky-window`, `--dns-server`: shared by fetch and probe. */
+/** `--proxy`, `--proxy-policy`, `--sticky-window`, `--proxy-http2`, `--dns-server`: shared by fetch and probe. */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { ProxyOptions, ProxyPolicy } from '../transport/proxy.js';
 
@@ -6,12 +6,14 @@ export const EGRESS_USAGE = `  --proxy URL                egress proxy node: htt
                              (repeatable: several nodes, spread by --proxy-policy)
   --proxy-policy P           sticky | per-origin | round-robin (default sticky)
   --sticky-window MS         window of the sticky policy (default 60000)
+  --proxy-http2              HTTP/2 CONNECT to https:// nodes: every tunnel a stream of one connection per node
   --dns-server ADDR:PORT     ask this DNS server for A/AAAA with TTLs (repeatable; default the system resolver)`;
 
 export const EGRESS_OPTIONS = {
   proxy: { type: 'string', multiple: true },
   'proxy-policy': { type: 'string' },
   'sticky-window': { type: 'string' },
+  'proxy-http2': { type: 'boolean' },
   'dns-server': { type: 'string', multiple: true },
 } as const;
 
@@ -19,6 +21,7 @@ export interface EgressValues {
   proxy?: string[] | undefined;
   'proxy-policy'?: string | undefined;
   'sticky-window'?: string | undefined;
+  'proxy-http2'?: boolean | undefined;
   'dns-server'?: string[] | undefined;
 }
 
@@ -28,14 +31,14 @@ export function egressFromArgs(v: EgressValues): { proxy: ProxyOptions | null; d
   if (v.proxy && v.proxy.length > 0) {
     const policy = (v['proxy-policy'] ?? 'sticky') as ProxyPolicy;
     if (!['sticky', 'per-origin', 'round-robin'].includes(policy)) throw bad(`--proxy-policy must be sticky, per-origin or round-robin (got ${policy})`);
-    proxy = { nodes: v.proxy, policy };
+    proxy = { nodes: v.proxy, policy, ...(v['proxy-http2'] ? { http2: true } : {}) };
     if (v['sticky-window'] !== undefined) {
       const w = Number(v['sticky-window']);
       if (!Number.isInteger(w) || w < 1) throw bad(`--sticky-window must be a positive integer (ms), got ${v['sticky-window']}`);
       proxy.stickyWindowMs = w;
     }
-  } else if (v['proxy-policy'] !== undefined || v['sticky-window'] !== undefined) {
-    throw bad('--proxy-policy and --sticky-window need --proxy');
+  } else if (v['proxy-policy'] !== undefined || v['sticky-window'] !== undefined || v['proxy-http2'] !== undefined) {
+    throw bad('--proxy-policy, --sticky-window and --proxy-http2 need --proxy');
   }
   return { proxy, dnsServers: v['dns-server'] ?? [] };
 }

@@ -65,7 +65,7 @@ export interface ConnectionFacts {
   remotePort: number;
   localAddress: string;
   localPort: number;
-  /** ms from start to transport established (TCP connect, or QUIC handshake). */
+  /** ms from start to transport established (TCP connect, or QUIC handshake; through a proxy: TCP to the proxy + the tunnel's CONNECT or SOCKS exchange). */
   connectMs: number;
   /** ms spent in the TLS handshake after TCP connected (0 for QUIC: it is in connectMs). */
   tlsMs: number;
@@ -94,6 +94,8 @@ export interface ProxyFacts {
   /** `kind://host:port` of the node. */
   node: string;
   kind: 'http' | 'https' | 'socks5';
+  /** The tunnel is an HTTP/2 CONNECT stream on a connection shared with other tunnels to the node (RFC 9113 §8.5). */
+  http2: boolean;
   /** Every node kind here carries TCP only: HTTP/3 is never attempted through it. */
   h3: 'not attempted: TCP-only proxy';
 }

@@ -9,6 +9,18 @@ export interface PoolOptions {
   maxConnections: number;
   /** Connections opened ahead of demand and kept open. Default 0. */
   minWarm: number;
+  /**
+   * Predictive warmth (0 = off, the default; else 1 … 10): keep ready connections for this
+   * ratio × the recent peak of concurrent requests (in flight + queued; for h2/h3 divided by a
+   * connection's stream limit), rounded up, within maxConnections. The remembered peak halves
+   * every `preconnectHalfLifeMs` once demand falls, and a peak below half a request is forgotten;
+   * connections above the target retire at their idle timeout. Envoy's
+   * per_upstream_preconnect_ratio is the anchor: 1.5 keeps half again as many as the peak needed,
+   * so a burst after a lull finds them warm.
+   */
+  preconnectRatio: number;
+  /** Half-life of the remembered peak concurrency, ms. Default 30000. */
+  preconnectHalfLifeMs: number;
   /** h1: most dials in flight at once; meanwhile freed connections serve the queue. Default 4. */
   maxConnecting: number;
   /** Most requests waiting for a connection; one more fails with OL_QUEUE_FULL. Default 1024. */
@@ -58,6 +70,8 @@ export interface PoolOptions {
 export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
   maxConnections: 32,
   minWarm: 0,
+  preconnectRatio: 0,
+  preconnectHalfLifeMs: 30_000,
   maxConnecting: 4,
   maxPending: 1024,
   pendingTimeoutMs: 30_000,
@@ -83,6 +97,8 @@ export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
 const RULES: { [K in keyof PoolOptions]: { min: number; max?: number; int?: boolean } } = {
   maxConnections: { min: 1, int: true },
   minWarm: { min: 0, int: true },
+  preconnectRatio: { min: 0, max: 10 },
+  preconnectHalfLifeMs: { min: 1 },
   maxConnecting: { min: 1, int: true },
   maxPending: { min: 0, int: true },
   pendingTimeoutMs: { min: 1 },
@@ -119,6 +135,7 @@ export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, wher
     out[key as keyof PoolOptions] = value;
   }
   if (out.minWarm > out.maxConnections) throw configError(`${where}.minWarm`, `must be ≤ maxConnections (${out.maxConnections})`);
+  if (out.preconnectRatio > 0 && out.preconnectRatio < 1) throw configError(`${where}.preconnectRatio`, `must be 0 (off) or 1 … 10, got ${out.preconnectRatio}`);
   return Object.freeze(out);
 }
 

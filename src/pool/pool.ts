@@ -66,6 +66,9 @@ export class Pool implements TickMember {
   #closed = false;
   #dialAbort = new AbortController();
   #drainWaiters: Array<() => void> = [];
+  /** Predictive warmth: the remembered peak of concurrent requests (decayed) and when it was last updated. */
+  #peak = 0;
+  #peakAt = performance.now();
   /** Totals of this origin (carried over from a forgotten pool of the same key by the Agent). */
   readonly counters: PoolCounters;
 
@@ -93,8 +96,9 @@ export class Pool implements TickMember {
   }
   get lastActivityAt(): number { return this.#lastActivityAt; }
 
-  /** Shared-ticker hook: health pings and maximum age, at most every max(250, pingIntervalMs / 2) ms. */
+  /** Shared-ticker hook: predictive warmth every tick; health pings and maximum age at most every max(250, pingIntervalMs / 2) ms. */
   tick(now: number): void {
+    if (this.opts.preconnectRatio > 0) this.#topUpWarm();
     const every = Math.max(250, this.opts.pingIntervalMs / 2);
     if (now - this.#lastHealthAt < every) return;
     this.#lastHealthAt = now;
@@ -117,7 +121,11 @@ export class Pool implements TickMember {
       const w: Waiter = { req, resolve, reject, enqueuedAt: this.#lastActivityAt, timer: null, onAbort: null };
       if (this.#pending.length === 0) {
         const e = this.#pick();
-        if (e) { this.#start(w, e); return; }
+        if (e) {
+          this.#start(w, e);
+          if (this.opts.preconnectRatio > 0) this.#topUpWarm();
+          return;
+        }
       }
       if (this.#pending.length >= this.opts.maxPending) {
         this.counters.error(ErrorCode.QUEUE_FULL);
@@ -139,6 +147,7 @@ export class Pool implements TickMember {
       }
       this.#pending.push(w);
       this.#pump();
+      if (this.opts.preconnectRatio > 0) this.#topUpWarm();
     });
   }
 
@@ -238,10 +247,54 @@ export class Pool implements TickMember {
     for (let i = 0; i < toDial; i++) this.#dialOne();
   }
 
+  /** Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting at a time. */
   #topUpWarm(): void {
     if (this.#closed) return;
-    const missing = this.opts.minWarm - this.#open() - this.#dialing;
-    for (let i = 0; i < missing; i++) this.#dialOne();
+    const missing = this.#keepWarm() - this.#open() - this.#dialing;
+    const room = this.opts.preconnectRatio > 0 ? Math.max(this.opts.minWarm, this.opts.maxConnecting) - this.#dialing : missing;
+    for (let i = 0; i < Math.min(missing, room); i++) this.#dialOne();
+  }
+
+  /** Requests in flight on this pool's connections plus queued ones. */
+  #demand(): number {
+    let n = this.#pending.length;
+    for (const e of this.#entries.values()) n += e.conn.active;
+    return n;
+  }
+
+  /**
+   * Connections to keep open now: `minWarm`, or ⌈preconnectRatio × peak / streams per
+   * connection⌉ when higher (within maxConnections). The peak is the demand seen, halved every
+   * preconnectHalfLifeMs since (exponential decay), forgotten below half a request. Until the
+   * first connection says which protocol the origin speaks (and, for h2/h3, how many streams a
+   * connection takes), the predictive part waits.
+   */
+  #keepWarm(): number {
+    let target = 0;
+    if (this.opts.preconnectRatio > 0 && this.#protocol !== null) {
+      const now = performance.now();
+      const decayed = this.#peak * 2 ** (-(now - this.#peakAt) / this.opts.preconnectHalfLifeMs);
+      this.#peak = Math.max(decayed, this.#demand());
+      if (this.#peak < 0.5) this.#peak = 0;
+      this.#peakAt = now;
+      // h2/h3: streams per connection from a ready one; with none yet, the demand's own (merged) dial comes first.
+      let perConn = this.#protocol === 'h1' ? 1 : 0;
+      if (this.#protocol !== 'h1') for (const e of this.#entries.values()) if (e.conn.state === 'ready') perConn = Math.max(perConn, e.conn.capacity);
+      if (perConn > 0) target = Math.ceil((this.opts.preconnectRatio * this.#peak) / perConn);
+    }
+    return Math.min(this.opts.maxConnections, Math.max(this.opts.minWarm, target));
+  }
+
+  /** Connections this pool keeps open with nothing to do (minWarm or predictive warmth). */
+  get warmTarget(): number {
+    return this.#closed ? 0 : this.#keepWarm();
+  }
+
+  /** An idle connection kept warm on purpose (re-checked after another idle period while warmth is predictive: the target decays). */
+  #keptWarm(e: Entry): boolean {
+    if (this.#open() > this.#keepWarm()) return false;
+    if (this.opts.preconnectRatio > 0) this.#armIdle(e);
+    return true;
   }
 
   /** Open a connection now (pre-connect). Resolves when it is ready. */
@@ -358,7 +411,7 @@ export class Pool implements TickMember {
             this.counters.closed();
             publishConnection('close', this.origin, conn, ev.error);
           }
-          if (this.opts.minWarm > 0) this.#topUpWarm();
+          if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
           this.#pump();
           break;
       }
@@ -378,12 +431,12 @@ export class Pool implements TickMember {
     e.idleTimer = setTimeout(() => {
       e.idleTimer = null;
       if (e.conn.active > 0) return;
-      if (this.opts.minWarm > 0 && this.#open() <= this.opts.minWarm) return; // kept warm on purpose
+      if (this.#keptWarm(e)) return;
       if (early < full && !this.#otherIdleH1(e)) {
         e.idleTimer = setTimeout(() => {
           e.idleTimer = null;
           if (e.conn.active > 0) return;
-          if (this.opts.minWarm > 0 && this.#open() <= this.opts.minWarm) return;
+          if (this.#keptWarm(e)) return;
           e.conn.drain();
         }, full - early);
         e.idleTimer.unref();

@@ -69,6 +69,8 @@ export interface EgressConfig {
   nodes: string[];
   policy: ProxyPolicy;
   stickyWindowMs: number;
+  /** HTTP/2 CONNECT to https:// nodes: tunnels as streams of one connection per node. */
+  http2: boolean;
 }
 
 export interface DnsConfig {
@@ -336,20 +338,22 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
   return out;
 }
 
-/** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs }`, checked as the Agent will take it. */
+/** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs, http2 }`, checked as the Agent will take it. */
 function readEgress(parent: Reader, field: string): EgressConfig | null {
   if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
   const e = parent.obj(field);
-  e.keys(['nodes', 'policy', 'stickyWindowMs']);
+  e.keys(['nodes', 'policy', 'stickyWindowMs', 'http2']);
   const cfg: EgressConfig = {
     nodes: e.list('nodes', 1).map((x) => x.self()),
     policy: e.has('policy') ? e.oneOf('policy', ['sticky', 'per-origin', 'round-robin'] as const) : 'sticky',
     stickyWindowMs: e.optInt('stickyWindowMs', 1, 86_400_000) ?? 60_000,
+    http2: e.optBool('http2') ?? false,
   };
   try {
     new ProxyRotation(cfg);
   } catch (err) {
-    throw e.fail('nodes', String((err as OriginlinkError).details?.['reason'] ?? (err as Error).message));
+    const d = (err as OriginlinkError).details;
+    throw e.fail(d?.['field'] === 'proxy.http2' ? 'http2' : 'nodes', String(d?.['reason'] ?? (err as Error).message));
   }
   return cfg;
 }

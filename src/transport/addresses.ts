@@ -58,11 +58,21 @@ export class AddressBook {
   readonly resolver: Resolver;
   readonly opts: Readonly<AddressBookOptions>;
   #origins: LruMap<string, OriginState>;
+  #udp: AddressBook | null = null;
 
   constructor(resolver: Resolver, opts: Partial<AddressBookOptions> = {}) {
     this.resolver = resolver;
     this.opts = Object.freeze({ downBaseMs: 1000, downMaxMs: 60_000, maxOrigins: 1024, now: () => performance.now(), ...opts });
     this.#origins = new LruMap(this.opts.maxOrigins);
+  }
+
+  /**
+   * The book for QUIC dials: the same resolver and options, its own counts and
+   * down marks — UDP blocked to an address says nothing about TCP to it.
+   */
+  get udp(): AddressBook {
+    this.#udp ??= new AddressBook(this.resolver, this.opts);
+    return this.#udp;
   }
 
   /** The addresses to try for a new connection, best first (resolve, then order). */
@@ -127,6 +137,12 @@ export class AddressBook {
       closed = true;
       counted.connections--;
     });
+  }
+
+  /** Marked down after a failure and not yet due again. */
+  isDown(host: string, port: number, address: ResolvedAddress): boolean {
+    const s = this.#origins.peek(`${host}:${port}`)?.byAddress.get(address.address);
+    return s !== undefined && s.downUntil > this.opts.now();
   }
 
   report(host: string, port: number): AddressReport[] {

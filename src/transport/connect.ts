@@ -17,6 +17,7 @@ import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
 import type { ResolvedAddress } from './resolver.js';
 import type { ProxyNode } from './proxy.js';
 import { openTunnel } from './tunnel.js';
+import { H2ProxyLinks } from './h2-tunnel.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
@@ -80,7 +81,11 @@ export interface ConnectContext {
   signal: AbortSignal;
   /** Which requests may ride in 0-RTT early data (h3). Default 'safe': GET, HEAD, OPTIONS. */
   earlyData?: EarlyDataPolicy | undefined;
+  /** Connections to `http2` proxy nodes (one set per Agent); default: one set shared by the process. */
+  proxyLinks?: H2ProxyLinks | undefined;
 }
+
+const defaultProxyLinks = new H2ProxyLinks();
 
 /** A connector for a protocol that is not TCP-based (h3). */
 export type ExtraConnector = (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
@@ -107,40 +112,113 @@ interface Dialled {
 async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: ConnectContext): Promise<Dialled> {
   if (origin.proxy) {
     // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
-    const socket = await openTunnel(origin.proxy, origin.host, origin.port, { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized });
-    return { t: await connectTcp({ ...base, socket }), address: null, attempts: 1 };
+    const t0 = performance.now();
+    const to = { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized };
+    const socket = origin.proxy.http2
+      ? await (ctx.proxyLinks ?? defaultProxyLinks).open(origin.proxy, origin.host, origin.port, { ...to, windowSize: ctx.pool.windowSize, maxHeaderListSize: ctx.pool.maxHeaderBytes })
+      : await openTunnel(origin.proxy, origin.host, origin.port, to);
+    const tunnelMs = performance.now() - t0;
+    const t = await connectTcp({ ...base, socket });
+    // The tunnel is this connection's transport setup: per-node handshake time counts it.
+    return { t: { ...t, connectMs: tunnelMs + t.connectMs }, address: null, attempts: 1 };
   }
+  const r = await dialAddresses(origin, ctx, (host, servername, signal) => connectTcp({ ...base, host, servername, signal }), (t) => t.socket.destroy());
+  return { t: r.value, address: r.address, attempts: r.attempts };
+}
+
+/**
+ * Dial an origin by address, for TCP and QUIC alike. A host name with an
+ * address book: resolve, race the addresses (RFC 8305: families interleaved,
+ * §4; a new attempt every attempt delay or at once when one fails, §5), the
+ * name kept for SNI and the certificate; a failed or outrun address is marked
+ * down in the book. An IP literal, or no book: one dial (a `lookup`'s first
+ * address).
+ */
+async function dialAddresses<T>(
+  origin: OriginSpec,
+  ctx: ConnectContext,
+  /** `lead`: the only attempt, or the race's first one to an address not marked down. */
+  dial: (host: string, servername: string | undefined, signal: AbortSignal, lead: boolean) => Promise<T>,
+  dispose: (value: T) => void,
+): Promise<{ value: T; address: ResolvedAddress | null; attempts: number }> {
   const book = origin.addresses;
   if (!book || isIP(origin.host) !== 0) {
     const r = await resolved(origin);
-    const t = await connectTcp({ ...base, host: r.host, servername: r.servername });
+    const value = await dial(r.host, r.servername, ctx.signal, true);
     const fam = isIP(r.host);
-    return { t, address: fam === 0 ? null : { address: r.host, family: fam as 4 | 6 }, attempts: 1 };
+    return { value, address: fam === 0 ? null : { address: r.host, family: fam as 4 | 6 }, attempts: 1 };
   }
   const resolution = await book.resolver.resolve(origin.host);
   // order() and the first attempt run in one turn: the next concurrent dial sees this one counted.
   const candidates = book.order(origin.host, origin.port, resolution);
   const servername = origin.servername ?? origin.host;
-  const attempt = (a: ResolvedAddress, signal: AbortSignal): Promise<TcpConnected> => {
+  const attempt = (a: ResolvedAddress, signal: AbortSignal): Promise<T> => {
     const release = book.attempt(origin.host, origin.port, a);
-    return connectTcp({ ...base, host: a.address, servername, signal: AbortSignal.any([ctx.signal, signal]) }).finally(release);
+    const lead = a === candidates[0] && !book.isDown(origin.host, origin.port, a);
+    return dial(a.address, servername, AbortSignal.any([ctx.signal, signal]), lead).finally(release);
   };
   const r = await raceAddresses(candidates, attempt, {
     attemptDelayMs: origin.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS,
     signal: ctx.signal,
-    dispose: (t) => t.socket.destroy(),
+    dispose,
     onFail: (a) => book.failed(origin.host, origin.port, a),
     // Outrun by a later attempt: treated as failed, so the next dials do not wait on it again.
     onOutrun: (a) => book.failed(origin.host, origin.port, a),
   });
-  return { t: r.value, address: r.address, attempts: r.attempts };
+  return { value: r.value, address: r.address, attempts: r.attempts };
+}
+
+/**
+ * HTTP/3 to `spec` (its host and port: the origin, or an alternative service
+ * with the origin's name as servername), over every address of the name
+ * (Happy Eyeballs as for TCP, RFC 8305 §5). A connection ready for 0-RTT has
+ * heard nothing from its address yet, so only the lead attempt (the first
+ * address, not marked down) may win at 0-RTT readiness — the early requests
+ * leave at once, as with a single address; a later attempt wins only on a
+ * completed handshake. (A ticket for a dead first address therefore costs the
+ * handshake timeout once; the address is then marked down and skipped.)
+ */
+async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
+  const h3 = await h3Connector();
+  // QUIC keeps its own address counts and down marks (a UDP path can fail where TCP works).
+  const spec = quicSpec.addresses ? { ...quicSpec, addresses: quicSpec.addresses.udp } : quicSpec;
+  const r = await dialAddresses(spec, ctx, async (host, servername, signal, lead) => {
+    const conn = await h3({ ...spec, host, servername }, { ...ctx, signal });
+    const pending = lead ? null : conn.handshakePending?.() ?? null;
+    if (pending) {
+      const onAbort = (): void => conn.destroy(); // outrun by another address
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        await pending;
+      } catch (e) {
+        conn.destroy();
+        throw e;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    }
+    return conn;
+  }, (c) => c.destroy());
+  const conn = r.value;
+  conn.facts.attempts = r.attempts;
+  const book = spec.addresses && isIP(spec.host) === 0 ? spec.addresses : null;
+  if (r.address) {
+    conn.facts.family = r.address.family;
+    if (book) {
+      book.opened(spec.host, spec.port, r.address, conn);
+      // Won at 0-RTT readiness: a handshake that fails later marks the address down, so the next dial skips it.
+      const address = r.address;
+      conn.handshakePending?.()?.catch(() => book.failed(spec.host, spec.port, address));
+    }
+  }
+  return conn;
 }
 
 export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
   if (spec.protocol === 'h3' && spec.proxy) {
     throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `h3 is not attempted through ${spec.proxy.id}: a TCP-only proxy`, { retrySafe: false, details: { proxy: spec.proxy.id } });
   }
-  if (spec.protocol === 'h3') return (await h3Connector())(await resolved(spec), ctx);
+  if (spec.protocol === 'h3') return dialH3(spec, ctx);
   const origin = spec;
   const tlsOn = origin.scheme === 'https';
   const alpn = origin.protocol === 'h1' ? ['http/1.1'] : origin.protocol === 'h2' ? ['h2'] : ['h2', 'http/1.1'];
@@ -183,7 +261,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     rttMs: null,
     family: origin.proxy ? null : address?.family ?? familyOf(t.socket.remoteAddress),
     attempts,
-    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, h3: 'not attempted: TCP-only proxy' } : null,
+    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, http2: origin.proxy.http2, h3: 'not attempted: TCP-only proxy' } : null,
   };
   const p = ctx.pool;
   // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.
@@ -219,8 +297,7 @@ function familyOf(ip: string | undefined): 4 | 6 | null {
  */
 export async function connectAltH3(spec: OriginSpec, alt: { host: string; port: number }, ctx: ConnectContext, handshakeTimeoutMs: number, early = false): Promise<PooledConnection> {
   const name = spec.servername ?? spec.host;
-  const origin = await resolved({ ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name });
-  const conn = await (await h3Connector())(origin, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
+  const conn = await dialH3({ ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name }, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
   const pending = early ? null : conn.handshakePending?.() ?? null;
   if (pending) {
     try {

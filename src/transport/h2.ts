@@ -134,7 +134,10 @@ export class H2PooledConnection implements PooledConnection {
   request(req: ConnRequest): Promise<ConnResponse> {
     if (!this.isUsable()) return Promise.reject(this.#goawayLast !== null ? this.#goawayErr() : this.#gone());
     const len = knownLength(req.body);
-    const headers: HeaderList = [[':method', req.method], [':scheme', this.#scheme], [':authority', req.authority], [':path', req.path]];
+    // RFC 9113 §8.5: CONNECT (a tunnel) carries :method and :authority only.
+    const headers: HeaderList = req.method === 'CONNECT'
+      ? [[':method', 'CONNECT'], [':authority', req.authority]]
+      : [[':method', req.method], [':scheme', this.#scheme], [':authority', req.authority], [':path', req.path]];
     let hasLength = false;
     for (const [n, v] of req.headers) {
       const name = n.toLowerCase();

@@ -69,11 +69,12 @@ export function raceAddresses<T>(
     let running = 0;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
-    const finish = (): void => {
+    /** Abort every attempt but the winner's (its signal may still guard work it does after resolving: a QUIC handshake behind 0-RTT). */
+    const finish = (winner = -1): void => {
       settled = true;
       if (timer) clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
-      for (const a of aborts) a.abort();
+      aborts.forEach((a, i) => { if (i !== winner) a.abort(); });
     };
     const onAbort = (): void => {
       if (settled) return;
@@ -96,7 +97,7 @@ export function raceAddresses<T>(
           pending[idx] = false;
           if (settled) { o.dispose(value); return; }
           for (let i = 0; i < idx; i++) if (pending[i]) o.onOutrun?.(candidates[i] as ResolvedAddress);
-          finish();
+          finish(idx);
           resolve({ value, address, attempts: next });
         },
         (err: unknown) => {

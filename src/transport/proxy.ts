@@ -21,8 +21,10 @@ export interface ProxyNode {
   auth: { user: string; pass: string } | null;
   /** `kind://host:port`: safe to log and show. */
   id: string;
-  /** `id` + `#` + a hash of the credentials: the pool-key part. */
+  /** `id` + `#` + a hash of the credentials (+ `#h2`): the pool-key part. */
   key: string;
+  /** `https://` only: tunnels are HTTP/2 CONNECT streams of shared connections to the node (RFC 9113 §8.5). */
+  http2: boolean;
 }
 
 /** How requests are spread over the nodes. */
@@ -40,11 +42,17 @@ export interface ProxyOptions {
   policy?: ProxyPolicy;
   /** Window of `sticky`, ms. Default 60000. */
   stickyWindowMs?: number;
+  /**
+   * HTTP/2 CONNECT to `https://` nodes (ALPN h2): every tunnel to a node is a
+   * stream of one TLS connection to it (more only past its stream limit)
+   * instead of a TCP+TLS connection each. Default false (HTTP/1.1 CONNECT).
+   */
+  http2?: boolean;
 }
 
 const DEFAULT_PORT: Record<ProxyKind, number> = { http: 80, https: 443, socks5: 1080 };
 
-export function parseProxy(url: string): ProxyNode {
+export function parseProxy(url: string, http2 = false): ProxyNode {
   let u: URL;
   try {
     u = new URL(url);
@@ -60,9 +68,10 @@ export function parseProxy(url: string): ProxyNode {
   if (kind === 'socks5' && auth && (Buffer.byteLength(auth.user) > 255 || Buffer.byteLength(auth.pass) > 255)) {
     throw proxyConfigError('nodes', 'SOCKS5 user and password are at most 255 bytes each (RFC 1929 §2)');
   }
+  if (http2 && kind !== 'https') throw proxyConfigError('http2', `HTTP/2 CONNECT needs an https:// node (ALPN), got ${u.protocol}//${u.host}`);
   const id = `${kind}://${u.host}`;
   const cred = auth ? createHash('sha256').update(`${auth.user.length}:${auth.user}:${auth.pass}`).digest('base64url').slice(0, 16) : '-';
-  return { kind, host, port, auth, id, key: `${id}#${cred}` };
+  return { kind, host, port, auth, id, key: `${id}#${cred}${http2 ? '#h2' : ''}`, http2 };
 }
 
 /** Picks the node for each request under a policy. Small and pure but for the round-robin counter. */
@@ -74,7 +83,8 @@ export class ProxyRotation {
 
   constructor(o: ProxyOptions) {
     if (!Array.isArray(o.nodes) || o.nodes.length === 0) throw proxyConfigError('nodes', 'at least one proxy URL');
-    this.nodes = Object.freeze(o.nodes.map(parseProxy));
+    if (o.http2 !== undefined && typeof o.http2 !== 'boolean') throw proxyConfigError('http2', 'must be true or false');
+    this.nodes = Object.freeze(o.nodes.map((u) => parseProxy(u, o.http2 ?? false)));
     this.policy = o.policy ?? 'sticky';
     if (!['sticky', 'per-origin', 'round-robin'].includes(this.policy)) throw proxyConfigError('policy', `must be sticky, per-origin or round-robin (got ${JSON.stringify(this.policy)})`);
     this.stickyWindowMs = o.stickyWindowMs ?? 60_000;

@@ -5,6 +5,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { SessionStore } from './session-store.js';
@@ -31,8 +32,12 @@ export interface TcpConnectOptions {
   /** TCP keepalive probes for pooled sockets: [idleS, intervalS, count]; null leaves the OS default. */
   keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null | undefined;
   signal?: AbortSignal | undefined;
-  /** An already open stream to the origin (a proxy tunnel): no dial, no TFO; TLS goes on top of it. */
-  socket?: net.Socket | undefined;
+  /**
+   * An already open stream to the origin (a proxy tunnel): no dial, no TFO; TLS goes on top of it. A
+   * Duplex that is not a socket (an HTTP/2 CONNECT stream) gets no socket options; h1/h2 use only its
+   * stream surface (data, write, end, destroy).
+   */
+  socket?: net.Socket | Duplex | undefined;
 }
 
 export interface TcpConnected {
@@ -82,9 +87,10 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
 
     const isIp = net.isIP(o.host) !== 0;
     const tfoSocket = o.tfo && tfoFactory && isIp && !o.socket ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
-    const raw = o.socket ?? tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true });
+    const raw = (o.socket ?? tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true })) as net.Socket;
     const open = tfoSocket !== null || o.socket !== undefined;
-    raw.setNoDelay(true);
+    const isSocket = raw instanceof net.Socket;
+    if (isSocket) raw.setNoDelay(true);
     socket = raw;
     const done = (s: net.Socket, r: Omit<TcpConnected, 'socket' | 'connectMs' | 'tfo'>): void => {
       if (settled) return;
@@ -92,7 +98,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
       s.removeListener('error', fail);
-      if (o.keepAliveProbes) {
+      if (o.keepAliveProbes && isSocket) {
         // The factory falls back to socket.setKeepAlive itself when the addon is missing.
         if (tfoFactory) tfoFactory.setKeepAliveProbes(raw, o.keepAliveProbes);
         else raw.setKeepAlive(true, o.keepAliveProbes.idleS * 1000);

@@ -36,10 +36,8 @@ export function openTunnel(node: ProxyNode, host: string, port: number, o: Tunne
     let done = false;
     let socket: net.Socket;
     if (node.kind === 'https') {
-      const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: o.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'] };
-      if (net.isIP(node.host) === 0) to.servername = node.host;
-      if (o.ca !== undefined) to.ca = o.ca;
-      socket = tls.connect(to);
+      socket = tls.connect(proxyTlsOptions(node, o, ['http/1.1']));
+      socket.setNoDelay(true); // as for http:// nodes: a tunnel's small writes must not wait for an ACK (Nagle)
     } else {
       socket = net.connect({ host: node.host, port: node.port, noDelay: true });
     }
@@ -73,17 +71,42 @@ export function openTunnel(node: ProxyNode, host: string, port: number, o: Tunne
 }
 
 async function httpConnect(node: ProxyNode, socket: net.Socket, reader: Reader, host: string, port: number): Promise<void> {
-  const authority = `${net.isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  const authority = connectAuthority(host, port);
   let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
-  if (node.auth) head += `Proxy-Authorization: Basic ${Buffer.from(`${node.auth.user}:${node.auth.pass}`).toString('base64')}\r\n`;
+  const auth = proxyAuthorization(node);
+  if (auth) head += `Proxy-Authorization: ${auth}\r\n`;
   socket.write(`${head}\r\n`);
   const res = (await reader.until('\r\n\r\n', MAX_HEAD)).toString('latin1');
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(res);
   if (!m) throw proxyError(node, `malformed CONNECT response: ${JSON.stringify(res.slice(0, 60))}`);
-  const status = Number(m[1]);
+  const err = connectStatusError(node, authority, Number(m[1]));
+  if (err) throw err;
+}
+
+/** `host:port` as a CONNECT request names it (RFC 9110 §9.3.6: authority-form; an IPv6 literal in brackets). */
+export function connectAuthority(host: string, port: number): string {
+  return `${net.isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+}
+
+/** Proxy-Authorization: Basic (RFC 9110 §11.7.2, RFC 7617), or none. */
+export function proxyAuthorization(node: ProxyNode): string | null {
+  return node.auth ? `Basic ${Buffer.from(`${node.auth.user}:${node.auth.pass}`).toString('base64')}` : null;
+}
+
+/** What a CONNECT's final status means (HTTP/1.1 or HTTP/2 CONNECT alike); null: the tunnel is open (2xx). */
+export function connectStatusError(node: ProxyNode, authority: string, status: number): OriginlinkError | null {
   // RFC 9110 §15.5.8: 407 = the proxy wants (other) credentials; tinyproxy 1.11 answers 401 instead.
-  if (status === 407 || status === 401) throw authError(node, `${node.auth ? 'the proxy refused the credentials' : 'the proxy requires credentials'} (${status})`);
-  if (status < 200 || status > 299) throw proxyError(node, `CONNECT ${authority} answered ${status}`, undefined, { status });
+  if (status === 407 || status === 401) return authError(node, `${node.auth ? 'the proxy refused the credentials' : 'the proxy requires credentials'} (${status})`);
+  if (status < 200 || status > 299) return proxyError(node, `CONNECT ${authority} answered ${status}`, undefined, { status });
+  return null;
+}
+
+/** TLS to an `https://` proxy itself: SNI by its name, trust from `o`. */
+export function proxyTlsOptions(node: ProxyNode, o: Pick<TunnelOptions, 'ca' | 'rejectUnauthorized'>, alpn: string[]): tls.ConnectionOptions {
+  const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: o.rejectUnauthorized ?? true, ALPNProtocols: alpn };
+  if (net.isIP(node.host) === 0) to.servername = node.host;
+  if (o.ca !== undefined) to.ca = o.ca;
+  return to;
 }
 
 async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host: string, port: number): Promise<void> {
@@ -129,11 +152,11 @@ function ipv6Bytes(host: string): Buffer {
   return b;
 }
 
-function proxyError(node: ProxyNode, msg: string, cause?: unknown, details: Record<string, unknown> = {}): OriginlinkError {
+export function proxyError(node: ProxyNode, msg: string, cause?: unknown, details: Record<string, unknown> = {}): OriginlinkError {
   return new OriginlinkError(ErrorCode.PROXY_FAILED, 'remote', `proxy ${node.id}: ${msg}`, { cause, retrySafe: true, facts: NOT_SENT, details: { proxy: node.id, ...details } });
 }
 
-function authError(node: ProxyNode, msg: string): OriginlinkError {
+export function authError(node: ProxyNode, msg: string): OriginlinkError {
   return new OriginlinkError(ErrorCode.PROXY_AUTH_FAILED, 'local', `proxy ${node.id}: ${msg}`, { retrySafe: false, facts: NOT_SENT, details: { proxy: node.id } });
 }
 

@@ -4,7 +4,9 @@
  * CONNECT, optional Basic credentials), microsocks (SOCKS5, optional
  * RFC 1929 user/pass). `tunnels()` counts the tunnels a proxy opened, read
  * from its own log (squid access.log, tinyproxy's log); microsocks logs
- * nothing useful, so the origin counts for it.
+ * nothing useful, so the origin counts for it. nghttpx (`--http2-proxy`) is a
+ * TLS front (h2 and HTTP/1.1 by ALPN) before another proxy: `clients()` counts
+ * the client connections that carried tunnels, from its access log.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +15,7 @@ import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
 
 export interface ProxyPeer {
-  readonly kind: 'squid' | 'tinyproxy' | 'microsocks';
+  readonly kind: 'squid' | 'tinyproxy' | 'microsocks' | 'nghttpx';
   readonly port: number;
   /** Proxy URL, with credentials when the proxy has them. */
   readonly url: string;
@@ -104,4 +106,39 @@ export async function startMicrosocks(auth?: ProxyAuth): Promise<ProxyPeer> {
   const port = await freePort();
   const argv = ['microsocks', '-i', '127.0.0.1', '-p', String(port), ...(auth ? ['-u', auth.user, '-P', auth.pass] : [])];
   return run('microsocks', dir, argv, port, withAuth('socks5', port, auth), null, () => 0);
+}
+
+export interface NghttpxPeer extends ProxyPeer {
+  /** Tunnels to `target` per client connection (the client's port), from the access log: one entry = one connection to the proxy. */
+  clients(target: string): Map<number, { tunnels: number; alpn: string; statuses: number[] }>;
+}
+
+/**
+ * nghttpx in HTTP/2 proxy mode: TLS on a loopback port with `cert`/`key`, CONNECT (HTTP/1.1 or HTTP/2, by
+ * ALPN) forwarded to `backend` (an HTTP proxy: squid, which checks the credentials). The URL is `https://`
+ * with `auth` in it when given. `maxStreams`: its SETTINGS_MAX_CONCURRENT_STREAMS; `extra`: more nghttpx flags.
+ */
+export async function startNghttpx(backend: ProxyPeer, certPath: string, keyPath: string, auth?: ProxyAuth, maxStreams = 100, extra: string[] = []): Promise<NghttpxPeer> {
+  const dir = mkdtempSync(join(tmpdir(), 'addr-nghttpx-'));
+  chmodSync(dir, 0o777);
+  const port = await freePort();
+  const log = join(dir, 'access.log');
+  const argv = ['nghttpx', '--conf=/dev/null', '--http2-proxy', '--single-process', `--frontend=127.0.0.1,${port}`, `--backend=127.0.0.1,${backend.port}`, '--workers=1', '--no-ocsp',
+    `--frontend-http2-max-concurrent-streams=${maxStreams}`, `--accesslog-file=${log}`, '--accesslog-format=$remote_port $method $path $status $alpn',
+    `--errorlog-file=${join(dir, 'error.log')}`, `--pid-file=${join(dir, 'nghttpx.pid')}`, ...extra, keyPath, certPath];
+  // One line per finished request: "PORT CONNECT host:port STATUS ALPN" (a tunnel's line is written when it ends).
+  const parse = (text: string, target: string): Map<number, { tunnels: number; alpn: string; statuses: number[] }> => {
+    const by = new Map<number, { tunnels: number; alpn: string; statuses: number[] }>();
+    for (const line of text.split('\n')) {
+      const [p, method, path, status, alpn] = line.split(' ');
+      if (method !== 'CONNECT' || path !== target) continue;
+      const e = by.get(Number(p)) ?? { tunnels: 0, alpn: alpn ?? '', statuses: [] };
+      e.tunnels++;
+      e.statuses.push(Number(status));
+      by.set(Number(p), e);
+    }
+    return by;
+  };
+  const peer = await run('nghttpx', dir, argv, port, withAuth('https', port, auth), log, (text, target) => [...parse(text, target).values()].reduce((a, e) => a + e.statuses.filter((s) => s === 200).length, 0));
+  return { ...peer, clients: (target) => parse(existsSync(log) ? readFileSync(log, 'utf8') : '', target) };
 }

@@ -80,7 +80,7 @@ describe('egress through forward proxies', () => {
       const id = `${p.url.startsWith('socks5') ? 'socks5' : 'http'}://127.0.0.1:${p.port}`;
       expect(rs.every((r) => r.node === id && r.protocol === 'h1')).toBe(true);
       const conn = agent.pool(url).connections()[0];
-      expect(conn?.facts.proxy).toEqual({ node: id, kind: id.split(':')[0], h3: 'not attempted: TCP-only proxy' });
+      expect(conn?.facts.proxy).toEqual({ node: id, kind: id.split(':')[0], http2: false, h3: 'not attempted: TCP-only proxy' });
       expect(conn?.facts.remoteAddress).toBe('localhost');
       expect(JSON.stringify(conn?.facts)).not.toContain(U1.pass);
       const st = agent.proxyStats();
@@ -214,7 +214,7 @@ routes:
   - { path: /, origin: viaGlobal }
 `;
     const c = parseConfig(yaml, 'e.yaml', '/tmp');
-    expect(c.origins.get('viaGlobal')?.egress).toEqual({ nodes: [a.url], policy: 'sticky', stickyWindowMs: 30000 });
+    expect(c.origins.get('viaGlobal')?.egress).toEqual({ nodes: [a.url], policy: 'sticky', stickyWindowMs: 30000, http2: false });
     expect(c.origins.get('viaOwn')?.egress?.policy).toBe('round-robin');
     expect(c.origins.get('direct')?.egress).toBeNull();
     expect(c.origins.get('direct')?.dns).toMatchObject({ servers: ['127.0.0.1:53'], minTtlMs: 500, attemptDelayMs: 100, maxTtlMs: 300000 });

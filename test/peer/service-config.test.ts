@@ -61,6 +61,9 @@ describe('service config', () => {
     expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", urls: ["http://y"] }'))).toMatch(/exactly one of url or urls/);
     expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", protocol: h3 }'))).toMatch(/origins\.a\.protocol: h3 needs https URLs/);
     expect(fails(base.replace('{ url:', '{ pool: { maxConnections: 0 }, url:'))).toMatch(/origins\.a\.pool\.maxConnections: must be ≥ 1, got 0/);
+    // Predictive warmth reaches the pool options; a ratio between 0 and 1 is refused by name.
+    expect(parseConfig(base.replace('{ url:', '{ pool: { preconnectRatio: 1.5, preconnectHalfLifeMs: 10000 }, url:'), 'c.yaml', '/tmp').origins.get('a')?.pool).toMatchObject({ preconnectRatio: 1.5, preconnectHalfLifeMs: 10_000 });
+    expect(fails(base.replace('{ url:', '{ pool: { preconnectRatio: 0.5 }, url:'))).toMatch(/origins\.a\.pool\.preconnectRatio: must be 0 \(off\) or 1 … 10/);
     expect(fails(base.replace('path: /,', 'path: api,'))).toMatch(/routes\[0\]\.path: must start with "\/"/);
     expect(fails(base.replace('  - { kind: http, port: 8080 }', '  - { kind: http, port: 8080 }\n  - { kind: h2c, port: 8080 }'))).toMatch(/listeners\[1\]\.port: 0\.0\.0\.0:8080 is already used/);
     expect(fails(`${base}\nproxy: { via: "two words" }`)).toMatch(/proxy\.via: must be a token/);

@@ -304,3 +304,87 @@ describe('close and destroy', () => {
     expect((await w).message).toBe('going away');
   });
 });
+
+describe('predictive warmth (preconnectRatio)', () => {
+  /** `n` concurrent requests answered together: a burst of concurrency n. */
+  async function burst(p: Pool, d: Dialer, n: number): Promise<PoolResult[]> {
+    const rs = Array.from({ length: n }, () => p.request(req()));
+    await tick();
+    for (const c of d.conns) for (const x of c.exchanges.splice(0)) x.respond();
+    return Promise.all(rs.map(finish));
+  }
+  const open = (d: Dialer): number => d.conns.filter((c) => c.state !== 'closed').length;
+
+  it('off by default: a burst after a lull dials every connection again', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d, { idleTimeoutMs: 1000 });
+    await burst(p, d, 8);
+    expect(d.conns).toHaveLength(8);
+    await tick(3000);
+    expect(open(d)).toBe(0);
+    const rs = await burst(p, d, 8);
+    expect(d.conns).toHaveLength(16);
+    expect(rs.filter((r) => r.reused)).toHaveLength(0);
+  });
+
+  it('ratio 1.5: the peak of 8 keeps 12 ready; a burst after a 3 s lull finds them warm (no request waits for a dial)', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d, { idleTimeoutMs: 1000, maxConnecting: 8, preconnectRatio: 1.5, preconnectHalfLifeMs: 10_000 });
+    await burst(p, d, 8);
+    await tick(300); // the ticker tops up to ⌈1.5 × 8⌉
+    expect(open(d)).toBe(12);
+    await tick(3000); // idle 3 s (3 idle timeouts): the peak decayed to 8 × 2^−0.33 = 6.4 → keep ⌈9.6⌉ = 10
+    expect(open(d)).toBe(10);
+    const dialled = d.conns.length;
+    const warm = new Set<PooledConnection>(d.conns.filter((c) => c.state === 'ready'));
+    const rs = await burst(p, d, 8);
+    expect(rs.every((r) => warm.has(r.conn))).toBe(true); // every request found a connection opened before the burst
+    expect(p.warmTarget).toBe(12); // the burst renewed the peak…
+    expect(d.conns.length - dialled).toBe(2); // …and the pool tops up from 10 to 12 for the next one
+    expect(open(d)).toBe(12);
+  });
+
+  it('decays when demand falls: connections retire at their idle timeout as ⌈1.5 × 8 × 2^(−t/10 s)⌉ falls; the peak is forgotten at last', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d, { idleTimeoutMs: 1000, maxConnecting: 8, preconnectRatio: 1.5, preconnectHalfLifeMs: 10_000 });
+    await burst(p, d, 8);
+    const seen: number[] = [];
+    const at = [10, 20, 30, 38, 60];
+    for (const [i, t] of at.entries()) {
+      await tick((t - (i > 0 ? at[i - 1]! : 0)) * 1000);
+      seen.push(open(d));
+    }
+    // Peak 8 × 2^(−t/10): 10 s → 4 (keep 6), 20 s → 2 (3), 30 s → 1 (⌈1.5⌉ = 2), 38 s → 0.57 (⌈0.86⌉ = 1),
+    // 60 s → 0.125 < 0.5: forgotten (0).
+    // A surplus connection goes at its next idle check (≤ idleTimeoutMs later), so each count is the target or one idle period behind it.
+    expect(seen[0]).toBeGreaterThanOrEqual(6);
+    expect(seen[0]).toBeLessThanOrEqual(7);
+    expect(seen[1]).toBeGreaterThanOrEqual(3);
+    expect(seen[1]).toBeLessThanOrEqual(4);
+    expect(seen[2]).toBe(2);
+    expect(seen[3]).toBe(1);
+    expect(seen[4]).toBe(0);
+    expect(p.warmTarget).toBe(0);
+    expect(seen).toEqual([...seen].sort((a, b) => b - a));
+  });
+
+  it('h2: the target counts connections, not streams: 150 concurrent at 100 streams each keeps ⌈1.5 × 150 / 100⌉ = 3', async () => {
+    const d = new Dialer({ protocol: 'h2' }, true);
+    const p = pool(d, { idleTimeoutMs: 1000, preconnectRatio: 1.5 }, 'h2');
+    await burst(p, d, 150);
+    await tick(300);
+    expect(open(d)).toBe(3);
+    await tick(2000);
+    expect(open(d)).toBe(3);
+  });
+
+  it('never above maxConnections; preconnectRatio between 0 and 1 is a config error naming the field', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d, { idleTimeoutMs: 1000, maxConnections: 10, maxConnecting: 8, preconnectRatio: 3 });
+    await burst(p, d, 8);
+    await tick(300);
+    expect(open(d)).toBe(10);
+    expect(() => resolvePoolOptions({ preconnectRatio: 0.5 }, 'origins.api.pool')).toThrow(/origins\.api\.pool\.preconnectRatio: must be 0 \(off\) or 1 … 10/);
+    expect(() => resolvePoolOptions({ preconnectRatio: 11 })).toThrow(/pool\.preconnectRatio: must be ≤ 10/);
+  });
+});
