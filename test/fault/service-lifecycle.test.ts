@@ -56,9 +56,9 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
   let one: Awaited<ReturnType<typeof startOrigin>>;
   let two: Awaited<ReturnType<typeof startOrigin>>;
   const children: Child[] = [];
-  const config = (origin: number, port: number, h2cPort: number, extra = ''): string => oneOriginConfig({
+  const config = (origin: number, port: number, h2cPort: number, extra = '', adminPort = 0): string => oneOriginConfig({
     listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`, `{ name: h2c, kind: h2c, host: 127.0.0.1, port: ${h2cPort} }`],
-    admin: 'false',
+    admin: adminPort ? `{ host: 127.0.0.1, port: ${adminPort} }` : 'false',
     graceMs: 5000,
     origin,
     extra,
@@ -146,8 +146,9 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
   it('SIGTERM under load: every in-flight request completes, h2 gets GOAWAY, new connections are refused, exit 0', async () => {
     const port = await freePort();
     const h2cPort = await freePort();
+    const adminPort = await freePort();
     const file = join(dir, 'term.yaml');
-    writeFileSync(file, config(one.port, port, h2cPort));
+    writeFileSync(file, config(one.port, port, h2cPort, '', adminPort));
     const c = new Child(file);
     children.push(c);
     await waitForPort(port);
@@ -169,7 +170,13 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
       s.on('error', reject);
       s.end();
     }));
-    await new Promise((r) => setTimeout(r, 200));
+    // All 60 in flight at the service (accepted and being forwarded) before the signal: a connection still in the
+    // kernel's accept queue when the listener closes is not in flight, and a loaded machine can keep it there a while.
+    const inflight = async (): Promise<number> => {
+      const text = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text(), () => '');
+      return Number(/^originlink_front_inflight (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    for (let i = 0; i < 200 && (await inflight()) < 60; i++) await new Promise((r) => setTimeout(r, 25));
     const t0 = Date.now();
     c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 100));

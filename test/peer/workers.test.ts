@@ -189,8 +189,12 @@ describe('serve --workers 2 (node:cluster)', () => {
 
   it('SIGTERM drains every worker: in-flight requests finish, then all exit 0', async () => {
     const slow = Array.from({ length: 6 }, (_, i) => get(front, `/slow${i}?ms=1500`));
-    await until('in-flight requests on both workers', () => scrape(admin), (m) =>
-      (m.get('originlink_worker_inflight{worker="1"}') ?? 0) > 0 && (m.get('originlink_worker_inflight{worker="2"}') ?? 0) > 0, 5000);
+    // All six in flight, on both workers, before the signal (a connection not yet handed to a worker is not in flight).
+    await until('all six requests in flight, on both workers', () => scrape(admin), (m) => {
+      const w1 = m.get('originlink_worker_inflight{worker="1"}') ?? 0;
+      const w2 = m.get('originlink_worker_inflight{worker="2"}') ?? 0;
+      return w1 > 0 && w2 > 0 && w1 + w2 === 6;
+    }, 5000);
     child.kill('SIGTERM');
     const done = await Promise.all(slow);
     expect(done.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
