@@ -71,6 +71,8 @@ export interface EgressConfig {
   stickyWindowMs: number;
   /** HTTP/2 CONNECT to https:// nodes: tunnels as streams of one connection per node. */
   http2: boolean;
+  /** TLS to https:// nodes (`tls: { ca, verify }`); absent: the origin's. */
+  tls?: { ca?: Buffer; rejectUnauthorized: boolean };
 }
 
 export interface DnsConfig {
@@ -246,7 +248,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
     proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
   }
-  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress') : null;
+  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readPem) : null;
 
   const dns: DnsConfig = { ...DEFAULT_DNS };
   if (r.has('dns')) {
@@ -339,16 +341,22 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
 }
 
 /** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs, http2 }`, checked as the Agent will take it. */
-function readEgress(parent: Reader, field: string): EgressConfig | null {
+function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): EgressConfig | null {
   if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
   const e = parent.obj(field);
-  e.keys(['nodes', 'policy', 'stickyWindowMs', 'http2']);
+  e.keys(['nodes', 'policy', 'stickyWindowMs', 'http2', 'tls']);
   const cfg: EgressConfig = {
     nodes: e.list('nodes', 1).map((x) => x.self()),
     policy: e.has('policy') ? e.oneOf('policy', ['sticky', 'per-origin', 'round-robin'] as const) : 'sticky',
     stickyWindowMs: e.optInt('stickyWindowMs', 1, 86_400_000) ?? 60_000,
     http2: e.optBool('http2') ?? false,
   };
+  if (e.has('tls')) {
+    const t = e.obj('tls');
+    t.keys(['ca', 'verify']);
+    cfg.tls = { rejectUnauthorized: t.optBool('verify') ?? true };
+    if (t.has('ca')) cfg.tls.ca = readPem(t, 'ca').bytes;
+  }
   try {
     new ProxyRotation(cfg);
   } catch (err) {
@@ -411,7 +419,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     retries: o.optInt('retries', 0, 10) ?? 2,
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
-    egress: o.has('proxy') ? readEgress(o, 'proxy') : egress,
+    egress: o.has('proxy') ? readEgress(o, 'proxy', readPem) : egress,
   };
 }
 

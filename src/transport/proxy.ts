@@ -25,6 +25,14 @@ export interface ProxyNode {
   key: string;
   /** `https://` only: tunnels are HTTP/2 CONNECT streams of shared connections to the node (RFC 9113 §8.5). */
   http2: boolean;
+  /** `https://` only: how the node's certificate is checked (ProxyOptions.tls), or null for the origin's settings. */
+  tls: ProxyTls | null;
+}
+
+/** TLS to an `https://` node: the CA that signs its certificate (default: the system roots) and whether to check it. */
+export interface ProxyTls {
+  ca?: string | Buffer | Array<string | Buffer>;
+  rejectUnauthorized?: boolean;
 }
 
 /** How requests are spread over the nodes. */
@@ -48,11 +56,17 @@ export interface ProxyOptions {
    * instead of a TCP+TLS connection each. Default false (HTTP/1.1 CONNECT).
    */
   http2?: boolean;
+  /**
+   * TLS to `https://` nodes. Default: the origin's own `ca` / verification
+   * (what a single CA for the whole lab needs); a proxy with a certificate of
+   * its own names its CA here, or the system roots with `{}`.
+   */
+  tls?: ProxyTls;
 }
 
 const DEFAULT_PORT: Record<ProxyKind, number> = { http: 80, https: 443, socks5: 1080 };
 
-export function parseProxy(url: string, http2 = false): ProxyNode {
+export function parseProxy(url: string, http2 = false, tlsOpts: ProxyTls | null = null): ProxyNode {
   let u: URL;
   try {
     u = new URL(url);
@@ -71,7 +85,10 @@ export function parseProxy(url: string, http2 = false): ProxyNode {
   if (http2 && kind !== 'https') throw proxyConfigError('http2', `HTTP/2 CONNECT needs an https:// node (ALPN), got ${u.protocol}//${u.host}`);
   const id = `${kind}://${u.host}`;
   const cred = auth ? createHash('sha256').update(`${auth.user.length}:${auth.user}:${auth.pass}`).digest('base64url').slice(0, 16) : '-';
-  return { kind, host, port, auth, id, key: `${id}#${cred}${http2 ? '#h2' : ''}`, http2 };
+  const t = kind === 'https' ? tlsOpts : null;
+  // The trust settings are part of the key too: a tunnel made without verification is never reused by a verifying config.
+  const trust = t ? `#tls=${t.rejectUnauthorized === false ? 'noverify' : createHash('sha256').update(String(t.ca ?? 'system')).digest('base64url').slice(0, 12)}` : '';
+  return { kind, host, port, auth, id, key: `${id}#${cred}${http2 ? '#h2' : ''}${trust}`, http2, tls: t };
 }
 
 /** Picks the node for each request under a policy. Small and pure but for the round-robin counter. */
@@ -84,7 +101,7 @@ export class ProxyRotation {
   constructor(o: ProxyOptions) {
     if (!Array.isArray(o.nodes) || o.nodes.length === 0) throw proxyConfigError('nodes', 'at least one proxy URL');
     if (o.http2 !== undefined && typeof o.http2 !== 'boolean') throw proxyConfigError('http2', 'must be true or false');
-    this.nodes = Object.freeze(o.nodes.map((u) => parseProxy(u, o.http2 ?? false)));
+    this.nodes = Object.freeze(o.nodes.map((u) => parseProxy(u, o.http2 ?? false, o.tls ?? null)));
     this.policy = o.policy ?? 'sticky';
     if (!['sticky', 'per-origin', 'round-robin'].includes(this.policy)) throw proxyConfigError('policy', `must be sticky, per-origin or round-robin (got ${JSON.stringify(this.policy)})`);
     this.stickyWindowMs = o.stickyWindowMs ?? 60_000;

@@ -103,9 +103,11 @@ export function connectStatusError(node: ProxyNode, authority: string, status: n
 
 /** TLS to an `https://` proxy itself: SNI by its name, trust from `o`. */
 export function proxyTlsOptions(node: ProxyNode, o: Pick<TunnelOptions, 'ca' | 'rejectUnauthorized'>, alpn: string[]): tls.ConnectionOptions {
-  const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: o.rejectUnauthorized ?? true, ALPNProtocols: alpn };
+  // The node's own trust settings when configured (ProxyOptions.tls), else the origin's.
+  const t = node.tls ?? o;
+  const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: t.rejectUnauthorized ?? true, ALPNProtocols: alpn };
   if (net.isIP(node.host) === 0) to.servername = node.host;
-  if (o.ca !== undefined) to.ca = o.ca;
+  if (t.ca !== undefined) to.ca = t.ca;
   return to;
 }
 

@@ -26,8 +26,9 @@ export const LEAF_NAMES = ['localhost', 'a.test', 'b.test', '127.0.0.1', '::1'];
 
 let cached: TestCerts | null = null;
 
-export function makeCerts(): TestCerts {
-  if (cached) return cached;
+/** The file's PKI (made once); `fresh`: another, independent CA and leaf (a peer that must not be trusted by the first CA). */
+export function makeCerts(o: { fresh?: boolean } = {}): TestCerts {
+  if (cached && !o.fresh) return cached;
   const dir = mkdtempSync(join(tmpdir(), 'ol-certs-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const ossl = (...args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' }); };
@@ -41,7 +42,7 @@ export function makeCerts(): TestCerts {
   };
   leaf('leaf', LEAF_NAMES);
   leaf('wrong', ['wrong.invalid']);
-  cached = {
+  const made: TestCerts = {
     dir,
     caPath: join(dir, 'ca.pem'),
     certPath: join(dir, 'leaf.pem'),
@@ -52,5 +53,6 @@ export function makeCerts(): TestCerts {
     cert: readFileSync(join(dir, 'leaf.pem')),
     key: readFileSync(join(dir, 'leaf.key')),
   };
-  return cached;
+  if (!o.fresh) cached = made;
+  return made;
 }

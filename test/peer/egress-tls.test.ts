@@ -64,6 +64,27 @@ async function logged(p: NghttpxPeer, target: string, want: number): Promise<Map
 }
 
 describe('egress through a TLS proxy (nghttpx → squid)', () => {
+  it('a proxy whose certificate comes from another CA than the origin\'s: refused without proxy.tls, trusted with its own CA', { timeout: 30_000 }, async () => {
+    const proxyCerts = makeCerts({ fresh: true }); // a second CA, for the proxy only
+    const own = await startNghttpx(squid, proxyCerts.certPath, proxyCerts.keyPath, U);
+    try {
+      // Without tls for the node, its certificate is checked against the origin's CA: a typed error naming the proxy.
+      const plain = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', proxy: { nodes: [own.url] }, maxRetries: 0 });
+      await expect(plain.request({ url: `https://${h1Target}/x` })).rejects.toMatchObject({ code: 'OL_PROXY_FAILED' });
+      await plain.close();
+      // The node's own CA: the tunnel is made, and the origin is still checked against the origin's CA.
+      const trusted = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', proxy: { nodes: [own.url], tls: { ca: proxyCerts.ca } } });
+      const r = await trusted.request({ url: `https://${h1Target}/own-ca` });
+      expect(await r.text()).toBe('h1 /own-ca');
+      await trusted.close();
+      // The service config carries the same: proxy.egress.tls.ca.
+      const c = parseConfig(`proxy: { egress: { nodes: ["${own.url}"], tls: { ca: ${proxyCerts.caPath}, verify: true } } }\norigins: { a: { url: "https://${h1Target}" } }\nroutes: [ { origin: a } ]\nlisteners: [ { kind: http, port: 0 } ]\n`, 'x.yaml', certs.dir);
+      expect(c.origins.get('a')!.egress?.tls?.ca?.equals(Buffer.from(proxyCerts.ca))).toBe(true);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('https:// node with HTTP/1.1 CONNECT inside TLS, with credentials: 10 requests, one tunnel, TLS to the proxy seen at the proxy', async () => {
     const before = front.clients(h1Target).size;
     const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', proxy: { nodes: [front.url] } });
