@@ -36,9 +36,18 @@ export class H1BodyDecoder {
   #remaining = 0;
   #buf: Buffer | null = null;
 
-  constructor(sink: BodySink, maxTrailerBytes: number) {
+  #strictTrailers: boolean;
+
+  /**
+   * `strictTrailers` (a server reading requests): Transfer-Encoding or Content-Length in the trailer
+   * section is refused (RFC 9110 §6.5.1: framing cannot be decided after the content; llhttp refuses them
+   * too). A client reading an origin's response drops them instead (they are never relayed: hop-by-hop
+   * and framing fields leave every trailer list), so a sloppy origin's response still arrives.
+   */
+  constructor(sink: BodySink, maxTrailerBytes: number, strictTrailers = false) {
     this.#sink = sink;
     this.#maxTrailerBytes = maxTrailerBytes;
+    this.#strictTrailers = strictTrailers;
   }
 
   get done(): boolean { return this.#st === St.Done; }
@@ -144,9 +153,9 @@ export class H1BodyDecoder {
       return null;
     }
     const trailers = parseFieldLines(h.lines, 0);
-    // RFC 9110 §6.5.1: framing cannot be decided after the content; a parser that merged these would frame
-    // the message otherwise than we did (llhttp refuses them too).
-    for (const [n] of trailers) if (n === 'transfer-encoding' || n === 'content-length') throw new H1ParseError('malformed', `${n} in the trailer section`);
+    if (this.#strictTrailers) {
+      for (const [n] of trailers) if (n === 'transfer-encoding' || n === 'content-length') throw new H1ParseError('malformed', `${n} in the trailer section`);
+    }
     this.#sink.onTrailers(trailers);
     this.#st = St.Done;
     return h.rest;

@@ -86,7 +86,7 @@ export class H1RequestParser {
   constructor(handler: H1RequestHandler, limits: H1RequestLimits) {
     this.#h = handler;
     this.#limits = limits;
-    this.#body = new H1BodyDecoder(handler, limits.maxHeaderBytes);
+    this.#body = new H1BodyDecoder(handler, limits.maxHeaderBytes, true);
   }
 
   /** Between messages: nothing of a next request has been read. */
