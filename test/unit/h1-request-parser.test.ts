@@ -53,6 +53,8 @@ const REFUSALS: Array<[string, string, string, H1ParseError['kind']]> = [
   ['RFC 9110 §6.5.1', 'Content-Length in the trailer section', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n0\r\ncontent-length: 5\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', '`chunked` followed by 0xA0 (obs-text, NBSP in latin1, is not whitespace)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\xa0\r\n\r\n0\r\n\r\n`, 'malformed'],
   ['§7.1.1', 'a chunk extension value that is neither a token nor a quoted-string', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3;e=\xac\r\nabc\r\n0\r\n\r\n`, 'malformed'],
+  ['§7.1.1', 'whitespace in a chunk extension (BWS: refused like llhttp strict; found by differential fuzzing)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3;e= 1\r\nabc\r\n0\r\n\r\n`, 'malformed'],
+  ['§7.1.1', 'whitespace between the chunk size and its extension', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3 ;e=1\r\nabc\r\n0\r\n\r\n`, 'malformed'],
   ['§7.1.1', 'an unterminated quoted chunk extension', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\n\r\n3;e="x\r\nabc\r\n0\r\n\r\n`, 'malformed'],
   ['RFC 9110 §5.5', 'DEL in a field value', `GET / HTTP/1.1\r\n${H}x-a: b\x7f\r\n\r\n`, 'malformed'],
   ['§6.3 (5)', 'two Content-Length fields', `POST / HTTP/1.1\r\n${H}content-length: 3\r\ncontent-length: 3\r\n\r\nabc`, 'malformed'],
