@@ -40,6 +40,7 @@ import { AddressBook, type AddressBookOptions } from '../transport/addresses.js'
 import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../transport/happy-eyeballs.js';
 import { ProxyRotation, type ProxyNode, type ProxyOptions } from '../transport/proxy.js';
 import { H2ProxyLinks } from '../transport/h2-tunnel.js';
+import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 
@@ -63,6 +64,8 @@ export interface OriginOverrides {
   earlyData?: EarlyDataPolicy;
   /** Egress proxies for this origin; null: direct even when the agent has a proxy. Default: the agent's `proxy`. */
   proxy?: ProxyOptions | null;
+  /** h3: congestion controller for this origin's connections. Default: the agent's `quicCongestionControl`. */
+  quicCongestionControl?: CcAlgorithm;
 }
 
 export interface AgentOptions {
@@ -77,6 +80,11 @@ export interface AgentOptions {
   /** Pool options for every origin (see PoolOptions for the defaults). */
   pool?: Partial<PoolOptions>;
   tls?: TlsOptions;
+  /**
+   * h3: quiche's congestion controller for what this Agent sends on QUIC (request bodies; the origin's own
+   * controller paces downloads). 'reno', 'cubic' or 'bbr'; default the QUIC layer's DEFAULT_CC.
+   */
+  quicCongestionControl?: CcAlgorithm;
   /** Retries on top of the first attempt, under the policy above. Default 2. */
   maxRetries?: number;
   /** Store for TLS sessions (and QUIC tickets); default in-memory, 1024 entries. */
@@ -250,6 +258,7 @@ export class Agent implements TickMember {
     if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1) throw configError('maxOrigins', 'must be a positive integer');
     this.#originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
     if (!Number.isFinite(this.#originIdleMs) || this.#originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+    if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl)) throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
     this.#connect = opts.connect ?? connectOrigin;
     this.#origins = new LruMap(this.#maxOrigins);
     this.#noCoalesce = new LruMap(this.#maxOrigins);
@@ -351,6 +360,8 @@ export class Agent implements TickMember {
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
     const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
     const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData, proxyLinks: this.#proxyLinks };
+    const cc = over.quicCongestionControl ?? this.#opts.quicCongestionControl;
+    if (cc !== undefined) ctx.congestionControl = cc;
     const origin = `${scheme}://${u.hostname}:${port}`;
     const sel = this.#selector;
     const created: Pool = new Pool(

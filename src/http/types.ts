@@ -88,6 +88,8 @@ export interface ConnectionFacts {
   attempts?: number;
   /** The egress proxy node this connection is tunnelled through (no credentials), or null/absent: direct. */
   proxy?: ProxyFacts | null;
+  /** h3: the QUIC congestion controller of what this end sends (quiche's `reno`, `cubic` or `bbr`). */
+  congestionControl?: string;
 }
 
 export interface ProxyFacts {

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { quiche, type QuicheConfig } from './quiche.js';
 
-export type CcAlgorithm = 'reno' | 'cubic' | 'bbr';
+import { CC_ALGORITHMS, DEFAULT_CC, type CcAlgorithm } from './cc.js';
+
+export type { CcAlgorithm };
 
 export interface QuicOptions {
   /** ALPN protocols offered / accepted. Default ['h3']. */
@@ -34,7 +36,7 @@ export interface QuicOptions {
   maxStreamsUni?: number;
   /** Max UDP payload we send/receive. Default 1350. */
   maxUdpPayload?: number;
-  /** Congestion control. Default 'cubic'. */
+  /** Congestion control of what this endpoint sends. Default DEFAULT_CC. */
   cc?: CcAlgorithm;
   /** Enable pacing hints (the JS driver ignores send times). Default false. */
   pacing?: boolean;
@@ -161,8 +163,8 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   c.setInitialMaxStreamsBidi(posInt('maxStreamsBidi', o.maxStreamsBidi, 128));
   c.setInitialMaxStreamsUni(posInt('maxStreamsUni', o.maxStreamsUni, 16));
   c.setActiveConnectionIdLimit(posInt('activeConnectionIdLimit', o.activeConnectionIdLimit, 4));
-  const cc = o.cc ?? 'cubic';
-  if (cc !== 'reno' && cc !== 'cubic' && cc !== 'bbr') bad('cc', `unknown algorithm ${String(cc)}`);
+  const cc = o.cc ?? DEFAULT_CC;
+  if (!CC_ALGORITHMS.includes(cc)) bad('cc', `unknown algorithm ${String(cc)}`);
   c.setCcAlgorithmName(cc);
   c.enablePacing(o.pacing ?? false);
   if (o.earlyData ?? true) c.enableEarlyData();

@@ -14,6 +14,7 @@ import { parseRedisUrl } from '../transport/redis-link.js';
 import { parseKey } from '../transport/seal.js';
 import { Reader } from './config-reader.js';
 import { ProxyRotation, type ProxyPolicy } from '../transport/proxy.js';
+import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
 import { Resolver } from '../transport/resolver.js';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
@@ -29,6 +30,8 @@ export interface ListenerConfig {
   tls: { cert: Buffer; key: Buffer; certPath: string; keyPath: string } | null;
   /** https only: offer h2 through ALPN. */
   http2: boolean;
+  /** h3 only: the QUIC congestion controller of what this listener sends (null: the default). */
+  congestionControl: CcAlgorithm | null;
 }
 
 export interface OriginConfig {
@@ -47,6 +50,8 @@ export interface OriginConfig {
   egress: EgressConfig | null;
   /** Name resolution (the global `dns` section). */
   dns: DnsConfig;
+  /** h3: the QUIC congestion controller of what we send to this origin (null: the default). */
+  congestionControl: CcAlgorithm | null;
 }
 
 /** `stores:`: where TLS sessions / QUIC tickets and origin facts live (a file path or a Redis URL each). */
@@ -189,7 +194,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   };
 
   const listeners: ListenerConfig[] = r.list('listeners', 1).map((l) => {
-    l.keys(['name', 'kind', 'host', 'port', 'tls', 'http2']);
+    l.keys(['name', 'kind', 'host', 'port', 'tls', 'http2', 'quic']);
     const kind = l.oneOf('kind', ['https', 'http', 'h2c', 'h3'] as const);
     const port = l.int('port', 0, 65_535);
     let tls: ListenerConfig['tls'] = null;
@@ -202,7 +207,8 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     } else if (l.has('tls')) {
       throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
     }
-    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true };
+    if (l.has('quic') && kind !== 'h3') throw l.fail('quic', `only for kind h3 (got ${kind})`);
+    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l) };
   });
   const seen = new Set<string>();
   listeners.forEach((l, i) => {
@@ -341,6 +347,14 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
 }
 
 /** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs, http2 }`, checked as the Agent will take it. */
+/** `quic: { congestionControl }` of an origin or an h3 listener (quiche's controllers). */
+function readQuic(parent: Reader): CcAlgorithm | null {
+  if (!parent.has('quic')) return null;
+  const q = parent.obj('quic');
+  q.keys(['congestionControl']);
+  return q.has('congestionControl') ? q.oneOf('congestionControl', CC_ALGORITHMS) : null;
+}
+
 function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): EgressConfig | null {
   if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
   const e = parent.obj(field);
@@ -367,7 +381,7 @@ function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: strin
 }
 
 function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
-  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool', 'proxy']);
+  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
   if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
   const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
   const urls = rawUrls.map((s, i) => {
@@ -420,6 +434,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
     egress: o.has('proxy') ? readEgress(o, 'proxy', readPem) : egress,
+    congestionControl: readQuic(o),
   };
 }
 

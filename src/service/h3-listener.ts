@@ -27,6 +27,7 @@ export class H3Listener implements Listener {
       cert: new Uint8Array(tls.cert),
       key: new Uint8Array(tls.key),
       handler: frontHandler(this.#hooks, info),
+      ...(cfg.congestionControl ? { quic: { cc: cfg.congestionControl } } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
     });
   }

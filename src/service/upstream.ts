@@ -56,6 +56,7 @@ export class Upstream {
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
+      ...(o.congestionControl ? { quicCongestionControl: o.congestionControl } : {}),
     });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
   }

@@ -17,6 +17,7 @@ import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
 import type { ResolvedAddress } from './resolver.js';
 import type { ProxyNode } from './proxy.js';
 import { openTunnel } from './tunnel.js';
+import type { CcAlgorithm } from '../quic/cc.js';
 import { H2ProxyLinks } from './h2-tunnel.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
@@ -83,6 +84,8 @@ export interface ConnectContext {
   earlyData?: EarlyDataPolicy | undefined;
   /** Connections to `http2` proxy nodes (one set per Agent); default: one set shared by the process. */
   proxyLinks?: H2ProxyLinks | undefined;
+  /** h3: the congestion controller of what we send (request bodies); default the QUIC layer's. */
+  congestionControl?: CcAlgorithm | undefined;
 }
 
 const defaultProxyLinks = new H2ProxyLinks();

@@ -7,6 +7,7 @@ import { H3ErrorCode } from '../codec/errors.js';
 import { H3Connection } from '../h3/connection.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import { clientConfig, DEFAULT_UDP_PAYLOAD, isLoopback, loopbackPayload, type QuicOptions } from '../quic/config.js';
+import { DEFAULT_CC } from '../quic/cc.js';
 import type { QuicConnection } from '../quic/connection.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
 import type { ConnectContext, OriginSpec } from './connect.js';
@@ -101,6 +102,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     sessionKey: key,
   };
   const conn = new H3PooledConnection(opts.id ?? nextId++, ep, quic, h3, settings, started, ip, opts.port, early, opts.signal);
+  conn.facts.congestionControl = opts.quic?.cc ?? DEFAULT_CC;
   await conn.ready(early);
   return conn;
 }
@@ -120,7 +122,7 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     bodyTimeoutMs: ctx.pool.bodyTimeoutMs,
     migrateAfterProbeTimeouts: ctx.pool.migrateAfterProbeTimeouts,
     // The pool's receive window: per stream, and 4× for the connection (as for h2).
-    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize },
+    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize, ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}) },
     sessionStore: ctx.sessionStore,
     sessionKey: `h3:${ctx.sessionKey}`,
     ...(ctx.earlyData !== undefined ? { earlyDataPolicy: ctx.earlyData } : {}),

@@ -14,13 +14,14 @@
  * PRIO_DELAY (one-way ms), PRIO_LOSS (fraction), PRIO_RATE_MIB (0 = no bottleneck).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3 } from '../../src/transport/h3.js';
 import type { H3Server } from '../../src/transport/h3-server.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
+import { startUdpRelay } from '../helpers/udp-relay.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
 const env = process.env;
@@ -51,47 +52,8 @@ async function drain(r: Readable): Promise<number> {
   return n;
 }
 
-/**
- * Delay, bottleneck (serialised per direction) and seeded loss. The queue is
- * unbounded unless `maxQueueMs` is given: then a datagram that would wait
- * longer than that at the bottleneck is dropped (drop-tail), which keeps the
- * senders' congestion windows near the path's capacity.
- */
-async function startRelay(serverPort: number, maxQueueMs = Infinity): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4');
-  let seed = 0x2545f491;
-  const rand = (): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 0x100000000;
-  };
-  let client: { port: number; address: string } | null = null;
-  const free = { up: 0, down: 0 };
-  s.on('message', (msg, from) => {
-    const toServer = !(from.port === serverPort && from.address === '127.0.0.1');
-    if (toServer) client = { port: from.port, address: from.address };
-    if (rand() < LOSS) return;
-    const dest = toServer ? { port: serverPort, address: '127.0.0.1' } : client;
-    if (!dest) return;
-    let wait = DELAY_MS;
-    if (RATE > 0) {
-      const now = performance.now();
-      const dir = toServer ? 'up' : 'down';
-      if (free[dir] - now > maxQueueMs) return;
-      free[dir] = Math.max(now, free[dir]) + msg.length / RATE;
-      wait += free[dir] - now;
-    }
-    setTimeout(() => {
-      try {
-        s.send(msg, dest.port, dest.address);
-      } catch {
-        // relay closed
-      }
-    }, wait);
-  });
-  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
-  return s;
+function startRelay(serverPort: number, maxQueueMs = Infinity): Promise<dgram.Socket> {
+  return startUdpRelay(serverPort, { delayMs: DELAY_MS, loss: LOSS, rate: RATE, maxQueueMs });
 }
 
 function req(path: string, headers: ConnRequest['headers'] = []): ConnRequest {
