@@ -21,7 +21,7 @@ import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeade
 import { clientSlots } from './client-slots.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
-import { openTunnel } from './tunnel.js';
+import { openTunnel } from './upgrade.js';
 import type { Upstream } from './upstream.js';
 import type { RequestCommon } from '../agent/agent.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
@@ -141,7 +141,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   });
   const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
   if (req.protocol !== null) {
-    // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (tunnel.ts).
+    // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
     try {
       const res = await openTunnel(req, {
         upstream,

@@ -94,7 +94,7 @@ export class TcpListener implements Listener {
         firstRequestTimeoutMs: lim.requestHeaderTimeoutMs,
         idleTimeoutMs: Math.max(lim.keepAliveTimeoutMs, 1000),
         sendTimeoutMs: lim.clientSendTimeoutMs,
-        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT (tunnel.ts).
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT (upgrade.ts).
         enableConnectProtocol: true,
         onError,
       };

@@ -1,5 +1,5 @@
 /**
- * WebSocket through the connector (service/tunnel.ts) to a real WebSocket
+ * WebSocket through the connector (service/upgrade.ts) to a real WebSocket
  * server (the `ws` package) as the origin:
  *  - HTTP/1.1 `Upgrade` from a real client (`ws`) on the http front: text
  *    and a 1 MiB binary message both ways, the origin speaking first, a close
