@@ -42,7 +42,8 @@ function workerRegistry(svc: Service, slot: number): { registry: Registry; close
 }
 
 function send(m: FromWorker): void {
-  if (process.connected) process.send?.(m);
+  // A callback, so a channel closing under the message (the primary going away) is not an uncaught EPIPE.
+  if (process.connected) process.send?.(m, undefined, undefined, () => {});
 }
 
 export async function runWorker(file: string, slot: number): Promise<number> {

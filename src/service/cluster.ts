@@ -79,13 +79,27 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   let onAllExited: (() => void) | null = null;
   let starting: { ready: () => void; failed: (why: string) => void } | null = null;
 
+  /**
+   * Every message to a worker goes through here: a send to a worker whose channel just closed (it is
+   * exiting) fails with EPIPE as an 'error' event, which without a callback would end the primary.
+   * Seen in the suite: the primary died with an uncaught `write EPIPE` right after a reload.
+   */
+  const tell = (w: Worker | null, m: ToWorker, failed?: () => void): void => {
+    if (!w?.isConnected()) { failed?.(); return; }
+    w.send(m, undefined, undefined, (e: Error | null) => {
+      if (!e) return;
+      log.warn({ workerPid: w.process.pid, message: m.ol, err: e.message }, 'message to a worker failed');
+      failed?.();
+    });
+  };
+
   // The h3 front runs in worker 1 only; every worker's https fronts advertise it (Alt-Svc) while it runs.
   let advertised: string | null = null;
   const shareAltSvc = (): void => {
     const now = slots.map((x) => x.altSvc).filter((v): v is string => v !== null).join(', ') || null;
     if (now === advertised) return;
     advertised = now;
-    for (const x of slots) if (x.worker?.isConnected()) x.worker.send({ ol: 'altsvc', value: now } satisfies ToWorker);
+    for (const x of slots) tell(x.worker, { ol: 'altsvc', value: now });
   };
 
   const fork = (s: Slot): void => {
@@ -96,6 +110,8 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n) });
     s.worker = w;
     log.info({ worker: s.n, workerPid: w.process.pid }, 'worker starting');
+    // Any other error of the worker's channel is told, never thrown: its 'exit' handler restarts it.
+    w.on('error', (e: Error) => log.warn({ worker: s.n, workerPid: w.process.pid, err: e.message }, 'worker channel error'));
     w.on('message', (m: FromWorker) => {
       if (typeof m !== 'object' || m === null) return;
       if (m.ol === 'res') {
@@ -106,8 +122,8 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         if (starting) {
           if (slots.every((x) => x.ready)) starting.ready();
         } else log.info({ worker: s.n, workerPid: w.process.pid, listeners: m.addresses }, 'worker restarted');
-        if (stopping) w.send({ ol: 'drain' } satisfies ToWorker);
-        else if (advertised !== null) w.send({ ol: 'altsvc', value: advertised } satisfies ToWorker);
+        if (stopping) tell(w, { ol: 'drain' });
+        else if (advertised !== null) tell(w, { ol: 'altsvc', value: advertised });
       } else if (m.ol === 'altsvc') {
         s.altSvc = m.value;
         shareAltSvc();
@@ -143,7 +159,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
       const id = ++asks;
       const t = setTimeout(() => { pending.delete(id); resolve({ worker: s.n, body: null }); }, ASK_TIMEOUT_MS);
       pending.set(id, (body) => { clearTimeout(t); resolve({ worker: s.n, body }); });
-      s.worker?.send({ ol: 'req', id, what } satisfies ToWorker);
+      tell(s.worker, { ol: 'req', id, what }, () => { clearTimeout(t); pending.delete(id); resolve({ worker: s.n, body: null }); });
     })),
   );
 
@@ -193,7 +209,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   if (workers > 1 && config.listeners.every((l) => l.kind === 'h3')) log.warn({ workers }, 'only h3 listeners: worker 1 serves them all, the other workers have nothing to accept');
 
   return new Promise<number>((resolve) => {
-    const broadcast = (m: ToWorker): void => { for (const s of slots) if (s.worker?.isConnected()) s.worker.send(m); };
+    const broadcast = (m: ToWorker): void => { for (const s of slots) tell(s.worker, m); };
     const stop = (sig: NodeJS.Signals): void => {
       if (stopping) { log.warn({ signal: sig }, 'second signal: killing workers now'); kill(); resolve(1); return; }
       stopping = true;
