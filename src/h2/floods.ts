@@ -8,28 +8,25 @@
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Error } from '../codec/h2frame.js';
 import type { FloodLimits } from './types.js';
+import { WindowCounter } from '../util/window-counter.js';
 
 export const DEFAULT_FLOOD_LIMITS: Readonly<FloodLimits> = Object.freeze({ resets: 100, settings: 50, pings: 100, emptyData: 100, continuations: 128 });
 
 type Counted = 'resets' | 'settings' | 'pings' | 'emptyData';
-const WINDOW_MS = 1000;
 
 export class FloodGuard {
   readonly limits: Readonly<FloodLimits>;
-  #windowStart = -Infinity;
-  #counts: Record<Counted, number> = { resets: 0, settings: 0, pings: 0, emptyData: 0 };
+  #counters: Record<Counted, WindowCounter>;
 
   constructor(limits: Partial<FloodLimits> = {}) {
     this.limits = { ...DEFAULT_FLOOD_LIMITS, ...limits };
+    const l = this.limits;
+    this.#counters = { resets: new WindowCounter(l.resets), settings: new WindowCounter(l.settings), pings: new WindowCounter(l.pings), emptyData: new WindowCounter(l.emptyData) };
   }
 
   /** Count one frame of `kind`; throws ENHANCE_YOUR_CALM past the limit within the window. */
   count(kind: Counted, now: number): void {
-    if (now - this.#windowStart >= WINDOW_MS) {
-      this.#windowStart = now;
-      this.#counts = { resets: 0, settings: 0, pings: 0, emptyData: 0 };
-    }
-    if (++this.#counts[kind] > this.limits[kind]) {
+    if (this.#counters[kind].hit(now)) {
       throw new H2Error(H2ErrorCode.ENHANCE_YOUR_CALM, `${kind} flood: more than ${this.limits[kind]} per second`);
     }
   }

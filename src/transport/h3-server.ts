@@ -14,6 +14,8 @@ import type { HeaderList, RequestBody } from '../http/types.js';
 import { h3Settings, StreamBody, writeBody } from './h3-common.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
+import { WindowCounter } from '../util/window-counter.js';
+import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
 import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
@@ -61,11 +63,16 @@ export interface HandshakeCounts {
   earlyRequests: number;
 }
 
+/** Client resets of unanswered requests tolerated per second on one connection: the same rule as HTTP/2's. */
+const MAX_RESETS_PER_SECOND = DEFAULT_FLOOD_LIMITS.resets;
+
 interface Counters extends HandshakeCounts {
   tooEarly: number;
   /** PRIORITY_UPDATE frames of closed connections (live ones are read from their H3Connection). */
   priorityUpdates: number;
   reprioritised: number;
+  /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate. */
+  resetFloods: number;
 }
 
 export interface H3Server {
@@ -79,6 +86,8 @@ export interface H3Server {
   setTicketKey(key: Uint8Array): void;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
+  /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate (rapid reset). */
+  readonly resetFloods: number;
   /**
    * Handshake facts over every connection so far: `connections` completed
    * handshakes, `resumed` of them with a session ticket (RFC 8446 §2.2),
@@ -121,7 +130,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
   const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -165,6 +174,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     get tooEarly() {
       return counters.tooEarly;
     },
+    get resetFloods() {
+      return counters.resetFloods;
+    },
     priorityUpdates: () => ({
       frames: counters.priorityUpdates + [...sessions].reduce((n, s) => n + s.priorityUpdates, 0),
       reprioritised: counters.reprioritised,
@@ -198,6 +210,11 @@ class ServerSession {
   #opts: H3ServerOptions;
   #streams = new Map<number, ServerStream>();
   #counters: Counters;
+  /** Requests whose head arrived in this receive pass: handed to the handler after it (see #dispatch). */
+  #arrived: Array<[number, ServerStream, H3ServerRequest]> = [];
+  #dispatchQueued = false;
+  /** Client resets of requests not yet answered, per second (rapid reset, CVE-2023-44487). */
+  #resets = new WindowCounter(MAX_RESETS_PER_SECOND);
 
   constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters) {
     this.#counters = counters;
@@ -253,6 +270,11 @@ class ServerSession {
       case 'reset': {
         const s = this.#streams.get(ev.streamId);
         if (!s) return;
+        // RFC 9114 §8.1 H3_EXCESSIVE_LOAD: a client that cancels requests at line rate loses its connection.
+        if (!s.responding && this.#resets.hit(performance.now()) && !this.#h3.closed) {
+          this.#counters.resetFloods++;
+          this.#h3.close(H3ErrorCode.EXCESSIVE_LOAD, `more than ${MAX_RESETS_PER_SECOND} requests reset per second`);
+        }
         this.#streams.delete(ev.streamId);
         s.done = true;
         abandon(s, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
@@ -323,8 +345,24 @@ class ServerSession {
       get signal(): AbortSignal { return s.abort.signal; },
       onAbort: (fn) => s.abort.onAbort(fn),
     };
-    void this.#respond(id, s, req);
+    this.#arrived.push([id, s, req]);
+    if (!this.#dispatchQueued) {
+      this.#dispatchQueued = true;
+      setImmediate(this.#dispatch);
+    }
   }
+
+  /**
+   * Handlers run after the datagrams of this receive pass are processed, not at each HEADERS (as on
+   * the HTTP/2 server): a request opened and reset in the same flight — rapid reset — never reaches
+   * the handler, so it costs the origin nothing. One setImmediate per pass, not per request.
+   */
+  #dispatch = (): void => {
+    this.#dispatchQueued = false;
+    const list = this.#arrived;
+    this.#arrived = [];
+    for (const [id, s, req] of list) if (!s.done && this.#streams.get(id) === s) void this.#respond(id, s, req);
+  };
 
   async #respond(id: number, s: ServerStream, req: H3ServerRequest | null): Promise<void> {
     const gone = (): boolean => s.done || this.#h3.closed;
