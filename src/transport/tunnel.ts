@@ -13,6 +13,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { ProxyNode } from './proxy.js';
+import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply, SOCKS_REPLY, type Read } from './proxy-replies.js';
 
 export interface TunnelOptions {
   signal?: AbortSignal | undefined;
@@ -24,12 +25,6 @@ export interface TunnelOptions {
 
 /** Longest CONNECT response head read, bytes. */
 const MAX_HEAD = 16 * 1024;
-
-/** RFC 1928 §6 reply codes. */
-const SOCKS_REPLY: Record<number, string> = {
-  1: 'general SOCKS server failure', 2: 'connection not allowed by ruleset', 3: 'network unreachable', 4: 'host unreachable',
-  5: 'connection refused', 6: 'TTL expired', 7: 'command not supported', 8: 'address type not supported',
-};
 
 export function openTunnel(node: ProxyNode, host: string, port: number, o: TunnelOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -48,7 +43,9 @@ export function openTunnel(node: ProxyNode, host: string, port: number, o: Tunne
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      reject(e instanceof OriginlinkError ? e : proxyError(node, `cannot reach the proxy: ${(e as Error).message}`, e));
+      reject(e instanceof OriginlinkError ? e
+        : e instanceof ProxyReplyError ? proxyError(node, e.message, undefined, e.details)
+        : proxyError(node, `cannot reach the proxy: ${(e as Error).message}`, e));
     };
     const onAbort = (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT }));
     const timer = setTimeout(() => fail(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `tunnel through ${node.id} to ${host}:${port} not open within ${o.timeoutMs} ms`, { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } })), o.timeoutMs);
@@ -76,10 +73,8 @@ async function httpConnect(node: ProxyNode, socket: net.Socket, reader: Reader, 
   const auth = proxyAuthorization(node);
   if (auth) head += `Proxy-Authorization: ${auth}\r\n`;
   socket.write(`${head}\r\n`);
-  const res = (await reader.until('\r\n\r\n', MAX_HEAD)).toString('latin1');
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(res);
-  if (!m) throw proxyError(node, `malformed CONNECT response: ${JSON.stringify(res.slice(0, 60))}`);
-  const err = connectStatusError(node, authority, Number(m[1]));
+  const status = await reader.parse((b) => readConnectReply(b, MAX_HEAD));
+  const err = connectStatusError(node, authority, status);
   if (err) throw err;
 }
 
@@ -114,8 +109,7 @@ export function proxyTlsOptions(node: ProxyNode, o: Pick<TunnelOptions, 'ca' | '
 async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host: string, port: number): Promise<void> {
   // RFC 1928 §3: version 5, the methods we offer: 0x00 none, 0x02 username/password (RFC 1929).
   socket.write(Buffer.from(node.auth ? [5, 2, 0, 2] : [5, 1, 0]));
-  const [ver, method] = await reader.read(2);
-  if (ver !== 5) throw proxyError(node, `not a SOCKS5 server (version ${ver})`);
+  const method = await reader.parse(readSocks5Method);
   if (method === 0xff) throw authError(node, node.auth ? 'the SOCKS5 server accepts none of our methods' : 'the SOCKS5 server requires credentials');
   if (method === 2) {
     if (!node.auth) throw authError(node, 'the SOCKS5 server requires credentials');
@@ -123,7 +117,7 @@ async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host:
     const p = Buffer.from(node.auth.pass);
     // RFC 1929 §2: VER=1, ULEN, UNAME, PLEN, PASSWD; reply VER, STATUS (0 = success).
     socket.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
-    const [, status] = await reader.read(2);
+    const status = await reader.parse(readSocks5AuthStatus);
     if (status !== 0) throw authError(node, `the SOCKS5 server refused the credentials (status ${status})`);
   } else if (method !== 0) {
     throw proxyError(node, `the SOCKS5 server chose a method we did not offer (${method})`);
@@ -136,12 +130,8 @@ async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host:
   if (fam === 0 && Buffer.byteLength(host) > 255) throw proxyError(node, 'host name longer than 255 bytes');
   socket.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, Buffer.from([port >> 8, port & 0xff])]));
   // RFC 1928 §6: VER REP RSV ATYP BND.ADDR BND.PORT
-  const [v, rep, , atyp] = await reader.read(4);
-  if (v !== 5) throw proxyError(node, `malformed SOCKS5 reply (version ${v})`);
-  if (rep !== 0) throw proxyError(node, `SOCKS5 CONNECT to ${host}:${port} failed: ${SOCKS_REPLY[rep ?? 1] ?? `reply ${rep}`}`, undefined, { socksReply: rep });
-  const len = atyp === 1 ? 4 : atyp === 4 ? 16 : atyp === 3 ? ((await reader.read(1))[0] ?? 0) : -1;
-  if (len < 0) throw proxyError(node, `malformed SOCKS5 reply (address type ${atyp})`);
-  await reader.read(len + 2);
+  const rep = await reader.parse(readSocks5Reply);
+  if (rep !== 0) throw proxyError(node, `SOCKS5 CONNECT to ${host}:${port} failed: ${SOCKS_REPLY[rep] ?? `reply ${rep}`}`, undefined, { socksReply: rep });
 }
 
 function ipv6Bytes(host: string): Buffer {
@@ -162,7 +152,7 @@ export function authError(node: ProxyNode, msg: string): OriginlinkError {
   return new OriginlinkError(ErrorCode.PROXY_AUTH_FAILED, 'local', `proxy ${node.id}: ${msg}`, { retrySafe: false, facts: NOT_SENT, details: { proxy: node.id } });
 }
 
-/** Reads exact byte counts from a socket during a handshake; release() hands leftovers back to the stream. */
+/** Feeds a socket's bytes to the reply readers (proxy-replies.ts) during a handshake; release() hands leftovers back to the stream. */
 class Reader {
   #socket: net.Socket;
   #buf: Buffer = Buffer.alloc(0);
@@ -177,20 +167,15 @@ class Reader {
     socket.on('data', this.#onData);
   }
 
-  async read(n: number): Promise<Buffer> {
-    while (this.#buf.length < n) await new Promise<void>((r) => { this.#want = r; });
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return out;
-  }
-
-  /** Bytes up to and including `delim`; more than `max` without it is an error. */
-  async until(delim: string, max: number): Promise<Buffer> {
+  /** What `read` makes of the bytes so far; waits for more while it returns null; consumes what it used. */
+  async parse<T>(read: (buf: Buffer) => Read<T> | null): Promise<T> {
     for (;;) {
-      const i = this.#buf.indexOf(delim, 0, 'latin1');
-      if (i >= 0) return this.read(i + delim.length);
-      if (this.#buf.length > max) throw new Error(`no end of head within ${max} bytes`);
-      await new Promise<void>((r) => { this.#want = r; });
+      const r = read(this.#buf);
+      if (r) {
+        this.#buf = this.#buf.subarray(r.length);
+        return r.value;
+      }
+      await new Promise<void>((res) => { this.#want = res; });
     }
   }
 
