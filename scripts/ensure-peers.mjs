@@ -22,6 +22,8 @@ const PACKAGES = {
   gcc: '/usr/bin/gcc',
   'libc6-dev': '/usr/include/stdio.h',
   'libnghttp3-dev': '/usr/include/nghttp3/nghttp3.h',
+  // nghttp2's HPACK decoder as the second opinion of the differential fuzz target hpack-nghttp2.
+  'libnghttp2-dev': '/usr/include/nghttp2/nghttp2.h',
   procps: '/usr/sbin/sysctl',
   'iputils-ping': '/usr/bin/ping',
   make: '/usr/bin/make',

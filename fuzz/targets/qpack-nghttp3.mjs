@@ -1,0 +1,53 @@
+// Differential: our QPACK decoder (RFC 9204) against nghttp3's. The input is split into encoder-stream
+// bytes and one field section (read as complete, the stream's FIN after it). Both decoders advertise a
+// 4096-byte table and 4 blocked streams. They must agree on whether the encoder stream is refused, and
+// then on the section: refused by both, blocked for both, or decoded by both to the same field list,
+// byte for byte. A difference is a finding, except one of timing: one decoder may refuse an encoder
+// instruction as soon as it can tell (nghttp3 checks a name reference before the value arrives; we refuse
+// an integer past 2^53, JavaScript's exact range, or an unfinished instruction longer than twice the table
+// before their ends) where the other waits for the instruction's last byte. Such a difference is allowed
+// when the waiting decoder refuses too once the instruction is finished: the stream is padded with 0x20
+// bytes (70,000 of them: they end any integer, fill any string either would wait for, and then each is Set Dynamic Table Capacity 0, which
+// cannot fail). In a field section the same integer limit can show as a refusal where nghttp3 blocks
+// (it waits for the Required Insert Count before reading Base; we read the whole prefix first) or reads
+// a Base past 2^53 that no reference can use: our refusal of an integer past 2^53 is allowed anywhere.
+import { QpackError } from '../../dist/codec/errors.js';
+import { QpackDecoder } from '../../dist/codec/qpack/decoder.js';
+import { nghttp, show } from './_nghttp.mjs';
+
+function ours(enc, section) {
+  const d = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 4 });
+  try {
+    d.feedEncoderStream(enc);
+  } catch (e) {
+    if (!(e instanceof QpackError)) throw e;
+    return [e.message, null];
+  }
+  try {
+    const r = d.decodeSection(0, section);
+    return [0, r.status === 'blocked' ? 'blocked' : r.headers];
+  } catch (e) {
+    if (!(e instanceof QpackError)) throw e;
+    return [0, e.message];
+  }
+}
+
+export function fuzz(data) {
+  if (data.length === 0) return;
+  const cut = 1 + (data[0] % data.length);
+  const enc = Buffer.from(data.subarray(1, cut));
+  const section = Buffer.from(data.subarray(cut));
+  const [aEnc, aSec] = ours(enc, section);
+  const [bEnc, bSec] = nghttp.qpackDecode(enc, section, 4096, 4);
+  const hex = Buffer.from(data).toString('hex');
+  if ((aEnc !== 0) !== (bEnc !== 0)) {
+    const padded = Buffer.concat([enc, Buffer.alloc(70_000, 0x20)]);
+    if (aEnc === 0 ? ours(padded, section)[0] !== 0 : nghttp.qpackDecode(padded, section, 4096, 4)[0] !== 0) return;
+  }
+  if ((aEnc !== 0) !== (bEnc !== 0)) throw new Error(`encoder stream: ours ${aEnc === 0 ? 'accepts' : `refuses (${aEnc})`}, nghttp3 ${bEnc === 0 ? 'accepts' : `refuses (${bEnc})`}\ninput ${hex}`);
+  if (aEnc !== 0) return;
+  if (typeof aSec === 'string' && aSec !== 'blocked' && /integer overflow/.test(aSec)) return;
+  const kind = (x) => (x === 'blocked' ? 'blocked' : Array.isArray(x) ? 'fields' : 'refused');
+  if (kind(aSec) !== kind(bSec)) throw new Error(`section: ours ${kind(aSec)} ${typeof aSec === 'string' ? aSec : ''}, nghttp3 ${kind(bSec)} ${typeof bSec === 'number' ? bSec : ''}\nours:\n${Array.isArray(aSec) ? show(aSec) : ''}\nnghttp3:\n${Array.isArray(bSec) ? show(bSec) : ''}\ninput ${hex}`);
+  if (kind(aSec) === 'fields' && show(aSec) !== show(bSec)) throw new Error(`section: field lists differ\nours:\n${show(aSec)}\nnghttp3:\n${show(bSec)}\ninput ${hex}`);
+}
