@@ -420,6 +420,9 @@ export class QuicConnection implements QuicStreamTransport {
   resetStream(streamId: number, code: number): void {
     if (this.#closed) return;
     this.#replyPending.delete(streamId);
+    // A stream whose first bytes are still queued here is unknown to quiche: hand them over first, so the
+    // peer gets RESET_STREAM for a stream it knows (bytes not yet sent are discarded by the reset).
+    this.#writes.flushStream(this.#q, streamId);
     this.#writes.drop(streamId);
     try {
       this.#q.streamShutdown(streamId, shutdownDir('write'), code);
@@ -432,6 +435,10 @@ export class QuicConnection implements QuicStreamTransport {
   stopSending(streamId: number, code: number): void {
     if (this.#closed) return;
     this.#reader.forget(streamId);
+    // Our own stream whose bytes (a request and its FIN, say) are still queued here: quiche does not know
+    // it yet and would drop the STOP_SENDING, the peer would then get the request without it.
+    const f = this.#writes.flushStream(this.#q, streamId);
+    if (f?.kind === 'stopped') this.#stopped(streamId, f.code);
     try {
       this.#q.streamShutdown(streamId, shutdownDir('read'), code);
     } catch {
@@ -640,7 +647,9 @@ export class QuicConnection implements QuicStreamTransport {
         // A stream quiche dropped while we still owed the reply: it only drops one whose
         // sending side is done, and ours is not, so the peer stopped it (and quiche
         // answered with RESET_STREAM before we looked). The code is gone with it.
-        if (info.name === 'StreamStopped' || info.name === 'InvalidStreamState') this.#stopped(id, info.code ?? 0);
+        // StreamStopped carries the peer's code; InvalidStreamState carries the stream id, not a code.
+        if (info.name === 'StreamStopped') this.#stopped(id, info.code ?? 0);
+        else if (info.name === 'InvalidStreamState') this.#stopped(id, 0);
         else this.#replyPending.delete(id);
       }
     }

@@ -147,6 +147,16 @@ export class WriteQueues {
     return failures ?? [];
   }
 
+  /**
+   * Push one stream's queue into quiche now, as far as credit allows (before a shutdown: quiche can only
+   * reset or stop a stream it knows, and a stream it never saw would still use up one of the peer's
+   * stream ids for good). Returns the failure, if the stream failed for good.
+   */
+  flushStream(conn: QuicheConnection, streamId: number): WriteFailure | null {
+    const p = this.#pending.get(streamId);
+    return p ? this.#drainOne(conn, streamId, p) : null;
+  }
+
   /** Bytes the last flush() moved into quiche. */
   accepted = 0;
 
