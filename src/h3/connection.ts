@@ -55,6 +55,9 @@ export class H3Connection implements QuicStreamHandler {
   readonly #peerRequests = new SeenStreamIds(0);
   /** Highest request stream accepted for processing (server role). */
   #lastAccepted = -1;
+  /** Server role: peer request streams whose head has not arrived yet, by the sweep they were opened in (expireIncompleteHeads). */
+  readonly #awaitingHead = new Map<number, number>();
+  #headSweeps = 0;
   #requestsOpened = 0;
   #requestsAccepted = 0;
   /** Client role: one past the highest request stream id we opened. */
@@ -250,6 +253,35 @@ export class H3Connection implements QuicStreamHandler {
     this.#local.sendPriorityUpdate(streamId, value);
   }
 
+  /**
+   * Server role: reject the request streams whose head was still incomplete at the previous call (a
+   * partial HEADERS frame, or a section blocked on QPACK inserts that never come), with
+   * H3_REQUEST_REJECTED both ways (RFC 9114 §8.1: nothing of it was processed, the client may retry).
+   * Called every T/2 by the transport, a head gets between T/2 and T to arrive: the stream-open flood of
+   * RFC 9114 §10.5 then holds at most one stream window for at most T. Returns how many were rejected.
+   */
+  expireIncompleteHeads(): number {
+    let n = 0;
+    for (const [id, sweep] of this.#awaitingHead) {
+      const s = this.#streams.get(id);
+      if (!s || s.headReported || s.recvDone) {
+        this.#awaitingHead.delete(id);
+        continue;
+      }
+      if (sweep === this.#headSweeps || this.#closed) continue;
+      this.#awaitingHead.delete(id);
+      this.#decoder.cancelStream(id);
+      this.#streams.delete(id);
+      this.#pendingPriorities.take(id);
+      this.#t.stopSending(id, H3ErrorCode.REQUEST_REJECTED);
+      this.#t.resetStream(id, H3ErrorCode.REQUEST_REJECTED);
+      n++;
+    }
+    if (n > 0) this.#flushDecoderStream();
+    this.#headSweeps++;
+    return n;
+  }
+
   /** Close the connection (CONNECTION_CLOSE with an application code). */
   close(code: number, reason: string): void {
     if (this.#closed) return;
@@ -419,6 +451,7 @@ export class H3Connection implements QuicStreamHandler {
     this.#lastAccepted = Math.max(this.#lastAccepted, id);
     this.#requestsAccepted++;
     this.#streams.set(id, s);
+    this.#awaitingHead.set(id, this.#headSweeps);
     return s;
   }
 
@@ -492,6 +525,7 @@ export class H3Connection implements QuicStreamHandler {
   #withPriority(ev: Extract<H3Event, { type: 'headers' }>): H3Event {
     const s = this.#streams.get(ev.streamId);
     if (s) s.headReported = true;
+    this.#awaitingHead.delete(ev.streamId);
     // The event is fresh from the request stream and not shared yet: set in place (one object per request).
     ev.priority = requestPriority(ev.headers, this.#pendingPriorities.take(ev.streamId));
     return ev;

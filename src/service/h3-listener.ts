@@ -8,10 +8,12 @@ export class H3Listener implements Listener {
   config: ListenerConfig;
   #hooks: ListenerHooks;
   #server: H3Server | null = null;
+  readonly #limits: LimitsConfig;
 
-  constructor(cfg: ListenerConfig, _limits: LimitsConfig, hooks: ListenerHooks) {
+  constructor(cfg: ListenerConfig, limits: LimitsConfig, hooks: ListenerHooks) {
     this.config = cfg;
     this.#hooks = hooks;
+    this.#limits = limits;
   }
 
   get port(): number { return this.#server?.address.port ?? 0; }
@@ -27,6 +29,8 @@ export class H3Listener implements Listener {
       cert: new Uint8Array(tls.cert),
       key: new Uint8Array(tls.key),
       handler: frontHandler(this.#hooks, info),
+      // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED).
+      headersTimeoutMs: this.#limits.requestHeaderTimeoutMs,
       ...(cfg.congestionControl ? { quic: { cc: cfg.congestionControl } } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
     });

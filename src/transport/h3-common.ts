@@ -23,12 +23,12 @@ import type { BodySink, ResponseBody } from './exchange.js';
  * each way (measured: 2.4 → 1.0 packets per warm request, see
  * native-notes/quiche.md). The static table and Huffman still apply.
  */
-export function h3Settings(role: 'client' | 'server', maxFieldSectionSize = 64 * 1024, qpackMaxTableCapacity = 0): H3ConnectionOptions {
+export function h3Settings(role: 'client' | 'server', maxFieldSectionSize = 64 * 1024, qpackMaxTableCapacity = 0, qpackBlockedStreams = 16): H3ConnectionOptions {
   return {
     role,
     maxFieldSectionSize,
     qpackMaxTableCapacity,
-    qpackBlockedStreams: 16,
+    qpackBlockedStreams,
     maxFrameSize: Math.max(maxFieldSectionSize, 16 * 1024),
   };
 }

@@ -52,6 +52,18 @@ export interface H3ServerOptions {
    * restarts. Default: random per process.
    */
   ticketKey?: Uint8Array;
+  /**
+   * A request's head (its HEADERS frame, decoded) must arrive within this many ms of its stream's first
+   * bytes; a stream still without one is rejected with H3_REQUEST_REJECTED both ways (RFC 9114 §8.1),
+   * checked every half period. Bounds the stream-open flood (RFC 9114 §10.5): partial heads, or sections
+   * blocked on QPACK inserts that never come, hold a stream window for at most this. Default 10,000.
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Our QPACK decoder (RFC 9204 §5): the dynamic table capacity and blocked streams we allow clients.
+   * Default capacity 0 (no dynamic table towards us: see h3Settings), blocked streams 16.
+   */
+  qpack?: { maxTableCapacity?: number; blockedStreams?: number };
   /** Called for handler failures (the stream is reset with H3_INTERNAL_ERROR). */
   onError?: (err: unknown) => void;
 }
@@ -73,6 +85,8 @@ interface Counters extends HandshakeCounts {
   reprioritised: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate. */
   resetFloods: number;
+  /** Request streams rejected for a head that did not arrive within headersTimeoutMs. */
+  headTimeouts: number;
 }
 
 export interface H3Server {
@@ -88,6 +102,8 @@ export interface H3Server {
   readonly tooEarly: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate (rapid reset). */
   readonly resetFloods: number;
+  /** Request streams rejected because their head did not arrive within `headersTimeoutMs`. */
+  readonly headTimeouts: number;
   /**
    * Handshake facts over every connection so far: `connections` completed
    * handshakes, `resumed` of them with a session ticket (RFC 8446 §2.2),
@@ -130,7 +146,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
   const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -160,6 +176,12 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       },
     },
   });
+  const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
+  if (!Number.isSafeInteger(headersTimeoutMs) || headersTimeoutMs < 100) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `headersTimeoutMs must be an integer ≥ 100, got ${headersTimeoutMs}`);
+  const headSweep = setInterval(() => {
+    for (const s of sessions) counters.headTimeouts += s.expireIncompleteHeads();
+  }, headersTimeoutMs / 2);
+  headSweep.unref();
   return {
     address: ep.address,
     get connections() {
@@ -177,6 +199,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     get resetFloods() {
       return counters.resetFloods;
     },
+    get headTimeouts() {
+      return counters.headTimeouts;
+    },
     priorityUpdates: () => ({
       frames: counters.priorityUpdates + [...sessions].reduce((n, s) => n + s.priorityUpdates, 0),
       reprioritised: counters.reprioritised,
@@ -184,6 +209,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests }),
     pathEvents: () => ({ ...pathEvents }),
     async close(graceMs = 1000) {
+      clearInterval(headSweep);
       for (const s of sessions) s.goaway();
       const t0 = Date.now();
       // Let the GOAWAY frames leave before any CONNECTION_CLOSE (quiche drops queued stream data on close).
@@ -220,7 +246,7 @@ class ServerSession {
     this.#counters = counters;
     this.#quic = quic;
     this.#opts = opts;
-    this.#h3 = new H3Connection(quic, h3Settings('server'));
+    this.#h3 = new H3Connection(quic, h3Settings('server', undefined, opts.qpack?.maxTableCapacity ?? 0, opts.qpack?.blockedStreams ?? 16));
     quic.setHandler(this.#h3);
     this.#h3.on((ev) => this.#onEvent(ev));
   }
@@ -235,6 +261,10 @@ class ServerSession {
 
   goaway(): void {
     if (!this.#h3.closed) this.#h3.goaway();
+  }
+
+  expireIncompleteHeads(): number {
+    return this.#h3.closed ? 0 : this.#h3.expireIncompleteHeads();
   }
 
   close(): void {

@@ -15,11 +15,11 @@ import type { QuicConnection } from '../../src/quic/connection.js';
 import { connectH3 } from '../../src/transport/h3.js';
 import type { H3Server } from '../../src/transport/h3-server.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
+import { CONTROL_WITH_SETTINGS, rawH3Client, type RawH3Client } from '../helpers/h3-raw-client.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
 // Crafted HTTP/3 bytes (RFC 9114 §7.2, RFC 9204 §4.5).
-const CONTROL_WITH_SETTINGS = Uint8Array.from([0x00, 0x04, 0x00]); // stream type control, SETTINGS (empty)
 const STATUS_200 = Uint8Array.from([0x01, 0x03, 0x00, 0x00, 0xd9]); // HEADERS: RIC 0, base 0, static idx 25 (:status 200)
 const TRUNCATED_HEADERS = Uint8Array.from([0x01, 0x10, 0x00, 0x00, 0xd9]); // claims 16 bytes, carries 3, then FIN
 const STATIC_OUT_OF_RANGE = Uint8Array.from([0x01, 0x04, 0x00, 0x00, 0xff, 0x40]); // static index 63+64=127 > 98
@@ -141,29 +141,7 @@ describe('our HTTP/3 client against a misbehaving server', () => {
 });
 
 describe('our HTTP/3 server against a misbehaving client', () => {
-  async function rawClient(): Promise<{ conn: QuicConnection; ep: QuicEndpoint; closed: Promise<Error | null>; ready: Promise<void> }> {
-    const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
-    const conn = ep.connect({ config: buildConfig('client', { alpn: ['h3'], caFile: certs.caPath }), host: '127.0.0.1', port: ours.address.port, serverName: 'localhost' });
-    let ready!: () => void;
-    let closed!: (e: Error | null) => void;
-    const r = { conn, ep, ready: new Promise<void>((res) => (ready = res)), closed: new Promise<Error | null>((res) => (closed = res)) };
-    conn.setHandler({
-      onConnected: (early) => !early && ready(),
-      onStreamData() {},
-      onStreamReset() {},
-      onStopSending() {},
-      onStreamsAvailable() {},
-      onClosed: (e) => {
-        closed(e);
-        void ep.close();
-      },
-    });
-    conn.process();
-    await r.ready;
-    const ctl = conn.openUni()!;
-    conn.send(ctl, CONTROL_WITH_SETTINGS, false);
-    return r;
-  }
+  const rawClient = (): Promise<RawH3Client> => rawH3Client(ours.address.port, certs.caPath);
 
   async function stillServes(): Promise<void> {
     const c = await connectH3({ host: '127.0.0.1', port: ours.address.port, servername: 'localhost', ca: certs.caPath });
