@@ -14,7 +14,8 @@ import { isLoopback } from './config.js';
 import { QuicConnection, type QuicConnectionInit } from './connection.js';
 import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
-import { classifyDatagram, type LongHeader } from './accept.js';
+import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './accept.js';
+import { ClientHelloReader } from './initial.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 
 export const CID_LEN = 16;
@@ -34,6 +35,18 @@ export interface EndpointStats {
   gsoSends: number;
   /** recvmmsg batches read (0 when datagrams come through dgram events). */
   rxBatches: number;
+  /** New connections whose first datagrams were held until their ClientHello was read (ServerRole.byName). */
+  helloHeld: number;
+  /** Of those, the ones whose ClientHello could not be read (or did not complete in bounds): given the default config. */
+  helloUnread: number;
+  /** Datagrams those connections had sent when their ClientHello was read (2 per connection: it spanned two). */
+  helloDatagrams: number;
+}
+
+/** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
+export interface ServerConfigs {
+  config: QuicheConfig;
+  loopback?: { config: QuicheConfig; maxPacket: number };
 }
 
 export interface ServerRole {
@@ -49,6 +62,28 @@ export interface ServerRole {
    * config.ts `loopbackPayload`), with its datagram size. Default: `config`.
    */
   loopback?: { config: QuicheConfig; maxPacket: number };
+  /**
+   * Several certificates: the configs for the server name a client asks for
+   * (null when it sent none or it could not be read); return null for the
+   * default (`config`/`loopback`). With this set, a new connection's first
+   * datagrams are held until its ClientHello is whole (initial.ts; at most
+   * HELD_DATAGRAMS datagrams and HELD_MS), then accepted with the chosen
+   * config and fed to quiche in arrival order.
+   */
+  byName?: (serverName: string | null) => ServerConfigs | null;
+}
+
+/** Bounds on held new connections (ServerRole.byName): datagrams each, bytes each, how many at once, how long. */
+const HELD_DATAGRAMS = 8;
+const HELD_BYTES = 64 * 1024;
+const HELD_MAX = 1024;
+const HELD_MS = 3000;
+
+interface Held {
+  reader: ClientHelloReader;
+  msgs: Buffer[];
+  bytes: number;
+  since: number;
 }
 
 export interface EndpointOptions {
@@ -105,7 +140,9 @@ export class QuicEndpoint {
   #immediate: NodeJS.Immediate | null = null;
   #retry: RetryTokens | null;
   #closed = false;
-  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0 };
+  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0 };
+  /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
+  #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
 
   private constructor(socket: dgram.Socket, local: HostPort, opts: EndpointOptions) {
@@ -272,6 +309,7 @@ export class QuicEndpoint {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#held.clear();
     for (const c of [...this.#live]) c.destroy(null);
     if (this.#immediate) clearImmediate(this.#immediate);
     await new Promise<void>((r) => setImmediate(r));
@@ -340,6 +378,8 @@ export class QuicEndpoint {
         this.#conns.get(d.key)!.receive(msg, host, port, local);
         return;
       case 'drop':
+        // 0-RTT packets of a connection held for its ClientHello go to quiche with its Initials.
+        if (d.reason === 'not-initial' && this.#held.size > 0 && this.#holdEarly(msg)) return;
         if (d.reason === 'unparseable') this.#counters.unparseable++;
         else this.#counters.dropped++;
         return;
@@ -356,6 +396,15 @@ export class QuicEndpoint {
         this.#accept(msg, host, port, d.header, srv!);
         return;
     }
+  }
+
+  #holdEarly(msg: Buffer): boolean {
+    const h = parseLongHeader(msg);
+    const held = h ? this.#held.get(cidKey(h.dcid)) : undefined;
+    if (!held || held.msgs.length >= HELD_DATAGRAMS || held.bytes + msg.length > HELD_BYTES) return false;
+    held.msgs.push(Buffer.from(msg));
+    held.bytes += msg.length;
+    return true;
   }
 
   #known = (key: string): boolean => this.#conns.has(key);
@@ -385,11 +434,40 @@ export class QuicEndpoint {
       }
       scid = Buffer.from(hdr.dcid);
     }
+    const dk = cidKey(hdr.dcid);
+    let held: Held | undefined;
+    let chosen: ServerConfigs | null = null;
+    if (srv.byName) {
+      // RFC 9001 §5.2: anyone can read a ClientHello; hold this connection's datagrams until its name is known.
+      const now = performance.now();
+      for (const [k, h] of this.#held) {
+        if (now - h.since < HELD_MS) break;
+        this.#held.delete(k); // its client never completed a ClientHello: forget it (it resends its Initials)
+      }
+      held = this.#held.get(dk);
+      if (!held) {
+        if (this.#held.size >= HELD_MAX) {
+          this.#counters.dropped++;
+          return;
+        }
+        held = { reader: new ClientHelloReader(hdr.dcid), msgs: [], bytes: 0, since: now };
+        this.#held.set(dk, held);
+        this.#counters.helloHeld++;
+      }
+      held.msgs.push(Buffer.from(msg)); // the receive buffer may be reused
+      held.bytes += msg.length;
+      const r = held.reader.push(msg);
+      if (!r.done && held.msgs.length < HELD_DATAGRAMS && held.bytes < HELD_BYTES) return;
+      this.#held.delete(dk);
+      this.#counters.helloDatagrams += held.msgs.length;
+      if (!r.done || r.why !== undefined) this.#counters.helloUnread++;
+      chosen = srv.byName(r.done ? r.serverName : null);
+    }
     const remote = { host, port };
-    const lo = srv.loopback && isLoopback(host) ? srv.loopback : null;
+    const lo = (chosen ? chosen.loopback : srv.loopback) && isLoopback(host) ? (chosen ? chosen.loopback! : srv.loopback!) : null;
     let raw;
     try {
-      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : srv.config);
+      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : (chosen ?? srv).config);
     } catch {
       this.#counters.dropped++;
       return;
@@ -399,7 +477,6 @@ export class QuicEndpoint {
       ...(lo ? { maxPacket: lo.maxPacket } : {}),
     });
     const keys = [scid.toString('latin1')];
-    const dk = Buffer.from(hdr.dcid).toString('latin1');
     if (dk !== keys[0]) keys.push(dk);
     this.#register(conn, keys);
     this.#counters.accepted++;
@@ -409,6 +486,7 @@ export class QuicEndpoint {
       conn.destroy(null);
       return;
     }
-    conn.receive(msg, host, port, this.#local);
+    if (held) for (const m of held.msgs) conn.receive(m, host, port, this.#local);
+    else conn.receive(msg, host, port, this.#local);
   }
 }
