@@ -16,18 +16,25 @@ import { Reader } from './config-reader.js';
 import { ProxyRotation, type ProxyPolicy } from '../transport/proxy.js';
 import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
 import { Resolver } from '../transport/resolver.js';
+import { certificateNames } from '../transport/certificates.js';
+import { createSecureContext } from 'node:tls';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
 export type ForwardedPolicy = 'append' | 'replace' | 'off';
+
+export interface ListenerCert { cert: Buffer; key: Buffer; certPath: string; keyPath: string }
 
 export interface ListenerConfig {
   name: string;
   kind: ListenerKind;
   host: string;
   port: number;
-  /** PEM bytes read at load time (https, h3). */
-  tls: { cert: Buffer; key: Buffer; certPath: string; keyPath: string } | null;
+  /**
+   * PEM bytes read at load time (https, h3). `cert`/`key` is the default certificate; `certificates`
+   * are more, each served to clients whose TLS server_name it holds (transport/certificates.ts).
+   */
+  tls: (ListenerCert & { certificates: ListenerCert[] }) | null;
   /** https only: offer h2 through ALPN. */
   http2: boolean;
   /** h3 only: the QUIC congestion controller of what this listener sends (null: the default). */
@@ -200,10 +207,31 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     let tls: ListenerConfig['tls'] = null;
     if (kind === 'https' || kind === 'h3') {
       const t = l.obj('tls');
-      t.keys(['cert', 'key']);
-      const cert = readPem(t, 'cert');
-      const key = readPem(t, 'key');
-      tls = { cert: cert.bytes, key: key.bytes, certPath: cert.path, keyPath: key.path };
+      t.keys(['cert', 'key', 'certificates']);
+      const pair = (p: Reader): ListenerCert => {
+        const cert = readPem(p, 'cert');
+        const key = readPem(p, 'key');
+        return { cert: cert.bytes, key: key.bytes, certPath: cert.path, keyPath: key.path };
+      };
+      const certificates = t.list('certificates').map((c, i) => {
+        c.keys(['cert', 'key']);
+        const one = pair(c);
+        // A certificate that names nothing could never be chosen; a key that does not match fails every handshake.
+        let names: string[];
+        try {
+          names = certificateNames(one.cert);
+        } catch (e) {
+          throw t.fail('certificates', `entry ${i}: ${(e as Error).message}`);
+        }
+        if (names.length === 0) throw t.fail('certificates', `entry ${i}: ${one.certPath} holds no DNS name to be chosen by`);
+        try {
+          createSecureContext({ cert: one.cert, key: one.key });
+        } catch (e) {
+          throw t.fail('certificates', `entry ${i}: ${one.keyPath} does not go with ${one.certPath} (${(e as Error).message})`);
+        }
+        return one;
+      });
+      tls = { ...pair(t), certificates };
     } else if (l.has('tls')) {
       throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
     }

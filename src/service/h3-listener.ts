@@ -28,6 +28,7 @@ export class H3Listener implements Listener {
       port: cfg.port,
       cert: new Uint8Array(tls.cert),
       key: new Uint8Array(tls.key),
+      ...(tls.certificates.length ? { certificates: tls.certificates.map((c) => ({ cert: new Uint8Array(c.cert), key: new Uint8Array(c.key) })) } : {}),
       handler: frontHandler(this.#hooks, info),
       // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED).
       headersTimeoutMs: this.#limits.requestHeaderTimeoutMs,

@@ -19,6 +19,7 @@ import type { RequestHandler, ServerRequest, ServerResponse } from '../transport
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import type { Metrics } from './metrics.js';
+import { CertificateSet, certificateNames } from '../transport/certificates.js';
 
 export interface ListenerHooks {
   handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse>;
@@ -46,6 +47,15 @@ export function frontHandler(hooks: Pick<ListenerHooks, 'handle'>, info: FrontIn
   return (req) => hooks.handle(req, info);
 }
 
+/** The certificate set of a listener with more than its default certificate, or null. */
+function sniSet(t: NonNullable<ListenerConfig['tls']>): CertificateSet<tls.SecureContext | null> | null {
+  if (t.certificates.length === 0) return null;
+  return new CertificateSet<tls.SecureContext | null>([
+    { names: certificateNames(t.cert), item: null },
+    ...t.certificates.map((c) => ({ names: certificateNames(c.cert), item: tls.createSecureContext({ cert: c.cert, key: c.key }) })),
+  ]);
+}
+
 export class TcpListener implements Listener {
   config: ListenerConfig;
   #limits: LimitsConfig;
@@ -60,6 +70,8 @@ export class TcpListener implements Listener {
   #sockets = new Set<net.Socket>();
   #port = 0;
   #closing = false;
+  /** https with `tls.certificates`: the context for each server name (null: the default). */
+  #sni: CertificateSet<tls.SecureContext | null> | null = null;
 
   constructor(cfg: ListenerConfig, limits: LimitsConfig, hooks: ListenerHooks) {
     this.config = cfg;
@@ -107,9 +119,12 @@ export class TcpListener implements Listener {
     this.#options(cfg, lim);
     if (cfg.kind === 'https') {
       const t = cfg.tls as NonNullable<ListenerConfig['tls']>;
+      this.#sni = sniSet(t);
       const front = tls.createServer({
         cert: t.cert,
         key: t.key,
+        // Several certificates: the one holding the client's server_name (transport/certificates.ts), else the default.
+        SNICallback: (name, cb) => cb(null, this.#sni?.select(name) ?? undefined),
         ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         handshakeTimeout: lim.requestHeaderTimeoutMs,
       });
@@ -168,7 +183,10 @@ export class TcpListener implements Listener {
   update(cfg: ListenerConfig, limits: LimitsConfig): void {
     this.config = cfg;
     this.#limits = limits;
-    if (cfg.tls && this.#front instanceof tls.Server) this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key });
+    if (cfg.tls && this.#front instanceof tls.Server) {
+      this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key });
+      this.#sni = sniSet(cfg.tls);
+    }
     // New connections get the new timeouts (sessions keep the options they started with).
     this.#options(cfg, limits);
   }

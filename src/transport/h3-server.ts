@@ -6,7 +6,8 @@
 import type { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
-import { QuicEndpoint, type EndpointStats } from '../quic/endpoint.js';
+import { QuicEndpoint, type EndpointStats, type ServerConfigs } from '../quic/endpoint.js';
+import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
@@ -33,6 +34,13 @@ export interface H3ServerOptions {
   cert: string | Uint8Array;
   /** PEM private key: file path or PEM text/bytes. */
   key: string | Uint8Array;
+  /**
+   * More certificates, each served to clients asking for a name it holds
+   * (transport/certificates.ts); `cert`/`key` is the default. The name is
+   * read from the client's Initial packets before the connection is accepted
+   * (quic/initial.ts), so these cost nothing once a connection is up.
+   */
+  certificates?: ReadonlyArray<{ cert: string | Uint8Array; key: string | Uint8Array }>;
   handler: H3Handler;
   /** UDP GSO batch sends (native/udp addon) when available. Default true. */
   gso?: boolean;
@@ -141,11 +149,24 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // One ticket key for both configs, so tickets work whichever config a client meets.
   const ticketKey = opts.ticketKey ?? opts.quic?.ticketKey ?? randomBytes(48);
   checkTicketKey(ticketKey);
-  const base = { ...opts.quic, cert: opts.cert, key: opts.key, ticketKey };
-  const config = buildConfig('server', base);
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
-  const loopback = loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD ? { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload } : null;
+  const configsFor = (cert: string | Uint8Array, key: string | Uint8Array): ServerConfigs => {
+    const base = { ...opts.quic, cert, key, ticketKey };
+    const out: ServerConfigs = { config: buildConfig('server', base) };
+    if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD) out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
+    return out;
+  };
+  const { config, loopback } = configsFor(opts.cert, opts.key);
+  // Several certificates: one quiche Config each, chosen by the ClientHello's server name (null = the default).
+  let byName: ((name: string | null) => ServerConfigs | null) | null = null;
+  if (opts.certificates?.length) {
+    const set = new CertificateSet<ServerConfigs | null>([
+      { names: certificateNames(opts.cert), item: null },
+      ...opts.certificates.map((c) => ({ names: certificateNames(c.cert), item: configsFor(c.cert, c.key) })),
+    ]);
+    byName = (name) => set.select(name);
+  }
   const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
@@ -157,6 +178,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     server: {
       config,
       ...(loopback ? { loopback } : {}),
+      ...(byName ? { byName } : {}),
       retry: opts.retry ?? false,
       onConnection(quic) {
         const s = new ServerSession(quic, opts, counters);

@@ -56,3 +56,13 @@ export function makeCerts(o: { fresh?: boolean } = {}): TestCerts {
   if (!o.fresh) cached = made;
   return made;
 }
+
+/** One more leaf signed by `certs`' CA, for `sans` (DNS names or IP literals; the first is also its CN). Paths of its PEM files. */
+export function makeLeaf(certs: TestCerts, file: string, sans: string[]): { certPath: string; keyPath: string } {
+  const dir = certs.dir;
+  const ossl = (...args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' }); };
+  writeFileSync(join(dir, `${file}.ext`), `subjectAltName=${sans.map((s) => (/^[\d.:]+$/.test(s) ? `IP:${s}` : `DNS:${s}`)).join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`);
+  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${sans[0]}`, '-keyout', `${file}.key`, '-out', `${file}.csr`);
+  ossl('x509', '-req', '-in', `${file}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', `${file}.ext`, '-out', `${file}.pem`);
+  return { certPath: join(dir, `${file}.pem`), keyPath: join(dir, `${file}.key`) };
+}

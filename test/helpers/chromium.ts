@@ -28,12 +28,12 @@ export function spki(pem: string | Uint8Array): string {
 }
 
 /** The flags every test browser gets: headless, quiet, no outside traffic, local names only. */
-export function baseFlags(profile: string): string[] {
+export function baseFlags(profile: string, hosts: readonly string[] = []): string[] {
   return [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--metrics-recording-only',
     `--user-data-dir=${profile}`,
-    '--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    `--host-resolver-rules=${['localhost', ...hosts].map((h) => `MAP ${h} 127.0.0.1`).join(', ')}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`,
   ];
 }
 
@@ -115,6 +115,8 @@ export interface LaunchOptions {
   flags?: string[];
   /** PEM of a CA to trust as a root through an NSS db in a temporary HOME (certutil, libnss3-tools). */
   trustCa?: string;
+  /** More names that resolve to 127.0.0.1 (besides localhost). */
+  hosts?: string[];
 }
 
 /** Start headless Chromium on about:blank and attach to its page. */
@@ -131,7 +133,7 @@ export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser>
     execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'originlink test CA', '-t', 'C,,', '-i', opts.trustCa], { stdio: 'pipe' });
     env['HOME'] = home;
   }
-  let browser: ChildProcess | null = spawn('chromium', [...baseFlags(profile), '--remote-debugging-port=0', ...(opts.flags ?? []), 'about:blank'], {
+  let browser: ChildProcess | null = spawn('chromium', [...baseFlags(profile, opts.hosts), '--remote-debugging-port=0', ...(opts.flags ?? []), 'about:blank'], {
     stdio: 'ignore',
     detached: true, // its own process group: close() ends the browser and every child it started
     env,

@@ -1,0 +1,141 @@
+/**
+ * Certificates by server name on the https and h3 fronts (issue 17): a
+ * listener's `tls.certificates` are served to clients asking for a name they
+ * hold, exact before wildcard, the default certificate to everyone else.
+ * Each client verifies the chain and the name against the test CA, so a
+ * success means the right certificate came back. Peers: curl (OpenSSL) on
+ * the https front; quiche (our client) and headless Chromium on the h3
+ * front — Chromium's ClientHello, with its post-quantum key share, spans two
+ * Initial packets, which the server must hold until the name is readable
+ * (src/quic/initial.ts). Also: config refusals for a certificate that can
+ * never be chosen and a key that does not match.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { connectH3 } from '../../src/transport/h3.js';
+import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import { makeCerts, makeLeaf } from '../helpers/certs.js';
+import { launchChromium, PAGE_LIB, type Browser } from '../helpers/chromium.js';
+
+const run = promisify(execFile);
+const certs = makeCerts();
+const one = makeLeaf(certs, 'one', ['one.test']);
+const wild = makeLeaf(certs, 'wild', ['*.wild.test']);
+let origin: H1Server;
+let svc: Service;
+let https = 0;
+let quic = 0;
+
+beforeAll(async () => {
+  origin = await startH1Server({ handler: (req) => ({ status: 200, body: `host ${req.authority}\n` }) });
+  const tls = `{ cert: ${certs.certPath}, key: ${certs.keyPath}, certificates: [ { cert: ${one.certPath}, key: ${one.keyPath} }, { cert: ${wild.certPath}, key: ${wild.keyPath} } ] }`;
+  const yaml = `
+listeners:
+  - { name: s, kind: https, host: 127.0.0.1, port: 0, tls: ${tls} }
+  - { name: q, kind: h3, host: 127.0.0.1, port: 0, tls: ${tls} }
+admin: false
+logging: { requests: false }
+origins:
+  o: { url: "http://127.0.0.1:${origin.address.port}", protocol: h1 }
+routes: [ { path: /, origin: o, hostHeader: preserve } ]
+`;
+  svc = await Service.start(parseConfig(yaml, 'sni.yaml', certs.dir), { logDestination: { write: () => {} } });
+  https = svc.addresses()['s'] as number;
+  quic = svc.addresses()['q'] as number;
+}, 30_000);
+
+afterAll(async () => {
+  await svc?.shutdown(200);
+  await origin?.close(100);
+});
+
+describe('certificates chosen by server name', () => {
+  it('https front, curl: one.test and x.wild.test get their own certificates, localhost the default, an unknown name fails verification', async () => {
+    const curl = async (name: string): Promise<string> => {
+      try {
+        const { stdout } = await run('curl', ['-sS', '--resolve', `${name}:${https}:127.0.0.1`, '--cacert', certs.caPath, `https://${name}:${https}/`]);
+        return stdout.trim();
+      } catch (e) {
+        return `curl exit ${(e as { code?: number }).code}`;
+      }
+    };
+    expect(await curl('one.test')).toBe(`host one.test:${https}`);
+    expect(await curl('x.wild.test')).toBe(`host x.wild.test:${https}`);
+    expect(await curl('localhost')).toBe(`host localhost:${https}`);
+    // The default certificate does not hold nobody.test: curl's name check fails (exit 60, peer certificate not OK).
+    expect(await curl('nobody.test')).toBe('curl exit 60');
+    // A wildcard covers one label only (RFC 6125 §6.4.3).
+    expect(await curl('a.b.wild.test')).toBe('curl exit 60');
+  });
+
+  it('h3 front, quiche client: the same choices', async () => {
+    const get = async (name: string): Promise<string> => {
+      const c = await connectH3({ host: '127.0.0.1', port: quic, servername: name, ca: certs.caPath }).catch((e: Error) => e);
+      if (c instanceof Error) return `failed: ${c.message}`;
+      try {
+        const r = await c.request({ method: 'GET', path: '/', authority: name, scheme: 'https', headers: [], body: null });
+        let text = '';
+        for await (const x of r.body) text += String(x);
+        return text.trim();
+      } finally {
+        c.destroy();
+      }
+    };
+    expect(await get('one.test')).toBe('host one.test');
+    expect(await get('x.wild.test')).toBe('host x.wild.test');
+    expect(await get('localhost')).toBe('host localhost');
+    expect(await get('nobody.test')).toMatch(/^failed: .*certificate/i);
+  });
+
+  it('h3, headless Chromium: a ClientHello over two Initial packets still finds its certificate', async () => {
+    const srv: H3Server = await startH3Server({
+      cert: certs.certPath,
+      key: certs.keyPath,
+      certificates: [{ cert: one.certPath, key: one.keyPath }, { cert: wild.certPath, key: wild.keyPath }],
+      handler: (req) => ({ status: 200, headers: [['content-type', 'text/plain'], ['access-control-allow-origin', '*']], body: `h3 ${req.authority}` }),
+    });
+    const port = srv.address.port;
+    let b: Browser | null = null;
+    try {
+      b = await launchChromium({
+        trustCa: certs.caPath,
+        hosts: ['one.test', 'x.wild.test'],
+        flags: ['--enable-quic', `--origin-to-force-quic-on=one.test:${port},x.wild.test:${port}`],
+      });
+      const seen: Record<string, unknown> = {};
+      for (const name of ['one.test', 'x.wild.test']) {
+        await b.cdp.navigate(`https://${name}:${port}/`);
+        seen[name] = await b.cdp.eval(`(async () => {
+          ${PAGE_LIB}
+          return { body: document.body.innerText, proto: performance.getEntriesByType('navigation')[0].nextHopProtocol };
+        })()`, 20_000);
+      }
+      const st = srv.stats();
+      console.log(`sni chromium: ${JSON.stringify(seen)}; held ${st.helloHeld}, unread ${st.helloUnread}, datagrams ${st.helloDatagrams}`);
+      expect(seen).toEqual({ 'one.test': { body: `h3 one.test:${port}`, proto: 'h3' }, 'x.wild.test': { body: `h3 x.wild.test:${port}`, proto: 'h3' } });
+      expect(st.helloHeld).toBeGreaterThanOrEqual(2);
+      expect(st.helloUnread).toBe(0);
+      // Each name was read only once the second Initial datagram had come.
+      expect(st.helloDatagrams).toBeGreaterThanOrEqual(2 * st.helloHeld);
+    } finally {
+      await b?.close();
+      await srv.close(100);
+    }
+  }, 90_000);
+
+  it('config: a certificate with no DNS name, or a key that is not its own, is refused with the field named', () => {
+    const base = (extra: string): string => `
+listeners:
+  - { name: s, kind: https, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath}, certificates: [ ${extra} ] } }
+origins: { o: { url: "http://127.0.0.1:1" } }
+routes: [ { path: /, origin: o } ]
+`;
+    expect(() => parseConfig(base(`{ cert: ${one.certPath}, key: ${wild.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates.*entry 0: .*wild\.key does not go with .*one\.pem/);
+    const ipOnly = makeLeaf(certs, 'ip-only', ['127.0.0.2']);
+    expect(() => parseConfig(base(`{ cert: ${ipOnly.certPath}, key: ${ipOnly.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates.*entry 0: .*ip-only\.pem holds no DNS name/);
+  });
+});
