@@ -75,8 +75,8 @@ export interface ServerRole {
 
 /** Bounds on held new connections (ServerRole.byName): datagrams each, bytes each, how many at once, how long. */
 const HELD_DATAGRAMS = 8;
-const HELD_BYTES = 64 * 1024;
-const HELD_MAX = 1024;
+const HELD_BYTES = 32 * 1024;
+const HELD_MAX = 512;
 const HELD_MS = 3000;
 
 interface Held {
