@@ -168,3 +168,25 @@ describe('QPACK encoder with the dynamic table', () => {
     expect(dec.table.has(0)).toBe(false);
   });
 });
+
+describe('encoder: a field used in every section does not pin the oldest slot (RFC 9204 §2.1.1.1)', () => {
+  it('100 sections, each with the same :authority and a fresh token, in a 256-byte table: the encoder keeps inserting and every section decodes', () => {
+    const enc = new QpackEncoder({ maxTableCapacity: 256 });
+    const dec = new QpackDecoder({ maxTableCapacity: 256, maxBlockedStreams: 16 });
+    enc.setPeerSettings(256);
+    for (let i = 0; i < 100; i++) {
+      const fields: Array<[string, string]> = [[':authority', 'origin.example'], ['x-token', `t-${i}`]];
+      const block = enc.encode(fields, i * 4);
+      const es = enc.takeEncoderStreamBytes();
+      if (es) dec.feedEncoderStream(es);
+      const r = dec.decodeSection(i * 4, block);
+      expect(r.status).toBe('done');
+      expect(r.status === 'done' ? r.headers : null).toEqual(fields);
+      const ds = dec.takeDecoderStreamBytes();
+      if (ds) enc.feedDecoderStream(ds);
+    }
+    // Before the draining rule: the :authority entry, referenced by every section, stayed the oldest and
+    // could never be evicted, so inserts stopped after 5 (the table full) and every later token went literal.
+    expect(enc.insertCount).toBeGreaterThan(100);
+  });
+});

@@ -79,6 +79,24 @@ export class EncoderTable {
     if (this.has(abs)) this.#at(abs).refs--;
   }
 
+  /**
+   * RFC 9204 §2.1.1.1 (avoiding prohibited insertions): once the table is more than half full, entries
+   * in its oldest quarter are draining — the encoder stops referencing them (re-inserting what is still
+   * in use), so they become evictable instead of pinning the oldest slot for good. Returns the absolute
+   * index below which entries are draining (the oldest one when nothing is).
+   */
+  drainingBound(): number {
+    if (this.#size * 2 <= this.#capacity) return this.#dropped;
+    let used = 0;
+    let abs = this.#dropped;
+    while (abs < this.#inserted) {
+      used += this.#at(abs).size;
+      if (used > this.#capacity / 4) break;
+      abs++;
+    }
+    return abs;
+  }
+
   /** Whether an entry of `size` fits after evicting only evictable entries. */
   canInsert(size: number): boolean {
     if (size > this.#capacity) return false;

@@ -105,6 +105,8 @@ export class QpackEncoder {
    */
   encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[], streamId?: number): Uint8Array {
     const dynamic = streamId !== undefined && this.#table.capacity > 0;
+    // Entries below this are draining (encoder-table.ts): not referenced, re-inserted when used.
+    const draining = dynamic ? this.#table.drainingBound() : 0;
     const lines: Line[] = [];
     const refs: number[] = [];
     const pin = (abs: number): number => {
@@ -123,15 +125,16 @@ export class QpackEncoder {
       const sName = staticFindName(name);
       if (dynamic && !never) {
         const d = this.#table.findExactAcked(name, value);
-        if (d >= 0) {
+        if (d >= draining) {
           lines.push({ t: 'dynamic', abs: pin(d) });
           continue;
         }
-        this.#maybeInsert(name, value, sName);
+        this.#maybeInsert(name, value, sName, draining);
       }
       if (sName >= 0) lines.push({ t: 'lit-static', index: sName, value, never });
       else {
-        const dn = dynamic ? this.#table.findNameAcked(name) : -1;
+        const found = dynamic ? this.#table.findNameAcked(name) : -1;
+        const dn = found >= draining ? found : -1;
         if (dn >= 0) lines.push({ t: 'lit-dynamic', abs: pin(dn), value, never });
         else lines.push({ t: 'lit-name', name, value, never });
       }
@@ -200,11 +203,12 @@ export class QpackEncoder {
     this.#decBuf = off === buf.length ? new Uint8Array(0) : buf.slice(off);
   }
 
-  #maybeInsert(name: string, value: string, staticName: number): void {
+  #maybeInsert(name: string, value: string, staticName: number, draining: number): void {
     if (NOT_WORTH_INDEXING.has(name)) return;
     const size = entrySize(name, value);
     if (size > this.#table.capacity / 4) return;
-    if (this.#table.findExact(name, value) >= 0) return; // already inserted, awaiting acknowledgment
+    // Already inserted (awaiting acknowledgment, or usable): nothing to do — unless that copy is draining.
+    if (this.#table.findExact(name, value) >= draining) return;
     if (!this.#table.canInsert(size)) return;
     if (staticName >= 0) writeEncoderInstruction(this.#encStream, { type: 'insert-name-ref', isStatic: true, index: staticName, value });
     else writeEncoderInstruction(this.#encStream, { type: 'insert-literal', name, value });
