@@ -15,6 +15,7 @@ import { TOKEN_RE } from '../http/fields.js';
 import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { connectOrigin, type ConnectContext, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
 import { DEFAULT_KEEPALIVE } from '../transport/tfo.js';
+import { h3Settings, type QpackOptions } from '../transport/h3-common.js';
 import type { PooledConnection } from '../http/types.js';
 import type { OriginCache, OriginFacts } from '../probe/cache.js';
 import { AddressCache, findCandidate } from '../probe/coalesce.js';
@@ -66,6 +67,8 @@ export interface OriginOverrides {
   proxy?: ProxyOptions | null;
   /** h3: congestion controller for this origin's connections. Default: the agent's `quicCongestionControl`. */
   quicCongestionControl?: CcAlgorithm;
+  /** h3: our QPACK decoder's limits towards this origin. Default: the agent's `quicQpack`. */
+  quicQpack?: QpackOptions;
 }
 
 export interface AgentOptions {
@@ -85,6 +88,11 @@ export interface AgentOptions {
    * controller paces downloads). 'reno', 'cubic' or 'bbr'; default the QUIC layer's DEFAULT_CC.
    */
   quicCongestionControl?: CcAlgorithm;
+  /**
+   * h3: the QPACK dynamic table we let origins use towards us (RFC 9204 §5: `maxTableCapacity` bytes,
+   * `blockedStreams`). Default none (capacity 0, transport/h3-common.ts h3Settings says why).
+   */
+  quicQpack?: QpackOptions;
   /** Retries on top of the first attempt, under the policy above. Default 2. */
   maxRetries?: number;
   /** Store for TLS sessions (and QUIC tickets); default in-memory, 1024 entries. */
@@ -259,6 +267,7 @@ export class Agent implements TickMember {
     this.#originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
     if (!Number.isFinite(this.#originIdleMs) || this.#originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
     if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl)) throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
+    if (opts.quicQpack !== undefined) h3Settings('client', opts.quicQpack); // range checks, OL_INVALID_CONFIG
     this.#connect = opts.connect ?? connectOrigin;
     this.#origins = new LruMap(this.#maxOrigins);
     this.#noCoalesce = new LruMap(this.#maxOrigins);
@@ -362,6 +371,8 @@ export class Agent implements TickMember {
     const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData, proxyLinks: this.#proxyLinks };
     const cc = over.quicCongestionControl ?? this.#opts.quicCongestionControl;
     if (cc !== undefined) ctx.congestionControl = cc;
+    const qpack = over.quicQpack ?? this.#opts.quicQpack;
+    if (qpack !== undefined) ctx.qpack = qpack;
     const origin = `${scheme}://${u.hostname}:${port}`;
     const sel = this.#selector;
     const created: Pool = new Pool(

@@ -17,6 +17,7 @@ import { ProxyRotation, type ProxyPolicy } from '../transport/proxy.js';
 import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
 import { Resolver } from '../transport/resolver.js';
 import { certificateNames } from '../transport/certificates.js';
+import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../transport/h3-common.js';
 import { createSecureContext } from 'node:tls';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
@@ -39,6 +40,8 @@ export interface ListenerConfig {
   http2: boolean;
   /** h3 only: the QUIC congestion controller of what this listener sends (null: the default). */
   congestionControl: CcAlgorithm | null;
+  /** h3 only: our QPACK decoder's limits towards clients (`quic.qpack`; null: no dynamic table). */
+  qpack: QpackOptions | null;
 }
 
 export interface OriginConfig {
@@ -59,6 +62,8 @@ export interface OriginConfig {
   dns: DnsConfig;
   /** h3: the QUIC congestion controller of what we send to this origin (null: the default). */
   congestionControl: CcAlgorithm | null;
+  /** h3: our QPACK decoder's limits towards this origin (`quic.qpack`; null: no dynamic table). */
+  qpack: QpackOptions | null;
 }
 
 /** `stores:`: where TLS sessions / QUIC tickets and origin facts live (a file path or a Redis URL each). */
@@ -236,7 +241,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
       throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
     }
     if (l.has('quic') && kind !== 'h3') throw l.fail('quic', `only for kind h3 (got ${kind})`);
-    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l) };
+    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l), qpack: readQpack(l) };
   });
   const seen = new Set<string>();
   listeners.forEach((l, i) => {
@@ -375,12 +380,25 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
 }
 
 /** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs, http2 }`, checked as the Agent will take it. */
-/** `quic: { congestionControl }` of an origin or an h3 listener (quiche's controllers). */
+/** `quic: { congestionControl }` of an origin or an h3 listener (quiche's controllers); `quic.qpack` is readQpack's. */
 function readQuic(parent: Reader): CcAlgorithm | null {
   if (!parent.has('quic')) return null;
   const q = parent.obj('quic');
-  q.keys(['congestionControl']);
+  q.keys(['congestionControl', 'qpack']);
   return q.has('congestionControl') ? q.oneOf('congestionControl', CC_ALGORITHMS) : null;
+}
+
+/** `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us. */
+function readQpack(parent: Reader): QpackOptions | null {
+  if (!parent.has('quic') || !parent.obj('quic').has('qpack')) return null;
+  const q = parent.obj('quic').obj('qpack');
+  q.keys(['maxTableCapacity', 'blockedStreams']);
+  const out: QpackOptions = {};
+  const cap = q.optInt('maxTableCapacity', 0, QPACK_MAX_TABLE_CAPACITY);
+  const blocked = q.optInt('blockedStreams', 0, QPACK_MAX_BLOCKED_STREAMS);
+  if (cap !== undefined) out.maxTableCapacity = cap;
+  if (blocked !== undefined) out.blockedStreams = blocked;
+  return out;
 }
 
 function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): EgressConfig | null {
@@ -463,6 +481,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     pool: resolved,
     egress: o.has('proxy') ? readEgress(o, 'proxy', readPem) : egress,
     congestionControl: readQuic(o),
+    qpack: readQpack(o),
   };
 }
 

@@ -33,6 +33,7 @@ export class H3Listener implements Listener {
       // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED).
       headersTimeoutMs: this.#limits.requestHeaderTimeoutMs,
       ...(cfg.congestionControl ? { quic: { cc: cfg.congestionControl } } : {}),
+      ...(cfg.qpack ? { qpack: cfg.qpack } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
     });
   }

@@ -57,6 +57,7 @@ export class Upstream {
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
       ...(o.congestionControl ? { quicCongestionControl: o.congestionControl } : {}),
+      ...(o.qpack ? { quicQpack: o.qpack } : {}),
     });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
   }

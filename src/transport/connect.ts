@@ -18,6 +18,7 @@ import type { ResolvedAddress } from './resolver.js';
 import type { ProxyNode } from './proxy.js';
 import { openTunnel } from './tunnel.js';
 import type { CcAlgorithm } from '../quic/cc.js';
+import type { QpackOptions } from './h3-common.js';
 import { H2ProxyLinks } from './h2-tunnel.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
@@ -86,6 +87,8 @@ export interface ConnectContext {
   proxyLinks?: H2ProxyLinks | undefined;
   /** h3: the congestion controller of what we send (request bodies); default the QUIC layer's. */
   congestionControl?: CcAlgorithm | undefined;
+  /** h3: our QPACK decoder's limits (dynamic table towards us); default none. */
+  qpack?: QpackOptions | undefined;
 }
 
 const defaultProxyLinks = new H2ProxyLinks();

@@ -12,6 +12,22 @@ import type { QuicConnection } from '../quic/connection.js';
 import type { RequestBody } from '../http/types.js';
 import { bodyChunks, knownLength, bodyBytes } from '../http/body.js';
 import type { BodySink, ResponseBody } from './exchange.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+
+/**
+ * The QPACK decoder limits we announce (RFC 9204 §5): how large a dynamic table the peer's encoder may
+ * build towards us (SETTINGS_QPACK_MAX_TABLE_CAPACITY) and how many of our streams it may leave blocked
+ * on inserts (SETTINGS_QPACK_BLOCKED_STREAMS). One option shape for our client and our server.
+ */
+export interface QpackOptions {
+  /** Bytes, 0 – 1 MiB. Default 0: no dynamic table towards us (see h3Settings). */
+  maxTableCapacity?: number;
+  /** 0 – 1000. Default 16. */
+  blockedStreams?: number;
+}
+
+export const QPACK_MAX_TABLE_CAPACITY = 1 << 20;
+export const QPACK_MAX_BLOCKED_STREAMS = 1000;
 
 /**
  * Our HTTP/3 SETTINGS and limits (both roles).
@@ -22,13 +38,18 @@ import type { BodySink, ResponseBody } from './exchange.js';
  * frame per packet, so each request/response pair costs an extra datagram
  * each way (measured: 2.4 → 1.0 packets per warm request, see
  * native-notes/quiche.md). The static table and Huffman still apply.
+ * `qpack` turns it on (checked: OL_INVALID_CONFIG out of range).
  */
-export function h3Settings(role: 'client' | 'server', maxFieldSectionSize = 64 * 1024, qpackMaxTableCapacity = 0, qpackBlockedStreams = 16): H3ConnectionOptions {
+export function h3Settings(role: 'client' | 'server', qpack: QpackOptions = {}, maxFieldSectionSize = 64 * 1024): H3ConnectionOptions {
+  const cap = qpack.maxTableCapacity ?? 0;
+  const blocked = qpack.blockedStreams ?? 16;
+  if (!Number.isSafeInteger(cap) || cap < 0 || cap > QPACK_MAX_TABLE_CAPACITY) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `qpack.maxTableCapacity must be an integer 0–${QPACK_MAX_TABLE_CAPACITY}, got ${cap}`);
+  if (!Number.isSafeInteger(blocked) || blocked < 0 || blocked > QPACK_MAX_BLOCKED_STREAMS) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `qpack.blockedStreams must be an integer 0–${QPACK_MAX_BLOCKED_STREAMS}, got ${blocked}`);
   return {
     role,
     maxFieldSectionSize,
-    qpackMaxTableCapacity,
-    qpackBlockedStreams,
+    qpackMaxTableCapacity: cap,
+    qpackBlockedStreams: blocked,
     maxFrameSize: Math.max(maxFieldSectionSize, 16 * 1024),
   };
 }

@@ -11,7 +11,7 @@ import { DEFAULT_CC } from '../quic/cc.js';
 import type { QuicConnection } from '../quic/connection.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
 import type { ConnectContext, OriginSpec } from './connect.js';
-import { h3Settings, resolveHost } from './h3-common.js';
+import { h3Settings, resolveHost, type QpackOptions } from './h3-common.js';
 import { H3PooledConnection, type H3ConnectionSettings } from './h3-connection.js';
 import type { SessionStore } from './session-store.js';
 
@@ -52,6 +52,8 @@ export interface H3ConnectOptions {
   id?: number;
   signal?: AbortSignal | undefined;
   quic?: QuicOptions;
+  /** Our QPACK decoder's limits towards this server (dynamic table; default none). */
+  qpack?: QpackOptions | undefined;
 }
 
 let nextId = 1;
@@ -89,7 +91,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     await ep.close();
     throw e;
   }
-  const h3 = new H3Connection(quic, h3Settings('client'));
+  const h3 = new H3Connection(quic, h3Settings('client', opts.qpack));
   quic.setHandler(h3);
   const early = session !== null && (opts.earlyData ?? true);
   const settings: H3ConnectionSettings = {
@@ -125,6 +127,7 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize, ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}) },
     sessionStore: ctx.sessionStore,
     sessionKey: `h3:${ctx.sessionKey}`,
+    ...(ctx.qpack ? { qpack: ctx.qpack } : {}),
     ...(ctx.earlyData !== undefined ? { earlyDataPolicy: ctx.earlyData } : {}),
     id: ctx.nextId(),
     signal: ctx.signal,

@@ -224,6 +224,11 @@ export class H3PooledConnection implements PooledConnection {
     return this.#quic.stats();
   }
 
+  /** The HTTP/3 layer's counters: streams, GOAWAY, priorities, QPACK tables (H3Connection.stats). */
+  h3Stats(): ReturnType<H3Connection['stats']> {
+    return this.#h3.stats();
+  }
+
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
   #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
 

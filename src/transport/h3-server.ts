@@ -5,14 +5,14 @@
  */
 import type { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { H3Connection, type H3Event } from '../h3/connection.js';
+import { H3Connection, type H3ConnectionOptions, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint, type EndpointStats, type ServerConfigs } from '../quic/endpoint.js';
 import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
-import { h3Settings, StreamBody, writeBody } from './h3-common.js';
+import { h3Settings, StreamBody, writeBody, type QpackOptions } from './h3-common.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
 import { WindowCounter } from '../util/window-counter.js';
@@ -71,7 +71,7 @@ export interface H3ServerOptions {
    * Our QPACK decoder (RFC 9204 §5): the dynamic table capacity and blocked streams we allow clients.
    * Default capacity 0 (no dynamic table towards us: see h3Settings), blocked streams 16.
    */
-  qpack?: { maxTableCapacity?: number; blockedStreams?: number };
+  qpack?: QpackOptions;
   /** Called for handler failures (the stream is reset with H3_INTERNAL_ERROR). */
   onError?: (err: unknown) => void;
 }
@@ -90,6 +90,8 @@ interface Counters extends HandshakeCounts {
   tooEarly: number;
   /** PRIORITY_UPDATE frames of closed connections (live ones are read from their H3Connection). */
   priorityUpdates: number;
+  qpackDecoderInserts: number;
+  qpackEncoderInserts: number;
   reprioritised: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate. */
   resetFloods: number;
@@ -128,6 +130,12 @@ export interface H3Server {
    * after them, or were dropped beyond the bound of waiting ones).
    */
   priorityUpdates(): { frames: number; reprioritised: number };
+  /**
+   * QPACK dynamic-table use over all connections so far (RFC 9204): entries clients' encoders inserted
+   * into our decoder's tables (needs `qpack.maxTableCapacity` > 0) and entries our encoder inserted
+   * into theirs (when they offered a table).
+   */
+  qpackInserts(): { decoder: number; encoder: number };
   /** QUIC path events on all connections so far, by type (PeerMigrated = a client moved or was NAT-rebound). */
   pathEvents(): Record<string, number>;
   /** GOAWAY to every connection, wait up to `graceMs` for open streams, then close. */
@@ -149,6 +157,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // One ticket key for both configs, so tickets work whichever config a client meets.
   const ticketKey = opts.ticketKey ?? opts.quic?.ticketKey ?? randomBytes(48);
   checkTicketKey(ticketKey);
+  const settings = h3Settings('server', opts.qpack); // throws OL_INVALID_CONFIG before anything is bound
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
   const configsFor = (cert: string | Uint8Array, key: string | Uint8Array): ServerConfigs => {
@@ -167,7 +176,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     ]);
     byName = (name) => set.select(name);
   }
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -181,12 +190,15 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       ...(byName ? { byName } : {}),
       retry: opts.retry ?? false,
       onConnection(quic) {
-        const s = new ServerSession(quic, opts, counters);
+        const s = new ServerSession(quic, opts, counters, settings);
         sessions.add(s);
         quic.on((ev) => {
           if (ev.type === 'closed') {
             sessions.delete(s);
             counters.priorityUpdates += s.priorityUpdates;
+            const q = s.qpackInserts;
+            counters.qpackDecoderInserts += q.decoder;
+            counters.qpackEncoderInserts += q.encoder;
           }
           else if (ev.type === 'established') {
             counters.connections++;
@@ -223,6 +235,13 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     },
     get headTimeouts() {
       return counters.headTimeouts;
+    },
+    qpackInserts: () => {
+      const live = [...sessions].map((s) => s.qpackInserts);
+      return {
+        decoder: counters.qpackDecoderInserts + live.reduce((n, q) => n + q.decoder, 0),
+        encoder: counters.qpackEncoderInserts + live.reduce((n, q) => n + q.encoder, 0),
+      };
     },
     priorityUpdates: () => ({
       frames: counters.priorityUpdates + [...sessions].reduce((n, s) => n + s.priorityUpdates, 0),
@@ -264,17 +283,22 @@ class ServerSession {
   /** Client resets of requests not yet answered, per second (rapid reset, CVE-2023-44487). */
   #resets = new WindowCounter(MAX_RESETS_PER_SECOND);
 
-  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters) {
+  constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters, settings: H3ConnectionOptions) {
     this.#counters = counters;
     this.#quic = quic;
     this.#opts = opts;
-    this.#h3 = new H3Connection(quic, h3Settings('server', undefined, opts.qpack?.maxTableCapacity ?? 0, opts.qpack?.blockedStreams ?? 16));
+    this.#h3 = new H3Connection(quic, settings);
     quic.setHandler(this.#h3);
     this.#h3.on((ev) => this.#onEvent(ev));
   }
 
   get active(): number {
     return this.#streams.size;
+  }
+
+  get qpackInserts(): { decoder: number; encoder: number } {
+    const q = this.#h3.stats().qpack;
+    return { decoder: q.decoderInsertCount, encoder: q.encoderInsertCount };
   }
 
   get priorityUpdates(): number {
