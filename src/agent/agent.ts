@@ -90,7 +90,7 @@ export interface AgentOptions {
   quicCongestionControl?: CcAlgorithm;
   /**
    * h3: the QPACK dynamic table we let origins use towards us (RFC 9204 §5: `maxTableCapacity` bytes,
-   * `blockedStreams`). Default none (capacity 0, transport/h3-common.ts h3Settings says why).
+   * `blockedStreams`, `ackDelayMs`). Defaults 4096, 16, 25 ms (transport/h3-common.ts h3Settings).
    */
   quicQpack?: QpackOptions;
   /** Retries on top of the first attempt, under the policy above. Default 2. */

@@ -58,6 +58,9 @@ export class H3Connection implements QuicStreamHandler {
   /** Server role: peer request streams whose head has not arrived yet, by the sweep they were opened in (expireIncompleteHeads). */
   readonly #awaitingHead = new Map<number, number>();
   #headSweeps = 0;
+  /** Decoder instructions are held this long (H3ConnectionOptions.decoderAckDelay); the pending timer's cancel. */
+  readonly #decoderAckDelay: H3ConnectionOptions['decoderAckDelay'];
+  #decoderTimer: (() => void) | null = null;
   #requestsOpened = 0;
   #requestsAccepted = 0;
   /** Client role: one past the highest request stream id we opened. */
@@ -73,6 +76,7 @@ export class H3Connection implements QuicStreamHandler {
     this.#opts = validateOptions(options);
     this.#server = options.role === 'server';
     this.#encoder = new QpackEncoder({ maxTableCapacity: options.qpackEncoderTableCapacity ?? DEFAULT_ENCODER_TABLE_CAPACITY });
+    this.#decoderAckDelay = options.decoderAckDelay;
     this.#decoder = new QpackDecoder({
       maxTableCapacity: options.qpackMaxTableCapacity,
       maxBlockedStreams: options.qpackBlockedStreams,
@@ -406,6 +410,8 @@ export class H3Connection implements QuicStreamHandler {
 
   #finish(error: OriginlinkError | null): void {
     this.#closed = true;
+    this.#decoderTimer?.();
+    this.#decoderTimer = null;
     this.#streams.clear();
     this.#emit({ type: 'closed', error });
   }
@@ -495,8 +501,19 @@ export class H3Connection implements QuicStreamHandler {
     this.#local.open();
   }
 
+  /** Send what our decoder has to say, now or after `decoderAckDelay` (one timer for all of it). */
   #flushDecoderStream(): void {
-    if (!this.#closed) this.#local.sendDecoderInstructions(this.#decoder.takeDecoderStreamBytes());
+    if (this.#closed) return;
+    const delay = this.#decoderAckDelay;
+    if (!delay) {
+      this.#local.sendDecoderInstructions(this.#decoder.takeDecoderStreamBytes());
+      return;
+    }
+    if (this.#decoderTimer || !this.#decoder.hasDecoderStreamBytes) return;
+    this.#decoderTimer = delay.schedule(() => {
+      this.#decoderTimer = null;
+      if (!this.#closed) this.#local.sendDecoderInstructions(this.#decoder.takeDecoderStreamBytes());
+    }, delay.ms);
   }
 
   #onEncoderStream(data: Uint8Array): void {

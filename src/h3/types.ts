@@ -21,6 +21,13 @@ export interface H3ConnectionOptions {
    * Default 4096.
    */
   qpackEncoderTableCapacity?: number;
+  /**
+   * Hold our QPACK decoder's instructions (Section Acknowledgment, Insert Count Increment, Stream
+   * Cancellation) this long and send them together, on the scheduler given (the transport's timers:
+   * this layer has none). RFC 9204 §4.4 sets no deadline; the peer's encoder only learns later that it
+   * may rely on new entries, and it never blocks on us. Absent: sent at once.
+   */
+  decoderAckDelay?: { ms: number; schedule: (fn: () => void, ms: number) => () => void };
 }
 
 export type H3Event =

@@ -40,7 +40,7 @@ export interface ListenerConfig {
   http2: boolean;
   /** h3 only: the QUIC congestion controller of what this listener sends (null: the default). */
   congestionControl: CcAlgorithm | null;
-  /** h3 only: our QPACK decoder's limits towards clients (`quic.qpack`; null: no dynamic table). */
+  /** h3 only: our QPACK decoder's limits towards clients (`quic.qpack`; null: the defaults, 4096-byte table). */
   qpack: QpackOptions | null;
 }
 
@@ -62,7 +62,7 @@ export interface OriginConfig {
   dns: DnsConfig;
   /** h3: the QUIC congestion controller of what we send to this origin (null: the default). */
   congestionControl: CcAlgorithm | null;
-  /** h3: our QPACK decoder's limits towards this origin (`quic.qpack`; null: no dynamic table). */
+  /** h3: our QPACK decoder's limits towards this origin (`quic.qpack`; null: the defaults, 4096-byte table). */
   qpack: QpackOptions | null;
 }
 
@@ -392,12 +392,14 @@ function readQuic(parent: Reader): CcAlgorithm | null {
 function readQpack(parent: Reader): QpackOptions | null {
   if (!parent.has('quic') || !parent.obj('quic').has('qpack')) return null;
   const q = parent.obj('quic').obj('qpack');
-  q.keys(['maxTableCapacity', 'blockedStreams']);
+  q.keys(['maxTableCapacity', 'blockedStreams', 'ackDelayMs']);
   const out: QpackOptions = {};
   const cap = q.optInt('maxTableCapacity', 0, QPACK_MAX_TABLE_CAPACITY);
   const blocked = q.optInt('blockedStreams', 0, QPACK_MAX_BLOCKED_STREAMS);
+  const delay = q.optInt('ackDelayMs', 0, 1000);
   if (cap !== undefined) out.maxTableCapacity = cap;
   if (blocked !== undefined) out.blockedStreams = blocked;
+  if (delay !== undefined) out.ackDelayMs = delay;
   return out;
 }
 

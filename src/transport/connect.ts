@@ -87,7 +87,7 @@ export interface ConnectContext {
   proxyLinks?: H2ProxyLinks | undefined;
   /** h3: the congestion controller of what we send (request bodies); default the QUIC layer's. */
   congestionControl?: CcAlgorithm | undefined;
-  /** h3: our QPACK decoder's limits (dynamic table towards us); default none. */
+  /** h3: our QPACK decoder's limits (dynamic table towards us); default h3Settings'. */
   qpack?: QpackOptions | undefined;
 }
 

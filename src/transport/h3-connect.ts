@@ -52,7 +52,7 @@ export interface H3ConnectOptions {
   id?: number;
   signal?: AbortSignal | undefined;
   quic?: QuicOptions;
-  /** Our QPACK decoder's limits towards this server (dynamic table; default none). */
+  /** Our QPACK decoder's limits towards this server (dynamic table; defaults in h3Settings: 4096 bytes). */
   qpack?: QpackOptions | undefined;
 }
 

@@ -68,8 +68,8 @@ export interface H3ServerOptions {
    */
   headersTimeoutMs?: number;
   /**
-   * Our QPACK decoder (RFC 9204 §5): the dynamic table capacity and blocked streams we allow clients.
-   * Default capacity 0 (no dynamic table towards us: see h3Settings), blocked streams 16.
+   * Our QPACK decoder (RFC 9204 §5): the dynamic table capacity and blocked streams we allow clients,
+   * and how long its acknowledgments wait. Defaults (h3Settings): 4096 bytes, 16 streams, 25 ms.
    */
   qpack?: QpackOptions;
   /** Called for handler failures (the stream is reset with H3_INTERNAL_ERROR). */

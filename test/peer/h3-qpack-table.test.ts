@@ -110,9 +110,10 @@ describe('QPACK dynamic table', () => {
     }
   }, 60_000);
 
-  it('our client and server, both tables at 256 bytes (entries evicted), 16 blocked streams: 300 concurrent requests over 60 tokens then 40 sequential fresh ones (entries evicted), every field intact both ways', async () => {
-    const small = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { maxTableCapacity: 256, blockedStreams: 16 } });
-    const c = await connectH3({ host: '127.0.0.1', port: small.address.port, servername: 'localhost', ca: certs.caPath, qpack: { maxTableCapacity: 256, blockedStreams: 16 } });
+  it('our client and server, both tables at 256 bytes (entries evicted), 16 blocked streams: 300 concurrent requests over 60 tokens then 40 fresh ones, each twice in a row (entries evicted), every field intact both ways', async () => {
+    // Acknowledgments at once (ackDelayMs 0): entries become evictable as soon as the peer has them.
+    const small = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 } });
+    const c = await connectH3({ host: '127.0.0.1', port: small.address.port, servername: 'localhost', ca: certs.caPath, qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 } });
     try {
       const bad: string[] = [];
       for (let round = 0; round < 10; round++) {
@@ -126,9 +127,10 @@ describe('QPACK dynamic table', () => {
           if (t !== `/e/${i} ${tok}` || servedBy !== 'ol-qpack') bad.push(`${i}: ${t} / ${servedBy}`);
         }));
       }
-      // Then one at a time with fresh tokens: each insert evicts an acknowledged entry (256 bytes hold at most 4).
-      for (let i = 0; i < 40; i++) {
-        const tok = `seq-${i}`;
+      // Then one at a time, each fresh token twice (our encoder inserts a field the second time it sends it):
+      // each insert evicts an acknowledged entry (256 bytes hold at most 4).
+      for (let i = 0; i < 80; i++) {
+        const tok = `seq-${i >> 1}`;
         const r = await c.request({ method: 'GET', path: `/s/${i}`, authority: 'localhost', scheme: 'https', headers: [['x-token', tok]], body: null });
         let t = '';
         for await (const x of r.body) t += String(x);

@@ -106,7 +106,7 @@ describe('QPACK encoder with the dynamic table', () => {
   });
 
   it('a cancelled stream releases its references; bad feedback is QPACK_DECODER_STREAM_ERROR', () => {
-    const enc = new QpackEncoder();
+    const enc = new QpackEncoder({ insertOnSecondUse: false });
     const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 0 });
     enc.setPeerSettings(4096);
     const l: HeaderField[] = [['x-a', '1'], ['x-b', '2']];
@@ -133,7 +133,7 @@ describe('QPACK encoder with the dynamic table', () => {
 
   it('never evicts an entry still referenced by an unacknowledged section', () => {
     // Capacity fits four 43-octet entries; references held by stream 4 must survive later inserts.
-    const enc = new QpackEncoder({ maxTableCapacity: 200 });
+    const enc = new QpackEncoder({ maxTableCapacity: 200, insertOnSecondUse: false });
     const dec = new QpackDecoder({ maxTableCapacity: 200, maxBlockedStreams: 0 });
     enc.setPeerSettings(200);
     dec.feedEncoderStream(enc.takeEncoderStreamBytes()!);
@@ -171,7 +171,7 @@ describe('QPACK encoder with the dynamic table', () => {
 
 describe('encoder: a field used in every section does not pin the oldest slot (RFC 9204 §2.1.1.1)', () => {
   it('100 sections, each with the same :authority and a fresh token, in a 256-byte table: the encoder keeps inserting and every section decodes', () => {
-    const enc = new QpackEncoder({ maxTableCapacity: 256 });
+    const enc = new QpackEncoder({ maxTableCapacity: 256, insertOnSecondUse: false });
     const dec = new QpackDecoder({ maxTableCapacity: 256, maxBlockedStreams: 16 });
     enc.setPeerSettings(256);
     for (let i = 0; i < 100; i++) {
@@ -188,5 +188,32 @@ describe('encoder: a field used in every section does not pin the oldest slot (R
     // Before the draining rule: the :authority entry, referenced by every section, stayed the oldest and
     // could never be evicted, so inserts stopped after 5 (the table full) and every later token went literal.
     expect(enc.insertCount).toBeGreaterThan(100);
+  });
+});
+
+describe('encoder: a field is inserted the second time it is sent', () => {
+  it('a value that never repeats (a trace id) is never inserted; one that repeats is, on its second use, and referenced from its third', () => {
+    const enc = new QpackEncoder({ maxTableCapacity: 4096 });
+    const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 16 });
+    enc.setPeerSettings(4096);
+    const send = (id: number, fields: Array<[string, string]>): Uint8Array => {
+      const block = enc.encode(fields, id);
+      const es = enc.takeEncoderStreamBytes();
+      if (es) dec.feedEncoderStream(es);
+      const r = dec.decodeSection(id, block);
+      expect(r.status === 'done' ? r.headers : null).toEqual(fields);
+      const ds = dec.takeDecoderStreamBytes();
+      if (ds) enc.feedDecoderStream(ds);
+      return block;
+    };
+    for (let i = 0; i < 50; i++) send(i * 4, [['traceparent', `00-${i.toString(16).padStart(32, '0')}-00f067aa0ba902b7-01`]]);
+    expect(enc.insertCount).toBe(0);
+    const ua: Array<[string, string]> = [['user-agent', 'bench/1.0 (a client that says the same thing every time)']];
+    const first = send(400, ua);
+    expect(enc.insertCount).toBe(0);
+    send(404, ua);
+    expect(enc.insertCount).toBe(1);
+    const third = send(408, ua);
+    expect(third.length).toBeLessThan(first.length / 4); // a one-byte reference instead of the literal
   });
 });

@@ -93,6 +93,11 @@ export class QpackDecoder {
     return this.#blocked.some((b) => b.streamId === streamId);
   }
 
+  /** Whether takeDecoderStreamBytes has anything to give. */
+  get hasDecoderStreamBytes(): boolean {
+    return this.#out.length > 0 || this.#table.insertCount > this.#knownReceived;
+  }
+
   /**
    * Bytes queued for our decoder stream, or null when none. Inserts not
    * covered by a Section Acknowledgment are reported here as one coalesced

@@ -31,6 +31,8 @@ export interface QpackEncoderOptions {
   neverIndex?: ReadonlySet<string>;
   /** Most of the peer's dynamic table we use, in octets; 0 = static table only. Default 4096. */
   maxTableCapacity?: number;
+  /** Insert a field only the second time it is sent (values that never repeat are never inserted). Default true. */
+  insertOnSecondUse?: boolean;
 }
 
 const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
@@ -38,6 +40,9 @@ const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set(['authorization', 'prox
 const NOT_WORTH_INDEXING: ReadonlySet<string> = new Set([
   ':path', 'content-length', 'date', 'etag', 'last-modified', 'if-modified-since', 'if-none-match', 'content-range', 'age', 'expires',
 ]);
+
+/** Fields remembered as seen once (QpackEncoder.#seen). */
+const SEEN_MAX = 128;
 
 type Line =
   | { t: 'static'; index: number }
@@ -56,6 +61,13 @@ export class QpackEncoder {
   readonly #neverIndex: ReadonlySet<string>;
   readonly #ourMax: number;
   readonly #table = new EncoderTable();
+  /**
+   * Fields seen once and not inserted (name + '\0' + value, oldest first, at most SEEN_MAX): a field is
+   * inserted the second time it is sent, so values that never repeat (trace ids, request ids, tokens)
+   * never cost an encoder-stream instruction — which quiche 0.18 sends as a datagram of its own.
+   */
+  readonly #seen = new Set<string>();
+  readonly #secondUse: boolean;
   /** RFC 9204 §3.2.3: MaxEntries from the decoder's maximum capacity, for Required Insert Count. */
   #maxEntries = 0;
   #settingsApplied = false;
@@ -68,6 +80,7 @@ export class QpackEncoder {
     this.#huffman = opts.huffman ?? true;
     this.#neverIndex = opts.neverIndex ?? DEFAULT_NEVER_INDEX;
     this.#ourMax = opts.maxTableCapacity ?? 4096;
+    this.#secondUse = opts.insertOnSecondUse ?? true;
   }
 
   /** Dynamic table capacity in use (0 = static only). */
@@ -208,7 +221,17 @@ export class QpackEncoder {
     const size = entrySize(name, value);
     if (size > this.#table.capacity / 4) return;
     // Already inserted (awaiting acknowledgment, or usable): nothing to do — unless that copy is draining.
-    if (this.#table.findExact(name, value) >= draining) return;
+    const existing = this.#table.findExact(name, value);
+    if (existing >= draining) return;
+    if (existing < 0 && this.#secondUse) {
+      // First sight: remember it; insert only if it comes again.
+      const key = `${name}\0${value}`;
+      if (!this.#seen.delete(key)) {
+        this.#seen.add(key);
+        if (this.#seen.size > SEEN_MAX) this.#seen.delete(this.#seen.values().next().value as string);
+        return;
+      }
+    }
     if (!this.#table.canInsert(size)) return;
     if (staticName >= 0) writeEncoderInstruction(this.#encStream, { type: 'insert-name-ref', isStatic: true, index: staticName, value });
     else writeEncoderInstruction(this.#encStream, { type: 'insert-literal', name, value });
