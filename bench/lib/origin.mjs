@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Benchmark origin, run inside a lab namespace: `node origin.mjs JSON` with
-// { kind: 'tcp' | 'h3', host, port, cert, key, tfo, quic? (QuicOptions, e.g. { cc: 'bbr' }), altSvc? (an
+// { kind: 'tcp' | 'h3', host, port, cert, key, tfo, quic? (QuicOptions, e.g. { cc: 'bbr' }), pacing? (h3: false = unpaced), altSvc? (an
 // Alt-Svc field value the tcp kind sends on every response) }. kind 'tcp' serves h2 and
 // HTTP/1.1 over TLS (ALPN) on a TCP Fast Open listener when the addon allows;
 // 'h3' is our HTTP/3 server. Routes:
@@ -60,7 +60,7 @@ let close;
 if (o.kind === 'h3') {
   const { startH3Server } = await dist('transport/h3-server.js');
   const srv = await startH3Server({
-    host: o.host, port: o.port, cert: o.cert, key: o.key, ...(o.quic ? { quic: o.quic } : {}),
+    host: o.host, port: o.port, cert: o.cert, key: o.key, ...(o.quic ? { quic: o.quic } : {}), ...(o.pacing === false ? { pacing: false } : {}),
     async handler(req) {
       const url = new URL(req.path, 'https://x');
       const t = account(url, req.remoteAddress, req.remotePort);

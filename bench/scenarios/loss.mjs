@@ -4,7 +4,8 @@
 // Knobs (env): BENCH_LOSS (0,1,2,5 percent, both directions), BENCH_RTT_MS (50),
 // BENCH_BULK_MIB (20), BENCH_SMALL (50), BENCH_INTERVAL_MS (20), BENCH_CAP_S (30),
 // BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_QUIC_CC (bbr:
-// the h3 origin's quiche congestion control; the product default is cubic), BENCH_SEED (1).
+// the h3 origin's quiche congestion control; the product default is cubic), BENCH_QUIC_PACING (1; 0 = unpaced),
+// BENCH_SEED (1).
 import { fileURLToPath } from 'node:url';
 import { createLab } from '../lab/index.mjs';
 import { makeCerts } from '../lib/certs.mjs';
@@ -25,6 +26,8 @@ const CC = env.BENCH_TCP_CC || undefined;
 const SEED = Number(env.BENCH_SEED ?? 1);
 // The server sends the bulk, so its congestion controller decides throughput under loss.
 const QUIC_CC = env.BENCH_QUIC_CC || 'bbr';
+// BENCH_QUIC_PACING=0: the origin's QUIC packets unpaced (quic/pacer.ts off), to compare.
+const QUIC_PACING = env.BENCH_QUIC_PACING !== '0';
 const CLIENT = fileURLToPath(new URL('../lib/loss-client.mjs', import.meta.url));
 const NSTAT_KEYS = ['TcpRetransSegs', 'TcpExtTCPLostRetransmit', 'UdpInDatagrams', 'UdpOutDatagrams', 'UdpRcvbufErrors', 'UdpSndbufErrors'];
 
@@ -45,7 +48,7 @@ try {
       labs.push({ lossPct: loss, selfCheck: check, facts });
       const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
       const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: false });
-      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC } }) : null;
+      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC }, pacing: QUIC_PACING }) : null;
       for (const proto of PROTOS) {
         progress.note(`${loss}% ${proto} running`);
         const before = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };
@@ -94,7 +97,7 @@ try {
   const cc = runs[0]?.tcpCongestionControl ?? '?';
   const lines = [
     `loss: ${fmt(BULK / 2 ** 20, 0)} MiB bulk + ${SMALL} small requests every ${INTERVAL} ms on one connection, ${RTT} ms RTT, loss both directions (seed ${SEED}), bulk capped at ${CAP_S} s`,
-    `congestion control: TCP ${cc} (kernel default unless BENCH_TCP_CC), QUIC ${QUIC_CC} at the origin (quiche; BENCH_QUIC_CC, product default cubic)`,
+    `congestion control: TCP ${cc} (kernel default unless BENCH_TCP_CC), QUIC ${QUIC_CC} at the origin (quiche; BENCH_QUIC_CC, product default cubic), ${QUIC_PACING ? 'paced' : 'unpaced (BENCH_QUIC_PACING=0)'}`,
     '',
     '| loss | proto | small p50 ms | small p99 ms | small max ms | request → origin p50 / p99 ms | origin arrival → response head p50 / p99 ms | small errors | bulk MiB/s | bulk MiB | finished | bulk s | link drops | TCP retrans |',
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
@@ -121,7 +124,7 @@ try {
     mark: { type: 'line', point: true },
     encoding: { x: { field: 'lossPct', type: 'quantitative', title: 'loss % (each direction)' }, y: { field: 'bulkMiBps', type: 'quantitative', title: 'MiB/s' }, color: { field: 'proto', type: 'nominal' } },
   });
-  const file = w.write({ rttMs: RTT, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S, seed: SEED, tcpCongestionControl: cc, quicCongestionControl: QUIC_CC, labs, rows, goals, runs });
+  const file = w.write({ rttMs: RTT, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S, seed: SEED, tcpCongestionControl: cc, quicCongestionControl: QUIC_CC, quicPacing: QUIC_PACING, labs, rows, goals, runs });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
   process.stderr.write(`\nloss failed: ${err?.stack ?? err}\n`);

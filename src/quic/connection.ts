@@ -22,6 +22,7 @@
  * quiche losing a lone FIN, now handled in write-queue.ts; see
  * native-notes/quiche.md. Every delivering pass still defers.)
  */
+import { Pacer } from './pacer.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
 import { parseQuicheError, shutdownDir, type HostPort, type PathEvent, type QuicheConnection, type RecvInfo } from './quiche.js';
@@ -97,6 +98,8 @@ export interface QuicConnectionInit {
   connectTimeoutMs?: number;
   /** Largest datagram quiche may write for this connection. Default: the sink's. */
   maxPacket?: number;
+  /** Pace what we send at 1.25 × cwnd / RTT once established (pacer.ts). Default true. */
+  pacing?: boolean;
   /**
    * The application protocol's no-error code: `destroy()` closes with it and
    * a peer's application close with it is clean (HTTP/3: H3_NO_ERROR 0x100,
@@ -163,6 +166,11 @@ export class QuicConnection implements QuicStreamTransport {
    * stream limit.
    */
   #replyPending = new Set<number>();
+  /** Null when pacing is off (QuicConnectionInit.pacing). */
+  readonly #pacer: Pacer | null;
+  #paceTimer: NodeJS.Timeout | null = null;
+  /** Times the pacer held packets back and set a wake-up (a counter for tests and benchmarks). */
+  pacedWaits = 0;
   #stopCheckDue = false;
   /** performance.now() the armed timer fires at; it may fire before quiche's deadline (then it re-arms). */
   #timerAt = Infinity;
@@ -173,6 +181,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#init = init;
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
+    this.#pacer = init.pacing === false ? null : new Pacer(this.#maxPacket ?? init.sink.slot, performance.now());
     this.isClient = init.role === 'client';
     const self = this;
     this.#paths = new Paths(init.conn, {
@@ -483,7 +492,7 @@ export class QuicConnection implements QuicStreamTransport {
     } catch {
       // Already closing.
     }
-    this.#drainSend();
+    this.#drainSend(true);
     this.#finish();
   }
 
@@ -683,8 +692,15 @@ export class QuicConnection implements QuicStreamTransport {
     }
   }
 
-  #drainSend(): void {
+  /**
+   * Hand quiche's packets to the socket sink, as far as the pacer allows (`force`: all of them — a
+   * CONNECTION_CLOSE on destroy must leave now). When the pacer holds packets back, a timer wakes the
+   * connection when the next may leave.
+   */
+  #drainSend(force = false): void {
     const q = this.#q;
+    const pacer = force || !this.established || this.#pacer === null ? null : this.#pacer;
+    let refreshed = false;
     // Lone FINs go to quiche here and nowhere else: between this and the send() loop below no
     // datagram can be received, so an ACK cannot make quiche forget them (write-queue.ts).
     const finFailures = this.#writes.handLoneFins(q);
@@ -692,6 +708,21 @@ export class QuicConnection implements QuicStreamTransport {
     const sink = this.#init.sink;
     const socketFor = this.#init.socketFor;
     for (let guard = 0; guard < 100_000; guard++) {
+      if (pacer) {
+        const now = performance.now();
+        let wait = pacer.allow(now);
+        if (wait > 0 && !refreshed) {
+          // Out of tokens: read the window and RTT again (once per drain) before waiting.
+          refreshed = true;
+          const p = q.pathStats().find((x) => x.active);
+          if (p) pacer.update(p.cwnd, p.rtt, now);
+          wait = pacer.allow(now);
+        }
+        if (wait > 0) {
+          this.#armPaceTimer(wait);
+          break;
+        }
+      }
       const out = sink.reserve(this.#maxPacket);
       let r;
       try {
@@ -706,9 +737,21 @@ export class QuicConnection implements QuicStreamTransport {
         this.#lastSocket = socketFor(from);
       }
       sink.commit(r[0], r[1].to, this.#lastSocket);
+      pacer?.sent(r[0]);
     }
     sink.flush();
   }
+
+  #armPaceTimer(waitMs: number): void {
+    if (this.#paceTimer || this.#closed) return;
+    this.pacedWaits++;
+    this.#paceTimer = setTimeout(this.#onPaceTimer, Math.max(1, Math.ceil(waitMs)));
+  }
+
+  #onPaceTimer = (): void => {
+    this.#paceTimer = null;
+    if (!this.#closed) this.#markDirty();
+  };
 
   /**
    * Keep one timer at or before quiche's deadline. A later deadline keeps
@@ -771,7 +814,8 @@ export class QuicConnection implements QuicStreamTransport {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    this.#timer = this.#connectTimer = null;
+    if (this.#paceTimer) clearTimeout(this.#paceTimer);
+    this.#timer = this.#connectTimer = this.#paceTimer = null;
     const error = this.#overrideError ?? closeError(this.#q, this.established, this.#lastRecvError, this.#init.appNoError);
     this.#init.release(this);
     for (const w of this.#writeWaiters) w.resolve();

@@ -103,6 +103,8 @@ export interface EndpointOptions {
   appNoError?: number;
   /** SO_RCVBUF / SO_SNDBUF. Default 4 MiB each (best effort). */
   socketBuffer?: number;
+  /** Pace every connection's packets (pacer.ts: 1.25 × cwnd / RTT once established). Default true. */
+  pacing?: boolean;
 }
 
 export interface ConnectOptions {
@@ -218,9 +220,10 @@ export class QuicEndpoint {
 
   /** What every connection of this endpoint is wired to (client and server alike). */
   #wiring(conn: QuicheConnection, role: 'client' | 'server', remote: HostPort): Pick<QuicConnectionInit,
-    'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release' | 'appNoError'> {
+    'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release' | 'appNoError' | 'pacing'> {
     return {
       appNoError: this.#opts.appNoError ?? 0,
+      pacing: this.#opts.pacing ?? true,
       conn,
       role,
       local: this.#local,

@@ -48,6 +48,11 @@ export class PacketSink {
   }
 
   /** Whether batched sends are in use on the default socket (resolved on its first flush). */
+  /** The datagram size reserve() gives by default. */
+  get slot(): number {
+    return this.#slot;
+  }
+
   get gso(): boolean {
     return !!this.#gsoBySocket.get(this.#socket);
   }

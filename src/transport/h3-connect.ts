@@ -52,6 +52,8 @@ export interface H3ConnectOptions {
   id?: number;
   signal?: AbortSignal | undefined;
   quic?: QuicOptions;
+  /** Pace what we send at 1.25 × cwnd / RTT (quic/pacer.ts). Default true. */
+  pacing?: boolean;
   /** Our QPACK decoder's limits towards this server (dynamic table; defaults in h3Settings: 4096 bytes). */
   qpack?: QpackOptions | undefined;
 }
@@ -71,7 +73,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
-  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6, appNoError: H3ErrorCode.NO_ERROR });
+  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6, appNoError: H3ErrorCode.NO_ERROR, ...(opts.pacing === false ? { pacing: false } : {}) });
   const key = opts.sessionKey ?? `h3:${name}:${opts.port}`;
   // RFC 8446 §C.4 / RFC 9001 §4.5: a ticket is for one connection; concurrent dials each take their own.
   const session = opts.sessionStore?.take(key) ?? null;

@@ -46,6 +46,8 @@ export interface H3ServerOptions {
   gso?: boolean;
   /** Stateless Retry before accepting connections. Default false. */
   retry?: boolean;
+  /** Pace what we send at 1.25 × cwnd / RTT (quic/pacer.ts). Default true. */
+  pacing?: boolean;
   quic?: QuicOptions;
   /**
    * Requests accepted while still in 0-RTT (before the client's Finished):
@@ -184,6 +186,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     port: opts.port ?? 0,
     appNoError: H3ErrorCode.NO_ERROR,
     ...(opts.gso === false ? { gso: false } : {}),
+    ...(opts.pacing === false ? { pacing: false } : {}),
     server: {
       config,
       ...(loopback ? { loopback } : {}),

@@ -11,7 +11,8 @@
  * before the fix in src/quic/write-queue.ts: small p50 132-146 ms, max
  * 324-333 ms; after: p50 72-74 ms, max 86-164 ms).
  * Knobs for exploration (defaults are the test): PRIO_BULK_MIB, PRIO_SMALL,
- * PRIO_DELAY (one-way ms), PRIO_LOSS (fraction), PRIO_RATE_MIB (0 = no bottleneck).
+ * PRIO_DELAY (one-way ms), PRIO_LOSS (fraction), PRIO_RATE_MIB (0 = no bottleneck), PRIO_CC (the
+ * server's congestion controller, default ours), PRIO_PACING=0 (no pacing at either end).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type dgram from 'node:dgram';
@@ -33,6 +34,8 @@ const LOSS = Number(env.PRIO_LOSS ?? 0.02);
 /** Bottleneck rate in bytes per millisecond. */
 const RATE = (Number(env.PRIO_RATE_MIB ?? 8) * 1024 * 1024) / 1000;
 const RTT_MS = 2 * DELAY_MS;
+const CC = env.PRIO_CC as 'cubic' | 'bbr' | 'reno' | undefined;
+const PACING = env.PRIO_PACING !== '0';
 
 let certs: TestCerts;
 let server: H3Server;
@@ -63,6 +66,8 @@ function req(path: string, headers: ConnRequest['headers'] = []): ConnRequest {
 beforeAll(async () => {
   certs = makeCerts();
   server = await startTestH3Server({
+    ...(CC ? { quic: { cc: CC } } : {}),
+    pacing: PACING,
     handler(r) {
       if (r.path === '/bulk') return { status: 200, headers: [['content-length', String(BULK)]], body: Readable.from(chunks()) };
       const mib = /^\/mib\/(\d+)/.exec(r.path);
@@ -82,7 +87,7 @@ afterAll(async () => {
 
 describe('HTTP/3 small responses beside a bulk response', () => {
   it('small requests are not held behind a congestion-limited bulk response on the same connection', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
     try {
       const t0 = performance.now();
       let bulkEnd = 0;
@@ -132,7 +137,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
   // run in many saw the urgent response finish late (it passes alone every time). One retry, not a looser bound.
   it('the priority request header orders responses on a congestion-limited connection by urgency', { timeout: 60_000, retry: 1 }, async () => {
     const run = async (withPriority: boolean): Promise<{ lowEnd: number; urgentEnd: number }> => {
-      const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
+      const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
       try {
         const h = (u: number): ConnRequest['headers'] => (withPriority ? [['priority', `u=${u}`]] : []);
         let lowEnd = 0;
@@ -167,7 +172,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
   it('a PRIORITY_UPDATE sent while a response flows reorders it', { timeout: 60_000, retry: 1 }, async () => {
     const run = async (raise: boolean): Promise<{ lowEnd: number; urgentEnd: number; frames: number; raised: number }> => {
       const before = server.priorityUpdates();
-      const c = await connectH3({ host: '127.0.0.1', port: (shortQueueRelay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath });
+      const c = await connectH3({ host: '127.0.0.1', port: (shortQueueRelay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
       try {
         let lowEnd = 0;
         let urgentEnd = 0;
