@@ -6,6 +6,7 @@
 // H3_INTERNAL_ERROR (0x102: an unexpected exception inside); our responses to complete requests go out.
 import { H3Connection } from '../../dist/h3/connection.js';
 import { h3Settings } from '../../dist/transport/h3-common.js';
+import { OriginlinkError } from '../../dist/errors.js';
 
 const sent = [];
 const transport = {
@@ -26,7 +27,15 @@ export function fuzz(data) {
   let closedWith = null;
   h3.on((e) => {
     if (e.type === 'closed') closedWith = e.error ? e.error.details?.wireCode ?? -1 : 0;
-    if (e.type === 'headers' && e.end) h3.sendHeaders(e.streamId, [[':status', '204']], true);
+    if (e.type === 'headers' && e.end) {
+      try {
+        h3.sendHeaders(e.streamId, [[':status', '204']], true);
+      } catch (err) {
+        // A typed refusal (the client's SETTINGS_MAX_FIELD_SECTION_SIZE below our head, a stream already gone)
+        // is the caller's to handle, as transport/h3-server.ts does; anything else is a bug.
+        if (!(err instanceof OriginlinkError)) throw err;
+      }
+    }
   });
   h3.onConnected(false);
   let p = 0;

@@ -472,8 +472,14 @@ class ServerSession {
     } catch (e) {
       this.#opts.onError?.(e);
       if (gone()) { /* the stream or connection went first */ }
-      else if (!s.responding) this.#h3.sendHeaders(id, HANDLER_FAILED_HEAD, true);
-      else this.#h3.resetStream(id, H3ErrorCode.REQUEST_CANCELLED);
+      else if (!s.responding) {
+        try {
+          this.#h3.sendHeaders(id, HANDLER_FAILED_HEAD, true);
+        } catch {
+          // Even the 500 head is over the client's SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2).
+          this.#h3.resetStream(id, H3ErrorCode.REQUEST_CANCELLED);
+        }
+      } else this.#h3.resetStream(id, H3ErrorCode.REQUEST_CANCELLED);
     } finally {
       s.done = true;
       this.#streams.delete(id);

@@ -17,6 +17,8 @@ import type { H3Server } from '../../src/transport/h3-server.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import { CONTROL_WITH_SETTINGS, rawH3Client, type RawH3Client } from '../helpers/h3-raw-client.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
+import { encodeFrame, FrameType } from '../../src/codec/h3frame.js';
+import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
 // Crafted HTTP/3 bytes (RFC 9114 §7.2, RFC 9204 §4.5).
@@ -180,6 +182,38 @@ describe('our HTTP/3 server against a misbehaving client', () => {
     conn.close(0x10c, 'bye');
     await closed;
     await stillServes();
+  });
+
+  it('a client whose SETTINGS_MAX_FIELD_SECTION_SIZE (16) is below any response head: the stream is reset with H3_REQUEST_CANCELLED, also when the handler throws, and the server keeps serving (found by the h3-connection fuzz target)', async () => {
+    const errors: unknown[] = [];
+    const tiny = await startTestH3Server({
+      handler: (req) => {
+        if (req.path === '/throw') throw new Error('handler failed on purpose');
+        return { status: 200, body: 'ok' };
+      },
+      onError: (e) => errors.push(e),
+    });
+    try {
+      // Control stream: type 0, SETTINGS { MAX_FIELD_SECTION_SIZE (0x06): 16 } (RFC 9114 §7.2.4.1).
+      const client = await rawH3Client(tiny.address.port, certs.caPath, Uint8Array.from([0x00, 0x04, 0x02, 0x06, 0x10]));
+      const head = (path: string): Uint8Array => encodeFrame(FrameType.HEADERS, new QpackEncoder().encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', path]]));
+      const ok = client.conn.openBidi()!;
+      client.conn.send(ok, head('/ok'), true);
+      const boom = client.conn.openBidi()!;
+      client.conn.send(boom, head('/throw'), true);
+      for (let i = 0; i < 100 && client.resets.size < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      // Before the fix the 500 head for the throwing handler was itself over the limit: its sendHeaders threw
+      // inside the catch, an unhandled rejection that ends a Node process.
+      expect([client.resets.get(ok), client.resets.get(boom)]).toEqual([0x10c, 0x10c]);
+      expect(errors.some((e) => /handler failed on purpose/.test(String(e)))).toBe(true);
+      const c = await connectH3({ host: '127.0.0.1', port: tiny.address.port, servername: 'localhost', ca: certs.caPath });
+      const r = await c.request(get(tiny.address.port));
+      expect((await readAll(r.body)).toString()).toBe('ok');
+      c.destroy();
+      client.conn.close(0x100, 'done');
+    } finally {
+      await tiny.close(100);
+    }
   });
 
   it('drops random datagrams at the port and keeps serving', async () => {

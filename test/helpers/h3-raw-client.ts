@@ -23,7 +23,8 @@ export interface RawH3Client {
   received: Map<number, number>;
 }
 
-export async function rawH3Client(port: number, caPath: string): Promise<RawH3Client> {
+/** `control`: the control stream's bytes (stream type and SETTINGS); default CONTROL_WITH_SETTINGS. */
+export async function rawH3Client(port: number, caPath: string, control: Uint8Array = CONTROL_WITH_SETTINGS): Promise<RawH3Client> {
   const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
   const conn = ep.connect({ config: buildConfig('client', { alpn: ['h3'], caFile: caPath }), host: '127.0.0.1', port, serverName: 'localhost' });
   let ready!: () => void;
@@ -47,6 +48,6 @@ export async function rawH3Client(port: number, caPath: string): Promise<RawH3Cl
   conn.process();
   await isReady;
   const ctl = conn.openUni()!;
-  conn.send(ctl, CONTROL_WITH_SETTINGS, false);
+  conn.send(ctl, control, false);
   return r;
 }
