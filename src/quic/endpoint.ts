@@ -276,6 +276,21 @@ export class QuicEndpoint {
   }
 
   /** Let the process exit while only this endpoint is open. */
+  /**
+   * New certificates (a config reload): connections accepted from now on get
+   * these configs; live ones keep theirs. Connections still held for their
+   * ClientHello are chosen for with the new `byName` when it completes.
+   */
+  setServerConfigs(c: ServerConfigs & { byName?: ServerRole['byName'] }): void {
+    const srv = this.#server;
+    if (!srv) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'setServerConfigs on an endpoint without a server role');
+    srv.config = c.config;
+    if (c.loopback) srv.loopback = c.loopback;
+    else delete srv.loopback;
+    if (c.byName) srv.byName = c.byName;
+    else delete srv.byName;
+  }
+
   unref(): void {
     this.#socket.unref();
     for (const e of this.#extra) e.socket.unref();

@@ -1,5 +1,5 @@
 /** HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as on the TCP fronts. */
-import type { H3Server } from '../transport/h3-server.js';
+import type { H3Server, H3ServerOptions } from '../transport/h3-server.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import { frontHandler, type Listener, type ListenerHooks } from './listeners.js';
@@ -26,9 +26,7 @@ export class H3Listener implements Listener {
     this.#server = await startH3Server({
       host: cfg.host,
       port: cfg.port,
-      cert: new Uint8Array(tls.cert),
-      key: new Uint8Array(tls.key),
-      ...(tls.certificates.length ? { certificates: tls.certificates.map((c) => ({ cert: new Uint8Array(c.cert), key: new Uint8Array(c.key) })) } : {}),
+      ...certsOf(tls),
       handler: frontHandler(this.#hooks, info),
       // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED).
       headersTimeoutMs: this.#limits.requestHeaderTimeoutMs,
@@ -39,10 +37,30 @@ export class H3Listener implements Listener {
   }
 
   update(cfg: ListenerConfig): void {
-    this.config = cfg; // certificates apply to new QUIC configs only on rebind
+    const was = this.config.tls;
+    this.config = cfg;
+    // New certificates go to connections accepted from now on (live ones keep theirs), as node:tls's setSecureContext does on https.
+    if (cfg.tls && was && !sameCerts(was, cfg.tls)) this.#server?.setCertificates(certsOf(cfg.tls));
   }
 
   async close(graceMs: number): Promise<void> {
     await this.#server?.close(graceMs);
   }
+}
+
+type ListenerTls = NonNullable<ListenerConfig['tls']>;
+
+function certsOf(t: ListenerTls): Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'> {
+  return {
+    cert: new Uint8Array(t.cert),
+    key: new Uint8Array(t.key),
+    ...(t.certificates.length ? { certificates: t.certificates.map((c) => ({ cert: new Uint8Array(c.cert), key: new Uint8Array(c.key) })) } : {}),
+  };
+}
+
+function sameCerts(a: ListenerTls, b: ListenerTls): boolean {
+  const pairs = (t: ListenerTls): Buffer[] => [t.cert, t.key, ...t.certificates.flatMap((c) => [c.cert, c.key])];
+  const x = pairs(a);
+  const y = pairs(b);
+  return x.length === y.length && x.every((buf, i) => buf.equals(y[i] as Buffer));
 }

@@ -97,6 +97,7 @@ interface Counters extends HandshakeCounts {
   reprioritised: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate. */
   resetFloods: number;
+  certificateSwaps: number;
   /** Request streams rejected for a head that did not arrive within headersTimeoutMs. */
   headTimeouts: number;
 }
@@ -110,6 +111,15 @@ export interface H3Server {
    * resume (one full handshake each); BoringSSL keeps one key per context.
    */
   setTicketKey(key: Uint8Array): void;
+  /**
+   * Replace the certificates (`cert`/`key` and `certificates`, as in the
+   * options): connections accepted from now on get them, live ones keep
+   * theirs. The ticket key stays, so tickets issued before still resume.
+   * Throws (and changes nothing) when a certificate or key is unusable.
+   */
+  setCertificates(c: Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'>): void;
+  /** setCertificates calls that took effect. */
+  readonly certificateSwaps: number;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate (rapid reset). */
@@ -157,7 +167,7 @@ function checkTicketKey(key: Uint8Array): void {
 
 export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   // One ticket key for both configs, so tickets work whichever config a client meets.
-  const ticketKey = opts.ticketKey ?? opts.quic?.ticketKey ?? randomBytes(48);
+  let ticketKey = opts.ticketKey ?? opts.quic?.ticketKey ?? randomBytes(48);
   checkTicketKey(ticketKey);
   const settings = h3Settings('server', opts.qpack); // throws OL_INVALID_CONFIG before anything is bound
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
@@ -168,17 +178,20 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD) out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
     return out;
   };
-  const { config, loopback } = configsFor(opts.cert, opts.key);
   // Several certificates: one quiche Config each, chosen by the ClientHello's server name (null = the default).
-  let byName: ((name: string | null) => ServerConfigs | null) | null = null;
-  if (opts.certificates?.length) {
-    const set = new CertificateSet<ServerConfigs | null>([
-      { names: certificateNames(opts.cert), item: null },
-      ...opts.certificates.map((c) => ({ names: certificateNames(c.cert), item: configsFor(c.cert, c.key) })),
-    ]);
-    byName = (name) => set.select(name);
-  }
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
+  type Certs = Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'>;
+  const buildAll = (c: Certs): ServerConfigs & { byName?: (name: string | null) => ServerConfigs | null; all: ServerConfigs[] } => {
+    const main = configsFor(c.cert, c.key);
+    const all = [main];
+    if (!c.certificates?.length) return { ...main, all };
+    const extra = c.certificates.map((x) => ({ names: certificateNames(x.cert), item: configsFor(x.cert, x.key) }));
+    for (const e of extra) all.push(e.item);
+    const set = new CertificateSet<ServerConfigs | null>([{ names: certificateNames(c.cert), item: null }, ...extra]);
+    return { ...main, byName: (name) => set.select(name), all };
+  };
+  let current = buildAll(opts);
+  const { config, loopback, byName } = current;
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0, certificateSwaps: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -227,8 +240,21 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     stats: () => ep.stats(),
     setTicketKey(key: Uint8Array) {
       checkTicketKey(key);
-      config.setTicketKey(key);
-      loopback?.config.setTicketKey(key);
+      ticketKey = key;
+      for (const c of current.all) {
+        c.config.setTicketKey(key);
+        c.loopback?.config.setTicketKey(key);
+      }
+    },
+    setCertificates(c: Certs) {
+      // Built (and so checked: a bad PEM or a key not its certificate's throws) before anything changes.
+      const next = buildAll(c);
+      ep.setServerConfigs(next);
+      current = next;
+      counters.certificateSwaps++;
+    },
+    get certificateSwaps() {
+      return counters.certificateSwaps;
     },
     get tooEarly() {
       return counters.tooEarly;

@@ -16,9 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
-import { connectH3 } from '../../src/transport/h3.js';
+import { connectH3, type H3PooledConnection } from '../../src/transport/h3.js';
 import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
 import { makeCerts, makeLeaf } from '../helpers/certs.js';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { launchChromium, PAGE_LIB, type Browser } from '../helpers/chromium.js';
 
 const run = promisify(execFile);
@@ -30,22 +31,57 @@ let svc: Service;
 let https = 0;
 let quic = 0;
 
-beforeAll(async () => {
-  origin = await startH1Server({ handler: (req) => ({ status: 200, body: `host ${req.authority}\n` }) });
-  const tls = `{ cert: ${certs.certPath}, key: ${certs.keyPath}, certificates: [ { cert: ${one.certPath}, key: ${one.keyPath} }, { cert: ${wild.certPath}, key: ${wild.keyPath} } ] }`;
-  const yaml = `
+const two = makeLeaf(certs, 'two', ['two.test']);
+
+/** The service's config, with these extra certificates on both fronts. */
+function yamlWith(extra: Array<{ certPath: string; keyPath: string }>): string {
+  const list = extra.map((c) => `{ cert: ${c.certPath}, key: ${c.keyPath} }`).join(', ');
+  const tls = `{ cert: ${certs.certPath}, key: ${certs.keyPath}, certificates: [ ${list} ] }`;
+  return `
 listeners:
-  - { name: s, kind: https, host: 127.0.0.1, port: 0, tls: ${tls} }
-  - { name: q, kind: h3, host: 127.0.0.1, port: 0, tls: ${tls} }
+  - { name: s, kind: https, host: 127.0.0.1, port: ${https}, tls: ${tls} }
+  - { name: q, kind: h3, host: 127.0.0.1, port: ${quic}, tls: ${tls} }
 admin: false
 logging: { requests: false }
 origins:
   o: { url: "http://127.0.0.1:${origin.address.port}", protocol: h1 }
 routes: [ { path: /, origin: o, hostHeader: preserve } ]
 `;
-  svc = await Service.start(parseConfig(yaml, 'sni.yaml', certs.dir), { logDestination: { write: () => {} } });
-  https = svc.addresses()['s'] as number;
-  quic = svc.addresses()['q'] as number;
+}
+
+/** GET / over our h3 client asking for `name` (verified against the test CA): the body, or why the handshake failed. */
+async function h3Get(name: string): Promise<string> {
+  const c = await connectH3({ host: '127.0.0.1', port: quic, servername: name, ca: certs.caPath }).catch((e: Error) => e);
+  if (c instanceof Error) return `failed: ${c.message}`;
+  try {
+    return await h3GetOn(c, name);
+  } finally {
+    c.destroy();
+  }
+}
+
+async function h3GetOn(c: H3PooledConnection, name: string): Promise<string> {
+  const r = await c.request({ method: 'GET', path: '/', authority: name, scheme: 'https', headers: [], body: null });
+  let text = '';
+  for await (const x of r.body) text += String(x);
+  return text.trim();
+}
+
+async function curlGet(name: string): Promise<string> {
+  try {
+    const { stdout } = await run('curl', ['-sS', '--resolve', `${name}:${https}:127.0.0.1`, '--cacert', certs.caPath, `https://${name}:${https}/`]);
+    return stdout.trim();
+  } catch (e) {
+    return `curl exit ${(e as { code?: number }).code}`;
+  }
+}
+
+beforeAll(async () => {
+  origin = await startH1Server({ handler: (req) => ({ status: 200, body: `host ${req.authority}\n` }) });
+  // Fixed ports, as a real config has: a reload keeps a listener (and its socket) only when its address is the same.
+  https = await freePort();
+  quic = await freeTcpUdpPort();
+  svc = await Service.start(parseConfig(yamlWith([one, wild]), 'sni.yaml', certs.dir), { logDestination: { write: () => {} } });
 }, 30_000);
 
 afterAll(async () => {
@@ -55,14 +91,7 @@ afterAll(async () => {
 
 describe('certificates chosen by server name', () => {
   it('https front, curl: one.test and x.wild.test get their own certificates, localhost the default, an unknown name fails verification', async () => {
-    const curl = async (name: string): Promise<string> => {
-      try {
-        const { stdout } = await run('curl', ['-sS', '--resolve', `${name}:${https}:127.0.0.1`, '--cacert', certs.caPath, `https://${name}:${https}/`]);
-        return stdout.trim();
-      } catch (e) {
-        return `curl exit ${(e as { code?: number }).code}`;
-      }
-    };
+    const curl = curlGet;
     expect(await curl('one.test')).toBe(`host one.test:${https}`);
     expect(await curl('x.wild.test')).toBe(`host x.wild.test:${https}`);
     expect(await curl('localhost')).toBe(`host localhost:${https}`);
@@ -73,23 +102,33 @@ describe('certificates chosen by server name', () => {
   });
 
   it('h3 front, quiche client: the same choices', async () => {
-    const get = async (name: string): Promise<string> => {
-      const c = await connectH3({ host: '127.0.0.1', port: quic, servername: name, ca: certs.caPath }).catch((e: Error) => e);
-      if (c instanceof Error) return `failed: ${c.message}`;
-      try {
-        const r = await c.request({ method: 'GET', path: '/', authority: name, scheme: 'https', headers: [], body: null });
-        let text = '';
-        for await (const x of r.body) text += String(x);
-        return text.trim();
-      } finally {
-        c.destroy();
-      }
-    };
+    const get = h3Get;
     expect(await get('one.test')).toBe('host one.test');
     expect(await get('x.wild.test')).toBe('host x.wild.test');
     expect(await get('localhost')).toBe('host localhost');
     expect(await get('nobody.test')).toMatch(/^failed: .*certificate/i);
   });
+
+  it('a reload with other certificates: new connections on both fronts get them, a live h3 connection keeps working', async () => {
+    const live = await connectH3({ host: '127.0.0.1', port: quic, servername: 'one.test', ca: certs.caPath });
+    try {
+      expect(await h3Get('two.test')).toMatch(/^failed: .*certificate/i);
+      await svc.reload(parseConfig(yamlWith([two, wild]), 'sni.yaml', certs.dir));
+      expect(svc.addresses()['q']).toBe(quic); // the same socket, not a rebind
+      expect(await h3Get('two.test')).toBe('host two.test');
+      expect(await curlGet('two.test')).toBe(`host two.test:${https}`);
+      // one.test left the list: the default certificate does not hold it.
+      expect(await h3Get('one.test')).toMatch(/^failed: .*certificate/i);
+      expect(await curlGet('one.test')).toBe('curl exit 60');
+      expect(await h3Get('x.wild.test')).toBe('host x.wild.test');
+      // Opened under the old certificates, still served.
+      expect(await h3GetOn(live, 'one.test')).toBe('host one.test');
+    } finally {
+      live.destroy();
+      await svc.reload(parseConfig(yamlWith([one, wild]), 'sni.yaml', certs.dir));
+    }
+    expect(await h3Get('one.test')).toBe('host one.test');
+  }, 30_000);
 
   it('h3, headless Chromium: a ClientHello over two Initial packets still finds its certificate', async () => {
     const srv: H3Server = await startH3Server({
