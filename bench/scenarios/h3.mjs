@@ -12,8 +12,10 @@
 // Prints a Markdown table with ratios to h2 and writes
 // bench/results/h3-<ISO date>.json with every sample and machine facts.
 //
-// Knobs (env): BENCH_WARM (sequential requests, default 2000, after
-// BENCH_WARMUP = 500 unmeasured ones per client), BENCH_ROUNDS
+// Knobs (env): BENCH_WARM (sequential requests, default 5000, after
+// BENCH_WARMUP = 10000 unmeasured ones per client — with 500, V8 had not
+// finished optimising the request path and both our clients measured about
+// twice their steady-state CPU per request; Bun gets the same), BENCH_ROUNDS
 // (100-concurrent batches, default 30), BENCH_BULK_MIB (default 50),
 // BENCH_BULK_ROUNDS (streams per client, alternating; median reported, default 6),
 // BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
@@ -231,8 +233,8 @@ async function main() {
     process.exit(2);
   }
   const o = {
-    warm: Number(process.env.BENCH_WARM ?? 2000),
-    warmup: Number(process.env.BENCH_WARMUP ?? 500),
+    warm: Number(process.env.BENCH_WARM ?? 5000),
+    warmup: Number(process.env.BENCH_WARMUP ?? 10000),
     rounds: Number(process.env.BENCH_ROUNDS ?? 30),
     bulkMiB: Number(process.env.BENCH_BULK_MIB ?? 50),
     bulkRounds: Number(process.env.BENCH_BULK_ROUNDS ?? 6),
