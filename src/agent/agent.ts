@@ -160,6 +160,8 @@ export interface ProxyNodeStats {
   reuseRate: number;
   /** `http2` nodes: HTTP/2 connections to the node open now (every tunnel is a stream of one of them); null otherwise. */
   nodeConnections: number | null;
+  /** `http2` nodes: connections to the node closed because a PING went unanswered (RFC 9113 §6.7; pool pingIntervalMs / pingTimeoutMs); null otherwise. */
+  nodeConnectionsDead: number | null;
   /** Mean TCP + TLS handshake through this node, ms (null before any). */
   meanHandshakeMs: number | null;
   /** Requests that needed no handshake × the mean handshake: time saved by reuse, ms. */
@@ -591,15 +593,19 @@ export class Agent implements TickMember {
   proxyStats(): ProxyNodeStats[] {
     const by = new Map<string, PoolCounters[]>();
     const links = new Map<string, number>();
+    const dead = new Map<string, number>();
     const add = (node: string, c: PoolCounters): void => { const l = by.get(node) ?? []; l.push(c); by.set(node, l); };
     for (const x of this.#pools.values()) {
       if (!x.proxy) continue;
       add(x.proxy.id, x.pool.counters);
-      if (x.proxy.http2) links.set(x.proxy.key, this.#proxyLinks.connections(x.proxy).filter((c) => c.state !== 'closed').length);
+      if (x.proxy.http2) {
+        links.set(x.proxy.key, this.#proxyLinks.connections(x.proxy).filter((c) => c.state !== 'closed').length);
+        dead.set(x.proxy.key, this.#proxyLinks.deadConnections(x.proxy));
+      }
     }
-    const nodeConnections = (id: string): number | null => {
+    const perNode = (m: Map<string, number>, id: string): number | null => {
       let n: number | null = null;
-      for (const [k, c] of links) if (k.startsWith(`${id}#`)) n = (n ?? 0) + c;
+      for (const [k, c] of m) if (k.startsWith(`${id}#`)) n = (n ?? 0) + c;
       return n;
     };
     for (const r of this.#retired.values()) if (r.proxy) add(r.proxy, r.counters);
@@ -611,7 +617,7 @@ export class Agent implements TickMember {
       const errors: Record<string, number> = {};
       for (const c of cs) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
       return {
-        node, requests, requestsOnReusedConnections: sum((c) => c.reusedRequests), connectionsOpened: opened, connectFailures: sum((c) => c.connectFailures), nodeConnections: nodeConnections(node),
+        node, requests, requestsOnReusedConnections: sum((c) => c.reusedRequests), connectionsOpened: opened, connectFailures: sum((c) => c.connectFailures), nodeConnections: perNode(links, node), nodeConnectionsDead: perNode(dead, node),
         reuseRate: requests === 0 ? 0 : Math.max(0, 1 - opened / requests), meanHandshakeMs: mean,
         handshakeMsSaved: mean === null ? 0 : Math.max(0, requests - opened) * mean, errors,
       };

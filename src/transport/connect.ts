@@ -73,6 +73,9 @@ export interface ConnectionLimits {
   maxHeaderCount: number;
   windowSize: number;
   migrateAfterProbeTimeouts: number;
+  /** Liveness of HTTP/2 connections to proxy nodes (h2-tunnel.ts), as for pooled connections. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
 }
 
 export interface ConnectContext {
@@ -121,7 +124,7 @@ async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: Connect
     const t0 = performance.now();
     const to = { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized };
     const socket = origin.proxy.http2
-      ? await (ctx.proxyLinks ?? defaultProxyLinks).open(origin.proxy, origin.host, origin.port, { ...to, windowSize: ctx.pool.windowSize, maxHeaderListSize: ctx.pool.maxHeaderBytes })
+      ? await (ctx.proxyLinks ?? defaultProxyLinks).open(origin.proxy, origin.host, origin.port, { ...to, windowSize: ctx.pool.windowSize, maxHeaderListSize: ctx.pool.maxHeaderBytes, pingIntervalMs: ctx.pool.pingIntervalMs, pingTimeoutMs: ctx.pool.pingTimeoutMs })
       : await openTunnel(origin.proxy, origin.host, origin.port, to);
     const tunnelMs = performance.now() - t0;
     const t = await connectTcp({ ...base, socket });

@@ -13,6 +13,15 @@
  * node's stream limit; a connection with no tunnel left closes after
  * `LINK_IDLE_MS`. A CONNECT's final status means what it means for
  * HTTP/1.1 CONNECT (one rule: tunnel.ts `connectStatusError`).
+ *
+ * Liveness (RFC 9113 §6.7): a connection to a node from which nothing has
+ * come for `pingIntervalMs` is sent a PING; no answer within
+ * `pingTimeoutMs` closes it, and with it every tunnel it carries — a silently
+ * dead path (a middlebox that dropped the flow, a frozen proxy) would
+ * otherwise keep taking new CONNECT streams that never open, and hold the
+ * pooled origin connections inside it until their own timers. A CONNECT that
+ * times out on a connection probes it at once. The intervals are the pool
+ * options of the request that dialled the connection.
  */
 import { Duplex, PassThrough, type Readable } from 'node:stream';
 import tls from 'node:tls';
@@ -29,11 +38,16 @@ export interface H2TunnelOptions extends TunnelOptions {
   /** Our receive window per stream, bytes, and the header list limit, for the connection to the node. */
   windowSize: number;
   maxHeaderListSize: number;
+  /** Quiet time before a PING, ms (0 = no liveness checks), and how long its answer may take. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
 }
 
 interface Link {
   conn: H2PooledConnection;
   idle: NodeJS.Timeout | null;
+  health: NodeJS.Timeout | null;
+  pinging: boolean;
 }
 
 /** HTTP/2 connections to proxy nodes, per node and credentials; one set per Agent. */
@@ -42,6 +56,7 @@ export class H2ProxyLinks {
   #dialing = new Map<string, Promise<Link>>();
   #ids = 0;
   #closed = false;
+  #dead = new Map<string, number>();
 
   /** Connections to the node (any state), for stats and tests. */
   connections(node: ProxyNode): H2PooledConnection[] {
@@ -67,6 +82,8 @@ export class H2ProxyLinks {
       res = await raceSignal(link.conn.request({ method: 'CONNECT', path: '', authority, scheme: 'https', headers, body: out, signal: stop.signal }), signal, failed);
     } catch (e) {
       stop.abort();
+      // No answer to the CONNECT: is the connection to the node itself still alive?
+      if (e instanceof OriginlinkError && e.code === ErrorCode.CONNECT_TIMEOUT) this.#probe(link, node, o);
       throw e instanceof OriginlinkError && (e.code === ErrorCode.CONNECT_TIMEOUT || e.code === ErrorCode.ABORTED || e.code === ErrorCode.PROXY_FAILED)
         ? e
         : proxyError(node, `HTTP/2 CONNECT ${authority} failed: ${(e as Error).message}`, e);
@@ -78,6 +95,11 @@ export class H2ProxyLinks {
       throw err;
     }
     return new StreamTunnel(out, res.body, stop);
+  }
+
+  /** Connections to the node (per its key: node and credentials) closed because a PING went unanswered. */
+  deadConnections(node: ProxyNode): number {
+    return this.#dead.get(node.key) ?? 0;
   }
 
   /** Close every connection to every node (tunnels inside them end). */
@@ -139,13 +161,20 @@ export class H2ProxyLinks {
     };
     // No headers/body timers: a tunnel lives as long as the origin connection inside it.
     const conn = new H2PooledConnection(++this.#ids, socket, facts, { headersTimeoutMs: 0, bodyTimeoutMs: 0, windowSize: o.windowSize, maxHeaderListSize: o.maxHeaderListSize });
-    const link: Link = { conn, idle: null };
+    const link: Link = { conn, idle: null, health: null, pinging: false };
+    if (o.pingIntervalMs > 0) {
+      link.health = setInterval(() => {
+        if (performance.now() - conn.lastReadAt >= o.pingIntervalMs) this.#probe(link, node, o);
+      }, Math.max(250, o.pingIntervalMs / 2));
+      link.health.unref();
+    }
     const list = this.#links.get(node.key) ?? [];
     list.push(link);
     this.#links.set(node.key, list);
     conn.on((ev) => {
       if (ev.type === 'close') {
         if (link.idle) clearTimeout(link.idle);
+        if (link.health) clearInterval(link.health);
         const left = (this.#links.get(node.key) ?? []).filter((l) => l !== link);
         if (left.length) this.#links.set(node.key, left);
         else this.#links.delete(node.key);
@@ -155,6 +184,22 @@ export class H2ProxyLinks {
       }
     });
     return link;
+  }
+
+  /** PING the node now (unless a PING is out already); no answer in time closes the connection and its tunnels. */
+  #probe(link: Link, node: ProxyNode, o: H2TunnelOptions): void {
+    const conn = link.conn;
+    if (link.pinging || !conn.isUsable()) return;
+    link.pinging = true;
+    conn.ping(o.pingTimeoutMs).then(
+      () => { link.pinging = false; },
+      (e: unknown) => {
+        link.pinging = false;
+        if (conn.state === 'closed') return;
+        this.#dead.set(node.key, (this.#dead.get(node.key) ?? 0) + 1);
+        conn.destroy(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `proxy ${node.id}: HTTP/2 connection answered no PING within ${o.pingTimeoutMs} ms; closed with its ${conn.active} tunnel(s)`, { cause: e, details: { proxy: node.id } }));
+      },
+    );
   }
 }
 

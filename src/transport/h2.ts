@@ -45,6 +45,8 @@ export class H2PooledConnection implements PooledConnection {
   readonly facts: ConnectionFacts;
   readonly createdAt = performance.now();
   lastActiveAt = this.createdAt;
+  /** When bytes last came from the peer (a liveness check needs no PING while they do). */
+  lastReadAt = this.createdAt;
   served = 0;
   #state: ConnState = 'ready';
   #socket: net.Socket;
@@ -88,7 +90,9 @@ export class H2PooledConnection implements PooledConnection {
     this.#io = new H2Wire(this.#h2, socket);
     this.#h2.on((ev) => this.#onEvent(ev));
     socket.on('data', (d: Buffer) => {
-      this.#h2.receive(d, performance.now());
+      const now = performance.now();
+      this.lastReadAt = now;
+      this.#h2.receive(d, now);
       this.#io.flush();
     });
     socket.on('error', (e) => this.destroy(toOriginlinkError(e)));

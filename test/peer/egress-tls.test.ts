@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -177,6 +178,46 @@ describe('egress through a TLS proxy (nghttpx → squid)', () => {
       await new Promise((r) => short.close(r));
     }
   });
+
+  it('HTTP/2 CONNECT: a connection to the proxy that goes silent is found by PING and closed with its tunnel; the next request gets a new one', async () => {
+    // A TCP relay in front of nghttpx that can stop carrying bytes on the connections it has (a middlebox dropping the flow) while keeping them open.
+    const relayed: Array<{ a: net.Socket; b: net.Socket; cut: boolean }> = [];
+    const relay = net.createServer((a) => {
+      const b = net.connect(front.port, '127.0.0.1');
+      const pair = { a, b, cut: false };
+      relayed.push(pair);
+      a.on('data', (d) => { if (!pair.cut) b.write(d); });
+      b.on('data', (d) => { if (!pair.cut) a.write(d); });
+      a.on('error', () => b.destroy());
+      b.on('error', () => a.destroy());
+      a.on('close', () => b.destroy());
+      b.on('close', () => a.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const relayUrl = front.url.replace(`:${front.port}`, `:${(relay.address() as net.AddressInfo).port}`);
+    const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', pool: { pingIntervalMs: 300, pingTimeoutMs: 300 }, proxy: { nodes: [relayUrl], http2: true } });
+    try {
+      const url = `https://${h1Target}/before`;
+      expect(await (await agent.request({ url })).text()).toBe('h1 /before');
+      expect(relayed).toHaveLength(1);
+      expect(agent.proxyStats()[0]).toMatchObject({ nodeConnections: 1, nodeConnectionsDead: 0 });
+      // Nothing crosses the first connection from now on; it stays open at both ends.
+      for (const p of relayed) p.cut = true;
+      const deadline = Date.now() + 5000;
+      while (agent.proxyStats()[0]?.nodeConnectionsDead !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(agent.proxyStats()[0]).toMatchObject({ nodeConnections: 0, nodeConnectionsDead: 1 });
+      // The tunnel inside it ended, and with it the pooled origin connection.
+      expect(agent.pool(url).connections()).toHaveLength(0);
+      const b = await agent.request({ url: `https://${h1Target}/after` });
+      expect(await b.text()).toBe('h1 /after');
+      expect(relayed).toHaveLength(2);
+      expect(agent.proxyStats()[0]).toMatchObject({ nodeConnections: 1, nodeConnectionsDead: 1 });
+    } finally {
+      await agent.close();
+      for (const p of relayed) { p.a.destroy(); p.b.destroy(); }
+      await new Promise((r) => relay.close(r));
+    }
+  }, 30_000);
 
   it('HTTP/2 CONNECT carrying an h2 origin connection (h2 inside h2): 20 concurrent requests, one tunnel', async () => {
     const agent = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [front.url], http2: true } });
