@@ -660,7 +660,10 @@ function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
   const out: HeaderList = [];
   if (!h) return out;
   if (Array.isArray(h)) {
-    for (const [n, v] of h) out.push([n.toLowerCase(), v]);
+    for (const f of h) {
+      const name = f[0].toLowerCase();
+      out.push(name === f[0] ? f : [name, f[1]]); // a pair already lower-case is shared, not copied
+    }
   } else {
     for (const [n, v] of Object.entries(h)) {
       if (v === undefined) continue;

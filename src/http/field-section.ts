@@ -20,6 +20,7 @@ const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
 const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const DIGITS_RE = /^[0-9]{1,15}$/;
+const STATUS_RE = /^[1-5][0-9][0-9]$/;
 /** Names already found valid (names repeat across messages): a bounded set, cleared when full. */
 const goodNames = new Set<string>();
 const GOOD_NAMES_MAX = 512;
@@ -46,7 +47,13 @@ export function fieldSectionSize(headers: HeaderList): number {
  * `:protocol` is a known pseudo-header.
  */
 export function checkFieldSection(headers: HeaderList, kind: SectionKind, extendedConnect = false): string | null {
-  const pseudo = new Map<string, string>();
+  // The pseudo-headers seen, in locals (no Map per message: this runs for every message both ways).
+  let method: string | undefined;
+  let scheme: string | undefined;
+  let authority: string | undefined;
+  let path: string | undefined;
+  let protocol: string | undefined;
+  let status: string | undefined;
   let regularSeen = false;
   let host: string | null = null;
   for (const [name, value] of headers) {
@@ -54,14 +61,22 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
       if (BAD_FIELD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
       if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
     }
-    if (name.startsWith(':')) {
+    if (name.charCodeAt(0) === 0x3a) {
       // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
       if (regularSeen) return `pseudo-header ${name} after a regular field`;
       if (kind === 'trailers') return `pseudo-header ${name} in trailers`;
       const allowed = kind === 'request' ? REQUEST_PSEUDO.has(name) || (extendedConnect && name === ':protocol') : name === ':status';
       if (!allowed) return `pseudo-header ${name} not allowed in a ${kind}`;
-      if (pseudo.has(name)) return `duplicate pseudo-header ${name}`;
-      pseudo.set(name, value);
+      let dup = false;
+      switch (name) {
+        case ':method': dup = method !== undefined; method = value; break;
+        case ':scheme': dup = scheme !== undefined; scheme = value; break;
+        case ':authority': dup = authority !== undefined; authority = value; break;
+        case ':path': dup = path !== undefined; path = value; break;
+        case ':protocol': dup = protocol !== undefined; protocol = value; break;
+        default: dup = status !== undefined; status = value; break; // ':status', the only one a response allows
+      }
+      if (dup) return `duplicate pseudo-header ${name}`;
       continue;
     }
     regularSeen = true;
@@ -71,36 +86,31 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     if (name === 'host') host = value;
   }
   if (kind === 'request') {
-    const method = pseudo.get(':method');
     if (method === undefined || method === '') return 'missing :method';
-    if (pseudo.has(':protocol')) {
+    if (protocol !== undefined) {
       // RFC 8441 §4: extended CONNECT names its protocol and carries :scheme, :path and :authority.
       if (method !== 'CONNECT') return ':protocol on a method other than CONNECT';
-      if (!pseudo.get(':protocol')) return 'empty :protocol';
-      if (!pseudo.get(':scheme') || !pseudo.get(':path') || !pseudo.get(':authority')) return 'extended CONNECT without :scheme, :path or :authority';
+      if (!protocol) return 'empty :protocol';
+      if (!scheme || !path || !authority) return 'extended CONNECT without :scheme, :path or :authority';
       return null;
     }
     if (method === 'CONNECT') {
       // RFC 9113 §8.5, RFC 9114 §4.4: CONNECT carries :authority only.
-      if (!pseudo.get(':authority')) return 'CONNECT without :authority';
-      if (pseudo.has(':scheme') || pseudo.has(':path')) return 'CONNECT with :scheme or :path';
+      if (!authority) return 'CONNECT without :authority';
+      if (scheme !== undefined || path !== undefined) return 'CONNECT with :scheme or :path';
       return null;
     }
-    const scheme = pseudo.get(':scheme');
-    const path = pseudo.get(':path');
     if (!scheme) return 'missing :scheme';
     if (!path) return 'missing or empty :path';
     if (scheme === 'http' || scheme === 'https') {
-      const auth = pseudo.get(':authority');
-      if (auth === undefined && host === null) return 'missing :authority and Host';
-      if (auth === '' || host === '') return 'empty :authority or Host';
+      if (authority === undefined && host === null) return 'missing :authority and Host';
+      if (authority === '' || host === '') return 'empty :authority or Host';
     }
     return null;
   }
   if (kind === 'response') {
-    const status = pseudo.get(':status');
     if (status === undefined) return 'missing :status';
-    if (!/^[1-5][0-9][0-9]$/.test(status)) return `invalid :status ${JSON.stringify(status)}`;
+    if (!STATUS_RE.test(status)) return `invalid :status ${JSON.stringify(status)}`;
     // RFC 9113 §8.6, RFC 9114 §4.5: no Upgrade, so 101 has no meaning here.
     if (status === '101') return ':status 101 in a multiplexed response';
   }

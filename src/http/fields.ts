@@ -73,13 +73,14 @@ export function endToEnd(list: ReadonlyArray<readonly [string, string]>): Array<
   for (const [n] of list) if (n === 'connection') { hasConnection = true; break; }
   const named = hasConnection ? connectionNamed(list) : NONE;
   const out: Array<[string, string]> = [];
-  for (const [n, v] of list) {
+  for (const f of list) {
+    const n = f[0];
     if (n === 'te') {
-      if (teAllowsTrailers(v)) out.push(['te', 'trailers']);
+      if (teAllowsTrailers(f[1])) out.push(['te', 'trailers']);
       continue;
     }
     if (isHopByHop(n, named)) continue;
-    out.push([n, v]);
+    out.push(f as [string, string]); // field pairs are never mutated: the copy shares them
   }
   return out;
 }

@@ -107,14 +107,15 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
   let xff: string[] | null = null;
   let via: string[] | null = null;
   const forwarded = o.xff !== 'off';
-  for (const [n, v] of fields) {
+  for (const f of fields) {
+    const n = f[0];
     if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
-    if (n === 'via') { (via ??= []).push(v); continue; }
+    if (n === 'via') { (via ??= []).push(f[1]); continue; }
     if (forwarded && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
-      if (n === 'x-forwarded-for') (xff ??= []).push(v);
+      if (n === 'x-forwarded-for') (xff ??= []).push(f[1]);
       continue;
     }
-    out.push([n, v]);
+    out.push(f); // field pairs are never mutated: copies of a list share them
   }
   // RFC 9110 §7.6.3: each intermediary appends received-protocol and a pseudonym.
   const hop = `${o.clientVersion} ${o.via}`;

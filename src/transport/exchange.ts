@@ -57,9 +57,30 @@ export interface BodySink {
 export type HeadExtras = Pick<ConnResponse, 'earlyData' | 'earlyDataRefused' | 'reprioritize'>;
 
 /**
+ * Deadlines of COARSE_MIN_MS or more (the defaults are 30 s) share one
+ * unref'd ticker and fire up to TICK_MS late: an exchange on a multiplexed
+ * connection then costs no Timeout object and no timer-list insertion per
+ * request (undici's fast timers do the same). Shorter ones keep real timers.
+ */
+const COARSE_MIN_MS = 1000;
+const TICK_MS = 250;
+const coarse = new Set<ExchangeTimers>();
+let ticker: NodeJS.Timeout | null = null;
+
+function sweep(): void {
+  const now = performance.now();
+  for (const t of coarse) t.check(now);
+  if (coarse.size === 0 && ticker) {
+    clearInterval(ticker);
+    ticker = null;
+  }
+}
+
+/**
  * The two timers of an exchange. An h1 connection reuses one pair for all its
  * (sequential) exchanges: each timer is created once and re-armed with
- * `refresh()` — the hot path pays no setTimeout per request.
+ * `refresh()` — the hot path pays no setTimeout per request. Long deadlines
+ * go to the shared ticker instead (above).
  */
 export class ExchangeTimers {
   #x: Exchange | null = null;
@@ -68,11 +89,28 @@ export class ExchangeTimers {
   #headersMs = 0;
   #body: NodeJS.Timeout | null = null;
   #bodyMs = 0;
+  /** Armed on the shared ticker: its deadline (performance.now() ms) and length. */
+  #coarseAt = 0;
+  #coarseMs = 0;
 
   arm(x: Exchange, kind: TimerKind, ms: number): void {
     this.#x = x;
     this.#kind = ms > 0 ? kind : null;
-    if (ms <= 0) return;
+    if (ms <= 0) {
+      coarse.delete(this);
+      return;
+    }
+    if (ms >= COARSE_MIN_MS) {
+      this.#coarseMs = ms;
+      this.#coarseAt = performance.now() + ms;
+      coarse.add(this);
+      if (!ticker) {
+        ticker = setInterval(sweep, TICK_MS);
+        ticker.unref();
+      }
+      return;
+    }
+    coarse.delete(this);
     if (kind === 'headers') {
       if (this.#headers && this.#headersMs === ms) this.#headers.refresh();
       else {
@@ -92,12 +130,15 @@ export class ExchangeTimers {
 
   /** Push the idle deadline back (a chunk arrived, or left). */
   touch(): void {
-    if (this.#kind === 'body' || this.#kind === 'send') this.#body?.refresh();
+    if (this.#kind !== 'body' && this.#kind !== 'send') return;
+    if (coarse.has(this)) this.#coarseAt = performance.now() + this.#coarseMs;
+    else this.#body?.refresh();
   }
 
   disarm(): void {
     this.#kind = null;
     this.#x = null;
+    coarse.delete(this);
   }
 
   /** Free the timers for good (the connection closed, or the exchange owned them alone). */
@@ -108,9 +149,19 @@ export class ExchangeTimers {
     this.#headers = this.#body = null;
   }
 
+  /** The shared ticker: fire when the coarse deadline has passed. */
+  check(now: number): void {
+    if (now < this.#coarseAt) return;
+    coarse.delete(this);
+    const x = this.#x;
+    const kind = this.#kind;
+    if (x && kind !== null) x.timedOut(kind, this.#coarseMs);
+  }
+
   // A timer that fires while not armed for its kind (re-armed, disarmed, refreshed late) does nothing.
   // The body timer serves both idle kinds ('send' while the request body leaves, 'body' after the head).
   #fire = (headersTimer: boolean): void => {
+    if (coarse.has(this)) return; // armed on the shared ticker since: a late real timer says nothing
     const x = this.#x;
     const kind = this.#kind;
     if (!x || kind === null || (kind === 'headers') !== headersTimer) return;

@@ -143,10 +143,10 @@ export class H2PooledConnection implements PooledConnection {
       ? [[':method', 'CONNECT'], [':authority', req.authority]]
       : [[':method', req.method], [':scheme', this.#scheme], [':authority', req.authority], [':path', req.path]];
     let hasLength = false;
-    for (const [n, v] of req.headers) {
-      const name = n.toLowerCase();
+    for (const f of req.headers) {
+      const name = f[0].toLowerCase();
       if (name === 'content-length') hasLength = true;
-      headers.push([name, v]);
+      headers.push(name === f[0] ? f : [name, f[1]]);
     }
     if (len !== null && len > 0 && !hasLength) headers.push(['content-length', String(len)]);
     let id: number | null;

@@ -323,10 +323,10 @@ export class H3PooledConnection implements PooledConnection {
       [':path', req.path],
     ];
     let hasLength = false;
-    for (const [k, v] of req.headers) {
-      const name = k.toLowerCase();
+    for (const f of req.headers) {
+      const name = f[0].toLowerCase();
       if (name === 'content-length') hasLength = true;
-      headers.push([name, v]);
+      headers.push(name === f[0] ? f : [name, f[1]]);
     }
     if (len !== null && len > 0 && !hasLength) headers.push(['content-length', String(len)]);
     let id: number | null;

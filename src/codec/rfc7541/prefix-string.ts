@@ -38,23 +38,33 @@ export function decodeString(buf: Uint8Array, offset: number, prefixBits: number
  * Huffman strings repeat across messages (a server sends the same
  * content-type, server and date values as literals on every response), and
  * decoding is bit by bit: short ones are remembered by their coded bytes.
- * A pure function of the bytes, so sharing it across connections is safe;
- * bounded, cleared when full.
+ * Looked up by a hash of those bytes and confirmed byte by byte, so a hit
+ * allocates nothing (a string key cost an allocation per literal). A pure
+ * function of the bytes, so sharing it across connections is safe; bounded,
+ * cleared when full; a hash collision only costs a decode.
  */
-const huffmanCache = new Map<string, string>();
+interface CachedString { bytes: Uint8Array; value: string }
+const huffmanCache = new Map<number, CachedString>();
 const HUFFMAN_CACHE_MAX = 1024;
 const HUFFMAN_CACHE_LEN = 48;
 
 function cachedHuffman(buf: Uint8Array, start: number, end: number): string {
   if (end - start > HUFFMAN_CACHE_LEN) return huffmanDecode(buf, start, end);
-  const key = latin1Decode(buf, start, end);
-  let v = huffmanCache.get(key);
-  if (v === undefined) {
-    v = huffmanDecode(buf, start, end);
-    if (huffmanCache.size >= HUFFMAN_CACHE_MAX) huffmanCache.clear();
-    huffmanCache.set(key, v);
-  }
-  return v;
+  // FNV-1a over the coded bytes, mixed with the length.
+  let h = 0x811c9dc5 ^ (end - start);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  const hit = huffmanCache.get(h);
+  if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit.value;
+  const value = huffmanDecode(buf, start, end);
+  if (huffmanCache.size >= HUFFMAN_CACHE_MAX) huffmanCache.clear();
+  huffmanCache.set(h, { bytes: buf.slice(start, end), value });
+  return value;
+}
+
+function sameBytes(a: Uint8Array, buf: Uint8Array, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[start + i]) return false;
+  return true;
 }
 
 /**
