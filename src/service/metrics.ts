@@ -10,7 +10,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnostics from 'node:diagnostics_channel';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { FastHistogram } from './fast-histogram.js';
 import type { OriginReport } from '../agent/agent.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnectionFacts } from '../http/types.js';
@@ -60,7 +61,7 @@ export class Metrics {
   /** Front request counts by `listener|protocol|status`: a plain increment per request, labels built at scrape time. */
   #frontCounts = new Map<string, { listener: string; protocol: string; status: string; n: number }>();
   readonly #handshakes: Counter<string>;
-  readonly #ttfb: Histogram<string>;
+  readonly #ttfb: FastHistogram;
 
   constructor(live: () => Iterable<Upstream>) {
     this.#live = live;
@@ -157,7 +158,7 @@ export class Metrics {
     storeCounter('originlink_store_failed_reads_total', 'Background reads that failed or found the store down.', (l) => l.failedReads);
     storeCounter('originlink_store_messages_total', 'Pub/sub messages from other processes (e.g. broken-h3 marks).', (l) => l.messages);
     this.#handshakes = new Counter({ name: 'originlink_upstream_handshakes_total', help: 'Upstream handshakes by protocol and kind (diagnostics_channel).', labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'], registers: r });
-    this.#ttfb = new Histogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', labelNames: [...L, 'protocol'], registers: r,
+    this.#ttfb = new FastHistogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', registers: r,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     this.front = {
       requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r, collect() {
@@ -180,7 +181,8 @@ export class Metrics {
       const { origin, protocol, ttfbMs, error } = m as { origin: string; protocol: string | null; ttfbMs: number; error: Error | null };
       const name = originContext.getStore() ?? this.#names.get(origin);
       if (!name || error || !this.#known.has(name)) return;
-      this.#ttfb.observe({ origin: name, upstream: origin, protocol: protocol ?? '' }, ttfbMs / 1000);
+      const proto = protocol ?? '';
+      this.#ttfb.observe(`${name}|${origin}|${proto}`, () => ({ origin: name, upstream: origin, protocol: proto }), ttfbMs / 1000);
       let ring = this.#ttfbRecent.get(name);
       if (!ring) this.#ttfbRecent.set(name, (ring = { at: 0, samples: [] }));
       if (ring.samples.length < RECENT) ring.samples.push(ttfbMs);
