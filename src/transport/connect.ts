@@ -111,6 +111,8 @@ interface Dialled {
   /** The address that won, when the name was resolved here. */
   address: ResolvedAddress | null;
   attempts: number;
+  /** Through an `http2` node: the tunnel is an HTTP/2 CONNECT stream (false when the node fell back to HTTP/1.1). */
+  tunnelHttp2?: boolean;
 }
 
 /**
@@ -123,13 +125,13 @@ async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: Connect
     // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
     const t0 = performance.now();
     const to = { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized };
-    const socket = origin.proxy.http2
+    const tunnel = origin.proxy.http2
       ? await (ctx.proxyLinks ?? defaultProxyLinks).open(origin.proxy, origin.host, origin.port, { ...to, windowSize: ctx.pool.windowSize, maxHeaderListSize: ctx.pool.maxHeaderBytes, pingIntervalMs: ctx.pool.pingIntervalMs, pingTimeoutMs: ctx.pool.pingTimeoutMs })
-      : await openTunnel(origin.proxy, origin.host, origin.port, to);
+      : { socket: await openTunnel(origin.proxy, origin.host, origin.port, to), http2: false };
     const tunnelMs = performance.now() - t0;
-    const t = await connectTcp({ ...base, socket });
+    const t = await connectTcp({ ...base, socket: tunnel.socket });
     // The tunnel is this connection's transport setup: per-node handshake time counts it.
-    return { t: { ...t, connectMs: tunnelMs + t.connectMs }, address: null, attempts: 1 };
+    return { t: { ...t, connectMs: tunnelMs + t.connectMs }, address: null, attempts: 1, tunnelHttp2: tunnel.http2 };
   }
   const r = await dialAddresses(origin, ctx, (host, servername, signal) => connectTcp({ ...base, host, servername, signal }), (t) => t.socket.destroy());
   return { t: r.value, address: r.address, attempts: r.attempts };
@@ -231,7 +233,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const origin = spec;
   const tlsOn = origin.scheme === 'https';
   const alpn = origin.protocol === 'h1' ? ['http/1.1'] : origin.protocol === 'h2' ? ['h2'] : ['h2', 'http/1.1'];
-  const { t, address, attempts } = await dialTcp(origin, {
+  const { t, address, attempts, tunnelHttp2 } = await dialTcp(origin, {
     host: origin.host,
     port: origin.port,
     tls: tlsOn,
@@ -270,7 +272,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     rttMs: null,
     family: origin.proxy ? null : address?.family ?? familyOf(t.socket.remoteAddress),
     attempts,
-    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, http2: origin.proxy.http2, h3: 'not attempted: TCP-only proxy' } : null,
+    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, http2: tunnelHttp2 === true, h3: 'not attempted: TCP-only proxy' } : null,
   };
   const p = ctx.pool;
   // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.

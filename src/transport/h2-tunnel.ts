@@ -22,6 +22,11 @@
  * pooled origin connections inside it until their own timers. A CONNECT that
  * times out on a connection probes it at once. The intervals are the pool
  * options of the request that dialled the connection.
+ *
+ * A node that chooses HTTP/1.1 by ALPN (we offer h2, then http/1.1; one that
+ * chooses nothing counts the same) gets an HTTP/1.1 CONNECT on that very TLS
+ * connection, as curl's `--proxy-http2` falls back, and one connection per
+ * tunnel from then on; it is asked for h2 again after `H1_RECHECK_MS`.
  */
 import { Duplex, PassThrough, type Readable } from 'node:stream';
 import tls from 'node:tls';
@@ -29,10 +34,28 @@ import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js';
 import { H2PooledConnection } from './h2.js';
 import type { ProxyNode } from './proxy.js';
-import { connectAuthority, connectStatusError, proxyAuthorization, proxyError, proxyTlsOptions, type TunnelOptions } from './tunnel.js';
+import { connectAuthority, connectStatusError, openTunnel, proxyAuthorization, proxyError, proxyTlsOptions, type TunnelOptions } from './tunnel.js';
 
 /** A connection to a node with no tunnel left closes after this long, ms. */
 export const LINK_IDLE_MS = 30_000;
+/** A node that answered HTTP/1.1 by ALPN is offered h2 again after this long, ms. */
+export const H1_RECHECK_MS = 10 * 60_000;
+
+/** A dial found the node speaking HTTP/1.1: its TLS connection, for the first caller to claim. */
+class ChoseHttp1 extends Error {
+  #socket: tls.TLSSocket | null;
+  constructor(socket: tls.TLSSocket) {
+    super('the proxy chose HTTP/1.1 by ALPN');
+    this.#socket = socket;
+    // Claimed in the rejection's microtasks; if every caller gave up meanwhile, nobody will.
+    setImmediate(() => this.claim()?.destroy());
+  }
+  claim(): tls.TLSSocket | null {
+    const s = this.#socket;
+    this.#socket = null;
+    return s;
+  }
+}
 
 export interface H2TunnelOptions extends TunnelOptions {
   /** Our receive window per stream, bytes, and the header list limit, for the connection to the node. */
@@ -57,21 +80,38 @@ export class H2ProxyLinks {
   #ids = 0;
   #closed = false;
   #dead = new Map<string, number>();
+  /** Nodes that chose HTTP/1.1, by key: until when they get HTTP/1.1 CONNECT without asking (performance.now() ms). */
+  #h1Until = new Map<string, number>();
 
   /** Connections to the node (any state), for stats and tests. */
   connections(node: ProxyNode): H2PooledConnection[] {
     return (this.#links.get(node.key) ?? []).map((l) => l.conn);
   }
 
-  /** A tunnel to host:port through `node` as a byte stream; TLS to the origin goes on top of it. */
-  async open(node: ProxyNode, host: string, port: number, o: H2TunnelOptions): Promise<Duplex> {
+  /**
+   * A tunnel to host:port through `node` as a byte stream; TLS to the origin goes on top of it.
+   * `http2`: whether it is an HTTP/2 CONNECT stream (false: the node chose HTTP/1.1).
+   */
+  async open(node: ProxyNode, host: string, port: number, o: H2TunnelOptions): Promise<{ socket: Duplex; http2: boolean }> {
+    const until = this.#h1Until.get(node.key);
+    if (until !== undefined) {
+      if (performance.now() < until) return { socket: await openTunnel(node, host, port, o), http2: false };
+      this.#h1Until.delete(node.key);
+    }
     const deadline = AbortSignal.timeout(o.timeoutMs);
     const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
     const authority = connectAuthority(host, port);
     const failed = (): OriginlinkError => o.signal?.aborted
       ? new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT })
       : new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `tunnel through ${node.id} to ${authority} not open within ${o.timeoutMs} ms`, { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } });
-    const link = await raceSignal(this.#link(node, o), signal, failed);
+    let link: Link;
+    try {
+      link = await raceSignal(this.#link(node, o), signal, failed);
+    } catch (e) {
+      if (!(e instanceof ChoseHttp1)) throw e;
+      // HTTP/1.1 CONNECT over the connection the dial made (callers merged on that dial open their own).
+      return { socket: await openTunnel(node, host, port, o, e.claim()), http2: false };
+    }
     const out = new PassThrough();
     const stop = new AbortController();
     const headers: HeaderList = [];
@@ -94,7 +134,7 @@ export class H2ProxyLinks {
       res.body.resume();
       throw err;
     }
-    return new StreamTunnel(out, res.body, stop);
+    return { socket: new StreamTunnel(out, res.body, stop), http2: true };
   }
 
   /** Connections to the node (per its key: node and credentials) closed because a PING went unanswered. */
@@ -132,7 +172,7 @@ export class H2ProxyLinks {
   async #dial(node: ProxyNode, o: H2TunnelOptions): Promise<Link> {
     if (this.#closed) throw proxyError(node, 'the agent is closed');
     const t0 = performance.now();
-    const socket = tls.connect(proxyTlsOptions(node, o, ['h2']));
+    const socket = tls.connect(proxyTlsOptions(node, o, ['h2', 'http/1.1']));
     // Many tunnels share this socket: with Nagle a tunnel's small write waits for the ACK of another's.
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
@@ -150,8 +190,8 @@ export class H2ProxyLinks {
       });
     });
     if (socket.alpnProtocol !== 'h2') {
-      socket.destroy();
-      throw proxyError(node, `did not negotiate h2 by ALPN (got ${socket.alpnProtocol || 'none'}); HTTP/2 CONNECT needs it (set http2: false for HTTP/1.1 CONNECT)`);
+      this.#h1Until.set(node.key, performance.now() + H1_RECHECK_MS);
+      throw new ChoseHttp1(socket);
     }
     const now = performance.now();
     const facts: ConnectionFacts = {

@@ -26,11 +26,14 @@ export interface TunnelOptions {
 /** Longest CONNECT response head read, bytes. */
 const MAX_HEAD = 16 * 1024;
 
-export function openTunnel(node: ProxyNode, host: string, port: number, o: TunnelOptions): Promise<net.Socket> {
+/** `over`: a connection to the node already made (an `http2` node that chose HTTP/1.1 by ALPN, h2-tunnel.ts). */
+export function openTunnel(node: ProxyNode, host: string, port: number, o: TunnelOptions, over: net.Socket | null = null): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let done = false;
     let socket: net.Socket;
-    if (node.kind === 'https') {
+    if (over) {
+      socket = over;
+    } else if (node.kind === 'https') {
       socket = tls.connect(proxyTlsOptions(node, o, ['http/1.1']));
       socket.setNoDelay(true); // as for http:// nodes: a tunnel's small writes must not wait for an ACK (Nagle)
     } else {

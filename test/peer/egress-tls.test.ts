@@ -64,6 +64,31 @@ async function logged(p: NghttpxPeer, target: string, want: number): Promise<Map
   return p.clients(target);
 }
 
+/** A TCP relay to a local port: counts connections; `cut` on a pair stops carrying its bytes (both ends stay open). */
+async function startRelay(to: number): Promise<{ port: number; pairs: Array<{ a: net.Socket; b: net.Socket; cut: boolean }>; close: () => Promise<void> }> {
+  const pairs: Array<{ a: net.Socket; b: net.Socket; cut: boolean }> = [];
+  const server = net.createServer((a) => {
+    const b = net.connect(to, '127.0.0.1');
+    const pair = { a, b, cut: false };
+    pairs.push(pair);
+    a.on('data', (d) => { if (!pair.cut) b.write(d); });
+    b.on('data', (d) => { if (!pair.cut) a.write(d); });
+    a.on('error', () => b.destroy());
+    b.on('error', () => a.destroy());
+    a.on('close', () => b.destroy());
+    b.on('close', () => a.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    pairs,
+    close: async () => {
+      for (const p of pairs) { p.a.destroy(); p.b.destroy(); }
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
 describe('egress through a TLS proxy (nghttpx → squid)', () => {
   it('a proxy whose certificate comes from another CA than the origin\'s: refused without proxy.tls, trusted with its own CA', { timeout: 30_000 }, async () => {
     const proxyCerts = makeCerts({ fresh: true }); // a second CA, for the proxy only
@@ -181,20 +206,9 @@ describe('egress through a TLS proxy (nghttpx → squid)', () => {
 
   it('HTTP/2 CONNECT: a connection to the proxy that goes silent is found by PING and closed with its tunnel; the next request gets a new one', async () => {
     // A TCP relay in front of nghttpx that can stop carrying bytes on the connections it has (a middlebox dropping the flow) while keeping them open.
-    const relayed: Array<{ a: net.Socket; b: net.Socket; cut: boolean }> = [];
-    const relay = net.createServer((a) => {
-      const b = net.connect(front.port, '127.0.0.1');
-      const pair = { a, b, cut: false };
-      relayed.push(pair);
-      a.on('data', (d) => { if (!pair.cut) b.write(d); });
-      b.on('data', (d) => { if (!pair.cut) a.write(d); });
-      a.on('error', () => b.destroy());
-      b.on('error', () => a.destroy());
-      a.on('close', () => b.destroy());
-      b.on('close', () => a.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-    const relayUrl = front.url.replace(`:${front.port}`, `:${(relay.address() as net.AddressInfo).port}`);
+    const relay = await startRelay(front.port);
+    const relayed = relay.pairs;
+    const relayUrl = front.url.replace(`:${front.port}`, `:${relay.port}`);
     const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', pool: { pingIntervalMs: 300, pingTimeoutMs: 300 }, proxy: { nodes: [relayUrl], http2: true } });
     try {
       const url = `https://${h1Target}/before`;
@@ -214,8 +228,7 @@ describe('egress through a TLS proxy (nghttpx → squid)', () => {
       expect(agent.proxyStats()[0]).toMatchObject({ nodeConnections: 1, nodeConnectionsDead: 1 });
     } finally {
       await agent.close();
-      for (const p of relayed) { p.a.destroy(); p.b.destroy(); }
-      await new Promise((r) => relay.close(r));
+      await relay.close();
     }
   }, 30_000);
 
@@ -229,21 +242,39 @@ describe('egress through a TLS proxy (nghttpx → squid)', () => {
     expect([...(await logged(front, h2Target, 1)).values()].at(-1)).toMatchObject({ tunnels: 1, alpn: 'h2', statuses: [200] });
   });
 
-  it('HTTP/2 CONNECT to a node that only speaks HTTP/1.1 (ALPN), or whose certificate is for another name: OL_PROXY_FAILED naming why, nothing sent', async () => {
+  it('HTTP/2 CONNECT to a node that chooses HTTP/1.1 by ALPN: HTTP/1.1 CONNECT on the same TLS connection (as curl --proxy-http2), facts say so, no wasted handshake', async () => {
     const h1only = await startNghttpx(squid, certs.certPath, certs.keyPath, U, 100, ['--npn-list=http/1.1']);
+    const relay = await startRelay(h1only.port); // counts the TCP connections made to the proxy
+    try {
+      const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', maxRetries: 0, proxy: { nodes: [h1only.url.replace(`:${h1only.port}`, `:${relay.port}`)], http2: true } });
+      // The origin answers after 150 ms: two at once need two origin connections, so two tunnels.
+      const rs = await Promise.all([1, 2].map((i) => agent.request({ url: `https://${h1Target}/fb${i}` })));
+      expect(await Promise.all(rs.map((r) => r.text()))).toEqual(['h1 /fb1', 'h1 /fb2']);
+      for (const r of rs) expect(r.connection.proxy).toMatchObject({ kind: 'https', http2: false });
+      expect(agent.proxyStats()[0]).toMatchObject({ connectionsOpened: 2, nodeConnections: 0 });
+      await agent.close();
+      // Two connections reached the proxy, each carrying one HTTP/1.1 CONNECT: the one the h2 attempt opened was used.
+      expect(relay.pairs).toHaveLength(2);
+      const seen = await logged(h1only, h1Target, 2);
+      expect([...seen.values()]).toEqual([{ tunnels: 1, alpn: 'http/1.1', statuses: [200] }, { tunnels: 1, alpn: 'http/1.1', statuses: [200] }]);
+    } finally {
+      await relay.close();
+      await h1only.stop();
+    }
+  }, 30_000);
+
+  it('HTTP/2 CONNECT to a node whose certificate is for another name: OL_PROXY_FAILED naming why, nothing sent', async () => {
     const wrongName = await startNghttpx(squid, certs.wrongCertPath, certs.wrongKeyPath, U);
     try {
-      for (const [peer, why] of [[h1only, /did not negotiate h2 by ALPN \(got none\)/], [wrongName, /cannot reach the proxy: .*(altnames|certificate)/i]] as const) {
-        const before = h1Accepted;
-        const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', maxRetries: 0, proxy: { nodes: [peer.url], http2: true } });
-        const err = await agent.request({ url: `https://${h1Target}/` }).then(() => null, (e: unknown) => e);
-        expect(err).toMatchObject({ code: 'OL_PROXY_FAILED', facts: { requestSent: false }, details: { proxy: `https://127.0.0.1:${peer.port}` } });
-        expect(String((err as Error).message)).toMatch(why);
-        expect(h1Accepted).toBe(before);
-        await agent.close();
-      }
+      const before = h1Accepted;
+      const agent = new Agent({ tls: { ca: certs.ca }, protocol: 'h1', maxRetries: 0, proxy: { nodes: [wrongName.url], http2: true } });
+      const err = await agent.request({ url: `https://${h1Target}/` }).then(() => null, (e: unknown) => e);
+      expect(err).toMatchObject({ code: 'OL_PROXY_FAILED', facts: { requestSent: false }, details: { proxy: `https://127.0.0.1:${wrongName.port}` } });
+      expect(String((err as Error).message)).toMatch(/cannot reach the proxy: .*(altnames|certificate)/i);
+      expect(h1Accepted).toBe(before);
+      await agent.close();
     } finally {
-      await Promise.all([h1only.stop(), wrongName.stop()]);
+      await wrongName.stop();
     }
   }, 30_000);
 
