@@ -10,6 +10,7 @@
  * 'always' / false). A table size change from the peer's SETTINGS leaves as
  * a size update at the start of the next block (§4.2).
  */
+import { FieldIndex } from '../field-index.js';
 import { ByteWriter } from '../bytes.js';
 import { DynamicTable, entrySize } from '../rfc7541/dynamic-table.js';
 import { encodePrefixInt } from '../rfc7541/prefix-int.js';
@@ -35,7 +36,7 @@ export class HpackEncoder {
   #huffman: boolean | 'always';
   #ownMax: number;
   /** Latest absolute index per exact field and per name (stale when evicted: checked with has()). */
-  #exact = new Map<string, number>();
+  #exact = new FieldIndex();
   #names = new Map<string, number>();
   /** Size updates owed at the start of the next block (the smallest first when it shrank in between, §4.2). */
   #updates: number[] = [];
@@ -83,7 +84,7 @@ export class HpackEncoder {
       const [name, value] = headers[i] as readonly [string, string];
       const sensitive = ALWAYS_SENSITIVE.has(name) || (name === 'cookie' && value.length < SHORT_COOKIE) || (neverIndex?.(i) ?? false);
       if (!sensitive) {
-        const idx = staticExact(name, value) ?? this.#dynamicIndex(this.#exact.get(`${name}\0${value}`));
+        const idx = staticExact(name, value) ?? this.#dynamicIndex(this.#exact.get(name, value));
         if (idx !== undefined) {
           encodePrefixInt(w, 0x80, 7, idx);
           continue;
@@ -106,11 +107,11 @@ export class HpackEncoder {
   }
 
   #remember(name: string, value: string, abs: number): void {
-    this.#exact.set(`${name}\0${value}`, abs);
+    this.#exact.set(name, value, abs);
     this.#names.set(name, abs);
     // Bounded: entries pointing at evicted slots are dropped once they outnumber the live ones.
     if (this.#exact.size > 4 * (this.#table.insertCount - this.#table.droppedCount) + 64) {
-      for (const [k, a] of this.#exact) if (!this.#table.has(a)) this.#exact.delete(k);
+      this.#exact.prune((a) => this.#table.has(a));
       for (const [k, a] of this.#names) if (!this.#table.has(a)) this.#names.delete(k);
     }
   }

@@ -1,4 +1,5 @@
 /** The HPACK static table (RFC 7541 Appendix A): 61 entries, 1-based. */
+import { FieldIndex } from '../field-index.js';
 // prettier-ignore
 export const HPACK_STATIC: ReadonlyArray<readonly [string, string]> = [
   [':authority', ''],
@@ -67,15 +68,15 @@ export const HPACK_STATIC: ReadonlyArray<readonly [string, string]> = [
 export const HPACK_STATIC_SIZE = HPACK_STATIC.length;
 
 /** 1-based index of an exact (name, value) match, and of the first entry with the name. */
-const exact = new Map<string, number>();
+const exact = new FieldIndex();
 const byName = new Map<string, number>();
 HPACK_STATIC.forEach(([n, v], i) => {
-  if (!exact.has(`${n}\0${v}`)) exact.set(`${n}\0${v}`, i + 1);
+  if (exact.get(n, v) === undefined) exact.set(n, v, i + 1);
   if (!byName.has(n)) byName.set(n, i + 1);
 });
 
 export function staticExact(name: string, value: string): number | undefined {
-  return exact.get(`${name}\0${value}`);
+  return exact.get(name, value);
 }
 
 export function staticName(name: string): number | undefined {

@@ -7,6 +7,7 @@
  * the Known Received Count and no unacknowledged section references it
  * (§2.1.1); eviction is oldest first, so a pinned oldest entry blocks it.
  */
+import { FieldIndex } from '../field-index.js';
 import { entrySize } from '../rfc7541/dynamic-table.js';
 
 interface Entry {
@@ -25,8 +26,8 @@ export class EncoderTable {
   #capacity = 0;
   /** Inserts the decoder is known to have received (§2.1.4). */
   knownReceived = 0;
-  /** name + '\0' + value -> newest absolute index. */
-  #exact = new Map<string, number>();
+  /** Exact field -> newest absolute index. */
+  #exact = new FieldIndex();
   /** name -> newest absolute index. */
   #byName = new Map<string, number>();
 
@@ -55,13 +56,13 @@ export class EncoderTable {
 
   /** Newest acknowledged entry matching exactly, or -1. */
   findExactAcked(name: string, value: string): number {
-    const abs = this.#exact.get(`${name}\0${value}`);
+    const abs = this.#exact.get(name, value);
     return abs !== undefined && this.has(abs) && abs < this.knownReceived ? abs : -1;
   }
 
   /** Newest entry (acknowledged or not) matching exactly, or -1. */
   findExact(name: string, value: string): number {
-    const abs = this.#exact.get(`${name}\0${value}`);
+    const abs = this.#exact.get(name, value);
     return abs !== undefined && this.has(abs) ? abs : -1;
   }
 
@@ -116,7 +117,7 @@ export class EncoderTable {
     this.#entries.push({ name, value, size, refs: 0 });
     this.#size += size;
     const abs = this.#inserted++;
-    this.#exact.set(`${name}\0${value}`, abs);
+    this.#exact.set(name, value, abs);
     this.#byName.set(name, abs);
     return abs;
   }
@@ -127,8 +128,7 @@ export class EncoderTable {
     this.#size -= e.size;
     this.#head++;
     this.#dropped++;
-    const key = `${e.name}\0${e.value}`;
-    if (this.#exact.get(key) === abs) this.#exact.delete(key);
+    this.#exact.deleteIf(e.name, e.value, abs);
     if (this.#byName.get(e.name) === abs) this.#byName.delete(e.name);
     if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
       this.#entries = this.#entries.slice(this.#head);

@@ -1,4 +1,5 @@
 /** The QPACK static table (RFC 9204 Appendix A): 99 entries, 0-based. */
+import { FieldIndex } from '../field-index.js';
 // prettier-ignore
 export const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
   [':authority', ''],
@@ -102,17 +103,16 @@ export const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
   ['x-frame-options', 'sameorigin'],
 ];
 
-const exact = new Map<string, number>();
+const exact = new FieldIndex();
 const byName = new Map<string, number>();
 STATIC_TABLE.forEach(([name, value], i) => {
-  const key = `${name}\0${value}`;
-  if (!exact.has(key)) exact.set(key, i);
+  if (exact.get(name, value) === undefined) exact.set(name, value, i);
   if (!byName.has(name)) byName.set(name, i);
 });
 
 /** Index of the entry matching name and value exactly, or -1. */
 export function staticFindExact(name: string, value: string): number {
-  return exact.get(`${name}\0${value}`) ?? -1;
+  return exact.get(name, value) ?? -1;
 }
 
 /** Index of the first entry with this name, or -1. */
