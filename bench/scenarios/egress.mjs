@@ -12,6 +12,10 @@
 //   one node h2, round-robin h2 — the same through nghttpx (--http2-proxy, TLS)
 //                  in front of each tinyproxy, tunnels as HTTP/2 CONNECT streams
 //                  of one connection per node (proxy.http2)
+//   one node https — HTTP/1.1 CONNECT inside TLS to that nghttpx (one TLS
+//                  connection to the node per tunnel)
+//   one node socks5 — microsocks (SOCKS5, RFC 1928) instead of tinyproxy; it
+//                  logs no CONNECTs, so its proxy column stays 0
 // each against origins with two idle keep-alive settings (5 s: node's and
 // Apache's default; 75 s: nginx's). Open loop: BENCH_REQUESTS over
 // BENCH_DURATION_S, each to one of BENCH_ORIGINS origins drawn from a seeded
@@ -45,11 +49,14 @@ const POLICIES = [
   { name: 'sticky 60 s', nodes: 2, policy: 'sticky', stickyWindowMs: 60_000 },
   { name: 'one node h2', nodes: 1, policy: undefined, http2: true },
   { name: 'round-robin h2', nodes: 2, policy: 'round-robin', http2: true },
+  { name: 'one node https', nodes: 1, policy: undefined, tls: true },
+  { name: 'one node socks5', nodes: 1, policy: undefined, socks: true },
 ].filter((p) => !env.BENCH_CASES || env.BENCH_CASES.split(',').includes(p.name.replace(/ /g, '-')));
 const CLIENT = fileURLToPath(new URL('../lib/egress-client.mjs', import.meta.url));
 const ORIGINS_JS = fileURLToPath(new URL('../lib/egress-origins.mjs', import.meta.url));
 const PROXY_PORTS = [3128, 3129];
 const H2_PORTS = [4431, 4432]; // nghttpx fronts, one per tinyproxy
+const SOCKS_PORT = 1080; // microsocks
 const BASE_PORT = 20_000;
 
 const certs = makeCerts();
@@ -81,13 +88,19 @@ try {
     proxyUrls.push(`http://${lab.server.addr}:${port}`);
   }
   const h2Urls = [];
-  if (POLICIES.some((p) => p.http2)) {
+  if (POLICIES.some((p) => p.http2 || p.tls)) {
     for (const [k, port] of H2_PORTS.entries()) {
       lab.spawn('server', ['nghttpx', '--conf=/dev/null', '--http2-proxy', '--single-process', `--frontend=${lab.server.addr},${port}`, `--backend=${lab.server.addr},${PROXY_PORTS[k]}`,
         '--workers=1', '--no-ocsp', `--errorlog-file=${dir}/nghttpx-${port}.log`, certs.keyPath, certs.certPath]);
       await lab.waitForPort('server', port);
       h2Urls.push(`https://${lab.server.addr}:${port}`);
     }
+  }
+  const socksUrls = [];
+  if (POLICIES.some((p) => p.socks)) {
+    lab.spawn('server', ['microsocks', '-i', lab.server.addr, '-p', String(SOCKS_PORT)]);
+    await lab.waitForPort('server', SOCKS_PORT);
+    socksUrls.push(`socks5://${lab.server.addr}:${SOCKS_PORT}`);
   }
   for (const ka of KEEPALIVES) {
     const mine = cases.filter((c) => c.keepAliveS === ka);
@@ -96,7 +109,7 @@ try {
   }
   const arg = {
     ca: certs.caPath, requests: REQUESTS, durationMs: DURATION_S * 1000, seed: 15,
-    cases: cases.map((c) => ({ name: c.name, ports: c.ports, proxy: { nodes: (c.http2 ? h2Urls : proxyUrls).slice(0, c.nodes), ...(c.policy ? { policy: c.policy } : {}), ...(c.stickyWindowMs ? { stickyWindowMs: c.stickyWindowMs } : {}), ...(c.http2 ? { http2: true } : {}) } })),
+    cases: cases.map((c) => ({ name: c.name, ports: c.ports, proxy: { nodes: (c.socks ? socksUrls : c.http2 || c.tls ? h2Urls : proxyUrls).slice(0, c.nodes), ...(c.policy ? { policy: c.policy } : {}), ...(c.stickyWindowMs ? { stickyWindowMs: c.stickyWindowMs } : {}), ...(c.http2 ? { http2: true } : {}) } })),
   };
   const out = await runScript(lab, 'client', CLIENT, arg, { onProgress: (p) => progress.tick(p.note), timeoutMs: (DURATION_S + 120) * 1000 });
   progress.done();
@@ -134,7 +147,7 @@ try {
   for (const r of rows) {
     console.log(`| ${r.case} | ${pct(r.reuseRate)} | ${fmt(r.handshakesPer1k, 0)} | ${fmt(r.handshakeMsPer1k / 1000, 1)} s | ${fmt(r.handshakeMedianMs)} ms (${fmt(r.handshakeRtts, 2)}) | ${fmt(r.latency.p50)} / ${fmt(r.latency.p90)} | ${r.nodeSwitches} | ${r.originAccepted} | ${r.proxyConnects.join('/')} | ${r.peakNodeConnections ?? '-'} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorCodes)}` : ''} |`);
   }
-  result = { rttMs: check.rttMs, requests: REQUESTS, durationS: DURATION_S, origins: ORIGINS, proxies: 'tinyproxy ×2 (h2 cases: nghttpx --http2-proxy in front of each)', rows, samples: Object.fromEntries(out.cases.map((c) => [c.name, c.samples])) };
+  result = { rttMs: check.rttMs, requests: REQUESTS, durationS: DURATION_S, origins: ORIGINS, proxies: 'tinyproxy ×2 (h2 and https cases: nghttpx --http2-proxy in front of each; socks5: microsocks)', rows, samples: Object.fromEntries(out.cases.map((c) => [c.name, c.samples])) };
   const file = new ResultWriter('egress').write(result);
   console.log(`\nresults: ${file}`);
 } finally {
