@@ -1,3 +1,6 @@
+/** Largest buffer a writer keeps across reset(), bytes. */
+const RESET_KEEP_MAX = 4096;
+
 /** A growable byte buffer for encoders. Invariant: bytes [0, length) are written. */
 export class ByteWriter {
   #buf: Uint8Array;
@@ -51,6 +54,16 @@ export class ByteWriter {
   /** A copy of the written bytes. */
   finish(): Uint8Array {
     return this.#buf.slice(0, this.#len);
+  }
+
+  /**
+   * Start over, keeping the buffer (an encoder that writes one block at a
+   * time reuses one writer) unless one large block grew it past
+   * RESET_KEEP_MAX: a connection does not keep its largest block's size.
+   */
+  reset(): void {
+    this.#len = 0;
+    if (this.#buf.length > RESET_KEEP_MAX) this.#buf = new Uint8Array(256);
   }
 }
 

@@ -37,6 +37,7 @@ export class HpackEncoder {
   #ownMax: number;
   /** Latest absolute index per exact field and per name (stale when evicted: checked with has()). */
   #exact = new FieldIndex();
+  #w = new ByteWriter(256);
   #names = new Map<string, number>();
   /** Size updates owed at the start of the next block (the smallest first when it shrank in between, §4.2). */
   #updates: number[] = [];
@@ -74,7 +75,9 @@ export class HpackEncoder {
    * must stay a never-indexed literal (one received as such, §6.2.3).
    */
   encode(headers: ReadonlyArray<readonly [string, string]>, neverIndex?: (i: number) => boolean): Uint8Array {
-    const w = new ByteWriter(64 + headers.length * 16);
+    // One writer per encoder, reused: a block is copied out by finish(), so only that copy is allocated.
+    const w = this.#w;
+    w.reset();
     for (const size of this.#updates) {
       this.#table.setCapacity(size);
       encodePrefixInt(w, 0x20, 5, size);

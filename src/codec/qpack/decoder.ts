@@ -113,7 +113,7 @@ export class QpackDecoder {
     }
     if (this.#out.length === 0) return null;
     const bytes = this.#out.finish();
-    this.#out = new ByteWriter(32);
+    this.#out.reset();
     return bytes;
   }
 

@@ -72,6 +72,7 @@ export class QpackEncoder {
   #maxEntries = 0;
   #settingsApplied = false;
   #encStream = new ByteWriter(32);
+  #section = new ByteWriter(256);
   #decBuf: Uint8Array = new Uint8Array(0);
   /** Unacknowledged sections with dynamic references, per stream, oldest first. */
   readonly #outstanding = new Map<number, Section[]>();
@@ -152,7 +153,8 @@ export class QpackEncoder {
         else lines.push({ t: 'lit-name', name, value, never });
       }
     }
-    const w = new ByteWriter(64);
+    const w = this.#section;
+    w.reset(); // one writer reused: finish() copies the section out
     const ric = refs.length === 0 ? 0 : Math.max(...refs) + 1;
     const base = this.#table.insertCount;
     if (ric === 0) {
@@ -174,7 +176,7 @@ export class QpackEncoder {
   takeEncoderStreamBytes(): Uint8Array | null {
     if (this.#encStream.length === 0) return null;
     const b = this.#encStream.finish();
-    this.#encStream = new ByteWriter(32);
+    this.#encStream.reset();
     return b;
   }
 
