@@ -12,6 +12,7 @@ import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
 import { publishConnection } from './diagnostics.js';
+import { pingOrClose } from '../transport/ping-probe.js';
 import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 
 /** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */
@@ -465,17 +466,10 @@ export class Pool implements TickMember {
   }
 
   #probe(e: Entry): void {
-    const c = e.conn;
-    if (!c.ping) return;
-    e.pinging = true;
-    c.ping(this.opts.pingTimeoutMs).then(
-      () => { e.pinging = false; },
-      (err: unknown) => {
-        e.pinging = false;
-        this.counters.error(ErrorCode.PING_TIMEOUT);
-        c.destroy(toOriginlinkError(err));
-      },
-    );
+    pingOrClose(e, e.conn, this.opts.pingTimeoutMs, (err) => {
+      this.counters.error(ErrorCode.PING_TIMEOUT);
+      return err;
+    });
   }
 
   stats(): PoolStats {

@@ -275,7 +275,6 @@ export class QuicEndpoint {
     return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut, gsoSends: this.#sink.gsoSends, rxBatches };
   }
 
-  /** Let the process exit while only this endpoint is open. */
   /**
    * New certificates (a config reload): connections accepted from now on get
    * these configs; live ones keep theirs. Connections still held for their
@@ -291,6 +290,7 @@ export class QuicEndpoint {
     else delete srv.byName;
   }
 
+  /** Let the process exit while only this endpoint is open. */
   unref(): void {
     this.#socket.unref();
     for (const e of this.#extra) e.socket.unref();

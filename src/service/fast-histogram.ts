@@ -49,6 +49,7 @@ export class FastHistogram {
     s.count++;
   }
 
+  /** prom-client's Metric contract (Registry.resetMetrics). */
   reset(): void {
     this.#series.clear();
   }

@@ -33,6 +33,7 @@ import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js';
 import { H2PooledConnection } from './h2.js';
+import { pingOrClose } from './ping-probe.js';
 import type { ProxyNode } from './proxy.js';
 import { connectAuthority, connectStatusError, openTunnel, proxyAuthorization, proxyError, proxyTlsOptions, type TunnelOptions } from './tunnel.js';
 
@@ -229,17 +230,11 @@ export class H2ProxyLinks {
   /** PING the node now (unless a PING is out already); no answer in time closes the connection and its tunnels. */
   #probe(link: Link, node: ProxyNode, o: H2TunnelOptions): void {
     const conn = link.conn;
-    if (link.pinging || !conn.isUsable()) return;
-    link.pinging = true;
-    conn.ping(o.pingTimeoutMs).then(
-      () => { link.pinging = false; },
-      (e: unknown) => {
-        link.pinging = false;
-        if (conn.state === 'closed') return;
-        this.#dead.set(node.key, (this.#dead.get(node.key) ?? 0) + 1);
-        conn.destroy(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `proxy ${node.id}: HTTP/2 connection answered no PING within ${o.pingTimeoutMs} ms; closed with its ${conn.active} tunnel(s)`, { cause: e, details: { proxy: node.id } }));
-      },
-    );
+    if (!conn.isUsable()) return;
+    pingOrClose(link, conn, o.pingTimeoutMs, (e) => {
+      this.#dead.set(node.key, (this.#dead.get(node.key) ?? 0) + 1);
+      return new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `proxy ${node.id}: HTTP/2 connection answered no PING within ${o.pingTimeoutMs} ms; closed with its ${conn.active} tunnel(s)`, { cause: e, details: { proxy: node.id } });
+    });
   }
 }
 

@@ -97,7 +97,6 @@ interface Counters extends HandshakeCounts {
   reprioritised: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate. */
   resetFloods: number;
-  certificateSwaps: number;
   /** Request streams rejected for a head that did not arrive within headersTimeoutMs. */
   headTimeouts: number;
 }
@@ -118,8 +117,6 @@ export interface H3Server {
    * Throws (and changes nothing) when a certificate or key is unusable.
    */
   setCertificates(c: Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'>): void;
-  /** setCertificates calls that took effect. */
-  readonly certificateSwaps: number;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate (rapid reset). */
@@ -191,7 +188,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   };
   let current = buildAll(opts);
   const { config, loopback, byName } = current;
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0, certificateSwaps: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -251,10 +248,6 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       const next = buildAll(c);
       ep.setServerConfigs(next);
       current = next;
-      counters.certificateSwaps++;
-    },
-    get certificateSwaps() {
-      return counters.certificateSwaps;
     },
     get tooEarly() {
       return counters.tooEarly;

@@ -91,22 +91,20 @@ afterAll(async () => {
 
 describe('certificates chosen by server name', () => {
   it('https front, curl: one.test and x.wild.test get their own certificates, localhost the default, an unknown name fails verification', async () => {
-    const curl = curlGet;
-    expect(await curl('one.test')).toBe(`host one.test:${https}`);
-    expect(await curl('x.wild.test')).toBe(`host x.wild.test:${https}`);
-    expect(await curl('localhost')).toBe(`host localhost:${https}`);
+    expect(await curlGet('one.test')).toBe(`host one.test:${https}`);
+    expect(await curlGet('x.wild.test')).toBe(`host x.wild.test:${https}`);
+    expect(await curlGet('localhost')).toBe(`host localhost:${https}`);
     // The default certificate does not hold nobody.test: curl's name check fails (exit 60, peer certificate not OK).
-    expect(await curl('nobody.test')).toBe('curl exit 60');
+    expect(await curlGet('nobody.test')).toBe('curl exit 60');
     // A wildcard covers one label only (RFC 6125 §6.4.3).
-    expect(await curl('a.b.wild.test')).toBe('curl exit 60');
+    expect(await curlGet('a.b.wild.test')).toBe('curl exit 60');
   });
 
   it('h3 front, quiche client: the same choices', async () => {
-    const get = h3Get;
-    expect(await get('one.test')).toBe('host one.test');
-    expect(await get('x.wild.test')).toBe('host x.wild.test');
-    expect(await get('localhost')).toBe('host localhost');
-    expect(await get('nobody.test')).toMatch(/^failed: .*certificate/i);
+    expect(await h3Get('one.test')).toBe('host one.test');
+    expect(await h3Get('x.wild.test')).toBe('host x.wild.test');
+    expect(await h3Get('localhost')).toBe('host localhost');
+    expect(await h3Get('nobody.test')).toMatch(/^failed: .*certificate/i);
   });
 
   it('a reload with other certificates: new connections on both fronts get them, a live h3 connection keeps working', async () => {
