@@ -703,10 +703,13 @@ export class QuicConnection implements QuicStreamTransport {
    */
   #drainSend(force = false): void {
     const q = this.#q;
-    const pacer = force || !this.established || this.#pacer === null ? null : this.#pacer;
-    let refreshed = false;
     // Lone FINs go to quiche here and nowhere else: between this and the send() loop below no
-    // datagram can be received, so an ACK cannot make quiche forget them (write-queue.ts).
+    // datagram can be received, so an ACK cannot make quiche forget them (write-queue.ts). That
+    // holds only if the loop drains send() to the end: a drain that hands FINs is not paced (a
+    // paced stop let the peer's ACK in before the FIN left — test/peer/quic-lone-fin.test.ts).
+    const handsFins = this.#writes.loneFins > 0;
+    const pacer = force || handsFins || !this.established || this.#pacer === null ? null : this.#pacer;
+    let refreshed = false;
     const finFailures = this.#writes.handLoneFins(q);
     for (const f of finFailures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
     const sink = this.#init.sink;

@@ -160,6 +160,11 @@ export class WriteQueues {
   /** Bytes the last flush() moved into quiche. */
   accepted = 0;
 
+  /** Lone FINs waiting to be handed to quiche. */
+  get loneFins(): number {
+    return this.#loneFins.size;
+  }
+
   /**
    * Hand the lone FINs to quiche. Call only right before draining `send()`,
    * with no `recv()` in between (see the file comment).

@@ -16,8 +16,13 @@ export interface Dnsmasq {
   readonly server: string;
   /** Replace every record: name → addresses. Resolves once dnsmasq has re-read the file. */
   setRecords(records: Record<string, readonly string[]>): Promise<void>;
-  /** Queries seen for `name` (A and AAAA each count). */
+  /** Queries seen for `name` (A and AAAA each count) in the log read so far. */
   queries(name: string): number;
+  /**
+   * The same once dnsmasq's log (a pipe, read asynchronously) has caught up: at least `atLeast`
+   * lines and no new line for 100 ms (bounded, 3 s). A query logged late is counted, not missed.
+   */
+  settledQueries(name: string, atLeast?: number): Promise<number>;
   stop(): Promise<void>;
   /** Start again on the same port after stop() (serve-stale tests). */
   restart(): Promise<void>;
@@ -68,6 +73,15 @@ export async function startDnsmasq(records: Record<string, readonly string[]>, t
       let n = 0;
       for (const line of log.split('\n')) if (/query\[(A|AAAA)\] /.test(line) && line.includes(` ${name} from`)) n++;
       return n;
+    },
+    async settledQueries(name, atLeast = 0) {
+      const deadline = Date.now() + 3000;
+      let len = -1;
+      while (Date.now() < deadline && (len !== log.length || this.queries(name) < atLeast)) {
+        len = log.length;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return this.queries(name);
     },
     async stop() {
       const c = child;

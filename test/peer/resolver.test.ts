@@ -23,14 +23,14 @@ describe('Resolver (dnsmasq)', () => {
     expect(a.source).toBe('dns');
     expect(a.addresses).toEqual([{ address: '::1', family: 6 }, { address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }]);
     expect(a.ttlMs).toBe(2000);
-    const q = dns.queries('multi.test');
+    const q = await dns.settledQueries('multi.test', 2);
     expect(q).toBe(2);
     now += 1500;
     await r.resolve('MULTI.test');
-    expect(dns.queries('multi.test')).toBe(q); // cached, case-insensitive
+    expect(await dns.settledQueries('multi.test')).toBe(q); // cached, case-insensitive
     now += 600;
     await r.resolve('multi.test');
-    expect(dns.queries('multi.test')).toBe(q + 2); // expired: asked again
+    expect(await dns.settledQueries('multi.test', q + 2)).toBe(q + 2); // expired: asked again
     expect(r.stats()).toMatchObject({ cacheHits: 1, entries: 1 });
   });
 
@@ -45,10 +45,10 @@ describe('Resolver (dnsmasq)', () => {
     let now = 5_000_000;
     const r = new Resolver({ servers: [dns.server], now: () => now });
     await dns.setRecords({ 'change.test': ['127.0.0.5'] });
-    const before = dns.queries('change.test');
+    const before = await dns.settledQueries('change.test');
     const all = await Promise.all([r.resolve('change.test'), r.resolve('change.test'), r.resolve('change.test')]);
     expect(all.map((x) => x.addresses[0]?.address)).toEqual(['127.0.0.5', '127.0.0.5', '127.0.0.5']);
-    expect(dns.queries('change.test') - before).toBe(2); // one A + one AAAA for three callers
+    expect((await dns.settledQueries('change.test', before + 2)) - before).toBe(2); // one A + one AAAA for three callers
     await dns.setRecords({ 'change.test': ['127.0.0.6'], 'multi.test': ['127.0.0.2', '127.0.0.3', '::1'], 'other.test': ['127.0.0.4'] });
     expect((await r.resolve('change.test')).addresses[0]?.address).toBe('127.0.0.5'); // within TTL
     now += 2001;
@@ -88,7 +88,7 @@ describe('Resolver (dnsmasq)', () => {
     const lh = await r.resolve('localhost');
     expect(lh.source).toBe('system');
     expect(lh.addresses.some((a) => a.address === '127.0.0.1' || a.address === '::1')).toBe(true);
-    const before = dns.queries('localhost');
+    const before = await dns.settledQueries('localhost');
     expect(before).toBe(0); // RFC 6761 §6.3: never sent to the servers
     const noFallback = new Resolver({ servers: [dns.server], systemFallback: false });
     await expect(noFallback.resolve('nothing-here.test')).rejects.toMatchObject({ code: 'OL_DNS_FAILED' });
