@@ -203,31 +203,37 @@ async function awaitFin(p: Peer, id: number, ms: number): Promise<{ bytes: numbe
   return { bytes, fin };
 }
 
+/**
+ * `runs` requests on a fresh connection; each stream's end is arranged by `end` (given the peer, the
+ * stream and the peer's unsent ACK of its 100 bytes). Returns how many ends never arrived within 1 s.
+ */
+async function hungEnds(runs: number, end: (p: Peer, id: number, ack: Buffer[]) => Promise<void>): Promise<number> {
+  const p = await Peer.open();
+  try {
+    await handshake(p);
+    let hung = 0;
+    for (let run = 0; run < runs; run++) {
+      const id = run * 4;
+      await end(p, id, await askAndRead(p, id));
+      if (!(await awaitFin(p, id, 1000)).fin) hung++;
+    }
+    return hung;
+  } finally {
+    p.close();
+  }
+}
+
 describe('a lone FIN against a peer that ACKs at once', () => {
   it('every stream end arrives when the ACK of its data lands between the end and the next send', async () => {
-    const p = await Peer.open();
-    try {
-      await handshake(p);
-      let hung = 0;
-      const runs = 20;
-      for (let run = 0; run < runs; run++) {
-        const id = run * 4;
-        const ack = await askAndRead(p, id);
-        // One macrotask: the application ends the stream (a zero-length FIN
-        // to the driver) and the peer's ACK of all 100 bytes leaves.
-        await new Promise<void>((r) =>
-          setTimeout(() => {
-            serverConn!.send(id, EMPTY, true);
-            p.transmit(ack);
-            r();
-          }, 1),
-        );
-        if (!(await awaitFin(p, id, 1000)).fin) hung++;
-      }
-      expect(hung).toBe(0);
-    } finally {
-      p.close();
-    }
+    // One macrotask: the application ends the stream (a zero-length FIN to the driver) and the peer's ACK of all 100 bytes leaves.
+    const hung = await hungEnds(20, (p, id, ack) => new Promise<void>((r) =>
+      setTimeout(() => {
+        serverConn!.send(id, EMPTY, true);
+        p.transmit(ack);
+        r();
+      }, 1),
+    ));
+    expect(hung).toBe(0);
   }, 60_000);
 
   it('the same while our pacer holds packets back at that moment (the FIN must not wait for the pacer)', async () => {
@@ -240,31 +246,21 @@ describe('a lone FIN against a peer that ACKs at once', () => {
     Pacer.prototype.allow = function (this: Pacer, now: number): number {
       return now < holdUntil ? holdUntil - now : allow.call(this, now);
     };
-    const p = await Peer.open();
     try {
-      await handshake(p);
-      let hung = 0;
-      const runs = 10;
-      for (let run = 0; run < runs; run++) {
-        const id = run * 4;
-        const ack = await askAndRead(p, id);
-        // The end, then (after the driver's pass, inside the pacer's 5 ms) the ACK of the data.
-        await new Promise<void>((r) =>
+      // The end, then (after the driver's pass, inside the pacer's 5 ms) the ACK of the data.
+      const hung = await hungEnds(10, (p, id, ack) => new Promise<void>((r) =>
+        setTimeout(() => {
+          holdUntil = performance.now() + 5;
+          serverConn!.send(id, EMPTY, true);
           setTimeout(() => {
-            holdUntil = performance.now() + 5;
-            serverConn!.send(id, EMPTY, true);
-            setTimeout(() => {
-              p.transmit(ack);
-              r();
-            }, 2);
-          }, 1),
-        );
-        if (!(await awaitFin(p, id, 1000)).fin) hung++;
-      }
+            p.transmit(ack);
+            r();
+          }, 2);
+        }, 1),
+      ));
       expect(hung).toBe(0);
     } finally {
       Pacer.prototype.allow = allow;
-      p.close();
     }
   }, 60_000);
 
