@@ -70,6 +70,7 @@ if (o.kind === 'h3') {
         if (r.delayMs) await sleep(r.delayMs);
       } finally { t.inflight--; }
       req.body.resume();
+      if (o.traceQuic && r.length >= 1 << 20) traceQuic(req);
       const body = Buffer.isBuffer(r.body) ? r.body : Readable.from(r.body, { objectMode: false });
       return { status: r.status, headers: [['content-length', String(r.length)], ['content-type', 'application/octet-stream']], body };
     },
@@ -110,11 +111,34 @@ if (o.kind === 'h3') {
   print({ event: 'ready', kind: 'tcp', port: server.address()?.port ?? o.port, tfo });
 }
 
+// o.traceQuic: while a response of 1 MiB or more is sent, the connection's congestion window, RTT, losses and
+// bytes sent every 100 ms (the loss bench shows what quiche's controller did).
+const quicTrace = [];
+function traceQuic(req) {
+  const t0 = performance.now();
+  let idle = 0;
+  const sample = () => {
+    let s;
+    try { s = req.connection.quicStats(); } catch { stop(); return; }
+    const prev = quicTrace.at(-1);
+    // Stop a second after the connection stopped sending (the response is done).
+    idle = prev && prev.bytesSent === s.bytesSent ? idle + 1 : 0;
+    if (idle >= 10) { stop(); return; }
+    quicTrace.push({ ms: Math.round(performance.now() - t0), cwnd: s.cwnd, rttMs: s.rttMs, lost: s.lost, bytesSent: s.bytesSent, buffered: s.bufferedBytes });
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  const stop = () => clearInterval(timer);
+  req.onAbort(stop);
+  setTimeout(stop, 60_000).unref();
+  return stop;
+}
+
 function print(obj) { process.stdout.write(`${JSON.stringify(obj)}\n`); }
 
 function stats() {
   return {
-    event: 'stats', tcpConnections: connections, tcpPeakOpen: peakOpen,
+    event: 'stats', tcpConnections: connections, tcpPeakOpen: peakOpen, ...(quicTrace.length ? { quicTrace } : {}),
     tags: Object.fromEntries([...tags].map(([k, t]) => [k, { requests: t.requests, connections: t.peers.size, opened: t.opened, peakInflight: t.peakInflight, ...(t.arrivals?.length ? { arrivalsHrMs: t.arrivals } : {}) }])),
   };
 }

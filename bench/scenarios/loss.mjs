@@ -48,7 +48,7 @@ try {
       labs.push({ lossPct: loss, selfCheck: check, facts });
       const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
       const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: false });
-      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC }, pacing: QUIC_PACING }) : null;
+      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC }, pacing: QUIC_PACING, traceQuic: true }) : null;
       for (const proto of PROTOS) {
         progress.note(`${loss}% ${proto} running`);
         const before = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };
@@ -61,7 +61,10 @@ try {
         runs.push({ lossPct: loss, ...r, nstat: { client: delta('client'), server: delta('server') }, link: { clientToServer: linkDelta('clientToServer'), serverToClient: linkDelta('serverToClient') }, tcpCongestionControl: facts.congestionControl });
         progress.tick(`${loss}% ${proto}: ${fmt(r.bulk.bytesPerS / 2 ** 20, 2)} MiB/s`);
       }
-      const arrivals = { h2: (await tcp.stop())?.tags?.small?.arrivalsHrMs ?? [], h3: (await h3?.stop())?.tags?.small?.arrivalsHrMs ?? [] };
+      const h3Stats = await h3?.stop();
+      const arrivals = { h2: (await tcp.stop())?.tags?.small?.arrivalsHrMs ?? [], h3: h3Stats?.tags?.small?.arrivalsHrMs ?? [] };
+      const h3Run = runs.find((x) => x.lossPct === loss && x.proto === 'h3');
+      if (h3Run && h3Stats?.quicTrace) h3Run.quicTrace = h3Stats.quicTrace;
       // Each origin's small requests arrive in issue order on one connection: pair them with the client's send times.
       for (const run of runs.filter((x) => x.lossPct === loss)) {
         const arr = arrivals[run.proto] ?? [];
@@ -86,6 +89,7 @@ try {
       bulkMiBps: r.bulk.bytesPerS / 2 ** 20, bulkMiB: r.bulk.bytes / 2 ** 20, finished: r.bulk.finished, elapsedS: r.bulk.elapsedMs / 1000, bulkError: r.bulk.error,
       sameConnection: r.sameConnection, tcpRetrans: r.nstat.server.TcpRetransSegs + r.nstat.client.TcpRetransSegs,
       linkLost: r.link.clientToServer.lost + r.link.serverToClient.lost, quicLost: r.quicStats?.lost ?? null,
+      ...(r.quicTrace ? { cwnd: cwndSummary(r.quicTrace) } : {}),
     };
   });
   const goals = [];
@@ -102,6 +106,8 @@ try {
     '| loss | proto | small p50 ms | small p99 ms | small max ms | request → origin p50 / p99 ms | origin arrival → response head p50 / p99 ms | small errors | bulk MiB/s | bulk MiB | finished | bulk s | link drops | TCP retrans |',
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
     ...rows.map((r) => `| ${r.lossPct}% | ${r.proto} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.reqOneWayP50Ms)} / ${fmt(r.reqOneWayP99Ms)} | ${fmt(r.arrivalToHeadP50Ms)} / ${fmt(r.arrivalToHeadP99Ms)} | ${r.smallErrors} | ${fmt(r.bulkMiBps, 2)} | ${fmt(r.bulkMiB, 1)} | ${r.finished ? 'yes' : `no (${r.bulkError ?? 'short'})`} | ${fmt(r.elapsedS, 1)} | ${r.linkLost} | ${r.proto === 'h3' ? '-' : r.tcpRetrans} |`),
+    '',
+    ...rows.filter((r) => r.cwnd).map((r) => `h3 origin's congestion window during the bulk at ${r.lossPct}% (every 100 ms): median ${fmt(r.cwnd.medianKiB, 0)} KiB, max ${fmt(r.cwnd.maxKiB, 0)} KiB, ${r.cwnd.collapses} collapse(s) below 1/8 of the largest so far`),
     '',
     ...(goals.length ? ['| goal | h2 p99 ms | h3 p99 ms | h3/h2 | met |', '|---|---:|---:|---:|---|',
       ...goals.map((g) => `| ${g.goal} | ${fmt(g.h2P99Ms)} | ${fmt(g.h3P99Ms)} | ${fmt(g.ratio, 2)} | ${g.met ? 'yes' : '**no**'} |`)] : []),
@@ -124,6 +130,15 @@ try {
     mark: { type: 'line', point: true },
     encoding: { x: { field: 'lossPct', type: 'quantitative', title: 'loss % (each direction)' }, y: { field: 'bulkMiBps', type: 'quantitative', title: 'MiB/s' }, color: { field: 'proto', type: 'nominal' } },
   });
+  const trace = runs.filter((r) => r.quicTrace).flatMap((r) => r.quicTrace.map((x) => ({ lossPct: `${r.lossPct}%`, ms: x.ms, cwndKiB: (x.cwnd ?? 0) / 1024 })));
+  if (trace.length) {
+    await w.chart('quic-cwnd', {
+      title: `h3 origin's congestion window during the bulk (quiche ${QUIC_CC})`, width: 420, height: 260,
+      data: { values: trace },
+      mark: { type: 'line' },
+      encoding: { x: { field: 'ms', type: 'quantitative', title: 'ms since the bulk request' }, y: { field: 'cwndKiB', type: 'quantitative', title: 'cwnd KiB' }, color: { field: 'lossPct', type: 'nominal' } },
+    });
+  }
   const file = w.write({ rttMs: RTT, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S, seed: SEED, tcpCongestionControl: cc, quicCongestionControl: QUIC_CC, quicPacing: QUIC_PACING, labs, rows, goals, runs });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
@@ -131,3 +146,18 @@ try {
   exitCode = 1;
 }
 process.exit(exitCode);
+
+// A collapse: a sample below 1/8 of the largest window seen before it, counted once until the window recovers to 1/2 of it.
+function cwndSummary(trace) {
+  const w = trace.map((x) => x.cwnd).filter((x) => typeof x === 'number');
+  if (!w.length) return null;
+  let max = 0;
+  let collapses = 0;
+  let down = false;
+  for (const c of w) {
+    if (!down && max > 0 && c < max / 8) { collapses++; down = true; }
+    if (down && c >= max / 2) down = false;
+    max = Math.max(max, c);
+  }
+  return { medianKiB: summarize(w).p50 / 1024, maxKiB: max / 1024, collapses, samples: w.length };
+}

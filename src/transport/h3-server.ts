@@ -10,7 +10,7 @@ import { QuicEndpoint, type EndpointStats, type ServerConfigs } from '../quic/en
 import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
-import type { QuicConnection } from '../quic/connection.js';
+import type { QuicConnection, QuicStatsSnapshot } from '../quic/connection.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
 import { h3Settings, StreamBody, writeBody, type QpackOptions } from './h3-common.js';
 import { H3ErrorCode } from '../codec/errors.js';
@@ -325,6 +325,11 @@ class ServerSession {
 
   get priorityUpdates(): number {
     return this.#h3.stats().priorityUpdates;
+  }
+
+  /** The QUIC connection's counters and its active path's RTT and congestion window (a handler reads them through `req.connection`). */
+  quicStats(): QuicStatsSnapshot {
+    return this.#quic.stats();
   }
 
   goaway(): void {

@@ -30,7 +30,7 @@ export interface ServerRequest {
   onAbort(fn: (reason: Error) => void): void;
   /** The HTTP version the client spoke: `1.0`, `1.1`, `2` or `3`. */
   version: string;
-  /** The client connection it came on: one object per connection, the same for all its requests (per-client accounting). */
+  /** The client connection it came on: one object per connection, the same for all its requests (per-client accounting). On HTTP/3 its `quicStats()` gives the QUIC connection's counters, RTT and congestion window. */
   connection: object;
   /** Request body bytes to come: 0 for none, the declared length, or null when streamed without one. */
   bodyLength: number | null;

@@ -9,6 +9,7 @@ import { Agent } from '../../src/index.js';
 import { DEFAULT_CC } from '../../src/quic/cc.js';
 import { parseConfig } from '../../src/service/config.js';
 import type { H3Server } from '../../src/transport/h3-server.js';
+import type { QuicStatsSnapshot } from '../../src/quic/connection.js';
 import { connectH3 } from '../../src/transport/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
@@ -41,7 +42,8 @@ describe('QUIC congestion control', () => {
     const body = Buffer.alloc(1024 * 1024, 0x61);
     const ms: Record<string, number> = {};
     for (const cc of ['cubic', 'bbr'] as const) {
-      const origin = await startTestH3Server({ port: 0, quic: { cc, maxUdpPayload: 1350 }, handler: () => ({ status: 200, body }) });
+      let conn: { quicStats(): QuicStatsSnapshot } | null = null;
+      const origin = await startTestH3Server({ port: 0, quic: { cc, maxUdpPayload: 1350 }, handler: (req) => { conn = req.connection as typeof conn; return { status: 200, body }; } });
       const relay = await startUdpRelay(origin.address.port, { delayMs: 25, loss: 0.02 });
       const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, quic: { maxUdpPayload: 1350 }, headersTimeoutMs: 50_000, bodyTimeoutMs: 50_000 });
       try {
@@ -51,6 +53,12 @@ describe('QUIC congestion control', () => {
         for await (const d of r.body) n += (d as Buffer).length;
         ms[cc] = performance.now() - t0;
         expect(n).toBe(body.length);
+        // The handler sees its connection's transport state (what the loss bench traces): the relay's RTT, the losses, the bytes.
+        const st = conn!.quicStats();
+        expect(st.bytesSent).toBeGreaterThan(body.length);
+        expect(st.rttMs).toBeGreaterThanOrEqual(45);
+        expect(st.cwnd).toBeGreaterThan(0);
+        expect(st.lost).toBeGreaterThan(0);
       } finally {
         c.destroy();
         relay.close();
