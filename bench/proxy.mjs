@@ -16,14 +16,15 @@
 // fronts: originlink's `h2c` listener, nginx `listen … http2`, HAProxy
 // `proto h2`), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
 // earlier commit) run as one more target, "originlink (previous)", BENCH_NODE_ARGS
-// node flags for the originlink processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`), BENCH_WORKERS a
+// node flags for the originlink processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`, or `--trace-gc-nvp` with
+// BENCH_STDOUT=FILE, where the started processes' standard output is appended), BENCH_WORKERS a
 // list such as `1,2`: more targets, `originlink serve --workers N` (h2 upstream); one
 // worker is pinned to the proxy core like the others, two or more get every core
 // (the load generator's too: on a 2-core machine that is a shared core, say so), BENCH_RATE a fixed
 // total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load.
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { openSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -81,7 +82,7 @@ const waitPort = async (port, ms = 10_000) => {
   throw new Error(`port ${port} did not open`);
 };
 const start = (cpu, cmd, args) => {
-  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', process.env.BENCH_STDOUT ? openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => { err += d; });
   p.on('exit', (code) => { if (code && code !== 0 && !p.killedByUs) console.error(`${cmd} exited ${code}: ${err.slice(-400)}`); });

@@ -34,7 +34,7 @@ import type { HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
@@ -174,32 +174,21 @@ export class H1ServerSession {
       const i = path.indexOf('/', path.indexOf('//') + 2);
       path = i < 0 ? '/' : path.slice(i);
     }
-    p.req = {
-      method: head.method,
-      path,
-      authority: head.authority,
-      scheme: this.#scheme,
-      headers: head.headers,
-      get body(): PushBody {
-        if (!p.body) {
-          p.body = new PushBody(() => {}, () => {});
-          p.body.deliver(EMPTY, true);
-        }
-        return p.body;
-      },
-      streamId: id,
-      remoteAddress: this.socket.remoteAddress ?? '',
-      remotePort: this.socket.remotePort ?? 0,
-      version: head.minor === 0 ? '1.0' : '1.1',
-      connection: this,
-      bodyLength: head.framing === 'none' ? 0 : head.contentLength,
-      protocol: head.upgrade,
-      get signal(): AbortSignal { return p.abort.signal; },
-      onAbort: (fn) => p.abort.onAbort(fn),
-    };
+    const body = p.body ?? ((): PushBody => {
+      // A request without a body: an empty, ended stream made only when a handler asks for it.
+      p.body = new PushBody(() => {}, () => {});
+      p.body.deliver(EMPTY, true);
+      return p.body;
+    });
+    const req = new ServedRequest(
+      head.method, path, head.authority, this.#scheme, head.headers, body, id,
+      this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, head.minor === 0 ? '1.0' : '1.1', this,
+      head.framing === 'none' ? 0 : head.contentLength, head.upgrade, p.abort,
+    );
+    p.req = req;
     let r: ServerResponse | Promise<ServerResponse>;
     try {
-      r = this.#opts.handler(p.req);
+      r = this.#opts.handler(req);
     } catch (e) {
       this.#answered(p, null, e);
       return;

@@ -21,7 +21,7 @@ import { abortBody } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 
 const WRITE_HIGH_WATER = 256 * 1024;
@@ -189,23 +189,10 @@ export class H2ServerSession {
       this.#h2.respond(id, CONTINUE_HEAD, false);
       this.#io.flush();
     }
-    const req: ServerRequest = {
-      method,
-      path,
-      authority,
-      scheme,
-      headers: fields,
-      body: s.body,
-      streamId: id,
-      remoteAddress: this.socket.remoteAddress ?? '',
-      remotePort: this.socket.remotePort ?? 0,
-      version: '2',
-      connection: this,
-      bodyLength: endStream ? 0 : declaredLength(fields),
-      protocol,
-      get signal(): AbortSignal { return s.abort.signal; },
-      onAbort: (fn) => s.abort.onAbort(fn),
-    };
+    const req = new ServedRequest(
+      method, path, authority, scheme, fields, s.body, id, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, '2', this,
+      endStream ? 0 : declaredLength(fields), protocol, s.abort,
+    );
     this.#arrived.push([id, s, req]);
   }
 

@@ -19,7 +19,7 @@ import { WindowCounter } from '../util/window-counter.js';
 import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -430,24 +430,10 @@ class ServerSession {
       return;
     }
     if (!end && wantsContinue(fields)) this.#h3.sendHeaders(id, CONTINUE_HEAD, false);
-    const req: H3ServerRequest = {
-      method,
-      path,
-      authority,
-      scheme,
-      headers: fields,
-      body: s.body,
-      streamId: id,
-      remoteAddress: this.#quic.remote.host,
-      remotePort: this.#quic.remote.port,
-      version: '3',
-      connection: this,
-      bodyLength: end ? 0 : declaredLength(fields),
-      protocol,
-      ...(priority ? { priority } : {}),
-      get signal(): AbortSignal { return s.abort.signal; },
-      onAbort: (fn) => s.abort.onAbort(fn),
-    };
+    const req = new ServedRequest(
+      method, path, authority, scheme, fields, s.body, id, this.#quic.remote.host, this.#quic.remote.port, '3', this,
+      end ? 0 : declaredLength(fields), protocol, s.abort, priority,
+    );
     this.#arrived.push([id, s, req]);
     if (!this.#dispatchQueued) {
       this.#dispatchQueued = true;

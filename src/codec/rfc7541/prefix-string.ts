@@ -57,7 +57,8 @@ function cachedHuffman(buf: Uint8Array, start: number, end: number): string {
   if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit.value;
   const value = huffmanDecode(buf, start, end);
   if (huffmanCache.size >= HUFFMAN_CACHE_MAX) huffmanCache.clear();
-  huffmanCache.set(h, { bytes: buf.slice(start, end), value });
+  // A copy: `buf` is often a Buffer, whose slice() is a view that would pin the whole socket read it came from.
+  huffmanCache.set(h, { bytes: new Uint8Array(buf.subarray(start, end)), value });
   return value;
 }
 
