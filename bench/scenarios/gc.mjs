@@ -5,7 +5,8 @@
 // generation per request — objects that outlive a request there cost a copy in every scavenge and
 // then a major GC. A request's objects should die young: promoted bytes per request near zero.
 // Targets (BENCH_GC_TARGETS, default all): server-h1 / server-h2 (our HTTP/1.1 and cleartext HTTP/2
-// servers answering 1 KiB, loaded by wrk -c32 / h2load -c32 -m1), client-h1 / client-h2 (an Agent with 32
+// servers answering 1 KiB, loaded by wrk -c32 / h2load -c32 -m1), server-h2m (the HTTP/2 server with 16
+// streams on each of 4 connections, h2load -c4 -m16), client-h1 / client-h2 (an Agent with 32
 // requests in flight against our server of that protocol, which runs on CPU 0). BENCH_DURATION seconds
 // per target (5); BENCH_ANCHOR_DIST another build's dist/ run as "previous" beside this one.
 // Needs: wrk, h2load, taskset (Debian: wrk nghttp2-client util-linux), a built dist/.
@@ -20,7 +21,7 @@ import { fmt } from '../lib/stats.mjs';
 
 const run = promisify(execFile);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const TARGETS = (process.env.BENCH_GC_TARGETS ?? 'server-h1,server-h2,client-h1,client-h2').split(',').filter(Boolean);
+const TARGETS = (process.env.BENCH_GC_TARGETS ?? 'server-h1,server-h2,server-h2m,client-h1,client-h2').split(',').filter(Boolean);
 const BUILDS = [['this build', DIST], ...(process.env.BENCH_ANCHOR_DIST ? [['previous', process.env.BENCH_ANCHOR_DIST]] : [])];
 const PEER = fileURLToPath(new URL('../lib/gc-peer.mjs', import.meta.url));
 const TICK_US = 1e6 / 100; // /proc/PID/stat counts clock ticks of 10 ms here (getconf CLK_TCK = 100)
@@ -61,7 +62,7 @@ function gcOf(log) {
   return { scavenges, scavengeMs, promotedBytes: promoted, otherGcs: others, otherGcMs: otherMs };
 }
 
-async function serverTarget(dist, proto) {
+async function serverTarget(dist, proto, multiplexed) {
   const port = await freePort();
   const srv = startPeer(1, [dist, 'server', proto, String(port)], { trace: true, ready: true });
   await srv.readyP;
@@ -72,7 +73,8 @@ async function serverTarget(dist, proto) {
     const { stdout } = await run('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, url], { timeout: (DURATION + 30) * 1000 });
     requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
   } else {
-    const { stdout } = await run('taskset', ['-c', '0', 'h2load', '-c32', '-m1', '-D', String(DURATION), url], { timeout: (DURATION + 30) * 1000 });
+    const shape = multiplexed ? ['-c4', '-m16'] : ['-c32', '-m1'];
+    const { stdout } = await run('taskset', ['-c', '0', 'h2load', ...shape, '-D', String(DURATION), url], { timeout: (DURATION + 30) * 1000 });
     requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(stdout)?.[1] ?? 0);
   }
   const cpuUs = (cpuTicks(srv.p.pid) - t0) * TICK_US;
@@ -97,10 +99,11 @@ async function clientTarget(dist, proto) {
 
 const rows = [];
 for (const target of TARGETS) {
-  const [role, proto] = target.split('-');
+  const [role, kind] = target.split('-');
+  const proto = kind.slice(0, 2);
   for (const [build, dist] of BUILDS) {
     process.stderr.write(`gc: ${target} (${build})\n`);
-    const r = role === 'server' ? await serverTarget(dist, proto) : await clientTarget(dist, proto);
+    const r = role === 'server' ? await serverTarget(dist, proto, kind.endsWith('m')) : await clientTarget(dist, proto);
     rows.push({ target, build, ...r, reqPerS: r.requests / r.seconds, cpuUsPerReq: r.cpuUs / r.requests, scavengeMsPer1k: (r.scavengeMs / r.requests) * 1000, promotedBytesPerReq: r.promotedBytes / r.requests });
   }
 }

@@ -16,6 +16,7 @@
  * (§5.4.2).
  */
 import { concatBytes } from '../codec/bytes.js';
+import { IdMap } from '../util/id-map.js';
 import { H2ErrorCode } from '../codec/errors.js';
 import {
   CLIENT_PREFACE, dataFrameHeader, encodeGoaway, encodeHeaders, encodePing, encodeRstStream, encodeSettings, encodeWindowUpdate,
@@ -55,7 +56,7 @@ export class H2Connection {
   #reader = new H2FrameReader();
   #decoder: HpackDecoder;
   #encoder = new HpackEncoder();
-  #streams = new Map<number, H2Stream>();
+  #streams = new IdMap<H2Stream>();
   #floods: FloodGuard;
   // Settings: ours (applied once acknowledged) and the peer's.
   #windowSize: number;
@@ -89,7 +90,8 @@ export class H2Connection {
   #closed = false;
   #shutdownPing: Uint8Array | null = null;
   /** Streams with DATA waiting for credit, in turn order. */
-  #sendQueue = new Set<H2Stream>();
+  /** Streams with DATA to send, by id, in the order they queued. */
+  #sendQueue = new IdMap<H2Stream>();
 
   constructor(o: H2ConnectionOptions) {
     this.role = o.role;
@@ -190,7 +192,7 @@ export class H2Connection {
     const s = this.#streams.get(streamId);
     if (!s || this.#closed || s.localClosed) return;
     s.queue(data, endStream);
-    this.#sendQueue.add(s);
+    this.#sendQueue.set(s.id, s);
     this.#flushData();
     this.#checkDone();
   }
@@ -563,10 +565,10 @@ export class H2Connection {
     let progress = true;
     while (progress && this.#sendQueue.size > 0 && !this.#closed) {
       progress = false;
-      for (const s of this.#sendQueue) {
+      for (const s of this.#sendQueue.values()) {
         const chunk = s.take(Math.min(this.#sendWindow, this.#peerMaxFrameSize));
         if (!chunk) {
-          if (s.pendingBytes === 0 && !s.pendingEnd) this.#sendQueue.delete(s);
+          if (s.pendingBytes === 0 && !s.pendingEnd) this.#sendQueue.delete(s.id);
           continue;
         }
         this.#sendWindow -= chunk.data.length;
@@ -575,12 +577,12 @@ export class H2Connection {
         progress = true;
         any = true;
         if (chunk.end) {
-          this.#sendQueue.delete(s);
+          this.#sendQueue.delete(s.id);
           this.#localEnd(s);
         } else if (s.pendingBytes === 0 && s.pendingTrailers) {
           const t = s.pendingTrailers;
           s.pendingTrailers = null;
-          this.#sendQueue.delete(s);
+          this.#sendQueue.delete(s.id);
           this.#sendHeaders(s, t, true);
         }
       }
@@ -648,7 +650,7 @@ export class H2Connection {
   #close(s: H2Stream, how: ClosedHow): void {
     if (!this.#streams.delete(s.id)) return;
     this.#remember(s.id, how);
-    this.#sendQueue.delete(s);
+    this.#sendQueue.delete(s.id);
     if (s.peerOpened) this.#peerOpen--;
     // What the stream received and nobody will consume now goes back to the connection window.
     if (s.unconsumed > 0 && !this.#closed) this.#creditConnection(s.unconsumed);

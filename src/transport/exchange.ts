@@ -25,6 +25,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } fro
 import { bodyChunks } from '../http/body.js';
 import type { ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
+import { IdMap } from '../util/id-map.js';
 
 export interface ExchangeTimeouts {
   /** From the request fully sent to the response head, ms (0 = none). */
@@ -64,12 +65,14 @@ export type HeadExtras = Pick<ConnResponse, 'earlyData' | 'earlyDataRefused' | '
  */
 const COARSE_MIN_MS = 1000;
 const TICK_MS = 250;
-const coarse = new Set<ExchangeTimers>();
+/** Armed on the ticker, by serial number (IdMap, not Set: see util/id-map.ts). */
+const coarse = new IdMap<ExchangeTimers>();
+let serials = 0;
 let ticker: NodeJS.Timeout | null = null;
 
 function sweep(): void {
   const now = performance.now();
-  for (const t of coarse) t.check(now);
+  for (const t of coarse.values()) t.check(now);
   if (coarse.size === 0 && ticker) {
     clearInterval(ticker);
     ticker = null;
@@ -92,25 +95,26 @@ export class ExchangeTimers {
   /** Armed on the shared ticker: its deadline (performance.now() ms) and length. */
   #coarseAt = 0;
   #coarseMs = 0;
+  readonly #serial = serials++;
 
   arm(x: Exchange, kind: TimerKind, ms: number): void {
     this.#x = x;
     this.#kind = ms > 0 ? kind : null;
     if (ms <= 0) {
-      coarse.delete(this);
+      coarse.delete(this.#serial);
       return;
     }
     if (ms >= COARSE_MIN_MS) {
       this.#coarseMs = ms;
       this.#coarseAt = performance.now() + ms;
-      coarse.add(this);
+      coarse.set(this.#serial, this);
       if (!ticker) {
         ticker = setInterval(sweep, TICK_MS);
         ticker.unref();
       }
       return;
     }
-    coarse.delete(this);
+    coarse.delete(this.#serial);
     if (kind === 'headers') {
       if (this.#headers && this.#headersMs === ms) this.#headers.refresh();
       else {
@@ -131,14 +135,14 @@ export class ExchangeTimers {
   /** Push the idle deadline back (a chunk arrived, or left). */
   touch(): void {
     if (this.#kind !== 'body' && this.#kind !== 'send') return;
-    if (coarse.has(this)) this.#coarseAt = performance.now() + this.#coarseMs;
+    if (coarse.has(this.#serial)) this.#coarseAt = performance.now() + this.#coarseMs;
     else this.#body?.refresh();
   }
 
   disarm(): void {
     this.#kind = null;
     this.#x = null;
-    coarse.delete(this);
+    coarse.delete(this.#serial);
   }
 
   /** Free the timers for good (the connection closed, or the exchange owned them alone). */
@@ -152,7 +156,7 @@ export class ExchangeTimers {
   /** The shared ticker: fire when the coarse deadline has passed. */
   check(now: number): void {
     if (now < this.#coarseAt) return;
-    coarse.delete(this);
+    coarse.delete(this.#serial);
     const x = this.#x;
     const kind = this.#kind;
     if (x && kind !== null) x.timedOut(kind, this.#coarseMs);
@@ -161,7 +165,7 @@ export class ExchangeTimers {
   // A timer that fires while not armed for its kind (re-armed, disarmed, refreshed late) does nothing.
   // The body timer serves both idle kinds ('send' while the request body leaves, 'body' after the head).
   #fire = (headersTimer: boolean): void => {
-    if (coarse.has(this)) return; // armed on the shared ticker since: a late real timer says nothing
+    if (coarse.has(this.#serial)) return; // armed on the shared ticker since: a late real timer says nothing
     const x = this.#x;
     const kind = this.#kind;
     if (!x || kind === null || (kind === 'headers') !== headersTimer) return;
@@ -182,6 +186,8 @@ export class Exchange {
   body: ResponseBody | null = null;
   /** Trailers received before the end (h1, h2 report them apart from the end). */
   trailers: HeaderList = NO_TRAILERS;
+  /** The transport's id for this exchange on its connection (a multiplexed transport's stream id; -1 while none). */
+  wireId = -1;
   #facts: { reused: boolean; requestSent: boolean; responseStarted: boolean };
   #wire: ExchangeWire;
   #timeouts: ExchangeTimeouts;

@@ -23,6 +23,7 @@ import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
+import { IdMap } from '../util/id-map.js';
 
 const WRITE_HIGH_WATER = 256 * 1024;
 const EMPTY = new Uint8Array(0);
@@ -60,7 +61,8 @@ export class H2ServerSession {
   #io: H2Wire;
   #opts: H2SessionOptions;
   #scheme: 'https' | 'http';
-  #streams = new Map<number, Incoming>();
+  /** Requests in flight by stream id (IdMap, not Map: see util/id-map.ts). */
+  #streams = new IdMap<Incoming>();
   /** Requests whose head arrived in the read being processed (see #dispatch). */
   #arrived: Array<[number, Incoming, ServerRequest]> = [];
   #writers: Array<() => void> = [];

@@ -19,6 +19,7 @@ import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
+import { IdMap } from '../util/id-map.js';
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
 const ASSUMED_STREAMS = 100;
@@ -56,8 +57,8 @@ export class H2PooledConnection implements PooledConnection {
   #scheme: 'https' | 'http';
   #cert: X509Certificate | null;
   #listeners: Array<(ev: ConnEvent) => void> = [];
-  #flows = new Map<number, Flow>();
-  #byExchange = new Map<Exchange, number>();
+  /** The exchanges in flight by stream id (IdMap, not Map: see util/id-map.ts). */
+  #flows = new IdMap<Flow>();
   #writers: Array<() => void> = [];
   #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
   #goawayLast: number | null = null;
@@ -65,14 +66,11 @@ export class H2PooledConnection implements PooledConnection {
   #ending = false;
   #wire: ExchangeWire = {
     cancel: (x) => {
-      const id = this.#byExchange.get(x);
-      if (id !== undefined) this.#h2.reset(id, H2ErrorCode.CANCEL);
+      if (x.wireId >= 0) this.#h2.reset(x.wireId, H2ErrorCode.CANCEL);
       this.#io.flush();
     },
     settled: (x) => {
-      const id = this.#byExchange.get(x);
-      this.#byExchange.delete(x);
-      if (id !== undefined) this.#flows.delete(id);
+      if (x.wireId >= 0) this.#flows.delete(x.wireId);
       this.lastActiveAt = performance.now();
       if (this.#state === 'draining' && this.#flows.size === 0) this.#closeGracefully();
       this.#emit({ type: 'capacity' });
@@ -160,7 +158,7 @@ export class H2PooledConnection implements PooledConnection {
     this.served++;
     this.lastActiveAt = performance.now();
     this.#flows.set(id, { x, owed: 0, paused: false });
-    this.#byExchange.set(x, id);
+    x.wireId = id;
     const sid = id;
     if (len === 0) x.sent();
     else if (len !== null) {
