@@ -32,6 +32,7 @@ import { isServerInitiated, isUni, SeenStreamIds } from './stream-ids.js';
 import type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 import { PeerUniStreams } from './uni-streams.js';
 import { parsePriority, PendingPriorities, requestPriority } from './priority.js';
+import { IdMap } from '../util/id-map.js';
 
 /** DATA payloads from this size are not copied behind their frame header (one write each instead). */
 const COPY_BELOW = 4096;
@@ -43,7 +44,8 @@ export class H3Connection implements QuicStreamHandler {
   readonly #opts: Readonly<H3ConnectionOptions>;
   readonly #server: boolean;
   readonly #listeners: H3Listener[] = [];
-  readonly #streams = new Map<number, RequestStream>();
+  /** Request streams by id (IdMap, not Map: see util/id-map.ts). */
+  readonly #streams = new IdMap<RequestStream>();
   readonly #uni: PeerUniStreams;
   readonly #decoder: QpackDecoder;
   readonly #encoder: QpackEncoder;
@@ -56,7 +58,7 @@ export class H3Connection implements QuicStreamHandler {
   /** Highest request stream accepted for processing (server role). */
   #lastAccepted = -1;
   /** Server role: peer request streams whose head has not arrived yet, by the sweep they were opened in (expireIncompleteHeads). */
-  readonly #awaitingHead = new Map<number, number>();
+  readonly #awaitingHead = new IdMap<number>();
   #headSweeps = 0;
   /** Decoder instructions are held this long (H3ConnectionOptions.decoderAckDelay); the pending timer's cancel. */
   readonly #decoderAckDelay: H3ConnectionOptions['decoderAckDelay'];

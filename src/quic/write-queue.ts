@@ -37,6 +37,7 @@
  *   a lost FIN-only packet after its data was acked.)
  */
 import { parseQuicheError, type QuicheConnection } from './quiche.js';
+import { IdMap } from '../util/id-map.js';
 
 interface Pending {
   chunks: Uint8Array[];
@@ -52,7 +53,8 @@ export type WriteFailure = { streamId: number; kind: 'stopped'; code: number } |
 const EMPTY = new Uint8Array(0);
 
 export class WriteQueues {
-  #pending = new Map<number, Pending>();
+  /** Streams with bytes waiting, by id (IdMap, not Map: see util/id-map.ts). */
+  #pending = new IdMap<Pending>();
   #buffered = 0;
   /** Streams with an urgency other than the default 3 (RFC 9218 §4.1: 0 most urgent, 7 least). */
   #urgency = new Map<number, number>();

@@ -24,6 +24,7 @@ import { Exchange, type ExchangeTimeouts, type ExchangeWire, type HeadExtras } f
 import { h3BodySink, queueBody, StreamBody } from './h3-common.js';
 import { H3Liveness } from './h3-liveness.js';
 import type { SessionStore } from './session-store.js';
+import { IdMap } from '../util/id-map.js';
 
 /** RFC 8470 §5.2: 425 Too Early. */
 const TOO_EARLY = 425;
@@ -66,8 +67,10 @@ export class H3PooledConnection implements PooledConnection {
   #h3: H3Connection;
   #opts: H3ConnectionSettings;
   #listeners: Array<(ev: ConnEvent) => void> = [];
-  #reqs = new Map<Exchange, H3Request>();
-  #streams = new Map<number, H3Request>();
+  /** Requests by the exchange's serial on this connection (`Exchange.wireId`), and by stream id once they have one (IdMap: see util/id-map.ts). */
+  #reqs = new IdMap<H3Request>();
+  #streams = new IdMap<H3Request>();
+  #serial = 0;
   #waiting: H3Request[] = [];
   #handshake: Promise<void>;
   #handshakeDone!: () => void;
@@ -82,7 +85,7 @@ export class H3PooledConnection implements PooledConnection {
   #peerCert: X509Certificate | null | undefined;
   #wire: ExchangeWire = {
     cancel: (x) => {
-      const r = this.#reqs.get(x);
+      const r = this.#reqs.get(x.wireId);
       if (!r) return;
       if (r.id >= 0) {
         // RFC 9114 §4.1.1: cancel with H3_REQUEST_CANCELLED.
@@ -93,9 +96,9 @@ export class H3PooledConnection implements PooledConnection {
       }
     },
     settled: (x) => {
-      const r = this.#reqs.get(x);
+      const r = this.#reqs.get(x.wireId);
       if (!r) return;
-      this.#reqs.delete(x);
+      this.#reqs.delete(x.wireId);
       if (r.id >= 0) this.#streams.delete(r.id);
       this.lastActiveAt = performance.now();
       if (!this.#sessionSaved) this.#saveSession();
@@ -248,7 +251,8 @@ export class H3PooledConnection implements PooledConnection {
     this.served++;
     this.lastActiveAt = performance.now();
     const r: H3Request = { x, id: -1, early: false, earlyRefused: null };
-    this.#reqs.set(x, r);
+    x.wireId = this.#serial++;
+    this.#reqs.set(x.wireId, r);
     this.#waiting.push(r);
     if (this.#quic.established || (this.#mayGoEarly(r) && this.#quic.inEarlyData)) this.#pump();
     else void this.#handshake.then(() => this.#pump(), () => {});

@@ -20,6 +20,7 @@ import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
 import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { IdMap } from '../util/id-map.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -297,7 +298,8 @@ class ServerSession {
   #quic: QuicConnection;
   #h3: H3Connection;
   #opts: H3ServerOptions;
-  #streams = new Map<number, ServerStream>();
+  /** Requests in flight by stream id (IdMap, not Map: see util/id-map.ts). */
+  #streams = new IdMap<ServerStream>();
   #counters: Counters;
   /** Requests whose head arrived in this receive pass: handed to the handler after it (see #dispatch). */
   #arrived: Array<[number, ServerStream, H3ServerRequest]> = [];
