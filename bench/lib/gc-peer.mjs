@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // One side of `npm run bench -- gc`, run by that scenario with --trace-gc-nvp:
 //   node gc-peer.mjs DIST server h1|h2 PORT      our HTTP/1.1 or HTTP/2 (cleartext) server answering 1 KiB
+//   node gc-peer.mjs DIST server h2s PORT CERT KEY  the HTTP/2 server over TLS (the service target's origin)
 //   node gc-peer.mjs DIST client h1|h2 PORT MS   an Agent with 32 requests in flight for MS ms; prints {"requests":N,"cpuUs":N} on stderr
 // The server runs until SIGTERM.
 import { pathToFileURL } from 'node:url';
@@ -15,7 +16,9 @@ if (role === 'server') {
   const handler = () => ({ status: 200, headers: [['content-type', 'application/octet-stream']], body });
   const { startH1Server } = await load('transport/h1-server.js');
   const { startH2Server } = await load('transport/h2-server.js');
-  const srv = proto === 'h1' ? await startH1Server({ host: '127.0.0.1', port, handler }) : await startH2Server({ host: '127.0.0.1', port, handler });
+  const { readFileSync } = await import('node:fs');
+  const tls = proto === 'h2s' ? { cert: readFileSync(process.argv[7]), key: readFileSync(process.argv[8]) } : {};
+  const srv = proto === 'h1' ? await startH1Server({ host: '127.0.0.1', port, handler }) : await startH2Server({ host: '127.0.0.1', port, handler, ...tls });
   process.stderr.write('ready\n');
   process.once('SIGTERM', () => { void srv.close(100).then(() => process.exit(0)); });
 } else {

@@ -7,11 +7,15 @@
 // Targets (BENCH_GC_TARGETS, default all): server-h1 / server-h2 (our HTTP/1.1 and cleartext HTTP/2
 // servers answering 1 KiB, loaded by wrk -c32 / h2load -c32 -m1), server-h2m (the HTTP/2 server with 16
 // streams on each of 4 connections, h2load -c4 -m16), client-h1 / client-h2 (an Agent with 32
-// requests in flight against our server of that protocol, which runs on CPU 0). BENCH_DURATION seconds
+// requests in flight against our server of that protocol, which runs on CPU 0), service-h1 (`originlink serve`:
+// an h1 front loaded by wrk -c32, forwarding to our HTTP/2 server over TLS on CPU 0). BENCH_DURATION seconds
 // per target (5); BENCH_ANCHOR_DIST another build's dist/ run as "previous" beside this one.
 // Needs: wrk, h2load, taskset (Debian: wrk nghttp2-client util-linux), a built dist/.
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCerts } from '../lib/certs.mjs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -21,8 +25,10 @@ import { fmt } from '../lib/stats.mjs';
 
 const run = promisify(execFile);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const TARGETS = (process.env.BENCH_GC_TARGETS ?? 'server-h1,server-h2,server-h2m,client-h1,client-h2').split(',').filter(Boolean);
+const TARGETS = (process.env.BENCH_GC_TARGETS ?? 'server-h1,server-h2,server-h2m,client-h1,client-h2,service-h1').split(',').filter(Boolean);
 const BUILDS = [['this build', DIST], ...(process.env.BENCH_ANCHOR_DIST ? [['previous', process.env.BENCH_ANCHOR_DIST]] : [])];
+// BENCH_NODE_ARGS: more node/V8 flags for the measured process (e.g. `--max-semi-space-size=32`).
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const PEER = fileURLToPath(new URL('../lib/gc-peer.mjs', import.meta.url));
 const TICK_US = 1e6 / 100; // /proc/PID/stat counts clock ticks of 10 ms here (getconf CLK_TCK = 100)
 
@@ -30,8 +36,8 @@ const freePort = () => new Promise((resolve) => { const s = net.createServer().l
 const cpuTicks = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
 
 /** Start a peer; resolves once it printed `ready` (server) — or at once (client). `stdout` collects --trace-gc-nvp lines. */
-function startPeer(cpu, args, { trace, ready }) {
-  const p = spawn('taskset', ['-c', String(cpu), process.execPath, ...(trace ? ['--trace-gc-nvp'] : []), PEER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startPeer(cpu, args, { trace, ready, script = PEER }) {
+  const p = spawn('taskset', ['-c', String(cpu), process.execPath, ...(trace ? ['--trace-gc-nvp', ...NODE_ARGS] : []), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = [];
   let err = '';
   p.stdout.on('data', (d) => out.push(d));
@@ -97,13 +103,48 @@ async function clientTarget(dist, proto) {
   return { requests: r.requests, cpuUs: r.cpuUs, seconds: DURATION, ...gcOf(cli.stdout()) };
 }
 
+/** `originlink serve` with an h1 front, forwarding to our HTTP/2 server over TLS; measured like a server target. */
+async function serviceTarget(dist) {
+  const certs = makeCerts();
+  const originPort = await freePort();
+  const origin = startPeer(0, [dist, 'server', 'h2s', String(originPort), '0', certs.certPath, certs.keyPath], { trace: false, ready: true });
+  await origin.readyP;
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'ol-gc-'));
+  const config = join(dir, 'service.yaml');
+  writeFileSync(config, `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
+admin: false
+logging: { level: warn, requests: false }
+origins:
+  o: { url: "https://127.0.0.1:${originPort}", protocol: h2, tls: { ca: ${certs.caPath}, servername: localhost } }
+routes: [{ path: /, origin: o }]
+`);
+  const svc = startPeer(1, ['serve', '--config', config], { trace: true, ready: false, script: join(dist, 'cli', 'main.js') });
+  try {
+    for (let i = 0; i < 100; i++) {
+      if (await new Promise((r) => { const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); })) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const t0 = cpuTicks(svc.p.pid);
+    const { stdout } = await run('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, `http://127.0.0.1:${port}/x`], { timeout: (DURATION + 30) * 1000 });
+    const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
+    const cpuUs = (cpuTicks(svc.p.pid) - t0) * TICK_US;
+    return { requests, cpuUs, seconds: DURATION, ...gcOf(svc.stdout()) };
+  } finally {
+    svc.p.kill('SIGTERM');
+    origin.p.kill('SIGTERM');
+    await Promise.all([svc.exited, origin.exited]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const rows = [];
 for (const target of TARGETS) {
   const [role, kind] = target.split('-');
   const proto = kind.slice(0, 2);
   for (const [build, dist] of BUILDS) {
     process.stderr.write(`gc: ${target} (${build})\n`);
-    const r = role === 'server' ? await serverTarget(dist, proto, kind.endsWith('m')) : await clientTarget(dist, proto);
+    const r = role === 'service' ? await serviceTarget(dist) : role === 'server' ? await serverTarget(dist, proto, kind.endsWith('m')) : await clientTarget(dist, proto);
     rows.push({ target, build, ...r, reqPerS: r.requests / r.seconds, cpuUsPerReq: r.cpuUs / r.requests, scavengeMsPer1k: (r.scavengeMs / r.requests) * 1000, promotedBytesPerReq: r.promotedBytes / r.requests });
   }
 }
