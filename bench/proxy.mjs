@@ -147,6 +147,9 @@ routes: [{ path: /, origin: o }]
 } });
 for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
 for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, join(ROOT, 'dist'), 'h2', n));
+// Idle origin connections nginx and HAProxy may keep: at least the requests in flight (with the h2c front,
+// connections × streams), else every request past the cap opens (and closes) an origin connection.
+const ANCHOR_POOL = Math.max(64, FRONT === 'h2c' ? CONNS * STREAMS : CONNS);
 targets.push({ name: 'nginx (upstream keepalive)', upstream: 'TLS h1', launch: async () => {
   const port = await freePort();
   writeFileSync(join(dir, 'proxy-nginx.conf'), `
@@ -156,7 +159,7 @@ events { worker_connections 8192; }
 http {
   access_log off;
   ${nginxTemp('proxy')}
-  upstream origin { server 127.0.0.1:${originTls}; keepalive 64; keepalive_requests 100000000; keepalive_timeout 300s; }
+  upstream origin { server 127.0.0.1:${originTls}; keepalive ${ANCHOR_POOL}; keepalive_requests 100000000; keepalive_timeout 300s; }
   server {
     listen 127.0.0.1:${port}${FRONT === 'h2c' ? ' http2' : ''};
     keepalive_requests 100000000;
@@ -174,7 +177,7 @@ http {
 } });
 targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: async () => {
   const port = await freePort();
-  writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, bindExtra: FRONT === 'h2c' ? 'proto h2' : '', origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: 64 }));
+  writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, bindExtra: FRONT === 'h2c' ? 'proto h2' : '', origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: ANCHOR_POOL }));
   return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
 } });
 
