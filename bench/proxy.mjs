@@ -24,12 +24,12 @@
 // total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load.
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haproxyConfig } from './lib/haproxy.mjs';
+import { freePort, treeCpuUs, waitPort } from './lib/host.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -67,20 +67,6 @@ const cleanup = () => {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-const freePort = () => new Promise((resolve, reject) => {
-  const s = net.createServer();
-  s.once('error', reject);
-  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-});
-const waitPort = async (port, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1'); c.once('connect', () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`port ${port} did not open`);
-};
 const start = (cpu, cmd, args) => {
   const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', process.env.BENCH_STDOUT ? openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'pipe'] });
   let err = '';
@@ -217,28 +203,6 @@ const originConnections = (tag) => {
     if (uri?.endsWith(`?b=${tag}`)) seen.add(conn);
   }
   return seen.size;
-};
-
-// CPU time (user + system, µs) of a process and all its descendants (nginx's workers, node's threads are in its stat).
-const CLK = Number((() => { try { return execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }); } catch { return '100'; } })()) || 100;
-const treeCpuUs = (root) => {
-  const stats = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const f = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-      stats.set(Number(d), { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) });
-    } catch { /* exited */ }
-  }
-  let ticks = 0;
-  const want = new Set([root]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, s] of stats) if (!want.has(pid) && want.has(s.ppid)) { want.add(pid); grew = true; }
-  }
-  for (const pid of want) ticks += stats.get(pid)?.ticks ?? 0;
-  return (ticks * 1e6) / CLK;
 };
 
 const only = process.env.BENCH_TARGETS ? new RegExp(process.env.BENCH_TARGETS, 'i') : null;

@@ -12,14 +12,14 @@
 // per target (5); BENCH_ANCHOR_DIST another build's dist/ run as "previous" beside this one.
 // Needs: wrk, h2load, taskset (Debian: wrk nghttp2-client util-linux), a built dist/.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DIST } from '../lib/dist.mjs';
+import { freePort, treeCpuUs, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { fmt } from '../lib/stats.mjs';
 
@@ -30,10 +30,7 @@ const BUILDS = [['this build', DIST], ...(process.env.BENCH_ANCHOR_DIST ? [['pre
 // BENCH_NODE_ARGS: more node/V8 flags for the measured process (e.g. `--max-semi-space-size=32`).
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const PEER = fileURLToPath(new URL('../lib/gc-peer.mjs', import.meta.url));
-const TICK_US = 1e6 / 100; // /proc/PID/stat counts clock ticks of 10 ms here (getconf CLK_TCK = 100)
 
-const freePort = () => new Promise((resolve) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
-const cpuTicks = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
 
 /** Start a peer; resolves once it printed `ready` (server) — or at once (client). `stdout` collects --trace-gc-nvp lines. */
 function startPeer(cpu, args, { trace, ready, script = PEER }) {
@@ -72,7 +69,7 @@ async function serverTarget(dist, proto, multiplexed) {
   const port = await freePort();
   const srv = startPeer(1, [dist, 'server', proto, String(port)], { trace: true, ready: true });
   await srv.readyP;
-  const t0 = cpuTicks(srv.p.pid);
+  const t0 = treeCpuUs(srv.p.pid);
   const url = `http://127.0.0.1:${port}/x`;
   let requests;
   if (proto === 'h1') {
@@ -83,7 +80,7 @@ async function serverTarget(dist, proto, multiplexed) {
     const { stdout } = await run('taskset', ['-c', '0', 'h2load', ...shape, '-D', String(DURATION), url], { timeout: (DURATION + 30) * 1000 });
     requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(stdout)?.[1] ?? 0);
   }
-  const cpuUs = (cpuTicks(srv.p.pid) - t0) * TICK_US;
+  const cpuUs = treeCpuUs(srv.p.pid) - t0;
   srv.p.kill('SIGTERM');
   await srv.exited;
   return { requests, cpuUs, seconds: DURATION, ...gcOf(srv.stdout()) };
@@ -121,14 +118,11 @@ routes: [{ path: /, origin: o }]
 `);
   const svc = startPeer(1, ['serve', '--config', config], { trace: true, ready: false, script: join(dist, 'cli', 'main.js') });
   try {
-    for (let i = 0; i < 100; i++) {
-      if (await new Promise((r) => { const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); })) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const t0 = cpuTicks(svc.p.pid);
+    await waitPort(port);
+    const t0 = treeCpuUs(svc.p.pid);
     const { stdout } = await run('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, `http://127.0.0.1:${port}/x`], { timeout: (DURATION + 30) * 1000 });
     const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
-    const cpuUs = (cpuTicks(svc.p.pid) - t0) * TICK_US;
+    const cpuUs = treeCpuUs(svc.p.pid) - t0;
     return { requests, cpuUs, seconds: DURATION, ...gcOf(svc.stdout()) };
   } finally {
     svc.p.kill('SIGTERM');

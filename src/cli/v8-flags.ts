@@ -10,9 +10,9 @@
  * young they point to alive through every scavenge, so each request's
  * objects were promoted and collected only by major GCs. Whether a run
  * tripped it depended on timing: measured with `npm run bench -- gc`
- * (service-h1), 4.0–4.4 KB promoted per request and 80–120 µs of CPU per
- * request in the runs that tripped it (most), 0.2 KB and 63–72 µs with the
- * flag in 3 of 3 (bench/RESULTS.md `gc`). Embedders of the Agent can pass the
+ * (service-h1), 4.0–4.4 KB promoted per request and 80–126 µs of CPU per
+ * request in the runs that tripped it (about 3 of 4), 0.2 KB and 56–65 µs
+ * with this module in 3 of 3 (bench/RESULTS.md `gc`). Embedders of the Agent can pass the
  * same flag to node.
  */
 import v8 from 'node:v8';

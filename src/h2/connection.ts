@@ -89,8 +89,7 @@ export class H2Connection {
   #peerConnectProtocol = false;
   #closed = false;
   #shutdownPing: Uint8Array | null = null;
-  /** Streams with DATA waiting for credit, in turn order. */
-  /** Streams with DATA to send, by id, in the order they queued. */
+  /** Streams with DATA waiting for credit, by id, in turn order (IdMap, not Set: see util/id-map.ts). */
   #sendQueue = new IdMap<H2Stream>();
 
   constructor(o: H2ConnectionOptions) {

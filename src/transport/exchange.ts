@@ -186,7 +186,7 @@ export class Exchange {
   body: ResponseBody | null = null;
   /** Trailers received before the end (h1, h2 report them apart from the end). */
   trailers: HeaderList = NO_TRAILERS;
-  /** The transport's id for this exchange on its connection (h2: its stream id; h3: a serial of the connection; -1 while none). */
+  /** The transport's id for this exchange on its connection (h2: its stream id; h3: its number among the connection's requests; -1 while none). */
   wireId = -1;
   #facts: { reused: boolean; requestSent: boolean; responseStarted: boolean };
   #wire: ExchangeWire;

@@ -67,10 +67,9 @@ export class H3PooledConnection implements PooledConnection {
   #h3: H3Connection;
   #opts: H3ConnectionSettings;
   #listeners: Array<(ev: ConnEvent) => void> = [];
-  /** Requests by the exchange's serial on this connection (`Exchange.wireId`), and by stream id once they have one (IdMap: see util/id-map.ts). */
+  /** Requests by the exchange's number on this connection (`Exchange.wireId`: `served` when it came), and by stream id once they have one (IdMap: see util/id-map.ts). */
   #reqs = new IdMap<H3Request>();
   #streams = new IdMap<H3Request>();
-  #serial = 0;
   #waiting: H3Request[] = [];
   #handshake: Promise<void>;
   #handshakeDone!: () => void;
@@ -248,10 +247,9 @@ export class H3PooledConnection implements PooledConnection {
   request(req: ConnRequest): Promise<ConnResponse> {
     if (!this.isUsable()) return Promise.reject(this.#goawayId !== null ? this.#goawayErr() : this.#gone());
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0);
-    this.served++;
+    x.wireId = this.served++;
     this.lastActiveAt = performance.now();
     const r: H3Request = { x, id: -1, early: false, earlyRefused: null };
-    x.wireId = this.#serial++;
     this.#reqs.set(x.wireId, r);
     this.#waiting.push(r);
     if (this.#quic.established || (this.#mayGoEarly(r) && this.#quic.inEarlyData)) this.#pump();

@@ -169,10 +169,6 @@ export class IdMap<V> implements Iterable<[number, V]> {
     }
   }
 
-  *keys(): IterableIterator<number> {
-    for (const [k] of this.entries()) yield k;
-  }
-
   *values(): IterableIterator<V> {
     this.#iterating++;
     try {
@@ -186,9 +182,5 @@ export class IdMap<V> implements Iterable<[number, V]> {
 
   [Symbol.iterator](): IterableIterator<[number, V]> {
     return this.entries();
-  }
-
-  forEach(fn: (value: V, key: number) => void): void {
-    for (const [k, v] of this.entries()) fn(v, k);
   }
 }
