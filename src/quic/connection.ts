@@ -139,6 +139,8 @@ export class QuicConnection implements QuicStreamTransport {
   #timer: NodeJS.Timeout | null = null;
   #connectTimer: NodeJS.Timeout | null = null;
   #nextBidi: number;
+  /** A bidi stream `openBidi` numbered and quiche has not seen yet (-1: none); see `send`. */
+  #uncreated = -1;
   #nextUni: number;
   #bidiBlocked = false;
   #uniBlocked = false;
@@ -358,15 +360,16 @@ export class QuicConnection implements QuicStreamTransport {
 
   openBidi(): number | null {
     if (this.#closed) return null;
+    // Opened and not yet written: quiche must count it before the next one is numbered.
+    this.#materialize(this.#uncreated);
     if (this.#q.peerStreamsLeftBidi() <= 0) {
       this.#bidiBlocked = true;
       return null;
     }
     const id = this.#nextBidi;
-    if (!this.#create(id)) {
-      this.#bidiBlocked = true;
-      return null;
-    }
+    // Created in quiche by the stream's first write when that follows at once (`send`), which saves a native
+    // call per request; `#create` otherwise.
+    this.#uncreated = id;
     this.#nextBidi += 4;
     this.#reader.own(id);
     return id;
@@ -389,6 +392,11 @@ export class QuicConnection implements QuicStreamTransport {
 
   send(streamId: number, data: Uint8Array, fin: boolean): void {
     if (this.#closed) return;
+    // The write below reaches quiche now (creating the stream) only when no other stream waits and it has bytes.
+    if (streamId === this.#uncreated) {
+      if (this.#writes.waiting > 0 || data.length === 0) this.#materialize(streamId);
+      else this.#uncreated = -1;
+    }
     if (fin) this.#replyPending.delete(streamId);
     const f = this.#writes.write(this.#q, streamId, data, fin);
     if (f?.kind === 'stopped') this.#stopped(streamId, f.code);
@@ -428,6 +436,7 @@ export class QuicConnection implements QuicStreamTransport {
 
   resetStream(streamId: number, code: number): void {
     if (this.#closed) return;
+    this.#materialize(streamId);
     this.#replyPending.delete(streamId);
     // A stream whose first bytes are still queued here is unknown to quiche: hand them over first, so the
     // peer gets RESET_STREAM for a stream it knows (bytes not yet sent are discarded by the reset).
@@ -443,6 +452,7 @@ export class QuicConnection implements QuicStreamTransport {
 
   stopSending(streamId: number, code: number): void {
     if (this.#closed) return;
+    this.#materialize(streamId);
     this.#reader.forget(streamId);
     // Our own stream whose bytes (a request and its FIN, say) are still queued here: quiche does not know
     // it yet and would drop the STOP_SENDING, the peer would then get the request without it.
@@ -597,6 +607,13 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#dirty || this.#closed) return;
     this.#dirty = true;
     if (!this.#processing) this.#init.schedule(this);
+  }
+
+  /** Create in quiche the stream `openBidi` numbered, if `id` is that one and it is not yet created. */
+  #materialize(id: number): void {
+    if (id !== this.#uncreated || id === -1) return;
+    this.#uncreated = -1;
+    this.#create(id);
   }
 
   #create(id: number): boolean {

@@ -159,7 +159,7 @@ export class QuicEndpoint {
 
   #listen(socket: dgram.Socket, local: HostPort): void {
     // Batched receive when the native addon allows it; dgram's 'message' events otherwise.
-    const rx = this.#opts.batchReceive === false ? null : batchReceiver(socket, (msg, host, port) => this.#onMessage(msg, host, port, local));
+    const rx = this.#opts.batchReceive === false ? null : batchReceiver(socket, (msg, host, port) => this.#onMessage(msg, host, port, local), this.#afterBatch);
     if (rx) this.#receivers.push(rx);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
     socket.on('error', () => {
@@ -352,6 +352,16 @@ export class QuicEndpoint {
   #scheduleNextTurn = (c: QuicConnection): void => {
     this.#later.add(c);
     if (!this.#running) this.#immediate ??= setImmediate(this.#runDirty);
+  };
+
+  /**
+   * A received batch is a burst already: process its connections now rather than on the check phase, so what the
+   * application answers in this callback's microtasks leaves on this loop turn's check phase, not the next one's.
+   */
+  #afterBatch = (): void => {
+    if (this.#running || this.#immediate === null || this.#dirty.size === 0) return;
+    clearImmediate(this.#immediate);
+    this.#runDirty();
   };
 
   #runDirty = (): void => {

@@ -35,7 +35,11 @@ export interface BatchReceiver {
   readonly stats: { batches: number; truncated: number; coalesced: number };
 }
 
-export function batchReceiver(socket: Socket, onDatagram: (msg: Buffer, host: string, port: number) => void): BatchReceiver | null {
+export function batchReceiver(
+  socket: Socket,
+  onDatagram: (msg: Buffer, host: string, port: number) => void,
+  onBatchEnd?: () => void,
+): BatchReceiver | null {
   if (process.env['ORIGINLINK_NO_RECVMMSG'] === '1') return null;
   const a = udpAddon();
   // A build whose metadata layout differs from ours (a stale addon) is not used.
@@ -72,6 +76,13 @@ export function batchReceiver(socket: Socket, onDatagram: (msg: Buffer, host: st
         }
       }
       if (seg < len) stats.coalesced++;
+    }
+    if (onBatchEnd) {
+      try {
+        onBatchEnd();
+      } catch {
+        // As above.
+      }
     }
   };
   h.recvStop();

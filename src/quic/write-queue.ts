@@ -68,6 +68,11 @@ export class WriteQueues {
     this.#carrier = bytes && bytes.length ? bytes : null;
   }
 
+  /** Streams with bytes waiting for credit. */
+  get waiting(): number {
+    return this.#pending.size;
+  }
+
   get bufferedBytes(): number {
     return this.#buffered;
   }
