@@ -131,6 +131,29 @@ describe('HTTP/3 transport against our server', () => {
     await tight.close(50);
   });
 
+  it('opens streams while other uploads wait for flow-control credit, within the peer stream limit', async () => {
+    // A request stream is created in quiche by its first write when nothing else waits (quic/connection.ts
+    // `openBidi`); here every stream after the first opens while earlier uploads wait for credit, so each must be
+    // created explicitly, or quiche's count of open streams falls behind and a stream past the limit is refused.
+    const tight = await startTestH3Server({
+      quic: { maxStreamsBidi: 3, maxStreamData: 16 * 1024 },
+      async handler(r) {
+        const body = await readAll(r.body);
+        return { status: 200, headers: [['x-sha256', sha(body)]], body: r.path };
+      },
+    });
+    const c = await connectH3({ host: '127.0.0.1', port: tight.address.port, servername: 'localhost', ca: certs.caPath });
+    const payloads = Array.from({ length: 12 }, () => randomBytes(200_000));
+    const rs = await Promise.all(payloads.map((p, i) => c.request(req(`/up/${i}`, { method: 'POST', body: p }))));
+    for (const [i, r] of rs.entries()) {
+      expect(r.status).toBe(200);
+      expect(r.headers).toContainEqual(['x-sha256', sha(payloads[i]!)]);
+      expect((await readAll(r.body)).toString()).toBe(`/up/${i}`);
+    }
+    c.destroy();
+    await tight.close(50);
+  });
+
   it('applies backpressure to a slow response reader through QUIC flow control', async () => {
     const huge = randomBytes(24 * 1024 * 1024);
     const srv = await startTestH3Server({ handler: () => ({ status: 200, body: huge }) });
