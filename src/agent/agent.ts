@@ -33,6 +33,7 @@ import { LruMap } from '../util/lru.js';
 import { retryDecision } from './policy.js';
 import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
 import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tracing.js';
+import { splitSimpleUrl } from './target.js';
 import type { Context } from '@opentelemetry/api';
 import { OriginResponse } from './response.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
@@ -444,7 +445,14 @@ export class Agent implements TickMember {
     let targets: readonly URL[];
     let names: readonly string[];
     let path: string;
-    if (o.url !== undefined) {
+    const simple = typeof o.url === 'string' ? splitSimpleUrl(o.url) : null;
+    if (simple !== null) {
+      // The origin parsed once (cached), the request target as written (agent/target.ts says when that is exact).
+      const url = this.#originUrl(simple.origin);
+      targets = [url];
+      names = [url.origin];
+      path = simple.target;
+    } else if (o.url !== undefined) {
       const url = typeof o.url === 'string' ? new URL(o.url) : o.url;
       targets = [url];
       names = [url.origin];
