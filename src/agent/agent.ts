@@ -467,7 +467,7 @@ export class Agent implements TickMember {
     // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
     const method = o.method ?? 'GET';
     if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
-    const span = startRequestSpan(method, targets[0] as URL, o.traceContext);
+    const span = startRequestSpan(method, targets[0] as URL, path, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
     const replayable = isReplayable(body);

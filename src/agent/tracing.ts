@@ -18,7 +18,8 @@ const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
 /** Start the span of one request; `parent`: the caller's context (the service passes the incoming request's). */
 const CLIENT = { kind: SpanKind.CLIENT };
 
-export function startRequestSpan(method: string, url: URL, parent: Context | undefined): Span {
+/** `target`: the request target sent (path and query); `url.full` is the origin and it, never user info or a fragment. */
+export function startRequestSpan(method: string, url: URL, target: string, parent: Context | undefined): Span {
   const span = tracer.startSpan(method, CLIENT, parent ?? context.active());
   // Attributes only for a recording span: without an SDK this is the API's no-op span and costs nothing more.
   if (span.isRecording()) {
@@ -26,7 +27,7 @@ export function startRequestSpan(method: string, url: URL, parent: Context | und
       'http.request.method': method,
       'server.address': url.hostname,
       'server.port': url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80,
-      'url.full': url.href,
+      'url.full': `${url.origin}${target}`,
     });
   }
   return span;

@@ -82,6 +82,12 @@ describe('tracing', () => {
       // The origin saw this span's context: 00-<trace id>-<span id>-01.
       const sc = ok!.spanContext();
       expect(seen.at(-2)).toBe(`00-${sc.traceId}-${sc.spanId}-01`);
+      // url.full is the origin and the target sent, whichever form named them (and never user info or a fragment).
+      exporter.reset();
+      await (await agent.request({ origin: `http://127.0.0.1:${port}`, path: '/o?y=2' })).text();
+      await (await agent.request({ url: `http://user:pw@127.0.0.1:${port}/a/../f?z#frag` })).text();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(exporter.getFinishedSpans().map((x) => x.attributes['url.full'])).toEqual([`http://127.0.0.1:${port}/o?y=2`, `http://127.0.0.1:${port}/f?z`]);
     } finally {
       await agent.close();
     }
