@@ -31,7 +31,7 @@ import { bodyBytes } from '../http/body.js';
 import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
-import { abortBody } from '../util/body.js';
+import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
@@ -473,25 +473,17 @@ export class H1ServerSession {
   }
 }
 
-/**
- * The bytes of a streamed body when all of them are already buffered (the
- * stream ended, nothing is left to come) and no trailers follow; else null,
- * and the body is untouched.
- */
 /** Bodies up to this size leave copied behind their head in one buffer; larger ones as a second chunk of one writev. */
 const ONE_WRITE_MAX = 16 * 1024;
 
+/** A streamed body already whole (util/body.ts `bufferedWhole`) with no trailers to follow: its bytes; else null, the body untouched. */
 async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | null> | undefined): Promise<Buffer | null> {
-  const st = (body as Readable & { _readableState?: { ended?: boolean } })._readableState;
-  if (!st?.ended || body.destroyed) return null;
+  if (!isBufferedWhole(body)) return null;
   if (trailersLater) {
     const t = await trailersLater.catch(() => null);
     if (t && t.length) return null;
   }
-  const parts: Buffer[] = [];
-  let c: Buffer | string | null;
-  while ((c = body.read() as Buffer | string | null) !== null) parts.push(typeof c === 'string' ? Buffer.from(c) : c);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return bufferedWhole(body);
 }
 
 /**

@@ -17,7 +17,7 @@ import type { FloodLimits, H2Event } from '../h2/types.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bodyBytes, bodyChunks, knownLength } from '../http/body.js';
 import type { HeaderList } from '../http/types.js';
-import { abortBody } from '../util/body.js';
+import { abortBody, bufferedWhole } from '../util/body.js';
 import { PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
@@ -229,8 +229,11 @@ export class H2ServerSession {
         if (len !== null) {
           this.#h2.data(id, bodyBytes(body as string | Uint8Array | null), !trailers);
         } else {
-          const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array | string>) : bodyChunks(body as never);
-          for await (const c of src) {
+          // A relayed body already whole goes out as one DATA frame, without iterating the stream.
+          const whole = body instanceof Readable ? bufferedWhole(body) : null;
+          if (whole !== null && whole.length > 0) this.#h2.data(id, whole, false);
+          const src = whole !== null ? null : body instanceof Readable ? (body as AsyncIterable<Uint8Array | string>) : bodyChunks(body as never);
+          if (src !== null) for await (const c of src) {
             if (gone()) return;
             this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
             this.#io.flush();

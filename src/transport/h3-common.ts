@@ -13,6 +13,7 @@ import type { RequestBody } from '../http/types.js';
 import { bodyChunks, knownLength, bodyBytes } from '../http/body.js';
 import type { BodySink, ResponseBody } from './exchange.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { bufferedWhole } from '../util/body.js';
 
 /**
  * The QPACK decoder limits we announce (RFC 9204 §5): how large a dynamic table the peer's encoder may
@@ -228,9 +229,12 @@ export async function writeBody(
   isGone: () => boolean,
   endStream = true,
 ): Promise<boolean> {
-  if (!(body instanceof Readable) && knownLength(body) !== null) {
+  // Bytes, or a stream already whole (util/body.ts): queued at once, without iterating the stream.
+  const readable = body instanceof Readable;
+  const whole = readable ? bufferedWhole(body) : null;
+  if (whole !== null || (!readable && knownLength(body) !== null)) {
     if (isGone()) return false;
-    queueBody(h3, streamId, body as string | Uint8Array | null, endStream);
+    queueBody(h3, streamId, whole ?? (body as string | Uint8Array | null), endStream);
     return !isGone();
   }
   const sink = h3BodySink(h3, quic, streamId, endStream);

@@ -31,3 +31,25 @@ export function abortBody(body: Readable, err?: Error): void {
 }
 
 function ignoreError(): void {}
+
+/**
+ * Every byte of a body stream when all of them are already buffered (it
+ * ended: nothing is left to come), read out now; else null and the stream is
+ * untouched. A relayed small response is usually whole by the time the
+ * handler returns (its last DATA came in the same read as its head), and then
+ * the servers send it without iterating the stream (an async iterator, its
+ * end-of-stream listeners and a turn per chunk).
+ */
+export function bufferedWhole(body: Readable): Buffer | null {
+  if (!isBufferedWhole(body)) return null;
+  const parts: Buffer[] = [];
+  let c: Buffer | string | null;
+  while ((c = body.read() as Buffer | string | null) !== null) parts.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** The body stream ended and is not destroyed: what is left of it is buffered (see `bufferedWhole`). */
+export function isBufferedWhole(body: Readable): boolean {
+  const st = (body as Readable & { _readableState?: { ended?: boolean } })._readableState;
+  return st?.ended === true && !body.destroyed;
+}
