@@ -667,10 +667,9 @@ export class H2Connection {
     if ((this.#goawaySent !== null && this.#shutdownPing === null) || this.#goawayReceived !== null) this.#finish(null);
   }
 
+  /** Streams we opened and that are still open: every open stream is ours or the peer's (`#peerOpen`). */
   #ownOpen(): number {
-    let n = 0;
-    for (const s of this.#streams.values()) if (!s.peerOpened) n++;
-    return n;
+    return this.#streams.size - this.#peerOpen;
   }
 
   #streamError(id: number, code: number, message: string): void {
@@ -698,6 +697,7 @@ export class H2Connection {
     this.#closed = true;
     const open = [...this.#streams.values()];
     this.#streams.clear();
+    this.#peerOpen = 0;
     this.#sendQueue.clear();
     for (const s of open) this.#emit({ type: 'reset', streamId: s.id, code: error?.code ?? H2ErrorCode.CANCEL, byPeer: error?.byPeer ?? false });
     this.#emit({ type: 'closed', error });
