@@ -405,3 +405,13 @@ export class PushBody extends Readable implements ResponseBody {
     cb(err);
   }
 }
+
+/** The body of a request that has none: empty and already ended (servers make it only when a handler reads it). */
+export function endedBody(): PushBody {
+  const b = new PushBody(noop, noop);
+  b.deliver(EMPTY_BODY, true);
+  return b;
+}
+
+const noop = (): void => {};
+const EMPTY_BODY = new Uint8Array(0);

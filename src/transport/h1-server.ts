@@ -32,7 +32,7 @@ import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
-import { PushBody } from './exchange.js';
+import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
@@ -174,12 +174,8 @@ export class H1ServerSession {
       const i = path.indexOf('/', path.indexOf('//') + 2);
       path = i < 0 ? '/' : path.slice(i);
     }
-    const body = p.body ?? ((): PushBody => {
-      // A request without a body: an empty, ended stream made only when a handler asks for it.
-      p.body = new PushBody(() => {}, () => {});
-      p.body.deliver(EMPTY, true);
-      return p.body;
-    });
+    // A request without a body: an empty, ended stream made only when a handler asks for it.
+    const body = p.body ?? ((): PushBody => (p.body = endedBody()));
     const req = new ServedRequest(
       head.method, path, head.authority, this.#scheme, head.headers, body, id,
       this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, head.minor === 0 ? '1.0' : '1.1', this,

@@ -18,7 +18,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bodyBytes, bodyChunks, knownLength } from '../http/body.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole } from '../util/body.js';
-import { PushBody } from './exchange.js';
+import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
@@ -49,7 +49,8 @@ export interface H2SessionOptions {
 }
 
 interface Incoming extends H2Flow {
-  body: PushBody;
+  /** null for a request that ended with its HEADERS (a GET): its handler gets an ended body made when first read. */
+  body: PushBody | null;
   abort: RequestAbort;
   responding: boolean;
 }
@@ -121,14 +122,14 @@ export class H2ServerSession {
     switch (ev.type) {
       case 'headers':
         if (ev.trailers) {
-          this.#streams.get(ev.streamId)?.body.deliver(EMPTY, true);
+          this.#streams.get(ev.streamId)?.body?.deliver(EMPTY, true);
           return;
         }
         this.#request(ev.streamId, ev.headers, ev.endStream);
         return;
       case 'data': {
         const s = this.#streams.get(ev.streamId);
-        if (!s) return;
+        if (!s?.body) return; // DATA after END_STREAM is the connection's error (RFC 9113 §5.1, half-closed remote)
         s.body.deliver(ev.data, ev.endStream);
         this.#io.received(ev.streamId, s, ev.data.length);
         return;
@@ -139,7 +140,7 @@ export class H2ServerSession {
         this.#streams.delete(ev.streamId);
         const err = new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (HTTP/2 error code ${ev.code})`);
         s.abort.abort(err);
-        abortBody(s.body, err);
+        if (s.body) abortBody(s.body, err);
         this.#armIdle();
         return;
       }
@@ -179,20 +180,19 @@ export class H2ServerSession {
     }
     if (!authority) authority = fields.find(([n]) => n === 'host')?.[1] ?? '';
     const s: Incoming = {
-      body: new PushBody(() => this.#resume(id), () => { s.paused = true; }),
+      body: endStream ? null : new PushBody(() => this.#resume(id), () => { s.paused = true; }),
       abort: new RequestAbort(),
       owed: 0,
       paused: false,
       responding: false,
     };
     this.#streams.set(id, s);
-    if (endStream) s.body.deliver(EMPTY, true);
-    else if (wantsContinue(fields)) {
+    if (!endStream && wantsContinue(fields)) {
       this.#h2.respond(id, CONTINUE_HEAD, false);
       this.#io.flush();
     }
     const req = new ServedRequest(
-      method, path, authority, scheme, fields, s.body, id, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, '2', this,
+      method, path, authority, scheme, fields, s.body ?? endedBody, id, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, '2', this,
       endStream ? 0 : declaredLength(fields), protocol, s.abort,
     );
     this.#arrived.push([id, s, req]);
@@ -316,7 +316,7 @@ export class H2ServerSession {
         cb(err);
       },
     });
-    const duplex = Duplex.from({ readable: s.body, writable: out });
+    const duplex = Duplex.from({ readable: s.body ?? endedBody(), writable: out });
     await new Promise<void>((resolve) => {
       duplex.on('close', () => resolve());
       duplex.on('error', () => { /* ends in 'close' */ });
@@ -330,7 +330,7 @@ export class H2ServerSession {
     if (this.#streams.get(id) !== s) return;
     this.#streams.delete(id);
     // Unread request body: the stream is over for us; its credit went back with the stream (h2/connection.ts).
-    if (!s.body.readableEnded) abortBody(s.body);
+    if (s.body && !s.body.readableEnded) abortBody(s.body);
     this.#armIdle();
   }
 
@@ -361,7 +361,7 @@ export class H2ServerSession {
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     for (const s of this.#streams.values()) {
       s.abort.abort(err);
-      abortBody(s.body, err);
+      if (s.body) abortBody(s.body, err);
     }
     this.#streams.clear();
     for (const w of this.#writers.splice(0)) w();

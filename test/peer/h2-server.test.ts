@@ -89,6 +89,11 @@ describe('our HTTP/2 server against curl', () => {
     expect(stdout).toBe('hello GET /b http\n\n2');
   });
 
+  it('a GET whose handler reads the body gets an empty, ended one (made on first read: the request ended with its HEADERS)', async () => {
+    const { stdout } = await run('curl', ['-sS', '--http2-prior-knowledge', '-w', '%{http_code} %{size_download}', clearUrl('/echo')]);
+    expect(stdout).toBe('200 0');
+  });
+
   it('echoes a 3 MiB upload byte-identical (flow control both ways)', async () => {
     const out = join(dir, 'echo.bin');
     await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '--data-binary', `@${join(dir, 'up.bin')}`, '-o', out, tlsUrl('/echo')]);
