@@ -15,6 +15,7 @@ import type { HeaderList, RequestBody } from '../http/types.js';
 import { h3Settings, StreamBody, writeBody, type QpackOptions } from './h3-common.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
+import { endedBody } from './exchange.js';
 import { WindowCounter } from '../util/window-counter.js';
 import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
 import { isSafeMethod } from '../http/methods.js';
@@ -286,8 +287,8 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
 }
 
 interface ServerStream {
-  body: StreamBody;
-  /** Made on first use of `request.signal` (most handlers never look). */
+  /** null for a request whose FIN came with its HEADERS (a GET): its handler gets an ended body made when first read. */
+  body: StreamBody | null;
   /** Why the request was abandoned, told to its signal and listeners. */
   abort: RequestAbort;
   responding: boolean;
@@ -364,12 +365,12 @@ class ServerSession {
         return;
       case 'data': {
         const s = this.#streams.get(ev.streamId);
-        s?.body.deliver(ev.data, ev.end);
+        s?.body?.deliver(ev.data, ev.end);
         return;
       }
       case 'trailers': {
         const s = this.#streams.get(ev.streamId);
-        s?.body.deliver(new Uint8Array(0), true);
+        s?.body?.deliver(new Uint8Array(0), true);
         return;
       }
       case 'reset': {
@@ -383,14 +384,14 @@ class ServerSession {
         this.#streams.delete(ev.streamId);
         s.done = true;
         abandon(s, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
-        abortBody(s.body, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'request stream reset'));
+        if (s.body) abortBody(s.body, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'request stream reset'));
         return;
       }
       case 'closed':
         for (const [, s] of this.#streams) {
           s.done = true;
           abandon(s, ev.error ?? new Error('connection closed'));
-          abortBody(s.body, ev.error ?? undefined);
+          if (s.body) abortBody(s.body, ev.error ?? undefined);
         }
         this.#streams.clear();
         return;
@@ -416,13 +417,12 @@ class ServerSession {
       else if (k.charCodeAt(0) !== 0x3a) fields.push([k, v]);
     }
     const s: ServerStream = {
-      body: new StreamBody(this.#quic, id, () => {}),
+      body: end ? null : new StreamBody(this.#quic, id, () => {}),
       abort: new RequestAbort(),
       responding: false,
       done: false,
     };
     this.#streams.set(id, s);
-    if (end) s.body.deliver(new Uint8Array(0), true);
     const early = this.#quic.inEarlyData;
     if (early) this.#counters.earlyRequests++;
     // RFC 8470 §5.2: a request that is not safe to replay is refused while in early data.
@@ -433,7 +433,7 @@ class ServerSession {
     }
     if (!end && wantsContinue(fields)) this.#h3.sendHeaders(id, CONTINUE_HEAD, false);
     const req = new ServedRequest(
-      method, path, authority, scheme, fields, s.body, id, this.#quic.remote.host, this.#quic.remote.port, '3', this,
+      method, path, authority, scheme, fields, s.body ?? endedBody, id, this.#quic.remote.host, this.#quic.remote.port, '3', this,
       end ? 0 : declaredLength(fields), protocol, s.abort, priority,
     );
     this.#arrived.push([id, s, req]);
@@ -480,7 +480,7 @@ class ServerSession {
         else this.#h3.endStream(id);
       }
       // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR.
-      if (!s.body.readableEnded && !gone()) s.body.destroy();
+      if (s.body && !s.body.readableEnded && !gone()) s.body.destroy();
     } catch (e) {
       this.#opts.onError?.(e);
       if (gone()) { /* the stream or connection went first */ }

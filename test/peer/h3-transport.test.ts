@@ -85,6 +85,14 @@ describe('HTTP/3 transport against our server', () => {
     c.destroy();
   });
 
+  it('a GET whose handler reads the body gets an empty, ended one (made on first read: the FIN came with the HEADERS)', async () => {
+    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const r = await c.request(req('/echo'));
+    expect(r.headers).toContainEqual(['x-sha256', sha(Buffer.alloc(0))]);
+    expect((await readAll(r.body)).length).toBe(0);
+    c.destroy();
+  });
+
   it('POST with a buffer body and a streamed body', async () => {
     const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
     const payload = randomBytes(300_000);
