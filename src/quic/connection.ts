@@ -146,6 +146,8 @@ export class QuicConnection implements QuicStreamTransport {
   #uniBlocked = false;
   #hs: Handshake = { phase: 'fresh' };
   #earlyAccepted = false;
+  /** Server: client-initiated bidirectional streams with data read while in 0-RTT (before the client's Finished). */
+  #earlyStreams: Set<number> | null = null;
   #closed = false;
   #overrideError: OriginlinkError | null = null;
   #processing = false;
@@ -245,6 +247,16 @@ export class QuicConnection implements QuicStreamTransport {
    */
   get earlyDataAccepted(): boolean {
     return this.#earlyAccepted;
+  }
+  /** Server: how many client request streams (bidirectional) had data arrive in 0-RTT packets. */
+  get earlyStreams(): number {
+    return this.#earlyStreams?.size ?? 0;
+  }
+
+  #noteEarlyStreams(): void {
+    for (const id of this.#q.readable()) {
+      if ((id & 3) === 0) (this.#earlyStreams ??= new Set()).add(id);
+    }
   }
   get serverName(): string | null {
     return this.#q.serverName();
@@ -531,6 +543,9 @@ export class QuicConnection implements QuicStreamTransport {
       this.#recvErrors++;
       this.#lastRecvError = parseQuicheError(e).name;
     }
+    // Server in 0-RTT (RFC 9001 §4.6.1): note which request streams the early packets carried, whether or
+    // not they are read before the Finished (which may arrive in the same batch and be processed with them).
+    if (!this.isClient && !this.established && this.#q.isInEarlyData()) this.#noteEarlyStreams();
     if (this.#packetWaiters.length) {
       const w = this.#packetWaiters;
       this.#packetWaiters = [];

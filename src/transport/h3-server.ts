@@ -85,6 +85,7 @@ export interface HandshakeCounts {
   resumed: number;
   earlyData: number;
   earlyRequests: number;
+  earlyStreams: number;
 }
 
 /** Client resets of unanswered requests tolerated per second on one connection: the same rule as HTTP/2's. */
@@ -131,7 +132,8 @@ export interface H3Server {
    * `earlyData` of them that accepted the client's 0-RTT (RFC 9001 §4.6.1),
    * and `earlyRequests`: requests handled before the client's Finished (the
    * ones RFC 8470 §5.2 applies to; 0-RTT data read in the same pass as the
-   * Finished is handled after it).
+   * Finished is handled after it), and `earlyStreams`: request streams whose
+   * data arrived in 0-RTT packets, handled before the Finished or after.
    */
   handshakes(): HandshakeCounts;
   /**
@@ -190,7 +192,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   };
   let current = buildAll(opts);
   const { config, loopback, byName } = current;
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -219,6 +221,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
             counters.connections++;
             if (quic.resumed) counters.resumed++;
             if (quic.earlyDataAccepted) counters.earlyData++;
+            counters.earlyStreams += quic.earlyStreams;
           }
           else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
         });
@@ -271,7 +274,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       frames: counters.priorityUpdates + [...sessions].reduce((n, s) => n + s.priorityUpdates, 0),
       reprioritised: counters.reprioritised,
     }),
-    handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests }),
+    handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests, earlyStreams: counters.earlyStreams }),
     pathEvents: () => ({ ...pathEvents }),
     async close(graceMs = 1000) {
       clearInterval(headSweep);
