@@ -48,6 +48,65 @@ export function transferCodings(te: string): string[] {
   return out;
 }
 
+/** Connection options (RFC 9110 §7.6.1) that HTTP/1.1 framing acts on, as bits of `connectionOptions`. */
+export const CONN_CLOSE = 1;
+export const CONN_KEEP_ALIVE = 2;
+export const CONN_UPGRADE = 4;
+
+/**
+ * The options named by a message's Connection field values (its lines joined with ','), as CONN_* bits;
+ * others (field names to drop, RFC 9110 §7.6.1) are the forwarder's business (http/fields.ts). The usual
+ * single option costs a lower-casing and a comparison, no list.
+ */
+export function connectionOptions(value: string): number {
+  if (value.indexOf(',') < 0) return optionBit(trimOws(value).toLowerCase());
+  let bits = 0;
+  for (const part of value.split(',')) bits |= optionBit(trimOws(part).toLowerCase());
+  return bits;
+}
+
+function optionBit(t: string): number {
+  return t === 'close' ? CONN_CLOSE : t === 'keep-alive' ? CONN_KEEP_ALIVE : t === 'upgrade' ? CONN_UPGRADE : 0;
+}
+
+/**
+ * Field names as they come on the wire (any case) → their lower-case form, for names already checked to
+ * be tokens: most lines of most messages carry one of a few dozen names, which then cost one hash lookup
+ * instead of a token check and a lower-casing copy each. Seeded with the common names in the two spellings
+ * peers send; it learns up to LEARNED_NAMES more and then stops growing (a peer inventing names cannot make
+ * it grow without bound, nor push the common ones out).
+ */
+const NAME_CACHE = new Map<string, string>();
+const LEARNED_NAMES = 256;
+for (const n of [
+  'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'access-control-allow-origin', 'age', 'alt-svc',
+  'authorization', 'cache-control', 'connection', 'content-disposition', 'content-encoding', 'content-language',
+  'content-length', 'content-location', 'content-range', 'content-security-policy', 'content-type', 'cookie', 'date',
+  'etag', 'expect', 'expires', 'forwarded', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
+  'if-unmodified-since', 'keep-alive', 'last-modified', 'link', 'location', 'origin', 'pragma', 'range', 'referer',
+  'retry-after', 'server', 'set-cookie', 'strict-transport-security', 'te', 'trailer', 'transfer-encoding',
+  'upgrade', 'user-agent', 'vary', 'via', 'www-authenticate', 'x-content-type-options', 'x-forwarded-for',
+  'x-forwarded-host', 'x-forwarded-proto', 'x-frame-options', 'x-request-id', 'traceparent', 'tracestate',
+]) {
+  NAME_CACHE.set(n, n);
+  NAME_CACHE.set(n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()), n);
+}
+NAME_CACHE.set('ETag', 'etag');
+NAME_CACHE.set('WWW-Authenticate', 'www-authenticate');
+NAME_CACHE.set('TE', 'te');
+const SEEDED = NAME_CACHE.size;
+
+/** The lower-case form of a field name from the wire; throws H1ParseError when it is not a token. */
+function fieldName(raw: string): string {
+  const known = NAME_CACHE.get(raw);
+  if (known !== undefined) return known;
+  // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
+  if (!TOKEN_RE.test(raw)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(raw.slice(0, 60))}`);
+  const lower = raw.toLowerCase();
+  if (NAME_CACHE.size < SEEDED + LEARNED_NAMES) NAME_CACHE.set(raw, lower);
+  return lower;
+}
+
 /** Field lines `lines[from..]` as a list with lower-case names. Throws H1ParseError. */
 export function parseFieldLines(lines: string[], from: number): HeaderList {
   const out: HeaderList = [];
@@ -59,13 +118,10 @@ export function parseFieldLines(lines: string[], from: number): HeaderList {
     }
     const colon = line.indexOf(':');
     if (colon <= 0) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(line.slice(0, 60))}`);
-    const name = line.slice(0, colon);
-    // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
-    if (!TOKEN_RE.test(name)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(name.slice(0, 60))}`);
+    const name = fieldName(line.slice(0, colon));
     const raw = line.slice(colon + 1);
     if (BAD_FIELD_VALUE_RE.test(raw)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
-    const value = trimOws(raw);
-    out.push([name.toLowerCase(), value]);
+    out.push([name, trimOws(raw)]);
   }
   return out;
 }

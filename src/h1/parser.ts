@@ -11,7 +11,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { H1ParseError, parseFieldLines, splitHead, transferCodings, trimOws } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, H1ParseError, parseFieldLines, splitHead, transferCodings, trimOws } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -46,6 +46,8 @@ export interface H1ParserLimits {
 }
 
 const enum St { Idle, Head, Body, Done }
+
+const DIGITS_RE = /^\d{1,15}$/;
 
 
 export class H1ResponseParser {
@@ -143,16 +145,16 @@ export class H1ResponseParser {
     let contentLength: number | null = null;
     let te: string | null = null;
     let clText: string | null = null;
-    let connection = '';
+    let connection: string | null = null;
     let keepAliveTimeoutMs: number | null = null;
     for (const [name, value] of headers) {
       switch (name) {
         case 'content-length': {
           // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing ones (as written:
           // "5" and "05" differ too) are an error.
-          for (const part of value.split(',')) {
+          for (const part of value.indexOf(',') < 0 ? [value] : value.split(',')) {
             const v = trimOws(part);
-            if (!/^\d{1,15}$/.test(v)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(value)}`);
+            if (!DIGITS_RE.test(v)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(value)}`);
             if (clText !== null && clText !== v) throw new H1ParseError('malformed', 'conflicting Content-Length values');
             clText = v;
             contentLength = Number(v);
@@ -163,7 +165,7 @@ export class H1ResponseParser {
           te = te === null ? value : `${te}, ${value}`;
           break;
         case 'connection':
-          connection += `${value.toLowerCase()},`;
+          connection = connection === null ? value : `${connection},${value}`;
           break;
         case 'keep-alive': {
           const t = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
@@ -172,8 +174,8 @@ export class H1ResponseParser {
         }
       }
     }
-    const tokens = connection.split(',').map((s) => trimOws(s));
-    let keepAlive = minor === 1 ? !tokens.includes('close') : tokens.includes('keep-alive');
+    const options = connection === null ? 0 : connectionOptions(connection);
+    let keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
     // RFC 9112 §6.1: both together "ought to be handled as an error" (request smuggling, response splitting):
     // refused whatever the status, as nginx and llhttp do, rather than letting Transfer-Encoding override (§6.3 item 3).
     if (te !== null && contentLength !== null) throw new H1ParseError('malformed', 'response with both Content-Length and Transfer-Encoding');

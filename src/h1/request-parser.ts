@@ -23,7 +23,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings, trimOws } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
 export interface H1RequestHead {
   method: string;
@@ -185,7 +185,7 @@ export class H1RequestParser {
     let te: string | null = null;
     let host: string | null = null;
     let hosts = 0;
-    let connection = '';
+    let connection: string | null = null;
     let expect = '';
     let upgrade: string | null = null;
     for (const [name, value] of headers) {
@@ -202,7 +202,7 @@ export class H1RequestParser {
           host = value;
           break;
         case 'connection':
-          connection += `,${value.toLowerCase()}`;
+          connection = connection === null ? value : `${connection},${value}`;
           break;
         case 'expect':
           expect = value.toLowerCase();
@@ -261,10 +261,10 @@ export class H1RequestParser {
     // RFC 9110 §9.3.6: a CONNECT request has no content; what follows its head belongs to the tunnel.
     if (method === 'CONNECT') { framing = 'none'; contentLength = null; }
 
-    const tokens = connection ? connection.split(',').map((s) => trimOws(s)) : [];
-    const keepAlive = minor === 1 ? !tokens.includes('close') : tokens.includes('keep-alive');
+    const options = connection === null ? 0 : connectionOptions(connection);
+    const keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
     // RFC 9110 §7.8: Upgrade counts only when Connection names it (and never in HTTP/1.0).
-    const wantsUpgrade = minor === 1 && upgrade !== null && tokens.includes('upgrade') ? upgrade : null;
+    const wantsUpgrade = minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 ? upgrade : null;
     return {
       method, target, form, minor, headers, authority, keepAlive, framing, contentLength,
       expectContinue: minor === 1 && expect === '100-continue' && framing !== 'none',

@@ -101,6 +101,33 @@ describe('H1ResponseParser', () => {
     });
   }
 
+  it('Connection options in any case, spacing and number of lines', () => {
+    const ka = (fields: string, v = '1.1'): boolean | undefined => both(`HTTP/${v} 200 OK\r\n${fields}Content-Length: 0\r\n\r\n`).heads[0]?.keepAlive;
+    expect(ka('CONNECTION:  Close \r\n')).toBe(false);
+    expect(ka('connection: foo, CLOSE\r\n')).toBe(false);
+    expect(ka('Connection: foo\r\nConnection: close\r\n')).toBe(false);
+    expect(ka('Connection: closed\r\n')).toBe(true);
+    expect(ka('Connection: Keep-Alive\r\n', '1.0')).toBe(true);
+    expect(ka('Connection: x,\tkeep-alive\r\n', '1.0')).toBe(true);
+    expect(ka('Connection: keep-alive-ish\r\n', '1.0')).toBe(false);
+  });
+
+  it('field names: each spelling lower-cased, every new one checked, however many a peer invents', () => {
+    // The parser keeps a bounded table of names it has seen (fields.ts): past its bound, names still parse the same.
+    for (let i = 0; i < 600; i++) {
+      const name = `X-Made-Up-${i}`;
+      const spelled = i % 2 ? name.toUpperCase() : name;
+      const o = run(`HTTP/1.1 200 OK\r\n${spelled}: v${i}\r\nCONTENT-length: 0\r\n\r\n`);
+      expect(o.heads[0]?.headers).toEqual([[name.toLowerCase(), `v${i}`], ['content-length', '0']]);
+      let err: unknown = null;
+      try { run(`HTTP/1.1 200 OK\r\n${spelled}\u00e9: v\r\n\r\n`); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(H1ParseError);
+    }
+    for (const [wire, lower] of [['ETag', 'etag'], ['eTaG', 'etag'], ['Www-Authenticate', 'www-authenticate'], ['tE', 'te']]) {
+      expect(run(`HTTP/1.1 200 OK\r\n${wire}: x\r\nContent-Length: 0\r\n\r\n`).heads[0]?.headers[0]).toEqual([lower, 'x']);
+    }
+  });
+
   it('seeded random bytes only ever throw H1ParseError', () => {
     let x = 12345;
     const rnd = (): number => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 2 ** 32; };
