@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Proxy benchmark: the originlink connector vs nginx (upstream keepalive) vs
-// HAProxy (http-reuse always), each pinned to one core, in front of the same
+// HAProxy (http-reuse always) vs Node's floor (a minimal net+tls relay, h1 front
+// only: bench/lib/node-floor-proxy.mjs), each pinned to one core, in front of the same
 // nginx origin over TLS. Load: wrk (cleartext HTTP/1.1 to the proxy) on the
 // other core, for a bounded time per target. Reports req/s, the proxy's CPU
 // time per request (its process tree, from /proc: less sensitive to a busy
@@ -165,6 +166,13 @@ targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: 
   const port = await freePort();
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, bindExtra: FRONT === 'h2c' ? 'proto h2' : '', origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: ANCHOR_POOL }));
   return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
+} });
+
+// Node's floor (h1 front only): the least JavaScript that relays this traffic on net and tls
+// (bench/lib/node-floor-proxy.mjs) — what a proxy written on Node pays per request before any logic of its own.
+if (FRONT === 'h1') targets.push({ name: 'node floor (minimal net+tls relay)', upstream: 'TLS h1', launch: async () => {
+  const port = await freePort();
+  return { port, proc: start(PROXY_CPU, process.execPath, [join(ROOT, 'bench', 'lib', 'node-floor-proxy.mjs'), String(port), '127.0.0.1', String(originTls), `${CERTS}/ca.pem`, 'localhost']) };
 } });
 
 const parseDur = (s) => {
