@@ -14,6 +14,7 @@ import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../h
 import { publishConnection } from './diagnostics.js';
 import { pingOrClose } from '../transport/ping-probe.js';
 import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
+import { LazyTimer } from '../util/lazy-timer.js';
 
 /** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */
 const SURPLUS_FRACTION = 1 / 8;
@@ -41,7 +42,9 @@ interface Entry {
   conn: PooledConnection;
   maxAgeAt: number;
   errors: number;
-  idleTimer: NodeJS.Timeout | null;
+  /** Idle deadline (see #armIdle); `surplusChecked`: its first, surplus-h1 stage has passed. */
+  idle: LazyTimer;
+  surplusChecked: boolean;
   idleTimeoutMs: number;
   pinging: boolean;
 }
@@ -188,7 +191,7 @@ export class Pool implements TickMember {
     this.#clearWaiter(w);
     const conn = e.conn;
     const reused = conn.served > 0;
-    if (e.idleTimer) { clearTimeout(e.idleTimer); e.idleTimer = null; }
+    e.idle.clear();
     this.counters.request(reused);
     const queueMs = performance.now() - w.enqueuedAt;
     conn.request(w.req).then(
@@ -379,7 +382,8 @@ export class Pool implements TickMember {
       conn,
       maxAgeAt: this.opts.maxAgeMs > 0 ? conn.createdAt + this.opts.maxAgeMs * jitter : 0,
       errors: 0,
-      idleTimer: null,
+      idle: new LazyTimer(() => this.#idleDue(e)),
+      surplusChecked: false,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       pinging: false,
     };
@@ -406,7 +410,7 @@ export class Pool implements TickMember {
           e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
           break;
         case 'close':
-          if (e.idleTimer) clearTimeout(e.idleTimer);
+          e.idle.stop();
           if (this.#entries.delete(conn)) {
             if (this.#entries.size === 0) this.#ticker.delete(this);
             this.counters.closed();
@@ -426,26 +430,24 @@ export class Pool implements TickMember {
    * would have reached it otherwise) and closes; the last idle one waits the full timeout.
    */
   #armIdle(e: Entry): void {
-    if (e.idleTimer) clearTimeout(e.idleTimer);
     const full = e.idleTimeoutMs;
-    const early = e.conn.protocol === 'h1' ? Math.max(1, full * SURPLUS_FRACTION) : full;
-    e.idleTimer = setTimeout(() => {
-      e.idleTimer = null;
-      if (e.conn.active > 0) return;
-      if (this.#keptWarm(e)) return;
+    e.surplusChecked = e.conn.protocol !== 'h1';
+    e.idle.set(e.surplusChecked ? full : Math.max(1, full * SURPLUS_FRACTION));
+  }
+
+  #idleDue(e: Entry): void {
+    if (e.conn.active > 0) return;
+    if (this.#keptWarm(e)) return;
+    if (!e.surplusChecked) {
+      e.surplusChecked = true;
+      const full = e.idleTimeoutMs;
+      const early = Math.max(1, full * SURPLUS_FRACTION);
       if (early < full && !this.#otherIdleH1(e)) {
-        e.idleTimer = setTimeout(() => {
-          e.idleTimer = null;
-          if (e.conn.active > 0) return;
-          if (this.#keptWarm(e)) return;
-          e.conn.drain();
-        }, full - early);
-        e.idleTimer.unref();
+        e.idle.set(full - early);
         return;
       }
-      e.conn.drain();
-    }, early);
-    e.idleTimer.unref();
+    }
+    e.conn.drain();
   }
 
   #otherIdleH1(self: Entry): boolean {

@@ -32,6 +32,7 @@ import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
+import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
@@ -96,7 +97,8 @@ export class H1ServerSession {
   /** An upgrade request waits for its answer: bytes after its head are the tunnel's. */
   #upgrading = false;
   #bodyPaused = false;
-  #timer: NodeJS.Timeout | null = null;
+  /** Head and keep-alive deadlines: no request in the queue when it passes → the connection closes. */
+  #timer = new LazyTimer(() => { if (this.#queue.length === 0) this.socket.destroy(); });
   #onClose: (() => void) | null = null;
   #seq = 0;
 
@@ -423,7 +425,7 @@ export class H1ServerSession {
     const s = this.socket;
     s.write(`${text}${CRLF}`, 'latin1');
     // Hand over: our listeners go, the bytes we hold go back in front.
-    this.#clearTimer();
+    this.#timer.stop();
     s.off('data', this.#onData);
     s.removeAllListeners('end');
     const held = this.#held;
@@ -440,26 +442,18 @@ export class H1ServerSession {
   // ---- lifetime ----
 
   #arm(ms: number): void {
-    this.#clearTimer();
-    if (ms <= 0 || this.#closed) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      if (this.#queue.length === 0) this.socket.destroy();
-    }, ms);
-    this.#timer.unref();
+    if (ms <= 0 || this.#closed) this.#timer.clear();
+    else this.#timer.set(ms);
   }
 
   #clearTimer(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
+    this.#timer.clear();
   }
 
   #gone(err: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#clearTimer();
+    this.#timer.stop();
     for (const p of this.#queue) {
       p.abort.abort(err);
       if (p.body) abortBody(p.body, err);
