@@ -154,7 +154,8 @@ describe('two processes sharing one Redis', () => {
     const agent = new Agent({ protocol: 'auto', tls: { ca: certs.ca }, sessionStore: stores.sessionStore!, originCache: stores.originCache! });
     try {
       let proto = '';
-      for (let i = 0; i < 20 && proto !== 'h3'; i++) {
+      // Up to 10 s: the background upgrade first loads the h3 stack, over a second with both cores busy (a full run).
+      for (let i = 0; i < 200 && proto !== 'h3'; i++) {
         const r = await agent.request({ url });
         await r.text();
         proto = r.protocol;
