@@ -191,7 +191,12 @@ interface PoolInfo {
   earlyData: EarlyDataPolicy;
   coalesce: boolean;
   proxy: ProxyNode | null;
+  /** Still this origin's pool (false once forgotten): a per-URL memo of it is stale then. */
+  live: boolean;
 }
+
+/** The pool last found for one (cached) origin URL object, with what it was asked with. */
+interface UrlMemo { info: PoolInfo; protocol: ProtocolPolicy | undefined; proxy: ProxyNode | null }
 
 /**
  * A request names its target either by `url`, or by `origin` (`https://host:port`)
@@ -240,6 +245,8 @@ export class Agent implements TickMember {
   #pools = new Map<string, PoolInfo>();
   /** (URL scheme + host, per-request policy) → pool; every input of the full key is fixed per agent. */
   #fast = new Map<string, PoolInfo>();
+  /** Per origin URL object (the Agent caches one per origin string): the last pool found, so a request builds no key. */
+  #byUrl = new WeakMap<URL, UrlMemo>();
   #origins: LruMap<string, URL>;
   #sessions: SessionStore;
   #selector: Selector;
@@ -332,9 +339,20 @@ export class Agent implements TickMember {
     return rot ? rot.pick(`${u.protocol}//${u.host}`, Date.now()) : null;
   }
 
-  #poolInfo(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): PoolInfo {
+  /** `owned`: `u` is one of the Agent's cached origin URLs (never a caller's object, which could change). */
+  #poolInfo(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null, owned = false): PoolInfo {
     if (this.#closed) throw new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', 'agent is closed');
-    // Hot path: one map lookup per request once the origin's pool exists.
+    if (!owned) return this.#findPool(u, protocol, proxy);
+    // Hot path: the same URL object as last time, asked the same way.
+    const memo = this.#byUrl.get(u);
+    if (memo !== undefined && memo.info.live && memo.protocol === protocol && memo.proxy === proxy) return memo.info;
+    const info = this.#findPool(u, protocol, proxy);
+    this.#byUrl.set(u, { info, protocol, proxy });
+    return info;
+  }
+
+  #findPool(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): PoolInfo {
+    // One map lookup once the origin's pool exists.
     const fastKey = `${u.protocol}//${u.host}|${protocol ?? ''}|${proxy?.key ?? ''}`;
     const hit = this.#fast.get(fastKey);
     if (hit) return hit;
@@ -393,7 +411,7 @@ export class Agent implements TickMember {
       this.#retired.peek(key)?.counters,
     );
     this.#retired.delete(key);
-    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy };
+    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true };
     this.#pools.set(key, info);
     this.#fast.set(fastKey, info);
     if (this.#pools.size === 1) sharedTicker.add(this);
@@ -434,6 +452,7 @@ export class Agent implements TickMember {
     const p = info.pool;
     if (this.#pools.get(p.key) !== info) return;
     this.#pools.delete(p.key);
+    info.live = false;
     for (const k of info.fastKeys) if (this.#fast.get(k) === info) this.#fast.delete(k);
     this.#retired.set(p.key, { origin: p.origin, counters: p.counters, proxy: info.proxy?.id ?? null });
     void p.close();
@@ -464,6 +483,7 @@ export class Agent implements TickMember {
       path = o.path;
       if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
     }
+    const ownedUrls = simple !== null || o.url === undefined; // from #originUrl's cache, not the caller's
     // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
     const method = o.method ?? 'GET';
     if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
@@ -482,7 +502,7 @@ export class Agent implements TickMember {
         const url = targets[at] as URL;
         let node = nodes[at];
         if (node === undefined) node = nodes[at] = this.#pickProxy(url);
-        const info = this.#poolInfo(url, o.protocol, node);
+        const info = this.#poolInfo(url, o.protocol, node, ownedUrls);
         const pool = info.pool;
         const req: ConnRequest = {
           method,

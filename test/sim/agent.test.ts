@@ -144,6 +144,20 @@ describe('an origin with several URLs', () => {
   });
 });
 
+describe('the pool a request goes to', () => {
+  it("a URL object the caller changes between requests goes where it points now; an origin string, to the same pool", async () => {
+    const s = scripted({});
+    const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
+    const u = new URL('http://a.test/x');
+    await text(await agent.request({ url: u }));
+    u.host = 'b.test';
+    await text(await agent.request({ url: u }));
+    for (let i = 0; i < 3; i++) await text(await agent.request({ origin: 'http://c.test', path: '/y' }));
+    expect(s.dials).toEqual(['a.test:80', 'b.test:80', 'c.test:80']);
+    expect(agent.pools().map((p) => p.origin).sort()).toEqual(['http://a.test', 'http://b.test', 'http://c.test']);
+  });
+});
+
 describe('bounded for many origins', () => {
   it('a pool idle past originIdleTimeoutMs is closed and forgotten; its totals stay in stats()', async () => {
     const s = scripted({});
