@@ -154,7 +154,7 @@ export class H1BodyDecoder {
       this.#buf = chunk;
       return null;
     }
-    const trailers = parseFieldLines(h.lines, 0);
+    const trailers = parseFieldLines(h.text, 0);
     if (this.#strictTrailers) {
       for (const [n] of trailers) if (n === 'transfer-encoding' || n === 'content-length') throw new H1ParseError('malformed', `${n} in the trailer section`);
     }

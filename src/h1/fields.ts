@@ -71,13 +71,22 @@ function optionBit(t: string): number {
 
 /**
  * Field names as they come on the wire (any case) → their lower-case form, for names already checked to
- * be tokens: most lines of most messages carry one of a few dozen names, which then cost one hash lookup
- * instead of a token check and a lower-casing copy each. Seeded with the common names in the two spellings
- * peers send; it learns up to LEARNED_NAMES more and then stops growing (a peer inventing names cannot make
- * it grow without bound, nor push the common ones out).
+ * be tokens: most lines of most messages carry one of a few dozen names, which then cost a comparison in
+ * place instead of a string, a token check and a lower-casing copy each. Kept by length and first byte, so
+ * a lookup compares against one or two spellings. Seeded with the common names in the two spellings peers
+ * send; it learns up to LEARNED_NAMES more and then stops growing (a peer inventing names cannot make it
+ * grow without bound, nor push the common ones out).
  */
-const NAME_CACHE = new Map<string, string>();
+const NAMES = new Map<number, Array<readonly [wire: string, lower: string]>>();
 const LEARNED_NAMES = 256;
+let learned = 0;
+const nameKey = (length: number, first: number): number => length * 256 + first;
+function remember(wire: string, lower: string): void {
+  const k = nameKey(wire.length, wire.charCodeAt(0));
+  const list = NAMES.get(k);
+  if (!list) NAMES.set(k, [[wire, lower]]);
+  else if (!list.some(([w]) => w === wire)) list.push([wire, lower]);
+}
 for (const n of [
   'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'access-control-allow-origin', 'age', 'alt-svc',
   'authorization', 'cache-control', 'connection', 'content-disposition', 'content-encoding', 'content-language',
@@ -87,41 +96,76 @@ for (const n of [
   'retry-after', 'server', 'set-cookie', 'strict-transport-security', 'te', 'trailer', 'transfer-encoding',
   'upgrade', 'user-agent', 'vary', 'via', 'www-authenticate', 'x-content-type-options', 'x-forwarded-for',
   'x-forwarded-host', 'x-forwarded-proto', 'x-frame-options', 'x-request-id', 'traceparent', 'tracestate',
+  'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user', 'upgrade-insecure-requests',
 ]) {
-  NAME_CACHE.set(n, n);
-  NAME_CACHE.set(n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()), n);
+  remember(n, n);
+  remember(n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()), n);
 }
-NAME_CACHE.set('ETag', 'etag');
-NAME_CACHE.set('WWW-Authenticate', 'www-authenticate');
-NAME_CACHE.set('TE', 'te');
-const SEEDED = NAME_CACHE.size;
+remember('ETag', 'etag');
+remember('WWW-Authenticate', 'www-authenticate');
+remember('TE', 'te');
 
-/** The lower-case form of a field name from the wire; throws H1ParseError when it is not a token. */
-function fieldName(raw: string): string {
-  const known = NAME_CACHE.get(raw);
-  if (known !== undefined) return known;
+/** The lower-case form of the field name `text[start..end)`; throws H1ParseError when it is not a token. */
+function fieldName(text: string, start: number, end: number): string {
+  const list = NAMES.get(nameKey(end - start, text.charCodeAt(start)));
+  if (list !== undefined) {
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      if (text.startsWith(e[0], start)) return e[1];
+    }
+  }
+  const raw = text.slice(start, end);
   // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
   if (!TOKEN_RE.test(raw)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(raw.slice(0, 60))}`);
   const lower = raw.toLowerCase();
-  if (NAME_CACHE.size < SEEDED + LEARNED_NAMES) NAME_CACHE.set(raw, lower);
+  if (learned < LEARNED_NAMES) {
+    learned++;
+    remember(raw, lower);
+  }
   return lower;
 }
 
-/** Field lines `lines[from..]` as a list with lower-case names. Throws H1ParseError. */
-export function parseFieldLines(lines: string[], from: number): HeaderList {
+/** A head's first line (start line) and the offset where its field lines begin. */
+export function firstLine(text: string): [line: string, fieldsFrom: number] {
+  const eol = text.indexOf('\r\n');
+  return eol < 0 ? [text, text.length] : [text.slice(0, eol), eol + 2];
+}
+
+/**
+ * The field lines of `text` from offset `from` to its end (lines end with CRLF; `text` is a head without
+ * its final empty line, see splitHead), as a list with lower-case names, values without OWS. More than
+ * `maxCount` lines is `too-large` (with `tooMany` as the message), checked before any line is read.
+ * Throws H1ParseError. Walks the text in place: per line, one string for the value (and one for a name
+ * the table does not know), no line strings.
+ */
+export function parseFieldLines(text: string, from: number, maxCount = Infinity, tooMany = ''): HeaderList {
   const out: HeaderList = [];
-  for (let i = from; i < lines.length; i++) {
-    const line = lines[i] as string;
+  const len = text.length;
+  if (from >= len) return out;
+  if (maxCount !== Infinity) {
+    let n = 1;
+    for (let i = text.indexOf('\r\n', from); i >= 0 && n <= maxCount; i = text.indexOf('\r\n', i + 2)) n++;
+    if (n > maxCount) throw new H1ParseError('too-large', tooMany);
+  }
+  let pos = from;
+  while (pos <= len) {
+    let end = text.indexOf('\r\n', pos);
+    if (end < 0) end = len;
+    const c = text.charCodeAt(pos);
     // RFC 9112 §5.2: obs-fold is refused (a proxy cannot repair it safely).
-    if (line.length > 0 && (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09)) {
-      throw new H1ParseError('malformed', 'obsolete line folding in header section');
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(line.slice(0, 60))}`);
-    const name = fieldName(line.slice(0, colon));
-    const raw = line.slice(colon + 1);
-    if (BAD_FIELD_VALUE_RE.test(raw)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
-    out.push([name, trimOws(raw)]);
+    if (c === 0x20 || c === 0x09) throw new H1ParseError('malformed', 'obsolete line folding in header section');
+    const colon = text.indexOf(':', pos);
+    if (colon <= pos || colon > end) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(text.slice(pos, Math.min(end, pos + 60)))}`);
+    const name = fieldName(text, pos, colon);
+    // RFC 9110 §5.5: OWS around the value is not part of it.
+    let a = colon + 1;
+    let b = end;
+    while (a < b && (text.charCodeAt(a) === 0x20 || text.charCodeAt(a) === 0x09)) a++;
+    while (b > a && (text.charCodeAt(b - 1) === 0x20 || text.charCodeAt(b - 1) === 0x09)) b--;
+    const value = text.slice(a, b);
+    if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
+    out.push([name, value]);
+    pos = end + 2;
   }
   return out;
 }
@@ -130,13 +174,14 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 
 /**
  * A complete head (start line and field lines, up to the empty line) at the
- * start of `chunk`: its lines and the bytes after it, or null when more are
- * needed. Past `maxBytes` without its end it is `too-large` (the 431 / the
- * response error), so a peer cannot make us buffer without bound.
+ * start of `chunk`: its text without the final empty line (latin1) and the
+ * bytes after it, or null when more are needed. Past `maxBytes` without its
+ * end it is `too-large` (the 431 / the response error), so a peer cannot make
+ * us buffer without bound.
  */
-export function splitHead(chunk: Buffer, maxBytes: number, what: string): { lines: string[]; rest: Buffer } | null {
+export function splitHead(chunk: Buffer, maxBytes: number, what: string): { text: string; rest: Buffer } | null {
   const end = chunk.indexOf(HEADER_END);
   if ((end < 0 ? chunk.length : end + 4) > maxBytes) throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
   if (end < 0) return null;
-  return { lines: chunk.toString('latin1', 0, end).split('\r\n'), rest: chunk.subarray(end + 4) };
+  return { text: chunk.toString('latin1', 0, end), rest: chunk.subarray(end + 4) };
 }

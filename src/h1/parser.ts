@@ -11,7 +11,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, H1ParseError, parseFieldLines, splitHead, transferCodings, trimOws } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, transferCodings, trimOws } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -119,15 +119,15 @@ export class H1ResponseParser {
       this.#buf = chunk;
       return null;
     }
-    const { lines, rest } = h;
-    const statusLine = lines[0] ?? '';
+    const { text, rest } = h;
+    const [statusLine, fieldsFrom] = firstLine(text);
     // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
     const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/.exec(statusLine);
     if (!m) throw new H1ParseError('malformed', `malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
     const minor = Number(m[1]);
     const status = Number(m[2]);
-    if (lines.length - 1 > this.#limits.maxHeaderCount) throw new H1ParseError('too-large', `more than ${this.#limits.maxHeaderCount} response header fields`);
-    const headers = parseFieldLines(lines, 1);
+    const max = this.#limits.maxHeaderCount;
+    const headers = parseFieldLines(text, fieldsFrom, max, `more than ${max} response header fields`);
     if (status < 200) {
       // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
       if (status === 101) throw new H1ParseError('malformed', 'unexpected 101 Switching Protocols');

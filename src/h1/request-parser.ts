@@ -23,7 +23,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
 export interface H1RequestHead {
   method: string;
@@ -142,8 +142,8 @@ export class H1RequestParser {
       this.#buf = chunk;
       return null;
     }
-    const { lines, rest } = h;
-    const head = this.#parseHead(lines);
+    const { text, rest } = h;
+    const head = this.#parseHead(text);
     this.#h.onHead(head);
     if (head.upgrade !== null || head.method === 'CONNECT') {
       // RFC 9110 §7.8 (Upgrade), §9.3.6 (CONNECT): after this head the bytes are the new protocol's or the
@@ -164,8 +164,8 @@ export class H1RequestParser {
     return rest;
   }
 
-  #parseHead(lines: string[]): H1RequestHead {
-    const line = lines[0] as string;
+  #parseHead(text: string): H1RequestHead {
+    const [line, fieldsFrom] = firstLine(text);
     const m = REQUEST_LINE_RE.exec(line);
     if (!m) {
       if (/^[^ ]+ [^ ]+ HTTP\/\d+\.\d+$/.test(line)) throw new H1ParseError('version', `unsupported HTTP version in ${JSON.stringify(line.slice(-12))}`);
@@ -178,8 +178,8 @@ export class H1RequestParser {
     const minor = Math.min(1, Number(m[4]));
     if (!TOKEN_RE.test(method)) throw new H1ParseError('malformed', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
     if (!TARGET_RE.test(target)) throw new H1ParseError('malformed', 'invalid character in the request target');
-    if (lines.length - 1 > this.#limits.maxHeaderCount) throw new H1ParseError('too-large', `more than ${this.#limits.maxHeaderCount} header fields`);
-    const headers = parseFieldLines(lines, 1);
+    const max = this.#limits.maxHeaderCount;
+    const headers = parseFieldLines(text, fieldsFrom, max, `more than ${max} header fields`);
 
     let cl: string | null = null;
     let te: string | null = null;

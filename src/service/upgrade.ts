@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type net from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { H1ParseError, parseFieldLines, splitHead } from '../h1/fields.js';
+import { firstLine, H1ParseError, parseFieldLines, splitHead } from '../h1/fields.js';
 import type { HeaderList } from '../http/types.js';
 import { connectTcp } from '../transport/tcp.js';
 import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
@@ -122,11 +122,12 @@ function readHead(s: net.Socket): Promise<{ status: number; headers: HeaderList;
       try {
         const h = splitHead(buf, MAX_HEAD, 'upgrade response');
         if (!h) return;
-        const m = /^HTTP\/1\.1 (\d{3})(?: .*)?$/.exec(h.lines[0] as string);
-        if (!m) throw new H1ParseError('malformed', `malformed status line ${JSON.stringify((h.lines[0] as string).slice(0, 60))}`);
+        const [statusLine, fieldsFrom] = firstLine(h.text);
+        const m = /^HTTP\/1\.1 (\d{3})(?: .*)?$/.exec(statusLine);
+        if (!m) throw new H1ParseError('malformed', `malformed status line ${JSON.stringify(statusLine.slice(0, 60))}`);
         done();
         s.pause();
-        resolve({ status: Number(m[1]), headers: parseFieldLines(h.lines, 1), rest: h.rest });
+        resolve({ status: Number(m[1]), headers: parseFieldLines(h.text, fieldsFrom), rest: h.rest });
       } catch (e) {
         done();
         reject(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin's answer to the upgrade: ${(e as Error).message}`));
