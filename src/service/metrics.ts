@@ -43,6 +43,8 @@ function add(into: Totals, s: Totals): void {
   for (const [c, n] of Object.entries(s.errors)) into.errors[c] = (into.errors[c] ?? 0) + n;
 }
 
+interface FrontCount { listener: string; protocol: string; status: string; n: number }
+
 export class Metrics {
   readonly registry = new Registry();
   #live: () => Iterable<Upstream>;
@@ -59,7 +61,8 @@ export class Metrics {
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
   /** Front request counts by `listener|protocol|status`: a plain increment per request, labels built at scrape time. */
-  #frontCounts = new Map<string, { listener: string; protocol: string; status: string; n: number }>();
+  /** Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key string. */
+  #frontCounts = new Map<string, Map<string, Map<number, FrontCount>>>();
   readonly #handshakes: Counter<string>;
   readonly #ttfb: FastHistogram;
 
@@ -163,7 +166,9 @@ export class Metrics {
     this.front = {
       requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r, collect() {
         this.reset();
-        for (const c of self.#frontCounts.values()) this.inc({ listener: c.listener, protocol: c.protocol, status: c.status }, c.n);
+        for (const byProtocol of self.#frontCounts.values()) {
+          for (const byStatus of byProtocol.values()) for (const c of byStatus.values()) this.inc({ listener: c.listener, protocol: c.protocol, status: c.status }, c.n);
+        }
       } }),
       rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
       connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions).', labelNames: ['listener'], registers: r }),
@@ -199,10 +204,13 @@ export class Metrics {
 
   /** Count one answered front request. */
   frontRequest(listener: string, protocol: string, status: number): void {
-    const key = `${listener}|${protocol}|${status}`;
-    const c = this.#frontCounts.get(key);
+    let byProtocol = this.#frontCounts.get(listener);
+    if (!byProtocol) this.#frontCounts.set(listener, (byProtocol = new Map()));
+    let byStatus = byProtocol.get(protocol);
+    if (!byStatus) byProtocol.set(protocol, (byStatus = new Map()));
+    const c = byStatus.get(status);
     if (c) c.n++;
-    else this.#frontCounts.set(key, { listener, protocol, status: String(status), n: 1 });
+    else byStatus.set(status, { listener, protocol, status: String(status), n: 1 });
   }
 
   /** Declare which upstream URLs belong to which origin name (call on every config load). */
