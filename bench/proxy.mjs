@@ -9,7 +9,8 @@
 // p50/p99 over going direct, and connections seen at the origin (from its
 // access log). Prints a Markdown table and writes bench/results/proxy-DATE.json.
 //
-// Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_CONNECTIONS
+// Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_WARMUP seconds of unmeasured load
+// before it (default 3; 1 before 2026-11-23 16:15), BENCH_CONNECTIONS
 // wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB),
 // BENCH_TARGETS a regexp on target names (default all; `direct` always runs),
 // BENCH_FRONT `h1` (default: wrk, cleartext HTTP/1.1 fronts) or `h2c` (h2load
@@ -37,6 +38,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PATH = process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
+// Seconds of load before each target's measured run, same for every target (V8 reaches its optimizing tier in it).
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
 // Extra node flags for the originlink processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
@@ -221,7 +224,7 @@ for (const [i, t] of targets.entries()) {
   let launched = null;
   if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
   const port = launched ? launched.port : t.port;
-  load(port, `${tag}w`, 1); // warm-up: connections to the origin are opened here
+  load(port, `${tag}w`, WARMUP); // warm-up: connections to the origin are opened here, JIT compilers reach their top tier
   const c0 = launched ? treeCpuUs(launched.proc.pid) : null;
   const r = load(port, tag, DURATION);
   // taskset execs the proxy, so the spawned pid is the proxy's own.
