@@ -54,8 +54,9 @@ const zrttHandler: RequestHandler = (req) => {
 
 /** Requests of the 64-fetch burst held until all 64 are open at once (bounded), with the client port each came from. */
 const BURST = 64;
-/** Connections the 0-RTT test opens one after another (the first one full, the others resumed). */
+/** Connections the 0-RTT test opens one after another (the first one full, the others resumed): at least ROUNDS, at most MAX_ROUNDS. */
 const ROUNDS = 4;
+const MAX_ROUNDS = 8;
 const burst = { open: 0, maxOpen: 0, ports: new Set<number>(), release: null as null | (() => void), released: Promise.resolve() };
 function armBurst(): void {
   burst.open = 0;
@@ -197,29 +198,36 @@ describe('headless Chromium against our HTTP/3 server', () => {
       return { ok: r.ok, text: r.ok ? new TextDecoder().decode(r.buf) : r.error, proto: performance.getEntriesByType('resource').map((e) => e.nextHopProtocol) };
     })()`, 30_000);
     const rounds: Array<{ handshakes: ReturnType<H3Server['handshakes']>; proto: string[] }> = [];
-    for (let i = 0; i < ROUNDS; i++) {
+    // At least ROUNDS connections; more (up to MAX_ROUNDS) until one resumed connection's request came in 0-RTT.
+    let opened = 0;
+    for (let i = 0; i < MAX_ROUNDS && (i < ROUNDS || zrtt.handshakes().earlyStreams === 0); i++) {
       if (i > 0) await sleep(2500); // both ends' idle timers (1 s) close the connection
       const r = await round(i);
       expect(r.text).toBe(`z/z${i}`);
       rounds.push({ handshakes: zrtt.handshakes(), proto: r.proto });
+      opened++;
     }
     console.log(`h3-chromium 0-RTT: ${JSON.stringify(rounds)}`);
     const ports = new Set(zrttSeen.map((s) => s.port));
-    expect(ports.size).toBe(ROUNDS); // one connection per round
+    expect(ports.size).toBe(opened); // one connection per round
     expect(rounds.flatMap((x) => x.proto).every((p) => p === 'h3')).toBe(true);
     expect(rounds[0]!.handshakes).toEqual({ connections: 1, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0 });
     // Every later connection resumed the previous one's ticket and accepted Chromium's 0-RTT (its netlog:
-    // ZERO_RTT_STATE AttemptedAndSucceeded on each), and its request stream arrived in 0-RTT packets
-    // (earlyStreams: seen readable before the client's Finished). Whether it is also *handled* before the
-    // Finished (earlyRequests) depends on whether those packets and the Finished meet in one receive batch
-    // of ours — 0 to 3 of 3 — so that one is only bounded. A response to a 0-RTT request can reach the page
-    // before the client's Finished reaches us (0.5-RTT data, RFC 9001 §4.1.1), so the last handshake may
-    // still be completing: wait for it (bounded).
-    for (let i = 0; i < 100 && zrtt.handshakes().connections < ROUNDS; i++) await sleep(20);
+    // ZERO_RTT_STATE AttemptedAndSucceeded on each). Whether Chromium's request itself rides in the 0-RTT
+    // packets is Chromium's timing: on a loaded machine the handshake may complete before it writes the
+    // request (then 1-RTT). earlyStreams counts the request streams that did arrive in 0-RTT (seen readable
+    // before the client's Finished); at least one must. Whether one is also *handled* before the Finished
+    // (earlyRequests) depends on whether those packets and the Finished meet in one receive batch of ours;
+    // a request handled early must have come early. A response to a 0-RTT request can reach the page before
+    // the client's Finished reaches us (0.5-RTT data, RFC 9001 §4.1.1), so the last handshake may still be
+    // completing: wait for it (bounded).
+    for (let i = 0; i < 100 && zrtt.handshakes().connections < opened; i++) await sleep(20);
     const last = zrtt.handshakes();
-    expect(last).toMatchObject({ connections: ROUNDS, resumed: ROUNDS - 1, earlyData: ROUNDS - 1, earlyStreams: ROUNDS - 1 });
-    expect(last.earlyRequests).toBeLessThanOrEqual(ROUNDS - 1);
-  }, 60_000);
+    expect(last).toMatchObject({ connections: opened, resumed: opened - 1, earlyData: opened - 1 });
+    expect(last.earlyStreams).toBeGreaterThanOrEqual(1);
+    expect(last.earlyStreams).toBeLessThanOrEqual(opened - 1);
+    expect(last.earlyRequests).toBeLessThanOrEqual(last.earlyStreams);
+  }, 90_000);
 
   it('PRIORITY_UPDATE frames from Chromium set the priority its requests start with', async () => {
     const before = server.priorityUpdates();
