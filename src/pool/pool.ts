@@ -45,6 +45,8 @@ interface Entry {
   /** Idle deadline (see #armIdle); `surplusChecked`: its first, surplus-h1 stage has passed. */
   idle: LazyTimer;
   surplusChecked: boolean;
+  /** In #idleH1 (h1 pools: idle connections, most recently released on top). */
+  stacked: boolean;
   idleTimeoutMs: number;
   pinging: boolean;
 }
@@ -55,6 +57,12 @@ export class Pool implements TickMember {
   readonly opts: Readonly<PoolOptions>;
   #dial: Dialer;
   #entries = new Map<PooledConnection, Entry>();
+  /**
+   * h1 pools: connections as they became idle, the most recent on top, so a request takes one without
+   * scanning every connection (#pick). Entries that were used or closed since are dropped as they are met;
+   * a closed one is also taken out at its close, so the stack never outgrows the pool.
+   */
+  #idleH1: Entry[] = [];
   #pending: Waiter[] = [];
   #dialing = 0;
   #dials = new Set<Promise<void>>();
@@ -171,6 +179,19 @@ export class Pool implements TickMember {
   /** A connection with a free slot, or null. h1: most recently used first; h2/h3: fill the oldest. */
   #pick(): Entry | null {
     const now = performance.now();
+    if (this.#protocol === 'h1') {
+      const stack = this.#idleH1;
+      while (stack.length > 0) {
+        const e = stack.pop() as Entry;
+        e.stacked = false;
+        const c = e.conn;
+        if (c.state !== 'ready' || c.active >= c.capacity) continue;
+        if (!c.isUsable()) { c.destroy(); continue; }
+        if (e.maxAgeAt > 0 && now >= e.maxAgeAt) { c.drain(); continue; }
+        return e;
+      }
+    }
+    // Every connection: multiplexed pools, and an h1 pool whose stack had none (all busy, or one missed).
     let best: Entry | null = null;
     for (const e of this.#entries.values()) {
       const c = e.conn;
@@ -185,6 +206,13 @@ export class Pool implements TickMember {
       }
     }
     return best;
+  }
+
+  /** An h1 connection became idle: on top of the stack #pick takes from. */
+  #stackIdle(e: Entry): void {
+    if (e.stacked || e.conn.protocol !== 'h1') return;
+    e.stacked = true;
+    this.#idleH1.push(e);
   }
 
   #start(w: Waiter, e: Entry): void {
@@ -384,6 +412,7 @@ export class Pool implements TickMember {
       errors: 0,
       idle: new LazyTimer(() => this.#idleDue(e)),
       surplusChecked: false,
+      stacked: false,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       pinging: false,
     };
@@ -394,7 +423,10 @@ export class Pool implements TickMember {
     conn.on((ev) => {
       switch (ev.type) {
         case 'capacity':
-          if (conn.active === 0) this.#armIdle(e);
+          if (conn.active === 0) {
+            this.#armIdle(e);
+            this.#stackIdle(e);
+          }
           this.#pump();
           break;
         case 'goaway':
@@ -411,6 +443,11 @@ export class Pool implements TickMember {
           break;
         case 'close':
           e.idle.stop();
+          if (e.stacked) {
+            e.stacked = false;
+            const i = this.#idleH1.indexOf(e);
+            if (i >= 0) this.#idleH1.splice(i, 1);
+          }
           if (this.#entries.delete(conn)) {
             if (this.#entries.size === 0) this.#ticker.delete(this);
             this.counters.closed();
@@ -422,6 +459,7 @@ export class Pool implements TickMember {
       }
     });
     this.#armIdle(e);
+    this.#stackIdle(e);
   }
 
   /**

@@ -128,6 +128,34 @@ describe('dialling', () => {
     await finish(e);
   });
 
+  it('h1: a request takes the most recently released idle connection without looking at the others', async () => {
+    const d = new Dialer({ auto: false }, true);
+    const p = pool(d, { maxConnections: 40, maxConnecting: 40 });
+    const first = Array.from({ length: 40 }, () => p.request(req()));
+    await tick();
+    expect(d.conns).toHaveLength(40);
+    // Answer them in order: the last one answered is the most recently released.
+    for (const c of d.conns) c.exchanges[0]!.respond();
+    await Promise.all(first.map(finish));
+    let looks = 0;
+    for (const c of d.conns) {
+      const usable = c.isUsable.bind(c);
+      c.isUsable = () => { looks++; return usable(); };
+    }
+    const used = new Set<number>();
+    for (let i = 0; i < 100; i++) {
+      const r = p.request(req());
+      await tick();
+      const c = d.conns.find((x) => x.active === 1)!;
+      used.add(c.id);
+      c.exchanges[c.exchanges.length - 1]!.respond();
+      await finish(r);
+    }
+    expect([...used]).toEqual([d.conns[39]!.id]);
+    // One look per request (the connection taken), not one per connection of the pool.
+    expect(looks).toBeLessThanOrEqual(200);
+  });
+
   it('never more than maxConnections', async () => {
     const d = new Dialer({}, true);
     const p = pool(d, { maxConnections: 2, maxConnecting: 8 });
