@@ -18,21 +18,9 @@ export class H1ParseError extends Error {
   }
 }
 
-import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, TOKEN_RE, trimOws } from '../http/fields.js';
 
-export { TOKEN_RE };
-
-/**
- * RFC 9110 §5.5: only OWS (SP, HTAB) around a value is dropped. String.prototype.trim() would also take
- * a bare CR or LF and the obs-text byte 0xA0 (NBSP in latin1) off the ends.
- */
-export function trimOws(v: string): string {
-  let a = 0;
-  let b = v.length;
-  while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
-  while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
-  return a === 0 && b === v.length ? v : v.slice(a, b);
-}
+export { TOKEN_RE, trimOws };
 
 /**
  * The codings of a Transfer-Encoding value, lower-case. RFC 9110 §5.6.1 would have empty list elements

@@ -11,7 +11,8 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, transferCodings, trimOws } from './fields.js';
+import { contentLengthOf } from '../http/field-section.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, transferCodings } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -46,8 +47,6 @@ export interface H1ParserLimits {
 }
 
 const enum St { Idle, Head, Body, Done }
-
-const DIGITS_RE = /^\d{1,15}$/;
 
 
 export class H1ResponseParser {
@@ -142,25 +141,15 @@ export class H1ResponseParser {
   }
 
   #startBody(status: number, reason: string, minor: number, headers: HeaderList): void {
-    let contentLength: number | null = null;
+    let hasLength = false;
     let te: string | null = null;
-    let clText: string | null = null;
     let connection: string | null = null;
     let keepAliveTimeoutMs: number | null = null;
     for (const [name, value] of headers) {
       switch (name) {
-        case 'content-length': {
-          // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing ones (as written:
-          // "5" and "05" differ too) are an error.
-          for (const part of value.indexOf(',') < 0 ? [value] : value.split(',')) {
-            const v = trimOws(part);
-            if (!DIGITS_RE.test(v)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(value)}`);
-            if (clText !== null && clText !== v) throw new H1ParseError('malformed', 'conflicting Content-Length values');
-            clText = v;
-            contentLength = Number(v);
-          }
+        case 'content-length':
+          hasLength = true;
           break;
-        }
         case 'transfer-encoding':
           te = te === null ? value : `${te}, ${value}`;
           break;
@@ -174,6 +163,10 @@ export class H1ResponseParser {
         }
       }
     }
+    // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing or invalid ones are an error.
+    const cl = hasLength ? contentLengthOf(headers) : null;
+    if (cl !== null && typeof cl === 'object') throw new H1ParseError('malformed', cl.error);
+    const contentLength = cl;
     const options = connection === null ? 0 : connectionOptions(connection);
     let keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
     // RFC 9112 §6.1: both together "ought to be handled as an error" (request smuggling, response splitting):

@@ -23,6 +23,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
+import { CONTENT_LENGTH_RE } from '../http/fields.js';
 import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
 export interface H1RequestHead {
@@ -66,7 +67,6 @@ const enum St { Head, Body, Stopped }
 const REQUEST_LINE_RE = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/;
 /** Visible ASCII and obs-text: no space, no control character (RFC 9112 §3.2, RFC 3986). */
 const TARGET_RE = /^[\x21-\x7e\x80-\xff]+$/;
-const DIGITS_RE = /^[0-9]{1,15}$/;
 /** Authority (host[:port]) characters (RFC 3986 §3.2). */
 const AUTHORITY_RE = /^[A-Za-z0-9.\-_~%!$&'()*+,;=:[\]]+$/;
 /** Empty lines tolerated before a request line (RFC 9112 §2.2: at least one SHOULD be ignored). */
@@ -253,7 +253,7 @@ export class H1RequestParser {
       if (codings.length > 1) throw new H1ParseError('unsupported', `transfer coding ${codings[0]} not implemented`);
       framing = 'chunked';
     } else if (cl !== null) {
-      if (!DIGITS_RE.test(cl)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(cl.slice(0, 20))}`);
+      if (!CONTENT_LENGTH_RE.test(cl)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(cl.slice(0, 20))}`);
       contentLength = Number(cl);
       framing = contentLength > 0 ? 'length' : 'none';
     }

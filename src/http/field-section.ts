@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { BAD_FIELD_VALUE_RE } from './fields.js';
+import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -19,7 +19,6 @@ const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
 const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
-const DIGITS_RE = /^[0-9]{1,15}$/;
 const STATUS_RE = /^[1-5][0-9][0-9]$/;
 /** Names already found valid (names repeat across messages): a bounded set, cleared when full. */
 const goodNames = new Set<string>();
@@ -122,22 +121,22 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
  * a string reason when invalid or inconsistent.
  */
 export function contentLengthOf(headers: HeaderList): number | null | { error: string } {
-  let found: number | null = null;
+  // RFC 9110 §8.6: a list of identical values may stand for one; "identical" as written ("5" and "05" differ).
+  let text: string | null = null;
   for (const [name, value] of headers) {
     if (name !== 'content-length') continue;
-    if (found === null && DIGITS_RE.test(value)) {
-      found = Number(value);
+    if (text === null && CONTENT_LENGTH_RE.test(value)) {
+      text = value;
       continue;
     }
     for (const part of value.split(',')) {
-      const t = part.trim();
-      if (!/^[0-9]{1,15}$/.test(t)) return { error: `invalid content-length ${JSON.stringify(value)}` };
-      const n = Number(t);
-      if (found !== null && found !== n) return { error: 'conflicting content-length values' };
-      found = n;
+      const t = trimOws(part);
+      if (!CONTENT_LENGTH_RE.test(t)) return { error: `invalid content-length ${JSON.stringify(value)}` };
+      if (text !== null && text !== t) return { error: 'conflicting content-length values' };
+      text = t;
     }
   }
-  return found;
+  return text === null ? null : Number(text);
 }
 
 /** `:status` as a number (caller validated the section). */

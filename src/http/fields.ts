@@ -19,6 +19,26 @@ export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export const BAD_FIELD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /**
+ * RFC 9110 §8.6: Content-Length = 1*DIGIT. At most 15 digits, so that the number stays exact (a safe
+ * integer) — longer is refused, as nginx refuses what overflows its off_t. One rule for every parser and
+ * protocol.
+ */
+export const CONTENT_LENGTH_RE = /^[0-9]{1,15}$/;
+
+/**
+ * RFC 9110 §5.5: only OWS (SP, HTAB) around a value is dropped. String.prototype.trim() would also take
+ * a bare CR or LF and the obs-text byte 0xA0 (NBSP in latin1) off the ends.
+ */
+export function trimOws(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
+
+/**
  * Always connection-specific: RFC 9110 §7.6.1 lists Connection, Proxy-Connection,
  * Keep-Alive, TE, Transfer-Encoding and Upgrade; Host becomes :authority or is
  * rewritten per hop; HTTP2-Settings belongs to the h2c upgrade (RFC 7540 §3.2.1).

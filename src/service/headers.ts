@@ -3,7 +3,7 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { HeaderList } from '../http/types.js';
-import { BAD_FIELD_VALUE_RE, connectionNamed, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
 const NONE: ReadonlySet<string> = new Set();
@@ -55,7 +55,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   if (clCount > 1) return { status: 400, reason: 'duplicate Content-Length' };
   let contentLength: number | null = null;
   if (cl !== null) {
-    if (!/^\d{1,15}$/.test(cl)) return { status: 400, reason: 'invalid Content-Length' };
+    if (!CONTENT_LENGTH_RE.test(cl)) return { status: 400, reason: 'invalid Content-Length' };
     contentLength = Number(cl);
   }
   let chunked = false;

@@ -23,6 +23,7 @@
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
 import { bodyChunks } from '../http/body.js';
+import { CONTENT_LENGTH_RE } from '../http/fields.js';
 import type { ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { IdMap } from '../util/id-map.js';
@@ -365,7 +366,7 @@ function contentLength(headers: HeaderList): number | null {
     if (v !== null && v !== x) return null;
     v = x;
   }
-  if (v === null || !/^\d{1,15}$/.test(v)) return null;
+  if (v === null || !CONTENT_LENGTH_RE.test(v)) return null;
   return Number(v);
 }
 

@@ -28,7 +28,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H1ParseError } from '../h1/fields.js';
 import { H1RequestParser, type H1RequestHead } from '../h1/request-parser.js';
 import { bodyBytes } from '../http/body.js';
-import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, TOKEN_RE } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
@@ -347,7 +347,7 @@ export class H1ServerSession {
       body.destroy();
       return !close;
     }
-    const length = declared !== null && /^[0-9]{1,15}$/.test(declared) ? Number(declared) : null;
+    const length = declared !== null && CONTENT_LENGTH_RE.test(declared) ? Number(declared) : null;
     const chunked = length === null && head.minor === 1;
     if (length !== null) text += `content-length: ${length}${CRLF}`;
     else if (chunked) text += `transfer-encoding: chunked${CRLF}`;

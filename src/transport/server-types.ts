@@ -5,6 +5,7 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import type { HeaderList, RequestBody } from '../http/types.js';
+import { CONTENT_LENGTH_RE } from '../http/fields.js';
 
 /**
  * What both servers send when a handler fails before its response started:
@@ -158,7 +159,7 @@ export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as 
 
 /** Declared body length of a request head (content-length), for `ServerRequest.bodyLength`: null when absent or not one number. */
 export function declaredLength(fields: HeaderList): number | null {
-  for (const [n, v] of fields) if (n === 'content-length') return /^[0-9]{1,15}$/.test(v) ? Number(v) : null;
+  for (const [n, v] of fields) if (n === 'content-length') return CONTENT_LENGTH_RE.test(v) ? Number(v) : null;
   return null;
 }
 

@@ -76,6 +76,9 @@ describe('H1ResponseParser', () => {
     ['bad status line', 'HTTP/1.1 2OO OK\r\n\r\n', 'malformed'],
     ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', 'malformed'],
     ['conflicting Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'malformed'],
+    ['Content-Length values that differ as written (5, 05)', 'HTTP/1.1 200 OK\r\nContent-Length: 5, 05\r\n\r\nhello', 'malformed'],
+    ['Content-Length ending in NBSP (not OWS)', 'HTTP/1.1 200 OK\r\nContent-Length: 1, 1\xa0\r\n\r\nx', 'malformed'],
+    ['a 16-digit Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\n', 'malformed'],
     // RFC 9112 §6.1: "ought to be handled as an error" — refused like nginx and llhttp (found by differential fuzzing).
     ['Content-Length with Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n', 'malformed'],
     ['a control character in the reason phrase (RFC 9112 §4)', 'HTTP/1.1 200 O\x00K\r\ncontent-length: 0\r\n\r\n', 'malformed'],
@@ -100,6 +103,11 @@ describe('H1ResponseParser', () => {
       }
     });
   }
+
+  it('a list of identical Content-Length values stands for one (RFC 9110 §8.6)', () => {
+    const o = both('HTTP/1.1 200 OK\r\nContent-Length: 5,5\r\nContent-Length: 5\r\n\r\nhello');
+    expect([o.heads[0]?.contentLength, o.body, o.complete]).toEqual([5, 'hello', 1]);
+  });
 
   it('Connection options in any case, spacing and number of lines', () => {
     const ka = (fields: string, v = '1.1'): boolean | undefined => both(`HTTP/${v} 200 OK\r\n${fields}Content-Length: 0\r\n\r\n`).heads[0]?.keepAlive;
