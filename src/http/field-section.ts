@@ -139,6 +139,16 @@ export function contentLengthOf(headers: HeaderList): number | null | { error: s
   return text === null ? null : Number(text);
 }
 
+/**
+ * The declared body length of a head its protocol layer has already checked with
+ * `contentLengthOf` (h1 parser, h2 connection, h3 request stream): null when absent — and
+ * null, never a guess, for a value that did not pass that rule.
+ */
+export function declaredLength(headers: HeaderList): number | null {
+  const cl = contentLengthOf(headers);
+  return typeof cl === 'number' ? cl : null;
+}
+
 /** `:status` as a number (caller validated the section). */
 export function statusOf(headers: HeaderList): number {
   for (const [k, v] of headers) if (k === ':status') return Number(v);

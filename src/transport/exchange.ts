@@ -23,7 +23,7 @@
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
 import { bodyChunks } from '../http/body.js';
-import { CONTENT_LENGTH_RE } from '../http/fields.js';
+import { declaredLength } from '../http/field-section.js';
 import type { ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { IdMap } from '../util/id-map.js';
@@ -258,7 +258,7 @@ export class Exchange {
     if (this.#done) { body.destroy(); return; }
     this.#facts.responseStarted = true;
     this.body = body;
-    if (!bodyless) this.#expected = contentLength(headers);
+    if (!bodyless) this.#expected = declaredLength(headers);
     this.#timers.arm(this, 'body', this.#timeouts.bodyTimeoutMs);
     this.#trailers = new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
     const res: ConnResponse = { status, headers, body, trailers: this.#trailers };
@@ -356,18 +356,6 @@ function aborted(): OriginlinkError {
 
 function mismatch(got: number, want: number, how: string): OriginlinkError {
   return new OriginlinkError(ErrorCode.BODY_MISMATCH, 'remote', `response body has ${how} its content-length (${got} vs ${want} bytes)`);
-}
-
-/** The declared length when it is one valid number (repeated equal values allowed, RFC 9110 §8.6); null otherwise. */
-function contentLength(headers: HeaderList): number | null {
-  let v: string | null = null;
-  for (const [n, x] of headers) {
-    if (n !== 'content-length') continue;
-    if (v !== null && v !== x) return null;
-    v = x;
-  }
-  if (v === null || !CONTENT_LENGTH_RE.test(v)) return null;
-  return Number(v);
 }
 
 /**

@@ -21,7 +21,8 @@ import { abortBody, bufferedWhole } from '../util/body.js';
 import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { declaredLength } from '../http/field-section.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
 

@@ -20,7 +20,8 @@ import { WindowCounter } from '../util/window-counter.js';
 import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, declaredLength, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { declaredLength } from '../http/field-section.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { IdMap } from '../util/id-map.js';
 
 export type H3ServerRequest = ServerRequest;

@@ -5,7 +5,6 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import type { HeaderList, RequestBody } from '../http/types.js';
-import { CONTENT_LENGTH_RE } from '../http/fields.js';
 
 /**
  * What both servers send when a handler fails before its response started:
@@ -156,12 +155,6 @@ export function wantsContinue(fields: HeaderList): boolean {
 }
 
 export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as HeaderList;
-
-/** Declared body length of a request head (content-length), for `ServerRequest.bodyLength`: null when absent or not one number. */
-export function declaredLength(fields: HeaderList): number | null {
-  for (const [n, v] of fields) if (n === 'content-length') return CONTENT_LENGTH_RE.test(v) ? Number(v) : null;
-  return null;
-}
 
 /**
  * Why a request was abandoned, told to whoever asks: `signal` (an

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkFieldSection, contentLengthOf, fieldSectionSize } from '../../src/http/field-section.js';
+import { checkFieldSection, contentLengthOf, declaredLength, fieldSectionSize } from '../../src/http/field-section.js';
 import type { HeaderList } from '../../src/http/types.js';
 
 const REQ: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/']];
@@ -60,6 +60,15 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     expect(contentLengthOf([['content-length', '-1']])).toHaveProperty('error');
     expect(contentLengthOf([['content-length', '']])).toHaveProperty('error');
     expect(contentLengthOf([['content-length', '1e3']])).toHaveProperty('error');
+  });
+
+  it('declaredLength: the same rule as a number, null when absent or refused (never a guess)', () => {
+    expect(declaredLength(REQ)).toBeNull();
+    expect(declaredLength([['content-length', '42, 42']])).toBe(42);
+    expect(declaredLength([['content-length', '42'], ['content-length', '42']])).toBe(42);
+    // The servers' and exchange's old readers took the first value: '42' then '43' gave 42.
+    expect(declaredLength([['content-length', '42'], ['content-length', '43']])).toBeNull();
+    expect(declaredLength([['content-length', '05, 5']])).toBeNull();
   });
 
   it('sizes a section as name + value + 32 per line', () => {
