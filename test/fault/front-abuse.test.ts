@@ -37,7 +37,8 @@ const handler: RequestHandler = async (req) => {
   seen.push(rec);
   req.onAbort(() => { rec.aborted = true; });
   if (req.path.startsWith('/h2/slow') || req.path.startsWith('/h1/slow')) {
-    await new Promise((r) => setTimeout(r, 500));
+    // /h2/slow is cancelled by its test: held long enough that no busy machine answers it first.
+    await new Promise((r) => setTimeout(r, req.path.startsWith('/h2/') ? 5000 : 500));
     return { status: 200, body: 'slow\n' };
   }
   if (req.path.startsWith('/h1/upload')) {
@@ -108,12 +109,15 @@ describe('issue 19 bugs, fixed on our fronts', () => {
   it('cancelled h2 requests with an h2 upstream end: the gauge returns, 499 is logged, the origin sees its stream reset', async () => {
     const before = seen.length;
     const c = http2.connect(`http://127.0.0.1:${h2c}`);
-    for (let i = 0; i < 5; i++) {
+    const streams = Array.from({ length: 5 }, (_, i) => {
       const s = c.request({ ':path': `/h2/slow/${i}` });
       s.on('error', () => {});
-      setTimeout(() => s.close(http2.constants.NGHTTP2_CANCEL), 100);
-    }
-    await until(() => seen.length - before === 5 && seen.slice(before).every((r) => r.aborted), 3000);
+      return s;
+    });
+    // Cancelled once the origin holds all five (a fixed delay raced the upstream connection's setup on a busy machine).
+    await until(() => seen.length - before === 5, 5000);
+    for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => seen.slice(before).every((r) => r.aborted), 3000);
     await until(() => svc.metrics.inflight === 0, 3000);
     await until(() => logs.filter((l) => String(l['path']).startsWith('/h2/slow/') && l['status'] === 499).length === 5, 3000);
     c.close();
