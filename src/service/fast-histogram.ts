@@ -1,7 +1,8 @@
 /**
  * A Prometheus histogram for the per-request hot path: a sample is counted
- * into a series found by a string key the caller builds (no label object
- * hashed per observation, as prom-client's Histogram does), and the
+ * into a series found by three key strings the caller already holds, in
+ * nested maps (no label object hashed per observation, as prom-client's
+ * Histogram does, and no joined key string built and hashed), and the
  * exposition is built only when scraped. Registered in a prom-client
  * Registry like any metric: `get()` returns the same shape prom-client's
  * Histogram does (`_bucket` with `le`, `_sum`, `_count`), so text output and
@@ -24,7 +25,7 @@ export class FastHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   readonly #buckets: readonly number[];
-  readonly #series = new Map<string, Series>();
+  readonly #series = new Map<string, Map<string, Map<string, Series>>>();
 
   constructor(o: { name: string; help: string; buckets: readonly number[]; registers: Registry[] }) {
     this.name = o.name;
@@ -34,10 +35,14 @@ export class FastHistogram {
     for (const r of o.registers) r.registerMetric(this as never);
   }
 
-  /** Count `value` in the series `key`; `labels` is called only the first time a key is seen. */
-  observe(key: string, labels: () => Labels, value: number): void {
-    let s = this.#series.get(key);
-    if (!s) this.#series.set(key, (s = { labels: labels(), counts: new Float64Array(this.#buckets.length), sum: 0, count: 0 }));
+  /** Count `value` in the series keyed (k1, k2, k3); `labels` is called only the first time that key is seen. */
+  observe(k1: string, k2: string, k3: string, labels: () => Labels, value: number): void {
+    let m1 = this.#series.get(k1);
+    if (!m1) this.#series.set(k1, (m1 = new Map()));
+    let m2 = m1.get(k2);
+    if (!m2) m1.set(k2, (m2 = new Map()));
+    let s = m2.get(k3);
+    if (!s) m2.set(k3, (s = { labels: labels(), counts: new Float64Array(this.#buckets.length), sum: 0, count: 0 }));
     const b = this.#buckets;
     for (let i = 0; i < b.length; i++) {
       if (value <= b[i]!) {
@@ -56,7 +61,7 @@ export class FastHistogram {
 
   get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Labels; value: number; metricName: string }> } {
     const values: Array<{ labels: Labels; value: number; metricName: string }> = [];
-    for (const s of this.#series.values()) {
+    for (const m1 of this.#series.values()) for (const m2 of m1.values()) for (const s of m2.values()) {
       let acc = 0;
       for (let i = 0; i < this.#buckets.length; i++) {
         acc += s.counts[i]!;

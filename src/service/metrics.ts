@@ -187,7 +187,7 @@ export class Metrics {
       const name = originContext.getStore() ?? this.#names.get(origin);
       if (!name || error || !this.#known.has(name)) return;
       const proto = protocol ?? '';
-      this.#ttfb.observe(`${name}|${origin}|${proto}`, () => ({ origin: name, upstream: origin, protocol: proto }), ttfbMs / 1000);
+      this.#ttfb.observe(name, origin, proto, () => ({ origin: name, upstream: origin, protocol: proto }), ttfbMs / 1000);
       let ring = this.#ttfbRecent.get(name);
       if (!ring) this.#ttfbRecent.set(name, (ring = { at: 0, samples: [] }));
       if (ring.samples.length < RECENT) ring.samples.push(ttfbMs);

@@ -12,7 +12,7 @@ describe('FastHistogram', () => {
     const f = new FastHistogram({ name: 'x_seconds', help: 'h', buckets: BUCKETS, registers: [ours] });
     const h = new Histogram({ name: 'x_seconds', help: 'h', labelNames: ['origin'], buckets: BUCKETS, registers: [theirs] });
     for (const [o, v] of SAMPLES) {
-      f.observe(o, () => ({ origin: o }), v);
+      f.observe(o, '', '', () => ({ origin: o }), v);
       h.observe({ origin: o }, v);
     }
     expect(await ours.metrics()).toBe(await theirs.metrics());
@@ -23,7 +23,7 @@ describe('FastHistogram', () => {
     for (let w = 0; w < 2; w++) {
       const r = new Registry();
       const f = new FastHistogram({ name: 'x_seconds', help: 'h', buckets: BUCKETS, registers: [r] });
-      for (const [o, v] of SAMPLES) f.observe(o, () => ({ origin: o }), v);
+      for (const [o, v] of SAMPLES) f.observe(o, '', '', () => ({ origin: o }), v);
       parts.push(await r.getMetricsAsJSON());
     }
     const text = await AggregatorRegistry.aggregate(parts).metrics();
