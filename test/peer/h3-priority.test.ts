@@ -86,7 +86,9 @@ afterAll(async () => {
 });
 
 describe('HTTP/3 small responses beside a bulk response', () => {
-  it('small requests are not held behind a congestion-limited bulk response on the same connection', async () => {
+  // Its max is one sample of 20 at 50 ms RTT: a stall of the test process on a starved machine (seen once, the
+  // suite beside a busy loop: 431 ms) fails it where a real queue behind the bulk fails every run. One retry, as below.
+  it('small requests are not held behind a congestion-limited bulk response on the same connection', { timeout: 60_000, retry: 1 }, async () => {
     const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
     try {
       const t0 = performance.now();
@@ -128,7 +130,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
     } finally {
       c.destroy();
     }
-  }, 60_000);
+  });
 
   // RFC 9218: a later, larger response marked urgent (u=0) overtakes an
   // earlier, smaller one marked u=7; without the header the smaller one
