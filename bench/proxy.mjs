@@ -32,6 +32,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haproxyConfig } from './lib/haproxy.mjs';
 import { freePort, treeCpuUs, waitPort } from './lib/host.mjs';
+import { quantile } from './lib/stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -183,16 +184,20 @@ const parseDur = (s) => {
   if (!m) return NaN;
   return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2]];
 };
-// h2load reports mean latency, not percentiles: p50 and p99 show as '-' in h2c runs.
+// h2load prints only a mean latency; its per-request log (--log-file: start, status, µs to the response's end)
+// gives the percentiles — at a fixed rate the only fair latency comparison (saturated, latency is queueing).
 const h2load = (port, tag, seconds) => {
   const shape = FRONT === 'h1' ? ['--h1'] : ['-m', String(STREAMS)];
   const rate = RATE === null ? [] : [`--rps=${Math.max(1, Math.round(RATE / CONNS))}`];
-  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const log = join(dir, `h2load-${tag}.log`);
+  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `--log-file=${log}`, `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const ms = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
+  rmSync(log, { force: true });
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]);
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
-  return { rps, requests: m ? Number(m[3]) : 0, p50: NaN, p99: NaN, non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
+  return { rps, requests: m ? Number(m[3]) : 0, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
 };
 const load = (port, tag, seconds) => (FRONT === 'h1' && RATE === null ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
 const wrk = (port, tag, seconds) => {

@@ -60,7 +60,6 @@ export class Metrics {
   readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; inflight: Gauge<string>; reloads: Counter<string> };
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
-  /** Front request counts by `listener|protocol|status`: a plain increment per request, labels built at scrape time. */
   /** Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key string. */
   #frontCounts = new Map<string, Map<string, Map<number, FrontCount>>>();
   readonly #handshakes: Counter<string>;
