@@ -164,9 +164,8 @@ export class H1ResponseParser {
       }
     }
     // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing or invalid ones are an error.
-    const cl = hasLength ? contentLengthOf(headers) : null;
-    if (cl !== null && typeof cl === 'object') throw new H1ParseError('malformed', cl.error);
-    const contentLength = cl;
+    const contentLength = hasLength ? contentLengthOf(headers) : null;
+    if (contentLength !== null && typeof contentLength === 'object') throw new H1ParseError('malformed', contentLength.error);
     const options = connection === null ? 0 : connectionOptions(connection);
     let keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
     // RFC 9112 §6.1: both together "ought to be handled as an error" (request smuggling, response splitting):

@@ -37,7 +37,6 @@ export function trimOws(v: string): string {
   return a === 0 && b === v.length ? v : v.slice(a, b);
 }
 
-
 /**
  * Always connection-specific: RFC 9110 §7.6.1 lists Connection, Proxy-Connection,
  * Keep-Alive, TE, Transfer-Encoding and Upgrade; Host becomes :authority or is

@@ -185,9 +185,7 @@ export class Pool implements TickMember {
         const e = stack.pop() as Entry;
         e.stacked = false;
         const c = e.conn;
-        if (c.state !== 'ready' || c.active >= c.capacity) continue;
-        if (!c.isUsable()) { c.destroy(); continue; }
-        if (e.maxAgeAt > 0 && now >= e.maxAgeAt) { c.drain(); continue; }
+        if (c.state !== 'ready' || c.active >= c.capacity || !this.#fresh(e, now)) continue;
         return e;
       }
     }
@@ -195,9 +193,7 @@ export class Pool implements TickMember {
     let best: Entry | null = null;
     for (const e of this.#entries.values()) {
       const c = e.conn;
-      if (c.state !== 'ready') continue;
-      if (!c.isUsable()) { c.destroy(); continue; }
-      if (e.maxAgeAt > 0 && now >= e.maxAgeAt) { c.drain(); continue; }
+      if (c.state !== 'ready' || !this.#fresh(e, now)) continue;
       if (c.active >= c.capacity) continue;
       if (c.protocol === 'h1') {
         if (!best || c.lastActiveAt > best.conn.lastActiveAt) best = e;
@@ -206,6 +202,14 @@ export class Pool implements TickMember {
       }
     }
     return best;
+  }
+
+  /** False after retiring a ready connection that may not take requests: unusable (destroyed) or past its maximum age (drained). */
+  #fresh(e: Entry, now: number): boolean {
+    const c = e.conn;
+    if (!c.isUsable()) { c.destroy(); return false; }
+    if (e.maxAgeAt > 0 && now >= e.maxAgeAt) { c.drain(); return false; }
+    return true;
   }
 
   /** An h1 connection became idle: on top of the stack #pick takes from. */
