@@ -11,7 +11,7 @@ export { RedisOriginCache, type RedisOriginCacheOptions, type RedisOriginCacheSt
 export { openStores, type Stores, type StoresOptions } from './agent/stores.js';
 export type { PoolStats } from './pool/stats.js';
 export { channels } from './pool/diagnostics.js';
-export type { ConnectionFacts, ConnEvent, ConnRequest, ConnResponse, HeaderList, PooledConnection, Protocol, RequestBody } from './http/types.js';
+export type { CompleteBody, ConnectionFacts, ConnEvent, ConnRequest, ConnResponse, HeaderList, PooledConnection, Protocol, RequestBody } from './http/types.js';
 export { ErrorCode, OriginlinkError, isOriginlinkError, type ErrorCodeValue, type ErrorSide } from './errors.js';
 export type { ProtocolPolicy } from './transport/connect.js';
 export type { EarlyDataPolicy } from './transport/h3.js';

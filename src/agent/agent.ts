@@ -528,7 +528,7 @@ export class Agent implements TickMember {
             origin: names[at] as string,
             status: r.res.status,
             headers: r.res.headers,
-            body: r.res.body,
+            source: r.res,
             trailers: r.res.trailers,
             protocol: r.conn.protocol,
             reused: r.reused,

@@ -1,6 +1,6 @@
 /** What `Agent.request()` resolves with: the response head, a streaming body, and the facts behind it. */
 import type { Readable } from 'node:stream';
-import type { ConnectionFacts, HeaderList, Protocol } from '../http/types.js';
+import type { CompleteBody, ConnectionFacts, ConnResponse, HeaderList, Protocol } from '../http/types.js';
 
 export interface ResponseTimings {
   /** Time waiting for a connection slot (includes dialing), ms. */
@@ -14,7 +14,6 @@ export class OriginResponse {
   readonly origin: string;
   readonly status: number;
   readonly headers: HeaderList;
-  readonly body: Readable;
   readonly trailers: Promise<HeaderList>;
   readonly protocol: Protocol;
   /** The connection had served earlier requests. */
@@ -28,15 +27,17 @@ export class OriginResponse {
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
   readonly timings: ResponseTimings;
+  /** The connection's response: its body stream is made on first use of `body` (transport/exchange.ts LazyBody). */
+  #source: Pick<ConnResponse, 'body' | 'takeComplete'>;
 
   constructor(init: {
-    origin: string; status: number; headers: HeaderList; body: Readable; trailers: Promise<HeaderList>; protocol: Protocol;
+    origin: string; status: number; headers: HeaderList; source: Pick<ConnResponse, 'body' | 'takeComplete'>; trailers: Promise<HeaderList>; protocol: Protocol;
     reused: boolean; attempts: number; earlyData: boolean; earlyDataRefused: 'rejected' | 'too-early' | null; connectionId: number; connection: ConnectionFacts; timings: ResponseTimings;
   }) {
     this.origin = init.origin;
     this.status = init.status;
     this.headers = init.headers;
-    this.body = init.body;
+    this.#source = init.source;
     this.trailers = init.trailers;
     this.protocol = init.protocol;
     this.reused = init.reused;
@@ -55,8 +56,25 @@ export class OriginResponse {
     return undefined;
   }
 
+  /** The body's bytes; ends with the message, errors with an OriginlinkError. */
+  get body(): Readable {
+    return this.#source.body;
+  }
+
+  /**
+   * The whole body and its trailers when the response has already ended and
+   * `body` was never touched (the bytes are handed over; `body` is then
+   * empty); else null, and the body is read from `body`. A relay sends a
+   * small response this way without a stream per response.
+   */
+  takeComplete(): CompleteBody | null {
+    return this.#source.takeComplete?.() ?? null;
+  }
+
   /** The whole body. Event-driven rather than async iteration: this sits on every request's hot path. */
   bytes(): Promise<Buffer> {
+    const whole = this.takeComplete();
+    if (whole) return Promise.resolve(whole.bytes);
     const parts: Buffer[] = [];
     return this.#consume((c) => parts.push(c)).then(() => (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)));
   }
@@ -83,6 +101,8 @@ export class OriginResponse {
 
   /** Read and discard the body (frees the connection for reuse). */
   dump(): Promise<number> {
+    const whole = this.takeComplete();
+    if (whole) return Promise.resolve(whole.bytes.length);
     let n = 0;
     return this.#consume((c) => { n += c.length; }).then(() => n);
   }

@@ -55,6 +55,19 @@ export interface ConnResponse {
    * syntax, e.g. `u=0` or `u=5, i`). Does nothing once the response has ended.
    */
   reprioritize?: (priority: string) => void;
+  /**
+   * The whole body and its trailers when the response has already ended and
+   * nobody touched `body`: the bytes are handed over (`body` is then an
+   * empty, ended stream). Else null, and the body is read as a stream. Lets
+   * a relay send a small response without a stream per response.
+   */
+  takeComplete?(): CompleteBody | null;
+}
+
+/** A response that had ended, taken whole: its body's bytes and its trailers (empty when none). */
+export interface CompleteBody {
+  bytes: Buffer;
+  trailers: HeaderList;
 }
 
 /** What is known about one connection once it is established. */

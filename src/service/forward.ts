@@ -235,13 +235,25 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const up = r.res;
   if (log) Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
   const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
-  watchBody(up.body, log !== null, (bytes, failed) => {
+  // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
+  // no stream, listeners or relay for it. Its trailers, if any, go with it.
+  const whole = up.takeComplete();
+  let res: ServerResponse;
+  if (whole) {
     finish();
-    const gone = signal.aborted;
-    if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
-    else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
-  });
-  const res: ServerResponse = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
+    done(up.status, log ? { bytes: whole.bytes.length } : NO_EXTRA);
+    res = { status: up.status, headers: out, body: whole.bytes };
+    const trailers = whole.trailers.length ? trailerList(whole.trailers) : null;
+    if (trailers) res.trailers = trailers;
+  } else {
+    watchBody(up.body, log !== null, (bytes, failed) => {
+      finish();
+      const gone = signal.aborted;
+      if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
+      else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+    });
+    res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
+  }
   if (!mux && hooks.draining()) res.close = true;
   return res;
 }

@@ -24,7 +24,7 @@ import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
 import { bodyChunks } from '../http/body.js';
 import { declaredLength } from '../http/field-section.js';
-import type { ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
+import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody } from '../util/body.js';
 import { IdMap } from '../util/id-map.js';
 
@@ -39,6 +39,9 @@ export interface ExchangeTimeouts {
 export interface ResponseBody extends Readable {
   deliver(chunk: Uint8Array, end: boolean): void;
 }
+
+/** Bytes a response body holds before its stream exists, unless the request set `responseBufferBytes`: a Readable's own default high-water mark. */
+const LAZY_BODY_LIMIT = 16 * 1024;
 
 /** What the exchange asks of its transport. */
 export interface ExchangeWire {
@@ -184,7 +187,7 @@ export class Exchange {
   readonly req: ConnRequest;
   readonly promise: Promise<ConnResponse>;
   /** The response body, once the head arrived. */
-  body: ResponseBody | null = null;
+  body: LazyBody | null = null;
   /** Trailers received before the end (h1, h2 report them apart from the end). */
   trailers: HeaderList = NO_TRAILERS;
   /** The transport's id for this exchange on its connection (h2: its stream id; h3: its number among the connection's requests; -1 while none). */
@@ -252,16 +255,18 @@ export class Exchange {
 
   /**
    * The final response head. `bodyless`: HEAD, 204, 304 (RFC 9110 §6.4.1) —
-   * the content-length then describes no bytes on this wire.
+   * the content-length then describes no bytes on this wire. `makeBody`
+   * makes the body's stream when one is needed (see LazyBody).
    */
-  head(status: number, headers: HeaderList, body: ResponseBody, bodyless: boolean, extras?: HeadExtras): void {
-    if (this.#done) { body.destroy(); return; }
+  head(status: number, headers: HeaderList, makeBody: () => ResponseBody, bodyless: boolean, extras?: HeadExtras): void {
+    if (this.#done) return;
     this.#facts.responseStarted = true;
+    const body = new LazyBody(makeBody, this.req.responseBufferBytes ?? LAZY_BODY_LIMIT);
     this.body = body;
     if (!bodyless) this.#expected = declaredLength(headers);
     this.#timers.arm(this, 'body', this.#timeouts.bodyTimeoutMs);
     this.#trailers = new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
-    const res: ConnResponse = { status, headers, body, trailers: this.#trailers };
+    const res = new ExchangeResponse(status, headers, body, this.#trailers);
     if (extras?.earlyData !== undefined) res.earlyData = extras.earlyData;
     if (extras?.earlyDataRefused !== undefined) res.earlyDataRefused = extras.earlyDataRefused;
     if (extras?.reprioritize !== undefined) res.reprioritize = extras.reprioritize;
@@ -291,6 +296,7 @@ export class Exchange {
       return;
     }
     this.#settle();
+    body.trailers = trailers;
     body.deliver(EMPTY, true);
     this.#resolveTrailers?.(trailers);
   }
@@ -306,7 +312,7 @@ export class Exchange {
     const err = oe.with({ facts: { ...this.#facts }, retrySafe: oe.retrySafe && !this.#facts.responseStarted });
     if (cancel) this.#wire.cancel(this, err);
     this.#settle();
-    if (this.body) abortBody(this.body, err);
+    if (this.body) this.body.abort(err);
     else this.#reject(err);
     this.#resolveTrailers?.(NO_TRAILERS);
   }
@@ -356,6 +362,108 @@ function aborted(): OriginlinkError {
 
 function mismatch(got: number, want: number, how: string): OriginlinkError {
   return new OriginlinkError(ErrorCode.BODY_MISMATCH, 'remote', `response body has ${how} its content-length (${got} vs ${want} bytes)`);
+}
+
+/**
+ * A response body whose stream is made only when someone asks for it. A
+ * relayed small response has usually ended (head, data and end in one read)
+ * before its consumer looks at it; the service then takes its bytes whole
+ * (`take`), and no Readable, listener or end-of-stream tick is spent on it.
+ * Until the stream exists the bytes wait here; past `limit` bytes it is made
+ * at once and its own backpressure applies (it pauses the transport at its
+ * high-water mark, as one made up front would). An abort before the stream
+ * exists is kept and given to it when made (it is then destroyed with it).
+ */
+export class LazyBody {
+  /** Set by the exchange when the response ended with trailers. */
+  trailers: HeaderList = NO_TRAILERS;
+  #make: () => ResponseBody;
+  #limit: number;
+  #stream: ResponseBody | null = null;
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  #ended = false;
+  #taken = false;
+  #error: Error | null = null;
+
+  constructor(make: () => ResponseBody, limit: number) {
+    this.#make = make;
+    this.#limit = limit;
+  }
+
+  deliver(chunk: Uint8Array, end: boolean): void {
+    const s = this.#stream;
+    if (s !== null) {
+      s.deliver(chunk, end);
+      return;
+    }
+    if (this.#error) return;
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#bytes += chunk.length;
+    }
+    if (end) this.#ended = true;
+    else if (this.#bytes >= this.#limit) void this.stream;
+  }
+
+  /** The body as a stream (made now if it was not). */
+  get stream(): ResponseBody {
+    if (this.#stream !== null) return this.#stream;
+    const s = this.#make();
+    this.#stream = s;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    for (const c of chunks) s.deliver(c, false);
+    if (this.#ended) s.deliver(EMPTY, true);
+    else if (this.#error) abortBody(s, this.#error);
+    return s;
+  }
+
+  /** End the body with an error (a failed exchange): the stream is destroyed with it, now or when made. */
+  abort(err: Error): void {
+    if (this.#stream !== null) abortBody(this.#stream, err);
+    else if (!this.#ended) this.#error = err;
+  }
+
+  /**
+   * The whole body and its trailers when the response has ended and no
+   * stream was made; its bytes are handed over, once (a stream made later
+   * is empty). Else null: read the stream.
+   */
+  take(): CompleteBody | null {
+    if (this.#stream !== null || !this.#ended || this.#taken) return null;
+    this.#taken = true;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    const bytes = chunks.length === 1 ? asBuffer(chunks[0]!) : Buffer.concat(chunks);
+    return { bytes, trailers: this.trailers };
+  }
+}
+
+/** What `Exchange.promise` resolves with: the body's stream made on first use of `body`. */
+class ExchangeResponse implements ConnResponse {
+  readonly status: number;
+  readonly headers: HeaderList;
+  readonly trailers: Promise<HeaderList>;
+  earlyData?: boolean;
+  earlyDataRefused?: 'rejected' | 'too-early';
+  reprioritize?: (priority: string) => void;
+  #body: LazyBody;
+
+  constructor(status: number, headers: HeaderList, body: LazyBody, trailers: Promise<HeaderList>) {
+    this.status = status;
+    this.headers = headers;
+    this.#body = body;
+    this.trailers = trailers;
+  }
+
+  get body(): Readable { return this.#body.stream; }
+
+  takeComplete(): CompleteBody | null { return this.#body.take(); }
+}
+
+function asBuffer(c: Uint8Array): Buffer {
+  return Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 }
 
 /**

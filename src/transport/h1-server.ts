@@ -324,6 +324,19 @@ export class H1ServerSession {
     }
     if (!(body instanceof Readable)) {
       const bytes = bodyBytes(body as string | Uint8Array | null);
+      if (res.trailers && res.trailers.length && head.minor === 1 && !noBody) {
+        // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
+        s.cork();
+        s.write(`${text}transfer-encoding: chunked${CRLF}${CRLF}`, 'latin1');
+        if (bytes.length) {
+          s.write(`${bytes.length.toString(16)}${CRLF}`, 'latin1');
+          s.write(bytes);
+          s.write(CRLF, 'latin1');
+        }
+        s.write(trailerBlock(res.trailers));
+        s.uncork();
+        return !close;
+      }
       // HEAD: the length the GET would have had (the handler's), else this body's.
       text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
       if (noBody || bytes.length === 0) s.write(text, 'latin1');

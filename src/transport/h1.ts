@@ -175,8 +175,8 @@ export class H1Connection implements PooledConnection {
       this.#emit({ type: 'goaway', lastStreamId: null });
     }
     const sock = this.#socket;
-    const body = new PushBody(() => sock.resume(), () => sock.pause(), null, x.req.responseBufferBytes);
-    x.head(h.status, h.headers, body, x.req.method === 'HEAD' || h.status === 204 || h.status === 304);
+    const makeBody = (): PushBody => new PushBody(() => sock.resume(), () => sock.pause(), null, x.req.responseBufferBytes);
+    x.head(h.status, h.headers, makeBody, x.req.method === 'HEAD' || h.status === 204 || h.status === 304);
   }
 
   #release(): void {

@@ -216,13 +216,13 @@ export class H2PooledConnection implements PooledConnection {
         }
         const status = Number(ev.headers.find(([n]) => n === ':status')?.[1] ?? 0);
         const id = ev.streamId;
-        const body = new PushBody(
+        const makeBody = (): PushBody => new PushBody(
           () => this.#resume(id),
           () => { f.paused = true; },
           () => { if (!f.x.done) f.x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader')); },
           f.x.req.responseBufferBytes,
         );
-        f.x.head(status, strip(ev.headers), body, f.x.req.method === 'HEAD' || status === 204 || status === 304);
+        f.x.head(status, strip(ev.headers), makeBody, f.x.req.method === 'HEAD' || status === 204 || status === 304);
         if (ev.endStream) f.x.end();
         return;
       }

@@ -446,7 +446,7 @@ export class H3PooledConnection implements PooledConnection {
     }
     const x = r.x;
     // The consumer dropped the body: the exchange cancels the stream (RFC 9114 §4.1.1).
-    const body = new StreamBody(this.#quic, id, () => {
+    const makeBody = (): StreamBody => new StreamBody(this.#quic, id, () => {
       if (!x.done) x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
     }, x.req.responseBufferBytes);
     const extras: HeadExtras = {
@@ -459,7 +459,7 @@ export class H3PooledConnection implements PooledConnection {
       extras.earlyData = false;
       extras.earlyDataRefused = r.earlyRefused;
     }
-    x.head(status, list, body, x.req.method === 'HEAD' || status === 204 || status === 304, extras);
+    x.head(status, list, makeBody, x.req.method === 'HEAD' || status === 204 || status === 304, extras);
     if (end) x.end();
   }
 

@@ -4,6 +4,9 @@
  * http front gets them in the chunked encoding, one over the h2c front as an
  * HTTP/2 trailer section, one over the h3 front (our client) as HTTP/3
  * trailers. Framing fields in trailers are never passed on (RFC 9110 §6.5.1).
+ * `/whole`: the origin sends body and trailers at once, so the response has
+ * ended before the connector looks at it and leaves as bytes (forward.ts's
+ * taken-whole path); the trailers must still reach every front.
  */
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -22,12 +25,14 @@ let a: Record<string, number>;
 
 beforeAll(async () => {
   origin = await startH1Server({
-    handler: () => ({
-      status: 200,
-      headers: [['content-type', 'text/plain']],
-      body: Readable.from([Buffer.from('part one, '), Buffer.from('part two\n')]),
-      trailersLater: new Promise((r) => setTimeout(() => r([['x-checksum', 'c0ffee'], ['content-length', '999']]), 20)),
-    }),
+    handler: (req) => req.path === '/whole'
+      ? { status: 200, headers: [['content-type', 'text/plain']], body: Buffer.from('all at once\n'), trailers: [['x-checksum', 'beef'], ['content-length', '999']] }
+      : {
+          status: 200,
+          headers: [['content-type', 'text/plain']],
+          body: Readable.from([Buffer.from('part one, '), Buffer.from('part two\n')]),
+          trailersLater: new Promise((r) => setTimeout(() => r([['x-checksum', 'c0ffee'], ['content-length', '999']]), 20)),
+        },
   });
   const yaml = `
 listeners:
@@ -49,29 +54,54 @@ afterAll(async () => {
   await origin?.close(100);
 });
 
+/** One GET over the http front on a raw socket: everything the connector wrote, until it closed. */
+function h1Get(path: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect(a['plain']!, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n`));
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    s.on('close', () => resolve(got));
+  });
+}
+
+/** One GET over the h2c front (node:http2 as the client): its body and its trailer section. */
+async function h2cGet(path: string): Promise<{ body: string; trailers: http2.IncomingHttpHeaders }> {
+  const c = http2.connect(`http://127.0.0.1:${a['clear2']}`);
+  const s = c.request({ ':path': path, te: 'trailers' });
+  let body = '';
+  s.setEncoding('utf8');
+  s.on('data', (d: string) => { body += d; });
+  const trailersP = new Promise<http2.IncomingHttpHeaders>((r) => s.once('trailers', r));
+  await new Promise((r) => s.on('end', r));
+  const trailers = await trailersP;
+  c.close();
+  return { body, trailers };
+}
+
 describe('trailers on every front', () => {
   it('http front: the chunked body ends with the trailer section', async () => {
-    const text = await new Promise<string>((resolve) => {
-      const s = net.connect(a['plain']!, '127.0.0.1', () => s.write('GET /t HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n'));
-      let got = '';
-      s.on('data', (d) => { got += d.toString('latin1'); });
-      s.on('close', () => resolve(got));
-    });
+    const text = await h1Get('/t');
     expect(text).toMatch(/transfer-encoding: chunked\r\n/);
     expect(text).toMatch(/part one, \r\n[\s\S]*part two\n\r\n0\r\nx-checksum: c0ffee\r\n\r\n$/);
     expect(text).not.toMatch(/content-length: 999/);
   });
 
+  it('http front, a response already whole with trailers: one chunk, then the trailer section', async () => {
+    const text = await h1Get('/whole');
+    expect(text).toMatch(/transfer-encoding: chunked\r\n/);
+    expect(text).toMatch(/\r\n\r\nc\r\nall at once\n\r\n0\r\nx-checksum: beef\r\n\r\n$/);
+    expect(text).not.toMatch(/content-length/);
+  });
+
+  it('h2c front, a response already whole with trailers', async () => {
+    const { body, trailers } = await h2cGet('/whole');
+    expect(body).toBe('all at once\n');
+    expect(trailers['x-checksum']).toBe('beef');
+    expect(trailers['content-length']).toBeUndefined();
+  });
+
   it('h2c front: an HTTP/2 trailer section after the DATA', async () => {
-    const c = http2.connect(`http://127.0.0.1:${a['clear2']}`);
-    const s = c.request({ ':path': '/t', te: 'trailers' });
-    let body = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => { body += d; });
-    const trailersP = new Promise<http2.IncomingHttpHeaders>((r) => s.once('trailers', r));
-    await new Promise((r) => s.on('end', r));
-    const trailers = await trailersP;
-    c.close();
+    const { body, trailers } = await h2cGet('/t');
     expect(body).toBe('part one, part two\n');
     expect(trailers['x-checksum']).toBe('c0ffee');
     expect(trailers['content-length']).toBeUndefined();

@@ -1,0 +1,89 @@
+/**
+ * LazyBody (transport/exchange.ts): a response body whose stream is made
+ * only when asked for. An ended body is taken whole with no stream; bytes
+ * that arrived before the stream was made reach it in order; past its
+ * limit the stream is made at once and pauses the transport like one made
+ * up front; an abort before the stream exists destroys it when made.
+ */
+import { describe, expect, it } from 'vitest';
+import { LazyBody, PushBody } from '../../src/transport/exchange.js';
+
+function lazy(limit = 16 * 1024): { body: LazyBody; made: () => number; pauses: () => number } {
+  let made = 0;
+  let pauses = 0;
+  const body = new LazyBody(() => {
+    made++;
+    return new PushBody(() => {}, () => { pauses++; }, null, limit);
+  }, limit);
+  return { body, made: () => made, pauses: () => pauses };
+}
+
+async function readAll(r: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe('LazyBody', () => {
+  it('an ended body is taken whole, with its trailers, and no stream is made', () => {
+    const { body, made } = lazy();
+    body.deliver(Buffer.from('hello, '), false);
+    body.deliver(Buffer.from('world'), false);
+    body.trailers = [['x-sum', '1']];
+    body.deliver(new Uint8Array(0), true);
+    const whole = body.take();
+    expect(whole?.bytes.toString()).toBe('hello, world');
+    expect(whole?.trailers).toEqual([['x-sum', '1']]);
+    expect(made()).toBe(0);
+  });
+
+  it('after a take the stream is empty and ended (the bytes were handed over once)', async () => {
+    const { body } = lazy();
+    body.deliver(Buffer.from('once'), true);
+    expect(body.take()?.bytes.toString()).toBe('once');
+    expect(body.take()).toBeNull(); // the stream exists now: the body is read from it
+    expect((await readAll(body.stream)).length).toBe(0);
+  });
+
+  it('a body not yet ended is not taken; the stream made later gets every byte in order', async () => {
+    const { body, made } = lazy();
+    body.deliver(Buffer.from('a'), false);
+    body.deliver(Buffer.from('b'), false);
+    expect(body.take()).toBeNull();
+    expect(made()).toBe(0);
+    const s = body.stream;
+    expect(body.stream).toBe(s); // made once
+    body.deliver(Buffer.from('c'), true);
+    expect((await readAll(s)).toString()).toBe('abc');
+    expect(made()).toBe(1);
+  });
+
+  it('past its limit the stream is made at once and pauses the transport at its high-water mark', () => {
+    const { body, made, pauses } = lazy(1024);
+    body.deliver(Buffer.alloc(600), false);
+    expect(made()).toBe(0);
+    body.deliver(Buffer.alloc(600), false);
+    expect(made()).toBe(1);
+    expect(pauses()).toBeGreaterThan(0);
+    expect(body.take()).toBeNull();
+  });
+
+  it('an abort before the stream exists errors the stream when it is made', async () => {
+    const { body } = lazy();
+    body.deliver(Buffer.from('partial'), false);
+    const err = new Error('origin reset');
+    body.abort(err);
+    body.deliver(Buffer.from('late'), true); // ignored: the body failed
+    expect(body.take()).toBeNull();
+    const s = body.stream;
+    expect(s.errored).toBe(err);
+    await expect(readAll(s)).rejects.toBe(err);
+  });
+
+  it('an abort after the end changes nothing: the body is still whole', () => {
+    const { body } = lazy();
+    body.deliver(Buffer.from('done'), true);
+    body.abort(new Error('too late'));
+    expect(body.take()?.bytes.toString()).toBe('done');
+  });
+});
