@@ -211,13 +211,13 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     hooks.metrics.inflight--;
     slots?.release();
   };
-  let r;
+  let up;
   try {
     const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
     // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
     const tc = traceContextOf(headers);
     if (tc) opts.traceContext = tc;
-    r = await upstream.request(rewritePath(route, target), opts, hostHeader);
+    up = await upstream.request(rewritePath(route, target), opts, hostHeader);
   } catch (e) {
     finish();
     const err = toOriginlinkError(e);
@@ -232,8 +232,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     const status = statusForError(err.code);
     return refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
   }
-  const up = r.res;
-  if (log) Object.assign(log, { upstream: r.url, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
+  if (log) Object.assign(log, { upstream: up.origin, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
   const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
   // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
   // no stream, listeners or relay for it. Its trailers, if any, go with it.

@@ -67,7 +67,7 @@ export class Upstream {
    * at the next one in turn (round robin); retries and failover are the
    * Agent's policy (agent/policy.ts), the same as for any user of the Agent.
    */
-  request(path: string, opts: RequestCommon, hostHeader: string | null): Promise<{ res: OriginResponse; url: string }> {
+  request(path: string, opts: RequestCommon, hostHeader: string | null): Promise<OriginResponse> {
     const urls = this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
     // Fields named one by one: an object spread here showed up as a top self-time line in CPU profiles.
     // `origin` + `path`: the Agent parses each origin once, not a URL per request.
@@ -82,8 +82,8 @@ export class Upstream {
     if (opts.traceContext !== undefined) o.traceContext = opts.traceContext;
     if (opts.responseBufferBytes !== undefined) o.responseBufferBytes = opts.responseBufferBytes;
     // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
-    const p = this.sharedUrls ? originContext.run(this.name, () => this.agent.request(o)) : this.agent.request(o);
-    return p.then((res) => ({ res, url: res.origin }));
+    // The URL that answered is the response's `origin` (with failover, the one reached).
+    return this.sharedUrls ? originContext.run(this.name, () => this.agent.request(o)) : this.agent.request(o);
   }
 
   /** Per-pool stats of this upstream's agent. */

@@ -101,6 +101,8 @@ export class H1ServerSession {
   #timer = new LazyTimer(() => { if (this.#queue.length === 0) this.socket.destroy(); });
   #onClose: (() => void) | null = null;
   #seq = 0;
+  /** Inside the parser's execute (its callbacks run now). */
+  #parsing = false;
 
   constructor(socket: net.Socket, opts: H1SessionOptions, scheme: 'http' | 'https') {
     this.socket = socket;
@@ -141,11 +143,14 @@ export class H1ServerSession {
     // Nothing more is read after a refusal or Connection: close; after an upgrade's head the bytes are held for the tunnel.
     if (this.#noMore && !this.#reading && !this.#upgrading) return;
     let rest: Buffer | null;
+    this.#parsing = true;
     try {
       rest = this.#parser.execute(d);
     } catch (e) {
       this.#refuse(e);
       return;
+    } finally {
+      this.#parsing = false;
     }
     if (rest && rest.length) {
       this.#held = this.#held ? Buffer.concat([this.#held, rest]) : rest;
@@ -275,10 +280,20 @@ export class H1ServerSession {
       const p = this.#queue[0];
       if (!p || !p.ready) return;
       this.#writing = true;
-      this.#write(p).then(
-        (keep) => this.#finished(p, keep),
-        (e) => { this.#opts.onError?.(e); this.#finished(p, false); },
-      );
+      let r: boolean | Promise<boolean>;
+      try {
+        r = this.#write(p);
+      } catch (e) {
+        this.#opts.onError?.(e);
+        this.#finished(p, false);
+        return;
+      }
+      // #finished pumps the next response itself. A handler that answered while its head was being parsed
+      // is finished after the parser's turn (the rest of the read — its body, the next heads — parsed first).
+      if (typeof r === 'boolean') {
+        if (this.#parsing) queueMicrotask(() => this.#finished(p, r));
+        else this.#finished(p, r);
+      } else r.then((keep) => this.#finished(p, keep), (e) => { this.#opts.onError?.(e); this.#finished(p, false); });
       return;
     }
   }
@@ -302,8 +317,12 @@ export class H1ServerSession {
     this.#pump();
   }
 
-  /** Write one response; resolves whether the connection can carry another. */
-  async #write(p: Pending): Promise<boolean> {
+  /**
+   * Write one response: whether the connection can carry another — at once
+   * for a body given whole (the common case: no promise per response), or
+   * once a streamed one is over.
+   */
+  #write(p: Pending): boolean | Promise<boolean> {
     const res = p.res as ServerResponse;
     const head = p.head;
     const status = res.status;
@@ -315,44 +334,56 @@ export class H1ServerSession {
     text += fieldLines(res.headers, FRAMING, (v) => { declared = v; });
     if (close) text += `connection: close${CRLF}`;
     else if (head.minor === 0) text += `connection: keep-alive${CRLF}`;
-    let body = res.body ?? null;
+    const body = res.body ?? null;
+    if (body instanceof Readable) return this.#writeStreamed(p, res, text, body, noBody, declared, close);
+    this.#writeWhole(head.minor, res.trailers ?? null, text, bodyBytes(body as string | Uint8Array | null), noBody, declared, close);
+    return !close;
+  }
+
+  /** A response whose body is all here: its head and bytes in one write where they fit. */
+  #writeWhole(minor: number, trailers: HeaderList | null, text: string, bytes: Uint8Array, noBody: boolean, declared: string | null, close: boolean): void {
     const s = this.socket;
-    if (body instanceof Readable && !noBody) {
+    if (trailers && trailers.length && minor === 1 && !noBody) {
+      // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
+      s.cork();
+      s.write(`${text}transfer-encoding: chunked${CRLF}${CRLF}`, 'latin1');
+      if (bytes.length) {
+        s.write(`${bytes.length.toString(16)}${CRLF}`, 'latin1');
+        s.write(bytes);
+        s.write(CRLF, 'latin1');
+      }
+      s.write(trailerBlock(trailers));
+      s.uncork();
+      return;
+    }
+    // HEAD: the length the GET would have had (the handler's), else this body's.
+    text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
+    if (noBody || bytes.length === 0) s.write(text, 'latin1');
+    else if (bytes.length <= ONE_WRITE_MAX) {
+      // Head and a small body in one buffer: one plain write, none of the Writable's cork/writev bookkeeping.
+      const buf = Buffer.allocUnsafe(text.length + bytes.length);
+      buf.write(text, 0, 'latin1');
+      buf.set(bytes, text.length);
+      s.write(buf);
+    } else {
+      s.cork();
+      s.write(text, 'latin1');
+      s.write(bytes);
+      s.uncork();
+    }
+  }
+
+  /** A response with a body stream: relayed with backpressure (or, when it already arrived whole, written as bytes). */
+  async #writeStreamed(p: Pending, res: ServerResponse, text: string, body: Readable, noBody: boolean, declared: string | null, close: boolean): Promise<boolean> {
+    const head = p.head;
+    const s = this.socket;
+    if (!noBody) {
       // A relayed body that already arrived whole (a small response): one write with its length, no chunking.
       const whole = await wholeBody(body, res.trailersLater);
-      if (whole) body = whole;
-    }
-    if (!(body instanceof Readable)) {
-      const bytes = bodyBytes(body as string | Uint8Array | null);
-      if (res.trailers && res.trailers.length && head.minor === 1 && !noBody) {
-        // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
-        s.cork();
-        s.write(`${text}transfer-encoding: chunked${CRLF}${CRLF}`, 'latin1');
-        if (bytes.length) {
-          s.write(`${bytes.length.toString(16)}${CRLF}`, 'latin1');
-          s.write(bytes);
-          s.write(CRLF, 'latin1');
-        }
-        s.write(trailerBlock(res.trailers));
-        s.uncork();
+      if (whole) {
+        this.#writeWhole(head.minor, null, text, whole, false, declared, close);
         return !close;
       }
-      // HEAD: the length the GET would have had (the handler's), else this body's.
-      text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
-      if (noBody || bytes.length === 0) s.write(text, 'latin1');
-      else if (bytes.length <= ONE_WRITE_MAX) {
-        // Head and a small body in one buffer: one plain write, none of the Writable's cork/writev bookkeeping.
-        const buf = Buffer.allocUnsafe(text.length + bytes.length);
-        buf.write(text, 0, 'latin1');
-        buf.set(bytes, text.length);
-        s.write(buf);
-      } else {
-        s.cork();
-        s.write(text, 'latin1');
-        s.write(bytes);
-        s.uncork();
-      }
-      return !close;
     }
     if (noBody) {
       if (declared !== null) text += `content-length: ${declared}${CRLF}`;
