@@ -64,6 +64,8 @@ export function connectionNamed(pairs: Iterable<readonly [string, string]>): Rea
   let out: Set<string> | null = null;
   for (const [n, v] of pairs) {
     if (n !== 'connection') continue;
+    // The usual value, `keep-alive`, names a field that goes anyway: nothing to split.
+    if (HOP_BY_HOP.has(v)) continue;
     for (const t of v.split(',')) {
       const name = t.trim().toLowerCase();
       if (name && !HOP_BY_HOP.has(name)) (out ??= new Set()).add(name);
