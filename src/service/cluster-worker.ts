@@ -48,9 +48,11 @@ function send(m: FromWorker): void {
 
 export async function runWorker(file: string, slot: number): Promise<number> {
   const shape = (c: ServiceConfig): ServiceConfig => workerConfig(c, slot);
-  const config = shape(loadConfigFile(file));
+  const raw = loadConfigFile(file);
+  const config = shape(raw);
   const log = pino({ level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
-  const svc = await Service.start(config, { logger: log });
+  // The primary's admin listener scrapes this worker: its process series are needed from the start.
+  const svc = await Service.start(config, { logger: log, processMetrics: raw.admin !== null });
   const own = workerRegistry(svc, slot);
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -72,6 +74,8 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     };
     const answer = async (id: number, what: 'metrics' | 'stats'): Promise<void> => {
       try {
+        // An admin listener added by a reload: the process series start with the first scrape.
+        if (what === 'metrics') svc.metrics.enableProcessSeries();
         const body = what === 'metrics'
           ? [...(await svc.metrics.registry.getMetricsAsJSON()), ...(await own.registry.getMetricsAsJSON())]
           : svc.stats();

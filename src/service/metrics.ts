@@ -65,11 +65,25 @@ export class Metrics {
   readonly #handshakes: Counter<string>;
   readonly #ttfb: FastHistogram;
 
+  #processSeries = false;
+
+  /**
+   * The process's own series (prom-client's defaults): CPU, RSS, heap, event-loop lag, open fds, active
+   * handles — what a soak or an operator watches for leaks. Only once something can scrape them (an admin
+   * listener, or a cluster primary asking a worker): they keep an event-loop-delay timer waking the process
+   * every 10 ms and a callback per garbage collection, which a service nobody scrapes should not pay.
+   * Idempotent; they stay once started.
+   */
+  enableProcessSeries(): void {
+    if (this.#processSeries) return;
+    this.#processSeries = true;
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  get processSeries(): boolean { return this.#processSeries; }
+
   constructor(live: () => Iterable<Upstream>) {
     this.#live = live;
-    // The process's own series (prom-client's defaults, read at scrape time): CPU, RSS, heap, event-loop lag,
-    // open fds, active handles — what a soak or an operator watches for leaks.
-    collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
     const L = ['origin', 'upstream'];
     const self = this;

@@ -22,6 +22,8 @@ export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
   logDestination?: DestinationStream;
   logger?: Logger;
+  /** Collect the process's own metric series even without an admin listener (a cluster worker whose primary has one). */
+  processMetrics?: boolean;
 }
 
 interface Bound { listener: Listener; rebind: string }
@@ -52,6 +54,7 @@ export class Service {
     try {
       s.#gen = await s.#buildGeneration(config, null);
       await s.#applyListeners(config);
+      if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
       if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats() });
     } catch (e) {
       await s.shutdown(0);
@@ -196,6 +199,7 @@ export class Service {
     this.log.level = config.logging.level;
     const was = prev.config.admin;
     const now = config.admin;
+    if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
       await this.#admin?.close();
       this.#admin = null;

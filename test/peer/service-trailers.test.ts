@@ -118,3 +118,12 @@ describe('trailers on every front', () => {
     }
   });
 });
+
+// This file's service has `admin: false`.
+describe('a service without an admin listener', () => {
+  it('collects no process series: nothing can scrape them (no 10 ms event-loop timer, no GC callback)', () => {
+    expect(svc.metrics.processSeries).toBe(false);
+    expect(svc.metrics.registry.getSingleMetric('process_cpu_user_seconds_total')).toBeUndefined();
+    expect(svc.metrics.registry.getSingleMetric('nodejs_eventloop_lag_seconds')).toBeUndefined();
+  });
+});

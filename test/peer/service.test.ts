@@ -255,6 +255,9 @@ routes:
     expect(metric(text, 'originlink_upstream_choice', { origin: 'ng-load', protocol: 'h2', reason: 'configured' })).toBe(1);
     expect(metric(text, 'originlink_upstream_facts_info', { origin: 'ng-load', alpn: 'h2' })).toBe(1);
     expect(metric(text, 'originlink_upstream_choice', { origin: 'strict', transport: 'tcp' })).toBe(1); // auto: the selector's choice and reason
+    // With an admin listener, the process's own series too (metrics.ts enableProcessSeries).
+    expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
     const health = await fetch(`http://127.0.0.1:${admin}/healthz`);
     expect(health.status).toBe(200);
   });
