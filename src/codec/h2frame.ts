@@ -111,15 +111,23 @@ export class H2FrameReader {
         continue;
       }
       if (this.#len < FRAME_HEADER) break;
-      const h = this.#peek(FRAME_HEADER);
-      const len = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
+      // The 9-byte header read in place when the first chunk holds it (the usual case: no view made for it).
+      const first = this.#chunks[0]!;
+      let h = first;
+      let o = this.#offset;
+      if (first.length - o < FRAME_HEADER) {
+        h = this.#gather(FRAME_HEADER, false);
+        o = 0;
+      }
+      const len = (h[o]! << 16) | (h[o + 1]! << 8) | h[o + 2]!;
       // §4.2: a frame over SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR (a connection error: we cannot resync).
       if (len > this.maxFrameSize) throw frameSize(`frame of ${len} bytes over the ${this.maxFrameSize} allowed`);
-      if (h[3] === H2FrameType.DATA) {
+      const type = h[o + 3]!;
+      const flags = h[o + 4]!;
+      const streamId = readU31(h, o + 5);
+      if (type === H2FrameType.DATA) {
         // DATA is streamed out as it arrives (no copy, no wait for the whole frame).
-        const flags = h[4]!;
-        const streamId = readU31(h, 5);
-        this.#take(FRAME_HEADER);
+        this.#discard(FRAME_HEADER);
         if (streamId === 0) throw protocol('DATA on stream 0'); // §6.1
         const padded = (flags & H2Flag.PADDED) !== 0;
         if (padded && len < 1) throw frameSize('padded frame without a pad length');
@@ -131,8 +139,8 @@ export class H2FrameReader {
         continue;
       }
       if (this.#len < FRAME_HEADER + len) break;
-      const f = this.#take(FRAME_HEADER + len);
-      out.push(parseFrame(f[3]!, f[4]!, readU31(f, 5), f.subarray(FRAME_HEADER)));
+      this.#discard(FRAME_HEADER);
+      out.push(parseFrame(type, flags, streamId, len === 0 ? EMPTY : this.#take(len)));
     }
     return out;
   }
@@ -177,13 +185,19 @@ export class H2FrameReader {
     return true;
   }
 
+  /** Skip `n` buffered bytes (no view made of them). */
   #discard(n: number): void {
     let left = n;
     while (left > 0) {
       const first = this.#chunks[0]!;
       const k = Math.min(left, first.length - this.#offset);
-      this.#take(k);
+      this.#offset += k;
+      this.#len -= k;
       left -= k;
+      if (this.#offset === first.length) {
+        this.#chunks.shift();
+        this.#offset = 0;
+      }
     }
   }
 
@@ -198,11 +212,6 @@ export class H2FrameReader {
   }
 
   /** The next `n` bytes without consuming them (a view when they sit in one chunk). */
-  #peek(n: number): Uint8Array {
-    const first = this.#chunks[0]!;
-    if (first.length - this.#offset >= n) return first.subarray(this.#offset, this.#offset + n);
-    return this.#gather(n, false);
-  }
 
   /** Consume the next `n` bytes. */
   #take(n: number): Uint8Array {
@@ -323,7 +332,7 @@ function unpad(p: Uint8Array, flags: number, skip: number): Uint8Array {
   if (start > p.length) throw frameSize('frame too short for its fields');
   // Padding as long as the payload or longer is a PROTOCOL_ERROR (§6.1, §6.2).
   if ((flags & H2Flag.PADDED && padLen >= p.length) || start + padLen > p.length) throw protocol(`padding of ${padLen} bytes does not fit a ${p.length}-byte payload`);
-  return p.subarray(start, p.length - padLen);
+  return start === 0 && padLen === 0 ? p : p.subarray(start, p.length - padLen);
 }
 
 /** §6.5.2: values a SETTINGS frame may not carry. */

@@ -159,6 +159,8 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
+/** The bytes after a head that ends its read (the usual case): one shared empty buffer, no view per head. */
+const NOTHING = Buffer.alloc(0);
 
 /**
  * A complete head (start line and field lines, up to the empty line) at the
@@ -171,5 +173,5 @@ export function splitHead(chunk: Buffer, maxBytes: number, what: string): { text
   const end = chunk.indexOf(HEADER_END);
   if ((end < 0 ? chunk.length : end + 4) > maxBytes) throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
   if (end < 0) return null;
-  return { text: chunk.toString('latin1', 0, end), rest: chunk.subarray(end + 4) };
+  return { text: chunk.toString('latin1', 0, end), rest: end + 4 === chunk.length ? NOTHING : chunk.subarray(end + 4) };
 }
