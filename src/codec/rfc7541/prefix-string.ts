@@ -3,7 +3,7 @@
  * above an N-bit prefixed length (HPACK: always 7), then that many octets,
  * Huffman-coded when H is set.
  */
-import { latin1Decode, type ByteWriter } from '../bytes.js';
+import { ByteWriter, latin1Decode } from '../bytes.js';
 import { FieldCodingError } from '../errors.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from './huffman.js';
 import { decodePrefixInt, encodePrefixInt } from './prefix-int.js';
@@ -74,6 +74,19 @@ function sameBytes(a: Uint8Array, buf: Uint8Array, start: number, end: number): 
  * 'always' uses it regardless (RFC 7541 Appendix C.4/C.6 do), false never.
  */
 export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s: string, huffman: boolean | 'always' = true): void {
+  if (huffman !== false && s.length <= HUFFMAN_CACHE_LEN) {
+    // A short string: its coding remembered (a server sends the same date, type and length values on every
+    // response, and a new connection's first response codes every field: its encoder's table is empty).
+    const coded = cachedHuffmanCoding(s);
+    if (huffman === 'always' || coded.length < s.length) {
+      encodePrefixInt(w, flags | (1 << prefixBits), prefixBits, coded.length);
+      w.bytes(coded);
+    } else {
+      encodePrefixInt(w, flags, prefixBits, s.length);
+      w.latin1(s);
+    }
+    return;
+  }
   // Strings stand for octets (latin1); a wider character would be silently truncated.
   if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
   const hlen = huffman ? huffmanEncodedLength(s) : s.length;
@@ -84,4 +97,21 @@ export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s
     encodePrefixInt(w, flags, prefixBits, s.length);
     w.latin1(s);
   }
+}
+
+/** Huffman codings of short strings by the string (bounded, cleared when full; a pure function of the string). */
+const huffmanCodings = new Map<string, Uint8Array>();
+
+function cachedHuffmanCoding(s: string): Uint8Array {
+  let coded = huffmanCodings.get(s);
+  if (coded === undefined) {
+    // Strings stand for octets (latin1); a wider character would be silently truncated.
+    if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
+    const cw = new ByteWriter(s.length);
+    huffmanEncode(cw, s);
+    coded = cw.finish();
+    if (huffmanCodings.size >= HUFFMAN_CACHE_MAX) huffmanCodings.clear();
+    huffmanCodings.set(s, coded);
+  }
+  return coded;
 }
