@@ -1,7 +1,7 @@
 /** HTTP/1.1 request head serialization (RFC 9112 §3). Pure. */
 import type { ConnRequest } from '../http/types.js';
 import { knownLength } from '../http/body.js';
-import { BAD_FIELD_VALUE_RE, TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, isFieldName } from '../http/fields.js';
 
 /** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -22,7 +22,7 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
   let hasLength = false;
   let hasTe = false;
   for (const [name, value] of req.headers) {
-    if (!TOKEN_RE.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    if (!isFieldName(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
     if (BAD_FIELD_VALUE_RE.test(value)) throw new TypeError(`invalid header value for ${name}`);
     const lower = name.toLowerCase();
     if (lower === 'host') continue;

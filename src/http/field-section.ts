@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, trimOws } from './fields.js';
+import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, remembered, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -20,17 +20,8 @@ const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
 const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const STATUS_RE = /^[1-5][0-9][0-9]$/;
-/** Names already found valid (names repeat across messages): a bounded set, cleared when full. */
-const goodNames = new Set<string>();
-const GOOD_NAMES_MAX = 512;
-
-function validName(name: string): boolean {
-  if (goodNames.has(name)) return true;
-  if (!NAME_RE.test(name)) return false;
-  if (goodNames.size >= GOOD_NAMES_MAX) goodNames.clear();
-  goodNames.add(name);
-  return true;
-}
+/** A valid name of a multiplexed field section, remembered (names repeat across messages). */
+const validName = remembered((name) => NAME_RE.test(name));
 
 /** RFC 9114 §4.2.2 (via RFC 9204 §3.2.1): name + value + 32 per line. */
 export function fieldSectionSize(headers: HeaderList): number {

@@ -10,6 +10,25 @@
 export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
+ * `test`, remembered for the strings that passed it: field names repeat across messages (most are the
+ * same string objects every time, from a static table or a decoder's cache, so the lookup hashes
+ * nothing). A bounded set, cleared when full; a string that fails is tested again each time.
+ */
+export function remembered(test: (s: string) => boolean, max = 512): (s: string) => boolean {
+  const passed = new Set<string>();
+  return (s) => {
+    if (passed.has(s)) return true;
+    if (!test(s)) return false;
+    if (passed.size >= max) passed.clear();
+    passed.add(s);
+    return true;
+  };
+}
+
+/** A field name we send over HTTP/1.1 is a token (RFC 9110 §5.1), remembered. */
+export const isFieldName = remembered((s) => TOKEN_RE.test(s));
+
+/**
  * A character no field value may carry, received or sent, in any protocol: RFC 9110 §5.5 allows
  * VCHAR, obs-text, SP and HTAB; CR, LF and NUL are dangerous (a recipient MUST reject or replace them;
  * RFC 9113 §8.2.1 and RFC 9114 §4.2 make them malformed), the other controls and DEL are outside the

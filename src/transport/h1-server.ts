@@ -28,7 +28,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H1ParseError } from '../h1/fields.js';
 import { H1RequestParser, type H1RequestHead } from '../h1/request-parser.js';
 import { bodyBytes } from '../http/body.js';
-import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, TOKEN_RE } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, isFieldName } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
@@ -531,7 +531,7 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
 function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, onLength: ((v: string) => void) | null): string {
   let text = '';
   for (const [n, v] of headers ?? []) {
-    if (!TOKEN_RE.test(n) || BAD_FIELD_VALUE_RE.test(v)) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
+    if (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v)) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
     const name = n.toLowerCase();
     if (skip.has(name)) {
       if (name === 'content-length') onLength?.(v);
@@ -545,7 +545,7 @@ function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, 
 function trailerBlock(trailers: HeaderList): Buffer {
   let t = '0\r\n';
   for (const [n, v] of trailers) {
-    if (!TOKEN_RE.test(n) || BAD_FIELD_VALUE_RE.test(v)) continue;
+    if (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v)) continue;
     t += `${n}: ${v}${CRLF}`;
   }
   return Buffer.from(`${t}${CRLF}`, 'latin1');
