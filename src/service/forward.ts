@@ -22,6 +22,7 @@ import { clientSlots } from './client-slots.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import { openTunnel } from './upgrade.js';
+import type { RequestLog } from './request-log.js';
 import type { Upstream } from './upstream.js';
 import type { RequestCommon } from '../agent/agent.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
@@ -37,6 +38,8 @@ export interface FrontInfo { listener: string; secure: boolean }
 
 export interface ForwardHooks {
   log: Logger;
+  /** The request log line (request-log.ts), when `logging.requests` is on. */
+  requestLog: RequestLog;
   metrics: Metrics;
   /** True once shutdown began: HTTP/1.1 responses close their connection. */
   draining: () => boolean;
@@ -100,7 +103,11 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const log: Record<string, unknown> | null = cfg.logging.requests ? { method, path: target, client: clientVersion, listener: front.listener, remote } : null;
   const done = (status: number, extra: Record<string, unknown> = NO_EXTRA): void => {
     hooks.metrics.frontRequest(front.listener, clientVersion, status);
-    if (log) hooks.log.info({ ...log, status, totalMs: ms(performance.now() - t0), ...extra }, 'request');
+    if (log) {
+      log['status'] = status;
+      log['totalMs'] = ms(performance.now() - t0);
+      hooks.requestLog.write(log, extra);
+    }
   };
   const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
     done(status, { error: code, reason });

@@ -8,6 +8,7 @@
  * others retire and close once their in-flight requests are done.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { RequestLog } from './request-log.js';
 import { MemorySessionStore } from '../transport/session-store.js';
 import { startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
@@ -105,7 +106,7 @@ export class Service {
   #sharedAltSvc: string | null = null;
 
   #handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse> {
-    const hooks = (this.#forwardHooks ??= { log: this.log, metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
+    const hooks = (this.#forwardHooks ??= { log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
     // A throw here becomes the server's 500 (or a cut stream once the head went out); log it.
     return forward(this.#gen, info, hooks, req).catch((e: unknown) => {
       this.log.error({ err: e }, 'forwarding failed');
