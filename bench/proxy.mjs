@@ -23,7 +23,8 @@
 // list such as `1,2`: more targets, `originlink serve --workers N` (h2 upstream); one
 // worker is pinned to the proxy core like the others, two or more get every core
 // (the load generator's too: on a 2-core machine that is a shared core, say so), BENCH_RATE a fixed
-// total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load.
+// total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load, BENCH_ACCESS_LOG=1
+// a log line per request from originlink and nginx (off by default).
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,6 +51,9 @@ const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 // also keeps the load generator idle, so each response pays a wake-up that a faster one does not).
 const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : null;
 if (RATE !== null && !(RATE >= CONNS)) { console.error('bench/proxy: BENCH_RATE is a total request rate ≥ BENCH_CONNECTIONS'); process.exit(2); }
+// BENCH_ACCESS_LOG=1: one log line per request, as deployed: originlink with `logging.requests` (the default; its
+// standard output is /dev/null unless BENCH_STDOUT names a file), nginx `access_log /dev/null` (HAProxy stays unlogged).
+const ACCESS_LOG = process.env.BENCH_ACCESS_LOG === '1';
 const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean).map(Number);
 if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) { console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2'); process.exit(2); }
 if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
@@ -128,7 +132,7 @@ const originlinkTarget = (label, dist, proto, workers) => ({ name: `${label} (${
   writeFileSync(file, `
 listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
 admin: false
-logging: { level: warn, requests: false }
+logging: ${ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requests: false }'}
 origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
@@ -148,7 +152,7 @@ daemon off; master_process on; worker_processes 1; user root;
 pid ${dir}/proxy.pid; error_log ${dir}/proxy-error.log warn;
 events { worker_connections 8192; }
 http {
-  access_log off;
+  access_log ${ACCESS_LOG ? '/dev/null' : 'off'};
   ${nginxTemp('proxy')}
   upstream origin { server 127.0.0.1:${originTls}; keepalive ${ANCHOR_POOL}; keepalive_requests 100000000; keepalive_timeout 300s; }
   server {
