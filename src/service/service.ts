@@ -234,6 +234,7 @@ export class Service {
     this.log.debug({ tookMs: Date.now() - t0, forced: timedOut }, 'upstreams closed');
     await this.#admin?.close();
     this.metrics.close();
+    this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
     this.log.flush?.();
   }

@@ -41,4 +41,22 @@ describe('RequestLog', () => {
     rl.write({ status: 200 }, {});
     expect(ours.lines).toHaveLength(1);
   });
+
+  it("to pino's own destination (SonicBoom), the lines of one turn leave in one write at its end; flush() sends them now", async () => {
+    const writes: string[] = [];
+    const dest = { write: (s: string) => { writes.push(s); return true; }, flushSync: () => {} }; // SonicBoom's shape
+    const log = pino({ level: 'info', base: { svc: 'originlink' } }, dest);
+    const rl = new RequestLog(log);
+    rl.write({ status: 200 }, {});
+    rl.write({ status: 404 }, {});
+    expect(writes).toHaveLength(0);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.trim().split('\n').map((l) => (JSON.parse(l) as { status: number }).status)).toEqual([200, 404]);
+    rl.write({ status: 503 }, {});
+    rl.flush();
+    expect(writes).toHaveLength(2);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toHaveLength(2); // nothing left for the turn's end
+  });
 });
