@@ -211,8 +211,6 @@ export class H2FrameReader {
     return this.#data !== null;
   }
 
-  /** The next `n` bytes without consuming them (a view when they sit in one chunk). */
-
   /** Consume the next `n` bytes. */
   #take(n: number): Uint8Array {
     const first = this.#chunks[0]!;

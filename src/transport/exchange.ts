@@ -403,12 +403,16 @@ export class LazyBody {
       this.#bytes += chunk.length;
     }
     if (end) this.#ended = true;
-    else if (this.#bytes >= this.#limit) void this.stream;
+    else if (this.#bytes >= this.#limit) this.#open();
   }
 
   /** The body as a stream (made now if it was not). */
   get stream(): ResponseBody {
-    if (this.#stream !== null) return this.#stream;
+    return this.#stream ?? this.#open();
+  }
+
+  /** Make the stream and hand it what arrived so far (and the end, or the error). */
+  #open(): ResponseBody {
     const s = this.#make();
     this.#stream = s;
     const chunks = this.#chunks;

@@ -35,7 +35,7 @@ import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
@@ -557,8 +557,4 @@ export type H1Server = SessionServer;
 /** Our HTTP/1.1 server on a port (TLS with ALPN http/1.1 when given a certificate). */
 export function startH1Server(opts: H1ServerOptions): Promise<H1Server> {
   return listenSessions(opts, ['http/1.1'], (socket, scheme) => new H1ServerSession(socket, opts, scheme));
-}
-
-function clientClosed(): OriginlinkError {
-  return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed');
 }

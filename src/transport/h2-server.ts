@@ -22,7 +22,7 @@ import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { declaredLength } from '../http/field-section.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
 
@@ -380,8 +380,4 @@ export type H2Server = SessionServer;
 /** Our HTTP/2 server on a port: TLS with ALPN h2 when given a certificate, else cleartext with prior knowledge (h2c). */
 export function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
   return listenSessions(opts, ['h2'], (socket, scheme) => new H2ServerSession(socket, opts, scheme));
-}
-
-function clientClosed(): OriginlinkError {
-  return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed');
 }

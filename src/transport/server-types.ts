@@ -4,6 +4,7 @@
  * response to send.
  */
 import type { Duplex, Readable } from 'node:stream';
+import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
 
 /**
@@ -187,4 +188,9 @@ export class RequestAbort {
     this.#fns = null;
     if (fns) for (const f of fns) f(e);
   }
+}
+
+/** What a request still open is aborted with when its client's connection closes (made only then: an error's stack costs ~15 µs). */
+export function clientClosed(): OriginlinkError {
+  return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed');
 }
