@@ -45,7 +45,7 @@ export interface PoolOptions {
   pingIntervalMs: number;
   /** A PING unanswered this long marks the connection dead, ms. Default 5000. */
   pingTimeoutMs: number;
-  /** Recycle a connection after this many consecutive failed requests. Default 5. */
+  /** Recycle a connection after this many consecutive failed requests (failures of the connection or the origin; not requests our side aborted). Default 5. */
   maxConsecutiveErrors: number;
   /** TCP connect + TLS handshake (or QUIC handshake) deadline, ms. Default 10000. */
   connectTimeoutMs: number;

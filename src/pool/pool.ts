@@ -238,9 +238,14 @@ export class Pool implements TickMember {
         // The connection's exchange decided the facts; an error that has none is taken as processed.
         const oe = toOriginlinkError(err).with({ details: { connectionId: conn.id } });
         this.counters.error(oe.code);
-        if (++e.errors >= this.opts.maxConsecutiveErrors) conn.drain();
-        // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
-        else if ((oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) && conn.ping && !e.pinging) this.#probe(e);
+        // Only what the connection or the origin did counts against the connection: a request our side gave up
+        // (its caller aborted: a client that went away, a bad argument) says nothing about it. Else a burst of
+        // clients leaving would recycle every warm origin connection they had streams on.
+        if (oe.side !== 'local') {
+          if (++e.errors >= this.opts.maxConsecutiveErrors) conn.drain();
+          // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
+          else if ((oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) && conn.ping && !e.pinging) this.#probe(e);
+        }
         w.reject(oe);
       },
     );

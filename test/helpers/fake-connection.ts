@@ -4,7 +4,7 @@
  * test answers (`respond`, `fail`), or, with `auto`, is answered at once.
  */
 import { Readable } from 'node:stream';
-import { OriginlinkError } from '../../src/errors.js';
+import { OriginlinkError, type ErrorSide } from '../../src/errors.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection, Protocol } from '../../src/http/types.js';
 
 let ids = 0;
@@ -21,6 +21,8 @@ export interface FailOptions {
   retrySafe?: boolean;
   responseStarted?: boolean;
   close?: boolean;
+  /** Whose failure it is (default 'remote'); 'local': our side gave up, e.g. the caller aborted. */
+  side?: ErrorSide;
 }
 
 export interface FakeOptions {
@@ -110,7 +112,7 @@ export class FakeConnection implements PooledConnection {
           resolve({ status, headers: [], body, trailers: Promise.resolve([]) });
         },
         fail: (code, o = {}) => {
-          reject(new OriginlinkError(code, 'remote', `fake ${code}`, { retrySafe: o.retrySafe ?? false, facts: { reused, requestSent: true, responseStarted: o.responseStarted ?? false } }));
+          reject(new OriginlinkError(code, o.side ?? 'remote', `fake ${code}`, { retrySafe: o.retrySafe ?? false, facts: { reused, requestSent: true, responseStarted: o.responseStarted ?? false } }));
           queueMicrotask(() => {
             settle();
             if (o.close) this.destroy();

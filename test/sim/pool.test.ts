@@ -269,6 +269,22 @@ describe('idle, age and limits', () => {
     await tick();
     expect(e.conns[0]!.state).toBe('closed');
   });
+
+  it('requests our side gave up (callers aborting) do not count against the connection', async () => {
+    const aborted = { fail: ErrorCode.ABORTED, side: 'local' as const };
+    const d = new Dialer({ script: [aborted, aborted, aborted, aborted, { fail: ErrorCode.STREAM_RESET }, null], auto: true, protocol: 'h2' }, true);
+    const p = pool(d, { maxConsecutiveErrors: 2 }, 'h2');
+    for (let i = 0; i < 4; i++) await p.request(req()).catch(() => {});
+    await tick();
+    const c = d.conns[0]!;
+    expect(c.state).toBe('ready');
+    expect(p.stats().errors[ErrorCode.ABORTED]).toBe(4);
+    // One failure of the origin's after them is the first in a row, not the fifth; a success then resets the count.
+    await p.request(req()).catch(() => {});
+    await finish(p.request(req()));
+    expect(c.state).toBe('ready');
+    expect(d.conns).toHaveLength(1);
+  });
 });
 
 describe('GOAWAY and liveness', () => {
