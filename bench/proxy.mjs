@@ -24,7 +24,8 @@
 // worker is pinned to the proxy core like the others, two or more get every core
 // (the load generator's too: on a 2-core machine that is a shared core, say so), BENCH_RATE a fixed
 // total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load, BENCH_ACCESS_LOG=1
-// a log line per request from originlink and nginx (off by default).
+// a log line per request from originlink and nginx (off by default), BENCH_ROUNDS every target that many times,
+// interleaved (default 1): medians, and each target's req/s and CPU ratios to nginx's run in the same round.
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,9 @@ const PATH = process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 // Seconds of load before each target's measured run, same for every target (V8 reaches its optimizing tier in it).
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
+// Rounds over all targets, interleaved (see the loop below); the table gives medians and per-round ratios to nginx.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) { console.error('bench/proxy: BENCH_ROUNDS is a whole number ≥ 1'); process.exit(2); }
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
 // Extra node flags for the originlink processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
@@ -226,10 +230,10 @@ const originConnections = (tag) => {
 };
 
 const only = process.env.BENCH_TARGETS ? new RegExp(process.env.BENCH_TARGETS, 'i') : null;
-const results = [];
-for (const [i, t] of targets.entries()) {
-  if (only && i > 0 && !only.test(t.name)) continue;
-  const tag = `t${i}`;
+const chosen = [...targets.entries()].filter(([i, t]) => i === 0 || !only || only.test(t.name));
+/** One target once: a fresh process, warm-up, a measured run. */
+async function measure(i, t, round) {
+  const tag = `t${i}r${round}`;
   let launched = null;
   if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
   const port = launched ? launched.port : t.port;
@@ -239,25 +243,60 @@ for (const [i, t] of targets.entries()) {
   // taskset execs the proxy, so the spawned pid is the proxy's own.
   if (launched) r.cpuUsPerReq = (treeCpuUs(launched.proc.pid) - c0) / Math.max(1, r.requests);
   await new Promise((res) => setTimeout(res, 400)); // origin log buffer flush
-  results.push({ target: t.name, upstream: t.upstream, ...r, originConnections: originConnections(tag) });
   if (launched) await stop(launched.proc);
-  process.stderr.write(`done: ${t.name}\n`);
+  process.stderr.write(`done: ${t.name}${ROUNDS > 1 ? ` (round ${round + 1} of ${ROUNDS})` : ''}\n`);
+  return { ...r, originConnections: originConnections(tag) };
+}
+// Rounds interleave the targets (every target once per round, in order), so a slow phase of this shared
+// machine lands on all of them rather than on one; ratios to nginx are taken within each round.
+const runs = chosen.map(() => []);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [k, [i, t]] of chosen.entries()) runs[k].push(await measure(i, t, round));
 }
 await stop(origin);
 
-const direct = results[0];
-const rows = results.map((r) => ({ ...r, addedP50Ms: r === direct ? 0 : r.p50 - direct.p50, addedP99Ms: r === direct ? 0 : r.p99 - direct.p99 }));
+const median = (xs) => { const v = xs.filter(Number.isFinite).sort((a, b) => a - b); return v.length === 0 ? NaN : v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+const nginxAt = chosen.findIndex(([, t]) => t.name.startsWith('nginx'));
+const rows = chosen.map(([, t], k) => {
+  const rs = runs[k];
+  const d = runs[0];
+  const row = {
+    target: t.name,
+    upstream: t.upstream,
+    rps: median(rs.map((r) => r.rps)),
+    requests: median(rs.map((r) => r.requests)),
+    cpuUsPerReq: t.launch ? median(rs.map((r) => r.cpuUsPerReq)) : undefined,
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    addedP50Ms: k === 0 ? 0 : median(rs.map((r, j) => r.p50 - d[j].p50)),
+    addedP99Ms: k === 0 ? 0 : median(rs.map((r, j) => r.p99 - d[j].p99)),
+    originConnections: median(rs.map((r) => r.originConnections)),
+    non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+    socketErrors: rs.map((r) => r.socketErrors).filter(Boolean).join('; '),
+  };
+  // Per-round ratios to nginx's run of the same round.
+  if (nginxAt >= 0 && k !== nginxAt && t.launch) {
+    const n = runs[nginxAt];
+    row.rpsVsNginx = rs.map((r, j) => r.rps / n[j].rps);
+    row.cpuVsNginx = rs.map((r, j) => r.cpuUsPerReq / n[j].cpuUsPerReq);
+  }
+  if (ROUNDS > 1) row.rounds = rs;
+  return row;
+});
+const direct = rows[0];
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+/** A ratio per round: the median, with the range when there are several rounds. */
+const ratio = (xs) => (xs === undefined ? '-' : `${median(xs).toFixed(2)}×${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : ''}`);
 const lines = [
-  `Proxy benchmark: ${DURATION}s per target, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : FRONT === 'h1' ? `wrk -c${CONNS} (cleartext h1)` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
+  `Proxy benchmark: ${DURATION}s per target${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : FRONT === 'h1' ? `wrk -c${CONNS} (cleartext h1)` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
   '',
-  '| target | upstream | req/s | proxy CPU µs/req | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
-  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
+  '| target | upstream | req/s | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${ratio(r.rpsVsNginx)} | ${ratio(r.cpuVsNginx)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
 ];
 console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rate: RATE ?? undefined, connections: CONNS, path: PATH, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);
