@@ -273,3 +273,46 @@ routes:
     expect(line?.['upstream']).toBe(`https://localhost:${nginx.port}`);
   });
 });
+
+describe('clients that leave before their answers', () => {
+  it('do not recycle the warm h2 origin connection their streams were on (pool maxConsecutiveErrors counts origin failures only)', async () => {
+    // An HTTP/2 origin (Node's own, nghttp2) that holds /hang requests until released and answers the rest at once.
+    const held: http2.ServerHttp2Stream[] = [];
+    const origin = http2.createSecureServer({ cert: certs.cert, key: certs.key }, (req, res) => {
+      if (req.url === '/hang') { held.push(res.stream); return; }
+      res.end('ok\n');
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const port = (origin.address() as net.AddressInfo).port;
+    const svc = await Service.start(parseConfig(`
+listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
+admin: { host: 127.0.0.1, port: 0 }
+logging: { requests: false }
+origins:
+  o: { url: "https://127.0.0.1:${port}", protocol: h2, retries: 0, tls: { ca: ${certs.caPath}, servername: localhost }, pool: { maxConsecutiveErrors: 2 } }
+routes: [{ path: /, origin: o }]
+`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+    try {
+      const base = `http://127.0.0.1:${svc.addresses()['plain'] as number}`;
+      expect(await (await fetch(`${base}/first`)).text()).toBe('ok\n');
+      // Eight requests reach the origin on the one connection, then each client gives up (its socket closes).
+      const controllers = Array.from({ length: 8 }, () => new AbortController());
+      const pending = controllers.map((c) => fetch(`${base}/hang`, { signal: c.signal }).catch((e: Error) => e));
+      for (let i = 0; i < 100 && held.length < 8; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(held).toHaveLength(8);
+      for (const c of controllers) c.abort();
+      await Promise.all(pending);
+      const resets = (): number => held.filter((s) => s.rstCode === http2.constants.NGHTTP2_CANCEL).length;
+      for (let i = 0; i < 100 && resets() < 8; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(resets()).toBe(8); // the aborts reached the origin as RST_STREAM(CANCEL)
+      expect(await (await fetch(`${base}/after`)).text()).toBe('ok\n');
+      const text = await (await fetch(`http://127.0.0.1:${svc.adminPort as number}/metrics`)).text();
+      expect(metric(text, 'originlink_upstream_errors_total', { origin: 'o', code: 'OL_ABORTED' })).toBe(8);
+      expect(metric(text, 'originlink_upstream_connections_opened_total', { origin: 'o' })).toBe(1);
+      expect(metric(text, 'originlink_upstream_connections_closed_total', { origin: 'o' })).toBe(0);
+    } finally {
+      await svc.shutdown(1000);
+      origin.close();
+    }
+  });
+});
