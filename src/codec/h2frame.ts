@@ -343,20 +343,26 @@ function checkSetting(id: number, value: number): void {
 
 // ---- encoders ----
 
+/** Write a frame header (§4.1) at `at` of `b`. */
+function putHeader(b: Uint8Array, at: number, len: number, type: number, flags: number, streamId: number): void {
+  b[at] = (len >>> 16) & 0xff;
+  b[at + 1] = (len >>> 8) & 0xff;
+  b[at + 2] = len & 0xff;
+  b[at + 3] = type;
+  b[at + 4] = flags;
+  writeU32(b, at + 5, streamId & 0x7fffffff);
+}
+
 function header(len: number, type: number, flags: number, streamId: number): Uint8Array {
   const h = new Uint8Array(FRAME_HEADER);
-  h[0] = (len >>> 16) & 0xff;
-  h[1] = (len >>> 8) & 0xff;
-  h[2] = len & 0xff;
-  h[3] = type;
-  h[4] = flags;
-  writeU32(h, 5, streamId & 0x7fffffff);
+  putHeader(h, 0, len, type, flags, streamId);
   return h;
 }
 
+/** A whole frame in one allocation: the header written in place, then the payload. */
 function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER + payload.length);
-  out.set(header(payload.length, type, flags, streamId));
+  putHeader(out, 0, payload.length, type, flags, streamId);
   out.set(payload, FRAME_HEADER);
   return out;
 }
