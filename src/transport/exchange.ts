@@ -38,6 +38,12 @@ export interface ExchangeTimeouts {
 /** A response body a transport feeds: `deliver` pushes bytes and applies its own backpressure. */
 export interface ResponseBody extends Readable {
   deliver(chunk: Uint8Array, end: boolean): void;
+  /**
+   * When this body last held its transport paused because its reader was behind (backpressure), as
+   * performance.now(): Infinity while it does, the moment its reader caught up after, 0 if never. The origin's
+   * silence meanwhile is ours, and the body timeout waits (see Exchange.timedOut).
+   */
+  readonly readerBehindAt: number;
 }
 
 /** Bytes a response body holds before its stream exists, unless the request set `responseBufferBytes`: a Readable's own default high-water mark. */
@@ -321,6 +327,12 @@ export class Exchange {
   timedOut(kind: TimerKind, ms: number): void {
     if (kind === 'headers') this.fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${ms} ms of the request's end`));
     else if (kind === 'send') this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `the origin took no request body bytes for ${ms} ms`));
+    // Our reader is behind and holds the origin paused (h1: the socket, h2/h3: stream credit), or was within this
+    // period: the silence is ours, not the origin's, so wait another period. The reader's own deadline is its
+    // business (the service's limits.clientSendTimeoutMs cuts a client that stops reading); a whole period after
+    // it caught up, the origin's silence counts again (undici's bodyTimeout does not run while its parser is
+    // paused either). The origin gets that whole period to answer the returned credit (h3: a round trip).
+    else if (performance.now() - (this.body?.readerBehindAt ?? 0) < ms) this.#timers.arm(this, 'body', ms);
     else this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${ms} ms`));
   }
 
@@ -406,6 +418,11 @@ export class LazyBody {
     else if (this.#bytes >= this.#limit) this.#open();
   }
 
+  /** See ResponseBody.readerBehindAt (before the stream exists nothing is paused: 0). */
+  get readerBehindAt(): number {
+    return this.#stream?.readerBehindAt ?? 0;
+  }
+
   /** The body as a stream (made now if it was not). */
   get stream(): ResponseBody {
     return this.#stream ?? this.#open();
@@ -479,6 +496,7 @@ export class PushBody extends Readable implements ResponseBody {
   #resume: () => void;
   #pause: () => void;
   #cancel: ((err: Error | null) => void) | null;
+  #behindAt = 0;
 
   constructor(resume: () => void, pause: () => void, cancel: ((err: Error | null) => void) | null = null, highWaterMark?: number) {
     super(highWaterMark === undefined ? undefined : { highWaterMark });
@@ -487,8 +505,13 @@ export class PushBody extends Readable implements ResponseBody {
     this.#cancel = cancel;
   }
 
+  get readerBehindAt(): number { return this.#behindAt; }
+
   deliver(chunk: Uint8Array, end: boolean): void {
-    if (chunk.length > 0 && !this.push(chunk)) this.#pause();
+    if (chunk.length > 0 && !this.push(chunk)) {
+      this.#behindAt = Infinity;
+      this.#pause();
+    }
     if (end) {
       this.#cancel = null;
       this.push(null);
@@ -496,6 +519,7 @@ export class PushBody extends Readable implements ResponseBody {
   }
 
   override _read(): void {
+    if (this.#behindAt === Infinity) this.#behindAt = performance.now();
     this.#resume();
   }
 

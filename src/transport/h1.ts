@@ -25,7 +25,7 @@ export interface H1Options {
   maxHeaderCount: number;
   /** Time allowed from the end of the request to the response head. */
   headersTimeoutMs: number;
-  /** Longest silence while a request body leaves or a response body arrives. */
+  /** Longest silence while a request body leaves or a response body arrives (not while our reader is behind: Exchange.timedOut). */
   bodyTimeoutMs: number;
 }
 

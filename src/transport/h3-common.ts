@@ -115,6 +115,8 @@ export class StreamBody extends Readable implements ResponseBody {
   #pushQueued = false;
   /** `_read` was called and nothing was pushed since. */
   #wantPush = false;
+  /** See ResponseBody.readerBehindAt: Infinity between pauseStream and the next resumeStream. */
+  #behindAt = 0;
   bytes = 0;
 
   #highWater: number;
@@ -134,11 +136,11 @@ export class StreamBody extends Readable implements ResponseBody {
       const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       if (this.#backlog.length === 0 && this.readableLength === 0) {
         this.#wantPush = false;
-        if (!this.push(buf)) this.#quic.pauseStream(this.#id);
+        if (!this.push(buf)) this.#pause();
       } else {
         this.#backlog.push(buf);
         this.#backlogBytes += buf.length;
-        if (this.#backlogBytes >= this.#highWater) this.#quic.pauseStream(this.#id);
+        if (this.#backlogBytes >= this.#highWater) this.#pause();
         // `_read` ran while a chunk was still buffered: the Readable waits for a push.
         if (this.#wantPush) this.#queuePush();
       }
@@ -153,7 +155,7 @@ export class StreamBody extends Readable implements ResponseBody {
     if (this.#backlog.length === 0) {
       // Until the next push, the Readable reads nothing more (it waits for us).
       this.#wantPush = true;
-      this.#quic.resumeStream(this.#id);
+      this.#resume();
       return;
     }
     this.#queuePush();
@@ -174,13 +176,25 @@ export class StreamBody extends Readable implements ResponseBody {
     this.push(b);
     if (this.#backlog.length) return;
     if (this.#ended) this.push(null);
-    else this.#quic.resumeStream(this.#id);
+    else this.#resume();
   };
+
+  get readerBehindAt(): number { return this.#behindAt; }
+
+  #pause(): void {
+    this.#behindAt = Infinity;
+    this.#quic.pauseStream(this.#id);
+  }
+
+  #resume(): void {
+    if (this.#behindAt === Infinity) this.#behindAt = performance.now();
+    this.#quic.resumeStream(this.#id);
+  }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#backlog = [];
     this.#backlogBytes = 0;
-    this.#quic.resumeStream(this.#id);
+    this.#resume();
     this.#onDestroy(err);
     cb(err);
   }

@@ -3,16 +3,29 @@
  * per request on multiplexed connections); they must still fire, at most a
  * tick (250 ms) late, and the idle body deadline must move with each chunk.
  * Origin: node:http2 over TLS, answering per path — silent, a head then
- * silence, or chunks every 600 ms.
+ * silence, or chunks every 600 ms. Then the body deadline and a reader that
+ * is behind (h1: node:http, h2: node:http2, h3: our server): silence the
+ * reader causes by holding the origin paused is not the origin's.
  */
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, OriginlinkError } from '../../src/index.js';
+import type { H3Server } from '../../src/transport/h3-server.js';
 import { makeCerts } from '../helpers/certs.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 
 const certs = makeCerts();
+const BIG = Buffer.alloc(8 << 20, 0x61);
+/** Where /bigstall stops: past every protocol's read-ahead (h3's is 256 KiB), so the reader is behind while it stalls. */
+const STALL_AT = 4 << 20;
 let origin: http2.Http2SecureServer;
+let plain: http.Server;
+let plainBase = '';
+let h3: H3Server;
+let h3Base = '';
 let base = '';
 const timers = new Set<NodeJS.Timeout>();
 const later = (ms: number, fn: () => void): void => { const t = setTimeout(() => { timers.delete(t); fn(); }, ms); timers.add(t); };
@@ -25,16 +38,40 @@ beforeAll(async () => {
     if (path === '/silent') return; // no head, ever
     s.respond({ ':status': 200 });
     if (path === '/stall') { s.write('first'); return; } // a head and one chunk, then nothing
+    if (path === '/big') { s.end(BIG); return; } // 8 MiB at once: more than any read-ahead
+    if (path === '/bigstall') { s.write(BIG.subarray(0, STALL_AT)); return; } // 4 MiB, then nothing
     let n = 0;
     const tick = (): void => { if (s.destroyed) return; s.write(`c${n}`); if (++n < 3) later(600, tick); else s.end(); };
     tick(); // /drip: 3 chunks 600 ms apart, 1.2 s in all
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   base = `https://localhost:${(origin.address() as AddressInfo).port}`;
+  // The same two bodies over HTTP/1.1 (node:http).
+  plain = http.createServer((req, res) => {
+    res.on('error', () => {});
+    if (req.url === '/big') { res.writeHead(200, { 'content-length': BIG.length }); res.end(BIG); return; }
+    res.writeHead(200, { 'content-length': BIG.length });
+    res.write(BIG.subarray(0, STALL_AT));
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  plainBase = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+  // And over HTTP/3 (our server; its body a stream that stops after 4 MiB).
+  h3 = await startTestH3Server({
+    handler: (r) => {
+      if (r.path === '/big') return { status: 200, body: BIG };
+      const stalled = new Readable({ read() {} });
+      stalled.push(BIG.subarray(0, STALL_AT));
+      return { status: 200, body: stalled };
+    },
+  });
+  h3Base = `https://localhost:${h3.address.port}`;
 });
 
 afterAll(async () => {
   for (const t of timers) clearTimeout(t);
+  await h3.close(0);
+  plain.closeAllConnections();
+  await new Promise((r) => plain.close(r));
   await new Promise((r) => origin.close(r));
 });
 
@@ -72,4 +109,40 @@ describe('exchange deadlines on the shared ticker (h2, 1 s)', () => {
       await agent.destroy();
     }
   });
+});
+
+describe('a reader that is behind: its silence is not the origin\'s (1 s body timeout)', () => {
+  /** Read the first chunk, stall `stallMs` (the body holds the origin paused meanwhile), then read the rest. */
+  async function stallThenRead(agent: Agent, url: string, protocol: 'h1' | 'h2' | 'h3', stallMs: number): Promise<{ bytes: number; err: OriginlinkError | null; afterStallMs: number }> {
+    const r = await agent.request({ url, protocol });
+    const it = r.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let bytes = (await it.next()).value.length as number;
+    await new Promise((res) => setTimeout(res, stallMs));
+    const t0 = performance.now();
+    try {
+      for (;;) { const n = await it.next(); if (n.done) break; bytes += n.value.length; }
+      return { bytes, err: null, afterStallMs: performance.now() - t0 };
+    } catch (e) {
+      return { bytes, err: e as OriginlinkError, afterStallMs: performance.now() - t0 };
+    }
+  }
+
+  for (const protocol of ['h1', 'h2', 'h3'] as const) {
+    it(`${protocol}: a reader that stalls 2.5 s mid-body gets all 8 MiB; an origin that stalls while the reader does is still caught once the reader catches up`, async () => {
+      const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 } });
+      const at = protocol === 'h1' ? plainBase : protocol === 'h2' ? base : h3Base;
+      try {
+        const ok = await stallThenRead(agent, `${at}/big`, protocol, 2500);
+        expect(ok.err).toBeNull();
+        expect(ok.bytes).toBe(BIG.length);
+        // 4 MiB arrive, then the origin says nothing more: read-ahead first, then 1.0–2.4 s of its own silence.
+        const bad = await stallThenRead(agent, `${at}/bigstall`, protocol, 2500);
+        expect(bad.err?.code).toBe('OL_BODY_TIMEOUT');
+        expect(bad.bytes).toBe(STALL_AT);
+        expect(bad.afterStallMs).toBeLessThan(2400);
+      } finally {
+        await agent.destroy();
+      }
+    });
+  }
 });
