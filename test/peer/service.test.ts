@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { join } from 'node:path';
-import type net from 'node:net';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
@@ -311,6 +311,40 @@ routes: [{ path: /, origin: o }]
       expect(metric(text, 'originlink_upstream_connections_opened_total', { origin: 'o' })).toBe(1);
       expect(metric(text, 'originlink_upstream_connections_closed_total', { origin: 'o' })).toBe(0);
     } finally {
+      await svc.shutdown(1000);
+      origin.close();
+    }
+  });
+});
+
+describe('a client that pauses its download', () => {
+  it('gets all of it when it pauses longer than the origin body timeout but within clientSendTimeoutMs (its own silence is not the origin\'s)', async () => {
+    const big = Buffer.alloc(8 << 20, 0x61);
+    const origin = http.createServer((_req, res) => { res.writeHead(200, { 'content-length': big.length }); res.end(big); });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const svc = await Service.start(parseConfig(`
+listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
+logging: { requests: false }
+limits: { clientSendTimeoutMs: 5000 }
+origins:
+  o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1, timeouts: { bodyMs: 1000 } }
+routes: [{ path: /, origin: o }]
+`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+    const s = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
+    try {
+      s.write('GET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+      s.pause(); // the client reads nothing for 2.5 s: the service's read-ahead fills, the origin is held paused
+      await new Promise((r) => setTimeout(r, 2500));
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.resume();
+      await new Promise<void>((r) => { s.once('close', () => r()); setTimeout(r, 10_000); });
+      const all = Buffer.concat(chunks);
+      const headEnd = all.indexOf('\r\n\r\n');
+      expect(all.subarray(0, 12).toString()).toBe('HTTP/1.1 200');
+      expect(all.length - headEnd - 4).toBe(big.length);
+    } finally {
+      s.destroy();
       await svc.shutdown(1000);
       origin.close();
     }
