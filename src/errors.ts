@@ -85,6 +85,11 @@ export const ErrorCode = {
   HEADERS_TIMEOUT: 'OL_HEADERS_TIMEOUT',
   PING_TIMEOUT: 'OL_PING_TIMEOUT',
   BODY_TIMEOUT: 'OL_BODY_TIMEOUT',
+  /**
+   * The request body's own source sent nothing for `bodyTimeoutMs` while the origin could take more: the
+   * sender stalled, not the origin (side `local`; the service answers 408, RFC 9110 §15.5.9).
+   */
+  REQUEST_BODY_TIMEOUT: 'OL_REQUEST_BODY_TIMEOUT',
   QUEUE_FULL: 'OL_QUEUE_FULL',
   QUEUE_TIMEOUT: 'OL_QUEUE_TIMEOUT',
   POOL_CLOSED: 'OL_POOL_CLOSED',

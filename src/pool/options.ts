@@ -55,7 +55,7 @@ export interface PoolOptions {
   connectBackoffMaxMs: number;
   /** Deadline from request sent to response head, ms. Default 30000. */
   headersTimeoutMs: number;
-  /** Longest silence while a response body arrives, ms (0 = none; silence while our reader is behind does not count). Default 30000. */
+  /** Longest silence while a request body leaves or a response body arrives, ms (0 = none; our own stalls — a body source with nothing to send, a reader that is behind — are not the origin's: Exchange.timedOut). Default 30000. */
   bodyTimeoutMs: number;
   /** Largest response header section accepted, bytes. Default 65536. */
   maxHeaderBytes: number;

@@ -51,9 +51,14 @@ class BodyTooLarge extends Error {}
 
 const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
 
-/** RFC 9110 §15.6: 502 for a bad or absent answer, 503 for our own overload, 504 for a timeout. */
-export function statusForError(code: string): 502 | 503 | 504 {
+/**
+ * RFC 9110 §15.6: 502 for a bad or absent answer, 503 for our own overload, 504 for a timeout; and 408
+ * (§15.5.9) when it was the client's request body that stalled on its way to the origin.
+ */
+export function statusForError(code: string): 408 | 502 | 503 | 504 {
   switch (code) {
+    case ErrorCode.REQUEST_BODY_TIMEOUT:
+      return 408;
     case ErrorCode.QUEUE_FULL:
     case ErrorCode.QUEUE_TIMEOUT:
     case ErrorCode.POOL_CLOSED:
@@ -112,7 +117,8 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
     done(status, { error: code, reason });
     const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
-    const close = !mux && (hooks.draining() || status === 400 || status === 413 || status === 431);
+    // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
+    const close = !mux && (hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
     const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
     if (close) res.close = true;
     return res;

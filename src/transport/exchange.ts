@@ -209,6 +209,8 @@ export class Exchange {
   #trailers: Promise<HeaderList> | null = null;
   #onAbort: (() => void) | null = null;
   #done = false;
+  /** pump() waits for the request body's source (not for the origin to take bytes). */
+  #awaitingSource = false;
   #expected: number | null = null;
   #received = 0;
 
@@ -326,6 +328,8 @@ export class Exchange {
   /** Called by ExchangeTimers. */
   timedOut(kind: TimerKind, ms: number): void {
     if (kind === 'headers') this.fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${ms} ms of the request's end`));
+    // While the request body leaves, whose stall it is: its source's (we had nothing to send) or the origin's.
+    else if (kind === 'send' && this.#awaitingSource) this.fail(new OriginlinkError(ErrorCode.REQUEST_BODY_TIMEOUT, 'local', `the request body's source sent nothing for ${ms} ms`));
     else if (kind === 'send') this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `the origin took no request body bytes for ${ms} ms`));
     // Our reader is behind and holds the origin paused (h1: the socket, h2/h3: stream credit), or was within this
     // period: the silence is ours, not the origin's, so wait another period. The reader's own deadline is its
@@ -345,16 +349,22 @@ export class Exchange {
     // While the body leaves, `bodyTimeoutMs` bounds a stall (an origin that stops reading); not the head's wait.
     if (this.body === null) this.#timers.arm(this, 'send', this.#timeouts.bodyTimeoutMs);
     try {
+      this.#awaitingSource = true;
       for await (const chunk of bodyChunks(this.req.body)) {
+        this.#awaitingSource = false;
         if (this.#done) return;
         if (!sink.write(chunk)) await sink.drain();
         this.#timers.touch();
+        this.#awaitingSource = true;
       }
+      this.#awaitingSource = false;
       if (this.#done) return;
       sink.end();
       this.sent();
     } catch (e) {
       this.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e }));
+    } finally {
+      this.#awaitingSource = false;
     }
   }
 

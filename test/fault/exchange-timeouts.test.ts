@@ -36,6 +36,7 @@ beforeAll(async () => {
     s.on('error', () => {});
     const path = h[':path'];
     if (path === '/silent') return; // no head, ever
+    if (path === '/sink') { s.resume(); return; } // reads the request body, never answers
     s.respond({ ':status': 200 });
     if (path === '/stall') { s.write('first'); return; } // a head and one chunk, then nothing
     if (path === '/big') { s.end(BIG); return; } // 8 MiB at once: more than any read-ahead
@@ -50,6 +51,7 @@ beforeAll(async () => {
   plain = http.createServer((req, res) => {
     res.on('error', () => {});
     if (req.url === '/big') { res.writeHead(200, { 'content-length': BIG.length }); res.end(BIG); return; }
+    if (req.url === '/noread') return; // reads none of the request body (node:http then stops reading the socket), never answers
     res.writeHead(200, { 'content-length': BIG.length });
     res.write(BIG.subarray(0, STALL_AT));
   });
@@ -145,4 +147,33 @@ describe('a reader that is behind: its silence is not the origin\'s (1 s body ti
       }
     });
   }
+});
+
+describe('a request body that stalls: whose stall it is (1 s)', () => {
+  const agentOf = (protocol: 'h1' | 'h2'): Agent => new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 } });
+
+  it('its source sends nothing more (h2): OL_REQUEST_BODY_TIMEOUT, ours; the origin takes nothing more (h1): OL_BODY_TIMEOUT, theirs', async () => {
+    const agent = agentOf('h2');
+    const h1 = agentOf('h1');
+    try {
+      const source = new Readable({ read() {} });
+      source.push('first bytes'); // then nothing, and no end
+      const t0 = performance.now();
+      const mine = await agent.request({ url: `${base}/sink`, method: 'POST', body: source }).catch((e: unknown) => e as OriginlinkError);
+      expect(mine).toBeInstanceOf(OriginlinkError);
+      expect((mine as OriginlinkError).code).toBe('OL_REQUEST_BODY_TIMEOUT');
+      expect((mine as OriginlinkError).side).toBe('local');
+      expect(performance.now() - t0).toBeLessThan(1600);
+      // 64 MiB into an origin that reads none of it: the socket buffers fill and the rest waits on the origin.
+      const mib = Buffer.alloc(1 << 20, 0x62);
+      const upload = Readable.from((function* () { for (let i = 0; i < 64; i++) yield mib; })());
+      const theirs = await h1.request({ url: `${plainBase}/noread`, method: 'POST', body: upload }).catch((e: unknown) => e as OriginlinkError);
+      expect((theirs as OriginlinkError).code).toBe('OL_BODY_TIMEOUT');
+      expect((theirs as OriginlinkError).side).toBe('remote');
+      expect((theirs as OriginlinkError).message).toMatch(/origin took no request body bytes/);
+    } finally {
+      await agent.destroy();
+      await h1.destroy();
+    }
+  });
 });

@@ -143,5 +143,6 @@ describe('header rules', () => {
     expect(statusForError('OL_CONNECT_TIMEOUT')).toBe(504);
     expect(statusForError('OL_CONNECT_FAILED')).toBe(502);
     expect(statusForError('OL_CERT_INVALID')).toBe(502);
+    expect(statusForError('OL_REQUEST_BODY_TIMEOUT')).toBe(408); // the client's body stalled, not the origin
   });
 });

@@ -350,3 +350,38 @@ routes: [{ path: /, origin: o }]
     }
   });
 });
+
+describe('a client whose upload stalls', () => {
+  it('gets 408 and its connection closed: its stall, not the origin\'s (OL_REQUEST_BODY_TIMEOUT, counted under that code)', async () => {
+    const origin = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('done\n')); });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const svc = await Service.start(parseConfig(`
+listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
+admin: { host: 127.0.0.1, port: 0 }
+logging: { requests: false }
+origins:
+  o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1, retries: 0, timeouts: { bodyMs: 1000 } }
+routes: [{ path: /, origin: o }]
+`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+    const s = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
+    try {
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      s.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789'); // 10 of 100 bytes, then nothing
+      const t0 = performance.now();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+      const text = Buffer.concat(chunks).toString('latin1');
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(text.toLowerCase()).toContain('x-originlink-error: ol_request_body_timeout');
+      expect(s.destroyed || s.readableEnded).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(2500);
+      const m = await (await fetch(`http://127.0.0.1:${svc.adminPort as number}/metrics`)).text();
+      expect(metric(m, 'originlink_upstream_errors_total', { origin: 'o', code: 'OL_REQUEST_BODY_TIMEOUT' })).toBe(1);
+    } finally {
+      s.destroy();
+      await svc.shutdown(1000);
+      origin.close();
+    }
+  });
+});
