@@ -148,7 +148,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
           await drain(r.body);
           lowEnd = performance.now();
         });
-        await new Promise((r) => setTimeout(r, 150));
+        await new Promise((r) => setTimeout(r, 50));
         const urgent = c.request(req('/mib/4', h(0))).then(async (r) => {
           await drain(r.body);
           urgentEnd = performance.now();
