@@ -357,7 +357,6 @@ export class Exchange {
         this.#timers.touch();
         this.#awaitingSource = true;
       }
-      this.#awaitingSource = false;
       if (this.#done) return;
       sink.end();
       this.sent();

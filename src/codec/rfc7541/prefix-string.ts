@@ -87,8 +87,7 @@ export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s
     }
     return;
   }
-  // Strings stand for octets (latin1); a wider character would be silently truncated.
-  if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
+  assertOctets(s);
   const hlen = huffman ? huffmanEncodedLength(s) : s.length;
   if (huffman === 'always' || (huffman && hlen < s.length)) {
     encodePrefixInt(w, flags | (1 << prefixBits), prefixBits, hlen);
@@ -99,14 +98,18 @@ export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s
   }
 }
 
+/** Strings stand for octets (latin1); a wider character would be silently truncated. */
+function assertOctets(s: string): void {
+  if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
+}
+
 /** Huffman codings of short strings by the string (bounded, cleared when full; a pure function of the string). */
 const huffmanCodings = new Map<string, Uint8Array>();
 
 function cachedHuffmanCoding(s: string): Uint8Array {
   let coded = huffmanCodings.get(s);
   if (coded === undefined) {
-    // Strings stand for octets (latin1); a wider character would be silently truncated.
-    if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
+    assertOctets(s);
     const cw = new ByteWriter(s.length);
     huffmanEncode(cw, s);
     coded = cw.finish();
