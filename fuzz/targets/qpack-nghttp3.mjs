@@ -10,7 +10,9 @@
 // bytes (70,000 of them: they end any integer, fill any string either would wait for, and then each is Set Dynamic Table Capacity 0, which
 // cannot fail). In a field section the same integer limit can show as a refusal where nghttp3 blocks
 // (it waits for the Required Insert Count before reading Base; we read the whole prefix first) or reads
-// a Base past 2^53 that no reference can use: our refusal of an integer past 2^53 is allowed anywhere.
+// a Base past 2^53 that no reference can use: our refusal of an integer past 2^53 is allowed anywhere. So is our
+// refusal of an integer written in more than 9 octets (redundant zero continuation bytes) that nghttp3 reads: RFC
+// 7541 §5.1 makes an encoding past a decoder's limits "in value or octet length" a decoding error.
 import { QpackError } from '../../dist/codec/errors.js';
 import { QpackDecoder } from '../../dist/codec/qpack/decoder.js';
 import { nghttp, show } from './_nghttp.mjs';
@@ -40,6 +42,7 @@ export function fuzz(data) {
   const [aEnc, aSec] = ours(enc, section);
   const [bEnc, bSec] = nghttp.qpackDecode(enc, section, 4096, 4);
   const hex = Buffer.from(data).toString('hex');
+  if (aEnc !== 0 && bEnc === 0 && /longer than \d+ octets/.test(aEnc)) return;
   if ((aEnc !== 0) !== (bEnc !== 0)) {
     const padded = Buffer.concat([enc, Buffer.alloc(70_000, 0x20)]);
     if (aEnc === 0 ? ours(padded, section)[0] !== 0 : nghttp.qpackDecode(padded, section, 4096, 4)[0] !== 0) return;

@@ -70,6 +70,13 @@ describe('decoder MUSTs (each a COMPRESSION_ERROR)', () => {
   bad('§4.2: a size update after a field', '82 3f e1 1f');
   bad('§4.2: a size update above SETTINGS_HEADER_TABLE_SIZE', '3f e2 1f', { maxTableSize: 4096 });
   bad('§5.1: an integer past 2^53', 'ff ff ff ff ff ff ff ff ff ff 01');
+  // §5.1: past our octet-length limit (nghttp2's: 5 continuation octets), even for a small value padded with zeros.
+  bad('§5.1: a valid size update (4096) written with 6 continuation octets', '3f e1 9f 80 80 80 00 82', { maxTableSize: 4096 });
+
+  it('§5.1: an integer padded with zero continuation octets up to the limit (5) is read as its value', () => {
+    const d = new HpackDecoder({ maxTableSize: 4096 });
+    expect(d.decode(hex('3f e1 9f 80 80 00 82')).headers).toEqual([[':method', 'GET']]); // size update 31 + 4065 = 4096
+  });
   bad('§5.2: Huffman padding longer than 7 bits', '00 01 61 82 ff ff');
   bad('§5.2: Huffman padding that is not all ones', '04 81 00');
   bad('§5.2: a string that runs past the block', '04 85 61 62');

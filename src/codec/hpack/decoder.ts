@@ -15,6 +15,14 @@ import { decodePrefixInt } from '../rfc7541/prefix-int.js';
 import { decodeString } from '../rfc7541/prefix-string.js';
 import { HPACK_STATIC, HPACK_STATIC_SIZE } from './static-table.js';
 
+/**
+ * Continuation bytes of a prefixed integer: at most 5, so values reach 2^35 (past every HPACK quantity we
+ * accept: table sizes, indexes, string lengths are all far smaller) — the octet-length limit nghttp2's
+ * inflater has, so two HTTP/2 hops refuse the same padded integers (RFC 7541 §5.1 lets a decoder refuse an
+ * encoding past its limits "in value or octet length").
+ */
+const HPACK_MAX_CONTINUATION = 5;
+
 export interface HpackDecoderOptions {
   /** Our SETTINGS_HEADER_TABLE_SIZE: the most the peer's encoder may use. Default 4096 (RFC 9113 §6.5.2). */
   maxTableSize?: number;
@@ -72,7 +80,7 @@ export class HpackDecoder {
         if ((b & 0xe0) === 0x20) {
           // §6.3 Dynamic Table Size Update: only before the first field (§4.2).
           if (sawField) throw new HpackError('dynamic table size update after a field');
-          const r = need(decodePrefixInt(block, off, 5));
+          const r = need(decodePrefixInt(block, off, 5, HPACK_MAX_CONTINUATION));
           off += r.length;
           if (!this.#table.setCapacity(r.value)) throw new HpackError(`table size update to ${r.value} above the ${this.#table.maxCapacity} allowed`);
           if (this.#pendingMax !== null && r.value <= this.#pendingMax) this.#pendingMax = null;
@@ -84,7 +92,7 @@ export class HpackDecoder {
         let value: string;
         if (b & 0x80) {
           // §6.1 Indexed Header Field.
-          const r = need(decodePrefixInt(block, off, 7));
+          const r = need(decodePrefixInt(block, off, 7, HPACK_MAX_CONTINUATION));
           off += r.length;
           [name, value] = this.#entry(r.value);
         } else {
@@ -92,17 +100,17 @@ export class HpackDecoder {
           const incremental = (b & 0xc0) === 0x40;
           const prefix = incremental ? 6 : 4;
           const never = !incremental && (b & 0x10) !== 0;
-          const idx = need(decodePrefixInt(block, off, prefix));
+          const idx = need(decodePrefixInt(block, off, prefix, HPACK_MAX_CONTINUATION));
           off += idx.length;
           const limit = this.#maxHeaderListSize;
           if (idx.value === 0) {
-            const n = need(decodeString(block, off, 7, limit));
+            const n = need(decodeString(block, off, 7, limit, HPACK_MAX_CONTINUATION));
             off += n.length;
             name = n.value;
           } else {
             name = this.#entry(idx.value)[0];
           }
-          const v = need(decodeString(block, off, 7, limit));
+          const v = need(decodeString(block, off, 7, limit, HPACK_MAX_CONTINUATION));
           off += v.length;
           value = v.value;
           if (incremental && !this.#table.insert(name, value)) this.#table.clear(); // §4.4

@@ -17,30 +17,34 @@ export interface PrefixIntResult {
   length: number;
 }
 
-/** At most 8 continuation bytes: 7 * 8 = 56 bits covers 2^53. */
-const MAX_CONTINUATION = 8;
+/** At most 8 continuation bytes: 7 * 8 = 56 bits covers 2^53 (QPACK's quantities). */
+export const MAX_CONTINUATION = 8;
 
 /**
  * Decode a prefixed integer at `offset` with a `prefixBits`-bit prefix.
  * Returns null when more bytes are needed; throws FieldCodingError on
- * overflow.
+ * overflow: a value past 2^53, or more than `maxContinuation` continuation
+ * bytes (RFC 7541 §5.1 lets a decoder refuse an encoding past its limits "in
+ * value or octet length"; HPACK uses a tighter one, see hpack/decoder.ts).
  */
-export function decodePrefixInt(buf: Uint8Array, offset: number, prefixBits: number): PrefixIntResult | null {
+export function decodePrefixInt(buf: Uint8Array, offset: number, prefixBits: number, maxContinuation = MAX_CONTINUATION): PrefixIntResult | null {
   if (offset >= buf.length) return null;
   const max = (1 << prefixBits) - 1;
   let value = buf[offset]! & max;
   if (value < max) return { value, length: 1 };
   let mult = 1;
-  for (let i = 1; i <= MAX_CONTINUATION + 1; i++) {
+  for (let i = 1; i <= maxContinuation + 1; i++) {
     const p = offset + i;
     if (p >= buf.length) return null;
     const b = buf[p]!;
     value += (b & 0x7f) * mult;
-    if (!Number.isSafeInteger(value) || i > MAX_CONTINUATION) throw new FieldCodingError('prefixed integer overflow');
+    // RFC 7541 §5.1: an encoding past the decoder's limits, "in value or octet length", is a decoding error.
+    if (!Number.isSafeInteger(value)) throw new FieldCodingError('prefixed integer overflow (past 2^53)');
+    if (i > maxContinuation) throw new FieldCodingError(`prefixed integer overflow (longer than ${maxContinuation + 1} octets)`);
     if ((b & 0x80) === 0) return { value, length: i + 1 };
     mult *= 128;
   }
-  throw new FieldCodingError('prefixed integer overflow');
+  throw new FieldCodingError(`prefixed integer overflow (longer than ${maxContinuation + 1} octets)`);
 }
 
 /** Encode `value` with a `prefixBits`-bit prefix; `flags` fills the high bits of the first byte. */

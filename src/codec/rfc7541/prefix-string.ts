@@ -6,7 +6,7 @@
 import { ByteWriter, latin1Decode } from '../bytes.js';
 import { FieldCodingError } from '../errors.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from './huffman.js';
-import { decodePrefixInt, encodePrefixInt } from './prefix-int.js';
+import { decodePrefixInt, encodePrefixInt, MAX_CONTINUATION } from './prefix-int.js';
 
 const NON_OCTET_RE = /[^\x00-\xff]/;
 
@@ -21,10 +21,10 @@ export interface StringResult {
  * `maxLength` octets on the wire throws before its bytes are awaited, so a
  * peer cannot make us buffer without bound.
  */
-export function decodeString(buf: Uint8Array, offset: number, prefixBits: number, maxLength: number): StringResult | null {
+export function decodeString(buf: Uint8Array, offset: number, prefixBits: number, maxLength: number, maxContinuation = MAX_CONTINUATION): StringResult | null {
   if (offset >= buf.length) return null;
   const huffman = (buf[offset]! & (1 << prefixBits)) !== 0;
-  const len = decodePrefixInt(buf, offset, prefixBits);
+  const len = decodePrefixInt(buf, offset, prefixBits, maxContinuation);
   if (len === null) return null;
   if (len.value > maxLength) throw new FieldCodingError(`string literal of ${len.value} octets exceeds limit ${maxLength}`);
   const start = offset + len.length;
