@@ -137,7 +137,7 @@ export interface ServiceConfig {
   /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
   proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number };
   shutdown: { graceMs: number };
-  logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean };
+  logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean; flushMs: number };
   origins: Map<string, OriginConfig>;
   routes: RouteConfig[];
   stores: StoresConfig | null;
@@ -313,12 +313,13 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     shutdown.graceMs = s.optInt('graceMs', 0, 3_600_000) ?? shutdown.graceMs;
   }
 
-  const logging: ServiceConfig['logging'] = { level: 'info', requests: true };
+  const logging: ServiceConfig['logging'] = { level: 'info', requests: true, flushMs: 100 };
   if (r.has('logging')) {
     const g = r.obj('logging');
-    g.keys(['level', 'requests']);
+    g.keys(['level', 'requests', 'flushMs']);
     if (g.has('level')) logging.level = g.oneOf('level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
     logging.requests = g.optBool('requests') ?? true;
+    logging.flushMs = g.optInt('flushMs', 0, 60_000) ?? logging.flushMs;
   }
 
   const stores = r.has('stores') ? readStores(r.obj('stores'), readPem) : null;

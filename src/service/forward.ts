@@ -22,7 +22,7 @@ import { clientSlots } from './client-slots.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import { openTunnel } from './upgrade.js';
-import type { RequestLog } from './request-log.js';
+import { RequestRecord, type RequestLog } from './request-log.js';
 import type { Upstream } from './upstream.js';
 import type { RequestCommon } from '../agent/agent.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
@@ -93,7 +93,9 @@ class RequestSignal {
   }
 }
 
-const NO_EXTRA: Record<string, unknown> = {};
+/** What a request's end adds to its log line. */
+type LineEnd = Partial<Pick<RequestRecord, 'tunnel' | 'bytes' | 'error' | 'reason' | 'upstreamStatus'>>;
+const NO_EXTRA: LineEnd = {};
 
 export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): Promise<ServerResponse> {
   const t0 = performance.now();
@@ -105,13 +107,20 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const method = req.method;
   const target = req.path;
   // Fields of the request log line, gathered only when that line is written.
-  const log: Record<string, unknown> | null = cfg.logging.requests ? { method, path: target, client: clientVersion, listener: front.listener, remote } : null;
-  const done = (status: number, extra: Record<string, unknown> = NO_EXTRA): void => {
+  const log = cfg.logging.requests ? new RequestRecord(method, target, clientVersion, front.listener, remote) : null;
+  const done = (status: number, end: LineEnd = NO_EXTRA): void => {
     hooks.metrics.frontRequest(front.listener, clientVersion, status);
     if (log) {
-      log['status'] = status;
-      log['totalMs'] = ms(performance.now() - t0);
-      hooks.requestLog.write(log, extra);
+      log.status = status;
+      log.totalMs = ms(performance.now() - t0);
+      if (end !== NO_EXTRA) {
+        log.tunnel = end.tunnel;
+        log.bytes = end.bytes;
+        log.error = end.error;
+        log.reason = end.reason;
+        log.upstreamStatus = end.upstreamStatus;
+      }
+      hooks.requestLog.write(log, cfg.logging.flushMs);
     }
   };
   const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
@@ -139,8 +148,8 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   const route = match.route;
   const upstream = gen.upstreams.get(route.origin) as Upstream;
   if (log) {
-    log['route'] = match.index;
-    log['origin'] = upstream.name;
+    log.route = match.index;
+    log.origin = upstream.name;
   }
 
   const headers = upstreamHeaders(req.headers, {
@@ -212,7 +221,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
       done(499, { error: ErrorCode.ABORTED, reason: 'client went away while waiting for its turn (limits.maxUpstreamPerClient)' });
       return { status: 499 };
     }
-    if (log) log['clientWaitMs'] = ms(performance.now() - w0);
+    if (log) log.clientWaitMs = ms(performance.now() - w0);
   }
   hooks.metrics.inflight++;
   upstream.inflight++;
@@ -245,7 +254,14 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     const status = statusForError(err.code);
     return refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
   }
-  if (log) Object.assign(log, { upstream: up.origin, protocol: up.protocol, reused: up.reused, attempts: up.attempts, queueMs: ms(up.timings.queueMs), ttfbMs: ms(up.timings.ttfbMs) });
+  if (log) {
+    log.upstream = up.origin;
+    log.protocol = up.protocol;
+    log.reused = up.reused;
+    log.attempts = up.attempts;
+    log.queueMs = ms(up.timings.queueMs);
+    log.ttfbMs = ms(up.timings.ttfbMs);
+  }
   const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
   // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
   // no stream, listeners or relay for it. Its trailers, if any, go with it.

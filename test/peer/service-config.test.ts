@@ -33,7 +33,7 @@ describe('service config', () => {
     expect(c.limits).toEqual(DEFAULT_LIMITS);
     expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536 });
     expect(c.shutdown.graceMs).toBe(10_000);
-    expect(c.logging).toEqual({ level: 'info', requests: true });
+    expect(c.logging).toEqual({ level: 'info', requests: true, flushMs: 100 });
     const a = c.origins.get('a');
     expect(a).toMatchObject({ urls: ['http://127.0.0.1:9000'], protocol: 'auto', earlyData: 'safe', retries: 2, tfo: true, tls: { ca: null, servername: null, verify: true } });
     expect(a?.pool).toEqual(DEFAULT_POOL_OPTIONS);
@@ -70,6 +70,10 @@ describe('service config', () => {
     expect(fails('- a\n- b\n')).toMatch(/\(root\): the document must be a mapping/);
     expect(fails(base.replace('listeners:\n  - { kind: http, port: 8080 }', 'listeners: []'))).toMatch(/listeners: needs at least 1 entry/);
     expect(fails(`${base}\nlogging: { level: loud }`)).toMatch(/logging\.level: must be one of/);
+    expect(fails(`${base}\nlogging: { flushMs: -1 }`)).toMatch(/logging\.flushMs: must be between 0 and 60000, got -1/);
+    expect(fails(`${base}\nlogging: { flushMs: 60001 }`)).toMatch(/logging\.flushMs: must be between 0 and 60000, got 60001/);
+    expect(fails(`${base}\nlogging: { flushMs: soon }`)).toMatch(/logging\.flushMs: must be an integer/);
+    expect(parseConfig(`${base}\nlogging: { flushMs: 0 }`, 'c.yaml', '/tmp').logging.flushMs).toBe(0);
     expect(fails(`${base}\norigins: {}`)).toMatch(/c\.yaml:\d+: \(yaml\): Map keys must be unique/);
   });
 

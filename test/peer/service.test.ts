@@ -385,3 +385,44 @@ routes: [{ path: /, origin: o }]
     }
   });
 });
+
+describe('request log lines to a buffered destination (logging.flushMs)', () => {
+  it('wait for flushMs and leave together; the ones still waiting are written at shutdown', async () => {
+    const origin = http.createServer((req, res) => res.end(`origin ${req.url}\n`));
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const writes: string[] = [];
+    // pino's own destination is told apart by flushSync (SonicBoom): its request lines are batched.
+    const dest = { write: (s: string) => { writes.push(s); return true; }, flushSync: () => {} };
+    const yaml = `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+admin: false
+logging: { requests: true, flushMs: 300 }
+origins:
+  o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1 }
+routes:
+  - { path: /, origin: o }
+`;
+    const svc = await Service.start(parseConfig(yaml, 'flush.yaml', certs.dir), { logDestination: dest as unknown as NodeJS.WritableStream });
+    const requestLines = (): Array<Record<string, unknown>> => writes.flatMap((w) => w.trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'request');
+    try {
+      const port = svc.addresses()['plain'] as number;
+      const t0 = Date.now();
+      for (const p of ['/a', '/b']) expect((await curl(`http://127.0.0.1:${port}${p}`)).out).toBe(`origin ${p}\n`);
+      expect(requestLines()).toEqual([]);
+      for (let i = 0; i < 100 && requestLines().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      const waited = Date.now() - t0;
+      const first = requestLines();
+      expect(first.map((l) => [l['path'], l['status']])).toEqual([['/a', 200], ['/b', 200]]);
+      expect(waited).toBeGreaterThanOrEqual(250);
+      // Both in one write.
+      expect(writes.filter((w) => w.includes('"msg":"request"'))).toHaveLength(1);
+      expect((await curl(`http://127.0.0.1:${port}/c`)).out).toBe('origin /c\n');
+    } finally {
+      await svc.shutdown(1000);
+      await new Promise<void>((r) => origin.close(() => r()));
+    }
+    // /c's line did not wait out its 300 ms: shutdown wrote it.
+    expect(requestLines().map((l) => l['path'])).toEqual(['/a', '/b', '/c']);
+  }, 20_000);
+});

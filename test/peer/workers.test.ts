@@ -160,9 +160,10 @@ describe('serve --workers 2 (node:cluster)', () => {
     const st = JSON.parse((await get(admin, '/stats')).body) as { workers: Array<{ worker: number; body: Record<string, Array<{ requests: number }>> }> };
     expect(st.workers.map((w) => w.worker).sort()).toEqual([1, 2]);
     expect(st.workers.reduce((n, w) => n + (w.body['app'] ?? []).reduce((k, p) => k + p.requests, 0), 0)).toBe(20);
-    // Each worker logged its own requests.
-    const served = new Set(lines().filter((l) => l['msg'] === 'request').map((l) => l['worker']));
-    expect([...served].sort()).toEqual([1, 2]);
+    // Each worker logged its own requests (a worker's lines leave within logging.flushMs, 100 ms by default).
+    const logged = await until('both workers to log their requests', () => lines().filter((l) => l['msg'] === 'request'), (ls) => ls.length >= 20);
+    expect(logged).toHaveLength(20);
+    expect([...new Set(logged.map((l) => l['worker']))].sort()).toEqual([1, 2]);
   }, 30_000);
 
   it('SIGHUP reloads every worker', async () => {
@@ -254,7 +255,8 @@ describe('serve --workers 2 with an h3 front', () => {
       }));
     }
     expect(altSvc).toEqual(Array(6).fill(`h3=":${quic}"; ma=86400`));
-    expect(new Set(sc.lines().filter((l) => l['msg'] === 'request' && l['listener'] === 'tls').map((l) => l['worker']))).toEqual(new Set([1, 2]));
+    const tlsLines = await until('the tls requests to be logged', () => sc.lines().filter((l) => l['msg'] === 'request' && l['listener'] === 'tls'), (ls) => ls.length >= 6);
+    expect(new Set(tlsLines.map((l) => l['worker']))).toEqual(new Set([1, 2]));
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
     try {
       for (let i = 0; i < 5; i++) {
@@ -265,7 +267,7 @@ describe('serve --workers 2 with an h3 front', () => {
       await agent.close();
     }
     for (let i = 0; i < 6; i++) expect((await get(front, `/t${i}`)).status).toBe(200);
-    const reqs = sc.lines().filter((l) => l['msg'] === 'request');
+    const reqs = await until('every request to be logged', () => sc.lines().filter((l) => l['msg'] === 'request'), (ls) => ls.length >= 17);
     expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1]));
     expect(new Set(reqs.filter((l) => l['listener'] === 'plain').map((l) => l['worker']))).toEqual(new Set([1, 2]));
     sc.child.kill('SIGTERM');
