@@ -325,6 +325,15 @@ export class Exchange {
     this.#resolveTrailers?.(NO_TRAILERS);
   }
 
+  /**
+   * The reader destroyed the response body before its end: the request is over for us. The wire is told
+   * (`cancel`): h2 resets the stream (RFC 9113 §8.1 with CANCEL), h3 cancels it (RFC 9114 §4.1.1), h1,
+   * which cannot cancel one request, closes the connection. The body's `cancel` hook in every transport.
+   */
+  readerGone(): void {
+    if (!this.#done) this.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
+  }
+
   /** Called by ExchangeTimers. */
   timedOut(kind: TimerKind, ms: number): void {
     if (kind === 'headers') this.fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${ms} ms of the request's end`));

@@ -175,7 +175,9 @@ export class H1Connection implements PooledConnection {
       this.#emit({ type: 'goaway', lastStreamId: null });
     }
     const sock = this.#socket;
-    const makeBody = (): PushBody => new PushBody(() => sock.resume(), () => sock.pause(), null, x.req.responseBufferBytes);
+    // A reader that drops the body ends the request; HTTP/1.1 cannot cancel it, so the connection goes (wire.cancel).
+    // Without this the socket stayed paused for the destroyed body, the connection busy for ever.
+    const makeBody = (): PushBody => new PushBody(() => sock.resume(), () => sock.pause(), () => x.readerGone(), x.req.responseBufferBytes);
     x.head(h.status, h.headers, makeBody, x.req.method === 'HEAD' || h.status === 204 || h.status === 304);
   }
 

@@ -219,7 +219,7 @@ export class H2PooledConnection implements PooledConnection {
         const makeBody = (): PushBody => new PushBody(
           () => this.#resume(id),
           () => { f.paused = true; },
-          () => { if (!f.x.done) f.x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader')); },
+          () => f.x.readerGone(),
           f.x.req.responseBufferBytes,
         );
         f.x.head(status, strip(ev.headers), makeBody, f.x.req.method === 'HEAD' || status === 204 || status === 304);

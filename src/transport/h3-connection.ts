@@ -446,9 +446,7 @@ export class H3PooledConnection implements PooledConnection {
     }
     const x = r.x;
     // The consumer dropped the body: the exchange cancels the stream (RFC 9114 §4.1.1).
-    const makeBody = (): StreamBody => new StreamBody(this.#quic, id, () => {
-      if (!x.done) x.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
-    }, x.req.responseBufferBytes);
+    const makeBody = (): StreamBody => new StreamBody(this.#quic, id, () => x.readerGone(), x.req.responseBufferBytes);
     const extras: HeadExtras = {
       reprioritize: (priority) => {
         if (!this.#h3.closed) this.#h3.sendPriorityUpdate(id, priority);
