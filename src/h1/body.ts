@@ -55,6 +55,8 @@ export class H1BodyDecoder {
   get done(): boolean { return this.#st === St.Done; }
   /** Reading until the connection closes (a response without length, RFC 9112 §6.3 item 8). */
   get untilClose(): boolean { return this.#st === St.UntilClose; }
+  /** Bytes still to come of a counted body; null for a chunked one (its end is not known yet) or one read until close. */
+  get lengthLeft(): number | null { return this.#st === St.Length ? this.#remaining : this.#st === St.Done ? 0 : null; }
 
   start(framing: 'length' | 'chunked' | 'close', length = 0): void {
     this.#buf = null;

@@ -194,6 +194,16 @@ export class H1ResponseParser {
 
   get keepAlive(): boolean { return this.#keepAlive; }
 
+  /**
+   * What is left of the current response's body, for a reader that no longer wants it: its byte count
+   * (a counted body), `'chunked'` (its end not known yet), or null when no body is under way or it ends
+   * only with the connection.
+   */
+  get bodyLeft(): number | 'chunked' | null {
+    if (this.#st !== St.Body || this.#body.untilClose) return null;
+    return this.#body.lengthLeft ?? 'chunked';
+  }
+
   #complete(): void {
     this.#st = St.Done;
     this.#h.onComplete();

@@ -7,7 +7,9 @@
  * Invariant: the connection is offered again (`capacity`) only once the
  * response is complete AND the whole request was written (an early response
  * may arrive while a body is still leaving). HTTP/1.1 cannot cancel one
- * request: any failure closes the connection.
+ * request: any failure closes the connection — except a request our side
+ * gave up after sending it whose response has at most DRAIN_MAX_BYTES left:
+ * that rest is read out and thrown away, and the connection serves again.
  */
 import type { X509Certificate } from 'node:crypto';
 import type net from 'node:net';
@@ -29,6 +31,15 @@ export interface H1Options {
   bodyTimeoutMs: number;
 }
 
+/**
+ * A response body its reader dropped is read out and thrown away, so that the connection can serve again,
+ * when what is left is at most this many bytes and arrives within DRAIN_MAX_MS (Chromium's
+ * HttpResponseBodyDrainer: 16 KiB, 5 s); past either, the connection closes, as it must otherwise
+ * (HTTP/1.1 cannot cancel one request).
+ */
+export const DRAIN_MAX_BYTES = 16 * 1024;
+export const DRAIN_MAX_MS = 5000;
+
 export class H1Connection implements PooledConnection {
   readonly id: number;
   readonly protocol = 'h1' as const;
@@ -47,10 +58,16 @@ export class H1Connection implements PooledConnection {
   #tainted = false;
   /** One pair of timers for every exchange of this connection (they are sequential). */
   #timers = new ExchangeTimers();
+  /** Reading out the rest of a body its reader dropped: the bytes it may still take, and its deadline. */
+  #drain: { budget: number; timer: NodeJS.Timeout } | null = null;
   #wire: ExchangeWire = {
     cancel: (x, err) => {
-      if (this.#cur === x) this.#cur = null;
-      this.#teardown(err);
+      if (this.#cur !== x) {
+        this.#teardown(err);
+        return;
+      }
+      this.#cur = null;
+      if (!this.#startDrain(x, err)) this.#teardown(err);
     },
     settled: (x) => {
       // Success: reuse once the request is out too (else after the pump, see #write).
@@ -67,9 +84,9 @@ export class H1Connection implements PooledConnection {
     this.#parser = new H1ResponseParser(
       {
         onHead: (h) => this.#onHead(h),
-        onBody: (b) => this.#cur?.data(b),
+        onBody: (b) => { if (this.#drain) this.#drained(b.length); else this.#cur?.data(b); },
         onTrailers: (t) => { if (this.#cur) this.#cur.trailers = t; },
-        onComplete: () => this.#cur?.end(),
+        onComplete: () => { if (this.#drain) this.#endDrain(true); else this.#cur?.end(); },
       },
       { maxHeaderBytes: opts.maxHeaderBytes, maxHeaderCount: opts.maxHeaderCount },
     );
@@ -81,7 +98,7 @@ export class H1Connection implements PooledConnection {
 
   get state(): ConnState { return this.#state; }
   get capacity(): number { return 1; }
-  get active(): number { return this.#cur ? 1 : 0; }
+  get active(): number { return this.#cur || this.#drain ? 1 : 0; }
 
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
   #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
@@ -94,7 +111,8 @@ export class H1Connection implements PooledConnection {
   }
 
   request(req: ConnRequest): Promise<ConnResponse> {
-    if (this.#cur || !this.isUsable()) {
+    // While a dropped body is read out the connection is busy (`active` 1), not unusable.
+    if (this.#cur || this.#drain || !this.isUsable()) {
       return Promise.reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, facts: NOT_SENT }));
     }
     let head: ReturnType<typeof serializeRequestHead>;
@@ -142,6 +160,18 @@ export class H1Connection implements PooledConnection {
   }
 
   #onData(d: Buffer): void {
+    if (this.#drain) {
+      try {
+        const extra = this.#parser.execute(d);
+        if (extra && extra.length > 0) {
+          this.#tainted = true;
+          this.destroy();
+        }
+      } catch {
+        this.#teardown(null);
+      }
+      return;
+    }
     const x = this.#cur;
     if (!x || x.done) {
       // RFC 9112 §9.3: a server has no reason to send while idle (or after the response); never reuse.
@@ -175,10 +205,40 @@ export class H1Connection implements PooledConnection {
       this.#emit({ type: 'goaway', lastStreamId: null });
     }
     const sock = this.#socket;
-    // A reader that drops the body ends the request; HTTP/1.1 cannot cancel it, so the connection goes (wire.cancel).
-    // Without this the socket stayed paused for the destroyed body, the connection busy for ever.
+    // A reader that drops the body ends the request (wire.cancel: the rest is drained or the connection goes).
+    // Without this hook the socket stayed paused for the destroyed body, the connection busy for ever.
     const makeBody = (): PushBody => new PushBody(() => sock.resume(), () => sock.pause(), () => x.readerGone(), x.req.responseBufferBytes);
     x.head(h.status, h.headers, makeBody, x.req.method === 'HEAD' || h.status === 204 || h.status === 304);
+  }
+
+  /**
+   * The request `x` was given up by our side (its reader or caller left, OL_ABORTED local) after it was
+   * sent: if the rest of its response is small and the connection may carry another, read that rest out
+   * instead of closing (false: close).
+   */
+  #startDrain(x: Exchange, err: OriginlinkError): boolean {
+    if (err.code !== ErrorCode.ABORTED || err.side !== 'local' || !x.facts.requestSent) return false;
+    if (this.#state !== 'ready' || this.#tainted || !this.#parser.keepAlive) return false;
+    const left = this.#parser.bodyLeft;
+    if (left === null || (left !== 'chunked' && left > DRAIN_MAX_BYTES)) return false;
+    const ms = Math.min(DRAIN_MAX_MS, this.#opts.bodyTimeoutMs);
+    this.#drain = { budget: DRAIN_MAX_BYTES, timer: setTimeout(() => this.#endDrain(false), ms) };
+    this.#socket.resume(); // the dropped reader may have left it paused
+    return true;
+  }
+
+  #drained(n: number): void {
+    const d = this.#drain;
+    if (d && (d.budget -= n) < 0) this.#endDrain(false);
+  }
+
+  /** The drained body ended (`done`: the connection serves again) or took too much or too long (it closes). */
+  #endDrain(done: boolean): void {
+    if (!this.#drain) return;
+    clearTimeout(this.#drain.timer);
+    this.#drain = null;
+    if (done) this.#release();
+    else this.#teardown(null);
   }
 
   #release(): void {
@@ -237,6 +297,10 @@ export class H1Connection implements PooledConnection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#timers.clear();
+    if (this.#drain) {
+      clearTimeout(this.#drain.timer);
+      this.#drain = null;
+    }
     this.#socket.destroy();
     this.#emit({ type: 'close', error });
   }
