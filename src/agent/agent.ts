@@ -25,7 +25,7 @@ import { isReplayable } from '../http/body.js';
 import { isIdempotentRequest } from '../http/methods.js';
 import { endToEnd } from '../http/fields.js';
 import { publishRequestEnd } from '../pool/diagnostics.js';
-import { configError, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { Pool, type PoolResult } from '../pool/pool.js';
 import { PoolCounters } from '../pool/stats.js';
 import { sharedTicker, type TickMember } from '../pool/ticker.js';
@@ -239,6 +239,27 @@ const COALESCE_ONTO: Record<ProtocolPolicy, ReadonlySet<Protocol>> = {
 let connectionIds = 0;
 const nextId = (): number => ++connectionIds;
 
+/**
+ * The option names an Agent and an origin override take: any other is refused (OL_INVALID_CONFIG) rather than
+ * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
+ * The `satisfies` and the checks below keep these lists and the interfaces the same.
+ */
+const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
+const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
+const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
+void allAgentKeys;
+void allOriginKeys;
+
+/** Refuse an option name `known` does not hold; a pool option in the wrong place is named with its place. */
+function checkKeys(o: object, known: readonly string[], where: string): void {
+  for (const k of Object.keys(o)) {
+    if (known.includes(k)) continue;
+    const field = where ? `${where}.${k}` : k;
+    throw configError(field, k in DEFAULT_POOL_OPTIONS ? `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})` : 'unknown option');
+  }
+}
+
 export class Agent implements TickMember {
   #opts: AgentOptions;
   /** Pool key → pool and what it was made from. Insertion order = creation order. */
@@ -270,6 +291,8 @@ export class Agent implements TickMember {
   #closed = false;
 
   constructor(opts: AgentOptions = {}) {
+    checkKeys(opts, AGENT_KEYS, '');
+    for (const [k, o] of Object.entries(opts.origins ?? {})) checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
     this.#maxRetries = opts.maxRetries ?? 2;
     if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0) throw configError('maxRetries', 'must be a non-negative integer');
     this.#maxOrigins = opts.maxOrigins ?? 1024;
