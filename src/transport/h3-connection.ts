@@ -54,6 +54,11 @@ interface H3Request {
 /** ConnResponse plus why a 0-RTT attempt of this request was refused and resent. */
 export type H3Response = ConnResponse;
 
+/** How long a drained connection waits for a session ticket it has not received (see #closeAfterTicket). */
+const TICKET_WAIT_RTTS = 3;
+const TICKET_WAIT_MIN_MS = 50;
+const TICKET_WAIT_MAX_MS = 1000;
+
 export class H3PooledConnection implements PooledConnection {
   readonly id: number;
   readonly protocol = 'h3' as const;
@@ -80,6 +85,8 @@ export class H3PooledConnection implements PooledConnection {
   #goawayId: number | null = null;
   #closeError: OriginlinkError | null = null;
   #sessionSaved = false;
+  /** The drained connection's close has begun (at once, or after waiting for a ticket). */
+  #closingDrained = false;
   #live: H3Liveness;
   #peerCert: X509Certificate | null | undefined;
   #wire: ExchangeWire = {
@@ -462,7 +469,31 @@ export class H3PooledConnection implements PooledConnection {
   }
 
   #maybeCloseDrained(): void {
-    if (this.#state === 'draining' && this.#reqs.size === 0) this.#h3.close(H3ErrorCode.NO_ERROR, 'drained');
+    if (this.#state !== 'draining' || this.#reqs.size !== 0 || this.#closingDrained) return;
+    this.#closingDrained = true;
+    if (!this.#opts.sessionStore || this.#sessionSaved || !this.#quic.established) {
+      this.#h3.close(H3ErrorCode.NO_ERROR, 'drained');
+      return;
+    }
+    void this.#closeAfterTicket();
+  }
+
+  /**
+   * A drained connection that has no session ticket yet waits a little for one before it closes: a server
+   * sends its NewSessionTicket just after the handshake (RFC 8446 §4.6.1), so a short-lived process — one
+   * request, then Agent.close() — would otherwise often close before it arrived, and its next run could not
+   * resume (no 0-RTT). Bounded by TICKET_WAIT_RTTS round trips, within TICKET_WAIT_MIN_MS … TICKET_WAIT_MAX_MS.
+   */
+  async #closeAfterTicket(): Promise<void> {
+    const rtt = this.facts.rttMs ?? TICKET_WAIT_MIN_MS;
+    const deadline = performance.now() + Math.min(TICKET_WAIT_MAX_MS, Math.max(TICKET_WAIT_MIN_MS, TICKET_WAIT_RTTS * rtt));
+    for (let left = deadline - performance.now(); left > 0 && !this.#sessionSaved && this.#state !== 'closed'; left = deadline - performance.now()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#quic.nextPacket(), new Promise<void>((r) => { timer = setTimeout(r, left); })]);
+      clearTimeout(timer);
+      this.#saveSession();
+    }
+    if (this.#state !== 'closed' && !this.#h3.closed) this.#h3.close(H3ErrorCode.NO_ERROR, 'drained');
   }
 
   #saveSession(): void {
