@@ -9,6 +9,7 @@
  */
 import http2 from 'node:http2';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHeaders, encodeRstStream, encodeSettings, CLIENT_PREFACE } from '../../src/codec/h2frame.js';
 import { H2ErrorCode } from '../../src/codec/errors.js';
@@ -32,6 +33,13 @@ const logs: Array<Record<string, unknown>> = [];
 const BIG = Buffer.alloc(48 * 1024 * 1024, 0x62);
 
 const handler: RequestHandler = async (req) => {
+  if (req.path === '/dr/trickle') {
+    // 4 KiB now, 8 KiB 300 ms later (chunked): a client that leaves after the first bytes leaves 8 KiB to drain.
+    const body = new Readable({ read() {} });
+    body.push(Buffer.alloc(4096, 0x61));
+    setTimeout(() => { body.push(Buffer.alloc(8192, 0x62)); body.push(null); }, 300);
+    return { status: 200, body };
+  }
   if (req.path.startsWith('/nb/big')) return { status: 200, headers: [['content-type', 'application/octet-stream']], body: BIG };
   const rec = { method: req.method, path: req.path, aborted: false, bodyError: null as string | null, at: Date.now() };
   seen.push(rec);
@@ -69,7 +77,9 @@ origins:
   two: { url: "https://localhost:${h2origin.address.port}", protocol: h2, tls: { ca: ${certs.caPath} }, retries: 0 }
   one: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, timeouts: { headersMs: 30000 } }
   narrow: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0, pool: { maxConnections: 2 } }
+  drip: { url: "http://127.0.0.1:${h1origin.address.port}", protocol: h1, retries: 0 }
 routes:
+  - { path: /dr, origin: drip }
   - { path: /h2, origin: two }
   - { path: /h1, origin: one }
   - { path: /nb, origin: narrow }
@@ -179,6 +189,23 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     await new Promise((r) => s.on('end', r));
     c.close();
     expect(body).toBe('get /h2/case\n');
+  });
+
+  it('a client that leaves with 8 KiB of an h1 response still to come: the rest is drained, the origin connection kept for the next request', async () => {
+    expect((await (await fetch(`http://127.0.0.1:${plain}/dr/small`)).text())).toBe('GET /dr/small\n');
+    const drip = (): { open: number; opened: number } => svc.summary().find((o) => o.origin === 'drip') as { open: number; opened: number };
+    expect(drip()).toMatchObject({ open: 1, opened: 1 });
+    await new Promise<void>((resolve) => {
+      const s = net.connect(plain, '127.0.0.1', () => s.write('GET /dr/trickle HTTP/1.1\r\nhost: x\r\n\r\n'));
+      s.on('error', () => {});
+      s.once('data', () => { s.destroy(); resolve(); }); // the head and the first 4 KiB
+    });
+    await until(() => logs.some((l) => l['path'] === '/dr/trickle' && l['status'] === 499));
+    await new Promise((r) => setTimeout(r, 600)); // the rest came 300 ms after the first bytes
+    expect((await (await fetch(`http://127.0.0.1:${plain}/dr/small?again`)).text())).toBe('GET /dr/small?again\n');
+    expect(logs.find((l) => l['path'] === '/dr/small?again')).toMatchObject({ status: 200, reused: true });
+    // Closed on the client's leaving, the next request would have dialled a second connection.
+    expect(drip()).toMatchObject({ open: 1, opened: 1 });
   });
 
   it('clients that stop reading hold an origin connection only until clientSendTimeoutMs; a 499 is logged; others get through', async () => {
