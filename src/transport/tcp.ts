@@ -137,14 +137,22 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     socket = s;
     raw.once('error', fail);
     s.once('error', fail);
+    let fresh = false;
     if (o.sessionKey && o.sessionStore) {
       const store = o.sessionStore;
       const key = o.sessionKey;
-      s.on('session', (sess: Buffer) => store.put(key, sess));
+      s.on('session', (sess: Buffer) => { fresh = true; store.put(key, sess); });
     }
     s.once('secureConnect', () => {
       const now = performance.now();
       raw.removeListener('error', fail);
+      // The ticket this dial resumed with goes back to the store. RFC 8446 §C.4 asks clients not to reuse a
+      // ticket (observers could link the connections): between an edge and its origin the addresses link them
+      // anyway, and over TCP we never send early data, so there is no replay to fear. A server that issues no
+      // new ticket after a resumed handshake (nginx here) otherwise made every other dial a full handshake;
+      // nginx's own upstream side (proxy_ssl_session_reuse) and HAProxy keep reusing one session too. A ticket
+      // the server does send is stored after it and used first (newest out first).
+      if (session && !fresh && o.sessionKey && o.sessionStore && s.isSessionReused()) o.sessionStore.put(o.sessionKey, session);
       done(s, {
         alpn: typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null,
         tlsMs: now - (tConnected || now),

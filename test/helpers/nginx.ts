@@ -16,6 +16,12 @@ export interface NginxOptions {
   tls?: boolean;
   /** Enable h2 on the TLS listener (default true). */
   h2?: boolean;
+  /**
+   * nginx's own TLS defaults: no ssl_protocols line and no server-side session cache (by default we set
+   * TLSv1.2 TLSv1.3 and a shared cache). So configured, nginx 1.22 with OpenSSL 3 resumes from tickets and
+   * issues no new ticket after a resumed handshake.
+   */
+  tlsDefaults?: boolean;
   /** keepalive_timeout, e.g. '75s' or '1s'. */
   keepaliveTimeout?: string;
   /** Extra directives inside the server block. */
@@ -87,7 +93,7 @@ http {
   server {
     ${listen}
     server_name localhost;
-    ${tlsOn ? `ssl_certificate ${certs.certPath};\n    ssl_certificate_key ${certs.keyPath};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache shared:SSL:1m;` : ''}
+    ${tlsOn ? `ssl_certificate ${certs.certPath};\n    ssl_certificate_key ${certs.keyPath};${o.tlsDefaults ? '' : '\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache shared:SSL:1m;'}` : ''}
     root ${root};
     location = /post { client_max_body_size 64m; return 200 "posted\\n"; }
     location = /slow { return 200 "slow\\n"; }

@@ -5,9 +5,10 @@ import { Nginx } from '../helpers/nginx.js';
 
 describe('nginx over TLS: one connection serves every sequential request', () => {
   let nginx: Nginx;
+  let ticketsOnly: Nginx;
   const certs = makeCerts();
-  beforeAll(async () => { nginx = await Nginx.start(); });
-  afterAll(async () => { await nginx?.close(); });
+  beforeAll(async () => { nginx = await Nginx.start(); ticketsOnly = await Nginx.start({ tlsDefaults: true }); });
+  afterAll(async () => { await nginx?.close(); await ticketsOnly?.close(); });
 
   for (const protocol of ['h1', 'h2'] as const) {
     it(`${protocol}: 10,000 sequential requests open exactly one connection`, async () => {
@@ -48,4 +49,24 @@ describe('nginx over TLS: one connection serves every sequential request', () =>
     expect(r2.connection.resumed).toBe(true);
     await agent.close();
   });
+
+  for (const protocol of ['h1', 'h2'] as const) {
+    it(`${protocol}: every reconnect resumes, though nginx with its TLS defaults sends no new ticket after a resumed handshake`, async () => {
+      const agent = new Agent({ protocol, tls: { ca: certs.ca }, pool: { maxConnections: 1 } });
+      const url = `https://localhost:${ticketsOnly.port}/index.html`;
+      const resumed: boolean[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await agent.request({ url });
+        await r.dump();
+        expect(r.reused).toBe(false);
+        resumed.push(r.connection.resumed);
+        for (const p of agent.pools()) for (const c of p.connections()) c.destroy();
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      // With tickets used once: false, true, false, true (the one ticket of each full handshake spent by the next dial).
+      expect(resumed).toEqual([false, true, true, true]);
+      expect(agent.stats()[0]).toMatchObject({ connectionsOpened: 4, resumedHandshakes: 3 });
+      await agent.close();
+    });
+  }
 });
