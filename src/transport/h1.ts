@@ -160,26 +160,17 @@ export class H1Connection implements PooledConnection {
   }
 
   #onData(d: Buffer): void {
-    if (this.#drain) {
-      try {
-        const extra = this.#parser.execute(d);
-        if (extra && extra.length > 0) {
-          this.#tainted = true;
-          this.destroy();
-        }
-      } catch {
-        this.#teardown(null);
+    // While a dropped body is read out (#startDrain) there is no exchange: the bytes go to the parser alone.
+    const x = this.#drain ? null : this.#cur;
+    if (!this.#drain) {
+      if (!x || x.done) {
+        // RFC 9112 §9.3: a server has no reason to send while idle (or after the response); never reuse.
+        this.#tainted = true;
+        this.destroy();
+        return;
       }
-      return;
+      x.started();
     }
-    const x = this.#cur;
-    if (!x || x.done) {
-      // RFC 9112 §9.3: a server has no reason to send while idle (or after the response); never reuse.
-      this.#tainted = true;
-      this.destroy();
-      return;
-    }
-    x.started();
     try {
       const extra = this.#parser.execute(d);
       if (extra && extra.length > 0) {
@@ -187,6 +178,10 @@ export class H1Connection implements PooledConnection {
         this.destroy();
       }
     } catch (e) {
+      if (!x) {
+        this.#teardown(null); // a malformed rest of a dropped body
+        return;
+      }
       const pe = e as H1ParseError;
       const code = pe.kind === 'too-large' ? ErrorCode.HEADERS_TOO_LARGE : ErrorCode.MALFORMED_RESPONSE;
       x.fail(new OriginlinkError(code, 'remote', pe.message ?? String(e), { cause: e }));
