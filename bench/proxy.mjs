@@ -11,7 +11,7 @@
 //
 // Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_WARMUP seconds of unmeasured load
 // before it (default 3; 1 before 2026-11-23 16:15), BENCH_CONNECTIONS
-// wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB),
+// wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB; /100k.bin, 100 KiB),
 // BENCH_TARGETS a regexp on target names (default all; `direct` always runs),
 // BENCH_FRONT `h1` (default: wrk, cleartext HTTP/1.1 fronts) or `h2c` (h2load
 // with BENCH_STREAMS streams per connection, default 10, to cleartext HTTP/2
@@ -106,6 +106,8 @@ const originPlain = await freePort();
 const originH2c = await freePort();
 mkdirSync(join(dir, 'www'));
 writeFileSync(join(dir, 'www', 'small.txt'), 'x'.repeat(1024));
+// A larger object (BENCH_PATH=/100k.bin): the relay of a body that takes several reads and writes.
+writeFileSync(join(dir, 'www', '100k.bin'), Buffer.alloc(100 * 1024, 0x78));
 writeFileSync(join(dir, 'origin.conf'), `
 daemon off; master_process on; worker_processes 1; user root;
 pid ${dir}/origin.pid; error_log ${dir}/origin-error.log warn;
