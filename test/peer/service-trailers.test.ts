@@ -82,7 +82,7 @@ describe('trailers on every front', () => {
   it('http front: the chunked body ends with the trailer section', async () => {
     const text = await h1Get('/t');
     expect(text).toMatch(/transfer-encoding: chunked\r\n/);
-    expect(text).toMatch(/part one, \r\n[\s\S]*part two\n\r\n0\r\nx-checksum: c0ffee\r\n\r\n$/);
+    expect(text).toMatch(/\r\n(a\r\npart one, \r\n9\r\npart two\n|13\r\npart one, part two\n)\r\n0\r\nx-checksum: c0ffee\r\n\r\n$/);
     expect(text).not.toMatch(/content-length: 999/);
   });
 
