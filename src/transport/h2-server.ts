@@ -233,19 +233,17 @@ export class H2ServerSession {
           // A relayed body already whole goes out as one DATA frame, without iterating the stream.
           const whole = body instanceof Readable ? bufferedWhole(body) : null;
           if (whole !== null && whole.length > 0) this.#h2.data(id, whole, false);
-          const src = whole !== null ? null : body instanceof Readable ? (body as AsyncIterable<Uint8Array | string>) : bodyChunks(body as never);
+          if (whole === null && body instanceof Readable) {
+            const how = await this.#relay(id, body, gone);
+            if (how === 'stalled') return this.#stalled(id, s);
+            if (how === 'gone') return;
+          }
+          const src = whole !== null || body instanceof Readable ? null : bodyChunks(body as never);
           if (src !== null) for await (const c of src) {
             if (gone()) return;
             this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
             this.#io.flush();
-            if (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER && !(await this.#sendable(id, gone))) {
-              // The client took nothing for sendTimeoutMs: its stream ends, and with it the origin's body.
-              this.#h2.reset(id, H2ErrorCode.CANCEL);
-              this.#io.flush();
-              s.abort.abort(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `client took no response bytes for ${this.#opts.sendTimeoutMs ?? 60_000} ms`));
-              this.#done(id, s);
-              return;
-            }
+            if (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER && !(await this.#sendable(id, gone))) return this.#stalled(id, s);
           }
           if (gone()) return;
           const later = res.trailersLater ? await res.trailersLater : null;
@@ -265,6 +263,62 @@ export class H2ServerSession {
       this.#io.flush();
       this.#done(id, s);
     }
+  }
+
+  /** The client took nothing for sendTimeoutMs: its stream ends, and with it the origin's body. */
+  #stalled(id: number, s: Incoming): void {
+    this.#h2.reset(id, H2ErrorCode.CANCEL);
+    this.#io.flush();
+    s.abort.abort(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `client took no response bytes for ${this.#opts.sendTimeoutMs ?? 60_000} ms`));
+    this.#done(id, s);
+  }
+
+  /**
+   * Relay a body stream as DATA: each chunk is framed as it comes (the frames of a turn leave in the
+   * turn's one write, H2Wire), the stream paused while more than WRITE_HIGH_WATER waits for the
+   * client's window or the socket. Events, not async iteration: `for await` over a Readable copies
+   * what is buffered into one new Buffer per read (Readable.read's concatenation) and costs a promise
+   * per chunk — 12 % of the h2c front's CPU on 100 KiB responses. Rejects with the body's error.
+   */
+  #relay(id: number, body: Readable, gone: () => boolean): Promise<'end' | 'gone' | 'stalled'> {
+    return new Promise((resolve, reject) => {
+      let over = false;
+      const finish = (how: 'end' | 'gone' | 'stalled' | Error): void => {
+        if (over) return;
+        over = true;
+        body.off('data', onData);
+        body.off('end', onEnd);
+        body.off('error', onError);
+        body.off('close', onClose);
+        if (how instanceof Error) reject(how);
+        else {
+          if (how !== 'end') body.destroy();
+          resolve(how);
+        }
+      };
+      const onData = (c: Uint8Array | string): void => {
+        if (gone()) return finish('gone');
+        this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
+        this.#io.flush();
+        if (this.#h2.pending(id) <= WRITE_HIGH_WATER) return;
+        body.pause();
+        this.#sendable(id, gone).then((ok) => {
+          if (over) return;
+          if (!ok) finish('stalled');
+          else if (gone()) finish('gone');
+          else body.resume();
+        }, finish);
+      };
+      const onEnd = (): void => finish(gone() ? 'gone' : 'end');
+      const onError = (e: Error): void => finish(e);
+      const onClose = (): void => { if (!body.readableEnded) finish(new Error('response body closed before its end')); };
+      if (body.readableEnded) return finish('end');
+      if (body.destroyed) return finish(new Error('response body destroyed'));
+      body.on('data', onData);
+      body.on('end', onEnd);
+      body.on('error', onError);
+      body.on('close', onClose);
+    });
   }
 
   /** Wait until the stream's queued bytes fall below the high-water mark; false when none left for sendTimeoutMs. */

@@ -17,6 +17,9 @@ export interface H2Flow {
   paused: boolean;
 }
 
+/** Output pieces this large are written as they are, not copied into the turn's buffer (see flushNow). */
+const BY_REFERENCE = 4096;
+
 export class H2Wire {
   #h2: H2Connection;
   #socket: net.Socket;
@@ -37,12 +40,31 @@ export class H2Wire {
     });
   }
 
-  /** Write what is pending now: before the socket is ended or destroyed (a GOAWAY, a stream's last frames). */
+  /**
+   * Write what is pending now: before the socket is ended or destroyed (a GOAWAY, a stream's last frames).
+   * Frames are gathered into one buffer, except pieces of BY_REFERENCE bytes or more (the DATA payloads
+   * of a relayed body): those go by reference in the same writev, so a body is not copied once more
+   * (the copy was 9 % of the h2c front's CPU on 100 KiB responses, its garbage more).
+   */
   flushNow(): void {
     const out = this.#h2.takeOutput();
     const s = this.#socket;
     if (out.length === 0 || s.destroyed || s.writableEnded) return;
-    s.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    if (out.length === 1) { s.write(out[0]!); return; }
+    let large = false;
+    for (let i = 0; i < out.length; i++) if (out[i]!.length >= BY_REFERENCE) { large = true; break; }
+    if (!large) { s.write(Buffer.concat(out)); return; }
+    s.cork();
+    let from = 0;
+    for (let i = 0; i < out.length; i++) {
+      const b = out[i]!;
+      if (b.length < BY_REFERENCE) continue;
+      if (i > from) s.write(i - from === 1 ? out[from]! : Buffer.concat(out.slice(from, i)));
+      s.write(b);
+      from = i + 1;
+    }
+    if (from < out.length) s.write(out.length - from === 1 ? out[from]! : Buffer.concat(out.slice(from)));
+    s.uncork();
   }
 
   /** `n` bytes of DATA reached the reader: credit them now unless it is paused. */
