@@ -32,7 +32,7 @@ import { bodyBytes } from '../http/body.js';
 import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, isFieldName } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
-import { abortBody, bufferedWhole, isBufferedWhole } from '../util/body.js';
+import { abortBody, bufferedWhole, isBufferedWhole, relayBody } from '../util/body.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
@@ -45,6 +45,7 @@ const CRLF = '\r\n';
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** The most a relayed body queues in one event-loop turn before it waits for that turn's write (see #relay). */
 const TURN_MAX_BYTES = 128 * 1024;
+const NEVER_GONE = (): boolean => false;
 /** Fields we set ourselves from the framing we choose: a handler's are dropped. */
 const FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
 /** A 101 keeps Connection and Upgrade (RFC 9110 §15.2.2); it has no body. */
@@ -417,86 +418,82 @@ export class H1ServerSession {
    * ones), which were a write each — 19 per 100 KiB response, ~7 now. The head goes with the
    * turn's first bytes.
    */
-  #relay(head: string, body: Readable, chunked: boolean): Promise<number | null> {
+  async #relay(head: string, body: Readable, chunked: boolean): Promise<number | null> {
     const s = this.socket;
     const sendTimeout = this.#opts.sendTimeoutMs ?? 60_000;
-    let stall: NodeJS.Timeout | null = null;
     let queued: Buffer[] = [];
     let queuedBytes = 0;
+    let sent = 0;
     let scheduled = false;
     let headOut = false;
-    let full = false;
+    /** The relay waits for room: resolved after this turn's write, or at 'drain' when the socket is past its mark. */
+    let waiting: ((ok: boolean) => void) | null = null;
+    let stall: NodeJS.Timeout | null = null;
+    const blocked = (): boolean => s.writableLength >= s.writableHighWaterMark;
+    const wake = (ok: boolean): void => {
+      if (stall) { clearTimeout(stall); stall = null; }
+      const w = waiting;
+      waiting = null;
+      w?.(ok);
+    };
     const write = (): void => {
       scheduled = false;
       if (s.destroyed) return;
       const n = queued.length;
-      if (n === 0 && headOut) return;
-      s.cork();
-      if (!headOut) { headOut = true; s.write(head, 'latin1'); }
-      if (n > 0) {
-        if (chunked) s.write(`${queuedBytes.toString(16)}\r\n`, 'latin1');
-        for (let i = 0; i < n; i++) s.write(queued[i]!);
-        if (chunked) s.write(CRLF, 'latin1');
-        queued = [];
-        queuedBytes = 0;
+      if (n > 0 || !headOut) {
+        s.cork();
+        if (!headOut) { headOut = true; s.write(head, 'latin1'); }
+        if (n > 0) {
+          if (chunked) s.write(`${queuedBytes.toString(16)}\r\n`, 'latin1');
+          for (let i = 0; i < n; i++) s.write(queued[i]!);
+          if (chunked) s.write(CRLF, 'latin1');
+          queued = [];
+          queuedBytes = 0;
+        }
+        s.uncork();
       }
-      s.uncork();
-      // What the kernel did not take waits in the socket: past its mark the body waits for 'drain'.
-      if (s.writableLength >= s.writableHighWaterMark) {
-        body.pause();
-        // The client reads nothing: after sendTimeoutMs it is cut, which ends the origin's body too (nginx's send_timeout).
-        if (sendTimeout > 0) stall ??= setTimeout(() => s.destroy(), sendTimeout);
-      } else if (full) body.resume();
-      full = false;
+      // What the kernel did not take waits in the socket: past its mark the relay waits for 'drain'.
+      if (waiting) { if (!blocked()) wake(true); else armStall(); }
     };
-    const schedule = (): void => {
-      if (scheduled) return;
-      scheduled = true;
-      setImmediate(write);
+    // The client reads nothing: after sendTimeoutMs it is cut, which ends the origin's body too (nginx's send_timeout;
+    // the socket's 'close' aborts the request first, so the log says the client went: 499).
+    const armStall = (): void => {
+      if (sendTimeout > 0) stall ??= setTimeout(() => s.destroy(), sendTimeout);
     };
-    return new Promise((resolve) => {
-      let sent = 0;
-      const onData = (c: Buffer | string): void => {
-        const b = typeof c === 'string' ? Buffer.from(c) : c;
-        if (b.length === 0) return;
-        sent += b.length;
-        queued.push(b);
-        queuedBytes += b.length;
-        schedule();
-        // A body that gives more in one turn than a turn's write holds (a local stream reads ahead at once) waits for that write.
-        if (queuedBytes >= TURN_MAX_BYTES && !full) { full = true; body.pause(); }
-      };
-      const onDrain = (): void => {
-        if (stall) { clearTimeout(stall); stall = null; }
-        body.resume();
-      };
-      const finish = (n: number | null): void => {
-        // What arrived leaves now, before what follows it (the last chunk, the next response, the end).
-        write();
-        if (stall) { clearTimeout(stall); stall = null; }
-        body.off('data', onData);
-        body.off('end', onEnd);
-        body.off('error', onError);
-        body.off('close', onBodyClose);
-        s.off('drain', onDrain);
-        s.off('close', onSocketClose);
-        resolve(n);
-      };
-      const onEnd = (): void => finish(sent);
-      const onError = (): void => finish(null);
-      const onBodyClose = (): void => { if (!body.readableEnded) finish(null); };
-      const onSocketClose = (): void => { body.destroy(); finish(null); };
-      if (body.readableEnded) { finish(0); return; }
-      if (body.destroyed) { finish(null); return; }
-      schedule();
-      body.on('data', onData);
-      body.on('end', onEnd);
-      body.on('error', onError);
-      body.on('close', onBodyClose);
-      s.on('drain', onDrain);
-      s.on('close', onSocketClose);
-    });
+    const onDrain = (): void => { if (waiting) wake(true); };
+    const onSocketClose = (): void => { wake(false); body.destroy(); };
+    scheduled = true;
+    setImmediate(write);
+    s.on('drain', onDrain);
+    s.on('close', onSocketClose);
+    try {
+      const how = await relayBody(body, {
+        write: (b) => {
+          if (b.length === 0) return true;
+          sent += b.length;
+          queued.push(b);
+          queuedBytes += b.length;
+          if (!scheduled) { scheduled = true; setImmediate(write); }
+          // A body that gives more in one turn than a turn's write holds (a local stream reads ahead at once) waits for that write.
+          return queuedBytes < TURN_MAX_BYTES && !blocked();
+        },
+        room: () => new Promise<boolean>((resolve) => {
+          waiting = resolve;
+          if (blocked()) armStall();
+        }),
+      }, NEVER_GONE);
+      return how === 'end' ? sent : null;
+    } catch {
+      return null;
+    } finally {
+      // What arrived leaves now, before what follows it (the last chunk, the next response, the end).
+      write();
+      wake(false);
+      s.off('drain', onDrain);
+      s.off('close', onSocketClose);
+    }
   }
+
 
   /** 101: the head, then the socket belongs to the tunnel (bytes read past the request head first). */
   async #upgrade(p: Pending, res: ServerResponse): Promise<boolean> {

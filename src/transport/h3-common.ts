@@ -13,7 +13,7 @@ import type { RequestBody } from '../http/types.js';
 import { bodyChunks, knownLength, bodyBytes } from '../http/body.js';
 import type { BodySink, ResponseBody } from './exchange.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { bufferedWhole } from '../util/body.js';
+import { bufferedWhole, relayBody } from '../util/body.js';
 
 /**
  * The QPACK decoder limits we announce (RFC 9204 §5): how large a dynamic table the peer's encoder may
@@ -252,8 +252,16 @@ export async function writeBody(
     return !isGone();
   }
   const sink = h3BodySink(h3, quic, streamId, endStream);
-  const src = body instanceof Readable ? (body as AsyncIterable<Uint8Array | string>) : bodyChunks(body);
-  for await (const chunk of src) {
+  if (readable) {
+    const how = await relayBody(body, {
+      write: (c) => { sink.write(c); return quic.queuedBytes(streamId) <= WRITE_HIGH_WATER; },
+      room: () => quic.waitWritable(streamId, WRITE_HIGH_WATER).then(() => true),
+    }, isGone);
+    if (how !== 'end' || isGone()) return false;
+    sink.end();
+    return true;
+  }
+  for await (const chunk of bodyChunks(body)) {
     if (isGone()) return false;
     sink.write(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     await sink.drain();

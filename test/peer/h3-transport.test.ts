@@ -177,6 +177,32 @@ describe('HTTP/3 transport against our server', () => {
     await srv.close(50);
   });
 
+  it('our server relays a streamed body no faster than a slow reader takes it (stream paused, not read ahead)', async () => {
+    const total = 32 * 1024 * 1024;
+    let made = 0;
+    const srv = await startTestH3Server({
+      handler: () => ({
+        status: 200,
+        body: new Readable({
+          read() {
+            if (made >= total) { this.push(null); return; }
+            made += 65536;
+            this.push(Buffer.alloc(65536, 0x63));
+          },
+        }),
+      }),
+    });
+    const c = await connectH3({ host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath });
+    const r = await c.request(req('/made-as-read'));
+    await new Promise((res) => setTimeout(res, 400));
+    // The stream window, the QUIC write queue's mark and a Readable's buffer: a few MiB, not the 32 of the body.
+    expect(made).toBeGreaterThan(0);
+    expect(made).toBeLessThan(12 * 1024 * 1024);
+    expect((await readAll(r.body)).length).toBe(total);
+    c.destroy();
+    await srv.close(50);
+  });
+
   it('keeps an idle connection alive past the peer idle timeout with keep-alive packets', async () => {
     const srv = await startTestH3Server({ quic: { idleTimeoutMs: 600 }, handler: () => ({ status: 200, body: 'alive' }) });
     const base = { host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath };
