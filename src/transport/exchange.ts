@@ -209,6 +209,8 @@ export class Exchange {
   #trailers: Promise<HeaderList> | null = null;
   #onAbort: (() => void) | null = null;
   #done = false;
+  /** Over with a whole response (not a failure): a request body still leaving is sent to its end (see pump). */
+  #completed = false;
   /** pump() waits for the request body's source (not for the origin to take bytes). */
   #awaitingSource = false;
   #expected: number | null = null;
@@ -303,6 +305,7 @@ export class Exchange {
       this.fail(mismatch(this.#received, this.#expected, 'fewer than'));
       return;
     }
+    this.#completed = true;
     this.#settle();
     body.trailers = trailers;
     body.deliver(EMPTY, true);
@@ -351,8 +354,12 @@ export class Exchange {
 
   /**
    * Stream a request body into `sink` with backpressure, then `sent()`.
-   * Stops quietly once the exchange is over; a failing body source fails
-   * the exchange (ABORTED, local).
+   * Stops quietly once the exchange failed; a failing body source fails
+   * the exchange (ABORTED, local). A response that completed while the body
+   * was still leaving (an early answer, or the origin's answer beating the
+   * source's last tick) does not stop it: the request is finished on the
+   * wire (h1 keep-alive needs it whole; h2/h3 end the stream), else an h1
+   * connection was left busy for ever, waiting for a `sent()` that never came.
    */
   async pump(sink: BodySink): Promise<void> {
     // While the body leaves, `bodyTimeoutMs` bounds a stall (an origin that stops reading); not the head's wait.
@@ -361,12 +368,12 @@ export class Exchange {
       this.#awaitingSource = true;
       for await (const chunk of bodyChunks(this.req.body)) {
         this.#awaitingSource = false;
-        if (this.#done) return;
+        if (this.#done && !this.#completed) return;
         if (!sink.write(chunk)) await sink.drain();
-        this.#timers.touch();
+        if (!this.#done) this.#timers.touch();
         this.#awaitingSource = true;
       }
-      if (this.#done) return;
+      if (this.#done && !this.#completed) return;
       sink.end();
       this.sent();
     } catch (e) {

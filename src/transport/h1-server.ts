@@ -211,6 +211,10 @@ export class H1ServerSession {
       p.body?.deliver(EMPTY, true);
       this.#reading = null;
     }
+    // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not
+    // read again): the bytes after it are the next request's, which was never read — a keep-alive connection
+    // hung after its first large upload.
+    this.#resumeBody();
   }
 
   #pauseBody(): void {

@@ -154,8 +154,11 @@ export class H1Connection implements PooledConnection {
       drain: () => waitDrain(s),
       end: () => { if (chunked) s.write(CHUNKED_END); },
     }).then(() => {
-      // The response may have completed first (early response): only now may the connection be reused.
-      if (x.done && this.#cur === x && x.facts.requestSent) this.#release();
+      if (!x.done || this.#cur !== x) return;
+      // The response may have completed first (early response): only now may the connection be reused —
+      // and only when the whole request left; a body cut after the response leaves the origin waiting for the rest.
+      if (x.facts.requestSent) this.#release();
+      else this.#teardown(null);
     });
   }
 

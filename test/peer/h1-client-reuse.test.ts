@@ -4,8 +4,11 @@
  * ended body never asked to resume, and the next response on the reused
  * connection was never read (found when the service's fronts started
  * relaying origin bodies with backpressure). Origin: our HTTP/1.1 server.
+ * The same two holes on the request side follow: our server with an upload
+ * that ended while paused, and a request body whose end came after the answer.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import net from 'node:net';
 import { Agent } from '../../src/agent/agent.js';
 import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
 
@@ -43,3 +46,78 @@ it('a body read slowly to its end leaves the connection readable for the next re
     await agent.close();
   }
 }, 30_000);
+
+it('a request body whose source ends a tick after the origin answered: the request is finished on the wire and the connection serves again', async () => {
+  // The origin answers once it has read the whole body; the source's last step (an async generator's return)
+  // comes 50 ms later. The response completing first left the exchange done before the pump's end: no `sent()`,
+  // and the connection stayed busy for ever.
+  const origin = await startH1Server({
+    handler: async (req) => {
+      let n = 0;
+      for await (const c of req.body) n += (c as Buffer).length;
+      return { status: 200, body: `got ${n}\n` };
+    },
+  });
+  const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
+  try {
+    for (let i = 0; i < 3; i++) {
+      async function* source(): AsyncGenerator<Buffer> {
+        for (let k = 0; k < 4; k++) yield Buffer.alloc(16 * 1024, 0x61 + k);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const r = await agent.request({
+        origin: `http://127.0.0.1:${origin.address.port}`, path: `/up/${i}`, method: 'POST',
+        headers: [['content-length', String(64 * 1024)]], body: source(),
+      });
+      expect(await r.text()).toBe(`got ${64 * 1024}\n`);
+    }
+    // The last body's source ends 50 ms after its answer; then the connection is idle again.
+    await until(() => agent.stats()[0]!.activeRequests === 0, 2000);
+    const s = agent.stats()[0]!;
+    expect([s.requests, s.connectionsOpened, s.busy]).toEqual([3, 1, 0]);
+  } finally {
+    await agent.close();
+    await origin.close(100);
+  }
+}, 30_000);
+
+it('our server: a request body that ended while its reader held the socket paused leaves the connection reading the next request', async () => {
+  // The handler reads the body late and slowly, so the body's buffer fills and the server pauses the socket; the
+  // body's last bytes arrive in that state. An ended body never asks to resume: the next request on the
+  // connection was never read (a keep-alive connection hung after its first large upload).
+  const slow = await startH1Server({
+    handler: async (req) => {
+      if (req.method === 'GET') return { status: 200, body: 'next\n' };
+      await new Promise((r) => setTimeout(r, 50));
+      let n = 0;
+      for await (const c of req.body) {
+        n += (c as Buffer).length;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      return { status: 200, body: `got ${n}\n` };
+    },
+  });
+  const s = net.connect(slow.address.port, '127.0.0.1');
+  try {
+    let got = '';
+    s.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    const size = 1024 * 1024;
+    s.write(`POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: ${size}\r\n\r\n`);
+    s.write(Buffer.alloc(size, 0x62));
+    await until(() => got.includes(`got ${size}\n`), 10_000);
+    s.write('GET /next HTTP/1.1\r\nhost: a\r\n\r\n');
+    await until(() => got.includes('next\n'), 3000);
+    expect(got.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+  } finally {
+    s.destroy();
+    await slow.close(100);
+  }
+}, 30_000);
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
