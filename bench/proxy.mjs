@@ -26,6 +26,9 @@
 // total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load, BENCH_ACCESS_LOG=1
 // a log line per request from originlink and nginx (off by default), BENCH_ROUNDS every target that many times,
 // interleaved (default 1): medians, and each target's req/s and CPU ratios to nginx's run in the same round.
+// BENCH_UPLOAD=BYTES: every request a POST of that many bytes to /upload (h2load -d, also with the h1 front),
+// which the origin reads whole before it answers 1 KiB; nginx buffers it in memory (its default request
+// buffering, client_body_buffer_size 1m), the floor target is left out (it relays no request bodies).
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +42,9 @@ import { quantile } from './lib/stats.mjs';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const PATH = process.env.BENCH_PATH ?? '/small.txt';
+const UPLOAD = Number(process.env.BENCH_UPLOAD ?? 0);
+if (!Number.isInteger(UPLOAD) || UPLOAD < 0 || UPLOAD > 64 << 20) { console.error('bench/proxy: BENCH_UPLOAD is a byte count, 0 … 64 MiB'); process.exit(2); }
+const PATH = UPLOAD > 0 ? '/upload' : process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 // Seconds of load before each target's measured run, same for every target (V8 reaches its optimizing tier in it).
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -65,7 +70,8 @@ const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 
-for (const bin of ['nginx', 'haproxy', FRONT === 'h1' && RATE === null ? 'wrk' : 'h2load', 'taskset']) {
+const WRK = FRONT === 'h1' && RATE === null && UPLOAD === 0;
+for (const bin of ['nginx', 'haproxy', WRK ? 'wrk' : 'h2load', 'taskset']) {
   try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/proxy: ${bin} is missing (Debian: nginx-light haproxy wrk util-linux)`); process.exit(2); }
 }
 if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) { console.error('bench/proxy: build first (npx tsc -p .)'); process.exit(2); }
@@ -104,10 +110,12 @@ const nginxTemp = (name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
 const originTls = await freePort();
 const originPlain = await freePort();
 const originH2c = await freePort();
+const originSink = await freePort();
 mkdirSync(join(dir, 'www'));
 writeFileSync(join(dir, 'www', 'small.txt'), 'x'.repeat(1024));
 // A larger object (BENCH_PATH=/100k.bin): the relay of a body that takes several reads and writes.
 writeFileSync(join(dir, 'www', '100k.bin'), Buffer.alloc(100 * 1024, 0x78));
+if (UPLOAD > 0) writeFileSync(join(dir, 'upload.bin'), Buffer.alloc(UPLOAD, 0x75));
 writeFileSync(join(dir, 'origin.conf'), `
 daemon off; master_process on; worker_processes 1; user root;
 pid ${dir}/origin.pid; error_log ${dir}/origin-error.log warn;
@@ -123,7 +131,15 @@ http {
     listen 127.0.0.1:${originH2c} http2;
     ssl_certificate ${CERTS}/leaf.pem; ssl_certificate_key ${CERTS}/leaf.key;
     root ${dir}/www;
+    # BENCH_UPLOAD: read the whole body (request buffering), then answer with small.txt through a GET to itself.
+    location = /upload {
+      client_max_body_size 64m; client_body_buffer_size 1m;
+      proxy_method GET; proxy_pass_request_body off; proxy_set_header Content-Length "";
+      proxy_pass http://127.0.0.1:${originSink}/small.txt;
+    }
   }
+  # Its own server, unlogged: the origin's log counts the connections of the proxies only.
+  server { listen 127.0.0.1:${originSink}; access_log off; root ${dir}/www; }
 }`);
 const origin = start(LOAD_CPU, 'nginx', ['-p', dir, '-c', join(dir, 'origin.conf'), '-e', join(dir, 'origin-error.log')]);
 await waitPort(originTls);
@@ -164,6 +180,7 @@ http {
   server {
     listen 127.0.0.1:${port}${FRONT === 'h2c' ? ' http2' : ''};
     keepalive_requests 100000000;
+    client_max_body_size 64m; client_body_buffer_size 1m;
     location / {
       proxy_pass https://origin;
       proxy_http_version 1.1;
@@ -184,7 +201,7 @@ targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: 
 
 // Node's floor (h1 front only): the least JavaScript that relays this traffic on net and tls
 // (bench/lib/node-floor-proxy.mjs) — what a proxy written on Node pays per request before any logic of its own.
-if (FRONT === 'h1') targets.push({ name: 'node floor (minimal net+tls relay)', upstream: 'TLS h1', launch: async () => {
+if (FRONT === 'h1' && UPLOAD === 0) targets.push({ name: 'node floor (minimal net+tls relay)', upstream: 'TLS h1', launch: async () => {
   const port = await freePort();
   return { port, proc: start(PROXY_CPU, process.execPath, [join(ROOT, 'bench', 'lib', 'node-floor-proxy.mjs'), String(port), '127.0.0.1', String(originTls), `${CERTS}/ca.pem`, 'localhost']) };
 } });
@@ -199,6 +216,7 @@ const parseDur = (s) => {
 const h2load = (port, tag, seconds) => {
   const shape = FRONT === 'h1' ? ['--h1'] : ['-m', String(STREAMS)];
   const rate = RATE === null ? [] : [`--rps=${Math.max(1, Math.round(RATE / CONNS))}`];
+  if (UPLOAD > 0) rate.push('-d', join(dir, 'upload.bin'));
   const log = join(dir, `h2load-${tag}.log`);
   const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `--log-file=${log}`, `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const ms = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
@@ -209,7 +227,7 @@ const h2load = (port, tag, seconds) => {
   const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
   return { rps, requests: m ? Number(m[3]) : 0, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
 };
-const load = (port, tag, seconds) => (FRONT === 'h1' && RATE === null ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
+const load = (port, tag, seconds) => (WRK ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
 const wrk = (port, tag, seconds) => {
   const out = execFileSync('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
@@ -290,7 +308,7 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 /** A ratio per round: the median, with the range when there are several rounds. */
 const ratio = (xs) => (xs === undefined ? '-' : `${median(xs).toFixed(2)}×${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : ''}`);
 const lines = [
-  `Proxy benchmark: ${DURATION}s per target${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : FRONT === 'h1' ? `wrk -c${CONNS} (cleartext h1)` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${PATH}`,
+  `Proxy benchmark: ${DURATION}s per target${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : WRK ? `wrk -c${CONNS} (cleartext h1)` : FRONT === 'h1' ? `h2load -c${CONNS} --h1` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${UPLOAD > 0 ? `POST ${UPLOAD} bytes to ` : ''}${PATH}`,
   '',
   '| target | upstream | req/s | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -300,5 +318,5 @@ console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, upload: UPLOAD || undefined, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);

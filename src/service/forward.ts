@@ -181,17 +181,19 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
   }
   let tooLarge = false;
   const max = cfg.limits.maxBodyBytes;
-  // The request body stream is only touched when there is a body (a server makes none for a GET).
-  const body = req.bodyLength !== 0
-    ? (async function* bounded(): AsyncGenerator<Uint8Array> {
+  // The request body stream is only touched when there is a body (a server makes none for a GET). It goes to the
+  // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
+  // a declared one over the limit was refused with the head, and the servers hold a body to its declared length.
+  const body = req.bodyLength === 0 ? null
+    : max === 0 || req.bodyLength !== null ? req.body as Readable
+    : (async function* bounded(): AsyncGenerator<Uint8Array> {
         let n = 0;
         for await (const c of req.body as AsyncIterable<Buffer>) {
           n += c.length;
           if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
           yield c;
         }
-      })()
-    : null;
+      })();
 
   const signal = new RequestSignal();
   req.onAbort(() => signal.abort());

@@ -25,7 +25,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } fro
 import { bodyChunks } from '../http/body.js';
 import { declaredLength } from '../http/field-section.js';
 import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
-import { abortBody } from '../util/body.js';
+import { abortBody, relayBody } from '../util/body.js';
 import { IdMap } from '../util/id-map.js';
 
 export interface ExchangeTimeouts {
@@ -366,7 +366,28 @@ export class Exchange {
     if (this.body === null) this.#timers.arm(this, 'send', this.#timeouts.bodyTimeoutMs);
     try {
       this.#awaitingSource = true;
-      for await (const chunk of bodyChunks(this.req.body)) {
+      const src = this.req.body;
+      if (src instanceof Readable) {
+        // A stream (the service relays its client's body): by events, as the servers relay responses (relayBody).
+        const how = await relayBody(src, {
+          write: (chunk) => {
+            const ok = sink.write(chunk);
+            if (!this.#done) this.#timers.touch();
+            this.#awaitingSource = ok; // not ok: the wait is the origin's
+            return ok;
+          },
+          room: () => sink.drain().then(() => {
+            if (!this.#done) this.#timers.touch();
+            this.#awaitingSource = true;
+            return true;
+          }),
+        }, () => this.#done && !this.#completed);
+        if (how !== 'end') return;
+        sink.end();
+        this.sent();
+        return;
+      }
+      for await (const chunk of bodyChunks(src)) {
         this.#awaitingSource = false;
         if (this.#done && !this.#completed) return;
         if (!sink.write(chunk)) await sink.drain();

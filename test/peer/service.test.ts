@@ -4,7 +4,8 @@
  * Metrics are scraped and compared with nginx's access log.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { join } from 'node:path';
@@ -205,6 +206,32 @@ routes:
     expect(streamed.out).toBe('413');
     const small = await curl('-H', 'Transfer-Encoding: chunked', '--data-binary', 'y'.repeat(1000), `http://127.0.0.1:${plain}/odd/upload`);
     expect(small.out).toBe('odd POST /odd/upload 1000\n');
+  });
+
+  it('uploads arrive whole, several on one keep-alive client connection (h1 front) and on one h2c connection', async () => {
+    const body = randomBytes(900 * 1024);
+    const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+    const file = join(certs.dir, 'upload.bin');
+    writeFileSync(file, body);
+    const outs = [1, 2, 3].map((i) => join(certs.dir, `echo-${i}.bin`));
+    const u = `http://127.0.0.1:${plain}/stream/echo`;
+    // Before: the second upload on a connection hung (the front's socket stayed paused after the first body's end).
+    const r = await curl('-w', '%{num_connects} ', '--data-binary', `@${file}`, u, u, u, '-o', outs[0]!, '-o', outs[1]!, '-o', outs[2]!);
+    expect(r.out.trim().split(' ').map(Number).reduce((a, b) => a + b, 0)).toBe(1);
+    for (const o of outs) expect(sha(readFileSync(o))).toBe(sha(body));
+    const c = http2.connect(`http://127.0.0.1:${h2c}`);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = c.request({ ':method': 'POST', ':path': '/stream/echo' });
+        const parts: Buffer[] = [];
+        s.on('data', (d: Buffer) => parts.push(d));
+        s.end(body);
+        await new Promise((res) => s.on('end', res));
+        expect(sha(Buffer.concat(parts))).toBe(sha(body));
+      }
+    } finally {
+      c.close();
+    }
   });
 
   it('streams bodies both ways: echoed bytes return before the upload ends; a download arrives before the origin finishes', async () => {
