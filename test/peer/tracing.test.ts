@@ -103,6 +103,7 @@ origins:
 routes:
   - { path: /, origin: o }
 logging: { requests: false }
+admin: false
 `;
     const svc = await Service.start(parseConfig(yaml, 'trace.yaml', '/tmp'), { logDestination: { write: () => {} } });
     try {
