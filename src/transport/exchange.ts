@@ -238,6 +238,8 @@ export class Exchange {
   }
 
   get done(): boolean { return this.#done; }
+  /** Over with a whole response, not a failure. */
+  get completed(): boolean { return this.#completed; }
   get facts(): ExchangeFacts { return this.#facts; }
 
   /** The whole request is on the connection: the wait for the head starts now. */
@@ -398,7 +400,11 @@ export class Exchange {
       sink.end();
       this.sent();
     } catch (e) {
-      this.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e }));
+      const err = new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e });
+      // After a whole response the caller has its answer; the unfinished request still holds the wire (an h1
+      // connection waiting for the rest, an h2/h3 stream never ended): cancel it there (h1 closes the connection).
+      if (this.#completed) this.#wire.cancel(this, err);
+      else this.fail(err);
     } finally {
       this.#awaitingSource = false;
     }

@@ -60,6 +60,8 @@ export class H2PooledConnection implements PooledConnection {
   /** The exchanges in flight by stream id (IdMap, not Map: see util/id-map.ts). */
   #flows = new IdMap<Flow>();
   #writers: Array<() => void> = [];
+  /** Streams whose exchange is over but whose request body is still being sent (see settled). */
+  #sending = new Set<number>();
   #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
   #goawayLast: number | null = null;
   /** We closed gracefully: the socket's end is expected. */
@@ -71,8 +73,11 @@ export class H2PooledConnection implements PooledConnection {
     },
     settled: (x) => {
       if (x.wireId >= 0) this.#flows.delete(x.wireId);
+      // Answered while its body still leaves: the stream stays open on our side until the pump ends it (or
+      // resets it), and counts against the peer's stream limit until then (RFC 9113 §5.1.2).
+      if (x.wireId >= 0 && x.completed && !x.facts.requestSent) this.#sending.add(x.wireId);
       this.lastActiveAt = performance.now();
-      if (this.#state === 'draining' && this.#flows.size === 0) this.#closeGracefully();
+      if (this.#state === 'draining' && this.active === 0) this.#closeGracefully();
       this.#emit({ type: 'capacity' });
     },
   };
@@ -99,7 +104,7 @@ export class H2PooledConnection implements PooledConnection {
   }
 
   get state(): ConnState { return this.#state; }
-  get active(): number { return this.#flows.size; }
+  get active(): number { return this.#flows.size + this.#sending.size; }
   get capacity(): number { return this.facts.peerMaxConcurrentStreams ?? ASSUMED_STREAMS; }
 
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
@@ -176,6 +181,10 @@ export class H2PooledConnection implements PooledConnection {
           this.#h2.data(sid, new Uint8Array(0), true);
           this.#io.flush();
         },
+      }).then(() => {
+        if (!this.#sending.delete(sid)) return;
+        if (this.#state === 'draining' && this.active === 0) this.#closeGracefully();
+        this.#emit({ type: 'capacity' });
       });
     }
     this.#io.flush();
@@ -185,7 +194,7 @@ export class H2PooledConnection implements PooledConnection {
   drain(): void {
     if (this.#state !== 'ready') return;
     this.#state = 'draining';
-    if (this.#flows.size === 0) this.#closeGracefully();
+    if (this.active === 0) this.#closeGracefully();
   }
 
   destroy(error?: Error): void {

@@ -8,6 +8,7 @@
  * that ended while paused, and a request body whose end came after the answer.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { Agent } from '../../src/agent/agent.js';
 import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
@@ -121,3 +122,36 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+it('a request body that fails after the whole answer came: h1 closes that connection, h2 resets the stream (no slot held)', async () => {
+  async function* failing(): AsyncGenerator<Buffer> {
+    yield Buffer.alloc(1024, 0x61);
+    await new Promise((r) => setTimeout(r, 30));
+    throw new Error('source broke');
+  }
+  // h1: an origin that answers at the head, before the body. The connection cannot carry another request (the
+  // origin still waits for the rest of this one's body): it must close, not stay busy.
+  const early = await startH1Server({ handler: () => ({ status: 200, body: 'early\n' }) });
+  const a1 = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
+  // h2: node:http2 with two streams at most; a stream whose request never ends would hold one of them for ever.
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 2 } }, (req, res) => { req.resume(); res.end('early\n'); });
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+  const a2 = new Agent({ protocol: 'h2', pool: { maxConnections: 1 } });
+  try {
+    for (const [agent, origin] of [[a1, `http://127.0.0.1:${early.address.port}`], [a2, `http://127.0.0.1:${(h2.address() as net.AddressInfo).port}`]] as const) {
+      for (let i = 0; i < 4; i++) {
+        const r = await agent.request({ origin, path: `/f/${i}`, method: 'POST', headers: [['content-length', '4096']], body: failing() });
+        expect(await r.text()).toBe('early\n');
+        await until(() => agent.stats()[0]!.activeRequests === 0, 2000);
+      }
+    }
+    await until(() => a1.stats()[0]!.open <= 1, 2000);
+    expect(a1.stats()[0]!.connectionsOpened).toBe(4);
+    expect(a2.stats()[0]!.connectionsOpened).toBe(1);
+  } finally {
+    await a1.close();
+    await a2.close();
+    await early.close(100);
+    h2.close();
+  }
+}, 30_000);
