@@ -87,10 +87,20 @@ export class H3PooledConnection implements PooledConnection {
   #sessionSaved = false;
   /** The drained connection's close has begun (at once, or after waiting for a ticket). */
   #closingDrained = false;
+  /** Request streams whose exchange is over (a whole answer) while their body still leaves: wire id → stream id. */
+  #sending = new Map<number, number>();
   #live: H3Liveness;
   #peerCert: X509Certificate | null | undefined;
   #wire: ExchangeWire = {
     cancel: (x) => {
+      const sending = this.#sending.get(x.wireId);
+      if (sending !== undefined) {
+        // A body that failed after its whole answer (Exchange.pump): the request stream ends here.
+        this.#sending.delete(x.wireId);
+        if (!this.#h3.closed) this.#h3.resetStream(sending, H3ErrorCode.REQUEST_CANCELLED);
+        this.#emit({ type: 'capacity' });
+        return;
+      }
       const r = this.#reqs.get(x.wireId);
       if (!r) return;
       if (r.id >= 0) {
@@ -106,6 +116,8 @@ export class H3PooledConnection implements PooledConnection {
       if (!r) return;
       this.#reqs.delete(x.wireId);
       if (r.id >= 0) this.#streams.delete(r.id);
+      // Answered while its body still leaves: the stream stays ours until the pump ends or cancels it.
+      if (r.id >= 0 && x.completed && !x.facts.requestSent) this.#sending.set(x.wireId, r.id);
       this.lastActiveAt = performance.now();
       if (!this.#sessionSaved) this.#saveSession();
       this.#emit({ type: 'capacity' });
@@ -177,7 +189,7 @@ export class H3PooledConnection implements PooledConnection {
   }
 
   get state(): ConnState { return this.#state; }
-  get active(): number { return this.#reqs.size; }
+  get active(): number { return this.#reqs.size + this.#sending.size; }
   get capacity(): number {
     if (this.#held && this.#quic.establishedAt === null) return 0;
     return this.facts.peerMaxConcurrentStreams ?? 100;
@@ -354,7 +366,13 @@ export class H3PooledConnection implements PooledConnection {
     else if (len !== null) {
       queueBody(this.#h3, id, req.body as string | Uint8Array);
       x.sent();
-    } else void x.pump(h3BodySink(this.#h3, this.#quic, id));
+    } else {
+      void x.pump(h3BodySink(this.#h3, this.#quic, id)).then(() => {
+        if (!this.#sending.delete(x.wireId)) return;
+        this.#emit({ type: 'capacity' });
+        this.#maybeCloseDrained();
+      });
+    }
     return true;
   }
 
@@ -469,7 +487,7 @@ export class H3PooledConnection implements PooledConnection {
   }
 
   #maybeCloseDrained(): void {
-    if (this.#state !== 'draining' || this.#reqs.size !== 0 || this.#closingDrained) return;
+    if (this.#state !== 'draining' || this.active !== 0 || this.#closingDrained) return;
     this.#closingDrained = true;
     if (!this.#opts.sessionStore || this.#sessionSaved || !this.#quic.established) {
       this.#h3.close(H3ErrorCode.NO_ERROR, 'drained');

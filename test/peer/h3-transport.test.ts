@@ -203,6 +203,36 @@ describe('HTTP/3 transport against our server', () => {
     await srv.close(50);
   });
 
+  it('a request body that fails after its whole answer: the stream is cancelled, its credit comes back (two streams, four requests)', async () => {
+    // Two request streams at a time: a stream we never end or reset keeps its credit (RFC 9000 §4.6), and the
+    // fourth request could not open one.
+    const srv = await startTestH3Server({ quic: { maxStreamsBidi: 2 }, handler: () => ({ status: 200, body: 'early\n' }) });
+    const c = await connectH3({ host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath });
+    try {
+      for (let i = 0; i < 3; i++) {
+        if (i > 0) {
+          const until = Date.now() + 2000;
+          while (c.active !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+        }
+        async function* failing(): AsyncGenerator<Buffer> {
+          yield Buffer.alloc(1024, 0x61);
+          await new Promise((r) => setTimeout(r, 30));
+          throw new Error('source broke');
+        }
+        const r = await c.request(req(`/f/${i}`, { method: 'POST', headers: [['content-length', '4096']], body: failing() }));
+        expect((await readAll(r.body)).toString()).toBe('early\n');
+      }
+      // Each stream counts while its body may still leave, then its cancel frees it.
+      const end = Date.now() + 2000;
+      while (c.active !== 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      expect(c.active).toBe(0);
+      expect((await readAll((await c.request(req('/after'))).body)).toString()).toBe('early\n');
+    } finally {
+      c.destroy();
+      await srv.close(50);
+    }
+  });
+
   it('keeps an idle connection alive past the peer idle timeout with keep-alive packets', async () => {
     const srv = await startTestH3Server({ quic: { idleTimeoutMs: 600 }, handler: () => ({ status: 200, body: 'alive' }) });
     const base = { host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath };
