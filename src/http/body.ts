@@ -1,4 +1,5 @@
 /** Request bodies: what can be replayed, what length is known, how to iterate any of them. */
+import { Readable } from 'node:stream';
 import type { RequestBody } from './types.js';
 
 /** A body that can be sent again on a retry: absent, a string or bytes. */
@@ -19,6 +20,14 @@ export function bodyBytes(body: string | Uint8Array | null | undefined): Buffer 
   if (body == null) return Buffer.alloc(0);
   if (typeof body === 'string') return Buffer.from(body);
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+/**
+ * Any streamed body as a byte stream, for the one relay that moves bodies by events (util/body.ts
+ * relayBody): a Readable as it is, an iterable through Readable.from.
+ */
+export function bodyStream(body: RequestBody | Readable | undefined): Readable {
+  return body instanceof Readable ? body : Readable.from(bodyChunks(body), { objectMode: false });
 }
 
 /** Iterate any body as Buffers (empty chunks skipped). */

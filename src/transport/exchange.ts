@@ -22,7 +22,7 @@
  */
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
-import { bodyChunks } from '../http/body.js';
+import { bodyStream } from '../http/body.js';
 import { declaredLength } from '../http/field-section.js';
 import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody, relayBody } from '../util/body.js';
@@ -368,35 +368,21 @@ export class Exchange {
     if (this.body === null) this.#timers.arm(this, 'send', this.#timeouts.bodyTimeoutMs);
     try {
       this.#awaitingSource = true;
-      const src = this.req.body;
-      if (src instanceof Readable) {
-        // A stream (the service relays its client's body): by events, as the servers relay responses (relayBody).
-        const how = await relayBody(src, {
-          write: (chunk) => {
-            const ok = sink.write(chunk);
-            if (!this.#done) this.#timers.touch();
-            this.#awaitingSource = ok; // not ok: the wait is the origin's
-            return ok;
-          },
-          room: () => sink.drain().then(() => {
-            if (!this.#done) this.#timers.touch();
-            this.#awaitingSource = true;
-            return true;
-          }),
-        }, () => this.#done && !this.#completed);
-        if (how !== 'end') return;
-        sink.end();
-        this.sent();
-        return;
-      }
-      for await (const chunk of bodyChunks(src)) {
-        this.#awaitingSource = false;
-        if (this.#done && !this.#completed) return;
-        if (!sink.write(chunk)) await sink.drain();
-        if (!this.#done) this.#timers.touch();
-        this.#awaitingSource = true;
-      }
-      if (this.#done && !this.#completed) return;
+      // By events, as the servers relay responses (relayBody).
+      const how = await relayBody(bodyStream(this.req.body), {
+        write: (chunk) => {
+          const ok = sink.write(chunk);
+          if (!this.#done) this.#timers.touch();
+          this.#awaitingSource = ok; // not ok: the wait is the origin's
+          return ok;
+        },
+        room: () => sink.drain().then(() => {
+          if (!this.#done) this.#timers.touch();
+          this.#awaitingSource = true;
+          return true;
+        }),
+      }, () => this.#done && !this.#completed);
+      if (how !== 'end') return;
       sink.end();
       this.sent();
     } catch (e) {

@@ -498,7 +498,6 @@ export class H1ServerSession {
     }
   }
 
-
   /** 101: the head, then the socket belongs to the tunnel (bytes read past the request head first). */
   async #upgrade(p: Pending, res: ServerResponse): Promise<boolean> {
     if (p.head.upgrade === null || !res.tunnel) throw new TypeError('101 without an upgrade request and a tunnel');

@@ -15,7 +15,7 @@ import { H2ErrorCode } from '../codec/errors.js';
 import { H2Connection } from '../h2/connection.js';
 import type { FloodLimits, H2Event } from '../h2/types.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { bodyBytes, bodyChunks, knownLength } from '../http/body.js';
+import { bodyBytes, bodyStream, knownLength } from '../http/body.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, relayBody, bufferedWhole } from '../util/body.js';
 import { endedBody, PushBody } from './exchange.js';
@@ -233,17 +233,10 @@ export class H2ServerSession {
           // A relayed body already whole goes out as one DATA frame, without iterating the stream.
           const whole = body instanceof Readable ? bufferedWhole(body) : null;
           if (whole !== null && whole.length > 0) this.#h2.data(id, whole, false);
-          if (whole === null && body instanceof Readable) {
-            const how = await this.#relay(id, body, gone);
+          if (whole === null) {
+            const how = await this.#relay(id, bodyStream(body), gone);
             if (how === 'stalled') return this.#stalled(id, s);
             if (how === 'gone') return;
-          }
-          const src = whole !== null || body instanceof Readable ? null : bodyChunks(body as never);
-          if (src !== null) for await (const c of src) {
-            if (gone()) return;
-            this.#h2.data(id, typeof c === 'string' ? Buffer.from(c) : c, false);
-            this.#io.flush();
-            if (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER && !(await this.#sendable(id, gone))) return this.#stalled(id, s);
           }
           if (gone()) return;
           const later = res.trailersLater ? await res.trailersLater : null;

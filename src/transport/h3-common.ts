@@ -10,7 +10,7 @@ import type { H3ConnectionOptions } from '../h3/connection.js';
 import type { H3Connection } from '../h3/connection.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { RequestBody } from '../http/types.js';
-import { bodyChunks, knownLength, bodyBytes } from '../http/body.js';
+import { bodyStream, knownLength, bodyBytes } from '../http/body.js';
 import type { BodySink, ResponseBody } from './exchange.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bufferedWhole, relayBody } from '../util/body.js';
@@ -216,14 +216,13 @@ export function queueBody(h3: H3Connection, streamId: number, body: string | Uin
 
 /**
  * A streamed body's sink on one stream: DATA frames of at most CHUNK bytes;
- * after each chunk the writer waits until the QUIC write queue is below
- * WRITE_HIGH_WATER (`write` always asks for `drain`).
+ * full while more than WRITE_HIGH_WATER waits in the QUIC write queue.
  */
 export function h3BodySink(h3: H3Connection, quic: QuicConnection, streamId: number, endStream = true): BodySink {
   return {
     write: (c) => {
       for (let off = 0; off < c.length; off += CHUNK) h3.sendData(streamId, c.subarray(off, off + CHUNK), false);
-      return false;
+      return quic.queuedBytes(streamId) <= WRITE_HIGH_WATER;
     },
     drain: () => quic.waitWritable(streamId, WRITE_HIGH_WATER),
     end: () => { if (endStream) h3.endStream(streamId); },
@@ -252,22 +251,8 @@ export async function writeBody(
     return !isGone();
   }
   const sink = h3BodySink(h3, quic, streamId, endStream);
-  if (readable) {
-    const how = await relayBody(body, {
-      write: (c) => { sink.write(c); return quic.queuedBytes(streamId) <= WRITE_HIGH_WATER; },
-      room: () => quic.waitWritable(streamId, WRITE_HIGH_WATER).then(() => true),
-    }, isGone);
-    if (how !== 'end' || isGone()) return false;
-    sink.end();
-    return true;
-  }
-  for await (const chunk of bodyChunks(body)) {
-    if (isGone()) return false;
-    sink.write(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    await sink.drain();
-    if (isGone()) return false;
-  }
-  if (isGone()) return false;
+  const how = await relayBody(bodyStream(body), { write: (c) => sink.write(c), room: () => sink.drain().then(() => true) }, isGone);
+  if (how !== 'end' || isGone()) return false;
   sink.end();
   return true;
 }
