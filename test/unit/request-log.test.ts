@@ -7,7 +7,7 @@
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_PENDING, RequestLog, RequestRecord } from '../../src/service/request-log.js';
+import { jsonNumber, jsonString, MAX_PENDING, RequestLog, RequestRecord } from '../../src/service/request-log.js';
 
 function capture(level = 'info', base: Record<string, unknown> = { svc: 'originlink' }): { log: pino.Logger; lines: string[] } {
   const lines: string[] = [];
@@ -115,3 +115,24 @@ function record(status: number): RequestRecord {
   r.status = status;
   return r;
 }
+
+describe('request log number and string forms', () => {
+  it('jsonNumber writes what JSON.stringify writes, for the times the forwarder rounds to three places and for anything else', () => {
+    const values: number[] = [0, -0, 1, -1, 0.001, 0.01, 0.1, 0.5, 0.125, 1.005, 2.675, 999.999, 1000, 1234.5, 2 ** 31, -(2 ** 31), 2 ** 31 - 1,
+      1e12, 1e12 - 0.001, 999_999_999_999.999, -999_999_999_999.999, 1e21, 1e-7, 0.1 + 0.2, Math.PI, Number.MAX_SAFE_INTEGER, Number.MIN_VALUE, NaN, Infinity, -Infinity, 1_764_000_000_000];
+    // Milliseconds rounded as forward.ts does, over many magnitudes, and arbitrary doubles.
+    let seed = 7;
+    const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
+    for (let i = 0; i < 20_000; i++) {
+      const x = rand() * 10 ** Math.floor(rand() * 13) * (rand() < 0.1 ? -1 : 1);
+      values.push(Math.round(x * 1000) / 1000, x);
+    }
+    for (const v of values) expect(jsonNumber(v), String(v)).toBe(JSON.stringify(v));
+  });
+
+  it('jsonString writes what JSON.stringify writes', () => {
+    for (const s of ['', 'GET', '/a b', 'say "hi"', 'back\\slash', 'tab\there', 'é', '\u2028', '\ud800', '\u007f', 'x'.repeat(500)]) {
+      expect(jsonString(s)).toBe(JSON.stringify(s));
+    }
+  });
+});
