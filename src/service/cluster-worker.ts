@@ -15,6 +15,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import { pino } from 'pino';
+import { logDestination } from './log-destination.js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { channels } from '../pool/diagnostics.js';
 import type { FromWorker, ToWorker } from './cluster.js';
@@ -50,7 +51,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
   const shape = (c: ServiceConfig): ServiceConfig => workerConfig(c, slot);
   const raw = loadConfigFile(file);
   const config = shape(raw);
-  const log = pino({ level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
+  const log = pino({ level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } }, logDestination());
   // The primary's admin listener scrapes this worker: its process series are needed from the start.
   const svc = await Service.start(config, { logger: log, processMetrics: raw.admin !== null });
   const own = workerRegistry(svc, slot);

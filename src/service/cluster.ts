@@ -15,6 +15,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
+import { logDestination } from './log-destination.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { startAdmin } from './admin.js';
@@ -64,7 +65,7 @@ interface Slot {
 
 export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
   let config = first;
-  const log: Logger = pino({ level: config.logging.level, base: { svc: 'originlink', role: 'primary', pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
+  const log: Logger = pino({ level: config.logging.level, base: { svc: 'originlink', role: 'primary', pid: process.pid } }, logDestination());
   const own = new Registry();
   const restarts = new Counter({ name: 'originlink_worker_restarts_total', help: 'Workers restarted after an unexpected exit, by slot.', labelNames: ['worker'], registers: [own] });
   const slots: Slot[] = Array.from({ length: workers }, (_, i) => ({ n: i + 1, worker: null, startedAt: 0, ready: false, backoffMs: 0, timer: null, altSvc: null }));

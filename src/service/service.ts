@@ -8,6 +8,7 @@
  * others retire and close once their in-flight requests are done.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { logDestination } from './log-destination.js';
 import { RequestLog } from './request-log.js';
 import { MemorySessionStore } from '../transport/session-store.js';
 import { startAdmin } from './admin.js';
@@ -41,7 +42,7 @@ export class Service {
   #hooks: ListenerHooks;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
-    this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? pino.destination({ dest: 1, sync: false }));
+    this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
     this.metrics = new Metrics(() => this.#live);
     this.#hooks = {
       handle: (req, info) => this.#handle(req, info),
