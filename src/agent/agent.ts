@@ -546,7 +546,7 @@ export class Agent implements TickMember {
             : await pool.request(req);
           if (!info.proxy) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
           const ttfbMs = performance.now() - t0;
-          publishRequestEnd({ origin: pool.origin, method, path, status: r.res.status, protocol: r.conn.protocol, reused: r.reused, attempts: attempt, ttfbMs, error: null });
+          publishRequestEnd(pool.origin, method, path, r.res.status, r.conn.protocol, r.reused, attempt, ttfbMs, null);
           const res = new OriginResponse({
             origin: names[at] as string,
             status: r.res.status,
@@ -569,7 +569,7 @@ export class Agent implements TickMember {
           const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable, idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
           if (!d.retry) {
             const final = err.with({ details: { attempts: attempt } });
-            publishRequestEnd({ origin: pool.origin, method, path, status: null, protocol: pool.protocol, reused: err.facts?.reused === true, attempts: attempt, ttfbMs: performance.now() - t0, error: final });
+            publishRequestEnd(pool.origin, method, path, null, pool.protocol, err.facts?.reused === true, attempt, performance.now() - t0, final);
             failed = true;
             failSpan(span, final, attempt);
             throw final;

@@ -36,6 +36,12 @@ export interface RequestEndMessage {
   error: Error | null;
 }
 
-export function publishRequestEnd(msg: RequestEndMessage): void {
-  if (channels.requestEnd.hasSubscribers) channels.requestEnd.publish(msg);
+/** The message is made only when someone listens (the arguments are its fields, in order): this runs for every request. */
+export function publishRequestEnd(
+  origin: string, method: string, path: string, status: number | null, protocol: string | null,
+  reused: boolean, attempts: number, ttfbMs: number, error: Error | null,
+): void {
+  if (!channels.requestEnd.hasSubscribers) return;
+  const msg: RequestEndMessage = { origin, method, path, status, protocol, reused, attempts, ttfbMs, error };
+  channels.requestEnd.publish(msg);
 }

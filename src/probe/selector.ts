@@ -150,9 +150,9 @@ export class Selector {
    */
   onResponse(origin: string, headers: HeaderList, spec: OriginSpec, ctx: DialContext, pool: Pool | null): void {
     if (spec.scheme !== 'https') return;
-    const values: string[] = [];
-    for (const [k, v] of headers) if (k === 'alt-svc') values.push(v);
-    if (values.length === 0) return;
+    let values: string[] | null = null; // made only for a response that carries Alt-Svc (this runs for every response)
+    for (const [k, v] of headers) if (k === 'alt-svc') (values ??= []).push(v);
+    if (values === null) return;
     const st = this.state(origin);
     const now = Date.now();
     st.learnAltSvc(parseAltSvc(values), now);
