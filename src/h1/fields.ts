@@ -119,41 +119,55 @@ export function firstLine(text: string): [line: string, fieldsFrom: number] {
   return eol < 0 ? [text, text.length] : [text.slice(0, eol), eol + 2];
 }
 
+/** Lines of `text` from `from` on (each but the last ends with CRLF), counted up to `max + 1`. */
+function countLines(text: string, from: number, max: number): number {
+  let n = 1;
+  for (let i = text.indexOf('\r\n', from); i >= 0 && n <= max; i = text.indexOf('\r\n', i + 2)) n++;
+  return n;
+}
+
 /**
  * The field lines of `text` from offset `from` to its end (lines end with CRLF; `text` is a head without
  * its final empty line, see splitHead), as a list with lower-case names, values without OWS. More than
- * `maxCount` lines is `too-large` (with `tooMany` as the message), checked before any line is read.
+ * `maxCount` lines is `too-large` (with `tooMany` as the message), whatever else is wrong with them.
  * Throws H1ParseError. Walks the text in place: per line, one string for the value (and one for a name
- * the table does not know), no line strings.
+ * the table does not know), no line strings. The lines are counted as they are read (a count before
+ * reading them cost a second walk of every head; a malformed head is counted again, for the answer).
  */
 export function parseFieldLines(text: string, from: number, maxCount = Infinity, tooMany = ''): HeaderList {
   const out: HeaderList = [];
   const len = text.length;
   if (from >= len) return out;
-  if (maxCount !== Infinity) {
-    let n = 1;
-    for (let i = text.indexOf('\r\n', from); i >= 0 && n <= maxCount; i = text.indexOf('\r\n', i + 2)) n++;
-    if (n > maxCount) throw new H1ParseError('too-large', tooMany);
-  }
   let pos = from;
-  while (pos <= len) {
-    let end = text.indexOf('\r\n', pos);
-    if (end < 0) end = len;
-    const c = text.charCodeAt(pos);
-    // RFC 9112 §5.2: obs-fold is refused (a proxy cannot repair it safely).
-    if (c === 0x20 || c === 0x09) throw new H1ParseError('malformed', 'obsolete line folding in header section');
-    const colon = text.indexOf(':', pos);
-    if (colon <= pos || colon > end) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(text.slice(pos, Math.min(end, pos + 60)))}`);
-    const name = fieldName(text, pos, colon);
-    // RFC 9110 §5.5: OWS around the value is not part of it.
-    let a = colon + 1;
-    let b = end;
-    while (a < b && (text.charCodeAt(a) === 0x20 || text.charCodeAt(a) === 0x09)) a++;
-    while (b > a && (text.charCodeAt(b - 1) === 0x20 || text.charCodeAt(b - 1) === 0x09)) b--;
-    const value = text.slice(a, b);
-    if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
-    out.push([name, value]);
-    pos = end + 2;
+  let n = 0;
+  try {
+    while (pos <= len) {
+      if (++n > maxCount) throw new H1ParseError('too-large', tooMany);
+      let end = text.indexOf('\r\n', pos);
+      if (end < 0) end = len;
+      const c = text.charCodeAt(pos);
+      // RFC 9112 §5.2: obs-fold is refused (a proxy cannot repair it safely).
+      if (c === 0x20 || c === 0x09) throw new H1ParseError('malformed', 'obsolete line folding in header section');
+      const colon = text.indexOf(':', pos);
+      if (colon <= pos || colon > end) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(text.slice(pos, Math.min(end, pos + 60)))}`);
+      const name = fieldName(text, pos, colon);
+      // RFC 9110 §5.5: OWS around the value is not part of it.
+      let a = colon + 1;
+      let b = end;
+      while (a < b && (text.charCodeAt(a) === 0x20 || text.charCodeAt(a) === 0x09)) a++;
+      while (b > a && (text.charCodeAt(b - 1) === 0x20 || text.charCodeAt(b - 1) === 0x09)) b--;
+      const value = text.slice(a, b);
+      if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
+      out.push([name, value]);
+      pos = end + 2;
+    }
+  } catch (e) {
+    // Too many lines is the answer even when an earlier line is malformed (the count is not bounded by the
+    // lines read so far): counted only on this path, so a well-formed head is walked once.
+    if (e instanceof H1ParseError && e.kind === 'malformed' && maxCount !== Infinity && countLines(text, from, maxCount) > maxCount) {
+      throw new H1ParseError('too-large', tooMany);
+    }
+    throw e;
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseFieldLines } from '../../src/h1/fields.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../../src/h1/parser.js';
 import { serializeRequestHead } from '../../src/h1/request.js';
 import type { HeaderList } from '../../src/http/types.js';
@@ -161,5 +162,61 @@ describe('serializeRequestHead', () => {
     expect(() => serializeRequestHead({ ...req, headers: [['x', 'a\r\nevil: 1']] })).toThrow(TypeError);
     expect(() => serializeRequestHead({ ...req, headers: [['bad name', 'v']] })).toThrow(TypeError);
     expect(() => serializeRequestHead({ ...req, headers: [['content-length', '1'], ['transfer-encoding', 'chunked']] })).toThrow(TypeError);
+  });
+});
+
+describe('parseFieldLines', () => {
+  /**
+   * A plain reading of RFC 9112 §5 and RFC 9110 §5.5 to compare with: the block split at CRLF, every line
+   * counted first, then each line in order (obs-fold, the colon, the name, the value's characters).
+   */
+  function reference(text: string, from: number, maxCount: number): HeaderList | { kind: string } {
+    const lines = text.slice(from).split('\r\n');
+    if (from >= text.length) return [];
+    if (lines.length > maxCount) return { kind: 'too-large' };
+    const out: HeaderList = [];
+    for (const line of lines) {
+      if (line.startsWith(' ') || line.startsWith('\t')) return { kind: 'malformed' };
+      const colon = line.indexOf(':');
+      if (colon <= 0) return { kind: 'malformed' };
+      const name = line.slice(0, colon);
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return { kind: 'malformed' };
+      const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+      if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return { kind: 'malformed' };
+      out.push([name.toLowerCase(), value]);
+    }
+    return out;
+  }
+
+  it('reads what a plain reading reads, and refuses what it refuses, with too-large first (random blocks)', () => {
+    // Pieces that make valid lines, and the characters that break them, anywhere.
+    const pieces = ['Host', 'content-length', 'X-A', 'x', ': ', ':', 'value', ' ', '\t', '\r\n', '\r', '\n', '\0', '\x7f', '\x01', 'é', '"', '5', ','];
+    let seed = 11;
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    let refusedByValue = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let text = 'HTTP/1.1 200 OK\r\n';
+      const from = text.length;
+      const lines = 1 + rand(6);
+      for (let l = 0; l < lines; l++) {
+        if (l > 0) text += '\r\n';
+        // Mostly well-formed lines, some with a random piece dropped in.
+        text += rand(3) === 0 ? ['X-A', ':', ' ', 'value'].map((p) => (rand(4) === 0 ? pieces[rand(pieces.length)] : p)).join('') : `x-${rand(5)}: v${rand(9)}`;
+        if (rand(8) === 0) text += pieces[rand(pieces.length)];
+      }
+      const maxCount = rand(2) === 0 ? Infinity : 1 + rand(6);
+      const want = reference(text, from, maxCount);
+      let got: HeaderList | { kind: string };
+      try {
+        got = parseFieldLines(text, from, maxCount, 'too many');
+      } catch (e) {
+        expect(e).toBeInstanceOf(H1ParseError);
+        got = { kind: (e as H1ParseError).kind };
+        if (/invalid header value/.test((e as Error).message)) refusedByValue++;
+      }
+      expect(got, JSON.stringify(text)).toEqual(want);
+    }
+    // The value check ran on the blocks that needed it.
+    expect(refusedByValue).toBeGreaterThan(100);
   });
 });
