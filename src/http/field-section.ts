@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, remembered, trimOws } from './fields.js';
+import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -20,8 +20,27 @@ const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
 const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const STATUS_RE = /^[1-5][0-9][0-9]$/;
-/** A valid name of a multiplexed field section, remembered (names repeat across messages). */
-const validName = remembered((name) => NAME_RE.test(name));
+/**
+ * What a regular field name is to these rules, in one lookup: names repeat across messages (mostly the
+ * same string objects, from a static table or a decoder's cache), and a Set per rule cost a lookup each
+ * per field. Only valid names are remembered; bounded, cleared when full.
+ */
+const NAME_REGULAR = 0;
+const NAME_CONNECTION_SPECIFIC = 1;
+const NAME_TE = 2;
+const NAME_HOST = 3;
+const NAME_INVALID = 4;
+const NAME_CLASSES_MAX = 512;
+const nameClasses = new Map<string, number>();
+function nameClass(name: string): number {
+  let c = nameClasses.get(name);
+  if (c !== undefined) return c;
+  if (!NAME_RE.test(name)) return NAME_INVALID;
+  c = CONNECTION_SPECIFIC.has(name) ? NAME_CONNECTION_SPECIFIC : name === 'te' ? NAME_TE : name === 'host' ? NAME_HOST : NAME_REGULAR;
+  if (nameClasses.size >= NAME_CLASSES_MAX) nameClasses.clear();
+  nameClasses.set(name, c);
+  return c;
+}
 
 /** RFC 9114 §4.2.2 (via RFC 9204 §3.2.1): name + value + 32 per line. */
 export function fieldSectionSize(headers: HeaderList): number {
@@ -70,10 +89,12 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
       continue;
     }
     regularSeen = true;
-    if (!validName(name)) return `invalid field name ${JSON.stringify(name)}`;
-    if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
-    if (name === 'te' && value.trim().toLowerCase() !== 'trailers') return 'TE other than "trailers"';
-    if (name === 'host') host = value;
+    const cls = nameClass(name);
+    if (cls === NAME_REGULAR) continue;
+    if (cls === NAME_INVALID) return `invalid field name ${JSON.stringify(name)}`;
+    if (cls === NAME_CONNECTION_SPECIFIC) return `connection-specific field ${name}`;
+    if (cls === NAME_TE && value.trim().toLowerCase() !== 'trailers') return 'TE other than "trailers"';
+    if (cls === NAME_HOST) host = value;
   }
   if (kind === 'request') {
     if (method === undefined || method === '') return 'missing :method';
