@@ -155,6 +155,46 @@ describe('encoder policy', () => {
   });
 });
 
+describe('encoder: a field at the same position as in the previous block', () => {
+  it('is sent indexed only while its entry lives (a small table evicting), after a size change, and never when the caller marks it', () => {
+    const enc = new HpackEncoder({ peerTableSize: 200, maxTableSize: 200 });
+    const dec = new HpackDecoder({ maxTableSize: 200 });
+    let seed = 3;
+    const rnd = (k: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % k);
+    for (let i = 0; i < 2000; i++) {
+      // Fields that repeat at their position, and one that changes and pushes older entries out of the table.
+      const fields: Array<[string, string]> = [[':method', 'GET'], ['x-stable', 'same-every-time'], ['x-churn', `value-${rnd(50)}-${'z'.repeat(rnd(60))}`], ['x-often', `v${rnd(3)}`]];
+      if (i === 700) {
+        enc.setPeerMaxTableSize(100);
+        dec.setMaxTableSize(100);
+      }
+      // ':method: GET' is static (always live): marked never-indexed it must leave as such, remembered or not.
+      const never = i % 97 === 0;
+      const block = enc.encode(fields, never ? (k) => k === 0 : undefined);
+      const out = dec.decode(block);
+      expect(out.headers, `block ${i}`).toEqual(fields);
+      expect(out.neverIndexed).toEqual(never ? [0] : []);
+      expect(enc.tableSize).toBe(dec.tableSize);
+    }
+  });
+
+  it('is looked up again after a table size change renumbers the entries', () => {
+    const enc = new HpackEncoder({ peerTableSize: 200, maxTableSize: 200 });
+    const dec = new HpackDecoder({ maxTableSize: 200 });
+    const one = (name: string, value: string): void => {
+      expect(dec.decode(enc.encode([[name, value]])).headers).toEqual([[name, value]]);
+    };
+    one('x-f', 'a'.repeat(100)); // absolute 0
+    one('x-f', 'b'.repeat(100)); // absolute 1, evicts 0
+    one('x-m', 'm'); // absolute 2
+    one('x-m', 'm'); // indexed: remembered at position 0 as absolute 2
+    enc.setPeerMaxTableSize(150); // the live entries are inserted again as absolute 0 and 1
+    dec.setMaxTableSize(150);
+    one('x-q', 'q'); // a new absolute 2
+    one('x-m', 'm'); // must not be sent as absolute 2
+  });
+});
+
 /** Debian's python3-hpack (not the `python3` of a pyenv shim). */
 const PY = '/usr/bin/python3';
 const PY_CODEC = `

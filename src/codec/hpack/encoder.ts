@@ -41,6 +41,14 @@ export class HpackEncoder {
   #names = new Map<string, number>();
   /** Size updates owed at the start of the next block (the smallest first when it shrank in between, §4.2). */
   #updates: number[] = [];
+  /**
+   * The field sent indexed at each position of the previous block, and its index (static: the 1-based
+   * index; dynamic: -1 - its absolute index, live or not): a block whose field at a position is the same
+   * as last time (a proxy's requests repeat their fields, in order) is sent indexed without a table lookup.
+   */
+  #lastName: string[] = [];
+  #lastValue: string[] = [];
+  #lastIndex: number[] = [];
 
   constructor(o: HpackEncoderOptions = {}) {
     this.#ownMax = o.maxTableSize ?? 4096;
@@ -65,6 +73,10 @@ export class HpackEncoder {
     this.#table = t;
     this.#exact.clear();
     this.#names.clear();
+    // The entries were inserted again under new absolute indices.
+    this.#lastName = [];
+    this.#lastValue = [];
+    this.#lastIndex = [];
     for (let abs = t.droppedCount; abs < t.insertCount; abs++) this.#remember(t.name(abs), t.value(abs), abs);
     const min = Math.min(cap, ...this.#updates);
     this.#updates = min < cap ? [min, cap] : [cap];
@@ -85,11 +97,26 @@ export class HpackEncoder {
     this.#updates = [];
     for (let i = 0; i < headers.length; i++) {
       const [name, value] = headers[i] as readonly [string, string];
-      const sensitive = ALWAYS_SENSITIVE.has(name) || (name === 'cookie' && value.length < SHORT_COOKIE) || (neverIndex?.(i) ?? false);
-      if (!sensitive) {
-        const idx = staticExact(name, value) ?? this.#dynamicIndex(this.#exact.get(name, value));
+      // Only a field that was not sensitive is remembered, and sensitivity is a function of the field, but for
+      // the caller's neverIndex.
+      if (name === this.#lastName[i] && value === this.#lastValue[i] && !(neverIndex?.(i) ?? false)) {
+        const last = this.#lastIndex[i]!;
+        const idx = last > 0 ? last : this.#dynamicIndex(-1 - last);
         if (idx !== undefined) {
           encodePrefixInt(w, 0x80, 7, idx);
+          continue;
+        }
+      }
+      const sensitive = ALWAYS_SENSITIVE.has(name) || (name === 'cookie' && value.length < SHORT_COOKIE) || (neverIndex?.(i) ?? false);
+      if (!sensitive) {
+        const st = staticExact(name, value);
+        const abs = st === undefined ? this.#exact.get(name, value) : undefined;
+        const idx = st ?? this.#dynamicIndex(abs);
+        if (idx !== undefined) {
+          encodePrefixInt(w, 0x80, 7, idx);
+          this.#lastName[i] = name;
+          this.#lastValue[i] = value;
+          this.#lastIndex[i] = st ?? -1 - (abs as number);
           continue;
         }
       }
