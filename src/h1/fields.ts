@@ -129,12 +129,13 @@ function countLines(text: string, from: number, max: number): number {
 /**
  * The field lines of `text` from offset `from` to its end (lines end with CRLF; `text` is a head without
  * its final empty line, see splitHead), as a list with lower-case names, values without OWS. More than
- * `maxCount` lines is `too-large` (with `tooMany` as the message), whatever else is wrong with them.
+ * `maxCount` lines is `too-large` ("more than N `what` fields", the text made only then), whatever else is
+ * wrong with them.
  * Throws H1ParseError. Walks the text in place: per line, one string for the value (and one for a name
  * the table does not know), no line strings. The lines are counted as they are read (a count before
  * reading them cost a second walk of every head; a malformed head is counted again, for the answer).
  */
-export function parseFieldLines(text: string, from: number, maxCount = Infinity, tooMany = ''): HeaderList {
+export function parseFieldLines(text: string, from: number, maxCount = Infinity, what = 'header'): HeaderList {
   const out: HeaderList = [];
   const len = text.length;
   if (from >= len) return out;
@@ -142,7 +143,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
   let n = 0;
   try {
     while (pos <= len) {
-      if (++n > maxCount) throw new H1ParseError('too-large', tooMany);
+      if (++n > maxCount) throw new H1ParseError('too-large', `more than ${maxCount} ${what} fields`);
       let end = text.indexOf('\r\n', pos);
       if (end < 0) end = len;
       const c = text.charCodeAt(pos);
@@ -165,7 +166,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
     // Too many lines is the answer even when an earlier line is malformed (the count is not bounded by the
     // lines read so far): counted only on this path, so a well-formed head is walked once.
     if (e instanceof H1ParseError && e.kind === 'malformed' && maxCount !== Infinity && countLines(text, from, maxCount) > maxCount) {
-      throw new H1ParseError('too-large', tooMany);
+      throw new H1ParseError('too-large', `more than ${maxCount} ${what} fields`);
     }
     throw e;
   }

@@ -126,7 +126,7 @@ export class H1ResponseParser {
     const minor = Number(m[1]);
     const status = Number(m[2]);
     const max = this.#limits.maxHeaderCount;
-    const headers = parseFieldLines(text, fieldsFrom, max, `more than ${max} response header fields`);
+    const headers = parseFieldLines(text, fieldsFrom, max, 'response header');
     if (status < 200) {
       // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
       if (status === 101) throw new H1ParseError('malformed', 'unexpected 101 Switching Protocols');

@@ -179,7 +179,7 @@ export class H1RequestParser {
     if (!TOKEN_RE.test(method)) throw new H1ParseError('malformed', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
     if (!TARGET_RE.test(target)) throw new H1ParseError('malformed', 'invalid character in the request target');
     const max = this.#limits.maxHeaderCount;
-    const headers = parseFieldLines(text, fieldsFrom, max, `more than ${max} header fields`);
+    const headers = parseFieldLines(text, fieldsFrom, max);
 
     let cl: string | null = null;
     let te: string | null = null;

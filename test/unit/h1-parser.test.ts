@@ -208,7 +208,7 @@ describe('parseFieldLines', () => {
       const want = reference(text, from, maxCount);
       let got: HeaderList | { kind: string };
       try {
-        got = parseFieldLines(text, from, maxCount, 'too many');
+        got = parseFieldLines(text, from, maxCount);
       } catch (e) {
         expect(e).toBeInstanceOf(H1ParseError);
         got = { kind: (e as H1ParseError).kind };
