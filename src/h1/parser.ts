@@ -48,6 +48,24 @@ export interface H1ParserLimits {
 
 const enum St { Idle, Head, Body, Done }
 
+interface StatusLine { readonly minor: number; readonly status: number; readonly reason: string }
+/** RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). */
+const STATUS_LINE_RE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/;
+/** Status lines read, by their text: a server sends a few ("HTTP/1.1 200 OK") over and over. Bounded, cleared when full. */
+const statusLines = new Map<string, StatusLine>();
+const STATUS_LINES_MAX = 64;
+
+function statusLineOf(line: string): StatusLine {
+  const known = statusLines.get(line);
+  if (known !== undefined) return known;
+  const m = STATUS_LINE_RE.exec(line);
+  if (!m) throw new H1ParseError('malformed', `malformed status line: ${JSON.stringify(line.slice(0, 80))}`);
+  const parsed: StatusLine = { minor: Number(m[1]), status: Number(m[2]), reason: m[3] ?? '' };
+  if (statusLines.size >= STATUS_LINES_MAX) statusLines.clear();
+  statusLines.set(line, parsed);
+  return parsed;
+}
+
 
 export class H1ResponseParser {
   #h: H1ParserHandler;
@@ -120,11 +138,7 @@ export class H1ResponseParser {
     }
     const { text, rest } = h;
     const [statusLine, fieldsFrom] = firstLine(text);
-    // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
-    const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/.exec(statusLine);
-    if (!m) throw new H1ParseError('malformed', `malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
-    const minor = Number(m[1]);
-    const status = Number(m[2]);
+    const { minor, status, reason } = statusLineOf(statusLine);
     const max = this.#limits.maxHeaderCount;
     const headers = parseFieldLines(text, fieldsFrom, max, 'response header');
     if (status < 200) {
@@ -136,7 +150,7 @@ export class H1ResponseParser {
       for (const [n] of headers) if (n === 'content-length' || n === 'transfer-encoding') throw new H1ParseError('malformed', `${n} in an interim ${status} response`);
       return rest;
     }
-    this.#startBody(status, m[3] ?? '', minor, headers);
+    this.#startBody(status, reason, minor, headers);
     return rest;
   }
 
