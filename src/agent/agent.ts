@@ -23,7 +23,7 @@ import { Selector, type DialContext, type SelectionCounters } from '../probe/sel
 import type { Choice, SelectionOptions } from '../probe/state.js';
 import { isReplayable } from '../http/body.js';
 import { isIdempotentRequest } from '../http/methods.js';
-import { endToEnd } from '../http/fields.js';
+import { endToEnd, isHopByHop } from '../http/fields.js';
 import { publishRequestEnd } from '../pool/diagnostics.js';
 import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { Pool, type PoolResult } from '../pool/pool.js';
@@ -710,20 +710,25 @@ export class Agent implements TickMember {
 function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
   const out: HeaderList = [];
   if (!h) return out;
+  // The copy is filtered by endToEnd only when a field may need it (a forwarder's list, already end-to-end,
+  // is copied once, not twice).
+  let filter = false;
   if (Array.isArray(h)) {
     for (const f of h) {
       const name = f[0].toLowerCase();
+      if (!filter && isHopByHop(name)) filter = true;
       out.push(name === f[0] ? f : [name, f[1]]); // a pair already lower-case is shared, not copied
     }
   } else {
     for (const [n, v] of Object.entries(h)) {
       if (v === undefined) continue;
       const name = n.toLowerCase();
+      if (!filter && isHopByHop(name)) filter = true;
       if (Array.isArray(v)) for (const x of v) out.push([name, x]);
       else out.push([name, v]);
     }
   }
-  return endToEnd(out);
+  return filter ? endToEnd(out) : out;
 }
 
 /**
