@@ -157,6 +157,16 @@ export function jsonNumber(n: number): string {
   return t < 0 ? `-${digits}` : digits;
 }
 
+/**
+ * The last text made for the members that lines of a batch mostly share, with the values it was made of
+ * (compared by value; the text is a pure function of them, so one memo serves every RequestLog).
+ */
+const front = { client: '', listener: '', text: '' };
+const middle: {
+  route: number | undefined; origin: string | undefined; upstream: string | undefined; protocol: string | undefined;
+  reused: boolean | undefined; attempts: number | undefined; text: string;
+} = { route: -1, origin: undefined, upstream: undefined, protocol: undefined, reused: undefined, attempts: undefined, text: '' }; // -1: no route
+
 /** The fields of one request's log line, in the order they are written (docs/config.md `logging.requests`). */
 export class RequestRecord {
   /** Milliseconds since the epoch when the line was written (RequestLog sets it). */
@@ -190,9 +200,9 @@ export class RequestRecord {
     readonly remote: string,
   ) {}
 
-  /** `head` followed by this record's fields as JSON members (`,"name":value` each). */
-  json(head: string): string {
-    let s = `${head},"method":${strFew(this.method)},"path":${jsonString(this.path)},"client":${strFew(this.client)},"listener":${strFew(this.listener)},"remote":${jsonString(this.remote)}`;
+  /** The members from `route` to `attempts` (`clientWaitMs` among them). */
+  #routeToAttempts(): string {
+    let s = '';
     if (this.route !== undefined) s += `,"route":${jsonNumber(this.route)}`;
     if (this.origin !== undefined) s += `,"origin":${strFew(this.origin)}`;
     if (this.clientWaitMs !== undefined) s += `,"clientWaitMs":${jsonNumber(this.clientWaitMs)}`;
@@ -200,6 +210,33 @@ export class RequestRecord {
     if (this.protocol !== undefined) s += `,"protocol":${strFew(this.protocol)}`;
     if (this.reused !== undefined) s += `,"reused":${this.reused}`;
     if (this.attempts !== undefined) s += `,"attempts":${jsonNumber(this.attempts)}`;
+    return s;
+  }
+
+  /** `head` followed by this record's fields as JSON members (`,"name":value` each). */
+  json(head: string): string {
+    if (this.client !== front.client || this.listener !== front.listener) {
+      front.client = this.client;
+      front.listener = this.listener;
+      front.text = `,"client":${strFew(this.client)},"listener":${strFew(this.listener)},"remote":`;
+    }
+    let s = `${head},"method":${strFew(this.method)},"path":${jsonString(this.path)}${front.text}${jsonString(this.remote)}`;
+    if (this.clientWaitMs === undefined) {
+      // Route to attempts: the same text for most lines of a batch, made again only when one of them changes.
+      const m = middle;
+      if (this.route !== m.route || this.origin !== m.origin || this.upstream !== m.upstream || this.protocol !== m.protocol || this.reused !== m.reused || this.attempts !== m.attempts) {
+        m.route = this.route;
+        m.origin = this.origin;
+        m.upstream = this.upstream;
+        m.protocol = this.protocol;
+        m.reused = this.reused;
+        m.attempts = this.attempts;
+        m.text = this.#routeToAttempts();
+      }
+      s += m.text;
+    } else {
+      s += this.#routeToAttempts();
+    }
     if (this.queueMs !== undefined) s += `,"queueMs":${jsonNumber(this.queueMs)}`;
     if (this.ttfbMs !== undefined) s += `,"ttfbMs":${jsonNumber(this.ttfbMs)}`;
     s += `,"status":${jsonNumber(this.status)},"totalMs":${jsonNumber(this.totalMs)}`;

@@ -49,6 +49,31 @@ describe('RequestLog', () => {
     }
   });
 
+  it('writes the line pino writes for records whose shared members change from one line to the next', () => {
+    // The members lines of a batch mostly share (client, listener; route to attempts) are made again when any changes.
+    let seed = 5;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+    const ours = capture();
+    const rl = new RequestLog(ours.log);
+    const theirs = capture();
+    for (let i = 0; i < 300; i++) {
+      const r = new RequestRecord('GET', `/p${i}`, pick(['1.1', '2']), pick(['front', 'back']), '127.0.0.1');
+      if (rnd(5) > 0) r.route = rnd(3);
+      if (rnd(5) > 0) r.origin = pick(['o', 'p']);
+      if (rnd(6) === 0) r.clientWaitMs = rnd(1000) / 1000;
+      if (rnd(5) > 0) r.upstream = pick(['https://a:1', 'https://b:2']);
+      if (rnd(5) > 0) r.protocol = pick(['h1', 'h2', 'h3']);
+      if (rnd(5) > 0) r.reused = rnd(2) === 0;
+      if (rnd(5) > 0) r.attempts = 1 + rnd(2);
+      r.status = 200;
+      r.totalMs = rnd(5000) / 1000;
+      rl.write(r);
+      theirs.log.info(fieldsOf(r), 'request');
+    }
+    expect(ours.lines.map(untimed)).toEqual(theirs.lines.map(untimed));
+  });
+
   it("carries a child logger's bindings (a cluster worker's) and writes nothing below its level", () => {
     const ours = capture('info', { svc: 'originlink', worker: 2, pid: 1234 });
     const rl = new RequestLog(ours.log);
