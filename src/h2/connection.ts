@@ -528,8 +528,11 @@ export class H2Connection {
   #onReset(id: number, code: number, now: number): void {
     const s = this.#streams.get(id);
     if (!s && this.#stateOf(id) === 'idle') throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`); // §6.4
-    // Rapid reset (CVE-2023-44487): resets are counted per window, whatever their stream.
-    this.#floods.count('resets', now);
+    // Rapid reset (CVE-2023-44487): a client's resets, counted per window whatever their stream. A server's are
+    // not: RFC 9113 §8.1 lets it answer a request early and reset the rest of its body with NO_ERROR, which a
+    // busy origin refusing uploads (401, 405, 413) does hundreds of times a second (nghttp2's limit is for
+    // servers only too). Counted here, they ended a client's connection and failed its other streams.
+    if (this.role === 'server') this.#floods.count('resets', now);
     if (!s) return;
     this.#close(s, 'reset-by-peer');
     this.#emit({ type: 'reset', streamId: id, code, byPeer: true });

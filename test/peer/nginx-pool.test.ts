@@ -24,6 +24,30 @@ describe('pool limits and lifecycle against nginx', () => {
   });
   afterAll(async () => { await nginx?.close(); });
 
+  it('h2: an origin that answers uploads early and resets their rest with NO_ERROR (RFC 9113 §8.1) — 400 POSTs in about a second, all answered 405', async () => {
+    // nginx refuses a POST to a static file before the body is in, then RST_STREAM(NO_ERROR). Counted as a rapid
+    // reset by our client, these ended the connection with ENHANCE_YOUR_CALM past 100 a second, failing the
+    // streams in flight on it (the proxy's upload bench against such an origin: 2,506 of 18,587 requests 502).
+    // nginx itself ends a connection that sent it much more than it read (its "http2 flood detected": the bodies
+    // it discarded) with GOAWAY(NO_ERROR); the streams it did not process are retried, as GOAWAY allows (§6.8).
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
+    try {
+      const url = `https://127.0.0.1:${nginx.port}/small.txt?early`;
+      const body = Buffer.alloc(256 * 1024, 0x75); // past nginx's stream window: the answer comes before the body is in
+      for (let round = 0; round < 4; round++) {
+        const statuses = await Promise.all(Array.from({ length: 100 }, async () => {
+          const res = await agent.request({ url, method: 'POST', body });
+          await res.bytes();
+          return res.status;
+        }));
+        expect(statuses.filter((s) => s !== 405)).toEqual([]);
+      }
+      expect(Object.keys(agent.stats()[0]?.errors ?? {}).filter((code) => code !== 'OL_GOAWAY')).toEqual([]);
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('64 concurrent requests through a pool of max 8 h1 connections: never more than 8 sockets at the origin', async () => {
     const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 8 } });
     const url = `https://127.0.0.1:${nginx.port}/small.txt?c64`;

@@ -277,6 +277,39 @@ describe('protections (server role)', () => {
     expect(c.events.filter((e) => e.type === 'reset').length).toBeGreaterThanOrEqual(50);
   });
 
+  it("a server's RST_STREAM(NO_ERROR) after early complete responses is no flood: 500 in one second keep the client's connection", () => {
+    // RFC 9113 §8.1: a server may answer before the request body is in, then ask the client to stop with NO_ERROR.
+    const p = new Pair({ limits: { resets: 50 } }, { maxConcurrentStreams: 1000 });
+    autoConsume(p);
+    let seen = 0;
+    /** Move bytes; the server answers each new request at its head and resets the rest of it. */
+    const run = (): void => {
+      for (let round = 0; round < 100; round++) {
+        p.run();
+        const answered = seen;
+        for (; seen < p.s.length; seen++) {
+          const e = p.s[seen]!;
+          if (e.type !== 'headers' || e.trailers) continue;
+          p.server.respond(e.streamId, [[':status', '405'], ['content-length', '0']], true);
+          p.server.reset(e.streamId, H2ErrorCode.NO_ERROR);
+        }
+        if (seen === answered) return;
+      }
+    };
+    run();
+    const ids: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const id = p.client.request([...post(`/u${i}`), ['content-length', '100000']], false)!;
+      p.client.data(id, Buffer.alloc(1000, 1), false); // the rest of the body never goes: the answer came first
+      ids.push(id);
+      if (i % 50 === 49) run();
+    }
+    run();
+    expect(p.client.closed).toBe(false);
+    for (const id of ids) expect(p.response(id)).toMatchObject({ status: 405, ended: true });
+    expect(p.client.request(get('/after'), true)).not.toBeNull();
+  });
+
   it('the same resets spread over time are fine (the limit is per second)', () => {
     const c = rawClient({ limits: { resets: 50 } });
     let id = 1;
