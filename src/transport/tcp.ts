@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { clientContext, type TrustedCa } from './tls-context.js';
 import type { SessionStore } from './session-store.js';
 import { tfoSocketFactory } from './tfo.js';
 
@@ -20,7 +21,7 @@ export interface TcpConnectOptions {
   servername?: string | undefined;
   /** ALPN protocols offered, most preferred first. */
   alpn: string[];
-  ca?: string | Buffer | Array<string | Buffer> | undefined;
+  ca?: TrustedCa | undefined;
   /** Verify the certificate chain and name. Default true. */
   rejectUnauthorized?: boolean | undefined;
   connectTimeoutMs: number;
@@ -131,7 +132,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     };
     if (servername !== undefined) tlsOpts.servername = servername;
     else if (isIp) tlsOpts.checkServerIdentity = (_h, cert) => tls.checkServerIdentity(o.host, cert);
-    if (o.ca !== undefined) tlsOpts.ca = o.ca;
+    tlsOpts.secureContext = clientContext(o.ca);
     if (session) tlsOpts.session = Buffer.from(session);
     const s = tls.connect(tlsOpts);
     socket = s;

@@ -12,6 +12,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
+import { clientContext, type TrustedCa } from './tls-context.js';
 import type { ProxyNode } from './proxy.js';
 import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply, SOCKS_REPLY, type Read } from './proxy-replies.js';
 
@@ -19,7 +20,7 @@ export interface TunnelOptions {
   signal?: AbortSignal | undefined;
   timeoutMs: number;
   /** Trust for an `https://` proxy's own certificate. */
-  ca?: string | Buffer | Array<string | Buffer> | undefined;
+  ca?: TrustedCa | undefined;
   rejectUnauthorized?: boolean | undefined;
 }
 
@@ -105,7 +106,7 @@ export function proxyTlsOptions(node: ProxyNode, o: Pick<TunnelOptions, 'ca' | '
   const t = node.tls ?? o;
   const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: t.rejectUnauthorized ?? true, ALPNProtocols: alpn };
   if (net.isIP(node.host) === 0) to.servername = node.host;
-  if (t.ca !== undefined) to.ca = t.ca;
+  to.secureContext = clientContext(t.ca);
   return to;
 }
 
