@@ -13,6 +13,14 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * A loopback port nothing listens on, for tests that need a connection refused: 1 (tcpmux, privileged, below
+ * the ephemeral range). A port from freePort() is free only for a moment: a server another test file starts
+ * in parallel may be given it, and then the "dead" origin answers (seen: a refused-connection test got
+ * "connection closed in the middle of the response" from such a neighbour).
+ */
+export const CLOSED_PORT = 1;
+
 /** A port free for both TCP and UDP (HTTP/3 peers listen on both). */
 export async function freeTcpUdpPort(host = '127.0.0.1'): Promise<number> {
   for (let i = 0; i < 20; i++) {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
 import { makeCerts } from '../helpers/certs.js';
-import { freePort } from '../helpers/ports.js';
+import { CLOSED_PORT, freePort } from '../helpers/ports.js';
 import { type ProxyPeer, startMicrosocks, startSquid, startTinyproxy } from '../helpers/proxies.js';
 import { runCli, writeTsHooks } from '../helpers/ts-child.js';
 import { parseConfig } from '../../src/service/config.js';
@@ -235,7 +235,7 @@ routes:
   });
 
   it('a proxy that is down: OL_PROXY_FAILED naming the node (retry-safe: nothing was sent)', async () => {
-    const dead = await freePort();
+    const dead = CLOSED_PORT;
     const agent = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [`http://127.0.0.1:${dead}`] }, maxRetries: 0 });
     await expect(agent.request({ url })).rejects.toMatchObject({ code: 'OL_PROXY_FAILED', retrySafe: true, details: { proxy: `http://127.0.0.1:${dead}` } });
     await agent.close();

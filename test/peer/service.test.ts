@@ -16,7 +16,7 @@ import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
-import { freePort } from '../helpers/ports.js';
+import { CLOSED_PORT } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 const certs = makeCerts();
@@ -78,7 +78,7 @@ describe('connector service with nginx behind it', () => {
       req.on('end', () => res.end(`odd ${req.method} ${req.url}${n ? ` ${n}` : ''}\n`));
     });
     await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
-    deadPort = await freePort();
+    deadPort = CLOSED_PORT;
     const yaml = `
 listeners:
   - { name: tls, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
