@@ -13,7 +13,7 @@ import { sessionExpiresAt } from '../../src/transport/ticket-lifetime.js';
 import { emptyFacts } from '../../src/probe/state.js';
 import type { OriginlinkError } from '../../src/errors.js';
 import { startRedis, type RedisPeer } from '../helpers/redis.js';
-import { freePort } from '../helpers/ports.js';
+import { CLOSED_PORT } from '../helpers/ports.js';
 
 let redis: RedisPeer;
 let raw: Redis;
@@ -165,7 +165,7 @@ describe('RedisSessionStore', () => {
   });
 
   it('Redis unreachable: the local tier works, one warning, an outage counted, nothing throws', async () => {
-    const port = await freePort();
+    const port = CLOSED_PORT;
     const warnings: OriginlinkError[] = [];
     const a = new RedisSessionStore({ url: `redis://127.0.0.1:${port}/0`, onWarning: (e) => warnings.push(e), backoffMs: 20, backoffMaxMs: 50 });
     try {

@@ -18,7 +18,7 @@ import { Agent, FileOriginCache, probeOrigin } from '../../src/index.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 import { startCaddy, type Caddy } from '../helpers/caddy.js';
-import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
+import { CLOSED_PORT, freeTcpUdpPort } from '../helpers/ports.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TS_LIB = pathToFileURL(join(ROOT, 'node_modules/typescript/lib/typescript.js')).href;
@@ -112,7 +112,7 @@ describe('probe', () => {
   });
 
   it('a closed port, a non-TLS port and a bad certificate give clear results quickly', async () => {
-    const closed = await freePort();
+    const closed = CLOSED_PORT;
     const t0 = Date.now();
     const [rc, rp, rw] = await Promise.all([
       probeOrigin(`https://127.0.0.1:${closed}/`, { ca: certs.ca, stepTimeoutMs: 1000 }),
@@ -144,7 +144,7 @@ describe('probe', () => {
     expect(ok.code, ok.stderr).toBe(0);
     const j = JSON.parse(ok.stdout);
     expect(j.chosen.protocol).toBe('h3');
-    const human = await run([`https://127.0.0.1:${await freePort()}/`, '--timeout', '500']);
+    const human = await run([`https://127.0.0.1:${CLOSED_PORT}/`, '--timeout', '500']);
     expect(human.code).toBe(1);
     expect(human.stdout).toMatch(/tcp\+tls\s+FAILED OL_CONNECT_FAILED/);
     expect(human.stdout).toMatch(/would choose/);
