@@ -161,11 +161,11 @@ export function jsonNumber(n: number): string {
  * The last text made for the members that lines of a batch mostly share, with the values it was made of
  * (compared by value; the text is a pure function of them, so one memo serves every RequestLog).
  */
-const front = { client: '', listener: '', text: '' };
+const front = { client: '', listener: '', text: ',"client":"","listener":"","remote":' }; // text always made of the values beside it
 const middle: {
   route: number | undefined; origin: string | undefined; upstream: string | undefined; protocol: string | undefined;
   reused: boolean | undefined; attempts: number | undefined; text: string;
-} = { route: -1, origin: undefined, upstream: undefined, protocol: undefined, reused: undefined, attempts: undefined, text: '' }; // -1: no route
+} = { route: -1, origin: undefined, upstream: undefined, protocol: undefined, reused: undefined, attempts: undefined, text: ',"route":-1' };
 
 /** The fields of one request's log line, in the order they are written (docs/config.md `logging.requests`). */
 export class RequestRecord {
