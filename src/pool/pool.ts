@@ -129,16 +129,17 @@ export class Pool implements TickMember {
       return Promise.reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }));
     }
     this.#lastActivityAt = performance.now();
+    if (this.#pending.length === 0) {
+      // A free connection now: the request runs at once, its promise the connection's own (no waiter, no wrapper).
+      const e = this.#pick();
+      if (e) {
+        const p = this.#run(req, 0, e);
+        if (this.opts.preconnectRatio > 0) this.#topUpWarm();
+        return p;
+      }
+    }
     return new Promise<PoolResult>((resolve, reject) => {
       const w: Waiter = { req, resolve, reject, enqueuedAt: this.#lastActivityAt, timer: null, onAbort: null };
-      if (this.#pending.length === 0) {
-        const e = this.#pick();
-        if (e) {
-          this.#start(w, e);
-          if (this.opts.preconnectRatio > 0) this.#topUpWarm();
-          return;
-        }
-      }
       if (this.#pending.length >= this.opts.maxPending) {
         this.counters.error(ErrorCode.QUEUE_FULL);
         reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, facts: NOT_SENT, details: { limit: this.opts.maxPending } }));
@@ -219,19 +220,24 @@ export class Pool implements TickMember {
     this.#idleH1.push(e);
   }
 
+  /** A queued request's turn came: it runs on `e`. */
   #start(w: Waiter, e: Entry): void {
     this.#clearWaiter(w);
+    this.#run(w.req, performance.now() - w.enqueuedAt, e).then(w.resolve, w.reject);
+  }
+
+  /** Run `req` on `e`'s connection; `queueMs`: how long it waited for one. */
+  #run(req: ConnRequest, queueMs: number, e: Entry): Promise<PoolResult> {
     const conn = e.conn;
     const reused = conn.served > 0;
     e.idle.clear();
     this.counters.request(reused);
-    const queueMs = performance.now() - w.enqueuedAt;
-    conn.request(w.req).then(
+    return conn.request(req).then(
       (res) => {
         e.errors = 0;
         this.#lastActivityAt = performance.now();
         if (this.opts.maxRequestsPerConnection > 0 && conn.served >= this.opts.maxRequestsPerConnection) conn.drain();
-        w.resolve({ res, conn, reused, queueMs });
+        return { res, conn, reused, queueMs };
       },
       (err: unknown) => {
         this.#lastActivityAt = performance.now();
@@ -246,7 +252,7 @@ export class Pool implements TickMember {
           // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
           else if ((oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) && conn.ping && !e.pinging) this.#probe(e);
         }
-        w.reject(oe);
+        throw oe;
       },
     );
   }

@@ -98,194 +98,200 @@ type LineEnd = Partial<Pick<RequestRecord, 'tunnel' | 'bytes' | 'error' | 'reaso
 const NO_EXTRA: LineEnd = {};
 
 export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): Promise<ServerResponse> {
-  const t0 = performance.now();
-  const clientVersion = req.version;
-  // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
-  const mux = clientVersion === '2' || clientVersion === '3';
-  const cfg = gen.config;
-  const remote = req.remoteAddress;
-  const method = req.method;
-  const target = req.path;
-  // Fields of the request log line, gathered only when that line is written.
-  const log = cfg.logging.requests ? new RequestRecord(method, target, clientVersion, front.listener, remote) : null;
-  const done = (status: number, end: LineEnd = NO_EXTRA): void => {
-    hooks.metrics.frontRequest(front.listener, clientVersion, status);
-    if (log) {
-      log.status = status;
-      log.totalMs = ms(performance.now() - t0);
-      if (end !== NO_EXTRA) {
-        log.tunnel = end.tunnel;
-        log.bytes = end.bytes;
-        log.error = end.error;
-        log.reason = end.reason;
-        log.upstreamStatus = end.upstreamStatus;
-      }
-      hooks.requestLog.write(log, cfg.logging.flushMs);
-    }
-  };
-  const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
-    done(status, { error: code, reason });
-    const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
-    // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
-    const close = !mux && (hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
-    const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
-    if (close) res.close = true;
-    return res;
-  };
-
-  const facts = inspectRequest(req.headers, req.authority || null, mux, cfg.limits);
-  if (isReject(facts)) {
-    hooks.metrics.front.rejected.inc({ listener: front.listener, reason: facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing' });
-    return refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
-  }
-  const authority = facts.authority ?? '';
-  if (target.charCodeAt(0) !== 0x2f) return refuse(400, 'unsupported request target', 'bad_request');
-  const match = gen.router.match(hostOnly(authority), target);
-  if (!match) {
-    hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'no_route' });
-    return refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
-  }
-  const route = match.route;
-  const upstream = gen.upstreams.get(route.origin) as Upstream;
-  if (log) {
-    log.route = match.index;
-    log.origin = upstream.name;
-  }
-
-  const headers = upstreamHeaders(req.headers, {
-    clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
-    proto: front.secure ? 'https' : 'http',
-    authority,
-    clientVersion,
-    via: cfg.proxy.via,
-    xff: cfg.proxy.xForwardedFor,
-    teTrailers: facts.teTrailers,
-  });
-  const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
-  if (req.protocol !== null) {
-    // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
-    try {
-      const res = await openTunnel(req, {
-        upstream,
-        path: rewritePath(route, target),
-        authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
-        headers,
-        connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
-      });
-      done(res.status, { tunnel: req.protocol });
-      return res;
-    } catch (e) {
-      const err = toOriginlinkError(e);
-      return refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
-    }
-  }
-  let tooLarge = false;
-  const max = cfg.limits.maxBodyBytes;
-  // The request body stream is only touched when there is a body (a server makes none for a GET). It goes to the
-  // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
-  // a declared one over the limit was refused with the head, and the servers hold a body to its declared length.
-  const body = req.bodyLength === 0 ? null
-    : max === 0 || req.bodyLength !== null ? req.body as Readable
-    : (async function* bounded(): AsyncGenerator<Uint8Array> {
-        let n = 0;
-        for await (const c of req.body as AsyncIterable<Buffer>) {
-          n += c.length;
-          if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
-          yield c;
-        }
-      })();
-
-  const signal = new RequestSignal();
-  req.onAbort(() => signal.abort());
-  // limits.maxUpstreamPerClient: over it, this request waits for one of the same client's to finish (client-slots.ts).
-  const perClient = cfg.limits.maxUpstreamPerClient;
-  const slots = perClient > 0 ? clientSlots(req.connection) : null;
-  const queued = slots?.take(perClient) ?? null;
-  if (queued) {
-    const w0 = performance.now();
-    const got = await new Promise<boolean>((resolve) => {
-      let over = false;
-      const onAbort = (): void => {
-        if (over) return;
-        over = true;
-        if (!queued.leave()) slots!.release(); // the turn came just now: give it on
-        resolve(false);
-      };
-      signal.addEventListener('abort', onAbort);
-      void queued.wait.then(() => {
-        if (over) return;
-        over = true;
-        signal.removeEventListener('abort', onAbort);
-        resolve(true);
-      });
-    });
-    if (!got) {
-      done(499, { error: ErrorCode.ABORTED, reason: 'client went away while waiting for its turn (limits.maxUpstreamPerClient)' });
-      return { status: 499 };
-    }
-    if (log) log.clientWaitMs = ms(performance.now() - w0);
-  }
-  hooks.metrics.inflight++;
-  upstream.inflight++;
-  let settled = false;
-  const finish = (): void => {
-    if (settled) return;
-    settled = true;
-    upstream.done();
-    hooks.metrics.inflight--;
-    slots?.release();
-  };
-  let up;
   try {
-    const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
-    // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
-    const tc = traceContextOf(headers);
-    if (tc) opts.traceContext = tc;
-    up = await upstream.request(rewritePath(route, target), opts, hostHeader);
-  } catch (e) {
-    finish();
-    const err = toOriginlinkError(e);
-    if (tooLarge) {
-      hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
-      return refuse(413, `body larger than ${max} bytes`, 'body_too_large');
+    const t0 = performance.now();
+    const clientVersion = req.version;
+    // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
+    const mux = clientVersion === '2' || clientVersion === '3';
+    const cfg = gen.config;
+    const remote = req.remoteAddress;
+    const method = req.method;
+    const target = req.path;
+    // Fields of the request log line, gathered only when that line is written.
+    const log = cfg.logging.requests ? new RequestRecord(method, target, clientVersion, front.listener, remote) : null;
+    const done = (status: number, end: LineEnd = NO_EXTRA): void => {
+      hooks.metrics.frontRequest(front.listener, clientVersion, status);
+      if (log) {
+        log.status = status;
+        log.totalMs = ms(performance.now() - t0);
+        if (end !== NO_EXTRA) {
+          log.tunnel = end.tunnel;
+          log.bytes = end.bytes;
+          log.error = end.error;
+          log.reason = end.reason;
+          log.upstreamStatus = end.upstreamStatus;
+        }
+        hooks.requestLog.write(log, cfg.logging.flushMs);
+      }
+    };
+    const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
+      done(status, { error: code, reason });
+      const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
+      // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
+      const close = !mux && (hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
+      const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
+      if (close) res.close = true;
+      return res;
+    };
+
+    const facts = inspectRequest(req.headers, req.authority || null, mux, cfg.limits);
+    if (isReject(facts)) {
+      hooks.metrics.front.rejected.inc({ listener: front.listener, reason: facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing' });
+      return refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
     }
-    if (signal.aborted) {
-      done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
-      return { status: 499 };
+    const authority = facts.authority ?? '';
+    if (target.charCodeAt(0) !== 0x2f) return refuse(400, 'unsupported request target', 'bad_request');
+    const match = gen.router.match(hostOnly(authority), target);
+    if (!match) {
+      hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'no_route' });
+      return refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
     }
-    const status = statusForError(err.code);
-    return refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
-  }
-  if (log) {
-    log.upstream = up.origin;
-    log.protocol = up.protocol;
-    log.reused = up.reused;
-    log.attempts = up.attempts;
-    log.queueMs = ms(up.timings.queueMs);
-    log.ttfbMs = ms(up.timings.ttfbMs);
-  }
-  const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
-  // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
-  // no stream, listeners or relay for it. Its trailers, if any, go with it.
-  const whole = up.takeComplete();
-  let res: ServerResponse;
-  if (whole) {
-    finish();
-    done(up.status, log ? { bytes: whole.bytes.length } : NO_EXTRA);
-    res = { status: up.status, headers: out, body: whole.bytes };
-    const trailers = whole.trailers.length ? trailerList(whole.trailers) : null;
-    if (trailers) res.trailers = trailers;
-  } else {
-    watchBody(up.body, log !== null, (bytes, failed) => {
-      finish();
-      const gone = signal.aborted;
-      if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
-      else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+    const route = match.route;
+    const upstream = gen.upstreams.get(route.origin) as Upstream;
+    if (log) {
+      log.route = match.index;
+      log.origin = upstream.name;
+    }
+
+    const headers = upstreamHeaders(req.headers, {
+      clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
+      proto: front.secure ? 'https' : 'http',
+      authority,
+      clientVersion,
+      via: cfg.proxy.via,
+      xff: cfg.proxy.xForwardedFor,
+      teTrailers: facts.teTrailers,
     });
-    res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
+    const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
+    if (req.protocol !== null) {
+      // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
+      try {
+        const res = await openTunnel(req, {
+          upstream,
+          path: rewritePath(route, target),
+          authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
+          headers,
+          connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
+        });
+        done(res.status, { tunnel: req.protocol });
+        return res;
+      } catch (e) {
+        const err = toOriginlinkError(e);
+        return refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
+      }
+    }
+    let tooLarge = false;
+    const max = cfg.limits.maxBodyBytes;
+    // The request body stream is only touched when there is a body (a server makes none for a GET). It goes to the
+    // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
+    // a declared one over the limit was refused with the head, and the servers hold a body to its declared length.
+    const body = req.bodyLength === 0 ? null
+      : max === 0 || req.bodyLength !== null ? req.body as Readable
+      : (async function* bounded(): AsyncGenerator<Uint8Array> {
+          let n = 0;
+          for await (const c of req.body as AsyncIterable<Buffer>) {
+            n += c.length;
+            if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
+            yield c;
+          }
+        })();
+
+    const signal = new RequestSignal();
+    req.onAbort(() => signal.abort());
+    // limits.maxUpstreamPerClient: over it, this request waits for one of the same client's to finish (client-slots.ts).
+    const perClient = cfg.limits.maxUpstreamPerClient;
+    const slots = perClient > 0 ? clientSlots(req.connection) : null;
+    const queued = slots?.take(perClient) ?? null;
+    if (queued) {
+      const w0 = performance.now();
+      const got = await new Promise<boolean>((resolve) => {
+        let over = false;
+        const onAbort = (): void => {
+          if (over) return;
+          over = true;
+          if (!queued.leave()) slots!.release(); // the turn came just now: give it on
+          resolve(false);
+        };
+        signal.addEventListener('abort', onAbort);
+        void queued.wait.then(() => {
+          if (over) return;
+          over = true;
+          signal.removeEventListener('abort', onAbort);
+          resolve(true);
+        });
+      });
+      if (!got) {
+        done(499, { error: ErrorCode.ABORTED, reason: 'client went away while waiting for its turn (limits.maxUpstreamPerClient)' });
+        return { status: 499 };
+      }
+      if (log) log.clientWaitMs = ms(performance.now() - w0);
+    }
+    hooks.metrics.inflight++;
+    upstream.inflight++;
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      upstream.done();
+      hooks.metrics.inflight--;
+      slots?.release();
+    };
+    let up;
+    try {
+      const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
+      // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
+      const tc = traceContextOf(headers);
+      if (tc) opts.traceContext = tc;
+      up = await upstream.request(rewritePath(route, target), opts, hostHeader);
+    } catch (e) {
+      finish();
+      const err = toOriginlinkError(e);
+      if (tooLarge) {
+        hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
+        return refuse(413, `body larger than ${max} bytes`, 'body_too_large');
+      }
+      if (signal.aborted) {
+        done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
+        return { status: 499 };
+      }
+      const status = statusForError(err.code);
+      return refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
+    }
+    if (log) {
+      log.upstream = up.origin;
+      log.protocol = up.protocol;
+      log.reused = up.reused;
+      log.attempts = up.attempts;
+      log.queueMs = ms(up.timings.queueMs);
+      log.ttfbMs = ms(up.timings.ttfbMs);
+    }
+    const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
+    // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
+    // no stream, listeners or relay for it. Its trailers, if any, go with it.
+    const whole = up.takeComplete();
+    let res: ServerResponse;
+    if (whole) {
+      finish();
+      done(up.status, log ? { bytes: whole.bytes.length } : NO_EXTRA);
+      res = { status: up.status, headers: out, body: whole.bytes };
+      const trailers = whole.trailers.length ? trailerList(whole.trailers) : null;
+      if (trailers) res.trailers = trailers;
+    } else {
+      watchBody(up.body, log !== null, (bytes, failed) => {
+        finish();
+        const gone = signal.aborted;
+        if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
+        else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+      });
+      res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
+    }
+    if (!mux && hooks.draining()) res.close = true;
+    return res;
+  } catch (e) {
+    // A throw here is a bug of ours: it becomes the server's 500 (or a cut stream once the head went out); log it.
+    hooks.log.error({ err: e }, 'forwarding failed');
+    throw e;
   }
-  if (!mux && hooks.draining()) res.close = true;
-  return res;
 }
 
 /**

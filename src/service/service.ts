@@ -108,11 +108,7 @@ export class Service {
 
   #handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse> {
     const hooks = (this.#forwardHooks ??= { log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
-    // A throw here becomes the server's 500 (or a cut stream once the head went out); log it.
-    return forward(this.#gen, info, hooks, req).catch((e: unknown) => {
-      this.log.error({ err: e }, 'forwarding failed');
-      throw e;
-    });
+    return forward(this.#gen, info, hooks, req);
   }
 
   async #buildGeneration(config: ServiceConfig, prev: Generation | null): Promise<Generation> {
