@@ -21,7 +21,7 @@ import type { OriginCache, OriginFacts } from '../probe/cache.js';
 import { AddressCache, findCandidate } from '../probe/coalesce.js';
 import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
 import type { Choice, SelectionOptions } from '../probe/state.js';
-import { isReplayable } from '../http/body.js';
+import { bodyStream, isReplayable } from '../http/body.js';
 import { isIdempotentRequest } from '../http/methods.js';
 import { endToEnd, isHopByHop } from '../http/fields.js';
 import { publishRequestEnd } from '../pool/diagnostics.js';
@@ -36,6 +36,7 @@ import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tr
 import { splitSimpleUrl } from './target.js';
 import type { Context } from '@opentelemetry/api';
 import { OriginResponse } from './response.js';
+import { DEFAULT_RETRY_BUFFER_BYTES, ReplayBody } from './replay-body.js';
 import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
 import { Resolver, type ResolverOptions } from '../transport/resolver.js';
 import { AddressBook, type AddressBookOptions } from '../transport/addresses.js';
@@ -96,6 +97,13 @@ export interface AgentOptions {
   quicQpack?: QpackOptions;
   /** Retries on top of the first attempt, under the policy above. Default 2. */
   maxRetries?: number;
+  /**
+   * A streamed request body (a Readable or an iterable) is kept as it is read, up to this many bytes, so
+   * that an attempt the origin did not process (refused stream, above GOAWAY's last id, never connected)
+   * can be sent again (agent/replay-body.ts); past it the body is not replayed. Held only until the
+   * response head arrives. 0: streamed bodies are never replayed. Default 65536.
+   */
+  retryBufferBytes?: number;
   /** Store for TLS sessions (and QUIC tickets); default in-memory, 1024 entries. */
   sessionStore?: SessionStore;
   /** Use TCP Fast Open when the native addon is available. Default true. */
@@ -244,7 +252,7 @@ const nextId = (): number => ++connectionIds;
  * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
  * The `satisfies` and the checks below keep these lists and the interfaces the same.
  */
-const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
+const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
 const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
 const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
@@ -285,6 +293,7 @@ export class Agent implements TickMember {
   #attemptDelayMs: number;
   #connect: NonNullable<AgentOptions['connect']>;
   #maxRetries: number;
+  #retryBufferBytes: number;
   #maxOrigins: number;
   #originIdleMs: number;
   #lastSweep = 0;
@@ -295,6 +304,8 @@ export class Agent implements TickMember {
     for (const [k, o] of Object.entries(opts.origins ?? {})) checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
     this.#maxRetries = opts.maxRetries ?? 2;
     if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0) throw configError('maxRetries', 'must be a non-negative integer');
+    this.#retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
+    if (!Number.isInteger(this.#retryBufferBytes) || this.#retryBufferBytes < 0) throw configError('retryBufferBytes', 'must be a non-negative integer');
     this.#maxOrigins = opts.maxOrigins ?? 1024;
     if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1) throw configError('maxOrigins', 'must be a positive integer');
     this.#originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
@@ -513,7 +524,9 @@ export class Agent implements TickMember {
     const span = startRequestSpan(method, targets[0] as URL, path, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
-    const replayable = isReplayable(body);
+    // A streamed body is kept as it leaves, up to retryBufferBytes, for an attempt the origin did not process.
+    const replay = !isReplayable(body) && this.#retryBufferBytes > 0 ? new ReplayBody(bodyStream(body), this.#retryBufferBytes) : null;
+    const replayable = replay === null && isReplayable(body);
     const idempotent = isIdempotentRequest(method, headers);
     let at = 0;
     let attempt = 1;
@@ -533,7 +546,7 @@ export class Agent implements TickMember {
           authority: o.authority ?? url.host,
           scheme: info.spec.scheme,
           headers,
-          body,
+          body: replay ? replay.attempt() : body,
           signal: o.signal,
           // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
           allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
@@ -563,10 +576,11 @@ export class Agent implements TickMember {
             timings: { queueMs: r.queueMs, ttfbMs },
           });
           if (span.isRecording()) responseSpan(span, res);
+          replay?.settle();
           return res;
         } catch (e) {
           const err = toOriginlinkError(e);
-          const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable, idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
+          const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable: replayable || (replay !== null && replay.replayable), idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
           if (!d.retry) {
             const final = err.with({ details: { attempts: attempt } });
             publishRequestEnd(pool.origin, method, path, null, pool.protocol, err.facts?.reused === true, attempt, performance.now() - t0, final);
@@ -582,6 +596,7 @@ export class Agent implements TickMember {
     } catch (e) {
       // Thrown before an attempt ran (bad origin, closed agent): the span still ends.
       if (!failed) failSpan(span, e as Error, attempt);
+      replay?.abandon();
       throw e;
     }
   }

@@ -10,7 +10,7 @@ export interface RetryInput {
   attempt: number;
   /** Retries allowed on top of the first attempt. */
   maxRetries: number;
-  /** The body can be sent again (none, string or bytes). */
+  /** The body can be sent again (none, string or bytes, or a streamed body whole in its retry buffer: replay-body.ts). */
   replayable: boolean;
   /** Idempotent method or an Idempotency-Key (RFC 9110 §9.2.2). */
   idempotent: boolean;

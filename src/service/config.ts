@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import { DEFAULT_RETRY_BUFFER_BYTES } from '../agent/replay-body.js';
 import type { ProtocolPolicy } from '../transport/connect.js';
 import { parseRedisUrl } from '../transport/redis-link.js';
 import { parseKey } from '../transport/seal.js';
@@ -52,6 +53,8 @@ export interface OriginConfig {
   tls: { ca: Buffer | null; caPath: string | null; servername: string | null; verify: boolean };
   earlyData: EarlyDataPolicy;
   retries: number;
+  /** Bytes of a streamed request body kept for a retry (Agent retryBufferBytes); 0: never replayed. */
+  retryBufferBytes: number;
   tfo: boolean;
   pool: Readonly<PoolOptions>;
   /** The service's `stores:` (the same for every origin; kept here so an Upstream opens them itself). */
@@ -430,7 +433,7 @@ function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: strin
 }
 
 function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
-  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
+  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'retryBufferBytes', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
   if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
   const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
   const urls = rawUrls.map((s, i) => {
@@ -480,6 +483,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     tls,
     earlyData: o.has('earlyData') ? o.oneOf('earlyData', ['never', 'safe', 'always'] as const) : 'safe',
     retries: o.optInt('retries', 0, 10) ?? 2,
+    retryBufferBytes: o.optInt('retryBufferBytes', 0, 64 << 20) ?? DEFAULT_RETRY_BUFFER_BYTES,
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
     egress: o.has('proxy') ? readEgress(o, 'proxy', readPem) : egress,

@@ -52,7 +52,7 @@ export class Upstream {
     const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};
     const originCache = shared?.stores.originCache;
     this.agent = new Agent({
-      protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, tfo: o.tfo, earlyData: o.earlyData, dns,
+      protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, retryBufferBytes: o.retryBufferBytes, tfo: o.tfo, earlyData: o.earlyData, dns,
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),

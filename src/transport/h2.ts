@@ -260,6 +260,9 @@ export class H2PooledConnection implements PooledConnection {
         this.#goawayLast = ev.lastStreamId;
         if (this.#state === 'ready') this.#state = 'draining';
         this.#emit({ type: 'goaway', lastStreamId: ev.lastStreamId });
+        // Nothing in flight (an idle connection): no stream's end will close it; it can carry nothing more, so
+        // it closes now (our GOAWAY, then FIN), not when the pool next finds it unusable.
+        if (this.#state === 'draining' && this.active === 0) this.#closeGracefully();
         return;
       case 'ping-ack': {
         const key = Buffer.from(ev.data).toString('hex');

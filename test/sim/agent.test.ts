@@ -79,7 +79,7 @@ describe('which failures the Agent retries', () => {
     expect([ok.status, ok.attempts]).toEqual([200, 2]);
   });
 
-  it('never after a response byte arrived, never a streamed body, never an idempotent request on a fresh connection', async () => {
+  it('never after a response byte arrived, never a streamed body it did not keep, never an idempotent request on a fresh connection', async () => {
     const s = scripted({
       'o.test:80': [
         [{ fail: ErrorCode.SOCKET_RESET, responseStarted: true }],
@@ -87,7 +87,7 @@ describe('which failures the Agent retries', () => {
         [{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }],
       ],
     });
-    const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
+    const agent = track(new Agent({ protocol: 'h1', connect: s.connect, retryBufferBytes: 0 }));
     const a = await agent.request({ url: 'http://o.test/started' }).catch((e: unknown) => e as OriginlinkError);
     expect([(a as OriginlinkError).code, (a as OriginlinkError).details['attempts']]).toEqual([ErrorCode.SOCKET_RESET, 1]);
     const b = await agent.request({ url: 'http://o.test/fresh' }).catch((e: unknown) => e as OriginlinkError);
@@ -96,6 +96,17 @@ describe('which failures the Agent retries', () => {
     async function* streamed(): AsyncGenerator<Uint8Array> { yield Buffer.from('once'); }
     const c = await agent.request({ url: 'http://o.test/put', method: 'PUT', body: streamed() }).catch((e: unknown) => e as OriginlinkError);
     expect([(c as OriginlinkError).code, (c as OriginlinkError).details['attempts']]).toEqual([ErrorCode.SOCKET_CLOSED, 1]);
+  });
+
+  it('a streamed body whole in its retry buffer (retryBufferBytes, default 64 KiB) is retried like bytes', async () => {
+    const s = scripted({ 'o.test:80': [[{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }], [{ status: 200 }]] });
+    const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
+    await text(await agent.request({ url: 'http://o.test/warm' }));
+    async function* streamed(): AsyncGenerator<Uint8Array> { yield Buffer.from('twice'); }
+    // The stale keep-alive race (reused connection, no response byte, idempotent PUT): sent again on a new connection.
+    const r = await agent.request({ url: 'http://o.test/put', method: 'PUT', body: streamed() });
+    expect([r.status, r.attempts]).toEqual([200, 2]);
+    expect(s.dials).toHaveLength(2);
   });
 
   it('a retry-safe failure (refused stream) is retried even for a POST, within maxRetries', async () => {
