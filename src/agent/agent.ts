@@ -101,7 +101,7 @@ export interface AgentOptions {
    * A streamed request body (a Readable or an iterable) is kept as it is read, up to this many bytes, so
    * that an attempt the origin did not process (refused stream, above GOAWAY's last id, never connected)
    * can be sent again (agent/replay-body.ts); past it the body is not replayed. Held only until the
-   * response head arrives. 0: streamed bodies are never replayed. Default 65536.
+   * response head arrives. 0: streamed bodies are never replayed. Default 262144 (256 KiB).
    */
   retryBufferBytes?: number;
   /** Store for TLS sessions (and QUIC tickets); default in-memory, 1024 entries. */

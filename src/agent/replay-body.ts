@@ -19,8 +19,14 @@
  */
 import { Readable } from 'node:stream';
 
-/** Default bound of the bytes kept per request (Agent `retryBufferBytes`). */
-export const DEFAULT_RETRY_BUFFER_BYTES = 64 * 1024;
+/**
+ * Default bound of the bytes kept per request (Agent `retryBufferBytes`). The h2 and h3 transports take up
+ * to 256 KiB of a stream's body ahead of the peer's flow-control window (their WRITE_HIGH_WATER): with a
+ * smaller bound, a body of a few hundred KiB is read past it before the origin has taken much of it, and an
+ * origin's GOAWAY then could not be retried (seen against nginx with 100 KiB uploads and a 64 KiB bound).
+ * Most of what is kept is held by the transport's queue anyway until it leaves.
+ */
+export const DEFAULT_RETRY_BUFFER_BYTES = 256 * 1024;
 
 export class ReplayBody {
   #src: Readable;

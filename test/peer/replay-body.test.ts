@@ -98,7 +98,7 @@ describe('Agent: a streamed body sent again after an unprocessed attempt', () =>
   it('refused stream (REFUSED_STREAM) after part of the body: the retry sends every byte once, in order', async () => {
     const agent = new Agent({ protocol: 'h2' });
     try {
-      const body = bodyOf(12); // 48 KiB: within the default 64 KiB
+      const body = bodyOf(12); // 48 KiB: within the default 256 KiB
       plan = [{ act: 'refuse', after: 2 * CHUNK }];
       const r = await agent.request({ origin: h2Origin(), path: '/up', method: 'POST', body: slowly(body) });
       expect(r.status).toBe(200);

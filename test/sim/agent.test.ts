@@ -98,7 +98,7 @@ describe('which failures the Agent retries', () => {
     expect([(c as OriginlinkError).code, (c as OriginlinkError).details['attempts']]).toEqual([ErrorCode.SOCKET_CLOSED, 1]);
   });
 
-  it('a streamed body whole in its retry buffer (retryBufferBytes, default 64 KiB) is retried like bytes', async () => {
+  it('a streamed body whole in its retry buffer (retryBufferBytes, default 256 KiB) is retried like bytes', async () => {
     const s = scripted({ 'o.test:80': [[{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }], [{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
     await text(await agent.request({ url: 'http://o.test/warm' }));
