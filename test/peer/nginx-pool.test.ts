@@ -50,6 +50,29 @@ describe('pool limits and lifecycle against nginx', () => {
     }
   });
 
+  it('h2: the same with streamed bodies — those nginx\'s GOAWAY refused go again from the retry buffer (retryBufferBytes)', async () => {
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 8 });
+    try {
+      const url = `https://127.0.0.1:${nginx.port}/small.txt?early-streamed`;
+      const piece = Buffer.alloc(16 * 1024, 0x75);
+      async function* body(): AsyncGenerator<Uint8Array> { for (let i = 0; i < 6; i++) yield piece; } // 96 KiB, length unknown
+      let again = 0;
+      for (let round = 0; round < 4; round++) {
+        const statuses = await Promise.all(Array.from({ length: 100 }, async () => {
+          const res = await agent.request({ url, method: 'POST', body: body() });
+          await res.bytes();
+          if (res.attempts > 1) again++;
+          return res.status;
+        }));
+        expect(statuses.filter((s) => s !== 405)).toEqual([]);
+      }
+      expect(Object.keys(agent.stats()[0]?.errors ?? {}).filter((code) => code !== 'OL_GOAWAY')).toEqual([]);
+      expect(again).toBeGreaterThan(0); // nginx did refuse some, and they were sent again
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('64 concurrent requests through a pool of max 8 h1 connections: never more than 8 sockets at the origin', async () => {
     const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 8 } });
     const url = `https://127.0.0.1:${nginx.port}/small.txt?c64`;
