@@ -29,6 +29,9 @@
 // BENCH_UPLOAD=BYTES: every request a POST of that many bytes to /upload (h2load -d, also with the h1 front),
 // which the origin reads whole before it answers 1 KiB; nginx buffers it in memory (its default request
 // buffering, client_body_buffer_size 1m), the floor target is left out (it relays no request bodies).
+// BENCH_UPLOAD_PATH: where the uploads go instead of /upload — a static file (/small.txt) makes the origin answer
+// 405 before the body is in and, over h2, end connections that sent it much more than it read with GOAWAY:
+// what a proxy does with uploads an origin refused unprocessed (the errors column counts 4xx and 5xx; 5xx apart).
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +47,7 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const UPLOAD = Number(process.env.BENCH_UPLOAD ?? 0);
 if (!Number.isInteger(UPLOAD) || UPLOAD < 0 || UPLOAD > 64 << 20) { console.error('bench/proxy: BENCH_UPLOAD is a byte count, 0 … 64 MiB'); process.exit(2); }
-const PATH = UPLOAD > 0 ? '/upload' : process.env.BENCH_PATH ?? '/small.txt';
+const PATH = UPLOAD > 0 ? process.env.BENCH_UPLOAD_PATH ?? '/upload' : process.env.BENCH_PATH ?? '/small.txt';
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 // Seconds of load before each target's measured run, same for every target (V8 reaches its optimizing tier in it).
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -225,7 +228,7 @@ const h2load = (port, tag, seconds) => {
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
-  return { rps, requests: m ? Number(m[3]) : 0, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
+  return { rps, requests: m ? Number(m[3]) : 0, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, s5xx: codes ? Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
 };
 const load = (port, tag, seconds) => (WRK ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
 const wrk = (port, tag, seconds) => {
@@ -292,6 +295,7 @@ const rows = chosen.map(([, t], k) => {
     addedP99Ms: k === 0 ? 0 : median(rs.map((r, j) => r.p99 - d[j].p99)),
     originConnections: median(rs.map((r) => r.originConnections)),
     non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+    s5xx: rs.reduce((a, r) => a + (r.s5xx ?? 0), 0),
     socketErrors: rs.map((r) => r.socketErrors).filter(Boolean).join('; '),
   };
   // Per-round ratios to nginx's run of the same round.
@@ -312,7 +316,7 @@ const lines = [
   '',
   '| target | upstream | req/s | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${ratio(r.rpsVsNginx)} | ${ratio(r.cpuVsNginx)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
+  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${ratio(r.rpsVsNginx)} | ${ratio(r.cpuVsNginx)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.s5xx ? ` (${r.s5xx} 5xx)` : ''}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
 ];
 console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
