@@ -13,6 +13,9 @@
  *   streamed one with Content-Length when the handler gave one, else chunked
  *   (HTTP/1.1, with trailers) or until close (HTTP/1.0); what arrives of it
  *   in one event-loop turn leaves in one write, with the head (#relay).
+ * - A request answered before its body is in (an origin's early 405) has the
+ *   rest read and dropped, up to DISCARD_MAX_BYTES, and the connection serves
+ *   again; a longer rest closes it after the answer.
  * - A refused request (a framing error, a limit) gets its 400/431/501/505
  *   after the responses before it, then the connection closes (§6.3: the
  *   framing of what follows is unknown). A handler that throws before its
@@ -40,6 +43,12 @@ import { clientClosed, RequestAbort, ServedRequest, type RequestHandler, type Se
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
+/**
+ * A request answered before its body was in (an origin's early 401, 405, 413): up to this many bytes of the rest
+ * are read and dropped so that the connection serves again (RFC 9110 §10.1.1 allows either that or closing; nginx
+ * discards); a longer rest, or one that stalls past headersTimeoutMs, closes the connection as before.
+ */
+export const DISCARD_MAX_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const CRLF = '\r\n';
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -80,6 +89,12 @@ interface Pending {
   bodyDone: boolean;
   /** Close the connection after this response. */
   close: boolean;
+  /** Body bytes read so far. */
+  received: number;
+  /** The client may be sending the body: no `Expect: 100-continue`, or our 100 went out. */
+  continued: boolean;
+  /** Answered before its body was in: the body bytes still to be read and dropped (DISCARD_MAX_BYTES); -1: not discarding. */
+  discardLeft: number;
 }
 
 /** One HTTP/1.1 connection on `socket` (cleartext or TLS with ALPN http/1.1). */
@@ -114,7 +129,7 @@ export class H1ServerSession {
     this.#scheme = scheme;
     this.#parser = new H1RequestParser({
       onHead: (h) => this.#onHead(h),
-      onBody: (c) => this.#reading?.body?.deliver(c, false),
+      onBody: (c) => this.#onBody(c),
       onTrailers: () => { /* request trailers are not passed on (RFC 9110 §6.5: may be discarded) */ },
       onComplete: () => this.#onComplete(),
     }, { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 });
@@ -168,6 +183,7 @@ export class H1ServerSession {
     const p: Pending = {
       head, req: null, body: null, res: null, failed: false, ready: false,
       abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
+      received: 0, continued: !head.expectContinue, discardLeft: -1,
     };
     if (head.framing !== 'none') p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
     this.#queue.push(p);
@@ -178,7 +194,10 @@ export class H1ServerSession {
       this.#upgrading = true;
     }
     // RFC 9110 §10.1.1: answer 100 at once when this request is the one being answered (not behind others).
-    if (head.expectContinue && this.#queue.length === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    if (head.expectContinue && this.#queue.length === 1) {
+      this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+      p.continued = true;
+    }
     if (this.#queue.length >= MAX_PIPELINE) this.#parser.pauseAfterMessage();
     let path = head.target;
     if (head.form === 'absolute') {
@@ -204,12 +223,26 @@ export class H1ServerSession {
     else this.#answered(p, r, null);
   }
 
+  #onBody(c: Buffer): void {
+    const p = this.#reading;
+    if (!p) return;
+    if (p.discardLeft < 0) {
+      p.received += c.length;
+      p.body?.deliver(c, false);
+    } else if ((p.discardLeft -= c.length) < 0) {
+      this.#noMore = true; // more than the bound: stop here (the response already went out)
+      this.socket.destroy();
+    }
+  }
+
   #onComplete(): void {
     const p = this.#reading;
     if (p) {
       p.bodyDone = true;
       p.body?.deliver(EMPTY, true);
       this.#reading = null;
+      // The rest of an answered request's body was dropped: the connection waits for the next request.
+      if (p.discardLeft >= 0 && this.#queue.length === 0) this.#arm(this.#opts.keepAliveTimeoutMs ?? 5000);
     }
     // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not
     // read again): the bytes after it are the next request's, which was never read — a keep-alive connection
@@ -264,6 +297,7 @@ export class H1ServerSession {
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
       head, req: null, body: null, failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
+      received: 0, continued: true, discardLeft: -1,
       res: { status, headers: [['content-type', 'text/plain; charset=utf-8']], body },
     });
     this.#pump();
@@ -310,9 +344,17 @@ export class H1ServerSession {
     this.#writing = false;
     this.#queue.shift();
     if (!p.bodyDone && this.#reading === p) {
-      // Answered before its body was read: the rest of the body cannot be skipped safely here; the connection ends.
-      keep = false;
-      if (p.body) abortBody(p.body);
+      // Answered before its body was read. A bounded rest the client is sending is read and dropped (the parser
+      // still frames it, so none of it is taken for a request); else the connection ends.
+      const left = p.head.framing === 'length' ? (p.head.contentLength ?? 0) - p.received : DISCARD_MAX_BYTES;
+      if (keep && !p.close && !this.#draining && p.continued && left <= DISCARD_MAX_BYTES) {
+        p.discardLeft = left;
+        if (p.body) abortBody(p.body);
+        this.#resumeBody(); // a reader that was behind may have paused the socket
+      } else {
+        keep = false;
+        if (p.body) abortBody(p.body);
+      }
     }
     if (!keep || p.close) {
       this.#noMore = true;

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { DISCARD_MAX_BYTES, startH1Server, type H1Server } from '../../src/transport/h1-server.js';
 import type { RequestHandler } from '../../src/transport/server-types.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
@@ -41,6 +41,8 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.concat(chunks) };
   }
   if (req.path === '/throws') throw new Error('handler bug');
+  // Answered before its body is read (an origin's early 405 relayed): the body is never touched.
+  if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   if (req.path === '/split') return { status: 200, headers: [['x-a', 'b\r\nset-cookie: evil=1']], body: 'no' };
   if (req.path === '/slow') {
     await new Promise((r) => setTimeout(r, 100));
@@ -201,6 +203,97 @@ describe('raw wire', () => {
     expect(r.text).toMatch(/HTTP\/1\.1 400 Bad Request\r\n[\s\S]*connection: close\r\n/);
     expect(r.closed).toBe(true);
     expect(seen.slice(before)).toEqual(['POST /a']);
+  });
+
+  describe('a request answered before its body is in (RFC 9110 §10.1.1)', () => {
+    /** A socket to talk to step by step: `until(re)` waits for the text received so far to match. */
+    function talk(): { s: net.Socket; until: (re: RegExp, ms?: number) => Promise<string>; closed: () => boolean } {
+      const s = net.connect(server.address.port, '127.0.0.1');
+      let text = '';
+      let closed = false;
+      s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+      s.on('close', () => { closed = true; });
+      s.on('error', () => {});
+      const until = async (re: RegExp, ms = 3000): Promise<string> => {
+        for (let t = 0; t < ms && !re.test(text) && !closed; t += 10) await new Promise((r) => setTimeout(r, 10));
+        return text;
+      };
+      return { s, until, closed: () => closed };
+    }
+    // A request inside the body: if the dropped bytes were ever taken for requests, the handler would see it.
+    const hidden = 'GET /hidden HTTP/1.1\r\nhost: a\r\n\r\n';
+
+    it('content-length: the rest is read and dropped and the connection serves the next request; nothing in it is a request', async () => {
+      const before = seen.length;
+      const body = Buffer.concat([Buffer.alloc(100_000, 0x61), Buffer.from(hidden), Buffer.alloc(100_000, 0x62)]);
+      const c = talk();
+      c.s.write(`POST /early HTTP/1.1\r\nhost: a\r\ncontent-length: ${body.length}\r\n\r\n`);
+      c.s.write(body.subarray(0, 1000));
+      expect(await c.until(/no uploads here\n/)).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+      c.s.write(body.subarray(1000));
+      c.s.write('GET /after HTTP/1.1\r\nhost: a\r\n\r\n');
+      const text = await c.until(/hello GET \/after/);
+      expect(text).toMatch(/hello GET \/after 1\.1 a\n$/);
+      expect(text).not.toMatch(/connection: close/);
+      expect(c.closed()).toBe(false);
+      expect(seen.slice(before)).toEqual(['POST /early', 'GET /after']);
+      c.s.destroy();
+    });
+
+    it('chunked: the same, the chunk framing still read (a hidden request after the last chunk is the next request, not before it)', async () => {
+      const before = seen.length;
+      const c = talk();
+      c.s.write('POST /early HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n');
+      await c.until(/no uploads here\n/);
+      const piece = Buffer.from(hidden);
+      c.s.write(`${piece.length.toString(16)}\r\n`);
+      c.s.write(piece);
+      c.s.write('\r\n0\r\n\r\nGET /after-chunked HTTP/1.1\r\nhost: a\r\n\r\n');
+      expect(await c.until(/hello GET \/after-chunked/)).toMatch(/hello GET \/after-chunked 1\.1 a\n$/);
+      expect(seen.slice(before)).toEqual(['POST /early', 'GET /after-chunked']);
+      c.s.destroy();
+    });
+
+    it('a rest over DISCARD_MAX_BYTES closes the connection after the answer (the client sending all of it, no stall)', async () => {
+      const c = talk();
+      c.s.write(`POST /early HTTP/1.1\r\nhost: a\r\ncontent-length: ${2 * DISCARD_MAX_BYTES}\r\n\r\n`);
+      c.s.write(Buffer.alloc(1000, 0x61));
+      expect(await c.until(/no uploads here\n/)).toMatch(/^HTTP\/1\.1 405 /);
+      const t0 = Date.now();
+      for (let sent = 1000; sent < 2 * DISCARD_MAX_BYTES && !c.closed(); sent += 0x10000) {
+        c.s.write(Buffer.alloc(Math.min(0x10000, 2 * DISCARD_MAX_BYTES - sent), 0x61));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await c.until(/never/, 600);
+      expect(c.closed()).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(900); // not the headers timeout (1000 ms)
+    });
+
+    it('a chunked rest that goes past DISCARD_MAX_BYTES closes the connection', async () => {
+      const c = talk();
+      c.s.write('POST /early HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n');
+      await c.until(/no uploads here\n/);
+      const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 0x61), Buffer.from('\r\n')]);
+      const t0 = Date.now();
+      for (let i = 0; i < 20 && !c.closed(); i++) {
+        c.s.write(chunk);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await c.until(/never/, 600);
+      expect(c.closed()).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(900); // not the headers timeout (1000 ms)
+    });
+
+    it('a rest that stalls is cut at the headers timeout', async () => {
+      const t0 = Date.now();
+      const c = talk();
+      c.s.write('POST /early HTTP/1.1\r\nhost: a\r\ncontent-length: 5000\r\n\r\n');
+      c.s.write(Buffer.alloc(100, 0x61));
+      await c.until(/no uploads here\n/);
+      await c.until(/never/, 4000);
+      expect(c.closed()).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(2500); // headersTimeoutMs 1000
+    });
   });
 
   it('a streamed body: what arrives in one turn leaves as one chunk (one write), not a chunk per piece', async () => {
