@@ -201,6 +201,18 @@ export class H2Connection {
     return this.#streams.get(streamId)?.pendingBytes ?? 0;
   }
 
+  /**
+   * Server: the application wants no more of this request. Once the response's END_STREAM has left (now, or when
+   * flow control lets its last DATA go), a client still sending gets RST_STREAM(NO_ERROR) and stops (RFC 9113 §8.1:
+   * a complete response may come before the request's end). Nothing for a stream already closed.
+   */
+  stopReading(streamId: number): void {
+    const s = this.#streams.get(streamId);
+    if (!s || this.#closed || s.remoteClosed) return;
+    if (s.localClosed) this.reset(streamId, H2ErrorCode.NO_ERROR);
+    else s.stopAfterEnd = true;
+  }
+
   /** Cancel a stream (RST_STREAM). */
   reset(streamId: number, code: number = H2ErrorCode.CANCEL): void {
     const s = this.#streams.get(streamId);
@@ -604,6 +616,10 @@ export class H2Connection {
   #localEnd(s: H2Stream): void {
     s.localClosed = true;
     if (s.remoteClosed) this.#close(s, 'peer-ended');
+    else if (s.stopAfterEnd) {
+      this.#out.push(encodeRstStream(s.id, H2ErrorCode.NO_ERROR));
+      this.#close(s, 'reset-by-us');
+    }
   }
 
   #remoteEnd(s: H2Stream): void {

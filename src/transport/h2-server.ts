@@ -347,6 +347,10 @@ export class H2ServerSession {
     this.#streams.delete(id);
     // Unread request body: the stream is over for us; its credit went back with the stream (h2/connection.ts).
     if (s.body && !s.body.readableEnded) abortBody(s.body);
+    // A complete response before the request's end (an early 401/405/413): once it has left, RST_STREAM(NO_ERROR)
+    // asks the client to stop sending the rest (RFC 9113 §8.1; nginx does the same).
+    this.#h2.stopReading(id);
+    this.#io.flush();
     this.#armIdle();
   }
 

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ const run = promisify(execFile);
 const certs = makeCerts();
 const upload = randomBytes(3 * 1024 * 1024);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const bigAnswer = randomBytes(1024 * 1024);
 let dir: string;
 let tlsServer: H2Server;
 let clearServer: H2Server;
@@ -45,6 +47,9 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body };
   }
   if (req.path === '/throws') throw new Error('handler bug');
+  // Answered before the request body is read (an origin's early 405 relayed): the body is never touched.
+  if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
+  if (req.path === '/early-big') return { status: 413, headers: [['content-type', 'application/octet-stream']], body: bigAnswer };
   if (req.path.endsWith('/trailers')) {
     return { status: 200, headers: [['content-type', 'text/plain']], body: 'with trailers\n', trailers: [['x-checksum', 'abc123']] };
   }
@@ -119,6 +124,63 @@ describe('our HTTP/2 server against curl', () => {
     const { stdout, stderr } = await run('curl', ['-sS', '-v', '--http2-prior-knowledge', clearUrl('/trailers')]);
     expect(stdout).toBe('with trailers\n');
     expect(stderr.toLowerCase()).toContain('x-checksum: abc123');
+  });
+});
+
+describe('a request answered before its body is in (RFC 9113 §8.1), against node:http2 (nghttp2) as the client', () => {
+  /** POST `path` with a body written a piece at a time until the stream closes; the answer, the stream's reset code, what was written. */
+  async function upload(path: string): Promise<{ status: number; body: Buffer; rstCode: number; written: number; after: string }> {
+    const session = http2.connect(`http://127.0.0.1:${clearServer.address.port}`);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' });
+      let written = 0;
+      let closed = false;
+      req.on('close', () => { closed = true; });
+      req.on('error', () => {});
+      const got: Buffer[] = [];
+      let status = 0;
+      req.on('response', (h) => { status = Number(h[':status']); });
+      req.on('data', (c: Buffer) => got.push(c));
+      const piece = Buffer.alloc(16 * 1024, 0x75);
+      for (let i = 0; i < 512 && !closed; i++) { // at most 8 MiB
+        if (!req.write(piece)) {
+          // Bounded: a server that neither reads nor resets leaves the client stalled on its window.
+          const moved = await new Promise<boolean>((r) => { const t = setTimeout(() => r(false), 2000); req.once('drain', () => { clearTimeout(t); r(true); }); req.once('close', () => { clearTimeout(t); r(true); }); });
+          if (!moved) break;
+        } else await new Promise((r) => setImmediate(r));
+        if (!closed) written += piece.length;
+      }
+      for (let i = 0; i < 300 && !closed; i++) await new Promise((r) => setTimeout(r, 10));
+      // The connection still serves.
+      const next = session.request({ ':path': '/after' });
+      const after = await new Promise<string>((resolve, reject) => {
+        setTimeout(() => resolve('(no answer within 3 s)'), 3000);
+        let t = '';
+        next.on('data', (c: Buffer) => { t += c.toString(); });
+        next.on('end', () => resolve(t));
+        next.on('error', reject);
+      });
+      return { status, body: Buffer.concat(got), rstCode: req.rstCode ?? -1, written, after };
+    } finally {
+      session.close();
+    }
+  }
+
+  it('the client is asked to stop with RST_STREAM(NO_ERROR) after the answer, and the connection serves on', async () => {
+    const r = await upload('/early');
+    expect(r.status).toBe(405);
+    expect(r.body.toString()).toBe('no uploads here\n');
+    expect(r.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    // Stopped by the reset, well before it filled our 1 MiB stream window (without the reset it fills it, then stalls).
+    expect(r.written).toBeLessThan(1024 * 1024);
+    expect(r.after).toMatch(/^hello GET \/after http/);
+  });
+
+  it('an answer that waits for flow control leaves whole first: the reset follows its last DATA', async () => {
+    const r = await upload('/early-big'); // 1 MiB: sixteen of the client's 64 KiB stream windows
+    expect(r.status).toBe(413);
+    expect(sha(r.body)).toBe(sha(bigAnswer));
+    expect(r.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
   });
 });
 
