@@ -196,6 +196,12 @@ export class H2Connection {
     this.#checkDone();
   }
 
+  /** Our side of the stream is still open: END_STREAM has not left (queued behind flow control, or not given yet). */
+  sendOpen(streamId: number): boolean {
+    const s = this.#streams.get(streamId);
+    return s !== undefined && !s.localClosed;
+  }
+
   /** Bytes of a stream still waiting for send credit. */
   pending(streamId: number): number {
     return this.#streams.get(streamId)?.pendingBytes ?? 0;

@@ -213,6 +213,8 @@ export class Exchange {
   #completed = false;
   /** pump() waits for the request body's source (not for the origin to take bytes). */
   #awaitingSource = false;
+  /** stopSending() was called. */
+  #stopSend = false;
   #expected: number | null = null;
   #received = 0;
 
@@ -241,6 +243,11 @@ export class Exchange {
   /** Over with a whole response, not a failure. */
   get completed(): boolean { return this.#completed; }
   get facts(): ExchangeFacts { return this.#facts; }
+
+  /** The transport ended the request on the wire (h2: its stream reset after a complete response): the pump stops, its source is let go. */
+  stopSending(): void {
+    this.#stopSend = true;
+  }
 
   /** The whole request is on the connection: the wait for the head starts now. */
   sent(): void {
@@ -356,12 +363,13 @@ export class Exchange {
 
   /**
    * Stream a request body into `sink` with backpressure, then `sent()`.
-   * Stops quietly once the exchange failed; a failing body source fails
-   * the exchange (ABORTED, local). A response that completed while the body
-   * was still leaving (an early answer, or the origin's answer beating the
-   * source's last tick) does not stop it: the request is finished on the
-   * wire (h1 keep-alive needs it whole; h2/h3 end the stream), else an h1
-   * connection was left busy for ever, waiting for a `sent()` that never came.
+   * Stops quietly once the exchange failed, or when its transport calls
+   * `stopSending()`; a failing body source fails the exchange (ABORTED,
+   * local). A response that completed while the body was still leaving (an
+   * early answer, or the origin's answer beating the source's last tick)
+   * does not stop it by itself: h1 finishes the request on the wire
+   * (keep-alive needs it whole; else a connection was left busy for ever,
+   * waiting for a `sent()` that never came); h2 resets the stream instead.
    */
   async pump(sink: BodySink): Promise<void> {
     // While the body leaves, `bodyTimeoutMs` bounds a stall (an origin that stops reading); not the head's wait.
@@ -381,7 +389,7 @@ export class Exchange {
           this.#awaitingSource = true;
           return true;
         }),
-      }, () => this.#done && !this.#completed);
+      }, () => this.#stopSend || (this.#done && !this.#completed));
       if (how !== 'end') return;
       sink.end();
       this.sent();

@@ -60,8 +60,6 @@ export class H2PooledConnection implements PooledConnection {
   /** The exchanges in flight by stream id (IdMap, not Map: see util/id-map.ts). */
   #flows = new IdMap<Flow>();
   #writers: Array<() => void> = [];
-  /** Streams whose exchange is over but whose request body is still being sent (see settled). */
-  #sending = new Set<number>();
   #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
   #goawayLast: number | null = null;
   /** We closed gracefully: the socket's end is expected. */
@@ -73,9 +71,16 @@ export class H2PooledConnection implements PooledConnection {
     },
     settled: (x) => {
       if (x.wireId >= 0) this.#flows.delete(x.wireId);
-      // Answered while its body still leaves: the stream stays open on our side until the pump ends it (or
-      // resets it), and counts against the peer's stream limit until then (RFC 9113 §5.1.2).
-      if (x.wireId >= 0 && x.completed && !x.facts.requestSent) this.#sending.add(x.wireId);
+      if (x.wireId >= 0 && x.completed && this.#h2.sendOpen(x.wireId)) {
+        // A complete answer while our side of the stream is open (its body still leaving, or queued behind a window
+        // the origin keeps shut — nginx does after an early 405): the request is over. Left open, the stream would
+        // hold a slot of the origin's stream limit (RFC 9113 §5.1.2) for as long as that window stays shut, unseen
+        // by the pool; reset it (RFC 9113 §8.1; Fetch encourages RST_STREAM here) and stop the body's pump.
+        this.#h2.reset(x.wireId, H2ErrorCode.CANCEL);
+        x.stopSending();
+        for (const w of this.#writers.splice(0)) w(); // a pump waiting for room sees it stopped
+        this.#io.flush();
+      }
       this.lastActiveAt = performance.now();
       if (this.#state === 'draining' && this.active === 0) this.#closeGracefully();
       this.#emit({ type: 'capacity' });
@@ -104,7 +109,7 @@ export class H2PooledConnection implements PooledConnection {
   }
 
   get state(): ConnState { return this.#state; }
-  get active(): number { return this.#flows.size + this.#sending.size; }
+  get active(): number { return this.#flows.size; }
   get capacity(): number { return this.facts.peerMaxConcurrentStreams ?? ASSUMED_STREAMS; }
 
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
@@ -181,10 +186,6 @@ export class H2PooledConnection implements PooledConnection {
           this.#h2.data(sid, new Uint8Array(0), true);
           this.#io.flush();
         },
-      }).then(() => {
-        if (!this.#sending.delete(sid)) return;
-        if (this.#state === 'draining' && this.active === 0) this.#closeGracefully();
-        this.#emit({ type: 'capacity' });
       });
     }
     this.#io.flush();

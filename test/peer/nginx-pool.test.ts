@@ -73,6 +73,36 @@ describe('pool limits and lifecycle against nginx', () => {
     }
   });
 
+  it('h2: after an early answer nginx leaves the upload\'s window shut; the stream is reset, not left holding one of its 2 stream slots', async () => {
+    // nginx answers 405 at the head and, for a body that has not all arrived, neither reads it nor resets the stream.
+    // Our queued DATA then waits for a window that never opens: the stream stayed open on our side, unseen by the pool,
+    // and with http2_max_concurrent_streams 2 the third upload failed 'no stream available on this connection'.
+    // A stream nginx still counts when our next one arrives comes back REFUSED_STREAM: retried, as it may be.
+    const tight = await Nginx.start({ httpExtra: 'http2_max_concurrent_streams 2;' });
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 2 });
+    try {
+      const url = `https://127.0.0.1:${tight.port}/small.txt?shut-window`;
+      const piece = Buffer.alloc(64 * 1024, 0x75);
+      await (await agent.request({ url })).bytes(); // nginx's SETTINGS known: the pool keeps to 2 streams
+      const statuses: Array<number | string> = [];
+      for (let round = 0; round < 4; round++) {
+        await Promise.all(Array.from({ length: 8 }, async () => {
+          async function* body(): AsyncGenerator<Uint8Array> { for (let k = 0; k < 4; k++) yield piece; } // 256 KiB, past nginx's 64 KiB window
+          const res = await agent.request({ url, method: 'POST', body: body() }).catch((e: OriginlinkError) => e);
+          if (res instanceof OriginlinkError) statuses.push(res.code);
+          else {
+            await res.bytes();
+            statuses.push(res.status);
+          }
+        }));
+      }
+      expect(statuses).toEqual(Array(32).fill(405)); // was: 'no stream available on this connection' (OL_SOCKET_CLOSED)
+    } finally {
+      await agent.close();
+      await tight.close();
+    }
+  });
+
   it('64 concurrent requests through a pool of max 8 h1 connections: never more than 8 sockets at the origin', async () => {
     const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 8 } });
     const url = `https://127.0.0.1:${nginx.port}/small.txt?c64`;
