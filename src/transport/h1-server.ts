@@ -14,8 +14,9 @@
  *   (HTTP/1.1, with trailers) or until close (HTTP/1.0); what arrives of it
  *   in one event-loop turn leaves in one write, with the head (#relay).
  * - A request answered before its body is in (an origin's early 405) has the
- *   rest read and dropped, up to DISCARD_MAX_BYTES, and the connection serves
- *   again; a longer rest closes it after the answer.
+ *   rest still read, up to DISCARD_MAX_BYTES: to the handler's reader if it is
+ *   still at it, else dropped; the connection serves again. A longer rest
+ *   closes it after the answer.
  * - A refused request (a framing error, a limit) gets its 400/431/501/505
  *   after the responses before it, then the connection closes (§6.3: the
  *   framing of what follows is unknown). A handler that throws before its
@@ -39,16 +40,11 @@ import { abortBody, bufferedWhole, isBufferedWhole, relayBody } from '../util/bo
 import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { clientClosed, DISCARD_MAX_BYTES, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
-/**
- * A request answered before its body was in (an origin's early 401, 405, 413): up to this many bytes of the rest
- * are read and dropped so that the connection serves again (RFC 9110 §10.1.1 allows either that or closing; nginx
- * discards); a longer rest, or one that stalls past headersTimeoutMs, closes the connection as before.
- */
-export const DISCARD_MAX_BYTES = 1024 * 1024;
+
 const EMPTY = Buffer.alloc(0);
 const CRLF = '\r\n';
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -93,8 +89,11 @@ interface Pending {
   received: number;
   /** The client may be sending the body: no `Expect: 100-continue`, or our 100 went out. */
   continued: boolean;
-  /** Answered before its body was in: the body bytes still to be read and dropped (DISCARD_MAX_BYTES); -1: not discarding. */
-  discardLeft: number;
+  /**
+   * Answered before its body was in: the body bytes still allowed (DISCARD_MAX_BYTES), given to a reader still at
+   * it or dropped; -1: not answered yet.
+   */
+  afterLeft: number;
 }
 
 /** One HTTP/1.1 connection on `socket` (cleartext or TLS with ALPN http/1.1). */
@@ -183,7 +182,7 @@ export class H1ServerSession {
     const p: Pending = {
       head, req: null, body: null, res: null, failed: false, ready: false,
       abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
-      received: 0, continued: !head.expectContinue, discardLeft: -1,
+      received: 0, continued: !head.expectContinue, afterLeft: -1,
     };
     if (head.framing !== 'none') p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
     this.#queue.push(p);
@@ -226,13 +225,18 @@ export class H1ServerSession {
   #onBody(c: Buffer): void {
     const p = this.#reading;
     if (!p) return;
-    if (p.discardLeft < 0) {
-      p.received += c.length;
+    p.received += c.length;
+    if (p.afterLeft < 0) {
       p.body?.deliver(c, false);
-    } else if ((p.discardLeft -= c.length) < 0) {
-      this.#noMore = true; // more than the bound: stop here (the response already went out)
-      this.socket.destroy();
+      return;
     }
+    if ((p.afterLeft -= c.length) < 0) {
+      this.#noMore = true; // more than the bound after the answer: stop here (the response already went out)
+      this.socket.destroy();
+      return;
+    }
+    // After the answer: to a reader still at it (an origin request finishing its body), else dropped.
+    if (p.body && !p.body.destroyed) p.body.deliver(c, false);
   }
 
   #onComplete(): void {
@@ -241,8 +245,8 @@ export class H1ServerSession {
       p.bodyDone = true;
       p.body?.deliver(EMPTY, true);
       this.#reading = null;
-      // The rest of an answered request's body was dropped: the connection waits for the next request.
-      if (p.discardLeft >= 0 && this.#queue.length === 0) this.#arm(this.#opts.keepAliveTimeoutMs ?? 5000);
+      // The rest of an answered request's body is in: the connection waits for the next request.
+      if (p.afterLeft >= 0 && this.#queue.length === 0) this.#arm(this.#opts.keepAliveTimeoutMs ?? 5000);
     }
     // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not
     // read again): the bytes after it are the next request's, which was never read — a keep-alive connection
@@ -297,7 +301,7 @@ export class H1ServerSession {
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
       head, req: null, body: null, failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
-      received: 0, continued: true, discardLeft: -1,
+      received: 0, continued: true, afterLeft: -1,
       res: { status, headers: [['content-type', 'text/plain; charset=utf-8']], body },
     });
     this.#pump();
@@ -344,12 +348,14 @@ export class H1ServerSession {
     this.#writing = false;
     this.#queue.shift();
     if (!p.bodyDone && this.#reading === p) {
-      // Answered before its body was read. A bounded rest the client is sending is read and dropped (the parser
-      // still frames it, so none of it is taken for a request); else the connection ends.
+      // Answered before its body was read. A bounded rest the client is sending is still read (the parser frames
+      // it, so none of it is taken for a request): to the handler's reader if it is still at it — a forwarded
+      // request whose HTTP/1.1 origin needs the whole body to keep its connection — else dropped. Else the
+      // connection ends.
       const left = p.head.framing === 'length' ? (p.head.contentLength ?? 0) - p.received : DISCARD_MAX_BYTES;
       if (keep && !p.close && !this.#draining && p.continued && left <= DISCARD_MAX_BYTES) {
-        p.discardLeft = left;
-        if (p.body) abortBody(p.body);
+        p.afterLeft = left;
+        if (p.body && !hasReader(p.body)) abortBody(p.body);
         this.#resumeBody(); // a reader that was behind may have paused the socket
       } else {
         keep = false;
@@ -583,9 +589,17 @@ export class H1ServerSession {
       p.abort.abort(err);
       if (p.body) abortBody(p.body, err);
     }
+    // An answered request whose body a reader was still taking: that body cannot end now.
+    const r = this.#reading;
+    if (r && r.afterLeft >= 0 && r.body) abortBody(r.body, err ?? why());
     this.#queue.length = 0;
     this.#onClose?.();
   }
+}
+
+/** A request body somebody still reads (a relay's 'data' listener), not destroyed. */
+function hasReader(body: Readable): boolean {
+  return !body.destroyed && !body.readableEnded && body.listenerCount('data') > 0;
 }
 
 /** Bodies up to this size leave copied behind their head in one buffer; larger ones as a second chunk of one writev. */

@@ -22,7 +22,7 @@ import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { declaredLength } from '../http/field-section.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { AFTER_ANSWER_MS, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
 
@@ -54,6 +54,8 @@ interface Incoming extends H2Flow {
   body: PushBody | null;
   abort: RequestAbort;
   responding: boolean;
+  /** Answered while its body still came, to a reader still at it: the bytes still allowed (DISCARD_MAX_BYTES); -1: not that. */
+  afterLeft: number;
 }
 
 /** One HTTP/2 connection served on `socket` (TLS with ALPN h2, or cleartext with prior knowledge). */
@@ -131,6 +133,10 @@ export class H2ServerSession {
       case 'data': {
         const s = this.#streams.get(ev.streamId);
         if (!s?.body) return; // DATA after END_STREAM is the connection's error (RFC 9113 §5.1, half-closed remote)
+        if (s.afterLeft >= 0 && (s.afterLeft -= ev.data.length) < 0) {
+          abortBody(s.body); // past the bound after the answer: the stream ends (#afterAnswer)
+          return;
+        }
         s.body.deliver(ev.data, ev.endStream);
         this.#io.received(ev.streamId, s, ev.data.length);
         return;
@@ -186,6 +192,7 @@ export class H2ServerSession {
       owed: 0,
       paused: false,
       responding: false,
+      afterLeft: -1,
     };
     this.#streams.set(id, s);
     if (!endStream && wantsContinue(fields)) {
@@ -344,6 +351,11 @@ export class H2ServerSession {
 
   #done(id: number, s: Incoming): void {
     if (this.#streams.get(id) !== s) return;
+    const b = s.body;
+    if (b && !b.destroyed && !b.readableEnded && b.listenerCount('data') > 0 && s.afterLeft < 0) {
+      this.#afterAnswer(id, s, b);
+      return;
+    }
     this.#streams.delete(id);
     // Unread request body: the stream is over for us; its credit went back with the stream (h2/connection.ts).
     if (s.body && !s.body.readableEnded) abortBody(s.body);
@@ -352,6 +364,26 @@ export class H2ServerSession {
     this.#h2.stopReading(id);
     this.#io.flush();
     this.#armIdle();
+  }
+
+  /**
+   * Answered while the request body still comes, and a reader is still at it — a forwarded request whose
+   * HTTP/1.1 origin needs the whole body to keep its connection (HTTP/1.1 cannot cancel one request): the rest goes
+   * to it, up to DISCARD_MAX_BYTES and AFTER_ANSWER_MS, and the stream ends with the body. A reader that lets go
+   * (or a bound passed) ends it as #done does: RST_STREAM(NO_ERROR) once the answer has left.
+   */
+  #afterAnswer(id: number, s: Incoming, body: PushBody): void {
+    s.afterLeft = DISCARD_MAX_BYTES;
+    const timer = setTimeout(() => abortBody(body), AFTER_ANSWER_MS);
+    timer.unref();
+    const over = (): void => {
+      clearTimeout(timer);
+      body.off('end', over);
+      body.off('close', over);
+      this.#done(id, s);
+    };
+    body.once('end', over);
+    body.once('close', over);
   }
 
   #armIdle(): void {

@@ -194,3 +194,15 @@ export class RequestAbort {
 export function clientClosed(): OriginlinkError {
   return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed');
 }
+
+/**
+ * A request answered before its body was in (an origin's early 401, 405, 413): up to this many bytes of the rest
+ * are still read after the answer — to a reader still at it (a forwarded request whose HTTP/1.1 origin needs the
+ * whole body to keep its connection), else dropped — so that the client's connection, and the origin's, serve again
+ * (RFC 9110 §10.1.1 allows that or closing; nginx discards). A longer rest ends it as before: h1 closes the
+ * connection after the answer, h2 resets the stream with NO_ERROR (RFC 9113 §8.1).
+ */
+export const DISCARD_MAX_BYTES = 1024 * 1024;
+
+/** h2: how long the rest of an answered request's body may take to reach a reader still at it (h1: its headers timeout). */
+export const AFTER_ANSWER_MS = 10_000;

@@ -21,6 +21,7 @@ import { CLIENT_PREFACE, H2FrameReader, encodeHeaders, encodeRstStream, encodeSe
 import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
+import { DISCARD_MAX_BYTES } from '../../src/transport/server-types.js';
 import type { RequestHandler } from '../../src/transport/server-types.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startPeer, type Peer } from '../helpers/h3-peers.js';
@@ -49,6 +50,11 @@ const handler: RequestHandler = async (req) => {
   if (req.path === '/throws') throw new Error('handler bug');
   // Answered before the request body is read (an origin's early 405 relayed): the body is never touched.
   if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
+  if (req.path === '/early-reading') {
+    // Answers at once but keeps taking the body (as a forwarded request to an HTTP/1.1 origin does).
+    req.body.on('data', () => {});
+    return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
+  }
   if (req.path === '/early-big') return { status: 413, headers: [['content-type', 'application/octet-stream']], body: bigAnswer };
   if (req.path.endsWith('/trailers')) {
     return { status: 200, headers: [['content-type', 'text/plain']], body: 'with trailers\n', trailers: [['x-checksum', 'abc123']] };
@@ -173,6 +179,15 @@ describe('a request answered before its body is in (RFC 9113 §8.1), against nod
     expect(r.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
     // Stopped by the reset, well before it filled our 1 MiB stream window (without the reset it fills it, then stalls).
     expect(r.written).toBeLessThan(1024 * 1024);
+    expect(r.after).toMatch(/^hello GET \/after http/);
+  });
+
+  it('a handler still reading after its answer gets the rest, up to DISCARD_MAX_BYTES; past it the client is stopped the same way', async () => {
+    const r = await upload('/early-reading');
+    expect(r.status).toBe(405);
+    expect(r.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    expect(r.written).toBeGreaterThan(DISCARD_MAX_BYTES); // more than a stopped client sends (64 KiB above)
+    expect(r.written).toBeLessThan(DISCARD_MAX_BYTES + 2 * 1024 * 1024); // the bound, plus what one window lets through
     expect(r.after).toMatch(/^hello GET \/after http/);
   });
 
