@@ -356,6 +356,8 @@ export class H1ServerSession {
       if (keep && !p.close && !this.#draining && p.continued && left <= DISCARD_MAX_BYTES) {
         p.afterLeft = left;
         if (p.body && !hasReader(p.body)) abortBody(p.body);
+        // A reader that lets go later may leave the socket paused behind it: the rest is then dropped.
+        else p.body?.once('close', () => this.#resumeBody());
         this.#resumeBody(); // a reader that was behind may have paused the socket
       } else {
         keep = false;

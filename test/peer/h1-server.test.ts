@@ -43,6 +43,14 @@ const handler: RequestHandler = async (req) => {
   }
   if (req.path === '/throws') throw new Error('handler bug');
   // Answered before its body is read (an origin's early 405 relayed): the body is never touched.
+  if (req.path === '/early-then-drop') {
+    // A reader that stays behind (paused), then lets go: the rest of the body must not stay stuck behind it.
+    const b = req.body;
+    b.on('data', () => {});
+    b.pause();
+    setTimeout(() => b.destroy(), 50);
+    return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
+  }
   if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   if (req.path === '/split') return { status: 200, headers: [['x-a', 'b\r\nset-cookie: evil=1']], body: 'no' };
   if (req.path === '/slow') {
@@ -238,6 +246,20 @@ describe('raw wire', () => {
       expect(text).not.toMatch(/connection: close/);
       expect(c.closed()).toBe(false);
       expect(seen.slice(before)).toEqual(['POST /early', 'GET /after']);
+      c.s.destroy();
+    });
+
+    it('a reader still at the body after the answer, behind and then gone: the rest is dropped and the next request served', async () => {
+      const before = seen.length;
+      const body = Buffer.alloc(300_000, 0x61);
+      const c = talk();
+      c.s.write(`POST /early-then-drop HTTP/1.1\r\nhost: a\r\ncontent-length: ${body.length}\r\n\r\n`);
+      c.s.write(body.subarray(0, 1000));
+      await c.until(/no uploads here\n/);
+      c.s.write(body.subarray(1000));
+      c.s.write('GET /after-drop HTTP/1.1\r\nhost: a\r\n\r\n');
+      expect(await c.until(/hello GET \/after-drop/, 900)).toMatch(/hello GET \/after-drop 1\.1 a\n$/); // before the 1 s headers timeout
+      expect(seen.slice(before)).toEqual(['POST /early-then-drop', 'GET /after-drop']);
       c.s.destroy();
     });
 
