@@ -143,6 +143,45 @@ describe('request and response', () => {
     });
   }
 
+  it('§8.1 stopReading: RST_STREAM(NO_ERROR) only after the whole answer left, flow-controlled DATA included; the client keeps the answer', () => {
+    // The client's stream window (65,535) holds back a 200 KiB answer until the client consumes it.
+    const p = new Pair();
+    p.run();
+    const id = p.client.request(post('/early'), false)!;
+    p.client.data(id, Buffer.alloc(1000, 1), false); // the request body has begun and will not end
+    p.run();
+    const big = Buffer.alloc(200 * 1024, 9);
+    p.server.respond(id, [[':status', '413'], ['content-length', String(big.length)]], false);
+    p.server.data(id, big, true);
+    p.server.stopReading(id);
+    p.run();
+    // Held back by flow control: no reset yet, the stream still open on both sides.
+    expect(p.response(id).reset).toBeNull();
+    expect(p.server.openStreams).toBe(1);
+    let consumedSoFar = 0;
+    for (let i = 0; i < 20 && !p.response(id).ended; i++) {
+      const got = p.response(id).body.length; // the application reads what came: credit goes back
+      p.client.consumed(id, got - consumedSoFar);
+      consumedSoFar = got;
+      p.run();
+    }
+    const r = p.response(id);
+    expect([r.status, r.body.length, r.ended]).toEqual([413, big.length, true]);
+    expect(r.body.equals(big)).toBe(true);
+    expect(r.reset).toBe(H2ErrorCode.NO_ERROR); // after the END_STREAM, not before
+    expect([p.client.openStreams, p.server.openStreams]).toEqual([0, 0]);
+
+    // An answer that left at once (END_STREAM on its HEADERS): the reset follows at once.
+    const id2 = p.client.request(post('/early-small'), false)!;
+    p.client.data(id2, Buffer.alloc(1000, 1), false);
+    p.run();
+    p.server.respond(id2, [[':status', '405']], true);
+    p.server.stopReading(id2);
+    p.run();
+    expect(p.response(id2)).toMatchObject({ status: 405, ended: true, reset: H2ErrorCode.NO_ERROR });
+    expect([p.client.openStreams, p.server.openStreams]).toEqual([0, 0]);
+  });
+
   it('trailers end a response; an interim 103 is skipped', () => {
     const p = new Pair();
     autoConsume(p);
