@@ -36,7 +36,7 @@ import { bodyBytes } from '../http/body.js';
 import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, isFieldName } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
-import { abortBody, bufferedWhole, isBufferedWhole, relayBody } from '../util/body.js';
+import { abortBody, bufferedWhole, hasReader, isBufferedWhole, relayBody } from '../util/body.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
@@ -597,11 +597,6 @@ export class H1ServerSession {
     this.#queue.length = 0;
     this.#onClose?.();
   }
-}
-
-/** A request body somebody still reads (a relay's 'data' listener), not destroyed. */
-function hasReader(body: Readable): boolean {
-  return !body.destroyed && !body.readableEnded && body.listenerCount('data') > 0;
 }
 
 /** Bodies up to this size leave copied behind their head in one buffer; larger ones as a second chunk of one writev. */

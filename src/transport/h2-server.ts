@@ -17,7 +17,7 @@ import type { FloodLimits, H2Event } from '../h2/types.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bodyBytes, bodyStream, knownLength } from '../http/body.js';
 import type { HeaderList } from '../http/types.js';
-import { abortBody, relayBody, bufferedWhole } from '../util/body.js';
+import { abortBody, hasReader, relayBody, bufferedWhole } from '../util/body.js';
 import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
@@ -352,7 +352,7 @@ export class H2ServerSession {
   #done(id: number, s: Incoming): void {
     if (this.#streams.get(id) !== s) return;
     const b = s.body;
-    if (b && !b.destroyed && !b.readableEnded && b.listenerCount('data') > 0 && s.afterLeft < 0) {
+    if (b && hasReader(b) && s.afterLeft < 0) {
       this.#afterAnswer(id, s, b);
       return;
     }

@@ -33,6 +33,14 @@ export function abortBody(body: Readable, err?: Error): void {
 function ignoreError(): void {}
 
 /**
+ * A body somebody still reads: a 'data' listener (a relay, a retry buffer), not destroyed, not ended. The servers
+ * ask it of a request body answered early: such a body goes on to its reader, else it is dropped.
+ */
+export function hasReader(body: Readable): boolean {
+  return !body.destroyed && !body.readableEnded && body.listenerCount('data') > 0;
+}
+
+/**
  * Every byte of a body stream when all of them are already buffered (it
  * ended: nothing is left to come), read out now; else null and the stream is
  * untouched. A relayed small response is usually whole by the time the
