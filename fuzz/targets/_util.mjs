@@ -79,9 +79,20 @@ export function sameMessage(a, b) {
  */
 export function assertSameAsLlhttp(kind, mine, data, differs) {
   if (mine.length === 0) return;
-  const other = llhttpMessages(kind, data);
+  let other = llhttpMessages(kind, data);
   for (let i = 0; i < mine.length; i++) {
     if (differs(mine[i], other, i)) return;
+    // One difference every h1 target shares: RFC 9110 §5.5 makes HTAB after a field value OWS, not
+    // part of it, and we strip it from Content-Length as from any field; llhttp's strict mode refuses
+    // "Content-Length: 5<HTAB>" (trailing SP it accepts). Nothing frames otherwise: llhttp must then
+    // agree on the same bytes with those tabs turned into spaces (same length, so same offsets).
+    if (other.length === i && other.error === 'HPE_INVALID_CONTENT_LENGTH' && !other.owsRetried) {
+      const spaced = Buffer.from(Buffer.from(data).toString('latin1').replace(/(\ncontent-length:[ \t]*\d+)([ \t]+)(?=\r\n)/gi, (_, a, ws) => a + ' '.repeat(ws.length)), 'latin1');
+      other = llhttpMessages(kind, spaced);
+      other.owsRetried = true;
+      i--;
+      continue;
+    }
     if (!sameMessage(mine[i], other[i])) {
       throw new Error(`parsers disagree on ${kind} ${i}: ours ${JSON.stringify(mine[i])} llhttp ${JSON.stringify(other[i] ?? null)}`);
     }
