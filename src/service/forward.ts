@@ -99,7 +99,6 @@ const NO_EXTRA: LineEnd = {};
 
 export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): Promise<ServerResponse> {
   try {
-    const t0 = performance.now();
     const clientVersion = req.version;
     // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
     const mux = clientVersion === '2' || clientVersion === '3';
@@ -109,6 +108,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     const target = req.path;
     // Fields of the request log line, gathered only when that line is written.
     const log = cfg.logging.requests ? new RequestRecord(method, target, clientVersion, front.listener, remote) : null;
+    const t0 = log ? performance.now() : 0;
     const done = (status: number, end: LineEnd = NO_EXTRA): void => {
       hooks.metrics.frontRequest(front.listener, clientVersion, status);
       if (log) {
@@ -273,7 +273,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
     if (whole) {
       finish();
       done(up.status, log ? { bytes: whole.bytes.length } : NO_EXTRA);
-      res = { status: up.status, headers: out, body: whole.bytes };
+      res = { status: up.status, headers: out, body: whole.bytes, checked: true };
       const trailers = whole.trailers.length ? trailerList(whole.trailers) : null;
       if (trailers) res.trailers = trailers;
     } else {
@@ -283,7 +283,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
         if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
         else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
       });
-      res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null) };
+      res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null), checked: true };
     }
     if (!mux && hooks.draining()) res.close = true;
     return res;

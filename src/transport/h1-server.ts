@@ -389,7 +389,7 @@ export class H1ServerSession {
     const close = p.close || this.#draining || head.upgrade !== null || res.close === true;
     let text = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
     let declared: string | null = null;
-    text += fieldLines(res.headers, FRAMING, (v) => { declared = v; });
+    text += fieldLines(res.headers, FRAMING, (v) => { declared = v; }, res.checked === true);
     if (close) text += `connection: close${CRLF}`;
     else if (head.minor === 0) text += `connection: keep-alive${CRLF}`;
     const body = res.body ?? null;
@@ -615,13 +615,15 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
 /**
  * A handler's fields as lines, those named in `skip` left out (the framing we
  * set ourselves; `onLength` gets a skipped Content-Length). A name or value
- * that would break the head (CR, LF: response splitting) is a handler bug.
+ * that would break the head (CR, LF: response splitting) is a handler bug —
+ * unless `checked` (ServerResponse.checked: fields one of our parsers already
+ * held to the same rules, names in lower case), when they are taken as they are.
  */
-function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, onLength: ((v: string) => void) | null): string {
+function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, onLength: ((v: string) => void) | null, checked = false): string {
   let text = '';
   for (const [n, v] of headers ?? []) {
-    if (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v)) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
-    const name = n.toLowerCase();
+    if (!checked && (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v))) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
+    const name = checked ? n : n.toLowerCase();
     if (skip.has(name)) {
       if (name === 'content-length') onLength?.(v);
       continue;

@@ -142,6 +142,12 @@ export interface ServerResponse {
   tunnel?: (client: Duplex) => void;
   /** HTTP/1.1: close the connection after this response (`Connection: close`). Ignored by multiplexed servers. */
   close?: boolean;
+  /**
+   * `headers` are lower-case token names and values free of forbidden bytes, as our own parsers hand them
+   * on (an origin's response relayed by the forwarder, after http/fields.ts's rules): the HTTP/1.1 server
+   * does not check them again. A handler's own fields leave this unset and are checked.
+   */
+  checked?: boolean;
 }
 
 export type RequestHandler = (req: ServerRequest) => ServerResponse | Promise<ServerResponse>;

@@ -53,6 +53,8 @@ const handler: RequestHandler = async (req) => {
   }
   if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   if (req.path === '/split') return { status: 200, headers: [['x-a', 'b\r\nset-cookie: evil=1']], body: 'no' };
+  // Fields a parser of ours already checked (a relayed origin response): written as they are, the framing still the server's.
+  if (req.path === '/checked') return { status: 200, headers: [['x-b', '2'], ['content-length', '999'], ['x-a', '1']], body: 'ok', checked: true };
   if (req.path === '/slow') {
     await new Promise((r) => setTimeout(r, 100));
     return { status: 200, body: 'slow\n' };
@@ -354,6 +356,11 @@ describe('raw wire', () => {
     expect(b.closed).toBe(true);
     const { stdout } = await run('curl', ['-sS', url('/after')]);
     expect(stdout).toMatch(/hello GET \/after/);
+  });
+
+  it('checked fields (ServerResponse.checked) are written as given, in order, with the server\'s own framing in place of theirs', async () => {
+    const r = await raw('GET /checked HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    expect(r.text).toBe('HTTP/1.1 200 OK\r\nx-b: 2\r\nx-a: 1\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
   });
 
   it('a head that never completes is cut at the headers timeout; an idle keep-alive connection at its timeout', async () => {
