@@ -118,6 +118,12 @@ export interface RouteConfig {
   stripPrefix: boolean;
 }
 
+/**
+ * `proxy.requestBufferBytes` by default: nginx's client_body_buffer_size on 64-bit (two pages), the size of most
+ * API request bodies; larger ones stream, kept for a retry up to the origin's retryBufferBytes.
+ */
+export const DEFAULT_REQUEST_BUFFER_BYTES = 16_384;
+
 export interface LimitsConfig {
   maxHeaderBytes: number;
   maxHeaderCount: number;
@@ -138,7 +144,8 @@ export interface ServiceConfig {
   limits: LimitsConfig;
   /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
   /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
-  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number };
+  /** `requestBufferBytes`: a request body of a declared length up to this is read whole before the origin is asked (nginx's proxy_request_buffering, in memory); 0: always streamed. */
+  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number; requestBufferBytes: number };
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean; flushMs: number };
   origins: Map<string, OriginConfig>;
@@ -277,10 +284,10 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536 };
+  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'egress']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
@@ -289,6 +296,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
     proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
     proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
+    proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
   }
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readPem) : null;
 

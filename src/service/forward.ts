@@ -19,6 +19,7 @@ import type { ServerRequest, ServerResponse } from '../transport/server-types.js
 import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
 import { clientSlots } from './client-slots.js';
+import { readWhole, ReadWholeError } from '../util/body.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import { openTunnel } from './upgrade.js';
@@ -180,12 +181,29 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
         return refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
       }
     }
+    // proxy.requestBufferBytes: a body of a declared length up to it is read whole before an origin is asked
+    // (nginx's proxy_request_buffering, in memory): a slow client holds no origin connection or stream, the body
+    // leaves behind its head in one write, and a retry can send it again.
+    let buffered: Buffer | null = null;
+    if (req.bodyLength !== null && req.bodyLength > 0 && req.bodyLength <= cfg.proxy.requestBufferBytes) {
+      const idleMs = upstream.config.pool.bodyTimeoutMs;
+      try {
+        buffered = await readWhole(req.body as Readable, idleMs);
+      } catch (e) {
+        if (e instanceof ReadWholeError && e.why === 'idle') {
+          hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_timeout' });
+          return refuse(408, `request body sent nothing for ${idleMs} ms`, ErrorCode.REQUEST_BODY_TIMEOUT);
+        }
+        done(499, { error: ErrorCode.ABORTED, reason: 'client went away before its body was in' });
+        return { status: 499 };
+      }
+    }
     let tooLarge = false;
     const max = cfg.limits.maxBodyBytes;
     // The request body stream is only touched when there is a body (a server makes none for a GET). It goes to the
     // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
     // a declared one over the limit was refused with the head, and the servers hold a body to its declared length.
-    const body = req.bodyLength === 0 ? null
+    const body = buffered ?? (req.bodyLength === 0 ? null
       : max === 0 || req.bodyLength !== null ? req.body as Readable
       : (async function* bounded(): AsyncGenerator<Uint8Array> {
           let n = 0;
@@ -194,7 +212,7 @@ export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardH
             if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
             yield c;
           }
-        })();
+        })());
 
     const signal = new RequestSignal();
     req.onAbort(() => signal.abort());

@@ -553,7 +553,40 @@ export class PushBody extends Readable implements ResponseBody {
 
   get readerBehindAt(): number { return this.#behindAt; }
 
+  /** Taking the body whole (`collect`): the bytes so far and where the end or a failure goes. */
+  #collecting: { parts: Buffer[]; onChunk: () => void; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+
+  /**
+   * The body whole, taken without the stream: what is delivered from now on is kept, not pushed (no
+   * 'data' event, no tick per chunk), and never paused for — the caller bounds the size (a declared
+   * length); the end resolves with the bytes, a destroy rejects. Null when the stream was read, is
+   * being read or holds bytes already: read it instead. Once taken, the stream is empty and ended.
+   * `onChunk` runs per chunk (an idle deadline's refresh).
+   */
+  collect(onChunk: () => void): Promise<Buffer> | null {
+    if (this.#collecting || this.readableFlowing !== null || this.readableLength > 0 || this.readableEnded || this.destroyed) return null;
+    // Its failure is the promise's: an 'error' event has no reader to go to (and must not become an uncaught one).
+    this.on('error', noop);
+    return new Promise<Buffer>((resolve, reject) => {
+      this.#collecting = { parts: [], onChunk, resolve, reject };
+    });
+  }
+
   deliver(chunk: Uint8Array, end: boolean): void {
+    const c = this.#collecting;
+    if (c !== null) {
+      if (chunk.length > 0) {
+        c.parts.push(asBuffer(chunk));
+        c.onChunk();
+      }
+      if (end) {
+        this.#collecting = null;
+        this.#cancel = null;
+        this.push(null);
+        c.resolve(c.parts.length === 1 ? c.parts[0]! : Buffer.concat(c.parts));
+      }
+      return;
+    }
     if (chunk.length > 0 && !this.push(chunk)) {
       this.#behindAt = Infinity;
       this.#pause();
@@ -573,6 +606,9 @@ export class PushBody extends Readable implements ResponseBody {
     const c = this.#cancel;
     this.#cancel = null;
     c?.(err);
+    const k = this.#collecting;
+    this.#collecting = null;
+    k?.reject(err ?? new Error('body destroyed before its end'));
     cb(err);
   }
 }

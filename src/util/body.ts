@@ -115,3 +115,64 @@ export function relayBody(body: Readable, sink: RelaySink, gone: () => boolean):
     body.on('close', onClose);
   });
 }
+
+/** Why `readWhole` gave up: the source stalled (`idle`) or failed or was destroyed (`gone`: a client that left). */
+export class ReadWholeError extends Error {
+  constructor(readonly why: 'idle' | 'gone', message: string) {
+    super(message);
+  }
+}
+
+/** A body that can hand itself over whole without being streamed (transport/exchange.ts PushBody). */
+interface Collectable {
+  collect?(onChunk: () => void): Promise<Buffer> | null;
+}
+
+/**
+ * Every byte of `body` (a request body whose server holds it to its declared length: one that ends
+ * short fails its stream), as one Buffer. `idleMs` (0: none) bounds the silence between chunks; its
+ * timer is armed only for a body not already in by the end of the current turn (a small body usually
+ * comes in the read that brought its head). A body that is not a PushBody, or was read already, is
+ * read by events (not iterated: no promise per chunk). On failure the stream is left as it is —
+ * destroyed by its own server when the client left.
+ */
+export function readWhole(body: Readable, idleMs: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    let over = false;
+    let timer: NodeJS.Timeout | null = null;
+    let unhook: () => void = noop;
+    const finish = (): void => {
+      over = true;
+      if (timer) clearTimeout(timer);
+      unhook();
+    };
+    const arm = (): void => {
+      if (over || idleMs <= 0) return;
+      if (timer) timer.refresh();
+      else timer = setTimeout(() => { finish(); reject(new ReadWholeError('idle', `the request body sent nothing for ${idleMs} ms`)); }, idleMs);
+    };
+    const ok = (b: Buffer): void => { if (!over) { finish(); resolve(b); } };
+    const gone = (): void => { if (!over) { finish(); reject(new ReadWholeError('gone', 'the request body ended before its length')); } };
+    const taken = (body as Readable & Collectable).collect?.(() => { if (timer) timer.refresh(); }) ?? null;
+    if (taken) {
+      taken.then(ok, gone);
+    } else {
+      const parts: Buffer[] = [];
+      const onData = (c: Buffer): void => { parts.push(c); arm(); };
+      const onEnd = (): void => ok(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+      body.on('data', onData);
+      body.on('end', onEnd);
+      body.on('error', gone);
+      body.on('close', gone);
+      unhook = (): void => {
+        body.off('data', onData);
+        body.off('end', onEnd);
+        body.off('error', gone);
+        body.off('close', gone);
+      };
+    }
+    queueMicrotask(arm);
+  });
+}
+
+function noop(): void {}

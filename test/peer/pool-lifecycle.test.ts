@@ -50,6 +50,8 @@ describe('pool lifecycle against nginx', () => {
     expect(b.connectionId).toBe(a.connectionId);
     await expect(agent.request({ origin: `${origin}/x`, path: '/' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
     await expect(agent.request({ origin, path: 'small.txt' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
+    // nginx writes its log line after the response left: wait for it (bounded).
+    for (let t = 0; t < 100 && !nginx.log().some((l) => l.uri === '/small.txt?x=1'); t++) await new Promise((r) => setTimeout(r, 20));
     expect(nginx.log().some((l) => l.uri === '/small.txt?x=1')).toBe(true);
     await agent.close();
   });

@@ -31,7 +31,7 @@ describe('service config', () => {
     expect(c.listeners[0]).toMatchObject({ name: 'http:8080', kind: 'http', host: '0.0.0.0', port: 8080, tls: null, http2: true });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
-    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536 });
+    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384 });
     expect(c.shutdown.graceMs).toBe(10_000);
     expect(c.logging).toEqual({ level: 'info', requests: true, flushMs: 100 });
     const a = c.origins.get('a');
@@ -67,6 +67,9 @@ describe('service config', () => {
     expect(fails(base.replace('path: /,', 'path: api,'))).toMatch(/routes\[0\]\.path: must start with "\/"/);
     expect(fails(base.replace('  - { kind: http, port: 8080 }', '  - { kind: http, port: 8080 }\n  - { kind: h2c, port: 8080 }'))).toMatch(/listeners\[1\]\.port: 0\.0\.0\.0:8080 is already used/);
     expect(fails(`${base}\nproxy: { via: "two words" }`)).toMatch(/proxy\.via: must be a token/);
+    expect(fails(`${base}\nproxy: { requestBufferBytes: -1 }`)).toMatch(/proxy\.requestBufferBytes: must be/);
+    expect(fails(`${base}\nproxy: { requestBufferBytes: 67108865 }`)).toMatch(/proxy\.requestBufferBytes: must be/);
+    expect(fails(`${base}\nproxy: { requestBufferBytes: "16k" }`)).toMatch(/proxy\.requestBufferBytes/);
     expect(fails('- a\n- b\n')).toMatch(/\(root\): the document must be a mapping/);
     expect(fails(base.replace('listeners:\n  - { kind: http, port: 8080 }', 'listeners: []'))).toMatch(/listeners: needs at least 1 entry/);
     expect(fails(`${base}\nlogging: { level: loud }`)).toMatch(/logging\.level: must be one of/);

@@ -395,7 +395,8 @@ routes: [{ path: /, origin: o }]
       const chunks: Buffer[] = [];
       s.on('data', (d: Buffer) => chunks.push(d));
       const closed = new Promise<void>((r) => s.once('close', () => r()));
-      s.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789'); // 10 of 100 bytes, then nothing
+      // 10 of 20,000 bytes, then nothing: past proxy.requestBufferBytes, so the request is streamed to the origin.
+      s.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 20000\r\n\r\n0123456789');
       const t0 = performance.now();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       const text = Buffer.concat(chunks).toString('latin1');
@@ -405,6 +406,17 @@ routes: [{ path: /, origin: o }]
       expect(performance.now() - t0).toBeLessThan(2500);
       const m = await (await fetch(`http://127.0.0.1:${svc.adminPort as number}/metrics`)).text();
       expect(metric(m, 'originlink_upstream_errors_total', { origin: 'o', code: 'OL_REQUEST_BODY_TIMEOUT' })).toBe(1);
+      // A body within requestBufferBytes stalls before any origin is asked: the same 408, counted as a front refusal.
+      const s2 = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
+      const got: Buffer[] = [];
+      s2.on('data', (d: Buffer) => got.push(d));
+      const closed2 = new Promise<void>((r) => s2.once('close', () => r()));
+      s2.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789');
+      await Promise.race([closed2, new Promise((r) => setTimeout(r, 5000))]);
+      expect(Buffer.concat(got).toString('latin1')).toMatch(/^HTTP\/1\.1 408 [^]*x-originlink-error: OL_REQUEST_BODY_TIMEOUT/i);
+      const m2 = await (await fetch(`http://127.0.0.1:${svc.adminPort as number}/metrics`)).text();
+      expect(metric(m2, 'originlink_front_rejected_total', { listener: 'plain', reason: 'body_timeout' })).toBe(1);
+      expect(metric(m2, 'originlink_upstream_errors_total', { origin: 'o', code: 'OL_REQUEST_BODY_TIMEOUT' })).toBe(1);
     } finally {
       s.destroy();
       await svc.shutdown(1000);

@@ -1,0 +1,169 @@
+/**
+ * Request buffering (`proxy.requestBufferBytes`, nginx's proxy_request_buffering in memory): a body of a declared
+ * length up to the bound is read whole before the origin is asked. The origin is nginx, which logs when it got
+ * each request (`$request_time` runs from its first byte), so a slow client's pause shows up at the origin only
+ * when the body was streamed; a client that leaves mid-body, or stalls, never reaches it at all.
+ */
+import http2 from 'node:http2';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { Nginx } from '../helpers/nginx.js';
+import { freePort } from '../helpers/ports.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+let nginx: Nginx;
+let buffered: Service;
+let streamed: Service;
+
+interface Seen { tag: string; seconds: number; length: number; status: number }
+/** The origin's log lines for /upload: which request (its ?t= tag), how long nginx had it, its length, status. */
+function seen(): Seen[] {
+  let text = '';
+  try { text = readFileSync(join(nginx.dir, 'upload.log'), 'utf8'); } catch { return []; }
+  return text.split('\n').filter(Boolean).map((l) => {
+    const [uri, t, len, status] = l.split(' ');
+    return { tag: new URL(uri as string, 'http://x').searchParams.get('t') ?? '', seconds: Number(t), length: Number(len), status: Number(status) };
+  });
+}
+async function seenTag(tag: string, waitMs = 2000): Promise<Seen | undefined> {
+  for (let t = 0; t < waitMs / 20; t++) {
+    const s = seen().find((x) => x.tag === tag);
+    if (s) return s;
+    await sleep(20);
+  }
+  return undefined;
+}
+
+function start(requestBufferBytes: number | null): Promise<Service> {
+  return Service.start(parseConfig(`
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+  - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
+logging: { requests: false }
+admin: false
+${requestBufferBytes === null ? '' : `proxy: { requestBufferBytes: ${requestBufferBytes} }`}
+origins:
+  o: { url: "http://127.0.0.1:${nginx.port}", protocol: h1, timeouts: { bodyMs: 1000 } }
+routes: [{ path: /, origin: o }]
+`, 'test.yaml'), { logDestination: { write: () => {} } });
+}
+
+/** One HTTP/1.1 exchange on a raw socket: `parts` written with `gapMs` between them; the answer, or '' if none. */
+function raw(port: number, parts: string[], gapMs: number, o: { leaveAfter?: number; waitMs?: number } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let text = '';
+    const done = (): void => { s.destroy(); resolve(text); };
+    s.on('data', (d) => { text += d.toString('latin1'); if (/\r\n\r\n/.test(text) && /content-length: (\d+)/i.test(text)) { const n = Number(/content-length: (\d+)/i.exec(text)![1]); if (text.length >= text.indexOf('\r\n\r\n') + 4 + n) done(); } });
+    s.on('close', () => resolve(text));
+    s.on('error', () => resolve(text));
+    void (async () => {
+      for (let i = 0; i < parts.length; i++) {
+        if (i > 0) await sleep(gapMs);
+        if (s.destroyed) return;
+        s.write(parts[i] as string);
+        if (o.leaveAfter === i) { s.destroy(); return; }
+      }
+      setTimeout(done, o.waitMs ?? 3000);
+    })();
+  });
+}
+
+const post = (tag: string, length: number): string =>
+  `POST /upload?t=${tag} HTTP/1.1\r\nhost: a\r\ncontent-type: application/octet-stream\r\ncontent-length: ${length}\r\n\r\n`;
+
+beforeAll(async () => {
+  const sink = await freePort();
+  nginx = await Nginx.start({
+    tls: false,
+    httpExtra: `log_format rt '$request_uri $request_time $request_length $status';
+  server { listen 127.0.0.1:${sink}; access_log off; location / { return 200 "taken\\n"; } }`,
+    // nginx reads the whole body (its own request buffering) before it passes the request on to the sink.
+    // (A relative log path is nginx's prefix: Nginx.dir.)
+    serverExtra: `location = /upload { access_log upload.log rt; client_max_body_size 1m; proxy_pass http://127.0.0.1:${sink}/; }`,
+  });
+  buffered = await start(null);
+  streamed = await start(0);
+}, 30_000);
+afterAll(async () => {
+  await buffered?.shutdown(1000);
+  await streamed?.shutdown(1000);
+  await nginx?.stop();
+});
+
+describe('proxy.requestBufferBytes', () => {
+  it('a slow client: with the default (16 KiB) the origin gets the request when its body is in; streamed (0), at its head', async () => {
+    const body = 'b'.repeat(1024);
+    const a = await raw(buffered.addresses()['plain'] as number, [post('slow-buffered', 1024), body], 400);
+    expect(a).toMatch(/^HTTP\/1\.1 200 /);
+    const b = await raw(streamed.addresses()['plain'] as number, [post('slow-streamed', 1024), body], 400);
+    expect(b).toMatch(/^HTTP\/1\.1 200 /);
+    const sa = await seenTag('slow-buffered');
+    const sb = await seenTag('slow-streamed');
+    expect(sa?.status).toBe(200);
+    expect(sb?.status).toBe(200);
+    expect(sa!.length).toBeGreaterThan(1024);
+    expect(sa!.seconds).toBeLessThan(0.2);
+    expect(sb!.seconds).toBeGreaterThanOrEqual(0.35);
+  });
+
+  it('a body past the bound streams as before: the origin has it for the client\'s pause', async () => {
+    const body = 'c'.repeat(20_000);
+    const r = await raw(buffered.addresses()['plain'] as number, [post('big', 20_000), body], 400);
+    expect(r).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await seenTag('big'))!.seconds).toBeGreaterThanOrEqual(0.35);
+  });
+
+  it('a client that leaves mid-body never reaches the origin; the service goes on serving', async () => {
+    const port = buffered.addresses()['plain'] as number;
+    await raw(port, [post('left', 1024), 'd'.repeat(500)], 100, { leaveAfter: 1 });
+    // The same with streaming reaches the origin (as a request cut short): the difference is the buffering.
+    await raw(streamed.addresses()['plain'] as number, [post('left-streamed', 1024), 'd'.repeat(500)], 100, { leaveAfter: 1 });
+    expect(await seenTag('left-streamed')).toBeDefined();
+    expect(await seenTag('left', 500)).toBeUndefined();
+    const ok = await raw(port, [post('after', 3), 'xyz'], 0);
+    expect(ok).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('a body that stalls: 408 OL_REQUEST_BODY_TIMEOUT after the origin\'s timeouts.bodyMs, the connection closed, the origin never asked', async () => {
+    const t0 = Date.now();
+    const r = await raw(buffered.addresses()['plain'] as number, [post('stall', 1024), 'e'.repeat(100)], 50, { waitMs: 4000 });
+    expect(r).toMatch(/^HTTP\/1\.1 408 /);
+    expect(r).toMatch(/x-originlink-error: OL_REQUEST_BODY_TIMEOUT/i);
+    expect(r).toMatch(/connection: close/i);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(await seenTag('stall', 300)).toBeUndefined();
+  });
+
+  it('h2c front: a 12 KiB body in three pieces arrives whole, the origin asked once it was in', async () => {
+    const c = http2.connect(`http://127.0.0.1:${buffered.addresses()['h2c'] as number}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const s = c.request({ ':method': 'POST', ':path': '/upload?t=h2', 'content-length': '12288' });
+        let st = 0;
+        s.on('response', (h) => { st = Number(h[':status']); });
+        s.on('error', reject);
+        s.on('end', () => resolve(st));
+        s.resume();
+        void (async () => {
+          for (let i = 0; i < 3; i++) {
+            s.write(Buffer.alloc(4096, 0x66));
+            await sleep(150);
+          }
+          s.end();
+        })();
+      });
+      expect(status).toBe(200);
+      const seenH2 = await seenTag('h2');
+      expect(seenH2!.length).toBeGreaterThan(12_288);
+      expect(seenH2!.seconds).toBeLessThan(0.2);
+    } finally {
+      c.close();
+    }
+  });
+});
