@@ -498,7 +498,7 @@ export class H2Connection {
     }
     // State first, then the event: a listener that opens a new stream on it sees this one's slot free.
     if (b.endStream) this.#remoteEnd(s);
-    this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed });
+    this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed, contentLength: isTrailers ? null : s.expectedLength });
   }
 
   #onData(id: number, data: Uint8Array, endStream: boolean, flowLength: number, now: number): void {

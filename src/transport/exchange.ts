@@ -275,14 +275,16 @@ export class Exchange {
   /**
    * The final response head. `bodyless`: HEAD, 204, 304 (RFC 9110 §6.4.1) —
    * the content-length then describes no bytes on this wire. `makeBody`
-   * makes the body's stream when one is needed (see LazyBody).
+   * makes the body's stream when one is needed (see LazyBody). `declared`: the
+   * Content-Length its protocol layer already read from `headers` (null: none),
+   * else it is read here.
    */
-  head(status: number, headers: HeaderList, makeBody: () => ResponseBody, bodyless: boolean, extras?: HeadExtras): void {
+  head(status: number, headers: HeaderList, makeBody: () => ResponseBody, bodyless: boolean, extras?: HeadExtras, declared?: number | null): void {
     if (this.#done) return;
     this.#facts.responseStarted = true;
     const body = new LazyBody(makeBody, this.req.responseBufferBytes ?? LAZY_BODY_LIMIT);
     this.body = body;
-    if (!bodyless) this.#expected = declaredLength(headers);
+    if (!bodyless) this.#expected = declared !== undefined ? declared : declaredLength(headers);
     this.#timers.arm(this, 'body', this.#timeouts.bodyTimeoutMs);
     this.#trailers = new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
     const res = new ExchangeResponse(status, headers, body, this.#trailers);

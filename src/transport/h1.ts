@@ -206,7 +206,7 @@ export class H1Connection implements PooledConnection {
     // A reader that drops the body ends the request (wire.cancel: the rest is drained or the connection goes).
     // Without this hook the socket stayed paused for the destroyed body, the connection busy for ever.
     const makeBody = (): PushBody => new PushBody(() => sock.resume(), () => sock.pause(), () => x.readerGone(), x.req.responseBufferBytes);
-    x.head(h.status, h.headers, makeBody, x.req.method === 'HEAD' || h.status === 204 || h.status === 304);
+    x.head(h.status, h.headers, makeBody, x.req.method === 'HEAD' || h.status === 204 || h.status === 304, undefined, h.contentLength);
   }
 
   /**

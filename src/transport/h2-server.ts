@@ -21,7 +21,6 @@ import { abortBody, hasReader, relayBody, bufferedWhole } from '../util/body.js'
 import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { declaredLength } from '../http/field-section.js';
 import { AFTER_ANSWER_MS, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
@@ -128,7 +127,7 @@ export class H2ServerSession {
           this.#streams.get(ev.streamId)?.body?.deliver(EMPTY, true);
           return;
         }
-        this.#request(ev.streamId, ev.headers, ev.endStream);
+        this.#request(ev.streamId, ev.headers, ev.endStream, ev.contentLength);
         return;
       case 'data': {
         const s = this.#streams.get(ev.streamId);
@@ -165,7 +164,7 @@ export class H2ServerSession {
     }
   }
 
-  #request(id: number, headers: HeaderList, endStream: boolean): void {
+  #request(id: number, headers: HeaderList, endStream: boolean, declared: number | null): void {
     if (this.#firstTimer) { clearTimeout(this.#firstTimer); this.#firstTimer = null; }
     if (this.#idleTimer) { clearTimeout(this.#idleTimer); this.#idleTimer = null; }
     let method = 'GET';
@@ -201,7 +200,7 @@ export class H2ServerSession {
     }
     const req = new ServedRequest(
       method, path, authority, scheme, fields, s.body ?? endedBody, id, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, '2', this,
-      endStream ? 0 : declaredLength(fields), protocol, s.abort,
+      endStream ? 0 : declared, protocol, s.abort,
     );
     this.#arrived.push([id, s, req]);
   }

@@ -232,7 +232,7 @@ export class H2PooledConnection implements PooledConnection {
           () => f.x.readerGone(),
           f.x.req.responseBufferBytes,
         );
-        f.x.head(status, strip(ev.headers), makeBody, f.x.req.method === 'HEAD' || status === 204 || status === 304);
+        f.x.head(status, strip(ev.headers), makeBody, f.x.req.method === 'HEAD' || status === 204 || status === 304, undefined, ev.contentLength);
         if (ev.endStream) f.x.end();
         return;
       }
