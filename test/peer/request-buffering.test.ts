@@ -2,8 +2,11 @@
  * Request buffering (`proxy.requestBufferBytes`, nginx's proxy_request_buffering in memory): a body of a declared
  * length up to the bound is read whole before the origin is asked. The origin is nginx, which logs when it got
  * each request (`$request_time` runs from its first byte), so a slow client's pause shows up at the origin only
- * when the body was streamed; a client that leaves mid-body, or stalls, never reaches it at all.
+ * when the body was streamed; a client that leaves mid-body, or stalls, never reaches it at all. A body of unknown
+ * length is never held back: an exchange fed both ways (node:http as the application, answering the first piece)
+ * would otherwise deadlock.
  */
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -138,6 +141,43 @@ describe('proxy.requestBufferBytes', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(await seenTag('stall', 300)).toBeUndefined();
+  });
+
+  it('a body of unknown length is never held back: a client that waits for the answer before sending the rest gets it', async () => {
+    // An origin that answers as soon as the first piece is in, and ends once the body ended (an exchange fed both ways).
+    const origin = http.createServer((req, res) => {
+      req.once('data', (c: Buffer) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.write(`got ${c.toString()}\n`); });
+      req.on('end', () => res.end('done\n'));
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const svc = await Service.start(parseConfig(`
+listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
+logging: { requests: false }
+admin: false
+origins:
+  o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1 }
+routes: [{ path: /, origin: o }]
+`, 'test.yaml'), { logDestination: { write: () => {} } });
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
+        let got = '';
+        let sentRest = false;
+        const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer to the first piece: ${JSON.stringify(got)}`)); }, 3000);
+        s.on('data', (d: Buffer) => {
+          got += d.toString('latin1');
+          if (!sentRest && got.includes('got hello')) { sentRest = true; s.write('5\r\nworld\r\n0\r\n\r\n'); }
+          if (got.includes('done')) { clearTimeout(timer); s.destroy(); resolve(got); }
+        });
+        s.on('error', reject);
+        s.write('POST /chat HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+      });
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(text).toContain('got hello');
+    } finally {
+      await svc.shutdown(1000);
+      origin.close();
+    }
   });
 
   it('h2c front: a 12 KiB body in three pieces arrives whole, the origin asked once it was in', async () => {
