@@ -565,7 +565,6 @@ export class Agent implements TickMember {
             status: r.res.status,
             headers: r.res.headers,
             source: r.res,
-            trailers: r.res.trailers,
             protocol: r.conn.protocol,
             reused: r.reused,
             attempts: attempt,

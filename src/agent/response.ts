@@ -14,7 +14,6 @@ export class OriginResponse {
   readonly origin: string;
   readonly status: number;
   readonly headers: HeaderList;
-  readonly trailers: Promise<HeaderList>;
   readonly protocol: Protocol;
   /** The connection had served earlier requests. */
   readonly reused: boolean;
@@ -28,17 +27,16 @@ export class OriginResponse {
   readonly connection: Readonly<ConnectionFacts>;
   readonly timings: ResponseTimings;
   /** The connection's response: its body stream is made on first use of `body` (transport/exchange.ts LazyBody). */
-  #source: Pick<ConnResponse, 'body' | 'takeComplete'>;
+  #source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
 
   constructor(init: {
-    origin: string; status: number; headers: HeaderList; source: Pick<ConnResponse, 'body' | 'takeComplete'>; trailers: Promise<HeaderList>; protocol: Protocol;
+    origin: string; status: number; headers: HeaderList; source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>; protocol: Protocol;
     reused: boolean; attempts: number; earlyData: boolean; earlyDataRefused: 'rejected' | 'too-early' | null; connectionId: number; connection: ConnectionFacts; timings: ResponseTimings;
   }) {
     this.origin = init.origin;
     this.status = init.status;
     this.headers = init.headers;
     this.#source = init.source;
-    this.trailers = init.trailers;
     this.protocol = init.protocol;
     this.reused = init.reused;
     this.attempts = init.attempts;
@@ -54,6 +52,11 @@ export class OriginResponse {
     const n = name.toLowerCase();
     for (const [k, v] of this.headers) if (k === n) return v;
     return undefined;
+  }
+
+  /** The trailer fields, once the body ended (empty when there are none, or when the response failed). */
+  get trailers(): Promise<HeaderList> {
+    return this.#source.trailers;
   }
 
   /** The body's bytes; ends with the message, errors with an OriginlinkError. */

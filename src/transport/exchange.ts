@@ -207,6 +207,8 @@ export class Exchange {
   #reject!: (e: OriginlinkError) => void;
   #resolveTrailers: ((t: HeaderList) => void) | null = null;
   #trailers: Promise<HeaderList> | null = null;
+  /** The trailers once the exchange is over (NO_TRAILERS after a failure); null before. */
+  #finalTrailers: HeaderList | null = null;
   #onAbort: (() => void) | null = null;
   #done = false;
   /** Over with a whole response (not a failure): a request body still leaving is sent to its end (see pump). */
@@ -240,6 +242,19 @@ export class Exchange {
   }
 
   get done(): boolean { return this.#done; }
+
+  /**
+   * The response's trailers (empty when there are none, or after a failure), made on first use: most
+   * responses are relayed whole and nobody asks, so a response costs no promise for them.
+   */
+  get trailersPromise(): Promise<HeaderList> {
+    if (this.#trailers === null) {
+      this.#trailers = this.#finalTrailers !== null
+        ? Promise.resolve(this.#finalTrailers)
+        : new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
+    }
+    return this.#trailers;
+  }
   /** Over with a whole response, not a failure. */
   get completed(): boolean { return this.#completed; }
   get facts(): ExchangeFacts { return this.#facts; }
@@ -286,8 +301,7 @@ export class Exchange {
     this.body = body;
     if (!bodyless) this.#expected = declared !== undefined ? declared : declaredLength(headers);
     this.#timers.arm(this, 'body', this.#timeouts.bodyTimeoutMs);
-    this.#trailers = new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
-    const res = new ExchangeResponse(status, headers, body, this.#trailers);
+    const res = new ExchangeResponse(status, headers, body, this);
     if (extras?.earlyData !== undefined) res.earlyData = extras.earlyData;
     if (extras?.earlyDataRefused !== undefined) res.earlyDataRefused = extras.earlyDataRefused;
     if (extras?.reprioritize !== undefined) res.reprioritize = extras.reprioritize;
@@ -320,6 +334,7 @@ export class Exchange {
     this.#settle();
     body.trailers = trailers;
     body.deliver(EMPTY, true);
+    this.#finalTrailers = trailers;
     this.#resolveTrailers?.(trailers);
   }
 
@@ -336,6 +351,7 @@ export class Exchange {
     this.#settle();
     if (this.body) this.body.abort(err);
     else this.#reject(err);
+    this.#finalTrailers = NO_TRAILERS;
     this.#resolveTrailers?.(NO_TRAILERS);
   }
 
@@ -513,18 +529,20 @@ export class LazyBody {
 class ExchangeResponse implements ConnResponse {
   readonly status: number;
   readonly headers: HeaderList;
-  readonly trailers: Promise<HeaderList>;
   earlyData?: boolean;
   earlyDataRefused?: 'rejected' | 'too-early';
   reprioritize?: (priority: string) => void;
   #body: LazyBody;
+  #x: Exchange;
 
-  constructor(status: number, headers: HeaderList, body: LazyBody, trailers: Promise<HeaderList>) {
+  constructor(status: number, headers: HeaderList, body: LazyBody, x: Exchange) {
     this.status = status;
     this.headers = headers;
     this.#body = body;
-    this.trailers = trailers;
+    this.#x = x;
   }
+
+  get trailers(): Promise<HeaderList> { return this.#x.trailersPromise; }
 
   get body(): Readable { return this.#body.stream; }
 
