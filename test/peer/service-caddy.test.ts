@@ -64,7 +64,7 @@ ${['h1', 'h2', 'h3'].map((p) => `  - { path: /${p}, origin: caddy-${p}, stripPre
       const mine = logs.filter((l) => l['msg'] === 'request' && l['origin'] === `caddy-${p}`);
       expect(mine.length).toBe(6);
       expect(new Set(mine.map((l) => l['protocol']))).toEqual(new Set([p]));
-      expect(mine.every((l) => l['status'] === 200)).toBe(true);
+      expect(mine.map((l) => [l['status'], l['error'] ?? null, l['reason'] ?? null]), p).toEqual(Array.from({ length: 6 }, () => [200, null, null]));
     }
     const text = await (await fetch(`http://127.0.0.1:${svc.adminPort}/metrics`)).text();
     expect(text).toMatch(/originlink_upstream_handshakes_total\{origin="caddy-h3",upstream="https:\/\/127\.0\.0\.1:\d+",protocol="h3",resumed="false",early_data="false",tfo="false"\} 1/);
