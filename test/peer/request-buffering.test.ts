@@ -14,10 +14,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
+import { Agent } from '../../src/agent/agent.js';
+import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 import { freePort } from '../helpers/ports.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const certs = makeCerts();
 let nginx: Nginx;
 let buffered: Service;
 let streamed: Service;
@@ -46,13 +49,14 @@ function start(requestBufferBytes: number | null): Promise<Service> {
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
   - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
+  - { name: quic, kind: h3, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
 logging: { requests: false }
 admin: false
 ${requestBufferBytes === null ? '' : `proxy: { requestBufferBytes: ${requestBufferBytes} }`}
 origins:
   o: { url: "http://127.0.0.1:${nginx.port}", protocol: h1, timeouts: { bodyMs: 1000 } }
 routes: [{ path: /, origin: o }]
-`, 'test.yaml'), { logDestination: { write: () => {} } });
+`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
 }
 
 /** One HTTP/1.1 exchange on a raw socket: `parts` written with `gapMs` between them; the answer, or '' if none. */
@@ -177,6 +181,29 @@ routes: [{ path: /, origin: o }]
     } finally {
       await svc.shutdown(1000);
       origin.close();
+    }
+  });
+
+  it('h3 front (its body read by events, not collected): a 12 KiB body in three pieces, the origin asked once it was in', async () => {
+    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
+    try {
+      async function* pieces(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < 3; i++) {
+          if (i > 0) await sleep(150);
+          yield Buffer.alloc(4096, 0x67);
+        }
+      }
+      const r = await agent.request({
+        origin: `https://localhost:${buffered.addresses()['quic'] as number}`, path: '/upload?t=h3', method: 'POST',
+        headers: [['content-length', '12288']], body: pieces(),
+      });
+      expect(r.status).toBe(200);
+      await r.dump();
+      const s = await seenTag('h3');
+      expect(s!.length).toBeGreaterThan(12_288);
+      expect(s!.seconds).toBeLessThan(0.2);
+    } finally {
+      await agent.close();
     }
   });
 
