@@ -26,7 +26,7 @@ import { bodyStream } from '../http/body.js';
 import { declaredLength } from '../http/field-section.js';
 import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody, relayBody } from '../util/body.js';
-import { IdMap } from '../util/id-map.js';
+import { coarseArm, coarseArmed, coarseDisarm, coarseSerial, COARSE_MIN_MS } from '../util/coarse-ticker.js';
 
 export interface ExchangeTimeouts {
   /** From the request fully sent to the response head, ms (0 = none). */
@@ -68,32 +68,10 @@ export interface BodySink {
 export type HeadExtras = Pick<ConnResponse, 'earlyData' | 'earlyDataRefused' | 'reprioritize'>;
 
 /**
- * Deadlines of COARSE_MIN_MS or more (the defaults are 30 s) share one
- * unref'd ticker and fire up to TICK_MS late: an exchange on a multiplexed
- * connection then costs no Timeout object and no timer-list insertion per
- * request (undici's fast timers do the same). Shorter ones keep real timers.
- */
-const COARSE_MIN_MS = 1000;
-const TICK_MS = 250;
-/** Armed on the ticker, by serial number (IdMap, not Set: see util/id-map.ts). */
-const coarse = new IdMap<ExchangeTimers>();
-let serials = 0;
-let ticker: NodeJS.Timeout | null = null;
-
-function sweep(): void {
-  const now = performance.now();
-  for (const t of coarse.values()) t.check(now);
-  if (coarse.size === 0 && ticker) {
-    clearInterval(ticker);
-    ticker = null;
-  }
-}
-
-/**
  * The two timers of an exchange. An h1 connection reuses one pair for all its
  * (sequential) exchanges: each timer is created once and re-armed with
  * `refresh()` — the hot path pays no setTimeout per request. Long deadlines
- * go to the shared ticker instead (above).
+ * go to the shared ticker instead (util/coarse-ticker.ts).
  */
 export class ExchangeTimers {
   #x: Exchange | null = null;
@@ -105,26 +83,22 @@ export class ExchangeTimers {
   /** Armed on the shared ticker: its deadline (performance.now() ms) and length. */
   #coarseAt = 0;
   #coarseMs = 0;
-  readonly #serial = serials++;
+  readonly #serial = coarseSerial();
 
   arm(x: Exchange, kind: TimerKind, ms: number): void {
     this.#x = x;
     this.#kind = ms > 0 ? kind : null;
     if (ms <= 0) {
-      coarse.delete(this.#serial);
+      coarseDisarm(this.#serial);
       return;
     }
     if (ms >= COARSE_MIN_MS) {
       this.#coarseMs = ms;
       this.#coarseAt = performance.now() + ms;
-      coarse.set(this.#serial, this);
-      if (!ticker) {
-        ticker = setInterval(sweep, TICK_MS);
-        ticker.unref();
-      }
+      coarseArm(this.#serial, this);
       return;
     }
-    coarse.delete(this.#serial);
+    coarseDisarm(this.#serial);
     if (kind === 'headers') {
       if (this.#headers && this.#headersMs === ms) this.#headers.refresh();
       else {
@@ -145,14 +119,14 @@ export class ExchangeTimers {
   /** Push the idle deadline back (a chunk arrived, or left). */
   touch(): void {
     if (this.#kind !== 'body' && this.#kind !== 'send') return;
-    if (coarse.has(this.#serial)) this.#coarseAt = performance.now() + this.#coarseMs;
+    if (coarseArmed(this.#serial)) this.#coarseAt = performance.now() + this.#coarseMs;
     else this.#body?.refresh();
   }
 
   disarm(): void {
     this.#kind = null;
     this.#x = null;
-    coarse.delete(this.#serial);
+    coarseDisarm(this.#serial);
   }
 
   /** Free the timers for good (the connection closed, or the exchange owned them alone). */
@@ -166,7 +140,7 @@ export class ExchangeTimers {
   /** The shared ticker: fire when the coarse deadline has passed. */
   check(now: number): void {
     if (now < this.#coarseAt) return;
-    coarse.delete(this.#serial);
+    coarseDisarm(this.#serial);
     const x = this.#x;
     const kind = this.#kind;
     if (x && kind !== null) x.timedOut(kind, this.#coarseMs);
@@ -175,7 +149,7 @@ export class ExchangeTimers {
   // A timer that fires while not armed for its kind (re-armed, disarmed, refreshed late) does nothing.
   // The body timer serves both idle kinds ('send' while the request body leaves, 'body' after the head).
   #fire = (headersTimer: boolean): void => {
-    if (coarse.has(this.#serial)) return; // armed on the shared ticker since: a late real timer says nothing
+    if (coarseArmed(this.#serial)) return; // armed on the shared ticker since: a late real timer says nothing
     const x = this.#x;
     const kind = this.#kind;
     if (!x || kind === null || (kind === 'headers') !== headersTimer) return;

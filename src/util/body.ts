@@ -1,5 +1,6 @@
 /** Stream helpers shared by every transport. */
 import type { Readable } from 'node:stream';
+import { IdleDeadline } from './coarse-ticker.js';
 
 /** Wait until a writable drains, closes or errors — removing every listener it added. */
 export function waitDrain(w: NodeJS.EventEmitter): Promise<void> {
@@ -130,35 +131,31 @@ interface Collectable {
 
 /**
  * Every byte of `body` (a request body whose server holds it to its declared length: one that ends
- * short fails its stream), as one Buffer. `idleMs` (0: none) bounds the silence between chunks; its
- * timer is armed only for a body not already in by the end of the current turn (a small body usually
- * comes in the read that brought its head). A body that is not a PushBody, or was read already, is
+ * short fails its stream), as one Buffer. `idleMs` (0: none) bounds the silence between chunks; the
+ * deadline (util/coarse-ticker.ts IdleDeadline: the shared ticker for a second or more, no Timeout)
+ * starts only for a body not already in by the end of the current turn (a small body often comes in
+ * the read that brought its head). A body that is not a PushBody, or was read already, is
  * read by events (not iterated: no promise per chunk). On failure the stream is left as it is —
  * destroyed by its own server when the client left.
  */
 export function readWhole(body: Readable, idleMs: number): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     let over = false;
-    let timer: NodeJS.Timeout | null = null;
     let unhook: () => void = noop;
+    const idle = new IdleDeadline(idleMs, () => { finish(); reject(new ReadWholeError('idle', `the request body sent nothing for ${idleMs} ms`)); });
     const finish = (): void => {
       over = true;
-      if (timer) clearTimeout(timer);
+      idle.stop();
       unhook();
-    };
-    const arm = (): void => {
-      if (over || idleMs <= 0) return;
-      if (timer) timer.refresh();
-      else timer = setTimeout(() => { finish(); reject(new ReadWholeError('idle', `the request body sent nothing for ${idleMs} ms`)); }, idleMs);
     };
     const ok = (b: Buffer): void => { if (!over) { finish(); resolve(b); } };
     const gone = (): void => { if (!over) { finish(); reject(new ReadWholeError('gone', 'the request body ended before its length')); } };
-    const taken = (body as Readable & Collectable).collect?.(() => { if (timer) timer.refresh(); }) ?? null;
+    const taken = (body as Readable & Collectable).collect?.(() => idle.touch()) ?? null;
     if (taken) {
       taken.then(ok, gone);
     } else {
       const parts: Buffer[] = [];
-      const onData = (c: Buffer): void => { parts.push(c); arm(); };
+      const onData = (c: Buffer): void => { parts.push(c); idle.touch(); };
       const onEnd = (): void => ok(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
       body.on('data', onData);
       body.on('end', onEnd);
@@ -171,7 +168,8 @@ export function readWhole(body: Readable, idleMs: number): Promise<Buffer> {
         body.off('close', gone);
       };
     }
-    queueMicrotask(arm);
+    // The deadline starts only for a body not in by the end of this turn (see above).
+    queueMicrotask(() => { if (!over) idle.start(); });
   });
 }
 
