@@ -37,8 +37,10 @@ export interface FloodLimits {
 export type H2Event =
   /** The peer's SETTINGS arrived (and were acknowledged); `maxConcurrentStreams` is what we may open. */
   | { type: 'settings'; maxConcurrentStreams: number | null }
-  /** A complete, valid field section: a request or response head (`trailers` false) or trailers. */
-  /** `contentLength`: the head's Content-Length, already checked (null: none, trailers, or a bodyless response). */
+  /**
+   * A complete, valid field section: a request or response head (`trailers` false) or trailers.
+   * `contentLength`: the head's Content-Length, already checked (null: none, trailers, or a bodyless response).
+   */
   | { type: 'headers'; streamId: number; headers: HeaderList; endStream: boolean; trailers: boolean; neverIndexed: number[]; contentLength: number | null }
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }
   /** The stream ended for us without its end: reset by the peer, or by us for a stream error. */

@@ -75,7 +75,7 @@ export class IdleDeadline implements CoarseEntry {
       coarseArm(this.#serial, this);
     } else if (this.#timer) this.#timer.refresh();
     else {
-      this.#timer = setTimeout(this.#fn, ms);
+      this.#timer = setTimeout(this.#fired, ms);
       this.#timer.unref();
     }
   }
@@ -95,7 +95,12 @@ export class IdleDeadline implements CoarseEntry {
 
   check(now: number): void {
     if (now < this.#at) return;
+    this.#fired();
+  }
+
+  /** Over: a touch after this does not bring it back (only `start` does). */
+  #fired = (): void => {
     this.stop();
     this.#fn();
-  }
+  };
 }

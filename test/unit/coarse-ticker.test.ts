@@ -20,6 +20,9 @@ describe('IdleDeadline', () => {
     await sleep(100);
     expect(fired.length).toBe(1);
     expect(fired[0]).toBeGreaterThanOrEqual(299);
+    d.touch(); // after it fired: nothing comes back
+    await sleep(400);
+    expect(fired.length).toBe(1);
     const e = new IdleDeadline(80, () => { fired.push(-1); });
     e.start();
     e.stop();
