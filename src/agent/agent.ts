@@ -23,7 +23,7 @@ import { Selector, type DialContext, type SelectionCounters } from '../probe/sel
 import type { Choice, SelectionOptions } from '../probe/state.js';
 import { bodyStream, isReplayable } from '../http/body.js';
 import { isIdempotentRequest } from '../http/methods.js';
-import { endToEnd, isHopByHop } from '../http/fields.js';
+import { endToEnd, isClean, isHopByHop } from '../http/fields.js';
 import { publishRequestEnd } from '../pool/diagnostics.js';
 import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { Pool, type PoolResult } from '../pool/pool.js';
@@ -201,6 +201,8 @@ interface PoolInfo {
   proxy: ProxyNode | null;
   /** Still this origin's pool (false once forgotten): a per-URL memo of it is stale then. */
   live: boolean;
+  /** The origin's host[:port] as its URL writes it: a request's default Host / :authority. */
+  authority: string;
 }
 
 /** The pool last found for one (cached) origin URL object, with what it was asked with. */
@@ -363,6 +365,8 @@ export class Agent implements TickMember {
     return this.#poolInfo(u, protocol, proxy === undefined ? this.#pickProxy(u) : proxy).pool;
   }
 
+  #pickProxyFn = (u: URL): ProxyNode | null => this.#pickProxy(u);
+
   /** The proxy node for a request to `u` now (null: direct). */
   #pickProxy(u: URL): ProxyNode | null {
     let rot = this.#proxy;
@@ -445,7 +449,7 @@ export class Agent implements TickMember {
       this.#retired.peek(key)?.counters,
     );
     this.#retired.delete(key);
-    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true };
+    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true, authority: u.host };
     this.#pools.set(key, info);
     this.#fast.set(fastKey, info);
     if (this.#pools.size === 1) sharedTicker.add(this);
@@ -493,111 +497,126 @@ export class Agent implements TickMember {
     if (this.#pools.size === 0) sharedTicker.delete(this);
   }
 
-  async request(o: RequestOptions): Promise<OriginResponse> {
+  /**
+   * Send a request: one attempt after another (retryDecision, policy.ts) until one answers or none may follow.
+   * Not an async function: the request's state is one AgentRequest and each attempt one `.then`, so the
+   * common request (one origin, answered at once) allocates no async frame and takes one promise hop here.
+   */
+  request(o: RequestOptions): Promise<OriginResponse> {
+    let st: AgentRequest;
+    try {
+      st = this.#begin(o);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#attempt(st);
+  }
+
+  /** A request's state for its attempts; throws on a bad argument (before any span starts). */
+  #begin(o: RequestOptions): AgentRequest {
     const t0 = performance.now();
-    let targets: readonly URL[];
-    let names: readonly string[];
+    let names: string | readonly string[];
     let path: string;
+    let url0: URL | null = null;
     const simple = typeof o.url === 'string' ? splitSimpleUrl(o.url) : null;
     if (simple !== null) {
       // The origin parsed once (cached), the request target as written (agent/target.ts says when that is exact).
-      const url = this.#originUrl(simple.origin);
-      targets = [url];
-      names = [url.origin];
+      url0 = this.#originUrl(simple.origin);
+      names = url0.origin;
       path = simple.target;
     } else if (o.url !== undefined) {
-      const url = typeof o.url === 'string' ? new URL(o.url) : o.url;
-      targets = [url];
-      names = [url.origin];
-      path = `${url.pathname}${url.search}`;
+      url0 = typeof o.url === 'string' ? new URL(o.url) : o.url;
+      names = url0.origin;
+      path = `${url0.pathname}${url0.search}`;
     } else {
-      names = typeof o.origin === 'string' ? [o.origin] : o.origin;
-      targets = names.map((x) => this.#originUrl(x));
-      if (targets.length === 0) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
+      names = o.origin;
+      if (typeof names !== 'string' && names.length === 0) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
+      // Every origin of the list parsed now: a bad one is the caller's error before anything is sent.
+      if (typeof names === 'string') url0 = this.#originUrl(names);
+      else for (const n of names) { const u = this.#originUrl(n); url0 ??= u; }
       path = o.path;
       if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
     }
-    const ownedUrls = simple !== null || o.url === undefined; // from #originUrl's cache, not the caller's
     // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
     const method = o.method ?? 'GET';
     if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
-    const span = startRequestSpan(method, targets[0] as URL, path, o.traceContext);
+    const span = startRequestSpan(method, url0 as URL, path, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
     // A streamed body is kept as it leaves, up to retryBufferBytes, for an attempt the origin did not process.
     const replay = !isReplayable(body) && this.#retryBufferBytes > 0 ? new ReplayBody(bodyStream(body), this.#retryBufferBytes) : null;
-    const replayable = replay === null && isReplayable(body);
-    const idempotent = isIdempotentRequest(method, headers);
-    let at = 0;
-    let attempt = 1;
-    let failed = false;
-    // One node per target for the whole request: a retry never moves to another node (nor identity).
-    const nodes: Array<ProxyNode | null | undefined> = [];
+    return new AgentRequest(o, t0, names, url0 as URL, simple !== null || o.url === undefined, path, method, span, headers, body, replay, replay === null && isReplayable(body), isIdempotentRequest(method, headers));
+  }
+
+  /** One attempt of `st` on its current target; on failure, the next one when policy.ts allows it. */
+  #attempt(st: AgentRequest): Promise<OriginResponse> {
+    let info: PoolInfo;
+    let req: ConnRequest;
+    let r: Promise<PoolResult>;
     try {
-      for (;;) {
-        const url = targets[at] as URL;
-        let node = nodes[at];
-        if (node === undefined) node = nodes[at] = this.#pickProxy(url);
-        const info = this.#poolInfo(url, o.protocol, node, ownedUrls);
-        const pool = info.pool;
-        const req: ConnRequest = {
-          method,
-          path,
-          authority: o.authority ?? url.host,
-          scheme: info.spec.scheme,
-          headers,
-          body: replay ? replay.attempt() : body,
-          signal: o.signal,
-          // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
-          allowEarlyData: earlyDataAllowed(info.earlyData, method, o.allowEarlyData),
-        };
-        if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
-        try {
-          // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
-          const r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
-            ? await this.#attemptCoalesced(info, url, req, replayable)
-            : await pool.request(req);
-          if (!info.proxy) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
-          const ttfbMs = performance.now() - t0;
-          publishRequestEnd(pool.origin, method, path, r.res.status, r.conn.protocol, r.reused, attempt, ttfbMs, null);
-          const res = new OriginResponse({
-            origin: names[at] as string,
-            status: r.res.status,
-            headers: r.res.headers,
-            source: r.res,
-            protocol: r.conn.protocol,
-            reused: r.reused,
-            attempts: attempt,
-            earlyData: r.res.earlyData ?? false,
-            earlyDataRefused: r.res.earlyDataRefused ?? null,
-            connectionId: r.conn.id,
-            connection: r.conn.facts,
-            timings: { queueMs: r.queueMs, ttfbMs },
-          });
-          if (span.isRecording()) responseSpan(span, res);
-          replay?.settle();
-          return res;
-        } catch (e) {
-          const err = toOriginlinkError(e);
-          const d = retryDecision(err, { attempt, maxRetries: this.#maxRetries, replayable: replayable || (replay !== null && replay.replayable), idempotent, aborted: o.signal?.aborted === true, urls: targets.length });
-          if (!d.retry) {
-            const final = err.with({ details: { attempts: attempt } });
-            publishRequestEnd(pool.origin, method, path, null, pool.protocol, err.facts?.reused === true, attempt, performance.now() - t0, final);
-            failed = true;
-            failSpan(span, final, attempt);
-            throw final;
-          }
-          pool.counters.retries++;
-          if (d.failover) at = (at + 1) % targets.length;
-          attempt++;
-        }
-      }
+      const url = st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
+      // One node per target for the whole request: a retry never moves to another node (nor identity).
+      const node = this.#proxy === null && this.#originProxy.size === 0 ? null : st.node(url, this.#pickProxyFn);
+      info = this.#poolInfo(url, st.o.protocol, node, st.ownedUrls);
+      const o = st.o;
+      req = {
+        method: st.method,
+        path: st.path,
+        authority: o.authority ?? (st.ownedUrls ? info.authority : url.host),
+        scheme: info.spec.scheme,
+        headers: st.headers,
+        body: st.replay ? st.replay.attempt() : st.body,
+        signal: o.signal,
+        // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
+        allowEarlyData: earlyDataAllowed(info.earlyData, st.method, o.allowEarlyData),
+      };
+      if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
+      const pool = info.pool;
+      // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
+      r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
+        ? this.#attemptCoalesced(info, url, req, st.replayable)
+        : pool.request(req);
     } catch (e) {
       // Thrown before an attempt ran (bad origin, closed agent): the span still ends.
-      if (!failed) failSpan(span, e as Error, attempt);
-      replay?.abandon();
+      failSpan(st.span, e as Error, st.attempt);
+      st.replay?.abandon();
+      return Promise.reject(e);
+    }
+    return r.then((res) => this.#answered(st, info, res), (e) => this.#failed(st, info.pool, e));
+  }
+
+  #answered(st: AgentRequest, info: PoolInfo, r: PoolResult): OriginResponse {
+    try {
+      const pool = info.pool;
+      if (!info.proxy) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
+      const ttfbMs = performance.now() - st.t0;
+      publishRequestEnd(pool.origin, st.method, st.path, r.res.status, r.conn.protocol, r.reused, st.attempt, ttfbMs, null);
+      const res = new OriginResponse(st.name(), r, st.attempt, ttfbMs);
+      if (st.span.isRecording()) responseSpan(st.span, res);
+      st.replay?.settle();
+      return res;
+    } catch (e) {
+      // Not the origin's doing (a bug of ours after the answer): no retry; the span and a kept body still end.
+      failSpan(st.span, e as Error, st.attempt);
+      st.replay?.abandon();
       throw e;
     }
+  }
+
+  #failed(st: AgentRequest, pool: Pool, e: unknown): Promise<OriginResponse> {
+    const err = toOriginlinkError(e);
+    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.o.signal?.aborted === true, urls: st.count });
+    if (!d.retry) {
+      const final = err.with({ details: { attempts: st.attempt } });
+      publishRequestEnd(pool.origin, st.method, st.path, null, pool.protocol, err.facts?.reused === true, st.attempt, performance.now() - st.t0, final);
+      failSpan(st.span, final, st.attempt);
+      st.replay?.abandon();
+      return Promise.reject(final);
+    }
+    pool.counters.retries++;
+    if (d.failover) st.at = (st.at + 1) % st.count;
+    st.attempt++;
+    return this.#attempt(st);
   }
 
   /** One attempt on another name's connection when one may carry it (else, or after a 421, through the origin's own pool). */
@@ -722,6 +741,8 @@ export class Agent implements TickMember {
 
 /** Lower-case names, end-to-end fields only (RFC 9110 §7.6.1, one rule with the service: http/fields.ts). */
 function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
+  // A list our own code built from checked fields (the service's forwarder) is sent as it is.
+  if (Array.isArray(h) && isClean(h)) return h;
   const out: HeaderList = [];
   if (!h) return out;
   // The copy is filtered by endToEnd only when a field may need it (a forwarder's list, already end-to-end,
@@ -770,4 +791,48 @@ function hashCa(parts: ReadonlyArray<string | Buffer>): string {
     h.update(p);
   }
   return h.digest('base64url');
+}
+
+/** One request's state across its attempts (Agent.request). */
+class AgentRequest {
+  /** The target tried now (an index into a failover list) and the attempt's number (1: the first). */
+  at = 0;
+  attempt = 1;
+  /** How many targets: 1, or the failover list's length. */
+  readonly count: number;
+  /** The proxy node of each target, picked on its first attempt (made only when the agent has proxies). */
+  #nodes: Array<ProxyNode | null | undefined> | null = null;
+
+  constructor(
+    readonly o: RequestOptions,
+    readonly t0: number,
+    /** The origin named, or the failover list. */
+    readonly names: string | readonly string[],
+    /** The first target's URL. */
+    readonly url0: URL,
+    /** The URLs are the Agent's cached ones (never a caller's object, which could change). */
+    readonly ownedUrls: boolean,
+    readonly path: string,
+    readonly method: string,
+    readonly span: ReturnType<typeof startRequestSpan>,
+    readonly headers: HeaderList,
+    readonly body: RequestBody | null,
+    readonly replay: ReplayBody | null,
+    readonly replayable: boolean,
+    readonly idempotent: boolean,
+  ) {
+    this.count = typeof names === 'string' ? 1 : names.length;
+  }
+
+  /** The origin of the current target, as the request named it. */
+  name(): string {
+    return typeof this.names === 'string' ? this.names : this.names[this.at] as string;
+  }
+
+  node(url: URL, pick: (u: URL) => ProxyNode | null): ProxyNode | null {
+    const nodes = (this.#nodes ??= []);
+    let n = nodes[this.at];
+    if (n === undefined) n = nodes[this.at] = pick(url);
+    return n;
+  }
 }

@@ -1,6 +1,7 @@
 /** What `Agent.request()` resolves with: the response head, a streaming body, and the facts behind it. */
 import type { Readable } from 'node:stream';
 import type { CompleteBody, ConnectionFacts, ConnResponse, HeaderList, Protocol } from '../http/types.js';
+import type { PoolResult } from '../pool/pool.js';
 
 export interface ResponseTimings {
   /** Time waiting for a connection slot (includes dialing), ms. */
@@ -25,26 +26,33 @@ export class OriginResponse {
   readonly earlyDataRefused: 'rejected' | 'too-early' | null;
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
-  readonly timings: ResponseTimings;
   /** The connection's response: its body stream is made on first use of `body` (transport/exchange.ts LazyBody). */
   #source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
+  #queueMs: number;
+  #ttfbMs: number;
+  #timings: ResponseTimings | null = null;
 
-  constructor(init: {
-    origin: string; status: number; headers: HeaderList; source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>; protocol: Protocol;
-    reused: boolean; attempts: number; earlyData: boolean; earlyDataRefused: 'rejected' | 'too-early' | null; connectionId: number; connection: ConnectionFacts; timings: ResponseTimings;
-  }) {
-    this.origin = init.origin;
-    this.status = init.status;
-    this.headers = init.headers;
-    this.#source = init.source;
-    this.protocol = init.protocol;
-    this.reused = init.reused;
-    this.attempts = init.attempts;
-    this.earlyData = init.earlyData;
-    this.earlyDataRefused = init.earlyDataRefused;
-    this.connectionId = init.connectionId;
-    this.connection = init.connection;
-    this.timings = init.timings;
+  /** `r`: the pool's answer to the attempt that got this response (its connection and how long it queued). */
+  constructor(origin: string, r: PoolResult, attempts: number, ttfbMs: number) {
+    const res = r.res;
+    this.origin = origin;
+    this.status = res.status;
+    this.headers = res.headers;
+    this.#source = res;
+    this.protocol = r.conn.protocol;
+    this.reused = r.reused;
+    this.attempts = attempts;
+    this.earlyData = res.earlyData ?? false;
+    this.earlyDataRefused = res.earlyDataRefused ?? null;
+    this.connectionId = r.conn.id;
+    this.connection = r.conn.facts;
+    this.#queueMs = r.queueMs;
+    this.#ttfbMs = ttfbMs;
+  }
+
+  /** Where the time to the head went (made on first use). */
+  get timings(): ResponseTimings {
+    return (this.#timings ??= { queueMs: this.#queueMs, ttfbMs: this.#ttfbMs });
   }
 
   /** First value of a header (names are case-insensitive). */

@@ -1,7 +1,7 @@
 /** HTTP/1.1 request head serialization (RFC 9112 §3). Pure. */
 import type { ConnRequest } from '../http/types.js';
 import { knownLength } from '../http/body.js';
-import { BAD_FIELD_VALUE_RE, isFieldName } from '../http/fields.js';
+import { BAD_FIELD_VALUE_RE, isClean, isFieldName } from '../http/fields.js';
 
 /** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -21,10 +21,14 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
   let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${req.authority}\r\n`;
   let hasLength = false;
   let hasTe = false;
+  // A list of checked, lower-case fields (http/fields.ts markClean) is written without checking it again.
+  const clean = isClean(req.headers);
   for (const [name, value] of req.headers) {
-    if (!isFieldName(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    if (BAD_FIELD_VALUE_RE.test(value)) throw new TypeError(`invalid header value for ${name}`);
-    const lower = name.toLowerCase();
+    if (!clean) {
+      if (!isFieldName(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+      if (BAD_FIELD_VALUE_RE.test(value)) throw new TypeError(`invalid header value for ${name}`);
+    }
+    const lower = clean ? name : name.toLowerCase();
     if (lower === 'host') continue;
     if (lower === 'content-length') hasLength = true;
     if (lower === 'transfer-encoding') hasTe = true;

@@ -29,6 +29,23 @@ export function remembered(test: (s: string) => boolean, max = 512): (s: string)
 export const isFieldName = remembered((s) => TOKEN_RE.test(s));
 
 /**
+ * Field lists whose every name is a lower-case token and every value free of what BAD_FIELD_VALUE_RE
+ * finds, with no connection-specific field: lists built by our own code from fields our parsers already
+ * held to those rules (the forwarder's upstream request fields). The Agent and the HTTP/1.1 serializer
+ * send such a list as it is instead of checking, lower-casing and copying it again. A WeakSet of list
+ * objects: only code of this package adds to it, and a list is marked once it is complete (a list changed
+ * after would be sent unchecked, so none is).
+ */
+const CLEAN_LISTS = new WeakSet<ReadonlyArray<readonly [string, string]>>();
+export function markClean<T extends ReadonlyArray<readonly [string, string]>>(list: T): T {
+  CLEAN_LISTS.add(list);
+  return list;
+}
+export function isClean(list: ReadonlyArray<readonly [string, string]>): boolean {
+  return CLEAN_LISTS.has(list);
+}
+
+/**
  * A character no field value may carry, received or sent, in any protocol: RFC 9110 §5.5 allows
  * VCHAR, obs-text, SP and HTAB; CR, LF and NUL are dangerous (a recipient MUST reject or replace them;
  * RFC 9113 §8.2.1 and RFC 9114 §4.2 make them malformed), the other controls and DEL are outside the

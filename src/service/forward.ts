@@ -15,17 +15,18 @@ import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
+import { markClean } from '../http/fields.js';
 import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
-import { clientSlots } from './client-slots.js';
+import { clientSlots, type ClientSlots } from './client-slots.js';
 import { readWhole, ReadWholeError } from '../util/body.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import { openTunnel } from './upgrade.js';
 import { RequestRecord, type RequestLog } from './request-log.js';
-import type { Upstream } from './upstream.js';
-import type { RequestCommon } from '../agent/agent.js';
+import type { Upstream, UpstreamRequest } from './upstream.js';
+import type { OriginResponse } from '../agent/response.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 
 /** What one config generation offers the forwarder. */
@@ -72,243 +73,336 @@ export function statusForError(code: string): 408 | 502 | 503 | 504 {
   }
 }
 
-/**
- * The subset of AbortSignal the Agent and the transports use (`aborted`,
- * `add/removeEventListener('abort')`), without an EventTarget and an
- * AbortController per request. Invariant: each listener runs at most once.
- */
-class RequestSignal {
-  aborted = false;
-  #fns: Array<() => void> = [];
-  addEventListener(_type: 'abort', fn: () => void): void { if (!this.aborted) this.#fns.push(fn); }
-  removeEventListener(_type: 'abort', fn: () => void): void {
-    const i = this.#fns.indexOf(fn);
-    if (i >= 0) this.#fns.splice(i, 1);
-  }
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const fns = this.#fns;
-    this.#fns = [];
-    for (const fn of fns) fn();
-  }
-}
-
 /** What a request's end adds to its log line. */
 type LineEnd = Partial<Pick<RequestRecord, 'tunnel' | 'bytes' | 'error' | 'reason' | 'upstreamStatus'>>;
 const NO_EXTRA: LineEnd = {};
 
-export async function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): Promise<ServerResponse> {
+/**
+ * Forward one request: a response right away for one refused by its head, else the promise of the origin's
+ * answer. One Forwarding object carries the request through (no async frame or closures per step).
+ */
+export function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): ServerResponse | Promise<ServerResponse> {
   try {
-    const clientVersion = req.version;
-    // h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection).
-    const mux = clientVersion === '2' || clientVersion === '3';
-    const cfg = gen.config;
-    const remote = req.remoteAddress;
-    const method = req.method;
-    const target = req.path;
-    // Fields of the request log line, gathered only when that line is written.
-    const log = cfg.logging.requests ? new RequestRecord(method, target, clientVersion, front.listener, remote) : null;
-    const t0 = log ? performance.now() : 0;
-    const done = (status: number, end: LineEnd = NO_EXTRA): void => {
-      hooks.metrics.frontRequest(front.listener, clientVersion, status);
-      if (log) {
-        log.status = status;
-        log.totalMs = ms(performance.now() - t0);
-        if (end !== NO_EXTRA) {
-          log.tunnel = end.tunnel;
-          log.bytes = end.bytes;
-          log.error = end.error;
-          log.reason = end.reason;
-          log.upstreamStatus = end.upstreamStatus;
-        }
-        hooks.requestLog.write(log, cfg.logging.flushMs);
-      }
-    };
-    const refuse = (status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse => {
-      done(status, { error: code, reason });
-      const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
-      // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
-      const close = !mux && (hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
-      const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
-      if (close) res.close = true;
-      return res;
-    };
+    return new Forwarding(gen, front, hooks, req).start();
+  } catch (e) {
+    return bug(hooks, e);
+  }
+}
 
-    const facts = inspectRequest(req.headers, req.authority || null, mux, cfg.limits);
+/** A throw in the forwarder is a bug of ours: it becomes the server's 500 (or a cut stream once the head went out); logged. */
+function bug(hooks: ForwardHooks, e: unknown): never {
+  hooks.log.error({ err: e }, 'forwarding failed');
+  throw e;
+}
+
+/**
+ * One forwarded request. It is also the request's abort signal towards the Agent and the transports: the
+ * subset of AbortSignal they use (`aborted`, `add/removeEventListener('abort')`), without an EventTarget and
+ * an AbortController per request. Invariant: each listener runs at most once.
+ */
+class Forwarding {
+  aborted = false;
+  /** The abort listeners: the first (usually the only one: the exchange's) in a slot, others in a list. */
+  #abortFn: (() => void) | null = null;
+  #abortFns: Array<() => void> | null = null;
+  readonly #gen: Generation;
+  readonly #front: FrontInfo;
+  readonly #hooks: ForwardHooks;
+  readonly #req: ServerRequest;
+  readonly #cfg: ServiceConfig;
+  /** h2 and h3 share the rules of multiplexed HTTP (pseudo-headers, no Transfer-Encoding, no Connection). */
+  readonly #mux: boolean;
+  /** Fields of the request log line, gathered only when that line is written. */
+  readonly #log: RequestRecord | null;
+  readonly #t0: number;
+  #upstream: Upstream | null = null;
+  #slots: ClientSlots | null = null;
+  #settled = false;
+  #tooLarge = false;
+  #up: OriginResponse | null = null;
+
+  constructor(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest) {
+    this.#gen = gen;
+    this.#front = front;
+    this.#hooks = hooks;
+    this.#req = req;
+    const cfg = (this.#cfg = gen.config);
+    const v = req.version;
+    this.#mux = v === '2' || v === '3';
+    this.#log = cfg.logging.requests ? new RequestRecord(req.method, req.path, v, front.listener, req.remoteAddress) : null;
+    this.#t0 = this.#log ? performance.now() : 0;
+  }
+
+  addEventListener(_type: 'abort', fn: () => void): void {
+    if (this.aborted) return;
+    if (this.#abortFn === null) this.#abortFn = fn;
+    else (this.#abortFns ??= []).push(fn);
+  }
+  removeEventListener(_type: 'abort', fn: () => void): void {
+    if (this.#abortFn === fn) {
+      this.#abortFn = null;
+      return;
+    }
+    const fns = this.#abortFns;
+    const i = fns ? fns.indexOf(fn) : -1;
+    if (i >= 0) fns!.splice(i, 1);
+  }
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const fn = this.#abortFn;
+    const fns = this.#abortFns;
+    this.#abortFn = null;
+    this.#abortFns = null;
+    if (fn) fn();
+    if (fns) for (const f of fns) f();
+  }
+
+  /** The metric and, with a request log, its line. */
+  #done(status: number, end: LineEnd = NO_EXTRA): void {
+    this.#hooks.metrics.frontRequest(this.#front.listener, this.#req.version, status);
+    const log = this.#log;
+    if (log) {
+      log.status = status;
+      log.totalMs = ms(performance.now() - this.#t0);
+      if (end !== NO_EXTRA) {
+        log.tunnel = end.tunnel;
+        log.bytes = end.bytes;
+        log.error = end.error;
+        log.reason = end.reason;
+        log.upstreamStatus = end.upstreamStatus;
+      }
+      this.#hooks.requestLog.write(log, this.#cfg.logging.flushMs);
+    }
+  }
+
+  #refuse(status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse {
+    this.#done(status, { error: code, reason });
+    const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
+    // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
+    const close = !this.#mux && (this.#hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
+    const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
+    if (close) res.close = true;
+    return res;
+  }
+
+  #gone(reason: string): ServerResponse {
+    this.#done(499, { error: ErrorCode.ABORTED, reason });
+    return { status: 499 };
+  }
+
+  #rejected(reason: string): void {
+    this.#hooks.metrics.front.rejected.inc({ listener: this.#front.listener, reason });
+  }
+
+  /** The checks of the head, then the origin's answer (or the refusal). */
+  start(): ServerResponse | Promise<ServerResponse> {
+    const req = this.#req;
+    const cfg = this.#cfg;
+    const target = req.path;
+    const facts = inspectRequest(req.headers, req.authority || null, this.#mux, cfg.limits);
     if (isReject(facts)) {
-      hooks.metrics.front.rejected.inc({ listener: front.listener, reason: facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing' });
-      return refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
+      this.#rejected(facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing');
+      return this.#refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
     }
     const authority = facts.authority ?? '';
-    if (target.charCodeAt(0) !== 0x2f) return refuse(400, 'unsupported request target', 'bad_request');
-    const match = gen.router.match(hostOnly(authority), target);
+    if (target.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
+    const match = this.#gen.router.match(hostOnly(authority), target);
     if (!match) {
-      hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'no_route' });
-      return refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
+      this.#rejected('no_route');
+      return this.#refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
     }
     const route = match.route;
-    const upstream = gen.upstreams.get(route.origin) as Upstream;
-    if (log) {
-      log.route = match.index;
-      log.origin = upstream.name;
+    const upstream = (this.#upstream = this.#gen.upstreams.get(route.origin) as Upstream);
+    if (this.#log) {
+      this.#log.route = match.index;
+      this.#log.origin = upstream.name;
     }
-
-    const headers = upstreamHeaders(req.headers, {
+    const remote = req.remoteAddress;
+    // Clean (http/fields.ts): our servers' parsers held the client's fields to the rules, and what is added here
+    // (Via's token, the client's address, the checked authority) keeps them.
+    const headers = markClean(upstreamHeaders(req.headers, {
       clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
-      proto: front.secure ? 'https' : 'http',
+      proto: this.#front.secure ? 'https' : 'http',
       authority,
-      clientVersion,
+      clientVersion: req.version,
       via: cfg.proxy.via,
       xff: cfg.proxy.xForwardedFor,
       teTrailers: facts.teTrailers,
-    });
+    }));
     const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
-    if (req.protocol !== null) {
-      // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
-      try {
-        const res = await openTunnel(req, {
-          upstream,
-          path: rewritePath(route, target),
-          authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
-          headers,
-          connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
-        });
-        done(res.status, { tunnel: req.protocol });
-        return res;
-      } catch (e) {
-        const err = toOriginlinkError(e);
-        return refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
-      }
-    }
+    const o: UpstreamRequest = { path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
+    if (hostHeader !== null) o.authority = hostHeader;
+    // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
+    if (req.protocol !== null) return this.#tunnel(o, hostHeader).catch((e) => bug(this.#hooks, e));
     // proxy.requestBufferBytes: a body of a declared length up to it is read whole before an origin is asked
     // (nginx's proxy_request_buffering, in memory): a slow client holds no origin connection or stream, the body
     // leaves behind its head in one write, and a retry can send it again.
-    let buffered: Buffer | null = null;
     if (req.bodyLength !== null && req.bodyLength > 0 && req.bodyLength <= cfg.proxy.requestBufferBytes) {
-      const idleMs = upstream.config.pool.bodyTimeoutMs;
-      try {
-        buffered = await readWhole(req.body as Readable, idleMs);
-      } catch (e) {
-        if (e instanceof ReadWholeError && e.why === 'idle') {
-          hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_timeout' });
-          return refuse(408, `request body sent nothing for ${idleMs} ms`, ErrorCode.REQUEST_BODY_TIMEOUT);
-        }
-        done(499, { error: ErrorCode.ABORTED, reason: 'client went away before its body was in' });
-        return { status: 499 };
-      }
+      return this.#buffered(o).catch((e) => bug(this.#hooks, e));
     }
-    let tooLarge = false;
-    const max = cfg.limits.maxBodyBytes;
     // The request body stream is only touched when there is a body (a server makes none for a GET). It goes to the
     // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
     // a declared one over the limit was refused with the head, and the servers hold a body to its declared length.
-    const body = buffered ?? (req.bodyLength === 0 ? null
-      : max === 0 || req.bodyLength !== null ? req.body as Readable
-      : (async function* bounded(): AsyncGenerator<Uint8Array> {
-          let n = 0;
-          for await (const c of req.body as AsyncIterable<Buffer>) {
-            n += c.length;
-            if (max > 0 && n > max) { tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
-            yield c;
-          }
-        })());
+    const max = cfg.limits.maxBodyBytes;
+    if (req.bodyLength !== 0) o.body = max === 0 || req.bodyLength !== null ? req.body as Readable : this.#bounded(max);
+    return this.#send(o);
+  }
 
-    const signal = new RequestSignal();
-    req.onAbort(() => signal.abort());
-    // limits.maxUpstreamPerClient: over it, this request waits for one of the same client's to finish (client-slots.ts).
-    const perClient = cfg.limits.maxUpstreamPerClient;
-    const slots = perClient > 0 ? clientSlots(req.connection) : null;
-    const queued = slots?.take(perClient) ?? null;
-    if (queued) {
-      const w0 = performance.now();
-      const got = await new Promise<boolean>((resolve) => {
-        let over = false;
-        const onAbort = (): void => {
-          if (over) return;
-          over = true;
-          if (!queued.leave()) slots!.release(); // the turn came just now: give it on
-          resolve(false);
-        };
-        signal.addEventListener('abort', onAbort);
-        void queued.wait.then(() => {
-          if (over) return;
-          over = true;
-          signal.removeEventListener('abort', onAbort);
-          resolve(true);
-        });
-      });
-      if (!got) {
-        done(499, { error: ErrorCode.ABORTED, reason: 'client went away while waiting for its turn (limits.maxUpstreamPerClient)' });
-        return { status: 499 };
-      }
-      if (log) log.clientWaitMs = ms(performance.now() - w0);
-    }
-    hooks.metrics.inflight++;
-    upstream.inflight++;
-    let settled = false;
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      upstream.done();
-      hooks.metrics.inflight--;
-      slots?.release();
-    };
-    let up;
+  async #tunnel(o: UpstreamRequest, hostHeader: string | null): Promise<ServerResponse> {
+    const req = this.#req;
+    const upstream = this.#upstream as Upstream;
     try {
-      const opts: RequestCommon = { method, headers, body, signal: signal as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
-      // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
-      const tc = traceContextOf(headers);
-      if (tc) opts.traceContext = tc;
-      up = await upstream.request(rewritePath(route, target), opts, hostHeader);
-    } catch (e) {
-      finish();
-      const err = toOriginlinkError(e);
-      if (tooLarge) {
-        hooks.metrics.front.rejected.inc({ listener: front.listener, reason: 'body_size' });
-        return refuse(413, `body larger than ${max} bytes`, 'body_too_large');
-      }
-      if (signal.aborted) {
-        done(499, { error: ErrorCode.ABORTED, reason: 'client went away' });
-        return { status: 499 };
-      }
-      const status = statusForError(err.code);
-      return refuse(status, `origin ${upstream.name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
-    }
-    if (log) {
-      log.upstream = up.origin;
-      log.protocol = up.protocol;
-      log.reused = up.reused;
-      log.attempts = up.attempts;
-      log.queueMs = ms(up.timings.queueMs);
-      log.ttfbMs = ms(up.timings.ttfbMs);
-    }
-    const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), front.secure && clientVersion !== '3' ? hooks.altSvc() : null);
-    // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
-    // no stream, listeners or relay for it. Its trailers, if any, go with it.
-    const whole = up.takeComplete();
-    let res: ServerResponse;
-    if (whole) {
-      finish();
-      done(up.status, log ? { bytes: whole.bytes.length } : NO_EXTRA);
-      res = { status: up.status, headers: out, body: whole.bytes, checked: true };
-      const trailers = whole.trailers.length ? trailerList(whole.trailers) : null;
-      if (trailers) res.trailers = trailers;
-    } else {
-      watchBody(up.body, log !== null, (bytes, failed) => {
-        finish();
-        const gone = signal.aborted;
-        if (!failed) done(up.status, log ? { bytes } : NO_EXTRA);
-        else done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: up.status });
+      const res = await openTunnel(req, {
+        upstream,
+        path: o.path,
+        authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
+        headers: o.headers as HeaderList,
+        connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
       });
-      res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null), checked: true };
+      this.#done(res.status, { tunnel: req.protocol as string });
+      return res;
+    } catch (e) {
+      const err = toOriginlinkError(e);
+      return this.#refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
     }
-    if (!mux && hooks.draining()) res.close = true;
-    return res;
-  } catch (e) {
-    // A throw here is a bug of ours: it becomes the server's 500 (or a cut stream once the head went out); log it.
-    hooks.log.error({ err: e }, 'forwarding failed');
-    throw e;
+  }
+
+  async #buffered(o: UpstreamRequest): Promise<ServerResponse> {
+    const idleMs = (this.#upstream as Upstream).config.pool.bodyTimeoutMs;
+    try {
+      o.body = await readWhole(this.#req.body as Readable, idleMs);
+    } catch (e) {
+      if (e instanceof ReadWholeError && e.why === 'idle') {
+        this.#rejected('body_timeout');
+        return this.#refuse(408, `request body sent nothing for ${idleMs} ms`, ErrorCode.REQUEST_BODY_TIMEOUT);
+      }
+      return this.#gone('client went away before its body was in');
+    }
+    return this.#send(o);
+  }
+
+  /** A body of unknown length counted against limits.maxBodyBytes as it goes. */
+  async *#bounded(max: number): AsyncGenerator<Uint8Array> {
+    let n = 0;
+    for await (const c of this.#req.body as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > max) { this.#tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
+      yield c;
+    }
+  }
+
+  /** The request to the origin, after its turn among the client's own (limits.maxUpstreamPerClient). */
+  #send(o: UpstreamRequest): ServerResponse | Promise<ServerResponse> {
+    this.#req.onAbort(() => this.abort());
+    const perClient = this.#cfg.limits.maxUpstreamPerClient;
+    if (perClient > 0) {
+      const slots = (this.#slots = clientSlots(this.#req.connection));
+      const queued = slots.take(perClient);
+      if (queued) return this.#waitTurn(slots, queued).then((got) => got ? this.#ask(o) : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'));
+    }
+    return this.#ask(o);
+  }
+
+  /** True when the turn came, false when the client left first (a turn given meanwhile is passed on). */
+  #waitTurn(slots: ClientSlots, queued: NonNullable<ReturnType<ClientSlots['take']>>): Promise<boolean> {
+    const w0 = performance.now();
+    return new Promise<boolean>((resolve) => {
+      let over = false;
+      const onAbort = (): void => {
+        if (over) return;
+        over = true;
+        if (!queued.leave()) slots.release(); // the turn came just now: give it on
+        resolve(false);
+      };
+      this.addEventListener('abort', onAbort);
+      void queued.wait.then(() => {
+        if (over) return;
+        over = true;
+        this.removeEventListener('abort', onAbort);
+        if (this.#log) this.#log.clientWaitMs = ms(performance.now() - w0);
+        resolve(true);
+      });
+    });
+  }
+
+  #ask(o: UpstreamRequest): Promise<ServerResponse> {
+    this.#hooks.metrics.inflight++;
+    const upstream = this.#upstream as Upstream;
+    upstream.inflight++;
+    // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
+    const tc = traceContextOf(o.headers as HeaderList);
+    if (tc) o.traceContext = tc;
+    return upstream.request(o).then((up) => this.#respond(up), (e) => this.#failed(e));
+  }
+
+  /** The origin's request is over (its response relayed, or it failed). */
+  #finish(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    (this.#upstream as Upstream).done();
+    this.#hooks.metrics.inflight--;
+    this.#slots?.release();
+  }
+
+  #failed(e: unknown): ServerResponse {
+    try {
+      this.#finish();
+      const err = toOriginlinkError(e);
+      if (this.#tooLarge) {
+        this.#rejected('body_size');
+        return this.#refuse(413, `body larger than ${this.#cfg.limits.maxBodyBytes} bytes`, 'body_too_large');
+      }
+      if (this.aborted) return this.#gone('client went away');
+      const status = statusForError(err.code);
+      return this.#refuse(status, `origin ${(this.#upstream as Upstream).name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
+    } catch (x) {
+      return bug(this.#hooks, x);
+    }
+  }
+
+  #respond(up: OriginResponse): ServerResponse {
+    try {
+      const log = this.#log;
+      if (log) {
+        log.upstream = up.origin;
+        log.protocol = up.protocol;
+        log.reused = up.reused;
+        log.attempts = up.attempts;
+        log.queueMs = ms(up.timings.queueMs);
+        log.ttfbMs = ms(up.timings.ttfbMs);
+      }
+      const cfg = this.#cfg;
+      const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), this.#front.secure && this.#req.version !== '3' ? this.#hooks.altSvc() : null);
+      // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
+      // no stream, listeners or relay for it. Its trailers, if any, go with it.
+      const whole = up.takeComplete();
+      let res: ServerResponse;
+      if (whole) {
+        this.#finish();
+        this.#done(up.status, log ? { bytes: whole.bytes.length } : NO_EXTRA);
+        res = { status: up.status, headers: out, body: whole.bytes, checked: true };
+        const trailers = whole.trailers.length ? trailerList(whole.trailers) : null;
+        if (trailers) res.trailers = trailers;
+      } else {
+        this.#up = up;
+        watchBody(up.body, log !== null, this);
+        res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null), checked: true };
+      }
+      if (!this.#mux && this.#hooks.draining()) res.close = true;
+      return res;
+    } catch (e) {
+      return bug(this.#hooks, e);
+    }
+  }
+
+  /** The relayed body is over (watchBody): read to its end, or cut. */
+  bodyOver(bytes: number, failed: boolean): void {
+    this.#finish();
+    const status = (this.#up as OriginResponse).status;
+    const gone = this.aborted;
+    if (!failed) this.#done(status, this.#log ? { bytes } : NO_EXTRA);
+    else this.#done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: status });
   }
 }
 
@@ -329,10 +423,10 @@ function withAltSvc(fields: HeaderList, ours: string | null): HeaderList {
  * (an origin failure, or the client leaving, which destroys it). Counts
  * bytes only when asked (the request log); otherwise no listener per chunk.
  */
-function watchBody(body: Readable, count: boolean, end: (bytes: number, failed: boolean) => void): void {
+function watchBody(body: Readable, count: boolean, to: { bodyOver(bytes: number, failed: boolean): void }): void {
   let bytes = 0;
   let over = false;
-  const once = (failed: boolean): void => { if (!over) { over = true; end(bytes, failed); } };
+  const once = (failed: boolean): void => { if (!over) { over = true; to.bodyOver(bytes, failed); } };
   if (count) body.on('data', (c: Buffer) => { bytes += c.length; });
   body.once('end', () => once(false));
   body.once('close', () => once(!body.readableEnded));

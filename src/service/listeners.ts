@@ -22,7 +22,7 @@ import type { Metrics } from './metrics.js';
 import { CertificateSet, certificateNames } from '../transport/certificates.js';
 
 export interface ListenerHooks {
-  handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse>;
+  handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse>;
   log: Logger;
   metrics: Metrics;
 }

@@ -106,7 +106,7 @@ export class Service {
   /** Alt-Svc of h3 listeners bound by another process of this connector (`serve --workers`: worker 1's). */
   #sharedAltSvc: string | null = null;
 
-  #handle(req: ServerRequest, info: FrontInfo): Promise<ServerResponse> {
+  #handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse> {
     const hooks = (this.#forwardHooks ??= { log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
     return forward(this.#gen, info, hooks, req);
   }

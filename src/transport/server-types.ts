@@ -171,6 +171,8 @@ export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as 
 export class RequestAbort {
   reason: Error | null = null;
   #ctl: AbortController | null = null;
+  /** The first listener (the forwarder's, usually the only one), then any others. */
+  #fn: ((e: Error) => void) | null = null;
   #fns: Array<(e: Error) => void> | null = null;
 
   get signal(): AbortSignal {
@@ -183,6 +185,7 @@ export class RequestAbort {
 
   onAbort(fn: (e: Error) => void): void {
     if (this.reason) fn(this.reason);
+    else if (this.#fn === null) this.#fn = fn;
     else (this.#fns ??= []).push(fn);
   }
 
@@ -190,8 +193,11 @@ export class RequestAbort {
     if (this.reason) return;
     this.reason = e;
     this.#ctl?.abort(e);
+    const fn = this.#fn;
     const fns = this.#fns;
+    this.#fn = null;
     this.#fns = null;
+    if (fn) fn(e);
     if (fns) for (const f of fns) f(e);
   }
 }

@@ -221,7 +221,7 @@ routes:
     for (const [name, node] of [['viaGlobal', a], ['viaOwn', b]] as const) {
       const before = node.tunnels(target);
       const up = new Upstream(c.origins.get(name)!, new MemorySessionStore(), () => {});
-      const res = await up.request('/svc', {}, null);
+      const res = await up.request({ path: '/svc' });
       expect(await res.text()).toBe('ok /svc');
       expect(res.connection.proxy?.node).toBe(`http://127.0.0.1:${node.port}`);
       expect(node.tunnels(target) - before).toBe(1);

@@ -3,6 +3,7 @@ import { parseFieldLines } from '../../src/h1/fields.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../../src/h1/parser.js';
 import { serializeRequestHead } from '../../src/h1/request.js';
 import type { HeaderList } from '../../src/http/types.js';
+import { isClean, markClean } from '../../src/http/fields.js';
 
 interface Out { heads: H1Head[]; body: string; trailers: HeaderList[]; complete: number }
 
@@ -162,6 +163,17 @@ describe('serializeRequestHead', () => {
     expect(() => serializeRequestHead({ ...req, headers: [['x', 'a\r\nevil: 1']] })).toThrow(TypeError);
     expect(() => serializeRequestHead({ ...req, headers: [['bad name', 'v']] })).toThrow(TypeError);
     expect(() => serializeRequestHead({ ...req, headers: [['content-length', '1'], ['transfer-encoding', 'chunked']] })).toThrow(TypeError);
+  });
+  it('writes a list marked clean (http/fields.ts) as it is, and checks every other list', () => {
+    // The mark is a claim our own code makes about a list it built from checked fields: it is what skips the checks.
+    const odd: HeaderList = [['X-Odd', 'v']];
+    expect(serializeRequestHead({ ...req, headers: odd }).head).toContain('X-Odd: v\r\n');
+    expect(serializeRequestHead({ ...req, headers: markClean([['x-a', 'b'], ['host', 'skipped']] as HeaderList) }).head).toBe('GET /a?b HTTP/1.1\r\nhost: x.test:8443\r\nx-a: b\r\n\r\n');
+    const bad: HeaderList = [['x', 'a\r\nevil: 1']];
+    expect(() => serializeRequestHead({ ...req, headers: bad })).toThrow(TypeError);
+    expect(isClean(bad)).toBe(false);
+    // A copy of a clean list is not: the mark is on the list object, not its fields.
+    expect(isClean([...markClean([['x-a', 'b']] as HeaderList)])).toBe(false);
   });
 });
 
