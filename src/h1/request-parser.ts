@@ -72,6 +72,16 @@ const AUTHORITY_RE = /^[A-Za-z0-9.\-_~%!$&'()*+,;=:[\]]+$/;
 /** Empty lines tolerated before a request line (RFC 9112 §2.2: at least one SHOULD be ignored). */
 const MAX_LEADING_CRLF = 8;
 
+/** Methods most requests use, as constants: reading one costs a comparison, not a string and a token check. */
+const COMMON_METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'];
+
+/** The method `text[0..sp)` when it is a token: a constant for the common ones; '' when it is not a token. */
+function knownMethod(text: string, sp: number): string {
+  for (const m of COMMON_METHODS) if (m.length === sp && text.startsWith(m)) return m;
+  const method = text.slice(0, sp);
+  return TOKEN_RE.test(method) ? method : '';
+}
+
 export class H1RequestParser {
   #h: H1RequestHandler;
   #limits: H1RequestLimits;
@@ -165,19 +175,35 @@ export class H1RequestParser {
   }
 
   #parseHead(text: string): H1RequestHead {
-    const [line, fieldsFrom] = firstLine(text);
-    const m = REQUEST_LINE_RE.exec(line);
-    if (!m) {
-      if (/^[^ ]+ [^ ]+ HTTP\/\d+\.\d+$/.test(line)) throw new H1ParseError('version', `unsupported HTTP version in ${JSON.stringify(line.slice(-12))}`);
-      throw new H1ParseError('malformed', `malformed request line ${JSON.stringify(line.slice(0, 80))}`);
+    let method: string;
+    let target: string;
+    let minor: number;
+    let fieldsFrom: number;
+    // The usual line, `<method> <target> HTTP/1.1`, read in place (no line string, match array or regexp); any
+    // other, or one that fails a check here, is read by the regexp below, which has the final word and the errors.
+    const eol = text.indexOf('\r\n');
+    const end = eol < 0 ? text.length : eol;
+    const sp = text.indexOf(' ');
+    if (sp > 0 && sp < end - 10 && text.startsWith(' HTTP/1.1', end - 9) && (method = knownMethod(text, sp)) !== ''
+      && TARGET_RE.test((target = text.slice(sp + 1, end - 9)))) {
+      minor = 1;
+      fieldsFrom = eol < 0 ? text.length : eol + 2;
+    } else {
+      const [line, from] = firstLine(text);
+      fieldsFrom = from;
+      const m = REQUEST_LINE_RE.exec(line);
+      if (!m) {
+        if (/^[^ ]+ [^ ]+ HTTP\/\d+\.\d+$/.test(line)) throw new H1ParseError('version', `unsupported HTTP version in ${JSON.stringify(line.slice(-12))}`);
+        throw new H1ParseError('malformed', `malformed request line ${JSON.stringify(line.slice(0, 80))}`);
+      }
+      method = m[1] as string;
+      target = m[2] as string;
+      // §2.3: a major version other than 1 gets 505; a higher 1.x minor is served as 1.1.
+      if (m[3] !== '1') throw new H1ParseError('version', `HTTP/${m[3]}.${m[4]} is not served over HTTP/1.1 framing`);
+      minor = Math.min(1, Number(m[4]));
+      if (!TOKEN_RE.test(method)) throw new H1ParseError('malformed', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
+      if (!TARGET_RE.test(target)) throw new H1ParseError('malformed', 'invalid character in the request target');
     }
-    const method = m[1] as string;
-    const target = m[2] as string;
-    // §2.3: a major version other than 1 gets 505; a higher 1.x minor is served as 1.1.
-    if (m[3] !== '1') throw new H1ParseError('version', `HTTP/${m[3]}.${m[4]} is not served over HTTP/1.1 framing`);
-    const minor = Math.min(1, Number(m[4]));
-    if (!TOKEN_RE.test(method)) throw new H1ParseError('malformed', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
-    if (!TARGET_RE.test(target)) throw new H1ParseError('malformed', 'invalid character in the request target');
     const max = this.#limits.maxHeaderCount;
     const headers = parseFieldLines(text, fieldsFrom, max);
 

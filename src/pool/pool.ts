@@ -98,8 +98,8 @@ export class Pool implements TickMember {
 
   /**
    * Nothing in flight, queued or dialling. `lastActivityAt` (performance.now())
-   * is when a request last started or ended here: the Agent forgets a pool
-   * idle long enough.
+   * is when a request last ended or was queued here (one in flight keeps the
+   * pool from being idle): the Agent forgets a pool idle long enough.
    */
   get idle(): boolean {
     if (this.#pending.length > 0 || this.#dialing > 0) return false;
@@ -128,7 +128,7 @@ export class Pool implements TickMember {
       this.counters.error(ErrorCode.ABORTED);
       return Promise.reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }));
     }
-    this.#lastActivityAt = performance.now();
+    // lastActivityAt moves when a request ends: while one is in flight the pool is not idle anyway.
     if (this.#pending.length === 0) {
       // A free connection now: the request runs at once, its promise the connection's own (no waiter, no wrapper).
       const e = this.#pick();
@@ -139,7 +139,7 @@ export class Pool implements TickMember {
       }
     }
     return new Promise<PoolResult>((resolve, reject) => {
-      const w: Waiter = { req, resolve, reject, enqueuedAt: this.#lastActivityAt, timer: null, onAbort: null };
+      const w: Waiter = { req, resolve, reject, enqueuedAt: (this.#lastActivityAt = performance.now()), timer: null, onAbort: null };
       if (this.#pending.length >= this.opts.maxPending) {
         this.counters.error(ErrorCode.QUEUE_FULL);
         reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, facts: NOT_SENT, details: { limit: this.opts.maxPending } }));
@@ -179,14 +179,13 @@ export class Pool implements TickMember {
 
   /** A connection with a free slot, or null. h1: most recently used first; h2/h3: fill the oldest. */
   #pick(): Entry | null {
-    const now = performance.now();
     if (this.#protocol === 'h1') {
       const stack = this.#idleH1;
       while (stack.length > 0) {
         const e = stack.pop() as Entry;
         e.stacked = false;
         const c = e.conn;
-        if (c.state !== 'ready' || c.active >= c.capacity || !this.#fresh(e, now)) continue;
+        if (c.state !== 'ready' || c.active >= c.capacity || !this.#fresh(e)) continue;
         return e;
       }
     }
@@ -194,7 +193,7 @@ export class Pool implements TickMember {
     let best: Entry | null = null;
     for (const e of this.#entries.values()) {
       const c = e.conn;
-      if (c.state !== 'ready' || !this.#fresh(e, now)) continue;
+      if (c.state !== 'ready' || !this.#fresh(e)) continue;
       if (c.active >= c.capacity) continue;
       if (c.protocol === 'h1') {
         if (!best || c.lastActiveAt > best.conn.lastActiveAt) best = e;
@@ -206,10 +205,10 @@ export class Pool implements TickMember {
   }
 
   /** False after retiring a ready connection that may not take requests: unusable (destroyed) or past its maximum age (drained). */
-  #fresh(e: Entry, now: number): boolean {
+  #fresh(e: Entry): boolean {
     const c = e.conn;
     if (!c.isUsable()) { c.destroy(); return false; }
-    if (e.maxAgeAt > 0 && now >= e.maxAgeAt) { c.drain(); return false; }
+    if (e.maxAgeAt > 0 && performance.now() >= e.maxAgeAt) { c.drain(); return false; }
     return true;
   }
 

@@ -388,8 +388,8 @@ export class H1ServerSession {
     if (status === 101) return this.#upgrade(p, res);
     const close = p.close || this.#draining || head.upgrade !== null || res.close === true;
     let text = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
-    let declared: string | null = null;
-    text += fieldLines(res.headers, FRAMING, (v) => { declared = v; }, res.checked === true);
+    text += fieldLines(res.headers, FRAMING, res.checked === true);
+    const declared = skippedLength;
     if (close) text += `connection: close${CRLF}`;
     else if (head.minor === 0) text += `connection: keep-alive${CRLF}`;
     const body = res.body ?? null;
@@ -551,7 +551,7 @@ export class H1ServerSession {
   /** 101: the head, then the socket belongs to the tunnel (bytes read past the request head first). */
   async #upgrade(p: Pending, res: ServerResponse): Promise<boolean> {
     if (p.head.upgrade === null || !res.tunnel) throw new TypeError('101 without an upgrade request and a tunnel');
-    const text = `HTTP/1.1 101 ${reasonPhrase(101)}${CRLF}${fieldLines(res.headers, BODY_FRAMING, null)}`;
+    const text = `HTTP/1.1 101 ${reasonPhrase(101)}${CRLF}${fieldLines(res.headers, BODY_FRAMING)}`;
     const s = this.socket;
     s.write(`${text}${CRLF}`, 'latin1');
     // Hand over: our listeners go, the bytes we hold go back in front.
@@ -619,13 +619,18 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
  * unless `checked` (ServerResponse.checked: fields one of our parsers already
  * held to the same rules, names in lower case), when they are taken as they are.
  */
-function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, onLength: ((v: string) => void) | null, checked = false): string {
+/** The Content-Length value the last fieldLines call skipped (null: none), read right after it (no callback per response). */
+let skippedLength: string | null = null;
+
+function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, checked = false): string {
   let text = '';
-  for (const [n, v] of headers ?? []) {
+  skippedLength = null;
+  if (headers === undefined) return text;
+  for (const [n, v] of headers) {
     if (!checked && (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v))) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
     const name = checked ? n : n.toLowerCase();
     if (skip.has(name)) {
-      if (name === 'content-length') onLength?.(v);
+      if (name === 'content-length') skippedLength = v;
       continue;
     }
     text += `${n}: ${v}${CRLF}`;

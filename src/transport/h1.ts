@@ -124,7 +124,6 @@ export class H1Connection implements PooledConnection {
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0, this.#timers);
     this.#cur = x;
     this.served++;
-    this.lastActiveAt = performance.now();
     this.#parser.expect(req.method);
     this.#write(x, head.head, head.framing);
     return x.promise;
