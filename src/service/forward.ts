@@ -373,7 +373,8 @@ class Forwarding {
         log.ttfbMs = ms(up.timings.ttfbMs);
       }
       const cfg = this.#cfg;
-      const out = withAltSvc(downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via), this.#front.secure && this.#req.version !== '3' ? this.#hooks.altSvc() : null);
+      // Ours Alt-Svc on TLS fronts other than h3 itself (the origin's is dropped: headers.ts).
+      const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via, this.#front.secure && this.#req.version !== '3' ? this.#hooks.altSvc() : null);
       // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
       // no stream, listeners or relay for it. Its trailers, if any, go with it.
       const whole = up.takeComplete();
@@ -404,18 +405,6 @@ class Forwarding {
     if (!failed) this.#done(status, this.#log ? { bytes } : NO_EXTRA);
     else this.#done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: status });
   }
-}
-
-/**
- * The origin's Alt-Svc speaks of the origin's host, not of ours (RFC 7838 §2: an alternative is for
- * the origin the client asked): it is dropped, and ours — the h3 listeners of this service — is
- * added on TLS fronts other than h3 itself.
- */
-function withAltSvc(fields: HeaderList, ours: string | null): HeaderList {
-  let out = fields;
-  if (fields.some(([n]) => n === 'alt-svc')) out = fields.filter(([n]) => n !== 'alt-svc');
-  if (ours) out.push(['alt-svc', ours]);
-  return out;
 }
 
 /**

@@ -130,20 +130,26 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
 }
 
 
-/** Response fields for the client: hop-by-hop removed (RFC 9110 §7.6.1), Via appended (§7.6.3). Field lines keep their order. */
-export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string): HeaderList {
+/**
+ * Response fields for the client: hop-by-hop removed (RFC 9110 §7.6.1), Via appended (§7.6.3). Field lines keep
+ * their order. The origin's Alt-Svc speaks of the origin's host, not of ours (RFC 7838 §2: an alternative is for
+ * the origin the client asked): it is dropped, and `altSvc` — ours, the h3 listeners of this service, when the
+ * front offers them — is added.
+ */
+export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string, altSvc: string | null = null): HeaderList {
   let named: ReadonlySet<string> = NONE;
   for (const [n] of list) if (n === 'connection') { named = connectionNamed(list); break; }
   const out: HeaderList = [];
   let prevVia: string | null = null;
   for (const f of list) {
     const n = f[0];
-    if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
+    if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named) || n === 'alt-svc') continue;
     if (n === 'via') { prevVia = prevVia === null ? f[1] : `${prevVia}, ${f[1]}`; continue; }
     out.push(f);
   }
   const hop = `${upstreamVersion} ${via}`;
   out.push(['via', prevVia === null ? hop : `${prevVia}, ${hop}`]);
+  if (altSvc) out.push(['alt-svc', altSvc]);
   return out;
 }
 

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_LIMITS, interpolateEnv, parseConfig } from '../../src/service/config.js';
 import { downstreamHeaders, inspectRequest, upstreamHeaders } from '../../src/service/headers.js';
+import type { HeaderList } from '../../src/http/types.js';
 import { pathMatches, rewritePath, Router } from '../../src/service/router.js';
 import { DEFAULT_POOL_OPTIONS } from '../../src/pool/options.js';
 import { statusForError } from '../../src/service/forward.js';
@@ -142,6 +143,10 @@ describe('header rules', () => {
   it('builds response fields: hop-by-hop out, Via appended, repeated fields kept', () => {
     const out = downstreamHeaders([['connection', 'x-b'], ['x-b', '1'], ['keep-alive', 't'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['vary', 'a'], ['vary', 'b'], ['transfer-encoding', 'chunked'], ['via', '1.1 up']], '2', 'ol');
     expect(out).toEqual([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['vary', 'a'], ['vary', 'b'], ['via', '1.1 up, 2 ol']]);
+    // RFC 7838 §2: the origin's Alt-Svc names the origin's alternatives, not ours: dropped; ours added when given.
+    const alt: HeaderList = [['alt-svc', 'h3=":443"'], ['x', '1']];
+    expect(downstreamHeaders(alt, '1.1', 'ol')).toEqual([['x', '1'], ['via', '1.1 ol']]);
+    expect(downstreamHeaders(alt, '1.1', 'ol', 'h3=":8443"; ma=60')).toEqual([['x', '1'], ['via', '1.1 ol'], ['alt-svc', 'h3=":8443"; ma=60']]);
   });
 
   it('maps error codes to 502/503/504', () => {
