@@ -203,8 +203,9 @@ export class H1ServerSession {
       const i = path.indexOf('/', path.indexOf('//') + 2);
       path = i < 0 ? '/' : path.slice(i);
     }
-    // A request without a body: an empty, ended stream made only when a handler asks for it.
-    const body = p.body ?? ((): PushBody => (p.body = endedBody()));
+    // A request without a body: an empty, ended stream made only when a handler asks for it (nothing of the
+    // connection's to abort in it later, so it is not kept here: no closure per request).
+    const body = p.body ?? endedBody;
     const req = new ServedRequest(
       head.method, path, head.authority, this.#scheme, head.headers, body, id,
       this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, head.minor === 0 ? '1.0' : '1.1', this,
