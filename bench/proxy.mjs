@@ -322,5 +322,5 @@ console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, upload: UPLOAD || undefined, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, upload: UPLOAD || undefined, accessLog: ACCESS_LOG || undefined, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);
