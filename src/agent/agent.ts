@@ -552,9 +552,10 @@ export class Agent implements TickMember {
   #attempt(st: AgentRequest): Promise<OriginResponse> {
     let info: PoolInfo;
     let req: ConnRequest;
+    let url: URL;
     let r: Promise<PoolResult>;
     try {
-      const url = st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
+      url = st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
       // One node per target for the whole request: a retry never moves to another node (nor identity).
       const node = this.#proxy === null && this.#originProxy.size === 0 ? null : st.node(url, this.#pickProxyFn);
       info = this.#poolInfo(url, st.o.protocol, node, st.ownedUrls);
@@ -571,16 +572,21 @@ export class Agent implements TickMember {
         allowEarlyData: earlyDataAllowed(info.earlyData, st.method, o.allowEarlyData),
       };
       if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
-      const pool = info.pool;
-      // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
-      r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
-        ? this.#attemptCoalesced(info, url, req, st.replayable)
-        : pool.request(req);
     } catch (e) {
       // Thrown before an attempt ran (bad origin, closed agent): the span still ends.
       failSpan(st.span, e as Error, st.attempt);
       st.replay?.abandon();
       return Promise.reject(e);
+    }
+    const pool = info.pool;
+    try {
+      // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
+      r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
+        ? this.#attemptCoalesced(info, url, req, st.replayable)
+        : pool.request(req);
+    } catch (e) {
+      // A throw of the attempt itself is its failure: the retry policy decides, as for a rejection.
+      r = Promise.reject(e);
     }
     return r.then((res) => this.#answered(st, info, res), (e) => this.#failed(st, info.pool, e));
   }

@@ -26,11 +26,9 @@ export class OriginResponse {
   readonly earlyDataRefused: 'rejected' | 'too-early' | null;
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
+  readonly timings: ResponseTimings;
   /** The connection's response: its body stream is made on first use of `body` (transport/exchange.ts LazyBody). */
   #source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
-  #queueMs: number;
-  #ttfbMs: number;
-  #timings: ResponseTimings | null = null;
 
   /** `r`: the pool's answer to the attempt that got this response (its connection and how long it queued). */
   constructor(origin: string, r: PoolResult, attempts: number, ttfbMs: number) {
@@ -46,13 +44,7 @@ export class OriginResponse {
     this.earlyDataRefused = res.earlyDataRefused ?? null;
     this.connectionId = r.conn.id;
     this.connection = r.conn.facts;
-    this.#queueMs = r.queueMs;
-    this.#ttfbMs = ttfbMs;
-  }
-
-  /** Where the time to the head went (made on first use). */
-  get timings(): ResponseTimings {
-    return (this.#timings ??= { queueMs: this.#queueMs, ttfbMs: this.#ttfbMs });
+    this.timings = { queueMs: r.queueMs, ttfbMs };
   }
 
   /** First value of a header (names are case-insensitive). */

@@ -114,7 +114,8 @@ function fieldName(text: string, start: number, end: number): string {
   // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
   if (!TOKEN_RE.test(raw)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(raw.slice(0, 60))}`);
   const lower = raw.toLowerCase();
-  if (learned < LEARNED_NAMES) {
+  // Only names the table can hold use up its learning budget.
+  if (learned < LEARNED_NAMES && raw.length < MAX_TABLE_NAME) {
     learned++;
     remember(raw, lower);
   }

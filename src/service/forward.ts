@@ -89,11 +89,20 @@ export function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, 
   }
 }
 
-/** A throw in the forwarder is a bug of ours: it becomes the server's 500 (or a cut stream once the head went out); logged. */
+/**
+ * A throw in the forwarder is a bug of ours: it becomes the server's 500 (or a cut stream once the head went out);
+ * logged once, where it is first caught (the step that threw, or the path's promise that carried it).
+ */
 function bug(hooks: ForwardHooks, e: unknown): never {
-  hooks.log.error({ err: e }, 'forwarding failed');
+  if (!(typeof e === 'object' && e !== null && LOGGED in e)) {
+    hooks.log.error({ err: e }, 'forwarding failed');
+    try {
+      if (typeof e === 'object' && e !== null) Object.defineProperty(e, LOGGED, { value: true });
+    } catch { /* a frozen object: logged again if met again */ }
+  }
   throw e;
 }
+const LOGGED = Symbol('originlink.forwardBugLogged');
 
 /**
  * One forwarded request. It is also the request's abort signal towards the Agent and the transports: the
@@ -299,7 +308,11 @@ class Forwarding {
     if (perClient > 0) {
       const slots = (this.#slots = clientSlots(this.#req.connection));
       const queued = slots.take(perClient);
-      if (queued) return this.#waitTurn(slots, queued).then((got) => got ? this.#ask(o) : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'));
+      if (queued) {
+        return this.#waitTurn(slots, queued)
+          .then((got) => got ? this.#ask(o) : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'))
+          .catch((e) => bug(this.#hooks, e));
+      }
     }
     return this.#ask(o);
   }
