@@ -21,6 +21,7 @@ import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
 import { clientSlots, type ClientSlots } from './client-slots.js';
 import { readWhole, ReadWholeError } from '../util/body.js';
+import { OnceListeners } from '../util/once-listeners.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, rewritePath, type Router } from './router.js';
 import { openTunnel } from './upgrade.js';
@@ -109,11 +110,8 @@ const LOGGED = Symbol('originlink.forwardBugLogged');
  * subset of AbortSignal they use (`aborted`, `add/removeEventListener('abort')`), without an EventTarget and
  * an AbortController per request. Invariant: each listener runs at most once.
  */
-class Forwarding {
+class Forwarding extends OnceListeners<void> {
   aborted = false;
-  /** The abort listeners: the first (usually the only one: the exchange's) in a slot, others in a list. */
-  #abortFn: (() => void) | null = null;
-  #abortFns: Array<() => void> | null = null;
   readonly #gen: Generation;
   readonly #front: FrontInfo;
   readonly #hooks: ForwardHooks;
@@ -131,6 +129,7 @@ class Forwarding {
   #up: OriginResponse | null = null;
 
   constructor(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest) {
+    super();
     this.#gen = gen;
     this.#front = front;
     this.#hooks = hooks;
@@ -143,28 +142,15 @@ class Forwarding {
   }
 
   addEventListener(_type: 'abort', fn: () => void): void {
-    if (this.aborted) return;
-    if (this.#abortFn === null) this.#abortFn = fn;
-    else (this.#abortFns ??= []).push(fn);
+    if (!this.aborted) this.listen(fn);
   }
   removeEventListener(_type: 'abort', fn: () => void): void {
-    if (this.#abortFn === fn) {
-      this.#abortFn = null;
-      return;
-    }
-    const fns = this.#abortFns;
-    const i = fns ? fns.indexOf(fn) : -1;
-    if (i >= 0) fns!.splice(i, 1);
+    this.unlisten(fn);
   }
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
-    const fn = this.#abortFn;
-    const fns = this.#abortFns;
-    this.#abortFn = null;
-    this.#abortFns = null;
-    if (fn) fn();
-    if (fns) for (const f of fns) f();
+    this.fire();
   }
 
   /** The metric and, with a request log, its line. */
@@ -243,7 +229,7 @@ class Forwarding {
     const o: UpstreamRequest = { path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
     if (hostHeader !== null) o.authority = hostHeader;
     // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
-    if (req.protocol !== null) return this.#tunnel(o, hostHeader).catch((e) => bug(this.#hooks, e));
+    if (req.protocol !== null) return this.#tunnel(o).catch((e) => bug(this.#hooks, e));
     // proxy.requestBufferBytes: a body of a declared length up to it is read whole before an origin is asked
     // (nginx's proxy_request_buffering, in memory): a slow client holds no origin connection or stream, the body
     // leaves behind its head in one write, and a retry can send it again.
@@ -258,14 +244,14 @@ class Forwarding {
     return this.#send(o);
   }
 
-  async #tunnel(o: UpstreamRequest, hostHeader: string | null): Promise<ServerResponse> {
+  async #tunnel(o: UpstreamRequest): Promise<ServerResponse> {
     const req = this.#req;
     const upstream = this.#upstream as Upstream;
     try {
       const res = await openTunnel(req, {
         upstream,
         path: o.path,
-        authority: hostHeader ?? new URL(upstream.config.urls[0] as string).host,
+        authority: o.authority ?? new URL(upstream.config.urls[0] as string).host,
         headers: o.headers as HeaderList,
         connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
       });
@@ -302,7 +288,7 @@ class Forwarding {
   }
 
   /** The request to the origin, after its turn among the client's own (limits.maxUpstreamPerClient). */
-  #send(o: UpstreamRequest): ServerResponse | Promise<ServerResponse> {
+  #send(o: UpstreamRequest): Promise<ServerResponse> {
     this.#req.onAbort(() => this.abort());
     const perClient = this.#cfg.limits.maxUpstreamPerClient;
     if (perClient > 0) {

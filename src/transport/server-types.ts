@@ -6,6 +6,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
+import { OnceListeners } from '../util/once-listeners.js';
 
 /**
  * What both servers send when a handler fails before its response started:
@@ -168,12 +169,9 @@ export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as 
  * AbortController, made only when a handler reads it) and `onAbort`
  * listeners (cheap: the forwarder's). One per request in every server.
  */
-export class RequestAbort {
+export class RequestAbort extends OnceListeners<Error> {
   reason: Error | null = null;
   #ctl: AbortController | null = null;
-  /** The first listener (the forwarder's, usually the only one), then any others. */
-  #fn: ((e: Error) => void) | null = null;
-  #fns: Array<(e: Error) => void> | null = null;
 
   get signal(): AbortSignal {
     if (!this.#ctl) {
@@ -185,20 +183,14 @@ export class RequestAbort {
 
   onAbort(fn: (e: Error) => void): void {
     if (this.reason) fn(this.reason);
-    else if (this.#fn === null) this.#fn = fn;
-    else (this.#fns ??= []).push(fn);
+    else this.listen(fn);
   }
 
   abort(e: Error): void {
     if (this.reason) return;
     this.reason = e;
     this.#ctl?.abort(e);
-    const fn = this.#fn;
-    const fns = this.#fns;
-    this.#fn = null;
-    this.#fns = null;
-    if (fn) fn(e);
-    if (fns) for (const f of fns) f(e);
+    this.fire(e);
   }
 }
 
