@@ -24,6 +24,7 @@
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { CONTENT_LENGTH_RE } from '../http/fields.js';
+import { KNOWN_METHODS } from '../http/methods.js';
 import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
 export interface H1RequestHead {
@@ -72,12 +73,9 @@ const AUTHORITY_RE = /^[A-Za-z0-9.\-_~%!$&'()*+,;=:[\]]+$/;
 /** Empty lines tolerated before a request line (RFC 9112 §2.2: at least one SHOULD be ignored). */
 const MAX_LEADING_CRLF = 8;
 
-/** Methods most requests use, as constants: reading one costs a comparison, not a string and a token check. */
-const COMMON_METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'];
-
-/** The method `text[0..sp)` when it is a token: a constant for the common ones; '' when it is not a token. */
+/** The method `text[0..sp)` when it is a token: a constant for the known ones (http/methods.ts); '' when it is not a token. */
 function knownMethod(text: string, sp: number): string {
-  for (const m of COMMON_METHODS) if (m.length === sp && text.startsWith(m)) return m;
+  for (const m of KNOWN_METHODS) if (m.length === sp && text.startsWith(m)) return m;
   const method = text.slice(0, sp);
   return TOKEN_RE.test(method) ? method : '';
 }

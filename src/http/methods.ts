@@ -22,6 +22,9 @@ const METHODS: ReadonlyMap<string, MethodProps> = new Map([
   ['CONNECT', { safe: false, idempotent: false }],
 ]);
 
+/** The methods of the table (RFC 9110 §9.3 and RFC 5789's PATCH), GET first: parsers read them as these constants. */
+export const KNOWN_METHODS: readonly string[] = [...METHODS.keys()];
+
 /** RFC 9110 §9.2.1. */
 export function isSafeMethod(method: string): boolean {
   return METHODS.get(method)?.safe === true;
