@@ -40,6 +40,7 @@ import { abortBody, bufferedWhole, hasReader, isBufferedWhole, relayBody } from 
 import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from './exchange.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
+import { readChunks, type SocketReads } from './socket-reads.js';
 import { clientClosed, DISCARD_MAX_BYTES, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
@@ -106,6 +107,7 @@ export class H1ServerSession {
   /** The request whose body is being read. */
   #reading: Pending | null = null;
   /** Bytes read but not parsed (the parser paused, or an upgrade's first bytes). */
+  readonly #reads: SocketReads;
   #held: Buffer | null = null;
   #writing = false;
   #closed = false;
@@ -133,7 +135,7 @@ export class H1ServerSession {
       onComplete: () => this.#onComplete(),
     }, { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 });
     socket.setNoDelay(true);
-    socket.on('data', this.#onData);
+    this.#reads = readChunks(socket, this.#onData);
     socket.on('end', () => this.#onEnd());
     socket.on('error', () => { /* 'close' follows */ });
     socket.on('close', () => this.#gone(clientClosed));
@@ -557,7 +559,7 @@ export class H1ServerSession {
     s.write(`${text}${CRLF}`, 'latin1');
     // Hand over: our listeners go, the bytes we hold go back in front.
     this.#timer.stop();
-    s.off('data', this.#onData);
+    this.#reads.release();
     s.removeAllListeners('end');
     const held = this.#held;
     this.#held = null;

@@ -21,6 +21,7 @@ import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection } from '../http/types.js';
 import { waitDrain } from '../util/body.js';
 import { Exchange, ExchangeTimers, PushBody, type ExchangeWire } from './exchange.js';
+import { readChunks } from './socket-reads.js';
 
 export interface H1Options {
   maxHeaderBytes: number;
@@ -90,7 +91,7 @@ export class H1Connection implements PooledConnection {
       },
       { maxHeaderBytes: opts.maxHeaderBytes, maxHeaderCount: opts.maxHeaderCount },
     );
-    socket.on('data', (d: Buffer) => this.#onData(d));
+    readChunks(socket, (d) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (e) => this.destroy(toOriginlinkError(e)));
     socket.on('close', () => this.#onClose());

@@ -21,6 +21,7 @@ import { abortBody, hasReader, relayBody, bufferedWhole } from '../util/body.js'
 import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
+import { readChunks } from './socket-reads.js';
 import { AFTER_ANSWER_MS, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
@@ -89,7 +90,7 @@ export class H2ServerSession {
     this.#io = new H2Wire(this.#h2, socket);
     this.#h2.on((ev) => this.#onEvent(ev));
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => {
+    readChunks(socket, (d) => {
       this.#h2.receive(d, performance.now());
       this.#dispatch();
       this.#io.flush();

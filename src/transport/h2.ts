@@ -19,6 +19,7 @@ import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
+import { readChunks } from './socket-reads.js';
 import { IdMap } from '../util/id-map.js';
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
@@ -97,7 +98,7 @@ export class H2PooledConnection implements PooledConnection {
     this.#h2 = new H2Connection({ role: 'client', windowSize: opts.windowSize, connectionWindowSize: 4 * opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize });
     this.#io = new H2Wire(this.#h2, socket);
     this.#h2.on((ev) => this.#onEvent(ev));
-    socket.on('data', (d: Buffer) => {
+    readChunks(socket, (d) => {
       const now = performance.now();
       this.lastReadAt = now;
       this.#h2.receive(d, now);
