@@ -46,6 +46,7 @@ import { H2ProxyLinks } from '../transport/h2-tunnel.js';
 import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
 import type { PoolStats } from '../pool/stats.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
+import { turnNow } from '../util/clock.js';
 
 export interface TlsOptions {
   /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
@@ -514,7 +515,7 @@ export class Agent implements TickMember {
 
   /** A request's state for its attempts; throws on a bad argument (before any span starts). */
   #begin(o: RequestOptions): AgentRequest {
-    const t0 = performance.now();
+    const t0 = turnNow();
     let names: string | readonly string[];
     let path: string;
     let url0: URL | null = null;
@@ -595,7 +596,7 @@ export class Agent implements TickMember {
     try {
       const pool = info.pool;
       if (!info.proxy) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
-      const ttfbMs = performance.now() - st.t0;
+      const ttfbMs = turnNow() - st.t0;
       publishRequestEnd(pool.origin, st.method, st.path, r.res.status, r.conn.protocol, r.reused, st.attempt, ttfbMs, null);
       const res = new OriginResponse(st.name(), r, st.attempt, ttfbMs);
       if (st.span.isRecording()) responseSpan(st.span, res);

@@ -7,7 +7,7 @@
  * propagator the application registered. With no SDK installed every call
  * here is the API's no-op: no span is recorded and no header is added.
  */
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { context, INVALID_SPAN_CONTEXT, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../http/types.js';
 import type { OriginResponse } from './response.js';
@@ -35,7 +35,9 @@ export function startRequestSpan(method: string, url: URL, target: string, paren
 
 /** The request's header list with this span's trace context in place of any incoming one (unchanged when nothing is traced). */
 export function withTraceContext(span: Span, headers: HeaderList): HeaderList {
-  if (!trace.isSpanContextValid(span.spanContext())) return headers;
+  const sc = span.spanContext();
+  // The API's no-op span (no SDK, no incoming context) carries this very object: no regexp tests of its ids.
+  if (sc === INVALID_SPAN_CONTEXT || !trace.isSpanContextValid(sc)) return headers;
   const carrier: Record<string, string> = {};
   propagation.inject(trace.setSpan(context.active(), span), carrier);
   const names = Object.keys(carrier);

@@ -15,6 +15,7 @@ import { publishConnection } from './diagnostics.js';
 import { pingOrClose } from '../transport/ping-probe.js';
 import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 import { LazyTimer } from '../util/lazy-timer.js';
+import { turnNow } from '../util/clock.js';
 
 /** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */
 const SURPLUS_FRACTION = 1 / 8;
@@ -208,7 +209,7 @@ export class Pool implements TickMember {
   #fresh(e: Entry): boolean {
     const c = e.conn;
     if (!c.isUsable()) { c.destroy(); return false; }
-    if (e.maxAgeAt > 0 && performance.now() >= e.maxAgeAt) { c.drain(); return false; }
+    if (e.maxAgeAt > 0 && turnNow() >= e.maxAgeAt) { c.drain(); return false; }
     return true;
   }
 
@@ -234,12 +235,12 @@ export class Pool implements TickMember {
     return conn.request(req).then(
       (res) => {
         e.errors = 0;
-        this.#lastActivityAt = performance.now();
+        this.#lastActivityAt = turnNow();
         if (this.opts.maxRequestsPerConnection > 0 && conn.served >= this.opts.maxRequestsPerConnection) conn.drain();
         return { res, conn, reused, queueMs };
       },
       (err: unknown) => {
-        this.#lastActivityAt = performance.now();
+        this.#lastActivityAt = turnNow();
         // The connection's exchange decided the facts; an error that has none is taken as processed.
         const oe = toOriginlinkError(err).with({ details: { connectionId: conn.id } });
         this.counters.error(oe.code);

@@ -27,6 +27,7 @@ import { declaredLength } from '../http/field-section.js';
 import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import { abortBody, relayBody } from '../util/body.js';
 import { coarseArm, coarseArmed, coarseDisarm, coarseSerial, COARSE_MIN_MS } from '../util/coarse-ticker.js';
+import { turnNow } from '../util/clock.js';
 
 export interface ExchangeTimeouts {
   /** From the request fully sent to the response head, ms (0 = none). */
@@ -94,7 +95,7 @@ export class ExchangeTimers {
     }
     if (ms >= COARSE_MIN_MS) {
       this.#coarseMs = ms;
-      this.#coarseAt = performance.now() + ms;
+      this.#coarseAt = turnNow() + ms;
       coarseArm(this.#serial, this);
       return;
     }
@@ -119,7 +120,7 @@ export class ExchangeTimers {
   /** Push the idle deadline back (a chunk arrived, or left). */
   touch(): void {
     if (this.#kind !== 'body' && this.#kind !== 'send') return;
-    if (coarseArmed(this.#serial)) this.#coarseAt = performance.now() + this.#coarseMs;
+    if (coarseArmed(this.#serial)) this.#coarseAt = turnNow() + this.#coarseMs;
     else this.#body?.refresh();
   }
 

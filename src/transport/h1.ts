@@ -21,6 +21,7 @@ import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection } from '../http/types.js';
 import { waitDrain } from '../util/body.js';
 import { Exchange, ExchangeTimers, PushBody, type ExchangeWire } from './exchange.js';
+import { turnNow } from '../util/clock.js';
 import { readChunks } from './socket-reads.js';
 
 export interface H1Options {
@@ -241,7 +242,7 @@ export class H1Connection implements PooledConnection {
 
   #release(): void {
     this.#cur = null;
-    this.lastActiveAt = performance.now();
+    this.lastActiveAt = turnNow();
     // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not read
     // again): the next response on this connection would never be read. The message is over; read on.
     this.#socket.resume();

@@ -5,6 +5,7 @@
  * forwarding (util/body.ts readWhole) arm theirs here. Shorter deadlines keep real timers.
  */
 import { IdMap } from './id-map.js';
+import { turnNow } from './clock.js';
 
 export const COARSE_MIN_MS = 1000;
 export const TICK_MS = 250;
@@ -71,7 +72,7 @@ export class IdleDeadline implements CoarseEntry {
     const ms = this.#ms;
     if (ms <= 0) return;
     if (ms >= COARSE_MIN_MS) {
-      this.#at = performance.now() + ms;
+      this.#at = turnNow() + ms;
       coarseArm(this.#serial, this);
     } else if (this.#timer) this.#timer.refresh();
     else {
@@ -83,7 +84,7 @@ export class IdleDeadline implements CoarseEntry {
   /** Activity: the deadline moves to `ms` from now (nothing when not started). */
   touch(): void {
     if (this.#timer) this.#timer.refresh();
-    else if (this.#at !== 0) this.#at = performance.now() + this.#ms;
+    else if (this.#at !== 0) this.#at = turnNow() + this.#ms;
   }
 
   stop(): void {

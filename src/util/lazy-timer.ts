@@ -5,8 +5,11 @@
  * rest; a deadline moved earlier than the armed Timeout replaces it; a cleared deadline leaves the
  * Timeout to fire once and find nothing. A connection answering requests back to back then costs one
  * Timeout per timeout period instead of a setTimeout/clearTimeout pair per request. The deadline is
- * kept on performance.now(); `fn` runs at most once per `set`, never early by more than 1 ms.
+ * kept on performance.now() (read by `set` through util/clock.ts `turnNow`: the time when this turn's work
+ * began); `fn` runs at most once per `set`, never early by more than 1 ms plus the work of that turn before `set`.
  */
+import { turnNow } from './clock.js';
+
 export class LazyTimer {
   readonly #fn: () => void;
   /** performance.now() when `fn` is due; 0: none. */
@@ -21,7 +24,7 @@ export class LazyTimer {
 
   /** `fn` in `ms` from now (replacing any earlier deadline). */
   set(ms: number): void {
-    const at = performance.now() + ms;
+    const at = turnNow() + ms;
     this.#deadline = at;
     if (this.#timer !== null) {
       if (this.#due <= at) return; // the armed Timeout comes first and re-arms for the rest

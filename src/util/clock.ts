@@ -1,0 +1,19 @@
+/**
+ * `performance.now()` read once per turn of the event loop's work. A request reads the clock about ten
+ * times on its way through (deadlines armed and moved, a connection's last use, the Agent's start and
+ * time to first byte), and every read is a call into the binding (~45 ns here). `turnNow()` reads it at
+ * the first call and hands the same value out until the microtasks queued so far have run (a microtask
+ * clears it): within one socket read's work and its promise reactions, readings differ by microseconds
+ * anyway. A long synchronous stretch reads an older time: use `performance.now()` where a measurement
+ * must be exact to better than one turn's work (the timers' own firing checks still do).
+ */
+let cached = -1;
+const forget = (): void => { cached = -1; };
+
+export function turnNow(): number {
+  if (cached < 0) {
+    cached = performance.now();
+    queueMicrotask(forget);
+  }
+  return cached;
+}
