@@ -108,6 +108,9 @@ export class H1ServerSession {
   #reading: Pending | null = null;
   /** Bytes read but not parsed (the parser paused, or an upgrade's first bytes). */
   readonly #reads: SocketReads;
+  /** The client's address and port, read once (each read of the socket's getters is a call into the binding). */
+  #peerAddress: string | undefined;
+  #peerPort: number | undefined;
   #held: Buffer | null = null;
   #writing = false;
   #closed = false;
@@ -210,7 +213,7 @@ export class H1ServerSession {
     const body = p.body ?? endedBody;
     const req = new ServedRequest(
       head.method, path, head.authority, this.#scheme, head.headers, body, id,
-      this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, head.minor === 0 ? '1.0' : '1.1', this,
+      this.#peerAddress ??= this.socket.remoteAddress ?? '', this.#peerPort ??= this.socket.remotePort ?? 0, head.minor === 0 ? '1.0' : '1.1', this,
       head.framing === 'none' ? 0 : head.contentLength, head.upgrade, p.abort,
     );
     p.req = req;

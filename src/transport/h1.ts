@@ -245,7 +245,7 @@ export class H1Connection implements PooledConnection {
     this.lastActiveAt = turnNow();
     // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not read
     // again): the next response on this connection would never be read. The message is over; read on.
-    this.#socket.resume();
+    if (this.#socket.isPaused()) this.#socket.resume();
     if (this.#state === 'ready' && this.#parser.keepAlive) {
       this.#emit({ type: 'capacity' });
     } else {
