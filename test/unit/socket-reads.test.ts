@@ -68,11 +68,16 @@ describe('readChunks', () => {
     await until(() => got.join('') === 'while paused');
   });
 
-  it('reads TLS over a dialled socket (the client side of an origin connection) by the fast path', async () => {
+  it('reads TLS over a dialled socket (an origin connection) and an accepted TLS socket by the fast path', async () => {
     const { server, client } = await pair(true);
     const got: string[] = [];
     const r = readChunks(client, (d) => got.push(d.toString()));
     expect(r.fast).toBe(true);
+    // And the accepted side of a TLS server (an https front).
+    const back: string[] = [];
+    expect(readChunks(server, (d) => back.push(d.toString())).fast).toBe(true);
+    client.write('ping');
+    await until(() => back.join('') === 'ping');
     server.write('x'.repeat(100_000)); // more than the shared buffer: several reads, all intact
     await until(() => got.join('').length === 100_000);
     expect(got.join('')).toBe('x'.repeat(100_000));
