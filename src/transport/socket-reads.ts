@@ -40,17 +40,18 @@ interface Slots {
   callback: symbol;
 }
 
-let slots: Slots | null | undefined;
+/** Found on the first socket that has them (a stream that is not a socket — a tunnel's — has none). */
+let slots: Slots | null = null;
 
 /** The socket's onread slots when this Node has them and they are unused. */
 function slotsOf(socket: net.Socket): Slots | null {
-  if (slots === undefined) {
+  if (slots === null) {
     const own = Object.getOwnPropertySymbols(socket);
     const buffer = own.find((s) => s.description === 'kBuffer');
     const callback = own.find((s) => s.description === 'kBufferCb');
-    slots = buffer && callback ? { buffer, callback } : null;
+    if (!buffer || !callback) return null;
+    slots = { buffer, callback };
   }
-  if (slots === null) return null;
   const s = socket as unknown as Record<symbol, unknown> & { _handle?: { useUserBuffer?: unknown } | null };
   if (!(slots.buffer in s) || s[slots.buffer] !== null || s[slots.callback] !== null) return null;
   if (typeof s._handle?.useUserBuffer !== 'function') return null;
@@ -98,13 +99,14 @@ export function readChunks(socket: net.Socket, onChunk: (d: Buffer) => void): So
   s[k.buffer] = SHARED;
   s[k.callback] = r.read;
   s._handle.useUserBuffer(SHARED);
-  // A TLS socket may have decrypted application data along with the handshake's end, before its owner got
-  // it: that is in the Readable's buffer. Handed over before the next read can arrive (reads come from the
-  // event loop, after this turn's microtasks).
+  // Bytes already in the Readable's buffer — a TLS socket may have decrypted application data with the
+  // handshake's end; a tunnel gives back what it read past its reply — are taken out now (a flowing stream
+  // would otherwise emit them to no listener) and handed over in a microtask, after the caller's setup and
+  // before the next read can arrive (reads come from the event loop).
   if (socket.readableLength > 0) {
-    queueMicrotask(() => {
-      for (let d = socket.read() as Buffer | null; d !== null; d = socket.read() as Buffer | null) r.read(d.length, d);
-    });
+    const held: Buffer[] = [];
+    for (let d = socket.read() as Buffer | null; d !== null; d = socket.read() as Buffer | null) held.push(d);
+    if (held.length > 0) queueMicrotask(() => { for (const d of held) r.read(d.length, d); });
   }
   return r;
 }

@@ -39,6 +39,17 @@ async function until(cond: () => boolean): Promise<void> {
 }
 
 describe('readChunks', () => {
+  it('a stream that is no socket falls back without turning the fast path off for sockets (first in the file: the slots are found once)', async () => {
+    const { PassThrough } = await import('node:stream');
+    const pt = new PassThrough();
+    const got: string[] = [];
+    expect(readChunks(pt as unknown as net.Socket, (d) => got.push(d.toString())).fast).toBe(false);
+    pt.write('through');
+    await until(() => got.join('') === 'through');
+    const { server } = await pair(false);
+    expect(readChunks(server, () => {}).fast).toBe(true);
+  });
+
   it('reads an accepted plain socket by the fast path: each chunk its own copy, then end', async () => {
     const { server, client } = await pair(false);
     const got: Buffer[] = [];
@@ -92,6 +103,23 @@ describe('readChunks', () => {
     expect(r.fast).toBe(true);
     client.write('-late');
     await until(() => got.join('') === 'early-late');
+  });
+
+  it('takes over a flowing socket a tunnel gave back with bytes unshifted (none emitted to no listener)', async () => {
+    const { server, client } = await pair(false);
+    const seen: string[] = [];
+    const early = (d: Buffer): void => { seen.push(d.toString()); };
+    server.on('data', early);
+    client.write('reply+rest');
+    await until(() => seen.length === 1);
+    // What a tunnel does after its reply: its listener goes, the bytes past the reply go back in front (still flowing).
+    server.removeListener('data', early);
+    server.unshift(Buffer.from('rest'));
+    const got: string[] = [];
+    expect(readChunks(server, (d) => got.push(d.toString())).fast).toBe(true);
+    await new Promise((r) => setImmediate(r)); // ticks and microtasks run: a flowing stream would have emitted 'rest' by now
+    client.write('+more');
+    await until(() => got.join('') === 'rest+more');
   });
 
   it('after release the socket reads as a stream again (data events, unshift, pipe)', async () => {
