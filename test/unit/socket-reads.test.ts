@@ -105,6 +105,20 @@ describe('readChunks', () => {
     await until(() => got.join('') === 'early-late');
   });
 
+  it('bytes held before the call come before an end that was already read', async () => {
+    const { server, client } = await pair(false);
+    client.end('request');
+    await until(() => server.readableLength === 7);
+    await new Promise((r) => setTimeout(r, 50)); // the FIN is read too (nobody reads the stream: no 'end' yet)
+    const order: string[] = [];
+    // From a timer callback, as a session made on an I/O event would be: ticks before microtasks.
+    await new Promise<void>((done) => setTimeout(() => {
+      readChunks(server, (d) => order.push(`data:${d.toString()}`));
+      server.on('end', () => { order.push('end'); done(); });
+    }, 0));
+    expect(order).toEqual(['data:request', 'end']);
+  });
+
   it('takes over a flowing socket a tunnel gave back with bytes unshifted (none emitted to no listener)', async () => {
     const { server, client } = await pair(false);
     const seen: string[] = [];
