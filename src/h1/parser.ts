@@ -12,7 +12,8 @@
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { contentLengthOf } from '../http/field-section.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, transferCodings } from './fields.js';
+import { CONTENT_LENGTH_RE } from '../http/fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, H1ParseError, parseFieldLines, splitHead, transferCodings } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -51,21 +52,33 @@ const enum St { Idle, Head, Body, Done }
 interface StatusLine { readonly minor: number; readonly status: number; readonly reason: string }
 /** RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). */
 const STATUS_LINE_RE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/;
-/** Status lines read, by their text: a server sends a few ("HTTP/1.1 200 OK") over and over. Bounded, cleared when full. */
-const statusLines = new Map<string, StatusLine>();
-const STATUS_LINES_MAX = 64;
+/**
+ * Status lines read lately, compared in place: a server sends a few ("HTTP/1.1 200 OK") over and over, and a
+ * comparison at the head's start costs less than cutting the line out and hashing it. Up to RECENT_MAX, the oldest
+ * replaced; each kept as a string of its own (not a slice holding a whole head).
+ */
+const recent: Array<{ readonly line: string; readonly parsed: StatusLine }> = [];
+const RECENT_MAX = 8;
+let replaceAt = 0;
 
-function statusLineOf(line: string): StatusLine {
-  const known = statusLines.get(line);
-  if (known !== undefined) return known;
+/** The status line `text[0..eol)`. */
+function statusLineOf(text: string, eol: number): StatusLine {
+  for (let i = 0; i < recent.length; i++) {
+    const r = recent[i] as (typeof recent)[number];
+    if (r.line.length === eol && text.startsWith(r.line)) return r.parsed;
+  }
+  const line = text.slice(0, eol);
   const m = STATUS_LINE_RE.exec(line);
   if (!m) throw new H1ParseError('malformed', `malformed status line: ${JSON.stringify(line.slice(0, 80))}`);
   const parsed: StatusLine = { minor: Number(m[1]), status: Number(m[2]), reason: m[3] ?? '' };
-  if (statusLines.size >= STATUS_LINES_MAX) statusLines.clear();
-  statusLines.set(line, parsed);
+  const e = { line: Buffer.from(line, 'latin1').toString('latin1'), parsed };
+  if (recent.length < RECENT_MAX) recent.push(e);
+  else {
+    recent[replaceAt] = e;
+    replaceAt = (replaceAt + 1) % RECENT_MAX;
+  }
   return parsed;
 }
-
 
 export class H1ResponseParser {
   #h: H1ParserHandler;
@@ -137,8 +150,9 @@ export class H1ResponseParser {
       return null;
     }
     const { text, rest } = h;
-    const [statusLine, fieldsFrom] = firstLine(text);
-    const { minor, status, reason } = statusLineOf(statusLine);
+    const eol = text.indexOf('\r\n');
+    const { minor, status, reason } = statusLineOf(text, eol < 0 ? text.length : eol);
+    const fieldsFrom = eol < 0 ? text.length : eol + 2;
     const max = this.#limits.maxHeaderCount;
     const headers = parseFieldLines(text, fieldsFrom, max, 'response header');
     if (status < 200) {
@@ -147,7 +161,12 @@ export class H1ResponseParser {
       // RFC 9110 §15.2: HTTP/1.0 has no 1xx; one labelled HTTP/1.0 is a broken or confused peer.
       if (minor === 0) throw new H1ParseError('malformed', `interim ${status} response labelled HTTP/1.0`);
       // RFC 9110 §8.6, RFC 9112 §6.1: no Content-Length or Transfer-Encoding in a 1xx (it has no content).
-      for (const [n] of headers) if (n === 'content-length' || n === 'transfer-encoding') throw new H1ParseError('malformed', `${n} in an interim ${status} response`);
+      for (const [n, v] of headers) {
+        if (n === 'content-length' || n === 'transfer-encoding') throw new H1ParseError('malformed', `${n} in an interim ${status} response`);
+        // RFC 9112 §9.6: a server that sends `close` closes after that response — a 1xx included — so whatever
+        // follows on this connection is not its answer (llhttp stops there too).
+        if (n === 'connection' && (connectionOptions(v) & CONN_CLOSE) !== 0) throw new H1ParseError('malformed', `Connection: close in an interim ${status} response`);
+      }
       return rest;
     }
     this.#startBody(status, reason, minor, headers);
@@ -155,14 +174,16 @@ export class H1ResponseParser {
   }
 
   #startBody(status: number, reason: string, minor: number, headers: HeaderList): void {
-    let hasLength = false;
+    let lengths = 0;
+    let length = '';
     let te: string | null = null;
     let connection: string | null = null;
     let keepAliveTimeoutMs: number | null = null;
     for (const [name, value] of headers) {
       switch (name) {
         case 'content-length':
-          hasLength = true;
+          lengths++;
+          length = value;
           break;
         case 'transfer-encoding':
           te = te === null ? value : `${te}, ${value}`;
@@ -178,7 +199,8 @@ export class H1ResponseParser {
       }
     }
     // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing or invalid ones are an error.
-    const contentLength = hasLength ? contentLengthOf(headers) : null;
+    // One field of digits (the usual) is its value; anything else goes by contentLengthOf's rule.
+    const contentLength = lengths === 0 ? null : lengths === 1 && CONTENT_LENGTH_RE.test(length) ? Number(length) : contentLengthOf(headers);
     if (contentLength !== null && typeof contentLength === 'object') throw new H1ParseError('malformed', contentLength.error);
     const options = connection === null ? 0 : connectionOptions(connection);
     let keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;

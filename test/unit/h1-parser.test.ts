@@ -54,6 +54,15 @@ describe('H1ResponseParser', () => {
     expect(o.complete).toBe(1);
   });
 
+  it('an interim response with Connection: close ends the exchange (RFC 9112 §9.6; llhttp agrees): nothing after it is taken', () => {
+    for (const chunk of [0, 1]) {
+      expect(() => run('HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 'GET', chunk))
+        .toThrow(/Connection: close in an interim 103 response/);
+    }
+    // keep-alive (or any other option) in a 1xx changes nothing
+    expect(both('HTTP/1.1 103 Early Hints\r\nConnection: keep-alive\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n').heads.map((h) => h.status)).toEqual([204]);
+  });
+
   it('HEAD, 204 and 304 have no body even with Content-Length (RFC 9112 §6.3)', () => {
     expect(both('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', 'HEAD').complete).toBe(1);
     expect(both('HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n').complete).toBe(1);
