@@ -5,12 +5,12 @@
  * `Readable.push` → `addChunk` → `emit`, and a `process.nextTick` (`maybeReadMore`). Node has a way
  * around it: a socket made with `onread: { buffer, callback }` has every read copied by libuv into one
  * buffer and the callback called straight from the handle's read (`net.Socket` and `tls.connect`
- * without `socket:` take the option; it is how Node's own docs describe cheap reads). The sockets we
+ * without `socket:` take the option). The sockets we
  * read are made elsewhere — accepted by a server (no such option), or TLS over a socket we dialled
  * (the option is dropped then) — so `readChunks` sets the same two slots a constructed one would have
  * (Node 20's `kBuffer`/`kBufferCb` own symbols) and points the handle at the buffer
  * (`handle.useUserBuffer`, what the constructor calls). When either is missing (another Node), it
- * falls back to a `'data'` listener: same behaviour, the old cost. `socketReadsFast` says which one a
+ * falls back to a `'data'` listener: same behaviour, the old cost. `SocketReads.fast` says which one a
  * socket got (tests check the fast one is in use on the Node we ship for).
  *
  * Each read is copied out of the shared buffer into its own Buffer before the callback (from Node's
@@ -20,8 +20,9 @@
  * the callback after a `pause()` made during it (with 'data' they waited in the stream's buffer) — so a
  * caller keeps what arrives while it is paused (ours do: the h1 server holds it, a response body buffers
  * it). `'end'`, `'close'` and `'error'` come as before. A small read is a slice of Node's 8 KiB buffer
- * pool: a fragment a parser keeps (a partial head) holds its slab, as Buffer.concat's results did. Measured on the proxy bench's rig (h1 front and
- * h1 origin): 6–7 % less CPU per request (bench/RESULTS.md).
+ * pool: a fragment a parser keeps (a partial head) holds its slab, as Buffer.concat's results did.
+ * Measured on the proxy bench's rig: 8 % less CPU per request with an h1 front and h1 origin, 5 % with an
+ * h2 origin (bench/RESULTS.md, `proxy`).
  *
  * `release()` gives the socket back to the stream API (a tunnel that pipes it): later reads are pushed
  * into the Readable as Node would have, so `'data'`, `pipe` and `unshift` work from then on. The
