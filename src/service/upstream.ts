@@ -11,10 +11,10 @@ import { h3Connector } from '../transport/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
 import { acquireStores, storesFingerprint } from './stores.js';
+import type { Stores } from '../agent/stores.js';
 
 /** A request for an upstream: its path and options; the upstream names the origins (its URLs, in turn). */
 export type UpstreamRequest = RequestCommon & { path: string };
-import type { Stores } from '../agent/stores.js';
 
 /** Load the HTTP/3 transport (native QUIC) before the first request when some origin or listener uses h3. */
 export async function ensureH3(): Promise<void> {

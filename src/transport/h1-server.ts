@@ -106,11 +106,12 @@ export class H1ServerSession {
   #queue: Pending[] = [];
   /** The request whose body is being read. */
   #reading: Pending | null = null;
-  /** Bytes read but not parsed (the parser paused, or an upgrade's first bytes). */
+  /** How the socket is read (transport/socket-reads.ts); released when an upgrade hands the socket over. */
   readonly #reads: SocketReads;
   /** The client's address and port, read once (each read of the socket's getters is a call into the binding). */
-  #peerAddress: string | undefined;
-  #peerPort: number | undefined;
+  readonly #peerAddress: string;
+  readonly #peerPort: number;
+  /** Bytes read but not parsed (the parser paused, or an upgrade's first bytes). */
   #held: Buffer | null = null;
   #writing = false;
   #closed = false;
@@ -138,6 +139,8 @@ export class H1ServerSession {
       onComplete: () => this.#onComplete(),
     }, { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 });
     socket.setNoDelay(true);
+    this.#peerAddress = socket.remoteAddress ?? '';
+    this.#peerPort = socket.remotePort ?? 0;
     this.#reads = readChunks(socket, this.#onData);
     socket.on('end', () => this.#onEnd());
     socket.on('error', () => { /* 'close' follows */ });
@@ -213,7 +216,7 @@ export class H1ServerSession {
     const body = p.body ?? endedBody;
     const req = new ServedRequest(
       head.method, path, head.authority, this.#scheme, head.headers, body, id,
-      this.#peerAddress ??= this.socket.remoteAddress ?? '', this.#peerPort ??= this.socket.remotePort ?? 0, head.minor === 0 ? '1.0' : '1.1', this,
+      this.#peerAddress, this.#peerPort, head.minor === 0 ? '1.0' : '1.1', this,
       head.framing === 'none' ? 0 : head.contentLength, head.upgrade, p.abort,
     );
     p.req = req;
@@ -619,14 +622,16 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
 }
 
 /**
+/** The Content-Length value the last fieldLines call skipped (null: none), read right after it (no callback per response). */
+let skippedLength: string | null = null;
+
+/**
  * A handler's fields as lines, those named in `skip` left out (the framing we
- * set ourselves; `onLength` gets a skipped Content-Length). A name or value
+ * set ourselves; a skipped Content-Length is left in `skippedLength`). A name or value
  * that would break the head (CR, LF: response splitting) is a handler bug —
  * unless `checked` (ServerResponse.checked: fields one of our parsers already
  * held to the same rules, names in lower case), when they are taken as they are.
  */
-/** The Content-Length value the last fieldLines call skipped (null: none), read right after it (no callback per response). */
-let skippedLength: string | null = null;
 
 function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, checked = false): string {
   let text = '';

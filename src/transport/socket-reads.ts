@@ -5,9 +5,9 @@
  * `Readable.push` → `addChunk` → `emit`, and a `process.nextTick` (`maybeReadMore`). Node has a way
  * around it: a socket made with `onread: { buffer, callback }` has every read copied by libuv into one
  * buffer and the callback called straight from the handle's read (`net.Socket` and `tls.connect`
- * without `socket:` take the option). The sockets we
- * read are made elsewhere — accepted by a server (no such option), or TLS over a socket we dialled
- * (the option is dropped then) — so `readChunks` sets the same two slots a constructed one would have
+ * without `socket:` take the option). The sockets we read are made elsewhere — accepted by a server
+ * (no such option), or TLS over a socket we dialled (the option is dropped then) — so `readChunks`
+ * sets the same two slots a constructed one would have
  * (Node 20's `kBuffer`/`kBufferCb` own symbols) and points the handle at the buffer
  * (`handle.useUserBuffer`, what the constructor calls). When either is missing (another Node), it
  * falls back to a `'data'` listener: same behaviour, the old cost. `SocketReads.fast` says which one a
@@ -106,10 +106,9 @@ export function readChunks(socket: net.Socket, onChunk: (d: Buffer) => void): So
   s._handle.useUserBuffer(SHARED);
   // Bytes already in the Readable's buffer — a TLS socket may have decrypted application data with the
   // handshake's end; a tunnel gives back what it read past its reply — are taken out now (a flowing stream
-  // would otherwise emit them to no listener) and handed over in a tick, after the caller's setup and
-  // before the next read can arrive (reads come from the event loop).
-  // The hand-over is queued before the reads: a stream that had already ended schedules its 'end' (a tick) as
-  // it is emptied, and ticks run in order, so the bytes come before the 'end'.
+  // would otherwise emit them to no listener) and handed over in a tick: after the caller's setup, before
+  // the next read (reads come from the event loop), and before an 'end' the emptying schedules (the tick
+  // is queued first).
   if (socket.readableLength > 0) {
     const held: Buffer[] = [];
     process.nextTick(() => { for (const d of held) r.read(d.length, d); });
