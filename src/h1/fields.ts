@@ -135,16 +135,77 @@ function countLines(text: string, from: number, max: number): number {
   return n;
 }
 
+/** The field lines a FieldMemory keeps (the first ones of a head), and the longest line it keeps. */
+const MEMORY_LINES = 16;
+const MEMORY_LINE_MAX = 256;
+
+/**
+ * A copy of `s` that does not keep the string it was sliced from alive. V8 makes a slice of 13 characters or
+ * more a view of its parent; a concatenation, once flattened by the slice taken of it, is a new string of its
+ * own, so the view returned holds just that (an engine that copies slices anyway only copies twice).
+ */
+function detached(s: string): string {
+  return s.length < 13 ? s : `${s}\n`.slice(0, -1);
+}
+
+/**
+ * The field lines of the last head one parser read, for the next head of the same connection: most heads on
+ * a connection repeat most lines of the one before — a browser's User-Agent, Accept and Cookie lines, an
+ * origin's Server, Content-Type and Cache-Control — the repetition HPACK's dynamic table (RFC 7541 §2.3.2)
+ * exploits on HTTP/2. A line equal to the one remembered at the same position is read as the same name and
+ * value (a new pair of the same strings) without its name lookup, trimming and value check: the remembered
+ * line passed them, and equal text passes them again. Lines are kept as copies of their own (a slice would
+ * keep its whole head alive), at most MEMORY_LINES of at most MEMORY_LINE_MAX characters per parser.
+ */
+export class FieldMemory {
+  readonly #lines: Array<string | undefined> = [];
+  readonly #names: string[] = [];
+  readonly #values: string[] = [];
+  /** Lines recalled so far (for tests and diagnostics). */
+  recalled = 0;
+
+  /**
+   * Where line `i` of a head that starts at `text[pos]` ends (its CRLF, or the end of `text`) when it is the
+   * line remembered at `i`, else -1.
+   */
+  recall(i: number, text: string, pos: number): number {
+    const line = this.#lines[i];
+    if (line === undefined) return -1;
+    const end = pos + line.length;
+    const len = text.length;
+    if (end > len || (end < len && (text.charCodeAt(end) !== 0x0d || text.charCodeAt(end + 1) !== 0x0a))) return -1;
+    return text.substring(pos, end) === line ? end : -1;
+  }
+
+  /** A new pair of line `i`'s name and value (callers may change their lists and pairs). */
+  pair(i: number): [string, string] {
+    this.recalled++;
+    return [this.#names[i] as string, this.#values[i] as string];
+  }
+
+  /** Line `i` was `text[pos..end)`, its name `name` and its value `text[a..b)`. */
+  remember(i: number, text: string, pos: number, end: number, name: string, a: number, b: number): void {
+    if (end - pos > MEMORY_LINE_MAX) {
+      this.#lines[i] = undefined;
+      return;
+    }
+    const line = detached(text.slice(pos, end));
+    this.#lines[i] = line;
+    this.#names[i] = name;
+    this.#values[i] = line.slice(a - pos, b - pos);
+  }
+}
+
 /**
  * The field lines of `text` from offset `from` to its end (lines end with CRLF; `text` is a head without
  * its final empty line, see splitHead), as a list with lower-case names, values without OWS. More than
  * `maxCount` lines is `too-large` ("more than N `what` fields", the text made only then), whatever else is
- * wrong with them.
+ * wrong with them. `memory`: the connection's FieldMemory (lines repeated from its last head are recalled).
  * Throws H1ParseError. Walks the text in place: per line, one string for the value (and one for a name
  * the table does not know), no line strings. The lines are counted as they are read (a count before
  * reading them cost a second walk of every head; a malformed head is counted again, for the answer).
  */
-export function parseFieldLines(text: string, from: number, maxCount = Infinity, what = 'header'): HeaderList {
+export function parseFieldLines(text: string, from: number, maxCount = Infinity, what = 'header', memory?: FieldMemory): HeaderList {
   const out: HeaderList = [];
   const len = text.length;
   if (from >= len) return out;
@@ -153,6 +214,15 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
   try {
     while (pos <= len) {
       if (++n > maxCount) throw new H1ParseError('too-large', `more than ${maxCount} ${what} fields`);
+      const kept = memory !== undefined && n <= MEMORY_LINES;
+      if (kept) {
+        const known = memory.recall(n - 1, text, pos);
+        if (known >= 0) {
+          out.push(memory.pair(n - 1));
+          pos = known + 2;
+          continue;
+        }
+      }
       let end = text.indexOf('\r\n', pos);
       if (end < 0) end = len;
       const c = text.charCodeAt(pos);
@@ -169,6 +239,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
       const value = text.slice(a, b);
       if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
       out.push([name, value]);
+      if (kept) memory.remember(n - 1, text, pos, end, name, a, b);
       pos = end + 2;
     }
   } catch (e) {

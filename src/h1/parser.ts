@@ -13,7 +13,7 @@ import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { contentLengthOf } from '../http/field-section.js';
 import { CONTENT_LENGTH_RE } from '../http/fields.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, H1ParseError, parseFieldLines, splitHead, transferCodings } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, FieldMemory, H1ParseError, parseFieldLines, splitHead, transferCodings } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -88,6 +88,8 @@ export class H1ResponseParser {
   #buf: Buffer | null = null;
   #body: H1BodyDecoder;
   #keepAlive = true;
+  /** This connection's last field lines (most repeat from one response to the next). */
+  readonly #fields = new FieldMemory();
 
   constructor(handler: H1ParserHandler, limits: H1ParserLimits) {
     this.#h = handler;
@@ -154,7 +156,7 @@ export class H1ResponseParser {
     const { minor, status, reason } = statusLineOf(text, eol < 0 ? text.length : eol);
     const fieldsFrom = eol < 0 ? text.length : eol + 2;
     const max = this.#limits.maxHeaderCount;
-    const headers = parseFieldLines(text, fieldsFrom, max, 'response header');
+    const headers = parseFieldLines(text, fieldsFrom, max, 'response header', this.#fields);
     if (status < 200) {
       // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
       if (status === 101) throw new H1ParseError('malformed', 'unexpected 101 Switching Protocols');

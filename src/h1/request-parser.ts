@@ -25,7 +25,7 @@ import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { CONTENT_LENGTH_RE } from '../http/fields.js';
 import { KNOWN_METHODS } from '../http/methods.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, FieldMemory, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
 export interface H1RequestHead {
   method: string;
@@ -90,6 +90,8 @@ export class H1RequestParser {
   #pauseAfter = false;
   /** Nothing after the current message is HTTP/1.1 of this connection: an upgrade, or a message that closes it. */
   #final = false;
+  /** This connection's last field lines (a client repeats most of them from one request to the next). */
+  readonly #fields = new FieldMemory();
 
   constructor(handler: H1RequestHandler, limits: H1RequestLimits) {
     this.#h = handler;
@@ -203,7 +205,7 @@ export class H1RequestParser {
       if (!TARGET_RE.test(target)) throw new H1ParseError('malformed', 'invalid character in the request target');
     }
     const max = this.#limits.maxHeaderCount;
-    const headers = parseFieldLines(text, fieldsFrom, max);
+    const headers = parseFieldLines(text, fieldsFrom, max, 'header', this.#fields);
 
     let cl: string | null = null;
     let te: string | null = null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseFieldLines } from '../../src/h1/fields.js';
+import { FieldMemory, parseFieldLines } from '../../src/h1/fields.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../../src/h1/parser.js';
 import { serializeRequestHead } from '../../src/h1/request.js';
 import type { HeaderList } from '../../src/http/types.js';
@@ -215,16 +215,26 @@ describe('parseFieldLines', () => {
     let seed = 11;
     const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
     let refusedByValue = 0;
+    // The same blocks read again with one FieldMemory across them, as one connection's heads: a line recalled
+    // from an earlier block must read as the plain reading reads it, near misses (a remembered line with more
+    // after it, a bad character added) included.
+    const memory = new FieldMemory();
+    let prev: string[] = [];
     for (let i = 0; i < 20_000; i++) {
       let text = 'HTTP/1.1 200 OK\r\n';
       const from = text.length;
       const lines = 1 + rand(6);
+      const cur: string[] = [];
       for (let l = 0; l < lines; l++) {
-        if (l > 0) text += '\r\n';
-        // Mostly well-formed lines, some with a random piece dropped in.
-        text += rand(3) === 0 ? ['X-A', ':', ' ', 'value'].map((p) => (rand(4) === 0 ? pieces[rand(pieces.length)] : p)).join('') : `x-${rand(5)}: v${rand(9)}`;
-        if (rand(8) === 0) text += pieces[rand(pieces.length)];
+        // Mostly well-formed lines, some with a random piece dropped in; half of them the previous block's line
+        // at this position (a connection's next head), which may get a piece too.
+        let line = rand(2) === 0 && prev[l] !== undefined ? prev[l] as string
+          : rand(3) === 0 ? ['X-A', ':', ' ', 'value'].map((p) => (rand(4) === 0 ? pieces[rand(pieces.length)] : p)).join('') : `x-${rand(5)}: v${rand(9)}`;
+        if (rand(8) === 0) line += pieces[rand(pieces.length)];
+        cur.push(line);
       }
+      text += cur.join('\r\n');
+      prev = cur;
       const maxCount = rand(2) === 0 ? Infinity : 1 + rand(6);
       const want = reference(text, from, maxCount);
       let got: HeaderList | { kind: string };
@@ -236,8 +246,38 @@ describe('parseFieldLines', () => {
         if (/invalid header value/.test((e as Error).message)) refusedByValue++;
       }
       expect(got, JSON.stringify(text)).toEqual(want);
+      let again: HeaderList | { kind: string };
+      try {
+        again = parseFieldLines(text, from, maxCount, 'header', memory);
+      } catch (e) {
+        expect(e).toBeInstanceOf(H1ParseError);
+        again = { kind: (e as H1ParseError).kind };
+      }
+      expect(again, `with memory: ${JSON.stringify(text)}`).toEqual(want);
     }
-    // The value check ran on the blocks that needed it.
+    // The value check ran on the blocks that needed it, and the memory was used.
     expect(refusedByValue).toBeGreaterThan(100);
+    expect(memory.recalled).toBeGreaterThan(5_000);
+  });
+
+  it('a FieldMemory gives each head new pairs: a caller changing one list changes no other', () => {
+    const memory = new FieldMemory();
+    const text = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nX-Long-Enough-Name: a value long enough to be a slice';
+    const from = text.indexOf('\r\n') + 2;
+    const first = parseFieldLines(text, from, 10, 'header', memory);
+    (first[0] as [string, string])[1] = 'changed';
+    first.push(['x-added', '1']);
+    const second = parseFieldLines(text, from, 10, 'header', memory);
+    expect(memory.recalled).toBe(3);
+    expect(second).toEqual([['server', 'nginx'], ['content-type', 'text/plain'], ['x-long-enough-name', 'a value long enough to be a slice']]);
+    expect(second[0]).not.toBe(first[0]);
+    // A line that changed is read anew (and remembered instead); the others are still recalled.
+    const third = parseFieldLines(text.replace('nginx', 'caddy'), from, 10, 'header', memory);
+    expect(third[0]).toEqual(['server', 'caddy']);
+    expect(memory.recalled).toBe(5);
+    // A line longer than the remembered one by a bad character is not it: refused.
+    expect(() => parseFieldLines(text.replace('text/plain', 'text/plain\x01'), from, 10, 'header', memory)).toThrow(/invalid header value/);
+    // Too many lines is still too many.
+    expect(() => parseFieldLines(text, from, 2, 'header', memory)).toThrow(/more than 2/);
   });
 });
