@@ -32,8 +32,13 @@
 // BENCH_UPLOAD_PATH: where the uploads go instead of /upload — a static file (/small.txt) makes the origin answer
 // 405 before the body is in and, over h2, end connections that sent it much more than it read with GOAWAY:
 // what a proxy does with uploads an origin refused unprocessed (the errors column counts 4xx and 5xx; 5xx apart).
+// BENCH_PAIRED=1 (with BENCH_ANCHOR_DIST): this build and the anchor build at the same time instead of the table: both
+// on the proxy core, each loaded by its own generator on the load core, BENCH_ROUNDS times (the order they start in
+// alternating); each one's CPU per request and their ratio per round. A slow phase of the machine then lands on both
+// alike: differences of 1–2 % that sequential runs cannot resolve show. BENCH_PAIRED_UPSTREAM h1 (default) or h2.
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -69,6 +74,9 @@ const ACCESS_LOG = process.env.BENCH_ACCESS_LOG === '1';
 const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean).map(Number);
 if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) { console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2'); process.exit(2); }
 if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
+const PAIRED = process.env.BENCH_PAIRED === '1';
+const PAIRED_UPSTREAM = process.env.BENCH_PAIRED_UPSTREAM ?? 'h1';
+if (PAIRED && (!ANCHOR_DIST || (PAIRED_UPSTREAM !== 'h1' && PAIRED_UPSTREAM !== 'h2'))) { console.error('bench/proxy: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST, and BENCH_PAIRED_UPSTREAM is h1 or h2'); process.exit(2); }
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
@@ -216,12 +224,13 @@ const parseDur = (s) => {
 };
 // h2load prints only a mean latency; its per-request log (--log-file: start, status, µs to the response's end)
 // gives the percentiles — at a fixed rate the only fair latency comparison (saturated, latency is queueing).
-const h2load = (port, tag, seconds) => {
+const run = promisify(execFile);
+const h2load = async (port, tag, seconds) => {
   const shape = FRONT === 'h1' ? ['--h1'] : ['-m', String(STREAMS)];
   const rate = RATE === null ? [] : [`--rps=${Math.max(1, Math.round(RATE / CONNS))}`];
   if (UPLOAD > 0) rate.push('-d', join(dir, 'upload.bin'));
   const log = join(dir, `h2load-${tag}.log`);
-  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `--log-file=${log}`, `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const { stdout: out } = await run('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `--log-file=${log}`, `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const ms = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
   rmSync(log, { force: true });
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]);
@@ -231,8 +240,8 @@ const h2load = (port, tag, seconds) => {
   return { rps, requests: m ? Number(m[3]) : 0, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, s5xx: codes ? Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
 };
 const load = (port, tag, seconds) => (WRK ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
-const wrk = (port, tag, seconds) => {
-  const out = execFileSync('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+const wrk = async (port, tag, seconds) => {
+  const { stdout: out } = await run('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = parseDur(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
@@ -260,9 +269,9 @@ async function measure(i, t, round) {
   let launched = null;
   if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
   const port = launched ? launched.port : t.port;
-  load(port, `${tag}w`, WARMUP); // warm-up: connections to the origin are opened here, JIT compilers reach their top tier
+  await load(port, `${tag}w`, WARMUP); // warm-up: connections to the origin are opened here, JIT compilers reach their top tier
   const c0 = launched ? treeCpuUs(launched.proc.pid) : null;
-  const r = load(port, tag, DURATION);
+  const r = await load(port, tag, DURATION);
   // taskset execs the proxy, so the spawned pid is the proxy's own.
   if (launched) r.cpuUsPerReq = (treeCpuUs(launched.proc.pid) - c0) / Math.max(1, r.requests);
   await new Promise((res) => setTimeout(res, 400)); // origin log buffer flush
@@ -270,6 +279,43 @@ async function measure(i, t, round) {
   process.stderr.write(`done: ${t.name}${ROUNDS > 1 ? ` (round ${round + 1} of ${ROUNDS})` : ''}\n`);
   return { ...r, originConnections: originConnections(tag) };
 }
+/** BENCH_PAIRED: the anchor build and this one at once, ROUNDS times; CPU per request of each and their ratio. */
+async function paired() {
+  const pair = [originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0), originlinkTarget('originlink', join(ROOT, 'dist'), PAIRED_UPSTREAM, 0)];
+  const rounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 ? [1, 0] : [0, 1];
+    const up = [];
+    for (const k of order) { const l = await pair[k].launch(); await waitPort(l.port); up[k] = l; }
+    await Promise.all(up.map((l, k) => load(l.port, `p${round}-${k}w`, WARMUP)));
+    const c0 = up.map((l) => treeCpuUs(l.proc.pid));
+    const rs = await Promise.all(up.map((l, k) => load(l.port, `p${round}-${k}`, DURATION)));
+    const cpu = up.map((l, k) => (treeCpuUs(l.proc.pid) - c0[k]) / Math.max(1, rs[k].requests));
+    for (const l of up) await stop(l.proc);
+    rounds.push({ previousCpuUsPerReq: cpu[0], cpuUsPerReq: cpu[1], ratio: cpu[1] / cpu[0], rps: [rs[0].rps, rs[1].rps], errors: [rs[0].non2xx, rs[1].non2xx] });
+    process.stderr.write(`paired round ${round + 1} of ${ROUNDS}: ${cpu[1].toFixed(2)} / ${cpu[0].toFixed(2)} µs = ${(cpu[1] / cpu[0]).toFixed(3)}\n`);
+  }
+  await stop(origin);
+  const med = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+  console.log([
+    `Paired: this build and ${ANCHOR_DIST} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
+    '',
+    '| round | previous CPU µs/req | this build CPU µs/req | this ÷ previous | req/s (previous, this) | errors |',
+    '|---:|---:|---:|---:|---:|---:|',
+    ...rounds.map((r, i) => `| ${i + 1} | ${r.previousCpuUsPerReq.toFixed(2)} | ${r.cpuUsPerReq.toFixed(2)} | ${r.ratio.toFixed(3)} | ${Math.round(r.rps[0])}, ${Math.round(r.rps[1])} | ${r.errors[0] + r.errors[1]} |`),
+    `| median | ${med(rounds.map((r) => r.previousCpuUsPerReq)).toFixed(2)} | ${med(rounds.map((r) => r.cpuUsPerReq)).toFixed(2)} | **${med(rounds.map((r) => r.ratio)).toFixed(3)}** | | |`,
+  ].join('\n'));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  const outFile = join(ROOT, 'bench', 'results', `paired-${stamp}.json`);
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, warmupS: WARMUP, rounds, connections: CONNS, path: PATH, front: FRONT, upstream: PAIRED_UPSTREAM, anchorDist: ANCHOR_DIST, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version }, null, 2));
+  console.log(`\nwrote ${outFile}`);
+}
+if (PAIRED) {
+  await paired();
+  process.exit(0);
+}
+
 // Rounds interleave the targets (every target once per round, in order), so a slow phase of this shared
 // machine lands on all of them rather than on one; ratios to nginx are taken within each round.
 const runs = chosen.map(() => []);
