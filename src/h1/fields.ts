@@ -135,9 +135,10 @@ function countLines(text: string, from: number, max: number): number {
   return n;
 }
 
-/** The field lines a FieldMemory keeps (the first ones of a head), and the longest line it keeps. */
+/** The field lines a FieldMemory keeps (the first ones of a head), the longest line it keeps, the longest head. */
 const MEMORY_LINES = 16;
 const MEMORY_LINE_MAX = 256;
+const MEMORY_HEAD_MAX = 4096;
 
 /**
  * A copy of `s` that does not keep the string it was sliced from alive. V8 makes a slice of 13 characters or
@@ -161,8 +162,37 @@ export class FieldMemory {
   readonly #lines: Array<string | undefined> = [];
   readonly #names: string[] = [];
   readonly #values: string[] = [];
+  /**
+   * The last head (as splitHead gave it: its own string, no larger one behind it) when every one of its field
+   * lines is remembered and it is at most MEMORY_HEAD_MAX characters, else null; and its number of lines.
+   */
+  #head: string | null = null;
+  #count = 0;
+  /** Bytes of the last head with its final CRLF CRLF: where the connection's next head most likely ends (splitHead). */
+  headBytes = 0;
   /** Lines recalled so far (for tests and diagnostics). */
   recalled = 0;
+
+  /**
+   * The field lines of `text` when it is the last head again (one comparison), at most `maxCount` of them; else
+   * null, and the last head is forgotten (the lines read next replace its lines, even when a later one throws).
+   */
+  again(text: string, maxCount: number): HeaderList | null {
+    if (this.#head !== text || this.#count > maxCount) {
+      this.#head = null;
+      return null;
+    }
+    const out: HeaderList = [];
+    for (let i = 0; i < this.#count; i++) out.push(this.pair(i));
+    return out;
+  }
+
+  /** The head `text` was read, with `count` field lines; `kept`: every one of them is remembered. */
+  read(text: string, count: number, kept: boolean): void {
+    this.headBytes = text.length + 4;
+    this.#head = kept && text.length <= MEMORY_HEAD_MAX ? text : null;
+    this.#count = count;
+  }
 
   /**
    * Where line `i` of a head that starts at `text[pos]` ends (its CRLF, or the end of `text`) when it is the
@@ -183,16 +213,17 @@ export class FieldMemory {
     return [this.#names[i] as string, this.#values[i] as string];
   }
 
-  /** Line `i` was `text[pos..end)`, its name `name` and its value `text[a..b)`. */
-  remember(i: number, text: string, pos: number, end: number, name: string, a: number, b: number): void {
+  /** Line `i` was `text[pos..end)`, its name `name` and its value `text[a..b)`; false when it is too long to keep. */
+  remember(i: number, text: string, pos: number, end: number, name: string, a: number, b: number): boolean {
     if (end - pos > MEMORY_LINE_MAX) {
       this.#lines[i] = undefined;
-      return;
+      return false;
     }
     const line = detached(text.slice(pos, end));
     this.#lines[i] = line;
     this.#names[i] = name;
     this.#values[i] = line.slice(a - pos, b - pos);
+    return true;
   }
 }
 
@@ -206,15 +237,21 @@ export class FieldMemory {
  * reading them cost a second walk of every head; a malformed head is counted again, for the answer).
  */
 export function parseFieldLines(text: string, from: number, maxCount = Infinity, what = 'header', memory?: FieldMemory): HeaderList {
+  if (memory !== undefined) {
+    const same = memory.again(text, maxCount);
+    if (same !== null) return same;
+  }
   const out: HeaderList = [];
   const len = text.length;
-  if (from >= len) return out;
   let pos = from;
   let n = 0;
+  // Every line of this head is in the memory (recalled or remembered).
+  let whole = memory !== undefined;
   try {
-    while (pos <= len) {
+    while (pos < len || (pos === len && n > 0)) {
       if (++n > maxCount) throw new H1ParseError('too-large', `more than ${maxCount} ${what} fields`);
       const kept = memory !== undefined && n <= MEMORY_LINES;
+      if (!kept) whole = false;
       if (kept) {
         const known = memory.recall(n - 1, text, pos);
         if (known >= 0) {
@@ -239,7 +276,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
       const value = text.slice(a, b);
       if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
       out.push([name, value]);
-      if (kept) memory.remember(n - 1, text, pos, end, name, a, b);
+      if (kept && !memory.remember(n - 1, text, pos, end, name, a, b)) whole = false;
       pos = end + 2;
     }
   } catch (e) {
@@ -250,6 +287,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
     }
     throw e;
   }
+  if (memory !== undefined) memory.read(text, n, whole);
   return out;
 }
 
@@ -264,7 +302,15 @@ const NOTHING = Buffer.alloc(0);
  * end it is `too-large` (the 431 / the response error), so a peer cannot make
  * us buffer without bound.
  */
-export function splitHead(chunk: Buffer, maxBytes: number, what: string): { text: string; rest: Buffer } | null {
+export function splitHead(chunk: Buffer, maxBytes: number, what: string, likely = 0): { text: string; rest: Buffer } | null {
+  // `likely`: the byte length of the connection's last head (FieldMemory.headBytes). When this one ends there too —
+  // CRLF CRLF there, none earlier (in the text, or from a CRLF just before those four bytes) — it is taken without
+  // a search of the bytes (a call into Node's binding, dearer than a search of the text already made).
+  if (likely >= 8 && likely <= chunk.length && likely <= maxBytes && chunk[likely - 1] === 0x0a && chunk[likely - 2] === 0x0d
+    && chunk[likely - 3] === 0x0a && chunk[likely - 4] === 0x0d && !(chunk[likely - 5] === 0x0a && chunk[likely - 6] === 0x0d)) {
+    const text = chunk.toString('latin1', 0, likely - 4);
+    if (text.indexOf('\r\n\r\n') < 0) return { text, rest: likely === chunk.length ? NOTHING : chunk.subarray(likely) };
+  }
   const end = chunk.indexOf(HEADER_END);
   if ((end < 0 ? chunk.length : end + 4) > maxBytes) throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
   if (end < 0) return null;

@@ -146,7 +146,7 @@ export class H1ResponseParser {
   }
 
   #parseHead(chunk: Buffer): Buffer | null {
-    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response');
+    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields.headBytes);
     if (!h) {
       this.#buf = chunk;
       return null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FieldMemory, parseFieldLines } from '../../src/h1/fields.js';
+import { FieldMemory, parseFieldLines, splitHead } from '../../src/h1/fields.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../../src/h1/parser.js';
 import { serializeRequestHead } from '../../src/h1/request.js';
 import type { HeaderList } from '../../src/http/types.js';
@@ -279,5 +279,40 @@ describe('parseFieldLines', () => {
     expect(() => parseFieldLines(text.replace('text/plain', 'text/plain\x01'), from, 10, 'header', memory)).toThrow(/invalid header value/);
     // Too many lines is still too many.
     expect(() => parseFieldLines(text, from, 2, 'header', memory)).toThrow(/more than 2/);
+  });
+
+  it('a head equal to the last one is read from the memory whole; a head that threw in between is not mixed in', () => {
+    const memory = new FieldMemory();
+    const a = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nX-A: one';
+    const from = a.indexOf('\r\n') + 2;
+    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([['server', 'nginx'], ['x-a', 'one']]);
+    expect(memory.headBytes).toBe(a.length + 4);
+    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([['server', 'nginx'], ['x-a', 'one']]);
+    expect(memory.recalled).toBe(2);
+    // Its first lines replace the remembered ones before a later line throws: the earlier head is then read anew.
+    expect(() => parseFieldLines('HTTP/1.1 200 OK\r\nServer: caddy\r\nX-A: two\r\nbad line', from, 10, 'header', memory)).toThrow(H1ParseError);
+    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([['server', 'nginx'], ['x-a', 'one']]);
+  });
+});
+
+describe('splitHead', () => {
+  const split = (s: string, likely: number): [string, string] | null => {
+    const h = splitHead(Buffer.from(s, 'latin1'), 4096, 'response', likely);
+    return h && [h.text, h.rest.toString('latin1')];
+  };
+
+  it('where the last head ended is tried first, and only taken when no head end comes before it', () => {
+    const head = 'HTTP/1.1 200 OK\r\nA: b';
+    const likely = head.length + 4;
+    expect(split(`${head}\r\n\r\nbody`, likely)).toEqual([head, 'body']);
+    expect(split(`${head}\r\n\r\n`, likely)).toEqual([head, '']);
+    // Shorter than the last one: its own end, the rest after it.
+    expect(split('HTTP/1.1 200 OK\r\n\r\nA: b\r\n\r\n', likely)).toEqual(['HTTP/1.1 200 OK', 'A: b\r\n\r\n']);
+    // A CRLF just before the four bytes makes an end two bytes earlier.
+    expect(split('HTTP/1.1 200 OK\r\nA:\r\n\r\n\r\nx', likely)).toEqual(['HTTP/1.1 200 OK\r\nA:', '\r\nx']);
+    // Longer, or not here yet.
+    expect(split(`${head}xyz\r\n\r\n`, likely)).toEqual([`${head}xyz`, '']);
+    expect(split(head, likely)).toBeNull();
+    expect(split(`${head}\r\n\r\n`, 0)).toEqual([head, '']);
   });
 });
