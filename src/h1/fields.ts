@@ -170,6 +170,11 @@ export class FieldMemory {
   #count = 0;
   /** Bytes of the last head with its final CRLF CRLF: where the connection's next head most likely ends (splitHead). */
   headBytes = 0;
+  /**
+   * What the parser made of the last head besides its field lines (start line, framing), which the same text
+   * makes again: set by the parser once that head is read, dropped with the head.
+   */
+  made: object | null = null;
   /** Lines recalled so far (for tests and diagnostics). */
   recalled = 0;
 
@@ -180,6 +185,7 @@ export class FieldMemory {
   again(text: string, maxCount: number): HeaderList | null {
     if (this.#head !== text || this.#count > maxCount) {
       this.#head = null;
+      this.made = null;
       return null;
     }
     const out: HeaderList = [];
@@ -190,6 +196,7 @@ export class FieldMemory {
   /** The head `text` was read, with `count` field lines; `kept`: every one of them is remembered. */
   read(text: string, count: number, kept: boolean): void {
     this.headBytes = text.length + 4;
+    this.made = null;
     this.#head = kept && text.length <= MEMORY_HEAD_MAX ? text : null;
     this.#count = count;
   }

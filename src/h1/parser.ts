@@ -80,6 +80,9 @@ function statusLineOf(text: string, eol: number): StatusLine {
   return parsed;
 }
 
+/** What a final response's head makes besides its field lines, for a request with (`noBody`: HEAD) or without a body. */
+type Framed = Omit<H1Head, 'headers'> & { noBody: boolean };
+
 export class H1ResponseParser {
   #h: H1ParserHandler;
   #limits: H1ParserLimits;
@@ -152,10 +155,19 @@ export class H1ResponseParser {
       return null;
     }
     const { text, rest } = h;
+    const max = this.#limits.maxHeaderCount;
+    // The connection's last response head again (FieldMemory), to a request of the same kind: what its text made.
+    const made = this.#fields.made as Framed | null;
+    if (made !== null && made.noBody === this.#noBody) {
+      const headers = this.#fields.again(text, max);
+      if (headers !== null) {
+        this.#begin(made, headers);
+        return rest;
+      }
+    }
     const eol = text.indexOf('\r\n');
     const { minor, status, reason } = statusLineOf(text, eol < 0 ? text.length : eol);
     const fieldsFrom = eol < 0 ? text.length : eol + 2;
-    const max = this.#limits.maxHeaderCount;
     const headers = parseFieldLines(text, fieldsFrom, max, 'response header', this.#fields);
     if (status < 200) {
       // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
@@ -221,8 +233,16 @@ export class H1ResponseParser {
       framing = 'close';
     }
     if (framing === 'close') keepAlive = false;
-    this.#keepAlive = keepAlive;
-    this.#h.onHead({ status, reason, minor, headers, keepAlive, keepAliveTimeoutMs, framing, contentLength });
+    const f: Framed = { noBody: this.#noBody, status, reason, minor, keepAlive, keepAliveTimeoutMs, framing, contentLength };
+    this.#fields.made = f;
+    this.#begin(f, headers);
+  }
+
+  /** The head is read: tell the handler, and read its body (if any). */
+  #begin(f: Framed, headers: HeaderList): void {
+    this.#keepAlive = f.keepAlive;
+    const { framing, contentLength } = f;
+    this.#h.onHead({ status: f.status, reason: f.reason, minor: f.minor, headers, keepAlive: f.keepAlive, keepAliveTimeoutMs: f.keepAliveTimeoutMs, framing, contentLength });
     if (framing === 'none') this.#complete();
     else {
       this.#st = St.Body;

@@ -64,6 +64,9 @@ export interface H1RequestLimits {
 
 const enum St { Head, Body, Stopped }
 
+/** The field list of a head kept for its other parts (FieldMemory.made): never handed out. */
+const NO_FIELDS: HeaderList = [];
+
 /** RFC 9112 §3: method SP request-target SP HTTP-version. */
 const REQUEST_LINE_RE = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/;
 /** Visible ASCII and obs-text: no space, no control character (RFC 9112 §3.2, RFC 3986). */
@@ -175,6 +178,18 @@ export class H1RequestParser {
   }
 
   #parseHead(text: string): H1RequestHead {
+    // The connection's last request again (FieldMemory): what its text made, with new field pairs.
+    const made = this.#fields.made as H1RequestHead | null;
+    if (made !== null) {
+      const headers = this.#fields.again(text, this.#limits.maxHeaderCount);
+      if (headers !== null) return { ...made, headers };
+    }
+    const head = this.#readHead(text);
+    this.#fields.made = { ...head, headers: NO_FIELDS };
+    return head;
+  }
+
+  #readHead(text: string): H1RequestHead {
     let method: string;
     let target: string;
     let minor: number;

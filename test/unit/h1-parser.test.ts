@@ -63,6 +63,21 @@ describe('H1ResponseParser', () => {
     expect(both('HTTP/1.1 103 Early Hints\r\nConnection: keep-alive\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n').heads.map((h) => h.status)).toEqual([204]);
   });
 
+  it('a response head equal to the connection\'s last one reads as it did, per request kind (HEAD has no body)', () => {
+    const heads: H1Head[] = [];
+    let body = '';
+    const p = new H1ResponseParser({ onHead: (h) => heads.push(h), onBody: (b) => { body += b.toString('latin1'); }, onTrailers() {}, onComplete() {} }, { maxHeaderBytes: 4096, maxHeaderCount: 50 });
+    const res = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Long-Enough-Name: value\r\n\r\n';
+    for (const method of ['GET', 'GET', 'HEAD', 'GET']) {
+      p.expect(method);
+      p.execute(Buffer.from(method === 'HEAD' ? res : `${res}hello`, 'latin1'));
+    }
+    expect(heads.map((h) => [h.framing, h.contentLength, h.keepAlive])).toEqual([['length', 5, true], ['length', 5, true], ['none', 5, true], ['length', 5, true]]);
+    expect(body).toBe('hellohellohello');
+    expect(heads[1]).toEqual(heads[0]);
+    expect(heads[1]!.headers).not.toBe(heads[0]!.headers);
+  });
+
   it('HEAD, 204 and 304 have no body even with Content-Length (RFC 9112 §6.3)', () => {
     expect(both('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', 'HEAD').complete).toBe(1);
     expect(both('HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n').complete).toBe(1);

@@ -179,4 +179,30 @@ describe('bounded pipelining', () => {
     expect(p.execute(rest!)).toBeNull();
     expect(msgs).toEqual(['/1', '/2']);
   });
+
+  it('a request equal to the connection\'s last one reads as it did (new head object and field pairs); a changed one is read anew', () => {
+    const req = 'POST /a HTTP/1.1\r\nHost: o.test\r\nContent-Length: 2\r\nX-Long-Enough-Name: value\r\n\r\nhi';
+    const { msgs, error } = parse(`${req}${req}${req.replace('Length: 2', 'Length: 3')}x${req}`);
+    expect(error).toBeNull();
+    expect(msgs.map((m) => [m.head.method, m.head.contentLength, m.head.framing, m.body, m.complete])).toEqual([
+      ['POST', 2, 'length', 'hi', true], ['POST', 2, 'length', 'hi', true], ['POST', 3, 'length', 'hix', true], ['POST', 2, 'length', 'hi', true],
+    ]);
+    const [a, b] = msgs;
+    expect(b!.head).toEqual(a!.head);
+    expect(b!.head).not.toBe(a!.head);
+    expect(b!.head.headers).not.toBe(a!.head.headers);
+    expect(b!.head.headers[0]).not.toBe(a!.head.headers[0]);
+    // Every message fed byte by byte reads the same.
+    expect(parse(`${req}${req}`, 'byte').msgs.map((m) => m.head)).toEqual([a!.head, a!.head]);
+  });
+
+  it('a request that was refused is refused again when it comes again', () => {
+    const bad = 'GET / HTTP/1.1\r\nX-A: b\r\n\r\n';
+    expect(parse(`${bad}`).error?.message).toMatch(/missing Host/);
+    // Same bytes after a good request on the same connection (pipelined): the second is refused too.
+    const good = 'GET / HTTP/1.1\r\nHost: o.test\r\nX-A: b\r\n\r\n';
+    const r = parse(`${good}${good}${bad}`);
+    expect(r.msgs).toHaveLength(2);
+    expect(r.error?.message).toMatch(/missing Host/);
+  });
 });
