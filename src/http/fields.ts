@@ -25,6 +25,12 @@ export function remembered(test: (s: string) => boolean, max = 512): (s: string)
   };
 }
 
+/**
+ * An authority as Host or :authority carries it, host[:port] (RFC 3986 §3.2: reg-name, IPv4 and IP-literal
+ * characters, the port's digits): one rule for the HTTP/1.1 parser's Host and for every front's authority.
+ */
+export const AUTHORITY_RE = /^[A-Za-z0-9.\-_~%!$&'()*+,;=:[\]]+$/;
+
 /** A field name we send over HTTP/1.1 is a token (RFC 9110 §5.1), remembered. */
 export const isFieldName = remembered((s) => TOKEN_RE.test(s));
 

@@ -3,7 +3,7 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { HeaderList } from '../http/types.js';
-import { BAD_FIELD_VALUE_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
+import { AUTHORITY_RE, BAD_FIELD_VALUE_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
 const NONE: ReadonlySet<string> = new Set();
@@ -74,7 +74,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   } else if (authority === null && host !== null) {
     authority = host;
   }
-  if (authority !== null && !/^[A-Za-z0-9.\-_~%!$&'()*+,;=:[\]]+$/.test(authority)) return { status: 400, reason: 'invalid Host' };
+  if (authority !== null && !AUTHORITY_RE.test(authority)) return { status: 400, reason: 'invalid Host' };
   if (limits.maxBodyBytes > 0 && contentLength !== null && contentLength > limits.maxBodyBytes) {
     return { status: 413, reason: `body larger than ${limits.maxBodyBytes} bytes` };
   }
