@@ -279,7 +279,12 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
       let a = colon + 1;
       let b = end;
       while (a < b && (text.charCodeAt(a) === 0x20 || text.charCodeAt(a) === 0x09)) a++;
-      while (b > a && (text.charCodeAt(b - 1) === 0x20 || text.charCodeAt(b - 1) === 0x09)) b--;
+      let tabAfter = false;
+      for (let c = text.charCodeAt(b - 1); b > a && (c === 0x20 || c === 0x09); c = text.charCodeAt(--b - 1)) if (c === 0x09) tabAfter = true;
+      // llhttp reads a Transfer-Encoding whose `chunked` is followed by a tab as not chunked (it skips only spaces
+      // there), where RFC 9110 §5.6.3 makes the tab OWS: parsers disagree on the message's framing (RFC 9112 §6.1,
+      // §11.2), so such a value is refused, as `chunked,` is (transferCodings).
+      if (tabAfter && name === 'transfer-encoding') throw new H1ParseError('malformed', 'Transfer-Encoding value followed by a tab');
       const value = text.slice(a, b);
       if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
       out.push([name, value]);

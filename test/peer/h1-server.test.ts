@@ -192,6 +192,7 @@ describe('raw wire', () => {
     ['obs-fold hiding TE', 'POST /a HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
     ['a bare LF ending a field', 'GET /a HTTP/1.1\r\nhost: a\r\nx-a: 1\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
     ['gzip, chunked', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 501],
+    ['TE chunked followed by a tab (llhttp: not chunked)', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\t\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
     ['HTTP/2.0 request line', 'GET /a HTTP/2.0\r\nhost: a\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 505],
     ['header section over the limit', `GET /a HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n`, 431],
   ];

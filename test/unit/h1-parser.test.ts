@@ -109,6 +109,7 @@ describe('H1ResponseParser', () => {
     ['Content-Length with Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n', 'malformed'],
     ['a control character in the reason phrase (RFC 9112 §4)', 'HTTP/1.1 200 O\x00K\r\ncontent-length: 0\r\n\r\n', 'malformed'],
     ['Transfer-Encoding `chunked,` (an empty element: llhttp reads it as not chunked)', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked,\r\n\r\n0\r\n\r\n', 'malformed'],
+    ['Transfer-Encoding `chunked` followed by tabs (llhttp reads it as not chunked; found by fuzzing the differential target 60 s)', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\t\t \r\n\r\n0\r\n\r\n', 'malformed'],
     ['a 1xx labelled HTTP/1.0 (RFC 9110 §15.2)', 'HTTP/1.0 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n', 'malformed'],
     ['Content-Length with a Transfer-Encoding that is not chunked', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: cd\r\n\r\nTP', 'malformed'],
     ['negative Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'malformed'],

@@ -44,6 +44,7 @@ const REFUSALS: Array<[string, string, string, H1ParseError['kind']]> = [
   ['§6.3 (4)', 'chunked twice', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', 'an obfuscated coding (TE: xchunked)', `POST / HTTP/1.1\r\n${H}transfer-encoding: xchunked\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', 'Transfer-Encoding `chunked,` (an empty list element; llhttp reads it as not chunked)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked,\r\n\r\n0\r\n\r\n`, 'malformed'],
+  ['§6.1, §11.2', 'Transfer-Encoding `chunked` followed by a tab (OWS to RFC 9110; llhttp reads it as not chunked)', `POST / HTTP/1.1\r\n${H}transfer-encoding: chunked\t\r\n\r\n0\r\n\r\n`, 'malformed'],
   ['§6.3 (4)', 'an empty Transfer-Encoding', `POST / HTTP/1.1\r\n${H}transfer-encoding: \r\n\r\n`, 'malformed'],
   ['§6.1', 'a coding we do not implement before chunked: 501', `POST / HTTP/1.1\r\n${H}transfer-encoding: gzip, chunked\r\n\r\n`, 'unsupported'],
   ['§6.1', 'Transfer-Encoding in HTTP/1.0', `POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n`, 'malformed'],
