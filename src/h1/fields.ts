@@ -97,6 +97,15 @@ remember('ETag', 'etag');
 remember('WWW-Authenticate', 'www-authenticate');
 remember('TE', 'te');
 
+/**
+ * A copy of `s` that does not keep the string it was sliced from alive. V8 makes a slice of 13 characters or
+ * more a view of its parent; a concatenation, once flattened by the slice taken of it, is a new string of its
+ * own, so the view returned holds just that (an engine that copies slices anyway only copies twice).
+ */
+function detached(s: string): string {
+  return s.length < 13 ? s : `${s}\n`.slice(0, -1);
+}
+
 /** The lower-case form of the field name `text[start..end)`; throws H1ParseError when it is not a token. */
 function fieldName(text: string, start: number, end: number): string {
   const len = end - start;
@@ -110,7 +119,9 @@ function fieldName(text: string, start: number, end: number): string {
       return e[1];
     }
   }
-  const raw = text.slice(start, end);
+  // Its own string: a name learned by the table, kept by a FieldMemory or handed out lower-case already (toLowerCase
+  // returns the same string) must not keep the head it was sliced from alive.
+  const raw = detached(text.slice(start, end));
   // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
   if (!TOKEN_RE.test(raw)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(raw.slice(0, 60))}`);
   const lower = raw.toLowerCase();
@@ -140,14 +151,6 @@ const MEMORY_LINES = 16;
 const MEMORY_LINE_MAX = 256;
 const MEMORY_HEAD_MAX = 4096;
 
-/**
- * A copy of `s` that does not keep the string it was sliced from alive. V8 makes a slice of 13 characters or
- * more a view of its parent; a concatenation, once flattened by the slice taken of it, is a new string of its
- * own, so the view returned holds just that (an engine that copies slices anyway only copies twice).
- */
-function detached(s: string): string {
-  return s.length < 13 ? s : `${s}\n`.slice(0, -1);
-}
 
 /**
  * The field lines of the last head one parser read, for the next head of the same connection: most heads on
@@ -172,9 +175,18 @@ export class FieldMemory {
   headBytes = 0;
   /**
    * What the parser made of the last head besides its field lines (start line, framing), which the same text
-   * makes again: set by the parser once that head is read, dropped with the head.
+   * makes again: given by the parser once that head is read (`keep`), dropped with the head.
    */
-  made: object | null = null;
+  #made: object | null = null;
+  get made(): object | null { return this.#made; }
+
+  /**
+   * Keep what the parser made of the head just read — only while that head is kept: its strings are slices of
+   * the head's text, which then holds nothing more (a head not kept would be kept alive through them).
+   */
+  keep(made: object): void {
+    this.#made = this.#head !== null ? made : null;
+  }
   /** Lines recalled so far (for tests and diagnostics). */
   recalled = 0;
 
@@ -185,7 +197,7 @@ export class FieldMemory {
   again(text: string, maxCount: number): HeaderList | null {
     if (this.#head !== text || this.#count > maxCount) {
       this.#head = null;
-      this.made = null;
+      this.#made = null;
       return null;
     }
     const out: HeaderList = [];
@@ -196,7 +208,7 @@ export class FieldMemory {
   /** The head `text` was read, with `count` field lines; `kept`: every one of them is remembered. */
   read(text: string, count: number, kept: boolean): void {
     this.headBytes = text.length + 4;
-    this.made = null;
+    this.#made = null;
     this.#head = kept && text.length <= MEMORY_HEAD_MAX ? text : null;
     this.#count = count;
   }

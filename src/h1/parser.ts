@@ -67,11 +67,12 @@ function statusLineOf(text: string, eol: number): StatusLine {
     const r = recent[i] as (typeof recent)[number];
     if (r.line.length === eol && text.startsWith(r.line)) return r.parsed;
   }
-  const line = text.slice(0, eol);
+  // A copy of its own: the entry (and its reason phrase, a slice of it) must not keep the head alive.
+  const line = Buffer.from(text.slice(0, eol), 'latin1').toString('latin1');
   const m = STATUS_LINE_RE.exec(line);
   if (!m) throw new H1ParseError('malformed', `malformed status line: ${JSON.stringify(line.slice(0, 80))}`);
   const parsed: StatusLine = { minor: Number(m[1]), status: Number(m[2]), reason: m[3] ?? '' };
-  const e = { line: Buffer.from(line, 'latin1').toString('latin1'), parsed };
+  const e = { line, parsed };
   if (recent.length < RECENT_MAX) recent.push(e);
   else {
     recent[replaceAt] = e;
@@ -234,7 +235,7 @@ export class H1ResponseParser {
     }
     if (framing === 'close') keepAlive = false;
     const f: Framed = { noBody: this.#noBody, status, reason, minor, keepAlive, keepAliveTimeoutMs, framing, contentLength };
-    this.#fields.made = f;
+    this.#fields.keep(f);
     this.#begin(f, headers);
   }
 

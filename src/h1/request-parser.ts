@@ -183,7 +183,7 @@ export class H1RequestParser {
       if (headers !== null) return { ...made, headers };
     }
     const head = this.#readHead(text);
-    this.#fields.made = { ...head, headers: NO_FIELDS };
+    this.#fields.keep({ ...head, headers: NO_FIELDS });
     return head;
   }
 
