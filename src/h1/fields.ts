@@ -151,7 +151,6 @@ const MEMORY_LINES = 16;
 const MEMORY_LINE_MAX = 256;
 const MEMORY_HEAD_MAX = 4096;
 
-
 /**
  * The field lines of the last head one parser read, for the next head of the same connection: most heads on
  * a connection repeat most lines of the one before — a browser's User-Agent, Accept and Cookie lines, an
@@ -159,7 +158,9 @@ const MEMORY_HEAD_MAX = 4096;
  * exploits on HTTP/2. A line equal to the one remembered at the same position is read as the same name and
  * value (a new pair of the same strings) without its name lookup, trimming and value check: the remembered
  * line passed them, and equal text passes them again. Lines are kept as copies of their own (a slice would
- * keep its whole head alive), at most MEMORY_LINES of at most MEMORY_LINE_MAX characters per parser.
+ * keep its whole head alive), at most MEMORY_LINES of at most MEMORY_LINE_MAX characters per parser; the last
+ * head itself too when all its lines are and it is at most MEMORY_HEAD_MAX characters (an equal head is then one
+ * comparison), and its length (where the next head most likely ends).
  */
 export class FieldMemory {
   readonly #lines: Array<string | undefined> = [];
@@ -187,6 +188,7 @@ export class FieldMemory {
   keep(made: object): void {
     this.#made = this.#head !== null ? made : null;
   }
+
   /** Lines recalled so far (for tests and diagnostics). */
   recalled = 0;
 
@@ -292,7 +294,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
       let b = end;
       while (a < b && (text.charCodeAt(a) === 0x20 || text.charCodeAt(a) === 0x09)) a++;
       let tabAfter = false;
-      for (let c = text.charCodeAt(b - 1); b > a && (c === 0x20 || c === 0x09); c = text.charCodeAt(--b - 1)) if (c === 0x09) tabAfter = true;
+      for (let w = text.charCodeAt(b - 1); b > a && (w === 0x20 || w === 0x09); w = text.charCodeAt(--b - 1)) if (w === 0x09) tabAfter = true;
       // llhttp reads a Transfer-Encoding whose `chunked` is followed by a tab as not chunked (it skips only spaces
       // there), where RFC 9110 §5.6.3 makes the tab OWS: parsers disagree on the message's framing (RFC 9112 §6.1,
       // §11.2), so such a value is refused, as `chunked,` is (transferCodings).
