@@ -162,7 +162,7 @@ const MEMORY_HEAD_MAX = 4096;
  * head itself too when all its lines are and it is at most MEMORY_HEAD_MAX characters (an equal head is then one
  * comparison), and its length (where the next head most likely ends).
  */
-export class FieldMemory {
+export class FieldMemory<Made extends object = object> {
   readonly #lines: Array<string | undefined> = [];
   readonly #names: string[] = [];
   readonly #values: string[] = [];
@@ -178,14 +178,14 @@ export class FieldMemory {
    * What the parser made of the last head besides its field lines (start line, framing), which the same text
    * makes again: given by the parser once that head is read (`keep`), dropped with the head.
    */
-  #made: object | null = null;
-  get made(): object | null { return this.#made; }
+  #made: Made | null = null;
+  get made(): Made | null { return this.#made; }
 
   /**
    * Keep what the parser made of the head just read — only while that head is kept: its strings are slices of
    * the head's text, which then holds nothing more (a head not kept would be kept alive through them).
    */
-  keep(made: object): void {
+  keep(made: Made): void {
     this.#made = this.#head !== null ? made : null;
   }
 

@@ -93,7 +93,7 @@ export class H1ResponseParser {
   #body: H1BodyDecoder;
   #keepAlive = true;
   /** This connection's last field lines (most repeat from one response to the next). */
-  readonly #fields = new FieldMemory();
+  readonly #fields = new FieldMemory<Framed>();
 
   constructor(handler: H1ParserHandler, limits: H1ParserLimits) {
     this.#h = handler;
@@ -158,7 +158,7 @@ export class H1ResponseParser {
     const { text, rest } = h;
     const max = this.#limits.maxHeaderCount;
     // The connection's last response head again (FieldMemory), to a request of the same kind: what its text made.
-    const made = this.#fields.made as Framed | null;
+    const made = this.#fields.made;
     if (made !== null && made.noBody === this.#noBody) {
       const headers = this.#fields.again(text, max);
       if (headers !== null) {

@@ -92,7 +92,7 @@ export class H1RequestParser {
   /** Nothing after the current message is HTTP/1.1 of this connection: an upgrade, or a message that closes it. */
   #final = false;
   /** This connection's last field lines (a client repeats most of them from one request to the next). */
-  readonly #fields = new FieldMemory();
+  readonly #fields = new FieldMemory<H1RequestHead>();
 
   constructor(handler: H1RequestHandler, limits: H1RequestLimits) {
     this.#h = handler;
@@ -177,7 +177,7 @@ export class H1RequestParser {
 
   #parseHead(text: string): H1RequestHead {
     // The connection's last request again (FieldMemory): what its text made, with new field pairs.
-    const made = this.#fields.made as H1RequestHead | null;
+    const made = this.#fields.made;
     if (made !== null) {
       const headers = this.#fields.again(text, this.#limits.maxHeaderCount);
       if (headers !== null) return { ...made, headers };
