@@ -171,6 +171,7 @@ export class FieldMemory<Made extends object = object> {
    * lines is remembered and it is at most MEMORY_HEAD_MAX characters, else null; and its number of lines.
    */
   #head: string | null = null;
+  get head(): string | null { return this.#head; }
   #count = 0;
   /** Bytes of the last head with its final CRLF CRLF: where the connection's next head most likely ends (splitHead). */
   headBytes = 0;
@@ -328,14 +329,16 @@ const NOTHING = Buffer.alloc(0);
  * end it is `too-large` (the 431 / the response error), so a peer cannot make
  * us buffer without bound.
  */
-export function splitHead(chunk: Buffer, maxBytes: number, what: string, likely = 0): { text: string; rest: Buffer } | null {
-  // `likely`: the byte length of the connection's last head (FieldMemory.headBytes). When this one ends there too —
-  // CRLF CRLF there, none earlier (in the text, or from a CRLF just before those four bytes) — it is taken without
-  // a search of the bytes (a call into Node's binding, dearer than a search of the text already made).
+export function splitHead(chunk: Buffer, maxBytes: number, what: string, memory: FieldMemory | null = null): { text: string; rest: Buffer } | null {
+  // `memory`: the connection's last head. When this one ends where that one did (FieldMemory.headBytes) — CRLF CRLF
+  // there, none earlier (in the text, or from a CRLF just before those four bytes) — it is taken without a search of
+  // the bytes (a call into Node's binding, dearer than a search of the text already made); and when it is that head
+  // again, which held no CRLF CRLF, without a search of the text either.
+  const likely = memory === null ? 0 : memory.headBytes;
   if (likely >= 8 && likely <= chunk.length && likely <= maxBytes && chunk[likely - 1] === 0x0a && chunk[likely - 2] === 0x0d
     && chunk[likely - 3] === 0x0a && chunk[likely - 4] === 0x0d && !(chunk[likely - 5] === 0x0a && chunk[likely - 6] === 0x0d)) {
     const text = chunk.toString('latin1', 0, likely - 4);
-    if (text.indexOf('\r\n\r\n') < 0) return { text, rest: likely === chunk.length ? NOTHING : chunk.subarray(likely) };
+    if (text === (memory as FieldMemory).head || text.indexOf('\r\n\r\n') < 0) return { text, rest: likely === chunk.length ? NOTHING : chunk.subarray(likely) };
   }
   const end = chunk.indexOf(HEADER_END);
   if ((end < 0 ? chunk.length : end + 4) > maxBytes) throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);

@@ -150,7 +150,7 @@ export class H1ResponseParser {
   }
 
   #parseHead(chunk: Buffer): Buffer | null {
-    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields.headBytes);
+    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields);
     if (!h) {
       this.#buf = chunk;
       return null;

@@ -148,7 +148,7 @@ export class H1RequestParser {
     while (skip + 1 < chunk.length && chunk[skip] === 0x0d && chunk[skip + 1] === 0x0a && skip < 2 * MAX_LEADING_CRLF) skip += 2;
     if (skip > 0) chunk = chunk.subarray(skip);
     if (chunk.length === 0) return null;
-    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'request', this.#fields.headBytes);
+    const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'request', this.#fields);
     if (!h) {
       this.#buf = chunk;
       return null;

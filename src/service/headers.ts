@@ -3,7 +3,7 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { HeaderList } from '../http/types.js';
-import { AUTHORITY_RE, BAD_FIELD_VALUE_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
+import { AUTHORITY_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
 const NONE: ReadonlySet<string> = new Set();
@@ -25,6 +25,8 @@ export interface RequestFacts {
  * :authority of a multiplexed request (null for HTTP/1.1, whose Host is in
  * `fields`). Our HTTP/1.1 parser refuses the framing errors first
  * (src/h1/request-parser.ts); these checks hold for every front alike.
+ * Field values are not checked for forbidden characters here: every server
+ * refused such a request already (ServerRequest.headers).
  */
 export function inspectRequest(fields: HeaderList, authority: string | null, h2: boolean, limits: LimitsConfig): Reject | RequestFacts {
   let bytes = 0;
@@ -39,7 +41,6 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   for (const [name, value] of fields) {
     bytes += name.length + value.length + 4;
     count++;
-    if (BAD_FIELD_VALUE_RE.test(value)) return { status: 400, reason: `invalid character in ${name}` };
     switch (name) {
       case 'content-length': cl = value; clCount++; break;
       case 'transfer-encoding': te.push(value); break;

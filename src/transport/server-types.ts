@@ -20,7 +20,11 @@ export interface ServerRequest {
   path: string;
   authority: string;
   scheme: string;
-  /** Regular fields (no pseudo-headers), lower-case names, wire order. */
+  /**
+   * Regular fields (no pseudo-headers), lower-case names, wire order; no value holds a character
+   * http/fields.ts BAD_FIELD_VALUE_RE finds — each server refuses such a request before its handler
+   * (HTTP/1.1: 400 from the parser; HTTP/2 and HTTP/3: a malformed stream, http/field-section.ts).
+   */
   headers: HeaderList;
   body: Readable;
   streamId: number;

@@ -247,6 +247,38 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     expect(seen.length).toBe(before);
   });
 
+  it('a field value with a control character never reaches the origin: 400 over HTTP/1.1, a reset stream over HTTP/2 (the connection serves on)', async () => {
+    // The forwarder does not check values itself (ServerRequest.headers): the servers' refusals are all there is.
+    const before = seen.length;
+    const r1 = await raw(plain, 'GET /h1/ctl HTTP/1.1\r\nhost: x\r\nx-bad: a\x01b\r\n\r\n');
+    expect(r1.text).toMatch(/^HTTP\/1\.1 400 /);
+    const enc = new HpackEncoder();
+    const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+    const req = (id: number, path: string, extra: Array<[string, string]>): void => {
+      frames.push(...encodeHeaders(id, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', path], ...extra]), true, 16_384));
+    };
+    req(1, '/h2/ctl', [['x-bad', 'a\x01b']]);
+    req(3, '/h2/ctl', [['x-bad', 'a\x7fb']]);
+    req(5, '/h2/ctl-ok', []);
+    const r2 = await raw(h2c, Buffer.concat(frames), 1500);
+    // Walk the server's frames (RFC 9113 §4.1): streams 1 and 3 reset with PROTOCOL_ERROR, stream 5 answered.
+    const bytes = Buffer.from(r2.text, 'latin1');
+    const resets = new Map<number, number>();
+    let answered = false;
+    for (let at = 0; at + 9 <= bytes.length && resets.size + Number(answered) < 100;) {
+      const len = bytes.readUIntBE(at, 3);
+      const type = bytes[at + 3] as number;
+      const id = bytes.readUInt32BE(at + 5) & 0x7fffffff;
+      if (type === 3) resets.set(id, bytes.readUInt32BE(at + 9));
+      if (type === 1 && id === 5) answered = true;
+      at += 9 + len;
+    }
+    expect(resets.get(1)).toBe(H2ErrorCode.PROTOCOL_ERROR);
+    expect(resets.get(3)).toBe(H2ErrorCode.PROTOCOL_ERROR);
+    expect(answered).toBe(true);
+    expect(seen.slice(before).map((x) => x.path)).toEqual(['/h2/ctl-ok']);
+  });
+
   it('a valid POST followed by junk: the POST’s answer first, then 400, then the connection closes', async () => {
     const r = await raw(plain, 'POST /h1/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nokGARBAGE\x01 / HTTP/1.1\r\n\r\n');
     expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*POST \/h1\/echo\n[\s\S]*HTTP\/1\.1 400 Bad Request\r\n/);

@@ -312,14 +312,21 @@ describe('parseFieldLines', () => {
 });
 
 describe('splitHead', () => {
-  const split = (s: string, likely: number): [string, string] | null => {
-    const h = splitHead(Buffer.from(s, 'latin1'), 4096, 'response', likely);
+  const split = (s: string, memory: FieldMemory | null): [string, string] | null => {
+    const h = splitHead(Buffer.from(s, 'latin1'), 4096, 'response', memory);
     return h && [h.text, h.rest.toString('latin1')];
+  };
+  /** A memory that has read `head`. */
+  const after = (head: string): FieldMemory => {
+    const m = new FieldMemory();
+    parseFieldLines(head, head.indexOf('\r\n') + 2, 10, 'header', m);
+    return m;
   };
 
   it('where the last head ended is tried first, and only taken when no head end comes before it', () => {
     const head = 'HTTP/1.1 200 OK\r\nA: b';
-    const likely = head.length + 4;
+    const likely = after(head);
+    expect(likely.head).toBe(head);
     expect(split(`${head}\r\n\r\nbody`, likely)).toEqual([head, 'body']);
     expect(split(`${head}\r\n\r\n`, likely)).toEqual([head, '']);
     // Shorter than the last one: its own end, the rest after it.
@@ -329,6 +336,13 @@ describe('splitHead', () => {
     // Longer, or not here yet.
     expect(split(`${head}xyz\r\n\r\n`, likely)).toEqual([`${head}xyz`, '']);
     expect(split(head, likely)).toBeNull();
-    expect(split(`${head}\r\n\r\n`, 0)).toEqual([head, '']);
+    expect(split(`${head}\r\n\r\n`, null)).toEqual([head, '']);
+    // As long as the last head, not it, with an end inside: that end.
+    expect(split('HTTP/1.1 200 OK\r\n\r\n\r\n\r\nx', likely)).toEqual(['HTTP/1.1 200 OK', '\r\n\r\nx']);
+    // A memory that kept no head (a line too long to keep) still gives where it ended.
+    const long = `HTTP/1.1 200 OK\r\nA: ${'b'.repeat(300)}`;
+    const noHead = after(long);
+    expect(noHead.head).toBeNull();
+    expect(split(`${long}\r\n\r\nrest`, noHead)).toEqual([long, 'rest']);
   });
 });
