@@ -408,7 +408,7 @@ export class H1ServerSession {
   }
 
   /** A response whose body is all here: its head and bytes in one write where they fit. */
-  #writeWhole(minor: number, trailers: HeaderList | null, text: string, bytes: Uint8Array, noBody: boolean, declared: string | null, close: boolean): void {
+  #writeWhole(minor: number, trailers: HeaderList | null, text: string, bytes: Buffer, noBody: boolean, declared: string | null, close: boolean): void {
     const s = this.socket;
     if (trailers && trailers.length && minor === 1 && !noBody) {
       // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
@@ -426,12 +426,12 @@ export class H1ServerSession {
     // HEAD: the length the GET would have had (the handler's), else this body's.
     text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
     if (noBody || bytes.length === 0) s.write(text, 'latin1');
-    else if (bytes.length <= ONE_WRITE_MAX) {
-      // Head and a small body in one buffer: one plain write, none of the Writable's cork/writev bookkeeping.
-      const buf = Buffer.allocUnsafe(text.length + bytes.length);
-      buf.write(text, 0, 'latin1');
-      buf.set(bytes, text.length);
-      s.write(buf);
+    else if (text.length + bytes.length <= ONE_WRITE_MAX) {
+      // Head and a small body in one write, as one latin1 string (each byte one character, so the bytes leave as they
+      // are): Node writes a string of up to 16 KiB from a buffer on its native stack, so the response costs no Buffer
+      // of ours (a pooled slice and the copy of the head into it cost more than the body's string), and none of the
+      // Writable's cork/writev bookkeeping.
+      s.write(text + bytes.toString('latin1'), 'latin1');
     } else {
       s.cork();
       s.write(text, 'latin1');
@@ -608,7 +608,10 @@ export class H1ServerSession {
   }
 }
 
-/** Bodies up to this size leave copied behind their head in one buffer; larger ones as a second chunk of one writev. */
+/**
+ * A response up to this size (head and body) leaves in one write of one string (Node's stack buffer for a string
+ * write is 16 KiB: src/stream_base.cc); a larger body as a second chunk of one writev.
+ */
 const ONE_WRITE_MAX = 16 * 1024;
 
 /** A streamed body already whole (util/body.ts `bufferedWhole`) with no trailers to follow: its bytes; else null, the body untouched. */

@@ -24,6 +24,7 @@ import { Nginx } from '../helpers/nginx.js';
 const run = promisify(execFile);
 const certs = makeCerts();
 const upload = randomBytes(3 * 1024 * 1024);
+const EVERY_BYTE = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7) % 256));
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 let dir: string;
 let server: H1Server;
@@ -42,6 +43,9 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.concat(chunks) };
   }
   if (req.path === '/throws') throw new Error('handler bug');
+  // Every byte value, and text with multi-byte UTF-8: a small whole body leaves with its head as one latin1 string.
+  if (req.path === '/bytes') return { status: 200, body: EVERY_BYTE };
+  if (req.path === '/utf8') return { status: 200, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'é € 😀\n' };
   // Answered before its body is read (an origin's early 405 relayed): the body is never touched.
   if (req.path === '/early-then-drop') {
     // A reader that stays behind (paused), then lets go: the rest of the body must not stay stuck behind it.
@@ -357,6 +361,15 @@ describe('raw wire', () => {
     expect(b.closed).toBe(true);
     const { stdout } = await run('curl', ['-sS', url('/after')]);
     expect(stdout).toMatch(/hello GET \/after/);
+  });
+
+  it('a small whole body leaves byte for byte: every byte value, and a string body as UTF-8', async () => {
+    const { stdout } = await run('curl', ['-sS', url('/bytes')], { encoding: 'buffer' });
+    expect(Buffer.compare(stdout, EVERY_BYTE)).toBe(0);
+    const r = await raw('GET /utf8 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const bytes = Buffer.from(r.text, 'latin1');
+    expect(r.text).toMatch(/\r\ncontent-length: 12\r\n\r\n/);
+    expect(bytes.subarray(bytes.length - 12).toString('utf8')).toBe('é € 😀\n');
   });
 
   it('checked fields (ServerResponse.checked) are written as given, in order, with the server\'s own framing in place of theirs', async () => {
