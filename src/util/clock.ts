@@ -1,21 +1,24 @@
 /**
- * `performance.now()` read once per turn of the event loop's work. A request reads the clock about ten
- * times on its way through (deadlines armed and moved, a connection's last use, the Agent's start and
- * time to first byte), and every read is a call into the binding (~45 ns here). `turnNow()` reads it at
- * the first call and hands the same value out until the microtasks queued so far have run (a microtask
- * clears it): within one socket read's work and its promise reactions, readings differ by microseconds
- * anyway. A long synchronous stretch reads an older time: use `performance.now()` where a measurement
- * must be exact to better than one turn's work (the timers' own firing checks still do).
+ * `performance.now()` read once per turn of the event loop. A request reads the clock about ten times on its way
+ * through (deadlines armed and moved, a connection's last use, the Agent's start and time to first byte), and every
+ * read is a call into the binding (~45 ns here). `turnNow()` reads it at the first call and hands the same value
+ * out until the loop's check phase (a `setImmediate` queued with that first reading): every socket read the poll
+ * phase handled in between, and all their promise reactions, share one reading — the granularity of Node's own
+ * timers (libuv's loop time, updated once per iteration) and of nginx's request times (`ngx_current_msec`, updated
+ * after each `epoll_wait`). Forgetting it after the microtasks queued so far instead (the first way) cost about five
+ * readings per proxied request where this costs two or fewer: the reactions that run after the forgetting one
+ * (the pool's, the Agent's, the server's keep-alive timer) each read the clock anew, and queued another forgetting.
+ * A reading is older than the real time by what the loop did since: the work of the socket reads before it in the
+ * same poll phase (under load, hundreds of microseconds), or a long synchronous stretch. Use `performance.now()`
+ * where a measurement must be exact to better than that (the timers' own firing checks, the request log's times).
  */
 let cached = -1;
 const forget = (): void => { cached = -1; };
-/** `then` on a settled promise queues `forget` (Node's queueMicrotask costs twice that: an AsyncResource each). */
-const SETTLED = Promise.resolve();
 
 export function turnNow(): number {
   if (cached < 0) {
     cached = performance.now();
-    void SETTLED.then(forget);
+    setImmediate(forget);
   }
   return cached;
 }
