@@ -102,12 +102,17 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 const NONE: ReadonlySet<string> = new Set();
 
-/** Field names listed in Connection (lower-case), beyond the fixed set. RFC 9110 §7.6.1: they go too. */
-export function connectionNamed(pairs: Iterable<readonly [string, string]>): ReadonlySet<string> {
+/**
+ * Field names listed in Connection (lower-case), beyond the fixed set. RFC 9110 §7.6.1: they go too. One pass over
+ * the list; nothing made when it has no Connection field, or only one naming a field that goes anyway (the usual
+ * `keep-alive`).
+ */
+export function connectionNamed(pairs: ReadonlyArray<readonly [string, string]>): ReadonlySet<string> {
   let out: Set<string> | null = null;
-  for (const [n, v] of pairs) {
-    if (n !== 'connection') continue;
-    // The usual value, `keep-alive`, names a field that goes anyway: nothing to split.
+  for (let i = 0; i < pairs.length; i++) {
+    const f = pairs[i] as readonly [string, string];
+    if (f[0] !== 'connection') continue;
+    const v = f[1];
     if (HOP_BY_HOP.has(v)) continue;
     for (const t of v.split(',')) {
       const name = t.trim().toLowerCase();
@@ -133,9 +138,7 @@ export function teAllowsTrailers(value: string): boolean {
  * only when it asked for them.
  */
 export function endToEnd(list: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
-  let hasConnection = false;
-  for (const [n] of list) if (n === 'connection') { hasConnection = true; break; }
-  const named = hasConnection ? connectionNamed(list) : NONE;
+  const named = connectionNamed(list);
   const out: Array<[string, string]> = [];
   for (const f of list) {
     const n = f[0];

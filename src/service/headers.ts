@@ -6,8 +6,6 @@ import type { HeaderList } from '../http/types.js';
 import { AUTHORITY_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
-const NONE: ReadonlySet<string> = new Set();
-
 export type Reject = { status: 400 | 413 | 431; reason: string };
 
 export interface RequestFacts {
@@ -101,9 +99,7 @@ export interface UpstreamHeaderInput {
 
 /** End-to-end request fields for the upstream (`fields`: lower-case names), with Via and X-Forwarded-* added. */
 export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): HeaderList {
-  // Connection's list is only parsed when the field is there.
-  let named: ReadonlySet<string> = NONE;
-  for (const [n] of fields) if (n === 'connection') { named = connectionNamed(fields); break; }
+  const named = connectionNamed(fields);
   const out: HeaderList = [];
   let xff: string[] | null = null;
   let via: string[] | null = null;
@@ -138,8 +134,7 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
  * front offers them — is added.
  */
 export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string, altSvc: string | null = null): HeaderList {
-  let named: ReadonlySet<string> = NONE;
-  for (const [n] of list) if (n === 'connection') { named = connectionNamed(list); break; }
+  const named = connectionNamed(list);
   const out: HeaderList = [];
   let prevVia: string | null = null;
   for (const f of list) {
