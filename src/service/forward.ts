@@ -202,7 +202,7 @@ class Forwarding extends OnceListeners<void> {
     }
     const authority = facts.authority ?? '';
     if (target.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
-    const match = this.#gen.router.match(hostOnly(authority), target);
+    const match = this.#gen.router.match(authority, target);
     if (!match) {
       this.#rejected('no_route');
       return this.#refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');

@@ -31,7 +31,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   let count = 0;
   let cl: string | null = null;
   let clCount = 0;
-  const te: string[] = [];
+  let te: string[] | null = null;
   let hosts = 0;
   let host: string | null = null;
   let teTrailers = false;
@@ -41,7 +41,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
     count++;
     switch (name) {
       case 'content-length': cl = value; clCount++; break;
-      case 'transfer-encoding': te.push(value); break;
+      case 'transfer-encoding': (te ??= []).push(value); break;
       case 'host': hosts++; host = value; break;
       case 'te': if (teAllowsTrailers(value)) teTrailers = true; break;
     }
@@ -49,7 +49,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   if (count > limits.maxHeaderCount) return { status: 431, reason: `more than ${limits.maxHeaderCount} header fields` };
   if (bytes > limits.maxHeaderBytes) return { status: 431, reason: `header section larger than ${limits.maxHeaderBytes} bytes` };
   // RFC 9112 §6.3 (3): CL with TE is a smuggling signature; a proxy MUST NOT forward it as is. We refuse it.
-  if (clCount > 0 && te.length > 0) return { status: 400, reason: 'both Content-Length and Transfer-Encoding' };
+  if (clCount > 0 && te !== null) return { status: 400, reason: 'both Content-Length and Transfer-Encoding' };
   // RFC 9110 §8.6: differing or repeated Content-Length values are unrecoverable framing errors.
   if (clCount > 1) return { status: 400, reason: 'duplicate Content-Length' };
   let contentLength: number | null = null;
@@ -58,7 +58,7 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
     contentLength = Number(cl);
   }
   let chunked = false;
-  if (te.length > 0) {
+  if (te !== null) {
     // RFC 9113 §8.2.2: Transfer-Encoding in HTTP/2 makes the request malformed.
     if (h2) return { status: 400, reason: 'Transfer-Encoding in HTTP/2' };
     const codings = te.join(',').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);

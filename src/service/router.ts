@@ -11,21 +11,32 @@ export interface RouteMatch {
 }
 
 export class Router {
-  readonly #routes: Array<{ r: RouteConfig; index: number; hostRank: number }>;
+  readonly #routes: Array<{ r: RouteConfig; match: RouteMatch }>;
 
   constructor(routes: readonly RouteConfig[]) {
     this.#routes = routes
       .map((r, index) => ({ r, index, hostRank: r.host === null ? 0 : r.host.startsWith('*.') ? 1 : 2 }))
-      .sort((a, b) => b.hostRank - a.hostRank || b.r.path.length - a.r.path.length || a.index - b.index);
+      .sort((a, b) => b.hostRank - a.hostRank || b.r.path.length - a.r.path.length || a.index - b.index)
+      .map(({ r, index }) => ({ r, match: { route: r, index } }));
   }
 
-  /** `host` without port, any case; `path` from the request target (may carry a query). */
-  match(host: string, path: string): RouteMatch | null {
-    const h = host.toLowerCase().replace(/\.$/, '');
-    for (const { r, index } of this.#routes) {
-      if (r.host !== null && !hostMatches(r.host, h)) continue;
+  /**
+   * The route for a request: `authority` as the client gave it (Host or :authority: `host[:port]`, `[v6]:port`, any
+   * case, a final dot allowed), normalised only when a route names a host; `path` from the request target (may carry
+   * a query). The match is the route's own (one object per route, not to be changed).
+   */
+  match(authority: string, path: string): Readonly<RouteMatch> | null {
+    let host: string | null = null;
+    for (const { r, match } of this.#routes) {
+      if (r.host !== null) {
+        if (host === null) {
+          host = hostOnly(authority);
+          if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
+        }
+        if (!hostMatches(r.host, host)) continue;
+      }
       if (!pathMatches(r.path, path)) continue;
-      return { route: r, index };
+      return match;
     }
     return null;
   }

@@ -101,6 +101,11 @@ describe('router', () => {
     expect(r.match('img.example.com', '/api')?.route.origin).toBe('wild');
     expect(r.match('example.com', '/api?q=1')?.route.origin).toBe('api');
     expect(r.match('other', '/apix')?.route.origin).toBe('any');
+    // An authority as the client sent it: the port and IPv6 brackets are not part of the host.
+    expect(r.match('www.example.com:8443', '/x')?.route.origin).toBe('www');
+    expect(r.match('IMG.example.com.:80', '/')?.route.origin).toBe('wild');
+    expect(r.match('[::1]:8080', '/api/x')?.route.origin).toBe('api');
+    expect(r.match('www.example.com', '/x')).toBe(r.match('www.example.com', '/y')); // the route's own match
     expect(new Router([{ host: 'a', path: '/', origin: 'a', hostHeader: 'origin', stripPrefix: false }]).match('b', '/')).toBeNull();
   });
   it('matches prefixes on segment boundaries and strips them', () => {
