@@ -5,8 +5,9 @@
  * rest; a deadline moved earlier than the armed Timeout replaces it; a cleared deadline leaves the
  * Timeout to fire once and find nothing. A connection answering requests back to back then costs one
  * Timeout per timeout period instead of a setTimeout/clearTimeout pair per request. The deadline is
- * kept on performance.now() (read by `set` through util/clock.ts `turnNow`: the time when this turn's work
- * began); `fn` runs at most once per `set`, never early by more than 1 ms plus the work of that turn before `set`.
+ * kept on performance.now() (read by `set` through util/clock.ts `turnNow`: the first reading in this turn of the
+ * event loop); `fn` runs at most once per `set`, never early by more than 1 ms plus the loop's work in that turn
+ * before `set`.
  */
 import { turnNow } from './clock.js';
 
