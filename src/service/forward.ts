@@ -362,6 +362,7 @@ class Forwarding extends OnceListeners<void> {
 
   #respond(up: OriginResponse): ServerResponse {
     try {
+      this.#hooks.metrics.upstreamTtfb((this.#upstream as Upstream).name, up.origin, up.protocol, up.timings.ttfbMs);
       const log = this.#log;
       if (log) {
         log.upstream = up.origin;

@@ -27,10 +27,10 @@ interface Row { origin: string; upstream: string; totals: Totals; live: PoolStat
 export interface OriginSummary { origin: string; protocol: string; requests: number; reuseRate: number; open: number; opened: number; p50Ms: number | null; errors: number }
 
 /**
- * The origin name of the request being forwarded. diagnostics_channel
- * messages are published synchronously inside the Agent's call chain, so a
- * subscriber reads the name here; the URL map is the fallback (warm-up dials),
- * needed when two named origins share a URL.
+ * The origin name of the request being forwarded, for the handshake counts: a
+ * connection's `originlink:connection:open` message is published synchronously
+ * inside the Agent's call chain, so the subscriber reads the name here; the URL
+ * map is the fallback (warm-up dials), needed when two named origins share a URL.
  */
 export const originContext = new AsyncLocalStorage<string>();
 
@@ -174,7 +174,7 @@ export class Metrics {
     storeCounter('originlink_store_failed_reads_total', 'Background reads that failed or found the store down.', (l) => l.failedReads);
     storeCounter('originlink_store_messages_total', 'Pub/sub messages from other processes (e.g. broken-h3 marks).', (l) => l.messages);
     this.#handshakes = new Counter({ name: 'originlink_upstream_handshakes_total', help: 'Upstream handshakes by protocol and kind (diagnostics_channel).', labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'], registers: r });
-    this.#ttfb = new FastHistogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included (diagnostics_channel).', registers: r,
+    this.#ttfb = new FastHistogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included.', registers: r,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     this.front = {
       requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r, collect() {
@@ -195,24 +195,28 @@ export class Metrics {
       this.#handshakes.inc({ origin: name, upstream: origin, protocol, resumed: String(facts.resumed), early_data: String(facts.earlyData), tfo: String(facts.tfo) });
       this.#lastFacts.set(`${name}|${origin}`, facts);
     });
-    this.#subscribe('originlink:request:end', (m) => {
-      const { origin, protocol, ttfbMs, error } = m as { origin: string; protocol: string | null; ttfbMs: number; error: Error | null };
-      const name = originContext.getStore() ?? this.#names.get(origin);
-      if (!name || error || !this.#known.has(name)) return;
-      const proto = protocol ?? '';
-      this.#ttfb.observe(name, origin, proto, () => ({ origin: name, upstream: origin, protocol: proto }), ttfbMs / 1000);
-      let ring = this.#ttfbRecent.get(name);
-      if (!ring) this.#ttfbRecent.set(name, (ring = { at: 0, samples: [] }));
-      if (ring.samples.length < RECENT) ring.samples.push(ttfbMs);
-      else ring.samples[ring.at] = ttfbMs;
-      ring.at = (ring.at + 1) % RECENT;
-    });
   }
 
   #subscribe(name: string, fn: (m: unknown) => void): void {
     const ch = diagnostics.channel(name);
     ch.subscribe(fn);
     this.#subs.push([ch, fn]);
+  }
+
+  /**
+   * One origin response's time to its head, retries included, told by the forwarder that asked origin `name`
+   * (`upstream`: the URL that answered). Not from the Agent's `originlink:request:end` channel: a subscriber there
+   * made every request build and publish a message and find its origin's name again (an AsyncLocalStorage context
+   * when URLs are shared), where the forwarder knows it.
+   */
+  upstreamTtfb(name: string, upstream: string, protocol: string, ttfbMs: number): void {
+    if (!this.#known.has(name)) return;
+    this.#ttfb.observe(name, upstream, protocol, () => ({ origin: name, upstream, protocol }), ttfbMs / 1000);
+    let ring = this.#ttfbRecent.get(name);
+    if (!ring) this.#ttfbRecent.set(name, (ring = { at: 0, samples: [] }));
+    if (ring.samples.length < RECENT) ring.samples.push(ttfbMs);
+    else ring.samples[ring.at] = ttfbMs;
+    ring.at = (ring.at + 1) % RECENT;
   }
 
   /** Count one answered front request. */
