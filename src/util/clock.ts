@@ -13,11 +13,17 @@
  * where a measurement must be exact to better than that (the timers' own firing checks, the request log's times).
  */
 let cached = -1;
+/**
+ * The `setImmediate` the forgetting was queued with. When the global one is replaced (a test's fake timers
+ * installed or taken away) that Immediate may never run: the reading is taken anew.
+ */
+let queuedWith: typeof setImmediate | null = null;
 const forget = (): void => { cached = -1; };
 
 export function turnNow(): number {
-  if (cached < 0) {
+  if (cached < 0 || queuedWith !== setImmediate) {
     cached = performance.now();
+    queuedWith = setImmediate;
     setImmediate(forget);
   }
   return cached;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { turnNow } from '../../src/util/clock.js';
 
 describe('turnNow', () => {
@@ -19,5 +19,19 @@ describe('turnNow', () => {
     const c = turnNow();
     expect(c).toBeGreaterThanOrEqual(b + 5);
     expect(c).toBeLessThanOrEqual(performance.now());
+  });
+
+  it('a reading whose forgetting was queued on fake timers is not kept once they are gone', async () => {
+    vi.useFakeTimers({ toFake: ['setImmediate', 'clearImmediate', 'performance'] });
+    try {
+      const fake = turnNow();
+      vi.advanceTimersByTime(60_000); // the fake Immediate runs: the next reading is the fake clock's, a minute on
+      expect(turnNow()).toBeGreaterThanOrEqual(fake + 60_000);
+      turnNow(); // a forgetting queued on the fake timers, never run
+    } finally {
+      vi.useRealTimers();
+    }
+    const real = turnNow();
+    expect(Math.abs(real - performance.now())).toBeLessThan(50);
   });
 });
