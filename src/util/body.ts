@@ -1,5 +1,6 @@
 /** Stream helpers shared by every transport. */
 import type { Readable } from 'node:stream';
+import { bodyBytes } from '../http/body.js';
 import { IdleDeadline } from './coarse-ticker.js';
 
 /** Wait until a writable drains, closes or errors — removing every listener it added. */
@@ -52,8 +53,10 @@ export function hasReader(body: Readable): boolean {
 export function bufferedWhole(body: Readable): Buffer | null {
   if (!isBufferedWhole(body)) return null;
   const parts: Buffer[] = [];
-  let c: Buffer | string | null;
-  while ((c = body.read() as Buffer | string | null) !== null) parts.push(typeof c === 'string' ? Buffer.from(c) : c);
+  let c: Uint8Array | string | null;
+  // An object-mode stream gives its chunks as they were pushed: a string as UTF-8, a plain Uint8Array as a Buffer
+  // over its bytes (callers read a Buffer: its latin1 string, its length).
+  while ((c = body.read() as Uint8Array | string | null) !== null) parts.push(bodyBytes(c));
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 

@@ -45,6 +45,13 @@ const handler: RequestHandler = async (req) => {
   if (req.path === '/throws') throw new Error('handler bug');
   // Every byte value, and text with multi-byte UTF-8: a small whole body leaves with its head as one latin1 string.
   if (req.path === '/bytes') return { status: 200, body: EVERY_BYTE };
+  // A stream that already ended, in object mode, its one chunk a plain Uint8Array (not a Buffer): sent whole, byte for byte.
+  if (req.path === '/u8stream') {
+    const body = new Readable({ objectMode: true, read() {} });
+    body.push(new Uint8Array([0x41, 0x42, 0x43, 0xff, 0x00, 0x0a]));
+    body.push(null);
+    return { status: 200, body };
+  }
   if (req.path === '/utf8') return { status: 200, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'é € 😀\n' };
   // Answered before its body is read (an origin's early 405 relayed): the body is never touched.
   if (req.path === '/early-then-drop') {
@@ -370,6 +377,11 @@ describe('raw wire', () => {
     const bytes = Buffer.from(r.text, 'latin1');
     expect(r.text).toMatch(/\r\ncontent-length: 12\r\n\r\n/);
     expect(bytes.subarray(bytes.length - 12).toString('utf8')).toBe('é € 😀\n');
+    // Two requests on one connection: a body that broke its length would run into the second answer.
+    const p = await raw('GET /u8stream HTTP/1.1\r\nhost: a\r\n\r\nGET /u8stream HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const one = 'content-length: 6\r\n\r\nABC\xff\x00\n';
+    expect(p.text.split(one).length).toBe(3);
+    expect(p.text.endsWith(one)).toBe(true);
   });
 
   it('checked fields (ServerResponse.checked) are written as given, in order, with the server\'s own framing in place of theirs', async () => {
