@@ -10,7 +10,8 @@ import type { HeaderList } from '../http/types.js';
  * 505, then closes (the framing of what follows is unknown).
  */
 export class H1ParseError extends Error {
-  readonly kind: 'malformed' | 'too-large' | 'unsupported' | 'version';
+  /** `target-too-long`: a request line longer than the whole head's limit (414, RFC 9112 §3); `too-large`: the head (431). */
+  readonly kind: 'malformed' | 'too-large' | 'target-too-long' | 'unsupported' | 'version';
   constructor(kind: H1ParseError['kind'], message: string) {
     super(message);
     this.name = 'H1ParseError';
@@ -341,7 +342,12 @@ export function splitHead(chunk: Buffer, maxBytes: number, what: string, memory:
     if (text === (memory as FieldMemory).head || text.indexOf('\r\n\r\n') < 0) return { text, rest: likely === chunk.length ? NOTHING : chunk.subarray(likely) };
   }
   const end = chunk.indexOf(HEADER_END);
-  if ((end < 0 ? chunk.length : end + 4) > maxBytes) throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
+  if ((end < 0 ? chunk.length : end + 4) > maxBytes) {
+    // RFC 9112 §3: a request-target longer than the server will parse is a 414, not a 431.
+    const lineEnd = what === 'request' ? chunk.indexOf(0x0d) : 0;
+    if (lineEnd < 0 || lineEnd > maxBytes) throw new H1ParseError('target-too-long', `request line exceeds ${maxBytes} bytes`);
+    throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
+  }
   if (end < 0) return null;
   return { text: chunk.toString('latin1', 0, end), rest: end + 4 === chunk.length ? NOTHING : chunk.subarray(end + 4) };
 }

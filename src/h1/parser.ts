@@ -226,8 +226,12 @@ export class H1ResponseParser {
     if (this.#noBody || status === 204 || status === 304) {
       framing = 'none';
     } else if (te !== null) {
+      // RFC 9112 §6.1: a recipient that takes Transfer-Encoding away must have decoded what it names. We decode
+      // chunked only, so any other coding (`gzip`, `gzip, chunked`) is refused rather than relayed still encoded
+      // under no Transfer-Encoding at all (nginx answers such an upstream with 502 too).
       const codings = transferCodings(te);
-      framing = codings[codings.length - 1] === 'chunked' ? 'chunked' : 'close';
+      if (codings.length !== 1 || codings[0] !== 'chunked') throw new H1ParseError('unsupported', `response transfer coding ${JSON.stringify(te.slice(0, 60))}: only chunked is decoded`);
+      framing = 'chunked';
     } else if (contentLength !== null) {
       framing = contentLength === 0 ? 'none' : 'length';
     } else {

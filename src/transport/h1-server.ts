@@ -4,9 +4,18 @@
  * and HTTP/3 servers (server-types.ts). Used by the service's `http` front,
  * the HTTP/1.1 side of its `https` front, and the demo origins.
  *
- * - Pipelining (RFC 9112 §9.3.2): handlers run as requests arrive, responses
- *   leave in request order; at most MAX_PIPELINE requests wait for their
- *   turn, then the parser pauses (and so does the socket).
+ * - Pipelining (RFC 9112 §9.3.2): handlers of safe requests (GET, HEAD, …)
+ *   run as they arrive while every request before them is safe too; an
+ *   unsafe one (a POST), and whatever follows it, waits until the responses
+ *   before it are out. Responses leave in request order; at most MAX_PIPELINE
+ *   requests wait for their turn, then the parser pauses (and so does the
+ *   socket). After a response that closes the connection (§9.6) the requests
+ *   behind it are aborted, unanswered; a graceful close answers those in
+ *   flight, the last with `connection: close`.
+ * - A client's FIN is its leaving, as nginx takes it (`proxy_ignore_client_abort
+ *   off`, its default): our side ends too, and the requests still in flight
+ *   are aborted when the socket closes (499 in the service's log). HAProxy
+ *   serves a half-closed client; nginx does not, and frees the origin sooner.
  * - Request bodies stream to the handler with backpressure: a reader that
  *   falls behind pauses the socket.
  * - Responses: a known-length body leaves with its head in one write; a
@@ -17,10 +26,15 @@
  *   rest still read, up to DISCARD_MAX_BYTES: to the handler's reader if it is
  *   still at it, else dropped; the connection serves again. A longer rest
  *   closes it after the answer.
- * - A refused request (a framing error, a limit) gets its 400/431/501/505
+ * - A refused request (a framing error, a limit) gets its 400/414/431/501/505
  *   after the responses before it, then the connection closes (§6.3: the
- *   framing of what follows is unknown). A handler that throws before its
- *   head gives a 500.
+ *   framing of what follows is unknown). A body that breaks its framing after
+ *   its head was handed over: the refusal replaces the handler's answer if
+ *   none went out yet, else the connection just closes (one response per
+ *   request). A handler that throws before its head gives a 500.
+ * - `Expect: 100-continue` (RFC 9110 §10.1.1): the 100 goes out when the
+ *   request is the one being answered — at once, or when it reaches the
+ *   front of the pipeline.
  * - Upgrade (RFC 9110 §7.8): a 101 from the handler with `tunnel` hands the
  *   socket over, bytes already read first.
  * - Timeouts: the head of a request must arrive within `headersTimeoutMs`
@@ -34,6 +48,7 @@ import { H1ParseError } from '../h1/fields.js';
 import { H1RequestParser, type H1RequestHead } from '../h1/request-parser.js';
 import { bodyBytes } from '../http/body.js';
 import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, isFieldName } from '../http/fields.js';
+import { isSafeMethod } from '../http/methods.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, hasReader, isBufferedWhole, relayBody } from '../util/body.js';
@@ -81,6 +96,10 @@ interface Pending {
   res: ServerResponse | null;
   failed: boolean;
   ready: boolean;
+  /** Its handler was called (a pipelined unsafe request waits for the responses before it). */
+  started: boolean;
+  /** Refused after its head was handed over (its body broke framing): our refusal is its answer, not the handler's. */
+  refused: boolean;
   abort: RequestAbort;
   /** The request body was read to its end. */
   bodyDone: boolean;
@@ -156,6 +175,7 @@ export class H1ServerSession {
   close(): void {
     this.#draining = true;
     this.#noMore = true;
+    this.#parser.pauseAfterMessage(); // a body being read is read to its end; no request after it
     if (this.#queue.length === 0 && !this.#closed) this.socket.end();
   }
 
@@ -188,7 +208,7 @@ export class H1ServerSession {
     this.#clearTimer();
     const id = ++this.#seq;
     const p: Pending = {
-      head, req: null, body: null, res: null, failed: false, ready: false,
+      head, req: null, body: null, res: null, failed: false, ready: false, started: false, refused: false,
       abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
       received: 0, continued: !head.expectContinue, afterLeft: -1,
     };
@@ -220,15 +240,48 @@ export class H1ServerSession {
       head.framing === 'none' ? 0 : head.contentLength, head.upgrade, p.abort,
     );
     p.req = req;
+    if (this.#queue.length === 1 || this.#mayStart(this.#queue.length - 1)) this.#start(p);
+  }
+
+  /**
+   * RFC 9112 §9.3.2: pipelined requests may be processed in parallel only if they all have safe methods. The
+   * request at `i` (not the first) starts now when it is safe and every one before it is safe and started.
+   */
+  #mayStart(i: number): boolean {
+    const q = this.#queue;
+    if (!isSafeMethod(q[i]!.head.method)) return false;
+    for (let j = 0; j < i; j++) if (!q[j]!.started || !isSafeMethod(q[j]!.head.method)) return false;
+    return true;
+  }
+
+  /** Call the handler of a queued request. */
+  #start(p: Pending): void {
+    p.started = true;
     let r: ServerResponse | Promise<ServerResponse>;
     try {
-      r = this.#opts.handler(req);
+      r = this.#opts.handler(p.req as ServerRequest);
     } catch (e) {
       this.#answered(p, null, e);
       return;
     }
     if (r instanceof Promise) r.then((res) => this.#answered(p, res, null), (e) => this.#answered(p, null, e));
     else this.#answered(p, r, null);
+  }
+
+  /** The front of the queue moved on: start the requests that waited for it; the first one's 100 Continue is due. */
+  #startWaiting(): void {
+    const q = this.#queue;
+    const first = q[0];
+    if (!first) return;
+    if (!first.continued && !first.ready && !first.bodyDone) {
+      this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+      first.continued = true;
+    }
+    for (let i = 0; i < q.length; i++) {
+      if (q[i]!.started) continue;
+      if (i > 0 && !this.#mayStart(i)) return;
+      this.#start(q[i]!);
+    }
   }
 
   #onBody(c: Buffer): void {
@@ -285,33 +338,52 @@ export class H1ServerSession {
   }
 
   #onEnd(): void {
-    // A client that half-closes after its requests still gets its answers; one that stops mid-request does not.
+    // The client's FIN (see the file's note): Node ends our side now (allowHalfOpen is off), and the socket's
+    // 'close' aborts what is in flight. A body cut short is failed here already, with why.
     if (this.#parser.eof() === 'truncated' && this.#reading) {
       const err = new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client closed mid-request');
       this.#reading.abort.abort(err);
       if (this.#reading.body) abortBody(this.#reading.body, err);
     }
     this.#noMore = true;
-    if (this.#queue.length === 0) this.socket.end();
   }
 
   #refuse(e: unknown): void {
     const pe = e instanceof H1ParseError ? e : new H1ParseError('malformed', String(e));
-    const status = pe.kind === 'too-large' ? 431 : pe.kind === 'unsupported' ? 501 : pe.kind === 'version' ? 505 : 400;
+    const status = pe.kind === 'too-large' ? 431 : pe.kind === 'target-too-long' ? 414 : pe.kind === 'unsupported' ? 501 : pe.kind === 'version' ? 505 : 400;
     this.#noMore = true;
     this.#clearTimer();
-    if (this.#reading) {
-      // The body being read broke its framing: that request cannot be answered; the connection ends.
-      if (this.#reading.body) abortBody(this.#reading.body, new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`));
-      this.#reading = null;
-    }
     this.#opts.onError?.(pe);
-    const body = `${status} ${reasonPhrase(status)}: ${pe.message}\n`;
+    const refusal: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8']], body: `${status} ${reasonPhrase(status)}: ${pe.message}\n` };
+    const r = this.#reading;
+    if (r) {
+      // The body being read broke its framing, after its head went to a handler: that request gets one answer
+      // (RFC 9112 §9.3.2 — a second would be taken for the next request's), and the connection ends after it.
+      this.#reading = null;
+      const err = new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`);
+      r.abort.abort(err);
+      if (r.body) abortBody(r.body, err);
+      r.close = true;
+      const at = this.#queue.indexOf(r);
+      if (at < 0) {
+        // Answered already (the rest of its body was being read): nothing more to say.
+        if (this.#queue.length === 0 && !this.#closed) this.socket.end();
+        return;
+      }
+      if (at === 0 && this.#writing) return; // its answer is leaving: the connection ends after it
+      // Not answered yet, or waiting its turn: the refusal is its answer, whatever its handler gives.
+      if (r.res && r.res.body instanceof Readable) r.res.body.destroy();
+      r.refused = true;
+      r.started = true;
+      r.res = refusal;
+      r.ready = true;
+      if (at === 0) this.#pump();
+      return;
+    }
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
-      head, req: null, body: null, failed: false, ready: true, abort: new RequestAbort(), bodyDone: true, close: true,
-      received: 0, continued: true, afterLeft: -1,
-      res: { status, headers: [['content-type', 'text/plain; charset=utf-8']], body },
+      head, req: null, body: null, failed: false, ready: true, started: true, refused: true, abort: new RequestAbort(), bodyDone: true,
+      close: true, received: 0, continued: true, afterLeft: -1, res: refusal,
     });
     this.#pump();
   }
@@ -319,6 +391,11 @@ export class H1ServerSession {
   // ---- writing ----
 
   #answered(p: Pending, res: ServerResponse | null, err: unknown): void {
+    if (p.refused) {
+      // Refused meanwhile (see #refuse): the handler's answer goes nowhere.
+      if (res && res.body instanceof Readable) res.body.destroy();
+      return;
+    }
     if (err !== null) {
       this.#opts.onError?.(err);
       p.failed = true;
@@ -373,13 +450,16 @@ export class H1ServerSession {
         if (p.body) abortBody(p.body);
       }
     }
-    if (!keep || p.close) {
+    if (!keep || p.close || (this.#draining && this.#queue.length === 0)) {
+      // RFC 9112 §9.6: no request after one whose response closes the connection is processed; those already
+      // handed to a handler (safe ones, pipelined) are aborted, unanswered.
       this.#noMore = true;
-      this.#queue.length = 0;
+      this.#abortQueued(() => new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection closed before this pipelined request was answered'));
       if (!this.#closed) this.socket.end();
       return;
     }
     if (this.#queue.length === 0) this.#arm(this.#parser.idle ? this.#opts.keepAliveTimeoutMs ?? 5000 : this.#opts.headersTimeoutMs ?? 10_000);
+    else this.#startWaiting();
     this.#resumeParsing();
     this.#pump();
   }
@@ -395,22 +475,25 @@ export class H1ServerSession {
     const status = res.status;
     const noBody = head.method === 'HEAD' || status < 200 || status === 204 || status === 304;
     if (status === 101) return this.#upgrade(p, res);
-    const close = p.close || this.#draining || head.upgrade !== null || res.close === true;
+    // Draining: the last response in the queue says the connection closes after it.
+    const close = p.close || head.upgrade !== null || res.close === true || (this.#draining && this.#queue.length === 1);
     let text = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
     text += fieldLines(res.headers, FRAMING, res.checked === true);
     const declared = skippedLength;
-    if (close) text += `connection: close${CRLF}`;
-    else if (head.minor === 0) text += `connection: keep-alive${CRLF}`;
     const body = res.body ?? null;
     if (body instanceof Readable) return this.#writeStreamed(p, res, text, body, noBody, declared, close);
-    this.#writeWhole(head.minor, res.trailers ?? null, text, bodyBytes(body as string | Uint8Array | null), noBody, declared, close);
+    this.#writeWhole(head.minor, res.trailers ?? null, text, bodyBytes(body as string | Uint8Array | null), noBody ? status : 0, declared, close);
     return !close;
   }
 
-  /** A response whose body is all here: its head and bytes in one write where they fit. */
-  #writeWhole(minor: number, trailers: HeaderList | null, text: string, bytes: Buffer, noBody: boolean, declared: string | null, close: boolean): void {
+  /**
+   * A response whose body is all here: its head and bytes in one write where they fit. `bodiless`: the status of a
+   * response that has no body (HEAD, 1xx, 204, 304), else 0.
+   */
+  #writeWhole(minor: number, trailers: HeaderList | null, text: string, bytes: Buffer, bodiless: number, declared: string | null, close: boolean): void {
     const s = this.socket;
-    if (trailers && trailers.length && minor === 1 && !noBody) {
+    text += connectionLine(minor, close);
+    if (trailers && trailers.length && minor === 1 && bodiless === 0) {
       // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
       s.cork();
       s.write(`${text}transfer-encoding: chunked${CRLF}${CRLF}`, 'latin1');
@@ -423,9 +506,8 @@ export class H1ServerSession {
       s.uncork();
       return;
     }
-    // HEAD: the length the GET would have had (the handler's), else this body's.
-    text += `content-length: ${noBody && declared !== null ? declared : bytes.length}${CRLF}${CRLF}`;
-    if (noBody || bytes.length === 0) s.write(text, 'latin1');
+    text += bodiless !== 0 ? `${bodilessLength(bodiless, declared, bytes.length)}${CRLF}` : `content-length: ${bytes.length}${CRLF}${CRLF}`;
+    if (bodiless !== 0 || bytes.length === 0) s.write(text, 'latin1');
     else if (text.length + bytes.length <= ONE_WRITE_MAX) {
       // Head and a small body in one write, as one latin1 string (each byte one character, so the bytes leave as they
       // are): Node writes a string of up to 16 KiB from a buffer on its native stack, so the response costs no Buffer
@@ -448,18 +530,19 @@ export class H1ServerSession {
       // A relayed body that already arrived whole (a small response): one write with its length, no chunking.
       const whole = await wholeBody(body, res.trailersLater);
       if (whole) {
-        this.#writeWhole(head.minor, null, text, whole, false, declared, close);
+        this.#writeWhole(head.minor, null, text, whole, 0, declared, close);
         return !close;
       }
     }
     if (noBody) {
-      if (declared !== null) text += `content-length: ${declared}${CRLF}`;
-      s.write(`${text}${CRLF}`, 'latin1');
+      s.write(`${text}${connectionLine(head.minor, close)}${bodilessLength(res.status, declared, 0)}${CRLF}`, 'latin1');
       body.destroy();
       return !close;
     }
     const length = declared !== null && CONTENT_LENGTH_RE.test(declared) ? Number(declared) : null;
     const chunked = length === null && head.minor === 1;
+    // HTTP/1.0 without a length: the body ends with the connection, which says so.
+    text += connectionLine(head.minor, close || (length === null && !chunked));
     if (length !== null) text += `content-length: ${length}${CRLF}`;
     else if (chunked) text += `transfer-encoding: chunked${CRLF}`;
     const sent = await this.#relay(`${text}${CRLF}`, body, chunked);
@@ -594,17 +677,24 @@ export class H1ServerSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#timer.stop();
+    const err = this.#abortQueued(why);
+    // An answered request whose body a reader was still taking: that body cannot end now.
+    const r = this.#reading;
+    if (r && r.afterLeft >= 0 && r.body) abortBody(r.body, err ?? why());
+    this.#onClose?.();
+  }
+
+  /** The requests still queued get no answer: each is aborted with `why()` (made only when there is one: an error's stack costs ~15 µs). */
+  #abortQueued(why: () => Error): Error | null {
     let err: Error | null = null;
     for (const p of this.#queue) {
       err ??= why();
       p.abort.abort(err);
       if (p.body) abortBody(p.body, err);
+      if (this.#reading === p) this.#reading = null;
     }
-    // An answered request whose body a reader was still taking: that body cannot end now.
-    const r = this.#reading;
-    if (r && r.afterLeft >= 0 && r.body) abortBody(r.body, err ?? why());
     this.#queue.length = 0;
-    this.#onClose?.();
+    return err;
   }
 }
 
@@ -624,7 +714,6 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
   return bufferedWhole(body);
 }
 
-/**
 /** The Content-Length value the last fieldLines call skipped (null: none), read right after it (no callback per response). */
 let skippedLength: string | null = null;
 
@@ -650,6 +739,21 @@ function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, 
     text += `${n}: ${v}${CRLF}`;
   }
   return text;
+}
+
+function connectionLine(minor: number, close: boolean): string {
+  return close ? `connection: close${CRLF}` : minor === 0 ? `connection: keep-alive${CRLF}` : '';
+}
+
+/**
+ * The Content-Length line of a response without a body (RFC 9110 §8.6): none on a 1xx or 204; on a HEAD or 304
+ * response only the length the GET/200 would have had — the handler's, when it is a valid one; for a HEAD whose
+ * handler gave the GET's bytes, their count; else none.
+ */
+function bodilessLength(status: number, declared: string | null, bytes: number): string {
+  if (status < 200 || status === 204) return '';
+  if (declared !== null && CONTENT_LENGTH_RE.test(declared)) return `content-length: ${declared}${CRLF}`;
+  return bytes > 0 && status !== 304 ? `content-length: ${bytes}${CRLF}` : '';
 }
 
 function trailerBlock(trailers: HeaderList): Buffer {

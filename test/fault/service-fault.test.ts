@@ -40,6 +40,7 @@ describe('connector fault handling', () => {
   let origin: http.Server;
   let hang: net.Server;
   let tlsHang: net.Server;
+  let coded: net.Server;
   const seen: string[] = [];
   const uploads: Array<{ bytes: number; aborted: boolean }> = [];
   let plain = 0;
@@ -73,6 +74,12 @@ describe('connector fault handling', () => {
     await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
     tlsHang = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
     await new Promise<void>((r) => tlsHang.listen(0, '127.0.0.1', r));
+    // Answers in a transfer coding other than chunked (RFC 9112 §6.1), the body to be read until close.
+    coded = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00compressed'));
+    });
+    await new Promise<void>((r) => coded.listen(0, '127.0.0.1', r));
     const op = (origin.address() as net.AddressInfo).port;
     const yaml = `
 listeners:
@@ -86,7 +93,9 @@ origins:
   narrow: { url: "http://127.0.0.1:${op}", protocol: h1, pool: { maxConnections: 1, maxPending: 1 } }
   hang: { url: "http://127.0.0.1:${(hang.address() as net.AddressInfo).port}", retries: 0, timeouts: { headersMs: 300 } }
   tlshang: { url: "https://127.0.0.1:${(tlsHang.address() as net.AddressInfo).port}", retries: 0, timeouts: { connectMs: 300 } }
+  coded: { url: "http://127.0.0.1:${(coded.address() as net.AddressInfo).port}", retries: 0 }
 routes:
+  - { path: /coded, origin: coded }
   - { path: /narrow, origin: narrow, stripPrefix: true }
   - { path: /hang, origin: hang }
   - { path: /tlshang, origin: tlshang }
@@ -104,6 +113,7 @@ routes:
     origin?.close();
     hang?.close();
     tlsHang?.close();
+    coded?.close();
   });
 
   const still = async (): Promise<void> => {
@@ -146,7 +156,19 @@ routes:
       }
     }
     expect(seen.filter((s) => s.includes('closing')).length).toBe(4);
+    // The service's own answer closes it (HTTP/1.0 keep-alive without Host: 400): the POST behind it is never forwarded.
+    const r = await raw(plain, 'GET /closing3 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nPOST /after-close HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n$$$');
+    expect(r.text).toMatch(/^HTTP\/1.1 400/);
+    expect(r.text.match(/HTTP\/1.1 /g)?.length).toBe(1);
+    expect(r.closed).toBe(true);
     expect(seen.filter((s) => s.includes('after-close'))).toEqual([]);
+    await still();
+  });
+
+  it('an origin answering in a transfer coding we do not decode (gzip): 502, never its bytes under no coding at all (RFC 9112 §6.1)', async () => {
+    const r = await raw(plain, 'GET /coded HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1.1 502/);
+    expect(r.text).not.toMatch(/compressed/);
     await still();
   });
 

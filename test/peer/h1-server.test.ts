@@ -43,6 +43,27 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.concat(chunks) };
   }
   if (req.path === '/throws') throw new Error('handler bug');
+  // Pipelining rules: a response that closes the connection; a slow one that says when it answered; aborts seen.
+  if (req.path.startsWith('/closing')) {
+    if (req.path === '/closing-slow') await new Promise((r) => setTimeout(r, 100));
+    return { status: 200, body: 'closing\n', close: true };
+  }
+  if (req.path === '/slow-mark') {
+    await new Promise((r) => setTimeout(r, 100));
+    seen.push('slow-mark answered');
+    return { status: 200, body: 'slow-mark\n' };
+  }
+  if (req.path === '/watched') {
+    req.onAbort((e) => seen.push(`aborted ${req.path}: ${e.message}`));
+    await new Promise((r) => setTimeout(r, 300));
+    return { status: 200, body: 'watched\n' };
+  }
+  // Responses without a body and the Content-Length they may carry (RFC 9110 §8.6).
+  if (req.path === '/204') return { status: 204, headers: [['content-length', '0']] };
+  if (req.path === '/304') return { status: 304, headers: [['etag', '"a"']] };
+  if (req.path === '/304-len') return { status: 304, headers: [['etag', '"a"'], ['content-length', '1234']] };
+  if (req.path === '/bad-len') return { status: req.method === 'HEAD' ? 200 : 304, headers: [['content-length', '7, 7']] };
+  if (req.path === '/streamed-nolen') return { status: 200, body: Readable.from([Buffer.from('a'), Buffer.from('b')]) };
   // Every byte value, and text with multi-byte UTF-8: a small whole body leaves with its head as one latin1 string.
   if (req.path === '/bytes') return { status: 200, body: EVERY_BYTE };
   // A stream that already ended, in object mode, its one chunk a plain Uint8Array (not a Buffer): sent whole, byte for byte.
@@ -184,6 +205,21 @@ describe('real clients', () => {
   });
 });
 
+/** A socket to talk to step by step: `until(re)` waits for the text received so far to match (or the close, or `ms`). */
+function talk(port = server.address.port): { s: net.Socket; until: (re: RegExp, ms?: number) => Promise<string>; closed: () => boolean } {
+  const s = net.connect(port, '127.0.0.1');
+  let text = '';
+  let closed = false;
+  s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+  s.on('close', () => { closed = true; });
+  s.on('error', () => {});
+  const until = async (re: RegExp, ms = 3000): Promise<string> => {
+    for (let t = 0; t < ms && !re.test(text) && !closed; t += 10) await new Promise((r) => setTimeout(r, 10));
+    return text;
+  };
+  return { s, until, closed: () => closed };
+}
+
 describe('raw wire', () => {
   it('pipelined requests are answered in order (a slow first one does not let the second overtake)', async () => {
     const r = await raw('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\nGET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
@@ -229,20 +265,6 @@ describe('raw wire', () => {
   });
 
   describe('a request answered before its body is in (RFC 9110 §10.1.1)', () => {
-    /** A socket to talk to step by step: `until(re)` waits for the text received so far to match. */
-    function talk(): { s: net.Socket; until: (re: RegExp, ms?: number) => Promise<string>; closed: () => boolean } {
-      const s = net.connect(server.address.port, '127.0.0.1');
-      let text = '';
-      let closed = false;
-      s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-      s.on('close', () => { closed = true; });
-      s.on('error', () => {});
-      const until = async (re: RegExp, ms = 3000): Promise<string> => {
-        for (let t = 0; t < ms && !re.test(text) && !closed; t += 10) await new Promise((r) => setTimeout(r, 10));
-        return text;
-      };
-      return { s, until, closed: () => closed };
-    }
     // A request inside the body: if the dropped bytes were ever taken for requests, the handler would see it.
     const hidden = 'GET /hidden HTTP/1.1\r\nhost: a\r\n\r\n';
 
@@ -399,6 +421,109 @@ describe('raw wire', () => {
     expect(k.text).toMatch(/hello GET \/k/);
     expect(Date.now() - t1).toBeGreaterThan(1500);
     expect(Date.now() - t1).toBeLessThan(4500);
+  });
+
+  describe('one answer per request, and pipelining by RFC 9112 §9.3.2 and §9.6', () => {
+    const statusLines = (text: string): string[] => text.match(/^HTTP\/1\.1 \d{3}/gm) ?? [];
+
+    it('a body that breaks its framing while its handler reads it: one answer (the 400), not the handler’s failure and then a 400', async () => {
+      const before = seen.length;
+      const r = await raw('POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n');
+      expect(statusLines(r.text)).toEqual(['HTTP/1.1 400']);
+      expect(r.closed).toBe(true);
+      expect(seen.slice(before)).toEqual(['POST /echo']);
+    });
+
+    it('a body that breaks its framing after its request was answered: the connection just closes (no second response)', async () => {
+      const c = talk();
+      c.s.write('POST /early HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n');
+      expect(await c.until(/no uploads here\n/)).toMatch(/^HTTP\/1\.1 405 /);
+      c.s.write('zz\r\n'); // not a chunk size
+      const text = await c.until(/$^/, 1500);
+      expect(statusLines(text)).toEqual(['HTTP/1.1 405']);
+      expect(c.closed()).toBe(true);
+    });
+
+    it('an unsafe request pipelined behind another waits for its answer before its handler runs; safe ones run side by side', async () => {
+      let before = seen.length;
+      let r = await raw('GET /slow-mark HTTP/1.1\r\nhost: a\r\n\r\nPOST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi');
+      expect(statusLines(r.text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+      expect(r.text.endsWith('hi')).toBe(true);
+      expect(seen.slice(before)).toEqual(['GET /slow-mark', 'slow-mark answered', 'POST /echo']);
+      before = seen.length;
+      r = await raw('GET /slow-mark HTTP/1.1\r\nhost: a\r\n\r\nGET /side HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+      expect(statusLines(r.text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+      expect(seen.slice(before)).toEqual(['GET /slow-mark', 'GET /side', 'slow-mark answered']);
+    });
+
+    it('behind a response that closes the connection: an unsafe request never reaches its handler, a safe one already running is aborted; one answer', async () => {
+      let before = seen.length;
+      let r = await raw('GET /closing HTTP/1.1\r\nhost: a\r\n\r\nPOST /pay HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\n$$$');
+      expect(statusLines(r.text)).toEqual(['HTTP/1.1 200']);
+      expect(r.text).toMatch(/connection: close\r\n/);
+      expect(r.closed).toBe(true);
+      expect(seen.slice(before)).toEqual(['GET /closing']);
+      before = seen.length;
+      r = await raw('GET /closing-slow HTTP/1.1\r\nhost: a\r\n\r\nGET /watched HTTP/1.1\r\nhost: a\r\n\r\n');
+      expect(statusLines(r.text)).toEqual(['HTTP/1.1 200']);
+      expect(r.closed).toBe(true);
+      expect(seen.slice(before)).toEqual(['GET /closing-slow', 'GET /watched', expect.stringMatching(/^aborted \/watched: connection closed before this pipelined request was answered/)]);
+    });
+
+    it('Expect: 100-continue on a pipelined request: its 100 goes out when the request before it is answered', async () => {
+      const c = talk();
+      c.s.write('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nPUT /echo HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n');
+      const text = await c.until(/HTTP\/1\.1 100 Continue\r\n\r\n/);
+      expect(statusLines(text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 100']);
+      c.s.write('abc');
+      expect(await c.until(/\r\n\r\nabc$/)).toMatch(/HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*content-length: 3\r\n\r\nabc$/);
+      c.s.destroy();
+    });
+
+    it('a graceful close answers every pipelined request in flight, the last with connection: close', async () => {
+      const own = await startH1Server({ handler });
+      const c = talk(own.address.port);
+      c.s.write('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /d2 HTTP/1.1\r\nhost: a\r\n\r\nGET /d3 HTTP/1.1\r\nhost: a\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 30));
+      const closing = own.close(3000);
+      const text = await c.until(/hello GET \/d3/);
+      await closing;
+      expect(statusLines(text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+      expect(text.match(/connection: close\r\n/g)).toHaveLength(1);
+      expect(text).toMatch(/connection: close\r\n[^]*hello GET \/d3 1\.1 a\n$/);
+      expect(text).not.toMatch(/connection: close\r\n[^]*hello GET \/d2/);
+      expect(c.closed() || (await c.until(/$^/, 500), c.closed())).toBe(true);
+    });
+
+    it('a request-target longer than the head limit: 414, not 431 (RFC 9112 §3)', async () => {
+      const r = await raw(`GET /${'a'.repeat(20_000)} HTTP/1.1\r\nhost: a\r\n\r\n`);
+      expect(r.text).toMatch(/^HTTP\/1\.1 414 URI Too Long\r\n/);
+      expect(r.closed).toBe(true);
+    });
+  });
+
+  it('Content-Length on responses without a body (RFC 9110 §8.6): none on 204, none made up for a 304 or a HEAD, an invalid one never passed on', async () => {
+    const head = async (req: string): Promise<string> => {
+      const r = await raw(`${req}\r\nhost: a\r\nconnection: close\r\n\r\n`);
+      return r.text.slice(0, r.text.indexOf('\r\n\r\n') + 2).toLowerCase();
+    };
+    expect(await head('GET /204 HTTP/1.1')).not.toMatch(/content-length/);
+    expect(await head('GET /304 HTTP/1.1')).not.toMatch(/content-length/);
+    expect(await head('GET /304-len HTTP/1.1')).toMatch(/content-length: 1234\r\n/);
+    expect(await head('HEAD /streamed-nolen HTTP/1.1')).not.toMatch(/content-length/);
+    expect(await head('HEAD /k HTTP/1.1')).toMatch(/content-length: 20\r\n/); // the bytes the handler gave ('hello HEAD /k 1.1 a\n')
+    expect(await head('HEAD /bad-len HTTP/1.1')).not.toMatch(/content-length/);
+    expect(await head('GET /bad-len HTTP/1.1')).not.toMatch(/content-length/);
+  });
+
+  it('HTTP/1.0 with keep-alive and a streamed body of unknown length: the response says the connection closes, and it does', async () => {
+    const r = await raw('GET /streamed-nolen HTTP/1.0\r\nconnection: keep-alive\r\n\r\n');
+    const head = r.text.slice(0, r.text.indexOf('\r\n\r\n') + 2);
+    expect(r.text.endsWith('ab')).toBe(true);
+    if (!/content-length: 2\r\n/.test(head)) {
+      expect(head).toMatch(/connection: close\r\n/);
+      expect(r.closed).toBe(true);
+    } else expect(head).toMatch(/connection: keep-alive\r\n/);
   });
 
   it('Upgrade: a 101 hands the connection to the tunnel, with the bytes sent right after the head', async () => {

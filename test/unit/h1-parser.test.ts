@@ -98,7 +98,11 @@ describe('H1ResponseParser', () => {
     expect(both('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAliveTimeoutMs).toBe(5000);
   });
 
-  const bad: Array<[string, string, 'malformed' | 'too-large']> = [
+  const bad: Array<[string, string, 'malformed' | 'too-large' | 'unsupported']> = [
+    // RFC 9112 §6.1: we decode chunked only; a body in another coding would reach our caller still encoded, its
+    // Transfer-Encoding gone (nginx answers such an upstream 502 as well).
+    ['Transfer-Encoding gzip (read until close, still encoded)', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b', 'unsupported'],
+    ['Transfer-Encoding gzip, chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n', 'unsupported'],
     ['bad status line', 'HTTP/1.1 2OO OK\r\n\r\n', 'malformed'],
     ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', 'malformed'],
     ['conflicting Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'malformed'],
