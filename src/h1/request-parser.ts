@@ -81,6 +81,9 @@ function knownMethod(text: string, sp: number): string {
   return TOKEN_RE.test(method) ? method : '';
 }
 
+/** An Upgrade list that names h2c (RFC 9113 §3.1). */
+const H2C_RE = /(?:^|,)[ \t]*h2c[ \t]*(?:,|$)/i;
+
 export class H1RequestParser {
   #h: H1RequestHandler;
   #limits: H1RequestLimits;
@@ -302,8 +305,11 @@ export class H1RequestParser {
 
     const options = connection === null ? 0 : connectionOptions(connection);
     const keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
-    // RFC 9110 §7.8: Upgrade counts only when Connection names it (and never in HTTP/1.0).
-    const wantsUpgrade = minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 ? upgrade : null;
+    // RFC 9110 §7.8: Upgrade counts only when Connection names it (and never in HTTP/1.0). One naming h2c is ignored,
+    // as a server may (§7.8): RFC 9113 §3.1 deprecated that upgrade, no server of ours speaks it, and a proxy that
+    // tunnels it lets a client talk HTTP/2 straight to an origin past its routes ("h2c smuggling"). `curl --http2`
+    // on an http URL sends it: the request is answered as the ordinary HTTP/1.1 request it also is.
+    const wantsUpgrade = minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 && !H2C_RE.test(upgrade) ? upgrade : null;
     return {
       method, target, form, minor, headers, authority, keepAlive, framing, contentLength,
       expectContinue: minor === 1 && expect === '100-continue' && framing !== 'none',

@@ -41,6 +41,8 @@ describe('connector fault handling', () => {
   let hang: net.Server;
   let tlsHang: net.Server;
   let coded: net.Server;
+  let h2cOrigin: net.Server;
+  const h2cHeads: string[] = [];
   const seen: string[] = [];
   const uploads: Array<{ bytes: number; aborted: boolean }> = [];
   let plain = 0;
@@ -80,6 +82,17 @@ describe('connector fault handling', () => {
       s.once('data', () => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00compressed'));
     });
     await new Promise<void>((r) => coded.listen(0, '127.0.0.1', r));
+    // An origin that takes the h2c upgrade (RFC 7540 §3.2) of any request that asks for it, else answers HTTP/1.1.
+    h2cOrigin = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', (d: Buffer) => {
+        const head = d.toString('latin1');
+        h2cHeads.push(head);
+        if (/^upgrade:\s*h2c/im.test(head)) s.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\nh2 frames past every route');
+        else s.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nplain\n');
+      });
+    });
+    await new Promise<void>((r) => h2cOrigin.listen(0, '127.0.0.1', r));
     const op = (origin.address() as net.AddressInfo).port;
     const yaml = `
 listeners:
@@ -94,7 +107,9 @@ origins:
   hang: { url: "http://127.0.0.1:${(hang.address() as net.AddressInfo).port}", retries: 0, timeouts: { headersMs: 300 } }
   tlshang: { url: "https://127.0.0.1:${(tlsHang.address() as net.AddressInfo).port}", retries: 0, timeouts: { connectMs: 300 } }
   coded: { url: "http://127.0.0.1:${(coded.address() as net.AddressInfo).port}", retries: 0 }
+  h2cup: { url: "http://127.0.0.1:${(h2cOrigin.address() as net.AddressInfo).port}", retries: 0 }
 routes:
+  - { path: /h2cup, origin: h2cup }
   - { path: /coded, origin: coded }
   - { path: /narrow, origin: narrow, stripPrefix: true }
   - { path: /hang, origin: hang }
@@ -114,6 +129,7 @@ routes:
     hang?.close();
     tlsHang?.close();
     coded?.close();
+    h2cOrigin?.close();
   });
 
   const still = async (): Promise<void> => {
@@ -162,6 +178,20 @@ routes:
     expect(r.text.match(/HTTP\/1.1 /g)?.length).toBe(1);
     expect(r.closed).toBe(true);
     expect(seen.filter((s) => s.includes('after-close'))).toEqual([]);
+    await still();
+  });
+
+  it('an Upgrade naming h2c is ignored, never tunnelled (h2c smuggling; RFC 9113 §3.1 deprecated it): the ordinary request is answered — curl --http2 on an http URL too', async () => {
+    for (const up of ['h2c', 'websocket, H2C']) {
+      const r = await raw(plain, `GET /h2cup/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${up}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`);
+      expect(r.text).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*\r\n\r\nplain\n$/);
+      expect(r.text).not.toMatch(/h2 frames/);
+    }
+    const { stdout } = await run('curl', ['-s', '--http2', '-i', `http://127.0.0.1:${plain}/h2cup/curl`]);
+    expect(stdout).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*plain\n$/);
+    // The origin saw ordinary requests: no Upgrade, no HTTP2-Settings (hop-by-hop, RFC 9110 §7.6.1).
+    expect(h2cHeads).toHaveLength(3);
+    for (const h of h2cHeads) expect(h).not.toMatch(/^(upgrade|http2-settings):/im);
     await still();
   });
 

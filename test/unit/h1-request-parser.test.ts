@@ -163,6 +163,12 @@ for (const mode of ['whole', 'byte'] as const) {
       // Upgrade without Connection: upgrade is an ordinary request.
       const n = parse(`GET / HTTP/1.1\r\n${H}upgrade: websocket\r\n\r\n`, mode);
       expect([n.msgs[0]!.head.upgrade, n.msgs[0]!.complete]).toEqual([null, true]);
+      // An Upgrade that names h2c (RFC 9113 §3.1, deprecated) is ignored: an ordinary request, the next one parsed too.
+      for (const up of ['h2c', 'websocket, H2C', 'h2c ,websocket']) {
+        const h = parse(`GET / HTTP/1.1\r\n${H}connection: Upgrade, HTTP2-Settings\r\nupgrade: ${up}\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\nGET /2 HTTP/1.1\r\n${H}\r\n`, mode);
+        expect(h.msgs.map((m) => [m.head.target, m.head.upgrade, m.complete])).toEqual([['/', null, true], ['/2', null, true]]);
+      }
+      expect(parse(`GET / HTTP/1.1\r\n${H}connection: upgrade\r\nupgrade: h2cx\r\n\r\n`, mode).msgs[0]!.head.upgrade).toBe('h2cx');
     });
   });
 }
