@@ -309,7 +309,9 @@ export class H1RequestParser {
     // as a server may (§7.8): RFC 9113 §3.1 deprecated that upgrade, no server of ours speaks it, and a proxy that
     // tunnels it lets a client talk HTTP/2 straight to an origin past its routes ("h2c smuggling"). `curl --http2`
     // on an http URL sends it: the request is answered as the ordinary HTTP/1.1 request it also is.
-    const wantsUpgrade = minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 && !H2C_RE.test(upgrade) ? upgrade : null;
+    // A request with content is not upgraded either (§7.8 again): its content would have to go first, in HTTP/1.1,
+    // while we hand the bytes after the head to the new protocol. A WebSocket opening (RFC 6455 §4.1) has none.
+    const wantsUpgrade = minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 && framing === 'none' && !H2C_RE.test(upgrade) ? upgrade : null;
     return {
       method, target, form, minor, headers, authority, keepAlive, framing, contentLength,
       expectContinue: minor === 1 && expect === '100-continue' && framing !== 'none',

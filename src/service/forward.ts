@@ -254,6 +254,7 @@ class Forwarding extends OnceListeners<void> {
         authority: o.authority ?? new URL(upstream.config.urls[0] as string).host,
         headers: o.headers as HeaderList,
         connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
+        headersTimeoutMs: upstream.config.pool.headersTimeoutMs ?? 30_000,
       });
       this.#done(res.status, { tunnel: req.protocol as string });
       return res;

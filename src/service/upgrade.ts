@@ -11,8 +11,14 @@
  *   websocket` with a Sec-WebSocket-Key of ours (HTTP/2 carries none, RFC
  *   8441 §5.1); the origin's Accept is checked against it (RFC 6455 §4.1)
  *   and not passed on; the origin's 101 is the client's 200.
- * - Anything but 101 from the origin is passed on as that status with an
- *   empty body, and the origin connection is closed.
+ * - Anything but 101 from the origin is passed on as the response it is
+ *   (end-to-end fields, the body framed by our response parser), then the
+ *   origin connection closes — except a 2xx to an HTTP/2 client: RFC 8441
+ *   §5 reads any 2xx as the tunnel open, so an origin that did not switch
+ *   is a 502 there.
+ * - The 101 must come within the origin's `timeouts.headersMs` (else 504);
+ *   a client that leaves before the tunnel is spliced takes the origin
+ *   connection with it.
  * Then bytes flow both ways with backpressure (pipe) until either side
  * ends or fails; a failure on one side destroys the other.
  */
@@ -21,8 +27,12 @@ import type { Duplex } from 'node:stream';
 import type net from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { firstLine, H1ParseError, parseFieldLines, splitHead } from '../h1/fields.js';
+import { H1ResponseParser } from '../h1/parser.js';
+import { connectionNamed, endToEnd, isHopByHop } from '../http/fields.js';
 import type { HeaderList } from '../http/types.js';
+import { PushBody } from '../transport/exchange.js';
 import { connectTcp } from '../transport/tcp.js';
+import { abortBody } from '../util/body.js';
 import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import type { Upstream } from './upstream.js';
 
@@ -40,6 +50,8 @@ export interface TunnelTarget {
   /** End-to-end request fields (hop-by-hop already removed). */
   headers: HeaderList;
   connectTimeoutMs: number;
+  /** The origin's answer (101 or not) must come within this, ms. */
+  headersTimeoutMs: number;
 }
 
 export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<ServerResponse> {
@@ -58,28 +70,39 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
     ca: tlsCfg.ca ?? undefined,
     rejectUnauthorized: tlsCfg.verify,
     connectTimeoutMs: t.connectTimeoutMs,
+    signal: req.signal,
   });
   const origin = conn.socket;
+  // Until the tunnel is spliced, the origin connection is ours to end: when the client leaves (its stream or
+  // connection closes, or the 101 can no longer be written to it), it goes too. Spliced, the tunnel ends both.
+  let spliced = false;
+  req.onAbort(() => { if (!spliced) origin.destroy(); });
   let key: string | null = null;
-  let head = `GET ${t.path} HTTP/1.1\r\nhost: ${t.authority}\r\nconnection: upgrade\r\nupgrade: ${mux ? 'websocket' : protocol}\r\n`;
+  // RFC 8441 §5: extended CONNECT stands for a GET; an HTTP/1.1 Upgrade keeps its method (the h1 server takes no
+  // Upgrade on a request with content: the bytes after its head are the new protocol's).
+  const method = mux ? 'GET' : req.method;
+  let head = `${method} ${t.path} HTTP/1.1\r\nhost: ${t.authority}\r\nconnection: upgrade\r\nupgrade: ${mux ? 'websocket' : protocol}\r\n`;
   for (const [n, v] of t.headers) head += `${n}: ${v}\r\n`;
   if (mux) {
-    // RFC 8441 §5.1: no key on HTTP/2; the origin (HTTP/1.1) needs one.
+    // RFC 8441 §5.1: no key on HTTP/2; the origin (HTTP/1.1) needs one — ours, whatever the client sent.
     key = randomBytes(16).toString('base64');
     head += `sec-websocket-key: ${key}\r\n`;
     if (!t.headers.some(([n]) => n === 'sec-websocket-version')) head += 'sec-websocket-version: 13\r\n';
   }
   origin.write(`${head}\r\n`, 'latin1');
-  let answer: { status: number; headers: HeaderList; rest: Buffer };
+  let answer: Answer;
   try {
-    answer = await readHead(origin);
+    answer = await readHead(origin, t.headersTimeoutMs);
   } catch (e) {
     origin.destroy();
     throw e;
   }
   if (answer.status !== 101) {
-    origin.destroy();
-    return { status: answer.status, headers: answer.headers.filter(([n]) => n === 'content-type' || n.startsWith('www-') || n === 'retry-after'), body: '' };
+    if (mux && answer.status >= 200 && answer.status < 300) {
+      origin.destroy();
+      throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin answered the WebSocket upgrade with ${answer.status}, not 101 (RFC 8441 §5: a 2xx would tell the client the tunnel is open)`);
+    }
+    return relayAnswer(origin, answer, method);
   }
   const fields = new Map(answer.headers);
   if (key !== null && fields.get('sec-websocket-accept') !== createHash('sha1').update(key + WS_GUID).digest('base64')) {
@@ -88,11 +111,71 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
   }
   if (answer.rest.length) origin.unshift(answer.rest);
   const out: HeaderList = [];
+  // RFC 9110 §7.6.1: the 101's connection-specific fields stay on the origin's hop (ours: Connection, Upgrade).
+  const named = mux ? null : connectionNamed(answer.headers);
   for (const [n, v] of answer.headers) {
-    if (mux ? WS_RESPONSE_FIELDS.has(n) : n !== 'connection' && n !== 'upgrade' && n !== 'content-length' && n !== 'transfer-encoding' && n !== 'keep-alive') out.push([n, v]);
+    if (mux ? WS_RESPONSE_FIELDS.has(n) : !isHopByHop(n, named as ReadonlySet<string>) && n !== 'content-length') out.push([n, v]);
   }
   if (!mux) out.unshift(['connection', 'upgrade'], ['upgrade', fields.get('upgrade') ?? protocol]);
-  return { status: mux ? 200 : 101, headers: out, tunnel: (client) => splice(client, origin) };
+  return {
+    status: mux ? 200 : 101,
+    headers: out,
+    tunnel: (client) => {
+      spliced = true;
+      splice(client, origin);
+    },
+  };
+}
+
+/**
+ * An origin's answer other than 101: the response it is, its body read by our response parser (framed by
+ * length, chunks or the close) with backpressure; the origin connection closes after it (a tunnel's connection
+ * never serves again).
+ */
+function relayAnswer(origin: net.Socket, answer: Answer, method: string): ServerResponse {
+  let res: ServerResponse | null = null;
+  let complete = false;
+  const body = new PushBody(() => origin.resume(), () => origin.pause(), () => origin.destroy());
+  let failure: Error | null = null;
+  const fail = (e: Error): void => {
+    failure ??= e;
+    origin.destroy();
+    abortBody(body, e);
+  };
+  const parser = new H1ResponseParser({
+    onHead: (h) => {
+      res = { status: h.status, headers: endToEnd(h.headers), body };
+    },
+    onBody: (c) => body.deliver(c, false),
+    onTrailers: () => {},
+    onComplete: () => {
+      complete = true;
+      body.deliver(Buffer.alloc(0), true);
+      origin.destroy();
+    },
+  }, { maxHeaderBytes: MAX_HEAD, maxHeaderCount: 200 });
+  parser.expect(method);
+  const feed = (d: Buffer): void => {
+    try {
+      parser.execute(d);
+    } catch (e) {
+      fail(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin's answer to the upgrade: ${(e as Error).message}`));
+    }
+  };
+  // The head again, whole, with what followed it: the parser frames the body from it (an interim 1xx is passed over).
+  feed(answer.bytes);
+  if (res === null) {
+    // A malformed answer, or only an interim response in (the final one's head must follow within the same bounds:
+    // rare enough to take plainly): a 502, the connection closed.
+    origin.destroy();
+    if (failure) throw failure;
+    throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin answered the upgrade with an interim ${answer.status}, then not at once with a final response`);
+  }
+  origin.on('data', feed);
+  origin.on('end', () => { if (!complete) parser.eof(); }); // ends a body read until the close
+  origin.on('close', () => { if (!complete) fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed mid-response')); });
+  origin.resume();
+  return res;
 }
 
 /** Bytes both ways with backpressure; an end is passed on, a failure or close on either side ends both. */
@@ -109,11 +192,25 @@ function splice(client: Duplex, origin: net.Socket): void {
   origin.on('close', () => client.destroy());
 }
 
-/** The origin's response head (status and fields) and the bytes after it. */
-function readHead(s: net.Socket): Promise<{ status: number; headers: HeaderList; rest: Buffer }> {
+interface Answer {
+  status: number;
+  headers: HeaderList;
+  /** The bytes after the head. */
+  rest: Buffer;
+  /** Every byte read: the head and the rest. */
+  bytes: Buffer;
+}
+
+/** The origin's response head (status and fields) and the bytes after it, within `timeoutMs`. */
+function readHead(s: net.Socket, timeoutMs: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      done();
+      reject(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `origin did not answer the upgrade within ${timeoutMs} ms`));
+    }, timeoutMs);
     const done = (): void => {
+      clearTimeout(timer);
       s.off('data', onData);
       s.off('close', onClose);
     };
@@ -127,7 +224,7 @@ function readHead(s: net.Socket): Promise<{ status: number; headers: HeaderList;
         if (!m) throw new H1ParseError('malformed', `malformed status line ${JSON.stringify(statusLine.slice(0, 60))}`);
         done();
         s.pause();
-        resolve({ status: Number(m[1]), headers: parseFieldLines(h.text, fieldsFrom), rest: h.rest });
+        resolve({ status: Number(m[1]), headers: parseFieldLines(h.text, fieldsFrom), rest: h.rest, bytes: buf });
       } catch (e) {
         done();
         reject(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin's answer to the upgrade: ${(e as Error).message}`));

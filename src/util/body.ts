@@ -3,9 +3,13 @@ import type { Readable } from 'node:stream';
 import { bodyBytes } from '../http/body.js';
 import { IdleDeadline } from './coarse-ticker.js';
 
-/** Wait until a writable drains, closes or errors — removing every listener it added. */
-export function waitDrain(w: NodeJS.EventEmitter): Promise<void> {
+/** Wait until a writable drains, closes or errors — removing every listener it added. One already destroyed: at once (its 'close' is past). */
+export function waitDrain(w: NodeJS.EventEmitter & { readonly destroyed?: boolean }): Promise<void> {
   return new Promise<void>((resolve) => {
+    if (w.destroyed === true) {
+      resolve();
+      return;
+    }
     const done = (): void => {
       w.off('drain', done);
       w.off('close', done);

@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
@@ -20,6 +20,8 @@ let origin: http.Server;
 let originConnections = 0;
 let originBytes = 0;
 let svc: Service;
+/** An origin that answers 413 after 1 MB of an upload and closes its connection (raw, not node:http). */
+let closer: net.Server;
 
 beforeAll(async () => {
   origin = http.createServer((req, res) => {
@@ -29,6 +31,24 @@ beforeAll(async () => {
   });
   origin.on('connection', () => { originConnections++; });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  closer = net.createServer((s) => {
+    let n = 0;
+    let text = '';
+    let answered = false;
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      n += d.length;
+      if (text.length < 200) text += d.toString('latin1', 0, 200);
+      if (text.startsWith('GET') && text.includes('\r\n\r\n')) {
+        text = '';
+        s.write('HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nsecond\n');
+      } else if (!answered && n > 1_000_000) {
+        answered = true;
+        s.end('HTTP/1.1 413 Content Too Large\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbig\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
   svc = await Service.start(parseConfig(`
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
@@ -36,12 +56,14 @@ listeners:
 logging: { requests: false }
 origins:
   o: { url: "http://127.0.0.1:${(origin.address() as AddressInfo).port}", protocol: h1 }
-routes: [{ path: /, origin: o }]
+  closer: { url: "http://127.0.0.1:${(closer.address() as AddressInfo).port}", protocol: h1, retries: 0 }
+routes: [{ path: /closer, origin: closer }, { path: /, origin: o }]
 `, 'test.yaml'), { logDestination: { write: () => {} } });
 });
 afterAll(async () => {
   await svc?.shutdown(1000);
   await new Promise((r) => origin.close(r));
+  await new Promise((r) => closer.close(r));
 });
 beforeEach(() => {
   originConnections = 0;
@@ -104,6 +126,36 @@ describe('an upload answered early, to an HTTP/1.1 origin', () => {
       expect(originConnections).toBeLessThanOrEqual(2);
     } finally {
       session.close();
+    }
+  });
+});
+
+describe('an upload answered early by an origin that then closes its connection', () => {
+  it('h1 front: the rest of the body (under 1 MiB) is read and dropped, and the same client connection serves the next request', async () => {
+    const TOTAL = 1_900_000;
+    const FIRST = 1_100_000;
+    const c = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
+    let text = '';
+    let closed = false;
+    c.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    c.on('close', () => { closed = true; });
+    c.on('error', () => {});
+    const until = async (re: RegExp): Promise<void> => {
+      for (let t = 0; t < 400 && !re.test(text) && !closed; t++) await sleep(10);
+    };
+    try {
+      c.write(`POST /closer/up HTTP/1.1\r\nhost: x\r\ncontent-length: ${TOTAL}\r\n\r\n`);
+      c.write(Buffer.alloc(FIRST, 1));
+      await until(/big\n$/);
+      expect(text).toMatch(/^HTTP\/1\.1 413 /);
+      // The origin request's body pump was waiting for a drain when its connection went: it must let go.
+      c.write(Buffer.alloc(TOTAL - FIRST, 1));
+      c.write('GET /closer/second HTTP/1.1\r\nhost: x\r\n\r\n');
+      await until(/second\n$/);
+      expect(text).toMatch(/big\nHTTP\/1\.1 200 OK\r\n[^]*second\n$/);
+      expect(closed).toBe(false);
+    } finally {
+      c.destroy();
     }
   });
 });

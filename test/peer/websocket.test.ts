@@ -11,7 +11,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { parseConfig } from '../../src/service/config.js';
@@ -38,6 +38,10 @@ let tls = 0;
 const closes: Array<{ code: number; reason: string }> = [];
 const upgrades: Array<Record<string, string | string[] | undefined>> = [];
 const upgradesPaths = new Map<object, string>();
+/** An origin that does not play along (raw): what it saw, and how many of its connections are open. */
+let odd: net.Server;
+const oddSeen: string[] = [];
+let oddOpen = 0;
 
 beforeAll(async () => {
   // The origin: a page for the browser test, and the ws server on the same port.
@@ -64,6 +68,30 @@ beforeAll(async () => {
     ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() }));
   });
   const port = (originHttp.address() as net.AddressInfo).port;
+  odd = net.createServer((s) => {
+    oddOpen++;
+    s.on('close', () => { oddOpen--; });
+    s.on('error', () => {});
+    let head = '';
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0 || oddSeen.length > 100) return;
+      oddSeen.push(head);
+      const line = head.slice(0, head.indexOf('\r\n'));
+      if (line.includes('/odd/silent')) return; // never answers
+      if (line.includes('/odd/page')) {
+        // Not switching: a page, chunked, then the close.
+        s.end('HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nlocation: /elsewhere\r\ntransfer-encoding: chunked\r\n\r\n9\r\n<p>no ws \r\n6\r\nhere</\r\n2\r\np>\r\n0\r\n\r\n');
+      } else if (line.includes('/odd/hop')) {
+        s.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade, x-conn-only\r\nupgrade: foo\r\nx-conn-only: 1\r\nproxy-authenticate: Basic\r\nkeep-alive: timeout=5\r\nx-end: 1\r\n\r\nfoo-bytes');
+      } else {
+        const body = `${line} ${head.length - end - 4}`;
+        s.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      }
+    });
+  });
+  await new Promise<void>((r) => odd.listen(0, '127.0.0.1', () => r()));
   const yaml = `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
@@ -71,8 +99,10 @@ listeners:
 admin: false
 origins:
   ws: { url: "http://127.0.0.1:${port}", protocol: h1 }
+  odd: { url: "http://127.0.0.1:${(odd.address() as net.AddressInfo).port}", protocol: h1, timeouts: { headersMs: 600 } }
 routes:
   - { path: /ws, origin: ws }
+  - { path: /odd, origin: odd }
 `;
   svc = await Service.start(parseConfig(yaml, 'ws.yaml', certs.dir), { logDestination: { write: () => {} } });
   plain = svc.addresses()['plain'] as number;
@@ -83,6 +113,7 @@ afterAll(async () => {
   await svc?.shutdown(200);
   await new Promise<void>((r) => wss.close(() => r()));
   await new Promise<void>((r) => originHttp.close(() => r()));
+  await new Promise<void>((r) => odd.close(() => r()));
 });
 
 function open(url: string): Promise<{ ws: WebSocket; first: string }> {
@@ -188,6 +219,68 @@ describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
     expect([h['upgrade'], h['sec-websocket-version'], typeof h['sec-websocket-key']]).toEqual(['websocket', '13', 'string']);
     s.close();
     c.close();
+  });
+});
+
+/** Raw bytes to the plain front: what comes back until the close or `ms`. */
+function rawFront(bytes: string, ms = 3000, leaveAfterMs = 0): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(plain, '127.0.0.1', () => s.write(bytes));
+    let text = '';
+    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('error', () => {});
+    const done = (): void => { clearTimeout(t); s.destroy(); resolve(text); };
+    s.on('close', done);
+    const t = setTimeout(done, leaveAfterMs || ms);
+  });
+}
+
+describe('tunnels to an origin that does not play along', () => {
+  const up = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\n${extra}\r\n`;
+
+  it('an origin that never answers the upgrade: 504 after its headersMs; a client that leaves first takes the origin connection with it', async () => {
+    const t0 = Date.now();
+    expect(await rawFront(up('/odd/silent/1'))).toMatch(/^HTTP\/1\.1 504 /);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(550);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    await until(() => oddOpen === 0);
+    // Three clients leave 200 ms in, before the origin's (never coming) answer: none of their origin connections stays.
+    await Promise.all([1, 2, 3].map((i) => rawFront(up(`/odd/silent/leave${i}`), 3000, 200)));
+    await until(() => oddOpen === 0, 300); // well before the 600 ms timeout
+    // Over HTTP/2: a stream the client resets before the answer, likewise.
+    const c = http2.connect(`https://localhost:${tls}`, { ca: certs.ca });
+    await new Promise<void>((r) => c.once('remoteSettings', () => r()));
+    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/odd/silent/h2', ':authority': `localhost:${tls}` });
+    s.on('error', () => {});
+    await until(() => oddSeen.some((h) => h.includes('/odd/silent/h2')) && oddOpen === 1);
+    s.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => oddOpen === 0, 300);
+    c.close();
+  });
+
+  it('an origin that answers an upgrade with a page: an HTTP/1.1 client gets the page whole; an HTTP/2 one a 502 (RFC 8441 §5: a 2xx means open)', async () => {
+    const text = await rawFront(up('/odd/page'));
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text).toMatch(/\r\nlocation: \/elsewhere\r\n/);
+    expect(text).toMatch(/content-type: text\/html/);
+    expect(text.slice(text.indexOf('\r\n\r\n') + 4).replace(/\r\n[0-9a-f]+\r\n|^[0-9a-f]+\r\n|\r\n$/g, '')).toBe('<p>no ws here</p>');
+    const c = http2.connect(`https://localhost:${tls}`, { ca: certs.ca });
+    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/odd/page', ':authority': `localhost:${tls}` });
+    expect(await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))))).toBe(502);
+    c.close();
+  });
+
+  it('a 101 passes on no field of the origin’s hop (RFC 9110 §7.6.1): Connection-named, Proxy-*, Keep-Alive stay behind', async () => {
+    const text = await rawFront(up('/odd/hop'), 800);
+    expect(text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: foo\r\nx-end: 1\r\n\r\nfoo-bytes$/);
+  });
+
+  it('an Upgrade on a request with content is ignored: the POST and its body reach the origin as an ordinary request', async () => {
+    const text = await rawFront('POST /odd/post HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\ncontent-length: 11\r\n\r\nhello=world', 800);
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nPOST \/odd\/post HTTP\/1\.1 11$/);
+    const seen = oddSeen.find((h) => h.startsWith('POST /odd/post'))!;
+    expect(seen).not.toMatch(/^upgrade:/im);
+    expect(seen.endsWith('\r\n\r\nhello=world')).toBe(true);
   });
 });
 
