@@ -196,7 +196,8 @@ describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
     const c = http2.connect(`https://localhost:${tls}`, { ca: certs.ca });
     await new Promise<void>((r) => c.once('remoteSettings', () => r()));
     expect(c.remoteSettings.enableConnectProtocol).toBe(true);
-    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/ws/h2', ':authority': `localhost:${tls}`, 'sec-websocket-version': '13' });
+    // A key of the client's own (RFC 8441 §5 has none on HTTP/2) must not reach the origin beside ours: two keys, a wrong Accept.
+    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/ws/h2', ':authority': `localhost:${tls}`, 'sec-websocket-version': '13', 'sec-websocket-key': 'Y2xpZW50cyBvd24ga2V5IQ==' });
     const status = await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))));
     expect(status).toBe(200);
     let buf = Buffer.alloc(0);
@@ -217,6 +218,7 @@ describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
     await until(() => closes.some((c) => c.code === 4002 && c.reason === 'done'));
     const h = upgrades.at(-1)!;
     expect([h['upgrade'], h['sec-websocket-version'], typeof h['sec-websocket-key']]).toEqual(['websocket', '13', 'string']);
+    expect(h['sec-websocket-key']).not.toMatch(/Y2xpZW50cyBvd24ga2V5IQ==/);
     s.close();
     c.close();
   });
