@@ -322,6 +322,7 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
 const HEADER_END = Buffer.from('\r\n\r\n');
 /** The bytes after a head that ends its read (the usual case): one shared empty buffer, no view per head. */
 const NOTHING = Buffer.alloc(0);
+const LF_LF = Buffer.from('\n\n');
 
 /**
  * A complete head (start line and field lines, up to the empty line) at the
@@ -348,6 +349,11 @@ export function splitHead(chunk: Buffer, maxBytes: number, what: string, memory:
     if (lineEnd < 0 || lineEnd > maxBytes) throw new H1ParseError('target-too-long', `request line exceeds ${maxBytes} bytes`);
     throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
   }
-  if (end < 0) return null;
+  if (end < 0) {
+    // A head whose lines end in bare LFs (RFC 9112 §2.2 lets a recipient take them; we refuse them, as in a field)
+    // would otherwise wait for a CRLF CRLF that never comes, until the headers timeout: refused at its empty line.
+    if (chunk.indexOf(LF_LF) >= 0) throw new H1ParseError('malformed', `${what} head with bare LF line endings`);
+    return null;
+  }
   return { text: chunk.toString('latin1', 0, end), rest: end + 4 === chunk.length ? NOTHING : chunk.subarray(end + 4) };
 }

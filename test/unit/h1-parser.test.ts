@@ -121,6 +121,7 @@ describe('H1ResponseParser', () => {
     ['obs-fold', 'HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\n\r\n', 'malformed'],
     ['bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'malformed'],
     ['chunk without CRLF', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxyz\r\n', 'malformed'],
+    ['a head of bare LF lines (refused at its empty line, not left to the headers timeout)', 'HTTP/1.1 200 OK\ncontent-length: 0\n\n', 'malformed'],
     ['oversized header section', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`, 'too-large'],
     ['too many fields', `HTTP/1.1 200 OK\r\n${'X: y\r\n'.repeat(60)}\r\n`, 'too-large'],
   ];

@@ -84,6 +84,8 @@ const REFUSALS: Array<[string, string, string, H1ParseError['kind']]> = [
   ['§3.2', 'a target of no known form', `GET o.test/x HTTP/1.1\r\n${H}\r\n`, 'malformed'],
   ['limits', 'a header section over the limit: 431', `GET / HTTP/1.1\r\n${H}x-big: ${'a'.repeat(9000)}\r\n\r\n`, 'too-large'],
   ['limits', 'more fields than allowed: 431', `GET / HTTP/1.1\r\n${H}${'x-a: 1\r\n'.repeat(101)}\r\n`, 'too-large'],
+  ['§2.2', 'a head of bare LF lines, refused at its empty line (not left to the headers timeout)', `GET / HTTP/1.1\nhost: a\n\n`, 'malformed'],
+  ['§2.2', 'a head whose last line is a bare LF', `GET / HTTP/1.1\r\n${H}\n`, 'malformed'],
   ['limits', 'a request line longer than the head limit: 414 (RFC 9112 §3)', `GET /${'a'.repeat(9000)} HTTP/1.1\r\n${H}\r\n`, 'target-too-long'],
   ['limits', 'a request line that never ends, past the limit: 414', `GET /${'a'.repeat(9000)}`, 'target-too-long'],
   ['limits', 'a head that never ends, past the limit: 431', `GET / HTTP/1.1\r\n${H}x-a: ${'b'.repeat(9000)}`, 'too-large'],
