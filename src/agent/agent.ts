@@ -235,6 +235,8 @@ export interface RequestCommon {
    * memory): a response that fits is read whole, and its connection freed, however slowly it is consumed.
    */
   responseBufferBytes?: number;
+  /** Interim (1xx) responses before the final one, e.g. 103 Early Hints: see ConnRequest.onInformational. */
+  onInformational?: (status: number, headers: HeaderList) => void;
   /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
   traceContext?: Context;
 }
@@ -571,6 +573,7 @@ export class Agent implements TickMember {
         signal: o.signal,
         // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
         allowEarlyData: earlyDataAllowed(info.earlyData, st.method, o.allowEarlyData),
+        onInformational: o.onInformational,
       };
       if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
     } catch (e) {

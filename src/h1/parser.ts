@@ -35,6 +35,8 @@ export interface H1Head {
 export interface H1ParserHandler {
   /** Final (non-1xx) response head. */
   onHead(head: H1Head): void;
+  /** An interim (1xx, not 101) response before it, checked (RFC 9110 §15.2). */
+  onInterim?(status: number, headers: HeaderList): void;
   onBody(chunk: Buffer): void;
   onTrailers(trailers: HeaderList): void;
   /** The message is complete; the parser is ready for `expect()` again. */
@@ -182,6 +184,7 @@ export class H1ResponseParser {
         // follows on this connection is not its answer (llhttp stops there too).
         if (n === 'connection' && (connectionOptions(v) & CONN_CLOSE) !== 0) throw new H1ParseError('malformed', `Connection: close in an interim ${status} response`);
       }
+      this.#h.onInterim?.(status, headers);
       return rest;
     }
     this.#startBody(status, reason, minor, headers);

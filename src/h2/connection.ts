@@ -479,6 +479,9 @@ export class H2Connection {
       if (/^1\d\d$/.test(status) && status !== '101') {
         // §8.1: interim responses before the final one; an interim with END_STREAM is malformed.
         if (b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'interim response with END_STREAM');
+        const bad = checkFieldSection(headers, 'response', false);
+        if (bad) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `interim response: ${bad}`); // §8.1.1 malformed
+        this.#emit({ type: 'interim', streamId: id, headers });
         return;
       }
     }

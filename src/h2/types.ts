@@ -42,6 +42,8 @@ export type H2Event =
    * `contentLength`: the head's Content-Length, already checked (null: none, trailers, or a bodyless response).
    */
   | { type: 'headers'; streamId: number; headers: HeaderList; endStream: boolean; trailers: boolean; neverIndexed: number[]; contentLength: number | null }
+  /** Client: an interim (1xx, not 101) response head before the final one, checked (RFC 9113 §8.1). */
+  | { type: 'interim'; streamId: number; headers: HeaderList }
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }
   /** The stream ended for us without its end: reset by the peer, or by us for a stream error. */
   | { type: 'reset'; streamId: number; code: number; byPeer: boolean; message?: string }

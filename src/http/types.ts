@@ -36,6 +36,12 @@ export interface ConnRequest {
    * transport's own (16 KiB on h1/h2, 256 KiB on h3).
    */
   responseBufferBytes?: number;
+  /**
+   * Interim (1xx) responses before the final one (RFC 9110 §15.2), e.g. 103 Early Hints (RFC 8297): status and
+   * fields as the origin sent them (h1: hop-by-hop fields included). Never 101. Called on the transport's turn:
+   * a listener must not throw or block.
+   */
+  onInformational?: ((status: number, headers: HeaderList) => void) | undefined;
 }
 
 export interface ConnResponse {

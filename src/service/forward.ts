@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
-import { markClean } from '../http/fields.js';
+import { endToEnd, markClean } from '../http/fields.js';
 import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
 import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
@@ -226,7 +226,12 @@ class Forwarding extends OnceListeners<void> {
       teTrailers: facts.teTrailers,
     }));
     const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
-    const o: UpstreamRequest = { path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes };
+    const o: UpstreamRequest = {
+      path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes,
+      // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front
+      // answers itself (Expect is not sent on); end-to-end fields only. Dropped once the answer started (servers).
+      onInformational: (status, fields) => { if (status !== 100) req.informational(status, endToEnd(fields)); },
+    };
     if (hostHeader !== null) o.authority = hostHeader;
     // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
     if (req.protocol !== null) return this.#tunnel(o).catch((e) => bug(this.#hooks, e));

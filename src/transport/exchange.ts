@@ -269,6 +269,18 @@ export class Exchange {
    * Content-Length its protocol layer already read from `headers` (null: none),
    * else it is read here.
    */
+  /** An interim (1xx) response before the head: to the request's listener (ConnRequest.onInformational); it starts nothing. */
+  interim(status: number, headers: HeaderList): void {
+    if (this.#done || this.body !== null) return;
+    const listener = this.req.onInformational;
+    if (listener === undefined) return;
+    try {
+      listener(status, headers);
+    } catch {
+      // A listener's failure is its own: the exchange goes on.
+    }
+  }
+
   head(status: number, headers: HeaderList, makeBody: () => ResponseBody, bodyless: boolean, extras?: HeadExtras, declared?: number | null): void {
     if (this.#done) return;
     this.#facts.responseStarted = true;

@@ -183,6 +183,17 @@ export class H1ServerSession {
     this.socket.destroy();
   }
 
+  /**
+   * An interim response (InterimSender): only for the request being answered, before any of its answer, and never
+   * to an HTTP/1.0 client (RFC 9110 §15.2).
+   */
+  interim(streamId: number, status: number, headers: HeaderList): boolean {
+    const p = this.#queue[0];
+    if (!p || p.req === null || p.req.streamId !== streamId || p.ready || this.#writing || this.#closed || p.head.minor === 0) return false;
+    this.socket.write(`HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}${fieldLines(headers, BODY_FRAMING, true)}${CRLF}`, 'latin1');
+    return true;
+  }
+
   // ---- reading ----
 
   #onData = (d: Buffer): void => {

@@ -218,6 +218,19 @@ export class H2ServerSession {
     for (const [id, s, req] of list) if (this.#streams.get(id) === s) void this.#respond(id, s, req);
   }
 
+  /** An interim response (InterimSender) on a stream whose answer has not started. */
+  interim(id: number, status: number, headers: HeaderList): boolean {
+    const s = this.#streams.get(id);
+    if (!s || s.responding || this.#closed) return false;
+    try {
+      this.#h2.respond(id, [[':status', String(status)], ...headers], false);
+    } catch {
+      return false; // a field HTTP/2 forbids (RFC 9113 §8.2.2)
+    }
+    this.#io.flush();
+    return true;
+  }
+
   async #respond(id: number, s: Incoming, req: ServerRequest): Promise<void> {
     const gone = (): boolean => this.#closed || this.#streams.get(id) !== s;
     try {

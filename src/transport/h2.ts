@@ -237,6 +237,11 @@ export class H2PooledConnection implements PooledConnection {
         if (ev.endStream) f.x.end();
         return;
       }
+      case 'interim': {
+        const f = this.#flows.get(ev.streamId);
+        if (f) f.x.interim(Number(ev.headers.find(([n]) => n === ':status')?.[1] ?? 0), strip(ev.headers));
+        return;
+      }
       case 'data': {
         const f = this.#flows.get(ev.streamId);
         if (!f) return;

@@ -463,7 +463,11 @@ export class H3PooledConnection implements PooledConnection {
       if (k === ':status') status = Number(v);
       else if (k.charCodeAt(0) !== 0x3a) list.push([k, v]);
     }
-    if (status >= 100 && status < 200) return; // interim; the final head follows
+    if (status >= 100 && status < 200) {
+      // Interim (RFC 9114 §4.1, RFC 9110 §15.2): to the request's listener; the final head follows.
+      if (status !== 101) r.x.interim(status, list);
+      return;
+    }
     // RFC 8470 §5.2: a 425 to a request sent in early data is retried after the handshake.
     if (status === TOO_EARLY && r.early) {
       this.#resendAfterHandshake(r, 'too-early');

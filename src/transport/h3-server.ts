@@ -459,6 +459,14 @@ class ServerSession {
     for (const [id, s, req] of list) if (!s.done && this.#streams.get(id) === s) void this.#respond(id, s, req);
   };
 
+  /** An interim response (InterimSender) on a stream whose answer has not started. */
+  interim(id: number, status: number, headers: HeaderList): boolean {
+    const s = this.#streams.get(id);
+    if (!s || s.responding || s.done || this.#h3.closed) return false;
+    this.#h3.sendHeaders(id, [[':status', String(status)], ...headers], false);
+    return true;
+  }
+
   async #respond(id: number, s: ServerStream, req: H3ServerRequest | null): Promise<void> {
     const gone = (): boolean => s.done || this.#h3.closed;
     try {

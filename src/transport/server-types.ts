@@ -5,6 +5,7 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { BAD_FIELD_VALUE_RE, isFieldName, isHopByHop } from '../http/fields.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
 import { OnceListeners } from '../util/once-listeners.js';
 
@@ -53,6 +54,19 @@ export interface ServerRequest {
    * changing this.
    */
   priority?: { urgency: number; incremental: boolean } | undefined;
+  /**
+   * Send an interim response (RFC 9110 §15.2; 103 Early Hints, RFC 8297) before the final one. Sent only while
+   * nothing of the final response left — on HTTP/1.1 only while this request is the one being answered (not
+   * queued behind pipelined ones), and never to an HTTP/1.0 client (§15.2) — else dropped; false then.
+   * Throws TypeError for a status that is not 1xx (or is 101) or a field that is not valid.
+   */
+  informational(status: number, headers: HeaderList): boolean;
+}
+
+/** A server connection that can send an interim response on one of its requests' streams (ServedRequest.informational). */
+export interface InterimSender {
+  /** `headers`: lower-case, valid names and values (checked by the caller). */
+  interim(streamId: number, status: number, headers: HeaderList): boolean;
 }
 
 /**
@@ -128,6 +142,19 @@ export class ServedRequest implements ServerRequest {
 
   onAbort(fn: (reason: Error) => void): void {
     this.#abort.onAbort(fn);
+  }
+
+  informational(status: number, headers: HeaderList): boolean {
+    if (!Number.isInteger(status) || status < 100 || status > 199 || status === 101) throw new TypeError(`informational: ${status} is not an interim status`);
+    const list: HeaderList = [];
+    for (const [n, v] of headers) {
+      const name = n.toLowerCase();
+      if (!isFieldName(name) || BAD_FIELD_VALUE_RE.test(v)) throw new TypeError(`informational: invalid field ${JSON.stringify(n)}`);
+      // Connection-specific fields belong to no interim response of ours (RFC 9110 §7.6.1; RFC 9113 §8.2.2).
+      if (!isHopByHop(name) && name !== 'content-length') list.push([name, v]);
+    }
+    const c = this.connection as Partial<InterimSender>;
+    return typeof c.interim === 'function' ? c.interim(this.streamId, status, list) : false;
   }
 }
 

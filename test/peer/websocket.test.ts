@@ -17,6 +17,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { makeCerts } from '../helpers/certs.js';
+import { rawExchange } from '../helpers/raw.js';
 import { launchChromium, spki } from '../helpers/chromium.js';
 
 const certs = makeCerts();
@@ -224,18 +225,7 @@ describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
   });
 });
 
-/** Raw bytes to the plain front: what comes back until the close or `ms`. */
-function rawFront(bytes: string, ms = 3000, leaveAfterMs = 0): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect(plain, '127.0.0.1', () => s.write(bytes));
-    let text = '';
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-    s.on('error', () => {});
-    const done = (): void => { clearTimeout(t); s.destroy(); resolve(text); };
-    s.on('close', done);
-    const t = setTimeout(done, leaveAfterMs || ms);
-  });
-}
+const rawFront = (bytes: string, ms = 3000, leaveAfterMs?: number): Promise<string> => rawExchange(plain, bytes, { ms, leaveAfterMs });
 
 describe('tunnels to an origin that does not play along', () => {
   const up = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\n${extra}\r\n`;
