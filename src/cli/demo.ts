@@ -145,10 +145,12 @@ export async function runDemo(argv: string[]): Promise<number> {
   const ticker = setInterval(draw, tty ? 1000 : 5000);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
+    let deadline: NodeJS.Timeout | null = null;
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
       clearInterval(ticker);
+      if (deadline) clearTimeout(deadline); // Ctrl-C before --duration ran out: nothing may hold the process
       traffic?.stop();
       if (!tty) draw();
       out('stopping...');
@@ -156,7 +158,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    if (duration !== null) setTimeout(stop, duration * 1000);
+    if (duration !== null) deadline = setTimeout(stop, duration * 1000);
   });
 }
 

@@ -89,6 +89,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
       if (typeof m !== 'object' || m === null) return;
       if (m.ol === 'drain') drain('primary');
       else if (m.ol === 'reload') reload();
+      else if (m.ol === 'reload-failed') svc.metrics.front.reloads.inc({ result: 'failed' });
       else if (m.ol === 'req') void answer(m.id, m.what);
       else if (m.ol === 'altsvc') svc.advertiseAltSvc(m.value);
     });

@@ -22,7 +22,7 @@ import { startAdmin } from './admin.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
 
 /** Primary → worker. */
-export type ToWorker = { ol: 'reload' } | { ol: 'drain' } | { ol: 'req'; id: number; what: 'metrics' | 'stats' } | { ol: 'altsvc'; value: string | null };
+export type ToWorker = { ol: 'reload' } | { ol: 'reload-failed' } | { ol: 'drain' } | { ol: 'req'; id: number; what: 'metrics' | 'stats' } | { ol: 'altsvc'; value: string | null };
 /** Worker → primary. */
 export type FromWorker = { ol: 'ready'; addresses: Record<string, number> } | { ol: 'res'; id: number; body: unknown; error?: string } | { ol: 'altsvc'; value: string | null };
 
@@ -236,9 +236,10 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         try {
           next = loadConfigFile(file);
         } catch (e) {
-          // Checked once here: the workers keep their config and nothing is sent.
+          // Checked once here: the workers keep their config; each counts a failed reload (the series /metrics sums).
           const d = e instanceof ConfigError ? e.details : {};
           log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
+          broadcast({ ol: 'reload-failed' });
           return;
         }
         const was = config.admin;

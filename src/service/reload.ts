@@ -9,7 +9,14 @@ import type { Service } from './service.js';
 /** `shape`: what this process runs of the file (a cluster worker drops the admin listener, maybe h3). */
 export async function reloadFromFile(svc: Service, file: string, shape: (c: ServiceConfig) => ServiceConfig = (c) => c): Promise<boolean> {
   try {
-    await svc.reload(shape(loadConfigFile(file)));
+    let next: ServiceConfig;
+    try {
+      next = shape(loadConfigFile(file));
+    } catch (e) {
+      svc.metrics.front.reloads.inc({ result: 'failed' }); // a file that does not parse is a failed reload too (reload() counts its own)
+      throw e;
+    }
+    await svc.reload(next);
     return true;
   } catch (e) {
     const d = e instanceof ConfigError ? e.details : {};

@@ -110,25 +110,28 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
   it('SIGHUP: a broken config keeps the old one (logged with field and reason); a good one swaps without dropping in-flight requests', async () => {
     const port = await freePort();
     const h2cPort = await freePort();
+    const adminPort = await freePort();
     const file = join(dir, 'reload.yaml');
-    writeFileSync(file, config(one.port, port, h2cPort));
+    writeFileSync(file, config(one.port, port, h2cPort, '', adminPort));
     const c = new Child(file);
     children.push(c);
     await waitForPort(port);
     expect((await get(port, '/who')).body).toBe('one /who\n');
 
-    writeFileSync(file, config(one.port, port, h2cPort).replace('protocol: h1', 'protocol: h1, colour: blue'));
+    writeFileSync(file, config(one.port, port, h2cPort, '', adminPort).replace('protocol: h1', 'protocol: h1, colour: blue'));
     c.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 300));
     const failed = c.lines().find((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('config reload failed'));
     expect(failed).toMatchObject({ field: 'origins.app.colour' });
     expect(String(failed?.['reason'])).toMatch(/unknown field/);
     expect((await get(port, '/who')).body).toBe('one /who\n');
+    // A file that does not parse counts as a failed reload (it was never counted: only a refused swap was).
+    expect((await get(adminPort, '/metrics')).body).toMatch(/^originlink_config_reloads_total\{result="failed"\} 1$/m);
 
     // In flight across the reload: slow requests on the old origin must all finish.
     const slow = Array.from({ length: 10 }, () => get(port, '/slow?ms=600'));
     await new Promise((r) => setTimeout(r, 150));
-    writeFileSync(file, config(two.port, port, h2cPort));
+    writeFileSync(file, config(two.port, port, h2cPort, '', adminPort));
     c.kill('SIGHUP');
     let body = '';
     for (let i = 0; i < 40 && body !== 'two /who\n'; i++) {

@@ -174,6 +174,14 @@ describe('serve --workers 2 (node:cluster)', () => {
     const m = await scrape(admin);
     expect(m.get('originlink_config_reloads_total{result="ok"}')).toBe(2);
     expect((await get(front, '/two/x')).status).toBe(200);
+    // A file that does not parse: refused once by the primary; each worker keeps its config and counts a failed reload.
+    writeFileSync(cfgFile, `${config('  - { path: /two/, origin: app }\n')}\nbogus: [`);
+    child.kill('SIGHUP');
+    await until('the primary to refuse the reload', () => lines().filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('config reload failed')), (r) => r.length >= 1);
+    const f = await until('the failed reloads in /metrics', () => scrape(admin), (x) => x.get('originlink_config_reloads_total{result="failed"}') === 2);
+    expect(f.get('originlink_config_reloads_total{result="ok"}')).toBe(2);
+    expect((await get(front, '/two/x')).status).toBe(200);
+    writeFileSync(cfgFile, config('  - { path: /two/, origin: app }\n'));
   }, 30_000);
 
   it('a worker killed is restarted, and the event is logged', async () => {
