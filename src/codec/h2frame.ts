@@ -76,7 +76,12 @@ export type H2Frame =
   | { type: 'goaway'; lastStreamId: number; code: number; debug: Uint8Array }
   | { type: 'window-update'; streamId: number; increment: number }
   | { type: 'continuation'; streamId: number; block: Uint8Array; endHeaders: boolean }
-  | { type: 'unknown'; frameType: number; streamId: number };
+  | { type: 'unknown'; frameType: number; streamId: number }
+  /**
+   * A frame that breaks a rule of its stream alone (a zero WINDOW_UPDATE increment, a PRIORITY not 5 bytes long):
+   * a stream error (§5.4.2) in its place among the frames, so the frames before and after it are still handled.
+   */
+  | { type: 'stream-error'; streamId: number; code: number; message: string };
 
 const EMPTY = new Uint8Array(0);
 const protocol = (msg: string, streamId: number | null = null): H2Error => new H2Error(H2ErrorCode.PROTOCOL_ERROR, msg, streamId);
@@ -84,7 +89,8 @@ const frameSize = (msg: string): H2Error => new H2Error(H2ErrorCode.FRAME_SIZE_E
 
 /**
  * Incremental frame reader. `push(bytes)` returns the frames now complete.
- * Throws H2Error for a frame that breaks a rule it can see alone.
+ * Throws H2Error for a frame that breaks a connection rule it can see alone; one that breaks a stream's rule
+ * comes back as a `stream-error` frame in its place.
  */
 export class H2FrameReader {
   /** Our SETTINGS_MAX_FRAME_SIZE (what the peer may send). */
@@ -140,7 +146,13 @@ export class H2FrameReader {
       }
       if (this.#len < FRAME_HEADER + len) break;
       this.#discard(FRAME_HEADER);
-      out.push(parseFrame(type, flags, streamId, len === 0 ? EMPTY : this.#take(len)));
+      const payload = len === 0 ? EMPTY : this.#take(len);
+      try {
+        out.push(parseFrame(type, flags, streamId, payload));
+      } catch (e) {
+        if (!(e instanceof H2Error) || e.streamId === null) throw e;
+        out.push({ type: 'stream-error', streamId: e.streamId, code: e.wireCode, message: e.message });
+      }
     }
     return out;
   }

@@ -54,6 +54,8 @@ export class H2Connection {
   #listener: H2Listener = () => {};
   #out: Uint8Array[] = [];
   #reader = new H2FrameReader();
+  /** The receive call's clock (performance.now() ms): the flood windows of what its frames make us send. */
+  #now = 0;
   #decoder: HpackDecoder;
   #encoder = new HpackEncoder();
   #streams = new IdMap<H2Stream>();
@@ -280,6 +282,7 @@ export class H2Connection {
 
   receive(bytes: Uint8Array, now: number): void {
     if (this.#closed) return;
+    this.#now = now;
     let b = bytes;
     if (this.#prefaceLeft > 0) {
       // §3.4: the server first reads the client preface, byte for byte.
@@ -298,12 +301,17 @@ export class H2Connection {
         if (this.#closed) return;
       }
     } catch (e) {
-      if (e instanceof H2Error) {
-        if (e.streamId !== null) this.#streamError(e.streamId, e.wireCode, e.message);
-        else this.#connectionError(e);
-        return;
+      if (!(e instanceof H2Error)) throw e;
+      // A connection error (a stream's own comes as a frame in its place: H2FrameReader). One that still names a
+      // stream is answered as its stream error, unless that one is a reset too many.
+      try {
+        if (e.streamId === null) this.#connectionError(e);
+        else this.#streamError(e.streamId, e.wireCode, e.message);
+      } catch (flood) {
+        if (!(flood instanceof H2Error)) throw flood;
+        this.#connectionError(flood);
       }
-      throw e;
+      return;
     }
     this.#checkDone();
   }
@@ -317,6 +325,8 @@ export class H2Connection {
       throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'a header block was interrupted');
     }
     switch (f.type) {
+      case 'stream-error':
+        return this.#streamError(f.streamId, f.code, f.message);
       case 'settings':
         return this.#onSettings(f, now);
       case 'headers':
@@ -459,6 +469,7 @@ export class H2Connection {
       // §5.1.2: over SETTINGS_MAX_CONCURRENT_STREAMS: refused (the client may retry it).
       if (this.#peerOpen >= this.#maxConcurrent) {
         this.#out.push(encodeRstStream(id, H2ErrorCode.REFUSED_STREAM));
+        this.#floods.count('resets', this.#now); // a client that keeps opening past the limit makes us reset each
         return this.#remember(id, 'reset-by-us');
       }
       s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);
@@ -479,14 +490,14 @@ export class H2Connection {
       if (/^1\d\d$/.test(status) && status !== '101') {
         // §8.1: interim responses before the final one; an interim with END_STREAM is malformed.
         if (b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'interim response with END_STREAM');
-        const bad = checkFieldSection(headers, 'response', false);
+        const bad = checkFieldSection(headers, 'response', false, true);
         if (bad) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `interim response: ${bad}`); // §8.1.1 malformed
         this.#emit({ type: 'interim', streamId: id, headers });
         return;
       }
     }
     if (isTrailers && !b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
-    const why = checkFieldSection(headers, kind, this.#enableConnectProtocol);
+    const why = checkFieldSection(headers, kind, this.#enableConnectProtocol, true); // received: RFC 9113 §8.2.1 too
     if (why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, why); // §8.1.1 malformed
     if (!isTrailers) {
       s.headSeen = true;
@@ -660,7 +671,10 @@ export class H2Connection {
       case 'peer-ended':
         throw new H2Error(H2ErrorCode.STREAM_CLOSED, `${what} on stream ${id} after its END_STREAM`);
       case 'reset-by-peer':
+        // §5.1: a frame on a stream the peer reset. Answered, and counted as a reset (each answer is one more frame
+        // the peer makes us send: CVE-2019-9514's shape).
         this.#out.push(encodeRstStream(id, H2ErrorCode.STREAM_CLOSED));
+        if (this.role === 'server') this.#floods.count('resets', this.#now);
         return;
       case 'reset-by-us':
       case 'unknown':
@@ -700,8 +714,14 @@ export class H2Connection {
     return this.#streams.size - this.#peerOpen;
   }
 
+  /**
+   * A stream error of the peer's making: RST_STREAM. A server counts each with the client's own resets: a client
+   * that makes us reset streams (a frame its stream cannot take, right after HEADERS) is the rapid-reset flood by
+   * other means ("MadeYouReset", CVE-2025-8671; RFC 9113 §10.5).
+   */
   #streamError(id: number, code: number, message: string): void {
     this.#out.push(encodeRstStream(id, code));
+    if (this.role === 'server') this.#floods.count('resets', this.#now);
     const s = this.#streams.get(id);
     if (!s) return;
     this.#close(s, 'reset-by-us');

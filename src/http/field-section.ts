@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, trimOws } from './fields.js';
+import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, TOKEN_RE, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -20,6 +20,14 @@ const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
 const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const STATUS_RE = /^[1-5][0-9][0-9]$/;
+/**
+ * RFC 9113 §8.3.1, RFC 9114 §4.3.1, RFC 9112 §3.2: a :path is an origin-form (or `*`) target: no whitespace, no
+ * control character, no fragment — what would break an HTTP/1.1 request line made of it (`/a HTTP/1.0` …). Bytes
+ * above 0x7F pass (obs-text, as nginx passes them).
+ */
+const BAD_PATH_RE = /[\x00-\x20#\x7f]/;
+/** RFC 3986 §3.2 authority characters (reg-name, IP-literal, port), no userinfo (RFC 9113 §8.3.1). */
+const AUTHORITY_RE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/;
 /**
  * What a regular field name is to these rules, in one lookup: names repeat across messages (mostly the
  * same string objects, from a static table or a decoder's cache), and a Set per rule cost a lookup each
@@ -53,9 +61,12 @@ export function fieldSectionSize(headers: HeaderList): number {
  * Returns why `headers` is malformed as `kind`, or null when it is well formed.
  * `extendedConnect`: the receiver of a request advertised
  * SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3, RFC 9220 §3), so
- * `:protocol` is a known pseudo-header.
+ * `:protocol` is a known pseudo-header. `edgeWhitespace`: a value that
+ * starts or ends with SP or HTAB is malformed too — RFC 9113 §8.2.1 says so
+ * for HTTP/2 (nghttp2 and Node hold received messages to it); RFC 9114 does
+ * not for HTTP/3, and an HTTP/1.1 hop strips such whitespace as OWS.
  */
-export function checkFieldSection(headers: HeaderList, kind: SectionKind, extendedConnect = false): string | null {
+export function checkFieldSection(headers: HeaderList, kind: SectionKind, extendedConnect = false, edgeWhitespace = false): string | null {
   // The pseudo-headers seen, in locals (no Map per message: this runs for every message both ways).
   let method: string | undefined;
   let scheme: string | undefined;
@@ -69,6 +80,12 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     if (SUSPECT_VALUE_RE.test(value)) {
       if (BAD_FIELD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
       if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
+    }
+    const last = edgeWhitespace ? value.length - 1 : -1;
+    if (last >= 0) {
+      const a = value.charCodeAt(0);
+      const z = value.charCodeAt(last);
+      if (a === 0x20 || a === 0x09 || z === 0x20 || z === 0x09) return `field ${name} has whitespace at the start or end of its value`;
     }
     if (name.charCodeAt(0) === 0x3a) {
       // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
@@ -98,11 +115,14 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
   }
   if (kind === 'request') {
     if (method === undefined || method === '') return 'missing :method';
+    if (!TOKEN_RE.test(method)) return `invalid :method ${JSON.stringify(method.slice(0, 40))}`; // RFC 9110 §9.1: a token
+    if (authority !== undefined && authority !== '' && !AUTHORITY_RE.test(authority)) return `invalid :authority ${JSON.stringify(authority.slice(0, 80))}`;
     if (protocol !== undefined) {
       // RFC 8441 §4: extended CONNECT names its protocol and carries :scheme, :path and :authority.
       if (method !== 'CONNECT') return ':protocol on a method other than CONNECT';
       if (!protocol) return 'empty :protocol';
       if (!scheme || !path || !authority) return 'extended CONNECT without :scheme, :path or :authority';
+      if (BAD_PATH_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
       return null;
     }
     if (method === 'CONNECT') {
@@ -113,6 +133,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     }
     if (!scheme) return 'missing :scheme';
     if (!path) return 'missing or empty :path';
+    if (BAD_PATH_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
     if (scheme === 'http' || scheme === 'https') {
       if (authority === undefined && host === null) return 'missing :authority and Host';
       if (authority === '' || host === '') return 'empty :authority or Host';

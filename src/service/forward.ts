@@ -201,6 +201,9 @@ class Forwarding extends OnceListeners<void> {
       return this.#refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
     }
     const authority = facts.authority ?? '';
+    // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
+    // the connector is no forward proxy. The same answer on every front.
+    if (req.method === 'CONNECT' && req.protocol === null) return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
     if (target.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
     const match = this.#gen.router.match(authority, target);
     if (!match) {

@@ -49,6 +49,9 @@ export interface H2SessionOptions {
   onError?: (err: unknown) => void;
 }
 
+/** Bytes of ours the client has not read past which we stop reading its frames (it makes us send more with each). */
+const OUTPUT_PAUSE_BYTES = 4 * 1024 * 1024;
+
 interface Incoming extends H2Flow {
   /** null for a request that ended with its HEADERS (a GET): its handler gets an ended body made when first read. */
   body: PushBody | null;
@@ -67,6 +70,8 @@ export class H2ServerSession {
   #scheme: 'https' | 'http';
   /** Requests in flight by stream id (IdMap, not Map: see util/id-map.ts). */
   #streams = new IdMap<Incoming>();
+  /** Reads stopped until our output drains (see OUTPUT_PAUSE_BYTES). */
+  #readPaused = false;
   /** Requests whose head arrived in the read being processed (see #dispatch). */
   #arrived: Array<[number, Incoming, ServerRequest]> = [];
   #writers: Array<() => void> = [];
@@ -94,6 +99,16 @@ export class H2ServerSession {
       this.#h2.receive(d, performance.now());
       this.#dispatch();
       this.#io.flush();
+      // A client that does not read what it makes us send (answers to its PINGs, SETTINGS and resets, responses) is
+      // not read either until that drains: memory per connection stays bounded (RFC 9113 §10.5).
+      if (socket.writableLength > OUTPUT_PAUSE_BYTES && !this.#readPaused) {
+        this.#readPaused = true;
+        socket.pause();
+        socket.once('drain', () => {
+          this.#readPaused = false;
+          if (!this.#closed) socket.resume();
+        });
+      }
     });
     socket.on('error', () => { /* 'close' follows */ });
     socket.on('close', () => this.#gone(clientClosed));

@@ -11,7 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHeaders, encodeRstStream, encodeSettings, CLIENT_PREFACE } from '../../src/codec/h2frame.js';
+import { encodeHeaders, encodeRstStream, encodeSettings, CLIENT_PREFACE, FRAME_HEADER } from '../../src/codec/h2frame.js';
 import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { parseConfig } from '../../src/service/config.js';
@@ -40,6 +40,7 @@ const handler: RequestHandler = async (req) => {
     setTimeout(() => { body.push(Buffer.alloc(8192, 0x62)); body.push(null); }, 300);
     return { status: 200, body };
   }
+  if (req.method === 'CONNECT') seen.push({ method: 'CONNECT', path: req.path, aborted: false, bodyError: null, at: Date.now() });
   if (req.path.startsWith('/nb/big')) return { status: 200, headers: [['content-type', 'application/octet-stream']], body: BIG };
   const rec = { method: req.method, path: req.path, aborted: false, bodyError: null as string | null, at: Date.now() };
   seen.push(rec);
@@ -113,6 +114,34 @@ function raw(port: number, bytes: string | Buffer, ms = 3000): Promise<{ text: s
     s.on('close', () => { clearTimeout(t); resolve({ text: Buffer.concat(got).toString('latin1'), closed: true }); });
     s.write(bytes);
   });
+}
+
+/** The server's frames (RFC 9113 §4.1) in what a raw client read: streams reset (and their codes), streams answered, GOAWAY's code. */
+function walk(text: string): { resets: Map<number, number>; answered: Set<number>; goaway: number | null } {
+  const bytes = Buffer.from(text, 'latin1');
+  const resets = new Map<number, number>();
+  const answered = new Set<number>();
+  let goaway: number | null = null;
+  for (let at = 0; at + FRAME_HEADER <= bytes.length;) { // each pass moves on by at least a frame header
+    const len = bytes.readUIntBE(at, 3);
+    const type = bytes[at + 3] as number;
+    const id = bytes.readUInt32BE(at + 5) & 0x7fffffff;
+    if (type === 3 && at + 13 <= bytes.length) resets.set(id, bytes.readUInt32BE(at + 9));
+    if (type === 1) answered.add(id);
+    if (type === 7 && at + 17 <= bytes.length) goaway = bytes.readUInt32BE(at + 13);
+    at += FRAME_HEADER + len;
+  }
+  return { resets, answered, goaway };
+}
+
+/** A frame made by hand (the encoders refuse what these tests must send). */
+function rawFrame(type: number, flags: number, id: number, payload: Uint8Array): Buffer {
+  const h = Buffer.alloc(FRAME_HEADER);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(id, 5);
+  return Buffer.concat([h, payload]);
 }
 
 describe('issue 19 bugs, fixed on our fronts', () => {
@@ -261,22 +290,89 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     req(3, '/h2/ctl', [['x-bad', 'a\x7fb']]);
     req(5, '/h2/ctl-ok', []);
     const r2 = await raw(h2c, Buffer.concat(frames), 1500);
-    // Walk the server's frames (RFC 9113 §4.1): streams 1 and 3 reset with PROTOCOL_ERROR, stream 5 answered.
-    const bytes = Buffer.from(r2.text, 'latin1');
-    const resets = new Map<number, number>();
-    let answered = false;
-    for (let at = 0; at + 9 <= bytes.length;) { // each pass moves on by at least a frame header
-      const len = bytes.readUIntBE(at, 3);
-      const type = bytes[at + 3] as number;
-      const id = bytes.readUInt32BE(at + 5) & 0x7fffffff;
-      if (type === 3) resets.set(id, bytes.readUInt32BE(at + 9));
-      if (type === 1 && id === 5) answered = true;
-      at += 9 + len;
-    }
-    expect(resets.get(1)).toBe(H2ErrorCode.PROTOCOL_ERROR);
-    expect(resets.get(3)).toBe(H2ErrorCode.PROTOCOL_ERROR);
-    expect(answered).toBe(true);
+    // Streams 1 and 3 reset with PROTOCOL_ERROR, stream 5 answered.
+    const w = walk(r2.text);
+    expect(w.resets.get(1)).toBe(H2ErrorCode.PROTOCOL_ERROR);
+    expect(w.resets.get(3)).toBe(H2ErrorCode.PROTOCOL_ERROR);
+    expect(w.answered.has(5)).toBe(true);
     expect(seen.slice(before).map((x) => x.path)).toEqual(['/h2/ctl-ok']);
+  });
+
+  describe('HTTP/2 front review (2026-11-25), each reproduced first', () => {
+    const get = (enc: HpackEncoder, id: number, path: string, extra: Array<[string, string]> = [], method = 'GET'): Uint8Array[] =>
+      encodeHeaders(id, enc.encode([[':method', method], [':scheme', 'http'], [':authority', 'x'], [':path', path], ...extra]), true, 16_384);
+
+    it('a frame that breaks only its stream’s rule costs only that stream: the frames before and after it in the same read are handled (RFC 9113 §5.4.2)', async () => {
+      const before = seen.length;
+      const enc = new HpackEncoder();
+      const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+      frames.push(...get(enc, 1, '/h2/mixed-1', [['x-tag', 'indexed']])); // x-tag enters both HPACK tables
+      frames.push(rawFrame(2, 0, 3, new Uint8Array(4))); // PRIORITY of 4 bytes: FRAME_SIZE_ERROR on stream 3
+      frames.push(rawFrame(8, 0, 1, new Uint8Array(4))); // WINDOW_UPDATE of 0 on stream 1: PROTOCOL_ERROR on stream 1
+      frames.push(...get(enc, 5, '/h2/mixed-5', [['x-tag', 'indexed']])); // refers to the table entry
+      const w = walk((await raw(h2c, Buffer.concat(frames), 1500)).text);
+      expect(w.goaway).toBeNull();
+      expect(w.resets.get(3)).toBe(H2ErrorCode.FRAME_SIZE_ERROR);
+      expect(w.resets.get(1)).toBe(H2ErrorCode.PROTOCOL_ERROR);
+      expect(w.answered.has(5)).toBe(true);
+      expect(seen.slice(before).map((x) => x.path)).toContain('/h2/mixed-5');
+    });
+
+    it('resets the client makes us send count as its own (MadeYouReset, CVE-2025-8671): GOAWAY ENHANCE_YOUR_CALM, the origin (almost) untouched', async () => {
+      const before = seen.filter((r) => r.path.startsWith('/h2/myr')).length;
+      const enc = new HpackEncoder();
+      const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+      for (let i = 0, id = 1; i < 1000; i++, id += 2) {
+        frames.push(...get(enc, id, `/h2/myr/${i}`));
+        frames.push(rawFrame(8, 0, id, new Uint8Array(4))); // WINDOW_UPDATE 0: a stream error of the client's making
+      }
+      const r = await raw(h2c, Buffer.concat(frames), 3000);
+      expect(walk(r.text).goaway).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
+      expect(r.closed).toBe(true);
+      await new Promise((res) => setTimeout(res, 300));
+      expect(seen.filter((x) => x.path.startsWith('/h2/myr')).length - before).toBeLessThanOrEqual(10);
+    });
+
+    it('frames on a stream the client reset, answered with RST_STREAM each, are counted too (CVE-2019-9514’s shape): GOAWAY', async () => {
+      const enc = new HpackEncoder();
+      const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([]), ...encodeHeaders(1, enc.encode([[':method', 'POST'], [':scheme', 'http'], [':authority', 'x'], [':path', '/h2/rst-then-data']]), false, 16_384)];
+      frames.push(encodeRstStream(1, H2ErrorCode.CANCEL));
+      for (let i = 0; i < 5000; i++) frames.push(rawFrame(0, 0, 1, Uint8Array.of(0x61)));
+      const r = await raw(h2c, Buffer.concat(frames), 3000);
+      const w = walk(r.text);
+      expect(w.goaway).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
+      expect(r.closed).toBe(true);
+    });
+
+    it('malformed requests never reach the origin (RFC 9113 §8.1.1, §8.2.1, §8.3.1): whitespace or a fragment in :path, a :method that is no token, an :authority with userinfo, a value with edge whitespace', async () => {
+      const before = seen.length;
+      const enc = new HpackEncoder();
+      const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+      frames.push(...get(enc, 1, '/h2/a\tHTTP/1.0'));
+      frames.push(...get(enc, 3, '/h2/x?y=1 z'));
+      frames.push(...get(enc, 5, '/h2/a#frag'));
+      frames.push(...get(enc, 7, '/h2/m', [], 'G(E)T'));
+      frames.push(...encodeHeaders(9, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'user@x'], [':path', '/h2/userinfo']]), true, 16_384));
+      frames.push(...get(enc, 11, '/h2/ws', [['x-v', ' padded ']]));
+      frames.push(...get(enc, 13, '/h2/fine'));
+      const w = walk((await raw(h2c, Buffer.concat(frames), 1500)).text);
+      for (const id of [1, 3, 5, 7, 9, 11]) expect(w.resets.get(id), `stream ${id}`).toBe(H2ErrorCode.PROTOCOL_ERROR);
+      expect(w.answered.has(13)).toBe(true);
+      expect(w.goaway).toBeNull();
+      expect(seen.slice(before).map((x) => x.path)).toEqual(['/h2/fine']);
+    });
+
+    it('a plain CONNECT (no :protocol) is refused with 400 on the h2 front as on the h1 front, never forwarded', async () => {
+      const before = seen.length;
+      const enc = new HpackEncoder();
+      const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
+      frames.push(...encodeHeaders(1, enc.encode([[':method', 'CONNECT'], [':authority', 'h1.test:443']]), false, 16_384));
+      const r = await raw(h2c, Buffer.concat(frames), 1000);
+      expect(Buffer.from(r.text, 'latin1').toString('latin1')).toMatch(/CONNECT is not supported/);
+      const h1 = await raw(plain, 'CONNECT h1.test:443 HTTP/1.1\r\nhost: h1.test:443\r\n\r\n');
+      expect(h1.text).toMatch(/^HTTP\/1\.1 400 /);
+      expect(seen.slice(before).filter((x) => x.method === 'CONNECT')).toEqual([]);
+    });
   });
 
   it('a valid POST followed by junk: the POST’s answer first, then 400, then the connection closes', async () => {

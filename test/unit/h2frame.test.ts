@@ -42,7 +42,15 @@ function byteByByte(bytes: Uint8Array): H2Frame[] {
 }
 const plain = (f: H2Frame[]): unknown => JSON.parse(JSON.stringify(f, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
 
+/** A connection error thrown, or (with `stream`) a stream error in the frame's place: the frames around it still come. */
 function fails(bytes: Uint8Array, code: number, stream: number | null = null): void {
+  if (stream !== null) {
+    const ping = hex('000008 06 00 00000000 0102030405060708');
+    const frames = whole(cat(ping, bytes, ping));
+    expect(frames.map((f) => f.type)).toEqual(['ping', 'stream-error', 'ping']);
+    expect(frames[1]).toMatchObject({ type: 'stream-error', streamId: stream, code });
+    return;
+  }
   const e = (() => { try { whole(bytes); return null; } catch (x) { return x as H2Error; } })();
   expect(e).toBeInstanceOf(H2Error);
   expect(e!.wireCode).toBe(code);

@@ -41,6 +41,14 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['a control character in a value (RFC 9113 §8.2.1: MAY be malformed; we refuse, one rule for every protocol)', [...REQ, ['x', 'a\x18b']], 'request'],
     ['DEL in a value', [...REQ, ['x', 'a\x7fb']], 'request'],
     ['non-latin1 value', [...REQ, ['x', 'caf\u00e9 \u20ac']], 'request'],
+    // RFC 9113 §8.3.1 / RFC 9114 §4.3.1 with RFC 9112 §3.2: what an HTTP/1.1 request line made of it would break.
+    ['a :path with a space', [...REQ.filter(([k]) => k !== ':path'), [':path', '/x?y=1 z']], 'request'],
+    ['a :path with a tab', [...REQ.filter(([k]) => k !== ':path'), [':path', '/a\tHTTP/1.0']], 'request'],
+    ['a :path with a fragment', [...REQ.filter(([k]) => k !== ':path'), [':path', '/a#frag']], 'request'],
+    ['an extended CONNECT :path with a space', [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a'], [':path', '/a b']], 'request'],
+    ['a :method that is no token (RFC 9110 §9.1)', [[':method', 'G(E)T'], ...REQ.slice(1)], 'request'],
+    ['an :authority with userinfo', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'user@a.example']], 'request'],
+    ['an :authority with a space', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'a b']], 'request'],
     ['missing :status', [['content-type', 'x']], 'response'],
     ['non-numeric :status', [[':status', '2xx']], 'response'],
     ['101 in HTTP/3', [[':status', '101']], 'response'],
@@ -50,6 +58,14 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
   for (const [why, h, kind] of bad) {
     it(`rejects ${why}`, () => expect(checkFieldSection(h, kind)).not.toBeNull());
   }
+
+  it('a value with whitespace at its start or end: malformed when received over HTTP/2 (RFC 9113 §8.2.1), not over HTTP/3 (RFC 9114 has no such rule)', () => {
+    for (const v of [' padded', 'padded ', '\tpadded', 'padded\t']) {
+      expect(checkFieldSection([...REQ, ['x-v', v]], 'request', false, true)).toMatch(/whitespace/);
+      expect(checkFieldSection([...REQ, ['x-v', v]], 'request')).toBeNull();
+    }
+    expect(checkFieldSection([...REQ, ['x-v', 'in side'], ['x-e', '']], 'request', false, true)).toBeNull();
+  });
 
   it('parses content-length', () => {
     expect(contentLengthOf(REQ)).toBeNull();
