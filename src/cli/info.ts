@@ -89,7 +89,15 @@ export async function collectInfo(): Promise<Info> {
   };
 }
 
+const INFO_USAGE = 'usage: originlink info [--json]   versions, native addons (loaded or why not), QUIC binding, kernel features';
+
 export async function runInfo(argv: string[]): Promise<number> {
+  const unknown = argv.find((a) => a !== '--json');
+  if (unknown !== undefined) {
+    const help = unknown === '--help' || unknown === '-h';
+    (help ? process.stdout : process.stderr).write(`${help ? '' : `originlink info: unknown option ${JSON.stringify(unknown)}\n`}${INFO_USAGE}\n`);
+    return help ? 0 : 2;
+  }
   const info = await collectInfo();
   if (argv.includes('--json')) {
     process.stdout.write(`${JSON.stringify(info)}\n`);

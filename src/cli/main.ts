@@ -29,11 +29,26 @@ async function main(argv: string[]): Promise<number> {
   return cmd(rest);
 }
 
+/**
+ * What the user did, not a bug of ours: an option parseArgs refused (exit 2, like a usage error), or a system call
+ * that failed on the user's input or machine (a file named on the command line that is not there, a port in use).
+ * Said in one line; anything else is a bug and keeps its stack.
+ */
+function userError(e: unknown): { message: string; code: number } | null {
+  const c = (e as { code?: unknown } | null)?.code;
+  if (typeof c !== 'string') return null;
+  if (c.startsWith('ERR_PARSE_ARGS_')) return { message: (e as Error).message, code: 2 };
+  if (/^E[A-Z]+$/.test(c) && typeof (e as { syscall?: unknown }).syscall === 'string') return { message: (e as Error).message, code: 1 };
+  return null;
+}
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
+    const user = isOriginlinkError(e) ? null : userError(e);
     if (isOriginlinkError(e)) process.stderr.write(`originlink: ${e.code}: ${e.message}\n`);
+    else if (user) process.stderr.write(`originlink: ${user.message}\n`);
     else process.stderr.write(`originlink: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exitCode = isOriginlinkError(e) && e.code === 'OL_INVALID_ARGUMENT' ? 2 : 1;
+    process.exitCode = user ? user.code : isOriginlinkError(e) && e.code === 'OL_INVALID_ARGUMENT' ? 2 : 1;
   },
 );

@@ -29,7 +29,7 @@ export async function runServe(argv: string[]): Promise<number> {
   });
   if (values.help) { process.stdout.write(`${SERVE_USAGE}\n`); return 0; }
   const file = values.config ?? (existsSync('originlink.yaml') ? 'originlink.yaml' : null);
-  if (!file) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `no config: give --config FILE\n${SERVE_USAGE}`);
+  if (!file) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `no config: give --config FILE (or have originlink.yaml in the current directory)\n${SERVE_USAGE}`);
   let config: ServiceConfig;
   try {
     config = loadConfigFile(file);

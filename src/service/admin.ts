@@ -3,6 +3,7 @@
  * `/healthz` (200 while serving, 503 once draining), `/stats` (the agents'
  * PoolStats as JSON, for humans and scripts).
  */
+import { ErrorCode, OriginlinkError } from '../errors.js';
 import { startH1Server } from '../transport/h1-server.js';
 import type { ServerResponse } from '../transport/server-types.js';
 
@@ -45,6 +46,9 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
       }
       return send(404, 'text/plain', 'not found: try /metrics, /healthz, /stats\n');
     },
+  }).catch((e: unknown) => {
+    // As a front listener's (listeners.ts): one line naming the address, not a stack.
+    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `admin: cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   });
   return { port: srv.address.port, close: () => srv.close(0) };
 }
