@@ -23,7 +23,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { AUTHORITY_RE, CONTENT_LENGTH_RE } from '../http/fields.js';
+import { AUTHORITY_RE, CONTENT_LENGTH_RE, TARGET_RE } from '../http/fields.js';
 import { KNOWN_METHODS } from '../http/methods.js';
 import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, FieldMemory, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
@@ -69,8 +69,6 @@ const NO_FIELDS: HeaderList = [];
 
 /** RFC 9112 §3: method SP request-target SP HTTP-version. */
 const REQUEST_LINE_RE = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/;
-/** Visible ASCII and obs-text: no space, no control character (RFC 9112 §3.2, RFC 3986). */
-const TARGET_RE = /^[\x21-\x7e\x80-\xff]+$/;
 /** Empty lines tolerated before a request line (RFC 9112 §2.2: at least one SHOULD be ignored). */
 const MAX_LEADING_CRLF = 8;
 

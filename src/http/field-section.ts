@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, TOKEN_RE, trimOws } from './fields.js';
+import { AUTHORITY_RE, BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, TARGET_RE, TOKEN_RE, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -20,14 +20,6 @@ const NON_OCTET_RE = /[^\x00-\xff]/;
 /** Either of the two above: one scan per value in the common case. */
 const SUSPECT_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const STATUS_RE = /^[1-5][0-9][0-9]$/;
-/**
- * RFC 9113 §8.3.1, RFC 9114 §4.3.1, RFC 9112 §3.2: a :path is an origin-form (or `*`) target: no whitespace, no
- * control character, no fragment — what would break an HTTP/1.1 request line made of it (`/a HTTP/1.0` …). Bytes
- * above 0x7F pass (obs-text, as nginx passes them).
- */
-const BAD_PATH_RE = /[\x00-\x20#\x7f]/;
-/** RFC 3986 §3.2 authority characters (reg-name, IP-literal, port), no userinfo (RFC 9113 §8.3.1). */
-const AUTHORITY_RE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/;
 /**
  * What a regular field name is to these rules, in one lookup: names repeat across messages (mostly the
  * same string objects, from a static table or a decoder's cache), and a Set per rule cost a lookup each
@@ -122,7 +114,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
       if (method !== 'CONNECT') return ':protocol on a method other than CONNECT';
       if (!protocol) return 'empty :protocol';
       if (!scheme || !path || !authority) return 'extended CONNECT without :scheme, :path or :authority';
-      if (BAD_PATH_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
+      if (!TARGET_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
       return null;
     }
     if (method === 'CONNECT') {
@@ -133,7 +125,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     }
     if (!scheme) return 'missing :scheme';
     if (!path) return 'missing or empty :path';
-    if (BAD_PATH_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
+    if (!TARGET_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
     if (scheme === 'http' || scheme === 'https') {
       if (authority === undefined && host === null) return 'missing :authority and Host';
       if (authority === '' || host === '') return 'empty :authority or Host';

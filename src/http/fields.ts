@@ -69,6 +69,13 @@ export const BAD_FIELD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 export const CONTENT_LENGTH_RE = /^[0-9]{1,15}$/;
 
 /**
+ * A request target's characters, on every protocol (RFC 9112 §3.2 and RFC 3986 for HTTP/1.1's request line; RFC 9113
+ * §8.3.1 and RFC 9114 §4.3.1 for :path): visible ASCII and obs-text (passed on, as nginx does) — no whitespace, no
+ * control character, and no `#` (a fragment is never sent).
+ */
+export const TARGET_RE = /^[\x21\x22\x24-\x7e\x80-\xff]+$/;
+
+/**
  * RFC 9110 §5.5: only OWS (SP, HTAB) around a value is dropped. String.prototype.trim() would also take
  * a bare CR or LF and the obs-text byte 0xA0 (NBSP in latin1) off the ends.
  */

@@ -82,6 +82,7 @@ const REFUSALS: Array<[string, string, string, H1ParseError['kind']]> = [
   ['§3.2.3', 'CONNECT without host:port', `CONNECT o.test HTTP/1.1\r\n${H}\r\n`, 'malformed'],
   ['§3.2.4', 'asterisk-form with GET', `GET * HTTP/1.1\r\n${H}\r\n`, 'malformed'],
   ['§3.2', 'a target of no known form', `GET o.test/x HTTP/1.1\r\n${H}\r\n`, 'malformed'],
+  ['§3.2', 'a fragment in the target (RFC 3986 §3.5: never sent; :path refuses it too)', `GET /a#frag HTTP/1.1\r\n${H}\r\n`, 'malformed'],
   ['limits', 'a header section over the limit: 431', `GET / HTTP/1.1\r\n${H}x-big: ${'a'.repeat(9000)}\r\n\r\n`, 'too-large'],
   ['limits', 'more fields than allowed: 431', `GET / HTTP/1.1\r\n${H}${'x-a: 1\r\n'.repeat(101)}\r\n`, 'too-large'],
   ['§2.2', 'a head of bare LF lines, refused at its empty line (not left to the headers timeout)', `GET / HTTP/1.1\nhost: a\n\n`, 'malformed'],
