@@ -219,6 +219,20 @@ export class H3Connection implements QuicStreamHandler {
     this.#maybeForget(s);
   }
 
+  /**
+   * Read no more of a request stream (STOP_SENDING with `code`), its sending side untouched: a server whose answer
+   * is out asks the client to stop uploading (RFC 9114 §4.1: H3_NO_ERROR). What still arrives is dropped.
+   */
+  stopReading(streamId: number, code: number): void {
+    if (this.#closed) return;
+    const s = this.#streams.get(streamId);
+    if (!s || s.recvDone) return;
+    this.#t.stopSending(streamId, code);
+    if (s.blocked) this.#decoder.cancelStream(streamId);
+    s.recvDone = true;
+    this.#maybeForget(s);
+  }
+
   /** Abort a request stream both ways: RESET_STREAM, and STOP_SENDING while still reading. */
   resetStream(streamId: number, code: number): void {
     if (this.#closed) return;
@@ -312,8 +326,13 @@ export class H3Connection implements QuicStreamHandler {
         return;
       }
       const s = this.#requestStreamFor(streamId);
-      if (s) s.receive(data, fin, this.#sink);
-      if (s) this.#maybeForget(s);
+      if (!s) return;
+      s.receive(data, fin, this.#sink);
+      // RFC 9204 §2.2.1: a stream whose head waits for QPACK inserts is not read on — what its peer sends meanwhile
+      // stays in QUIC flow control, not in our queue (a client that never sends the insert and streams DATA behind
+      // the head grew memory at line rate until the head timeout).
+      if (s.blocked) this.#t.pauseStream?.(streamId);
+      this.#maybeForget(s);
     });
   }
 
@@ -527,6 +546,7 @@ export class H3Connection implements QuicStreamHandler {
       // A malformed unblocked message only fails its own stream.
       this.#guard(u.streamId, () => {
         s.unblocked(u.headers, this.#sink);
+        this.#t.resumeStream?.(u.streamId);
         this.#maybeForget(s);
       });
       if (this.#closed) return;

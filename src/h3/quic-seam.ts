@@ -29,6 +29,12 @@ export interface QuicStreamTransport {
    * src/quic/write-queue.ts) sends them with such a FIN; others ignore it.
    */
   setFinCarrier?(bytes: Uint8Array): void;
+  /**
+   * Receive-side backpressure: read no more of a stream (its flow-control window stops opening) until
+   * `resumeStream`. Used while a request's head waits for QPACK inserts (RFC 9204 §2.2.1).
+   */
+  pauseStream?(streamId: number): void;
+  resumeStream?(streamId: number): void;
 }
 
 export interface QuicStreamHandler {

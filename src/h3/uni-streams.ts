@@ -37,6 +37,8 @@ export class PeerUniStreams {
   #decoderId: number | null = null;
   #settingsSeen = false;
   #lastGoaway: number | null = null;
+  /** The client's last MAX_PUSH_ID (we never push; kept for the rule that it never shrinks). */
+  #maxPushId: number | null = null;
 
   constructor(server: boolean, maxFrameSize: number, sink: UniSink) {
     this.#server = server;
@@ -150,6 +152,9 @@ export class PeerUniStreams {
         case 'max-push-id':
           // RFC 9114 §7.2.7: only clients send MAX_PUSH_ID. We never push, so the value is unused.
           if (!this.#server) throw new H3Error(H3ErrorCode.FRAME_UNEXPECTED, 'MAX_PUSH_ID from a server');
+          // §7.2.7: a MAX_PUSH_ID smaller than an earlier one is H3_ID_ERROR.
+          if (this.#maxPushId !== null && ev.pushId < this.#maxPushId) throw new H3Error(H3ErrorCode.ID_ERROR, `MAX_PUSH_ID went down from ${this.#maxPushId} to ${ev.pushId}`);
+          this.#maxPushId = ev.pushId;
           break;
         case 'priority-update':
           // RFC 9218 §7.2: only clients send it; a client receiving one is H3_FRAME_UNEXPECTED.

@@ -156,6 +156,7 @@ export class StreamReader {
           this.#deliver(id, got, false);
           delivered++;
           got = 0;
+          if (this.#paused.size && this.#paused.has(id)) return delivered; // paused by what it just got: the rest stays in quiche
           continue;
         }
         this.#slab = newSlab();

@@ -491,8 +491,11 @@ class ServerSession {
         if (t && t.length) this.#h3.sendHeaders(id, t, true);
         else this.#h3.endStream(id);
       }
-      // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR.
-      if (s.body && !s.body.readableEnded && !gone()) s.body.destroy();
+      // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR (the client need not send the rest).
+      if (s.body && !s.body.readableEnded && !gone()) {
+        s.body.destroy();
+        this.#h3.stopReading(id, H3ErrorCode.NO_ERROR);
+      }
     } catch (e) {
       this.#opts.onError?.(e);
       if (gone()) { /* the stream or connection went first */ }

@@ -340,6 +340,15 @@ describe('client-side violations (server peer streams 1/3/7)', () => {
       expectClosed(c, H3ErrorCode.FRAME_UNEXPECTED);
     });
 
+    it(`MAX_PUSH_ID from a client may grow, never shrink -> H3_ID_ERROR (RFC 9114 §7.2.7) (${mode})`, () => {
+      const a = endpoint('server');
+      feed(a.h3, 2, concatBytes([settings(), encodeFrame(FrameType.MAX_PUSH_ID, hex('05')), encodeFrame(FrameType.MAX_PUSH_ID, hex('0a'))]), false, mode);
+      expect(a.h3.closed).toBe(false);
+      const b = endpoint('server');
+      feed(b.h3, 2, concatBytes([settings(), encodeFrame(FrameType.MAX_PUSH_ID, hex('0a')), encodeFrame(FrameType.MAX_PUSH_ID, hex('05'))]), false, mode);
+      expectClosed(b, H3ErrorCode.ID_ERROR);
+    });
+
     it(`interim responses are delivered, then the final one (${mode})`, () => {
       const e = endpoint('client');
       const id = e.h3.openRequest(REQ, true)!;
