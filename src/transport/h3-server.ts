@@ -281,9 +281,10 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       clearInterval(headSweep);
       for (const s of sessions) s.goaway();
       const t0 = Date.now();
-      // Let the GOAWAY frames leave before any CONNECTION_CLOSE (quiche drops queued stream data on close).
+      // RFC 9114 §5.2: requests below the GOAWAY id are finished first — their answers handed over and gone out, not
+      // just queued (quiche drops what it still holds at CONNECTION_CLOSE) — within graceMs; the GOAWAY frames too.
       do await new Promise((r) => setTimeout(r, 20));
-      while ([...sessions].some((s) => s.active > 0) && Date.now() - t0 < graceMs);
+      while ([...sessions].some((s) => !s.settled(Date.now())) && Date.now() - t0 < graceMs);
       for (const s of sessions) s.close();
       await ep.close();
     },
@@ -341,6 +342,29 @@ class ServerSession {
 
   goaway(): void {
     if (!this.#h3.closed) this.#h3.goaway();
+  }
+
+  /** The connection's bytes either way when last looked at, and since when they stood still (settled). */
+  #traffic = { sent: -1, received: -1, since: 0 };
+
+  /**
+   * Nothing left to finish before a graceful close (polled by the server's close): no request open — a head still to
+   * come counts, as its stream is below our GOAWAY id — nothing of ours waiting in our queue, and the connection quiet
+   * (no byte sent or received) for a few RTTs, so what quiche still held went out and was acknowledged, or its loss
+   * timer had its turn. A client that read its answers slowly keeps it busy as long as it reads.
+   */
+  settled(now: number): boolean {
+    if (this.#h3.closed) return true;
+    const st = this.#quic.stats();
+    const t = this.#traffic;
+    if (st.bytesSent !== t.sent || st.bytesReceived !== t.received) {
+      t.sent = st.bytesSent;
+      t.received = st.bytesReceived;
+      t.since = now;
+      return false;
+    }
+    if (this.#streams.size > 0 || this.#h3.activeStreams > 0 || st.bufferedBytes > 0) return false;
+    return now - t.since >= Math.max(60, 4 * (st.rttMs ?? 0));
   }
 
   expireIncompleteHeads(): number {

@@ -240,5 +240,46 @@ describe('an upload answered early over HTTP/3', () => {
   });
 });
 
+describe('graceful close of the HTTP/3 server (RFC 9114 §5.2)', () => {
+  it('requests below the GOAWAY id are finished within the grace: a large answer read slowly arrives whole, a head that comes after the GOAWAY is still served', { timeout: 20_000 }, async () => {
+    const BIG = Buffer.alloc(4 * 1024 * 1024, 0x5a);
+    const server = await startH3Server({
+      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath,
+      handler: (req) => ({ status: 200, body: req.path === '/big' ? BIG : `ok ${req.path}\n` }),
+    });
+    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const raw = await rawH3Client(server.address.port, certs.caPath);
+    let closing: Promise<void> | null = null;
+    try {
+      // A head in two parts: the first before the close, the rest 150 ms after its GOAWAY.
+      const id = raw.conn.openBidi()!;
+      const head = encodeFrame(FrameType.HEADERS, new QpackEncoder({ maxTableCapacity: 0 }).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/late']]));
+      raw.conn.send(id, head.subarray(0, 3), false);
+      const res = await c.request(get('/big'));
+      const body = res.body;
+      body.pause(); // a reader that falls behind: most of the answer still waits on our side when the close begins
+      const ended = new Promise<void>((resolve, reject) => { body.once('end', () => resolve()); body.once('error', reject); });
+      await new Promise((r) => setTimeout(r, 100));
+      closing = server.close(10_000);
+      await new Promise((r) => setTimeout(r, 150));
+      raw.conn.send(id, head.subarray(3), true);
+      let n = 0;
+      body.on('data', (d: Buffer) => { n += d.length; });
+      await new Promise((r) => setTimeout(r, 300));
+      body.resume();
+      await ended;
+      expect(n).toBe(BIG.length);
+      const t0 = Date.now();
+      while (!(raw.received.get(id) ?? 0) && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+      expect(raw.received.get(id) ?? 0).toBeGreaterThan(0); // its answer came (was: the connection closed at once, the request lost)
+      expect(raw.resets.has(id)).toBe(false);
+    } finally {
+      raw.conn.close(0x100, 'done');
+      c.destroy();
+      await (closing ?? server.close(100));
+    }
+  });
+});
+
 /** HEADERS whose section needs dynamic table insert 1 (RFC 9204 §4.5.1: Required Insert Count 1 encodes as 2 with a 4096-byte table), base 1, field: dynamic index 0. */
 const BLOCKED_ON_INSERT_1 = Uint8Array.from([0x01, 0x03, 0x02, 0x00, 0x80]);
