@@ -166,8 +166,10 @@ export class QuicConnection implements QuicStreamTransport {
    * Peer-initiated bidi streams whose sending side we have not ended. quiche
    * reports a peer's STOP_SENDING only to a write, so these are probed after
    * input (RFC 9000 §3.5: the peer no longer wants the reply, e.g. a
-   * cancelled request whose response is not written yet). Bounded by our
-   * stream limit.
+   * cancelled request whose response is not written yet), and our own uni
+   * streams, which HTTP/3 never ends (a STOP_SENDING on its control or QPACK
+   * streams closes the connection, RFC 9114 §6.2.1, RFC 9204 §4.2). Bounded
+   * by our stream limit.
    */
   #replyPending = new Set<number>();
   /** Null when pacing is off (QuicConnectionInit.pacing). */
@@ -399,6 +401,7 @@ export class QuicConnection implements QuicStreamTransport {
       return null;
     }
     this.#nextUni += 4;
+    this.#replyPending.add(id); // see #replyPending: a STOP_SENDING on it is looked for like one on a reply
     return id;
   }
 

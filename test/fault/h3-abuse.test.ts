@@ -240,6 +240,22 @@ describe('an upload answered early over HTTP/3', () => {
   });
 });
 
+describe('critical streams (RFC 9114 §6.2.1)', () => {
+  it('a STOP_SENDING on the server’s control stream closes the connection with H3_CLOSED_CRITICAL_STREAM', { timeout: 10_000 }, async () => {
+    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'ok' }) });
+    try {
+      const a = await rawH3Client(server.address.port, certs.caPath);
+      const t0 = Date.now();
+      while (!(a.received.get(3) ?? 0) && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10)); // its SETTINGS came
+      a.conn.stopSending(3, 0x100);
+      const err = (await Promise.race([a.closed, new Promise((r) => setTimeout(() => r('still open'), 2000))])) as OriginlinkError | string;
+      expect(typeof err === 'string' ? err : err.details['wireCode']).toBe(0x104);
+    } finally {
+      await server.close(100);
+    }
+  });
+});
+
 describe('graceful close of the HTTP/3 server (RFC 9114 §5.2)', () => {
   it('requests below the GOAWAY id are finished within the grace: a large answer read slowly arrives whole, a head that comes after the GOAWAY is still served', { timeout: 20_000 }, async () => {
     const BIG = Buffer.alloc(4 * 1024 * 1024, 0x5a);
