@@ -58,6 +58,9 @@ export class H1Connection implements PooledConnection {
   #listeners: Array<(ev: ConnEvent) => void> = [];
   /** Peer closed or sent bytes while idle: never reuse. */
   #tainted = false;
+  /** Inside the parser's execute (#onData), and a release that waits for it to return (#release). */
+  #parsing = false;
+  #releaseAfterParse = false;
   /** One pair of timers for every exchange of this connection (they are sequential). */
   #timers = new ExchangeTimers();
   /** Reading out the rest of a body its reader dropped: the bytes it may still take, and its deadline. */
@@ -176,13 +179,13 @@ export class H1Connection implements PooledConnection {
       }
       x.started();
     }
+    let extra: Buffer | null = null;
+    this.#parsing = true;
     try {
-      const extra = this.#parser.execute(d);
-      if (extra && extra.length > 0) {
-        this.#tainted = true;
-        this.destroy();
-      }
+      extra = this.#parser.execute(d);
     } catch (e) {
+      this.#parsing = false;
+      this.#releaseAfterParse = false;
       if (!x) {
         this.#teardown(null); // a malformed rest of a dropped body
         return;
@@ -190,6 +193,20 @@ export class H1Connection implements PooledConnection {
       const pe = e as H1ParseError;
       const code = pe.kind === 'too-large' ? ErrorCode.HEADERS_TOO_LARGE : ErrorCode.MALFORMED_RESPONSE;
       x.fail(new OriginlinkError(code, 'remote', pe.message ?? String(e), { cause: e }));
+      return;
+    }
+    this.#parsing = false;
+    if (extra && extra.length > 0) {
+      // Bytes after a complete response (a body on a HEAD/204/304 answer, more than its length, anything after the
+      // last chunk): RFC 9112 §9.3, unsolicited — the connection is never reused.
+      this.#releaseAfterParse = false;
+      this.#tainted = true;
+      this.destroy();
+      return;
+    }
+    if (this.#releaseAfterParse) {
+      this.#releaseAfterParse = false;
+      this.#release();
     }
   }
 
@@ -242,6 +259,13 @@ export class H1Connection implements PooledConnection {
   }
 
   #release(): void {
+    // A response that completed inside a parse: the connection is handed back only once the parse is over and left
+    // nothing behind. Handed back at once, the pool's next request reset the parser, which then read the rest of this
+    // read — another response's bytes, or an origin's injection — as that request's response.
+    if (this.#parsing) {
+      this.#releaseAfterParse = true;
+      return;
+    }
     this.#cur = null;
     this.lastActiveAt = turnNow();
     // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not read

@@ -155,3 +155,53 @@ it('a request body that fails after the whole answer came: h1 closes that connec
     h2.close();
   }
 }, 30_000);
+
+// Response smuggling from an origin (found by a review helper): bytes after a complete response, in the same read,
+// while another request waited for the connection. Released inside the parse, the connection went to the waiting
+// request, whose reset parser read those bytes as its response — one client got what the origin injected, the next
+// another client's answer. The connection must close instead (RFC 9112 §9.3) and the waiting request get its own.
+it('bytes after a complete response (extra body, a HEAD answer with a body, after the last chunk) are never read as the next request’s response', async () => {
+  const SMUGGLED = 'HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nSMUGGLED';
+  const answers: Record<string, string> = {
+    '/extra': `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok${SMUGGLED}`,
+    '/head': `HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nSMUGGLED`, // to a HEAD: no body may follow
+    '/chunked': `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n${SMUGGLED}`,
+  };
+  let connections = 0;
+  const origin = net.createServer((s) => {
+    connections++;
+    s.on('error', () => {});
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        const line = buf.slice(0, buf.indexOf('\r\n'));
+        buf = buf.slice(end + 4);
+        const path = line.split(' ')[1] ?? '/';
+        const key = Object.keys(answers).find((k) => path.startsWith(k));
+        const mine = `real ${path}`;
+        s.write(key ? answers[key]! : `HTTP/1.1 200 OK\r\ncontent-length: ${mine.length}\r\n\r\n${mine}`);
+      }
+    });
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
+  const base = `http://127.0.0.1:${(origin.address() as net.AddressInfo).port}`;
+  try {
+    for (const [first, method] of [['/extra', 'GET'], ['/head', 'HEAD'], ['/chunked', 'GET']] as const) {
+      const before = connections;
+      // The second request waits for the only connection while the first's answer (and what follows it) arrives.
+      const a = agent.request({ origin: base, path: first, method });
+      const b = agent.request({ origin: base, path: `/after${first}` });
+      const ra = await a;
+      await ra.text().catch(() => '');
+      const rb = await b;
+      expect(await rb.text(), `after ${first}`).toBe(`real /after${first}`);
+      expect(rb.connection.localPort, `after ${first}: the poisoned connection is not reused`).not.toBe(ra.connection.localPort);
+      expect(connections).toBeGreaterThan(before); // a new one was dialled for the waiting request
+    }
+  } finally {
+    await agent.close();
+    await new Promise((r) => origin.close(r));
+  }
+});
