@@ -61,6 +61,8 @@ export class H1Connection implements PooledConnection {
   /** Inside the parser's execute (#onData), and a release that waits for it to return (#release). */
   #parsing = false;
   #releaseAfterParse = false;
+  /** An answered request's body still leaving: its idle deadline (#watchUpload). */
+  #uploadWatch: NodeJS.Timeout | null = null;
   /** One pair of timers for every exchange of this connection (they are sequential). */
   #timers = new ExchangeTimers();
   /** Reading out the rest of a body its reader dropped: the bytes it may still take, and its deadline. */
@@ -76,7 +78,9 @@ export class H1Connection implements PooledConnection {
     },
     settled: (x) => {
       // Success: reuse once the request is out too (else after the pump, see #write).
-      if (this.#cur === x && x.facts.requestSent) this.#release();
+      if (this.#cur !== x) return;
+      if (x.facts.requestSent) this.#release();
+      else this.#watchUpload();
     },
   };
 
@@ -155,16 +159,40 @@ export class H1Connection implements PooledConnection {
     s.write(head, 'latin1');
     const chunked = framing === 'chunked';
     void x.pump({
-      write: (c) => s.write(chunked ? chunkedFrame(c) : c),
+      write: (c) => {
+        this.#uploadWatch?.refresh();
+        return s.write(chunked ? chunkedFrame(c) : c);
+      },
       drain: () => waitDrain(s),
       end: () => { if (chunked) s.write(CHUNKED_END); },
     }).then(() => {
+      this.#stopUploadWatch();
       if (!x.done || this.#cur !== x) return;
       // The response may have completed first (early response): only now may the connection be reused —
       // and only when the whole request left; a body cut after the response leaves the origin waiting for the rest.
       if (x.facts.requestSent) this.#release();
       else this.#teardown(null);
     });
+  }
+
+  /**
+   * The answer came while the request body still leaves (an origin's early 413): the exchange's timers are over, so
+   * the rest of the body gets its own idle deadline — an origin that takes none of it for bodyTimeoutMs loses the
+   * connection, which can carry nothing else until the body is out (RFC 9112 §9.5). Was: busy for ever, a pool slot gone.
+   */
+  #watchUpload(): void {
+    this.#stopUploadWatch();
+    const ms = this.#opts.bodyTimeoutMs;
+    this.#uploadWatch = setTimeout(() => {
+      this.#uploadWatch = null;
+      this.#teardown(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `origin stopped reading the request body after its answer (${ms} ms)`));
+    }, ms);
+    this.#uploadWatch.unref();
+  }
+
+  #stopUploadWatch(): void {
+    if (this.#uploadWatch) clearTimeout(this.#uploadWatch);
+    this.#uploadWatch = null;
   }
 
   #onData(d: Buffer): void {
@@ -321,6 +349,7 @@ export class H1Connection implements PooledConnection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#timers.clear();
+    this.#stopUploadWatch();
     if (this.#drain) {
       clearTimeout(this.#drain.timer);
       this.#drain = null;

@@ -205,3 +205,48 @@ it('bytes after a complete response (extra body, a HEAD answer with a body, afte
     await new Promise((r) => origin.close(r));
   }
 });
+
+// An origin that answers a streamed upload early (keep-alive 413) and then stops reading it (found by a review
+// helper): the exchange's timers were over, the body pump waited for a drain with no deadline, and the connection
+// stayed busy for ever — with maxConnections 1 the next request never left. Now the rest of the body has
+// bodyTimeoutMs; past it the connection closes and the next request gets a new one.
+it('an origin that answers an upload early and stops reading it does not hold the connection for ever', { timeout: 15_000 }, async () => {
+  const sockets: net.Socket[] = [];
+  const origin = net.createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString('latin1');
+      if (!buf.includes('\r\n\r\n')) return;
+      const line = buf.slice(0, buf.indexOf('\r\n'));
+      if (line.startsWith('POST')) {
+        s.write('HTTP/1.1 413 Content Too Large\r\ncontent-length: 4\r\n\r\nbig\n');
+        s.off('data', onData);
+        s.pause(); // and never reads the rest of the upload
+      } else {
+        buf = '';
+        s.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nafter\n');
+      }
+    };
+    s.on('data', onData);
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1, bodyTimeoutMs: 500 } });
+  const base = `http://127.0.0.1:${(origin.address() as net.AddressInfo).port}`;
+  try {
+    async function* upload(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 512; i++) yield Buffer.alloc(64 * 1024, 0x75); // 32 MiB: far more than the kernel buffers hold
+    }
+    const r = await agent.request({ origin: base, path: '/up', method: 'POST', body: upload() });
+    expect([r.status, await r.text()]).toEqual([413, 'big\n']);
+    const t0 = Date.now();
+    const next = await agent.request({ origin: base, path: '/next' });
+    expect(await next.text()).toBe('after\n');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  } finally {
+    agent.destroy();
+    for (const s of sockets) s.destroy(); // the paused one never reads our close
+    await new Promise((r) => origin.close(r));
+  }
+});
