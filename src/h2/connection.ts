@@ -505,6 +505,7 @@ export class H2Connection {
       if (cl !== null && typeof cl === 'object') return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, cl.error);
       const bodyless = kind === 'response' && (s.requestMethod === 'HEAD' || /^(204|304)$/.test(headers.find(([n]) => n === ':status')?.[1] ?? ''));
       s.expectedLength = bodyless ? null : cl;
+      s.bodyless = bodyless;
       if (kind === 'request') s.requestMethod = headers.find(([n]) => n === ':method')?.[1] ?? null;
     }
     if (b.endStream && s.expectedLength !== null && s.received !== s.expectedLength) {
@@ -534,6 +535,8 @@ export class H2Connection {
     if (flowLength > data.length) this.#creditConnection(flowLength - data.length);
     s.received += data.length;
     s.unconsumed += data.length;
+    // RFC 9110 §6.4.1, RFC 9113 §8.1.1: content on a response that has none is malformed (nghttp2 resets it too).
+    if (s.bodyless && data.length > 0) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA on a response without content (HEAD, 204, 304)');
     if (s.expectedLength !== null && (s.received > s.expectedLength || (endStream && s.received !== s.expectedLength))) {
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received}${endStream ? '' : '+'} bytes, content-length ${s.expectedLength}`);
     }

@@ -22,6 +22,8 @@ export class H2Stream {
   requestMethod: string | null = null;
   /** content-length of the message being received (§8.1.1), and DATA bytes so far. */
   expectedLength: number | null = null;
+  /** A response that has no content (to HEAD, 204, 304: RFC 9110 §6.4.1): DATA on it is malformed. */
+  bodyless = false;
   received = 0;
   pendingTrailers: HeaderList | null = null;
   pendingEnd = false;

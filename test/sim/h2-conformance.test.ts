@@ -344,6 +344,8 @@ const CASES: Case[] = [
   { sec: '8.1.1', must: 'a body shorter than content-length is a PROTOCOL_ERROR stream error', role: 'both',
     send: (r) => [headers(openId(r), [...(r === 'server' ? POST : OK), ['content-length', '5']], END_HEADERS), data(openId(r), 'xy', END_STREAM)], expect: stream(0, E.PROTOCOL_ERROR) },
   { sec: '8.1.1', must: 'a HEAD response or a 304 may carry content-length without a body', role: 'client', send: () => [headers(3, [[':status', '304'], ['content-length', '10']])], expect: ok },
+  { sec: '8.1.1', must: 'DATA on a response that has no content (204, 304: RFC 9110 §6.4.1) is a PROTOCOL_ERROR stream error', role: 'client',
+    send: () => [headers(3, [[':status', '204']], END_HEADERS), data(3, 'hello', END_STREAM)], expect: stream(0, E.PROTOCOL_ERROR) },
 
   // §8.2 Fields.
   { sec: '8.2', must: 'an upper-case field name is malformed', role: 'both', send: (r) => [headers(openId(r), [...(r === 'server' ? GET : OK), ['X-Up', '1']])], expect: stream(0, E.PROTOCOL_ERROR) },
