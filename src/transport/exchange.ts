@@ -331,7 +331,10 @@ export class Exchange {
    * request's facts; a response byte seen means it was processed.
    */
   fail(e: unknown, cancel = true): void {
-    if (this.#done) return;
+    if (this.#done || this.#failing) return;
+    // Telling the wire may end the connection (an h2 stream reset after GOAWAY was its last), whose close fails this
+    // exchange again from inside: the first reason stands (a headers timeout stays one, not 'connection destroyed').
+    this.#failing = true;
     const oe = toOriginlinkError(e);
     const err = oe.with({ facts: { ...this.#facts }, retrySafe: oe.retrySafe && !this.#facts.responseStarted });
     if (cancel) this.#wire.cancel(this, err);
@@ -408,6 +411,9 @@ export class Exchange {
       this.#awaitingSource = false;
     }
   }
+
+  /** Inside fail(): a second failure during it is ignored. */
+  #failing = false;
 
   #settle(): void {
     this.#done = true;

@@ -52,6 +52,47 @@ describe('misbehaving HTTP/2 origins', () => {
   });
   afterAll(() => { garbage?.close(); h2?.close(); });
 
+  it('GOAWAY that keeps the request, then silence: the headers timeout is reported as one (OL_HEADERS_TIMEOUT), not as the connection it ended', async () => {
+    // Raw h2 over TLS: SETTINGS, an ACK of the client's, and for a request only GOAWAY(last = its stream, NO_ERROR).
+    const frame = (type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(id, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const silent = tls.createServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['h2'] }, (sock) => {
+      sock.on('error', () => {});
+      sock.write(frame(4, 0, 0));
+      let buf = Buffer.alloc(0);
+      let preface = false;
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (!preface) { if (buf.length < 24) return; buf = buf.subarray(24); preface = true; }
+        while (buf.length >= 9) {
+          const len = buf.readUIntBE(0, 3);
+          if (buf.length < 9 + len) break;
+          const type = buf[3] as number;
+          const flags = buf[4] as number;
+          const id = buf.readUInt32BE(5) & 0x7fffffff;
+          buf = buf.subarray(9 + len);
+          if (type === 4 && !(flags & 1)) sock.write(frame(4, 1, 0));
+          if (type === 1) { const g = Buffer.alloc(8); g.writeUInt32BE(id, 0); sock.write(frame(7, 0, 0, g)); }
+        }
+      });
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 400 } });
+    try {
+      const err = await agent.request({ url: `https://localhost:${(silent.address() as AddressInfo).port}/`, method: 'POST', body: 'x' }).then(() => null, (e: unknown) => e);
+      expect((err as OriginlinkError).code).toBe('OL_HEADERS_TIMEOUT');
+    } finally {
+      agent.destroy();
+      silent.close();
+    }
+  });
+
   it('garbage instead of the h2 preface → a typed error quickly, not a hang', async () => {
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 5000 } });
     const t0 = Date.now();
