@@ -20,6 +20,7 @@ import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
 import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
 import type { RequestHandler } from '../../src/transport/server-types.js';
 import { makeCerts } from '../helpers/certs.js';
+import { rawFrame } from '../helpers/h2-raw.js';
 
 const certs = makeCerts();
 let h2origin: H2Server;
@@ -132,16 +133,6 @@ function walk(text: string): { resets: Map<number, number>; answered: Set<number
     at += FRAME_HEADER + len;
   }
   return { resets, answered, goaway };
-}
-
-/** A frame made by hand (the encoders refuse what these tests must send). */
-function rawFrame(type: number, flags: number, id: number, payload: Uint8Array): Buffer {
-  const h = Buffer.alloc(FRAME_HEADER);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(id, 5);
-  return Buffer.concat([h, payload]);
 }
 
 describe('issue 19 bugs, fixed on our fronts', () => {

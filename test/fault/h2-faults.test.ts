@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, OriginlinkError } from '../../src/index.js';
 import { makeCerts } from '../helpers/certs.js';
+import { rawFrame } from '../helpers/h2-raw.js';
 
 const certs = makeCerts();
 
@@ -54,14 +55,7 @@ describe('misbehaving HTTP/2 origins', () => {
 
   it('GOAWAY that keeps the request, then silence: the headers timeout is reported as one (OL_HEADERS_TIMEOUT), not as the connection it ended', async () => {
     // Raw h2 over TLS: SETTINGS, an ACK of the client's, and for a request only GOAWAY(last = its stream, NO_ERROR).
-    const frame = (type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer => {
-      const h = Buffer.alloc(9);
-      h.writeUIntBE(payload.length, 0, 3);
-      h[3] = type;
-      h[4] = flags;
-      h.writeUInt32BE(id, 5);
-      return Buffer.concat([h, payload]);
-    };
+    const frame = rawFrame;
     const silent = tls.createServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['h2'] }, (sock) => {
       sock.on('error', () => {});
       sock.write(frame(4, 0, 0));

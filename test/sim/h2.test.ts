@@ -21,6 +21,7 @@ import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { H2Connection } from '../../src/h2/connection.js';
 import type { H2ConnectionOptions, H2Event } from '../../src/h2/types.js';
 import type { HeaderList } from '../../src/http/types.js';
+import { rawFrame } from '../helpers/h2-raw.js';
 
 let seed = 1;
 const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
@@ -268,14 +269,7 @@ function rawClient(so: Partial<H2ConnectionOptions> = {}): { server: H2Connectio
   return { server, events, send, out: () => Buffer.concat(server.takeOutput()), enc: new HpackEncoder(), now };
 }
 
-function frame(type: number, flags: number, id: number, payload: Uint8Array): Uint8Array {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(id, 5);
-  return Buffer.concat([h, payload]);
-}
+const frame = rawFrame;
 const goawayCode = (b: Buffer): number | null => {
   for (let o = 0; o + 9 <= b.length; ) {
     const len = b.readUIntBE(o, 3);
