@@ -469,7 +469,6 @@ export class H2Connection {
       // §5.1.2: over SETTINGS_MAX_CONCURRENT_STREAMS: refused (the client may retry it).
       if (this.#peerOpen >= this.#maxConcurrent) {
         this.#out.push(encodeRstStream(id, H2ErrorCode.REFUSED_STREAM));
-        this.#floods.count('resets', this.#now); // a client that keeps opening past the limit makes us reset each
         return this.#remember(id, 'reset-by-us');
       }
       s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);

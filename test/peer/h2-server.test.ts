@@ -269,3 +269,36 @@ describe('our HTTP/2 server under a rapid-reset flood', () => {
     expect(stdout).toBe('hello GET /after http\n');
   });
 });
+
+describe('a client that reads nothing of what it makes us send', () => {
+  it('is not read either once 4 MiB of our output waits for it: its requests stop reaching the handler (memory per connection bounded)', { timeout: 20_000 }, async () => {
+    let handled = 0;
+    // Each answer is a head of ~8 KiB and no body: no flow control holds it back (only DATA is flow-controlled).
+    const server = await startH2Server({ handler: () => { handled++; return { status: 200, headers: [['x-pad', `${handled}`.padEnd(8000, 'p')]] }; } });
+    const sock = net.connect(server.address.port, '127.0.0.1');
+    try {
+      await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+      sock.on('error', () => {});
+      sock.pause(); // never read
+      const enc = new HpackEncoder();
+      const N = 6000; // ~48 MiB of answers: more than both kernels' buffers and our 4 MiB
+      sock.write(Buffer.concat([CLIENT_PREFACE, encodeSettings([])]));
+      // In waves of 50 (under the server's 100 concurrent streams): each wave is answered and its streams closed on
+      // our side before the next, so only the unread output can stop them.
+      for (let i = 0, id = 1; i < N; i += 50) {
+        const wave: Uint8Array[] = [];
+        for (let k = 0; k < 50; k++, id += 2) wave.push(...encodeHeaders(id, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', `/q${i + k}`]]), true, 16_384));
+        sock.write(Buffer.concat(wave));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      let last = -1;
+      const t0 = Date.now();
+      while (handled !== last && Date.now() - t0 < 10_000) { last = handled; await new Promise((r) => setTimeout(r, 300)); }
+      expect(handled).toBeGreaterThan(100);
+      expect(handled).toBeLessThan(N); // without the pause: every one of them, the answers piling up in our memory
+    } finally {
+      sock.destroy();
+      await server.close(100);
+    }
+  });
+});
