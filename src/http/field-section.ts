@@ -129,6 +129,9 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     if (scheme === 'http' || scheme === 'https') {
       if (authority === undefined && host === null) return 'missing :authority and Host';
       if (authority === '' || host === '') return 'empty :authority or Host';
+      // RFC 9114 §4.3.1 (MUST), RFC 9113 §8.3.1 (SHOULD): both present, they name the same host (compared without
+      // case or the scheme's default port) — else routing by one and an origin by the other disagree.
+      if (authority !== undefined && host !== null && sameAuthority(authority, host, scheme) === false) return ':authority and Host differ';
     }
     return null;
   }
@@ -183,4 +186,14 @@ export function statusOf(headers: HeaderList): number {
 export function methodOf(headers: HeaderList): string | null {
   for (const [k, v] of headers) if (k === ':method') return v;
   return null;
+}
+
+/** Two authorities the same host and port, without case and the scheme's default port. */
+function sameAuthority(a: string, b: string, scheme: 'http' | 'https'): boolean {
+  const port = scheme === 'https' ? ':443' : ':80';
+  const norm = (x: string): string => {
+    const l = x.toLowerCase();
+    return l.endsWith(port) ? l.slice(0, -port.length) : l;
+  };
+  return a === b || norm(a) === norm(b);
 }

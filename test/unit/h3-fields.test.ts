@@ -10,6 +10,8 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     expect(checkFieldSection([...REQ, ['te', 'trailers'], ['x-a', ' spaced value ']], 'request')).toBeNull();
     expect(checkFieldSection([[':method', 'CONNECT'], [':authority', 'a.example:443']], 'request')).toBeNull();
     expect(checkFieldSection([[':method', 'GET'], [':scheme', 'https'], [':path', '/'], ['host', 'a.example']], 'request')).toBeNull();
+    // The same host in both, told apart only by case or the default port: the same authority.
+    expect(checkFieldSection([[':method', 'GET'], [':scheme', 'https'], [':authority', 'A.example:443'], [':path', '/'], ['host', 'a.example']], 'request')).toBeNull();
     expect(checkFieldSection([[':method', 'OPTIONS'], [':scheme', 'https'], [':authority', 'a'], [':path', '*']], 'request')).toBeNull();
     expect(checkFieldSection([[':status', '200'], ['content-type', 'text/plain']], 'response')).toBeNull();
     expect(checkFieldSection([[':status', '103']], 'response')).toBeNull();
@@ -49,6 +51,7 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['a :method that is no token (RFC 9110 §9.1)', [[':method', 'G(E)T'], ...REQ.slice(1)], 'request'],
     ['an :authority with userinfo', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'user@a.example']], 'request'],
     ['an :authority with a space', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'a b']], 'request'],
+    ['an :authority and a Host that differ (RFC 9114 §4.3.1, RFC 9113 §8.3.1)', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'a.example'], ['host', 'b.example']], 'request'],
     ['missing :status', [['content-type', 'x']], 'response'],
     ['non-numeric :status', [[':status', '2xx']], 'response'],
     ['101 in HTTP/3', [[':status', '101']], 'response'],
