@@ -302,15 +302,9 @@ export class H2Connection {
       }
     } catch (e) {
       if (!(e instanceof H2Error)) throw e;
-      // A connection error (a stream's own comes as a frame in its place: H2FrameReader). One that still names a
-      // stream is answered as its stream error, unless that one is a reset too many.
-      try {
-        if (e.streamId === null) this.#connectionError(e);
-        else this.#streamError(e.streamId, e.wireCode, e.message);
-      } catch (flood) {
-        if (!(flood instanceof H2Error)) throw flood;
-        this.#connectionError(flood);
-      }
+      // Only connection errors are thrown: a stream's own comes as a 'stream-error' frame in its place
+      // (H2FrameReader), and a reset too many is a flood (ENHANCE_YOUR_CALM), a connection error.
+      this.#connectionError(e);
       return;
     }
     this.#checkDone();
@@ -534,7 +528,7 @@ export class H2Connection {
     if (flowLength > data.length) this.#creditConnection(flowLength - data.length);
     s.received += data.length;
     s.unconsumed += data.length;
-    // RFC 9110 §6.4.1, RFC 9113 §8.1.1: content on a response that has none is malformed (nghttp2 resets it too).
+    // RFC 9110 §6.4.1, RFC 9113 §8.1.1: content on a response that has none is malformed.
     if (s.bodyless && data.length > 0) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA on a response without content (HEAD, 204, 304)');
     if (s.expectedLength !== null && (s.received > s.expectedLength || (endStream && s.received !== s.expectedLength))) {
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received}${endStream ? '' : '+'} bytes, content-length ${s.expectedLength}`);
@@ -676,7 +670,7 @@ export class H2Connection {
         // §5.1: a frame on a stream the peer reset. Answered, and counted as a reset (each answer is one more frame
         // the peer makes us send: CVE-2019-9514's shape).
         this.#out.push(encodeRstStream(id, H2ErrorCode.STREAM_CLOSED));
-        if (this.role === 'server') this.#floods.count('resets', this.#now);
+        this.#countOwnReset();
         return;
       case 'reset-by-us':
       case 'unknown':
@@ -723,11 +717,16 @@ export class H2Connection {
    */
   #streamError(id: number, code: number, message: string): void {
     this.#out.push(encodeRstStream(id, code));
-    if (this.role === 'server') this.#floods.count('resets', this.#now);
+    this.#countOwnReset();
     const s = this.#streams.get(id);
     if (!s) return;
     this.#close(s, 'reset-by-us');
     this.#emit({ type: 'reset', streamId: id, code, byPeer: false, message });
+  }
+
+  /** A reset the client's frames made us send, counted with its own resets (server role; see #streamError). */
+  #countOwnReset(): void {
+    if (this.role === 'server') this.#floods.count('resets', this.#now);
   }
 
   #connectionError(e: H2Error): void {

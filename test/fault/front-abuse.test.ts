@@ -359,7 +359,7 @@ describe('issue 19 bugs, fixed on our fronts', () => {
       const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
       frames.push(...encodeHeaders(1, enc.encode([[':method', 'CONNECT'], [':authority', 'h1.test:443']]), false, 16_384));
       const r = await raw(h2c, Buffer.concat(frames), 1000);
-      expect(Buffer.from(r.text, 'latin1').toString('latin1')).toMatch(/CONNECT is not supported/);
+      expect(r.text).toMatch(/CONNECT is not supported/);
       const h1 = await raw(plain, 'CONNECT h1.test:443 HTTP/1.1\r\nhost: h1.test:443\r\n\r\n');
       expect(h1.text).toMatch(/^HTTP\/1\.1 400 /);
       expect(seen.slice(before).filter((x) => x.method === 'CONNECT')).toEqual([]);

@@ -191,10 +191,7 @@ describe('the h3 front under abuse', () => {
       const id = a.conn.openBidi()!;
       a.conn.send(id, BLOCKED_ON_INSERT_1, false);
       // DATA frames (type 0, 60,000 bytes each) as fast as the client's queue lets them leave, for 1.5 s.
-      const payload = new Uint8Array(60_000);
-      const chunk = new Uint8Array(4 + payload.length);
-      chunk.set([0x00, 0x80 | 0x00, 0xea, 0x60], 0); // varint 60,000 in four bytes: 0x8000ea60
-      chunk.set(payload, 4);
+      const chunk = encodeFrame(FrameType.DATA, new Uint8Array(60_000));
       let handed = 0;
       const t0 = Date.now();
       while (Date.now() - t0 < 1500) {
