@@ -6,7 +6,7 @@
  * responses, request-parser.ts for requests).
  */
 import type { HeaderList } from '../http/types.js';
-import { H1ParseError, parseFieldLines, splitHead } from './fields.js';
+import { H1ParseError, HeldBytes, parseFieldLines, splitHead } from './fields.js';
 
 export interface BodySink {
   onBody(chunk: Buffer): void;
@@ -36,7 +36,7 @@ export class H1BodyDecoder {
   #maxTrailerBytes: number;
   #st: St = St.Done;
   #remaining = 0;
-  #buf: Buffer | null = null;
+  readonly #held = new HeldBytes();
 
   #strictTrailers: boolean;
 
@@ -59,7 +59,7 @@ export class H1BodyDecoder {
   get lengthLeft(): number | null { return this.#st === St.Length ? this.#remaining : this.#st === St.Done ? 0 : null; }
 
   start(framing: 'length' | 'chunked' | 'close', length = 0): void {
-    this.#buf = null;
+    this.#held.clear();
     if (framing === 'length') {
       this.#st = length > 0 ? St.Length : St.Done;
       this.#remaining = length;
@@ -75,8 +75,11 @@ export class H1BodyDecoder {
 
   /** Feed bytes; returns those beyond the body's end (once `done`), else null. Throws H1ParseError. */
   feed(data: Buffer): Buffer | null {
-    let chunk: Buffer | null = this.#buf ? Buffer.concat([this.#buf, data]) : data;
-    this.#buf = null;
+    let chunk: Buffer | null = data;
+    if (this.#held.held) {
+      chunk = this.#held.take(data, this.#maxTrailerBytes);
+      if (chunk === null) return null;
+    }
     while (chunk && chunk.length > 0) {
       switch (this.#st) {
         case St.Done:
@@ -96,7 +99,7 @@ export class H1BodyDecoder {
           if (this.#remaining === 0) this.#st = St.ChunkDataEnd;
           break;
         case St.ChunkDataEnd:
-          if (chunk.length < 2) { this.#buf = chunk; return null; }
+          if (chunk.length < 2) { this.#held.hold(chunk, false); return null; }
           if (chunk[0] !== 0x0d || chunk[1] !== 0x0a) throw new H1ParseError('malformed', 'chunk data not followed by CRLF');
           chunk = chunk.subarray(2);
           this.#st = St.ChunkSize;
@@ -125,7 +128,7 @@ export class H1BodyDecoder {
     const eol = chunk.indexOf(CRLF);
     if (eol < 0) {
       if (chunk.length > MAX_CHUNK_LINE) throw new H1ParseError('malformed', 'chunk size line too long');
-      this.#buf = chunk;
+      this.#held.hold(chunk, false);
       return null;
     }
     if (eol > MAX_CHUNK_LINE) throw new H1ParseError('malformed', 'chunk size line too long');
@@ -150,10 +153,10 @@ export class H1BodyDecoder {
       this.#st = St.Done;
       return chunk.subarray(2);
     }
-    if (chunk.length < 2) { this.#buf = chunk; return null; }
+    if (chunk.length < 2) { this.#held.hold(chunk, false); return null; }
     const h = splitHead(chunk, this.#maxTrailerBytes, 'trailer');
     if (!h) {
-      this.#buf = chunk;
+      this.#held.hold(chunk, true);
       return null;
     }
     const trailers = parseFieldLines(h.text, 0);

@@ -325,6 +325,64 @@ const NOTHING = Buffer.alloc(0);
 const LF_LF = Buffer.from('\n\n');
 
 /**
+ * The bytes a parser holds between reads: the start of a head (or trailer section) in which `splitHead` found no
+ * end, or a few bytes of framing. A head's start grows in a buffer of its own (doubling) and only the new bytes, with
+ * the three before them, are searched for its end: joined and searched again on every read, a head sent a byte at a
+ * time cost its length squared (a 60 KiB response head: 0.42 s of the thread; a 16 KiB request head: 42 ms).
+ */
+export class HeldBytes {
+  /** The held bytes; a view at the start of `#room` while they grow there. */
+  #bytes: Buffer | null = null;
+  /** Storage of our own for a growing head's start; never written again once its bytes were handed out. */
+  #room: Buffer | null = null;
+  /** `#bytes` is a head's start that holds no end (nor a bare LF LF): new bytes alone need a search. */
+  #headStart = false;
+
+  get held(): boolean { return this.#bytes !== null; }
+
+  clear(): void {
+    this.#bytes = null;
+    this.#room = null;
+  }
+
+  /** Keep `chunk` until more bytes come; `headStart`: splitHead found no end in it. */
+  hold(chunk: Buffer, headStart: boolean): void {
+    this.#bytes = chunk;
+    this.#room = null;
+    this.#headStart = headStart;
+  }
+
+  /**
+   * The held bytes followed by `data`, or null when they are the start of a head whose end cannot be in them yet
+   * (not in `data`, nor across its start, and at most `maxBytes` in all): then all of it stays held.
+   */
+  take(data: Buffer, maxBytes: number): Buffer | null {
+    const held = this.#bytes as Buffer;
+    if (!this.#headStart) {
+      this.clear();
+      return Buffer.concat([held, data]);
+    }
+    const length = held.length + data.length;
+    const edge = Buffer.concat([held.subarray(Math.max(0, held.length - 3)), data.subarray(0, 3)]);
+    const mayEnd = edge.indexOf(HEADER_END) >= 0 || edge.indexOf(LF_LF) >= 0 || data.indexOf(HEADER_END) >= 0 || data.indexOf(LF_LF) >= 0;
+    let room = this.#room;
+    if (room === null || room.length < length) {
+      room = Buffer.allocUnsafe(Math.max(256, 2 * length));
+      held.copy(room, 0);
+    }
+    data.copy(room, held.length);
+    const bytes = room.subarray(0, length);
+    if (mayEnd || length > maxBytes) {
+      this.clear();
+      return bytes;
+    }
+    this.#bytes = bytes;
+    this.#room = room;
+    return null;
+  }
+}
+
+/**
  * A complete head (start line and field lines, up to the empty line) at the
  * start of `chunk`: its text without the final empty line (latin1) and the
  * bytes after it, or null when more are needed. Past `maxBytes` without its

@@ -13,7 +13,7 @@ import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { contentLengthOf } from '../http/field-section.js';
 import { CONTENT_LENGTH_RE } from '../http/fields.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, FieldMemory, H1ParseError, parseFieldLines, splitHead, transferCodings } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, FieldMemory, H1ParseError, HeldBytes, parseFieldLines, splitHead, transferCodings } from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -91,7 +91,7 @@ export class H1ResponseParser {
   #limits: H1ParserLimits;
   #st: St = St.Idle;
   #noBody = false;
-  #buf: Buffer | null = null;
+  readonly #held = new HeldBytes();
   #body: H1BodyDecoder;
   #keepAlive = true;
   /** This connection's last field lines (most repeat from one response to the next). */
@@ -115,15 +115,18 @@ export class H1ResponseParser {
   expect(method: string): void {
     this.#st = St.Head;
     this.#noBody = method === 'HEAD';
-    this.#buf = null;
+    this.#held.clear();
     this.receivedAny = false;
   }
 
   /** Feed bytes. Throws H1ParseError on malformed input. Returns bytes left unconsumed after completion. */
   execute(data: Buffer): Buffer | null {
     if (data.length > 0) this.receivedAny = true;
-    let chunk: Buffer | null = this.#buf ? Buffer.concat([this.#buf, data]) : data;
-    this.#buf = null;
+    let chunk: Buffer | null = data;
+    if (this.#held.held) {
+      chunk = this.#held.take(data, this.#limits.maxHeaderBytes);
+      if (chunk === null) return null;
+    }
     while (chunk && chunk.length > 0) {
       switch (this.#st) {
         case St.Idle:
@@ -154,7 +157,7 @@ export class H1ResponseParser {
   #parseHead(chunk: Buffer): Buffer | null {
     const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields);
     if (!h) {
-      this.#buf = chunk;
+      this.#held.hold(chunk, true);
       return null;
     }
     const { text, rest } = h;

@@ -25,7 +25,7 @@ import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { AUTHORITY_RE, CONTENT_LENGTH_RE, TARGET_RE } from '../http/fields.js';
 import { KNOWN_METHODS } from '../http/methods.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, FieldMemory, firstLine, H1ParseError, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, FieldMemory, firstLine, H1ParseError, HeldBytes, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
 export interface H1RequestHead {
   method: string;
@@ -86,7 +86,7 @@ export class H1RequestParser {
   #h: H1RequestHandler;
   #limits: H1RequestLimits;
   #st: St = St.Head;
-  #buf: Buffer | null = null;
+  readonly #held = new HeldBytes();
   #body: H1BodyDecoder;
   /** Stop after the current message (the session holds the rest until `resume()`). */
   #pauseAfter = false;
@@ -102,7 +102,7 @@ export class H1RequestParser {
   }
 
   /** Between messages: nothing of a next request has been read. */
-  get idle(): boolean { return this.#st === St.Head && this.#buf === null; }
+  get idle(): boolean { return this.#st === St.Head && !this.#held.held; }
   /** A message head arrived and its body (if any) is being read. */
   get inBody(): boolean { return this.#st === St.Body; }
 
@@ -117,8 +117,11 @@ export class H1RequestParser {
    */
   execute(data: Buffer): Buffer | null {
     if (this.#st === St.Stopped) return data;
-    let chunk: Buffer | null = this.#buf ? Buffer.concat([this.#buf, data]) : data;
-    this.#buf = null;
+    let chunk: Buffer | null = data;
+    if (this.#held.held) {
+      chunk = this.#held.take(data, this.#limits.maxHeaderBytes);
+      if (chunk === null) return null;
+    }
     while (chunk && chunk.length > 0) {
       if ((this.#st as St) === St.Stopped) return chunk; // paused or upgraded by a callback
       if (this.#st === St.Head) {
@@ -140,7 +143,7 @@ export class H1RequestParser {
 
   /** The client closed its side: where that leaves the message being read. */
   eof(): 'idle' | 'truncated' {
-    return this.#st === St.Body || (this.#st === St.Head && this.#buf !== null) ? 'truncated' : 'idle';
+    return this.#st === St.Body || (this.#st === St.Head && this.#held.held) ? 'truncated' : 'idle';
   }
 
   #head(chunk: Buffer): Buffer | null {
@@ -151,7 +154,7 @@ export class H1RequestParser {
     if (chunk.length === 0) return null;
     const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'request', this.#fields);
     if (!h) {
-      this.#buf = chunk;
+      this.#held.hold(chunk, true);
       return null;
     }
     const { text, rest } = h;
