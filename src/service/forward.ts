@@ -263,6 +263,7 @@ class Forwarding extends OnceListeners<void> {
         headers: o.headers as HeaderList,
         connectTimeoutMs: upstream.config.pool.connectTimeoutMs ?? 10_000,
         headersTimeoutMs: upstream.config.pool.headersTimeoutMs ?? 30_000,
+        bodyTimeoutMs: upstream.config.pool.bodyTimeoutMs ?? 30_000,
       });
       this.#done(res.status, { tunnel: req.protocol as string });
       return res;

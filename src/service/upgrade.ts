@@ -26,7 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type net from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { firstLine, H1ParseError, parseFieldLines, splitHead } from '../h1/fields.js';
+import { firstLine, H1ParseError, HeldBytes, parseFieldLines, splitHead } from '../h1/fields.js';
 import { H1ResponseParser } from '../h1/parser.js';
 import { connectionNamed, endToEnd, isHopByHop } from '../http/fields.js';
 import type { HeaderList } from '../http/types.js';
@@ -52,6 +52,8 @@ export interface TunnelTarget {
   connectTimeoutMs: number;
   /** The origin's answer (101 or not) must come within this, ms. */
   headersTimeoutMs: number;
+  /** The body of an answer other than 101: at most this long without a byte, ms (0: no limit). */
+  bodyTimeoutMs: number;
 }
 
 export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<ServerResponse> {
@@ -73,6 +75,10 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
     signal: req.signal,
   });
   const origin = conn.socket;
+  // The origin socket's failures (a reset, a timeout) end it with 'close', which each stage below watches: an
+  // 'error' without a listener would end the process (connectTcp's own listener is gone once it connected).
+  let originError: Error | null = null;
+  origin.on('error', (e) => { originError ??= e; });
   // Until the tunnel is spliced, the origin connection is ours to end: when the client leaves (its stream or
   // connection closes, or the 101 can no longer be written to it), it goes too. Spliced, the tunnel ends both.
   let spliced = false;
@@ -93,7 +99,7 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
   origin.write(`${head}\r\n`, 'latin1');
   let answer: Answer;
   try {
-    answer = await readHead(origin, t.headersTimeoutMs);
+    answer = await readHead(origin, t.headersTimeoutMs, () => originError);
   } catch (e) {
     origin.destroy();
     throw e;
@@ -103,7 +109,7 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
       origin.destroy();
       throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin answered the WebSocket upgrade with ${answer.status}, not 101 (RFC 8441 §5: a 2xx would tell the client the tunnel is open)`);
     }
-    return relayAnswer(origin, answer, method);
+    return relayAnswer(origin, answer, method, t.bodyTimeoutMs);
   }
   const fields = new Map(answer.headers);
   if (key !== null && fields.get('sec-websocket-accept') !== createHash('sha1').update(key + WS_GUID).digest('base64')) {
@@ -133,7 +139,7 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
  * length, chunks or the close) with backpressure; the origin connection closes after it (a tunnel's connection
  * never serves again).
  */
-function relayAnswer(origin: net.Socket, answer: Answer, method: string): ServerResponse {
+function relayAnswer(origin: net.Socket, answer: Answer, method: string, bodyTimeoutMs: number): ServerResponse {
   let res: ServerResponse | null = null;
   let complete = false;
   const body = new PushBody(() => origin.resume(), () => origin.pause(), () => origin.destroy());
@@ -143,6 +149,16 @@ function relayAnswer(origin: net.Socket, answer: Answer, method: string): Server
     origin.destroy();
     abortBody(body, e);
   };
+  // An origin that stops mid-body (the socket idle for bodyTimeoutMs, while we read it) fails the answer (504).
+  // Paused by the client's backpressure, the wait is the client's: the deadline starts again.
+  if (bodyTimeoutMs > 0) {
+    origin.on('timeout', () => {
+      if (complete) return;
+      if (origin.isPaused()) origin.setTimeout(bodyTimeoutMs);
+      else fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `origin sent no byte of its answer to the upgrade for ${bodyTimeoutMs} ms`));
+    });
+    origin.setTimeout(bodyTimeoutMs);
+  }
   const parser = new H1ResponseParser({
     onHead: (h) => {
       res = { status: h.status, headers: endToEnd(h.headers), body };
@@ -203,9 +219,9 @@ interface Answer {
 }
 
 /** The origin's response head (status and fields) and the bytes after it, within `timeoutMs`. */
-function readHead(s: net.Socket, timeoutMs: number): Promise<Answer> {
+function readHead(s: net.Socket, timeoutMs: number, socketError: () => Error | null): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
+    const held = new HeldBytes();
     const timer = setTimeout(() => {
       done();
       reject(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `origin did not answer the upgrade within ${timeoutMs} ms`));
@@ -216,10 +232,14 @@ function readHead(s: net.Socket, timeoutMs: number): Promise<Answer> {
       s.off('close', onClose);
     };
     const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d]);
+      const buf = held.held ? held.take(d, MAX_HEAD) : d;
+      if (buf === null) return;
       try {
         const h = splitHead(buf, MAX_HEAD, 'upgrade response');
-        if (!h) return;
+        if (!h) {
+          held.hold(buf, true);
+          return;
+        }
         const [statusLine, fieldsFrom] = firstLine(h.text);
         const m = /^HTTP\/1\.1 (\d{3})(?: .*)?$/.exec(statusLine);
         if (!m) throw new H1ParseError('malformed', `malformed status line ${JSON.stringify(statusLine.slice(0, 60))}`);
@@ -233,7 +253,8 @@ function readHead(s: net.Socket, timeoutMs: number): Promise<Answer> {
     };
     const onClose = (): void => {
       done();
-      reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed before answering the upgrade'));
+      const e = socketError();
+      reject(new OriginlinkError(e ? ErrorCode.SOCKET_RESET : ErrorCode.SOCKET_CLOSED, 'remote', `origin closed before answering the upgrade${e ? ` (${(e as NodeJS.ErrnoException).code ?? e.message})` : ''}`));
     };
     s.on('data', onData);
     s.on('close', onClose);

@@ -81,6 +81,13 @@ beforeAll(async () => {
       oddSeen.push(head);
       const line = head.slice(0, head.indexOf('\r\n'));
       if (line.includes('/odd/silent')) return; // never answers
+      if (line.includes('/odd/reset')) { s.resetAndDestroy(); return; } // a TCP RST instead of an answer
+      if (line.includes('/odd/part-')) {
+        // A refusal whose body stops after 3 of 100 bytes: then a reset, or nothing more.
+        s.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 100\r\n\r\nabc');
+        if (line.includes('/odd/part-reset')) setTimeout(() => s.resetAndDestroy(), 50);
+        return;
+      }
       if (line.includes('/odd/page')) {
         // Not switching: a page, chunked, then the close.
         s.end('HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nlocation: /elsewhere\r\ntransfer-encoding: chunked\r\n\r\n9\r\n<p>no ws \r\n6\r\nhere</\r\n2\r\np>\r\n0\r\n\r\n');
@@ -100,7 +107,7 @@ listeners:
 admin: false
 origins:
   ws: { url: "http://127.0.0.1:${port}", protocol: h1 }
-  odd: { url: "http://127.0.0.1:${(odd.address() as net.AddressInfo).port}", protocol: h1, timeouts: { headersMs: 600 } }
+  odd: { url: "http://127.0.0.1:${(odd.address() as net.AddressInfo).port}", protocol: h1, timeouts: { headersMs: 600, bodyMs: 400 } }
 routes:
   - { path: /ws, origin: ws }
   - { path: /odd, origin: odd }
@@ -260,6 +267,20 @@ describe('tunnels to an origin that does not play along', () => {
     const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/odd/page', ':authority': `localhost:${tls}` });
     expect(await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))))).toBe(502);
     c.close();
+  });
+
+  it('an origin that resets the connection instead of answering, or in the middle of its refusal\'s body, or stalls there: the client gets a 502 or a cut answer, the service keeps serving', async () => {
+    // Before: the origin socket had no 'error' listener between connect and splice — an unhandled 'error' ended the process.
+    expect(await rawFront(up('/odd/reset'))).toMatch(/^HTTP\/1\.1 502 /);
+    const cut = await rawFront(up('/odd/part-reset'));
+    expect(cut).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n[^]*\r\n\r\nabc$/); // the 3 bytes, then the connection closed short of 100
+    // A body that stalls ends after the origin's bodyMs (400), not never.
+    const t0 = Date.now();
+    expect(await rawFront(up('/odd/part-stall'), 5000)).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n[^]*\r\n\r\nabc$/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await until(() => oddOpen === 0);
+    expect(await rawFront(up('/odd/page'))).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
   it('a 101 passes on no field of the origin’s hop (RFC 9110 §7.6.1): Connection-named, Proxy-*, Keep-Alive stay behind', async () => {
