@@ -124,7 +124,11 @@ export function isOriginlinkError(e: unknown): e is OriginlinkError {
   return e instanceof OriginlinkError;
 }
 
-/** Wrap any thrown value into an OriginlinkError, keeping it as `cause`. */
+/**
+ * Wrap any thrown value into an OriginlinkError, keeping it as `cause`. Never retry-safe by itself: the same errno
+ * (ETIMEDOUT, EHOSTUNREACH) comes from a connect and from a connection that carried a request, and only the caller
+ * knows which (tcp.ts and the pool mark a failed connect retry-safe; `socketFailure` is the other side).
+ */
 export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCode.SOCKET_CLOSED): OriginlinkError {
   if (e instanceof OriginlinkError) return e;
   const err = e as NodeJS.ErrnoException | undefined;
@@ -135,13 +139,13 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
     case 'ENETUNREACH':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', msg, { cause: e, retrySafe: true });
+      return new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', msg, { cause: e });
     case 'ECONNRESET':
       return new OriginlinkError(ErrorCode.SOCKET_RESET, 'network', msg, { cause: e });
     case 'EPIPE':
       return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'network', msg, { cause: e });
     case 'ETIMEDOUT':
-      return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', msg, { cause: e, retrySafe: true });
+      return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', msg, { cause: e });
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'SELF_SIGNED_CERT_IN_CHAIN':
@@ -152,4 +156,20 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
     default:
       return new OriginlinkError(fallback, 'network', msg, { cause: e });
   }
+}
+
+/**
+ * An error on an established connection (its socket's 'error'): the connection is lost, whatever the errno says —
+ * a keepalive or retransmission timeout (ETIMEDOUT), an ICMP unreachable (EHOSTUNREACH) or a reset. Requests on it
+ * may have been processed: never retry-safe, never a reason to try the next URL (policy.ts).
+ */
+export function socketFailure(e: unknown): OriginlinkError {
+  if (e instanceof OriginlinkError) return e;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const msg = (e as Error | undefined)?.message ?? String(e);
+  if (code === 'EPIPE') return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'network', msg, { cause: e });
+  if (code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+    return new OriginlinkError(ErrorCode.SOCKET_RESET, 'network', `connection lost: ${msg}`, { cause: e });
+  }
+  return toOriginlinkError(e);
 }

@@ -25,6 +25,13 @@ export type RetryDecision =
   /** `failover`: the next attempt goes to the next URL (the origin could not be reached). */
   | { retry: true; failover: boolean };
 
+/**
+ * How a reused connection fails when the origin closed it as we sent (the stale keep-alive race): the connection
+ * is gone. A timeout, a malformed answer or a stream reset is the origin's answer to this request, not that race:
+ * sent again, a slow origin would get each request 1 + retries times, and the client its 504 that much later.
+ */
+const CONNECTION_LOST: ReadonlySet<string> = new Set([ErrorCode.SOCKET_CLOSED, ErrorCode.SOCKET_RESET, ErrorCode.QUIC_FAILED]);
+
 /** Failures that say nothing reached this URL's server: the next URL is tried, not this one again. */
 const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.TLS_FAILED, ErrorCode.CERT_INVALID]);
 
@@ -34,8 +41,8 @@ const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, Erro
  *    (`1 + maxRetries`, plus one per further URL when failing over), and
  *  - either the failure proves the origin did not process the request
  *    (`retrySafe`: never connected, refused stream, above GOAWAY's last id,
- *    early data rejected), or the request is idempotent and failed on a
- *    reused connection before any response byte (the stale keep-alive race),
+ *    early data rejected), or the request is idempotent and its reused
+ *    connection was lost before any response byte (the stale keep-alive race),
  *    or left as 0-RTT early data on a connection abandoned before its
  *    handshake completed (EARLY_DATA_ABANDONED; same uncertainty, same rule).
  */
@@ -45,7 +52,7 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   if (err.code === ErrorCode.PROXY_AUTH_FAILED) return NO;
   const facts = err.facts;
   const unanswered = r.idempotent && facts !== null && !facts.responseStarted;
-  const staleReuse = unanswered && facts.reused;
+  const staleReuse = unanswered && facts.reused && CONNECTION_LOST.has(err.code);
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
   if (!err.retrySafe && !staleReuse && !abandonedEarly) return NO;
   const failover = r.urls > 1 && UNREACHABLE.has(err.code);

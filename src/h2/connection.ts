@@ -748,7 +748,7 @@ export class H2Connection {
     this.#streams.clear();
     this.#peerOpen = 0;
     this.#sendQueue.clear();
-    for (const s of open) this.#emit({ type: 'reset', streamId: s.id, code: error?.code ?? H2ErrorCode.CANCEL, byPeer: error?.byPeer ?? false });
+    for (const s of open) this.#emit({ type: 'reset', streamId: s.id, code: error?.code ?? H2ErrorCode.CANCEL, byPeer: error?.byPeer ?? false, ...(error ? { message: error.message } : {}), connection: true });
     this.#emit({ type: 'closed', error });
   }
 

@@ -46,7 +46,8 @@ export type H2Event =
   | { type: 'interim'; streamId: number; headers: HeaderList }
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }
   /** The stream ended for us without its end: reset by the peer, or by us for a stream error. */
-  | { type: 'reset'; streamId: number; code: number; byPeer: boolean; message?: string }
+  /** `connection`: the stream ends with its connection (a connection error, or GOAWAY with an error code): the code is the connection's, not a verdict on this stream. */
+  | { type: 'reset'; streamId: number; code: number; byPeer: boolean; message?: string; connection?: true }
   | { type: 'goaway'; lastStreamId: number; code: number; debug: string }
   | { type: 'ping-ack'; data: Uint8Array }
   /** Send credit arrived: queued DATA may go (the driver flushes). */

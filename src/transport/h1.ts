@@ -13,7 +13,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type net from 'node:net';
-import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure } from '../errors.js';
 import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
@@ -102,7 +102,7 @@ export class H1Connection implements PooledConnection {
     );
     readChunks(socket, (d) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
-    socket.on('error', (e) => this.destroy(toOriginlinkError(e)));
+    socket.on('error', (e) => this.destroy(socketFailure(e)));
     socket.on('close', () => this.#onClose());
   }
 

@@ -14,7 +14,7 @@ import type net from 'node:net';
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Connection } from '../h2/connection.js';
 import type { H2Event } from '../h2/types.js';
-import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure } from '../errors.js';
 import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
 import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
@@ -104,7 +104,7 @@ export class H2PooledConnection implements PooledConnection {
       this.#h2.receive(d, now);
       this.#io.flush();
     });
-    socket.on('error', (e) => this.destroy(toOriginlinkError(e)));
+    socket.on('error', (e) => this.destroy(socketFailure(e)));
     socket.on('close', () => this.destroy(this.#ending && this.#flows.size === 0 ? undefined : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
     this.#io.flush();
   }
@@ -255,6 +255,13 @@ export class H2PooledConnection implements PooledConnection {
         const f = this.#flows.get(ev.streamId);
         if (!f) return;
         const started = f.x.body !== null;
+        if (ev.connection) {
+          // The connection ended under the stream (a connection error of either side, GOAWAY with an error code):
+          // RFC 9113 §6.8, a stream at or below GOAWAY's last id may have been processed, whatever the code says.
+          const why = `connection failed before the response ${started ? 'ended' : 'began'}: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
+          f.x.fail(new OriginlinkError(ErrorCode.PROTOCOL_ERROR, 'remote', why, { details: { h2ErrorCode: ev.code, byPeer: ev.byPeer } }), false);
+          return;
+        }
         // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
         const unprocessed = !started && ev.code === H2ErrorCode.REFUSED_STREAM;
         const aboveGoaway = unprocessed && this.#goawayLast !== null && ev.streamId > this.#goawayLast;

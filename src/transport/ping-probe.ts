@@ -5,7 +5,7 @@
  * probe (idle, a draining peer, a stream timeout) is the caller's. Used by
  * the pool's health checks and by the HTTP/2 connections to proxy nodes.
  */
-import { toOriginlinkError, type OriginlinkError } from '../errors.js';
+import { socketFailure, type OriginlinkError } from '../errors.js';
 import type { PooledConnection } from '../http/types.js';
 
 export function pingOrClose(
@@ -21,7 +21,7 @@ export function pingOrClose(
     (e: unknown) => {
       slot.pinging = false;
       if (conn.state === 'closed') return;
-      conn.destroy(onDead(toOriginlinkError(e)));
+      conn.destroy(onDead(socketFailure(e)));
     },
   );
 }

@@ -26,6 +26,13 @@ describe('retryDecision', () => {
     ['ABORTED code', err(ErrorCode.ABORTED, true, NOT_SENT), base, false],
     ['budget spent', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, attempt: 3 }, false],
     ['timeout after the request was sent', err(ErrorCode.HEADERS_TIMEOUT, false, fresh), base, false],
+    ['stale keep-alive, reset (h1) or QUIC closed (h3)', err(ErrorCode.SOCKET_RESET, false, staleReuse), base, true],
+    ['stale keep-alive, QUIC connection closed', err(ErrorCode.QUIC_FAILED, false, staleReuse), base, true],
+    // The origin's answer to this request, not the stale race: sent again, a slow origin gets it 1 + retries times.
+    ['headers timeout on a reused connection', err(ErrorCode.HEADERS_TIMEOUT, false, staleReuse), base, false],
+    ['body timeout on a reused connection', err(ErrorCode.BODY_TIMEOUT, false, staleReuse), base, false],
+    ['our client\'s upload stalled on a reused connection', err(ErrorCode.REQUEST_BODY_TIMEOUT, false, staleReuse), base, false],
+    ['malformed answer on a reused connection', err(ErrorCode.MALFORMED_RESPONSE, false, staleReuse), base, false],
     ['0-RTT request abandoned before the handshake, idempotent', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), base, true],
     ['0-RTT request abandoned before the handshake, POST', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), { ...base, idempotent: false }, false],
     ['0-RTT request abandoned after a response byte', err(ErrorCode.EARLY_DATA_ABANDONED, false, { ...fresh, responseStarted: true }), base, false],
