@@ -157,9 +157,12 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
   const modern = typeof handler.onRequestStart === 'function';
   const ctl = new Controller();
   let settled = false;
+  // The caller's signal (undici's `signal` option) may outlive many requests: its listener goes when this one ends.
+  let unlisten = (): void => {};
   const fail = (e: unknown): void => {
     if (settled) return;
     settled = true;
+    unlisten();
     const err = ctl.reason ?? toUndiciError(e);
     if (modern) handler.onResponseError?.(ctl, err);
     else if (handler.onError) handler.onError(err);
@@ -172,7 +175,11 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
     const sig = opts.signal;
     if (sig) {
       if (sig.aborted) ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted'));
-      else sig.addEventListener('abort', () => ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')));
+      else {
+        const onAbort = (): void => ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted'));
+        sig.addEventListener('abort', onAbort);
+        unlisten = () => sig.removeEventListener('abort', onAbort);
+      }
     }
     if (modern) handler.onRequestStart?.(ctl, {});
     else handler.onConnect?.((reason?: Error) => ctl.abort(reason ?? new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')), {});
@@ -182,7 +189,7 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
     }
     const body = opts.body instanceof Readable ? (opts.body as AsyncIterable<Uint8Array>) : (opts.body ?? null);
     agent.request({ origin, path: opts.path, method: opts.method, headers: dispatchHeaders(opts.headers), body: body as RequestBody, signal: ctl.ac.signal }).then(
-      (res) => deliver(res, ctl, handler, modern, fail, () => { settled = true; }),
+      (res) => deliver(res, ctl, handler, modern, fail, () => { settled = true; unlisten(); }),
       fail,
     );
   } catch (e) {

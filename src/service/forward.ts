@@ -68,6 +68,7 @@ export function statusForError(code: string): 408 | 502 | 503 | 504 {
       return 503;
     case ErrorCode.CONNECT_TIMEOUT:
     case ErrorCode.HEADERS_TIMEOUT:
+    case ErrorCode.BODY_TIMEOUT: // before a head: the origin stopped taking the request body (nginx: 504 too)
       return 504;
     default:
       return 502;

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -110,6 +111,28 @@ describe('fetch() and undici over originlink', () => {
         write(c: Buffer, _e, cb) { (opaque as Buffer[]).push(c); cb(); },
       }));
       expect(sha(Buffer.concat(chunks))).toBe(sha(big));
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('a signal shared by many dispatches keeps no listener of a finished one (a long-lived signal grew one per request)', async () => {
+    const agent = new Agent({ protocol: 'h1' });
+    const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const ac = new AbortController();
+    try {
+      const run = (path: string): Promise<string> => new Promise((resolve, reject) => {
+        let text = '';
+        agent.dispatch({ origin: url, path, method: 'GET', signal: ac.signal }, {
+          onRequestStart: () => {},
+          onResponseStart: () => {},
+          onResponseData: (_c: unknown, chunk: Buffer) => { text += chunk.toString(); },
+          onResponseEnd: () => resolve(text),
+          onResponseError: (_c: unknown, e: Error) => reject(e),
+        } as never);
+      });
+      for (let i = 0; i < 20; i++) expect(await run(`/n${i}`)).toMatch(/^0 /);
+      expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
     } finally {
       await agent.close();
     }

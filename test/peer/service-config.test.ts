@@ -158,6 +158,7 @@ describe('header rules', () => {
     expect(statusForError('OL_QUEUE_FULL')).toBe(503);
     expect(statusForError('OL_HEADERS_TIMEOUT')).toBe(504);
     expect(statusForError('OL_CONNECT_TIMEOUT')).toBe(504);
+    expect(statusForError('OL_BODY_TIMEOUT')).toBe(504); // the origin stopped taking the request body (nginx: 504)
     expect(statusForError('OL_CONNECT_FAILED')).toBe(502);
     expect(statusForError('OL_CERT_INVALID')).toBe(502);
     expect(statusForError('OL_REQUEST_BODY_TIMEOUT')).toBe(408); // the client's body stalled, not the origin
