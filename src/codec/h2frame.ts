@@ -65,7 +65,12 @@ export class H2Error extends WireError {
 }
 
 export type H2Frame =
-  | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean; /** payload octets incl. padding: what flow control counts (§6.9.1) */ flowLength: number }
+  | {
+    type: 'data'; streamId: number; data: Uint8Array; endStream: boolean;
+    /** payload octets incl. padding: what flow control counts (§6.9.1) */ flowLength: number;
+    /** On the last piece of a frame that carried no data octet (padding alone, or nothing): what an empty-frame flood sends. */
+    empty?: true;
+  }
   /** `dependsOn`: the stream dependency of the priority fields (RFC 7540 §5.3, parsed and otherwise ignored), or null. */
   | { type: 'headers'; streamId: number; block: Uint8Array; endStream: boolean; endHeaders: boolean; dependsOn: number | null }
   | { type: 'priority'; streamId: number; dependsOn: number }
@@ -81,7 +86,7 @@ export type H2Frame =
    * A frame that breaks a rule of its stream alone (a zero WINDOW_UPDATE increment, a PRIORITY not 5 bytes long):
    * a stream error (§5.4.2) in its place among the frames, so the frames before and after it are still handled.
    */
-  | { type: 'stream-error'; streamId: number; code: number; message: string };
+  | { type: 'stream-error'; streamId: number; code: number; message: string; frameType: number };
 
 const EMPTY = new Uint8Array(0);
 const protocol = (msg: string, streamId: number | null = null): H2Error => new H2Error(H2ErrorCode.PROTOCOL_ERROR, msg, streamId);
@@ -104,7 +109,7 @@ export class H2FrameReader {
   #offset = 0;
   #len = 0;
   /** The DATA frame being streamed out: payload octets left (padding included), padding left at its end. */
-  #data: { streamId: number; remaining: number; padLeft: number; needPadLen: boolean; endStream: boolean; payload: number } | null = null;
+  #data: { streamId: number; remaining: number; padLeft: number; needPadLen: boolean; endStream: boolean; payload: number; dataBytes: number } | null = null;
 
   push(chunk: Uint8Array): H2Frame[] {
     if (chunk.length === 0) return [];
@@ -137,10 +142,10 @@ export class H2FrameReader {
         if (streamId === 0) throw protocol('DATA on stream 0'); // §6.1
         const padded = (flags & H2Flag.PADDED) !== 0;
         if (padded && len < 1) throw frameSize('padded frame without a pad length');
-        this.#data = { streamId, remaining: len, padLeft: 0, needPadLen: padded, endStream: (flags & H2Flag.END_STREAM) !== 0, payload: len };
+        this.#data = { streamId, remaining: len, padLeft: 0, needPadLen: padded, endStream: (flags & H2Flag.END_STREAM) !== 0, payload: len, dataBytes: 0 };
         if (len === 0) {
           this.#data = null;
-          out.push({ type: 'data', streamId, data: EMPTY, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: 0 });
+          out.push({ type: 'data', streamId, data: EMPTY, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: 0, empty: true });
         }
         continue;
       }
@@ -151,7 +156,7 @@ export class H2FrameReader {
         out.push(parseFrame(type, flags, streamId, payload));
       } catch (e) {
         if (!(e instanceof H2Error) || e.streamId === null) throw e;
-        out.push({ type: 'stream-error', streamId: e.streamId, code: e.wireCode, message: e.message });
+        out.push({ type: 'stream-error', streamId: e.streamId, code: e.wireCode, message: e.message, frameType: type });
       }
     }
     return out;
@@ -181,6 +186,7 @@ export class H2FrameReader {
       const n = Math.min(dataLeft, first.length - this.#offset);
       data = this.#take(n);
       d.remaining -= n;
+      d.dataBytes += n;
       flow += n;
     }
     if (d.remaining === d.padLeft && d.padLeft > 0 && this.#len > 0) {
@@ -193,7 +199,8 @@ export class H2FrameReader {
     const done = d.remaining === 0;
     if (data.length === 0 && flow === 0 && !done) return false;
     if (done) this.#data = null;
-    out.push({ type: 'data', streamId: d.streamId, data, endStream: done && d.endStream, flowLength: flow });
+    if (done && d.dataBytes === 0) out.push({ type: 'data', streamId: d.streamId, data, endStream: d.endStream, flowLength: flow, empty: true });
+    else out.push({ type: 'data', streamId: d.streamId, data, endStream: done && d.endStream, flowLength: flow });
     return true;
   }
 
@@ -269,6 +276,7 @@ function parseFrame(type: number, flags: number, streamId: number, p: Uint8Array
     case H2FrameType.DATA: {
       if (streamId === 0) throw protocol('DATA on stream 0'); // §6.1
       const data = unpad(p, flags, 0);
+      if (data.length === 0) return { type: 'data', streamId, data, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: p.length, empty: true };
       return { type: 'data', streamId, data, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: p.length };
     }
     case H2FrameType.HEADERS: {

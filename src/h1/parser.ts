@@ -13,6 +13,7 @@ import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { contentLengthOf } from '../http/field-section.js';
 import { CONTENT_LENGTH_RE } from '../http/fields.js';
+import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, FieldMemory, H1ParseError, HeldBytes, parseFieldLines, splitHead, transferCodings } from './fields.js';
 
 export { H1ParseError } from './fields.js';
@@ -92,6 +93,8 @@ export class H1ResponseParser {
   #st: St = St.Idle;
   #noBody = false;
   readonly #held = new HeldBytes();
+  /** Interim (1xx) responses to the current request (MAX_INTERIM_RESPONSES). */
+  #interims = 0;
   #body: H1BodyDecoder;
   #keepAlive = true;
   /** This connection's last field lines (most repeat from one response to the next). */
@@ -116,6 +119,7 @@ export class H1ResponseParser {
     this.#st = St.Head;
     this.#noBody = method === 'HEAD';
     this.#held.clear();
+    this.#interims = 0;
     this.receivedAny = false;
   }
 
@@ -187,6 +191,7 @@ export class H1ResponseParser {
         // follows on this connection is not its answer (llhttp stops there too).
         if (n === 'connection' && (connectionOptions(v) & CONN_CLOSE) !== 0) throw new H1ParseError('malformed', `Connection: close in an interim ${status} response`);
       }
+      if (++this.#interims > MAX_INTERIM_RESPONSES) throw new H1ParseError('malformed', `more than ${MAX_INTERIM_RESPONSES} interim responses`);
       this.#h.onInterim?.(status, headers);
       return rest;
     }

@@ -20,12 +20,13 @@ import { IdMap } from '../util/id-map.js';
 import { H2ErrorCode } from '../codec/errors.js';
 import {
   CLIENT_PREFACE, dataFrameHeader, encodeGoaway, encodeHeaders, encodePing, encodeRstStream, encodeSettings, encodeWindowUpdate,
-  H2Error, H2FrameReader, H2Setting, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, type H2Frame,
+  H2Error, H2FrameReader, H2FrameType, H2Setting, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, type H2Frame,
 } from '../codec/h2frame.js';
 import { HpackDecoder } from '../codec/hpack/decoder.js';
 import { HpackEncoder } from '../codec/hpack/encoder.js';
 import { HpackError } from '../codec/errors.js';
 import { checkFieldSection, contentLengthOf, type SectionKind } from '../http/field-section.js';
+import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { FloodGuard } from './floods.js';
 import { H2Stream } from './stream.js';
@@ -38,6 +39,8 @@ const MAX_STREAM_ID = 2 ** 31 - 1;
 /** Reset streams remembered (§5.1 "closed" treats late frames by how a stream closed). */
 const RESET_MEMORY = 4096;
 /** Ranges of stream ids the peer skipped (never opened), remembered. */
+/** Entries in one SETTINGS frame we take (nghttp2's default `max_settings`). */
+const MAX_SETTINGS_ENTRIES = 32;
 const SKIPPED_MEMORY = 64;
 
 /**
@@ -53,6 +56,8 @@ export class H2Connection {
   readonly role: 'client' | 'server';
   #listener: H2Listener = () => {};
   #out: Uint8Array[] = [];
+  /** DATA octets in `#out`. */
+  #outData = 0;
   #reader = new H2FrameReader();
   /** The receive call's clock (performance.now() ms): the flood windows of what its frames make us send. */
   #now = 0;
@@ -141,7 +146,13 @@ export class H2Connection {
   takeOutput(): Uint8Array[] {
     const o = this.#out;
     this.#out = [];
+    this.#outData = 0;
     return o;
+  }
+
+  /** DATA octets in the output not yet taken (the driver's socket has not seen them). */
+  get outputData(): number {
+    return this.#outData;
   }
 
   // ---- sending ----
@@ -242,10 +253,15 @@ export class H2Connection {
     const credit = Math.min(n, s.unconsumed);
     s.unconsumed -= credit;
     this.#creditConnection(credit);
+    this.#creditStream(s, credit);
+  }
+
+  /** `n` octets of the stream's window given back: a WINDOW_UPDATE once half a window is owed (§6.9). */
+  #creditStream(s: H2Stream, n: number): void {
     if (s.remoteClosed) return;
-    s.recvUnacked += credit;
+    s.recvUnacked += n;
     if (s.recvUnacked >= this.#windowSize / 2) {
-      this.#out.push(encodeWindowUpdate(streamId, s.recvUnacked));
+      this.#out.push(encodeWindowUpdate(s.id, s.recvUnacked));
       s.recvWindow += s.recvUnacked;
       s.recvUnacked = 0;
     }
@@ -320,6 +336,11 @@ export class H2Connection {
     }
     switch (f.type) {
       case 'stream-error':
+        // §5.1: on an idle stream only HEADERS and PRIORITY may come; anything else (a zero WINDOW_UPDATE on a stream
+        // never opened) is a connection error, not one more RST_STREAM the peer makes us send.
+        if (f.frameType !== H2FrameType.PRIORITY && f.frameType !== H2FrameType.HEADERS && !this.#streams.has(f.streamId) && this.#stateOf(f.streamId) === 'idle') {
+          throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `${f.message} on idle stream ${f.streamId}`);
+        }
         return this.#streamError(f.streamId, f.code, f.message);
       case 'settings':
         return this.#onSettings(f, now);
@@ -328,7 +349,7 @@ export class H2Connection {
       case 'continuation':
         return this.#onContinuation(f.streamId, f.block, f.endHeaders);
       case 'data':
-        return this.#onData(f.streamId, f.data, f.endStream, f.flowLength, now);
+        return this.#onData(f.streamId, f.data, f.endStream, f.flowLength, f.empty === true, now);
       case 'window-update':
         return this.#onWindowUpdate(f.streamId, f.increment);
       case 'rst-stream':
@@ -364,10 +385,18 @@ export class H2Connection {
       return;
     }
     this.#floods.count('settings', now);
+    // A frame holds up to 2,730 entries where 7 are defined: nghttp2 refuses more than 32 (CVE-2020-11080, a
+    // SETTINGS frame that costs the receiver far more than the sender); so do we.
+    if (f.settings.length > MAX_SETTINGS_ENTRIES) throw new H2Error(H2ErrorCode.ENHANCE_YOUR_CALM, `SETTINGS frame with ${f.settings.length} entries (at most ${MAX_SETTINGS_ENTRIES})`);
+    // HEADER_TABLE_SIZE rebuilds the encoder's table: once for the frame's smallest value and once for its last
+    // (RFC 7541 §4.2: the next block signals both), not once per entry.
+    let tableMin = -1;
+    let tableLast = -1;
     for (const [id, value] of f.settings) {
       switch (id) {
         case H2Setting.HEADER_TABLE_SIZE:
-          this.#encoder.setPeerMaxTableSize(value);
+          tableMin = tableMin < 0 ? value : Math.min(tableMin, value);
+          tableLast = value;
           break;
         case H2Setting.MAX_CONCURRENT_STREAMS:
           this.#peerMaxConcurrent = value;
@@ -397,6 +426,10 @@ export class H2Connection {
         default:
           break; // §6.5.2: unknown settings are ignored
       }
+    }
+    if (tableMin >= 0) {
+      if (tableMin < tableLast) this.#encoder.setPeerMaxTableSize(tableMin);
+      this.#encoder.setPeerMaxTableSize(tableLast);
     }
     this.#out.push(encodeSettings([], true));
     const first = !this.#peerSettingsSeen;
@@ -483,6 +516,7 @@ export class H2Connection {
       if (/^1\d\d$/.test(status) && status !== '101') {
         // §8.1: interim responses before the final one; an interim with END_STREAM is malformed.
         if (b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'interim response with END_STREAM');
+        if (++s.interims > MAX_INTERIM_RESPONSES) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `more than ${MAX_INTERIM_RESPONSES} interim responses`);
         const bad = checkFieldSection(headers, 'response', false, true);
         if (bad) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `interim response: ${bad}`); // §8.1.1 malformed
         this.#emit({ type: 'interim', streamId: id, headers });
@@ -509,11 +543,12 @@ export class H2Connection {
     this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed, contentLength: isTrailers ? null : s.expectedLength });
   }
 
-  #onData(id: number, data: Uint8Array, endStream: boolean, flowLength: number, now: number): void {
+  #onData(id: number, data: Uint8Array, endStream: boolean, flowLength: number, empty: boolean, now: number): void {
     // Connection flow control counts every DATA frame, whatever becomes of its stream (§6.9).
     this.#recvWindow -= flowLength;
     if (this.#recvWindow < 0) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'connection receive window exceeded');
-    if (flowLength === 0 && !endStream) this.#floods.count('emptyData', now);
+    // A frame without a data octet and without END_STREAM carries nothing (padding alone included): a flood's frame.
+    if (empty && !endStream) this.#floods.count('emptyData', now);
     const s = this.#streams.get(id);
     if (!s || s.remoteClosed) {
       this.#creditConnection(flowLength);
@@ -524,8 +559,12 @@ export class H2Connection {
     if (!s.headSeen) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA before HEADERS');
     s.recvWindow -= flowLength;
     if (s.recvWindow < 0) return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream receive window exceeded');
-    // Padding is credited at once; the data when the application consumed it.
-    if (flowLength > data.length) this.#creditConnection(flowLength - data.length);
+    // Padding is credited at once, to the connection and to the stream (nobody consumes it: kept from the stream's
+    // window, a peer that pads stalled the stream after a window's worth of padding); the data when the reader took it.
+    if (flowLength > data.length) {
+      this.#creditConnection(flowLength - data.length);
+      this.#creditStream(s, flowLength - data.length);
+    }
     s.received += data.length;
     s.unconsumed += data.length;
     // RFC 9110 §6.4.1, RFC 9113 §8.1.1: content on a response that has none is malformed.
@@ -604,6 +643,7 @@ export class H2Connection {
         this.#sendWindow -= chunk.data.length;
         this.#out.push(dataFrameHeader(s.id, chunk.data.length, chunk.end));
         if (chunk.data.length) this.#out.push(chunk.data);
+        this.#outData += chunk.data.length;
         progress = true;
         any = true;
         if (chunk.end) {
@@ -724,9 +764,13 @@ export class H2Connection {
     this.#emit({ type: 'reset', streamId: id, code, byPeer: false, message });
   }
 
-  /** A reset the client's frames made us send, counted with its own resets (server role; see #streamError). */
+  /**
+   * A reset the peer's frames made us send, counted with a client's own resets (see #streamError). A client role
+   * counts them too: an origin can make us answer frame after frame just the same (and its own resets are not
+   * counted there, RFC 9113 §8.1 early answers).
+   */
   #countOwnReset(): void {
-    if (this.role === 'server') this.#floods.count('resets', this.#now);
+    this.#floods.count('resets', this.#now);
   }
 
   #connectionError(e: H2Error): void {

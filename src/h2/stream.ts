@@ -17,6 +17,8 @@ export class H2Stream {
   stopAfterEnd = false;
   /** A final head arrived (a second header block is trailers). */
   headSeen = false;
+  /** Interim (1xx) heads received before it (MAX_INTERIM_RESPONSES). */
+  interims = 0;
   /** Opened by the peer (counts against our SETTINGS_MAX_CONCURRENT_STREAMS). */
   peerOpened = false;
   requestMethod: string | null = null;

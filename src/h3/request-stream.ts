@@ -15,6 +15,7 @@ import { FrameParser, type FrameEvent } from '../codec/h3frame.js';
 import { H3Error, H3ErrorCode, type H3ErrorCodeValue } from '../codec/errors.js';
 import type { HeaderList } from '../http/types.js';
 import { checkFieldSection, contentLengthOf, fieldSectionSize, statusOf } from '../http/field-section.js';
+import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { H3Event } from './types.js';
 
 export interface StreamSink {
@@ -33,6 +34,8 @@ export class RequestStream {
   readonly #server: boolean;
   readonly #parser: FrameParser;
   readonly #maxFieldSectionSize: number;
+  /** Interim (1xx) responses received (client role; MAX_INTERIM_RESPONSES). */
+  #interims = 0;
   #phase: Phase = 'head';
   #queue: FrameEvent[] = [];
   #blocked = false;
@@ -168,6 +171,7 @@ export class RequestStream {
       const status = statusOf(headers);
       if (status < 200) {
         if (endHere) throw streamError(H3ErrorCode.MESSAGE_ERROR, 'stream ended after an interim response');
+        if (++this.#interims > MAX_INTERIM_RESPONSES) throw streamError(H3ErrorCode.EXCESSIVE_LOAD, `more than ${MAX_INTERIM_RESPONSES} interim responses`);
         sink.emit({ type: 'headers', streamId: this.id, headers, end: false });
         return false;
       }

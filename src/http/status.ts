@@ -16,3 +16,11 @@ const REASONS: Record<number, string> = {
 export function reasonPhrase(status: number): string {
   return REASONS[status] ?? '';
 }
+
+/**
+ * Interim (1xx) responses taken before a final one, per request, on every protocol. RFC 9110 §15.2 sets no
+ * number; each is forwarded to our client (103 Early Hints), and over HTTP/2 and HTTP/3 a 25-byte block of table
+ * references decodes to a maximal field section: without a bound an origin multiplied its bytes thousands of times
+ * on their way to the client.
+ */
+export const MAX_INTERIM_RESPONSES = 16;

@@ -49,9 +49,6 @@ export interface H2SessionOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Bytes of ours the client has not read past which we stop reading its frames (it makes us send more with each). */
-const OUTPUT_PAUSE_BYTES = 4 * 1024 * 1024;
-
 interface Incoming extends H2Flow {
   /** null for a request that ended with its HEADERS (a GET): its handler gets an ended body made when first read. */
   body: PushBody | null;
@@ -70,8 +67,6 @@ export class H2ServerSession {
   #scheme: 'https' | 'http';
   /** Requests in flight by stream id (IdMap, not Map: see util/id-map.ts). */
   #streams = new IdMap<Incoming>();
-  /** Reads stopped until our output drains (see OUTPUT_PAUSE_BYTES). */
-  #readPaused = false;
   /** Requests whose head arrived in the read being processed (see #dispatch). */
   #arrived: Array<[number, Incoming, ServerRequest]> = [];
   #writers: Array<() => void> = [];
@@ -92,23 +87,14 @@ export class H2ServerSession {
       ...(opts.enableConnectProtocol ? { enableConnectProtocol: true } : {}),
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
-    this.#io = new H2Wire(this.#h2, socket);
+    this.#io = new H2Wire(this.#h2, socket, () => { if (this.#writers.length) for (const w of this.#writers.splice(0)) w(); });
     this.#h2.on((ev) => this.#onEvent(ev));
     socket.setNoDelay(true);
     readChunks(socket, (d) => {
       this.#h2.receive(d, performance.now());
       this.#dispatch();
       this.#io.flush();
-      // A client that does not read what it makes us send (answers to its PINGs, SETTINGS and resets, responses) is
-      // not read either until that drains: memory per connection stays bounded (RFC 9113 §10.5).
-      if (socket.writableLength > OUTPUT_PAUSE_BYTES && !this.#readPaused) {
-        this.#readPaused = true;
-        socket.pause();
-        socket.once('drain', () => {
-          this.#readPaused = false;
-          if (!this.#closed) socket.resume();
-        });
-      }
+      this.#io.checkOutput();
     });
     socket.on('error', () => { /* 'close' follows */ });
     socket.on('close', () => this.#gone(clientClosed));
@@ -311,7 +297,7 @@ export class H2ServerSession {
       write: (c) => {
         this.#h2.data(id, c, false);
         this.#io.flush();
-        return this.#h2.pending(id) <= WRITE_HIGH_WATER;
+        return this.#h2.pending(id) <= WRITE_HIGH_WATER && !this.#io.congested;
       },
       room: () => this.#sendable(id, gone),
     }, gone);
@@ -322,12 +308,14 @@ export class H2ServerSession {
     const limit = this.#opts.sendTimeoutMs ?? 60_000;
     let since = performance.now();
     let last = this.#h2.pending(id);
-    while (!gone() && this.#h2.pending(id) > WRITE_HIGH_WATER) {
+    let drains = this.#io.drains;
+    while (!gone() && (this.#h2.pending(id) > WRITE_HIGH_WATER || this.#io.congested)) {
       const timer = limit > 0 ? setTimeout(() => { for (const w of this.#writers.splice(0)) w(); }, Math.max(1, limit - (performance.now() - since))) : null;
       await new Promise<void>((r) => this.#writers.push(r));
       if (timer) clearTimeout(timer);
+      // Progress: the stream's queue shrank, or the socket took what it held (the client reads, if slowly).
       const now = this.#h2.pending(id);
-      if (now < last) { since = performance.now(); last = now; }
+      if (now < last || this.#io.drains !== drains) { since = performance.now(); last = now; drains = this.#io.drains; }
       if (limit > 0 && performance.now() - since >= limit) return false;
     }
     return true;
@@ -349,7 +337,7 @@ export class H2ServerSession {
         if (gone()) return cb(new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'tunnel stream closed'));
         this.#h2.data(id, chunk, false);
         this.#io.flush();
-        if (this.#h2.pending(id) > WRITE_HIGH_WATER) this.#writers.push(() => cb());
+        if (this.#h2.pending(id) > WRITE_HIGH_WATER || this.#io.congested) this.#writers.push(() => cb());
         else cb();
       },
       final: (cb) => {

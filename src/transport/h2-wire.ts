@@ -17,6 +17,16 @@ export interface H2Flow {
   paused: boolean;
 }
 
+/** Bytes of ours the peer has not read past which we stop reading its frames (it makes us send more with each). */
+const OUTPUT_PAUSE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Bytes the socket may hold unsent before writers of stream data wait for its 'drain' (`congested`). Credit alone
+ * does not bound them: a peer that grants 2^31 − 1 of window and reads nothing had a whole origin body (or a
+ * client's whole upload) queued in our memory.
+ */
+const SOCKET_HIGH_WATER = 1024 * 1024;
+
 /** Output pieces this large are written as they are, not copied into the turn's buffer (see flushNow). */
 const BY_REFERENCE = 4096;
 
@@ -24,10 +34,28 @@ export class H2Wire {
   #h2: H2Connection;
   #socket: net.Socket;
   #queued = false;
+  /** Reads stopped until our output drains (checkOutput). */
+  #readPaused = false;
 
-  constructor(h2: H2Connection, socket: net.Socket) {
+  /** 'drain' events of the socket so far: a writer waiting on `congested` saw progress when this moved. */
+  drains = 0;
+
+  /** `onDrain`: the socket took its queue (writers waiting on `congested` may go on). */
+  constructor(h2: H2Connection, socket: net.Socket, onDrain: () => void) {
     this.#h2 = h2;
     this.#socket = socket;
+    socket.on('drain', () => {
+      this.drains++;
+      onDrain();
+    });
+  }
+
+  /**
+   * More than SOCKET_HIGH_WATER waits in the socket, or in this turn's output on its way there: stream data waits
+   * for the socket's 'drain' (the peer reads slowly).
+   */
+  get congested(): boolean {
+    return this.#socket.writableLength + this.#h2.outputData > SOCKET_HIGH_WATER;
   }
 
   /** Queue one write of the state machine's output for the end of this turn. */
@@ -65,6 +93,22 @@ export class H2Wire {
     }
     if (from < out.length) s.write(out.length - from === 1 ? out[from]! : Buffer.concat(out.slice(from)));
     s.uncork();
+  }
+
+  /**
+   * After a read was handled: a peer that does not read what it makes us send (answers to its PINGs, SETTINGS
+   * and resets; responses, requests) is not read either until that drains, so our memory per connection stays
+   * bounded (RFC 9113 §10.5). Both roles: a client and an origin can each do it.
+   */
+  checkOutput(): void {
+    const s = this.#socket;
+    if (this.#readPaused || s.writableLength <= OUTPUT_PAUSE_BYTES) return;
+    this.#readPaused = true;
+    s.pause();
+    s.once('drain', () => {
+      this.#readPaused = false;
+      if (!s.destroyed) s.resume();
+    });
   }
 
   /** `n` bytes of DATA reached the reader: credit them now unless it is paused. */

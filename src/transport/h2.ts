@@ -96,13 +96,14 @@ export class H2PooledConnection implements PooledConnection {
     this.#scheme = scheme;
     this.#cert = cert;
     this.#h2 = new H2Connection({ role: 'client', windowSize: opts.windowSize, connectionWindowSize: 4 * opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize });
-    this.#io = new H2Wire(this.#h2, socket);
+    this.#io = new H2Wire(this.#h2, socket, () => { if (this.#writers.length) for (const w of this.#writers.splice(0)) w(); });
     this.#h2.on((ev) => this.#onEvent(ev));
     readChunks(socket, (d) => {
       const now = performance.now();
       this.lastReadAt = now;
       this.#h2.receive(d, now);
       this.#io.flush();
+      this.#io.checkOutput();
     });
     socket.on('error', (e) => this.destroy(socketFailure(e)));
     socket.on('close', () => this.destroy(this.#ending && this.#flows.size === 0 ? undefined : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
@@ -180,7 +181,7 @@ export class H2PooledConnection implements PooledConnection {
         write: (c) => {
           this.#h2.data(sid, c, false);
           this.#io.flush();
-          return this.#h2.pending(sid) < WRITE_HIGH_WATER;
+          return this.#h2.pending(sid) < WRITE_HIGH_WATER && !this.#io.congested;
         },
         drain: () => new Promise<void>((r) => this.#writers.push(r)),
         end: () => {
@@ -271,7 +272,8 @@ export class H2PooledConnection implements PooledConnection {
         return;
       }
       case 'goaway':
-        this.#goawayLast = ev.lastStreamId;
+        // §6.8: the last id may only go down; a later GOAWAY naming a higher one changes nothing.
+        this.#goawayLast = Math.min(ev.lastStreamId, this.#goawayLast ?? ev.lastStreamId);
         if (this.#state === 'ready') this.#state = 'draining';
         this.#emit({ type: 'goaway', lastStreamId: ev.lastStreamId });
         // Nothing in flight (an idle connection): no stream's end will close it; it can carry nothing more, so

@@ -153,4 +153,81 @@ describe('misbehaving HTTP/2 origins', () => {
     agent.destroy();
     silent.close();
   });
+
+  it('an origin that reads none of what we send is not read either while more than 4 MiB of ours waits (our memory per connection stays bounded)', async () => {
+    // Raw h2 with prior knowledge: windows as large as they go, then it stops reading; its PINGs keep coming.
+    const frame = rawFrame;
+    let originSock: net.Socket | null = null;
+    const sink = net.createServer((sock) => {
+      originSock = sock;
+      sock.on('error', () => {});
+      const big = Buffer.alloc(6); big.writeUInt16BE(0x4, 0); big.writeUInt32BE(0x7fffffff, 2); // INITIAL_WINDOW_SIZE
+      const inc = Buffer.alloc(4); inc.writeUInt32BE(0x7fffffff - 65_535);
+      sock.write(Buffer.concat([frame(0x4, 0, 0, big), frame(0x8, 0, 0, inc), frame(0x4, 0x1, 0)]));
+      sock.once('data', () => sock.pause()); // the preface and the first frames, then nothing more
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const agent = new Agent({ protocol: 'h2', maxRetries: 0, pool: { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 } });
+    try {
+      // More than the kernel's socket buffers on loopback take (several MiB each way), so the rest waits in ours.
+      const upload = agent.request({ url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`, method: 'POST', body: Buffer.alloc(48 * 1024 * 1024, 1) });
+      upload.catch(() => {});
+      const ours = async (): Promise<net.Socket> => {
+        for (let i = 0; i < 300; i++) {
+          const o = originSock as net.Socket | null;
+          const found = o && (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+            .find((h): h is net.Socket => h instanceof net.Socket && h.localPort === o.remotePort && h !== o);
+          if (found && found.writableLength > 4 * 1024 * 1024) return found;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        throw new Error('the upload never filled our side');
+      };
+      const mine = await ours();
+      const ping = frame(0x6, 0, 0, Buffer.alloc(8, 7));
+      (originSock as unknown as net.Socket).write(ping); // a read: our side sees its output waiting, and stops reading
+      await new Promise((r) => setTimeout(r, 100));
+      expect(mine.isPaused()).toBe(true);
+      const readBefore = mine.bytesRead;
+      for (let i = 0; i < 20; i++) (originSock as unknown as net.Socket).write(ping);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(mine.bytesRead).toBe(readBefore); // nothing of the origin's taken (its 20 PINGs would make 20 answers)
+      (originSock as unknown as net.Socket).resume(); // the origin reads again: our output drains, and we read again
+      for (let i = 0; i < 300 && mine.isPaused(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(mine.isPaused()).toBe(false);
+    } finally {
+      await agent.destroy();
+      sink.close();
+    }
+  });
+
+  it('an upload to an origin that grants all the window there is and reads nothing is pulled from its source only as the socket takes it', async () => {
+    const frame = rawFrame;
+    const socks: net.Socket[] = [];
+    const sink = net.createServer((sock) => {
+      socks.push(sock);
+      sock.on('error', () => {});
+      const big = Buffer.alloc(6); big.writeUInt16BE(0x4, 0); big.writeUInt32BE(0x7fffffff, 2);
+      const inc = Buffer.alloc(4); inc.writeUInt32BE(0x7fffffff - 65_535);
+      sock.write(Buffer.concat([frame(0x4, 0, 0, big), frame(0x8, 0, 0, inc), frame(0x4, 0x1, 0)]));
+      sock.once('data', () => sock.pause());
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const agent = new Agent({ protocol: 'h2', maxRetries: 0, pool: { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 } });
+    let made = 0;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      while (made < 64 << 20) { made += 65536; yield Buffer.alloc(65536, 2); }
+    }
+    try {
+      const upload = agent.request({ url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`, method: 'POST', body: source() });
+      upload.catch(() => {});
+      let last = -1;
+      for (let i = 0; i < 30 && made !== last; i++) { last = made; await new Promise((r) => setTimeout(r, 200)); }
+      expect(made).toBeGreaterThan(1 << 20);
+      expect(made).toBeLessThan(16 << 20); // was all 64 MiB: credit alone let the whole upload into our memory
+    } finally {
+      await agent.destroy();
+      for (const s of socks) s.destroy();
+      sink.close();
+    }
+  });
 });

@@ -16,8 +16,9 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { CLIENT_PREFACE, H2FrameReader, encodeHeaders, encodeRstStream, encodeSettings, type H2Frame } from '../../src/codec/h2frame.js';
+import { CLIENT_PREFACE, H2FrameReader, encodeHeaders, encodeRstStream, encodeSettings, encodeWindowUpdate, type H2Frame } from '../../src/codec/h2frame.js';
 import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
@@ -296,6 +297,38 @@ describe('a client that reads nothing of what it makes us send', () => {
       while (handled !== last && Date.now() - t0 < 10_000) { last = handled; await new Promise((r) => setTimeout(r, 300)); }
       expect(handled).toBeGreaterThan(100);
       expect(handled).toBeLessThan(N); // without the pause: every one of them, the answers piling up in our memory
+    } finally {
+      sock.destroy();
+      await server.close(100);
+    }
+  });
+
+  it('that grants all the window there is: a body is made only as fast as the socket takes it (credit alone let the whole body into our memory)', { timeout: 20_000 }, async () => {
+    let made = 0;
+    const server = await startH2Server({ handler: () => {
+      const body = new Readable({
+        read() {
+          if (made >= 64 << 20) { this.push(null); return; }
+          made += 65536;
+          this.push(Buffer.alloc(65536, 0x62));
+        },
+      });
+      return { status: 200, headers: [['content-length', String(64 << 20)]], body };
+    } });
+    const sock = net.connect(server.address.port, '127.0.0.1');
+    try {
+      await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+      sock.on('error', () => {});
+      sock.pause(); // never read
+      const max = 0x7fffffff;
+      sock.write(Buffer.concat([CLIENT_PREFACE, encodeSettings([[0x4, max]]), encodeWindowUpdate(0, max - 65_535),
+        ...encodeHeaders(1, new HpackEncoder().encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', '/big']]), true, 16_384)]));
+      let last = -1;
+      const t0 = Date.now();
+      while (made !== last && Date.now() - t0 < 10_000) { last = made; await new Promise((r) => setTimeout(r, 300)); }
+      // The kernel's buffers both ways (a few MiB on loopback), our socket's 1 MiB and the stream's 256 KiB: far from 64.
+      expect(made).toBeGreaterThan(1 << 20);
+      expect(made).toBeLessThan(16 << 20); // 4.3 MiB here
     } finally {
       sock.destroy();
       await server.close(100);

@@ -257,16 +257,23 @@ describe('concurrency and shutdown', () => {
   });
 });
 
-/** Raw frames from a hand-driven client, to break rules our own client never breaks. */
-function rawClient(so: Partial<H2ConnectionOptions> = {}): { server: H2Connection; events: H2Event[]; send: (...frames: Uint8Array[]) => void; out: () => Buffer; enc: HpackEncoder; now: { t: number } } {
-  const server = new H2Connection({ role: 'server', ...so });
+interface HandDriven { events: H2Event[]; send: (...frames: Uint8Array[]) => void; out: () => Buffer; enc: HpackEncoder; now: { t: number } }
+
+/** One of our connections facing a peer driven by hand (its greeting sent, our first output dropped). */
+function handDriven(conn: H2Connection, greeting: Uint8Array[]): HandDriven {
   const events: H2Event[] = [];
-  server.on((e) => events.push(e));
+  conn.on((e) => events.push(e));
   const now = { t: 0 };
-  const send = (...frames: Uint8Array[]): void => server.receive(Buffer.concat(frames), now.t);
-  send(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), encodeSettings([]));
-  server.takeOutput();
-  return { server, events, send, out: () => Buffer.concat(server.takeOutput()), enc: new HpackEncoder(), now };
+  const send = (...frames: Uint8Array[]): void => conn.receive(Buffer.concat(frames), now.t);
+  send(...greeting);
+  conn.takeOutput();
+  return { events, send, out: () => Buffer.concat(conn.takeOutput()), enc: new HpackEncoder(), now };
+}
+
+/** Raw frames from a hand-driven client, to break rules our own client never breaks. */
+function rawClient(so: Partial<H2ConnectionOptions> = {}): HandDriven & { server: H2Connection } {
+  const server = new H2Connection({ role: 'server', ...so });
+  return { server, ...handDriven(server, [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), encodeSettings([])]) };
 }
 
 const frame = rawFrame;
@@ -420,5 +427,101 @@ describe('protections (server role)', () => {
     const c = rawClient({ maxConcurrentStreams: 2 });
     for (const id of [1, 3, 5]) c.send(frame(H2FrameType.HEADERS, 0x4, id, c.enc.encode(post())));
     expect(rstCodes(c.out())).toEqual([H2ErrorCode.REFUSED_STREAM]);
+  });
+});
+
+/** A hand-driven origin for our client role: frames an origin may send, whatever our own server would. */
+function rawOrigin(co: Partial<H2ConnectionOptions> = {}): HandDriven & { client: H2Connection } {
+  const client = new H2Connection({ role: 'client', ...co });
+  return { client, ...handDriven(client, [encodeSettings([])]) };
+}
+
+const status = (code: string, extra: HeaderList = []): HeaderList => [[':status', code], ...extra];
+
+describe('protections (client role): an origin that attacks or breaks the rules', () => {
+  it('a SETTINGS frame of more than 32 entries is ENHANCE_YOUR_CALM (CVE-2020-11080: 2,730 HEADER_TABLE_SIZE entries rebuilt our table 2,730 times a frame); 32 are taken', () => {
+    const o = rawOrigin();
+    const entries = (n: number): Array<[number, number]> => Array.from({ length: n }, (_, i) => [0x1, i % 2 ? 4096 : 0] as [number, number]);
+    o.send(encodeSettings(entries(32)));
+    expect(o.client.closed).toBe(false);
+    const id = o.client.request(get(), true) as number;
+    expect(id).toBe(1);
+    o.send(encodeSettings(entries(33)));
+    expect(o.client.closed).toBe(true);
+    expect(goawayCode(o.out())).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
+  });
+
+  it('§5.1: a zero WINDOW_UPDATE on a stream never opened is a connection error, not a RST_STREAM per frame', () => {
+    const o = rawOrigin();
+    o.send(frame(H2FrameType.WINDOW_UPDATE, 0, 1, Buffer.from([0, 0, 0, 0])));
+    expect(goawayCode(o.out())).toBe(H2ErrorCode.PROTOCOL_ERROR);
+  });
+
+  it('the resets an origin makes us send are counted: 200 self-dependent PRIORITY frames end the connection (ENHANCE_YOUR_CALM)', () => {
+    const o = rawOrigin();
+    o.client.request(get(), true);
+    for (let i = 0; i < 200 && !o.client.closed; i++) o.send(frame(H2FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 1, 0])));
+    expect(o.client.closed).toBe(true);
+    expect(goawayCode(o.out())).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
+  });
+
+  it('at most 16 interim responses per request: the 17th resets the stream (each was forwarded to our client)', () => {
+    const o = rawOrigin();
+    const a = o.client.request(get('/a'), true) as number;
+    const b = o.client.request(get('/b'), true) as number;
+    for (let i = 0; i < 16; i++) o.send(frame(H2FrameType.HEADERS, 0x4, a, o.enc.encode(status('103', [['link', '</s.css>']]))));
+    o.send(frame(H2FrameType.HEADERS, 0x5, a, o.enc.encode(status('200'))));
+    for (let i = 0; i < 17; i++) o.send(frame(H2FrameType.HEADERS, 0x4, b, o.enc.encode(status('103'))));
+    expect(o.events.filter((e) => e.type === 'interim').length).toBe(32);
+    expect(o.events.some((e) => e.type === 'headers' && e.streamId === a)).toBe(true);
+    expect(rstCodes(o.out())).toEqual([H2ErrorCode.PROTOCOL_ERROR]);
+    expect(o.client.closed).toBe(false);
+  });
+
+  it('§6.1: padding is credited to the stream\'s window too — an origin that pads every frame is not stalled after a window of padding', () => {
+    const o = rawOrigin({ windowSize: 65_535, connectionWindowSize: 1 << 24 });
+    const id = o.client.request(get(), true) as number;
+    o.send(frame(H2FrameType.HEADERS, 0x4, id, o.enc.encode(status('200'))));
+    o.client.consumed(id, 0);
+    let window = 65_535;
+    let sent = 0;
+    // Each frame: pad length, 1 data octet, 254 octets of padding (255 of flow control for 1 of data).
+    const padded = frame(H2FrameType.DATA, 0x8, id, Buffer.concat([Buffer.from([254]), Buffer.from('x'), Buffer.alloc(254)]));
+    for (let i = 0; i < 1000; i++) {
+      if (window < 256) break;
+      o.send(padded);
+      window -= 256;
+      sent++;
+      for (const e of o.events.splice(0)) if (e.type === 'data') o.client.consumed(id, e.data.length);
+      const b = o.out();
+      for (let off = 0; off + 9 <= b.length;) {
+        const len = b.readUIntBE(off, 3);
+        if (b[off + 3] === H2FrameType.WINDOW_UPDATE && (b.readUInt32BE(off + 5) & 0x7fffffff) === id) window += b.readUInt32BE(off + 9);
+        off += 9 + len;
+      }
+    }
+    expect(sent).toBe(1000); // without the stream's padding credit: stalled at 255 frames, its window spent on padding
+  });
+
+  it('an empty DATA frame flood counts frames without a data octet, padded ones too', () => {
+    const o = rawOrigin();
+    const id = o.client.request(get(), true) as number;
+    o.send(frame(H2FrameType.HEADERS, 0x4, id, o.enc.encode(status('200'))));
+    const paddedEmpty = frame(H2FrameType.DATA, 0x8, id, Buffer.from([0]));
+    for (let i = 0; i < 500 && !o.client.closed; i++) o.send(paddedEmpty);
+    expect(o.client.closed).toBe(true);
+    expect(goawayCode(o.out())).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
+  });
+
+  it('one field longer than the header list may be resets its stream only (it was the connection\'s COMPRESSION_ERROR)', () => {
+    const o = rawOrigin({ maxHeaderListSize: 4096 });
+    const a = o.client.request(get('/a'), true) as number;
+    const b = o.client.request(get('/b'), true) as number;
+    o.send(frame(H2FrameType.HEADERS, 0x5, a, o.enc.encode(status('200', [['x-big', 'v'.repeat(6000)]]))));
+    expect(rstCodes(o.out())).toEqual([H2ErrorCode.PROTOCOL_ERROR]);
+    o.send(frame(H2FrameType.HEADERS, 0x5, b, o.enc.encode(status('200', [['x-after', '1']]))));
+    const head = o.events.find((e) => e.type === 'headers' && e.streamId === b) as { headers: HeaderList } | undefined;
+    expect(head?.headers).toEqual([[':status', '200'], ['x-after', '1']]);
+    expect(o.client.closed).toBe(false);
   });
 });

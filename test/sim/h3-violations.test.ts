@@ -358,6 +358,17 @@ describe('client-side violations (server peer streams 1/3/7)', () => {
       expect(e.events.at(-1)).toMatchObject({ type: 'data', end: true });
     });
 
+    it(`at most 16 interim responses per request; the 17th is H3_EXCESSIVE_LOAD on that stream (${mode})`, () => {
+      const e = endpoint('client');
+      const ok = e.h3.openRequest(REQ, true)!;
+      feed(e.h3, ok, concatBytes([...Array.from({ length: 16 }, () => headers([[':status', '103']])), headers(RESP)]), true, mode);
+      expect(e.events).not.toContainEqual(expect.objectContaining({ type: 'reset', streamId: ok }));
+      const id = e.h3.openRequest(REQ, true)!;
+      feed(e.h3, id, concatBytes(Array.from({ length: 17 }, () => headers([[':status', '103']]))), false, mode);
+      expect(e.events).toContainEqual({ type: 'reset', streamId: id, code: H3ErrorCode.EXCESSIVE_LOAD });
+      expect(e.h3.closed).toBe(false);
+    });
+
     it(`a response ending without a final status is a stream error (${mode})`, () => {
       const e = endpoint('client');
       const id = e.h3.openRequest(REQ, true)!;

@@ -78,6 +78,12 @@ describe('H1ResponseParser', () => {
     expect(heads[1]!.headers).not.toBe(heads[0]!.headers);
   });
 
+  it('at most 16 interim responses before the final one (each is forwarded to the client): the 17th is malformed', () => {
+    const interims = (n: number): string => 'HTTP/1.1 103 Early Hints\r\nlink: </s.css>\r\n\r\n'.repeat(n);
+    expect(both(`${interims(16)}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`).body).toBe('ok');
+    expect(() => run(`${interims(17)}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`)).toThrow(/more than 16 interim/);
+  });
+
   it('HEAD, 204 and 304 have no body even with Content-Length (RFC 9112 §6.3)', () => {
     expect(both('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', 'HEAD').complete).toBe(1);
     expect(both('HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n').complete).toBe(1);

@@ -102,7 +102,10 @@ export class HpackDecoder {
           const never = !incremental && (b & 0x10) !== 0;
           const idx = need(decodePrefixInt(block, off, prefix, HPACK_MAX_CONTINUATION));
           off += idx.length;
-          const limit = this.#maxHeaderListSize;
+          // A literal longer than the header list may be is still decoded (its octets are in this block, which the
+          // connection bounds): the table must take it (§4.4: an entry larger than the table empties it), and the
+          // list is refused as too large, a stream error, not the connection's COMPRESSION_ERROR.
+          const limit = block.length;
           if (idx.value === 0) {
             const n = need(decodeString(block, off, 7, limit, HPACK_MAX_CONTINUATION));
             off += n.length;
