@@ -150,10 +150,12 @@ export class FrameParser {
 
   #startFrame(type: bigint, length: bigint, events: FrameEvent[]): void {
     this.#inFrame = true;
-    if (length > BigInt(Number.MAX_SAFE_INTEGER)) throw frameError(`frame length ${length} too large`);
-    const len = Number(length);
-    this.#remaining = len;
     const known = type <= 0x0dn || type === 0xf0700n || type === 0xf0701n ? Number(type) : -1;
+    // A length past 2^53 can only be skipped, never read: fine for a frame we skip (RFC 9114 §9: unknown types are
+    // ignored, whatever their length — the stream ends long before), an error for one we would read.
+    if (length > BigInt(Number.MAX_SAFE_INTEGER) && known >= 0 && !RESERVED_H2_FRAME_TYPES.has(known)) throw frameError(`frame length ${length} too large`);
+    const len = length > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(length);
+    this.#remaining = len;
     if (known === FrameType.DATA) {
       this.#type = FrameType.DATA;
       this.#dataFirst = true;

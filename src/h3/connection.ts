@@ -412,7 +412,7 @@ export class H3Connection implements QuicStreamHandler {
     } catch (e) {
       if (e instanceof H3Error && !e.connection && streamId !== undefined) {
         const s = this.#streams.get(streamId);
-        if (s) this.#abort(s, e.wireCode, true);
+        if (s) this.#abort(s, e.wireCode, e.message);
         return;
       }
       if (e instanceof WireError) {
@@ -437,8 +437,8 @@ export class H3Connection implements QuicStreamHandler {
     this.#emit({ type: 'closed', error });
   }
 
-  /** Reset a request stream in both directions and report it. */
-  #abort(s: RequestStream, code: number, report = false): void {
+  /** Reset a request stream in both directions; `report`: the reason of our own stream error, reported. */
+  #abort(s: RequestStream, code: number, report: string | null = null): void {
     if (!s.sendDone) this.#t.resetStream(s.id, code);
     if (!s.recvDone) {
       this.#t.stopSending(s.id, code);
@@ -450,7 +450,7 @@ export class H3Connection implements QuicStreamHandler {
     s.recvDone = true;
     this.#streams.delete(s.id);
     this.#pendingPriorities.take(s.id);
-    if (report) this.#emit({ type: 'reset', streamId: s.id, code });
+    if (report !== null) this.#emit({ type: 'reset', streamId: s.id, code, message: report });
   }
 
   #maybeForget(s: RequestStream): void {

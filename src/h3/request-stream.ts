@@ -76,7 +76,15 @@ export class RequestStream {
 
   receive(data: Uint8Array, fin: boolean, sink: StreamSink): void {
     if (this.recvDone) return;
-    const events = this.#parser.push(data);
+    let events: FrameEvent[];
+    try {
+      events = this.#parser.push(data);
+    } catch (e) {
+      // A HEADERS frame over our limit is refused before its payload is read: this message's error, not the
+      // connection's (RFC 9114 §4.2.2 lets a client discard a response it cannot process; the other requests live).
+      if (e instanceof H3Error && e.wireCode === H3ErrorCode.EXCESSIVE_LOAD) throw streamError(H3ErrorCode.EXCESSIVE_LOAD, e.message);
+      throw e;
+    }
     // RFC 9114 §7.1: a stream ending inside a frame is H3_FRAME_ERROR.
     if (fin && this.#parser.midFrame) throw new H3Error(H3ErrorCode.FRAME_ERROR, `stream ${this.id} ended inside a frame`);
     this.#deliver(events, fin, sink);

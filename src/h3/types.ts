@@ -65,7 +65,8 @@ export type H3Event =
    * reset it for a malformed message (H3_MESSAGE_ERROR...), or a GOAWAY
    * showed it was never processed (H3_REQUEST_REJECTED).
    */
-  | { type: 'reset'; streamId: number; code: number }
+  /** `message`: our own stream error (a malformed message we refused), with why; absent for the peer's reset. */
+  | { type: 'reset'; streamId: number; code: number; message?: string }
   /** The peer sent GOAWAY: stream id (from a server) or push id (from a client). */
   | { type: 'goaway'; id: number }
   /** The peer's SETTINGS arrived. */

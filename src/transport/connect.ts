@@ -286,7 +286,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
       bodyTimeoutMs: p.bodyTimeoutMs,
     }, cert);
   } else {
-    const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes };
+    const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes, maxHeaderCount: p.maxHeaderCount };
     conn = new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
   }
   if (address && origin.addresses) origin.addresses.opened(origin.host, origin.port, address, conn);

@@ -34,6 +34,11 @@ export interface ExchangeTimeouts {
   headersTimeoutMs: number;
   /** Longest silence while the response body arrives, ms (0 = none). */
   bodyTimeoutMs: number;
+  /**
+   * Response fields accepted (the pool's maxHeaderCount): one rule for h2 and h3, whose decoders bound the section's
+   * bytes only; h1's parser counts them as it reads (the same limit). Unset: no count.
+   */
+  maxHeaderCount?: number;
 }
 
 /** A response body a transport feeds: `deliver` pushes bytes and applies its own backpressure. */
@@ -283,6 +288,11 @@ export class Exchange {
 
   head(status: number, headers: HeaderList, makeBody: () => ResponseBody, bodyless: boolean, extras?: HeadExtras, declared?: number | null): void {
     if (this.#done) return;
+    const max = this.#timeouts.maxHeaderCount;
+    if (max !== undefined && headers.length > max) {
+      this.fail(new OriginlinkError(ErrorCode.HEADERS_TOO_LARGE, 'remote', `response head of ${headers.length} fields (at most ${max})`, { details: { fields: headers.length, limit: max } }));
+      return;
+    }
     this.#facts.responseStarted = true;
     const body = new LazyBody(makeBody, this.req.responseBufferBytes ?? LAZY_BODY_LIMIT);
     this.body = body;

@@ -35,6 +35,8 @@ export interface H2Options {
   /** Our receive window per stream, bytes (the connection's is 4×). */
   windowSize: number;
   maxHeaderListSize: number;
+  /** Response fields accepted (ExchangeTimeouts.maxHeaderCount). */
+  maxHeaderCount?: number;
 }
 
 interface Flow extends H2Flow {

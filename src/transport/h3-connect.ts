@@ -56,6 +56,10 @@ export interface H3ConnectOptions {
   pacing?: boolean;
   /** Our QPACK decoder's limits towards this server (dynamic table; defaults in h3Settings: 4096 bytes). */
   qpack?: QpackOptions | undefined;
+  /** Largest response field section (our SETTINGS_MAX_FIELD_SECTION_SIZE, RFC 9114 §4.2.2), bytes. Default 65536. */
+  maxHeaderBytes?: number;
+  /** Most response fields accepted. Default: no count. */
+  maxHeaderCount?: number;
 }
 
 let nextId = 1;
@@ -93,12 +97,13 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     await ep.close();
     throw e;
   }
-  const h3 = new H3Connection(quic, h3Settings('client', opts.qpack));
+  const h3 = new H3Connection(quic, h3Settings('client', opts.qpack, opts.maxHeaderBytes));
   quic.setHandler(h3);
   const early = session !== null && (opts.earlyData ?? true);
   const settings: H3ConnectionSettings = {
     headersTimeoutMs: opts.headersTimeoutMs ?? 30_000,
     bodyTimeoutMs: opts.bodyTimeoutMs ?? 30_000,
+    ...(opts.maxHeaderCount !== undefined ? { maxHeaderCount: opts.maxHeaderCount } : {}),
     keepAliveMs: opts.keepAliveMs ?? 10_000,
     earlyDataPolicy: opts.earlyDataPolicy ?? 'safe',
     migrateAfterProbeTimeouts: opts.migrateAfterProbeTimeouts ?? 3,
@@ -124,6 +129,8 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     connectTimeoutMs: ctx.pool.connectTimeoutMs,
     headersTimeoutMs: ctx.pool.headersTimeoutMs,
     bodyTimeoutMs: ctx.pool.bodyTimeoutMs,
+    maxHeaderBytes: ctx.pool.maxHeaderBytes,
+    maxHeaderCount: ctx.pool.maxHeaderCount,
     migrateAfterProbeTimeouts: ctx.pool.migrateAfterProbeTimeouts,
     // The pool's receive window: per stream, and 4× for the connection (as for h2).
     quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize, ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}) },

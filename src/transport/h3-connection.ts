@@ -403,6 +403,11 @@ export class H3PooledConnection implements PooledConnection {
         const r = this.#streams.get(ev.streamId);
         if (!r) return;
         const started = r.x.body !== null;
+        if (ev.message !== undefined) {
+          // Our own refusal of what the origin sent on this stream (MESSAGE_ERROR, EXCESSIVE_LOAD, …).
+          r.x.fail(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed response: ${ev.message}`, { details: { wireCode: ev.code } }), false);
+          return;
+        }
         // RFC 9114 §4.1.1: H3_REQUEST_REJECTED means not processed; so is a stream at or above GOAWAY's id (§5.2).
         const rejected = !started && ev.code === H3ErrorCode.REQUEST_REJECTED;
         const aboveGoaway = !started && this.#goawayId !== null && ev.streamId >= this.#goawayId;

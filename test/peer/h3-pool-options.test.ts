@@ -10,6 +10,9 @@ import { QuicEndpoint } from '../../src/quic/endpoint.js';
 import { buildConfig } from '../../src/quic/config.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
 import { Agent } from '../../src/agent/agent.js';
+import { OriginlinkError } from '../../src/errors.js';
+import { startH2Server } from '../../src/transport/h2-server.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
 
 let certs: TestCerts;
 let server: QuicEndpoint;
@@ -47,6 +50,35 @@ describe('Agent pool options on h3 connections', () => {
       expect(peer['peerInitialMaxData']).toBe(1_200_000);
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('maxHeaderBytes and maxHeaderCount bound a response head from an h3 origin (they were h1 and h2 only) and from an h2 one (the count was h1 only)', async () => {
+    const fields = (n: number, size: number): Array<[string, string]> => Array.from({ length: n }, (_, i) => [`x-f${i}`, 'v'.repeat(size)] as [string, string]);
+    const handler = (req: { path: string }): { status: number; headers: Array<[string, string]>; body: string } => (
+      req.path === '/wide' ? { status: 200, headers: fields(60, 10), body: 'w' } : req.path === '/large' ? { status: 200, headers: fields(20, 400), body: 'l' } : { status: 200, headers: [], body: 'ok' });
+    const h3 = await startTestH3Server({ handler: handler as never });
+    const h2 = await startH2Server({ handler: handler as never, cert: certs.cert, key: certs.key });
+    const agents: Agent[] = [];
+    try {
+      for (const [protocol, port] of [['h3', h3.address.port], ['h2', h2.address.port]] as const) {
+        const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 0, pool: { maxHeaderBytes: 4096, maxHeaderCount: 50, headersTimeoutMs: 2000 } });
+        agents.push(agent);
+        const base = `https://localhost:${port}`;
+        expect((await agent.request({ url: `${base}/small` })).status).toBe(200);
+        const wide = await agent.request({ url: `${base}/wide` }).catch((e: unknown) => e);
+        expect(wide, `${protocol} 60 fields`).toBeInstanceOf(OriginlinkError);
+        expect((wide as OriginlinkError).code).toBe('OL_HEADERS_TOO_LARGE');
+        // 20 fields of 400 bytes: 8 KiB, over 4096 — h3 tells the origin our SETTINGS_MAX_FIELD_SECTION_SIZE (ours
+        // refuses to send such a head), h2 resets the stream past SETTINGS_MAX_HEADER_LIST_SIZE.
+        const large = await agent.request({ url: `${base}/large` }).catch((e: unknown) => e);
+        expect(large, `${protocol} 8 KiB head`).toBeInstanceOf(OriginlinkError);
+        expect((await agent.request({ url: `${base}/small` })).status).toBe(200); // the connection serves on
+      }
+    } finally {
+      for (const a of agents) a.destroy();
+      await h3.close(0);
+      await h2.close(0);
     }
   });
 });

@@ -108,6 +108,14 @@ describe('HTTP/3 frame parser', () => {
     expect(parse(big, 4096, 1024)).toEqual([{ kind: 'unknown', type: BigInt(0x1f * 7 + 0x21) }]);
   });
 
+  it('skips an unknown frame whose length is past 2^53 (RFC 9114 §9: ignored, not a connection error); a known one is H3_FRAME_ERROR', () => {
+    const head = (type: number): Uint8Array => concatBytes([encodeVarint(type), new Uint8Array([0xd0, 0, 0, 0, 0, 0, 0, 0])]); // length 2^60
+    const p = new FrameParser({ maxFrameSize: 1024 });
+    expect(p.push(concatBytes([head(0x21), new Uint8Array(5000)]))).toEqual([{ kind: 'unknown', type: 0x21n }]);
+    expect(p.midFrame).toBe(true);
+    expect(h3error(() => new FrameParser({ maxFrameSize: 1024 }).push(head(FrameType.HEADERS))).wireCode).toBe(H3ErrorCode.FRAME_ERROR);
+  });
+
   it('enforces the max frame size for non-DATA frames', () => {
     const p = new FrameParser({ maxFrameSize: 10 });
     const e = h3error(() => p.push(encodeFrame(FrameType.HEADERS, new Uint8Array(11))));

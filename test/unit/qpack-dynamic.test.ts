@@ -217,3 +217,30 @@ describe('encoder: a field is inserted the second time it is sent', () => {
     expect(third.length).toBeLessThan(first.length / 4); // a one-byte reference instead of the literal
   });
 });
+
+describe('encoder: a peer that never acknowledges sections', () => {
+  it('past 1024 streams with unacknowledged sections, new sections refer to no entry (each was kept for the connection\'s life, 0.5 KB a request)', () => {
+    const enc = new QpackEncoder({ maxTableCapacity: 4096, insertOnSecondUse: false });
+    const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 16 });
+    enc.setPeerSettings(4096);
+    const fields: HeaderField[] = [[':authority', 'origin.example'], ['x-app', 'shop']];
+    let dynamicSections = 0;
+    let known = 0;
+    for (let i = 0; i < 1500; i++) {
+      const block = enc.encode(fields, i * 4);
+      const es = enc.takeEncoderStreamBytes();
+      if (es) dec.feedEncoderStream(es);
+      expect(dec.decodeSection(i * 4, block)).toMatchObject({ status: 'done', headers: fields });
+      if (block[0] !== 0) dynamicSections++; // Required Insert Count 0: a section that refers to no entry
+      // The peer's decoder stream: Insert Count Increments (RFC 9204 §4.4.3, 00xxxxxx) for our inserts, and never
+      // a Section Acknowledgment.
+      dec.takeDecoderStreamBytes();
+      if (enc.insertCount > known) {
+        enc.feedDecoderStream(new Uint8Array([enc.insertCount - known]));
+        known = enc.insertCount;
+      }
+    }
+    expect(dynamicSections).toBeGreaterThan(0);
+    expect(dynamicSections).toBeLessThanOrEqual(1024);
+  });
+});

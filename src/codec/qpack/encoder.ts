@@ -43,6 +43,8 @@ const NOT_WORTH_INDEXING: ReadonlySet<string> = new Set([
 
 /** Fields remembered as seen once (QpackEncoder.#seen). */
 const SEEN_MAX = 128;
+/** Streams with unacknowledged sections past which new sections refer to no dynamic entry (see encode). */
+const MAX_OUTSTANDING_STREAMS = 1024;
 
 type Line =
   | { t: 'static'; index: number }
@@ -118,7 +120,9 @@ export class QpackEncoder {
    * representations are used.
    */
   encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[], streamId?: number): Uint8Array {
-    const dynamic = streamId !== undefined && this.#table.capacity > 0;
+    // A peer that leaves sections unacknowledged (§4.4.1 says it must acknowledge them) would have us keep each one,
+    // and the entries it pins, for the connection's life: past MAX_OUTSTANDING_STREAMS, sections refer to no entry.
+    const dynamic = streamId !== undefined && this.#table.capacity > 0 && this.#outstanding.size < MAX_OUTSTANDING_STREAMS;
     // Entries below this are draining (encoder-table.ts): not referenced, re-inserted when used.
     const draining = dynamic ? this.#table.drainingBound() : 0;
     const lines: Line[] = [];
