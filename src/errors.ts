@@ -159,13 +159,21 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
 }
 
 /**
- * An error on an established connection (its socket's 'error'): the connection is lost, whatever the errno says —
+ * An error on a pooled connection's socket: the connection is lost, whatever the errno says —
  * a keepalive or retransmission timeout (ETIMEDOUT), an ICMP unreachable (EHOSTUNREACH) or a reset. Requests on it
  * may have been processed: never retry-safe, never a reason to try the next URL (policy.ts).
  */
-export function socketFailure(e: unknown): OriginlinkError {
+export function socketFailure(e: unknown, handshakeUnconfirmed = false): OriginlinkError {
   if (e instanceof OriginlinkError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  // A connection refused was never established (an established one that is refused resets: ECONNRESET); nor was
+  // one whose handshake we never saw complete (a TCP Fast Open socket, tcp.ts) that a router reports unreachable
+  // (an established socket takes ICMP errors as soft until its retransmissions time out): a failed connect,
+  // retry-safe. Not ETIMEDOUT there: a SYN carrying a request in its data may have reached the origin's
+  // application while every SYN-ACK was lost (RFC 7413 §6.3.1).
+  if (code === 'ECONNREFUSED' || (handshakeUnconfirmed && (code === 'EHOSTUNREACH' || code === 'ENETUNREACH'))) {
+    return toOriginlinkError(e, ErrorCode.CONNECT_FAILED).with({ retrySafe: true });
+  }
   const msg = (e as Error | undefined)?.message ?? String(e);
   if (code === 'EPIPE') return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'network', msg, { cause: e });
   if (code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {

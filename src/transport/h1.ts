@@ -23,6 +23,7 @@ import { waitDrain } from '../util/body.js';
 import { Exchange, ExchangeTimers, PushBody, type ExchangeWire } from './exchange.js';
 import { turnNow } from '../util/clock.js';
 import { readChunks } from './socket-reads.js';
+import { handshakeUnconfirmed } from './tcp.js';
 
 export interface H1Options {
   maxHeaderBytes: number;
@@ -102,7 +103,7 @@ export class H1Connection implements PooledConnection {
     );
     readChunks(socket, (d) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
-    socket.on('error', (e) => this.destroy(socketFailure(e)));
+    socket.on('error', (e) => this.destroy(socketFailure(e, handshakeUnconfirmed(socket))));
     socket.on('close', () => this.#onClose());
   }
 

@@ -20,6 +20,7 @@ import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, 
 import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { readChunks } from './socket-reads.js';
+import { handshakeUnconfirmed } from './tcp.js';
 import { IdMap } from '../util/id-map.js';
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
@@ -107,7 +108,7 @@ export class H2PooledConnection implements PooledConnection {
       this.#io.flush();
       this.#io.checkOutput();
     });
-    socket.on('error', (e) => this.destroy(socketFailure(e)));
+    socket.on('error', (e) => this.destroy(socketFailure(e, handshakeUnconfirmed(socket))));
     socket.on('close', () => this.destroy(this.#ending && this.#flows.size === 0 ? undefined : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
     this.#io.flush();
   }

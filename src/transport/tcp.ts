@@ -63,6 +63,18 @@ export function setTfoSocketFactory(f: SocketFactory | null): void {
   tfoFactory = f;
 }
 
+/** TFO sockets: "connected" at once, their handshake never confirmed to us (tfo.ts: no 'connect' event). */
+const openedAtOnce = new WeakSet<object>();
+
+/**
+ * A socket whose TCP handshake may not have completed: a TFO socket that has not received a byte. Its
+ * EHOSTUNREACH or ENETUNREACH (syscall read or write) are a failed connect — nothing reached the origin — where
+ * on an established connection they would be a lost one (errors.ts socketFailure).
+ */
+export function handshakeUnconfirmed(s: object): boolean {
+  return openedAtOnce.has(s) && (s as net.Socket).bytesRead === 0;
+}
+
 export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -90,6 +102,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     const tfoSocket = o.tfo && tfoFactory && isIp && !o.socket ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
     const raw = (o.socket ?? tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true })) as net.Socket;
     const open = tfoSocket !== null || o.socket !== undefined;
+    if (tfoSocket !== null) openedAtOnce.add(tfoSocket);
     const isSocket = raw instanceof net.Socket;
     if (isSocket) raw.setNoDelay(true);
     socket = raw;

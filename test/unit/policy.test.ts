@@ -4,7 +4,7 @@ import { retryDecision, type RetryInput } from '../../src/agent/policy.js';
 import { earlyDataAllowed, earlyReplayAllowed } from '../../src/http/early-data.js';
 import { isIdempotentRequest, isSafeMethod } from '../../src/http/methods.js';
 import { endToEnd } from '../../src/http/fields.js';
-import { ErrorCode, NOT_SENT, OriginlinkError, type ExchangeFacts } from '../../src/errors.js';
+import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure, type ExchangeFacts } from '../../src/errors.js';
 
 const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1 };
 const err = (code: string, retrySafe: boolean, facts: ExchangeFacts | null): OriginlinkError => new OriginlinkError(code, 'remote', 'x', { retrySafe, facts });
@@ -47,6 +47,25 @@ describe('retryDecision', () => {
     expect(retryDecision(e, { ...base, urls: 3, attempt: 5 }).retry).toBe(false);
     // A stale-connection retry stays on the same URL.
     expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3 })).toEqual({ retry: true, failover: false });
+  });
+});
+
+describe('socketFailure: an errno on a pooled connection', () => {
+  const errno = (code: string): Error => Object.assign(new Error(`read ${code}`), { code, syscall: 'read' });
+  it.each([
+    // [errno, handshake unconfirmed (a TFO socket that received nothing), code, retry-safe]
+    ['ECONNREFUSED', true, ErrorCode.CONNECT_FAILED, true], // never established, whatever the socket
+    ['ECONNREFUSED', false, ErrorCode.CONNECT_FAILED, true],
+    ['EHOSTUNREACH', true, ErrorCode.CONNECT_FAILED, true], // the SYN did not get there
+    ['EHOSTUNREACH', false, ErrorCode.SOCKET_RESET, false], // an established connection lost: the request may have been processed
+    ['ENETUNREACH', false, ErrorCode.SOCKET_RESET, false],
+    ['ETIMEDOUT', true, ErrorCode.SOCKET_RESET, false], // a SYN with the request in its data may have reached the application (RFC 7413 §6.3.1)
+    ['ETIMEDOUT', false, ErrorCode.SOCKET_RESET, false],
+    ['ECONNRESET', false, ErrorCode.SOCKET_RESET, false],
+    ['EPIPE', false, ErrorCode.SOCKET_CLOSED, false],
+  ] as const)('%s (handshake unconfirmed: %s) → %s, retry-safe %s', (code, unconfirmed, want, safe) => {
+    const e = socketFailure(errno(code), unconfirmed);
+    expect([e.code, e.retrySafe]).toEqual([want, safe]);
   });
 });
 
