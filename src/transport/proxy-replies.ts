@@ -30,27 +30,23 @@ function indexOfHeadEnd(buf: Uint8Array, from: number): number {
 }
 
 /**
- * The final response to an HTTP/1.1 CONNECT (RFC 9110 §9.3.6): its status, and the length of everything
- * up to the end of its head (the bytes after it belong to the tunnel). Interim 1xx responses before it are
- * skipped (RFC 9110 §15.2: a client must be able to parse them); 101 is not a CONNECT answer. A head
- * longer than `maxHead` without its end is refused. Header fields are not needed: a 2xx opens the tunnel
- * whatever they say (a Content-Length or Transfer-Encoding in it is ignored, §9.3.6), anything else fails.
+ * One response head to an HTTP/1.1 CONNECT (RFC 9110 §9.3.6): its status, and the length of everything up to
+ * its end. An interim 1xx (RFC 9110 §15.2: a client must be able to parse them) is read as one head too, so the
+ * caller consumes it and reads on (and counts them); the bytes after the final one belong to the tunnel. 101 is
+ * not a CONNECT answer. A head longer than `maxHead` without its end is refused. Header fields are not needed: a
+ * 2xx opens the tunnel whatever they say (a Content-Length or Transfer-Encoding in it is ignored, §9.3.6),
+ * anything else fails.
  */
 export function readConnectReply(buf: Uint8Array, maxHead: number): Read<number> | null {
-  let start = 0;
-  for (;;) {
-    const end = indexOfHeadEnd(buf, start);
-    if (end < 0) {
-      if (buf.length - start > maxHead) throw new ProxyReplyError(`no end of the CONNECT response head within ${maxHead} bytes`);
-      return null;
-    }
-    if (end - start > maxHead) throw new ProxyReplyError(`CONNECT response head longer than ${maxHead} bytes`);
-    const status = statusOf(buf, start);
-    const length = end + 4;
-    if (status >= 200) return { value: status, length };
-    if (status === 101) throw new ProxyReplyError('the proxy answered CONNECT with 101 Switching Protocols', { status });
-    start = length;
+  const end = indexOfHeadEnd(buf, 0);
+  if (end < 0) {
+    if (buf.length > maxHead) throw new ProxyReplyError(`no end of the CONNECT response head within ${maxHead} bytes`);
+    return null;
   }
+  if (end > maxHead) throw new ProxyReplyError(`CONNECT response head longer than ${maxHead} bytes`);
+  const status = statusOf(buf, 0);
+  if (status === 101) throw new ProxyReplyError('the proxy answered CONNECT with 101 Switching Protocols', { status });
+  return { value: status, length: end + 4 };
 }
 
 /** RFC 9112 §4: HTTP-version SP 3DIGIT SP [reason]; version HTTP/1.0 or HTTP/1.1. */

@@ -13,6 +13,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import { clientContext, type TrustedCa } from './tls-context.js';
+import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { ProxyNode } from './proxy.js';
 import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply, SOCKS_REPLY, type Read } from './proxy-replies.js';
 
@@ -77,7 +78,14 @@ async function httpConnect(node: ProxyNode, socket: net.Socket, reader: Reader, 
   const auth = proxyAuthorization(node);
   if (auth) head += `Proxy-Authorization: ${auth}\r\n`;
   socket.write(`${head}\r\n`);
-  const status = await reader.parse((b) => readConnectReply(b, MAX_HEAD));
+  // Interim heads are read one at a time and dropped (each read starts at the next head, not at the first), at
+  // most MAX_INTERIM_RESPONSES of them: a proxy streaming 100 Continue held a tunnel set-up at full CPU, its
+  // bytes growing, until the timeout.
+  let status = await reader.parse((b) => readConnectReply(b, MAX_HEAD));
+  for (let interims = 1; status < 200; interims++) {
+    if (interims > MAX_INTERIM_RESPONSES) throw new ProxyReplyError(`more than ${MAX_INTERIM_RESPONSES} interim responses to CONNECT`);
+    status = await reader.parse((b) => readConnectReply(b, MAX_HEAD));
+  }
   const err = connectStatusError(node, authority, status);
   if (err) throw err;
 }

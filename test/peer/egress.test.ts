@@ -7,6 +7,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -232,6 +233,32 @@ routes:
     expect(fails(yaml.replace('policy: round-robin', 'policy: random'))).toMatch(/origins\.viaOwn\.proxy\.policy/);
     expect(fails(yaml.replace('"127.0.0.1:53"', '"not an address"'))).toMatch(/dns\.servers/);
     expect(fails(yaml.replace('minTtlMs: 500', 'minTtlMs: 500, maxTtlMs: 10'))).toMatch(/dns\.minTtlMs: must be ≤ maxTtlMs/);
+  });
+
+  it('a proxy that streams interim responses to CONNECT: refused after 16 (OL_PROXY_FAILED), not read until the timeout', async () => {
+    let sent = 0;
+    const chatty = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => {
+        const t = setInterval(() => {
+          if (s.destroyed || sent > 100_000) { clearInterval(t); return; }
+          s.write('HTTP/1.1 100 Continue\r\n\r\n'.repeat(50));
+          sent += 50;
+        }, 1);
+        s.on('close', () => clearInterval(t));
+      });
+    });
+    await new Promise<void>((r) => chatty.listen(0, '127.0.0.1', () => r()));
+    const node = `http://127.0.0.1:${(chatty.address() as net.AddressInfo).port}`;
+    const agent = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [node] }, maxRetries: 0, pool: { connectTimeoutMs: 5000 } });
+    try {
+      const t0 = Date.now();
+      await expect(agent.request({ url })).rejects.toMatchObject({ code: 'OL_PROXY_FAILED', message: expect.stringMatching(/more than 16 interim/) });
+      expect(Date.now() - t0).toBeLessThan(2000);
+    } finally {
+      await agent.close();
+      chatty.close();
+    }
   });
 
   it('a proxy that is down: OL_PROXY_FAILED naming the node (retry-safe: nothing was sent)', async () => {

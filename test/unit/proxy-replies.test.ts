@@ -13,9 +13,11 @@ describe('readConnectReply (RFC 9110 §9.3.6)', () => {
     const head = 'HTTP/1.0 200 OK\r\n\r\n';
     for (let i = 0; i < head.length; i++) expect(readConnectReply(b(head.slice(0, i)), 1024)).toBeNull();
   });
-  it('skips interim 1xx responses (RFC 9110 §15.2); 101 is refused', () => {
-    const all = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 407 Auth\r\nProxy-Authenticate: Basic\r\n\r\n';
-    expect(readConnectReply(b(all), 1024)).toEqual({ value: 407, length: all.length });
+  it('reads an interim 1xx response (RFC 9110 §15.2) as a head of its own, for the caller to drop; 101 is refused', () => {
+    const interim = 'HTTP/1.1 100 Continue\r\n\r\n';
+    const all = `${interim}HTTP/1.1 407 Auth\r\nProxy-Authenticate: Basic\r\n\r\n`;
+    expect(readConnectReply(b(all), 1024)).toEqual({ value: 100, length: interim.length });
+    expect(readConnectReply(b(all.slice(interim.length)), 1024)).toEqual({ value: 407, length: all.length - interim.length });
     expect(() => readConnectReply(b('HTTP/1.1 101 Switching\r\n\r\n'), 1024)).toThrow(ProxyReplyError);
   });
   it('refuses what is not a status line, and a head without end past the limit', () => {
