@@ -145,7 +145,8 @@ export interface ServiceConfig {
   /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
   /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
   /** `requestBufferBytes`: a request body of a declared length up to this is read whole before the origin is asked (nginx's proxy_request_buffering, in memory); 0: always streamed. */
-  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number; requestBufferBytes: number };
+  /** `normalizePath`: route and forward the request path normalised (http/target.ts), a `..` above the root a 400; false: as the client sent it. */
+  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number; requestBufferBytes: number; normalizePath: boolean };
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean; flushMs: number };
   origins: Map<string, OriginConfig>;
@@ -284,10 +285,10 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES };
+  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'egress']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
@@ -297,6 +298,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
     proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
     proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
+    proxy.normalizePath = p.optBool('normalizePath') ?? true;
   }
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readPem) : null;
 

@@ -13,6 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
+import { normalizeTarget } from '../http/target.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { endToEnd, markClean } from '../http/fields.js';
@@ -195,7 +196,6 @@ class Forwarding extends OnceListeners<void> {
   start(): ServerResponse | Promise<ServerResponse> {
     const req = this.#req;
     const cfg = this.#cfg;
-    const target = req.path;
     const facts = inspectRequest(req.headers, req.authority || null, this.#mux, cfg.limits);
     if (isReject(facts)) {
       this.#rejected(facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing');
@@ -205,7 +205,10 @@ class Forwarding extends OnceListeners<void> {
     // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
     // the connector is no forward proxy. The same answer on every front.
     if (req.method === 'CONNECT' && req.protocol === null) return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
-    if (target.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
+    if (req.path.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
+    // Routed and sent on as normalised (http/target.ts): the origin gets the path the route was chosen by.
+    const target = cfg.proxy.normalizePath ? normalizeTarget(req.path) : req.path;
+    if (target === null) return this.#refuse(400, 'request path climbs above the root', 'bad_request');
     const match = this.#gen.router.match(authority, target);
     if (!match) {
       this.#rejected('no_route');

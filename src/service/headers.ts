@@ -97,6 +97,13 @@ export interface UpstreamHeaderInput {
   teTrailers: boolean;
 }
 
+/**
+ * Other fields that describe the forwarding hop, which `xForwardedFor: replace` does not let a client write either:
+ * RFC 7239 Forwarded (frameworks prefer it to X-Forwarded-*: Spring's ForwardedHeaderFilter) and the X-Real-IP,
+ * X-Forwarded-Port and X-Forwarded-Prefix that nginx setups and frameworks read. `append` passes them on, as nginx.
+ */
+const CLIENT_FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix']);
+
 /** End-to-end request fields for the upstream (`fields`: lower-case names), with Via and X-Forwarded-* added. */
 export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): HeaderList {
   const named = connectionNamed(fields);
@@ -104,10 +111,12 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
   let xff: string[] | null = null;
   let via: string[] | null = null;
   const forwarded = o.xff !== 'off';
+  const replace = o.xff === 'replace';
   for (const f of fields) {
     const n = f[0];
     if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
     if (n === 'via') { (via ??= []).push(f[1]); continue; }
+    if (replace && CLIENT_FORWARDING.has(n)) continue;
     if (forwarded && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
       if (n === 'x-forwarded-for') (xff ??= []).push(f[1]);
       continue;

@@ -32,7 +32,7 @@ describe('service config', () => {
     expect(c.listeners[0]).toMatchObject({ name: 'http:8080', kind: 'http', host: '0.0.0.0', port: 8080, tls: null, http2: true });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
-    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384 });
+    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384, normalizePath: true });
     expect(c.shutdown.graceMs).toBe(10_000);
     expect(c.logging).toEqual({ level: 'info', requests: true, flushMs: 100 });
     const a = c.origins.get('a');
@@ -70,6 +70,7 @@ describe('service config', () => {
     expect(fails(`${base}\nproxy: { via: "two words" }`)).toMatch(/proxy\.via: must be a token/);
     expect(fails(`${base}\nproxy: { requestBufferBytes: -1 }`)).toMatch(/proxy\.requestBufferBytes: must be/);
     expect(fails(`${base}\nproxy: { requestBufferBytes: 67108865 }`)).toMatch(/proxy\.requestBufferBytes: must be/);
+    expect(fails(`${base}\nproxy: { normalizePath: 1 }`)).toMatch(/proxy\.normalizePath/);
     expect(fails(`${base}\nproxy: { requestBufferBytes: "16k" }`)).toMatch(/proxy\.requestBufferBytes/);
     expect(fails('- a\n- b\n')).toMatch(/\(root\): the document must be a mapping/);
     expect(fails(base.replace('listeners:\n  - { kind: http, port: 8080 }', 'listeners: []'))).toMatch(/listeners: needs at least 1 entry/);
@@ -143,6 +144,11 @@ describe('header rules', () => {
     expect(out).toEqual([['accept', '*/*'], ['via', '1.0 far, 1.1 ol'], ['x-forwarded-for', '1.2.3.4, 10.0.0.1'], ['x-forwarded-proto', 'https'], ['x-forwarded-host', 'h'], ['te', 'trailers']]);
     const replace = upstreamHeaders([['x-forwarded-for', '1.2.3.4']], { clientIp: '10.0.0.1', proto: 'http', authority: 'h', clientVersion: '2', via: 'ol', xff: 'replace', teTrailers: false });
     expect(replace).toContainEqual(['x-forwarded-for', '10.0.0.1']);
+    // replace: nor may a client write the other fields that describe the hop (Spring prefers Forwarded); append keeps them.
+    const spoof: HeaderList = [['forwarded', 'for=6.6.6.6;proto=https'], ['x-real-ip', '6.6.6.6'], ['x-forwarded-port', '443'], ['x-forwarded-prefix', '/x'], ['accept', '*/*']];
+    const base = { clientIp: '10.0.0.1', proto: 'http', authority: 'h', clientVersion: '1.1', via: 'ol', teTrailers: false } as const;
+    expect(upstreamHeaders(spoof, { ...base, xff: 'replace' }).map(([n]) => n)).toEqual(['accept', 'via', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+    expect(upstreamHeaders(spoof, { ...base, xff: 'append' }).slice(0, 5)).toEqual(spoof);
   });
 
   it('builds response fields: hop-by-hop out, Via appended, repeated fields kept', () => {
