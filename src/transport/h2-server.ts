@@ -22,7 +22,7 @@ import { endedBody, PushBody } from './exchange.js';
 import { H2Wire, type H2Flow } from './h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
 import { readChunks } from './socket-reads.js';
-import { AFTER_ANSWER_MS, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { AFTER_ANSWER_MS, bodilessResponse, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, muxResponseHead, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
 
@@ -239,9 +239,8 @@ export class H2ServerSession {
       if (gone()) return;
       s.responding = true;
       if (res.tunnel && req.protocol !== null && res.status >= 200 && res.status < 300) return await this.#tunnel(id, s, res);
-      const head: HeaderList = [[':status', String(res.status)]];
-      for (const [n, v] of res.headers ?? []) head.push([n.toLowerCase(), v]);
-      const body = req.method === 'HEAD' ? null : (res.body ?? null);
+      const head = muxResponseHead(res.status, res.headers);
+      const body = bodilessResponse(req.method, res.status) ? null : (res.body ?? null);
       const trailers = res.trailers && res.trailers.length ? res.trailers : null;
       const len = body instanceof Readable ? null : knownLength(body);
       if (len === 0 && !trailers) {

@@ -21,7 +21,7 @@ import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
 import { declaredLength } from '../http/field-section.js';
-import { CONTINUE_HEAD, HANDLER_FAILED_HEAD, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { bodilessResponse, CONTINUE_HEAD, HANDLER_FAILED_HEAD, muxResponseHead, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
 import { IdMap } from '../util/id-map.js';
 
 export type H3ServerRequest = ServerRequest;
@@ -496,10 +496,10 @@ class ServerSession {
     try {
       const res: H3ServerResponse = req ? await this.#opts.handler(req) : { status: 425, headers: [['content-length', '0']] };
       if (gone()) return;
-      const head: HeaderList = [[':status', String(res.status)], ...(res.headers ?? []).map(([k, v]) => [k.toLowerCase(), v] as [string, string])];
+      const head = muxResponseHead(res.status, res.headers);
       const body = res.body ?? null;
       const empty = body === null || (typeof body === 'string' && body.length === 0) || (body instanceof Uint8Array && body.length === 0);
-      const noBody = empty || req?.method === 'HEAD' || res.status === 204 || res.status === 304;
+      const noBody = empty || bodilessResponse(req?.method ?? 'GET', res.status);
       const hasTrailers = (res.trailers?.length ?? 0) > 0;
       const later = !noBody && !hasTrailers ? res.trailersLater ?? null : null;
       s.responding = true;

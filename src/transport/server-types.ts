@@ -193,6 +193,27 @@ export function wantsContinue(fields: HeaderList): boolean {
   return fields.some(([n, v]) => n === 'expect' && v.toLowerCase() === '100-continue');
 }
 
+/** A response that carries no content (RFC 9110 §6.4.1): to a HEAD, and every 1xx, 204 and 304. */
+export function bodilessResponse(method: string, status: number): boolean {
+  return method === 'HEAD' || status < 200 || status === 204 || status === 304;
+}
+
+/**
+ * A response's field section for HTTP/2 and HTTP/3: `:status` first, names lower-cased (RFC 9113 §8.2.1, RFC 9114
+ * §4.2), and no Content-Length on a 1xx or 204 (RFC 9110 §8.6: MUST NOT; an origin's reached an h2 client with
+ * END_STREAM, which nghttp2 and curl reset as malformed). The h1 server's own rule is bodilessLength there.
+ */
+export function muxResponseHead(status: number, headers: HeaderList | undefined): HeaderList {
+  const head: HeaderList = [[':status', String(status)]];
+  const noLength = status < 200 || status === 204;
+  for (const [n, v] of headers ?? []) {
+    const name = n.toLowerCase();
+    if (noLength && name === 'content-length') continue;
+    head.push([name, v]);
+  }
+  return head;
+}
+
 export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as HeaderList;
 
 /**

@@ -49,6 +49,8 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body };
   }
   if (req.path === '/throws') throw new Error('handler bug');
+  // As an origin's 204 relayed: a Content-Length it must not have (RFC 9110 §8.6), and a body a 204 cannot carry.
+  if (req.path === '/204cl') return { status: 204, headers: [['Content-Length', '5'], ['x-kept', '1']], body: 'hello' };
   // Answered before the request body is read (an origin's early 405 relayed): the body is never touched.
   if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   if (req.path === '/early-reading') {
@@ -94,6 +96,14 @@ describe('our HTTP/2 server against curl', () => {
   it('serves over TLS with ALPN h2', async () => {
     const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-w', '\n%{http_version}', tlsUrl('/a')]);
     expect(stdout).toBe('hello GET /a https\n\n2');
+  });
+
+  it('a 204 goes without Content-Length or DATA whatever the handler gave (curl/nghttp2 reset such a stream as malformed)', async () => {
+    const { stdout } = await run('curl', ['-sS', '-i', '--http2-prior-knowledge', '-w', '%{http_code}', clearUrl('/204cl')]);
+    expect(stdout).toMatch(/^HTTP\/2 204 ?\r\n/);
+    expect(stdout.toLowerCase()).not.toContain('content-length');
+    expect(stdout).toContain('x-kept: 1');
+    expect(stdout.endsWith('\r\n\r\n204')).toBe(true);
   });
 
   it('serves cleartext HTTP/2 with prior knowledge (h2c)', async () => {
