@@ -37,6 +37,13 @@ export interface RedisLinkOptions {
   flushMs?: number;
   /** Most writes waiting for a flush; more are dropped and counted. Default 10000. */
   maxQueue?: number;
+  /**
+   * A command (or a pipeline of writes) unanswered this long fails, and the connection is taken as down and
+   * reconnected, ms. Default 1000. A Redis that stalls with its connection open (SIGSTOP, a full disk, a
+   * blocked event loop) held every command, and a new pipeline went out every flushMs behind them: memory grew
+   * without bound (115,800 commands queued in 10 s).
+   */
+  commandTimeoutMs?: number;
   /** Reconnect backoff: first delay and cap, ms. Default 100 and 5000. */
   backoffMs?: number;
   backoffMaxMs?: number;
@@ -117,6 +124,8 @@ export class RedisLink {
   #closed = false;
   #stats: RedisLinkStats = { up: false, outages: 0, writes: 0, batches: 0, droppedWrites: 0, reads: 0, failedReads: 0, messages: 0 };
   #readyWaiters: Array<() => void> = [];
+  /** A pipeline of writes sent and not yet answered: the next waits for it (the queue, bounded, fills meanwhile). */
+  #inFlight = false;
 
   constructor(o: RedisLinkOptions) {
     const parsed = parseRedisUrl(o.url);
@@ -131,6 +140,7 @@ export class RedisLink {
     const options: RedisOptions = {
       ...parsed.options,
       connectTimeout: o.connectTimeoutMs ?? 1000,
+      commandTimeout: o.commandTimeoutMs ?? 1000,
       // A command while disconnected fails at once: no request may wait for a reconnect.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -188,8 +198,9 @@ export class RedisLink {
     }
     try {
       return await fn(this.#cmd);
-    } catch {
+    } catch (e) {
       this.#stats.failedReads++;
+      if (/timed out/i.test((e as Error).message)) this.#stalled();
       return undefined;
     }
   }
@@ -233,6 +244,7 @@ export class RedisLink {
 
   #flush(): Promise<void> {
     if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    if (this.#inFlight && this.#stats.up) return Promise.resolve(); // sent when the one out is answered
     const ops = this.#queue.splice(0);
     if (ops.length === 0 || !this.#stats.up) {
       this.#stats.droppedWrites += ops.length;
@@ -242,10 +254,35 @@ export class RedisLink {
     for (const op of ops) op(p);
     this.#stats.batches++;
     this.#stats.writes += p.length;
+    this.#inFlight = true;
+    const settled = (): void => {
+      this.#inFlight = false;
+      if (this.#queue.length > 0 && !this.#closed) void this.#flush();
+    };
     return p.exec().then(
-      (res) => { for (const [err] of res ?? []) if (err) this.#stats.droppedWrites++; },
-      () => { this.#stats.droppedWrites += ops.length; },
+      (res) => {
+        let timedOut = false;
+        for (const [err] of res ?? []) {
+          if (!err) continue;
+          this.#stats.droppedWrites++;
+          if (/timed out/i.test(err.message)) timedOut = true;
+        }
+        if (timedOut) this.#stalled();
+        settled();
+      },
+      (e: Error) => {
+        this.#stats.droppedWrites += ops.length;
+        if (/timed out/i.test(e.message)) this.#stalled();
+        settled();
+      },
     );
+  }
+
+  /** Commands time out on an open connection: Redis is stalled. Down (writes dropped, reads local) and reconnected. */
+  #stalled(): void {
+    if (this.#closed || !this.#stats.up) return;
+    this.#down(new Error(`no answer within ${this.#options.commandTimeout} ms`));
+    this.#cmd.disconnect(true);
   }
 
   #down(e: Error | null): void {

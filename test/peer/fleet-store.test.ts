@@ -164,6 +164,34 @@ describe('RedisSessionStore', () => {
     }
   });
 
+  it('a Redis that stalls with its connection open (SIGSTOP): down after commandTimeoutMs, writes dropped, not queued without bound; back when it resumes', async () => {
+    const own = await startRedis();
+    const warnings: OriginlinkError[] = [];
+    const a = new RedisSessionStore({ url: own.url, prefix: prefix(), commandTimeoutMs: 200, onWarning: (e) => warnings.push(e), backoffMs: 20, backoffMaxMs: 100 });
+    const pid = own.pid() as number;
+    try {
+      expect(await a.ready(2000)).toBe(true);
+      process.kill(pid, 'SIGSTOP');
+      // 2,000 tickets a second for a second into a Redis that answers nothing.
+      for (let t = 0; t < 20; t++) {
+        for (let i = 0; i < 100; i++) a.put(`k${i}`, randomBytes(64));
+        await sleep(50);
+      }
+      const s = a.stats().redis;
+      expect(s.up).toBe(false);
+      expect(warnings.some((w) => w.code === 'OL_STORE_UNAVAILABLE')).toBe(true);
+      // One pipeline out at a time and the queue bounded: before, a new pipeline every 2 ms, 115,800 commands in 10 s.
+      expect(s.writes).toBeLessThan(2000 * 6);
+      expect(s.droppedWrites).toBeGreaterThan(0);
+      process.kill(pid, 'SIGCONT');
+      await within(3000, () => a.stats().redis.up);
+    } finally {
+      try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      await a.close();
+      await own.stop();
+    }
+  });
+
   it('Redis unreachable: the local tier works, one warning, an outage counted, nothing throws', async () => {
     const port = CLOSED_PORT;
     const warnings: OriginlinkError[] = [];
