@@ -666,7 +666,11 @@ export class Agent implements TickMember {
 
   /** A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the request run on it. */
   async #coalesced(info: PoolInfo, req: ConnRequest): Promise<PoolResult | null> {
-    const resolve = (h: string): Promise<string[]> => this.#addresses.resolve(h, this.#book.resolver.lookup, Date.now());
+    // The lookup that decides whether another connection may carry this request is bounded like the pool's own
+    // wait (queue and connect deadlines, the caller's signal): past them the request goes its own way. A resolver
+    // that never answered held such a request 6–7 s past a 300 ms signal and 500 ms deadlines.
+    const budget = Math.min(info.pool.opts.connectTimeoutMs, info.pool.opts.pendingTimeoutMs);
+    const resolve = (h: string): Promise<string[]> => bounded(this.#addresses.resolve(h, this.#book.resolver.lookup, Date.now()), budget, req.signal);
     const pools = [...this.#pools.values()].map((x) => x.pool);
     const cand = await findCandidate(pools, info.pool, info.spec.host, info.spec.port, resolve, (p) => {
       const o = this.#pools.get(p.key);
@@ -845,4 +849,16 @@ class AgentRequest {
     if (n === undefined) n = nodes[this.at] = pick(url);
     return n;
   }
+}
+
+/** `p`, or a rejection once `ms` pass or `signal` aborts (what `p` would have been is dropped). */
+function bounded<T>(p: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); };
+    const onAbort = (): void => { done(); reject(signal?.reason); };
+    const timer = setTimeout(() => { done(); reject(new Error(`no answer within ${ms} ms`)); }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    p.then((v) => { done(); resolve(v); }, (e: unknown) => { done(); reject(e); });
+  });
 }

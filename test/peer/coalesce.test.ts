@@ -113,6 +113,22 @@ describe('coalescing against an h2 server with SNI', () => {
     await agent.close();
   });
 
+  it('a name whose lookup never answers: the coalescing check is bounded by the request\'s signal and the pool\'s deadlines (it waited on DNS past them)', async () => {
+    const never = async (host: string): Promise<string[]> => (host === 'slow.test' ? new Promise<string[]>(() => {}) : lookup(host));
+    const agent = new Agent({ tls: { ca: certs.ca }, lookup: never, maxRetries: 0, pool: { pendingTimeoutMs: 500, connectTimeoutMs: 500 } });
+    try {
+      await (await agent.request({ url: `https://a.test:${port}/` })).dump(); // an h2 connection on this port: a candidate
+      let t0 = Date.now();
+      await expect(agent.request({ url: `https://slow.test:${port}/`, signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ code: 'OL_ABORTED' });
+      expect(Date.now() - t0).toBeLessThan(1000);
+      t0 = Date.now();
+      await expect(agent.request({ url: `https://slow.test:${port}/` })).rejects.toBeTruthy(); // no signal: the pool's deadlines
+      expect(Date.now() - t0).toBeLessThan(2500);
+    } finally {
+      await agent.destroy();
+    }
+  });
+
   it('coalescing can be switched off per origin', async () => {
     const agent = new Agent({ tls: { ca: certs.ca }, lookup, origins: { [`https://b.test:${port}`]: { coalesce: false } } });
     const ra = await agent.request({ url: `https://a.test:${port}/` });
