@@ -297,6 +297,8 @@ export class Agent implements TickMember {
   #book: AddressBook;
   #attemptDelayMs: number;
   #connect: NonNullable<AgentOptions['connect']>;
+  /** The caller's origin cache, if any (flushed on close). */
+  #originCacheOpt: unknown;
   #maxRetries: number;
   #retryBufferBytes: number;
   #maxOrigins: number;
@@ -325,6 +327,7 @@ export class Agent implements TickMember {
     for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
     this.#opts = opts;
     this.#sessions = opts.sessionStore ?? new MemorySessionStore();
+    this.#originCacheOpt = opts.originCache;
     const { attemptDelayMs, addressDownBaseMs, addressDownMaxMs, resolver, ...ro } = opts.dns ?? {};
     this.#attemptDelayMs = attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS;
     if (!(this.#attemptDelayMs >= MIN_ATTEMPT_DELAY_MS)) throw configError('dns.attemptDelayMs', `must be ≥ ${MIN_ATTEMPT_DELAY_MS} ms (RFC 8305 §5)`);
@@ -741,6 +744,8 @@ export class Agent implements TickMember {
     sharedTicker.delete(this);
     await Promise.all([...this.#pools.values()].map((x) => x.pool.close()));
     this.#proxyLinks.close();
+    // File-backed stores write their changes within 100 ms; once closed, the files say all (a restart reads them).
+    for (const store of [this.#sessions, this.#originCacheOpt]) (store as { flush?: () => void } | undefined)?.flush?.();
   }
 
   /** Abort everything now (returns a promise, as undici's Dispatcher.destroy does). */

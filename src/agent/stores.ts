@@ -64,6 +64,8 @@ export function openStores(o: StoresOptions): Stores {
       if (out.sessionStore instanceof RedisSessionStore) await out.sessionStore.close();
       if (out.originCache instanceof RedisOriginCache) await out.originCache.close();
       await Promise.all([...links.values()].map((l) => l.link.close()));
+      // File stores: what waits for the next write goes now.
+      for (const store of [out.sessionStore, out.originCache]) (store as { flush?: () => void } | undefined)?.flush?.();
     },
     links: () => [...links.values()].map((l) => ({ ...l.link.stats(), url: l.link.display, stores: l.stores.join('+') })),
   };

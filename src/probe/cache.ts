@@ -5,7 +5,8 @@
  * SessionStore) so a shared store can replace these; times are wall-clock
  * epoch ms because they are persisted.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { DeferredFileWriter } from '../util/file-writer.js';
 
 export interface H3Alternative {
   /** '' = the origin's own host. */
@@ -93,19 +94,25 @@ export interface FileOriginCacheOptions {
 const FORMAT = 'originlink-origin-cache/1';
 
 /**
- * The memory cache, loaded from and written to one JSON file. Each change
- * rewrites the file atomically (temp file + rename), so a crash leaves the
- * old or the new content, never half of one. A corrupt file is ignored with
+ * The memory cache, loaded from and written to one JSON file. Changes are
+ * written within 100 ms and when the process exits, atomically
+ * (util/file-writer.ts), so a crash leaves the old or the new content, never
+ * half of one. A corrupt file is ignored with
  * a warning and replaced on the next write.
  */
 export class FileOriginCache extends MemoryOriginCache {
   readonly path: string;
   #warn: (m: string) => void;
+  #file: DeferredFileWriter;
 
   constructor(path: string, o: FileOriginCacheOptions = {}) {
     super(o.maxEntries ?? 1024);
     this.path = path;
     this.#warn = o.warn ?? ((m) => console.warn(m));
+    this.#file = new DeferredFileWriter(path, () => JSON.stringify({ format: FORMAT, origins: Object.fromEntries(this.map) }), {
+      mode: 0o600,
+      onError: (e) => this.#warn(`originlink: cannot write origin cache ${this.path}: ${e.message}`),
+    });
     this.#load(o.now ?? Date.now());
   }
 
@@ -140,13 +147,12 @@ export class FileOriginCache extends MemoryOriginCache {
   }
 
   #save(): void {
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    try {
-      writeFileSync(tmp, JSON.stringify({ format: FORMAT, origins: Object.fromEntries(this.map) }));
-      renameSync(tmp, this.path);
-    } catch (e) {
-      this.#warn(`originlink: cannot write origin cache ${this.path}: ${(e as Error).message}`);
-    }
+    this.#file.changed();
+  }
+
+  /** Write the file now if a change waits (it is written within 100 ms anyway, and when the process exits). */
+  flush(): void {
+    this.#file.flush();
   }
 }
 

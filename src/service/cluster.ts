@@ -13,9 +13,11 @@
  * stopping; every wait is bounded (start, IPC answers, drain).
  */
 import cluster, { type Worker } from 'node:cluster';
+export { workerSlot, WORKER_SLOT_ENV } from './worker-slot.js';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
+import { WORKER_SLOT_ENV } from './worker-slot.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { startAdmin } from './admin.js';
@@ -26,8 +28,6 @@ export type ToWorker = { ol: 'reload' } | { ol: 'reload-failed' } | { ol: 'drain
 /** Worker → primary. */
 export type FromWorker = { ol: 'ready'; addresses: Record<string, number> } | { ol: 'res'; id: number; body: unknown; error?: string } | { ol: 'altsvc'; value: string | null };
 
-/** The environment variable that tells a forked process its worker slot (1..N). */
-export const WORKER_SLOT_ENV = 'OL_WORKER_SLOT';
 const MAX_WORKERS = 256;
 /** A worker that exits within this of its start counts as dying young: restarts back off. */
 const YOUNG_MS = 5000;
@@ -46,11 +46,6 @@ export function parseWorkers(v: string): number {
   return n;
 }
 
-/** This process is a worker forked by runCluster: its slot, else null. */
-export function workerSlot(): number | null {
-  const s = Number(process.env[WORKER_SLOT_ENV]);
-  return cluster.isWorker && Number.isInteger(s) && s > 0 ? s : null;
-}
 
 interface Slot {
   n: number;

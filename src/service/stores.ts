@@ -7,6 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { openStores, type Stores } from '../agent/stores.js';
+import { isRedisUrl } from '../transport/redis-link.js';
+import { workerSlot } from './worker-slot.js';
 import type { StoresConfig } from './config.js';
 
 const held = new Map<string, { stores: Stores; refs: number }>();
@@ -17,14 +19,24 @@ export function storesFingerprint(c: StoresConfig): string {
   return JSON.stringify({ ...c, encryptionKey: digest(c.encryptionKey), tls: { ...c.tls, ca: digest(c.tls.ca) } });
 }
 
+/**
+ * A file store's path for this process: `<file>.<slot>` in a worker (docs/workers.md). Workers that shared one file
+ * each rewrote it from their own memory: a ticket one had used came back in the file and another used it again
+ * (RFC 8446 §C.4: single use). A slot keeps its file across restarts; Redis is for sharing.
+ */
+function perWorker(store: string): string {
+  const slot = workerSlot();
+  return slot === null || isRedisUrl(store) ? store : `${store}.${slot}`;
+}
+
 export function acquireStores(c: StoresConfig): { stores: Stores; release(): void } {
   const id = storesFingerprint(c);
   let h = held.get(id);
   if (!h) {
     const tls = { rejectUnauthorized: c.tls.verify, ...(c.tls.ca ? { ca: c.tls.ca } : {}) };
     const stores = openStores({
-      ...(c.sessions ? { sessionStore: c.sessions } : {}),
-      ...(c.origins ? { originCache: c.origins } : {}),
+      ...(c.sessions ? { sessionStore: perWorker(c.sessions) } : {}),
+      ...(c.origins ? { originCache: perWorker(c.origins) } : {}),
       redis: { prefix: c.prefix, tls },
       ...(c.encryptionKey ? { encryptionKey: c.encryptionKey } : {}),
       maxEntries: c.maxEntries,

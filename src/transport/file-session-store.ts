@@ -3,8 +3,9 @@
  * resumes TLS sessions and QUIC tickets (0-RTT on its first request).
  *
  * Invariants:
- * - Every change is written at once and atomically (temp file in the same
- *   directory, fsync, rename), so a reader never sees a half-written file.
+ * - Changes are written within 100 ms, together, and when the process exits,
+ *   atomically (util/file-writer.ts: a random temp file created exclusively,
+ *   fsync, rename), so a reader never sees a half-written file.
  * - The file holds resumption secrets: it is created with mode 0600.
  * - A missing file is an empty store; a corrupt or foreign file is ignored
  *   with a warning (and replaced on the next write), never a crash. A failed
@@ -12,8 +13,8 @@
  * - Bounded: at most `maxEntries` (least recently used dropped first) and
  *   entries older than `maxAgeMs` are dropped when the file is loaded.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { DeferredFileWriter } from '../util/file-writer.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 
 const FORMAT = 'originlink-session-store';
@@ -43,7 +44,7 @@ export class FileSessionStore implements SessionStore {
   #maxAge: number;
   #warn: (m: string) => void;
   #now: () => number;
-  #seq = 0;
+  #file: DeferredFileWriter;
 
   constructor(path: string, opts: FileSessionStoreOptions = {}) {
     this.path = path;
@@ -51,7 +52,16 @@ export class FileSessionStore implements SessionStore {
     this.#maxAge = opts.maxAgeMs ?? 7 * 24 * 3600 * 1000;
     this.#warn = opts.onWarning ?? ((m) => process.emitWarning(m, { code: 'ORIGINLINK_SESSION_STORE' }));
     this.#now = opts.now ?? Date.now;
+    this.#file = new DeferredFileWriter(path, () => this.#render(), {
+      mode: 0o600,
+      onError: (e) => this.#warn(`session store ${this.path}: cannot write (${e.message})`),
+    });
     this.#load();
+  }
+
+  /** Write the file now if a change waits (it is written within 100 ms anyway, and when the process exits). */
+  flush(): void {
+    this.#file.flush();
   }
 
   get(key: string): Uint8Array | undefined {
@@ -63,7 +73,7 @@ export class FileSessionStore implements SessionStore {
     const v = this.#mem.take(key);
     if (v !== undefined) {
       if (this.#mem.peek(key) === undefined) this.#savedAt.delete(key);
-      this.#write();
+      this.#file.changed();
     }
     return v;
   }
@@ -71,14 +81,14 @@ export class FileSessionStore implements SessionStore {
   put(key: string, value: Uint8Array): void {
     this.#mem.put(key, Uint8Array.from(value));
     this.#savedAt.set(key, this.#now());
-    this.#write();
+    this.#file.changed();
   }
 
   delete(key: string): void {
     if (this.#mem.get(key) === undefined) return;
     this.#mem.delete(key);
     this.#savedAt.delete(key);
-    this.#write();
+    this.#file.changed();
   }
 
   get size(): number {
@@ -124,7 +134,8 @@ export class FileSessionStore implements SessionStore {
     if (bad) this.#warn(`session store ${this.path}: skipped ${bad} malformed entries`);
   }
 
-  #write(): void {
+  /** The file's content now. */
+  #render(): string {
     const entries: FileShape['entries'] = [];
     for (const [key, at] of this.#savedAt) {
       const v = this.#mem.peek(key);
@@ -134,24 +145,6 @@ export class FileSessionStore implements SessionStore {
       }
       entries.push([key, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64'), at]);
     }
-    const body = JSON.stringify({ format: FORMAT, version: VERSION, entries } satisfies FileShape);
-    const tmp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${++this.#seq}.tmp`);
-    let fd: number | null = null;
-    try {
-      fd = openSync(tmp, 'w', 0o600);
-      writeSync(fd, body);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = null;
-      renameSync(tmp, this.path);
-    } catch (e) {
-      if (fd !== null) closeSync(fd);
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // Never created.
-      }
-      this.#warn(`session store ${this.path}: cannot write (${(e as Error).message})`);
-    }
+    return JSON.stringify({ format: FORMAT, version: VERSION, entries } satisfies FileShape);
   }
 }

@@ -106,6 +106,7 @@ describe('auto selection', () => {
     expect(c.size).toBe(0);
     expect(warnings[0]).toMatch(/ignoring unreadable origin cache/);
     c.put('https://x:1', { h3: null, alpn: 'h2', rttMs: 1, brokenUntil: 0, brokenCount: 0, updatedAt: Date.now() });
+    c.flush();
     expect(new FileOriginCache(file).get('https://x:1')?.alpn).toBe('h2');
   });
 

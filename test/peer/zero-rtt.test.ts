@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -66,6 +66,7 @@ describe('FileSessionStore', () => {
     s.put('k1', new Uint8Array([1, 2, 3]));
     s.put('k2', new Uint8Array([4]));
     s.delete('k2');
+    s.flush(); // changes are written together within 100 ms (and at exit): now, for the test
     expect(statSync(p).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     const again = new FileSessionStore(p);
@@ -82,6 +83,7 @@ describe('FileSessionStore', () => {
       expect(s.size).toBe(0);
       expect(warnings.length).toBe(1);
       s.put('k', new Uint8Array([9]));
+      s.flush();
       expect(new FileSessionStore(p).size).toBe(1);
     }
   });
@@ -98,6 +100,7 @@ describe('FileSessionStore', () => {
     s.put('a', new Uint8Array([1]));
     s.put('b', new Uint8Array([1]));
     expect(s.size).toBe(2);
+    s.flush();
     expect(new FileSessionStore(p).size).toBe(2);
   });
 
@@ -105,8 +108,24 @@ describe('FileSessionStore', () => {
     const warnings: string[] = [];
     const s = new FileSessionStore(join(dir, 'no', 'such', 'dir', 's.json'), { onWarning: (m) => warnings.push(m) });
     s.put('k', new Uint8Array([1]));
+    s.flush();
     expect(s.get('k')).toBeDefined();
     expect(warnings[0]).toMatch(/cannot write/);
+  });
+
+  it('a burst of changes is one write, within 100 ms; a symlink planted at a temp name the store once used is never followed', async () => {
+    const p = join(dir, 'burst.json');
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'untouched');
+    // The old temp names were .<file>.<pid>.<n>.tmp, opened without O_EXCL: a symlink there had its target truncated.
+    for (let n = 1; n <= 5; n++) symlinkSync(victim, join(dir, `.burst.json.${process.pid}.${n}.tmp`));
+    const s = new FileSessionStore(p);
+    for (let i = 0; i < 500; i++) s.put(`k${i % 50}`, randomBytes(32));
+    expect(existsSync(p)).toBe(false); // nothing written yet: 500 changes, not 500 rewrites of the whole file
+    await new Promise((r) => setTimeout(r, 200));
+    expect(new FileSessionStore(p).size).toBe(50);
+    expect(readFileSync(victim, 'utf8')).toBe('untouched');
+    expect(statSync(p).mode & 0o777).toBe(0o600);
   });
 });
 

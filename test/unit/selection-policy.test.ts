@@ -79,6 +79,7 @@ describe('origin caches', () => {
       const c = new FileOriginCache(file);
       c.put('fresh', facts({ h3: { host: '', port: 1, expiresAt: T + 10_000, source: 'alt-svc' }, updatedAt: T - 8 * 86_400_000 }));
       c.put('stale', facts({ updatedAt: T - 8 * 86_400_000 }));
+      c.flush(); // written within 100 ms and at exit; now, for the test
       expect(readdirSync(dir)).toEqual(['c.json']);
       const loaded = new FileOriginCache(file, { now: T });
       expect(loaded.get('fresh')?.h3?.port).toBe(1);
