@@ -4,6 +4,7 @@
  * errors. A bad value throws `ConfigError` naming the file, the field path,
  * the line when known, and the reason.
  */
+import { redact } from '../transport/proxy.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
@@ -449,7 +450,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
   const urls = rawUrls.map((s, i) => {
     const field = o.has('url') ? 'url' : `urls[${i}]`;
     let u: URL;
-    try { u = new URL(s); } catch { throw o.fail(field, `not a URL: ${JSON.stringify(s)}`); }
+    try { u = new URL(s); } catch { throw o.fail(field, `not a URL: ${JSON.stringify(redact(s))}`); }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw o.fail(field, `scheme must be http or https, got ${u.protocol}`);
     if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) throw o.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
     return u.origin;

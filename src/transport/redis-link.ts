@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { redact } from './proxy.js';
 
 export interface RedisLinkOptions {
   /**
@@ -88,7 +89,7 @@ export function parseRedisUrl(url: string): RedisUrl {
   try {
     u = new URL(url);
   } catch {
-    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `not a Redis URL: ${JSON.stringify(url)}`);
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `not a Redis URL: ${JSON.stringify(redact(url))}`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `Redis URL must start with redis:// or rediss:// (got ${u.protocol})`);
   const db = u.pathname.replace(/^\//, '');

@@ -1,6 +1,8 @@
 /** The tunnel set-up readers (src/transport/proxy-replies.ts): what a proxy answers, byte by byte. */
 import { describe, expect, it } from 'vitest';
 import { ProxyReplyError, readConnectReply, readSocks5Reply } from '../../src/transport/proxy-replies.js';
+import { redact } from '../../src/transport/proxy.js';
+import { parseRedisUrl } from '../../src/transport/redis-link.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -42,5 +44,23 @@ describe('readSocks5Reply (RFC 1928 §6)', () => {
     expect(readSocks5Reply(Buffer.from([5, 5, 0, 1]))).toEqual({ value: 5, length: 4 });
     expect(() => readSocks5Reply(Buffer.from([4, 0, 0, 1]))).toThrow(ProxyReplyError);
     expect(() => readSocks5Reply(Buffer.from([5, 0, 0, 2]))).toThrow(/address type 2/);
+  });
+});
+
+describe('redact: credentials never reach a message', () => {
+  it.each([
+    ['http://user:pass@proxy:8080', 'http://***@proxy:8080'],
+    ['http://TOKEN-abcdef123456@proxy.example:99999', 'http://***@proxy.example:99999'], // a user alone can be a token
+    ['redis://default:s3cr/et@redis.example:6379/0', 'redis://***@redis.example:6379/0'], // a / in the password
+    ['http://a:b@c@host:1', 'http://***@host:1'], // an @ in it
+    ['user:pass@host', '***@host'], // no scheme
+    ['https://origin.example:443', 'https://origin.example:443'],
+  ])('%s → %s', (url, want) => {
+    expect(redact(url)).toBe(want);
+  });
+
+  it('config and Redis URL errors carry none', () => {
+    expect(() => parseRedisUrl('redis://default:s3cr/et@redis.example:99999999/0')).toThrow(/\*\*\*@/);
+    try { parseRedisUrl('redis://default:s3cr/et@redis.example:99999999/0'); } catch (e) { expect((e as Error).message).not.toContain('s3cr'); }
   });
 });
