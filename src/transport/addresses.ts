@@ -19,6 +19,9 @@ import { LruMap } from '../util/lru.js';
 import { interleaveFamilies } from './happy-eyeballs.js';
 import type { Resolution, ResolvedAddress, Resolver } from './resolver.js';
 
+/** Addresses of one family a dial considers from one answer (see order). */
+const MAX_PER_FAMILY = 8;
+
 export interface AddressBookOptions {
   /** First down time after a failed attempt, ms; doubled per further failure. Default 1000. */
   downBaseMs: number;
@@ -91,7 +94,12 @@ export class AddressBook {
     const seen = new Set<string>();
     const up: Array<{ s: AddrState; i: number }> = [];
     const down: AddrState[] = [];
-    resolution.addresses.forEach((a, i) => {
+    // RFC 8305 §4 leaves the count open; an answer of 2,000 addresses made one dial try all 2,000 (and an error
+    // message of 96 KB). The first MAX_PER_FAMILY of each family, in DNS order, are enough to find one that works.
+    let v4 = 0;
+    let v6 = 0;
+    const usable = resolution.addresses.filter((a) => (a.family === 4 ? ++v4 : ++v6) <= MAX_PER_FAMILY);
+    usable.forEach((a, i) => {
       seen.add(a.address);
       let s = st.byAddress.get(a.address);
       if (!s) { s = fresh(a); st.byAddress.set(a.address, s); }

@@ -35,6 +35,9 @@ const PER_KEY = 4;
 /** Most keys in the fleet index (a sorted set by expiry); the oldest go first. */
 const INDEX_MAX = 100_000;
 
+/** Largest shared entry taken (see #decode). */
+const MAX_ENTRY_BYTES = 64 * 1024;
+
 export interface RedisSessionStoreOptions extends Partial<RedisLinkOptions> {
   /** Use this connection (shared with a RedisOriginCache) instead of opening one from `url`. */
   link?: RedisLink;
@@ -242,6 +245,12 @@ export class RedisSessionStore implements SessionStore {
   }
 
   #decode(rk: string, raw: Buffer): Owned | 'expired' | 'unreadable' {
+    // A TLS session or QUIC ticket is a few KiB at most (a certificate chain inside): a larger entry is no ticket
+    // of ours (an unsealed store took a 64 MiB one and handed it to TLS).
+    if (raw.length > MAX_ENTRY_BYTES) {
+      this.#n.decryptFailures++;
+      return 'unreadable';
+    }
     const b = this.#sealer ? this.#sealer.open(raw, rk) : raw[0] === 0x00 ? raw.subarray(1) : null;
     if (b === null || b.length <= 8) {
       this.#n.decryptFailures++;

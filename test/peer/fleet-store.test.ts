@@ -81,6 +81,23 @@ describe('RedisSessionStore', () => {
     }
   });
 
+  it('an entry larger than any ticket (64 MiB written by whoever can write to Redis) is not taken', async () => {
+    const p = prefix();
+    const b = new RedisSessionStore({ url: redis.url, prefix: p });
+    try {
+      await b.ready();
+      const huge = Buffer.alloc(64 << 20);
+      huge[0] = 0x00; // an unsealed entry: 0x00, expiry, then "the session"
+      huge.writeBigUInt64BE(BigInt(Date.now() + 3_600_000), 1);
+      await raw.rpush(`${p}s:k`, huge);
+      expect(b.take('k')).toBeUndefined(); // a miss: claims in the background
+      await within(2000, () => b.stats().decryptFailures === 1);
+      expect(b.size).toBe(0);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('close() gives owned tickets back to the fleet; TTL follows the session lifetime', async () => {
     const p = prefix();
     const a = new RedisSessionStore({ url: redis.url, prefix: p, fallbackTtlMs: 30_000 });

@@ -1,4 +1,6 @@
 /** RFC 8305 racing over scripted attempts: family interleaving (§4), attempt delay and fail-fast (§5), losers aborted or disposed. */
+import { AddressBook } from '../../src/transport/addresses.js';
+import { Resolver } from '../../src/transport/resolver.js';
 import { describe, expect, it } from 'vitest';
 import { interleaveFamilies, raceAddresses } from '../../src/transport/happy-eyeballs.js';
 import type { ResolvedAddress } from '../../src/transport/resolver.js';
@@ -66,5 +68,19 @@ describe('Happy Eyeballs v2', () => {
     setTimeout(() => ac.abort(), 30);
     await expect(p).rejects.toMatchObject({ code: 'OL_ABORTED' });
     expect(log.filter((l) => l.startsWith('abort')).length).toBe(2);
+  });
+});
+
+describe('AddressBook.order: a huge answer', () => {
+  it('considers the first 8 addresses of each family, in DNS order (2,000 made one dial try all 2,000)', () => {
+    const book = new AddressBook(new Resolver());
+    const addresses = [
+      ...Array.from({ length: 1000 }, (_, i) => ({ address: `10.0.${i >> 8}.${i & 255}`, family: 4 as const })),
+      ...Array.from({ length: 1000 }, (_, i) => ({ address: `fd00::${(i + 1).toString(16)}`, family: 6 as const })),
+    ];
+    const out = book.order('many.test', 443, { name: 'many.test', addresses, source: 'dns', ttlMs: 60_000, expiresAt: Infinity } as never);
+    expect(out).toHaveLength(16);
+    expect(out.filter((a) => a.family === 4).map((a) => a.address)).toEqual(addresses.slice(0, 8).map((a) => a.address));
+    expect(out.filter((a) => a.family === 6).map((a) => a.address)).toEqual(addresses.slice(1000, 1008).map((a) => a.address));
   });
 });
