@@ -576,6 +576,15 @@ export class PushBody extends Readable implements ResponseBody {
 
   get readerBehindAt(): number { return this.#behindAt; }
 
+  /** Called once, at the first read (or `collect`): a server that answers Expect: 100-continue only then. */
+  onFirstRead: (() => void) | null = null;
+
+  #firstRead(): void {
+    const f = this.onFirstRead;
+    this.onFirstRead = null;
+    f?.();
+  }
+
   /** Taking the body whole (`collect`): the bytes so far and where the end or a failure goes. */
   #collecting: { parts: Buffer[]; onChunk: () => void; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
 
@@ -588,6 +597,7 @@ export class PushBody extends Readable implements ResponseBody {
    */
   collect(onChunk: () => void): Promise<Buffer> | null {
     if (this.#collecting || this.readableFlowing !== null || this.readableLength > 0 || this.readableEnded || this.destroyed) return null;
+    if (this.onFirstRead) this.#firstRead();
     // Its failure is the promise's: an 'error' event has no reader to go to (and must not become an uncaught one).
     this.on('error', noop);
     return new Promise<Buffer>((resolve, reject) => {
@@ -621,6 +631,7 @@ export class PushBody extends Readable implements ResponseBody {
   }
 
   override _read(): void {
+    if (this.onFirstRead) this.#firstRead();
     if (this.#behindAt === Infinity) this.#behindAt = performance.now();
     this.#resume();
   }

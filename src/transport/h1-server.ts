@@ -109,6 +109,8 @@ interface Pending {
   received: number;
   /** The client may be sending the body: no `Expect: 100-continue`, or our 100 went out. */
   continued: boolean;
+  /** The handler asked for the body (its first read): a 100 Continue it waits for is due once this is in front. */
+  bodyWanted: boolean;
   /**
    * Answered before its body was in: the body bytes still allowed (DISCARD_MAX_BYTES), given to a reader still at
    * it or dropped; -1: not answered yet.
@@ -221,20 +223,20 @@ export class H1ServerSession {
     const p: Pending = {
       head, req: null, body: null, res: null, failed: false, ready: false, started: false, refused: false,
       abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
-      received: 0, continued: !head.expectContinue, afterLeft: -1,
+      received: 0, continued: !head.expectContinue, bodyWanted: false, afterLeft: -1,
     };
-    if (head.framing !== 'none') p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
+    if (head.framing !== 'none') {
+      p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
+      // RFC 9110 §10.1.1: 100 Continue when the body is wanted — not before the request is routed and its limits
+      // checked: a 413 or 404 went out after our 100, and the client sent the body for nothing (nginx waits too).
+      if (head.expectContinue) p.body.onFirstRead = () => this.#continue(p);
+    }
     this.#queue.push(p);
     this.#reading = head.framing === 'none' ? null : p;
     if (p.close) this.#noMore = true;
     if (head.upgrade !== null) {
       this.#noMore = true; // what follows belongs to the new protocol, or the connection closes
       this.#upgrading = true;
-    }
-    // RFC 9110 §10.1.1: answer 100 at once when this request is the one being answered (not behind others).
-    if (head.expectContinue && this.#queue.length === 1) {
-      this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
-      p.continued = true;
     }
     if (this.#queue.length >= MAX_PIPELINE) this.#parser.pauseAfterMessage();
     let path = head.target;
@@ -279,15 +281,20 @@ export class H1ServerSession {
     else this.#answered(p, r, null);
   }
 
+  /** The handler of `p` wants its body: the 100 Continue its client waits for, once `p` is the one being answered. */
+  #continue(p: Pending): void {
+    p.bodyWanted = true;
+    if (p.continued || p.ready || p.bodyDone || this.#queue[0] !== p) return;
+    this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    p.continued = true;
+  }
+
   /** The front of the queue moved on: start the requests that waited for it; the first one's 100 Continue is due. */
   #startWaiting(): void {
     const q = this.#queue;
     const first = q[0];
     if (!first) return;
-    if (!first.continued && !first.ready && !first.bodyDone) {
-      this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
-      first.continued = true;
-    }
+    if (first.bodyWanted) this.#continue(first);
     for (let i = 0; i < q.length; i++) {
       if (q[i]!.started) continue;
       if (i > 0 && !this.#mayStart(i)) return;
@@ -394,7 +401,7 @@ export class H1ServerSession {
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
       head, req: null, body: null, failed: false, ready: true, started: true, refused: true, abort: new RequestAbort(), bodyDone: true,
-      close: true, received: 0, continued: true, afterLeft: -1, res: refusal,
+      close: true, received: 0, continued: true, bodyWanted: false, afterLeft: -1, res: refusal,
     });
     this.#pump();
   }

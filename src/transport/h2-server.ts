@@ -196,9 +196,14 @@ export class H2ServerSession {
       afterLeft: -1,
     };
     this.#streams.set(id, s);
-    if (!endStream && wantsContinue(fields)) {
-      this.#h2.respond(id, CONTINUE_HEAD, false);
-      this.#io.flush();
+    // RFC 9110 §10.1.1: 100 Continue once the handler wants the body, not before it routed and checked the request
+    // (a refusal needs none; the client sent its body for nothing after our 100). Not once the answer started.
+    if (s.body && wantsContinue(fields)) {
+      s.body.onFirstRead = () => {
+        if (s.responding || this.#streams.get(id) !== s) return;
+        this.#h2.respond(id, CONTINUE_HEAD, false);
+        this.#io.flush();
+      };
     }
     const req = new ServedRequest(
       method, path, authority, scheme, fields, s.body ?? endedBody, id, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, '2', this,

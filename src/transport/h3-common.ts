@@ -151,7 +151,15 @@ export class StreamBody extends Readable implements ResponseBody {
     }
   }
 
+  /** Called once, at the first read: a server that answers Expect: 100-continue only then. */
+  onFirstRead: (() => void) | null = null;
+
   override _read(): void {
+    if (this.onFirstRead) {
+      const f = this.onFirstRead;
+      this.onFirstRead = null;
+      f();
+    }
     if (this.#backlog.length === 0) {
       // Until the next push, the Readable reads nothing more (it waits for us).
       this.#wantPush = true;

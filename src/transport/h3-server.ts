@@ -459,7 +459,10 @@ class ServerSession {
       void this.#respond(id, s, null);
       return;
     }
-    if (!end && wantsContinue(fields)) this.#h3.sendHeaders(id, CONTINUE_HEAD, false);
+    // RFC 9110 §10.1.1: 100 Continue once the handler wants the body (as the h1 and h2 fronts).
+    if (s.body && wantsContinue(fields)) {
+      s.body.onFirstRead = () => { if (!s.responding && !s.done && !this.#h3.closed) this.#h3.sendHeaders(id, CONTINUE_HEAD, false); };
+    }
     const req = new ServedRequest(
       method, path, authority, scheme, fields, s.body ?? endedBody, id, this.#quic.remote.host, this.#quic.remote.port, '3', this,
       end ? 0 : declaredLength(fields), protocol, s.abort, priority,

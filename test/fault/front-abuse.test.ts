@@ -201,6 +201,26 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('Expect: 100-continue: no 100 for a request refused before its body is wanted (404 here); a routed one gets its 100, then its answer', async () => {
+    // Before: the 100 went out with the head parsed, the 404 (or 413) after it, and the client sent its body for nothing.
+    const refused = await raw(plain, 'POST /nowhere HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 4000000\r\n\r\n', 1500);
+    expect(refused.text).toMatch(/^HTTP\/1\.1 404 /);
+    expect(refused.text).not.toContain('100 Continue');
+    const s = net.connect(plain, '127.0.0.1');
+    try {
+      let text = '';
+      s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+      s.write('POST /h1/cont HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n');
+      await until(() => text.includes('\r\n\r\n'));
+      expect(text).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+      s.write('hello');
+      await until(() => /\r\n\r\n[^]*POST \/h1\/cont/.test(text.slice(25)));
+      expect(text.slice(25)).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      s.destroy();
+    }
+  });
+
   it('methods keep their case end to end (a `get` is not a GET)', async () => {
     const c = http2.connect(`http://127.0.0.1:${h2c}`);
     const s = c.request({ ':method': 'get', ':path': '/h2/case' });
