@@ -196,7 +196,7 @@ class Forwarding extends OnceListeners<void> {
   start(): ServerResponse | Promise<ServerResponse> {
     const req = this.#req;
     const cfg = this.#cfg;
-    const facts = inspectRequest(req.headers, req.authority || null, this.#mux, cfg.limits);
+    const facts = inspectRequest(req.headers, req.authority || null, this.#mux, cfg.limits, req.version === '1.0');
     if (isReject(facts)) {
       this.#rejected(facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing');
       return this.#refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
@@ -232,7 +232,8 @@ class Forwarding extends OnceListeners<void> {
       xff: cfg.proxy.xForwardedFor,
       teTrailers: facts.teTrailers,
     }));
-    const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority : route.hostHeader;
+    // `preserve` with no authority (an HTTP/1.0 request without Host): the origin's own name.
+    const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
     const o: UpstreamRequest = {
       path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes,
       // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front

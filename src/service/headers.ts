@@ -26,7 +26,7 @@ export interface RequestFacts {
  * Field values are not checked for forbidden characters here: every server
  * refused such a request already (ServerRequest.headers).
  */
-export function inspectRequest(fields: HeaderList, authority: string | null, h2: boolean, limits: LimitsConfig): Reject | RequestFacts {
+export function inspectRequest(fields: HeaderList, authority: string | null, h2: boolean, limits: LimitsConfig, http10 = false): Reject | RequestFacts {
   let bytes = 0;
   let count = 0;
   let cl: string | null = null;
@@ -67,13 +67,14 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
     chunked = true;
   }
   if (!h2) {
-    // RFC 9112 §3.2: a request without Host, or with more than one, gets 400.
-    if (hosts !== 1 || !host) return { status: 400, reason: hosts === 0 ? 'missing Host' : 'more than one Host' };
-    authority ??= host; // an absolute-form target's authority, when given, replaces Host (RFC 9112 §3.2.2)
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with more than one (or an empty one), gets 400.
+    // HTTP/1.0 had no Host: such a request routes by path alone (authority ''), its origin's own name sent on.
+    if (hosts > 1 || (hosts === 1 && !host) || (hosts === 0 && !http10)) return { status: 400, reason: hosts === 0 ? 'missing Host' : 'more than one Host' };
+    authority ??= host ?? ''; // an absolute-form target's authority, when given, replaces Host (RFC 9112 §3.2.2)
   } else if (authority === null && host !== null) {
     authority = host;
   }
-  if (authority !== null && !AUTHORITY_RE.test(authority)) return { status: 400, reason: 'invalid Host' };
+  if (authority !== null && authority !== '' && !AUTHORITY_RE.test(authority)) return { status: 400, reason: 'invalid Host' };
   if (limits.maxBodyBytes > 0 && contentLength !== null && contentLength > limits.maxBodyBytes) {
     return { status: 413, reason: `body larger than ${limits.maxBodyBytes} bytes` };
   }
@@ -129,7 +130,7 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
   if (forwarded) {
     out.push(['x-forwarded-for', o.xff === 'append' && xff ? `${xff.join(', ')}, ${o.clientIp}` : o.clientIp]);
     out.push(['x-forwarded-proto', o.proto]);
-    out.push(['x-forwarded-host', o.authority]);
+    if (o.authority !== '') out.push(['x-forwarded-host', o.authority]);
   }
   if (o.teTrailers) out.push(['te', 'trailers']);
   return out;

@@ -61,6 +61,16 @@ describe('routing on the normalised path', () => {
     expect((await get(port, '/../etc/passwd')).status).toBe(400);
   });
 
+  it('HTTP/1.0 without Host routes by path and reaches the origin with the origin\'s own name (it was a 400); HTTP/1.1 without Host stays a 400', async () => {
+    const port = await start(null);
+    const text = await rawExchange(port, 'GET /admin/x HTTP/1.0\r\n\r\n');
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text.endsWith('admin /admin/x admin.test\n')).toBe(true); // the route's hostHeader
+    const pub = await rawExchange(port, 'GET /public/y HTTP/1.0\r\n\r\n');
+    expect(pub).toMatch(/^HTTP\/1\.1 200 [^]*public \/public\/y\n$/);
+    expect(await rawExchange(port, 'GET /public/y HTTP/1.1\r\nconnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
   it('proxy.normalizePath: false sends the bytes as the client sent them', async () => {
     const port = await start(false);
     expect(await get(port, '/public/../internal/')).toEqual({ status: 200, body: 'INTERNAL /public/../internal/\n' });
