@@ -166,17 +166,17 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
 export function socketFailure(e: unknown, handshakeUnconfirmed = false): OriginlinkError {
   if (e instanceof OriginlinkError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  // A connection refused was never established (an established one that is refused resets: ECONNRESET); nor was
-  // one whose handshake we never saw complete (a TCP Fast Open socket, tcp.ts) that a router reports unreachable
-  // (an established socket takes ICMP errors as soft until its retransmissions time out): a failed connect,
-  // retry-safe. Not ETIMEDOUT there: a SYN carrying a request in its data may have reached the origin's
-  // application while every SYN-ACK was lost (RFC 7413 §6.3.1).
-  if (code === 'ECONNREFUSED' || (handshakeUnconfirmed && (code === 'EHOSTUNREACH' || code === 'ENETUNREACH'))) {
+  // A socket whose handshake we never saw complete (a TCP Fast Open socket that received nothing, tcp.ts) refused
+  // or reported unreachable: a failed connect, retry-safe. On an established socket the same errnos come only
+  // after its retransmissions time out (Linux keeps ICMP errors soft until then): a lost connection. Not ETIMEDOUT
+  // even there: a SYN carrying a request in its data may have reached the application while every SYN-ACK was
+  // lost (RFC 7413 §6.3.1).
+  if (handshakeUnconfirmed && (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')) {
     return toOriginlinkError(e, ErrorCode.CONNECT_FAILED).with({ retrySafe: true });
   }
   const msg = (e as Error | undefined)?.message ?? String(e);
   if (code === 'EPIPE') return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'network', msg, { cause: e });
-  if (code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+  if (code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNREFUSED') {
     return new OriginlinkError(ErrorCode.SOCKET_RESET, 'network', `connection lost: ${msg}`, { cause: e });
   }
   return toOriginlinkError(e);

@@ -506,8 +506,10 @@ export class H2Connection {
     if (s.remoteClosed) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'HEADERS after the end of the stream');
     if (b.selfDependent) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'stream depends on itself'); // RFC 7540 §5.3.1
     if (tooLarge) {
-      // RFC 9113 §10.5.1: answer an oversized header list per stream (a server may send 431 first; we reset).
-      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `header list over ${this.#maxHeaderListSize} bytes`);
+      // RFC 9113 §10.5.1: answer an oversized header list per stream (a server may send 431 first; we reset). Our
+      // own limit, not the peer's misdeed: not counted as a reset it made us send (an origin whose heads on a busy
+      // path exceed it would otherwise lose its whole connection past 100 a second).
+      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `header list over ${this.#maxHeaderListSize} bytes`, false);
     }
     const isTrailers = s.headSeen;
     const kind: SectionKind = isTrailers ? 'trailers' : this.role === 'server' ? 'request' : 'response';
@@ -755,9 +757,9 @@ export class H2Connection {
    * that makes us reset streams (a frame its stream cannot take, right after HEADERS) is the rapid-reset flood by
    * other means ("MadeYouReset", CVE-2025-8671; RFC 9113 §10.5).
    */
-  #streamError(id: number, code: number, message: string): void {
+  #streamError(id: number, code: number, message: string, counted = true): void {
     this.#out.push(encodeRstStream(id, code));
-    this.#countOwnReset();
+    if (counted) this.#countOwnReset();
     const s = this.#streams.get(id);
     if (!s) return;
     this.#close(s, 'reset-by-us');

@@ -1,13 +1,16 @@
 /**
- * The path of an origin-form request target as the connector routes it and sends it on: syntax-based
- * normalisation (RFC 3986 §6.2.2) plus merged slashes, as nginx does before it matches a location. Matched raw,
- * `/public/../internal`, `/public/%2e%2e/internal` or `//admin` passed a route's prefix test (or missed a
- * protecting one) and reached an origin that resolved them to another path.
+ * The path of an origin-form request target as the connector routes it and, for a route that strips its prefix,
+ * sends it on — nginx's way: a location is matched against the decoded, normalised path; `proxy_pass` without a
+ * URI sends the request as the client wrote it, with one it sends the normalised path with the prefix replaced.
+ * Matched raw, `/public/../internal/`, `/public/%2e%2e/internal/` or `/public/..%2Finternal/` passed a `/public/`
+ * route and reached an origin that resolved them to `/internal/`; `//admin` stepped around an `/admin` route.
  *
- * - `%XX` of an unreserved character (ALPHA DIGIT - . _ ~) is decoded, any other `%xx` upper-cased (§6.2.2.1,
- *   §6.2.2.2); `%2F` and `%5C` stay encoded (an origin may read them as part of a segment).
- * - runs of `/` become one (nginx's merge_slashes).
- * - dot segments are removed (§5.2.4, after decoding, so `%2e%2e` is one); a `..` above the root is refused.
+ * - `routingPath`: every `%XX` decoded (`%2F` too: an origin may decode it before resolving dot segments; not
+ *   `%3F` or `%23`, which would end the path), runs of `/` merged, dot segments resolved (RFC 3986 §5.2.4); a
+ *   `..` above the root is refused. For matching only.
+ * - `normalizeTarget`: the syntax-based normalisation of RFC 3986 §6.2.2 (unreserved escapes decoded, others
+ *   upper-cased; `%2F` and `%5C` stay encoded), slashes merged, dot segments resolved: what a prefix-stripping
+ *   route sends on.
  * The query is left as it is. Case and `;` parameters are kept: paths are case-sensitive (RFC 3986 §6.2.2.1),
  * and what `;` means is the origin's.
  */
@@ -18,17 +21,30 @@ const ESCAPE_RE = /%([0-9A-Fa-f]{2})/g;
 const UNRESERVED_RE = /[A-Za-z0-9\-._~]/;
 
 /**
- * The target with its path normalised, or null when a `..` would climb above the root (a 400). A target whose
- * path holds no `%`, no `/.` and no `//` (nearly every request) comes back as it is, the same string.
+ * The target with its path normalised for sending on (RFC 3986 §6.2.2), or null when a `..` would climb above the
+ * root (a 400). A target whose path holds no `%`, no `/.` and no `//` (nearly every request) comes back as it is,
+ * the same string.
  */
 export function normalizeTarget(target: string): string | null {
-  const q = target.indexOf('?');
-  const path = q < 0 ? target : target.slice(0, q);
-  if (!MAY_CHANGE_RE.test(path)) return target;
-  const decoded = path.indexOf('%') < 0 ? path : path.replace(ESCAPE_RE, (m, hex: string) => {
+  return normalized(target, (m, hex) => {
     const c = String.fromCharCode(parseInt(hex, 16));
     return UNRESERVED_RE.test(c) ? c : m.toUpperCase();
   });
+}
+
+/** The target as routes match it (every escape but `%3F`/`%23` decoded), or null above the root. See above. */
+export function routingPath(target: string): string | null {
+  return normalized(target, (m, hex) => {
+    const code = parseInt(hex, 16);
+    return code === 0x3f || code === 0x23 ? m.toUpperCase() : String.fromCharCode(code);
+  });
+}
+
+function normalized(target: string, unescape: (match: string, hex: string) => string): string | null {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  if (!MAY_CHANGE_RE.test(path)) return target;
+  const decoded = path.indexOf('%') < 0 ? path : path.replace(ESCAPE_RE, unescape);
   const out: string[] = [];
   const segments = decoded.split('/');
   // segments[0] is '' (the path starts with '/'); the last one may be '' (a trailing slash).

@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
-import { normalizeTarget } from '../http/target.js';
+import { normalizeTarget, routingPath } from '../http/target.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { endToEnd, markClean } from '../http/fields.js';
@@ -24,7 +24,7 @@ import { clientSlots, type ClientSlots } from './client-slots.js';
 import { readWhole, ReadWholeError } from '../util/body.js';
 import { OnceListeners } from '../util/once-listeners.js';
 import type { Metrics } from './metrics.js';
-import { hostOnly, rewritePath, type Router } from './router.js';
+import { hostOnly, pathMatches, rewritePath, type Router } from './router.js';
 import { openTunnel } from './upgrade.js';
 import { RequestRecord, type RequestLog } from './request-log.js';
 import type { Upstream, UpstreamRequest } from './upstream.js';
@@ -206,15 +206,23 @@ class Forwarding extends OnceListeners<void> {
     // the connector is no forward proxy. The same answer on every front.
     if (req.method === 'CONNECT' && req.protocol === null) return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
     if (req.path.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
-    // Routed and sent on as normalised (http/target.ts): the origin gets the path the route was chosen by.
-    const target = cfg.proxy.normalizePath ? normalizeTarget(req.path) : req.path;
-    if (target === null) return this.#refuse(400, 'request path climbs above the root', 'bad_request');
-    const match = this.#gen.router.match(authority, target);
+    // Routed by the decoded, normalised path (http/target.ts), as nginx matches a location.
+    const routing = cfg.proxy.normalizePath ? routingPath(req.path) : req.path;
+    if (routing === null) return this.#refuse(400, 'request path climbs above the root', 'bad_request');
+    const match = this.#gen.router.match(authority, routing);
     if (!match) {
       this.#rejected('no_route');
-      return this.#refuse(404, `no route for ${hostOnly(authority)}${target.split('?')[0]}`, 'no_route');
+      return this.#refuse(404, `no route for ${hostOnly(authority)}${req.path.split('?')[0]}`, 'no_route');
     }
     const route = match.route;
+    // Sent on as the client wrote it — or, where the route strips its prefix, normalised (RFC 3986 §6.2.2) with the
+    // prefix off (nginx's proxy_pass with a URI); one that matched only once fully decoded has no such form: 400.
+    let target = req.path;
+    if (cfg.proxy.normalizePath && route.stripPrefix) {
+      const normal = normalizeTarget(req.path);
+      if (normal === null || !pathMatches(route.path, normal)) return this.#refuse(400, 'request path matches its route only once decoded', 'bad_request');
+      target = normal;
+    }
     const upstream = (this.#upstream = this.#gen.upstreams.get(route.origin) as Upstream);
     if (this.#log) {
       this.#log.route = match.index;

@@ -317,9 +317,12 @@ export class H2ServerSession {
       const timer = limit > 0 ? setTimeout(() => { for (const w of this.#writers.splice(0)) w(); }, Math.max(1, limit - (performance.now() - since))) : null;
       await new Promise<void>((r) => this.#writers.push(r));
       if (timer) clearTimeout(timer);
-      // Progress: the stream's queue shrank, or the socket took what it held (the client reads, if slowly).
+      // Progress: the stream's queue shrank, or — while the socket, not this stream's window, held it back — the
+      // socket took what it held. (A stream whose own window stays shut makes no progress however much other
+      // streams drain the socket: sendTimeoutMs still ends it.)
       const now = this.#h2.pending(id);
-      if (now < last || this.#io.drains !== drains) { since = performance.now(); last = now; drains = this.#io.drains; }
+      if (now < last || (this.#io.drains !== drains && now <= WRITE_HIGH_WATER)) { since = performance.now(); last = now; }
+      drains = this.#io.drains;
       if (limit > 0 && performance.now() - since >= limit) return false;
     }
     return true;

@@ -261,9 +261,11 @@ export class H2PooledConnection implements PooledConnection {
         const started = f.x.body !== null;
         if (ev.connection) {
           // The connection ended under the stream (a connection error of either side, GOAWAY with an error code):
-          // RFC 9113 §6.8, a stream at or below GOAWAY's last id may have been processed, whatever the code says.
-          const why = `connection failed before the response ${started ? 'ended' : 'began'}: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
-          f.x.fail(new OriginlinkError(ErrorCode.PROTOCOL_ERROR, 'remote', why, { details: { h2ErrorCode: ev.code, byPeer: ev.byPeer } }), false);
+          // RFC 9113 §6.8, a stream at or below GOAWAY's last id may have been processed, whatever the code says —
+          // never retry-safe. The origin's ending is a lost connection (an idempotent request on a reused one goes
+          // again, as after a reset: policy.ts); ours is its protocol error.
+          const why = `connection ${ev.byPeer ? 'ended by the origin' : 'failed'} before the response ${started ? 'ended' : 'began'}: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
+          f.x.fail(new OriginlinkError(ev.byPeer ? ErrorCode.SOCKET_RESET : ErrorCode.PROTOCOL_ERROR, 'remote', why, { details: { h2ErrorCode: ev.code, byPeer: ev.byPeer } }), false);
           return;
         }
         // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.

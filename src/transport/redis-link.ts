@@ -126,7 +126,7 @@ export class RedisLink {
   #stats: RedisLinkStats = { up: false, outages: 0, writes: 0, batches: 0, droppedWrites: 0, reads: 0, failedReads: 0, messages: 0 };
   #readyWaiters: Array<() => void> = [];
   /** A pipeline of writes sent and not yet answered: the next waits for it (the queue, bounded, fills meanwhile). */
-  #inFlight = false;
+  #inFlight: Promise<void> | null = null;
 
   constructor(o: RedisLinkOptions) {
     const parsed = parseRedisUrl(o.url);
@@ -232,12 +232,15 @@ export class RedisLink {
     this.#warn(err);
   }
 
-  /** Send what is queued, then disconnect (bounded by `timeoutMs`). */
+  /** Send what is queued (after the pipeline already out), then disconnect (bounded by `timeoutMs`). */
   async close(timeoutMs = 1000): Promise<void> {
     if (this.#closed) return;
-    const last = this.#flush();
+    const drained = (async (): Promise<void> => {
+      while (this.#inFlight !== null) await this.#inFlight;
+      await this.#flush();
+    })();
+    await Promise.race([drained, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     this.#closed = true;
-    await Promise.race([last, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     this.#sub?.disconnect();
     this.#cmd.disconnect();
     this.#stats.up = false;
@@ -245,7 +248,7 @@ export class RedisLink {
 
   #flush(): Promise<void> {
     if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
-    if (this.#inFlight && this.#stats.up) return Promise.resolve(); // sent when the one out is answered
+    if (this.#inFlight !== null && this.#stats.up) return this.#inFlight; // sent when the one out is answered
     const ops = this.#queue.splice(0);
     if (ops.length === 0 || !this.#stats.up) {
       this.#stats.droppedWrites += ops.length;
@@ -255,12 +258,11 @@ export class RedisLink {
     for (const op of ops) op(p);
     this.#stats.batches++;
     this.#stats.writes += p.length;
-    this.#inFlight = true;
     const settled = (): void => {
-      this.#inFlight = false;
+      this.#inFlight = null;
       if (this.#queue.length > 0 && !this.#closed) void this.#flush();
     };
-    return p.exec().then(
+    this.#inFlight = p.exec().then(
       (res) => {
         let timedOut = false;
         for (const [err] of res ?? []) {
@@ -277,6 +279,7 @@ export class RedisLink {
         settled();
       },
     );
+    return this.#inFlight;
   }
 
   /** Commands time out on an open connection: Redis is stalled. Down (writes dropped, reads local) and reconnected. */

@@ -68,8 +68,8 @@ const openedAtOnce = new WeakSet<object>();
 
 /**
  * A socket whose TCP handshake may not have completed: a TFO socket that has not received a byte. Its
- * EHOSTUNREACH or ENETUNREACH (syscall read or write) are a failed connect — nothing reached the origin — where
- * on an established connection they would be a lost one (errors.ts socketFailure).
+ * ECONNREFUSED, EHOSTUNREACH or ENETUNREACH (syscall read or write) are a failed connect — nothing reached the
+ * origin — where on an established connection they would be a lost one (errors.ts socketFailure).
  */
 export function handshakeUnconfirmed(s: object): boolean {
   return openedAtOnce.has(s) && (s as net.Socket).bytesRead === 0;

@@ -359,4 +359,40 @@ describe('a client that reads nothing of what it makes us send', () => {
       await server.close(100);
     }
   });
+
+  it('a stream whose window the client keeps shut is reset after sendTimeoutMs, however busy its other streams keep the socket', { timeout: 20_000 }, async () => {
+    const server = await startH2Server({
+      sendTimeoutMs: 500,
+      handler: (req) => {
+        let made = 0;
+        const held = req.path === '/held';
+        const body = new Readable({
+          read() {
+            if (made >= (held ? 4 << 20 : 256 << 20)) { this.push(null); return; }
+            made += 65536;
+            // The busy stream's bytes come paced (64 KiB every 5 ms, each write one more 'drain'), for seconds.
+            if (held) this.push(Buffer.alloc(65536, 0x61));
+            else setTimeout(() => this.push(Buffer.alloc(65536, 0x62)), 5);
+          },
+        });
+        return { status: 200, headers: [], body };
+      },
+    });
+    const c = http2.connect(`http://127.0.0.1:${server.address.port}`);
+    try {
+      const held = c.request({ ':path': '/held' });
+      held.pause(); // never read: its window stays shut once the first 64 KiB are in
+      const ended = new Promise<number>((r) => { const t0 = Date.now(); held.on('close', () => r(Date.now() - t0)); held.on('error', () => {}); });
+      const busy = c.request({ ':path': '/busy' });
+      busy.on('data', () => {}); // read on: the socket drains again and again
+      busy.on('error', () => {});
+      const ms = await Promise.race([ended, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
+      expect(ms).toBeGreaterThan(0); // before: every drain of the busy stream counted as the held one's progress
+      expect(ms).toBeLessThan(5000);
+      busy.close();
+    } finally {
+      c.destroy();
+      await server.close(100);
+    }
+  });
 });

@@ -54,8 +54,8 @@ describe('socketFailure: an errno on a pooled connection', () => {
   const errno = (code: string): Error => Object.assign(new Error(`read ${code}`), { code, syscall: 'read' });
   it.each([
     // [errno, handshake unconfirmed (a TFO socket that received nothing), code, retry-safe]
-    ['ECONNREFUSED', true, ErrorCode.CONNECT_FAILED, true], // never established, whatever the socket
-    ['ECONNREFUSED', false, ErrorCode.CONNECT_FAILED, true],
+    ['ECONNREFUSED', true, ErrorCode.CONNECT_FAILED, true], // the SYN refused: never established
+    ['ECONNREFUSED', false, ErrorCode.SOCKET_RESET, false], // an established socket's soft ICMP error, reported at its timeout
     ['EHOSTUNREACH', true, ErrorCode.CONNECT_FAILED, true], // the SYN did not get there
     ['EHOSTUNREACH', false, ErrorCode.SOCKET_RESET, false], // an established connection lost: the request may have been processed
     ['ENETUNREACH', false, ErrorCode.SOCKET_RESET, false],

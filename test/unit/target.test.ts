@@ -1,6 +1,6 @@
 /** The request path as the service routes it and sends it on (src/http/target.ts, RFC 3986 §6.2.2, §5.2.4). */
 import { describe, expect, it } from 'vitest';
-import { normalizeTarget } from '../../src/http/target.js';
+import { normalizeTarget, routingPath } from '../../src/http/target.js';
 
 describe('normalizeTarget', () => {
   it.each([
@@ -35,5 +35,14 @@ describe('normalizeTarget', () => {
   it('a path with nothing to change comes back as the same string (no copy on the hot path)', () => {
     const t = '/static/app.js?v=3';
     expect(normalizeTarget(t)).toBe(t);
+  });
+
+  it('routingPath decodes every escape but ? and # before resolving: an encoded slash cannot hide a dot segment', () => {
+    expect(routingPath('/public/..%2Finternal/x')).toBe('/internal/x');
+    expect(routingPath('/public/..%2finternal')).toBe('/internal');
+    expect(routingPath('/a%3Fb?c')).toBe('/a%3Fb?c');
+    expect(routingPath('/a%23b')).toBe('/a%23b');
+    expect(routingPath('/%2e%2e%2f')).toBeNull();
+    expect(routingPath('/x')).toBe('/x');
   });
 });
