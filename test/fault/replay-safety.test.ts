@@ -115,4 +115,22 @@ describe('a request that may have been processed is not sent again', () => {
     expect(Date.now() - t0).toBeLessThan(800);
     expect(slow).toBe(1);
   });
+
+  it('a GET on a reused HTTP/2 connection that the origin ends with GOAWAY(INTERNAL_ERROR) before answering goes again (a lost connection, as on h3)', async () => {
+    let flaky = 0;
+    const origin = http2.createServer();
+    origin.on('stream', (stream, headers) => {
+      if (headers[':path'] === '/flaky' && ++flaky === 1) { stream.session?.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, stream.id); return; }
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    const sessions = new Set<http2.ServerHttp2Session>();
+    origin.on('session', (x) => { sessions.add(x); x.on('close', () => sessions.delete(x)); });
+    cleanups.push(() => { for (const x of sessions) x.destroy(); });
+    const port = await service(`    url: http://127.0.0.1:${await listen(origin)}\n    protocol: h2`);
+    expect((await fetch(`http://127.0.0.1:${port}/warm`)).status).toBe(200);
+    const res = await fetch(`http://127.0.0.1:${port}/flaky`);
+    expect(res.status).toBe(200);
+    expect(flaky).toBe(2);
+  });
 });
