@@ -217,6 +217,13 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
       } catch {
         // The handshake result stands; the 0-RTT step will say whether a ticket came.
       }
+      // A server may send its NewSessionTicket after the answer (quic-go does, under load later still): the ticket
+      // is waited for a little (bounded by the step deadline) before the connection goes, or the 0-RTT step below
+      // would find none and report a server that resumes as one that does not.
+      const key = `h3:probe|${origin}`;
+      for (const until = performance.now() + Math.min(ms, 1000); sessions.get(key) === undefined && performance.now() < until;) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       q.destroy();
     } catch (e) {
       r.quic.error = errOf(e);
