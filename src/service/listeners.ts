@@ -37,9 +37,12 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
-/** A change in these needs a new socket; the rest is applied in place. */
-export function rebindKey(l: ListenerConfig, limits: LimitsConfig): string {
-  return `${l.kind}|${l.host}|${l.port}|${l.http2}|${limits.maxHeaderBytes}|${limits.maxHeaderCount}|${limits.maxConcurrentStreams}`;
+/**
+ * A change in these needs a new socket (the ALPN list of an https listener is the TLS server's); the rest —
+ * certificates, timeouts, parser limits — is applied in place to the connections accepted from then on.
+ */
+export function rebindKey(l: ListenerConfig): string {
+  return `${l.kind}|${l.host}|${l.port}|${l.http2}`;
 }
 
 /** The forwarder as the handler of one listener's servers. */

@@ -28,7 +28,7 @@ export interface ServiceOptions {
   processMetrics?: boolean;
 }
 
-interface Bound { listener: Listener; rebind: string }
+interface Bound { listener: Listener; rebind: string; limits: ServiceConfig['limits'] }
 
 export class Service {
   #gen!: Generation;
@@ -137,45 +137,74 @@ export class Service {
     return u;
   }
 
+  /**
+   * Make the listeners `config` names. All or nothing: new sockets are opened first, a listener this config
+   * replaces on the same port (another kind, host or ALPN list) is closed just before its successor binds, and on
+   * any failure those come back as they were and nothing else changed — before, a failed reload could leave the
+   * service with fewer listeners than it had (and its log saying the old config still ran). Kept listeners take
+   * the new certificates, timeouts and limits only once everything is bound.
+   */
   async #applyListeners(config: ServiceConfig): Promise<void> {
     const want = new Map(config.listeners.map((l) => [`${l.kind}|${l.host}|${l.port}`, l]));
     const started: string[] = [];
+    const replaced: Array<[string, Bound]> = [];
     try {
       for (const [addr, lc] of want) {
-        const key = rebindKey(lc, config.limits);
+        const key = rebindKey(lc);
         const have = this.#listeners.get(addr);
-        if (have && have.rebind === key && lc.port !== 0) {
-          have.listener.update(lc, config.limits);
-          continue;
+        if (have && have.rebind === key && lc.port !== 0) continue;
+        // The port may be held by the listener this one replaces: the same address, or one the new config drops
+        // on the same port and transport. It lets the port go first (its connections drain meanwhile).
+        const udp = lc.kind === 'h3';
+        for (const [a, b] of [...this.#listeners]) {
+          const c = b.listener.config;
+          if (a !== addr && (want.has(a) || lc.port === 0 || c.port !== lc.port || (c.kind === 'h3') !== udp)) continue;
+          this.#listeners.delete(a);
+          replaced.push([a, b]);
+          void b.listener.close(config.shutdown.graceMs);
         }
-        if (have) {
-          this.#listeners.delete(addr);
-          void have.listener.close(config.shutdown.graceMs);
-        }
-        const l = await this.#makeListener(lc, config);
+        const l = await this.#makeListener(lc, config.limits);
         await l.start();
-        this.#listeners.set(addr, { listener: l, rebind: key });
+        this.#listeners.set(addr, { listener: l, rebind: key, limits: config.limits });
         started.push(addr);
       }
     } catch (e) {
       for (const addr of started) { void this.#listeners.get(addr)?.listener.close(0); this.#listeners.delete(addr); }
+      for (const [addr, b] of replaced) {
+        try {
+          const l = await this.#makeListener(b.listener.config, b.limits);
+          await l.start();
+          this.#listeners.set(addr, { listener: l, rebind: b.rebind, limits: b.limits });
+        } catch (again) {
+          this.log.error({ listener: b.listener.config.name, err: (again as Error).message }, 'listener could not be restored after a failed reload');
+        }
+      }
+      this.#updateAltSvc(config);
       throw e;
+    }
+    for (const [addr, lc] of want) {
+      const b = this.#listeners.get(addr);
+      if (b && !started.includes(addr)) { b.listener.update(lc, config.limits); b.limits = config.limits; }
     }
     for (const [addr, b] of this.#listeners) {
       if (!want.has(addr)) { this.#listeners.delete(addr); void b.listener.close(config.shutdown.graceMs); }
     }
-    // RFC 7838 §3: each h3 listener that is up, on the same host as the front (an empty alt-authority host).
+    this.#updateAltSvc(config);
+  }
+
+  /** RFC 7838 §3: each h3 listener that is up, on the same host as the front (an empty alt-authority host). */
+  #updateAltSvc(config: ServiceConfig): void {
     const ma = config.proxy.altSvcMaxAge;
     const h3 = [...this.#listeners.values()].filter((b) => b.listener.config.kind === 'h3' && b.listener.port > 0).map((b) => `h3=":${b.listener.port}"; ma=${ma}`);
     this.#altSvc = ma > 0 && h3.length ? h3.join(', ') : null;
   }
 
-  async #makeListener(lc: ServiceConfig['listeners'][number], config: ServiceConfig): Promise<Listener> {
+  async #makeListener(lc: ServiceConfig['listeners'][number], limits: ServiceConfig['limits']): Promise<Listener> {
     if (lc.kind === 'h3') {
       const { H3Listener } = await import('./h3-listener.js');
-      return new H3Listener(lc, config.limits, this.#hooks);
+      return new H3Listener(lc, limits, this.#hooks);
     }
-    return new TcpListener(lc, config.limits, this.#hooks);
+    return new TcpListener(lc, limits, this.#hooks);
   }
 
   /**
@@ -199,12 +228,16 @@ export class Service {
     const now = config.admin;
     if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
-      await this.#admin?.close();
-      this.#admin = null;
+      // The new admin listener first: one that cannot bind leaves the old one serving (it left none).
+      let next: Awaited<ReturnType<typeof startAdmin>> | null = null;
       try {
-        if (now) this.#admin = await startAdmin(now.host, now.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() });
+        if (now) next = await startAdmin(now.host, now.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() });
       } catch (e) {
-        this.log.error({ err: (e as Error).message, admin: now }, 'admin listener failed to start after reload');
+        this.log.error({ err: (e as Error).message, admin: now }, 'admin listener failed to start after reload; the old one keeps serving');
+      }
+      if (next !== null || !now) {
+        await this.#admin?.close();
+        this.#admin = next;
       }
     }
     const kept = new Set(gen.upstreams.values());

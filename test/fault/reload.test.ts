@@ -1,0 +1,84 @@
+/**
+ * A reload is all or nothing for the listeners (service.ts #applyListeners): a config that cannot be bound leaves
+ * every listener that served still serving — before, a listener rebound for a limits change was closed first and
+ * lost when a later one failed, with the log saying the old config still ran. Limits apply in place (no rebind);
+ * a listener that changes kind on its port is replaced; an admin listener that cannot move keeps serving.
+ */
+import http2 from 'node:http2';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/service/config.js';
+import { Service } from '../../src/service/service.js';
+import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { freePort } from '../helpers/ports.js';
+import { rawExchange } from '../helpers/raw.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+
+async function origin(): Promise<H1Server> {
+  const o = await startH1Server({ handler: (req) => ({ status: 200, headers: [], body: `origin ${req.path}\n` }) });
+  cleanups.push(() => o.close(0));
+  return o;
+}
+
+const yaml = (o: { port: number; originPort: number; kind?: string; extra?: string; maxHeaderBytes?: number; admin?: number | null }): string => `
+listeners:
+  - { name: a, kind: ${o.kind ?? 'http'}, host: 127.0.0.1, port: ${o.port} }
+${o.extra ?? ''}
+admin: ${o.admin ? `{ host: 127.0.0.1, port: ${o.admin} }` : 'false'}
+limits: { maxHeaderBytes: ${o.maxHeaderBytes ?? 16384} }
+origins:
+  o: { url: "http://127.0.0.1:${o.originPort}", protocol: h1 }
+routes:
+  - { path: /, origin: o }
+`;
+
+const get = async (port: number): Promise<string> => rawExchange(port, 'GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+
+describe('reload and listeners', () => {
+  it('a reload that cannot bind a new listener leaves every listener serving, the one whose limits changed included', async () => {
+    const o = await origin();
+    const port = await freePort();
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => busy.close(() => r())));
+    const busyPort = (busy.address() as net.AddressInfo).port;
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    cleanups.push(() => svc.shutdown(0));
+    expect(await get(port)).toMatch(/^HTTP\/1\.1 200 [^]*origin \/x\n$/);
+    const bad = yaml({ port, originPort: o.address.port, maxHeaderBytes: 32768, extra: `  - { name: b, kind: http, host: 127.0.0.1, port: ${busyPort} }` });
+    await expect(svc.reload(parseConfig(bad, 'r.yaml', '/tmp'))).rejects.toThrow(/cannot listen/);
+    expect(await get(port)).toMatch(/^HTTP\/1\.1 200 [^]*origin \/x\n$/); // before: ECONNREFUSED
+    // A limits change alone is applied in place: the socket stays, the new limit holds for new connections.
+    await svc.reload(parseConfig(yaml({ port, originPort: o.address.port, maxHeaderBytes: 1024 }), 'r.yaml', '/tmp'));
+    expect(await rawExchange(port, `GET /x HTTP/1.1\r\nhost: a\r\nx-big: ${'b'.repeat(2000)}\r\nconnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+  });
+
+  it('a listener that changes kind on its port is replaced (http → h2c)', async () => {
+    const o = await origin();
+    const port = await freePort();
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    cleanups.push(() => svc.shutdown(0));
+    await svc.reload(parseConfig(yaml({ port, originPort: o.address.port, kind: 'h2c' }), 'r.yaml', '/tmp'));
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    cleanups.push(() => { c.destroy(); });
+    const st = c.request({ ':path': '/y' });
+    let body = '';
+    st.on('data', (d: Buffer) => { body += d.toString(); });
+    await new Promise((r) => st.on('end', r));
+    expect(body).toBe('origin /y\n');
+  });
+
+  it('an admin listener moved to a port that is taken keeps serving where it was', async () => {
+    const o = await origin();
+    const [port, admin] = [await freePort(), await freePort()];
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => busy.close(() => r())));
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port, admin }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    cleanups.push(() => svc.shutdown(0));
+    await svc.reload(parseConfig(yaml({ port, originPort: o.address.port, admin: (busy.address() as net.AddressInfo).port }), 'r.yaml', '/tmp'));
+    expect(await rawExchange(admin, 'GET /healthz HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /); // before: refused
+  });
+});
