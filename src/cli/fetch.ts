@@ -11,6 +11,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { percentiles } from '../util/stats.js';
 import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
 import type { ProxyFacts } from '../http/types.js';
+import { redact } from '../transport/proxy.js';
 
 export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --protocol auto|h1|h2|h3   protocol policy (default auto)
@@ -86,6 +87,13 @@ export async function runFetch(argv: string[]): Promise<number> {
   const egress = egressFromArgs(values);
   const url = positionals[0];
   if (!url) throw usage('a URL is required');
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw usage(`the URL must be http:// or https:// (got ${u.protocol})`);
+  } catch (e) {
+    if (e instanceof OriginlinkError) throw e;
+    throw usage(`not a URL: ${JSON.stringify(redact(url))}`);
+  }
   const protocol = values.protocol as ProtocolPolicy;
   if (!['auto', 'h1', 'h2', 'h3'].includes(protocol)) throw usage(`--protocol must be auto, h1, h2 or h3 (got ${values.protocol})`);
   const repeat = int(values.repeat, '--repeat', 1);
@@ -246,7 +254,7 @@ const HTTP_VERSION: Record<string, string> = { h1: 'HTTP/1.1', h2: 'HTTP/2', h3:
 /** curl -v's shape: `*` for what happened, `>` what we sent, `<` what came back. */
 function tellRequest(say: (l: string) => void, url: string, method: string, headers: HeaderList, policy: ProtocolPolicy): void {
   const u = new URL(url);
-  say(`* ${method} ${url} (protocol policy ${policy})`);
+  say(`* ${method} ${redact(url)} (protocol policy ${policy})`);
   say(`> ${method} ${u.pathname}${u.search}`);
   say(`> host: ${u.host}`);
   for (const [n, v] of headers) say(`> ${n.toLowerCase()}: ${v}`);

@@ -94,6 +94,9 @@ export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
   migrateAfterProbeTimeouts: 3,
 });
 
+/** The longest delay setTimeout keeps (2^31 − 1 ms): every `…Ms` option is bounded by it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const RULES: { [K in keyof PoolOptions]: { min: number; max?: number; int?: boolean } } = {
   maxConnections: { min: 1, int: true },
   minWarm: { min: 0, int: true },
@@ -132,6 +135,8 @@ export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, wher
     if (rule.int && !Number.isInteger(value)) throw configError(`${where}.${key}`, `must be an integer, got ${value}`);
     if (value < rule.min) throw configError(`${where}.${key}`, `must be ≥ ${rule.min}, got ${value}`);
     if (rule.max !== undefined && value > rule.max) throw configError(`${where}.${key}`, `must be ≤ ${rule.max}, got ${value}`);
+    // A duration goes to setTimeout, which fires at once past 2^31 − 1 ms (a queue timeout of 2^31 answered 503 at once).
+    if (key.endsWith('Ms') && value > MAX_TIMER_MS) throw configError(`${where}.${key}`, `must be ≤ ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`);
     out[key as keyof PoolOptions] = value;
   }
   if (out.minWarm > out.maxConnections) throw configError(`${where}.minWarm`, `must be ≤ maxConnections (${out.maxConnections})`);

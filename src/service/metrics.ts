@@ -99,7 +99,7 @@ export class Metrics {
     counterFrom('originlink_upstream_connections_closed_total', 'Upstream connections closed.', (t) => t.connectionsClosed);
     counterFrom('originlink_upstream_connect_failures_total', 'Failed connection attempts.', (t) => t.connectFailures);
     counterFrom('originlink_upstream_retries_total', 'Requests sent again by the retry policy.', (t) => t.retries);
-    new Gauge({ name: 'originlink_upstream_reuse_ratio', help: '1 - connections opened / requests.', labelNames: L, registers: r, collect() {
+    new Gauge({ name: 'originlink_upstream_reuse_ratio', help: '1 - connections opened / requests.', labelNames: L, registers: r, aggregator: 'average', collect() {
       this.reset();
       for (const row of self.#rows()) this.set({ origin: row.origin, upstream: row.upstream }, row.totals.requests ? Math.max(0, 1 - row.totals.connectionsOpened / row.totals.requests) : 0);
     } });
@@ -140,11 +140,11 @@ export class Metrics {
       this.reset();
       for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream, alpn: x.r.facts.alpn ?? '', h3_advertised: String(x.r.facts.h3 !== null) }, 1);
     } });
-    new Gauge({ name: 'originlink_upstream_rtt_seconds', help: 'Smoothed RTT learned for the upstream.', labelNames: L, registers: r, collect() {
+    new Gauge({ name: 'originlink_upstream_rtt_seconds', help: 'Smoothed RTT learned for the upstream.', labelNames: L, registers: r, aggregator: 'average', collect() {
       this.reset();
       for (const x of reports()) if (x.r.facts.rttMs !== null) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.rttMs / 1000);
     } });
-    new Gauge({ name: 'originlink_upstream_h3_broken', help: '1 while HTTP/3 is in backoff for the upstream.', labelNames: L, registers: r, collect() {
+    new Gauge({ name: 'originlink_upstream_h3_broken', help: '1 while HTTP/3 is in backoff for the upstream.', labelNames: L, registers: r, aggregator: 'max', collect() {
       this.reset();
       const now = Date.now();
       for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.brokenUntil > now ? 1 : 0);

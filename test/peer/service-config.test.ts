@@ -170,3 +170,21 @@ describe('header rules', () => {
     expect(statusForError('OL_REQUEST_BODY_TIMEOUT')).toBe(408); // the client's body stalled, not the origin
   });
 });
+
+describe('metrics across workers', () => {
+  it('ratios and RTTs are averaged over worker processes, h3 backoff is the max — not summed (2 workers read a reuse ratio of 1.96)', async () => {
+    const { Metrics } = await import('../../src/service/metrics.js');
+    const { AggregatorRegistry } = await import('prom-client');
+    const m = new Metrics(() => []);
+    const json = await m.registry.getMetricsAsJSON();
+    const agg = (name: string): string | undefined => (json.find((x) => x.name === name) as { aggregator?: string } | undefined)?.aggregator;
+    expect(agg('originlink_upstream_reuse_ratio')).toBe('average');
+    expect(agg('originlink_upstream_rtt_seconds')).toBe('average');
+    expect(agg('originlink_upstream_h3_broken')).toBe('max');
+    // What the primary does with two workers' values of one series.
+    const worker = (v: number): unknown[] => [{ name: 'originlink_upstream_reuse_ratio', help: 'x', type: 'gauge', aggregator: agg('originlink_upstream_reuse_ratio'), values: [{ labels: { origin: 'a' }, value: v }] }];
+    const text = await AggregatorRegistry.aggregate([worker(0.98), worker(0.98)] as never).metrics();
+    expect(text).toMatch(/originlink_upstream_reuse_ratio\{origin="a"\} 0\.98/);
+    m.close();
+  });
+});

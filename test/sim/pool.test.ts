@@ -432,5 +432,10 @@ describe('predictive warmth (preconnectRatio)', () => {
     expect(open(d)).toBe(10);
     expect(() => resolvePoolOptions({ preconnectRatio: 0.5 }, 'origins.api.pool')).toThrow(/origins\.api\.pool\.preconnectRatio: must be 0 \(off\) or 1 … 10/);
     expect(() => resolvePoolOptions({ preconnectRatio: 11 })).toThrow(/pool\.preconnectRatio: must be ≤ 10/);
+    // setTimeout fires at once past 2^31 − 1 ms: such a queue timeout answered every waiter at once.
+    for (const key of ['pendingTimeoutMs', 'connectTimeoutMs', 'idleTimeoutMs', 'headersTimeoutMs']) {
+      expect(() => resolvePoolOptions({ [key]: 2 ** 31 })).toThrow(new RegExp(`pool\\.${key}: must be ≤ 2147483647 ms`));
+      expect(resolvePoolOptions({ [key]: 2 ** 31 - 1 })[key as keyof PoolOptions]).toBe(2 ** 31 - 1);
+    }
   });
 });
