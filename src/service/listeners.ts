@@ -12,6 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { H1ParseError } from '../h1/fields.js';
 import { H1ServerSession, type H1SessionOptions } from '../transport/h1-server.js';
 import { H2ServerSession, type H2SessionOptions } from '../transport/h2-server.js';
 import type { ServedSession } from '../transport/server-listen.js';
@@ -87,7 +88,17 @@ export class TcpListener implements Listener {
   #options(cfg: ListenerConfig, lim: LimitsConfig): void {
     const info: FrontInfo = { listener: cfg.name, secure: cfg.kind === 'https' };
     const handler = frontHandler(this.#hooks, info);
-    const onError = (e: unknown): void => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'front request error');
+    const onError = (e: unknown): void => {
+      if (e instanceof H1ParseError) {
+        // Refused by the HTTP/1.1 parser before any handler saw it (smuggling probes, oversized heads, bad targets):
+        // counted and logged like the forwarder's own refusals, not only at debug level.
+        const reason = e.kind === 'too-large' ? 'headers' : e.kind === 'target-too-long' ? 'target' : 'framing';
+        this.#hooks.metrics.front.rejected.inc({ listener: cfg.name, reason });
+        this.#hooks.log.info({ listener: cfg.name, reason, kind: e.kind, err: e.message.slice(0, 200) }, 'request refused by the parser');
+        return;
+      }
+      this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'front request error');
+    };
     if (cfg.kind === 'https' || cfg.kind === 'http') {
       this.#h1 = {
         handler,

@@ -159,6 +159,11 @@ routes:
       }
     }
     expect(seen.filter((s) => s.includes('smuggle'))).toEqual([]);
+    // Each refusal is counted (the parser's as `framing`, as the forwarder's own are): none was invisible.
+    const counted = (await svc.metrics.registry.getSingleMetric('originlink_front_rejected_total')?.get())?.values ?? [];
+    const total = counted.reduce((n, v) => n + v.value, 0);
+    expect(total).toBeGreaterThanOrEqual(attacks.length * 2);
+    expect(counted.some((v) => v.labels['reason'] === 'framing')).toBe(true);
     await still();
   });
 
