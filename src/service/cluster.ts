@@ -241,12 +241,15 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         config = next;
         log.level = next.logging.level;
         if (was?.host !== next.admin?.host || was?.port !== next.admin?.port) {
-          await admin?.close();
-          admin = null;
-          admin = await startAdminFor(next).catch((e: unknown) => {
-            log.error({ err: (e as Error).message, admin: next.admin }, 'admin listener failed to start after reload');
-            return null;
+          // The new one first (as Service.reload): one that cannot bind leaves the old one serving.
+          const moved = await startAdminFor(next).catch((e: unknown) => {
+            log.error({ err: (e as Error).message, admin: next.admin }, 'admin listener failed to start after reload; the old one keeps serving');
+            return undefined;
           });
+          if (moved !== undefined) {
+            await admin?.close();
+            admin = moved;
+          }
         }
         broadcast({ ol: 'reload' });
         log.info({ workers: slots.filter((s) => s.worker).length }, 'reload sent to workers');
