@@ -460,7 +460,9 @@ export class Agent implements TickMember {
     this.#fast.set(fastKey, info);
     if (this.#pools.size === 1) sharedTicker.add(this);
     // Evict in batches (down to 7/8 of the bound): one scan per maxOrigins/8 new origins, not one per origin.
-    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - Math.floor(this.#maxOrigins * 7 / 8));
+    // The pool just made is idle too, and with every other pool busy it was the one forgotten: the caller then
+    // got a closed pool (OL_POOL_CLOSED, lost 2,760 of 3,000 requests over 200 origins with maxOrigins 16).
+    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - Math.floor(this.#maxOrigins * 7 / 8), info);
     return info;
   }
 
@@ -485,9 +487,9 @@ export class Agent implements TickMember {
   }
 
   /** Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the bound). */
-  #evictIdle(n: number): void {
+  #evictIdle(n: number, keep: PoolInfo): void {
     const idle: PoolInfo[] = [];
-    for (const info of this.#pools.values()) if (info.pool.idle) idle.push(info);
+    for (const info of this.#pools.values()) if (info.pool.idle && info !== keep) idle.push(info);
     idle.sort((a, b) => a.pool.lastActivityAt - b.pool.lastActivityAt);
     for (const info of idle.slice(0, n)) this.#forget(info);
   }

@@ -42,3 +42,26 @@ describe('one Agent, many origins', () => {
     }
   });
 });
+
+describe('maxOrigins with every pool busy', () => {
+  it('the pool made for a new origin is not the one evicted: its request is served (it failed OL_POOL_CLOSED)', async () => {
+    const http = await import('node:http');
+    const { Agent } = await import('../../src/index.js');
+    const servers = await Promise.all([500, 500, 0].map((ms) => new Promise<import('node:http').Server>((r) => {
+      const s = http.createServer((_q, res) => setTimeout(() => res.end('ok'), ms));
+      s.listen(0, '127.0.0.1', () => r(s));
+    })));
+    const url = (s: import('node:http').Server): string => `http://127.0.0.1:${(s.address() as import('node:net').AddressInfo).port}/`;
+    const agent = new Agent({ protocol: 'h1', maxOrigins: 2, maxRetries: 0 });
+    try {
+      const busy = servers.slice(0, 2).map((s) => agent.request({ url: url(s) }).then((r) => r.text()));
+      await new Promise((r) => setTimeout(r, 50)); // both pools busy
+      const r = await agent.request({ url: url(servers[2]!) });
+      expect(await r.text()).toBe('ok');
+      await Promise.all(busy);
+    } finally {
+      await agent.close();
+      for (const s of servers) { s.closeAllConnections(); s.close(); }
+    }
+  });
+});
