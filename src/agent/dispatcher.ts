@@ -164,11 +164,17 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
     settled = true;
     unlisten();
     const err = ctl.reason ?? toUndiciError(e);
-    if (modern) handler.onResponseError?.(ctl, err);
-    else if (handler.onError) handler.onError(err);
+    try {
+      if (modern) handler.onResponseError?.(ctl, err);
+      else if (handler.onError) handler.onError(err);
+    } catch {
+      // The caller's error handler threw: nothing is left to tell (undici drops it too).
+    }
   };
   try {
     if (opts.upgrade) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `upgrade (${opts.upgrade}) is not supported by the originlink dispatcher`);
+    // undici.connect() asks for a tunnel by method alone: never a request on a pooled connection.
+    if (opts.method?.toUpperCase() === 'CONNECT') throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', 'CONNECT is not supported by the originlink dispatcher');
     if (opts.origin === undefined) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'dispatch needs an origin');
     const origin = typeof opts.origin === 'string' ? opts.origin.replace(/\/+$/, '') : opts.origin.origin;
     // A caller's signal (undici request's `signal` option) aborts like the handler's abort.
@@ -188,7 +194,7 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
       return true;
     }
     const body = opts.body instanceof Readable ? (opts.body as AsyncIterable<Uint8Array>) : (opts.body ?? null);
-    agent.request({ origin, path: opts.path, method: opts.method, headers: dispatchHeaders(opts.headers), body: body as RequestBody, signal: ctl.ac.signal }).then(
+    agent.request({ origin, path: withQuery(opts.path, opts.query), method: opts.method, headers: dispatchHeaders(opts.headers), body: body as RequestBody, signal: ctl.ac.signal }).then(
       (res) => deliver(res, ctl, handler, modern, fail, () => { settled = true; unlisten(); }),
       fail,
     );
@@ -198,30 +204,63 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
   return true;
 }
 
+/** `path` with undici's `query` option appended (undici's core adds it; a dispatcher of our own must). */
+function withQuery(path: string, query: Record<string, unknown> | undefined): string {
+  if (!query) return path;
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (Array.isArray(v)) for (const x of v) qs.append(k, String(x));
+    else if (v !== undefined && v !== null) qs.append(k, String(v));
+  }
+  const text = qs.toString();
+  return text === '' ? path : `${path}${path.includes('?') ? '&' : '?'}${text}`;
+}
+
 function deliver(res: OriginResponse, ctl: Controller, handler: DispatchHandler, modern: boolean, fail: (e: unknown) => void, done: () => void): void {
   const body = res.body;
   ctl.body = body;
+  // A handler that throws (undici.stream's factory, a connect handler) fails the request like an abort: the body
+  // goes, the connection with it, and onError says so — it was an unhandled rejection that ended the process, the
+  // body left unread holding its connection.
+  const thrown = (e: unknown): void => {
+    if (!ctl.aborted) ctl.abort(e instanceof Error ? e : new Error(String(e)));
+    body.destroy();
+    fail(e);
+  };
   if (ctl.aborted) { body.destroy(); fail(ctl.reason); return; }
-  handler.onResponseStarted?.();
-  if (modern) {
-    handler.onResponseStart?.(ctl, res.status, headerObject(res.headers), '');
-  } else {
-    const go = handler.onHeaders?.(res.status, rawHeaders(res.headers), () => ctl.resume(), '');
-    if (go === false) ctl.pause();
+  try {
+    handler.onResponseStarted?.();
+    if (modern) {
+      handler.onResponseStart?.(ctl, res.status, headerObject(res.headers), '');
+    } else {
+      const go = handler.onHeaders?.(res.status, rawHeaders(res.headers), () => ctl.resume(), '');
+      if (go === false) ctl.pause();
+    }
+  } catch (e) {
+    thrown(e);
+    return;
   }
   if (ctl.aborted) { body.destroy(); fail(ctl.reason); return; }
   body.on('data', (chunk: Buffer) => {
     if (ctl.aborted) return;
-    if (modern) handler.onResponseData?.(ctl, chunk);
-    else if (handler.onData?.(chunk) === false) ctl.pause();
+    try {
+      if (modern) handler.onResponseData?.(ctl, chunk);
+      else if (handler.onData?.(chunk) === false) ctl.pause();
+    } catch (e) {
+      thrown(e);
+    }
   });
   body.once('error', fail);
   body.once('end', () => {
     void res.trailers.then((t) => {
       if (ctl.aborted) return;
       done();
-      if (modern) handler.onResponseEnd?.(ctl, headerObject(t));
-      else handler.onComplete?.(rawHeaders(t));
+      try {
+        if (modern) handler.onResponseEnd?.(ctl, headerObject(t));
+        else handler.onComplete?.(rawHeaders(t));
+      } catch {
+        // The request is over; a throw from its last callback has nowhere to go.
+      }
     });
   });
   if (ctl.paused) body.pause();

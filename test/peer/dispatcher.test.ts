@@ -138,6 +138,32 @@ describe('fetch() and undici over originlink', () => {
     }
   });
 
+  it('undici\'s query option reaches the origin; a handler that throws fails its request (undici.stream rejects, the connection serves on); connect() is refused, not sent', async () => {
+    const seen: string[] = [];
+    const srv = http.createServer((req, res) => { seen.push(`${req.method} ${req.url}`); res.end('body'); });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1, bodyTimeoutMs: 60_000 } });
+    const d = agent as unknown as undici.Dispatcher;
+    try {
+      const q = await undici.request(`${base}/q`, { dispatcher: d, query: { a: 1, b: ['x', 'y'] } });
+      await q.body.text();
+      expect(seen.at(-1)).toBe('GET /q?a=1&b=x&b=y');
+      // A stream factory that throws: undici's own Agent rejects; ours left the promise pending, the body unread
+      // holding the one connection, and agent.close() never resolved.
+      await expect(undici.stream(`${base}/s`, { dispatcher: d }, () => { throw new Error('factory says no'); })).rejects.toThrow(/factory says no/);
+      const again = await undici.request(`${base}/after`, { dispatcher: d });
+      expect(await again.body.text()).toBe('body');
+      // undici.connect() asks for a tunnel by method: refused here, never a CONNECT request on a pooled connection.
+      await expect(undici.connect(`${base}/`, { dispatcher: d })).rejects.toBeTruthy();
+      expect(seen.some((l) => l.startsWith('CONNECT'))).toBe(false);
+    } finally {
+      await agent.close();
+      srv.closeAllConnections();
+      srv.close();
+    }
+  });
+
   it('abort and errors: AbortError for an aborted fetch; undici codes with our error as cause', async () => {
     const agent = new Agent({ protocol: 'h1', pool: { headersTimeoutMs: 200 }, maxRetries: 0 });
     const silent = http.createServer(() => { /* never answers */ });
