@@ -52,6 +52,9 @@ interface Entry {
   pinging: boolean;
 }
 
+/** A connection closed within this of its dial without serving a request counts as a failed dial (backoff). */
+const YOUNG_MS = 1000;
+
 export class Pool implements TickMember {
   readonly key: string;
   readonly origin: string;
@@ -235,6 +238,7 @@ export class Pool implements TickMember {
     return conn.request(req).then(
       (res) => {
         e.errors = 0;
+        this.#failures = 0; // an answer: the origin works (a dial that succeeds alone proves less: see 'close')
         this.#lastActivityAt = turnNow();
         if (this.opts.maxRequestsPerConnection > 0 && conn.served >= this.opts.maxRequestsPerConnection) conn.drain();
         return { res, conn, reused, queueMs };
@@ -295,8 +299,21 @@ export class Pool implements TickMember {
   }
 
   /** Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting at a time. */
+  /** One more failed dial: the next waits connectBackoffBaseMs doubled per failure (capped), with jitter. */
+  #backOff(): void {
+    this.#failures++;
+    const cap = Math.min(this.opts.connectBackoffMaxMs, this.opts.connectBackoffBaseMs * 2 ** (this.#failures - 1));
+    this.#nextDialAt = performance.now() + cap * (0.5 + Math.random() * 0.5);
+  }
+
   #topUpWarm(): void {
     if (this.#closed) return;
+    // Warm dials wait out the backoff too: an origin that accepts and closes at once was redialled in a tight loop.
+    const wait = this.#nextDialAt - performance.now();
+    if (wait > 0) {
+      if (!this.#retryTimer) this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#topUpWarm(); this.#pump(); }, wait);
+      return;
+    }
     const missing = this.#keepWarm() - this.#open() - this.#dialing;
     const room = this.opts.preconnectRatio > 0 ? Math.max(this.opts.minWarm, this.opts.maxConnecting) - this.#dialing : missing;
     for (let i = 0; i < Math.min(missing, room); i++) this.#dialOne();
@@ -357,7 +374,6 @@ export class Pool implements TickMember {
     const p = this.#dial(this.#dialAbort.signal).then(
       (conn) => {
         this.#dialing--;
-        this.#failures = 0;
         this.#nextDialAt = 0;
         if (this.#closed) { conn.destroy(); this.#checkDrained(); return; }
         this.#add(conn);
@@ -368,9 +384,7 @@ export class Pool implements TickMember {
         // No request byte was sent: retry-safe for every waiter (each gets its own copy).
         const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED).with({ retrySafe: true, facts: NOT_SENT });
         this.counters.connectFailed(oe.code);
-        this.#failures++;
-        const cap = Math.min(this.opts.connectBackoffMaxMs, this.opts.connectBackoffBaseMs * 2 ** (this.#failures - 1));
-        this.#nextDialAt = performance.now() + cap * (0.5 + Math.random() * 0.5);
+        this.#backOff();
         // With nothing else coming, the waiters would only sit out their timeout: fail them now.
         if (this.#open() === 0 && this.#dialing === 0) {
           const ws = this.#pending.splice(0);
@@ -467,6 +481,9 @@ export class Pool implements TickMember {
             if (this.#entries.size === 0) this.#ticker.delete(this);
             this.counters.closed();
             publishConnection('close', this.origin, conn, ev.error);
+            // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
+            // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.
+            if (conn.served === 0 && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS) this.#backOff();
           }
           if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
           this.#pump();

@@ -230,3 +230,31 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
     agent.destroy();
   });
 });
+
+describe('minWarm against an origin that accepts and closes at once', () => {
+  it('backs off like failed dials (10,216 connections a second before), and warms again once the origin answers', async () => {
+    let accepted = 0;
+    let healthy = false;
+    const origin = net.createServer((sock) => {
+      accepted++;
+      if (!healthy) { sock.destroy(); return; }
+      sock.on('data', () => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`;
+    const agent = new Agent({ protocol: 'h1', pool: { minWarm: 2, connectBackoffBaseMs: 50, connectBackoffMaxMs: 400 } });
+    try {
+      agent.pool(url);
+      await sleep(1000);
+      expect(accepted).toBeGreaterThan(2);
+      expect(accepted).toBeLessThan(60); // 50 ms doubling to 400 ms: a few dozen at most
+      healthy = true;
+      const r = await agent.request({ url });
+      expect(await r.text()).toBe('ok');
+    } finally {
+      await agent.destroy();
+      origin.close();
+    }
+  });
+});
