@@ -55,7 +55,11 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   const staleReuse = unanswered && facts.reused && CONNECTION_LOST.has(err.code);
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
   if (!err.retrySafe && !staleReuse && !abandonedEarly) return NO;
-  const failover = r.urls > 1 && UNREACHABLE.has(err.code);
+  // Our own queue full or waited out: the same pool again only queues again (at the back, three timeouts long);
+  // another URL of the origin may have room.
+  const queued = err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;
+  if (queued && r.urls <= 1) return NO;
+  const failover = r.urls > 1 && (UNREACHABLE.has(err.code) || queued);
   const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
   if (r.attempt >= budget) return NO;
   return { retry: true, failover };

@@ -30,6 +30,9 @@ describe('retryDecision', () => {
     ['stale keep-alive, QUIC connection closed', err(ErrorCode.QUIC_FAILED, false, staleReuse), base, true],
     // The origin's answer to this request, not the stale race: sent again, a slow origin gets it 1 + retries times.
     ['headers timeout on a reused connection', err(ErrorCode.HEADERS_TIMEOUT, false, staleReuse), base, false],
+    ['our queue full, one URL: queuing again helps nothing', err(ErrorCode.QUEUE_FULL, true, NOT_SENT), base, false],
+    ['our queue waited out, one URL', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), base, false],
+    ['our queue waited out, another URL to try', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), { ...base, urls: 2 }, true],
     ['body timeout on a reused connection', err(ErrorCode.BODY_TIMEOUT, false, staleReuse), base, false],
     ['our client\'s upload stalled on a reused connection', err(ErrorCode.REQUEST_BODY_TIMEOUT, false, staleReuse), base, false],
     ['malformed answer on a reused connection', err(ErrorCode.MALFORMED_RESPONSE, false, staleReuse), base, false],
