@@ -27,7 +27,7 @@ export interface LongHeader {
   token: Uint8Array | null;
 }
 
-export type DropReason = 'short' | 'unknown-cid' | 'unparseable' | 'not-serving' | 'not-initial' | 'small-initial' | 'full' | 'small-unsupported';
+export type DropReason = 'short' | 'unknown-cid' | 'unparseable' | 'not-serving' | 'not-initial' | 'small-initial' | 'full' | 'small-unsupported' | 'version-negotiation';
 
 export type Decision =
   | { kind: 'route'; key: string }
@@ -105,6 +105,8 @@ export function classifyDatagram(msg: Uint8Array, ctx: AcceptContext): Decision 
   const key = cidKey(h.dcid);
   if (ctx.known(key)) return { kind: 'route', key };
   if (!ctx.serving) return { kind: 'drop', reason: 'not-serving' };
+  // RFC 9000 §6.1: a Version Negotiation packet (version 0) is never answered with one.
+  if (h.version === 0) return { kind: 'drop', reason: 'version-negotiation' };
   if (!ctx.versionSupported(h.version)) {
     // Only a datagram large enough to be a client's first flight earns an answer (no amplification).
     return msg.length >= MIN_INITIAL ? { kind: 'version-negotiation', header: h } : { kind: 'drop', reason: 'small-unsupported' };

@@ -211,10 +211,10 @@ export class QuicConnection implements QuicStreamTransport {
       peerBidi: (id) => this.#replyPending.add(id),
       closed: () => this.#closed,
     });
-    if (this.isClient) {
-      const ms = init.connectTimeoutMs ?? 10_000;
-      this.#connectTimer = setTimeout(() => this.#onConnectTimeout(), ms);
-    }
+    // Clients and servers alike: a server's half-open connection (an Initial from an address that never answers
+    // again) lived for the whole idle timeout, 30 s of a connection-table slot.
+    const ms = init.connectTimeoutMs ?? 10_000;
+    this.#connectTimer = setTimeout(() => this.#onConnectTimeout(), ms);
   }
 
   /** The stream consumer (the HTTP/3 connection). Set before the first datagram is processed. */

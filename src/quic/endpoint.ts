@@ -53,7 +53,11 @@ export interface ServerRole {
   config: QuicheConfig;
   /** Called for each accepted connection, before its first packet is processed. */
   onConnection: (conn: QuicConnection) => void;
-  /** Stateless Retry (address validation) before accepting. Default false. */
+  /**
+   * Stateless Retry (address validation) before accepting every connection. Default false: Retry only while a
+   * quarter of `maxConnections` are live (a flood of Initials from spoofed or silent addresses then creates no
+   * state, and what we send to an unvalidated address is one Retry — quiche 0.18 sent 6.5× the Initial back).
+   */
   retry?: boolean;
   /** Upper bound on live connections; new Initials beyond it are dropped. Default 10000. */
   maxConnections?: number;
@@ -140,7 +144,9 @@ export class QuicEndpoint {
   #later = new Set<QuicConnection>();
   #running = false;
   #immediate: NodeJS.Immediate | null = null;
-  #retry: RetryTokens | null;
+  /** Retry tokens, always at hand: Retry is used always (`retry`) or under load (see ServerRole.retry). */
+  #retry = new RetryTokens();
+  #retryAlways: boolean;
   #closed = false;
   #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0 };
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
@@ -152,7 +158,7 @@ export class QuicEndpoint {
     this.#local = local;
     this.#opts = opts;
     this.#server = opts.server ?? null;
-    this.#retry = opts.server?.retry ? new RetryTokens() : null;
+    this.#retryAlways = opts.server?.retry === true;
     this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350, opts.gso === false ? { gso: false } : {});
     this.#listen(socket, local);
   }
@@ -398,7 +404,7 @@ export class QuicEndpoint {
       serving: srv !== null && !this.#closed,
       live: this.#live.size,
       maxConnections: srv?.maxConnections ?? 10_000,
-      retry: this.#retry !== null,
+      retry: this.#retryNow(),
       versionSupported: this.#versionSupported,
     });
     switch (d.kind) {
@@ -416,7 +422,7 @@ export class QuicEndpoint {
         return;
       case 'retry': {
         const h = d.header;
-        const t = this.#retry!.mint(host, port, h.dcid);
+        const t = this.#retry.mint(host, port, h.dcid);
         this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
         return;
       }
@@ -433,6 +439,11 @@ export class QuicEndpoint {
     held.msgs.push(Buffer.from(msg));
     held.bytes += msg.length;
     return true;
+  }
+
+  /** Retry before accepting: always when configured, else while a quarter of the connection cap is live. */
+  #retryNow(): boolean {
+    return this.#retryAlways || this.#live.size >= Math.floor((this.#server?.maxConnections ?? 10_000) / 4);
   }
 
   #known = (key: string): boolean => this.#conns.has(key);
@@ -453,9 +464,10 @@ export class QuicEndpoint {
     const b = quiche();
     let scid: Buffer = randomBytes(CID_LEN);
     let odcid: Uint8Array | null = null;
-    if (this.#retry) {
-      // A token we minted names the DCID the client used first; the DCID it uses now is our Retry's SCID.
-      odcid = hdr.token ? this.#retry.check(host, port, hdr.token) : null;
+    if (hdr.token !== null && hdr.token.length > 0) {
+      // A token we minted names the DCID the client used first; the DCID it uses now is our Retry's SCID. (A Retry
+      // sent under load is answered after the load may have gone: its token is honoured either way.)
+      odcid = this.#retry.check(host, port, hdr.token);
       if (!odcid || hdr.dcid.length !== CID_LEN) {
         this.#counters.dropped++;
         return;

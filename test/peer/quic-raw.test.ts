@@ -314,6 +314,42 @@ describe('raw QUIC over the quiche binding', () => {
     await retrying.close();
   });
 
+  it('without retry configured, Retry comes on while a quarter of maxConnections are live (a flood of Initials then creates no state)', async () => {
+    const server = await QuicEndpoint.bind({
+      host: '127.0.0.1',
+      server: {
+        config: buildConfig('server', { alpn: ['originlink-test'], cert: certs.certPath, key: certs.keyPath }),
+        maxConnections: 8, // Retry from 2 live connections on
+        onConnection(conn) { conn.setHandler(echoHandler(conn)); },
+      },
+    });
+    const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
+    const echo = (text: string): Promise<string> => {
+      const conn = ep.connect({ config: buildConfig('client', { alpn: ['originlink-test'], caFile: certs.caPath }), host: '127.0.0.1', port: server.address.port, serverName: 'localhost' });
+      return new Promise<string>((resolve, reject) => {
+        const chunks: Uint8Array[] = [];
+        conn.setHandler({
+          onConnected(early) { if (early) return; const id = conn.openBidi()!; conn.send(id, Buffer.from(text), true); },
+          onStreamData(_id, d, fin) { chunks.push(d); if (fin) resolve(Buffer.concat(chunks).toString()); },
+          onStreamReset() {}, onStopSending() {}, onStreamsAvailable() {},
+          onClosed: (e) => reject(e ?? new Error('closed')),
+        });
+        conn.process();
+      });
+    };
+    try {
+      expect(await echo('one')).toBe('one');
+      expect(await echo('two')).toBe('two');
+      expect(server.stats().retriesSent).toBe(0); // 0, then 1 live: below the quarter
+      expect(await echo('three')).toBe('three'); // 2 live: validated first
+      expect(server.stats().retriesSent).toBe(1);
+      expect(server.stats().accepted).toBe(3);
+    } finally {
+      await ep.close();
+      await server.close();
+    }
+  });
+
   it('times out against a silent port with CONNECT_TIMEOUT', async () => {
     const silent = dgram.createSocket('udp4');
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));

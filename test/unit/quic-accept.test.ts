@@ -71,6 +71,8 @@ describe('classifyDatagram', () => {
   it('an unsupported version gets Version Negotiation only in a datagram of 1200 bytes or more (RFC 9000 §6.1)', () => {
     expect(classifyDatagram(longPacket({ version: 0x1a2a3a4a, size: 1200 }), ctx()).kind).toBe('version-negotiation');
     expect(classifyDatagram(longPacket({ version: 0x1a2a3a4a, size: 100 }), ctx())).toEqual({ kind: 'drop', reason: 'small-unsupported' });
+    // A Version Negotiation packet (version 0) is never answered with one (it was).
+    expect(classifyDatagram(longPacket({ version: 0, size: 1200 }), ctx())).toEqual({ kind: 'drop', reason: 'version-negotiation' });
   });
 
   it('Retry when address validation is on and the Initial has no token; a token goes on to accept (checked by the endpoint)', () => {
