@@ -81,7 +81,7 @@ export interface ServerRole {
 const HELD_DATAGRAMS = 8;
 const HELD_BYTES = 32 * 1024;
 const HELD_MAX = 512;
-const HELD_MS = 3000;
+const HELD_MS = 1000;
 
 interface Held {
   reader: ClientHelloReader;
@@ -486,10 +486,9 @@ export class QuicEndpoint {
       }
       held = this.#held.get(dk);
       if (!held) {
-        if (this.#held.size >= HELD_MAX) {
-          this.#counters.dropped++;
-          return;
-        }
+        // Full: the oldest goes (its client resends its Initials), not the newcomer — 512 partial ClientHellos
+        // refreshed every few seconds kept every new client of a server with several certificates out.
+        if (this.#held.size >= HELD_MAX) this.#held.delete(this.#held.keys().next().value as string);
         held = { reader: new ClientHelloReader(hdr.dcid), msgs: [], bytes: 0, since: now };
         this.#held.set(dk, held);
         this.#counters.helloHeld++;
