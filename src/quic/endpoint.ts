@@ -224,6 +224,14 @@ export class QuicEndpoint {
     return local;
   }
 
+  /** Close an extra socket `addSocket` bound for a migration that did not happen. */
+  dropSocket(local: HostPort): void {
+    const i = this.#extra.findIndex((x) => x.local.port === local.port && x.local.host === local.host);
+    if (i < 0) return;
+    const [x] = this.#extra.splice(i, 1);
+    try { x!.socket.close(); } catch { /* already closed */ }
+  }
+
   /** What every connection of this endpoint is wired to (client and server alike). */
   #wiring(conn: QuicheConnection, role: 'client' | 'server', remote: HostPort): Pick<QuicConnectionInit,
     'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release' | 'appNoError' | 'pacing'> {

@@ -98,8 +98,16 @@ export class H3Liveness {
       for (let i = 0; i < 50 && q.stats().spareDcids === 0 && !q.closed; i++) {
         await Promise.race([q.nextPacket(), new Promise((r) => setTimeout(r, 20))]);
       }
+      // No spare connection id: no new path can be used — no socket is bound for it (each one that could not be
+      // used stayed open, with its receiver, until the connection closed: nine per connection to a dead path).
+      if (q.stats().spareDcids === 0) throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', 'no spare connection id from the peer: cannot migrate');
       const local = await this.#ep.addSocket();
-      await q.migrateTo(local);
+      try {
+        await q.migrateTo(local);
+      } catch (e) {
+        this.#ep.dropSocket(local);
+        throw e;
+      }
       return local.port;
     };
     const p = run();
