@@ -49,6 +49,10 @@ interface Entry {
   /** In #idleH1 (h1 pools: idle connections, most recently released on top). */
   stacked: boolean;
   idleTimeoutMs: number;
+  /** `idleTimeoutMs` comes from the origin's Keep-Alive hint: the origin closes it then, warm or not. */
+  hinted: boolean;
+  /** We drained it (idle): its close is ours, not the origin's refusal. */
+  retired: boolean;
   pinging: boolean;
 }
 
@@ -443,6 +447,8 @@ export class Pool implements TickMember {
       surplusChecked: false,
       stacked: false,
       idleTimeoutMs: this.opts.idleTimeoutMs,
+      hinted: false,
+      retired: false,
       pinging: false,
     };
     this.#entries.set(conn, e);
@@ -469,6 +475,7 @@ export class Pool implements TickMember {
           break;
         case 'keepalive-hint':
           e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
+          e.hinted = e.idleTimeoutMs < this.opts.idleTimeoutMs;
           break;
         case 'close':
           e.idle.stop();
@@ -483,7 +490,7 @@ export class Pool implements TickMember {
             publishConnection('close', this.origin, conn, ev.error);
             // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
             // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.
-            if (conn.served === 0 && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS) this.#backOff();
+            if (conn.served === 0 && !e.retired && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS) this.#backOff();
           }
           if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
           this.#pump();
@@ -507,16 +514,21 @@ export class Pool implements TickMember {
 
   #idleDue(e: Entry): void {
     if (e.conn.active > 0) return;
-    if (this.#keptWarm(e)) return;
+    // The origin said when it closes an idle connection (Keep-Alive: timeout, less our margin): ours goes at that
+    // deadline, warm or not (the top-up replaces it) — a warm one kept past it met the origin's close with a request
+    // on the wire (5 of 39 POSTs failed with minWarm 1 in a review helper's run). A warm one is never surplus.
+    const warm = this.#keptWarm(e);
+    if (warm && !e.hinted) return;
     if (!e.surplusChecked) {
       e.surplusChecked = true;
       const full = e.idleTimeoutMs;
       const early = Math.max(1, full * SURPLUS_FRACTION);
-      if (early < full && !this.#otherIdleH1(e)) {
+      if (early < full && (warm || !this.#otherIdleH1(e))) {
         e.idle.set(full - early);
         return;
       }
     }
+    e.retired = true;
     e.conn.drain();
   }
 

@@ -257,4 +257,27 @@ describe('minWarm against an origin that accepts and closes at once', () => {
       origin.close();
     }
   });
+
+  it('a warm connection still goes at the origin\'s Keep-Alive hint less the margin (it was kept past it, into the origin\'s close)', async () => {
+    const closedAt: number[] = [];
+    let answeredAt = 0;
+    const origin = net.createServer((sock) => {
+      sock.on('data', () => { answeredAt = Date.now(); sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=2\r\n\r\nok'); });
+      sock.on('end', () => closedAt.push(Date.now() - answeredAt));
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`;
+    const agent = new Agent({ protocol: 'h1', pool: { minWarm: 1, maxConnections: 1, keepAliveMarginMs: 500 } });
+    try {
+      expect(await (await agent.request({ url })).text()).toBe('ok');
+      const t0 = Date.now();
+      while (closedAt.length === 0 && Date.now() - t0 < 4000) await sleep(25);
+      expect(closedAt[0]).toBeGreaterThan(1300);
+      expect(closedAt[0]).toBeLessThan(1900); // 2 s hinted, 0.5 s margin: ours at ~1.5 s, before the origin's
+    } finally {
+      await agent.destroy();
+      origin.close();
+    }
+  });
 });
