@@ -239,12 +239,17 @@ export class Pool implements TickMember {
     const reused = conn.served > 0;
     e.idle.clear();
     this.counters.request(reused);
-    return conn.request(req).then(
+    const max = this.opts.maxRequestsPerConnection;
+    const sent = conn.request(req);
+    // Counted as requests go out (h2/h3 count a stream when it opens): a multiplexed connection took any number of
+    // concurrent requests past the limit when the check waited for answers.
+    if (max > 0 && conn.served >= max) conn.drain();
+    return sent.then(
       (res) => {
         e.errors = 0;
         this.#failures = 0; // an answer: the origin works (a dial that succeeds alone proves less: see 'close')
         this.#lastActivityAt = turnNow();
-        if (this.opts.maxRequestsPerConnection > 0 && conn.served >= this.opts.maxRequestsPerConnection) conn.drain();
+        if (max > 0 && conn.served >= max) conn.drain();
         return { res, conn, reused, queueMs };
       },
       (err: unknown) => {

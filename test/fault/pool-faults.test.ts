@@ -3,6 +3,7 @@
  * reload, restart mid-load) and a deliberately broken TLS origin (malformed
  * status line, oversized headers, reset mid-body, wrong certificate).
  */
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -275,6 +276,25 @@ describe('minWarm against an origin that accepts and closes at once', () => {
       while (closedAt.length === 0 && Date.now() - t0 < 4000) await sleep(25);
       expect(closedAt[0]).toBeGreaterThan(1300);
       expect(closedAt[0]).toBeLessThan(1900); // 2 s hinted, 0.5 s margin: ours at ~1.5 s, before the origin's
+    } finally {
+      await agent.destroy();
+      origin.close();
+    }
+  });
+
+  it('maxRequestsPerConnection holds for concurrent requests on h2 (counted as they go out, not as answers come)', async () => {
+    const perSession = new Map<object, number>();
+    const origin = http2.createServer((req, res) => {
+      perSession.set(req.stream.session as object, (perSession.get(req.stream.session as object) ?? 0) + 1);
+      setTimeout(() => res.end('ok'), 50);
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
+    const agent = new Agent({ protocol: 'h2', pool: { maxRequestsPerConnection: 2 } });
+    try {
+      const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`;
+      const all = await Promise.all(Array.from({ length: 10 }, async () => (await agent.request({ url })).text()));
+      expect(all.every((t) => t === 'ok')).toBe(true);
+      expect(Math.max(...perSession.values())).toBe(2); // before: all ten on one session
     } finally {
       await agent.destroy();
       origin.close();
