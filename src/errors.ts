@@ -90,6 +90,8 @@ export const ErrorCode = {
    * sender stalled, not the origin (side `local`; the service answers 408, RFC 9110 §15.5.9).
    */
   REQUEST_BODY_TIMEOUT: 'OL_REQUEST_BODY_TIMEOUT',
+  /** The request body's own source failed (its stream errored): ours, not the caller's abort nor the origin's doing; never retried. */
+  REQUEST_BODY_FAILED: 'OL_REQUEST_BODY_FAILED',
   QUEUE_FULL: 'OL_QUEUE_FULL',
   QUEUE_TIMEOUT: 'OL_QUEUE_TIMEOUT',
   POOL_CLOSED: 'OL_POOL_CLOSED',

@@ -412,7 +412,9 @@ export class Exchange {
       sink.end();
       this.sent();
     } catch (e) {
-      const err = new OriginlinkError(ErrorCode.ABORTED, 'local', `request body failed: ${(e as Error).message}`, { cause: e });
+      // The caller's own abort stays one (its signal also destroys the body); anything else is the source failing.
+      const aborted = e instanceof OriginlinkError && e.code === ErrorCode.ABORTED;
+      const err = aborted ? e : new OriginlinkError(ErrorCode.REQUEST_BODY_FAILED, 'local', `request body failed: ${(e as Error).message}`, { cause: e });
       // After a whole response the caller has its answer; the unfinished request still holds the wire (an h1
       // connection waiting for the rest, an h2/h3 stream never ended): cancel it there (h1 closes the connection).
       if (this.#completed) this.#wire.cancel(this, err);

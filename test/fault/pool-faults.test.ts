@@ -300,4 +300,23 @@ describe('minWarm against an origin that accepts and closes at once', () => {
       origin.close();
     }
   });
+
+  it('a request body whose source fails is OL_REQUEST_BODY_FAILED, not the caller\'s abort (OL_ABORTED)', async () => {
+    const origin = net.createServer((sock) => { sock.on('data', () => {}); sock.on('error', () => {}); });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
+    const agent = new Agent({ protocol: 'h1', maxRetries: 0 });
+    try {
+      async function* source(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('first part');
+        await sleep(20);
+        throw new Error('disk read failed');
+      }
+      const err = await agent.request({ url: `http://127.0.0.1:${(origin.address() as AddressInfo).port}/up`, method: 'PUT', body: source() }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'OL_REQUEST_BODY_FAILED', side: 'local' });
+      expect((err as Error).message).toMatch(/disk read failed/);
+    } finally {
+      await agent.destroy();
+      origin.close();
+    }
+  });
 });
