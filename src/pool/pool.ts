@@ -584,7 +584,11 @@ export class Pool implements TickMember {
     for (const r of this.#drainWaiters.splice(0)) r();
   }
 
-  /** Stop taking requests, let in-flight ones finish, then close every connection. */
+  /**
+   * Stop taking requests, let in-flight ones finish, then close every connection. Requests still queued for a
+   * connection fail with OL_POOL_CLOSED (retry-safe: nothing was sent) — undici's close() serves them first; the
+   * service's reload retires an upstream only when its requests are done (Upstream.retire).
+   */
   close(): Promise<void> {
     this.#shutdown(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`));
     for (const e of this.#entries.values()) e.conn.drain();
