@@ -52,3 +52,36 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
   });
   return { port: srv.address.port, close: () => srv.close(0) };
 }
+
+type AdminListener = { port: number; close(): Promise<void> };
+type AdminAt = { host: string; port: number } | null | undefined;
+
+/**
+ * The admin listener after a reload moved it from `was` to `now` (both the service and the cluster primary): the
+ * new one starts first, so one that cannot bind leaves the old one serving; only when the new address needs the
+ * old one's port (the same port, another host) is the old one closed first — and started again if the new one
+ * still cannot bind. What failed goes to `warn`. Returns the listener now serving (null: none wanted).
+ */
+export async function moveAdmin(current: AdminListener | null, was: AdminAt, now: AdminAt, start: (at: { host: string; port: number }) => Promise<AdminListener>, warn: (err: Error) => void): Promise<AdminListener | null> {
+  if (!now) {
+    await current?.close();
+    return null;
+  }
+  try {
+    const next = await start(now);
+    await current?.close();
+    return next;
+  } catch (e) {
+    if (!current || !was || was.port !== now.port) {
+      warn(e as Error);
+      return current;
+    }
+  }
+  await current.close();
+  try {
+    return await start(now);
+  } catch (e) {
+    warn(e as Error);
+    return await start(was).catch(() => null);
+  }
+}

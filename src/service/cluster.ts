@@ -20,7 +20,7 @@ import { logDestination } from './log-destination.js';
 import { WORKER_SLOT_ENV } from './worker-slot.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { startAdmin } from './admin.js';
+import { moveAdmin, startAdmin } from './admin.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
 
 /** Primary → worker. */
@@ -168,14 +168,11 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   };
 
   let admin: { port: number; close(): Promise<void> } | null = null;
-  const startAdminFor = async (c: ServiceConfig): Promise<typeof admin> => {
-    if (!c.admin) return null;
-    return startAdmin(c.admin.host, c.admin.port, {
-      metrics: { registry: aggregate },
-      healthy: () => !stopping && slots.some((s) => s.ready),
-      stats: async () => ({ workers: await askAll('stats') }),
-    });
-  };
+  const startAdminAt = (host: string, port: number): Promise<{ port: number; close(): Promise<void> }> => startAdmin(host, port, {
+    metrics: { registry: aggregate },
+    healthy: () => !stopping && slots.some((s) => s.ready),
+    stats: async () => ({ workers: await askAll('stats') }),
+  });
 
   const kill = (): void => { for (const s of slots) s.worker?.process.kill('SIGKILL'); };
 
@@ -194,7 +191,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     return 1;
   }
   try {
-    admin = await startAdminFor(config);
+    admin = config.admin ? await startAdminAt(config.admin.host, config.admin.port) : null;
   } catch (e) {
     stopping = true;
     log.error({ err: (e as Error).message }, 'admin listener failed to start');
@@ -241,15 +238,8 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         config = next;
         log.level = next.logging.level;
         if (was?.host !== next.admin?.host || was?.port !== next.admin?.port) {
-          // The new one first (as Service.reload): one that cannot bind leaves the old one serving.
-          const moved = await startAdminFor(next).catch((e: unknown) => {
-            log.error({ err: (e as Error).message, admin: next.admin }, 'admin listener failed to start after reload; the old one keeps serving');
-            return undefined;
-          });
-          if (moved !== undefined) {
-            await admin?.close();
-            admin = moved;
-          }
+          admin = await moveAdmin(admin, was, next.admin, (at) => startAdminAt(at.host, at.port),
+            (e) => log.error({ err: e.message, admin: next.admin }, 'admin listener failed to start after reload'));
         }
         broadcast({ ol: 'reload' });
         log.info({ workers: slots.filter((s) => s.worker).length }, 'reload sent to workers');

@@ -11,7 +11,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
 import { RequestLog } from './request-log.js';
 import { MemorySessionStore } from '../transport/session-store.js';
-import { startAdmin } from './admin.js';
+import { moveAdmin, startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
 import { forward, type ForwardHooks, type FrontInfo, type Generation } from './forward.js';
 import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
@@ -228,17 +228,9 @@ export class Service {
     const now = config.admin;
     if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
-      // The new admin listener first: one that cannot bind leaves the old one serving (it left none).
-      let next: Awaited<ReturnType<typeof startAdmin>> | null = null;
-      try {
-        if (now) next = await startAdmin(now.host, now.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() });
-      } catch (e) {
-        this.log.error({ err: (e as Error).message, admin: now }, 'admin listener failed to start after reload; the old one keeps serving');
-      }
-      if (next !== null || !now) {
-        await this.#admin?.close();
-        this.#admin = next;
-      }
+      this.#admin = await moveAdmin(this.#admin, was, now,
+        (at) => startAdmin(at.host, at.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() }),
+        (e) => this.log.error({ err: e.message, admin: now }, 'admin listener failed to start after reload'));
     }
     const kept = new Set(gen.upstreams.values());
     for (const u of prev.upstreams.values()) if (!kept.has(u)) u.retire();
