@@ -300,7 +300,7 @@ export class Pool implements TickMember {
     const wait = this.#nextDialAt - performance.now();
     if (wait > 0) {
       if (!this.#retryTimer) {
-        this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#pump(); }, wait);
+        this.#retryTimer = setTimeout(this.#afterBackoff, wait);
       }
       return;
     }
@@ -315,12 +315,19 @@ export class Pool implements TickMember {
     this.#nextDialAt = performance.now() + cap * (0.5 + Math.random() * 0.5);
   }
 
+  /** The backoff is over: one timer for both waits (queued requests, warm top-ups), so neither is left behind. */
+  #afterBackoff = (): void => {
+    this.#retryTimer = null;
+    if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
+    this.#pump();
+  };
+
   #topUpWarm(): void {
     if (this.#closed) return;
     // Warm dials wait out the backoff too: an origin that accepts and closes at once was redialled in a tight loop.
     const wait = this.#nextDialAt - performance.now();
     if (wait > 0) {
-      if (!this.#retryTimer) this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#topUpWarm(); this.#pump(); }, wait);
+      if (!this.#retryTimer) this.#retryTimer = setTimeout(this.#afterBackoff, wait);
       return;
     }
     const missing = this.#keepWarm() - this.#open() - this.#dialing;
