@@ -204,6 +204,8 @@ interface PoolInfo {
   live: boolean;
   /** The origin's host[:port] as its URL writes it: a request's default Host / :authority. */
   authority: string;
+  /** Attempts waiting on the coalescing lookup (#coalescing): the pool is busy though it holds nothing. */
+  coalescing: number;
 }
 
 /** The pool last found for one (cached) origin URL object, with what it was asked with. */
@@ -455,7 +457,7 @@ export class Agent implements TickMember {
       this.#retired.peek(key)?.counters,
     );
     this.#retired.delete(key);
-    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true, authority: u.host };
+    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true, authority: u.host, coalescing: 0 };
     this.#pools.set(key, info);
     this.#fast.set(fastKey, info);
     if (this.#pools.size === 1) sharedTicker.add(this);
@@ -489,7 +491,7 @@ export class Agent implements TickMember {
   /** Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the bound). */
   #evictIdle(n: number, keep: PoolInfo): void {
     const idle: PoolInfo[] = [];
-    for (const info of this.#pools.values()) if (info.pool.idle && info !== keep) idle.push(info);
+    for (const info of this.#pools.values()) if (info.pool.idle && info !== keep && info.coalescing === 0) idle.push(info);
     idle.sort((a, b) => a.pool.lastActivityAt - b.pool.lastActivityAt);
     for (const info of idle.slice(0, n)) this.#forget(info);
   }
@@ -591,13 +593,22 @@ export class Agent implements TickMember {
     try {
       // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
       r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
-        ? this.#attemptCoalesced(info, url, req, st.replayable)
+        ? this.#coalescing(info, this.#attemptCoalesced(info, url, req, st.replayable))
         : pool.request(req);
     } catch (e) {
       // A throw of the attempt itself is its failure: the retry policy decides, as for a rejection.
       r = Promise.reject(e);
     }
     return r.then((res) => this.#answered(st, info, res), (e) => this.#failed(st, info.pool, e));
+  }
+
+  /**
+   * A pool whose request waits on the coalescing lookup holds nothing yet (idle to #evictIdle): it is counted
+   * busy until that attempt settles, or a new origin past maxOrigins could evict it under its request.
+   */
+  #coalescing(info: PoolInfo, p: Promise<PoolResult>): Promise<PoolResult> {
+    info.coalescing++;
+    return p.finally(() => { info.coalescing--; });
   }
 
   #answered(st: AgentRequest, info: PoolInfo, r: PoolResult): OriginResponse {

@@ -7,6 +7,7 @@
  * onResponseStart, onResponseData, onResponseEnd, onResponseError).
  * Redirects, decompression and cookies stay with the caller (fetch).
  */
+import { stringify as stringifyQuery } from 'node:querystring';
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
@@ -207,12 +208,8 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
 /** `path` with undici's `query` option appended (undici's core adds it; a dispatcher of our own must). */
 function withQuery(path: string, query: Record<string, unknown> | undefined): string {
   if (!query) return path;
-  const qs = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) {
-    if (Array.isArray(v)) for (const x of v) qs.append(k, String(x));
-    else if (v !== undefined && v !== null) qs.append(k, String(v));
-  }
-  const text = qs.toString();
+  // node:querystring, as undici: a space is %20 (URLSearchParams would write +), a null value `k=`.
+  const text = stringifyQuery(query as Parameters<typeof stringifyQuery>[0]);
   return text === '' ? path : `${path}${path.includes('?') ? '&' : '?'}${text}`;
 }
 

@@ -215,8 +215,8 @@ export class Pool implements TickMember {
   /** False after retiring a ready connection that may not take requests: unusable (destroyed) or past its maximum age (drained). */
   #fresh(e: Entry): boolean {
     const c = e.conn;
-    if (!c.isUsable()) { c.destroy(); return false; }
-    if (e.maxAgeAt > 0 && turnNow() >= e.maxAgeAt) { c.drain(); return false; }
+    if (!c.isUsable()) { e.retired = true; c.destroy(); return false; }
+    if (e.maxAgeAt > 0 && turnNow() >= e.maxAgeAt) { this.#retire(e); return false; }
     return true;
   }
 
@@ -243,13 +243,12 @@ export class Pool implements TickMember {
     const sent = conn.request(req);
     // Counted as requests go out (h2/h3 count a stream when it opens): a multiplexed connection took any number of
     // concurrent requests past the limit when the check waited for answers.
-    if (max > 0 && conn.served >= max) conn.drain();
+    if (max > 0 && conn.served >= max) this.#retire(e);
     return sent.then(
       (res) => {
         e.errors = 0;
         this.#failures = 0; // an answer: the origin works (a dial that succeeds alone proves less: see 'close')
         this.#lastActivityAt = turnNow();
-        if (max > 0 && conn.served >= max) conn.drain();
         return { res, conn, reused, queueMs };
       },
       (err: unknown) => {
@@ -261,7 +260,7 @@ export class Pool implements TickMember {
         // (its caller aborted: a client that went away, a bad argument) says nothing about it. Else a burst of
         // clients leaving would recycle every warm origin connection they had streams on.
         if (oe.side !== 'local') {
-          if (++e.errors >= this.opts.maxConsecutiveErrors) conn.drain();
+          if (++e.errors >= this.opts.maxConsecutiveErrors) this.#retire(e);
           // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
           else if ((oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) && conn.ping && !e.pinging) this.#probe(e);
         }
@@ -426,7 +425,7 @@ export class Pool implements TickMember {
 
   /** Drain every connection not speaking `protocol` (after an upgrade). */
   drainOthers(protocol: Protocol): void {
-    for (const e of this.#entries.values()) if (e.conn.protocol !== protocol && e.conn.state === 'ready') e.conn.drain();
+    for (const e of this.#entries.values()) if (e.conn.protocol !== protocol && e.conn.state === 'ready') this.#retire(e);
   }
 
   /** A ready connection of this pool that has a free slot, without dispatching. */
@@ -540,6 +539,11 @@ export class Pool implements TickMember {
         return;
       }
     }
+    this.#retire(e);
+  }
+
+  /** Every drain the pool starts goes through here: its close is ours, not an origin refusing (see 'close'). */
+  #retire(e: Entry): void {
     e.retired = true;
     e.conn.drain();
   }
@@ -555,7 +559,7 @@ export class Pool implements TickMember {
   #healthCheck(now: number): void {
     for (const e of this.#entries.values()) {
       const c = e.conn;
-      if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') { c.drain(); continue; }
+      if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') { this.#retire(e); continue; }
       if (!c.ping || this.opts.pingIntervalMs <= 0 || e.pinging || c.state !== 'ready' || now - c.lastActiveAt < this.opts.pingIntervalMs) continue;
       this.#probe(e);
     }

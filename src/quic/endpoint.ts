@@ -451,7 +451,7 @@ export class QuicEndpoint {
 
   /** Retry before accepting: always when configured, else while a quarter of the connection cap is live. */
   #retryNow(): boolean {
-    return this.#retryAlways || this.#live.size >= Math.floor((this.#server?.maxConnections ?? 10_000) / 4);
+    return this.#retryAlways || this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4));
   }
 
   #known = (key: string): boolean => this.#conns.has(key);
@@ -476,11 +476,15 @@ export class QuicEndpoint {
       // A token we minted names the DCID the client used first; the DCID it uses now is our Retry's SCID. (A Retry
       // sent under load is answered after the load may have gone: its token is honoured either way.)
       odcid = this.#retry.check(host, port, hdr.token);
-      if (!odcid || hdr.dcid.length !== CID_LEN) {
-        this.#counters.dropped++;
+      if (odcid && hdr.dcid.length === CID_LEN) scid = Buffer.from(hdr.dcid);
+      else if (this.#retryNow()) {
+        // RFC 9000 §8.1.3: a token we cannot validate is as no token — validation is still due: a Retry, or a drop
+        // when retry is configured and this was meant to be its answer.
+        if (this.#retryAlways) { this.#counters.dropped++; return; }
+        const t = this.#retry.mint(host, port, hdr.dcid);
+        this.#reply(() => quiche().retry(hdr.scid, hdr.dcid, randomBytes(CID_LEN), t, hdr.version, this.#vnBuf), port, host, 'retriesSent');
         return;
-      }
-      scid = Buffer.from(hdr.dcid);
+      } else odcid = null; // a foreign or stale token (another server's NEW_TOKEN, a restart): served as none
     }
     const dk = cidKey(hdr.dcid);
     let held: Held | undefined;

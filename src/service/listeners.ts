@@ -92,7 +92,7 @@ export class TcpListener implements Listener {
       if (e instanceof H1ParseError) {
         // Refused by the HTTP/1.1 parser before any handler saw it (smuggling probes, oversized heads, bad targets):
         // counted and logged like the forwarder's own refusals, not only at debug level.
-        const reason = e.kind === 'too-large' ? 'headers' : e.kind === 'target-too-long' ? 'target' : 'framing';
+        const reason = e.kind === 'too-large' ? 'headers' : e.kind === 'target-too-long' ? 'target' : e.kind === 'version' ? 'version' : 'framing';
         this.#hooks.metrics.front.rejected.inc({ listener: cfg.name, reason });
         this.#hooks.log.info({ listener: cfg.name, reason, kind: e.kind, err: e.message.slice(0, 200) }, 'request refused by the parser');
         return;

@@ -161,7 +161,10 @@ export class Service {
           if (a !== addr && (want.has(a) || lc.port === 0 || c.port !== lc.port || (c.kind === 'h3') !== udp)) continue;
           this.#listeners.delete(a);
           replaced.push([a, b]);
-          void b.listener.close(config.shutdown.graceMs);
+          // TCP lets the port go as it stops listening (its connections drain meanwhile); a UDP socket carries its
+          // QUIC connections until they end, so an h3 listener that gives up its port does it now.
+          if (c.kind === 'h3') await b.listener.close(0);
+          else void b.listener.close(config.shutdown.graceMs);
         }
         const l = await this.#makeListener(lc, config.limits);
         await l.start();
@@ -179,7 +182,7 @@ export class Service {
           this.log.error({ listener: b.listener.config.name, err: (again as Error).message }, 'listener could not be restored after a failed reload');
         }
       }
-      this.#updateAltSvc(config);
+      this.#updateAltSvc(this.#gen.config); // the running config's (the one refused changed nothing)
       throw e;
     }
     for (const [addr, lc] of want) {

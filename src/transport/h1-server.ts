@@ -371,7 +371,9 @@ export class H1ServerSession {
     const status = pe.kind === 'too-large' ? 431 : pe.kind === 'target-too-long' ? 414 : pe.kind === 'unsupported' ? 501 : pe.kind === 'version' ? 505 : 400;
     this.#noMore = true;
     this.#clearTimer();
-    this.#opts.onError?.(pe);
+    // A refusal before any handler saw the request is the parser's (the listener counts it); a body that breaks its
+    // framing after the head went on is that request's failure, told as such.
+    this.#opts.onError?.(this.#reading ? new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`) : pe);
     const refusal: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8']], body: `${status} ${reasonPhrase(status)}: ${pe.message}\n` };
     const r = this.#reading;
     if (r) {

@@ -146,9 +146,9 @@ describe('fetch() and undici over originlink', () => {
     const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1, bodyTimeoutMs: 60_000 } });
     const d = agent as unknown as undici.Dispatcher;
     try {
-      const q = await undici.request(`${base}/q`, { dispatcher: d, query: { a: 1, b: ['x', 'y'] } });
+      const q = await undici.request(`${base}/q`, { dispatcher: d, query: { a: 1, b: ['x', 'y'], c: 'two words' } });
       await q.body.text();
-      expect(seen.at(-1)).toBe('GET /q?a=1&b=x&b=y');
+      expect(seen.at(-1)).toBe('GET /q?a=1&b=x&b=y&c=two%20words'); // as undici writes it (node:querystring)
       // A stream factory that throws: undici's own Agent rejects; ours left the promise pending, the body unread
       // holding the one connection, and agent.close() never resolved.
       await expect(undici.stream(`${base}/s`, { dispatcher: d }, () => { throw new Error('factory says no'); })).rejects.toThrow(/factory says no/);
