@@ -10,7 +10,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
-import { freePort } from '../helpers/ports.js';
+import { connectH3 } from '../../src/transport/h3.js';
+import { makeCerts } from '../helpers/certs.js';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { rawExchange } from '../helpers/raw.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -98,5 +100,23 @@ describe('reload and listeners', () => {
       s.on('close', () => resolve(t));
     });
     expect(text).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('an h3 listener that moves to another host on its UDP port is replaced (its socket let go at once), and serves', async () => {
+    const o = await origin();
+    const certs = makeCerts();
+    const [port, udp] = [await freePort(), await freeTcpUdpPort()];
+    const withH3 = (host: string): string => yaml({ port, originPort: o.address.port, extra: `  - { name: q, kind: h3, host: ${host}, port: ${udp}, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }` });
+    const svc = await Service.start(parseConfig(withH3('127.0.0.1'), 'r.yaml', certs.dir), { logDestination: { write: () => {} } });
+    cleanups.push(() => svc.shutdown(0));
+    await svc.reload(parseConfig(withH3('0.0.0.0'), 'r.yaml', certs.dir)); // before: EADDRINUSE, then no h3 listener at all
+    const c = await connectH3({ host: '127.0.0.1', port: udp, servername: 'localhost', ca: certs.caPath, connectTimeoutMs: 3000 });
+    try {
+      const r = await c.request({ method: 'GET', path: '/h3', authority: 'localhost', scheme: 'https', headers: [], body: null });
+      expect(r.status).toBe(200);
+      await r.body.resume();
+    } finally {
+      c.destroy();
+    }
   });
 });
