@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// HTTP/2 floods against our server (dist/transport/h2-server.js, the one
+// HTTP/2 floods against our server (dist/server/h2.js, the one
 // behind the service's h2/h2c fronts): for each attack of RFC 9113 §10.5 and
 // its known variants, the connection's fate (what the server sent before the
 // socket closed) and the server's CPU time spent on it, read from the server
@@ -27,7 +27,7 @@ const CODE_NAME = Object.fromEntries(Object.entries(H2ErrorCode).map(([k, v]) =>
 
 // The server in its own process, so its CPU is its own; it answers "cpu" on stdin with its cpuUsage.
 const serverSrc = `
-import { startH2Server } from ${JSON.stringify(pathToFileURL(join(DIST, 'transport/h2-server.js')).href)};
+import { startH2Server } from ${JSON.stringify(pathToFileURL(join(DIST, 'server/h2.js')).href)};
 import { createInterface } from 'node:readline';
 const s = await startH2Server({ handler: () => ({ status: 200, headers: [['content-type', 'text/plain']], body: 'ok\\n' }) });
 console.log(JSON.stringify({ port: s.address.port }));

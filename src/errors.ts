@@ -9,7 +9,7 @@ export type ErrorSide = 'local' | 'remote' | 'network';
 
 /**
  * What had happened to one request when it failed, decided once by the
- * request exchange (src/transport/exchange.ts) or the pool, never changed
+ * request exchange (src/client/exchange.ts) or the pool, never changed
  * afterwards. The retry policy (src/agent/policy.ts) reads these.
  */
 export interface ExchangeFacts {

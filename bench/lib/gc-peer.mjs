@@ -14,8 +14,8 @@ const port = Number(portArg);
 if (role === 'server') {
   const body = Buffer.alloc(1024, 0x61);
   const handler = () => ({ status: 200, headers: [['content-type', 'application/octet-stream']], body });
-  const { startH1Server } = await load('transport/h1-server.js');
-  const { startH2Server } = await load('transport/h2-server.js');
+  const { startH1Server } = await load('server/h1.js');
+  const { startH2Server } = await load('server/h2.js');
   const { readFileSync } = await import('node:fs');
   const tls = proto === 'h2s' ? { cert: readFileSync(process.argv[7]), key: readFileSync(process.argv[8]) } : {};
   const srv = proto === 'h1' ? await startH1Server({ host: '127.0.0.1', port, handler }) : await startH2Server({ host: '127.0.0.1', port, handler, ...tls });

@@ -18,7 +18,7 @@ import { dist } from './dist.mjs';
 const o = JSON.parse(process.argv[2]);
 const print = (j) => process.stdout.write(`${JSON.stringify(j)}\n`);
 const { Agent } = await dist('index.js');
-const { H3PooledConnection } = await dist('transport/h3.js');
+const { H3PooledConnection } = await dist('connect/h3.js');
 if (typeof H3PooledConnection?.prototype?.migrate !== 'function') {
   print({ event: 'result', available: false, reason: 'migration API not available: H3PooledConnection has no migrate() in this build' });
   process.exit(0);

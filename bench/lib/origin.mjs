@@ -58,7 +58,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let close;
 
 if (o.kind === 'h3') {
-  const { startH3Server } = await dist('transport/h3-server.js');
+  const { startH3Server } = await dist('server/h3.js');
   const srv = await startH3Server({
     host: o.host, port: o.port, cert: o.cert, key: o.key, ...(o.quic ? { quic: o.quic } : {}), ...(o.pacing === false ? { pacing: false } : {}),
     async handler(req) {
@@ -102,7 +102,7 @@ if (o.kind === 'h3') {
   let tfo = false;
   let fd = null;
   if (o.tfo !== false) {
-    const { listenTfo } = await dist('transport/tfo.js');
+    const { listenTfo } = await dist('net/tfo.js');
     fd = listenTfo({ host: o.host, port: o.port });
     tfo = fd !== null;
   }

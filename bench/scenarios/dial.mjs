@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // TLS dial CPU (issue 14's per-connection cost): the client-side CPU of one full TLS 1.3 handshake to a local
 // nginx origin over TCP, measured in this process (nginx runs in its own), for
-//  - originlink: the connector (transport/tcp.ts connectTcp, TFO off), whose TLS context is shared per CA;
+//  - originlink: the connector (net/tcp.ts connectTcp, TFO off), whose TLS context is shared per CA;
 //  - tls.connect({ ca }) per dial: what Node's https.Agent and undici do when given a CA (a new SSL_CTX each);
 //  - tls.connect({ secureContext }): Node's floor for a dial with a shared context;
 //  - BENCH_ANCHOR_DIST: another build's connector, as one more row.

@@ -40,7 +40,7 @@ const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 // ---- origin process ----
 
 async function serve() {
-  const { startH3Server } = await dist('transport/h3-server.js');
+  const { startH3Server } = await dist('server/h3.js');
   const bulk = Buffer.alloc(64 * 1024 * 1024, 0x61);
   const body = (path) => {
     const u = new URL(path, 'https://x');
@@ -313,7 +313,7 @@ async function main() {
       });
       child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
     });
-    const m = { agent: await dist('agent/agent.js'), store: await dist('transport/session-store.js'), h3: await dist('transport/h3.js') };
+    const m = { agent: await dist('agent/agent.js'), store: await dist('store/session-store.js'), h3: await dist('connect/h3.js') };
     const [h2, h3] = await measureBoth(m.agent.Agent, ports, o);
     const first = await firstResponses(m, ports, o.first);
     const mine = await runChild(process.execPath, [fileURLToPath(import.meta.url), '--solo', String(ports.h3), JSON.stringify(o)], {});

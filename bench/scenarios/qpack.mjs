@@ -12,8 +12,8 @@ import { pathToFileURL } from 'node:url';
 import { ResultWriter, ROOT } from '../lib/results.mjs';
 
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const { startH3Server } = await dist('transport/h3-server.js');
-const { connectH3 } = await dist('transport/h3-connect.js');
+const { startH3Server } = await dist('server/h3.js');
+const { connectH3 } = await dist('connect/h3.js');
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const N = Number(process.env.BENCH_REQUESTS ?? 1000);
 const WARMUP = 100;

@@ -5,7 +5,7 @@
 // timeout sweep. Properties: no call throws; when the connection closes, it is never with
 // H3_INTERNAL_ERROR (0x102: an unexpected exception inside); our responses to complete requests go out.
 import { H3Connection } from '../../dist/h3/connection.js';
-import { h3Settings } from '../../dist/transport/h3-common.js';
+import { h3Settings } from '../../dist/wire/h3-settings.js';
 import { OriginlinkError } from '../../dist/errors.js';
 
 const sent = [];
@@ -32,7 +32,7 @@ export function fuzz(data) {
         h3.sendHeaders(e.streamId, [[':status', '204']], true);
       } catch (err) {
         // A typed refusal (the client's SETTINGS_MAX_FIELD_SECTION_SIZE below our head, a stream already gone)
-        // is the caller's to handle, as transport/h3-server.ts does; anything else is a bug.
+        // is the caller's to handle, as server/h3.ts does; anything else is a bug.
         if (!(err instanceof OriginlinkError)) throw err;
       }
     }

@@ -1,9 +1,9 @@
-// What egress proxies answer during tunnel set-up (src/transport/proxy-replies.ts): an HTTP/1.1 CONNECT
+// What egress proxies answer during tunnel set-up (src/net/proxy-replies.ts): an HTTP/1.1 CONNECT
 // response head, SOCKS5 method, authentication and CONNECT replies. The first byte picks the reader and
 // the chunking; bytes arrive chunk by chunk as from a socket. Only ProxyReplyError may be thrown, and a
 // reader must give the same answer however the bytes were split: fed whole, it reads the same value
 // from the same length (or throws too).
-import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply } from '../../dist/transport/proxy-replies.js';
+import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply } from '../../dist/net/proxy-replies.js';
 import { chunks } from './_util.mjs';
 
 const READERS = [(b) => readConnectReply(b, 512), readSocks5Method, readSocks5AuthStatus, readSocks5Reply];

@@ -1,7 +1,8 @@
 /**
  * The Agent maps origins to pools and owns the request policy (retries and
  * 0-RTT, both pure functions in policy.ts / http/early-data.ts). Users call
- * `agent.request({ url, ... })`; everything below is per origin.
+ * `agent.request({ url, ... })`; everything below is per origin. Its options
+ * are options.ts; its pools, their eviction and their counters registry.ts.
  *
  * Bounded for fleets of origins (a crawler meets 100,000): a pool idle for
  * `originIdleTimeoutMs` is closed and forgotten; past `maxOrigins` pools the
@@ -12,152 +13,41 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { TOKEN_RE } from '../http/fields.js';
-import { earlyDataAllowed, type EarlyDataPolicy } from '../http/early-data.js';
-import { connectOrigin, type ConnectContext, type LookupFn, type OriginSpec, type ProtocolPolicy } from '../transport/connect.js';
-import { DEFAULT_KEEPALIVE } from '../transport/tfo.js';
-import { h3Settings, type QpackOptions } from '../transport/h3-common.js';
-import type { PooledConnection } from '../http/types.js';
-import type { OriginCache, OriginFacts } from '../probe/cache.js';
-import { AddressCache, findCandidate } from '../probe/coalesce.js';
+import { earlyDataAllowed } from '../http/early-data.js';
+import { connectOrigin, dialOrigin, type ProtocolPolicy, type OriginSpec } from '../connect/connect.js';
+import type { Dialled } from '../net/dial.js';
+import { DEFAULT_KEEPALIVE } from '../net/tfo.js';
+import { h3Settings } from '../wire/h3-settings.js';
+import type { OriginFacts } from '../probe/cache.js';
+import { findCandidate } from '../probe/coalesce.js';
 import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
-import type { Choice, SelectionOptions } from '../probe/state.js';
+import type { Choice } from '../probe/state.js';
 import { bodyStream, isReplayable } from '../http/body.js';
 import { isIdempotentRequest } from '../http/methods.js';
 import { endToEnd, isClean, isHopByHop } from '../http/fields.js';
 import { publishRequestEnd } from '../pool/diagnostics.js';
-import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import { configError, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { Pool, type PoolResult } from '../pool/pool.js';
-import { PoolCounters } from '../pool/stats.js';
-import { sharedTicker, type TickMember } from '../pool/ticker.js';
+import type { PoolCounters, PoolStats } from '../pool/stats.js';
+import { sharedTicker } from '../pool/ticker.js';
 import { LruMap } from '../util/lru.js';
 import { retryDecision } from './policy.js';
 import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
 import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tracing.js';
 import { splitSimpleUrl } from './target.js';
-import type { Context } from '@opentelemetry/api';
 import { OriginResponse } from './response.js';
 import { DEFAULT_RETRY_BUFFER_BYTES, ReplayBody } from './replay-body.js';
-import { MemorySessionStore, type SessionStore } from '../transport/session-store.js';
-import { Resolver, type ResolverOptions } from '../transport/resolver.js';
-import { AddressBook, type AddressBookOptions } from '../transport/addresses.js';
-import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../transport/happy-eyeballs.js';
-import { ProxyRotation, type ProxyNode, type ProxyOptions } from '../transport/proxy.js';
-import { H2ProxyLinks } from '../transport/h2-tunnel.js';
-import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
-import type { PoolStats } from '../pool/stats.js';
+import { AGENT_KEYS, checkKeys, ORIGIN_KEYS, type AgentOptions, type OriginOverrides, type RequestOptions, type TlsOptions } from './options.js';
+import { PoolRegistry, type OriginPlan, type PoolInfo } from './registry.js';
+import { MemorySessionStore, type SessionStore } from '../store/session-store.js';
+import { Resolver } from '../net/resolver.js';
+import { AddressBook, type AddressBookOptions } from '../net/addresses.js';
+import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eyeballs.js';
+import { ProxyRotation, type ProxyNode } from '../net/proxy.js';
+import { H2ProxyLinks } from '../connect/h2-proxy-links.js';
+import { CC_ALGORITHMS } from '../quic/cc.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 import { turnNow } from '../util/clock.js';
-
-export interface TlsOptions {
-  /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
-  ca?: string | Buffer | Array<string | Buffer>;
-  /** Verify the origin's certificate chain and name. Default true. */
-  rejectUnauthorized?: boolean;
-  /** SNI and certificate name; default the URL host. */
-  servername?: string;
-}
-
-export interface OriginOverrides {
-  protocol?: ProtocolPolicy;
-  pool?: Partial<PoolOptions>;
-  tls?: TlsOptions;
-  tfo?: boolean;
-  /** Share this origin's requests with h2/h3 connections of other names (RFC 9113 §9.1.1, RFC 9114 §3.3). Default: the agent's `selection.coalesce`. */
-  coalesce?: boolean;
-  /** 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's `earlyData`. */
-  earlyData?: EarlyDataPolicy;
-  /** Egress proxies for this origin; null: direct even when the agent has a proxy. Default: the agent's `proxy`. */
-  proxy?: ProxyOptions | null;
-  /** h3: congestion controller for this origin's connections. Default: the agent's `quicCongestionControl`. */
-  quicCongestionControl?: CcAlgorithm;
-  /** h3: our QPACK decoder's limits towards this origin. Default: the agent's `quicQpack`. */
-  quicQpack?: QpackOptions;
-}
-
-export interface AgentOptions {
-  /** Protocol policy for every origin unless overridden. Default `auto`. */
-  protocol?: ProtocolPolicy;
-  /**
-   * Which requests may be sent as 0-RTT early data on a resumed h3 connection.
-   * Default 'safe' (GET, HEAD, OPTIONS: replay-safe, RFC 8470 §4); a request the
-   * server refuses early is resent after the handshake.
-   */
-  earlyData?: EarlyDataPolicy;
-  /** Pool options for every origin (see PoolOptions for the defaults). */
-  pool?: Partial<PoolOptions>;
-  tls?: TlsOptions;
-  /**
-   * h3: quiche's congestion controller for what this Agent sends on QUIC (request bodies; the origin's own
-   * controller paces downloads). 'reno', 'cubic' or 'bbr'; default the QUIC layer's DEFAULT_CC.
-   */
-  quicCongestionControl?: CcAlgorithm;
-  /**
-   * h3: the QPACK dynamic table we let origins use towards us (RFC 9204 §5: `maxTableCapacity` bytes,
-   * `blockedStreams`, `ackDelayMs`). Defaults 4096, 16, 25 ms (transport/h3-common.ts h3Settings).
-   */
-  quicQpack?: QpackOptions;
-  /** Retries on top of the first attempt, under the policy above. Default 2. */
-  maxRetries?: number;
-  /**
-   * A streamed request body (a Readable or an iterable) is kept as it is read, up to this many bytes, so
-   * that an attempt the origin did not process (refused stream, above GOAWAY's last id, never connected)
-   * can be sent again (agent/replay-body.ts); past it the body is not replayed. Held only until the
-   * response head arrives. 0: streamed bodies are never replayed. Default 262144 (256 KiB).
-   */
-  retryBufferBytes?: number;
-  /** Store for TLS sessions (and QUIC tickets); default in-memory, 1024 entries. */
-  sessionStore?: SessionStore;
-  /** Use TCP Fast Open when the native addon is available. Default true. */
-  tfo?: boolean;
-  /** TCP keepalive probes on pooled sockets; null leaves the OS defaults. Default 300 s / 75 s / 9. */
-  keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null;
-  /** Per-origin overrides, keyed by `scheme://host:port`. */
-  origins?: Record<string, OriginOverrides>;
-  /** Per-origin capability facts (Alt-Svc, ALPN, RTT, broken h3); default in-memory, 1024 origins. */
-  originCache?: OriginCache;
-  /** Racing, broken-h3 backoff and coalescing knobs (see docs/selection.md). */
-  selection?: Partial<SelectionOptions>;
-  /** Resolve host names (addresses, preferred first) instead of DNS; answers are kept `dns.systemTtlMs`. */
-  lookup?: LookupFn;
-  /** Name resolution and dialling every address of an origin (see DnsOptions). */
-  dns?: DnsOptions;
-  /**
-   * Egress through forward proxies (http://, https:// CONNECT; socks5://), a
-   * list of nodes and a rotation policy. Pools are per origin and node (and
-   * credentials); h3 is never attempted through a proxy. Default: direct.
-   */
-  proxy?: ProxyOptions;
-  /**
-   * How a TCP-based connection to an origin is opened (the h3 path is always
-   * our QUIC connector). Default: TCP (+TLS with ALPN h2/http1.1, TFO when
-   * available). A custom connector may add socket options or a tunnel, or be
-   * a test double; it must honour `ctx.signal` and the origin's policy.
-   */
-  connect?: (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
-  /**
-   * Most origins with state held at once: pools (busy ones are never
-   * evicted), selection state, coalescing opt-outs, counters of forgotten
-   * pools. Default 1024.
-   */
-  maxOrigins?: number;
-  /** A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000. */
-  originIdleTimeoutMs?: number;
-}
-
-/**
- * Resolver options (servers, TTL clamps, serve-stale: transport/resolver.ts)
- * plus how addresses are dialled.
- */
-export interface DnsOptions extends Partial<Omit<ResolverOptions, 'lookup' | 'now'>> {
-  /** RFC 8305 §5 Connection Attempt Delay between Happy Eyeballs attempts, ms (≥ 10). Default 250. */
-  attemptDelayMs?: number;
-  /** A failed address is skipped for this long, doubling per further failure, ms. Default 1000. */
-  addressDownBaseMs?: number;
-  /** Cap on an address's down time, ms. Default 60000. */
-  addressDownMaxMs?: number;
-  /** Share one resolver (and its cache) between agents; the options above except the last three are then ignored. */
-  resolver?: Resolver;
-}
 
 /** Per egress proxy node: what its pools did (live pools and recently forgotten ones). */
 export interface ProxyNodeStats {
@@ -187,62 +77,6 @@ export interface OriginReport {
   counters: SelectionCounters;
 }
 
-interface PoolInfo {
-  pool: Pool;
-  /** `scheme://host:port` */
-  origin: string;
-  /** Fast-path keys that point at this pool (removed with it). */
-  fastKeys: string[];
-  spec: OriginSpec;
-  ctx: DialContext;
-  policy: ProtocolPolicy;
-  tlsId: string;
-  earlyData: EarlyDataPolicy;
-  coalesce: boolean;
-  proxy: ProxyNode | null;
-  /** Still this origin's pool (false once forgotten): a per-URL memo of it is stale then. */
-  live: boolean;
-  /** The origin's host[:port] as its URL writes it: a request's default Host / :authority. */
-  authority: string;
-  /** Attempts waiting on the coalescing lookup (#coalescing): the pool is busy though it holds nothing. */
-  coalescing: number;
-}
-
-/** The pool last found for one (cached) origin URL object, with what it was asked with. */
-interface UrlMemo { info: PoolInfo; protocol: ProtocolPolicy | undefined; proxy: ProxyNode | null }
-
-/**
- * A request names its target either by `url`, or by `origin` (`https://host:port`)
- * plus `path` — the second form skips parsing a URL per request (as undici's
- * `pool.request({ path })` does) and suits callers that already split them.
- * `origin` may be a list: an ordered failover (the service's URLs of one
- * origin) — a failure that says the origin was unreachable moves to the next.
- */
-export type RequestOptions = RequestTarget & RequestCommon;
-export type RequestTarget = { url: string | URL; origin?: never; path?: never } | { origin: string | readonly string[]; path: string; url?: never };
-
-export interface RequestCommon {
-  method?: string;
-  headers?: Record<string, string | string[] | undefined> | HeaderList;
-  body?: RequestBody;
-  signal?: AbortSignal;
-  /** Per-request protocol policy (overrides agent and origin). */
-  protocol?: ProtocolPolicy;
-  /** Host / :authority to send instead of the URL's (the connection still goes to the URL's origin). */
-  authority?: string;
-  /** Permit 0-RTT early data for this request (h3; only for requests safe to replay, RFC 8470). */
-  allowEarlyData?: boolean;
-  /**
-   * Response bytes read from the origin ahead of this request's body reader (nginx's proxy_buffering, in
-   * memory): a response that fits is read whole, and its connection freed, however slowly it is consumed.
-   */
-  responseBufferBytes?: number;
-  /** Interim (1xx) responses before the final one, e.g. 103 Early Hints: see ConnRequest.onInformational. */
-  onInformational?: (status: number, headers: HeaderList) => void;
-  /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
-  traceContext?: Context;
-}
-
 /** Protocols of other names' connections a request may coalesce onto, by the origin's policy (h1 never coalesces). */
 const COALESCE_ONTO: Record<ProtocolPolicy, ReadonlySet<Protocol>> = {
   auto: new Set<Protocol>(['h2', 'h3']),
@@ -254,48 +88,20 @@ const COALESCE_ONTO: Record<ProtocolPolicy, ReadonlySet<Protocol>> = {
 let connectionIds = 0;
 const nextId = (): number => ++connectionIds;
 
-/**
- * The option names an Agent and an origin override take: any other is refused (OL_INVALID_CONFIG) rather than
- * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
- * The `satisfies` and the checks below keep these lists and the interfaces the same.
- */
-const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
-const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
-const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
-const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
-void allAgentKeys;
-void allOriginKeys;
-
-/** Refuse an option name `known` does not hold; a pool option in the wrong place is named with its place. */
-function checkKeys(o: object, known: readonly string[], where: string): void {
-  for (const k of Object.keys(o)) {
-    if (known.includes(k)) continue;
-    const field = where ? `${where}.${k}` : k;
-    throw configError(field, k in DEFAULT_POOL_OPTIONS ? `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})` : 'unknown option');
-  }
-}
-
-export class Agent implements TickMember {
+export class Agent {
   #opts: AgentOptions;
-  /** Pool key → pool and what it was made from. Insertion order = creation order. */
-  #pools = new Map<string, PoolInfo>();
-  /** (URL scheme + host, per-request policy) → pool; every input of the full key is fixed per agent. */
-  #fast = new Map<string, PoolInfo>();
-  /** Per origin URL object (the Agent caches one per origin string): the last pool found, so a request builds no key. */
-  #byUrl = new WeakMap<URL, UrlMemo>();
+  /** The pools, one per origin key (registry.ts). */
+  #registry: PoolRegistry;
   #origins: LruMap<string, URL>;
   #sessions: SessionStore;
   #selector: Selector;
   /** Names (host:port) for which a 421 turned coalescing off. */
   #noCoalesce: LruMap<string, true>;
-  /** Counters of forgotten pools, so stats() stays monotonic per origin (bounded). */
-  #retired: LruMap<string, { origin: string; counters: PoolCounters; proxy: string | null }>;
   /** The agent's proxy rotation, and per-origin ones (`scheme://host:port` → rotation, or null: direct). */
   #proxy: ProxyRotation | null;
   #originProxy = new Map<string, ProxyRotation | null>();
   /** HTTP/2 connections to `http2` proxy nodes, shared by every pool of this agent. */
   #proxyLinks = new H2ProxyLinks();
-  #addresses = new AddressCache();
   #book: AddressBook;
   #attemptDelayMs: number;
   #connect: NonNullable<AgentOptions['connect']>;
@@ -304,9 +110,6 @@ export class Agent implements TickMember {
   #maxRetries: number;
   #retryBufferBytes: number;
   #maxOrigins: number;
-  #originIdleMs: number;
-  #lastSweep = 0;
-  #closed = false;
 
   constructor(opts: AgentOptions = {}) {
     checkKeys(opts, AGENT_KEYS, '');
@@ -317,14 +120,14 @@ export class Agent implements TickMember {
     if (!Number.isInteger(this.#retryBufferBytes) || this.#retryBufferBytes < 0) throw configError('retryBufferBytes', 'must be a non-negative integer');
     this.#maxOrigins = opts.maxOrigins ?? 1024;
     if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1) throw configError('maxOrigins', 'must be a positive integer');
-    this.#originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
-    if (!Number.isFinite(this.#originIdleMs) || this.#originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+    const originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
+    if (!Number.isFinite(originIdleMs) || originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
     if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl)) throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
     if (opts.quicQpack !== undefined) h3Settings('client', opts.quicQpack); // range checks, OL_INVALID_CONFIG
     this.#connect = opts.connect ?? connectOrigin;
     this.#origins = new LruMap(this.#maxOrigins);
     this.#noCoalesce = new LruMap(this.#maxOrigins);
-    this.#retired = new LruMap(this.#maxOrigins);
+    this.#registry = new PoolRegistry(this.#maxOrigins, originIdleMs, this.#plan);
     resolvePoolOptions(opts.pool); // validate early
     for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
     this.#opts = opts;
@@ -370,7 +173,7 @@ export class Agent implements TickMember {
   /** The pool for a URL's origin under a protocol policy (created on first use). */
   pool(url: string | URL, protocol?: ProtocolPolicy, proxy?: ProxyNode | null): Pool {
     const u = typeof url === 'string' ? new URL(url) : url;
-    return this.#poolInfo(u, protocol, proxy === undefined ? this.#pickProxy(u) : proxy).pool;
+    return this.#registry.find(u, protocol, proxy === undefined ? this.#pickProxy(u) : proxy, false).pool;
   }
 
   #pickProxyFn = (u: URL): ProxyNode | null => this.#pickProxy(u);
@@ -385,126 +188,98 @@ export class Agent implements TickMember {
     return rot ? rot.pick(`${u.protocol}//${u.host}`, Date.now()) : null;
   }
 
-  /** `owned`: `u` is one of the Agent's cached origin URLs (never a caller's object, which could change). */
-  #poolInfo(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null, owned = false): PoolInfo {
-    if (this.#closed) throw new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', 'agent is closed');
-    if (!owned) return this.#findPool(u, protocol, proxy);
-    // Hot path: the same URL object as last time, asked the same way.
-    const memo = this.#byUrl.get(u);
-    if (memo !== undefined && memo.info.live && memo.protocol === protocol && memo.proxy === proxy) return memo.info;
-    const info = this.#findPool(u, protocol, proxy);
-    this.#byUrl.set(u, { info, protocol, proxy });
-    return info;
-  }
-
-  #findPool(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): PoolInfo {
-    // One map lookup once the origin's pool exists.
-    const fastKey = `${u.protocol}//${u.host}|${protocol ?? ''}|${proxy?.key ?? ''}`;
-    const hit = this.#fast.get(fastKey);
-    if (hit) return hit;
+  /** What this Agent's options say of a URL's origin under a protocol policy and proxy node (throws on a bad scheme). */
+  #describe(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): OriginDescription {
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
     const scheme = u.protocol === 'https:' ? 'https' : 'http';
     const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-    const originName = `${scheme}://${u.host}`;
-    const over = this.#opts.origins?.[originName] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? {};
+    const over = this.#opts.origins?.[`${scheme}://${u.host}`] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? {};
     const policy: ProtocolPolicy = protocol ?? over.protocol ?? this.#opts.protocol ?? 'auto';
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
     const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
     // The proxy node and a hash of its credentials: a tunnel is never shared across nodes or credentials.
     const key = `${scheme}://${host}:${port}|${policy}|${tlsId}${proxy ? `|proxy=${proxy.key}` : ''}`;
-    const known = this.#pools.get(key);
-    if (known) {
-      known.fastKeys.push(fastKey);
-      this.#fast.set(fastKey, known);
-      return known;
-    }
+    return { scheme, host, port, over, policy, tlsOpts, tlsId, key, proxy };
+  }
+
+  /** How an origin is dialled (its spec) and what its connections are given (its context). */
+  #dialSetup(d: OriginDescription): { spec: OriginSpec; ctx: DialContext; poolOpts: PoolOptions } {
+    const { over } = d;
     const spec: OriginSpec = {
-      scheme,
-      host,
-      port,
-      servername: tlsOpts.servername,
-      protocol: policy,
-      ca: tlsOpts.ca,
-      rejectUnauthorized: tlsOpts.rejectUnauthorized !== false,
+      scheme: d.scheme,
+      host: d.host,
+      port: d.port,
+      servername: d.tlsOpts.servername,
+      protocol: d.policy,
+      ca: d.tlsOpts.ca,
+      rejectUnauthorized: d.tlsOpts.rejectUnauthorized !== false,
       tfo: over.tfo ?? this.#opts.tfo ?? true,
       keepAliveProbes: this.#opts.keepAliveProbes === undefined ? DEFAULT_KEEPALIVE : this.#opts.keepAliveProbes,
       addresses: this.#book,
       attemptDelayMs: this.#attemptDelayMs,
-      proxy: proxy ?? undefined,
+      proxy: d.proxy ?? undefined,
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
     const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
-    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: key, nextId, earlyData, proxyLinks: this.#proxyLinks };
+    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: d.key, nextId, earlyData, proxyLinks: this.#proxyLinks };
     const cc = over.quicCongestionControl ?? this.#opts.quicCongestionControl;
     if (cc !== undefined) ctx.congestionControl = cc;
     const qpack = over.quicQpack ?? this.#opts.quicQpack;
     if (qpack !== undefined) ctx.qpack = qpack;
-    const origin = `${scheme}://${u.hostname}:${port}`;
-    const sel = this.#selector;
-    const created: Pool = new Pool(
-      key,
-      originName,
-      poolOpts,
-      // Through a proxy, `auto` is ALPN over the tunnel: no QUIC race, no Alt-Svc upgrade (TCP-only proxy).
-      policy === 'auto' && proxy
-        ? (signal) => this.#connect(spec, { ...ctx, signal })
-        : policy === 'auto'
-        ? sel.autoDialer(origin, spec, ctx, () => created)
-        : (signal) => (policy === 'h3' ? connectOrigin : this.#connect)(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
-      policy === 'auto' ? null : policy,
-      sharedTicker,
-      this.#retired.peek(key)?.counters,
-    );
-    this.#retired.delete(key);
-    const info: PoolInfo = { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId, earlyData, coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true, authority: u.host, coalescing: 0 };
-    this.#pools.set(key, info);
-    this.#fast.set(fastKey, info);
-    if (this.#pools.size === 1) sharedTicker.add(this);
-    // Evict in batches (down to 7/8 of the bound): one scan per maxOrigins/8 new origins, not one per origin.
-    // The pool just made is idle too, and with every other pool busy it was the one forgotten: the caller then
-    // got a closed pool (OL_POOL_CLOSED, lost 2,760 of 3,000 requests over 200 origins with maxOrigins 16).
-    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - Math.floor(this.#maxOrigins * 7 / 8), info);
-    return info;
+    return { spec, ctx, poolOpts };
+  }
+
+  /** How a URL becomes a pool (PoolRegistry asks on a fast-path miss): its key, and the pool when the key is new. */
+  #plan = (u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): OriginPlan => {
+    const d = this.#describe(u, protocol, proxy);
+    return {
+      key: d.key,
+      make: (retired, fastKey) => {
+        const { spec, ctx, poolOpts } = this.#dialSetup(d);
+        const { policy, over } = d;
+        const origin = `${d.scheme}://${u.hostname}:${d.port}`;
+        const sel = this.#selector;
+        const created: Pool = new Pool(
+          d.key,
+          `${d.scheme}://${u.host}`,
+          poolOpts,
+          // Through a proxy, `auto` is ALPN over the tunnel: no QUIC race, no Alt-Svc upgrade (TCP-only proxy).
+          policy === 'auto' && proxy
+            ? (signal) => this.#connect(spec, { ...ctx, signal })
+            : policy === 'auto'
+            ? sel.autoDialer(origin, spec, ctx, () => created)
+            : (signal) => (policy === 'h3' ? connectOrigin : this.#connect)(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
+          policy === 'auto' ? null : policy,
+          sharedTicker,
+          retired,
+        );
+        return { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId: d.tlsId, earlyData: ctx.earlyData ?? 'safe', coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true, authority: u.host, coalescing: 0 };
+      },
+    };
+  };
+
+  /**
+   * A socket to `origin` (`scheme://host[:port]`), dialled as this Agent's connections to it are — its
+   * resolver, every address raced (Happy Eyeballs), TFO, its egress proxy node, its TLS settings with
+   * ALPN `alpn` — and nothing spoken on it yet. For tunnels that leave the pools (the service's WebSocket
+   * and Upgrade tunnels); `connectTimeoutMs` defaults to the origin's pool setting.
+   */
+  dialSocket(origin: string, o: { alpn?: string[]; signal?: AbortSignal; connectTimeoutMs?: number } = {}): Promise<Dialled> {
+    try {
+      const u = this.#originUrl(origin);
+      const proxy = this.#proxy === null && this.#originProxy.size === 0 ? null : this.#pickProxy(u);
+      const { spec, ctx } = this.#dialSetup(this.#describe(u, 'h1', proxy));
+      const pool = o.connectTimeoutMs === undefined ? ctx.pool : { ...ctx.pool, connectTimeoutMs: o.connectTimeoutMs };
+      return dialOrigin(spec, { ...ctx, pool, signal: o.signal ?? new AbortController().signal }, o.alpn ?? ['http/1.1']);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Origins whose pools are held now. */
   get poolCount(): number {
-    return this.#pools.size;
-  }
-
-  /**
-   * Shared-ticker hook, at most once a second: close and forget pools idle
-   * past originIdleTimeoutMs. Pools keeping connections warm (minWarm, or
-   * predictive warmth until its remembered peak is forgotten) stay on
-   * purpose and only go when evicted past maxOrigins.
-   */
-  tick(now: number): void {
-    if (now - this.#lastSweep < 1000) return;
-    this.#lastSweep = now;
-    for (const info of [...this.#pools.values()]) {
-      const p = info.pool;
-      if (p.warmTarget === 0 && p.idle && now - p.lastActivityAt >= this.#originIdleMs) this.#forget(info);
-    }
-  }
-
-  /** Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the bound). */
-  #evictIdle(n: number, keep: PoolInfo): void {
-    const idle: PoolInfo[] = [];
-    for (const info of this.#pools.values()) if (info.pool.idle && info !== keep && info.coalescing === 0) idle.push(info);
-    idle.sort((a, b) => a.pool.lastActivityAt - b.pool.lastActivityAt);
-    for (const info of idle.slice(0, n)) this.#forget(info);
-  }
-
-  #forget(info: PoolInfo): void {
-    const p = info.pool;
-    if (this.#pools.get(p.key) !== info) return;
-    this.#pools.delete(p.key);
-    info.live = false;
-    for (const k of info.fastKeys) if (this.#fast.get(k) === info) this.#fast.delete(k);
-    this.#retired.set(p.key, { origin: p.origin, counters: p.counters, proxy: info.proxy?.id ?? null });
-    void p.close();
-    if (this.#pools.size === 0) sharedTicker.delete(this);
+    return this.#registry.size;
   }
 
   /**
@@ -568,7 +343,7 @@ export class Agent implements TickMember {
       url = st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
       // One node per target for the whole request: a retry never moves to another node (nor identity).
       const node = this.#proxy === null && this.#originProxy.size === 0 ? null : st.node(url, this.#pickProxyFn);
-      info = this.#poolInfo(url, st.o.protocol, node, st.ownedUrls);
+      info = this.#registry.find(url, st.o.protocol, node, st.ownedUrls);
       const o = st.o;
       req = {
         method: st.method,
@@ -686,10 +461,10 @@ export class Agent implements TickMember {
     // wait (queue and connect deadlines, the caller's signal): past them the request goes its own way. A resolver
     // that never answered held such a request 6–7 s past a 300 ms signal and 500 ms deadlines.
     const budget = Math.min(info.pool.opts.connectTimeoutMs, info.pool.opts.pendingTimeoutMs);
-    const resolve = (h: string): Promise<string[]> => bounded(this.#addresses.resolve(h, this.#book.resolver.lookup, Date.now()), budget, req.signal);
-    const pools = [...this.#pools.values()].map((x) => x.pool);
+    const resolve = (h: string): Promise<string[]> => bounded(this.#book.resolver.lookup(h), budget, req.signal);
+    const pools = [...this.#registry.values()].map((x) => x.pool);
     const cand = await findCandidate(pools, info.pool, info.spec.host, info.spec.port, resolve, (p) => {
-      const o = this.#pools.get(p.key);
+      const o = this.#registry.get(p.key);
       return o !== undefined && o.tlsId === info.tlsId && info.tlsId.includes('|verify=true|') && info.tlsId.startsWith('sni=|');
     }, COALESCE_ONTO[info.policy]);
     if (!cand) return null;
@@ -698,9 +473,7 @@ export class Agent implements TickMember {
 
   /** Per origin: the live pools, then the counters of recently forgotten ones (so totals never go back). */
   stats(): PoolStats[] {
-    const out = [...this.#pools.values()].map((x) => x.pool.stats());
-    for (const r of this.#retired.values()) out.push(r.counters.snapshot(r.origin, null, { idle: 0, busy: 0, activeRequests: 0, dialing: 0, pending: 0 }));
-    return out;
+    return this.#registry.stats();
   }
 
   /** Per egress proxy node: requests, connections opened, reuse rate, handshake time saved. */
@@ -709,7 +482,7 @@ export class Agent implements TickMember {
     const links = new Map<string, number>();
     const dead = new Map<string, number>();
     const add = (node: string, c: PoolCounters): void => { const l = by.get(node) ?? []; l.push(c); by.set(node, l); };
-    for (const x of this.#pools.values()) {
+    for (const x of this.#registry.values()) {
       if (!x.proxy) continue;
       add(x.proxy.id, x.pool.counters);
       if (x.proxy.http2) {
@@ -722,7 +495,7 @@ export class Agent implements TickMember {
       for (const [k, c] of m) if (k.startsWith(`${id}#`)) n = (n ?? 0) + c;
       return n;
     };
-    for (const r of this.#retired.values()) if (r.proxy) add(r.proxy, r.counters);
+    for (const r of this.#registry.retired()) if (r.proxy) add(r.proxy, r.counters);
     return [...by].map(([node, cs]) => {
       const sum = (f: (c: PoolCounters) => number): number => cs.reduce((a, c) => a + f(c), 0);
       const requests = sum((c) => c.requests);
@@ -739,7 +512,7 @@ export class Agent implements TickMember {
   }
 
   pools(): Pool[] {
-    return [...this.#pools.values()].map((x) => x.pool);
+    return [...this.#registry.values()].map((x) => x.pool);
   }
 
   /**
@@ -753,9 +526,7 @@ export class Agent implements TickMember {
 
   /** Finish in-flight requests, then close every connection. */
   async close(): Promise<void> {
-    this.#closed = true;
-    sharedTicker.delete(this);
-    await Promise.all([...this.#pools.values()].map((x) => x.pool.close()));
+    await this.#registry.close();
     this.#proxyLinks.close();
     // File-backed stores write their changes within 100 ms; once closed, the files say all (a restart reads them).
     for (const store of [this.#sessions, this.#originCacheOpt]) (store as { flush?: () => void } | undefined)?.flush?.();
@@ -763,9 +534,7 @@ export class Agent implements TickMember {
 
   /** Abort everything now (returns a promise, as undici's Dispatcher.destroy does). */
   destroy(error?: Error | null): Promise<void> {
-    this.#closed = true;
-    sharedTicker.delete(this);
-    for (const x of this.#pools.values()) x.pool.destroy(error ?? undefined);
+    this.#registry.destroy(error ?? undefined);
     this.#proxyLinks.close();
     return Promise.resolve();
   }
@@ -796,6 +565,20 @@ function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
     }
   }
   return filter ? endToEnd(out) : out;
+}
+
+/** An origin as this Agent's options describe it (Agent #describe). */
+interface OriginDescription {
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  over: OriginOverrides;
+  policy: ProtocolPolicy;
+  tlsOpts: TlsOptions;
+  tlsId: string;
+  /** The pool key: origin, policy, TLS identity, proxy node. */
+  key: string;
+  proxy: ProxyNode | null;
 }
 
 /**

@@ -35,6 +35,11 @@ const CONNECTION_LOST: ReadonlySet<string> = new Set([ErrorCode.SOCKET_CLOSED, E
 /** Failures that say nothing reached this URL's server: the next URL is tried, not this one again. */
 const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.TLS_FAILED, ErrorCode.CERT_INVALID]);
 
+/** The failure says this URL's server could not be reached: an ordered failover moves to the next URL (requests and tunnels alike). */
+export function unreachable(err: OriginlinkError): boolean {
+  return UNREACHABLE.has(err.code);
+}
+
 /**
  * Never a silent replay of anything but:
  *  - a replayable body, not aborted by the caller, within the attempt budget
@@ -59,7 +64,7 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   // another URL of the origin may have room.
   const queued = err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;
   if (queued && r.urls <= 1) return NO;
-  const failover = r.urls > 1 && (UNREACHABLE.has(err.code) || queued);
+  const failover = r.urls > 1 && (unreachable(err) || queued);
   const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
   if (r.attempt >= budget) return NO;
   return { retry: true, failover };

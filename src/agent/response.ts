@@ -27,7 +27,7 @@ export class OriginResponse {
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
   readonly timings: ResponseTimings;
-  /** The connection's response: its body stream is made on first use of `body` (transport/exchange.ts LazyBody). */
+  /** The connection's response: its body stream is made on first use of `body` (client/exchange.ts LazyBody). */
   #source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
 
   /** `r`: the pool's answer to the attempt that got this response (its connection and how long it queued). */

@@ -7,10 +7,10 @@
 import type { OriginCache } from '../probe/cache.js';
 import { FileOriginCache } from '../probe/cache.js';
 import { RedisOriginCache } from '../probe/redis-origin-cache.js';
-import { FileSessionStore } from '../transport/file-session-store.js';
-import { isRedisUrl, RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../transport/redis-link.js';
-import { RedisSessionStore } from '../transport/redis-session-store.js';
-import type { SessionStore } from '../transport/session-store.js';
+import { FileSessionStore } from '../store/file-session-store.js';
+import { isRedisUrl, RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../store/redis-link.js';
+import { RedisSessionStore } from '../store/redis-session-store.js';
+import type { SessionStore } from '../store/session-store.js';
 
 export interface StoresOptions {
   /** Where TLS sessions and QUIC tickets go: a file path or a Redis URL. */

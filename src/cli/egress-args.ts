@@ -1,6 +1,6 @@
 /** `--proxy`, `--proxy-policy`, `--sticky-window`, `--proxy-http2`, `--dns-server`: shared by fetch and probe. */
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import type { ProxyOptions, ProxyPolicy } from '../transport/proxy.js';
+import type { ProxyOptions, ProxyPolicy } from '../net/proxy.js';
 
 export const EGRESS_USAGE = `  --proxy URL                egress proxy node: http://, https:// (CONNECT) or socks5://, [user:pass@]host:port
                              (repeatable: several nodes, spread by --proxy-policy)

@@ -2,16 +2,17 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Agent, type AgentOptions } from '../agent/agent.js';
+import { Agent } from '../agent/agent.js';
+import type { AgentOptions } from '../agent/options.js';
 import type { OriginResponse } from '../agent/response.js';
 import { openStores } from '../agent/stores.js';
 import type { HeaderList } from '../http/types.js';
-import type { ProtocolPolicy } from '../transport/connect.js';
+import type { ProtocolPolicy } from '../connect/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { percentiles } from '../util/stats.js';
 import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
 import type { ProxyFacts } from '../http/types.js';
-import { redact } from '../transport/proxy.js';
+import { redact } from '../util/redact.js';
 
 export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --protocol auto|h1|h2|h3   protocol policy (default auto)

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { BINDING_PACKAGE, quicheAvailable } from '../quic/quiche.js';
 import { socketFd, udpAddon, udpAddonPath, udpAddonReason } from '../quic/udp-native.js';
-import { setTfoLogger, tfoAddonStatus, tfoSysctl } from '../transport/tfo.js';
+import { setTfoLogger, tfoAddonStatus, tfoSysctl } from '../net/tfo.js';
 
 export interface Info {
   originlink: string;

@@ -4,8 +4,8 @@ import { parseArgs } from 'node:util';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { FileOriginCache } from '../probe/cache.js';
 import { probeOrigin, type ProbeOptions, type ProbeResult } from '../probe/probe.js';
-import { ProxyRotation } from '../transport/proxy.js';
-import { Resolver } from '../transport/resolver.js';
+import { ProxyRotation } from '../net/proxy.js';
+import { Resolver } from '../net/resolver.js';
 import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
 
 export const PROBE_USAGE = `usage: originlink probe URL [options]

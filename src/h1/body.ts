@@ -8,7 +8,8 @@
 import type { HeaderList } from '../http/types.js';
 import { H1ParseError, HeldBytes, parseFieldLines, splitHead } from './fields.js';
 
-export interface BodySink {
+/** What a body decoder reports: the bytes of the body and its trailer section. */
+export interface BodyEvents {
   onBody(chunk: Buffer): void;
   onTrailers(trailers: HeaderList): void;
 }
@@ -32,7 +33,7 @@ const EXT_QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\
 const CHUNK_EXT_RE = new RegExp(`^(?:;${EXT_TOKEN}(?:=(?:${EXT_TOKEN}|${EXT_QUOTED}))?)*$`);
 
 export class H1BodyDecoder {
-  #sink: BodySink;
+  #sink: BodyEvents;
   #maxTrailerBytes: number;
   #st: St = St.Done;
   #remaining = 0;
@@ -46,7 +47,7 @@ export class H1BodyDecoder {
    * too). A client reading an origin's response drops them instead (they are never relayed: hop-by-hop
    * and framing fields leave every trailer list), so a sloppy origin's response still arrives.
    */
-  constructor(sink: BodySink, maxTrailerBytes: number, strictTrailers = false) {
+  constructor(sink: BodyEvents, maxTrailerBytes: number, strictTrailers = false) {
     this.#sink = sink;
     this.#maxTrailerBytes = maxTrailerBytes;
     this.#strictTrailers = strictTrailers;

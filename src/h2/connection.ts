@@ -30,7 +30,8 @@ import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { FloodGuard } from './floods.js';
 import { H2Stream } from './stream.js';
-import type { FloodLimits, H2ConnectionOptions, H2Event, H2Listener } from './types.js';
+import type { H2ConnectionOptions, H2Event, H2Listener } from './types.js';
+import type { FloodLimits } from '../http/floods.js';
 
 /** §6.9.2: every window starts at 65,535 until SETTINGS say otherwise. */
 const INITIAL_WINDOW = 65_535;

@@ -7,10 +7,8 @@
  */
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Error } from '../codec/h2frame.js';
-import type { FloodLimits } from './types.js';
+import { DEFAULT_FLOOD_LIMITS, type FloodLimits } from '../http/floods.js';
 import { WindowCounter } from '../util/window-counter.js';
-
-export const DEFAULT_FLOOD_LIMITS: Readonly<FloodLimits> = Object.freeze({ resets: 100, settings: 50, pings: 100, emptyData: 100, continuations: 128 });
 
 type Counted = 'resets' | 'settings' | 'pings' | 'emptyData';
 

@@ -1,5 +1,6 @@
 /** Options and events of the sans-IO HTTP/2 connection (src/h2/connection.ts). */
 import type { HeaderList } from '../http/types.js';
+import type { FloodLimits } from '../http/floods.js';
 
 export interface H2ConnectionOptions {
   role: 'client' | 'server';
@@ -19,19 +20,6 @@ export interface H2ConnectionOptions {
   enableConnectProtocol?: boolean;
   /** Flood limits per second (see floods.ts). */
   limits?: Partial<FloodLimits>;
-}
-
-export interface FloodLimits {
-  /** Streams reset by the peer (RST_STREAM, or opened and cancelled) per second before GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487). Default 100. */
-  resets: number;
-  /** SETTINGS frames per second. Default 50. */
-  settings: number;
-  /** PING frames (not ACKs) per second. Default 100. */
-  pings: number;
-  /** DATA frames with no payload and no END_STREAM per second. Default 100. */
-  emptyData: number;
-  /** CONTINUATION frames in one header block. Default 128. */
-  continuations: number;
 }
 
 export type H2Event =

@@ -12,7 +12,7 @@ import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
 import { publishConnection } from './diagnostics.js';
-import { pingOrClose } from '../transport/ping-probe.js';
+import { pingOrClose } from '../client/ping.js';
 import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { turnNow } from '../util/clock.js';

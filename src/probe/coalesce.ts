@@ -4,45 +4,16 @@
  * connection's remote address, the port is the same, and A's certificate is
  * valid for B. Every connection tells its verified leaf (`peerCertificate()`).
  */
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type { Pool } from '../pool/pool.js';
 import type { PooledConnection, Protocol } from '../http/types.js';
-import type { LookupFn } from '../transport/connect.js';
 
 const H2_ONLY: ReadonlySet<Protocol> = new Set<Protocol>(['h2']);
 
 export interface CoalesceCandidate {
   pool: Pool;
   conn: PooledConnection;
-}
-
-export async function resolveAll(host: string, lookup: LookupFn | undefined): Promise<string[]> {
-  if (isIP(host) !== 0) return [host];
-  if (lookup) return lookup(host);
-  const r = await dnsLookup(host, { all: true, verbatim: true });
-  return r.map((a) => a.address);
-}
-
-/** Resolutions kept briefly so a coalesced origin does not pay a lookup per request. Bounded. */
-export class AddressCache {
-  #ttlMs: number;
-  #max: number;
-  #map = new Map<string, { addrs: string[]; until: number }>();
-  constructor(ttlMs = 30_000, maxEntries = 256) {
-    this.#ttlMs = ttlMs;
-    this.#max = maxEntries;
-  }
-  async resolve(host: string, lookup: LookupFn | undefined, now: number): Promise<string[]> {
-    const hit = this.#map.get(host);
-    if (hit && hit.until > now) return hit.addrs;
-    const addrs = await resolveAll(host, lookup);
-    this.#map.delete(host);
-    this.#map.set(host, { addrs, until: now + this.#ttlMs });
-    while (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
-    return addrs;
-  }
 }
 
 /** Does the certificate cover `host` (RFC 9110 §4.3.4 / RFC 6125 matching, as Node checks it)? */

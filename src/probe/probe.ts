@@ -7,13 +7,13 @@
  */
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { resolvePoolOptions } from '../pool/options.js';
-import { MemorySessionStore } from '../transport/session-store.js';
+import { MemorySessionStore } from '../store/session-store.js';
 import type { HeaderList, PooledConnection, Protocol } from '../http/types.js';
-import { connectAltH3, connectOrigin, type ConnectContext, type LookupFn, type OriginSpec } from '../transport/connect.js';
-import { tfoAvailable } from '../transport/tfo.js';
-import { AddressBook } from '../transport/addresses.js';
-import { Resolver } from '../transport/resolver.js';
-import type { ProxyNode } from '../transport/proxy.js';
+import { connectAltH3, connectOrigin, type ConnectContext, type OriginSpec } from '../connect/connect.js';
+import { tfoAvailable } from '../net/tfo.js';
+import { AddressBook } from '../net/addresses.js';
+import { Resolver, type LookupFn } from '../net/resolver.js';
+import type { ProxyNode } from '../net/proxy.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from './cache.js';
 import { DEFAULT_SELECTION, emptyFacts, selectProtocol } from './state.js';
@@ -129,10 +129,12 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   const ms = o.stepTimeoutMs ?? 3000;
   const now = o.now ?? Date.now();
   const tfoOn = o.tfo ?? true;
+  // One resolver for every step (the 0-RTT step's own connect too): with --dns-server, a name only that server knows.
+  const resolver = o.resolver ?? new Resolver({ lookup: o.lookup });
   const spec: OriginSpec = {
     scheme: 'https', host, port, servername: o.servername, protocol: 'auto', ca: o.ca,
     rejectUnauthorized: o.rejectUnauthorized ?? true, tfo: tfoOn, keepAliveProbes: null,
-    addresses: new AddressBook(o.resolver ?? new Resolver({ lookup: o.lookup })),
+    addresses: new AddressBook(resolver),
     proxy: o.proxy,
   };
   const pool = resolvePoolOptions({ connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms });
@@ -232,9 +234,9 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     if (r.quic.ok) {
       r.earlyData.attempted = true;
       try {
-        const h3 = (await import('../transport/h3.js')).connectH3;
+        const h3 = (await import('../connect/h3.js')).connectH3;
         const q2 = await step('QUIC 0-RTT reconnect', ms + 100, (signal) => h3({
-          host: target.host || host, port: target.port, servername: o.servername ?? host,
+          host: target.host || host, resolver, port: target.port, servername: o.servername ?? host,
           ca: typeof o.ca === 'string' || o.ca === undefined ? o.ca : Array.isArray(o.ca) ? Buffer.concat(o.ca.map((c) => Buffer.from(c))).toString() : new Uint8Array(o.ca),
           rejectUnauthorized: o.rejectUnauthorized ?? true, connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms,
           sessionStore: sessions, sessionKey: `h3:probe|${origin}`, earlyData: true, signal,

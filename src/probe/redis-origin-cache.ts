@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../transport/redis-link.js';
+import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../store/redis-link.js';
 import { LruMap } from '../util/lru.js';
 import { factsExpireAt, MemoryOriginCache, validFacts, type OriginCache, type OriginFacts } from './cache.js';
 

@@ -5,7 +5,7 @@
  */
 import type { Dialer, Pool } from '../pool/pool.js';
 import type { HeaderList, PooledConnection } from '../http/types.js';
-import { connectAltH3, connectOrigin, h3Connector, type ConnectContext, type OriginSpec } from '../transport/connect.js';
+import { connectAltH3, connectOrigin, h3Connector, type ConnectContext, type OriginSpec } from '../connect/connect.js';
 import { parseAltSvc } from './alt-svc.js';
 import { MemoryOriginCache, type OriginCache } from './cache.js';
 import { raceDial } from './race.js';

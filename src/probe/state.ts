@@ -4,7 +4,7 @@
  * are persisted). The Agent owns one OriginState per origin.
  */
 import type { Protocol } from '../http/types.js';
-import type { ProtocolPolicy } from '../transport/connect.js';
+import type { ProtocolPolicy } from '../connect/connect.js';
 import { findH3, type AltSvcResult } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from './cache.js';
 

@@ -4,8 +4,8 @@
  * PoolStats as JSON, for humans and scripts).
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { startH1Server } from '../transport/h1-server.js';
-import type { ServerResponse } from '../transport/server-types.js';
+import { startH1Server } from '../server/h1.js';
+import type { ServerResponse } from '../server/request.js';
 
 /** What /metrics reads: a service's Metrics, or a cluster primary's aggregate of its workers. */
 export interface MetricsSource {

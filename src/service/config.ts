@@ -4,22 +4,22 @@
  * errors. A bad value throws `ConfigError` naming the file, the field path,
  * the line when known, and the reason.
  */
-import { redact } from '../transport/proxy.js';
+import { redact } from '../util/redact.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { DEFAULT_RETRY_BUFFER_BYTES } from '../agent/replay-body.js';
-import type { ProtocolPolicy } from '../transport/connect.js';
-import { parseRedisUrl } from '../transport/redis-link.js';
-import { parseKey } from '../transport/seal.js';
+import type { ProtocolPolicy } from '../connect/connect.js';
+import { parseRedisUrl } from '../store/redis-link.js';
+import { parseKey } from '../store/seal.js';
 import { Reader } from './config-reader.js';
-import { ProxyRotation, type ProxyPolicy } from '../transport/proxy.js';
+import { ProxyRotation, type ProxyPolicy } from '../net/proxy.js';
 import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
-import { Resolver } from '../transport/resolver.js';
-import { certificateNames } from '../transport/certificates.js';
-import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../transport/h3-common.js';
+import { Resolver } from '../net/resolver.js';
+import { certificateNames } from '../server/certificates.js';
+import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
 import { createSecureContext } from 'node:tls';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
@@ -35,7 +35,7 @@ export interface ListenerConfig {
   port: number;
   /**
    * PEM bytes read at load time (https, h3). `cert`/`key` is the default certificate; `certificates`
-   * are more, each served to clients whose TLS server_name it holds (transport/certificates.ts).
+   * are more, each served to clients whose TLS server_name it holds (server/certificates.ts).
    */
   tls: (ListenerCert & { certificates: ListenerCert[] }) | null;
   /** https only: offer h2 through ALPN. */

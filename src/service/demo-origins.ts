@@ -6,7 +6,7 @@
  *   POST /echo       the request body back
  *   anything else    the greeting with the path
  */
-import type { RequestHandler } from '../transport/server-types.js';
+import type { RequestHandler } from '../server/request.js';
 
 export interface DemoOrigin {
   name: 'h1' | 'h2' | 'h3';
@@ -39,14 +39,14 @@ export async function startDemoOrigins(o: { cert: Buffer; key: Buffer; ports: { 
     const a = await answer(proto, req.method, req.path, req.body as AsyncIterable<Buffer>, headers);
     return { status: a.status, headers: [['content-type', a.type], ['x-demo-origin', proto]], body: a.body as Buffer };
   };
-  const { startH1Server } = await import('../transport/h1-server.js');
+  const { startH1Server } = await import('../server/h1.js');
   const s1 = await startH1Server({ host: '127.0.0.1', port: o.ports.h1, cert: o.cert, key: o.key, keepAliveTimeoutMs: 60_000, handler: handler('HTTP/1.1'), ...(o.onError ? { onError: o.onError } : {}) });
   out.push({ name: 'h1', port: s1.address.port, close: () => s1.close(200) });
-  const { startH2Server } = await import('../transport/h2-server.js');
+  const { startH2Server } = await import('../server/h2.js');
   const s2 = await startH2Server({ host: '127.0.0.1', port: o.ports.h2, cert: o.cert, key: o.key, handler: handler('HTTP/2'), ...(o.onError ? { onError: o.onError } : {}) });
   out.push({ name: 'h2', port: s2.address.port, close: () => s2.close(200) });
   if (o.h3 !== false) {
-    const { startH3Server } = await import('../transport/h3-server.js');
+    const { startH3Server } = await import('../server/h3.js');
     const s3 = await startH3Server({
       host: '127.0.0.1',
       port: o.ports.h3,

@@ -1,7 +1,7 @@
 /** The demo's per-origin table and its self-check (requests through every front to every origin). */
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent } from '../agent/agent.js';
-import type { ProtocolPolicy } from '../transport/connect.js';
+import type { ProtocolPolicy } from '../connect/connect.js';
 import type { ServiceConfig } from './config.js';
 import type { OriginSummary } from './metrics.js';
 

@@ -2,7 +2,7 @@
  * Forward one front request through an Upstream: checks, routing, header
  * rewriting, bodies streamed both ways, error mapping, one log line. Every
  * front is one of our servers (HTTP/1.1, HTTP/2, HTTP/3), so this is a
- * RequestHandler (transport/server-types.ts): a request in, the response to
+ * RequestHandler (server/request.ts): a request in, the response to
  * send out. The servers relay the origin's body with backpressure and its
  * trailers after it; the head is parsed once, by the server.
  *
@@ -17,7 +17,7 @@ import { normalizeTarget, routingPath } from '../http/target.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { endToEnd, markClean } from '../http/fields.js';
-import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
+import type { ServerRequest, ServerResponse } from '../server/request.js';
 import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
 import { clientSlots, type ClientSlots } from './client-slots.js';

@@ -1,5 +1,5 @@
 /** HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as on the TCP fronts. */
-import type { H3Server, H3ServerOptions } from '../transport/h3-server.js';
+import type { H3Server, H3ServerOptions } from '../server/h3.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import { frontHandler, type Listener, type ListenerHooks } from './listeners.js';
@@ -19,7 +19,7 @@ export class H3Listener implements Listener {
   get port(): number { return this.#server?.address.port ?? 0; }
 
   async start(): Promise<void> {
-    const { startH3Server } = await import('../transport/h3-server.js');
+    const { startH3Server } = await import('../server/h3.js');
     const cfg = this.config;
     const tls = cfg.tls as NonNullable<ListenerConfig['tls']>;
     const info: FrontInfo = { listener: cfg.name, secure: true };

@@ -1,26 +1,26 @@
 /**
  * Front listeners, all on our own servers. Kinds:
- *  - `https`: TLS; ALPN picks h2 (our HTTP/2 server, transport/h2-server.ts)
- *    or http/1.1 (our HTTP/1.1 server, transport/h1-server.ts);
+ *  - `https`: TLS; ALPN picks h2 (our HTTP/2 server, server/h2.ts)
+ *    or http/1.1 (our HTTP/1.1 server, server/h1.ts);
  *  - `http`: cleartext HTTP/1.1;
  *  - `h2c`: cleartext HTTP/2 with prior knowledge;
  *  - `h3`: HTTP/3 over QUIC (see h3-listener.ts).
  * Every request reaches the forwarder as a RequestHandler call
- * (transport/server-types.ts), whatever the protocol.
+ * (server/request.ts), whatever the protocol.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H1ParseError } from '../h1/fields.js';
-import { H1ServerSession, type H1SessionOptions } from '../transport/h1-server.js';
-import { H2ServerSession, type H2SessionOptions } from '../transport/h2-server.js';
-import type { ServedSession } from '../transport/server-listen.js';
-import type { RequestHandler, ServerRequest, ServerResponse } from '../transport/server-types.js';
+import { H1ServerSession, type H1SessionOptions } from '../server/h1.js';
+import { H2ServerSession, type H2SessionOptions } from '../server/h2.js';
+import { finishWithin, type ServedSession } from '../server/listen.js';
+import type { RequestHandler, ServerRequest, ServerResponse } from '../server/request.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import type { Metrics } from './metrics.js';
-import { CertificateSet, certificateNames } from '../transport/certificates.js';
+import { CertificateSet, certificateNames } from '../server/certificates.js';
 
 export interface ListenerHooks {
   handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse>;
@@ -137,7 +137,7 @@ export class TcpListener implements Listener {
       const front = tls.createServer({
         cert: t.cert,
         key: t.key,
-        // Several certificates: the one holding the client's server_name (transport/certificates.ts), else the default.
+        // Several certificates: the one holding the client's server_name (server/certificates.ts), else the default.
         SNICallback: (name, cb) => cb(null, this.#sni?.select(name) ?? undefined),
         ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         handshakeTimeout: lim.requestHeaderTimeoutMs,
@@ -211,8 +211,7 @@ export class TcpListener implements Listener {
     if (!front) return;
     const closed = new Promise<void>((r) => front.close(() => r()));
     for (const s of this.#sessions) s.close(); // h2: GOAWAY (RFC 9113 §6.8); h1: the last answer closes
-    const deadline = Date.now() + graceMs;
-    while ([...this.#sessions].some((s) => s.active > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await finishWithin(this.#sessions, (s) => s.active > 0, graceMs);
     for (const s of this.#sessions) s.destroy();
     for (const s of this.#sockets) s.destroy();
     await closed;

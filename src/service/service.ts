@@ -10,11 +10,11 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
 import { RequestLog } from './request-log.js';
-import { MemorySessionStore } from '../transport/session-store.js';
+import { MemorySessionStore } from '../store/session-store.js';
 import { moveAdmin, startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
 import { forward, type ForwardHooks, type FrontInfo, type Generation } from './forward.js';
-import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
+import type { ServerRequest, ServerResponse } from '../server/request.js';
 import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './listeners.js';
 import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';

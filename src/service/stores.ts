@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { openStores, type Stores } from '../agent/stores.js';
-import { isRedisUrl } from '../transport/redis-link.js';
+import { isRedisUrl } from '../store/redis-link.js';
 import { workerSlot } from './worker-slot.js';
 import type { StoresConfig } from './config.js';
 

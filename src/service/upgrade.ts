@@ -24,16 +24,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type net from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { firstLine, H1ParseError, HeldBytes, parseFieldLines, splitHead } from '../h1/fields.js';
 import { H1ResponseParser } from '../h1/parser.js';
 import { connectionNamed, endToEnd, isHopByHop } from '../http/fields.js';
 import type { HeaderList } from '../http/types.js';
-import { PushBody } from '../transport/exchange.js';
-import { connectTcp } from '../transport/tcp.js';
+import { PushBody } from '../wire/body.js';
 import { abortBody } from '../util/body.js';
-import type { ServerRequest, ServerResponse } from '../transport/server-types.js';
+import { LazyTimer } from '../util/lazy-timer.js';
+import type { ServerRequest, ServerResponse } from '../server/request.js';
 import type { Upstream } from './upstream.js';
 
 /** RFC 6455 §1.3: the GUID a server appends to the key before hashing it. */
@@ -60,21 +59,9 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
   const protocol = req.protocol as string;
   const mux = req.version === '2' || req.version === '3';
   if (mux && protocol.toLowerCase() !== 'websocket') return { status: 501, headers: [['content-type', 'text/plain']], body: `extended CONNECT for ${protocol} is not supported (websocket is)\n` };
-  const url = new URL(t.upstream.config.urls[0] as string);
-  const tlsCfg = t.upstream.config.tls;
-  const secure = url.protocol === 'https:';
-  const conn = await connectTcp({
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(url.port || (secure ? 443 : 80)),
-    tls: secure,
-    servername: tlsCfg.servername ?? undefined,
-    alpn: ['http/1.1'],
-    ca: tlsCfg.ca ?? undefined,
-    rejectUnauthorized: tlsCfg.verify,
-    connectTimeoutMs: t.connectTimeoutMs,
-    signal: req.signal,
-  });
-  const origin = conn.socket;
+  // Dialled as the origin's requests are (the Agent's dial stack): its resolver, every address, TFO, its egress
+  // proxy, failover across its URLs.
+  const { socket: origin } = await t.upstream.dial(req.signal, t.connectTimeoutMs);
   // The origin socket's failures (a reset, a timeout) end it with 'close', which each stage below watches: an
   // 'error' without a listener would end the process (connectTcp's own listener is gone once it connected).
   let originError: Error | null = null;
@@ -139,7 +126,7 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
  * length, chunks or the close) with backpressure; the origin connection closes after it (a tunnel's connection
  * never serves again).
  */
-function relayAnswer(origin: net.Socket, answer: Answer, method: string, bodyTimeoutMs: number): ServerResponse {
+function relayAnswer(origin: Duplex, answer: Answer, method: string, bodyTimeoutMs: number): ServerResponse {
   let res: ServerResponse | null = null;
   let complete = false;
   const body = new PushBody(() => origin.resume(), () => origin.pause(), () => origin.destroy());
@@ -149,16 +136,15 @@ function relayAnswer(origin: net.Socket, answer: Answer, method: string, bodyTim
     origin.destroy();
     abortBody(body, e);
   };
-  // An origin that stops mid-body (the socket idle for bodyTimeoutMs, while we read it) fails the answer (504).
-  // Paused by the client's backpressure, the wait is the client's: the deadline starts again.
-  if (bodyTimeoutMs > 0) {
-    origin.on('timeout', () => {
-      if (complete) return;
-      if (origin.isPaused()) origin.setTimeout(bodyTimeoutMs);
-      else fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `origin sent no byte of its answer to the upgrade for ${bodyTimeoutMs} ms`));
-    });
-    origin.setTimeout(bodyTimeoutMs);
-  }
+  // An origin that stops mid-body (nothing read for bodyTimeoutMs) fails the answer (504). Paused by the client's
+  // backpressure, the wait is the client's: the deadline starts again. (A timer of ours, not the socket's: through an
+  // HTTP/2 proxy node the origin's stream is a tunnel stream, not a socket.)
+  const idle = bodyTimeoutMs > 0 ? new LazyTimer(() => {
+    if (complete) return;
+    if (origin.isPaused()) idle?.set(bodyTimeoutMs);
+    else fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `origin sent no byte of its answer to the upgrade for ${bodyTimeoutMs} ms`));
+  }) : null;
+  idle?.set(bodyTimeoutMs);
   const parser = new H1ResponseParser({
     onHead: (h) => {
       res = { status: h.status, headers: endToEnd(h.headers), body };
@@ -188,15 +174,19 @@ function relayAnswer(origin: net.Socket, answer: Answer, method: string, bodyTim
     if (failure) throw failure;
     throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin answered the upgrade with an interim ${answer.status}, then not at once with a final response`);
   }
-  origin.on('data', feed);
+  origin.on('data', (d: Buffer) => {
+    idle?.set(bodyTimeoutMs);
+    feed(d);
+  });
   origin.on('end', () => { if (!complete) parser.eof(); }); // ends a body read until the close
+  origin.on('close', () => idle?.clear());
   origin.on('close', () => { if (!complete) fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed mid-response')); });
   origin.resume();
   return res;
 }
 
 /** Bytes both ways with backpressure; an end is passed on, a failure or close on either side ends both. */
-function splice(client: Duplex, origin: net.Socket): void {
+function splice(client: Duplex, origin: Duplex): void {
   client.pipe(origin);
   origin.pipe(client);
   const cut = (): void => {
@@ -219,7 +209,7 @@ interface Answer {
 }
 
 /** The origin's response head (status and fields) and the bytes after it, within `timeoutMs`. */
-function readHead(s: net.Socket, timeoutMs: number, socketError: () => Error | null): Promise<Answer> {
+function readHead(s: Duplex, timeoutMs: number, socketError: () => Error | null): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const held = new HeldBytes();
     const timer = setTimeout(() => {

@@ -3,11 +3,15 @@
  * and the choice among its URLs. An Upstream survives a reload when its
  * config is unchanged, so warm connections stay warm.
  */
-import { Agent, type RequestCommon } from '../agent/agent.js';
+import { Agent } from '../agent/agent.js';
+import type { RequestCommon } from '../agent/options.js';
+import { unreachable } from '../agent/policy.js';
+import { toOriginlinkError } from '../errors.js';
+import type { Duplex } from 'node:stream';
 import type { OriginResponse } from '../agent/response.js';
-import type { SessionStore } from '../transport/session-store.js';
+import type { SessionStore } from '../store/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
-import { h3Connector } from '../transport/connect.js';
+import { h3Connector } from '../connect/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
 import { acquireStores, storesFingerprint } from './stores.js';
@@ -63,6 +67,27 @@ export class Upstream {
       ...(o.qpack ? { quicQpack: o.qpack } : {}),
     });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
+  }
+
+  /**
+   * A socket for a tunnel (upgrade.ts) to one of this origin's URLs, dialled as its requests' connections are
+   * (the Agent's dial stack: resolver, every address, TFO, egress proxy). The URLs in turn, as requests start;
+   * a URL that cannot be reached (agent/policy.ts `unreachable`) hands over to the next, like a request's
+   * failover; any other failure is the answer.
+   */
+  async dial(signal: AbortSignal, connectTimeoutMs: number): Promise<{ socket: Duplex; origin: string }> {
+    const urls = this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
+    let last: unknown = null;
+    for (const origin of urls) {
+      try {
+        const d = await this.agent.dialSocket(origin, { alpn: ['http/1.1'], signal, connectTimeoutMs });
+        return { socket: d.t.socket, origin };
+      } catch (e) {
+        last = e;
+        if (signal.aborted || !unreachable(toOriginlinkError(e))) throw e;
+      }
+    }
+    throw last;
   }
 
   /**

@@ -38,6 +38,11 @@ export function abortBody(body: Readable, err?: Error): void {
 
 function ignoreError(): void {}
 
+/** `.then(yes)`: a wait for room that always ends with room (BodySink.room). */
+export function yes(): true {
+  return true;
+}
+
 /**
  * A body somebody still reads: a 'data' listener (a relay, a retry buffer), not destroyed, not ended. The servers
  * ask it of a request body answered early: such a body goes on to its reader, else it is dropped.
@@ -70,8 +75,11 @@ export function isBufferedWhole(body: Readable): boolean {
   return st?.ended === true && !body.destroyed;
 }
 
-/** Where `relayBody` puts a body's chunks. */
-export interface RelaySink {
+/**
+ * Where a body's chunks go: `relayBody`'s target on every server, and a client connection's request body
+ * (Exchange.pump, which also ends it). One shape for both roles.
+ */
+export interface BodySink {
   /** Take one chunk; false when the sink holds enough and the body should wait for `room`. */
   write(chunk: Buffer): boolean;
   /** Resolves true once there is room again, false when none came in time (the reader stalled). */
@@ -86,7 +94,7 @@ export interface RelaySink {
  * `gone()` turned true (checked at each chunk and after a wait), 'stalled' when `room` said no; the
  * body is destroyed in both. Rejects with the body's error, or when it closed before its end.
  */
-export function relayBody(body: Readable, sink: RelaySink, gone: () => boolean): Promise<'end' | 'gone' | 'stalled'> {
+export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): Promise<'end' | 'gone' | 'stalled'> {
   return new Promise((resolve, reject) => {
     let over = false;
     const finish = (how: 'end' | 'gone' | 'stalled' | Error): void => {
@@ -131,7 +139,7 @@ export class ReadWholeError extends Error {
   }
 }
 
-/** A body that can hand itself over whole without being streamed (transport/exchange.ts PushBody). */
+/** A body that can hand itself over whole without being streamed (wire/body.ts PushBody). */
 interface Collectable {
   collect?(onChunk: () => void): Promise<Buffer> | null;
 }

@@ -1,7 +1,7 @@
 /**
  * Deadlines of COARSE_MIN_MS or more share one unref'd ticker and fire up to TICK_MS late: an armed
  * deadline costs no Timeout object and no timer-list insertion (undici's fast timers do the same). The
- * exchanges' head and body timeouts (transport/exchange.ts) and a request body read whole before
+ * exchanges' head and body timeouts (client/exchange.ts) and a request body read whole before
  * forwarding (util/body.ts readWhole) arm theirs here. Shorter deadlines keep real timers.
  */
 import { IdMap } from './id-map.js';

@@ -15,7 +15,7 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, type OriginResponse } from '../../src/index.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 

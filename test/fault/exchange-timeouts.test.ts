@@ -1,5 +1,5 @@
 /**
- * Timeouts of ≥ 1 s ride one shared ticker (transport/exchange.ts: no Timer
+ * Timeouts of ≥ 1 s ride one shared ticker (client/exchange.ts: no Timer
  * per request on multiplexed connections); they must still fire, at most a
  * tick (250 ms) late, and the idle body deadline must move with each chunk.
  * Origin: node:http2 over TLS, answering per path — silent, a head then
@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, OriginlinkError } from '../../src/index.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 

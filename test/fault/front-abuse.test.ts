@@ -16,9 +16,9 @@ import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
-import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
-import type { RequestHandler } from '../../src/transport/server-types.js';
+import { startH1Server, type H1Server } from '../../src/server/h1.js';
+import { startH2Server, type H2Server } from '../../src/server/h2.js';
+import type { RequestHandler } from '../../src/server/request.js';
 import { makeCerts } from '../helpers/certs.js';
 import { rawFrame } from '../helpers/h2-raw.js';
 

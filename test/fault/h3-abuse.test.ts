@@ -17,11 +17,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
-import { connectH3 } from '../../src/transport/h3.js';
+import { startH1Server, type H1Server } from '../../src/server/h1.js';
+import { connectH3 } from '../../src/connect/h3.js';
 import type { ConnRequest } from '../../src/http/types.js';
 import type { OriginlinkError } from '../../src/errors.js';
-import { startH3Server } from '../../src/transport/h3-server.js';
+import { startH3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { rawH3Client } from '../helpers/h3-raw-client.js';
 import { encodeFrame, FrameType } from '../../src/codec/h3frame.js';

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/quic/config.js';
 import { cryptoFrame, sealInitial } from '../../src/quic/initial.js';
 import { quiche } from '../../src/quic/quiche.js';
-import { startH3Server } from '../../src/transport/h3-server.js';
+import { startH3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const certs = makeCerts();

@@ -26,7 +26,7 @@ const DELAY_MS = 250;
 const SERVER = `
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
-const tfo = await import(process.env.SRC + '/transport/tfo.ts');
+const tfo = await import(process.env.SRC + '/net/tfo.ts');
 const a = JSON.parse(process.env.ADDR_ARGS);
 setTimeout(() => process.exit(0), 60_000).unref();
 const opts = { key: readFileSync(a.key), cert: readFileSync(a.cert) };

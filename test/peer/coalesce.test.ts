@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { Agent } from '../../src/index.js';
 import { ErrorCode } from '../../src/errors.js';
-import { startH3Server, type H3Server } from '../../src/transport/h3-server.js';
+import { startH3Server, type H3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 

@@ -200,7 +200,7 @@ describe('fetch() and undici over originlink', () => {
       const first = run();
       const second = run();
       // A ticket is used once (taken from the store): the third run needs the one Caddy sent the second, which
-      // comes after the resumed handshake — Agent.close() waits a few round trips for it (h3-connection.ts).
+      // comes after the resumed handshake — Agent.close() waits a few round trips for it (client/h3.ts).
       const third = run();
       expect(first).toMatchObject({ status: 200, text: 'hello from caddy\n', protocol: 'h3', resumed: 0, earlyData: 0 });
       expect(second).toMatchObject({ status: 200, text: 'hello from caddy\n', protocol: 'h3', resumed: 1, earlyData: 1 });

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import { rawExchange } from '../helpers/raw.js';

@@ -18,7 +18,7 @@ import { type ProxyPeer, startMicrosocks, startSquid, startTinyproxy } from '../
 import { runCli, writeTsHooks } from '../helpers/ts-child.js';
 import { parseConfig } from '../../src/service/config.js';
 import { Upstream } from '../../src/service/upstream.js';
-import { MemorySessionStore } from '../../src/transport/session-store.js';
+import { MemorySessionStore } from '../../src/store/session-store.js';
 
 const certs = makeCerts();
 let origin: https.Server;

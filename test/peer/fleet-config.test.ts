@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { parseConfig } from '../../src/service/config.js';
 import { Upstream } from '../../src/service/upstream.js';
 import { Metrics } from '../../src/service/metrics.js';
-import { MemorySessionStore } from '../../src/transport/session-store.js';
-import { RedisSessionStore } from '../../src/transport/redis-session-store.js';
+import { MemorySessionStore } from '../../src/store/session-store.js';
+import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import { startRedis, type RedisPeer } from '../helpers/redis.js';
 
 let redis: RedisPeer;

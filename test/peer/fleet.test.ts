@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Agent } from '../../src/agent/agent.js';
 import { openStores } from '../../src/agent/stores.js';
-import { RedisSessionStore } from '../../src/transport/redis-session-store.js';
+import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startCaddy, type Caddy } from '../helpers/caddy.js';

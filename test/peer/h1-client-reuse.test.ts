@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { Agent } from '../../src/agent/agent.js';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { startH1Server, type H1Server } from '../../src/server/h1.js';
 
 let server: H1Server;
 const big = Buffer.alloc(1024 * 1024, 0x61);

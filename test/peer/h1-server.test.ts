@@ -1,5 +1,5 @@
 /**
- * Our HTTP/1.1 server (transport/h1-server.ts, the service's http front and
+ * Our HTTP/1.1 server (server/h1.ts, the service's http front and
  * the h1 side of its https front) against real clients — curl, h2load in
  * HTTP/1.1 mode, nginx as a reverse proxy with upstream keepalive — and a
  * raw socket for what clients never send: pipelined requests, and every
@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
-import { DISCARD_MAX_BYTES } from '../../src/transport/server-types.js';
-import type { RequestHandler } from '../../src/transport/server-types.js';
+import { startH1Server, type H1Server } from '../../src/server/h1.js';
+import { DISCARD_MAX_BYTES } from '../../src/server/request.js';
+import type { RequestHandler } from '../../src/server/request.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 

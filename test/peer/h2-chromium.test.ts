@@ -9,8 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
-import type { RequestHandler } from '../../src/transport/server-types.js';
+import { startH2Server, type H2Server } from '../../src/server/h2.js';
+import type { RequestHandler } from '../../src/server/request.js';
 import { makeCerts } from '../helpers/certs.js';
 import { launchChromium, spki } from '../helpers/chromium.js';
 

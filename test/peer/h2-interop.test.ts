@@ -1,5 +1,5 @@
 /**
- * Our HTTP/2 client (src/h2 + transport/h2.ts) against independent servers:
+ * Our HTTP/2 client (src/h2 + client/h2.ts) against independent servers:
  * nginx, h2o, nghttpd (nghttp2), Caddy (Go), HAProxy's h2 front and Bun's
  * HTTP/2 server. A 1 MiB GET byte-identical, 100 concurrent streams on one
  * connection, a streamed POST echoed back, trailers, a server RST_STREAM,

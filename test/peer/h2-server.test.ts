@@ -1,5 +1,5 @@
 /**
- * Our HTTP/2 server (transport/h2-server.ts, the one behind the service's
+ * Our HTTP/2 server (server/h2.ts, the one behind the service's
  * https/h2c fronts and the demo origin) against independent clients: curl
  * (TLS+ALPN h2 and cleartext prior knowledge), nghttp and h2load (nghttp2),
  * HAProxy (h2 over TLS to us) and nginx (grpc_pass: h2c to us) as proxies.
@@ -21,9 +21,9 @@ import { promisify } from 'node:util';
 import { CLIENT_PREFACE, H2FrameReader, encodeHeaders, encodeRstStream, encodeSettings, encodeWindowUpdate, type H2Frame } from '../../src/codec/h2frame.js';
 import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
-import { startH2Server, type H2Server } from '../../src/transport/h2-server.js';
-import { DISCARD_MAX_BYTES } from '../../src/transport/server-types.js';
-import type { RequestHandler } from '../../src/transport/server-types.js';
+import { startH2Server, type H2Server } from '../../src/server/h2.js';
+import { DISCARD_MAX_BYTES } from '../../src/server/request.js';
+import type { RequestHandler } from '../../src/server/request.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startPeer, type Peer } from '../helpers/h3-peers.js';
 import { Nginx } from '../helpers/nginx.js';

@@ -23,8 +23,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import type { H3Server } from '../../src/transport/h3-server.js';
-import type { RequestHandler, ServerRequest } from '../../src/transport/server-types.js';
+import type { H3Server } from '../../src/server/h3.js';
+import type { RequestHandler, ServerRequest } from '../../src/server/request.js';
 import { parsePriority } from '../../src/h3/priority.js';
 import { makeCerts } from '../helpers/certs.js';
 import { launchChromium, PAGE_LIB, spki, type Browser, type Cdp } from '../helpers/chromium.js';

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, MemorySessionStore } from '../../src/index.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 

@@ -15,11 +15,12 @@ import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { bunFetch, runClient, startBunServer, startCaddy, startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
-import { connectH3, type H3PooledConnection } from '../../src/transport/h3.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import { connectH3 } from '../../src/connect/h3.js';
+import type { H3PooledConnection } from '../../src/client/h3.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import type { ConnRequest } from '../../src/http/types.js';
-import { MemorySessionStore } from '../../src/transport/session-store.js';
+import { MemorySessionStore } from '../../src/store/session-store.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 async function readAll(r: Readable): Promise<Buffer> {

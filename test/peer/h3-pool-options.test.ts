@@ -11,7 +11,7 @@ import { buildConfig } from '../../src/quic/config.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
 import { Agent } from '../../src/agent/agent.js';
 import { OriginlinkError } from '../../src/errors.js';
-import { startH2Server } from '../../src/transport/h2-server.js';
+import { startH2Server } from '../../src/server/h2.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 
 let certs: TestCerts;

@@ -8,10 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
-import { connectH3, type H3Response } from '../../src/transport/h3.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import { connectH3 } from '../../src/connect/h3.js';
+import type { H3Response } from '../../src/client/h3.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
-import { MemorySessionStore } from '../../src/transport/session-store.js';
+import { MemorySessionStore } from '../../src/store/session-store.js';
 import { ErrorCode, OriginlinkError } from '../../src/errors.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
@@ -113,7 +114,7 @@ describe('HTTP/3 transport against our server', () => {
     const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
     const payload = randomBytes(10_000);
     const r = await c.request(req('/echo', { method: 'POST', headers: [['expect', '100-continue']], body: payload }));
-    // With the client's 1xx skip (h3-connection.ts) disabled this sees 100: the server did send it.
+    // With the client's 1xx skip (client/h3.ts) disabled this sees 100: the server did send it.
     expect(r.status).toBe(200);
     expect(sha(await readAll(r.body))).toBe(sha(payload));
     c.destroy();

@@ -14,8 +14,8 @@ import dgram from 'node:dgram';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
-import { connectH3, type H3ConnectOptions } from '../../src/transport/h3.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import { connectH3, type H3ConnectOptions } from '../../src/connect/h3.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import type { ConnRequest } from '../../src/http/types.js';
 

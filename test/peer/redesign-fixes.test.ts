@@ -22,9 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Agent, ErrorCode, MemorySessionStore, OriginlinkError } from '../../src/index.js';
-import { connectTcp } from '../../src/transport/tcp.js';
-import { connectH3 } from '../../src/transport/h3.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import { connectTcp } from '../../src/net/tcp.js';
+import { connectH3 } from '../../src/connect/h3.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import { makeCerts } from '../helpers/certs.js';
 

@@ -4,7 +4,7 @@
  * serve-stale while the server is gone (RFC 8767), the system fallback.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Resolver } from '../../src/transport/resolver.js';
+import { Resolver } from '../../src/net/resolver.js';
 import { type Dnsmasq, startDnsmasq } from '../helpers/dnsmasq.js';
 
 let dns: Dnsmasq;

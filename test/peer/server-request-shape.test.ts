@@ -3,17 +3,17 @@
  * server kind. An object literal with `get` accessors got a map of its own
  * each time; the maps stayed linked from the transition tree, and V8's
  * scavenger keeps what they reach, so every request's objects were promoted
- * to the old generation (see ServedRequest in transport/server-types.ts and
+ * to the old generation (see ServedRequest in server/request.ts and
  * bench/RESULTS.md `proxy`). `%HaveSameMap` and `%HasFastProperties` are
  * V8's own checks.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import v8 from 'node:v8';
 import { Agent } from '../../src/index.js';
-import { startH1Server } from '../../src/transport/h1-server.js';
-import { startH2Server } from '../../src/transport/h2-server.js';
-import type { SessionServer } from '../../src/transport/server-listen.js';
-import type { ServerRequest } from '../../src/transport/server-types.js';
+import { startH1Server } from '../../src/server/h1.js';
+import { startH2Server } from '../../src/server/h2.js';
+import type { SessionServer } from '../../src/server/listen.js';
+import type { ServerRequest } from '../../src/server/request.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { startH1Server, type H1Server } from '../../src/server/h1.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const run = promisify(execFile);

@@ -27,7 +27,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
-import { startH1Server, type H1Server } from '../../src/transport/h1-server.js';
+import { startH1Server, type H1Server } from '../../src/server/h1.js';
 import { makeCerts } from '../helpers/certs.js';
 import { launchChromium, PAGE_LIB, spki, type Browser } from '../helpers/chromium.js';
 

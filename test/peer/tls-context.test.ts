@@ -1,5 +1,5 @@
 /**
- * The client's TLS contexts (transport/tls-context.ts): one per set of
+ * The client's TLS contexts (net/tls-context.ts): one per set of
  * trusted CAs, shared by the connections dialled with it, and trust never
  * crossing from one set to another. Origins: two node:tls servers, each with
  * a leaf from its own test CA; connections through the connector (connectTcp).
@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectTcp } from '../../src/transport/tcp.js';
-import { clientContext } from '../../src/transport/tls-context.js';
+import { connectTcp } from '../../src/net/tcp.js';
+import { clientContext } from '../../src/net/tls-context.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 
 let a: TestCerts;

@@ -17,11 +17,12 @@ import http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
-import { connectH3, type H3Response } from '../../src/transport/h3.js';
-import type { H3Server } from '../../src/transport/h3-server.js';
+import { connectH3 } from '../../src/connect/h3.js';
+import type { H3Response } from '../../src/client/h3.js';
+import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
-import { FileSessionStore } from '../../src/transport/file-session-store.js';
-import { MemorySessionStore } from '../../src/transport/session-store.js';
+import { FileSessionStore } from '../../src/store/file-session-store.js';
+import { MemorySessionStore } from '../../src/store/session-store.js';
 import type { ConnRequest } from '../../src/http/types.js';
 
 let certs: TestCerts;

@@ -11,7 +11,7 @@ import { sharedTicker } from '../../src/pool/ticker.js';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../../src/errors.js';
 import type { PooledConnection } from '../../src/http/types.js';
 import { FakeConnection } from '../helpers/fake-connection.js';
-import type { OriginSpec } from '../../src/transport/connect.js';
+import type { OriginSpec } from '../../src/connect/connect.js';
 
 type Step = { status: number } | { fail: string; retrySafe?: boolean; responseStarted?: boolean };
 

@@ -10,7 +10,7 @@ import { forward, type ForwardHooks, type Generation } from '../../src/service/f
 import { parseConfig } from '../../src/service/config.js';
 import { Router } from '../../src/service/router.js';
 import type { Upstream } from '../../src/service/upstream.js';
-import type { ServerRequest } from '../../src/transport/server-types.js';
+import type { ServerRequest } from '../../src/server/request.js';
 
 const config = parseConfig('listeners: [{ name: front, kind: http, host: 127.0.0.1, port: 1 }]\norigins:\n  o: { url: "http://127.0.0.1:2" }\nroutes: [{ path: /, origin: o }]\n', 't.yaml', '/');
 

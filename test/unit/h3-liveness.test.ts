@@ -1,10 +1,10 @@
 /**
- * Active migration (src/transport/h3-liveness.ts) binds a new UDP socket only when it can be used: with no spare
+ * Active migration (src/client/h3-liveness.ts) binds a new UDP socket only when it can be used: with no spare
  * connection id from the peer none is bound, and one bound for a migration that fails is closed. A path that died
  * left every attempt's socket and receiver open until the connection closed (18 fds for three migrations).
  */
 import { describe, expect, it } from 'vitest';
-import { H3Liveness } from '../../src/transport/h3-liveness.js';
+import { H3Liveness } from '../../src/client/h3-liveness.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
 import type { QuicEndpoint } from '../../src/quic/endpoint.js';
 

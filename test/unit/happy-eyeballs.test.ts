@@ -1,9 +1,9 @@
 /** RFC 8305 racing over scripted attempts: family interleaving (§4), attempt delay and fail-fast (§5), losers aborted or disposed. */
-import { AddressBook } from '../../src/transport/addresses.js';
-import { Resolver } from '../../src/transport/resolver.js';
+import { AddressBook } from '../../src/net/addresses.js';
+import { Resolver } from '../../src/net/resolver.js';
 import { describe, expect, it } from 'vitest';
-import { interleaveFamilies, raceAddresses } from '../../src/transport/happy-eyeballs.js';
-import type { ResolvedAddress } from '../../src/transport/resolver.js';
+import { interleaveFamilies, raceAddresses } from '../../src/net/happy-eyeballs.js';
+import type { ResolvedAddress } from '../../src/net/resolver.js';
 
 const v6 = (a: string): ResolvedAddress => ({ address: a, family: 6 });
 const v4 = (a: string): ResolvedAddress => ({ address: a, family: 4 });

@@ -1,12 +1,13 @@
 /**
- * LazyBody (transport/exchange.ts): a response body whose stream is made
+ * LazyBody (client/exchange.ts): a response body whose stream is made
  * only when asked for. An ended body is taken whole with no stream; bytes
  * that arrived before the stream was made reach it in order; past its
  * limit the stream is made at once and pauses the transport like one made
  * up front; an abort before the stream exists destroys it when made.
  */
 import { describe, expect, it } from 'vitest';
-import { LazyBody, PushBody } from '../../src/transport/exchange.js';
+import { LazyBody } from '../../src/client/exchange.js';
+import { PushBody } from '../../src/wire/body.js';
 
 function lazy(limit = 16 * 1024): { body: LazyBody; made: () => number; pauses: () => number } {
   let made = 0;

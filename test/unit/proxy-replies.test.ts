@@ -1,8 +1,8 @@
-/** The tunnel set-up readers (src/transport/proxy-replies.ts): what a proxy answers, byte by byte. */
+/** The tunnel set-up readers (src/net/proxy-replies.ts): what a proxy answers, byte by byte. */
 import { describe, expect, it } from 'vitest';
-import { ProxyReplyError, readConnectReply, readSocks5Reply } from '../../src/transport/proxy-replies.js';
-import { redact } from '../../src/transport/proxy.js';
-import { parseRedisUrl } from '../../src/transport/redis-link.js';
+import { ProxyReplyError, readConnectReply, readSocks5Reply } from '../../src/net/proxy-replies.js';
+import { redact } from '../../src/util/redact.js';
+import { parseRedisUrl } from '../../src/store/redis-link.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 

@@ -1,12 +1,12 @@
 /**
  * Reading the server name from a client's Initial packets (src/quic/initial.ts)
- * and choosing a certificate by it (src/transport/certificates.ts):
+ * and choosing a certificate by it (src/server/certificates.ts):
  * RFC 9001 Appendix A's keys and client Initial, and ClientHellos split over
  * packets the way post-quantum key shares make them (Chromium's spans two).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CertificateSet, certificateNames } from '../../src/transport/certificates.js';
+import { CertificateSet, certificateNames } from '../../src/server/certificates.js';
 import { makeCerts, makeLeaf } from '../helpers/certs.js';
 import { ClientHelloReader, clientHelloServerName, clientInitialKeys, cryptoFrame as crypto, cryptoFrames, openInitials, sealInitial as protect } from '../../src/quic/initial.js';
 

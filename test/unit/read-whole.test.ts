@@ -1,7 +1,7 @@
 /** util/body.ts readWhole over a PushBody (taken whole, not streamed) and over any other Readable (by events). */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PushBody } from '../../src/transport/exchange.js';
+import { PushBody } from '../../src/wire/body.js';
 import { readWhole, ReadWholeError } from '../../src/util/body.js';
 
 const noop = (): void => {};

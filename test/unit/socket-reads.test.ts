@@ -1,12 +1,12 @@
 /**
- * transport/socket-reads.ts over real loopback sockets: the fast path is the one in use on this Node (plain
+ * net/socket-reads.ts over real loopback sockets: the fast path is the one in use on this Node (plain
  * accepted sockets and TLS over a dialled socket), every read is the callback's own copy, pause/resume and
  * 'end' keep working, bytes the stream held before are not lost, and a released socket reads as a stream.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readChunks } from '../../src/transport/socket-reads.js';
+import { readChunks } from '../../src/net/socket-reads.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const closers: Array<() => void> = [];

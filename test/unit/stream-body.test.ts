@@ -7,7 +7,7 @@
  * something else) is woken again when data arrives.
  */
 import { describe, expect, it } from 'vitest';
-import { StreamBody } from '../../src/transport/h3-common.js';
+import { StreamBody } from '../../src/wire/h3-body.js';
 import type { QuicConnection } from '../../src/quic/connection.js';
 
 class FakeQuic {

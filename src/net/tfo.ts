@@ -95,7 +95,7 @@ function warnOnce(key: string, message: string): void {
   logger(message);
 }
 
-// src/transport/ and dist/transport/ both sit two levels below the package root.
+// src/net/ and dist/net/ both sit two levels below the package root.
 function addonPath(): string {
   const fromEnv = process.env['ORIGINLINK_TFO_ADDON'];
   if (fromEnv) return fromEnv;
@@ -182,17 +182,20 @@ export function connectTfo(opts: { host: string; port: number; localAddress?: st
   // CLOSE with the reason in SO_ERROR. The caller's first write (TLS: the
   // ClientHello, written synchronously by tls.connect) would consume that
   // error and TLSWrap drops write errors, leaving only a vague ECONNRESET
-  // "disconnected before secure TLS connection". Surface it as 'error' here.
+  // "disconnected before secure TLS connection". Thrown here instead, at once:
+  // as an 'error' event on a socket that looked connected it came a tick or
+  // two after a plain-TCP caller had taken the socket as open (no listener
+  // left: an uncaught exception).
   const early = failedAtOnce(addon, fd);
   if (early !== null) {
-    const err = Object.assign(new Error(`connect ${early} ${opts.host}:${opts.port}`), {
+    socket.destroy();
+    throw Object.assign(new Error(`connect ${early} ${opts.host}:${opts.port}`), {
       code: early,
       errno: -(osConstants.errno[early as keyof typeof osConstants.errno] ?? 0),
       syscall: 'connect',
       address: opts.host,
       port: opts.port,
     });
-    process.nextTick(() => socket.destroy(err));
   }
   return socket;
 }

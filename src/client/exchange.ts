@@ -22,10 +22,11 @@
  */
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
-import { bodyStream } from '../http/body.js';
+import { bodyBytes, bodyStream } from '../http/body.js';
 import { declaredLength } from '../http/field-section.js';
 import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
-import { abortBody, relayBody } from '../util/body.js';
+import { abortBody, relayBody, type BodySink } from '../util/body.js';
+import type { ResponseBody } from '../wire/body.js';
 import { coarseArm, coarseArmed, coarseDisarm, coarseSerial, COARSE_MIN_MS } from '../util/coarse-ticker.js';
 import { turnNow } from '../util/clock.js';
 
@@ -41,17 +42,6 @@ export interface ExchangeTimeouts {
   maxHeaderCount?: number;
 }
 
-/** A response body a transport feeds: `deliver` pushes bytes and applies its own backpressure. */
-export interface ResponseBody extends Readable {
-  deliver(chunk: Uint8Array, end: boolean): void;
-  /**
-   * When this body last held its transport paused because its reader was behind (backpressure), as
-   * performance.now(): Infinity while it does, the moment its reader caught up after, 0 if never. The origin's
-   * silence meanwhile is ours, and the body timeout waits (see Exchange.timedOut).
-   */
-  readonly readerBehindAt: number;
-}
-
 /** Bytes a response body holds before its stream exists, unless the request set `responseBufferBytes`: a Readable's own default high-water mark. */
 const LAZY_BODY_LIMIT = 16 * 1024;
 
@@ -61,13 +51,6 @@ export interface ExchangeWire {
   cancel(x: Exchange, err: OriginlinkError): void;
   /** The exchange is over (success or failure): free its slot. */
   settled(x: Exchange): void;
-}
-
-/** Where a streamed request body goes: `write` returning false means wait for `drain()`. */
-export interface BodySink {
-  write(chunk: Buffer): boolean;
-  drain(): Promise<void>;
-  end(): void;
 }
 
 /** Extra response facts a transport may add to the head (h3 0-RTT). */
@@ -389,7 +372,7 @@ export class Exchange {
    * (keep-alive needs it whole; else a connection was left busy for ever,
    * waiting for a `sent()` that never came); h2 resets the stream instead.
    */
-  async pump(sink: BodySink): Promise<void> {
+  async pump(sink: BodySink & { end(): void }): Promise<void> {
     // While the body leaves, `bodyTimeoutMs` bounds a stall (an origin that stops reading); not the head's wait.
     if (this.body === null) this.#timers.arm(this, 'send', this.#timeouts.bodyTimeoutMs);
     try {
@@ -402,10 +385,10 @@ export class Exchange {
           this.#awaitingSource = ok; // not ok: the wait is the origin's
           return ok;
         },
-        room: () => sink.drain().then(() => {
+        room: () => sink.room().then((ok) => {
           if (!this.#done) this.#timers.touch();
           this.#awaitingSource = true;
-          return true;
+          return ok;
         }),
       }, () => this.#stopSend || (this.#done && !this.#completed));
       if (how !== 'end') return;
@@ -525,7 +508,7 @@ export class LazyBody {
     this.#taken = true;
     const chunks = this.#chunks;
     this.#chunks = [];
-    const bytes = chunks.length === 1 ? asBuffer(chunks[0]!) : Buffer.concat(chunks);
+    const bytes = chunks.length === 1 ? bodyBytes(chunks[0]!) : Buffer.concat(chunks);
     return { bytes, trailers: this.trailers };
   }
 }
@@ -553,108 +536,3 @@ class ExchangeResponse implements ConnResponse {
 
   takeComplete(): CompleteBody | null { return this.#body.take(); }
 }
-
-function asBuffer(c: Uint8Array): Buffer {
-  return Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-}
-
-/**
- * The response body of a byte-stream transport (h1, h2): `deliver` pushes and
- * calls `pause` when the consumer is behind; a read calls `resume`. A
- * consumer that destroys the body early calls `cancel` (h2 resets the stream).
- */
-export class PushBody extends Readable implements ResponseBody {
-  #resume: () => void;
-  #pause: () => void;
-  #cancel: ((err: Error | null) => void) | null;
-  #behindAt = 0;
-
-  constructor(resume: () => void, pause: () => void, cancel: ((err: Error | null) => void) | null = null, highWaterMark?: number) {
-    super(highWaterMark === undefined ? undefined : { highWaterMark });
-    this.#resume = resume;
-    this.#pause = pause;
-    this.#cancel = cancel;
-  }
-
-  get readerBehindAt(): number { return this.#behindAt; }
-
-  /** Called once, at the first read (or `collect`): a server that answers Expect: 100-continue only then. */
-  onFirstRead: (() => void) | null = null;
-
-  #firstRead(): void {
-    const f = this.onFirstRead;
-    this.onFirstRead = null;
-    f?.();
-  }
-
-  /** Taking the body whole (`collect`): the bytes so far and where the end or a failure goes. */
-  #collecting: { parts: Buffer[]; onChunk: () => void; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
-
-  /**
-   * The body whole, taken without the stream: what is delivered from now on is kept, not pushed (no
-   * 'data' event, no tick per chunk), and never paused for — the caller bounds the size (a declared
-   * length); the end resolves with the bytes, a destroy rejects. Null when the stream was read, is
-   * being read or holds bytes already: read it instead. Once taken, the stream is empty and ended.
-   * `onChunk` runs per chunk (an idle deadline's refresh).
-   */
-  collect(onChunk: () => void): Promise<Buffer> | null {
-    if (this.#collecting || this.readableFlowing !== null || this.readableLength > 0 || this.readableEnded || this.destroyed) return null;
-    if (this.onFirstRead) this.#firstRead();
-    // Its failure is the promise's: an 'error' event has no reader to go to (and must not become an uncaught one).
-    this.on('error', noop);
-    return new Promise<Buffer>((resolve, reject) => {
-      this.#collecting = { parts: [], onChunk, resolve, reject };
-    });
-  }
-
-  deliver(chunk: Uint8Array, end: boolean): void {
-    const c = this.#collecting;
-    if (c !== null) {
-      if (chunk.length > 0) {
-        c.parts.push(asBuffer(chunk));
-        c.onChunk();
-      }
-      if (end) {
-        this.#collecting = null;
-        this.#cancel = null;
-        this.push(null);
-        c.resolve(c.parts.length === 1 ? c.parts[0]! : Buffer.concat(c.parts));
-      }
-      return;
-    }
-    if (chunk.length > 0 && !this.push(chunk)) {
-      this.#behindAt = Infinity;
-      this.#pause();
-    }
-    if (end) {
-      this.#cancel = null;
-      this.push(null);
-    }
-  }
-
-  override _read(): void {
-    if (this.onFirstRead) this.#firstRead();
-    if (this.#behindAt === Infinity) this.#behindAt = performance.now();
-    this.#resume();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    const c = this.#cancel;
-    this.#cancel = null;
-    c?.(err);
-    const k = this.#collecting;
-    this.#collecting = null;
-    k?.reject(err ?? new Error('body destroyed before its end'));
-    cb(err);
-  }
-}
-
-/** The body of a request that has none: empty and already ended (servers make it only when a handler reads it). */
-export function endedBody(): PushBody {
-  const b = new PushBody(noop, noop);
-  b.deliver(EMPTY_BODY, true);
-  return b;
-}
-
-const noop = (): void => {};
-const EMPTY_BODY = new Uint8Array(0);

@@ -1,5 +1,5 @@
 /**
- * What the HTTP/2 client (h2.ts) and server (h2-server.ts) drivers share
+ * What the HTTP/2 client (client/h2.ts) and server (server/h2.ts) drivers share
  * between the sans-IO H2Connection and a socket: one write per event-loop
  * turn of whatever the state machine produced (setImmediate, so every
  * response completed in this turn's I/O callbacks and their promise

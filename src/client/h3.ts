@@ -3,7 +3,7 @@
  * QUIC driver, one UDP socket per connection. Shared reservation up to the
  * peer's bidi stream limit; GOAWAY drains; 0-RTT with a stored session when
  * the request allows it. The request lifecycle is exchange.ts; liveness and
- * migration are h3-liveness.ts; dialling is h3-connect.ts.
+ * migration are h3-liveness.ts; dialling is connect/h3.ts.
  *
  * A request waits (no stream yet) until the handshake is done, or until
  * 0-RTT keys exist when it may go early, and while the peer's stream limit
@@ -21,9 +21,9 @@ import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, 
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicEndpoint } from '../quic/endpoint.js';
 import { Exchange, type ExchangeTimeouts, type ExchangeWire, type HeadExtras } from './exchange.js';
-import { h3BodySink, queueBody, StreamBody } from './h3-common.js';
+import { h3BodySink, queueBody, StreamBody } from '../wire/h3-body.js';
 import { H3Liveness } from './h3-liveness.js';
-import type { SessionStore } from './session-store.js';
+import type { SessionStore } from '../store/session-store.js';
 import { IdMap } from '../util/id-map.js';
 
 /** RFC 8470 §5.2: 425 Too Early. */

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { clientContext, type TrustedCa } from './tls-context.js';
-import type { SessionStore } from './session-store.js';
+import type { SessionStore } from '../store/session-store.js';
 import { tfoSocketFactory } from './tfo.js';
 
 export interface TcpConnectOptions {
@@ -53,6 +53,7 @@ export interface TcpConnected {
 
 /** Socket factory for TFO and keepalive probes: the native addon's (./tfo.ts) unless a test swaps it. */
 export interface SocketFactory {
+  /** A socket that is "connected" at once (the SYN leaves with the first write); null: no TFO here. Throws when the connect was refused at once (a local RST). */
   connect(opts: { host: string; port: number }): net.Socket | null;
   /** After the handshake: did the SYN carry data that the server accepted? */
   synDataAccepted(socket: net.Socket): boolean;
@@ -99,7 +100,13 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     const isIp = net.isIP(o.host) !== 0;
-    const tfoSocket = o.tfo && tfoFactory && isIp && !o.socket ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
+    let tfoSocket: net.Socket | null = null;
+    try {
+      tfoSocket = o.tfo && tfoFactory && isIp && !o.socket ? tfoFactory.connect({ host: o.host, port: o.port }) : null;
+    } catch (e) {
+      // Refused at once (a local peer's RST inside connect()): a failed connect, nothing sent.
+      return fail(e);
+    }
     const raw = (o.socket ?? tfoSocket ?? net.connect({ host: o.host, port: o.port, noDelay: true })) as net.Socket;
     const open = tfoSocket !== null || o.socket !== undefined;
     if (tfoSocket !== null) openedAtOnce.add(tfoSocket);

@@ -1,7 +1,7 @@
 /**
  * Our HTTP/1.1 server: the sans-IO request parser (src/h1/request-parser.ts)
  * over a TCP or TLS socket, calling the same RequestHandler as our HTTP/2
- * and HTTP/3 servers (server-types.ts). Used by the service's `http` front,
+ * and HTTP/3 servers (request.ts). Used by the service's `http` front,
  * the HTTP/1.1 side of its `https` front, and the demo origins.
  *
  * - Pipelining (RFC 9112 §9.3.2): handlers of safe requests (GET, HEAD, …)
@@ -46,31 +46,28 @@ import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H1ParseError } from '../h1/fields.js';
 import { H1RequestParser, type H1RequestHead } from '../h1/request-parser.js';
+import { bodilessLength, connectionLine, ResponseHeadWriter, trailerBlock } from '../h1/response.js';
+import { CHUNKED_END } from '../h1/chunked.js';
 import { bodyBytes } from '../http/body.js';
-import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, isFieldName } from '../http/fields.js';
+import { CONTENT_LENGTH_RE } from '../http/fields.js';
 import { isSafeMethod } from '../http/methods.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, hasReader, isBufferedWhole, relayBody } from '../util/body.js';
 import { LazyTimer } from '../util/lazy-timer.js';
-import { endedBody, PushBody } from './exchange.js';
-import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { readChunks, type SocketReads } from './socket-reads.js';
-import { clientClosed, DISCARD_MAX_BYTES, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { endedBody, PushBody } from '../wire/body.js';
+import { listenSessions, type ListenOptions, type SessionServer } from './listen.js';
+import { readChunks, type SocketReads } from '../net/socket-reads.js';
+import { clientClosed, DISCARD_MAX_BYTES, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './request.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
 
 const EMPTY = Buffer.alloc(0);
 const CRLF = '\r\n';
-const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** The most a relayed body queues in one event-loop turn before it waits for that turn's write (see #relay). */
 const TURN_MAX_BYTES = 128 * 1024;
 const NEVER_GONE = (): boolean => false;
-/** Fields we set ourselves from the framing we choose: a handler's are dropped. */
-const FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
-/** A 101 keeps Connection and Upgrade (RFC 9110 §15.2.2); it has no body. */
-const BODY_FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
 
 export interface H1SessionOptions {
   handler: RequestHandler;
@@ -127,7 +124,9 @@ export class H1ServerSession {
   #queue: Pending[] = [];
   /** The request whose body is being read. */
   #reading: Pending | null = null;
-  /** How the socket is read (transport/socket-reads.ts); released when an upgrade hands the socket over. */
+  /** Writes our response heads (h1/response.ts); its `declared` is read right after each head. */
+  readonly #heads = new ResponseHeadWriter();
+  /** How the socket is read (net/socket-reads.ts); released when an upgrade hands the socket over. */
   readonly #reads: SocketReads;
   /** The client's address and port, read once (each read of the socket's getters is a call into the binding). */
   readonly #peerAddress: string;
@@ -192,7 +191,7 @@ export class H1ServerSession {
   interim(streamId: number, status: number, headers: HeaderList): boolean {
     const p = this.#queue[0];
     if (!p || p.req === null || p.req.streamId !== streamId || p.ready || this.#writing || this.#closed || p.head.minor === 0) return false;
-    this.socket.write(`HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}${fieldLines(headers, BODY_FRAMING, true)}${CRLF}`, 'latin1');
+    this.socket.write(this.#heads.interim(status, headers), 'latin1');
     return true;
   }
 
@@ -497,9 +496,8 @@ export class H1ServerSession {
     if (status === 101) return this.#upgrade(p, res);
     // Draining: the last response in the queue says the connection closes after it.
     const close = p.close || head.upgrade !== null || res.close === true || (this.#draining && this.#queue.length === 1);
-    let text = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
-    text += fieldLines(res.headers, FRAMING, res.checked === true);
-    const declared = skippedLength;
+    const text = this.#heads.head(status, res.headers, res.checked === true);
+    const declared = this.#heads.declared;
     const body = res.body ?? null;
     if (body instanceof Readable) return this.#writeStreamed(p, res, text, body, noBody, declared, close);
     this.#writeWhole(head.minor, res.trailers ?? null, text, bodyBytes(body as string | Uint8Array | null), noBody ? status : 0, declared, close);
@@ -571,7 +569,7 @@ export class H1ServerSession {
     if (chunked) {
       const trailers = res.trailersLater ? await res.trailersLater.catch(() => null) : res.trailers ?? null;
       if (this.#closed) return false;
-      s.write(trailers && trailers.length ? trailerBlock(trailers) : LAST_CHUNK);
+      s.write(trailers && trailers.length ? trailerBlock(trailers) : CHUNKED_END);
     }
     // HTTP/1.0 without a length: the body ends with the connection.
     return !close && (length !== null || chunked);
@@ -663,9 +661,8 @@ export class H1ServerSession {
   /** 101: the head, then the socket belongs to the tunnel (bytes read past the request head first). */
   async #upgrade(p: Pending, res: ServerResponse): Promise<boolean> {
     if (p.head.upgrade === null || !res.tunnel) throw new TypeError('101 without an upgrade request and a tunnel');
-    const text = `HTTP/1.1 101 ${reasonPhrase(101)}${CRLF}${fieldLines(res.headers, BODY_FRAMING)}`;
     const s = this.socket;
-    s.write(`${text}${CRLF}`, 'latin1');
+    s.write(this.#heads.switching(res.headers), 'latin1');
     // Hand over: our listeners go, the bytes we hold go back in front.
     this.#timer.stop();
     this.#reads.release();
@@ -732,57 +729,6 @@ async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | nul
     if (t && t.length) return null;
   }
   return bufferedWhole(body);
-}
-
-/** The Content-Length value the last fieldLines call skipped (null: none), read right after it (no callback per response). */
-let skippedLength: string | null = null;
-
-/**
- * A handler's fields as lines, those named in `skip` left out (the framing we
- * set ourselves; a skipped Content-Length is left in `skippedLength`). A name or value
- * that would break the head (CR, LF: response splitting) is a handler bug —
- * unless `checked` (ServerResponse.checked: fields one of our parsers already
- * held to the same rules, names in lower case), when they are taken as they are.
- */
-
-function fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, checked = false): string {
-  let text = '';
-  skippedLength = null;
-  if (headers === undefined) return text;
-  for (const [n, v] of headers) {
-    if (!checked && (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v))) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
-    const name = checked ? n : n.toLowerCase();
-    if (skip.has(name)) {
-      if (name === 'content-length') skippedLength = v;
-      continue;
-    }
-    text += `${n}: ${v}${CRLF}`;
-  }
-  return text;
-}
-
-function connectionLine(minor: number, close: boolean): string {
-  return close ? `connection: close${CRLF}` : minor === 0 ? `connection: keep-alive${CRLF}` : '';
-}
-
-/**
- * The Content-Length line of a response without a body (RFC 9110 §8.6): none on a 1xx or 204; on a HEAD or 304
- * response only the length the GET/200 would have had — the handler's, when it is a valid one; for a HEAD whose
- * handler gave the GET's bytes, their count; else none.
- */
-function bodilessLength(status: number, declared: string | null, bytes: number): string {
-  if (status < 200 || status === 204) return '';
-  if (declared !== null && CONTENT_LENGTH_RE.test(declared)) return `content-length: ${declared}${CRLF}`;
-  return bytes > 0 && status !== 304 ? `content-length: ${bytes}${CRLF}` : '';
-}
-
-function trailerBlock(trailers: HeaderList): Buffer {
-  let t = '0\r\n';
-  for (const [n, v] of trailers) {
-    if (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v)) continue;
-    t += `${n}: ${v}${CRLF}`;
-  }
-  return Buffer.from(`${t}${CRLF}`, 'latin1');
 }
 
 export interface H1ServerOptions extends H1SessionOptions, ListenOptions {}

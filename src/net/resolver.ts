@@ -15,6 +15,9 @@ import { isIP } from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { LruMap } from '../util/lru.js';
 
+/** A name resolver a caller may supply (the Agent's `lookup`): addresses for a host name, preferred first. */
+export type LookupFn = (hostname: string) => Promise<string[]>;
+
 export interface ResolvedAddress {
   address: string;
   family: 4 | 6;
@@ -223,6 +226,17 @@ export class Resolver {
     const clamped = Math.min(this.opts.maxTtlMs, Math.max(this.opts.minTtlMs, ttlMs));
     return { name, addresses, source, ttlMs: clamped, expiresAt: now + clamped };
   }
+}
+
+let shared: Resolver | null = null;
+/**
+ * The resolver of a dial or lookup that names none (a module user's own `connectH3`, a connector called
+ * directly): one per process, system resolver, cached by the same rules. Every name in originlink is
+ * resolved by a Resolver; none reaches a socket's own lookup.
+ */
+export function defaultResolver(): Resolver {
+  shared ??= new Resolver();
+  return shared;
 }
 
 function resolverConfigError(field: string, reason: string): OriginlinkError {

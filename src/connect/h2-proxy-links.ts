@@ -32,10 +32,10 @@ import { Duplex, PassThrough, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js';
-import { H2PooledConnection } from './h2.js';
-import { pingOrClose } from './ping-probe.js';
-import type { ProxyNode } from './proxy.js';
-import { connectAuthority, connectStatusError, openTunnel, proxyAuthorization, proxyError, proxyTlsOptions, type TunnelOptions } from './tunnel.js';
+import { H2PooledConnection } from '../client/h2.js';
+import { pingOrClose } from '../client/ping.js';
+import type { ProxyNode } from '../net/proxy.js';
+import { connectAuthority, connectStatusError, openTunnel, proxyAuthorization, proxyError, proxyTlsOptions, type TunnelOptions } from '../net/tunnel.js';
 
 /** A connection to a node with no tunnel left closes after this long, ms. */
 export const LINK_IDLE_MS = 30_000;

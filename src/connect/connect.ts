@@ -1,64 +1,33 @@
 /**
- * Connectors: how to get a PooledConnection for an origin. TCP+TLS with ALPN
- * picks h1 or h2; h3 is registered by the QUIC transport. Kept apart from
- * the protocols themselves (Pingora's connector/protocol split).
+ * Origin connectors: how to get a PooledConnection for an origin. A dial
+ * (net/dial.ts) gives a socket; TCP+TLS with ALPN then picks h1 or h2; h3 is
+ * the QUIC connector (h3.ts), loaded on first use. Kept apart from the
+ * protocols themselves (Pingora's connector/protocol split).
  */
 import { isIP } from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import type { SessionStore } from './session-store.js';
+import type { SessionStore } from '../store/session-store.js';
 import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.js';
-import { H1Connection } from './h1.js';
-import { H2PooledConnection } from './h2.js';
+import { H1PooledConnection } from '../client/h1.js';
+import { H2PooledConnection } from '../client/h2.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
-import { connectTcp, type TcpConnected, type TcpConnectOptions } from './tcp.js';
-import type { AddressBook } from './addresses.js';
-import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
-import type { ResolvedAddress } from './resolver.js';
-import type { ProxyNode } from './proxy.js';
-import { openTunnel } from './tunnel.js';
+import { defaultAddressBook, dialAddresses, dialTcp, type Dialled, type DialTarget, type H2TunnelOpener } from '../net/dial.js';
 import type { CcAlgorithm } from '../quic/cc.js';
-import type { QpackOptions } from './h3-common.js';
-import { H2ProxyLinks } from './h2-tunnel.js';
+import type { QpackOptions } from '../wire/h3-settings.js';
+import { H2ProxyLinks } from './h2-proxy-links.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
 
-export interface OriginSpec {
+export interface OriginSpec extends DialTarget {
   scheme: 'http' | 'https';
-  host: string;
-  port: number;
-  /** SNI / certificate name override. */
-  servername?: string | undefined;
   protocol: ProtocolPolicy;
   ca?: string | Buffer | Array<string | Buffer> | undefined;
   rejectUnauthorized: boolean;
   /** TCP Fast Open when the native addon is available. */
   tfo: boolean;
   keepAliveProbes: { idleS: number; intervalS: number; count: number } | null;
-  /** Resolve `host` to addresses (first one is dialled); default: the system resolver inside the socket layer. Ignored when `addresses` is set. */
-  lookup?: LookupFn | undefined;
-  /** Every address of the origin: TCP dials race them (Happy Eyeballs), spread over them, skip down ones. */
-  addresses?: AddressBook | undefined;
-  /** RFC 8305 §5 Connection Attempt Delay, ms. Default 250. */
-  attemptDelayMs?: number | undefined;
-  /** Egress proxy node: the connection is a tunnel through it (the proxy resolves the name); TCP only. */
-  proxy?: ProxyNode | undefined;
-}
-
-/** A name resolver: addresses for a host name, preferred first. */
-export type LookupFn = (hostname: string) => Promise<string[]>;
-
-
-/** The origin with `host` replaced by a resolved address (the name kept as SNI) when a lookup is configured. */
-async function resolved(origin: OriginSpec): Promise<OriginSpec> {
-  if ((!origin.lookup && !origin.addresses) || isIP(origin.host) !== 0) return origin;
-  const addrs = origin.addresses
-    ? (await origin.addresses.plan(origin.host, origin.port)).map((a) => a.address)
-    : await (origin.lookup as LookupFn)(origin.host);
-  const first = addrs[0];
-  if (first === undefined) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `no address for ${origin.host}`, { retrySafe: true });
-  return { ...origin, host: first, servername: origin.servername ?? origin.host };
 }
 
 /**
@@ -73,7 +42,7 @@ export interface ConnectionLimits {
   maxHeaderCount: number;
   windowSize: number;
   migrateAfterProbeTimeouts: number;
-  /** Liveness of HTTP/2 connections to proxy nodes (h2-tunnel.ts), as for pooled connections. */
+  /** Liveness of HTTP/2 connections to proxy nodes (h2-proxy-links.ts), as for pooled connections. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
 }
@@ -102,81 +71,8 @@ export type ExtraConnector = (origin: OriginSpec, ctx: ConnectContext) => Promis
 let h3Module: Promise<ExtraConnector> | null = null;
 /** The HTTP/3 connector, loaded on first use (it loads the native QUIC binding); call early to preload. */
 export function h3Connector(): Promise<ExtraConnector> {
-  h3Module ??= import('./h3-connect.js').then((m) => m.h3Connector);
+  h3Module ??= import('./h3.js').then((m) => m.h3Connector);
   return h3Module;
-}
-
-interface Dialled {
-  t: TcpConnected;
-  /** The address that won, when the name was resolved here. */
-  address: ResolvedAddress | null;
-  attempts: number;
-  /** Through an `http2` node: the tunnel is an HTTP/2 CONNECT stream (false when the node fell back to HTTP/1.1). */
-  tunnelHttp2?: boolean;
-}
-
-/**
- * TCP (+TLS) to an origin. A host name with an address book: resolve, race
- * the addresses (RFC 8305), dial IPs — so TFO applies to names too — with the
- * name kept for SNI and the certificate check.
- */
-async function dialTcp(origin: OriginSpec, base: TcpConnectOptions, ctx: ConnectContext): Promise<Dialled> {
-  if (origin.proxy) {
-    // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
-    const t0 = performance.now();
-    const to = { signal: ctx.signal, timeoutMs: ctx.pool.connectTimeoutMs, ca: origin.ca, rejectUnauthorized: origin.rejectUnauthorized };
-    const tunnel = origin.proxy.http2
-      ? await (ctx.proxyLinks ?? defaultProxyLinks).open(origin.proxy, origin.host, origin.port, { ...to, windowSize: ctx.pool.windowSize, maxHeaderListSize: ctx.pool.maxHeaderBytes, pingIntervalMs: ctx.pool.pingIntervalMs, pingTimeoutMs: ctx.pool.pingTimeoutMs })
-      : { socket: await openTunnel(origin.proxy, origin.host, origin.port, to), http2: false };
-    const tunnelMs = performance.now() - t0;
-    const t = await connectTcp({ ...base, socket: tunnel.socket });
-    // The tunnel is this connection's transport setup: per-node handshake time counts it.
-    return { t: { ...t, connectMs: tunnelMs + t.connectMs }, address: null, attempts: 1, tunnelHttp2: tunnel.http2 };
-  }
-  const r = await dialAddresses(origin, ctx, (host, servername, signal) => connectTcp({ ...base, host, servername, signal }), (t) => t.socket.destroy());
-  return { t: r.value, address: r.address, attempts: r.attempts };
-}
-
-/**
- * Dial an origin by address, for TCP and QUIC alike. A host name with an
- * address book: resolve, race the addresses (RFC 8305: families interleaved,
- * §4; a new attempt every attempt delay or at once when one fails, §5), the
- * name kept for SNI and the certificate; a failed or outrun address is marked
- * down in the book. An IP literal, or no book: one dial (a `lookup`'s first
- * address).
- */
-async function dialAddresses<T>(
-  origin: OriginSpec,
-  ctx: ConnectContext,
-  /** `lead`: the only attempt, or the race's first one to an address not marked down. */
-  dial: (host: string, servername: string | undefined, signal: AbortSignal, lead: boolean) => Promise<T>,
-  dispose: (value: T) => void,
-): Promise<{ value: T; address: ResolvedAddress | null; attempts: number }> {
-  const book = origin.addresses;
-  if (!book || isIP(origin.host) !== 0) {
-    const r = await resolved(origin);
-    const value = await dial(r.host, r.servername, ctx.signal, true);
-    const fam = isIP(r.host);
-    return { value, address: fam === 0 ? null : { address: r.host, family: fam as 4 | 6 }, attempts: 1 };
-  }
-  const resolution = await book.resolver.resolve(origin.host);
-  // order() and the first attempt run in one turn: the next concurrent dial sees this one counted.
-  const candidates = book.order(origin.host, origin.port, resolution);
-  const servername = origin.servername ?? origin.host;
-  const attempt = (a: ResolvedAddress, signal: AbortSignal): Promise<T> => {
-    const release = book.attempt(origin.host, origin.port, a);
-    const lead = a === candidates[0] && !book.isDown(origin.host, origin.port, a);
-    return dial(a.address, servername, AbortSignal.any([ctx.signal, signal]), lead).finally(release);
-  };
-  const r = await raceAddresses(candidates, attempt, {
-    attemptDelayMs: origin.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS,
-    signal: ctx.signal,
-    dispose,
-    onFail: (a) => book.failed(origin.host, origin.port, a),
-    // Outrun by a later attempt: treated as failed, so the next dials do not wait on it again.
-    onOutrun: (a) => book.failed(origin.host, origin.port, a),
-  });
-  return { value: r.value, address: r.address, attempts: r.attempts };
 }
 
 /**
@@ -193,7 +89,7 @@ async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<Pooled
   const h3 = await h3Connector();
   // QUIC keeps its own address counts and down marks (a UDP path can fail where TCP works).
   const spec = quicSpec.addresses ? { ...quicSpec, addresses: quicSpec.addresses.udp } : quicSpec;
-  const r = await dialAddresses(spec, ctx, async (host, servername, signal, lead) => {
+  const r = await dialAddresses(spec, ctx.signal, async (host, servername, signal, lead) => {
     const conn = await h3({ ...spec, host, servername }, { ...ctx, signal });
     const pending = lead ? null : conn.handshakePending?.() ?? null;
     if (pending) {
@@ -212,7 +108,7 @@ async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<Pooled
   }, (c) => c.destroy());
   const conn = r.value;
   conn.facts.attempts = r.attempts;
-  const book = spec.addresses && isIP(spec.host) === 0 ? spec.addresses : null;
+  const book = isIP(spec.host) === 0 ? spec.addresses ?? defaultAddressBook().udp : null;
   if (r.address) {
     conn.facts.family = r.address.family;
     if (book) {
@@ -233,21 +129,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const origin = spec;
   const tlsOn = origin.scheme === 'https';
   const alpn = origin.protocol === 'h1' ? ['http/1.1'] : origin.protocol === 'h2' ? ['h2'] : ['h2', 'http/1.1'];
-  const { t, address, attempts, tunnelHttp2 } = await dialTcp(origin, {
-    host: origin.host,
-    port: origin.port,
-    tls: tlsOn,
-    servername: origin.servername,
-    alpn,
-    ca: origin.ca,
-    rejectUnauthorized: origin.rejectUnauthorized,
-    connectTimeoutMs: ctx.pool.connectTimeoutMs,
-    sessionStore: ctx.sessionStore,
-    sessionKey: ctx.sessionKey,
-    tfo: origin.tfo,
-    keepAliveProbes: origin.keepAliveProbes,
-    signal: ctx.signal,
-  }, ctx);
+  const { t, address, attempts, tunnelHttp2 } = await dialOrigin(origin, ctx, alpn);
   const useH2 = tlsOn ? t.alpn === 'h2' : origin.protocol === 'h2'; // cleartext h2 = prior knowledge (RFC 9113 §3.3)
   if (origin.protocol === 'h2' && !useH2) {
     t.socket.destroy();
@@ -279,7 +161,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const cert = tlsOn && origin.rejectUnauthorized ? (t.socket as tls.TLSSocket).getPeerX509Certificate() ?? null : null;
   let conn: PooledConnection;
   if (!useH2) {
-    conn = new H1Connection(ctx.nextId(), t.socket, facts, {
+    conn = new H1PooledConnection(ctx.nextId(), t.socket, facts, {
       maxHeaderBytes: p.maxHeaderBytes,
       maxHeaderCount: p.maxHeaderCount,
       headersTimeoutMs: p.headersTimeoutMs,
@@ -289,8 +171,34 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes, maxHeaderCount: p.maxHeaderCount };
     conn = new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
   }
-  if (address && origin.addresses) origin.addresses.opened(origin.host, origin.port, address, conn);
+  if (address) (origin.addresses ?? defaultAddressBook()).opened(origin.host, origin.port, address, conn);
   return conn;
+}
+
+/**
+ * A socket to the origin (TCP, TLS with `alpn` for https), dialled as a pooled connection's is: the
+ * resolver, every address raced, TFO, the origin's egress proxy (an `http2` node's tunnels share its
+ * connections). Nothing is spoken on it yet. The service's upgrade tunnels take theirs this way too.
+ */
+export function dialOrigin(spec: OriginSpec, ctx: ConnectContext, alpn: string[]): Promise<Dialled> {
+  return dialTcp(spec, {
+    tls: spec.scheme === 'https',
+    alpn,
+    ca: spec.ca,
+    rejectUnauthorized: spec.rejectUnauthorized,
+    connectTimeoutMs: ctx.pool.connectTimeoutMs,
+    sessionStore: ctx.sessionStore,
+    sessionKey: ctx.sessionKey,
+    tfo: spec.tfo,
+    keepAliveProbes: spec.keepAliveProbes,
+  }, ctx.signal, h2Tunnels(ctx));
+}
+
+/** Tunnels through `http2` proxy nodes: CONNECT streams on the context's node connections, with the pool's limits. */
+function h2Tunnels(ctx: ConnectContext): H2TunnelOpener {
+  const p = ctx.pool;
+  const links = ctx.proxyLinks ?? defaultProxyLinks;
+  return (node, host, port, o) => links.open(node, host, port, { ...o, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes, pingIntervalMs: p.pingIntervalMs, pingTimeoutMs: p.pingTimeoutMs });
 }
 
 function familyOf(ip: string | undefined): 4 | 6 | null {

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { redact } from '../util/redact.js';
 
 export type ProxyKind = 'http' | 'https' | 'socks5';
 
@@ -123,17 +124,6 @@ export class ProxyRotation {
 
 function hashIndex(s: string, n: number): number {
   return createHash('sha256').update(s).digest().readUInt32BE(0) % n;
-}
-
-/** A proxy URL with its password replaced, for messages. */
-export function redact(url: string): string {
-  // Everything between the scheme's // and the last @ goes: a password may hold / or @, a URL that did not parse
-  // may be cut anywhere, and a user alone can be a token.
-  const at = url.lastIndexOf('@');
-  if (at < 0) return url;
-  const slashes = url.indexOf('//');
-  const from = slashes >= 0 && slashes < at ? slashes + 2 : 0;
-  return `${url.slice(0, from)}***${url.slice(at)}`;
 }
 
 function proxyConfigError(field: string, reason: string): OriginlinkError {

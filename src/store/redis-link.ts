@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { redact } from './proxy.js';
+import { redact } from '../util/redact.js';
 
 export interface RedisLinkOptions {
   /**

@@ -2,7 +2,7 @@
  * What an egress proxy answers while a tunnel is set up, read as bytes (sans-IO: no sockets here, so the
  * readers can be fuzzed, fuzz/targets/proxy-replies.mjs). Each reader takes the bytes received so far and
  * returns null while more are needed, or what it read and how many bytes that took; a reply that cannot
- * be one throws ProxyReplyError. transport/tunnel.ts turns that into OL_PROXY_FAILED for the node.
+ * be one throws ProxyReplyError. net/tunnel.ts turns that into OL_PROXY_FAILED for the node.
  */
 
 export class ProxyReplyError extends Error {

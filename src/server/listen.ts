@@ -1,7 +1,8 @@
 /**
  * Listening for our servers (HTTP/1.1 and HTTP/2): a TCP or TLS listener
- * that gives each accepted socket a session, and a close that lets the
- * sessions finish what is in flight (up to a grace period) before cutting.
+ * that gives each accepted socket a session, and the one graceful close of
+ * every server (`finishWithin`: the h3 server and the service's fronts use
+ * it too) that lets sessions finish what is in flight, up to a grace period.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -53,10 +54,28 @@ export async function listenSessions(opts: ListenOptions, alpn: string[], make: 
     async close(graceMs = 1000) {
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sessions) s.close();
-      const end = Date.now() + graceMs;
-      while ([...sessions].some((s) => s.active > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      await finishWithin(sessions, (s) => s.active > 0, graceMs);
       for (const s of sessions) s.destroy();
       await closed;
     },
   };
+}
+
+/** How often a graceful close looks again whether its sessions are done, ms. */
+const FINISH_POLL_MS = 20;
+
+/**
+ * Wait until no session is `busy` or `graceMs` have passed, looking every 20 ms (a session that
+ * finishes is seen within that; the caller has already told each to finish: GOAWAY, or `close` on
+ * the last answer). `atLeastOnce`: wait one period even when none is busy now (frames a close just
+ * queued leave first). The caller cuts what is left.
+ */
+export async function finishWithin<S>(sessions: Iterable<S>, busy: (s: S) => boolean, graceMs: number, atLeastOnce = false): Promise<void> {
+  const end = Date.now() + graceMs;
+  const anyBusy = (): boolean => {
+    for (const s of sessions) if (busy(s)) return true;
+    return false;
+  };
+  if (atLeastOnce) await new Promise((r) => setTimeout(r, FINISH_POLL_MS));
+  while (anyBusy() && Date.now() < end) await new Promise((r) => setTimeout(r, FINISH_POLL_MS));
 }

@@ -3,7 +3,6 @@
  * listener. Small node-ish API: the handler gets the request head and a
  * body Readable and returns status, headers and a body.
  */
-import type { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3ConnectionOptions, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint, type EndpointStats, type ServerConfigs } from '../quic/endpoint.js';
@@ -11,18 +10,20 @@ import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection, QuicStatsSnapshot } from '../quic/connection.js';
-import type { HeaderList, RequestBody } from '../http/types.js';
-import { h3Settings, StreamBody, writeBody, type QpackOptions } from './h3-common.js';
+import type { HeaderList } from '../http/types.js';
+import { StreamBody, writeBody } from '../wire/h3-body.js';
+import { h3Settings, type QpackOptions } from '../wire/h3-settings.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import { abortBody } from '../util/body.js';
-import { endedBody } from './exchange.js';
+import { endedBody } from '../wire/body.js';
 import { WindowCounter } from '../util/window-counter.js';
-import { DEFAULT_FLOOD_LIMITS } from '../h2/floods.js';
+import { DEFAULT_FLOOD_LIMITS } from '../http/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
 import { declaredLength } from '../http/field-section.js';
-import { bodilessResponse, CONTINUE_HEAD, HANDLER_FAILED_HEAD, muxResponseHead, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { bodilessResponse, CONTINUE_HEAD, HANDLER_FAILED_HEAD, muxResponseHead, readRequestFields, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './request.js';
 import { IdMap } from '../util/id-map.js';
+import { finishWithin } from './listen.js';
 
 export type H3ServerRequest = ServerRequest;
 export type H3ServerResponse = ServerResponse;
@@ -39,7 +40,7 @@ export interface H3ServerOptions {
   key: string | Uint8Array;
   /**
    * More certificates, each served to clients asking for a name it holds
-   * (transport/certificates.ts); `cert`/`key` is the default. The name is
+   * (server/certificates.ts); `cert`/`key` is the default. The name is
    * read from the client's Initial packets before the connection is accepted
    * (quic/initial.ts), so these cost nothing once a connection is up.
    */
@@ -280,11 +281,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     async close(graceMs = 1000) {
       clearInterval(headSweep);
       for (const s of sessions) s.goaway();
-      const t0 = Date.now();
       // RFC 9114 §5.2: requests below the GOAWAY id are finished first — their answers handed over and gone out, not
       // just queued (quiche drops what it still holds at CONNECTION_CLOSE) — within graceMs; the GOAWAY frames too.
-      do await new Promise((r) => setTimeout(r, 20));
-      while ([...sessions].some((s) => !s.settled(Date.now())) && Date.now() - t0 < graceMs);
+      await finishWithin(sessions, (s) => !s.settled(Date.now()), graceMs, true);
       for (const s of sessions) s.close();
       await ep.close();
     },
@@ -430,20 +429,7 @@ class ServerSession {
 
   #onRequest(id: number, headers: HeaderList, end: boolean, priority: Priority | undefined): void {
     if (this.#streams.has(id)) return;
-    let method = '';
-    let path = '';
-    let authority = '';
-    let scheme = '';
-    const fields: HeaderList = [];
-    let protocol: string | null = null;
-    for (const [k, v] of headers) {
-      if (k === ':method') method = v;
-      else if (k === ':protocol') protocol = v;
-      else if (k === ':path') path = v;
-      else if (k === ':authority') authority = v;
-      else if (k === ':scheme') scheme = v;
-      else if (k.charCodeAt(0) !== 0x3a) fields.push([k, v]);
-    }
+    const { method, path, authority, scheme, protocol, fields } = readRequestFields(headers, 'https');
     const s: ServerStream = {
       body: end ? null : new StreamBody(this.#quic, id, () => {}),
       abort: new RequestAbort(),

@@ -1,13 +1,60 @@
 /**
- * The request/response shapes of our servers (HTTP/2 and HTTP/3): a handler
- * gets a request with a streaming body and an abort signal and returns the
- * response to send.
+ * The request/response shapes of our servers (HTTP/1.1, HTTP/2 and HTTP/3):
+ * a handler gets a request with a streaming body and an abort signal and
+ * returns the response to send.
  */
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { BAD_FIELD_VALUE_RE, isFieldName, isHopByHop } from '../http/fields.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
 import { OnceListeners } from '../util/once-listeners.js';
+
+/** A multiplexed request's control data (its pseudo-header fields) and its regular fields. */
+export interface RequestFields {
+  method: string;
+  /** Empty for a plain CONNECT, which has none (RFC 9113 §8.5, RFC 9114 §4.4). */
+  path: string;
+  authority: string;
+  scheme: string;
+  /** RFC 8441 / RFC 9220 extended CONNECT's `:protocol`, else null. */
+  protocol: string | null;
+  fields: HeaderList;
+}
+
+/**
+ * One reading of a request's pseudo-header fields for the HTTP/2 and HTTP/3
+ * servers. The section was checked by the protocol's state machine
+ * (http/field-section.ts: each one once, none missing that the method needs,
+ * `:authority` and Host the same host when both are there). RFC 9113 §8.3.1
+ * and RFC 9114 §4.3.1 alike let a request carry Host instead of `:authority`
+ * (a client that translates HTTP/1.1 sends only Host): the authority is then
+ * Host's. `scheme`: the connection's, used when the request names none (CONNECT).
+ */
+export function readRequestFields(headers: HeaderList, scheme: string): RequestFields {
+  let method = '';
+  let path = '';
+  let authority = '';
+  let protocol: string | null = null;
+  let host = '';
+  const fields: HeaderList = [];
+  for (const f of headers) {
+    const name = f[0];
+    if (name.charCodeAt(0) !== 0x3a) {
+      if (name === 'host') host = f[1];
+      fields.push(f);
+      continue;
+    }
+    switch (name) {
+      case ':method': method = f[1]; break;
+      case ':path': path = f[1]; break;
+      case ':authority': authority = f[1]; break;
+      case ':scheme': scheme = f[1]; break;
+      case ':protocol': protocol = f[1]; break;
+      default: break;
+    }
+  }
+  return { method, path, authority: authority || host, scheme, protocol, fields };
+}
 
 /**
  * What both servers send when a handler fails before its response started:

@@ -1,5 +1,5 @@
 /**
- * Dialling HTTP/3: resolve, bind a UDP endpoint, start the QUIC handshake
+ * Dialling HTTP/3: resolve (net/resolver.ts), bind a UDP endpoint, start the QUIC handshake
  * (with a stored ticket: 0-RTT), put our HTTP/3 state machine on it.
  */
 import { isIP } from 'node:net';
@@ -11,12 +11,16 @@ import { DEFAULT_CC } from '../quic/cc.js';
 import type { QuicConnection } from '../quic/connection.js';
 import { QuicEndpoint } from '../quic/endpoint.js';
 import type { ConnectContext, OriginSpec } from './connect.js';
-import { h3Settings, resolveHost, type QpackOptions } from './h3-common.js';
-import { H3PooledConnection, type H3ConnectionSettings } from './h3-connection.js';
-import type { SessionStore } from './session-store.js';
+import { h3Settings, type QpackOptions } from '../wire/h3-settings.js';
+import { defaultResolver, type Resolver } from '../net/resolver.js';
+import { H3PooledConnection, type H3ConnectionSettings } from '../client/h3.js';
+import type { SessionStore } from '../store/session-store.js';
 
 export interface H3ConnectOptions {
+  /** An IP literal, or a name resolved by `resolver` (its first address; the pool's connector races them all: connect.ts). */
   host: string;
+  /** Default: the process's shared resolver (net/resolver.ts defaultResolver). */
+  resolver?: Resolver | undefined;
   port: number;
   /** Certificate name / SNI; default `host`. IP literals are checked against IP SANs and not sent as SNI. */
   servername?: string | undefined;
@@ -66,7 +70,7 @@ let nextId = 1;
 
 export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnection> {
   const started = performance.now();
-  const ip = await resolveHost(opts.host);
+  const ip = (await (opts.resolver ?? defaultResolver()).resolve(opts.host)).addresses[0]?.address as string; // a resolution has an address or rejects
   const name = opts.servername ?? opts.host;
   const verify = opts.rejectUnauthorized ?? true;
   // Loopback peers get datagrams up to the lo MTU unless the caller chose a size.

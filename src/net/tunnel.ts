@@ -28,7 +28,7 @@ export interface TunnelOptions {
 /** Longest CONNECT response head read, bytes. */
 const MAX_HEAD = 16 * 1024;
 
-/** `over`: a connection to the node already made (an `http2` node that chose HTTP/1.1 by ALPN, h2-tunnel.ts). */
+/** `over`: a connection to the node already made (an `http2` node that chose HTTP/1.1 by ALPN, connect/h2-proxy-links.ts). */
 export function openTunnel(node: ProxyNode, host: string, port: number, o: TunnelOptions, over: net.Socket | null = null): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let done = false;

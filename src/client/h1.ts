@@ -19,11 +19,12 @@ import { serializeRequestHead } from '../h1/request.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
 import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection } from '../http/types.js';
-import { waitDrain } from '../util/body.js';
-import { Exchange, ExchangeTimers, PushBody, type ExchangeWire } from './exchange.js';
+import { waitDrain, yes } from '../util/body.js';
+import { Exchange, ExchangeTimers, type ExchangeWire } from './exchange.js';
+import { PushBody } from '../wire/body.js';
 import { turnNow } from '../util/clock.js';
-import { readChunks } from './socket-reads.js';
-import { handshakeUnconfirmed } from './tcp.js';
+import { readChunks } from '../net/socket-reads.js';
+import { handshakeUnconfirmed } from '../net/tcp.js';
 
 export interface H1Options {
   maxHeaderBytes: number;
@@ -43,7 +44,7 @@ export interface H1Options {
 export const DRAIN_MAX_BYTES = 16 * 1024;
 export const DRAIN_MAX_MS = 5000;
 
-export class H1Connection implements PooledConnection {
+export class H1PooledConnection implements PooledConnection {
   readonly id: number;
   readonly protocol = 'h1' as const;
   readonly facts: ConnectionFacts;
@@ -164,7 +165,7 @@ export class H1Connection implements PooledConnection {
         this.#uploadWatch?.refresh();
         return s.write(chunked ? chunkedFrame(c) : c);
       },
-      drain: () => waitDrain(s),
+      room: () => waitDrain(s).then(yes),
       end: () => { if (chunked) s.write(CHUNKED_END); },
     }).then(() => {
       this.#stopUploadWatch();

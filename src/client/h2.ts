@@ -17,10 +17,11 @@ import type { H2Event } from '../h2/types.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure } from '../errors.js';
 import { knownLength } from '../http/body.js';
 import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
-import { Exchange, PushBody, type ExchangeWire } from './exchange.js';
-import { H2Wire, type H2Flow } from './h2-wire.js';
-import { readChunks } from './socket-reads.js';
-import { handshakeUnconfirmed } from './tcp.js';
+import { Exchange, type ExchangeWire } from './exchange.js';
+import { PushBody } from '../wire/body.js';
+import { H2Wire, type H2Flow } from '../wire/h2-wire.js';
+import { readChunks } from '../net/socket-reads.js';
+import { handshakeUnconfirmed } from '../net/tcp.js';
 import { IdMap } from '../util/id-map.js';
 
 /** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
@@ -186,7 +187,7 @@ export class H2PooledConnection implements PooledConnection {
           this.#io.flush();
           return this.#h2.pending(sid) < WRITE_HIGH_WATER && !this.#io.congested;
         },
-        drain: () => new Promise<void>((r) => this.#writers.push(r)),
+        room: () => new Promise<boolean>((r) => this.#writers.push(() => r(true))),
         end: () => {
           this.#h2.data(sid, new Uint8Array(0), true);
           this.#io.flush();

@@ -1,6 +1,6 @@
 /**
  * Our HTTP/2 server: the sans-IO H2Connection (server role) over a TCP or
- * TLS socket, calling a handler per request (server-types.ts, the same
+ * TLS socket, calling a handler per request (request.ts, the same
  * shape as our HTTP/3 server). Used by the demo origins and the service's
  * `https` (ALPN h2) and `h2c` fronts; the flood protections are the
  * connection's (src/h2/floods.ts).
@@ -13,16 +13,17 @@
 import type net from 'node:net';
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Connection } from '../h2/connection.js';
-import type { FloodLimits, H2Event } from '../h2/types.js';
+import type { H2Event } from '../h2/types.js';
+import type { FloodLimits } from '../http/floods.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bodyBytes, bodyStream, knownLength } from '../http/body.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, hasReader, relayBody, bufferedWhole } from '../util/body.js';
-import { endedBody, PushBody } from './exchange.js';
-import { H2Wire, type H2Flow } from './h2-wire.js';
-import { listenSessions, type ListenOptions, type SessionServer } from './server-listen.js';
-import { readChunks } from './socket-reads.js';
-import { AFTER_ANSWER_MS, bodilessResponse, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, muxResponseHead, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './server-types.js';
+import { endedBody, PushBody } from '../wire/body.js';
+import { H2Wire, type H2Flow } from '../wire/h2-wire.js';
+import { listenSessions, type ListenOptions, type SessionServer } from './listen.js';
+import { readChunks } from '../net/socket-reads.js';
+import { AFTER_ANSWER_MS, bodilessResponse, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, muxResponseHead, readRequestFields, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './request.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
 
@@ -169,24 +170,7 @@ export class H2ServerSession {
   #request(id: number, headers: HeaderList, endStream: boolean, declared: number | null): void {
     if (this.#firstTimer) { clearTimeout(this.#firstTimer); this.#firstTimer = null; }
     if (this.#idleTimer) { clearTimeout(this.#idleTimer); this.#idleTimer = null; }
-    let method = 'GET';
-    let path = '/';
-    let authority = '';
-    let scheme: string = this.#scheme;
-    let protocol: string | null = null;
-    const fields: HeaderList = [];
-    for (const f of headers) {
-      switch (f[0]) {
-        case ':method': method = f[1]; break;
-        case ':path': path = f[1]; break;
-        case ':authority': authority = f[1]; break;
-        case ':scheme': scheme = f[1]; break;
-        case ':protocol': protocol = f[1]; break;
-        default:
-          if (f[0].charCodeAt(0) !== 0x3a) fields.push(f);
-      }
-    }
-    if (!authority) authority = fields.find(([n]) => n === 'host')?.[1] ?? '';
+    const { method, path, authority, scheme, protocol, fields } = readRequestFields(headers, this.#scheme);
     const s: Incoming = {
       body: endStream ? null : new PushBody(() => this.#resume(id), () => { s.paused = true; }),
       abort: new RequestAbort(),

@@ -1,0 +1,181 @@
+/**
+ * What an Agent is given: its options and an origin's overrides (each field
+ * documented with its default), a request's options, and the one check that
+ * refuses an option name it does not know (OL_INVALID_CONFIG naming it).
+ */
+import type { Context } from '@opentelemetry/api';
+import type { ConnectContext, OriginSpec, ProtocolPolicy } from '../connect/connect.js';
+import type { EarlyDataPolicy } from '../http/early-data.js';
+import type { HeaderList, PooledConnection, RequestBody } from '../http/types.js';
+import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
+import type { ProxyOptions } from '../net/proxy.js';
+import { configError, DEFAULT_POOL_OPTIONS, type PoolOptions } from '../pool/options.js';
+import type { OriginCache } from '../probe/cache.js';
+import type { SelectionOptions } from '../probe/state.js';
+import type { CcAlgorithm } from '../quic/cc.js';
+import type { SessionStore } from '../store/session-store.js';
+import type { QpackOptions } from '../wire/h3-settings.js';
+
+export interface TlsOptions {
+  /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Verify the origin's certificate chain and name. Default true. */
+  rejectUnauthorized?: boolean;
+  /** SNI and certificate name; default the URL host. */
+  servername?: string;
+}
+
+export interface OriginOverrides {
+  protocol?: ProtocolPolicy;
+  pool?: Partial<PoolOptions>;
+  tls?: TlsOptions;
+  tfo?: boolean;
+  /** Share this origin's requests with h2/h3 connections of other names (RFC 9113 §9.1.1, RFC 9114 §3.3). Default: the agent's `selection.coalesce`. */
+  coalesce?: boolean;
+  /** 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's `earlyData`. */
+  earlyData?: EarlyDataPolicy;
+  /** Egress proxies for this origin; null: direct even when the agent has a proxy. Default: the agent's `proxy`. */
+  proxy?: ProxyOptions | null;
+  /** h3: congestion controller for this origin's connections. Default: the agent's `quicCongestionControl`. */
+  quicCongestionControl?: CcAlgorithm;
+  /** h3: our QPACK decoder's limits towards this origin. Default: the agent's `quicQpack`. */
+  quicQpack?: QpackOptions;
+}
+
+export interface AgentOptions {
+  /** Protocol policy for every origin unless overridden. Default `auto`. */
+  protocol?: ProtocolPolicy;
+  /**
+   * Which requests may be sent as 0-RTT early data on a resumed h3 connection.
+   * Default 'safe' (GET, HEAD, OPTIONS: replay-safe, RFC 8470 §4); a request the
+   * server refuses early is resent after the handshake.
+   */
+  earlyData?: EarlyDataPolicy;
+  /** Pool options for every origin (see PoolOptions for the defaults). */
+  pool?: Partial<PoolOptions>;
+  tls?: TlsOptions;
+  /**
+   * h3: quiche's congestion controller for what this Agent sends on QUIC (request bodies; the origin's own
+   * controller paces downloads). 'reno', 'cubic' or 'bbr'; default the QUIC layer's DEFAULT_CC.
+   */
+  quicCongestionControl?: CcAlgorithm;
+  /**
+   * h3: the QPACK dynamic table we let origins use towards us (RFC 9204 §5: `maxTableCapacity` bytes,
+   * `blockedStreams`, `ackDelayMs`). Defaults 4096, 16, 25 ms (wire/h3-body.ts h3Settings).
+   */
+  quicQpack?: QpackOptions;
+  /** Retries on top of the first attempt, under the policy above. Default 2. */
+  maxRetries?: number;
+  /**
+   * A streamed request body (a Readable or an iterable) is kept as it is read, up to this many bytes, so
+   * that an attempt the origin did not process (refused stream, above GOAWAY's last id, never connected)
+   * can be sent again (agent/replay-body.ts); past it the body is not replayed. Held only until the
+   * response head arrives. 0: streamed bodies are never replayed. Default 262144 (256 KiB).
+   */
+  retryBufferBytes?: number;
+  /** Store for TLS sessions (and QUIC tickets); default in-memory, 1024 entries. */
+  sessionStore?: SessionStore;
+  /** Use TCP Fast Open when the native addon is available. Default true. */
+  tfo?: boolean;
+  /** TCP keepalive probes on pooled sockets; null leaves the OS defaults. Default 300 s / 75 s / 9. */
+  keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null;
+  /** Per-origin overrides, keyed by `scheme://host:port`. */
+  origins?: Record<string, OriginOverrides>;
+  /** Per-origin capability facts (Alt-Svc, ALPN, RTT, broken h3); default in-memory, 1024 origins. */
+  originCache?: OriginCache;
+  /** Racing, broken-h3 backoff and coalescing knobs (see docs/selection.md). */
+  selection?: Partial<SelectionOptions>;
+  /** Resolve host names (addresses, preferred first) instead of DNS; answers are kept `dns.systemTtlMs`. */
+  lookup?: LookupFn;
+  /** Name resolution and dialling every address of an origin (see DnsOptions). */
+  dns?: DnsOptions;
+  /**
+   * Egress through forward proxies (http://, https:// CONNECT; socks5://), a
+   * list of nodes and a rotation policy. Pools are per origin and node (and
+   * credentials); h3 is never attempted through a proxy. Default: direct.
+   */
+  proxy?: ProxyOptions;
+  /**
+   * How a TCP-based connection to an origin is opened (the h3 path is always
+   * our QUIC connector). Default: TCP (+TLS with ALPN h2/http1.1, TFO when
+   * available). A custom connector may add socket options or a tunnel, or be
+   * a test double; it must honour `ctx.signal` and the origin's policy.
+   */
+  connect?: (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
+  /**
+   * Most origins with state held at once: pools (busy ones are never
+   * evicted), selection state, coalescing opt-outs, counters of forgotten
+   * pools. Default 1024.
+   */
+  maxOrigins?: number;
+  /** A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000. */
+  originIdleTimeoutMs?: number;
+}
+
+/**
+ * Resolver options (servers, TTL clamps, serve-stale: net/resolver.ts)
+ * plus how addresses are dialled.
+ */
+export interface DnsOptions extends Partial<Omit<ResolverOptions, 'lookup' | 'now'>> {
+  /** RFC 8305 §5 Connection Attempt Delay between Happy Eyeballs attempts, ms (≥ 10). Default 250. */
+  attemptDelayMs?: number;
+  /** A failed address is skipped for this long, doubling per further failure, ms. Default 1000. */
+  addressDownBaseMs?: number;
+  /** Cap on an address's down time, ms. Default 60000. */
+  addressDownMaxMs?: number;
+  /** Share one resolver (and its cache) between agents; the options above except the last three are then ignored. */
+  resolver?: Resolver;
+}
+
+/**
+ * A request names its target either by `url`, or by `origin` (`https://host:port`)
+ * plus `path` — the second form skips parsing a URL per request (as undici's
+ * `pool.request({ path })` does) and suits callers that already split them.
+ * `origin` may be a list: an ordered failover (the service's URLs of one
+ * origin) — a failure that says the origin was unreachable moves to the next.
+ */
+export type RequestOptions = RequestTarget & RequestCommon;
+export type RequestTarget = { url: string | URL; origin?: never; path?: never } | { origin: string | readonly string[]; path: string; url?: never };
+
+export interface RequestCommon {
+  method?: string;
+  headers?: Record<string, string | string[] | undefined> | HeaderList;
+  body?: RequestBody;
+  signal?: AbortSignal;
+  /** Per-request protocol policy (overrides agent and origin). */
+  protocol?: ProtocolPolicy;
+  /** Host / :authority to send instead of the URL's (the connection still goes to the URL's origin). */
+  authority?: string;
+  /** Permit 0-RTT early data for this request (h3; only for requests safe to replay, RFC 8470). */
+  allowEarlyData?: boolean;
+  /**
+   * Response bytes read from the origin ahead of this request's body reader (nginx's proxy_buffering, in
+   * memory): a response that fits is read whole, and its connection freed, however slowly it is consumed.
+   */
+  responseBufferBytes?: number;
+  /** Interim (1xx) responses before the final one, e.g. 103 Early Hints: see ConnRequest.onInformational. */
+  onInformational?: (status: number, headers: HeaderList) => void;
+  /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
+  traceContext?: Context;
+}
+
+/**
+ * The option names an Agent and an origin override take: any other is refused (OL_INVALID_CONFIG) rather than
+ * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
+ * The `satisfies` and the checks below keep these lists and the interfaces the same.
+ */
+export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
+export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
+const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
+void allAgentKeys;
+void allOriginKeys;
+
+/** Refuse an option name `known` does not hold; a pool option in the wrong place is named with its place. */
+export function checkKeys(o: object, known: readonly string[], where: string): void {
+  for (const k of Object.keys(o)) {
+    if (known.includes(k)) continue;
+    const field = where ? `${where}.${k}` : k;
+    throw configError(field, k in DEFAULT_POOL_OPTIONS ? `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})` : 'unknown option');
+  }
+}
