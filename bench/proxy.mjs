@@ -16,7 +16,7 @@
 // BENCH_FRONT `h1` (default: wrk, cleartext HTTP/1.1 fronts) or `h2c` (h2load
 // with BENCH_STREAMS streams per connection, default 10, to cleartext HTTP/2
 // fronts: originlink's `h2c` listener, nginx `listen … http2`, HAProxy
-// `proto h2`), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
+// `proto h2`), BENCH_DIST this build's dist/ (default dist/), BENCH_ANCHOR_DIST another build's dist/ (e.g. a worktree of an
 // earlier commit) run as one more target, "originlink (previous)", BENCH_NODE_ARGS
 // node flags for the originlink processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`, or `--trace-gc-nvp` with
 // BENCH_STDOUT=FILE, where the started processes' standard output is appended), BENCH_WORKERS a
@@ -41,7 +41,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haproxyConfig } from './lib/haproxy.mjs';
 import { freePort, treeCpuUs, waitPort } from './lib/host.mjs';
@@ -158,7 +158,9 @@ await waitPort(originTls);
 // --- the proxies, each on its own core.
 const targets = [];
 targets.push({ name: 'direct (no proxy)', upstream: '-', port: FRONT === 'h1' ? originPlain : originH2c, launch: null });
-const builds = [['originlink', join(ROOT, 'dist')], ...(ANCHOR_DIST ? [['originlink (previous)', ANCHOR_DIST]] : [])];
+// This build: dist/, or the snapshot BENCH_DIST names (as every other scenario takes it: bench/lib/dist.mjs).
+const THIS_DIST = process.env.BENCH_DIST ? resolve(ROOT, process.env.BENCH_DIST) : join(ROOT, 'dist');
+const builds = [['originlink', THIS_DIST], ...(ANCHOR_DIST ? [['originlink (previous)', ANCHOR_DIST]] : [])];
 const originlinkTarget = (label, dist, proto, workers) => ({ name: `${label} (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
   const port = await freePort();
   const file = join(dir, `originlink-${proto}-${port}.yaml`);
@@ -174,7 +176,7 @@ routes: [{ path: /, origin: o }]
   return { port, proc: start(cpu, process.execPath, [...NODE_ARGS, join(dist, 'cli', 'main.js'), 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
 } });
 for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
-for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, join(ROOT, 'dist'), 'h2', n));
+for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, THIS_DIST, 'h2', n));
 // Idle origin connections nginx and HAProxy may keep: at least the requests in flight (with the h2c front,
 // connections × streams), else every request past the cap opens (and closes) an origin connection.
 const ANCHOR_POOL = Math.max(64, FRONT === 'h2c' ? CONNS * STREAMS : CONNS);
@@ -281,7 +283,7 @@ async function measure(i, t, round) {
 }
 /** BENCH_PAIRED: the anchor build and this one at once, ROUNDS times; CPU per request of each and their ratio. */
 async function paired() {
-  const pair = [originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0), originlinkTarget('originlink', join(ROOT, 'dist'), PAIRED_UPSTREAM, 0)];
+  const pair = [originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0), originlinkTarget('originlink', THIS_DIST, PAIRED_UPSTREAM, 0)];
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 ? [1, 0] : [0, 1];

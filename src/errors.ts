@@ -92,6 +92,11 @@ export const ErrorCode = {
   REQUEST_BODY_TIMEOUT: 'OL_REQUEST_BODY_TIMEOUT',
   /** The request body's own source failed (its stream errored): ours, not the caller's abort nor the origin's doing; never retried. */
   REQUEST_BODY_FAILED: 'OL_REQUEST_BODY_FAILED',
+  /**
+   * An HTTP/1.1 origin sent bytes with no request of ours outstanding (RFC 9112 §9.3: an unsolicited response, or
+   * an answer to nothing): the connection is closed at once and never reused, so no later request reads them.
+   */
+  UNSOLICITED_RESPONSE: 'OL_UNSOLICITED_RESPONSE',
   QUEUE_FULL: 'OL_QUEUE_FULL',
   QUEUE_TIMEOUT: 'OL_QUEUE_TIMEOUT',
   POOL_CLOSED: 'OL_POOL_CLOSED',

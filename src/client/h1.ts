@@ -25,6 +25,7 @@ import { PushBody } from '../wire/body.js';
 import { turnNow } from '../util/clock.js';
 import { readChunks } from '../net/socket-reads.js';
 import { handshakeUnconfirmed } from '../net/tcp.js';
+import { quickAck, socketFd, unreadBytes } from '../net/tfo.js';
 
 export interface H1Options {
   maxHeaderBytes: number;
@@ -60,6 +61,10 @@ export class H1PooledConnection implements PooledConnection {
   #listeners: Array<(ev: ConnEvent) => void> = [];
   /** Peer closed or sent bytes while idle: never reuse. */
   #tainted = false;
+  /** Acknowledge each response at once (PoolOptions.quickAck, set by the pool). */
+  #quickAck = false;
+  /** The socket's fd for the unread-bytes check (net/tfo.ts unreadBytes); -1: none to ask (a tunnel stream, no addon). */
+  #fd = -2;
   /** Inside the parser's execute (#onData), and a release that waits for it to return (#release). */
   #parsing = false;
   #releaseAfterParse = false;
@@ -117,9 +122,41 @@ export class H1PooledConnection implements PooledConnection {
 
   peerCertificate(): X509Certificate | null { return this.#cert; }
 
+  /**
+   * Ready for a request: open, never tainted — and nothing unread in the kernel's receive queue. Bytes there
+   * while no request is out are no answer to the next one (RFC 9112 §9.3): an origin's late second response
+   * that reached the kernel before this turn's reads did would otherwise be read as the next request's answer
+   * (the pool asks this before every reuse). Those bytes close the connection instead.
+   */
   isUsable(): boolean {
     const s = this.#socket;
-    return this.#state === 'ready' && !this.#tainted && !s.destroyed && !s.readableEnded && s.writable;
+    if (this.#state !== 'ready' || this.#tainted || s.destroyed || s.readableEnded || !s.writable) return false;
+    if (this.#cur === null && this.#drain === null && this.#unreadInKernel()) {
+      this.#unsolicited('while idle, not read yet');
+      return false;
+    }
+    return true;
+  }
+
+  quickAck(on: boolean): void {
+    this.#quickAck = on;
+  }
+
+  #unreadInKernel(): boolean {
+    if (this.#fd === -2) this.#fd = socketFd(this.#socket);
+    const n = unreadBytes(this.#fd);
+    return n !== null && n > 0;
+  }
+
+  /** The origin sent what no request of ours asked for: the connection goes, counted under OL_UNSOLICITED_RESPONSE. */
+  #unsolicited(when: string): void {
+    this.#tainted = true;
+    this.#releaseAfterParse = false;
+    const err = new OriginlinkError(ErrorCode.UNSOLICITED_RESPONSE, 'remote', `origin ${this.facts.remoteAddress}:${this.facts.remotePort} sent bytes with no request outstanding (${when}); connection closed`);
+    const x = this.#cur;
+    if (x && !x.done) x.fail(err);
+    this.#cur = null;
+    this.#teardown(err);
   }
 
   request(req: ConnRequest): Promise<ConnResponse> {
@@ -203,8 +240,7 @@ export class H1PooledConnection implements PooledConnection {
     if (!this.#drain) {
       if (!x || x.done) {
         // RFC 9112 §9.3: a server has no reason to send while idle (or after the response); never reuse.
-        this.#tainted = true;
-        this.destroy();
+        this.#unsolicited('while idle');
         return;
       }
       x.started();
@@ -229,9 +265,7 @@ export class H1PooledConnection implements PooledConnection {
     if (extra && extra.length > 0) {
       // Bytes after a complete response (a body on a HEAD/204/304 answer, more than its length, anything after the
       // last chunk): RFC 9112 §9.3, unsolicited — the connection is never reused.
-      this.#releaseAfterParse = false;
-      this.#tainted = true;
-      this.destroy();
+      this.#unsolicited('after a complete response');
       return;
     }
     if (this.#releaseAfterParse) {
@@ -302,6 +336,12 @@ export class H1PooledConnection implements PooledConnection {
     // again): the next response on this connection would never be read. The message is over; read on.
     if (this.#socket.isPaused()) this.#socket.resume();
     if (this.#state === 'ready' && this.#parser.keepAlive) {
+      // Our ACK for the response leaves now: an origin's Nagle-held stray write comes while we are idle (and is
+      // caught: #onData, isUsable), not with the ACK on our next request, ahead of that request's answer.
+      if (this.#quickAck) {
+        if (this.#fd === -2) this.#fd = socketFd(this.#socket);
+        quickAck(this.#fd);
+      }
       this.#emit({ type: 'capacity' });
     } else {
       this.#state = 'draining';

@@ -169,6 +169,8 @@ export interface PooledConnection {
   peerCertificate(): X509Certificate | null;
   /** Cheap check before reuse: false when the peer has closed or sent unexpected bytes. */
   isUsable(): boolean;
+  /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
+  quickAck?(on: boolean): void;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */
   ping?(timeoutMs: number): Promise<number>;
   /**

@@ -76,6 +76,8 @@ interface Addon {
   setKeepalive(fd: number, idleS: number, intervalS: number, count: number): void;
   getKeepalive(fd: number): KeepAliveState;
   socketError(fd: number): string | null;
+  unread(fd: number): number;
+  quickAck(fd: number): void;
 }
 
 type Logger = (message: string) => void;
@@ -209,7 +211,7 @@ function failedAtOnce(addon: Addon, fd: number): string | null {
 }
 
 /** The OS fd under a net.Socket or a tls.TLSSocket wrapping one; -1 when there is none (yet). */
-function socketFd(socket: net.Socket): number {
+export function socketFd(socket: net.Socket): number {
   type Handle = { fd?: unknown; _parent?: Handle } | null | undefined;
   let h = (socket as unknown as { _handle?: Handle })._handle;
   for (let depth = 0; depth < 3 && h; depth++) {
@@ -217,6 +219,32 @@ function socketFd(socket: net.Socket): number {
     h = h._parent;
   }
   return -1;
+}
+
+/**
+ * Bytes waiting in the kernel's receive queue of `fd` (a socket's, socketFd) that nobody has read yet (SIOCINQ),
+ * or null without the addon or for an fd it cannot ask. One ioctl.
+ */
+export function unreadBytes(fd: number): number | null {
+  const addon = load();
+  if (addon === null || fd < 0) return null;
+  try {
+    return addon.unread(fd);
+  } catch {
+    return null;
+  }
+}
+
+/** Acknowledge what `fd` has received now, not after the delayed-ACK timer (TCP_QUICKACK); false without the addon or an fd. */
+export function quickAck(fd: number): boolean {
+  const addon = load();
+  if (addon === null || fd < 0) return false;
+  try {
+    addon.quickAck(fd);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Selected TCP_INFO fields for the socket, or null without the addon or an fd. */

@@ -65,6 +65,8 @@ export class Pool implements TickMember {
   readonly opts: Readonly<PoolOptions>;
   #dial: Dialer;
   #entries = new Map<PooledConnection, Entry>();
+  /** h1 connections acknowledge each response at once (PoolOptions.quickAck: 'always', or 'auto' once this origin sent a stray). */
+  #quickAck: boolean;
   /**
    * h1 pools: connections as they became idle, the most recent on top, so a request takes one without
    * scanning every connection (#pick). Entries that were used or closed since are dropped as they are met;
@@ -101,6 +103,7 @@ export class Pool implements TickMember {
     this.#protocol = protocol;
     this.#fixed = protocol !== null;
     this.#ticker = ticker;
+    this.#quickAck = opts.quickAck === 'always';
     if (opts.minWarm > 0) this.#topUpWarm();
   }
 
@@ -464,6 +467,7 @@ export class Pool implements TickMember {
     };
     this.#entries.set(conn, e);
     if (this.#entries.size === 1) this.#ticker.add(this);
+    if (this.#quickAck) conn.quickAck?.(true);
     this.counters.opened(conn.facts);
     publishConnection('open', this.origin, conn);
     conn.on((ev) => {
@@ -498,6 +502,15 @@ export class Pool implements TickMember {
           if (this.#entries.delete(conn)) {
             if (this.#entries.size === 0) this.#ticker.delete(this);
             this.counters.closed();
+            // An h1 origin that sent what nobody asked for: counted (stats().errors), the connection already gone;
+            // from now on every h1 connection of this pool acknowledges each response at once (quickAck 'auto').
+            if ((ev.error as OriginlinkError | null)?.code === ErrorCode.UNSOLICITED_RESPONSE) {
+              this.counters.error(ErrorCode.UNSOLICITED_RESPONSE);
+              if (this.opts.quickAck === 'auto' && !this.#quickAck) {
+                this.#quickAck = true;
+                for (const other of this.#entries.keys()) other.quickAck?.(true);
+              }
+            }
             publishConnection('close', this.origin, conn, ev.error);
             // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
             // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.

@@ -19,6 +19,7 @@ import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './lis
 import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
 import { ensureH3, fingerprint, Upstream } from './upstream.js';
+import { warnUnsolicited } from './upstream-warnings.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -40,10 +41,12 @@ export class Service {
   #sessions = new MemorySessionStore();
   #draining = false;
   #hooks: ListenerHooks;
+  #stopWarnings: () => void;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
     this.metrics = new Metrics(() => this.#live);
+    this.#stopWarnings = warnUnsolicited(this.log);
     this.#hooks = {
       handle: (req, info) => this.#handle(req, info),
       log: this.log,
@@ -259,6 +262,7 @@ export class Service {
     this.log.debug({ tookMs: Date.now() - t0, forced: timedOut }, 'upstreams closed');
     await this.#admin?.close();
     this.metrics.close();
+    this.#stopWarnings();
     this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
     this.log.flush?.();

@@ -16,11 +16,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 /* <linux/tcp.h>, not <netinet/tcp.h>: glibc's struct tcp_info lacks
  * tcpi_fastopen_client_fail. The two headers cannot be combined. */
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 
 #ifndef TCP_FASTOPEN_CONNECT
@@ -327,6 +329,40 @@ static napi_value SocketError(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * unread(fd) -> bytes in the socket's receive queue that nobody has read yet
+ * (SIOCINQ, the same ioctl as FIONREAD; tcp(7)). An idle HTTP/1.1 client
+ * connection with bytes here holds an answer to no request of ours.
+ */
+static napi_value Unread(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!arg_fd(env, info, 1, argv, &fd)) return throw_type(env, "unread(fd)");
+  int n = 0;
+  if (ioctl(fd, SIOCINQ, &n) != 0) return throw_errno(env, errno, "ioctl");
+  napi_value out;
+  NAPI_OK(env, napi_create_int32(env, n, &out));
+  return out;
+}
+
+/*
+ * quickAck(fd): acknowledge what was received now rather than after the
+ * delayed-ACK timer (TCP_QUICKACK, tcp(7); it leaves delayed-ACK mode only
+ * until the stack re-enters it, so it is set per response). An origin whose
+ * Nagle algorithm holds a second small write until our ACK (an unsolicited
+ * response written after a complete one) then sends it at once, while the
+ * connection is idle, instead of releasing it with the ACK that rides on our
+ * next request — where it would be read as that request's answer.
+ */
+static napi_value QuickAck(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!arg_fd(env, info, 1, argv, &fd)) return throw_type(env, "quickAck(fd)");
+  int on = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on) != 0) return throw_errno(env, errno, "setsockopt");
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"connect", NULL, Connect, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -335,6 +371,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"setKeepalive", NULL, SetKeepalive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getKeepalive", NULL, GetKeepalive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketError", NULL, SocketError, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unread", NULL, Unread, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quickAck", NULL, QuickAck, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
