@@ -109,10 +109,16 @@ function build(addon) {
 
 // ---- native/quic: cargo ----
 
+/**
+ * Cargo's target directory is shared by every install of this user (CARGO_TARGET_DIR wins): a cold build compiles
+ * BoringSSL and quiche (minutes), a later install of another copy of the package (a tarball, another checkout) reuses
+ * them and compiles only this crate. Cargo locks the directory while it builds.
+ */
+const QUIC_TARGET = process.env.CARGO_TARGET_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'originlink', 'quic-target');
 const QUIC = {
   dir: join(root, 'native', 'quic'),
   out: join(root, 'native', 'quic', 'build', 'quic.node'),
-  lib: join(root, 'native', 'quic', 'target', 'release', 'liboriginlink_quic.so'),
+  lib: join(QUIC_TARGET, 'release', 'liboriginlink_quic.so'),
   without: 'HTTP/3 uses the prebuilt @matrixai/quic-linux-x64 binding',
 };
 /** quiche's rust-version (its Cargo.toml): older toolchains cannot build it. */
@@ -175,7 +181,8 @@ function debianDeps() {
 /** cargo in its own process group, killed as a group past the time limit. */
 function runCargo(cargo, args) {
   return new Promise((res) => {
-    const child = spawn(cargo, args, { cwd: QUIC.dir, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const env = { ...process.env, CARGO_TARGET_DIR: QUIC_TARGET };
+    const child = spawn(cargo, args, { cwd: QUIC.dir, env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => {
       err = (err + d.toString()).slice(-20_000);
