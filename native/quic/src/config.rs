@@ -56,6 +56,16 @@ impl Config {
         self.inner.load_verify_locations_from_directory(&dir).map_err(quiche_err)
     }
 
+    /// TLS key exchange groups, BoringSSL's colon-separated names. New (the
+    /// old binding had none). BoringSSL 5's default list leads with the
+    /// post-quantum hybrid X25519MLKEM768, whose key share makes a client's
+    /// ClientHello span two Initial datagrams; "X25519:P-256:P-384" keeps
+    /// it in one, as quiche 0.18 did.
+    #[napi]
+    pub fn set_curves_list(&mut self, curves: String) -> Result<()> {
+        self.inner.set_curves_list(&curves).map_err(quiche_err)
+    }
+
     #[napi]
     pub fn verify_peer(&mut self, verify: bool) {
         self.inner.verify_peer(verify);

@@ -1,6 +1,7 @@
 //! `Connection`: one quiche connection, with the methods the driver calls
 //! (src/quic/quiche.ts `QuicheConnection`) plus `probePath` (path-guard.ts).
 
+use std::collections::HashMap;
 use std::ptr;
 
 use napi::bindgen_prelude::*;
@@ -15,6 +16,14 @@ use crate::quiche_err;
 #[napi]
 pub struct Connection {
     inner: quiche::Connection,
+    /// Streams the peer stopped (STOP_SENDING) that quiche collected while
+    /// reading their FIN, with the peer's code, until a write or capacity
+    /// check reports it (see `stream_recv`).
+    stopped: HashMap<u64, u64>,
+}
+
+fn is_bidi(id: u64) -> bool {
+    id & 0x2 == 0
 }
 
 /// `[len, {from, to, at}]` from `send`.
@@ -126,7 +135,7 @@ impl Connection {
         let mut inner =
             quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
-        Ok(Connection { inner })
+        Ok(Connection { inner, stopped: HashMap::new() })
     }
 
     /// A server connection; `odcid` is the client's original destination
@@ -144,7 +153,7 @@ impl Connection {
         let mut inner =
             quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
-        Ok(Connection { inner })
+        Ok(Connection { inner, stopped: HashMap::new() })
     }
 
     #[napi]
@@ -171,22 +180,63 @@ impl Connection {
     }
 
     /// `[len, fin]`, or null when the stream has nothing to read.
+    ///
+    /// quiche >= 0.19 marks a stopped stream's send side complete at once
+    /// (`SendBuf::reset` acks exactly up to the final size), so reading the
+    /// FIN of a stream the peer stopped collects it, and a later
+    /// `stream_send` says `Done` instead of `StreamStopped(code)`: the
+    /// driver, which learns of a peer's STOP_SENDING from its writes, never
+    /// would. quiche 0.18 kept such a stream until a write reported the stop.
+    /// So a bidi stream's stop code is read before the read and kept when the
+    /// read collects the stream; `streamSend`/`streamCapacity` report it once.
     #[napi(ts_return_type = "[number, boolean] | null")]
     pub fn stream_recv(&mut self, stream_id: i64, mut out: Uint8ArraySlice) -> Result<Option<RecvOut>> {
-        match self.inner.stream_recv(stream(stream_id), unsafe { out.as_mut() }) {
+        let id = stream(stream_id);
+        let stop = if is_bidi(id) {
+            // Side-effect free on a readable stream (quiche collects only a non-readable one here).
+            match self.inner.stream_readable(id).then(|| self.inner.stream_capacity(id)) {
+                Some(Err(quiche::Error::StreamStopped(code))) => Some(code),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let r = self.inner.stream_recv(id, unsafe { out.as_mut() });
+        if let Some(code) = stop {
+            if matches!(self.inner.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))) {
+                // Bounded: a stream nobody writes to again keeps its entry; past 1024 the oldest knowledge goes.
+                if self.stopped.len() >= 1024 {
+                    self.stopped.clear();
+                }
+                self.stopped.insert(id, code);
+            }
+        }
+        match r {
             Ok((n, fin)) => Ok(Some(RecvOut(n, fin))),
             Err(quiche::Error::Done) => Ok(None),
             Err(e) => Err(quiche_err(e)),
         }
     }
 
+    /// A stop kept by `stream_recv` for a stream quiche no longer has.
+    fn kept_stop(&mut self, id: u64) -> Option<napi::Error> {
+        if self.stopped.is_empty() {
+            return None;
+        }
+        self.stopped.remove(&id).map(|code| quiche_err(quiche::Error::StreamStopped(code)))
+    }
+
     /// Bytes accepted, or null when none could be (no credit / capacity).
     #[napi]
     pub fn stream_send(&mut self, stream_id: i64, data: &[u8], fin: bool) -> Result<Option<i64>> {
-        match self.inner.stream_send(stream(stream_id), data, fin) {
+        let id = stream(stream_id);
+        match self.inner.stream_send(id, data, fin) {
             Ok(n) => Ok(Some(n as i64)),
-            Err(quiche::Error::Done) => Ok(None),
-            Err(e) => Err(quiche_err(e)),
+            Err(quiche::Error::Done) => match self.kept_stop(id) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+            Err(e) => Err(self.kept_stop(id).unwrap_or_else(|| quiche_err(e))),
         }
     }
 
@@ -211,7 +261,12 @@ impl Connection {
 
     #[napi]
     pub fn stream_capacity(&mut self, stream_id: i64) -> Result<i64> {
-        self.inner.stream_capacity(stream(stream_id)).map(|n| n as i64).map_err(quiche_err)
+        let id = stream(stream_id);
+        match self.inner.stream_capacity(id) {
+            Ok(n) => Ok(n as i64),
+            Err(e @ quiche::Error::InvalidStreamState(_)) => Err(self.kept_stop(id).unwrap_or_else(|| quiche_err(e))),
+            Err(e) => Err(quiche_err(e)),
+        }
     }
 
     #[napi]
