@@ -202,7 +202,9 @@ impl Connection {
             None
         };
         let r = self.inner.stream_recv(id, unsafe { out.as_mut() });
-        if let Some(code) = stop {
+        // Only after a successful read (its FIN): a read that reports the peer's reset collected the
+        // stream in quiche 0.18 too, and a write then said Done there as well.
+        if let (Some(code), Ok(_)) = (stop, &r) {
             if matches!(self.inner.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))) {
                 // Bounded: a stream nobody writes to again keeps its entry; past 1024 the oldest knowledge goes.
                 if self.stopped.len() >= 1024 {
