@@ -13,8 +13,13 @@ use crate::js::{check, host_port, number, object, opaque, set, HostPort, RecvInf
 use crate::path::{PathEvent, PathStats};
 use crate::quiche_err;
 
+/// First word of every `Connection` (fast.rs checks it before trusting an unwrapped pointer).
+pub(crate) const MAGIC: u64 = 0x6f6c_7175_6963_6865; // "olquiche"
+
 #[napi]
+#[repr(C)]
 pub struct Connection {
+    pub(crate) magic: u64,
     inner: quiche::Connection,
     /// Streams the peer stopped (STOP_SENDING) that quiche collected while
     /// reading their FIN, with the peer's code, until a write or capacity
@@ -135,7 +140,7 @@ impl Connection {
         let mut inner =
             quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
-        Ok(Connection { inner, stopped: HashMap::new() })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new() })
     }
 
     /// A server connection; `odcid` is the client's original destination
@@ -153,7 +158,7 @@ impl Connection {
         let mut inner =
             quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
-        Ok(Connection { inner, stopped: HashMap::new() })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new() })
     }
 
     #[napi]
@@ -164,19 +169,14 @@ impl Connection {
     /// Processes one datagram (decrypted in place); bytes read.
     #[napi]
     pub fn recv(&mut self, mut data: Uint8ArraySlice, info: RecvInfo) -> Result<i64> {
-        let ri = quiche::RecvInfo { from: info.from, to: info.to };
-        self.inner.recv(unsafe { data.as_mut() }, ri).map(|n| n as i64).map_err(quiche_err)
+        self.recv_from(unsafe { data.as_mut() }, info)
     }
 
     /// Writes one packet into `out`: `[len, {from, to, at}]`, or null when
     /// there is nothing to send.
     #[napi(ts_return_type = "[number, SendInfo] | null")]
     pub fn send(&mut self, mut out: Uint8ArraySlice) -> Result<Option<SendOut>> {
-        match self.inner.send(unsafe { out.as_mut() }) {
-            Ok((n, info)) => Ok(Some(SendOut(n, info))),
-            Err(quiche::Error::Done) => Ok(None),
-            Err(e) => Err(quiche_err(e)),
-        }
+        self.send_into(unsafe { out.as_mut() })
     }
 
     /// `[len, fin]`, or null when the stream has nothing to read.
@@ -191,33 +191,7 @@ impl Connection {
     /// read collects the stream; `streamSend`/`streamCapacity` report it once.
     #[napi(ts_return_type = "[number, boolean] | null")]
     pub fn stream_recv(&mut self, stream_id: i64, mut out: Uint8ArraySlice) -> Result<Option<RecvOut>> {
-        let id = stream(stream_id);
-        let stop = if is_bidi(id) {
-            // Side-effect free on a readable stream (quiche collects only a non-readable one here).
-            match self.inner.stream_readable(id).then(|| self.inner.stream_capacity(id)) {
-                Some(Err(quiche::Error::StreamStopped(code))) => Some(code),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        let r = self.inner.stream_recv(id, unsafe { out.as_mut() });
-        // Only after a successful read (its FIN): a read that reports the peer's reset collected the
-        // stream in quiche 0.18 too, and a write then said Done there as well.
-        if let (Some(code), Ok(_)) = (stop, &r) {
-            if matches!(self.inner.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))) {
-                // Bounded: a stream nobody writes to again keeps its entry; past 1024 the oldest knowledge goes.
-                if self.stopped.len() >= 1024 {
-                    self.stopped.clear();
-                }
-                self.stopped.insert(id, code);
-            }
-        }
-        match r {
-            Ok((n, fin)) => Ok(Some(RecvOut(n, fin))),
-            Err(quiche::Error::Done) => Ok(None),
-            Err(e) => Err(quiche_err(e)),
-        }
+        self.stream_recv_into(stream_id, unsafe { out.as_mut() })
     }
 
     /// A stop kept by `stream_recv` for a stream quiche no longer has.
@@ -536,4 +510,51 @@ impl Connection {
     pub fn path_event_next(&mut self) -> Option<PathEvent> {
         self.inner.path_event_next().map(PathEvent)
     }
+}
+
+/// Plain Rust entry points shared by the napi-derive methods and fast.rs.
+impl Connection {
+    pub(crate) fn recv_from(&mut self, data: &mut [u8], info: RecvInfo) -> Result<i64> {
+        let ri = quiche::RecvInfo { from: info.from, to: info.to };
+        self.inner.recv(data, ri).map(|n| n as i64).map_err(quiche_err)
+    }
+
+    pub(crate) fn send_into(&mut self, out: &mut [u8]) -> Result<Option<SendOut>> {
+        match self.inner.send(out) {
+            Ok((n, info)) => Ok(Some(SendOut(n, info))),
+            Err(quiche::Error::Done) => Ok(None),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
+    pub(crate) fn stream_recv_into(&mut self, stream_id: i64, out: &mut [u8]) -> Result<Option<RecvOut>> {
+        let id = stream(stream_id);
+        let stop = if is_bidi(id) {
+            // Side-effect free on a readable stream (quiche collects only a non-readable one here).
+            match self.inner.stream_readable(id).then(|| self.inner.stream_capacity(id)) {
+                Some(Err(quiche::Error::StreamStopped(code))) => Some(code),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let r = self.inner.stream_recv(id, out);
+        // Only after a successful read (its FIN): a read that reports the peer's reset collected the
+        // stream in quiche 0.18 too, and a write then said Done there as well.
+        if let (Some(code), Ok(_)) = (stop, &r) {
+            if matches!(self.inner.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))) {
+                // Bounded: a stream nobody writes to again keeps its entry; past 1024 the oldest knowledge goes.
+                if self.stopped.len() >= 1024 {
+                    self.stopped.clear();
+                }
+                self.stopped.insert(id, code);
+            }
+        }
+        match r {
+            Ok((n, fin)) => Ok(Some(RecvOut(n, fin))),
+            Err(quiche::Error::Done) => Ok(None),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
 }

@@ -12,6 +12,7 @@
 //! native-notes/quic-addon.md says what differs from the old binding.
 
 mod config;
+mod fast;
 mod connection;
 mod header;
 mod js;
@@ -27,6 +28,12 @@ pub(crate) fn quiche_err(e: quiche::Error) -> napi::Error {
 /// The quiche release this addon was built with (the old binding had no such export).
 #[napi]
 pub const QUICHE_VERSION: &str = env!("QUICHE_VERSION");
+
+/// Installs fast.rs's callbacks over the hot `Connection` methods once the classes exist.
+#[napi(module_exports)]
+pub fn install_fast_paths(exports: Object, env: Env) -> Result<()> {
+    unsafe { fast::install(env.raw(), exports.raw()) }
+}
 
 #[napi]
 pub fn version_is_supported(version: u32) -> bool {
