@@ -1,0 +1,212 @@
+//! `Config`: quiche::Config with the setters the driver calls (and the other
+//! plain ones the old binding had). Errors are quiche's Debug names
+//! (`TlsFail`, `CongestionControl`).
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::quiche_err;
+
+#[napi]
+pub struct Config {
+    pub(crate) inner: quiche::Config,
+    /// `logKeys()` was called: connections made with this config write their
+    /// TLS secrets to `SSLKEYLOGFILE` when that variable names a file.
+    pub(crate) log_keys: bool,
+}
+
+/// JavaScript numbers for counters and sizes: negative or fractional values
+/// are clamped/truncated as the old binding's `i64 as u64` casts did for the
+/// values the driver passes (non-negative integers).
+fn u(v: f64) -> u64 {
+    if v.is_nan() || v <= 0.0 {
+        0
+    } else if v >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        v as u64
+    }
+}
+
+#[napi]
+impl Config {
+    #[napi(constructor)]
+    pub fn new() -> Result<Self> {
+        let inner = quiche::Config::new(quiche::PROTOCOL_VERSION).map_err(quiche_err)?;
+        Ok(Config { inner, log_keys: false })
+    }
+
+    #[napi]
+    pub fn load_cert_chain_from_pem_file(&mut self, file: String) -> Result<()> {
+        self.inner.load_cert_chain_from_pem_file(&file).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn load_priv_key_from_pem_file(&mut self, file: String) -> Result<()> {
+        self.inner.load_priv_key_from_pem_file(&file).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn load_verify_locations_from_file(&mut self, file: String) -> Result<()> {
+        self.inner.load_verify_locations_from_file(&file).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn load_verify_locations_from_directory(&mut self, dir: String) -> Result<()> {
+        self.inner.load_verify_locations_from_directory(&dir).map_err(quiche_err)
+    }
+
+    /// TLS key exchange groups, BoringSSL's colon-separated names. New (the
+    /// old binding had none). BoringSSL 5's default list leads with the
+    /// post-quantum hybrid X25519MLKEM768, whose key share makes a client's
+    /// ClientHello span two Initial datagrams; "X25519:P-256:P-384" keeps
+    /// it in one, as quiche 0.18 did.
+    #[napi]
+    pub fn set_curves_list(&mut self, curves: String) -> Result<()> {
+        self.inner.set_curves_list(&curves).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn verify_peer(&mut self, verify: bool) {
+        self.inner.verify_peer(verify);
+    }
+
+    #[napi]
+    pub fn grease(&mut self, grease: bool) {
+        self.inner.grease(grease);
+    }
+
+    /// Enables BoringSSL's key log callback; each connection made with this
+    /// config then appends its secrets (NSS key log format) to the file named
+    /// by `SSLKEYLOGFILE` at connect/accept time. Without the variable nothing
+    /// is written.
+    #[napi]
+    pub fn log_keys(&mut self) {
+        self.inner.log_keys();
+        self.log_keys = true;
+    }
+
+    #[napi]
+    pub fn set_ticket_key(&mut self, key: &[u8]) -> Result<()> {
+        self.inner.set_ticket_key(key).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn enable_early_data(&mut self) {
+        self.inner.enable_early_data();
+    }
+
+    #[napi]
+    pub fn set_application_protos(&mut self, protos: Vec<String>) -> Result<()> {
+        let list: Vec<&[u8]> = protos.iter().map(|p| p.as_bytes()).collect();
+        self.inner.set_application_protos(&list).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn set_application_protos_wire_format(&mut self, protos: &[u8]) -> Result<()> {
+        self.inner.set_application_protos_wire_format(protos).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn set_max_idle_timeout(&mut self, ms: f64) {
+        self.inner.set_max_idle_timeout(u(ms));
+    }
+
+    #[napi]
+    pub fn set_max_recv_udp_payload_size(&mut self, size: f64) {
+        self.inner.set_max_recv_udp_payload_size(u(size) as usize);
+    }
+
+    #[napi]
+    pub fn set_max_send_udp_payload_size(&mut self, size: f64) {
+        self.inner.set_max_send_udp_payload_size(u(size) as usize);
+    }
+
+    #[napi]
+    pub fn set_initial_max_data(&mut self, v: f64) {
+        self.inner.set_initial_max_data(u(v));
+    }
+
+    #[napi]
+    pub fn set_initial_max_stream_data_bidi_local(&mut self, v: f64) {
+        self.inner.set_initial_max_stream_data_bidi_local(u(v));
+    }
+
+    #[napi]
+    pub fn set_initial_max_stream_data_bidi_remote(&mut self, v: f64) {
+        self.inner.set_initial_max_stream_data_bidi_remote(u(v));
+    }
+
+    #[napi]
+    pub fn set_initial_max_stream_data_uni(&mut self, v: f64) {
+        self.inner.set_initial_max_stream_data_uni(u(v));
+    }
+
+    #[napi]
+    pub fn set_initial_max_streams_bidi(&mut self, v: f64) {
+        self.inner.set_initial_max_streams_bidi(u(v));
+    }
+
+    #[napi]
+    pub fn set_initial_max_streams_uni(&mut self, v: f64) {
+        self.inner.set_initial_max_streams_uni(u(v));
+    }
+
+    #[napi]
+    pub fn set_ack_delay_exponent(&mut self, v: f64) {
+        self.inner.set_ack_delay_exponent(u(v));
+    }
+
+    #[napi]
+    pub fn set_max_ack_delay(&mut self, v: f64) {
+        self.inner.set_max_ack_delay(u(v));
+    }
+
+    #[napi]
+    pub fn set_max_connection_window(&mut self, v: f64) {
+        self.inner.set_max_connection_window(u(v));
+    }
+
+    #[napi]
+    pub fn set_max_stream_window(&mut self, v: f64) {
+        self.inner.set_max_stream_window(u(v));
+    }
+
+    #[napi]
+    pub fn set_active_connection_id_limit(&mut self, v: f64) {
+        self.inner.set_active_connection_id_limit(u(v));
+    }
+
+    #[napi]
+    pub fn set_disable_active_migration(&mut self, v: bool) {
+        self.inner.set_disable_active_migration(v);
+    }
+
+    /// quiche's names: "reno", "cubic", and "bbr" / "bbr2" / "bbr2_gcongestion",
+    /// which are all quiche's BBRv2 (gcongestion) since quiche 0.2x dropped
+    /// its BBR (v1). Unknown names throw `CongestionControl`.
+    #[napi]
+    pub fn set_cc_algorithm_name(&mut self, name: String) -> Result<()> {
+        self.inner.set_cc_algorithm_name(&name).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn enable_hystart(&mut self, v: bool) {
+        self.inner.enable_hystart(v);
+    }
+
+    #[napi]
+    pub fn enable_pacing(&mut self, v: bool) {
+        self.inner.enable_pacing(v);
+    }
+
+    #[napi]
+    pub fn set_disable_dcid_reuse(&mut self, v: bool) {
+        self.inner.set_disable_dcid_reuse(v);
+    }
+
+    #[napi]
+    pub fn enable_dgram(&mut self, enabled: bool, recv_queue_len: u32, send_queue_len: u32) {
+        self.inner.enable_dgram(enabled, recv_queue_len as usize, send_queue_len as usize);
+    }
+}

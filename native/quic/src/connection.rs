@@ -1,0 +1,560 @@
+//! `Connection`: one quiche connection, with the methods the driver calls
+//! (src/quic/quiche.ts `QuicheConnection`) plus `probePath` (path-guard.ts).
+
+use std::collections::HashMap;
+use std::ptr;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+
+use crate::config::Config;
+use crate::js::{check, host_port, number, object, opaque, set, HostPort, RecvInfo};
+use crate::path::{PathEvent, PathStats};
+use crate::quiche_err;
+
+/// First word of every `Connection` (fast.rs checks it before trusting an unwrapped pointer).
+pub(crate) const MAGIC: u64 = 0x6f6c_7175_6963_6865; // "olquiche"
+
+#[napi]
+#[repr(C)]
+pub struct Connection {
+    pub(crate) magic: u64,
+    inner: quiche::Connection,
+    /// Streams the peer stopped (STOP_SENDING) that quiche collected while
+    /// reading their FIN, with the peer's code, until a write or capacity
+    /// check reports it (see `stream_recv`).
+    stopped: HashMap<u64, u64>,
+}
+
+fn is_bidi(id: u64) -> bool {
+    id & 0x2 == 0
+}
+
+/// `[len, {from, to, at}]` from `send`.
+pub struct SendOut(usize, quiche::SendInfo);
+
+impl ToNapiValue for SendOut {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        unsafe {
+            let info = object(env)?;
+            set(env, info, c"from", host_port(env, &val.1.from)?)?;
+            set(env, info, c"to", host_port(env, &val.1.to)?)?;
+            set(env, info, c"at", opaque(env)?)?;
+            let mut arr = ptr::null_mut();
+            check(sys::napi_create_array_with_length(env, 2, &mut arr))?;
+            check(sys::napi_set_element(env, arr, 0, number(env, val.0 as f64)?))?;
+            check(sys::napi_set_element(env, arr, 1, info))?;
+            Ok(arr)
+        }
+    }
+}
+
+/// `[len, fin]` from `streamRecv`.
+pub struct RecvOut(usize, bool);
+
+impl ToNapiValue for RecvOut {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        unsafe {
+            let mut arr = ptr::null_mut();
+            let mut fin = ptr::null_mut();
+            check(sys::napi_create_array_with_length(env, 2, &mut arr))?;
+            check(sys::napi_get_boolean(env, val.1, &mut fin))?;
+            check(sys::napi_set_element(env, arr, 0, number(env, val.0 as f64)?))?;
+            check(sys::napi_set_element(env, arr, 1, fin))?;
+            Ok(arr)
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ConnectionError {
+    pub is_app: bool,
+    pub error_code: f64,
+    pub reason: Uint8Array,
+}
+
+impl From<&quiche::ConnectionError> for ConnectionError {
+    fn from(e: &quiche::ConnectionError) -> Self {
+        ConnectionError { is_app: e.is_app, error_code: e.error_code as f64, reason: Uint8Array::new(e.reason.clone()) }
+    }
+}
+
+/// The old binding's `stats()`: quiche's connection counters and the peer's
+/// transport parameters (quiche 0.18 kept both in `Stats`; newer quiche has
+/// `peer_transport_params()`, None before they arrived: the defaults of
+/// RFC 9000 §18.2 are given then, as 0.18 did).
+#[napi(object)]
+pub struct Stats {
+    pub recv: f64,
+    pub sent: f64,
+    pub lost: f64,
+    pub retrans: f64,
+    pub sent_bytes: f64,
+    pub recv_bytes: f64,
+    pub lost_bytes: f64,
+    pub stream_retrans_bytes: f64,
+    pub paths_count: f64,
+    pub peer_max_idle_timeout: f64,
+    pub peer_max_udp_payload_size: f64,
+    pub peer_initial_max_data: f64,
+    pub peer_initial_max_stream_data_bidi_local: f64,
+    pub peer_initial_max_stream_data_bidi_remote: f64,
+    pub peer_initial_max_stream_data_uni: f64,
+    pub peer_initial_max_streams_bidi: f64,
+    pub peer_initial_max_streams_uni: f64,
+    pub peer_ack_delay_exponent: f64,
+    pub peer_max_ack_delay: f64,
+    pub peer_disable_active_migration: bool,
+    pub peer_active_conn_id_limit: f64,
+    pub peer_max_datagram_frame_size: Option<f64>,
+}
+
+fn stream(id: i64) -> u64 {
+    id as u64
+}
+
+fn keylog(conn: &mut quiche::Connection, config: &Config) {
+    if !config.log_keys {
+        return;
+    }
+    let Some(path) = std::env::var_os("SSLKEYLOGFILE").filter(|p| !p.is_empty()) else { return };
+    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        conn.set_keylog(Box::new(f));
+    }
+}
+
+#[napi]
+impl Connection {
+    /// A client connection. `serverName` is the SNI and the name verified in
+    /// the server's certificate (null: neither).
+    #[napi(factory)]
+    pub fn connect(
+        server_name: Option<String>,
+        scid: &[u8],
+        local: HostPort,
+        remote: HostPort,
+        config: &mut Config,
+    ) -> Result<Self> {
+        let scid = quiche::ConnectionId::from_ref(scid);
+        let mut inner =
+            quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
+        keylog(&mut inner, config);
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new() })
+    }
+
+    /// A server connection; `odcid` is the client's original destination
+    /// connection id after a Retry (null otherwise).
+    #[napi(factory)]
+    pub fn accept(
+        scid: &[u8],
+        odcid: Option<&[u8]>,
+        local: HostPort,
+        remote: HostPort,
+        config: &mut Config,
+    ) -> Result<Self> {
+        let scid = quiche::ConnectionId::from_ref(scid);
+        let odcid = odcid.map(|d| quiche::ConnectionId::from_vec(d.to_vec()));
+        let mut inner =
+            quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
+        keylog(&mut inner, config);
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new() })
+    }
+
+    #[napi]
+    pub fn set_session(&mut self, session: &[u8]) -> Result<()> {
+        self.inner.set_session(session).map_err(quiche_err)
+    }
+
+    /// Processes one datagram (decrypted in place); bytes read.
+    #[napi]
+    pub fn recv(&mut self, mut data: Uint8ArraySlice, info: RecvInfo) -> Result<i64> {
+        self.recv_from(unsafe { data.as_mut() }, info)
+    }
+
+    /// Writes one packet into `out`: `[len, {from, to, at}]`, or null when
+    /// there is nothing to send.
+    #[napi(ts_return_type = "[number, SendInfo] | null")]
+    pub fn send(&mut self, mut out: Uint8ArraySlice) -> Result<Option<SendOut>> {
+        self.send_into(unsafe { out.as_mut() })
+    }
+
+    /// `[len, fin]`, or null when the stream has nothing to read.
+    ///
+    /// quiche >= 0.19 marks a stopped stream's send side complete at once
+    /// (`SendBuf::reset` acks exactly up to the final size), so reading the
+    /// FIN of a stream the peer stopped collects it, and a later
+    /// `stream_send` says `Done` instead of `StreamStopped(code)`: the
+    /// driver, which learns of a peer's STOP_SENDING from its writes, never
+    /// would. quiche 0.18 kept such a stream until a write reported the stop.
+    /// So a bidi stream's stop code is read before the read and kept when the
+    /// read collects the stream; `streamSend`/`streamCapacity` report it once.
+    #[napi(ts_return_type = "[number, boolean] | null")]
+    pub fn stream_recv(&mut self, stream_id: i64, mut out: Uint8ArraySlice) -> Result<Option<RecvOut>> {
+        self.stream_recv_into(stream_id, unsafe { out.as_mut() })
+    }
+
+    /// A stop kept by `stream_recv` for a stream quiche no longer has.
+    fn kept_stop(&mut self, id: u64) -> Option<napi::Error> {
+        if self.stopped.is_empty() {
+            return None;
+        }
+        self.stopped.remove(&id).map(|code| quiche_err(quiche::Error::StreamStopped(code)))
+    }
+
+    /// Bytes accepted, or null when none could be (no credit / capacity).
+    #[napi]
+    pub fn stream_send(&mut self, stream_id: i64, data: &[u8], fin: bool) -> Result<Option<i64>> {
+        let id = stream(stream_id);
+        match self.inner.stream_send(id, data, fin) {
+            Ok(n) => Ok(Some(n as i64)),
+            Err(quiche::Error::Done) => match self.kept_stop(id) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+            Err(e) => Err(self.kept_stop(id).unwrap_or_else(|| quiche_err(e))),
+        }
+    }
+
+    #[napi]
+    pub fn stream_priority(&mut self, stream_id: i64, urgency: u32, incremental: bool) -> Result<()> {
+        self.inner
+            .stream_priority(stream(stream_id), urgency.min(255) as u8, incremental)
+            .map_err(quiche_err)
+    }
+
+    /// `direction`: `Shutdown.Read` (STOP_SENDING) or `Shutdown.Write`
+    /// (RESET_STREAM). null when quiche says Done (already shut down).
+    #[napi]
+    pub fn stream_shutdown(&mut self, stream_id: i64, direction: u32, code: f64) -> Result<Option<()>> {
+        let dir = if direction == 0 { quiche::Shutdown::Read } else { quiche::Shutdown::Write };
+        match self.inner.stream_shutdown(stream(stream_id), dir, code as u64) {
+            Ok(()) => Ok(Some(())),
+            Err(quiche::Error::Done) => Ok(None),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
+    #[napi]
+    pub fn stream_capacity(&mut self, stream_id: i64) -> Result<i64> {
+        let id = stream(stream_id);
+        match self.inner.stream_capacity(id) {
+            Ok(n) => Ok(n as i64),
+            Err(e @ quiche::Error::InvalidStreamState(_)) => Err(self.kept_stop(id).unwrap_or_else(|| quiche_err(e))),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
+    #[napi]
+    pub fn stream_readable(&self, stream_id: i64) -> bool {
+        self.inner.stream_readable(stream(stream_id))
+    }
+
+    #[napi]
+    pub fn stream_writable(&mut self, stream_id: i64, len: f64) -> Result<bool> {
+        self.inner.stream_writable(stream(stream_id), len as usize).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn stream_finished(&self, stream_id: i64) -> bool {
+        self.inner.stream_finished(stream(stream_id))
+    }
+
+    #[napi]
+    pub fn peer_streams_left_bidi(&self) -> i64 {
+        self.inner.peer_streams_left_bidi() as i64
+    }
+
+    #[napi]
+    pub fn peer_streams_left_uni(&self) -> i64 {
+        self.inner.peer_streams_left_uni() as i64
+    }
+
+    /// Readable stream ids (an array; the old binding gave an iterator object).
+    #[napi]
+    pub fn readable(&self) -> Vec<i64> {
+        self.inner.readable().map(|id| id as i64).collect()
+    }
+
+    #[napi]
+    pub fn is_readable(&self) -> bool {
+        self.inner.is_readable()
+    }
+
+    /// Writable stream ids (an array; the old binding gave an iterator object).
+    #[napi]
+    pub fn writable(&self) -> Vec<i64> {
+        self.inner.writable().map(|id| id as i64).collect()
+    }
+
+    #[napi]
+    pub fn max_send_udp_payload_size(&self) -> i64 {
+        self.inner.max_send_udp_payload_size() as i64
+    }
+
+    /// Milliseconds (whole, rounded down) until `onTimeout` is due; null: no timer.
+    #[napi]
+    pub fn timeout(&self) -> Option<i64> {
+        self.inner.timeout().map(|t| t.as_millis() as i64)
+    }
+
+    #[napi]
+    pub fn on_timeout(&mut self) {
+        self.inner.on_timeout();
+    }
+
+    /// null when the connection is already closing (quiche's Done).
+    #[napi]
+    pub fn close(&mut self, app: bool, code: f64, reason: &[u8]) -> Result<Option<()>> {
+        match self.inner.close(app, code as u64, reason) {
+            Ok(()) => Ok(Some(())),
+            Err(quiche::Error::Done) => Ok(None),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
+    #[napi]
+    pub fn application_proto(&self) -> Uint8Array {
+        Uint8Array::new(self.inner.application_proto().to_vec())
+    }
+
+    #[napi]
+    pub fn server_name(&self) -> Option<String> {
+        self.inner.server_name().map(|s| s.to_owned())
+    }
+
+    #[napi]
+    pub fn peer_cert_chain(&self) -> Option<Vec<Uint8Array>> {
+        self.inner
+            .peer_cert_chain()
+            .map(|c| c.into_iter().map(|der| Uint8Array::new(der.to_vec())).collect())
+    }
+
+    #[napi]
+    pub fn session(&self) -> Option<Uint8Array> {
+        self.inner.session().map(|s| Uint8Array::new(s.to_vec()))
+    }
+
+    #[napi]
+    pub fn source_id(&self) -> Uint8Array {
+        Uint8Array::new(self.inner.source_id().to_vec())
+    }
+
+    #[napi]
+    pub fn destination_id(&self) -> Uint8Array {
+        Uint8Array::new(self.inner.destination_id().to_vec())
+    }
+
+    #[napi]
+    pub fn trace_id(&self) -> String {
+        self.inner.trace_id().to_owned()
+    }
+
+    #[napi]
+    pub fn is_established(&self) -> bool {
+        self.inner.is_established()
+    }
+
+    #[napi]
+    pub fn is_resumed(&self) -> bool {
+        self.inner.is_resumed()
+    }
+
+    #[napi]
+    pub fn is_in_early_data(&self) -> bool {
+        self.inner.is_in_early_data()
+    }
+
+    /// BoringSSL's early data reason (`ssl_early_data_reason_t`: 0 unknown,
+    /// 1 disabled, 2 accepted, 3 protocol version, 4 peer declined, …).
+    /// New: quiche 0.18 had no such call.
+    #[napi]
+    pub fn early_data_reason(&self) -> u32 {
+        self.inner.early_data_reason()
+    }
+
+    #[napi]
+    pub fn is_draining(&self) -> bool {
+        self.inner.is_draining()
+    }
+
+    #[napi]
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    #[napi]
+    pub fn is_timed_out(&self) -> bool {
+        self.inner.is_timed_out()
+    }
+
+    #[napi]
+    pub fn peer_error(&self) -> Option<ConnectionError> {
+        self.inner.peer_error().map(ConnectionError::from)
+    }
+
+    #[napi]
+    pub fn local_error(&self) -> Option<ConnectionError> {
+        self.inner.local_error().map(ConnectionError::from)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Stats {
+        let s = self.inner.stats();
+        let dflt;
+        let p = match self.inner.peer_transport_params() {
+            Some(p) => p,
+            None => {
+                dflt = quiche::TransportParams::default();
+                &dflt
+            },
+        };
+        Stats {
+            recv: s.recv as f64,
+            sent: s.sent as f64,
+            lost: s.lost as f64,
+            retrans: s.retrans as f64,
+            sent_bytes: s.sent_bytes as f64,
+            recv_bytes: s.recv_bytes as f64,
+            lost_bytes: s.lost_bytes as f64,
+            stream_retrans_bytes: s.stream_retrans_bytes as f64,
+            paths_count: s.paths_count as f64,
+            peer_max_idle_timeout: p.max_idle_timeout as f64,
+            peer_max_udp_payload_size: p.max_udp_payload_size as f64,
+            peer_initial_max_data: p.initial_max_data as f64,
+            peer_initial_max_stream_data_bidi_local: p.initial_max_stream_data_bidi_local as f64,
+            peer_initial_max_stream_data_bidi_remote: p.initial_max_stream_data_bidi_remote as f64,
+            peer_initial_max_stream_data_uni: p.initial_max_stream_data_uni as f64,
+            peer_initial_max_streams_bidi: p.initial_max_streams_bidi as f64,
+            peer_initial_max_streams_uni: p.initial_max_streams_uni as f64,
+            peer_ack_delay_exponent: p.ack_delay_exponent as f64,
+            peer_max_ack_delay: p.max_ack_delay as f64,
+            peer_disable_active_migration: p.disable_active_migration,
+            peer_active_conn_id_limit: p.active_conn_id_limit as f64,
+            peer_max_datagram_frame_size: p.max_datagram_frame_size.map(|v| v as f64),
+        }
+    }
+
+    #[napi]
+    pub fn path_stats(&self) -> Vec<PathStats> {
+        self.inner.path_stats().map(PathStats::from).collect()
+    }
+
+    #[napi]
+    pub fn send_ack_eliciting(&mut self) -> Result<()> {
+        self.inner.send_ack_eliciting().map_err(quiche_err)
+    }
+
+    // ---- paths and connection ids ----
+
+    #[napi]
+    pub fn available_dcids(&self) -> i64 {
+        self.inner.available_dcids() as i64
+    }
+
+    /// Moves the active path to a new local address; the destination
+    /// connection id sequence number it uses.
+    #[napi]
+    pub fn migrate_source(&mut self, local: HostPort) -> Result<i64> {
+        self.inner.migrate_source(local.0).map(|n| n as i64).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn migrate(&mut self, local: HostPort, peer: HostPort) -> Result<i64> {
+        self.inner.migrate(local.0, peer.0).map(|n| n as i64).map_err(quiche_err)
+    }
+
+    /// Requests validation of the path (local, peer), creating it on a client.
+    #[napi]
+    pub fn probe_path(&mut self, local: HostPort, peer: HostPort) -> Result<i64> {
+        self.inner.probe_path(local.0, peer.0).map(|n| n as i64).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn is_path_validated(&self, local: HostPort, peer: HostPort) -> Result<bool> {
+        self.inner.is_path_validated(local.0, peer.0).map_err(quiche_err)
+    }
+
+    /// quiche's `scids_left` (named `source_cids_left` in quiche 0.18).
+    #[napi]
+    pub fn source_cids_left(&self) -> i64 {
+        self.inner.scids_left() as i64
+    }
+
+    #[napi]
+    pub fn active_source_cids(&self) -> i64 {
+        self.inner.active_scids() as i64
+    }
+
+    /// quiche's `new_scid` (`new_source_cid` in quiche 0.18); its sequence number.
+    #[napi]
+    pub fn new_source_cid(&mut self, scid: &[u8], reset_token: BigInt, retire_if_needed: bool) -> Result<i64> {
+        let cid = quiche::ConnectionId::from_ref(scid);
+        self.inner
+            .new_scid(&cid, reset_token.get_u128().1, retire_if_needed)
+            .map(|n| n as i64)
+            .map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn retire_destination_cid(&mut self, seq: f64) -> Result<()> {
+        self.inner.retire_dcid(seq as u64).map_err(quiche_err)
+    }
+
+    #[napi]
+    pub fn retired_scid_next(&mut self) -> Option<Uint8Array> {
+        self.inner.retired_scid_next().map(|c| Uint8Array::new(c.to_vec()))
+    }
+
+    #[napi(ts_return_type = "object | null")]
+    pub fn path_event_next(&mut self) -> Option<PathEvent> {
+        self.inner.path_event_next().map(PathEvent)
+    }
+}
+
+/// Plain Rust entry points shared by the napi-derive methods and fast.rs.
+impl Connection {
+    pub(crate) fn recv_from(&mut self, data: &mut [u8], info: RecvInfo) -> Result<i64> {
+        let ri = quiche::RecvInfo { from: info.from, to: info.to };
+        self.inner.recv(data, ri).map(|n| n as i64).map_err(quiche_err)
+    }
+
+    pub(crate) fn send_into(&mut self, out: &mut [u8]) -> Result<Option<SendOut>> {
+        match self.inner.send(out) {
+            Ok((n, info)) => Ok(Some(SendOut(n, info))),
+            Err(quiche::Error::Done) => Ok(None),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
+    pub(crate) fn stream_recv_into(&mut self, stream_id: i64, out: &mut [u8]) -> Result<Option<RecvOut>> {
+        let id = stream(stream_id);
+        let stop = if is_bidi(id) {
+            // Side-effect free on a readable stream (quiche collects only a non-readable one here).
+            match self.inner.stream_readable(id).then(|| self.inner.stream_capacity(id)) {
+                Some(Err(quiche::Error::StreamStopped(code))) => Some(code),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let r = self.inner.stream_recv(id, out);
+        // Only after a successful read (its FIN): a read that reports the peer's reset collected the
+        // stream in quiche 0.18 too, and a write then said Done there as well.
+        if let (Some(code), Ok(_)) = (stop, &r) {
+            if matches!(self.inner.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))) {
+                // Bounded: a stream nobody writes to again keeps its entry; past 1024 the oldest knowledge goes.
+                if self.stopped.len() >= 1024 {
+                    self.stopped.clear();
+                }
+                self.stopped.insert(id, code);
+            }
+        }
+        match r {
+            Ok((n, fin)) => Ok(Some(RecvOut(n, fin))),
+            Err(quiche::Error::Done) => Ok(None),
+            Err(e) => Err(quiche_err(e)),
+        }
+    }
+
+}

@@ -1,0 +1,87 @@
+//! originlink's QUIC binding: quiche (crates.io) behind the N-API surface that
+//! `src/quic/quiche.ts` declares, with the conventions of the binding it
+//! replaces (`@matrixai/quic-linux-x64` 2.0.9, quiche 0.18):
+//!
+//! - `send`, `streamRecv`, `streamSend` (and `streamShutdown`, `close`)
+//!   return null for quiche's `Done`;
+//! - every other quiche error is thrown as an `Error` whose message is the
+//!   Rust Debug form (`StreamReset(268)`, `InvalidStreamState(4)`, `TlsFail`);
+//! - hosts are IP literals (`{host, port}`), `timeout()` is relative whole
+//!   milliseconds, `pathStats()[i].rtt` whole milliseconds.
+//!
+//! native-notes/quic-addon.md says what differs from the old binding.
+
+mod config;
+mod fast;
+mod connection;
+mod header;
+mod js;
+mod path;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+pub(crate) fn quiche_err(e: quiche::Error) -> napi::Error {
+    napi::Error::from_reason(format!("{e:?}"))
+}
+
+/// The quiche release this addon was built with (the old binding had no such export).
+#[napi]
+pub const QUICHE_VERSION: &str = env!("QUICHE_VERSION");
+
+/// Installs fast.rs's callbacks over the hot `Connection` methods once the classes exist.
+#[napi(module_exports)]
+pub fn install_fast_paths(exports: Object, env: Env) -> Result<()> {
+    unsafe { fast::install(env.raw(), exports.raw()) }
+}
+
+#[napi]
+pub fn version_is_supported(version: u32) -> bool {
+    quiche::version_is_supported(version)
+}
+
+/// Writes a Version Negotiation packet into `out`; its length.
+#[napi]
+pub fn negotiate_version(scid: &[u8], dcid: &[u8], mut out: Uint8ArraySlice) -> Result<i64> {
+    let scid = quiche::ConnectionId::from_ref(scid);
+    let dcid = quiche::ConnectionId::from_ref(dcid);
+    quiche::negotiate_version(&scid, &dcid, unsafe { out.as_mut() })
+        .map(|n| n as i64)
+        .map_err(quiche_err)
+}
+
+/// Writes a stateless Retry packet into `out`; its length.
+#[napi]
+pub fn retry(
+    scid: &[u8],
+    dcid: &[u8],
+    new_scid: &[u8],
+    token: &[u8],
+    version: u32,
+    mut out: Uint8ArraySlice,
+) -> Result<i64> {
+    let scid = quiche::ConnectionId::from_ref(scid);
+    let dcid = quiche::ConnectionId::from_ref(dcid);
+    let new_scid = quiche::ConnectionId::from_ref(new_scid);
+    quiche::retry(&scid, &dcid, &new_scid, token, version, unsafe { out.as_mut() })
+        .map(|n| n as i64)
+        .map_err(quiche_err)
+}
+
+/// quiche::Shutdown.
+#[napi]
+pub enum Shutdown {
+    Read = 0,
+    Write = 1,
+}
+
+/// quiche::Type (packet types of a parsed header).
+#[napi]
+pub enum Type {
+    Initial = 0,
+    Retry = 1,
+    Handshake = 2,
+    ZeroRTT = 3,
+    VersionNegotiation = 4,
+    Short = 5,
+}
