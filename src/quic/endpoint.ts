@@ -18,6 +18,11 @@ import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './ac
 import { ClientHelloReader } from './initial.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 
+/** A first flight's further Initials within this long of its Retry get none (#sendRetry), ms. */
+const RETRY_ONCE_MS = 1000;
+/** Most first flights remembered for that (a flood of distinct ones only shortens the memory). */
+const RETRIED_MAX = 4096;
+
 export const CID_LEN = 16;
 const MAX_EXTRA_SOCKETS = 8;
 
@@ -146,6 +151,8 @@ export class QuicEndpoint {
   #immediate: NodeJS.Immediate | null = null;
   /** Retry tokens, always at hand: Retry is used always (`retry`) or under load (see ServerRole.retry). */
   #retry = new RetryTokens();
+  /** Client first flights answered with a Retry lately (`#sendRetry`): address|port|dcid → when. */
+  #retried = new Map<string, number>();
   #retryAlways: boolean;
   #closed = false;
   #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0 };
@@ -428,12 +435,9 @@ export class QuicEndpoint {
       case 'version-negotiation':
         this.#reply(() => quiche().negotiateVersion(d.header.scid, d.header.dcid, this.#vnBuf), port, host, 'versionNegotiations');
         return;
-      case 'retry': {
-        const h = d.header;
-        const t = this.#retry.mint(host, port, h.dcid);
-        this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
+      case 'retry':
+        this.#sendRetry(d.header, host, port);
         return;
-      }
       case 'accept':
         this.#accept(msg, host, port, d.header, srv!);
         return;
@@ -447,6 +451,30 @@ export class QuicEndpoint {
     held.msgs.push(Buffer.from(msg));
     held.bytes += msg.length;
     return true;
+  }
+
+  /**
+   * A stateless Retry for a client's Initial — once per first flight: a ClientHello can span several Initial
+   * datagrams (a post-quantum key share takes two), all with the same Destination Connection ID, and the client
+   * sends its whole first flight again with the token anyway (RFC 9000 §17.2.5.2: it takes one Retry and
+   * ignores the rest). Further Initials from the same address and DCID within RETRY_ONCE_MS are dropped.
+   */
+  #sendRetry(h: LongHeader, host: string, port: number): void {
+    const key = `${host}|${port}|${cidKey(h.dcid)}`;
+    const now = performance.now();
+    const at = this.#retried.get(key);
+    if (at !== undefined && now - at < RETRY_ONCE_MS) {
+      this.#counters.dropped++;
+      return;
+    }
+    // Bounded: entries leave once older than RETRY_ONCE_MS (insertion order is time order), at most RETRIED_MAX held.
+    for (const [k, t0] of this.#retried) {
+      if (now - t0 < RETRY_ONCE_MS && this.#retried.size < RETRIED_MAX) break;
+      this.#retried.delete(k);
+    }
+    this.#retried.set(key, now);
+    const t = this.#retry.mint(host, port, h.dcid);
+    this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
   }
 
   /** Retry before accepting: always when configured, else while a quarter of the connection cap is live. */
@@ -481,8 +509,7 @@ export class QuicEndpoint {
         // RFC 9000 §8.1.3: a token we cannot validate is as no token — validation is still due: a Retry, or a drop
         // when retry is configured and this was meant to be its answer.
         if (this.#retryAlways) { this.#counters.dropped++; return; }
-        const t = this.#retry.mint(host, port, hdr.dcid);
-        this.#reply(() => quiche().retry(hdr.scid, hdr.dcid, randomBytes(CID_LEN), t, hdr.version, this.#vnBuf), port, host, 'retriesSent');
+        this.#sendRetry(hdr, host, port);
         return;
       } else odcid = null; // a foreign or stale token (another server's NEW_TOKEN, a restart): served as none
     }
