@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * HTTP/3 runs on our own QUIC engine (native/quic, quiche 0.30) unless it was not built, then on the prebuilt
- * fallback (@matrixai/quic-linux-x64, quiche 0.18): the interop, 0-RTT, migration and raw QUIC suites run a second
+ * fallback (@matrixai/quic-linux-x64, quiche 0.18): the interop, 0-RTT, migration, raw QUIC, Chromium and batch-call suites run a second
  * time on the fallback (ORIGINLINK_QUIC_ENGINE=matrixai), so both engines stay proven.
  */
 const BOTH_ENGINES = [
@@ -11,6 +11,7 @@ const BOTH_ENGINES = [
   'test/peer/migration.test.ts',
   'test/peer/quic-raw.test.ts',
   'test/peer/h3-chromium.test.ts',
+  'test/peer/quic-batch-calls.test.ts',
 ];
 
 export default defineConfig({

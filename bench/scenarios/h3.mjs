@@ -21,20 +21,20 @@
 // (100-concurrent batches, default 30), BENCH_BULK_MIB (default 50),
 // BENCH_BULK_ROUNDS (streams per client, alternating; median reported, default 6),
 // BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
-// Needs a built dist/ (npx tsc -p .).
+// Needs a built dist/ (npx tsc -p .), or BENCH_DIST naming a snapshot (bench/lib/dist.mjs).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { DIST, dist } from '../lib/dist.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const BUN = join(ROOT, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
 const SMALL = 'x'.repeat(64);
-const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 
 
 // ---- origin process ----
@@ -276,7 +276,7 @@ console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c
 }
 
 async function main() {
-  if (!existsSync(join(ROOT, 'dist', 'connect', 'h3.js'))) {
+  if (!existsSync(join(DIST, 'connect', 'h3.js'))) {
     console.error('bench/h3: build first (npx tsc -p .)');
     process.exit(2);
   }

@@ -114,6 +114,11 @@ const EARLY_DATA_ACCEPTED = 2;
 /** ORIGINLINK_QUIC_PACER=quiche: send by quiche's release times instead of pacer.ts (measured worse: see #drainSend). */
 const QUICHE_PACER = process.env['ORIGINLINK_QUIC_PACER'] === 'quiche';
 
+/** Packets one sendPackets call may write (the sink's slab holds them: fewer when packets are large). */
+const SEND_BATCH = 32;
+/** Bytes one sendPackets call may ask the sink for. */
+const SEND_BATCH_BYTES = 128 * 1024;
+
 /** A packet quiche releases within this many µs leaves now (timers have ms granularity). */
 const RELEASE_SLACK_US = 1000;
 
@@ -183,6 +188,17 @@ export class QuicConnection implements QuicStreamTransport {
   #replyPending = new Set<number>();
   /** Null when pacing is off (QuicConnectionInit.pacing). */
   readonly #pacer: Pacer | null;
+  /** The path index (registerPath) of the address pair in #recvInfo, -1: to register; and its table generation. */
+  #recvPath = -1;
+  #recvGen = 0;
+  /** sendPackets' lengths and path indexes (2 words a packet, after the table generation). */
+  readonly #sendMeta = new Int32Array(1 + 2 * SEND_BATCH);
+  /** Packets per sendPackets call for this connection's packet size (SEND_BATCH, SEND_BATCH_BYTES). */
+  #sendBatch: number;
+  /** The path index of the last packet sent, its generation, and where it goes. */
+  #sendPath = -1;
+  #sendGen = -1;
+  #sendTo: HostPort | null = null;
   /** Pace by quiche's release times (ORIGINLINK_QUIC_PACER=quiche, our quiche 0.30 addon, BBR: gcongestion). */
   #releaseTimes = false;
   #paceTimer: NodeJS.Timeout | null = null;
@@ -199,6 +215,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
     this.#pacer = init.pacing === false ? null : new Pacer(this.#maxPacket ?? init.sink.slot, performance.now());
+    this.#sendBatch = Math.max(1, Math.min(SEND_BATCH, Math.floor(SEND_BATCH_BYTES / (this.#maxPacket ?? init.sink.slot))));
     this.#releaseTimes = QUICHE_PACER && typeof (init.conn as QuicheConnection & { nextReleaseUs?: unknown }).nextReleaseUs === 'function';
     this.isClient = init.role === 'client';
     const self = this;
@@ -572,19 +589,35 @@ export class QuicConnection implements QuicStreamTransport {
     const ri = this.#recvInfo;
     if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
       this.#recvInfo = { from: { host: fromHost, port: fromPort }, to };
+      this.#recvPath = -1;
     }
     const guard = this.#paths.guard;
     if (guard && !guard.idle && !guard.admit(msg, this.#recvInfo)) {
       this.#markDirty();
       return;
     }
-    try {
-      this.#q.recv(msg, this.#recvInfo);
-    } catch (e) {
-      // Undecryptable / malformed packets are dropped by quiche; fatal errors
-      // surface through isClosed() in process().
-      this.#recvErrors++;
-      this.#lastRecvError = parseQuicheError(e).name;
+    // The path goes to quiche as an index (registered once per address pair), not as address strings per datagram.
+    const q = this.#q;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.#recvPath < 0) {
+        this.#recvPath = q.registerPath(this.#recvInfo.to, this.#recvInfo.from);
+        this.#recvGen = q.pathGeneration;
+      }
+      try {
+        q.recvPacket(msg, this.#recvPath, this.#recvGen);
+        break;
+      } catch (e) {
+        const name = parseQuicheError(e).name;
+        if (name === 'StalePath' && attempt === 0) {
+          this.#recvPath = -1; // the table started again (past its bound): register anew
+          continue;
+        }
+        // Undecryptable / malformed packets are dropped by quiche; fatal errors
+        // surface through isClosed() in process().
+        this.#recvErrors++;
+        this.#lastRecvError = name;
+        break;
+      }
     }
     // Server in 0-RTT (RFC 9001 §4.6.1): note which request streams the early packets carried, whether or
     // not they are read before the Finished (which may arrive in the same batch and be processed with them).
@@ -818,21 +851,39 @@ export class QuicConnection implements QuicStreamTransport {
           break;
         }
       }
-      const out = sink.reserve(this.#maxPacket);
-      let r;
+      // One crossing for what may leave now: up to SEND_BATCH packets (what the pacer allows; one at a time by
+      // release times), written one after another into the sink's slab, lengths and path indexes in #sendMeta.
+      const slot = this.#maxPacket ?? sink.slot;
+      let max = release ? 1 : Math.min(this.#sendBatch, pacer ? pacer.packets(performance.now()) : SEND_BATCH);
+      if (max < 1) max = 1;
+      const out = sink.reserve(slot * max);
+      let n: number;
       try {
-        r = q.send(out);
+        n = q.sendPackets(out, max, this.#sendMeta);
       } catch {
         break;
       }
-      if (r === null) break;
-      const from = r[1].from;
-      if (socketFor && (this.#lastFrom === null || this.#lastFrom.port !== from.port || this.#lastFrom.host !== from.host)) {
-        this.#lastFrom = from;
-        this.#lastSocket = socketFor(from);
+      if (n === 0) break;
+      const meta = this.#sendMeta;
+      const gen = meta[0]!;
+      for (let i = 0; i < n; i++) {
+        const len = meta[1 + 2 * i]!;
+        const pi = meta[2 + 2 * i]!;
+        if (pi !== this.#sendPath || gen !== this.#sendGen || this.#sendTo === null) {
+          // A path's addresses cross once, when the path index changes (a migration, a new peer address).
+          const a = q.pathAddresses(pi);
+          this.#sendPath = pi;
+          this.#sendGen = gen;
+          this.#sendTo = a.to;
+          if (socketFor && (this.#lastFrom === null || this.#lastFrom.port !== a.from.port || this.#lastFrom.host !== a.from.host)) {
+            this.#lastFrom = a.from;
+            this.#lastSocket = socketFor(a.from);
+          }
+        }
+        sink.commit(len, this.#sendTo, this.#lastSocket);
+        pacer?.sent(len);
       }
-      sink.commit(r[0], r[1].to, this.#lastSocket);
-      pacer?.sent(r[0]);
+      if (n < max) break; // quiche had no more to send
     }
     sink.flush();
   }

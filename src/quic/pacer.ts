@@ -59,6 +59,13 @@ export class Pacer {
     return (this.#packet - this.#tokens) / this.#rate;
   }
 
+  /** How many full-size packets may leave now (Infinity unpaced; 0: wait, see `allow`). */
+  packets(now: number): number {
+    if (this.#rate === Infinity) return Infinity;
+    this.#refill(now);
+    return Math.floor(this.#tokens / this.#packet);
+  }
+
   /** A packet of `bytes` left. */
   sent(bytes: number): void {
     if (this.#rate !== Infinity) this.#tokens -= bytes;

@@ -158,6 +158,20 @@ export interface QuicheConnection {
   /** A connection id of ours the peer retired, or null. */
   retiredScidNext(): Uint8Array | null;
   pathEventNext(): PathEvent | null;
+  // Batched, address-id calls (native on our engine; over send()/recv() in JS for the fallback: addBatchCalls).
+  /**
+   * Up to `max` packets written one after another into `out` (room for the largest datagram each). `meta[0]` =
+   * the path table's generation, then per packet its length and path index. The count; 0 = nothing to send.
+   */
+  sendPackets(out: Uint8Array, max: number, meta: Int32Array): number;
+  /** The (local, peer) pair of a path index, as SendInfo's `from` and `to`. */
+  pathAddresses(index: number): { from: HostPort; to: HostPort };
+  /** The path index of datagrams arriving from `peer` at `local`, for recvPacket. */
+  registerPath(local: HostPort, peer: HostPort): number;
+  /** The path table's generation: indexes of an older one are void (recvPacket throws `StalePath`). */
+  readonly pathGeneration: number;
+  /** One datagram that arrived on a path (registerPath), of table generation `generation`; bytes processed. */
+  recvPacket(data: Uint8Array, pathIndex: number, generation: number): number;
 }
 
 /** One quiche path event (binding: serde-tagged object). */
@@ -263,6 +277,7 @@ export function quiche(): Binding {
     if (typeof b.Connection?.connect !== 'function' || typeof b.Config !== 'function') {
       throw new Error('binding lacks Connection.connect/Config');
     }
+    addBatchCalls(b.Connection as unknown as { prototype: object });
     cached = b;
     quicEngine();
     if (e.fallbackReason !== null && process.env['ORIGINLINK_QUIC_ENGINE'] !== 'matrixai') {
@@ -313,4 +328,75 @@ export function shutdownDir(dir: 'read' | 'write'): number {
 /** Long-header packet types used by the endpoint. */
 export function packetTypes(): Binding['Type'] {
   return quiche().Type;
+}
+
+/** A connection's path table, for the fallback engine's JS batch calls. */
+interface PathTable {
+  list: Array<[HostPort, HostPort]>;
+  gen: number;
+}
+
+/**
+ * The batch calls our engine has natively (native/quic connection.rs), written over `send()`/`recv()` for the
+ * fallback engine, so the driver has one way to talk to either.
+ */
+function addBatchCalls(C: { prototype: object }): void {
+  const p = C.prototype as Partial<QuicheConnection>;
+  if (typeof p.sendPackets === 'function') return;
+  const tables = new WeakMap<object, PathTable>();
+  const tableOf = (c: object): PathTable => {
+    let t = tables.get(c);
+    if (!t) tables.set(c, (t = { list: [], gen: 0 }));
+    return t;
+  };
+  const same = (a: HostPort, b: HostPort): boolean => a.port === b.port && a.host === b.host;
+  p.registerPath = function (this: QuicheConnection, local: HostPort, peer: HostPort): number {
+    const t = tableOf(this);
+    const i = t.list.findIndex(([l, r]) => same(l, local) && same(r, peer));
+    if (i >= 0) return i;
+    if (t.list.length >= 64) {
+      t.list = [];
+      t.gen++;
+    }
+    t.list.push([local, peer]);
+    return t.list.length - 1;
+  };
+  p.pathAddresses = function (this: QuicheConnection, index: number) {
+    const e = tableOf(this).list[index];
+    if (!e) throw new Error('unknown path index');
+    return { from: e[0], to: e[1] };
+  };
+  Object.defineProperty(p, 'pathGeneration', { get(this: QuicheConnection) { return tableOf(this).gen; }, configurable: true });
+  p.sendPackets = function (this: QuicheConnection, out: Uint8Array, max: number, meta: Int32Array): number {
+    const slot = this.maxSendUdpPayloadSize();
+    const t = tableOf(this);
+    // Every index of one batch names the same generation: a table that could fill mid-batch starts again first.
+    if (t.list.length + Math.min(max, 64) > 64) {
+      t.list = [];
+      t.gen++;
+    }
+    let off = 0;
+    let n = 0;
+    for (; n < Math.min(max, 64) && 2 + 2 * n < meta.length && off + slot <= out.length; n++) {
+      let r: [number, SendInfo] | null;
+      try {
+        r = this.send(out.subarray(off, off + slot));
+      } catch (e) {
+        if (n === 0) throw e;
+        break;
+      }
+      if (r === null) break;
+      meta[1 + 2 * n] = r[0];
+      meta[2 + 2 * n] = this.registerPath(r[1].from, r[1].to);
+      off += r[0];
+    }
+    meta[0] = t.gen;
+    return n;
+  };
+  p.recvPacket = function (this: QuicheConnection, data: Uint8Array, index: number, generation: number): number {
+    const t = tableOf(this);
+    const e = t.list[index];
+    if (generation !== t.gen || !e) throw new Error('StalePath');
+    return this.recv(data, { from: e[1], to: e[0] });
+  };
 }

@@ -7,6 +7,7 @@
  * refused early requests after the handshake.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeTcpUdpPort } from '../helpers/ports.js';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -201,7 +202,7 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
   }, 30_000);
 
   it('ngtcp2 gtlsserver: the second run resumes and sends its request as 0-RTT', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freeTcpUdpPort();
     ngtcp2 = await startNgtcp2Server({ port, certFile: certs.certPath, keyFile: certs.keyPath, root: dir });
     const [a, b] = await twice(`https://localhost:${port}/small.txt`);
     expect(a).toMatchObject({ protocol: 'h3', status: 200, resumed: false });

@@ -2,6 +2,7 @@
 //! (src/quic/quiche.ts `QuicheConnection`) plus `probePath` (path-guard.ts).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::ptr;
 
 use napi::bindgen_prelude::*;
@@ -25,10 +26,30 @@ pub struct Connection {
     /// reading their FIN, with the peer's code, until a write or capacity
     /// check reports it (see `stream_recv`).
     stopped: HashMap<u64, u64>,
+    /// (local, peer) address pairs the driver names by index (sendPackets, recvPacket): addresses cross to JS
+    /// once per path, not as strings per packet. Bounded: past MAX_PATHS it starts again, with a new generation.
+    paths: Vec<(SocketAddr, SocketAddr)>,
+    path_gen: i32,
 }
+
+const MAX_PATHS: usize = 64;
 
 fn is_bidi(id: u64) -> bool {
     id & 0x2 == 0
+}
+
+/// `{from, to}` of a path index (pathAddresses).
+pub struct PathPair(SocketAddr, SocketAddr);
+
+impl ToNapiValue for PathPair {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        unsafe {
+            let o = object(env)?;
+            set(env, o, c"from", host_port(env, &val.0)?)?;
+            set(env, o, c"to", host_port(env, &val.1)?)?;
+            Ok(o)
+        }
+    }
 }
 
 /// `[len, {from, to, at}]` from `send`.
@@ -140,7 +161,7 @@ impl Connection {
         let mut inner =
             quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
-        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new() })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
     }
 
     /// A server connection; `odcid` is the client's original destination
@@ -158,7 +179,7 @@ impl Connection {
         let mut inner =
             quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
-        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new() })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
     }
 
     #[napi]
@@ -318,6 +339,25 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The (local, peer) pair a path index names: `{from, to}` as `send()`'s SendInfo gives them (from = local).
+    #[napi(ts_return_type = "{ from: { host: string; port: number }; to: { host: string; port: number } }")]
+    pub fn path_addresses(&self, index: i32) -> Result<PathPair> {
+        let &(l, p) = self.paths.get(index as usize).ok_or_else(|| napi::Error::new(Status::InvalidArg, "unknown path index".to_owned()))?;
+        Ok(PathPair(l, p))
+    }
+
+    /// The index of the (local, peer) pair datagrams arrive on, for recvPacket; and the table's generation.
+    #[napi]
+    pub fn register_path(&mut self, local: HostPort, peer: HostPort) -> i32 {
+        self.path_index(local.0, peer.0)
+    }
+
+    /// The path table's generation: a new one means every index the driver knew is void.
+    #[napi(getter)]
+    pub fn path_generation(&self) -> i32 {
+        self.path_gen
     }
 
     #[napi]
@@ -539,6 +579,63 @@ impl Connection {
     pub(crate) fn recv_from(&mut self, data: &mut [u8], info: RecvInfo) -> Result<i64> {
         let ri = quiche::RecvInfo { from: info.from, to: info.to };
         self.inner.recv(data, ri).map(|n| n as i64).map_err(quiche_err)
+    }
+
+    fn path_index(&mut self, local: SocketAddr, peer: SocketAddr) -> i32 {
+        if let Some(i) = self.paths.iter().position(|&(l, p)| l == local && p == peer) {
+            return i as i32;
+        }
+        if self.paths.len() >= MAX_PATHS {
+            self.paths.clear();
+            self.path_gen = self.path_gen.wrapping_add(1);
+        }
+        self.paths.push((local, peer));
+        (self.paths.len() - 1) as i32
+    }
+
+    /// Up to `max` packets written one after another into `out`, each with room for the largest datagram
+    /// quiche may send. `meta[0]` = the path table's generation, then per packet its length and path index
+    /// (pathAddresses names it). The count; 0 when quiche has nothing to send (Done). One crossing for a
+    /// flight instead of one per packet, and no address strings per packet.
+    pub(crate) fn send_packets(&mut self, out: &mut [u8], max: usize, meta: &mut [i32]) -> Result<i64> {
+        if meta.is_empty() {
+            return Err(napi::Error::new(Status::InvalidArg, "meta needs room for the generation".to_owned()));
+        }
+        let slot = self.inner.max_send_udp_payload_size();
+        let max = max.min((meta.len() - 1) / 2).min(MAX_PATHS);
+        // Every index of one batch names the same generation: a table that could fill mid-batch starts again first.
+        if self.paths.len() + max > MAX_PATHS {
+            self.paths.clear();
+            self.path_gen = self.path_gen.wrapping_add(1);
+        }
+        let mut off = 0usize;
+        let mut n = 0usize;
+        while n < max && off + slot <= out.len() {
+            match self.inner.send(&mut out[off..off + slot]) {
+                Ok((len, info)) => {
+                    let pi = self.path_index(info.from, info.to);
+                    meta[1 + 2 * n] = len as i32;
+                    meta[2 + 2 * n] = pi;
+                    off += len;
+                    n += 1;
+                }
+                Err(quiche::Error::Done) => break,
+                Err(e) if n == 0 => return Err(quiche_err(e)),
+                Err(_) => break,
+            }
+        }
+        meta[0] = self.path_gen;
+        Ok(n as i64)
+    }
+
+    /// One datagram that arrived on path `index` of table generation `gen` (registerPath, pathGeneration).
+    /// Bytes processed, or the quiche error; `StalePath` when the table started again since (register again).
+    pub(crate) fn recv_packet(&mut self, data: &mut [u8], index: i64, gen: i64) -> Result<i64> {
+        if gen != self.path_gen as i64 {
+            return Err(napi::Error::new(Status::GenericFailure, "StalePath".to_owned()));
+        }
+        let &(local, peer) = self.paths.get(index as usize).ok_or_else(|| napi::Error::new(Status::InvalidArg, "unknown path index".to_owned()))?;
+        self.inner.recv(data, quiche::RecvInfo { from: peer, to: local }).map(|n| n as i64).map_err(quiche_err)
     }
 
     pub(crate) fn send_into(&mut self, out: &mut [u8]) -> Result<Option<SendOut>> {

@@ -110,18 +110,28 @@ unsafe fn boolean_arg(env: sys::napi_env, v: sys::napi_value) -> Result<bool> {
     Ok(b)
 }
 
-/// The bytes of a Uint8Array (a Buffer included), borrowed for the call.
-unsafe fn bytes<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [u8]> {
+/// The elements of a typed array of type `want` (`what` names it in the error), borrowed for the call.
+unsafe fn typed<'a, T>(env: sys::napi_env, v: sys::napi_value, want: sys::napi_typedarray_type, what: &str) -> Result<&'a mut [T]> {
     let mut ty = 0;
     let mut len = 0usize;
     let mut data = ptr::null_mut();
     let mut ab = ptr::null_mut();
     let mut off = 0usize;
     let st = unsafe { sys::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, &mut ab, &mut off) };
-    if st != sys::Status::napi_ok || ty != sys::TypedarrayType::uint8_array {
-        return Err(napi::Error::new(Status::InvalidArg, "expected a Uint8Array".to_owned()));
+    if st != sys::Status::napi_ok || ty != want {
+        return Err(napi::Error::new(Status::InvalidArg, format!("expected {what}")));
     }
-    Ok(if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) } })
+    Ok(if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(data.cast::<T>(), len) } })
+}
+
+/// The bytes of a Uint8Array (a Buffer included), borrowed for the call.
+unsafe fn bytes<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [u8]> {
+    unsafe { typed(env, v, sys::TypedarrayType::uint8_array, "a Uint8Array") }
+}
+
+/// The words of an Int32Array, borrowed for the call.
+unsafe fn i32s<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [i32]> {
+    unsafe { typed(env, v, sys::TypedarrayType::int32_array, "an Int32Array") }
 }
 
 unsafe fn ret<T: ToNapiValue>(env: sys::napi_env, r: Result<T>) -> sys::napi_value {
@@ -227,6 +237,32 @@ unsafe extern "C" fn stream_recv(env: sys::napi_env, info: sys::napi_callback_in
     unsafe { ret(env, r) }
 }
 
+/// sendPackets(out, max, meta) → count (see Connection::send_packets).
+unsafe extern "C" fn send_packets(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (this, a) = unsafe { args(env, info) };
+    let c = this_conn!(env, this);
+    let r = (|| -> Result<i64> {
+        let out = unsafe { bytes(env, a[0]) }?;
+        let max = unsafe { int(env, a[1]) }?.max(0) as usize;
+        let meta = unsafe { i32s(env, a[2]) }?;
+        c.send_packets(out, max, meta)
+    })();
+    unsafe { ret(env, r) }
+}
+
+/// recvPacket(data, pathIndex, generation) → bytes processed (see Connection::recv_packet).
+unsafe extern "C" fn recv_packet(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (this, a) = unsafe { args(env, info) };
+    let c = this_conn!(env, this);
+    let r = (|| -> Result<i64> {
+        let data = unsafe { bytes(env, a[0]) }?;
+        let index = unsafe { int(env, a[1]) }?;
+        let gen = unsafe { int(env, a[2]) }?;
+        c.recv_packet(data, index, gen)
+    })();
+    unsafe { ret(env, r) }
+}
+
 const FAST: &[(&CStr, Cb)] = &[
     (c"isClosed", is_closed),
     (c"isEstablished", is_established),
@@ -245,6 +281,8 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"streamCapacity", stream_capacity),
     (c"send", send),
     (c"recv", recv),
+    (c"sendPackets", send_packets),
+    (c"recvPacket", recv_packet),
     (c"streamSend", stream_send),
     (c"streamRecv", stream_recv),
 ];
