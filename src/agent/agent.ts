@@ -196,6 +196,8 @@ export class Agent {
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
     const over = this.#opts.origins?.[`${scheme}://${u.host}`] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? {};
     const policy: ProtocolPolicy = protocol ?? over.protocol ?? this.#opts.protocol ?? 'auto';
+    // RFC 9114 §3.1: HTTP/3 is for https origins only (QUIC always carries TLS); refused now, not after a QUIC timeout.
+    if (policy === 'h3' && scheme === 'http') throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://${u.host}`, { details: { origin: `http://${u.host}` } });
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
     const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
     // The proxy node and a hash of its credentials: a tunnel is never shared across nodes or credentials.
@@ -406,7 +408,7 @@ export class Agent {
 
   #failed(st: AgentRequest, pool: Pool, e: unknown): Promise<OriginResponse> {
     const err = toOriginlinkError(e);
-    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.o.signal?.aborted === true, urls: st.count });
+    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.o.signal?.aborted === true, urls: st.count, untried: st.count - st.tried });
     if (!d.retry) {
       const final = err.with({ details: { attempts: st.attempt } });
       publishRequestEnd(pool.origin, st.method, st.path, null, pool.protocol, err.facts?.reused === true, st.attempt, performance.now() - st.t0, final);
@@ -415,7 +417,10 @@ export class Agent {
       return Promise.reject(final);
     }
     pool.counters.retries++;
-    if (d.failover) st.at = (st.at + 1) % st.count;
+    if (d.failover) {
+      st.at = (st.at + 1) % st.count;
+      st.tried++;
+    }
     st.attempt++;
     return this.#attempt(st);
   }
@@ -613,6 +618,8 @@ class AgentRequest {
   /** The target tried now (an index into a failover list) and the attempt's number (1: the first). */
   at = 0;
   attempt = 1;
+  /** Targets tried so far (failover moves forward only: the first `tried` of the list). */
+  tried = 1;
   /** How many targets: 1, or the failover list's length. */
   readonly count: number;
   /** The proxy node of each target, picked on its first attempt (made only when the agent has proxies). */

@@ -81,6 +81,8 @@ export class Pool implements TickMember {
   #fixed: boolean;
   #failures = 0;
   #nextDialAt = 0;
+  /** The last dial's failure while dials fail (null once one succeeds): what a request meets during the backoff. */
+  #dialError: OriginlinkError | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #ticker: Ticker;
   #lastHealthAt = 0;
@@ -149,6 +151,11 @@ export class Pool implements TickMember {
         return p;
       }
     }
+    const down = this.#unreachable();
+    if (down !== null) {
+      this.counters.error(down.code);
+      return Promise.reject(down);
+    }
     return new Promise<PoolResult>((resolve, reject) => {
       const w: Waiter = { req, resolve, reject, enqueuedAt: (this.#lastActivityAt = performance.now()), timer: null, onAbort: null };
       if (this.#pending.length >= this.opts.maxPending) {
@@ -173,6 +180,32 @@ export class Pool implements TickMember {
       this.#pump();
       if (this.opts.preconnectRatio > 0) this.#topUpWarm();
     });
+  }
+
+  /**
+   * Dials to this origin fail and their backoff runs, with no connection that could take a request and no dial
+   * under way: a request queued now would wait out the backoff only to meet the same failure (a refused port, an
+   * untrusted certificate: 2 to 28 s per request, measured). It gets that failure at once, as nginx answers 502
+   * for a peer it marked failed (max_fails, fail_timeout) and Envoy for an ejected host; the first request after
+   * the backoff dials again, and a success ends it.
+   */
+  #unreachable(): OriginlinkError | null {
+    const last = this.#dialError;
+    if (last === null || this.#dialing > 0 || this.#canServe()) return null;
+    const wait = Math.ceil(this.#nextDialAt - performance.now());
+    if (wait <= 0) return null;
+    return new OriginlinkError(last.code, last.side, `${last.message} (connects to ${this.origin} failing: the next in ${wait} ms)`, {
+      cause: last,
+      retrySafe: true,
+      facts: NOT_SENT,
+      details: { ...last.details, origin: this.origin, backoffMs: wait },
+    });
+  }
+
+  /** A connection that takes requests now or once its current ones end (not a draining or closed one). */
+  #canServe(): boolean {
+    for (const e of this.#entries.values()) if (e.conn.state === 'ready') return true;
+    return false;
   }
 
   #dequeue(w: Waiter): void {
@@ -301,9 +334,7 @@ export class Pool implements TickMember {
     if (toDial <= 0) return;
     const wait = this.#nextDialAt - performance.now();
     if (wait > 0) {
-      if (!this.#retryTimer) {
-        this.#retryTimer = setTimeout(this.#afterBackoff, wait);
-      }
+      this.#armRetry(wait);
       return;
     }
     for (let i = 0; i < toDial; i++) this.#dialOne();
@@ -315,6 +346,13 @@ export class Pool implements TickMember {
     this.#failures++;
     const cap = Math.min(this.opts.connectBackoffMaxMs, this.opts.connectBackoffBaseMs * 2 ** (this.#failures - 1));
     this.#nextDialAt = performance.now() + cap * (0.5 + Math.random() * 0.5);
+  }
+
+  /** Unref'd: a queued request's own deadline keeps the process alive; warm top-ups alone never do. */
+  #armRetry(wait: number): void {
+    if (this.#retryTimer) return;
+    this.#retryTimer = setTimeout(this.#afterBackoff, wait);
+    this.#retryTimer.unref();
   }
 
   /** The backoff is over: one timer for both waits (queued requests, warm top-ups), so neither is left behind. */
@@ -329,7 +367,7 @@ export class Pool implements TickMember {
     // Warm dials wait out the backoff too: an origin that accepts and closes at once was redialled in a tight loop.
     const wait = this.#nextDialAt - performance.now();
     if (wait > 0) {
-      if (!this.#retryTimer) this.#retryTimer = setTimeout(this.#afterBackoff, wait);
+      this.#armRetry(wait);
       return;
     }
     const missing = this.#keepWarm() - this.#open() - this.#dialing;
@@ -393,6 +431,7 @@ export class Pool implements TickMember {
       (conn) => {
         this.#dialing--;
         this.#nextDialAt = 0;
+        this.#dialError = null;
         if (this.#closed) { conn.destroy(); this.#checkDrained(); return; }
         this.#add(conn);
         this.#pump();
@@ -400,11 +439,13 @@ export class Pool implements TickMember {
       (err: unknown) => {
         this.#dialing--;
         // No request byte was sent: retry-safe for every waiter (each gets its own copy).
-        const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED).with({ retrySafe: true, facts: NOT_SENT });
+        const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED).with({ retrySafe: true, facts: NOT_SENT, details: { origin: this.origin } });
         this.counters.connectFailed(oe.code);
         this.#backOff();
+        // Our own abort (close, destroy) says nothing about the origin.
+        if (oe.code !== ErrorCode.ABORTED) this.#dialError = oe;
         // With nothing else coming, the waiters would only sit out their timeout: fail them now.
-        if (this.#open() === 0 && this.#dialing === 0) {
+        if (!this.#canServe() && this.#dialing === 0) {
           const ws = this.#pending.splice(0);
           for (const w of ws) { this.#clearWaiter(w); w.reject(oe.with({})); }
         }

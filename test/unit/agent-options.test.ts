@@ -37,3 +37,16 @@ describe('Agent options', () => {
     })).toBeNull();
   });
 });
+
+describe('requests the Agent refuses at once', () => {
+  it('protocol h3 with an http:// URL: OL_UNSUPPORTED_PROTOCOL before any dial (it spent 30.5 s in a QUIC timeout)', async () => {
+    const agent = new Agent({ protocol: 'h3' });
+    const t0 = performance.now();
+    const e = await agent.request({ url: 'http://127.0.0.1:1/' }).catch((x: unknown) => x as OriginlinkError);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect([e.code, e.message]).toEqual(['OL_UNSUPPORTED_PROTOCOL', 'protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://127.0.0.1:1']);
+    const r = await new Agent().request({ url: 'http://127.0.0.1:1/', protocol: 'h3' }).catch((x: unknown) => x as OriginlinkError);
+    expect(r.code).toBe('OL_UNSUPPORTED_PROTOCOL');
+    await agent.close();
+  });
+});
