@@ -34,10 +34,10 @@ import { LruMap } from '../util/lru.js';
 import { retryDecision } from './policy.js';
 import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
 import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tracing.js';
-import { splitSimpleUrl } from './target.js';
+import { parseUrl, splitSimpleUrl } from './target.js';
 import { OriginResponse } from './response.js';
 import { DEFAULT_RETRY_BUFFER_BYTES, ReplayBody } from './replay-body.js';
-import { AGENT_KEYS, checkKeys, ORIGIN_KEYS, type AgentOptions, type OriginOverrides, type RequestOptions, type TlsOptions } from './options.js';
+import { AGENT_KEYS, checkKeys, checkOptionValues, checkRequest, ORIGIN_KEYS, type AgentOptions, type OriginOverrides, type RequestOptions, type TlsOptions } from './options.js';
 import { PoolRegistry, type OriginPlan, type PoolInfo } from './registry.js';
 import { MemorySessionStore, type SessionStore } from '../store/session-store.js';
 import { Resolver } from '../net/resolver.js';
@@ -113,7 +113,12 @@ export class Agent {
 
   constructor(opts: AgentOptions = {}) {
     checkKeys(opts, AGENT_KEYS, '');
-    for (const [k, o] of Object.entries(opts.origins ?? {})) checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
+    for (const [k, o] of Object.entries(opts.origins ?? {})) {
+      checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
+      const u = URL.canParse(k) ? new URL(k) : null;
+      if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '') throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
+    }
+    checkOptionValues(opts);
     this.#maxRetries = opts.maxRetries ?? 2;
     if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0) throw configError('maxRetries', 'must be a non-negative integer');
     this.#retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
@@ -158,7 +163,7 @@ export class Agent {
 
   /** What is known about a URL's origin and which protocol `auto` would pick now. */
   origin(url: string | URL): OriginReport {
-    const u = typeof url === 'string' ? new URL(url) : url;
+    const u = typeof url === 'string' ? parseUrl(url, 'url') : url;
     const scheme = u.protocol === 'https:' ? 'https' : 'http';
     const origin = `${scheme}://${u.hostname}:${u.port || (scheme === 'https' ? 443 : 80)}`;
     const st = this.#selector.state(origin);
@@ -172,7 +177,7 @@ export class Agent {
 
   /** The pool for a URL's origin under a protocol policy (created on first use). */
   pool(url: string | URL, protocol?: ProtocolPolicy, proxy?: ProxyNode | null): Pool {
-    const u = typeof url === 'string' ? new URL(url) : url;
+    const u = typeof url === 'string' ? parseUrl(url, 'url') : url;
     return this.#registry.find(u, protocol, proxy === undefined ? this.#pickProxy(u) : proxy, false).pool;
   }
 
@@ -302,21 +307,25 @@ export class Agent {
   /** A request's state for its attempts; throws on a bad argument (before any span starts). */
   #begin(o: RequestOptions): AgentRequest {
     const t0 = turnNow();
+    checkRequest(o);
     let names: string | readonly string[];
     let path: string;
     let url0: URL | null = null;
     const simple = typeof o.url === 'string' ? splitSimpleUrl(o.url) : null;
     if (simple !== null) {
       // The origin parsed once (cached), the request target as written (agent/target.ts says when that is exact).
-      url0 = this.#originUrl(simple.origin);
+      url0 = this.#originUrl(simple.origin, 'url');
       names = url0.origin;
       path = simple.target;
     } else if (o.url !== undefined) {
-      url0 = typeof o.url === 'string' ? new URL(o.url) : o.url;
+      url0 = typeof o.url === 'string' ? parseUrl(o.url, 'url') : o.url;
+      if (!(url0 instanceof URL)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'url: must be a string or a URL', { details: { field: 'url' } });
       names = url0.origin;
       path = `${url0.pathname}${url0.search}`;
     } else {
       names = o.origin;
+      if (typeof names !== 'string' && !Array.isArray(names)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'a request needs url, or origin and path', { details: { field: 'url' } });
+      if (typeof o.path !== 'string') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'path: must be a string starting with "/"', { details: { field: 'path' } });
       if (typeof names !== 'string' && names.length === 0) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
       // Every origin of the list parsed now: a bad one is the caller's error before anything is sent.
       if (typeof names === 'string') url0 = this.#originUrl(names);
@@ -444,11 +453,11 @@ export class Agent {
   }
 
   /** Parsed origin URLs, so the `{ origin, path }` form parses each origin once (bounded). */
-  #originUrl(origin: string): URL {
+  #originUrl(origin: string, field = 'origin'): URL {
     // peek: a parse cache needs no recency bookkeeping on the hot path (LruMap.get re-inserts).
     let u = this.#origins.peek(origin);
     if (!u) {
-      u = new URL(origin);
+      u = parseUrl(origin, field);
       if (u.pathname !== '/' || u.search !== '') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `origin must be scheme://host[:port] (got ${JSON.stringify(origin)})`);
       this.#origins.set(origin, u);
     }
