@@ -171,6 +171,11 @@ export interface PooledConnection {
   isUsable(): boolean;
   /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
   quickAck?(on: boolean): void;
+  /**
+   * Whether this connection's socket keeps the process alive (Node's ref/unref): the pool lets go of an idle one
+   * and takes it again for a request, as undici does, so a script that forgets `close()` exits.
+   */
+  hold?(on: boolean): void;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */
   ping?(timeoutMs: number): Promise<number>;
   /**

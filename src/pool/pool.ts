@@ -54,6 +54,37 @@ interface Entry {
   /** We drained it (idle): its close is ours, not the origin's refusal. */
   retired: boolean;
   pinging: boolean;
+  /** Its socket keeps the process alive (PooledConnection.hold): from a request until it is idle at a turn's end. */
+  held: boolean;
+}
+
+/**
+ * Connections that became idle in this turn of the event loop: those still idle at its end let go of the process
+ * (one Immediate for every pool). A connection taken again in the same turn — back-to-back requests — is never let
+ * go and taken again: ref/unref is a call into the binding (~110 ns a pair over TCP, ~220 ns over TLS, measured).
+ */
+const goingIdle = new Set<Entry>();
+let idleSweep: NodeJS.Immediate | null = null;
+/** The setImmediate the sweep was queued with: when a test's fake timers come or go that one may never run (as util/clock.ts). */
+let sweepQueuedWith: typeof setImmediate | null = null;
+
+function releaseWhenIdle(e: Entry): void {
+  if (!e.held || e.conn.hold === undefined) return;
+  goingIdle.add(e);
+  if (idleSweep === null || sweepQueuedWith !== setImmediate) {
+    sweepQueuedWith = setImmediate;
+    idleSweep = setImmediate(sweepIdle);
+  }
+}
+
+function sweepIdle(): void {
+  idleSweep = null;
+  for (const e of goingIdle) {
+    if (!e.held || e.conn.active > 0 || e.conn.state === 'closed') continue;
+    e.held = false;
+    e.conn.hold?.(false);
+  }
+  goingIdle.clear();
 }
 
 /** A connection closed within this of its dial without serving a request counts as a failed dial (backoff). */
@@ -274,6 +305,10 @@ export class Pool implements TickMember {
     const conn = e.conn;
     const reused = conn.served > 0;
     e.idle.clear();
+    if (!e.held) {
+      e.held = true;
+      conn.hold?.(true);
+    }
     this.counters.request(reused);
     const max = this.opts.maxRequestsPerConnection;
     const sent = conn.request(req);
@@ -505,6 +540,7 @@ export class Pool implements TickMember {
       hinted: false,
       retired: false,
       pinging: false,
+      held: true,
     };
     this.#entries.set(conn, e);
     if (this.#entries.size === 1) this.#ticker.add(this);
@@ -517,6 +553,7 @@ export class Pool implements TickMember {
           if (conn.active === 0) {
             this.#armIdle(e);
             this.#stackIdle(e);
+            releaseWhenIdle(e);
           }
           this.#pump();
           break;
@@ -564,6 +601,7 @@ export class Pool implements TickMember {
     });
     this.#armIdle(e);
     this.#stackIdle(e);
+    releaseWhenIdle(e);
   }
 
   /**
