@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { ConfigError, loadConfigFile, type ServiceConfig } from '../service/config.js';
+import { ConfigError, configErrorAt, failedField, loadConfigFile, type ServiceConfig } from '../service/config.js';
 import { Service } from '../service/service.js';
 import { reloadFromFile } from '../service/reload.js';
 import { parseWorkers, runCluster, workerSlot } from '../service/cluster.js';
@@ -39,7 +39,16 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   if (values.check) { process.stdout.write(`${file}: ok (${config.listeners.length} listener(s), ${config.origins.size} origin(s), ${config.routes.length} route(s))\n`); return 0; }
   if (values.workers !== undefined || workerSlot() !== null) return serveCluster(file, config, values.workers);
-  const svc = await Service.start(config);
+  let svc: Service;
+  try {
+    svc = await Service.start(config);
+  } catch (e) {
+    // A listener that cannot bind (another process holds its port): its field's error, one line, as --check's.
+    const field = failedField(e, config);
+    if (field === null) throw e;
+    process.stderr.write(`originlink: config error: ${configErrorAt(file, field, String((e as OriginlinkError).details['reason'])).message}\n`);
+    return 78;
+  }
   const code = await serveUntilSignal(svc, file);
   setTimeout(() => process.exit(code), 500).unref(); // nothing may hold the process once stopped
   return code;

@@ -46,6 +46,21 @@ export function rebindKey(l: ListenerConfig): string {
   return `${l.kind}|${l.host}|${l.port}|${l.http2}`;
 }
 
+/** A bind's errno in words (what `serve` prints for a listener that cannot start). */
+export function bindReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return 'EADDRINUSE (another socket holds the port)';
+  if (code === 'EACCES') return 'EACCES (a port below 1024 needs privileges)';
+  if (code === 'EADDRNOTAVAIL') return 'EADDRNOTAVAIL (no interface has that address)';
+  return code ?? (e as Error).message;
+}
+
+/** A listener that cannot bind: a config error naming it (serve.ts turns it into `file:line: listeners[i].port: …`). */
+export function cannotListen(cfg: ListenerConfig, e: unknown): OriginlinkError {
+  const reason = `cannot listen on ${cfg.host}:${cfg.port}: ${bindReason(e)}`;
+  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: ${reason}`, { cause: e, details: { listener: cfg.name, reason } });
+}
+
 /** The forwarder as the handler of one listener's servers. */
 export function frontHandler(hooks: Pick<ListenerHooks, 'handle'>, info: FrontInfo): RequestHandler {
   return (req) => hooks.handle(req, info);
@@ -165,7 +180,7 @@ export class TcpListener implements Listener {
     this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
     await new Promise<void>((resolve, reject) => {
       const f = this.#front as net.Server;
-      f.once('error', (e: NodeJS.ErrnoException) => reject(new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: cannot listen on ${cfg.host}:${cfg.port}: ${e.code ?? e.message}`, { cause: e })));
+      f.once('error', (e: NodeJS.ErrnoException) => reject(cannotListen(cfg, e)));
       f.listen({ host: cfg.host, port: cfg.port }, () => {
         f.removeAllListeners('error');
         f.on('error', (e) => this.#hooks.log.error({ listener: cfg.name, err: e.message }, 'listener error'));
