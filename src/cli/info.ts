@@ -10,6 +10,7 @@ import { release } from 'node:os';
 import { BINDING_PACKAGE, quicheAvailable } from '../quic/quiche.js';
 import { socketFd, udpAddon, udpAddonPath, udpAddonReason } from '../quic/udp-native.js';
 import { setTfoLogger, tfoAddonStatus, tfoSysctl } from '../net/tfo.js';
+import { packageVersion } from './version.js';
 
 export interface Info {
   originlink: string;
@@ -32,10 +33,6 @@ export interface Info {
 
 const require = createRequire(import.meta.url);
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** The quiche version compiled into the binding, read from the source paths embedded in the binary (`quiche-X.Y.Z/src`). */
 function quicheVersion(): string | null {

@@ -109,10 +109,10 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     expect(busyAdmin.stderr).toMatch(/busy-admin\.yaml:\d+: admin\.port: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
     expect(busyAdmin.stderr).not.toMatch(/\n\s+at /);
     const noCa = await runCli(['fetch', 'https://127.0.0.1:1/', '--cacert', join(dir, 'no-such-ca.pem')]);
-    expect([noCa.code, noCa.stderr.trim()]).toEqual([1, `originlink: ENOENT: no such file or directory, open '${join(dir, 'no-such-ca.pem')}'`]);
+    expect([noCa.code, noCa.stderr.trim()]).toEqual([77, `originlink: (77) cannot read the CA file ${join(dir, 'no-such-ca.pem')}: ENOENT`]);
     const bogus = await runCli(['fetch', '--bogus']);
     expect(bogus.code).toBe(2);
-    expect(bogus.stderr).toMatch(/^originlink: Unknown option '--bogus'/);
+    expect(bogus.stderr).toMatch(/^originlink: \(2\) option --bogus: is unknown/);
     expect(bogus.stderr).not.toMatch(/\n\s+at /);
     writeFileSync(join(dir, 'good.yaml'), config(one.port, 0, 0));
     const ok = await runCli(['serve', '--config', join(dir, 'good.yaml'), '--check']);
