@@ -84,7 +84,11 @@ export interface ConnectionFacts {
   remotePort: number;
   localAddress: string;
   localPort: number;
-  /** ms from start to transport established (TCP connect, or QUIC handshake; through a proxy: TCP to the proxy + the tunnel's CONNECT or SOCKS exchange). */
+  /**
+   * ms from start to transport established: TCP connect; for h3 from the dial's start to the QUIC handshake's end
+   * (resolving, the UDP endpoint, and for a process's first h3 dial loading the QUIC module); through a proxy: TCP to
+   * the proxy + the tunnel's CONNECT or SOCKS exchange.
+   */
   connectMs: number;
   /** ms spent in the TLS handshake after TCP connected (0 for QUIC: it is in connectMs). */
   tlsMs: number;
