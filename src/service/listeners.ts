@@ -61,6 +61,9 @@ export function cannotListen(cfg: ListenerConfig, e: unknown): OriginlinkError {
   return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: ${reason}`, { cause: e, details: { listener: cfg.name, reason } });
 }
 
+/** The first bytes of the HTTP/2 client preface (RFC 9113 §3.4); no HTTP/1.1 method is PRI. */
+const PRI = Buffer.from('PRI * HTTP/2.0');
+
 /** The forwarder as the handler of one listener's servers. */
 export function frontHandler(hooks: Pick<ListenerHooks, 'handle'>, info: FrontInfo): RequestHandler {
   return (req) => hooks.handle(req, info);
@@ -126,7 +129,7 @@ export class TcpListener implements Listener {
         onError,
       };
     }
-    if (cfg.kind === 'h2c' || (cfg.kind === 'https' && cfg.http2)) {
+    if (cfg.kind === 'h2c' || cfg.kind === 'http' || (cfg.kind === 'https' && cfg.http2)) {
       this.#h2 = {
         handler,
         maxConcurrentStreams: lim.maxConcurrentStreams,
@@ -174,8 +177,10 @@ export class TcpListener implements Listener {
       });
       front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
       this.#front = front;
+    } else if (cfg.kind === 'h2c') {
+      this.#front = net.createServer((s) => this.#serve(s, 'h2', 'http'));
     } else {
-      this.#front = net.createServer((s) => this.#serve(s, cfg.kind === 'h2c' ? 'h2' : 'h1', 'http'));
+      this.#front = net.createServer((s) => this.#sniff(s));
     }
     this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
     await new Promise<void>((resolve, reject) => {
@@ -198,6 +203,23 @@ export class TcpListener implements Listener {
       this.#hooks.metrics.front.connections.dec({ listener: this.config.name });
     });
     s.on('error', () => { /* reported by the server that owns the protocol */ });
+  }
+
+  /**
+   * An `http` listener's connection: HTTP/1.1, or HTTP/2 with prior knowledge when it opens with the HTTP/2
+   * preface (RFC 9113 §3.3: `PRI * HTTP/2.0`), told by its first bytes as nginx (`http2 on`) and Envoy (codec
+   * AUTO) tell it. Answered in HTTP/1.1, such a client got a 505 it cannot read: curl said "Empty reply".
+   */
+  #sniff(s: net.Socket): void {
+    const timer = setTimeout(() => s.destroy(), this.#limits.requestHeaderTimeoutMs);
+    timer.unref();
+    s.once('close', () => clearTimeout(timer));
+    s.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      s.pause();
+      s.unshift(first); // the session's reader takes what is buffered first (net/socket-reads.ts)
+      this.#serve(s, first.length >= PRI.length && first.subarray(0, PRI.length).equals(PRI) ? 'h2' : 'h1', 'http');
+    });
   }
 
   #serve(socket: net.Socket, protocol: 'h1' | 'h2', scheme: 'https' | 'http'): void {
