@@ -4,6 +4,7 @@
  * bad new config keeps the old one running.
  */
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { ConfigError, configErrorAt, failedField, loadConfigFile, type ServiceConfig } from '../service/config.js';
@@ -11,10 +12,14 @@ import { Service } from '../service/service.js';
 import { reloadFromFile } from '../service/reload.js';
 import { parseWorkers, runCluster, workerSlot } from '../service/cluster.js';
 
+/** The package's docs/ (shipped with it: package.json "files"), so --help names a file that is there. */
+const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+
 export const SERVE_USAGE = `usage: originlink serve [--config FILE] [--check] [--workers N|auto]
-  --config FILE   YAML config (default ./originlink.yaml); see docs/config.md
-  --check         validate the config and exit (0 = valid)
-  --workers N     run N worker processes (node:cluster; auto = one per core); see docs/workers.md
+  --config FILE   YAML config (default ./originlink.yaml); every field: ${DOCS}config.md
+  --check         build what serve builds (TLS contexts, binds) without serving; exit 0 = valid, 78 = not
+  --workers N     run N worker processes (node:cluster; auto = one per core); see ${DOCS}workers.md
+a bad config: one line file:line: field: reason, exit 78
 signals: SIGTERM/SIGINT graceful stop (shutdown.graceMs), SIGHUP reload config`;
 
 export async function runServe(argv: string[]): Promise<number> {
