@@ -193,10 +193,12 @@ function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions):
   const who = name === o.host ? peer : `${name} (${peer})`;
   if (err.code === ErrorCode.CERT_INVALID) {
     const code = (e as NodeJS.ErrnoException).code;
+    // The same field names in the Agent's options and the service's origins (`tls.ca`, `tls.servername`); the
+    // service spells "do not verify" `tls.verify: false`.
     const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-      ? 'its certificate does not hold that name: set tls.servername to a name it holds'
-      : 'trust its issuer: tls.ca (PEM text or bytes of the CA certificate)';
-    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `certificate of ${who} not accepted: ${err.message}; ${hint}, or tls.rejectUnauthorized: false to skip verification`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer, verifyCode: code } });
+      ? 'it does not hold that name: set tls.servername to one it holds'
+      : 'trust its issuer with tls.ca';
+    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `certificate of ${who} not accepted: ${err.message}; ${hint} (or skip verification: tls.rejectUnauthorized false, serve: tls.verify false)`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer, verifyCode: code } });
   }
   if (tcpUp && (err.code === ErrorCode.SOCKET_CLOSED || err.code === ErrorCode.TLS_FAILED || err.code === ErrorCode.SOCKET_RESET)) {
     return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake with ${who} failed: ${err.message}`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer } });
