@@ -10,7 +10,7 @@
 // to tls.connect({ ca }). Prints a Markdown table and writes bench/results/dial-DATE.json.
 // Needs nginx (Debian nginx-light) and a built dist/.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -36,7 +36,9 @@ process.on('exit', stop);
 
 try {
   await waitPort(port);
-  const connector = async (distDir) => (await import(join(distDir, 'transport', 'tcp.js'))).connectTcp;
+  // net/tcp.js since the layout (issue 41); an anchor built before it has transport/tcp.js.
+  const connector = async (distDir) =>
+    (await import(join(distDir, existsSync(join(distDir, 'net', 'tcp.js')) ? 'net' : 'transport', 'tcp.js'))).connectTcp;
   const ours = await connector(DIST);
   const anchor = process.env.BENCH_ANCHOR_DIST ? await connector(process.env.BENCH_ANCHOR_DIST) : null;
   const viaTls = (opts) => () => new Promise((resolve, reject) => {

