@@ -131,6 +131,14 @@ export function isOriginlinkError(e: unknown): e is OriginlinkError {
   return e instanceof OriginlinkError;
 }
 
+/** Node's codes for a certificate that failed verification (OpenSSL's X509_V_ERR_* names, and Node's name check). */
+const CERT_CODES: ReadonlySet<string> = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
+  'CERT_REJECTED', 'CERT_REVOKED', 'CERT_SIGNATURE_FAILURE', 'CERT_CHAIN_TOO_LONG', 'INVALID_CA', 'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED', 'HOSTNAME_MISMATCH', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+]);
+
 /**
  * Wrap any thrown value into an OriginlinkError, keeping it as `cause`. Never retry-safe by itself: the same errno
  * (ETIMEDOUT, EHOSTUNREACH) comes from a connect and from a connection that carried a request, and only the caller
@@ -153,14 +161,8 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
       return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'network', msg, { cause: e });
     case 'ETIMEDOUT':
       return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', msg, { cause: e });
-    case 'ERR_TLS_CERT_ALTNAME_INVALID':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-    case 'CERT_HAS_EXPIRED':
-      return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', msg, { cause: e });
     default:
+      if (typeof err?.code === 'string' && CERT_CODES.has(err.code)) return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', msg, { cause: e });
       return new OriginlinkError(fallback, 'network', msg, { cause: e });
   }
 }

@@ -9,6 +9,7 @@ import type { EarlyDataPolicy } from '../http/early-data.js';
 import type { HeaderList, PooledConnection, RequestBody } from '../http/types.js';
 import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
 import type { ProxyOptions } from '../net/proxy.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
 import { configError, DEFAULT_POOL_OPTIONS, type PoolOptions } from '../pool/options.js';
 import type { OriginCache } from '../probe/cache.js';
 import type { SelectionOptions } from '../probe/state.js';
@@ -173,10 +174,66 @@ export interface RequestCommon {
  */
 export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'quicBbr', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
 export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack', 'quicBbr'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername'] as const satisfies ReadonlyArray<keyof TlsOptions>;
+/** What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request sent as a GET. */
+const REQUEST_KEYS: ReadonlySet<string> = new Set(['url', 'origin', 'path', 'method', 'headers', 'body', 'signal', 'protocol', 'authority', 'allowEarlyData', 'responseBufferBytes', 'onInformational', 'traceContext'] satisfies ReadonlyArray<keyof RequestTarget | keyof RequestCommon>);
 const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
 const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
+const allTlsKeys: Exclude<keyof TlsOptions, (typeof TLS_KEYS)[number]> extends never ? true : never = true;
 void allAgentKeys;
 void allOriginKeys;
+void allTlsKeys;
+
+export const PROTOCOL_POLICIES: readonly ProtocolPolicy[] = ['auto', 'h1', 'h2', 'h3'];
+const EARLY_DATA: readonly EarlyDataPolicy[] = ['never', 'safe', 'always'];
+
+/**
+ * The values an Agent and its origin overrides are given, checked once at construction (OL_INVALID_CONFIG naming
+ * the field): `protocol: 'h4'` ran as h2, and a `tls.ca` given a file name failed every connect later as "unable to
+ * verify the first certificate".
+ */
+export function checkOptionValues(opts: AgentOptions): void {
+  checkLayer(opts, '');
+  for (const [k, o] of Object.entries(opts.origins ?? {})) checkLayer(o, `origins["${k}"]`);
+}
+
+function checkLayer(o: AgentOptions | OriginOverrides, where: string): void {
+  const at = (f: string): string => (where ? `${where}.${f}` : f);
+  if (o.protocol !== undefined && !PROTOCOL_POLICIES.includes(o.protocol)) throw configError(at('protocol'), `must be one of ${PROTOCOL_POLICIES.join(', ')}, got ${JSON.stringify(o.protocol)}`);
+  if (o.earlyData !== undefined && !EARLY_DATA.includes(o.earlyData)) throw configError(at('earlyData'), `must be one of ${EARLY_DATA.join(', ')}, got ${JSON.stringify(o.earlyData)}`);
+  if (o.tfo !== undefined && typeof o.tfo !== 'boolean') throw configError(at('tfo'), `must be true or false, got ${JSON.stringify(o.tfo)}`);
+  const tls = o.tls;
+  if (tls === undefined) return;
+  if (tls === null || typeof tls !== 'object') throw configError(at('tls'), 'must be an object');
+  checkKeys(tls, TLS_KEYS, at('tls'));
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') throw configError(at('tls.rejectUnauthorized'), `must be true or false, got ${JSON.stringify(tls.rejectUnauthorized)}`);
+  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername === '')) throw configError(at('tls.servername'), 'must be a host name');
+  if (tls.ca !== undefined) for (const c of Array.isArray(tls.ca) ? tls.ca : [tls.ca]) checkPem(c, at('tls.ca'));
+}
+
+/** A trusted CA is PEM text or bytes (what tls.createSecureContext takes), never the name of a file. */
+function checkPem(c: unknown, field: string): void {
+  if (typeof c !== 'string' && !Buffer.isBuffer(c)) throw configError(field, 'must be PEM text or bytes (a string or a Buffer), or a list of them');
+  const text = typeof c === 'string' ? c : c.subarray(0, 64 * 1024).toString('latin1');
+  if (text.includes('-----BEGIN CERTIFICATE-----')) return;
+  const looksLikePath = typeof c === 'string' && c.length < 4096 && !/[\r\n]/.test(c);
+  throw configError(field, looksLikePath
+    ? `expects the certificate's PEM text, not a file name: read it first (tls: { ca: readFileSync(${JSON.stringify(c)}) })`
+    : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+}
+
+/**
+ * A request's own fields (a hot path: one pass over its keys, no allocation): an unknown one is OL_INVALID_ARGUMENT
+ * naming it, as is a protocol policy that does not exist.
+ */
+export function checkRequest(o: RequestOptions): void {
+  for (const k in o) {
+    if (!REQUEST_KEYS.has(k)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `request field ${JSON.stringify(k)} is not known (known: ${[...REQUEST_KEYS].join(', ')})`, { details: { field: k } });
+  }
+  if (o.protocol !== undefined && !PROTOCOL_POLICIES.includes(o.protocol)) {
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `request protocol must be one of ${PROTOCOL_POLICIES.join(', ')}, got ${JSON.stringify(o.protocol)}`, { details: { field: 'protocol' } });
+  }
+}
 
 /** Refuse an option name `known` does not hold; a pool option in the wrong place is named with its place. */
 export function checkKeys(o: object, known: readonly string[], where: string): void {

@@ -18,6 +18,8 @@ export interface RetryInput {
   aborted: boolean;
   /** URLs of the origin (ordered failover); 1 for a plain URL. */
   urls: number;
+  /** URLs of the failover list this request has not tried yet (0 for a plain URL). */
+  untried: number;
 }
 
 export type RetryDecision =
@@ -32,8 +34,14 @@ export type RetryDecision =
  */
 const CONNECTION_LOST: ReadonlySet<string> = new Set([ErrorCode.SOCKET_CLOSED, ErrorCode.SOCKET_RESET, ErrorCode.QUIC_FAILED]);
 
-/** Failures that say nothing reached this URL's server: the next URL is tried, not this one again. */
-const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.CONNECT_FAILED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.TLS_FAILED, ErrorCode.CERT_INVALID]);
+/**
+ * Failures that say this URL's server could not be reached or spoken to: its name does not resolve, its port
+ * refuses or does not answer, its TLS handshake fails or its certificate is not trusted, it does not speak the
+ * protocol asked for (ALPN). Tried again within the request they fail the same way (its pool answers at once while
+ * its connects back off, pool.ts), so only the next URL of an ordered failover is tried, never this one again — as
+ * nginx's proxy_next_upstream moves to the next server and never back to the one that failed.
+ */
+const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.DNS_FAILED, ErrorCode.CONNECT_FAILED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.TLS_FAILED, ErrorCode.CERT_INVALID, ErrorCode.UNSUPPORTED_PROTOCOL]);
 
 /** The failure says this URL's server could not be reached: an ordered failover moves to the next URL (requests and tunnels alike). */
 export function unreachable(err: OriginlinkError): boolean {
@@ -43,7 +51,8 @@ export function unreachable(err: OriginlinkError): boolean {
 /**
  * Never a silent replay of anything but:
  *  - a replayable body, not aborted by the caller, within the attempt budget
- *    (`1 + maxRetries`, plus one per further URL when failing over), and
+ *    (`1 + maxRetries`, plus one per further URL when failing over),
+ *  - never to a URL that was unreachable or whose queue was full (only to a URL not tried yet), and
  *  - either the failure proves the origin did not process the request
  *    (`retrySafe`: never connected, refused stream, above GOAWAY's last id,
  *    early data rejected), or the request is idempotent and its reused
@@ -61,10 +70,9 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
   if (!err.retrySafe && !staleReuse && !abandonedEarly) return NO;
   // Our own queue full or waited out: the same pool again only queues again (at the back, three timeouts long);
-  // another URL of the origin may have room.
-  const queued = err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;
-  if (queued && r.urls <= 1) return NO;
-  const failover = r.urls > 1 && (unreachable(err) || queued);
+  // another URL of the origin may have room. An unreachable URL: only another URL may answer.
+  const failover = unreachable(err) || err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;
+  if (failover && r.untried <= 0) return NO;
   const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
   if (r.attempt >= budget) return NO;
   return { retry: true, failover };

@@ -6,7 +6,7 @@ import type { PoolResult } from '../pool/pool.js';
 export interface ResponseTimings {
   /** Time waiting for a connection slot (includes dialing), ms. */
   queueMs: number;
-  /** From `request()` to the response head, ms, across all attempts. */
+  /** From `request()` (the real clock) to the response head (its event-loop turn's reading: never later), ms, across all attempts. */
   ttfbMs: number;
 }
 

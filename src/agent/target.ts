@@ -16,6 +16,18 @@
  * parse. test/unit/url-target.test.ts checks it against `new URL()`.
  */
 
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import { redact } from '../util/redact.js';
+
+/** `new URL(text)`, or OL_INVALID_ARGUMENT naming `field` (never the parser's bare TypeError). */
+export function parseUrl(text: string, field: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${field}: not a URL: ${JSON.stringify(redact(String(text)).slice(0, 200))}`, { details: { field } });
+  }
+}
+
 /** scheme://authority then a path of verbatim characters and an optional query of verbatim characters. */
 const SIMPLE = /^(https?:\/\/[A-Za-z0-9.\-:[\]]+)(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?]+)?)$/;
 

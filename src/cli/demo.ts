@@ -22,7 +22,9 @@ export const DEMO_USAGE = `usage: originlink demo [options]   (npm start)
   --duration S      stop after S seconds (default: run until Ctrl-C)
   --selftest        send requests through the connector to every origin; exit 0 only if all succeed
   --no-traffic      do not generate background requests (the table then counts only yours)
-  --random-ports    use free ports instead of the defaults (8443, 8080, 8081, 9464, 9441-9443)
+  --random-ports    use free ports instead of the defaults (8443, 8080, 8081, 9464, 9441-9443); a busy default
+                    is replaced by a free port anyway, and the demo says which
+  --keep-log        keep the request log file after the demo stops (default: removed)
   --config FILE     another demo config (default config/demo.yaml)`;
 
 const PKG_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -51,6 +53,23 @@ function tryPort(port: number, kind: 'tcp' | 'udp'): Promise<number | null> {
   });
 }
 
+/**
+ * The demo's ports: the environment's (DEMO_*_PORT), else the default when it is free, else (or with `random`) a
+ * free one. `moved` says which defaults were busy and where they went.
+ */
+export async function pickPorts(base: NodeJS.ProcessEnv, random: boolean, probe: (port: number, kind: 'tcp' | 'udp') => Promise<number | null>): Promise<{ env: NodeJS.ProcessEnv; moved: string[] }> {
+  const env: NodeJS.ProcessEnv = { ...base };
+  const moved: string[] = [];
+  for (const [name, def, kind] of PORTS) {
+    if (env[name]) continue;
+    const free = random ? null : await probe(def, kind);
+    const p = free ?? (await probe(0, kind));
+    if (free === null && !random) moved.push(`${def} → ${p}`);
+    env[name] = String(p);
+  }
+  return { env, moved };
+}
+
 export async function runDemo(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -59,6 +78,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       selftest: { type: 'boolean', default: false },
       'no-traffic': { type: 'boolean', default: false },
       'random-ports': { type: 'boolean', default: false },
+      'keep-log': { type: 'boolean', default: false },
       config: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -69,12 +89,9 @@ export async function runDemo(argv: string[]): Promise<number> {
   const out = (s: string): void => { process.stdout.write(`${s}\n`); };
   const t0 = Date.now();
 
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [name, def, kind] of PORTS) {
-    if (env[name]) continue;
-    const p = (!values['random-ports'] && (await tryPort(def, kind))) || (await tryPort(0, kind));
-    env[name] = String(p);
-  }
+  const { env, moved } = await pickPorts(process.env, values['random-ports'], tryPort);
+  // A busy default port is replaced, and said so: the URLs below are the ones to use (it moved silently before).
+  if (moved.length > 0) out(`default ports busy, moved: ${moved.join(', ')} (DEMO_FRONT_TLS_PORT=… and the other DEMO_*_PORT variables choose them)`);
   const certDir = join(PKG_ROOT, 'config', 'demo-certs');
   const cert = readFileSync(join(certDir, 'leaf.pem'));
   const key = readFileSync(join(certDir, 'leaf.key'));
@@ -111,12 +128,13 @@ export async function runDemo(argv: string[]): Promise<number> {
   if (httpPort) out(`  curl http://127.0.0.1:${httpPort}/h1/bytes/100000 -o /dev/null -w '%{http_code} %{size_download}\\n'`);
   if (h2cPort) out(`  curl --http2-prior-knowledge http://127.0.0.1:${h2cPort}/h3/`);
   if (svc.adminPort) out(`  curl http://127.0.0.1:${svc.adminPort}/metrics   (also /healthz, /stats)`);
-  out(`request log (JSON lines): ${logFile}`);
+  out(`request log (JSON lines): ${logFile} (${values['keep-log'] ? 'kept' : 'removed'} when the demo stops${values['keep-log'] ? '' : '; --keep-log keeps it'})`);
 
   const stopAll = async (): Promise<void> => {
     await svc.shutdown(1000);
     await Promise.all(origins.map((o) => o.close().catch(() => {})));
-    if (values.selftest || duration !== null) rmSync(logFile, { force: true }); // automated runs leave nothing behind
+    // Nothing left behind in the temporary directory unless asked (it grew there with every run before).
+    if (!values['keep-log']) rmSync(logFile, { force: true });
   };
 
   if (values.selftest) {

@@ -1,38 +1,23 @@
-/** `originlink fetch`: a curl-like client through the pool. */
+/**
+ * `originlink fetch`: a curl-like client through the pool. It exits as curl does (exit-codes.ts); its timings are
+ * read on the real clock here (performance.now() around each step), not the Agent's once-per-turn reading.
+ */
 import { createHash } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import type { AgentOptions } from '../agent/options.js';
 import type { OriginResponse } from '../agent/response.js';
 import { openStores } from '../agent/stores.js';
-import type { HeaderList } from '../http/types.js';
-import type { ProtocolPolicy } from '../connect/connect.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import type { HeaderList, ProxyFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';
-import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
-import type { ProxyFacts } from '../http/types.js';
-import { redact } from '../util/redact.js';
+import { exitCodeFor } from './exit-codes.js';
+import { CliExit, FETCH_USAGE, parseFetchArgs, type FetchPlan } from './fetch-args.js';
+import { HTTP_VERSION, round, tellError, tellRequest, tellResponse } from './fetch-verbose.js';
+import { versionText } from './version.js';
+import { writeOut, type WriteOutVars } from './write-out.js';
 
-export const FETCH_USAGE = `usage: originlink fetch URL [options]
-  --protocol auto|h1|h2|h3   protocol policy (default auto)
-  --repeat N                 send the request N times (default 1) and print a summary
-  --concurrency C            requests in flight at once with --repeat (default 1)
-  --cacert FILE              trust this CA certificate (PEM)
-  -k, --insecure             do not verify the certificate
-  -X, --method M             request method (default GET, POST with --data)
-  -H, --header 'N: V'        add a request header (repeatable)
-  -d, --data STRING|@FILE    request body
-  -o FILE                    write the body to FILE (default: stdout, unless --json)
-  --json                     print one JSON object with the result
-  -v, --verbose              tell the connection's story on stderr, curl-style (address, protocol and ALPN,
-                             TLS version, resumed, TFO, 0-RTT, reused, timings, request and response heads)
-  --max-connections N        pool limit (default 32)
-  --session-store FILE|URL   keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT),
-                             or share them with a fleet: redis://[user:pass@]HOST:PORT/DB (rediss:// for TLS;
-                             ?prefix=P&keyFile=F&ca=F: key prefix, AES-256-GCM key file for tickets, CA for rediss)
-  --origin-cache FILE|URL    keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs, or in Redis (URL as above)
-${EGRESS_USAGE}`;
+export { FETCH_USAGE } from './fetch-args.js';
 
 interface One {
   url: string;
@@ -58,101 +43,184 @@ interface One {
   /** Happy Eyeballs attempts that opened this request's connection (RFC 8305). */
   connectAttempts: number | null;
   proxy: ProxyFacts | null;
+  /** Redirects followed (-L). */
+  redirects: number;
   headers?: HeaderList;
 }
 
+/** 3xx statuses -L follows (RFC 9110 §15.4); 303, and 301/302 after a POST, continue as GET (curl's and browsers' way). */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
 export async function runFetch(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      protocol: { type: 'string', default: 'auto' },
-      repeat: { type: 'string', default: '1' },
-      concurrency: { type: 'string', default: '1' },
-      cacert: { type: 'string' },
-      insecure: { type: 'boolean', short: 'k', default: false },
-      method: { type: 'string', short: 'X' },
-      header: { type: 'string', short: 'H', multiple: true },
-      data: { type: 'string', short: 'd' },
-      output: { type: 'string', short: 'o' },
-      json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', short: 'v', default: false },
-      'max-connections': { type: 'string' },
-      'session-store': { type: 'string' },
-      'origin-cache': { type: 'string' },
-      ...EGRESS_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) { process.stdout.write(`${FETCH_USAGE}\n`); return 0; }
-  const egress = egressFromArgs(values);
-  const url = positionals[0];
-  if (!url) throw usage('a URL is required');
+  let plan: FetchPlan;
   try {
-    const u = new URL(url);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw usage(`the URL must be http:// or https:// (got ${u.protocol})`);
+    plan = parseFetchArgs(argv);
   } catch (e) {
-    if (e instanceof OriginlinkError) throw e;
-    throw usage(`not a URL: ${JSON.stringify(redact(url))}`);
+    if (!(e instanceof CliExit)) throw e;
+    process.stderr.write(`originlink: (${e.exitCode}) ${e.message}\n`);
+    return e.exitCode;
   }
-  const protocol = values.protocol as ProtocolPolicy;
-  if (!['auto', 'h1', 'h2', 'h3'].includes(protocol)) throw usage(`--protocol must be auto, h1, h2 or h3 (got ${values.protocol})`);
-  const repeat = int(values.repeat, '--repeat', 1);
-  const concurrency = Math.min(int(values.concurrency, '--concurrency', 1), repeat);
-  const headers: HeaderList = [];
-  for (const h of values.header ?? []) {
-    const i = h.indexOf(':');
-    if (i <= 0) throw usage(`bad header ${JSON.stringify(h)} (want 'Name: value')`);
-    headers.push([h.slice(0, i).trim(), h.slice(i + 1).trim()]);
-  }
-  const body = values.data === undefined ? null : values.data.startsWith('@') ? readFileSync(values.data.slice(1)) : values.data;
-  const method = (values.method ?? (body !== null ? 'POST' : 'GET')).toUpperCase();
-  const agentOpts: AgentOptions = { protocol, tls: { rejectUnauthorized: !values.insecure } };
-  if (values.cacert) agentOpts.tls = { ...agentOpts.tls, ca: readFileSync(values.cacert) };
-  if (values['max-connections']) agentOpts.pool = { maxConnections: int(values['max-connections'], '--max-connections', 1) };
-  const stores = openStores({
-    ...(values['session-store'] ? { sessionStore: values['session-store'] } : {}),
-    ...(values['origin-cache'] ? { originCache: values['origin-cache'] } : {}),
-  });
+  if (plan.help) { process.stdout.write(`${FETCH_USAGE}\n`); return 0; }
+  if (plan.version) { process.stdout.write(`${versionText()}\n`); return 0; }
+  const say = (line: string): void => { process.stderr.write(`${line}\n`); };
+  const agentOpts: AgentOptions = { protocol: plan.protocol, tls: { rejectUnauthorized: !plan.insecure, ...(plan.ca ? { ca: plan.ca } : {}) } };
+  const pool: NonNullable<AgentOptions['pool']> = {};
+  if (plan.maxConnections !== null) pool.maxConnections = plan.maxConnections;
+  if (plan.connectTimeoutMs !== null) pool.connectTimeoutMs = plan.connectTimeoutMs;
+  if (Object.keys(pool).length > 0) agentOpts.pool = pool;
+  const stores = openStores({ ...(plan.sessionStore ? { sessionStore: plan.sessionStore } : {}), ...(plan.originCache ? { originCache: plan.originCache } : {}) });
   if (stores.sessionStore) agentOpts.sessionStore = stores.sessionStore;
   if (stores.originCache) agentOpts.originCache = stores.originCache;
   // Startup, not per request: a fresh process takes what the fleet knows before its first request (bounded).
   await stores.ready(500);
-  if (egress.proxy) agentOpts.proxy = egress.proxy;
-  if (egress.dnsServers.length > 0) agentOpts.dns = { servers: egress.dnsServers };
+  if (plan.egress.proxy) agentOpts.proxy = plan.egress.proxy;
+  if (plan.egress.dnsServers.length > 0) agentOpts.dns = { servers: plan.egress.dnsServers };
   const agent = new Agent(agentOpts);
-  const sink = values.output ? createWriteStream(values.output) : values.json || repeat > 1 ? null : process.stdout;
+  const t0 = performance.now();
+  let sink: NodeJS.WritableStream | null = null;
+  try {
+    if (plan.output !== null) sink = fileSink(plan.output);
+    else if (!plan.json && plan.repeat === 1) sink = process.stdout;
+    if (plan.repeat === 1) return await single(agent, plan, sink, t0, say);
+    return await repeated(agent, plan, sink, say);
+  } catch (e) {
+    if (!(e instanceof CliExit)) throw e;
+    return failed(plan, e.exitCode, e.message, null, t0);
+  } finally {
+    if (sink && sink !== process.stdout) await new Promise<void>((r) => (sink as WriteStream).end(r));
+    agent.destroy();
+    // Sessions are saved as connections close; one turn later the stores give back what they own and flush.
+    await new Promise((r) => setImmediate(r));
+    await stores.close();
+  }
+}
 
-  const verbose = values.verbose ? (line: string): void => { process.stderr.write(`${line}\n`); } : null;
-  const one = async (keepBody: boolean): Promise<One> => {
-    const t0 = performance.now();
-    let res: OriginResponse;
+/** -o FILE, opened now: a file that cannot be written is exit 23 before anything is sent. */
+function fileSink(path: string): WriteStream {
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (e) {
+    throw new CliExit(23, `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return createWriteStream(path, { fd });
+}
+
+/** The one-line error curl prints (unless -s), --json's error object, -w's output; the exit code. */
+function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkError | null, t0: number): number {
+  // The Agent's hint names its option (tls.ca); on this command line that is --cacert, or -k.
+  if (err?.code === ErrorCode.CERT_INVALID) message += ' (here: --cacert FILE, or -k)';
+  if (plan.showErrors) process.stderr.write(`originlink: (${code}) ${err ? `${err.code}: ` : ''}${message}\n`);
+  if (plan.json) {
+    const error = err
+      ? { code: err.code, message: err.message, side: err.side, retrySafe: err.retrySafe, attempts: err.details['attempts'] ?? 1, details: err.details }
+      : { code: 'CLI', message };
+    process.stdout.write(`${JSON.stringify({ url: plan.url, error, exitCode: code })}\n`);
+  }
+  if (plan.writeOut !== null) {
+    const none: WriteOutVars = {
+      http_code: 0, http_version: '0', size_download: 0, time_total: (performance.now() - t0) / 1000, time_connect: 0, time_appconnect: 0, time_starttransfer: 0,
+      remote_ip: '', remote_port: '', local_ip: '', local_port: '', num_redirects: 0, url_effective: plan.url, content_type: '', scheme: schemeOf(plan.url), exitcode: code, errormsg: message,
+    };
+    process.stdout.write(writeOut(plan.writeOut, none, (w) => process.stderr.write(`originlink: warning: ${w}\n`)));
+  }
+  return code;
+}
+
+async function single(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream | null, t0: number, say: (l: string) => void): Promise<number> {
+  let r: { one: One; res: OriginResponse };
+  try {
+    r = await transfer(agent, plan, sink, t0, plan.verbose ? say : null);
+  } catch (e) {
+    if (e instanceof CliExit) throw e;
+    const err = toOriginlinkError(e);
+    return failed(plan, exitCodeFor(err), err.message, err, t0);
+  }
+  const { one, res } = r;
+  const exit = plan.fail && one.status >= 400 ? 22 : 0;
+  if (exit !== 0 && plan.showErrors) process.stderr.write(`originlink: (22) The requested URL returned error: ${one.status}\n`);
+  if (plan.json) process.stdout.write(`${JSON.stringify({ ...one, exitCode: exit })}\n`);
+  if (plan.writeOut !== null) {
+    const f = res.connection;
+    const connectS = one.reused ? 0 : f.connectMs / 1000;
+    const vars: WriteOutVars = {
+      http_code: one.status, http_version: (HTTP_VERSION[one.protocol] ?? '').replace('HTTP/', ''), size_download: one.bytes,
+      time_total: one.totalMs / 1000, time_connect: connectS, time_appconnect: one.reused ? 0 : connectS + f.tlsMs / 1000, time_starttransfer: one.ttfbMs / 1000,
+      remote_ip: f.remoteAddress, remote_port: f.remotePort, local_ip: f.localAddress, local_port: f.localPort, num_redirects: one.redirects,
+      url_effective: one.url, content_type: res.header('content-type') ?? '', scheme: schemeOf(one.url), exitcode: exit, errormsg: exit ? `The requested URL returned error: ${one.status}` : '',
+    };
+    process.stdout.write(writeOut(plan.writeOut, vars, (w) => process.stderr.write(`originlink: warning: ${w}\n`)));
+  }
+  return exit;
+}
+
+/** One request (following redirects with -L), its body read; `sink` gets the head (-i, -I) and the body. */
+async function transfer(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream | null, t0: number, verbose: ((l: string) => void) | null): Promise<{ one: One; res: OriginResponse }> {
+  const deadline = plan.maxTimeMs === null ? undefined : AbortSignal.timeout(plan.maxTimeMs);
+  let url = plan.url;
+  let method = plan.method;
+  let body = plan.body;
+  let redirects = 0;
+  let res: OriginResponse;
+  let tHead: number;
+  const timedOut = (e: unknown): never => {
+    if (deadline?.aborted) throw new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'local', `Operation timed out after ${plan.maxTimeMs} ms (--max-time)`, { cause: e });
+    throw e;
+  };
+  for (;;) {
     try {
-      if (verbose) tellRequest(verbose, url, method, headers, protocol);
-      res = await agent.request({ url, method, headers, body });
+      if (verbose) tellRequest(verbose, url, method, plan.headers, plan.protocol);
+      res = await agent.request({ url, method, headers: plan.headers, body, ...(deadline ? { signal: deadline } : {}) });
     } catch (e) {
       if (verbose) tellError(verbose, toOriginlinkError(e));
-      throw e;
+      return timedOut(e);
     }
-    if (verbose) tellResponse(verbose, res);
-    const hash = createHash('sha256');
-    let bytes = 0;
+    tHead = performance.now();
+    const location = res.header('location');
+    if (!plan.follow || !REDIRECTS.has(res.status) || location === undefined) break;
+    if (redirects >= plan.maxRedirs) throw new CliExit(47, `Maximum (${plan.maxRedirs}) redirects followed`);
+    if (verbose) tellResponse(verbose, res, tHead - t0);
+    await res.dump();
+    redirects++;
+    try {
+      url = new URL(location, url).href;
+    } catch {
+      throw new CliExit(3, `URL rejected: a Location that is not a URL: ${JSON.stringify(location.slice(0, 200))}`);
+    }
+    if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+      if (method !== 'HEAD') method = 'GET';
+      body = null;
+    }
+  }
+  if (verbose) tellResponse(verbose, res, tHead - t0);
+  // -f: an error status writes no body (curl's --fail).
+  const quiet = plan.fail && res.status >= 400;
+  if (sink && (plan.include || plan.head) && !quiet) await write(sink, headText(res));
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
     for await (const chunk of res.body) {
       hash.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;
-      if (keepBody && sink && !sink.write(chunk)) await new Promise<void>((r) => (sink as NodeJS.WritableStream).once('drain', () => r()));
+      if (sink && !quiet && !plan.head) await write(sink, chunk as Buffer);
     }
-    const f = res.connection;
-    if (verbose) verbose(`* ${bytes} body bytes in ${round(performance.now() - t0)} ms; ${res.attempts} attempt(s)`);
-    return {
+  } catch (e) {
+    timedOut(e);
+  }
+  const f = res.connection;
+  const end = performance.now();
+  if (verbose) verbose(`* ${bytes} body bytes in ${round(end - t0)} ms; ${res.attempts} attempt(s)${redirects ? `, ${redirects} redirect(s)` : ''}`);
+  return {
+    res,
+    one: {
       url,
       protocol: res.protocol,
       status: res.status,
       bytes,
       sha256: hash.digest('hex'),
       connectMs: res.reused ? 0 : round(f.connectMs + f.tlsMs),
-      ttfbMs: round(res.timings.ttfbMs),
-      totalMs: round(performance.now() - t0),
+      ttfbMs: round(tHead - t0),
+      totalMs: round(end - t0),
       reused: res.reused,
       resumed: f.resumed,
       earlyData: res.earlyData,
@@ -166,124 +234,88 @@ export async function runFetch(argv: string[]): Promise<number> {
       family: f.family ?? null,
       connectAttempts: f.attempts ?? null,
       proxy: f.proxy ?? null,
-      ...(repeat === 1 ? { headers: res.headers } : {}),
-    };
+      redirects,
+      ...(plan.repeat === 1 ? { headers: res.headers } : {}),
+    },
   };
+}
 
-  try {
-    if (repeat === 1) {
-      const r = await one(true);
-      if (sink && sink !== process.stdout) await new Promise<void>((res) => sink.end(res));
-      if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-      return r.status >= 400 ? 22 : 0; // like curl --fail
-    }
-    const results: One[] = [];
-    const errors: Record<string, number> = {};
-    let next = 0;
-    const t0 = performance.now();
-    const worker = async (): Promise<void> => {
-      while (next < repeat) {
-        const i = next++;
-        try {
-          results.push(await one(i === 0));
-        } catch (e) {
-          const err = toOriginlinkError(e);
-          errors[err.code] = (errors[err.code] ?? 0) + 1;
-        }
+function headText(res: OriginResponse): string {
+  let s = `${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}\r\n`;
+  for (const [n, v] of res.headers) s += `${n}: ${v}\r\n`;
+  return `${s}\r\n`;
+}
+
+async function write(sink: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
+  if (sink.write(data)) return;
+  await new Promise<void>((r, j) => {
+    const onErr = (e: Error): void => { sink.removeListener('drain', onDrain); j(new CliExit(23, `cannot write the body: ${(e as NodeJS.ErrnoException).code ?? e.message}`)); };
+    const onDrain = (): void => { sink.removeListener('error', onErr); r(); };
+    sink.once('drain', onDrain);
+    sink.once('error', onErr);
+  });
+}
+
+function schemeOf(url: string): string {
+  return url.slice(0, Math.max(0, url.indexOf(':'))).toLowerCase();
+}
+
+/** --repeat N: the requests, C at a time, and one summary (the exit code of the first failure, if any). */
+async function repeated(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream | null, say: (l: string) => void): Promise<number> {
+  const results: One[] = [];
+  const errors: Record<string, number> = {};
+  let firstFailure: OriginlinkError | null = null;
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < plan.repeat) {
+      const i = next++;
+      try {
+        results.push((await transfer(agent, plan, i === 0 ? sink : null, performance.now(), plan.verbose ? say : null)).one);
+      } catch (e) {
+        if (e instanceof CliExit) throw e;
+        const err = toOriginlinkError(e);
+        firstFailure ??= err;
+        errors[err.code] = (errors[err.code] ?? 0) + 1;
       }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    const durationMs = performance.now() - t0;
-    if (sink && sink !== process.stdout) await new Promise<void>((res) => sink.end(res));
-    const st = agent.stats();
-    const opened = st.reduce((a, s) => a + s.connectionsOpened, 0);
-    const statuses: Record<string, number> = {};
-    for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-    const summary = {
-      url,
-      protocol: results[0]?.protocol ?? null,
-      requests: repeat,
-      ok: results.length,
-      failed: repeat - results.length,
-      errors,
-      statuses,
-      concurrency,
-      connectionsOpened: opened,
-      reuseRate: round(Math.max(0, 1 - opened / Math.max(1, results.length)), 5),
-      resumedConnections: st.reduce((a, s) => a + s.resumedHandshakes, 0),
-      retries: st.reduce((a, s) => a + s.retries, 0),
-      durationMs: round(durationMs),
-      requestsPerSecond: round((results.length / durationMs) * 1000),
-      latencyMs: percentiles(results.map((r) => r.totalMs)),
-      ttfbMs: percentiles(results.map((r) => r.ttfbMs)),
-      bytes: results.reduce((a, r) => a + r.bytes, 0),
-      first: results[0] ?? null,
-      proxies: agent.proxyStats(),
-    };
-    if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-    else {
-      process.stdout.write(`${summary.ok}/${repeat} ok over ${opened} connection(s), reuse rate ${(summary.reuseRate * 100).toFixed(2)}%, ` +
-        `p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.requestsPerSecond} req/s (${summary.protocol})\n`);
-      if (summary.failed) process.stdout.write(`errors: ${JSON.stringify(errors)}\n`);
     }
-    return summary.failed > 0 ? 1 : 0;
-  } finally {
-    agent.destroy();
-    // Sessions are saved as connections close; one turn later the stores give back what they own and flush.
-    await new Promise((r) => setImmediate(r));
-    await stores.close();
+  };
+  await Promise.all(Array.from({ length: plan.concurrency }, worker));
+  const durationMs = performance.now() - t0;
+  const st = agent.stats();
+  const opened = st.reduce((a, s) => a + s.connectionsOpened, 0);
+  const statuses: Record<string, number> = {};
+  for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+  const failure = firstFailure as OriginlinkError | null;
+  const exitCode = failure ? exitCodeFor(failure) : plan.fail && results.some((r) => r.status >= 400) ? 22 : 0;
+  const summary = {
+    url: plan.url,
+    protocol: results[0]?.protocol ?? null,
+    requests: plan.repeat,
+    ok: results.length,
+    failed: plan.repeat - results.length,
+    errors,
+    statuses,
+    concurrency: plan.concurrency,
+    connectionsOpened: opened,
+    reuseRate: round(Math.max(0, 1 - opened / Math.max(1, results.length)), 5),
+    resumedConnections: st.reduce((a, s) => a + s.resumedHandshakes, 0),
+    retries: st.reduce((a, s) => a + s.retries, 0),
+    durationMs: round(durationMs),
+    requestsPerSecond: round((results.length / durationMs) * 1000),
+    latencyMs: percentiles(results.map((r) => r.totalMs)),
+    ttfbMs: percentiles(results.map((r) => r.ttfbMs)),
+    bytes: results.reduce((a, r) => a + r.bytes, 0),
+    first: results[0] ?? null,
+    proxies: agent.proxyStats(),
+    exitCode,
+  };
+  if (plan.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(`${summary.ok}/${plan.repeat} ok over ${opened} connection(s), reuse rate ${(summary.reuseRate * 100).toFixed(2)}%, ` +
+      `p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.requestsPerSecond} req/s (${summary.protocol})\n`);
+    if (summary.failed) process.stdout.write(`errors: ${JSON.stringify(errors)}\n`);
   }
-}
-
-function int(v: string | undefined, name: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw usage(`${name} must be an integer ≥ ${min} (got ${v})`);
-  return n;
-}
-
-function usage(msg: string): OriginlinkError {
-  return new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${msg}\n${FETCH_USAGE}`);
-}
-
-function round(n: number, digits = 3): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-const HTTP_VERSION: Record<string, string> = { h1: 'HTTP/1.1', h2: 'HTTP/2', h3: 'HTTP/3' };
-
-/** curl -v's shape: `*` for what happened, `>` what we sent, `<` what came back. */
-function tellRequest(say: (l: string) => void, url: string, method: string, headers: HeaderList, policy: ProtocolPolicy): void {
-  const u = new URL(url);
-  say(`* ${method} ${redact(url)} (protocol policy ${policy})`);
-  say(`> ${method} ${u.pathname}${u.search}`);
-  say(`> host: ${u.host}`);
-  for (const [n, v] of headers) say(`> ${n.toLowerCase()}: ${v}`);
-  say('>');
-}
-
-function tellResponse(say: (l: string) => void, res: OriginResponse): void {
-  const f = res.connection;
-  const alpn = f.alpn ? `ALPN ${f.alpn}` : 'no ALPN';
-  say(`* ${res.reused ? 'Re-using' : 'Connected:'} connection #${res.connectionId} to ${f.remoteAddress} port ${f.remotePort} from ${f.localAddress || '?'}:${f.localPort} over ${res.protocol} (${alpn})`);
-  if (!res.reused && f.proxy) say(`* Through proxy ${f.proxy.node} (${f.proxy.kind} tunnel; HTTP/3 not attempted: TCP-only proxy)`);
-  else if (!res.reused && f.family) say(`* IPv${f.family}, ${f.attempts ?? 1} connection attempt(s) (Happy Eyeballs)`);
-  if (!res.reused) {
-    const hs = res.protocol === 'h3' ? `QUIC handshake ${round(f.connectMs)} ms` : `TCP connect ${round(f.connectMs)} ms${f.tlsVersion ? `, TLS handshake ${round(f.tlsMs)} ms` : ''}`;
-    say(`* ${hs}${f.tlsVersion ? `, ${f.tlsVersion}` : ', cleartext'}; session resumed: ${f.resumed ? 'yes' : 'no'}; TCP Fast Open: ${f.tfo ? 'yes (SYN data accepted)' : res.protocol === 'h3' ? 'n/a' : 'no'}`);
-  }
-  if (res.protocol === 'h3') {
-    const early = res.earlyData ? 'yes (sent in 0-RTT, accepted)' : res.earlyDataRefused ? `refused (${res.earlyDataRefused}), resent after the handshake` : 'no';
-    say(`* 0-RTT early data: ${early}`);
-  }
-  if (f.rttMs !== null) say(`* RTT estimate ${round(f.rttMs)} ms`);
-  say(`* Response head after ${round(res.timings.ttfbMs)} ms (waited ${round(res.timings.queueMs)} ms for a connection)`);
-  say(`< ${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}`);
-  for (const [n, v] of res.headers) say(`< ${n}: ${v}`);
-  say('<');
-}
-
-function tellError(say: (l: string) => void, e: OriginlinkError): void {
-  const facts = e.facts ? ` (request sent: ${e.facts.requestSent ? 'yes' : 'no'}, response started: ${e.facts.responseStarted ? 'yes' : 'no'}, reused connection: ${e.facts.reused ? 'yes' : 'no'})` : '';
-  say(`* Failed: ${e.code} ${e.message}${facts}; ${String(e.details['attempts'] ?? 1)} attempt(s)`);
+  if (failure && plan.showErrors) process.stderr.write(`originlink: (${exitCode}) ${failure.code}: ${failure.message}\n`);
+  return exitCode;
 }

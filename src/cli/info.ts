@@ -10,6 +10,7 @@ import { release } from 'node:os';
 import { BINDING_PACKAGE, quicEngine, quicheAvailable } from '../quic/quiche.js';
 import { socketFd, udpAddon, udpAddonPath, udpAddonReason } from '../quic/udp-native.js';
 import { setTfoLogger, tfoAddonStatus, tfoSysctl } from '../net/tfo.js';
+import { packageVersion } from './version.js';
 
 export interface Info {
   originlink: string;
@@ -32,10 +33,6 @@ export interface Info {
 
 const require = createRequire(import.meta.url);
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** The fallback package's own version (ours is the package's: native/quic is built with it). */
 function bindingVersion(binding: string): string | null {

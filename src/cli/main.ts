@@ -12,6 +12,7 @@ commands:
   serve         run the connector service (--config FILE)
   demo          local origins on h1/h2/h3 and the connector in front (= npm start)
   info          versions, native addons (loaded or why not), QUIC binding, kernel features (--json)
+  --version     the version (originlink -V)
 
 ${FETCH_USAGE}`;
 
@@ -20,6 +21,10 @@ async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`${(await import('./version.js')).versionText()}\n`);
+    return 0;
   }
   const cmd = commands.get(name);
   if (!cmd) {
@@ -37,7 +42,13 @@ async function main(argv: string[]): Promise<number> {
 function userError(e: unknown): { message: string; code: number } | null {
   const c = (e as { code?: unknown } | null)?.code;
   if (typeof c !== 'string') return null;
-  if (c.startsWith('ERR_PARSE_ARGS_')) return { message: (e as Error).message, code: 2 };
+  if (c.startsWith('ERR_PARSE_ARGS_')) {
+    // Node's parser's text is a paragraph about positionals: the option and where the list is, in one line.
+    const opt = /'(-[^']*)'/.exec((e as Error).message)?.[1];
+    const cmd = process.argv[2] ?? '';
+    if (c === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && opt) return { message: `option ${opt}: is unknown (originlink ${cmd} --help lists the options)`, code: 2 };
+    return { message: (e as Error).message.split('\n')[0] ?? 'bad arguments', code: 2 };
+  }
   if (/^E[A-Z]+$/.test(c) && typeof (e as { syscall?: unknown }).syscall === 'string') return { message: (e as Error).message, code: 1 };
   return null;
 }

@@ -4,17 +4,22 @@
  * bad new config keeps the old one running.
  */
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { ConfigError, loadConfigFile, type ServiceConfig } from '../service/config.js';
+import { ConfigError, configErrorAt, failedField, loadConfigFile, type ServiceConfig } from '../service/config.js';
 import { Service } from '../service/service.js';
 import { reloadFromFile } from '../service/reload.js';
 import { parseWorkers, runCluster, workerSlot } from '../service/cluster.js';
 
+/** The package's docs/ (shipped with it: package.json "files"), so --help names a file that is there. */
+const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+
 export const SERVE_USAGE = `usage: originlink serve [--config FILE] [--check] [--workers N|auto]
-  --config FILE   YAML config (default ./originlink.yaml); see docs/config.md
-  --check         validate the config and exit (0 = valid)
-  --workers N     run N worker processes (node:cluster; auto = one per core); see docs/workers.md
+  --config FILE   YAML config (default ./originlink.yaml); every field: ${DOCS}config.md
+  --check         build what serve builds (TLS contexts, binds) without serving; exit 0 = valid, 78 = not
+  --workers N     run N worker processes (node:cluster; auto = one per core); see ${DOCS}workers.md
+a bad config: one line file:line: field: reason, exit 78
 signals: SIGTERM/SIGINT graceful stop (shutdown.graceMs), SIGHUP reload config`;
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -39,7 +44,16 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   if (values.check) { process.stdout.write(`${file}: ok (${config.listeners.length} listener(s), ${config.origins.size} origin(s), ${config.routes.length} route(s))\n`); return 0; }
   if (values.workers !== undefined || workerSlot() !== null) return serveCluster(file, config, values.workers);
-  const svc = await Service.start(config);
+  let svc: Service;
+  try {
+    svc = await Service.start(config);
+  } catch (e) {
+    // A listener that cannot bind (another process holds its port): its field's error, one line, as --check's.
+    const field = failedField(e, config);
+    if (field === null) throw e;
+    process.stderr.write(`originlink: config error: ${configErrorAt(file, field, String((e as OriginlinkError).details['reason'])).message}\n`);
+    return 78;
+  }
   const code = await serveUntilSignal(svc, file);
   setTimeout(() => process.exit(code), 500).unref(); // nothing may hold the process once stopped
   return code;

@@ -122,6 +122,13 @@ export class H1PooledConnection implements PooledConnection {
 
   peerCertificate(): X509Certificate | null { return this.#cert; }
 
+  hold(on: boolean): void {
+    // A tunnel's stream (an HTTP/2 CONNECT stream) has no handle of its own: its node connection is held or not.
+    const s = this.#socket as Partial<Pick<net.Socket, 'ref' | 'unref'>>;
+    if (on) s.ref?.();
+    else s.unref?.();
+  }
+
   /**
    * Ready for a request: open, never tainted — and nothing unread in the kernel's receive queue. Bytes there
    * while no request is out are no answer to the next one (RFC 9112 §9.3): an origin's late second response

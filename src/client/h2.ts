@@ -123,6 +123,13 @@ export class H2PooledConnection implements PooledConnection {
 
   peerCertificate(): X509Certificate | null { return this.#cert; }
 
+  hold(on: boolean): void {
+    // A tunnel's stream (an HTTP/2 CONNECT stream) has no handle of its own: its node connection is held or not.
+    const s = this.#socket as Partial<Pick<net.Socket, 'ref' | 'unref'>>;
+    if (on) s.ref?.();
+    else s.unref?.();
+  }
+
   isUsable(): boolean {
     return this.#state === 'ready' && !this.#h2.closed && !this.#socket.destroyed && this.#socket.writable;
   }
@@ -136,6 +143,8 @@ export class H2PooledConnection implements PooledConnection {
         this.#pings.delete(key);
         reject(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `PING not answered within ${timeoutMs} ms`));
       }, timeoutMs);
+      // A health PING of an idle connection never holds the process (a request in flight holds its socket).
+      timer.unref();
       this.#pings.set(key, {
         at: performance.now(),
         resolve: (ms) => {

@@ -72,6 +72,7 @@ export class H3Liveness {
     let timer: NodeJS.Timeout | null = null;
     const timeout = new Promise<never>((_, rej) => {
       timer = setTimeout(() => rej(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `QUIC PING not acknowledged within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref(); // as the h2 PING's: an idle connection's probe never holds the process
     });
     try {
       await Promise.race([packet, timeout]);

@@ -190,6 +190,11 @@ export class H3PooledConnection implements PooledConnection {
 
   get state(): ConnState { return this.#state; }
   get active(): number { return this.#reqs.size + this.#sending.size; }
+
+  hold(on: boolean): void {
+    if (on) this.#ep.ref();
+    else this.#ep.unref();
+  }
   get capacity(): number {
     if (this.#held && this.#quic.establishedAt === null) return 0;
     return this.facts.peerMaxConcurrentStreams ?? 100;
@@ -440,7 +445,9 @@ export class H3PooledConnection implements PooledConnection {
   #onHandshake(): void {
     const q = this.#quic;
     this.facts.alpn = q.alpn;
-    this.facts.connectMs = (q.establishedAt ?? performance.now()) - q.startedAt;
+    // From the dial's start (`createdAt`): resolving, binding the endpoint and, for a process's first h3 dial,
+    // loading the QUIC module are this connection's cost too, not only the handshake.
+    this.facts.connectMs = (q.establishedAt ?? performance.now()) - this.createdAt;
     this.facts.resumed = q.resumed;
     this.facts.peerMaxConcurrentStreams = q.peerMaxStreamsBidi() || null;
     this.facts.rttMs = q.stats().rttMs;

@@ -61,6 +61,8 @@ export interface ConnectContext {
   congestionControl?: CcAlgorithm | undefined;
   /** h3: our QPACK decoder's limits (dynamic table towards us); default h3Settings'. */
   qpack?: QpackOptions | undefined;
+  /** performance.now() when the dial began: an h3 connection's connectMs counts from it (loading the QUIC module, resolving). */
+  dialStartedAt?: number | undefined;
   /** h3: BBR tuning of what we send; default the QUIC layer's DEFAULT_BBR. */
   bbr?: BbrTuning | undefined;
 }
@@ -88,11 +90,13 @@ export function h3Connector(): Promise<ExtraConnector> {
  * handshake timeout once; the address is then marked down and skipped.)
  */
 async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
+  // The first h3 dial of a process loads the QUIC module (~100 ms): part of what that connection cost.
+  const dialStartedAt = ctx.dialStartedAt ?? performance.now();
   const h3 = await h3Connector();
   // QUIC keeps its own address counts and down marks (a UDP path can fail where TCP works).
   const spec = quicSpec.addresses ? { ...quicSpec, addresses: quicSpec.addresses.udp } : quicSpec;
   const r = await dialAddresses(spec, ctx.signal, async (host, servername, signal, lead) => {
-    const conn = await h3({ ...spec, host, servername }, { ...ctx, signal });
+    const conn = await h3({ ...spec, host, servername }, { ...ctx, signal, dialStartedAt });
     const pending = lead ? null : conn.handshakePending?.() ?? null;
     if (pending) {
       const onAbort = (): void => conn.destroy(); // outrun by another address

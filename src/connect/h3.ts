@@ -64,12 +64,14 @@ export interface H3ConnectOptions {
   maxHeaderBytes?: number;
   /** Most response fields accepted. Default: no count. */
   maxHeaderCount?: number;
+  /** performance.now() when the dial began (connectMs counts from it); default: now. */
+  startedAt?: number | undefined;
 }
 
 let nextId = 1;
 
 export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnection> {
-  const started = performance.now();
+  const started = opts.startedAt ?? performance.now();
   const ip = (await (opts.resolver ?? defaultResolver()).resolve(opts.host)).addresses[0]?.address as string; // a resolution has an address or rejects
   const name = opts.servername ?? opts.host;
   const verify = opts.rejectUnauthorized ?? true;
@@ -145,5 +147,6 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     ...(ctx.earlyData !== undefined ? { earlyDataPolicy: ctx.earlyData } : {}),
     id: ctx.nextId(),
     signal: ctx.signal,
+    startedAt: ctx.dialStartedAt,
   });
 }

@@ -84,7 +84,11 @@ export interface ConnectionFacts {
   remotePort: number;
   localAddress: string;
   localPort: number;
-  /** ms from start to transport established (TCP connect, or QUIC handshake; through a proxy: TCP to the proxy + the tunnel's CONNECT or SOCKS exchange). */
+  /**
+   * ms from start to transport established: TCP connect; for h3 from the dial's start to the QUIC handshake's end
+   * (resolving, the UDP endpoint, and for a process's first h3 dial loading the QUIC module); through a proxy: TCP to
+   * the proxy + the tunnel's CONNECT or SOCKS exchange.
+   */
   connectMs: number;
   /** ms spent in the TLS handshake after TCP connected (0 for QUIC: it is in connectMs). */
   tlsMs: number;
@@ -171,6 +175,11 @@ export interface PooledConnection {
   isUsable(): boolean;
   /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
   quickAck?(on: boolean): void;
+  /**
+   * Whether this connection's socket keeps the process alive (Node's ref/unref): the pool lets go of an idle one
+   * and takes it again for a request, as undici does, so a script that forgets `close()` exits.
+   */
+  hold?(on: boolean): void;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */
   ping?(timeoutMs: number): Promise<number>;
   /**

@@ -88,7 +88,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
       socket?.destroy();
-      reject(e instanceof OriginlinkError ? e : classifyConnectError(e, tConnected > 0));
+      reject(e instanceof OriginlinkError ? e : classifyConnectError(e, tConnected > 0, o));
     };
     const onAbort = (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
     const timer = setTimeout(() => {
@@ -184,11 +184,24 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
   });
 }
 
-function classifyConnectError(e: unknown, tcpUp: boolean): OriginlinkError {
+function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions): OriginlinkError {
   const err = toOriginlinkError(e, tcpUp ? ErrorCode.TLS_FAILED : ErrorCode.CONNECT_FAILED);
-  // Nothing was sent as HTTP yet: a retry elsewhere is always safe.
-  if (tcpUp && err.code === ErrorCode.SOCKET_CLOSED) {
-    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake failed: ${err.message}`, { cause: e, retrySafe: true, facts: NOT_SENT });
+  // Nothing was sent as HTTP yet: a retry elsewhere is always safe. A TLS failure names the peer and what to set:
+  // the same handshake with the same settings fails again (agent/policy.ts never repeats it on this URL).
+  const peer = `${o.host}:${o.port}`;
+  const name = o.servername ?? o.host;
+  const who = name === o.host ? peer : `${name} (${peer})`;
+  if (err.code === ErrorCode.CERT_INVALID) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // The same field names in the Agent's options and the service's origins (`tls.ca`, `tls.servername`); the
+    // service spells "do not verify" `tls.verify: false`.
+    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+      ? 'it does not hold that name: set tls.servername to one it holds'
+      : 'trust its issuer with tls.ca';
+    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `certificate of ${who} not accepted: ${err.message}; ${hint} (or skip verification: tls.rejectUnauthorized false, serve: tls.verify false)`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer, verifyCode: code } });
+  }
+  if (tcpUp && (err.code === ErrorCode.SOCKET_CLOSED || err.code === ErrorCode.TLS_FAILED || err.code === ErrorCode.SOCKET_RESET)) {
+    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake with ${who} failed: ${err.message}`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer } });
   }
   return err.with({ retrySafe: true, facts: NOT_SENT });
 }

@@ -4,6 +4,7 @@
  * PoolStats as JSON, for humans and scripts).
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { bindReason } from './listeners.js';
 import { startH1Server } from '../server/h1.js';
 import type { ServerResponse } from '../server/request.js';
 
@@ -48,7 +49,7 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
     },
   }).catch((e: unknown) => {
     // As a front listener's (listeners.ts): one line naming the address, not a stack.
-    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `admin: cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `admin: cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e, details: { admin: true, reason: `cannot listen on ${host}:${port}: ${bindReason(e)}` } });
   });
   return { port: srv.address.port, close: () => srv.close(0) };
 }

@@ -6,6 +6,7 @@
  */
 import { redact } from '../util/redact.js';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
@@ -18,9 +19,8 @@ import { Reader } from './config-reader.js';
 import { ProxyRotation, type ProxyPolicy } from '../net/proxy.js';
 import { CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
 import { Resolver } from '../net/resolver.js';
-import { certificateNames } from '../server/certificates.js';
+import { caProblem, certificateNames, certificatePairProblem } from '../server/certificates.js';
 import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
-import { createSecureContext } from 'node:tls';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
@@ -220,6 +220,14 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
       throw p.fail(field, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   };
+  // Trusted CAs are read as the certificates they must be: a file without one trusted nothing, and every dial
+  // failed later as "unable to verify".
+  const readCa = (p: Reader, field: string): { bytes: Buffer; path: string } => {
+    const ca = readPem(p, field);
+    const bad = caProblem(ca.bytes, ca.path);
+    if (bad) throw p.fail(field, bad);
+    return ca;
+  };
 
   const listeners: ListenerConfig[] = r.list('listeners', 1).map((l) => {
     l.keys(['name', 'kind', 'host', 'port', 'tls', 'http2', 'quic']);
@@ -229,15 +237,19 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     if (kind === 'https' || kind === 'h3') {
       const t = l.obj('tls');
       t.keys(['cert', 'key', 'certificates']);
+      // The TLS context the listener will build, built now: a key that is a certificate or belongs to another
+      // certificate is this field's error here, at --check, start and reload alike (never a dying `serve`).
       const pair = (p: Reader): ListenerCert => {
         const cert = readPem(p, 'cert');
         const key = readPem(p, 'key');
+        const bad = certificatePairProblem(cert.bytes, key.bytes, cert.path, key.path);
+        if (bad) throw p.fail(bad.field, bad.reason);
         return { cert: cert.bytes, key: key.bytes, certPath: cert.path, keyPath: key.path };
       };
       const certificates = t.list('certificates').map((c, i) => {
         c.keys(['cert', 'key']);
         const one = pair(c);
-        // A certificate that names nothing could never be chosen; a key that does not match fails every handshake.
+        // A certificate that names nothing could never be chosen.
         let names: string[];
         try {
           names = certificateNames(one.cert);
@@ -245,11 +257,6 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
           throw t.fail('certificates', `entry ${i}: ${(e as Error).message}`);
         }
         if (names.length === 0) throw t.fail('certificates', `entry ${i}: ${one.certPath} holds no DNS name to be chosen by`);
-        try {
-          createSecureContext({ cert: one.cert, key: one.key });
-        } catch (e) {
-          throw t.fail('certificates', `entry ${i}: ${one.keyPath} does not go with ${one.certPath} (${(e as Error).message})`);
-        }
         return one;
       });
       tls = { ...pair(t), certificates };
@@ -259,11 +266,12 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     if (l.has('quic') && kind !== 'h3') throw l.fail('quic', `only for kind h3 (got ${kind})`);
     return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l), bbr: readBbr(l), qpack: readQpack(l) };
   });
-  const seen = new Set<string>();
   listeners.forEach((l, i) => {
-    const k = `${l.kind === 'h3' ? 'udp' : 'tcp'}:${l.host}:${l.port}`;
-    if (l.port !== 0 && seen.has(k)) throw r.at(['listeners', i]).fail('port', `${l.host}:${l.port} is already used by another listener`);
-    seen.add(k);
+    for (let j = 0; j < i; j++) {
+      const other = listeners[j] as ListenerConfig;
+      const why = bindsOverlap(l, other);
+      if (why !== null) throw r.at(['listeners', i]).fail('port', `${l.host}:${l.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`);
+    }
   });
 
   let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464 };
@@ -273,6 +281,10 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
       const a = r.obj('admin');
       a.keys(['host', 'port']);
       admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535) };
+      for (const other of listeners) {
+        const why = bindsOverlap({ ...admin, kind: 'http' }, other);
+        if (why !== null) throw a.fail('port', `${admin.host}:${admin.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`);
+      }
     }
   }
 
@@ -305,7 +317,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
     proxy.normalizePath = p.optBool('normalizePath') ?? true;
   }
-  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readPem) : null;
+  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readCa) : null;
 
   const dns: DnsConfig = { ...DEFAULT_DNS };
   if (r.has('dns')) {
@@ -340,12 +352,12 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     logging.flushMs = g.optInt('flushMs', 0, 60_000) ?? logging.flushMs;
   }
 
-  const stores = r.has('stores') ? readStores(r.obj('stores'), readPem) : null;
+  const stores = r.has('stores') ? readStores(r.obj('stores'), readPem, readCa) : null;
   const origins = new Map<string, OriginConfig>();
   const or = r.obj('origins');
   for (const name of or.keysPresent()) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, { ...readOrigin(or.obj(name), name, readPem, egress), stores, dns });
+    origins.set(name, { ...readOrigin(or.obj(name), name, readCa, egress), stores, dns });
   }
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
 
@@ -365,7 +377,33 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };
 }
 
-function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): StoresConfig {
+/**
+ * Whether two binds would take the same port of the same transport (null: they would not; else why, for the
+ * message). An address overlaps itself; 0.0.0.0 takes the port on every IPv4 address (and names, which may
+ * resolve to one); :: on every address, IPv4 too (Linux dual-stack sockets, net.ipv6.bindv6only = 0, Node's
+ * default). `serve --check` passed 0.0.0.0:7443 beside 127.0.0.1:7443, and `serve` then failed with EADDRINUSE.
+ */
+function bindsOverlap(a: { kind: ListenerKind; host: string; port: number }, b: { kind: ListenerKind; host: string; port: number }): string | null {
+  if (a.port === 0 || a.port !== b.port || (a.kind === 'h3') !== (b.kind === 'h3')) return null;
+  const ha = bareHost(a.host);
+  const hb = bareHost(b.host);
+  if (ha === hb) return '';
+  for (const [w, x] of [[ha, hb], [hb, ha]] as const) {
+    if (w === '::') return ': :: takes the port on every address';
+    if (w === '0.0.0.0' && isIP(x) !== 6) return ': 0.0.0.0 takes the port on every IPv4 address';
+  }
+  return null;
+}
+
+function bareHost(h: string): string {
+  const x = h.toLowerCase();
+  return x.startsWith('[') && x.endsWith(']') ? x.slice(1, -1) : x;
+}
+
+/** Reads a file a field names (relative to the config's directory), or fails naming the field. */
+type ReadFile = (p: Reader, field: string) => { bytes: Buffer; path: string };
+
+function readStores(s: Reader, readPem: ReadFile, readCa: ReadFile): StoresConfig {
   s.keys(['sessions', 'origins', 'prefix', 'encryptionKeyFile', 'tls', 'maxEntries']);
   const place = (field: string): string | null => {
     const v = s.optStr(field);
@@ -392,7 +430,7 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
   if (s.has('tls')) {
     const t = s.obj('tls');
     t.keys(['ca', 'verify']);
-    if (t.has('ca')) { const p = readPem(t, 'ca'); out.tls.ca = p.bytes; out.tls.caPath = p.path; }
+    if (t.has('ca')) { const p = readCa(t, 'ca'); out.tls.ca = p.bytes; out.tls.caPath = p.path; }
     out.tls.verify = t.optBool('verify') ?? true;
   }
   return out;
@@ -431,7 +469,7 @@ function readQpack(parent: Reader): QpackOptions | null {
   return out;
 }
 
-function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }): EgressConfig | null {
+function readEgress(parent: Reader, field: string, readCa: ReadFile): EgressConfig | null {
   if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
   const e = parent.obj(field);
   e.keys(['nodes', 'policy', 'stickyWindowMs', 'http2', 'tls']);
@@ -445,7 +483,7 @@ function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: strin
     const t = e.obj('tls');
     t.keys(['ca', 'verify']);
     cfg.tls = { rejectUnauthorized: t.optBool('verify') ?? true };
-    if (t.has('ca')) cfg.tls.ca = readPem(t, 'ca').bytes;
+    if (t.has('ca')) cfg.tls.ca = readCa(t, 'ca').bytes;
   }
   try {
     new ProxyRotation(cfg);
@@ -456,7 +494,7 @@ function readEgress(parent: Reader, field: string, readPem: (p: Reader, f: strin
   return cfg;
 }
 
-function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => { bytes: Buffer; path: string }, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
+function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
   o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'retryBufferBytes', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
   if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
   const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
@@ -474,7 +512,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
   if (o.has('tls')) {
     const t = o.obj('tls');
     t.keys(['ca', 'servername', 'verify']);
-    if (t.has('ca')) { const p = readPem(t, 'ca'); tls.ca = p.bytes; tls.caPath = p.path; }
+    if (t.has('ca')) { const p = readCa(t, 'ca'); tls.ca = p.bytes; tls.caPath = p.path; }
     tls.servername = t.optStr('servername') ?? null;
     tls.verify = t.optBool('verify') ?? true;
   }
@@ -510,11 +548,35 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     retryBufferBytes: o.optInt('retryBufferBytes', 0, 64 << 20) ?? DEFAULT_RETRY_BUFFER_BYTES,
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
-    egress: o.has('proxy') ? readEgress(o, 'proxy', readPem) : egress,
+    egress: o.has('proxy') ? readEgress(o, 'proxy', readCa) : egress,
     congestionControl: readQuic(o),
     qpack: readQpack(o),
     bbr: readBbr(o),
   };
+}
+
+/**
+ * A failure of the config at run time (a listener that cannot bind at start or reload: another process holds its
+ * port) as the config error it is: the file, the field's line in it (read again; null when gone) and the reason.
+ */
+export function configErrorAt(file: string, path: Array<string | number>, reason: string, env: NodeJS.ProcessEnv = process.env): ConfigError {
+  let line: number | undefined;
+  try {
+    const lc = new LineCounter();
+    const doc = parseDocument(interpolateEnv(readFileSync(resolve(file), 'utf8'), env), { lineCounter: lc, prettyErrors: false });
+    line = lineFor(doc, lc, path);
+  } catch {
+    // The file changed or went: the field and the reason still say what failed.
+  }
+  return new ConfigError(file, fmtPath(path), reason, line);
+}
+
+/** The config field a failed start or reload names (a listener's or the admin's bind), or null. */
+export function failedField(e: unknown, config: ServiceConfig): Array<string | number> | null {
+  if (!(e instanceof OriginlinkError) || e.code !== ErrorCode.INVALID_CONFIG) return null;
+  if (e.details['admin'] === true) return ['admin', 'port'];
+  const i = config.listeners.findIndex((l) => l.name === e.details['listener']);
+  return i >= 0 ? ['listeners', i, 'port'] : null;
 }
 
 function fmtPath(path: Array<string | number>): string {

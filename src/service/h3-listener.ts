@@ -2,7 +2,7 @@
 import type { H3Server, H3ServerOptions } from '../server/h3.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
-import { frontHandler, type Listener, type ListenerHooks } from './listeners.js';
+import { cannotListen, frontHandler, type Listener, type ListenerHooks } from './listeners.js';
 
 export class H3Listener implements Listener {
   config: ListenerConfig;
@@ -33,7 +33,7 @@ export class H3Listener implements Listener {
       ...(cfg.congestionControl || cfg.bbr ? { quic: { ...(cfg.congestionControl ? { cc: cfg.congestionControl } : {}), ...(cfg.bbr ? { bbr: cfg.bbr } : {}) } } : {}),
       ...(cfg.qpack ? { qpack: cfg.qpack } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
-    });
+    }).catch((e: unknown) => { throw cannotListen(cfg, (e as Error).cause ?? e); });
   }
 
   update(cfg: ListenerConfig): void {

@@ -46,6 +46,24 @@ export function rebindKey(l: ListenerConfig): string {
   return `${l.kind}|${l.host}|${l.port}|${l.http2}`;
 }
 
+/** A bind's errno in words (what `serve` prints for a listener that cannot start). */
+export function bindReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return 'EADDRINUSE (another socket holds the port)';
+  if (code === 'EACCES') return 'EACCES (a port below 1024 needs privileges)';
+  if (code === 'EADDRNOTAVAIL') return 'EADDRNOTAVAIL (no interface has that address)';
+  return code ?? (e as Error).message;
+}
+
+/** A listener that cannot bind: a config error naming it (serve.ts turns it into `file:line: listeners[i].port: …`). */
+export function cannotListen(cfg: ListenerConfig, e: unknown): OriginlinkError {
+  const reason = `cannot listen on ${cfg.host}:${cfg.port}: ${bindReason(e)}`;
+  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: ${reason}`, { cause: e, details: { listener: cfg.name, reason } });
+}
+
+/** The first bytes of the HTTP/2 client preface (RFC 9113 §3.4); no HTTP/1.1 method is PRI. */
+const PRI = Buffer.from('PRI * HTTP/2.0');
+
 /** The forwarder as the handler of one listener's servers. */
 export function frontHandler(hooks: Pick<ListenerHooks, 'handle'>, info: FrontInfo): RequestHandler {
   return (req) => hooks.handle(req, info);
@@ -111,7 +129,7 @@ export class TcpListener implements Listener {
         onError,
       };
     }
-    if (cfg.kind === 'h2c' || (cfg.kind === 'https' && cfg.http2)) {
+    if (cfg.kind === 'h2c' || cfg.kind === 'http' || (cfg.kind === 'https' && cfg.http2)) {
       this.#h2 = {
         handler,
         maxConcurrentStreams: lim.maxConcurrentStreams,
@@ -159,13 +177,15 @@ export class TcpListener implements Listener {
       });
       front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
       this.#front = front;
+    } else if (cfg.kind === 'h2c') {
+      this.#front = net.createServer((s) => this.#serve(s, 'h2', 'http'));
     } else {
-      this.#front = net.createServer((s) => this.#serve(s, cfg.kind === 'h2c' ? 'h2' : 'h1', 'http'));
+      this.#front = net.createServer((s) => this.#sniff(s));
     }
     this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
     await new Promise<void>((resolve, reject) => {
       const f = this.#front as net.Server;
-      f.once('error', (e: NodeJS.ErrnoException) => reject(new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: cannot listen on ${cfg.host}:${cfg.port}: ${e.code ?? e.message}`, { cause: e })));
+      f.once('error', (e: NodeJS.ErrnoException) => reject(cannotListen(cfg, e)));
       f.listen({ host: cfg.host, port: cfg.port }, () => {
         f.removeAllListeners('error');
         f.on('error', (e) => this.#hooks.log.error({ listener: cfg.name, err: e.message }, 'listener error'));
@@ -183,6 +203,23 @@ export class TcpListener implements Listener {
       this.#hooks.metrics.front.connections.dec({ listener: this.config.name });
     });
     s.on('error', () => { /* reported by the server that owns the protocol */ });
+  }
+
+  /**
+   * An `http` listener's connection: HTTP/1.1, or HTTP/2 with prior knowledge when it opens with the HTTP/2
+   * preface (RFC 9113 §3.3: `PRI * HTTP/2.0`), told by its first bytes as nginx (`http2 on`) and Envoy (codec
+   * AUTO) tell it. Answered in HTTP/1.1, such a client got a 505 it cannot read: curl said "Empty reply".
+   */
+  #sniff(s: net.Socket): void {
+    const timer = setTimeout(() => s.destroy(), this.#limits.requestHeaderTimeoutMs);
+    timer.unref();
+    s.once('close', () => clearTimeout(timer));
+    s.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      s.pause();
+      s.unshift(first); // the session's reader takes what is buffered first (net/socket-reads.ts)
+      this.#serve(s, first.length >= PRI.length && first.subarray(0, PRI.length).equals(PRI) ? 'h2' : 'h1', 'http');
+    });
   }
 
   #serve(socket: net.Socket, protocol: 'h1' | 'h2', scheme: 'https' | 'http'): void {

@@ -79,7 +79,10 @@ describe('GOAWAY and restart mid-load', () => {
           const r = await agent.request({ url });
           await r.dump();
           ok++;
-        } catch (e) { failed.push(e); }
+        } catch (e) {
+          failed.push(e);
+          await sleep(10); // a failure comes at once (issue 45): a client that loops on it is not the point here
+        }
       }
     };
     await Promise.all(Array.from({ length: 16 }, worker));
@@ -97,12 +100,17 @@ describe('GOAWAY and restart mid-load', () => {
   });
 
   for (const protocol of ['h1', 'h2'] as const) {
-    it(`${protocol}: an origin restart mid-load loses no idempotent request`, async () => {
+    // While the origin is down its port refuses: a request that meets that is answered at once with
+    // OL_CONNECT_FAILED (nothing sent; the service's 502), as nginx answers, rather than held through the
+    // backoff (issue 45); a request lost with its connection is retried on a new one; once the origin is back
+    // the pool serves again.
+    it(`${protocol}: an origin restart mid-load: requests on lost connections are retried, refused connects fail at once, nothing else fails`, async () => {
       const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 6, pool: { maxConnections: 8, connectBackoffBaseMs: 50, pingIntervalMs: 500, pingTimeoutMs: 1000, headersTimeoutMs: 5000 } });
       const r = await load(agent, `https://127.0.0.1:${nginx.port}/small.txt?restart-${protocol}`, 2500, () => nginx.restart());
       const st = agent.stats()[0];
       await agent.close();
-      expect(r.failed.map((e) => String(e))).toEqual([]);
+      const other = r.failed.map((e) => e as OriginlinkError).filter((e) => e.code !== 'OL_CONNECT_FAILED' || e.facts?.requestSent !== false);
+      expect(other.map((e) => String(e))).toEqual([]);
       expect(r.ok).toBeGreaterThan(100);
       expect(st?.retries).toBeGreaterThan(0);
     });

@@ -97,22 +97,22 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     const missing = await runCli(['serve', '--config', join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(78);
     expect(missing.stderr).toMatch(/nope\.yaml: \(file\): cannot read/);
-    // A port in use: a clear error and a non-zero exit, not a silent exit 0.
+    // A port in use: the listener's field on its line, exit 78 like any config error (not a silent exit 0).
     writeFileSync(join(dir, 'busy.yaml'), config(one.port, one.port, 0));
     const busy = await runCli(['serve', '--config', join(dir, 'busy.yaml')]);
-    expect(busy.code).toBe(1);
-    expect(busy.stderr).toMatch(/listener plain: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+    expect(busy.code).toBe(78);
+    expect(busy.stderr).toMatch(/busy\.yaml:3: listeners\[0\]\.port: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
     // The admin port in use: the same one line (was: a stack trace), and no stack for a user's mistakes on the command line.
     writeFileSync(join(dir, 'busy-admin.yaml'), config(one.port, 0, 0, '', one.port));
     const busyAdmin = await runCli(['serve', '--config', join(dir, 'busy-admin.yaml')]);
-    expect(busyAdmin.code).toBe(1);
-    expect(busyAdmin.stderr).toMatch(/OL_INVALID_CONFIG: admin: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+    expect(busyAdmin.code).toBe(78);
+    expect(busyAdmin.stderr).toMatch(/busy-admin\.yaml:\d+: admin\.port: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
     expect(busyAdmin.stderr).not.toMatch(/\n\s+at /);
     const noCa = await runCli(['fetch', 'https://127.0.0.1:1/', '--cacert', join(dir, 'no-such-ca.pem')]);
-    expect([noCa.code, noCa.stderr.trim()]).toEqual([1, `originlink: ENOENT: no such file or directory, open '${join(dir, 'no-such-ca.pem')}'`]);
+    expect([noCa.code, noCa.stderr.trim()]).toEqual([77, `originlink: (77) cannot read the CA file ${join(dir, 'no-such-ca.pem')}: ENOENT`]);
     const bogus = await runCli(['fetch', '--bogus']);
     expect(bogus.code).toBe(2);
-    expect(bogus.stderr).toMatch(/^originlink: Unknown option '--bogus'/);
+    expect(bogus.stderr).toMatch(/^originlink: \(2\) option --bogus: is unknown/);
     expect(bogus.stderr).not.toMatch(/\n\s+at /);
     writeFileSync(join(dir, 'good.yaml'), config(one.port, 0, 0));
     const ok = await runCli(['serve', '--config', join(dir, 'good.yaml'), '--check']);

@@ -66,7 +66,7 @@ describe('service config', () => {
     expect(parseConfig(base.replace('{ url:', '{ pool: { preconnectRatio: 1.5, preconnectHalfLifeMs: 10000 }, url:'), 'c.yaml', '/tmp').origins.get('a')?.pool).toMatchObject({ preconnectRatio: 1.5, preconnectHalfLifeMs: 10_000 });
     expect(fails(base.replace('{ url:', '{ pool: { preconnectRatio: 0.5 }, url:'))).toMatch(/origins\.a\.pool\.preconnectRatio: must be 0 \(off\) or 1 … 10/);
     expect(fails(base.replace('path: /,', 'path: api,'))).toMatch(/routes\[0\]\.path: must start with "\/"/);
-    expect(fails(base.replace('  - { kind: http, port: 8080 }', '  - { kind: http, port: 8080 }\n  - { kind: h2c, port: 8080 }'))).toMatch(/listeners\[1\]\.port: 0\.0\.0\.0:8080 is already used/);
+    expect(fails(base.replace('  - { kind: http, port: 8080 }', '  - { kind: http, port: 8080 }\n  - { kind: h2c, port: 8080 }'))).toMatch(/listeners\[1\]\.port: 0\.0\.0\.0:8080 is already taken by listener "http:8080" \(0\.0\.0\.0:8080\)$/);
     expect(fails(`${base}\nproxy: { via: "two words" }`)).toMatch(/proxy\.via: must be a token/);
     expect(fails(`${base}\nproxy: { requestBufferBytes: -1 }`)).toMatch(/proxy\.requestBufferBytes: must be/);
     expect(fails(`${base}\nproxy: { requestBufferBytes: 67108865 }`)).toMatch(/proxy\.requestBufferBytes: must be/);

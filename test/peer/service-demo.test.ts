@@ -3,8 +3,8 @@
  * to the h1, h2 and h3 origins; bounded run printing the plain table), and
  * the HTTP/3 front listener with our HTTP/3 client.
  */
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { Agent } from '../../src/index.js';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
+import { pickPorts } from '../../src/cli/demo.js';
 
 const CERTS = join(ROOT, 'config', 'demo-certs');
 
@@ -44,6 +45,42 @@ describe('originlink demo', () => {
     expect(r.stdout).toMatch(/^demo-h2\s+h2\s+[1-9]\d*\s+\d+\.\d%/m); // background traffic moved the counters
     expect(r.stdout).not.toContain('\x1b[');
     expect(r.stdout).toMatch(/stopped\n$/);
+  });
+});
+
+describe('the demo leaves nothing behind and says where it moved (issue 45)', () => {
+  beforeAll(() => buildIfStale(), 180_000);
+
+  it('stopped with Ctrl-C (SIGINT), its request log is removed; --keep-log keeps it', async () => {
+    for (const keep of [false, true]) {
+      const child = spawn('node', [CLI, 'demo', '--random-ports', '--no-traffic', ...(keep ? ['--keep-log'] : [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const log = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no log line: ${out}`)); }, 20_000);
+        child.stdout?.on('data', (d: Buffer) => {
+          out += String(d);
+          const m = /request log \(JSON lines\): (\S+)/.exec(out);
+          if (m) { clearTimeout(timer); resolve(m[1] as string); }
+        });
+      });
+      expect(existsSync(log)).toBe(true);
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(existsSync(log), out).toBe(keep);
+      if (keep) rmSync(log, { force: true });
+    }
+  });
+
+  it('a busy default port is replaced by a free one, and the demo says which', async () => {
+    const busy = new Set([8443, 9443]);
+    let next = 40000;
+    const probe = async (port: number): Promise<number | null> => (port === 0 ? next++ : busy.has(port) ? null : port);
+    const { env, moved } = await pickPorts({ DEMO_ADMIN_PORT: '7000' }, false, probe);
+    expect(moved).toEqual(['8443 → 40000', '9443 → 40001']);
+    expect([env['DEMO_FRONT_TLS_PORT'], env['DEMO_FRONT_HTTP_PORT'], env['DEMO_ADMIN_PORT'], env['DEMO_ORIGIN_H3_PORT']]).toEqual(['40000', '8080', '7000', '40001']);
+    // --random-ports: every port a free one, nothing reported as moved.
+    expect((await pickPorts({}, true, probe)).moved).toEqual([]);
   });
 });
 

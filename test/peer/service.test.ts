@@ -135,6 +135,15 @@ routes:
     }
   });
 
+  it('an http listener serves HTTP/2 with prior knowledge too (issue 45: it answered a 505 in HTTP/1.1, "Empty reply" to curl)', async () => {
+    const r = await curl('-w', '\n%{http_code} %{http_version}', '--http2-prior-knowledge', `http://127.0.0.1:${plain}/index.html`);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toBe('hello from nginx\n\n200 2');
+    // HTTP/1.1 on the same listener, as before.
+    const h1 = await curl('-w', '\n%{http_code} %{http_version}', `http://127.0.0.1:${plain}/index.html`);
+    expect(h1.out).toBe('hello from nginx\n\n200 1.1');
+  });
+
   it('adds Via and X-Forwarded-*, strips hop-by-hop request fields, rewrites Host to the origin', async () => {
     const r = await curl('--http1.1', '-H', 'Connection: X-Foo, Keep-Alive', '-H', 'X-Foo: secret', '-H', 'Keep-Alive: timeout=9', '-H', 'Proxy-Authorization: Basic eA==',
       '-H', 'X-Forwarded-For: 203.0.113.9', '-H', 'X-Keep: kept', `https://localhost:${tls}/h1/hdr`);

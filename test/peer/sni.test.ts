@@ -172,7 +172,7 @@ listeners:
 origins: { o: { url: "http://127.0.0.1:1" } }
 routes: [ { path: /, origin: o } ]
 `;
-    expect(() => parseConfig(base(`{ cert: ${one.certPath}, key: ${wild.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates.*entry 0: .*wild\.key does not go with .*one\.pem/);
+    expect(() => parseConfig(base(`{ cert: ${one.certPath}, key: ${wild.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates\[0\]\.key: .*wild\.key is not the key of .*one\.pem/);
     const ipOnly = makeLeaf(certs, 'ip-only', ['127.0.0.2']);
     expect(() => parseConfig(base(`{ cert: ${ipOnly.certPath}, key: ${ipOnly.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates.*entry 0: .*ip-only\.pem holds no DNS name/);
   });

@@ -119,21 +119,25 @@ describe('which failures the Agent retries', () => {
     expect([(err as OriginlinkError).code, (err as OriginlinkError).details['attempts']]).toEqual([ErrorCode.STREAM_RESET, 3]);
   });
 
-  it('connect failures are retried after the pool backoff (100 ms doubling, jittered), then succeed', async () => {
+  it('a refused connect is answered at once, never retried against the same URL; during the backoff requests get it without a dial; after it, one dials again', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
     const s = scripted({ 'o.test:80': ['refuse', 'refuse', [{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect, maxRetries: 2 }));
-    const p = agent.request({ url: 'http://o.test/' });
-    // Backoff after n failures: min(max, 100 × 2^(n−1)) × (0.5 + 0.5 × random) = 99.95 ms, then 199.9 ms.
-    await vi.advanceTimersByTimeAsync(99);
+    const first = await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError);
+    expect([first.code, first.details['attempts'], first.details['origin'], s.dials.length]).toEqual([ErrorCode.CONNECT_FAILED, 1, 'http://o.test', 1]);
+    // Backoff after n failures: min(max, 100 × 2^(n−1)) × (0.5 + 0.5 × random) = 99.95 ms: inside it, no dial, no wait.
+    await vi.advanceTimersByTimeAsync(50);
+    const during = await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError);
+    expect([during.code, during.details['attempts'], during.details['backoffMs'], s.dials.length]).toEqual([ErrorCode.CONNECT_FAILED, 1, 50, 1]);
+    expect(during.message).toMatch(/connects to http:\/\/o\.test failing/);
+    // Nothing is dialled when the backoff runs out with nobody asking.
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(s.dials).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(s.dials).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(199);
-    expect(s.dials).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(1);
-    const r = await p;
-    expect([r.status, r.attempts, s.dials.length]).toEqual([200, 3, 3]);
+    // A request after it dials (refused again: a longer backoff), then the next after that one connects.
+    expect((await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError)).code).toBe(ErrorCode.CONNECT_FAILED);
+    await vi.advanceTimersByTimeAsync(200);
+    const r = await agent.request({ url: 'http://o.test/' });
+    expect([r.status, r.attempts, s.dials.length]).toEqual([200, 1, 3]);
   });
 
   it('an aborted request is never retried', async () => {

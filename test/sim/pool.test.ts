@@ -96,7 +96,7 @@ describe('dialling', () => {
     expect(p.stats().requests).toBe(10);
   });
 
-  it('connect failures back off 100 ms doubling with jitter; waiters fail at once, retry-safe, each with its own error', async () => {
+  it('connect failures back off 100 ms doubling with jitter; waiters fail at once, retry-safe, each with its own error; requests during the backoff are answered at once', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0);
     const d = new Dialer({ auto: true }, false);
     const p = pool(d);
@@ -110,19 +110,24 @@ describe('dialling', () => {
     expect([ea.code, ea.retrySafe, ea.facts?.requestSent]).toEqual([ErrorCode.CONNECT_FAILED, true, false]);
     expect(ea).not.toBe(eb); // errors are values: each waiter gets its own
     expect(eb.retrySafe).toBe(true);
-    // Two failures so far: the next dial waits min(max, 100 × 2^(2−1)) × (0.5 + 0.5 × random) = 100 ms.
-    const c = p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    // Two failures so far: the next dial waits min(max, 100 × 2^(2−1)) × (0.5 + 0.5 × random) = 100 ms. A request
+    // inside it is answered at once with the last failure, naming the origin (issue 45), and dials nothing.
+    const c = await p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    expect([c.code, c.retrySafe, c.details['origin'], c.details['backoffMs'], d.pending.length]).toEqual([ErrorCode.CONNECT_FAILED, true, p.origin, 100, 0]);
     await tick(99);
+    expect((await p.request(req()).catch((e: unknown) => e as OriginlinkError)).code).toBe(ErrorCode.CONNECT_FAILED);
     expect(d.pending).toHaveLength(0);
     await tick(1);
+    // The backoff is over: the next request dials (and waits for that dial).
+    const c2 = p.request(req()).catch((e: unknown) => e as OriginlinkError);
+    await tick();
     expect(d.pending).toHaveLength(1);
     d.refuse();
-    expect((await c).code).toBe(ErrorCode.CONNECT_FAILED);
+    expect((await c2).code).toBe(ErrorCode.CONNECT_FAILED);
     // Third failure: 400 × 0.5 = 200 ms.
+    await tick(200);
     const e = p.request(req());
-    await tick(199);
-    expect(d.pending).toHaveLength(0);
-    await tick(1);
+    await tick();
     expect(d.pending).toHaveLength(1);
     d.open().exchanges.length;
     await tick();

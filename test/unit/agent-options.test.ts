@@ -45,3 +45,70 @@ describe('Agent options', () => {
     })).toBeNull();
   });
 });
+
+describe('requests the Agent refuses at once', () => {
+  it('protocol h3 with an http:// URL: OL_UNSUPPORTED_PROTOCOL before any dial (it spent 30.5 s in a QUIC timeout)', async () => {
+    const agent = new Agent({ protocol: 'h3' });
+    const t0 = performance.now();
+    const e = await agent.request({ url: 'http://127.0.0.1:1/' }).catch((x: unknown) => x as OriginlinkError);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect([e.code, e.message]).toEqual(['OL_UNSUPPORTED_PROTOCOL', 'protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://127.0.0.1:1']);
+    const r = await new Agent().request({ url: 'http://127.0.0.1:1/', protocol: 'h3' }).catch((x: unknown) => x as OriginlinkError);
+    expect(r.code).toBe('OL_UNSUPPORTED_PROTOCOL');
+    await agent.close();
+  });
+});
+
+describe('values the Agent refuses (issue 45: each was taken and failed later, or ran as something else)', () => {
+  it('a protocol or earlyData that does not exist, at the top or per origin', () => {
+    expect(refusal({ protocol: 'h4' })).toEqual({ code: 'OL_INVALID_CONFIG', message: 'protocol: must be one of auto, h1, h2, h3, got "h4"', field: 'protocol' });
+    expect(refusal({ origins: { 'https://a.test:443': { protocol: 'http2' } } })).toMatchObject({ code: 'OL_INVALID_CONFIG', field: 'origins["https://a.test:443"].protocol' });
+    expect(refusal({ earlyData: 'yes' })).toMatchObject({ code: 'OL_INVALID_CONFIG', field: 'earlyData' });
+    expect(refusal({ origins: { 'a.test': {} } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'origins["a.test"]: the key must be an origin, scheme://host:port' });
+  });
+
+  it('tls.ca given a file name, or text without a certificate; an unknown tls field', () => {
+    expect(refusal({ tls: { ca: 'certs/ca.pem' } })).toEqual({
+      code: 'OL_INVALID_CONFIG',
+      message: 'tls.ca: expects the certificate\'s PEM text, not a file name: read it first (tls: { ca: readFileSync("certs/ca.pem") })',
+      field: 'tls.ca',
+    });
+    expect(refusal({ tls: { ca: [Buffer.from('not a certificate\n')] } })).toMatchObject({ field: 'tls.ca', message: 'tls.ca: holds no PEM certificate (-----BEGIN CERTIFICATE-----)' });
+    expect(refusal({ origins: { 'https://a.test:443': { tls: { ca: '/etc/ssl/ca.pem' } } } })).toMatchObject({ field: 'origins["https://a.test:443"].tls.ca' });
+    expect(refusal({ tls: { cert: 'x' } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'tls.cert: unknown option' });
+    expect(refusal({ tls: { rejectUnauthorized: 'no' } })).toMatchObject({ field: 'tls.rejectUnauthorized' });
+    expect(refusal({ tls: { ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } })).toBeNull();
+  });
+
+  it('a request field that does not exist (methd: POST sent a GET), a request protocol that does not exist', async () => {
+    const agent = new Agent();
+    const e = await agent.request({ url: 'http://127.0.0.1:1/', methd: 'POST' } as never).catch((x: unknown) => x as OriginlinkError);
+    expect(e).toBeInstanceOf(OriginlinkError);
+    expect([e.code, e.details['field']]).toEqual(['OL_INVALID_ARGUMENT', 'methd']);
+    expect(e.message).toMatch(/^request field "methd" is not known \(known: url, origin, path, method,/);
+    const p = await agent.request({ url: 'http://127.0.0.1:1/', protocol: 'h4' } as never).catch((x: unknown) => x as OriginlinkError);
+    expect([p.code, p.details['field']]).toEqual(['OL_INVALID_ARGUMENT', 'protocol']);
+    await agent.close();
+  });
+
+  it('every error a bad target gives is an OriginlinkError naming the field (a bad URL was a plain TypeError)', async () => {
+    const agent = new Agent();
+    const cases: Array<[unknown, string, string]> = [
+      [{ url: 'not a url' }, 'OL_INVALID_ARGUMENT', 'url'],
+      [{ url: 'http://exa mple.com/' }, 'OL_INVALID_ARGUMENT', 'url'],
+      [{ url: 'ftp://example.com/' }, 'OL_INVALID_ARGUMENT', ''],
+      [{ origin: 'nope', path: '/' }, 'OL_INVALID_ARGUMENT', 'origin'],
+      [{ origin: ['http://a.test', '::'], path: '/' }, 'OL_INVALID_ARGUMENT', 'origin'],
+      [{ origin: 'http://a.test' }, 'OL_INVALID_ARGUMENT', 'path'],
+      [{}, 'OL_INVALID_ARGUMENT', 'url'],
+    ];
+    for (const [o, code, field] of cases) {
+      const e = await agent.request(o as never).catch((x: unknown) => x);
+      expect(e, JSON.stringify(o)).toBeInstanceOf(OriginlinkError);
+      expect([(e as OriginlinkError).code, (e as OriginlinkError).details['field'] ?? ''], JSON.stringify(o)).toEqual([code, field]);
+    }
+    expect(() => agent.origin('::')).toThrow(OriginlinkError);
+    expect(() => agent.pool('::')).toThrow(OriginlinkError);
+    await agent.close();
+  });
+});

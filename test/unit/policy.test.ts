@@ -6,7 +6,8 @@ import { isIdempotentRequest, isSafeMethod } from '../../src/http/methods.js';
 import { endToEnd } from '../../src/http/fields.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure, type ExchangeFacts } from '../../src/errors.js';
 
-const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1 };
+const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1, untried: 0 };
+const twoUrls = { ...base, urls: 2, untried: 1 };
 const err = (code: string, retrySafe: boolean, facts: ExchangeFacts | null): OriginlinkError => new OriginlinkError(code, 'remote', 'x', { retrySafe, facts });
 const staleReuse: ExchangeFacts = { reused: true, requestSent: true, responseStarted: false };
 const fresh: ExchangeFacts = { reused: false, requestSent: true, responseStarted: false };
@@ -14,17 +15,26 @@ const answered: ExchangeFacts = { reused: true, requestSent: true, responseStart
 
 describe('retryDecision', () => {
   it.each([
-    ['connect failure (never sent)', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), base, true],
+    // A failure the same URL would give again (issue 45: each request waited out the backoff up to 28 s to meet it).
+    ['connect refused, one URL: refused again', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), base, false],
+    ['connect refused, another URL to try', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), twoUrls, true],
+    ['connect timeout, one URL', err(ErrorCode.CONNECT_TIMEOUT, true, NOT_SENT), base, false],
+    ['untrusted certificate, one URL', err(ErrorCode.CERT_INVALID, true, NOT_SENT), base, false],
+    ['untrusted certificate, another URL to try', err(ErrorCode.CERT_INVALID, true, NOT_SENT), twoUrls, true],
+    ['TLS handshake failed, one URL', err(ErrorCode.TLS_FAILED, true, NOT_SENT), base, false],
+    ['no h2 by ALPN, one URL', err(ErrorCode.UNSUPPORTED_PROTOCOL, true, NOT_SENT), base, false],
+    ['name does not resolve, one URL', err(ErrorCode.DNS_FAILED, true, NOT_SENT), base, false],
+    ['name does not resolve, another URL to try', err(ErrorCode.DNS_FAILED, true, NOT_SENT), twoUrls, true],
     ['refused stream / above GOAWAY', err(ErrorCode.GOAWAY, true, fresh), { ...base, idempotent: false }, true],
     ['stale keep-alive: idempotent, reused, no response byte', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), base, true],
     ['stale keep-alive but POST', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, idempotent: false }, false],
     ['idempotent on a fresh connection', err(ErrorCode.SOCKET_CLOSED, false, fresh), base, false],
     ['a response byte had arrived', err(ErrorCode.SOCKET_RESET, false, answered), base, false],
     ['unknown facts', err(ErrorCode.SOCKET_CLOSED, false, null), base, false],
-    ['streamed body', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, replayable: false }, false],
-    ['caller aborted', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, aborted: true }, false],
+    ['streamed body', err(ErrorCode.GOAWAY, true, NOT_SENT), { ...base, replayable: false }, false],
+    ['caller aborted', err(ErrorCode.GOAWAY, true, NOT_SENT), { ...base, aborted: true }, false],
     ['ABORTED code', err(ErrorCode.ABORTED, true, NOT_SENT), base, false],
-    ['budget spent', err(ErrorCode.CONNECT_FAILED, true, NOT_SENT), { ...base, attempt: 3 }, false],
+    ['budget spent', err(ErrorCode.GOAWAY, true, NOT_SENT), { ...base, attempt: 3 }, false],
     ['timeout after the request was sent', err(ErrorCode.HEADERS_TIMEOUT, false, fresh), base, false],
     ['stale keep-alive, reset (h1) or QUIC closed (h3)', err(ErrorCode.SOCKET_RESET, false, staleReuse), base, true],
     ['stale keep-alive, QUIC connection closed', err(ErrorCode.QUIC_FAILED, false, staleReuse), base, true],
@@ -32,7 +42,8 @@ describe('retryDecision', () => {
     ['headers timeout on a reused connection', err(ErrorCode.HEADERS_TIMEOUT, false, staleReuse), base, false],
     ['our queue full, one URL: queuing again helps nothing', err(ErrorCode.QUEUE_FULL, true, NOT_SENT), base, false],
     ['our queue waited out, one URL', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), base, false],
-    ['our queue waited out, another URL to try', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), { ...base, urls: 2 }, true],
+    ['our queue waited out, another URL to try', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), twoUrls, true],
+    ['our queue waited out, every URL tried', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), { ...base, urls: 2, attempt: 2 }, false],
     ['body timeout on a reused connection', err(ErrorCode.BODY_TIMEOUT, false, staleReuse), base, false],
     ['our client\'s upload stalled on a reused connection', err(ErrorCode.REQUEST_BODY_TIMEOUT, false, staleReuse), base, false],
     ['malformed answer on a reused connection', err(ErrorCode.MALFORMED_RESPONSE, false, staleReuse), base, false],
@@ -43,13 +54,15 @@ describe('retryDecision', () => {
     expect(retryDecision(e, input).retry).toBe(want);
   });
 
-  it('an unreachable URL fails over to the next, with one more attempt per further URL', () => {
+  it('an unreachable URL fails over to the next, each URL once, with one more attempt per further URL', () => {
     const e = err(ErrorCode.CONNECT_FAILED, true, NOT_SENT);
-    expect(retryDecision(e, { ...base, urls: 3 })).toEqual({ retry: true, failover: true });
-    expect(retryDecision(e, { ...base, urls: 3, attempt: 4 })).toEqual({ retry: true, failover: true });
-    expect(retryDecision(e, { ...base, urls: 3, attempt: 5 }).retry).toBe(false);
+    expect(retryDecision(e, { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: true });
+    expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 4 })).toEqual({ retry: true, failover: true });
+    expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 5 }).retry).toBe(false);
+    // Every URL tried: never back to one that was unreachable.
+    expect(retryDecision(e, { ...base, urls: 3, untried: 0, attempt: 3 }).retry).toBe(false);
     // A stale-connection retry stays on the same URL.
-    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3 })).toEqual({ retry: true, failover: false });
+    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: false });
   });
 });
 

@@ -1,0 +1,238 @@
+/**
+ * `originlink fetch`'s command line: our options and curl's common ones where they make sense, read into one
+ * plan. A bad option or value is a `CliExit` with curl's exit code for it (2 a bad option, 3 a malformed URL,
+ * 1 a scheme we do not speak, 26 a request body file that cannot be read, 77 a CA file that cannot be read).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { ProtocolPolicy } from '../connect/connect.js';
+import type { HeaderList } from '../http/types.js';
+import { redact } from '../util/redact.js';
+import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
+import { EXIT_TABLE } from './exit-codes.js';
+
+export const FETCH_USAGE = `usage: originlink fetch URL [options]
+  --protocol auto|h1|h2|h3   protocol policy (default auto: h2 or HTTP/1.1 by ALPN, h3 once known)
+  --http1.1 | --http2 | --http3
+                             HTTP/1.1, HTTP/2 (over https: by ALPN; --http2-prior-knowledge for cleartext h2c),
+                             HTTP/3. The protocol named is required, not preferred: no fallback, unlike curl's
+  --repeat N                 send the request N times (default 1) and print a summary
+  --concurrency C            requests in flight at once with --repeat (default 1)
+  --cacert FILE              trust this CA certificate (PEM)
+  -k, --insecure             do not verify the certificate
+  -X, --request M            request method (default GET, POST with --data, HEAD with -I); also --method
+  -H, --header 'N: V'        add a request header (repeatable)
+  -A, --user-agent UA        the User-Agent header
+  -u, --user USER:PASS       HTTP Basic authentication
+  -d, --data STRING|@FILE    request body
+  -I, --head                 HEAD request; print the response head
+  -i, --include              print the response head before the body
+  -L, --location             follow redirects (301, 302, 303, 307, 308; 303, and 301/302 after a POST, as GET)
+  --max-redirs N             most redirects followed with -L (default 50)
+  -f, --fail                 an HTTP status of 400 or more is a failure: no body, exit 22
+  -o, --output FILE          write the body to FILE (default: stdout, unless --json)
+  -w, --write-out FORMAT     print FORMAT after the transfer: %{http_code} %{http_version} %{time_total}
+                             %{time_connect} %{time_appconnect} %{time_starttransfer} %{size_download}
+                             %{remote_ip} %{remote_port} %{local_ip} %{local_port} %{num_redirects}
+                             %{url_effective} %{content_type} %{scheme} %{exitcode} %{errormsg}
+  -m, --max-time S           give up after S seconds (exit 28)
+  --connect-timeout S        connect (TCP + TLS, or QUIC) deadline, seconds (default 10; exit 28)
+  -s, --silent               no error message (the exit code still says it)
+  -S, --show-error           with -s: the error message still
+  --json                     print one JSON object with the result (or the error: { error, exitCode })
+  -v, --verbose              tell the connection's story on stderr, curl-style (address, protocol and ALPN,
+                             TLS version, resumed, TFO, 0-RTT, reused, timings, request and response heads)
+  -V, --version              print the version
+  --max-connections N        pool limit (default 32)
+  --session-store FILE|URL   keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT),
+                             or share them with a fleet: redis://[user:pass@]HOST:PORT/DB (rediss:// for TLS;
+                             ?prefix=P&keyFile=F&ca=F: key prefix, AES-256-GCM key file for tickets, CA for rediss)
+  --origin-cache FILE|URL    keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs, or in Redis (URL as above)
+${EGRESS_USAGE}
+exit codes (curl's):
+${EXIT_TABLE}`;
+
+/** A failure of the command line itself, with curl's exit code for it. */
+export class CliExit extends Error {
+  constructor(readonly exitCode: number, message: string) {
+    super(message);
+  }
+}
+
+const OPTIONS = {
+  protocol: { type: 'string' },
+  'http1.1': { type: 'boolean' },
+  http2: { type: 'boolean' },
+  'http2-prior-knowledge': { type: 'boolean' },
+  http3: { type: 'boolean' },
+  'http3-only': { type: 'boolean' },
+  repeat: { type: 'string', default: '1' },
+  concurrency: { type: 'string', default: '1' },
+  cacert: { type: 'string' },
+  insecure: { type: 'boolean', short: 'k', default: false },
+  request: { type: 'string', short: 'X' },
+  method: { type: 'string' },
+  header: { type: 'string', short: 'H', multiple: true },
+  'user-agent': { type: 'string', short: 'A' },
+  user: { type: 'string', short: 'u' },
+  data: { type: 'string', short: 'd' },
+  head: { type: 'boolean', short: 'I', default: false },
+  include: { type: 'boolean', short: 'i', default: false },
+  location: { type: 'boolean', short: 'L', default: false },
+  'max-redirs': { type: 'string', default: '50' },
+  fail: { type: 'boolean', short: 'f', default: false },
+  output: { type: 'string', short: 'o' },
+  'write-out': { type: 'string', short: 'w' },
+  'max-time': { type: 'string', short: 'm' },
+  'connect-timeout': { type: 'string' },
+  silent: { type: 'boolean', short: 's', default: false },
+  'show-error': { type: 'boolean', short: 'S', default: false },
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', short: 'v', default: false },
+  version: { type: 'boolean', short: 'V', default: false },
+  'max-connections': { type: 'string' },
+  'session-store': { type: 'string' },
+  'origin-cache': { type: 'string' },
+  ...EGRESS_OPTIONS,
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+export interface FetchPlan {
+  help: boolean;
+  version: boolean;
+  url: string;
+  protocol: ProtocolPolicy;
+  method: string;
+  headers: HeaderList;
+  body: string | Buffer | null;
+  repeat: number;
+  concurrency: number;
+  ca: Buffer | null;
+  caPath: string | null;
+  insecure: boolean;
+  head: boolean;
+  include: boolean;
+  follow: boolean;
+  maxRedirs: number;
+  fail: boolean;
+  output: string | null;
+  writeOut: string | null;
+  maxTimeMs: number | null;
+  connectTimeoutMs: number | null;
+  /** Error messages on stderr (not with -s, unless -S). */
+  showErrors: boolean;
+  json: boolean;
+  verbose: boolean;
+  maxConnections: number | null;
+  sessionStore: string | null;
+  originCache: string | null;
+  egress: ReturnType<typeof egressFromArgs>;
+}
+
+/** Node's parser's refusal as one line: the option and where the list of options is. */
+function parserRefusal(e: unknown): CliExit | null {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) return null;
+  const opt = /'(-[^']*)'/.exec((e as Error).message)?.[1] ?? '';
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new CliExit(2, `option ${opt}: is unknown (originlink fetch --help lists the options)`);
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return new CliExit(2, `option ${opt}: ${/argument missing|takes an argument/i.test((e as Error).message) ? 'needs a value' : 'takes no value'}`);
+  return new CliExit(2, (e as Error).message.split('\n')[0] ?? 'bad arguments');
+}
+
+export function parseFetchArgs(argv: string[]): FetchPlan {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (e) {
+    throw parserRefusal(e) ?? e;
+  }
+  const v = parsed.values;
+  const egress = egressFromArgs(v);
+  const url = parsed.positionals[0] ?? '';
+  if (parsed.positionals.length > 1) throw new CliExit(2, `one URL only (got ${parsed.positionals.length})`);
+  const plan = {
+    help: v.help, version: v.version, url, egress,
+    insecure: v.insecure, head: v.head, include: v.include, follow: v.location, fail: v.fail, json: v.json, verbose: v.verbose,
+    showErrors: !v.silent || v['show-error'],
+    output: v.output ?? null, writeOut: v['write-out'] ?? null,
+    sessionStore: v['session-store'] ?? null, originCache: v['origin-cache'] ?? null,
+  };
+  if (v.help || v.version) return { ...plan, protocol: 'auto', method: 'GET', headers: [], body: null, repeat: 1, concurrency: 1, ca: null, caPath: null, maxRedirs: 50, maxTimeMs: null, connectTimeoutMs: null, maxConnections: null };
+  if (!url) throw new CliExit(2, 'a URL is required (originlink fetch --help)');
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CliExit(3, `URL rejected: not a URL: ${JSON.stringify(redact(url))}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliExit(1, `Protocol "${u.protocol.slice(0, -1)}" not supported (http and https only)`);
+  const protocol = protocolFrom(v, u);
+  const repeat = int(v.repeat, '--repeat', 1);
+  const headers: HeaderList = [];
+  for (const h of v.header ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw new CliExit(2, `bad header ${JSON.stringify(h)} (want 'Name: value')`);
+    headers.push([h.slice(0, i).trim(), h.slice(i + 1).trim()]);
+  }
+  if (v['user-agent'] !== undefined) headers.push(['user-agent', v['user-agent']]);
+  if (v.user !== undefined) headers.push(['authorization', `Basic ${Buffer.from(v.user).toString('base64')}`]);
+  let body: string | Buffer | null = null;
+  if (v.data !== undefined) {
+    if (!v.data.startsWith('@')) body = v.data;
+    else {
+      try {
+        body = readFileSync(v.data.slice(1));
+      } catch (e) {
+        throw new CliExit(26, `cannot read the request body ${v.data.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+  }
+  if (v.request !== undefined && v.method !== undefined && v.request !== v.method) throw new CliExit(2, '-X/--request and --method disagree');
+  const method = (v.request ?? v.method ?? (v.head ? 'HEAD' : body !== null ? 'POST' : 'GET')).toUpperCase();
+  let ca: Buffer | null = null;
+  if (v.cacert !== undefined) {
+    try {
+      ca = readFileSync(v.cacert);
+    } catch (e) {
+      throw new CliExit(77, `cannot read the CA file ${v.cacert}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new CliExit(77, `the CA file ${v.cacert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  return {
+    ...plan, protocol, method, headers, body, repeat,
+    concurrency: Math.min(int(v.concurrency, '--concurrency', 1), repeat),
+    ca, caPath: v.cacert ?? null,
+    maxRedirs: int(v['max-redirs'], '--max-redirs', 0),
+    maxTimeMs: v['max-time'] === undefined ? null : seconds(v['max-time'], '--max-time'),
+    connectTimeoutMs: v['connect-timeout'] === undefined ? null : seconds(v['connect-timeout'], '--connect-timeout'),
+    maxConnections: v['max-connections'] === undefined ? null : int(v['max-connections'], '--max-connections', 1),
+  };
+}
+
+/** --protocol, or curl's --http* flags (at most one way of saying it). */
+function protocolFrom(v: { protocol?: string | undefined; 'http1.1'?: boolean | undefined; http2?: boolean | undefined; 'http2-prior-knowledge'?: boolean | undefined; http3?: boolean | undefined; 'http3-only'?: boolean | undefined }, u: URL): ProtocolPolicy {
+  const said: ProtocolPolicy[] = [];
+  if (v['http1.1']) said.push('h1');
+  // Over http://, curl's --http2 asks by Upgrade: h2c, which we do not send (RFC 9113 §3.1 deprecates it): HTTP/1.1.
+  if (v.http2) said.push(u.protocol === 'https:' ? 'h2' : 'h1');
+  if (v['http2-prior-knowledge']) said.push('h2');
+  if (v.http3 || v['http3-only']) said.push('h3');
+  if (v.protocol !== undefined) {
+    if (!['auto', 'h1', 'h2', 'h3'].includes(v.protocol)) throw new CliExit(2, `--protocol must be auto, h1, h2 or h3 (got ${v.protocol})`);
+    said.push(v.protocol as ProtocolPolicy);
+  }
+  if (new Set(said).size > 1) throw new CliExit(2, `the protocol options disagree (${said.join(', ')}): give one`);
+  return said[0] ?? 'auto';
+}
+
+function int(v: string | undefined, name: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new CliExit(2, `${name} must be an integer ≥ ${min} (got ${v})`);
+  return n;
+}
+
+function seconds(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new CliExit(2, `${name} must be a positive number of seconds (got ${v})`);
+  return Math.max(1, Math.round(n * 1000));
+}

@@ -1,0 +1,128 @@
+/**
+ * Issue 45, "the CLI is curl-like until it fails": `originlink fetch` and curl run side by side on the same
+ * failure, and exit with the same code — 6 a name that does not resolve, 7 a refused port, 28 a timeout, 35 a TLS
+ * handshake that fails, 60 a certificate not trusted or not for the name, 22 an HTTP error only with -f, and the
+ * rest of curl's codes we give (3, 1, 2, 47, 52, 77). On the start commit every transport failure exited 1, a 404
+ * exited 22 without -f, and -f, -L, -w, -s were refused by Node's parser. `--json` prints an error object.
+ * The name that does not resolve is asked inside a network namespace of its own (`unshare --net`, loopback down:
+ * no resolver reachable), for both programs; every other peer is on loopback. Runs the built CLI (dist/).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCerts } from '../helpers/certs.js';
+import { CLOSED_PORT } from '../helpers/ports.js';
+import { buildIfStale, CLI } from '../helpers/build.js';
+
+const certs = makeCerts();
+const stranger = makeCerts({ fresh: true });
+let dir: string;
+const servers: net.Server[] = [];
+const port: Record<string, number> = {};
+
+type Run = { code: number; stdout: string; stderr: string; ms: number };
+
+function run(argv: string[], timeoutMs = 15_000): Promise<Run> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    execFile(argv[0] as string, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr, ms: Math.round(performance.now() - t0) });
+    });
+  });
+}
+const curl = (args: string[], netns = false): Promise<Run> => run([...(netns ? ['unshare', '--net', '--'] : []), 'curl', '-sS', '-o', '/dev/null', ...args]);
+const ours = (args: string[], netns = false): Promise<Run> => run([...(netns ? ['unshare', '--net', '--'] : []), process.execPath, CLI, 'fetch', '-o', '/dev/null', ...args]);
+
+async function listen(name: string, s: net.Server): Promise<void> {
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  servers.push(s);
+  port[name] = (s.address() as net.AddressInfo).port;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ol-cli-curl-'));
+  buildIfStale();
+  await listen('plain', http.createServer((req, res) => {
+    if (req.url === '/loop') { res.writeHead(302, { location: '/loop' }); res.end(); return; }
+    if (req.url === '/moved') { res.writeHead(301, { location: '/ok' }); res.end(); return; }
+    if (req.url === '/ok') { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('ok\n'); return; }
+    if (req.url === '/never') return; // no answer: --max-time
+    res.writeHead(404);
+    res.end('not here\n');
+  }));
+  // Accepts TCP, never says a word: a TLS handshake that never completes (--connect-timeout).
+  await listen('silent', net.createServer(() => {}));
+  // Reads the request and closes: an empty reply.
+  await listen('closer', net.createServer((s) => s.on('data', () => s.destroy())));
+  await listen('untrusted', https.createServer({ cert: stranger.cert, key: stranger.key }, (_q, r) => r.end('x')));
+  await listen('wrongname', https.createServer({ cert: readFileSync(certs.wrongCertPath), key: readFileSync(certs.wrongKeyPath) }, (_q, r) => r.end('x')));
+}, 180_000);
+afterAll(() => {
+  for (const s of servers) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('originlink fetch exits as curl does, on the same failure', () => {
+  const cases: Array<[string, number, () => string[], boolean?]> = [
+    ['a name that does not resolve', 6, () => ['http://nonexistent.invalid/'], true],
+    ['a refused port', 7, () => [`http://127.0.0.1:${CLOSED_PORT}/`]],
+    ['a TLS handshake that never completes (--connect-timeout 1)', 28, () => ['--connect-timeout', '1', `https://127.0.0.1:${port['silent']}/`]],
+    ['an answer that never comes (-m 1)', 28, () => ['-m', '1', `http://127.0.0.1:${port['plain']}/never`]],
+    ['TLS to a cleartext server', 35, () => [`https://127.0.0.1:${port['plain']}/`]],
+    ['a certificate from a CA nobody trusts', 60, () => ['--cacert', certs.caPath, `https://localhost:${port['untrusted']}/`]],
+    ['a trusted certificate for other names', 60, () => ['--cacert', certs.caPath, `https://localhost:${port['wrongname']}/`]],
+    ['404 with -f', 22, () => ['-f', `http://127.0.0.1:${port['plain']}/missing`]],
+    ['404 without -f', 0, () => [`http://127.0.0.1:${port['plain']}/missing`]],
+    ['-L through a 301', 0, () => ['-L', '-f', `http://127.0.0.1:${port['plain']}/moved`]],
+    ['-L round a redirect loop (--max-redirs 2)', 47, () => ['-L', '--max-redirs', '2', `http://127.0.0.1:${port['plain']}/loop`]],
+    ['an empty reply', 52, () => [`http://127.0.0.1:${port['closer']}/`]],
+    ['a malformed URL', 3, () => ['http://[::1/']],
+    ['a scheme not spoken', 1, () => ['foo://example.test/']],
+    ['a CA file that is not there', 77, () => ['--cacert', join(dir, 'nope.pem'), `https://localhost:${port['wrongname']}/`]],
+    ['an option that does not exist', 2, () => ['--no-such-option', `http://127.0.0.1:${port['plain']}/`]],
+  ];
+  for (const [name, want, args, netns] of cases) {
+    it(`${name}: both exit ${want}`, async () => {
+      const [c, o] = await Promise.all([curl(args(), netns), ours(args(), netns)]);
+      expect([c.code, o.code], `curl: ${c.stderr.trim()} | originlink: ${o.stderr.trim()}`).toEqual([want, want]);
+      if (want !== 0) expect(o.stderr.trimEnd().split('\n'), o.stderr).toHaveLength(1);
+      if (want !== 0) expect(o.stderr).toMatch(new RegExp(`^originlink: \\(${want}\\) `));
+    });
+  }
+});
+
+describe('curl flags and --json on failure', () => {
+  it('--json prints an error object on failure (it printed nothing); -s silences the message, -sS keeps it', async () => {
+    const j = await ours(['--json', '-s', `http://127.0.0.1:${CLOSED_PORT}/`]);
+    expect(j.code).toBe(7);
+    expect(j.stderr).toBe('');
+    expect(JSON.parse(j.stdout)).toMatchObject({ url: `http://127.0.0.1:${CLOSED_PORT}/`, exitCode: 7, error: { code: 'OL_CONNECT_FAILED', side: 'network', attempts: 1 } });
+    const sS = await ours(['-sS', `http://127.0.0.1:${CLOSED_PORT}/`]);
+    expect(sS.stderr).toMatch(/^originlink: \(7\) OL_CONNECT_FAILED: /);
+  });
+
+  it('-w writes curl\'s variables after the transfer (000 and the exit code after a failure); -I prints the head; -sSfL in one group', async () => {
+    const fmt = '%{http_code} %{http_version} %{num_redirects} %{url_effective} %{content_type} %{exitcode}\\n';
+    const url = `http://127.0.0.1:${port['plain']}/moved`;
+    const [c, o] = await Promise.all([curl(['-sSfL', '-w', fmt, url]), ours(['-sSfL', '-w', fmt, url])]);
+    expect(o.stdout).toBe(c.stdout);
+    expect(o.stdout).toBe(`200 1.1 1 http://127.0.0.1:${port['plain']}/ok text/plain 0\n`);
+    const fail = await ours(['-s', '-w', '%{http_code} %{exitcode}', `http://127.0.0.1:${CLOSED_PORT}/`]);
+    expect([fail.code, fail.stdout]).toEqual([7, '000 7']);
+    const head = await run([process.execPath, CLI, 'fetch', '-I', `http://127.0.0.1:${port['plain']}/ok`]);
+    expect(head.code).toBe(0);
+    expect(head.stdout).toMatch(/^HTTP\/1\.1 200\r\ncontent-type: text\/plain\r\n[\s\S]*\r\n\r\n$/);
+  });
+
+  it('--version, and the exit codes in --help', async () => {
+    const v = await run([process.execPath, CLI, '--version']);
+    expect(v.stdout).toMatch(/^originlink \d+\.\d+\.\d+ \(Node\.js v/);
+    const h = await run([process.execPath, CLI, 'fetch', '--help']);
+    for (const code of [6, 7, 22, 28, 35, 60]) expect(h.stdout).toMatch(new RegExp(`\\n\\s+${code}  `));
+  });
+});
