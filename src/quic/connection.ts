@@ -891,7 +891,8 @@ export class QuicConnection implements QuicStreamTransport {
   #armPaceTimer(waitMs: number): void {
     if (this.#paceTimer || this.#closed) return;
     this.pacedWaits++;
-    this.#paceTimer = setTimeout(this.#onPaceTimer, Math.max(1, Math.ceil(waitMs)));
+    // Unref'd like #timer: what keeps the process alive while packets wait is the socket (ref'd while busy).
+    this.#paceTimer = setTimeout(this.#onPaceTimer, Math.max(1, Math.ceil(waitMs))).unref();
   }
 
   #onPaceTimer = (): void => {
@@ -916,7 +917,10 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#timer && this.#timerAt <= at) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, t));
+    // quiche's deadline (idle timeout, loss and ACK timers) never holds the process by itself: a connection with
+    // work in flight has its socket ref'd (the pool unrefs it only when idle), and an idle one must let a script
+    // that forgot agent.close() exit (test/peer/process-exit.test.ts).
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, t)).unref();
   }
 
   #onTimer = (): void => {

@@ -105,10 +105,9 @@ process.exit(0);
     expect(resources).not.toContain('UDPWrap');
   });
 
-  // Known, not ours to change here (issue 45 left the QUIC layer to its rewrite): the QUIC connection's timer for
-  // quiche's deadline (src/quic/connection.ts #armTimer) is a referenced Timeout, so an idle h3 connection still
-  // holds the process until the pool's idle timeout (30 s). Unref'ing that one timer makes this pass (tried).
-  it.fails('h3: requests read, no close(): the script exits within 2 s — fails until the QUIC timer is unref\'d', async () => {
+  // The QUIC connection's timer for quiche's deadline (src/quic/connection.ts #armTimer) was a referenced Timeout:
+  // an idle h3 connection held the process until the pool's idle timeout (30 s).
+  it('h3: requests read, no close(): the script exits within 2 s', async () => {
     const r = await runScript('h3', `
 const res = await agent.request({ url: 'https://localhost:${port('h3')}/', protocol: 'h3' });
 await res.text();
