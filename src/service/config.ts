@@ -138,16 +138,30 @@ export interface LimitsConfig {
   maxUpstreamPerClient: number;
 }
 
+export interface ProxyConfig {
+  via: string;
+  xForwardedFor: ForwardedPolicy;
+  altSvcMaxAge: number;
+  responseBufferBytes: number;
+  requestBufferBytes: number;
+  normalizePath: boolean;
+  /** Pass request field names with `_` on (nginx's underscores_in_headers); false: dropped. */
+  underscoresInHeaders: boolean;
+  /** Name the origin and what failed in the body of a 502/503/504 (the log line always does); false: the error code only. */
+  errorDetails: boolean;
+}
+
 export interface ServiceConfig {
   file: string;
   listeners: ListenerConfig[];
-  admin: { host: string; port: number } | null;
+  /** `hosts`: names the admin listener answers to beyond its addresses, localhost and this machine's name. */
+  admin: { host: string; port: number; hosts: string[] } | null;
   limits: LimitsConfig;
   /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
   /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
   /** `requestBufferBytes`: a request body of a declared length up to this is read whole before the origin is asked (nginx's proxy_request_buffering, in memory); 0: always streamed. */
   /** `normalizePath`: route and forward the request path normalised (http/target.ts), a `..` above the root a 400; false: as the client sent it. */
-  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number; requestBufferBytes: number; normalizePath: boolean };
+  proxy: ProxyConfig;
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean; flushMs: number };
   origins: Map<string, OriginConfig>;
@@ -262,13 +276,15 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     seen.add(k);
   });
 
-  let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464 };
+  let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464, hosts: [] };
   if (r.has('admin')) {
     if (r.raw('admin') === false || r.raw('admin') === null) admin = null;
     else {
       const a = r.obj('admin');
-      a.keys(['host', 'port']);
-      admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535) };
+      a.keys(['host', 'port', 'hosts']);
+      const hosts = a.list('hosts').map((x) => x.self());
+      hosts.forEach((h, i) => { if (!/^[A-Za-z0-9.-]+$/.test(h)) throw a.fail('hosts', `entry ${i}: must be a host name, got ${JSON.stringify(h)}`); });
+      admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535), hosts };
     }
   }
 
@@ -286,10 +302,13 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true };
+  const proxy: ProxyConfig = {
+    via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true,
+    underscoresInHeaders: false, errorDetails: false,
+  };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'egress']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'underscoresInHeaders', 'errorDetails', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
@@ -300,6 +319,8 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
     proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
     proxy.normalizePath = p.optBool('normalizePath') ?? true;
+    proxy.underscoresInHeaders = p.optBool('underscoresInHeaders') ?? false;
+    proxy.errorDetails = p.optBool('errorDetails') ?? false;
   }
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readPem) : null;
 

@@ -173,8 +173,9 @@ class Forwarding extends OnceListeners<void> {
     }
   }
 
-  #refuse(status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse {
-    this.#done(status, { error: code, reason });
+  /** `logged`: the reason for the log line when the client is told less (`reason`). */
+  #refuse(status: number, reason: string, code: string, extra: HeaderList = [], logged = reason): ServerResponse {
+    this.#done(status, { error: code, reason: logged });
     const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
     // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
     const close = !this.#mux && (this.#hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
@@ -202,6 +203,8 @@ class Forwarding extends OnceListeners<void> {
       return this.#refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
     }
     const authority = facts.authority ?? '';
+    // The connector serves http and https URIs only (RFC 9113 §8.3.1 lets :scheme name others: a gateway's to translate).
+    if (req.scheme !== 'http' && req.scheme !== 'https') return this.#refuse(400, 'unsupported :scheme', 'bad_request');
     // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
     // the connector is no forward proxy. The same answer on every front.
     if (req.method === 'CONNECT' && req.protocol === null) return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
@@ -239,6 +242,7 @@ class Forwarding extends OnceListeners<void> {
       via: cfg.proxy.via,
       xff: cfg.proxy.xForwardedFor,
       teTrailers: facts.teTrailers,
+      underscores: cfg.proxy.underscoresInHeaders,
     }));
     // `preserve` with no authority (an HTTP/1.0 request without Host): the origin's own name.
     const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
@@ -246,7 +250,7 @@ class Forwarding extends OnceListeners<void> {
       path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes,
       // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front
       // answers itself (Expect is not sent on); end-to-end fields only. Dropped once the answer started (servers).
-      onInformational: (status, fields) => { if (status !== 100) req.informational(status, endToEnd(fields)); },
+      onInformational: (status, fields, reason) => { if (status !== 100) req.informational(status, endToEnd(fields), reason); },
     };
     if (hostHeader !== null) o.authority = hostHeader;
     // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
@@ -282,8 +286,18 @@ class Forwarding extends OnceListeners<void> {
       return res;
     } catch (e) {
       const err = toOriginlinkError(e);
-      return this.#refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
+      return this.#upstreamFailed(statusForError(err.code), err.message, err.code);
     }
+  }
+
+  /**
+   * An origin's failure as the client's answer: the status and the error's code; what failed (the origin's name,
+   * addresses, an egress proxy's host:port) only with `proxy.errorDetails` — the log line has it always.
+   */
+  #upstreamFailed(status: number, message: string, code: string): ServerResponse {
+    const detail = `origin ${(this.#upstream as Upstream).name}: ${shortReason(message)}`;
+    const extra: HeaderList = status === 503 ? [['retry-after', '1']] : [];
+    return this.#refuse(status, this.#cfg.proxy.errorDetails ? detail : code, code, extra, detail);
   }
 
   async #buffered(o: UpstreamRequest): Promise<ServerResponse> {
@@ -376,8 +390,7 @@ class Forwarding extends OnceListeners<void> {
         return this.#refuse(413, `body larger than ${this.#cfg.limits.maxBodyBytes} bytes`, 'body_too_large');
       }
       if (this.aborted) return this.#gone('client went away');
-      const status = statusForError(err.code);
-      return this.#refuse(status, `origin ${(this.#upstream as Upstream).name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
+      return this.#upstreamFailed(statusForError(err.code), err.message, err.code);
     } catch (x) {
       return bug(this.#hooks, x);
     }

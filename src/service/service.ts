@@ -60,7 +60,7 @@ export class Service {
       s.#gen = await s.#buildGeneration(config, null);
       await s.#applyListeners(config);
       if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
-      if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats() });
+      if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats(), names: () => s.config.admin?.hosts ?? [] });
     } catch (e) {
       await s.shutdown(0);
       throw e;
@@ -235,7 +235,7 @@ export class Service {
     if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
       this.#admin = await moveAdmin(this.#admin, was, now,
-        (at) => startAdmin(at.host, at.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() }),
+        (at) => startAdmin(at.host, at.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats(), names: () => this.config.admin?.hosts ?? [] }),
         (e) => this.log.error({ err: e.message, admin: now }, 'admin listener failed to start after reload'));
     }
     const kept = new Set(gen.upstreams.values());

@@ -30,9 +30,9 @@ describe('service config', () => {
   it('fills every default', () => {
     const c = parseConfig(base, 'c.yaml', '/tmp');
     expect(c.listeners[0]).toMatchObject({ name: 'http:8080', kind: 'http', host: '0.0.0.0', port: 8080, tls: null, http2: true });
-    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464, hosts: [] });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
-    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384, normalizePath: true });
+    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384, normalizePath: true, underscoresInHeaders: false, errorDetails: false });
     expect(c.shutdown.graceMs).toBe(10_000);
     expect(c.logging).toEqual({ level: 'info', requests: true, flushMs: 100 });
     const a = c.origins.get('a');
