@@ -7,7 +7,7 @@
 // time per request (its process tree, from /proc: less sensitive to a busy
 // machine than req/s), added latency
 // p50/p99 over going direct, and connections seen at the origin (from its
-// access log). Prints a Markdown table and writes bench/results/proxy-DATE.json.
+// access log). Prints a Markdown table and writes bench/out/proxy-DATE.json.
 //
 // Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_WARMUP seconds of unmeasured load
 // before it (default 3; 1 before 2026-11-23 16:15), BENCH_CONNECTIONS
@@ -308,8 +308,8 @@ async function paired() {
     `| median | ${med(rounds.map((r) => r.previousCpuUsPerReq)).toFixed(2)} | ${med(rounds.map((r) => r.cpuUsPerReq)).toFixed(2)} | **${med(rounds.map((r) => r.ratio)).toFixed(3)}** | | |`,
   ].join('\n'));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  const outFile = join(ROOT, 'bench', 'results', `paired-${stamp}.json`);
+  mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+  const outFile = join(ROOT, 'bench', 'out', `paired-${stamp}.json`);
   writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, warmupS: WARMUP, rounds, connections: CONNS, path: PATH, front: FRONT, upstream: PAIRED_UPSTREAM, anchorDist: ANCHOR_DIST, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version }, null, 2));
   console.log(`\nwrote ${outFile}`);
 }
@@ -368,7 +368,7 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
+mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+const outFile = join(ROOT, 'bench', 'out', `proxy-${stamp}.json`);
 writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, upload: UPLOAD || undefined, accessLog: ACCESS_LOG || undefined, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);

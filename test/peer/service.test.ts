@@ -351,6 +351,7 @@ describe('a client that pauses its download', () => {
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const svc = await Service.start(parseConfig(`
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
+admin: false
 logging: { requests: false }
 limits: { clientSendTimeoutMs: 5000 }
 origins:
