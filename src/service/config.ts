@@ -5,7 +5,8 @@
  * the line when known, and the reason.
  */
 import { redact } from '../util/redact.js';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
@@ -117,6 +118,8 @@ export interface RouteConfig {
   /** `origin` sends the upstream's authority, `preserve` the client's, anything else is sent literally. */
   hostHeader: string;
   stripPrefix: boolean;
+  /** Read a request body whole before the origin is asked (`proxy.requestBufferBytes`, `maxRequestTempFileBytes`); false: every body streams. */
+  requestBuffering: boolean;
 }
 
 /**
@@ -124,6 +127,12 @@ export interface RouteConfig {
  * API request bodies; larger ones stream, kept for a retry up to the origin's retryBufferBytes.
  */
 export const DEFAULT_REQUEST_BUFFER_BYTES = 16_384;
+/** `proxy.maxTempFileBytes`: nginx's proxy_max_temp_file_size default. */
+export const DEFAULT_MAX_TEMP_FILE_BYTES = 1 << 30;
+/** `proxy.maxRequestTempFileBytes`: nginx's client_max_body_size default (nginx refuses more with 413; here it streams). */
+export const DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES = 1 << 20;
+/** `proxy.tempFileTotalBytes`: every temporary file of the process together. */
+export const DEFAULT_TEMP_FILE_TOTAL_BYTES = 2 ** 31;
 
 export interface LimitsConfig {
   maxHeaderBytes: number;
@@ -136,6 +145,10 @@ export interface LimitsConfig {
   clientSendTimeoutMs: number;
   /** Upstream requests one client connection may have at a time (more wait their turn); 0: no limit. */
   maxUpstreamPerClient: number;
+  /** Upstream requests all the connections of one client address may have at a time (more wait their turn); 0: no limit. */
+  maxUpstreamPerAddress: number;
+  /** A request body read whole before forwarding must be in within this of its head, ms. */
+  clientBodyTimeoutMs: number;
 }
 
 export interface ProxyConfig {
@@ -149,6 +162,14 @@ export interface ProxyConfig {
   underscoresInHeaders: boolean;
   /** Name the origin and what failed in the body of a 502/503/504 (the log line always does); false: the error code only. */
   errorDetails: boolean;
+  /** Most bytes of one response kept in its temporary file ahead of a slow client (nginx's proxy_max_temp_file_size); 0: none. */
+  maxTempFileBytes: number;
+  /** A request body of a declared length up to this (and over `requestBufferBytes`) is read whole into a temporary file first. */
+  maxRequestTempFileBytes: number;
+  /** Bytes in temporary files for all requests of the process at once. */
+  tempFileTotalBytes: number;
+  /** Directory of the temporary files (they have no name there: O_TMPFILE, or unlinked at once). */
+  tempDir: string;
 }
 
 export interface ServiceConfig {
@@ -184,6 +205,8 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxConcurrentStreams: 100,
   clientSendTimeoutMs: 60_000,
   maxUpstreamPerClient: 32,
+  maxUpstreamPerAddress: 0,
+  clientBodyTimeoutMs: 60_000,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -300,15 +323,19 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
     limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
+    limits.maxUpstreamPerAddress = l.optInt('maxUpstreamPerAddress', 0, 1_000_000) ?? limits.maxUpstreamPerAddress;
+    limits.clientBodyTimeoutMs = l.optInt('clientBodyTimeoutMs', 100, 3_600_000) ?? limits.clientBodyTimeoutMs;
   }
 
   const proxy: ProxyConfig = {
     via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true,
     underscoresInHeaders: false, errorDetails: false,
+    maxTempFileBytes: DEFAULT_MAX_TEMP_FILE_BYTES, maxRequestTempFileBytes: DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES, tempFileTotalBytes: DEFAULT_TEMP_FILE_TOTAL_BYTES, tempDir: tmpdir(),
   };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'underscoresInHeaders', 'errorDetails', 'egress']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'underscoresInHeaders', 'errorDetails',
+      'maxTempFileBytes', 'maxRequestTempFileBytes', 'tempFileTotalBytes', 'tempDir', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
@@ -321,6 +348,21 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.normalizePath = p.optBool('normalizePath') ?? true;
     proxy.underscoresInHeaders = p.optBool('underscoresInHeaders') ?? false;
     proxy.errorDetails = p.optBool('errorDetails') ?? false;
+    proxy.maxTempFileBytes = p.optInt('maxTempFileBytes', 0, Number.MAX_SAFE_INTEGER) ?? proxy.maxTempFileBytes;
+    proxy.maxRequestTempFileBytes = p.optInt('maxRequestTempFileBytes', 0, 1 << 30) ?? proxy.maxRequestTempFileBytes;
+    proxy.tempFileTotalBytes = p.optInt('tempFileTotalBytes', 0, Number.MAX_SAFE_INTEGER) ?? proxy.tempFileTotalBytes;
+    const dir = p.optStr('tempDir');
+    if (dir !== undefined) {
+      const abs = resolve(baseDir, dir);
+      try {
+        if (!statSync(abs).isDirectory()) throw p.fail('tempDir', `${abs} is not a directory`);
+        accessSync(abs, constants.W_OK);
+      } catch (e) {
+        if (e instanceof ConfigError) throw e;
+        throw p.fail('tempDir', `cannot write to ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      proxy.tempDir = abs;
+    }
   }
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readPem) : null;
 
@@ -367,7 +409,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
 
   const routes: RouteConfig[] = r.list('routes', 1).map((x) => {
-    x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix']);
+    x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix', 'requestBuffering']);
     const origin = x.str('origin');
     if (!origins.has(origin)) throw x.fail('origin', `unknown origin ${JSON.stringify(origin)} (known: ${[...origins.keys()].join(', ')})`);
     const host = x.optStr('host');
@@ -376,7 +418,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     if (!path.startsWith('/')) throw x.fail('path', `must start with "/", got ${JSON.stringify(path)}`);
     const hostHeader = x.optStr('hostHeader') ?? 'origin';
     if (/[\s\r\n\0]/.test(hostHeader) || hostHeader === '') throw x.fail('hostHeader', 'must be "origin", "preserve" or a host[:port]');
-    return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false };
+    return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false, requestBuffering: x.optBool('requestBuffering') ?? true };
   });
 
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };

@@ -18,6 +18,7 @@ import type { ConnectionFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';
 import type { Upstream } from './upstream.js';
 import type { StoreLinkStats, Stores } from '../agent/stores.js';
+import type { TempFileBudget } from '../util/spool.js';
 
 type Totals = Pick<PoolStats, 'requests' | 'requestsOnReusedConnections' | 'connectionsOpened' | 'connectionsClosed' | 'connectFailures' | 'retries' | 'resumedHandshakes' | 'earlyDataHandshakes' | 'tfoHandshakes'> & { errors: Record<string, number> };
 const TOTAL_KEYS = ['requests', 'requestsOnReusedConnections', 'connectionsOpened', 'connectionsClosed', 'connectFailures', 'retries', 'resumedHandshakes', 'earlyDataHandshakes', 'tfoHandshakes'] as const;
@@ -195,6 +196,17 @@ export class Metrics {
       this.#handshakes.inc({ origin: name, upstream: origin, protocol, resumed: String(facts.resumed), early_data: String(facts.earlyData), tfo: String(facts.tfo) });
       this.#lastFacts.set(`${name}|${origin}`, facts);
     });
+  }
+
+  /** The series of the spools' temporary files (proxy.maxTempFileBytes, maxRequestTempFileBytes). */
+  tempFiles(b: TempFileBudget): void {
+    const r = [this.registry];
+    new Gauge({ name: 'originlink_temp_file_bytes', help: 'Bytes held in temporary files by bodies spooled now.', registers: r, collect() { this.set(b.used); } });
+    new Counter({ name: 'originlink_temp_files_total', help: 'Temporary files opened for bodies (responses ahead of slow clients, request bodies read whole).', registers: r, collect() { this.reset(); this.inc(b.files); } });
+    new Counter({ name: 'originlink_temp_file_fallbacks_total', help: 'Times a body could put nothing more in its temporary file and was paced to its reader: its own bound (limit), the process budget (budget), a disk error (error).', labelNames: ['reason'], registers: r, collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(b.fallbacks)) this.inc({ reason }, n);
+    } });
   }
 
   #subscribe(name: string, fn: (m: unknown) => void): void {

@@ -20,6 +20,8 @@ import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
 import { ensureH3, fingerprint, Upstream } from './upstream.js';
 import { warnUnsolicited } from './upstream-warnings.js';
+import { Spool, TempFileBudget } from '../util/spool.js';
+import { IntervalGate } from '../util/interval-gate.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -42,11 +44,20 @@ export class Service {
   #draining = false;
   #hooks: ListenerHooks;
   #stopWarnings: () => void;
+  /** Every temporary file of this process's spools (proxy.tempFileTotalBytes). */
+  readonly #tempFiles: TempFileBudget;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
     this.metrics = new Metrics(() => this.#live);
     this.#stopWarnings = warnUnsolicited(this.log);
+    this.#tempFiles = new TempFileBudget(config.proxy.tempFileTotalBytes);
+    const diskGate = new IntervalGate(60_000);
+    this.metrics.tempFiles(this.#tempFiles);
+    this.#tempFiles.onError = (err) => {
+      const pass = diskGate.pass(err.code ?? 'error');
+      if (pass) this.log.warn({ code: err.code, since: pass.since, err: err.message, dir: this.#gen.config.proxy.tempDir }, 'temporary file failed: bodies stay in memory and are paced to their readers (more of these within a minute are counted, not logged)');
+    };
     this.#hooks = {
       handle: (req, info) => this.#handle(req, info),
       log: this.log,
@@ -110,7 +121,10 @@ export class Service {
   #sharedAltSvc: string | null = null;
 
   #handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse> {
-    const hooks = (this.#forwardHooks ??= { log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
+    const hooks = (this.#forwardHooks ??= {
+      log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc,
+      spool: (memoryBytes, fileBytes) => new Spool({ memoryBytes, fileBytes, budget: this.#tempFiles, dir: this.#gen.config.proxy.tempDir }),
+    });
     return forward(this.#gen, info, hooks, req);
   }
 
@@ -229,6 +243,7 @@ export class Service {
       throw e;
     }
     this.#gen = gen;
+    this.#tempFiles.limit = config.proxy.tempFileTotalBytes;
     this.log.level = config.logging.level;
     const was = prev.config.admin;
     const now = config.admin;

@@ -396,8 +396,8 @@ routes: [{ path: /, origin: o }]
       const chunks: Buffer[] = [];
       s.on('data', (d: Buffer) => chunks.push(d));
       const closed = new Promise<void>((r) => s.once('close', () => r()));
-      // 10 of 20,000 bytes, then nothing: past proxy.requestBufferBytes, so the request is streamed to the origin.
-      s.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 20000\r\n\r\n0123456789');
+      // 10 of 2,000,000 bytes, then nothing: past proxy.maxRequestTempFileBytes, so the request is streamed to the origin.
+      s.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 2000000\r\n\r\n0123456789');
       const t0 = performance.now();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       const text = Buffer.concat(chunks).toString('latin1');
