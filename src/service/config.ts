@@ -149,6 +149,8 @@ export interface LimitsConfig {
   maxUpstreamPerAddress: number;
   /** A request body read whole before forwarding must be in within this of its head, ms. */
   clientBodyTimeoutMs: number;
+  /** Client connections one TCP listener keeps at once; more are closed as they are accepted. 0: no limit. */
+  maxClientConnections: number;
 }
 
 export interface ProxyConfig {
@@ -207,6 +209,7 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxUpstreamPerClient: 32,
   maxUpstreamPerAddress: 0,
   clientBodyTimeoutMs: 60_000,
+  maxClientConnections: 16_384,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -325,6 +328,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
     limits.maxUpstreamPerAddress = l.optInt('maxUpstreamPerAddress', 0, 1_000_000) ?? limits.maxUpstreamPerAddress;
     limits.clientBodyTimeoutMs = l.optInt('clientBodyTimeoutMs', 100, 3_600_000) ?? limits.clientBodyTimeoutMs;
+    limits.maxClientConnections = l.optInt('maxClientConnections', 0, 10_000_000) ?? limits.maxClientConnections;
   }
 
   const proxy: ProxyConfig = {

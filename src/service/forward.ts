@@ -52,6 +52,8 @@ export interface ForwardHooks {
   altSvc: () => string | null;
   /** A spool for one body: `memoryBytes` in memory, then up to `fileBytes` in a temporary file (the service's budget and directory). */
   spool: (memoryBytes: number, fileBytes: number) => Spool;
+  /** Told of an origin request that failed for want of file descriptors (EMFILE, ENFILE): the fronts pause (fd-guard.ts). */
+  exhausted: (err: NodeJS.ErrnoException, where: string) => void;
 }
 
 class BodyTooLarge extends Error {}
@@ -452,6 +454,8 @@ class Forwarding extends OnceListeners<void> {
         return this.#refuse(413, `body larger than ${this.#cfg.limits.maxBodyBytes} bytes`, 'body_too_large');
       }
       if (this.aborted) return this.#gone('client went away');
+      const errno = descriptorsOut(err);
+      if (errno) this.#hooks.exhausted(errno, `origin ${(this.#upstream as Upstream).name}`);
       return this.#upstreamFailed(statusForError(err.code), err.message, err.code);
     } catch (x) {
       return bug(this.#hooks, x);
@@ -545,6 +549,17 @@ function watchBody(body: Readable, count: boolean, to: { bodyOver(bytes: number,
   body.once('end', () => once(false));
   body.once('close', () => once(!body.readableEnded));
   body.once('error', () => { /* reported through 'close' */ });
+}
+
+/** The EMFILE or ENFILE behind a failure (its cause chain, or its message: a dial's "every address failed (…)"), or null. */
+function descriptorsOut(err: Error): NodeJS.ErrnoException | null {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EMFILE' || code === 'ENFILE') return e as NodeJS.ErrnoException;
+  }
+  const m = /\b(EMFILE|ENFILE)\b/.exec(err.message);
+  return m ? Object.assign(new Error(err.message), { code: m[1] }) : null;
 }
 
 function shortReason(msg: string): string {

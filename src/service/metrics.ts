@@ -58,7 +58,7 @@ export class Metrics {
   #ttfbRecent = new Map<string, { at: number; samples: number[] }>();
   #lastFacts = new Map<string, ConnectionFacts>();
   #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
-  readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; inflight: Gauge<string>; reloads: Counter<string> };
+  readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; refusedConnections: Counter<string>; inflight: Gauge<string>; reloads: Counter<string> };
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
   /** Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key string. */
@@ -186,6 +186,7 @@ export class Metrics {
       } }),
       rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
       connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions).', labelNames: ['listener'], registers: r }),
+      refusedConnections: new Counter({ name: 'originlink_front_refused_connections_total', help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), or file descriptors nearly exhausted (descriptors).', labelNames: ['listener', 'reason'], registers: r }),
       inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r, collect() { this.set(self.inflight); } }),
       reloads: new Counter({ name: 'originlink_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers: r }),
     };

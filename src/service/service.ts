@@ -22,6 +22,7 @@ import { ensureH3, fingerprint, Upstream } from './upstream.js';
 import { warnUnsolicited } from './upstream-warnings.js';
 import { Spool, TempFileBudget } from '../util/spool.js';
 import { IntervalGate } from '../util/interval-gate.js';
+import { FdGuard } from './fd-guard.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -46,6 +47,8 @@ export class Service {
   #stopWarnings: () => void;
   /** Every temporary file of this process's spools (proxy.tempFileTotalBytes). */
   readonly #tempFiles: TempFileBudget;
+  /** File descriptors running short (fd-guard.ts). */
+  readonly #fds: FdGuard;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
@@ -54,7 +57,9 @@ export class Service {
     this.#tempFiles = new TempFileBudget(config.proxy.tempFileTotalBytes);
     const diskGate = new IntervalGate(60_000);
     this.metrics.tempFiles(this.#tempFiles);
+    this.#fds = new FdGuard(this.log);
     this.#tempFiles.onError = (err) => {
+      this.#fds.exhausted(err, 'temporary file');
       const pass = diskGate.pass(err.code ?? 'error');
       if (pass) this.log.warn({ code: err.code, since: pass.since, err: err.message, dir: this.#gen.config.proxy.tempDir }, 'temporary file failed: bodies stay in memory and are paced to their readers (more of these within a minute are counted, not logged)');
     };
@@ -62,6 +67,7 @@ export class Service {
       handle: (req, info) => this.#handle(req, info),
       log: this.log,
       metrics: this.metrics,
+      fds: this.#fds,
     };
   }
 
@@ -124,6 +130,7 @@ export class Service {
     const hooks = (this.#forwardHooks ??= {
       log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc,
       spool: (memoryBytes, fileBytes) => new Spool({ memoryBytes, fileBytes, budget: this.#tempFiles, dir: this.#gen.config.proxy.tempDir }),
+      exhausted: (err, where) => this.#fds.exhausted(err, where),
     });
     return forward(this.#gen, info, hooks, req);
   }
@@ -278,6 +285,7 @@ export class Service {
     await this.#admin?.close();
     this.metrics.close();
     this.#stopWarnings();
+    this.#fds.close();
     this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
     this.log.flush?.();
