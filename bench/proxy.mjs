@@ -168,6 +168,9 @@ const originlinkTarget = (label, dist, proto, workers) => ({ name: `${label} (${
 listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: ${ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requests: false }'}
+# Request bodies up to 1 MiB read whole in memory, as the nginx anchor's client_body_buffer_size 1m (by default,
+# past 16 KiB both would go through a temporary file).
+proxy: { requestBufferBytes: 1048576 }
 origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
