@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { release } from 'node:os';
-import { BINDING_PACKAGE, quicheAvailable } from '../quic/quiche.js';
+import { BINDING_PACKAGE, quicEngine, quicheAvailable } from '../quic/quiche.js';
 import { socketFd, udpAddon, udpAddonPath, udpAddonReason } from '../quic/udp-native.js';
 import { setTfoLogger, tfoAddonStatus, tfoSysctl } from '../net/tfo.js';
 
@@ -20,7 +20,7 @@ export interface Info {
     tfo: { loaded: boolean; path: string; reason: string | null };
     udp: { loaded: boolean; path: string; reason: string | null; batchedReceive: boolean };
   };
-  quic: { binding: string; bindingVersion: string | null; loaded: boolean; quiche: string | null };
+  quic: { binding: string; bindingVersion: string | null; loaded: boolean; quiche: string | null; path: string; fallbackReason: string | null };
   kernelFeatures: {
     /** net.ipv4.tcp_fastopen of this network namespace (0x1 client, 0x2 server). */
     tcpFastopen: number | null;
@@ -37,17 +37,9 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-/** The quiche version compiled into the binding, read from the source paths embedded in the binary (`quiche-X.Y.Z/src`). */
-function quicheVersion(): string | null {
-  try {
-    const bin = readFileSync(require.resolve(`${BINDING_PACKAGE}/node.napi.node`)).toString('latin1');
-    return /quiche-(\d+\.\d+\.\d+)\/src/.exec(bin)?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function bindingVersion(): string | null {
+/** The fallback package's own version (ours is the package's: native/quic is built with it). */
+function bindingVersion(binding: string): string | null {
+  if (binding !== BINDING_PACKAGE) return packageVersion();
   try {
     return (require(`${BINDING_PACKAGE}/package.json`) as { version: string }).version;
   } catch {
@@ -84,7 +76,11 @@ export async function collectInfo(): Promise<Info> {
       tfo: { loaded: tfo.reason === null, path: tfo.path, reason: tfo.reason },
       udp: { loaded: udp !== null, path: udpAddonPath(), reason: udpAddonReason(), batchedReceive: typeof udp?.rxStart === 'function' },
     },
-    quic: { binding: BINDING_PACKAGE, bindingVersion: bindingVersion(), loaded: quicheAvailable(), quiche: quicheVersion() },
+    quic: (() => {
+      const loaded = quicheAvailable();
+      const e = quicEngine();
+      return { binding: e.binding, bindingVersion: bindingVersion(e.binding), loaded, quiche: e.quiche, path: e.path, fallbackReason: e.fallbackReason };
+    })(),
     kernelFeatures: { tcpFastopen: sysctl, tfoClient: sysctl !== null && (sysctl & 1) === 1, udpGso: await gsoProbe() },
   };
 }
@@ -108,7 +104,7 @@ export async function runInfo(argv: string[]): Promise<number> {
     `originlink ${info.originlink} on node ${info.node} (${info.platform}, kernel ${info.kernel})`,
     `TFO addon:        ${info.addons.tfo.loaded ? `loaded (${info.addons.tfo.path})` : `not loaded: ${info.addons.tfo.reason}`}`,
     `UDP addon:        ${info.addons.udp.loaded ? `loaded (${info.addons.udp.path}), batched receive ${yes(info.addons.udp.batchedReceive)}` : `not loaded: ${info.addons.udp.reason}`}`,
-    `QUIC binding:     ${info.quic.binding} ${info.quic.bindingVersion ?? '?'} (${info.quic.loaded ? 'loads' : 'does not load'}), quiche ${info.quic.quiche ?? 'unknown'}`,
+    `QUIC binding:     ${info.quic.binding} ${info.quic.bindingVersion ?? '?'} (${info.quic.loaded ? 'loads' : 'does not load'}), quiche ${info.quic.quiche ?? 'unknown'}${info.quic.fallbackReason ? ` — fallback: ${info.quic.fallbackReason}` : ''}`,
     `tcp_fastopen:     ${info.kernelFeatures.tcpFastopen ?? 'unknown'} (client TFO ${yes(info.kernelFeatures.tfoClient)})`,
     `UDP GSO:          ${info.kernelFeatures.udpGso === null ? 'unknown (needs the UDP addon)' : yes(info.kernelFeatures.udpGso)}`,
   ];

@@ -81,7 +81,8 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
-  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6, appNoError: H3ErrorCode.NO_ERROR, ...(opts.pacing === false ? { pacing: false } : {}) });
+  // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at once).
+  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6, appNoError: H3ErrorCode.NO_ERROR, peer: { host: ip, port: opts.port }, ...(opts.pacing === false ? { pacing: false } : {}) });
   const key = opts.sessionKey ?? `h3:${name}:${opts.port}`;
   // RFC 8446 §C.4 / RFC 9001 §4.5: a ticket is for one connection; concurrent dials each take their own.
   const session = opts.sessionStore?.take(key) ?? null;

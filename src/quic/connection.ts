@@ -508,6 +508,23 @@ export class QuicConnection implements QuicStreamTransport {
     this.#markDirty();
   }
 
+  /**
+   * The peer's port or host is unreachable: an ICMP report on our connected socket (RFC 1122 §4.1.3.3 passes it
+   * to the application; RFC 8085 §5.2 asks UDP applications to act on it). Before the handshake completed nothing
+   * of ours reached a QUIC server there: the connect is refused at once, as TCP's RST refuses it. After it, an
+   * ICMP message proves little (it can be forged: RFC 9000 §14.2.1 has endpoints validate or ignore them): ignored, the
+   * connection's own timers decide.
+   */
+  peerUnreachable(code: string): void {
+    if (this.#closed || this.established) return;
+    const what = code === 'ECONNREFUSED' ? 'nothing listens on that UDP port (ICMP port unreachable)' : `no route to it (ICMP ${code === 'ENETUNREACH' ? 'network' : 'host'} unreachable, ${code})`;
+    this.#overrideError ??= new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `QUIC handshake with ${this.remote.host}:${this.remote.port} refused: ${what}`, {
+      retrySafe: true,
+      details: { code },
+    });
+    this.destroy(this.#overrideError);
+  }
+
   /** Close now without waiting for the peer (draining is skipped). */
   destroy(error: OriginlinkError | null): void {
     if (this.#closed) return;

@@ -18,6 +18,14 @@ import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './ac
 import { ClientHelloReader } from './initial.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 
+/** Socket errors that are a connected socket's ICMP report of an unreachable peer. */
+const UNREACHABLE: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
+
+/** A first flight's further Initials within this long of its Retry get none (#sendRetry), ms. */
+const RETRY_ONCE_MS = 1000;
+/** Most first flights remembered for that (a flood of distinct ones only shortens the memory). */
+const RETRIED_MAX = 4096;
+
 export const CID_LEN = 16;
 const MAX_EXTRA_SOCKETS = 8;
 
@@ -41,6 +49,8 @@ export interface EndpointStats {
   helloUnread: number;
   /** Datagrams those connections had sent when their ClientHello was read (2 per connection: it spanned two). */
   helloDatagrams: number;
+  /** ICMP unreachable reports on connected sockets (EndpointOptions.peer). */
+  unreachable: number;
 }
 
 /** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
@@ -109,6 +119,13 @@ export interface EndpointOptions {
   socketBuffer?: number;
   /** Pace every connection's packets (pacer.ts: 1.25 × cwnd / RTT once established). Default true. */
   pacing?: boolean;
+  /**
+   * A client endpoint for one server: each socket it binds is connected to it (UDP connect(2)). Packets then
+   * leave without an address (the kernel keeps the destination and its route: cheaper sends), and an ICMP port
+   * or host unreachable comes back to us as a socket error (RFC 1122 §4.1.3.3), which fails a handshake at once
+   * as a refused connect instead of after the handshake timeout (QuicConnection.peerUnreachable).
+   */
+  peer?: HostPort;
 }
 
 export interface ConnectOptions {
@@ -146,9 +163,11 @@ export class QuicEndpoint {
   #immediate: NodeJS.Immediate | null = null;
   /** Retry tokens, always at hand: Retry is used always (`retry`) or under load (see ServerRole.retry). */
   #retry = new RetryTokens();
+  /** Client first flights answered with a Retry lately (`#sendRetry`): address|port|dcid → when. */
+  #retried = new Map<string, number>();
   #retryAlways: boolean;
   #closed = false;
-  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0 };
+  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0, unreachable: 0 };
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
   #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
@@ -165,18 +184,43 @@ export class QuicEndpoint {
 
   #listen(socket: dgram.Socket, local: HostPort): void {
     // Batched receive when the native addon allows it; dgram's 'message' events otherwise.
-    const rx = this.#opts.batchReceive === false ? null : batchReceiver(socket, (msg, host, port) => this.#onMessage(msg, host, port, local), this.#afterBatch);
+    const rx = this.#opts.batchReceive === false ? null : batchReceiver(socket, (msg, host, port) => this.#onMessage(msg, host, port, local), this.#afterBatch, this.#onUnreachable);
     if (rx) this.#receivers.push(rx);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
-    socket.on('error', () => {
-      this.#counters.dropped++;
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (this.#opts.peer && e.code !== undefined && UNREACHABLE.has(e.code)) this.#onUnreachable(e.code);
+      else this.#counters.dropped++;
     });
   }
+
+  /** A connected socket's ICMP report: every connection of this endpoint goes to its one peer. */
+  #onUnreachable = (code: string): void => {
+    this.#counters.unreachable++;
+    for (const c of [...this.#live]) c.peerUnreachable(code);
+  };
 
   static async bind(opts: EndpointOptions = {}): Promise<QuicEndpoint> {
     quiche();
     const { socket, local } = await QuicEndpoint.#bindSocket(opts);
-    return new QuicEndpoint(socket, local, opts);
+    const ep = new QuicEndpoint(socket, local, opts);
+    if (opts.peer) await ep.#connectSocket(socket);
+    return ep;
+  }
+
+  /** Connect a socket to the endpoint's one peer (EndpointOptions.peer); its packets then leave without an address. */
+  async #connectSocket(socket: dgram.Socket): Promise<void> {
+    const peer = this.#opts.peer as HostPort;
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e);
+      socket.once('error', onErr);
+      socket.connect(peer.port, peer.host, () => {
+        socket.off('error', onErr);
+        resolve();
+      });
+    }).catch((e: unknown) => {
+      throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `cannot connect a UDP socket to ${peer.host}:${peer.port}: ${(e as Error).message}`, { cause: e, retrySafe: true });
+    });
+    this.#sink.connected(socket);
   }
 
   static async #bindSocket(opts: EndpointOptions): Promise<{ socket: dgram.Socket; local: HostPort }> {
@@ -218,6 +262,14 @@ export class QuicEndpoint {
     if (this.#closed) {
       socket.close();
       throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
+    }
+    if (this.#opts.peer) {
+      try {
+        await this.#connectSocket(socket);
+      } catch (e) {
+        socket.close();
+        throw e;
+      }
     }
     this.#listen(socket, local);
     this.#extra.push({ socket, local });
@@ -428,12 +480,9 @@ export class QuicEndpoint {
       case 'version-negotiation':
         this.#reply(() => quiche().negotiateVersion(d.header.scid, d.header.dcid, this.#vnBuf), port, host, 'versionNegotiations');
         return;
-      case 'retry': {
-        const h = d.header;
-        const t = this.#retry.mint(host, port, h.dcid);
-        this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
+      case 'retry':
+        this.#sendRetry(d.header, host, port);
         return;
-      }
       case 'accept':
         this.#accept(msg, host, port, d.header, srv!);
         return;
@@ -447,6 +496,30 @@ export class QuicEndpoint {
     held.msgs.push(Buffer.from(msg));
     held.bytes += msg.length;
     return true;
+  }
+
+  /**
+   * A stateless Retry for a client's Initial — once per first flight: a ClientHello can span several Initial
+   * datagrams (a post-quantum key share takes two), all with the same Destination Connection ID, and the client
+   * sends its whole first flight again with the token anyway (RFC 9000 §17.2.5.2: it takes one Retry and
+   * ignores the rest). Further Initials from the same address and DCID within RETRY_ONCE_MS are dropped.
+   */
+  #sendRetry(h: LongHeader, host: string, port: number): void {
+    const key = `${host}|${port}|${cidKey(h.dcid)}`;
+    const now = performance.now();
+    const at = this.#retried.get(key);
+    if (at !== undefined && now - at < RETRY_ONCE_MS) {
+      this.#counters.dropped++;
+      return;
+    }
+    // Bounded: entries leave once older than RETRY_ONCE_MS (insertion order is time order), at most RETRIED_MAX held.
+    for (const [k, t0] of this.#retried) {
+      if (now - t0 < RETRY_ONCE_MS && this.#retried.size < RETRIED_MAX) break;
+      this.#retried.delete(k);
+    }
+    this.#retried.set(key, now);
+    const t = this.#retry.mint(host, port, h.dcid);
+    this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
   }
 
   /** Retry before accepting: always when configured, else while a quarter of the connection cap is live. */
@@ -481,8 +554,7 @@ export class QuicEndpoint {
         // RFC 9000 §8.1.3: a token we cannot validate is as no token — validation is still due: a Retry, or a drop
         // when retry is configured and this was meant to be its answer.
         if (this.#retryAlways) { this.#counters.dropped++; return; }
-        const t = this.#retry.mint(host, port, hdr.dcid);
-        this.#reply(() => quiche().retry(hdr.scid, hdr.dcid, randomBytes(CID_LEN), t, hdr.version, this.#vnBuf), port, host, 'retriesSent');
+        this.#sendRetry(hdr, host, port);
         return;
       } else odcid = null; // a foreign or stale token (another server's NEW_TOKEN, a restart): served as none
     }

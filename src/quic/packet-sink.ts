@@ -32,6 +32,8 @@ export class PacketSink {
   #vias: Socket[] = [];
   #gsoOff: boolean;
   #gsoBySocket = new WeakMap<Socket, GsoSender | null>();
+  /** Sockets connected to their one peer (UDP connect(2)): sent to without an address (the kernel keeps route and destination). */
+  #connected = new WeakSet<Socket>();
   packetsOut = 0;
   bytesOut = 0;
   sendErrors = 0;
@@ -65,6 +67,11 @@ export class PacketSink {
       this.#gsoBySocket.set(socket, g);
     }
     return g;
+  }
+
+  /** `socket` is connected to the only destination its packets have (QuicEndpoint with a `peer`). */
+  connected(socket: Socket): void {
+    this.#connected.add(socket);
   }
 
   /** A writable view for one packet of up to `size` bytes (default: the endpoint's max packet). */
@@ -114,8 +121,9 @@ export class PacketSink {
         }
       }
       // Single packets go through the addon too: one sendmsg, without dgram's per-send request object and callback.
+      const connected = this.#connected.has(via);
       if (gso) {
-        const r = gso.send(slab, offs[i]!, bytes, seg, to.host, to.port);
+        const r = gso.send(slab, offs[i]!, bytes, seg, connected ? '' : to.host, to.port);
         if (r === bytes) {
           if (j - i > 1) this.gsoSends++;
           this.packetsOut += j - i;
@@ -129,7 +137,8 @@ export class PacketSink {
       for (; i < j; i++) {
         this.packetsOut++;
         this.bytesOut += lens[i]!;
-        vias[i]!.send(slab, offs[i]!, lens[i]!, tos[i]!.port, tos[i]!.host, this.#onSent);
+        if (connected) vias[i]!.send(slab, offs[i]!, lens[i]!, this.#onSent);
+        else vias[i]!.send(slab, offs[i]!, lens[i]!, tos[i]!.port, tos[i]!.host, this.#onSent);
       }
     }
     offs.length = 0;

@@ -1,6 +1,13 @@
 /**
- * The only module that loads the native quiche binding
- * (`@matrixai/quic-linux-x64`, quiche 0.18 + BoringSSL, pinned 2.0.9).
+ * The only module that loads a native quiche binding. Two engines, one
+ * surface (the interfaces below):
+ * - ours, `native/quic` (Rust, napi-rs, quiche 0.30.0 from crates.io,
+ *   built by `npm install`: native-notes/quic-addon.md) — the default;
+ * - the prebuilt `@matrixai/quic-linux-x64` 2.0.9 (quiche 0.18 + BoringSSL)
+ *   — the fallback where ours was not built (no Rust toolchain), with one
+ *   warning when it is taken.
+ * `ORIGINLINK_QUIC_ENGINE=matrixai` (or `originlink`) picks one;
+ * `ORIGINLINK_QUIC_BINDING=/path/x.node` loads that file instead.
  * Everything else in originlink sees the typed surface below.
  *
  * Binding conventions (measured, see native-notes/quiche.md):
@@ -10,7 +17,9 @@
  * - Host/port pairs are resolved with `to_socket_addrs`: pass IP literals.
  * - `timeout()` is relative, in whole ms; `pathStats()[i].rtt` is whole ms.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
 export interface HostPort {
@@ -184,8 +193,60 @@ interface Binding {
 
 export const BINDING_PACKAGE = '@matrixai/quic-linux-x64';
 
+/** Which engine is loaded (or would be): what `originlink info` reports. */
+export interface QuicEngine {
+  /** `originlink-quic` (native/quic) or the fallback package's name. */
+  binding: string;
+  /** The quiche release inside it. */
+  quiche: string | null;
+  /** The .node file. */
+  path: string;
+  /** Why our own addon is not the one loaded (null when it is). */
+  fallbackReason: string | null;
+}
+
 let cached: Binding | null = null;
 let loadError: OriginlinkError | null = null;
+let engine: QuicEngine | null = null;
+let warn: (message: string) => void = (m) => console.warn(m);
+
+/** Where the one-time "fallback engine" line goes (default console.warn). */
+export function setQuicLogger(fn: (message: string) => void): void {
+  warn = fn;
+}
+
+// src/quic/ and dist/quic/ both sit two levels below the package root.
+function ownAddonPath(): string {
+  return fileURLToPath(new URL('../../native/quic/build/quic.node', import.meta.url));
+}
+
+/** The engine to load: a path, what it is, and why ours is not it. */
+function choose(): QuicEngine {
+  const req = createRequire(import.meta.url);
+  const forced = process.env['ORIGINLINK_QUIC_BINDING'];
+  if (forced) return { binding: forced.includes('native/quic') ? 'originlink-quic' : 'custom', quiche: null, path: forced, fallbackReason: forced.includes('native/quic') ? null : 'ORIGINLINK_QUIC_BINDING names another binding' };
+  const fallback = (reason: string): QuicEngine => {
+    let path = `${BINDING_PACKAGE}/node.napi.node`;
+    try {
+      path = req.resolve(path);
+    } catch {
+      // Reported when loading.
+    }
+    return { binding: BINDING_PACKAGE, quiche: '0.18.0', path, fallbackReason: reason };
+  };
+  const choice = process.env['ORIGINLINK_QUIC_ENGINE'];
+  if (choice === 'matrixai') return fallback('ORIGINLINK_QUIC_ENGINE=matrixai');
+  const own = ownAddonPath();
+  if (existsSync(own)) return { binding: 'originlink-quic', quiche: null, path: own, fallbackReason: null };
+  return fallback(`native/quic not built (${own}: run npm install with a Rust toolchain, native-notes/quic-addon.md)`);
+}
+
+/** The engine loaded, or the one that would be (never throws). */
+export function quicEngine(): QuicEngine {
+  if (!engine) engine = choose();
+  if (cached && engine.quiche === null) engine.quiche = (cached as Binding & { QUICHE_VERSION?: string }).QUICHE_VERSION ?? null;
+  return engine;
+}
 
 /**
  * Load the binding once. Throws OriginlinkError(UNSUPPORTED_PROTOCOL) when
@@ -195,21 +256,25 @@ let loadError: OriginlinkError | null = null;
 export function quiche(): Binding {
   if (cached) return cached;
   if (loadError) throw loadError;
+  const e = quicEngine();
   try {
     const req = createRequire(import.meta.url);
-    // ORIGINLINK_QUIC_BINDING: another build of the same module (a path to a .node file).
-    const b = req(process.env['ORIGINLINK_QUIC_BINDING'] ?? `${BINDING_PACKAGE}/node.napi.node`) as Binding;
+    const b = req(e.path) as Binding;
     if (typeof b.Connection?.connect !== 'function' || typeof b.Config !== 'function') {
       throw new Error('binding lacks Connection.connect/Config');
     }
     cached = b;
+    quicEngine();
+    if (e.fallbackReason !== null && process.env['ORIGINLINK_QUIC_ENGINE'] !== 'matrixai') {
+      warn(`originlink: HTTP/3 runs on the fallback QUIC engine ${e.binding} (quiche ${e.quiche ?? '0.18'}): ${e.fallbackReason}`);
+    }
     return b;
-  } catch (e) {
+  } catch (err) {
     loadError = new OriginlinkError(
       ErrorCode.UNSUPPORTED_PROTOCOL,
       'local',
-      `HTTP/3 unavailable: cannot load the QUIC binding ${BINDING_PACKAGE} (${process.platform}-${process.arch}): ${(e as Error).message}`,
-      { cause: e, details: { package: BINDING_PACKAGE } },
+      `HTTP/3 unavailable: cannot load the QUIC binding ${e.binding} (${e.path}, ${process.platform}-${process.arch}): ${(err as Error).message}`,
+      { cause: err, details: { binding: e.binding, path: e.path } },
     );
     throw loadError;
   }

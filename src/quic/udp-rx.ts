@@ -17,6 +17,7 @@
  * cannot be reached. See native-notes/udp.md.
  */
 import type { Socket } from 'node:dgram';
+import { constants } from 'node:os';
 import { socketHandle, udpAddon } from './udp-native.js';
 
 /** Any UDP payload fits in a slot (IPv4 max 65507). */
@@ -39,6 +40,8 @@ export function batchReceiver(
   socket: Socket,
   onDatagram: (msg: Buffer, host: string, port: number) => void,
   onBatchEnd?: () => void,
+  /** An ICMP report on a connected socket (ECONNREFUSED: port unreachable; EHOSTUNREACH, ENETUNREACH, EHOSTDOWN). */
+  onUnreachable?: (code: string) => void,
 ): BatchReceiver | null {
   if (process.env['ORIGINLINK_NO_RECVMMSG'] === '1') return null;
   const a = udpAddon();
@@ -55,6 +58,10 @@ export function batchReceiver(
   const stats = { batches: 0, truncated: 0, coalesced: 0 };
   const names = new HostCache(meta, metaBytes);
   const onBatch = (n: number): void => {
+    if (n < 0) {
+      onUnreachable?.(errnoCode(-n));
+      return;
+    }
     stats.batches++;
     for (let i = 0; i < n; i++) {
       const m = i * STRIDE;
@@ -156,4 +163,10 @@ export function formatIPv6(b: Uint8Array): string {
   const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
   if (best < 0) return hex(w);
   return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+
+/** errno number → its code ('ECONNREFUSED'), as Node names socket errors. */
+function errnoCode(n: number): string {
+  for (const [k, v] of Object.entries(constants.errno)) if (v === n) return k;
+  return `E${n}`;
 }

@@ -28,15 +28,21 @@ async function udp(): Promise<dgram.Socket> {
   return s;
 }
 
-/** One real client Initial (quiche's) to `port`: does anything come back within `ms`? */
+/**
+ * One real client's first flight (quiche's: one Initial datagram with quiche 0.18, two with a post-quantum key
+ * share) to `port`: does anything come back within `ms`?
+ */
 async function answered(port: number, ms = 500): Promise<boolean> {
   const s = await udp();
   let got = 0;
   s.on('message', () => { got++; });
-  const out = Buffer.alloc(1500);
   const c = quiche().Connection.connect('localhost', randomBytes(16), { host: '127.0.0.1', port: s.address().port }, { host: '127.0.0.1', port }, buildConfig('client', { verifyPeer: false }));
-  const [n] = c.send(out);
-  s.send(Buffer.from(out.subarray(0, n)), port, '127.0.0.1');
+  for (let i = 0; i < 8; i++) {
+    const out = Buffer.alloc(1500);
+    const r = c.send(out);
+    if (r === null) break;
+    s.send(Buffer.from(out.subarray(0, r[0])), port, '127.0.0.1');
+  }
   await new Promise((r) => setTimeout(r, ms));
   return got > 0;
 }

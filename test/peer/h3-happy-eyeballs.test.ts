@@ -1,9 +1,11 @@
 /**
  * Happy Eyeballs (RFC 8305) for QUIC dials too: our HTTP/3 server on some
- * loopback addresses of a name, nothing on the others (UDP to them is never
- * answered: to QUIC a silent path). The Agent's `lookup` gives the name's
- * addresses in a fixed order, so which attempt wins, and when, is known.
+ * loopback addresses of a name; on others a UDP socket that reads and never
+ * answers (a silent path to QUIC), or nothing at all (the kernel's ICMP port
+ * unreachable refuses the attempt at once). The Agent's `lookup` gives the
+ * name's addresses in a fixed order, so which attempt wins, and when, is known.
  */
+import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, MemorySessionStore } from '../../src/index.js';
 import type { H3Server } from '../../src/server/h3.js';
@@ -15,16 +17,25 @@ const DELAY = 150;
 let v4: H3Server;
 let v6: H3Server;
 let port = 0;
+/** Sockets on the silent addresses (127.0.0.2, 127.0.0.4): they take every datagram and answer none. */
+const silent: dgram.Socket[] = [];
 
 beforeAll(async () => {
   v4 = await startTestH3Server({ host: '127.0.0.3', handler: (r) => ({ status: 200, body: `v4 ${r.path}` }) });
   port = v4.address.port;
   v6 = await startTestH3Server({ host: '::1', port, handler: (r) => ({ status: 200, body: `v6 ${r.path}` }) });
+  for (const host of ['127.0.0.2', '127.0.0.4']) {
+    const s = dgram.createSocket('udp4');
+    s.on('message', () => {});
+    await new Promise<void>((r) => s.bind(port, host, () => r()));
+    silent.push(s);
+  }
 });
 
 afterAll(async () => {
   await v4?.close(0);
   await v6?.close(0);
+  for (const s of silent) s.close();
 });
 
 const mk = (addrs: string[], sessions?: MemorySessionStore): Agent =>
@@ -48,6 +59,18 @@ describe('Happy Eyeballs for QUIC', () => {
     const again = await agent.request({ url });
     expect(await again.text()).toBe('v4 /he');
     expect(again.connection).toMatchObject({ remoteAddress: '127.0.0.3', attempts: 1 });
+    await agent.close();
+  }, 20_000);
+
+  it('a refusing first address (nothing on its UDP port: ICMP port unreachable): the next attempt starts at once, not after the attempt delay', async () => {
+    const agent = mk(['127.0.0.5', '127.0.0.3']);
+    const t0 = performance.now();
+    const r = await agent.request({ url: `https://localhost:${port}/refused` });
+    const ms = performance.now() - t0;
+    expect(await r.text()).toBe('v4 /refused');
+    expect(r.connection).toMatchObject({ remoteAddress: '127.0.0.3', attempts: 2 });
+    expect(ms).toBeLessThan(DELAY); // RFC 8305 §5: a failed attempt starts the next one without waiting
+    expect(agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.5')?.downForMs).toBeGreaterThan(0);
     await agent.close();
   }, 20_000);
 

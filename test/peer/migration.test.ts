@@ -17,6 +17,12 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { connectH3, type H3ConnectOptions } from '../../src/connect/h3.js';
 import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
+import { startNgtcp2Server } from '../helpers/h3-peers.js';
+import { freeTcpUdpPort } from '../helpers/ports.js';
+import { quicEngine } from '../../src/quic/quiche.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ConnRequest } from '../../src/http/types.js';
 
 let certs: TestCerts;
@@ -272,8 +278,43 @@ describe('QUIC connection migration', () => {
     c.destroy();
   }, 30_000);
 
-  it('migrates by itself after consecutive probe timeouts when the current path goes dead', async () => {
+  // The server side of this case is quiche's, and quiche ≥ 0.22 leaves the data it had in flight on a path that
+  // died unannounced unrecovered (cloudflare/quiche#2452, fix open in #2454; native-notes/quic-addon.md item 2):
+  // our server on quiche 0.30 strands the stream at the client's flow-control limit. On that engine the case is
+  // an expected failure (it turns into a pass, and this marker into a failure, when a fixed quiche is pinned);
+  // the client's own migration is shown against ngtcp2's server below, on every engine.
+  const strandsDeadPath = quicEngine().binding === 'originlink-quic';
+  (strandsDeadPath ? it.fails : it)('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', async () => {
     const relay = new Relay(server.address.port);
+    const port = await relay.start();
+    try {
+      const c = await connectH3({ ...base(port), migrateAfterProbeTimeouts: 2, ...(strandsDeadPath ? { bodyTimeoutMs: 6000 } : {}) });
+      const port0 = c.facts.localPort;
+      const r = await c.request(req('/big'));
+      let cut = false;
+      const body = await readAll(r.body, (n) => {
+        if (!cut && n >= 2 * 1024 * 1024) {
+          cut = true;
+          relay.blackhole(port0);
+        }
+      });
+      expect(sha(body)).toBe(sha(big));
+      const st = c.quicStats();
+      expect(st.migrations).toBeGreaterThanOrEqual(1);
+      expect(st.localPort).not.toBe(port0);
+      expect(relay.clientPorts.size).toBeGreaterThanOrEqual(2);
+      c.destroy();
+    } finally {
+      relay.close();
+    }
+  }, 40_000);
+
+  it('migrates by itself after consecutive probe timeouts when the current path goes dead (ngtcp2\'s server)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ol-migrate-ngtcp2-'));
+    writeFileSync(join(root, 'big'), big);
+    const peerPort = await freeTcpUdpPort();
+    const peer = await startNgtcp2Server({ port: peerPort, certFile: certs.certPath, keyFile: certs.keyPath, root });
+    const relay = new Relay(peerPort);
     const port = await relay.start();
     try {
       const c = await connectH3({ ...base(port), migrateAfterProbeTimeouts: 2 });
@@ -294,6 +335,8 @@ describe('QUIC connection migration', () => {
       c.destroy();
     } finally {
       relay.close();
+      await peer.stop();
+      rmSync(root, { recursive: true, force: true });
     }
   }, 40_000);
 

@@ -108,15 +108,18 @@ static napi_value send_segments(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_uint32(env, argv[6], &port));
   if (tt != napi_uint8_array || offset < 0 || length <= 0 || seg <= 0 || (size_t)offset + (size_t)length > tlen) return num(env, -EINVAL);
 
+  /* An empty host: the socket is connected (UDP connect(2)), the kernel keeps its destination and route. */
   struct sockaddr_storage ss;
-  socklen_t slen;
-  if (parse_addr(ip, port, &ss, &slen) != 0) return num(env, -EINVAL);
+  socklen_t slen = 0;
+  if (iplen > 0 && parse_addr(ip, port, &ss, &slen) != 0) return num(env, -EINVAL);
 
   struct iovec iov = {.iov_base = (uint8_t *)data + offset, .iov_len = (size_t)length};
   struct msghdr msg;
   memset(&msg, 0, sizeof(msg));
-  msg.msg_name = &ss;
-  msg.msg_namelen = slen;
+  if (iplen > 0) {
+    msg.msg_name = &ss;
+    msg.msg_namelen = slen;
+  }
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   union {
@@ -272,15 +275,49 @@ static void rx_meta(rx_t *rx, int i) {
   }
 }
 
+/* An ICMP report a connected UDP socket received (RFC 1122 §4.1.3.3): the peer's port or host is unreachable. */
+static int reportable(int e) {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN;
+}
+
+/* Tell JS `count` (datagrams ready in the buffers), or -errno for an ICMP report. False: stop this wakeup. */
+static int rx_call(rx_t *rx, int count) {
+  napi_env env = rx->env;
+  napi_value cb, recv, argv[1], result;
+  if (napi_get_reference_value(env, rx->cb, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok ||
+      napi_create_int32(env, count, &argv[0]) != napi_ok)
+    return 0;
+  /* make_callback: microtasks and nextTicks run after, as for a dgram 'message' event. */
+  napi_status st = napi_make_callback(env, rx->actx, recv, cb, 1, argv, &result);
+  if (st != napi_ok) {
+    /* A throw becomes an uncaught exception (as from a dgram listener); any other failure (env teardown) ends the wakeup. */
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value ex;
+      napi_get_and_clear_last_exception(env, &ex);
+      napi_fatal_exception(env, ex);
+    }
+    return 0;
+  }
+  return 1;
+}
+
 static void rx_readable(uv_poll_t *h, int status, int events) {
   rx_t *rx = (rx_t *)h->data;
   (void)events;
   if (rx->stopped) return;
   if (status < 0) {
-    /* POLLERR: libuv has stopped the handle. Clear the socket error and poll again. */
-    int e; socklen_t l = sizeof(e);
+    /* POLLERR: libuv has stopped the handle. Take the socket error (a connected socket's ICMP report goes to JS), poll again. */
+    int e = 0; socklen_t l = sizeof(e);
     getsockopt(rx->fd, SOL_SOCKET, SO_ERROR, &e, &l);
     uv_poll_start(&rx->poll, UV_READABLE, rx_readable);
+    if (reportable(e)) {
+      napi_handle_scope s;
+      if (napi_open_handle_scope(rx->env, &s) == napi_ok) {
+        rx_call(rx, -e);
+        napi_close_handle_scope(rx->env, s);
+      }
+    }
     return;
   }
   napi_env env = rx->env;
@@ -316,24 +353,14 @@ static void rx_readable(uv_poll_t *h, int status, int events) {
     int n;
     do n = recvmmsg(rx->fd, rx->msgs, (unsigned)rx->slots, MSG_DONTWAIT, NULL);
     while (n < 0 && errno == EINTR);
-    if (n <= 0) break; /* EAGAIN: drained; other errors (ICMP reports) end this wakeup */
-    for (int i = 0; i < n; i++) rx_meta(rx, i);
-    napi_value cb, recv, argv[1], result;
-    if (napi_get_reference_value(env, rx->cb, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok ||
-        napi_create_int32(env, n, &argv[0]) != napi_ok)
-      break;
-    /* make_callback: microtasks and nextTicks run after, as for a dgram 'message' event. */
-    napi_status st = napi_make_callback(env, rx->actx, recv, cb, 1, argv, &result);
-    if (st != napi_ok) {
-      /* A throw becomes an uncaught exception (as from a dgram listener); any other failure (env teardown) ends the wakeup. */
-      bool pending = false;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-        napi_value ex;
-        napi_get_and_clear_last_exception(env, &ex);
-        napi_fatal_exception(env, ex);
-      }
-      break;
+    if (n < 0 && reportable(errno)) {
+      /* A connected socket's ICMP report (the error is consumed by this call): to JS, then read on. */
+      if (!rx_call(rx, -errno)) break;
+      continue;
     }
+    if (n <= 0) break; /* EAGAIN: drained */
+    for (int i = 0; i < n; i++) rx_meta(rx, i);
+    if (!rx_call(rx, n)) break;
     if (n < rx->slots) break;
   }
   napi_close_handle_scope(env, scope);
