@@ -123,6 +123,8 @@ export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): 
     let spooling = false;
     /** The body ended while the spool still held bytes. */
     let ended = false;
+    /** A read from the spool's file is in flight (its bytes are no longer counted in the spool). */
+    let reading = false;
     let paused = false;
     const finish = (how: 'end' | 'gone' | 'stalled' | Error): void => {
       if (over) return;
@@ -158,7 +160,12 @@ export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): 
         for (;;) {
           let c = sp.take();
           if (c instanceof Promise) {
-            c = await c;
+            reading = true;
+            try {
+              c = await c;
+            } finally {
+              reading = false;
+            }
             if (over) return;
             if (gone()) return finish('gone');
           }
@@ -201,7 +208,9 @@ export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): 
       }, finish);
     };
     const onEnd = (): void => {
-      if (spooling) ended = true;
+      // Bytes still in the spool (or on their way out of its file) leave first; an empty spool is the end, as
+      // without one (the sink's last bytes are its own to write).
+      if (spooling && (reading || !(spool as Spool).empty)) ended = true;
       else finish(gone() ? 'gone' : 'end');
     };
     const onError = (e: Error): void => finish(e);
