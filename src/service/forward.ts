@@ -135,6 +135,8 @@ class Forwarding extends OnceListeners<void> {
   #settled = false;
   #tooLarge = false;
   #up: OriginResponse | null = null;
+  /** The spool a request body was read whole into (proxy.maxRequestTempFileBytes), once read. */
+  #requestSpool: Spool | null = null;
   /** The spool of a streamed response whose client fell behind (proxy.maxTempFileBytes). */
   #spool: Spool | null = null;
   /** The relay through the spool is over. */
@@ -197,6 +199,9 @@ class Forwarding extends OnceListeners<void> {
   }
 
   #gone(reason: string): ServerResponse {
+    // A body read whole into a temporary file that never reached the Agent (the client left while waiting for its
+    // turn) is nobody's to close else; one the Agent had is destroyed by it (ReplayBody.abandon), close is once.
+    this.#requestSpool?.close();
     this.#done(499, { error: ErrorCode.ABORTED, reason });
     return { status: 499 };
   }
@@ -339,6 +344,7 @@ class Forwarding extends OnceListeners<void> {
       spool.close();
       return this.#bodyNotIn(e);
     }
+    this.#requestSpool = spool;
     o.body = spoolReadable(spool);
     return this.#send(o);
   }

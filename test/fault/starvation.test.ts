@@ -39,6 +39,10 @@ beforeAll(async () => {
       res.end(body);
       return;
     }
+    if (req.url === '/slow') {
+      setTimeout(() => res.end('slow\n'), 1000);
+      return;
+    }
     let n = 0;
     req.on('data', (c: Buffer) => { n += c.length; });
     req.on('end', () => res.end(`${req.method} ${req.url} ${n}\n`));
@@ -187,6 +191,31 @@ describe('a pool of 8 HTTP/1.1 connections, and clients that misbehave', () => {
       expect(active).toBeLessThanOrEqual(4); // the budget spent, 4 of the address's requests hold the origin, no more
     } finally {
       for (const c of clients) c.destroy();
+      await svc.shutdown(500);
+    }
+  }, 30_000);
+
+  it('a body read whole into a temporary file whose client leaves while it waits for its turn: the file is closed, the budget given back', async () => {
+    const svc = await start('limits: { maxUpstreamPerClient: 1 }');
+    const c = http2.connect(`http://127.0.0.1:${svc.addresses()['h2c'] as number}`);
+    c.on('error', () => {});
+    try {
+      const slow = c.request({ ':path': '/slow' });
+      slow.on('error', () => {});
+      slow.resume();
+      await sleep(100);
+      const up = c.request({ ':method': 'POST', ':path': '/upload', 'content-length': '100000' });
+      up.on('error', () => {});
+      up.end(Buffer.alloc(100_000, 0x75));
+      await sleep(300); // read whole into its spool; waits for the client's one turn
+      expect(tempFiles()).toHaveLength(1);
+      up.close(http2.constants.NGHTTP2_CANCEL);
+      await sleep(200);
+      expect(tempFiles()).toEqual([]);
+      const held = await svc.metrics.registry.getSingleMetricAsString('originlink_temp_file_bytes');
+      expect(held).toMatch(/^originlink_temp_file_bytes 0$/m);
+    } finally {
+      c.destroy();
       await svc.shutdown(500);
     }
   }, 30_000);
