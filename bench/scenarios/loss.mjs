@@ -3,8 +3,9 @@
 // plus small requests every 20 ms on the same connection, h2 vs h3.
 // Knobs (env): BENCH_LOSS (0,1,2,5 percent, both directions), BENCH_RTT_MS (50),
 // BENCH_BULK_MIB (20), BENCH_SMALL (50), BENCH_INTERVAL_MS (20), BENCH_CAP_S (30),
-// BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_QUIC_CC (bbr:
-// the h3 origin's quiche congestion control; the product default is cubic), BENCH_QUIC_PACING (1; 0 = unpaced),
+// BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_QUIC_CC (the h3 origin's quiche
+// congestion control; default the product's, bbr), BENCH_QUIC_BBR_LOSS (BBR's loss threshold on our quiche 0.30
+// engine; default the product's), BENCH_QUIC_PACING (1; 0 = unpaced),
 // BENCH_SEED (1).
 import { fileURLToPath } from 'node:url';
 import { createLab } from '../lab/index.mjs';
@@ -26,6 +27,7 @@ const CC = env.BENCH_TCP_CC || undefined;
 const SEED = Number(env.BENCH_SEED ?? 1);
 // The server sends the bulk, so its congestion controller decides throughput under loss.
 const QUIC_CC = env.BENCH_QUIC_CC || 'bbr';
+const QUIC_BBR = env.BENCH_QUIC_BBR_LOSS ? { lossThreshold: Number(env.BENCH_QUIC_BBR_LOSS) } : null;
 // BENCH_QUIC_PACING=0: the origin's QUIC packets unpaced (quic/pacer.ts off), to compare.
 const QUIC_PACING = env.BENCH_QUIC_PACING !== '0';
 const CLIENT = fileURLToPath(new URL('../lib/loss-client.mjs', import.meta.url));
@@ -48,7 +50,7 @@ try {
       labs.push({ lossPct: loss, selfCheck: check, facts });
       const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
       const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: false });
-      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC }, pacing: QUIC_PACING, traceQuic: true }) : null;
+      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC, ...(QUIC_BBR ? { bbr: QUIC_BBR } : {}) }, pacing: QUIC_PACING, traceQuic: true }) : null;
       for (const proto of PROTOS) {
         progress.note(`${loss}% ${proto} running`);
         const before = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };

@@ -45,7 +45,7 @@ import { AddressBook, type AddressBookOptions } from '../net/addresses.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eyeballs.js';
 import { ProxyRotation, type ProxyNode } from '../net/proxy.js';
 import { H2ProxyLinks } from '../connect/h2-proxy-links.js';
-import { CC_ALGORITHMS } from '../quic/cc.js';
+import { bbrTuningError, CC_ALGORITHMS, type BbrTuning } from '../quic/cc.js';
 import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
 import { turnNow } from '../util/clock.js';
 
@@ -124,6 +124,10 @@ export class Agent {
     if (!Number.isFinite(originIdleMs) || originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
     if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl)) throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
     if (opts.quicQpack !== undefined) h3Settings('client', opts.quicQpack); // range checks, OL_INVALID_CONFIG
+    for (const [where, b] of [['quicBbr', opts.quicBbr], ...Object.entries(opts.origins ?? {}).map(([k, o]) => [`origins["${k}"].quicBbr`, o.quicBbr])] as Array<[string, BbrTuning | undefined]>) {
+      const why = b === undefined ? null : bbrTuningError(b);
+      if (why) throw configError(`${where}.${why.field}`, why.reason);
+    }
     this.#connect = opts.connect ?? connectOrigin;
     this.#origins = new LruMap(this.#maxOrigins);
     this.#noCoalesce = new LruMap(this.#maxOrigins);
@@ -227,6 +231,8 @@ export class Agent {
     if (cc !== undefined) ctx.congestionControl = cc;
     const qpack = over.quicQpack ?? this.#opts.quicQpack;
     if (qpack !== undefined) ctx.qpack = qpack;
+    const bbr = over.quicBbr ?? this.#opts.quicBbr;
+    if (bbr !== undefined) ctx.bbr = bbr;
     return { spec, ctx, poolOpts };
   }
 

@@ -12,7 +12,7 @@ import type { ProxyOptions } from '../net/proxy.js';
 import { configError, DEFAULT_POOL_OPTIONS, type PoolOptions } from '../pool/options.js';
 import type { OriginCache } from '../probe/cache.js';
 import type { SelectionOptions } from '../probe/state.js';
-import type { CcAlgorithm } from '../quic/cc.js';
+import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 
@@ -40,6 +40,8 @@ export interface OriginOverrides {
   quicCongestionControl?: CcAlgorithm;
   /** h3: our QPACK decoder's limits towards this origin. Default: the agent's `quicQpack`. */
   quicQpack?: QpackOptions;
+  /** h3: BBR tuning for this origin's connections. Default: the agent's `quicBbr`. */
+  quicBbr?: BbrTuning;
 }
 
 export interface AgentOptions {
@@ -64,6 +66,11 @@ export interface AgentOptions {
    * `blockedStreams`, `ackDelayMs`). Defaults 4096, 16, 25 ms (wire/h3-body.ts h3Settings).
    */
   quicQpack?: QpackOptions;
+  /**
+   * h3: BBR tuning on our quiche 0.30 engine (quic/cc.ts): `lossThreshold`, the loss rate per round above which
+   * BBR lowers its inflight ceiling. Default 0.1 (quiche's own 0.015 took random loss for congestion: bench/RESULTS.md `loss`).
+   */
+  quicBbr?: BbrTuning;
   /** Retries on top of the first attempt, under the policy above. Default 2. */
   maxRetries?: number;
   /**
@@ -164,8 +171,8 @@ export interface RequestCommon {
  * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
  * The `satisfies` and the checks below keep these lists and the interfaces the same.
  */
-export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
-export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'quicBbr', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
+export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack', 'quicBbr'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
 const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
 void allAgentKeys;

@@ -445,12 +445,20 @@ export class H3PooledConnection implements PooledConnection {
     this.facts.peerMaxConcurrentStreams = q.peerMaxStreamsBidi() || null;
     this.facts.rttMs = q.stats().rttMs;
     // RFC 9001 §4.6.2: early data on a connection that did not resume was
-    // rejected; those requests are sent again now, in 1-RTT.
+    // rejected; those requests are sent again now, in 1-RTT. A server that
+    // resumed may still have declined the early data (its 0-RTT off, a
+    // changed configuration): quiche then sends the same stream data again in
+    // 1-RTT itself, and the request was simply not early (known on our own
+    // engine; quiche 0.18 cannot tell).
     const rejected = !q.resumed;
+    const declined = !rejected && q.earlyDataDeclined === true;
     for (const r of [...this.#streams.values()]) {
       if (!r.early) continue;
       if (rejected) this.#resendAfterHandshake(r, 'rejected');
-      else this.facts.earlyData = true;
+      else if (declined) {
+        r.early = false;
+        r.earlyRefused = 'rejected';
+      } else this.facts.earlyData = true;
     }
     this.#live.startKeepAlive(this.#opts.keepAliveMs, () => this.lastActiveAt);
     this.#handshakeDone();

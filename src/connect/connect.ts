@@ -13,7 +13,7 @@ import { H1PooledConnection } from '../client/h1.js';
 import { H2PooledConnection } from '../client/h2.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import { defaultAddressBook, dialAddresses, dialTcp, type Dialled, type DialTarget, type H2TunnelOpener } from '../net/dial.js';
-import type { CcAlgorithm } from '../quic/cc.js';
+import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { H2ProxyLinks } from './h2-proxy-links.js';
 
@@ -61,6 +61,8 @@ export interface ConnectContext {
   congestionControl?: CcAlgorithm | undefined;
   /** h3: our QPACK decoder's limits (dynamic table towards us); default h3Settings'. */
   qpack?: QpackOptions | undefined;
+  /** h3: BBR tuning of what we send; default the QUIC layer's DEFAULT_BBR. */
+  bbr?: BbrTuning | undefined;
 }
 
 const defaultProxyLinks = new H2ProxyLinks();

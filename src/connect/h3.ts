@@ -138,7 +138,7 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     maxHeaderCount: ctx.pool.maxHeaderCount,
     migrateAfterProbeTimeouts: ctx.pool.migrateAfterProbeTimeouts,
     // The pool's receive window: per stream, and 4× for the connection (as for h2).
-    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize, ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}) },
+    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize, ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}), ...(ctx.bbr ? { bbr: ctx.bbr } : {}) },
     sessionStore: ctx.sessionStore,
     sessionKey: `h3:${ctx.sessionKey}`,
     ...(ctx.qpack ? { qpack: ctx.qpack } : {}),

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { quiche, type QuicheConfig } from './quiche.js';
 
-import { CC_ALGORITHMS, DEFAULT_CC, type CcAlgorithm } from './cc.js';
+import { bbrTuningError, CC_ALGORITHMS, DEFAULT_BBR, DEFAULT_CC, type BbrTuning, type CcAlgorithm } from './cc.js';
 
 export type { CcAlgorithm };
 
@@ -38,7 +38,17 @@ export interface QuicOptions {
   maxUdpPayload?: number;
   /** Congestion control of what this endpoint sends. Default DEFAULT_CC. */
   cc?: CcAlgorithm;
-  /** Enable pacing hints (the JS driver ignores send times). Default false. */
+  /**
+   * BBR tuning on our quiche 0.30 engine (its `internal` API, tied to the pinned version): `lossThreshold`, the
+   * loss rate per round above which BBR lowers its inflight ceiling (quiche's default 0.015; 0.001 – 0.2). Ignored
+   * by other controllers and by the fallback engine. Default: DEFAULT_BBR (cc.ts).
+   */
+  bbr?: BbrTuning;
+  /**
+   * quiche keeps release times for its packets (its pacer): with BBR on our quiche 0.30 engine (gcongestion) the
+   * driver sends by them (QuicConnection #drainSend); otherwise it paces by itself (pacer.ts) and they are
+   * ignored. Default true.
+   */
   pacing?: boolean;
   /** Accept/send 0-RTT early data. Default true. */
   earlyData?: boolean;
@@ -165,8 +175,19 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   c.setActiveConnectionIdLimit(posInt('activeConnectionIdLimit', o.activeConnectionIdLimit, 4));
   const cc = o.cc ?? DEFAULT_CC;
   if (!CC_ALGORITHMS.includes(cc)) bad('cc', `unknown algorithm ${String(cc)}`);
-  c.setCcAlgorithmName(cc);
-  c.enablePacing(o.pacing ?? false);
+  try {
+    c.setCcAlgorithmName(cc);
+  } catch (e) {
+    // quiche 0.18 (the fallback engine) knows BBR as `bbr` only.
+    if (cc !== 'bbr2') throw e;
+    c.setCcAlgorithmName('bbr');
+  }
+  const bbr = { ...DEFAULT_BBR, ...o.bbr };
+  const why = bbrTuningError(bbr);
+  if (why) bad(`bbr.${why.field}`, why.reason);
+  const tune = (c as QuicheConfig & { setBbrParams?: (lossThreshold: number | null, startupFullLossCount: number | null) => void }).setBbrParams;
+  if ((cc === 'bbr' || cc === 'bbr2') && tune && bbr.lossThreshold !== undefined) tune.call(c, bbr.lossThreshold, null);
+  c.enablePacing(o.pacing ?? true);
   if (o.earlyData ?? true) c.enableEarlyData();
   if (o.logKeys) c.logKeys();
   return c;

@@ -108,6 +108,15 @@ export interface QuicConnectionInit {
   appNoError?: number;
 }
 
+/** BoringSSL's `ssl_early_data_accepted` (ssl_early_data_reason_t). */
+const EARLY_DATA_ACCEPTED = 2;
+
+/** ORIGINLINK_QUIC_PACER=quiche: send by quiche's release times instead of pacer.ts (measured worse: see #drainSend). */
+const QUICHE_PACER = process.env['ORIGINLINK_QUIC_PACER'] === 'quiche';
+
+/** A packet quiche releases within this many µs leaves now (timers have ms granularity). */
+const RELEASE_SLACK_US = 1000;
+
 /** Stream bytes moved into quiche per slice, and slices per pass (see #sendSlices). */
 const FLUSH_SLICE = 256 * 1024;
 const MAX_SLICES = 256;
@@ -174,6 +183,8 @@ export class QuicConnection implements QuicStreamTransport {
   #replyPending = new Set<number>();
   /** Null when pacing is off (QuicConnectionInit.pacing). */
   readonly #pacer: Pacer | null;
+  /** Pace by quiche's release times (ORIGINLINK_QUIC_PACER=quiche, our quiche 0.30 addon, BBR: gcongestion). */
+  #releaseTimes = false;
   #paceTimer: NodeJS.Timeout | null = null;
   /** Times the pacer held packets back and set a wake-up (a counter for tests and benchmarks). */
   pacedWaits = 0;
@@ -188,6 +199,7 @@ export class QuicConnection implements QuicStreamTransport {
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
     this.#pacer = init.pacing === false ? null : new Pacer(this.#maxPacket ?? init.sink.slot, performance.now());
+    this.#releaseTimes = QUICHE_PACER && typeof (init.conn as QuicheConnection & { nextReleaseUs?: unknown }).nextReleaseUs === 'function';
     this.isClient = init.role === 'client';
     const self = this;
     this.#paths = new Paths(init.conn, {
@@ -509,6 +521,17 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   /**
+   * A resumed handshake in which the server declined our 0-RTT (RFC 9001 §4.6.2: the early packets are lost to
+   * it; quiche sends their stream data again in 1-RTT). From BoringSSL's early-data reason on our own engine;
+   * null where the engine cannot tell (quiche 0.18, the fallback).
+   */
+  get earlyDataDeclined(): boolean | null {
+    const q = this.#q as QuicheConnection & { earlyDataReason?: () => number };
+    if (typeof q.earlyDataReason !== 'function') return null;
+    return q.earlyDataReason() !== EARLY_DATA_ACCEPTED;
+  }
+
+  /**
    * The peer's port or host is unreachable: an ICMP report on our connected socket (RFC 1122 §4.1.3.3 passes it
    * to the application; RFC 8085 §5.2 asks UDP applications to act on it). Before the handshake completed nothing
    * of ours reached a QUIC server there: the connect is refused at once, as TCP's RST refuses it. After it, an
@@ -760,14 +783,27 @@ export class QuicConnection implements QuicStreamTransport {
     // holds only if the loop drains send() to the end: a drain that hands FINs is not paced (a
     // paced stop let the peer's ACK in before the FIN left — test/peer/quic-lone-fin.test.ts).
     const handsFins = this.#writes.loneFins > 0;
-    const pacer = force || handsFins || !this.established || this.#pacer === null ? null : this.#pacer;
+    const paced = !force && !handsFins && this.established && this.#pacer !== null;
+    // Our pacer at 1.25 × cwnd / RTT (pacer.ts). quiche's own release times (BBR with gcongestion) only with
+    // ORIGINLINK_QUIC_PACER=quiche: driven by this loop's millisecond timers they collapsed BBR's window under
+    // random loss (native-notes/quic-addon.md, "Pacing"); kept to measure it again.
+    const release = paced && this.#releaseTimes && (q as QuicheConnection & { nextReleaseUs(): number }).nextReleaseUs() >= 0 ? q : null;
+    const pacer = paced && release === null ? this.#pacer : null;
     let refreshed = false;
     const finFailures = this.#writes.handLoneFins(q);
     for (const f of finFailures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
     const sink = this.#init.sink;
     const socketFor = this.#init.socketFor;
     for (let guard = 0; guard < 100_000; guard++) {
-      if (pacer) {
+      if (release) {
+        const us = (release as QuicheConnection & { nextReleaseUs(): number }).nextReleaseUs();
+        // Timers have ms granularity: a packet due within RELEASE_SLACK_US leaves now (RFC 9002 §7.7 lets a sender
+        // send a small burst); a later one waits for its time.
+        if (us > RELEASE_SLACK_US) {
+          this.#armPaceTimer(us / 1000);
+          break;
+        }
+      } else if (pacer) {
         const now = performance.now();
         let wait = pacer.allow(now);
         if (wait > 0 && !refreshed) {

@@ -87,6 +87,15 @@ export class Reader {
     return this.has(k) ? this.int(k, min, max) : undefined;
   }
 
+  /** A number (not only an integer) in [min, max], or undefined when absent. */
+  optNumber(k: string, min: number, max: number): number | undefined {
+    const v = this.#obj()[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw this.fail(k, `must be a number, got ${kind(v)}`);
+    if (v < min || v > max) throw this.fail(k, `must be between ${min} and ${max}, got ${v}`);
+    return v;
+  }
+
   optBool(k: string): boolean | undefined {
     const v = this.#obj()[k];
     if (v === undefined) return undefined;

@@ -17,7 +17,7 @@ import { parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
 import { Reader } from './config-reader.js';
 import { ProxyRotation, type ProxyPolicy } from '../net/proxy.js';
-import { CC_ALGORITHMS, type CcAlgorithm } from '../quic/cc.js';
+import { CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
 import { Resolver } from '../net/resolver.js';
 import { certificateNames } from '../server/certificates.js';
 import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
@@ -45,6 +45,8 @@ export interface ListenerConfig {
   congestionControl: CcAlgorithm | null;
   /** h3 only: our QPACK decoder's limits towards clients (`quic.qpack`; null: the defaults, 4096-byte table). */
   qpack: QpackOptions | null;
+  /** `quic.bbr`: BBR's tuning (h3), null: the default. */
+  bbr: BbrTuning | null;
 }
 
 export interface OriginConfig {
@@ -69,6 +71,8 @@ export interface OriginConfig {
   congestionControl: CcAlgorithm | null;
   /** h3: our QPACK decoder's limits towards this origin (`quic.qpack`; null: the defaults, 4096-byte table). */
   qpack: QpackOptions | null;
+  /** `quic.bbr`: BBR's tuning (h3), null: the default. */
+  bbr: BbrTuning | null;
 }
 
 /** `stores:`: where TLS sessions / QUIC tickets and origin facts live (a file path or a Redis URL each). */
@@ -293,7 +297,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
       throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
     }
     if (l.has('quic') && kind !== 'h3') throw l.fail('quic', `only for kind h3 (got ${kind})`);
-    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l), qpack: readQpack(l) };
+    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l), bbr: readBbr(l), qpack: readQpack(l) };
   });
   const seen = new Set<string>();
   listeners.forEach((l, i) => {
@@ -466,8 +470,17 @@ function readStores(s: Reader, readPem: (p: Reader, f: string) => { bytes: Buffe
 function readQuic(parent: Reader): CcAlgorithm | null {
   if (!parent.has('quic')) return null;
   const q = parent.obj('quic');
-  q.keys(['congestionControl', 'qpack']);
+  q.keys(['congestionControl', 'bbr', 'qpack']);
   return q.has('congestionControl') ? q.oneOf('congestionControl', CC_ALGORITHMS) : null;
+}
+
+/** `quic: { bbr: { lossThreshold } }`: BBR's tuning on our quiche 0.30 engine (quic/cc.ts DEFAULT_BBR has the default and its measurement). */
+function readBbr(parent: Reader): BbrTuning | null {
+  if (!parent.has('quic') || !parent.obj('quic').has('bbr')) return null;
+  const b = parent.obj('quic').obj('bbr');
+  b.keys(['lossThreshold']);
+  const lossThreshold = b.optNumber('lossThreshold', 0.001, 0.2);
+  return lossThreshold === undefined ? {} : { lossThreshold };
 }
 
 /** `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us. */
@@ -567,6 +580,7 @@ function readOrigin(o: Reader, name: string, readPem: (p: Reader, f: string) => 
     egress: o.has('proxy') ? readEgress(o, 'proxy', readPem) : egress,
     congestionControl: readQuic(o),
     qpack: readQpack(o),
+    bbr: readBbr(o),
   };
 }
 

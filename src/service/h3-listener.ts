@@ -30,7 +30,7 @@ export class H3Listener implements Listener {
       handler: frontHandler(this.#hooks, info),
       // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED).
       headersTimeoutMs: this.#limits.requestHeaderTimeoutMs,
-      ...(cfg.congestionControl ? { quic: { cc: cfg.congestionControl } } : {}),
+      ...(cfg.congestionControl || cfg.bbr ? { quic: { ...(cfg.congestionControl ? { cc: cfg.congestionControl } : {}), ...(cfg.bbr ? { bbr: cfg.bbr } : {}) } } : {}),
       ...(cfg.qpack ? { qpack: cfg.qpack } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
     });

@@ -64,6 +64,7 @@ export class Upstream {
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
       ...(o.congestionControl ? { quicCongestionControl: o.congestionControl } : {}),
+      ...(o.bbr ? { quicBbr: o.bbr } : {}),
       ...(o.qpack ? { quicQpack: o.qpack } : {}),
     });
     this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);

@@ -100,5 +100,12 @@ routes: [ { origin: a } ]
     expect(bad(yaml(', quic: { congestionControl: vegas }', ''))).toMatch(/origins\.a\.quic\.congestionControl/);
     expect(bad(yaml('', ', quic: { pacing: true }'))).toMatch(/quic/);
     expect(bad('listeners: [ { kind: http, port: 0, quic: { congestionControl: bbr } } ]\norigins: { a: { url: "https://localhost:1" } }\nroutes: [ { origin: a } ]\n')).toMatch(/quic: only for kind h3/);
+
+    // BBR's tuning (quic.bbr.lossThreshold, 0.001–0.2) per origin and per h3 listener.
+    const tuned = parseConfig(yaml(', quic: { bbr: { lossThreshold: 0.05 } }', ', quic: { congestionControl: bbr2, bbr: { lossThreshold: 0.015 } }'), 'x.yaml', certs.dir);
+    expect(tuned.origins.get('a')!.bbr).toEqual({ lossThreshold: 0.05 });
+    expect(tuned.listeners[0]).toMatchObject({ congestionControl: 'bbr2', bbr: { lossThreshold: 0.015 } });
+    expect(bad(yaml(', quic: { bbr: { lossThreshold: 0.5 } }', ''))).toMatch(/origins\.a\.quic\.bbr\.lossThreshold: must be between 0\.001 and 0\.2/);
+    expect(bad(yaml('', ', quic: { bbr: { gain: 2 } }'))).toMatch(/quic\.bbr\.gain/);
   });
 });

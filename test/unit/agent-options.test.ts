@@ -29,6 +29,14 @@ describe('Agent options', () => {
     expect(refusal({ pool: { bodyTimeout: 5 } })).toMatchObject({ message: 'pool.bodyTimeout: unknown option' });
   });
 
+  it('BBR tuning (quicBbr, per origin too): a loss threshold within 0.001–0.2, nothing else; pool.quickAck one of its words', () => {
+    expect(refusal({ quicBbr: { lossThreshold: 0.05 }, origins: { 'https://a.test:443': { quicBbr: { lossThreshold: 0.015 } } }, quicCongestionControl: 'bbr2' })).toBeNull();
+    expect(refusal({ quicBbr: { lossThreshold: 2 } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'quicBbr.lossThreshold: must be a number 0.001–0.2, got 2' });
+    expect(refusal({ origins: { 'https://a.test:443': { quicBbr: { gain: 3 } } } })).toMatchObject({ message: 'origins["https://a.test:443"].quicBbr.gain: unknown option (allowed: lossThreshold)' });
+    expect(refusal({ pool: { quickAck: 'always' } })).toBeNull();
+    expect(refusal({ pool: { quickAck: 'sometimes' } })).toMatchObject({ message: 'pool.quickAck: must be one of auto, always, never, got "sometimes"' });
+  });
+
   it('takes every documented option', () => {
     expect(refusal({
       protocol: 'h2', earlyData: 'never', pool: { bodyTimeoutMs: 500 }, tls: { rejectUnauthorized: true }, quicCongestionControl: 'cubic',

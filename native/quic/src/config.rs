@@ -190,6 +190,19 @@ impl Config {
         self.inner.set_cc_algorithm_name(&name).map_err(quiche_err)
     }
 
+    /// quiche's BBR (bbr2_gcongestion) tuning, for this pinned quiche only (its `internal` API; it may go in a later
+    /// release): the loss rate per round above which BBR lowers its inflight ceiling (default 0.015), and how many
+    /// loss events end STARTUP (default 8). Applies when the controller is BBR.
+    #[napi]
+    pub fn set_bbr_params(&mut self, loss_threshold: Option<f64>, startup_full_loss_count: Option<u32>) {
+        let params = quiche::BbrParams {
+            loss_threshold: loss_threshold.map(|v| v as f32),
+            startup_full_loss_count: startup_full_loss_count.map(|v| v as usize),
+            ..Default::default()
+        };
+        self.inner.set_custom_bbr_params(params);
+    }
+
     #[napi]
     pub fn enable_hystart(&mut self, v: bool) {
         self.inner.enable_hystart(v);

@@ -298,6 +298,28 @@ impl Connection {
         self.inner.timeout().map(|t| t.as_millis() as i64)
     }
 
+    /// Microseconds until quiche's pacer releases the next packet (its release times: BBR's pacing rate with
+    /// gcongestion): 0 = now (due, or it may join the burst before it); -1 = quiche keeps no release times
+    /// for this connection (reno/cubic) or has no active path — the driver paces by itself then.
+    pub fn next_release_us(&self) -> i64 {
+        if self.inner.gcongestion_enabled() != Some(true) {
+            return -1;
+        }
+        match self.inner.get_next_release_time() {
+            None => -1,
+            Some(d) => {
+                if d.can_burst() {
+                    return 0;
+                }
+                let now = std::time::Instant::now();
+                match d.time(now) {
+                    Some(t) => t.saturating_duration_since(now).as_micros() as i64,
+                    None => 0,
+                }
+            }
+        }
+    }
+
     #[napi]
     pub fn on_timeout(&mut self) {
         self.inner.on_timeout();

@@ -159,6 +159,7 @@ getter!(timeout, |env, c: &mut Connection| match c.timeout() {
     Some(ms) => number(env, ms as f64).unwrap_or(ptr::null_mut()),
     None => null(env),
 });
+getter!(next_release_us, |env, c: &mut Connection| number(env, c.next_release_us() as f64).unwrap_or(ptr::null_mut()));
 getter!(on_timeout, |env, c: &mut Connection| {
     c.on_timeout();
     undefined(env)
@@ -238,6 +239,7 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"peerStreamsLeftUni", peer_streams_left_uni),
     (c"timeout", timeout),
     (c"onTimeout", on_timeout),
+    (c"nextReleaseUs", next_release_us),
     (c"streamReadable", stream_readable),
     (c"streamFinished", stream_finished),
     (c"streamCapacity", stream_capacity),
