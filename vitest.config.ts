@@ -16,6 +16,8 @@ const BOTH_ENGINES = [
 
 export default defineConfig({
   test: {
+    // No test binds a fixed port: the default admin port is held for the whole run (test/setup/hold-default-ports.ts).
+    globalSetup: ['test/setup/hold-default-ports.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Peer tests bind real ports and start real servers; files run in parallel

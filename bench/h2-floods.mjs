@@ -119,8 +119,8 @@ console.log('| flood | frames sent | fate | RST_STREAM from server | responses |
 console.log('|---|---:|---|---:|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.flood} | ${r.frames} | ${r.fate} | ${r.resetsSent} | ${r.responses} | ${r.serverCpuMs.toFixed(1)} | ${(r.serverCpuMs / anchorCpu).toFixed(2)} |`);
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-const out = join(ROOT, 'bench', 'results', `h2-floods-${stamp}.json`);
+mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+const out = join(ROOT, 'bench', 'out', `h2-floods-${stamp}.json`);
 writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, framesPerFlood: N, stillServing, rows }, null, 2));
 console.log(`\nwrote ${out}`);
 process.exit(stillServing ? 0 : 1);

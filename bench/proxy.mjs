@@ -7,7 +7,7 @@
 // time per request (its process tree, from /proc: less sensitive to a busy
 // machine than req/s), added latency
 // p50/p99 over going direct, and connections seen at the origin (from its
-// access log). Prints a Markdown table and writes bench/results/proxy-DATE.json.
+// access log). Prints a Markdown table and writes bench/out/proxy-DATE.json.
 //
 // Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_WARMUP seconds of unmeasured load
 // before it (default 3; 1 before 2026-11-23 16:15), BENCH_CONNECTIONS
@@ -168,6 +168,9 @@ const originlinkTarget = (label, dist, proto, workers) => ({ name: `${label} (${
 listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: ${ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requests: false }'}
+# Request bodies up to 1 MiB read whole in memory, as the nginx anchor's client_body_buffer_size 1m (by default,
+# past 16 KiB both would go through a temporary file).
+proxy: { requestBufferBytes: 1048576 }
 origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
@@ -308,8 +311,8 @@ async function paired() {
     `| median | ${med(rounds.map((r) => r.previousCpuUsPerReq)).toFixed(2)} | ${med(rounds.map((r) => r.cpuUsPerReq)).toFixed(2)} | **${med(rounds.map((r) => r.ratio)).toFixed(3)}** | | |`,
   ].join('\n'));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  const outFile = join(ROOT, 'bench', 'results', `paired-${stamp}.json`);
+  mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+  const outFile = join(ROOT, 'bench', 'out', `paired-${stamp}.json`);
   writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, warmupS: WARMUP, rounds, connections: CONNS, path: PATH, front: FRONT, upstream: PAIRED_UPSTREAM, anchorDist: ANCHOR_DIST, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version }, null, 2));
   console.log(`\nwrote ${outFile}`);
 }
@@ -368,7 +371,7 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-const outFile = join(ROOT, 'bench', 'results', `proxy-${stamp}.json`);
+mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+const outFile = join(ROOT, 'bench', 'out', `proxy-${stamp}.json`);
 writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, upload: UPLOAD || undefined, accessLog: ACCESS_LOG || undefined, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
 console.log(`\nwrote ${outFile}`);

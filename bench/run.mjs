@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench -- NAME [args]`: runs bench/scenarios/NAME.mjs (or bench/NAME.mjs).
 // Each scenario is a bounded run that prints a Markdown table and writes
-// bench/results/NAME-DATE.json; see bench/README.md.
+// bench/out/NAME-DATE.json; see bench/README.md.
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -1,5 +1,7 @@
-// Results files: bench/results/NAME-STAMP.json (+ NAME-STAMP-CHART.svg), with
-// the machine facts every result carries.
+// Results files: bench/out/NAME-STAMP.json (+ NAME-STAMP-CHART.svg), with the
+// machine facts every result carries. bench/out/ is ignored by git: a run leaves
+// `git status` clean. A result is kept on purpose with `npm run bench:keep -- FILE`
+// (bench/keep.mjs), which copies it and its charts into the tracked bench/results/.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -8,7 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { writeChart } from './chart.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+/** Where runs write (ignored by git). */
+export const RESULTS_DIR = join(ROOT, 'bench', 'out');
+/** Where results kept on purpose live (tracked; bench/RESULTS.md links here). */
+export const KEPT_DIR = join(ROOT, 'bench', 'results');
 
 export function machineFacts() {
   const sh = (cmd, args) => { try { return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; } };

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench -- clients`: originlink vs undici 7 on the same nginx origin,
 // h1 and h2 over TLS, same concurrency, in one run. Prints req/s and p50/p99
-// with ratios (originlink / undici) and writes bench/results/clients-DATE.json.
+// with ratios (originlink / undici) and writes bench/out/clients-DATE.json.
 //
 // Knobs (env): BENCH_SECONDS (per measurement, default 5), BENCH_CONCURRENCY
 // (default 32), BENCH_ROUNDS (default 2; clients alternate A B B A per round),
@@ -198,8 +198,8 @@ if (BULK_MIB > 0) {
 }
 console.log(lines.join('\n'));
 const date = new Date().toISOString().replace(/[:.]/g, '-');
-mkdirSync(join(here, '..', 'results'), { recursive: true });
-const out = join(here, '..', 'results', `clients-${date}.json`);
+mkdirSync(join(here, '..', 'out'), { recursive: true });
+const out = join(here, '..', 'out', `clients-${date}.json`);
 writeFileSync(out, JSON.stringify({
   scenario: 'clients', date: new Date().toISOString(), command: 'npm run bench -- clients',
   knobs: { SECONDS, C, ROUNDS, PATH, BULK_MIB, BULK_ROUNDS },

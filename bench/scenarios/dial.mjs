@@ -7,7 +7,7 @@
 //  - BENCH_ANCHOR_DIST: another build's connector, as one more row.
 // No session tickets: every dial is a full handshake. BENCH_DIALS dials per round (default 300), BENCH_ROUNDS
 // rounds alternating the clients (default 5); the median round per client, as µs of CPU per dial and as a ratio
-// to tls.connect({ ca }). Prints a Markdown table and writes bench/results/dial-DATE.json.
+// to tls.connect({ ca }). Prints a Markdown table and writes bench/out/dial-DATE.json.
 // Needs nginx (Debian nginx-light) and a built dist/.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -5,7 +5,7 @@
 // BENCH_MESSAGES times (default 300,000) after a warm-up, in rounds alternating the parsers; the best
 // round of BENCH_ROUNDS (default 5) per parser, as ns per message and as a ratio to llhttp.
 // BENCH_ANCHOR_DIST: another build's dist/ (e.g. a worktree of an earlier commit) as one more row.
-// Prints a Markdown table and writes bench/results/h1-parse-DATE.json. Needs a built dist/.
+// Prints a Markdown table and writes bench/out/h1-parse-DATE.json. Needs a built dist/.
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';

@@ -12,7 +12,7 @@
 // Our h3 client is also measured alone in a child process, exactly as Bun's
 // script is (same counts and loops): the like-for-like row for the ratio to Bun.
 // Prints a Markdown table with ratios to h2 and writes
-// bench/results/h3-<ISO date>.json with every sample and machine facts.
+// bench/out/h3-<ISO date>.json with every sample and machine facts.
 //
 // Knobs (env): BENCH_WARM (sequential requests, default 5000, after
 // BENCH_WARMUP = 10000 unmeasured ones per client — with 500, V8 had not
@@ -350,8 +350,8 @@ async function main() {
     ];
     console.log(lines.join('\n'));
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-    const file = join(ROOT, 'bench', 'results', `h3-${stamp}.json`);
+    mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+    const file = join(ROOT, 'bench', 'out', `h3-${stamp}.json`);
     writeFileSync(
       file,
       JSON.stringify(

@@ -5,7 +5,7 @@
 // cookie-sized token, a traceparent that changes per request) and a response head with a few fixed fields.
 // Settings, both ends alike: capacity 0 (static table only), 4096 with the decoder's acknowledgments sent
 // at once (ackDelayMs 0), and the default (4096, acknowledgments batched over 25 ms). Per request: datagrams and bytes each way (quiche's counters), and latency p50.
-// Prints a Markdown table and writes bench/results/qpack-DATE.json. Needs a built dist/.
+// Prints a Markdown table and writes bench/out/qpack-DATE.json. Needs a built dist/.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';

@@ -10,7 +10,7 @@
 // can share the machine. Every BENCH_SOAK_SAMPLE seconds (default 10) it reads the connector's RSS,
 // heap, open fds and active handles (its /metrics: prom-client's process series) and its front
 // gauges. Prints the trend after the first minute (first, min, max, last) and the failures; writes
-// bench/results/soak-DATE.json and a chart (soak-DATE-memory.svg).
+// bench/out/soak-DATE.json and a chart (soak-DATE-memory.svg).
 import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';

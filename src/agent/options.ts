@@ -162,7 +162,7 @@ export interface RequestCommon {
    */
   responseBufferBytes?: number;
   /** Interim (1xx) responses before the final one, e.g. 103 Early Hints: see ConnRequest.onInformational. */
-  onInformational?: (status: number, headers: HeaderList) => void;
+  onInformational?: (status: number, headers: HeaderList, reason: string) => void;
   /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
   traceContext?: Context;
 }

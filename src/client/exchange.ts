@@ -257,13 +257,16 @@ export class Exchange {
    * Content-Length its protocol layer already read from `headers` (null: none),
    * else it is read here.
    */
-  /** An interim (1xx) response before the head: to the request's listener (ConnRequest.onInformational); it starts nothing. */
-  interim(status: number, headers: HeaderList): void {
+  /**
+   * An interim (1xx) response before the head: to the request's listener (ConnRequest.onInformational); it starts
+   * nothing. `reason`: its reason phrase when its protocol has one (HTTP/1.1), else ''.
+   */
+  interim(status: number, headers: HeaderList, reason = ''): void {
     if (this.#done || this.body !== null) return;
     const listener = this.req.onInformational;
     if (listener === undefined) return;
     try {
-      listener(status, headers);
+      listener(status, headers, reason);
     } catch {
       // A listener's failure is its own: the exchange goes on.
     }

@@ -100,7 +100,7 @@ export class H1PooledConnection implements PooledConnection {
     this.#parser = new H1ResponseParser(
       {
         onHead: (h) => this.#onHead(h),
-        onInterim: (status, headers) => { if (!this.#drain) this.#cur?.interim(status, headers); },
+        onInterim: (status, headers, reason) => { if (!this.#drain) this.#cur?.interim(status, headers, reason); },
         onBody: (b) => { if (this.#drain) this.#drained(b.length); else this.#cur?.data(b); },
         onTrailers: (t) => { if (this.#cur) this.#cur.trailers = t; },
         onComplete: () => { if (this.#drain) this.#endDrain(true); else this.#cur?.end(); },

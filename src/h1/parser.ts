@@ -37,7 +37,7 @@ export interface H1ParserHandler {
   /** Final (non-1xx) response head. */
   onHead(head: H1Head): void;
   /** An interim (1xx, not 101) response before it, checked (RFC 9110 §15.2). */
-  onInterim?(status: number, headers: HeaderList): void;
+  onInterim?(status: number, headers: HeaderList, reason: string): void;
   onBody(chunk: Buffer): void;
   onTrailers(trailers: HeaderList): void;
   /** The message is complete; the parser is ready for `expect()` again. */
@@ -192,7 +192,7 @@ export class H1ResponseParser {
         if (n === 'connection' && (connectionOptions(v) & CONN_CLOSE) !== 0) throw new H1ParseError('malformed', `Connection: close in an interim ${status} response`);
       }
       if (++this.#interims > MAX_INTERIM_RESPONSES) throw new H1ParseError('malformed', `more than ${MAX_INTERIM_RESPONSES} interim responses`);
-      this.#h.onInterim?.(status, headers);
+      this.#h.onInterim?.(status, headers, reason);
       return rest;
     }
     this.#startBody(status, reason, minor, headers);

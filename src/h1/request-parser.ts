@@ -23,7 +23,7 @@
  */
 import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
-import { AUTHORITY_RE, CONTENT_LENGTH_RE, TARGET_RE } from '../http/fields.js';
+import { CONTENT_LENGTH_RE, isAuthority, TARGET_RE } from '../http/fields.js';
 import { KNOWN_METHODS } from '../http/methods.js';
 import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, FieldMemory, firstLine, H1ParseError, HeldBytes, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
 
@@ -262,7 +262,7 @@ export class H1RequestParser {
     if (target.charCodeAt(0) === 0x2f) form = 'origin';
     else if (method === 'CONNECT') {
       // §3.2.3: authority-form, for CONNECT only: host and port.
-      if (!AUTHORITY_RE.test(target) || !/:\d{1,5}$/.test(target)) throw new H1ParseError('malformed', 'CONNECT needs host:port as its target');
+      if (!isAuthority(target) || !/:\d{1,5}$/.test(target)) throw new H1ParseError('malformed', 'CONNECT needs host:port as its target');
       form = 'authority';
       authority = target;
     } else if (target === '*') {
@@ -282,7 +282,7 @@ export class H1RequestParser {
     // §3.2: exactly one Host in HTTP/1.1 (an absolute-form target still needs one).
     if (minor === 1 && hosts !== 1) throw new H1ParseError('malformed', hosts === 0 ? 'missing Host' : 'more than one Host');
     if (hosts > 1) throw new H1ParseError('malformed', 'more than one Host');
-    if (authority && !AUTHORITY_RE.test(authority)) throw new H1ParseError('malformed', 'invalid Host');
+    if (authority && !isAuthority(authority)) throw new H1ParseError('malformed', 'invalid Host');
 
     // Framing (§6.1, §6.3).
     let framing: H1RequestHead['framing'] = 'none';

@@ -21,6 +21,8 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
   let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${req.authority}\r\n`;
   let hasLength = false;
   let hasTe = false;
+  /** Where the first cookie line's value ends in `head` (before its CRLF); -1: none yet. */
+  let cookieEnd = -1;
   // A list of checked, lower-case fields (http/fields.ts markClean) is written without checking it again.
   const clean = isClean(req.headers);
   for (const [name, value] of req.headers) {
@@ -32,6 +34,16 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
     if (lower === 'host') continue;
     if (lower === 'content-length') hasLength = true;
     if (lower === 'transfer-encoding') hasTe = true;
+    if (lower === 'cookie') {
+      // RFC 9113 §8.2.3, RFC 9114 §4.2.1: cookie fields split for compression (an h2/h3 client's crumbs) are
+      // concatenated with "; " before they go to HTTP/1.1, whose Cookie is one field line (RFC 6265 §5.4).
+      if (cookieEnd >= 0) {
+        head = `${head.slice(0, cookieEnd)}; ${value}${head.slice(cookieEnd)}`;
+        cookieEnd += value.length + 2;
+        continue;
+      }
+      cookieEnd = head.length + name.length + 2 + value.length;
+    }
     head += `${name}: ${value}\r\n`;
   }
   if (hasLength && hasTe) throw new TypeError('both content-length and transfer-encoding given');

@@ -31,9 +31,12 @@ export class ResponseHeadWriter {
     return `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}${this.#fieldLines(headers, FRAMING, checked)}`;
   }
 
-  /** A whole 1xx head (103 Early Hints: RFC 8297), from fields one of our parsers already checked. */
-  interim(status: number, headers: HeaderList): string {
-    return `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}${this.#fieldLines(headers, BODY_FRAMING, true)}${CRLF}`;
+  /**
+   * A whole 1xx head (103 Early Hints: RFC 8297), from fields one of our parsers already checked; `reason`: the
+   * phrase to send (a relayed origin's, checked), '' for the usual one of the status.
+   */
+  interim(status: number, headers: HeaderList, reason = ''): string {
+    return `HTTP/1.1 ${status} ${reason || reasonPhrase(status)}${CRLF}${this.#fieldLines(headers, BODY_FRAMING, true)}${CRLF}`;
   }
 
   /** A whole 101 head: the handler's fields with its Connection and Upgrade. */

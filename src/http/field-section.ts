@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { AUTHORITY_RE, BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, TARGET_RE, TOKEN_RE, trimOws } from './fields.js';
+import { BAD_FIELD_VALUE_RE, isAuthority, CONTENT_LENGTH_RE, TARGET_RE, TOKEN_RE, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -108,7 +108,7 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
   if (kind === 'request') {
     if (method === undefined || method === '') return 'missing :method';
     if (!TOKEN_RE.test(method)) return `invalid :method ${JSON.stringify(method.slice(0, 40))}`; // RFC 9110 §9.1: a token
-    if (authority !== undefined && authority !== '' && !AUTHORITY_RE.test(authority)) return `invalid :authority ${JSON.stringify(authority.slice(0, 80))}`;
+    if (authority !== undefined && authority !== '' && !isAuthority(authority)) return `invalid :authority ${JSON.stringify(authority.slice(0, 80))}`;
     if (protocol !== undefined) {
       // RFC 8441 §4: extended CONNECT names its protocol and carries :scheme, :path and :authority.
       if (method !== 'CONNECT') return ':protocol on a method other than CONNECT';
@@ -126,13 +126,13 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     if (!scheme) return 'missing :scheme';
     if (!path) return 'missing or empty :path';
     if (!TARGET_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
-    if (scheme === 'http' || scheme === 'https') {
-      if (authority === undefined && host === null) return 'missing :authority and Host';
-      if (authority === '' || host === '') return 'empty :authority or Host';
-      // RFC 9114 §4.3.1 (MUST), RFC 9113 §8.3.1 (SHOULD): both present, they name the same host (compared without
-      // case or the scheme's default port) — else routing by one and an origin by the other disagree.
-      if (authority !== undefined && host !== null && sameAuthority(authority, host, scheme) === false) return ':authority and Host differ';
-    }
+    // RFC 9114 §4.3.1, RFC 9113 §8.3.1: a scheme with a mandatory authority (http, https) needs :authority or Host.
+    if ((scheme === 'http' || scheme === 'https') && authority === undefined && host === null) return 'missing :authority and Host';
+    // Whatever the scheme says, an authority given is not empty, and both given name the same host (compared without
+    // case or the scheme's default port; RFC 9114 §4.3.1 MUST, RFC 9113 §8.3.1 SHOULD) — else routing by one and an
+    // origin by the other disagree. A `:scheme: foo` stepped around these checks.
+    if (authority === '' || host === '') return 'empty :authority or Host';
+    if (authority !== undefined && host !== null && !sameAuthority(authority, host, scheme)) return ':authority and Host differ';
     return null;
   }
   if (kind === 'response') {
@@ -189,11 +189,11 @@ export function methodOf(headers: HeaderList): string | null {
 }
 
 /** Two authorities the same host and port, without case and the scheme's default port. */
-function sameAuthority(a: string, b: string, scheme: 'http' | 'https'): boolean {
-  const port = scheme === 'https' ? ':443' : ':80';
+function sameAuthority(a: string, b: string, scheme: string): boolean {
+  const port = scheme === 'https' ? ':443' : scheme === 'http' ? ':80' : null;
   const norm = (x: string): string => {
     const l = x.toLowerCase();
-    return l.endsWith(port) ? l.slice(0, -port.length) : l;
+    return port !== null && l.endsWith(port) ? l.slice(0, -port.length) : l;
   };
   return a === b || norm(a) === norm(b);
 }

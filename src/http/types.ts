@@ -38,10 +38,11 @@ export interface ConnRequest {
   responseBufferBytes?: number;
   /**
    * Interim (1xx) responses before the final one (RFC 9110 §15.2), e.g. 103 Early Hints (RFC 8297): status and
-   * fields as the origin sent them (h1: hop-by-hop fields included). Never 101. Called on the transport's turn:
-   * a listener must not throw or block.
+   * fields as the origin sent them (h1: hop-by-hop fields included), and the reason phrase of an HTTP/1.1 origin's
+   * status line ('' over h2/h3, which have none). Never 101. Called on the transport's turn: a listener must not
+   * throw or block.
    */
-  onInformational?: ((status: number, headers: HeaderList) => void) | undefined;
+  onInformational?: ((status: number, headers: HeaderList, reason: string) => void) | undefined;
 }
 
 export interface ConnResponse {

@@ -188,10 +188,10 @@ export class H1ServerSession {
    * An interim response (InterimSender): only for the request being answered, before any of its answer, and never
    * to an HTTP/1.0 client (RFC 9110 §15.2).
    */
-  interim(streamId: number, status: number, headers: HeaderList): boolean {
+  interim(streamId: number, status: number, headers: HeaderList, reason: string): boolean {
     const p = this.#queue[0];
     if (!p || p.req === null || p.req.streamId !== streamId || p.ready || this.#writing || this.#closed || p.head.minor === 0) return false;
-    this.socket.write(this.#heads.interim(status, headers), 'latin1');
+    this.socket.write(this.#heads.interim(status, headers, reason), 'latin1');
     return true;
   }
 
@@ -262,7 +262,7 @@ export class H1ServerSession {
   #mayStart(i: number): boolean {
     const q = this.#queue;
     if (!isSafeMethod(q[i]!.head.method)) return false;
-    for (let j = 0; j < i; j++) if (!q[j]!.started || !isSafeMethod(q[j]!.head.method)) return false;
+    for (let j = 0; j < i; j++) if (!q[j]!.started || q[j]!.close || !isSafeMethod(q[j]!.head.method)) return false;
     return true;
   }
 
@@ -422,6 +422,13 @@ export class H1ServerSession {
     }
     p.res = res;
     p.ready = true;
+    if (res?.close === true && !p.close) {
+      // RFC 9112 §9.6: no request after one whose response closes the connection is processed — not even a safe one
+      // pipelined behind it in the same read, which would otherwise start before this answer is written.
+      p.close = true;
+      this.#noMore = true;
+      this.#parser.pauseAfterMessage();
+    }
     if (p === this.#queue[0]) this.#pump();
   }
 

@@ -105,16 +105,20 @@ export interface ServerRequest {
    * Send an interim response (RFC 9110 §15.2; 103 Early Hints, RFC 8297) before the final one. Sent only while
    * nothing of the final response left — on HTTP/1.1 only while this request is the one being answered (not
    * queued behind pipelined ones), and never to an HTTP/1.0 client (§15.2) — else dropped; false then.
-   * Throws TypeError for a status that is not 1xx (or is 101) or a field that is not valid.
+   * Throws TypeError for a status that is not 1xx (or is 101) or a field that is not valid. `reason`: the phrase an
+   * HTTP/1.1 front writes in its status line (RFC 9112 §4; a relayed origin's own), else the usual one for the status.
    */
-  informational(status: number, headers: HeaderList): boolean;
+  informational(status: number, headers: HeaderList, reason?: string): boolean;
 }
 
 /** A server connection that can send an interim response on one of its requests' streams (ServedRequest.informational). */
 export interface InterimSender {
-  /** `headers`: lower-case, valid names and values (checked by the caller). */
-  interim(streamId: number, status: number, headers: HeaderList): boolean;
+  /** `headers`: lower-case, valid names and values; `reason`: a valid reason phrase or '' (checked by the caller; h2/h3 have none). */
+  interim(streamId: number, status: number, headers: HeaderList, reason: string): boolean;
 }
+
+/** RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ), here possibly empty. */
+const REASON_RE = /^[\t \x21-\x7e\x80-\xff]*$/;
 
 /**
  * The request every server hands its handler (HTTP/1.1, HTTP/2, HTTP/3): one
@@ -191,8 +195,9 @@ export class ServedRequest implements ServerRequest {
     this.#abort.onAbort(fn);
   }
 
-  informational(status: number, headers: HeaderList): boolean {
+  informational(status: number, headers: HeaderList, reason = ''): boolean {
     if (!Number.isInteger(status) || status < 100 || status > 199 || status === 101) throw new TypeError(`informational: ${status} is not an interim status`);
+    if (!REASON_RE.test(reason)) throw new TypeError('informational: invalid reason phrase');
     const list: HeaderList = [];
     for (const [n, v] of headers) {
       const name = n.toLowerCase();
@@ -201,7 +206,7 @@ export class ServedRequest implements ServerRequest {
       if (!isHopByHop(name) && name !== 'content-length') list.push([name, v]);
     }
     const c = this.connection as Partial<InterimSender>;
-    return typeof c.interim === 'function' ? c.interim(this.streamId, status, list) : false;
+    return typeof c.interim === 'function' ? c.interim(this.streamId, status, list, reason) : false;
   }
 }
 

@@ -3,10 +3,13 @@
  * `/healthz` (200 while serving, 503 once draining), `/stats` (the agents'
  * PoolStats as JSON, for humans and scripts).
  */
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bindReason } from './listeners.js';
 import { startH1Server } from '../server/h1.js';
 import type { ServerResponse } from '../server/request.js';
+import { hostOnly } from './router.js';
 
 /** What /metrics reads: a service's Metrics, or a cluster primary's aggregate of its workers. */
 export interface MetricsSource {
@@ -18,6 +21,24 @@ export interface AdminHooks {
   healthy(): boolean;
   /** A cluster primary asks its workers: may be a promise. */
   stats(): unknown;
+  /** Host names this listener answers to beyond its addresses (`admin.hosts`), read per request: a reload changes them in place. */
+  names(): readonly string[];
+}
+
+/**
+ * Whether a request's Host names this admin listener: an IP address (a page from elsewhere cannot make a browser send
+ * one in its own name), `localhost`, this machine's host name, the bind address, or a name in `admin.hosts`. Any other
+ * name is what DNS rebinding sends — a name an attacker's page owns, re-pointed at this address — and gets 421
+ * (RFC 9110 §15.5.20), so such a page never reads /metrics or /stats. No Host (HTTP/1.0) is no browser's.
+ */
+export function adminAnswers(authority: string, bindHost: string, names: readonly string[]): boolean {
+  if (authority === '') return true;
+  let host = hostOnly(authority);
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost') || host === bindHost.toLowerCase()) return true;
+  if (host === hostname().toLowerCase()) return true;
+  for (const n of names) if (n.toLowerCase() === host) return true;
+  return false;
 }
 
 /** The admin endpoints on our HTTP/1.1 server. */
@@ -28,6 +49,7 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
     port,
     keepAliveTimeoutMs: 5000,
     handler: async (req) => {
+      if (!adminAnswers(req.authority, host, hooks.names())) return send(421, 'text/plain', 'misdirected request: this admin listener answers its own addresses and admin.hosts only\n');
       const path = req.path.split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
       if (path === '/metrics') {

@@ -172,6 +172,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     metrics: { registry: aggregate },
     healthy: () => !stopping && slots.some((s) => s.ready),
     stats: async () => ({ workers: await askAll('stats') }),
+    names: () => config.admin?.hosts ?? [],
   });
 
   const kill = (): void => { for (const s of slots) s.worker?.process.kill('SIGKILL'); };

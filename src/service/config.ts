@@ -5,8 +5,9 @@
  * the line when known, and the reason.
  */
 import { redact } from '../util/redact.js';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
@@ -121,6 +122,8 @@ export interface RouteConfig {
   /** `origin` sends the upstream's authority, `preserve` the client's, anything else is sent literally. */
   hostHeader: string;
   stripPrefix: boolean;
+  /** Read a request body whole before the origin is asked (`proxy.requestBufferBytes`, `maxRequestTempFileBytes`); false: every body streams. */
+  requestBuffering: boolean;
 }
 
 /**
@@ -128,6 +131,12 @@ export interface RouteConfig {
  * API request bodies; larger ones stream, kept for a retry up to the origin's retryBufferBytes.
  */
 export const DEFAULT_REQUEST_BUFFER_BYTES = 16_384;
+/** `proxy.maxTempFileBytes`: nginx's proxy_max_temp_file_size default. */
+export const DEFAULT_MAX_TEMP_FILE_BYTES = 1 << 30;
+/** `proxy.maxRequestTempFileBytes`: nginx's client_max_body_size default (nginx refuses more with 413; here it streams). */
+export const DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES = 1 << 20;
+/** `proxy.tempFileTotalBytes`: every temporary file of the process together. */
+export const DEFAULT_TEMP_FILE_TOTAL_BYTES = 2 ** 31;
 
 export interface LimitsConfig {
   maxHeaderBytes: number;
@@ -140,18 +149,46 @@ export interface LimitsConfig {
   clientSendTimeoutMs: number;
   /** Upstream requests one client connection may have at a time (more wait their turn); 0: no limit. */
   maxUpstreamPerClient: number;
+  /** Upstream requests all the connections of one client address may have at a time (more wait their turn); 0: no limit. */
+  maxUpstreamPerAddress: number;
+  /** A request body read whole before forwarding must be in within this of its head, ms. */
+  clientBodyTimeoutMs: number;
+  /** Client connections one TCP listener keeps at once; more are closed as they are accepted. 0: no limit. */
+  maxClientConnections: number;
+}
+
+export interface ProxyConfig {
+  via: string;
+  xForwardedFor: ForwardedPolicy;
+  altSvcMaxAge: number;
+  responseBufferBytes: number;
+  requestBufferBytes: number;
+  normalizePath: boolean;
+  /** Pass request field names with `_` on (nginx's underscores_in_headers); false: dropped. */
+  underscoresInHeaders: boolean;
+  /** Name the origin and what failed in the body of a 502/503/504 (the log line always does); false: the error code only. */
+  errorDetails: boolean;
+  /** Most bytes of one response kept in its temporary file ahead of a slow client (nginx's proxy_max_temp_file_size); 0: none. */
+  maxTempFileBytes: number;
+  /** A request body of a declared length up to this (and over `requestBufferBytes`) is read whole into a temporary file first. */
+  maxRequestTempFileBytes: number;
+  /** Bytes in temporary files for all requests of the process at once. */
+  tempFileTotalBytes: number;
+  /** Directory of the temporary files (they have no name there: O_TMPFILE, or unlinked at once). */
+  tempDir: string;
 }
 
 export interface ServiceConfig {
   file: string;
   listeners: ListenerConfig[];
-  admin: { host: string; port: number } | null;
+  /** `hosts`: names the admin listener answers to beyond its addresses, localhost and this machine's name. */
+  admin: { host: string; port: number; hosts: string[] } | null;
   limits: LimitsConfig;
   /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
   /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
   /** `requestBufferBytes`: a request body of a declared length up to this is read whole before the origin is asked (nginx's proxy_request_buffering, in memory); 0: always streamed. */
   /** `normalizePath`: route and forward the request path normalised (http/target.ts), a `..` above the root a 400; false: as the client sent it. */
-  proxy: { via: string; xForwardedFor: ForwardedPolicy; altSvcMaxAge: number; responseBufferBytes: number; requestBufferBytes: number; normalizePath: boolean };
+  proxy: ProxyConfig;
   shutdown: { graceMs: number };
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean; flushMs: number };
   origins: Map<string, OriginConfig>;
@@ -174,6 +211,9 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxConcurrentStreams: 100,
   clientSendTimeoutMs: 60_000,
   maxUpstreamPerClient: 32,
+  maxUpstreamPerAddress: 0,
+  clientBodyTimeoutMs: 60_000,
+  maxClientConnections: 16_384,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -274,13 +314,15 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     }
   });
 
-  let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464 };
+  let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464, hosts: [] };
   if (r.has('admin')) {
     if (r.raw('admin') === false || r.raw('admin') === null) admin = null;
     else {
       const a = r.obj('admin');
-      a.keys(['host', 'port']);
-      admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535) };
+      a.keys(['host', 'port', 'hosts']);
+      const hosts = a.list('hosts').map((x) => x.self());
+      hosts.forEach((h, i) => { if (!/^[A-Za-z0-9.-]+$/.test(h)) throw a.fail('hosts', `entry ${i}: must be a host name, got ${JSON.stringify(h)}`); });
+      admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535), hosts };
       for (const other of listeners) {
         const why = bindsOverlap({ ...admin, kind: 'http' }, other);
         if (why !== null) throw a.fail('port', `${admin.host}:${admin.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`);
@@ -300,12 +342,20 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
     limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
     limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
+    limits.maxUpstreamPerAddress = l.optInt('maxUpstreamPerAddress', 0, 1_000_000) ?? limits.maxUpstreamPerAddress;
+    limits.clientBodyTimeoutMs = l.optInt('clientBodyTimeoutMs', 100, 3_600_000) ?? limits.clientBodyTimeoutMs;
+    limits.maxClientConnections = l.optInt('maxClientConnections', 0, 10_000_000) ?? limits.maxClientConnections;
   }
 
-  const proxy: ServiceConfig['proxy'] = { via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true };
+  const proxy: ProxyConfig = {
+    via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true,
+    underscoresInHeaders: false, errorDetails: false,
+    maxTempFileBytes: DEFAULT_MAX_TEMP_FILE_BYTES, maxRequestTempFileBytes: DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES, tempFileTotalBytes: DEFAULT_TEMP_FILE_TOTAL_BYTES, tempDir: tmpdir(),
+  };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'egress']);
+    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'underscoresInHeaders', 'errorDetails',
+      'maxTempFileBytes', 'maxRequestTempFileBytes', 'tempFileTotalBytes', 'tempDir', 'egress']);
     const via = p.optStr('via');
     if (via !== undefined) {
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
@@ -316,6 +366,23 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
     proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
     proxy.normalizePath = p.optBool('normalizePath') ?? true;
+    proxy.underscoresInHeaders = p.optBool('underscoresInHeaders') ?? false;
+    proxy.errorDetails = p.optBool('errorDetails') ?? false;
+    proxy.maxTempFileBytes = p.optInt('maxTempFileBytes', 0, Number.MAX_SAFE_INTEGER) ?? proxy.maxTempFileBytes;
+    proxy.maxRequestTempFileBytes = p.optInt('maxRequestTempFileBytes', 0, 1 << 30) ?? proxy.maxRequestTempFileBytes;
+    proxy.tempFileTotalBytes = p.optInt('tempFileTotalBytes', 0, Number.MAX_SAFE_INTEGER) ?? proxy.tempFileTotalBytes;
+    const dir = p.optStr('tempDir');
+    if (dir !== undefined) {
+      const abs = resolve(baseDir, dir);
+      try {
+        if (!statSync(abs).isDirectory()) throw p.fail('tempDir', `${abs} is not a directory`);
+        accessSync(abs, constants.W_OK);
+      } catch (e) {
+        if (e instanceof ConfigError) throw e;
+        throw p.fail('tempDir', `cannot write to ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      proxy.tempDir = abs;
+    }
   }
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readCa) : null;
 
@@ -362,7 +429,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
 
   const routes: RouteConfig[] = r.list('routes', 1).map((x) => {
-    x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix']);
+    x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix', 'requestBuffering']);
     const origin = x.str('origin');
     if (!origins.has(origin)) throw x.fail('origin', `unknown origin ${JSON.stringify(origin)} (known: ${[...origins.keys()].join(', ')})`);
     const host = x.optStr('host');
@@ -371,7 +438,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     if (!path.startsWith('/')) throw x.fail('path', `must start with "/", got ${JSON.stringify(path)}`);
     const hostHeader = x.optStr('hostHeader') ?? 'origin';
     if (/[\s\r\n\0]/.test(hostHeader) || hostHeader === '') throw x.fail('hostHeader', 'must be "origin", "preserve" or a host[:port]');
-    return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false };
+    return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false, requestBuffering: x.optBool('requestBuffering') ?? true };
   });
 
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };

@@ -20,8 +20,9 @@ import { endToEnd, markClean } from '../http/fields.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
 import type { ServiceConfig } from './config.js';
 import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
-import { clientSlots, type ClientSlots } from './client-slots.js';
-import { readWhole, ReadWholeError } from '../util/body.js';
+import { addressSlots, clientSlots, type ClientSlots } from './client-slots.js';
+import { readWhole, ReadWholeError, spoolWhole, withSpool } from '../util/body.js';
+import { spoolReadable, type Spool } from '../util/spool.js';
 import { OnceListeners } from '../util/once-listeners.js';
 import type { Metrics } from './metrics.js';
 import { hostOnly, pathMatches, rewritePath, type Router } from './router.js';
@@ -49,6 +50,10 @@ export interface ForwardHooks {
   draining: () => boolean;
   /** The Alt-Svc value naming our h3 listeners that are up (RFC 7838), or null. */
   altSvc: () => string | null;
+  /** A spool for one body: `memoryBytes` in memory, then up to `fileBytes` in a temporary file (the service's budget and directory). */
+  spool: (memoryBytes: number, fileBytes: number) => Spool;
+  /** Told of an origin request that failed for want of file descriptors (EMFILE, ENFILE): the fronts pause (fd-guard.ts). */
+  exhausted: (err: NodeJS.ErrnoException, where: string) => void;
 }
 
 class BodyTooLarge extends Error {}
@@ -126,9 +131,18 @@ class Forwarding extends OnceListeners<void> {
   readonly #t0: number;
   #upstream: Upstream | null = null;
   #slots: ClientSlots | null = null;
+  #addressSlots: ClientSlots | null = null;
   #settled = false;
   #tooLarge = false;
   #up: OriginResponse | null = null;
+  /** The spool a request body was read whole into (proxy.maxRequestTempFileBytes), once read. */
+  #requestSpool: Spool | null = null;
+  /** The spool of a streamed response whose client fell behind (proxy.maxTempFileBytes). */
+  #spool: Spool | null = null;
+  /** The relay through the spool is over. */
+  #relayed = false;
+  /** The origin's body ended whole while its spool still relayed: its bytes, for the line the relay's end writes; else -1. */
+  #bytesIn = -1;
 
   constructor(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest) {
     super();
@@ -173,8 +187,9 @@ class Forwarding extends OnceListeners<void> {
     }
   }
 
-  #refuse(status: number, reason: string, code: string, extra: HeaderList = []): ServerResponse {
-    this.#done(status, { error: code, reason });
+  /** `logged`: the reason for the log line when the client is told less (`reason`). */
+  #refuse(status: number, reason: string, code: string, extra: HeaderList = [], logged = reason): ServerResponse {
+    this.#done(status, { error: code, reason: logged });
     const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
     // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
     const close = !this.#mux && (this.#hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
@@ -184,6 +199,9 @@ class Forwarding extends OnceListeners<void> {
   }
 
   #gone(reason: string): ServerResponse {
+    // A body read whole into a temporary file that never reached the Agent (the client left while waiting for its
+    // turn) is nobody's to close else; one the Agent had is destroyed by it (ReplayBody.abandon), close is once.
+    this.#requestSpool?.close();
     this.#done(499, { error: ErrorCode.ABORTED, reason });
     return { status: 499 };
   }
@@ -202,6 +220,8 @@ class Forwarding extends OnceListeners<void> {
       return this.#refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
     }
     const authority = facts.authority ?? '';
+    // The connector serves http and https URIs only (RFC 9113 §8.3.1 lets :scheme name others: a gateway's to translate).
+    if (req.scheme !== 'http' && req.scheme !== 'https') return this.#refuse(400, 'unsupported :scheme', 'bad_request');
     // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
     // the connector is no forward proxy. The same answer on every front.
     if (req.method === 'CONNECT' && req.protocol === null) return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
@@ -239,6 +259,7 @@ class Forwarding extends OnceListeners<void> {
       via: cfg.proxy.via,
       xff: cfg.proxy.xForwardedFor,
       teTrailers: facts.teTrailers,
+      underscores: cfg.proxy.underscoresInHeaders,
     }));
     // `preserve` with no authority (an HTTP/1.0 request without Host): the origin's own name.
     const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
@@ -246,16 +267,24 @@ class Forwarding extends OnceListeners<void> {
       path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes,
       // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front
       // answers itself (Expect is not sent on); end-to-end fields only. Dropped once the answer started (servers).
-      onInformational: (status, fields) => { if (status !== 100) req.informational(status, endToEnd(fields)); },
+      onInformational: (status, fields, reason) => { if (status !== 100) req.informational(status, endToEnd(fields), reason); },
     };
     if (hostHeader !== null) o.authority = hostHeader;
     // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
     if (req.protocol !== null) return this.#tunnel(o).catch((e) => bug(this.#hooks, e));
-    // proxy.requestBufferBytes: a body of a declared length up to it is read whole before an origin is asked
-    // (nginx's proxy_request_buffering, in memory): a slow client holds no origin connection or stream, the body
-    // leaves behind its head in one write, and a retry can send it again.
-    if (req.bodyLength !== null && req.bodyLength > 0 && req.bodyLength <= cfg.proxy.requestBufferBytes) {
-      return this.#buffered(o).catch((e) => bug(this.#hooks, e));
+    // A body of a declared length is read whole before an origin is asked (nginx's proxy_request_buffering): up to
+    // proxy.requestBufferBytes in memory — it then leaves behind its head in one write, and a retry can send it
+    // again — and up to proxy.maxRequestTempFileBytes through a temporary file. A slow client holds no origin
+    // connection or stream meanwhile; one that leaves or stalls never reaches the origin. A route can turn it off.
+    const length = req.bodyLength;
+    if (length !== null && length > 0 && route.requestBuffering) {
+      if (length <= cfg.proxy.requestBufferBytes) return this.#buffered(o).catch((e) => bug(this.#hooks, e));
+      if (length <= cfg.proxy.maxRequestTempFileBytes) {
+        const spool = this.#hooks.spool(cfg.proxy.requestBufferBytes, length);
+        // The budget of temporary files is spent: the body streams, as an unbuffered one.
+        if (spool.reserve(length - cfg.proxy.requestBufferBytes)) return this.#spooled(o, spool).catch((e) => bug(this.#hooks, e));
+        spool.close();
+      }
     }
     // The request body stream is only touched when there is a body (a server makes none for a GET). It goes to the
     // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
@@ -282,22 +311,55 @@ class Forwarding extends OnceListeners<void> {
       return res;
     } catch (e) {
       const err = toOriginlinkError(e);
-      return this.#refuse(statusForError(err.code), `origin ${upstream.name}: ${shortReason(err.message)}`, err.code);
+      return this.#upstreamFailed(statusForError(err.code), err.message, err.code);
     }
+  }
+
+  /**
+   * An origin's failure as the client's answer: the status and the error's code; what failed (the origin's name,
+   * addresses, an egress proxy's host:port) only with `proxy.errorDetails` — the log line has it always.
+   */
+  #upstreamFailed(status: number, message: string, code: string): ServerResponse {
+    const detail = `origin ${(this.#upstream as Upstream).name}: ${shortReason(message)}`;
+    const extra: HeaderList = status === 503 ? [['retry-after', '1']] : [];
+    return this.#refuse(status, this.#cfg.proxy.errorDetails ? detail : code, code, extra, detail);
   }
 
   async #buffered(o: UpstreamRequest): Promise<ServerResponse> {
     const idleMs = (this.#upstream as Upstream).config.pool.bodyTimeoutMs;
     try {
-      o.body = await readWhole(this.#req.body as Readable, idleMs);
+      o.body = await readWhole(this.#req.body as Readable, idleMs, this.#cfg.limits.clientBodyTimeoutMs);
     } catch (e) {
-      if (e instanceof ReadWholeError && e.why === 'idle') {
-        this.#rejected('body_timeout');
-        return this.#refuse(408, `request body sent nothing for ${idleMs} ms`, ErrorCode.REQUEST_BODY_TIMEOUT);
-      }
-      return this.#gone('client went away before its body was in');
+      return this.#bodyNotIn(e);
     }
     return this.#send(o);
+  }
+
+  /** A body too large for memory read whole through `spool` (its temporary file) first, then sent from it. */
+  async #spooled(o: UpstreamRequest, spool: Spool): Promise<ServerResponse> {
+    const idleMs = (this.#upstream as Upstream).config.pool.bodyTimeoutMs;
+    try {
+      await spoolWhole(this.#req.body as Readable, spool, idleMs, this.#cfg.limits.clientBodyTimeoutMs);
+    } catch (e) {
+      spool.close();
+      return this.#bodyNotIn(e);
+    }
+    this.#requestSpool = spool;
+    o.body = spoolReadable(spool);
+    return this.#send(o);
+  }
+
+  /**
+   * A body read whole that did not come: RFC 9110 §15.5.9 408 for a client too slow (silent for the origin's body
+   * timeout, or not done within limits.clientBodyTimeoutMs: one byte every two seconds is never silent for long),
+   * 499 for one that left.
+   */
+  #bodyNotIn(e: unknown): ServerResponse {
+    if (e instanceof ReadWholeError && e.why !== 'gone') {
+      this.#rejected('body_timeout');
+      return this.#refuse(408, e.why === 'idle' ? e.message : `request body not in within ${this.#cfg.limits.clientBodyTimeoutMs} ms`, ErrorCode.REQUEST_BODY_TIMEOUT);
+    }
+    return this.#gone('client went away before its body was in');
   }
 
   /** A body of unknown length counted against limits.maxBodyBytes as it goes. */
@@ -310,7 +372,7 @@ class Forwarding extends OnceListeners<void> {
     }
   }
 
-  /** The request to the origin, after its turn among the client's own (limits.maxUpstreamPerClient). */
+  /** The request to the origin, after its turn among its connection's own (limits.maxUpstreamPerClient), then its address's. */
   #send(o: UpstreamRequest): Promise<ServerResponse> {
     this.#req.onAbort(() => this.abort());
     const perClient = this.#cfg.limits.maxUpstreamPerClient;
@@ -319,7 +381,28 @@ class Forwarding extends OnceListeners<void> {
       const queued = slots.take(perClient);
       if (queued) {
         return this.#waitTurn(slots, queued)
-          .then((got) => got ? this.#ask(o) : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'))
+          .then((got) => got ? this.#sendFromAddress(o) : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'))
+          .catch((e) => bug(this.#hooks, e));
+      }
+    }
+    return this.#sendFromAddress(o);
+  }
+
+  /** limits.maxUpstreamPerAddress: every connection of one client address shares that many origin requests. */
+  #sendFromAddress(o: UpstreamRequest): Promise<ServerResponse> {
+    const perAddress = this.#cfg.limits.maxUpstreamPerAddress;
+    if (perAddress > 0) {
+      const slots = (this.#addressSlots = addressSlots(this.#req.remoteAddress));
+      const queued = slots.take(perAddress);
+      if (queued) {
+        return this.#waitTurn(slots, queued)
+          .then((got) => {
+            if (got) return this.#ask(o);
+            this.#addressSlots = null;
+            this.#slots?.release(); // the connection's turn, taken, goes to its next request
+            this.#slots = null;
+            return this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerAddress)');
+          })
           .catch((e) => bug(this.#hooks, e));
       }
     }
@@ -342,7 +425,7 @@ class Forwarding extends OnceListeners<void> {
         if (over) return;
         over = true;
         this.removeEventListener('abort', onAbort);
-        if (this.#log) this.#log.clientWaitMs = ms(performance.now() - w0);
+        if (this.#log) this.#log.clientWaitMs = (this.#log.clientWaitMs ?? 0) + ms(performance.now() - w0);
         resolve(true);
       });
     });
@@ -365,6 +448,7 @@ class Forwarding extends OnceListeners<void> {
     (this.#upstream as Upstream).done();
     this.#hooks.metrics.inflight--;
     this.#slots?.release();
+    this.#addressSlots?.release();
   }
 
   #failed(e: unknown): ServerResponse {
@@ -376,8 +460,9 @@ class Forwarding extends OnceListeners<void> {
         return this.#refuse(413, `body larger than ${this.#cfg.limits.maxBodyBytes} bytes`, 'body_too_large');
       }
       if (this.aborted) return this.#gone('client went away');
-      const status = statusForError(err.code);
-      return this.#refuse(status, `origin ${(this.#upstream as Upstream).name}: ${shortReason(err.message)}`, err.code, status === 503 ? [['retry-after', '1']] : []);
+      const errno = descriptorsOut(err);
+      if (errno) this.#hooks.exhausted(errno, `origin ${(this.#upstream as Upstream).name}`);
+      return this.#upstreamFailed(statusForError(err.code), err.message, err.code);
     } catch (x) {
       return bug(this.#hooks, x);
     }
@@ -410,8 +495,12 @@ class Forwarding extends OnceListeners<void> {
         if (trailers) res.trailers = trailers;
       } else {
         this.#up = up;
-        watchBody(up.body, log !== null, this);
-        res = { status: up.status, headers: out, body: up.body, trailersLater: up.trailers.then(trailerList, () => null), checked: true };
+        const body = up.body;
+        watchBody(body, log !== null, this);
+        // Past what the relay's memory holds, a client that reads slower than the origin sends gets the rest from a
+        // temporary file (proxy.maxTempFileBytes, nginx's proxy_buffering): the origin is done when it is done.
+        if (cfg.proxy.maxTempFileBytes > 0) withSpool(body, () => this.#spoolFor());
+        res = { status: up.status, headers: out, body, trailersLater: up.trailers.then(trailerList, () => null), checked: true };
       }
       if (!this.#mux && this.#hooks.draining()) res.close = true;
       return res;
@@ -420,13 +509,36 @@ class Forwarding extends OnceListeners<void> {
     }
   }
 
-  /** The relayed body is over (watchBody): read to its end, or cut. */
+  /** The spool the relay makes once its client falls behind: its close tells whether the client got the rest. */
+  #spoolFor(): Spool {
+    const cfg = this.#cfg;
+    const s = (this.#spool = this.#hooks.spool(cfg.proxy.responseBufferBytes, cfg.proxy.maxTempFileBytes));
+    s.onClose = (delivered) => this.#relayOver(delivered);
+    return s;
+  }
+
+  /**
+   * The origin's body is over (watchBody): read to its end, or cut. Its origin request is done (the connection or
+   * stream credit is free); the log line waits while a spool still holds what the client has yet to take.
+   */
   bodyOver(bytes: number, failed: boolean): void {
     this.#finish();
     const status = (this.#up as OriginResponse).status;
     const gone = this.aborted;
-    if (!failed) this.#done(status, this.#log ? { bytes } : NO_EXTRA);
-    else this.#done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: status });
+    if (failed) this.#done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: status });
+    else if (this.#spool !== null && !this.#relayed) this.#bytesIn = bytes;
+    else this.#done(status, this.#log ? { bytes } : NO_EXTRA);
+  }
+
+  /** The relay through the spool is over: the line of an origin body read whole, if it waited for this. */
+  #relayOver(delivered: boolean): void {
+    this.#relayed = true;
+    const bytes = this.#bytesIn;
+    if (bytes < 0) return; // the origin's body is not over: watchBody tells how it ends
+    this.#bytesIn = -1;
+    const status = (this.#up as OriginResponse).status;
+    if (delivered) this.#done(status, this.#log ? { bytes } : NO_EXTRA);
+    else this.#done(499, { bytes, error: ErrorCode.ABORTED, reason: 'client went away or stopped reading before the rest of the response', upstreamStatus: status });
   }
 }
 
@@ -443,6 +555,17 @@ function watchBody(body: Readable, count: boolean, to: { bodyOver(bytes: number,
   body.once('end', () => once(false));
   body.once('close', () => once(!body.readableEnded));
   body.once('error', () => { /* reported through 'close' */ });
+}
+
+/** The EMFILE or ENFILE behind a failure (its cause chain, or its message: a dial's "every address failed (…)"), or null. */
+function descriptorsOut(err: Error): NodeJS.ErrnoException | null {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EMFILE' || code === 'ENFILE') return e as NodeJS.ErrnoException;
+  }
+  const m = /\b(EMFILE|ENFILE)\b/.exec(err.message);
+  return m ? Object.assign(new Error(err.message), { code: m[1] }) : null;
 }
 
 function shortReason(msg: string): string {

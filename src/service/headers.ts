@@ -3,7 +3,7 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { HeaderList } from '../http/types.js';
-import { AUTHORITY_RE, connectionNamed, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
+import { connectionNamed, isAuthority, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
 export type Reject = { status: 400 | 413 | 431; reason: string };
@@ -67,14 +67,17 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
     chunked = true;
   }
   if (!h2) {
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with more than one (or an empty one), gets 400.
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with more than one, gets 400. An empty Host is what a
+    // client sends for a target without an authority (§3.2): nothing a route or an origin can be named by here.
     // HTTP/1.0 had no Host: such a request routes by path alone (authority ''), its origin's own name sent on.
-    if (hosts > 1 || (hosts === 1 && !host) || (hosts === 0 && !http10)) return { status: 400, reason: hosts === 0 ? 'missing Host' : 'more than one Host' };
+    if (hosts > 1) return { status: 400, reason: 'more than one Host' };
+    if (hosts === 1 && !host) return { status: 400, reason: 'empty Host' };
+    if (hosts === 0 && !http10) return { status: 400, reason: 'missing Host' };
     authority ??= host ?? ''; // an absolute-form target's authority, when given, replaces Host (RFC 9112 §3.2.2)
   } else if (authority === null && host !== null) {
     authority = host;
   }
-  if (authority !== null && authority !== '' && !AUTHORITY_RE.test(authority)) return { status: 400, reason: 'invalid Host' };
+  if (authority !== null && authority !== '' && !isAuthority(authority)) return { status: 400, reason: 'invalid Host' };
   if (limits.maxBodyBytes > 0 && contentLength !== null && contentLength > limits.maxBodyBytes) {
     return { status: 413, reason: `body larger than ${limits.maxBodyBytes} bytes` };
   }
@@ -96,6 +99,8 @@ export interface UpstreamHeaderInput {
   via: string;
   xff: ForwardedPolicy;
   teTrailers: boolean;
+  /** Pass on field names with `_` (`proxy.underscoresInHeaders`); false drops them. */
+  underscores: boolean;
 }
 
 /**
@@ -116,6 +121,9 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
   for (const f of fields) {
     const n = f[0];
     if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
+    // A name with `_` is dropped (nginx's underscores_in_headers off): CGI-style origins map `_` and `-` to one name,
+    // so `Transfer_Encoding` beside Content-Length would be read there as a second framing.
+    if (!o.underscores && n.includes('_')) continue;
     if (n === 'via') { (via ??= []).push(f[1]); continue; }
     if (replace && CLIENT_FORWARDING.has(n)) continue;
     if (forwarded && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {

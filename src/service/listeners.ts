@@ -21,11 +21,15 @@ import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import type { Metrics } from './metrics.js';
 import { CertificateSet, certificateNames } from '../server/certificates.js';
+import type { FdGuard } from './fd-guard.js';
+import { IntervalGate } from '../util/interval-gate.js';
 
 export interface ListenerHooks {
   handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse>;
   log: Logger;
   metrics: Metrics;
+  /** The process's file descriptor guard (fd-guard.ts): every TCP front asks it about each accepted connection. */
+  fds: FdGuard;
 }
 
 export interface Listener {
@@ -92,6 +96,8 @@ export class TcpListener implements Listener {
   #sockets = new Set<net.Socket>();
   #port = 0;
   #closing = false;
+  /** One line per interval for connections refused at limits.maxClientConnections. */
+  #refusals = new IntervalGate(10_000, 16);
   /** https with `tls.certificates`: the context for each server name (null: the default). */
   #sni: CertificateSet<tls.SecureContext | null> | null = null;
 
@@ -163,6 +169,7 @@ export class TcpListener implements Listener {
       // Slowloris guard for the handshake itself (Node's handshakeTimeout starts only with a ClientHello).
       const pendingTls = new Map<string, NodeJS.Timeout>();
       front.on('connection', (s: net.Socket) => {
+        if (!this.#admit(s)) return;
         const key = `${s.remoteAddress}|${s.remotePort}`;
         const t = setTimeout(() => s.destroy(), lim.requestHeaderTimeoutMs);
         t.unref();
@@ -177,12 +184,20 @@ export class TcpListener implements Listener {
       });
       front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
       this.#front = front;
-    } else if (cfg.kind === 'h2c') {
-      this.#front = net.createServer((s) => this.#serve(s, 'h2', 'http'));
     } else {
-      this.#front = net.createServer((s) => this.#sniff(s));
+      // h2c: HTTP/2 with prior knowledge only; http: HTTP/1.1 or HTTP/2 told by the first bytes (#sniff).
+      const front = net.createServer();
+      front.on('connection', (s: net.Socket) => {
+        if (!this.#admit(s)) return;
+        if (cfg.kind === 'h2c') this.#serve(s, 'h2', 'http');
+        else this.#sniff(s);
+      });
+      this.#front = front;
     }
-    this.#front.on('connection', (s: net.Socket) => this.#trackSocket(s));
+    // limits.maxClientConnections: past it, Node closes a connection as it is accepted (its 'drop'), before any
+    // socket object or TLS state is made for it — as nginx does past worker_connections.
+    this.#front.maxConnections = lim.maxClientConnections;
+    this.#front.on('drop', () => this.#refused('max_connections'));
     await new Promise<void>((resolve, reject) => {
       const f = this.#front as net.Server;
       f.once('error', (e: NodeJS.ErrnoException) => reject(cannotListen(cfg, e)));
@@ -193,6 +208,27 @@ export class TcpListener implements Listener {
       });
     });
     this.#port = (this.#front.address() as net.AddressInfo).port;
+  }
+
+  /**
+   * A connection just accepted: refused (closed at once) while descriptors run short (FdGuard), else counted and
+   * kept for the close. The first 'connection' listener of the listener.
+   */
+  #admit(s: net.Socket): boolean {
+    if (!this.#hooks.fds.admit(s as unknown as { _handle?: { fd?: number } | null }, this.config.name)) {
+      s.destroy();
+      this.#refused('descriptors');
+      return false;
+    }
+    this.#trackSocket(s);
+    return true;
+  }
+
+  #refused(reason: 'max_connections' | 'descriptors'): void {
+    this.#hooks.metrics.front.refusedConnections.inc({ listener: this.config.name, reason });
+    if (reason !== 'max_connections') return; // the descriptor guard logs its own
+    const pass = this.#refusals.pass(reason);
+    if (pass) this.#hooks.log.warn({ listener: this.config.name, maxClientConnections: this.#limits.maxClientConnections, since: pass.since }, 'listener at limits.maxClientConnections: new connections are closed as they are accepted (more within the interval are counted, not logged)');
   }
 
   #trackSocket(s: net.Socket): void {
@@ -240,6 +276,7 @@ export class TcpListener implements Listener {
     }
     // New connections get the new timeouts (sessions keep the options they started with).
     this.#options(cfg, limits);
+    if (this.#front) this.#front.maxConnections = limits.maxClientConnections;
   }
 
   async close(graceMs: number): Promise<void> {

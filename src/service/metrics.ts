@@ -18,6 +18,7 @@ import type { ConnectionFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';
 import type { Upstream } from './upstream.js';
 import type { StoreLinkStats, Stores } from '../agent/stores.js';
+import type { TempFileBudget } from '../util/spool.js';
 
 type Totals = Pick<PoolStats, 'requests' | 'requestsOnReusedConnections' | 'connectionsOpened' | 'connectionsClosed' | 'connectFailures' | 'retries' | 'resumedHandshakes' | 'earlyDataHandshakes' | 'tfoHandshakes'> & { errors: Record<string, number> };
 const TOTAL_KEYS = ['requests', 'requestsOnReusedConnections', 'connectionsOpened', 'connectionsClosed', 'connectFailures', 'retries', 'resumedHandshakes', 'earlyDataHandshakes', 'tfoHandshakes'] as const;
@@ -57,7 +58,7 @@ export class Metrics {
   #ttfbRecent = new Map<string, { at: number; samples: number[] }>();
   #lastFacts = new Map<string, ConnectionFacts>();
   #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
-  readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; inflight: Gauge<string>; reloads: Counter<string> };
+  readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; refusedConnections: Counter<string>; inflight: Gauge<string>; reloads: Counter<string> };
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
   /** Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key string. */
@@ -185,6 +186,7 @@ export class Metrics {
       } }),
       rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
       connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions).', labelNames: ['listener'], registers: r }),
+      refusedConnections: new Counter({ name: 'originlink_front_refused_connections_total', help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), or file descriptors nearly exhausted (descriptors).', labelNames: ['listener', 'reason'], registers: r }),
       inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r, collect() { this.set(self.inflight); } }),
       reloads: new Counter({ name: 'originlink_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers: r }),
     };
@@ -195,6 +197,17 @@ export class Metrics {
       this.#handshakes.inc({ origin: name, upstream: origin, protocol, resumed: String(facts.resumed), early_data: String(facts.earlyData), tfo: String(facts.tfo) });
       this.#lastFacts.set(`${name}|${origin}`, facts);
     });
+  }
+
+  /** The series of the spools' temporary files (proxy.maxTempFileBytes, maxRequestTempFileBytes). */
+  tempFiles(b: TempFileBudget): void {
+    const r = [this.registry];
+    new Gauge({ name: 'originlink_temp_file_bytes', help: 'Bytes held in temporary files by bodies spooled now.', registers: r, collect() { this.set(b.used); } });
+    new Counter({ name: 'originlink_temp_files_total', help: 'Temporary files opened for bodies (responses ahead of slow clients, request bodies read whole).', registers: r, collect() { this.reset(); this.inc(b.files); } });
+    new Counter({ name: 'originlink_temp_file_fallbacks_total', help: 'Times a body could put nothing more in its temporary file and was paced to its reader: its own bound (limit), the process budget (budget), a disk error (error).', labelNames: ['reason'], registers: r, collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(b.fallbacks)) this.inc({ reason }, n);
+    } });
   }
 
   #subscribe(name: string, fn: (m: unknown) => void): void {

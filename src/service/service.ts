@@ -20,6 +20,9 @@ import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
 import { ensureH3, fingerprint, Upstream } from './upstream.js';
 import { warnUnsolicited } from './upstream-warnings.js';
+import { Spool, TempFileBudget } from '../util/spool.js';
+import { IntervalGate } from '../util/interval-gate.js';
+import { FdGuard } from './fd-guard.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -42,15 +45,29 @@ export class Service {
   #draining = false;
   #hooks: ListenerHooks;
   #stopWarnings: () => void;
+  /** Every temporary file of this process's spools (proxy.tempFileTotalBytes). */
+  readonly #tempFiles: TempFileBudget;
+  /** File descriptors running short (fd-guard.ts). */
+  readonly #fds: FdGuard;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
     this.metrics = new Metrics(() => this.#live);
     this.#stopWarnings = warnUnsolicited(this.log);
+    this.#tempFiles = new TempFileBudget(config.proxy.tempFileTotalBytes);
+    const diskGate = new IntervalGate(60_000);
+    this.metrics.tempFiles(this.#tempFiles);
+    this.#fds = new FdGuard(this.log);
+    this.#tempFiles.onError = (err) => {
+      this.#fds.exhausted(err, 'temporary file');
+      const pass = diskGate.pass(err.code ?? 'error');
+      if (pass) this.log.warn({ code: err.code, since: pass.since, err: err.message, dir: this.#gen.config.proxy.tempDir }, 'temporary file failed: bodies stay in memory and are paced to their readers (more of these within a minute are counted, not logged)');
+    };
     this.#hooks = {
       handle: (req, info) => this.#handle(req, info),
       log: this.log,
       metrics: this.metrics,
+      fds: this.#fds,
     };
   }
 
@@ -60,7 +77,7 @@ export class Service {
       s.#gen = await s.#buildGeneration(config, null);
       await s.#applyListeners(config);
       if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
-      if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats() });
+      if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats(), names: () => s.config.admin?.hosts ?? [] });
     } catch (e) {
       await s.shutdown(0);
       throw e;
@@ -110,7 +127,11 @@ export class Service {
   #sharedAltSvc: string | null = null;
 
   #handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse> {
-    const hooks = (this.#forwardHooks ??= { log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc });
+    const hooks = (this.#forwardHooks ??= {
+      log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc,
+      spool: (memoryBytes, fileBytes) => new Spool({ memoryBytes, fileBytes, budget: this.#tempFiles, dir: this.#gen.config.proxy.tempDir }),
+      exhausted: (err, where) => this.#fds.exhausted(err, where),
+    });
     return forward(this.#gen, info, hooks, req);
   }
 
@@ -229,13 +250,14 @@ export class Service {
       throw e;
     }
     this.#gen = gen;
+    this.#tempFiles.limit = config.proxy.tempFileTotalBytes;
     this.log.level = config.logging.level;
     const was = prev.config.admin;
     const now = config.admin;
     if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
       this.#admin = await moveAdmin(this.#admin, was, now,
-        (at) => startAdmin(at.host, at.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats() }),
+        (at) => startAdmin(at.host, at.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats(), names: () => this.config.admin?.hosts ?? [] }),
         (e) => this.log.error({ err: e.message, admin: now }, 'admin listener failed to start after reload'));
     }
     const kept = new Set(gen.upstreams.values());
@@ -263,6 +285,7 @@ export class Service {
     await this.#admin?.close();
     this.metrics.close();
     this.#stopWarnings();
+    this.#fds.close();
     this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
     this.log.flush?.();

@@ -8,24 +8,19 @@ import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
 import { ErrorCode, type OriginlinkError } from '../errors.js';
 import { channels } from '../pool/diagnostics.js';
-import { LruMap } from '../util/lru.js';
+import { IntervalGate } from '../util/interval-gate.js';
 
 const WARN_INTERVAL_MS = 60_000;
 
 /** Starts watching; returns the function that stops it. */
 export function warnUnsolicited(log: Logger, intervalMs = WARN_INTERVAL_MS): () => void {
-  const last = new LruMap<string, { at: number; suppressed: number }>(1024);
+  const gate = new IntervalGate(intervalMs);
   const onClose = (m: unknown): void => {
     const { origin, error } = m as { origin: string; error: OriginlinkError | null };
     if (error?.code !== ErrorCode.UNSOLICITED_RESPONSE) return;
-    const now = Date.now();
-    const seen = last.get(origin);
-    if (seen && now - seen.at < intervalMs) {
-      seen.suppressed++;
-      return;
-    }
-    log.warn({ upstream: origin, code: error.code, since: seen?.suppressed ?? 0, err: error.message }, 'origin sent a response nobody asked for; connection closed, not reused (more of these from it within the interval are counted, not logged)');
-    last.set(origin, { at: now, suppressed: 0 });
+    const pass = gate.pass(origin);
+    if (pass === null) return;
+    log.warn({ upstream: origin, code: error.code, since: pass.since, err: error.message }, 'origin sent a response nobody asked for; connection closed, not reused (more of these from it within the interval are counted, not logged)');
   };
   diagnostics.subscribe(channels.connectionClose.name, onClose);
   return () => diagnostics.unsubscribe(channels.connectionClose.name, onClose);

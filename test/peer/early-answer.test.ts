@@ -53,6 +53,7 @@ beforeAll(async () => {
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
   - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
+admin: false
 logging: { requests: false }
 origins:
   o: { url: "http://127.0.0.1:${(origin.address() as AddressInfo).port}", protocol: h1 }

@@ -192,6 +192,7 @@ describe('service: an upload through the front, its h2 origin refusing the first
   it('is answered by the retry (origins.<name>.retryBufferBytes), and refused with 502 when the field is 0', async () => {
     const svc = await Service.start(parseConfig(`
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
+admin: false
 logging: { requests: false }
 origins:
   kept: { url: "${h2Origin()}", protocol: h2 }

@@ -1,6 +1,7 @@
 /**
- * Request buffering (`proxy.requestBufferBytes`, nginx's proxy_request_buffering in memory): a body of a declared
- * length up to the bound is read whole before the origin is asked. The origin is nginx, which logs when it got
+ * Request buffering (nginx's proxy_request_buffering): a body of a declared length up to `proxy.requestBufferBytes`
+ * is read whole in memory, one up to `proxy.maxRequestTempFileBytes` through a temporary file, before the origin is
+ * asked; a route with `requestBuffering: false` streams every body. The origin is nginx, which logs when it got
  * each request (`$request_time` runs from its first byte), so a slow client's pause shows up at the origin only
  * when the body was streamed; a client that leaves mid-body, or stalls, never reaches it at all. A body of unknown
  * length is never held back: an exchange fed both ways (node:http as the application, answering the first piece)
@@ -44,6 +45,7 @@ async function seenTag(tag: string, waitMs = 2000): Promise<Seen | undefined> {
   return undefined;
 }
 
+/** `null`: the defaults, with maxRequestTempFileBytes 64 KiB; a number: requestBufferBytes, and no temporary files. */
 function start(requestBufferBytes: number | null): Promise<Service> {
   return Service.start(parseConfig(`
 listeners:
@@ -52,10 +54,12 @@ listeners:
   - { name: quic, kind: h3, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
 logging: { requests: false }
 admin: false
-${requestBufferBytes === null ? '' : `proxy: { requestBufferBytes: ${requestBufferBytes} }`}
+${requestBufferBytes === null ? 'proxy: { maxRequestTempFileBytes: 65536 }' : `proxy: { requestBufferBytes: ${requestBufferBytes}, maxRequestTempFileBytes: 0 }`}
 origins:
   o: { url: "http://127.0.0.1:${nginx.port}", protocol: h1, timeouts: { bodyMs: 1000 } }
-routes: [{ path: /, origin: o }]
+routes:
+  - { host: streaming.test, path: /, origin: o, requestBuffering: false }
+  - { path: /, origin: o }
 `, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
 }
 
@@ -118,11 +122,21 @@ describe('proxy.requestBufferBytes', () => {
     expect(sb!.seconds).toBeGreaterThanOrEqual(0.35);
   });
 
-  it('a body past the bound streams as before: the origin has it for the client\'s pause', async () => {
-    const body = 'c'.repeat(20_000);
-    const r = await raw(buffered.addresses()['plain'] as number, [post('big', 20_000), body], 400);
-    expect(r).toMatch(/^HTTP\/1\.1 200 /);
+  it('a body past requestBufferBytes and within maxRequestTempFileBytes is read whole through a temporary file; one past that streams', async () => {
+    const filed = await raw(buffered.addresses()['plain'] as number, [post('filed', 40_000), 'c'.repeat(20_000), 'c'.repeat(20_000)], 400);
+    expect(filed).toMatch(/^HTTP\/1\.1 200 /);
+    const f = await seenTag('filed');
+    expect(f!.length).toBeGreaterThan(40_000);
+    expect(f!.seconds).toBeLessThan(0.2);
+    const big = await raw(buffered.addresses()['plain'] as number, [post('big', 70_000), 'c'.repeat(35_000), 'c'.repeat(35_000)], 400);
+    expect(big).toMatch(/^HTTP\/1\.1 200 /);
     expect((await seenTag('big'))!.seconds).toBeGreaterThanOrEqual(0.35);
+  });
+
+  it('a route with requestBuffering: false streams every body, a small one too (nginx\'s proxy_request_buffering off)', async () => {
+    const r = await raw(buffered.addresses()['plain'] as number, [post('route-off', 1024).replace('host: a', 'host: streaming.test'), 'b'.repeat(1024)], 400);
+    expect(r).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await seenTag('route-off'))!.seconds).toBeGreaterThanOrEqual(0.35);
   });
 
   it('a client that leaves mid-body never reaches the origin; the service goes on serving', async () => {

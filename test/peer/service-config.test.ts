@@ -1,4 +1,5 @@
 /** Config parsing and validation, routing and header rules of the service (pure parts, no sockets). */
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_LIMITS, interpolateEnv, parseConfig } from '../../src/service/config.js';
 import { downstreamHeaders, inspectRequest, upstreamHeaders } from '../../src/service/headers.js';
@@ -30,15 +31,15 @@ describe('service config', () => {
   it('fills every default', () => {
     const c = parseConfig(base, 'c.yaml', '/tmp');
     expect(c.listeners[0]).toMatchObject({ name: 'http:8080', kind: 'http', host: '0.0.0.0', port: 8080, tls: null, http2: true });
-    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464, hosts: [] });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
-    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384, normalizePath: true });
+    expect(c.proxy).toEqual({ via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: 16_384, normalizePath: true, underscoresInHeaders: false, errorDetails: false, maxTempFileBytes: 1 << 30, maxRequestTempFileBytes: 1 << 20, tempFileTotalBytes: 2 ** 31, tempDir: tmpdir() });
     expect(c.shutdown.graceMs).toBe(10_000);
     expect(c.logging).toEqual({ level: 'info', requests: true, flushMs: 100 });
     const a = c.origins.get('a');
     expect(a).toMatchObject({ urls: ['http://127.0.0.1:9000'], protocol: 'auto', earlyData: 'safe', retries: 2, tfo: true, tls: { ca: null, servername: null, verify: true } });
     expect(a?.pool).toEqual(DEFAULT_POOL_OPTIONS);
-    expect(c.routes[0]).toEqual({ host: null, path: '/', origin: 'a', hostHeader: 'origin', stripPrefix: false });
+    expect(c.routes[0]).toEqual({ host: null, path: '/', origin: 'a', hostHeader: 'origin', stripPrefix: false, requestBuffering: true });
   });
 
   it('maps timeouts onto pool options and refuses setting one twice', () => {
@@ -72,6 +73,11 @@ describe('service config', () => {
     expect(fails(`${base}\nproxy: { requestBufferBytes: 67108865 }`)).toMatch(/proxy\.requestBufferBytes: must be/);
     expect(fails(`${base}\nproxy: { normalizePath: 1 }`)).toMatch(/proxy\.normalizePath/);
     expect(fails(`${base}\nproxy: { requestBufferBytes: "16k" }`)).toMatch(/proxy\.requestBufferBytes/);
+    expect(fails(`${base}\nproxy: { tempDir: /nonexistent-ol-dir }`)).toMatch(/proxy\.tempDir: cannot write to \/nonexistent-ol-dir: ENOENT/);
+    expect(fails(`${base}\nproxy: { maxTempFileBytes: -1 }`)).toMatch(/proxy\.maxTempFileBytes: must be/);
+    expect(fails(`${base}\nlimits: { clientBodyTimeoutMs: 10 }`)).toMatch(/limits\.clientBodyTimeoutMs: must be between 100 and 3600000, got 10/);
+    expect(fails(base.replace('path: /,', 'path: /, requestBuffering: off,'))).toMatch(/routes\[0\]\.requestBuffering/);
+    expect(parseConfig(`${base}\nproxy: { tempDir: . }`, 'c.yaml', '/tmp').proxy.tempDir).toBe('/tmp');
     expect(fails('- a\n- b\n')).toMatch(/\(root\): the document must be a mapping/);
     expect(fails(base.replace('listeners:\n  - { kind: http, port: 8080 }', 'listeners: []'))).toMatch(/listeners: needs at least 1 entry/);
     expect(fails(`${base}\nlogging: { level: loud }`)).toMatch(/logging\.level: must be one of/);
