@@ -40,13 +40,16 @@ afterAll(() => {
 });
 
 describe('npm pack → npm install of the tarball in an empty project', () => {
-  it('builds and loads both native addons (originlink info --json from the installed package)', () => {
+  it('builds and loads the native addons, our QUIC engine included (originlink info --json from the installed package)', () => {
     const out = execFileSync(join(app, 'node_modules', '.bin', 'originlink'), ['info', '--json'], { cwd: app, encoding: 'utf8' });
-    const info = JSON.parse(out) as { addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } }; quic: { loaded: boolean; quiche: string } };
+    const info = JSON.parse(out) as { addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } }; quic: { loaded: boolean; quiche: string; binding: string; path: string | null; fallbackReason: string | null } };
     expect(info.addons.tfo).toMatchObject({ loaded: true });
     expect(info.addons.udp).toMatchObject({ loaded: true });
     expect(info.addons.tfo.path.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
-    expect(info.quic).toMatchObject({ loaded: true, quiche: '0.18.0' });
+    // Our engine (native/quic, quiche 0.30.0), built by the installed package's own install script — not the
+    // prebuilt fallback (quiche 0.18), which it would name with the reason in fallbackReason.
+    expect(info.quic).toMatchObject({ loaded: true, binding: 'originlink-quic', quiche: '0.30.0', fallbackReason: null });
+    expect(info.quic.path?.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
   });
 
   // The origin runs in this process: the children run asynchronously so it can answer.
