@@ -18,6 +18,16 @@
  * connection is handed out only with nothing unread (SIOCINQ). Either way
  * the close is counted (OL_UNSOLICITED_RESPONSE) and the service logs it
  * once per origin per interval.
+ *
+ * The origin stamps when it wrote each stray (CLOCK_MONOTONIC, shared by the
+ * processes here) and the test when it made each request. A stray written
+ * 5 ms or more before a request was made that still became its answer sat
+ * unread on the connection: that is what must never happen (16 of 96 through
+ * the Agent and 5 of 48 through the service with both mechanisms off). On a
+ * loaded machine the origin's own timers run late, and a stray can be written
+ * after the next request left: it then arrives ahead of that request's answer
+ * and no client can tell the two apart (nginx and HAProxy read it as the
+ * answer too). Those are counted and printed, not failed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
@@ -42,7 +52,12 @@ const srv = net.createServer((s) => {
       const body = 'real ' + path + '\\n';
       s.write('HTTP/1.1 200 OK\\r\\ncontent-length: ' + body.length + '\\r\\n\\r\\n' + body);
       const m = /^\\/late\\/(\\d+)/.exec(path);
-      if (m) setTimeout(() => s.write('HTTP/1.1 200 OK\\r\\ncontent-length: 9\\r\\n\\r\\nINJECTED\\n'), Number(m[1]));
+      if (m) setTimeout(() => {
+        const stray = 'INJECTED ' + path + '\\n';
+        s.write('HTTP/1.1 200 OK\\r\\ncontent-length: ' + stray.length + '\\r\\n\\r\\n' + stray);
+        // When the stray was handed to the kernel, on the clock every process here shares (CLOCK_MONOTONIC).
+        console.log(JSON.stringify({ stray: path, ns: String(process.hrtime.bigint()) }));
+      }, Number(m[1]));
     }
   });
 });
@@ -51,14 +66,61 @@ srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
 
 let child: ChildProcess;
 let port = 0;
+/** When the origin wrote each stray (its path → hrtime ns). */
+const strayAt = new Map<string, bigint>();
 
 beforeAll(async () => {
   child = spawn(process.execPath, ['-e', ORIGIN], { stdio: ['ignore', 'pipe', 'inherit'] });
   port = await new Promise<number>((resolve, reject) => {
-    child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (!line.startsWith('{')) resolve(Number(line));
+        else {
+          const e = JSON.parse(line) as { stray: string; ns: string };
+          strayAt.set(e.stray, BigInt(e.ns));
+        }
+      }
+    });
     child.once('exit', (c) => reject(new Error(`origin exited ${c}`)));
   });
 });
+
+/** Bytes in a receive queue on loopback are there within microseconds of the peer's write; this is the margin. */
+const MARGIN_NS = 5_000_000n;
+
+/**
+ * Sorts the answers a request got. Its own: fine. A stray the origin wrote at least MARGIN before the request was
+ * made: it sat unread in our receive queue when the connection was handed out — our bug, what this file is about.
+ * A stray written later (the origin's own timers run late on a loaded machine) reached a request already on its way:
+ * no client can tell it from the answer (nginx and HAProxy cannot either); counted, not failed.
+ */
+class Tally {
+  ours = 0;
+  late = 0;
+  n = 0;
+  #odd: Array<{ body: string; want: string; calledAt: bigint }> = [];
+  see(body: string, want: string, calledAt: bigint): void {
+    this.n++;
+    if (body !== want) this.#odd.push({ body, want, calledAt });
+  }
+  /** Sorts the answers that were not their own, once the origin has told when it wrote each stray (bounded wait). */
+  async settle(): Promise<void> {
+    for (const { body, want, calledAt } of this.#odd) {
+      const m = /^INJECTED (\S+)\n$/.exec(body);
+      for (let i = 0; i < 100 && m && !strayAt.has(m[1]!); i++) await sleep(20);
+      const at = m ? strayAt.get(m[1]!) : undefined;
+      if (at !== undefined && calledAt - at < MARGIN_NS) this.late++;
+      else {
+        this.ours++;
+        console.log(`${want.trim()} got ${JSON.stringify(body)}`, at === undefined ? '(no stamp)' : `${Number(calledAt - at) / 1e6} ms after the stray`);
+      }
+    }
+  }
+}
 
 afterAll(() => {
   if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
@@ -68,23 +130,25 @@ const DELAYS = [0, 1, 3, 10, 30, 100, 300, 500];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('a stray response on a kept-alive h1 connection', () => {
-  it('the Agent: 0 of 48 across delays 0–500 ms; the closes are counted', { timeout: 30_000 }, async () => {
+  it('the Agent: no request gets a stray that was waiting when it was made, across delays 0–500 ms; the closes are counted', { timeout: 30_000 }, async () => {
     const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
-    let strays = 0;
-    let n = 0;
+    const t = new Tally();
     try {
       for (const d of DELAYS) {
         for (let k = 0; k < 6; k++) {
-          const r1 = await agent.request({ url: `http://127.0.0.1:${port}/late/${d}` });
-          expect(await r1.text()).toBe(`real /late/${d}\n`);
+          let at = process.hrtime.bigint();
+          const r1 = await agent.request({ url: `http://127.0.0.1:${port}/late/${d}/a${k}` });
+          t.see(await r1.text(), `real /late/${d}/a${k}\n`, at);
           // The next request at any point around the stray's arrival: before it, at it, after it.
           await sleep(Math.floor((k / 5) * (2 * d + 4)));
+          at = process.hrtime.bigint();
           const r2 = await agent.request({ url: `http://127.0.0.1:${port}/next/${d}/${k}` });
-          if ((await r2.text()) !== `real /next/${d}/${k}\n`) strays++;
-          n++;
+          t.see(await r2.text(), `real /next/${d}/${k}\n`, at);
         }
       }
-      expect(`${strays} of ${n}`).toBe(`0 of ${n}`);
+      await t.settle();
+      console.log(`the Agent: ${t.n} requests, ${t.ours} got a stray that was waiting, ${t.late} one that came after them`);
+      expect(`${t.ours} of ${t.n}`).toBe(`0 of ${t.n}`);
       const errors = agent.stats().reduce((a, s) => a + (s.errors[ErrorCode.UNSOLICITED_RESPONSE] ?? 0), 0);
       expect(errors).toBeGreaterThan(0); // the mechanism ran: stray bytes closed connections
     } finally {
@@ -92,7 +156,7 @@ describe('a stray response on a kept-alive h1 connection', () => {
     }
   });
 
-  it('through the service, clients on connections of their own: none gets another request\'s answer; one warning per origin', { timeout: 30_000 }, async () => {
+  it('through the service, clients on connections of their own: none gets a stray that was waiting; one warning per origin', { timeout: 30_000 }, async () => {
     const lines: Array<Record<string, unknown>> = [];
     const yaml = `
 listeners:
@@ -113,18 +177,20 @@ routes:
         res.on('end', () => resolve(body));
       }).on('error', reject);
     });
-    let strays = 0;
-    let n = 0;
+    const t = new Tally();
     try {
       for (const d of DELAYS) {
         for (let k = 0; k < 3; k++) {
-          expect(await get(`/late/${d}`)).toBe(`real /late/${d}\n`);
+          let at = process.hrtime.bigint();
+          t.see(await get(`/late/${d}/s${k}`), `real /late/${d}/s${k}\n`, at);
           await sleep(Math.floor((k / 2) * (2 * d + 4)));
-          if ((await get(`/next/${d}/${k}`)) !== `real /next/${d}/${k}\n`) strays++;
-          n++;
+          at = process.hrtime.bigint();
+          t.see(await get(`/next/${d}/${k}`), `real /next/${d}/${k}\n`, at);
         }
       }
-      expect(`${strays} of ${n}`).toBe(`0 of ${n}`);
+      await t.settle();
+      console.log(`the service: ${t.n} requests, ${t.ours} got a stray that was waiting, ${t.late} one that came after them`);
+      expect(`${t.ours} of ${t.n}`).toBe(`0 of ${t.n}`);
       const warned = lines.filter((l) => l['code'] === ErrorCode.UNSOLICITED_RESPONSE);
       expect(warned.length).toBe(1); // once per origin per interval (60 s)
       expect(warned[0]?.['upstream']).toBe(`http://127.0.0.1:${port}`);
