@@ -201,13 +201,33 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
     }
   }, 30_000);
 
+  // GnuTLS (gtlsserver's TLS) rejects early data whose ticket age, as the client counts it, exceeds its own count
+  // (lib/tls13/anti_replay.c), and BoringSSL (our client's TLS, through quiche) counts ticket age in whole seconds:
+  // with a wall-clock second boundary between the ticket and the resumption the client's age can come out up to 1 s
+  // larger, and the server resumes the session but declines its 0-RTT (seen on a loaded machine, where the two CLI
+  // runs take longer: 2 of 6). Two runs inside one wall-clock second cannot meet that rule: such a pair must give
+  // 0-RTT; a pair across a boundary may be declined (said as earlyDataRefused 'rejected'), and is tried again.
   it('ngtcp2 gtlsserver: the second run resumes and sends its request as 0-RTT', async () => {
     const port = await freeTcpUdpPort();
     ngtcp2 = await startNgtcp2Server({ port, certFile: certs.certPath, keyFile: certs.keyPath, root: dir });
-    const [a, b] = await twice(`https://localhost:${port}/small.txt`);
-    expect(a).toMatchObject({ protocol: 'h3', status: 200, resumed: false });
-    expect(b).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true });
-  }, 30_000);
+    let fitted = 0;
+    for (let attempt = 0; attempt < 5 && fitted === 0; attempt++) {
+      // Start just after a second boundary.
+      await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+      const t0 = Date.now();
+      const [a, b] = await twice(`https://localhost:${port}/small.txt`);
+      const oneSecond = Math.floor(t0 / 1000) === Math.floor(Date.now() / 1000);
+      expect(a).toMatchObject({ protocol: 'h3', status: 200, resumed: false });
+      expect(b).toMatchObject({ protocol: 'h3', status: 200, resumed: true });
+      if (oneSecond) {
+        expect(b).toMatchObject({ earlyData: true });
+        fitted++;
+      } else if (b['earlyData'] !== true) {
+        expect(b).toMatchObject({ earlyData: false, earlyDataRefused: 'rejected' });
+      }
+    }
+    expect(fitted).toBe(1);
+  }, 60_000);
 });
 
 describe('server ticket key, 425 Too Early, refused early data', () => {
