@@ -1,7 +1,9 @@
 /**
  * One named origin of the config: its Agent (pools, retries, TLS sessions)
- * and the choice among its URLs. An Upstream survives a reload when its
- * config is unchanged, so warm connections stay warm.
+ * and the choice among its URLs — a plain origin's URL, or its group's
+ * endpoints, chosen by the Agent. An Upstream survives a reload when its
+ * config is unchanged, so warm connections stay warm; a group that changed
+ * hands its endpoints' state to its successor (adopt).
  */
 import { Agent } from '../agent/agent.js';
 import type { RequestCommon } from '../agent/options.js';
@@ -11,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
+import type { GroupStats } from '../group/group.js';
 import { h3Connector } from '../connect/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
@@ -44,6 +47,8 @@ export class Upstream {
   /** The URLs rotated once per starting point, so a request allocates no list. */
   #rotations: ReadonlyArray<readonly string[]>;
   #retired = false;
+  /** The Agent's key of this origin's group, or null (a plain origin). */
+  readonly #groupKey: string | null;
   #closing: Promise<void> | null = null;
   #onClosed: (u: Upstream) => void;
 
@@ -58,8 +63,12 @@ export class Upstream {
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
     const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};
     const originCache = shared?.stores.originCache;
+    // An origin group is the Agent's group under a key of its own that names no host (RFC 6761 §6.4: .invalid):
+    // requests name the key, the Agent sends them to the endpoints.
+    this.#groupKey = o.group ? `https://${o.name}.group.invalid` : null;
     this.agent = new Agent({
       protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, retryBufferBytes: o.retryBufferBytes, tfo: o.tfo, earlyData: o.earlyData, dns,
+      ...(o.group ? { origins: { [this.#groupKey as string]: o.group } } : {}),
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
@@ -99,8 +108,8 @@ export class Upstream {
   request(o: UpstreamRequest): Promise<OriginResponse> {
     // `origin` + `path`: the Agent parses each origin once, not a URL per request. The forwarder's object is
     // completed, not copied (it is made for this call).
-    const r = o as UpstreamRequest & { origin: readonly string[] };
-    r.origin = this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
+    const r = o as UpstreamRequest & { origin: string | readonly string[] };
+    r.origin = this.#groupKey ?? this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
     // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
     // The URL that answered is the response's `origin` (with failover, the one reached).
     return this.sharedUrls ? originContext.run(this.name, () => this.agent.request(r)) : this.agent.request(r);
@@ -108,6 +117,12 @@ export class Upstream {
 
   /** Per-pool stats of this upstream's agent. */
   stats(): PoolStats[] { return this.agent.stats(); }
+
+  /** Its group's endpoints (standing, counters), or null for a plain origin. */
+  groupStats(): GroupStats | null { return this.#groupKey === null ? null : this.agent.groupStats()[0] ?? null; }
+
+  /** The endpoint state of `old` (the same origin in the config before a reload) carries on here for every endpoint both have. */
+  adopt(old: Upstream): void { this.agent.adoptGroups(old.agent); }
 
   /** No new requests will come; close once in-flight ones are done. */
   retire(): void {
