@@ -213,6 +213,11 @@ export class QuicConnection implements QuicStreamTransport {
   /** Pace by quiche's release times (ORIGINLINK_QUIC_PACER=quiche, our quiche 0.30 addon, BBR: gcongestion). */
   #releaseTimes = false;
   #paceTimer: NodeJS.Timeout | null = null;
+  /** Stream bytes queued in JS waiting for flow-control credit (what stats() reports, without crossing to quiche). */
+  get bufferedBytes(): number {
+    return this.#writes.bufferedBytes;
+  }
+
   /** Times the pacer held packets back and set a wake-up (a counter for tests and benchmarks). */
   pacedWaits = 0;
   #stopCheckDue = false;
@@ -692,7 +697,9 @@ export class QuicConnection implements QuicStreamTransport {
     } finally {
       this.#processing = false;
     }
-    if (this.#q.isClosed()) {
+    // The peer closed (RFC 9000 §10.2.2: draining, nothing more is sent or delivered): done now, not 3 PTOs later —
+    // a client refused in its handshake (CONNECTION_REFUSED) heard of it after 3 s.
+    if (this.#q.isClosed() || this.#q.isDraining()) {
       this.#finish();
       return;
     }
