@@ -48,8 +48,10 @@ export interface QuicStatsSnapshot {
   bufferedBytes: number;
   /** Paths quiche knows (active or probing). */
   paths: number;
-  /** Our local address on the active path. */
+  /** Our local port on the active path (the socket's, after a port-only move: Paths.migrateTo). */
   localPort: number | null;
+  /** The peer's connection id our packets carry now (hex); a migration changes it (RFC 9000 §9.5). */
+  destinationCid: string;
   /** Path changes: our migrations (client) or the peer's (server, NAT rebinding). */
   migrations: number;
   /** Path events seen, by quiche's type name (New, Validated, FailedValidation, Closed, PeerMigrated...). */
@@ -195,6 +197,15 @@ export class QuicConnection implements QuicStreamTransport {
   readonly #sendMeta = new Int32Array(1 + 2 * SEND_BATCH);
   /** Packets per sendPackets call for this connection's packet size (SEND_BATCH, SEND_BATCH_BYTES). */
   #sendBatch: number;
+  /**
+   * A client's port-only move (Paths.migrateTo): quiche's path keeps its local address (`path`, an object kept for
+   * identity), datagrams leave from the socket bound to `socket`, and those arriving on any socket the path was
+   * ever on (`ports`: the peer keeps sending to an old one until it sees us move) go to that one path. Null until
+   * the first such move.
+   */
+  #alias: { path: HostPort; socket: HostPort; ports: Set<number> } | null = null;
+  /** Datagrams received per local port while a move settles (Paths.#settle); null otherwise. */
+  #portCounts: Map<number, number> | null = null;
   /** The path index of the last packet sent, its generation, and where it goes. */
   #sendPath = -1;
   #sendGen = -1;
@@ -202,6 +213,11 @@ export class QuicConnection implements QuicStreamTransport {
   /** Pace by quiche's release times (ORIGINLINK_QUIC_PACER=quiche, our quiche 0.30 addon, BBR: gcongestion). */
   #releaseTimes = false;
   #paceTimer: NodeJS.Timeout | null = null;
+  /** Stream bytes queued in JS waiting for flow-control credit (what stats() reports, without crossing to quiche). */
+  get bufferedBytes(): number {
+    return this.#writes.bufferedBytes;
+  }
+
   /** Times the pacer held packets back and set a wake-up (a counter for tests and benchmarks). */
   pacedWaits = 0;
   #stopCheckDue = false;
@@ -228,6 +244,9 @@ export class QuicConnection implements QuicStreamTransport {
       pathEvent: (ev: PathEvent) => this.#emit({ type: 'path', event: ev }),
       drainSend: () => this.#drainSend(),
       markDirty: () => this.#markDirty(),
+      rebind: (local: HostPort) => this.#rebind(local),
+      receivedOn: (port: number) => this.#portCounts?.get(port) ?? 0,
+      countPorts: (on: boolean) => { this.#portCounts = on ? new Map() : null; },
     }, init.local, init.remote);
     this.remote = init.remote;
     this.local = init.local;
@@ -326,9 +345,10 @@ export class QuicConnection implements QuicStreamTransport {
       bytesReceived: s.recvBytes,
       bufferedBytes: this.#writes.bufferedBytes,
       paths: s.pathsCount,
-      localPort: p ? p.localHost.port : null,
+      localPort: this.#alias !== null && p?.localHost.port === this.#alias.path.port ? this.#alias.socket.port : p ? p.localHost.port : null,
       migrations: this.#paths.migrations,
       pathEvents: { ...this.#paths.events },
+      destinationCid: Buffer.from(this.#q.destinationId()).toString('hex'),
       spareDcids: this.#paths.spareDcids(),
       reprobes: this.#paths.guard?.reprobes ?? 0,
     };
@@ -586,6 +606,9 @@ export class QuicConnection implements QuicStreamTransport {
     this.#paths.heard();
     this.#stopCheckDue = true;
     this.lastPacketAt = performance.now();
+    if (this.#portCounts) this.#portCounts.set(to.port, (this.#portCounts.get(to.port) ?? 0) + 1);
+    const alias = this.#alias;
+    if (alias !== null && alias.ports.has(to.port)) to = alias.path;
     const ri = this.#recvInfo;
     if (ri.from.port !== fromPort || ri.from.host !== fromHost || ri.to !== to) {
       this.#recvInfo = { from: { host: fromHost, port: fromPort }, to };
@@ -674,7 +697,9 @@ export class QuicConnection implements QuicStreamTransport {
     } finally {
       this.#processing = false;
     }
-    if (this.#q.isClosed()) {
+    // The peer closed (RFC 9000 §10.2.2: draining, nothing more is sent or delivered): done now, not 3 PTOs later —
+    // a client refused in its handshake (CONNECTION_REFUSED) heard of it after 3 s.
+    if (this.#q.isClosed() || this.#q.isDraining()) {
       this.#finish();
       return;
     }
@@ -877,7 +902,8 @@ export class QuicConnection implements QuicStreamTransport {
           this.#sendTo = a.to;
           if (socketFor && (this.#lastFrom === null || this.#lastFrom.port !== a.from.port || this.#lastFrom.host !== a.from.host)) {
             this.#lastFrom = a.from;
-            this.#lastSocket = socketFor(a.from);
+            const alias = this.#alias;
+            this.#lastSocket = socketFor(alias !== null && a.from.port === alias.path.port ? alias.socket : a.from);
           }
         }
         sink.commit(len, this.#sendTo, this.#lastSocket);
@@ -886,6 +912,18 @@ export class QuicConnection implements QuicStreamTransport {
       if (n < max) break; // quiche had no more to send
     }
     sink.flush();
+  }
+
+  /** Datagrams of the active path leave from, and are taken on, the socket bound to `local` from now on (#alias). */
+  #rebind(local: HostPort): void {
+    const active = this.#q.pathStats().find((p) => p.active);
+    const path = this.#alias?.path ?? (active ? { host: active.localHost.host, port: active.localHost.port } : this.local);
+    const ports = this.#alias?.ports ?? new Set([path.port]);
+    ports.add(local.port);
+    this.#alias = { path, socket: local, ports };
+    this.#lastFrom = null;
+    this.#sendPath = -1;
+    this.#recvPath = -1;
   }
 
   #armPaceTimer(waitMs: number): void {

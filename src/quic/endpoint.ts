@@ -15,13 +15,13 @@ import { QuicConnection, type QuicConnectionInit } from './connection.js';
 import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
 import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './accept.js';
-import { ClientHelloReader } from './initial.js';
+import { ClientHelloReader, refusalInitial } from './initial.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 
 /** Socket errors that are a connected socket's ICMP report of an unreachable peer. */
 const UNREACHABLE: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 
-/** A first flight's further Initials within this long of its Retry get none (#sendRetry), ms. */
+/** A first flight's further Initials within this long of its Retry or refusal get none (#firstOfFlight), ms. */
 const RETRY_ONCE_MS = 1000;
 /** Most first flights remembered for that (a flood of distinct ones only shortens the memory). */
 const RETRIED_MAX = 4096;
@@ -51,6 +51,8 @@ export interface EndpointStats {
   helloDatagrams: number;
   /** ICMP unreachable reports on connected sockets (EndpointOptions.peer). */
   unreachable: number;
+  /** New connections refused (CONNECTION_REFUSED, no state made) while the server was over its budget (ServerRole.overBudget). */
+  refused: number;
 }
 
 /** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
@@ -71,6 +73,14 @@ export interface ServerRole {
   retry?: boolean;
   /** Upper bound on live connections; new Initials beyond it are dropped. Default 10000. */
   maxConnections?: number;
+  /**
+   * True while the server holds more than it may (its memory budget): a client's first Initial gets a stateless Retry,
+   * and one that comes back with the Retry's token — its address validated — a stateless CONNECTION_REFUSED
+   * (RFC 9000 §5.2.2) instead of a connection. Asked once per new client Initial: keep it O(1).
+   */
+  overBudget?: () => boolean;
+  /** Told of each connection refused for the budget (counted in EndpointStats.refused as well). */
+  onRefused?: () => void;
   /**
    * Config for peers on a loopback address (larger datagrams, see
    * config.ts `loopbackPayload`), with its datagram size. Default: `config`.
@@ -163,11 +173,11 @@ export class QuicEndpoint {
   #immediate: NodeJS.Immediate | null = null;
   /** Retry tokens, always at hand: Retry is used always (`retry`) or under load (see ServerRole.retry). */
   #retry = new RetryTokens();
-  /** Client first flights answered with a Retry lately (`#sendRetry`): address|port|dcid → when. */
+  /** Client first flights answered lately with a Retry or a refusal (`#firstOfFlight`): what|address|port|dcid → when. */
   #retried = new Map<string, number>();
   #retryAlways: boolean;
   #closed = false;
-  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0, unreachable: 0 };
+  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0, unreachable: 0, refused: 0 };
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
   #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
@@ -512,12 +522,22 @@ export class QuicEndpoint {
    * ignores the rest). Further Initials from the same address and DCID within RETRY_ONCE_MS are dropped.
    */
   #sendRetry(h: LongHeader, host: string, port: number): void {
-    const key = `${host}|${port}|${cidKey(h.dcid)}`;
+    if (!this.#firstOfFlight('retry', h, host, port)) return;
+    const t = this.#retry.mint(host, port, h.dcid);
+    this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
+  }
+
+  /**
+   * True for the first Initial of a client's first flight (address, port, DCID) that asks for `what` within
+   * RETRY_ONCE_MS; the flight's further datagrams are dropped (counted): one stateless answer per flight.
+   */
+  #firstOfFlight(what: 'retry' | 'refuse', h: LongHeader, host: string, port: number): boolean {
+    const key = `${what}|${host}|${port}|${cidKey(h.dcid)}`;
     const now = performance.now();
     const at = this.#retried.get(key);
     if (at !== undefined && now - at < RETRY_ONCE_MS) {
       this.#counters.dropped++;
-      return;
+      return false;
     }
     // Bounded: entries leave once older than RETRY_ONCE_MS (insertion order is time order), at most RETRIED_MAX held.
     for (const [k, t0] of this.#retried) {
@@ -525,13 +545,12 @@ export class QuicEndpoint {
       this.#retried.delete(k);
     }
     this.#retried.set(key, now);
-    const t = this.#retry.mint(host, port, h.dcid);
-    this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
+    return true;
   }
 
-  /** Retry before accepting: always when configured, else while a quarter of the connection cap is live. */
+  /** Retry before accepting: always when configured, else while a quarter of the connection cap is live or the server is over its budget. */
   #retryNow(): boolean {
-    return this.#retryAlways || this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4));
+    return this.#retryAlways || this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4)) || this.#server?.overBudget?.() === true;
   }
 
   #known = (key: string): boolean => this.#conns.has(key);
@@ -564,6 +583,19 @@ export class QuicEndpoint {
         this.#sendRetry(hdr, host, port);
         return;
       } else odcid = null; // a foreign or stale token (another server's NEW_TOKEN, a restart): served as none
+    }
+    if (odcid !== null && srv.overBudget?.()) {
+      // RFC 9000 §5.2.2: refused with a CONNECTION_CLOSE in an Initial, made from the packet alone. Only to an address
+      // our Retry validated (odcid): to any other it could be reflected at a victim. Once per first flight.
+      if (!this.#firstOfFlight('refuse', hdr, host, port)) return;
+      try {
+        this.#socket.send(refusalInitial(hdr.dcid, hdr.scid, 'server busy'), port, host);
+        this.#counters.refused++;
+        srv.onRefused?.();
+      } catch {
+        this.#counters.dropped++;
+      }
+      return;
     }
     const dk = cidKey(hdr.dcid);
     let held: Held | undefined;

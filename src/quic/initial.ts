@@ -42,11 +42,16 @@ function expandLabel(secret: Buffer, label: string, length: number): Buffer {
   return hmac(secret, info).subarray(0, length);
 }
 
+/** One side's Initial keys for the client's Destination Connection ID (RFC 9001 §5.2, version 1). */
+function initialKeys(dcid: Uint8Array, side: 'client in' | 'server in'): InitialKeys {
+  const initial = hmac(INITIAL_SALT_V1, Buffer.from(dcid));
+  const secret = expandLabel(initial, side, 32);
+  return { key: expandLabel(secret, 'quic key', 16), iv: expandLabel(secret, 'quic iv', 12), hp: expandLabel(secret, 'quic hp', 16) };
+}
+
 /** The client's Initial keys for a Destination Connection ID (RFC 9001 §5.2, version 1). */
 export function clientInitialKeys(dcid: Uint8Array): InitialKeys {
-  const initial = hmac(INITIAL_SALT_V1, Buffer.from(dcid));
-  const client = expandLabel(initial, 'client in', 32);
-  return { key: expandLabel(client, 'quic key', 16), iv: expandLabel(client, 'quic iv', 12), hp: expandLabel(client, 'quic hp', 16) };
+  return initialKeys(dcid, 'client in');
 }
 
 export interface OpenedInitial {
@@ -135,14 +140,35 @@ function openOne(d: Uint8Array, start: number, pnOff: number, end: number, keys:
  * the fuzz harness: we are never the client of this code path (quiche builds our Initials).
  */
 export function sealInitial(dcid: Uint8Array, pn: number, frames: Uint8Array): Buffer {
-  const k = clientInitialKeys(dcid);
+  return seal(clientInitialKeys(dcid), dcid, new Uint8Array(0), pn, frames, 1200);
+}
+
+/**
+ * A server's Initial without any connection state: a CONNECTION_CLOSE with CONNECTION_REFUSED (0x02), the refusal
+ * RFC 9000 §5.2.2 describes, for a client Initial whose Destination and Source Connection IDs are `dcid`, `scid`.
+ * Protected with the server's Initial keys for `dcid` (RFC 9001 §5.2: after a Retry, the client's Initials use, and
+ * their keys come from, the connection ID the Retry chose). Not padded: it is not ack-eliciting (RFC 9000 §14.1).
+ */
+export function refusalInitial(dcid: Uint8Array, scid: Uint8Array, reason: string): Buffer {
+  const phrase = Buffer.from(reason.slice(0, 64), 'latin1');
+  // RFC 9000 §19.19: type 0x1c, error code, the frame type that caused it (0: none), reason phrase length and text.
+  const frame = Buffer.concat([Buffer.from([0x1c, 0x02, 0x00, phrase.length]), phrase]);
+  return seal(initialKeys(dcid, 'server in'), scid, dcid, 0, frame, 0);
+}
+
+/** A long-header Initial (version 1) to `dcid` from `scid`, 2-byte packet number, no token; padded to `padTo` bytes. */
+function seal(k: InitialKeys, dcid: Uint8Array, scid: Uint8Array, pn: number, frames: Uint8Array, padTo: number): Buffer {
   const pnLen = 2;
-  const headLen = 6 + dcid.length + 2 + 2 + pnLen; // first byte, version, DCID, SCID len 0, token len 0, Length (2-byte varint)
-  const padded = Buffer.concat([frames, Buffer.alloc(Math.max(0, 1200 - headLen - 16 - frames.length))]);
+  // first byte, version, DCID length and DCID, SCID length and SCID, token length 0, Length (2-byte varint), packet number
+  const headLen = 6 + dcid.length + 1 + scid.length + 1 + 2 + pnLen;
+  // RFC 9001 §5.4.2: the header protection sample is the 16 bytes from 4 after the packet number's start, so packet
+  // number, payload and tag together take at least 20: a short payload is padded (PADDING frames are zeros).
+  const payloadMin = Math.max(4 - pnLen, padTo - headLen - 16, 0);
+  const padded = Buffer.concat([frames, Buffer.alloc(Math.max(0, payloadMin - frames.length))]);
   const length = pnLen + padded.length + 16;
   if (length > 0x3fff) throw new RangeError('frames too large for one Initial');
   const header = Buffer.concat([
-    Buffer.from([0xc0 | (pnLen - 1), 0, 0, 0, 1, dcid.length]), Buffer.from(dcid), Buffer.from([0, 0]),
+    Buffer.from([0xc0 | (pnLen - 1), 0, 0, 0, 1, dcid.length]), Buffer.from(dcid), Buffer.from([scid.length]), Buffer.from(scid), Buffer.from([0]),
     Buffer.from([0x40 | (length >> 8), length & 0xff, (pn >> 8) & 0xff, pn & 0xff]),
   ]);
   const nonce = Buffer.from(k.iv);
@@ -160,7 +186,6 @@ export function sealInitial(dcid: Uint8Array, pn: number, frames: Uint8Array): B
   return Buffer.concat([header, sealed]);
 }
 
-/** A CRYPTO frame (RFC 9000 §19.6). */
 export function cryptoFrame(offset: number, data: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from([0x06]), Buffer.from(encodeVarint(offset)), Buffer.from(encodeVarint(data.length)), data]);
 }

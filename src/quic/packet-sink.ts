@@ -6,6 +6,12 @@
  * the bytes); once one dgram.send (which reads the bytes later) used it,
  * the slab is replaced when full, never rewritten.
  *
+ * A sink holds a slab only between its first reserve() and its flush():
+ * a slab every packet of which was copied by the kernel then goes back to
+ * one spare the process keeps, for whichever sink reserves next (a slab per
+ * sink was 256 KiB of external memory for every client connection: each has
+ * an endpoint of its own).
+ *
  * Committed packets are contiguous in the slab. With the native sender
  * (udp-gso.ts) each run of packets to one destination whose sizes are equal
  * except a shorter last one leaves in one sendmsg(UDP_SEGMENT), a lone packet
@@ -19,10 +25,14 @@ import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, gsoSender, type GsoSender } from './ud
 /** Slab size: ~48 packets of 1350 bytes, or a few loopback-size packets. */
 const SLAB_BYTES = 256 * 1024;
 
+/** The slab no sink holds now (see above); null until a first flush gives one back, or while one is lent out. */
+let spare: Buffer | null = null;
+
 export class PacketSink {
   #socket: Socket;
   #slot: number;
-  #slab: Buffer;
+  /** Null between a flush and the next reserve. */
+  #slab: Buffer | null = null;
   #used = 0;
   /** A dgram.send may still read from the current slab: never rewrite it. */
   #slabLent = false;
@@ -45,7 +55,6 @@ export class PacketSink {
   constructor(socket: Socket, maxPacket: number, opts: { gso?: boolean } = {}) {
     this.#socket = socket;
     this.#slot = maxPacket;
-    this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, maxPacket));
     this.#gsoOff = opts.gso === false;
   }
 
@@ -76,13 +85,14 @@ export class PacketSink {
 
   /** A writable view for one packet of up to `size` bytes (default: the endpoint's max packet). */
   reserve(size = this.#slot): Buffer {
-    if (this.#used + size > this.#slab.length) {
-      this.flush();
-      if (this.#used + size > this.#slab.length) {
-        this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
-        this.#used = 0;
-        this.#slabLent = false;
-      }
+    if (this.#slab !== null && this.#used + size > this.#slab.length) this.flush();
+    if (this.#slab === null || this.#used + size > this.#slab.length) {
+      if (spare !== null && spare.length >= size) {
+        this.#slab = spare;
+        spare = null;
+      } else this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+      this.#used = 0;
+      this.#slabLent = false;
     }
     return this.#slab.subarray(this.#used, this.#used + size);
   }
@@ -98,8 +108,11 @@ export class PacketSink {
 
   flush(): void {
     const n = this.#offs.length;
-    if (n === 0) return;
-    const slab = this.#slab;
+    if (n === 0) {
+      this.#giveBack();
+      return;
+    }
+    const slab = this.#slab!;
     const offs = this.#offs;
     const lens = this.#lens;
     const tos = this.#tos;
@@ -145,8 +158,16 @@ export class PacketSink {
     lens.length = 0;
     tos.length = 0;
     vias.length = 0;
-    // Every byte that left from this slab was copied by sendmsg: it is free again.
-    if (!this.#slabLent) this.#used = 0;
+    this.#giveBack();
+  }
+
+  /** Every byte that left from the slab was copied by sendmsg: it is free again, for any sink. One a dgram.send may still read is dropped. */
+  #giveBack(): void {
+    if (this.#slab === null) return;
+    if (!this.#slabLent && spare === null) spare = this.#slab;
+    this.#slab = null;
+    this.#used = 0;
+    this.#slabLent = false;
   }
 
   #onSent = (err: Error | null): void => {

@@ -27,6 +27,11 @@ export interface PathHost {
   drainSend(): void;
   /** Something to send or check: schedule a pass. */
   markDirty(): void;
+  /** Client: keep quiche's active path, send and receive it on the socket bound to `local` (a port-only move). */
+  rebind?(local: HostPort): void;
+  /** Datagrams received on a local port since `countPorts(true)`. */
+  receivedOn?(port: number): number;
+  countPorts?(on: boolean): void;
 }
 
 export class Paths {
@@ -44,6 +49,10 @@ export class Paths {
   /** When our latest PING left (null: none since the last datagram from the peer). */
   #lastPingAt: number | null = null;
   #stall: { after: number; fn: () => void } | null = null;
+  /** Client after a rebind (migrateTo): the port of the socket under the active path; null: quiche's own. */
+  #socketPort: number | null = null;
+  /** Where the search for the active path's connection id starts (#rotateDcid). */
+  #activeDcidSeq = 0;
 
   constructor(q: QuicheConnection, host: PathHost, local: HostPort, remote: HostPort) {
     this.#q = q;
@@ -116,9 +125,14 @@ export class Paths {
     if (h.closed) throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'QUIC connection is closed');
     if (!h.isClient) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'only a client migrates actively');
     const prev = this.#q.pathStats().find((p) => p.active);
+    const prevPort = this.#socketPort ?? prev?.localHost.port ?? null;
+    // A new port on the same address: the socket under quiche's path changes, the path does not (#rebind).
+    const rebind = h.rebind !== undefined && prev !== undefined && prev.localHost.host === local.host;
     try {
-      this.#q.migrateSource(local);
+      if (rebind) this.#rebind(local);
+      else this.#q.migrateSource(local);
     } catch (e) {
+      if (e instanceof OriginlinkError) throw e;
       throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, { cause: e, details: { spareDcids: this.spareDcids() } });
     }
     try {
@@ -131,17 +145,63 @@ export class Paths {
     this.#lastPingAt = null;
     this.due = true;
     h.markDirty();
-    return prev ? this.#settle(prev.localHost.port, local.port, prev.rtt) : Promise.resolve();
+    if (!prev || prevPort === null) return Promise.resolve();
+    if (!rebind) {
+      const q = this.#q;
+      return this.#settle((port) => q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0, prevPort, local.port, prev.rtt);
+    }
+    h.countPorts?.(true);
+    return this.#settle((port) => h.receivedOn?.(port) ?? 0, prevPort, local.port, prev.rtt).finally(() => h.countPorts?.(false));
+  }
+
+  /**
+   * A port-only move (RFC 9000 §9.2, §9.4 lets such a move keep the congestion state): the connection's packets
+   * leave from the new socket, quiche's active path stays as it is. quiche 0.30 keeps the packets in flight on a
+   * path it left, and never declares lost the control frames among them (cloudflare/quiche#2452): a
+   * MAX_STREAM_DATA in flight on a path that died stayed lost, and the server sat at our flow-control limit for
+   * good (the ngtcp2 dead-path case in test/peer/migration.test.ts stalled in 2 of 6 runs). On one path, loss
+   * detection recovers them as any other. The peer sees a new address with a new connection id (RFC 9000 §9.5:
+   * the one the old address used is retired) and validates it (§9.3), as for any migration.
+   */
+  #rebind(local: HostPort): void {
+    this.#rotateDcid();
+    this.#host.rebind!(local);
+    this.#socketPort = local.port;
+  }
+
+  /**
+   * Retire the connection id the active path uses: quiche moves the path to the lowest spare one. quiche does not
+   * say which sequence number is active: it is the first one whose retirement changes the destination id, starting
+   * from the one after the last we retired (0, the handshake's, at first). A zero-length id has nothing to change.
+   */
+  #rotateDcid(): void {
+    const q = this.#q;
+    const before = Buffer.from(q.destinationId()).toString('hex');
+    if (before.length === 0) return;
+    if (this.spareDcids() === 0) {
+      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', 'QUIC migration failed: no spare connection id from the peer (RFC 9000 §9.5)', { details: { spareDcids: 0 } });
+    }
+    for (let seq = this.#activeDcidSeq; seq < this.#activeDcidSeq + 16; seq++) {
+      try {
+        q.retireDestinationCid(seq);
+      } catch {
+        continue; // retired already, or not issued yet
+      }
+      if (Buffer.from(q.destinationId()).toString('hex') !== before) {
+        this.#activeDcidSeq = seq + 1;
+        return;
+      }
+    }
+    throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', 'QUIC migration failed: the active connection id could not be retired', { details: { spareDcids: this.spareDcids() } });
   }
 
   /**
    * After a migration: wait until the new local port has received a
    * datagram (the peer moved) and the old one has received none for a
    * quiet spell of RTT/4 (at least 5 ms), for at most max(1 s, 8 RTT).
-   * Ports identify the paths: the sockets of one endpoint share a host.
+   * Ports identify the sockets: those of one endpoint share a host.
    */
-  async #settle(prevPort: number, nextPort: number, rttMs: number): Promise<void> {
-    const recvOn = (port: number): number => this.#q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0;
+  async #settle(recvOn: (port: number) => number, prevPort: number, nextPort: number, rttMs: number): Promise<void> {
     const quiet = Math.max(5, rttMs / 4);
     const end = performance.now() + Math.max(1000, 8 * rttMs);
     let seen = recvOn(prevPort);

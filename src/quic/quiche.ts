@@ -152,6 +152,11 @@ export interface QuicheConnection {
   availableDcids(): number;
   /** Move the active path to a new local address; needs a spare peer connection id. */
   migrateSource(local: HostPort): number;
+  /**
+   * Retire the peer's connection id of sequence `seq` (RETIRE_CONNECTION_ID); retiring the one the active path uses
+   * moves that path to the lowest spare one. Throws for an unknown `seq`, or when no spare is left.
+   */
+  retireDestinationCid(seq: number): void;
   /** How many more connection ids we may issue (the peer's active_connection_id_limit). */
   sourceCidsLeft(): number;
   newSourceCid(cid: Uint8Array, resetToken: bigint, retireIfNeeded: boolean): number;

@@ -74,6 +74,24 @@ export interface H3ServerOptions {
    */
   headersTimeoutMs?: number;
   /**
+   * A connection with no request open for this long is let go: a GOAWAY (RFC 9114 §5.2), then, still idle a sweep
+   * later, CONNECTION_CLOSE with H3_NO_ERROR. Before its first request the allowance is `headersTimeoutMs`, whatever
+   * this says: a connection that only did its handshake expires fast (an attacker's PINGs do not keep it). Default
+   * none: after a request, only QUIC's idle timeout (30 s) ends a connection.
+   */
+  keepAliveTimeoutMs?: number;
+  /**
+   * What the connections of this server may hold together, bytes: each counts CONNECTION_BYTES (what an idle one
+   * costs, measured) and what it holds queued for its client. Past it a new client gets a stateless Retry, and with
+   * its address so validated a stateless CONNECTION_REFUSED (RFC 9000 §5.2.2); live connections are untouched.
+   * Default 256 MiB (about 5,000 idle connections); 0: none.
+   */
+  memoryBudgetBytes?: number;
+  /** Told when a connection is accepted (true) and when it ends (false): a gauge of live connections. */
+  onConnection?: (open: boolean) => void;
+  /** Told of each client refused for the memory budget. */
+  onRefused?: () => void;
+  /**
    * Our QPACK decoder (RFC 9204 §5): the dynamic table capacity and blocked streams we allow clients,
    * and how long its acknowledgments wait. Defaults (h3Settings): 4096 bytes, 16 streams, 25 ms.
    */
@@ -90,6 +108,15 @@ export interface HandshakeCounts {
   earlyStreams: number;
 }
 
+/**
+ * What one idle connection costs the process, for the memory budget: 49.5 KB of RSS each for 4,000 connections that
+ * did their handshake and nothing else (`npm run bench -- h3-conns`, quiche 0.30: its connection and TLS state, and
+ * ours), rounded up.
+ */
+export const CONNECTION_BYTES = 52 * 1024;
+/** H3ServerOptions.memoryBudgetBytes' default. */
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
+
 /** Client resets of unanswered requests tolerated per second on one connection: the same rule as HTTP/2's. */
 const MAX_RESETS_PER_SECOND = DEFAULT_FLOOD_LIMITS.resets;
 
@@ -104,6 +131,8 @@ interface Counters extends HandshakeCounts {
   resetFloods: number;
   /** Request streams rejected for a head that did not arrive within headersTimeoutMs. */
   headTimeouts: number;
+  /** Connections told to go (GOAWAY) for idling (keepAliveTimeoutMs; headersTimeoutMs before their first request). */
+  idleClosed: number;
 }
 
 export interface H3Server {
@@ -128,6 +157,10 @@ export interface H3Server {
   readonly resetFloods: number;
   /** Request streams rejected because their head did not arrive within `headersTimeoutMs`. */
   readonly headTimeouts: number;
+  /** Connections told to go (GOAWAY, then closed) for idling: keepAliveTimeoutMs, or headersTimeoutMs before their first request. */
+  readonly idleClosed: number;
+  /** New values for these limits, for connections live and to come (a config reload); omitted ones take their defaults. */
+  setLimits(l: Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'>): void;
   /**
    * Handshake facts over every connection so far: `connections` completed
    * handshakes, `resumed` of them with a session ticket (RFC 8446 §2.2),
@@ -162,6 +195,17 @@ function abandon(s: ServerStream, why: Error): void {
   s.abort.abort(why);
 }
 
+/** The limits of H3ServerOptions, checked, with their defaults. */
+function checkLimits(o: Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'>): { headersTimeoutMs: number; keepAliveTimeoutMs: number; memoryBudgetBytes: number } {
+  const headersTimeoutMs = o.headersTimeoutMs ?? 10_000;
+  if (!Number.isSafeInteger(headersTimeoutMs) || headersTimeoutMs < 100) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `headersTimeoutMs must be an integer ≥ 100, got ${headersTimeoutMs}`);
+  const keepAliveTimeoutMs = o.keepAliveTimeoutMs ?? 0;
+  if (!Number.isSafeInteger(keepAliveTimeoutMs) || (keepAliveTimeoutMs !== 0 && keepAliveTimeoutMs < 100)) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `keepAliveTimeoutMs must be 0 or an integer ≥ 100, got ${keepAliveTimeoutMs}`);
+  const memoryBudgetBytes = o.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
+  if (!Number.isSafeInteger(memoryBudgetBytes) || memoryBudgetBytes < 0) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `memoryBudgetBytes must be an integer ≥ 0, got ${memoryBudgetBytes}`);
+  return { headersTimeoutMs, keepAliveTimeoutMs, memoryBudgetBytes };
+}
+
 function checkTicketKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== 48) {
     throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'ticketKey must be 48 bytes');
@@ -194,7 +238,10 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   };
   let current = buildAll(opts);
   const { config, loopback, byName } = current;
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
+  let { headersTimeoutMs, keepAliveTimeoutMs, memoryBudgetBytes: budget } = checkLimits(opts);
+  /** Bytes the connections held queued for their clients at the last sweep. */
+  let queued = 0;
+  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, idleClosed: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -208,12 +255,16 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       ...(loopback ? { loopback } : {}),
       ...(byName ? { byName } : {}),
       retry: opts.retry ?? false,
+      overBudget: () => budget > 0 && sessions.size * CONNECTION_BYTES + queued > budget,
+      ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
       onConnection(quic) {
         const s = new ServerSession(quic, opts, counters, settings);
         sessions.add(s);
+        opts.onConnection?.(true);
         quic.on((ev) => {
           if (ev.type === 'closed') {
             sessions.delete(s);
+            opts.onConnection?.(false);
             counters.priorityUpdates += s.priorityUpdates;
             const q = s.qpackInserts;
             counters.qpackDecoderInserts += q.decoder;
@@ -230,12 +281,24 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       },
     },
   });
-  const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
-  if (!Number.isSafeInteger(headersTimeoutMs) || headersTimeoutMs < 100) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `headersTimeoutMs must be an integer ≥ 100, got ${headersTimeoutMs}`);
-  const headSweep = setInterval(() => {
-    for (const s of sessions) counters.headTimeouts += s.expireIncompleteHeads();
-  }, headersTimeoutMs / 2);
-  headSweep.unref();
+  // One sweep, every half of the shortest allowance: request heads that did not come, connections idle past theirs,
+  // and the bytes queued that the budget counts (read here, so admitting a client stays O(1)).
+  const sweepOnce = (): void => {
+    const now = performance.now();
+    let q = 0;
+    for (const s of sessions) {
+      counters.headTimeouts += s.expireIncompleteHeads();
+      if (s.expireIdle(now, headersTimeoutMs, keepAliveTimeoutMs)) counters.idleClosed++;
+      q += s.queuedBytes;
+    }
+    queued = q;
+  };
+  const armSweep = (): NodeJS.Timeout => {
+    const t = setInterval(sweepOnce, Math.min(headersTimeoutMs, keepAliveTimeoutMs || Infinity) / 2);
+    t.unref();
+    return t;
+  };
+  let sweep = armSweep();
   return {
     address: ep.address,
     get connections() {
@@ -278,8 +341,16 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     }),
     handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests, earlyStreams: counters.earlyStreams }),
     pathEvents: () => ({ ...pathEvents }),
+    get idleClosed() {
+      return counters.idleClosed;
+    },
+    setLimits(l: Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'>) {
+      ({ headersTimeoutMs, keepAliveTimeoutMs, memoryBudgetBytes: budget } = checkLimits({ ...l }));
+      clearInterval(sweep);
+      sweep = armSweep();
+    },
     async close(graceMs = 1000) {
-      clearInterval(headSweep);
+      clearInterval(sweep);
       for (const s of sessions) s.goaway();
       // RFC 9114 §5.2: requests below the GOAWAY id are finished first — their answers handed over and gone out, not
       // just queued (quiche drops what it still holds at CONNECTION_CLOSE) — within graceMs; the GOAWAY frames too.
@@ -311,6 +382,12 @@ class ServerSession {
   #dispatchQueued = false;
   /** Client resets of requests not yet answered, per second (rapid reset, CVE-2023-44487). */
   #resets = new WindowCounter(MAX_RESETS_PER_SECOND);
+  /** Requests this connection brought (its first one changes its idle allowance), and how many at the last sweep. */
+  #served = 0;
+  #servedAtSweep = 0;
+  /** When a sweep first found it with no request open (null: busy then), and when it was sent a GOAWAY for idling. */
+  #idleSince: number | null = null;
+  #idleGoaway: number | null = null;
 
   constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters, settings: H3ConnectionOptions) {
     this.#counters = counters;
@@ -368,6 +445,41 @@ class ServerSession {
 
   expireIncompleteHeads(): number {
     return this.#h3.closed ? 0 : this.#h3.expireIncompleteHeads();
+  }
+
+  /** Bytes queued for the client (the memory budget's share beyond the connection itself). */
+  get queuedBytes(): number {
+    return this.#quic.bufferedBytes;
+  }
+
+  /**
+   * Idle past its allowance (`first` before any request, `keepAlive` after; 0: none): a GOAWAY, then the close at the
+   * next sweep that finds it idle (a request below the GOAWAY id may still be on its way meanwhile; it is served; a
+   * client with nothing open closes it itself on the GOAWAY). True when it sent that GOAWAY. Idle is no request open,
+   * no head coming and none begun since the previous sweep (its period is half the shortest allowance): what only
+   * QUIC does — PINGs, ACKs — does not count.
+   */
+  expireIdle(now: number, first: number, keepAlive: number): boolean {
+    if (this.#h3.closed) return false;
+    // Busy now, or between sweeps (requests came and went since the last one): not idle.
+    if (this.#streams.size > 0 || this.#h3.activeStreams > 0 || this.#served !== this.#servedAtSweep) {
+      this.#servedAtSweep = this.#served;
+      this.#idleSince = null;
+      return false;
+    }
+    this.#idleSince ??= now;
+    if (this.#idleGoaway !== null) {
+      // No new request comes after a GOAWAY: idle at any sweep after it (a period later at least), it closes.
+      this.#h3.close(H3ErrorCode.NO_ERROR, 'idle');
+      return false;
+    }
+    const allowed = this.#served === 0 ? first : keepAlive;
+    if (allowed > 0 && now - this.#idleSince >= allowed) {
+      this.#idleGoaway = now;
+      this.#h3.goaway();
+      return true;
+    }
+    return false;
   }
 
   close(): void {
@@ -429,6 +541,7 @@ class ServerSession {
 
   #onRequest(id: number, headers: HeaderList, end: boolean, priority: Priority | undefined): void {
     if (this.#streams.has(id)) return;
+    this.#served++;
     const { method, path, authority, scheme, protocol, fields } = readRequestFields(headers, 'https');
     const s: ServerStream = {
       body: end ? null : new StreamBody(this.#quic, id, () => {}),

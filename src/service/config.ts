@@ -144,6 +144,9 @@ export const DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES = 1 << 20;
 /** `proxy.tempFileTotalBytes`: every temporary file of the process together. */
 export const DEFAULT_TEMP_FILE_TOTAL_BYTES = 2 ** 31;
 
+/** `limits.h3MemoryBytes`: about 5,000 idle h3 connections (src/server/h3.ts CONNECTION_BYTES). */
+export const DEFAULT_H3_MEMORY_BYTES = 256 * 1024 * 1024;
+
 export interface LimitsConfig {
   maxHeaderBytes: number;
   maxHeaderCount: number;
@@ -161,6 +164,8 @@ export interface LimitsConfig {
   clientBodyTimeoutMs: number;
   /** Client connections one TCP listener keeps at once; more are closed as they are accepted. 0: no limit. */
   maxClientConnections: number;
+  /** What one h3 listener's connections may hold together, bytes (H3ServerOptions.memoryBudgetBytes); 0: no limit. */
+  h3MemoryBytes: number;
 }
 
 export interface ProxyConfig {
@@ -220,6 +225,7 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxUpstreamPerAddress: 0,
   clientBodyTimeoutMs: 60_000,
   maxClientConnections: 16_384,
+  h3MemoryBytes: DEFAULT_H3_MEMORY_BYTES,
 });
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
@@ -351,6 +357,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     limits.maxUpstreamPerAddress = l.optInt('maxUpstreamPerAddress', 0, 1_000_000) ?? limits.maxUpstreamPerAddress;
     limits.clientBodyTimeoutMs = l.optInt('clientBodyTimeoutMs', 100, 3_600_000) ?? limits.clientBodyTimeoutMs;
     limits.maxClientConnections = l.optInt('maxClientConnections', 0, 10_000_000) ?? limits.maxClientConnections;
+    limits.h3MemoryBytes = l.optInt('h3MemoryBytes', 0, Number.MAX_SAFE_INTEGER) ?? limits.h3MemoryBytes;
   }
 
   const proxy: ProxyConfig = {

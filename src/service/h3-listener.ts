@@ -1,5 +1,6 @@
 /** HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as on the TCP fronts. */
 import type { H3Server, H3ServerOptions } from '../server/h3.js';
+import { IntervalGate } from '../util/interval-gate.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import { cannotListen, frontHandler, type Listener, type ListenerHooks } from './listeners.js';
@@ -8,7 +9,9 @@ export class H3Listener implements Listener {
   config: ListenerConfig;
   #hooks: ListenerHooks;
   #server: H3Server | null = null;
-  readonly #limits: LimitsConfig;
+  #limits: LimitsConfig;
+  /** One warning per 10 s while clients are refused for the memory budget (as the TCP fronts' maxClientConnections). */
+  #refusals = new IntervalGate(10_000, 1);
 
   constructor(cfg: ListenerConfig, limits: LimitsConfig, hooks: ListenerHooks) {
     this.config = cfg;
@@ -28,17 +31,32 @@ export class H3Listener implements Listener {
       port: cfg.port,
       ...certsOf(tls),
       handler: frontHandler(this.#hooks, info),
-      // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED).
-      headersTimeoutMs: this.#limits.requestHeaderTimeoutMs,
+      // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED); a
+      // connection without a first request after it is let go, as one idle this long after its last.
+      ...serverLimits(this.#limits),
+      onConnection: (open) => {
+        if (open) this.#hooks.metrics.front.connections.inc({ listener: cfg.name });
+        else this.#hooks.metrics.front.connections.dec({ listener: cfg.name });
+      },
+      onRefused: () => this.#refused(),
       ...(cfg.congestionControl || cfg.bbr ? { quic: { ...(cfg.congestionControl ? { cc: cfg.congestionControl } : {}), ...(cfg.bbr ? { bbr: cfg.bbr } : {}) } } : {}),
       ...(cfg.qpack ? { qpack: cfg.qpack } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
     }).catch((e: unknown) => { throw cannotListen(cfg, (e as Error).cause ?? e); });
   }
 
-  update(cfg: ListenerConfig): void {
+  #refused(): void {
+    const cfg = this.config;
+    this.#hooks.metrics.front.refusedConnections.inc({ listener: cfg.name, reason: 'memory_budget' });
+    const pass = this.#refusals.pass('memory_budget');
+    if (pass) this.#hooks.log.warn({ listener: cfg.name, h3MemoryBytes: this.#limits.h3MemoryBytes, since: pass.since }, 'h3 listener over limits.h3MemoryBytes: new clients are refused (CONNECTION_REFUSED) until connections close (more within the interval are counted, not logged)');
+  }
+
+  update(cfg: ListenerConfig, limits: LimitsConfig): void {
     const was = this.config.tls;
     this.config = cfg;
+    this.#limits = limits;
+    this.#server?.setLimits(serverLimits(limits));
     // New certificates go to connections accepted from now on (live ones keep theirs), as node:tls's setSecureContext does on https.
     if (cfg.tls && was && !sameCerts(was, cfg.tls)) this.#server?.setCertificates(certsOf(cfg.tls));
   }
@@ -46,6 +64,11 @@ export class H3Listener implements Listener {
   async close(graceMs: number): Promise<void> {
     await this.#server?.close(graceMs);
   }
+}
+
+/** The service's limits as the h3 server takes them. */
+function serverLimits(l: LimitsConfig): Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'> {
+  return { headersTimeoutMs: l.requestHeaderTimeoutMs, keepAliveTimeoutMs: l.keepAliveTimeoutMs, memoryBudgetBytes: l.h3MemoryBytes };
 }
 
 type ListenerTls = NonNullable<ListenerConfig['tls']>;

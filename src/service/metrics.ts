@@ -187,8 +187,8 @@ export class Metrics {
         }
       } }),
       rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
-      connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions).', labelNames: ['listener'], registers: r }),
-      refusedConnections: new Counter({ name: 'originlink_front_refused_connections_total', help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), or file descriptors nearly exhausted (descriptors).', labelNames: ['listener', 'reason'], registers: r }),
+      connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions; h3: QUIC connections).', labelNames: ['listener'], registers: r }),
+      refusedConnections: new Counter({ name: 'originlink_front_refused_connections_total', help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), file descriptors nearly exhausted (descriptors), or an h3 listener past limits.h3MemoryBytes (memory_budget: refused with CONNECTION_REFUSED).', labelNames: ['listener', 'reason'], registers: r }),
       inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r, collect() { this.set(self.inflight); } }),
       reloads: new Counter({ name: 'originlink_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers: r }),
     };
