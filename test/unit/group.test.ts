@@ -113,16 +113,37 @@ describe('outlier ejection', () => {
     expect(g.stats().endpoints.map((e) => e.health)).toEqual(['ejected', 'healthy', 'healthy']);
   });
 
-  it('an ejection lasts baseEjectionMs × times ejected, and ends on time (re-admitted, told once)', async () => {
+  it('an ejection ends on time with no request to notice (re-admitted, told once)', async () => {
+    const g = group({ outlier: { consecutiveFailures: 1, baseEjectionMs: 40, maxEjectionPercent: 50 } });
+    const t = performance.now();
+    g.failed(g.endpoints[0]!, reset, 1, t);
+    expect(events.at(-1)?.forMs).toBe(40);
+    try {
+      await vi.waitFor(() => expect(events.map((x) => x.event)).toEqual(['ejected', 'readmitted']), { timeout: 1000, interval: 5 });
+      expect(performance.now() - t).toBeGreaterThanOrEqual(39);
+      expect(g.stats().endpoints[0]?.health).toBe('healthy');
+    } finally {
+      g.close();
+    }
+  });
+
+  it('an ejection lasts baseEjectionMs × times ejected; time spent admitted lowers the count by one per baseEjectionMs', () => {
     const g = group({ outlier: { consecutiveFailures: 1, baseEjectionMs: 40, maxEjectionPercent: 50 } });
     const e = g.endpoints[0]!;
-    g.failed(e, reset, 1, performance.now());
-    expect(events.at(-1)?.forMs).toBe(40);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(events.map((x) => x.event)).toEqual(['ejected', 'readmitted']);
-    g.failed(e, reset, 1, performance.now());
-    expect(events.at(-1)?.forMs).toBe(80);
-    g.close();
+    const t = performance.now();
+    try {
+      g.failed(e, reset, 1, t);
+      expect(events.at(-1)?.forMs).toBe(40);
+      g.pick(t + 41); // the ejection is over: re-admitted at t + 41
+      g.failed(e, reset, 1, t + 42);
+      expect(events.at(-1)?.forMs).toBe(80);
+      g.pick(t + 123); // re-admitted at t + 123, then admitted for two base lengths: the count falls by two
+      g.failed(e, reset, 1, t + 123 + 80);
+      expect(events.at(-1)?.forMs).toBe(40);
+      expect(events.map((x) => x.event)).toEqual(['ejected', 'readmitted', 'ejected', 'readmitted', 'ejected']);
+    } finally {
+      g.close();
+    }
   });
 
   it('panic: with every endpoint out, all are used again (told once as it begins and as it ends)', () => {
