@@ -24,7 +24,7 @@ export class AgentRequest implements HedgedRequest, CollapsibleRequest {
   triedEps: Endpoint[] | null = null;
   /** The signal its attempts go out with: the caller's, or a collapsed flight's own (collapse.ts). */
   signal: SignalLike | undefined;
-  /** When the current attempt began (performance.now()): a group's latency sample. Set for groups only. */
+  /** When the current attempt began (the turn's clock, util/clock.ts): a group's latency sample. Set for groups only. */
   attemptAt = 0;
   /** A hedge was sent for it (hedge.ts). */
   hedged = false;

@@ -515,7 +515,8 @@ export class Agent {
     if (ep !== null) {
       ep.pool = pool;
       (st.group as Group).sent(ep);
-      st.attemptAt = performance.now();
+      // The turn's clock (util/clock.ts): a latency sample to a few ms, without a clock read per attempt.
+      st.attemptAt = turnNow();
     }
     try {
       // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
@@ -530,13 +531,13 @@ export class Agent {
 
   /** The answer of an attempt to a group's endpoint: its outcome told to the group first. */
   #groupAnswered(st: AgentRequest, ep: Endpoint, info: PoolInfo, r: PoolResult): OriginResponse {
-    const now = performance.now();
+    const now = turnNow();
     (st.group as Group).answered(ep, r.res.status, now - st.attemptAt, now);
     return this.#answered(st, info, r);
   }
 
   #groupFailed(st: AgentRequest, ep: Endpoint, pool: Pool, e: unknown): Promise<OriginResponse> {
-    const now = performance.now();
+    const now = turnNow();
     (st.group as Group).failed(ep, toOriginlinkError(e), now - st.attemptAt, now);
     return this.#failed(st, pool, e);
   }

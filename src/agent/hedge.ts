@@ -10,6 +10,7 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { Endpoint } from '../group/endpoint.js';
 import type { Group, Hedgeable } from '../group/group.js';
 import type { Pool, PoolResult } from '../pool/pool.js';
+import { turnNow } from '../util/clock.js';
 import { LegSignal, type SignalLike } from '../util/leg-signal.js';
 import type { PoolInfo } from './registry.js';
 import type { OriginResponse } from './response.js';
@@ -27,7 +28,7 @@ export interface HedgedRequest {
   hedged: boolean;
 }
 
-/** One attempt started: its pool's info, its answer to come, and when it began (performance.now()). */
+/** One attempt started: its pool's info, its answer to come, and when it began (the turn's clock, util/clock.ts). */
 export interface Launched { info: PoolInfo; p: Promise<PoolResult>; at: number }
 
 /** The Agent's side: start an attempt (throws when nothing could be sent), and the ends of a request. */
@@ -108,7 +109,7 @@ export class HedgeRace<S extends HedgedRequest> implements Hedgeable {
 
   #answered(leg: Leg, r: PoolResult): void {
     leg.running = false;
-    const now = performance.now();
+    const now = turnNow();
     const st = this.#st;
     (st.group as Group).answered(leg.ep, r.res.status, now - leg.at, now);
     if (this.#over) {
@@ -132,7 +133,7 @@ export class HedgeRace<S extends HedgedRequest> implements Hedgeable {
   #failed(leg: Leg, e: unknown): void {
     leg.running = false;
     leg.signal.detach();
-    const now = performance.now();
+    const now = turnNow();
     const st = this.#st;
     (st.group as Group).failed(leg.ep, toOriginlinkError(e), now - leg.at, now);
     if (this.#over) return;

@@ -162,7 +162,10 @@ export class Group {
   #sample(ep: Endpoint, ms: number, now: number): void {
     const s = ep.state;
     const cur = s.ewmaMs;
-    s.ewmaMs = cur < 0 || ms > cur ? ms : cur + (ms - cur) * (1 - Math.exp(-Math.max(0, now - s.ewmaAt) / EWMA_DECAY_MS));
+    const dt = now - s.ewmaAt;
+    if (cur < 0 || ms > cur) s.ewmaMs = ms;
+    else if (dt > 0) s.ewmaMs = cur + (ms - cur) * (1 - Math.exp(-dt / EWMA_DECAY_MS));
+    else return; // no time since the last sample: a lower one weighs nothing (the estimate's age is what decays it)
     s.ewmaAt = now;
   }
 

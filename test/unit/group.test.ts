@@ -68,6 +68,17 @@ describe('balance', () => {
     expect(g.stats().endpoints[0]!.ewmaMs).toBeGreaterThan(99);
   });
 
+  it('ewma: samples read from one turn\'s clock — a lower one at the same instant weighs nothing, one read earlier never makes the estimate older', () => {
+    const g = group({ balance: 'ewma', n: 2 });
+    const e = g.endpoints[0]!;
+    const now = performance.now() + 60_000; // in the future: stats() reads the estimate undecayed
+    g.answered(e, 200, 100, now);
+    g.answered(e, 200, 1, now);
+    expect(e.state.ewmaMs).toBe(100);
+    g.answered(e, 200, 1, now - 5_000); // an attempt whose answer's turn began before the last sample was taken
+    expect(e.state).toMatchObject({ ewmaMs: 100, ewmaAt: now });
+  });
+
   it('failover: each request starts at the next endpoint in turn (the urls rotation); a retry moves down the list', () => {
     const g = group({ balance: 'failover' });
     expect([0, 1, 2, 3].map(() => g.pick(performance.now()).index)).toEqual([0, 1, 2, 0]);
