@@ -3,7 +3,8 @@
  * warm connections stay as they are): `503` answers 503 to everything, `close` closes the connection without an
  * answer (nginx's 444), `slow` sends `/g/` through a local server that waits `slowMs` before its head. Each
  * answers `/g/…` with its own name, `/s/…?delay=MS` through the slow server, `/p/…` the same with
- * `Cache-Control: private`, and `/health` with 200.
+ * `Cache-Control: private`, `/t/…?delay=MS` through it unbuffered in two parts (the head and `first` after the
+ * delay, `second` and the end one more delay later), and `/health` with 200.
  * An endpoint can be killed (SIGKILL), stopped (SIGSTOP: master and worker, its sockets left open) and
  * continued, and started again on its port. Access logs (helpers/nginx.ts) are the origin's own account.
  */
@@ -61,6 +62,14 @@ export async function startNginxGroup(n = 3, o: { slowMs?: number; h2?: boolean;
   // The slow backend: its answer's head leaves `slowMs` after the request, naming the endpoint that asked.
   const slow = http.createServer((req, res) => {
     const delay = Number(req.headers['x-delay']) || slowMs;
+    if (req.url?.startsWith('/t/')) {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first\n');
+        setTimeout(() => res.end('second\n'), delay);
+      }, delay);
+      return;
+    }
     setTimeout(() => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end(`${String(req.headers['x-name'])}\n`); }, delay);
   });
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
@@ -92,6 +101,12 @@ export async function startNginxGroup(n = 3, o: { slowMs?: number; h2?: boolean;
       proxy_set_header X-Name ${name};
       proxy_set_header X-Delay $arg_delay;
       add_header Cache-Control private;
+    }
+    location /t/ {
+      proxy_pass http://127.0.0.1:${slowPort};
+      proxy_buffering off;
+      proxy_set_header X-Name ${name};
+      proxy_set_header X-Delay $arg_delay;
     }
     location = /health {
       default_type text/plain;

@@ -54,16 +54,16 @@ async function loadUntil(port: number, stop: Promise<unknown>, concurrency: numb
   return out;
 }
 
-/** `n` requests, `concurrency` at a time: their statuses and bodies. */
-async function load(port: number, n: number, concurrency: number, path = '/g/x', init: RequestInit = {}): Promise<Array<{ status: number; body: string; ms: number }>> {
+/** `n` requests, `concurrency` at a time (`init`: the same for all, or made per request): their statuses and bodies. */
+async function load(port: number, n: number, concurrency: number, path = '/g/x', init: RequestInit | ((i: number) => RequestInit) = {}): Promise<Array<{ status: number; body: string; ms: number }>> {
   const out: Array<{ status: number; body: string; ms: number }> = [];
   let next = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < n) {
-      next++;
+      const i = next++;
       const t0 = performance.now();
       try {
-        const r = await get(port, path, init);
+        const r = await get(port, path, typeof init === 'function' ? init(i) : init);
         out.push({ ...r, ms: performance.now() - t0 });
       } catch (e) {
         out.push({ status: 0, body: String(e), ms: performance.now() - t0 });
@@ -274,6 +274,112 @@ describe('origin groups over nginx endpoints', () => {
     expect(res.every((r) => r.status === 200)).toBe(true);
     const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/p/')).length, 0);
     expect(seen).toBe(10);
+  }, 30_000);
+
+  it('hedge only for requests the retry policy may replay: a POST waits for the slow endpoint, a POST with Idempotency-Key is hedged', async () => {
+    run = await serve(endpointsYaml(group, '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 1, minPerSecond: 100 }\n', 'h2'));
+    const slow = group.endpoints[0] as GroupEndpoint;
+    await load(run.port, 30, 3); // warm connections everywhere
+    slow.set('slow', true);
+    const before = slow.nginx.log().length;
+    const plain = await load(run.port, 30, 3, '/g/post', { method: 'POST', body: 'x' });
+    expect(plain.every((r) => r.status === 200)).toBe(true);
+    const atSlow = (await slow.nginx.logSince(before, 8, 3000)).filter((l) => l.method === 'POST');
+    // A POST may have been processed: never sent twice. Those that met the slow endpoint waited for it, answered there.
+    expect(atSlow.length).toBeGreaterThanOrEqual(8);
+    expect(atSlow.every((l) => l.status === 200)).toBe(true);
+    expect(plain.filter((r) => r.body === `${slow.name}\n`)).toHaveLength(atSlow.length);
+    const mid = slow.nginx.log().length;
+    const keyed = await load(run.port, 30, 3, '/g/post', (i) => ({ method: 'POST', body: 'x', headers: { 'idempotency-key': `k${i}` } }));
+    expect(keyed.every((r) => r.status === 200 && r.body !== `${slow.name}\n`)).toBe(true);
+    const lines = (await logged(run, (l) => l['msg'] === 'request' && l['method'] === 'POST', 60)).slice(30);
+    const hedged = lines.filter((l) => l['hedged'] === true);
+    expect(hedged.length).toBeGreaterThanOrEqual(8);
+    const losers = await slow.nginx.logSince(mid, hedged.length, 3000);
+    expect(losers.filter((l) => l.method === 'POST' && l.status === 499)).toHaveLength(hedged.length);
+  }, 30_000);
+
+  it('hedges spend the retry budget: past it no hedge goes (the request waits for its first attempt), each refusal counted', async () => {
+    run = await serve(endpointsYaml(group, '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 0, minPerSecond: 2 }\n', 'h2'));
+    const slow = group.endpoints[0] as GroupEndpoint;
+    await load(run.port, 30, 3);
+    await sleep(1100); // the warm-up's first attempts leave the budget's window: it allows minPerSecond alone
+    slow.set('slow', true);
+    const before = slow.nginx.log().length;
+    const res = await load(run.port, 30, 3);
+    expect(res.every((r) => r.status === 200)).toBe(true);
+    const atSlow = (await slow.nginx.logSince(before, 8, 3000)).filter((l) => l.uri.startsWith('/g/'));
+    const lines = (await logged(run, (l) => l['msg'] === 'request', 60)).slice(30);
+    const hedged = lines.filter((l) => l['hedged'] === true).length;
+    expect(hedged).toBeGreaterThanOrEqual(1);
+    expect(hedged).toBeLessThanOrEqual(4); // 2 a second; the run may span two windows
+    // The slow endpoint answered every attempt no hedge raced (200), and logged the hedged ones' losers as 499.
+    expect(atSlow.filter((l) => l.status === 499)).toHaveLength(hedged);
+    expect(atSlow.filter((l) => l.status === 200).length).toBeGreaterThanOrEqual(5);
+    const stats = await adminJson(run, '/stats') as { g: { endpoints: Array<{ url: string; retriesRefused: number }> } };
+    expect(stats.g.endpoints.find((e) => e.url === slow.url)?.retriesRefused).toBe(atSlow.length - hedged);
+  }, 30_000);
+
+  it('health checks go over the warm connection requests use (h2: one connection per endpoint, checks and requests alike)', async () => {
+    run = await serve(endpointsYaml(group, '    health: { path: /health, intervalMs: 100, timeoutMs: 90 }\n', 'h2'));
+    const before = group.endpoints.map((e) => e.nginx.log().length);
+    await load(run.port, 60, 6);
+    await sleep(400);
+    for (const [i, e] of group.endpoints.entries()) {
+      const lines = e.nginx.log().slice(before[i]);
+      const checks = lines.filter((l) => l.uri === '/health');
+      expect(checks.length).toBeGreaterThanOrEqual(2);
+      expect(checks.every((l) => l.protocol === 'HTTP/2.0')).toBe(true);
+      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+    }
+  }, 30_000);
+
+  it('collapse: never for a request carrying Authorization or Cookie (each its own origin request)', async () => {
+    run = await serve(endpointsYaml(group, '    collapse: true\n'));
+    for (const headers of [{ authorization: 'Bearer a' }, { cookie: 'session=a' }]) {
+      const before = group.endpoints.map((e) => e.nginx.log().length);
+      const res = await load(run.port, 10, 10, '/s/secret?delay=300', { headers });
+      expect(res.every((r) => r.status === 200)).toBe(true);
+      const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/s/')).length, 0);
+      expect(seen).toBe(10);
+    }
+  }, 30_000);
+
+  it('collapse: at most maxWaiters share one origin request; the others send their own', async () => {
+    run = await serve(endpointsYaml(group, '    collapse: { maxWaiters: 4 }\n'));
+    await load(run.port, 9, 3);
+    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const res = await load(run.port, 12, 12, '/s/bounded?delay=300');
+    expect(res.every((r) => r.status === 200)).toBe(true);
+    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/s/')).length, 0);
+    expect(seen).toBe(1 + 8);
+    const lines = await logged(run, (l) => l['msg'] === 'request' && String(l['path']).startsWith('/s/'), 12);
+    expect(lines.filter((l) => l['collapsed'] === true)).toHaveLength(3);
+  }, 30_000);
+
+  it('collapse: every waiter gets the body as it arrives (its first part long before the origin sends the rest)', async () => {
+    run = await serve(endpointsYaml(group, '    collapse: true\n'));
+    await load(run.port, 9, 3);
+    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const res = await Promise.all(Array.from({ length: 10 }, async () => {
+      const r = await fetch(`http://127.0.0.1:${run!.port}/t/stream?delay=400`);
+      const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      let firstAt = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString();
+        if (firstAt === 0 && text.includes('first\n')) firstAt = performance.now();
+      }
+      return { text, firstAt, endAt: performance.now() };
+    }));
+    for (const r of res) {
+      expect(r.text).toBe('first\nsecond\n');
+      expect(r.endAt - r.firstAt).toBeGreaterThan(250);
+    }
+    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/t/')).length, 0);
+    expect(seen).toBe(1);
   }, 30_000);
 
   it('a reload that changes the group keeps an ejected endpoint ejected (and its counters)', async () => {
