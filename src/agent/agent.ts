@@ -237,6 +237,22 @@ export class Agent {
     }
   }
 
+  /**
+   * The endpoint of the origin group at `key` for a connection of its own (a tunnel: service/upgrade.ts), picked
+   * as a request's first attempt is — or, once the endpoints in `tried` could not be reached, as its retry — so a
+   * tunnel goes only where requests may (healthy, not ejected, by weight). Null when `key` names no group or no
+   * endpoint is left untried.
+   */
+  tunnelEndpoint(key: string, tried: readonly string[]): string | null {
+    const g = this.#groups.get(new URL(key).origin);
+    if (g === undefined) return null;
+    const now = performance.now();
+    if (tried.length === 0) return g.pick(now).origin;
+    const eps = g.endpoints.filter((e) => tried.includes(e.origin));
+    const next = eps.length === 0 ? g.pick(now) : g.pickAgain(eps, now);
+    return tried.includes(next.origin) ? null : next.origin;
+  }
+
   /** Selection state: facts per origin, racing and backoff (see docs/selection.md). */
   get selector(): Selector { return this.#selector; }
 
