@@ -5,7 +5,7 @@
  * decides and keeps the state. Every change of an endpoint's standing is published once (diagnostics.ts).
  */
 import type { OriginlinkError } from '../errors.js';
-import { candidates, ewmaNow, EWMA_DECAY_MS, pick, type Candidates } from './balance.js';
+import { candidates, ewmaNow, EWMA_DECAY_MS, EWMA_MIN_WEIGHT, pick, type Candidates } from './balance.js';
 import { RetryBudget } from './budget.js';
 import { publishEndpoint, type EndpointEventKind } from './diagnostics.js';
 import { Endpoint, type EndpointHealth } from './endpoint.js';
@@ -158,15 +158,17 @@ export class Group {
     this.#failure(ep, `${err.code}: ${err.message.split('\n')[0] ?? ''}`, now);
   }
 
-  /** Peak-EWMA: a sample above the estimate is taken whole; below it, weighed by the time since the last one. */
+  /**
+   * Peak-EWMA: a sample above the estimate is taken whole; below it, weighed by the time since the last one, and at
+   * least EWMA_MIN_WEIGHT. A reading of the clock older than the last sample's never makes the estimate older.
+   */
   #sample(ep: Endpoint, ms: number, now: number): void {
     const s = ep.state;
     const cur = s.ewmaMs;
     const dt = now - s.ewmaAt;
     if (cur < 0 || ms > cur) s.ewmaMs = ms;
-    else if (dt > 0) s.ewmaMs = cur + (ms - cur) * (1 - Math.exp(-dt / EWMA_DECAY_MS));
-    else return; // no time since the last sample: a lower one weighs nothing (the estimate's age is what decays it)
-    s.ewmaAt = now;
+    else s.ewmaMs = cur + (ms - cur) * Math.max(EWMA_MIN_WEIGHT, dt > 0 ? 1 - Math.exp(-dt / EWMA_DECAY_MS) : 0);
+    if (dt > 0) s.ewmaAt = now;
   }
 
   #failure(ep: Endpoint, reason: string, now: number): void {

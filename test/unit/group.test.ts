@@ -68,15 +68,17 @@ describe('balance', () => {
     expect(g.stats().endpoints[0]!.ewmaMs).toBeGreaterThan(99);
   });
 
-  it('ewma: samples read from one turn\'s clock — a lower one at the same instant weighs nothing, one read earlier never makes the estimate older', () => {
+  it('ewma: a lower sample weighs at least 1/16 however soon it follows (a peak fades within ~50 answers); a clock read earlier never makes the estimate older', () => {
     const g = group({ balance: 'ewma', n: 2 });
     const e = g.endpoints[0]!;
-    const now = performance.now() + 60_000; // in the future: stats() reads the estimate undecayed
+    const now = performance.now() + 60_000;
     g.answered(e, 200, 100, now);
-    g.answered(e, 200, 1, now);
-    expect(e.state.ewmaMs).toBe(100);
+    g.answered(e, 200, 1, now); // the same turn's reading (util/clock.ts)
+    expect(e.state.ewmaMs).toBeCloseTo(100 - 99 / 16, 9);
     g.answered(e, 200, 1, now - 5_000); // an attempt whose answer's turn began before the last sample was taken
-    expect(e.state).toMatchObject({ ewmaMs: 100, ewmaAt: now });
+    expect(e.state.ewmaAt).toBe(now);
+    for (let i = 1; i <= 60; i++) g.answered(e, 200, 1, now + i); // 1 ms apart: by time alone each would weigh 1/10000
+    expect(e.state.ewmaMs).toBeLessThan(5);
   });
 
   it('failover: each request starts at the next endpoint in turn (the urls rotation); a retry moves down the list', () => {
