@@ -177,8 +177,9 @@ export interface PooledConnection {
   /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
   quickAck?(on: boolean): void;
   /**
-   * Whether this connection's socket keeps the process alive (Node's ref/unref): the pool lets go of an idle one
-   * and takes it again for a request, as undici does, so a script that forgets `close()` exits.
+   * Whether this connection's socket keeps the process alive (Node's ref/unref). A pool turns it off once, when the
+   * connection joins it, and keeps the process alive itself while requests are out (pool.ts `holdProcess`), so a
+   * script that forgets `close()` exits, as with undici.
    */
   hold?(on: boolean): void;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */

@@ -74,6 +74,9 @@ function armBurst(): void {
 /** What each /prio request started with at our server: its `priority` header and the priority our h3 layer settled on. */
 const prioSeen = new Map<string, { header: string | null; priority: ServerRequest['priority'] }>();
 
+/** The /big requests that reached the handler and their connections: what a failure prints (a stall's state). */
+const bigSeen: Array<{ at: number; conn: { quicStats(): unknown } }> = [];
+
 const handler: RequestHandler = async (req) => {
   const u = new URL(req.path, 'https://x');
   if (u.pathname.startsWith('/prio/')) {
@@ -90,7 +93,10 @@ const handler: RequestHandler = async (req) => {
   }
   if (u.pathname === '/') return { status: 200, headers: [['content-type', 'text/html']], body: '<!doctype html><title>h3</title><p>ok' };
   if (u.pathname === '/small') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: small };
-  if (u.pathname === '/big') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
+  if (u.pathname === '/big') {
+    bigSeen.push({ at: Date.now(), conn: req.connection as unknown as { quicStats(): unknown } });
+    return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
+  }
   if (u.pathname === '/echo') {
     const chunks: Buffer[] = [];
     for await (const c of req.body) chunks.push(c as Buffer);
@@ -173,7 +179,8 @@ describe('headless Chromium against our HTTP/3 server', () => {
         protos: [...new Set([...proto('/small'), ...proto('/big'), ...proto('/echo')])],
       };
     })()`);
-    expect(r).toEqual({ small: sha(small), big: sha(big), bigLen: big.length, echo: true, protos: ['h3'] });
+    const diag = () => JSON.stringify({ now: Date.now(), big: bigSeen.map((b) => ({ at: b.at, quic: b.conn.quicStats() })), server: server.stats() });
+    expect(r, diag()).toEqual({ small: sha(small), big: sha(big), bigLen: big.length, echo: true, protos: ['h3'] });
   }, 120_000);
 
   it(`${BURST} concurrent fetches on one QUIC connection`, async () => {
