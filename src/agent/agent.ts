@@ -452,12 +452,7 @@ export class Agent {
     const body = o.body ?? null;
     // A streamed body is kept as it leaves, up to retryBufferBytes, for an attempt the origin did not process.
     const replay = !isReplayable(body) && this.#retryBufferBytes > 0 ? new ReplayBody(bodyStream(body), this.#retryBufferBytes) : null;
-    const st = new AgentRequest(o, t0, names, url0 as URL, owned, path, method, span, headers, body, replay, replay === null && isReplayable(body), isIdempotentRequest(method, headers), group);
-    if (group !== null) {
-      const ep = (st.ep = group.pick(t0));
-      st.at = ep.index;
-    }
-    return st;
+    return new AgentRequest(o, t0, names, url0 as URL, owned, path, method, span, headers, body, replay, replay === null && isReplayable(body), isIdempotentRequest(method, headers), group);
   }
 
   /** The group a URL's origin names, or null (remembered on the Agent's own URL objects). */
@@ -473,7 +468,13 @@ export class Agent {
 
   /** One attempt of `st` on its current target (hedged when its group says so); on failure, the next one when policy.ts allows it. */
   #attempt(st: AgentRequest): Promise<OriginResponse> {
-    const ep = st.ep;
+    let ep = st.ep;
+    if (ep === null && st.group !== null) {
+      // Picked when it is sent: a request collapsed onto another's sends nothing, so it takes no turn of the
+      // balancer and no share of the retry budget (group/budget.ts counts first attempts).
+      ep = st.ep = st.group.pick(turnNow());
+      st.at = ep.index;
+    }
     if (ep !== null && st.attempt === 1 && st.replay === null && replaySafe(st)) {
       const delay = (st.group as Group).hedgeDelay();
       if (delay >= 0) {
