@@ -6,7 +6,7 @@
  * and a collapsed response of a megabyte is streamed whole to every waiter.
  */
 import diagnostics from 'node:diagnostics_channel';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fetch as undiciFetch } from 'undici';
 import { Agent } from '../../src/agent/agent.js';
 import type { EndpointEvent } from '../../src/group/diagnostics.js';
@@ -127,11 +127,12 @@ describe('an origin group over HTTP/3 (our h3 servers)', () => {
     expect(performance.now() - t0).toBeLessThan(300);
     expect(bodies.every((b) => b !== 'h3-0\n')).toBe(true);
     const atSlow = seen[0]!.paths.filter((p) => p === '3 /slow').length;
-    expect(atSlow).toBeGreaterThanOrEqual(8);
-    expect(res.filter((r) => r.hedged).length).toBeGreaterThanOrEqual(atSlow);
-    await sleep(50);
+    // Round robin sends every third first attempt to the slow server: each of those 10 is hedged. (On a loaded machine
+    // a fast server's answer may take past 20 ms too: a hedge of its request may go to the slow server as well.)
+    expect(atSlow).toBeGreaterThanOrEqual(10);
+    expect(res.filter((r) => r.hedged).length).toBeGreaterThanOrEqual(10);
     // Every attempt the slow server got lost to a hedge and was reset by us: the server saw each of them aborted.
-    expect(seen[0]!.aborted).toBe(atSlow);
+    await vi.waitFor(() => expect(seen[0]!.aborted).toBe(atSlow), { timeout: 2000, interval: 20 });
     const st = agent.groupStats()[0]!;
     expect(st.endpoints.filter((e) => e.url !== `https://localhost:${servers[0]!.address.port}`).reduce((a, e) => a + e.hedgesWon, 0)).toBeGreaterThanOrEqual(atSlow);
   }, 30_000);
