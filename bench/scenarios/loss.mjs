@@ -103,7 +103,7 @@ try {
   const cc = runs[0]?.tcpCongestionControl ?? '?';
   const lines = [
     `loss: ${fmt(BULK / 2 ** 20, 0)} MiB bulk + ${SMALL} small requests every ${INTERVAL} ms on one connection, ${RTT} ms RTT, loss both directions (seed ${SEED}), bulk capped at ${CAP_S} s`,
-    `congestion control: TCP ${cc} (kernel default unless BENCH_TCP_CC), QUIC ${QUIC_CC} at the origin (quiche; BENCH_QUIC_CC, product default cubic), ${QUIC_PACING ? 'paced' : 'unpaced (BENCH_QUIC_PACING=0)'}`,
+    `congestion control: TCP ${cc} (kernel default unless BENCH_TCP_CC), QUIC ${QUIC_CC} at the origin (quiche; BENCH_QUIC_CC, product default bbr (src/quic/cc.ts)), ${QUIC_PACING ? 'paced' : 'unpaced (BENCH_QUIC_PACING=0)'}`,
     '',
     '| loss | proto | small p50 ms | small p99 ms | small max ms | request → origin p50 / p99 ms | origin arrival → response head p50 / p99 ms | small errors | bulk MiB/s | bulk MiB | finished | bulk s | link drops | TCP retrans |',
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',

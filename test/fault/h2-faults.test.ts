@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, OriginlinkError } from '../../src/index.js';
 import { makeCerts } from '../helpers/certs.js';
 import { rawFrame } from '../helpers/h2-raw.js';
+import { ourEnd } from '../helpers/client-sockets.js';
 
 const certs = makeCerts();
 
@@ -167,7 +168,8 @@ describe('misbehaving HTTP/2 origins', () => {
       sock.once('data', () => sock.pause()); // the preface and the first frames, then nothing more
     });
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const agent = new Agent({ protocol: 'h2', maxRetries: 0, pool: { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 } });
+    // tfo off: a plain net.connect, which test/helpers/client-sockets.ts sees (a TFO socket is made from its fd).
+    const agent = new Agent({ protocol: 'h2', maxRetries: 0, tfo: false, pool: { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 } });
     try {
       // More than the kernel's socket buffers on loopback take (several MiB each way), so the rest waits in ours.
       const upload = agent.request({ url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`, method: 'POST', body: Buffer.alloc(48 * 1024 * 1024, 1) });
@@ -175,8 +177,7 @@ describe('misbehaving HTTP/2 origins', () => {
       const ours = async (): Promise<net.Socket> => {
         for (let i = 0; i < 300; i++) {
           const o = originSock as net.Socket | null;
-          const found = o && (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
-            .find((h): h is net.Socket => h instanceof net.Socket && h.localPort === o.remotePort && h !== o);
+          const found = o && ourEnd(o);
           if (found && found.writableLength > 4 * 1024 * 1024) return found;
           await new Promise((r) => setTimeout(r, 10));
         }

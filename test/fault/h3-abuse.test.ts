@@ -67,12 +67,10 @@ describe('the h3 front under abuse', () => {
     const c = await connectH3({ host: '127.0.0.1', port: quicPort, servername: 'localhost', ca: certs.caPath });
     let closeError: Error | null = null;
     c.on((ev) => { if (ev.type === 'close') closeError = ev.error; });
-    // One ordinary request first, so the flood starts on a confirmed handshake: a 1-RTT packet sent in the
-    // first round trip can be dropped by the server, and quiche 0.18 never retransmits a lost STOP_SENDING
-    // (fixed upstream in 0.26, native-notes/quiche.md) — the flood's first 128 cancels were then never seen.
-    const warm = await c.request(get('/warm'));
-    for await (const _ of warm.body) { /* drain */ }
-    expect(warm.status).toBe(200);
+    // The flood starts in the handshake's first round trip, where a 1-RTT packet can be dropped by the server:
+    // quiche 0.18 never retransmitted a lost STOP_SENDING, so this test sent one ordinary request first (the
+    // flood's first 128 cancels were otherwise never seen); quiche ≥ 0.26 resends it (native-notes/quic-addon.md
+    // item 4): no warm-up (4 of 4 runs here on our engine; the drop it guarded against is timing-dependent).
     const settled: Array<Promise<unknown>> = [];
     try {
       for (let i = 0; i < 1000 && c.state !== 'closed'; i++) {

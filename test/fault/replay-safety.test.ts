@@ -17,6 +17,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
+import { ourEnd } from '../helpers/client-sockets.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
@@ -46,8 +47,7 @@ async function listen(server: net.Server): Promise<number> {
 
 /** Our end of the origin connection that `originSide` accepted (same process): a real socket of the service's. */
 function ourSocket(originSide: net.Socket): net.Socket {
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  const s = handles.find((h): h is net.Socket => h instanceof net.Socket && h.localPort === originSide.remotePort && h.remotePort === originSide.localPort);
+  const s = ourEnd(originSide);
   if (!s) throw new Error('our socket to the origin not found');
   return s;
 }
