@@ -31,7 +31,14 @@ import { Pool, type PoolResult } from '../pool/pool.js';
 import type { PoolCounters, PoolStats } from '../pool/stats.js';
 import { sharedTicker } from '../pool/ticker.js';
 import { LruMap } from '../util/lru.js';
-import { retryDecision } from './policy.js';
+import { replaySafe, retryDecision } from './policy.js';
+import { AgentRequest } from './agent-request.js';
+import { Collapser, type CollapseHost } from './collapse.js';
+import { HedgeRace, type HedgeHost } from './hedge.js';
+import type { Endpoint } from '../group/endpoint.js';
+import { Group, type GroupStats } from '../group/group.js';
+import type { RetryBudget } from '../group/budget.js';
+import { GROUP_KEYS, resolveGroupOptions, type GroupOptions } from '../group/options.js';
 import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
 import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tracing.js';
 import { parseUrl, splitSimpleUrl } from './target.js';
@@ -110,6 +117,27 @@ export class Agent {
   #maxRetries: number;
   #retryBufferBytes: number;
   #maxOrigins: number;
+  /** Origin groups by their key's origin (`scheme://host[:port]` as URL.origin writes it), and per cached URL. */
+  #groups = new Map<string, Group>();
+  #groupOf = new WeakMap<URL, Group | null>();
+  #collapsers = new Map<Group, Collapser<AgentRequest>>();
+  /** A group's overrides (protocol, pool, tls…) for each of its endpoints that has none of its own (the first group's). */
+  #endpointOverrides = new Map<string, OriginOverrides>();
+  /** What a hedged request and a collapsed one ask of the Agent (made once, not per request). */
+  #hedgeHost: HedgeHost<AgentRequest> = {
+    launch: (st, ep, signal) => {
+      const p = this.#launch(st, ep, signal);
+      return { info: st.info as PoolInfo, p, at: st.attemptAt };
+    },
+    answered: (st, info, r) => this.#answered(st, info, r),
+    failed: (st, pool, e) => this.#failed(st, pool, e),
+  };
+  #collapseHost: CollapseHost<AgentRequest> = {
+    attempt: (st) => this.#attempt(st),
+    served: (st, res, err) => {
+      if (res !== null) { if (st.span.isRecording()) responseSpan(st.span, res); } else failSpan(st.span, err as Error, st.attempt);
+    },
+  };
 
   constructor(opts: AgentOptions = {}) {
     checkKeys(opts, AGENT_KEYS, '');
@@ -119,6 +147,8 @@ export class Agent {
       if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '') throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
     }
     checkOptionValues(opts);
+    // Origin groups checked now, before anything is made; made (and their checks started) last.
+    for (const [k, o] of Object.entries(opts.origins ?? {})) if (isGroup(o)) resolveGroupOptions(groupOptions(k, o), `origins["${k}"]`);
     this.#maxRetries = opts.maxRetries ?? 2;
     if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0) throw configError('maxRetries', 'must be a non-negative integer');
     this.#retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
@@ -160,6 +190,67 @@ export class Agent {
     } catch (e) {
       throw configError('selection', (e as Error).message);
     }
+    for (const [k, o] of Object.entries(opts.origins ?? {})) this.#makeGroup(k, o);
+  }
+
+  /**
+   * The origin group an origin's overrides define (any group field: `endpoints`, or `collapse`, `retryBudget`…
+   * of its own URL alone), checked; its active checks start now.
+   */
+  #makeGroup(key: string, o: OriginOverrides): void {
+    if (!isGroup(o)) return;
+    const u = new URL(key);
+    const g = new Group(u.origin, resolveGroupOptions(groupOptions(key, o), `origins["${key}"]`));
+    this.#groups.set(u.origin, g);
+    for (const e of g.endpoints) if (!this.#endpointOverrides.has(e.origin)) this.#endpointOverrides.set(e.origin, o);
+    if (g.opts.collapse !== null) this.#collapsers.set(g, new Collapser(g.opts.collapse, g, this.#collapseHost));
+    g.startChecks((ep, path, signal) => this.#check(ep, path, signal));
+  }
+
+  /** One active check of a group's endpoint: a GET of `path` on its own pool (its warm connections, its protocol). */
+  #check(ep: Endpoint, path: string, signal: AbortSignal): Promise<number> {
+    const node = this.#proxy === null && this.#originProxy.size === 0 ? null : this.#pickProxy(ep.url);
+    const info = this.#registry.find(ep.url, undefined, node, true);
+    ep.pool = info.pool;
+    const req: ConnRequest = { method: 'GET', path, authority: info.authority, scheme: info.spec.scheme, headers: [['user-agent', 'originlink-health-check']], body: null, signal };
+    return info.pool.check(req).then((r) => {
+      const whole = r.res.takeComplete?.();
+      if (!whole) r.res.body.resume();
+      return r.res.status;
+    });
+  }
+
+  /** Per origin group: its endpoints' standing and counters (health, ejections, EWMA, hedges, retries refused, collapsed). */
+  groupStats(): GroupStats[] {
+    return [...this.#groups.values()].map((g) => g.stats());
+  }
+
+  /**
+   * Carry the endpoint state of `from`'s groups over to this Agent's groups of the same key, for every
+   * endpoint both have (health, ejections, EWMA, counters): what a config reload does when an origin changes.
+   * `from` stops checking.
+   */
+  adoptGroups(from: Agent): void {
+    for (const [k, g] of this.#groups) {
+      const old = from.#groups.get(k);
+      if (old) g.adopt(old);
+    }
+  }
+
+  /**
+   * The endpoint of the origin group at `key` for a connection of its own (a tunnel: service/upgrade.ts), picked
+   * as a request's first attempt is — or, once the endpoints in `tried` could not be reached, as its retry — so a
+   * tunnel goes only where requests may (healthy, not ejected, by weight). Null when `key` names no group or no
+   * endpoint is left untried.
+   */
+  tunnelEndpoint(key: string, tried: readonly string[]): string | null {
+    const g = this.#groups.get(new URL(key).origin);
+    if (g === undefined) return null;
+    const now = performance.now();
+    if (tried.length === 0) return g.pick(now).origin;
+    const eps = g.endpoints.filter((e) => tried.includes(e.origin));
+    const next = eps.length === 0 ? g.pick(now) : g.pickAgain(eps, now);
+    return tried.includes(next.origin) ? null : next.origin;
   }
 
   /** Selection state: facts per origin, racing and backoff (see docs/selection.md). */
@@ -203,7 +294,8 @@ export class Agent {
     const scheme = u.protocol === 'https:' ? 'https' : 'http';
     const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-    const over = this.#opts.origins?.[`${scheme}://${u.host}`] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? {};
+    // An endpoint of a group takes the group's overrides unless it has its own.
+    const over = this.#opts.origins?.[`${scheme}://${u.host}`] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? this.#endpointOverrides.get(u.origin) ?? {};
     const policy: ProtocolPolicy = protocol ?? over.protocol ?? this.#opts.protocol ?? 'auto';
     // RFC 9114 §3.1: HTTP/3 is for https origins only (QUIC always carries TLS); refused now, not after a QUIC timeout.
     if (policy === 'h3' && scheme === 'http') throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://${u.host}`, { details: { origin: `http://${u.host}` } });
@@ -299,6 +391,7 @@ export class Agent {
    * Send a request: one attempt after another (retryDecision, policy.ts) until one answers or none may follow.
    * Not an async function: the request's state is one AgentRequest and each attempt one `.then`, so the
    * common request (one origin, answered at once) allocates no async frame and takes one promise hop here.
+   * To an origin group: its endpoint picked per attempt, hedged and collapsed as the group says.
    */
   request(o: RequestOptions): Promise<OriginResponse> {
     let st: AgentRequest;
@@ -306,6 +399,12 @@ export class Agent {
       st = this.#begin(o);
     } catch (e) {
       return Promise.reject(e);
+    }
+    const g = st.group;
+    if (g !== null && g.opts.collapse !== null) {
+      const c = this.#collapsers.get(g) as Collapser<AgentRequest>;
+      const key = c.key(st);
+      if (key !== null) return c.join(st, key);
     }
     return this.#attempt(st);
   }
@@ -344,56 +443,120 @@ export class Agent {
     // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
     const method = o.method ?? 'GET';
     if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
+    // An origin group is looked for only when the agent has some (a plain origin pays nothing), never for a failover list.
+    const owned = simple !== null || o.url === undefined;
+    const group = this.#groups.size === 0 || typeof names !== 'string' ? null : this.#groupFor(url0 as URL, owned);
+    if (group !== null) names = group.origins;
     const span = startRequestSpan(method, url0 as URL, path, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
     // A streamed body is kept as it leaves, up to retryBufferBytes, for an attempt the origin did not process.
     const replay = !isReplayable(body) && this.#retryBufferBytes > 0 ? new ReplayBody(bodyStream(body), this.#retryBufferBytes) : null;
-    return new AgentRequest(o, t0, names, url0 as URL, simple !== null || o.url === undefined, path, method, span, headers, body, replay, replay === null && isReplayable(body), isIdempotentRequest(method, headers));
+    return new AgentRequest(o, t0, names, url0 as URL, owned, path, method, span, headers, body, replay, replay === null && isReplayable(body), isIdempotentRequest(method, headers), group);
   }
 
-  /** One attempt of `st` on its current target; on failure, the next one when policy.ts allows it. */
+  /** The group a URL's origin names, or null (remembered on the Agent's own URL objects). */
+  #groupFor(u: URL, owned: boolean): Group | null {
+    if (!owned) return this.#groups.get(u.origin) ?? null;
+    let g = this.#groupOf.get(u);
+    if (g === undefined) {
+      g = this.#groups.get(u.origin) ?? null;
+      this.#groupOf.set(u, g);
+    }
+    return g;
+  }
+
+  /** One attempt of `st` on its current target (hedged when its group says so); on failure, the next one when policy.ts allows it. */
   #attempt(st: AgentRequest): Promise<OriginResponse> {
-    let info: PoolInfo;
-    let req: ConnRequest;
-    let url: URL;
+    let ep = st.ep;
+    if (ep === null && st.group !== null) {
+      // Picked when it is sent: a request collapsed onto another's sends nothing, so it takes no turn of the
+      // balancer and no share of the retry budget (group/budget.ts counts first attempts).
+      ep = st.ep = st.group.pick(turnNow());
+      st.at = ep.index;
+    }
+    if (ep !== null && st.attempt === 1 && st.replay === null && replaySafe(st)) {
+      const delay = (st.group as Group).hedgeDelay();
+      if (delay >= 0) {
+        try {
+          return new HedgeRace(this.#hedgeHost, st, ep, delay).promise;
+        } catch (e) {
+          return this.#notSent(st, e);
+        }
+      }
+    }
     let r: Promise<PoolResult>;
     try {
-      url = st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
-      // One node per target for the whole request: a retry never moves to another node (nor identity).
-      const node = this.#proxy === null && this.#originProxy.size === 0 ? null : st.node(url, this.#pickProxyFn);
-      info = this.#registry.find(url, st.o.protocol, node, st.ownedUrls);
-      const o = st.o;
-      req = {
-        method: st.method,
-        path: st.path,
-        authority: o.authority ?? (st.ownedUrls ? info.authority : url.host),
-        scheme: info.spec.scheme,
-        headers: st.headers,
-        body: st.replay ? st.replay.attempt() : st.body,
-        signal: o.signal,
-        // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
-        allowEarlyData: earlyDataAllowed(info.earlyData, st.method, o.allowEarlyData),
-        onInformational: o.onInformational,
-      };
-      if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
+      r = this.#launch(st, ep, st.signal as AbortSignal | undefined);
     } catch (e) {
-      // Thrown before an attempt ran (bad origin, closed agent): the span still ends.
-      failSpan(st.span, e as Error, st.attempt);
-      st.replay?.abandon();
-      return Promise.reject(e);
+      return this.#notSent(st, e);
     }
+    const info = st.info as PoolInfo;
+    if (ep === null) return r.then((res) => this.#answered(st, info, res), (e) => this.#failed(st, info.pool, e));
+    return r.then((res) => this.#groupAnswered(st, ep, info, res), (e) => this.#groupFailed(st, ep, info.pool, e));
+  }
+
+  /** Thrown before an attempt ran (bad origin, closed agent): no retry; the span still ends. */
+  #notSent(st: AgentRequest, e: unknown): Promise<OriginResponse> {
+    failSpan(st.span, e as Error, st.attempt);
+    st.replay?.abandon();
+    return Promise.reject(e);
+  }
+
+  /**
+   * Start one attempt of `st` (to `ep`, or its current target) through `signal`: its pool's promise, with the
+   * pool's info left in `st.info`. Throws when nothing could be sent; a failure of the send itself is the promise's.
+   */
+  #launch(st: AgentRequest, ep: Endpoint | null, signal: AbortSignal | undefined): Promise<PoolResult> {
+    const url = ep !== null ? ep.url : st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
+    // One node per target for the whole request: a retry never moves to another node (nor identity).
+    const node = this.#proxy === null && this.#originProxy.size === 0 ? null : st.node(url, this.#pickProxyFn);
+    // An endpoint's URL is its group's own object (never a caller's): its pool is remembered on it.
+    const info = this.#registry.find(url, st.o.protocol, node, st.ownedUrls || ep !== null);
+    st.info = info;
+    const o = st.o;
+    const req: ConnRequest = {
+      method: st.method,
+      path: st.path,
+      authority: o.authority ?? (st.ownedUrls || ep !== null ? info.authority : url.host),
+      scheme: info.spec.scheme,
+      headers: st.headers,
+      body: st.replay ? st.replay.attempt() : st.body,
+      signal,
+      // RFC 8470: the one 0-RTT rule, decided here for every protocol below.
+      allowEarlyData: earlyDataAllowed(info.earlyData, st.method, o.allowEarlyData),
+      onInformational: o.onInformational,
+    };
+    if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
     const pool = info.pool;
+    if (ep !== null) {
+      ep.pool = pool;
+      (st.group as Group).sent(ep);
+      // The turn's clock (util/clock.ts): a latency sample to a few ms, without a clock read per attempt.
+      st.attemptAt = turnNow();
+    }
     try {
       // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
-      r = info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
+      return info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
         ? this.#coalescing(info, this.#attemptCoalesced(info, url, req, st.replayable))
         : pool.request(req);
     } catch (e) {
       // A throw of the attempt itself is its failure: the retry policy decides, as for a rejection.
-      r = Promise.reject(e);
+      return Promise.reject(e);
     }
-    return r.then((res) => this.#answered(st, info, res), (e) => this.#failed(st, info.pool, e));
+  }
+
+  /** The answer of an attempt to a group's endpoint: its outcome told to the group first. */
+  #groupAnswered(st: AgentRequest, ep: Endpoint, info: PoolInfo, r: PoolResult): OriginResponse {
+    const now = turnNow();
+    (st.group as Group).answered(ep, r.res.status, now - st.attemptAt, now);
+    return this.#answered(st, info, r);
+  }
+
+  #groupFailed(st: AgentRequest, ep: Endpoint, pool: Pool, e: unknown): Promise<OriginResponse> {
+    const now = turnNow();
+    (st.group as Group).failed(ep, toOriginlinkError(e), now - st.attemptAt, now);
+    return this.#failed(st, pool, e);
   }
 
   /**
@@ -412,7 +575,7 @@ export class Agent {
       // The answer's turn's reading: never later than the real time, so ttfbMs never exceeds the wall time.
       const ttfbMs = Math.max(0, turnNow() - st.t0);
       publishRequestEnd(pool.origin, st.method, st.path, r.res.status, r.conn.protocol, r.reused, st.attempt, ttfbMs, null);
-      const res = new OriginResponse(st.name(), r, st.attempt, ttfbMs);
+      const res = new OriginResponse(st.name(), r, st.attempt, ttfbMs, st.hedged);
       if (st.span.isRecording()) responseSpan(st.span, res);
       st.replay?.settle();
       return res;
@@ -426,16 +589,30 @@ export class Agent {
 
   #failed(st: AgentRequest, pool: Pool, e: unknown): Promise<OriginResponse> {
     const err = toOriginlinkError(e);
-    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.o.signal?.aborted === true, urls: st.count, untried: st.count - st.tried });
-    if (!d.retry) {
-      const final = err.with({ details: { attempts: st.attempt } });
+    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.signal?.aborted === true, urls: st.count, untried: st.count - st.tried });
+    const ep = st.ep;
+    // A group's retry spends its budget: past it the failure is the answer (counted on the endpoint that failed).
+    const refused = d.retry && ep !== null && (st.group as Group).budget !== null && !((st.group as Group).budget as RetryBudget).take(performance.now());
+    if (!d.retry || refused) {
+      if (refused) (ep as Endpoint).state.retriesRefused++;
+      const final = err.with({ details: refused ? { attempts: st.attempt, retryBudget: 'exhausted', endpoint: (ep as Endpoint).origin } : ep !== null ? { attempts: st.attempt, endpoint: ep.origin } : { attempts: st.attempt } });
       publishRequestEnd(pool.origin, st.method, st.path, null, pool.protocol, err.facts?.reused === true, st.attempt, performance.now() - st.t0, final);
       failSpan(st.span, final, st.attempt);
       st.replay?.abandon();
       return Promise.reject(final);
     }
     pool.counters.retries++;
-    if (d.failover) {
+    if (ep !== null) {
+      // Another endpoint than the one that failed: one not tried yet where any is (group.ts pickAgain).
+      const tried = (st.triedEps ??= [ep]);
+      const next = (st.group as Group).pickAgain(tried, performance.now());
+      if (!tried.includes(next)) {
+        tried.push(next);
+        st.tried++;
+      }
+      st.ep = next;
+      st.at = next.index;
+    } else if (d.failover) {
       st.at = (st.at + 1) % st.count;
       st.tried++;
     }
@@ -549,6 +726,7 @@ export class Agent {
 
   /** Finish in-flight requests, then close every connection. */
   async close(): Promise<void> {
+    for (const g of this.#groups.values()) g.close();
     await this.#registry.close();
     this.#proxyLinks.close();
     // File-backed stores write their changes within 100 ms; once closed, the files say all (a restart reads them).
@@ -557,10 +735,24 @@ export class Agent {
 
   /** Abort everything now (returns a promise, as undici's Dispatcher.destroy does). */
   destroy(error?: Error | null): Promise<void> {
+    for (const g of this.#groups.values()) g.close();
     this.#registry.destroy(error ?? undefined);
     this.#proxyLinks.close();
     return Promise.resolve();
   }
+}
+
+/** An origin's overrides define a group: they hold a group field (its name alone does not). */
+function isGroup(o: OriginOverrides): boolean {
+  return GROUP_KEYS.some((f) => f !== 'name' && o[f] !== undefined);
+}
+
+/** The group an origin's overrides define: its group fields, its endpoints (or its own URL alone), named by its key. */
+function groupOptions(key: string, o: OriginOverrides): GroupOptions {
+  const out: Record<string, unknown> = {};
+  for (const f of GROUP_KEYS) if (o[f] !== undefined) out[f] = o[f];
+  const origin = new URL(key).origin;
+  return { ...(out as Partial<GroupOptions>), endpoints: o.endpoints ?? [{ url: origin }], name: o.name ?? origin };
 }
 
 /** Lower-case names, end-to-end fields only (RFC 9110 §7.6.1, one rule with the service: http/fields.ts). */
@@ -629,52 +821,6 @@ function hashCa(parts: ReadonlyArray<string | Buffer>): string {
     h.update(p);
   }
   return h.digest('base64url');
-}
-
-/** One request's state across its attempts (Agent.request). */
-class AgentRequest {
-  /** The target tried now (an index into a failover list) and the attempt's number (1: the first). */
-  at = 0;
-  attempt = 1;
-  /** Targets tried so far (failover moves forward only: the first `tried` of the list). */
-  tried = 1;
-  /** How many targets: 1, or the failover list's length. */
-  readonly count: number;
-  /** The proxy node of each target, picked on its first attempt (made only when the agent has proxies). */
-  #nodes: Array<ProxyNode | null | undefined> | null = null;
-
-  constructor(
-    readonly o: RequestOptions,
-    readonly t0: number,
-    /** The origin named, or the failover list. */
-    readonly names: string | readonly string[],
-    /** The first target's URL. */
-    readonly url0: URL,
-    /** The URLs are the Agent's cached ones (never a caller's object, which could change). */
-    readonly ownedUrls: boolean,
-    readonly path: string,
-    readonly method: string,
-    readonly span: ReturnType<typeof startRequestSpan>,
-    readonly headers: HeaderList,
-    readonly body: RequestBody | null,
-    readonly replay: ReplayBody | null,
-    readonly replayable: boolean,
-    readonly idempotent: boolean,
-  ) {
-    this.count = typeof names === 'string' ? 1 : names.length;
-  }
-
-  /** The origin of the current target, as the request named it. */
-  name(): string {
-    return typeof this.names === 'string' ? this.names : this.names[this.at] as string;
-  }
-
-  node(url: URL, pick: (u: URL) => ProxyNode | null): ProxyNode | null {
-    const nodes = (this.#nodes ??= []);
-    let n = nodes[this.at];
-    if (n === undefined) n = nodes[this.at] = pick(url);
-    return n;
-  }
 }
 
 /** `p`, or a rejection once `ms` pass or `signal` aborts (what `p` would have been is dropped). */

@@ -16,6 +16,7 @@ import type { SelectionOptions } from '../probe/state.js';
 import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
+import { GROUP_KEYS, type GroupOptions } from '../group/options.js';
 
 export interface TlsOptions {
   /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
@@ -26,7 +27,12 @@ export interface TlsOptions {
   servername?: string;
 }
 
-export interface OriginOverrides {
+/**
+ * An origin's overrides; any origin-group field (`endpoints`, `balance`, `health`, `outlier`, `retryBudget`,
+ * `hedge`, `collapse`: group/options.ts, docs/config.md) makes it a group — requests to the key's origin go to its
+ * endpoints (without `endpoints`: to the key's own URL, as the group's one endpoint).
+ */
+export interface OriginOverrides extends Partial<GroupOptions> {
   protocol?: ProtocolPolicy;
   pool?: Partial<PoolOptions>;
   tls?: TlsOptions;
@@ -173,7 +179,7 @@ export interface RequestCommon {
  * The `satisfies` and the checks below keep these lists and the interfaces the same.
  */
 export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'quicBbr', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
-export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack', 'quicBbr'] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack', 'quicBbr', ...GROUP_KEYS] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername'] as const satisfies ReadonlyArray<keyof TlsOptions>;
 /** What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request sent as a GET. */
 const REQUEST_KEYS: ReadonlySet<string> = new Set(['url', 'origin', 'path', 'method', 'headers', 'body', 'signal', 'protocol', 'authority', 'allowEarlyData', 'responseBufferBytes', 'onInformational', 'traceContext'] satisfies ReadonlyArray<keyof RequestTarget | keyof RequestCommon>);

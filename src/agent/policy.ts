@@ -49,6 +49,16 @@ export function unreachable(err: OriginlinkError): boolean {
 }
 
 /**
+ * May a request the origin may already have processed be sent again: an idempotent one (RFC 9110 §9.2.2: its
+ * method, or an `Idempotency-Key`) whose body can be sent again. The retry rule's test for the stale keep-alive
+ * race and an abandoned 0-RTT attempt below, and the only test a hedge (a second attempt sent while the first
+ * may be processing: agent/hedge.ts) has to pass.
+ */
+export function replaySafe(r: Pick<RetryInput, 'replayable' | 'idempotent'>): boolean {
+  return r.replayable && r.idempotent;
+}
+
+/**
  * Never a silent replay of anything but:
  *  - a replayable body, not aborted by the caller, within the attempt budget
  *    (`1 + maxRetries`, plus one per further URL when failing over),
@@ -65,7 +75,7 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   // Refused proxy credentials: the same node refuses again, another node would be a silent change of identity.
   if (err.code === ErrorCode.PROXY_AUTH_FAILED) return NO;
   const facts = err.facts;
-  const unanswered = r.idempotent && facts !== null && !facts.responseStarted;
+  const unanswered = replaySafe(r) && facts !== null && !facts.responseStarted;
   const staleReuse = unanswered && facts.reused && CONNECTION_LOST.has(err.code);
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
   if (!err.retrySafe && !staleReuse && !abandonedEarly) return NO;

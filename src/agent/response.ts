@@ -10,6 +10,9 @@ export interface ResponseTimings {
   ttfbMs: number;
 }
 
+/** Where a response's body comes from: the connection's response, or a share of one (collapse). */
+export type BodySource = Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
+
 export class OriginResponse {
   /** The origin that answered, as the request named it (with a failover list, the one that was reached). */
   readonly origin: string;
@@ -27,12 +30,20 @@ export class OriginResponse {
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
   readonly timings: ResponseTimings;
+  /** An origin group sent a second attempt of this request to another endpoint (`hedge`); `origin` is the one that answered. */
+  readonly hedged: boolean;
+  /** This request shared another one's origin request (`collapse`): the same head, its own body stream. */
+  readonly collapsed: boolean;
   /** The connection's response: its body stream is made on first use of `body` (client/exchange.ts LazyBody). */
-  #source: Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
+  #source: BodySource;
+  #result: PoolResult;
 
   /** `r`: the pool's answer to the attempt that got this response (its connection and how long it queued). */
-  constructor(origin: string, r: PoolResult, attempts: number, ttfbMs: number) {
+  constructor(origin: string, r: PoolResult, attempts: number, ttfbMs: number, hedged = false, collapsed = false) {
     const res = r.res;
+    this.#result = r;
+    this.hedged = hedged;
+    this.collapsed = collapsed;
     this.origin = origin;
     this.status = res.status;
     this.headers = res.headers;
@@ -45,6 +56,22 @@ export class OriginResponse {
     this.connectionId = r.conn.id;
     this.connection = r.conn.facts;
     this.timings = { queueMs: r.queueMs, ttfbMs };
+  }
+
+  /** The same response (head, facts, timings) with the body of `source`: what a collapsed request's waiters get each. */
+  share(source: BodySource, collapsed: boolean): OriginResponse {
+    const r = this.#result;
+    const head = r.res;
+    const res: ConnResponse = {
+      status: head.status,
+      headers: head.headers,
+      get body() { return source.body; },
+      trailers: source.trailers,
+      takeComplete: () => source.takeComplete?.() ?? null,
+    };
+    if (head.earlyData !== undefined) res.earlyData = head.earlyData;
+    if (head.earlyDataRefused !== undefined) res.earlyDataRefused = head.earlyDataRefused;
+    return new OriginResponse(this.origin, { conn: r.conn, reused: r.reused, queueMs: r.queueMs, res }, this.attempts, this.timings.ttfbMs, this.hedged, collapsed);
   }
 
   /** First value of a header (names are case-insensitive). */

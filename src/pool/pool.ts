@@ -163,6 +163,21 @@ export class Pool implements TickMember {
     this.#healthCheck(now);
   }
 
+  /** Requests queued here or running on its connections now (h1: one per connection; h2/h3: streams): what an origin group balances on. */
+  get load(): number {
+    return this.#demand();
+  }
+
+  /**
+   * A health check's request: as request(), but it dials now even while this pool's connects back off (an
+   * origin group's checks are how an endpoint that came back is found; the backoff would hide it for up to
+   * connectBackoffMaxMs). One check at a time per endpoint: at most one dial per interval.
+   */
+  check(req: ConnRequest): Promise<PoolResult> {
+    if (this.#dialError !== null && !this.#canServe()) this.#nextDialAt = 0;
+    return this.request(req);
+  }
+
   /** Protocol of this pool's connections, once the first one is established. */
   get protocol(): Protocol | null { return this.#protocol; }
 

@@ -13,6 +13,7 @@ import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { DEFAULT_RETRY_BUFFER_BYTES } from '../agent/replay-body.js';
+import { resolveGroupOptions, type GroupOptions } from '../group/options.js';
 import type { ProtocolPolicy } from '../connect/connect.js';
 import { parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
@@ -51,8 +52,13 @@ export interface ListenerConfig {
 
 export interface OriginConfig {
   name: string;
-  /** Normalised `scheme://host:port` strings, at least one. */
+  /** Normalised `scheme://host:port` strings, at least one: the endpoints' URLs, in order. */
   urls: string[];
+  /**
+   * The origin group (docs/origin-groups.md), checked: `endpoints` with their weights (from `url`, `urls` or
+   * `endpoints`) and the group fields given. Null for a plain origin: one `url` and no group field.
+   */
+  group: GroupOptions | null;
   protocol: ProtocolPolicy;
   tls: { ca: Buffer | null; caPath: string | null; servername: string | null; verify: boolean };
   earlyData: EarlyDataPolicy;
@@ -568,18 +574,49 @@ function readEgress(parent: Reader, field: string, readCa: ReadFile): EgressConf
   return cfg;
 }
 
+/** The group fields of an origin besides `endpoints` (group/options.ts checks them). */
+const GROUP_FIELDS = ['balance', 'health', 'outlier', 'retryBudget', 'hedge', 'collapse'] as const;
+
 function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
-  o.keys(['url', 'urls', 'protocol', 'tls', 'earlyData', 'retries', 'retryBufferBytes', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
-  if (o.has('url') === o.has('urls')) throw o.fail(o.has('url') ? 'urls' : 'url', 'give exactly one of url or urls');
-  const rawUrls = o.has('url') ? [o.str('url')] : o.list('urls', 1).map((u) => u.self());
-  const urls = rawUrls.map((s, i) => {
-    const field = o.has('url') ? 'url' : `urls[${i}]`;
+  o.keys(['url', 'urls', 'endpoints', ...GROUP_FIELDS, 'protocol', 'tls', 'earlyData', 'retries', 'retryBufferBytes', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
+  const given = (['url', 'urls', 'endpoints'] as const).filter((k) => o.has(k));
+  if (given.length !== 1) throw o.fail(given[1] ?? 'url', 'give exactly one of url, urls or endpoints');
+  const form = given[0] as 'url' | 'urls' | 'endpoints';
+  const url = (s: string, at: Reader, field: string | number): string => {
     let u: URL;
-    try { u = new URL(s); } catch { throw o.fail(field, `not a URL: ${JSON.stringify(redact(s))}`); }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw o.fail(field, `scheme must be http or https, got ${u.protocol}`);
-    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) throw o.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
+    try { u = new URL(s); } catch { throw at.fail(field, `not a URL: ${JSON.stringify(redact(s))}`); }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw at.fail(field, `scheme must be http or https, got ${u.protocol}`);
+    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) throw at.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
     return u.origin;
-  });
+  };
+  const endpoints: Array<{ url: string; weight?: number }> = form === 'url'
+    ? [{ url: url(o.str('url'), o, 'url') }]
+    : form === 'urls'
+    ? o.list('urls', 1).map((u, i) => ({ url: url(u.self(), o.at(['urls']), i) }))
+    : o.list('endpoints', 1).map((e) => {
+      e.keys(['url', 'weight']);
+      const ep: { url: string; weight?: number } = { url: url(e.str('url'), e, 'url') };
+      const w = e.optInt('weight', 1, 1000);
+      if (w !== undefined) ep.weight = w;
+      return ep;
+    });
+  const urls = endpoints.map((e) => e.url);
+  // A group: several URLs (`urls` is today's ordered failover, `balance: failover`), `endpoints`, or any group field.
+  let group: GroupOptions | null = null;
+  if (form !== 'url' || GROUP_FIELDS.some((f) => o.has(f))) {
+    const raw: Record<string, unknown> = { endpoints, name };
+    if (form === 'urls') raw['balance'] = 'failover';
+    for (const f of GROUP_FIELDS) if (o.has(f)) raw[f] = o.raw(f);
+    try {
+      resolveGroupOptions(raw as unknown as GroupOptions, '@');
+    } catch (e) {
+      // The field the check names, as a path under this origin (its line in the file).
+      const path = String((e as OriginlinkError).details?.['field'] ?? '@').replace(/^@\.?/, '').split(/\.|\[(\d+)\]\.?/).filter((x) => x !== undefined && x !== '').map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+      const last = path.pop() ?? 'endpoints';
+      throw o.at(path).fail(last, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
+    }
+    group = raw as unknown as GroupOptions;
+  }
   const protocol = o.has('protocol') ? o.oneOf('protocol', ['auto', 'h1', 'h2', 'h3'] as const) : 'auto';
   if (protocol === 'h3' && urls.some((u) => u.startsWith('http:'))) throw o.fail('protocol', 'h3 needs https URLs');
   const tls: OriginConfig['tls'] = { ca: null, caPath: null, servername: null, verify: true };
@@ -615,6 +652,7 @@ function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressCon
   return {
     name,
     urls,
+    group,
     protocol,
     tls,
     earlyData: o.has('earlyData') ? o.oneOf('earlyData', ['never', 'safe', 'always'] as const) : 'safe',

@@ -460,6 +460,9 @@ class Forwarding extends OnceListeners<void> {
         return this.#refuse(413, `body larger than ${this.#cfg.limits.maxBodyBytes} bytes`, 'body_too_large');
       }
       if (this.aborted) return this.#gone('client went away');
+      // A group's failure names the endpoint that gave it.
+      const endpoint = err.details['endpoint'];
+      if (this.#log && typeof endpoint === 'string') this.#log.upstream = endpoint;
       const errno = descriptorsOut(err);
       if (errno) this.#hooks.exhausted(errno, `origin ${(this.#upstream as Upstream).name}`);
       return this.#upstreamFailed(statusForError(err.code), err.message, err.code);
@@ -479,6 +482,8 @@ class Forwarding extends OnceListeners<void> {
         log.attempts = up.attempts;
         log.queueMs = ms(up.timings.queueMs);
         log.ttfbMs = ms(up.timings.ttfbMs);
+        if (up.hedged) log.hedged = true;
+        if (up.collapsed) log.collapsed = true;
       }
       const cfg = this.#cfg;
       // Ours Alt-Svc on TLS fronts other than h3 itself (the origin's is dropped: headers.ts).

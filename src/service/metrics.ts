@@ -19,6 +19,7 @@ import { percentiles } from '../util/stats.js';
 import type { Upstream } from './upstream.js';
 import type { StoreLinkStats, Stores } from '../agent/stores.js';
 import type { TempFileBudget } from '../util/spool.js';
+import { endpointSeries } from './endpoint-metrics.js';
 
 type Totals = Pick<PoolStats, 'requests' | 'requestsOnReusedConnections' | 'connectionsOpened' | 'connectionsClosed' | 'connectFailures' | 'retries' | 'resumedHandshakes' | 'earlyDataHandshakes' | 'tfoHandshakes'> & { errors: Record<string, number> };
 const TOTAL_KEYS = ['requests', 'requestsOnReusedConnections', 'connectionsOpened', 'connectionsClosed', 'connectFailures', 'retries', 'resumedHandshakes', 'earlyDataHandshakes', 'tfoHandshakes'] as const;
@@ -94,6 +95,7 @@ export class Metrics {
     const gaugeFrom = (name: string, help: string, pick: (s: PoolStats) => number): void => {
       new Gauge({ name, help, labelNames: L, registers: r, collect() { this.reset(); for (const row of self.#rows()) if (row.live) this.set({ origin: row.origin, upstream: row.upstream }, pick(row.live)); } });
     };
+    endpointSeries(this.registry, live);
     counterFrom('originlink_upstream_requests_total', 'Requests handed to an upstream connection (agent stats).', (t) => t.requests);
     counterFrom('originlink_upstream_reused_requests_total', 'Requests on a connection that had served one before.', (t) => t.requestsOnReusedConnections);
     counterFrom('originlink_upstream_connections_opened_total', 'Upstream connections established.', (t) => t.connectionsOpened);

@@ -190,6 +190,10 @@ export class RequestRecord {
   reason: string | undefined = undefined;
   /** The origin's status when the response failed after its head. */
   upstreamStatus: number | undefined = undefined;
+  /** An origin group sent a second attempt to another endpoint (`hedge`); `upstream` is the one that answered. */
+  hedged: true | undefined = undefined;
+  /** It shared another request's origin request (`collapse`). */
+  collapsed: true | undefined = undefined;
 
   constructor(
     readonly method: string,
@@ -245,6 +249,8 @@ export class RequestRecord {
     if (this.error !== undefined) s += `,"error":${strFew(this.error)}`;
     if (this.reason !== undefined) s += `,"reason":${jsonString(this.reason)}`;
     if (this.upstreamStatus !== undefined) s += `,"upstreamStatus":${jsonNumber(this.upstreamStatus)}`;
+    if (this.hedged !== undefined) s += ',"hedged":true';
+    if (this.collapsed !== undefined) s += ',"collapsed":true';
     return s;
   }
 }

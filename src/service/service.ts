@@ -20,6 +20,7 @@ import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
 import { ensureH3, fingerprint, Upstream } from './upstream.js';
 import { warnUnsolicited } from './upstream-warnings.js';
+import { logEndpointEvents } from './endpoint-events.js';
 import { Spool, TempFileBudget } from '../util/spool.js';
 import { IntervalGate } from '../util/interval-gate.js';
 import { FdGuard } from './fd-guard.js';
@@ -53,7 +54,9 @@ export class Service {
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
     this.metrics = new Metrics(() => this.#live);
-    this.#stopWarnings = warnUnsolicited(this.log);
+    const stopUnsolicited = warnUnsolicited(this.log);
+    const stopEndpoints = logEndpointEvents(this.log);
+    this.#stopWarnings = () => { stopUnsolicited(); stopEndpoints(); };
     this.#tempFiles = new TempFileBudget(config.proxy.tempFileTotalBytes);
     const diskGate = new IntervalGate(60_000);
     this.metrics.tempFiles(this.#tempFiles);
@@ -111,7 +114,11 @@ export class Service {
 
   stats(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [name, u] of this.#gen.upstreams) out[name] = u.stats();
+    for (const [name, u] of this.#gen.upstreams) {
+      // A group's origin: its endpoints (docs/config.md `/stats`) beside its pools.
+      const g = u.groupStats();
+      out[name] = g === null ? u.stats() : { balance: g.balance, panic: g.panic, endpoints: g.endpoints, pools: u.stats() };
+    }
     return out;
   }
 
@@ -250,6 +257,12 @@ export class Service {
       throw e;
     }
     this.#gen = gen;
+    // A group that changed keeps its endpoints' health, ejections, EWMA and counters where an endpoint stays
+    // (only once the reload holds: a refused one leaves the running groups checking).
+    for (const [name, u] of gen.upstreams) {
+      const old = prev.upstreams.get(name);
+      if (old && old !== u) u.adopt(old);
+    }
     this.#tempFiles.limit = config.proxy.tempFileTotalBytes;
     this.log.level = config.logging.level;
     const was = prev.config.admin;

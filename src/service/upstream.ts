@@ -1,7 +1,9 @@
 /**
  * One named origin of the config: its Agent (pools, retries, TLS sessions)
- * and the choice among its URLs. An Upstream survives a reload when its
- * config is unchanged, so warm connections stay warm.
+ * and the choice among its URLs — a plain origin's URL, or its group's
+ * endpoints, chosen by the Agent. An Upstream survives a reload when its
+ * config is unchanged, so warm connections stay warm; a group that changed
+ * hands its endpoints' state to its successor (adopt).
  */
 import { Agent } from '../agent/agent.js';
 import type { RequestCommon } from '../agent/options.js';
@@ -11,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
+import type { GroupStats } from '../group/group.js';
 import { h3Connector } from '../connect/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
@@ -40,10 +43,11 @@ export class Upstream {
   sharedUrls = false;
   /** Requests forwarded through this upstream and not yet finished. */
   inflight = 0;
-  #rr = 0;
-  /** The URLs rotated once per starting point, so a request allocates no list. */
-  #rotations: ReadonlyArray<readonly string[]>;
+  /** A plain origin's one URL, as the Agent's list of targets (made once: a request allocates none). */
+  readonly #urls: readonly string[];
   #retired = false;
+  /** The Agent's key of this origin's group, or null (a plain origin). */
+  readonly #groupKey: string | null;
   #closing: Promise<void> | null = null;
   #onClosed: (u: Upstream) => void;
 
@@ -58,8 +62,12 @@ export class Upstream {
     const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
     const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};
     const originCache = shared?.stores.originCache;
+    // An origin group is the Agent's group under a key of its own that names no host (RFC 6761 §6.4: .invalid):
+    // requests name the key, the Agent sends them to the endpoints.
+    this.#groupKey = o.group ? `https://${o.name}.group.invalid` : null;
     this.agent = new Agent({
       protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, retryBufferBytes: o.retryBufferBytes, tfo: o.tfo, earlyData: o.earlyData, dns,
+      ...(o.group ? { origins: { [this.#groupKey as string]: o.group } } : {}),
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
@@ -67,19 +75,24 @@ export class Upstream {
       ...(o.bbr ? { quicBbr: o.bbr } : {}),
       ...(o.qpack ? { quicQpack: o.qpack } : {}),
     });
-    this.#rotations = o.urls.map((_, i) => [...o.urls.slice(i), ...o.urls.slice(0, i)]);
+    this.#urls = o.urls;
   }
 
   /**
-   * A socket for a tunnel (upgrade.ts) to one of this origin's URLs, dialled as its requests' connections are
-   * (the Agent's dial stack: resolver, every address, TFO, egress proxy). The URLs in turn, as requests start;
-   * a URL that cannot be reached (agent/policy.ts `unreachable`) hands over to the next, like a request's
-   * failover; any other failure is the answer.
+   * A socket for a tunnel (upgrade.ts) to this origin's URL or one of its group's endpoints, dialled as its
+   * requests' connections are (the Agent's dial stack: resolver, every address, TFO, egress proxy). A group's
+   * endpoint is picked as a request's is (Agent.tunnelEndpoint: healthy, not ejected, by its balance — `urls`
+   * in turn); one that cannot be reached (agent/policy.ts `unreachable`) hands over to another not tried, like a
+   * request's retry; any other failure is the answer.
    */
   async dial(signal: AbortSignal, connectTimeoutMs: number): Promise<{ socket: Duplex; origin: string }> {
-    const urls = this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
+    const key = this.#groupKey;
+    const tried: string[] = [];
     let last: unknown = null;
-    for (const origin of urls) {
+    for (let i = 0; i < this.config.urls.length; i++) {
+      const origin = key === null ? this.#urls[i] : this.agent.tunnelEndpoint(key, tried);
+      if (origin == null) break;
+      tried.push(origin);
       try {
         const d = await this.agent.dialSocket(origin, { alpn: ['http/1.1'], signal, connectTimeoutMs });
         return { socket: d.t.socket, origin };
@@ -92,15 +105,15 @@ export class Upstream {
   }
 
   /**
-   * Forward one request. The URLs are one ordered failover list, starting
-   * at the next one in turn (round robin); retries and failover are the
-   * Agent's policy (agent/policy.ts), the same as for any user of the Agent.
+   * Forward one request: to the origin's URL, or to its group, whose endpoint the Agent picks per attempt
+   * (`urls`: the ordered failover list, starting at the next URL in turn); retries are the Agent's policy
+   * (agent/policy.ts), the same as for any user of the Agent.
    */
   request(o: UpstreamRequest): Promise<OriginResponse> {
     // `origin` + `path`: the Agent parses each origin once, not a URL per request. The forwarder's object is
     // completed, not copied (it is made for this call).
-    const r = o as UpstreamRequest & { origin: readonly string[] };
-    r.origin = this.#rotations[this.#rr++ % this.#rotations.length] as readonly string[];
+    const r = o as UpstreamRequest & { origin: string | readonly string[] };
+    r.origin = this.#groupKey ?? this.#urls;
     // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
     // The URL that answered is the response's `origin` (with failover, the one reached).
     return this.sharedUrls ? originContext.run(this.name, () => this.agent.request(r)) : this.agent.request(r);
@@ -108,6 +121,12 @@ export class Upstream {
 
   /** Per-pool stats of this upstream's agent. */
   stats(): PoolStats[] { return this.agent.stats(); }
+
+  /** Its group's endpoints (standing, counters), or null for a plain origin. */
+  groupStats(): GroupStats | null { return this.#groupKey === null ? null : this.agent.groupStats()[0] ?? null; }
+
+  /** The endpoint state of `old` (the same origin in the config before a reload) carries on here for every endpoint both have. */
+  adopt(old: Upstream): void { this.agent.adoptGroups(old.agent); }
 
   /** No new requests will come; close once in-flight ones are done. */
   retire(): void {

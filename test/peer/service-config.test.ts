@@ -56,11 +56,30 @@ describe('service config', () => {
     expect(fails(base.replace('{ url:', '{ tls: { verfy: false }, url:'))).toMatch(/origins\.a\.tls\.verfy: unknown field/);
   });
 
+  it('origin groups: endpoints with weights, urls as ordered failover, a group field on one url; errors name the field and its line', () => {
+    const at = (origin: string): ReturnType<typeof parseConfig> => parseConfig(base.replace('{ url: "http://127.0.0.1:9000" }', origin), 'c.yaml', '/tmp');
+    const g = at('{ endpoints: [{ url: "http://127.0.0.1:9000", weight: 3 }, { url: "http://127.0.0.1:9001/" }], balance: ewma, health: { path: /h }, hedge: { percentile: 95 } }').origins.get('a');
+    expect(g?.urls).toEqual(['http://127.0.0.1:9000', 'http://127.0.0.1:9001']);
+    expect(g?.group).toEqual({ name: 'a', endpoints: [{ url: 'http://127.0.0.1:9000', weight: 3 }, { url: 'http://127.0.0.1:9001' }], balance: 'ewma', health: { path: '/h' }, hedge: { percentile: 95 } });
+    expect(at('{ urls: ["http://127.0.0.1:9000", "http://127.0.0.1:9001"] }').origins.get('a')?.group).toMatchObject({ balance: 'failover' });
+    expect(at('{ url: "http://127.0.0.1:9000" }').origins.get('a')?.group).toBeNull();
+    expect(at('{ url: "http://127.0.0.1:9000", collapse: true }').origins.get('a')?.group).toEqual({ name: 'a', endpoints: [{ url: 'http://127.0.0.1:9000' }], collapse: true });
+    const bad = (origin: string): string => fails(base.replace('{ url: "http://127.0.0.1:9000" }', origin));
+    expect(bad('{ url: "http://x", endpoints: [{ url: "http://y" }] }')).toMatch(/origins\.a\.endpoints: give exactly one of url, urls or endpoints/);
+    expect(bad('{ endpoints: [{ url: "http://x", weight: 0 }] }')).toMatch(/origins\.a\.endpoints\[0\]\.weight: must be between 1 and 1000/);
+    expect(bad('{ endpoints: [{ url: "http://x" }, { url: "http://x:80" }] }')).toMatch(/origins\.a\.endpoints\[1\]\.url: http:\/\/x is already an endpoint/);
+    expect(bad('{ url: "http://x", health: { intervalMs: 100, timeoutMs: 500 } }')).toMatch(/^c\.yaml:5: origins\.a\.health\.timeoutMs: must be ≤ intervalMs/);
+    expect(bad('{ url: "http://x", hedge: { afterMs: 5, percentile: 90 } }')).toMatch(/origins\.a\.hedge: give exactly one of afterMs or percentile/);
+    expect(bad('{ url: "http://x", balance: random }')).toMatch(/origins\.a\.balance: must be one of p2c, ewma, round-robin, failover/);
+    expect(bad('{ url: "http://x", collapse: { key: [authorization] } }')).toMatch(/origins\.a\.collapse\.key\[0\]: authorization: a request carrying it is never collapsed/);
+    expect(bad('{ url: "http://x", outlier: { after: 3 } }')).toMatch(/origins\.a\.outlier\.after: unknown option/);
+  });
+
   it('explains bad values', () => {
     expect(fails(base.replace('kind: http', 'kind: https'))).toMatch(/listeners\[0\]\.tls: required/);
     expect(fails(base.replace('kind: http,', 'kind: http, tls: { cert: a, key: b },'))).toMatch(/listeners\[0\]\.tls: not allowed for kind http/);
     expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x/path" }'))).toMatch(/origins\.a\.url: must be scheme:\/\/host\[:port\] only/);
-    expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", urls: ["http://y"] }'))).toMatch(/exactly one of url or urls/);
+    expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", urls: ["http://y"] }'))).toMatch(/exactly one of url, urls or endpoints/);
     expect(fails(base.replace('{ url: "http://127.0.0.1:9000" }', '{ url: "http://x", protocol: h3 }'))).toMatch(/origins\.a\.protocol: h3 needs https URLs/);
     expect(fails(base.replace('{ url:', '{ pool: { maxConnections: 0 }, url:'))).toMatch(/origins\.a\.pool\.maxConnections: must be ≥ 1, got 0/);
     // Predictive warmth reaches the pool options; a ratio between 0 and 1 is refused by name.

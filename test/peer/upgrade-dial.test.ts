@@ -3,8 +3,9 @@
  * CONNECT) dial their origin the way requests do (the Agent's dial stack:
  * net/dial.ts): through the origin's egress proxy (a real tinyproxy), across
  * the origin's `urls` when one is dead, with the configured DNS server (a
- * real dnsmasq knows a name nobody else does). The origin is a real
- * WebSocket server (the `ws` package).
+ * real dnsmasq knows a name nobody else does), and to an origin group's
+ * endpoint as requests go (never one its health checks took out). The
+ * origins are real WebSocket servers (the `ws` package).
  *
  * Before, service/upgrade.ts took `urls[0]` and a bare TCP connect: the
  * proxy was bypassed, a dead first URL was a 502 for every tunnel, and a name
@@ -32,6 +33,10 @@ let dns: Dnsmasq;
 let plain = 0;
 let tls = 0;
 const seen: string[] = [];
+/** A second WebSocket origin that fails its health checks (503): the group's unhealthy endpoint. */
+let sick: http.Server;
+let sickWss: WebSocketServer;
+const seenSick: string[] = [];
 
 beforeAll(async () => {
   origin = http.createServer((_q, s) => s.end('not a websocket\n'));
@@ -43,6 +48,15 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
   originPort = (origin.address() as net.AddressInfo).port;
+  sick = http.createServer((_q, s) => { s.statusCode = 503; s.end('down\n'); });
+  sickWss = new WebSocketServer({ server: sick });
+  sickWss.on('connection', (ws, req) => {
+    seenSick.push(req.url ?? '');
+    ws.send(`hello ${req.url}`);
+    ws.on('message', (d, binary) => ws.send(d, { binary }));
+  });
+  await new Promise<void>((r) => sick.listen(0, '127.0.0.1', () => r()));
+  const sickPort = (sick.address() as net.AddressInfo).port;
   [proxy, dns] = await Promise.all([startTinyproxy(), startDnsmasq({ 'ws.test': ['127.0.0.1'] }, 30)]);
   const yaml = `
 listeners:
@@ -54,7 +68,9 @@ origins:
   proxied: { url: "http://127.0.0.1:${originPort}", protocol: h1, proxy: { nodes: ["${proxy.url}"] } }
   failover: { urls: ["http://127.0.0.1:${CLOSED_PORT}", "http://127.0.0.1:${originPort}"], protocol: h1 }
   named: { url: "http://ws.test:${originPort}", protocol: h1 }
+  grouped: { endpoints: [{ url: "http://127.0.0.1:${sickPort}" }, { url: "http://127.0.0.1:${originPort}" }], protocol: h1, health: { path: /health, intervalMs: 50, timeoutMs: 40, fall: 1 } }
 routes:
+  - { path: /g/, origin: grouped }
   - { path: /p/, origin: proxied }
   - { path: /f/, origin: failover }
   - { path: /n/, origin: named }
@@ -67,6 +83,8 @@ routes:
 afterAll(async () => {
   await svc?.shutdown(200);
   await Promise.all([proxy?.stop(), dns?.close()]);
+  await new Promise<void>((r) => sickWss.close(() => r()));
+  await new Promise<void>((r) => sick.close(() => r()));
   await new Promise<void>((r) => wss.close(() => r()));
   await new Promise<void>((r) => origin.close(() => r()));
 });
@@ -99,6 +117,17 @@ describe('upgrade tunnels dial through the dial stack', () => {
 
   it('the first of two URLs refuses connections: every tunnel fails over to the second, whichever URL it starts at', async () => {
     for (const i of [1, 2, 3, 4]) expect(await talk(`/f/${i}`)).toEqual([`hello /f/${i}`, `echo /f/${i}`]);
+  });
+
+  it('an origin group: a tunnel goes to an endpoint requests may go to, never one its health checks took out', async () => {
+    const t0 = Date.now();
+    const health = (): unknown => (svc.stats()['grouped'] as { endpoints: Array<{ health: string }> }).endpoints.map((e) => e.health);
+    while (JSON.stringify(health()) !== '["unhealthy","healthy"]' && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    expect(health()).toEqual(['unhealthy', 'healthy']);
+    const before = seen.length;
+    for (const i of [1, 2, 3, 4, 5, 6]) expect(await talk(`/g/${i}`)).toEqual([`hello /g/${i}`, `echo /g/${i}`]);
+    expect(seenSick).toEqual([]);
+    expect(seen.slice(before)).toEqual(['/g/1', '/g/2', '/g/3', '/g/4', '/g/5', '/g/6']);
   });
 
   it('a name only the configured DNS server knows', async () => {

@@ -24,7 +24,7 @@ export const RANK: Readonly<Record<string, number>> = {
   client: 5, server: 5,
   connect: 6,
   pool: 7,
-  probe: 8,
+  probe: 8, group: 8,
   agent: 9,
   service: 10,
   cli: 11,

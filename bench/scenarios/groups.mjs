@@ -1,0 +1,375 @@
+#!/usr/bin/env node
+// `npm run bench -- groups`: origin groups (docs/origin-groups.md) held against issue 43's goals, beside nginx
+// (`upstream` with `max_fails`, `proxy_next_upstream`) and HAProxy (`check`, `observe layer7`, `retry-on`,
+// `redispatch`), three TLS nginx endpoints behind each (bench/lib/group-peers.mjs). Every phase starts a fresh proxy
+// (one phase's ejections or marked-down servers never reach the next), pinned to CPU 1; endpoints, the delay server,
+// h2load and this process's own load loops share CPU 0. Phases:
+//   steady    all healthy: h2load --h1 at a fixed rate; proxy CPU µs per request, p50/p99, each endpoint's share;
+//             BENCH_STEADY_ROUNDS rounds over the targets, interleaved, the order reversed every other round
+//   cpu       each originlink group target and the single-URL origin at the same time, both on the proxy core, each
+//             loaded by its own h2load at the fixed rate: CPU per request of each and their ratio, BENCH_CPU_ROUNDS
+//             times (which starts first alternating). This machine's speed drifts by tens of percent within
+//             minutes; run side by side, the drift hits both alike (bench/README.md, proxy's BENCH_PAIRED)
+//   slow      e0 answers 100 ms later than the others (through the delay server); the same load
+//   collapse  100 identical GETs at once of a 200 ms resource; requests at the endpoints (their access logs)
+//   kill      6 GET + 2 POST loops; e1 SIGKILLed at 2 s, started again at 5 s, to 8 s: failed GETs and POSTs, when
+//             the proxy said e1 was out (its log), when e1's access log saw traffic again after its restart
+//   outage-*  8 GET loops; every endpoint closing each connection unanswered (`close`, nginx 444) or answering 503
+//             for BENCH_OUTAGE_S: client requests vs requests at the endpoints (access logs) in that window
+// Knobs (env): BENCH_RATE (2000 req/s), BENCH_CONNECTIONS (16, h2load), BENCH_DURATION (5 s per measured h2load
+// run), BENCH_WARMUP (2 s of h2load before each phase), BENCH_STEADY_ROUNDS (1), BENCH_CPU_ROUNDS (4), BENCH_OUTAGE_S (5), BENCH_UPSTREAM (h1 or h2: originlink to
+// the endpoints; the anchors speak h1), BENCH_ANCHOR_BALANCE (roundrobin, or leastconn: nginx least_conn, HAProxy
+// leastconn), BENCH_TARGETS (a regexp on target names), BENCH_PHASES (a list, default all), BENCH_DIST.
+// Needs: nginx, haproxy, h2load, taskset (Debian: nginx-light haproxy nghttp2-client util-linux), a built dist/.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { makeCerts } from '../lib/certs.mjs';
+import { DIST } from '../lib/dist.mjs';
+import { burst, closedLoop } from '../lib/group-load.mjs';
+import { Endpoint, haproxyConfig, nginxConfig, originlinkConfig, outMarker, startDelayServer } from '../lib/group-peers.mjs';
+import { freePort, treeCpuNs, waitPort } from '../lib/host.mjs';
+import { ResultWriter } from '../lib/results.mjs';
+import { quantile } from '../lib/stats.mjs';
+
+const env = process.env;
+const RATE = Number(env.BENCH_RATE ?? 2000);
+const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
+const DURATION = Number(env.BENCH_DURATION ?? 5);
+const WARMUP = Number(env.BENCH_WARMUP ?? 2);
+const OUTAGE_S = Number(env.BENCH_OUTAGE_S ?? 5);
+const STEADY_ROUNDS = Number(env.BENCH_STEADY_ROUNDS ?? 1);
+const CPU_ROUNDS = Number(env.BENCH_CPU_ROUNDS ?? 4);
+const UPSTREAM = env.BENCH_UPSTREAM ?? 'h1';
+const ANCHOR_BALANCE = env.BENCH_ANCHOR_BALANCE ?? 'roundrobin';
+const PHASES = ['steady', 'cpu', 'slow', 'collapse', 'kill', 'outage-close', 'outage-503'];
+const WANT = env.BENCH_PHASES ? env.BENCH_PHASES.split(',') : PHASES;
+const ONLY = env.BENCH_TARGETS ? new RegExp(env.BENCH_TARGETS, 'i') : null;
+/** The active checks' interval of originlink and HAProxy (nginx has none): the goal for "back after its restart". */
+const HEALTH_MS = 1000;
+const PROXY_CPU = '1';
+const LOAD_CPU = '0';
+for (const [k, ok] of [['BENCH_RATE', RATE >= CONNS], ['BENCH_DURATION', DURATION > 0], ['BENCH_STEADY_ROUNDS', Number.isInteger(STEADY_ROUNDS) && STEADY_ROUNDS >= 1], ['BENCH_CPU_ROUNDS', Number.isInteger(CPU_ROUNDS) && CPU_ROUNDS >= 1], ['BENCH_OUTAGE_S', OUTAGE_S > 0], ['BENCH_UPSTREAM', UPSTREAM === 'h1' || UPSTREAM === 'h2'], ['BENCH_ANCHOR_BALANCE', ANCHOR_BALANCE === 'roundrobin' || ANCHOR_BALANCE === 'leastconn'], ['BENCH_PHASES', WANT.every((p) => PHASES.includes(p))]]) {
+  if (!ok) { console.error(`bench/groups: bad ${k}`); process.exit(2); }
+}
+for (const bin of ['nginx', 'haproxy', 'h2load', 'taskset']) {
+  try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/groups: ${bin} is missing (Debian: nginx-light haproxy nghttp2-client util-linux)`); process.exit(2); }
+}
+
+const certs = makeCerts();
+const dir = mkdtempSync(join(tmpdir(), 'ol-bench-groups-'));
+const procs = [];
+const alive = (p) => p.exitCode === null && p.signalCode === null;
+process.on('exit', () => {
+  for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+  rmSync(dir, { recursive: true, force: true });
+});
+process.on('SIGINT', () => process.exit(130));
+// This process's load loops on the load core, beside the endpoints.
+try { execFileSync('taskset', ['-p', '-c', LOAD_CPU, String(process.pid)], { stdio: 'ignore' }); } catch { /* unpinned */ }
+
+/** A child on `cpu` (taskset execs it: its pid is the command's). `lines`: its output lines, each with its arrival time. */
+function run(argv, cpu = LOAD_CPU, lines = null) {
+  const p = spawn('taskset', ['-c', cpu, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(p);
+  for (const s of [p.stdout, p.stderr]) {
+    if (lines) createInterface({ input: s }).on('line', (line) => lines.push({ at: Date.now(), line }));
+    else s.resume();
+  }
+  return p;
+}
+const stop = async (p) => {
+  if (!alive(p)) return;
+  const done = new Promise((r) => p.once('exit', r));
+  process.kill(p.pid, 'SIGTERM');
+  await Promise.race([done, sleep(3000)]);
+  if (alive(p)) { process.kill(p.pid, 'SIGKILL'); await done; }
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// --- the endpoints
+const delay = await startDelayServer(run);
+const endpoints = [];
+for (let i = 0; i < 3; i++) {
+  const e = new Endpoint(dir, i, await freePort(), delay.port, certs);
+  e.start(run);
+  endpoints.push(e);
+}
+for (const e of endpoints) await waitPort(e.port);
+const [e0, e1] = endpoints;
+
+// --- the targets
+const GROUP = `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 500, rise: 1, fall: 2 }, outlier: { consecutiveFailures: 3, maxEjectionPercent: 34 }, retryBudget: { ratio: 0.2, minPerSecond: 10 }`;
+const anchorBalance = ANCHOR_BALANCE === 'leastconn' ? 'least conn' : 'round robin';
+const targets = [
+  { name: 'originlink, 1 URL', kind: 'originlink', single: true, group: null, phases: ['steady'] },
+  { name: 'originlink, 1 URL + health (a group of one)', kind: 'originlink', single: true, group: `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 500 }`, phases: ['steady', 'cpu'] },
+  { name: 'originlink, group p2c', kind: 'originlink', group: GROUP, phases: PHASES, goals: true },
+  // Hedging sends more attempts by design (p95: one in twenty) and cancels the losers: over h2 by RST_STREAM; over h1
+  // a loser's connection closes (a TLS handshake per hedge), which is not what anyone should hedge over.
+  // With p2c a hedge hides the slow endpoint (its cancelled attempts leave its count in flight): shown, not recommended.
+  { name: 'originlink, group ewma', kind: 'originlink', group: `${GROUP}, balance: ewma`, phases: ['steady', 'cpu', 'slow'], slowGoal: true },
+  { name: 'originlink, group ewma + hedge p95 (h2)', kind: 'originlink', protocol: 'h2', group: `${GROUP}, balance: ewma, hedge: { percentile: 95 }`, phases: ['steady', 'slow'], slowGoal: true, cpuGoal: false },
+  { name: 'originlink, group p2c + hedge p95 (h2)', kind: 'originlink', protocol: 'h2', group: `${GROUP}, hedge: { percentile: 95 }`, phases: ['steady', 'slow'], slowGoal: true, cpuGoal: false },
+  { name: `nginx (${anchorBalance}, max_fails, proxy_next_upstream)`, kind: 'nginx', phases: PHASES.filter((p) => p !== 'cpu') },
+  { name: `HAProxy (${anchorBalance}, check, observe layer7, retry-on, redispatch)`, kind: 'haproxy', phases: PHASES.filter((p) => p !== 'cpu') },
+].filter((t) => !ONLY || ONLY.test(t.name));
+
+/** A fresh proxy of `t` on the proxy core: its port, process and output lines. */
+async function launch(t) {
+  const port = await freePort();
+  const lines = [];
+  let argv;
+  if (t.kind === 'originlink') {
+    const file = join(dir, `originlink-${port}.yaml`);
+    writeFileSync(file, originlinkConfig({ port, endpoints, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true }));
+    argv = [process.execPath, join(DIST, 'cli', 'main.js'), 'serve', '--config', file];
+  } else if (t.kind === 'nginx') {
+    const file = join(dir, `proxy-nginx-${port}.conf`);
+    writeFileSync(file, nginxConfig({ dir, port, endpoints, caPath: certs.caPath, balance: ANCHOR_BALANCE }));
+    argv = ['nginx', '-p', dir, '-c', file, '-e', 'stderr'];
+  } else {
+    const file = join(dir, `haproxy-${port}.cfg`);
+    writeFileSync(file, haproxyConfig({ port, endpoints, caPath: certs.caPath, balance: ANCHOR_BALANCE }));
+    argv = ['haproxy', '-f', file, '-db'];
+  }
+  const proc = run(argv, PROXY_CPU, lines);
+  await waitPort(port);
+  return { port, proc, lines };
+}
+
+// --- h2load at a fixed rate; latency from its per-request log (µs from a request's start to its response's end)
+const exec = promisify(execFile);
+let runs = 0;
+async function h2load(port, path, seconds) {
+  const log = join(dir, `h2load-${runs++}.log`);
+  const { stdout: out } = await exec('taskset', ['-c', LOAD_CPU, 'h2load', '--h1', '-c', String(CONNS), `--rps=${Math.max(1, Math.round(RATE / CONNS))}`, '-D', String(seconds), `--log-file=${log}`, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const ms = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
+  rmSync(log, { force: true });
+  const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  return {
+    rps: Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]),
+    requests: m ? Number(m[3]) : 0,
+    errors: (m ? Number(m[5]) + Number(m[6]) : 0) + (codes ? Number(codes[3]) + Number(codes[4]) : 0),
+    p50: quantile(ms, 0.5),
+    p99: quantile(ms, 0.99),
+  };
+}
+
+const marks = () => endpoints.map((e) => e.log().length);
+/** Requests at each endpoint since `from` whose target starts with `prefix` (access logs; checks are /health). */
+const seen = (from, prefix, keep = () => true) => endpoints.map((e, i) => e.log().slice(from[i]).filter((l) => l.uri.startsWith(prefix) && keep(l)).length);
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+const phases = {
+  async steady(t, L) {
+    const from = marks();
+    const c0 = treeCpuNs(L.proc.pid);
+    const r = await h2load(L.port, '/g/steady', DURATION);
+    const cpuUsPerReq = (treeCpuNs(L.proc.pid) - c0) / 1000 / Math.max(1, r.requests);
+    await sleep(300);
+    return { ...r, cpuUsPerReq, share: seen(from, '/g/') };
+  },
+  async slow(t, L) {
+    e0.set('slow', true);
+    try {
+      await h2load(L.port, '/g/slow-warm', Math.max(1, WARMUP / 2)); // the proxy meets the slow endpoint first
+      const from = marks();
+      const r = await h2load(L.port, '/g/slow', DURATION);
+      await sleep(300);
+      return { ...r, share: seen(from, '/g/') };
+    } finally {
+      e0.set('slow', false);
+    }
+  },
+  async collapse(t, L) {
+    const from = marks();
+    const path = `/c/thing-${runs++}`;
+    const res = await burst(L.port, 100, path);
+    await sleep(300);
+    return { clients: res.length, origin: sum(seen(from, path)), ok: res.every((r) => r.status === 200), oneBody: new Set(res.map((r) => r.text)).size === 1 };
+  },
+  async kill(t, L) {
+    const load = closedLoop(L.port, 8000, { gets: 6, posts: 2, tag: 'kill' });
+    await sleep(2000);
+    const killedAt = Date.now();
+    await e1.kill();
+    const deadAt = Date.now(); // a request started from here on cannot have been held by e1
+    await sleep(3000);
+    e1.start(run);
+    await waitPort(e1.port); // polled every 50 ms: the restart is known up to 50 ms late
+    const restartedAt = Date.now();
+    const res = await load;
+    await sleep(300);
+    const out = L.lines.find((l) => l.at >= killedAt && outMarker(t.kind, e1)(l.line));
+    const back = e1.log().find((l) => l.at >= restartedAt && l.uri.startsWith('/g/'));
+    const gets = res.filter((r) => r.method === 'GET');
+    const posts = res.filter((r) => r.method === 'POST');
+    return {
+      gets: gets.length, failedGets: gets.filter((r) => r.status !== 200).length,
+      posts: posts.length, failedPosts: posts.filter((r) => r.status !== 200).length,
+      failedPostsAfter: posts.filter((r) => r.status !== 200 && r.t0 > deadAt).length,
+      outMs: out ? out.at - killedAt : null, backMs: back ? Math.max(0, back.at - restartedAt) : null, restartWindowMs: 3000,
+    };
+  },
+  'outage-close': (t, L) => outage(L, 'down'),
+  'outage-503': (t, L) => outage(L, '503'),
+};
+
+async function outage(L, flag) {
+  const from = marks();
+  const load = closedLoop(L.port, 4000 + OUTAGE_S * 1000, { gets: 8, tag: `outage-${flag}` });
+  await sleep(2000);
+  const downAt = Date.now();
+  for (const e of endpoints) e.set(flag, true);
+  await sleep(OUTAGE_S * 1000);
+  const upAt = Date.now();
+  for (const e of endpoints) e.set(flag, false);
+  const res = await load;
+  await sleep(300);
+  const clients = res.filter((r) => r.t0 >= downAt && r.t0 < upAt).length;
+  const origin = sum(seen(from, '/g/', (l) => l.at >= downAt && l.at < upAt));
+  return {
+    clients, origin, ratio: origin / Math.max(1, clients), bound: 1.2 * clients + 10 * OUTAGE_S,
+    failedAfter: res.filter((r) => r.t0 >= upAt + 1000 && r.status !== 200).length,
+  };
+}
+
+// --- run: every phase of every target on a fresh proxy, warmed up first; the steady rounds first, interleaved
+async function runPhase(t, phase) {
+  const L = await launch(t);
+  try {
+    await h2load(L.port, '/g/warm', WARMUP);
+    return { target: t.name, kind: t.kind, goals: t.goals === true, slowGoal: t.slowGoal === true, cpuGoal: t.cpuGoal !== false, phase, ...(await phases[phase](t, L)) };
+  } finally {
+    await stop(L.proc);
+    for (const e of endpoints) for (const f of ['slow', 'down', '503']) e.set(f, false);
+    process.stderr.write(`done: ${t.name} — ${phase}\n`);
+  }
+}
+const steadyRounds = [];
+if (WANT.includes('steady')) {
+  for (let round = 0; round < STEADY_ROUNDS; round++) {
+    const rs = [];
+    const ts = targets.filter((x) => x.phases.includes('steady'));
+    for (const t of round % 2 ? [...ts].reverse() : ts) rs.push(await runPhase(t, 'steady'));
+    steadyRounds.push(round % 2 ? rs.reverse() : rs);
+  }
+}
+const median = (xs) => { const v = xs.filter(Number.isFinite).sort((a, b) => a - b); return v.length === 0 ? NaN : v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+const results = [];
+const single = 'originlink, 1 URL';
+for (const [k, first] of (steadyRounds[0] ?? []).entries()) {
+  const rs = steadyRounds.map((round) => round[k]);
+  results.push({
+    ...first,
+    rps: median(rs.map((r) => r.rps)), cpuUsPerReq: median(rs.map((r) => r.cpuUsPerReq)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)),
+    errors: sum(rs.map((r) => r.errors)), share: [0, 1, 2].map((i) => sum(rs.map((r) => r.share[i]))),
+    rounds: rs,
+  });
+}
+/** `t` and the single-URL origin side by side on the proxy core, each under its own h2load: CPU per request of each. */
+async function paired(t, round) {
+  const base = targets.find((x) => x.name === single) ?? { name: single, kind: 'originlink', single: true, group: null };
+  const order = round % 2 ? [t, base] : [base, t];
+  const up = [];
+  for (const x of order) up.push(await launch(x));
+  try {
+    await Promise.all(up.map((L) => h2load(L.port, '/g/warm', WARMUP)));
+    const c0 = up.map((L) => treeCpuNs(L.proc.pid));
+    const rs = await Promise.all(up.map((L) => h2load(L.port, '/g/cpu', DURATION)));
+    const cpu = up.map((L, i) => (treeCpuNs(L.proc.pid) - c0[i]) / 1000 / Math.max(1, rs[i].requests));
+    const [b, g] = round % 2 ? [cpu[1], cpu[0]] : [cpu[0], cpu[1]];
+    return { single: b, target: g, ratio: g / b, errors: rs[0].errors + rs[1].errors };
+  } finally {
+    for (const L of up) await stop(L.proc);
+    process.stderr.write(`done: ${t.name} — cpu round ${round + 1}\n`);
+  }
+}
+if (WANT.includes('cpu')) {
+  for (const t of targets.filter((x) => x.phases.includes('cpu'))) {
+    const rounds = [];
+    for (let round = 0; round < CPU_ROUNDS; round++) rounds.push(await paired(t, round));
+    results.push({ target: t.name, kind: t.kind, phase: 'cpu', cpuGoal: t.cpuGoal !== false, rounds, single: median(rounds.map((r) => r.single)), cpuUsPerReq: median(rounds.map((r) => r.target)), ratios: rounds.map((r) => r.ratio), errors: sum(rounds.map((r) => r.errors)) });
+  }
+}
+for (const t of targets) for (const phase of t.phases.filter((p) => p !== 'steady' && p !== 'cpu' && WANT.includes(p))) results.push(await runPhase(t, phase));
+
+// --- tables and goals
+const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const of = (phase) => results.filter((r) => r.phase === phase);
+const steadyOf = (name) => of('steady').find((r) => r.target === name);
+const out = [`Origin groups: three TLS nginx endpoints behind each proxy (proxy on CPU ${PROXY_CPU}; endpoints and load on CPU ${LOAD_CPU}), originlink to them over ${UPSTREAM}, anchors over h1; h2load --h1 -c${CONNS} at ${RATE} req/s, ${DURATION} s after ${WARMUP} s of warm-up`];
+/** Ratios per round: the median, with the range when there are several. */
+const ratio = (xs) => (xs ? `${f(median(xs), 3)}${xs.length > 1 ? ` (${f(Math.min(...xs), 3)}–${f(Math.max(...xs), 3)})` : ''}` : '-');
+if (of('steady').length) {
+  out.push('', `### steady (all healthy${STEADY_ROUNDS > 1 ? `; medians of ${STEADY_ROUNDS} interleaved rounds` : ''})`, '', '| target | req/s | proxy CPU µs/req | p50 ms | p99 ms | errors | requests e0 / e1 / e2 |', '|---|---:|---:|---:|---:|---:|---|');
+  for (const r of of('steady')) out.push(`| ${r.target} | ${Math.round(r.rps)} | ${f(r.cpuUsPerReq)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${r.share.join(' / ')} |`);
+}
+if (of('cpu').length) {
+  out.push('', `### cpu (side by side with the single-URL origin on CPU ${PROXY_CPU}, each at ${RATE} req/s; ${CPU_ROUNDS} rounds)`, '', '| target | CPU µs/req | single URL µs/req | ÷ single URL: median (min–max) | errors |', '|---|---:|---:|---:|---:|');
+  for (const r of of('cpu')) out.push(`| ${r.target} | ${f(r.cpuUsPerReq)} | ${f(r.single)} | ${ratio(r.ratios)} | ${r.errors} |`);
+}
+if (of('slow').length) {
+  out.push('', '### slow (e0 answers 100 ms later)', '', '| target | req/s | p50 ms | p99 ms | p50 ÷ healthy | p99 ÷ healthy | share of e0 | errors |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of of('slow')) {
+    const s = steadyOf(r.target);
+    out.push(`| ${r.target} | ${Math.round(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${s ? f(r.p50 / s.p50, 2) : '-'} | ${s ? f(r.p99 / s.p99, 2) : '-'} | ${f((100 * r.share[0]) / Math.max(1, sum(r.share)), 2)} % | ${r.errors} |`);
+  }
+}
+if (of('collapse').length) {
+  out.push('', '### collapse (100 identical GETs at once, 200 ms resource)', '', '| target | clients | requests at the endpoints | all 200 |', '|---|---:|---:|---|');
+  for (const r of of('collapse')) out.push(`| ${r.target} | ${r.clients} | ${r.origin} | ${r.ok ? 'yes' : 'no'} |`);
+}
+if (of('kill').length) {
+  out.push('', '### kill (e1 SIGKILLed at 2 s, started again 3 s later; 6 GET + 2 POST loops)', '', '| target | GETs | failed GETs | POSTs | failed POSTs (started after e1 was dead) | out after (ms, the proxy\'s log) | traffic again after restart (ms, e1\'s log) |', '|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of of('kill')) out.push(`| ${r.target} | ${r.gets} | ${r.failedGets} | ${r.posts} | ${r.failedPosts} (${r.failedPostsAfter}) | ${r.outMs ?? 'not said'} | ${r.backMs ?? `> ${r.restartWindowMs}`} |`);
+}
+for (const phase of ['outage-close', 'outage-503']) {
+  if (!of(phase).length) continue;
+  out.push('', `### ${phase} (every endpoint ${phase === 'outage-close' ? 'closing each connection unanswered' : 'answering 503'} for ${OUTAGE_S} s; 8 GET loops)`, '', '| target | client requests | requests at the endpoints | ÷ client | bound 1.2 × client + 10/s | failed ≥ 1 s after |', '|---|---:|---:|---:|---:|---:|');
+  for (const r of of(phase)) out.push(`| ${r.target} | ${r.clients} | ${r.origin} | ${f(r.ratio, 2)} | ${Math.round(r.bound)} | ${r.failedAfter} |`);
+}
+
+const goals = [];
+const goal = (what, value, met) => goals.push({ what, value, met });
+const group = (phase) => of(phase).find((r) => r.goals);
+const k = group('kill');
+if (k) {
+  goal('kill: 0 failed GETs', `${k.failedGets} of ${k.gets}`, k.failedGets === 0);
+  goal('kill: POSTs lost only those the dead endpoint held (none started after it was dead)', `${k.failedPosts} of ${k.posts} failed, ${k.failedPostsAfter} of them started after`, k.failedPostsAfter === 0);
+  goal('kill: out of rotation within 1 s', k.outMs === null ? 'not said' : `${k.outMs} ms`, k.outMs !== null && k.outMs <= 1000);
+  // The check that finds it may start up to one interval after the restart; its answer and the next request to the
+  // endpoint take a few ms more (50 allowed).
+  goal(`kill: back within one health interval (${HEALTH_MS} ms, + 50 ms for the check's answer and the next request) of its restart`, k.backMs === null ? 'not back' : `${k.backMs} ms`, k.backMs !== null && k.backMs <= HEALTH_MS + 50);
+}
+for (const r of of('slow').filter((x) => x.slowGoal)) {
+  const s = steadyOf(r.target);
+  if (!s) continue;
+  goal(`slow, ${r.target}: p99 ≤ 1.2 × all-healthy p99`, `${f(r.p99, 2)} vs ${f(s.p99, 2)} ms (${f(r.p99 / s.p99, 2)}×)`, r.p99 <= 1.2 * s.p99);
+  // Unchanged: within 10 %, or 0.25 ms (sub-millisecond medians of two runs on this machine differ by that alone).
+  goal(`slow, ${r.target}: p50 unchanged (within 10 % or 0.25 ms)`, `${f(r.p50, 2)} vs ${f(s.p50, 2)} ms`, r.p50 <= Math.max(1.1 * s.p50, s.p50 + 0.25));
+}
+for (const phase of ['outage-close', 'outage-503']) {
+  const o = group(phase);
+  if (o) goal(`${phase}: requests at the endpoints ≤ 1.2 × client + 10/s`, `${o.origin} vs ${Math.round(o.bound)} (${o.clients} client requests)`, o.origin <= o.bound);
+}
+const c = group('collapse');
+if (c) goal('collapse: 1 request at the endpoints for 100 identical GETs', `${c.origin}${c.oneBody ? '' : ' (bodies differ)'}`, c.origin === 1 && c.ok && c.oneBody);
+for (const r of of('cpu').filter((x) => x.cpuGoal)) {
+  goal(`CPU, ${r.target}: within 1.05 × a single-URL origin (side by side)`, `${f(r.cpuUsPerReq)} vs ${f(r.single)} µs/req, ${ratio(r.ratios)}× per round`, median(r.ratios) <= 1.05);
+}
+if (goals.length) {
+  out.push('', '### goals (issue 43)', '', '| goal | measured | met |', '|---|---|---|');
+  for (const g of goals) out.push(`| ${g.what} | ${g.value} | ${g.met ? 'yes' : '**no**'} |`);
+}
+console.log(out.join('\n'));
+
+for (const e of endpoints) await e.kill();
+await stop(delay.proc);
+const file = new ResultWriter('groups').write({ rate: RATE, connections: CONNS, durationS: DURATION, warmupS: WARMUP, outageS: OUTAGE_S, upstream: UPSTREAM, anchorBalance: ANCHOR_BALANCE, healthIntervalMs: HEALTH_MS, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, results, goals });
+console.log(`\nresults: ${file}`);
