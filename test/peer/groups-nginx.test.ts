@@ -101,7 +101,7 @@ describe('origin groups over nginx endpoints', () => {
     const before = group.endpoints.map((e) => e.nginx.log().length);
     const res = await load(run.port, 300, 12);
     expect(res.every((r) => r.status === 200)).toBe(true);
-    const served = group.endpoints.map((e, i) => e.served(before[i]));
+    const served = await servedBy(group, before, 300);
     expect(served.reduce((a, b) => a + b, 0)).toBe(300);
     for (const n of served) expect(n).toBeGreaterThan(30);
     // Every answer's body is the name of the nginx that gave it; the request log names that endpoint as often.
@@ -116,7 +116,7 @@ describe('origin groups over nginx endpoints', () => {
     const before = group.endpoints.map((e) => e.nginx.log().length);
     const res = await load(run.port, 120, 1);
     expect(res.every((r) => r.status === 200)).toBe(true);
-    expect(group.endpoints.map((e, i) => e.served(before[i]))).toEqual([80, 20, 20]);
+    expect(await servedBy(group, before, 120)).toEqual([80, 20, 20]);
   });
 
   it('SIGKILL of one endpoint under load: no GET fails, only POSTs it held are lost; out within 1 s, back within one health interval of its restart', async () => {
@@ -407,6 +407,20 @@ describe('origin groups over nginx endpoints', () => {
 });
 
 /** The service's log lines that `pick` keeps, once there are `n` of them (lines leave at the end of a turn). */
+/**
+ * Each endpoint's /g/ requests in its access log since `before`, once they add up to `total` (at most 2 s): nginx
+ * writes a request's log line after its response, so the last answers can arrive before their lines.
+ */
+async function servedBy(group: NginxGroup, before: number[], total: number): Promise<number[]> {
+  let served: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    served = group.endpoints.map((e, k) => e.served(before[k]));
+    if (served.reduce((a, b) => a + b, 0) >= total) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return served;
+}
+
 async function logged(run: Running, pick: (l: Record<string, unknown>) => boolean, n: number): Promise<Array<Record<string, unknown>>> {
   for (let i = 0; i < 100; i++) {
     const lines = run.logs.filter(pick);
