@@ -49,7 +49,9 @@ const PHASES = ['steady', 'cpu', 'slow', 'collapse', 'kill', 'outage-close', 'ou
 const WANT = env.BENCH_PHASES ? env.BENCH_PHASES.split(',') : PHASES;
 const ONLY = env.BENCH_TARGETS ? new RegExp(env.BENCH_TARGETS, 'i') : null;
 /** The active checks' interval of originlink and HAProxy (nginx has none): the goal for "back after its restart". */
-const HEALTH_MS = 1000;
+const HEALTH_MS = Number(env.BENCH_HEALTH_MS ?? 1000);
+/** Extra node flags for our service (a profile: `--cpu-prof --cpu-prof-dir=DIR`), as bench/proxy.mjs takes them. */
+const NODE_ARGS = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 for (const [k, ok] of [['BENCH_RATE', RATE >= CONNS], ['BENCH_DURATION', DURATION > 0], ['BENCH_STEADY_ROUNDS', Number.isInteger(STEADY_ROUNDS) && STEADY_ROUNDS >= 1], ['BENCH_CPU_ROUNDS', Number.isInteger(CPU_ROUNDS) && CPU_ROUNDS >= 1], ['BENCH_OUTAGE_S', OUTAGE_S > 0], ['BENCH_UPSTREAM', UPSTREAM === 'h1' || UPSTREAM === 'h2'], ['BENCH_ANCHOR_BALANCE', ANCHOR_BALANCE === 'roundrobin' || ANCHOR_BALANCE === 'leastconn'], ['BENCH_PHASES', WANT.every((p) => PHASES.includes(p))]]) {
@@ -126,7 +128,7 @@ async function launch(t) {
   if (t.kind === 'originlink') {
     const file = join(dir, `originlink-${port}.yaml`);
     writeFileSync(file, originlinkConfig({ port, endpoints, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true }));
-    argv = [process.execPath, join(DIST, 'cli', 'main.js'), 'serve', '--config', file];
+    argv = [process.execPath, ...NODE_ARGS, join(DIST, 'cli', 'main.js'), 'serve', '--config', file];
   } else if (t.kind === 'nginx') {
     const file = join(dir, `proxy-nginx-${port}.conf`);
     writeFileSync(file, nginxConfig({ dir, port, endpoints, caPath: certs.caPath, balance: ANCHOR_BALANCE }));
