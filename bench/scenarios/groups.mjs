@@ -174,7 +174,9 @@ const phases = {
     const r = await h2load(L.port, '/g/steady', DURATION);
     const cpuUsPerReq = (treeCpuNs(L.proc.pid) - c0) / 1000 / Math.max(1, r.requests);
     await sleep(300);
-    return { ...r, cpuUsPerReq, share: seen(from, '/g/') };
+    // Connections the endpoints saw this phase's requests on (their logs' $connection): churn shows here.
+    const conns = sum(endpoints.map((e, i) => new Set(e.log().slice(from[i]).filter((l) => l.uri.startsWith('/g/')).map((l) => l.connection)).size));
+    return { ...r, cpuUsPerReq, share: seen(from, '/g/'), conns };
   },
   async slow(t, L) {
     e0.set('slow', true);
@@ -270,7 +272,7 @@ for (const [k, first] of (steadyRounds[0] ?? []).entries()) {
   results.push({
     ...first,
     rps: median(rs.map((r) => r.rps)), cpuUsPerReq: median(rs.map((r) => r.cpuUsPerReq)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)),
-    errors: sum(rs.map((r) => r.errors)), share: [0, 1, 2].map((i) => sum(rs.map((r) => r.share[i]))),
+    errors: sum(rs.map((r) => r.errors)), share: [0, 1, 2].map((i) => sum(rs.map((r) => r.share[i]))), conns: sum(rs.map((r) => r.conns ?? 0)),
     rounds: rs,
   });
 }
@@ -309,8 +311,8 @@ const out = [`Origin groups: three TLS nginx endpoints behind each proxy (proxy 
 /** Ratios per round: the median, with the range when there are several. */
 const ratio = (xs) => (xs ? `${f(median(xs), 3)}${xs.length > 1 ? ` (${f(Math.min(...xs), 3)}–${f(Math.max(...xs), 3)})` : ''}` : '-');
 if (of('steady').length) {
-  out.push('', `### steady (all healthy${STEADY_ROUNDS > 1 ? `; medians of ${STEADY_ROUNDS} interleaved rounds` : ''})`, '', '| target | req/s | proxy CPU µs/req | p50 ms | p99 ms | errors | requests e0 / e1 / e2 |', '|---|---:|---:|---:|---:|---:|---|');
-  for (const r of of('steady')) out.push(`| ${r.target} | ${Math.round(r.rps)} | ${f(r.cpuUsPerReq)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${r.share.join(' / ')} |`);
+  out.push('', `### steady (all healthy${STEADY_ROUNDS > 1 ? `; medians of ${STEADY_ROUNDS} interleaved rounds` : ''})`, '', '| target | req/s | proxy CPU µs/req | p50 ms | p99 ms | errors | requests e0 / e1 / e2 | connections at the endpoints |', '|---|---:|---:|---:|---:|---:|---|---:|');
+  for (const r of of('steady')) out.push(`| ${r.target} | ${Math.round(r.rps)} | ${f(r.cpuUsPerReq)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${r.share.join(' / ')} | ${r.conns} |`);
 }
 if (of('cpu').length) {
   out.push('', `### cpu (side by side with the single-URL origin on CPU ${PROXY_CPU}, each at ${RATE} req/s; ${CPU_ROUNDS} rounds)`, '', '| target | CPU µs/req | single URL µs/req | ÷ single URL: median (min–max) | errors |', '|---|---:|---:|---:|---:|');
