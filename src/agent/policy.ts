@@ -20,6 +20,8 @@ export interface RetryInput {
   urls: number;
   /** URLs of the failover list this request has not tried yet (0 for a plain URL). */
   untried: number;
+  /** The next attempt goes to another server than the one that failed: an origin group's endpoint not tried yet. */
+  otherServer?: boolean;
 }
 
 export type RetryDecision =
@@ -67,6 +69,10 @@ export function replaySafe(r: Pick<RetryInput, 'replayable' | 'idempotent'>): bo
  *    (`retrySafe`: never connected, refused stream, above GOAWAY's last id,
  *    early data rejected), or the request is idempotent and its reused
  *    connection was lost before any response byte (the stale keep-alive race),
+ *    or its connection, fresh or not, was lost before any response byte and
+ *    the next attempt goes to another server of its group (nginx's
+ *    proxy_next_upstream `error` for idempotent requests; RFC 9110 §9.2.2
+ *    lets a client retry an idempotent request automatically),
  *    or left as 0-RTT early data on a connection abandoned before its
  *    handshake completed (EARLY_DATA_ABANDONED; same uncertainty, same rule).
  */
@@ -76,9 +82,11 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   if (err.code === ErrorCode.PROXY_AUTH_FAILED) return NO;
   const facts = err.facts;
   const unanswered = replaySafe(r) && facts !== null && !facts.responseStarted;
-  const staleReuse = unanswered && facts.reused && CONNECTION_LOST.has(err.code);
+  const lost = unanswered && CONNECTION_LOST.has(err.code);
+  const staleReuse = lost && facts.reused;
+  const lostElsewhere = lost && r.otherServer === true;
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
-  if (!err.retrySafe && !staleReuse && !abandonedEarly) return NO;
+  if (!err.retrySafe && !staleReuse && !lostElsewhere && !abandonedEarly) return NO;
   // Our own queue full or waited out: the same pool again only queues again (at the back, three timeouts long);
   // another URL of the origin may have room. An unreachable URL: only another URL may answer.
   const failover = unreachable(err) || err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;

@@ -124,9 +124,10 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
 }
 
 it('a request body that fails after the whole answer came: h1 closes that connection, h2 resets the stream (no slot held)', async () => {
-  async function* failing(): AsyncGenerator<Buffer> {
+  // It breaks once the test has read the whole answer (a fixed 30 ms broke it before the answer came on a loaded CI).
+  async function* failing(answered: Promise<void>): AsyncGenerator<Buffer> {
     yield Buffer.alloc(1024, 0x61);
-    await new Promise((r) => setTimeout(r, 30));
+    await answered;
     throw new Error('source broke');
   }
   // h1: an origin that answers at the head, before the body. The connection cannot carry another request (the
@@ -140,8 +141,11 @@ it('a request body that fails after the whole answer came: h1 closes that connec
   try {
     for (const [agent, origin] of [[a1, `http://127.0.0.1:${early.address.port}`], [a2, `http://127.0.0.1:${(h2.address() as net.AddressInfo).port}`]] as const) {
       for (let i = 0; i < 4; i++) {
-        const r = await agent.request({ origin, path: `/f/${i}`, method: 'POST', headers: [['content-length', '4096']], body: failing() });
+        let read!: () => void;
+        const answered = new Promise<void>((r) => { read = r; });
+        const r = await agent.request({ origin, path: `/f/${i}`, method: 'POST', headers: [['content-length', '4096']], body: failing(answered) });
         expect(await r.text()).toBe('early\n');
+        read();
         await until(() => agent.stats()[0]!.activeRequests === 0, 2000);
       }
     }

@@ -29,6 +29,12 @@ describe('retryDecision', () => {
     ['stale keep-alive: idempotent, reused, no response byte', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), base, true],
     ['stale keep-alive but POST', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, idempotent: false }, false],
     ['idempotent on a fresh connection', err(ErrorCode.SOCKET_CLOSED, false, fresh), base, false],
+    // An origin group's endpoint died under it (SIGKILL): another endpoint not tried yet takes it, as nginx's proxy_next_upstream.
+    ['idempotent on a fresh connection, another server of the group next', err(ErrorCode.SOCKET_CLOSED, false, fresh), { ...base, otherServer: true }, true],
+    ['reset on a fresh connection, another server next', err(ErrorCode.SOCKET_RESET, false, fresh), { ...base, otherServer: true }, true],
+    ['POST on a fresh connection, another server next', err(ErrorCode.SOCKET_CLOSED, false, fresh), { ...base, otherServer: true, idempotent: false }, false],
+    ['a response byte had arrived, another server next', err(ErrorCode.SOCKET_RESET, false, answered), { ...base, otherServer: true }, false],
+    ['headers timeout, another server next (a slow server, not a lost one)', err(ErrorCode.HEADERS_TIMEOUT, false, fresh), { ...base, otherServer: true }, false],
     ['a response byte had arrived', err(ErrorCode.SOCKET_RESET, false, answered), base, false],
     ['unknown facts', err(ErrorCode.SOCKET_CLOSED, false, null), base, false],
     ['streamed body', err(ErrorCode.GOAWAY, true, NOT_SENT), { ...base, replayable: false }, false],
