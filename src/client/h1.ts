@@ -122,11 +122,9 @@ export class H1PooledConnection implements PooledConnection {
 
   peerCertificate(): X509Certificate | null { return this.#cert; }
 
-  hold(on: boolean): void {
-    // A tunnel's stream (an HTTP/2 CONNECT stream) has no handle of its own: its node connection is held or not.
-    const s = this.#socket as Partial<Pick<net.Socket, 'ref' | 'unref'>>;
-    if (on) s.ref?.();
-    else s.unref?.();
+  unref(): void {
+    // A tunnel's stream (an HTTP/2 CONNECT stream) has no handle of its own: its node connection is let go or not.
+    (this.#socket as Partial<Pick<net.Socket, 'unref'>>).unref?.();
   }
 
   /**

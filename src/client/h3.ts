@@ -191,9 +191,8 @@ export class H3PooledConnection implements PooledConnection {
   get state(): ConnState { return this.#state; }
   get active(): number { return this.#reqs.size + this.#sending.size; }
 
-  hold(on: boolean): void {
-    if (on) this.#ep.ref();
-    else this.#ep.unref();
+  unref(): void {
+    this.#ep.unref();
   }
   get capacity(): number {
     if (this.#held && this.#quic.establishedAt === null) return 0;

@@ -177,11 +177,11 @@ export interface PooledConnection {
   /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
   quickAck?(on: boolean): void;
   /**
-   * Whether this connection's socket keeps the process alive (Node's ref/unref). A pool turns it off once, when the
-   * connection joins it, and keeps the process alive itself while requests are out (pool.ts `holdProcess`), so a
-   * script that forgets `close()` exits, as with undici.
+   * This connection's socket (h3: its QUIC endpoint) no longer keeps the process alive (Node's unref). A pool calls
+   * it once, when the connection joins it, and keeps the process alive itself while requests are out (pool.ts
+   * `holdProcess`), so a script that forgets `close()` exits, as with undici.
    */
-  hold?(on: boolean): void;
+  unref?(): void;
   /** Active liveness probe (h2/h3 PING); resolves with the RTT in ms. */
   ping?(timeoutMs: number): Promise<number>;
   /**

@@ -61,7 +61,7 @@ interface Entry {
 /**
  * What keeps the process alive for every pool: one ref'd handle while any pooled connection has a request (or is
  * being set up), none otherwise, as undici and Node's fetch() let idle sockets go. A connection's socket is unref'd
- * once, when it joins its pool (PooledConnection.hold(false)), so a request costs no ref/unref call into the binding
+ * once, when it joins its pool (PooledConnection.unref), so a request costs no ref/unref call into the binding
  * (two per request were ~2 % of a proxied request's CPU, bench proxy paired); the keeper flips only when the count
  * crosses zero, and lets go at the end of the turn that reached zero (a request in the same turn keeps it).
  */
@@ -558,7 +558,7 @@ export class Pool implements TickMember {
     };
     this.#entries.set(conn, e);
     // The keeper holds the process from now on (above): the socket itself never again.
-    conn.hold?.(false);
+    conn.unref?.();
     holdProcess(e);
     if (this.#entries.size === 1) this.#ticker.add(this);
     if (this.#quickAck) conn.quickAck?.(true);

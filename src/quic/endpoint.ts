@@ -373,13 +373,6 @@ export class QuicEndpoint {
     for (const r of this.#receivers) r.unref();
   }
 
-  /** Keep the process alive while this endpoint is open (the default; undoes `unref`). */
-  ref(): void {
-    this.#socket.ref();
-    for (const e of this.#extra) e.socket.ref();
-    for (const r of this.#receivers) r.ref();
-  }
-
   connect(o: ConnectOptions): QuicConnection {
     if (this.#closed) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
     const b = quiche();

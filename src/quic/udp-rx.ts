@@ -32,7 +32,6 @@ let shared: { buf: Buffer; meta: Int32Array; metaBytes: Uint8Array } | null = nu
 export interface BatchReceiver {
   stop(): void;
   unref(): void;
-  ref(): void;
   /** recvmmsg batches delivered / datagrams dropped as truncated (larger than a slot) / buffers that held several (UDP_GRO). */
   readonly stats: { batches: number; truncated: number; coalesced: number };
 }
@@ -110,9 +109,6 @@ export function batchReceiver(
     },
     unref() {
       if (!stopped) a.rxRef!(rx, false);
-    },
-    ref() {
-      if (!stopped) a.rxRef!(rx, true);
     },
   };
 }
