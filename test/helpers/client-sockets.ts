@@ -22,3 +22,8 @@ export function ourEnd(peerSide: net.Socket): net.Socket | null {
   }
   return null;
 }
+
+/** The sockets dialled and still open, oldest first. */
+export function dialledSockets(): net.Socket[] {
+  return [...dialled];
+}
