@@ -34,9 +34,11 @@ export function startDelayServer(run) {
 const temps = (dir, name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
 
 export class Endpoint {
-  constructor(dir, i, port, delayPort, certs) {
+  /** `morePorts`: further ports this one process listens on (the cpu phase's three endpoints in one origin process). */
+  constructor(dir, i, port, delayPort, certs, morePorts = []) {
     this.name = `e${i}`;
     this.port = port;
+    this.ports = [port, ...morePorts];
     this.dir = dir;
     this.flags = join(dir, `${this.name}-flags`);
     this.accessLog = join(dir, `${this.name}-access.log`);
@@ -52,7 +54,7 @@ http {
   ${temps(dir, this.name)}
   keepalive_timeout 300s; keepalive_requests 100000000;
   server {
-    listen 127.0.0.1:${port} ssl http2;
+    ${this.ports.map((p) => `listen 127.0.0.1:${p} ssl http2;`).join(' ')}
     ssl_certificate ${certs.certPath}; ssl_certificate_key ${certs.keyPath};
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:${this.name}:1m;
     location /g/ {
