@@ -188,6 +188,31 @@ describe('raw QUIC over the quiche binding', () => {
     await c.closed;
   });
 
+  it('a burst of streams ended in one turn leaves in pieces of 16 as it is written, not after the last (EARLY_SEND_STREAMS)', async () => {
+    const c = await dial();
+    await c.ready;
+    expect((await exchange(c, Buffer.from('warm'))).toString()).toBe('warm');
+    const sent = (): number => c.ep.stats().packetsOut;
+    const before = sent();
+    // Packets left (sendmsg done) after each stream's end was written, all in this one turn.
+    const left: number[] = [];
+    const replies: Array<Promise<Buffer>> = [];
+    for (let i = 0; i < 40; i++) {
+      replies.push(exchange(c, Buffer.from(`burst ${i}`)));
+      left.push(sent() - before);
+    }
+    // quiche: one STREAM frame per packet, so a piece of 16 ended streams is at least 16 packets.
+    expect(left[14]).toBe(0);
+    expect(left[15]).toBeGreaterThanOrEqual(16);
+    expect(left[31]).toBeGreaterThanOrEqual(32);
+    // The last 8 wait for the turn's pass.
+    expect(left[39]).toBe(left[31]);
+    const got = await Promise.all(replies);
+    got.forEach((b, i) => expect(b.toString()).toBe(`burst ${i}`));
+    c.conn.close(0, '');
+    await c.closed;
+  });
+
   // quiche reports a peer's STOP_SENDING only to a write; the driver probes
   // streams that owe a reply after input. (The client's send side stays open
   // here: quiche 0.18 may drop a stream whose send side is complete before
