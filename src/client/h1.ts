@@ -28,6 +28,9 @@ import { readChunks } from '../net/socket-reads.js';
 import { handshakeUnconfirmed } from '../net/tcp.js';
 import { quickAck, socketFd, unreadBytes } from '../net/tfo.js';
 
+/** Turns a fresh TLS connection may sit out for unread bytes (#settle); past them the bytes are judged a stray. */
+const SETTLE_MAX = 3;
+
 export interface H1Options {
   maxHeaderBytes: number;
   maxHeaderCount: number;
@@ -64,6 +67,9 @@ export class H1PooledConnection implements PooledConnection {
   #tainted = false;
   /** Acknowledge each response at once (PoolOptions.quickAck, set by the pool). */
   #quickAck = false;
+  /** Sitting a turn out while the TLS layer reads what followed the handshake (#settle), and how often it did. */
+  #settling = false;
+  #settled = 0;
   /** The socket's fd for the unread-bytes check (net/tfo.ts unreadBytes); -1: none to ask (a tunnel stream, no addon). */
   #fd = -2;
   /** Inside the parser's execute (#onData), and a release that waits for it to return (#release). */
@@ -137,11 +143,17 @@ export class H1PooledConnection implements PooledConnection {
   isUsable(): boolean {
     const s = this.#socket;
     if (this.#state !== 'ready' || this.#tainted || s.destroyed || s.readableEnded || !s.writable) return false;
-    if (this.#cur === null && this.#drain === null && !this.#handshakeTail() && this.#unreadInKernel()) {
-      this.#unsolicited('while idle, not read yet');
+    if (this.#settling) return false;
+    if (this.#cur === null && this.#drain === null && this.#unreadInKernel()) {
+      if (this.#handshakeTail()) this.#settle();
+      else this.#unsolicited('while idle, not read yet');
       return false;
     }
     return true;
+  }
+
+  settling(): boolean {
+    return this.#settling;
   }
 
   quickAck(on: boolean): void {
@@ -149,14 +161,30 @@ export class H1PooledConnection implements PooledConnection {
   }
 
   /**
-   * A TLS connection that has carried no request yet: what the kernel holds is the end of its handshake, not a
-   * stray — RFC 8446 §4.6.1: a TLS 1.3 server sends its NewSessionTicket messages after the handshake, and they reach
-   * us while the connection waits for its first request (the TLS layer reads them; no data comes of them). A stray
-   * is an answer to an earlier request: there is none. Judged as a stray, a fresh connection to nginx was closed
-   * unused and its pool acknowledged every response at once from then on (bench groups: 5–7 of ~25 connections).
+   * A TLS connection that has carried no request yet: what the kernel holds is most likely the end of its handshake,
+   * not a stray — RFC 8446 §4.6.1: a TLS 1.3 server sends its NewSessionTicket messages after the handshake, and
+   * they wait unread until the poll after the one that completed it (the TLS layer reads them; no data comes of
+   * them). A stray is an answer to an earlier request: there is none. Judged as a stray, a fresh connection to nginx
+   * was closed unused and its pool acknowledged every response at once from then on (bench groups: 5–7 of ~25
+   * connections). It may also be the origin's close (close_notify): so the connection sits this turn out (#settle).
    */
   #handshakeTail(): boolean {
-    return this.served === 0 && (this.#socket as Partial<tls.TLSSocket>).encrypted === true;
+    return this.served === 0 && (this.#socket as Partial<tls.TLSSocket>).encrypted === true && this.#settled < SETTLE_MAX;
+  }
+
+  /**
+   * Not usable until the next poll has read what waits: tickets leave the connection as it was, and it offers
+   * itself again ('capacity'); the origin's close ends it ('end'/'close') with no request lost on it. setImmediate
+   * twice: the first runs on this loop turn's check phase, before that poll.
+   */
+  #settle(): void {
+    if (this.#settling) return;
+    this.#settling = true;
+    this.#settled++;
+    setImmediate(() => setImmediate(() => {
+      this.#settling = false;
+      if (this.#state === 'ready' && this.#cur === null && this.#drain === null) this.#emit({ type: 'capacity' });
+    }));
   }
 
   #unreadInKernel(): boolean {

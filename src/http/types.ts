@@ -174,6 +174,11 @@ export interface PooledConnection {
   peerCertificate(): X509Certificate | null;
   /** Cheap check before reuse: false when the peer has closed or sent unexpected bytes. */
   isUsable(): boolean;
+  /**
+   * h1: not usable this turn but not broken (a fresh TLS connection whose handshake's tail is still unread): the
+   * pool leaves it open; it offers itself again ('capacity') once read, or closes.
+   */
+  settling?(): boolean;
   /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
   quickAck?(on: boolean): void;
   /**

@@ -299,7 +299,10 @@ export class Pool implements TickMember {
   /** False after retiring a ready connection that may not take requests: unusable (destroyed) or past its maximum age (drained). */
   #fresh(e: Entry): boolean {
     const c = e.conn;
-    if (!c.isUsable()) { e.retired = true; c.destroy(); return false; }
+    if (!c.isUsable()) {
+      if (c.settling?.() !== true) { e.retired = true; c.destroy(); }
+      return false;
+    }
     if (e.maxAgeAt > 0 && turnNow() >= e.maxAgeAt) { this.#retire(e); return false; }
     return true;
   }

@@ -12,6 +12,7 @@
  * are in our kernel (FIONREAD on its socket; dialled without TFO so the socket is published, client-sockets.ts),
  * and sends a request before the event loop reads them.
  */
+import { spawn } from 'node:child_process';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
@@ -29,7 +30,7 @@ afterAll(async () => { await nginx?.close(); });
 const block = (ms: number): void => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); };
 
 describe('TLS session tickets on a fresh h1 connection', () => {
-  it('are the handshake they end: a fresh connection whose tickets are not read yet serves the request', { timeout: 20_000 }, async () => {
+  it('are the handshake they end: a fresh connection whose tickets are not read yet is neither closed nor counted as a stray', { timeout: 20_000 }, async () => {
     const agent = new Agent({ protocol: 'h1', tfo: false, tls: { ca: certs.ca, servername: 'localhost' }, pool: { maxConnections: 8 } });
     const url = `https://127.0.0.1:${nginx.port}/index.html`;
     const from = nginx.log().length;
@@ -38,7 +39,7 @@ describe('TLS session tickets on a fresh h1 connection', () => {
     try {
       for (let i = 0; i < rounds; i++) {
         const before = new Set(dialledSockets());
-        await agent.warm(url, i + 1);
+        await agent.warm(url, agent.pool(url).connections().length + 1);
         const fresh = dialledSockets().find((s) => !before.has(s) && s.remotePort === nginx.port) as net.Socket;
         expect(fresh).toBeDefined();
         await new Promise((r) => setImmediate(r));
@@ -56,10 +57,45 @@ describe('TLS session tickets on a fresh h1 connection', () => {
       const s = agent.stats()[0];
       expect(s?.errors[ErrorCode.UNSOLICITED_RESPONSE] ?? 0).toBe(0);
       expect(s?.connectionsClosed).toBe(0);
-      // Each request went out on the connection warmed for it: one request per connection at nginx.
-      expect(new Set(lines.map((l) => l.connection)).size).toBe(rounds);
+      // The warmed connections sat their turn out and serve: later requests go out on them, no new dial.
+      const opened = s?.connectionsOpened ?? 0;
+      await Promise.all(Array.from({ length: opened }, async () => (await agent.request({ url })).text()));
+      expect(agent.stats()[0]?.connectionsOpened).toBe(opened);
     } finally {
       await agent.close();
+    }
+  });
+
+  it('the origin closing a fresh connection before its first request (close_notify unread): the request goes elsewhere and is answered', { timeout: 20_000 }, async () => {
+    // A TLS origin (a process of its own: this one blocks below) that ends its first connection as soon as the
+    // handshake is over, and serves every later one.
+    const server = spawn(process.execPath, ['-e', `
+      const tls = require('node:tls'); const fs = require('node:fs');
+      let accepted = 0;
+      const s = tls.createServer({ cert: fs.readFileSync(${JSON.stringify(certs.certPath)}), key: fs.readFileSync(${JSON.stringify(certs.keyPath)}), ALPNProtocols: ['http/1.1'] }, (sock) => {
+        sock.on('error', () => {});
+        if (accepted++ === 0) { sock.end(); return; }
+        sock.on('data', () => { sock.write('HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok'); });
+      });
+      s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await new Promise<number>((resolve) => server.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    const agent = new Agent({ protocol: 'h1', tfo: false, tls: { ca: certs.ca, servername: 'localhost' }, maxRetries: 0 });
+    const url = `https://127.0.0.1:${port}/x`;
+    try {
+      const before = new Set(dialledSockets());
+      await agent.warm(url, 1);
+      const fresh = dialledSockets().find((x) => !before.has(x) && x.remotePort === port) as net.Socket;
+      await new Promise((r) => setImmediate(r));
+      const fd = socketFd(fresh);
+      for (let k = 0; k < 200 && (unreadBytes(fd) ?? 0) === 0; k++) block(1);
+      expect(unreadBytes(fd)).toBeGreaterThan(0);
+      // No retries allowed: the request must not go out on the connection its origin already ended.
+      expect(await (await agent.request({ url })).text()).toBe('ok');
+      expect(agent.stats()[0]?.errors[ErrorCode.UNSOLICITED_RESPONSE] ?? 0).toBe(0);
+    } finally {
+      await agent.close();
+      if (server.pid && server.exitCode === null) process.kill(server.pid, 'SIGKILL');
     }
   });
 });
