@@ -120,6 +120,14 @@ export async function runDemo(argv: string[]): Promise<number> {
   const httpPort = portOf(config, addr, 'http');
   const h2cPort = portOf(config, addr, 'h2c');
   const ca = join(certDir, 'ca.pem');
+  // Ctrl-C is ours from before the first line a user (or a test) acts on: it was taken only after the table's setup,
+  // and a SIGINT sent on seeing the request log's line killed the process there (exit by signal, the log left
+  // behind; a clean-clone CI met it).
+  let onStop: (() => void) | null = null;
+  let stopAsked = false;
+  const askStop = (): void => { stopAsked = true; onStop?.(); };
+  process.once('SIGINT', askStop);
+  process.once('SIGTERM', askStop);
   out(`originlink demo: origins ${origins.map((o) => `${o.name}=127.0.0.1:${o.port}${o.name === 'h3' ? '/udp' : ''}`).join(' ')}; connector up in ${Date.now() - t0} ms`);
   out('try:');
   for (const prefix of config.routes.map((r) => r.path).filter((p) => p !== '/')) {
@@ -138,6 +146,9 @@ export async function runDemo(argv: string[]): Promise<number> {
   };
 
   if (values.selftest) {
+    // A selftest runs to its end; Ctrl-C stops it as it always did.
+    process.off('SIGINT', askStop);
+    process.off('SIGTERM', askStop);
     const results = await runSelftest(config, { tls: tlsPort, http: httpPort, h2c: h2cPort }, readFileSync(ca));
     for (const r of results) out(`selftest ${r.ok ? 'ok  ' : 'FAIL'} ${r.what}${r.detail ? `: ${r.detail}` : ''}`);
     for (const line of formatTable(svc.summary())) out(line);
@@ -174,9 +185,9 @@ export async function runDemo(argv: string[]): Promise<number> {
       out('stopping...');
       stopAll().then(() => { out('stopped'); resolveExit(0); }, () => resolveExit(1));
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    if (duration !== null) deadline = setTimeout(stop, duration * 1000);
+    onStop = stop;
+    if (stopAsked) stop();
+    else if (duration !== null) deadline = setTimeout(stop, duration * 1000);
   });
 }
 
