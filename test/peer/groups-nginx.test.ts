@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startNginxGroup, type GroupEndpoint, type NginxGroup } from '../helpers/nginx-group.js';
+import type { LogLine } from '../helpers/nginx.js';
 
 const certs = makeCerts();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -98,7 +99,7 @@ describe('origin groups over nginx endpoints', () => {
 
   it.each(['h1', 'h2'])('p2c spreads requests over every endpoint (%s); the request log names the endpoint each access log saw', async (protocol) => {
     run = await serve(endpointsYaml(group, '', protocol));
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     const res = await load(run.port, 300, 12);
     expect(res.every((r) => r.status === 200)).toBe(true);
     const served = await servedBy(group, before, 300);
@@ -113,7 +114,7 @@ describe('origin groups over nginx endpoints', () => {
   it('weights: an endpoint of weight 4 gets about 4 times the share of one of weight 1 (round-robin)', async () => {
     const [a, b, c] = group.endpoints as [GroupEndpoint, GroupEndpoint, GroupEndpoint];
     run = await serve(`    endpoints:\n      - { url: "${a.url}", weight: 4 }\n      - { url: "${b.url}" }\n      - { url: "${c.url}" }\n    balance: round-robin\n    protocol: h1\n    tls: { ca: ${certs.caPath} }\n`);
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     const res = await load(run.port, 120, 1);
     expect(res.every((r) => r.status === 200)).toBe(true);
     expect(await servedBy(group, before, 120)).toEqual([80, 20, 20]);
@@ -243,11 +244,11 @@ describe('origin groups over nginx endpoints', () => {
     run = await serve(endpointsYaml(group, budget));
     await load(run.port, 240, 24); // connections that served requests, warm at every endpoint
     await sleep(1100); // the budget's window forgets them
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     for (const e of group.endpoints) e.set('close', true);
     const res = await load(run.port, 30, 3);
     expect(res.every((r) => r.status === 502)).toBe(true);
-    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.status === 444).length, 0);
+    const seen = linesSince(group, before, (l) => l.status === 444);
     expect(seen).toBeGreaterThanOrEqual(30);
     expect(seen).toBeLessThanOrEqual(30 * 1.1 + 3 + 1);
     const stats = await adminJson(run, '/stats') as { g: { endpoints: Array<{ retriesRefused: number }> } };
@@ -257,11 +258,11 @@ describe('origin groups over nginx endpoints', () => {
   it('collapse: 100 concurrent identical GETs of a 300 ms resource are one origin request, every client gets the whole answer', async () => {
     run = await serve(endpointsYaml(group, '    collapse: { maxWaiters: 200 }\n'));
     await load(run.port, 9, 3);
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     const res = await load(run.port, 100, 100, '/s/thing?delay=300');
     expect(res.every((r) => r.status === 200 && /^e\d\n$/.test(r.body))).toBe(true);
     expect(new Set(res.map((r) => r.body)).size).toBe(1);
-    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/s/')).length, 0);
+    const seen = linesSince(group, before, (l) => l.uri.startsWith('/s/'));
     expect(seen).toBe(1);
     const lines = await logged(run, (l) => l['msg'] === 'request' && String(l['path']).startsWith('/s/'), 100);
     expect(lines.filter((l) => l['collapsed'] === true)).toHaveLength(99);
@@ -269,10 +270,10 @@ describe('origin groups over nginx endpoints', () => {
 
   it('collapse: a response that says Cache-Control: private is not shared, each waiter sends its own', async () => {
     run = await serve(endpointsYaml(group, '    collapse: true\n'));
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     const res = await load(run.port, 10, 10, '/p/mine?delay=300');
     expect(res.every((r) => r.status === 200)).toBe(true);
-    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/p/')).length, 0);
+    const seen = linesSince(group, before, (l) => l.uri.startsWith('/p/'));
     expect(seen).toBe(10);
   }, 30_000);
 
@@ -322,7 +323,7 @@ describe('origin groups over nginx endpoints', () => {
 
   it('health checks go over the warm connection requests use (h2: one connection per endpoint, checks and requests alike)', async () => {
     run = await serve(endpointsYaml(group, '    health: { path: /health, intervalMs: 100, timeoutMs: 90 }\n', 'h2'));
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     await load(run.port, 60, 6);
     await sleep(400);
     for (const [i, e] of group.endpoints.entries()) {
@@ -337,10 +338,10 @@ describe('origin groups over nginx endpoints', () => {
   it('collapse: never for a request carrying Authorization or Cookie (each its own origin request)', async () => {
     run = await serve(endpointsYaml(group, '    collapse: true\n'));
     for (const headers of [{ authorization: 'Bearer a' }, { cookie: 'session=a' }]) {
-      const before = group.endpoints.map((e) => e.nginx.log().length);
+      const before = logMarks(group);
       const res = await load(run.port, 10, 10, '/s/secret?delay=300', { headers });
       expect(res.every((r) => r.status === 200)).toBe(true);
-      const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/s/')).length, 0);
+      const seen = linesSince(group, before, (l) => l.uri.startsWith('/s/'));
       expect(seen).toBe(10);
     }
   }, 30_000);
@@ -348,10 +349,10 @@ describe('origin groups over nginx endpoints', () => {
   it('collapse: at most maxWaiters share one origin request; the others send their own', async () => {
     run = await serve(endpointsYaml(group, '    collapse: { maxWaiters: 4 }\n'));
     await load(run.port, 9, 3);
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     const res = await load(run.port, 12, 12, '/s/bounded?delay=300');
     expect(res.every((r) => r.status === 200)).toBe(true);
-    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/s/')).length, 0);
+    const seen = linesSince(group, before, (l) => l.uri.startsWith('/s/'));
     expect(seen).toBe(1 + 8);
     const lines = await logged(run, (l) => l['msg'] === 'request' && String(l['path']).startsWith('/s/'), 12);
     expect(lines.filter((l) => l['collapsed'] === true)).toHaveLength(3);
@@ -360,7 +361,7 @@ describe('origin groups over nginx endpoints', () => {
   it('collapse: every waiter gets the body as it arrives (its first part long before the origin sends the rest)', async () => {
     run = await serve(endpointsYaml(group, '    collapse: true\n'));
     await load(run.port, 9, 3);
-    const before = group.endpoints.map((e) => e.nginx.log().length);
+    const before = logMarks(group);
     const res = await Promise.all(Array.from({ length: 10 }, async () => {
       const r = await fetch(`http://127.0.0.1:${run!.port}/t/stream?delay=400`);
       const reader = (r.body as ReadableStream<Uint8Array>).getReader();
@@ -378,7 +379,7 @@ describe('origin groups over nginx endpoints', () => {
       expect(r.text).toBe('first\nsecond\n');
       expect(r.endAt - r.firstAt).toBeGreaterThan(250);
     }
-    const seen = group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter((l) => l.uri.startsWith('/t/')).length, 0);
+    const seen = linesSince(group, before, (l) => l.uri.startsWith('/t/'));
     expect(seen).toBe(1);
   }, 30_000);
 
@@ -407,6 +408,16 @@ describe('origin groups over nginx endpoints', () => {
 });
 
 /** The service's log lines that `pick` keeps, once there are `n` of them (lines leave at the end of a turn). */
+/** Where each endpoint's access log stands now. */
+function logMarks(group: NginxGroup): number[] {
+  return group.endpoints.map((e) => e.nginx.log().length);
+}
+
+/** The access-log lines of all endpoints since `before` that `keep` takes. */
+function linesSince(group: NginxGroup, before: number[], keep: (l: LogLine) => boolean): number {
+  return group.endpoints.reduce((n, e, i) => n + e.nginx.log().slice(before[i]).filter(keep).length, 0);
+}
+
 /**
  * Each endpoint's /g/ requests in its access log since `before`, once they add up to `total` (at most 2 s): nginx
  * writes a request's log line after its response, so the last answers can arrive before their lines.

@@ -38,23 +38,24 @@ let sick: http.Server;
 let sickWss: WebSocketServer;
 const seenSick: string[] = [];
 
-beforeAll(async () => {
-  origin = http.createServer((_q, s) => s.end('not a websocket\n'));
-  wss = new WebSocketServer({ server: origin });
-  wss.on('connection', (ws, req) => {
+/** A WebSocket server on `server` that notes each upgrade's target in `seen`, greets with it and echoes. */
+function echoing(server: http.Server, seen: string[]): WebSocketServer {
+  const w = new WebSocketServer({ server });
+  w.on('connection', (ws, req) => {
     seen.push(req.url ?? '');
     ws.send(`hello ${req.url}`);
     ws.on('message', (d, binary) => ws.send(d, { binary }));
   });
+  return w;
+}
+
+beforeAll(async () => {
+  origin = http.createServer((_q, s) => s.end('not a websocket\n'));
+  wss = echoing(origin, seen);
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
   originPort = (origin.address() as net.AddressInfo).port;
   sick = http.createServer((_q, s) => { s.statusCode = 503; s.end('down\n'); });
-  sickWss = new WebSocketServer({ server: sick });
-  sickWss.on('connection', (ws, req) => {
-    seenSick.push(req.url ?? '');
-    ws.send(`hello ${req.url}`);
-    ws.on('message', (d, binary) => ws.send(d, { binary }));
-  });
+  sickWss = echoing(sick, seenSick);
   await new Promise<void>((r) => sick.listen(0, '127.0.0.1', () => r()));
   const sickPort = (sick.address() as net.AddressInfo).port;
   [proxy, dns] = await Promise.all([startTinyproxy(), startDnsmasq({ 'ws.test': ['127.0.0.1'] }, 30)]);
