@@ -11,6 +11,7 @@ const BOTH_ENGINES = [
   'test/peer/migration.test.ts',
   'test/peer/quic-raw.test.ts',
   'test/peer/h3-chromium.test.ts',
+  'test/peer/h3-chromium-port-migration.test.ts',
   'test/peer/quic-batch-calls.test.ts',
 ];
 

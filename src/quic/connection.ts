@@ -645,7 +645,8 @@ export class QuicConnection implements QuicStreamTransport {
         this.#recvGen = q.pathGeneration;
       }
       try {
-        q.recvPacket(msg, this.#recvPath, this.#recvGen);
+        // Negative: down to one id of ours; a retransmitted RETIRE_CONNECTION_ID later in this batch would end the connection.
+        if (q.recvPacket(msg, this.#recvPath, this.#recvGen) < 0) this.#paths.issueCids();
         break;
       } catch (e) {
         const name = parseQuicheError(e).name;
@@ -657,7 +658,7 @@ export class QuicConnection implements QuicStreamTransport {
         // surface through isClosed() in process().
         this.#recvErrors++;
         this.#lastRecvError = name;
-        break;
+            break;
       }
     }
     // Server in 0-RTT (RFC 9001 §4.6.1): note which request streams the early packets carried, whether or

@@ -10,8 +10,17 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { FailedPathGuard } from './path-guard.js';
 import type { HostPort, PathEvent, QuicheConnection } from './quiche.js';
 
-/** Connection ids we issue per connection over its life (each is a routing-table entry). */
-const MAX_ISSUED_CIDS = 16;
+/**
+ * Connection ids of ours a connection holds at once, beyond those the peer retired (each is a routing-table entry;
+ * the peer's active_connection_id_limit caps it further).
+ */
+const MAX_LIVE_CIDS = 16;
+/**
+ * Connection ids issued over a connection's life: a new one follows each the peer retires (RFC 9000 §5.1.2), so a
+ * client that changes paths often (Chromium moves to a new port whenever the path looks degraded, and retires the id
+ * of a probe that failed) keeps getting them, but a peer retiring ids as fast as it can only gets this many.
+ */
+const MAX_ISSUED_CIDS = 1024;
 
 /** What the paths need of their connection and its endpoint. */
 export interface PathHost {
@@ -42,6 +51,8 @@ export class Paths {
   #q: QuicheConnection;
   #host: PathHost;
   #issuedCids = 0;
+  /** Ids we issued that the peer has not retired (the handshake's own id is not counted). */
+  #liveCids = 0;
   /** Server: re-validates paths quiche failed while the peer still sends from them (path-guard.ts). */
   readonly guard: FailedPathGuard | null;
   /** Timer firings with no datagram received in between (probe timeouts on the current path). */
@@ -220,33 +231,43 @@ export class Paths {
   }
 
   /**
+   * Issue connection ids up to the peer's limit (NEW_CONNECTION_ID) and stop routing the ones it retired. Also called
+   * between two datagrams of one batch when quiche is down to one id of ours (recvPacket's sign).
+   */
+  issueCids(): void {
+    const q = this.#q;
+    const add = this.#host.addCid;
+    if (!add) return;
+    try {
+      for (let i = 0; i < 64; i++) {
+        const old = q.retiredScidNext();
+        if (!old) break;
+        this.#host.removeCid?.(old);
+        this.#liveCids = Math.max(0, this.#liveCids - 1);
+      }
+      for (let i = 0; i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && this.#liveCids < MAX_LIVE_CIDS && q.sourceCidsLeft() > 0; i++) {
+        const cid = randomBytes(16);
+        // The reset token is random: we never send stateless resets, so it only has to be unguessable.
+        const token = BigInt(`0x${randomBytes(16).toString('hex')}`);
+        q.newSourceCid(cid, token, false);
+        this.#issuedCids++;
+        this.#liveCids++;
+        add(cid);
+      }
+    } catch {
+      // IdLimit / state errors: try again on a later pass.
+    }
+  }
+
+  /**
    * Keep spare connection ids with the peer (NEW_CONNECTION_ID, up to its
    * active_connection_id_limit) so either side can change paths, route the
    * ones we issue, drop retired ones, and record path events.
    */
   check(): void {
     this.due = false;
+    this.issueCids();
     const q = this.#q;
-    const add = this.#host.addCid;
-    if (add) {
-      try {
-        for (let i = 0; i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && q.sourceCidsLeft() > 0; i++) {
-          const cid = randomBytes(16);
-          // The reset token is random: we never send stateless resets, so it only has to be unguessable.
-          const token = BigInt(`0x${randomBytes(16).toString('hex')}`);
-          q.newSourceCid(cid, token, false);
-          this.#issuedCids++;
-          add(cid);
-        }
-        for (let i = 0; i < 64; i++) {
-          const old = q.retiredScidNext();
-          if (!old) break;
-          this.#host.removeCid?.(old);
-        }
-      } catch {
-        // IdLimit / state errors: try again on a later pass.
-      }
-    }
     for (let i = 0; i < 64; i++) {
       let ev: PathEvent | null;
       try {

@@ -159,6 +159,8 @@ export interface QuicheConnection {
   retireDestinationCid(seq: number): void;
   /** How many more connection ids we may issue (the peer's active_connection_id_limit). */
   sourceCidsLeft(): number;
+  /** How many of our connection ids are active (not retired by the peer). */
+  activeSourceCids(): number;
   newSourceCid(cid: Uint8Array, resetToken: bigint, retireIfNeeded: boolean): number;
   /** A connection id of ours the peer retired, or null. */
   retiredScidNext(): Uint8Array | null;
@@ -175,7 +177,12 @@ export interface QuicheConnection {
   registerPath(local: HostPort, peer: HostPort): number;
   /** The path table's generation: indexes of an older one are void (recvPacket throws `StalePath`). */
   readonly pathGeneration: number;
-  /** One datagram that arrived on a path (registerPath), of table generation `generation`; bytes processed. */
+  /**
+   * One datagram that arrived on a path (registerPath), of table generation `generation`; bytes processed, or
+   * -1 - bytes when the connection is down to one source connection id with room for more (issue one before the
+   * next datagram: quiche fails the connection when a peer's RETIRE_CONNECTION_ID, even a retransmitted one for an
+   * id already retired, arrives while it holds a single id).
+   */
   recvPacket(data: Uint8Array, pathIndex: number, generation: number): number;
 }
 
@@ -402,6 +409,7 @@ function addBatchCalls(C: { prototype: object }): void {
     const t = tableOf(this);
     const e = t.list[index];
     if (generation !== t.gen || !e) throw new Error('StalePath');
-    return this.recv(data, { from: e[1], to: e[0] });
+    const n = this.recv(data, { from: e[1], to: e[0] });
+    return this.activeSourceCids() <= 1 && this.sourceCidsLeft() > 0 ? -1 - n : n;
   };
 }

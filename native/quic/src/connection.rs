@@ -630,12 +630,17 @@ impl Connection {
 
     /// One datagram that arrived on path `index` of table generation `gen` (registerPath, pathGeneration).
     /// Bytes processed, or the quiche error; `StalePath` when the table started again since (register again).
+    /// Negative (-1 - bytes) when the connection is down to one source connection id with room for more: the
+    /// caller issues one before the next datagram, since quiche fails the connection (PROTOCOL_VIOLATION) when a
+    /// RETIRE_CONNECTION_ID arrives while it holds a single id, even a retransmitted one for an id already retired
+    /// (quiche's `ConnectionIdDeque::remove` checks the count before the sequence number).
     pub(crate) fn recv_packet(&mut self, data: &mut [u8], index: i64, gen: i64) -> Result<i64> {
         if gen != self.path_gen as i64 {
             return Err(napi::Error::new(Status::GenericFailure, "StalePath".to_owned()));
         }
         let &(local, peer) = self.paths.get(index as usize).ok_or_else(|| napi::Error::new(Status::InvalidArg, "unknown path index".to_owned()))?;
-        self.inner.recv(data, quiche::RecvInfo { from: peer, to: local }).map(|n| n as i64).map_err(quiche_err)
+        let n = self.inner.recv(data, quiche::RecvInfo { from: peer, to: local }).map_err(quiche_err)? as i64;
+        Ok(if self.inner.active_scids() <= 1 && self.inner.scids_left() > 0 { -1 - n } else { n })
     }
 
     pub(crate) fn send_into(&mut self, out: &mut [u8]) -> Result<Option<SendOut>> {
