@@ -1,9 +1,11 @@
 /**
- * Server side: two workarounds for quiche 0.18 when the peer's address
- * changes (NAT rebinding). (1) Keeps quiche from closing a connection whose
- * peer goes on sending from an address whose path validation failed
- * (below). (2) Probes the path the connection left, so packets lost there
- * get resent (#leftBehind).
+ * Server side: three workarounds for quiche (0.18 and 0.30) when the peer's
+ * address changes (NAT rebinding, a client's port migration). (1) Keeps
+ * quiche from closing a connection whose peer goes on sending from an
+ * address whose path validation failed (below). (2) Probes the path the
+ * connection left, so packets lost there get resent (#leftBehind). (3)
+ * Challenges again a path the peer moved to that stays unvalidated
+ * (#unanswered).
  *
  * quiche treats a non-probing packet from such an address as the peer
  * migrating and makes the failed path active, but a failed path never
@@ -35,6 +37,10 @@ import type { HostPort, QuicheConnection, RecvInfo } from './quiche.js';
 const MAX_FAILED_PATHS = 8;
 /** Datagrams dropped in a row while a failed path cannot get its PATH_CHALLENGE out. */
 const MAX_DROPS = 8;
+/** PATH_CHALLENGEs sent again to a path the peer moved to that stays unvalidated (#unanswered). */
+const MAX_RECHALLENGES = 8;
+/** The least time between two of them, in ms; otherwise three round trips of the path the peer left. */
+const MIN_RECHALLENGE_MS = 50;
 
 export interface GuardPathEvent {
   type: string;
@@ -49,25 +55,30 @@ function isHostPort(v: unknown): v is HostPort {
   return typeof v === 'object' && v !== null && typeof (v as HostPort).host === 'string' && typeof (v as HostPort).port === 'number';
 }
 
-export class FailedPathGuard {
+export class PathGuard {
   #q: QuicheConnection & { probePath(local: HostPort, peer: HostPort): number };
   #flush: () => void;
   #failed = new Map<string, { local: HostPort; drops: number }>();
   /** The path the connection sends on (local, peer), as of the latest PeerMigrated. */
   #active: { local: HostPort; peer: HostPort };
-  /** Validations requested again for a failed path, or for the path left behind. */
+  /** Validations requested again for a failed path, for the path left behind, or for an unanswered challenge. */
   reprobes = 0;
+  /** Peer addresses (host:port) validated on this connection: the handshake's, and each Validated event's. */
+  #validated = new Set<string>();
+  /** The path the peer moved to while it is not validated (#unanswered). */
+  #pending: { key: string; local: HostPort; peer: HostPort; at: number; every: number; tries: number } | null = null;
 
   /** `flush` writes quiche's pending packets to the network now. */
   constructor(q: QuicheConnection, flush: () => void, local: HostPort, peer: HostPort) {
     this.#q = q as QuicheConnection & { probePath(local: HostPort, peer: HostPort): number };
     this.#flush = flush;
     this.#active = { local, peer };
+    this.#validated.add(`${peer.host}:${peer.port}`);
   }
 
   /** Nothing to check (the common case; one size test per datagram). */
   get idle(): boolean {
-    return this.#failed.size === 0;
+    return this.#failed.size === 0 && this.#pending === null;
   }
 
   onPathEvent(ev: GuardPathEvent): void {
@@ -81,12 +92,19 @@ export class FailedPathGuard {
       if (this.#failed.size < MAX_FAILED_PATHS) this.#failed.set(key, { local: ev.local, drops: 0 });
     } else if (ev.type === 'Validated' || ev.type === 'Closed' || ev.type === 'New') {
       this.#failed.delete(key);
+      if (ev.type === 'Validated') this.#validated.add(key);
+      if (this.#pending?.key === key) this.#pending = null;
+      if (ev.type === 'New' && ev.local && !this.#validated.has(key)) {
+        const every = Math.max(MIN_RECHALLENGE_MS, 3 * (this.#pathRtt(this.#active.local, this.#active.peer) ?? 0));
+        this.#pending = { key, local: ev.local, peer: ev.peer, at: performance.now(), every, tries: 0 };
+      }
     }
   }
 
   /** Before `recv(msg, info)`: false when the datagram must be dropped instead. */
   admit(msg: Uint8Array, info: RecvInfo): boolean {
     const key = `${info.from.host}:${info.from.port}`;
+    if (this.#pending) this.#unanswered(this.#pending, key);
     const f = this.#failed.get(key);
     if (!f) return true;
     if (this.#challengeSent(f.local, info.from) !== false) {
@@ -130,6 +148,46 @@ export class FailedPathGuard {
     } catch {
       // The old path has no connection id left: nothing to probe with.
     }
+  }
+
+  /**
+   * A peer that probes a new address gets a PATH_CHALLENGE from quiche with the PATH_RESPONSE (RFC 9000 §8.2),
+   * and when it then moves there (§9.3) quiche makes the path active but unvalidated, with PeerMigrated held back
+   * until it is validated. Chromium drops that challenge: it arrives, coalesced with the response to its own probe,
+   * on the new port before Chromium has switched to it, and is only acknowledged. quiche sends a challenge again only
+   * when one is declared lost at a probe timeout, which the peer's ACKs keep from expiring, so the path stayed
+   * unvalidated: the server may send three times what it receives there (§8.1), ~130 bytes per ACK, for the rest of
+   * the connection (an 8 MiB response ran at ~90 kB/s until Chromium gave up on it). While datagrams come from the
+   * new address, validation is requested again every three round trips of the active path (at least 50 ms), at
+   * most MAX_RECHALLENGES times (§8.2.1 allows several challenges; each is sent with what leaves next). A peer that
+   * does not send from there is left alone, and the watch ends after those rounds in any case.
+   */
+  #unanswered(p: { key: string; local: HostPort; peer: HostPort; at: number; every: number; tries: number }, from: string): void {
+    const now = performance.now();
+    if (now - p.at < p.every) return;
+    if (p.key !== from) {
+      if (now - p.at > p.every * MAX_RECHALLENGES) this.#pending = null; // the peer did not move there
+      return;
+    }
+    p.at = now;
+    if (++p.tries > MAX_RECHALLENGES) {
+      this.#pending = null;
+      return;
+    }
+    try {
+      this.#q.probePath(p.local, p.peer);
+      this.reprobes++;
+    } catch {
+      this.#pending = null; // quiche dropped the path, or it has no connection id to send with
+    }
+  }
+
+  /** The smoothed RTT in ms of the path (local, peer); null when quiche no longer has it. */
+  #pathRtt(local: HostPort, peer: HostPort): number | null {
+    for (const p of this.#q.pathStats()) {
+      if (p.peerHost.port === peer.port && p.peerHost.host === peer.host && p.localHost.port === local.port) return p.rtt;
+    }
+    return null;
   }
 
   /**

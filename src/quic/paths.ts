@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { FailedPathGuard } from './path-guard.js';
+import { PathGuard } from './path-guard.js';
 import type { HostPort, PathEvent, QuicheConnection } from './quiche.js';
 
 /**
@@ -53,8 +53,8 @@ export class Paths {
   #issuedCids = 0;
   /** Ids we issued that the peer has not retired (the handshake's own id is not counted). */
   #liveCids = 0;
-  /** Server: re-validates paths quiche failed while the peer still sends from them (path-guard.ts). */
-  readonly guard: FailedPathGuard | null;
+  /** Server: re-validates paths quiche failed or left unvalidated while the peer still sends from them (path-guard.ts). */
+  readonly guard: PathGuard | null;
   /** Timer firings with no datagram received in between (probe timeouts on the current path). */
   #silentTimeouts = 0;
   /** When our latest PING left (null: none since the last datagram from the peer). */
@@ -68,7 +68,7 @@ export class Paths {
   constructor(q: QuicheConnection, host: PathHost, local: HostPort, remote: HostPort) {
     this.#q = q;
     this.#host = host;
-    this.guard = host.isClient ? null : new FailedPathGuard(q, () => host.drainSend(), local, remote);
+    this.guard = host.isClient ? null : new PathGuard(q, () => host.drainSend(), local, remote);
   }
 
   /** Connection ids the peer gave us that are still unused (a migration needs one, RFC 9000 §9.5). */

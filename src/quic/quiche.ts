@@ -346,6 +346,8 @@ export function packetTypes(): Binding['Type'] {
 interface PathTable {
   list: Array<[HostPort, HostPort]>;
   gen: number;
+  /** The largest datagram the peer takes: the handshake path's size once established (quiche 0.18 probes no PMTU). */
+  peerMax: number;
 }
 
 /**
@@ -358,7 +360,7 @@ function addBatchCalls(C: { prototype: object }): void {
   const tables = new WeakMap<object, PathTable>();
   const tableOf = (c: object): PathTable => {
     let t = tables.get(c);
-    if (!t) tables.set(c, (t = { list: [], gen: 0 }));
+    if (!t) tables.set(c, (t = { list: [], gen: 0, peerMax: 0 }));
     return t;
   };
   const same = (a: HostPort, b: HostPort): boolean => a.port === b.port && a.host === b.host;
@@ -380,8 +382,12 @@ function addBatchCalls(C: { prototype: object }): void {
   };
   Object.defineProperty(p, 'pathGeneration', { get(this: QuicheConnection) { return tableOf(this).gen; }, configurable: true });
   p.sendPackets = function (this: QuicheConnection, out: Uint8Array, max: number, meta: Int32Array): number {
-    const slot = this.maxSendUdpPayloadSize();
     const t = tableOf(this);
+    // As in our engine (connection.rs send_packets): quiche sizes a path made after the handshake by our config, not
+    // by the peer's max_udp_payload_size; the handshake path's size, read once established, is the peer's limit.
+    let slot = this.maxSendUdpPayloadSize();
+    if (t.peerMax === 0 && this.isEstablished()) t.peerMax = slot;
+    if (t.peerMax > 0 && slot > t.peerMax) slot = t.peerMax;
     // Every index of one batch names the same generation: a table that could fill mid-batch starts again first.
     if (t.list.length + Math.min(max, 64) > 64) {
       t.list = [];

@@ -601,7 +601,14 @@ impl Connection {
         if meta.is_empty() {
             return Err(napi::Error::new(Status::InvalidArg, "meta needs room for the generation".to_owned()));
         }
-        let slot = self.inner.max_send_udp_payload_size();
+        // quiche applies the peer's max_udp_payload_size (RFC 9000 §18.2) only to the path active when the transport
+        // parameters arrive: a path made later (the peer migrated) starts from our configured size (65488 on
+        // loopback, 16383 after quiche's cap), and Chromium, which allows 1472, drops every such datagram
+        // (ERR_MSG_TOO_BIG). quiche never writes a packet longer than the buffer it is given.
+        let mut slot = self.inner.max_send_udp_payload_size();
+        if let Some(tp) = self.inner.peer_transport_params() {
+            slot = slot.min((tp.max_udp_payload_size as usize).max(1200));
+        }
         let max = max.min((meta.len() - 1) / 2).min(MAX_PATHS);
         // Every index of one batch names the same generation: a table that could fill mid-batch starts again first.
         if self.paths.len() + max > MAX_PATHS {
