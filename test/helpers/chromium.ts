@@ -142,10 +142,12 @@ export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser>
     const b = browser;
     browser = null;
     if (b?.pid !== undefined) {
-      // The group, even when its first process already exited: renderer and network children may remain.
+      // The browser process first: on SIGTERM it shuts down as on a window close, ends its children and completes
+      // what they write (a --log-net-log file; SIGTERM sent to the whole group left one empty under load). Then the
+      // group, even when its first process already exited: renderer and network children may remain.
       if (b.exitCode === null && b.signalCode === null) {
         const exited = new Promise((r) => b.once('exit', r));
-        try { process.kill(-b.pid, 'SIGTERM'); } catch { /* gone */ }
+        try { process.kill(b.pid, 'SIGTERM'); } catch { /* gone */ }
         await Promise.race([exited, sleep(3000)]);
       }
       try { process.kill(-b.pid, 'SIGKILL'); } catch { /* gone */ }
