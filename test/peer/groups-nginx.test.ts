@@ -234,9 +234,9 @@ describe('origin groups over nginx endpoints', () => {
     sick.set('503', false);
     await sleep(700);
     expect(run.logs.filter((l) => l['event'] === 'readmitted' && l['endpoint'] === sick.url)).toHaveLength(1);
-    const again = sick.nginx.log().length;
+    const again = group.endpoints.map((e) => e.nginx.log().length);
     await load(run.port, 30, 1);
-    expect(sick.served(again)).toBe(10);
+    expect((await servedBy(group, again, 30))[1]).toBe(10);
   }, 30_000);
 
   it('retry budget: with every endpoint closing its connections, the origins see at most (1 + ratio) × the requests + minPerSecond', async () => {
