@@ -146,7 +146,9 @@ export class Group {
   /** `ep` answered an attempt with a head of `status` after `ms`. */
   answered(ep: Endpoint, status: number, ms: number, now: number): void {
     this.#sample(ep, ms, now);
-    if (failureStatus(status)) return this.#failure(ep, `answered ${status}`, now);
+    const failure = failureStatus(status);
+    this.#outcome(!failure);
+    if (failure) return this.#failure(ep, `answered ${status}`, now);
     ep.state.consecutiveFailures = 0;
     this.latency?.add(ms);
   }
@@ -154,8 +156,15 @@ export class Group {
   /** An attempt on `ep` failed after `ms`: the endpoint's failure, or one of ours (which counts nothing). */
   failed(ep: Endpoint, err: OriginlinkError, ms: number, now: number): void {
     if (!endpointFailed(err)) return;
+    this.#outcome(false);
     this.#sample(ep, Math.max(ms, FAILURE_PENALTY_MS), now);
     this.#failure(ep, `${err.code}: ${err.message.split('\n')[0] ?? ''}`, now);
+  }
+
+  /** The budgets (one object when hedges spend the retry budget) learn how attempts end. */
+  #outcome(answered: boolean): void {
+    this.budget?.outcome(answered);
+    if (this.hedgeBudget !== this.budget) this.hedgeBudget?.outcome(answered);
   }
 
   /**

@@ -228,6 +228,45 @@ describe('retry budget', () => {
     expect(b.take(t + 1100)).toBe(true);
     expect(b.take(t + 1100)).toBe(false);
   });
+
+  it('first attempts fund retries at the rate of now: a second of traffic before an outage does not pay for its retries', () => {
+    const takes = (b: RetryBudget, now: number): number => {
+      let n = 0;
+      while (n < 1000 && b.take(now)) n++;
+      return n;
+    };
+    const steady = (b: RetryBudget, t: number): void => {
+      for (let ms = 0; ms < 1000; ms += 10) b.request(t + ms); // 100 a second, for a second
+    };
+    const t = 20_000;
+    // The rate goes on: the whole second funds them (0.2 × 100 + 2).
+    const on = new RetryBudget(0.2, 2);
+    steady(on, t);
+    expect(takes(on, t + 995)).toBe(22);
+    // The rate falls to nothing (every attempt waits on failures): 300 ms later only minPerSecond is left, where the
+    // second before would have funded 0.2 × 70 + 2.
+    const off = new RetryBudget(0.2, 2);
+    steady(off, t);
+    expect(takes(off, t + 1250)).toBe(2);
+    // A burst of failures at one moment draws on the rate that carried them.
+    const burst = new RetryBudget(0.2, 2);
+    for (let i = 0; i < 50; i++) burst.request(t + 5);
+    expect(takes(burst, t + 6)).toBe(12);
+  });
+
+  it('first attempts fund retries in the measure that attempts are answered: when nearly all fail, minPerSecond is left', () => {
+    const t = 30_000;
+    const b = new RetryBudget(0.2, 2);
+    for (let ms = 0; ms < 1000; ms += 10) b.request(t + ms);
+    for (let i = 0; i < 16; i++) b.outcome(false); // the share of answered attempts: (15/16)^16, 0.36
+    let n = 0;
+    while (n < 100 && b.take(t + 995)) n++;
+    expect(n).toBe(9); // 0.2 × 100 × 0.36 + 2
+    for (let i = 0; i < 200; i++) b.outcome(false);
+    expect(b.take(t + 995)).toBe(false); // the nine, and nothing funded beyond minPerSecond
+    for (let i = 0; i < 200; i++) b.outcome(true);
+    expect(b.take(t + 995)).toBe(true);
+  });
 });
 
 describe('hedge delay', () => {
