@@ -119,9 +119,9 @@ http {
  * first endpoint's URL alone (`single`), with the fields `group` (a group of one when there are any), or all three
  * endpoints with them.
  */
-export function originlinkConfig({ port, endpoints, caPath, protocol, group, single }) {
+export function originlinkConfig({ port, endpoints, caPath, protocol, group, single, minWarm }) {
   const eps = (host) => `[${endpoints.map((e) => `{ url: "https://${host}:${e.port}" }`).join(', ')}]`;
-  const common = `protocol: ${protocol}, tls: { ca: ${caPath}, servername: localhost }, pool: { maxConnections: 64 }, timeouts: { connectMs: 1000 }`;
+  const common = `protocol: ${protocol}, tls: { ca: ${caPath}, servername: localhost }, pool: { maxConnections: 64${minWarm ? `, minWarm: ${minWarm}` : ''} }, timeouts: { connectMs: 1000 }`;
   const target = single ? `url: "${endpoints[0].url}"` : `endpoints: ${eps('127.0.0.1')}`;
   return `
 listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]

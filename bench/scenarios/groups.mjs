@@ -6,7 +6,7 @@
 // h2load and this process's own load loops share CPU 0. Phases:
 //   steady    all healthy: h2load --h1 at a fixed rate; proxy CPU µs per request, p50/p99, each endpoint's share;
 //             BENCH_STEADY_ROUNDS rounds over the targets, interleaved, the order reversed every other round
-//   cpu       each originlink group target and the single-URL origin at the same time, both on the proxy core, each
+//   cpu       each originlink group target (and a control: one URL with 24 warm connections) and the single-URL origin at the same time, both on the proxy core, each
 //             loaded by its own h2load at the fixed rate: CPU per request of each and their ratio, BENCH_CPU_ROUNDS
 //             times (which starts first alternating). This machine's speed drifts by tens of percent within
 //             minutes; run side by side, the drift hits both alike (bench/README.md, proxy's BENCH_PAIRED). The
@@ -114,6 +114,9 @@ const targets = [
   { name: 'originlink, 1 URL', kind: 'originlink', single: true, group: null, phases: ['steady'] },
   { name: 'originlink, 1 URL + health (a group of one)', kind: 'originlink', single: true, group: `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 500 }`, phases: ['steady', 'cpu'] },
   { name: 'originlink, group p2c', kind: 'originlink', group: GROUP, phases: PHASES, goals: true },
+  // A control for the cpu phase: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the
+  // steady phase). At 1.005× (19:41, RESULTS) connections alone are not what a group costs.
+  { name: 'originlink, 1 URL, 24 warm', kind: 'originlink', single: true, group: null, minWarm: 24, phases: ['cpu'], cpuGoal: false },
   // Hedging sends more attempts by design (p95: one in twenty) and cancels the losers: over h2 by RST_STREAM; over h1
   // a loser's connection closes (a TLS handshake per hedge), which is not what anyone should hedge over.
   // With p2c a hedge hides the slow endpoint (its cancelled attempts leave its count in flight): shown, not recommended.
@@ -131,7 +134,7 @@ async function launch(t, eps = endpoints) {
   let argv;
   if (t.kind === 'originlink') {
     const file = join(dir, `originlink-${port}.yaml`);
-    writeFileSync(file, originlinkConfig({ port, endpoints: eps, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true }));
+    writeFileSync(file, originlinkConfig({ port, endpoints: eps, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true, minWarm: t.minWarm }));
     argv = [process.execPath, ...NODE_ARGS, join(DIST, 'cli', 'main.js'), 'serve', '--config', file];
   } else if (t.kind === 'nginx') {
     const file = join(dir, `proxy-nginx-${port}.conf`);
