@@ -119,8 +119,8 @@ http {
  * first endpoint's URL alone (`single`), with the fields `group` (a group of one when there are any), or all three
  * endpoints with them.
  */
-export function originlinkConfig({ port, endpoints, caPath, protocol, group, single, minWarm }) {
-  const eps = (host) => `[${endpoints.map((e) => `{ url: "https://${host}:${e.port}" }`).join(', ')}]`;
+export function originlinkConfig({ port, endpoints, caPath, protocol, group, single, minWarm, weights }) {
+  const eps = (host) => `[${endpoints.map((e, i) => `{ url: "https://${host}:${e.port}"${weights ? `, weight: ${weights[i]}` : ''} }`).join(', ')}]`;
   const common = `protocol: ${protocol}, tls: { ca: ${caPath}, servername: localhost }, pool: { maxConnections: 64${minWarm ? `, minWarm: ${minWarm}` : ''} }, timeouts: { connectMs: 1000 }`;
   const target = single ? `url: "${endpoints[0].url}"` : `endpoints: ${eps('127.0.0.1')}`;
   return `

@@ -6,7 +6,8 @@
 // h2load and this process's own load loops share CPU 0. Phases:
 //   steady    all healthy: h2load --h1 at a fixed rate; proxy CPU µs per request, p50/p99, each endpoint's share;
 //             BENCH_STEADY_ROUNDS rounds over the targets, interleaved, the order reversed every other round
-//   cpu       each originlink group target (and a control: one URL with 24 warm connections) and the single-URL origin at the same time, both on the proxy core, each
+//   cpu       each originlink group target (and two controls: one URL with 24 warm connections, a group with its load on
+//             one endpoint) and the single-URL origin at the same time, both on the proxy core, each
 //             loaded by its own h2load at the fixed rate: CPU per request of each and their ratio, BENCH_CPU_ROUNDS
 //             times (which starts first alternating). This machine's speed drifts by tens of percent within
 //             minutes; run side by side, the drift hits both alike (bench/README.md, proxy's BENCH_PAIRED). The
@@ -116,6 +117,9 @@ const targets = [
   { name: 'originlink, group p2c', kind: 'originlink', group: GROUP, phases: PHASES, goals: true },
   // A control for the cpu phase: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the
   // steady phase). At 1.005× (19:41, RESULTS) connections alone are not what a group costs.
+  // A control: the group p2c's code with its load on one endpoint (p2c's cost is load ÷ weight: e0 always wins), to
+  // tell the group's per-request code from spreading one load over three pools (19:57: 1.053× against p2c's 1.083×).
+  { name: 'originlink, group p2c, one endpoint weight 1000', kind: 'originlink', group: GROUP, weights: [1000, 1, 1], phases: ['cpu'], cpuGoal: false },
   { name: 'originlink, 1 URL, 24 warm', kind: 'originlink', single: true, group: null, minWarm: 24, phases: ['cpu'], cpuGoal: false },
   // Hedging sends more attempts by design (p95: one in twenty) and cancels the losers: over h2 by RST_STREAM; over h1
   // a loser's connection closes (a TLS handshake per hedge), which is not what anyone should hedge over.
@@ -134,7 +138,7 @@ async function launch(t, eps = endpoints) {
   let argv;
   if (t.kind === 'originlink') {
     const file = join(dir, `originlink-${port}.yaml`);
-    writeFileSync(file, originlinkConfig({ port, endpoints: eps, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true, minWarm: t.minWarm }));
+    writeFileSync(file, originlinkConfig({ port, endpoints: eps, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true, minWarm: t.minWarm, weights: t.weights }));
     argv = [process.execPath, ...NODE_ARGS, join(DIST, 'cli', 'main.js'), 'serve', '--config', file];
   } else if (t.kind === 'nginx') {
     const file = join(dir, `proxy-nginx-${port}.conf`);
