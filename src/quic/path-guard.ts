@@ -39,8 +39,13 @@ const MAX_FAILED_PATHS = 8;
 const MAX_DROPS = 8;
 /** PATH_CHALLENGEs sent again to a path the peer moved to that stays unvalidated (#unanswered). */
 const MAX_RECHALLENGES = 8;
-/** The least time between two of them, in ms; otherwise three round trips of the path the peer left. */
-const MIN_RECHALLENGE_MS = 50;
+/**
+ * The least time between two of them, in ms; otherwise three round trips of the active path. About what quiche's
+ * own retry of a lost challenge waits on a new path (a probe timeout from its initial RTT of 333 ms), and no more
+ * often than RFC 9000 §8.2.1 would have a path probed: a path that validates normally, even slowly on a loaded
+ * machine, never sees one; the path this is for stays unvalidated for good.
+ */
+const MIN_RECHALLENGE_MS = 1000;
 
 export interface GuardPathEvent {
   type: string;
@@ -158,7 +163,7 @@ export class PathGuard {
    * when one is declared lost at a probe timeout, which the peer's ACKs keep from expiring, so the path stayed
    * unvalidated: the server may send three times what it receives there (§8.1), ~130 bytes per ACK, for the rest of
    * the connection (an 8 MiB response ran at ~90 kB/s until Chromium gave up on it). While datagrams come from the
-   * new address, validation is requested again every three round trips of the active path (at least 50 ms), at
+   * new address, validation is requested again every three round trips of the active path (at least 1 s), at
    * most MAX_RECHALLENGES times (§8.2.1 allows several challenges; each is sent with what leaves next). A peer that
    * does not send from there is left alone, and the watch ends after those rounds in any case.
    */
