@@ -658,7 +658,7 @@ export class QuicConnection implements QuicStreamTransport {
         // surface through isClosed() in process().
         this.#recvErrors++;
         this.#lastRecvError = name;
-            break;
+        break;
       }
     }
     // Server in 0-RTT (RFC 9001 §4.6.1): note which request streams the early packets carried, whether or

@@ -31,7 +31,7 @@
  * carries the challenge out. After MAX_DROPS in a row, or when the path
  * cannot be probed at all, quiche gets the datagrams as before.
  */
-import type { HostPort, QuicheConnection, RecvInfo } from './quiche.js';
+import type { HostPort, QuicheConnection, QuichePathStats, RecvInfo } from './quiche.js';
 
 /** Failed peer paths remembered (each is a NAT rebinding in progress). */
 const MAX_FAILED_PATHS = 8;
@@ -46,6 +46,16 @@ const MAX_RECHALLENGES = 8;
  * machine, never sees one; the path this is for stays unvalidated for good.
  */
 const MIN_RECHALLENGE_MS = 1000;
+
+/** A path the peer moved to that is not validated yet (#unanswered): when and how often it was challenged again. */
+interface PendingPath {
+  key: string;
+  local: HostPort;
+  peer: HostPort;
+  at: number;
+  every: number;
+  tries: number;
+}
 
 export interface GuardPathEvent {
   type: string;
@@ -71,7 +81,7 @@ export class PathGuard {
   /** Peer addresses (host:port) validated on this connection: the handshake's, and each Validated event's. */
   #validated = new Set<string>();
   /** The path the peer moved to while it is not validated (#unanswered). */
-  #pending: { key: string; local: HostPort; peer: HostPort; at: number; every: number; tries: number } | null = null;
+  #pending: PendingPath | null = null;
 
   /** `flush` writes quiche's pending packets to the network now. */
   constructor(q: QuicheConnection, flush: () => void, local: HostPort, peer: HostPort) {
@@ -100,7 +110,7 @@ export class PathGuard {
       if (ev.type === 'Validated') this.#validated.add(key);
       if (this.#pending?.key === key) this.#pending = null;
       if (ev.type === 'New' && ev.local && !this.#validated.has(key)) {
-        const every = Math.max(MIN_RECHALLENGE_MS, 3 * (this.#pathRtt(this.#active.local, this.#active.peer) ?? 0));
+        const every = Math.max(MIN_RECHALLENGE_MS, 3 * (this.#pathStat(this.#active.local, this.#active.peer)?.rtt ?? 0));
         this.#pending = { key, local: ev.local, peer: ev.peer, at: performance.now(), every, tries: 0 };
       }
     }
@@ -146,7 +156,7 @@ export class PathGuard {
   #leftBehind(prev: { local: HostPort; peer: HostPort }, next: { local: HostPort; peer: HostPort }): void {
     this.#active = next;
     if (prev.peer.port === next.peer.port && prev.peer.host === next.peer.host && prev.local.port === next.local.port) return;
-    if (this.#pathSent(prev.local, prev.peer) === null) return;
+    if (this.#pathStat(prev.local, prev.peer) === null) return;
     try {
       this.#q.probePath(prev.local, prev.peer);
       this.reprobes++;
@@ -167,7 +177,7 @@ export class PathGuard {
    * most MAX_RECHALLENGES times (§8.2.1 allows several challenges; each is sent with what leaves next). A peer that
    * does not send from there is left alone, and the watch ends after those rounds in any case.
    */
-  #unanswered(p: { key: string; local: HostPort; peer: HostPort; at: number; every: number; tries: number }, from: string): void {
+  #unanswered(p: PendingPath, from: string): void {
     const now = performance.now();
     if (now - p.at < p.every) return;
     if (p.key !== from) {
@@ -187,21 +197,13 @@ export class PathGuard {
     }
   }
 
-  /** The smoothed RTT in ms of the path (local, peer); null when quiche no longer has it. */
-  #pathRtt(local: HostPort, peer: HostPort): number | null {
-    for (const p of this.#q.pathStats()) {
-      if (p.peerHost.port === peer.port && p.peerHost.host === peer.host && p.localHost.port === local.port) return p.rtt;
-    }
-    return null;
-  }
-
   /**
    * Request validation of a path and write packets now: true when a packet
    * left on that path, false when none could, null when the path cannot be
    * probed (quiche dropped it, or it has no connection id to send with).
    */
   #challengeSent(local: HostPort, peer: HostPort): boolean | null {
-    const before = this.#pathSent(local, peer);
+    const before = this.#pathStat(local, peer)?.sent ?? null;
     if (before === null) return null;
     try {
       this.#q.probePath(local, peer);
@@ -210,14 +212,14 @@ export class PathGuard {
     }
     this.reprobes++;
     this.#flush();
-    const after = this.#pathSent(local, peer);
+    const after = this.#pathStat(local, peer)?.sent ?? null;
     return after === null ? null : after > before;
   }
 
-  /** Packets sent on the path (local, peer); null when quiche no longer has it. */
-  #pathSent(local: HostPort, peer: HostPort): number | null {
+  /** quiche's stats of the path (local, peer): packets sent, smoothed RTT; null when quiche no longer has it. */
+  #pathStat(local: HostPort, peer: HostPort): QuichePathStats | null {
     for (const p of this.#q.pathStats()) {
-      if (p.peerHost.port === peer.port && p.peerHost.host === peer.host && p.localHost.port === local.port) return p.sent;
+      if (p.peerHost.port === peer.port && p.peerHost.host === peer.host && p.localHost.port === local.port) return p;
     }
     return null;
   }
