@@ -17,6 +17,7 @@ import { RetryTokens } from './retry.js';
 import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './accept.js';
 import { ClientHelloReader, refusalInitial } from './initial.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
+import { boundTicketAge } from './ticket-age.js';
 
 /** Socket errors that are a connected socket's ICMP report of an unreachable peer. */
 const UNREACHABLE: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
@@ -381,7 +382,7 @@ export class QuicEndpoint {
     let raw;
     try {
       raw = b.Connection.connect(o.serverName ?? null, scid, this.#local, remote, o.config);
-      if (o.session) raw.setSession(o.session);
+      if (o.session) raw.setSession(boundTicketAge(o.session));
     } catch (e) {
       throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC connect failed: ${(e as Error).message}`, { cause: e, retrySafe: true });
     }
