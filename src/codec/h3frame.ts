@@ -133,6 +133,10 @@ export class FrameParser {
 
   /** Consume header bytes from `data[off..]`; returns bytes consumed. */
   #readHeader(data: Uint8Array, off: number, events: FrameEvent[]): number {
+    if (this.#headLen === 0) {
+      const whole = this.#readWholeHeader(data, off, events);
+      if (whole > 0) return whole;
+    }
     let used = 0;
     for (;;) {
       const t = readVarintBig(this.#head.subarray(0, this.#headLen));
@@ -148,13 +152,33 @@ export class FrameParser {
     }
   }
 
+  /**
+   * The common case, a frame header whole in `data` with both varints of at most 4 bytes (type and length below
+   * 2^30, RFC 9000 §16): read as numbers, with no copy and no bigint. 0 when it is not that case.
+   */
+  #readWholeHeader(data: Uint8Array, off: number, events: FrameEvent[]): number {
+    const n = data.length - off;
+    if (n < 2) return 0;
+    const tl = 1 << (data[off]! >> 6);
+    if (tl > 4 || tl >= n) return 0;
+    const ll = 1 << (data[off + tl]! >> 6);
+    if (ll > 4 || tl + ll > n) return 0;
+    const type = smallVarint(data, off, tl);
+    this.#beginFrame(type <= 0x0d || type === 0xf0700 || type === 0xf0701 ? type : -1, type, smallVarint(data, off + tl, ll), events);
+    return tl + ll;
+  }
+
   #startFrame(type: bigint, length: bigint, events: FrameEvent[]): void {
-    this.#inFrame = true;
     const known = type <= 0x0dn || type === 0xf0700n || type === 0xf0701n ? Number(type) : -1;
     // A length past 2^53 can only be skipped, never read: fine for a frame we skip (RFC 9114 §9: unknown types are
     // ignored, whatever their length — the stream ends long before), an error for one we would read.
     if (length > BigInt(Number.MAX_SAFE_INTEGER) && known >= 0 && !RESERVED_H2_FRAME_TYPES.has(known)) throw frameError(`frame length ${length} too large`);
-    const len = length > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(length);
+    this.#beginFrame(known, type, length > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(length), events);
+  }
+
+  /** A frame begins: `known` its type when this parser knows it (else -1; `type` as read, for the event), `len` its payload length. */
+  #beginFrame(known: number, type: bigint | number, len: number, events: FrameEvent[]): void {
+    this.#inFrame = true;
     this.#remaining = len;
     if (known === FrameType.DATA) {
       this.#type = FrameType.DATA;
@@ -176,7 +200,7 @@ export class FrameParser {
       known === FrameType.PRIORITY_UPDATE_REQUEST ||
       known === FrameType.PRIORITY_UPDATE_PUSH;
     if (!isKnown) {
-      events.push({ kind: 'unknown', type });
+      events.push({ kind: 'unknown', type: BigInt(type) });
       this.#type = -1;
       return;
     }
@@ -225,6 +249,13 @@ export class FrameParser {
         throw frameError(`internal: unexpected buffered type ${this.#type}`);
     }
   }
+}
+
+/** A varint of `len` ≤ 4 bytes at `off` (RFC 9000 §16: the two high bits of the first byte give the length). */
+function smallVarint(b: Uint8Array, off: number, len: number): number {
+  let v = b[off]! & 0x3f;
+  for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
+  return v;
 }
 
 /** RFC 9114 §7.1: the payload must be exactly the identified fields. */
