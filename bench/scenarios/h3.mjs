@@ -18,7 +18,8 @@
 // BENCH_WARMUP = 10000 unmeasured ones per client — with 500, V8 had not
 // finished optimising the request path and both our clients measured about
 // twice their steady-state CPU per request; Bun gets the same), BENCH_ROUNDS
-// (100-concurrent batches, default 30), BENCH_BULK_MIB (default 50),
+// (100-concurrent batches, default 30, after BENCH_CONC_WARMUP = 50 unmeasured
+// ones per client, Bun's too), BENCH_BULK_MIB (default 50),
 // BENCH_BULK_ROUNDS (streams per client, alternating; median reported, default 6),
 // BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
 // Needs a built dist/ (npx tsc -p .), or BENCH_DIST naming a snapshot (bench/lib/dist.mjs).
@@ -117,6 +118,9 @@ async function measureBoth(Agent, ports, o) {
         s.r.cpuUs += cpu.user + cpu.system;
       }
     }
+    // The same for the concurrent path (queueing, stream credit, the early sends): with the 30 measured batches
+    // alone, V8 was still optimising it during them (h3 ÷ h2 1.69× over 30 batches, 1.03× over 300; RESULTS.md h3).
+    for (let k = 0; k < o.concWarmup; k++) for (const s of order(k)) await Promise.all(Array.from({ length: 100 }, () => s.get('/s')));
     for (let k = 0; k < o.rounds; k++) {
       for (const s of order(k)) {
         const t = performance.now();
@@ -212,6 +216,7 @@ async function solo(port, o) {
     warm.push(now() - t);
   }
   const c = process.cpuUsage(c0);
+  for (let i = 0; i < o.concWarmup; i++) await Promise.all(Array.from({ length: 100 }, () => get('/s')));
   const conc = [];
   for (let i = 0; i < o.rounds; i++) {
     const t = now();
@@ -261,6 +266,7 @@ for (let i = 0; i < ${o.warmup}; i++) await get('/s');
 const warm = []; const c0 = process.cpuUsage();
 for (let i = 0; i < ${o.warm}; i++) { const t = now(); await get('/s'); warm.push(now() - t); }
 const c = process.cpuUsage(c0);
+for (let i = 0; i < ${o.concWarmup}; i++) await Promise.all(Array.from({ length: 100 }, () => get('/s')));
 const conc = [];
 for (let i = 0; i < ${o.rounds}; i++) { const t = now(); await Promise.all(Array.from({ length: 100 }, () => get('/s'))); conc.push(now() - t); }
 const bulk = [];
@@ -284,6 +290,7 @@ async function main() {
     warm: Number(process.env.BENCH_WARM ?? 5000),
     warmup: Number(process.env.BENCH_WARMUP ?? 10000),
     rounds: Number(process.env.BENCH_ROUNDS ?? 30),
+    concWarmup: Number(process.env.BENCH_CONC_WARMUP ?? 50),
     bulkMiB: Number(process.env.BENCH_BULK_MIB ?? 50),
     bulkRounds: Number(process.env.BENCH_BULK_ROUNDS ?? 6),
     first: Number(process.env.BENCH_FIRST ?? 12),

@@ -6,7 +6,7 @@
  * that second): a ticket that came at 12:00:00.900 and is used at 12:00:01.100, 200 ms old, is reported 1000 ms old.
  * A server that checks the age for 0-RTT (RFC 8446 §8.3) may refuse early data whose reported age is above its own
  * view: GnuTLS does (`server_ticket_age < client_ticket_age`), so ngtcp2's gtlsserver declined our 0-RTT whenever a
- * second of the clock began between a ticket's arrival and its use (3 of 48 runs of the interop test, whose tickets
+ * second of the clock began between a ticket's arrival and its use (4 of 48 runs of the interop test, whose tickets
  * are used ~60 ms old; for a ticket older than a second, by the arithmetic, about one use in two). The session
  * handed to quiche takes as its time the second after the one it came in, unless that is in the future: the
  * reported age is then at most the true one, under it by less than a second (servers allow for more: OpenSSL 10 s,
