@@ -18,7 +18,7 @@
 // BENCH_WARMUP = 10000 unmeasured ones per client — with 500, V8 had not
 // finished optimising the request path and both our clients measured about
 // twice their steady-state CPU per request; Bun gets the same), BENCH_ROUNDS
-// (100-concurrent batches, default 30, after BENCH_CONC_WARMUP = 50 unmeasured
+// (100-concurrent batches, default 30, after BENCH_CONC_WARMUP = 200 unmeasured
 // ones per client, Bun's too), BENCH_BULK_MIB (default 50),
 // BENCH_BULK_ROUNDS (streams per client, alternating; median reported, default 6),
 // BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
@@ -119,7 +119,8 @@ async function measureBoth(Agent, ports, o) {
       }
     }
     // The same for the concurrent path (queueing, stream credit, the early sends): with the 30 measured batches
-    // alone, V8 was still optimising it during them (h3 ÷ h2 1.69× over 30 batches, 1.03× over 300; RESULTS.md h3).
+    // alone, V8 was still optimising it during them (h3 ÷ h2 1.69× over 30 batches, 1.03× over 300; RESULTS.md h3);
+    // our client alone in its process still had batches of 2 ms after 50 warm-up batches, 1.0 ms after 200.
     for (let k = 0; k < o.concWarmup; k++) for (const s of order(k)) await Promise.all(Array.from({ length: 100 }, () => s.get('/s')));
     for (let k = 0; k < o.rounds; k++) {
       for (const s of order(k)) {
@@ -290,7 +291,7 @@ async function main() {
     warm: Number(process.env.BENCH_WARM ?? 5000),
     warmup: Number(process.env.BENCH_WARMUP ?? 10000),
     rounds: Number(process.env.BENCH_ROUNDS ?? 30),
-    concWarmup: Number(process.env.BENCH_CONC_WARMUP ?? 50),
+    concWarmup: Number(process.env.BENCH_CONC_WARMUP ?? 200),
     bulkMiB: Number(process.env.BENCH_BULK_MIB ?? 50),
     bulkRounds: Number(process.env.BENCH_BULK_ROUNDS ?? 6),
     first: Number(process.env.BENCH_FIRST ?? 12),
