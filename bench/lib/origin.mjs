@@ -111,8 +111,8 @@ if (o.kind === 'h3') {
   print({ event: 'ready', kind: 'tcp', port: server.address()?.port ?? o.port, tfo });
 }
 
-// o.traceQuic: while a response of 1 MiB or more is sent, the connection's congestion window, RTT, losses and
-// bytes sent every 100 ms (the loss bench shows what quiche's controller did).
+// o.traceQuic: while a response of 1 MiB or more is sent, the connection's congestion window, RTT, losses, bytes
+// sent, BBR's bandwidth estimate and its startup exit, flow-control blocks every 100 ms (the loss bench shows what quiche's controller did).
 const quicTrace = [];
 function traceQuic(req) {
   const t0 = performance.now();
@@ -124,7 +124,7 @@ function traceQuic(req) {
     // Stop a second after the connection stopped sending (the response is done).
     idle = prev && prev.bytesSent === s.bytesSent ? idle + 1 : 0;
     if (idle >= 10) { stop(); return; }
-    quicTrace.push({ ms: Math.round(performance.now() - t0), cwnd: s.cwnd, rttMs: s.rttMs, lost: s.lost, bytesSent: s.bytesSent, buffered: s.bufferedBytes });
+    quicTrace.push({ ms: Math.round(performance.now() - t0), cwnd: s.cwnd, rttMs: s.rttMs, lost: s.lost, bytesSent: s.bytesSent, buffered: s.bufferedBytes, bandwidth: s.bandwidth, startupExit: s.startupExit, blocked: s.flowBlocked?.sent ?? null });
   };
   sample();
   const timer = setInterval(sample, 100);

@@ -5,7 +5,8 @@
 // BENCH_BULK_MIB (20), BENCH_SMALL (50), BENCH_INTERVAL_MS (20), BENCH_CAP_S (30),
 // BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_QUIC_CC (the h3 origin's quiche
 // congestion control; default the product's, bbr), BENCH_QUIC_BBR_LOSS (BBR's loss threshold on our quiche 0.30
-// engine; default the product's), BENCH_QUIC_PACING (1; 0 = unpaced),
+// engine; default the product's), BENCH_QUIC_BBR_BWLO (BBR's bandwidth_lo reduction: default, minrtt, inflight, cwnd;
+// default the product's), BENCH_QUIC_PACING (1; 0 = unpaced),
 // BENCH_SEED (1).
 import { fileURLToPath } from 'node:url';
 import { createLab } from '../lab/index.mjs';
@@ -27,7 +28,7 @@ const CC = env.BENCH_TCP_CC || undefined;
 const SEED = Number(env.BENCH_SEED ?? 1);
 // The server sends the bulk, so its congestion controller decides throughput under loss.
 const QUIC_CC = env.BENCH_QUIC_CC || 'bbr';
-const QUIC_BBR = env.BENCH_QUIC_BBR_LOSS ? { lossThreshold: Number(env.BENCH_QUIC_BBR_LOSS) } : null;
+const QUIC_BBR = env.BENCH_QUIC_BBR_LOSS || env.BENCH_QUIC_BBR_BWLO ? { ...(env.BENCH_QUIC_BBR_LOSS ? { lossThreshold: Number(env.BENCH_QUIC_BBR_LOSS) } : {}), ...(env.BENCH_QUIC_BBR_BWLO ? { bwLoReduction: env.BENCH_QUIC_BBR_BWLO } : {}) } : null;
 // BENCH_QUIC_PACING=0: the origin's QUIC packets unpaced (quic/pacer.ts off), to compare.
 const QUIC_PACING = env.BENCH_QUIC_PACING !== '0';
 const CLIENT = fileURLToPath(new URL('../lib/loss-client.mjs', import.meta.url));

@@ -26,16 +26,29 @@ export const DEFAULT_CC: CcAlgorithm = 'bbr';
  */
 export const DEFAULT_BBR: Readonly<BbrTuning> = Object.freeze({ lossThreshold: 0.1 });
 
+/** How loss lowers BBR's short-term bounds (quiche's `BbrBwLoReductionStrategy`, by its names). */
+export const BW_LO_REDUCTIONS = ['default', 'minrtt', 'inflight', 'cwnd'] as const;
+export type BwLoReduction = (typeof BW_LO_REDUCTIONS)[number];
+
 /** BBR tuning (QuicOptions.bbr, an origin's or listener's `quic.bbr`). */
 export interface BbrTuning {
   /** Loss rate per round above which BBR lowers its inflight ceiling, 0.001 – 0.2. Default DEFAULT_BBR's 0.1 (quiche's own: 0.015). */
   lossThreshold?: number;
+  /**
+   * How a loss lowers BBR's short-term bounds: `default` (quiche's: after each round with any loss, bandwidth_lo and
+   * inflight_lo to the round's delivery, at least 0.7× themselves, the window capped by inflight_lo), `minrtt`,
+   * `inflight`, `cwnd` (bandwidth_lo lowered in proportion to the bytes lost, never below the latest delivery
+   * rate; inflight_lo unused).
+   */
+  bwLoReduction?: BwLoReduction;
 }
 
 /** Why a BBR tuning is refused (the field and reason), or null. */
 export function bbrTuningError(b: BbrTuning): { field: string; reason: string } | null {
-  for (const k of Object.keys(b)) if (k !== 'lossThreshold') return { field: k, reason: 'unknown option (allowed: lossThreshold)' };
+  for (const k of Object.keys(b)) if (k !== 'lossThreshold' && k !== 'bwLoReduction') return { field: k, reason: 'unknown option (allowed: lossThreshold, bwLoReduction)' };
   const v = b.lossThreshold;
   if (v !== undefined && !(typeof v === 'number' && v >= 0.001 && v <= 0.2)) return { field: 'lossThreshold', reason: `must be a number 0.001–0.2, got ${JSON.stringify(v)}` };
+  const r = b.bwLoReduction;
+  if (r !== undefined && !BW_LO_REDUCTIONS.includes(r)) return { field: 'bwLoReduction', reason: `must be one of ${BW_LO_REDUCTIONS.join(', ')}, got ${JSON.stringify(r)}` };
   return null;
 }

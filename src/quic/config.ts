@@ -185,8 +185,8 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   const bbr = { ...DEFAULT_BBR, ...o.bbr };
   const why = bbrTuningError(bbr);
   if (why) bad(`bbr.${why.field}`, why.reason);
-  const tune = (c as QuicheConfig & { setBbrParams?: (lossThreshold: number | null, startupFullLossCount: number | null) => void }).setBbrParams;
-  if ((cc === 'bbr' || cc === 'bbr2') && tune && bbr.lossThreshold !== undefined) tune.call(c, bbr.lossThreshold, null);
+  const tune = (c as QuicheConfig & { setBbrParams?: (lossThreshold: number | null, startupFullLossCount: number | null, bwLoReduction: string | null) => void }).setBbrParams;
+  if ((cc === 'bbr' || cc === 'bbr2') && tune && (bbr.lossThreshold !== undefined || bbr.bwLoReduction !== undefined)) tune.call(c, bbr.lossThreshold ?? null, null, bbr.bwLoReduction ?? null);
   c.enablePacing(o.pacing ?? true);
   if (o.earlyData ?? true) c.enableEarlyData();
   if (o.logKeys) c.logKeys();

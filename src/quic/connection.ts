@@ -27,7 +27,7 @@
 import { Pacer } from './pacer.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
-import { parseQuicheError, shutdownDir, type HostPort, type PathEvent, type QuicheConnection, type RecvInfo } from './quiche.js';
+import { parseQuicheError, shutdownDir, type HostPort, type PathEvent, type QuicheConnection, type RecvInfo, type StartupExit } from './quiche.js';
 import { closeError, CRYPTO_ERROR_BASE } from './errors.js';
 import { WriteQueues } from './write-queue.js';
 import { checkPeerName } from './peer-name.js';
@@ -62,6 +62,15 @@ export interface QuicStatsSnapshot {
   spareDcids: number;
   /** Server: validations we re-requested for a peer address after quiche failed its path. */
   reprobes: number;
+  /** The controller's bandwidth estimate on the active path, bytes/s: BBR on our engine; null otherwise. */
+  bandwidth: number | null;
+  /** Where and why the active path's controller first left startup: our engine only; null until then. */
+  startupExit: StartupExit | null;
+  /**
+   * DATA_BLOCKED and STREAM_DATA_BLOCKED frames (RFC 9000 §19.12–19.13) we sent — our sending held by the peer's
+   * flow control — and received (the peer held by ours). Our engine only; null on the fallback.
+   */
+  flowBlocked: { sent: number; received: number } | null;
 }
 
 
@@ -366,6 +375,9 @@ export class QuicConnection implements QuicStreamTransport {
       destinationCid: Buffer.from(this.#q.destinationId()).toString('hex'),
       spareDcids: this.#paths.spareDcids(),
       reprobes: this.#paths.guard?.reprobes ?? 0,
+      bandwidth: p?.maxBandwidth ?? null,
+      startupExit: p?.startupExit ?? null,
+      flowBlocked: s.dataBlockedSent === undefined ? null : { sent: s.dataBlockedSent + (s.streamDataBlockedSent ?? 0), received: (s.dataBlockedRecv ?? 0) + (s.streamDataBlockedRecv ?? 0) },
     };
   }
 

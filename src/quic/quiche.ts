@@ -59,6 +59,11 @@ export interface QuicheStats {
   peerMaxUdpPayloadSize: number;
   peerInitialMaxStreamsBidi: number;
   peerInitialMaxStreamsUni: number;
+  /** Our engine only: DATA_BLOCKED + STREAM_DATA_BLOCKED frames sent (our sending held by the peer's flow control) and received. */
+  dataBlockedSent?: number;
+  streamDataBlockedSent?: number;
+  dataBlockedRecv?: number;
+  streamDataBlockedRecv?: number;
 }
 
 export interface QuichePathStats {
@@ -76,6 +81,17 @@ export interface QuichePathStats {
   lostBytes: number;
   pmtu: number;
   deliveryRate: number;
+  /** Our engine only: bbr2_gcongestion's bandwidth estimate, bytes/s (null for other controllers). */
+  maxBandwidth?: number | null;
+  /** Our engine only: where and why the controller first left startup (null while in it). */
+  startupExit?: StartupExit | null;
+}
+
+/** The window and bandwidth estimate (bytes/s) when the controller first left startup, and quiche's reason. */
+export interface StartupExit {
+  cwnd: number;
+  bandwidth: number | null;
+  reason: string;
 }
 
 export interface QuicheConfig {

@@ -19,7 +19,7 @@ import { parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
 import { Reader } from './config-reader.js';
 import { ProxyRotation, type ProxyPolicy } from '../net/proxy.js';
-import { CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
+import { BW_LO_REDUCTIONS, CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
 import { Resolver } from '../net/resolver.js';
 import { caProblem, certificateNames, certificatePairProblem } from '../server/certificates.js';
 import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
@@ -525,13 +525,14 @@ function readQuic(parent: Reader): CcAlgorithm | null {
   return q.has('congestionControl') ? q.oneOf('congestionControl', CC_ALGORITHMS) : null;
 }
 
-/** `quic: { bbr: { lossThreshold } }`: BBR's tuning on our quiche 0.30 engine (quic/cc.ts DEFAULT_BBR has the default and its measurement). */
+/** `quic: { bbr: { lossThreshold, bwLoReduction } }`: BBR's tuning on our quiche 0.30 engine (quic/cc.ts DEFAULT_BBR has the default and its measurement). */
 function readBbr(parent: Reader): BbrTuning | null {
   if (!parent.has('quic') || !parent.obj('quic').has('bbr')) return null;
   const b = parent.obj('quic').obj('bbr');
-  b.keys(['lossThreshold']);
+  b.keys(['lossThreshold', 'bwLoReduction']);
   const lossThreshold = b.optNumber('lossThreshold', 0.001, 0.2);
-  return lossThreshold === undefined ? {} : { lossThreshold };
+  const bwLoReduction = b.has('bwLoReduction') ? b.oneOf('bwLoReduction', BW_LO_REDUCTIONS) : undefined;
+  return { ...(lossThreshold === undefined ? {} : { lossThreshold }), ...(bwLoReduction === undefined ? {} : { bwLoReduction }) };
 }
 
 /** `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us. */

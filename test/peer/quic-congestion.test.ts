@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
 import { DEFAULT_CC } from '../../src/quic/cc.js';
+import { quicEngine } from '../../src/quic/quiche.js';
 import { parseConfig } from '../../src/service/config.js';
 import type { H3Server } from '../../src/server/h3.js';
 import type { QuicStatsSnapshot } from '../../src/quic/connection.js';
@@ -59,6 +60,12 @@ describe('QUIC congestion control', () => {
         expect(st.rttMs).toBeGreaterThanOrEqual(45);
         expect(st.cwnd).toBeGreaterThan(0);
         expect(st.lost).toBeGreaterThan(0);
+        if (quicEngine().binding === 'originlink-quic') {
+          // Our engine also tells BBR's bandwidth estimate and the flow-control blocks (null: cubic, the fallback).
+          if (cc === 'bbr') expect(st.bandwidth).toBeGreaterThan(100_000);
+          else expect(st.bandwidth).toBeNull();
+          expect(st.flowBlocked).toEqual({ sent: expect.any(Number), received: expect.any(Number) });
+        } else expect(st.flowBlocked).toBeNull();
       } finally {
         c.destroy();
         relay.close();
@@ -107,5 +114,9 @@ routes: [ { origin: a } ]
     expect(tuned.listeners[0]).toMatchObject({ congestionControl: 'bbr2', bbr: { lossThreshold: 0.015 } });
     expect(bad(yaml(', quic: { bbr: { lossThreshold: 0.5 } }', ''))).toMatch(/origins\.a\.quic\.bbr\.lossThreshold: must be between 0\.001 and 0\.2/);
     expect(bad(yaml('', ', quic: { bbr: { gain: 2 } }'))).toMatch(/quic\.bbr\.gain/);
+    // How loss lowers BBR's short-term bounds (quiche's BbrBwLoReductionStrategy by name).
+    const lo = parseConfig(yaml(', quic: { bbr: { bwLoReduction: minrtt } }', ''), 'x.yaml', certs.dir);
+    expect(lo.origins.get('a')!.bbr).toEqual({ bwLoReduction: 'minrtt' });
+    expect(bad(yaml(', quic: { bbr: { bwLoReduction: fast } }', ''))).toMatch(/origins\.a\.quic\.bbr\.bwLoReduction: must be one of default, minrtt, inflight, cwnd/);
   });
 });

@@ -32,7 +32,9 @@ describe('Agent options', () => {
   it('BBR tuning (quicBbr, per origin too): a loss threshold within 0.001–0.2, nothing else; pool.quickAck one of its words', () => {
     expect(refusal({ quicBbr: { lossThreshold: 0.05 }, origins: { 'https://a.test:443': { quicBbr: { lossThreshold: 0.015 } } }, quicCongestionControl: 'bbr2' })).toBeNull();
     expect(refusal({ quicBbr: { lossThreshold: 2 } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'quicBbr.lossThreshold: must be a number 0.001–0.2, got 2' });
-    expect(refusal({ origins: { 'https://a.test:443': { quicBbr: { gain: 3 } } } })).toMatchObject({ message: 'origins["https://a.test:443"].quicBbr.gain: unknown option (allowed: lossThreshold)' });
+    expect(refusal({ origins: { 'https://a.test:443': { quicBbr: { gain: 3 } } } })).toMatchObject({ message: 'origins["https://a.test:443"].quicBbr.gain: unknown option (allowed: lossThreshold, bwLoReduction)' });
+    expect(refusal({ quicBbr: { bwLoReduction: 'cwnd' } })).toBeNull();
+    expect(refusal({ quicBbr: { bwLoReduction: 'fast' as 'cwnd' } })).toMatchObject({ message: 'quicBbr.bwLoReduction: must be one of default, minrtt, inflight, cwnd, got "fast"' });
     expect(refusal({ pool: { quickAck: 'always' } })).toBeNull();
     expect(refusal({ pool: { quickAck: 'sometimes' } })).toMatchObject({ message: 'pool.quickAck: must be one of auto, always, never, got "sometimes"' });
   });

@@ -193,14 +193,26 @@ impl Config {
     /// quiche's BBR (bbr2_gcongestion) tuning, for this pinned quiche only (its `internal` API; it may go in a later
     /// release): the loss rate per round above which BBR lowers its inflight ceiling (default 0.015), and how many
     /// loss events end STARTUP (default 8). Applies when the controller is BBR.
+    /// `bw_lo_reduction`: how loss lowers BBR's short-term bounds — `default` (every round with a loss: bandwidth_lo
+    /// and inflight_lo to at least 0.7× themselves, and the window capped by inflight_lo), `minrtt`, `inflight` or
+    /// `cwnd` (bandwidth_lo lowered in proportion to the bytes lost, never below the latest delivery rate,
+    /// inflight_lo unused); an unknown name is an error.
     #[napi]
-    pub fn set_bbr_params(&mut self, loss_threshold: Option<f64>, startup_full_loss_count: Option<u32>) {
+    pub fn set_bbr_params(&mut self, loss_threshold: Option<f64>, startup_full_loss_count: Option<u32>, bw_lo_reduction: Option<String>) -> Result<()> {
+        let bw_lo_reduction_strategy = match bw_lo_reduction {
+            Some(name) => Some(name.parse::<quiche::BbrBwLoReductionStrategy>().map_err(|_| {
+                Error::new(Status::InvalidArg, format!("unknown BBR bandwidth_lo reduction {name:?}"))
+            })?),
+            None => None,
+        };
         let params = quiche::BbrParams {
             loss_threshold: loss_threshold.map(|v| v as f32),
             startup_full_loss_count: startup_full_loss_count.map(|v| v as usize),
+            bw_lo_reduction_strategy,
             ..Default::default()
         };
         self.inner.set_custom_bbr_params(params);
+        Ok(())
     }
 
     #[napi]

@@ -129,6 +129,11 @@ pub struct Stats {
     pub peer_disable_active_migration: bool,
     pub peer_active_conn_id_limit: f64,
     pub peer_max_datagram_frame_size: Option<f64>,
+    /// DATA_BLOCKED / STREAM_DATA_BLOCKED frames we sent (our sending held by the peer's flow control) and received.
+    pub data_blocked_sent: f64,
+    pub stream_data_blocked_sent: f64,
+    pub data_blocked_recv: f64,
+    pub stream_data_blocked_recv: f64,
 }
 
 fn stream(id: i64) -> u64 {
@@ -494,6 +499,10 @@ impl Connection {
             peer_disable_active_migration: p.disable_active_migration,
             peer_active_conn_id_limit: p.active_conn_id_limit as f64,
             peer_max_datagram_frame_size: p.max_datagram_frame_size.map(|v| v as f64),
+            data_blocked_sent: s.data_blocked_sent_count as f64,
+            stream_data_blocked_sent: s.stream_data_blocked_sent_count as f64,
+            data_blocked_recv: s.data_blocked_recv_count as f64,
+            stream_data_blocked_recv: s.stream_data_blocked_recv_count as f64,
         }
     }
 

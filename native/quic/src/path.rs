@@ -85,6 +85,21 @@ pub struct PathStats {
     pub stream_retrans_bytes: f64,
     pub pmtu: f64,
     pub delivery_rate: f64,
+    /// bbr2_gcongestion's bandwidth estimate, bytes/s (null for other controllers).
+    pub max_bandwidth: Option<f64>,
+    /// Confirmed persistent RTT jump episodes.
+    pub rtt_jumps: f64,
+    /// Why and where the controller first left startup (null while in it).
+    pub startup_exit: Option<StartupExit>,
+}
+
+/// quiche::StartupExit: the window and bandwidth estimate when the controller first left startup, and why.
+#[napi(object)]
+pub struct StartupExit {
+    pub cwnd: f64,
+    pub bandwidth: Option<f64>,
+    /// `Loss`, `BandwidthPlateau`, `PersistentQueue` or `ConservativeSlowStartRounds`.
+    pub reason: String,
 }
 
 impl From<quiche::PathStats> for PathStats {
@@ -105,6 +120,13 @@ impl From<quiche::PathStats> for PathStats {
             stream_retrans_bytes: s.stream_retrans_bytes as f64,
             pmtu: s.pmtu as f64,
             delivery_rate: s.delivery_rate as f64,
+            max_bandwidth: s.max_bandwidth.map(|b| b as f64),
+            rtt_jumps: s.rtt_persistent_jump_count as f64,
+            startup_exit: s.startup_exit.map(|e| StartupExit {
+                cwnd: e.cwnd as f64,
+                bandwidth: e.bandwidth.map(|b| b as f64),
+                reason: format!("{:?}", e.reason),
+            }),
         }
     }
 }
