@@ -150,6 +150,21 @@ fn keylog(conn: &mut quiche::Connection, config: &Config) {
     }
 }
 
+/**
+ * QLOGDIR set (the convention of quiche's own tools): this connection's qlog (JSON-SEQ, quiche's base level: packets,
+ * frames, recovery metrics, congestion state) goes to `<QLOGDIR>/<role>-<scid hex>.sqlog`. A file that cannot be
+ * made leaves the connection without one.
+ */
+fn qlog(conn: &mut quiche::Connection, role: &str, scid: &[u8]) {
+    let Some(dir) = std::env::var_os("QLOGDIR").filter(|p| !p.is_empty()) else { return };
+    let hex: String = scid.iter().map(|b| format!("{b:02x}")).collect();
+    if let Ok(f) = std::fs::File::create(std::path::Path::new(&dir).join(format!("{role}-{hex}.sqlog"))) {
+        // Written a record (a line) at a time: the file is whole at any moment, not when the connection object is
+        // collected, which for a napi object is whenever the JS garbage collector gets to it.
+        conn.set_qlog(Box::new(std::io::LineWriter::new(f)), format!("originlink {role}"), String::new());
+    }
+}
+
 #[napi]
 impl Connection {
     /// A client connection. `serverName` is the SNI and the name verified in
@@ -166,6 +181,7 @@ impl Connection {
         let mut inner =
             quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
+        qlog(&mut inner, "client", scid.as_ref());
         Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
     }
 
@@ -184,6 +200,7 @@ impl Connection {
         let mut inner =
             quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
+        qlog(&mut inner, "server", scid.as_ref());
         Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
     }
 
