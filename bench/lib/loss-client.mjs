@@ -16,7 +16,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const hrMs = () => +(Number(process.hrtime.bigint()) / 1e6).toFixed(3);
 const agent = new Agent({
   protocol: o.proto, tls: { ca: readFileSync(o.ca) }, maxRetries: 0,
-  pool: { maxConnections: 1, pingIntervalMs: 0, bodyTimeoutMs: o.capS * 1000 + 5000, headersTimeoutMs: o.capS * 1000 + 5000 },
+  pool: { maxConnections: 1, pingIntervalMs: 0, bodyTimeoutMs: o.capS * 1000 + 5000, headersTimeoutMs: o.capS * 1000 + 5000, ...(o.windowSize ? { windowSize: o.windowSize } : {}) },
 });
 
 const warm = await agent.request({ url: `${o.base}/small?tag=warm` });

@@ -6,7 +6,8 @@
 // BENCH_PROTOS (h2,h3), BENCH_TCP_CC (kernel default, bbr here), BENCH_QUIC_CC (the h3 origin's quiche
 // congestion control; default the product's, bbr), BENCH_QUIC_BBR_LOSS (BBR's loss threshold on our quiche 0.30
 // engine; default the product's), BENCH_QUIC_BBR_BWLO (BBR's bandwidth_lo reduction: default, minrtt, inflight, cwnd;
-// default the product's), BENCH_QUIC_PACING (1; 0 = unpaced),
+// default the product's), BENCH_WINDOW (the client's pool.windowSize, bytes; default the product's), BENCH_QUIC_PACING
+// (1; 0 = unpaced),
 // BENCH_SEED (1).
 import { fileURLToPath } from 'node:url';
 import { createLab } from '../lab/index.mjs';
@@ -31,6 +32,8 @@ const QUIC_CC = env.BENCH_QUIC_CC || 'bbr';
 const QUIC_BBR = env.BENCH_QUIC_BBR_LOSS || env.BENCH_QUIC_BBR_BWLO ? { ...(env.BENCH_QUIC_BBR_LOSS ? { lossThreshold: Number(env.BENCH_QUIC_BBR_LOSS) } : {}), ...(env.BENCH_QUIC_BBR_BWLO ? { bwLoReduction: env.BENCH_QUIC_BBR_BWLO } : {}) } : null;
 // BENCH_QUIC_PACING=0: the origin's QUIC packets unpaced (quic/pacer.ts off), to compare.
 const QUIC_PACING = env.BENCH_QUIC_PACING !== '0';
+// BENCH_WINDOW: the client's receive window per stream (the Agent's pool.windowSize; h2 and h3), default the product's.
+const WINDOW = env.BENCH_WINDOW ? Number(env.BENCH_WINDOW) : null;
 const CLIENT = fileURLToPath(new URL('../lib/loss-client.mjs', import.meta.url));
 const NSTAT_KEYS = ['TcpRetransSegs', 'TcpExtTCPLostRetransmit', 'UdpInDatagrams', 'UdpOutDatagrams', 'UdpRcvbufErrors', 'UdpSndbufErrors'];
 
@@ -55,7 +58,7 @@ try {
       for (const proto of PROTOS) {
         progress.note(`${loss}% ${proto} running`);
         const before = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };
-        const r = await runScript(lab, 'client', CLIENT, { base: `https://${lab.server.addr}`, ca: certs.caPath, proto, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S }, {
+        const r = await runScript(lab, 'client', CLIENT, { base: `https://${lab.server.addr}`, ca: certs.caPath, proto, bulkBytes: BULK, smallCount: SMALL, intervalMs: INTERVAL, capS: CAP_S, ...(WINDOW ? { windowSize: WINDOW } : {}) }, {
           onProgress: (p) => progress.tick(`${loss}% ${p.note}`), timeoutMs: (CAP_S + 60) * 1000,
         });
         const after = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };

@@ -100,7 +100,11 @@ export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
   bodyTimeoutMs: 30_000,
   maxHeaderBytes: 65_536,
   maxHeaderCount: 256,
-  windowSize: 4 * 1024 * 1024,
+  // 8 MiB: under random loss a stream's window stays behind the hole a lost packet leaves until it is resent (one
+  // RTT or more), and quiche's autotuning does not grow it then; at 4 MiB an h3 bulk download at 50 ms RTT and 5 %
+  // loss was held to ~14–20 MB/s by its own flow control, with 8 MiB 22–33 (bench/RESULTS.md `loss`, 22:42).
+  // Chromium's and quic-go's windows are 6 MB per stream, 15 MB per connection.
+  windowSize: 8 * 1024 * 1024,
   migrateAfterProbeTimeouts: 3,
   quickAck: 'auto',
 });
