@@ -319,14 +319,18 @@ describe('QUIC connection migration', () => {
   // an expected failure (it turns into a pass, and this marker into a failure, when a fixed quiche is pinned);
   // the client's own migration is shown against ngtcp2's server below, on every engine.
   const strandsDeadPath = quicEngine().binding === 'originlink-quic';
-  (strandsDeadPath ? it.fails : it)('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', async () => {
+  // On the fallback engine (quiche 0.18) the same stranding happens now and then: the body stops at ~2,998,760 bytes
+  // with the client migrated and nothing in flight (2 and 3 of 15 runs on an idle machine, 2026-11-25, before and
+  // after that day's last changes alike). Up to two more tries there: a client that does not migrate fails them all.
+  (strandsDeadPath ? it.fails : it)('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', { retry: strandsDeadPath ? 0 : 2, timeout: 40_000 }, async () => {
     const relay = new Relay(server.address.port);
     try {
-      await bigAcrossDeadPath(relay, strandsDeadPath ? { bodyTimeoutMs: 6000 } : {});
+      // A stalled try shows within 6 s (the migration's own gap is a few probe timeouts, under 3 s here).
+      await bigAcrossDeadPath(relay, { bodyTimeoutMs: 6000 });
     } finally {
       relay.close();
     }
-  }, 40_000);
+  });
 
   it('migrates by itself after consecutive probe timeouts when the current path goes dead (ngtcp2\'s server)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'ol-migrate-ngtcp2-'));
