@@ -124,11 +124,12 @@ const targets = [
   { name: 'originlink, 1 URL', kind: 'originlink', single: true, group: null, phases: ['steady'] },
   { name: 'originlink, 1 URL + health (a group of one)', kind: 'originlink', single: true, group: `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 500 }`, phases: ['steady', 'cpu'] },
   { name: 'originlink, group p2c', kind: 'originlink', group: GROUP, phases: PHASES, goals: true },
-  // A control for the cpu phase: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the
-  // steady phase). At 1.005× (19:41, RESULTS) connections alone are not what a group costs.
-  // A control: the group p2c's code with its load on one endpoint (p2c's cost is load ÷ weight: e0 always wins), to
-  // tell the group's per-request code from spreading one load over three pools (19:57: 1.053× against p2c's 1.083×).
+  // A control for the cpu phase: the group p2c's code with its load on one endpoint (p2c's cost is load ÷ weight: e0
+  // always wins), to tell the group's per-request code from spreading one load over three pools (19:57: 1.053×
+  // against p2c's 1.083×).
   { name: 'originlink, group p2c, one endpoint weight 1000', kind: 'originlink', group: GROUP, weights: [1000, 1, 1], phases: ['cpu'], cpuGoal: false },
+  // Another: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the steady phase). At
+  // 1.005× (19:41, RESULTS) connections alone are not what a group costs.
   { name: 'originlink, 1 URL, 24 warm', kind: 'originlink', single: true, group: null, minWarm: 24, phases: ['cpu'], cpuGoal: false },
   // Hedging sends more attempts by design (p95: one in twenty) and cancels the losers: over h2 by RST_STREAM; over h1
   // a loser's connection closes (a TLS handshake per hedge), which is not what anyone should hedge over.

@@ -29,7 +29,9 @@ const CC = env.BENCH_TCP_CC || undefined;
 const SEED = Number(env.BENCH_SEED ?? 1);
 // The server sends the bulk, so its congestion controller decides throughput under loss.
 const QUIC_CC = env.BENCH_QUIC_CC || 'bbr';
-const QUIC_BBR = env.BENCH_QUIC_BBR_LOSS || env.BENCH_QUIC_BBR_BWLO ? { ...(env.BENCH_QUIC_BBR_LOSS ? { lossThreshold: Number(env.BENCH_QUIC_BBR_LOSS) } : {}), ...(env.BENCH_QUIC_BBR_BWLO ? { bwLoReduction: env.BENCH_QUIC_BBR_BWLO } : {}) } : null;
+const QUIC_BBR = {};
+if (env.BENCH_QUIC_BBR_LOSS) QUIC_BBR.lossThreshold = Number(env.BENCH_QUIC_BBR_LOSS);
+if (env.BENCH_QUIC_BBR_BWLO) QUIC_BBR.bwLoReduction = env.BENCH_QUIC_BBR_BWLO;
 // BENCH_QUIC_PACING=0: the origin's QUIC packets unpaced (quic/pacer.ts off), to compare.
 const QUIC_PACING = env.BENCH_QUIC_PACING !== '0';
 // BENCH_WINDOW: the client's receive window per stream (the Agent's pool.windowSize; h2 and h3), default the product's.
@@ -54,7 +56,7 @@ try {
       labs.push({ lossPct: loss, selfCheck: check, facts });
       const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath };
       const tcp = await startOrigin(lab, { ...common, kind: 'tcp', tfo: false });
-      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC, ...(QUIC_BBR ? { bbr: QUIC_BBR } : {}) }, pacing: QUIC_PACING, traceQuic: true }) : null;
+      const h3 = PROTOS.includes('h3') ? await startOrigin(lab, { ...common, kind: 'h3', quic: { cc: QUIC_CC, ...(Object.keys(QUIC_BBR).length ? { bbr: QUIC_BBR } : {}) }, pacing: QUIC_PACING, traceQuic: true }) : null;
       for (const proto of PROTOS) {
         progress.note(`${loss}% ${proto} running`);
         const before = { client: await lab.nstat('client'), server: await lab.nstat('server'), link: await lab.counters() };

@@ -358,6 +358,7 @@ export class QuicConnection implements QuicStreamTransport {
   stats(): QuicStatsSnapshot {
     const s = this.#q.stats();
     const p = this.#q.pathStats().find((x) => x.active);
+    const cc = this.#q.ccStats?.() ?? null;
     return {
       rttMs: p ? p.rtt : null,
       cwnd: p ? p.cwnd : null,
@@ -375,8 +376,8 @@ export class QuicConnection implements QuicStreamTransport {
       destinationCid: Buffer.from(this.#q.destinationId()).toString('hex'),
       spareDcids: this.#paths.spareDcids(),
       reprobes: this.#paths.guard?.reprobes ?? 0,
-      bandwidth: p?.maxBandwidth ?? null,
-      startupExit: p?.startupExit ?? null,
+      bandwidth: cc?.maxBandwidth ?? null,
+      startupExit: cc?.startupExit ?? null,
       flowBlocked: s.dataBlockedSent === undefined ? null : { sent: s.dataBlockedSent + (s.streamDataBlockedSent ?? 0), received: (s.dataBlockedRecv ?? 0) + (s.streamDataBlockedRecv ?? 0) },
     };
   }

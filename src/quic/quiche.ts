@@ -81,10 +81,14 @@ export interface QuichePathStats {
   lostBytes: number;
   pmtu: number;
   deliveryRate: number;
-  /** Our engine only: bbr2_gcongestion's bandwidth estimate, bytes/s (null for other controllers). */
-  maxBandwidth?: number | null;
-  /** Our engine only: where and why the controller first left startup (null while in it). */
-  startupExit?: StartupExit | null;
+}
+
+/** Our engine's `ccStats()`: the active path's congestion controller (read for stats only, not on the send path). */
+export interface QuicheCcStats {
+  /** bbr2_gcongestion's bandwidth estimate, bytes/s (null for other controllers). */
+  maxBandwidth: number | null;
+  /** Where and why the controller first left startup (null while in it). */
+  startupExit: StartupExit | null;
 }
 
 /** The window and bandwidth estimate (bytes/s) when the controller first left startup, and quiche's reason. */
@@ -162,6 +166,8 @@ export interface QuicheConnection {
   localError(): QuicheConnectionError | null;
   stats(): QuicheStats;
   pathStats(): QuichePathStats[];
+  /** Our engine only (absent on the fallback): the active path's congestion controller; null without one. */
+  ccStats?(): QuicheCcStats | null;
   sendAckEliciting(): void;
   // Paths and connection ids (RFC 9000 §5.1, §9).
   /** Connection ids the peer issued us that are still unused. */

@@ -528,6 +528,12 @@ impl Connection {
         self.inner.path_stats().map(PathStats::from).collect()
     }
 
+    /// The active path's congestion-controller state (bandwidth estimate, startup exit); null without an active path.
+    #[napi]
+    pub fn cc_stats(&self) -> Option<crate::path::CcStats> {
+        self.inner.path_stats().find(|p| p.active).as_ref().map(crate::path::CcStats::from)
+    }
+
     #[napi]
     pub fn send_ack_eliciting(&mut self) -> Result<()> {
         self.inner.send_ack_eliciting().map_err(quiche_err)

@@ -85,12 +85,6 @@ pub struct PathStats {
     pub stream_retrans_bytes: f64,
     pub pmtu: f64,
     pub delivery_rate: f64,
-    /// bbr2_gcongestion's bandwidth estimate, bytes/s (null for other controllers).
-    pub max_bandwidth: Option<f64>,
-    /// Confirmed persistent RTT jump episodes.
-    pub rtt_jumps: f64,
-    /// Why and where the controller first left startup (null while in it).
-    pub startup_exit: Option<StartupExit>,
 }
 
 /// quiche::StartupExit: the window and bandwidth estimate when the controller first left startup, and why.
@@ -100,6 +94,29 @@ pub struct StartupExit {
     pub bandwidth: Option<f64>,
     /// `Loss`, `BandwidthPlateau`, `PersistentQueue` or `ConservativeSlowStartRounds`.
     pub reason: String,
+}
+
+/// The active path's congestion controller, as far as quiche tells it (Connection.ccStats). Apart from PathStats,
+/// which the driver reads on its send path: these cost a string and are read only for stats.
+#[napi(object)]
+pub struct CcStats {
+    /// bbr2_gcongestion's bandwidth estimate, bytes/s (null for other controllers).
+    pub max_bandwidth: Option<f64>,
+    /// Why and where the controller first left startup (null while in it).
+    pub startup_exit: Option<StartupExit>,
+}
+
+impl From<&quiche::PathStats> for CcStats {
+    fn from(s: &quiche::PathStats) -> Self {
+        CcStats {
+            max_bandwidth: s.max_bandwidth.map(|b| b as f64),
+            startup_exit: s.startup_exit.as_ref().map(|e| StartupExit {
+                cwnd: e.cwnd as f64,
+                bandwidth: e.bandwidth.map(|b| b as f64),
+                reason: format!("{:?}", e.reason),
+            }),
+        }
+    }
 }
 
 impl From<quiche::PathStats> for PathStats {
@@ -120,13 +137,6 @@ impl From<quiche::PathStats> for PathStats {
             stream_retrans_bytes: s.stream_retrans_bytes as f64,
             pmtu: s.pmtu as f64,
             delivery_rate: s.delivery_rate as f64,
-            max_bandwidth: s.max_bandwidth.map(|b| b as f64),
-            rtt_jumps: s.rtt_persistent_jump_count as f64,
-            startup_exit: s.startup_exit.map(|e| StartupExit {
-                cwnd: e.cwnd as f64,
-                bandwidth: e.bandwidth.map(|b| b as f64),
-                reason: format!("{:?}", e.reason),
-            }),
         }
     }
 }
