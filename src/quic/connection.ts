@@ -265,7 +265,11 @@ export class QuicConnection implements QuicStreamTransport {
       get established() { return self.established; },
       addCid: init.addCid ? (cid) => init.addCid!(this, cid) : undefined,
       removeCid: init.removeCid ? (cid) => init.removeCid!(this, cid) : undefined,
-      pathEvent: (ev: PathEvent) => this.#emit({ type: 'path', event: ev }),
+      pathEvent: (ev: PathEvent) => {
+        // Where a path's packets go may change with it (PathGuard.sendTo): looked up again at the next packet.
+        this.#sendPath = -1;
+        this.#emit({ type: 'path', event: ev });
+      },
       drainSend: () => this.#drainSend(),
       markDirty: () => this.#markDirty(),
       rebind: (local: HostPort) => this.#rebind(local),
@@ -932,7 +936,7 @@ export class QuicConnection implements QuicStreamTransport {
           const a = q.pathAddresses(pi);
           this.#sendPath = pi;
           this.#sendGen = gen;
-          this.#sendTo = a.to;
+          this.#sendTo = this.#paths.guard === null ? a.to : this.#paths.guard.sendTo(a.from, a.to);
           if (socketFor && (this.#lastFrom === null || this.#lastFrom.port !== a.from.port || this.#lastFrom.host !== a.from.host)) {
             this.#lastFrom = a.from;
             const alias = this.#alias;

@@ -3,9 +3,9 @@
  * address changes (NAT rebinding, a client's port migration). (1) Keeps
  * quiche from closing a connection whose peer goes on sending from an
  * address whose path validation failed (below). (2) Probes the path the
- * connection left, so packets lost there get resent (#leftBehind). (3)
- * Challenges again a path the peer moved to that stays unvalidated
- * (#unanswered).
+ * connection left, at the peer's new address, so packets lost there get
+ * resent (#leftBehind, sendTo). (3) Challenges again a path the peer moved
+ * to that stays unvalidated (#unanswered).
  *
  * quiche treats a non-probing packet from such an address as the peer
  * migrating and makes the failed path active, but a failed path never
@@ -66,6 +66,11 @@ export interface GuardPathEvent {
   new?: unknown;
 }
 
+/** The same path: the peer's address, and our local port (as #pathStat matches them: a socket's host may be written as bound). */
+function samePath(a: { local: HostPort; peer: HostPort }, b: { local: HostPort; peer: HostPort }): boolean {
+  return a.peer.port === b.peer.port && a.peer.host === b.peer.host && a.local.port === b.local.port;
+}
+
 function isHostPort(v: unknown): v is HostPort {
   return typeof v === 'object' && v !== null && typeof (v as HostPort).host === 'string' && typeof (v as HostPort).port === 'number';
 }
@@ -82,6 +87,8 @@ export class PathGuard {
   #validated = new Set<string>();
   /** The path the peer moved to while it is not validated (#unanswered). */
   #pending: PendingPath | null = null;
+  /** The path the connection left at the peer's latest migration while quiche keeps it (#leftBehind, sendTo). */
+  #left: { local: HostPort; peer: HostPort } | null = null;
 
   /** `flush` writes quiche's pending packets to the network now. */
   constructor(q: QuicheConnection, flush: () => void, local: HostPort, peer: HostPort) {
@@ -89,6 +96,16 @@ export class PathGuard {
     this.#flush = flush;
     this.#active = { local, peer };
     this.#validated.add(`${peer.host}:${peer.port}`);
+  }
+
+  /**
+   * Where a packet of the path (from, to) goes: the peer's current address for the path the connection left
+   * (#leftBehind), `to` otherwise. Asked once each time the path a packet leaves on changes.
+   */
+  sendTo(from: HostPort, to: HostPort): HostPort {
+    const left = this.#left;
+    if (left === null || !samePath(left, { local: from, peer: to })) return to;
+    return this.#active.peer;
   }
 
   /** Nothing to check (the common case; one size test per datagram). */
@@ -107,6 +124,7 @@ export class PathGuard {
       if (this.#failed.size < MAX_FAILED_PATHS) this.#failed.set(key, { local: ev.local, drops: 0 });
     } else if (ev.type === 'Validated' || ev.type === 'Closed' || ev.type === 'New') {
       this.#failed.delete(key);
+      if (ev.type === 'Closed' && ev.local && this.#left !== null && samePath(this.#left, { local: ev.local, peer: ev.peer })) this.#left = null;
       if (ev.type === 'Validated') this.#validated.add(key);
       if (this.#pending?.key === key) this.#pending = null;
       if (ev.type === 'New' && ev.local && !this.#validated.has(key)) {
@@ -148,15 +166,29 @@ export class PathGuard {
    * ACK newly acknowledges one of its own packets. Packets lost on the old
    * path (NAT rebinding with loss) were then never declared lost and their
    * STREAM data never resent, stalling the stream at its flow-control limit.
-   * A PATH_CHALLENGE on the old path that the peer still receives (an old
-   * NAT mapping often lives on for a while) gets acknowledged, and that ACK
-   * declares the older packets lost. On a dead old path the challenge is
-   * simply lost and quiche gives the path up.
+   * A PATH_CHALLENGE on the old path that the peer acknowledges declares the
+   * older packets lost (quiche 0.30 applies an ACK to every path, but a path
+   * looks for losses only when one of its own packets is newly acknowledged).
+   * The old address is often dead: Chromium's port migration closes the
+   * socket it left, so what was in flight there when it moved (~200 KB in
+   * the CI's 8 MiB stall, sent while its probe of the new port was being
+   * answered) is lost, and the challenge sent there with it. quiche's probe
+   * timeout on that path then resends only its two oldest packets, the same
+   * two each time, with the timeout doubling: the stream stalled at the
+   * peer's flow-control limit with the hole never filled. So packets of the
+   * path left behind go to the peer's current address (sendTo): the
+   * challenge reaches the peer (which takes a packet by its connection id,
+   * whatever address it reaches) and is answered and acknowledged on the
+   * path the peer uses (RFC 9000 §8.2.3: a PATH_RESPONSE on any path
+   * validates the path its challenge left on), and the ACK declares the
+   * stranded packets lost.
    */
   #leftBehind(prev: { local: HostPort; peer: HostPort }, next: { local: HostPort; peer: HostPort }): void {
     this.#active = next;
-    if (prev.peer.port === next.peer.port && prev.peer.host === next.peer.host && prev.local.port === next.local.port) return;
+    if (this.#left !== null && samePath(this.#left, next)) this.#left = null; // the peer came back
+    if (samePath(prev, next)) return;
     if (this.#pathStat(prev.local, prev.peer) === null) return;
+    this.#left = prev;
     try {
       this.#q.probePath(prev.local, prev.peer);
       this.reprobes++;

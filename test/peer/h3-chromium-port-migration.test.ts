@@ -24,6 +24,13 @@
  *   again only at a probe timeout, which the client's ACKs keep from expiring: the path stayed unvalidated and the
  *   server limited to three times what it received (§8.1), ~130 bytes per ACK. The server's path guard now
  *   challenges again while the peer sends from the new address (src/quic/path-guard.ts #unanswered).
+ * A third, under CPU load (~1 run in 60 with four test processes beside four CPU burners; the CI's "Failed to
+ * fetch" and AbortError of the 8 MiB GET): what the server sent to the port Chromium was leaving (here 134 packets,
+ * 190 KB, while its probe was being answered) is lost with that socket, and quiche 0.30 never declares it lost
+ * (cloudflare/quiche#2452: the old path looks for losses only when one of its own packets is acknowledged, and its
+ * probe timeout resends its two oldest packets only): the response stopped at Chromium's 6 MiB stream limit with
+ * the hole never filled. The challenge for the path left behind now goes to the peer's new address, and its ACK
+ * declares the tail lost (src/quic/path-guard.ts #leftBehind; test/peer/migration.test.ts shows it every run).
  *
  * The server runs in a child process (the TypeScript sources) so it can be stopped; Chromium's net log, read after
  * it exits, proves each case was met: a port migration and one connection id retired twice while the server was

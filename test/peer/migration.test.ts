@@ -19,7 +19,6 @@ import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import { startNgtcp2Server } from '../helpers/h3-peers.js';
 import { freeTcpUdpPort } from '../helpers/ports.js';
-import { quicEngine } from '../../src/quic/quiche.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -314,15 +313,11 @@ describe('QUIC connection migration', () => {
   }
 
   // The server side of this case is quiche's, and quiche ≥ 0.22 leaves the data it had in flight on a path that
-  // died unannounced unrecovered (cloudflare/quiche#2452, fix open in #2454; native-notes/quic-addon.md item 2):
-  // our server on quiche 0.30 strands the stream at the client's flow-control limit. On that engine the case is
-  // an expected failure (it turns into a pass, and this marker into a failure, when a fixed quiche is pinned);
-  // the client's own migration is shown against ngtcp2's server below, on every engine.
-  const strandsDeadPath = quicEngine().binding === 'originlink-quic';
-  // On the fallback engine (quiche 0.18) the same stranding happens now and then: the body stops at ~2,998,760 bytes
-  // with the client migrated and nothing in flight (2 and 3 of 15 runs on an idle machine, 2026-11-25, before and
-  // after that day's last changes alike). Up to two more tries there: a client that does not migrate fails them all.
-  (strandsDeadPath ? it.fails : it)('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', { retry: strandsDeadPath ? 0 : 2, timeout: 40_000 }, async () => {
+  // died unannounced unrecovered (cloudflare/quiche#2452; native-notes/quic-addon.md item 2): the stream stranded at
+  // the client's flow-control limit, every run on quiche 0.30 and 2-3 of 15 on 0.18. The path guard now sends the
+  // challenge for the path left behind to the client's new address (src/quic/path-guard.ts #leftBehind): its ACK
+  // declares the stranded packets lost. Without that, this case fails 2 of 3 runs even with two retries each.
+  it('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', { timeout: 40_000 }, async () => {
     const relay = new Relay(server.address.port);
     try {
       // A stalled try shows within 6 s (the migration's own gap is a few probe timeouts, under 3 s here).
