@@ -23,7 +23,8 @@
 // the endpoints; the anchors speak h1), BENCH_ANCHOR_BALANCE (roundrobin, or leastconn: nginx least_conn, HAProxy
 // leastconn), BENCH_TARGETS (a regexp on target names), BENCH_PHASES (a list, default all), BENCH_CPU_ORIGIN (`one`:
 // the cpu phase's endpoints are three ports of one nginx process, the default — see there; `three`: the three
-// endpoint processes), BENCH_PERF (a folder: for each cpu round, `perf record -e cpu-clock -g` of both processes of the pair
+// endpoint processes), BENCH_PSTAT (a folder: for each cpu round, `perf stat` counts of both processes — connects, closes,
+// reads, writes, context switches, page faults), BENCH_PERF (a folder: for each cpu round, `perf record -e cpu-clock -g` of both processes of the pair
 // over the measured run, `<target>-<round>-target.data` / `…-single.data`, and each process's output lines, prefixed by ms
 // since the measured run began — with BENCH_NODE_ARGS=--perf-basic-prof perf names the JIT frames, with
 // `--trace-opt --trace-deopt` the lines say what V8 compiled when), BENCH_DIST.
@@ -297,6 +298,8 @@ for (const [k, first] of (steadyRounds[0] ?? []).entries()) {
     rounds: rs,
   });
 }
+/** What BENCH_PSTAT counts per process: the syscalls of a proxied request and of a dial, context switches, page faults. */
+const PSTAT_EVENTS = 'syscalls:sys_enter_connect,syscalls:sys_enter_close,syscalls:sys_enter_write,syscalls:sys_enter_read,context-switches,page-faults';
 /** `t` and the single-URL origin side by side on the proxy core, each under its own h2load: CPU per request of each. */
 async function paired(t, round, eps) {
   // nginx's row: the same upstream with one server against three — what spreading costs a proxy that is not ours.
@@ -308,10 +311,15 @@ async function paired(t, round, eps) {
     await Promise.all(up.map((L) => h2load(L.port, '/g/warm', CPU_WARMUP)));
     const c0 = up.map((L) => treeCpuNs(L.proc.pid));
     const t0 = Date.now();
-    const traced = (i) => join(env.BENCH_PERF, `${t.name.replace(/\W+/g, '_')}-${round}-${order[i] === t ? 'target' : 'single'}`);
-    const perf = env.BENCH_PERF ? up.map((L, i) => spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-g', '-p', String(L.proc.pid), '-o', `${traced(i)}.data`], { stdio: 'ignore' })) : [];
+    const stem = (i) => `${t.name.replace(/\W+/g, '_')}-${round}-${order[i] === t ? 'target' : 'single'}`;
+    const traced = (i) => join(env.BENCH_PERF, stem(i));
+    // Tracers of both processes over the measured run (BENCH_PERF: samples; BENCH_PSTAT: syscall and event counts).
+    const tracers = [
+      ...(env.BENCH_PERF ? up.map((L, i) => spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-g', '-p', String(L.proc.pid), '-o', `${traced(i)}.data`], { stdio: 'ignore' })) : []),
+      ...(env.BENCH_PSTAT ? up.map((L, i) => spawn('perf', ['stat', '-x', ',', '-e', PSTAT_EVENTS, '-p', String(L.proc.pid), '-o', join(env.BENCH_PSTAT, `${stem(i)}.txt`)], { stdio: 'ignore' })) : []),
+    ];
     const rs = await Promise.all(up.map((L) => h2load(L.port, '/g/cpu', DURATION)));
-    for (const p of perf) if (alive(p)) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGINT'); await Promise.race([done, sleep(5000)]); }
+    for (const p of tracers) if (alive(p)) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGINT'); await Promise.race([done, sleep(5000)]); }
     if (env.BENCH_PERF) up.forEach((L, i) => writeFileSync(`${traced(i)}.log`, L.lines.map((x) => `${x.at - t0} ${x.line}`).join('\n')));
     const cpu = up.map((L, i) => (treeCpuNs(L.proc.pid) - c0[i]) / 1000 / Math.max(1, rs[i].requests));
     const [b, g] = round % 2 ? [cpu[1], cpu[0]] : [cpu[0], cpu[1]];
