@@ -23,7 +23,8 @@
 // the endpoints; the anchors speak h1), BENCH_ANCHOR_BALANCE (roundrobin, or leastconn: nginx least_conn, HAProxy
 // leastconn), BENCH_TARGETS (a regexp on target names), BENCH_PHASES (a list, default all), BENCH_CPU_ORIGIN (`one`:
 // the cpu phase's endpoints are three ports of one nginx process, the default — see there; `three`: the three
-// endpoint processes), BENCH_PSTAT (a folder: for each cpu round, `perf stat` counts of both processes — connects, closes,
+// endpoint processes), BENCH_CPU_PAIRING (`side`: the pair loaded at once, the default; `alternate`: each warmed and
+// measured alone in turn), BENCH_PSTAT (a folder: for each cpu round, `perf stat` counts of both processes — connects, closes,
 // reads, writes, context switches, page faults), BENCH_PERF (a folder: for each cpu round, `perf record -e cpu-clock -g` of both processes of the pair
 // over the measured run, `<target>-<round>-target.data` / `…-single.data`, and each process's output lines, prefixed by ms
 // since the measured run began — with BENCH_NODE_ARGS=--perf-basic-prof perf names the JIT frames, with
@@ -59,6 +60,11 @@ const STEADY_ROUNDS = Number(env.BENCH_STEADY_ROUNDS ?? 1);
 const CPU_ROUNDS = Number(env.BENCH_CPU_ROUNDS ?? 6);
 const UPSTREAM = env.BENCH_UPSTREAM ?? 'h1';
 const CPU_ORIGIN = env.BENCH_CPU_ORIGIN ?? 'one';
+/**
+ * How the cpu phase's two processes share the proxy core: `side` (default), both loaded at once; `alternate`, both
+ * started and warmed, then loaded one after the other, alone on the core while measured (the order turns each round).
+ */
+const CPU_PAIRING = env.BENCH_CPU_PAIRING ?? 'side';
 const ANCHOR_BALANCE = env.BENCH_ANCHOR_BALANCE ?? 'roundrobin';
 const PHASES = ['steady', 'cpu', 'slow', 'collapse', 'kill', 'outage-close', 'outage-503'];
 const WANT = env.BENCH_PHASES ? env.BENCH_PHASES.split(',') : PHASES;
@@ -69,7 +75,7 @@ const HEALTH_MS = Number(env.BENCH_HEALTH_MS ?? 1000);
 const NODE_ARGS = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
-for (const [k, ok] of [['BENCH_RATE', RATE >= CONNS], ['BENCH_DURATION', DURATION > 0], ['BENCH_STEADY_ROUNDS', Number.isInteger(STEADY_ROUNDS) && STEADY_ROUNDS >= 1], ['BENCH_CPU_ROUNDS', Number.isInteger(CPU_ROUNDS) && CPU_ROUNDS >= 2 && CPU_ROUNDS % 2 === 0], ['BENCH_OUTAGE_S', OUTAGE_S > 0], ['BENCH_UPSTREAM', UPSTREAM === 'h1' || UPSTREAM === 'h2'], ['BENCH_CPU_ORIGIN', CPU_ORIGIN === 'one' || CPU_ORIGIN === 'three'], ['BENCH_ANCHOR_BALANCE', ANCHOR_BALANCE === 'roundrobin' || ANCHOR_BALANCE === 'leastconn'], ['BENCH_PHASES', WANT.every((p) => PHASES.includes(p))]]) {
+for (const [k, ok] of [['BENCH_RATE', RATE >= CONNS], ['BENCH_DURATION', DURATION > 0], ['BENCH_STEADY_ROUNDS', Number.isInteger(STEADY_ROUNDS) && STEADY_ROUNDS >= 1], ['BENCH_CPU_ROUNDS', Number.isInteger(CPU_ROUNDS) && CPU_ROUNDS >= 2 && CPU_ROUNDS % 2 === 0], ['BENCH_OUTAGE_S', OUTAGE_S > 0], ['BENCH_UPSTREAM', UPSTREAM === 'h1' || UPSTREAM === 'h2'], ['BENCH_CPU_ORIGIN', CPU_ORIGIN === 'one' || CPU_ORIGIN === 'three'], ['BENCH_CPU_PAIRING', CPU_PAIRING === 'side' || CPU_PAIRING === 'alternate'], ['BENCH_ANCHOR_BALANCE', ANCHOR_BALANCE === 'roundrobin' || ANCHOR_BALANCE === 'leastconn'], ['BENCH_PHASES', WANT.every((p) => PHASES.includes(p))]]) {
   if (!ok) { console.error(`bench/groups: bad ${k}`); process.exit(2); }
 }
 for (const bin of ['nginx', 'haproxy', 'h2load', 'taskset']) {
@@ -308,20 +314,30 @@ async function paired(t, round, eps) {
   const up = [];
   for (const x of order) up.push(await launch(x, eps));
   try {
-    await Promise.all(up.map((L) => h2load(L.port, '/g/warm', CPU_WARMUP)));
-    const c0 = up.map((L) => treeCpuNs(L.proc.pid));
+    const side = CPU_PAIRING === 'side';
+    if (side) await Promise.all(up.map((L) => h2load(L.port, '/g/warm', CPU_WARMUP)));
     const t0 = Date.now();
     const stem = (i) => `${t.name.replace(/\W+/g, '_')}-${round}-${order[i] === t ? 'target' : 'single'}`;
     const traced = (i) => join(env.BENCH_PERF, stem(i));
-    // Tracers of both processes over the measured run (BENCH_PERF: samples; BENCH_PSTAT: syscall and event counts).
+    // Tracers of both processes over the measured runs (BENCH_PERF: samples; BENCH_PSTAT: syscall and event counts;
+    // with BENCH_CPU_PAIRING=alternate they span both runs).
     const tracers = [
       ...(env.BENCH_PERF ? up.map((L, i) => spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-g', '-p', String(L.proc.pid), '-o', `${traced(i)}.data`], { stdio: 'ignore' })) : []),
       ...(env.BENCH_PSTAT ? up.map((L, i) => spawn('perf', ['stat', '-x', ',', '-e', PSTAT_EVENTS, '-p', String(L.proc.pid), '-o', join(env.BENCH_PSTAT, `${stem(i)}.txt`)], { stdio: 'ignore' })) : []),
     ];
-    const rs = await Promise.all(up.map((L) => h2load(L.port, '/g/cpu', DURATION)));
+    /** One process's measured run: its CPU per request over it. `alternate`: warmed first, alone on the core. */
+    const measure = async (L) => {
+      if (!side) await h2load(L.port, '/g/warm', CPU_WARMUP);
+      const c0 = treeCpuNs(L.proc.pid);
+      const r = await h2load(L.port, '/g/cpu', DURATION);
+      return { errors: r.errors, cpu: (treeCpuNs(L.proc.pid) - c0) / 1000 / Math.max(1, r.requests) };
+    };
+    const rs = [];
+    if (side) rs.push(...(await Promise.all(up.map(measure))));
+    else for (const L of up) rs.push(await measure(L));
     for (const p of tracers) if (alive(p)) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGINT'); await Promise.race([done, sleep(5000)]); }
     if (env.BENCH_PERF) up.forEach((L, i) => writeFileSync(`${traced(i)}.log`, L.lines.map((x) => `${x.at - t0} ${x.line}`).join('\n')));
-    const cpu = up.map((L, i) => (treeCpuNs(L.proc.pid) - c0[i]) / 1000 / Math.max(1, rs[i].requests));
+    const cpu = rs.map((r) => r.cpu);
     const [b, g] = round % 2 ? [cpu[1], cpu[0]] : [cpu[0], cpu[1]];
     return { single: b, target: g, ratio: g / b, errors: rs[0].errors + rs[1].errors };
   } finally {
@@ -348,7 +364,7 @@ if (WANT.includes('cpu') && targets.some((x) => x.phases.includes('cpu'))) {
   for (const t of targets.filter((x) => x.phases.includes('cpu'))) {
     const rounds = [];
     for (let round = 0; round < CPU_ROUNDS; round++) rounds.push(await paired(t, round, eps));
-    results.push({ target: t.name, kind: t.kind, phase: 'cpu', cpuOrigin: CPU_ORIGIN, cpuGoal: t.cpuGoal !== false, rounds, single: median(rounds.map((r) => r.single)), cpuUsPerReq: median(rounds.map((r) => r.target)), ratios: rounds.map((r) => r.ratio), ratio: geomean(rounds.map((r) => r.ratio)), errors: sum(rounds.map((r) => r.errors)) });
+    results.push({ target: t.name, kind: t.kind, phase: 'cpu', cpuOrigin: CPU_ORIGIN, cpuPairing: CPU_PAIRING, cpuGoal: t.cpuGoal !== false, rounds, single: median(rounds.map((r) => r.single)), cpuUsPerReq: median(rounds.map((r) => r.target)), ratios: rounds.map((r) => r.ratio), ratio: geomean(rounds.map((r) => r.ratio)), errors: sum(rounds.map((r) => r.errors)) });
   }
   await cpuOrigin?.kill();
 }
@@ -368,7 +384,7 @@ if (of('steady').length) {
   for (const r of of('steady')) out.push(`| ${r.target} | ${Math.round(r.rps)} | ${f(r.cpuUsPerReq)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${r.share.join(' / ')} | ${r.conns} |`);
 }
 if (of('cpu').length) {
-  out.push('', `### cpu (side by side with the single-URL origin on CPU ${PROXY_CPU}, each at ${RATE} req/s; ${CPU_ROUNDS} rounds; endpoints: ${CPU_ORIGIN === 'one' ? 'three ports of one nginx process' : 'three nginx processes'})`, '', '| target | CPU µs/req | single URL µs/req (nginx: one server) | ÷ single URL: geometric mean of the rounds (min–max) | errors |', '|---|---:|---:|---:|---:|');
+  out.push('', `### cpu (${CPU_PAIRING === 'side' ? 'side by side' : 'one after the other'} with the single-URL origin on CPU ${PROXY_CPU}, each at ${RATE} req/s; ${CPU_ROUNDS} rounds; endpoints: ${CPU_ORIGIN === 'one' ? 'three ports of one nginx process' : 'three nginx processes'})`, '', '| target | CPU µs/req | single URL µs/req (nginx: one server) | ÷ single URL: geometric mean of the rounds (min–max) | errors |', '|---|---:|---:|---:|---:|');
   for (const r of of('cpu')) out.push(`| ${r.target} | ${f(r.cpuUsPerReq)} | ${f(r.single)} | ${spread(r.ratio, r.ratios)} | ${r.errors} |`);
 }
 if (of('slow').length) {
@@ -428,5 +444,5 @@ console.log(out.join('\n'));
 
 for (const e of endpoints) await e.kill();
 await stop(delay.proc);
-const file = new ResultWriter('groups').write({ rate: RATE, connections: CONNS, durationS: DURATION, warmupS: WARMUP, cpuWarmupS: CPU_WARMUP, outageS: OUTAGE_S, upstream: UPSTREAM, anchorBalance: ANCHOR_BALANCE, healthIntervalMs: HEALTH_MS, cpuOrigin: CPU_ORIGIN, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, results, goals });
+const file = new ResultWriter('groups').write({ rate: RATE, connections: CONNS, durationS: DURATION, warmupS: WARMUP, cpuWarmupS: CPU_WARMUP, outageS: OUTAGE_S, upstream: UPSTREAM, anchorBalance: ANCHOR_BALANCE, healthIntervalMs: HEALTH_MS, cpuOrigin: CPU_ORIGIN, cpuPairing: CPU_PAIRING, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, results, goals });
 console.log(`\nresults: ${file}`);
