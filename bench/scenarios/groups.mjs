@@ -135,6 +135,8 @@ const targets = [
   // always wins), to tell the group's per-request code from spreading one load over three pools (19:57: 1.053×
   // against p2c's 1.083×).
   { name: 'originlink, group p2c, one endpoint weight 1000', kind: 'originlink', group: GROUP, weights: [1000, 1, 1], phases: ['cpu'], cpuGoal: false },
+  // A control for the cpu phase: three endpoints in turn, without p2c's draws and load reads.
+  { name: 'originlink, group round-robin', kind: 'originlink', group: `${GROUP}, balance: round-robin`, phases: ['cpu'], cpuGoal: false },
   // Another: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the steady phase). At
   // 1.005× (19:41, RESULTS) connections alone are not what a group costs.
   { name: 'originlink, 1 URL, 24 warm', kind: 'originlink', single: true, group: null, minWarm: 24, phases: ['cpu'], cpuGoal: false },
