@@ -105,6 +105,8 @@ export class PathGuard {
   sendTo(from: HostPort, to: HostPort): HostPort {
     const left = this.#left;
     if (left === null || !samePath(left, { local: from, peer: to })) return to;
+    // The peer came back there and quiche made it active before its PeerMigrated was read: its own address.
+    if (this.#pathStat(from, to)?.active === true) return to;
     return this.#active.peer;
   }
 
