@@ -66,7 +66,7 @@ export interface GuardPathEvent {
   new?: unknown;
 }
 
-/** The same path: the peer's address, and our local port (as #pathStat matches them: a socket's host may be written as bound). */
+/** The same path: the peer's address, and our local port (a socket's host may be written as bound). */
 function samePath(a: { local: HostPort; peer: HostPort }, b: { local: HostPort; peer: HostPort }): boolean {
   return a.peer.port === b.peer.port && a.peer.host === b.peer.host && a.local.port === b.local.port;
 }
@@ -252,9 +252,7 @@ export class PathGuard {
 
   /** quiche's stats of the path (local, peer): packets sent, smoothed RTT; null when quiche no longer has it. */
   #pathStat(local: HostPort, peer: HostPort): QuichePathStats | null {
-    for (const p of this.#q.pathStats()) {
-      if (p.peerHost.port === peer.port && p.peerHost.host === peer.host && p.localHost.port === local.port) return p;
-    }
+    for (const p of this.#q.pathStats()) if (samePath({ local: p.localHost, peer: p.peerHost }, { local, peer })) return p;
     return null;
   }
 }
