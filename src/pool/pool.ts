@@ -56,6 +56,8 @@ interface Entry {
   pinging: boolean;
   /** It has a request (or is new): counted in `busyConnections`, the process kept alive for it. */
   held: boolean;
+  /** Its connection's `active` as last added to the pool's #active (#recount). */
+  counted: number;
 }
 
 /**
@@ -107,6 +109,8 @@ export class Pool implements TickMember {
    */
   #idleH1: Entry[] = [];
   #pending: Waiter[] = [];
+  /** Requests on this pool's connections: the sum of their entries' `counted` (#recount). */
+  #active = 0;
   #dialing = 0;
   #dials = new Set<Promise<void>>();
   #protocol: Protocol | null;
@@ -329,6 +333,7 @@ export class Pool implements TickMember {
     this.counters.request(reused);
     const max = this.opts.maxRequestsPerConnection;
     const sent = conn.request(req);
+    this.#recount(e);
     // Counted as requests go out (h2/h3 count a stream when it opens): a multiplexed connection took any number of
     // concurrent requests past the limit when the check waited for answers.
     if (max > 0 && conn.served >= max) this.#retire(e);
@@ -429,9 +434,20 @@ export class Pool implements TickMember {
 
   /** Requests in flight on this pool's connections plus queued ones. */
   #demand(): number {
-    let n = this.#pending.length;
-    for (const e of this.#entries.values()) n += e.conn.active;
-    return n;
+    return this.#pending.length + this.#active;
+  }
+
+  /**
+   * Bring `e`'s share of #active to what its connection holds now. Run where a connection's count moves: a request
+   * handed to it (#run), each of its events (a request over is told by 'capacity', h1's a turn or two late: its
+   * connection is not reusable before that either), its close. A pick of p2c reads the load of two pools: a sum
+   * over every connection there cost each request more as the pool grew (~0.7 % of a proxied request at seven
+   * connections, by callgrind's instruction counts; bench/RESULTS.md groups).
+   */
+  #recount(e: Entry): void {
+    const n = e.conn.active;
+    this.#active += n - e.counted;
+    e.counted = n;
   }
 
   /**
@@ -558,8 +574,10 @@ export class Pool implements TickMember {
       retired: false,
       pinging: false,
       held: false,
+      counted: 0,
     };
     this.#entries.set(conn, e);
+    this.#recount(e);
     // The keeper holds the process from now on (above): the socket itself never again.
     conn.unref?.();
     holdProcess(e);
@@ -568,6 +586,7 @@ export class Pool implements TickMember {
     this.counters.opened(conn.facts);
     publishConnection('open', this.origin, conn);
     conn.on((ev) => {
+      if (ev.type !== 'close') this.#recount(e);
       switch (ev.type) {
         case 'capacity':
           if (conn.active === 0) {
@@ -593,6 +612,8 @@ export class Pool implements TickMember {
         case 'close':
           e.idle.stop();
           releaseProcess(e);
+          this.#active -= e.counted;
+          e.counted = 0;
           if (e.stacked) {
             e.stacked = false;
             const i = this.#idleH1.indexOf(e);

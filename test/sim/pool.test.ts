@@ -184,6 +184,60 @@ describe('dialling', () => {
   });
 });
 
+describe('load (what p2c and ewma read)', () => {
+  // The pool keeps the count as requests come and go (#recount), not summing its connections at each read: the
+  // truth is recomputed here from the connections themselves at every step.
+  const truth = (d: Dialer, queued: number): number => d.conns.reduce((n, c) => n + (c.state === 'closed' ? 0 : c.active), 0) + queued;
+
+  it('h1: requests on connections plus queued ones, through answers, failures, a queue and a close', async () => {
+    const d = new Dialer({}, true);
+    const p = pool(d, { maxConnections: 3, maxConnecting: 3 });
+    expect(p.load).toBe(0);
+    const rs = Array.from({ length: 5 }, () => p.request(req()));
+    await tick();
+    expect(d.conns).toHaveLength(3);
+    expect(p.load).toBe(5);
+    expect(p.load).toBe(truth(d, 2));
+    d.conns[0]!.exchanges[0]!.respond();
+    await finish(rs[0]!);
+    // The freed connection took a queued request.
+    expect(p.load).toBe(4);
+    expect(p.load).toBe(truth(d, 1));
+    d.conns[1]!.exchanges[0]!.fail(ErrorCode.SOCKET_RESET, { close: true });
+    await expect(rs[1]!).rejects.toThrow();
+    await tick();
+    expect(d.conns[1]!.state).toBe('closed');
+    expect(p.load).toBe(truth(d, p.stats().pending));
+    // Answer everything still open until nothing is left.
+    for (let i = 0; i < 10 && p.load > 0; i++) {
+      for (const c of d.conns) for (const x of c.exchanges) if (c.state !== 'closed') x.respond();
+      await tick(1);
+      for (const r of rs) void r.then((x) => x.res.body.resume(), () => {});
+      await tick(1);
+    }
+    expect(p.load).toBe(0);
+    expect(truth(d, 0)).toBe(0);
+  });
+
+  it('h2: streams count, one connection carrying many; a connection closed under its streams takes them out', async () => {
+    const d = new Dialer({ protocol: 'h2' }, true);
+    const p = pool(d, {}, 'h2');
+    const rs = Array.from({ length: 7 }, () => p.request(req()));
+    await tick();
+    expect(d.conns).toHaveLength(1);
+    expect(p.load).toBe(7);
+    d.conns[0]!.exchanges[0]!.respond();
+    d.conns[0]!.exchanges[1]!.respond();
+    await Promise.all([finish(rs[0]!), finish(rs[1]!)]);
+    expect(p.load).toBe(5);
+    expect(p.load).toBe(truth(d, 0));
+    for (const r of rs.slice(2)) r.catch(() => {});
+    d.conns[0]!.destroy(new OriginlinkError(ErrorCode.SOCKET_RESET, 'remote', 'gone'));
+    await tick();
+    expect(p.load).toBe(0);
+  });
+});
+
 describe('queue bounds', () => {
   it('maxPending: one more fails OL_QUEUE_FULL (retry-safe); pendingTimeoutMs: OL_QUEUE_TIMEOUT; abort while queued: OL_ABORTED', async () => {
     const d = new Dialer({}, false);
