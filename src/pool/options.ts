@@ -30,7 +30,8 @@ export interface PoolOptions {
   /**
    * Close a connection idle this long, ms. Default 30000. An h1 connection idle for an
    * eighth of this while another h1 connection of the pool is also idle is surplus
-   * (LIFO picking never reaches it) and closes then.
+   * (LIFO picking never reaches it) and closes then — the whole of this for a while after
+   * a surplus close had to be dialled again (Pool's regret).
    */
   idleTimeoutMs: number;
   /** When the server hints `Keep-Alive: timeout=T`, close at T minus this margin, ms. Default 1000. */

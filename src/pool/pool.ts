@@ -17,7 +17,7 @@ import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { turnNow } from '../util/clock.js';
 
-/** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle). */
+/** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle), unless a regret raised it (#regret). */
 const SURPLUS_FRACTION = 1 / 8;
 
 export type Dialer = (signal: AbortSignal) => Promise<PooledConnection>;
@@ -58,6 +58,8 @@ interface Entry {
   held: boolean;
   /** Its connection's `active` as last added to the pool's #active (#recount). */
   counted: number;
+  /** The surplus stage's share of the idle timeout when it last went idle (#armIdle). */
+  surplusShare: number;
 }
 
 /**
@@ -111,6 +113,14 @@ export class Pool implements TickMember {
   #pending: Waiter[] = [];
   /** Requests on this pool's connections: the sum of their entries' `counted` (#recount). */
   #active = 0;
+  /**
+   * The surplus stage of an h1 connection going idle now, a share of idleTimeoutMs: SURPLUS_FRACTION, the whole
+   * timeout after a regret (a dial for a waiting request within an idle timeout of a surplus close), halved back for
+   * each idle timeout without one (#surplusShare). When a connection last closed as surplus; when the last regret came.
+   */
+  #surplus = SURPLUS_FRACTION;
+  #surplusClosedAt = -Infinity;
+  #regretAt = -Infinity;
   #dialing = 0;
   #dials = new Set<Promise<void>>();
   #protocol: Protocol | null;
@@ -394,7 +404,35 @@ export class Pool implements TickMember {
       this.#armRetry(wait);
       return;
     }
+    if (!multiplexed) this.#regret();
     for (let i = 0; i < toDial; i++) this.#dialOne();
+  }
+
+  /**
+   * A request waits for a dial: if a connection closed as surplus within the idle timeout, that close was early
+   * (the load came back to the depth it had), and h1 connections going idle from now on keep the whole idle timeout,
+   * as nginx's and Envoy's upstream connections do, until an idle timeout passes without a regret. A pool sharing a load with others (an origin group's endpoint, p2c drawing
+   * it at random) sees its own concurrency swing more than the whole load's, and its peaks recur further apart than
+   * an eighth of the idle timeout: each surplus close was dialled again within seconds, a TLS handshake each time,
+   * and V8's hot path compiled again after the dial's rarer paths ran (bench/RESULTS.md groups, 2026-11-26).
+   */
+  #regret(): void {
+    const now = turnNow();
+    if (now - this.#surplusClosedAt >= this.opts.idleTimeoutMs) return;
+    this.#surplus = 1;
+    this.#regretAt = now;
+  }
+
+  /** The surplus stage's share now: halved back towards SURPLUS_FRACTION once for each idle timeout without a regret. */
+  #surplusShare(): number {
+    if (this.#surplus > SURPLUS_FRACTION) {
+      const now = turnNow();
+      if (now - this.#regretAt >= this.opts.idleTimeoutMs) {
+        this.#surplus = Math.max(SURPLUS_FRACTION, this.#surplus / 2);
+        this.#regretAt = now;
+      }
+    }
+    return this.#surplus;
   }
 
   /** Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting at a time. */
@@ -575,6 +613,7 @@ export class Pool implements TickMember {
       pinging: false,
       held: false,
       counted: 0,
+      surplusShare: SURPLUS_FRACTION,
     };
     this.#entries.set(conn, e);
     this.#recount(e);
@@ -654,7 +693,8 @@ export class Pool implements TickMember {
   #armIdle(e: Entry): void {
     const full = e.idleTimeoutMs;
     e.surplusChecked = e.conn.protocol !== 'h1';
-    e.idle.set(e.surplusChecked ? full : Math.max(1, full * SURPLUS_FRACTION));
+    e.surplusShare = this.#surplusShare();
+    e.idle.set(e.surplusChecked ? full : Math.max(1, full * e.surplusShare));
   }
 
   #idleDue(e: Entry): void {
@@ -667,11 +707,12 @@ export class Pool implements TickMember {
     if (!e.surplusChecked) {
       e.surplusChecked = true;
       const full = e.idleTimeoutMs;
-      const early = Math.max(1, full * SURPLUS_FRACTION);
+      const early = Math.max(1, full * e.surplusShare);
       if (early < full && (warm || !this.#otherIdleH1(e))) {
         e.idle.set(full - early);
         return;
       }
+      if (early < full) this.#surplusClosedAt = turnNow();
     }
     this.#retire(e);
   }

@@ -282,6 +282,37 @@ describe('idle, age and limits', () => {
     expect(d.conns.filter((c) => c.state === 'closed')).toHaveLength(2);
   });
 
+  it('a surplus close dialled again within the idle timeout (a regret) makes the surplus stage the whole timeout; each idle timeout without one halves it back', async () => {
+    const d = new Dialer({ auto: true }, true);
+    const p = pool(d, { idleTimeoutMs: 8000 });
+    const closed = (): number => d.conns.filter((c) => c.state === 'closed').length;
+    /** Two requests at once (two connections in use), then idle: how long until one of them closes as surplus. */
+    const surplusAfter = async (): Promise<number> => {
+      await Promise.all([p.request(req()), p.request(req())].map(finish));
+      const before = closed();
+      for (let ms = 0; ms < 9000; ms += 250) {
+        await tick(250);
+        if (closed() > before) return ms + 250;
+      }
+      return -1;
+    };
+    expect(await surplusAfter()).toBe(1000);
+    // The next pair needed a dial 1 s after that close: a regret, and the stage is the whole 8 s (the idle timeout
+    // itself closes the connection then, surplus or not).
+    const dials = d.conns.length;
+    expect(await surplusAfter()).toBe(8000);
+    expect(d.conns.length).toBe(dials + 1);
+    // No regret since (the last close came at the full timeout): halved once for each idle timeout, at the next
+    // connection going idle — 4 s, then 2 s, then back at an eighth.
+    expect(await surplusAfter()).toBe(4000);
+    await tick(9000);
+    expect(await surplusAfter()).toBe(2000);
+    await tick(9000);
+    expect(await surplusAfter()).toBe(1000);
+    await tick(9000);
+    expect(await surplusAfter()).toBe(1000);
+  });
+
   it("the server's Keep-Alive timeout shortens idle to the hint minus keepAliveMarginMs", async () => {
     const d = new Dialer({ auto: true }, true);
     const p = pool(d, { idleTimeoutMs: 30_000, keepAliveMarginMs: 1000 });
