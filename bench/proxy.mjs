@@ -44,7 +44,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haproxyConfig } from './lib/haproxy.mjs';
-import { freePort, treeCpuUs, waitPort } from './lib/host.mjs';
+import { alive, freePort, stopChild, treeCpuUs, waitPort } from './lib/host.mjs';
 import { quantile } from './lib/stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -105,15 +105,7 @@ const start = (cpu, cmd, args) => {
   procs.push(p);
   return p;
 };
-const alive = (p) => p.exitCode === null && p.signalCode === null;
-const stop = async (p) => {
-  if (!alive(p)) return;
-  p.killedByUs = true;
-  const done = new Promise((r) => p.once('exit', r));
-  try { process.kill(p.pid, 'SIGTERM'); } catch { /* already gone */ }
-  await Promise.race([done, new Promise((r) => setTimeout(r, 3000))]);
-  if (alive(p)) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } await done; }
-};
+const stop = (p) => stopChild(p);
 
 const nginxTemp = (name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
 

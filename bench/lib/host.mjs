@@ -58,3 +58,19 @@ export const treeCpuNs = (root) => {
   }
   return ns;
 };
+// The same for one process's main thread alone (its task whose id is the pid): for node, the event loop's JavaScript
+// and the work it does itself, without TurboFan's and the GC's helper threads.
+export const mainCpuNs = (pid) => {
+  try { return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]); } catch { return 0; }
+};
+/** A child process still running. */
+export const alive = (p) => p.exitCode === null && p.signalCode === null;
+/** End a child of ours: SIGTERM, SIGKILL after `graceMs`; resolves when it has exited. `killedByUs` marks the exit ours. */
+export const stopChild = async (p, graceMs = 3000) => {
+  if (!alive(p)) return;
+  p.killedByUs = true;
+  const done = new Promise((r) => p.once('exit', r));
+  try { process.kill(p.pid, 'SIGTERM'); } catch { /* already gone */ }
+  await Promise.race([done, new Promise((r) => setTimeout(r, graceMs))]);
+  if (alive(p)) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } await done; }
+};

@@ -40,7 +40,7 @@ import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
 import { burst, closedLoop } from '../lib/group-load.mjs';
 import { Endpoint, haproxyConfig, nginxConfig, originlinkConfig, outMarker, startDelayServer } from '../lib/group-peers.mjs';
-import { freePort, treeCpuNs, waitPort } from '../lib/host.mjs';
+import { alive, freePort, mainCpuNs, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { quantile } from '../lib/stats.mjs';
 
@@ -85,7 +85,6 @@ for (const bin of ['nginx', 'haproxy', 'h2load', 'taskset']) {
 const certs = makeCerts();
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-groups-'));
 const procs = [];
-const alive = (p) => p.exitCode === null && p.signalCode === null;
 process.on('exit', () => {
   for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
   rmSync(dir, { recursive: true, force: true });
@@ -104,13 +103,7 @@ function run(argv, cpu = LOAD_CPU, lines = null) {
   }
   return p;
 }
-const stop = async (p) => {
-  if (!alive(p)) return;
-  const done = new Promise((r) => p.once('exit', r));
-  process.kill(p.pid, 'SIGTERM');
-  await Promise.race([done, sleep(3000)]);
-  if (alive(p)) { process.kill(p.pid, 'SIGKILL'); await done; }
-};
+const stop = (p) => stopChild(p);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --- the endpoints
@@ -331,17 +324,18 @@ async function paired(t, round, eps) {
     const measure = async (L) => {
       if (!side) await h2load(L.port, '/g/warm', CPU_WARMUP);
       const c0 = treeCpuNs(L.proc.pid);
+      const m0 = mainCpuNs(L.proc.pid);
       const r = await h2load(L.port, '/g/cpu', DURATION);
-      return { errors: r.errors, cpu: (treeCpuNs(L.proc.pid) - c0) / 1000 / Math.max(1, r.requests) };
+      const n = Math.max(1, r.requests);
+      return { errors: r.errors, cpu: (treeCpuNs(L.proc.pid) - c0) / 1000 / n, main: (mainCpuNs(L.proc.pid) - m0) / 1000 / n };
     };
     const rs = [];
     if (side) rs.push(...(await Promise.all(up.map(measure))));
     else for (const L of up) rs.push(await measure(L));
     for (const p of tracers) if (alive(p)) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGINT'); await Promise.race([done, sleep(5000)]); }
     if (env.BENCH_PERF) up.forEach((L, i) => writeFileSync(`${traced(i)}.log`, L.lines.map((x) => `${x.at - t0} ${x.line}`).join('\n')));
-    const cpu = rs.map((r) => r.cpu);
-    const [b, g] = round % 2 ? [cpu[1], cpu[0]] : [cpu[0], cpu[1]];
-    return { single: b, target: g, ratio: g / b, errors: rs[0].errors + rs[1].errors };
+    const [b, g] = round % 2 ? [rs[1], rs[0]] : [rs[0], rs[1]];
+    return { single: b.cpu, target: g.cpu, ratio: g.cpu / b.cpu, singleMain: b.main, targetMain: g.main, mainRatio: g.main / b.main, errors: rs[0].errors + rs[1].errors };
   } finally {
     for (const L of up) await stop(L.proc);
     process.stderr.write(`done: ${t.name} — cpu round ${round + 1}\n`);
@@ -366,7 +360,7 @@ if (WANT.includes('cpu') && targets.some((x) => x.phases.includes('cpu'))) {
   for (const t of targets.filter((x) => x.phases.includes('cpu'))) {
     const rounds = [];
     for (let round = 0; round < CPU_ROUNDS; round++) rounds.push(await paired(t, round, eps));
-    results.push({ target: t.name, kind: t.kind, phase: 'cpu', cpuOrigin: CPU_ORIGIN, cpuPairing: CPU_PAIRING, cpuGoal: t.cpuGoal !== false, rounds, single: median(rounds.map((r) => r.single)), cpuUsPerReq: median(rounds.map((r) => r.target)), ratios: rounds.map((r) => r.ratio), ratio: geomean(rounds.map((r) => r.ratio)), errors: sum(rounds.map((r) => r.errors)) });
+    results.push({ target: t.name, kind: t.kind, phase: 'cpu', cpuOrigin: CPU_ORIGIN, cpuPairing: CPU_PAIRING, cpuGoal: t.cpuGoal !== false, rounds, single: median(rounds.map((r) => r.single)), cpuUsPerReq: median(rounds.map((r) => r.target)), ratios: rounds.map((r) => r.ratio), ratio: geomean(rounds.map((r) => r.ratio)), mainRatios: t.kind === 'originlink' ? rounds.map((r) => r.mainRatio) : null, mainRatio: t.kind === 'originlink' ? geomean(rounds.map((r) => r.mainRatio)) : null, errors: sum(rounds.map((r) => r.errors)) });
   }
   await cpuOrigin?.kill();
 }
@@ -386,8 +380,8 @@ if (of('steady').length) {
   for (const r of of('steady')) out.push(`| ${r.target} | ${Math.round(r.rps)} | ${f(r.cpuUsPerReq)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${r.share.join(' / ')} | ${r.conns} |`);
 }
 if (of('cpu').length) {
-  out.push('', `### cpu (${CPU_PAIRING === 'side' ? 'side by side' : 'one after the other'} with the single-URL origin on CPU ${PROXY_CPU}, each at ${RATE} req/s; ${CPU_ROUNDS} rounds; endpoints: ${CPU_ORIGIN === 'one' ? 'three ports of one nginx process' : 'three nginx processes'})`, '', '| target | CPU µs/req | single URL µs/req (nginx: one server) | ÷ single URL: geometric mean of the rounds (min–max) | errors |', '|---|---:|---:|---:|---:|');
-  for (const r of of('cpu')) out.push(`| ${r.target} | ${f(r.cpuUsPerReq)} | ${f(r.single)} | ${spread(r.ratio, r.ratios)} | ${r.errors} |`);
+  out.push('', `### cpu (${CPU_PAIRING === 'side' ? 'side by side' : 'one after the other'} with the single-URL origin on CPU ${PROXY_CPU}, each at ${RATE} req/s; ${CPU_ROUNDS} rounds; endpoints: ${CPU_ORIGIN === 'one' ? 'three ports of one nginx process' : 'three nginx processes'})`, '', '| target | CPU µs/req | single URL µs/req (nginx: one server) | ÷ single URL: geometric mean of the rounds (min–max) | main thread alone ÷ single URL\'s | errors |', '|---|---:|---:|---:|---:|---:|');
+  for (const r of of('cpu')) out.push(`| ${r.target} | ${f(r.cpuUsPerReq)} | ${f(r.single)} | ${spread(r.ratio, r.ratios)} | ${r.mainRatio === null ? '–' : spread(r.mainRatio, r.mainRatios)} | ${r.errors} |`);
 }
 if (of('slow').length) {
   out.push('', '### slow (e0 answers 100 ms later)', '', '| target | req/s | p50 ms | p99 ms | p50 ÷ healthy | p99 ÷ healthy | share of e0 | errors |', '|---|---:|---:|---:|---:|---:|---:|---:|');
