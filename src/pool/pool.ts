@@ -116,11 +116,12 @@ export class Pool implements TickMember {
   /**
    * The surplus stage of an h1 connection going idle now, a share of idleTimeoutMs: SURPLUS_FRACTION, the whole
    * timeout after a regret (a dial for a waiting request within an idle timeout of a surplus close), halved back for
-   * each idle timeout without one (#surplusShare). When a connection last closed as surplus; when the last regret came.
+   * each idle timeout without one (#surplusShare). When a connection last closed as surplus; when the share was last
+   * raised or halved.
    */
   #surplus = SURPLUS_FRACTION;
   #surplusClosedAt = -Infinity;
-  #regretAt = -Infinity;
+  #surplusAt = -Infinity;
   #dialing = 0;
   #dials = new Set<Promise<void>>();
   #protocol: Protocol | null;
@@ -411,31 +412,31 @@ export class Pool implements TickMember {
   /**
    * A request waits for a dial: if a connection closed as surplus within the idle timeout, that close was early
    * (the load came back to the depth it had), and h1 connections going idle from now on keep the whole idle timeout,
-   * as nginx's and Envoy's upstream connections do, until an idle timeout passes without a regret. A pool sharing a load with others (an origin group's endpoint, p2c drawing
-   * it at random) sees its own concurrency swing more than the whole load's, and its peaks recur further apart than
-   * an eighth of the idle timeout: each surplus close was dialled again within seconds, a TLS handshake each time,
-   * and V8's hot path compiled again after the dial's rarer paths ran (bench/RESULTS.md groups, 2026-11-26).
+   * as nginx's and Envoy's upstream connections do, until an idle timeout passes without a regret. A pool sharing a
+   * load with others (an origin group's endpoint, p2c drawing it at random) sees its own concurrency swing more than
+   * the whole load's, and its peaks recur further apart than an eighth of the idle timeout: each surplus close was
+   * dialled again within seconds, a TLS handshake each time, and V8's hot path compiled again after the dial's rarer
+   * paths ran (bench/RESULTS.md groups, 2026-11-26).
    */
   #regret(): void {
     const now = turnNow();
     if (now - this.#surplusClosedAt >= this.opts.idleTimeoutMs) return;
     this.#surplus = 1;
-    this.#regretAt = now;
+    this.#surplusAt = now;
   }
 
   /** The surplus stage's share now: halved back towards SURPLUS_FRACTION once for each idle timeout without a regret. */
   #surplusShare(): number {
     if (this.#surplus > SURPLUS_FRACTION) {
       const now = turnNow();
-      if (now - this.#regretAt >= this.opts.idleTimeoutMs) {
+      if (now - this.#surplusAt >= this.opts.idleTimeoutMs) {
         this.#surplus = Math.max(SURPLUS_FRACTION, this.#surplus / 2);
-        this.#regretAt = now;
+        this.#surplusAt = now;
       }
     }
     return this.#surplus;
   }
 
-  /** Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting at a time. */
   /** One more failed dial: the next waits connectBackoffBaseMs doubled per failure (capped), with jitter. */
   #backOff(): void {
     this.#failures++;
@@ -457,6 +458,7 @@ export class Pool implements TickMember {
     this.#pump();
   };
 
+  /** Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting at a time. */
   #topUpWarm(): void {
     if (this.#closed) return;
     // Warm dials wait out the backoff too: an origin that accepts and closes at once was redialled in a tight loop.
