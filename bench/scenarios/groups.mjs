@@ -25,7 +25,7 @@
 // the cpu phase's endpoints are three ports of one nginx process, the default — see there; `three`: the three
 // endpoint processes), BENCH_CPU_PAIRING (`side`: the pair loaded at once, the default; `alternate`: each warmed and
 // measured alone in turn), BENCH_PSTAT (a folder: for each cpu round, `perf stat` counts of both processes — connects, closes,
-// reads, writes, context switches, page faults), BENCH_PERF (a folder: for each cpu round, `perf record -e cpu-clock -g` of both processes of the pair
+// reads, writes, context switches, page faults, major faults), BENCH_PERF (a folder: for each cpu round, `perf record -e cpu-clock -g` of both processes of the pair
 // over the measured run, `<target>-<round>-target.data` / `…-single.data`, and each process's output lines, prefixed by ms
 // since the measured run began — with BENCH_NODE_ARGS=--perf-basic-prof perf names the JIT frames, with
 // `--trace-opt --trace-deopt` the lines say what V8 compiled when), BENCH_DIST.
@@ -300,7 +300,7 @@ for (const [k, first] of (steadyRounds[0] ?? []).entries()) {
   });
 }
 /** What BENCH_PSTAT counts per process: the syscalls of a proxied request and of a dial, context switches, page faults. */
-const PSTAT_EVENTS = 'syscalls:sys_enter_connect,syscalls:sys_enter_close,syscalls:sys_enter_write,syscalls:sys_enter_read,context-switches,page-faults';
+const PSTAT_EVENTS = 'syscalls:sys_enter_connect,syscalls:sys_enter_close,syscalls:sys_enter_write,syscalls:sys_enter_read,context-switches,page-faults,major-faults';
 /** `t` and the single-URL origin on the proxy core (side by side, or one after the other: CPU_PAIRING), each under its own h2load: CPU per request of each. */
 async function paired(t, round, eps) {
   // nginx's row: the same upstream with one server against three — what spreading costs a proxy that is not ours.
