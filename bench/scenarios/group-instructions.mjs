@@ -15,7 +15,7 @@
 // BENCH_WINDOWS (3), BENCH_RATE_VG (320 req/s), BENCH_DIST. Needs valgrind, nginx, h2load (Debian: valgrind
 // nginx-light nghttp2-client).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';

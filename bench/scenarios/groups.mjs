@@ -299,7 +299,7 @@ for (const [k, first] of (steadyRounds[0] ?? []).entries()) {
     rounds: rs,
   });
 }
-/** What BENCH_PSTAT counts per process: the syscalls of a proxied request and of a dial, context switches, page faults. */
+/** What BENCH_PSTAT counts per process: the syscalls of a proxied request and of a dial, context switches, page faults (and the major ones). */
 const PSTAT_EVENTS = 'syscalls:sys_enter_connect,syscalls:sys_enter_close,syscalls:sys_enter_write,syscalls:sys_enter_read,context-switches,page-faults,major-faults';
 /** `t` and the single-URL origin on the proxy core (side by side, or one after the other: CPU_PAIRING), each under its own h2load: CPU per request of each. */
 async function paired(t, round, eps) {
