@@ -12,10 +12,15 @@
 // stretched by the same factor against groups' 2000 req/s (one check per endpoint per 2000 requests either way).
 // Knobs: BENCH_TARGETS (a regexp on target names), BENCH_WARM_REQUESTS (30000; then windows until V8 has settled, up to
 // BENCH_WARM_MAX, 90000), BENCH_REQUESTS (2000 a window),
-// BENCH_WINDOWS (3), BENCH_RATE_VG (320 req/s), BENCH_DIST. Needs valgrind, nginx, h2load (Debian: valgrind
-// nginx-light nghttp2-client).
+// BENCH_WINDOWS (3), BENCH_RATE_VG (320 req/s), BENCH_DIST, BENCH_CACHE_SIM (1: callgrind also simulates this
+// machine's caches and branch predictor — L1d 48 KiB 12-way, L1i 32 KiB 8-way, and its 1 MiB L2 per core as the last
+// level, the L3 being shared with whatever else runs on the host — and the table gains L1 and L2 misses and mispredicted
+// branches a request: what an instruction count cannot see, simulated, so a cost that is memory shows; some 2× slower
+// again), BENCH_KEEP (a folder: the callgrind dumps are copied there, for callgrind_annotate, with V8's perf map of
+// each process — node runs with --perf-basic-prof — to name the JIT's addresses). Needs valgrind, nginx,
+// h2load (Debian: valgrind nginx-light nghttp2-client).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
@@ -33,6 +38,8 @@ const REQUESTS = Number(env.BENCH_REQUESTS ?? 2000);
 const WINDOWS = Number(env.BENCH_WINDOWS ?? 3);
 const RATE = Number(env.BENCH_RATE_VG ?? 320);
 const CONNS = 8;
+const CACHE_SIM = env.BENCH_CACHE_SIM === '1';
+const KEEP = env.BENCH_KEEP ?? null;
 const ONLY = env.BENCH_TARGETS ? new RegExp(env.BENCH_TARGETS, 'i') : null;
 for (const [k, ok] of [['BENCH_WARM_REQUESTS', WARM >= 0], ['BENCH_WARM_MAX', WARM_MAX >= WARM], ['BENCH_REQUESTS', REQUESTS >= 100], ['BENCH_WINDOWS', Number.isInteger(WINDOWS) && WINDOWS >= 1], ['BENCH_RATE_VG', RATE >= CONNS]]) {
   if (!ok) { console.error(`bench/group-instructions: bad ${k}`); process.exit(2); }
@@ -85,18 +92,31 @@ function load(port, n) {
   return m ? Number(m[4]) : 0;
 }
 
-/** Instructions (Ir) of one dump: the main thread's and the other threads' (callgrind --separate-threads: OUT.N-TT). */
+/** The cache simulation's options: this machine's L1s, and its per-core L2 as the last level (see BENCH_CACHE_SIM). */
+const SIM = CACHE_SIM ? ['--cache-sim=yes', '--branch-sim=yes', '--D1=49152,12,64', '--I1=32768,8,64', '--LL=1048576,16,64'] : [];
+
+/**
+ * One dump's counts: the main thread's instructions (Ir), the other threads' (callgrind --separate-threads: OUT.N-TT),
+ * and with the cache simulation the main thread's L1 misses (instruction and data), L2 misses and mispredicted branches.
+ */
 function dumped(base, n) {
   const files = readdirSync(dir).filter((f) => f.startsWith(`${base}.${n}-`));
-  let main = 0;
-  let rest = 0;
+  const c = { main: 0, rest: 0, l1: 0, l2: 0, bm: 0 };
   for (const f of files) {
-    const ir = Number(/^summary: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0);
-    if (f.endsWith('-01')) main += ir;
-    else rest += ir;
+    const text = readFileSync(join(dir, f), 'utf8');
+    if (KEEP) copyFileSync(join(dir, f), join(KEEP, f));
+    const names = (/^events: (.+)$/m.exec(text)?.[1] ?? 'Ir').trim().split(/\s+/);
+    const values = (/^summary: (.+)$/m.exec(text)?.[1] ?? '0').trim().split(/\s+/).map(Number);
+    const ev = (...ks) => ks.reduce((a, k) => a + (values[names.indexOf(k)] ?? 0), 0);
+    if (!f.endsWith('-01')) { c.rest += ev('Ir'); continue; }
+    c.main += ev('Ir');
+    c.l1 += ev('I1mr', 'D1mr', 'D1mw');
+    c.l2 += ev('ILmr', 'DLmr', 'DLmw');
+    c.bm += ev('Bcm', 'Bim');
   }
-  return { main, rest };
+  return c;
 }
+if (KEEP) mkdirSync(KEEP, { recursive: true });
 
 const results = [];
 for (const t of targets) {
@@ -104,7 +124,7 @@ for (const t of targets) {
   const conf = join(dir, `ol-${results.length}.yaml`);
   writeFileSync(conf, originlinkConfig({ port, endpoints, caPath: certs.caPath, protocol: 'h1', single: t.single, group: t.group, weights: t.weights }));
   const base = `cg-${results.length}.out`;
-  const svc = run(['valgrind', '--tool=callgrind', '--separate-threads=yes', '--smc-check=all-non-file', `--callgrind-out-file=${join(dir, base)}`, process.execPath, join(DIST, 'cli', 'main.js'), 'serve', '--config', conf]);
+  const svc = run(['valgrind', '--tool=callgrind', '--separate-threads=yes', '--smc-check=all-non-file', ...SIM, `--callgrind-out-file=${join(dir, base)}`, process.execPath, ...(KEEP ? ['--perf-basic-prof'] : []), join(DIST, 'cli', 'main.js'), 'serve', '--config', conf]);
   await waitPort(port, 120_000);
   let warmed = WARM > 0 ? load(port, WARM) : 0;
   let dumps = 0;
@@ -113,8 +133,9 @@ for (const t of targets) {
     execFileSync('callgrind_control', ['-z', String(svc.pid)], { stdio: 'ignore' });
     const ok = load(port, REQUESTS);
     execFileSync('callgrind_control', ['-d', String(svc.pid)], { stdio: 'ignore' });
-    const { main, rest } = dumped(base, ++dumps);
-    return { requests: ok, mainPerReq: main / Math.max(1, ok), restPerReq: rest / Math.max(1, ok) };
+    const c = dumped(base, ++dumps);
+    const per = (x) => x / Math.max(1, ok);
+    return { requests: ok, mainPerReq: per(c.main), restPerReq: per(c.rest), ...(CACHE_SIM ? { l1PerReq: per(c.l1), l2PerReq: per(c.l2), mispredictPerReq: per(c.bm) } : {}) };
   };
   // Then on until V8 has settled: a window whose other threads ran under SETTLED of the main thread's instructions
   // (under valgrind, whose threads take turns, TurboFan's work lands late and in bursts: 30,000 requests were not
@@ -130,8 +151,9 @@ for (const t of targets) {
   const windows = [];
   for (let w = 1; w <= WINDOWS; w++) windows.push(window());
   await stop(svc);
-  const mains = windows.map((x) => x.mainPerReq).sort((a, b) => a - b);
-  results.push({ target: t.name, warmed, settled, settling, windows, main: mains[Math.floor(mains.length / 2)], failed: windows.some((x) => x.requests < REQUESTS) });
+  if (KEEP) { try { copyFileSync(`/tmp/perf-${svc.pid}.map`, join(KEEP, `${base}.perf.map`)); rmSync(`/tmp/perf-${svc.pid}.map`); } catch { /* none written */ } }
+  const mid = (k) => windows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(windows.length / 2)];
+  results.push({ target: t.name, warmed, settled, settling, windows, main: mid('mainPerReq'), ...(CACHE_SIM ? { l1: mid('l1PerReq'), l2: mid('l2PerReq'), mispredict: mid('mispredictPerReq') } : {}), failed: windows.some((x) => x.requests < REQUESTS) });
   process.stderr.write(`done: ${t.name}\n`);
 }
 await stop(origin.proc);
@@ -145,7 +167,11 @@ const out = [
   '|---|---:|---:|---:|---:|---|',
 ];
 for (const r of results) out.push(`| ${r.target} | ${k(r.main)} (${r.windows.map((x) => k(x.mainPerReq)).join(', ')}) | ${(r.main / baseRow.main).toFixed(3)} | ${r.windows.map((x) => k(x.restPerReq)).join(', ')} | ${r.warmed} (${r.settled ? 'yes' : '**no**'}) | ${r.failed ? '**no**' : 'yes'} |`);
+if (CACHE_SIM) {
+  out.push('', 'Main thread, simulated (L1d 48 KiB, L1i 32 KiB, L2 1 MiB as the last level): misses and mispredicted branches a request, median of the windows', '', '| target | L1 misses (I + D) | ÷ 1 URL | L2 misses | ÷ 1 URL | mispredicted branches | ÷ 1 URL |', '|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) out.push(`| ${r.target} | ${Math.round(r.l1)} | ${(r.l1 / baseRow.l1).toFixed(3)} | ${Math.round(r.l2)} | ${(r.l2 / baseRow.l2).toFixed(3)} | ${Math.round(r.mispredict)} | ${(r.mispredict / baseRow.mispredict).toFixed(3)} |`);
+}
 console.log(out.join('\n'));
-const file = new ResultWriter('group-instructions').write({ rate: RATE, connections: CONNS, warmRequests: WARM, warmMax: WARM_MAX, requests: REQUESTS, windows: WINDOWS, healthIntervalMs: HEALTH_MS, results });
+const file = new ResultWriter('group-instructions').write({ rate: RATE, connections: CONNS, cacheSim: CACHE_SIM ? SIM : null, warmRequests: WARM, warmMax: WARM_MAX, requests: REQUESTS, windows: WINDOWS, healthIntervalMs: HEALTH_MS, results });
 console.log(`\nresults: ${file}`);
 if (results.some((r) => r.failed || !r.settled)) process.exitCode = 1;

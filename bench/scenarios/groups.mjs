@@ -19,7 +19,7 @@
 //   outage-*  8 GET loops; every endpoint closing each connection unanswered (`close`, nginx 444) or answering 503
 //             for BENCH_OUTAGE_S: client requests vs requests at the endpoints (access logs) in that window
 // Knobs (env): BENCH_RATE (2000 req/s), BENCH_CONNECTIONS (16, h2load), BENCH_DURATION (5 s per measured h2load
-// run), BENCH_WARMUP (2 s of h2load before each phase; BENCH_CPU_WARMUP, 5 s, before each cpu round), BENCH_STEADY_ROUNDS (1), BENCH_CPU_ROUNDS (6; even: each order as often), BENCH_OUTAGE_S (5), BENCH_UPSTREAM (h1 or h2: originlink to
+// run), BENCH_WARMUP (2 s of h2load before each phase; BENCH_CPU_WARMUP, 30 s, before each cpu round), BENCH_STEADY_ROUNDS (1), BENCH_CPU_ROUNDS (6; even: each order as often), BENCH_OUTAGE_S (5), BENCH_UPSTREAM (h1 or h2: originlink to
 // the endpoints; the anchors speak h1), BENCH_ANCHOR_BALANCE (roundrobin, or leastconn: nginx least_conn, HAProxy
 // leastconn), BENCH_TARGETS (a regexp on target names), BENCH_PHASES (a list, default all), BENCH_CPU_ORIGIN (`one`:
 // the cpu phase's endpoints are three ports of one nginx process, the default — see there; `three`: the three
@@ -50,11 +50,13 @@ const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
 const DURATION = Number(env.BENCH_DURATION ?? 5);
 const WARMUP = Number(env.BENCH_WARMUP ?? 2);
 /**
- * The cpu phase's warm-up: longer, so that what a process does once after its start is not in the measure. With
- * 2 s, the group processes' one mark-compact of startup growth (heap ~23 → 13 MB, at 2.5–2.8 s of their life, the
- * single URL's process has none) fell in the measured window (RESULTS.md, groups, 20:19).
+ * The cpu phase's warm-up: long enough that what a process does once after its start is not in the measure — the
+ * steady state the goal names. With 2 s, the group processes' one mark-compact of startup growth (heap ~23 → 13 MB,
+ * at 2.5–2.8 s of their life, the single URL's process has none) fell in the measured window (RESULTS.md, groups,
+ * 2026-11-25 20:19); with 5 s, p2c's three pools each still had their first surplus close dialled again in it (the
+ * regret that keeps their connections: 3 dials in every 15 s window, none with 30 s; RESULTS.md, groups, 2026-11-26).
  */
-const CPU_WARMUP = Number(env.BENCH_CPU_WARMUP ?? 5);
+const CPU_WARMUP = Number(env.BENCH_CPU_WARMUP ?? 30);
 const OUTAGE_S = Number(env.BENCH_OUTAGE_S ?? 5);
 const STEADY_ROUNDS = Number(env.BENCH_STEADY_ROUNDS ?? 1);
 const CPU_ROUNDS = Number(env.BENCH_CPU_ROUNDS ?? 6);
