@@ -1,7 +1,10 @@
-// Loopback helpers the bench scripts share: a free port, waiting for one to open, and a process tree's CPU time.
+// Loopback helpers the bench scripts share: a free port, waiting for one to open, a process tree's CPU time, a run's
+// scratch folder and children.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const freePort = () => new Promise((resolve, reject) => {
   const s = net.createServer();
@@ -74,3 +77,18 @@ export const stopChild = async (p, graceMs = 3000) => {
   await Promise.race([done, new Promise((r) => setTimeout(r, graceMs))]);
   if (alive(p)) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } await done; }
 };
+
+/**
+ * A run's scratch folder (under the system's temporary one, named from `prefix`) and the list its children go in: on
+ * exit every child still alive is killed and the folder removed; SIGINT exits (and so cleans up).
+ */
+export function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const procs = [];
+  process.on('exit', () => {
+    for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  process.on('SIGINT', () => process.exit(130));
+  return { dir, procs };
+}

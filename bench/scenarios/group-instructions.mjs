@@ -20,13 +20,12 @@
 // each process — node runs with --perf-basic-prof — to name the JIT's addresses). Needs valgrind, nginx,
 // h2load (Debian: valgrind nginx-light nghttp2-client).
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
 import { Endpoint, originlinkConfig } from '../lib/group-peers.mjs';
-import { alive, freePort, stopChild, waitPort } from '../lib/host.mjs';
+import { freePort, scratch, stopChild, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 
 const env = process.env;
@@ -64,13 +63,7 @@ const BASE = TARGETS[0].name;
 const targets = TARGETS.filter((t) => t.name === BASE || !ONLY || ONLY.test(t.name));
 
 const certs = makeCerts();
-const dir = mkdtempSync(join(tmpdir(), 'ol-bench-ginstr-'));
-const procs = [];
-process.on('exit', () => {
-  for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
+const { dir, procs } = scratch('ol-bench-ginstr-');
 const run = (argv) => {
   const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr.resume();

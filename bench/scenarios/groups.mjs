@@ -31,8 +31,7 @@
 // `--trace-opt --trace-deopt` the lines say what V8 compiled when), BENCH_DIST.
 // Needs: nginx, haproxy, h2load, taskset (Debian: nginx-light haproxy nghttp2-client util-linux), a built dist/.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -40,7 +39,7 @@ import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
 import { burst, closedLoop } from '../lib/group-load.mjs';
 import { Endpoint, haproxyConfig, nginxConfig, originlinkConfig, outMarker, startDelayServer } from '../lib/group-peers.mjs';
-import { alive, freePort, mainCpuNs, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
+import { alive, freePort, mainCpuNs, scratch, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { quantile } from '../lib/stats.mjs';
 
@@ -85,13 +84,7 @@ for (const bin of ['nginx', 'haproxy', 'h2load', 'taskset']) {
 }
 
 const certs = makeCerts();
-const dir = mkdtempSync(join(tmpdir(), 'ol-bench-groups-'));
-const procs = [];
-process.on('exit', () => {
-  for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
+const { dir, procs } = scratch('ol-bench-groups-');
 // This process's load loops on the load core, beside the endpoints.
 try { execFileSync('taskset', ['-p', '-c', LOAD_CPU, String(process.pid)], { stdio: 'ignore' }); } catch { /* unpinned */ }
 
