@@ -35,7 +35,7 @@ export interface ConnRequest {
    * reading (h1: the socket, h2/h3: flow-control credit). Default: the
    * transport's own (16 KiB on h1/h2, 256 KiB on h3).
    */
-  responseBufferBytes?: number;
+  responseBufferBytes?: number | undefined;
   /**
    * Interim (1xx) responses before the final one (RFC 9110 §15.2), e.g. 103 Early Hints (RFC 8297): status and
    * fields as the origin sent them (h1: hop-by-hop fields included), and the reason phrase of an HTTP/1.1 origin's
