@@ -9,7 +9,6 @@ import diagnostics from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fetch as undiciFetch } from 'undici';
 import { Agent } from '../../src/agent/agent.js';
-import type { ConnRequest } from '../../src/http/types.js';
 import { Pool } from '../../src/pool/pool.js';
 import type { EndpointEvent } from '../../src/group/diagnostics.js';
 import type { H3Server } from '../../src/server/h3.js';
@@ -19,8 +18,6 @@ import { startTestH3Server } from '../helpers/h3-server.js';
 import { startNginxGroup, type NginxGroup } from '../helpers/nginx-group.js';
 
 const certs = makeCerts();
-/** Pool.prototype.request as it is, for a spy that looks at what reaches it and passes it on. */
-const original = Pool.prototype.request;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const events: EndpointEvent[] = [];
 const onEvent = (m: unknown): void => { events.push(m as EndpointEvent); };
@@ -56,24 +53,21 @@ describe('the Agent as an undici dispatcher over a group of nginx endpoints', ()
   }, 30_000);
 
   it('a health check reaches the pool as a request of the same shape as a proxied one (one map for V8\'s inline caches)', async () => {
-    const seen: Array<{ path: string; keys: string[] }> = [];
-    const spy = vi.spyOn(Pool.prototype, 'request').mockImplementation(function (this: Pool, req: ConnRequest) {
-      seen.push({ path: req.path, keys: Object.keys(req) });
-      return original.call(this, req);
-    });
+    const spy = vi.spyOn(Pool.prototype, 'request'); // calls through: the spy only records what reaches the pool
+    const seen = (): Array<{ path: string; keys: string[] }> => spy.mock.calls.map(([req]) => ({ path: req.path, keys: Object.keys(req) }));
     const agent = new Agent({
       tls: { ca: certs.ca },
       origins: { 'https://shape.internal': { endpoints: [{ url: group.endpoints[0]!.url }], health: { path: '/health', intervalMs: 50, timeoutMs: 45 } } },
     });
     try {
       await (await agent.request({ url: 'https://shape.internal/g/shape', responseBufferBytes: 32_768 })).text();
-      await settled(() => seen.some((x) => x.path === '/health'));
+      await settled(() => seen().some((x) => x.path === '/health'));
     } finally {
-      spy.mockRestore();
       await agent.close();
     }
-    const check = seen.find((x) => x.path === '/health');
-    const proxied = seen.find((x) => x.path === '/g/shape');
+    const check = seen().find((x) => x.path === '/health');
+    const proxied = seen().find((x) => x.path === '/g/shape');
+    spy.mockRestore();
     expect(proxied?.keys).toContain('responseBufferBytes');
     expect(check?.keys).toEqual(proxied?.keys);
   }, 30_000);
