@@ -44,7 +44,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haproxyConfig } from './lib/haproxy.mjs';
-import { alive, freePort, stopChild, treeCpuUs, waitPort } from './lib/host.mjs';
+import { alive, freePort, serviceArgv, stopChild, treeCpuUs, waitPort } from './lib/host.mjs';
 import { quantile } from './lib/stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -168,7 +168,8 @@ origins:
 routes: [{ path: /, origin: o }]
 `);
   const cpu = workers > 1 ? `${LOAD_CPU},${PROXY_CPU}` : PROXY_CPU;
-  return { port, proc: start(cpu, process.execPath, [...NODE_ARGS, join(dist, 'cli', 'main.js'), 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
+  const [node, ...args] = serviceArgv(dist, NODE_ARGS);
+  return { port, proc: start(cpu, node, [...args, 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
 } });
 for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
 for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, THIS_DIST, 'h2', n));

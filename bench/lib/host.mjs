@@ -66,6 +66,16 @@ export const treeCpuNs = (root) => {
 export const mainCpuNs = (pid) => {
   try { return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]); } catch { return 0; }
 };
+/**
+ * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the launcher's
+ * SERVICE_NODE_FLAGS (bin/originlink beside that build's dist/: `--use-largepages=silent`; none for a build without
+ * the line), then `nodeArgs` (a bench's BENCH_NODE_ARGS), then the script. A bench measures the service as started.
+ */
+export const serviceArgv = (dist, nodeArgs = []) => {
+  let flags = '';
+  try { flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(dist, '..', 'bin', 'originlink'), 'utf8'))?.[1] ?? ''; } catch { /* a build without the launcher */ }
+  return [process.execPath, ...flags.split(' ').filter(Boolean), ...nodeArgs, join(dist, 'cli', 'main.js')];
+};
 /** A child process still running. */
 export const alive = (p) => p.exitCode === null && p.signalCode === null;
 /** End a child of ours: SIGTERM, SIGKILL after `graceMs`; resolves when it has exited. `killedByUs` marks the exit ours. */

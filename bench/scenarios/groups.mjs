@@ -39,7 +39,7 @@ import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
 import { burst, closedLoop } from '../lib/group-load.mjs';
 import { Endpoint, haproxyConfig, nginxConfig, originlinkConfig, outMarker, startDelayServer } from '../lib/group-peers.mjs';
-import { alive, freePort, mainCpuNs, scratch, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
+import { alive, freePort, mainCpuNs, scratch, serviceArgv, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { quantile } from '../lib/stats.mjs';
 
@@ -74,6 +74,8 @@ const ONLY = env.BENCH_TARGETS ? new RegExp(env.BENCH_TARGETS, 'i') : null;
 const HEALTH_MS = Number(env.BENCH_HEALTH_MS ?? 1000);
 /** Extra node flags for our service (a profile: `--cpu-prof --cpu-prof-dir=DIR`), as bench/proxy.mjs takes them. */
 const NODE_ARGS = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Every originlink process without the launcher's node flags (BENCH_BARE_NODE=1): perf names node's own frames only then (on large pages its code is an anonymous mapping). */
+const BARE_NODE = env.BENCH_BARE_NODE === '1';
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 for (const [k, ok] of [['BENCH_RATE', RATE >= CONNS], ['BENCH_DURATION', DURATION > 0], ['BENCH_STEADY_ROUNDS', Number.isInteger(STEADY_ROUNDS) && STEADY_ROUNDS >= 1], ['BENCH_CPU_ROUNDS', Number.isInteger(CPU_ROUNDS) && CPU_ROUNDS >= 2 && CPU_ROUNDS % 2 === 0], ['BENCH_OUTAGE_S', OUTAGE_S > 0], ['BENCH_UPSTREAM', UPSTREAM === 'h1' || UPSTREAM === 'h2'], ['BENCH_CPU_ORIGIN', CPU_ORIGIN === 'one' || CPU_ORIGIN === 'three'], ['BENCH_CPU_PAIRING', CPU_PAIRING === 'side' || CPU_PAIRING === 'alternate'], ['BENCH_ANCHOR_BALANCE', ANCHOR_BALANCE === 'roundrobin' || ANCHOR_BALANCE === 'leastconn'], ['BENCH_PHASES', WANT.every((p) => PHASES.includes(p))]]) {
@@ -127,6 +129,9 @@ const targets = [
   { name: 'originlink, group round-robin', kind: 'originlink', group: `${GROUP}, balance: round-robin`, phases: ['cpu'], cpuGoal: false },
   // The single URL beside itself: the pairing's own spread (what two processes of one build differ by).
   { name: 'originlink, 1 URL beside itself (A/A)', kind: 'originlink', single: true, group: null, phases: ['cpu'], cpuGoal: false },
+  // The single URL started without the launcher's node flags (bin/originlink SERVICE_NODE_FLAGS: node's code on 4 KiB
+  // pages) beside the single URL as started: what the flags save a plain origin.
+  { name: 'originlink, 1 URL, node without the launcher\'s flags (4 KiB pages)', kind: 'originlink', single: true, group: null, bareNode: true, phases: ['cpu'], cpuGoal: false },
   // Another: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the steady phase). At
   // 1.005× (19:41, RESULTS) connections alone are not what a group costs.
   { name: 'originlink, 1 URL, 24 warm', kind: 'originlink', single: true, group: null, minWarm: 24, phases: ['cpu'], cpuGoal: false },
@@ -148,7 +153,7 @@ async function launch(t, eps = endpoints) {
   if (t.kind === 'originlink') {
     const file = join(dir, `originlink-${port}.yaml`);
     writeFileSync(file, originlinkConfig({ port, endpoints: eps, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true, minWarm: t.minWarm, weights: t.weights }));
-    argv = [process.execPath, ...NODE_ARGS, join(DIST, 'cli', 'main.js'), 'serve', '--config', file];
+    argv = [...(t.bareNode || BARE_NODE ? [process.execPath, ...NODE_ARGS, join(DIST, 'cli', 'main.js')] : serviceArgv(DIST, NODE_ARGS)), 'serve', '--config', file];
   } else if (t.kind === 'nginx') {
     const file = join(dir, `proxy-nginx-${port}.conf`);
     writeFileSync(file, nginxConfig({ dir, port, endpoints: t.one ? eps.slice(0, 1) : eps, caPath: certs.caPath, balance: ANCHOR_BALANCE }));

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DIST, dist } from '../lib/dist.mjs';
-import { freePort } from '../lib/host.mjs';
+import { freePort, serviceArgv } from '../lib/host.mjs';
 import { ResultWriter, ROOT } from '../lib/results.mjs';
 import { fmt, summarize } from '../lib/stats.mjs';
 
@@ -52,7 +52,8 @@ ${EXTRA_LIMITS ? `limits: { ${EXTRA_LIMITS} }\n` : ''}origins:
 routes:
   - { path: /, origin: o }
 `);
-const svc = spawn(process.execPath, [join(DIST, 'cli', 'main.js'), 'serve', '--config', join(dir, 'serve.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+const [node, ...nodeArgv] = serviceArgv(DIST);
+const svc = spawn(node, [...nodeArgv, 'serve', '--config', join(dir, 'serve.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
 children.push(svc);
 let svcErr = '';
 svc.stderr.on('data', (d) => { svcErr += d; });

@@ -20,6 +20,7 @@ import { createLab } from '../lab/index.mjs';
 import { makeCerts } from '../lib/certs.mjs';
 import { Progress } from '../lib/progress.mjs';
 import { DIST } from '../lib/dist.mjs';
+import { serviceArgv } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { haproxyConfig } from '../lib/haproxy.mjs';
 import { runScript, startOrigin } from '../lib/spawn.mjs';
@@ -38,7 +39,6 @@ const MAX_CONN = Number(env.BENCH_MAX_CONNECTIONS ?? 0);
 const LULL = Number(env.BENCH_LULL_S ?? 0);
 const PRE = Number(env.BENCH_PRECONNECT_RATIO ?? 1.5);
 const CLIENT = fileURLToPath(new URL('../lib/load-client.mjs', import.meta.url));
-const CLI = join(DIST, 'cli', 'main.js');
 
 const certs = makeCerts();
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-reuse-'));
@@ -62,7 +62,7 @@ origins:
   o: { url: "https://${origin}", protocol: ${proto}, tls: { ca: ${certs.caPath} }${MAX_CONN ? `, pool: { maxConnections: ${MAX_CONN} }` : ''} }
 routes: [{ path: /, origin: o }]
 `);
-    argv = [process.execPath, CLI, 'serve', '--config', file];
+    argv = [...serviceArgv(DIST), 'serve', '--config', file];
   } else if (target === 'nginx') {
     mkdirSync(join(dir, 'nginx'), { recursive: true });
     const conf = join(dir, 'nginx.conf');

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { makeCerts } from '../lib/certs.mjs';
 import { dist, DIST } from '../lib/dist.mjs';
+import { serviceArgv } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 
 const run = promisify(execFile);
@@ -65,7 +66,8 @@ routes:
 `);
 };
 writeConfig();
-const proc = spawn(process.execPath, [join(DIST, 'cli', 'main.js'), 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+const [node, ...nodeArgv] = serviceArgv(DIST);
+const proc = spawn(node, [...nodeArgv, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
 const stop = () => { try { proc.kill('SIGKILL'); } catch {} rmSync(dir, { recursive: true, force: true }); };
 process.on('exit', stop);
 for (let i = 0; i < 100; i++) {

@@ -28,7 +28,21 @@ export interface Info {
     tfoClient: boolean;
     /** UDP_SEGMENT (GSO) accepted on a UDP socket (needs the udp addon to ask). */
     udpGso: boolean | null;
+    /**
+     * The kernel's transparent huge pages mode (`always`, `madvise`, `never`; null: none here). Under `madvise` or
+     * `always`, `bin/originlink serve` maps node's code onto 2 MiB pages (`--use-largepages=silent`, README).
+     */
+    transparentHugePages: string | null;
   };
+}
+
+/** The selected mode of /sys/kernel/mm/transparent_hugepage/enabled (`always [madvise] never`), null without THP. */
+function thpMode(): string | null {
+  try {
+    return /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 const require = createRequire(import.meta.url);
@@ -78,7 +92,7 @@ export async function collectInfo(): Promise<Info> {
       const e = quicEngine();
       return { binding: e.binding, bindingVersion: bindingVersion(e.binding), loaded, quiche: e.quiche, path: e.path, fallbackReason: e.fallbackReason };
     })(),
-    kernelFeatures: { tcpFastopen: sysctl, tfoClient: sysctl !== null && (sysctl & 1) === 1, udpGso: await gsoProbe() },
+    kernelFeatures: { tcpFastopen: sysctl, tfoClient: sysctl !== null && (sysctl & 1) === 1, udpGso: await gsoProbe(), transparentHugePages: thpMode() },
   };
 }
 
@@ -104,6 +118,7 @@ export async function runInfo(argv: string[]): Promise<number> {
     `QUIC binding:     ${info.quic.binding} ${info.quic.bindingVersion ?? '?'} (${info.quic.loaded ? 'loads' : 'does not load'}), quiche ${info.quic.quiche ?? 'unknown'}${info.quic.fallbackReason ? ` — fallback: ${info.quic.fallbackReason}` : ''}`,
     `tcp_fastopen:     ${info.kernelFeatures.tcpFastopen ?? 'unknown'} (client TFO ${yes(info.kernelFeatures.tfoClient)})`,
     `UDP GSO:          ${info.kernelFeatures.udpGso === null ? 'unknown (needs the UDP addon)' : yes(info.kernelFeatures.udpGso)}`,
+    `huge pages:       ${info.kernelFeatures.transparentHugePages ?? 'none'} (serve's code on 2 MiB pages: ${yes(info.kernelFeatures.transparentHugePages === 'madvise' || info.kernelFeatures.transparentHugePages === 'always')})`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -42,7 +42,7 @@ afterAll(() => {
 describe('npm pack → npm install of the tarball in an empty project', () => {
   it('builds and loads the native addons, our QUIC engine included (originlink info --json from the installed package)', () => {
     const out = execFileSync(join(app, 'node_modules', '.bin', 'originlink'), ['info', '--json'], { cwd: app, encoding: 'utf8' });
-    const info = JSON.parse(out) as { addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } }; quic: { loaded: boolean; quiche: string; binding: string; path: string | null; fallbackReason: string | null } };
+    const info = JSON.parse(out) as { addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } }; quic: { loaded: boolean; quiche: string; binding: string; path: string | null; fallbackReason: string | null }; kernelFeatures: { transparentHugePages: string | null } };
     expect(info.addons.tfo).toMatchObject({ loaded: true });
     expect(info.addons.udp).toMatchObject({ loaded: true });
     expect(info.addons.tfo.path.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
@@ -50,6 +50,12 @@ describe('npm pack → npm install of the tarball in an empty project', () => {
     // prebuilt fallback (quiche 0.18), which it would name with the reason in fallbackReason.
     expect(info.quic).toMatchObject({ loaded: true, binding: 'originlink-quic', quiche: '0.30.0', fallbackReason: null });
     expect(info.quic.path?.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
+    // The command npm linked is the shell launcher (bin/originlink), and it ran the installed script; info reads the
+    // kernel's huge-page mode that `serve` relies on.
+    expect(realpathSync(join(app, 'node_modules', '.bin', 'originlink'))).toBe(join(realpathSync(app), 'node_modules', 'originlink', 'bin', 'originlink'));
+    let thp: string | null = null;
+    try { thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null; } catch { /* none */ }
+    expect(info.kernelFeatures.transparentHugePages).toBe(thp);
   });
 
   // The origin runs in this process: the children run asynchronously so it can answer.
