@@ -69,11 +69,12 @@ export const mainCpuNs = (pid) => {
 /**
  * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the launcher's
  * SERVICE_NODE_FLAGS (bin/originlink beside that build's dist/: `--use-largepages=silent`; none for a build without
- * the line), then `nodeArgs` (a bench's BENCH_NODE_ARGS), then the script. A bench measures the service as started.
+ * the line; none either when `launcher` is false), then `nodeArgs` (a bench's BENCH_NODE_ARGS), then the script. A bench
+ * measures the service as started.
  */
-export const serviceArgv = (dist, nodeArgs = []) => {
+export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   let flags = '';
-  try { flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(dist, '..', 'bin', 'originlink'), 'utf8'))?.[1] ?? ''; } catch { /* a build without the launcher */ }
+  if (launcher) try { flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(dist, '..', 'bin', 'originlink'), 'utf8'))?.[1] ?? ''; } catch { /* a build without the launcher */ }
   return [process.execPath, ...flags.split(' ').filter(Boolean), ...nodeArgs, join(dist, 'cli', 'main.js')];
 };
 /** A child process still running. */

@@ -153,7 +153,7 @@ async function launch(t, eps = endpoints) {
   if (t.kind === 'originlink') {
     const file = join(dir, `originlink-${port}.yaml`);
     writeFileSync(file, originlinkConfig({ port, endpoints: eps, caPath: certs.caPath, protocol: t.protocol ?? UPSTREAM, group: t.group, single: t.single === true, minWarm: t.minWarm, weights: t.weights }));
-    argv = [...(t.bareNode || BARE_NODE ? [process.execPath, ...NODE_ARGS, join(DIST, 'cli', 'main.js')] : serviceArgv(DIST, NODE_ARGS)), 'serve', '--config', file];
+    argv = [...serviceArgv(DIST, NODE_ARGS, !(t.bareNode || BARE_NODE)), 'serve', '--config', file];
   } else if (t.kind === 'nginx') {
     const file = join(dir, `proxy-nginx-${port}.conf`);
     writeFileSync(file, nginxConfig({ dir, port, endpoints: t.one ? eps.slice(0, 1) : eps, caPath: certs.caPath, balance: ANCHOR_BALANCE }));
