@@ -7,7 +7,8 @@
 //   steady    all healthy: h2load --h1 at a fixed rate; proxy CPU µs per request, p50/p99, each endpoint's share;
 //             BENCH_STEADY_ROUNDS rounds over the targets, interleaved, the order reversed every other round
 //   cpu       each originlink group target (and controls: one URL with 24 warm connections, a group with its load on
-//             one endpoint, the group in round robin, the single URL beside itself) and the single-URL origin at the same time, both on the proxy core, each
+//             one endpoint, the group in round robin, the single URL beside itself, the single URL on node without the
+//             launcher's flags) and the single-URL origin at the same time, both on the proxy core, each
 //             loaded by its own h2load at the fixed rate: CPU per request of each and their ratio, BENCH_CPU_ROUNDS
 //             times (which starts first alternating). This machine's speed drifts by tens of percent within
 //             minutes; run side by side, the drift hits both alike (bench/README.md, proxy's BENCH_PAIRED). The
