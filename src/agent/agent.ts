@@ -31,6 +31,7 @@ import { Pool, type PoolResult } from '../pool/pool.js';
 import type { PoolCounters, PoolStats } from '../pool/stats.js';
 import { sharedTicker } from '../pool/ticker.js';
 import { LruMap } from '../util/lru.js';
+import { holdUntil } from '../util/hold.js';
 import { replaySafe, retryDecision } from './policy.js';
 import { AgentRequest } from './agent-request.js';
 import { Collapser, type CollapseHost } from './collapse.js';
@@ -726,8 +727,12 @@ export class Agent {
     return dispatchOn(this, opts, handler);
   }
 
-  /** Finish in-flight requests, then close every connection. */
-  async close(): Promise<void> {
+  /** Finish in-flight requests, then close every connection. The process is held until it settles (util/hold.ts). */
+  close(): Promise<void> {
+    return holdUntil(this.#close());
+  }
+
+  async #close(): Promise<void> {
     for (const g of this.#groups.values()) g.close();
     await this.#registry.close();
     this.#proxyLinks.close();

@@ -11,6 +11,7 @@ import { FileSessionStore } from '../store/file-session-store.js';
 import { isRedisUrl, RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../store/redis-link.js';
 import { RedisSessionStore } from '../store/redis-session-store.js';
 import type { SessionStore } from '../store/session-store.js';
+import { holdUntil } from '../util/hold.js';
 
 export interface StoresOptions {
   /** Where TLS sessions and QUIC tickets go: a file path or a Redis URL. */
@@ -59,14 +60,14 @@ export function openStores(o: StoresOptions): Stores {
         out.originCache instanceof RedisOriginCache ? out.originCache.ready(timeoutMs) : null,
       ]);
     },
-    close: async () => {
+    close: () => holdUntil((async () => {
       // Tickets first: returning them queues writes on the link that closes after.
       if (out.sessionStore instanceof RedisSessionStore) await out.sessionStore.close();
       if (out.originCache instanceof RedisOriginCache) await out.originCache.close();
       await Promise.all([...links.values()].map((l) => l.link.close()));
       // File stores: what waits for the next write goes now.
       for (const store of [out.sessionStore, out.originCache]) (store as { flush?: () => void } | undefined)?.flush?.();
-    },
+    })()),
     links: () => [...links.values()].map((l) => ({ ...l.link.stats(), url: l.link.display, stores: l.stores.join('+') })),
   };
   if (o.sessionStore) {

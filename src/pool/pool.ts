@@ -16,6 +16,7 @@ import { pingOrClose } from '../client/ping.js';
 import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { turnNow } from '../util/clock.js';
+import { hold, holdUntil, release } from '../util/hold.js';
 
 /** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle), unless a regret raised it (#regret). */
 const SURPLUS_FRACTION = 1 / 8;
@@ -54,7 +55,7 @@ interface Entry {
   /** We drained it (idle): its close is ours, not the origin's refusal. */
   retired: boolean;
   pinging: boolean;
-  /** It has a request (or is new): counted in `busyConnections`, the process kept alive for it. */
+  /** It has a request (or is new): the process is held for it (util/hold.ts). */
   held: boolean;
   /** Its connection's `active` as last added to the pool's #active (#recount). */
   counted: number;
@@ -63,34 +64,19 @@ interface Entry {
 }
 
 /**
- * What keeps the process alive for every pool: one ref'd handle while any pooled connection has a request (or is
- * being set up), none otherwise, as undici and Node's fetch() let idle sockets go. A connection's socket is unref'd
- * once, when it joins its pool (PooledConnection.unref), so a request costs no ref/unref call into the binding
- * (two per request were ~2 % of a proxied request's CPU, bench proxy paired); the keeper flips only when the count
- * crosses zero, and lets go at the end of the turn that reached zero (a request in the same turn keeps it).
+ * A pooled connection holds the process (util/hold.ts) while it has a request or is being set up, never while idle:
+ * its socket is unref'd once, when it joins the pool (PooledConnection.unref), and `Entry.held` keeps the count.
  */
-let busyConnections = 0;
-let keeper: NodeJS.Timeout | null = null;
-
 function holdProcess(e: Entry): void {
   if (e.held) return;
   e.held = true;
-  if (busyConnections++ === 0) {
-    keeper ??= setInterval(() => {}, 0x3fffffff);
-    keeper.ref();
-  }
+  hold();
 }
 
 function releaseProcess(e: Entry): void {
   if (!e.held) return;
   e.held = false;
-  // One Immediate per crossing to zero (not per request); a test's fake setImmediate that never runs leaves the
-  // keeper ref'd, which only keeps a test process alive.
-  if (--busyConnections === 0) setImmediate(letGo);
-}
-
-function letGo(): void {
-  if (busyConnections === 0) keeper?.unref();
+  release();
 }
 
 /** A connection closed within this of its dial without serving a request counts as a failed dial (backoff). */
@@ -619,7 +605,7 @@ export class Pool implements TickMember {
     };
     this.#entries.set(conn, e);
     this.#recount(e);
-    // The keeper holds the process from now on (above): the socket itself never again.
+    // The hold (util/hold.ts) keeps the process for this connection from now on: the socket itself never again.
     conn.unref?.();
     holdProcess(e);
     if (this.#entries.size === 1) this.#ticker.add(this);
@@ -780,7 +766,8 @@ export class Pool implements TickMember {
   close(): Promise<void> {
     this.#shutdown(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`));
     for (const e of this.#entries.values()) e.conn.drain();
-    return new Promise((r) => { this.#drainWaiters.push(r); this.#checkDrained(); });
+    // The connections' sockets are unref'd: what closes them (an h2 GOAWAY, then the peer's end) holds nothing.
+    return holdUntil(new Promise((r) => { this.#drainWaiters.push(r); this.#checkDrained(); }));
   }
 
   /** Abort everything now. */

@@ -20,6 +20,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../store/redis-link.js';
 import { LruMap } from '../util/lru.js';
 import { factsExpireAt, MemoryOriginCache, validFacts, type OriginCache, type OriginFacts } from './cache.js';
+import { holdUntil } from '../util/hold.js';
 
 const INDEX_MAX = 100_000;
 const CHANNEL = 'o:broken';
@@ -138,8 +139,11 @@ export class RedisOriginCache implements OriginCache {
   }
 
   /** Send what is queued and disconnect (if the connection is ours). */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return this.#closed ? Promise.resolve() : holdUntil(this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     if (this.#ownsLink) await this.link.close();
   }

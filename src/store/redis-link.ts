@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { redact } from '../util/redact.js';
+import { holdUntil } from '../util/hold.js';
 
 export interface RedisLinkOptions {
   /**
@@ -233,8 +234,11 @@ export class RedisLink {
   }
 
   /** Send what is queued (after the pipeline already out), then disconnect (bounded by `timeoutMs`). */
-  async close(timeoutMs = 1000): Promise<void> {
-    if (this.#closed) return;
+  close(timeoutMs = 1000): Promise<void> {
+    return this.#closed ? Promise.resolve() : holdUntil(this.#close(timeoutMs));
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
     const drained = (async (): Promise<void> => {
       while (this.#inFlight !== null) await this.#inFlight;
       await this.#flush();

@@ -29,6 +29,7 @@ import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from './redis-l
 import { readKeyFile, Sealer } from './seal.js';
 import type { SessionStore } from './session-store.js';
 import { sessionExpiresAt } from './ticket-lifetime.js';
+import { holdUntil } from '../util/hold.js';
 
 /** Tickets kept per key, locally and in Redis (servers send one or two per connection). */
 const PER_KEY = 4;
@@ -154,8 +155,11 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Give the owned tickets back to the fleet, send what is queued, disconnect (if the connection is ours). */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return this.#closed ? Promise.resolve() : holdUntil(this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     const now = this.#now();
     for (const [key, list] of this.#local.entries()) {
