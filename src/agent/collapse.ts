@@ -12,7 +12,7 @@
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { Group } from '../group/group.js';
-import { PRIVATE_FIELDS, type ResolvedCollapse } from '../group/options.js';
+import type { ResolvedCollapse } from '../group/options.js';
 import type { CompleteBody, HeaderList } from '../http/types.js';
 import { FanOut } from '../util/fan-out.js';
 import { LegSignal, type SignalLike } from '../util/leg-signal.js';
@@ -37,8 +37,14 @@ export interface CollapseHost<S extends CollapsibleRequest> {
   served(st: S, res: OriginResponse | null, err: unknown): void;
 }
 
-/** Fields that change what an origin answers to the same target (RFC 9110 §13.1, §14.2): always part of the key. */
-const KEYED: readonly string[] = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'];
+/**
+ * Fields that change what an origin answers to the same target, always part of the key: the range and conditional
+ * fields (RFC 9110 §13.1, §14.2), and what a front tells the origin about the client's own request — its scheme and
+ * authority (X-Forwarded-Proto, X-Forwarded-Host, RFC 7239 Forwarded), on which an origin builds redirects and
+ * absolute links. Not X-Forwarded-For: the client's address would stop all collapsing; the origin sees the first
+ * client's, as behind a cache.
+ */
+const KEYED: readonly string[] = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];
 
 interface Waiter<S> {
   st: S;
@@ -61,12 +67,13 @@ export class Collapser<S extends CollapsibleRequest> {
     this.#host = host;
   }
 
-  /** The key a request is collapsed by, or null when it may not be (not GET/HEAD, a body, Authorization or Cookie). */
+  /** The key a request is collapsed by, or null when it may not be (not GET/HEAD, a body, a credential field). */
   key(st: S): string | null {
     if ((st.method !== 'GET' && st.method !== 'HEAD') || st.body !== null) return null;
+    const priv = this.#cfg.private;
     let fields = '';
     for (const [n, v] of st.headers) {
-      if (PRIVATE_FIELDS.has(n)) return null;
+      if (priv.has(n)) return null;
       if (KEYED.includes(n) || this.#cfg.key.includes(n)) fields += `\n${n}:${v}`;
     }
     return `${st.method} ${st.authority ?? ''} ${st.path}${fields}`;

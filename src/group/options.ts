@@ -61,6 +61,11 @@ export interface CollapseOptions {
   key?: string[];
   /** Requests that may wait on one in flight; more send their own. Default 256. */
   maxWaiters?: number;
+  /**
+   * More request fields that say who is asking (an operator's own credential headers): a request carrying one is
+   * never collapsed, like one carrying a field of PRIVATE_FIELDS. Default none.
+   */
+  private?: string[];
 }
 
 export interface GroupOptions {
@@ -82,7 +87,12 @@ export interface ResolvedHealth { path: string; intervalMs: number; timeoutMs: n
 export interface ResolvedOutlier { consecutiveFailures: number; baseEjectionMs: number; maxEjectionMs: number; maxEjectionPercent: number }
 export interface ResolvedBudget { ratio: number; minPerSecond: number }
 export type ResolvedHedge = { afterMs: number; percentile: null; minMs: number } | { afterMs: null; percentile: number; minMs: number };
-export interface ResolvedCollapse { key: readonly string[]; maxWaiters: number }
+export interface ResolvedCollapse {
+  key: readonly string[];
+  maxWaiters: number;
+  /** PRIVATE_FIELDS and the group's own `private` names. */
+  private: ReadonlySet<string>;
+}
 
 export interface ResolvedGroup {
   name: string;
@@ -102,8 +112,16 @@ export const DEFAULT_MAX_WAITERS = 256;
 /** setTimeout fires at once past 2^31 − 1 ms. */
 const MAX_MS = 2 ** 31 - 1;
 
-/** Fields whose values say who is asking: a request carrying one is never collapsed, so they cannot be part of the key. */
-export const PRIVATE_FIELDS: ReadonlySet<string> = new Set(['authorization', 'cookie']);
+/**
+ * Fields whose values say who is asking: a request carrying one is never collapsed, so they cannot be part of the
+ * key. Credentials by the standards (RFC 9110 §11.6.2 Authorization, §11.7.2 Proxy-Authorization; RFC 6265 Cookie)
+ * and by common practice (API keys and tokens in headers of their own): one client's answer is never another's.
+ */
+export const PRIVATE_FIELDS: ReadonlySet<string> = new Set([
+  'authorization', 'proxy-authorization', 'cookie',
+  'x-api-key', 'api-key', 'apikey', 'x-auth-token', 'x-access-token', 'x-amz-security-token', 'x-goog-api-key',
+  'x-csrf-token', 'x-xsrf-token', 'x-session-token', 'x-user-token', 'x-client-secret',
+]);
 
 /** The checked, completed definition of a group (`where`: the field path of its options, for errors). */
 export function resolveGroupOptions(o: GroupOptions, where: string): ResolvedGroup {
@@ -219,13 +237,19 @@ function resolveHedge(h: HedgeOptions, where: string): ResolvedHedge {
 }
 
 function resolveCollapse(c: CollapseOptions, where: string): ResolvedCollapse {
-  keysOf(c, ['key', 'maxWaiters'], where);
-  if (c.key !== undefined && !Array.isArray(c.key)) throw configError(`${where}.key`, 'must be a list of field names');
-  const key = (c.key ?? []).map((f, i) => {
-    if (typeof f !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(f)) throw configError(`${where}.key[${i}]`, `must be a field name, got ${JSON.stringify(f)}`);
-    const name = f.toLowerCase();
-    if (PRIVATE_FIELDS.has(name)) throw configError(`${where}.key[${i}]`, `${name}: a request carrying it is never collapsed (one client's answer is not another's)`);
-    return name;
+  keysOf(c, ['key', 'maxWaiters', 'private'], where);
+  const names = (list: unknown, field: string): string[] => {
+    if (list === undefined) return [];
+    if (!Array.isArray(list)) throw configError(`${where}.${field}`, 'must be a list of field names');
+    return list.map((f: unknown, i) => {
+      if (typeof f !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(f)) throw configError(`${where}.${field}[${i}]`, `must be a field name, got ${JSON.stringify(f)}`);
+      return f.toLowerCase();
+    });
+  };
+  const priv = new Set([...PRIVATE_FIELDS, ...names(c.private, 'private')]);
+  const key = names(c.key, 'key');
+  key.forEach((name, i) => {
+    if (priv.has(name)) throw configError(`${where}.key[${i}]`, `${name}: a request carrying it is never collapsed (one client's answer is not another's)`);
   });
-  return { key, maxWaiters: c.maxWaiters === undefined ? DEFAULT_MAX_WAITERS : num(c.maxWaiters, `${where}.maxWaiters`, 1, 100_000, true) };
+  return { key, maxWaiters: c.maxWaiters === undefined ? DEFAULT_MAX_WAITERS : num(c.maxWaiters, `${where}.maxWaiters`, 1, 100_000, true), private: priv };
 }
