@@ -15,6 +15,8 @@ export class AgentRequest implements HedgedRequest, CollapsibleRequest {
   /** The target tried now (an index into a failover list, or the endpoint's in its group) and the attempt's number (1: the first). */
   at = 0;
   attempt = 1;
+  /** Times it went back to its queue after a refused stream (policy.ts MAX_REQUEUES). */
+  requeues = 0;
   /** Targets tried so far (failover moves forward only: the first `tried` of the list; a group: distinct endpoints). */
   tried = 1;
   /** How many targets: 1, the failover list's length, or the group's endpoints. */

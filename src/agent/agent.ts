@@ -593,7 +593,12 @@ export class Agent {
     const ep = st.ep;
     // A group's endpoint not tried yet: the retry goes to another server (group.ts pickAgain takes those first).
     const otherServer = ep !== null && (st.group as Group).endpoints.some((x) => x !== ep && !(st.triedEps?.includes(x) ?? false));
-    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.signal?.aborted === true, urls: st.count, untried: st.count - st.tried, otherServer });
+    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.signal?.aborted === true, urls: st.count, untried: st.count - st.tried, otherServer, requeues: st.requeues });
+    if (d.retry && d.requeue) {
+      // Refused unprocessed: back to the same target's queue, no retry spent (policy.ts MAX_REQUEUES).
+      st.requeues++;
+      return this.#attempt(st);
+    }
     // A group's retry spends its budget: past it the failure is the answer (counted on the endpoint that failed).
     const refused = d.retry && ep !== null && (st.group as Group).budget !== null && !((st.group as Group).budget as RetryBudget).take(performance.now());
     if (!d.retry || refused) {

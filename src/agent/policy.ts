@@ -22,12 +22,24 @@ export interface RetryInput {
   untried: number;
   /** The next attempt goes to another server than the one that failed: an origin group's endpoint not tried yet. */
   otherServer?: boolean;
+  /** Times the request went back to its queue after a refused stream (see `requeue` below). */
+  requeues: number;
 }
 
 export type RetryDecision =
   | { retry: false }
-  /** `failover`: the next attempt goes to the next URL (the origin could not be reached). */
-  | { retry: true; failover: boolean };
+  /**
+   * `failover`: the next attempt goes to the next URL (the origin could not be reached). `requeue`: the stream was
+   * refused unprocessed; the request goes back to its queue without spending a retry (nor a group's retry budget).
+   */
+  | { retry: true; failover: boolean; requeue: boolean };
+
+/**
+ * Requeues a request may take besides its retries. A refused stream (RFC 9113 §8.7 REFUSED_STREAM, RFC 9114 §4.1.1
+ * H3_REQUEST_REJECTED) says the origin did not process it — typically a burst above its stream limit — so it waits
+ * for a slot like any queued request; an origin that refuses everything still fails within a few.
+ */
+export const MAX_REQUEUES = 8;
 
 /**
  * How a reused connection fails when the origin closed it as we sent (the stale keep-alive race): the connection
@@ -87,13 +99,17 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   const lostElsewhere = lost && r.otherServer === true;
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
   if (!err.retrySafe && !staleReuse && !lostElsewhere && !abandonedEarly) return NO;
+  if (err.code === ErrorCode.STREAM_RESET && r.requeues < MAX_REQUEUES) return REQUEUE;
   // Our own queue full or waited out: the same pool again only queues again (at the back, three timeouts long);
   // another URL of the origin may have room. An unreachable URL: only another URL may answer.
   const failover = unreachable(err) || err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;
   if (failover && r.untried <= 0) return NO;
   const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
   if (r.attempt >= budget) return NO;
-  return { retry: true, failover };
+  return failover ? FAILOVER : RETRY;
 }
 
 const NO: RetryDecision = { retry: false };
+const RETRY: RetryDecision = { retry: true, failover: false, requeue: false };
+const FAILOVER: RetryDecision = { retry: true, failover: true, requeue: false };
+const REQUEUE: RetryDecision = { retry: true, failover: false, requeue: true };

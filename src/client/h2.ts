@@ -24,8 +24,15 @@ import { readChunks } from '../net/socket-reads.js';
 import { handshakeUnconfirmed } from '../net/tcp.js';
 import { IdMap } from '../util/id-map.js';
 
-/** Before the peer's SETTINGS arrive we assume this many streams (RFC 9113 §6.5.2 recommends ≥ 100). */
-const ASSUMED_STREAMS = 100;
+/** A peer's SETTINGS without SETTINGS_MAX_CONCURRENT_STREAMS (no limit, RFC 9113 §6.5.2): we open at most this many. */
+const UNLIMITED_STREAMS = 100;
+/**
+ * Streams a connection carries before the peer's SETTINGS arrive. Its limit is unknown until then, and streams
+ * over it are refused (RFC 9113 §5.1.2): a burst sent into a new connection at an assumed 100 met a limit of 2
+ * with 18 REFUSED_STREAMs, and their retries met new connections that refused them the same way. One stream
+ * costs nothing in practice: a server's SETTINGS come with its first flight, before the first response.
+ */
+const STREAMS_BEFORE_SETTINGS = 1;
 /** Bytes of a streamed request body queued in the connection before the writer waits for credit. */
 const WRITE_HIGH_WATER = 256 * 1024;
 /** How long a graceful close may take once no request of ours is open. */
@@ -67,6 +74,8 @@ export class H2PooledConnection implements PooledConnection {
   #writers: Array<() => void> = [];
   #pings = new Map<string, { resolve: (ms: number) => void; at: number }>();
   #goawayLast: number | null = null;
+  /** The peer's SETTINGS have arrived: `capacity` is its limit. */
+  #settings = false;
   /** We closed gracefully: the socket's end is expected. */
   #ending = false;
   #wire: ExchangeWire = {
@@ -116,7 +125,9 @@ export class H2PooledConnection implements PooledConnection {
 
   get state(): ConnState { return this.#state; }
   get active(): number { return this.#flows.size; }
-  get capacity(): number { return this.facts.peerMaxConcurrentStreams ?? ASSUMED_STREAMS; }
+  get capacity(): number {
+    return this.#settings ? (this.facts.peerMaxConcurrentStreams ?? UNLIMITED_STREAMS) : STREAMS_BEFORE_SETTINGS;
+  }
 
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
   #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
@@ -227,6 +238,7 @@ export class H2PooledConnection implements PooledConnection {
   #onEvent(ev: H2Event): void {
     switch (ev.type) {
       case 'settings':
+        this.#settings = true;
         this.facts.peerMaxConcurrentStreams = ev.maxConcurrentStreams;
         this.#emit({ type: 'capacity' });
         return;

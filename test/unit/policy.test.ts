@@ -1,12 +1,12 @@
 /** The Agent's request policy (src/agent/policy.ts, src/http/early-data.ts): pure, table-driven. */
 import { describe, expect, it } from 'vitest';
-import { retryDecision, type RetryInput } from '../../src/agent/policy.js';
+import { MAX_REQUEUES, retryDecision, type RetryInput } from '../../src/agent/policy.js';
 import { earlyDataAllowed, earlyReplayAllowed } from '../../src/http/early-data.js';
 import { isIdempotentRequest, isSafeMethod } from '../../src/http/methods.js';
 import { endToEnd } from '../../src/http/fields.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure, type ExchangeFacts } from '../../src/errors.js';
 
-const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1, untried: 0 };
+const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1, untried: 0, requeues: 0 };
 const twoUrls = { ...base, urls: 2, untried: 1 };
 const err = (code: string, retrySafe: boolean, facts: ExchangeFacts | null): OriginlinkError => new OriginlinkError(code, 'remote', 'x', { retrySafe, facts });
 const staleReuse: ExchangeFacts = { reused: true, requestSent: true, responseStarted: false };
@@ -62,13 +62,28 @@ describe('retryDecision', () => {
 
   it('an unreachable URL fails over to the next, each URL once, with one more attempt per further URL', () => {
     const e = err(ErrorCode.CONNECT_FAILED, true, NOT_SENT);
-    expect(retryDecision(e, { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: true });
-    expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 4 })).toEqual({ retry: true, failover: true });
+    expect(retryDecision(e, { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: true, requeue: false });
+    expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 4 })).toEqual({ retry: true, failover: true, requeue: false });
     expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 5 }).retry).toBe(false);
     // Every URL tried: never back to one that was unreachable.
     expect(retryDecision(e, { ...base, urls: 3, untried: 0, attempt: 3 }).retry).toBe(false);
     // A stale-connection retry stays on the same URL.
-    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: false });
+    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: false, requeue: false });
+  });
+
+  it('a refused stream goes back to its queue without spending a retry, at most MAX_REQUEUES times (RFC 9113 §8.7)', () => {
+    const refused = err(ErrorCode.STREAM_RESET, true, fresh);
+    // The attempt budget is spent (attempt 3 of 1 + 2): a refusal still requeues, the decision says so.
+    expect(retryDecision(refused, { ...base, attempt: 3 })).toEqual({ retry: true, failover: false, requeue: true });
+    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES - 1 })).toEqual({ retry: true, failover: false, requeue: true });
+    // Past the requeues, a refusal is an ordinary retry-safe failure: the attempt budget decides.
+    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES })).toEqual({ retry: true, failover: false, requeue: false });
+    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES, attempt: 3 }).retry).toBe(false);
+    // A stream reset that was not a refusal (retrySafe false: the origin may have processed it) never requeues.
+    expect(retryDecision(err(ErrorCode.STREAM_RESET, false, fresh), base).retry).toBe(false);
+    // A body that cannot be sent again, or a caller who left, never.
+    expect(retryDecision(refused, { ...base, replayable: false }).retry).toBe(false);
+    expect(retryDecision(refused, { ...base, aborted: true }).retry).toBe(false);
   });
 });
 
