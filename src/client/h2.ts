@@ -129,6 +129,10 @@ export class H2PooledConnection implements PooledConnection {
     return this.#settings ? (this.facts.peerMaxConcurrentStreams ?? UNLIMITED_STREAMS) : STREAMS_BEFORE_SETTINGS;
   }
 
+  limitPending(): boolean {
+    return !this.#settings && this.#state === 'ready';
+  }
+
   on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
   #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
 

@@ -179,6 +179,12 @@ export interface PooledConnection {
    * pool leaves it open; it offers itself again ('capacity') once read, or closes.
    */
   settling?(): boolean;
+  /**
+   * h2: the peer's stream limit is not known yet (its SETTINGS have not arrived) and `capacity` says 1 until then
+   * (RFC 9113 §5.1.2). Requests waiting for it get the limit when it comes ('capacity'): the pool dials no other
+   * connection for them meanwhile.
+   */
+  limitPending?(): boolean;
   /** h1: acknowledge each response at once from now on (PoolOptions.quickAck says when the pool asks). */
   quickAck?(on: boolean): void;
   /**

@@ -369,6 +369,12 @@ export class Pool implements TickMember {
     this.#checkDrained();
   }
 
+  /** A new h2 connection whose stream limit is still on its way (PooledConnection.limitPending): it may take them all. */
+  #limitPending(): boolean {
+    for (const e of this.#entries.values()) if (e.conn.limitPending?.() === true) return true;
+    return false;
+  }
+
   #open(): number {
     let n = 0;
     for (const e of this.#entries.values()) if (e.conn.state !== 'closed') n++;
@@ -383,7 +389,7 @@ export class Pool implements TickMember {
     // Merge concurrent dials: one at a time unless the origin is known to be h1.
     // h1: at most maxConnecting dials in flight; a request freed meanwhile serves the queue,
     // so a cold burst opens about as many connections as its concurrency needs, not one each.
-    let toDial = multiplexed ? (this.#dialing > 0 ? 0 : 1) : Math.min(want, this.opts.maxConnecting) - this.#dialing;
+    let toDial = multiplexed ? (this.#dialing > 0 || this.#limitPending() ? 0 : 1) : Math.min(want, this.opts.maxConnecting) - this.#dialing;
     toDial = Math.min(toDial, this.opts.maxConnections - this.#open() - this.#dialing);
     if (toDial <= 0) return;
     const wait = this.#nextDialAt - performance.now();

@@ -50,6 +50,16 @@ describe('HTTP/2: a burst to an origin with a small stream limit', () => {
     expect(res.filter((r) => r.status === 'rejected')).toEqual([]);
   });
 
+  it('from cold, 20 at once to an origin without a small limit: one connection carries them all (no dial while its SETTINGS are on the way)', async () => {
+    const o = await origin(100);
+    let sessions = 0;
+    (server as http2.Http2SecureServer).on('session', () => { sessions++; });
+    agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
+    const res = await Promise.allSettled(Array.from({ length: 20 }, () => agent!.request({ url: o.url }).then(async (r) => { await r.text(); return r.status; })));
+    expect(res.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(sessions).toBe(1);
+  });
+
   it('an origin that refuses every stream still fails fast: OL_STREAM_RESET after a bounded number of requeues', async () => {
     server = http2.createSecureServer({ cert: certs.cert, key: certs.key });
     let streams = 0;
