@@ -597,6 +597,7 @@ export class Agent {
     if (d.retry && d.requeue) {
       // Refused unprocessed: back to the same target's queue, no retry spent (policy.ts MAX_REQUEUES).
       st.requeues++;
+      st.attempt++;
       return this.#attempt(st);
     }
     // A group's retry spends its budget: past it the failure is the answer (counted on the endpoint that failed).

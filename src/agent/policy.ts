@@ -6,7 +6,7 @@
 import { ErrorCode, type OriginlinkError } from '../errors.js';
 
 export interface RetryInput {
-  /** The attempt that just failed, from 1. */
+  /** The attempt that just failed, from 1 (requeues included: see `requeues`). */
   attempt: number;
   /** Retries allowed on top of the first attempt. */
   maxRetries: number;
@@ -105,7 +105,7 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   const failover = unreachable(err) || err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.QUEUE_TIMEOUT;
   if (failover && r.untried <= 0) return NO;
   const budget = 1 + r.maxRetries + (failover ? r.urls - 1 : 0);
-  if (r.attempt >= budget) return NO;
+  if (r.attempt - r.requeues >= budget) return NO;
   return failover ? FAILOVER : RETRY;
 }
 

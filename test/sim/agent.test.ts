@@ -111,12 +111,20 @@ describe('which failures the Agent retries', () => {
     expect(s.dials).toHaveLength(2);
   });
 
-  it('a retry-safe failure (refused stream) is retried even for a POST, within maxRetries', async () => {
+  it('a retry-safe failure (above GOAWAY) is retried even for a POST, within maxRetries', async () => {
+    const unprocessed = { fail: ErrorCode.GOAWAY, retrySafe: true };
+    const s = scripted({ 'o.test:80': [[unprocessed], [unprocessed], [unprocessed], [{ status: 200 }]] });
+    const agent = track(new Agent({ protocol: 'h1', connect: s.connect, maxRetries: 2 }));
+    const err = await agent.request({ url: 'http://o.test/p', method: 'POST', body: 'x' }).catch((e: unknown) => e as OriginlinkError);
+    expect([(err as OriginlinkError).code, (err as OriginlinkError).details['attempts']]).toEqual([ErrorCode.GOAWAY, 3]);
+  });
+
+  it('a refused stream goes back to the queue without spending a retry, even for a POST (RFC 9113 §8.7)', async () => {
     const refused = { fail: ErrorCode.STREAM_RESET, retrySafe: true };
     const s = scripted({ 'o.test:80': [[refused], [refused], [refused], [{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect, maxRetries: 2 }));
-    const err = await agent.request({ url: 'http://o.test/p', method: 'POST', body: 'x' }).catch((e: unknown) => e as OriginlinkError);
-    expect([(err as OriginlinkError).code, (err as OriginlinkError).details['attempts']]).toEqual([ErrorCode.STREAM_RESET, 3]);
+    const res = await agent.request({ url: 'http://o.test/p', method: 'POST', body: 'x' });
+    expect([res.status, res.attempts]).toEqual([200, 4]);
   });
 
   it('a refused connect is answered at once, never retried against the same URL; during the backoff requests get it without a dial; after it, one dials again', async () => {

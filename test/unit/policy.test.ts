@@ -78,7 +78,9 @@ describe('retryDecision', () => {
     expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES - 1 })).toEqual({ retry: true, failover: false, requeue: true });
     // Past the requeues, a refusal is an ordinary retry-safe failure: the attempt budget decides.
     expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES })).toEqual({ retry: true, failover: false, requeue: false });
-    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES, attempt: 3 }).retry).toBe(false);
+    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES, attempt: MAX_REQUEUES + 3 }).retry).toBe(false);
+    // Requeues spend no attempt: after 8 requeues and one failure, two retries are left.
+    expect(retryDecision(err(ErrorCode.GOAWAY, true, fresh), { ...base, requeues: MAX_REQUEUES, attempt: MAX_REQUEUES + 2 }).retry).toBe(true);
     // A stream reset that was not a refusal (retrySafe false: the origin may have processed it) never requeues.
     expect(retryDecision(err(ErrorCode.STREAM_RESET, false, fresh), base).retry).toBe(false);
     // A body that cannot be sent again, or a caller who left, never.
