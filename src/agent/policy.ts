@@ -98,7 +98,9 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   const staleReuse = lost && facts.reused;
   const lostElsewhere = lost && r.otherServer === true;
   const abandonedEarly = unanswered && err.code === ErrorCode.EARLY_DATA_ABANDONED;
-  if (!err.retrySafe && !staleReuse && !lostElsewhere && !abandonedEarly) return NO;
+  // A TCP Fast Open SYN never answered (net/tcp.ts confirmWithin): its data may have arrived, as 0-RTT's may.
+  const unansweredSyn = unanswered && err.code === ErrorCode.CONNECT_TIMEOUT;
+  if (!err.retrySafe && !staleReuse && !lostElsewhere && !abandonedEarly && !unansweredSyn) return NO;
   if (err.code === ErrorCode.STREAM_RESET && r.requeues < MAX_REQUEUES) return REQUEUE;
   // Our own queue full or waited out: the same pool again only queues again (at the back, three timeouts long);
   // another URL of the origin may have room. An unreachable URL: only another URL may answer.

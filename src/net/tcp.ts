@@ -57,6 +57,8 @@ export interface SocketFactory {
   connect(opts: { host: string; port: number }): net.Socket | null;
   /** After the handshake: did the SYN carry data that the server accepted? */
   synDataAccepted(socket: net.Socket): boolean;
+  /** Its SYN is still unanswered (the kernel's TCP state is SYN_SENT). */
+  synSent?(socket: net.Socket): boolean;
   setKeepAliveProbes(socket: net.Socket, probes: { idleS: number; intervalS: number; count: number }): boolean;
 }
 let tfoFactory: SocketFactory | null = tfoSocketFactory;
@@ -136,6 +138,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       };
       if (open) ready();
       else raw.once('connect', ready);
+      if (tfoSocket !== null) confirmWithin(tfoSocket, o, t0);
       return;
     }
 
@@ -182,6 +185,23 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       });
     });
   });
+}
+
+/**
+ * A cleartext TCP Fast Open socket is handed out at once, so its request rides in the SYN; nothing but the TLS
+ * handshake would notice a SYN that is never answered. Its connect deadline stays armed: still in SYN_SENT when
+ * `connectTimeoutMs` has passed since the dial, it is destroyed with OL_CONNECT_TIMEOUT. Not retry-safe by itself:
+ * the SYN's data may have reached the application while every SYN-ACK was lost (RFC 7413 §6.3.1); the retry policy
+ * replays only what may be replayed (agent/policy.ts).
+ */
+function confirmWithin(s: net.Socket, o: TcpConnectOptions, t0: number): void {
+  const check = (): void => {
+    if (s.destroyed || !handshakeUnconfirmed(s) || tfoFactory?.synSent?.(s) !== true) return;
+    s.destroy(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms (TCP Fast Open: no SYN-ACK)`, { details: { tfo: true } }));
+  };
+  const t = setTimeout(check, Math.max(0, o.connectTimeoutMs - (performance.now() - t0)));
+  t.unref();
+  s.once('close', () => clearTimeout(t));
 }
 
 function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions): OriginlinkError {

@@ -326,6 +326,7 @@ export function listenTfo(opts: { host: string; port: number; backlog?: number; 
 export const tfoSocketFactory = {
   connect: (opts: { host: string; port: number }): net.Socket | null => connectTfo(opts),
   synDataAccepted: (socket: net.Socket): boolean => tcpInfo(socket)?.synDataAccepted ?? false,
+  synSent: (socket: net.Socket): boolean => tcpInfo(socket)?.state === TCP_STATE.SYN_SENT,
   setKeepAliveProbes: (socket: net.Socket, probes: KeepAliveProbes): boolean => setKeepAliveProbes(socket, probes),
 };
 

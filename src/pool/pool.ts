@@ -664,6 +664,8 @@ export class Pool implements TickMember {
                 for (const other of this.#entries.keys()) other.quickAck?.(true);
               }
             }
+            // A TCP Fast Open connection handed out before its SYN was answered, then timed out (net/tcp.ts): a failed connect.
+            if ((ev.error as OriginlinkError | null)?.code === ErrorCode.CONNECT_TIMEOUT) this.counters.connectFailures++;
             publishConnection('close', this.origin, conn, ev.error);
             // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
             // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.

@@ -55,6 +55,10 @@ describe('retryDecision', () => {
     ['malformed answer on a reused connection', err(ErrorCode.MALFORMED_RESPONSE, false, staleReuse), base, false],
     ['0-RTT request abandoned before the handshake, idempotent', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), base, true],
     ['0-RTT request abandoned before the handshake, POST', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), { ...base, idempotent: false }, false],
+    // A TCP Fast Open SYN never answered, its request in the SYN's data: as uncertain as 0-RTT, the same rule.
+    ['TFO SYN unanswered, idempotent, another URL to try', err(ErrorCode.CONNECT_TIMEOUT, false, fresh), twoUrls, true],
+    ['TFO SYN unanswered, POST, another URL to try', err(ErrorCode.CONNECT_TIMEOUT, false, fresh), { ...twoUrls, idempotent: false }, false],
+    ['TFO SYN unanswered, idempotent, one URL', err(ErrorCode.CONNECT_TIMEOUT, false, fresh), base, false],
     ['0-RTT request abandoned after a response byte', err(ErrorCode.EARLY_DATA_ABANDONED, false, { ...fresh, responseStarted: true }), base, false],
   ] as const)('%s → retry %s', (_name, e, input, want) => {
     expect(retryDecision(e, input).retry).toBe(want);
