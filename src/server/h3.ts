@@ -388,6 +388,8 @@ class ServerSession {
   /** When a sweep first found it with no request open (null: busy then), and when it was sent a GOAWAY for idling. */
   #idleSince: number | null = null;
   #idleGoaway: number | null = null;
+  /** handshakeDone's promise, made on first use. */
+  #handshake: Promise<void> | null = null;
 
   constructor(quic: QuicConnection, opts: H3ServerOptions, counters: Counters, settings: H3ConnectionOptions) {
     this.#counters = counters;
@@ -409,6 +411,18 @@ class ServerSession {
 
   get priorityUpdates(): number {
     return this.#h3.stats().priorityUpdates;
+  }
+
+  /** Resolves when the client's handshake completes (at once if it has); rejects if the connection closes first. */
+  handshakeDone(): Promise<void> {
+    if (this.#quic.established && !this.#quic.inEarlyData) return Promise.resolve();
+    this.#handshake ??= new Promise<void>((resolve, reject) => {
+      this.#quic.on((ev) => {
+        if (ev.type === 'established' && !ev.early) resolve();
+        else if (ev.type === 'closed') reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'the client\'s connection closed before its handshake completed'));
+      });
+    });
+    return this.#handshake;
   }
 
   /** The QUIC connection's counters and its active path's RTT and congestion window (a handler reads them through `req.connection`). */
@@ -566,6 +580,7 @@ class ServerSession {
       method, path, authority, scheme, fields, s.body ?? endedBody, id, this.#quic.remote.host, this.#quic.remote.port, '3', this,
       end ? 0 : declaredLength(fields), protocol, s.abort, priority,
     );
+    if (early) req.earlyData = true;
     this.#arrived.push([id, s, req]);
     if (!this.#dispatchQueued) {
       this.#dispatchQueued = true;

@@ -109,6 +109,18 @@ export interface ServerRequest {
    * HTTP/1.1 front writes in its status line (RFC 9112 §4; a relayed origin's own), else the usual one for the status.
    */
   informational(status: number, headers: HeaderList, reason?: string): boolean;
+  /**
+   * It arrived before the client's handshake completed (HTTP/3 0-RTT early data: a capture of it may be replayed,
+   * RFC 8470 §1); false on the TCP fronts (Node's TLS takes no early data).
+   */
+  earlyData: boolean;
+  /** Resolves once the client's handshake has completed (at once when `earlyData` is false); rejects if its connection closes first. */
+  handshakeDone(): Promise<void>;
+}
+
+/** A server connection whose handshake may still be under way (HTTP/3 with 0-RTT): ServedRequest.handshakeDone. */
+export interface HandshakeWaiter {
+  handshakeDone(): Promise<void>;
 }
 
 /** A server connection that can send an interim response on one of its requests' streams (ServedRequest.informational). */
@@ -146,6 +158,7 @@ export class ServedRequest implements ServerRequest {
   bodyLength: number | null;
   protocol: string | null;
   priority: { urgency: number; incremental: boolean } | undefined;
+  earlyData = false;
   #abort: RequestAbort;
   #body: Readable | null;
   #makeBody: (() => Readable) | null;
@@ -193,6 +206,10 @@ export class ServedRequest implements ServerRequest {
 
   onAbort(fn: (reason: Error) => void): void {
     this.#abort.onAbort(fn);
+  }
+
+  handshakeDone(): Promise<void> {
+    return this.earlyData ? (this.connection as HandshakeWaiter).handshakeDone() : Promise.resolve();
   }
 
   informational(status: number, headers: HeaderList, reason = ''): boolean {

@@ -260,6 +260,7 @@ class Forwarding extends OnceListeners<void> {
       xff: cfg.proxy.xForwardedFor,
       teTrailers: facts.teTrailers,
       underscores: cfg.proxy.underscoresInHeaders,
+      earlyData: req.earlyData,
     }));
     // `preserve` with no authority (an HTTP/1.0 request without Host): the origin's own name.
     const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
@@ -438,7 +439,27 @@ class Forwarding extends OnceListeners<void> {
     // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
     const tc = traceContextOf(o.headers as HeaderList);
     if (tc) o.traceContext = tc;
-    return upstream.request(o).then((up) => this.#respond(up), (e) => this.#failed(e));
+    return upstream.request(o).then((up) => up.status === 425 && this.#replayAfterHandshake(o) ? this.#afterHandshake(o, up) : this.#respond(up), (e) => this.#failed(e));
+  }
+
+  /**
+   * RFC 8470 §5.2: the origin answered 425 (Too Early) to a request we forwarded from early data. A client that
+   * marked it `Early-Data: 1` itself gets the 425 (an intermediary MUST forward it then); else the request is sent
+   * again once the client's handshake has completed (without the mark). Only a request without a body: the body
+   * was streamed to the first attempt.
+   */
+  #replayAfterHandshake(o: UpstreamRequest): boolean {
+    const req = this.#req;
+    return req.earlyData && o.body === undefined && !req.headers.some((f) => f[0] === 'early-data');
+  }
+
+  #afterHandshake(o: UpstreamRequest, tooEarly: OriginResponse): Promise<ServerResponse> {
+    tooEarly.body.resume();
+    const again: UpstreamRequest = { ...o, headers: (o.headers as HeaderList).filter((f) => f[0] !== 'early-data') };
+    return this.#req.handshakeDone().then(
+      () => (this.#upstream as Upstream).request(again).then((up) => this.#respond(up), (e) => this.#failed(e)),
+      (e) => this.#failed(e),
+    );
   }
 
   /** The origin's request is over (its response relayed, or it failed). */

@@ -101,6 +101,8 @@ export interface UpstreamHeaderInput {
   teTrailers: boolean;
   /** Pass on field names with `_` (`proxy.underscoresInHeaders`); false drops them. */
   underscores: boolean;
+  /** The request came in early data (ServerRequest.earlyData): it leaves marked `Early-Data: 1`. */
+  earlyData: boolean;
 }
 
 /**
@@ -141,7 +143,15 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
     if (o.authority !== '') out.push(['x-forwarded-host', o.authority]);
   }
   if (o.teTrailers) out.push(['te', 'trailers']);
+  // RFC 8470 §5.1: an intermediary that forwards a request before its client's handshake completed MUST send it with
+  // Early-Data: 1, adding it if the client did not (and never removing the client's).
+  if (o.earlyData && !hasField(fields, 'early-data')) out.push(['early-data', '1']);
   return out;
+}
+
+function hasField(fields: HeaderList, name: string): boolean {
+  for (const f of fields) if (f[0] === name) return true;
+  return false;
 }
 
 
