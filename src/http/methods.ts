@@ -38,10 +38,17 @@ export function isIdempotentMethod(method: string): boolean {
 /**
  * May this request be repeated without changing the outcome: an idempotent
  * method, or any method carrying an `Idempotency-Key` (the IETF httpapi
- * draft's field; the server de-duplicates on it).
+ * draft's field; the server de-duplicates on it). The key must say something:
+ * the draft makes it a non-empty String, and an empty one (`Idempotency-Key:`
+ * or `""`) gives the server nothing to de-duplicate on.
  */
 export function isIdempotentRequest(method: string, headers: ReadonlyArray<readonly [string, string]>): boolean {
   if (isIdempotentMethod(method)) return true;
-  for (const [n] of headers) if (n === 'idempotency-key') return true;
+  for (const [n, v] of headers) if (n === 'idempotency-key' && meaningfulKey(v)) return true;
   return false;
+}
+
+function meaningfulKey(v: string): boolean {
+  const t = v.trim();
+  return t !== '' && t !== '""';
 }

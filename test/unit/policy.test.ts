@@ -119,6 +119,14 @@ describe('method table, hop-by-hop rule, 0-RTT rule', () => {
     expect(isIdempotentRequest('PUT', [])).toBe(true);
     expect(isIdempotentRequest('POST', [])).toBe(false);
     expect(isIdempotentRequest('POST', [['idempotency-key', 'k1']])).toBe(true);
+    expect(isIdempotentRequest('POST', [['idempotency-key', '"8e03978e-40d5"']])).toBe(true);
+  });
+
+  it('an empty Idempotency-Key makes nothing idempotent: the server has no key to de-duplicate on (a POST is never hedged or replayed on it)', () => {
+    for (const v of ['', '  ', '""', ' "" ']) {
+      expect(isIdempotentRequest('POST', [['idempotency-key', v]])).toBe(false);
+      expect(earlyReplayAllowed('POST', [['idempotency-key', v]])).toBe(false);
+    }
   });
 
   it('RFC 9110 §7.6.1: connection fields and the fields Connection names are stripped; te only as trailers', () => {
