@@ -172,6 +172,15 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
  * a keepalive or retransmission timeout (ETIMEDOUT), an ICMP unreachable (EHOSTUNREACH) or a reset. Requests on it
  * may have been processed: never retry-safe, never a reason to try the next URL (policy.ts).
  */
+/**
+ * The caller's signal fired: OL_ABORTED, with the signal's reason (what the caller passed to `abort(reason)`, or
+ * the platform's AbortError) as `cause`, so a caller that aborts for reasons of its own can tell them apart.
+ */
+export function abortedBy(signal: object | null | undefined, message = 'request aborted', init: Omit<ErrorInit, 'cause'> = {}): OriginlinkError {
+  const reason = (signal as { reason?: unknown } | null | undefined)?.reason;
+  return new OriginlinkError(ErrorCode.ABORTED, 'local', message, reason === undefined ? init : { ...init, cause: reason });
+}
+
 export function socketFailure(e: unknown, handshakeUnconfirmed = false): OriginlinkError {
   if (e instanceof OriginlinkError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;

@@ -10,7 +10,7 @@
  * say on the one request).
  */
 import { Readable } from 'node:stream';
-import { ErrorCode, OriginlinkError } from '../errors.js';
+import { abortedBy, ErrorCode, OriginlinkError } from '../errors.js';
 import type { Group } from '../group/group.js';
 import type { ResolvedCollapse } from '../group/options.js';
 import type { CompleteBody, HeaderList } from '../http/types.js';
@@ -119,7 +119,7 @@ class Flight<S extends CollapsibleRequest> {
     return new Promise<OriginResponse>((resolve, reject) => {
       const w: Waiter<S> = { st, resolve, reject, gone: false, onAbort: null };
       const own = st.callerSignal;
-      if (own?.aborted) return reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted before it was sent'));
+      if (own?.aborted) return reject(abortedBy(own, 'request aborted before it was sent'));
       if (own) {
         w.onAbort = () => this.#leave(w);
         own.addEventListener('abort', w.onAbort, { once: true });
@@ -133,7 +133,7 @@ class Flight<S extends CollapsibleRequest> {
     w.gone = true;
     w.onAbort = null;
     this.waiting--;
-    const err = new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted while waiting for a collapsed request');
+    const err = abortedBy(w.st.callerSignal, 'request aborted while waiting for a collapsed request');
     if (w.st !== this.#leader) this.#host.served(w.st, null, err); // the leader's request ends through its own attempts
     w.reject(err);
     if (this.waiting === 0) {
@@ -203,7 +203,7 @@ class Flight<S extends CollapsibleRequest> {
   #follow(st: S, body: Readable): void {
     const own = st.callerSignal;
     if (!own || own.aborted) return;
-    const onAbort = (): void => { body.destroy(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')); };
+    const onAbort = (): void => { body.destroy(abortedBy(own)); };
     own.addEventListener('abort', onAbort, { once: true });
     body.once('close', () => own.removeEventListener('abort', onAbort));
   }

@@ -9,7 +9,7 @@
  */
 import { stringify as stringifyQuery } from 'node:querystring';
 import { Readable } from 'node:stream';
-import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { abortedBy, ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
 import type { OriginResponse } from './response.js';
 
@@ -181,9 +181,9 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
     // A caller's signal (undici request's `signal` option) aborts like the handler's abort.
     const sig = opts.signal;
     if (sig) {
-      if (sig.aborted) ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted'));
+      if (sig.aborted) ctl.abort(abortedBy(sig));
       else {
-        const onAbort = (): void => ctl.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted'));
+        const onAbort = (): void => ctl.abort(abortedBy(sig));
         sig.addEventListener('abort', onAbort);
         unlisten = () => sig.removeEventListener('abort', onAbort);
       }

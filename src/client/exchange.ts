@@ -21,7 +21,7 @@
  *   leaves carries them.
  */
 import { Readable } from 'node:stream';
-import { ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
+import { abortedBy, ErrorCode, OriginlinkError, toOriginlinkError, type ExchangeFacts } from '../errors.js';
 import { bodyBytes, bodyStream } from '../http/body.js';
 import { declaredLength } from '../http/field-section.js';
 import type { CompleteBody, ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
@@ -196,9 +196,9 @@ export class Exchange {
     });
     const signal = req.signal;
     if (signal) {
-      if (signal.aborted) queueMicrotask(() => this.fail(aborted()));
+      if (signal.aborted) queueMicrotask(() => this.fail(abortedBy(signal)));
       else {
-        this.#onAbort = () => this.fail(aborted());
+        this.#onAbort = () => this.fail(abortedBy(signal));
         signal.addEventListener('abort', this.#onAbort, { once: true });
       }
     }
@@ -421,10 +421,6 @@ export class Exchange {
     this.#onAbort = null;
     this.#wire.settled(this);
   }
-}
-
-function aborted(): OriginlinkError {
-  return new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted');
 }
 
 function mismatch(got: number, want: number, how: string): OriginlinkError {

@@ -7,7 +7,7 @@
  * Invariant: a request is handed to a connection synchronously in #pump, so
  * `conn.active` is always the true reservation count.
  */
-import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { abortedBy, ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
@@ -188,7 +188,7 @@ export class Pool implements TickMember {
     // An 'abort' listener added to a signal that already fired never runs: refuse now, not at pendingTimeoutMs.
     if (req.signal?.aborted) {
       this.counters.error(ErrorCode.ABORTED);
-      return Promise.reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }));
+      return Promise.reject(abortedBy(req.signal, 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }));
     }
     // lastActivityAt moves when a request ends: while one is in flight the pool is not idle anyway.
     if (this.#pending.length === 0) {
@@ -221,7 +221,7 @@ export class Pool implements TickMember {
         w.onAbort = () => {
           this.#dequeue(w);
           this.counters.error(ErrorCode.ABORTED);
-          reject(new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted while queued', { retrySafe: true, facts: NOT_SENT }));
+          reject(abortedBy(req.signal, 'request aborted while queued', { retrySafe: true, facts: NOT_SENT }));
         };
         req.signal.addEventListener('abort', w.onAbort, { once: true });
       }
