@@ -207,7 +207,9 @@ export class Pool implements TickMember {
     }
     return new Promise<PoolResult>((resolve, reject) => {
       const w: Waiter = { req, resolve, reject, enqueuedAt: (this.#lastActivityAt = performance.now()), timer: null, onAbort: null };
-      if (this.#pending.length >= this.opts.maxPending) {
+      // Requests the dials under way will take are not pending (each dial takes one at least): a cold burst is
+      // accepted as far as a warm one is (maxConnections in flight, maxPending waiting).
+      if (this.#pending.length - this.#dialing >= this.opts.maxPending) {
         this.counters.error(ErrorCode.QUEUE_FULL);
         reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, facts: NOT_SENT, details: { limit: this.opts.maxPending } }));
         return;

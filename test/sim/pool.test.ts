@@ -241,7 +241,9 @@ describe('load (what p2c and ewma read)', () => {
 describe('queue bounds', () => {
   it('maxPending: one more fails OL_QUEUE_FULL (retry-safe); pendingTimeoutMs: OL_QUEUE_TIMEOUT; abort while queued: OL_ABORTED', async () => {
     const d = new Dialer({}, false);
-    const p = pool(d, { maxPending: 2, pendingTimeoutMs: 1000 });
+    const p = pool(d, { maxPending: 2, pendingTimeoutMs: 1000, maxConnections: 1 });
+    // The first is the dial's: not pending. Two more wait.
+    const first = p.request(req()).catch((e: unknown) => e as OriginlinkError);
     const a = p.request(req()).catch((e: unknown) => e as OriginlinkError);
     const ac = new AbortController();
     const b = p.request({ ...req(), signal: ac.signal }).catch((e: unknown) => e as OriginlinkError);
@@ -251,6 +253,29 @@ describe('queue bounds', () => {
     expect((await b).code).toBe(ErrorCode.ABORTED);
     await tick(1000);
     expect((await a).code).toBe(ErrorCode.QUEUE_TIMEOUT);
+    expect((await first).code).toBe(ErrorCode.QUEUE_TIMEOUT);
+  });
+
+  it('maxPending counts no request a dial under way will take: maxConnections 2, maxPending 3 accept 5 of 10, cold as warm', async () => {
+    /** How many of `rs` were refused as full within the current turn of the fake clock. */
+    const refused = async (rs: Array<Promise<unknown>>): Promise<number> => {
+      let n = 0;
+      for (const r of rs) void r.then(() => {}, (e: unknown) => { if ((e as OriginlinkError).code === ErrorCode.QUEUE_FULL) n++; });
+      await tick(10);
+      return n;
+    };
+    const cold = new Dialer({}, false);
+    const p = pool(cold, { maxConnections: 2, maxPending: 3, pendingTimeoutMs: 60_000 });
+    const coldRs = Array.from({ length: 10 }, () => p.request(req()));
+    expect(await refused(coldRs)).toBe(5);
+    expect(cold.pending).toHaveLength(2);
+
+    const warm = new Dialer({}, true);
+    const q = pool(warm, { maxConnections: 2, maxPending: 3, pendingTimeoutMs: 60_000 });
+    const held = [q.request(req()), q.request(req())];
+    await tick();
+    expect(warm.conns).toHaveLength(2);
+    expect(await refused([...held, ...Array.from({ length: 8 }, () => q.request(req()))])).toBe(5);
   });
 });
 
