@@ -344,7 +344,13 @@ export class H3Connection implements QuicStreamHandler {
         return;
       }
       const s = this.#streams.get(streamId);
-      if (!s) return;
+      if (!s) {
+        // A request stream reset before any of its bytes reached us (HEADERS and RESET_STREAM in one packet: the
+        // transport discards the data, RFC 9000 §3.2): unknown here, but its sending half is open in the transport.
+        // Close it too, or the stream never ends both ways and its credit (MAX_STREAMS) never returns.
+        if (this.#server) this.#t.resetStream(streamId, H3ErrorCode.REQUEST_CANCELLED);
+        return;
+      }
       if (!s.recvDone) this.#decoder.cancelStream(streamId);
       this.#flushDecoderStream();
       s.recvDone = true;

@@ -294,3 +294,32 @@ describe('graceful close of the HTTP/3 server (RFC 9114 §5.2)', () => {
 
 /** HEADERS whose section needs dynamic table insert 1 (RFC 9204 §4.5.1: Required Insert Count 1 encodes as 2 with a 4096-byte table), base 1, field: dynamic index 0. */
 const BLOCKED_ON_INSERT_1 = Uint8Array.from([0x01, 0x03, 0x02, 0x00, 0x80]);
+
+describe('a request stream opened and reset in one packet (HEADERS, then RESET_STREAM)', () => {
+  it('gives its stream credit back: far more than one window (128) of such streams open over time, and the connection serves on', { timeout: 20_000 }, async () => {
+    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'ok' }) });
+    try {
+      const raw = await rawH3Client(server.address.port, certs.caPath);
+      const head = encodeFrame(FrameType.HEADERS, new QpackEncoder({ maxTableCapacity: 0 }).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/gone']]));
+      let opened = 0;
+      const t0 = Date.now();
+      // 40 every 100 ms (below the rapid-reset limit), for up to 3 s or 400 streams.
+      while (Date.now() - t0 < 3000 && opened < 400) {
+        for (let k = 0; k < 40; k++) {
+          const id = raw.conn.openBidi();
+          if (id === null) break;
+          raw.conn.send(id, head, false);
+          raw.conn.resetStream(id, 0x10c);
+          opened++;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(opened).toBe(400);
+      const id = raw.conn.openBidi();
+      expect(id).not.toBeNull();
+      raw.conn.close(0x100, 'done');
+    } finally {
+      await server.close(50);
+    }
+  });
+});
