@@ -16,6 +16,7 @@ import { PacketSink } from './packet-sink.js';
 import { RetryTokens } from './retry.js';
 import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './accept.js';
 import { ClientHelloReader, refusalInitial } from './initial.js';
+import type { StrikeRegister } from './strike-register.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 import { boundTicketAge } from './ticket-age.js';
 
@@ -54,12 +55,19 @@ export interface EndpointStats {
   unreachable: number;
   /** New connections refused (CONNECTION_REFUSED, no state made) while the server was over its budget (ServerRole.overBudget). */
   refused: number;
+  /**
+   * New connections accepted without early data by the anti-replay (ServerRole.strikes): their 0-RTT ClientHello had
+   * been seen before (a replay), or the table of held new connections was full (a flood) so it could not be read.
+   */
+  replayedEarly: number;
 }
 
 /** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
 export interface ServerConfigs {
   config: QuicheConfig;
   loopback?: { config: QuicheConfig; maxPacket: number };
+  /** The same with early data off: for a ClientHello the strike register has seen (ServerRole.strikes). */
+  noEarly?: { config: QuicheConfig; loopback?: { config: QuicheConfig; maxPacket: number } };
 }
 
 export interface ServerRole {
@@ -87,6 +95,8 @@ export interface ServerRole {
    * config.ts `loopbackPayload`), with its datagram size. Default: `config`.
    */
   loopback?: { config: QuicheConfig; maxPacket: number };
+  /** `config` and `loopback` with early data off (ServerConfigs.noEarly; see `strikes`). */
+  noEarly?: NonNullable<ServerConfigs['noEarly']>;
   /**
    * Several certificates: the configs for the server name a client asks for
    * (null when it sent none or it could not be read); return null for the
@@ -96,6 +106,12 @@ export interface ServerRole {
    * config and fed to quiche in arrival order.
    */
   byName?: (serverName: string | null) => ServerConfigs | null;
+  /**
+   * 0-RTT anti-replay (strike-register.ts): each new connection's ClientHello is read before it is accepted (held
+   * as for `byName`), and one that offers early data and was seen before gets its config's `noEarly`, so its early
+   * data is refused. Needs `noEarly` on every config.
+   */
+  strikes?: StrikeRegister;
 }
 
 /** Bounds on held new connections (ServerRole.byName): datagrams each, bytes each, how many at once, how long. */
@@ -178,7 +194,7 @@ export class QuicEndpoint {
   #retried = new Map<string, number>();
   #retryAlways: boolean;
   #closed = false;
-  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0, unreachable: 0, refused: 0 };
+  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0, unreachable: 0, refused: 0, replayedEarly: 0 };
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
   #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
@@ -365,6 +381,8 @@ export class QuicEndpoint {
     else delete srv.loopback;
     if (c.byName) srv.byName = c.byName;
     else delete srv.byName;
+    if (c.noEarly) srv.noEarly = c.noEarly;
+    else delete srv.noEarly;
   }
 
   /** Let the process exit while only this endpoint is open. */
@@ -594,13 +612,22 @@ export class QuicEndpoint {
     const dk = cidKey(hdr.dcid);
     let held: Held | undefined;
     let chosen: ServerConfigs | null = null;
-    if (srv.byName) {
-      // RFC 9001 §5.2: anyone can read a ClientHello; hold this connection's datagrams until its name is known.
-      const now = performance.now();
+    let replayed = false;
+    const now = performance.now();
+    if (srv.byName || srv.strikes) {
       for (const [k, h] of this.#held) {
         if (now - h.since < HELD_MS) break;
         this.#held.delete(k); // its client never completed a ClientHello: forget it (it resends its Initials)
       }
+    }
+    // A server holding new connections for anti-replay alone, its table of held ones full (a flood of first
+    // datagrams): accepted at once, without early data — nothing unrecorded gets 0-RTT, and nobody waits behind the
+    // flood (the Retry and the budget then bound it as they bound any new connection).
+    if (!srv.byName && srv.strikes && srv.noEarly && this.#held.size >= HELD_MAX && !this.#held.has(dk)) {
+      replayed = true;
+      this.#counters.replayedEarly++;
+    } else if (srv.byName || srv.strikes) {
+      // RFC 9001 §5.2: anyone can read a ClientHello; hold this connection's datagrams until its name is known.
       held = this.#held.get(dk);
       if (!held) {
         // Full: the oldest goes (its client resends its Initials), not the newcomer — 512 partial ClientHellos
@@ -617,13 +644,20 @@ export class QuicEndpoint {
       this.#held.delete(dk);
       this.#counters.helloDatagrams += held.msgs.length;
       if (!r.done || r.why !== undefined) this.#counters.helloUnread++;
-      chosen = srv.byName(r.done ? r.serverName : null);
+      if (srv.byName) chosen = srv.byName(r.done ? r.serverName : null);
+      // RFC 8446 §8: a 0-RTT ClientHello is accepted with early data at most once.
+      if (r.done && r.replayKey && srv.strikes && !srv.strikes.first(r.replayKey, now)) {
+        replayed = true;
+        this.#counters.replayedEarly++;
+      }
     }
     const remote = { host, port };
-    const lo = (chosen ? chosen.loopback : srv.loopback) && isLoopback(host) ? (chosen ? chosen.loopback! : srv.loopback!) : null;
+    const base: ServerConfigs = chosen ?? srv;
+    const set = replayed && base.noEarly ? base.noEarly : base;
+    const lo = set.loopback && isLoopback(host) ? set.loopback : null;
     let raw;
     try {
-      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : (chosen ?? srv).config);
+      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : set.config);
     } catch {
       this.#counters.dropped++;
       return;

@@ -16,7 +16,7 @@
  * version, a damaged packet, a frame an Initial may not carry) ends the
  * reading with no name, and quiche, fed the same datagrams, judges them.
  */
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { encodeVarint, readVarint } from '../codec/varint.js';
 import { QUIC_V1 } from './accept.js';
 
@@ -236,6 +236,22 @@ export function cryptoFrames(payload: Uint8Array): Array<{ offset: number; data:
  * none. Throws RangeError on bytes that are not a ClientHello.
  */
 export function clientHelloServerName(msg: Uint8Array): string | null {
+  return clientHelloFacts(msg).serverName;
+}
+
+/** What a server reads of a ClientHello before accepting its connection. */
+export interface ClientHelloFacts {
+  serverName: string | null;
+  /** It offers 0-RTT early data (RFC 8446 §4.2.10, the early_data extension). */
+  earlyData: boolean;
+}
+
+/** RFC 8446 §4.2: extension types read here. */
+const EXT_SERVER_NAME = 0;
+const EXT_EARLY_DATA = 42;
+
+/** server_name and early_data of a whole ClientHello (see clientHelloServerName). Throws RangeError on bytes that are not one. */
+export function clientHelloFacts(msg: Uint8Array): ClientHelloFacts {
   const b = Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
   if (b.length < 4 || b[0] !== 0x01) throw new RangeError('not a ClientHello');
   const len = b.readUIntBE(1, 3);
@@ -248,7 +264,8 @@ export function clientHelloServerName(msg: Uint8Array): string | null {
   p += 2 + b.readUInt16BE(p); // cipher_suites
   need(1);
   p += 1 + b[p]!; // legacy_compression_methods
-  if (p === 4 + len) return null; // no extensions
+  const out: ClientHelloFacts = { serverName: null, earlyData: false };
+  if (p === 4 + len) return out; // no extensions
   need(2);
   const extEnd = p + 2 + b.readUInt16BE(p);
   p += 2;
@@ -258,7 +275,8 @@ export function clientHelloServerName(msg: Uint8Array): string | null {
     const el = b.readUInt16BE(p + 2);
     p += 4;
     if (p + el > extEnd) throw new RangeError('extension past the list');
-    if (type === 0) {
+    if (type === EXT_EARLY_DATA) out.earlyData = true;
+    if (type === EXT_SERVER_NAME && out.serverName === null) {
       // RFC 6066 §3: ServerNameList, entries of name_type(1) + HostName<1..2^16-1>.
       let q = p + 2;
       const listEnd = p + 2 + b.readUInt16BE(p);
@@ -267,17 +285,24 @@ export function clientHelloServerName(msg: Uint8Array): string | null {
         const nt = b[q]!;
         const nl = b.readUInt16BE(q + 1);
         if (q + 3 + nl > listEnd) throw new RangeError('server name past its list');
-        if (nt === 0 && nl > 0) return b.toString('latin1', q + 3, q + 3 + nl).toLowerCase();
+        if (nt === 0 && nl > 0) {
+          out.serverName = b.toString('latin1', q + 3, q + 3 + nl).toLowerCase();
+          break;
+        }
         q += 3 + nl;
       }
-      return null;
     }
     p += el;
   }
-  return null;
+  return out;
 }
 
-export type SniResult = { done: false } | { done: true; serverName: string | null; why?: string };
+/**
+ * `replayKey`: for a ClientHello that offers early data, a digest of its bytes — a replay of a captured first
+ * flight carries the same ClientHello byte for byte (its PSK binder covers it: RFC 8446 §4.2.11.2), a new one of
+ * the same client never does (a fresh random and key share). Null otherwise.
+ */
+export type SniResult = { done: false } | { done: true; serverName: string | null; why?: string; replayKey?: string };
 
 /**
  * Feed a new connection's datagrams in arrival order until its ClientHello
@@ -320,7 +345,11 @@ export class ClientHelloReader {
       if (need > MAX_CLIENT_HELLO) return this.#finish(null, 'ClientHello too large');
       if (hello.length >= need) {
         try {
-          return this.#finish(clientHelloServerName(hello.subarray(0, need)));
+          const whole = hello.subarray(0, need);
+          const facts = clientHelloFacts(whole);
+          if (!facts.earlyData) return this.#finish(facts.serverName);
+          this.#result = { done: true, serverName: facts.serverName, replayKey: createHash('sha256').update(whole).digest('base64') };
+          return this.#result;
         } catch (e) {
           return this.#finish(null, (e as Error).message);
         }

@@ -6,6 +6,7 @@
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3ConnectionOptions, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint, type EndpointStats, type ServerConfigs } from '../quic/endpoint.js';
+import { StrikeRegister } from '../quic/strike-register.js';
 import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
@@ -219,11 +220,16 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   const settings = h3Settings('server', opts.qpack); // throws OL_INVALID_CONFIG before anything is bound
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
+  const early = opts.quic?.earlyData ?? true;
   const configsFor = (cert: string | Uint8Array, key: string | Uint8Array): ServerConfigs => {
-    const base = { ...opts.quic, cert, key, ticketKey };
-    const out: ServerConfigs = { config: buildConfig('server', base) };
-    if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD) out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
-    return out;
+    const pair = (earlyData: boolean): Pick<ServerConfigs, 'config' | 'loopback'> => {
+      const base = { ...opts.quic, cert, key, ticketKey, earlyData };
+      const out: Pick<ServerConfigs, 'config' | 'loopback'> = { config: buildConfig('server', base) };
+      if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD) out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
+      return out;
+    };
+    // With 0-RTT on, the same configs with it off, for a ClientHello seen before (quic/strike-register.ts).
+    return early ? { ...pair(true), noEarly: pair(false) } : pair(false);
   };
   // Several certificates: one quiche Config each, chosen by the ClientHello's server name (null = the default).
   type Certs = Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'>;
@@ -237,7 +243,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     return { ...main, byName: (name) => set.select(name), all };
   };
   let current = buildAll(opts);
-  const { config, loopback, byName } = current;
+  const { config, loopback, byName, noEarly } = current;
   let { headersTimeoutMs, keepAliveTimeoutMs, memoryBudgetBytes: budget } = checkLimits(opts);
   /** Bytes the connections held queued for their clients at the last sweep. */
   let queued = 0;
@@ -254,6 +260,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       config,
       ...(loopback ? { loopback } : {}),
       ...(byName ? { byName } : {}),
+      ...(noEarly ? { noEarly, strikes: new StrikeRegister() } : {}),
       retry: opts.retry ?? false,
       overBudget: () => budget > 0 && sessions.size * CONNECTION_BYTES + queued > budget,
       ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
@@ -309,8 +316,10 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       checkTicketKey(key);
       ticketKey = key;
       for (const c of current.all) {
-        c.config.setTicketKey(key);
-        c.loopback?.config.setTicketKey(key);
+        for (const x of [c, c.noEarly]) {
+          x?.config.setTicketKey(key);
+          x?.loopback?.config.setTicketKey(key);
+        }
       }
     },
     setCertificates(c: Certs) {
