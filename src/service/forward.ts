@@ -439,7 +439,17 @@ class Forwarding extends OnceListeners<void> {
     // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
     const tc = traceContextOf(o.headers as HeaderList);
     if (tc) o.traceContext = tc;
-    return upstream.request(o).then((up) => up.status === 425 && this.#replayAfterHandshake(o) ? this.#afterHandshake(o, up) : this.#respond(up), (e) => this.#failed(e));
+    return upstream.request(o).then((up) => this.#answered(o, up), (e) => this.#failed(e));
+  }
+
+  /** The origin's answer: relayed, or (a 425 to a request from early data) sent again after the client's handshake. */
+  #answered(o: UpstreamRequest, up: OriginResponse): ServerResponse | Promise<ServerResponse> {
+    try {
+      if (up.status === 425 && this.#replayAfterHandshake(o)) return this.#afterHandshake(o, up);
+    } catch (x) {
+      return bug(this.#hooks, x);
+    }
+    return this.#respond(up);
   }
 
   /**

@@ -9,10 +9,10 @@ import { ErrorCode, NOT_SENT, OriginlinkError } from '../../src/errors.js';
 import type { ConnRequest, ConnResponse } from '../../src/http/types.js';
 import { FakeConnection } from '../helpers/fake-connection.js';
 
-/** An h2-like connection answering at once, but `/fail…`: a refused stream (RFC 9113 §8.7: not processed, retry-safe). */
+/** An h2-like connection answering at once, but `/fail…`: a stream above GOAWAY's last id (RFC 9113 §6.8: not processed, retry-safe; a refused stream would be requeued without a retry). */
 class Conn extends FakeConnection {
   request(req: ConnRequest): Promise<ConnResponse> {
-    if (req.path.startsWith('/fail')) return Promise.reject(new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'REFUSED_STREAM', { retrySafe: true, facts: NOT_SENT }));
+    if (req.path.startsWith('/fail')) return Promise.reject(new OriginlinkError(ErrorCode.GOAWAY, 'remote', 'above GOAWAY', { retrySafe: true, facts: NOT_SENT }));
     return super.request(req);
   }
 }
