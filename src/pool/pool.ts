@@ -124,6 +124,8 @@ export class Pool implements TickMember {
   #closed = false;
   #dialAbort = new AbortController();
   #drainWaiters: Array<() => void> = [];
+  /** Health checks' own connection while this pool is saturated (see check). */
+  #checks: Pool | null = null;
   /** Predictive warmth: the remembered peak of concurrent requests (decayed) and when it was last updated. */
   #peak = 0;
   #peakAt = performance.now();
@@ -170,13 +172,23 @@ export class Pool implements TickMember {
   }
 
   /**
-   * A health check's request: as request(), but it dials now even while this pool's connects back off (an
-   * origin group's checks are how an endpoint that came back is found; the backoff would hide it for up to
-   * connectBackoffMaxMs). One check at a time per endpoint: at most one dial per interval.
+   * A health check's request. It dials now even while this pool's connects back off (an origin group's checks are
+   * how an endpoint that came back is found; the backoff would hide it for up to connectBackoffMaxMs), and it never
+   * waits behind live requests: on a connection free now (where live requests go), on a new one while this pool
+   * may open one and nobody waits, else on a connection of its own outside maxConnections (a pool of one, as Envoy
+   * and HAProxy check over connections of their own) — a busy endpoint is not a dead one, and time in our own queue
+   * is never its failure. One check at a time per endpoint: at most one dial per interval.
    */
   check(req: ConnRequest): Promise<PoolResult> {
+    if (this.#closed) return this.request(req);
     if (this.#dialError !== null && !this.#canServe()) this.#nextDialAt = 0;
-    return this.request(req);
+    if (this.#pending.length === 0) {
+      const e = this.#pick();
+      if (e) return this.#run(req, 0, e);
+      if (this.#open() + this.#dialing < this.opts.maxConnections) return this.request(req);
+    }
+    this.#checks ??= new Pool(`${this.key}|checks`, this.origin, Object.freeze({ ...this.opts, maxConnections: 1, maxPending: 1, minWarm: 0, preconnectRatio: 0 }), this.#dial, this.#protocol, this.#ticker);
+    return this.#checks.request(req);
   }
 
   /** Protocol of this pool's connections, once the first one is established. */
@@ -774,6 +786,7 @@ export class Pool implements TickMember {
    * service's reload retires an upstream only when its requests are done (Upstream.retire).
    */
   close(): Promise<void> {
+    void this.#checks?.close();
     this.#shutdown(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`));
     for (const e of this.#entries.values()) e.conn.drain();
     // The connections' sockets are unref'd: what closes them (an h2 GOAWAY, then the peer's end) holds nothing.
@@ -783,6 +796,7 @@ export class Pool implements TickMember {
   /** Abort everything now. */
   destroy(error?: Error): void {
     const err = error ?? new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} destroyed`);
+    this.#checks?.destroy(err);
     this.#shutdown(err);
     this.#dialAbort.abort();
     for (const e of [...this.#entries.values()]) e.conn.destroy(err);

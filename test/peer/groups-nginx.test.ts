@@ -339,6 +339,23 @@ describe('origin groups over nginx endpoints', () => {
     }
   }, 30_000);
 
+  // Issue 54, finding 2: checks went through the endpoint's request queue, behind live requests and within
+  // maxConnections, and their timeout counted our own queue as the endpoint's failure — every busy endpoint was
+  // declared dead while its nginx saw no check at all.
+  it('health checks reach a saturated endpoint over a connection of their own: 12 slow requests over maxConnections 2 each, no endpoint marked unhealthy', async () => {
+    run = await serve(endpointsYaml(group, '    pool: { maxConnections: 2 }\n    health: { path: /health, intervalMs: 250, timeoutMs: 250 }\n'));
+    await load(run.port, 9, 3);
+    const before = logMarks(group);
+    const res = await load(run.port, 12, 12, '/s/busy?delay=2500');
+    expect(res.every((r) => r.status === 200)).toBe(true);
+    expect(run.logs.filter((l) => l['event'] === 'unhealthy')).toEqual([]);
+    // Every endpoint answered checks while it was saturated (2.5 s at 200 ms each, fewer while a check's own connection opens).
+    for (const e of group.endpoints) {
+      const checks = e.nginx.log().slice(before[group.endpoints.indexOf(e)]).filter((l) => l.uri === '/health');
+      expect(checks.length, e.name).toBeGreaterThanOrEqual(5);
+    }
+  }, 30_000);
+
   it('collapse: never for a request carrying Authorization or Cookie (each its own origin request)', async () => {
     run = await serve(endpointsYaml(group, '    collapse: true\n'));
     for (const headers of [{ authorization: 'Bearer a' }, { cookie: 'session=a' }]) {
