@@ -158,6 +158,15 @@ const NOOP_HANDLER: QuicStreamHandler = {
   onClosed() {},
 };
 
+/** A writer waiting for room (QuicConnection.waitWritable). */
+interface WriteWaiter {
+  id: number;
+  max: number;
+  connMax: number;
+  floor: number;
+  resolve: () => void;
+}
+
 export class QuicConnection implements QuicStreamTransport {
   readonly isClient: boolean;
   readonly remote: HostPort;
@@ -247,7 +256,7 @@ export class QuicConnection implements QuicStreamTransport {
   #endedSinceDrain = 0;
   /** performance.now() the armed timer fires at; it may fire before quiche's deadline (then it re-arms). */
   #timerAt = Infinity;
-  #writeWaiters: Array<{ id: number; max: number; resolve: () => void }> = [];
+  #writeWaiters: WriteWaiter[] = [];
   #packetWaiters: Array<() => void> = [];
 
   constructor(init: QuicConnectionInit) {
@@ -422,10 +431,19 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#reader.resume(streamId)) this.#markDirty();
   }
 
-  /** Resolves once at most `maxQueued` bytes of the stream wait in our queue (or the connection closed). */
-  waitWritable(streamId: number, maxQueued: number): Promise<void> {
-    if (this.#closed || this.#writes.queued(streamId) <= maxQueued) return Promise.resolve();
-    return new Promise((resolve) => this.#writeWaiters.push({ id: streamId, max: maxQueued, resolve }));
+  /**
+   * Resolves once the stream may queue more (or the connection closed): at most `maxQueued` bytes of it wait in our
+   * queue and, above `floor` of them, at most `connMax` bytes of all the connection's streams (a connection-wide
+   * bound that still lets every stream keep `floor` queued).
+   */
+  waitWritable(streamId: number, maxQueued: number, connMax = Infinity, floor = 0): Promise<void> {
+    if (this.#closed || this.#writable(streamId, maxQueued, connMax, floor)) return Promise.resolve();
+    return new Promise((resolve) => this.#writeWaiters.push({ id: streamId, max: maxQueued, connMax, floor, resolve }));
+  }
+
+  #writable(id: number, max: number, connMax: number, floor: number): boolean {
+    const q = this.#writes.queued(id);
+    return q <= floor || (q <= max && this.#writes.bufferedBytes <= connMax);
   }
 
   /**
@@ -745,9 +763,9 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   #wakeWriters(): void {
-    const still: Array<{ id: number; max: number; resolve: () => void }> = [];
+    const still: WriteWaiter[] = [];
     for (const w of this.#writeWaiters) {
-      if (this.#writes.queued(w.id) <= w.max) w.resolve();
+      if (this.#writable(w.id, w.max, w.connMax, w.floor)) w.resolve();
       else still.push(w);
     }
     this.#writeWaiters = still;

@@ -154,6 +154,8 @@ export interface H3Server {
   setCertificates(c: Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'>): void;
   /** Requests answered 425 Too Early so far. */
   readonly tooEarly: number;
+  /** Response bytes every connection holds queued for its client now (what flow control has not taken yet). */
+  readonly queuedBytes: number;
   /** Connections closed with H3_EXCESSIVE_LOAD for resetting requests at line rate (rapid reset). */
   readonly resetFloods: number;
   /** Request streams rejected because their head did not arrive within `headersTimeoutMs`. */
@@ -330,6 +332,11 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     },
     get tooEarly() {
       return counters.tooEarly;
+    },
+    get queuedBytes() {
+      let q = 0;
+      for (const s of sessions) q += s.queuedBytes;
+      return q;
     },
     get resetFloods() {
       return counters.resetFloods;

@@ -13,6 +13,15 @@ import { bufferedWhole, relayBody, yes, type BodySink } from '../util/body.js';
 
 /** Bytes we let queue in JS per stream before a streamed body waits. */
 export const WRITE_HIGH_WATER = 256 * 1024;
+/**
+ * Bytes all of a connection's streams may queue in JS together before their streamed bodies wait, except that each
+ * stream may always keep STREAM_FLOOR queued. What a client's flow control does not take waits here: a client that
+ * opens many streams and never opens their windows would otherwise hold WRITE_HIGH_WATER on each (128 streams of
+ * ten such connections held ~330 MB and spent the listener's memory budget); the origin is paced instead (the
+ * relay stops reading its body).
+ */
+export const CONNECTION_HIGH_WATER = 2 * 1024 * 1024;
+export const STREAM_FLOOR = 16 * 1024;
 /** DATA frames are cut to this size so one stream cannot hog a flush. */
 const CHUNK = 64 * 1024;
 
@@ -160,9 +169,10 @@ export function h3BodySink(h3: H3Connection, quic: QuicConnection, streamId: num
   return {
     write: (c) => {
       for (let off = 0; off < c.length; off += CHUNK) h3.sendData(streamId, c.subarray(off, off + CHUNK), false);
-      return quic.queuedBytes(streamId) <= WRITE_HIGH_WATER;
+      const q = quic.queuedBytes(streamId);
+      return q <= STREAM_FLOOR || (q <= WRITE_HIGH_WATER && quic.bufferedBytes <= CONNECTION_HIGH_WATER);
     },
-    room: () => quic.waitWritable(streamId, WRITE_HIGH_WATER).then(yes),
+    room: () => quic.waitWritable(streamId, WRITE_HIGH_WATER, CONNECTION_HIGH_WATER, STREAM_FLOOR).then(yes),
     end: () => { if (endStream) h3.endStream(streamId); },
   };
 }

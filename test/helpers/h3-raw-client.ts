@@ -24,9 +24,9 @@ export interface RawH3Client {
 }
 
 /** `control`: the control stream's bytes (stream type and SETTINGS); default CONTROL_WITH_SETTINGS. */
-export async function rawH3Client(port: number, caPath: string, control: Uint8Array = CONTROL_WITH_SETTINGS): Promise<RawH3Client> {
+export async function rawH3Client(port: number, caPath: string, control: Uint8Array = CONTROL_WITH_SETTINGS, quic: { maxStreamData?: number } = {}): Promise<RawH3Client> {
   const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
-  const conn = ep.connect({ config: buildConfig('client', { alpn: ['h3'], caFile: caPath }), host: '127.0.0.1', port, serverName: 'localhost' });
+  const conn = ep.connect({ config: buildConfig('client', { alpn: ['h3'], caFile: caPath, ...quic }), host: '127.0.0.1', port, serverName: 'localhost' });
   let ready!: () => void;
   let closed!: (e: Error | null) => void;
   const resets = new Map<number, number>();
