@@ -138,6 +138,8 @@ export class Agent {
     served: (st, res, err) => {
       if (res !== null) { if (st.span.isRecording()) responseSpan(st.span, res); } else failSpan(st.span, err as Error, st.attempt);
     },
+    // The caller's own options and signal (st.o), never the flight's: the rest is this request's alone.
+    ranged: (st, from, ifRange) => this.request({ ...st.o, headers: [...normalizeHeaders(st.o.headers), ['range', `bytes=${from}-`], ['if-range', ifRange]] }),
   };
 
   constructor(opts: AgentOptions = {}) {
