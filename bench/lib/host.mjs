@@ -67,15 +67,20 @@ export const mainCpuNs = (pid) => {
   try { return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]); } catch { return 0; }
 };
 /**
- * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the launcher's
- * SERVICE_NODE_FLAGS (bin/originlink beside that build's dist/: `--use-largepages=silent`; none for a build without
- * the line; none either when `launcher` is false), then `nodeArgs` (a bench's BENCH_NODE_ARGS), then the script. A bench
- * measures the service as started.
+ * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the service's node flags
+ * (bin/service-node-flags beside that build's dist/, one a line; an older build keeps them in its launcher's
+ * SERVICE_NODE_FLAGS line; none for a build without either, none either when `launcher` is false), then `nodeArgs` (a
+ * bench's BENCH_NODE_ARGS), then the script. A bench measures the service as started.
  */
 export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   let flags = '';
-  if (launcher) try { flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(dist, '..', 'bin', 'originlink'), 'utf8'))?.[1] ?? ''; } catch { /* a build without the launcher */ }
-  return [process.execPath, ...flags.split(' ').filter(Boolean), ...nodeArgs, join(dist, 'cli', 'main.js')];
+  if (launcher) {
+    const bin = join(dist, '..', 'bin');
+    try { flags = readFileSync(join(bin, 'service-node-flags'), 'utf8'); } catch {
+      try { flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(bin, 'originlink'), 'utf8'))?.[1] ?? ''; } catch { /* a build without the launcher */ }
+    }
+  }
+  return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, join(dist, 'cli', 'main.js')];
 };
 /** A child process still running. */
 export const alive = (p) => p.exitCode === null && p.signalCode === null;

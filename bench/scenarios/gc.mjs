@@ -19,7 +19,7 @@ import { makeCerts } from '../lib/certs.mjs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DIST } from '../lib/dist.mjs';
-import { freePort, treeCpuUs, waitPort } from '../lib/host.mjs';
+import { freePort, serviceArgv, treeCpuUs, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { fmt } from '../lib/stats.mjs';
 
@@ -33,8 +33,11 @@ const PEER = fileURLToPath(new URL('../lib/gc-peer.mjs', import.meta.url));
 
 
 /** Start a peer; resolves once it printed `ready` (server) — or at once (client). `stdout` collects --trace-gc-nvp lines. */
-function startPeer(cpu, args, { trace, ready, script = PEER }) {
-  const p = spawn('taskset', ['-c', String(cpu), process.execPath, ...(trace ? ['--trace-gc-nvp', ...NODE_ARGS] : []), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startPeer(cpu, args, { trace, ready, script = PEER, dist = null }) {
+  const nodeArgs = trace ? ['--trace-gc-nvp', ...NODE_ARGS] : [];
+  // The service as its launcher starts it (bin/service-node-flags: pretenuring off among them); other peers bare.
+  const argv = dist !== null ? serviceArgv(dist, nodeArgs) : [process.execPath, ...nodeArgs, script];
+  const p = spawn('taskset', ['-c', String(cpu), ...argv, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = [];
   let err = '';
   p.stdout.on('data', (d) => out.push(d));
@@ -116,7 +119,7 @@ origins:
   o: { url: "https://127.0.0.1:${originPort}", protocol: h2, tls: { ca: ${certs.caPath}, servername: localhost } }
 routes: [{ path: /, origin: o }]
 `);
-  const svc = startPeer(1, ['serve', '--config', config], { trace: true, ready: false, script: join(dist, 'cli', 'main.js') });
+  const svc = startPeer(1, ['serve', '--config', config], { trace: true, ready: false, dist });
   try {
     await waitPort(port);
     const t0 = treeCpuUs(svc.p.pid);

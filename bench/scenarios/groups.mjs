@@ -131,7 +131,7 @@ const targets = [
   { name: 'originlink, group round-robin', kind: 'originlink', group: `${GROUP}, balance: round-robin`, phases: ['cpu'], cpuGoal: false },
   // The single URL beside itself: the pairing's own spread (what two processes of one build differ by).
   { name: 'originlink, 1 URL beside itself (A/A)', kind: 'originlink', single: true, group: null, phases: ['cpu'], cpuGoal: false },
-  // The single URL started without the launcher's node flags (bin/originlink SERVICE_NODE_FLAGS: node's code on 4 KiB
+  // The single URL started without the launcher's node flags (bin/service-node-flags: node's code on 4 KiB
   // pages) beside the single URL as started: what the flags save a plain origin.
   { name: 'originlink, 1 URL, node without the launcher\'s flags (4 KiB pages)', kind: 'originlink', single: true, group: null, bareNode: true, phases: ['cpu'], cpuGoal: false },
   // Another: one pool holding as many connections as a group's three keep (16 / 21 / 27 in the steady phase). At

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** originlink command line: fetch, probe, serve, demo. */
-import './v8-flags.js';
 import { isOriginlinkError } from '../errors.js';
 import { commands } from './commands.js';
 import { FETCH_USAGE } from './fetch.js';

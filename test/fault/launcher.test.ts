@@ -1,6 +1,7 @@
 /**
- * bin/originlink, the command npm links and `npm start` runs: `serve` and `demo` start node with the launcher's
- * SERVICE_NODE_FLAGS (node's code on 2 MiB pages), the one-shot commands without them; the launcher execs node
+ * bin/originlink, the command npm links and `npm start` runs: `serve` and `demo` start node with the flags of
+ * bin/service-node-flags (node's code on 2 MiB pages, no allocation-site pretenuring), the one-shot commands without
+ * them; the launcher execs node
  * (one process: its pid is the service's), found through a symlink as npm links it.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -34,10 +35,10 @@ function argsOf(launcher: string, args: string[]): Promise<string[]> {
 
 describe('bin/originlink', () => {
   it('starts serve and demo with the service flags, the one-shot commands without, through a symlink too', async () => {
-    const flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(LAUNCHER, 'utf8'))?.[1]?.split(' ');
-    expect(flags).toEqual(['--use-largepages=silent']);
-    expect(await argsOf(LAUNCHER, ['serve', '--config', 'a b.yaml'])).toEqual(['--use-largepages=silent', MAIN, 'serve', '--config', 'a b.yaml']);
-    expect(await argsOf(LAUNCHER, ['demo'])).toEqual(['--use-largepages=silent', MAIN, 'demo']);
+    const flags = readFileSync(join(ROOT, 'bin', 'service-node-flags'), 'utf8').split('\n').filter(Boolean);
+    expect(flags).toEqual(['--use-largepages=silent', '--no-allocation-site-pretenuring']);
+    expect(await argsOf(LAUNCHER, ['serve', '--config', 'a b.yaml'])).toEqual([...flags, MAIN, 'serve', '--config', 'a b.yaml']);
+    expect(await argsOf(LAUNCHER, ['demo'])).toEqual([...flags, MAIN, 'demo']);
     expect(await argsOf(LAUNCHER, ['fetch', 'https://x.test/'])).toEqual([MAIN, 'fetch', 'https://x.test/']);
     const link = join(dir, 'originlink');
     symlinkSync(LAUNCHER, link);
@@ -59,7 +60,7 @@ describe('bin/originlink', () => {
       const pid = child.pid as number;
       // exec: the launcher's pid is node's, with the flag and the script on its command line.
       expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('node');
-      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--use-largepages=silent', MAIN, 'serve']));
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--use-largepages=silent', '--no-allocation-site-pretenuring', MAIN, 'serve']));
       let thp = '[never]';
       try { thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'); } catch { /* a kernel without THP */ }
       let hugeKb = 0;
