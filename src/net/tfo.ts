@@ -16,6 +16,7 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { knobs } from '../util/knobs.js';
 
 export interface TcpInfo {
   /** The SYN-ACK acknowledged the data sent in the SYN (TCPI_OPT_SYN_DATA). */
@@ -99,8 +100,8 @@ function warnOnce(key: string, message: string): void {
 
 // src/net/ and dist/net/ both sit two levels below the package root.
 function addonPath(): string {
-  const fromEnv = process.env['ORIGINLINK_TFO_ADDON'];
-  if (fromEnv) return fromEnv;
+  const fromEnv = knobs.tfoAddon;
+  if (fromEnv !== undefined) return fromEnv;
   return fileURLToPath(new URL('../../native/tfo/build/Release/tfo.node', import.meta.url));
 }
 
@@ -108,7 +109,7 @@ function load(): Addon | null {
   if (loaded) return loaded.addon;
   let reason: string | null = null;
   let addon: Addon | null = null;
-  if (process.env['ORIGINLINK_NO_NATIVE'] === '1') reason = 'disabled by ORIGINLINK_NO_NATIVE=1';
+  if (knobs.noNative) reason = 'disabled by ORIGINLINK_NO_NATIVE=1';
   else if (process.platform !== 'linux') reason = `not supported on ${process.platform}`;
   else {
     const path = addonPath();

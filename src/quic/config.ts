@@ -74,24 +74,17 @@ let loCache: number | null = null;
  * headers (48 bytes), capped at 65527 (RFC 9000 §18.2 max_udp_payload_size
  * limit). Loopback has no path MTU below the device MTU, so this is the
  * QUIC counterpart of TCP's 64 KiB segments on `lo`; it cuts per-packet
- * cost ~45×. ORIGINLINK_QUIC_LOOPBACK_PAYLOAD overrides (0 = off, use the
- * 1350 default).
+ * cost ~45×. A listener or Agent that sets `maxUdpPayload` itself keeps it.
  */
 export function loopbackPayload(): number {
   if (loCache !== null) return loCache;
-  const env = process.env['ORIGINLINK_QUIC_LOOPBACK_PAYLOAD'];
-  let v: number;
-  if (env !== undefined && env !== '') v = Number(env) || DEFAULT_UDP_PAYLOAD;
-  else {
-    let mtu = 65536;
-    try {
-      mtu = Number.parseInt(readFileSync('/sys/class/net/lo/mtu', 'utf8'), 10) || DEFAULT_UDP_PAYLOAD + 48;
-    } catch {
-      // Not Linux or no sysfs: the usual lo MTU.
-    }
-    v = mtu - 48;
+  let mtu = 65536;
+  try {
+    mtu = Number.parseInt(readFileSync('/sys/class/net/lo/mtu', 'utf8'), 10) || DEFAULT_UDP_PAYLOAD + 48;
+  } catch {
+    // Not Linux or no sysfs: the usual lo MTU.
   }
-  loCache = Math.max(1200, Math.min(65527, v));
+  loCache = Math.max(1200, Math.min(65527, mtu - 48));
   return loCache;
 }
 

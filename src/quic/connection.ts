@@ -124,9 +124,6 @@ export interface QuicConnectionInit {
 /** BoringSSL's `ssl_early_data_accepted` (ssl_early_data_reason_t). */
 const EARLY_DATA_ACCEPTED = 2;
 
-/** ORIGINLINK_QUIC_PACER=quiche: send by quiche's release times instead of pacer.ts (measured worse: see #drainSend). */
-const QUICHE_PACER = process.env['ORIGINLINK_QUIC_PACER'] === 'quiche';
-
 /** Packets one sendPackets call may write (the sink's slab holds them: fewer when packets are large). */
 const SEND_BATCH = 32;
 /** Bytes one sendPackets call may ask the sink for. */
@@ -142,9 +139,6 @@ const SEND_BATCH_BYTES = 128 * 1024;
  * 2026-11-25 16:20).
  */
 const EARLY_SEND_STREAMS = 16;
-
-/** A packet quiche releases within this many µs leaves now (timers have ms granularity). */
-const RELEASE_SLACK_US = 1000;
 
 /** Stream bytes moved into quiche per slice, and slices per pass (see #sendSlices). */
 const FLUSH_SLICE = 256 * 1024;
@@ -241,8 +235,6 @@ export class QuicConnection implements QuicStreamTransport {
   #sendPath = -1;
   #sendGen = -1;
   #sendTo: HostPort | null = null;
-  /** Pace by quiche's release times (ORIGINLINK_QUIC_PACER=quiche, our quiche 0.30 addon, BBR: gcongestion). */
-  #releaseTimes = false;
   #paceTimer: NodeJS.Timeout | null = null;
   /** Stream bytes queued in JS waiting for flow-control credit (what stats() reports, without crossing to quiche). */
   get bufferedBytes(): number {
@@ -265,7 +257,6 @@ export class QuicConnection implements QuicStreamTransport {
     this.#maxPacket = init.maxPacket;
     this.#pacer = init.pacing === false ? null : new Pacer(this.#maxPacket ?? init.sink.slot, performance.now());
     this.#sendBatch = Math.max(1, Math.min(SEND_BATCH, Math.floor(SEND_BATCH_BYTES / (this.#maxPacket ?? init.sink.slot))));
-    this.#releaseTimes = QUICHE_PACER && typeof (init.conn as QuicheConnection & { nextReleaseUs?: unknown }).nextReleaseUs === 'function';
     this.isClient = init.role === 'client';
     const self = this;
     this.#paths = new Paths(init.conn, {
@@ -897,26 +888,16 @@ export class QuicConnection implements QuicStreamTransport {
     // paced stop let the peer's ACK in before the FIN left — test/peer/quic-lone-fin.test.ts).
     const handsFins = this.#writes.loneFins > 0;
     const paced = !force && !handsFins && this.established && this.#pacer !== null;
-    // Our pacer at 1.25 × cwnd / RTT (pacer.ts). quiche's own release times (BBR with gcongestion) only with
-    // ORIGINLINK_QUIC_PACER=quiche: driven by this loop's millisecond timers they collapsed BBR's window under
-    // random loss (native-notes/quic-addon.md, "Pacing"); kept to measure it again.
-    const release = paced && this.#releaseTimes && (q as QuicheConnection & { nextReleaseUs(): number }).nextReleaseUs() >= 0 ? q : null;
-    const pacer = paced && release === null ? this.#pacer : null;
+    // Our pacer at 1.25 × cwnd / RTT (pacer.ts), not quiche's own release times: driven by this loop's millisecond
+    // timers they collapsed BBR's window under random loss (native-notes/quic-addon.md, "Pacing").
+    const pacer = paced ? this.#pacer : null;
     let refreshed = false;
     const finFailures = this.#writes.handLoneFins(q);
     for (const f of finFailures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
     const sink = this.#init.sink;
     const socketFor = this.#init.socketFor;
     for (let guard = 0; guard < 100_000; guard++) {
-      if (release) {
-        const us = (release as QuicheConnection & { nextReleaseUs(): number }).nextReleaseUs();
-        // Timers have ms granularity: a packet due within RELEASE_SLACK_US leaves now (RFC 9002 §7.7 lets a sender
-        // send a small burst); a later one waits for its time.
-        if (us > RELEASE_SLACK_US) {
-          this.#armPaceTimer(us / 1000);
-          break;
-        }
-      } else if (pacer) {
+      if (pacer) {
         const now = performance.now();
         let wait = pacer.allow(now);
         if (wait > 0 && !refreshed) {
@@ -931,10 +912,10 @@ export class QuicConnection implements QuicStreamTransport {
           break;
         }
       }
-      // One crossing for what may leave now: up to SEND_BATCH packets (what the pacer allows; one at a time by
-      // release times), written one after another into the sink's slab, lengths and path indexes in #sendMeta.
+      // One crossing for what may leave now: up to SEND_BATCH packets (what the pacer allows), written one after
+      // another into the sink's slab, lengths and path indexes in #sendMeta.
       const slot = this.#maxPacket ?? sink.slot;
-      let max = release ? 1 : Math.min(this.#sendBatch, pacer ? pacer.packets(performance.now()) : SEND_BATCH);
+      let max = Math.min(this.#sendBatch, pacer ? pacer.packets(performance.now()) : SEND_BATCH);
       if (max < 1) max = 1;
       const out = sink.reserve(slot * max);
       let n: number;

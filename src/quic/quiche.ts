@@ -21,6 +21,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { knobs } from '../util/knobs.js';
 
 export interface HostPort {
   host: string;
@@ -271,8 +272,8 @@ function ownAddonPath(): string {
 /** The engine to load: a path, what it is, and why ours is not it. */
 function choose(): QuicEngine {
   const req = createRequire(import.meta.url);
-  const forced = process.env['ORIGINLINK_QUIC_BINDING'];
-  if (forced) return { binding: forced.includes('native/quic') ? 'originlink-quic' : 'custom', quiche: null, path: forced, fallbackReason: forced.includes('native/quic') ? null : 'ORIGINLINK_QUIC_BINDING names another binding' };
+  const forced = knobs.quicBinding;
+  if (forced !== undefined) return { binding: forced.includes('native/quic') ? 'originlink-quic' : 'custom', quiche: null, path: forced, fallbackReason: forced.includes('native/quic') ? null : 'ORIGINLINK_QUIC_BINDING names another binding' };
   const fallback = (reason: string): QuicEngine => {
     let path = `${BINDING_PACKAGE}/node.napi.node`;
     try {
@@ -282,8 +283,7 @@ function choose(): QuicEngine {
     }
     return { binding: BINDING_PACKAGE, quiche: '0.18.0', path, fallbackReason: reason };
   };
-  const choice = process.env['ORIGINLINK_QUIC_ENGINE'];
-  if (choice === 'matrixai') return fallback('ORIGINLINK_QUIC_ENGINE=matrixai');
+  if (knobs.quicEngine === 'matrixai') return fallback('ORIGINLINK_QUIC_ENGINE=matrixai');
   const own = ownAddonPath();
   if (existsSync(own)) return { binding: 'originlink-quic', quiche: null, path: own, fallbackReason: null };
   return fallback(`native/quic not built (${own}: run npm install with a Rust toolchain, native-notes/quic-addon.md)`);
@@ -314,7 +314,7 @@ export function quiche(): Binding {
     addBatchCalls(b.Connection as unknown as { prototype: object });
     cached = b;
     quicEngine();
-    if (e.fallbackReason !== null && process.env['ORIGINLINK_QUIC_ENGINE'] !== 'matrixai') {
+    if (e.fallbackReason !== null && knobs.quicEngine !== 'matrixai') {
       warn(`originlink: HTTP/3 runs on the fallback QUIC engine ${e.binding} (quiche ${e.quiche ?? '0.18'}): ${e.fallbackReason}`);
     }
     return b;

@@ -11,13 +11,14 @@
  */
 import type { Socket } from 'node:dgram';
 import { socketFd, udpAddon } from './udp-native.js';
+import { knobs } from '../util/knobs.js';
 
 /** Linux UDP_MAX_SEGMENTS is 64 (128 since 5.x); stay under both and under 64 KiB per call. */
 export const GSO_MAX_SEGMENTS = 64;
 export const GSO_MAX_BYTES = 65000;
 
 function load(): ReturnType<typeof udpAddon> {
-  return process.env['ORIGINLINK_NO_GSO'] === '1' ? null : udpAddon();
+  return knobs.noGso ? null : udpAddon();
 }
 
 export interface GsoSender {

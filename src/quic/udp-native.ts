@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:dgram';
+import { knobs } from '../util/knobs.js';
 
 export interface UdpAddon {
   sendSegments(fd: number, buf: Uint8Array, offset: number, length: number, segSize: number, ip: string, port: number): number;
@@ -26,13 +27,13 @@ let why: string | null = null;
 
 /** Where the addon is loaded from (ORIGINLINK_UDP_ADDON, else the package's own build). */
 export function udpAddonPath(): string {
-  return process.env['ORIGINLINK_UDP_ADDON'] ?? fileURLToPath(new URL('../../native/udp/build/Release/udp.node', import.meta.url));
+  return knobs.udpAddon ?? fileURLToPath(new URL('../../native/udp/build/Release/udp.node', import.meta.url));
 }
 
 export function udpAddon(): UdpAddon | null {
   if (addon !== undefined) return addon;
   addon = null;
-  if (process.env['ORIGINLINK_NO_NATIVE'] === '1') why = 'disabled by ORIGINLINK_NO_NATIVE=1';
+  if (knobs.noNative) why = 'disabled by ORIGINLINK_NO_NATIVE=1';
   else if (process.platform !== 'linux') why = `not supported on ${process.platform}`;
   else {
     const path = udpAddonPath();

@@ -19,6 +19,7 @@
 import type { Socket } from 'node:dgram';
 import { constants } from 'node:os';
 import { socketHandle, udpAddon } from './udp-native.js';
+import { knobs } from '../util/knobs.js';
 
 /** Any UDP payload fits in a slot (IPv4 max 65507). */
 const SLOT = 65536;
@@ -43,7 +44,7 @@ export function batchReceiver(
   /** An ICMP report on a connected socket (ECONNREFUSED: port unreachable; EHOSTUNREACH, ENETUNREACH, EHOSTDOWN). */
   onUnreachable?: (code: string) => void,
 ): BatchReceiver | null {
-  if (process.env['ORIGINLINK_NO_RECVMMSG'] === '1') return null;
+  if (knobs.noRecvmmsg) return null;
   const a = udpAddon();
   // A build whose metadata layout differs from ours (a stale addon) is not used.
   if (!a?.rxStart || !a.rxStop || !a.rxRef || a.rxMetaStride !== STRIDE) return null;
