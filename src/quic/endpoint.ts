@@ -85,9 +85,10 @@ export interface ServerRole {
   /**
    * True while the server holds more than it may (its memory budget): a client's first Initial gets a stateless Retry,
    * and one that comes back with the Retry's token — its address validated — a stateless CONNECTION_REFUSED
-   * (RFC 9000 §5.2.2) instead of a connection. Asked once per new client Initial: keep it O(1).
+   * (RFC 9000 §5.2.2) instead of a connection. `host`: the client's address (one address may be over its own share
+   * while others are admitted). Asked for every datagram of an unknown connection: keep it O(1).
    */
-  overBudget?: () => boolean;
+  overBudget?: (host: string) => boolean;
   /** Told of each connection refused for the budget (counted in EndpointStats.refused as well). */
   onRefused?: () => void;
   /**
@@ -493,7 +494,7 @@ export class QuicEndpoint {
       serving: srv !== null && !this.#closed,
       live: this.#live.size,
       maxConnections: srv?.maxConnections ?? 10_000,
-      retry: this.#retryNow(),
+      retry: this.#retryNow(host),
       versionSupported: this.#versionSupported,
     });
     switch (d.kind) {
@@ -561,8 +562,8 @@ export class QuicEndpoint {
   }
 
   /** Retry before accepting: always when configured, else while a quarter of the connection cap is live or the server is over its budget. */
-  #retryNow(): boolean {
-    return this.#retryAlways || this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4)) || this.#server?.overBudget?.() === true;
+  #retryNow(host: string): boolean {
+    return this.#retryAlways || this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4)) || this.#server?.overBudget?.(host) === true;
   }
 
   #known = (key: string): boolean => this.#conns.has(key);
@@ -588,7 +589,7 @@ export class QuicEndpoint {
       // sent under load is answered after the load may have gone: its token is honoured either way.)
       odcid = this.#retry.check(host, port, hdr.token);
       if (odcid && hdr.dcid.length === CID_LEN) scid = Buffer.from(hdr.dcid);
-      else if (this.#retryNow()) {
+      else if (this.#retryNow(host)) {
         // RFC 9000 §8.1.3: a token we cannot validate is as no token — validation is still due: a Retry, or a drop
         // when retry is configured and this was meant to be its answer.
         if (this.#retryAlways) { this.#counters.dropped++; return; }
@@ -596,7 +597,7 @@ export class QuicEndpoint {
         return;
       } else odcid = null; // a foreign or stale token (another server's NEW_TOKEN, a restart): served as none
     }
-    if (odcid !== null && srv.overBudget?.()) {
+    if (odcid !== null && srv.overBudget?.(host)) {
       // RFC 9000 §5.2.2: refused with a CONNECTION_CLOSE in an Initial, made from the packet alone. Only to an address
       // our Retry validated (odcid): to any other it could be reflected at a victim. Once per first flight.
       if (!this.#firstOfFlight('refuse', hdr, host, port)) return;

@@ -117,6 +117,8 @@ export interface HandshakeCounts {
 export const CONNECTION_BYTES = 52 * 1024;
 /** H3ServerOptions.memoryBudgetBytes' default. */
 export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
+/** One client address's share of the memory budget (its connections' CONNECTION_BYTES and what they hold queued). */
+export const ADDRESS_SHARE = 0.25;
 
 /** Client resets of unanswered requests tolerated per second on one connection: the same rule as HTTP/2's. */
 const MAX_RESETS_PER_SECOND = DEFAULT_FLOOD_LIMITS.resets;
@@ -249,6 +251,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   let { headersTimeoutMs, keepAliveTimeoutMs, memoryBudgetBytes: budget } = checkLimits(opts);
   /** Bytes the connections held queued for their clients at the last sweep. */
   let queued = 0;
+  /** Client addresses holding more than their share of the budget at the last sweep, and what they hold beyond it. */
+  let overShare: Set<string> | null = null;
+  let excess = 0;
   const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, idleClosed: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
@@ -264,7 +269,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       ...(byName ? { byName } : {}),
       ...(noEarly ? { noEarly, strikes: new StrikeRegister() } : {}),
       retry: opts.retry ?? false,
-      overBudget: () => budget > 0 && sessions.size * CONNECTION_BYTES + queued > budget,
+      // One address past its share is refused alone, and what it holds beyond the share is not counted against
+      // everyone else: a few connections of one client cannot shut the door on others.
+      overBudget: (host) => budget > 0 && ((overShare !== null && overShare.has(host)) || sessions.size * CONNECTION_BYTES + queued - excess > budget),
       ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
       onConnection(quic) {
         const s = new ServerSession(quic, opts, counters, settings);
@@ -295,12 +302,25 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   const sweepOnce = (): void => {
     const now = performance.now();
     let q = 0;
+    const byAddress = new Map<string, number>();
     for (const s of sessions) {
       counters.headTimeouts += s.expireIncompleteHeads();
       if (s.expireIdle(now, headersTimeoutMs, keepAliveTimeoutMs)) counters.idleClosed++;
-      q += s.queuedBytes;
+      const held = s.queuedBytes;
+      q += held;
+      byAddress.set(s.remoteHost, (byAddress.get(s.remoteHost) ?? 0) + CONNECTION_BYTES + held);
     }
     queued = q;
+    const share = budget * ADDRESS_SHARE;
+    let over: Set<string> | null = null;
+    let beyond = 0;
+    for (const [host, bytes] of byAddress) {
+      if (budget === 0 || bytes <= share) continue;
+      (over ??= new Set()).add(host);
+      beyond += bytes - share;
+    }
+    overShare = over;
+    excess = beyond;
   };
   const armSweep = (): NodeJS.Timeout => {
     const t = setInterval(sweepOnce, Math.min(headersTimeoutMs, keepAliveTimeoutMs || Infinity) / 2);
@@ -418,6 +438,11 @@ class ServerSession {
 
   get active(): number {
     return this.#streams.size;
+  }
+
+  /** The client's address (its path now). */
+  get remoteHost(): string {
+    return this.#quic.remote.host;
   }
 
   get qpackInserts(): { decoder: number; encoder: number } {

@@ -24,8 +24,8 @@ export interface RawH3Client {
 }
 
 /** `control`: the control stream's bytes (stream type and SETTINGS); default CONTROL_WITH_SETTINGS. */
-export async function rawH3Client(port: number, caPath: string, control: Uint8Array = CONTROL_WITH_SETTINGS, quic: { maxStreamData?: number } = {}): Promise<RawH3Client> {
-  const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
+export async function rawH3Client(port: number, caPath: string, control: Uint8Array = CONTROL_WITH_SETTINGS, quic: { maxStreamData?: number } = {}, bindHost = '127.0.0.1'): Promise<RawH3Client> {
+  const ep = await QuicEndpoint.bind({ host: bindHost });
   const conn = ep.connect({ config: buildConfig('client', { alpn: ['h3'], caFile: caPath, ...quic }), host: '127.0.0.1', port, serverName: 'localhost' });
   let ready!: () => void;
   let closed!: (e: Error | null) => void;
