@@ -30,7 +30,7 @@ export interface Info {
     udpGso: boolean | null;
     /**
      * The kernel's transparent huge pages mode (`always`, `madvise`, `never`; null: none here). Under `madvise` or
-     * `always`, `bin/originlink serve` maps node's code onto 2 MiB pages (`--use-largepages=silent`, README).
+     * `always`, `bin/originlink serve` maps node's code onto 2 MiB pages (`--use-largepages=silent`, bin/service-node-flags).
      */
     transparentHugePages: string | null;
   };
