@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { makeCerts } from '../helpers/certs.js';
+import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const certs = makeCerts();
@@ -257,7 +258,7 @@ routes:
       });
       s.on('error', () => {});
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => uploads[before]?.aborted === true);
     const rec = uploads[before];
     expect(rec).toBeDefined();
     expect(rec?.bytes).toBeGreaterThan(0);

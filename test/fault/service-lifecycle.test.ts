@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 import { get, oneOriginConfig } from '../helpers/serve-child.js';
+import { until } from '../helpers/wait.js';
 
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -132,8 +133,9 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
 
     writeFileSync(file, config(one.port, port, h2cPort, '', adminPort).replace('protocol: h1', 'protocol: h1, colour: blue'));
     c.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 300));
-    const failed = c.lines().find((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('config reload failed'));
+    const reloadFailed = (l: Record<string, unknown>): boolean => typeof l['msg'] === 'string' && l['msg'].startsWith('config reload failed');
+    await until(() => c.lines().some(reloadFailed));
+    const failed = c.lines().find(reloadFailed);
     expect(failed).toMatchObject({ field: 'origins.app.colour' });
     expect(String(failed?.['reason'])).toMatch(/unknown field/);
     expect((await get(port, '/who')).body).toBe('one /who\n');
@@ -142,7 +144,8 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
 
     // In flight across the reload: slow requests on the old origin must all finish.
     const slow = Array.from({ length: 10 }, () => get(port, '/slow?ms=600'));
-    await new Promise((r) => setTimeout(r, 150));
+    // All 10 in flight at the service before the reload.
+    await until(async () => /^originlink_front_inflight (\d+)/m.exec((await get(adminPort, '/metrics')).body)?.[1] === '10', 3000, 10);
     writeFileSync(file, config(two.port, port, h2cPort, '', adminPort));
     c.kill('SIGHUP');
     let body = '';
@@ -194,8 +197,9 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     for (let i = 0; i < 200 && (await inflight()) < 60; i++) await new Promise((r) => setTimeout(r, 25));
     const t0 = Date.now();
     c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 100));
-    const refused = await get(port, '/who').then(() => false, () => true);
+    // New connections are refused once the listener closed (within the drain, while the 60 are answered).
+    let refused = false;
+    await until(async () => (refused = await get(port, '/who').then(() => false, () => true)), 2000, 25);
     const r1 = await Promise.allSettled(h1);
     const r2 = await Promise.allSettled(h2);
     expect(r1.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);

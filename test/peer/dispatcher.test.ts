@@ -155,7 +155,7 @@ describe('fetch() and undici over originlink', () => {
       const again = await undici.request(`${base}/after`, { dispatcher: d });
       expect(await again.body.text()).toBe('body');
       // undici.connect() asks for a tunnel by method: refused here, never a CONNECT request on a pooled connection.
-      await expect(undici.connect(`${base}/`, { dispatcher: d })).rejects.toBeTruthy();
+      await expect(undici.connect(`${base}/`, { dispatcher: d })).rejects.toMatchObject({ code: 'UND_ERR_NOT_SUPPORTED', cause: { code: 'OL_UNSUPPORTED_PROTOCOL' } });
       expect(seen.some((l) => l.startsWith('CONNECT'))).toBe(false);
     } finally {
       await agent.close();

@@ -4,7 +4,7 @@
  * fake connections. No peer needed (kept under test/peer/selection* by file
  * ownership; it belongs with the unit tests).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,17 +147,25 @@ describe('raceDial', () => {
     expect(outcomes[0]).toMatchObject({ ok: true, late: false });
   });
   it('QUIC blackholed: TCP wins after the delay; the QUIC timeout is reported later', async () => {
-    const outcomes: QuicOutcome[] = [];
-    const t0 = Date.now();
-    const c = await raceDial({
-      quic: (s) => after(10_000, new FakeConn(1, 'h3'), s), tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
-      delayMs: 50, quicTimeoutMs: 200, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
-    });
-    expect(c.protocol).toBe('h2');
-    expect(Date.now() - t0).toBeLessThan(150);
-    expect(outcomes).toEqual([]);
-    await after(250, null);
-    expect(outcomes[0]).toMatchObject({ ok: false, error: { code: 'OL_CONNECT_TIMEOUT' } });
+    // A fake clock: the times are the race's own, whatever the machine's load.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const outcomes: QuicOutcome[] = [];
+      let c: PooledConnection | null = null;
+      void raceDial({
+        quic: (s) => after(10_000, new FakeConn(1, 'h3'), s), tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
+        delayMs: 50, quicTimeoutMs: 200, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
+      }).then((x) => { c = x; });
+      await vi.advanceTimersByTimeAsync(54);
+      expect(c).toBeNull(); // TCP starts at the delay (50 ms) and takes 5
+      await vi.advanceTimersByTimeAsync(1);
+      expect((c as PooledConnection | null)?.protocol).toBe('h2');
+      expect(outcomes).toEqual([]);
+      await vi.advanceTimersByTimeAsync(145);
+      expect(outcomes[0]).toMatchObject({ ok: false, error: { code: 'OL_CONNECT_TIMEOUT' } });
+    } finally {
+      vi.useRealTimers();
+    }
   });
   it('QUIC fails fast: TCP starts at once, before the delay', async () => {
     const t0 = Date.now();
@@ -189,47 +197,59 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
   const ready = <T>(ms: number, v: T): Promise<T> => after(ms, v);
 
   it('resolves at 0-RTT readiness, before the delay; a handshake completing first means TCP never starts', async () => {
-    const q = new FakeConn(1, 'h3').early();
-    let tcpStarted = false;
-    const outcomes: QuicOutcome[] = [];
-    const t0 = Date.now();
-    const c = await raceDial({
-      quic: () => ready(5, q), tcp: (s) => { tcpStarted = true; return after(5, new FakeConn(2, 'h2'), s); },
-      delayMs: 100, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
-    });
-    expect(c).toBe(q);
-    expect(Date.now() - t0).toBeLessThan(80);
-    expect(outcomes).toEqual([]);
-    q.confirm();
-    await after(150, null);
-    expect(tcpStarted).toBe(false);
-    expect(outcomes).toEqual([{ ok: true, conn: q, late: false, early: true }]);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const q = new FakeConn(1, 'h3').early();
+      let tcpStarted = false;
+      const outcomes: QuicOutcome[] = [];
+      let c: PooledConnection | null = null;
+      void raceDial({
+        quic: () => ready(5, q), tcp: (s) => { tcpStarted = true; return after(5, new FakeConn(2, 'h2'), s); },
+        delayMs: 100, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
+      }).then((x) => { c = x; });
+      await vi.advanceTimersByTimeAsync(5);
+      expect(c).toBe(q); // at readiness (5 ms), not at the delay (100)
+      expect(outcomes).toEqual([]);
+      q.confirm();
+      await vi.advanceTimersByTimeAsync(150);
+      expect(tcpStarted).toBe(false);
+      expect(outcomes).toEqual([{ ok: true, conn: q, late: false, early: true }]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('blackholed handshake: TCP still starts after the delay and is handed over as the fallback; the QUIC timeout is reported later', async () => {
-    const q = new FakeConn(1, 'h3').early();
-    const fallbacks: Array<[PooledConnection, PooledConnection]> = [];
-    const outcomes: QuicOutcome[] = [];
-    const t0 = Date.now();
-    let fellBackAt = 0;
-    const c = await raceDial({
-      quic: (s) => { s.addEventListener('abort', () => q.destroy(), { once: true }); return ready(1, q); },
-      tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
-      delayMs: 50, quicTimeoutMs: 300, signal: new AbortController().signal,
-      onQuic: (o) => { outcomes.push(o); },
-      onFallback: (tcp, quic) => { fellBackAt = Date.now() - t0; fallbacks.push([tcp, quic]); },
-    });
-    expect(c).toBe(q);
-    await after(120, null);
-    expect(fallbacks.length).toBe(1);
-    expect(fallbacks[0]![0].protocol).toBe('h2');
-    expect(fallbacks[0]![1]).toBe(q);
-    expect(fellBackAt).toBeGreaterThanOrEqual(50);
-    expect(fellBackAt).toBeLessThan(110);
-    expect(outcomes).toEqual([]);
-    await after(300, null);
-    expect(outcomes[0]).toMatchObject({ ok: false, error: { code: 'OL_CONNECT_TIMEOUT' } });
-    expect(q.state).toBe('closed');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const q = new FakeConn(1, 'h3').early();
+      const fallbacks: Array<[PooledConnection, PooledConnection]> = [];
+      const outcomes: QuicOutcome[] = [];
+      const t0 = Date.now();
+      let fellBackAt = 0;
+      let c: PooledConnection | null = null;
+      void raceDial({
+        quic: (s) => { s.addEventListener('abort', () => q.destroy(), { once: true }); return ready(1, q); },
+        tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
+        delayMs: 50, quicTimeoutMs: 300, signal: new AbortController().signal,
+        onQuic: (o) => { outcomes.push(o); },
+        onFallback: (tcp, quic) => { fellBackAt = Date.now() - t0; fallbacks.push([tcp, quic]); },
+      }).then((x) => { c = x; });
+      await vi.advanceTimersByTimeAsync(1);
+      expect(c).toBe(q);
+      await vi.advanceTimersByTimeAsync(119);
+      expect(fallbacks.length).toBe(1);
+      expect(fallbacks[0]![0].protocol).toBe('h2');
+      expect(fallbacks[0]![1]).toBe(q);
+      // The early win at 1 ms, TCP's delay (50) counted from it, TCP's 5: handed over at 56.
+      expect(fellBackAt).toBe(56);
+      expect(outcomes).toEqual([]);
+      await vi.advanceTimersByTimeAsync(300);
+      expect(outcomes[0]).toMatchObject({ ok: false, error: { code: 'OL_CONNECT_TIMEOUT' } });
+      expect(q.state).toBe('closed');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a handshake completing after the fallback is a late success (the caller drains TCP); one failing before the delay stops TCP', async () => {
