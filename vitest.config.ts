@@ -28,7 +28,10 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: 'originlink', include: ['test/**/*.test.ts'] } },
-      { extends: true, test: { name: 'fallback-quic-engine', include: BOTH_ENGINES, env: { ORIGINLINK_QUIC_ENGINE: 'matrixai' } } },
+      {
+        extends: true,
+        test: { name: 'fallback-quic-engine', include: BOTH_ENGINES, env: { ORIGINLINK_QUIC_ENGINE: 'matrixai' } },
+      },
     ],
   },
 });

@@ -27,9 +27,19 @@ const REDIS_PORT = 6390;
 const CASES = [
   { proto: 'h3', mode: 'cold', floor: 2, why: 'QUIC handshake + request' },
   { proto: 'h3', mode: 'shared', floor: 1, why: 'a ticket from Redis: the request rides in 0-RTT' },
-  { proto: 'auto', mode: 'shared', floor: 1, why: 'auto: h3 from the Alt-Svc in Redis, early start on the shared ticket (TCP races as fallback)' },
+  {
+    proto: 'auto',
+    mode: 'shared',
+    floor: 1,
+    why: 'auto: h3 from the Alt-Svc in Redis, early start on the shared ticket (TCP races as fallback)',
+  },
   { proto: 'h2', mode: 'cold', floor: 3, why: 'TCP + TLS 1.3 + request' },
-  { proto: 'h2', mode: 'shared', floor: 3, why: 'TLS resumed from Redis; TLS 1.3 resumption saves no RTT without early data' },
+  {
+    proto: 'h2',
+    mode: 'shared',
+    floor: 3,
+    why: 'TLS resumed from Redis; TLS 1.3 resumption saves no RTT without early data',
+  },
 ];
 
 execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'inherit' });
@@ -42,14 +52,48 @@ try {
   const check = await lab.selfCheck();
   const common = { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath, tfo: false };
   // The TCP origin advertises the h3 one (same address, UDP 443), as a real origin would.
-  origins = [await startOrigin(lab, { ...common, kind: 'tcp', altSvc: 'h3=":443"; ma=3600' }), await startOrigin(lab, { ...common, kind: 'h3' })];
-  lab.spawn('client', ['redis-server', '--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir]);
+  origins = [
+    await startOrigin(lab, { ...common, kind: 'tcp', altSvc: 'h3=":443"; ma=3600' }),
+    await startOrigin(lab, { ...common, kind: 'h3' }),
+  ];
+  lab.spawn('client', [
+    'redis-server',
+    '--port',
+    String(REDIS_PORT),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    redisDir,
+  ]);
   await lab.waitForPort('client', REDIS_PORT);
   const url = `https://${lab.server.addr}/small`;
   const fetch = async (proto, prefix, extra = []) => {
     const store = `redis://127.0.0.1:${REDIS_PORT}/0?prefix=${prefix}`;
     const t0 = performance.now();
-    const r = await lab.exec('client', [process.execPath, CLI, 'fetch', ...extra, '--protocol', proto, '--cacert', certs.caPath, '--session-store', store, '--origin-cache', store, '--json', url], { timeoutMs: 30_000 });
+    const r = await lab.exec(
+      'client',
+      [
+        process.execPath,
+        CLI,
+        'fetch',
+        ...extra,
+        '--protocol',
+        proto,
+        '--cacert',
+        certs.caPath,
+        '--session-store',
+        store,
+        '--origin-cache',
+        store,
+        '--json',
+        url,
+      ],
+      { timeoutMs: 30_000 },
+    );
     const wallMs = performance.now() - t0;
     if (r.code !== 0) throw new Error(`fetch exited ${r.code}: ${r.stderr}`);
     return { ...JSON.parse(r.stdout.trim().split('\n').at(-1)), wallMs };
@@ -61,7 +105,16 @@ try {
       // upgrade that stores a ticket (tickets are kept per origin and policy: an `h3` pool's do not serve `auto`).
       if (c.mode === 'shared') await fetch(c.proto, prefix, c.proto === 'auto' ? ['--repeat', '20'] : []);
       const b = await fetch(c.proto, prefix); // process B: fresh, first request
-      results.push({ ...c, sample: i, totalMs: b.totalMs, ttfbMs: b.ttfbMs, wallMs: b.wallMs, resumed: b.resumed, earlyData: b.earlyData, protocol: b.protocol });
+      results.push({
+        ...c,
+        sample: i,
+        totalMs: b.totalMs,
+        ttfbMs: b.ttfbMs,
+        wallMs: b.wallMs,
+        resumed: b.resumed,
+        earlyData: b.earlyData,
+        protocol: b.protocol,
+      });
       process.stderr.write('.');
     }
   }
@@ -70,12 +123,29 @@ try {
     const xs = results.filter((r) => r.proto === c.proto && r.mode === c.mode);
     const total = summarize(xs.map((r) => r.totalMs));
     const wall = summarize(xs.map((r) => r.wallMs));
-    return { ...c, n: xs.length, totalMedian: total.p50, totalMin: total.min, totalMax: total.max, rtts: total.p50 / check.rttMs, wallMedian: wall.p50, resumed: xs.filter((r) => r.resumed).length, early: xs.filter((r) => r.earlyData).length };
+    return {
+      ...c,
+      n: xs.length,
+      totalMedian: total.p50,
+      totalMin: total.min,
+      totalMax: total.max,
+      rtts: total.p50 / check.rttMs,
+      wallMedian: wall.p50,
+      resumed: xs.filter((r) => r.resumed).length,
+      early: xs.filter((r) => r.earlyData).length,
+    };
   });
-  console.log(`\nfleet: first request of a fresh process, ${fmt(check.rttMs, 1)} ms RTT (lab self-check), ${SAMPLES} samples per case\n`);
-  console.log('| protocol | store | first request median ms (min–max) | in RTTs | floor | resumed | 0-RTT | process wall median ms |');
+  console.log(
+    `\nfleet: first request of a fresh process, ${fmt(check.rttMs, 1)} ms RTT (lab self-check), ${SAMPLES} samples per case\n`,
+  );
+  console.log(
+    '| protocol | store | first request median ms (min–max) | in RTTs | floor | resumed | 0-RTT | process wall median ms |',
+  );
   console.log('|---|---|---:|---:|---|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.proto} | ${r.mode} | ${fmt(r.totalMedian)} (${fmt(r.totalMin)}–${fmt(r.totalMax)}) | ${fmt(r.rtts, 2)} | ${r.floor} (${r.why}) | ${r.resumed}/${r.n} | ${r.early}/${r.n} | ${fmt(r.wallMedian)} |`);
+  for (const r of rows)
+    console.log(
+      `| ${r.proto} | ${r.mode} | ${fmt(r.totalMedian)} (${fmt(r.totalMin)}–${fmt(r.totalMax)}) | ${fmt(r.rtts, 2)} | ${r.floor} (${r.why}) | ${r.resumed}/${r.n} | ${r.early}/${r.n} | ${fmt(r.wallMedian)} |`,
+    );
   const file = new ResultWriter('fleet').write({ rttMs: check.rttMs, samples: SAMPLES, rows, results });
   console.log(`\nresults: ${file}`);
 } finally {

@@ -51,14 +51,20 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const UPLOAD = Number(process.env.BENCH_UPLOAD ?? 0);
-if (!Number.isInteger(UPLOAD) || UPLOAD < 0 || UPLOAD > 64 << 20) { console.error('bench/proxy: BENCH_UPLOAD is a byte count, 0 … 64 MiB'); process.exit(2); }
-const PATH = UPLOAD > 0 ? process.env.BENCH_UPLOAD_PATH ?? '/upload' : process.env.BENCH_PATH ?? '/small.txt';
+if (!Number.isInteger(UPLOAD) || UPLOAD < 0 || UPLOAD > 64 << 20) {
+  console.error('bench/proxy: BENCH_UPLOAD is a byte count, 0 … 64 MiB');
+  process.exit(2);
+}
+const PATH = UPLOAD > 0 ? (process.env.BENCH_UPLOAD_PATH ?? '/upload') : (process.env.BENCH_PATH ?? '/small.txt');
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 // Seconds of load before each target's measured run, same for every target (V8 reaches its optimizing tier in it).
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 // Rounds over all targets, interleaved (see the loop below); the table gives medians and per-round ratios to nginx.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
-if (!Number.isInteger(ROUNDS) || ROUNDS < 1) { console.error('bench/proxy: BENCH_ROUNDS is a whole number ≥ 1'); process.exit(2); }
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error('bench/proxy: BENCH_ROUNDS is a whole number ≥ 1');
+  process.exit(2);
+}
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
 // Extra node flags for the originlink processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
@@ -67,47 +73,80 @@ const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 // target goes: CPU per request is then compared at the same request rate (a proxy that saturates its CPU
 // also keeps the load generator idle, so each response pays a wake-up that a faster one does not).
 const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : null;
-if (RATE !== null && !(RATE >= CONNS)) { console.error('bench/proxy: BENCH_RATE is a total request rate ≥ BENCH_CONNECTIONS'); process.exit(2); }
+if (RATE !== null && !(RATE >= CONNS)) {
+  console.error('bench/proxy: BENCH_RATE is a total request rate ≥ BENCH_CONNECTIONS');
+  process.exit(2);
+}
 // BENCH_ACCESS_LOG=1: one log line per request, as deployed: originlink with `logging.requests` (the default; its
 // standard output is /dev/null unless BENCH_STDOUT names a file), nginx `access_log /dev/null` (HAProxy stays unlogged).
 const ACCESS_LOG = process.env.BENCH_ACCESS_LOG === '1';
 const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean).map(Number);
-if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) { console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2'); process.exit(2); }
-if (FRONT !== 'h1' && FRONT !== 'h2c') { console.error('bench/proxy: BENCH_FRONT is h1 or h2c'); process.exit(2); }
+if (WORKERS.some((n) => !Number.isInteger(n) || n < 1)) {
+  console.error('bench/proxy: BENCH_WORKERS is a list of worker counts, e.g. 1,2');
+  process.exit(2);
+}
+if (FRONT !== 'h1' && FRONT !== 'h2c') {
+  console.error('bench/proxy: BENCH_FRONT is h1 or h2c');
+  process.exit(2);
+}
 const PAIRED = process.env.BENCH_PAIRED === '1';
 const PAIRED_UPSTREAM = process.env.BENCH_PAIRED_UPSTREAM ?? 'h1';
-if (PAIRED && (!ANCHOR_DIST || (PAIRED_UPSTREAM !== 'h1' && PAIRED_UPSTREAM !== 'h2'))) { console.error('bench/proxy: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST, and BENCH_PAIRED_UPSTREAM is h1 or h2'); process.exit(2); }
+if (PAIRED && (!ANCHOR_DIST || (PAIRED_UPSTREAM !== 'h1' && PAIRED_UPSTREAM !== 'h2'))) {
+  console.error('bench/proxy: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST, and BENCH_PAIRED_UPSTREAM is h1 or h2');
+  process.exit(2);
+}
 const CERTS = join(ROOT, 'config', 'demo-certs');
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 
 const WRK = FRONT === 'h1' && RATE === null && UPLOAD === 0;
 for (const bin of ['nginx', 'haproxy', WRK ? 'wrk' : 'h2load', 'taskset']) {
-  try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/proxy: ${bin} is missing (Debian: nginx-light haproxy wrk util-linux)`); process.exit(2); }
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' });
+  } catch {
+    console.error(`bench/proxy: ${bin} is missing (Debian: nginx-light haproxy wrk util-linux)`);
+    process.exit(2);
+  }
 }
-if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) { console.error('bench/proxy: build first (npx tsc -p .)'); process.exit(2); }
+if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+  console.error('bench/proxy: build first (npx tsc -p .)');
+  process.exit(2);
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-proxy-'));
 const procs = [];
 const cleanup = () => {
   // SIGTERM, not SIGKILL: an nginx master stops its workers only when it is not killed outright.
-  for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ } }
+  for (const p of procs) {
+    try {
+      if (alive(p)) process.kill(p.pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
 };
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
 const start = (cpu, cmd, args) => {
-  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', process.env.BENCH_STDOUT ? openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'pipe'] });
+  const p = spawn('taskset', ['-c', cpu, cmd, ...args], {
+    stdio: ['ignore', process.env.BENCH_STDOUT ? openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'pipe'],
+  });
   let err = '';
-  p.stderr.on('data', (d) => { err += d; });
-  p.on('exit', (code) => { if (code && code !== 0 && !p.killedByUs) console.error(`${cmd} exited ${code}: ${err.slice(-400)}`); });
+  p.stderr.on('data', (d) => {
+    err += d;
+  });
+  p.on('exit', (code) => {
+    if (code && code !== 0 && !p.killedByUs) console.error(`${cmd} exited ${code}: ${err.slice(-400)}`);
+  });
   procs.push(p);
   return p;
 };
 const stop = (p) => stopChild(p);
 
-const nginxTemp = (name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
+const nginxTemp = (name) =>
+  ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
 
 // --- the origin: nginx, TLS for the proxies, cleartext for the direct baseline.
 const originTls = await freePort();
@@ -119,7 +158,9 @@ writeFileSync(join(dir, 'www', 'small.txt'), 'x'.repeat(1024));
 // A larger object (BENCH_PATH=/100k.bin): the relay of a body that takes several reads and writes.
 writeFileSync(join(dir, 'www', '100k.bin'), Buffer.alloc(100 * 1024, 0x78));
 if (UPLOAD > 0) writeFileSync(join(dir, 'upload.bin'), Buffer.alloc(UPLOAD, 0x75));
-writeFileSync(join(dir, 'origin.conf'), `
+writeFileSync(
+  join(dir, 'origin.conf'),
+  `
 daemon off; master_process on; worker_processes 1; user root;
 pid ${dir}/origin.pid; error_log ${dir}/origin-error.log warn;
 events { worker_connections 8192; }
@@ -143,20 +184,38 @@ http {
   }
   # Its own server, unlogged: the origin's log counts the connections of the proxies only.
   server { listen 127.0.0.1:${originSink}; access_log off; root ${dir}/www; }
-}`);
-const origin = start(LOAD_CPU, 'nginx', ['-p', dir, '-c', join(dir, 'origin.conf'), '-e', join(dir, 'origin-error.log')]);
+}`,
+);
+const origin = start(LOAD_CPU, 'nginx', [
+  '-p',
+  dir,
+  '-c',
+  join(dir, 'origin.conf'),
+  '-e',
+  join(dir, 'origin-error.log'),
+]);
 await waitPort(originTls);
 
 // --- the proxies, each on its own core.
 const targets = [];
-targets.push({ name: 'direct (no proxy)', upstream: '-', port: FRONT === 'h1' ? originPlain : originH2c, launch: null });
+targets.push({
+  name: 'direct (no proxy)',
+  upstream: '-',
+  port: FRONT === 'h1' ? originPlain : originH2c,
+  launch: null,
+});
 // This build: dist/, or the snapshot BENCH_DIST names (as every other scenario takes it: bench/lib/dist.mjs).
 const THIS_DIST = process.env.BENCH_DIST ? resolve(ROOT, process.env.BENCH_DIST) : join(ROOT, 'dist');
 const builds = [['originlink', THIS_DIST], ...(ANCHOR_DIST ? [['originlink (previous)', ANCHOR_DIST]] : [])];
-const originlinkTarget = (label, dist, proto, workers) => ({ name: `${label} (${proto} upstream)`, upstream: `TLS ${proto}`, launch: async () => {
-  const port = await freePort();
-  const file = join(dir, `originlink-${proto}-${port}.yaml`);
-  writeFileSync(file, `
+const originlinkTarget = (label, dist, proto, workers) => ({
+  name: `${label} (${proto} upstream)`,
+  upstream: `TLS ${proto}`,
+  launch: async () => {
+    const port = await freePort();
+    const file = join(dir, `originlink-${proto}-${port}.yaml`);
+    writeFileSync(
+      file,
+      `
 listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: ${ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requests: false }'}
@@ -166,19 +225,31 @@ proxy: { requestBufferBytes: 1048576 }
 origins:
   o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
-`);
-  const cpu = workers > 1 ? `${LOAD_CPU},${PROXY_CPU}` : PROXY_CPU;
-  const [node, ...args] = serviceArgv(dist, NODE_ARGS);
-  return { port, proc: start(cpu, node, [...args, 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]) };
-} });
-for (const [label, dist] of builds) for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
-for (const n of WORKERS) targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, THIS_DIST, 'h2', n));
+`,
+    );
+    const cpu = workers > 1 ? `${LOAD_CPU},${PROXY_CPU}` : PROXY_CPU;
+    const [node, ...args] = serviceArgv(dist, NODE_ARGS);
+    return {
+      port,
+      proc: start(cpu, node, [...args, 'serve', '--config', file, ...(workers ? ['--workers', String(workers)] : [])]),
+    };
+  },
+});
+for (const [label, dist] of builds)
+  for (const proto of ['h2', 'h1']) targets.push(originlinkTarget(label, dist, proto, 0));
+for (const n of WORKERS)
+  targets.push(originlinkTarget(`originlink --workers ${n}${n > 1 ? ', all cores' : ''}`, THIS_DIST, 'h2', n));
 // Idle origin connections nginx and HAProxy may keep: at least the requests in flight (with the h2c front,
 // connections × streams), else every request past the cap opens (and closes) an origin connection.
 const ANCHOR_POOL = Math.max(64, FRONT === 'h2c' ? CONNS * STREAMS : CONNS);
-targets.push({ name: 'nginx (upstream keepalive)', upstream: 'TLS h1', launch: async () => {
-  const port = await freePort();
-  writeFileSync(join(dir, 'proxy-nginx.conf'), `
+targets.push({
+  name: 'nginx (upstream keepalive)',
+  upstream: 'TLS h1',
+  launch: async () => {
+    const port = await freePort();
+    writeFileSync(
+      join(dir, 'proxy-nginx.conf'),
+      `
 daemon off; master_process on; worker_processes 1; user root;
 pid ${dir}/proxy.pid; error_log ${dir}/proxy-error.log warn;
 events { worker_connections 8192; }
@@ -199,21 +270,61 @@ http {
       proxy_ssl_session_reuse on;
     }
   }
-}`);
-  return { port, proc: start(PROXY_CPU, 'nginx', ['-p', dir, '-c', join(dir, 'proxy-nginx.conf'), '-e', join(dir, 'proxy-error.log')]) };
-} });
-targets.push({ name: 'HAProxy (http-reuse always)', upstream: 'TLS h1', launch: async () => {
-  const port = await freePort();
-  writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig({ port, bindExtra: FRONT === 'h2c' ? 'proto h2' : '', origin: `127.0.0.1:${originTls}`, caPath: `${CERTS}/ca.pem`, poolMaxConn: ANCHOR_POOL }));
-  return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
-} });
+}`,
+    );
+    return {
+      port,
+      proc: start(PROXY_CPU, 'nginx', [
+        '-p',
+        dir,
+        '-c',
+        join(dir, 'proxy-nginx.conf'),
+        '-e',
+        join(dir, 'proxy-error.log'),
+      ]),
+    };
+  },
+});
+targets.push({
+  name: 'HAProxy (http-reuse always)',
+  upstream: 'TLS h1',
+  launch: async () => {
+    const port = await freePort();
+    writeFileSync(
+      join(dir, 'haproxy.cfg'),
+      haproxyConfig({
+        port,
+        bindExtra: FRONT === 'h2c' ? 'proto h2' : '',
+        origin: `127.0.0.1:${originTls}`,
+        caPath: `${CERTS}/ca.pem`,
+        poolMaxConn: ANCHOR_POOL,
+      }),
+    );
+    return { port, proc: start(PROXY_CPU, 'haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']) };
+  },
+});
 
 // Node's floor (h1 front only): the least JavaScript that relays this traffic on net and tls
 // (bench/lib/node-floor-proxy.mjs) — what a proxy written on Node pays per request before any logic of its own.
-if (FRONT === 'h1' && UPLOAD === 0) targets.push({ name: 'node floor (minimal net+tls relay)', upstream: 'TLS h1', launch: async () => {
-  const port = await freePort();
-  return { port, proc: start(PROXY_CPU, process.execPath, [join(ROOT, 'bench', 'lib', 'node-floor-proxy.mjs'), String(port), '127.0.0.1', String(originTls), `${CERTS}/ca.pem`, 'localhost']) };
-} });
+if (FRONT === 'h1' && UPLOAD === 0)
+  targets.push({
+    name: 'node floor (minimal net+tls relay)',
+    upstream: 'TLS h1',
+    launch: async () => {
+      const port = await freePort();
+      return {
+        port,
+        proc: start(PROXY_CPU, process.execPath, [
+          join(ROOT, 'bench', 'lib', 'node-floor-proxy.mjs'),
+          String(port),
+          '127.0.0.1',
+          String(originTls),
+          `${CERTS}/ca.pem`,
+          'localhost',
+        ]),
+      };
+    },
+  });
 
 const parseDur = (s) => {
   const m = /^([\d.]+)(us|ms|s|m)$/.exec(s);
@@ -228,18 +339,59 @@ const h2load = async (port, tag, seconds) => {
   const rate = RATE === null ? [] : [`--rps=${Math.max(1, Math.round(RATE / CONNS))}`];
   if (UPLOAD > 0) rate.push('-d', join(dir, 'upload.bin'));
   const log = join(dir, `h2load-${tag}.log`);
-  const { stdout: out } = await run('taskset', ['-c', LOAD_CPU, 'h2load', '-c', String(CONNS), ...shape, ...rate, '-D', String(seconds), `--log-file=${log}`, `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const ms = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
+  const { stdout: out } = await run(
+    'taskset',
+    [
+      '-c',
+      LOAD_CPU,
+      'h2load',
+      '-c',
+      String(CONNS),
+      ...shape,
+      ...rate,
+      '-D',
+      String(seconds),
+      `--log-file=${log}`,
+      `http://127.0.0.1:${port}${PATH}?b=${tag}`,
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  const ms = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => Number(l.split('\t')[2]) / 1000)
+    .sort((a, b) => a - b);
   rmSync(log, { force: true });
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]);
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
-  return { rps, requests: m ? Number(m[3]) : 0, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99), non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN, s5xx: codes ? Number(codes[4]) : NaN, socketErrors: failed ? `${failed} failed` : '' };
+  return {
+    rps,
+    requests: m ? Number(m[3]) : 0,
+    p50: quantile(ms, 0.5),
+    p99: quantile(ms, 0.99),
+    non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN,
+    s5xx: codes ? Number(codes[4]) : NaN,
+    socketErrors: failed ? `${failed} failed` : '',
+  };
 };
 const load = (port, tag, seconds) => (WRK ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
 const wrk = async (port, tag, seconds) => {
-  const { stdout: out } = await run('taskset', ['-c', LOAD_CPU, 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${PATH}?b=${tag}`], { encoding: 'utf8' });
+  const { stdout: out } = await run(
+    'taskset',
+    [
+      '-c',
+      LOAD_CPU,
+      'wrk',
+      '-t1',
+      `-c${CONNS}`,
+      `-d${seconds}s`,
+      '--latency',
+      `http://127.0.0.1:${port}${PATH}?b=${tag}`,
+    ],
+    { encoding: 'utf8' },
+  );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = parseDur(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
@@ -265,7 +417,10 @@ const chosen = [...targets.entries()].filter(([i, t]) => i === 0 || !only || onl
 async function measure(i, t, round) {
   const tag = `t${i}r${round}`;
   let launched = null;
-  if (t.launch) { launched = await t.launch(); await waitPort(launched.port); }
+  if (t.launch) {
+    launched = await t.launch();
+    await waitPort(launched.port);
+  }
   const port = launched ? launched.port : t.port;
   await load(port, `${tag}w`, WARMUP); // warm-up: connections to the origin are opened here, JIT compilers reach their top tier
   const c0 = launched ? treeCpuUs(launched.proc.pid) : null;
@@ -279,34 +434,76 @@ async function measure(i, t, round) {
 }
 /** BENCH_PAIRED: the anchor build and this one at once, ROUNDS times; CPU per request of each and their ratio. */
 async function paired() {
-  const pair = [originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0), originlinkTarget('originlink', THIS_DIST, PAIRED_UPSTREAM, 0)];
+  const pair = [
+    originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0),
+    originlinkTarget('originlink', THIS_DIST, PAIRED_UPSTREAM, 0),
+  ];
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 ? [1, 0] : [0, 1];
     const up = [];
-    for (const k of order) { const l = await pair[k].launch(); await waitPort(l.port); up[k] = l; }
+    for (const k of order) {
+      const l = await pair[k].launch();
+      await waitPort(l.port);
+      up[k] = l;
+    }
     await Promise.all(up.map((l, k) => load(l.port, `p${round}-${k}w`, WARMUP)));
     const c0 = up.map((l) => treeCpuUs(l.proc.pid));
     const rs = await Promise.all(up.map((l, k) => load(l.port, `p${round}-${k}`, DURATION)));
     const cpu = up.map((l, k) => (treeCpuUs(l.proc.pid) - c0[k]) / Math.max(1, rs[k].requests));
     for (const l of up) await stop(l.proc);
-    rounds.push({ previousCpuUsPerReq: cpu[0], cpuUsPerReq: cpu[1], ratio: cpu[1] / cpu[0], rps: [rs[0].rps, rs[1].rps], errors: [rs[0].non2xx, rs[1].non2xx] });
-    process.stderr.write(`paired round ${round + 1} of ${ROUNDS}: ${cpu[1].toFixed(2)} / ${cpu[0].toFixed(2)} µs = ${(cpu[1] / cpu[0]).toFixed(3)}\n`);
+    rounds.push({
+      previousCpuUsPerReq: cpu[0],
+      cpuUsPerReq: cpu[1],
+      ratio: cpu[1] / cpu[0],
+      rps: [rs[0].rps, rs[1].rps],
+      errors: [rs[0].non2xx, rs[1].non2xx],
+    });
+    process.stderr.write(
+      `paired round ${round + 1} of ${ROUNDS}: ${cpu[1].toFixed(2)} / ${cpu[0].toFixed(2)} µs = ${(cpu[1] / cpu[0]).toFixed(3)}\n`,
+    );
   }
   await stop(origin);
-  const med = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
-  console.log([
-    `Paired: this build and ${ANCHOR_DIST} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
-    '',
-    '| round | previous CPU µs/req | this build CPU µs/req | this ÷ previous | req/s (previous, this) | errors |',
-    '|---:|---:|---:|---:|---:|---:|',
-    ...rounds.map((r, i) => `| ${i + 1} | ${r.previousCpuUsPerReq.toFixed(2)} | ${r.cpuUsPerReq.toFixed(2)} | ${r.ratio.toFixed(3)} | ${Math.round(r.rps[0])}, ${Math.round(r.rps[1])} | ${r.errors[0] + r.errors[1]} |`),
-    `| median | ${med(rounds.map((r) => r.previousCpuUsPerReq)).toFixed(2)} | ${med(rounds.map((r) => r.cpuUsPerReq)).toFixed(2)} | **${med(rounds.map((r) => r.ratio)).toFixed(3)}** | | |`,
-  ].join('\n'));
+  const med = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  console.log(
+    [
+      `Paired: this build and ${ANCHOR_DIST} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
+      '',
+      '| round | previous CPU µs/req | this build CPU µs/req | this ÷ previous | req/s (previous, this) | errors |',
+      '|---:|---:|---:|---:|---:|---:|',
+      ...rounds.map(
+        (r, i) =>
+          `| ${i + 1} | ${r.previousCpuUsPerReq.toFixed(2)} | ${r.cpuUsPerReq.toFixed(2)} | ${r.ratio.toFixed(3)} | ${Math.round(r.rps[0])}, ${Math.round(r.rps[1])} | ${r.errors[0] + r.errors[1]} |`,
+      ),
+      `| median | ${med(rounds.map((r) => r.previousCpuUsPerReq)).toFixed(2)} | ${med(rounds.map((r) => r.cpuUsPerReq)).toFixed(2)} | **${med(rounds.map((r) => r.ratio)).toFixed(3)}** | | |`,
+    ].join('\n'),
+  );
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
   const outFile = join(ROOT, 'bench', 'out', `paired-${stamp}.json`);
-  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, warmupS: WARMUP, rounds, connections: CONNS, path: PATH, front: FRONT, upstream: PAIRED_UPSTREAM, anchorDist: ANCHOR_DIST, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version }, null, 2));
+  writeFileSync(
+    outFile,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        durationS: DURATION,
+        warmupS: WARMUP,
+        rounds,
+        connections: CONNS,
+        path: PATH,
+        front: FRONT,
+        upstream: PAIRED_UPSTREAM,
+        anchorDist: ANCHOR_DIST,
+        cpus: { proxy: PROXY_CPU, load: LOAD_CPU },
+        node: process.version,
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`\nwrote ${outFile}`);
 }
 if (PAIRED) {
@@ -322,7 +519,10 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await stop(origin);
 
-const median = (xs) => { const v = xs.filter(Number.isFinite).sort((a, b) => a - b); return v.length === 0 ? NaN : v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+const median = (xs) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return v.length === 0 ? NaN : v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
 const nginxAt = chosen.findIndex(([, t]) => t.name.startsWith('nginx'));
 const rows = chosen.map(([, t], k) => {
   const rs = runs[k];
@@ -340,7 +540,10 @@ const rows = chosen.map(([, t], k) => {
     originConnections: median(rs.map((r) => r.originConnections)),
     non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
     s5xx: rs.reduce((a, r) => a + (r.s5xx ?? 0), 0),
-    socketErrors: rs.map((r) => r.socketErrors).filter(Boolean).join('; '),
+    socketErrors: rs
+      .map((r) => r.socketErrors)
+      .filter(Boolean)
+      .join('; '),
   };
   // Per-round ratios to nginx's run of the same round.
   if (nginxAt >= 0 && k !== nginxAt && t.launch) {
@@ -354,17 +557,45 @@ const rows = chosen.map(([, t], k) => {
 const direct = rows[0];
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 /** A ratio per round: the median, with the range when there are several rounds. */
-const ratio = (xs) => (xs === undefined ? '-' : `${median(xs).toFixed(2)}×${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : ''}`);
+const ratio = (xs) =>
+  xs === undefined
+    ? '-'
+    : `${median(xs).toFixed(2)}×${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : ''}`;
 const lines = [
   `Proxy benchmark: ${DURATION}s per target${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : WRK ? `wrk -c${CONNS} (cleartext h1)` : FRONT === 'h1' ? `h2load -c${CONNS} --h1` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${UPLOAD > 0 ? `POST ${UPLOAD} bytes to ` : ''}${PATH}`,
   '',
   '| target | upstream | req/s | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${ratio(r.rpsVsNginx)} | ${ratio(r.cpuVsNginx)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.s5xx ? ` (${r.s5xx} 5xx)` : ''}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.target} | ${r.upstream} | ${Math.round(r.rps)} | ${r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)} | ${ratio(r.rpsVsNginx)} | ${ratio(r.cpuVsNginx)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r === direct ? '-' : f2(r.addedP50Ms)} | ${r === direct ? '-' : f2(r.addedP99Ms)} | ${r.originConnections} | ${r.non2xx}${r.s5xx ? ` (${r.s5xx} 5xx)` : ''}${r.socketErrors ? ` (${r.socketErrors})` : ''} |`,
+  ),
 ];
 console.log(lines.join('\n'));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
 const outFile = join(ROOT, 'bench', 'out', `proxy-${stamp}.json`);
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), durationS: DURATION, rounds: ROUNDS, rate: RATE ?? undefined, connections: CONNS, path: PATH, upload: UPLOAD || undefined, accessLog: ACCESS_LOG || undefined, front: FRONT, streams: FRONT === 'h2c' ? STREAMS : undefined, anchorDist: ANCHOR_DIST ?? undefined, cpus: { proxy: PROXY_CPU, load: LOAD_CPU }, node: process.version, results: rows }, null, 2));
+writeFileSync(
+  outFile,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      durationS: DURATION,
+      rounds: ROUNDS,
+      rate: RATE ?? undefined,
+      connections: CONNS,
+      path: PATH,
+      upload: UPLOAD || undefined,
+      accessLog: ACCESS_LOG || undefined,
+      front: FRONT,
+      streams: FRONT === 'h2c' ? STREAMS : undefined,
+      anchorDist: ANCHOR_DIST ?? undefined,
+      cpus: { proxy: PROXY_CPU, load: LOAD_CPU },
+      node: process.version,
+      results: rows,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${outFile}`);

@@ -9,10 +9,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const [name, ...args] = process.argv.slice(2);
 const candidates = (n) => [join(here, 'scenarios', `${n}.mjs`), join(here, `${n}.mjs`)];
-const list = () => [
-  ...(existsSync(join(here, 'scenarios')) ? readdirSync(join(here, 'scenarios')) : []),
-  ...readdirSync(here).filter((f) => f.endsWith('.mjs') && f !== 'run.mjs'),
-].filter((f) => f.endsWith('.mjs')).map((f) => f.replace(/\.mjs$/, '')).sort();
+const list = () =>
+  [
+    ...(existsSync(join(here, 'scenarios')) ? readdirSync(join(here, 'scenarios')) : []),
+    ...readdirSync(here).filter((f) => f.endsWith('.mjs') && f !== 'run.mjs'),
+  ]
+    .filter((f) => f.endsWith('.mjs'))
+    .map((f) => f.replace(/\.mjs$/, ''))
+    .sort();
 
 if (!name || name === '--help') {
   console.log(`usage: npm run bench -- NAME [args]\nscenarios: ${list().join(', ')}`);

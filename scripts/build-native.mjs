@@ -78,7 +78,10 @@ function missingTool() {
 
 // The first compiler error or gyp stack error line says why; the tail only says "not ok".
 function reason(text) {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('gyp info'));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('gyp info'));
   const pick =
     lines.find((l) => /\berror:/.test(l) && !l.startsWith('gyp ERR!')) ??
     lines.find((l) => l.startsWith('gyp ERR! stack Error:')) ??
@@ -114,7 +117,9 @@ function build(addon) {
  * BoringSSL and quiche (minutes), a later install of another copy of the package (a tarball, another checkout) reuses
  * them and compiles only this crate. Cargo locks the directory while it builds.
  */
-const QUIC_TARGET = process.env.CARGO_TARGET_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'originlink', 'quic-target');
+const QUIC_TARGET =
+  process.env.CARGO_TARGET_DIR ||
+  join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'originlink', 'quic-target');
 const QUIC = {
   dir: join(root, 'native', 'quic'),
   out: join(root, 'native', 'quic', 'build', 'quic.node'),
@@ -150,7 +155,9 @@ function quicUpToDate() {
 function findCargo() {
   const dirs = [process.env.CARGO_HOME ? join(process.env.CARGO_HOME, 'bin') : null, join(homedir(), '.cargo', 'bin')];
   for (const d of (process.env.PATH ?? '').split(':')) if (d !== '') dirs.push(d);
-  for (const d of dirs) if (d && existsSync(join(d, 'cargo'))) return { cargo: join(d, 'cargo'), rustc: existsSync(join(d, 'rustc')) ? join(d, 'rustc') : 'rustc' };
+  for (const d of dirs)
+    if (d && existsSync(join(d, 'cargo')))
+      return { cargo: join(d, 'cargo'), rustc: existsSync(join(d, 'rustc')) ? join(d, 'rustc') : 'rustc' };
   return null;
 }
 
@@ -164,12 +171,25 @@ function rustVersion(rustc) {
 function debianDeps() {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
   if (!existsSync('/usr/bin/dpkg-query') || !existsSync('/usr/bin/apt-get')) return null;
-  const q = spawnSync('/usr/bin/dpkg-query', ['-W', '-f=${Package} ${db:Status-Status}\n', ...QUIC_DEBIAN_DEPS], { encoding: 'utf8', timeout: 30_000 });
-  const installed = new Set((q.stdout ?? '').split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
+  const q = spawnSync('/usr/bin/dpkg-query', ['-W', '-f=${Package} ${db:Status-Status}\n', ...QUIC_DEBIAN_DEPS], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  const installed = new Set(
+    (q.stdout ?? '')
+      .split('\n')
+      .filter((l) => l.endsWith(' installed'))
+      .map((l) => l.split(' ')[0]),
+  );
   const missing = QUIC_DEBIAN_DEPS.filter((p) => !installed.has(p));
   if (missing.length === 0) return null;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('/usr/bin/apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { encoding: 'utf8', timeout: 600_000, env });
+  const install = () =>
+    spawnSync('/usr/bin/apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {
+      encoding: 'utf8',
+      timeout: 600_000,
+      env,
+    });
   let r = install();
   if (r.status !== 0) {
     spawnSync('/usr/bin/apt-get', ['update', '-q'], { encoding: 'utf8', timeout: 300_000, env });
@@ -206,8 +226,12 @@ function runCargo(cargo, args) {
 }
 
 function cargoReason(text) {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  const pick = lines.find((l) => /^error(\[E\d+\])?:/.test(l)) ?? lines.find((l) => /\berror\b/i.test(l)) ?? lines.at(-1);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const pick =
+    lines.find((l) => /^error(\[E\d+\])?:/.test(l)) ?? lines.find((l) => /\berror\b/i.test(l)) ?? lines.at(-1);
   return (pick ?? 'cargo failed').slice(0, 240);
 }
 
@@ -225,7 +249,8 @@ async function buildQuic() {
   const started = performance.now();
   const r = await runCargo(found.cargo, ['build', '--release', '--locked', '-j2']);
   const secs = Math.round((performance.now() - started) / 1000);
-  if (r.signal === 'SIGKILL') return `cannot build: cargo build did not finish in ${QUIC_BUILD_TIMEOUT_MS / 60_000} min`;
+  if (r.signal === 'SIGKILL')
+    return `cannot build: cargo build did not finish in ${QUIC_BUILD_TIMEOUT_MS / 60_000} min`;
   if (r.status !== 0) return `cannot build: ${cargoReason(r.err)}${deps ? ` (${deps})` : ''}`;
   if (!existsSync(QUIC.lib)) return 'cannot build: cargo succeeded but produced no library';
   // Copy, then rename: a process loading the old file never sees a half-written one.

@@ -51,7 +51,9 @@ const PACKAGES = {
   'nghttp2-proxy': '/usr/sbin/nghttpx',
 };
 
-const missing = Object.entries(PACKAGES).filter(([, bin]) => !existsSync(bin)).map(([p]) => p);
+const missing = Object.entries(PACKAGES)
+  .filter(([, bin]) => !existsSync(bin))
+  .map(([p]) => p);
 if (missing.length === 0) process.exit(0);
 console.log(`ensure-peers: installing ${missing.join(' ')}`);
 if (process.getuid?.() !== 0) {
@@ -60,7 +62,10 @@ if (process.getuid?.() !== 0) {
 }
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 // Services must not auto-start here (tests start their own on loopback ports).
-const r = spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+const r = spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {
+  stdio: 'inherit',
+  env,
+});
 if (r.status !== 0) {
   execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
   execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });

@@ -33,17 +33,44 @@ if (existsSync(marker) && readFileSync(marker, 'utf8') === sha(addon)) process.e
 // Start from the addon as shipped (a half-patched one from an interrupted run is thrown away).
 if (existsSync(`${addon}.orig`)) copyFileSync(`${addon}.orig`, addon);
 const first = loads();
-if (first === true) { writeFileSync(marker, sha(addon)); process.exit(0); }
+if (first === true) {
+  writeFileSync(marker, sha(addon));
+  process.exit(0);
+}
 if (process.platform !== 'linux' || process.arch !== 'x64' || !/GLIBC_2\.38|GLIBCXX_3\.4\.32/.test(first)) {
   console.error(`fuzz-setup: the Jazzer.js addon does not load, and not for the known reason:\n${first}`);
   process.exit(1);
 }
 const shimSrc = join(root, 'native', 'fuzz-shim');
 const shim = join(dir, 'libolfuzzshim.so');
-execFileSync('g++', ['-shared', '-fPIC', '-O2', '-o', shim, '-x', 'c', join(shimSrc, 'isoc23.c'), '-x', 'c++', join(shimSrc, 'ios_init.cc')], { stdio: 'inherit' });
+execFileSync(
+  'g++',
+  [
+    '-shared',
+    '-fPIC',
+    '-O2',
+    '-o',
+    shim,
+    '-x',
+    'c',
+    join(shimSrc, 'isoc23.c'),
+    '-x',
+    'c++',
+    join(shimSrc, 'ios_init.cc'),
+  ],
+  { stdio: 'inherit' },
+);
 if (!existsSync(`${addon}.orig`)) copyFileSync(addon, `${addon}.orig`);
 copyFileSync(`${addon}.orig`, addon);
-execFileSync('patchelf', ['--clear-symbol-version', '__isoc23_strtol', '--clear-symbol-version', '__isoc23_strtoul', '--clear-symbol-version', '_ZSt21ios_base_library_initv', addon]);
+execFileSync('patchelf', [
+  '--clear-symbol-version',
+  '__isoc23_strtol',
+  '--clear-symbol-version',
+  '__isoc23_strtoul',
+  '--clear-symbol-version',
+  '_ZSt21ios_base_library_initv',
+  addon,
+]);
 // Two calls: patchelf 0.14 mixes up --add-needed and --set-rpath given together.
 execFileSync('patchelf', ['--add-needed', 'libolfuzzshim.so', addon]);
 execFileSync('patchelf', ['--set-rpath', '$ORIGIN', addon]);

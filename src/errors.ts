@@ -133,10 +133,25 @@ export function isOriginlinkError(e: unknown): e is OriginlinkError {
 
 /** Node's codes for a certificate that failed verification (OpenSSL's X509_V_ERR_* names, and Node's name check). */
 const CERT_CODES: ReadonlySet<string> = new Set([
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
-  'CERT_REJECTED', 'CERT_REVOKED', 'CERT_SIGNATURE_FAILURE', 'CERT_CHAIN_TOO_LONG', 'INVALID_CA', 'INVALID_PURPOSE',
-  'PATH_LENGTH_EXCEEDED', 'HOSTNAME_MISMATCH', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED',
+  'HOSTNAME_MISMATCH',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
 ]);
 
 /**
@@ -162,7 +177,8 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
     case 'ETIMEDOUT':
       return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', msg, { cause: e });
     default:
-      if (typeof err?.code === 'string' && CERT_CODES.has(err.code)) return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', msg, { cause: e });
+      if (typeof err?.code === 'string' && CERT_CODES.has(err.code))
+        return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', msg, { cause: e });
       return new OriginlinkError(fallback, 'network', msg, { cause: e });
   }
 }
@@ -176,9 +192,18 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
  * The caller's signal fired: OL_ABORTED, with the signal's reason (what the caller passed to `abort(reason)`, or
  * the platform's AbortError) as `cause`, so a caller that aborts for reasons of its own can tell them apart.
  */
-export function abortedBy(signal: object | null | undefined, message = 'request aborted', init: Omit<ErrorInit, 'cause'> = {}): OriginlinkError {
+export function abortedBy(
+  signal: object | null | undefined,
+  message = 'request aborted',
+  init: Omit<ErrorInit, 'cause'> = {},
+): OriginlinkError {
   const reason = (signal as { reason?: unknown } | null | undefined)?.reason;
-  return new OriginlinkError(ErrorCode.ABORTED, 'local', message, reason === undefined ? init : { ...init, cause: reason });
+  return new OriginlinkError(
+    ErrorCode.ABORTED,
+    'local',
+    message,
+    reason === undefined ? init : { ...init, cause: reason },
+  );
 }
 
 export function socketFailure(e: unknown, handshakeUnconfirmed = false): OriginlinkError {
@@ -194,7 +219,13 @@ export function socketFailure(e: unknown, handshakeUnconfirmed = false): Originl
   }
   const msg = (e as Error | undefined)?.message ?? String(e);
   if (code === 'EPIPE') return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'network', msg, { cause: e });
-  if (code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNREFUSED') {
+  if (
+    code === 'ECONNRESET' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ENETUNREACH' ||
+    code === 'ECONNREFUSED'
+  ) {
     return new OriginlinkError(ErrorCode.SOCKET_RESET, 'network', `connection lost: ${msg}`, { cause: e });
   }
   return toOriginlinkError(e);

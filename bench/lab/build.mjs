@@ -29,9 +29,12 @@ export function ensureLinkem({ force = false } = {}) {
   const res = spawnSync('gcc', [...CFLAGS, '-o', tmp, LINKEM_SRC, '-lm'], { encoding: 'utf8' });
   if (res.error) {
     const code = res.error.code === 'ENOENT' ? 'LAB_NO_GCC' : 'LAB_BUILD';
-    throw new LabError(code, code === 'LAB_NO_GCC'
-      ? 'gcc not found: the lab builds bench/lab/linkem.c on first use (apt-get install gcc libc6-dev)'
-      : `gcc failed to start: ${res.error.message}`);
+    throw new LabError(
+      code,
+      code === 'LAB_NO_GCC'
+        ? 'gcc not found: the lab builds bench/lab/linkem.c on first use (apt-get install gcc libc6-dev)'
+        : `gcc failed to start: ${res.error.message}`,
+    );
   }
   if (res.status !== 0) {
     rmSync(tmp, { force: true });

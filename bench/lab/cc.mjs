@@ -28,7 +28,9 @@ export function acquireCongestionControl(cc) {
     added.set(cc, (added.get(cc) ?? 0) + 1);
     if (!hooked) {
       hooked = true;
-      process.on('exit', () => { for (const k of [...added.keys()]) drop(k); });
+      process.on('exit', () => {
+        for (const k of [...added.keys()]) drop(k);
+      });
     }
     let released = false;
     return () => {

@@ -57,7 +57,10 @@ function onSignal(sig) {
 export function listLabNamespaces() {
   const res = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   if (res.status !== 0) return [];
-  return res.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => NS_PATTERN.test(n));
+  return res.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => NS_PATTERN.test(n));
 }
 
 /**

@@ -24,12 +24,25 @@ addresses: client 192.0.2.1, server 192.0.2.2`;
 const { values: v, positionals: cmd } = parseArgs({
   allowPositionals: true,
   options: {
-    delay: { type: 'string' }, 'reverse-delay': { type: 'string' }, jitter: { type: 'string' },
-    'jitter-dist': { type: 'string' }, reorder: { type: 'boolean' }, loss: { type: 'string' },
-    'reverse-loss': { type: 'string' }, seed: { type: 'string' }, rate: { type: 'string' },
-    'reverse-rate': { type: 'string' }, queue: { type: 'string' }, 'nft-loss': { type: 'string' },
-    cc: { type: 'string' }, tfo: { type: 'string' }, ipv6: { type: 'boolean' }, side: { type: 'string' },
-    'no-check': { type: 'boolean' }, 'ignore-check': { type: 'boolean' }, json: { type: 'boolean' },
+    delay: { type: 'string' },
+    'reverse-delay': { type: 'string' },
+    jitter: { type: 'string' },
+    'jitter-dist': { type: 'string' },
+    reorder: { type: 'boolean' },
+    loss: { type: 'string' },
+    'reverse-loss': { type: 'string' },
+    seed: { type: 'string' },
+    rate: { type: 'string' },
+    'reverse-rate': { type: 'string' },
+    queue: { type: 'string' },
+    'nft-loss': { type: 'string' },
+    cc: { type: 'string' },
+    tfo: { type: 'string' },
+    ipv6: { type: 'boolean' },
+    side: { type: 'string' },
+    'no-check': { type: 'boolean' },
+    'ignore-check': { type: 'boolean' },
+    json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -39,11 +52,21 @@ if (v.help) {
 }
 const num = (s) => (s === undefined ? undefined : Number(s));
 const opts = {
-  delayMs: num(v.delay) ?? 0, reverseDelayMs: num(v['reverse-delay']), jitterMs: num(v.jitter),
-  jitterDist: v['jitter-dist'], reorder: v.reorder, lossPct: num(v.loss), reverseLossPct: num(v['reverse-loss']),
-  seed: num(v.seed), rateMbit: num(v.rate), reverseRateMbit: num(v['reverse-rate']),
-  queuePackets: num(v.queue), nftLossPct: num(v['nft-loss']), congestionControl: v.cc,
-  tcpFastOpen: num(v.tfo), ipv6: v.ipv6,
+  delayMs: num(v.delay) ?? 0,
+  reverseDelayMs: num(v['reverse-delay']),
+  jitterMs: num(v.jitter),
+  jitterDist: v['jitter-dist'],
+  reorder: v.reorder,
+  lossPct: num(v.loss),
+  reverseLossPct: num(v['reverse-loss']),
+  seed: num(v.seed),
+  rateMbit: num(v.rate),
+  reverseRateMbit: num(v['reverse-rate']),
+  queuePackets: num(v.queue),
+  nftLossPct: num(v['nft-loss']),
+  congestionControl: v.cc,
+  tcpFastOpen: num(v.tfo),
+  ipv6: v.ipv6,
 };
 
 const out = (label, obj, text) => console.log(v.json ? JSON.stringify({ event: label, ...obj }) : text);
@@ -55,7 +78,12 @@ let stopping = false;
 async function shutdown(code) {
   if (stopping) return;
   stopping = true;
-  const closed = lab ? await lab.close().catch((err) => { console.error(`lab: close: ${err.message}`); return null; }) : null;
+  const closed = lab
+    ? await lab.close().catch((err) => {
+        console.error(`lab: close: ${err.message}`);
+        return null;
+      })
+    : null;
   const k = closed?.counters;
   if (k) {
     const dir = (d) => `fwd ${d.forwarded} lost ${d.lost} queue-drop ${d.queueDropped}`;
@@ -78,15 +106,23 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 try {
   lab = await createLab(opts);
   const f = await lab.facts();
-  out('facts', f, `lab ${lab.id}: client ${lab.client.ns} ${lab.client.addr}  server ${lab.server.ns} ${lab.server.addr}\n`
-    + `kernel ${f.kernel}, congestion control ${f.congestionControl}, tcp_fastopen ${f.tcpFastOpen}, emulator pid ${f.emulatorPid}`);
+  out(
+    'facts',
+    f,
+    `lab ${lab.id}: client ${lab.client.ns} ${lab.client.addr}  server ${lab.server.ns} ${lab.server.addr}\n` +
+      `kernel ${f.kernel}, congestion control ${f.congestionControl}, tcp_fastopen ${f.tcpFastOpen}, emulator pid ${f.emulatorPid}`,
+  );
   if (!v['no-check']) {
     const sc = await lab.selfCheck();
-    out('selfCheck', sc, `self-check ${sc.ok ? 'ok' : 'FAILED'} in ${fmt(sc.durationMs, 0)} ms: `
-      + `RTT median ${fmt(sc.rttMs)} ms by ${sc.rttSource} (configured ${fmt(sc.expectedRttMs)}, off by ${fmt(sc.withinPct, 1)} %; `
-      + `UDP echo median ${fmt(sc.udpRttMs)} p10 ${fmt(sc.rtt?.p10)} p90 ${fmt(sc.rtt?.p90)}); round-trip UDP loss ${sc.lost}/${sc.sent} = ${fmt(sc.lossPct)} % `
-      + `(expected ${fmt(sc.expectedLossPct)} %, band ${fmt(sc.lossBand[0], 1)}..${fmt(sc.lossBand[1], 1)}); `
-      + `per direction c->s ${fmt(sc.link.clientToServer.lossPct)} % s->c ${fmt(sc.link.serverToClient.lossPct)} %`);
+    out(
+      'selfCheck',
+      sc,
+      `self-check ${sc.ok ? 'ok' : 'FAILED'} in ${fmt(sc.durationMs, 0)} ms: ` +
+        `RTT median ${fmt(sc.rttMs)} ms by ${sc.rttSource} (configured ${fmt(sc.expectedRttMs)}, off by ${fmt(sc.withinPct, 1)} %; ` +
+        `UDP echo median ${fmt(sc.udpRttMs)} p10 ${fmt(sc.rtt?.p10)} p90 ${fmt(sc.rtt?.p90)}); round-trip UDP loss ${sc.lost}/${sc.sent} = ${fmt(sc.lossPct)} % ` +
+        `(expected ${fmt(sc.expectedLossPct)} %, band ${fmt(sc.lossBand[0], 1)}..${fmt(sc.lossBand[1], 1)}); ` +
+        `per direction c->s ${fmt(sc.link.clientToServer.lossPct)} % s->c ${fmt(sc.link.serverToClient.lossPct)} %`,
+    );
     if (!sc.ok && !v['ignore-check']) {
       console.error('self-check failed; not running (use --ignore-check to run anyway)');
       await shutdown(3);
@@ -97,7 +133,10 @@ try {
     running = lab.spawn(side, cmd, { stdio: 'inherit' });
     const code = await new Promise((resolve) => {
       running.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1)));
-      running.once('error', (err) => { console.error(err.message); resolve(127); });
+      running.once('error', (err) => {
+        console.error(err.message);
+        resolve(127);
+      });
     });
     running = null;
     await shutdown(code);

@@ -17,9 +17,20 @@ export { ensureLinkem } from './build.mjs';
 export const PROBE = join(dirname(fileURLToPath(import.meta.url)), 'probe.mjs');
 
 const DEFAULTS = {
-  delayMs: 0, jitterMs: 0, jitterDist: 'uniform', reorder: false, lossPct: 0, seed: 1,
-  rateMbit: 0, queuePackets: 1000, tcpFastOpen: 3, txqueuelen: 5000, mtu: 1500,
-  nftLossPct: 0, ipv6: false, congestionControl: undefined,
+  delayMs: 0,
+  jitterMs: 0,
+  jitterDist: 'uniform',
+  reorder: false,
+  lossPct: 0,
+  seed: 1,
+  rateMbit: 0,
+  queuePackets: 1000,
+  tcpFastOpen: 3,
+  txqueuelen: 5000,
+  mtu: 1500,
+  nftLossPct: 0,
+  ipv6: false,
+  congestionControl: undefined,
 };
 const DEV = { client: 'olc', server: 'ols' };
 const ADDR = { client: '192.0.2.1', server: '192.0.2.2' };
@@ -53,13 +64,40 @@ function preflight() {
 
 function emulatorArgs(c, ns) {
   return [
-    '--ns-a', ns.client, '--ns-b', ns.server, '--dev-a', DEV.client, '--dev-b', DEV.server,
-    '--delay-ms', String(c.delayMs), '--delay-ba-ms', String(c.reverseDelayMs),
-    '--jitter-ms', String(c.jitterMs), '--jitter-dist', c.jitterDist,
-    '--loss', String(c.lossPct / 100), '--loss-ba', String(c.reverseLossPct / 100),
-    '--seed', String(c.seed), '--rate-mbit', String(c.rateMbit), '--rate-ba-mbit', String(c.reverseRateMbit),
-    '--queue', String(c.queuePackets), '--txqueuelen', String(c.txqueuelen), '--mtu', String(c.mtu),
-    '--watch-stdin', ...(c.reorder ? ['--reorder'] : []),
+    '--ns-a',
+    ns.client,
+    '--ns-b',
+    ns.server,
+    '--dev-a',
+    DEV.client,
+    '--dev-b',
+    DEV.server,
+    '--delay-ms',
+    String(c.delayMs),
+    '--delay-ba-ms',
+    String(c.reverseDelayMs),
+    '--jitter-ms',
+    String(c.jitterMs),
+    '--jitter-dist',
+    c.jitterDist,
+    '--loss',
+    String(c.lossPct / 100),
+    '--loss-ba',
+    String(c.reverseLossPct / 100),
+    '--seed',
+    String(c.seed),
+    '--rate-mbit',
+    String(c.rateMbit),
+    '--rate-ba-mbit',
+    String(c.reverseRateMbit),
+    '--queue',
+    String(c.queuePackets),
+    '--txqueuelen',
+    String(c.txqueuelen),
+    '--mtu',
+    String(c.mtu),
+    '--watch-stdin',
+    ...(c.reorder ? ['--reorder'] : []),
   ];
 }
 
@@ -95,7 +133,10 @@ export async function createLab(opts = {}) {
     if (child.pid === undefined) return;
     children.add(child);
     res.pids.add(child.pid);
-    child.once('exit', () => { children.delete(child); res.pids.delete(child.pid); });
+    child.once('exit', () => {
+      children.delete(child);
+      res.pids.delete(child.pid);
+    });
   };
   let emu;
   let emuExit = null;
@@ -110,7 +151,10 @@ export async function createLab(opts = {}) {
     await Promise.all(Object.values(ns).map((n) => run(['ip', 'netns', 'exec', n, 'sh', '-c', sysctlScript(c)])));
     emu = spawnChild(bin, emulatorArgs(c, ns), { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     res.pids.add(emu.pid);
-    emu.on('exit', (code, signal) => { emuExit = { code, signal }; res.pids.delete(emu.pid); });
+    emu.on('exit', (code, signal) => {
+      emuExit = { code, signal };
+      res.pids.delete(emu.pid);
+    });
     watchJson(emu, (line) => {
       if (line.event !== 'counters') return;
       lastCounters = toCounters(line);
@@ -121,13 +165,15 @@ export async function createLab(opts = {}) {
     // returns without close() exits, and the 'exit' hook removes the lab.
     emu.unref();
     for (const s of [emu.stdin, emu.stdout, emu.stderr]) s?.unref?.();
-    await Promise.all(['client', 'server'].map((side) => {
-      const dev = DEV[side];
-      const cmds = ['link set lo up', `addr add ${ADDR[side]}/24 dev ${dev}`];
-      if (c.ipv6) cmds.push(`link set dev ${dev} addrgenmode none`, `addr add ${ADDR6[side]}/64 dev ${dev} nodad`);
-      cmds.push(`link set ${dev} up`);
-      return run(['ip', '-n', ns[side], '-batch', '-'], { input: `${cmds.join('\n')}\n` });
-    }));
+    await Promise.all(
+      ['client', 'server'].map((side) => {
+        const dev = DEV[side];
+        const cmds = ['link set lo up', `addr add ${ADDR[side]}/24 dev ${dev}`];
+        if (c.ipv6) cmds.push(`link set dev ${dev} addrgenmode none`, `addr add ${ADDR6[side]}/64 dev ${dev} nodad`);
+        cmds.push(`link set ${dev} up`);
+        return run(['ip', '-n', ns[side], '-batch', '-'], { input: `${cmds.join('\n')}\n` });
+      }),
+    );
     if (c.nftLossPct > 0) await installNftLoss(ns.server, DEV.server, c.nftLossPct);
   } catch (err) {
     emu?.stdin?.end();
@@ -141,7 +187,10 @@ export async function createLab(opts = {}) {
     const next = counterChain.then(async () => {
       if (emuExit) throw new LabError('LAB_EMULATOR_EXIT', `emulator exited (${emuExit.code ?? emuExit.signal})`);
       const got = new Promise((resolve, reject) => {
-        const waiter = (v) => { clearTimeout(timer); resolve(v); };
+        const waiter = (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        };
         const timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter) >>> 0, 1);
           reject(new LabError('LAB_TIMEOUT', 'emulator sent no counters within 2 s'));
@@ -163,7 +212,9 @@ export async function createLab(opts = {}) {
 
   function spawn(which, argv, o = {}) {
     const child = spawnChild('ip', ['netns', 'exec', resolveNs(which), ...argv], {
-      stdio: o.stdio ?? ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env, cwd: o.cwd,
+      stdio: o.stdio ?? ['ignore', 'pipe', 'pipe'],
+      env: o.env ?? process.env,
+      cwd: o.cwd,
     });
     track(child);
     return child;
@@ -179,8 +230,15 @@ export async function createLab(opts = {}) {
     const child = spawn(which, [process.execPath, script, ...args], o);
     const lines = watchJson(child);
     const exited = new Promise((r) => child.once('exit', r));
-    const ready = await waitForJson(child, (l) => l.event === 'ready', o.readyTimeoutMs ?? 10_000, `ready from ${script}`)
-      .catch((err) => { killQuietly(child.pid, 'SIGKILL'); throw err; });
+    const ready = await waitForJson(
+      child,
+      (l) => l.event === 'ready',
+      o.readyTimeoutMs ?? 10_000,
+      `ready from ${script}`,
+    ).catch((err) => {
+      killQuietly(child.pid, 'SIGKILL');
+      throw err;
+    });
     async function stop(signal = 'SIGTERM', graceMs = 2_000) {
       if (child.exitCode === null && child.signalCode === null) {
         killQuietly(child.pid, signal);
@@ -201,9 +259,12 @@ export async function createLab(opts = {}) {
     const { proto = 'tcp', timeoutMs = 10_000 } = o;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const r = await exec(which, ['ss', '-Hln', proto === 'udp' ? '-u' : '-t', `sport = :${port}`], { allowFail: true });
+      const r = await exec(which, ['ss', '-Hln', proto === 'udp' ? '-u' : '-t', `sport = :${port}`], {
+        allowFail: true,
+      });
       if (r.code === 0 && r.stdout.trim() !== '') return;
-      if (Date.now() > deadline) throw new LabError('LAB_TIMEOUT', `nothing listens on ${proto} port ${port} in ${resolveNs(which)}`);
+      if (Date.now() > deadline)
+        throw new LabError('LAB_TIMEOUT', `nothing listens on ${proto} port ${port} in ${resolveNs(which)}`);
       await new Promise((res) => setTimeout(res, 50));
     }
   }
@@ -219,12 +280,19 @@ export async function createLab(opts = {}) {
       tcpFastOpen: Number(await sysctl(side, 'net.ipv4.tcp_fastopen')),
     });
     const [client, server, available] = await Promise.all([
-      per('client'), per('server'), sysctl('client', 'net.ipv4.tcp_available_congestion_control'),
+      per('client'),
+      per('server'),
+      sysctl('client', 'net.ipv4.tcp_available_congestion_control'),
     ]);
     return {
-      kernel: release(), node: process.version, congestionControl: client.congestionControl,
-      tcpFastOpen: client.tcpFastOpen, perNamespace: { client, server },
-      availableCongestionControl: available.split(/\s+/), emulatorPid: emu.pid, link: { ...c },
+      kernel: release(),
+      node: process.version,
+      congestionControl: client.congestionControl,
+      tcpFastOpen: client.tcpFastOpen,
+      perNamespace: { client, server },
+      availableCongestionControl: available.split(/\s+/),
+      emulatorPid: emu.pid,
+      link: { ...c },
     };
   }
 
@@ -256,10 +324,23 @@ export async function createLab(opts = {}) {
   }
 
   const lab = {
-    id, config: c, emulatorPid: emu.pid,
+    id,
+    config: c,
+    emulatorPid: emu.pid,
     client: { ns: ns.client, addr: ADDR.client, addr6: c.ipv6 ? ADDR6.client : undefined, dev: DEV.client },
     server: { ns: ns.server, addr: ADDR.server, addr6: c.ipv6 ? ADDR6.server : undefined, dev: DEV.server },
-    exec, spawn, node, startNode, probe, startProbe, waitForPort, counters, facts, nstat, sysctl, close,
+    exec,
+    spawn,
+    node,
+    startNode,
+    probe,
+    startProbe,
+    waitForPort,
+    counters,
+    facts,
+    nstat,
+    sysctl,
+    close,
     selfCheck: (o) => selfCheck(lab, o),
   };
   return lab;

@@ -20,8 +20,26 @@ export function nftRuleset(dev, lossPct) {
 
 export async function installNftLoss(ns, dev, lossPct) {
   // Offloads off first so a drop never takes a whole GSO/GRO super-packet.
-  await run(['ip', 'netns', 'exec', ns, 'ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off',
-    'tx-udp-segmentation', 'off'], { allowFail: true }).catch(() => {});
+  await run(
+    [
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      'ethtool',
+      '-K',
+      dev,
+      'tso',
+      'off',
+      'gso',
+      'off',
+      'gro',
+      'off',
+      'tx-udp-segmentation',
+      'off',
+    ],
+    { allowFail: true },
+  ).catch(() => {});
   try {
     await run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: nftRuleset(dev, lossPct) });
   } catch (err) {

@@ -62,7 +62,9 @@ async function udpSink() {
     if (spec.expect !== undefined && received >= spec.expect) finish();
   });
   if (spec.idleMs) {
-    setInterval(() => { if (received > 0 && nowMs() - last > spec.idleMs) finish(); }, 20);
+    setInterval(() => {
+      if (received > 0 && nowMs() - last > spec.idleMs) finish();
+    }, 20);
   }
   await new Promise((r) => sock.bind(spec.port, spec.host, r));
   emit({ event: 'ready', port: sock.address().port });
@@ -111,7 +113,9 @@ async function udpSend(echo) {
     const buf = Buffer.alloc(Math.max(size, 4));
     buf.writeUInt32BE(seq, 0);
     sentAt[seq] = nowMs();
-    sock.send(buf, (err) => { if (err) sendErrors++; });
+    sock.send(buf, (err) => {
+      if (err) sendErrors++;
+    });
     sent++;
   }
   await sleep(waitMs);
@@ -168,7 +172,9 @@ async function tcpSend() {
   const t0 = nowMs();
   let reply = '';
   finisher = () => ({ bytes, connectMs: ms });
-  sock.setEncoding('utf8').on('data', (d) => { reply += d; });
+  sock.setEncoding('utf8').on('data', (d) => {
+    reply += d;
+  });
   const block = Buffer.alloc(chunk, 0x61);
   for (let left = bytes; left > 0; left -= chunk) {
     const part = left >= chunk ? block : block.subarray(0, left);
@@ -179,7 +185,12 @@ async function tcpSend() {
   const server = JSON.parse(reply.trim() || '{}');
   const totalMs = nowMs() - t0;
   const mbit = (b, ms) => (ms > 0 ? (b * 8) / (ms * 1000) : null);
-  finish({ totalMs, server, senderMbit: mbit(bytes, totalMs), receiverMbit: mbit(server.bytes ?? 0, server.firstToEndMs ?? 0) });
+  finish({
+    totalMs,
+    server,
+    senderMbit: mbit(bytes, totalMs),
+    receiverMbit: mbit(server.bytes ?? 0, server.firstToEndMs ?? 0),
+  });
 }
 
 const modes = {

@@ -15,8 +15,17 @@ function median(xs) {
  * Resolves null when ping is not installed.
  */
 async function pingRtt(lab, count, intervalMs, waitMs) {
-  const argv = ['ping', '-n', '-c', String(count), '-i', String(intervalMs / 1000),
-    '-W', String(Math.max(1, Math.ceil(waitMs / 1000))), lab.server.addr];
+  const argv = [
+    'ping',
+    '-n',
+    '-c',
+    String(count),
+    '-i',
+    String(intervalMs / 1000),
+    '-W',
+    String(Math.max(1, Math.ceil(waitMs / 1000))),
+    lab.server.addr,
+  ];
   const r = await lab.exec('client', argv, { allowFail: true, timeoutMs: 20_000 }).catch(() => null);
   if (!r || r.code === null || /not found|No such file/.test(r.stderr)) return null;
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
@@ -69,9 +78,22 @@ export async function selfCheck(lab, opts = {}) {
   let before;
   let after;
   try {
-    const udp = () => lab.probe('client', {
-      mode: 'udp-ping', host: lab.server.addr, port, count, burst, intervalMs, size, waitMs, maxMs: 30_000,
-    }, { timeoutMs: 40_000 });
+    const udp = () =>
+      lab.probe(
+        'client',
+        {
+          mode: 'udp-ping',
+          host: lab.server.addr,
+          port,
+          count,
+          burst,
+          intervalMs,
+          size,
+          waitMs,
+          maxMs: 30_000,
+        },
+        { timeoutMs: 40_000 },
+      );
     if (c.jitterMs > 0 && !c.reorder) {
       // Without reordering, a packet never leaves before the one ahead of it,
       // which lengthens delays when packets are closer than the jitter span.
@@ -83,7 +105,10 @@ export async function selfCheck(lab, opts = {}) {
       ping = await udp();
     } else {
       before = await lab.counters();
-      [ping, icmp] = await Promise.all([udp(), pingRtt(lab, 100, Math.max(10, (count * intervalMs) / burst / 100), waitMs)]);
+      [ping, icmp] = await Promise.all([
+        udp(),
+        pingRtt(lab, 100, Math.max(10, (count * intervalMs) / burst / 100), waitMs),
+      ]);
     }
     after = await lab.counters();
   } finally {
@@ -93,14 +118,14 @@ export async function selfCheck(lab, opts = {}) {
 
   const rtt = ping.leadRttMs ?? ping.rttMs;
   const rttSource = icmp?.n ? 'icmp' : 'udp';
-  const rttMs = rttSource === 'icmp' ? icmp.median : rtt?.median ?? NaN;
+  const rttMs = rttSource === 'icmp' ? icmp.median : (rtt?.median ?? NaN);
   const deviationMs = rttMs - expectedRttMs;
   const withinPct = expectedRttMs > 0 ? (100 * Math.abs(deviationMs)) / expectedRttMs : NaN;
   // Below 10 ms of configured RTT the host's own latency dominates: allow
   // 0.5 ms. With jitter, the median of n samples itself wanders by about
   // 1.25 sigma / sqrt(n): allow `sigmas` of that too.
   const oneWaySd = c.jitterDist === 'normal' ? c.jitterMs : c.jitterMs / Math.sqrt(3);
-  const n = rttSource === 'icmp' ? icmp.n : rtt?.n ?? 1;
+  const n = rttSource === 'icmp' ? icmp.n : (rtt?.n ?? 1);
   const medianSe = (1.2533 * Math.SQRT2 * oneWaySd) / Math.sqrt(Math.max(1, n));
   const rttToleranceMs = Math.max((tolerancePct / 100) * expectedRttMs, 0.5, sigmas * medianSe);
   const rttOk = Math.abs(deviationMs) <= rttToleranceMs;

@@ -31,16 +31,19 @@ export function run(argv, opts = {}) {
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       if (child.pid !== undefined) killQuietly(child.pid, 'SIGKILL');
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new LabError(err.code === 'ENOENT' ? 'LAB_MISSING_TOOL' : 'LAB_CMD',
-        `${cmd}: ${err.message}`, { argv }));
+      reject(new LabError(err.code === 'ENOENT' ? 'LAB_MISSING_TOOL' : 'LAB_CMD', `${cmd}: ${err.message}`, { argv }));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -118,17 +121,30 @@ export function watchJson(child, onJson) {
 export function waitForJson(child, pred, timeoutMs, what = 'line') {
   return new Promise((resolve, reject) => {
     let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    child.stderr?.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+    });
     const done = (fn, v) => {
       clearTimeout(timer);
       child.off('exit', onExit);
       fn(v);
     };
-    const onExit = (code, signal) => done(reject, new LabError('LAB_CHILD_EXIT',
-      `process exited with ${code ?? signal} before ${what}: ${stderr.trim().slice(-500)}`));
-    const timer = setTimeout(() => done(reject, new LabError('LAB_TIMEOUT',
-      `no ${what} within ${timeoutMs} ms: ${stderr.trim().slice(-500)}`)), timeoutMs);
+    const onExit = (code, signal) =>
+      done(
+        reject,
+        new LabError(
+          'LAB_CHILD_EXIT',
+          `process exited with ${code ?? signal} before ${what}: ${stderr.trim().slice(-500)}`,
+        ),
+      );
+    const timer = setTimeout(
+      () =>
+        done(reject, new LabError('LAB_TIMEOUT', `no ${what} within ${timeoutMs} ms: ${stderr.trim().slice(-500)}`)),
+      timeoutMs,
+    );
     child.on('exit', onExit);
-    watchJson(child, (obj) => { if (pred(obj)) done(resolve, obj); });
+    watchJson(child, (obj) => {
+      if (pred(obj)) done(resolve, obj);
+    });
   });
 }

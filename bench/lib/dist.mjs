@@ -13,7 +13,10 @@ if (fromEnv) {
   process.env.ORIGINLINK_TFO_ADDON ??= join(ROOT, 'native', 'tfo', 'build', 'Release', 'tfo.node');
   process.env.ORIGINLINK_UDP_ADDON ??= join(ROOT, 'native', 'udp', 'build', 'Release', 'udp.node');
   // Our QUIC engine, where it was built; else the snapshot takes the fallback engine as a fresh install would.
-  if (process.env.ORIGINLINK_QUIC_ENGINE !== 'matrixai' && existsSync(join(ROOT, 'native', 'quic', 'build', 'quic.node'))) {
+  if (
+    process.env.ORIGINLINK_QUIC_ENGINE !== 'matrixai' &&
+    existsSync(join(ROOT, 'native', 'quic', 'build', 'quic.node'))
+  ) {
     process.env.ORIGINLINK_QUIC_BINDING ??= join(ROOT, 'native', 'quic', 'build', 'quic.node');
   }
 }

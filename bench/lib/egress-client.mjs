@@ -47,18 +47,29 @@ async function runCase(c) {
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     const port = c.ports[Math.floor(next() * c.ports.length)];
-    inflight.push((async () => {
-      const start = performance.now();
-      try {
-        const res = await agent.request({ origin: `https://127.0.0.1:${port}`, path: '/small' });
-        const ms = performance.now() - start;
-        await res.dump();
-        const f = res.connection;
-        samples.push({ i, at: +(start - t0).toFixed(1), port, node: f.proxy?.node ?? null, reused: res.reused, ms: +ms.toFixed(2), handshakeMs: res.reused ? 0 : +(f.connectMs + f.tlsMs).toFixed(2), attempts: res.attempts ?? 1 });
-      } catch (e) {
-        samples.push({ i, at: +(start - t0).toFixed(1), port, error: e?.code ?? String(e) });
-      }
-    })());
+    inflight.push(
+      (async () => {
+        const start = performance.now();
+        try {
+          const res = await agent.request({ origin: `https://127.0.0.1:${port}`, path: '/small' });
+          const ms = performance.now() - start;
+          await res.dump();
+          const f = res.connection;
+          samples.push({
+            i,
+            at: +(start - t0).toFixed(1),
+            port,
+            node: f.proxy?.node ?? null,
+            reused: res.reused,
+            ms: +ms.toFixed(2),
+            handshakeMs: res.reused ? 0 : +(f.connectMs + f.tlsMs).toFixed(2),
+            attempts: res.attempts ?? 1,
+          });
+        } catch (e) {
+          samples.push({ i, at: +(start - t0).toFixed(1), port, error: e?.code ?? String(e) });
+        }
+      })(),
+    );
     if (i % 100 === 99) print({ event: 'progress', note: `${c.name} ${i + 1}/${o.requests}` });
   }
   await Promise.all(inflight);

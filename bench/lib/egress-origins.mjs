@@ -24,7 +24,10 @@ for (let i = 0; i < o.count; i++) {
   });
   s.keepAliveTimeout = o.keepAliveMs;
   s.on('secureConnection', () => accepted[port]++);
-  await new Promise((res, rej) => { s.once('error', rej); s.listen(port, o.host, res); });
+  await new Promise((res, rej) => {
+    s.once('error', rej);
+    s.listen(port, o.host, res);
+  });
   servers.push(s);
 }
 const print = (j) => process.stdout.write(`${JSON.stringify(j)}\n`);

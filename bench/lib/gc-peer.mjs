@@ -18,9 +18,14 @@ if (role === 'server') {
   const { startH2Server } = await load('server/h2.js');
   const { readFileSync } = await import('node:fs');
   const tls = proto === 'h2s' ? { cert: readFileSync(process.argv[7]), key: readFileSync(process.argv[8]) } : {};
-  const srv = proto === 'h1' ? await startH1Server({ host: '127.0.0.1', port, handler }) : await startH2Server({ host: '127.0.0.1', port, handler, ...tls });
+  const srv =
+    proto === 'h1'
+      ? await startH1Server({ host: '127.0.0.1', port, handler })
+      : await startH2Server({ host: '127.0.0.1', port, handler, ...tls });
   process.stderr.write('ready\n');
-  process.once('SIGTERM', () => { void srv.close(100).then(() => process.exit(0)); });
+  process.once('SIGTERM', () => {
+    void srv.close(100).then(() => process.exit(0));
+  });
 } else {
   const { Agent } = await load('index.js');
   const agent = new Agent({});

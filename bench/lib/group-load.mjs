@@ -10,13 +10,18 @@ function one(agent, port, method, path, body) {
   const p0 = performance.now();
   return new Promise((resolve) => {
     const done = (status, text = '') => resolve({ t0, ms: performance.now() - p0, method, status, text });
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-length': String(body.length) } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => done(res.statusCode ?? 0, text));
-      res.on('error', () => done(0));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-length': String(body.length) } : {} },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => done(res.statusCode ?? 0, text));
+        res.on('error', () => done(0));
+      },
+    );
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('timeout')));
     req.on('error', () => done(0));
     req.end(body);
@@ -35,7 +40,10 @@ export async function closedLoop(port, ms, { gets, posts = 0, tag }) {
       out.push(await one(agent, port, method, `/g/${tag}?i=${n}`, method === 'POST' ? 'x' : null));
     }
   };
-  await Promise.all([...Array.from({ length: gets }, () => loop('GET')), ...Array.from({ length: posts }, () => loop('POST'))]);
+  await Promise.all([
+    ...Array.from({ length: gets }, () => loop('GET')),
+    ...Array.from({ length: posts }, () => loop('POST')),
+  ]);
   agent.destroy();
   return out;
 }

@@ -1,14 +1,3 @@
-// The peers of `npm run bench -- groups`: three TLS nginx endpoints told how to behave by flag files (no reload, so
-// warm connections stay as they are), the delay server behind their slow paths, and the configs of the three
-// proxies in front of them — originlink (an origin group), nginx (`upstream` with `max_fails` and
-// `proxy_next_upstream`) and HAProxy (`check`, `observe layer7`, `retry-on`, `redispatch`).
-//
-// An endpoint answers `GET|POST /g/…` with its own name at once, or through the delay server 100 ms later when its
-// `slow` flag is set; `/c/…` through the delay server after 200 ms (the collapse resource); `/health` 200. Its
-// `down` flag closes every connection without an answer (nginx's 444), `503` answers 503 to everything. Each runs as
-// one nginx process (`master_process off`), so SIGKILL takes the endpoint away whole; its access log records
-// `$msec $request_method $request_uri $status $connection` — the origin's own account of what reached it.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -31,7 +20,8 @@ export function startDelayServer(run) {
   });
 }
 
-const temps = (dir, name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
+const temps = (dir, name) =>
+  ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join('\n  ');
 
 export class Endpoint {
   /** `morePorts`: further ports this one process listens on (the cpu phase's three endpoints in one origin process). */
@@ -44,7 +34,9 @@ export class Endpoint {
     this.accessLog = join(dir, `${this.name}-access.log`);
     this.conf = join(dir, `${this.name}.conf`);
     this.proc = null;
-    writeFileSync(this.conf, `
+    writeFileSync(
+      this.conf,
+      `
 daemon off; master_process off; worker_processes 1;
 pid ${dir}/${this.name}.pid; error_log ${dir}/${this.name}-error.log error;
 events { worker_connections 8192; }
@@ -80,10 +72,13 @@ http {
       return 200 "ok\\n";
     }
   }
-}`);
+}`,
+    );
   }
 
-  get url() { return `https://127.0.0.1:${this.port}`; }
+  get url() {
+    return `https://127.0.0.1:${this.port}`;
+  }
 
   /** Flags: `slow`, `down` (444), `503`. */
   set(flag, on) {
@@ -99,17 +94,23 @@ http {
   /** SIGKILL: the endpoint is gone at once, its connections reset, its port refusing. */
   kill() {
     const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) { p.killedByUs = true; process.kill(p.pid, 'SIGKILL'); }
+    if (p && p.exitCode === null && p.signalCode === null) {
+      p.killedByUs = true;
+      process.kill(p.pid, 'SIGKILL');
+    }
     return new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', r)));
   }
 
   /** Access-log lines: `{ at (ms since the epoch), method, uri, status, connection }`. */
   log() {
     if (!existsSync(this.accessLog)) return [];
-    return readFileSync(this.accessLog, 'utf8').split('\n').filter(Boolean).map((l) => {
-      const [msec, method, uri, status, connection] = l.split(' ');
-      return { at: Number(msec) * 1000, method, uri, status: Number(status), connection: Number(connection) };
-    });
+    return readFileSync(this.accessLog, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [msec, method, uri, status, connection] = l.split(' ');
+        return { at: Number(msec) * 1000, method, uri, status: Number(status), connection: Number(connection) };
+      });
   }
 }
 
@@ -120,7 +121,8 @@ http {
  * endpoints with them.
  */
 export function originlinkConfig({ port, endpoints, caPath, protocol, group, single, minWarm, weights }) {
-  const eps = (host) => `[${endpoints.map((e, i) => `{ url: "https://${host}:${e.port}"${weights ? `, weight: ${weights[i]}` : ''} }`).join(', ')}]`;
+  const eps = (host) =>
+    `[${endpoints.map((e, i) => `{ url: "https://${host}:${e.port}"${weights ? `, weight: ${weights[i]}` : ''} }`).join(', ')}]`;
   const common = `protocol: ${protocol}, tls: { ca: ${caPath}, servername: localhost }, pool: { maxConnections: 64${minWarm ? `, minWarm: ${minWarm}` : ''} }, timeouts: { connectMs: 1000 }`;
   const target = single ? `url: "${endpoints[0].url}"` : `endpoints: ${eps('127.0.0.1')}`;
   return `

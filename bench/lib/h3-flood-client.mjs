@@ -24,7 +24,12 @@ const b = quiche();
 const cfg = buildConfig('client', { verifyPeer: false, idleTimeoutMs: 600_000 });
 const sock = dgram.createSocket('udp4');
 await new Promise((r) => sock.bind(0, '127.0.0.1', r));
-try { sock.setRecvBufferSize(16 << 20); sock.setSendBufferSize(16 << 20); } catch { /* capped */ }
+try {
+  sock.setRecvBufferSize(16 << 20);
+  sock.setSendBufferSize(16 << 20);
+} catch {
+  /* capped */
+}
 const local = { host: '127.0.0.1', port: sock.address().port };
 const remote = { host, port };
 const out = Buffer.allocUnsafe(65_535);
@@ -39,7 +44,11 @@ const t0 = performance.now();
 function flush(c) {
   for (let i = 0; i < 64; i++) {
     let r;
-    try { r = c.send(out); } catch { return; }
+    try {
+      r = c.send(out);
+    } catch {
+      return;
+    }
     if (r === null) return;
     sock.send(Buffer.from(out.subarray(0, r[0])), port, host);
   }
@@ -51,7 +60,8 @@ function check(c) {
   if (!s.established && c.isEstablished()) {
     s.established = true;
     established++;
-    if (established % 500 === 0) console.log(JSON.stringify({ event: 'established', n: established, ms: Math.round(performance.now() - t0) }));
+    if (established % 500 === 0)
+      console.log(JSON.stringify({ event: 'established', n: established, ms: Math.round(performance.now() - t0) }));
   }
   if (c.isClosed()) {
     s.closed = true;
@@ -66,7 +76,11 @@ sock.on('message', (msg) => {
   const dcid = msg[0] & 0x80 ? msg.subarray(6, 6 + msg[5]) : msg.subarray(1, 17);
   const c = conns.get(dcid.toString('hex'));
   if (!c) return;
-  try { c.recv(msg, { from: remote, to: local }); } catch { /* quiche drops what it cannot use */ }
+  try {
+    c.recv(msg, { from: remote, to: local });
+  } catch {
+    /* quiche drops what it cannot use */
+  }
   flush(c);
   check(c);
 });
@@ -89,7 +103,13 @@ const tick = setInterval(() => {
     if (s.closed) continue;
     const t = c.timeout();
     if (t !== null && t <= 0) c.onTimeout();
-    if (ping && s.established) { try { c.sendAckEliciting(); } catch { /* closing */ } }
+    if (ping && s.established) {
+      try {
+        c.sendAckEliciting();
+      } catch {
+        /* closing */
+      }
+    }
     flush(c);
     check(c);
   }
@@ -98,19 +118,38 @@ const tick = setInterval(() => {
 let opened = 0;
 while (opened < COUNT) {
   const inFlight = opened - established - closedByPeer - refused;
-  if (inFlight < WAVE) { open(); opened++; continue; }
+  if (inFlight < WAVE) {
+    open();
+    opened++;
+    continue;
+  }
   await new Promise((r) => setTimeout(r, 5));
   if (performance.now() - t0 > 120_000) break;
 }
 // Let the last handshakes finish (bounded).
-for (let i = 0; i < 200 && established + closedByPeer + refused < opened; i++) await new Promise((r) => setTimeout(r, 25));
-console.log(JSON.stringify({ event: 'established', n: established, opened, refused, closedByPeer, ms: Math.round(performance.now() - t0) }));
+for (let i = 0; i < 200 && established + closedByPeer + refused < opened; i++)
+  await new Promise((r) => setTimeout(r, 25));
+console.log(
+  JSON.stringify({
+    event: 'established',
+    n: established,
+    opened,
+    refused,
+    closedByPeer,
+    ms: Math.round(performance.now() - t0),
+  }),
+);
 
 const report = setInterval(() => {
   let open = 0;
   for (const s of state.values()) if (s.established && !s.closed) open++;
   console.log(JSON.stringify({ event: 'held', open, closedByPeer, refused }));
 }, 1000);
-const stop = () => { clearInterval(tick); clearInterval(report); sock.close(); process.exit(0); };
+const stop = () => {
+  clearInterval(tick);
+  clearInterval(report);
+  sock.close();
+  process.exit(0);
+};
 process.once('SIGTERM', stop);
 setTimeout(stop, HOLD_S * 1000);

@@ -21,7 +21,8 @@ const print = (j) => process.stdout.write(`${JSON.stringify(j)}\n`);
 /** Forget TFO cookies (and cached metrics) so the next connect is cold. */
 const flushMetrics = () => execFileSync('ip', ['tcp_metrics', 'flush'], { stdio: 'ignore' });
 
-const newAgent = (tfo) => new Agent({ protocol: o.proto, tls: { ca }, tfo, maxRetries: 0, pool: { maxConnections: 1, pingIntervalMs: 0 } });
+const newAgent = (tfo) =>
+  new Agent({ protocol: o.proto, tls: { ca }, tfo, maxRetries: 0, pool: { maxConnections: 1, pingIntervalMs: 0 } });
 
 /** early: undefined = Agent.request (its default policy), true/false = pool.request with allowEarlyData set. */
 async function timed(agent, kase, sample, early) {
@@ -31,17 +32,41 @@ async function timed(agent, kase, sample, early) {
   let reused;
   let earlyData;
   if (early !== undefined) {
-    const r = await agent.pool(url, 'h3').request({ method: 'GET', path: `${url.pathname}${url.search}`, authority: url.host, scheme: 'https', headers: [], body: null, allowEarlyData: early });
-    res = r.res; facts = r.conn.facts; reused = r.reused; earlyData = r.res.earlyData ?? false;
+    const r = await agent.pool(url, 'h3').request({
+      method: 'GET',
+      path: `${url.pathname}${url.search}`,
+      authority: url.host,
+      scheme: 'https',
+      headers: [],
+      body: null,
+      allowEarlyData: early,
+    });
+    res = r.res;
+    facts = r.conn.facts;
+    reused = r.reused;
+    earlyData = r.res.earlyData ?? false;
   } else {
     res = await agent.request({ url });
-    facts = res.connection; reused = res.reused; earlyData = res.earlyData;
+    facts = res.connection;
+    reused = res.reused;
+    earlyData = res.earlyData;
   }
   const ms = performance.now() - t0;
-  for await (const _ of res.body) { /* drain */ }
+  for await (const _ of res.body) {
+    /* drain */
+  }
   out.push({
-    proto: o.proto, case: kase, sample, ms,
-    reused, earlyData, tfo: facts.tfo, resumed: facts.resumed, connectMs: facts.connectMs, tlsMs: facts.tlsMs, tlsVersion: facts.tlsVersion,
+    proto: o.proto,
+    case: kase,
+    sample,
+    ms,
+    reused,
+    earlyData,
+    tfo: facts.tfo,
+    resumed: facts.resumed,
+    connectMs: facts.connectMs,
+    tlsMs: facts.tlsMs,
+    tlsVersion: facts.tlsVersion,
   });
 }
 

@@ -6,22 +6,42 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const freePort = () => new Promise((resolve, reject) => {
-  const s = net.createServer();
-  s.once('error', reject);
-  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-});
+export const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 export const waitPort = async (port, ms = 10_000) => {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1'); c.once('connect', () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
+    const ok = await new Promise((r) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => {
+        c.destroy();
+        r(true);
+      });
+      c.once('error', () => r(false));
+    });
     if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`port ${port} did not open`);
 };
 // CPU time (user + system, µs) of a process and all its descendants (nginx's workers, node's threads are in its stat).
-const CLK = Number((() => { try { return execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }); } catch { return '100'; } })()) || 100;
+const CLK =
+  Number(
+    (() => {
+      try {
+        return execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+      } catch {
+        return '100';
+      }
+    })(),
+  ) || 100;
 /** Every process's parent and CPU ticks, from /proc/PID/stat. */
 const procStats = () => {
   const stats = new Map();
@@ -31,16 +51,22 @@ const procStats = () => {
       const f = readFileSync(`/proc/${d}/stat`, 'utf8');
       const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
       stats.set(Number(d), { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) });
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   return stats;
 };
 /** `root` and its descendants. */
 const tree = (root, stats) => {
   const want = new Set([root]);
-  for (let grew = true; grew;) {
+  for (let grew = true; grew; ) {
     grew = false;
-    for (const [pid, s] of stats) if (!want.has(pid) && want.has(s.ppid)) { want.add(pid); grew = true; }
+    for (const [pid, s] of stats)
+      if (!want.has(pid) && want.has(s.ppid)) {
+        want.add(pid);
+        grew = true;
+      }
   }
   return want;
 };
@@ -56,15 +82,22 @@ export const treeCpuNs = (root) => {
   let ns = 0;
   for (const pid of tree(root, procStats())) {
     try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch { /* exited */ }
+      for (const tid of readdirSync(`/proc/${pid}/task`))
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* exited */
+    }
   }
   return ns;
 };
 // The same for one process's main thread alone (its task whose id is the pid): for node, the event loop's JavaScript
 // and the work it does itself, without TurboFan's and the GC's helper threads.
 export const mainCpuNs = (pid) => {
-  try { return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]); } catch { return 0; }
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return 0;
+  }
 };
 /**
  * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the service's node flags
@@ -76,8 +109,14 @@ export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   let flags = '';
   if (launcher) {
     const bin = join(dist, '..', 'bin');
-    try { flags = readFileSync(join(bin, 'service-node-flags'), 'utf8'); } catch {
-      try { flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(bin, 'originlink'), 'utf8'))?.[1] ?? ''; } catch { /* a build without the launcher */ }
+    try {
+      flags = readFileSync(join(bin, 'service-node-flags'), 'utf8');
+    } catch {
+      try {
+        flags = /^SERVICE_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(bin, 'originlink'), 'utf8'))?.[1] ?? '';
+      } catch {
+        /* a build without the launcher */
+      }
     }
   }
   return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, join(dist, 'cli', 'main.js')];
@@ -89,9 +128,20 @@ export const stopChild = async (p, graceMs = 3000) => {
   if (!alive(p)) return;
   p.killedByUs = true;
   const done = new Promise((r) => p.once('exit', r));
-  try { process.kill(p.pid, 'SIGTERM'); } catch { /* already gone */ }
+  try {
+    process.kill(p.pid, 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
   await Promise.race([done, new Promise((r) => setTimeout(r, graceMs))]);
-  if (alive(p)) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } await done; }
+  if (alive(p)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await done;
+  }
 };
 
 /**
@@ -102,7 +152,13 @@ export function scratch(prefix) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const procs = [];
   process.on('exit', () => {
-    for (const p of procs) { try { if (alive(p)) process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const p of procs) {
+      try {
+        if (alive(p)) process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   });
   process.on('SIGINT', () => process.exit(130));

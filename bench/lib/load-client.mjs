@@ -22,25 +22,45 @@ let httpAgent = null;
 let generatorRetries = 0;
 if (o.mode === 'agent') {
   const { Agent } = await dist('index.js');
-  agent = new Agent({ protocol: o.proto, tls: { ca: readFileSync(o.ca) }, pool: { ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}), ...(o.preconnectRatio ? { preconnectRatio: o.preconnectRatio } : {}), maxPending: 100_000 } });
-  send = async (url) => { const res = await agent.request({ url: `${o.base}${url}` }); await res.bytes(); return res.status; };
+  agent = new Agent({
+    protocol: o.proto,
+    tls: { ca: readFileSync(o.ca) },
+    pool: {
+      ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
+      ...(o.preconnectRatio ? { preconnectRatio: o.preconnectRatio } : {}),
+      maxPending: 100_000,
+    },
+  });
+  send = async (url) => {
+    const res = await agent.request({ url: `${o.base}${url}` });
+    await res.bytes();
+    return res.status;
+  };
 } else {
   httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
   const target = new URL(o.target);
   // A kept-alive socket the proxy closed just as a request went out fails with ECONNRESET;
   // resend a GET once in that case (node's documented pattern: req.reusedSocket).
-  const once = (url) => new Promise((resolve, reject) => {
-    const req = http.request({ host: target.hostname, port: target.port, path: url, agent: httpAgent }, (res) => {
-      res.on('data', () => {}).once('end', () => resolve(res.statusCode)).once('error', reject);
+  const once = (url) =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: target.hostname, port: target.port, path: url, agent: httpAgent }, (res) => {
+        res
+          .on('data', () => {})
+          .once('end', () => resolve(res.statusCode))
+          .once('error', reject);
+      });
+      req.once('error', (e) => {
+        e.reused = req.reusedSocket;
+        reject(e);
+      });
+      req.end();
     });
-    req.once('error', (e) => { e.reused = req.reusedSocket; reject(e); });
-    req.end();
-  });
-  send = (url) => once(url).catch((e) => {
-    if (!(e.reused && e.code === 'ECONNRESET')) throw e;
-    generatorRetries++;
-    return once(url);
-  });
+  send = (url) =>
+    once(url).catch((e) => {
+      if (!(e.reused && e.code === 'ECONNRESET')) throw e;
+      generatorRetries++;
+      return once(url);
+    });
 }
 
 async function phase(tag, seconds) {
@@ -55,14 +75,27 @@ async function phase(tag, seconds) {
     if (wait > 1) await sleep(wait);
     else if (wait < -5) late++;
     const s0 = performance.now();
-    pending.push(send(`${o.path}${o.path.includes('?') ? '&' : '?'}tag=${tag}`).then(
-      (status) => { samples[i] = { ms: performance.now() - s0, status }; },
-      (e) => { samples[i] = { ms: null, error: String(e?.code ?? e?.message ?? e) }; },
-    ));
+    pending.push(
+      send(`${o.path}${o.path.includes('?') ? '&' : '?'}tag=${tag}`).then(
+        (status) => {
+          samples[i] = { ms: performance.now() - s0, status };
+        },
+        (e) => {
+          samples[i] = { ms: null, error: String(e?.code ?? e?.message ?? e) };
+        },
+      ),
+    );
   }
   const sentS = (performance.now() - t0) / 1000;
   await Promise.race([Promise.all(pending), sleep(30_000)]);
-  return { tag, requests: n, offeredRate: o.rate, sentS, lateStarts: late, samples: samples.map((s) => s ?? { ms: null, error: 'unfinished' }) };
+  return {
+    tag,
+    requests: n,
+    offeredRate: o.rate,
+    sentS,
+    lateStarts: late,
+    samples: samples.map((s) => s ?? { ms: null, error: 'unfinished' }),
+  };
 }
 
 const warm = await phase(`${o.tag}-warm`, o.warmS);
@@ -74,10 +107,14 @@ const main = await phase(o.tag, o.durationS);
 const statsAfter = agent?.stats()[0] ?? null;
 const pool = agent?.pools()[0];
 print({
-  event: 'result', tag: o.tag, warm: { requests: warm.requests, errors: warm.samples.filter((s) => s.ms === null).length },
+  event: 'result',
+  tag: o.tag,
+  warm: { requests: warm.requests, errors: warm.samples.filter((s) => s.ms === null).length },
   ...main,
-  agentStats: statsAfter, agentStatsBefore: statsBefore,
-  agentOpenConnections: pool ? pool.connections().length : null, agentOpenBeforeRun: openBefore,
+  agentStats: statsAfter,
+  agentStatsBefore: statsBefore,
+  agentOpenConnections: pool ? pool.connections().length : null,
+  agentOpenBeforeRun: openBefore,
   generatorRetries,
 });
 agent?.destroy();

@@ -15,8 +15,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Host-wide monotonic clock in ms, comparable with the origin's arrival times. */
 const hrMs = () => +(Number(process.hrtime.bigint()) / 1e6).toFixed(3);
 const agent = new Agent({
-  protocol: o.proto, tls: { ca: readFileSync(o.ca) }, maxRetries: 0,
-  pool: { maxConnections: 1, pingIntervalMs: 0, bodyTimeoutMs: o.capS * 1000 + 5000, headersTimeoutMs: o.capS * 1000 + 5000, ...(o.windowSize ? { windowSize: o.windowSize } : {}) },
+  protocol: o.proto,
+  tls: { ca: readFileSync(o.ca) },
+  maxRetries: 0,
+  pool: {
+    maxConnections: 1,
+    pingIntervalMs: 0,
+    bodyTimeoutMs: o.capS * 1000 + 5000,
+    headersTimeoutMs: o.capS * 1000 + 5000,
+    ...(o.windowSize ? { windowSize: o.windowSize } : {}),
+  },
 });
 
 const warm = await agent.request({ url: `${o.base}/small?tag=warm` });
@@ -37,11 +45,18 @@ const bulk = (async () => {
       if (firstByteMs === null) firstByteMs = performance.now() - t0;
       bulkBytes += chunk.length;
       const now = performance.now() - t0;
-      if (now - lastMark >= 100) { lastMark = now; timeline.push([Math.round(now), bulkBytes]); }
+      if (now - lastMark >= 100) {
+        lastMark = now;
+        timeline.push([Math.round(now), bulkBytes]);
+      }
     }
     return { finished: bulkBytes === o.bulkBytes, error: null, connectionId: res.connectionId };
   } catch (e) {
-    return { finished: false, error: cap.signal.aborted ? 'capped' : String(e?.code ?? e?.message ?? e), connectionId: res.connectionId };
+    return {
+      finished: false,
+      error: cap.signal.aborted ? 'capped' : String(e?.code ?? e?.message ?? e),
+      connectionId: res.connectionId,
+    };
   }
 })().catch((e) => ({ finished: false, error: String(e?.code ?? e?.message ?? e), connectionId: null }));
 
@@ -53,11 +68,25 @@ for (let i = 0; i < o.smallCount; i++) {
   if (wait > 0) await sleep(wait);
   const s0 = performance.now();
   const sentHrMs = hrMs();
-  smallDone.push(agent.request({ url: `${o.base}/small?tag=small&trace=1` }).then(async (res) => {
-    const headHrMs = hrMs();
-    await res.bytes();
-    small.push({ i, startMs: s0 - t0, ms: performance.now() - s0, connectionId: res.connectionId, error: null, sentHrMs, headHrMs });
-  }, (e) => small.push({ i, startMs: s0 - t0, ms: null, connectionId: null, error: String(e?.code ?? e?.message ?? e) })));
+  smallDone.push(
+    agent.request({ url: `${o.base}/small?tag=small&trace=1` }).then(
+      async (res) => {
+        const headHrMs = hrMs();
+        await res.bytes();
+        small.push({
+          i,
+          startMs: s0 - t0,
+          ms: performance.now() - s0,
+          connectionId: res.connectionId,
+          error: null,
+          sentHrMs,
+          headHrMs,
+        });
+      },
+      (e) =>
+        small.push({ i, startMs: s0 - t0, ms: null, connectionId: null, error: String(e?.code ?? e?.message ?? e) }),
+    ),
+  );
 }
 await Promise.all(smallDone);
 print({ event: 'progress', note: `${o.proto}: small requests done` });
@@ -68,8 +97,18 @@ timeline.push([Math.round(elapsedMs), bulkBytes]);
 const conn = agent.pools()[0]?.connections()[0];
 const quic = typeof conn?.quicStats === 'function' ? conn.quicStats() : null;
 print({
-  event: 'result', proto: o.proto,
-  bulk: { bytes: bulkBytes, target: o.bulkBytes, finished: b.finished, error: b.error, elapsedMs, firstByteMs, bytesPerS: bulkBytes / (elapsedMs / 1000), timeline },
+  event: 'result',
+  proto: o.proto,
+  bulk: {
+    bytes: bulkBytes,
+    target: o.bulkBytes,
+    finished: b.finished,
+    error: b.error,
+    elapsedMs,
+    firstByteMs,
+    bytesPerS: bulkBytes / (elapsedMs / 1000),
+    timeline,
+  },
   small: small.sort((x, y) => x.i - y.i),
   sameConnection: b.connectionId === connId && small.every((s) => s.connectionId === null || s.connectionId === connId),
   connectionsOpened: agent.stats()[0]?.connectionsOpened ?? null,

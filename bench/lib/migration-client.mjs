@@ -20,7 +20,11 @@ const print = (j) => process.stdout.write(`${JSON.stringify(j)}\n`);
 const { Agent } = await dist('index.js');
 const { H3PooledConnection } = await dist('connect/h3.js');
 if (typeof H3PooledConnection?.prototype?.migrate !== 'function') {
-  print({ event: 'result', available: false, reason: 'migration API not available: H3PooledConnection has no migrate() in this build' });
+  print({
+    event: 'result',
+    available: false,
+    reason: 'migration API not available: H3PooledConnection has no migrate() in this build',
+  });
   process.exit(0);
 }
 
@@ -31,12 +35,20 @@ if (typeof H3PooledConnection?.prototype?.migrate !== 'function') {
  * OUTPUT-hook drop would fail sendmsg with EPERM instead of losing packets).
  */
 function blockPort(port) {
-  const nft = (ns, rule) => execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: `table inet ol_migration {\n chain in { type filter hook input priority 0; ${rule} counter drop; }\n}\n` });
+  const nft = (ns, rule) =>
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+      input: `table inet ol_migration {\n chain in { type filter hook input priority 0; ${rule} counter drop; }\n}\n`,
+    });
   nft(o.clientNs, `udp dport ${port}`);
   nft(o.serverNs, `udp sport ${port}`);
 }
 
-const agent = new Agent({ protocol: 'h3', tls: { ca: readFileSync(o.ca) }, maxRetries: 0, pool: { maxConnections: 1, pingIntervalMs: 0 } });
+const agent = new Agent({
+  protocol: 'h3',
+  tls: { ca: readFileSync(o.ca) },
+  maxRetries: 0,
+  pool: { maxConnections: 1, pingIntervalMs: 0 },
+});
 const warm = await agent.request({ url: `${o.base}/small?tag=warm` });
 await warm.bytes();
 const conn = agent.pools()[0].connections()[0];
@@ -56,7 +68,8 @@ let error = null;
 let migratedAt = null; // first time the connection reports a migration after the change
 const migrations0 = conn.quicStats?.().migrations ?? 0;
 const poll = setInterval(() => {
-  if (migrateAt !== null && migratedAt === null && (conn.quicStats?.().migrations ?? 0) > migrations0) migratedAt = performance.now() - t0;
+  if (migrateAt !== null && migratedAt === null && (conn.quicStats?.().migrations ?? 0) > migrations0)
+    migratedAt = performance.now() - t0;
 }, 2);
 try {
   for await (const chunk of res.body) {
@@ -67,19 +80,40 @@ try {
     if (migration === null && got >= o.bytes * o.atFraction) {
       migrateAt = now - t0;
       const oldPort = conn.facts.localPort;
-      const step = o.mode === 'active'
-        ? Promise.resolve().then(() => conn.migrate()).then(() => { migrateDoneAt = performance.now() - t0; })
-        : Promise.resolve();
+      const step =
+        o.mode === 'active'
+          ? Promise.resolve()
+              .then(() => conn.migrate())
+              .then(() => {
+                migrateDoneAt = performance.now() - t0;
+              })
+          : Promise.resolve();
       migration = step
-        .then(() => { if (o.blockOld !== false) blockPort(oldPort); })
-        .catch((e) => { migrateError = String(e?.code ?? e?.message ?? e); });
+        .then(() => {
+          if (o.blockOld !== false) blockPort(oldPort);
+        })
+        .catch((e) => {
+          migrateError = String(e?.code ?? e?.message ?? e);
+        });
     }
   }
 } catch (e) {
   error = cap.signal.aborted ? 'capped' : String(e?.code ?? e?.message ?? e);
 }
 const dropCounters = () => {
-  const read = (ns) => { try { return /packets (\d+)/.exec(execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'ol_migration'], { encoding: 'utf8' }))?.[1] ?? null; } catch { return null; } };
+  const read = (ns) => {
+    try {
+      return (
+        /packets (\d+)/.exec(
+          execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'ol_migration'], {
+            encoding: 'utf8',
+          }),
+        )?.[1] ?? null
+      );
+    } catch {
+      return null;
+    }
+  };
   return { toOldPortDropped: Number(read(o.clientNs)), fromOldPortDropped: Number(read(o.serverNs)) };
 };
 const endAt = performance.now();
@@ -90,14 +124,32 @@ clearInterval(poll);
 const elapsedMs = performance.now() - t0;
 const after = Array.isArray(gaps) ? gaps.filter(([at]) => migrateAt !== null && at >= migrateAt) : [];
 print({
-  event: 'result', available: true, bytes: o.bytes, received: got, lostBytes: o.bytes - got, finished: got === o.bytes && error === null, error,
-  elapsedMs, migrateAtMs: migrateAt, migrateDoneAtMs: migrateDoneAt, migratedAtMs: migratedAt, migrateError,
-  oldPathDrops: o.blockOld !== false ? dropCounters() : null, quic: conn.quicStats?.() ?? null,
-  mode: o.mode, migrations: conn.quicStats?.().migrations ?? null,
-  stallMs: after.length ? Math.max(...after.map(([, g]) => g)) : 0, gaps,
+  event: 'result',
+  available: true,
+  bytes: o.bytes,
+  received: got,
+  lostBytes: o.bytes - got,
+  finished: got === o.bytes && error === null,
+  error,
+  elapsedMs,
+  migrateAtMs: migrateAt,
+  migrateDoneAtMs: migrateDoneAt,
+  migratedAtMs: migratedAt,
+  migrateError,
+  oldPathDrops: o.blockOld !== false ? dropCounters() : null,
+  quic: conn.quicStats?.() ?? null,
+  mode: o.mode,
+  migrations: conn.quicStats?.().migrations ?? null,
+  stallMs: after.length ? Math.max(...after.map(([, g]) => g)) : 0,
+  gaps,
   // The same statistic over the second before the change: what a "gap" is without any migration.
-  gapBeforeMs: Math.max(0, ...gaps.filter(([at]) => migrateAt !== null && at < migrateAt && at >= migrateAt - 1000).map(([, g]) => g)),
-  before, after: { local: `${conn.facts.localAddress}:${conn.facts.localPort}` }, sameConnection: agent.stats()[0]?.connectionsOpened === 1,
+  gapBeforeMs: Math.max(
+    0,
+    ...gaps.filter(([at]) => migrateAt !== null && at < migrateAt && at >= migrateAt - 1000).map(([, g]) => g),
+  ),
+  before,
+  after: { local: `${conn.facts.localAddress}:${conn.facts.localPort}` },
+  sameConnection: agent.stats()[0]?.connectionsOpened === 1,
 });
 agent.destroy();
 process.exit(0);

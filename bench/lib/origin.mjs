@@ -32,10 +32,14 @@ function account(url, addr, port) {
   t.requests++;
   const peer = `${addr}:${port}`;
   t.peers.add(peer);
-  if (!firstTag.has(peer)) { firstTag.set(peer, tag); t.opened++; }
+  if (!firstTag.has(peer)) {
+    firstTag.set(peer, tag);
+    t.opened++;
+  }
   // Host-wide monotonic clock (same in every namespace): arrival times line up with the client's.
   if (t.arrivals === undefined) t.arrivals = [];
-  if (url.searchParams.has('trace') && t.arrivals.length < 1000) t.arrivals.push(+(Number(process.hrtime.bigint()) / 1e6).toFixed(3));
+  if (url.searchParams.has('trace') && t.arrivals.length < 1000)
+    t.arrivals.push(+(Number(process.hrtime.bigint()) / 1e6).toFixed(3));
   return t;
 }
 
@@ -49,8 +53,15 @@ function route(url) {
     const n = Math.max(0, Math.min(Number(url.searchParams.get('n') ?? 0), 2 ** 31));
     return { status: 200, length: n, body: bytes(n), delayMs: 0 };
   }
-  if (url.pathname === '/delay') return { status: 200, length: SMALL.length, body: SMALL, delayMs: Math.min(Number(url.searchParams.get('ms') ?? 0), 60_000) };
-  if (url.pathname === '/small' || url.pathname === '/') return { status: 200, length: SMALL.length, body: SMALL, delayMs: 0 };
+  if (url.pathname === '/delay')
+    return {
+      status: 200,
+      length: SMALL.length,
+      body: SMALL,
+      delayMs: Math.min(Number(url.searchParams.get('ms') ?? 0), 60_000),
+    };
+  if (url.pathname === '/small' || url.pathname === '/')
+    return { status: 200, length: SMALL.length, body: SMALL, delayMs: 0 };
   return { status: 404, length: 0, body: Buffer.alloc(0), delayMs: 0 };
 }
 
@@ -60,19 +71,34 @@ let close;
 if (o.kind === 'h3') {
   const { startH3Server } = await dist('server/h3.js');
   const srv = await startH3Server({
-    host: o.host, port: o.port, cert: o.cert, key: o.key, ...(o.quic ? { quic: o.quic } : {}), ...(o.pacing === false ? { pacing: false } : {}),
+    host: o.host,
+    port: o.port,
+    cert: o.cert,
+    key: o.key,
+    ...(o.quic ? { quic: o.quic } : {}),
+    ...(o.pacing === false ? { pacing: false } : {}),
     async handler(req) {
       const url = new URL(req.path, 'https://x');
       const t = account(url, req.remoteAddress, req.remotePort);
       const r = route(url);
-      t.inflight++; t.peakInflight = Math.max(t.peakInflight, t.inflight);
+      t.inflight++;
+      t.peakInflight = Math.max(t.peakInflight, t.inflight);
       try {
         if (r.delayMs) await sleep(r.delayMs);
-      } finally { t.inflight--; }
+      } finally {
+        t.inflight--;
+      }
       req.body.resume();
       if (o.traceQuic && r.length >= 1 << 20) traceQuic(req);
       const body = Buffer.isBuffer(r.body) ? r.body : Readable.from(r.body, { objectMode: false });
-      return { status: r.status, headers: [['content-length', String(r.length)], ['content-type', 'application/octet-stream']], body };
+      return {
+        status: r.status,
+        headers: [
+          ['content-length', String(r.length)],
+          ['content-type', 'application/octet-stream'],
+        ],
+        body,
+      };
     },
   });
   close = () => srv.close(200);
@@ -80,24 +106,52 @@ if (o.kind === 'h3') {
 } else {
   const cert = readFileSync(o.cert);
   const key = readFileSync(o.key);
-  const server = http2.createSecureServer({ cert, key, allowHTTP1: true, settings: { maxConcurrentStreams: 1000, initialWindowSize: 4 * 1024 * 1024 } });
+  const server = http2.createSecureServer({
+    cert,
+    key,
+    allowHTTP1: true,
+    settings: { maxConcurrentStreams: 1000, initialWindowSize: 4 * 1024 * 1024 },
+  });
   // HTTP/1.1 keep-alive like a typical origin (nginx's default 75 s), not node's 5 s.
   server.keepAliveTimeout = 75_000;
-  server.on('secureConnection', (s) => { connections++; open++; peakOpen = Math.max(peakOpen, open); s.once('close', () => open--); });
-  server.on('session', (s) => { try { s.setLocalWindowSize(16 * 1024 * 1024); } catch { /* closed */ } });
+  server.on('secureConnection', (s) => {
+    connections++;
+    open++;
+    peakOpen = Math.max(peakOpen, open);
+    s.once('close', () => open--);
+  });
+  server.on('session', (s) => {
+    try {
+      s.setLocalWindowSize(16 * 1024 * 1024);
+    } catch {
+      /* closed */
+    }
+  });
   server.on('request', async (req, res) => {
     const url = new URL(req.url, 'https://x');
     const sock = req.socket;
     const t = account(url, sock.remoteAddress, sock.remotePort);
     const r = route(url);
-    t.inflight++; t.peakInflight = Math.max(t.peakInflight, t.inflight);
+    t.inflight++;
+    t.peakInflight = Math.max(t.peakInflight, t.inflight);
     try {
       if (r.delayMs) await sleep(r.delayMs);
-    } finally { t.inflight--; }
+    } finally {
+      t.inflight--;
+    }
     req.resume();
-    res.writeHead(r.status, { 'content-length': String(r.length), 'content-type': 'application/octet-stream', ...(o.altSvc ? { 'alt-svc': o.altSvc } : {}) });
-    if (Buffer.isBuffer(r.body)) { res.end(r.body); return; }
-    Readable.from(r.body, { objectMode: false }).on('error', () => res.destroy()).pipe(res);
+    res.writeHead(r.status, {
+      'content-length': String(r.length),
+      'content-type': 'application/octet-stream',
+      ...(o.altSvc ? { 'alt-svc': o.altSvc } : {}),
+    });
+    if (Buffer.isBuffer(r.body)) {
+      res.end(r.body);
+      return;
+    }
+    Readable.from(r.body, { objectMode: false })
+      .on('error', () => res.destroy())
+      .pipe(res);
   });
   let tfo = false;
   let fd = null;
@@ -106,8 +160,15 @@ if (o.kind === 'h3') {
     fd = listenTfo({ host: o.host, port: o.port });
     tfo = fd !== null;
   }
-  await new Promise((res, rej) => { server.once('error', rej); server.listen(fd !== null ? { fd } : { host: o.host, port: o.port }, res); });
-  close = () => new Promise((r) => { server.close(() => r()); setTimeout(r, 300); });
+  await new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(fd !== null ? { fd } : { host: o.host, port: o.port }, res);
+  });
+  close = () =>
+    new Promise((r) => {
+      server.close(() => r());
+      setTimeout(r, 300);
+    });
   print({ event: 'ready', kind: 'tcp', port: server.address()?.port ?? o.port, tfo });
 }
 
@@ -119,12 +180,30 @@ function traceQuic(req) {
   let idle = 0;
   const sample = () => {
     let s;
-    try { s = req.connection.quicStats(); } catch { stop(); return; }
+    try {
+      s = req.connection.quicStats();
+    } catch {
+      stop();
+      return;
+    }
     const prev = quicTrace.at(-1);
     // Stop a second after the connection stopped sending (the response is done).
     idle = prev && prev.bytesSent === s.bytesSent ? idle + 1 : 0;
-    if (idle >= 10) { stop(); return; }
-    quicTrace.push({ ms: Math.round(performance.now() - t0), cwnd: s.cwnd, rttMs: s.rttMs, lost: s.lost, bytesSent: s.bytesSent, buffered: s.bufferedBytes, bandwidth: s.bandwidth, startupExit: s.startupExit, blocked: s.flowBlocked?.sent ?? null });
+    if (idle >= 10) {
+      stop();
+      return;
+    }
+    quicTrace.push({
+      ms: Math.round(performance.now() - t0),
+      cwnd: s.cwnd,
+      rttMs: s.rttMs,
+      lost: s.lost,
+      bytesSent: s.bytesSent,
+      buffered: s.bufferedBytes,
+      bandwidth: s.bandwidth,
+      startupExit: s.startupExit,
+      blocked: s.flowBlocked?.sent ?? null,
+    });
   };
   sample();
   const timer = setInterval(sample, 100);
@@ -134,12 +213,28 @@ function traceQuic(req) {
   return stop;
 }
 
-function print(obj) { process.stdout.write(`${JSON.stringify(obj)}\n`); }
+function print(obj) {
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
 
 function stats() {
   return {
-    event: 'stats', tcpConnections: connections, tcpPeakOpen: peakOpen, ...(quicTrace.length ? { quicTrace } : {}),
-    tags: Object.fromEntries([...tags].map(([k, t]) => [k, { requests: t.requests, connections: t.peers.size, opened: t.opened, peakInflight: t.peakInflight, ...(t.arrivals?.length ? { arrivalsHrMs: t.arrivals } : {}) }])),
+    event: 'stats',
+    tcpConnections: connections,
+    tcpPeakOpen: peakOpen,
+    ...(quicTrace.length ? { quicTrace } : {}),
+    tags: Object.fromEntries(
+      [...tags].map(([k, t]) => [
+        k,
+        {
+          requests: t.requests,
+          connections: t.peers.size,
+          opened: t.opened,
+          peakInflight: t.peakInflight,
+          ...(t.arrivals?.length ? { arrivalsHrMs: t.arrivals } : {}),
+        },
+      ]),
+    ),
   };
 }
 

@@ -18,7 +18,9 @@ export class Progress {
     this.#draw(note);
   }
 
-  note(note) { this.#draw(note); }
+  note(note) {
+    this.#draw(note);
+  }
 
   done(note = 'done') {
     this.#done = this.#total;

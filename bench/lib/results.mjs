@@ -16,7 +16,13 @@ export const RESULTS_DIR = join(ROOT, 'bench', 'out');
 export const KEPT_DIR = join(ROOT, 'bench', 'results');
 
 export function machineFacts() {
-  const sh = (cmd, args) => { try { return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; } };
+  const sh = (cmd, args) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
   return {
     nproc: Number(sh('nproc', [])) || os.availableParallelism(),
     kernel: os.release(),
@@ -32,7 +38,10 @@ export class ResultWriter {
   constructor(name) {
     this.name = name;
     this.date = new Date();
-    this.stamp = this.date.toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+    this.stamp = this.date
+      .toISOString()
+      .replace(/[:.]/g, '-')
+      .replace(/-\d{3}Z$/, 'Z');
     this.charts = [];
     mkdirSync(RESULTS_DIR, { recursive: true });
   }
@@ -46,7 +55,10 @@ export class ResultWriter {
 
   write(data) {
     const file = join(RESULTS_DIR, `${this.name}-${this.stamp}.json`);
-    writeFileSync(file, `${JSON.stringify({ scenario: this.name, date: this.date.toISOString(), command: `npm run bench -- ${process.argv.slice(2).length ? `${this.name} ${process.argv.slice(2).join(' ')}` : this.name}`, machine: machineFacts(), charts: this.charts, ...data }, null, 1)}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ scenario: this.name, date: this.date.toISOString(), command: `npm run bench -- ${process.argv.slice(2).length ? `${this.name} ${process.argv.slice(2).join(' ')}` : this.name}`, machine: machineFacts(), charts: this.charts, ...data }, null, 1)}\n`,
+    );
     return relative(ROOT, file);
   }
 }

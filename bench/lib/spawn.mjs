@@ -7,20 +7,37 @@ export function runScript(lab, ns, script, arg, { onProgress = () => {}, timeout
   const child = lab.spawn(ns, [process.execPath, script, JSON.stringify(arg)], env ? { env } : {});
   const lines = [];
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
   createInterface({ input: child.stdout }).on('line', (line) => {
     let j;
-    try { j = JSON.parse(line); } catch { return; }
+    try {
+      j = JSON.parse(line);
+    } catch {
+      return;
+    }
     if (j?.event === 'progress') onProgress(j);
     else lines.push(j);
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       const result = lines.filter((l) => l?.event === 'result').at(-1);
       if (code === 0 && result) resolve(result);
-      else reject(new Error(`${script} exited ${code ?? signal}${result ? '' : ' without a result'}: ${stderr.trim().slice(-1500)}`));
+      else
+        reject(
+          new Error(
+            `${script} exited ${code ?? signal}${result ? '' : ' without a result'}: ${stderr.trim().slice(-1500)}`,
+          ),
+        );
     });
   });
 }

@@ -11,7 +11,15 @@ export function quantile(sorted, q) {
 export function summarize(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : NaN;
-  return { n: s.length, min: s[0] ?? NaN, p50: quantile(s, 0.5), p90: quantile(s, 0.9), p99: quantile(s, 0.99), max: s.at(-1) ?? NaN, mean };
+  return {
+    n: s.length,
+    min: s[0] ?? NaN,
+    p50: quantile(s, 0.5),
+    p90: quantile(s, 0.9),
+    p99: quantile(s, 0.99),
+    max: s.at(-1) ?? NaN,
+    mean,
+  };
 }
 
 export const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');

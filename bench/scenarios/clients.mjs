@@ -41,8 +41,17 @@ let nginx = null;
 const cleanup = () => {
   if (nginx?.pid) {
     let workers = [];
-    try { workers = execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number); } catch {}
-    for (const pid of [...workers, nginx.pid]) { try { process.kill(pid, 'SIGKILL'); } catch {} }
+    try {
+      workers = execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {}
+    for (const pid of [...workers, nginx.pid]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 };
@@ -51,16 +60,72 @@ for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
 function certs() {
   const o = (...a) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
-  o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=bench CA', '-keyout', 'ca.key', '-out', 'ca.pem',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
-  writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-keyout', 'leaf.key', '-out', 'leaf.csr');
-  o('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'leaf.ext', '-out', 'leaf.pem');
+  o(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=bench CA',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+  );
+  writeFileSync(
+    join(dir, 'leaf.ext'),
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+  );
+  o(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    'leaf.key',
+    '-out',
+    'leaf.csr',
+  );
+  o(
+    'x509',
+    '-req',
+    '-in',
+    'leaf.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'leaf.ext',
+    '-out',
+    'leaf.pem',
+  );
   return readFileSync(join(dir, 'ca.pem'));
 }
 
 async function freePort() {
-  return new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+  return new Promise((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => r(p));
+    });
+  });
 }
 
 async function startNginx(port) {
@@ -69,15 +134,24 @@ async function startNginx(port) {
   writeFileSync(join(dir, 'www', '1k.bin'), Buffer.alloc(1024, 120));
   writeFileSync(join(dir, 'www', '64k.bin'), Buffer.alloc(65536, 121));
   if (BULK_MIB > 0) writeFileSync(join(dir, 'www', 'bulk.bin'), Buffer.alloc(BULK_MIB * 1024 * 1024, 122));
-  writeFileSync(join(dir, 'nginx.conf'), `daemon off; user root; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `daemon off; user root; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 10000000; keepalive_timeout 75s; default_type application/octet-stream;
   client_body_temp_path ${dir}/tmp/b; proxy_temp_path ${dir}/tmp/p; fastcgi_temp_path ${dir}/tmp/f; uwsgi_temp_path ${dir}/tmp/u; scgi_temp_path ${dir}/tmp/s;
   http2_max_concurrent_streams 256;
-  server { listen 127.0.0.1:${port} ssl http2; ssl_certificate ${dir}/leaf.pem; ssl_certificate_key ${dir}/leaf.key; root ${dir}/www; } }`);
+  server { listen 127.0.0.1:${port} ssl http2; ssl_certificate ${dir}/leaf.pem; ssl_certificate_key ${dir}/leaf.key; root ${dir}/www; } }`,
+  );
   nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); }); c.on('error', () => r(false)); });
+    const ok = await new Promise((r) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.destroy();
+        r(true);
+      });
+      c.on('error', () => r(false));
+    });
     if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -91,28 +165,56 @@ async function measure(oneRequest, seconds) {
   let errors = 0;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: C }, async () => {
-    for (let n = 0; n < 10_000_000 && performance.now() < deadline; n++) {
-      const s = performance.now();
-      try { await oneRequest(); lat.push(performance.now() - s); } catch { errors++; }
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      for (let n = 0; n < 10_000_000 && performance.now() < deadline; n++) {
+        const s = performance.now();
+        try {
+          await oneRequest();
+          lat.push(performance.now() - s);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
   const dt = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)] ?? 0;
-  return { requests: lat.length, errors, seconds: dt, rps: lat.length / dt, p50: q(0.5), p99: q(0.99), cpuUsPerReq: (cpu.user + cpu.system) / Math.max(1, lat.length) };
+  return {
+    requests: lat.length,
+    errors,
+    seconds: dt,
+    rps: lat.length / dt,
+    p50: q(0.5),
+    p99: q(0.99),
+    cpuUsPerReq: (cpu.user + cpu.system) / Math.max(1, lat.length),
+  };
 }
 
 function clients(origin, ca, protocol) {
   const ol = new Agent({ protocol, tls: { ca }, pool: { maxConnections: protocol === 'h1' ? C : 1 } });
-  const un = protocol === 'h1'
-    ? new undici.Pool(origin, { connections: C, connect: { ca } })
-    : new undici.Pool(origin, { connections: 1, allowH2: true, maxConcurrentStreams: 256, connect: { ca } });
+  const un =
+    protocol === 'h1'
+      ? new undici.Pool(origin, { connections: C, connect: { ca } })
+      : new undici.Pool(origin, { connections: 1, allowH2: true, maxConcurrentStreams: 256, connect: { ca } });
   return {
     // Both clients get the origin once and a path per request (undici's pool.request({ path }) form).
-    originlink: { run: async () => { const r = await ol.request({ origin, path: PATH }); await r.dump(); }, close: () => ol.close() },
-    undici: { run: async () => { const r = await un.request({ path: PATH, method: 'GET' }); await r.body.dump(); }, close: () => un.close() },
+    originlink: {
+      run: async () => {
+        const r = await ol.request({ origin, path: PATH });
+        await r.dump();
+      },
+      close: () => ol.close(),
+    },
+    undici: {
+      run: async () => {
+        const r = await un.request({ path: PATH, method: 'GET' });
+        await r.body.dump();
+      },
+      close: () => un.close(),
+    },
   };
 }
 
@@ -143,14 +245,20 @@ if (BULK_MIB > 0) {
   const session = http2.connect(origin, { ca, settings: { initialWindowSize: 4 * 1024 * 1024 } });
   session.on('connect', () => session.setLocalWindowSize(16 * 1024 * 1024));
   const runs = {
-    originlink: async () => { const r = await ol.request({ origin, path: '/bulk.bin' }); return r.dump(); },
-    'node:http2': () => new Promise((resolve, reject) => {
-      const st = session.request({ ':path': '/bulk.bin' });
-      let n = 0;
-      st.on('data', (c) => { n += c.length; });
-      st.on('end', () => resolve(n));
-      st.on('error', reject);
-    }),
+    originlink: async () => {
+      const r = await ol.request({ origin, path: '/bulk.bin' });
+      return r.dump();
+    },
+    'node:http2': () =>
+      new Promise((resolve, reject) => {
+        const st = session.request({ ':path': '/bulk.bin' });
+        let n = 0;
+        st.on('data', (c) => {
+          n += c.length;
+        });
+        st.on('end', () => resolve(n));
+        st.on('error', reject);
+      }),
   };
   for (const name of Object.keys(runs)) await runs[name](); // warm
   for (let round = 0; round < BULK_ROUNDS; round++) {
@@ -168,10 +276,19 @@ if (BULK_MIB > 0) {
 }
 process.stderr.write('\n');
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+};
 const agg = (protocol, client) => {
   const rs = results.filter((r) => r.protocol === protocol && r.client === client);
-  return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpu: median(rs.map((r) => r.cpuUsPerReq)), errors: rs.reduce((a, r) => a + r.errors, 0) };
+  return {
+    rps: median(rs.map((r) => r.rps)),
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    cpu: median(rs.map((r) => r.cpuUsPerReq)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+  };
 };
 const f = (n, d = 2) => n.toFixed(d);
 const lines = [
@@ -185,26 +302,56 @@ for (const protocol of PROTOCOLS) {
   if (!CLIENTS.includes('originlink') || !CLIENTS.includes('undici')) break;
   const o = agg(protocol, 'originlink');
   const u = agg(protocol, 'undici');
-  summary[protocol] = { originlink: o, undici: u, rpsRatio: o.rps / u.rps, p50Ratio: o.p50 / u.p50, p99Ratio: o.p99 / u.p99 };
-  lines.push(`| ${protocol} | undici 7 | ${f(u.rps, 0)} | ${f(u.p50)} | ${f(u.p99)} | ${f(u.cpu, 0)} | ${u.errors} | 1.00 | 1.00 | 1.00 |`);
-  lines.push(`| ${protocol} | originlink | ${f(o.rps, 0)} | ${f(o.p50)} | ${f(o.p99)} | ${f(o.cpu, 0)} | ${o.errors} | **${f(o.rps / u.rps)}×** | ${f(o.p50 / u.p50)}× | ${f(o.p99 / u.p99)}× |`);
+  summary[protocol] = {
+    originlink: o,
+    undici: u,
+    rpsRatio: o.rps / u.rps,
+    p50Ratio: o.p50 / u.p50,
+    p99Ratio: o.p99 / u.p99,
+  };
+  lines.push(
+    `| ${protocol} | undici 7 | ${f(u.rps, 0)} | ${f(u.p50)} | ${f(u.p99)} | ${f(u.cpu, 0)} | ${u.errors} | 1.00 | 1.00 | 1.00 |`,
+  );
+  lines.push(
+    `| ${protocol} | originlink | ${f(o.rps, 0)} | ${f(o.p50)} | ${f(o.p99)} | ${f(o.cpu, 0)} | ${o.errors} | **${f(o.rps / u.rps)}×** | ${f(o.p50 / u.p50)}× | ${f(o.p99 / u.p99)}× |`,
+  );
 }
 lines.push('', 'req/s ratio > 1 is better for originlink; latency ratios < 1 are better.');
 if (BULK_MIB > 0) {
   const o = median(bulk.originlink);
   const n = median(bulk['node:http2']);
   summary.bulk = { mib: BULK_MIB, originlink: o, nodeHttp2: n, ratio: o / n };
-  lines.push('', `h2 one-stream bulk (${BULK_MIB} MiB, median of ${BULK_ROUNDS}): originlink ${f(o, 0)} MiB/s, node:http2 ${f(n, 0)} MiB/s, ratio **${f(o / n)}×**`);
+  lines.push(
+    '',
+    `h2 one-stream bulk (${BULK_MIB} MiB, median of ${BULK_ROUNDS}): originlink ${f(o, 0)} MiB/s, node:http2 ${f(n, 0)} MiB/s, ratio **${f(o / n)}×**`,
+  );
 }
 console.log(lines.join('\n'));
 const date = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(here, '..', 'out'), { recursive: true });
 const out = join(here, '..', 'out', `clients-${date}.json`);
-writeFileSync(out, JSON.stringify({
-  scenario: 'clients', date: new Date().toISOString(), command: 'npm run bench -- clients',
-  knobs: { SECONDS, C, ROUNDS, PATH, BULK_MIB, BULK_ROUNDS },
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release(), node: process.version, undici: undici.VERSION ?? null },
-  summary, samples: results, bulk,
-}, null, 2));
+writeFileSync(
+  out,
+  JSON.stringify(
+    {
+      scenario: 'clients',
+      date: new Date().toISOString(),
+      command: 'npm run bench -- clients',
+      knobs: { SECONDS, C, ROUNDS, PATH, BULK_MIB, BULK_ROUNDS },
+      machine: {
+        cpus: cpus().length,
+        model: cpus()[0]?.model,
+        kernel: release(),
+        node: process.version,
+        undici: undici.VERSION ?? null,
+      },
+      summary,
+      samples: results,
+      bulk,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${out}`);
 process.exit(0);

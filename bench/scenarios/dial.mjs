@@ -26,27 +26,56 @@ const ca = readFileSync(join(CERTS, 'ca.pem'));
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-dial-'));
 const port = await freePort();
 const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
-writeFileSync(join(dir, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
+writeFileSync(
+  join(dir, 'nginx.conf'),
+  `daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn; events { worker_connections 4096; }
 http { access_log off; ${temp} ssl_session_tickets off; ssl_session_cache off;
-  server { listen 127.0.0.1:${port} ssl; ssl_certificate ${CERTS}/leaf.pem; ssl_certificate_key ${CERTS}/leaf.key; return 204; } }`);
-const nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' });
-const stop = () => { try { process.kill(nginx.pid, 'SIGTERM'); } catch { /* gone */ } rmSync(dir, { recursive: true, force: true }); };
+  server { listen 127.0.0.1:${port} ssl; ssl_certificate ${CERTS}/leaf.pem; ssl_certificate_key ${CERTS}/leaf.key; return 204; } }`,
+);
+const nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
+  stdio: 'ignore',
+});
+const stop = () => {
+  try {
+    process.kill(nginx.pid, 'SIGTERM');
+  } catch {
+    /* gone */
+  }
+  rmSync(dir, { recursive: true, force: true });
+};
 process.on('exit', stop);
 
 try {
   await waitPort(port);
   // net/tcp.js since the layout (issue 41); an anchor built before it has transport/tcp.js.
   const connector = async (distDir) =>
-    (await import(join(distDir, existsSync(join(distDir, 'net', 'tcp.js')) ? 'net' : 'transport', 'tcp.js'))).connectTcp;
+    (await import(join(distDir, existsSync(join(distDir, 'net', 'tcp.js')) ? 'net' : 'transport', 'tcp.js')))
+      .connectTcp;
   const ours = await connector(DIST);
   const anchor = process.env.BENCH_ANCHOR_DIST ? await connector(process.env.BENCH_ANCHOR_DIST) : null;
-  const viaTls = (opts) => () => new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ALPNProtocols: ['http/1.1'], ...opts }, () => { s.destroy(); resolve(); });
-    s.once('error', reject);
-  });
+  const viaTls = (opts) => () =>
+    new Promise((resolve, reject) => {
+      const s = tls.connect(
+        { host: '127.0.0.1', port, servername: 'localhost', ALPNProtocols: ['http/1.1'], ...opts },
+        () => {
+          s.destroy();
+          resolve();
+        },
+      );
+      s.once('error', reject);
+    });
   const viaConnector = (connect) => async () => {
-    const c = await connect({ host: '127.0.0.1', port, tls: true, servername: 'localhost', alpn: ['http/1.1'], ca, connectTimeoutMs: 5000, tfo: false });
+    const c = await connect({
+      host: '127.0.0.1',
+      port,
+      tls: true,
+      servername: 'localhost',
+      alpn: ['http/1.1'],
+      ca,
+      connectTimeoutMs: 5000,
+      tfo: false,
+    });
     c.socket.destroy();
   };
   const shared = tls.createSecureContext({ ca });
@@ -67,7 +96,9 @@ try {
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const base = median(samples.get(clients[1][0]));
-  console.log(`TLS dial CPU: ${DIALS} full TLS 1.3 handshakes per round to nginx on loopback, ${ROUNDS} rounds (median), client process CPU\n`);
+  console.log(
+    `TLS dial CPU: ${DIALS} full TLS 1.3 handshakes per round to nginx on loopback, ${ROUNDS} rounds (median), client process CPU\n`,
+  );
   console.log('| client | µs CPU per dial | ÷ tls.connect({ ca }) |\n|---|---:|---:|');
   const rows = [];
   for (const [name] of clients) {

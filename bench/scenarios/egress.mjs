@@ -64,13 +64,21 @@ const dir = mkdtempSync(join(tmpdir(), 'ol-bench-egress-'));
 chmodSync(dir, 0o777); // tinyproxy writes its log as its own user
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 const lab = await createLab({ delayMs: RTT / 2, tcpFastOpen: 0, namePrefix: 'egress' });
-process.once('SIGINT', async () => { await lab.close(); process.exit(130); });
+process.once('SIGINT', async () => {
+  await lab.close();
+  process.exit(130);
+});
 
 const cases = [];
 for (const ka of KEEPALIVES) {
   for (const p of POLICIES) {
     const first = BASE_PORT + cases.length * ORIGINS;
-    cases.push({ ...p, keepAliveS: ka, name: `${p.name}, keep-alive ${ka} s`, ports: Array.from({ length: ORIGINS }, (_, k) => first + k) });
+    cases.push({
+      ...p,
+      keepAliveS: ka,
+      name: `${p.name}, keep-alive ${ka} s`,
+      ports: Array.from({ length: ORIGINS }, (_, k) => first + k),
+    });
   }
 }
 const progress = new Progress(cases.length * Math.ceil(REQUESTS / 100), 'egress');
@@ -82,7 +90,18 @@ try {
   for (const port of PROXY_PORTS) {
     const conf = join(dir, `tinyproxy-${port}.conf`);
     // Timeout: tinyproxy's idle limit on a connection (its default, 600 s, written out); no ConnectPort: any port.
-    writeFileSync(conf, [`Port ${port}`, `Listen ${lab.server.addr}`, 'Timeout 600', `LogFile "${dir}/tinyproxy-${port}.log"`, 'LogLevel Connect', 'MaxClients 1000', ''].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        `Port ${port}`,
+        `Listen ${lab.server.addr}`,
+        'Timeout 600',
+        `LogFile "${dir}/tinyproxy-${port}.log"`,
+        'LogLevel Connect',
+        'MaxClients 1000',
+        '',
+      ].join('\n'),
+    );
     lab.spawn('server', ['tinyproxy', '-d', '-c', conf]);
     await lab.waitForPort('server', port);
     proxyUrls.push(`http://${lab.server.addr}:${port}`);
@@ -90,8 +109,19 @@ try {
   const h2Urls = [];
   if (POLICIES.some((p) => p.http2 || p.tls)) {
     for (const [k, port] of H2_PORTS.entries()) {
-      lab.spawn('server', ['nghttpx', '--conf=/dev/null', '--http2-proxy', '--single-process', `--frontend=${lab.server.addr},${port}`, `--backend=${lab.server.addr},${PROXY_PORTS[k]}`,
-        '--workers=1', '--no-ocsp', `--errorlog-file=${dir}/nghttpx-${port}.log`, certs.keyPath, certs.certPath]);
+      lab.spawn('server', [
+        'nghttpx',
+        '--conf=/dev/null',
+        '--http2-proxy',
+        '--single-process',
+        `--frontend=${lab.server.addr},${port}`,
+        `--backend=${lab.server.addr},${PROXY_PORTS[k]}`,
+        '--workers=1',
+        '--no-ocsp',
+        `--errorlog-file=${dir}/nghttpx-${port}.log`,
+        certs.keyPath,
+        certs.certPath,
+      ]);
       await lab.waitForPort('server', port);
       h2Urls.push(`https://${lab.server.addr}:${port}`);
     }
@@ -104,20 +134,53 @@ try {
   }
   for (const ka of KEEPALIVES) {
     const mine = cases.filter((c) => c.keepAliveS === ka);
-    const started = await lab.startNode('server', ORIGINS_JS, [JSON.stringify({ host: '127.0.0.1', basePort: mine[0].ports[0], count: mine.length * ORIGINS, cert: certs.certPath, key: certs.keyPath, keepAliveMs: ka * 1000 })]);
+    const started = await lab.startNode('server', ORIGINS_JS, [
+      JSON.stringify({
+        host: '127.0.0.1',
+        basePort: mine[0].ports[0],
+        count: mine.length * ORIGINS,
+        cert: certs.certPath,
+        key: certs.keyPath,
+        keepAliveMs: ka * 1000,
+      }),
+    ]);
     origins.push(started);
   }
   const arg = {
-    ca: certs.caPath, requests: REQUESTS, durationMs: DURATION_S * 1000, seed: 15,
-    cases: cases.map((c) => ({ name: c.name, ports: c.ports, proxy: { nodes: (c.socks ? socksUrls : c.http2 || c.tls ? h2Urls : proxyUrls).slice(0, c.nodes), ...(c.policy ? { policy: c.policy } : {}), ...(c.stickyWindowMs ? { stickyWindowMs: c.stickyWindowMs } : {}), ...(c.http2 ? { http2: true } : {}) } })),
+    ca: certs.caPath,
+    requests: REQUESTS,
+    durationMs: DURATION_S * 1000,
+    seed: 15,
+    cases: cases.map((c) => ({
+      name: c.name,
+      ports: c.ports,
+      proxy: {
+        nodes: (c.socks ? socksUrls : c.http2 || c.tls ? h2Urls : proxyUrls).slice(0, c.nodes),
+        ...(c.policy ? { policy: c.policy } : {}),
+        ...(c.stickyWindowMs ? { stickyWindowMs: c.stickyWindowMs } : {}),
+        ...(c.http2 ? { http2: true } : {}),
+      },
+    })),
   };
-  const out = await runScript(lab, 'client', CLIENT, arg, { onProgress: (p) => progress.tick(p.note), timeoutMs: (DURATION_S + 120) * 1000 });
+  const out = await runScript(lab, 'client', CLIENT, arg, {
+    onProgress: (p) => progress.tick(p.note),
+    timeoutMs: (DURATION_S + 120) * 1000,
+  });
   progress.done();
   const accepted = {};
   for (const s of origins) Object.assign(accepted, (await s.stop())?.accepted ?? {});
   origins.length = 0;
-  const logs = PROXY_PORTS.map((p) => { try { return readFileSync(join(dir, `tinyproxy-${p}.log`), 'utf8'); } catch { return ''; } });
-  const connectsTo = (ports) => logs.map((l) => l.split('\n').filter((line) => ports.some((port) => line.includes(`CONNECT 127.0.0.1:${port} `))).length);
+  const logs = PROXY_PORTS.map((p) => {
+    try {
+      return readFileSync(join(dir, `tinyproxy-${p}.log`), 'utf8');
+    } catch {
+      return '';
+    }
+  });
+  const connectsTo = (ports) =>
+    logs.map(
+      (l) => l.split('\n').filter((line) => ports.some((port) => line.includes(`CONNECT 127.0.0.1:${port} `))).length,
+    );
 
   const rows = cases.map((c) => {
     const r = out.cases.find((x) => x.name === c.name);
@@ -131,23 +194,56 @@ try {
     let switches = 0;
     for (let k = 1; k < ok.length; k++) if (ok[k].node !== ok[k - 1].node) switches++;
     return {
-      case: c.name, policy: c.policy ?? 'one node', stickyWindowMs: c.stickyWindowMs ?? null, http2: c.http2 ?? false, keepAliveS: c.keepAliveS,
-      requests: r.samples.length, ok: ok.length, errors: r.samples.length - ok.length,
-      errorCodes: Object.fromEntries([...new Set(r.samples.filter((s) => s.error).map((s) => s.error))].map((e) => [e, r.samples.filter((s) => s.error === e).length])),
-      connectionsOpened: opened, reuseRate: 1 - opened / r.samples.length,
-      newConnectionRequests: fresh.length, handshakesPer1k: opened * per1k, handshakeMsPer1k: hsTotal * per1k,
-      handshakeMedianMs: hs.p50, handshakeRtts: hs.p50 / check.rttMs, latency: summarize(ok.map((s) => s.ms)), nodeSwitches: switches,
-      originAccepted: c.ports.reduce((a, p) => a + (accepted[p] ?? 0), 0), proxyConnects: connectsTo(c.ports), proxyStats: r.proxyStats,
+      case: c.name,
+      policy: c.policy ?? 'one node',
+      stickyWindowMs: c.stickyWindowMs ?? null,
+      http2: c.http2 ?? false,
+      keepAliveS: c.keepAliveS,
+      requests: r.samples.length,
+      ok: ok.length,
+      errors: r.samples.length - ok.length,
+      errorCodes: Object.fromEntries(
+        [...new Set(r.samples.filter((s) => s.error).map((s) => s.error))].map((e) => [
+          e,
+          r.samples.filter((s) => s.error === e).length,
+        ]),
+      ),
+      connectionsOpened: opened,
+      reuseRate: 1 - opened / r.samples.length,
+      newConnectionRequests: fresh.length,
+      handshakesPer1k: opened * per1k,
+      handshakeMsPer1k: hsTotal * per1k,
+      handshakeMedianMs: hs.p50,
+      handshakeRtts: hs.p50 / check.rttMs,
+      latency: summarize(ok.map((s) => s.ms)),
+      nodeSwitches: switches,
+      originAccepted: c.ports.reduce((a, p) => a + (accepted[p] ?? 0), 0),
+      proxyConnects: connectsTo(c.ports),
+      proxyStats: r.proxyStats,
       peakNodeConnections: c.http2 ? r.peakNodeConnections : null,
     };
   });
-  console.log(`\negress: ${REQUESTS} requests per case over ${DURATION_S} s (open loop, ${fmt(REQUESTS / DURATION_S, 1)} req/s), ${ORIGINS} origins per case, ${fmt(check.rttMs, 1)} ms RTT to the proxy nodes (lab self-check), tinyproxy nodes\n`);
-  console.log('| case | reuse rate | handshakes /1k req | handshake time /1k req | handshake p50 (RTTs) | request p50 / p90 ms | node switches | origin TLS accepts | proxy CONNECTs (A/B) | peak h2 connections to the nodes | errors |');
+  console.log(
+    `\negress: ${REQUESTS} requests per case over ${DURATION_S} s (open loop, ${fmt(REQUESTS / DURATION_S, 1)} req/s), ${ORIGINS} origins per case, ${fmt(check.rttMs, 1)} ms RTT to the proxy nodes (lab self-check), tinyproxy nodes\n`,
+  );
+  console.log(
+    '| case | reuse rate | handshakes /1k req | handshake time /1k req | handshake p50 (RTTs) | request p50 / p90 ms | node switches | origin TLS accepts | proxy CONNECTs (A/B) | peak h2 connections to the nodes | errors |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
-    console.log(`| ${r.case} | ${pct(r.reuseRate)} | ${fmt(r.handshakesPer1k, 0)} | ${fmt(r.handshakeMsPer1k / 1000, 1)} s | ${fmt(r.handshakeMedianMs)} ms (${fmt(r.handshakeRtts, 2)}) | ${fmt(r.latency.p50)} / ${fmt(r.latency.p90)} | ${r.nodeSwitches} | ${r.originAccepted} | ${r.proxyConnects.join('/')} | ${r.peakNodeConnections ?? '-'} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorCodes)}` : ''} |`);
+    console.log(
+      `| ${r.case} | ${pct(r.reuseRate)} | ${fmt(r.handshakesPer1k, 0)} | ${fmt(r.handshakeMsPer1k / 1000, 1)} s | ${fmt(r.handshakeMedianMs)} ms (${fmt(r.handshakeRtts, 2)}) | ${fmt(r.latency.p50)} / ${fmt(r.latency.p90)} | ${r.nodeSwitches} | ${r.originAccepted} | ${r.proxyConnects.join('/')} | ${r.peakNodeConnections ?? '-'} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorCodes)}` : ''} |`,
+    );
   }
-  result = { rttMs: check.rttMs, requests: REQUESTS, durationS: DURATION_S, origins: ORIGINS, proxies: 'tinyproxy ×2 (h2 and https cases: nghttpx --http2-proxy in front of each; socks5: microsocks)', rows, samples: Object.fromEntries(out.cases.map((c) => [c.name, c.samples])) };
+  result = {
+    rttMs: check.rttMs,
+    requests: REQUESTS,
+    durationS: DURATION_S,
+    origins: ORIGINS,
+    proxies: 'tinyproxy ×2 (h2 and https cases: nghttpx --http2-proxy in front of each; socks5: microsocks)',
+    rows,
+    samples: Object.fromEntries(out.cases.map((c) => [c.name, c.samples])),
+  };
   const file = new ResultWriter('egress').write(result);
   console.log(`\nresults: ${file}`);
 } finally {

@@ -25,12 +25,16 @@ import { fmt } from '../lib/stats.mjs';
 
 const run = promisify(execFile);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const TARGETS = (process.env.BENCH_GC_TARGETS ?? 'server-h1,server-h2,server-h2m,client-h1,client-h2,service-h1').split(',').filter(Boolean);
-const BUILDS = [['this build', DIST], ...(process.env.BENCH_ANCHOR_DIST ? [['previous', process.env.BENCH_ANCHOR_DIST]] : [])];
+const TARGETS = (process.env.BENCH_GC_TARGETS ?? 'server-h1,server-h2,server-h2m,client-h1,client-h2,service-h1')
+  .split(',')
+  .filter(Boolean);
+const BUILDS = [
+  ['this build', DIST],
+  ...(process.env.BENCH_ANCHOR_DIST ? [['previous', process.env.BENCH_ANCHOR_DIST]] : []),
+];
 // BENCH_NODE_ARGS: more node/V8 flags for the measured process (e.g. `--max-semi-space-size=32`).
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const PEER = fileURLToPath(new URL('../lib/gc-peer.mjs', import.meta.url));
-
 
 /** Start a peer; resolves once it printed `ready` (server) — or at once (client). `stdout` collects --trace-gc-nvp lines. */
 function startPeer(cpu, args, { trace, ready, script = PEER, dist = null }) {
@@ -42,8 +46,14 @@ function startPeer(cpu, args, { trace, ready, script = PEER, dist = null }) {
   let err = '';
   p.stdout.on('data', (d) => out.push(d));
   const readyP = new Promise((resolve, reject) => {
-    p.stderr.on('data', (d) => { err += d; if (ready && err.includes('ready')) resolve(); });
-    p.once('exit', (code) => { if (ready) reject(new Error(`peer exited ${code}: ${err.slice(-400)}`)); else resolve(); });
+    p.stderr.on('data', (d) => {
+      err += d;
+      if (ready && err.includes('ready')) resolve();
+    });
+    p.once('exit', (code) => {
+      if (ready) reject(new Error(`peer exited ${code}: ${err.slice(-400)}`));
+      else resolve();
+    });
   });
   const exited = new Promise((resolve) => p.once('exit', resolve));
   return { p, readyP, exited, stdout: () => Buffer.concat(out).toString(), stderr: () => err };
@@ -51,7 +61,11 @@ function startPeer(cpu, args, { trace, ready, script = PEER, dist = null }) {
 
 /** Sum the scavenges and other GCs of a --trace-gc-nvp log. */
 function gcOf(log) {
-  let scavenges = 0, scavengeMs = 0, promoted = 0, others = 0, otherMs = 0;
+  let scavenges = 0,
+    scavengeMs = 0,
+    promoted = 0,
+    others = 0,
+    otherMs = 0;
   for (const line of log.split('\n')) {
     const kind = /\bgc=(\S+)/.exec(line)?.[1];
     if (!kind) continue;
@@ -76,11 +90,15 @@ async function serverTarget(dist, proto, multiplexed) {
   const url = `http://127.0.0.1:${port}/x`;
   let requests;
   if (proto === 'h1') {
-    const { stdout } = await run('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, url], { timeout: (DURATION + 30) * 1000 });
+    const { stdout } = await run('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, url], {
+      timeout: (DURATION + 30) * 1000,
+    });
     requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
   } else {
     const shape = multiplexed ? ['-c4', '-m16'] : ['-c32', '-m1'];
-    const { stdout } = await run('taskset', ['-c', '0', 'h2load', ...shape, '-D', String(DURATION), url], { timeout: (DURATION + 30) * 1000 });
+    const { stdout } = await run('taskset', ['-c', '0', 'h2load', ...shape, '-D', String(DURATION), url], {
+      timeout: (DURATION + 30) * 1000,
+    });
     requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(stdout)?.[1] ?? 0);
   }
   const cpuUs = treeCpuUs(srv.p.pid) - t0;
@@ -93,11 +111,17 @@ async function clientTarget(dist, proto) {
   const port = await freePort();
   const srv = startPeer(0, [dist, 'server', proto, String(port)], { trace: false, ready: true });
   await srv.readyP;
-  const cli = startPeer(1, [dist, 'client', proto, String(port), String(DURATION * 1000)], { trace: true, ready: false });
+  const cli = startPeer(1, [dist, 'client', proto, String(port), String(DURATION * 1000)], {
+    trace: true,
+    ready: false,
+  });
   await cli.exited;
   srv.p.kill('SIGTERM');
   await srv.exited;
-  const line = cli.stderr().split('\n').find((l) => l.startsWith('{"requests"'));
+  const line = cli
+    .stderr()
+    .split('\n')
+    .find((l) => l.startsWith('{"requests"'));
   if (!line) throw new Error(`client printed no result: ${cli.stderr().slice(-400)}`);
   const r = JSON.parse(line);
   return { requests: r.requests, cpuUs: r.cpuUs, seconds: DURATION, ...gcOf(cli.stdout()) };
@@ -107,23 +131,33 @@ async function clientTarget(dist, proto) {
 async function serviceTarget(dist) {
   const certs = makeCerts();
   const originPort = await freePort();
-  const origin = startPeer(0, [dist, 'server', 'h2s', String(originPort), '0', certs.certPath, certs.keyPath], { trace: false, ready: true });
+  const origin = startPeer(0, [dist, 'server', 'h2s', String(originPort), '0', certs.certPath, certs.keyPath], {
+    trace: false,
+    ready: true,
+  });
   await origin.readyP;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ol-gc-'));
   const config = join(dir, 'service.yaml');
-  writeFileSync(config, `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
+  writeFileSync(
+    config,
+    `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: { level: warn, requests: false }
 origins:
   o: { url: "https://127.0.0.1:${originPort}", protocol: h2, tls: { ca: ${certs.caPath}, servername: localhost } }
 routes: [{ path: /, origin: o }]
-`);
+`,
+  );
   const svc = startPeer(1, ['serve', '--config', config], { trace: true, ready: false, dist });
   try {
     await waitPort(port);
     const t0 = treeCpuUs(svc.p.pid);
-    const { stdout } = await run('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, `http://127.0.0.1:${port}/x`], { timeout: (DURATION + 30) * 1000 });
+    const { stdout } = await run(
+      'taskset',
+      ['-c', '0', 'wrk', '-t1', '-c32', `-d${DURATION}s`, `http://127.0.0.1:${port}/x`],
+      { timeout: (DURATION + 30) * 1000 },
+    );
     const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
     const cpuUs = treeCpuUs(svc.p.pid) - t0;
     return { requests, cpuUs, seconds: DURATION, ...gcOf(svc.stdout()) };
@@ -141,8 +175,21 @@ for (const target of TARGETS) {
   const proto = kind.slice(0, 2);
   for (const [build, dist] of BUILDS) {
     process.stderr.write(`gc: ${target} (${build})\n`);
-    const r = role === 'service' ? await serviceTarget(dist) : role === 'server' ? await serverTarget(dist, proto, kind.endsWith('m')) : await clientTarget(dist, proto);
-    rows.push({ target, build, ...r, reqPerS: r.requests / r.seconds, cpuUsPerReq: r.cpuUs / r.requests, scavengeMsPer1k: (r.scavengeMs / r.requests) * 1000, promotedBytesPerReq: r.promotedBytes / r.requests });
+    const r =
+      role === 'service'
+        ? await serviceTarget(dist)
+        : role === 'server'
+          ? await serverTarget(dist, proto, kind.endsWith('m'))
+          : await clientTarget(dist, proto);
+    rows.push({
+      target,
+      build,
+      ...r,
+      reqPerS: r.requests / r.seconds,
+      cpuUsPerReq: r.cpuUs / r.requests,
+      scavengeMsPer1k: (r.scavengeMs / r.requests) * 1000,
+      promotedBytesPerReq: r.promotedBytes / r.requests,
+    });
   }
 }
 
@@ -151,7 +198,10 @@ const lines = [
   '',
   '| target | build | req/s | CPU µs/req | scavenges | scavenge ms per 1k req | promoted bytes/req | other GCs (ms) |',
   '|---|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.target} | ${r.build} | ${fmt(r.reqPerS, 0)} | ${fmt(r.cpuUsPerReq, 1)} | ${r.scavenges} | ${fmt(r.scavengeMsPer1k, 2)} | ${fmt(r.promotedBytesPerReq, 0)} | ${r.otherGcs} (${fmt(r.otherGcMs, 0)}) |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.target} | ${r.build} | ${fmt(r.reqPerS, 0)} | ${fmt(r.cpuUsPerReq, 1)} | ${r.scavenges} | ${fmt(r.scavengeMsPer1k, 2)} | ${fmt(r.promotedBytesPerReq, 0)} | ${r.otherGcs} (${fmt(r.otherGcMs, 0)}) |`,
+  ),
 ];
 const w = new ResultWriter('gc');
 const file = w.write({ durationS: DURATION, builds: BUILDS.map(([b, d]) => ({ build: b, dist: d })), rows });

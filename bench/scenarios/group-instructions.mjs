@@ -40,11 +40,25 @@ const CONNS = 8;
 const CACHE_SIM = env.BENCH_CACHE_SIM === '1';
 const KEEP = env.BENCH_KEEP ?? null;
 const ONLY = env.BENCH_TARGETS ? new RegExp(env.BENCH_TARGETS, 'i') : null;
-for (const [k, ok] of [['BENCH_WARM_REQUESTS', WARM >= 0], ['BENCH_WARM_MAX', WARM_MAX >= WARM], ['BENCH_REQUESTS', REQUESTS >= 100], ['BENCH_WINDOWS', Number.isInteger(WINDOWS) && WINDOWS >= 1], ['BENCH_RATE_VG', RATE >= CONNS]]) {
-  if (!ok) { console.error(`bench/group-instructions: bad ${k}`); process.exit(2); }
+for (const [k, ok] of [
+  ['BENCH_WARM_REQUESTS', WARM >= 0],
+  ['BENCH_WARM_MAX', WARM_MAX >= WARM],
+  ['BENCH_REQUESTS', REQUESTS >= 100],
+  ['BENCH_WINDOWS', Number.isInteger(WINDOWS) && WINDOWS >= 1],
+  ['BENCH_RATE_VG', RATE >= CONNS],
+]) {
+  if (!ok) {
+    console.error(`bench/group-instructions: bad ${k}`);
+    process.exit(2);
+  }
 }
 for (const bin of ['valgrind', 'callgrind_control', 'nginx', 'h2load']) {
-  try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' }); } catch { console.error(`bench/group-instructions: ${bin} is missing (Debian: valgrind nginx-light nghttp2-client)`); process.exit(2); }
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'pipe' });
+  } catch {
+    console.error(`bench/group-instructions: ${bin} is missing (Debian: valgrind nginx-light nghttp2-client)`);
+    process.exit(2);
+  }
 }
 
 /** groups' health interval (1 s at 2000 req/s), stretched to this load: the same checks per request. */
@@ -53,7 +67,11 @@ const GROUP = `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 500
 // groups' cpu-phase targets and controls, the same names.
 const TARGETS = [
   { name: 'originlink, 1 URL', single: true, group: null },
-  { name: 'originlink, 1 URL + health (a group of one)', single: true, group: `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 5000 }` },
+  {
+    name: 'originlink, 1 URL + health (a group of one)',
+    single: true,
+    group: `health: { path: /health, intervalMs: ${HEALTH_MS}, timeoutMs: 5000 }`,
+  },
   { name: 'originlink, group p2c', group: GROUP },
   { name: 'originlink, group p2c, one endpoint weight 1000', group: GROUP, weights: [1000, 1, 1] },
   { name: 'originlink, group round-robin', group: `${GROUP}, balance: round-robin` },
@@ -73,20 +91,37 @@ const run = (argv) => {
 /** valgrind takes its time to write its last dump and exit. */
 const stop = (p) => stopChild(p, 20_000);
 
-const origin = new Endpoint(dir, 'cpu', await freePort(), await freePort(), certs, [await freePort(), await freePort()]);
+const origin = new Endpoint(dir, 'cpu', await freePort(), await freePort(), certs, [
+  await freePort(),
+  await freePort(),
+]);
 origin.start(run);
 await waitPort(origin.port);
 const endpoints = origin.ports.map((port) => ({ port, url: `https://127.0.0.1:${port}` }));
 
 /** h2load at RATE over CONNS connections for `n` requests: how many succeeded. */
 function load(port, n) {
-  const out = execFileSync('h2load', ['--h1', '-c', String(CONNS), `--rps=${Math.max(1, Math.round(RATE / CONNS))}`, '-n', String(n), `http://127.0.0.1:${port}/g/cpu`], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const out = execFileSync(
+    'h2load',
+    [
+      '--h1',
+      '-c',
+      String(CONNS),
+      `--rps=${Math.max(1, Math.round(RATE / CONNS))}`,
+      '-n',
+      String(n),
+      `http://127.0.0.1:${port}/g/cpu`,
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   return m ? Number(m[4]) : 0;
 }
 
 /** The cache simulation's options: this machine's L1s, and its per-core L2 as the last level (see BENCH_CACHE_SIM). */
-const SIM = CACHE_SIM ? ['--cache-sim=yes', '--branch-sim=yes', '--D1=49152,12,64', '--I1=32768,8,64', '--LL=1048576,16,64'] : [];
+const SIM = CACHE_SIM
+  ? ['--cache-sim=yes', '--branch-sim=yes', '--D1=49152,12,64', '--I1=32768,8,64', '--LL=1048576,16,64']
+  : [];
 
 /**
  * One dump's counts: the main thread's instructions (Ir), the other threads' (callgrind --separate-threads: OUT.N-TT),
@@ -101,7 +136,10 @@ function dumped(base, n) {
     const names = (/^events: (.+)$/m.exec(text)?.[1] ?? 'Ir').trim().split(/\s+/);
     const values = (/^summary: (.+)$/m.exec(text)?.[1] ?? '0').trim().split(/\s+/).map(Number);
     const ev = (...ks) => ks.reduce((a, k) => a + (values[names.indexOf(k)] ?? 0), 0);
-    if (!f.endsWith('-01')) { c.rest += ev('Ir'); continue; }
+    if (!f.endsWith('-01')) {
+      c.rest += ev('Ir');
+      continue;
+    }
     c.main += ev('Ir');
     c.l1 += ev('I1mr', 'D1mr', 'D1mw');
     c.l2 += ev('ILmr', 'DLmr', 'DLmw');
@@ -115,9 +153,33 @@ const results = [];
 for (const t of targets) {
   const port = await freePort();
   const conf = join(dir, `ol-${results.length}.yaml`);
-  writeFileSync(conf, originlinkConfig({ port, endpoints, caPath: certs.caPath, protocol: 'h1', single: t.single, group: t.group, weights: t.weights }));
+  writeFileSync(
+    conf,
+    originlinkConfig({
+      port,
+      endpoints,
+      caPath: certs.caPath,
+      protocol: 'h1',
+      single: t.single,
+      group: t.group,
+      weights: t.weights,
+    }),
+  );
   const base = `cg-${results.length}.out`;
-  const svc = run(['valgrind', '--tool=callgrind', '--separate-threads=yes', '--smc-check=all-non-file', ...SIM, `--callgrind-out-file=${join(dir, base)}`, process.execPath, ...(KEEP ? ['--perf-basic-prof'] : []), join(DIST, 'cli', 'main.js'), 'serve', '--config', conf]);
+  const svc = run([
+    'valgrind',
+    '--tool=callgrind',
+    '--separate-threads=yes',
+    '--smc-check=all-non-file',
+    ...SIM,
+    `--callgrind-out-file=${join(dir, base)}`,
+    process.execPath,
+    ...(KEEP ? ['--perf-basic-prof'] : []),
+    join(DIST, 'cli', 'main.js'),
+    'serve',
+    '--config',
+    conf,
+  ]);
   await waitPort(port, 120_000);
   let warmed = WARM > 0 ? load(port, WARM) : 0;
   let dumps = 0;
@@ -128,7 +190,12 @@ for (const t of targets) {
     execFileSync('callgrind_control', ['-d', String(svc.pid)], { stdio: 'ignore' });
     const c = dumped(base, ++dumps);
     const per = (x) => x / Math.max(1, ok);
-    return { requests: ok, mainPerReq: per(c.main), restPerReq: per(c.rest), ...(CACHE_SIM ? { l1PerReq: per(c.l1), l2PerReq: per(c.l2), mispredictPerReq: per(c.bm) } : {}) };
+    return {
+      requests: ok,
+      mainPerReq: per(c.main),
+      restPerReq: per(c.rest),
+      ...(CACHE_SIM ? { l1PerReq: per(c.l1), l2PerReq: per(c.l2), mispredictPerReq: per(c.bm) } : {}),
+    };
   };
   // Then on until V8 has settled: a window whose other threads ran under SETTLED of the main thread's instructions
   // (under valgrind, whose threads take turns, TurboFan's work lands late and in bursts: 30,000 requests were not
@@ -140,13 +207,31 @@ for (const t of targets) {
     settling.push(w);
     if (w.restPerReq < SETTLED * w.mainPerReq) break;
   }
-  const settled = settling.length > 0 && settling[settling.length - 1].restPerReq < SETTLED * settling[settling.length - 1].mainPerReq;
+  const settled =
+    settling.length > 0 &&
+    settling[settling.length - 1].restPerReq < SETTLED * settling[settling.length - 1].mainPerReq;
   const windows = [];
   for (let w = 1; w <= WINDOWS; w++) windows.push(window());
   await stop(svc);
-  if (KEEP) { try { copyFileSync(`/tmp/perf-${svc.pid}.map`, join(KEEP, `${base}.perf.map`)); rmSync(`/tmp/perf-${svc.pid}.map`); } catch { /* none written */ } }
+  if (KEEP) {
+    try {
+      copyFileSync(`/tmp/perf-${svc.pid}.map`, join(KEEP, `${base}.perf.map`));
+      rmSync(`/tmp/perf-${svc.pid}.map`);
+    } catch {
+      /* none written */
+    }
+  }
   const mid = (k) => windows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(windows.length / 2)];
-  results.push({ target: t.name, warmed, settled, settling, windows, main: mid('mainPerReq'), ...(CACHE_SIM ? { l1: mid('l1PerReq'), l2: mid('l2PerReq'), mispredict: mid('mispredictPerReq') } : {}), failed: windows.some((x) => x.requests < REQUESTS) });
+  results.push({
+    target: t.name,
+    warmed,
+    settled,
+    settling,
+    windows,
+    main: mid('mainPerReq'),
+    ...(CACHE_SIM ? { l1: mid('l1PerReq'), l2: mid('l2PerReq'), mispredict: mid('mispredictPerReq') } : {}),
+    failed: windows.some((x) => x.requests < REQUESTS),
+  });
   process.stderr.write(`done: ${t.name}\n`);
 }
 await stop(origin.proc);
@@ -159,12 +244,34 @@ const out = [
   '| target | main thread, thousand instructions a request: median (windows) | ÷ 1 URL | other threads (TurboFan, GC helpers) a request, windows | requests before the windows (settled) | all answered |',
   '|---|---:|---:|---:|---:|---|',
 ];
-for (const r of results) out.push(`| ${r.target} | ${k(r.main)} (${r.windows.map((x) => k(x.mainPerReq)).join(', ')}) | ${(r.main / baseRow.main).toFixed(3)} | ${r.windows.map((x) => k(x.restPerReq)).join(', ')} | ${r.warmed} (${r.settled ? 'yes' : '**no**'}) | ${r.failed ? '**no**' : 'yes'} |`);
+for (const r of results)
+  out.push(
+    `| ${r.target} | ${k(r.main)} (${r.windows.map((x) => k(x.mainPerReq)).join(', ')}) | ${(r.main / baseRow.main).toFixed(3)} | ${r.windows.map((x) => k(x.restPerReq)).join(', ')} | ${r.warmed} (${r.settled ? 'yes' : '**no**'}) | ${r.failed ? '**no**' : 'yes'} |`,
+  );
 if (CACHE_SIM) {
-  out.push('', 'Main thread, simulated (L1d 48 KiB, L1i 32 KiB, L2 1 MiB as the last level): misses and mispredicted branches a request, median of the windows', '', '| target | L1 misses (I + D) | ÷ 1 URL | L2 misses | ÷ 1 URL | mispredicted branches | ÷ 1 URL |', '|---|---:|---:|---:|---:|---:|---:|');
-  for (const r of results) out.push(`| ${r.target} | ${Math.round(r.l1)} | ${(r.l1 / baseRow.l1).toFixed(3)} | ${Math.round(r.l2)} | ${(r.l2 / baseRow.l2).toFixed(3)} | ${Math.round(r.mispredict)} | ${(r.mispredict / baseRow.mispredict).toFixed(3)} |`);
+  out.push(
+    '',
+    'Main thread, simulated (L1d 48 KiB, L1i 32 KiB, L2 1 MiB as the last level): misses and mispredicted branches a request, median of the windows',
+    '',
+    '| target | L1 misses (I + D) | ÷ 1 URL | L2 misses | ÷ 1 URL | mispredicted branches | ÷ 1 URL |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const r of results)
+    out.push(
+      `| ${r.target} | ${Math.round(r.l1)} | ${(r.l1 / baseRow.l1).toFixed(3)} | ${Math.round(r.l2)} | ${(r.l2 / baseRow.l2).toFixed(3)} | ${Math.round(r.mispredict)} | ${(r.mispredict / baseRow.mispredict).toFixed(3)} |`,
+    );
 }
 console.log(out.join('\n'));
-const file = new ResultWriter('group-instructions').write({ rate: RATE, connections: CONNS, cacheSim: CACHE_SIM ? SIM : null, warmRequests: WARM, warmMax: WARM_MAX, requests: REQUESTS, windows: WINDOWS, healthIntervalMs: HEALTH_MS, results });
+const file = new ResultWriter('group-instructions').write({
+  rate: RATE,
+  connections: CONNS,
+  cacheSim: CACHE_SIM ? SIM : null,
+  warmRequests: WARM,
+  warmMax: WARM_MAX,
+  requests: REQUESTS,
+  windows: WINDOWS,
+  healthIntervalMs: HEALTH_MS,
+  results,
+});
 console.log(`\nresults: ${file}`);
 if (results.some((r) => r.failed || !r.settled)) process.exitCode = 1;

@@ -19,7 +19,23 @@ const { Agent } = await dist('index.js');
 
 const BYTES = Buffer.from('ok');
 const NO_FIELDS = [];
-const facts = { protocol: 'h2', alpn: 'h2', remoteAddress: '127.0.0.1', remotePort: 443, localAddress: '127.0.0.1', localPort: 1, connectMs: 0, tlsMs: 0, tlsVersion: 'TLSv1.3', resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: 1000, rttMs: null };
+const facts = {
+  protocol: 'h2',
+  alpn: 'h2',
+  remoteAddress: '127.0.0.1',
+  remotePort: 443,
+  localAddress: '127.0.0.1',
+  localPort: 1,
+  connectMs: 0,
+  tlsMs: 0,
+  tlsVersion: 'TLSv1.3',
+  resumed: false,
+  earlyData: false,
+  tfo: false,
+  keepAliveHintMs: null,
+  peerMaxConcurrentStreams: 1000,
+  rttMs: null,
+};
 let ids = 0;
 /** An h2-like connection of 1000 streams answering at once: a response already whole, its slot freed when taken. */
 class Instant {
@@ -32,23 +48,48 @@ class Instant {
   state = 'ready';
   capacity = 1000;
   #listeners = [];
-  peerCertificate() { return null; }
-  isUsable() { return this.state === 'ready'; }
-  on(l) { this.#listeners.push(l); }
-  ping() { return Promise.resolve(1); }
-  drain() { this.destroy(); }
-  destroy() { if (this.state === 'closed') return; this.state = 'closed'; for (const l of this.#listeners) l({ type: 'close', error: null }); }
+  peerCertificate() {
+    return null;
+  }
+  isUsable() {
+    return this.state === 'ready';
+  }
+  on(l) {
+    this.#listeners.push(l);
+  }
+  ping() {
+    return Promise.resolve(1);
+  }
+  drain() {
+    this.destroy();
+  }
+  destroy() {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const l of this.#listeners) l({ type: 'close', error: null });
+  }
   request() {
     this.active++;
     this.lastActiveAt = performance.now();
     let taken = false;
-    const done = () => { if (taken) return; taken = true; this.active--; for (const l of this.#listeners) l({ type: 'capacity' }); };
+    const done = () => {
+      if (taken) return;
+      taken = true;
+      this.active--;
+      for (const l of this.#listeners) l({ type: 'capacity' });
+    };
     return Promise.resolve({
       status: 200,
       headers: NO_FIELDS,
-      get body() { done(); return Readable.from([BYTES]); },
+      get body() {
+        done();
+        return Readable.from([BYTES]);
+      },
       trailers: Promise.resolve(NO_FIELDS),
-      takeComplete: () => { done(); return { bytes: BYTES, trailers: NO_FIELDS }; },
+      takeComplete: () => {
+        done();
+        return { bytes: BYTES, trailers: NO_FIELDS };
+      },
     });
   }
 }
@@ -56,8 +97,23 @@ class Instant {
 const connect = () => Promise.resolve(new Instant());
 const make = {
   plain: () => new Agent({ protocol: 'h2', connect }),
-  'group of 1': () => new Agent({ protocol: 'h2', connect, origins: { 'https://api.test': { retryBudget: { ratio: 0.2, minPerSecond: 10 } } } }),
-  'group of 3': () => new Agent({ protocol: 'h2', connect, origins: { 'https://api.test': { endpoints: [{ url: 'https://a.test' }, { url: 'https://b.test' }, { url: 'https://c.test' }], retryBudget: { ratio: 0.2, minPerSecond: 10 } } } }),
+  'group of 1': () =>
+    new Agent({
+      protocol: 'h2',
+      connect,
+      origins: { 'https://api.test': { retryBudget: { ratio: 0.2, minPerSecond: 10 } } },
+    }),
+  'group of 3': () =>
+    new Agent({
+      protocol: 'h2',
+      connect,
+      origins: {
+        'https://api.test': {
+          endpoints: [{ url: 'https://a.test' }, { url: 'https://b.test' }, { url: 'https://c.test' }],
+          retryBudget: { ratio: 0.2, minPerSecond: 10 },
+        },
+      },
+    }),
 };
 
 async function drive(agent, n) {
@@ -87,15 +143,22 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 for (const a of Object.values(agents)) await a.close();
 
-const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
-console.log(`Agent CPU per request, no sockets: ${ROUNDS} rounds × ${N} requests, ${CONC} at a time (median; ratio to plain per round: median, min–max)\n`);
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+console.log(
+  `Agent CPU per request, no sockets: ${ROUNDS} rounds × ${N} requests, ${CONC} at a time (median; ratio to plain per round: median, min–max)\n`,
+);
 console.log('| origin | ns/request | ÷ plain |');
 console.log('|---|---:|---:|');
 const out = {};
 for (const [k, xs] of Object.entries(rows)) {
   const ratios = xs.map((x, i) => x / rows.plain[i]);
   out[k] = { nsPerRequest: xs, ratioToPlain: ratios };
-  console.log(`| ${k} | ${Math.round(median(xs))} | ${k === 'plain' ? '-' : `${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`} |`);
+  console.log(
+    `| ${k} | ${Math.round(median(xs))} | ${k === 'plain' ? '-' : `${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`} |`,
+  );
 }
 const file = new ResultWriter('group-path').write({ requests: N, rounds: ROUNDS, concurrency: CONC, results: out });
 console.log(`\nresults: ${file}`);

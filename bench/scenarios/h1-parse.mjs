@@ -15,16 +15,23 @@ const N = Number(process.env.BENCH_MESSAGES ?? 300_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const { HTTPParser } = createRequire(import.meta.url)('_http_common');
 
-const RESPONSE = Buffer.concat([Buffer.from(
-  'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 15:30:00 GMT\r\nContent-Type: text/plain\r\n' +
-  'Content-Length: 1024\r\nLast-Modified: Mon, 23 Nov 2026 15:00:00 GMT\r\nConnection: keep-alive\r\n' +
-  'ETag: "6745f0a0-400"\r\nAccept-Ranges: bytes\r\nCache-Control: max-age=60\r\n\r\n', 'latin1'), Buffer.alloc(1024, 0x78)]);
+const RESPONSE = Buffer.concat([
+  Buffer.from(
+    'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 15:30:00 GMT\r\nContent-Type: text/plain\r\n' +
+      'Content-Length: 1024\r\nLast-Modified: Mon, 23 Nov 2026 15:00:00 GMT\r\nConnection: keep-alive\r\n' +
+      'ETag: "6745f0a0-400"\r\nAccept-Ranges: bytes\r\nCache-Control: max-age=60\r\n\r\n',
+    'latin1',
+  ),
+  Buffer.alloc(1024, 0x78),
+]);
 const REQUEST = Buffer.from(
   'GET /assets/app.js?v=3 HTTP/1.1\r\nHost: www.example.test\r\nConnection: keep-alive\r\n' +
-  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36\r\n' +
-  'Accept: */*\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: script\r\n' +
-  'Referer: https://www.example.test/\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n' +
-  'Cookie: session=0123456789abcdef0123456789abcdef\r\nIf-None-Match: "6745f0a0-400"\r\n\r\n', 'latin1');
+    'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36\r\n' +
+    'Accept: */*\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: script\r\n' +
+    'Referer: https://www.example.test/\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n' +
+    'Cookie: session=0123456789abcdef0123456789abcdef\r\nIf-None-Match: "6745f0a0-400"\r\n\r\n',
+  'latin1',
+);
 
 /** llhttp: one parser per kind, reused across messages as node:http does (keep-alive). */
 function llhttp(kind) {
@@ -33,7 +40,9 @@ function llhttp(kind) {
   let done = 0;
   p[HTTPParser.kOnHeadersComplete] = () => {};
   p[HTTPParser.kOnBody] = () => {};
-  p[HTTPParser.kOnMessageComplete] = () => { done++; };
+  p[HTTPParser.kOnMessageComplete] = () => {
+    done++;
+  };
   return { parse: (buf) => p.execute(buf), done: () => done };
 }
 
@@ -42,11 +51,37 @@ async function ours(dist, kind) {
   let done = 0;
   if (kind === 'response') {
     const { H1ResponseParser } = await load('h1/parser.js');
-    const p = new H1ResponseParser({ onHead: () => {}, onBody: () => {}, onTrailers: () => {}, onComplete: () => { done++; } }, { maxHeaderBytes: 65536, maxHeaderCount: 100 });
-    return { parse: (buf) => { p.expect('GET'); p.execute(buf); }, done: () => done };
+    const p = new H1ResponseParser(
+      {
+        onHead: () => {},
+        onBody: () => {},
+        onTrailers: () => {},
+        onComplete: () => {
+          done++;
+        },
+      },
+      { maxHeaderBytes: 65536, maxHeaderCount: 100 },
+    );
+    return {
+      parse: (buf) => {
+        p.expect('GET');
+        p.execute(buf);
+      },
+      done: () => done,
+    };
   }
   const { H1RequestParser } = await load('h1/request-parser.js');
-  const p = new H1RequestParser({ onHead: () => {}, onBody: () => {}, onTrailers: () => {}, onComplete: () => { done++; } }, { maxHeaderBytes: 65536, maxHeaderCount: 100 });
+  const p = new H1RequestParser(
+    {
+      onHead: () => {},
+      onBody: () => {},
+      onTrailers: () => {},
+      onComplete: () => {
+        done++;
+      },
+    },
+    { maxHeaderBytes: 65536, maxHeaderCount: 100 },
+  );
   return { parse: (buf) => p.execute(buf), done: () => done };
 }
 
@@ -60,9 +95,15 @@ function round(parser, msg) {
   return ns;
 }
 
-const builds = [['originlink', join(ROOT, 'dist')], ...(process.env.BENCH_ANCHOR_DIST ? [['originlink (previous)', process.env.BENCH_ANCHOR_DIST]] : [])];
+const builds = [
+  ['originlink', join(ROOT, 'dist')],
+  ...(process.env.BENCH_ANCHOR_DIST ? [['originlink (previous)', process.env.BENCH_ANCHOR_DIST]] : []),
+];
 const rows = [];
-for (const [kind, msg] of [['response', RESPONSE], ['request', REQUEST]]) {
+for (const [kind, msg] of [
+  ['response', RESPONSE],
+  ['request', REQUEST],
+]) {
   const parsers = [['llhttp (Node)', llhttp(kind)]];
   for (const [name, dist] of builds) parsers.push([name, await ours(dist, kind)]);
   for (const [, p] of parsers) round(p, msg); // warm-up: JIT and caches
@@ -71,7 +112,13 @@ for (const [kind, msg] of [['response', RESPONSE], ['request', REQUEST]]) {
     for (const [name, p] of parsers) best.set(name, Math.min(best.get(name) ?? Infinity, round(p, msg)));
   }
   const anchor = best.get('llhttp (Node)');
-  for (const [name] of parsers) rows.push({ message: kind, parser: name, nsPerMessage: Math.round(best.get(name)), vsLlhttp: +(best.get(name) / anchor).toFixed(2) });
+  for (const [name] of parsers)
+    rows.push({
+      message: kind,
+      parser: name,
+      nsPerMessage: Math.round(best.get(name)),
+      vsLlhttp: +(best.get(name) / anchor).toFixed(2),
+    });
 }
 
 console.log(`\nHTTP/1.1 head parsing, ${N} messages per round, best of ${ROUNDS} rounds (node ${process.version})\n`);

@@ -33,7 +33,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-h3conns-'));
 const children = [];
 const cleanup = () => {
-  for (const c of children) if (c.exitCode === null) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
+  for (const c of children)
+    if (c.exitCode === null) {
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
   rmSync(dir, { recursive: true, force: true });
 };
 process.once('exit', cleanup);
@@ -43,7 +50,9 @@ const origin = http.createServer((_q, s) => s.end('ok'));
 await new Promise((r) => origin.listen(0, '127.0.0.1', r));
 const h3Port = await freePort();
 const adminPort = await freePort();
-writeFileSync(join(dir, 'serve.yaml'), `listeners:
+writeFileSync(
+  join(dir, 'serve.yaml'),
+  `listeners:
   - { name: q, kind: h3, host: 127.0.0.1, port: ${h3Port}, tls: { cert: ${CERTS}/leaf.pem, key: ${CERTS}/leaf.key } }
 admin: { host: 127.0.0.1, port: ${adminPort} }
 logging: { level: warn, requests: false }
@@ -51,21 +60,33 @@ ${EXTRA_LIMITS ? `limits: { ${EXTRA_LIMITS} }\n` : ''}origins:
   o: { url: "http://127.0.0.1:${origin.address().port}", protocol: h1 }
 routes:
   - { path: /, origin: o }
-`);
+`,
+);
 const [node, ...nodeArgv] = serviceArgv(DIST);
-const svc = spawn(node, [...nodeArgv, 'serve', '--config', join(dir, 'serve.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+const svc = spawn(node, [...nodeArgv, 'serve', '--config', join(dir, 'serve.yaml')], {
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
 children.push(svc);
 let svcErr = '';
-svc.stderr.on('data', (d) => { svcErr += d; });
+svc.stderr.on('data', (d) => {
+  svcErr += d;
+});
 const rssMb = () => {
-  try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${svc.pid}/status`, 'utf8'))[1]) / 1024; } catch { return NaN; }
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${svc.pid}/status`, 'utf8'))[1]) / 1024;
+  } catch {
+    return NaN;
+  }
 };
 
 const { Agent } = await dist('index.js');
 const agent = new Agent({ protocol: 'h3', tls: { ca: readFileSync(join(CERTS, 'ca.pem')) } });
 const url = `https://localhost:${h3Port}/`;
 for (let i = 0; ; i++) {
-  try { await (await agent.request({ url })).text(); break; } catch (e) {
+  try {
+    await (await agent.request({ url })).text();
+    break;
+  } catch (e) {
     if (i > 100) throw new Error(`the service did not answer on h3: ${e.message}\n${svcErr}`);
     await sleep(100);
   }
@@ -98,19 +119,25 @@ const loopLag = { before: [], opening: [], held: [], after: [] };
 const metric = (text, name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
 const scrape = setInterval(() => {
   const p = phase;
-  http.get({ host: '127.0.0.1', port: adminPort, path: '/metrics' }, (res) => {
-    let t = '';
-    res.on('data', (c) => { t += c; });
-    res.on('end', () => {
-      external[p].push(metric(t, 'nodejs_external_memory_bytes') / 2 ** 20);
-      loopLag[p].push(metric(t, 'nodejs_eventloop_lag_max_seconds') * 1000);
-    });
-  }).on('error', () => {});
+  http
+    .get({ host: '127.0.0.1', port: adminPort, path: '/metrics' }, (res) => {
+      let t = '';
+      res.on('data', (c) => {
+        t += c;
+      });
+      res.on('end', () => {
+        external[p].push(metric(t, 'nodejs_external_memory_bytes') / 2 ** 20);
+        loopLag[p].push(metric(t, 'nodejs_eventloop_lag_max_seconds') * 1000);
+      });
+    })
+    .on('error', () => {});
 }, 1000);
 
 await sleep(5000);
 phase = 'opening';
-const attacker = spawn(process.execPath, [ATTACKER, '127.0.0.1', String(h3Port), String(CONNS), String(HOLD_S)], { stdio: ['ignore', 'pipe', 'inherit'] });
+const attacker = spawn(process.execPath, [ATTACKER, '127.0.0.1', String(h3Port), String(CONNS), String(HOLD_S)], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 children.push(attacker);
 const held = []; // [seconds since the hold began, connections the service still held]
 let opened = null;
@@ -118,7 +145,7 @@ let holdStart = 0;
 let buf = '';
 attacker.stdout.on('data', (d) => {
   buf += d;
-  for (let i; (i = buf.indexOf('\n')) >= 0;) {
+  for (let i; (i = buf.indexOf('\n')) >= 0; ) {
     const e = JSON.parse(buf.slice(0, i));
     buf = buf.slice(i + 1);
     if (e.event === 'established' && e.opened !== undefined) {
@@ -146,15 +173,23 @@ const row = (p) => {
   return `| ${p} | ${lat[p].length} | ${failed[p]} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.max, 1)} | ${fmt(Math.max(...r), 0)} | ${fmt(peakOf(external[p]), 0)} | ${fmt(peakOf(loopLag[p]), 0)} |`;
 };
 const emptiedAt = held.find(([, open]) => open === 0)?.[0] ?? null;
-console.log(`\n## h3-conns: ${CONNS} idle HTTP/3 connections against \`originlink serve\` (build ${DIST.replace(`${ROOT}/`, '')}${EXTRA_LIMITS ? `, limits { ${EXTRA_LIMITS} }` : ''})\n`);
-console.log('| phase | probe requests | failed | p50 ms | p99 ms | max ms | service RSS MB (peak) | external MB (peak) | event-loop lag ms (max) |');
+console.log(
+  `\n## h3-conns: ${CONNS} idle HTTP/3 connections against \`originlink serve\` (build ${DIST.replace(`${ROOT}/`, '')}${EXTRA_LIMITS ? `, limits { ${EXTRA_LIMITS} }` : ''})\n`,
+);
+console.log(
+  '| phase | probe requests | failed | p50 ms | p99 ms | max ms | service RSS MB (peak) | external MB (peak) | event-loop lag ms (max) |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const p of ['before', 'opening', 'held', 'after']) console.log(row(p));
 const peak = Math.max(...[...rss.opening, ...rss.held].filter(Number.isFinite));
 const base = Math.max(...rss.before.filter(Number.isFinite));
-console.log(`\nattacker: opened ${opened?.opened ?? '?'}, established ${opened?.n ?? '?'} in ${opened?.ms ?? '?'} ms, refused ${opened?.refused ?? '?'}; ` +
-  `the service held the idle ones ${emptiedAt === null ? `for all of the ${HOLD_S} s hold` : `for ${emptiedAt.toFixed(1)} s`}; ` +
-  `RSS +${fmt(peak - base, 0)} MB (${fmt(((peak - base) * 1024) / Math.max(1, opened?.n ?? 1), 1)} KB per established connection)`);
+console.log(
+  `\nattacker: opened ${opened?.opened ?? '?'}, established ${opened?.n ?? '?'} in ${opened?.ms ?? '?'} ms, refused ${opened?.refused ?? '?'}; ` +
+    `the service held the idle ones ${emptiedAt === null ? `for all of the ${HOLD_S} s hold` : `for ${emptiedAt.toFixed(1)} s`}; ` +
+    `RSS +${fmt(peak - base, 0)} MB (${fmt(((peak - base) * 1024) / Math.max(1, opened?.n ?? 1), 1)} KB per established connection)`,
+);
 const w = new ResultWriter('h3-conns');
-console.log(`wrote ${w.write({ conns: CONNS, holdS: HOLD_S, probeMs: PROBE_MS, dist: DIST, limits: EXTRA_LIMITS, opened, held, latency: lat, failed, rss, externalMb: external, loopLagMs: loopLag })}`);
+console.log(
+  `wrote ${w.write({ conns: CONNS, holdS: HOLD_S, probeMs: PROBE_MS, dist: DIST, limits: EXTRA_LIMITS, opened, held, latency: lat, failed, rss, externalMb: external, loopLagMs: loopLag })}`,
+);
 process.exit(0);

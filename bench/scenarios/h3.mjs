@@ -37,7 +37,6 @@ const CERTS = join(ROOT, 'config', 'demo-certs');
 const BUN = join(ROOT, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
 const SMALL = 'x'.repeat(64);
 
-
 // ---- origin process ----
 
 async function serve() {
@@ -48,7 +47,14 @@ async function serve() {
     if (u.pathname === '/bulk') return bulk.subarray(0, Number(u.searchParams.get('n') ?? 0));
     if (u.pathname === '/cpu') {
       const c = process.cpuUsage();
-      { const st = h3?.stats(); return JSON.stringify({ us: c.user + c.system, gso: st?.gsoSends ?? null, avgPacket: st ? Math.round(st.bytesOut / st.packetsOut) : null }); }
+      {
+        const st = h3?.stats();
+        return JSON.stringify({
+          us: c.user + c.system,
+          gso: st?.gsoSends ?? null,
+          avgPacket: st ? Math.round(st.bytesOut / st.packetsOut) : null,
+        });
+      }
     }
     return SMALL;
   };
@@ -79,7 +85,6 @@ const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : null;
 };
-const r3 = (x) => (x === null || x === undefined ? null : Math.round(x * 1000) / 1000);
 
 async function drain(body) {
   let n = 0;
@@ -121,7 +126,8 @@ async function measureBoth(Agent, ports, o) {
     // The same for the concurrent path (queueing, stream credit, the early sends): with the 30 measured batches
     // alone, V8 was still optimising it during them (h3 ÷ h2 1.69× over 30 batches, 1.03× over 300; RESULTS.md h3);
     // our client alone in its process still had batches of 2 ms after 50 warm-up batches, 1.0 ms after 200.
-    for (let k = 0; k < o.concWarmup; k++) for (const s of order(k)) await Promise.all(Array.from({ length: 100 }, () => s.get('/s')));
+    for (let k = 0; k < o.concWarmup; k++)
+      for (const s of order(k)) await Promise.all(Array.from({ length: 100 }, () => s.get('/s')));
     for (let k = 0; k < o.rounds; k++) {
       for (const s of order(k)) {
         const t = performance.now();
@@ -148,10 +154,26 @@ async function firstResponses(m, ports, n) {
   const { MemorySessionStore } = m.store;
   const { connectH3 } = m.h3;
   const ca = readFileSync(join(CERTS, 'ca.pem'));
-  const req = (port) => ({ method: 'GET', path: '/s', authority: `localhost:${port}`, scheme: 'https', headers: [], body: null });
+  const req = (port) => ({
+    method: 'GET',
+    path: '/s',
+    authority: `localhost:${port}`,
+    scheme: 'https',
+    headers: [],
+    body: null,
+  });
   const h3Once = async (store, policy) => {
     const t = performance.now();
-    const c = await connectH3({ host: '127.0.0.1', port: ports.h3, servername: 'localhost', ca, sessionStore: store, sessionKey: 'bench', earlyDataPolicy: policy, keepAliveMs: 0 });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: ports.h3,
+      servername: 'localhost',
+      ca,
+      sessionStore: store,
+      sessionKey: 'bench',
+      earlyDataPolicy: policy,
+      keepAliveMs: 0,
+    });
     const r = await c.request(req(ports.h3));
     const ms = performance.now() - t;
     await drain(r.body);
@@ -172,7 +194,11 @@ async function firstResponses(m, ports, n) {
     agent.destroy();
     return { ms, resumed };
   };
-  const out = { h3: { fresh: [], resumed: [], zeroRtt: [] }, h2: { fresh: [], resumed: [] }, flags: { h3Resumed: 0, h3Early: 0, h2Resumed: 0 } };
+  const out = {
+    h3: { fresh: [], resumed: [], zeroRtt: [] },
+    h2: { fresh: [], resumed: [] },
+    flags: { h3Resumed: 0, h3Early: 0, h2Resumed: 0 },
+  };
   const h3Store = new MemorySessionStore();
   const h2Store = new MemorySessionStore();
   await h3Once(h3Store, 'never');
@@ -297,7 +323,9 @@ async function main() {
     first: Number(process.env.BENCH_FIRST ?? 12),
   };
   const t0 = performance.now();
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const stop = () => {
     try {
       child.stdin.end();
@@ -321,16 +349,37 @@ async function main() {
       });
       child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
     });
-    const m = { agent: await dist('agent/agent.js'), store: await dist('store/session-store.js'), h3: await dist('connect/h3.js') };
+    const m = {
+      agent: await dist('agent/agent.js'),
+      store: await dist('store/session-store.js'),
+      h3: await dist('connect/h3.js'),
+    };
     const [h2, h3] = await measureBoth(m.agent.Agent, ports, o);
     const first = await firstResponses(m, ports, o.first);
-    const mine = await runChild(process.execPath, [fileURLToPath(import.meta.url), '--solo', String(ports.h3), JSON.stringify(o)], {});
+    const mine = await runChild(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--solo', String(ports.h3), JSON.stringify(o)],
+      {},
+    );
     const bun = await runBun(ports.h3, o);
     const row = (name, r) =>
       r && !r.error
-        ? { name, warmP50: pct(r.warm, 50), warmP99: pct(r.warm, 99), conc100: pct(r.conc, 50), bulkMiBs: pct(r.bulk, 50), bulkBest: Math.max(...r.bulk), cpuUs: r.cpuUsPerReq }
+        ? {
+            name,
+            warmP50: pct(r.warm, 50),
+            warmP99: pct(r.warm, 99),
+            conc100: pct(r.conc, 50),
+            bulkMiBs: pct(r.bulk, 50),
+            bulkBest: Math.max(...r.bulk),
+            cpuUs: r.cpuUsPerReq,
+          }
         : { name, error: r?.error ?? 'skipped' };
-    const rows = [row('originlink h2', h2), row('originlink h3', h3), row('originlink h3, own process (as Bun)', mine), row('Bun h3 fetch', bun)];
+    const rows = [
+      row('originlink h2', h2),
+      row('originlink h3', h3),
+      row('originlink h3, own process (as Bun)', mine),
+      row('Bun h3 fetch', bun),
+    ];
     const base = rows[0];
     const ratio = (v, b) => (v == null || !b ? '' : ` (${(v / b).toFixed(2)}×)`);
     const f = (v, d = 3) => (v == null ? '–' : v.toFixed(d));
@@ -350,10 +399,12 @@ async function main() {
       `| originlink h3 | ${f(pct(first.h3.fresh, 50))} | ${f(pct(first.h3.resumed, 50))} | ${f(pct(first.h3.zeroRtt, 50))} |`,
       `| Bun h3 fetch (first request of the process) | ${bun && !bun.error ? f(bun.firstMs) : '–'} | – | – |`,
       '',
-      ...(rows[3].error ? [] : [
-        `against Bun's client (issue 17 goals: warm p50 ≤ 1.2×, CPU/request ≤ 2×): own process ${x(rows[2].warmP50, rows[3].warmP50)} p50, ${x(rows[2].cpuUs, rows[3].cpuUs)} CPU; beside our h2 client ${x(rows[1].warmP50, rows[3].warmP50)} p50, ${x(rows[1].cpuUs, rows[3].cpuUs)} CPU`,
-        '',
-      ]),
+      ...(rows[3].error
+        ? []
+        : [
+            `against Bun's client (issue 17 goals: warm p50 ≤ 1.2×, CPU/request ≤ 2×): own process ${x(rows[2].warmP50, rows[3].warmP50)} p50, ${x(rows[2].cpuUs, rows[3].cpuUs)} CPU; beside our h2 client ${x(rows[1].warmP50, rows[3].warmP50)} p50, ${x(rows[1].cpuUs, rows[3].cpuUs)} CPU`,
+            '',
+          ]),
       `resumed h3 ${first.flags.h3Resumed}/${o.first}, 0-RTT accepted ${first.flags.h3Early}/${o.first}, resumed h2 ${first.flags.h2Resumed}/${o.first}; run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     ];
     console.log(lines.join('\n'));
@@ -366,7 +417,13 @@ async function main() {
         {
           date: new Date().toISOString(),
           options: o,
-          machine: { cpus: os.cpus().map((c) => c.model), kernel: os.release(), node: process.version, platform: process.platform, loadavg: os.loadavg() },
+          machine: {
+            cpus: os.cpus().map((c) => c.model),
+            kernel: os.release(),
+            node: process.version,
+            platform: process.platform,
+            loadavg: os.loadavg(),
+          },
           summary: rows,
           samples: { h2, h3, h3Solo: mine, bun, first },
         },

@@ -18,15 +18,15 @@ const CLIENT = fileURLToPath(new URL('../lib/handshake-client.mjs', import.meta.
 
 // Round trips before the first response byte can arrive, and why.
 const FLOORS = {
-  'warm': [1, 'request only'],
+  warm: [1, 'request only'],
   '0-rtt': [1, 'request rides with the QUIC Initial'],
   'fresh/h3': [2, 'QUIC handshake + request'],
   'resumed/h3': [2, 'resumption without early data saves no RTT'],
-  'tfo': [2, 'ClientHello in the SYN, then TLS 1.3 finish + request'],
+  tfo: [2, 'ClientHello in the SYN, then TLS 1.3 finish + request'],
   'tfo-resumed': [2, 'as TFO; TLS 1.3 resumption saves no RTT'],
   'tfo-cold': [3, 'no cookie yet: the SYN only requests one'],
-  'fresh': [3, 'TCP + TLS 1.3 + request'],
-  'resumed': [3, 'TLS 1.3 resumption saves no RTT (Node 20 sends no TCP early data)'],
+  fresh: [3, 'TCP + TLS 1.3 + request'],
+  resumed: [3, 'TLS 1.3 resumption saves no RTT (Node 20 sends no TCP early data)'],
 };
 const floorOf = (proto, kase) => FLOORS[`${kase}/${proto}`] ?? FLOORS[kase];
 const ORDER = ['fresh', 'resumed', 'tfo-cold', 'tfo', 'tfo-resumed', '0-rtt', 'warm'];
@@ -42,10 +42,16 @@ async function measure(lab, n) {
   const samples = [];
   try {
     for (const proto of PROTOS) {
-      const r = await runScript(lab, 'client', CLIENT, { url: `https://${lab.server.addr}/small`, ca: certs.caPath, proto, samples: n }, {
-        onProgress: (p) => progress.tick(`${lab.config.delayMs * 2} ms RTT: ${p.note}`),
-        timeoutMs: 60_000 + n * 10 * Math.max(RTT, 10) * 20,
-      });
+      const r = await runScript(
+        lab,
+        'client',
+        CLIENT,
+        { url: `https://${lab.server.addr}/small`, ca: certs.caPath, proto, samples: n },
+        {
+          onProgress: (p) => progress.tick(`${lab.config.delayMs * 2} ms RTT: ${p.note}`),
+          timeoutMs: 60_000 + n * 10 * Math.max(RTT, 10) * 20,
+        },
+      );
       samples.push(...r.samples);
     }
   } finally {
@@ -62,7 +68,8 @@ try {
   const facts = await lab.facts();
   // Calibration: a node-to-node TCP connect is one RTT plus the two processes' own latency.
   const ps = await lab.startProbe('server', { mode: 'tcp-server', host: lab.server.addr, port: 9000 });
-  const tcpConnect = (await lab.probe('client', { mode: 'tcp-connect', host: lab.server.addr, port: 9000, count: 20 })).connectMs;
+  const tcpConnect = (await lab.probe('client', { mode: 'tcp-connect', host: lab.server.addr, port: 9000, count: 20 }))
+    .connectMs;
   await ps.stop();
   progress.tick(`lab RTT ${fmt(check.rttMs, 2)} ms, node TCP connect ${fmt(tcpConnect?.median, 2)} ms`);
   const { samples, serverTfo } = await measure(lab, SAMPLES);
@@ -71,7 +78,11 @@ try {
   if (BASELINE) {
     // The same cases at 0 ms delay: what the hosts' processing costs, with no RTT in it.
     const lab0 = await createLab({ delayMs: 0, tcpFastOpen: 3 });
-    try { base = (await measure(lab0, SAMPLES)).samples; } finally { await lab0.close(); }
+    try {
+      base = (await measure(lab0, SAMPLES)).samples;
+    } finally {
+      await lab0.close();
+    }
   }
   progress.done();
 
@@ -86,16 +97,37 @@ try {
       const rtts = sum.p50 / RTT;
       const share = (k) => xs.filter((s) => s[k]).length / xs.length;
       rows.push({
-        proto, case: kase, n: sum.n, p50Ms: sum.p50, minMs: sum.min, maxMs: sum.max, rtts, floor, why,
-        overheadMs: sum.p50 - floor * RTT, overheadPct: (rtts / floor - 1) * 100, zeroRttP50Ms: b.p50,
-        tfoShare: share('tfo'), resumedShare: share('resumed'), earlyShare: share('earlyData'), reusedShare: share('reused'),
+        proto,
+        case: kase,
+        n: sum.n,
+        p50Ms: sum.p50,
+        minMs: sum.min,
+        maxMs: sum.max,
+        rtts,
+        floor,
+        why,
+        overheadMs: sum.p50 - floor * RTT,
+        overheadPct: (rtts / floor - 1) * 100,
+        zeroRttP50Ms: b.p50,
+        tfoShare: share('tfo'),
+        resumedShare: share('resumed'),
+        earlyShare: share('earlyData'),
+        reusedShare: share('reused'),
       });
     }
   }
   const goals = [];
   const goal = (what, proto, kase, tolPct) => {
     const r = rows.find((x) => x.proto === proto && x.case === kase);
-    if (r) goals.push({ goal: what, proto, case: kase, p50Ms: r.p50Ms, targetMs: r.floor * RTT * (1 + tolPct / 100), met: r.p50Ms <= r.floor * RTT * (1 + tolPct / 100) });
+    if (r)
+      goals.push({
+        goal: what,
+        proto,
+        case: kase,
+        p50Ms: r.p50Ms,
+        targetMs: r.floor * RTT * (1 + tolPct / 100),
+        met: r.p50Ms <= r.floor * RTT * (1 + tolPct / 100),
+      });
   };
   for (const p of PROTOS) goal('warm within 3% of 1 RTT', p, 'warm', 3);
   goal('0-RTT first byte within 5% of 1 RTT', 'h3', '0-rtt', 5);
@@ -109,11 +141,16 @@ try {
     '',
     '| proto | case | p50 ms | min–max ms | RTTs | floor (RTT) | over floor | same case at 0 ms RTT | TFO | resumed | 0-RTT |',
     '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
-    ...rows.map((r) => `| ${r.proto} | ${r.case} | ${fmt(r.p50Ms)} | ${fmt(r.minMs)}–${fmt(r.maxMs)} | ${fmt(r.rtts, 3)} | ${r.floor} | ${fmt(r.overheadMs)} ms (${fmt(r.overheadPct)}%) | ${fmt(r.zeroRttP50Ms)} ms | ${yes(r.tfoShare)} | ${yes(r.resumedShare)} | ${yes(r.earlyShare)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.proto} | ${r.case} | ${fmt(r.p50Ms)} | ${fmt(r.minMs)}–${fmt(r.maxMs)} | ${fmt(r.rtts, 3)} | ${r.floor} | ${fmt(r.overheadMs)} ms (${fmt(r.overheadPct)}%) | ${fmt(r.zeroRttP50Ms)} ms | ${yes(r.tfoShare)} | ${yes(r.resumedShare)} | ${yes(r.earlyShare)} |`,
+    ),
     '',
     '| goal | proto | p50 ms | target ms | met |',
     '|---|---|---:|---:|---|',
-    ...goals.map((g) => `| ${g.goal} | ${g.proto} | ${fmt(g.p50Ms)} | ≤ ${fmt(g.targetMs)} | ${g.met ? 'yes' : '**no**'} |`),
+    ...goals.map(
+      (g) => `| ${g.goal} | ${g.proto} | ${fmt(g.p50Ms)} | ≤ ${fmt(g.targetMs)} | ${g.met ? 'yes' : '**no**'} |`,
+    ),
   ];
   const w = new ResultWriter('handshake');
   await w.chart('rtts', {
@@ -121,12 +158,41 @@ try {
     data: { values: rows.map((r) => ({ ...r, label: `${r.proto} ${r.case}` })) },
     width: 520,
     layer: [
-      { mark: 'bar', encoding: { y: { field: 'label', type: 'nominal', sort: null, title: null }, x: { field: 'rtts', type: 'quantitative', title: 'RTTs to first byte (median)' }, color: { field: 'proto', type: 'nominal' } } },
-      { mark: { type: 'tick', color: 'black', thickness: 2 }, encoding: { y: { field: 'label', type: 'nominal', sort: null }, x: { field: 'floor', type: 'quantitative' } } },
-      { mark: { type: 'text', align: 'left', dx: 4 }, encoding: { y: { field: 'label', type: 'nominal', sort: null }, x: { field: 'rtts', type: 'quantitative' }, text: { field: 'rtts', type: 'quantitative', format: '.2f' } } },
+      {
+        mark: 'bar',
+        encoding: {
+          y: { field: 'label', type: 'nominal', sort: null, title: null },
+          x: { field: 'rtts', type: 'quantitative', title: 'RTTs to first byte (median)' },
+          color: { field: 'proto', type: 'nominal' },
+        },
+      },
+      {
+        mark: { type: 'tick', color: 'black', thickness: 2 },
+        encoding: { y: { field: 'label', type: 'nominal', sort: null }, x: { field: 'floor', type: 'quantitative' } },
+      },
+      {
+        mark: { type: 'text', align: 'left', dx: 4 },
+        encoding: {
+          y: { field: 'label', type: 'nominal', sort: null },
+          x: { field: 'rtts', type: 'quantitative' },
+          text: { field: 'rtts', type: 'quantitative', format: '.2f' },
+        },
+      },
     ],
   });
-  const file = w.write({ rttMs: RTT, samplesPerCase: SAMPLES, selfCheck: check, nodeTcpConnectMs: tcpConnect, labFacts: facts, serverTfoListener: serverTfo, rows, goals, samples, zeroRttSamples: base, nstat });
+  const file = w.write({
+    rttMs: RTT,
+    samplesPerCase: SAMPLES,
+    selfCheck: check,
+    nodeTcpConnectMs: tcpConnect,
+    labFacts: facts,
+    serverTfoListener: serverTfo,
+    rows,
+    goals,
+    samples,
+    zeroRttSamples: base,
+    nstat,
+  });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
   process.stderr.write(`\nhandshake failed: ${err?.stack ?? err}\n`);

@@ -39,7 +39,10 @@ const progress = new Progress(REPEAT * MODES.length + 1, 'migration');
 const plan = MODES.flatMap((mode) => Array.from({ length: REPEAT }, () => mode));
 let exitCode = 0;
 let lab = null;
-process.once('SIGINT', async () => { await lab?.close(); process.exit(130); });
+process.once('SIGINT', async () => {
+  await lab?.close();
+  process.exit(130);
+});
 const results = [];
 let check = null;
 let facts = null;
@@ -47,11 +50,35 @@ try {
   for (const [i, mode] of plan.entries()) {
     lab = await createLab({ delayMs: RTT / 2 });
     try {
-      if (i === 0) { check = await lab.selfCheck(); facts = await lab.facts(); progress.tick(`lab RTT ${fmt(check.rttMs, 2)} ms`); }
-      const h3 = await startOrigin(lab, { host: lab.server.addr, port: 443, cert: certs.certPath, key: certs.keyPath, kind: 'h3' });
-      const r = await runScript(lab, 'client', CLIENT, {
-        base: `https://${lab.server.addr}`, ca: certs.caPath, bytes: BYTES, atFraction: AT, mode, capS: CAP_S, blockOld: BLOCK_OLD, clientNs: lab.client.ns, serverNs: lab.server.ns,
-      }, { timeoutMs: (CAP_S + 30) * 1000 });
+      if (i === 0) {
+        check = await lab.selfCheck();
+        facts = await lab.facts();
+        progress.tick(`lab RTT ${fmt(check.rttMs, 2)} ms`);
+      }
+      const h3 = await startOrigin(lab, {
+        host: lab.server.addr,
+        port: 443,
+        cert: certs.certPath,
+        key: certs.keyPath,
+        kind: 'h3',
+      });
+      const r = await runScript(
+        lab,
+        'client',
+        CLIENT,
+        {
+          base: `https://${lab.server.addr}`,
+          ca: certs.caPath,
+          bytes: BYTES,
+          atFraction: AT,
+          mode,
+          capS: CAP_S,
+          blockOld: BLOCK_OLD,
+          clientNs: lab.client.ns,
+          serverNs: lab.server.ns,
+        },
+        { timeoutMs: (CAP_S + 30) * 1000 },
+      );
       await h3.stop();
       if (!r.available) {
         progress.done('unavailable');
@@ -74,7 +101,10 @@ try {
       '',
       '| mode | run | finished | bytes lost | stall ms | stall RTTs | longest gap in the second before ms | change at ms | migrated at ms | MiB/s overall | old-path datagrams dropped (to / from client) | error | local port before → after |',
       '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
-      ...results.map((r, i) => `| ${r.mode} | ${i + 1} | ${r.finished ? 'yes' : '**no**'} | ${r.lostBytes} | ${fmt(r.stallMs)} | ${fmt(r.stallMs / RTT, 2)} | ${fmt(r.gapBeforeMs)} | ${fmt(r.migrateAtMs)} | ${fmt(r.migratedAtMs)} | ${fmt(r.received / 2 ** 20 / (r.elapsedMs / 1000), 2)} | ${r.oldPathDrops ? `${r.oldPathDrops.toOldPortDropped} / ${r.oldPathDrops.fromOldPortDropped}` : '-'} | ${r.migrateError ?? r.error ?? '-'} | ${r.before.local.split(':').at(-1)} → ${r.after.local.split(':').at(-1)} |`),
+      ...results.map(
+        (r, i) =>
+          `| ${r.mode} | ${i + 1} | ${r.finished ? 'yes' : '**no**'} | ${r.lostBytes} | ${fmt(r.stallMs)} | ${fmt(r.stallMs / RTT, 2)} | ${fmt(r.gapBeforeMs)} | ${fmt(r.migrateAtMs)} | ${fmt(r.migratedAtMs)} | ${fmt(r.received / 2 ** 20 / (r.elapsedMs / 1000), 2)} | ${r.oldPathDrops ? `${r.oldPathDrops.toOldPortDropped} / ${r.oldPathDrops.fromOldPortDropped}` : '-'} | ${r.migrateError ?? r.error ?? '-'} | ${r.before.local.split(':').at(-1)} → ${r.after.local.split(':').at(-1)} |`,
+      ),
       '',
       ...MODES.map((m) => {
         const rs = results.filter((r) => r.mode === m);
@@ -84,13 +114,38 @@ try {
     ];
     const w = new ResultWriter('migration');
     await w.chart('gaps', {
-      title: `Gaps > 20 ms between body chunks (dashed: path change), ${RTT} ms RTT`, width: 460, height: 220,
+      title: `Gaps > 20 ms between body chunks (dashed: path change), ${RTT} ms RTT`,
+      width: 460,
+      height: 220,
       layer: [
-        { data: { values: results.flatMap((r, i) => r.gaps.map(([at, gap]) => ({ run: `${r.mode} ${i + 1}`, at, gap }))) }, mark: { type: 'point', filled: true }, encoding: { x: { field: 'at', type: 'quantitative', title: 'ms since request' }, y: { field: 'gap', type: 'quantitative', title: 'gap ms' }, color: { field: 'run', type: 'nominal' } } },
-        { data: { values: results.map((r, i) => ({ run: `${r.mode} ${i + 1}`, at: r.migrateAtMs })) }, mark: { type: 'rule', strokeDash: [4, 4] }, encoding: { x: { field: 'at', type: 'quantitative' }, color: { field: 'run', type: 'nominal' } } },
+        {
+          data: {
+            values: results.flatMap((r, i) => r.gaps.map(([at, gap]) => ({ run: `${r.mode} ${i + 1}`, at, gap }))),
+          },
+          mark: { type: 'point', filled: true },
+          encoding: {
+            x: { field: 'at', type: 'quantitative', title: 'ms since request' },
+            y: { field: 'gap', type: 'quantitative', title: 'gap ms' },
+            color: { field: 'run', type: 'nominal' },
+          },
+        },
+        {
+          data: { values: results.map((r, i) => ({ run: `${r.mode} ${i + 1}`, at: r.migrateAtMs })) },
+          mark: { type: 'rule', strokeDash: [4, 4] },
+          encoding: { x: { field: 'at', type: 'quantitative' }, color: { field: 'run', type: 'nominal' } },
+        },
       ],
     });
-    const file = w.write({ rttMs: RTT, bytes: BYTES, atFraction: AT, modes: MODES, blockOld: BLOCK_OLD, selfCheck: check, labFacts: facts, results });
+    const file = w.write({
+      rttMs: RTT,
+      bytes: BYTES,
+      atFraction: AT,
+      modes: MODES,
+      blockOld: BLOCK_OLD,
+      selfCheck: check,
+      labFacts: facts,
+      results,
+    });
     console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
     if (results.some((r) => r.lostBytes !== 0 || !r.finished)) exitCode = 1;
   }

@@ -32,19 +32,46 @@ async function measure(qpack) {
     cert: readFileSync(join(CERTS, 'leaf.pem')),
     key: readFileSync(join(CERTS, 'leaf.key')),
     qpack,
-    handler: () => ({ status: 200, headers: [['content-type', 'application/json'], ['cache-control', 'private, max-age=0'], ['server', 'originlink-bench'], ['x-request-cost', 'low']], body: '{"ok":true}' }),
+    handler: () => ({
+      status: 200,
+      headers: [
+        ['content-type', 'application/json'],
+        ['cache-control', 'private, max-age=0'],
+        ['server', 'originlink-bench'],
+        ['x-request-cost', 'low'],
+      ],
+      body: '{"ok":true}',
+    }),
   });
-  const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: join(CERTS, 'ca.pem'), qpack });
+  const c = await connectH3({
+    host: '127.0.0.1',
+    port: server.address.port,
+    servername: 'localhost',
+    ca: join(CERTS, 'ca.pem'),
+    qpack,
+  });
   const head = (i) => [
-    ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36'],
+    [
+      'user-agent',
+      'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36',
+    ],
     ['accept', 'application/json, text/plain, */*'],
     ['accept-language', 'en-GB,en;q=0.9,de;q=0.8'],
     ['x-session', 'sess-7f3a9c2e4b1d8a6f0e5c3b2a1d9e8f7a'],
     ['traceparent', `00-${i.toString(16).padStart(32, '0')}-${(i * 7).toString(16).padStart(16, '0')}-01`],
   ];
   const one = async (i) => {
-    const r = await c.request({ method: 'GET', path: `/api/items/${i % 50}`, authority: 'localhost', scheme: 'https', headers: head(i), body: null });
-    for await (const _ of r.body) { /* drain */ }
+    const r = await c.request({
+      method: 'GET',
+      path: `/api/items/${i % 50}`,
+      authority: 'localhost',
+      scheme: 'https',
+      headers: head(i),
+      body: null,
+    });
+    for await (const _ of r.body) {
+      /* drain */
+    }
   };
   for (let i = 0; i < WARMUP; i++) await one(i);
   await new Promise((r) => setTimeout(r, 100)); // batched acknowledgments of the warm-up leave
@@ -78,8 +105,13 @@ const rows = [];
 for (const s of SETTINGS) rows.push({ name: s.name, qpack: s.qpack, ...(await measure(s.qpack)) });
 const f = (x, d = 2) => x.toFixed(d);
 console.log(`\nQPACK dynamic table, our h3 client ↔ our h3 server on loopback, ${N} warm sequential GETs each\n`);
-console.log('| setting | client datagrams/req | server datagrams/req | client bytes/req | server bytes/req | p50 ms | p99 ms | inserts (client enc / server enc) |');
+console.log(
+  '| setting | client datagrams/req | server datagrams/req | client bytes/req | server bytes/req | p50 ms | p99 ms | inserts (client enc / server enc) |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-for (const r of rows) console.log(`| ${r.name} | ${f(r.clientDatagramsPerReq)} | ${f(r.serverDatagramsPerReq)} | ${f(r.clientBytesPerReq, 0)} | ${f(r.serverBytesPerReq, 0)} | ${f(r.p50Ms, 3)} | ${f(r.p99Ms, 3)} | ${r.inserts.clientEncoder} / ${r.inserts.serverEncoder} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.name} | ${f(r.clientDatagramsPerReq)} | ${f(r.serverDatagramsPerReq)} | ${f(r.clientBytesPerReq, 0)} | ${f(r.serverBytesPerReq, 0)} | ${f(r.p50Ms, 3)} | ${f(r.p99Ms, 3)} | ${r.inserts.clientEncoder} / ${r.inserts.serverEncoder} |`,
+  );
 const w = new ResultWriter('qpack');
 console.log(`\nwrote ${w.write({ requests: N, rows })}`);

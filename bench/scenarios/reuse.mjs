@@ -45,9 +45,13 @@ const dir = mkdtempSync(join(tmpdir(), 'ol-bench-reuse-'));
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 const progress = new Progress(TARGETS.length * 2 + 1, 'reuse');
 const lab = await createLab({ delayMs: RTT / 2 });
-process.once('SIGINT', async () => { await lab.close(); process.exit(130); });
+process.once('SIGINT', async () => {
+  await lab.close();
+  process.exit(130);
+});
 const origin = `${lab.server.addr}:443`;
-const nginxTemp = (name) => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join(' ');
+const nginxTemp = (name) =>
+  ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${name}-${t};`).join(' ');
 
 /** Start a front (service / proxy) in the client namespace; returns { url, stop }. */
 async function front(target, port) {
@@ -55,18 +59,23 @@ async function front(target, port) {
   if (target.startsWith('serve-')) {
     const proto = target.slice(6);
     const file = join(dir, `${target}.yaml`);
-    writeFileSync(file, `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
+    writeFileSync(
+      file,
+      `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
 admin: false
 logging: { level: warn, requests: false }
 origins:
   o: { url: "https://${origin}", protocol: ${proto}, tls: { ca: ${certs.caPath} }${MAX_CONN ? `, pool: { maxConnections: ${MAX_CONN} }` : ''} }
 routes: [{ path: /, origin: o }]
-`);
+`,
+    );
     argv = [...serviceArgv(DIST), 'serve', '--config', file];
   } else if (target === 'nginx') {
     mkdirSync(join(dir, 'nginx'), { recursive: true });
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, `daemon off; master_process on; worker_processes 1; user root;
+    writeFileSync(
+      conf,
+      `daemon off; master_process on; worker_processes 1; user root;
 pid ${dir}/nginx.pid; error_log ${dir}/nginx-error.log warn;
 events { worker_connections 8192; }
 http {
@@ -81,7 +90,8 @@ http {
     }
   }
 }
-`);
+`,
+    );
     argv = ['nginx', '-p', join(dir, 'nginx'), '-c', conf, '-e', join(dir, 'nginx-error.log')];
   } else if (target === 'haproxy') {
     const cfg = join(dir, 'haproxy.cfg');
@@ -90,17 +100,29 @@ http {
   } else throw new Error(`unknown target ${target}`);
   const child = lab.spawn('client', argv);
   let err = '';
-  child.stderr?.on('data', (d) => { err = (err + d).slice(-2000); });
+  child.stderr?.on('data', (d) => {
+    err = (err + d).slice(-2000);
+  });
   try {
     await lab.waitForPort('client', port, { timeoutMs: 15_000 });
-  } catch (e) {
+  } catch {
     throw new Error(`${target} did not listen: ${err}`);
   }
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((r) => child.once('exit', r));
-    try { process.kill(child.pid, 'SIGTERM'); } catch { /* gone */ }
-    const t = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+    try {
+      process.kill(child.pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+    const t = setTimeout(() => {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 3000);
     await gone;
     clearTimeout(t);
   };
@@ -123,14 +145,30 @@ try {
     let arg;
     if (target.startsWith('agent-')) {
       const [proto, pre] = target.slice(6).split('-');
-      arg = { mode: 'agent', proto, base: `https://${origin}`, ca: certs.caPath, maxConnections: MAX_CONN, ...(pre === 'pre' ? { preconnectRatio: PRE } : {}) };
+      arg = {
+        mode: 'agent',
+        proto,
+        base: `https://${origin}`,
+        ca: certs.caPath,
+        maxConnections: MAX_CONN,
+        ...(pre === 'pre' ? { preconnectRatio: PRE } : {}),
+      };
+    } else {
+      fr = await front(target, 8100 + i);
+      arg = { mode: 'http', target: fr.url };
     }
-    else { fr = await front(target, 8100 + i); arg = { mode: 'http', target: fr.url }; }
     progress.note(`${target} running`);
     try {
-      const r = await runScript(lab, 'client', CLIENT, { ...arg, rate: RATE, warmS: WARM, durationS: DURATION, lullS: LULL, path, tag }, {
-        onProgress: (p) => progress.tick(p.note), timeoutMs: (WARM + LULL + DURATION + 90) * 1000,
-      });
+      const r = await runScript(
+        lab,
+        'client',
+        CLIENT,
+        { ...arg, rate: RATE, warmS: WARM, durationS: DURATION, lullS: LULL, path, tag },
+        {
+          onProgress: (p) => progress.tick(p.note),
+          timeoutMs: (WARM + LULL + DURATION + 90) * 1000,
+        },
+      );
       runs.push({ target, ...r });
     } finally {
       await fr?.stop();
@@ -141,9 +179,13 @@ try {
   progress.done();
 
   const hold = L + RTT; // a request holds an h1 connection for the origin latency plus one round trip
-  const little = RATE * hold / 1000;
+  const little = (RATE * hold) / 1000;
   const rows = runs.map((r) => {
-    const proto = r.target.replace(/-pre$/, '').endsWith('h2') ? 'h2' : r.target.replace(/-pre$/, '').endsWith('h3') ? 'h3' : 'h1';
+    const proto = r.target.replace(/-pre$/, '').endsWith('h2')
+      ? 'h2'
+      : r.target.replace(/-pre$/, '').endsWith('h3')
+        ? 'h3'
+        : 'h1';
     const o = (proto === 'h3' ? originStats.h3 : originStats.tcp)?.tags?.[r.tag] ?? {};
     const ok = r.samples.filter((s) => s.ms !== null);
     const sum = summarize(ok.map((s) => s.ms));
@@ -151,13 +193,43 @@ try {
     const w = (proto === 'h3' ? originStats.h3 : originStats.tcp)?.tags?.[`${r.tag}-warm`] ?? {};
     const reuse = o.requests ? 1 - o.opened / o.requests : NaN;
     return {
-      target: r.target, upstream: proto, requests: r.requests, generatorRetries: r.generatorRetries ?? 0, agentErrors: r.agentStats?.errors ?? null, agentRetries: r.agentStats?.retries ?? null, errors: r.samples.length - ok.length, lateStarts: r.lateStarts,
-      p50Ms: sum.p50, p99Ms: sum.p99, meanMs: sum.mean,
-      originRequests: o.requests ?? null, originConnections: o.connections ?? null, originOpened: o.opened ?? null, originPeakInflight: o.peakInflight ?? null, warmOpened: w.opened ?? null, agentOpenAtEnd: r.agentOpenConnections, agentOpenBeforeRun: r.agentOpenBeforeRun ?? null,
-      preconnectRatio: r.target.endsWith('-pre') ? PRE : 0, firstSecondP99Ms: summarize(r.samples.slice(0, RATE).filter((s) => s.ms !== null).map((s) => s.ms)).p99,
-      reuseRate: reuse, agentReuseRate: r.agentStats && r.agentStatsBefore ? 1 - (r.agentStats.connectionsOpened - r.agentStatsBefore.connectionsOpened) / (r.agentStats.requests - r.agentStatsBefore.requests) : null,
-      littleC: little, littleFromMeanLatency: RATE * sum.mean / 1000, connLimit: limit,
-      reuseGoalMet: reuse >= 0.999, connGoalMet: (o.connections ?? Infinity) <= limit,
+      target: r.target,
+      upstream: proto,
+      requests: r.requests,
+      generatorRetries: r.generatorRetries ?? 0,
+      agentErrors: r.agentStats?.errors ?? null,
+      agentRetries: r.agentStats?.retries ?? null,
+      errors: r.samples.length - ok.length,
+      lateStarts: r.lateStarts,
+      p50Ms: sum.p50,
+      p99Ms: sum.p99,
+      meanMs: sum.mean,
+      originRequests: o.requests ?? null,
+      originConnections: o.connections ?? null,
+      originOpened: o.opened ?? null,
+      originPeakInflight: o.peakInflight ?? null,
+      warmOpened: w.opened ?? null,
+      agentOpenAtEnd: r.agentOpenConnections,
+      agentOpenBeforeRun: r.agentOpenBeforeRun ?? null,
+      preconnectRatio: r.target.endsWith('-pre') ? PRE : 0,
+      firstSecondP99Ms: summarize(
+        r.samples
+          .slice(0, RATE)
+          .filter((s) => s.ms !== null)
+          .map((s) => s.ms),
+      ).p99,
+      reuseRate: reuse,
+      agentReuseRate:
+        r.agentStats && r.agentStatsBefore
+          ? 1 -
+            (r.agentStats.connectionsOpened - r.agentStatsBefore.connectionsOpened) /
+              (r.agentStats.requests - r.agentStatsBefore.requests)
+          : null,
+      littleC: little,
+      littleFromMeanLatency: (RATE * sum.mean) / 1000,
+      connLimit: limit,
+      reuseGoalMet: reuse >= 0.999,
+      connGoalMet: (o.connections ?? Infinity) <= limit,
     };
   });
   const lines = [
@@ -168,24 +240,66 @@ try {
     '',
     '| target | upstream | requests | errors | late starts | p50 ms | p99 ms | first second p99 ms | agent open before run | opened in warm-up | origin conns used | opened in run | peak in flight at origin | reuse (origin) | limit | reuse goal | conns goal |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
-    ...rows.map((r) => `| ${r.target} | ${r.upstream} | ${r.requests} | ${r.errors} | ${r.lateStarts} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.firstSecondP99Ms)} | ${r.agentOpenBeforeRun ?? '-'} | ${r.warmOpened ?? '-'} | ${r.originConnections ?? '-'} | ${r.originOpened ?? '-'} | ${r.originPeakInflight ?? '-'} | ${pct(r.reuseRate, 2)} | ≤ ${fmt(r.connLimit, 1)} | ${r.reuseGoalMet ? 'yes' : '**no**'} | ${r.connGoalMet ? 'yes' : '**no**'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.target} | ${r.upstream} | ${r.requests} | ${r.errors} | ${r.lateStarts} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.firstSecondP99Ms)} | ${r.agentOpenBeforeRun ?? '-'} | ${r.warmOpened ?? '-'} | ${r.originConnections ?? '-'} | ${r.originOpened ?? '-'} | ${r.originPeakInflight ?? '-'} | ${pct(r.reuseRate, 2)} | ≤ ${fmt(r.connLimit, 1)} | ${r.reuseGoalMet ? 'yes' : '**no**'} | ${r.connGoalMet ? 'yes' : '**no**'} |`,
+    ),
   ];
   const w = new ResultWriter('reuse');
   await w.chart('connections', {
     title: `Origin connections used at ${RATE} req/s, L = ${L} ms, RTT ${RTT} ms (rule: Little's law C = ${fmt(little, 1)})`,
-    width: 460, height: 240,
+    width: 460,
+    height: 240,
     layer: [
-      { data: { values: rows }, mark: 'bar', encoding: { x: { field: 'target', type: 'nominal', sort: null, title: null }, y: { field: 'originConnections', type: 'quantitative', title: 'connections at the origin' }, color: { field: 'upstream', type: 'nominal' } } },
-      { data: { values: [{ c: little }] }, mark: { type: 'rule', strokeDash: [4, 4], color: 'black' }, encoding: { y: { field: 'c', type: 'quantitative' } } },
+      {
+        data: { values: rows },
+        mark: 'bar',
+        encoding: {
+          x: { field: 'target', type: 'nominal', sort: null, title: null },
+          y: { field: 'originConnections', type: 'quantitative', title: 'connections at the origin' },
+          color: { field: 'upstream', type: 'nominal' },
+        },
+      },
+      {
+        data: { values: [{ c: little }] },
+        mark: { type: 'rule', strokeDash: [4, 4], color: 'black' },
+        encoding: { y: { field: 'c', type: 'quantitative' } },
+      },
     ],
   });
   await w.chart('latency', {
-    title: `Latency at ${RATE} req/s (origin answers after ${L} ms; RTT ${RTT} ms)`, width: 460, height: 240,
-    data: { values: rows.flatMap((r) => [{ target: r.target, stat: 'p50', ms: r.p50Ms }, { target: r.target, stat: 'p99', ms: r.p99Ms }]) },
+    title: `Latency at ${RATE} req/s (origin answers after ${L} ms; RTT ${RTT} ms)`,
+    width: 460,
+    height: 240,
+    data: {
+      values: rows.flatMap((r) => [
+        { target: r.target, stat: 'p50', ms: r.p50Ms },
+        { target: r.target, stat: 'p99', ms: r.p99Ms },
+      ]),
+    },
     mark: 'bar',
-    encoding: { x: { field: 'target', type: 'nominal', sort: null, title: null }, xOffset: { field: 'stat' }, y: { field: 'ms', type: 'quantitative' }, color: { field: 'stat', type: 'nominal' } },
+    encoding: {
+      x: { field: 'target', type: 'nominal', sort: null, title: null },
+      xOffset: { field: 'stat' },
+      y: { field: 'ms', type: 'quantitative' },
+      color: { field: 'stat', type: 'nominal' },
+    },
   });
-  const file = w.write({ rate: RATE, durationS: DURATION, warmS: WARM, lullS: LULL, preconnectRatio: PRE, originLatencyMs: L, rttMs: RTT, littleC: little, selfCheck: check, labFacts: facts, rows, originStats, runs });
+  const file = w.write({
+    rate: RATE,
+    durationS: DURATION,
+    warmS: WARM,
+    lullS: LULL,
+    preconnectRatio: PRE,
+    originLatencyMs: L,
+    rttMs: RTT,
+    littleC: little,
+    selfCheck: check,
+    labFacts: facts,
+    rows,
+    originStats,
+    runs,
+  });
   console.log([...lines, '', `charts: ${w.charts.join(', ')}`, `wrote ${file}`].join('\n'));
 } catch (err) {
   process.stderr.write(`\nreuse failed: ${err?.stack ?? err}\n`);

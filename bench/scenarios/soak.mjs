@@ -42,12 +42,20 @@ const counter = https.createServer(tlsFiles, (req, res) => {
   req.on('end', () => res.end('counted\n'));
 });
 await new Promise((r) => counter.listen(0, '127.0.0.1', r));
-const free = () => new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+const free = () =>
+  new Promise((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => r(p));
+    });
+  });
 const [http, h2c, admin] = [await free(), await free(), await free()];
 const file = join(dir, 'soak.yaml');
 const writeConfig = () => {
   const port = (n) => origins.find((o) => o.name === n).port;
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 listeners:
   - { name: http, kind: http, host: 127.0.0.1, port: ${http} }
   - { name: h2c, kind: h2c, host: 127.0.0.1, port: ${h2c} }
@@ -63,27 +71,49 @@ routes:
   - { path: /h2, origin: d2, stripPrefix: true }
   - { path: /h3, origin: d3, stripPrefix: true }
   - { path: /count, origin: dc }
-`);
+`,
+  );
 };
 writeConfig();
 const [node, ...nodeArgv] = serviceArgv(DIST);
 const proc = spawn(node, [...nodeArgv, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
-const stop = () => { try { proc.kill('SIGKILL'); } catch {} rmSync(dir, { recursive: true, force: true }); };
+const stop = () => {
+  try {
+    proc.kill('SIGKILL');
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+};
 process.on('exit', stop);
 for (let i = 0; i < 100; i++) {
-  if (await fetch(`http://127.0.0.1:${admin}/healthz`).then((r) => r.ok, () => false)) break;
+  if (
+    await fetch(`http://127.0.0.1:${admin}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+  )
+    break;
   await new Promise((r) => setTimeout(r, 100));
 }
 
-const totals = { wrk: { requests: 0, errors: 0 }, h2load: { requests: 0, failed: 0 }, aborted: 0, posts: { sent: 0, ok: 0, failed: 0, failures: {} }, rotations: 0, reloadsFailed: 0 };
-const metric = (text, name) => Number((new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text) ?? [])[1] ?? NaN);
+const totals = {
+  wrk: { requests: 0, errors: 0 },
+  h2load: { requests: 0, failed: 0 },
+  aborted: 0,
+  posts: { sent: 0, ok: 0, failed: 0, failures: {} },
+  rotations: 0,
+  reloadsFailed: 0,
+};
+const metric = (text, name) =>
+  Number((new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text) ?? [])[1] ?? NaN);
 const samples = [];
 async function sample(t) {
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))[1]) / 1024;
   const fds = readdirSync(`/proc/${proc.pid}/fd`).length;
   const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
   samples.push({
-    t, rssMiB: rss, fds,
+    t,
+    rssMiB: rss,
+    fds,
     heapUsedMiB: metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20,
     handles: metric(text, 'nodejs_active_handles_total'),
     inflight: metric(text, 'originlink_front_inflight'),
@@ -96,11 +126,18 @@ async function rotate() {
   const old = origins;
   origins = await startDemoOrigins({ ...tlsFiles, ports: { h1: 0, h2: 0, h3: 0 } });
   writeConfig();
-  const reloads = async () => metric(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text(), 'originlink_config_reloads_total\\{result="ok"\\}');
+  const reloads = async () =>
+    metric(
+      await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text(),
+      'originlink_config_reloads_total\\{result="ok"\\}',
+    );
   const before = await reloads();
   proc.kill('SIGHUP');
   let ok = false;
-  for (let i = 0; i < 100 && !ok; i++) { await new Promise((r) => setTimeout(r, 50)); ok = (await reloads()) > (before || 0); }
+  for (let i = 0; i < 100 && !ok; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    ok = (await reloads()) > (before || 0);
+  }
   if (!ok) totals.reloadsFailed++;
   // The reload drains the old upstreams' pools; give in-flight requests a moment, then close the old origins.
   await new Promise((r) => setTimeout(r, 1000));
@@ -116,10 +153,17 @@ const poster = async () => {
     const id = `p${nextId++}`;
     totals.posts.sent++;
     try {
-      const r = await fetch(`http://127.0.0.1:${http}/count`, { method: 'POST', headers: { 'x-soak-id': id }, body: 'x'.repeat(256) });
+      const r = await fetch(`http://127.0.0.1:${http}/count`, {
+        method: 'POST',
+        headers: { 'x-soak-id': id },
+        body: 'x'.repeat(256),
+      });
       await r.text();
       if (r.status === 200) totals.posts.ok++;
-      else { totals.posts.failed++; totals.posts.failures[r.status] = (totals.posts.failures[r.status] ?? 0) + 1; }
+      else {
+        totals.posts.failed++;
+        totals.posts.failures[r.status] = (totals.posts.failures[r.status] ?? 0) + 1;
+      }
     } catch (e) {
       totals.posts.failed++;
       totals.posts.failures[e.code ?? 'error'] = (totals.posts.failures[e.code ?? 'error'] ?? 0) + 1;
@@ -139,31 +183,62 @@ while ((Date.now() - t0) / 1000 < SECONDS) {
   const elapsed = (Date.now() - t0) / 1000;
   const load = [
     RATE === null
-      ? run('wrk', ['-t1', '-c16', `-d${Math.min(5, SECONDS)}s`, `http://127.0.0.1:${http}${path}`], { timeout: 30_000 }).then(({ stdout }) => {
+      ? run('wrk', ['-t1', '-c16', `-d${Math.min(5, SECONDS)}s`, `http://127.0.0.1:${http}${path}`], {
+          timeout: 30_000,
+        }).then(({ stdout }) => {
           totals.wrk.requests += Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
-          totals.wrk.errors += Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+          totals.wrk.errors +=
+            Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) +
+            Number(
+              /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
+                .exec(stdout)
+                ?.slice(1)
+                .reduce((a, b) => a + Number(b), 0) ?? 0,
+            );
         })
-      : run('h2load', ['--h1', '-c16', ...perClient(16), '-D', String(Math.min(5, SECONDS)), `http://127.0.0.1:${http}${path}`], { timeout: 30_000 }).then(({ stdout }) => {
+      : run(
+          'h2load',
+          ['--h1', '-c16', ...perClient(16), '-D', String(Math.min(5, SECONDS)), `http://127.0.0.1:${http}${path}`],
+          { timeout: 30_000 },
+        ).then(({ stdout }) => {
           const m = /(\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout);
           const c = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
           totals.wrk.requests += Number(m?.[1] ?? 0);
           totals.wrk.errors += Number(m?.[2] ?? 0) + Number(m?.[3] ?? 0) + Number(c?.[3] ?? 0) + Number(c?.[4] ?? 0);
         }),
-    run('h2load', [...(RATE === null ? ['-n', '3000'] : ['-D', String(Math.min(5, SECONDS)), ...perClient(8)]), '-c', '8', '-m', '10', `http://127.0.0.1:${h2c}${['/h2/', '/h3/bytes/1024', '/h1/'][round % 3]}`], { timeout: 30_000 }).then(({ stdout }) => {
+    run(
+      'h2load',
+      [
+        ...(RATE === null ? ['-n', '3000'] : ['-D', String(Math.min(5, SECONDS)), ...perClient(8)]),
+        '-c',
+        '8',
+        '-m',
+        '10',
+        `http://127.0.0.1:${h2c}${['/h2/', '/h3/bytes/1024', '/h1/'][round % 3]}`,
+      ],
+      { timeout: 30_000 },
+    ).then(({ stdout }) => {
       const m = /(\d+) succeeded, (\d+) failed/.exec(stdout);
       totals.h2load.requests += Number(m?.[1] ?? 0);
       totals.h2load.failed += Number(m?.[2] ?? 0);
     }),
     // Clients that leave mid-response (a 16 MiB body, 50 ms allowed).
-    ...[0, 1, 2, 3].map(() => run('curl', ['-s', '-o', '/dev/null', '-m', '0.05', `http://127.0.0.1:${http}/h2/bytes/16777216`]).catch(() => { totals.aborted++; })),
+    ...[0, 1, 2, 3].map(() =>
+      run('curl', ['-s', '-o', '/dev/null', '-m', '0.05', `http://127.0.0.1:${http}/h2/bytes/16777216`]).catch(() => {
+        totals.aborted++;
+      }),
+    ),
   ];
   if (ROTATE > 0 && elapsed - rotatedAt >= ROTATE && elapsed > 1) {
     rotatedAt = elapsed;
     load.push(rotate());
   }
   await Promise.all(load);
-  if ((Date.now() - t0) / 1000 >= (samples.length ? samples.at(-1).t + SAMPLE : 0)) await sample(Math.round((Date.now() - t0) / 1000));
-  process.stderr.write(`\rsoak: ${Math.round((Date.now() - t0) / 1000)}/${SECONDS}s, ${totals.wrk.requests + totals.h2load.requests} requests, ${totals.posts.sent} posts, ${totals.rotations} origin restarts   `);
+  if ((Date.now() - t0) / 1000 >= (samples.length ? samples.at(-1).t + SAMPLE : 0))
+    await sample(Math.round((Date.now() - t0) / 1000));
+  process.stderr.write(
+    `\rsoak: ${Math.round((Date.now() - t0) / 1000)}/${SECONDS}s, ${totals.wrk.requests + totals.h2load.requests} requests, ${totals.posts.sent} posts, ${totals.rotations} origin restarts   `,
+  );
 }
 posting = false;
 await Promise.all(posters);
@@ -179,29 +254,69 @@ counter.close();
 const duplicated = [...seen.values()].filter((n) => n > 1).length;
 const answeredButMissing = totals.posts.ok - [...seen.keys()].length;
 const steady = samples.filter((s) => s.t >= Math.min(60, SECONDS / 3));
-const trend = (k) => ({ first: steady[0]?.[k], min: Math.min(...steady.map((s) => s[k])), max: Math.max(...steady.map((s) => s[k])), last: steady.at(-1)?.[k] });
-const spread = (k) => { const t = trend(k); return t.first ? +((t.max - t.min) / t.first * 100).toFixed(1) : null; };
+const trend = (k) => ({
+  first: steady[0]?.[k],
+  min: Math.min(...steady.map((s) => s[k])),
+  max: Math.max(...steady.map((s) => s[k])),
+  last: steady.at(-1)?.[k],
+});
+const spread = (k) => {
+  const t = trend(k);
+  return t.first ? +(((t.max - t.min) / t.first) * 100).toFixed(1) : null;
+};
 const summary = {
-  seconds: SECONDS, rate: RATE, rotateSeconds: ROTATE,
-  rssMiB: trend('rssMiB'), heapUsedMiB: trend('heapUsedMiB'), fds: trend('fds'), handles: trend('handles'),
+  seconds: SECONDS,
+  rate: RATE,
+  rotateSeconds: ROTATE,
+  rssMiB: trend('rssMiB'),
+  heapUsedMiB: trend('heapUsedMiB'),
+  fds: trend('fds'),
+  handles: trend('handles'),
   spreadPercent: { rss: spread('rssMiB'), heap: spread('heapUsedMiB'), fds: spread('fds') },
-  inflightAtEnd: samples.at(-1)?.inflight, totals, postsDuplicated: duplicated, postsAnsweredButNotSeen: answeredButMissing,
+  inflightAtEnd: samples.at(-1)?.inflight,
+  totals,
+  postsDuplicated: duplicated,
+  postsAnsweredButNotSeen: answeredButMissing,
 };
 const f = (x) => (typeof x === 'number' ? x.toFixed(1) : '-');
-console.log(`soak: ${SECONDS}s of mixed load (${RATE === null ? 'wrk' : `h2load --h1 at ${RATE} req/s`} h1 front, h2load h2c front${RATE === null ? '' : ` at ${RATE} req/s`}, clients leaving mid-body, POSTs counted at the origin${ROTATE > 0 ? `, origins restarted every ${ROTATE}s` : ''}) to h1/h2/h3 demo origins over TLS\n`);
+console.log(
+  `soak: ${SECONDS}s of mixed load (${RATE === null ? 'wrk' : `h2load --h1 at ${RATE} req/s`} h1 front, h2load h2c front${RATE === null ? '' : ` at ${RATE} req/s`}, clients leaving mid-body, POSTs counted at the origin${ROTATE > 0 ? `, origins restarted every ${ROTATE}s` : ''}) to h1/h2/h3 demo origins over TLS\n`,
+);
 console.log('| measure (after the first minute) | first | min | max | last |\n|---|---:|---:|---:|---:|');
-console.log(`| RSS MiB | ${f(summary.rssMiB.first)} | ${f(summary.rssMiB.min)} | ${f(summary.rssMiB.max)} | ${f(summary.rssMiB.last)} |`);
-console.log(`| heap used MiB | ${f(summary.heapUsedMiB.first)} | ${f(summary.heapUsedMiB.min)} | ${f(summary.heapUsedMiB.max)} | ${f(summary.heapUsedMiB.last)} |`);
+console.log(
+  `| RSS MiB | ${f(summary.rssMiB.first)} | ${f(summary.rssMiB.min)} | ${f(summary.rssMiB.max)} | ${f(summary.rssMiB.last)} |`,
+);
+console.log(
+  `| heap used MiB | ${f(summary.heapUsedMiB.first)} | ${f(summary.heapUsedMiB.min)} | ${f(summary.heapUsedMiB.max)} | ${f(summary.heapUsedMiB.last)} |`,
+);
 console.log(`| open fds | ${summary.fds.first} | ${summary.fds.min} | ${summary.fds.max} | ${summary.fds.last} |`);
-console.log(`| active handles | ${summary.handles.first} | ${summary.handles.min} | ${summary.handles.max} | ${summary.handles.last} |`);
-console.log(`\nrequests: h1 front ${totals.wrk.requests} (errors ${totals.wrk.errors}), h2c front ${totals.h2load.requests} (failed ${totals.h2load.failed}); clients that left: ${totals.aborted}; front inflight at the end: ${summary.inflightAtEnd}`);
-console.log(`POSTs: ${totals.posts.sent} sent, ${totals.posts.ok} answered 200, ${totals.posts.failed} failed ${JSON.stringify(totals.posts.failures)}, ${duplicated} arrived twice at the origin, ${answeredButMissing} answered but never seen there`);
+console.log(
+  `| active handles | ${summary.handles.first} | ${summary.handles.min} | ${summary.handles.max} | ${summary.handles.last} |`,
+);
+console.log(
+  `\nrequests: h1 front ${totals.wrk.requests} (errors ${totals.wrk.errors}), h2c front ${totals.h2load.requests} (failed ${totals.h2load.failed}); clients that left: ${totals.aborted}; front inflight at the end: ${summary.inflightAtEnd}`,
+);
+console.log(
+  `POSTs: ${totals.posts.sent} sent, ${totals.posts.ok} answered 200, ${totals.posts.failed} failed ${JSON.stringify(totals.posts.failures)}, ${duplicated} arrived twice at the origin, ${answeredButMissing} answered but never seen there`,
+);
 console.log(`origin restarts: ${totals.rotations} (reloads not confirmed: ${totals.reloadsFailed})`);
 const w = new ResultWriter('soak');
 await w.chart('memory', {
-  width: 640, height: 240,
-  data: { values: samples.flatMap((s) => [{ t: s.t, series: 'RSS MiB', v: s.rssMiB }, { t: s.t, series: 'heap used MiB', v: s.heapUsedMiB }, { t: s.t, series: 'open fds', v: s.fds }, { t: s.t, series: 'active handles', v: s.handles }]) },
+  width: 640,
+  height: 240,
+  data: {
+    values: samples.flatMap((s) => [
+      { t: s.t, series: 'RSS MiB', v: s.rssMiB },
+      { t: s.t, series: 'heap used MiB', v: s.heapUsedMiB },
+      { t: s.t, series: 'open fds', v: s.fds },
+      { t: s.t, series: 'active handles', v: s.handles },
+    ]),
+  },
   mark: 'line',
-  encoding: { x: { field: 't', type: 'quantitative', title: 'seconds' }, y: { field: 'v', type: 'quantitative', title: null }, color: { field: 'series', type: 'nominal' } },
+  encoding: {
+    x: { field: 't', type: 'quantitative', title: 'seconds' },
+    y: { field: 'v', type: 'quantitative', title: null },
+    color: { field: 'series', type: 'nominal' },
+  },
 });
 console.log(`wrote ${w.write({ summary, samples })}`);

@@ -17,7 +17,11 @@ function build() {
   const nodeInclude = join(dirname(process.execPath), '..', 'include', 'node');
   const tmp = `${out}.${process.pid}`;
   // Another target process may build at the same time: each writes its own file, then renames.
-  execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-std=gnu11', `-I${nodeInclude}`, '-o', tmp, src, '-lnghttp2', '-lnghttp3'], { stdio: 'pipe' });
+  execFileSync(
+    'gcc',
+    ['-shared', '-fPIC', '-O2', '-std=gnu11', `-I${nodeInclude}`, '-o', tmp, src, '-lnghttp2', '-lnghttp3'],
+    { stdio: 'pipe' },
+  );
   renameSync(tmp, out);
 }
 

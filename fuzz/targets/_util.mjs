@@ -37,7 +37,10 @@ export function llhttpMessages(kind, data) {
   let url = '';
   const p = new HTTPParser();
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, 1 << 20, HTTPParser.kLenientNone);
-  p[HTTPParser.kOnHeaders] = (h, u) => { headers.push(...h); url += u ?? ''; };
+  p[HTTPParser.kOnHeaders] = (h, u) => {
+    headers.push(...h);
+    url += u ?? '';
+  };
   p[HTTPParser.kOnHeadersComplete] = (major, minor, h, method, u, status) => {
     const hs = h ?? headers;
     const target = u ?? url;
@@ -45,13 +48,19 @@ export function llhttpMessages(kind, data) {
     url = '';
     const fields = [];
     for (let i = 0; i < hs.length; i += 2) fields.push(`${hs[i].toLowerCase()}: ${hs[i + 1]}`);
-    cur = kind === 'request' ? { method: LLHTTP_METHODS[method], target, minor, headers: fields, body: [] } : { status, minor, headers: fields, body: [] };
+    cur =
+      kind === 'request'
+        ? { method: LLHTTP_METHODS[method], target, minor, headers: fields, body: [] }
+        : { status, minor, headers: fields, body: [] };
     return 0;
   };
-  p[HTTPParser.kOnBody] = (b, start, len) => { cur.body.push(Buffer.from(start === undefined ? b : b.subarray(start, start + len))); };
+  p[HTTPParser.kOnBody] = (b, start, len) => {
+    cur.body.push(Buffer.from(start === undefined ? b : b.subarray(start, start + len)));
+  };
   p[HTTPParser.kOnMessageComplete] = () => {
     // 1xx interim responses are not messages of their own for the comparison (our parser skips them).
-    if (!(kind === 'response' && cur.status < 200)) msgs.push({ ...cur, body: Buffer.concat(cur.body).toString('latin1') });
+    if (!(kind === 'response' && cur.status < 200))
+      msgs.push({ ...cur, body: Buffer.concat(cur.body).toString('latin1') });
     cur = null;
     headers = [];
     url = '';
@@ -69,8 +78,16 @@ export function llhttpMessages(kind, data) {
 
 /** Same message (as both parsers report it)? */
 export function sameMessage(a, b) {
-  return !!b && a.method === b.method && a.status === b.status && a.target === b.target && a.minor === b.minor && a.body === b.body &&
-    a.headers.length === b.headers.length && a.headers.every((h, j) => h === b.headers[j]);
+  return (
+    !!b &&
+    a.method === b.method &&
+    a.status === b.status &&
+    a.target === b.target &&
+    a.minor === b.minor &&
+    a.body === b.body &&
+    a.headers.length === b.headers.length &&
+    a.headers.every((h, j) => h === b.headers[j])
+  );
 }
 
 /**
@@ -87,14 +104,21 @@ export function assertSameAsLlhttp(kind, mine, data, differs) {
     // "Content-Length: 5<HTAB>" (trailing SP it accepts). Nothing frames otherwise: llhttp must then
     // agree on the same bytes with those tabs turned into spaces (same length, so same offsets).
     if (other.length === i && other.error === 'HPE_INVALID_CONTENT_LENGTH' && !other.owsRetried) {
-      const spaced = Buffer.from(Buffer.from(data).toString('latin1').replace(/(\ncontent-length:[ \t]*\d+)([ \t]+)(?=\r\n)/gi, (_, a, ws) => a + ' '.repeat(ws.length)), 'latin1');
+      const spaced = Buffer.from(
+        Buffer.from(data)
+          .toString('latin1')
+          .replace(/(\ncontent-length:[ \t]*\d+)([ \t]+)(?=\r\n)/gi, (_, a, ws) => a + ' '.repeat(ws.length)),
+        'latin1',
+      );
       other = llhttpMessages(kind, spaced);
       other.owsRetried = true;
       i--;
       continue;
     }
     if (!sameMessage(mine[i], other[i])) {
-      throw new Error(`parsers disagree on ${kind} ${i}: ours ${JSON.stringify(mine[i])} llhttp ${JSON.stringify(other[i] ?? null)}`);
+      throw new Error(
+        `parsers disagree on ${kind} ${i}: ours ${JSON.stringify(mine[i])} llhttp ${JSON.stringify(other[i] ?? null)}`,
+      );
     }
     if (mine[i].upgrade) return;
   }

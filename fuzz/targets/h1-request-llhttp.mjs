@@ -22,16 +22,34 @@ function ours(parts) {
   const msgs = [];
   let cur = null;
   let ignored = false;
-  const p = new H1RequestParser({
-    onHead(h) {
-      const asked = h.headers.some(([n]) => n === 'upgrade') && h.headers.some(([n, v]) => n === 'connection' && /(^|,)\s*upgrade\s*(,|$)/i.test(v));
-      cur = { method: h.method, target: h.target, minor: h.minor, headers: h.headers.map(([n, v]) => `${n}: ${v}`), body: [], upgrade: h.upgrade !== null || h.method === 'CONNECT', afterIgnoredUpgrade: ignored };
-      if (asked && h.upgrade === null && h.minor === 1) ignored = true;
+  const p = new H1RequestParser(
+    {
+      onHead(h) {
+        const asked =
+          h.headers.some(([n]) => n === 'upgrade') &&
+          h.headers.some(([n, v]) => n === 'connection' && /(^|,)\s*upgrade\s*(,|$)/i.test(v));
+        cur = {
+          method: h.method,
+          target: h.target,
+          minor: h.minor,
+          headers: h.headers.map(([n, v]) => `${n}: ${v}`),
+          body: [],
+          upgrade: h.upgrade !== null || h.method === 'CONNECT',
+          afterIgnoredUpgrade: ignored,
+        };
+        if (asked && h.upgrade === null && h.minor === 1) ignored = true;
+      },
+      onBody(c) {
+        cur.body.push(Buffer.from(c));
+      },
+      onTrailers() {},
+      onComplete() {
+        msgs.push({ ...cur, body: Buffer.concat(cur.body).toString('latin1') });
+        cur = null;
+      },
     },
-    onBody(c) { cur.body.push(Buffer.from(c)); },
-    onTrailers() {},
-    onComplete() { msgs.push({ ...cur, body: Buffer.concat(cur.body).toString('latin1') }); cur = null; },
-  }, { maxHeaderBytes: 4096, maxHeaderCount: 64 });
+    { maxHeaderBytes: 4096, maxHeaderCount: 64 },
+  );
   try {
     for (const c of parts) {
       const rest = p.execute(Buffer.from(c));
@@ -47,6 +65,14 @@ function ours(parts) {
 export function fuzz(data) {
   if (data.length === 0) return;
   // The deliberate differences (above): an extension method, obs-text in the target, llhttp's refusal of a minor above 1.
-  assertSameAsLlhttp('request', ours(chunks(data)), data.subarray(1), (a, other, i) =>
-    a.afterIgnoredUpgrade || !LLHTTP_KNOWN_METHODS.has(a.method) || /[\x80-\xff]/.test(a.target) || (other.length === i && LENIENT.has(other.error)));
+  assertSameAsLlhttp(
+    'request',
+    ours(chunks(data)),
+    data.subarray(1),
+    (a, other, i) =>
+      a.afterIgnoredUpgrade ||
+      !LLHTTP_KNOWN_METHODS.has(a.method) ||
+      /[\x80-\xff]/.test(a.target) ||
+      (other.length === i && LENIENT.has(other.error)),
+  );
 }

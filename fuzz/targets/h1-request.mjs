@@ -4,11 +4,17 @@ import { H1RequestParser } from '../../dist/h1/request-parser.js';
 import { chunks, expectOnly } from './_util.mjs';
 
 export function fuzz(data) {
-  const p = new H1RequestParser({ onHead() {}, onBody() {}, onTrailers() {}, onComplete() {} }, { maxHeaderBytes: 4096, maxHeaderCount: 64 });
+  const p = new H1RequestParser(
+    { onHead() {}, onBody() {}, onTrailers() {}, onComplete() {} },
+    { maxHeaderBytes: 4096, maxHeaderCount: 64 },
+  );
   expectOnly(() => {
     for (const c of chunks(data)) {
       const rest = p.execute(Buffer.from(c));
-      if (rest) { p.resume(); p.execute(rest); }
+      if (rest) {
+        p.resume();
+        p.execute(rest);
+      }
     }
     p.eof();
   }, H1ParseError);

@@ -15,18 +15,34 @@ function ours(parts) {
   let cur = null;
   // A response that closes the connection is the last one read on it (the transport closes; RFC 9112 §9.6).
   let last = false;
-  const p = new H1ResponseParser({
-    onHead(h) { cur = { status: h.status, minor: h.minor, headers: h.headers.map(([n, v]) => `${n}: ${v}`), body: [] }; last = !h.keepAlive; },
-    onBody(c) { cur.body.push(Buffer.from(c)); },
-    onTrailers(t) { if (t.some(([n]) => n === 'content-length' || n === 'transfer-encoding')) cur.framingTrailers = true; },
-    onComplete() { msgs.push({ ...cur, body: Buffer.concat(cur.body).toString('latin1') }); cur = null; },
-  }, { maxHeaderBytes: 4096, maxHeaderCount: 64 });
+  const p = new H1ResponseParser(
+    {
+      onHead(h) {
+        cur = { status: h.status, minor: h.minor, headers: h.headers.map(([n, v]) => `${n}: ${v}`), body: [] };
+        last = !h.keepAlive;
+      },
+      onBody(c) {
+        cur.body.push(Buffer.from(c));
+      },
+      onTrailers(t) {
+        if (t.some(([n]) => n === 'content-length' || n === 'transfer-encoding')) cur.framingTrailers = true;
+      },
+      onComplete() {
+        msgs.push({ ...cur, body: Buffer.concat(cur.body).toString('latin1') });
+        cur = null;
+      },
+    },
+    { maxHeaderBytes: 4096, maxHeaderCount: 64 },
+  );
   p.expect('GET');
   try {
     for (const c of parts) {
       let rest = p.execute(Buffer.from(c));
       // The next response on the same connection: ask for it and go on with the same bytes.
-      for (let n = 0; rest && rest.length && !last && n < 64; n++) { p.expect('GET'); rest = p.execute(rest); }
+      for (let n = 0; rest && rest.length && !last && n < 64; n++) {
+        p.expect('GET');
+        rest = p.execute(rest);
+      }
       if (last && msgs.length && cur === null) return msgs;
     }
     p.eof();
@@ -41,6 +57,12 @@ export function fuzz(data) {
   // The deliberate differences (above): a repeated identical Content-Length, framing fields in trailers.
   assertSameAsLlhttp('response', ours(chunks(data)), data.subarray(1), (a, other, i) => {
     const lengths = a.headers.filter((h) => h.startsWith('content-length: '));
-    return (other.length === i && other.error === 'HPE_UNEXPECTED_CONTENT_LENGTH' && lengths.length > 1 && new Set(lengths).size === 1) || a.framingTrailers === true;
+    return (
+      (other.length === i &&
+        other.error === 'HPE_UNEXPECTED_CONTENT_LENGTH' &&
+        lengths.length > 1 &&
+        new Set(lengths).size === 1) ||
+      a.framingTrailers === true
+    );
   });
 }

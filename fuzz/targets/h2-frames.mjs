@@ -4,5 +4,7 @@ import { chunks, expectOnly } from './_util.mjs';
 
 export function fuzz(data) {
   const r = new H2FrameReader();
-  expectOnly(() => { for (const c of chunks(data)) r.push(c); }, H2Error);
+  expectOnly(() => {
+    for (const c of chunks(data)) r.push(c);
+  }, H2Error);
 }

@@ -12,8 +12,13 @@ const sent = [];
 const transport = {
   isClient: false,
   openBidi: () => null,
-  openUni: (() => { let n = 3; return () => (n += 4); })(),
-  send: (id, data, fin) => { sent.push(id); },
+  openUni: (() => {
+    let n = 3;
+    return () => (n += 4);
+  })(),
+  send: (id, data, fin) => {
+    sent.push(id);
+  },
   resetStream: () => {},
   stopSending: () => {},
   close: () => {},
@@ -26,7 +31,7 @@ export function fuzz(data) {
   const h3 = new H3Connection(transport, settings);
   let closedWith = null;
   h3.on((e) => {
-    if (e.type === 'closed') closedWith = e.error ? e.error.details?.wireCode ?? -1 : 0;
+    if (e.type === 'closed') closedWith = e.error ? (e.error.details?.wireCode ?? -1) : 0;
     if (e.type === 'headers' && e.end) {
       try {
         h3.sendHeaders(e.streamId, [[':status', '204']], true);

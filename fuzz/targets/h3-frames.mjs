@@ -5,5 +5,7 @@ import { chunks, expectOnly } from './_util.mjs';
 
 export function fuzz(data) {
   const p = new FrameParser({ maxFrameSize: 4096 });
-  expectOnly(() => { for (const c of chunks(data)) p.push(c); }, H3Error);
+  expectOnly(() => {
+    for (const c of chunks(data)) p.push(c);
+  }, H3Error);
 }

@@ -34,7 +34,13 @@ export function fuzz(data) {
     const xErr = typeof x === 'string';
     const yErr = typeof y === 'number';
     if (xErr && yErr) return;
-    if (xErr !== yErr) throw new Error(`block ${i}: ${xErr ? `we refuse (${x})` : 'we accept'}, nghttp2 ${yErr ? `refuses (${y})` : 'accepts'}\nours:\n${xErr ? '' : show(x)}\nnghttp2:\n${yErr ? '' : show(y)}\ninput ${Buffer.from(data).toString('hex')}`);
-    if (show(x) !== show(y)) throw new Error(`block ${i}: field lists differ\nours:\n${show(x)}\nnghttp2:\n${show(y)}\ninput ${Buffer.from(data).toString('hex')}`);
+    if (xErr !== yErr)
+      throw new Error(
+        `block ${i}: ${xErr ? `we refuse (${x})` : 'we accept'}, nghttp2 ${yErr ? `refuses (${y})` : 'accepts'}\nours:\n${xErr ? '' : show(x)}\nnghttp2:\n${yErr ? '' : show(y)}\ninput ${Buffer.from(data).toString('hex')}`,
+      );
+    if (show(x) !== show(y))
+      throw new Error(
+        `block ${i}: field lists differ\nours:\n${show(x)}\nnghttp2:\n${show(y)}\ninput ${Buffer.from(data).toString('hex')}`,
+      );
   }
 }

@@ -3,7 +3,13 @@
 // the chunking; bytes arrive chunk by chunk as from a socket. Only ProxyReplyError may be thrown, and a
 // reader must give the same answer however the bytes were split: fed whole, it reads the same value
 // from the same length (or throws too).
-import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply } from '../../dist/net/proxy-replies.js';
+import {
+  ProxyReplyError,
+  readConnectReply,
+  readSocks5AuthStatus,
+  readSocks5Method,
+  readSocks5Reply,
+} from '../../dist/net/proxy-replies.js';
 import { chunks } from './_util.mjs';
 
 const READERS = [(b) => readConnectReply(b, 512), readSocks5Method, readSocks5AuthStatus, readSocks5Reply];
@@ -36,5 +42,6 @@ export function fuzz(data) {
   }
   const whole = Buffer.concat(parts);
   const once = outcome(read, whole);
-  if (once !== got) throw new Error(`fed in chunks: ${got}; fed whole: ${once}; input ${Buffer.from(data).toString('hex')}`);
+  if (once !== got)
+    throw new Error(`fed in chunks: ${got}; fed whole: ${once}; input ${Buffer.from(data).toString('hex')}`);
 }

@@ -47,10 +47,17 @@ export function fuzz(data) {
     const padded = Buffer.concat([enc, Buffer.alloc(70_000, 0x20)]);
     if (aEnc === 0 ? ours(padded, section)[0] !== 0 : nghttp.qpackDecode(padded, section, 4096, 4)[0] !== 0) return;
   }
-  if ((aEnc !== 0) !== (bEnc !== 0)) throw new Error(`encoder stream: ours ${aEnc === 0 ? 'accepts' : `refuses (${aEnc})`}, nghttp3 ${bEnc === 0 ? 'accepts' : `refuses (${bEnc})`}\ninput ${hex}`);
+  if ((aEnc !== 0) !== (bEnc !== 0))
+    throw new Error(
+      `encoder stream: ours ${aEnc === 0 ? 'accepts' : `refuses (${aEnc})`}, nghttp3 ${bEnc === 0 ? 'accepts' : `refuses (${bEnc})`}\ninput ${hex}`,
+    );
   if (aEnc !== 0) return;
   if (typeof aSec === 'string' && aSec !== 'blocked' && /integer overflow/.test(aSec)) return;
   const kind = (x) => (x === 'blocked' ? 'blocked' : Array.isArray(x) ? 'fields' : 'refused');
-  if (kind(aSec) !== kind(bSec)) throw new Error(`section: ours ${kind(aSec)} ${typeof aSec === 'string' ? aSec : ''}, nghttp3 ${kind(bSec)} ${typeof bSec === 'number' ? bSec : ''}\nours:\n${Array.isArray(aSec) ? show(aSec) : ''}\nnghttp3:\n${Array.isArray(bSec) ? show(bSec) : ''}\ninput ${hex}`);
-  if (kind(aSec) === 'fields' && show(aSec) !== show(bSec)) throw new Error(`section: field lists differ\nours:\n${show(aSec)}\nnghttp3:\n${show(bSec)}\ninput ${hex}`);
+  if (kind(aSec) !== kind(bSec))
+    throw new Error(
+      `section: ours ${kind(aSec)} ${typeof aSec === 'string' ? aSec : ''}, nghttp3 ${kind(bSec)} ${typeof bSec === 'number' ? bSec : ''}\nours:\n${Array.isArray(aSec) ? show(aSec) : ''}\nnghttp3:\n${Array.isArray(bSec) ? show(bSec) : ''}\ninput ${hex}`,
+    );
+  if (kind(aSec) === 'fields' && show(aSec) !== show(bSec))
+    throw new Error(`section: field lists differ\nours:\n${show(aSec)}\nnghttp3:\n${show(bSec)}\ninput ${hex}`);
 }

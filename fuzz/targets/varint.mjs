@@ -3,5 +3,8 @@ import { readVarint, readVarintBig, VarintRangeError } from '../../dist/codec/va
 import { expectOnly } from './_util.mjs';
 
 export function fuzz(data) {
-  expectOnly(() => { readVarint(data, 0); readVarintBig(data, 0); }, VarintRangeError);
+  expectOnly(() => {
+    readVarint(data, 0);
+    readVarintBig(data, 0);
+  }, VarintRangeError);
 }

@@ -69,7 +69,7 @@ export class AgentRequest implements HedgedRequest, CollapsibleRequest {
 
   /** The origin of the current target, as the request named it (a group's: the endpoint's). */
   name(): string {
-    return typeof this.names === 'string' ? this.names : this.names[this.at] as string;
+    return typeof this.names === 'string' ? this.names : (this.names[this.at] as string);
   }
 
   node(url: URL, pick: (u: URL) => ProxyNode | null): ProxyNode | null {

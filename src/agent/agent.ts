@@ -45,7 +45,17 @@ import { failSpan, responseSpan, startRequestSpan, withTraceContext } from './tr
 import { parseUrl, splitSimpleUrl } from './target.js';
 import { OriginResponse } from './response.js';
 import { DEFAULT_RETRY_BUFFER_BYTES, ReplayBody } from './replay-body.js';
-import { AGENT_KEYS, checkKeys, checkOptionValues, checkRequest, ORIGIN_KEYS, type AgentOptions, type OriginOverrides, type RequestOptions, type TlsOptions } from './options.js';
+import {
+  AGENT_KEYS,
+  checkKeys,
+  checkOptionValues,
+  checkRequest,
+  ORIGIN_KEYS,
+  type AgentOptions,
+  type OriginOverrides,
+  type RequestOptions,
+  type TlsOptions,
+} from './options.js';
 import { PoolRegistry, type OriginPlan, type PoolInfo } from './registry.js';
 import { MemorySessionStore, type SessionStore } from '../store/session-store.js';
 import { Resolver } from '../net/resolver.js';
@@ -54,7 +64,7 @@ import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eye
 import { ProxyRotation, type ProxyNode } from '../net/proxy.js';
 import { H2ProxyLinks } from '../connect/h2-proxy-links.js';
 import { bbrTuningError, CC_ALGORITHMS, type BbrTuning } from '../quic/cc.js';
-import type { ConnRequest, HeaderList, Protocol, RequestBody } from '../http/types.js';
+import type { ConnRequest, HeaderList, Protocol } from '../http/types.js';
 import { turnNow } from '../util/clock.js';
 
 /** Per egress proxy node: what its pools did (live pools and recently forgotten ones). */
@@ -136,10 +146,16 @@ export class Agent {
   #collapseHost: CollapseHost<AgentRequest> = {
     attempt: (st) => this.#attempt(st),
     served: (st, res, err) => {
-      if (res !== null) { if (st.span.isRecording()) responseSpan(st.span, res); } else failSpan(st.span, err as Error, st.attempt);
+      if (res !== null) {
+        if (st.span.isRecording()) responseSpan(st.span, res);
+      } else failSpan(st.span, err as Error, st.attempt);
     },
     // The caller's own options and signal (st.o), never the flight's: the rest is this request's alone.
-    ranged: (st, from, ifRange) => this.request({ ...st.o, headers: [...normalizeHeaders(st.o.headers), ['range', `bytes=${from}-`], ['if-range', ifRange]] }),
+    ranged: (st, from, ifRange) =>
+      this.request({
+        ...st.o,
+        headers: [...normalizeHeaders(st.o.headers), ['range', `bytes=${from}-`], ['if-range', ifRange]],
+      }),
   };
 
   constructor(opts: AgentOptions = {}) {
@@ -147,22 +163,32 @@ export class Agent {
     for (const [k, o] of Object.entries(opts.origins ?? {})) {
       checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
       const u = URL.canParse(k) ? new URL(k) : null;
-      if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '') throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
+      if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '')
+        throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
     }
     checkOptionValues(opts);
     // Origin groups checked now, before anything is made; made (and their checks started) last.
-    for (const [k, o] of Object.entries(opts.origins ?? {})) if (isGroup(o)) resolveGroupOptions(groupOptions(k, o), `origins["${k}"]`);
+    for (const [k, o] of Object.entries(opts.origins ?? {}))
+      if (isGroup(o)) resolveGroupOptions(groupOptions(k, o), `origins["${k}"]`);
     this.#maxRetries = opts.maxRetries ?? 2;
-    if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0) throw configError('maxRetries', 'must be a non-negative integer');
+    if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0)
+      throw configError('maxRetries', 'must be a non-negative integer');
     this.#retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
-    if (!Number.isInteger(this.#retryBufferBytes) || this.#retryBufferBytes < 0) throw configError('retryBufferBytes', 'must be a non-negative integer');
+    if (!Number.isInteger(this.#retryBufferBytes) || this.#retryBufferBytes < 0)
+      throw configError('retryBufferBytes', 'must be a non-negative integer');
     this.#maxOrigins = opts.maxOrigins ?? 1024;
-    if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1) throw configError('maxOrigins', 'must be a positive integer');
+    if (!Number.isInteger(this.#maxOrigins) || this.#maxOrigins < 1)
+      throw configError('maxOrigins', 'must be a positive integer');
     const originIdleMs = opts.originIdleTimeoutMs ?? 60_000;
-    if (!Number.isFinite(originIdleMs) || originIdleMs <= 0) throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
-    if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl)) throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
+    if (!Number.isFinite(originIdleMs) || originIdleMs <= 0)
+      throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+    if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl))
+      throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
     if (opts.quicQpack !== undefined) h3Settings('client', opts.quicQpack); // range checks, OL_INVALID_CONFIG
-    for (const [where, b] of [['quicBbr', opts.quicBbr], ...Object.entries(opts.origins ?? {}).map(([k, o]) => [`origins["${k}"].quicBbr`, o.quicBbr])] as Array<[string, BbrTuning | undefined]>) {
+    for (const [where, b] of [
+      ['quicBbr', opts.quicBbr],
+      ...Object.entries(opts.origins ?? {}).map(([k, o]) => [`origins["${k}"].quicBbr`, o.quicBbr]),
+    ] as Array<[string, BbrTuning | undefined]>) {
       const why = b === undefined ? null : bbrTuningError(b);
       if (why) throw configError(`${where}.${why.field}`, why.reason);
     }
@@ -177,7 +203,8 @@ export class Agent {
     this.#originCacheOpt = opts.originCache;
     const { attemptDelayMs, addressDownBaseMs, addressDownMaxMs, resolver, ...ro } = opts.dns ?? {};
     this.#attemptDelayMs = attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS;
-    if (!(this.#attemptDelayMs >= MIN_ATTEMPT_DELAY_MS)) throw configError('dns.attemptDelayMs', `must be ≥ ${MIN_ATTEMPT_DELAY_MS} ms (RFC 8305 §5)`);
+    if (!(this.#attemptDelayMs >= MIN_ATTEMPT_DELAY_MS))
+      throw configError('dns.attemptDelayMs', `must be ≥ ${MIN_ATTEMPT_DELAY_MS} ms (RFC 8305 §5)`);
     const bookOpts: Partial<AddressBookOptions> = { maxOrigins: this.#maxOrigins };
     if (addressDownBaseMs !== undefined) bookOpts.downBaseMs = addressDownBaseMs;
     if (addressDownMaxMs !== undefined) bookOpts.downMaxMs = addressDownMaxMs;
@@ -186,7 +213,10 @@ export class Agent {
     for (const [k, o] of Object.entries(opts.origins ?? {})) {
       if (o.proxy === undefined) continue;
       const u = new URL(k);
-      this.#originProxy.set(`${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`, o.proxy ? new ProxyRotation(o.proxy) : null);
+      this.#originProxy.set(
+        `${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`,
+        o.proxy ? new ProxyRotation(o.proxy) : null,
+      );
     }
     try {
       this.#selector = new Selector(opts.originCache, opts.selection, this.#maxOrigins, this.#connect);
@@ -215,7 +245,18 @@ export class Agent {
     const node = this.#proxy === null && this.#originProxy.size === 0 ? null : this.#pickProxy(ep.url);
     const info = this.#registry.find(ep.url, undefined, node, true);
     ep.pool = info.pool;
-    const req = connRequest('GET', path, info.authority, info.spec.scheme, [['user-agent', 'originlink-health-check']], null, signal, false, undefined, undefined);
+    const req = connRequest(
+      'GET',
+      path,
+      info.authority,
+      info.spec.scheme,
+      [['user-agent', 'originlink-health-check']],
+      null,
+      signal,
+      false,
+      undefined,
+      undefined,
+    );
     return info.pool.check(req).then((r) => {
       const whole = r.res.takeComplete?.();
       if (!whole) r.res.body.resume();
@@ -257,7 +298,9 @@ export class Agent {
   }
 
   /** Selection state: facts per origin, racing and backoff (see docs/selection.md). */
-  get selector(): Selector { return this.#selector; }
+  get selector(): Selector {
+    return this.#selector;
+  }
 
   /** What is known about a URL's origin and which protocol `auto` would pick now. */
   origin(url: string | URL): OriginReport {
@@ -265,13 +308,22 @@ export class Agent {
     const scheme = u.protocol === 'https:' ? 'https' : 'http';
     const origin = `${scheme}://${u.hostname}:${u.port || (scheme === 'https' ? 443 : 80)}`;
     const st = this.#selector.state(origin);
-    return { origin, facts: st.facts, choice: st.choose('auto', Date.now()), counters: this.#selector.counters(origin) };
+    return {
+      origin,
+      facts: st.facts,
+      choice: st.choose('auto', Date.now()),
+      counters: this.#selector.counters(origin),
+    };
   }
 
-  get sessionStore(): SessionStore { return this.#sessions; }
+  get sessionStore(): SessionStore {
+    return this.#sessions;
+  }
 
   /** The resolver and per-origin address state (every address, down marks, connection counts). */
-  get addresses(): AddressBook { return this.#book; }
+  get addresses(): AddressBook {
+    return this.#book;
+  }
 
   /** The pool for a URL's origin under a protocol policy (created on first use). */
   pool(url: string | URL, protocol?: ProtocolPolicy, proxy?: ProxyNode | null): Pool {
@@ -293,15 +345,26 @@ export class Agent {
 
   /** What this Agent's options say of a URL's origin under a protocol policy and proxy node (throws on a bad scheme). */
   #describe(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): OriginDescription {
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:')
+      throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
     const scheme = u.protocol === 'https:' ? 'https' : 'http';
     const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
     // An endpoint of a group takes the group's overrides unless it has its own.
-    const over = this.#opts.origins?.[`${scheme}://${u.host}`] ?? this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ?? this.#endpointOverrides.get(u.origin) ?? {};
+    const over =
+      this.#opts.origins?.[`${scheme}://${u.host}`] ??
+      this.#opts.origins?.[`${scheme}://${u.hostname}:${port}`] ??
+      this.#endpointOverrides.get(u.origin) ??
+      {};
     const policy: ProtocolPolicy = protocol ?? over.protocol ?? this.#opts.protocol ?? 'auto';
     // RFC 9114 §3.1: HTTP/3 is for https origins only (QUIC always carries TLS); refused now, not after a QUIC timeout.
-    if (policy === 'h3' && scheme === 'http') throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://${u.host}`, { details: { origin: `http://${u.host}` } });
+    if (policy === 'h3' && scheme === 'http')
+      throw new OriginlinkError(
+        ErrorCode.UNSUPPORTED_PROTOCOL,
+        'local',
+        `protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://${u.host}`,
+        { details: { origin: `http://${u.host}` } },
+      );
     const tlsOpts = { ...this.#opts.tls, ...over.tls };
     const tlsId = `sni=${tlsOpts.servername ?? ''}|verify=${tlsOpts.rejectUnauthorized !== false}|ca=${caId(tlsOpts.ca)}`;
     // The proxy node and a hash of its credentials: a tunnel is never shared across nodes or credentials.
@@ -328,7 +391,14 @@ export class Agent {
     };
     const poolOpts = resolvePoolOptions({ ...this.#opts.pool, ...over.pool });
     const earlyData = over.earlyData ?? this.#opts.earlyData ?? 'safe';
-    const ctx: DialContext = { pool: poolOpts, sessionStore: this.#sessions, sessionKey: d.key, nextId, earlyData, proxyLinks: this.#proxyLinks };
+    const ctx: DialContext = {
+      pool: poolOpts,
+      sessionStore: this.#sessions,
+      sessionKey: d.key,
+      nextId,
+      earlyData,
+      proxyLinks: this.#proxyLinks,
+    };
     const cc = over.quicCongestionControl ?? this.#opts.quicCongestionControl;
     if (cc !== undefined) ctx.congestionControl = cc;
     const qpack = over.quicQpack ?? this.#opts.quicQpack;
@@ -356,13 +426,31 @@ export class Agent {
           policy === 'auto' && proxy
             ? (signal) => this.#connect(spec, { ...ctx, signal })
             : policy === 'auto'
-            ? sel.autoDialer(origin, spec, ctx, () => created)
-            : (signal) => (policy === 'h3' ? connectOrigin : this.#connect)(spec, { ...ctx, signal }).then((c) => { sel.noteConnection(origin, c); return c; }),
+              ? sel.autoDialer(origin, spec, ctx, () => created)
+              : (signal) =>
+                  (policy === 'h3' ? connectOrigin : this.#connect)(spec, { ...ctx, signal }).then((c) => {
+                    sel.noteConnection(origin, c);
+                    return c;
+                  }),
           policy === 'auto' ? null : policy,
           sharedTicker,
           retired,
         );
-        return { pool: created, origin, fastKeys: [fastKey], spec, ctx, policy, tlsId: d.tlsId, earlyData: ctx.earlyData ?? 'safe', coalesce: proxy ? false : over.coalesce ?? sel.opts.coalesce, proxy, live: true, authority: u.host, coalescing: 0 };
+        return {
+          pool: created,
+          origin,
+          fastKeys: [fastKey],
+          spec,
+          ctx,
+          policy,
+          tlsId: d.tlsId,
+          earlyData: ctx.earlyData ?? 'safe',
+          coalesce: proxy ? false : (over.coalesce ?? sel.opts.coalesce),
+          proxy,
+          live: true,
+          authority: u.host,
+          coalescing: 0,
+        };
       },
     };
   };
@@ -373,13 +461,20 @@ export class Agent {
    * ALPN `alpn` — and nothing spoken on it yet. For tunnels that leave the pools (the service's WebSocket
    * and Upgrade tunnels); `connectTimeoutMs` defaults to the origin's pool setting.
    */
-  dialSocket(origin: string, o: { alpn?: string[]; signal?: AbortSignal; connectTimeoutMs?: number } = {}): Promise<Dialled> {
+  dialSocket(
+    origin: string,
+    o: { alpn?: string[]; signal?: AbortSignal; connectTimeoutMs?: number } = {},
+  ): Promise<Dialled> {
     try {
       const u = this.#originUrl(origin);
       const proxy = this.#proxy === null && this.#originProxy.size === 0 ? null : this.#pickProxy(u);
       const { spec, ctx } = this.#dialSetup(this.#describe(u, 'h1', proxy));
       const pool = o.connectTimeoutMs === undefined ? ctx.pool : { ...ctx.pool, connectTimeoutMs: o.connectTimeoutMs };
-      return dialOrigin(spec, { ...ctx, pool, signal: o.signal ?? new AbortController().signal }, o.alpn ?? ['http/1.1']);
+      return dialOrigin(
+        spec,
+        { ...ctx, pool, signal: o.signal ?? new AbortController().signal },
+        o.alpn ?? ['http/1.1'],
+      );
     } catch (e) {
       return Promise.reject(e);
     }
@@ -429,23 +524,47 @@ export class Agent {
       path = simple.target;
     } else if (o.url !== undefined) {
       url0 = typeof o.url === 'string' ? parseUrl(o.url, 'url') : o.url;
-      if (!(url0 instanceof URL)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'url: must be a string or a URL', { details: { field: 'url' } });
+      if (!(url0 instanceof URL))
+        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'url: must be a string or a URL', {
+          details: { field: 'url' },
+        });
       names = url0.origin;
       path = `${url0.pathname}${url0.search}`;
     } else {
       names = o.origin;
-      if (typeof names !== 'string' && !Array.isArray(names)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'a request needs url, or origin and path', { details: { field: 'url' } });
-      if (typeof o.path !== 'string') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'path: must be a string starting with "/"', { details: { field: 'path' } });
-      if (typeof names !== 'string' && names.length === 0) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
+      if (typeof names !== 'string' && !Array.isArray(names))
+        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'a request needs url, or origin and path', {
+          details: { field: 'url' },
+        });
+      if (typeof o.path !== 'string')
+        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'path: must be a string starting with "/"', {
+          details: { field: 'path' },
+        });
+      if (typeof names !== 'string' && names.length === 0)
+        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
       // Every origin of the list parsed now: a bad one is the caller's error before anything is sent.
       if (typeof names === 'string') url0 = this.#originUrl(names);
-      else for (const n of names) { const u = this.#originUrl(n); url0 ??= u; }
+      else
+        for (const n of names) {
+          const u = this.#originUrl(n);
+          url0 ??= u;
+        }
       path = o.path;
-      if (path.charCodeAt(0) !== 0x2f && path !== '*') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`);
+      if (path.charCodeAt(0) !== 0x2f && path !== '*')
+        throw new OriginlinkError(
+          ErrorCode.INVALID_ARGUMENT,
+          'local',
+          `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`,
+        );
     }
     // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
     const method = o.method ?? 'GET';
-    if (!TOKEN_RE.test(method)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
+    if (!TOKEN_RE.test(method))
+      throw new OriginlinkError(
+        ErrorCode.INVALID_ARGUMENT,
+        'local',
+        `invalid method ${JSON.stringify(method.slice(0, 40))}`,
+      );
     // An origin group is looked for only when the agent has some (a plain origin pays nothing), never for a failover list.
     const owned = simple !== null || o.url === undefined;
     const group = this.#groups.size === 0 || typeof names !== 'string' ? null : this.#groupFor(url0 as URL, owned);
@@ -454,8 +573,26 @@ export class Agent {
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
     const body = o.body ?? null;
     // A streamed body is kept as it leaves, up to retryBufferBytes, for an attempt the origin did not process.
-    const replay = !isReplayable(body) && this.#retryBufferBytes > 0 ? new ReplayBody(bodyStream(body), this.#retryBufferBytes) : null;
-    return new AgentRequest(o, t0, names, url0 as URL, owned, path, method, span, headers, body, replay, replay === null && isReplayable(body), isIdempotentRequest(method, headers), group);
+    const replay =
+      !isReplayable(body) && this.#retryBufferBytes > 0
+        ? new ReplayBody(bodyStream(body), this.#retryBufferBytes)
+        : null;
+    return new AgentRequest(
+      o,
+      t0,
+      names,
+      url0 as URL,
+      owned,
+      path,
+      method,
+      span,
+      headers,
+      body,
+      replay,
+      replay === null && isReplayable(body),
+      isIdempotentRequest(method, headers),
+      group,
+    );
   }
 
   /** The group a URL's origin names, or null (remembered on the Agent's own URL objects). */
@@ -495,8 +632,15 @@ export class Agent {
       return this.#notSent(st, e);
     }
     const info = st.info as PoolInfo;
-    if (ep === null) return r.then((res) => this.#answered(st, info, res), (e) => this.#failed(st, info.pool, e));
-    return r.then((res) => this.#groupAnswered(st, ep, info, res), (e) => this.#groupFailed(st, ep, info.pool, e));
+    if (ep === null)
+      return r.then(
+        (res) => this.#answered(st, info, res),
+        (e) => this.#failed(st, info.pool, e),
+      );
+    return r.then(
+      (res) => this.#groupAnswered(st, ep, info, res),
+      (e) => this.#groupFailed(st, ep, info.pool, e),
+    );
   }
 
   /** Thrown before an attempt ran (bad origin, closed agent): no retry; the span still ends. */
@@ -511,7 +655,8 @@ export class Agent {
    * pool's info left in `st.info`. Throws when nothing could be sent; a failure of the send itself is the promise's.
    */
   #launch(st: AgentRequest, ep: Endpoint | null, signal: AbortSignal | undefined): Promise<PoolResult> {
-    const url = ep !== null ? ep.url : st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
+    const url =
+      ep !== null ? ep.url : st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
     // One node per target for the whole request: a retry never moves to another node (nor identity).
     const node = this.#proxy === null && this.#originProxy.size === 0 ? null : st.node(url, this.#pickProxyFn);
     // An endpoint's URL is its group's own object (never a caller's): its pool is remembered on it.
@@ -540,7 +685,11 @@ export class Agent {
     }
     try {
       // Coalescing is tried only where it may apply (an extra async hop costs the hot path).
-      return info.coalesce && info.spec.scheme === 'https' && info.policy !== 'h1' && !this.#noCoalesce.has(url.host) && !pool.hasReady()
+      return info.coalesce &&
+        info.spec.scheme === 'https' &&
+        info.policy !== 'h1' &&
+        !this.#noCoalesce.has(url.host) &&
+        !pool.hasReady()
         ? this.#coalescing(info, this.#attemptCoalesced(info, url, req, st.replayable))
         : pool.request(req);
     } catch (e) {
@@ -568,16 +717,35 @@ export class Agent {
    */
   #coalescing(info: PoolInfo, p: Promise<PoolResult>): Promise<PoolResult> {
     info.coalescing++;
-    return p.finally(() => { info.coalescing--; });
+    return p.finally(() => {
+      info.coalescing--;
+    });
   }
 
   #answered(st: AgentRequest, info: PoolInfo, r: PoolResult): OriginResponse {
     try {
       const pool = info.pool;
-      if (!info.proxy) this.#selector.onResponse(info.origin, r.res.headers, info.spec, info.ctx, info.policy === 'auto' ? pool : null);
+      if (!info.proxy)
+        this.#selector.onResponse(
+          info.origin,
+          r.res.headers,
+          info.spec,
+          info.ctx,
+          info.policy === 'auto' ? pool : null,
+        );
       // The answer's turn's reading: never later than the real time, so ttfbMs never exceeds the wall time.
       const ttfbMs = Math.max(0, turnNow() - st.t0);
-      publishRequestEnd(pool.origin, st.method, st.path, r.res.status, r.conn.protocol, r.reused, st.attempt, ttfbMs, null);
+      publishRequestEnd(
+        pool.origin,
+        st.method,
+        st.path,
+        r.res.status,
+        r.conn.protocol,
+        r.reused,
+        st.attempt,
+        ttfbMs,
+        null,
+      );
       const res = new OriginResponse(st.name(), r, st.attempt, ttfbMs, st.hedged);
       if (st.span.isRecording()) responseSpan(st.span, res);
       st.replay?.settle();
@@ -594,8 +762,19 @@ export class Agent {
     const err = toOriginlinkError(e);
     const ep = st.ep;
     // A group's endpoint not tried yet: the retry goes to another server (group.ts pickAgain takes those first).
-    const otherServer = ep !== null && (st.group as Group).endpoints.some((x) => x !== ep && !(st.triedEps?.includes(x) ?? false));
-    const d = retryDecision(err, { attempt: st.attempt, maxRetries: this.#maxRetries, replayable: st.replayable || (st.replay !== null && st.replay.replayable), idempotent: st.idempotent, aborted: st.signal?.aborted === true, urls: st.count, untried: st.count - st.tried, otherServer, requeues: st.requeues });
+    const otherServer =
+      ep !== null && (st.group as Group).endpoints.some((x) => x !== ep && !(st.triedEps?.includes(x) ?? false));
+    const d = retryDecision(err, {
+      attempt: st.attempt,
+      maxRetries: this.#maxRetries,
+      replayable: st.replayable || (st.replay !== null && st.replay.replayable),
+      idempotent: st.idempotent,
+      aborted: st.signal?.aborted === true,
+      urls: st.count,
+      untried: st.count - st.tried,
+      otherServer,
+      requeues: st.requeues,
+    });
     if (d.retry && d.requeue) {
       // Refused unprocessed: back to the same target's queue, no retry spent (policy.ts MAX_REQUEUES).
       st.requeues++;
@@ -603,11 +782,31 @@ export class Agent {
       return this.#attempt(st);
     }
     // A group's retry spends its budget: past it the failure is the answer (counted on the endpoint that failed).
-    const refused = d.retry && ep !== null && (st.group as Group).budget !== null && !((st.group as Group).budget as RetryBudget).take(performance.now());
+    const refused =
+      d.retry &&
+      ep !== null &&
+      (st.group as Group).budget !== null &&
+      !((st.group as Group).budget as RetryBudget).take(performance.now());
     if (!d.retry || refused) {
       if (refused) (ep as Endpoint).state.retriesRefused++;
-      const final = err.with({ details: refused ? { attempts: st.attempt, retryBudget: 'exhausted', endpoint: (ep as Endpoint).origin } : ep !== null ? { attempts: st.attempt, endpoint: ep.origin } : { attempts: st.attempt } });
-      publishRequestEnd(pool.origin, st.method, st.path, null, pool.protocol, err.facts?.reused === true, st.attempt, performance.now() - st.t0, final);
+      const final = err.with({
+        details: refused
+          ? { attempts: st.attempt, retryBudget: 'exhausted', endpoint: (ep as Endpoint).origin }
+          : ep !== null
+            ? { attempts: st.attempt, endpoint: ep.origin }
+            : { attempts: st.attempt },
+      });
+      publishRequestEnd(
+        pool.origin,
+        st.method,
+        st.path,
+        null,
+        pool.protocol,
+        err.facts?.reused === true,
+        st.attempt,
+        performance.now() - st.t0,
+        final,
+      );
       failSpan(st.span, final, st.attempt);
       st.replay?.abandon();
       return Promise.reject(final);
@@ -655,7 +854,12 @@ export class Agent {
     let u = this.#origins.peek(origin);
     if (!u) {
       u = parseUrl(origin, field);
-      if (u.pathname !== '/' || u.search !== '') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `origin must be scheme://host[:port] (got ${JSON.stringify(origin)})`);
+      if (u.pathname !== '/' || u.search !== '')
+        throw new OriginlinkError(
+          ErrorCode.INVALID_ARGUMENT,
+          'local',
+          `origin must be scheme://host[:port] (got ${JSON.stringify(origin)})`,
+        );
       this.#origins.set(origin, u);
     }
     return u;
@@ -674,10 +878,23 @@ export class Agent {
     const budget = Math.min(info.pool.opts.connectTimeoutMs, info.pool.opts.pendingTimeoutMs);
     const resolve = (h: string): Promise<string[]> => bounded(this.#book.resolver.lookup(h), budget, req.signal);
     const pools = [...this.#registry.values()].map((x) => x.pool);
-    const cand = await findCandidate(pools, info.pool, info.spec.host, info.spec.port, resolve, (p) => {
-      const o = this.#registry.get(p.key);
-      return o !== undefined && o.tlsId === info.tlsId && info.tlsId.includes('|verify=true|') && info.tlsId.startsWith('sni=|');
-    }, COALESCE_ONTO[info.policy]);
+    const cand = await findCandidate(
+      pools,
+      info.pool,
+      info.spec.host,
+      info.spec.port,
+      resolve,
+      (p) => {
+        const o = this.#registry.get(p.key);
+        return (
+          o !== undefined &&
+          o.tlsId === info.tlsId &&
+          info.tlsId.includes('|verify=true|') &&
+          info.tlsId.startsWith('sni=|')
+        );
+      },
+      COALESCE_ONTO[info.policy],
+    );
     if (!cand) return null;
     return cand.pool.requestOn(cand.conn, req);
   }
@@ -692,7 +909,11 @@ export class Agent {
     const by = new Map<string, PoolCounters[]>();
     const links = new Map<string, number>();
     const dead = new Map<string, number>();
-    const add = (node: string, c: PoolCounters): void => { const l = by.get(node) ?? []; l.push(c); by.set(node, l); };
+    const add = (node: string, c: PoolCounters): void => {
+      const l = by.get(node) ?? [];
+      l.push(c);
+      by.set(node, l);
+    };
     for (const x of this.#registry.values()) {
       if (!x.proxy) continue;
       add(x.proxy.id, x.pool.counters);
@@ -715,9 +936,17 @@ export class Agent {
       const errors: Record<string, number> = {};
       for (const c of cs) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
       return {
-        node, requests, requestsOnReusedConnections: sum((c) => c.reusedRequests), connectionsOpened: opened, connectFailures: sum((c) => c.connectFailures), nodeConnections: perNode(links, node), nodeConnectionsDead: perNode(dead, node),
-        reuseRate: requests === 0 ? 0 : Math.max(0, 1 - opened / requests), meanHandshakeMs: mean,
-        handshakeMsSaved: mean === null ? 0 : Math.max(0, requests - opened) * mean, errors,
+        node,
+        requests,
+        requestsOnReusedConnections: sum((c) => c.reusedRequests),
+        connectionsOpened: opened,
+        connectFailures: sum((c) => c.connectFailures),
+        nodeConnections: perNode(links, node),
+        nodeConnectionsDead: perNode(dead, node),
+        reuseRate: requests === 0 ? 0 : Math.max(0, 1 - opened / requests),
+        meanHandshakeMs: mean,
+        handshakeMsSaved: mean === null ? 0 : Math.max(0, requests - opened) * mean,
+        errors,
       };
     });
   }
@@ -745,7 +974,8 @@ export class Agent {
     await this.#registry.close();
     this.#proxyLinks.close();
     // File-backed stores write their changes within 100 ms; once closed, the files say all (a restart reads them).
-    for (const store of [this.#sessions, this.#originCacheOpt]) (store as { flush?: () => void } | undefined)?.flush?.();
+    for (const store of [this.#sessions, this.#originCacheOpt])
+      (store as { flush?: () => void } | undefined)?.flush?.();
   }
 
   /** Abort everything now (returns a promise, as undici's Dispatcher.destroy does). */
@@ -763,10 +993,29 @@ export class Agent {
  * head, the exchange, the pool) see one map where two made them polymorphic (V8's `--log-ic`, RESULTS.md groups).
  */
 function connRequest(
-  method: string, path: string, authority: string, scheme: ConnRequest['scheme'], headers: HeaderList, body: ConnRequest['body'],
-  signal: AbortSignal | undefined, allowEarlyData: boolean, responseBufferBytes: number | undefined, onInformational: ConnRequest['onInformational'],
+  method: string,
+  path: string,
+  authority: string,
+  scheme: ConnRequest['scheme'],
+  headers: HeaderList,
+  body: ConnRequest['body'],
+  signal: AbortSignal | undefined,
+  allowEarlyData: boolean,
+  responseBufferBytes: number | undefined,
+  onInformational: ConnRequest['onInformational'],
 ): ConnRequest {
-  return { method, path, authority, scheme, headers, body, signal, allowEarlyData, responseBufferBytes, onInformational };
+  return {
+    method,
+    path,
+    authority,
+    scheme,
+    headers,
+    body,
+    signal,
+    allowEarlyData,
+    responseBufferBytes,
+    onInformational,
+  };
 }
 
 /** An origin's overrides define a group: they hold a group field (its name alone does not). */
@@ -854,10 +1103,28 @@ function hashCa(parts: ReadonlyArray<string | Buffer>): string {
 function bounded<T>(p: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
-    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); };
-    const onAbort = (): void => { done(); reject(signal?.reason); };
-    const timer = setTimeout(() => { done(); reject(new Error(`no answer within ${ms} ms`)); }, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (): void => {
+      done();
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`no answer within ${ms} ms`));
+    }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
-    p.then((v) => { done(); resolve(v); }, (e: unknown) => { done(); reject(e); });
+    p.then(
+      (v) => {
+        done();
+        resolve(v);
+      },
+      (e: unknown) => {
+        done();
+        reject(e);
+      },
+    );
   });
 }

@@ -53,7 +53,17 @@ export const LAG_BYTES = 1024 * 1024;
  * absolute links. Not X-Forwarded-For: the client's address would stop all collapsing; the origin sees the first
  * client's, as behind a cache.
  */
-const KEYED: readonly string[] = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];
+const KEYED: readonly string[] = [
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+];
 
 interface Waiter<S> {
   st: S;
@@ -93,7 +103,9 @@ export class Collapser<S extends CollapsibleRequest> {
     const f = this.#flights.get(key);
     if (f !== undefined && f.waiting < this.#cfg.maxWaiters) return f.add(st);
     if (f !== undefined) return this.#host.attempt(st); // past maxWaiters: on its own
-    const flight = new Flight<S>(key, st, this.#host, this.#group, () => { if (this.#flights.get(key) === flight) this.#flights.delete(key); });
+    const flight = new Flight<S>(key, st, this.#host, this.#group, () => {
+      if (this.#flights.get(key) === flight) this.#flights.delete(key);
+    });
     this.#flights.set(key, flight);
     return flight.start();
   }
@@ -120,7 +132,10 @@ class Flight<S extends CollapsibleRequest> {
   start(): Promise<OriginResponse> {
     const p = this.add(this.#leader);
     this.#leader.signal = this.#signal;
-    this.#host.attempt(this.#leader).then((up) => this.#head(up), (e: unknown) => this.#failed(e));
+    this.#host.attempt(this.#leader).then(
+      (up) => this.#head(up),
+      (e: unknown) => this.#failed(e),
+    );
     return p;
   }
 
@@ -184,7 +199,8 @@ class Flight<S extends CollapsibleRequest> {
     }
     const ep = this.#group.endpoints.find((e) => e.origin === up.origin);
     const whole = sharers.length > 1 ? up.takeComplete() : null;
-    const fan = sharers.length > 1 && whole === null ? new FanOut(up.body, sharers.length, this.#lagPolicy(up, sharers)) : null;
+    const fan =
+      sharers.length > 1 && whole === null ? new FanOut(up.body, sharers.length, this.#lagPolicy(up, sharers)) : null;
     sharers.forEach((w, i) => {
       const collapsed = w.st !== this.#leader;
       let res: OriginResponse;
@@ -228,28 +244,40 @@ class Flight<S extends CollapsibleRequest> {
     const from = feed.delivered;
     let body: Readable | null = null;
     feed.onGone = () => body?.destroy();
-    this.#host.ranged(st, from, validator.value).then((res) => {
-      const range = res.status === 206 ? contentRangeStart(res.headers) : null;
-      const same = res.status === 200 && values(res.headers, validator.field) === `${validator.value},`;
-      if (range !== from && !same) {
-        res.body.destroy();
-        feed.fail(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `the rest of a collapsed response (from byte ${from}) came back as another representation (${res.status})`));
-        return;
-      }
-      const b = (body = res.body);
-      let skip = range === from ? 0 : from;
-      feed.onDrain = () => b.resume();
-      b.on('data', (c: Buffer) => {
-        if (skip > 0) {
-          if (c.length <= skip) { skip -= c.length; return; }
-          c = c.subarray(skip);
-          skip = 0;
+    this.#host.ranged(st, from, validator.value).then(
+      (res) => {
+        const range = res.status === 206 ? contentRangeStart(res.headers) : null;
+        const same = res.status === 200 && values(res.headers, validator.field) === `${validator.value},`;
+        if (range !== from && !same) {
+          res.body.destroy();
+          feed.fail(
+            new OriginlinkError(
+              ErrorCode.MALFORMED_RESPONSE,
+              'remote',
+              `the rest of a collapsed response (from byte ${from}) came back as another representation (${res.status})`,
+            ),
+          );
+          return;
         }
-        if (!feed.push(c)) b.pause();
-      });
-      b.once('end', () => feed.end());
-      b.once('error', (e: Error) => feed.fail(e));
-    }, (e: unknown) => feed.fail(e instanceof Error ? e : new Error(String(e))));
+        const b = (body = res.body);
+        let skip = range === from ? 0 : from;
+        feed.onDrain = () => b.resume();
+        b.on('data', (c: Buffer) => {
+          if (skip > 0) {
+            if (c.length <= skip) {
+              skip -= c.length;
+              return;
+            }
+            c = c.subarray(skip);
+            skip = 0;
+          }
+          if (!feed.push(c)) b.pause();
+        });
+        b.once('end', () => feed.end());
+        b.once('error', (e: Error) => feed.fail(e));
+      },
+      (e: unknown) => feed.fail(e instanceof Error ? e : new Error(String(e))),
+    );
   }
 
   /** A waiter that sends its own request after all: its attempts go out with its own signal. */
@@ -262,7 +290,9 @@ class Flight<S extends CollapsibleRequest> {
   #follow(st: S, body: Readable): void {
     const own = st.callerSignal;
     if (!own || own.aborted) return;
-    const onAbort = (): void => { body.destroy(abortedBy(own)); };
+    const onAbort = (): void => {
+      body.destroy(abortedBy(own));
+    };
     own.addEventListener('abort', onAbort, { once: true });
     body.once('close', () => own.removeEventListener('abort', onAbort));
   }

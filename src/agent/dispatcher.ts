@@ -20,7 +20,14 @@ export interface DispatchOptions {
   method: string;
   headers?: Record<string, string | string[] | undefined> | string[] | Iterable<[string, string]> | null;
   body?: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
-  signal?: AbortSignal | { aborted: boolean; addEventListener(t: 'abort', f: () => void): void; removeEventListener(t: 'abort', f: () => void): void } | null;
+  signal?:
+    | AbortSignal
+    | {
+        aborted: boolean;
+        addEventListener(t: 'abort', f: () => void): void;
+        removeEventListener(t: 'abort', f: () => void): void;
+      }
+    | null;
   upgrade?: string | null;
   query?: Record<string, unknown>;
   [key: string]: unknown;
@@ -39,7 +46,12 @@ export interface DispatchController {
 /** Either handler style (the optional members of both). */
 export interface DispatchHandler {
   onRequestStart?(controller: DispatchController, context: unknown): void;
-  onResponseStart?(controller: DispatchController, statusCode: number, headers: Record<string, string | string[]>, statusMessage?: string): void;
+  onResponseStart?(
+    controller: DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+    statusMessage?: string,
+  ): void;
   onResponseData?(controller: DispatchController, chunk: Buffer): void;
   onResponseEnd?(controller: DispatchController, trailers: Record<string, string | string[]>): void;
   onResponseError?(controller: DispatchController, err: Error): void;
@@ -53,7 +65,14 @@ export interface DispatchHandler {
 
 /** What `dispatch` needs of the Agent (it is the Agent). */
 export interface RequestRunner {
-  request(o: { origin: string; path: string; method: string; headers: HeaderList; body: RequestBody; signal: AbortSignal }): Promise<OriginResponse>;
+  request(o: {
+    origin: string;
+    path: string;
+    method: string;
+    headers: HeaderList;
+    body: RequestBody;
+    signal: AbortSignal;
+  }): Promise<OriginResponse>;
 }
 
 /** undici's error codes and names for ours, where undici has one (its errors.js). */
@@ -173,10 +192,21 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
     }
   };
   try {
-    if (opts.upgrade) throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `upgrade (${opts.upgrade}) is not supported by the originlink dispatcher`);
+    if (opts.upgrade)
+      throw new OriginlinkError(
+        ErrorCode.UNSUPPORTED_PROTOCOL,
+        'local',
+        `upgrade (${opts.upgrade}) is not supported by the originlink dispatcher`,
+      );
     // undici.connect() asks for a tunnel by method alone: never a request on a pooled connection.
-    if (opts.method?.toUpperCase() === 'CONNECT') throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', 'CONNECT is not supported by the originlink dispatcher');
-    if (opts.origin === undefined) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'dispatch needs an origin');
+    if (opts.method?.toUpperCase() === 'CONNECT')
+      throw new OriginlinkError(
+        ErrorCode.UNSUPPORTED_PROTOCOL,
+        'local',
+        'CONNECT is not supported by the originlink dispatcher',
+      );
+    if (opts.origin === undefined)
+      throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'dispatch needs an origin');
     const origin = typeof opts.origin === 'string' ? opts.origin.replace(/\/+$/, '') : opts.origin.origin;
     // A caller's signal (undici request's `signal` option) aborts like the handler's abort.
     const sig = opts.signal;
@@ -189,16 +219,33 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
       }
     }
     if (modern) handler.onRequestStart?.(ctl, {});
-    else handler.onConnect?.((reason?: Error) => ctl.abort(reason ?? new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')), {});
+    else
+      handler.onConnect?.(
+        (reason?: Error) => ctl.abort(reason ?? new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted')),
+        {},
+      );
     if (ctl.aborted) {
       queueMicrotask(() => fail(ctl.reason));
       return true;
     }
     const body = opts.body instanceof Readable ? (opts.body as AsyncIterable<Uint8Array>) : (opts.body ?? null);
-    agent.request({ origin, path: withQuery(opts.path, opts.query), method: opts.method, headers: dispatchHeaders(opts.headers), body: body as RequestBody, signal: ctl.ac.signal }).then(
-      (res) => deliver(res, ctl, handler, modern, fail, () => { settled = true; unlisten(); }),
-      fail,
-    );
+    agent
+      .request({
+        origin,
+        path: withQuery(opts.path, opts.query),
+        method: opts.method,
+        headers: dispatchHeaders(opts.headers),
+        body: body as RequestBody,
+        signal: ctl.ac.signal,
+      })
+      .then(
+        (res) =>
+          deliver(res, ctl, handler, modern, fail, () => {
+            settled = true;
+            unlisten();
+          }),
+        fail,
+      );
   } catch (e) {
     queueMicrotask(() => fail(e));
   }
@@ -213,7 +260,14 @@ function withQuery(path: string, query: Record<string, unknown> | undefined): st
   return text === '' ? path : `${path}${path.includes('?') ? '&' : '?'}${text}`;
 }
 
-function deliver(res: OriginResponse, ctl: Controller, handler: DispatchHandler, modern: boolean, fail: (e: unknown) => void, done: () => void): void {
+function deliver(
+  res: OriginResponse,
+  ctl: Controller,
+  handler: DispatchHandler,
+  modern: boolean,
+  fail: (e: unknown) => void,
+  done: () => void,
+): void {
   const body = res.body;
   ctl.body = body;
   // A handler that throws (undici.stream's factory, a connect handler) fails the request like an abort: the body
@@ -224,7 +278,11 @@ function deliver(res: OriginResponse, ctl: Controller, handler: DispatchHandler,
     body.destroy();
     fail(e);
   };
-  if (ctl.aborted) { body.destroy(); fail(ctl.reason); return; }
+  if (ctl.aborted) {
+    body.destroy();
+    fail(ctl.reason);
+    return;
+  }
   try {
     handler.onResponseStarted?.();
     if (modern) {
@@ -237,7 +295,11 @@ function deliver(res: OriginResponse, ctl: Controller, handler: DispatchHandler,
     thrown(e);
     return;
   }
-  if (ctl.aborted) { body.destroy(); fail(ctl.reason); return; }
+  if (ctl.aborted) {
+    body.destroy();
+    fail(ctl.reason);
+    return;
+  }
   body.on('data', (chunk: Buffer) => {
     if (ctl.aborted) return;
     try {

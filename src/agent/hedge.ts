@@ -29,7 +29,11 @@ export interface HedgedRequest {
 }
 
 /** One attempt started: its pool's info, its answer to come, and when it began (the turn's clock, util/clock.ts). */
-export interface Launched { info: PoolInfo; p: Promise<PoolResult>; at: number }
+export interface Launched {
+  info: PoolInfo;
+  p: Promise<PoolResult>;
+  at: number;
+}
 
 /** The Agent's side: start an attempt (throws when nothing could be sent), and the ends of a request. */
 export interface HedgeHost<S extends HedgedRequest> {
@@ -38,7 +42,13 @@ export interface HedgeHost<S extends HedgedRequest> {
   failed(st: S, pool: Pool, e: unknown): Promise<OriginResponse>;
 }
 
-interface Leg { ep: Endpoint; signal: LegSignal; info: PoolInfo; at: number; running: boolean }
+interface Leg {
+  ep: Endpoint;
+  signal: LegSignal;
+  info: PoolInfo;
+  at: number;
+  running: boolean;
+}
 
 /** Why the slower attempt was cancelled (side local: it counts nothing against its endpoint). */
 const LOST = new OriginlinkError(ErrorCode.ABORTED, 'local', 'hedged request answered by the other attempt');
@@ -78,7 +88,10 @@ export class HedgeRace<S extends HedgedRequest> implements Hedgeable {
       throw e;
     }
     const leg: Leg = { ep, signal, info: l.info, at: l.at, running: true };
-    l.p.then((r) => this.#answered(leg, r), (e: unknown) => this.#failed(leg, e));
+    l.p.then(
+      (r) => this.#answered(leg, r),
+      (e: unknown) => this.#failed(leg, e),
+    );
     return leg;
   }
 

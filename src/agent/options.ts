@@ -149,7 +149,9 @@ export interface DnsOptions extends Partial<Omit<ResolverOptions, 'lookup' | 'no
  * origin) — a failure that says the origin was unreachable moves to the next.
  */
 export type RequestOptions = RequestTarget & RequestCommon;
-export type RequestTarget = { url: string | URL; origin?: never; path?: never } | { origin: string | readonly string[]; path: string; url?: never };
+export type RequestTarget =
+  | { url: string | URL; origin?: never; path?: never }
+  | { origin: string | readonly string[]; path: string; url?: never };
 
 export interface RequestCommon {
   method?: string;
@@ -178,11 +180,59 @@ export interface RequestCommon {
  * ignored, so a misspelt or misplaced option (a pool option at the top level) is not silently a default.
  * The `satisfies` and the checks below keep these lists and the interfaces the same.
  */
-export const AGENT_KEYS = ['protocol', 'earlyData', 'pool', 'tls', 'quicCongestionControl', 'quicQpack', 'quicBbr', 'maxRetries', 'retryBufferBytes', 'sessionStore', 'tfo', 'keepAliveProbes', 'origins', 'originCache', 'selection', 'lookup', 'dns', 'proxy', 'connect', 'maxOrigins', 'originIdleTimeoutMs'] as const satisfies ReadonlyArray<keyof AgentOptions>;
-export const ORIGIN_KEYS = ['protocol', 'pool', 'tls', 'tfo', 'coalesce', 'earlyData', 'proxy', 'quicCongestionControl', 'quicQpack', 'quicBbr', ...GROUP_KEYS] as const satisfies ReadonlyArray<keyof OriginOverrides>;
+export const AGENT_KEYS = [
+  'protocol',
+  'earlyData',
+  'pool',
+  'tls',
+  'quicCongestionControl',
+  'quicQpack',
+  'quicBbr',
+  'maxRetries',
+  'retryBufferBytes',
+  'sessionStore',
+  'tfo',
+  'keepAliveProbes',
+  'origins',
+  'originCache',
+  'selection',
+  'lookup',
+  'dns',
+  'proxy',
+  'connect',
+  'maxOrigins',
+  'originIdleTimeoutMs',
+] as const satisfies ReadonlyArray<keyof AgentOptions>;
+export const ORIGIN_KEYS = [
+  'protocol',
+  'pool',
+  'tls',
+  'tfo',
+  'coalesce',
+  'earlyData',
+  'proxy',
+  'quicCongestionControl',
+  'quicQpack',
+  'quicBbr',
+  ...GROUP_KEYS,
+] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername'] as const satisfies ReadonlyArray<keyof TlsOptions>;
 /** What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request sent as a GET. */
-const REQUEST_KEYS: ReadonlySet<string> = new Set(['url', 'origin', 'path', 'method', 'headers', 'body', 'signal', 'protocol', 'authority', 'allowEarlyData', 'responseBufferBytes', 'onInformational', 'traceContext'] satisfies ReadonlyArray<keyof RequestTarget | keyof RequestCommon>);
+const REQUEST_KEYS: ReadonlySet<string> = new Set([
+  'url',
+  'origin',
+  'path',
+  'method',
+  'headers',
+  'body',
+  'signal',
+  'protocol',
+  'authority',
+  'allowEarlyData',
+  'responseBufferBytes',
+  'onInformational',
+  'traceContext',
+] satisfies ReadonlyArray<keyof RequestTarget | keyof RequestCommon>);
 const allAgentKeys: Exclude<keyof AgentOptions, (typeof AGENT_KEYS)[number]> extends never ? true : never = true;
 const allOriginKeys: Exclude<keyof OriginOverrides, (typeof ORIGIN_KEYS)[number]> extends never ? true : never = true;
 const allTlsKeys: Exclude<keyof TlsOptions, (typeof TLS_KEYS)[number]> extends never ? true : never = true;
@@ -205,27 +255,42 @@ export function checkOptionValues(opts: AgentOptions): void {
 
 function checkLayer(o: AgentOptions | OriginOverrides, where: string): void {
   const at = (f: string): string => (where ? `${where}.${f}` : f);
-  if (o.protocol !== undefined && !PROTOCOL_POLICIES.includes(o.protocol)) throw configError(at('protocol'), `must be one of ${PROTOCOL_POLICIES.join(', ')}, got ${JSON.stringify(o.protocol)}`);
-  if (o.earlyData !== undefined && !EARLY_DATA.includes(o.earlyData)) throw configError(at('earlyData'), `must be one of ${EARLY_DATA.join(', ')}, got ${JSON.stringify(o.earlyData)}`);
-  if (o.tfo !== undefined && typeof o.tfo !== 'boolean') throw configError(at('tfo'), `must be true or false, got ${JSON.stringify(o.tfo)}`);
+  if (o.protocol !== undefined && !PROTOCOL_POLICIES.includes(o.protocol))
+    throw configError(
+      at('protocol'),
+      `must be one of ${PROTOCOL_POLICIES.join(', ')}, got ${JSON.stringify(o.protocol)}`,
+    );
+  if (o.earlyData !== undefined && !EARLY_DATA.includes(o.earlyData))
+    throw configError(at('earlyData'), `must be one of ${EARLY_DATA.join(', ')}, got ${JSON.stringify(o.earlyData)}`);
+  if (o.tfo !== undefined && typeof o.tfo !== 'boolean')
+    throw configError(at('tfo'), `must be true or false, got ${JSON.stringify(o.tfo)}`);
   const tls = o.tls;
   if (tls === undefined) return;
   if (tls === null || typeof tls !== 'object') throw configError(at('tls'), 'must be an object');
   checkKeys(tls, TLS_KEYS, at('tls'));
-  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') throw configError(at('tls.rejectUnauthorized'), `must be true or false, got ${JSON.stringify(tls.rejectUnauthorized)}`);
-  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername === '')) throw configError(at('tls.servername'), 'must be a host name');
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean')
+    throw configError(
+      at('tls.rejectUnauthorized'),
+      `must be true or false, got ${JSON.stringify(tls.rejectUnauthorized)}`,
+    );
+  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername === ''))
+    throw configError(at('tls.servername'), 'must be a host name');
   if (tls.ca !== undefined) for (const c of Array.isArray(tls.ca) ? tls.ca : [tls.ca]) checkPem(c, at('tls.ca'));
 }
 
 /** A trusted CA is PEM text or bytes (what tls.createSecureContext takes), never the name of a file. */
 function checkPem(c: unknown, field: string): void {
-  if (typeof c !== 'string' && !Buffer.isBuffer(c)) throw configError(field, 'must be PEM text or bytes (a string or a Buffer), or a list of them');
+  if (typeof c !== 'string' && !Buffer.isBuffer(c))
+    throw configError(field, 'must be PEM text or bytes (a string or a Buffer), or a list of them');
   const text = typeof c === 'string' ? c : c.subarray(0, 64 * 1024).toString('latin1');
   if (text.includes('-----BEGIN CERTIFICATE-----')) return;
   const looksLikePath = typeof c === 'string' && c.length < 4096 && !/[\r\n]/.test(c);
-  throw configError(field, looksLikePath
-    ? `expects the certificate's PEM text, not a file name: read it first (tls: { ca: readFileSync(${JSON.stringify(c)}) })`
-    : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  throw configError(
+    field,
+    looksLikePath
+      ? `expects the certificate's PEM text, not a file name: read it first (tls: { ca: readFileSync(${JSON.stringify(c)}) })`
+      : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)',
+  );
 }
 
 /**
@@ -234,10 +299,21 @@ function checkPem(c: unknown, field: string): void {
  */
 export function checkRequest(o: RequestOptions): void {
   for (const k in o) {
-    if (!REQUEST_KEYS.has(k)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `request field ${JSON.stringify(k)} is not known (known: ${[...REQUEST_KEYS].join(', ')})`, { details: { field: k } });
+    if (!REQUEST_KEYS.has(k))
+      throw new OriginlinkError(
+        ErrorCode.INVALID_ARGUMENT,
+        'local',
+        `request field ${JSON.stringify(k)} is not known (known: ${[...REQUEST_KEYS].join(', ')})`,
+        { details: { field: k } },
+      );
   }
   if (o.protocol !== undefined && !PROTOCOL_POLICIES.includes(o.protocol)) {
-    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `request protocol must be one of ${PROTOCOL_POLICIES.join(', ')}, got ${JSON.stringify(o.protocol)}`, { details: { field: 'protocol' } });
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `request protocol must be one of ${PROTOCOL_POLICIES.join(', ')}, got ${JSON.stringify(o.protocol)}`,
+      { details: { field: 'protocol' } },
+    );
   }
 }
 
@@ -246,6 +322,11 @@ export function checkKeys(o: object, known: readonly string[], where: string): v
   for (const k of Object.keys(o)) {
     if (known.includes(k)) continue;
     const field = where ? `${where}.${k}` : k;
-    throw configError(field, k in DEFAULT_POOL_OPTIONS ? `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})` : 'unknown option');
+    throw configError(
+      field,
+      k in DEFAULT_POOL_OPTIONS
+        ? `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})`
+        : 'unknown option',
+    );
   }
 }

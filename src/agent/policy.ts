@@ -46,7 +46,11 @@ export const MAX_REQUEUES = 8;
  * is gone. A timeout, a malformed answer or a stream reset is the origin's answer to this request, not that race:
  * sent again, a slow origin would get each request 1 + retries times, and the client its 504 that much later.
  */
-const CONNECTION_LOST: ReadonlySet<string> = new Set([ErrorCode.SOCKET_CLOSED, ErrorCode.SOCKET_RESET, ErrorCode.QUIC_FAILED]);
+const CONNECTION_LOST: ReadonlySet<string> = new Set([
+  ErrorCode.SOCKET_CLOSED,
+  ErrorCode.SOCKET_RESET,
+  ErrorCode.QUIC_FAILED,
+]);
 
 /**
  * Failures that say this URL's server could not be reached or spoken to: its name does not resolve, its port
@@ -55,7 +59,14 @@ const CONNECTION_LOST: ReadonlySet<string> = new Set([ErrorCode.SOCKET_CLOSED, E
  * its connects back off, pool.ts), so only the next URL of an ordered failover is tried, never this one again — as
  * nginx's proxy_next_upstream moves to the next server and never back to the one that failed.
  */
-const UNREACHABLE: ReadonlySet<string> = new Set([ErrorCode.DNS_FAILED, ErrorCode.CONNECT_FAILED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.TLS_FAILED, ErrorCode.CERT_INVALID, ErrorCode.UNSUPPORTED_PROTOCOL]);
+const UNREACHABLE: ReadonlySet<string> = new Set([
+  ErrorCode.DNS_FAILED,
+  ErrorCode.CONNECT_FAILED,
+  ErrorCode.CONNECT_TIMEOUT,
+  ErrorCode.TLS_FAILED,
+  ErrorCode.CERT_INVALID,
+  ErrorCode.UNSUPPORTED_PROTOCOL,
+]);
 
 /** The failure says this URL's server could not be reached: an ordered failover moves to the next URL (requests and tunnels alike). */
 export function unreachable(err: OriginlinkError): boolean {

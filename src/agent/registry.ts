@@ -56,7 +56,11 @@ export interface RetiredPool {
 }
 
 /** The pool last found for one (cached) origin URL object, with what it was asked with. */
-interface UrlMemo { info: PoolInfo; protocol: ProtocolPolicy | undefined; proxy: ProxyNode | null }
+interface UrlMemo {
+  info: PoolInfo;
+  protocol: ProtocolPolicy | undefined;
+  proxy: ProxyNode | null;
+}
 
 /** How often, at most, idle pools are looked for, ms. */
 const SWEEP_MS = 1000;
@@ -137,7 +141,8 @@ export class PoolRegistry implements TickMember {
     // Evict in batches (down to 7/8 of the bound): one scan per maxOrigins/8 new origins, not one per origin.
     // The pool just made is idle too, and with every other pool busy it was the one forgotten: the caller then
     // got a closed pool (OL_POOL_CLOSED, lost 2,760 of 3,000 requests over 200 origins with maxOrigins 16).
-    if (this.#pools.size > this.#maxOrigins) this.#evictIdle(this.#pools.size - Math.floor(this.#maxOrigins * 7 / 8), info);
+    if (this.#pools.size > this.#maxOrigins)
+      this.#evictIdle(this.#pools.size - Math.floor((this.#maxOrigins * 7) / 8), info);
     return info;
   }
 
@@ -159,7 +164,8 @@ export class PoolRegistry implements TickMember {
   /** Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the bound). */
   #evictIdle(n: number, keep: PoolInfo): void {
     const idle: PoolInfo[] = [];
-    for (const info of this.#pools.values()) if (info.pool.idle && info !== keep && info.coalescing === 0) idle.push(info);
+    for (const info of this.#pools.values())
+      if (info.pool.idle && info !== keep && info.coalescing === 0) idle.push(info);
     idle.sort((a, b) => a.pool.lastActivityAt - b.pool.lastActivityAt);
     for (const info of idle.slice(0, n)) this.#forget(info);
   }
@@ -178,7 +184,8 @@ export class PoolRegistry implements TickMember {
   /** Per origin: the live pools, then the counters of recently forgotten ones (so totals never go back). */
   stats(): PoolStats[] {
     const out = [...this.#pools.values()].map((x) => x.pool.stats());
-    for (const r of this.#retired.values()) out.push(r.counters.snapshot(r.origin, null, { idle: 0, busy: 0, activeRequests: 0, dialing: 0, pending: 0 }));
+    for (const r of this.#retired.values())
+      out.push(r.counters.snapshot(r.origin, null, { idle: 0, busy: 0, activeRequests: 0, dialing: 0, pending: 0 }));
     return out;
   }
 

@@ -53,7 +53,9 @@ export class ReplayBody {
   }
 
   /** Bytes held now. */
-  get keptBytes(): number { return this.#kept === null ? 0 : this.#keptBytes; }
+  get keptBytes(): number {
+    return this.#kept === null ? 0 : this.#keptBytes;
+  }
 
   /** The body for the next attempt: what was read before, then the rest of the source. */
   attempt(): Readable {
@@ -97,13 +99,25 @@ export class ReplayBody {
       }
       a.live = true;
     }
-    if (this.#error) { a.destroy(this.#error); return; }
-    if (this.#ended) { a.push(null); return; }
+    if (this.#error) {
+      a.destroy(this.#error);
+      return;
+    }
+    if (this.#ended) {
+      a.push(null);
+      return;
+    }
     if (!this.#listening) {
       this.#listening = true;
       const src = this.#src;
-      if (src.readableEnded) { this.#onEnd(); return; }
-      if (src.destroyed) { this.#onError(src.errored ?? new Error('request body closed before its end')); return; }
+      if (src.readableEnded) {
+        this.#onEnd();
+        return;
+      }
+      if (src.destroyed) {
+        this.#onError(src.errored ?? new Error('request body closed before its end'));
+        return;
+      }
       src.on('data', this.#onData);
       src.once('end', this.#onEnd);
       src.once('error', this.#onError);

@@ -65,13 +65,22 @@ export class OriginResponse {
     const res: ConnResponse = {
       status: head.status,
       headers: head.headers,
-      get body() { return source.body; },
+      get body() {
+        return source.body;
+      },
       trailers: source.trailers,
       takeComplete: () => source.takeComplete?.() ?? null,
     };
     if (head.earlyData !== undefined) res.earlyData = head.earlyData;
     if (head.earlyDataRefused !== undefined) res.earlyDataRefused = head.earlyDataRefused;
-    return new OriginResponse(this.origin, { conn: r.conn, reused: r.reused, queueMs: r.queueMs, res }, this.attempts, this.timings.ttfbMs, this.hedged, collapsed);
+    return new OriginResponse(
+      this.origin,
+      { conn: r.conn, reused: r.reused, queueMs: r.queueMs, res },
+      this.attempts,
+      this.timings.ttfbMs,
+      this.hedged,
+      collapsed,
+    );
   }
 
   /** First value of a header (names are case-insensitive). */
@@ -106,7 +115,9 @@ export class OriginResponse {
     const whole = this.takeComplete();
     if (whole) return Promise.resolve(whole.bytes);
     const parts: Buffer[] = [];
-    return this.#consume((c) => parts.push(c)).then(() => (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)));
+    return this.#consume((c) => parts.push(c)).then(() =>
+      parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts),
+    );
   }
 
   #consume(onChunk: (c: Buffer) => void): Promise<void> {
@@ -117,7 +128,9 @@ export class OriginResponse {
       body.on('data', onChunk);
       body.once('end', resolve);
       body.once('error', reject);
-      body.once('close', () => { if (!body.readableEnded) reject(body.errored ?? new Error('body closed before its end')); });
+      body.once('close', () => {
+        if (!body.readableEnded) reject(body.errored ?? new Error('body closed before its end'));
+      });
     });
   }
 
@@ -134,6 +147,8 @@ export class OriginResponse {
     const whole = this.takeComplete();
     if (whole) return Promise.resolve(whole.bytes.length);
     let n = 0;
-    return this.#consume((c) => { n += c.length; }).then(() => n);
+    return this.#consume((c) => {
+      n += c.length;
+    }).then(() => n);
   }
 }

@@ -48,7 +48,10 @@ export function openStores(o: StoresOptions): Stores {
   const links = new Map<string, { link: RedisLink; stores: string[] }>();
   const link = (url: string, store: string): RedisLink => {
     let l = links.get(url);
-    if (!l) { l = { link: new RedisLink({ ...o.redis, url }), stores: [] }; links.set(url, l); }
+    if (!l) {
+      l = { link: new RedisLink({ ...o.redis, url }), stores: [] };
+      links.set(url, l);
+    }
     l.stores.push(store);
     return l.link;
   };
@@ -60,19 +63,28 @@ export function openStores(o: StoresOptions): Stores {
         out.originCache instanceof RedisOriginCache ? out.originCache.ready(timeoutMs) : null,
       ]);
     },
-    close: () => holdUntil((async () => {
-      // Tickets first: returning them queues writes on the link that closes after.
-      if (out.sessionStore instanceof RedisSessionStore) await out.sessionStore.close();
-      if (out.originCache instanceof RedisOriginCache) await out.originCache.close();
-      await Promise.all([...links.values()].map((l) => l.link.close()));
-      // File stores: what waits for the next write goes now.
-      for (const store of [out.sessionStore, out.originCache]) (store as { flush?: () => void } | undefined)?.flush?.();
-    })()),
-    links: () => [...links.values()].map((l) => ({ ...l.link.stats(), url: l.link.display, stores: l.stores.join('+') })),
+    close: () =>
+      holdUntil(
+        (async () => {
+          // Tickets first: returning them queues writes on the link that closes after.
+          if (out.sessionStore instanceof RedisSessionStore) await out.sessionStore.close();
+          if (out.originCache instanceof RedisOriginCache) await out.originCache.close();
+          await Promise.all([...links.values()].map((l) => l.link.close()));
+          // File stores: what waits for the next write goes now.
+          for (const store of [out.sessionStore, out.originCache])
+            (store as { flush?: () => void } | undefined)?.flush?.();
+        })(),
+      ),
+    links: () =>
+      [...links.values()].map((l) => ({ ...l.link.stats(), url: l.link.display, stores: l.stores.join('+') })),
   };
   if (o.sessionStore) {
     out.sessionStore = isRedisUrl(o.sessionStore)
-      ? new RedisSessionStore({ link: link(o.sessionStore, 'sessions'), maxEntries: max, ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}) })
+      ? new RedisSessionStore({
+          link: link(o.sessionStore, 'sessions'),
+          maxEntries: max,
+          ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}),
+        })
       : new FileSessionStore(o.sessionStore, { maxEntries: max });
   }
   if (o.originCache) {

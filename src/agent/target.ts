@@ -24,12 +24,18 @@ export function parseUrl(text: string, field: string): URL {
   try {
     return new URL(text);
   } catch {
-    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${field}: not a URL: ${JSON.stringify(redact(String(text)).slice(0, 200))}`, { details: { field } });
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `${field}: not a URL: ${JSON.stringify(redact(String(text)).slice(0, 200))}`,
+      { details: { field } },
+    );
   }
 }
 
 /** scheme://authority then a path of verbatim characters and an optional query of verbatim characters. */
-const SIMPLE = /^(https?:\/\/[A-Za-z0-9.\-:[\]]+)(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?]+)?)$/;
+const SIMPLE =
+  /^(https?:\/\/[A-Za-z0-9.\-:[\]]+)(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?]+)?)$/;
 
 /** `{ origin, target }` of an http(s) URL string the parser would not rewrite; null when a full parse is needed. */
 export function splitSimpleUrl(s: string): { origin: string; target: string } | null {

@@ -7,7 +7,16 @@
  * propagator the application registered. With no SDK installed every call
  * here is the API's no-op: no span is recorded and no header is added.
  */
-import { context, INVALID_SPAN_CONTEXT, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import {
+  context,
+  INVALID_SPAN_CONTEXT,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 import type { OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../http/types.js';
 import type { OriginResponse } from './response.js';
@@ -79,7 +88,11 @@ export function responseSpan(span: Span, res: OriginResponse): void {
 
 export function failSpan(span: Span, err: Error | OriginlinkError, attempts: number): void {
   const code = (err as OriginlinkError).code ?? err.name;
-  span.setAttributes({ 'error.type': code, 'originlink.attempts': attempts, 'http.request.resend_count': attempts - 1 });
+  span.setAttributes({
+    'error.type': code,
+    'originlink.attempts': attempts,
+    'http.request.resend_count': attempts - 1,
+  });
   span.recordException(err);
   span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
   span.end();

@@ -44,12 +44,18 @@ function tryPort(port: number, kind: 'tcp' | 'udp'): Promise<number | null> {
     if (kind === 'udp') {
       const u = dgram.createSocket('udp4');
       u.once('error', () => resolve(null));
-      u.bind(port, '127.0.0.1', () => { const p = u.address().port; u.close(() => resolve(p)); });
+      u.bind(port, '127.0.0.1', () => {
+        const p = u.address().port;
+        u.close(() => resolve(p));
+      });
       return;
     }
     const s = net.createServer();
     s.once('error', () => resolve(null));
-    s.listen(port, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+    s.listen(port, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
   });
 }
 
@@ -57,7 +63,11 @@ function tryPort(port: number, kind: 'tcp' | 'udp'): Promise<number | null> {
  * The demo's ports: the environment's (DEMO_*_PORT), else the default when it is free, else (or with `random`) a
  * free one. `moved` says which defaults were busy and where they went.
  */
-export async function pickPorts(base: NodeJS.ProcessEnv, random: boolean, probe: (port: number, kind: 'tcp' | 'udp') => Promise<number | null>): Promise<{ env: NodeJS.ProcessEnv; moved: string[] }> {
+export async function pickPorts(
+  base: NodeJS.ProcessEnv,
+  random: boolean,
+  probe: (port: number, kind: 'tcp' | 'udp') => Promise<number | null>,
+): Promise<{ env: NodeJS.ProcessEnv; moved: string[] }> {
   const env: NodeJS.ProcessEnv = { ...base };
   const moved: string[] = [];
   for (const [name, def, kind] of PORTS) {
@@ -83,15 +93,28 @@ export async function runDemo(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(`${DEMO_USAGE}\n`); return 0; }
+  if (values.help) {
+    process.stdout.write(`${DEMO_USAGE}\n`);
+    return 0;
+  }
   const duration = values.duration === undefined ? null : Number(values.duration);
-  if (duration !== null && !(duration > 0)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `--duration must be a positive number of seconds\n${DEMO_USAGE}`);
-  const out = (s: string): void => { process.stdout.write(`${s}\n`); };
+  if (duration !== null && !(duration > 0))
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `--duration must be a positive number of seconds\n${DEMO_USAGE}`,
+    );
+  const out = (s: string): void => {
+    process.stdout.write(`${s}\n`);
+  };
   const t0 = Date.now();
 
   const { env, moved } = await pickPorts(process.env, values['random-ports'], tryPort);
   // A busy default port is replaced, and said so: the URLs below are the ones to use (it moved silently before).
-  if (moved.length > 0) out(`default ports busy, moved: ${moved.join(', ')} (DEMO_FRONT_TLS_PORT=… and the other DEMO_*_PORT variables choose them)`);
+  if (moved.length > 0)
+    out(
+      `default ports busy, moved: ${moved.join(', ')} (DEMO_FRONT_TLS_PORT=… and the other DEMO_*_PORT variables choose them)`,
+    );
   const certDir = join(PKG_ROOT, 'config', 'demo-certs');
   const cert = readFileSync(join(certDir, 'leaf.pem'));
   const key = readFileSync(join(certDir, 'leaf.key'));
@@ -100,11 +123,18 @@ export async function runDemo(argv: string[]): Promise<number> {
   try {
     config = loadConfigFile(configFile, env);
   } catch (e) {
-    if (e instanceof ConfigError) { process.stderr.write(`originlink demo: config error: ${e.message}\n`); return 78; }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`originlink demo: config error: ${e.message}\n`);
+      return 78;
+    }
     throw e;
   }
 
-  const ports = { h1: Number(env['DEMO_ORIGIN_H1_PORT']), h2: Number(env['DEMO_ORIGIN_H2_PORT']), h3: Number(env['DEMO_ORIGIN_H3_PORT']) };
+  const ports = {
+    h1: Number(env['DEMO_ORIGIN_H1_PORT']),
+    h2: Number(env['DEMO_ORIGIN_H2_PORT']),
+    h3: Number(env['DEMO_ORIGIN_H3_PORT']),
+  };
   let origins: DemoOrigin[];
   try {
     origins = await startDemoOrigins({ cert, key, ports });
@@ -114,7 +144,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     dropH3(config);
   }
   const logFile = join(tmpdir(), `originlink-demo-${process.pid}.log`);
-  const svc = await Service.start(config, { logDestination: pino.destination({ dest: logFile, sync: false, mkdir: true }) });
+  const svc = await Service.start(config, {
+    logDestination: pino.destination({ dest: logFile, sync: false, mkdir: true }),
+  });
   const addr = svc.addresses();
   const tlsPort = portOf(config, addr, 'https');
   const httpPort = portOf(config, addr, 'http');
@@ -125,18 +157,26 @@ export async function runDemo(argv: string[]): Promise<number> {
   // behind; a clean-clone CI met it).
   let onStop: (() => void) | null = null;
   let stopAsked = false;
-  const askStop = (): void => { stopAsked = true; onStop?.(); };
+  const askStop = (): void => {
+    stopAsked = true;
+    onStop?.();
+  };
   process.once('SIGINT', askStop);
   process.once('SIGTERM', askStop);
-  out(`originlink demo: origins ${origins.map((o) => `${o.name}=127.0.0.1:${o.port}${o.name === 'h3' ? '/udp' : ''}`).join(' ')}; connector up in ${Date.now() - t0} ms`);
+  out(
+    `originlink demo: origins ${origins.map((o) => `${o.name}=127.0.0.1:${o.port}${o.name === 'h3' ? '/udp' : ''}`).join(' ')}; connector up in ${Date.now() - t0} ms`,
+  );
   out('try:');
   for (const prefix of config.routes.map((r) => r.path).filter((p) => p !== '/')) {
     if (tlsPort) out(`  curl --cacert ${ca} https://localhost:${tlsPort}${prefix}/`);
   }
-  if (httpPort) out(`  curl http://127.0.0.1:${httpPort}/h1/bytes/100000 -o /dev/null -w '%{http_code} %{size_download}\\n'`);
+  if (httpPort)
+    out(`  curl http://127.0.0.1:${httpPort}/h1/bytes/100000 -o /dev/null -w '%{http_code} %{size_download}\\n'`);
   if (h2cPort) out(`  curl --http2-prior-knowledge http://127.0.0.1:${h2cPort}/h3/`);
   if (svc.adminPort) out(`  curl http://127.0.0.1:${svc.adminPort}/metrics   (also /healthz, /stats)`);
-  out(`request log (JSON lines): ${logFile} (${values['keep-log'] ? 'kept' : 'removed'} when the demo stops${values['keep-log'] ? '' : '; --keep-log keeps it'})`);
+  out(
+    `request log (JSON lines): ${logFile} (${values['keep-log'] ? 'kept' : 'removed'} when the demo stops${values['keep-log'] ? '' : '; --keep-log keeps it'})`,
+  );
 
   const stopAll = async (): Promise<void> => {
     await svc.shutdown(1000);
@@ -183,7 +223,13 @@ export async function runDemo(argv: string[]): Promise<number> {
       traffic?.stop();
       if (!tty) draw();
       out('stopping...');
-      stopAll().then(() => { out('stopped'); resolveExit(0); }, () => resolveExit(1));
+      stopAll().then(
+        () => {
+          out('stopped');
+          resolveExit(0);
+        },
+        () => resolveExit(1),
+      );
     };
     onStop = stop;
     if (stopAsked) stop();
@@ -193,7 +239,7 @@ export async function runDemo(argv: string[]): Promise<number> {
 
 function portOf(config: ServiceConfig, addr: Record<string, number>, kind: string): number | null {
   const l = config.listeners.find((x) => x.kind === kind);
-  return l ? addr[l.name] ?? null : null;
+  return l ? (addr[l.name] ?? null) : null;
 }
 
 function dropH3(config: ServiceConfig): void {
@@ -211,7 +257,15 @@ function startTraffic(config: ServiceConfig, port: number, ca: Buffer): { stop()
   let i = 0;
   const timer = setInterval(() => {
     const p = paths[i++ % paths.length];
-    agent.request({ url: `https://localhost:${port}${p}/` }).then((r) => r.dump(), () => {});
+    agent.request({ url: `https://localhost:${port}${p}/` }).then(
+      (r) => r.dump(),
+      () => {},
+    );
   }, 150);
-  return { stop: () => { clearInterval(timer); agent.destroy(); } };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      agent.destroy();
+    },
+  };
 }

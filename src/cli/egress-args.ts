@@ -30,11 +30,13 @@ export function egressFromArgs(v: EgressValues): { proxy: ProxyOptions | null; d
   let proxy: ProxyOptions | null = null;
   if (v.proxy && v.proxy.length > 0) {
     const policy = (v['proxy-policy'] ?? 'sticky') as ProxyPolicy;
-    if (!['sticky', 'per-origin', 'round-robin'].includes(policy)) throw bad(`--proxy-policy must be sticky, per-origin or round-robin (got ${policy})`);
+    if (!['sticky', 'per-origin', 'round-robin'].includes(policy))
+      throw bad(`--proxy-policy must be sticky, per-origin or round-robin (got ${policy})`);
     proxy = { nodes: v.proxy, policy, ...(v['proxy-http2'] ? { http2: true } : {}) };
     if (v['sticky-window'] !== undefined) {
       const w = Number(v['sticky-window']);
-      if (!Number.isInteger(w) || w < 1) throw bad(`--sticky-window must be a positive integer (ms), got ${v['sticky-window']}`);
+      if (!Number.isInteger(w) || w < 1)
+        throw bad(`--sticky-window must be a positive integer (ms), got ${v['sticky-window']}`);
       proxy.stickyWindowMs = w;
     }
   } else if (v['proxy-policy'] !== undefined || v['sticky-window'] !== undefined || v['proxy-http2'] !== undefined) {

@@ -9,7 +9,10 @@ import { ErrorCode, type OriginlinkError } from '../errors.js';
 /** The codes we use, with curl's meaning. */
 export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [0, 'success (any HTTP status without -f)'],
-  [1, 'protocol not supported (not http/https; h3 with http://; the origin does not speak the protocol asked for); anything else'],
+  [
+    1,
+    'protocol not supported (not http/https; h3 with http://; the origin does not speak the protocol asked for); anything else',
+  ],
   [2, 'bad option or argument'],
   [3, 'malformed URL'],
   [6, 'could not resolve the host name'],
@@ -37,34 +40,50 @@ export const EXIT_TABLE = EXIT_CODES.map(([n, what]) => `  ${String(n).padStart(
 /** curl's exit code for a failed request. */
 export function exitCodeFor(e: OriginlinkError): number {
   switch (e.code) {
-    case ErrorCode.DNS_FAILED: return 6;
-    case ErrorCode.CONNECT_FAILED: return 7;
+    case ErrorCode.DNS_FAILED:
+      return 6;
+    case ErrorCode.CONNECT_FAILED:
+      return 7;
     case ErrorCode.MALFORMED_RESPONSE:
     case ErrorCode.HEADERS_TOO_LARGE:
-    case ErrorCode.UNSOLICITED_RESPONSE: return 8;
+    case ErrorCode.UNSOLICITED_RESPONSE:
+      return 8;
     case ErrorCode.GOAWAY:
-    case ErrorCode.PROTOCOL_ERROR: return 16;
-    case ErrorCode.BODY_MISMATCH: return 18;
-    case ErrorCode.REQUEST_BODY_FAILED: return 26;
+    case ErrorCode.PROTOCOL_ERROR:
+      return 16;
+    case ErrorCode.BODY_MISMATCH:
+      return 18;
+    case ErrorCode.REQUEST_BODY_FAILED:
+      return 26;
     case ErrorCode.CONNECT_TIMEOUT:
     case ErrorCode.HEADERS_TIMEOUT:
     case ErrorCode.BODY_TIMEOUT:
     case ErrorCode.QUEUE_TIMEOUT:
-    case ErrorCode.PING_TIMEOUT: return 28;
-    case ErrorCode.TLS_FAILED: return 35;
-    case ErrorCode.SOCKET_CLOSED: return e.facts?.responseStarted ? 56 : 52;
-    case ErrorCode.SOCKET_RESET: return 56;
-    case ErrorCode.CERT_INVALID: return 60;
-    case ErrorCode.STREAM_RESET: return 92;
+    case ErrorCode.PING_TIMEOUT:
+      return 28;
+    case ErrorCode.TLS_FAILED:
+      return 35;
+    case ErrorCode.SOCKET_CLOSED:
+      return e.facts?.responseStarted ? 56 : 52;
+    case ErrorCode.SOCKET_RESET:
+      return 56;
+    case ErrorCode.CERT_INVALID:
+      return 60;
+    case ErrorCode.STREAM_RESET:
+      return 92;
     case ErrorCode.QUIC_FAILED:
     case ErrorCode.H3_ERROR:
     case ErrorCode.QPACK_ERROR:
     case ErrorCode.EARLY_DATA_REJECTED:
-    case ErrorCode.EARLY_DATA_ABANDONED: return 95;
+    case ErrorCode.EARLY_DATA_ABANDONED:
+      return 95;
     case ErrorCode.PROXY_FAILED:
-    case ErrorCode.PROXY_AUTH_FAILED: return 97;
+    case ErrorCode.PROXY_AUTH_FAILED:
+      return 97;
     case ErrorCode.INVALID_ARGUMENT:
-    case ErrorCode.INVALID_CONFIG: return 2;
-    default: return 1;
+    case ErrorCode.INVALID_CONFIG:
+      return 2;
+    default:
+      return 1;
   }
 }

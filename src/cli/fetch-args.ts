@@ -54,7 +54,10 @@ ${EXIT_TABLE}`;
 
 /** A failure of the command line itself, with curl's exit code for it. */
 export class CliExit extends Error {
-  constructor(readonly exitCode: number, message: string) {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -134,8 +137,13 @@ function parserRefusal(e: unknown): CliExit | null {
   const code = (e as { code?: unknown }).code;
   if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) return null;
   const opt = /'(-[^']*)'/.exec((e as Error).message)?.[1] ?? '';
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new CliExit(2, `option ${opt}: is unknown (originlink fetch --help lists the options)`);
-  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return new CliExit(2, `option ${opt}: ${/argument missing|takes an argument/i.test((e as Error).message) ? 'needs a value' : 'takes no value'}`);
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+    return new CliExit(2, `option ${opt}: is unknown (originlink fetch --help lists the options)`);
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+    return new CliExit(
+      2,
+      `option ${opt}: ${/argument missing|takes an argument/i.test((e as Error).message) ? 'needs a value' : 'takes no value'}`,
+    );
   return new CliExit(2, (e as Error).message.split('\n')[0] ?? 'bad arguments');
 }
 
@@ -151,13 +159,39 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
   const url = parsed.positionals[0] ?? '';
   if (parsed.positionals.length > 1) throw new CliExit(2, `one URL only (got ${parsed.positionals.length})`);
   const plan = {
-    help: v.help, version: v.version, url, egress,
-    insecure: v.insecure, head: v.head, include: v.include, follow: v.location, fail: v.fail, json: v.json, verbose: v.verbose,
+    help: v.help,
+    version: v.version,
+    url,
+    egress,
+    insecure: v.insecure,
+    head: v.head,
+    include: v.include,
+    follow: v.location,
+    fail: v.fail,
+    json: v.json,
+    verbose: v.verbose,
     showErrors: !v.silent || v['show-error'],
-    output: v.output ?? null, writeOut: v['write-out'] ?? null,
-    sessionStore: v['session-store'] ?? null, originCache: v['origin-cache'] ?? null,
+    output: v.output ?? null,
+    writeOut: v['write-out'] ?? null,
+    sessionStore: v['session-store'] ?? null,
+    originCache: v['origin-cache'] ?? null,
   };
-  if (v.help || v.version) return { ...plan, protocol: 'auto', method: 'GET', headers: [], body: null, repeat: 1, concurrency: 1, ca: null, caPath: null, maxRedirs: 50, maxTimeMs: null, connectTimeoutMs: null, maxConnections: null };
+  if (v.help || v.version)
+    return {
+      ...plan,
+      protocol: 'auto',
+      method: 'GET',
+      headers: [],
+      body: null,
+      repeat: 1,
+      concurrency: 1,
+      ca: null,
+      caPath: null,
+      maxRedirs: 50,
+      maxTimeMs: null,
+      connectTimeoutMs: null,
+      maxConnections: null,
+    };
   if (!url) throw new CliExit(2, 'a URL is required (originlink fetch --help)');
   let u: URL;
   try {
@@ -165,7 +199,8 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
   } catch {
     throw new CliExit(3, `URL rejected: not a URL: ${JSON.stringify(redact(url))}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliExit(1, `Protocol "${u.protocol.slice(0, -1)}" not supported (http and https only)`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new CliExit(1, `Protocol "${u.protocol.slice(0, -1)}" not supported (http and https only)`);
   const protocol = protocolFrom(v, u);
   const repeat = int(v.repeat, '--repeat', 1);
   const headers: HeaderList = [];
@@ -183,25 +218,39 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
       try {
         body = readFileSync(v.data.slice(1));
       } catch (e) {
-        throw new CliExit(26, `cannot read the request body ${v.data.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw new CliExit(
+          26,
+          `cannot read the request body ${v.data.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
       }
     }
   }
-  if (v.request !== undefined && v.method !== undefined && v.request !== v.method) throw new CliExit(2, '-X/--request and --method disagree');
+  if (v.request !== undefined && v.method !== undefined && v.request !== v.method)
+    throw new CliExit(2, '-X/--request and --method disagree');
   const method = (v.request ?? v.method ?? (v.head ? 'HEAD' : body !== null ? 'POST' : 'GET')).toUpperCase();
   let ca: Buffer | null = null;
   if (v.cacert !== undefined) {
     try {
       ca = readFileSync(v.cacert);
     } catch (e) {
-      throw new CliExit(77, `cannot read the CA file ${v.cacert}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new CliExit(
+        77,
+        `cannot read the CA file ${v.cacert}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
-    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new CliExit(77, `the CA file ${v.cacert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw new CliExit(77, `the CA file ${v.cacert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   }
   return {
-    ...plan, protocol, method, headers, body, repeat,
+    ...plan,
+    protocol,
+    method,
+    headers,
+    body,
+    repeat,
     concurrency: Math.min(int(v.concurrency, '--concurrency', 1), repeat),
-    ca, caPath: v.cacert ?? null,
+    ca,
+    caPath: v.cacert ?? null,
     maxRedirs: int(v['max-redirs'], '--max-redirs', 0),
     maxTimeMs: v['max-time'] === undefined ? null : seconds(v['max-time'], '--max-time'),
     connectTimeoutMs: v['connect-timeout'] === undefined ? null : seconds(v['connect-timeout'], '--connect-timeout'),
@@ -210,7 +259,17 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
 }
 
 /** --protocol, or curl's --http* flags (at most one way of saying it). */
-function protocolFrom(v: { protocol?: string | undefined; 'http1.1'?: boolean | undefined; http2?: boolean | undefined; 'http2-prior-knowledge'?: boolean | undefined; http3?: boolean | undefined; 'http3-only'?: boolean | undefined }, u: URL): ProtocolPolicy {
+function protocolFrom(
+  v: {
+    protocol?: string | undefined;
+    'http1.1'?: boolean | undefined;
+    http2?: boolean | undefined;
+    'http2-prior-knowledge'?: boolean | undefined;
+    http3?: boolean | undefined;
+    'http3-only'?: boolean | undefined;
+  },
+  u: URL,
+): ProtocolPolicy {
   const said: ProtocolPolicy[] = [];
   if (v['http1.1']) said.push('h1');
   // Over http://, curl's --http2 asks by Upgrade: h2c, which we do not send (RFC 9113 §3.1 deprecates it): HTTP/1.1.
@@ -218,7 +277,8 @@ function protocolFrom(v: { protocol?: string | undefined; 'http1.1'?: boolean | 
   if (v['http2-prior-knowledge']) said.push('h2');
   if (v.http3 || v['http3-only']) said.push('h3');
   if (v.protocol !== undefined) {
-    if (!['auto', 'h1', 'h2', 'h3'].includes(v.protocol)) throw new CliExit(2, `--protocol must be auto, h1, h2 or h3 (got ${v.protocol})`);
+    if (!['auto', 'h1', 'h2', 'h3'].includes(v.protocol))
+      throw new CliExit(2, `--protocol must be auto, h1, h2 or h3 (got ${v.protocol})`);
     said.push(v.protocol as ProtocolPolicy);
   }
   if (new Set(said).size > 1) throw new CliExit(2, `the protocol options disagree (${said.join(', ')}): give one`);

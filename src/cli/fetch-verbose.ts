@@ -12,7 +12,13 @@ export function round(n: number, digits = 3): number {
   return Math.round(n * f) / f;
 }
 
-export function tellRequest(say: (l: string) => void, url: string, method: string, headers: HeaderList, policy: ProtocolPolicy): void {
+export function tellRequest(
+  say: (l: string) => void,
+  url: string,
+  method: string,
+  headers: HeaderList,
+  policy: ProtocolPolicy,
+): void {
   const u = new URL(url);
   say(`* ${method} ${redact(url)} (protocol policy ${policy})`);
   say(`> ${method} ${u.pathname}${u.search}`);
@@ -25,15 +31,27 @@ export function tellRequest(say: (l: string) => void, url: string, method: strin
 export function tellResponse(say: (l: string) => void, res: OriginResponse, ttfbMs: number): void {
   const f = res.connection;
   const alpn = f.alpn ? `ALPN ${f.alpn}` : 'no ALPN';
-  say(`* ${res.reused ? 'Re-using' : 'Connected:'} connection #${res.connectionId} to ${f.remoteAddress} port ${f.remotePort} from ${f.localAddress || '?'}:${f.localPort} over ${res.protocol} (${alpn})`);
-  if (!res.reused && f.proxy) say(`* Through proxy ${f.proxy.node} (${f.proxy.kind} tunnel; HTTP/3 not attempted: TCP-only proxy)`);
+  say(
+    `* ${res.reused ? 'Re-using' : 'Connected:'} connection #${res.connectionId} to ${f.remoteAddress} port ${f.remotePort} from ${f.localAddress || '?'}:${f.localPort} over ${res.protocol} (${alpn})`,
+  );
+  if (!res.reused && f.proxy)
+    say(`* Through proxy ${f.proxy.node} (${f.proxy.kind} tunnel; HTTP/3 not attempted: TCP-only proxy)`);
   else if (!res.reused && f.family) say(`* IPv${f.family}, ${f.attempts ?? 1} connection attempt(s) (Happy Eyeballs)`);
   if (!res.reused) {
-    const hs = res.protocol === 'h3' ? `QUIC handshake ${round(f.connectMs)} ms` : `TCP connect ${round(f.connectMs)} ms${f.tlsVersion ? `, TLS handshake ${round(f.tlsMs)} ms` : ''}`;
-    say(`* ${hs}${f.tlsVersion ? `, ${f.tlsVersion}` : ', cleartext'}; session resumed: ${f.resumed ? 'yes' : 'no'}; TCP Fast Open: ${f.tfo ? 'yes (SYN data accepted)' : res.protocol === 'h3' ? 'n/a' : 'no'}`);
+    const hs =
+      res.protocol === 'h3'
+        ? `QUIC handshake ${round(f.connectMs)} ms`
+        : `TCP connect ${round(f.connectMs)} ms${f.tlsVersion ? `, TLS handshake ${round(f.tlsMs)} ms` : ''}`;
+    say(
+      `* ${hs}${f.tlsVersion ? `, ${f.tlsVersion}` : ', cleartext'}; session resumed: ${f.resumed ? 'yes' : 'no'}; TCP Fast Open: ${f.tfo ? 'yes (SYN data accepted)' : res.protocol === 'h3' ? 'n/a' : 'no'}`,
+    );
   }
   if (res.protocol === 'h3') {
-    const early = res.earlyData ? 'yes (sent in 0-RTT, accepted)' : res.earlyDataRefused ? `refused (${res.earlyDataRefused}), resent after the handshake` : 'no';
+    const early = res.earlyData
+      ? 'yes (sent in 0-RTT, accepted)'
+      : res.earlyDataRefused
+        ? `refused (${res.earlyDataRefused}), resent after the handshake`
+        : 'no';
     say(`* 0-RTT early data: ${early}`);
   }
   if (f.rttMs !== null) say(`* RTT estimate ${round(f.rttMs)} ms`);
@@ -44,6 +62,8 @@ export function tellResponse(say: (l: string) => void, res: OriginResponse, ttfb
 }
 
 export function tellError(say: (l: string) => void, e: OriginlinkError): void {
-  const facts = e.facts ? ` (request sent: ${e.facts.requestSent ? 'yes' : 'no'}, response started: ${e.facts.responseStarted ? 'yes' : 'no'}, reused connection: ${e.facts.reused ? 'yes' : 'no'})` : '';
+  const facts = e.facts
+    ? ` (request sent: ${e.facts.requestSent ? 'yes' : 'no'}, response started: ${e.facts.responseStarted ? 'yes' : 'no'}, reused connection: ${e.facts.reused ? 'yes' : 'no'})`
+    : '';
   say(`* Failed: ${e.code} ${e.message}${facts}; ${String(e.details['attempts'] ?? 1)} attempt(s)`);
 }

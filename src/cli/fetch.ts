@@ -60,15 +60,29 @@ export async function runFetch(argv: string[]): Promise<number> {
     process.stderr.write(`originlink: (${e.exitCode}) ${e.message}\n`);
     return e.exitCode;
   }
-  if (plan.help) { process.stdout.write(`${FETCH_USAGE}\n`); return 0; }
-  if (plan.version) { process.stdout.write(`${versionText()}\n`); return 0; }
-  const say = (line: string): void => { process.stderr.write(`${line}\n`); };
-  const agentOpts: AgentOptions = { protocol: plan.protocol, tls: { rejectUnauthorized: !plan.insecure, ...(plan.ca ? { ca: plan.ca } : {}) } };
+  if (plan.help) {
+    process.stdout.write(`${FETCH_USAGE}\n`);
+    return 0;
+  }
+  if (plan.version) {
+    process.stdout.write(`${versionText()}\n`);
+    return 0;
+  }
+  const say = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const agentOpts: AgentOptions = {
+    protocol: plan.protocol,
+    tls: { rejectUnauthorized: !plan.insecure, ...(plan.ca ? { ca: plan.ca } : {}) },
+  };
   const pool: NonNullable<AgentOptions['pool']> = {};
   if (plan.maxConnections !== null) pool.maxConnections = plan.maxConnections;
   if (plan.connectTimeoutMs !== null) pool.connectTimeoutMs = plan.connectTimeoutMs;
   if (Object.keys(pool).length > 0) agentOpts.pool = pool;
-  const stores = openStores({ ...(plan.sessionStore ? { sessionStore: plan.sessionStore } : {}), ...(plan.originCache ? { originCache: plan.originCache } : {}) });
+  const stores = openStores({
+    ...(plan.sessionStore ? { sessionStore: plan.sessionStore } : {}),
+    ...(plan.originCache ? { originCache: plan.originCache } : {}),
+  });
   if (stores.sessionStore) agentOpts.sessionStore = stores.sessionStore;
   if (stores.originCache) agentOpts.originCache = stores.originCache;
   // Startup, not per request: a fresh process takes what the fleet knows before its first request (bounded).
@@ -113,21 +127,49 @@ function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkE
   if (plan.showErrors) process.stderr.write(`originlink: (${code}) ${err ? `${err.code}: ` : ''}${message}\n`);
   if (plan.json) {
     const error = err
-      ? { code: err.code, message: err.message, side: err.side, retrySafe: err.retrySafe, attempts: err.details['attempts'] ?? 1, details: err.details }
+      ? {
+          code: err.code,
+          message: err.message,
+          side: err.side,
+          retrySafe: err.retrySafe,
+          attempts: err.details['attempts'] ?? 1,
+          details: err.details,
+        }
       : { code: 'CLI', message };
     process.stdout.write(`${JSON.stringify({ url: plan.url, error, exitCode: code })}\n`);
   }
   if (plan.writeOut !== null) {
     const none: WriteOutVars = {
-      http_code: 0, http_version: '0', size_download: 0, time_total: (performance.now() - t0) / 1000, time_connect: 0, time_appconnect: 0, time_starttransfer: 0,
-      remote_ip: '', remote_port: '', local_ip: '', local_port: '', num_redirects: 0, url_effective: plan.url, content_type: '', scheme: schemeOf(plan.url), exitcode: code, errormsg: message,
+      http_code: 0,
+      http_version: '0',
+      size_download: 0,
+      time_total: (performance.now() - t0) / 1000,
+      time_connect: 0,
+      time_appconnect: 0,
+      time_starttransfer: 0,
+      remote_ip: '',
+      remote_port: '',
+      local_ip: '',
+      local_port: '',
+      num_redirects: 0,
+      url_effective: plan.url,
+      content_type: '',
+      scheme: schemeOf(plan.url),
+      exitcode: code,
+      errormsg: message,
     };
     process.stdout.write(writeOut(plan.writeOut, none, (w) => process.stderr.write(`originlink: warning: ${w}\n`)));
   }
   return code;
 }
 
-async function single(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream | null, t0: number, say: (l: string) => void): Promise<number> {
+async function single(
+  agent: Agent,
+  plan: FetchPlan,
+  sink: NodeJS.WritableStream | null,
+  t0: number,
+  say: (l: string) => void,
+): Promise<number> {
   let r: { one: One; res: OriginResponse };
   try {
     r = await transfer(agent, plan, sink, t0, plan.verbose ? say : null);
@@ -138,16 +180,30 @@ async function single(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream
   }
   const { one, res } = r;
   const exit = plan.fail && one.status >= 400 ? 22 : 0;
-  if (exit !== 0 && plan.showErrors) process.stderr.write(`originlink: (22) The requested URL returned error: ${one.status}\n`);
+  if (exit !== 0 && plan.showErrors)
+    process.stderr.write(`originlink: (22) The requested URL returned error: ${one.status}\n`);
   if (plan.json) process.stdout.write(`${JSON.stringify({ ...one, exitCode: exit })}\n`);
   if (plan.writeOut !== null) {
     const f = res.connection;
     const connectS = one.reused ? 0 : f.connectMs / 1000;
     const vars: WriteOutVars = {
-      http_code: one.status, http_version: (HTTP_VERSION[one.protocol] ?? '').replace('HTTP/', ''), size_download: one.bytes,
-      time_total: one.totalMs / 1000, time_connect: connectS, time_appconnect: one.reused ? 0 : connectS + f.tlsMs / 1000, time_starttransfer: one.ttfbMs / 1000,
-      remote_ip: f.remoteAddress, remote_port: f.remotePort, local_ip: f.localAddress, local_port: f.localPort, num_redirects: one.redirects,
-      url_effective: one.url, content_type: res.header('content-type') ?? '', scheme: schemeOf(one.url), exitcode: exit, errormsg: exit ? `The requested URL returned error: ${one.status}` : '',
+      http_code: one.status,
+      http_version: (HTTP_VERSION[one.protocol] ?? '').replace('HTTP/', ''),
+      size_download: one.bytes,
+      time_total: one.totalMs / 1000,
+      time_connect: connectS,
+      time_appconnect: one.reused ? 0 : connectS + f.tlsMs / 1000,
+      time_starttransfer: one.ttfbMs / 1000,
+      remote_ip: f.remoteAddress,
+      remote_port: f.remotePort,
+      local_ip: f.localAddress,
+      local_port: f.localPort,
+      num_redirects: one.redirects,
+      url_effective: one.url,
+      content_type: res.header('content-type') ?? '',
+      scheme: schemeOf(one.url),
+      exitcode: exit,
+      errormsg: exit ? `The requested URL returned error: ${one.status}` : '',
     };
     process.stdout.write(writeOut(plan.writeOut, vars, (w) => process.stderr.write(`originlink: warning: ${w}\n`)));
   }
@@ -155,7 +211,13 @@ async function single(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream
 }
 
 /** One request (following redirects with -L), its body read; `sink` gets the head (-i, -I) and the body. */
-async function transfer(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream | null, t0: number, verbose: ((l: string) => void) | null): Promise<{ one: One; res: OriginResponse }> {
+async function transfer(
+  agent: Agent,
+  plan: FetchPlan,
+  sink: NodeJS.WritableStream | null,
+  t0: number,
+  verbose: ((l: string) => void) | null,
+): Promise<{ one: One; res: OriginResponse }> {
   const deadline = plan.maxTimeMs === null ? undefined : AbortSignal.timeout(plan.maxTimeMs);
   let url = plan.url;
   let method = plan.method;
@@ -164,13 +226,25 @@ async function transfer(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStre
   let res: OriginResponse;
   let tHead: number;
   const timedOut = (e: unknown): never => {
-    if (deadline?.aborted) throw new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'local', `Operation timed out after ${plan.maxTimeMs} ms (--max-time)`, { cause: e });
+    if (deadline?.aborted)
+      throw new OriginlinkError(
+        ErrorCode.HEADERS_TIMEOUT,
+        'local',
+        `Operation timed out after ${plan.maxTimeMs} ms (--max-time)`,
+        { cause: e },
+      );
     throw e;
   };
   for (;;) {
     try {
       if (verbose) tellRequest(verbose, url, method, plan.headers, plan.protocol);
-      res = await agent.request({ url, method, headers: plan.headers, body, ...(deadline ? { signal: deadline } : {}) });
+      res = await agent.request({
+        url,
+        method,
+        headers: plan.headers,
+        body,
+        ...(deadline ? { signal: deadline } : {}),
+      });
     } catch (e) {
       if (verbose) tellError(verbose, toOriginlinkError(e));
       return timedOut(e);
@@ -209,7 +283,10 @@ async function transfer(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStre
   }
   const f = res.connection;
   const end = performance.now();
-  if (verbose) verbose(`* ${bytes} body bytes in ${round(end - t0)} ms; ${res.attempts} attempt(s)${redirects ? `, ${redirects} redirect(s)` : ''}`);
+  if (verbose)
+    verbose(
+      `* ${bytes} body bytes in ${round(end - t0)} ms; ${res.attempts} attempt(s)${redirects ? `, ${redirects} redirect(s)` : ''}`,
+    );
   return {
     res,
     one: {
@@ -249,8 +326,14 @@ function headText(res: OriginResponse): string {
 async function write(sink: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
   if (sink.write(data)) return;
   await new Promise<void>((r, j) => {
-    const onErr = (e: Error): void => { sink.removeListener('drain', onDrain); j(new CliExit(23, `cannot write the body: ${(e as NodeJS.ErrnoException).code ?? e.message}`)); };
-    const onDrain = (): void => { sink.removeListener('error', onErr); r(); };
+    const onErr = (e: Error): void => {
+      sink.removeListener('drain', onDrain);
+      j(new CliExit(23, `cannot write the body: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    };
+    const onDrain = (): void => {
+      sink.removeListener('error', onErr);
+      r();
+    };
     sink.once('drain', onDrain);
     sink.once('error', onErr);
   });
@@ -261,7 +344,12 @@ function schemeOf(url: string): string {
 }
 
 /** --repeat N: the requests, C at a time, and one summary (the exit code of the first failure, if any). */
-async function repeated(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStream | null, say: (l: string) => void): Promise<number> {
+async function repeated(
+  agent: Agent,
+  plan: FetchPlan,
+  sink: NodeJS.WritableStream | null,
+  say: (l: string) => void,
+): Promise<number> {
   const results: One[] = [];
   const errors: Record<string, number> = {};
   let firstFailure: OriginlinkError | null = null;
@@ -271,7 +359,9 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStre
     while (next < plan.repeat) {
       const i = next++;
       try {
-        results.push((await transfer(agent, plan, i === 0 ? sink : null, performance.now(), plan.verbose ? say : null)).one);
+        results.push(
+          (await transfer(agent, plan, i === 0 ? sink : null, performance.now(), plan.verbose ? say : null)).one,
+        );
       } catch (e) {
         if (e instanceof CliExit) throw e;
         const err = toOriginlinkError(e);
@@ -312,10 +402,13 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: NodeJS.WritableStre
   };
   if (plan.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {
-    process.stdout.write(`${summary.ok}/${plan.repeat} ok over ${opened} connection(s), reuse rate ${(summary.reuseRate * 100).toFixed(2)}%, ` +
-      `p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.requestsPerSecond} req/s (${summary.protocol})\n`);
+    process.stdout.write(
+      `${summary.ok}/${plan.repeat} ok over ${opened} connection(s), reuse rate ${(summary.reuseRate * 100).toFixed(2)}%, ` +
+        `p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.requestsPerSecond} req/s (${summary.protocol})\n`,
+    );
     if (summary.failed) process.stdout.write(`errors: ${JSON.stringify(errors)}\n`);
   }
-  if (failure && plan.showErrors) process.stderr.write(`originlink: (${exitCode}) ${failure.code}: ${failure.message}\n`);
+  if (failure && plan.showErrors)
+    process.stderr.write(`originlink: (${exitCode}) ${failure.code}: ${failure.message}\n`);
   return exitCode;
 }

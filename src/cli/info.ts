@@ -21,7 +21,14 @@ export interface Info {
     tfo: { loaded: boolean; path: string; reason: string | null };
     udp: { loaded: boolean; path: string; reason: string | null; batchedReceive: boolean };
   };
-  quic: { binding: string; bindingVersion: string | null; loaded: boolean; quiche: string | null; path: string; fallbackReason: string | null };
+  quic: {
+    binding: string;
+    bindingVersion: string | null;
+    loaded: boolean;
+    quiche: string | null;
+    path: string;
+    fallbackReason: string | null;
+  };
   kernelFeatures: {
     /** net.ipv4.tcp_fastopen of this network namespace (0x1 client, 0x2 server). */
     tcpFastopen: number | null;
@@ -46,7 +53,6 @@ function thpMode(): string | null {
 }
 
 const require = createRequire(import.meta.url);
-
 
 /** The fallback package's own version (ours is the package's: native/quic is built with it). */
 function bindingVersion(binding: string): string | null {
@@ -85,24 +91,44 @@ export async function collectInfo(): Promise<Info> {
     kernel: release(),
     addons: {
       tfo: { loaded: tfo.reason === null, path: tfo.path, reason: tfo.reason },
-      udp: { loaded: udp !== null, path: udpAddonPath(), reason: udpAddonReason(), batchedReceive: typeof udp?.rxStart === 'function' },
+      udp: {
+        loaded: udp !== null,
+        path: udpAddonPath(),
+        reason: udpAddonReason(),
+        batchedReceive: typeof udp?.rxStart === 'function',
+      },
     },
     quic: (() => {
       const loaded = quicheAvailable();
       const e = quicEngine();
-      return { binding: e.binding, bindingVersion: bindingVersion(e.binding), loaded, quiche: e.quiche, path: e.path, fallbackReason: e.fallbackReason };
+      return {
+        binding: e.binding,
+        bindingVersion: bindingVersion(e.binding),
+        loaded,
+        quiche: e.quiche,
+        path: e.path,
+        fallbackReason: e.fallbackReason,
+      };
     })(),
-    kernelFeatures: { tcpFastopen: sysctl, tfoClient: sysctl !== null && (sysctl & 1) === 1, udpGso: await gsoProbe(), transparentHugePages: thpMode() },
+    kernelFeatures: {
+      tcpFastopen: sysctl,
+      tfoClient: sysctl !== null && (sysctl & 1) === 1,
+      udpGso: await gsoProbe(),
+      transparentHugePages: thpMode(),
+    },
   };
 }
 
-const INFO_USAGE = 'usage: originlink info [--json]   versions, native addons (loaded or why not), QUIC binding, kernel features';
+const INFO_USAGE =
+  'usage: originlink info [--json]   versions, native addons (loaded or why not), QUIC binding, kernel features';
 
 export async function runInfo(argv: string[]): Promise<number> {
   const unknown = argv.find((a) => a !== '--json');
   if (unknown !== undefined) {
     const help = unknown === '--help' || unknown === '-h';
-    (help ? process.stdout : process.stderr).write(`${help ? '' : `originlink info: unknown option ${JSON.stringify(unknown)}\n`}${INFO_USAGE}\n`);
+    (help ? process.stdout : process.stderr).write(
+      `${help ? '' : `originlink info: unknown option ${JSON.stringify(unknown)}\n`}${INFO_USAGE}\n`,
+    );
     return help ? 0 : 2;
   }
   const info = await collectInfo();

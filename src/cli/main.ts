@@ -45,15 +45,19 @@ function userError(e: unknown): { message: string; code: number } | null {
     // Node's parser's text is a paragraph about positionals: the option and where the list is, in one line.
     const opt = /'(-[^']*)'/.exec((e as Error).message)?.[1];
     const cmd = process.argv[2] ?? '';
-    if (c === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && opt) return { message: `option ${opt}: is unknown (originlink ${cmd} --help lists the options)`, code: 2 };
+    if (c === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && opt)
+      return { message: `option ${opt}: is unknown (originlink ${cmd} --help lists the options)`, code: 2 };
     return { message: (e as Error).message.split('\n')[0] ?? 'bad arguments', code: 2 };
   }
-  if (/^E[A-Z]+$/.test(c) && typeof (e as { syscall?: unknown }).syscall === 'string') return { message: (e as Error).message, code: 1 };
+  if (/^E[A-Z]+$/.test(c) && typeof (e as { syscall?: unknown }).syscall === 'string')
+    return { message: (e as Error).message, code: 1 };
   return null;
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (e: unknown) => {
     const user = isOriginlinkError(e) ? null : userError(e);
     if (isOriginlinkError(e)) process.stderr.write(`originlink: ${e.code}: ${e.message}\n`);

@@ -34,12 +34,19 @@ export async function runProbe(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(`${PROBE_USAGE}\n`); return 0; }
+  if (values.help) {
+    process.stdout.write(`${PROBE_USAGE}\n`);
+    return 0;
+  }
   const egress = egressFromArgs(values);
   const url = positionals[0];
   if (!url) throw usage('a URL is required');
   let u: URL;
-  try { u = new URL(url); } catch { throw usage(`not a URL: ${url}`); }
+  try {
+    u = new URL(url);
+  } catch {
+    throw usage(`not a URL: ${url}`);
+  }
   if (u.protocol !== 'https:') throw usage('probe needs an https:// URL');
   const timeout = Number(values.timeout);
   if (!Number.isInteger(timeout) || timeout < 1) throw usage('--timeout must be a positive integer (ms)');
@@ -64,16 +71,33 @@ function render(r: ProbeResult): string {
     `tcp+tls       ${r.tcp.ok ? `ok, ALPN offered ${r.tcp.alpnOffered.join(',')} → ${r.tcp.alpn ?? 'none'} (${r.tcp.protocol}), ${r.tcp.tlsVersion}, connect ${ms(r.tcp.connectMs)}, tls ${ms(r.tcp.tlsMs)}, ${r.tcp.remoteAddress}${r.tcp.family ? ` (IPv${r.tcp.family}, ${r.tcp.attempts ?? 1} attempt(s))` : ''}` : err(r.tcp.error)}`,
   ];
   if (r.proxy) lines.push(`proxy         ${r.proxy} (TCP steps tunnelled)`);
-  if (r.tcp.certificate) lines.push(`certificate   ${r.tcp.certificate.subject} (issuer ${r.tcp.certificate.issuer}, until ${r.tcp.certificate.validTo}) ${r.tcp.certificate.subjectAltName ?? ''}`);
+  if (r.tcp.certificate)
+    lines.push(
+      `certificate   ${r.tcp.certificate.subject} (issuer ${r.tcp.certificate.issuer}, until ${r.tcp.certificate.validTo}) ${r.tcp.certificate.subjectAltName ?? ''}`,
+    );
   if (r.tcp.ok) {
-    lines.push(`http          ${r.http.ok ? `status ${r.http.status}, Alt-Svc ${r.http.altSvc ?? '(none)'}` : err(r.http.error)}`);
-    if (r.http.h3Advertised) lines.push(`h3 advertised port ${r.http.h3Advertised.port}${r.http.h3Advertised.host ? ` on ${r.http.h3Advertised.host}` : ''}, ma=${r.http.h3Advertised.maxAgeS} s`);
-    lines.push(`keep-alive    ${r.http.keepAliveTimeoutMs === null ? 'no hint' : `timeout ${r.http.keepAliveTimeoutMs / 1000} s`}; max concurrent streams ${r.http.maxConcurrentStreams ?? '-'}`);
-    lines.push(`reconnect     ${r.reconnect.ok ? `TLS resumed ${r.reconnect.tlsResumed}, TFO ${r.reconnect.tfoAttempted ? (r.reconnect.tfoAccepted ? 'data accepted' : 'not accepted') : 'not attempted'}` : err(r.reconnect.error)}`);
+    lines.push(
+      `http          ${r.http.ok ? `status ${r.http.status}, Alt-Svc ${r.http.altSvc ?? '(none)'}` : err(r.http.error)}`,
+    );
+    if (r.http.h3Advertised)
+      lines.push(
+        `h3 advertised port ${r.http.h3Advertised.port}${r.http.h3Advertised.host ? ` on ${r.http.h3Advertised.host}` : ''}, ma=${r.http.h3Advertised.maxAgeS} s`,
+      );
+    lines.push(
+      `keep-alive    ${r.http.keepAliveTimeoutMs === null ? 'no hint' : `timeout ${r.http.keepAliveTimeoutMs / 1000} s`}; max concurrent streams ${r.http.maxConcurrentStreams ?? '-'}`,
+    );
+    lines.push(
+      `reconnect     ${r.reconnect.ok ? `TLS resumed ${r.reconnect.tlsResumed}, TFO ${r.reconnect.tfoAttempted ? (r.reconnect.tfoAccepted ? 'data accepted' : 'not accepted') : 'not attempted'}` : err(r.reconnect.error)}`,
+    );
   }
   if (r.quic.attempted) {
-    lines.push(`quic          port ${r.quic.port}: ${r.quic.ok ? `handshake ${ms(r.quic.handshakeMs)}, rtt ${ms(r.quic.rttMs)}, max streams ${r.quic.maxConcurrentStreams ?? '-'}` : err(r.quic.error)}`);
-    if (r.earlyData.attempted) lines.push(`0-rtt         ${r.earlyData.ok ? `resumed ${r.earlyData.resumed}, early data ${r.earlyData.accepted ? 'accepted' : 'not accepted'}` : err(r.earlyData.error)}`);
+    lines.push(
+      `quic          port ${r.quic.port}: ${r.quic.ok ? `handshake ${ms(r.quic.handshakeMs)}, rtt ${ms(r.quic.rttMs)}, max streams ${r.quic.maxConcurrentStreams ?? '-'}` : err(r.quic.error)}`,
+    );
+    if (r.earlyData.attempted)
+      lines.push(
+        `0-rtt         ${r.earlyData.ok ? `resumed ${r.earlyData.resumed}, early data ${r.earlyData.accepted ? 'accepted' : 'not accepted'}` : err(r.earlyData.error)}`,
+      );
   }
   if (r.quic.notAttempted) lines.push(`quic          not attempted: ${r.quic.notAttempted}`);
   lines.push(`rtt estimate  ${ms(r.rttMs)}`);

@@ -28,7 +28,11 @@ function walk(dir: string): string[] {
 }
 
 /** Run the interop check over a directory tree; one result per encoded file. */
-export function runQpackInterop(encodedDir: string, qifsDir: string, opts: { byteByByte?: boolean } = {}): InteropFileResult[] {
+export function runQpackInterop(
+  encodedDir: string,
+  qifsDir: string,
+  opts: { byteByByte?: boolean } = {},
+): InteropFileResult[] {
   const qifCache = new Map<string, HeaderField[][] | null>();
   const qifFor = (name: string): HeaderField[][] | null => {
     if (!qifCache.has(name)) {

@@ -32,17 +32,33 @@ export async function runServe(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(`${SERVE_USAGE}\n`); return 0; }
+  if (values.help) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return 0;
+  }
   const file = values.config ?? (existsSync('originlink.yaml') ? 'originlink.yaml' : null);
-  if (!file) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `no config: give --config FILE (or have originlink.yaml in the current directory)\n${SERVE_USAGE}`);
+  if (!file)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `no config: give --config FILE (or have originlink.yaml in the current directory)\n${SERVE_USAGE}`,
+    );
   let config: ServiceConfig;
   try {
     config = loadConfigFile(file);
   } catch (e) {
-    if (e instanceof ConfigError) { process.stderr.write(`originlink: config error: ${e.message}\n`); return 78; } // EX_CONFIG
+    if (e instanceof ConfigError) {
+      process.stderr.write(`originlink: config error: ${e.message}\n`);
+      return 78;
+    } // EX_CONFIG
     throw e;
   }
-  if (values.check) { process.stdout.write(`${file}: ok (${config.listeners.length} listener(s), ${config.origins.size} origin(s), ${config.routes.length} route(s))\n`); return 0; }
+  if (values.check) {
+    process.stdout.write(
+      `${file}: ok (${config.listeners.length} listener(s), ${config.origins.size} origin(s), ${config.routes.length} route(s))\n`,
+    );
+    return 0;
+  }
   if (values.workers !== undefined || workerSlot() !== null) return serveCluster(file, config, values.workers);
   let svc: Service;
   try {
@@ -51,7 +67,9 @@ export async function runServe(argv: string[]): Promise<number> {
     // A listener that cannot bind (another process holds its port): its field's error, one line, as --check's.
     const field = failedField(e, config);
     if (field === null) throw e;
-    process.stderr.write(`originlink: config error: ${configErrorAt(file, field, String((e as OriginlinkError).details['reason'])).message}\n`);
+    process.stderr.write(
+      `originlink: config error: ${configErrorAt(file, field, String((e as OriginlinkError).details['reason'])).message}\n`,
+    );
     return 78;
   }
   const code = await serveUntilSignal(svc, file);
@@ -65,7 +83,9 @@ async function serveCluster(file: string, config: ServiceConfig, workers: string
   if (slot !== null) {
     // The IPC channel would hold a drained (or failed) worker alive; a cluster worker that
     // disconnects exits at once (node:cluster), so exit outright once stdout had a moment.
-    const exit = (code: number): void => { setTimeout(() => process.exit(code), 50); };
+    const exit = (code: number): void => {
+      setTimeout(() => process.exit(code), 50);
+    };
     try {
       const code = await (await import('../service/cluster-worker.js')).runWorker(file, slot);
       exit(code);
@@ -86,10 +106,20 @@ export function serveUntilSignal(svc: Service, file: string): Promise<number> {
     let stopping = false;
     let reloading = Promise.resolve();
     const stop = (sig: NodeJS.Signals): void => {
-      if (stopping) { svc.log.warn({ signal: sig }, 'second signal: exiting now'); resolve(1); return; }
+      if (stopping) {
+        svc.log.warn({ signal: sig }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
       stopping = true;
       svc.log.info({ signal: sig, graceMs: svc.config.shutdown.graceMs }, 'shutting down');
-      svc.shutdown().then(() => resolve(0), (e: unknown) => { svc.log.error({ err: e }, 'shutdown failed'); resolve(1); });
+      svc.shutdown().then(
+        () => resolve(0),
+        (e: unknown) => {
+          svc.log.error({ err: e }, 'shutdown failed');
+          resolve(1);
+        },
+      );
     };
     const hup = (): void => {
       reloading = reloading.then(async () => {

@@ -183,7 +183,13 @@ export class Exchange {
   #expected: number | null = null;
   #received = 0;
 
-  constructor(req: ConnRequest, wire: ExchangeWire, timeouts: ExchangeTimeouts, reused: boolean, timers?: ExchangeTimers) {
+  constructor(
+    req: ConnRequest,
+    wire: ExchangeWire,
+    timeouts: ExchangeTimeouts,
+    reused: boolean,
+    timers?: ExchangeTimers,
+  ) {
     this.req = req;
     this.#wire = wire;
     this.#timeouts = timeouts;
@@ -204,7 +210,9 @@ export class Exchange {
     }
   }
 
-  get done(): boolean { return this.#done; }
+  get done(): boolean {
+    return this.#done;
+  }
 
   /**
    * The response's trailers (empty when there are none, or after a failure), made on first use: most
@@ -212,15 +220,22 @@ export class Exchange {
    */
   get trailersPromise(): Promise<HeaderList> {
     if (this.#trailers === null) {
-      this.#trailers = this.#finalTrailers !== null
-        ? Promise.resolve(this.#finalTrailers)
-        : new Promise<HeaderList>((r) => { this.#resolveTrailers = r; });
+      this.#trailers =
+        this.#finalTrailers !== null
+          ? Promise.resolve(this.#finalTrailers)
+          : new Promise<HeaderList>((r) => {
+              this.#resolveTrailers = r;
+            });
     }
     return this.#trailers;
   }
   /** Over with a whole response, not a failure. */
-  get completed(): boolean { return this.#completed; }
-  get facts(): ExchangeFacts { return this.#facts; }
+  get completed(): boolean {
+    return this.#completed;
+  }
+  get facts(): ExchangeFacts {
+    return this.#facts;
+  }
 
   /** The transport ended the request on the wire (h2: its stream reset after a complete response): the pump stops, its source is let go. */
   stopSending(): void {
@@ -272,11 +287,25 @@ export class Exchange {
     }
   }
 
-  head(status: number, headers: HeaderList, makeBody: () => ResponseBody, bodyless: boolean, extras?: HeadExtras, declared?: number | null): void {
+  head(
+    status: number,
+    headers: HeaderList,
+    makeBody: () => ResponseBody,
+    bodyless: boolean,
+    extras?: HeadExtras,
+    declared?: number | null,
+  ): void {
     if (this.#done) return;
     const max = this.#timeouts.maxHeaderCount;
     if (max !== undefined && headers.length > max) {
-      this.fail(new OriginlinkError(ErrorCode.HEADERS_TOO_LARGE, 'remote', `response head of ${headers.length} fields (at most ${max})`, { details: { fields: headers.length, limit: max } }));
+      this.fail(
+        new OriginlinkError(
+          ErrorCode.HEADERS_TOO_LARGE,
+          'remote',
+          `response head of ${headers.length} fields (at most ${max})`,
+          { details: { fields: headers.length, limit: max } },
+        ),
+      );
       return;
     }
     this.#facts.responseStarted = true;
@@ -347,15 +376,33 @@ export class Exchange {
    * which cannot cancel one request, closes the connection. The body's `cancel` hook in every transport.
    */
   readerGone(): void {
-    if (!this.#done) this.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
+    if (!this.#done)
+      this.fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'response body destroyed by its reader'));
   }
 
   /** Called by ExchangeTimers. */
   timedOut(kind: TimerKind, ms: number): void {
-    if (kind === 'headers') this.fail(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no response head within ${ms} ms of the request's end`));
+    if (kind === 'headers')
+      this.fail(
+        new OriginlinkError(
+          ErrorCode.HEADERS_TIMEOUT,
+          'remote',
+          `no response head within ${ms} ms of the request's end`,
+        ),
+      );
     // While the request body leaves, whose stall it is: its source's (we had nothing to send) or the origin's.
-    else if (kind === 'send' && this.#awaitingSource) this.fail(new OriginlinkError(ErrorCode.REQUEST_BODY_TIMEOUT, 'local', `the request body's source sent nothing for ${ms} ms`));
-    else if (kind === 'send') this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `the origin took no request body bytes for ${ms} ms`));
+    else if (kind === 'send' && this.#awaitingSource)
+      this.fail(
+        new OriginlinkError(
+          ErrorCode.REQUEST_BODY_TIMEOUT,
+          'local',
+          `the request body's source sent nothing for ${ms} ms`,
+        ),
+      );
+    else if (kind === 'send')
+      this.fail(
+        new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `the origin took no request body bytes for ${ms} ms`),
+      );
     // Our reader is behind and holds the origin paused (h1: the socket, h2/h3: stream credit), or was within this
     // period: the silence is ours, not the origin's, so wait another period. The reader's own deadline is its
     // business (the service's limits.clientSendTimeoutMs cuts a client that stops reading); a whole period after
@@ -381,26 +428,35 @@ export class Exchange {
     try {
       this.#awaitingSource = true;
       // By events, as the servers relay responses (relayBody).
-      const how = await relayBody(bodyStream(this.req.body), {
-        write: (chunk) => {
-          const ok = sink.write(chunk);
-          if (!this.#done) this.#timers.touch();
-          this.#awaitingSource = ok; // not ok: the wait is the origin's
-          return ok;
+      const how = await relayBody(
+        bodyStream(this.req.body),
+        {
+          write: (chunk) => {
+            const ok = sink.write(chunk);
+            if (!this.#done) this.#timers.touch();
+            this.#awaitingSource = ok; // not ok: the wait is the origin's
+            return ok;
+          },
+          room: () =>
+            sink.room().then((ok) => {
+              if (!this.#done) this.#timers.touch();
+              this.#awaitingSource = true;
+              return ok;
+            }),
         },
-        room: () => sink.room().then((ok) => {
-          if (!this.#done) this.#timers.touch();
-          this.#awaitingSource = true;
-          return ok;
-        }),
-      }, () => this.#stopSend || (this.#done && !this.#completed));
+        () => this.#stopSend || (this.#done && !this.#completed),
+      );
       if (how !== 'end') return;
       sink.end();
       this.sent();
     } catch (e) {
       // The caller's own abort stays one (its signal also destroys the body); anything else is the source failing.
       const aborted = e instanceof OriginlinkError && e.code === ErrorCode.ABORTED;
-      const err = aborted ? e : new OriginlinkError(ErrorCode.REQUEST_BODY_FAILED, 'local', `request body failed: ${(e as Error).message}`, { cause: e });
+      const err = aborted
+        ? e
+        : new OriginlinkError(ErrorCode.REQUEST_BODY_FAILED, 'local', `request body failed: ${(e as Error).message}`, {
+            cause: e,
+          });
       // After a whole response the caller has its answer; the unfinished request still holds the wire (an h1
       // connection waiting for the rest, an h2/h3 stream never ended): cancel it there (h1 closes the connection).
       if (this.#completed) this.#wire.cancel(this, err);
@@ -424,7 +480,11 @@ export class Exchange {
 }
 
 function mismatch(got: number, want: number, how: string): OriginlinkError {
-  return new OriginlinkError(ErrorCode.BODY_MISMATCH, 'remote', `response body has ${how} its content-length (${got} vs ${want} bytes)`);
+  return new OriginlinkError(
+    ErrorCode.BODY_MISMATCH,
+    'remote',
+    `response body has ${how} its content-length (${got} vs ${want} bytes)`,
+  );
 }
 
 /**
@@ -529,9 +589,15 @@ class ExchangeResponse implements ConnResponse {
     this.#x = x;
   }
 
-  get trailers(): Promise<HeaderList> { return this.#x.trailersPromise; }
+  get trailers(): Promise<HeaderList> {
+    return this.#x.trailersPromise;
+  }
 
-  get body(): Readable { return this.#body.stream; }
+  get body(): Readable {
+    return this.#body.stream;
+  }
 
-  takeComplete(): CompleteBody | null { return this.#body.take(); }
+  takeComplete(): CompleteBody | null {
+    return this.#body.take();
+  }
 }

@@ -19,7 +19,14 @@ import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
 import { knownLength } from '../http/body.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection } from '../http/types.js';
+import type {
+  ConnEvent,
+  ConnRequest,
+  ConnResponse,
+  ConnState,
+  ConnectionFacts,
+  PooledConnection,
+} from '../http/types.js';
 import { waitDrain, yes } from '../util/body.js';
 import { Exchange, ExchangeTimers, type ExchangeWire } from './exchange.js';
 import { PushBody } from '../wire/body.js';
@@ -98,7 +105,13 @@ export class H1PooledConnection implements PooledConnection {
     },
   };
 
-  constructor(id: number, socket: net.Socket, facts: ConnectionFacts, opts: H1Options, cert: X509Certificate | null = null) {
+  constructor(
+    id: number,
+    socket: net.Socket,
+    facts: ConnectionFacts,
+    opts: H1Options,
+    cert: X509Certificate | null = null,
+  ) {
     this.id = id;
     this.#socket = socket;
     this.facts = facts;
@@ -107,10 +120,20 @@ export class H1PooledConnection implements PooledConnection {
     this.#parser = new H1ResponseParser(
       {
         onHead: (h) => this.#onHead(h),
-        onInterim: (status, headers, reason) => { if (!this.#drain) this.#cur?.interim(status, headers, reason); },
-        onBody: (b) => { if (this.#drain) this.#drained(b.length); else this.#cur?.data(b); },
-        onTrailers: (t) => { if (this.#cur) this.#cur.trailers = t; },
-        onComplete: () => { if (this.#drain) this.#endDrain(true); else this.#cur?.end(); },
+        onInterim: (status, headers, reason) => {
+          if (!this.#drain) this.#cur?.interim(status, headers, reason);
+        },
+        onBody: (b) => {
+          if (this.#drain) this.#drained(b.length);
+          else this.#cur?.data(b);
+        },
+        onTrailers: (t) => {
+          if (this.#cur) this.#cur.trailers = t;
+        },
+        onComplete: () => {
+          if (this.#drain) this.#endDrain(true);
+          else this.#cur?.end();
+        },
       },
       { maxHeaderBytes: opts.maxHeaderBytes, maxHeaderCount: opts.maxHeaderCount },
     );
@@ -120,14 +143,26 @@ export class H1PooledConnection implements PooledConnection {
     socket.on('close', () => this.#onClose());
   }
 
-  get state(): ConnState { return this.#state; }
-  get capacity(): number { return 1; }
-  get active(): number { return this.#cur || this.#drain ? 1 : 0; }
+  get state(): ConnState {
+    return this.#state;
+  }
+  get capacity(): number {
+    return 1;
+  }
+  get active(): number {
+    return this.#cur || this.#drain ? 1 : 0;
+  }
 
-  on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
-  #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
+  on(listener: (ev: ConnEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+  #emit(ev: ConnEvent): void {
+    for (const l of this.#listeners) l(ev);
+  }
 
-  peerCertificate(): X509Certificate | null { return this.#cert; }
+  peerCertificate(): X509Certificate | null {
+    return this.#cert;
+  }
 
   unref(): void {
     // A tunnel's stream (an HTTP/2 CONNECT stream) has no handle of its own: its node connection is let go or not.
@@ -169,7 +204,9 @@ export class H1PooledConnection implements PooledConnection {
    * connections). It may also be the origin's close (close_notify): so the connection sits this turn out (#settle).
    */
   #handshakeTail(): boolean {
-    return this.served === 0 && (this.#socket as Partial<tls.TLSSocket>).encrypted === true && this.#settled < SETTLE_MAX;
+    return (
+      this.served === 0 && (this.#socket as Partial<tls.TLSSocket>).encrypted === true && this.#settled < SETTLE_MAX
+    );
   }
 
   /**
@@ -181,10 +218,12 @@ export class H1PooledConnection implements PooledConnection {
     if (this.#settling) return;
     this.#settling = true;
     this.#settled++;
-    setImmediate(() => setImmediate(() => {
-      this.#settling = false;
-      if (this.#state === 'ready' && this.#cur === null && this.#drain === null) this.#emit({ type: 'capacity' });
-    }));
+    setImmediate(() =>
+      setImmediate(() => {
+        this.#settling = false;
+        if (this.#state === 'ready' && this.#cur === null && this.#drain === null) this.#emit({ type: 'capacity' });
+      }),
+    );
   }
 
   #unreadInKernel(): boolean {
@@ -197,7 +236,11 @@ export class H1PooledConnection implements PooledConnection {
   #unsolicited(when: string): void {
     this.#tainted = true;
     this.#releaseAfterParse = false;
-    const err = new OriginlinkError(ErrorCode.UNSOLICITED_RESPONSE, 'remote', `origin ${this.facts.remoteAddress}:${this.facts.remotePort} sent bytes with no request outstanding (${when}); connection closed`);
+    const err = new OriginlinkError(
+      ErrorCode.UNSOLICITED_RESPONSE,
+      'remote',
+      `origin ${this.facts.remoteAddress}:${this.facts.remotePort} sent bytes with no request outstanding (${when}); connection closed`,
+    );
     const x = this.#cur;
     if (x && !x.done) x.fail(err);
     this.#cur = null;
@@ -207,13 +250,20 @@ export class H1PooledConnection implements PooledConnection {
   request(req: ConnRequest): Promise<ConnResponse> {
     // While a dropped body is read out the connection is busy (`active` 1), not unusable.
     if (this.#cur || this.#drain || !this.isUsable()) {
-      return Promise.reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, facts: NOT_SENT }));
+      return Promise.reject(
+        new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', {
+          retrySafe: true,
+          facts: NOT_SENT,
+        }),
+      );
     }
     let head: ReturnType<typeof serializeRequestHead>;
     try {
       head = serializeRequestHead(req);
     } catch (e) {
-      return Promise.reject(new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', (e as Error).message, { facts: NOT_SENT }));
+      return Promise.reject(
+        new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', (e as Error).message, { facts: NOT_SENT }),
+      );
     }
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0, this.#timers);
     this.#cur = x;
@@ -242,21 +292,25 @@ export class H1PooledConnection implements PooledConnection {
     }
     s.write(head, 'latin1');
     const chunked = framing === 'chunked';
-    void x.pump({
-      write: (c) => {
-        this.#uploadWatch?.refresh();
-        return s.write(chunked ? chunkedFrame(c) : c);
-      },
-      room: () => waitDrain(s).then(yes),
-      end: () => { if (chunked) s.write(CHUNKED_END); },
-    }).then(() => {
-      this.#stopUploadWatch();
-      if (!x.done || this.#cur !== x) return;
-      // The response may have completed first (early response): only now may the connection be reused —
-      // and only when the whole request left; a body cut after the response leaves the origin waiting for the rest.
-      if (x.facts.requestSent) this.#release();
-      else this.#teardown(null);
-    });
+    void x
+      .pump({
+        write: (c) => {
+          this.#uploadWatch?.refresh();
+          return s.write(chunked ? chunkedFrame(c) : c);
+        },
+        room: () => waitDrain(s).then(yes),
+        end: () => {
+          if (chunked) s.write(CHUNKED_END);
+        },
+      })
+      .then(() => {
+        this.#stopUploadWatch();
+        if (!x.done || this.#cur !== x) return;
+        // The response may have completed first (early response): only now may the connection be reused —
+        // and only when the whole request left; a body cut after the response leaves the origin waiting for the rest.
+        if (x.facts.requestSent) this.#release();
+        else this.#teardown(null);
+      });
   }
 
   /**
@@ -269,7 +323,13 @@ export class H1PooledConnection implements PooledConnection {
     const ms = this.#opts.bodyTimeoutMs;
     this.#uploadWatch = setTimeout(() => {
       this.#uploadWatch = null;
-      this.#teardown(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `origin stopped reading the request body after its answer (${ms} ms)`));
+      this.#teardown(
+        new OriginlinkError(
+          ErrorCode.BODY_TIMEOUT,
+          'remote',
+          `origin stopped reading the request body after its answer (${ms} ms)`,
+        ),
+      );
     }, ms);
     this.#uploadWatch.unref();
   }
@@ -333,8 +393,21 @@ export class H1PooledConnection implements PooledConnection {
     const sock = this.#socket;
     // A reader that drops the body ends the request (wire.cancel: the rest is drained or the connection goes).
     // Without this hook the socket stayed paused for the destroyed body, the connection busy for ever.
-    const makeBody = (): PushBody => new PushBody(() => sock.resume(), () => sock.pause(), () => x.readerGone(), x.req.responseBufferBytes);
-    x.head(h.status, h.headers, makeBody, x.req.method === 'HEAD' || h.status === 204 || h.status === 304, undefined, h.contentLength);
+    const makeBody = (): PushBody =>
+      new PushBody(
+        () => sock.resume(),
+        () => sock.pause(),
+        () => x.readerGone(),
+        x.req.responseBufferBytes,
+      );
+    x.head(
+      h.status,
+      h.headers,
+      makeBody,
+      x.req.method === 'HEAD' || h.status === 204 || h.status === 304,
+      undefined,
+      h.contentLength,
+    );
   }
 
   /**
@@ -399,7 +472,15 @@ export class H1PooledConnection implements PooledConnection {
     if (res === 'complete') return; // read-until-close body ended; onComplete ran
     const x = this.#cur;
     if (x && !x.done) {
-      x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', res === 'truncated' ? 'connection closed in the middle of the response' : 'connection closed before the response'));
+      x.fail(
+        new OriginlinkError(
+          ErrorCode.SOCKET_CLOSED,
+          'remote',
+          res === 'truncated'
+            ? 'connection closed in the middle of the response'
+            : 'connection closed before the response',
+        ),
+      );
     } else {
       this.#tainted = true;
     }
@@ -425,7 +506,13 @@ export class H1PooledConnection implements PooledConnection {
   destroy(error?: Error): void {
     const x = this.#cur;
     if (x && !x.done) {
-      x.fail(error instanceof OriginlinkError ? error : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', { cause: error }));
+      x.fail(
+        error instanceof OriginlinkError
+          ? error
+          : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', {
+              cause: error,
+            }),
+      );
       return;
     }
     this.#cur = null;

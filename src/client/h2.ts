@@ -16,7 +16,15 @@ import { H2Connection } from '../h2/connection.js';
 import type { H2Event } from '../h2/types.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure } from '../errors.js';
 import { knownLength } from '../http/body.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
+import type {
+  ConnEvent,
+  ConnRequest,
+  ConnResponse,
+  ConnState,
+  ConnectionFacts,
+  HeaderList,
+  PooledConnection,
+} from '../http/types.js';
 import { Exchange, type ExchangeWire } from './exchange.js';
 import { PushBody } from '../wire/body.js';
 import { H2Wire, type H2Flow } from '../wire/h2-wire.js';
@@ -101,15 +109,29 @@ export class H2PooledConnection implements PooledConnection {
     },
   };
 
-  constructor(id: number, socket: net.Socket, facts: ConnectionFacts, opts: H2Options, scheme: 'https' | 'http' = 'https', cert: X509Certificate | null = null) {
+  constructor(
+    id: number,
+    socket: net.Socket,
+    facts: ConnectionFacts,
+    opts: H2Options,
+    scheme: 'https' | 'http' = 'https',
+    cert: X509Certificate | null = null,
+  ) {
     this.id = id;
     this.#socket = socket;
     this.facts = facts;
     this.#opts = opts;
     this.#scheme = scheme;
     this.#cert = cert;
-    this.#h2 = new H2Connection({ role: 'client', windowSize: opts.windowSize, connectionWindowSize: 4 * opts.windowSize, maxHeaderListSize: opts.maxHeaderListSize });
-    this.#io = new H2Wire(this.#h2, socket, () => { if (this.#writers.length) for (const w of this.#writers.splice(0)) w(); });
+    this.#h2 = new H2Connection({
+      role: 'client',
+      windowSize: opts.windowSize,
+      connectionWindowSize: 4 * opts.windowSize,
+      maxHeaderListSize: opts.maxHeaderListSize,
+    });
+    this.#io = new H2Wire(this.#h2, socket, () => {
+      if (this.#writers.length) for (const w of this.#writers.splice(0)) w();
+    });
     this.#h2.on((ev) => this.#onEvent(ev));
     readChunks(socket, (d) => {
       const now = performance.now();
@@ -119,12 +141,22 @@ export class H2PooledConnection implements PooledConnection {
       this.#io.checkOutput();
     });
     socket.on('error', (e) => this.destroy(socketFailure(e, handshakeUnconfirmed(socket))));
-    socket.on('close', () => this.destroy(this.#ending && this.#flows.size === 0 ? undefined : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
+    socket.on('close', () =>
+      this.destroy(
+        this.#ending && this.#flows.size === 0
+          ? undefined
+          : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed'),
+      ),
+    );
     this.#io.flush();
   }
 
-  get state(): ConnState { return this.#state; }
-  get active(): number { return this.#flows.size; }
+  get state(): ConnState {
+    return this.#state;
+  }
+  get active(): number {
+    return this.#flows.size;
+  }
   get capacity(): number {
     return this.#settings ? (this.facts.peerMaxConcurrentStreams ?? UNLIMITED_STREAMS) : STREAMS_BEFORE_SETTINGS;
   }
@@ -133,10 +165,16 @@ export class H2PooledConnection implements PooledConnection {
     return !this.#settings && this.#state === 'ready';
   }
 
-  on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
-  #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
+  on(listener: (ev: ConnEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+  #emit(ev: ConnEvent): void {
+    for (const l of this.#listeners) l(ev);
+  }
 
-  peerCertificate(): X509Certificate | null { return this.#cert; }
+  peerCertificate(): X509Certificate | null {
+    return this.#cert;
+  }
 
   unref(): void {
     // A tunnel's stream (an HTTP/2 CONNECT stream) has no handle of its own: its node connection is let go or not.
@@ -175,9 +213,18 @@ export class H2PooledConnection implements PooledConnection {
     if (!this.isUsable()) return Promise.reject(this.#goawayLast !== null ? this.#goawayErr() : this.#gone());
     const len = knownLength(req.body);
     // RFC 9113 §8.5: CONNECT (a tunnel) carries :method and :authority only.
-    const headers: HeaderList = req.method === 'CONNECT'
-      ? [[':method', 'CONNECT'], [':authority', req.authority]]
-      : [[':method', req.method], [':scheme', this.#scheme], [':authority', req.authority], [':path', req.path]];
+    const headers: HeaderList =
+      req.method === 'CONNECT'
+        ? [
+            [':method', 'CONNECT'],
+            [':authority', req.authority],
+          ]
+        : [
+            [':method', req.method],
+            [':scheme', this.#scheme],
+            [':authority', req.authority],
+            [':path', req.path],
+          ];
     let hasLength = false;
     for (const f of req.headers) {
       const name = f[0].toLowerCase();
@@ -189,9 +236,19 @@ export class H2PooledConnection implements PooledConnection {
     try {
       id = this.#h2.request(headers, len === 0);
     } catch (e) {
-      return Promise.reject(new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', (e as Error).message, { facts: NOT_SENT }));
+      return Promise.reject(
+        new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', (e as Error).message, { facts: NOT_SENT }),
+      );
     }
-    if (id === null) return Promise.reject(this.#goawayLast !== null ? this.#goawayErr() : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'no stream available on this connection', { retrySafe: true, facts: NOT_SENT }));
+    if (id === null)
+      return Promise.reject(
+        this.#goawayLast !== null
+          ? this.#goawayErr()
+          : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'no stream available on this connection', {
+              retrySafe: true,
+              facts: NOT_SENT,
+            }),
+      );
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0);
     this.served++;
     this.lastActiveAt = performance.now();
@@ -229,7 +286,12 @@ export class H2PooledConnection implements PooledConnection {
   destroy(error?: Error): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    const err = error instanceof OriginlinkError ? error : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', { cause: error });
+    const err =
+      error instanceof OriginlinkError
+        ? error
+        : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', {
+            cause: error,
+          });
     for (const f of [...this.#flows.values()]) f.x.fail(err, false);
     this.#flows.clear();
     for (const w of this.#writers.splice(0)) w();
@@ -255,13 +317,23 @@ export class H2PooledConnection implements PooledConnection {
         }
         const status = Number(ev.headers.find(([n]) => n === ':status')?.[1] ?? 0);
         const id = ev.streamId;
-        const makeBody = (): PushBody => new PushBody(
-          () => this.#resume(id),
-          () => { f.paused = true; },
-          () => f.x.readerGone(),
-          f.x.req.responseBufferBytes,
+        const makeBody = (): PushBody =>
+          new PushBody(
+            () => this.#resume(id),
+            () => {
+              f.paused = true;
+            },
+            () => f.x.readerGone(),
+            f.x.req.responseBufferBytes,
+          );
+        f.x.head(
+          status,
+          strip(ev.headers),
+          makeBody,
+          f.x.req.method === 'HEAD' || status === 204 || status === 304,
+          undefined,
+          ev.contentLength,
         );
-        f.x.head(status, strip(ev.headers), makeBody, f.x.req.method === 'HEAD' || status === 204 || status === 304, undefined, ev.contentLength);
         if (ev.endStream) f.x.end();
         return;
       }
@@ -289,15 +361,30 @@ export class H2PooledConnection implements PooledConnection {
           // never retry-safe. The origin's ending is a lost connection (an idempotent request on a reused one goes
           // again, as after a reset: policy.ts); ours is its protocol error.
           const why = `connection ${ev.byPeer ? 'ended by the origin' : 'failed'} before the response ${started ? 'ended' : 'began'}: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
-          f.x.fail(new OriginlinkError(ev.byPeer ? ErrorCode.SOCKET_RESET : ErrorCode.PROTOCOL_ERROR, 'remote', why, { details: { h2ErrorCode: ev.code, byPeer: ev.byPeer } }), false);
+          f.x.fail(
+            new OriginlinkError(ev.byPeer ? ErrorCode.SOCKET_RESET : ErrorCode.PROTOCOL_ERROR, 'remote', why, {
+              details: { h2ErrorCode: ev.code, byPeer: ev.byPeer },
+            }),
+            false,
+          );
           return;
         }
         // RFC 9113 §8.7: REFUSED_STREAM, or a stream above GOAWAY's last id, was not processed.
         const unprocessed = !started && ev.code === H2ErrorCode.REFUSED_STREAM;
         const aboveGoaway = unprocessed && this.#goawayLast !== null && ev.streamId > this.#goawayLast;
-        const code = !ev.byPeer && !unprocessed ? ErrorCode.MALFORMED_RESPONSE : aboveGoaway ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET;
-        const why = ev.byPeer ? `stream closed before the response ${started ? 'ended' : 'began'} (HTTP/2 error code ${ev.code})` : `malformed response: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
-        f.x.fail(new OriginlinkError(code, 'remote', why, { retrySafe: unprocessed, details: { h2ErrorCode: ev.code } }), false);
+        const code =
+          !ev.byPeer && !unprocessed
+            ? ErrorCode.MALFORMED_RESPONSE
+            : aboveGoaway
+              ? ErrorCode.GOAWAY
+              : ErrorCode.STREAM_RESET;
+        const why = ev.byPeer
+          ? `stream closed before the response ${started ? 'ended' : 'began'} (HTTP/2 error code ${ev.code})`
+          : `malformed response: ${ev.message ?? `HTTP/2 error code ${ev.code}`}`;
+        f.x.fail(
+          new OriginlinkError(code, 'remote', why, { retrySafe: unprocessed, details: { h2ErrorCode: ev.code } }),
+          false,
+        );
         return;
       }
       case 'goaway':
@@ -325,9 +412,16 @@ export class H2PooledConnection implements PooledConnection {
         return;
       case 'closed':
         this.#io.flushNow();
-        this.destroy(ev.error
-          ? new OriginlinkError(ev.error.byPeer ? ErrorCode.GOAWAY : ErrorCode.PROTOCOL_ERROR, ev.error.byPeer ? 'remote' : 'local', ev.error.message, { details: { h2ErrorCode: ev.error.code } })
-          : undefined);
+        this.destroy(
+          ev.error
+            ? new OriginlinkError(
+                ev.error.byPeer ? ErrorCode.GOAWAY : ErrorCode.PROTOCOL_ERROR,
+                ev.error.byPeer ? 'remote' : 'local',
+                ev.error.message,
+                { details: { h2ErrorCode: ev.error.code } },
+              )
+            : undefined,
+        );
         return;
     }
   }
@@ -336,7 +430,6 @@ export class H2PooledConnection implements PooledConnection {
     const f = this.#flows.get(id);
     if (f) this.#io.resume(id, f);
   }
-
 
   /** GOAWAY, then FIN once it is written; nothing of ours is open. Bounded in case the socket hangs. */
   #closeGracefully(): void {
@@ -348,11 +441,18 @@ export class H2PooledConnection implements PooledConnection {
   }
 
   #gone(): OriginlinkError {
-    return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', { retrySafe: true, facts: NOT_SENT });
+    return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', {
+      retrySafe: true,
+      facts: NOT_SENT,
+    });
   }
 
   #goawayErr(): OriginlinkError {
-    return new OriginlinkError(ErrorCode.GOAWAY, 'remote', 'peer sent GOAWAY; no new requests on this connection', { retrySafe: true, facts: NOT_SENT, details: { lastStreamId: this.#goawayLast } });
+    return new OriginlinkError(ErrorCode.GOAWAY, 'remote', 'peer sent GOAWAY; no new requests on this connection', {
+      retrySafe: true,
+      facts: NOT_SENT,
+      details: { lastStreamId: this.#goawayLast },
+    });
   }
 }
 

@@ -71,7 +71,13 @@ export class H3Liveness {
     this.#quic.ping();
     let timer: NodeJS.Timeout | null = null;
     const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `QUIC PING not acknowledged within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          rej(
+            new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `QUIC PING not acknowledged within ${timeoutMs} ms`),
+          ),
+        timeoutMs,
+      );
       timer.unref(); // as the h2 PING's: an idle connection's probe never holds the process
     });
     try {
@@ -101,7 +107,12 @@ export class H3Liveness {
       }
       // No spare connection id: no new path can be used — no socket is bound for it (each one that could not be
       // used stayed open, with its receiver, until the connection closed: nine per connection to a dead path).
-      if (q.stats().spareDcids === 0) throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', 'no spare connection id from the peer: cannot migrate');
+      if (q.stats().spareDcids === 0)
+        throw new OriginlinkError(
+          ErrorCode.QUIC_FAILED,
+          'local',
+          'no spare connection id from the peer: cannot migrate',
+        );
       const local = await this.#ep.addSocket();
       try {
         await q.migrateTo(local);
@@ -112,7 +123,14 @@ export class H3Liveness {
       return local.port;
     };
     const p = run();
-    this.#migrating = p.then(() => {}, () => {}).finally(() => { this.#migrating = null; });
+    this.#migrating = p
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => {
+        this.#migrating = null;
+      });
     return p;
   }
 

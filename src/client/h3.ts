@@ -17,7 +17,15 @@ import { H3ErrorCode } from '../codec/errors.js';
 import type { H3Connection, H3Event } from '../h3/connection.js';
 import { earlyDataAllowed, earlyReplayAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { isReplayable, knownLength } from '../http/body.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, HeaderList, PooledConnection } from '../http/types.js';
+import type {
+  ConnEvent,
+  ConnRequest,
+  ConnResponse,
+  ConnState,
+  ConnectionFacts,
+  HeaderList,
+  PooledConnection,
+} from '../http/types.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { QuicEndpoint } from '../quic/endpoint.js';
 import { Exchange, type ExchangeTimeouts, type ExchangeWire, type HeadExtras } from './exchange.js';
@@ -125,7 +133,18 @@ export class H3PooledConnection implements PooledConnection {
     },
   };
 
-  constructor(id: number, ep: QuicEndpoint, quic: QuicConnection, h3: H3Connection, opts: H3ConnectionSettings, started: number, ip: string, port: number, early: boolean, signal?: AbortSignal) {
+  constructor(
+    id: number,
+    ep: QuicEndpoint,
+    quic: QuicConnection,
+    h3: H3Connection,
+    opts: H3ConnectionSettings,
+    started: number,
+    ip: string,
+    port: number,
+    early: boolean,
+    signal?: AbortSignal,
+  ) {
     this.id = id;
     this.#ep = ep;
     this.#quic = quic;
@@ -161,7 +180,8 @@ export class H3PooledConnection implements PooledConnection {
     });
     if (signal) {
       const onAbort = (): void => {
-        if (!this.#quic.established) this.destroy(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
+        if (!this.#quic.established)
+          this.destroy(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
       };
       if (signal.aborted) queueMicrotask(onAbort);
       else signal.addEventListener('abort', onAbort, { once: true });
@@ -188,8 +208,12 @@ export class H3PooledConnection implements PooledConnection {
     });
   }
 
-  get state(): ConnState { return this.#state; }
-  get active(): number { return this.#reqs.size + this.#sending.size; }
+  get state(): ConnState {
+    return this.#state;
+  }
+  get active(): number {
+    return this.#reqs.size + this.#sending.size;
+  }
 
   unref(): void {
     this.#ep.unref();
@@ -207,7 +231,15 @@ export class H3PooledConnection implements PooledConnection {
     if (this.#quic.establishedAt !== null || this.#state === 'closed') return;
     this.#held = true;
     for (const r of this.#waiting.splice(0)) {
-      r.x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'HTTP/3 handshake still pending; the request moves to the fallback connection', { retrySafe: true, facts: NOT_SENT }), false);
+      r.x.fail(
+        new OriginlinkError(
+          ErrorCode.SOCKET_CLOSED,
+          'local',
+          'HTTP/3 handshake still pending; the request moves to the fallback connection',
+          { retrySafe: true, facts: NOT_SENT },
+        ),
+        false,
+      );
     }
     for (const r of [...this.#streams.values()]) {
       const req = r.x.req;
@@ -254,8 +286,12 @@ export class H3PooledConnection implements PooledConnection {
     return this.#h3.stats();
   }
 
-  on(listener: (ev: ConnEvent) => void): void { this.#listeners.push(listener); }
-  #emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
+  on(listener: (ev: ConnEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+  #emit(ev: ConnEvent): void {
+    for (const l of this.#listeners) l(ev);
+  }
 
   isUsable(): boolean {
     return this.#state === 'ready' && !this.#quic.closed && !this.#h3.closed;
@@ -276,7 +312,11 @@ export class H3PooledConnection implements PooledConnection {
     this.#reqs.set(x.wireId, r);
     this.#waiting.push(r);
     if (this.#quic.established || (this.#mayGoEarly(r) && this.#quic.inEarlyData)) this.#pump();
-    else void this.#handshake.then(() => this.#pump(), () => {});
+    else
+      void this.#handshake.then(
+        () => this.#pump(),
+        () => {},
+      );
     return x.promise;
   }
 
@@ -288,7 +328,12 @@ export class H3PooledConnection implements PooledConnection {
 
   destroy(error?: Error): void {
     if (this.#state === 'closed') return;
-    const err = error instanceof OriginlinkError ? error : error ? new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error.message, { cause: error }) : null;
+    const err =
+      error instanceof OriginlinkError
+        ? error
+        : error
+          ? new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error.message, { cause: error })
+          : null;
     this.#closeError = err;
     this.#quic.destroy(err);
   }
@@ -296,7 +341,9 @@ export class H3PooledConnection implements PooledConnection {
   // ---- internals ----
 
   #mayGoEarly(r: H3Request): boolean {
-    return r.earlyRefused === null && earlyDataAllowed(this.#opts.earlyDataPolicy, r.x.req.method, r.x.req.allowEarlyData);
+    return (
+      r.earlyRefused === null && earlyDataAllowed(this.#opts.earlyDataPolicy, r.x.req.method, r.x.req.allowEarlyData)
+    );
   }
 
   /**
@@ -323,7 +370,11 @@ export class H3PooledConnection implements PooledConnection {
     x.restart();
     this.#waiting.unshift(r);
     if (this.#quic.established) this.#pump();
-    else void this.#handshake.then(() => this.#pump(), () => {});
+    else
+      void this.#handshake.then(
+        () => this.#pump(),
+        () => {},
+      );
   }
 
   /** Start waiting requests while stream credit lasts. */
@@ -358,7 +409,12 @@ export class H3PooledConnection implements PooledConnection {
     try {
       id = this.#h3.openRequest(headers, len === 0);
     } catch (e) {
-      x.fail(e instanceof OriginlinkError ? e : new OriginlinkError(ErrorCode.H3_ERROR, 'local', (e as Error).message, { cause: e }), false);
+      x.fail(
+        e instanceof OriginlinkError
+          ? e
+          : new OriginlinkError(ErrorCode.H3_ERROR, 'local', (e as Error).message, { cause: e }),
+        false,
+      );
       return true;
     }
     if (id === null) return false;
@@ -409,18 +465,26 @@ export class H3PooledConnection implements PooledConnection {
         const started = r.x.body !== null;
         if (ev.message !== undefined) {
           // Our own refusal of what the origin sent on this stream (MESSAGE_ERROR, EXCESSIVE_LOAD, …).
-          r.x.fail(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed response: ${ev.message}`, { details: { wireCode: ev.code } }), false);
+          r.x.fail(
+            new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed response: ${ev.message}`, {
+              details: { wireCode: ev.code },
+            }),
+            false,
+          );
           return;
         }
         // RFC 9114 §4.1.1: H3_REQUEST_REJECTED means not processed; so is a stream at or above GOAWAY's id (§5.2).
         const rejected = !started && ev.code === H3ErrorCode.REQUEST_REJECTED;
         const aboveGoaway = !started && this.#goawayId !== null && ev.streamId >= this.#goawayId;
-        r.x.fail(new OriginlinkError(
-          aboveGoaway ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET,
-          'remote',
-          `HTTP/3 stream ${ev.streamId} reset before the response ${started ? 'ended' : 'began'} (code 0x${ev.code.toString(16)})`,
-          { retrySafe: rejected || aboveGoaway, details: { wireCode: ev.code } },
-        ), false);
+        r.x.fail(
+          new OriginlinkError(
+            aboveGoaway ? ErrorCode.GOAWAY : ErrorCode.STREAM_RESET,
+            'remote',
+            `HTTP/3 stream ${ev.streamId} reset before the response ${started ? 'ended' : 'began'} (code 0x${ev.code.toString(16)})`,
+            { retrySafe: rejected || aboveGoaway, details: { wireCode: ev.code } },
+          ),
+          false,
+        );
         return;
       }
       case 'goaway':
@@ -527,10 +591,20 @@ export class H3PooledConnection implements PooledConnection {
    */
   async #closeAfterTicket(): Promise<void> {
     const rtt = this.facts.rttMs ?? TICKET_WAIT_MIN_MS;
-    const deadline = performance.now() + Math.min(TICKET_WAIT_MAX_MS, Math.max(TICKET_WAIT_MIN_MS, TICKET_WAIT_RTTS * rtt));
-    for (let left = deadline - performance.now(); left > 0 && !this.#sessionSaved && this.#state !== 'closed'; left = deadline - performance.now()) {
+    const deadline =
+      performance.now() + Math.min(TICKET_WAIT_MAX_MS, Math.max(TICKET_WAIT_MIN_MS, TICKET_WAIT_RTTS * rtt));
+    for (
+      let left = deadline - performance.now();
+      left > 0 && !this.#sessionSaved && this.#state !== 'closed';
+      left = deadline - performance.now()
+    ) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.#quic.nextPacket(), new Promise<void>((r) => { timer = setTimeout(r, left); })]);
+      await Promise.race([
+        this.#quic.nextPacket(),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, left);
+        }),
+      ]);
       clearTimeout(timer);
       this.#saveSession();
     }
@@ -564,7 +638,10 @@ export class H3PooledConnection implements PooledConnection {
         r.x.fail(this.#abandoned(`the connection closed before its handshake completed: ${gone.message}`, gone), false);
         continue;
       }
-      r.x.fail(gone.with({ retrySafe: unsent || (gone.retrySafe && this.#goawayId !== null && r.id >= this.#goawayId) }), false);
+      r.x.fail(
+        gone.with({ retrySafe: unsent || (gone.retrySafe && this.#goawayId !== null && r.id >= this.#goawayId) }),
+        false,
+      );
     }
     void this.#ep.close();
     this.#emit({ type: 'close', error: err });
@@ -572,11 +649,19 @@ export class H3PooledConnection implements PooledConnection {
 
   /** Sent early, neither confirmed nor rejected: maybe processed (agent/policy.ts replays only idempotent requests). */
   #abandoned(why: string, cause?: Error): OriginlinkError {
-    return new OriginlinkError(ErrorCode.EARLY_DATA_ABANDONED, 'network', `request sent as 0-RTT early data was abandoned: ${why}`, { retrySafe: false, ...(cause ? { cause } : {}) });
+    return new OriginlinkError(
+      ErrorCode.EARLY_DATA_ABANDONED,
+      'network',
+      `request sent as 0-RTT early data was abandoned: ${why}`,
+      { retrySafe: false, ...(cause ? { cause } : {}) },
+    );
   }
 
   #gone(): OriginlinkError {
-    return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'HTTP/3 connection is closed', { retrySafe: true, facts: NOT_SENT });
+    return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'HTTP/3 connection is closed', {
+      retrySafe: true,
+      facts: NOT_SENT,
+    });
   }
 
   #goawayErr(): OriginlinkError {

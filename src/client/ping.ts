@@ -17,7 +17,9 @@ export function pingOrClose(
   if (slot.pinging || !conn.ping) return;
   slot.pinging = true;
   conn.ping(timeoutMs).then(
-    () => { slot.pinging = false; },
+    () => {
+      slot.pinging = false;
+    },
     (e: unknown) => {
       slot.pinging = false;
       if (conn.state === 'closed') return;

@@ -66,13 +66,23 @@ export class H2Error extends WireError {
 
 export type H2Frame =
   | {
-    type: 'data'; streamId: number; data: Uint8Array; endStream: boolean;
-    /** payload octets incl. padding: what flow control counts (§6.9.1) */ flowLength: number;
-    /** On the last piece of a frame that carried no data octet (padding alone, or nothing): what an empty-frame flood sends. */
-    empty?: true;
-  }
+      type: 'data';
+      streamId: number;
+      data: Uint8Array;
+      endStream: boolean;
+      /** payload octets incl. padding: what flow control counts (§6.9.1) */ flowLength: number;
+      /** On the last piece of a frame that carried no data octet (padding alone, or nothing): what an empty-frame flood sends. */
+      empty?: true;
+    }
   /** `dependsOn`: the stream dependency of the priority fields (RFC 7540 §5.3, parsed and otherwise ignored), or null. */
-  | { type: 'headers'; streamId: number; block: Uint8Array; endStream: boolean; endHeaders: boolean; dependsOn: number | null }
+  | {
+      type: 'headers';
+      streamId: number;
+      block: Uint8Array;
+      endStream: boolean;
+      endHeaders: boolean;
+      dependsOn: number | null;
+    }
   | { type: 'priority'; streamId: number; dependsOn: number }
   | { type: 'rst-stream'; streamId: number; code: number }
   | { type: 'settings'; ack: boolean; settings: Array<[id: number, value: number]> }
@@ -89,7 +99,8 @@ export type H2Frame =
   | { type: 'stream-error'; streamId: number; code: number; message: string; frameType: number };
 
 const EMPTY = new Uint8Array(0);
-const protocol = (msg: string, streamId: number | null = null): H2Error => new H2Error(H2ErrorCode.PROTOCOL_ERROR, msg, streamId);
+const protocol = (msg: string, streamId: number | null = null): H2Error =>
+  new H2Error(H2ErrorCode.PROTOCOL_ERROR, msg, streamId);
 const frameSize = (msg: string): H2Error => new H2Error(H2ErrorCode.FRAME_SIZE_ERROR, msg);
 
 /**
@@ -109,7 +120,15 @@ export class H2FrameReader {
   #offset = 0;
   #len = 0;
   /** The DATA frame being streamed out: payload octets left (padding included), padding left at its end. */
-  #data: { streamId: number; remaining: number; padLeft: number; needPadLen: boolean; endStream: boolean; payload: number; dataBytes: number } | null = null;
+  #data: {
+    streamId: number;
+    remaining: number;
+    padLeft: number;
+    needPadLen: boolean;
+    endStream: boolean;
+    payload: number;
+    dataBytes: number;
+  } | null = null;
 
   push(chunk: Uint8Array): H2Frame[] {
     if (chunk.length === 0) return [];
@@ -142,10 +161,25 @@ export class H2FrameReader {
         if (streamId === 0) throw protocol('DATA on stream 0'); // §6.1
         const padded = (flags & H2Flag.PADDED) !== 0;
         if (padded && len < 1) throw frameSize('padded frame without a pad length');
-        this.#data = { streamId, remaining: len, padLeft: 0, needPadLen: padded, endStream: (flags & H2Flag.END_STREAM) !== 0, payload: len, dataBytes: 0 };
+        this.#data = {
+          streamId,
+          remaining: len,
+          padLeft: 0,
+          needPadLen: padded,
+          endStream: (flags & H2Flag.END_STREAM) !== 0,
+          payload: len,
+          dataBytes: 0,
+        };
         if (len === 0) {
           this.#data = null;
-          out.push({ type: 'data', streamId, data: EMPTY, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: 0, empty: true });
+          out.push({
+            type: 'data',
+            streamId,
+            data: EMPTY,
+            endStream: (flags & H2Flag.END_STREAM) !== 0,
+            flowLength: 0,
+            empty: true,
+          });
         }
         continue;
       }
@@ -177,7 +211,8 @@ export class H2FrameReader {
       d.remaining -= 1;
       flow = 1;
       // §6.1: padding as long as the payload or longer is a PROTOCOL_ERROR.
-      if (d.padLeft >= d.payload || d.padLeft > d.remaining) throw protocol(`padding of ${d.padLeft} bytes does not fit a ${d.payload}-byte payload`);
+      if (d.padLeft >= d.payload || d.padLeft > d.remaining)
+        throw protocol(`padding of ${d.padLeft} bytes does not fit a ${d.payload}-byte payload`);
     }
     const dataLeft = d.remaining - d.padLeft;
     let data: Uint8Array = EMPTY;
@@ -199,7 +234,8 @@ export class H2FrameReader {
     const done = d.remaining === 0;
     if (data.length === 0 && flow === 0 && !done) return false;
     if (done) this.#data = null;
-    if (done && d.dataBytes === 0) out.push({ type: 'data', streamId: d.streamId, data, endStream: d.endStream, flowLength: flow, empty: true });
+    if (done && d.dataBytes === 0)
+      out.push({ type: 'data', streamId: d.streamId, data, endStream: d.endStream, flowLength: flow, empty: true });
     else out.push({ type: 'data', streamId: d.streamId, data, endStream: done && d.endStream, flowLength: flow });
     return true;
   }
@@ -276,7 +312,15 @@ function parseFrame(type: number, flags: number, streamId: number, p: Uint8Array
     case H2FrameType.DATA: {
       if (streamId === 0) throw protocol('DATA on stream 0'); // §6.1
       const data = unpad(p, flags, 0);
-      if (data.length === 0) return { type: 'data', streamId, data, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: p.length, empty: true };
+      if (data.length === 0)
+        return {
+          type: 'data',
+          streamId,
+          data,
+          endStream: (flags & H2Flag.END_STREAM) !== 0,
+          flowLength: p.length,
+          empty: true,
+        };
       return { type: 'data', streamId, data, endStream: (flags & H2Flag.END_STREAM) !== 0, flowLength: p.length };
     }
     case H2FrameType.HEADERS: {
@@ -284,7 +328,14 @@ function parseFrame(type: number, flags: number, streamId: number, p: Uint8Array
       const prio = (flags & H2Flag.PRIORITY) !== 0;
       const block = unpad(p, flags, prio ? 5 : 0);
       const dependsOn = prio ? readU31(p, flags & H2Flag.PADDED ? 1 : 0) : null;
-      return { type: 'headers', streamId, block, endStream: (flags & H2Flag.END_STREAM) !== 0, endHeaders: (flags & H2Flag.END_HEADERS) !== 0, dependsOn };
+      return {
+        type: 'headers',
+        streamId,
+        block,
+        endStream: (flags & H2Flag.END_STREAM) !== 0,
+        endHeaders: (flags & H2Flag.END_HEADERS) !== 0,
+        dependsOn,
+      };
     }
     case H2FrameType.PRIORITY:
       if (streamId === 0) throw protocol('PRIORITY on stream 0'); // §6.3
@@ -312,7 +363,13 @@ function parseFrame(type: number, flags: number, streamId: number, p: Uint8Array
       if (streamId === 0) throw protocol('PUSH_PROMISE on stream 0');
       const body = unpad(p, flags, 0);
       if (body.length < 4) throw frameSize('PUSH_PROMISE without a promised stream id');
-      return { type: 'push-promise', streamId, promisedId: readU31(body, 0), block: body.subarray(4), endHeaders: (flags & H2Flag.END_HEADERS) !== 0 };
+      return {
+        type: 'push-promise',
+        streamId,
+        promisedId: readU31(body, 0),
+        block: body.subarray(4),
+        endHeaders: (flags & H2Flag.END_HEADERS) !== 0,
+      };
     }
     case H2FrameType.PING:
       if (streamId !== 0) throw protocol('PING on a stream'); // §6.7
@@ -349,16 +406,20 @@ function unpad(p: Uint8Array, flags: number, skip: number): Uint8Array {
   start += skip;
   if (start > p.length) throw frameSize('frame too short for its fields');
   // Padding as long as the payload or longer is a PROTOCOL_ERROR (§6.1, §6.2).
-  if ((flags & H2Flag.PADDED && padLen >= p.length) || start + padLen > p.length) throw protocol(`padding of ${padLen} bytes does not fit a ${p.length}-byte payload`);
+  if ((flags & H2Flag.PADDED && padLen >= p.length) || start + padLen > p.length)
+    throw protocol(`padding of ${padLen} bytes does not fit a ${p.length}-byte payload`);
   return start === 0 && padLen === 0 ? p : p.subarray(start, p.length - padLen);
 }
 
 /** §6.5.2: values a SETTINGS frame may not carry. */
 function checkSetting(id: number, value: number): void {
   if (id === H2Setting.ENABLE_PUSH && value > 1) throw protocol('SETTINGS_ENABLE_PUSH other than 0 or 1');
-  if (id === H2Setting.INITIAL_WINDOW_SIZE && value > MAX_WINDOW) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE above 2^31 − 1');
-  if (id === H2Setting.MAX_FRAME_SIZE && (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_FRAME_SIZE_LIMIT)) throw protocol('SETTINGS_MAX_FRAME_SIZE outside 2^14 … 2^24 − 1');
-  if (id === H2Setting.ENABLE_CONNECT_PROTOCOL && value > 1) throw protocol('SETTINGS_ENABLE_CONNECT_PROTOCOL other than 0 or 1'); // RFC 8441 §3
+  if (id === H2Setting.INITIAL_WINDOW_SIZE && value > MAX_WINDOW)
+    throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE above 2^31 − 1');
+  if (id === H2Setting.MAX_FRAME_SIZE && (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_FRAME_SIZE_LIMIT))
+    throw protocol('SETTINGS_MAX_FRAME_SIZE outside 2^14 … 2^24 − 1');
+  if (id === H2Setting.ENABLE_CONNECT_PROTOCOL && value > 1)
+    throw protocol('SETTINGS_ENABLE_CONNECT_PROTOCOL other than 0 or 1'); // RFC 8441 §3
 }
 
 // ---- encoders ----
@@ -396,7 +457,12 @@ export function dataFrameHeader(streamId: number, length: number, endStream: boo
  * A header block as HEADERS plus CONTINUATION frames of at most `maxFrameSize`
  * (§4.3: one contiguous sequence, END_HEADERS on the last).
  */
-export function encodeHeaders(streamId: number, block: Uint8Array, endStream: boolean, maxFrameSize: number): Uint8Array[] {
+export function encodeHeaders(
+  streamId: number,
+  block: Uint8Array,
+  endStream: boolean,
+  maxFrameSize: number,
+): Uint8Array[] {
   const out: Uint8Array[] = [];
   let off = 0;
   let first = true;
@@ -442,7 +508,8 @@ export function encodeRstStream(streamId: number, code: number): Uint8Array {
 }
 
 export function encodeWindowUpdate(streamId: number, increment: number): Uint8Array {
-  if (increment < 1 || increment > MAX_WINDOW) throw new RangeError(`window increment ${increment} outside 1 … 2^31 − 1`);
+  if (increment < 1 || increment > MAX_WINDOW)
+    throw new RangeError(`window increment ${increment} outside 1 … 2^31 − 1`);
   const p = new Uint8Array(4);
   writeU32(p, 0, increment);
   return frame(H2FrameType.WINDOW_UPDATE, 0, streamId, p);

@@ -164,7 +164,12 @@ export class FrameParser {
     const ll = 1 << (data[off + tl]! >> 6);
     if (ll > 4 || tl + ll > n) return 0;
     const type = smallVarint(data, off, tl);
-    this.#beginFrame(type <= 0x0d || type === 0xf0700 || type === 0xf0701 ? type : -1, type, smallVarint(data, off + tl, ll), events);
+    this.#beginFrame(
+      type <= 0x0d || type === 0xf0700 || type === 0xf0701 ? type : -1,
+      type,
+      smallVarint(data, off + tl, ll),
+      events,
+    );
     return tl + ll;
   }
 
@@ -172,8 +177,14 @@ export class FrameParser {
     const known = type <= 0x0dn || type === 0xf0700n || type === 0xf0701n ? Number(type) : -1;
     // A length past 2^53 can only be skipped, never read: fine for a frame we skip (RFC 9114 §9: unknown types are
     // ignored, whatever their length — the stream ends long before), an error for one we would read.
-    if (length > BigInt(Number.MAX_SAFE_INTEGER) && known >= 0 && !RESERVED_H2_FRAME_TYPES.has(known)) throw frameError(`frame length ${length} too large`);
-    this.#beginFrame(known, type, length > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(length), events);
+    if (length > BigInt(Number.MAX_SAFE_INTEGER) && known >= 0 && !RESERVED_H2_FRAME_TYPES.has(known))
+      throw frameError(`frame length ${length} too large`);
+    this.#beginFrame(
+      known,
+      type,
+      length > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(length),
+      events,
+    );
   }
 
   /** A frame begins: `known` its type when this parser knows it (else -1; `type` as read, for the event), `len` its payload length. */
@@ -205,7 +216,10 @@ export class FrameParser {
       return;
     }
     if (len > this.#maxFrameSize) {
-      throw new H3Error(H3ErrorCode.EXCESSIVE_LOAD, `frame type 0x${known.toString(16)} of ${len} bytes exceeds limit ${this.#maxFrameSize}`);
+      throw new H3Error(
+        H3ErrorCode.EXCESSIVE_LOAD,
+        `frame type 0x${known.toString(16)} of ${len} bytes exceeds limit ${this.#maxFrameSize}`,
+      );
     }
     this.#type = known;
     this.#payload = [];
@@ -277,7 +291,8 @@ export function parseSettingsPayload(p: Uint8Array): Settings {
     const val = readVarintBig(p, off);
     if (!val) throw frameError('SETTINGS truncated');
     off += val.length;
-    if (seen.has(id.value)) throw new H3Error(H3ErrorCode.SETTINGS_ERROR, `duplicate setting 0x${id.value.toString(16)}`);
+    if (seen.has(id.value))
+      throw new H3Error(H3ErrorCode.SETTINGS_ERROR, `duplicate setting 0x${id.value.toString(16)}`);
     seen.add(id.value);
     if (RESERVED_H2_SETTINGS.has(id.value)) {
       throw new H3Error(H3ErrorCode.SETTINGS_ERROR, `HTTP/2 setting 0x${id.value.toString(16)} in HTTP/3 SETTINGS`);
@@ -313,7 +328,10 @@ export function encodeSettings(settings: ReadonlyArray<readonly [number | bigint
 
 /** RFC 9218 §7.2: PRIORITY_UPDATE (request stream variant) carrying `value` (a `priority` field value, ASCII). */
 export function encodePriorityUpdate(streamId: number, value: string): Uint8Array {
-  return encodeFrame(FrameType.PRIORITY_UPDATE_REQUEST, concatBytes([encodeVarint(streamId), Buffer.from(value, 'latin1')]));
+  return encodeFrame(
+    FrameType.PRIORITY_UPDATE_REQUEST,
+    concatBytes([encodeVarint(streamId), Buffer.from(value, 'latin1')]),
+  );
 }
 
 export function encodeGoaway(id: number): Uint8Array {

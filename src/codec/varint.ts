@@ -44,7 +44,8 @@ export function varintLengthFromFirstByte(first: number): 1 | 2 | 4 | 8 {
 
 /** Bytes needed to encode `value` (a non-negative safe integer). */
 export function varintLength(value: number): 1 | 2 | 4 | 8 {
-  if (!Number.isSafeInteger(value) || value < 0) throw new VarintRangeError(BigInt(Math.trunc(Number.isFinite(value) ? value : -1)));
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new VarintRangeError(BigInt(Math.trunc(Number.isFinite(value) ? value : -1)));
   if (value < 0x40) return 1;
   if (value < 0x4000) return 2;
   if (value < 0x4000_0000) return 4;

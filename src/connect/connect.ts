@@ -12,7 +12,14 @@ import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.
 import { H1PooledConnection } from '../client/h1.js';
 import { H2PooledConnection } from '../client/h2.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
-import { defaultAddressBook, dialAddresses, dialTcp, type Dialled, type DialTarget, type H2TunnelOpener } from '../net/dial.js';
+import {
+  defaultAddressBook,
+  dialAddresses,
+  dialTcp,
+  type Dialled,
+  type DialTarget,
+  type H2TunnelOpener,
+} from '../net/dial.js';
 import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { H2ProxyLinks } from './h2-proxy-links.js';
@@ -95,26 +102,31 @@ async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<Pooled
   const h3 = await h3Connector();
   // QUIC keeps its own address counts and down marks (a UDP path can fail where TCP works).
   const spec = quicSpec.addresses ? { ...quicSpec, addresses: quicSpec.addresses.udp } : quicSpec;
-  const r = await dialAddresses(spec, ctx.signal, async (host, servername, signal, lead) => {
-    const conn = await h3({ ...spec, host, servername }, { ...ctx, signal, dialStartedAt });
-    const pending = lead ? null : conn.handshakePending?.() ?? null;
-    if (pending) {
-      const onAbort = (): void => conn.destroy(); // outrun by another address
-      signal.addEventListener('abort', onAbort, { once: true });
-      try {
-        await pending;
-      } catch (e) {
-        conn.destroy();
-        throw e;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
+  const r = await dialAddresses(
+    spec,
+    ctx.signal,
+    async (host, servername, signal, lead) => {
+      const conn = await h3({ ...spec, host, servername }, { ...ctx, signal, dialStartedAt });
+      const pending = lead ? null : (conn.handshakePending?.() ?? null);
+      if (pending) {
+        const onAbort = (): void => conn.destroy(); // outrun by another address
+        signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          await pending;
+        } catch (e) {
+          conn.destroy();
+          throw e;
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+        }
       }
-    }
-    return conn;
-  }, (c) => c.destroy());
+      return conn;
+    },
+    (c) => c.destroy(),
+  );
   const conn = r.value;
   conn.facts.attempts = r.attempts;
-  const book = isIP(spec.host) === 0 ? spec.addresses ?? defaultAddressBook().udp : null;
+  const book = isIP(spec.host) === 0 ? (spec.addresses ?? defaultAddressBook().udp) : null;
   if (r.address) {
     conn.facts.family = r.address.family;
     if (book) {
@@ -129,7 +141,12 @@ async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<Pooled
 
 export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
   if (spec.protocol === 'h3' && spec.proxy) {
-    throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'local', `h3 is not attempted through ${spec.proxy.id}: a TCP-only proxy`, { retrySafe: false, details: { proxy: spec.proxy.id } });
+    throw new OriginlinkError(
+      ErrorCode.UNSUPPORTED_PROTOCOL,
+      'local',
+      `h3 is not attempted through ${spec.proxy.id}: a TCP-only proxy`,
+      { retrySafe: false, details: { proxy: spec.proxy.id } },
+    );
   }
   if (spec.protocol === 'h3') return dialH3(spec, ctx);
   const origin = spec;
@@ -139,14 +156,19 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const useH2 = tlsOn ? t.alpn === 'h2' : origin.protocol === 'h2'; // cleartext h2 = prior knowledge (RFC 9113 §3.3)
   if (origin.protocol === 'h2' && !useH2) {
     t.socket.destroy();
-    throw new OriginlinkError(ErrorCode.UNSUPPORTED_PROTOCOL, 'remote', `${origin.host}:${origin.port} did not negotiate h2 (ALPN ${t.alpn ?? 'none'})`, { retrySafe: true });
+    throw new OriginlinkError(
+      ErrorCode.UNSUPPORTED_PROTOCOL,
+      'remote',
+      `${origin.host}:${origin.port} did not negotiate h2 (ALPN ${t.alpn ?? 'none'})`,
+      { retrySafe: true },
+    );
   }
   const facts: ConnectionFacts = {
     protocol: useH2 ? 'h2' : 'h1',
     alpn: t.alpn,
     // Through a proxy the socket's peer is the proxy; the facts name the origin.
-    remoteAddress: origin.proxy ? origin.host : t.socket.remoteAddress ?? origin.host,
-    remotePort: origin.proxy ? origin.port : t.socket.remotePort ?? origin.port,
+    remoteAddress: origin.proxy ? origin.host : (t.socket.remoteAddress ?? origin.host),
+    remotePort: origin.proxy ? origin.port : (t.socket.remotePort ?? origin.port),
     localAddress: t.socket.localAddress ?? '',
     localPort: t.socket.localPort ?? 0,
     connectMs: t.connectMs,
@@ -158,23 +180,43 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     keepAliveHintMs: null,
     peerMaxConcurrentStreams: null,
     rttMs: null,
-    family: origin.proxy ? null : address?.family ?? familyOf(t.socket.remoteAddress),
+    family: origin.proxy ? null : (address?.family ?? familyOf(t.socket.remoteAddress)),
     attempts,
-    proxy: origin.proxy ? { node: origin.proxy.id, kind: origin.proxy.kind, http2: tunnelHttp2 === true, h3: 'not attempted: TCP-only proxy' } : null,
+    proxy: origin.proxy
+      ? {
+          node: origin.proxy.id,
+          kind: origin.proxy.kind,
+          http2: tunnelHttp2 === true,
+          h3: 'not attempted: TCP-only proxy',
+        }
+      : null,
   };
   const p = ctx.pool;
   // The verified leaf, for coalescing (RFC 9113 §9.1.1); an unverified one proves nothing.
-  const cert = tlsOn && origin.rejectUnauthorized ? (t.socket as tls.TLSSocket).getPeerX509Certificate() ?? null : null;
+  const cert =
+    tlsOn && origin.rejectUnauthorized ? ((t.socket as tls.TLSSocket).getPeerX509Certificate() ?? null) : null;
   let conn: PooledConnection;
   if (!useH2) {
-    conn = new H1PooledConnection(ctx.nextId(), t.socket, facts, {
-      maxHeaderBytes: p.maxHeaderBytes,
-      maxHeaderCount: p.maxHeaderCount,
+    conn = new H1PooledConnection(
+      ctx.nextId(),
+      t.socket,
+      facts,
+      {
+        maxHeaderBytes: p.maxHeaderBytes,
+        maxHeaderCount: p.maxHeaderCount,
+        headersTimeoutMs: p.headersTimeoutMs,
+        bodyTimeoutMs: p.bodyTimeoutMs,
+      },
+      cert,
+    );
+  } else {
+    const h2opts = {
       headersTimeoutMs: p.headersTimeoutMs,
       bodyTimeoutMs: p.bodyTimeoutMs,
-    }, cert);
-  } else {
-    const h2opts = { headersTimeoutMs: p.headersTimeoutMs, bodyTimeoutMs: p.bodyTimeoutMs, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes, maxHeaderCount: p.maxHeaderCount };
+      windowSize: p.windowSize,
+      maxHeaderListSize: p.maxHeaderBytes,
+      maxHeaderCount: p.maxHeaderCount,
+    };
     conn = new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
   }
   if (address) (origin.addresses ?? defaultAddressBook()).opened(origin.host, origin.port, address, conn);
@@ -187,24 +229,36 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
  * connections). Nothing is spoken on it yet. The service's upgrade tunnels take theirs this way too.
  */
 export function dialOrigin(spec: OriginSpec, ctx: ConnectContext, alpn: string[]): Promise<Dialled> {
-  return dialTcp(spec, {
-    tls: spec.scheme === 'https',
-    alpn,
-    ca: spec.ca,
-    rejectUnauthorized: spec.rejectUnauthorized,
-    connectTimeoutMs: ctx.pool.connectTimeoutMs,
-    sessionStore: ctx.sessionStore,
-    sessionKey: ctx.sessionKey,
-    tfo: spec.tfo,
-    keepAliveProbes: spec.keepAliveProbes,
-  }, ctx.signal, h2Tunnels(ctx));
+  return dialTcp(
+    spec,
+    {
+      tls: spec.scheme === 'https',
+      alpn,
+      ca: spec.ca,
+      rejectUnauthorized: spec.rejectUnauthorized,
+      connectTimeoutMs: ctx.pool.connectTimeoutMs,
+      sessionStore: ctx.sessionStore,
+      sessionKey: ctx.sessionKey,
+      tfo: spec.tfo,
+      keepAliveProbes: spec.keepAliveProbes,
+    },
+    ctx.signal,
+    h2Tunnels(ctx),
+  );
 }
 
 /** Tunnels through `http2` proxy nodes: CONNECT streams on the context's node connections, with the pool's limits. */
 function h2Tunnels(ctx: ConnectContext): H2TunnelOpener {
   const p = ctx.pool;
   const links = ctx.proxyLinks ?? defaultProxyLinks;
-  return (node, host, port, o) => links.open(node, host, port, { ...o, windowSize: p.windowSize, maxHeaderListSize: p.maxHeaderBytes, pingIntervalMs: p.pingIntervalMs, pingTimeoutMs: p.pingTimeoutMs });
+  return (node, host, port, o) =>
+    links.open(node, host, port, {
+      ...o,
+      windowSize: p.windowSize,
+      maxHeaderListSize: p.maxHeaderBytes,
+      pingIntervalMs: p.pingIntervalMs,
+      pingTimeoutMs: p.pingTimeoutMs,
+    });
 }
 
 function familyOf(ip: string | undefined): 4 | 6 | null {
@@ -220,10 +274,19 @@ function familyOf(ip: string | undefined): 4 | 6 | null {
  * the handshake pending (`handshakePending()`), for the caller to send early
  * data at once while TCP stays in the race (probe/race.ts).
  */
-export async function connectAltH3(spec: OriginSpec, alt: { host: string; port: number }, ctx: ConnectContext, handshakeTimeoutMs: number, early = false): Promise<PooledConnection> {
+export async function connectAltH3(
+  spec: OriginSpec,
+  alt: { host: string; port: number },
+  ctx: ConnectContext,
+  handshakeTimeoutMs: number,
+  early = false,
+): Promise<PooledConnection> {
   const name = spec.servername ?? spec.host;
-  const conn = await dialH3({ ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name }, { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } });
-  const pending = early ? null : conn.handshakePending?.() ?? null;
+  const conn = await dialH3(
+    { ...spec, protocol: 'h3', host: alt.host || spec.host, port: alt.port, servername: name },
+    { ...ctx, pool: { ...ctx.pool, connectTimeoutMs: handshakeTimeoutMs } },
+  );
+  const pending = early ? null : (conn.handshakePending?.() ?? null);
   if (pending) {
     try {
       await pending;

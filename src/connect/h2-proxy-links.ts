@@ -35,7 +35,15 @@ import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js
 import { H2PooledConnection } from '../client/h2.js';
 import { pingOrClose } from '../client/ping.js';
 import type { ProxyNode } from '../net/proxy.js';
-import { connectAuthority, connectStatusError, openTunnel, proxyAuthorization, proxyError, proxyTlsOptions, type TunnelOptions } from '../net/tunnel.js';
+import {
+  connectAuthority,
+  connectStatusError,
+  openTunnel,
+  proxyAuthorization,
+  proxyError,
+  proxyTlsOptions,
+  type TunnelOptions,
+} from '../net/tunnel.js';
 
 /** A connection to a node with no tunnel left closes after this long, ms. */
 export const LINK_IDLE_MS = 30_000;
@@ -93,7 +101,12 @@ export class H2ProxyLinks {
    * A tunnel to host:port through `node` as a byte stream; TLS to the origin goes on top of it.
    * `http2`: whether it is an HTTP/2 CONNECT stream (false: the node chose HTTP/1.1).
    */
-  async open(node: ProxyNode, host: string, port: number, o: H2TunnelOptions): Promise<{ socket: Duplex; http2: boolean }> {
+  async open(
+    node: ProxyNode,
+    host: string,
+    port: number,
+    o: H2TunnelOptions,
+  ): Promise<{ socket: Duplex; http2: boolean }> {
     const until = this.#h1Until.get(node.key);
     if (until !== undefined) {
       if (performance.now() < until) return { socket: await openTunnel(node, host, port, o), http2: false };
@@ -102,9 +115,15 @@ export class H2ProxyLinks {
     const deadline = AbortSignal.timeout(o.timeoutMs);
     const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
     const authority = connectAuthority(host, port);
-    const failed = (): OriginlinkError => o.signal?.aborted
-      ? new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT })
-      : new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `tunnel through ${node.id} to ${authority} not open within ${o.timeoutMs} ms`, { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } });
+    const failed = (): OriginlinkError =>
+      o.signal?.aborted
+        ? new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT })
+        : new OriginlinkError(
+            ErrorCode.CONNECT_TIMEOUT,
+            'network',
+            `tunnel through ${node.id} to ${authority} not open within ${o.timeoutMs} ms`,
+            { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } },
+          );
     let link: Link;
     try {
       link = await raceSignal(this.#link(node, o), signal, failed);
@@ -120,12 +139,25 @@ export class H2ProxyLinks {
     if (auth) headers.push(['proxy-authorization', auth]);
     let res: ConnResponse;
     try {
-      res = await raceSignal(link.conn.request({ method: 'CONNECT', path: '', authority, scheme: 'https', headers, body: out, signal: stop.signal }), signal, failed);
+      res = await raceSignal(
+        link.conn.request({
+          method: 'CONNECT',
+          path: '',
+          authority,
+          scheme: 'https',
+          headers,
+          body: out,
+          signal: stop.signal,
+        }),
+        signal,
+        failed,
+      );
     } catch (e) {
       stop.abort();
       // No answer to the CONNECT: is the connection to the node itself still alive?
       if (e instanceof OriginlinkError && e.code === ErrorCode.CONNECT_TIMEOUT) this.#probe(link, node, o);
-      throw e instanceof OriginlinkError && (e.code === ErrorCode.CONNECT_TIMEOUT || e.code === ErrorCode.ABORTED || e.code === ErrorCode.PROXY_FAILED)
+      throw e instanceof OriginlinkError &&
+        (e.code === ErrorCode.CONNECT_TIMEOUT || e.code === ErrorCode.ABORTED || e.code === ErrorCode.PROXY_FAILED)
         ? e
         : proxyError(node, `HTTP/2 CONNECT ${authority} failed: ${(e as Error).message}`, e);
     }
@@ -196,17 +228,37 @@ export class H2ProxyLinks {
     }
     const now = performance.now();
     const facts: ConnectionFacts = {
-      protocol: 'h2', alpn: 'h2', remoteAddress: socket.remoteAddress ?? node.host, remotePort: socket.remotePort ?? node.port,
-      localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0, connectMs: now - t0, tlsMs: 0, tlsVersion: socket.getProtocol() ?? null,
-      resumed: socket.isSessionReused(), earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null,
+      protocol: 'h2',
+      alpn: 'h2',
+      remoteAddress: socket.remoteAddress ?? node.host,
+      remotePort: socket.remotePort ?? node.port,
+      localAddress: socket.localAddress ?? '',
+      localPort: socket.localPort ?? 0,
+      connectMs: now - t0,
+      tlsMs: 0,
+      tlsVersion: socket.getProtocol() ?? null,
+      resumed: socket.isSessionReused(),
+      earlyData: false,
+      tfo: false,
+      keepAliveHintMs: null,
+      peerMaxConcurrentStreams: null,
+      rttMs: null,
     };
     // No headers/body timers: a tunnel lives as long as the origin connection inside it.
-    const conn = new H2PooledConnection(++this.#ids, socket, facts, { headersTimeoutMs: 0, bodyTimeoutMs: 0, windowSize: o.windowSize, maxHeaderListSize: o.maxHeaderListSize });
+    const conn = new H2PooledConnection(++this.#ids, socket, facts, {
+      headersTimeoutMs: 0,
+      bodyTimeoutMs: 0,
+      windowSize: o.windowSize,
+      maxHeaderListSize: o.maxHeaderListSize,
+    });
     const link: Link = { conn, idle: null, health: null, pinging: false };
     if (o.pingIntervalMs > 0) {
-      link.health = setInterval(() => {
-        if (performance.now() - conn.lastReadAt >= o.pingIntervalMs) this.#probe(link, node, o);
-      }, Math.max(250, o.pingIntervalMs / 2));
+      link.health = setInterval(
+        () => {
+          if (performance.now() - conn.lastReadAt >= o.pingIntervalMs) this.#probe(link, node, o);
+        },
+        Math.max(250, o.pingIntervalMs / 2),
+      );
       link.health.unref();
     }
     const list = this.#links.get(node.key) ?? [];
@@ -220,7 +272,10 @@ export class H2ProxyLinks {
         if (left.length) this.#links.set(node.key, left);
         else this.#links.delete(node.key);
       } else if (ev.type === 'capacity' && conn.active === 0 && !link.idle) {
-        link.idle = setTimeout(() => { link.idle = null; if (conn.active === 0) conn.drain(); }, LINK_IDLE_MS);
+        link.idle = setTimeout(() => {
+          link.idle = null;
+          if (conn.active === 0) conn.drain();
+        }, LINK_IDLE_MS);
         link.idle.unref();
       }
     });
@@ -233,7 +288,12 @@ export class H2ProxyLinks {
     if (!conn.isUsable()) return;
     pingOrClose(link, conn, o.pingTimeoutMs, (e) => {
       this.#dead.set(node.key, (this.#dead.get(node.key) ?? 0) + 1);
-      return new OriginlinkError(ErrorCode.PING_TIMEOUT, 'network', `proxy ${node.id}: HTTP/2 connection answered no PING within ${o.pingTimeoutMs} ms; closed with its ${conn.active} tunnel(s)`, { cause: e, details: { proxy: node.id } });
+      return new OriginlinkError(
+        ErrorCode.PING_TIMEOUT,
+        'network',
+        `proxy ${node.id}: HTTP/2 connection answered no PING within ${o.pingTimeoutMs} ms; closed with its ${conn.active} tunnel(s)`,
+        { cause: e, details: { proxy: node.id } },
+      );
     });
   }
 }
@@ -249,7 +309,9 @@ class StreamTunnel extends Duplex {
     this.#out = out;
     this.#in = inbound;
     this.#stop = stop;
-    inbound.on('data', (d: Buffer) => { if (!this.push(d)) inbound.pause(); });
+    inbound.on('data', (d: Buffer) => {
+      if (!this.push(d)) inbound.pause();
+    });
     inbound.once('end', () => this.push(null));
     inbound.once('error', (e) => this.destroy(e));
   }
@@ -280,6 +342,15 @@ function raceSignal<T>(p: Promise<T>, signal: AbortSignal, err: () => Error): Pr
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(err());
     signal.addEventListener('abort', onAbort, { once: true });
-    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); }, (e) => { signal.removeEventListener('abort', onAbort); reject(e); });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
   });
 }

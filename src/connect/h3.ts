@@ -84,7 +84,12 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
   // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at once).
-  const ep = await QuicEndpoint.bind({ ipv6: isIP(ip) === 6, appNoError: H3ErrorCode.NO_ERROR, peer: { host: ip, port: opts.port }, ...(opts.pacing === false ? { pacing: false } : {}) });
+  const ep = await QuicEndpoint.bind({
+    ipv6: isIP(ip) === 6,
+    appNoError: H3ErrorCode.NO_ERROR,
+    peer: { host: ip, port: opts.port },
+    ...(opts.pacing === false ? { pacing: false } : {}),
+  });
   const key = opts.sessionKey ?? `h3:${name}:${opts.port}`;
   // RFC 8446 §C.4 / RFC 9001 §4.5: a ticket is for one connection; concurrent dials each take their own.
   const session = opts.sessionStore?.take(key) ?? null;
@@ -117,16 +122,28 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     sessionStore: opts.sessionStore,
     sessionKey: key,
   };
-  const conn = new H3PooledConnection(opts.id ?? nextId++, ep, quic, h3, settings, started, ip, opts.port, early, opts.signal);
+  const conn = new H3PooledConnection(
+    opts.id ?? nextId++,
+    ep,
+    quic,
+    h3,
+    settings,
+    started,
+    ip,
+    opts.port,
+    early,
+    opts.signal,
+  );
   conn.facts.congestionControl = opts.quic?.cc ?? DEFAULT_CC;
   await conn.ready(early);
   return conn;
 }
 
-
 /** The pool's connector for h3 (connect.ts loads this module on first use: the QUIC binding is native). */
 export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Promise<H3PooledConnection> {
-  const ca = Array.isArray(origin.ca) ? Buffer.concat(origin.ca.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))) : origin.ca;
+  const ca = Array.isArray(origin.ca)
+    ? Buffer.concat(origin.ca.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)))
+    : origin.ca;
   return connectH3({
     host: origin.host,
     port: origin.port,
@@ -140,7 +157,12 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     maxHeaderCount: ctx.pool.maxHeaderCount,
     migrateAfterProbeTimeouts: ctx.pool.migrateAfterProbeTimeouts,
     // The pool's receive window: per stream, and 4× for the connection (as for h2).
-    quic: { maxStreamData: ctx.pool.windowSize, maxData: 4 * ctx.pool.windowSize, ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}), ...(ctx.bbr ? { bbr: ctx.bbr } : {}) },
+    quic: {
+      maxStreamData: ctx.pool.windowSize,
+      maxData: 4 * ctx.pool.windowSize,
+      ...(ctx.congestionControl ? { cc: ctx.congestionControl } : {}),
+      ...(ctx.bbr ? { bbr: ctx.bbr } : {}),
+    },
     sessionStore: ctx.sessionStore,
     sessionKey: `h3:${ctx.sessionKey}`,
     ...(ctx.qpack ? { qpack: ctx.qpack } : {}),

@@ -80,12 +80,16 @@ export class Group {
     this.#usable = this.#all;
     const b = opts.retryBudget;
     this.budget = b ? new RetryBudget(b.ratio, b.minPerSecond) : null;
-    this.hedgeBudget = opts.hedge ? (this.budget ?? new RetryBudget(DEFAULT_BUDGET.ratio, DEFAULT_BUDGET.minPerSecond)) : null;
+    this.hedgeBudget = opts.hedge
+      ? (this.budget ?? new RetryBudget(DEFAULT_BUDGET.ratio, DEFAULT_BUDGET.minPerSecond))
+      : null;
     this.hedgeTimer = opts.hedge ? new HedgeTimer() : null;
     this.latency = opts.hedge?.percentile != null ? new RecentLatency(opts.hedge.percentile) : null;
   }
 
-  get name(): string { return this.opts.name; }
+  get name(): string {
+    return this.opts.name;
+  }
 
   /** The endpoint for a request's first attempt (`now`: performance.now()). */
   pick(now: number): Endpoint {
@@ -224,7 +228,11 @@ export class Group {
     const panic = usable.length === 0;
     if (panic !== this.#panic) {
       this.#panic = panic;
-      this.#event(null, panic ? 'panic' : 'panic-over', panic ? 'every endpoint is out: all are used' : `${usable.length} endpoint(s) usable again`);
+      this.#event(
+        null,
+        panic ? 'panic' : 'panic-over',
+        panic ? 'every endpoint is out: all are used' : `${usable.length} endpoint(s) usable again`,
+      );
     }
     this.#armReadmit(now);
   }
@@ -283,7 +291,11 @@ export class Group {
 
   #event(ep: Endpoint | null, event: EndpointEventKind, reason: string, forMs?: number): void {
     const endpoint = ep ? ep.origin : this.endpoints.map((e) => e.origin).join(' ');
-    publishEndpoint(forMs === undefined ? { group: this.name, endpoint, event, reason } : { group: this.name, endpoint, event, reason, forMs });
+    publishEndpoint(
+      forMs === undefined
+        ? { group: this.name, endpoint, event, reason }
+        : { group: this.name, endpoint, event, reason, forMs },
+    );
   }
 
   /** The hedge delay for a request starting now, ms; -1: none (no `hedge`, or too few samples for its percentile). */
@@ -323,9 +335,21 @@ export class Group {
         const s = e.state;
         const ewma = ewmaNow(e, now);
         return {
-          url: e.origin, weight: e.weight, health: e.health(now), outstanding: e.load, ewmaMs: ewma < 0 ? null : Math.round(ewma * 1000) / 1000,
-          ejectedForMs: Math.max(0, Math.round(s.ejectedUntil - now)), requests: s.requests, failures: s.failures, ejections: s.ejections,
-          checks: s.checks, checkFailures: s.checkFailures, hedgesSent: s.hedgesSent, hedgesWon: s.hedgesWon, retriesRefused: s.retriesRefused, collapsed: s.collapsed,
+          url: e.origin,
+          weight: e.weight,
+          health: e.health(now),
+          outstanding: e.load,
+          ewmaMs: ewma < 0 ? null : Math.round(ewma * 1000) / 1000,
+          ejectedForMs: Math.max(0, Math.round(s.ejectedUntil - now)),
+          requests: s.requests,
+          failures: s.failures,
+          ejections: s.ejections,
+          checks: s.checks,
+          checkFailures: s.checkFailures,
+          hedgesSent: s.hedgesSent,
+          hedgesWon: s.hedgesWon,
+          retriesRefused: s.retriesRefused,
+          collapsed: s.collapsed,
         };
       }),
     };

@@ -55,7 +55,17 @@ export class HealthChecks {
     const ctl = new LegSignal(null);
     this.#inFlight.set(ep, ctl);
     const { timeoutMs, path } = this.#cfg;
-    const deadline = setTimeout(() => ctl.abort(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `no answer to the health check within ${timeoutMs} ms`)), timeoutMs);
+    const deadline = setTimeout(
+      () =>
+        ctl.abort(
+          new OriginlinkError(
+            ErrorCode.HEADERS_TIMEOUT,
+            'remote',
+            `no answer to the health check within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
     deadline.unref();
     let p: Promise<number>;
     try {
@@ -63,7 +73,10 @@ export class HealthChecks {
     } catch (e) {
       p = Promise.reject(e);
     }
-    p.then((status) => this.#verdict(status), (e: unknown) => this.#failure(e, ctl)).then((r) => {
+    p.then(
+      (status) => this.#verdict(status),
+      (e: unknown) => this.#failure(e, ctl),
+    ).then((r) => {
       clearTimeout(deadline);
       this.#inFlight.delete(ep);
       if (this.#stopped) return;
@@ -94,7 +107,8 @@ export class HealthChecks {
     this.#stopped = true;
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
-    for (const c of this.#inFlight.values()) c.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'health checks stopped'));
+    for (const c of this.#inFlight.values())
+      c.abort(new OriginlinkError(ErrorCode.ABORTED, 'local', 'health checks stopped'));
     this.#inFlight.clear();
   }
 }

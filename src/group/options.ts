@@ -81,12 +81,38 @@ export interface GroupOptions {
   name?: string;
 }
 
-export const GROUP_KEYS = ['endpoints', 'balance', 'health', 'outlier', 'retryBudget', 'hedge', 'collapse', 'name'] as const satisfies ReadonlyArray<keyof GroupOptions>;
+export const GROUP_KEYS = [
+  'endpoints',
+  'balance',
+  'health',
+  'outlier',
+  'retryBudget',
+  'hedge',
+  'collapse',
+  'name',
+] as const satisfies ReadonlyArray<keyof GroupOptions>;
 
-export interface ResolvedHealth { path: string; intervalMs: number; timeoutMs: number; rise: number; fall: number; expect: ReadonlyArray<readonly [number, number]> }
-export interface ResolvedOutlier { consecutiveFailures: number; baseEjectionMs: number; maxEjectionMs: number; maxEjectionPercent: number }
-export interface ResolvedBudget { ratio: number; minPerSecond: number }
-export type ResolvedHedge = { afterMs: number; percentile: null; minMs: number } | { afterMs: null; percentile: number; minMs: number };
+export interface ResolvedHealth {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  expect: ReadonlyArray<readonly [number, number]>;
+}
+export interface ResolvedOutlier {
+  consecutiveFailures: number;
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+  maxEjectionPercent: number;
+}
+export interface ResolvedBudget {
+  ratio: number;
+  minPerSecond: number;
+}
+export type ResolvedHedge =
+  | { afterMs: number; percentile: null; minMs: number }
+  | { afterMs: null; percentile: number; minMs: number };
 export interface ResolvedCollapse {
   key: readonly string[];
   maxWaiters: number;
@@ -105,8 +131,19 @@ export interface ResolvedGroup {
   collapse: ResolvedCollapse | null;
 }
 
-export const DEFAULT_HEALTH: Readonly<Omit<ResolvedHealth, 'expect'>> = Object.freeze({ path: '/', intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3 });
-export const DEFAULT_OUTLIER: Readonly<ResolvedOutlier> = Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 });
+export const DEFAULT_HEALTH: Readonly<Omit<ResolvedHealth, 'expect'>> = Object.freeze({
+  path: '/',
+  intervalMs: 2000,
+  timeoutMs: 1000,
+  rise: 2,
+  fall: 3,
+});
+export const DEFAULT_OUTLIER: Readonly<ResolvedOutlier> = Object.freeze({
+  consecutiveFailures: 5,
+  baseEjectionMs: 30_000,
+  maxEjectionMs: 300_000,
+  maxEjectionPercent: 10,
+});
 export const DEFAULT_BUDGET: Readonly<ResolvedBudget> = Object.freeze({ ratio: 0.2, minPerSecond: 10 });
 export const DEFAULT_MAX_WAITERS = 256;
 /** setTimeout fires at once past 2^31 − 1 ms. */
@@ -118,17 +155,31 @@ const MAX_MS = 2 ** 31 - 1;
  * and by common practice (API keys and tokens in headers of their own): one client's answer is never another's.
  */
 export const PRIVATE_FIELDS: ReadonlySet<string> = new Set([
-  'authorization', 'proxy-authorization', 'cookie',
-  'x-api-key', 'api-key', 'apikey', 'x-auth-token', 'x-access-token', 'x-amz-security-token', 'x-goog-api-key',
-  'x-csrf-token', 'x-xsrf-token', 'x-session-token', 'x-user-token', 'x-client-secret',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-api-key',
+  'api-key',
+  'apikey',
+  'x-auth-token',
+  'x-access-token',
+  'x-amz-security-token',
+  'x-goog-api-key',
+  'x-csrf-token',
+  'x-xsrf-token',
+  'x-session-token',
+  'x-user-token',
+  'x-client-secret',
 ]);
 
 /** The checked, completed definition of a group (`where`: the field path of its options, for errors). */
 export function resolveGroupOptions(o: GroupOptions, where: string): ResolvedGroup {
   const at = (f: string): string => `${where}.${f}`;
   if (o === null || typeof o !== 'object') throw configError(where, 'must be a mapping');
-  for (const k of Object.keys(o)) if (!(GROUP_KEYS as readonly string[]).includes(k)) throw configError(at(k), 'unknown option');
-  if (!Array.isArray(o.endpoints) || o.endpoints.length === 0) throw configError(at('endpoints'), 'needs at least one endpoint');
+  for (const k of Object.keys(o))
+    if (!(GROUP_KEYS as readonly string[]).includes(k)) throw configError(at(k), 'unknown option');
+  if (!Array.isArray(o.endpoints) || o.endpoints.length === 0)
+    throw configError(at('endpoints'), 'needs at least one endpoint');
   const seen = new Set<string>();
   const endpoints = o.endpoints.map((e, i) => {
     const f = `${at('endpoints')}[${i}]`;
@@ -138,12 +189,15 @@ export function resolveGroupOptions(o: GroupOptions, where: string): ResolvedGro
     if (seen.has(url)) throw configError(`${f}.url`, `${url} is already an endpoint of this group`);
     seen.add(url);
     const weight = e.weight ?? 1;
-    if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw configError(`${f}.weight`, `must be an integer 1 … 1000, got ${JSON.stringify(e.weight)}`);
+    if (!Number.isInteger(weight) || weight < 1 || weight > 1000)
+      throw configError(`${f}.weight`, `must be an integer 1 … 1000, got ${JSON.stringify(e.weight)}`);
     return { url, weight };
   });
   const balance = o.balance ?? 'p2c';
-  if (!BALANCES.includes(balance)) throw configError(at('balance'), `must be one of ${BALANCES.join(', ')}, got ${JSON.stringify(o.balance)}`);
-  if (o.name !== undefined && (typeof o.name !== 'string' || o.name === '')) throw configError(at('name'), 'must be a non-empty string');
+  if (!BALANCES.includes(balance))
+    throw configError(at('balance'), `must be one of ${BALANCES.join(', ')}, got ${JSON.stringify(o.balance)}`);
+  if (o.name !== undefined && (typeof o.name !== 'string' || o.name === ''))
+    throw configError(at('name'), 'must be a non-empty string');
   return {
     name: o.name ?? where,
     endpoints,
@@ -152,26 +206,34 @@ export function resolveGroupOptions(o: GroupOptions, where: string): ResolvedGro
     outlier: o.outlier === undefined ? null : resolveOutlier(o.outlier, at('outlier')),
     retryBudget: o.retryBudget === undefined ? null : resolveBudget(o.retryBudget, at('retryBudget')),
     hedge: o.hedge === undefined ? null : resolveHedge(o.hedge, at('hedge')),
-    collapse: o.collapse === undefined || o.collapse === false ? null : resolveCollapse(o.collapse === true ? {} : o.collapse, at('collapse')),
+    collapse:
+      o.collapse === undefined || o.collapse === false
+        ? null
+        : resolveCollapse(o.collapse === true ? {} : o.collapse, at('collapse')),
   };
 }
 
 /** `scheme://host[:port]` of an endpoint URL, as `URL.origin` writes it. */
 function originOf(s: unknown, field: string): string {
-  if (typeof s !== 'string' || !URL.canParse(s)) throw configError(field, `not a URL: ${JSON.stringify(typeof s === 'string' ? s.slice(0, 80) : s)}`);
+  if (typeof s !== 'string' || !URL.canParse(s))
+    throw configError(field, `not a URL: ${JSON.stringify(typeof s === 'string' ? s.slice(0, 80) : s)}`);
   const u = new URL(s);
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw configError(field, `scheme must be http or https, got ${u.protocol}`);
-  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username || u.password) throw configError(field, 'must be scheme://host[:port] only (no path, query or credentials)');
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw configError(field, `scheme must be http or https, got ${u.protocol}`);
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username || u.password)
+    throw configError(field, 'must be scheme://host[:port] only (no path, query or credentials)');
   return u.origin;
 }
 
 function keysOf(o: object, allowed: readonly string[], where: string): void {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw configError(where, 'must be a mapping');
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw configError(`${where}.${k}`, `unknown option (allowed: ${allowed.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) throw configError(`${where}.${k}`, `unknown option (allowed: ${allowed.join(', ')})`);
 }
 
 function num(v: unknown, field: string, min: number, max: number, int: boolean): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw configError(field, `must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw configError(field, `must be a number, got ${JSON.stringify(v)}`);
   if (int && !Number.isInteger(v)) throw configError(field, `must be an integer, got ${v}`);
   if (v < min || v > max) throw configError(field, `must be between ${min} and ${max}, got ${v}`);
   return v;
@@ -180,10 +242,19 @@ function num(v: unknown, field: string, min: number, max: number, int: boolean):
 function resolveHealth(h: HealthOptions, where: string): ResolvedHealth {
   keysOf(h, ['path', 'intervalMs', 'timeoutMs', 'rise', 'fall', 'expectStatus'], where);
   const path = h.path ?? DEFAULT_HEALTH.path;
-  if (typeof path !== 'string' || path.charCodeAt(0) !== 0x2f || /[\s\0]/.test(path)) throw configError(`${where}.path`, `must be a request target starting with "/", got ${JSON.stringify(h.path)}`);
-  const intervalMs = h.intervalMs === undefined ? DEFAULT_HEALTH.intervalMs : num(h.intervalMs, `${where}.intervalMs`, 10, MAX_MS, true);
-  const timeoutMs = h.timeoutMs === undefined ? Math.min(DEFAULT_HEALTH.timeoutMs, intervalMs) : num(h.timeoutMs, `${where}.timeoutMs`, 1, MAX_MS, true);
-  if (timeoutMs > intervalMs) throw configError(`${where}.timeoutMs`, `must be ≤ intervalMs (${intervalMs}): a check outliving its interval would pile up`);
+  if (typeof path !== 'string' || path.charCodeAt(0) !== 0x2f || /[\s\0]/.test(path))
+    throw configError(`${where}.path`, `must be a request target starting with "/", got ${JSON.stringify(h.path)}`);
+  const intervalMs =
+    h.intervalMs === undefined ? DEFAULT_HEALTH.intervalMs : num(h.intervalMs, `${where}.intervalMs`, 10, MAX_MS, true);
+  const timeoutMs =
+    h.timeoutMs === undefined
+      ? Math.min(DEFAULT_HEALTH.timeoutMs, intervalMs)
+      : num(h.timeoutMs, `${where}.timeoutMs`, 1, MAX_MS, true);
+  if (timeoutMs > intervalMs)
+    throw configError(
+      `${where}.timeoutMs`,
+      `must be ≤ intervalMs (${intervalMs}): a check outliving its interval would pile up`,
+    );
   const rise = h.rise === undefined ? DEFAULT_HEALTH.rise : num(h.rise, `${where}.rise`, 1, 100, true);
   const fall = h.fall === undefined ? DEFAULT_HEALTH.fall : num(h.fall, `${where}.fall`, 1, 100, true);
   const expect = statusRanges(h.expectStatus ?? '200-399', `${where}.expectStatus`);
@@ -196,7 +267,11 @@ function statusRanges(v: HealthOptions['expectStatus'], field: string): Array<re
     const m = typeof x === 'string' ? /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(x) : null;
     const lo = m ? Number(m[1]) : NaN;
     const hi = m ? Number(m[2] ?? m[1]) : NaN;
-    if (!(lo >= 100 && hi <= 599 && lo <= hi)) throw configError(field, `must be a status (200), a range ("200-399") or a list of them, got ${JSON.stringify(x)}`);
+    if (!(lo >= 100 && hi <= 599 && lo <= hi))
+      throw configError(
+        field,
+        `must be a status (200), a range ("200-399") or a list of them, got ${JSON.stringify(x)}`,
+      );
     return [lo, hi];
   };
   const list = Array.isArray(v) ? v : [v];
@@ -208,13 +283,24 @@ function resolveOutlier(o: OutlierOptions, where: string): ResolvedOutlier {
   keysOf(o, ['consecutiveFailures', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectionPercent'], where);
   const d = DEFAULT_OUTLIER;
   const out = {
-    consecutiveFailures: o.consecutiveFailures === undefined ? d.consecutiveFailures : num(o.consecutiveFailures, `${where}.consecutiveFailures`, 1, 1000, true),
-    baseEjectionMs: o.baseEjectionMs === undefined ? d.baseEjectionMs : num(o.baseEjectionMs, `${where}.baseEjectionMs`, 1, MAX_MS, true),
-    maxEjectionMs: o.maxEjectionMs === undefined ? d.maxEjectionMs : num(o.maxEjectionMs, `${where}.maxEjectionMs`, 1, MAX_MS, true),
-    maxEjectionPercent: o.maxEjectionPercent === undefined ? d.maxEjectionPercent : num(o.maxEjectionPercent, `${where}.maxEjectionPercent`, 0, 100, false),
+    consecutiveFailures:
+      o.consecutiveFailures === undefined
+        ? d.consecutiveFailures
+        : num(o.consecutiveFailures, `${where}.consecutiveFailures`, 1, 1000, true),
+    baseEjectionMs:
+      o.baseEjectionMs === undefined
+        ? d.baseEjectionMs
+        : num(o.baseEjectionMs, `${where}.baseEjectionMs`, 1, MAX_MS, true),
+    maxEjectionMs:
+      o.maxEjectionMs === undefined ? d.maxEjectionMs : num(o.maxEjectionMs, `${where}.maxEjectionMs`, 1, MAX_MS, true),
+    maxEjectionPercent:
+      o.maxEjectionPercent === undefined
+        ? d.maxEjectionPercent
+        : num(o.maxEjectionPercent, `${where}.maxEjectionPercent`, 0, 100, false),
   };
   if (out.maxEjectionMs < out.baseEjectionMs) {
-    if (o.maxEjectionMs !== undefined) throw configError(`${where}.maxEjectionMs`, `must be ≥ baseEjectionMs (${out.baseEjectionMs})`);
+    if (o.maxEjectionMs !== undefined)
+      throw configError(`${where}.maxEjectionMs`, `must be ≥ baseEjectionMs (${out.baseEjectionMs})`);
     out.maxEjectionMs = out.baseEjectionMs;
   }
   return out;
@@ -224,15 +310,20 @@ function resolveBudget(b: RetryBudgetOptions, where: string): ResolvedBudget {
   keysOf(b, ['ratio', 'minPerSecond'], where);
   return {
     ratio: b.ratio === undefined ? DEFAULT_BUDGET.ratio : num(b.ratio, `${where}.ratio`, 0, 10, false),
-    minPerSecond: b.minPerSecond === undefined ? DEFAULT_BUDGET.minPerSecond : num(b.minPerSecond, `${where}.minPerSecond`, 0, 1_000_000, false),
+    minPerSecond:
+      b.minPerSecond === undefined
+        ? DEFAULT_BUDGET.minPerSecond
+        : num(b.minPerSecond, `${where}.minPerSecond`, 0, 1_000_000, false),
   };
 }
 
 function resolveHedge(h: HedgeOptions, where: string): ResolvedHedge {
   keysOf(h, ['afterMs', 'percentile', 'minMs'], where);
-  if ((h.afterMs === undefined) === (h.percentile === undefined)) throw configError(where, 'give exactly one of afterMs or percentile');
+  if ((h.afterMs === undefined) === (h.percentile === undefined))
+    throw configError(where, 'give exactly one of afterMs or percentile');
   const minMs = h.minMs === undefined ? 1 : num(h.minMs, `${where}.minMs`, 0, MAX_MS, false);
-  if (h.afterMs !== undefined) return { afterMs: num(h.afterMs, `${where}.afterMs`, 0, MAX_MS, false), percentile: null, minMs };
+  if (h.afterMs !== undefined)
+    return { afterMs: num(h.afterMs, `${where}.afterMs`, 0, MAX_MS, false), percentile: null, minMs };
   return { afterMs: null, percentile: num(h.percentile, `${where}.percentile`, 50, 99.9, false), minMs };
 }
 
@@ -242,14 +333,24 @@ function resolveCollapse(c: CollapseOptions, where: string): ResolvedCollapse {
     if (list === undefined) return [];
     if (!Array.isArray(list)) throw configError(`${where}.${field}`, 'must be a list of field names');
     return list.map((f: unknown, i) => {
-      if (typeof f !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(f)) throw configError(`${where}.${field}[${i}]`, `must be a field name, got ${JSON.stringify(f)}`);
+      if (typeof f !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(f))
+        throw configError(`${where}.${field}[${i}]`, `must be a field name, got ${JSON.stringify(f)}`);
       return f.toLowerCase();
     });
   };
   const priv = new Set([...PRIVATE_FIELDS, ...names(c.private, 'private')]);
   const key = names(c.key, 'key');
   key.forEach((name, i) => {
-    if (priv.has(name)) throw configError(`${where}.key[${i}]`, `${name}: a request carrying it is never collapsed (one client's answer is not another's)`);
+    if (priv.has(name))
+      throw configError(
+        `${where}.key[${i}]`,
+        `${name}: a request carrying it is never collapsed (one client's answer is not another's)`,
+      );
   });
-  return { key, maxWaiters: c.maxWaiters === undefined ? DEFAULT_MAX_WAITERS : num(c.maxWaiters, `${where}.maxWaiters`, 1, 100_000, true), private: priv };
+  return {
+    key,
+    maxWaiters:
+      c.maxWaiters === undefined ? DEFAULT_MAX_WAITERS : num(c.maxWaiters, `${where}.maxWaiters`, 1, 100_000, true),
+    private: priv,
+  };
 }

@@ -26,7 +26,8 @@ export function failureStatus(status: number): boolean {
  * at each interval a host stays healthy). Updates `s.multiplier`.
  */
 export function ejectionMs(s: EndpointState, o: ResolvedOutlier, now: number): number {
-  if (s.multiplier > 0 && s.admittedAt > 0) s.multiplier = Math.max(0, s.multiplier - Math.floor((now - s.admittedAt) / o.baseEjectionMs));
+  if (s.multiplier > 0 && s.admittedAt > 0)
+    s.multiplier = Math.max(0, s.multiplier - Math.floor((now - s.admittedAt) / o.baseEjectionMs));
   s.multiplier++;
   return Math.min(o.maxEjectionMs, o.baseEjectionMs * s.multiplier);
 }

@@ -14,7 +14,15 @@ export interface BodyEvents {
   onTrailers(trailers: HeaderList): void;
 }
 
-const enum St { Length, ChunkSize, ChunkData, ChunkDataEnd, Trailers, UntilClose, Done }
+const enum St {
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  UntilClose,
+  Done,
+}
 
 const CRLF = Buffer.from('\r\n');
 /** A chunk-size line (size and extensions, RFC 9112 §7.1.1) longer than this is refused. */
@@ -53,11 +61,17 @@ export class H1BodyDecoder {
     this.#strictTrailers = strictTrailers;
   }
 
-  get done(): boolean { return this.#st === St.Done; }
+  get done(): boolean {
+    return this.#st === St.Done;
+  }
   /** Reading until the connection closes (a response without length, RFC 9112 §6.3 item 8). */
-  get untilClose(): boolean { return this.#st === St.UntilClose; }
+  get untilClose(): boolean {
+    return this.#st === St.UntilClose;
+  }
   /** Bytes still to come of a counted body; null for a chunked one (its end is not known yet) or one read until close. */
-  get lengthLeft(): number | null { return this.#st === St.Length ? this.#remaining : this.#st === St.Done ? 0 : null; }
+  get lengthLeft(): number | null {
+    return this.#st === St.Length ? this.#remaining : this.#st === St.Done ? 0 : null;
+  }
 
   start(framing: 'length' | 'chunked' | 'close', length = 0): void {
     this.#held.clear();
@@ -100,8 +114,12 @@ export class H1BodyDecoder {
           if (this.#remaining === 0) this.#st = St.ChunkDataEnd;
           break;
         case St.ChunkDataEnd:
-          if (chunk.length < 2) { this.#held.hold(chunk, false); return null; }
-          if (chunk[0] !== 0x0d || chunk[1] !== 0x0a) throw new H1ParseError('malformed', 'chunk data not followed by CRLF');
+          if (chunk.length < 2) {
+            this.#held.hold(chunk, false);
+            return null;
+          }
+          if (chunk[0] !== 0x0d || chunk[1] !== 0x0a)
+            throw new H1ParseError('malformed', 'chunk data not followed by CRLF');
           chunk = chunk.subarray(2);
           this.#st = St.ChunkSize;
           break;
@@ -135,11 +153,14 @@ export class H1BodyDecoder {
     if (eol > MAX_CHUNK_LINE) throw new H1ParseError('malformed', 'chunk size line too long');
     const line = chunk.toString('latin1', 0, eol);
     // A bare CR or LF inside the line could end it differently for another parser (RFC 9112 §2.2).
-    if (line.includes('\r') || line.includes('\n')) throw new H1ParseError('malformed', 'bare CR or LF in a chunk size line');
+    if (line.includes('\r') || line.includes('\n'))
+      throw new H1ParseError('malformed', 'bare CR or LF in a chunk size line');
     const semi = line.indexOf(';'); // chunk extensions are ignored (RFC 9112 §7.1.1)
     const hex = semi < 0 ? line : line.slice(0, semi);
-    if (!CHUNK_SIZE_RE.test(hex)) throw new H1ParseError('malformed', `invalid chunk size ${JSON.stringify(line.slice(0, 40))}`);
-    if (semi >= 0 && !CHUNK_EXT_RE.test(line.slice(semi))) throw new H1ParseError('malformed', `invalid chunk extension ${JSON.stringify(line.slice(semi, semi + 40))}`);
+    if (!CHUNK_SIZE_RE.test(hex))
+      throw new H1ParseError('malformed', `invalid chunk size ${JSON.stringify(line.slice(0, 40))}`);
+    if (semi >= 0 && !CHUNK_EXT_RE.test(line.slice(semi)))
+      throw new H1ParseError('malformed', `invalid chunk extension ${JSON.stringify(line.slice(semi, semi + 40))}`);
     const size = parseInt(hex, 16);
     if (size === 0) this.#st = St.Trailers;
     else {
@@ -154,7 +175,10 @@ export class H1BodyDecoder {
       this.#st = St.Done;
       return chunk.subarray(2);
     }
-    if (chunk.length < 2) { this.#held.hold(chunk, false); return null; }
+    if (chunk.length < 2) {
+      this.#held.hold(chunk, false);
+      return null;
+    }
     const h = splitHead(chunk, this.#maxTrailerBytes, 'trailer');
     if (!h) {
       this.#held.hold(chunk, true);
@@ -162,7 +186,9 @@ export class H1BodyDecoder {
     }
     const trailers = parseFieldLines(h.text, 0);
     if (this.#strictTrailers) {
-      for (const [n] of trailers) if (n === 'transfer-encoding' || n === 'content-length') throw new H1ParseError('malformed', `${n} in the trailer section`);
+      for (const [n] of trailers)
+        if (n === 'transfer-encoding' || n === 'content-length')
+          throw new H1ParseError('malformed', `${n} in the trailer section`);
     }
     this.#sink.onTrailers(trailers);
     this.#st = St.Done;

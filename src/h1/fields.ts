@@ -33,7 +33,9 @@ export function transferCodings(te: string): string[] {
   const out = te.split(',').map((s) => trimOws(s).toLowerCase());
   if (out.includes('')) throw new H1ParseError('malformed', 'empty element in Transfer-Encoding');
   // RFC 9112 §7: a transfer-coding is a token (parameters, which no registered coding takes, are refused too).
-  for (const c of out) if (!TOKEN_RE.test(c)) throw new H1ParseError('malformed', `invalid transfer coding ${JSON.stringify(c.slice(0, 40))}`);
+  for (const c of out)
+    if (!TOKEN_RE.test(c))
+      throw new H1ParseError('malformed', `invalid transfer coding ${JSON.stringify(c.slice(0, 40))}`);
   return out;
 }
 
@@ -81,18 +83,75 @@ function remember(wire: string, lower: string): void {
   else if (!list.some(([w]) => w === wire)) list.push([wire, lower]);
 }
 for (const n of [
-  'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'access-control-allow-origin', 'age', 'alt-svc',
-  'authorization', 'cache-control', 'connection', 'content-disposition', 'content-encoding', 'content-language',
-  'content-length', 'content-location', 'content-range', 'content-security-policy', 'content-type', 'cookie', 'date',
-  'etag', 'expect', 'expires', 'forwarded', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
-  'if-unmodified-since', 'keep-alive', 'last-modified', 'link', 'location', 'origin', 'pragma', 'range', 'referer',
-  'retry-after', 'server', 'set-cookie', 'strict-transport-security', 'te', 'trailer', 'transfer-encoding',
-  'upgrade', 'user-agent', 'vary', 'via', 'www-authenticate', 'x-content-type-options', 'x-forwarded-for',
-  'x-forwarded-host', 'x-forwarded-proto', 'x-frame-options', 'x-request-id', 'traceparent', 'tracestate',
-  'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user', 'upgrade-insecure-requests',
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'accept-ranges',
+  'access-control-allow-origin',
+  'age',
+  'alt-svc',
+  'authorization',
+  'cache-control',
+  'connection',
+  'content-disposition',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-range',
+  'content-security-policy',
+  'content-type',
+  'cookie',
+  'date',
+  'etag',
+  'expect',
+  'expires',
+  'forwarded',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'keep-alive',
+  'last-modified',
+  'link',
+  'location',
+  'origin',
+  'pragma',
+  'range',
+  'referer',
+  'retry-after',
+  'server',
+  'set-cookie',
+  'strict-transport-security',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'user-agent',
+  'vary',
+  'via',
+  'www-authenticate',
+  'x-content-type-options',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-frame-options',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'sec-fetch-site',
+  'sec-fetch-mode',
+  'sec-fetch-dest',
+  'sec-fetch-user',
+  'upgrade-insecure-requests',
 ]) {
   remember(n, n);
-  remember(n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()), n);
+  remember(
+    n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()),
+    n,
+  );
 }
 remember('ETag', 'etag');
 remember('WWW-Authenticate', 'www-authenticate');
@@ -124,7 +183,8 @@ function fieldName(text: string, start: number, end: number): string {
   // returns the same string) must not keep the head it was sliced from alive.
   const raw = detached(text.slice(start, end));
   // RFC 9112 §5.1: no whitespace between the field name and the colon (a 400 for a request).
-  if (!TOKEN_RE.test(raw)) throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(raw.slice(0, 60))}`);
+  if (!TOKEN_RE.test(raw))
+    throw new H1ParseError('malformed', `invalid header name ${JSON.stringify(raw.slice(0, 60))}`);
   const lower = raw.toLowerCase();
   // Only names the table can hold use up its learning budget.
   if (learned < LEARNED_NAMES && raw.length < MAX_TABLE_NAME) {
@@ -172,7 +232,9 @@ export class FieldMemory<Made extends object = object> {
    * lines is remembered and it is at most MEMORY_HEAD_MAX characters, else null; and its number of lines.
    */
   #head: string | null = null;
-  get head(): string | null { return this.#head; }
+  get head(): string | null {
+    return this.#head;
+  }
   #count = 0;
   /** Bytes of the last head with its final CRLF CRLF: where the connection's next head most likely ends (splitHead). */
   headBytes = 0;
@@ -181,7 +243,9 @@ export class FieldMemory<Made extends object = object> {
    * makes again: given by the parser once that head is read (`keep`), dropped with the head.
    */
   #made: Made | null = null;
-  get made(): Made | null { return this.#made; }
+  get made(): Made | null {
+    return this.#made;
+  }
 
   /**
    * Keep what the parser made of the head just read — only while that head is kept: its strings are slices of
@@ -259,7 +323,13 @@ export class FieldMemory<Made extends object = object> {
  * the table does not know), no line strings. The lines are counted as they are read (a count before
  * reading them cost a second walk of every head; a malformed head is counted again, for the answer).
  */
-export function parseFieldLines(text: string, from: number, maxCount = Infinity, what = 'header', memory?: FieldMemory): HeaderList {
+export function parseFieldLines(
+  text: string,
+  from: number,
+  maxCount = Infinity,
+  what = 'header',
+  memory?: FieldMemory,
+): HeaderList {
   if (memory !== undefined) {
     const same = memory.again(text, maxCount);
     if (same !== null) return same;
@@ -289,18 +359,24 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
       // RFC 9112 §5.2: obs-fold is refused (a proxy cannot repair it safely).
       if (c === 0x20 || c === 0x09) throw new H1ParseError('malformed', 'obsolete line folding in header section');
       const colon = text.indexOf(':', pos);
-      if (colon <= pos || colon > end) throw new H1ParseError('malformed', `malformed header line ${JSON.stringify(text.slice(pos, Math.min(end, pos + 60)))}`);
+      if (colon <= pos || colon > end)
+        throw new H1ParseError(
+          'malformed',
+          `malformed header line ${JSON.stringify(text.slice(pos, Math.min(end, pos + 60)))}`,
+        );
       const name = fieldName(text, pos, colon);
       // RFC 9110 §5.5: OWS around the value is not part of it.
       let a = colon + 1;
       let b = end;
       while (a < b && (text.charCodeAt(a) === 0x20 || text.charCodeAt(a) === 0x09)) a++;
       let tabAfter = false;
-      for (let w = text.charCodeAt(b - 1); b > a && (w === 0x20 || w === 0x09); w = text.charCodeAt(--b - 1)) if (w === 0x09) tabAfter = true;
+      for (let w = text.charCodeAt(b - 1); b > a && (w === 0x20 || w === 0x09); w = text.charCodeAt(--b - 1))
+        if (w === 0x09) tabAfter = true;
       // llhttp reads a Transfer-Encoding whose `chunked` is followed by a tab as not chunked (it skips only spaces
       // there), where RFC 9110 §5.6.3 makes the tab OWS: parsers disagree on the message's framing (RFC 9112 §6.1,
       // §11.2), so such a value is refused, as `chunked,` is (transferCodings).
-      if (tabAfter && name === 'transfer-encoding') throw new H1ParseError('malformed', 'Transfer-Encoding value followed by a tab');
+      if (tabAfter && name === 'transfer-encoding')
+        throw new H1ParseError('malformed', 'Transfer-Encoding value followed by a tab');
       const value = text.slice(a, b);
       if (BAD_FIELD_VALUE_RE.test(value)) throw new H1ParseError('malformed', `invalid header value for ${name}`);
       out.push([name, value]);
@@ -310,7 +386,12 @@ export function parseFieldLines(text: string, from: number, maxCount = Infinity,
   } catch (e) {
     // Too many lines is the answer even when an earlier line is malformed (the count is not bounded by the
     // lines read so far): counted only on this path, so a well-formed head is walked once.
-    if (e instanceof H1ParseError && e.kind === 'malformed' && maxCount !== Infinity && countLines(text, from, maxCount) > maxCount) {
+    if (
+      e instanceof H1ParseError &&
+      e.kind === 'malformed' &&
+      maxCount !== Infinity &&
+      countLines(text, from, maxCount) > maxCount
+    ) {
       throw new H1ParseError('too-large', `more than ${maxCount} ${what} fields`);
     }
     throw e;
@@ -338,7 +419,9 @@ export class HeldBytes {
   /** `#bytes` is a head's start that holds no end (nor a bare LF LF): new bytes alone need a search. */
   #headStart = false;
 
-  get held(): boolean { return this.#bytes !== null; }
+  get held(): boolean {
+    return this.#bytes !== null;
+  }
 
   clear(): void {
     this.#bytes = null;
@@ -364,7 +447,11 @@ export class HeldBytes {
     }
     const length = held.length + data.length;
     const edge = Buffer.concat([held.subarray(Math.max(0, held.length - 3)), data.subarray(0, 3)]);
-    const mayEnd = edge.indexOf(HEADER_END) >= 0 || edge.indexOf(LF_LF) >= 0 || data.indexOf(HEADER_END) >= 0 || data.indexOf(LF_LF) >= 0;
+    const mayEnd =
+      edge.indexOf(HEADER_END) >= 0 ||
+      edge.indexOf(LF_LF) >= 0 ||
+      data.indexOf(HEADER_END) >= 0 ||
+      data.indexOf(LF_LF) >= 0;
     let room = this.#room;
     if (room === null || room.length < length) {
       room = Buffer.allocUnsafe(Math.max(256, 2 * length));
@@ -389,22 +476,37 @@ export class HeldBytes {
  * end it is `too-large` (the 431 / the response error), so a peer cannot make
  * us buffer without bound.
  */
-export function splitHead(chunk: Buffer, maxBytes: number, what: string, memory: FieldMemory | null = null): { text: string; rest: Buffer } | null {
+export function splitHead(
+  chunk: Buffer,
+  maxBytes: number,
+  what: string,
+  memory: FieldMemory | null = null,
+): { text: string; rest: Buffer } | null {
   // `memory`: the connection's last head. When this one ends where that one did (FieldMemory.headBytes) — CRLF CRLF
   // there, none earlier (in the text, or from a CRLF just before those four bytes) — it is taken without a search of
   // the bytes (a call into Node's binding, dearer than a search of the text already made); and when it is that head
   // again, which held no CRLF CRLF, without a search of the text either.
   const likely = memory === null ? 0 : memory.headBytes;
-  if (likely >= 8 && likely <= chunk.length && likely <= maxBytes && chunk[likely - 1] === 0x0a && chunk[likely - 2] === 0x0d
-    && chunk[likely - 3] === 0x0a && chunk[likely - 4] === 0x0d && !(chunk[likely - 5] === 0x0a && chunk[likely - 6] === 0x0d)) {
+  if (
+    likely >= 8 &&
+    likely <= chunk.length &&
+    likely <= maxBytes &&
+    chunk[likely - 1] === 0x0a &&
+    chunk[likely - 2] === 0x0d &&
+    chunk[likely - 3] === 0x0a &&
+    chunk[likely - 4] === 0x0d &&
+    !(chunk[likely - 5] === 0x0a && chunk[likely - 6] === 0x0d)
+  ) {
     const text = chunk.toString('latin1', 0, likely - 4);
-    if (text === (memory as FieldMemory).head || text.indexOf('\r\n\r\n') < 0) return { text, rest: likely === chunk.length ? NOTHING : chunk.subarray(likely) };
+    if (text === (memory as FieldMemory).head || text.indexOf('\r\n\r\n') < 0)
+      return { text, rest: likely === chunk.length ? NOTHING : chunk.subarray(likely) };
   }
   const end = chunk.indexOf(HEADER_END);
   if ((end < 0 ? chunk.length : end + 4) > maxBytes) {
     // RFC 9112 §3: a request-target longer than the server will parse is a 414, not a 431.
     const lineEnd = what === 'request' ? chunk.indexOf(0x0d) : 0;
-    if (lineEnd < 0 || lineEnd > maxBytes) throw new H1ParseError('target-too-long', `request line exceeds ${maxBytes} bytes`);
+    if (lineEnd < 0 || lineEnd > maxBytes)
+      throw new H1ParseError('target-too-long', `request line exceeds ${maxBytes} bytes`);
     throw new H1ParseError('too-large', `${what} header section exceeds ${maxBytes} bytes`);
   }
   if (end < 0) {

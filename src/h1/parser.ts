@@ -14,7 +14,17 @@ import { H1BodyDecoder } from './body.js';
 import { contentLengthOf } from '../http/field-section.js';
 import { CONTENT_LENGTH_RE } from '../http/fields.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, connectionOptions, FieldMemory, H1ParseError, HeldBytes, parseFieldLines, splitHead, transferCodings } from './fields.js';
+import {
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  connectionOptions,
+  FieldMemory,
+  H1ParseError,
+  HeldBytes,
+  parseFieldLines,
+  splitHead,
+  transferCodings,
+} from './fields.js';
 
 export { H1ParseError } from './fields.js';
 
@@ -50,9 +60,18 @@ export interface H1ParserLimits {
   maxHeaderCount: number;
 }
 
-const enum St { Idle, Head, Body, Done }
+const enum St {
+  Idle,
+  Head,
+  Body,
+  Done,
+}
 
-interface StatusLine { readonly minor: number; readonly status: number; readonly reason: string }
+interface StatusLine {
+  readonly minor: number;
+  readonly status: number;
+  readonly reason: string;
+}
 /** RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). */
 const STATUS_LINE_RE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/;
 /**
@@ -153,7 +172,11 @@ export class H1ResponseParser {
    * else mid-message is an error (`truncated`).
    */
   eof(): 'complete' | 'idle' | 'truncated' {
-    if (this.#st === St.Body && this.#body.untilClose) { this.#body.finishAtClose(); this.#complete(); return 'complete'; }
+    if (this.#st === St.Body && this.#body.untilClose) {
+      this.#body.finishAtClose();
+      this.#complete();
+      return 'complete';
+    }
     if (this.#st === St.Idle || this.#st === St.Done) return 'idle';
     return 'truncated';
   }
@@ -186,12 +209,15 @@ export class H1ResponseParser {
       if (minor === 0) throw new H1ParseError('malformed', `interim ${status} response labelled HTTP/1.0`);
       // RFC 9110 §8.6, RFC 9112 §6.1: no Content-Length or Transfer-Encoding in a 1xx (it has no content).
       for (const [n, v] of headers) {
-        if (n === 'content-length' || n === 'transfer-encoding') throw new H1ParseError('malformed', `${n} in an interim ${status} response`);
+        if (n === 'content-length' || n === 'transfer-encoding')
+          throw new H1ParseError('malformed', `${n} in an interim ${status} response`);
         // RFC 9112 §9.6: a server that sends `close` closes after that response — a 1xx included — so whatever
         // follows on this connection is not its answer (llhttp stops there too).
-        if (n === 'connection' && (connectionOptions(v) & CONN_CLOSE) !== 0) throw new H1ParseError('malformed', `Connection: close in an interim ${status} response`);
+        if (n === 'connection' && (connectionOptions(v) & CONN_CLOSE) !== 0)
+          throw new H1ParseError('malformed', `Connection: close in an interim ${status} response`);
       }
-      if (++this.#interims > MAX_INTERIM_RESPONSES) throw new H1ParseError('malformed', `more than ${MAX_INTERIM_RESPONSES} interim responses`);
+      if (++this.#interims > MAX_INTERIM_RESPONSES)
+        throw new H1ParseError('malformed', `more than ${MAX_INTERIM_RESPONSES} interim responses`);
       this.#h.onInterim?.(status, headers, reason);
       return rest;
     }
@@ -226,13 +252,20 @@ export class H1ResponseParser {
     }
     // RFC 9112 §6.3 item 5: a list of identical values may be accepted; differing or invalid ones are an error.
     // One field of digits (the usual) is its value; anything else goes by contentLengthOf's rule.
-    const contentLength = lengths === 0 ? null : lengths === 1 && CONTENT_LENGTH_RE.test(length) ? Number(length) : contentLengthOf(headers);
-    if (contentLength !== null && typeof contentLength === 'object') throw new H1ParseError('malformed', contentLength.error);
+    const contentLength =
+      lengths === 0
+        ? null
+        : lengths === 1 && CONTENT_LENGTH_RE.test(length)
+          ? Number(length)
+          : contentLengthOf(headers);
+    if (contentLength !== null && typeof contentLength === 'object')
+      throw new H1ParseError('malformed', contentLength.error);
     const options = connection === null ? 0 : connectionOptions(connection);
     let keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
     // RFC 9112 §6.1: both together "ought to be handled as an error" (request smuggling, response splitting):
     // refused whatever the status, as nginx and llhttp do, rather than letting Transfer-Encoding override (§6.3 item 3).
-    if (te !== null && contentLength !== null) throw new H1ParseError('malformed', 'response with both Content-Length and Transfer-Encoding');
+    if (te !== null && contentLength !== null)
+      throw new H1ParseError('malformed', 'response with both Content-Length and Transfer-Encoding');
     let framing: H1Head['framing'];
     if (this.#noBody || status === 204 || status === 304) {
       framing = 'none';
@@ -241,7 +274,11 @@ export class H1ResponseParser {
       // chunked only, so any other coding (`gzip`, `gzip, chunked`) is refused rather than relayed still encoded
       // under no Transfer-Encoding at all (nginx answers such an upstream with 502 too).
       const codings = transferCodings(te);
-      if (codings.length !== 1 || codings[0] !== 'chunked') throw new H1ParseError('unsupported', `response transfer coding ${JSON.stringify(te.slice(0, 60))}: only chunked is decoded`);
+      if (codings.length !== 1 || codings[0] !== 'chunked')
+        throw new H1ParseError(
+          'unsupported',
+          `response transfer coding ${JSON.stringify(te.slice(0, 60))}: only chunked is decoded`,
+        );
       framing = 'chunked';
     } else if (contentLength !== null) {
       framing = contentLength === 0 ? 'none' : 'length';
@@ -249,7 +286,16 @@ export class H1ResponseParser {
       framing = 'close';
     }
     if (framing === 'close') keepAlive = false;
-    const f: Framed = { noBody: this.#noBody, status, reason, minor, keepAlive, keepAliveTimeoutMs, framing, contentLength };
+    const f: Framed = {
+      noBody: this.#noBody,
+      status,
+      reason,
+      minor,
+      keepAlive,
+      keepAliveTimeoutMs,
+      framing,
+      contentLength,
+    };
     this.#fields.keep(f);
     this.#begin(f, headers);
   }
@@ -258,7 +304,16 @@ export class H1ResponseParser {
   #begin(f: Framed, headers: HeaderList): void {
     this.#keepAlive = f.keepAlive;
     const { framing, contentLength } = f;
-    this.#h.onHead({ status: f.status, reason: f.reason, minor: f.minor, headers, keepAlive: f.keepAlive, keepAliveTimeoutMs: f.keepAliveTimeoutMs, framing, contentLength });
+    this.#h.onHead({
+      status: f.status,
+      reason: f.reason,
+      minor: f.minor,
+      headers,
+      keepAlive: f.keepAlive,
+      keepAliveTimeoutMs: f.keepAliveTimeoutMs,
+      framing,
+      contentLength,
+    });
     if (framing === 'none') this.#complete();
     else {
       this.#st = St.Body;
@@ -266,7 +321,9 @@ export class H1ResponseParser {
     }
   }
 
-  get keepAlive(): boolean { return this.#keepAlive; }
+  get keepAlive(): boolean {
+    return this.#keepAlive;
+  }
 
   /**
    * What is left of the current response's body, for a reader that no longer wants it: its byte count

@@ -25,7 +25,20 @@ import type { HeaderList } from '../http/types.js';
 import { H1BodyDecoder } from './body.js';
 import { CONTENT_LENGTH_RE, isAuthority, TARGET_RE } from '../http/fields.js';
 import { KNOWN_METHODS } from '../http/methods.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, connectionOptions, FieldMemory, firstLine, H1ParseError, HeldBytes, parseFieldLines, splitHead, TOKEN_RE, transferCodings } from './fields.js';
+import {
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  CONN_UPGRADE,
+  connectionOptions,
+  FieldMemory,
+  firstLine,
+  H1ParseError,
+  HeldBytes,
+  parseFieldLines,
+  splitHead,
+  TOKEN_RE,
+  transferCodings,
+} from './fields.js';
 
 export interface H1RequestHead {
   method: string;
@@ -62,7 +75,11 @@ export interface H1RequestLimits {
   maxHeaderCount: number;
 }
 
-const enum St { Head, Body, Stopped }
+const enum St {
+  Head,
+  Body,
+  Stopped,
+}
 
 /** The field list of a head kept for its other parts (FieldMemory.made): never handed out. */
 const NO_FIELDS: HeaderList = [];
@@ -102,12 +119,18 @@ export class H1RequestParser {
   }
 
   /** Between messages: nothing of a next request has been read. */
-  get idle(): boolean { return this.#st === St.Head && !this.#held.held; }
+  get idle(): boolean {
+    return this.#st === St.Head && !this.#held.held;
+  }
   /** A message head arrived and its body (if any) is being read. */
-  get inBody(): boolean { return this.#st === St.Body; }
+  get inBody(): boolean {
+    return this.#st === St.Body;
+  }
 
   /** Ask the parser to stop at the end of the current message (bounded pipelining). */
-  pauseAfterMessage(): void { this.#pauseAfter = true; }
+  pauseAfterMessage(): void {
+    this.#pauseAfter = true;
+  }
 
   /**
    * Feed bytes. Returns the bytes not parsed because the parser stopped
@@ -149,7 +172,8 @@ export class H1RequestParser {
   #head(chunk: Buffer): Buffer | null {
     // §2.2: empty lines before the request line are ignored (bounded).
     let skip = 0;
-    while (skip + 1 < chunk.length && chunk[skip] === 0x0d && chunk[skip + 1] === 0x0a && skip < 2 * MAX_LEADING_CRLF) skip += 2;
+    while (skip + 1 < chunk.length && chunk[skip] === 0x0d && chunk[skip + 1] === 0x0a && skip < 2 * MAX_LEADING_CRLF)
+      skip += 2;
     if (skip > 0) chunk = chunk.subarray(skip);
     if (chunk.length === 0) return null;
     const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'request', this.#fields);
@@ -201,8 +225,13 @@ export class H1RequestParser {
     const eol = text.indexOf('\r\n');
     const end = eol < 0 ? text.length : eol;
     const sp = text.indexOf(' ');
-    if (sp > 0 && sp < end - 10 && text.startsWith(' HTTP/1.1', end - 9) && (method = knownMethod(text, sp)) !== ''
-      && TARGET_RE.test((target = text.slice(sp + 1, end - 9)))) {
+    if (
+      sp > 0 &&
+      sp < end - 10 &&
+      text.startsWith(' HTTP/1.1', end - 9) &&
+      (method = knownMethod(text, sp)) !== '' &&
+      TARGET_RE.test((target = text.slice(sp + 1, end - 9)))
+    ) {
       minor = 1;
       fieldsFrom = eol < 0 ? text.length : eol + 2;
     } else {
@@ -210,7 +239,8 @@ export class H1RequestParser {
       fieldsFrom = from;
       const m = REQUEST_LINE_RE.exec(line);
       if (!m) {
-        if (/^[^ ]+ [^ ]+ HTTP\/\d+\.\d+$/.test(line)) throw new H1ParseError('version', `unsupported HTTP version in ${JSON.stringify(line.slice(-12))}`);
+        if (/^[^ ]+ [^ ]+ HTTP\/\d+\.\d+$/.test(line))
+          throw new H1ParseError('version', `unsupported HTTP version in ${JSON.stringify(line.slice(-12))}`);
         throw new H1ParseError('malformed', `malformed request line ${JSON.stringify(line.slice(0, 80))}`);
       }
       method = m[1] as string;
@@ -218,7 +248,8 @@ export class H1RequestParser {
       // §2.3: a major version other than 1 gets 505; a higher 1.x minor is served as 1.1.
       if (m[3] !== '1') throw new H1ParseError('version', `HTTP/${m[3]}.${m[4]} is not served over HTTP/1.1 framing`);
       minor = Math.min(1, Number(m[4]));
-      if (!TOKEN_RE.test(method)) throw new H1ParseError('malformed', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
+      if (!TOKEN_RE.test(method))
+        throw new H1ParseError('malformed', `invalid method ${JSON.stringify(method.slice(0, 40))}`);
       if (!TARGET_RE.test(target)) throw new H1ParseError('malformed', 'invalid character in the request target');
     }
     const max = this.#limits.maxHeaderCount;
@@ -262,7 +293,8 @@ export class H1RequestParser {
     if (target.charCodeAt(0) === 0x2f) form = 'origin';
     else if (method === 'CONNECT') {
       // §3.2.3: authority-form, for CONNECT only: host and port.
-      if (!isAuthority(target) || !/:\d{1,5}$/.test(target)) throw new H1ParseError('malformed', 'CONNECT needs host:port as its target');
+      if (!isAuthority(target) || !/:\d{1,5}$/.test(target))
+        throw new H1ParseError('malformed', 'CONNECT needs host:port as its target');
       form = 'authority';
       authority = target;
     } else if (target === '*') {
@@ -277,10 +309,12 @@ export class H1RequestParser {
     } else {
       throw new H1ParseError('malformed', 'unsupported request-target form');
     }
-    if (method === 'CONNECT' && form !== 'authority') throw new H1ParseError('malformed', 'CONNECT needs an authority-form target');
+    if (method === 'CONNECT' && form !== 'authority')
+      throw new H1ParseError('malformed', 'CONNECT needs an authority-form target');
 
     // §3.2: exactly one Host in HTTP/1.1 (an absolute-form target still needs one).
-    if (minor === 1 && hosts !== 1) throw new H1ParseError('malformed', hosts === 0 ? 'missing Host' : 'more than one Host');
+    if (minor === 1 && hosts !== 1)
+      throw new H1ParseError('malformed', hosts === 0 ? 'missing Host' : 'more than one Host');
     if (hosts > 1) throw new H1ParseError('malformed', 'more than one Host');
     if (authority && !isAuthority(authority)) throw new H1ParseError('malformed', 'invalid Host');
 
@@ -291,18 +325,24 @@ export class H1RequestParser {
       if (cl !== null) throw new H1ParseError('malformed', 'both Content-Length and Transfer-Encoding');
       if (minor === 0) throw new H1ParseError('malformed', 'Transfer-Encoding in an HTTP/1.0 request');
       const codings = transferCodings(te);
-      if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') throw new H1ParseError('malformed', 'Transfer-Encoding whose final coding is not chunked');
-      if (codings.indexOf('chunked') !== codings.length - 1) throw new H1ParseError('malformed', 'chunked applied more than once');
+      if (codings.length === 0 || codings[codings.length - 1] !== 'chunked')
+        throw new H1ParseError('malformed', 'Transfer-Encoding whose final coding is not chunked');
+      if (codings.indexOf('chunked') !== codings.length - 1)
+        throw new H1ParseError('malformed', 'chunked applied more than once');
       if (codings.length > 1) throw new H1ParseError('unsupported', `transfer coding ${codings[0]} not implemented`);
       framing = 'chunked';
     } else if (cl !== null) {
-      if (!CONTENT_LENGTH_RE.test(cl)) throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(cl.slice(0, 20))}`);
+      if (!CONTENT_LENGTH_RE.test(cl))
+        throw new H1ParseError('malformed', `invalid Content-Length ${JSON.stringify(cl.slice(0, 20))}`);
       contentLength = Number(cl);
       framing = contentLength > 0 ? 'length' : 'none';
     }
 
     // RFC 9110 §9.3.6: a CONNECT request has no content; what follows its head belongs to the tunnel.
-    if (method === 'CONNECT') { framing = 'none'; contentLength = null; }
+    if (method === 'CONNECT') {
+      framing = 'none';
+      contentLength = null;
+    }
 
     const options = connection === null ? 0 : connectionOptions(connection);
     const keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
@@ -312,9 +352,20 @@ export class H1RequestParser {
     // on an http URL sends it: the request is answered as the ordinary HTTP/1.1 request it also is.
     // A request with content is not upgraded either (§7.8 again): its content would have to go first, in HTTP/1.1,
     // while we hand the bytes after the head to the new protocol. A WebSocket opening (RFC 6455 §4.1) has none.
-    const wantsUpgrade = minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 && framing === 'none' && !H2C_RE.test(upgrade) ? upgrade : null;
+    const wantsUpgrade =
+      minor === 1 && upgrade !== null && (options & CONN_UPGRADE) !== 0 && framing === 'none' && !H2C_RE.test(upgrade)
+        ? upgrade
+        : null;
     return {
-      method, target, form, minor, headers, authority, keepAlive, framing, contentLength,
+      method,
+      target,
+      form,
+      minor,
+      headers,
+      authority,
+      keepAlive,
+      framing,
+      contentLength,
       expectContinue: minor === 1 && expect === '100-continue' && framing !== 'none',
       upgrade: wantsUpgrade,
     };

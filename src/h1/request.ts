@@ -6,7 +6,6 @@ import { BAD_FIELD_VALUE_RE, isClean, isFieldName } from '../http/fields.js';
 /** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-
 export interface SerializedHead {
   head: string;
   /** How the body must be framed on the wire. */

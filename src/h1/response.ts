@@ -14,7 +14,13 @@ import type { HeaderList } from '../http/types.js';
 
 const CRLF = '\r\n';
 /** Fields we set ourselves from the framing we choose: a handler's are dropped. */
-const FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
+const FRAMING: ReadonlySet<string> = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+]);
 /** Interim and 101 responses keep Connection and Upgrade; they have no body. */
 const BODY_FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
 
@@ -54,7 +60,8 @@ export class ResponseHeadWriter {
     this.declared = null;
     if (headers === undefined) return text;
     for (const [n, v] of headers) {
-      if (!checked && (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v))) throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
+      if (!checked && (!isFieldName(n) || BAD_FIELD_VALUE_RE.test(v)))
+        throw new TypeError(`handler gave an invalid response field ${JSON.stringify(n)}`);
       const name = checked ? n : n.toLowerCase();
       if (skip.has(name)) {
         if (name === 'content-length') this.declared = v;

@@ -19,8 +19,21 @@ import { concatBytes } from '../codec/bytes.js';
 import { IdMap } from '../util/id-map.js';
 import { H2ErrorCode } from '../codec/errors.js';
 import {
-  CLIENT_PREFACE, dataFrameHeader, encodeGoaway, encodeHeaders, encodePing, encodeRstStream, encodeSettings, encodeWindowUpdate,
-  H2Error, H2FrameReader, H2FrameType, H2Setting, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, type H2Frame,
+  CLIENT_PREFACE,
+  dataFrameHeader,
+  encodeGoaway,
+  encodeHeaders,
+  encodePing,
+  encodeRstStream,
+  encodeSettings,
+  encodeWindowUpdate,
+  H2Error,
+  H2FrameReader,
+  H2FrameType,
+  H2Setting,
+  MAX_WINDOW,
+  DEFAULT_MAX_FRAME_SIZE,
+  type H2Frame,
 } from '../codec/h2frame.js';
 import { HpackDecoder } from '../codec/hpack/decoder.js';
 import { HpackEncoder } from '../codec/hpack/encoder.js';
@@ -85,7 +98,14 @@ export class H2Connection {
   #lastPeerId = 0;
   #peerOpen = 0;
   /** A header block in progress (HEADERS without END_HEADERS, then CONTINUATION only, §6.10). */
-  #block: { streamId: number; parts: Uint8Array[]; bytes: number; frames: number; endStream: boolean; selfDependent: boolean } | null = null;
+  #block: {
+    streamId: number;
+    parts: Uint8Array[];
+    bytes: number;
+    frames: number;
+    endStream: boolean;
+    selfDependent: boolean;
+  } | null = null;
   #prefaceLeft: number;
   #goawaySent: number | null = null;
   #goawayReceived: number | null = null;
@@ -105,7 +125,10 @@ export class H2Connection {
     this.#windowSize = o.windowSize ?? 4 * 1024 * 1024;
     this.#maxHeaderListSize = o.maxHeaderListSize ?? 64 * 1024;
     this.#maxConcurrent = o.maxConcurrentStreams ?? 100;
-    this.#decoder = new HpackDecoder({ maxTableSize: o.headerTableSize ?? 4096, maxHeaderListSize: this.#maxHeaderListSize });
+    this.#decoder = new HpackDecoder({
+      maxTableSize: o.headerTableSize ?? 4096,
+      maxHeaderListSize: this.#maxHeaderListSize,
+    });
     this.#floods = new FloodGuard(o.limits);
     this.#enableConnectProtocol = o.role === 'server' && o.enableConnectProtocol === true;
     this.#nextId = o.role === 'client' ? 1 : 2;
@@ -134,14 +157,26 @@ export class H2Connection {
     }
   }
 
-  on(listener: H2Listener): void { this.#listener = listener; }
-  get closed(): boolean { return this.#closed; }
+  on(listener: H2Listener): void {
+    this.#listener = listener;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
   /** Streams we may open now (the peer's limit minus our open ones; before its SETTINGS: 100, RFC 9113 §6.5.2 recommends at least that). */
-  get capacity(): number { return this.#peerMaxConcurrent ?? 100; }
-  get openStreams(): number { return this.#streams.size; }
-  get goawayReceived(): number | null { return this.#goawayReceived; }
+  get capacity(): number {
+    return this.#peerMaxConcurrent ?? 100;
+  }
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+  get goawayReceived(): number | null {
+    return this.#goawayReceived;
+  }
   /** The server allows extended CONNECT (RFC 8441 §3): requests may carry `:protocol`. */
-  get peerAllowsExtendedConnect(): boolean { return this.#peerConnectProtocol; }
+  get peerAllowsExtendedConnect(): boolean {
+    return this.#peerConnectProtocol;
+  }
 
   /** Frames to write, in order; the driver writes them together (one write per turn). */
   takeOutput(): Uint8Array[] {
@@ -166,7 +201,10 @@ export class H2Connection {
     if (this.#closed || this.#goawayReceived !== null || this.role !== 'client') return null;
     if (this.#ownOpen() >= this.capacity || this.#nextId > MAX_STREAM_ID) return null;
     const why = checkFieldSection(headers, 'request', this.#peerConnectProtocol);
-    if (why) throw new TypeError(`malformed request: ${why}${headers.some(([n]) => n === ':protocol') && !this.#peerConnectProtocol ? ' (the server did not enable extended CONNECT, RFC 8441 §3)' : ''}`);
+    if (why)
+      throw new TypeError(
+        `malformed request: ${why}${headers.some(([n]) => n === ':protocol') && !this.#peerConnectProtocol ? ' (the server did not enable extended CONNECT, RFC 8441 §3)' : ''}`,
+      );
     const id = this.#nextId;
     this.#nextId += 2;
     const s = new H2Stream(id, this.#peerInitialWindow, this.#windowSize);
@@ -306,7 +344,8 @@ export class H2Connection {
       const off = CLIENT_PREFACE.length - this.#prefaceLeft;
       const n = Math.min(this.#prefaceLeft, b.length);
       for (let i = 0; i < n; i++) {
-        if (b[i] !== CLIENT_PREFACE[off + i]) return this.#connectionError(new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'not an HTTP/2 connection preface'));
+        if (b[i] !== CLIENT_PREFACE[off + i])
+          return this.#connectionError(new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'not an HTTP/2 connection preface'));
       }
       this.#prefaceLeft -= n;
       b = b.subarray(n);
@@ -339,7 +378,12 @@ export class H2Connection {
       case 'stream-error':
         // §5.1: on an idle stream only HEADERS and PRIORITY may come; anything else (a zero WINDOW_UPDATE on a stream
         // never opened) is a connection error, not one more RST_STREAM the peer makes us send.
-        if (f.frameType !== H2FrameType.PRIORITY && f.frameType !== H2FrameType.HEADERS && !this.#streams.has(f.streamId) && this.#stateOf(f.streamId) === 'idle') {
+        if (
+          f.frameType !== H2FrameType.PRIORITY &&
+          f.frameType !== H2FrameType.HEADERS &&
+          !this.#streams.has(f.streamId) &&
+          this.#stateOf(f.streamId) === 'idle'
+        ) {
           throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `${f.message} on idle stream ${f.streamId}`);
         }
         return this.#streamError(f.streamId, f.code, f.message);
@@ -371,7 +415,8 @@ export class H2Connection {
         throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE without push enabled');
       case 'priority':
         // RFC 7540 §5.3.1 (kept by h2spec): a stream cannot depend on itself; otherwise ignored (RFC 9113 §5.3.2).
-        if (f.dependsOn === f.streamId) this.#streamError(f.streamId, H2ErrorCode.PROTOCOL_ERROR, 'stream depends on itself');
+        if (f.dependsOn === f.streamId)
+          this.#streamError(f.streamId, H2ErrorCode.PROTOCOL_ERROR, 'stream depends on itself');
         return;
       case 'unknown':
         return; // §5.3.2 deprecated; §5.5 extensions ignored
@@ -388,7 +433,11 @@ export class H2Connection {
     this.#floods.count('settings', now);
     // A frame holds up to 2,730 entries where 7 are defined: nghttp2 refuses more than 32 (CVE-2020-11080, a
     // SETTINGS frame that costs the receiver far more than the sender); so do we.
-    if (f.settings.length > MAX_SETTINGS_ENTRIES) throw new H2Error(H2ErrorCode.ENHANCE_YOUR_CALM, `SETTINGS frame with ${f.settings.length} entries (at most ${MAX_SETTINGS_ENTRIES})`);
+    if (f.settings.length > MAX_SETTINGS_ENTRIES)
+      throw new H2Error(
+        H2ErrorCode.ENHANCE_YOUR_CALM,
+        `SETTINGS frame with ${f.settings.length} entries (at most ${MAX_SETTINGS_ENTRIES})`,
+      );
     // HEADER_TABLE_SIZE rebuilds the encoder's table: once for the frame's smallest value and once for its last
     // (RFC 7541 §4.2: the next block signals both), not once per entry.
     let tableMin = -1;
@@ -408,7 +457,11 @@ export class H2Connection {
           this.#peerInitialWindow = value;
           for (const s of this.#streams.values()) {
             s.sendWindow += delta;
-            if (s.sendWindow > MAX_WINDOW) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE change overflows a window');
+            if (s.sendWindow > MAX_WINDOW)
+              throw new H2Error(
+                H2ErrorCode.FLOW_CONTROL_ERROR,
+                'SETTINGS_INITIAL_WINDOW_SIZE change overflows a window',
+              );
           }
           break;
         }
@@ -417,11 +470,13 @@ export class H2Connection {
           break;
         case H2Setting.ENABLE_PUSH:
           // §6.5.2: a server never enables push (a client's value is a wish we ignore: we never push).
-          if (this.role === 'client' && value === 1) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'server sent SETTINGS_ENABLE_PUSH of 1');
+          if (this.role === 'client' && value === 1)
+            throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'server sent SETTINGS_ENABLE_PUSH of 1');
           break;
         case H2Setting.ENABLE_CONNECT_PROTOCOL:
           // RFC 8441 §3: once 1, the setting may not go back to 0.
-          if (value === 0 && this.#peerConnectProtocol) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_CONNECT_PROTOCOL went from 1 to 0');
+          if (value === 0 && this.#peerConnectProtocol)
+            throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_CONNECT_PROTOCOL went from 1 to 0');
           if (this.role === 'client') this.#peerConnectProtocol = value === 1;
           break;
         default:
@@ -440,7 +495,13 @@ export class H2Connection {
     this.#flushData();
   }
 
-  #onHeaders(streamId: number, block: Uint8Array, endStream: boolean, endHeaders: boolean, selfDependent: boolean): void {
+  #onHeaders(
+    streamId: number,
+    block: Uint8Array,
+    endStream: boolean,
+    endHeaders: boolean,
+    selfDependent: boolean,
+  ): void {
     this.#block = { streamId, parts: [block], bytes: block.length, frames: 0, endStream, selfDependent };
     if (endHeaders) this.#endBlock();
   }
@@ -454,7 +515,10 @@ export class H2Connection {
     b.frames++;
     // CONTINUATION flood: a block is bounded in frames and in bytes, whatever HPACK would make of it.
     if (b.frames > this.#floods.limits.continuations || b.bytes > 2 * this.#maxHeaderListSize) {
-      throw new H2Error(H2ErrorCode.ENHANCE_YOUR_CALM, `header block over ${b.frames > this.#floods.limits.continuations ? `${this.#floods.limits.continuations} CONTINUATION frames` : `${2 * this.#maxHeaderListSize} bytes`}`);
+      throw new H2Error(
+        H2ErrorCode.ENHANCE_YOUR_CALM,
+        `header block over ${b.frames > this.#floods.limits.continuations ? `${this.#floods.limits.continuations} CONTINUATION frames` : `${2 * this.#maxHeaderListSize} bytes`}`,
+      );
     }
     if (endHeaders) this.#endBlock();
   }
@@ -485,7 +549,8 @@ export class H2Connection {
       const state = this.#stateOf(id);
       if (state !== 'idle' || !this.#peerMayOpen(id)) {
         // §5.1.1: a stream the peer may not open, or a new one below its last, is an unexpected identifier.
-        if (state === 'idle' || (state === 'unknown' && this.role === 'server')) throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id}, which the peer may not open now`);
+        if (state === 'idle' || (state === 'unknown' && this.role === 'server'))
+          throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id}, which the peer may not open now`);
         return this.#lateFrame(id, state, 'HEADERS');
       }
       if (id > this.#lastPeerId + 2) {
@@ -510,7 +575,12 @@ export class H2Connection {
       // RFC 9113 §10.5.1: answer an oversized header list per stream (a server may send 431 first; we reset). Our
       // own limit, not the peer's misdeed: not counted as a reset it made us send (an origin whose heads on a busy
       // path exceed it would otherwise lose its whole connection past 100 a second).
-      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `header list over ${this.#maxHeaderListSize} bytes`, false);
+      return this.#streamError(
+        id,
+        H2ErrorCode.PROTOCOL_ERROR,
+        `header list over ${this.#maxHeaderListSize} bytes`,
+        false,
+      );
     }
     const isTrailers = s.headSeen;
     const kind: SectionKind = isTrailers ? 'trailers' : this.role === 'server' ? 'request' : 'response';
@@ -519,31 +589,51 @@ export class H2Connection {
       if (/^1\d\d$/.test(status) && status !== '101') {
         // §8.1: interim responses before the final one; an interim with END_STREAM is malformed.
         if (b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'interim response with END_STREAM');
-        if (++s.interims > MAX_INTERIM_RESPONSES) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `more than ${MAX_INTERIM_RESPONSES} interim responses`);
+        if (++s.interims > MAX_INTERIM_RESPONSES)
+          return this.#streamError(
+            id,
+            H2ErrorCode.PROTOCOL_ERROR,
+            `more than ${MAX_INTERIM_RESPONSES} interim responses`,
+          );
         const bad = checkFieldSection(headers, 'response', false, true);
         if (bad) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `interim response: ${bad}`); // §8.1.1 malformed
         this.#emit({ type: 'interim', streamId: id, headers });
         return;
       }
     }
-    if (isTrailers && !b.endStream) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
+    if (isTrailers && !b.endStream)
+      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
     const why = checkFieldSection(headers, kind, this.#enableConnectProtocol, true); // received: RFC 9113 §8.2.1 too
     if (why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, why); // §8.1.1 malformed
     if (!isTrailers) {
       s.headSeen = true;
       const cl = contentLengthOf(headers);
       if (cl !== null && typeof cl === 'object') return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, cl.error);
-      const bodyless = kind === 'response' && (s.requestMethod === 'HEAD' || /^(204|304)$/.test(headers.find(([n]) => n === ':status')?.[1] ?? ''));
+      const bodyless =
+        kind === 'response' &&
+        (s.requestMethod === 'HEAD' || /^(204|304)$/.test(headers.find(([n]) => n === ':status')?.[1] ?? ''));
       s.expectedLength = bodyless ? null : cl;
       s.bodyless = bodyless;
       if (kind === 'request') s.requestMethod = headers.find(([n]) => n === ':method')?.[1] ?? null;
     }
     if (b.endStream && s.expectedLength !== null && s.received !== s.expectedLength) {
-      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received} bytes, content-length ${s.expectedLength}`);
+      return this.#streamError(
+        id,
+        H2ErrorCode.PROTOCOL_ERROR,
+        `body of ${s.received} bytes, content-length ${s.expectedLength}`,
+      );
     }
     // State first, then the event: a listener that opens a new stream on it sees this one's slot free.
     if (b.endStream) this.#remoteEnd(s);
-    this.#emit({ type: 'headers', streamId: id, headers, endStream: b.endStream, trailers: isTrailers, neverIndexed, contentLength: isTrailers ? null : s.expectedLength });
+    this.#emit({
+      type: 'headers',
+      streamId: id,
+      headers,
+      endStream: b.endStream,
+      trailers: isTrailers,
+      neverIndexed,
+      contentLength: isTrailers ? null : s.expectedLength,
+    });
   }
 
   #onData(id: number, data: Uint8Array, endStream: boolean, flowLength: number, empty: boolean, now: number): void {
@@ -561,7 +651,8 @@ export class H2Connection {
     }
     if (!s.headSeen) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA before HEADERS');
     s.recvWindow -= flowLength;
-    if (s.recvWindow < 0) return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream receive window exceeded');
+    if (s.recvWindow < 0)
+      return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream receive window exceeded');
     // Padding is credited at once, to the connection and to the stream (nobody consumes it: kept from the stream's
     // window, a peer that pads stalled the stream after a window's worth of padding); the data when the reader took it.
     if (flowLength > data.length) {
@@ -571,9 +662,17 @@ export class H2Connection {
     s.received += data.length;
     s.unconsumed += data.length;
     // RFC 9110 §6.4.1, RFC 9113 §8.1.1: content on a response that has none is malformed.
-    if (s.bodyless && data.length > 0) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA on a response without content (HEAD, 204, 304)');
-    if (s.expectedLength !== null && (s.received > s.expectedLength || (endStream && s.received !== s.expectedLength))) {
-      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, `body of ${s.received}${endStream ? '' : '+'} bytes, content-length ${s.expectedLength}`);
+    if (s.bodyless && data.length > 0)
+      return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'DATA on a response without content (HEAD, 204, 304)');
+    if (
+      s.expectedLength !== null &&
+      (s.received > s.expectedLength || (endStream && s.received !== s.expectedLength))
+    ) {
+      return this.#streamError(
+        id,
+        H2ErrorCode.PROTOCOL_ERROR,
+        `body of ${s.received}${endStream ? '' : '+'} bytes, content-length ${s.expectedLength}`,
+      );
     }
     if (endStream) this.#remoteEnd(s);
     this.#emit({ type: 'data', streamId: id, data, endStream });
@@ -582,22 +681,26 @@ export class H2Connection {
   #onWindowUpdate(id: number, increment: number): void {
     if (id === 0) {
       this.#sendWindow += increment;
-      if (this.#sendWindow > MAX_WINDOW) throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'connection send window over 2^31 − 1'); // §6.9.1
+      if (this.#sendWindow > MAX_WINDOW)
+        throw new H2Error(H2ErrorCode.FLOW_CONTROL_ERROR, 'connection send window over 2^31 − 1'); // §6.9.1
     } else {
       const s = this.#streams.get(id);
       if (!s) {
-        if (this.#stateOf(id) === 'idle') throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`); // §5.1
+        if (this.#stateOf(id) === 'idle')
+          throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`); // §5.1
         return; // §5.1 closed: WINDOW_UPDATE may follow our END_STREAM or RST_STREAM
       }
       s.sendWindow += increment;
-      if (s.sendWindow > MAX_WINDOW) return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream send window over 2^31 − 1');
+      if (s.sendWindow > MAX_WINDOW)
+        return this.#streamError(id, H2ErrorCode.FLOW_CONTROL_ERROR, 'stream send window over 2^31 − 1');
     }
     this.#flushData();
   }
 
   #onReset(id: number, code: number, now: number): void {
     const s = this.#streams.get(id);
-    if (!s && this.#stateOf(id) === 'idle') throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`); // §6.4
+    if (!s && this.#stateOf(id) === 'idle')
+      throw new H2Error(H2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`); // §6.4
     // Rapid reset (CVE-2023-44487): a client's resets, counted per window whatever their stream. A server's are
     // not: RFC 9113 §8.1 lets it answer a request early and reset the rest of its body with NO_ERROR, which a
     // busy origin refusing uploads (401, 405, 413) does hundreds of times a second (nghttp2's limit is for
@@ -620,7 +723,12 @@ export class H2Connection {
         }
       }
     }
-    if (code !== H2ErrorCode.NO_ERROR) this.#finish({ code, message: `peer sent GOAWAY (${code})${debug.length ? `: ${Buffer.from(debug).toString('latin1').slice(0, 120)}` : ''}`, byPeer: true });
+    if (code !== H2ErrorCode.NO_ERROR)
+      this.#finish({
+        code,
+        message: `peer sent GOAWAY (${code})${debug.length ? `: ${Buffer.from(debug).toString('latin1').slice(0, 120)}` : ''}`,
+        byPeer: true,
+      });
   }
 
   // ---- internals ----
@@ -795,7 +903,15 @@ export class H2Connection {
     this.#streams.clear();
     this.#peerOpen = 0;
     this.#sendQueue.clear();
-    for (const s of open) this.#emit({ type: 'reset', streamId: s.id, code: error?.code ?? H2ErrorCode.CANCEL, byPeer: error?.byPeer ?? false, ...(error ? { message: error.message } : {}), connection: true });
+    for (const s of open)
+      this.#emit({
+        type: 'reset',
+        streamId: s.id,
+        code: error?.code ?? H2ErrorCode.CANCEL,
+        byPeer: error?.byPeer ?? false,
+        ...(error ? { message: error.message } : {}),
+        connection: true,
+      });
     this.#emit({ type: 'closed', error });
   }
 
@@ -807,7 +923,6 @@ export class H2Connection {
   get limits(): Readonly<FloodLimits> {
     return this.#floods.limits;
   }
-
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

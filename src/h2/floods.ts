@@ -19,7 +19,12 @@ export class FloodGuard {
   constructor(limits: Partial<FloodLimits> = {}) {
     this.limits = { ...DEFAULT_FLOOD_LIMITS, ...limits };
     const l = this.limits;
-    this.#counters = { resets: new WindowCounter(l.resets), settings: new WindowCounter(l.settings), pings: new WindowCounter(l.pings), emptyData: new WindowCounter(l.emptyData) };
+    this.#counters = {
+      resets: new WindowCounter(l.resets),
+      settings: new WindowCounter(l.settings),
+      pings: new WindowCounter(l.pings),
+      emptyData: new WindowCounter(l.emptyData),
+    };
   }
 
   /** Count one frame of `kind`; throws ENHANCE_YOUR_CALM past the limit within the window. */

@@ -38,7 +38,9 @@ export class H2Stream {
     this.recvWindow = recvWindow;
   }
 
-  get pendingBytes(): number { return this.#bytes; }
+  get pendingBytes(): number {
+    return this.#bytes;
+  }
 
   queue(data: Uint8Array, end: boolean): void {
     if (data.length) {
@@ -81,7 +83,10 @@ export class H2Stream {
         }
         data = new Uint8Array(got);
         let off = 0;
-        for (const p of parts) { data.set(p, off); off += p.length; }
+        for (const p of parts) {
+          data.set(p, off);
+          off += p.length;
+        }
       }
     } else {
       data = head.subarray(0, n);

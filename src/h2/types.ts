@@ -29,7 +29,15 @@ export type H2Event =
    * A complete, valid field section: a request or response head (`trailers` false) or trailers.
    * `contentLength`: the head's Content-Length, already checked (null: none, trailers, or a bodyless response).
    */
-  | { type: 'headers'; streamId: number; headers: HeaderList; endStream: boolean; trailers: boolean; neverIndexed: number[]; contentLength: number | null }
+  | {
+      type: 'headers';
+      streamId: number;
+      headers: HeaderList;
+      endStream: boolean;
+      trailers: boolean;
+      neverIndexed: number[];
+      contentLength: number | null;
+    }
   /** Client: an interim (1xx, not 101) response head before the final one, checked (RFC 9113 §8.1). */
   | { type: 'interim'; streamId: number; headers: HeaderList }
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }

@@ -77,7 +77,9 @@ export class H3Connection implements QuicStreamHandler {
     this.#t = transport;
     this.#opts = validateOptions(options);
     this.#server = options.role === 'server';
-    this.#encoder = new QpackEncoder({ maxTableCapacity: options.qpackEncoderTableCapacity ?? DEFAULT_ENCODER_TABLE_CAPACITY });
+    this.#encoder = new QpackEncoder({
+      maxTableCapacity: options.qpackEncoderTableCapacity ?? DEFAULT_ENCODER_TABLE_CAPACITY,
+    });
     this.#decoderAckDelay = options.decoderAckDelay;
     this.#decoder = new QpackDecoder({
       maxTableCapacity: options.qpackMaxTableCapacity,
@@ -265,7 +267,8 @@ export class H3Connection implements QuicStreamHandler {
   sendPriorityUpdate(streamId: number, value: string): void {
     if (this.#server) throw argumentError('PRIORITY_UPDATE is sent by clients (RFC 9218 §7.2)');
     this.#usable();
-    if (isUni(streamId) || isServerInitiated(streamId) || streamId >= this.#openedBelow) throw argumentError(`stream ${streamId} is not a request we opened`);
+    if (isUni(streamId) || isServerInitiated(streamId) || streamId >= this.#openedBelow)
+      throw argumentError(`stream ${streamId} is not a request we opened`);
     // Priority Field Values are Structured Fields: printable ASCII only (RFC 8941 §4.1).
     if (!/^[\x20-\x7e]*$/.test(value)) throw argumentError('priority value must be printable ASCII');
     if (!this.#streams.has(streamId)) return;
@@ -469,7 +472,8 @@ export class H3Connection implements QuicStreamHandler {
     if (existing) return existing;
     if (!this.#server) {
       // RFC 9114 §6.1: clients MUST treat a server-initiated bidirectional stream as H3_STREAM_CREATION_ERROR.
-      if (isServerInitiated(id)) throw new H3Error(H3ErrorCode.STREAM_CREATION_ERROR, `server opened bidirectional stream ${id}`);
+      if (isServerInitiated(id))
+        throw new H3Error(H3ErrorCode.STREAM_CREATION_ERROR, `server opened bidirectional stream ${id}`);
       return null; // a request we already finished or reset
     }
     if (!this.#peerRequests.add(id)) return null; // finished or rejected earlier
@@ -589,8 +593,7 @@ export class H3Connection implements QuicStreamHandler {
     const s = this.#streams.get(id);
     if (s ? s.headReported : this.#peerRequests.has(id)) {
       this.#emit({ type: 'priority', streamId: id, priority: parsePriority(value), written: !s || s.sendDone });
-    }
-    else this.#pendingPriorities.set(id, value);
+    } else this.#pendingPriorities.set(id, value);
   }
 
   #onGoaway(id: number): void {

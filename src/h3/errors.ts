@@ -48,8 +48,13 @@ export function goawayError(lastStreamId: number): OriginlinkError {
 
 /** RFC 9114 §4.2.2: a section above the peer's SETTINGS_MAX_FIELD_SECTION_SIZE. */
 export function headersTooLarge(size: number, limit: number): OriginlinkError {
-  return new OriginlinkError(ErrorCode.HEADERS_TOO_LARGE, 'local', `field section of ${size} octets exceeds the peer's limit ${limit}`, {
-    retrySafe: true,
-    details: { size, limit },
-  });
+  return new OriginlinkError(
+    ErrorCode.HEADERS_TOO_LARGE,
+    'local',
+    `field section of ${size} octets exceeds the peer's limit ${limit}`,
+    {
+      retrySafe: true,
+      details: { size, limit },
+    },
+  );
 }

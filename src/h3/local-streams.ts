@@ -30,7 +30,11 @@ export class LocalStreams {
       const id = this.#t.openUni();
       if (id === null) return;
       this.#control = id;
-      this.#t.send(id, concatBytes([Uint8Array.of(StreamType.CONTROL), this.#settingsFrame, ...this.#pendingControl]), false);
+      this.#t.send(
+        id,
+        concatBytes([Uint8Array.of(StreamType.CONTROL), this.#settingsFrame, ...this.#pendingControl]),
+        false,
+      );
       this.#pendingControl = [];
     }
     if (this.#encoder === null) {

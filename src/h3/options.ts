@@ -11,7 +11,13 @@ export function validateOptions(options: H3ConnectionOptions): Readonly<H3Connec
     throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', msg);
   };
   if (options.role !== 'client' && options.role !== 'server') bad(`H3 option role must be 'client' or 'server'`);
-  for (const k of ['maxFieldSectionSize', 'qpackMaxTableCapacity', 'qpackBlockedStreams', 'maxFrameSize', 'qpackEncoderTableCapacity'] as const) {
+  for (const k of [
+    'maxFieldSectionSize',
+    'qpackMaxTableCapacity',
+    'qpackBlockedStreams',
+    'maxFrameSize',
+    'qpackEncoderTableCapacity',
+  ] as const) {
     const v = options[k];
     if (k === 'qpackEncoderTableCapacity' && v === undefined) continue;
     if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`H3 option ${k} must be a non-negative integer, got ${v}`);

@@ -45,7 +45,10 @@ export function parsePriority(value: string | null | undefined): Priority {
  * wins; otherwise the `priority` header (several lines are one Dictionary,
  * RFC 8941 §3.2); otherwise the defaults.
  */
-export function requestPriority(fields: ReadonlyArray<readonly [string, string]>, update: string | undefined): Priority {
+export function requestPriority(
+  fields: ReadonlyArray<readonly [string, string]>,
+  update: string | undefined,
+): Priority {
   if (update !== undefined) return parsePriority(update);
   let header: string | null = null;
   for (const [k, v] of fields) if (k === 'priority') header = header === null ? v : `${header}, ${v}`;

@@ -57,7 +57,12 @@ export class RequestStream {
   /** Server: the request head was reported (a PRIORITY_UPDATE from then on is a 'priority' event). */
   headReported = false;
 
-  constructor(id: number, server: boolean, opts: { maxFrameSize: number; maxFieldSectionSize: number }, requestMethod: string | null) {
+  constructor(
+    id: number,
+    server: boolean,
+    opts: { maxFrameSize: number; maxFieldSectionSize: number },
+    requestMethod: string | null,
+  ) {
     this.id = id;
     this.#server = server;
     this.#parser = new FrameParser({ maxFrameSize: opts.maxFrameSize });
@@ -82,11 +87,13 @@ export class RequestStream {
     } catch (e) {
       // A HEADERS frame over our limit is refused before its payload is read: this message's error, not the
       // connection's (RFC 9114 §4.2.2 lets a client discard a response it cannot process; the other requests live).
-      if (e instanceof H3Error && e.wireCode === H3ErrorCode.EXCESSIVE_LOAD) throw streamError(H3ErrorCode.EXCESSIVE_LOAD, e.message);
+      if (e instanceof H3Error && e.wireCode === H3ErrorCode.EXCESSIVE_LOAD)
+        throw streamError(H3ErrorCode.EXCESSIVE_LOAD, e.message);
       throw e;
     }
     // RFC 9114 §7.1: a stream ending inside a frame is H3_FRAME_ERROR.
-    if (fin && this.#parser.midFrame) throw new H3Error(H3ErrorCode.FRAME_ERROR, `stream ${this.id} ended inside a frame`);
+    if (fin && this.#parser.midFrame)
+      throw new H3Error(H3ErrorCode.FRAME_ERROR, `stream ${this.id} ended inside a frame`);
     this.#deliver(events, fin, sink);
   }
 
@@ -127,9 +134,11 @@ export class RequestStream {
         return false;
       case 'data': {
         // RFC 9114 §4.1: DATA before the (final) HEADERS or after trailers is H3_FRAME_UNEXPECTED.
-        if (this.#phase !== 'body') throw unexpected(`DATA ${this.#phase === 'head' ? 'before HEADERS' : 'after trailers'} on stream ${this.id}`);
+        if (this.#phase !== 'body')
+          throw unexpected(`DATA ${this.#phase === 'head' ? 'before HEADERS' : 'after trailers'} on stream ${this.id}`);
         this.#received += ev.chunk.length;
-        if (ev.chunk.length > 0 && this.#noBody) throw streamError(H3ErrorCode.MESSAGE_ERROR, 'body on a message that cannot have one');
+        if (ev.chunk.length > 0 && this.#noBody)
+          throw streamError(H3ErrorCode.MESSAGE_ERROR, 'body on a message that cannot have one');
         if (this.#contentLength !== null && this.#received > this.#contentLength) {
           throw streamError(H3ErrorCode.MESSAGE_ERROR, `body exceeds content-length ${this.#contentLength}`);
         }
@@ -179,7 +188,8 @@ export class RequestStream {
       const status = statusOf(headers);
       if (status < 200) {
         if (endHere) throw streamError(H3ErrorCode.MESSAGE_ERROR, 'stream ended after an interim response');
-        if (++this.#interims > MAX_INTERIM_RESPONSES) throw streamError(H3ErrorCode.EXCESSIVE_LOAD, `more than ${MAX_INTERIM_RESPONSES} interim responses`);
+        if (++this.#interims > MAX_INTERIM_RESPONSES)
+          throw streamError(H3ErrorCode.EXCESSIVE_LOAD, `more than ${MAX_INTERIM_RESPONSES} interim responses`);
         sink.emit({ type: 'headers', streamId: this.id, headers, end: false });
         return false;
       }
@@ -207,7 +217,10 @@ export class RequestStream {
   /** RFC 9114 §4.1.2: content-length not matching the DATA total is malformed. */
   #checkLength(): void {
     if (this.#contentLength !== null && this.#received !== this.#contentLength) {
-      throw streamError(H3ErrorCode.MESSAGE_ERROR, `body of ${this.#received} bytes, content-length ${this.#contentLength}`);
+      throw streamError(
+        H3ErrorCode.MESSAGE_ERROR,
+        `body of ${this.#received} bytes, content-length ${this.#contentLength}`,
+      );
     }
   }
 }

@@ -98,7 +98,8 @@ export class PeerUniStreams {
   }
 
   #assign(id: number, s: Uni, type: bigint): void {
-    const dup = (what: string): H3Error => new H3Error(H3ErrorCode.STREAM_CREATION_ERROR, `second ${what} stream ${id}`);
+    const dup = (what: string): H3Error =>
+      new H3Error(H3ErrorCode.STREAM_CREATION_ERROR, `second ${what} stream ${id}`);
     switch (type) {
       case BigInt(StreamType.CONTROL):
         if (this.#controlId !== null) throw dup('control');
@@ -130,7 +131,8 @@ export class PeerUniStreams {
     for (const ev of this.#control.push(data)) {
       if (!this.#settingsSeen) {
         // RFC 9114 §6.2.1: SETTINGS MUST be the first frame of the control stream.
-        if (ev.kind !== 'settings') throw new H3Error(H3ErrorCode.MISSING_SETTINGS, `control stream starts with ${ev.kind}`);
+        if (ev.kind !== 'settings')
+          throw new H3Error(H3ErrorCode.MISSING_SETTINGS, `control stream starts with ${ev.kind}`);
         this.#settingsSeen = true;
         this.#sink.settings(ev.settings);
         continue;
@@ -153,16 +155,19 @@ export class PeerUniStreams {
           // RFC 9114 §7.2.7: only clients send MAX_PUSH_ID. We never push, so the value is unused.
           if (!this.#server) throw new H3Error(H3ErrorCode.FRAME_UNEXPECTED, 'MAX_PUSH_ID from a server');
           // §7.2.7: a MAX_PUSH_ID smaller than an earlier one is H3_ID_ERROR.
-          if (this.#maxPushId !== null && ev.pushId < this.#maxPushId) throw new H3Error(H3ErrorCode.ID_ERROR, `MAX_PUSH_ID went down from ${this.#maxPushId} to ${ev.pushId}`);
+          if (this.#maxPushId !== null && ev.pushId < this.#maxPushId)
+            throw new H3Error(H3ErrorCode.ID_ERROR, `MAX_PUSH_ID went down from ${this.#maxPushId} to ${ev.pushId}`);
           this.#maxPushId = ev.pushId;
           break;
         case 'priority-update':
           // RFC 9218 §7.2: only clients send it; a client receiving one is H3_FRAME_UNEXPECTED.
           if (!this.#server) throw new H3Error(H3ErrorCode.FRAME_UNEXPECTED, 'PRIORITY_UPDATE from a server');
           // The push variant must name a promised push: we never promise any.
-          if (ev.push) throw new H3Error(H3ErrorCode.ID_ERROR, `PRIORITY_UPDATE for push ${ev.id} that was never promised`);
+          if (ev.push)
+            throw new H3Error(H3ErrorCode.ID_ERROR, `PRIORITY_UPDATE for push ${ev.id} that was never promised`);
           // The request variant must name a request stream (client-initiated bidirectional).
-          if (ev.id % 4 !== 0) throw new H3Error(H3ErrorCode.ID_ERROR, `PRIORITY_UPDATE for stream ${ev.id}, not a request stream`);
+          if (ev.id % 4 !== 0)
+            throw new H3Error(H3ErrorCode.ID_ERROR, `PRIORITY_UPDATE for stream ${ev.id}, not a request stream`);
           this.#sink.priorityUpdate(ev.id, ev.value);
           break;
         case 'cancel-push':

@@ -11,7 +11,13 @@ import type { HeaderList } from './types.js';
 export type SectionKind = 'request' | 'response' | 'trailers';
 
 /** RFC 9113 §8.2.2, RFC 9114 §4.2: connection-specific fields are malformed. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([':method', ':scheme', ':authority', ':path']);
 /** RFC 9110 §5.1 token characters, lower-case only (RFC 9114 §4.2: upper case is malformed). */
 const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
@@ -36,7 +42,13 @@ function nameClass(name: string): number {
   let c = nameClasses.get(name);
   if (c !== undefined) return c;
   if (!NAME_RE.test(name)) return NAME_INVALID;
-  c = CONNECTION_SPECIFIC.has(name) ? NAME_CONNECTION_SPECIFIC : name === 'te' ? NAME_TE : name === 'host' ? NAME_HOST : NAME_REGULAR;
+  c = CONNECTION_SPECIFIC.has(name)
+    ? NAME_CONNECTION_SPECIFIC
+    : name === 'te'
+      ? NAME_TE
+      : name === 'host'
+        ? NAME_HOST
+        : NAME_REGULAR;
   if (nameClasses.size >= NAME_CLASSES_MAX) nameClasses.clear();
   nameClasses.set(name, c);
   return c;
@@ -58,7 +70,12 @@ export function fieldSectionSize(headers: HeaderList): number {
  * for HTTP/2 (nghttp2 and Node hold received messages to it); RFC 9114 does
  * not for HTTP/3, and an HTTP/1.1 hop strips such whitespace as OWS.
  */
-export function checkFieldSection(headers: HeaderList, kind: SectionKind, extendedConnect = false, edgeWhitespace = false): string | null {
+export function checkFieldSection(
+  headers: HeaderList,
+  kind: SectionKind,
+  extendedConnect = false,
+  edgeWhitespace = false,
+): string | null {
   // The pseudo-headers seen, in locals (no Map per message: this runs for every message both ways).
   let method: string | undefined;
   let scheme: string | undefined;
@@ -77,22 +94,42 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     if (last >= 0) {
       const a = value.charCodeAt(0);
       const z = value.charCodeAt(last);
-      if (a === 0x20 || a === 0x09 || z === 0x20 || z === 0x09) return `field ${name} has whitespace at the start or end of its value`;
+      if (a === 0x20 || a === 0x09 || z === 0x20 || z === 0x09)
+        return `field ${name} has whitespace at the start or end of its value`;
     }
     if (name.charCodeAt(0) === 0x3a) {
       // RFC 9114 §4.3: pseudo-headers only before regular fields, once each, only the defined ones.
       if (regularSeen) return `pseudo-header ${name} after a regular field`;
       if (kind === 'trailers') return `pseudo-header ${name} in trailers`;
-      const allowed = kind === 'request' ? REQUEST_PSEUDO.has(name) || (extendedConnect && name === ':protocol') : name === ':status';
+      const allowed =
+        kind === 'request' ? REQUEST_PSEUDO.has(name) || (extendedConnect && name === ':protocol') : name === ':status';
       if (!allowed) return `pseudo-header ${name} not allowed in a ${kind}`;
       let dup = false;
       switch (name) {
-        case ':method': dup = method !== undefined; method = value; break;
-        case ':scheme': dup = scheme !== undefined; scheme = value; break;
-        case ':authority': dup = authority !== undefined; authority = value; break;
-        case ':path': dup = path !== undefined; path = value; break;
-        case ':protocol': dup = protocol !== undefined; protocol = value; break;
-        default: dup = status !== undefined; status = value; break; // ':status', the only one a response allows
+        case ':method':
+          dup = method !== undefined;
+          method = value;
+          break;
+        case ':scheme':
+          dup = scheme !== undefined;
+          scheme = value;
+          break;
+        case ':authority':
+          dup = authority !== undefined;
+          authority = value;
+          break;
+        case ':path':
+          dup = path !== undefined;
+          path = value;
+          break;
+        case ':protocol':
+          dup = protocol !== undefined;
+          protocol = value;
+          break;
+        default:
+          dup = status !== undefined;
+          status = value;
+          break; // ':status', the only one a response allows
       }
       if (dup) return `duplicate pseudo-header ${name}`;
       continue;
@@ -108,7 +145,8 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
   if (kind === 'request') {
     if (method === undefined || method === '') return 'missing :method';
     if (!TOKEN_RE.test(method)) return `invalid :method ${JSON.stringify(method.slice(0, 40))}`; // RFC 9110 §9.1: a token
-    if (authority !== undefined && authority !== '' && !isAuthority(authority)) return `invalid :authority ${JSON.stringify(authority.slice(0, 80))}`;
+    if (authority !== undefined && authority !== '' && !isAuthority(authority))
+      return `invalid :authority ${JSON.stringify(authority.slice(0, 80))}`;
     if (protocol !== undefined) {
       // RFC 8441 §4: extended CONNECT names its protocol and carries :scheme, :path and :authority.
       if (method !== 'CONNECT') return ':protocol on a method other than CONNECT';
@@ -127,12 +165,14 @@ export function checkFieldSection(headers: HeaderList, kind: SectionKind, extend
     if (!path) return 'missing or empty :path';
     if (!TARGET_RE.test(path)) return 'invalid :path (whitespace, a control character or a fragment)';
     // RFC 9114 §4.3.1, RFC 9113 §8.3.1: a scheme with a mandatory authority (http, https) needs :authority or Host.
-    if ((scheme === 'http' || scheme === 'https') && authority === undefined && host === null) return 'missing :authority and Host';
+    if ((scheme === 'http' || scheme === 'https') && authority === undefined && host === null)
+      return 'missing :authority and Host';
     // Whatever the scheme says, an authority given is not empty, and both given name the same host (compared without
     // case or the scheme's default port; RFC 9114 §4.3.1 MUST, RFC 9113 §8.3.1 SHOULD) — else routing by one and an
     // origin by the other disagree. A `:scheme: foo` stepped around these checks.
     if (authority === '' || host === '') return 'empty :authority or Host';
-    if (authority !== undefined && host !== null && !sameAuthority(authority, host, scheme)) return ':authority and Host differ';
+    if (authority !== undefined && host !== null && !sameAuthority(authority, host, scheme))
+      return ':authority and Host differ';
     return null;
   }
   if (kind === 'response') {

@@ -16,4 +16,10 @@ export interface FloodLimits {
   continuations: number;
 }
 
-export const DEFAULT_FLOOD_LIMITS: Readonly<FloodLimits> = Object.freeze({ resets: 100, settings: 50, pings: 100, emptyData: 100, continuations: 128 });
+export const DEFAULT_FLOOD_LIMITS: Readonly<FloodLimits> = Object.freeze({
+  resets: 100,
+  settings: 50,
+  pings: 100,
+  emptyData: 100,
+  continuations: 128,
+});

@@ -40,11 +40,11 @@ export function routingPath(target: string): string | null {
   });
 }
 
-function normalized(target: string, unescape: (match: string, hex: string) => string): string | null {
+function normalized(target: string, decodeEscape: (match: string, hex: string) => string): string | null {
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);
   if (!MAY_CHANGE_RE.test(path)) return target;
-  const decoded = path.indexOf('%') < 0 ? path : path.replace(ESCAPE_RE, unescape);
+  const decoded = path.indexOf('%') < 0 ? path : path.replace(ESCAPE_RE, decodeEscape);
   const out: string[] = [];
   const segments = decoded.split('/');
   // segments[0] is '' (the path starts with '/'); the last one may be '' (a trailing slash).

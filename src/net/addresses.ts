@@ -65,7 +65,13 @@ export class AddressBook {
 
   constructor(resolver: Resolver, opts: Partial<AddressBookOptions> = {}) {
     this.resolver = resolver;
-    this.opts = Object.freeze({ downBaseMs: 1000, downMaxMs: 60_000, maxOrigins: 1024, now: () => performance.now(), ...opts });
+    this.opts = Object.freeze({
+      downBaseMs: 1000,
+      downMaxMs: 60_000,
+      maxOrigins: 1024,
+      now: () => performance.now(),
+      ...opts,
+    });
     this.#origins = new LruMap(this.opts.maxOrigins);
   }
 
@@ -102,12 +108,16 @@ export class AddressBook {
     usable.forEach((a, i) => {
       seen.add(a.address);
       let s = st.byAddress.get(a.address);
-      if (!s) { s = fresh(a); st.byAddress.set(a.address, s); }
+      if (!s) {
+        s = fresh(a);
+        st.byAddress.set(a.address, s);
+      }
       if (s.downUntil > now) down.push(s);
       else up.push({ s, i });
     });
     // Forget addresses that left DNS and hold no connection (the map stays as small as the answer).
-    for (const [k, s] of st.byAddress) if (!seen.has(k) && s.connections === 0 && s.dialing === 0) st.byAddress.delete(k);
+    for (const [k, s] of st.byAddress)
+      if (!seen.has(k) && s.connections === 0 && s.dialing === 0) st.byAddress.delete(k);
     up.sort((x, y) => x.s.connections + x.s.dialing - (y.s.connections + y.s.dialing) || x.i - y.i);
     down.sort((x, y) => x.downUntil - y.downUntil);
     return [...interleaveFamilies(up.map((x) => x.s.address)), ...down.map((s) => s.address)];
@@ -175,7 +185,10 @@ export class AddressBook {
   #addr(host: string, port: number, address: ResolvedAddress): AddrState {
     const st = this.#state(host, port);
     let s = st.byAddress.get(address.address);
-    if (!s) { s = fresh(address); st.byAddress.set(address.address, s); }
+    if (!s) {
+      s = fresh(address);
+      st.byAddress.set(address.address, s);
+    }
     return s;
   }
 }

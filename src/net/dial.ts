@@ -32,7 +32,12 @@ export interface DialTarget {
 }
 
 /** Opens a tunnel through an `http2` proxy node: a CONNECT stream on a shared connection (connect/h2-proxy-links.ts). */
-export type H2TunnelOpener = (node: ProxyNode, host: string, port: number, o: TunnelOptions) => Promise<{ socket: Duplex; http2: boolean }>;
+export type H2TunnelOpener = (
+  node: ProxyNode,
+  host: string,
+  port: number,
+  o: TunnelOptions,
+) => Promise<{ socket: Duplex; http2: boolean }>;
 
 export interface Dialled {
   t: TcpConnected;
@@ -57,21 +62,43 @@ export function defaultAddressBook(): AddressBook {
  * IPs — so TFO applies to names too — the name kept for SNI and the
  * certificate check. Through a proxy: a tunnel, TLS inside it.
  */
-export async function dialTcp(target: DialTarget, base: Omit<TcpConnectOptions, 'host' | 'port' | 'servername' | 'signal'>, signal: AbortSignal, h2Tunnels?: H2TunnelOpener): Promise<Dialled> {
+export async function dialTcp(
+  target: DialTarget,
+  base: Omit<TcpConnectOptions, 'host' | 'port' | 'servername' | 'signal'>,
+  signal: AbortSignal,
+  h2Tunnels?: H2TunnelOpener,
+): Promise<Dialled> {
   const o = { ...base, port: target.port };
   if (target.proxy) {
     // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
     const t0 = performance.now();
-    const to = { signal, timeoutMs: base.connectTimeoutMs, ca: base.ca, rejectUnauthorized: base.rejectUnauthorized !== false };
-    const tunnel = target.proxy.http2 && h2Tunnels
-      ? await h2Tunnels(target.proxy, target.host, target.port, to)
-      : { socket: await openTunnel(target.proxy, target.host, target.port, to), http2: false };
+    const to = {
+      signal,
+      timeoutMs: base.connectTimeoutMs,
+      ca: base.ca,
+      rejectUnauthorized: base.rejectUnauthorized !== false,
+    };
+    const tunnel =
+      target.proxy.http2 && h2Tunnels
+        ? await h2Tunnels(target.proxy, target.host, target.port, to)
+        : { socket: await openTunnel(target.proxy, target.host, target.port, to), http2: false };
     const tunnelMs = performance.now() - t0;
-    const t = await connectTcp({ ...o, host: target.host, servername: target.servername, signal, socket: tunnel.socket });
+    const t = await connectTcp({
+      ...o,
+      host: target.host,
+      servername: target.servername,
+      signal,
+      socket: tunnel.socket,
+    });
     // The tunnel is this connection's transport setup: per-node handshake time counts it.
     return { t: { ...t, connectMs: tunnelMs + t.connectMs }, address: null, attempts: 1, tunnelHttp2: tunnel.http2 };
   }
-  const r = await dialAddresses(target, signal, (host, servername, sig) => connectTcp({ ...o, host, servername, signal: sig }), (t) => t.socket.destroy());
+  const r = await dialAddresses(
+    target,
+    signal,
+    (host, servername, sig) => connectTcp({ ...o, host, servername, signal: sig }),
+    (t) => t.socket.destroy(),
+  );
   return { t: r.value, address: r.address, attempts: r.attempts };
 }
 

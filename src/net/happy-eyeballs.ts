@@ -74,7 +74,9 @@ export function raceAddresses<T>(
       settled = true;
       if (timer) clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
-      aborts.forEach((a, i) => { if (i !== winner) a.abort(); });
+      aborts.forEach((a, i) => {
+        if (i !== winner) a.abort();
+      });
     };
     const onAbort = (): void => {
       if (settled) return;
@@ -83,7 +85,10 @@ export function raceAddresses<T>(
     };
     const startNext = (): void => {
       if (settled) return;
-      if (timer) { clearTimeout(timer); timer = null; }
+      if (timer) {
+        clearTimeout(timer);
+        timer = null;
+      }
       const address = candidates[next++];
       if (!address) return;
       const ac = new AbortController();
@@ -95,7 +100,10 @@ export function raceAddresses<T>(
         (value) => {
           running--;
           pending[idx] = false;
-          if (settled) { o.dispose(value); return; }
+          if (settled) {
+            o.dispose(value);
+            return;
+          }
           for (let i = 0; i < idx; i++) if (pending[i]) o.onOutrun?.(candidates[i] as ResolvedAddress);
           finish(idx);
           resolve({ value, address, attempts: next });
@@ -112,16 +120,25 @@ export function raceAddresses<T>(
             finish();
             const last = failed[failed.length - 1]?.error;
             const msg = failed.map((f) => `${f.address.address}: ${f.error.message}`).join('; ');
-            reject(last instanceof OriginlinkError && failed.length === 1 ? last : new OriginlinkError(
-              last instanceof OriginlinkError ? last.code : ErrorCode.CONNECT_FAILED, 'network', `every address failed (${msg})`,
-              { cause: last, retrySafe: true, details: { addresses: failed.map((f) => f.address.address) } },
-            ));
+            reject(
+              last instanceof OriginlinkError && failed.length === 1
+                ? last
+                : new OriginlinkError(
+                    last instanceof OriginlinkError ? last.code : ErrorCode.CONNECT_FAILED,
+                    'network',
+                    `every address failed (${msg})`,
+                    { cause: last, retrySafe: true, details: { addresses: failed.map((f) => f.address.address) } },
+                  ),
+            );
           }
         },
       );
       if (next < candidates.length) timer = setTimeout(startNext, o.attemptDelayMs);
     };
-    if (o.signal?.aborted) { onAbort(); return; }
+    if (o.signal?.aborted) {
+      onAbort();
+      return;
+    }
     o.signal?.addEventListener('abort', onAbort, { once: true });
     startNext();
   });

@@ -65,7 +65,9 @@ function statusOf(buf: Uint8Array, at: number): number {
   const after = buf[at + 12];
   ok &&= after === 0x20 || after === 0x0d;
   if (!ok || status < 100) {
-    const line = Buffer.from(buf.subarray(at, Math.min(buf.length, at + 60))).toString('latin1').split('\r\n')[0];
+    const line = Buffer.from(buf.subarray(at, Math.min(buf.length, at + 60)))
+      .toString('latin1')
+      .split('\r\n')[0];
     throw new ProxyReplyError(`malformed CONNECT response: ${JSON.stringify(line)}`);
   }
   return status;
@@ -87,8 +89,14 @@ export function readSocks5AuthStatus(buf: Uint8Array): Read<number> | null {
 
 /** RFC 1928 §6 reply codes. */
 export const SOCKS_REPLY: Record<number, string> = {
-  1: 'general SOCKS server failure', 2: 'connection not allowed by ruleset', 3: 'network unreachable', 4: 'host unreachable',
-  5: 'connection refused', 6: 'TTL expired', 7: 'command not supported', 8: 'address type not supported',
+  1: 'general SOCKS server failure',
+  2: 'connection not allowed by ruleset',
+  3: 'network unreachable',
+  4: 'host unreachable',
+  5: 'connection refused',
+  6: 'TTL expired',
+  7: 'command not supported',
+  8: 'address type not supported',
 };
 
 /**

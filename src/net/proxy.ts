@@ -75,20 +75,35 @@ export function parseProxy(url: string, http2 = false, tlsOpts: ProxyTls | null 
     throw proxyConfigError('nodes', `not a URL: ${JSON.stringify(redact(url))}`);
   }
   const kind = u.protocol.slice(0, -1);
-  if (kind !== 'http' && kind !== 'https' && kind !== 'socks5') throw proxyConfigError('nodes', `unsupported proxy scheme ${u.protocol} (http, https, socks5)`);
-  if (u.pathname !== '/' && u.pathname !== '' || u.search !== '') throw proxyConfigError('nodes', `a proxy URL is scheme://[user:pass@]host:port (got a path in ${redact(url)})`);
+  if (kind !== 'http' && kind !== 'https' && kind !== 'socks5')
+    throw proxyConfigError('nodes', `unsupported proxy scheme ${u.protocol} (http, https, socks5)`);
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '')
+    throw proxyConfigError('nodes', `a proxy URL is scheme://[user:pass@]host:port (got a path in ${redact(url)})`);
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const port = u.port ? Number(u.port) : DEFAULT_PORT[kind];
-  const auth = u.username || u.password ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : null;
+  const auth =
+    u.username || u.password ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : null;
   if (kind === 'socks5' && auth && (Buffer.byteLength(auth.user) > 255 || Buffer.byteLength(auth.pass) > 255)) {
     throw proxyConfigError('nodes', 'SOCKS5 user and password are at most 255 bytes each (RFC 1929 §2)');
   }
-  if (http2 && kind !== 'https') throw proxyConfigError('http2', `HTTP/2 CONNECT needs an https:// node (ALPN), got ${u.protocol}//${u.host}`);
+  if (http2 && kind !== 'https')
+    throw proxyConfigError('http2', `HTTP/2 CONNECT needs an https:// node (ALPN), got ${u.protocol}//${u.host}`);
   const id = `${kind}://${u.host}`;
-  const cred = auth ? createHash('sha256').update(`${auth.user.length}:${auth.user}:${auth.pass}`).digest('base64url').slice(0, 16) : '-';
+  const cred = auth
+    ? createHash('sha256').update(`${auth.user.length}:${auth.user}:${auth.pass}`).digest('base64url').slice(0, 16)
+    : '-';
   const t = kind === 'https' ? tlsOpts : null;
   // The trust settings are part of the key too: a tunnel made without verification is never reused by a verifying config.
-  const trust = t ? `#tls=${t.rejectUnauthorized === false ? 'noverify' : createHash('sha256').update(String(t.ca ?? 'system')).digest('base64url').slice(0, 12)}` : '';
+  const trust = t
+    ? `#tls=${
+        t.rejectUnauthorized === false
+          ? 'noverify'
+          : createHash('sha256')
+              .update(String(t.ca ?? 'system'))
+              .digest('base64url')
+              .slice(0, 12)
+      }`
+    : '';
   return { kind, host, port, auth, id, key: `${id}#${cred}${http2 ? '#h2' : ''}${trust}`, http2, tls: t };
 }
 
@@ -104,7 +119,11 @@ export class ProxyRotation {
     if (o.http2 !== undefined && typeof o.http2 !== 'boolean') throw proxyConfigError('http2', 'must be true or false');
     this.nodes = Object.freeze(o.nodes.map((u) => parseProxy(u, o.http2 ?? false, o.tls ?? null)));
     this.policy = o.policy ?? 'sticky';
-    if (!['sticky', 'per-origin', 'round-robin'].includes(this.policy)) throw proxyConfigError('policy', `must be sticky, per-origin or round-robin (got ${JSON.stringify(this.policy)})`);
+    if (!['sticky', 'per-origin', 'round-robin'].includes(this.policy))
+      throw proxyConfigError(
+        'policy',
+        `must be sticky, per-origin or round-robin (got ${JSON.stringify(this.policy)})`,
+      );
     this.stickyWindowMs = o.stickyWindowMs ?? 60_000;
     if (!(this.stickyWindowMs > 0)) throw proxyConfigError('stickyWindowMs', 'must be a positive number of ms');
   }
@@ -127,5 +146,7 @@ function hashIndex(s: string, n: number): number {
 }
 
 function proxyConfigError(field: string, reason: string): OriginlinkError {
-  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `proxy.${field}: ${reason}`, { details: { field: `proxy.${field}`, reason } });
+  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `proxy.${field}: ${reason}`, {
+    details: { field: `proxy.${field}`, reason },
+  });
 }

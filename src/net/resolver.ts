@@ -113,8 +113,10 @@ export class Resolver {
       if (!Number.isFinite(o[k]) || o[k] < 0) throw resolverConfigError(k, 'must be a non-negative number of ms');
     }
     if (o.minTtlMs > o.maxTtlMs) throw resolverConfigError('minTtlMs', `must be ≤ maxTtlMs (${o.maxTtlMs})`);
-    if (!Number.isInteger(o.maxEntries) || o.maxEntries < 1) throw resolverConfigError('maxEntries', 'must be a positive integer');
-    if (!Number.isInteger(o.queryTries) || o.queryTries < 1) throw resolverConfigError('queryTries', 'must be a positive integer');
+    if (!Number.isInteger(o.maxEntries) || o.maxEntries < 1)
+      throw resolverConfigError('maxEntries', 'must be a positive integer');
+    if (!Number.isInteger(o.queryTries) || o.queryTries < 1)
+      throw resolverConfigError('queryTries', 'must be a positive integer');
     if (!(o.queryTimeoutMs > 0)) throw resolverConfigError('queryTimeoutMs', 'must be a positive number of ms');
     this.opts = Object.freeze({ ...o, servers: Object.freeze([...o.servers]) });
     this.#cache = new LruMap(o.maxEntries);
@@ -135,7 +137,14 @@ export class Resolver {
     const host = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
     const fam = isIP(host);
     const now = this.opts.now();
-    if (fam !== 0) return Promise.resolve({ name: host, addresses: [{ address: host, family: fam as 4 | 6 }], source: 'literal', ttlMs: Infinity, expiresAt: Infinity });
+    if (fam !== 0)
+      return Promise.resolve({
+        name: host,
+        addresses: [{ address: host, family: fam as 4 | 6 }],
+        source: 'literal',
+        ttlMs: Infinity,
+        expiresAt: Infinity,
+      });
     const key = host.toLowerCase();
     const e = this.#cache.get(key);
     if (e && now < e.res.expiresAt) {
@@ -151,7 +160,8 @@ export class Resolver {
   }
 
   /** A LookupFn view: addresses only, AAAA first. */
-  readonly lookup = async (name: string): Promise<string[]> => (await this.resolve(name)).addresses.map((a) => a.address);
+  readonly lookup = async (name: string): Promise<string[]> =>
+    (await this.resolve(name)).addresses.map((a) => a.address);
 
   /** What is cached for `name` now, without asking (tests, probe output). */
   peek(name: string): Resolution | undefined {
@@ -174,12 +184,21 @@ export class Resolver {
       // RFC 8767 §4: serve stale only when the servers could not answer, never over a "no such name".
       if (old && !NO_SUCH_NAME.has(code) && now < old.staleUntil && old.res.addresses.length > 0) {
         this.#stats.staleServed++;
-        const res2: Resolution = { ...old.res, source: 'stale', expiresAt: Math.min(old.staleUntil, now + this.opts.staleRecheckMs) };
+        const res2: Resolution = {
+          ...old.res,
+          source: 'stale',
+          expiresAt: Math.min(old.staleUntil, now + this.opts.staleRecheckMs),
+        };
         this.#cache.set(key, { res: res2, staleUntil: old.staleUntil });
         return res2;
       }
       if (NO_SUCH_NAME.has(code)) this.#cache.delete(key);
-      throw new OriginlinkError(ErrorCode.DNS_FAILED, 'network', `cannot resolve ${key}: ${code || (err as Error).message}`, { cause: err, retrySafe: true, details: { name: key, dnsCode: code } });
+      throw new OriginlinkError(
+        ErrorCode.DNS_FAILED,
+        'network',
+        `cannot resolve ${key}: ${code || (err as Error).message}`,
+        { cause: err, retrySafe: true, details: { name: key, dnsCode: code } },
+      );
     }
     this.#cache.set(key, { res, staleUntil: res.expiresAt + this.opts.serveStaleMs });
     return res;
@@ -188,18 +207,27 @@ export class Resolver {
   async #ask(name: string, now: number): Promise<Resolution> {
     if (this.opts.lookup) {
       const list = await this.opts.lookup(name);
-      const addresses = list.map((a) => ({ address: a, family: (isIP(a) === 6 ? 6 : 4) as 4 | 6 })).filter((a) => isIP(a.address) !== 0);
-      if (addresses.length === 0) throw Object.assign(new Error(`lookup returned no address for ${name}`), { code: 'ENOTFOUND' });
+      const addresses = list
+        .map((a) => ({ address: a, family: (isIP(a) === 6 ? 6 : 4) as 4 | 6 }))
+        .filter((a) => isIP(a.address) !== 0);
+      if (addresses.length === 0)
+        throw Object.assign(new Error(`lookup returned no address for ${name}`), { code: 'ENOTFOUND' });
       return this.#answer(name, addresses, 'custom', this.opts.systemTtlMs, now);
     }
     // RFC 6761 §6.3: localhost names are loopback, answered locally, never sent to DNS servers.
     const local = name === 'localhost' || name.endsWith('.localhost');
     if (this.#dns && !local) {
       this.#stats.queries++;
-      const [v6, v4] = await Promise.allSettled([this.#dns.resolve6(name, { ttl: true }), this.#dns.resolve4(name, { ttl: true })]);
+      const [v6, v4] = await Promise.allSettled([
+        this.#dns.resolve6(name, { ttl: true }),
+        this.#dns.resolve4(name, { ttl: true }),
+      ]);
       const addresses: ResolvedAddress[] = [];
       let ttlS = Infinity;
-      for (const [r, family] of [[v6, 6], [v4, 4]] as const) {
+      for (const [r, family] of [
+        [v6, 6],
+        [v4, 4],
+      ] as const) {
         if (r.status !== 'fulfilled') continue;
         for (const rec of r.value) {
           addresses.push({ address: rec.address, family });
@@ -207,7 +235,9 @@ export class Resolver {
         }
       }
       if (addresses.length > 0) return this.#answer(name, addresses, 'dns', ttlS * 1000, now);
-      const codes = [v6, v4].map((r) => (r.status === 'rejected' ? ((r.reason as { code?: string }).code ?? 'EUNKNOWN') : 'ENODATA'));
+      const codes = [v6, v4].map((r) =>
+        r.status === 'rejected' ? ((r.reason as { code?: string }).code ?? 'EUNKNOWN') : 'ENODATA',
+      );
       const noSuch = codes.every((c) => NO_SUCH_NAME.has(c));
       if (!noSuch || !this.opts.systemFallback) {
         const bad = codes.find((c) => !NO_SUCH_NAME.has(c)) ?? codes[0] ?? 'ENOTFOUND';
@@ -222,7 +252,13 @@ export class Resolver {
     return this.#answer(name, addresses, 'system', this.opts.systemTtlMs, now);
   }
 
-  #answer(name: string, addresses: ResolvedAddress[], source: ResolutionSource, ttlMs: number, now: number): Resolution {
+  #answer(
+    name: string,
+    addresses: ResolvedAddress[],
+    source: ResolutionSource,
+    ttlMs: number,
+    now: number,
+  ): Resolution {
     const clamped = Math.min(this.opts.maxTtlMs, Math.max(this.opts.minTtlMs, ttlMs));
     return { name, addresses, source, ttlMs: clamped, expiresAt: now + clamped };
   }
@@ -240,7 +276,9 @@ export function defaultResolver(): Resolver {
 }
 
 function resolverConfigError(field: string, reason: string): OriginlinkError {
-  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `dns.${field}: ${reason}`, { details: { field: `dns.${field}`, reason } });
+  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `dns.${field}: ${reason}`, {
+    details: { field: `dns.${field}`, reason },
+  });
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

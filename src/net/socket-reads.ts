@@ -97,7 +97,12 @@ export function readChunks(socket: net.Socket, onChunk: (d: Buffer) => void): So
   const k = slotsOf(socket);
   if (k === null) {
     socket.on('data', onChunk);
-    return { fast: false, release: () => { socket.off('data', onChunk); } };
+    return {
+      fast: false,
+      release: () => {
+        socket.off('data', onChunk);
+      },
+    };
   }
   const r = new FastReads(socket, onChunk);
   const s = socket as unknown as Record<symbol, unknown> & { _handle: { useUserBuffer(b: Buffer): void } };
@@ -111,7 +116,9 @@ export function readChunks(socket: net.Socket, onChunk: (d: Buffer) => void): So
   // is queued first).
   if (socket.readableLength > 0) {
     const held: Buffer[] = [];
-    process.nextTick(() => { for (const d of held) r.read(d.length, d); });
+    process.nextTick(() => {
+      for (const d of held) r.read(d.length, d);
+    });
     for (let d = socket.read() as Buffer | null; d !== null; d = socket.read() as Buffer | null) held.push(d);
   }
   return r;

@@ -92,9 +92,17 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       socket?.destroy();
       reject(e instanceof OriginlinkError ? e : classifyConnectError(e, tConnected > 0, o));
     };
-    const onAbort = (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
+    const onAbort = (): void =>
+      fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
     const timer = setTimeout(() => {
-      fail(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms`, { retrySafe: true }));
+      fail(
+        new OriginlinkError(
+          ErrorCode.CONNECT_TIMEOUT,
+          'network',
+          `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms`,
+          { retrySafe: true },
+        ),
+      );
     }, o.connectTimeoutMs);
     if (o.signal?.aborted) return onAbort();
     // One pool-wide signal serves every concurrent dial (up to maxConnections listeners, each removed when its dial settles).
@@ -147,7 +155,10 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     const session = o.sessionKey ? o.sessionStore?.take(o.sessionKey) : undefined;
     // With TFO the socket is "connected" at once (the SYN leaves with the ClientHello); a tunnel is open already.
     if (open) tConnected = performance.now();
-    else raw.once('connect', () => { tConnected = performance.now(); });
+    else
+      raw.once('connect', () => {
+        tConnected = performance.now();
+      });
     const tlsOpts: tls.ConnectionOptions = {
       socket: raw,
       ALPNProtocols: o.alpn,
@@ -165,7 +176,10 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     if (o.sessionKey && o.sessionStore) {
       const store = o.sessionStore;
       const key = o.sessionKey;
-      s.on('session', (sess: Buffer) => { fresh = true; store.put(key, sess); });
+      s.on('session', (sess: Buffer) => {
+        fresh = true;
+        store.put(key, sess);
+      });
     }
     s.once('secureConnect', () => {
       const now = performance.now();
@@ -176,7 +190,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       // new ticket after a resumed handshake (nginx here) otherwise made every other dial a full handshake;
       // nginx's own upstream side (proxy_ssl_session_reuse) and HAProxy keep reusing one session too. A ticket
       // the server does send is stored after it and used first (newest out first).
-      if (session && !fresh && o.sessionKey && o.sessionStore && s.isSessionReused()) o.sessionStore.put(o.sessionKey, session);
+      if (session && !fresh && o.sessionKey && o.sessionStore && s.isSessionReused())
+        o.sessionStore.put(o.sessionKey, session);
       done(s, {
         alpn: typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null,
         tlsMs: now - (tConnected || now),
@@ -197,7 +212,14 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
 function confirmWithin(s: net.Socket, o: TcpConnectOptions, t0: number): void {
   const check = (): void => {
     if (s.destroyed || !handshakeUnconfirmed(s) || tfoFactory?.synSent?.(s) !== true) return;
-    s.destroy(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms (TCP Fast Open: no SYN-ACK)`, { details: { tfo: true } }));
+    s.destroy(
+      new OriginlinkError(
+        ErrorCode.CONNECT_TIMEOUT,
+        'network',
+        `connect to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms (TCP Fast Open: no SYN-ACK)`,
+        { details: { tfo: true } },
+      ),
+    );
   };
   const t = setTimeout(check, Math.max(0, o.connectTimeoutMs - (performance.now() - t0)));
   t.unref();
@@ -215,13 +237,27 @@ function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions):
     const code = (e as NodeJS.ErrnoException).code;
     // The same field names in the Agent's options and the service's origins (`tls.ca`, `tls.servername`); the
     // service spells "do not verify" `tls.verify: false`.
-    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-      ? 'it does not hold that name: set tls.servername to one it holds'
-      : 'trust its issuer with tls.ca';
-    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `certificate of ${who} not accepted: ${err.message}; ${hint} (or skip verification: tls.rejectUnauthorized false, serve: tls.verify false)`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer, verifyCode: code } });
+    const hint =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? 'it does not hold that name: set tls.servername to one it holds'
+        : 'trust its issuer with tls.ca';
+    return new OriginlinkError(
+      ErrorCode.CERT_INVALID,
+      'remote',
+      `certificate of ${who} not accepted: ${err.message}; ${hint} (or skip verification: tls.rejectUnauthorized false, serve: tls.verify false)`,
+      { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer, verifyCode: code } },
+    );
   }
-  if (tcpUp && (err.code === ErrorCode.SOCKET_CLOSED || err.code === ErrorCode.TLS_FAILED || err.code === ErrorCode.SOCKET_RESET)) {
-    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake with ${who} failed: ${err.message}`, { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer } });
+  if (
+    tcpUp &&
+    (err.code === ErrorCode.SOCKET_CLOSED || err.code === ErrorCode.TLS_FAILED || err.code === ErrorCode.SOCKET_RESET)
+  ) {
+    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake with ${who} failed: ${err.message}`, {
+      cause: e,
+      retrySafe: true,
+      facts: NOT_SENT,
+      details: { host: name, address: peer },
+    });
   }
   return err.with({ retrySafe: true, facts: NOT_SENT });
 }

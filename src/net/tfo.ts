@@ -170,7 +170,10 @@ export function connectTfo(opts: { host: string; port: number; localAddress?: st
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.syscall === 'setsockopt') {
-      warnOnce(`refused:${e.code}`, `originlink: kernel refused TCP Fast Open (${e.code}; net.ipv4.tcp_fastopen=${tfoSysctl() ?? '?'}, client needs bit 0x1); using plain TCP connects`);
+      warnOnce(
+        `refused:${e.code}`,
+        `originlink: kernel refused TCP Fast Open (${e.code}; net.ipv4.tcp_fastopen=${tfoSysctl() ?? '?'}, client needs bit 0x1); using plain TCP connects`,
+      );
     }
     return null;
   }
@@ -274,7 +277,11 @@ export function readKeepAliveProbes(socket: net.Socket): KeepAliveState | null {
 
 function checkRange(name: string, v: number, max: number): void {
   if (!Number.isInteger(v) || v < 1 || v > max) {
-    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `keepalive ${name} must be an integer in 1..${max}, got ${v}`);
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `keepalive ${name} must be an integer in 1..${max}, got ${v}`,
+    );
   }
 }
 
@@ -318,7 +325,8 @@ export function listenTfo(opts: { host: string; port: number; backlog?: number; 
     return addon.listen(opts.host, opts.port, family, opts.backlog ?? 511, opts.queueLen ?? 256);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.syscall === 'setsockopt') warnOnce(`listen:${e.code}`, `originlink: kernel refused TCP Fast Open on listen (${e.code})`);
+    if (e.syscall === 'setsockopt')
+      warnOnce(`listen:${e.code}`, `originlink: kernel refused TCP Fast Open on listen (${e.code})`);
     return null;
   }
 }

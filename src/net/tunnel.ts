@@ -15,7 +15,15 @@ import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import { clientContext, type TrustedCa } from './tls-context.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { ProxyNode } from './proxy.js';
-import { ProxyReplyError, readConnectReply, readSocks5AuthStatus, readSocks5Method, readSocks5Reply, SOCKS_REPLY, type Read } from './proxy-replies.js';
+import {
+  ProxyReplyError,
+  readConnectReply,
+  readSocks5AuthStatus,
+  readSocks5Method,
+  readSocks5Reply,
+  SOCKS_REPLY,
+  type Read,
+} from './proxy-replies.js';
 
 export interface TunnelOptions {
   signal?: AbortSignal | undefined;
@@ -29,7 +37,13 @@ export interface TunnelOptions {
 const MAX_HEAD = 16 * 1024;
 
 /** `over`: a connection to the node already made (an `http2` node that chose HTTP/1.1 by ALPN, connect/h2-proxy-links.ts). */
-export function openTunnel(node: ProxyNode, host: string, port: number, o: TunnelOptions, over: net.Socket | null = null): Promise<net.Socket> {
+export function openTunnel(
+  node: ProxyNode,
+  host: string,
+  port: number,
+  o: TunnelOptions,
+  over: net.Socket | null = null,
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let done = false;
     let socket: net.Socket;
@@ -48,17 +62,37 @@ export function openTunnel(node: ProxyNode, host: string, port: number, o: Tunne
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      reject(e instanceof OriginlinkError ? e
-        : e instanceof ProxyReplyError ? proxyError(node, e.message, undefined, e.details)
-        : proxyError(node, `cannot reach the proxy: ${(e as Error).message}`, e));
+      reject(
+        e instanceof OriginlinkError
+          ? e
+          : e instanceof ProxyReplyError
+            ? proxyError(node, e.message, undefined, e.details)
+            : proxyError(node, `cannot reach the proxy: ${(e as Error).message}`, e),
+      );
     };
-    const onAbort = (): void => fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT }));
-    const timer = setTimeout(() => fail(new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `tunnel through ${node.id} to ${host}:${port} not open within ${o.timeoutMs} ms`, { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } })), o.timeoutMs);
-    if (o.signal?.aborted) { onAbort(); return; }
+    const onAbort = (): void =>
+      fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true, facts: NOT_SENT }));
+    const timer = setTimeout(
+      () =>
+        fail(
+          new OriginlinkError(
+            ErrorCode.CONNECT_TIMEOUT,
+            'network',
+            `tunnel through ${node.id} to ${host}:${port} not open within ${o.timeoutMs} ms`,
+            { retrySafe: true, facts: NOT_SENT, details: { proxy: node.id } },
+          ),
+        ),
+      o.timeoutMs,
+    );
+    if (o.signal?.aborted) {
+      onAbort();
+      return;
+    }
     o.signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', fail);
     socket.once('close', () => fail(proxyError(node, 'the proxy closed the connection during the tunnel setup')));
-    const handshake = node.kind === 'socks5' ? socks5(node, socket, reader, host, port) : httpConnect(node, socket, reader, host, port);
+    const handshake =
+      node.kind === 'socks5' ? socks5(node, socket, reader, host, port) : httpConnect(node, socket, reader, host, port);
     handshake.then(() => {
       if (done) return;
       done = true;
@@ -72,7 +106,13 @@ export function openTunnel(node: ProxyNode, host: string, port: number, o: Tunne
   });
 }
 
-async function httpConnect(node: ProxyNode, socket: net.Socket, reader: Reader, host: string, port: number): Promise<void> {
+async function httpConnect(
+  node: ProxyNode,
+  socket: net.Socket,
+  reader: Reader,
+  host: string,
+  port: number,
+): Promise<void> {
   const authority = connectAuthority(host, port);
   let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
   const auth = proxyAuthorization(node);
@@ -83,7 +123,8 @@ async function httpConnect(node: ProxyNode, socket: net.Socket, reader: Reader, 
   // bytes growing, until the timeout.
   let status = await reader.parse((b) => readConnectReply(b, MAX_HEAD));
   for (let interims = 1; status < 200; interims++) {
-    if (interims > MAX_INTERIM_RESPONSES) throw new ProxyReplyError(`more than ${MAX_INTERIM_RESPONSES} interim responses to CONNECT`);
+    if (interims > MAX_INTERIM_RESPONSES)
+      throw new ProxyReplyError(`more than ${MAX_INTERIM_RESPONSES} interim responses to CONNECT`);
     status = await reader.parse((b) => readConnectReply(b, MAX_HEAD));
   }
   const err = connectStatusError(node, authority, status);
@@ -103,16 +144,30 @@ export function proxyAuthorization(node: ProxyNode): string | null {
 /** What a CONNECT's final status means (HTTP/1.1 or HTTP/2 CONNECT alike); null: the tunnel is open (2xx). */
 export function connectStatusError(node: ProxyNode, authority: string, status: number): OriginlinkError | null {
   // RFC 9110 §15.5.8: 407 = the proxy wants (other) credentials; tinyproxy 1.11 answers 401 instead.
-  if (status === 407 || status === 401) return authError(node, `${node.auth ? 'the proxy refused the credentials' : 'the proxy requires credentials'} (${status})`);
-  if (status < 200 || status > 299) return proxyError(node, `CONNECT ${authority} answered ${status}`, undefined, { status });
+  if (status === 407 || status === 401)
+    return authError(
+      node,
+      `${node.auth ? 'the proxy refused the credentials' : 'the proxy requires credentials'} (${status})`,
+    );
+  if (status < 200 || status > 299)
+    return proxyError(node, `CONNECT ${authority} answered ${status}`, undefined, { status });
   return null;
 }
 
 /** TLS to an `https://` proxy itself: SNI by its name, trust from `o`. */
-export function proxyTlsOptions(node: ProxyNode, o: Pick<TunnelOptions, 'ca' | 'rejectUnauthorized'>, alpn: string[]): tls.ConnectionOptions {
+export function proxyTlsOptions(
+  node: ProxyNode,
+  o: Pick<TunnelOptions, 'ca' | 'rejectUnauthorized'>,
+  alpn: string[],
+): tls.ConnectionOptions {
   // The node's own trust settings when configured (ProxyOptions.tls), else the origin's.
   const t = node.tls ?? o;
-  const to: tls.ConnectionOptions = { host: node.host, port: node.port, rejectUnauthorized: t.rejectUnauthorized ?? true, ALPNProtocols: alpn };
+  const to: tls.ConnectionOptions = {
+    host: node.host,
+    port: node.port,
+    rejectUnauthorized: t.rejectUnauthorized ?? true,
+    ALPNProtocols: alpn,
+  };
   if (net.isIP(node.host) === 0) to.servername = node.host;
   to.secureContext = clientContext(t.ca);
   return to;
@@ -122,7 +177,11 @@ async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host:
   // RFC 1928 §3: version 5, the methods we offer: 0x00 none, 0x02 username/password (RFC 1929).
   socket.write(Buffer.from(node.auth ? [5, 2, 0, 2] : [5, 1, 0]));
   const method = await reader.parse(readSocks5Method);
-  if (method === 0xff) throw authError(node, node.auth ? 'the SOCKS5 server accepts none of our methods' : 'the SOCKS5 server requires credentials');
+  if (method === 0xff)
+    throw authError(
+      node,
+      node.auth ? 'the SOCKS5 server accepts none of our methods' : 'the SOCKS5 server requires credentials',
+    );
   if (method === 2) {
     if (!node.auth) throw authError(node, 'the SOCKS5 server requires credentials');
     const u = Buffer.from(node.auth.user);
@@ -136,14 +195,23 @@ async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host:
   }
   // RFC 1928 §4: CONNECT; a name goes as ATYP 3 (the proxy resolves it), addresses as ATYP 1 / 4.
   const fam = net.isIP(host);
-  const addr = fam === 4 ? Buffer.from([1, ...host.split('.').map(Number)])
-    : fam === 6 ? Buffer.concat([Buffer.from([4]), ipv6Bytes(host)])
-    : Buffer.concat([Buffer.from([3, Buffer.byteLength(host)]), Buffer.from(host)]);
+  const addr =
+    fam === 4
+      ? Buffer.from([1, ...host.split('.').map(Number)])
+      : fam === 6
+        ? Buffer.concat([Buffer.from([4]), ipv6Bytes(host)])
+        : Buffer.concat([Buffer.from([3, Buffer.byteLength(host)]), Buffer.from(host)]);
   if (fam === 0 && Buffer.byteLength(host) > 255) throw proxyError(node, 'host name longer than 255 bytes');
   socket.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, Buffer.from([port >> 8, port & 0xff])]));
   // RFC 1928 §6: VER REP RSV ATYP BND.ADDR BND.PORT
   const rep = await reader.parse(readSocks5Reply);
-  if (rep !== 0) throw proxyError(node, `SOCKS5 CONNECT to ${host}:${port} failed: ${SOCKS_REPLY[rep] ?? `reply ${rep}`}`, undefined, { socksReply: rep });
+  if (rep !== 0)
+    throw proxyError(
+      node,
+      `SOCKS5 CONNECT to ${host}:${port} failed: ${SOCKS_REPLY[rep] ?? `reply ${rep}`}`,
+      undefined,
+      { socksReply: rep },
+    );
 }
 
 function ipv6Bytes(host: string): Buffer {
@@ -156,12 +224,26 @@ function ipv6Bytes(host: string): Buffer {
   return b;
 }
 
-export function proxyError(node: ProxyNode, msg: string, cause?: unknown, details: Record<string, unknown> = {}): OriginlinkError {
-  return new OriginlinkError(ErrorCode.PROXY_FAILED, 'remote', `proxy ${node.id}: ${msg}`, { cause, retrySafe: true, facts: NOT_SENT, details: { proxy: node.id, ...details } });
+export function proxyError(
+  node: ProxyNode,
+  msg: string,
+  cause?: unknown,
+  details: Record<string, unknown> = {},
+): OriginlinkError {
+  return new OriginlinkError(ErrorCode.PROXY_FAILED, 'remote', `proxy ${node.id}: ${msg}`, {
+    cause,
+    retrySafe: true,
+    facts: NOT_SENT,
+    details: { proxy: node.id, ...details },
+  });
 }
 
 export function authError(node: ProxyNode, msg: string): OriginlinkError {
-  return new OriginlinkError(ErrorCode.PROXY_AUTH_FAILED, 'local', `proxy ${node.id}: ${msg}`, { retrySafe: false, facts: NOT_SENT, details: { proxy: node.id } });
+  return new OriginlinkError(ErrorCode.PROXY_AUTH_FAILED, 'local', `proxy ${node.id}: ${msg}`, {
+    retrySafe: false,
+    facts: NOT_SENT,
+    details: { proxy: node.id },
+  });
 }
 
 /** Feeds a socket's bytes to the reply readers (proxy-replies.ts) during a handshake; release() hands leftovers back to the stream. */
@@ -187,7 +269,9 @@ class Reader {
         this.#buf = this.#buf.subarray(r.length);
         return r.value;
       }
-      await new Promise<void>((res) => { this.#want = res; });
+      await new Promise<void>((res) => {
+        this.#want = res;
+      });
     }
   }
 

@@ -16,11 +16,23 @@ export const channels = {
   requestEnd: diagnostics.channel('originlink:request:end'),
 } as const;
 
-export function publishConnection(kind: 'open' | 'close', origin: string, conn: PooledConnection, error?: Error | null): void {
+export function publishConnection(
+  kind: 'open' | 'close',
+  origin: string,
+  conn: PooledConnection,
+  error?: Error | null,
+): void {
   if (kind === 'open') {
-    if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ origin, id: conn.id, protocol: conn.protocol, facts: conn.facts });
+    if (channels.connectionOpen.hasSubscribers)
+      channels.connectionOpen.publish({ origin, id: conn.id, protocol: conn.protocol, facts: conn.facts });
   } else if (channels.connectionClose.hasSubscribers) {
-    channels.connectionClose.publish({ origin, id: conn.id, protocol: conn.protocol, served: conn.served, error: error ?? null });
+    channels.connectionClose.publish({
+      origin,
+      id: conn.id,
+      protocol: conn.protocol,
+      served: conn.served,
+      error: error ?? null,
+    });
   }
 }
 
@@ -38,8 +50,15 @@ export interface RequestEndMessage {
 
 /** The message is made only when someone listens (the arguments are its fields, in order): this runs for every request. */
 export function publishRequestEnd(
-  origin: string, method: string, path: string, status: number | null, protocol: string | null,
-  reused: boolean, attempts: number, ttfbMs: number, error: Error | null,
+  origin: string,
+  method: string,
+  path: string,
+  status: number | null,
+  protocol: string | null,
+  reused: boolean,
+  attempts: number,
+  ttfbMs: number,
+  error: Error | null,
 ): void {
   if (!channels.requestEnd.hasSubscribers) return;
   const msg: RequestEndMessage = { origin, method, path, status, protocol, reused, attempts, ttfbMs, error };

@@ -155,23 +155,29 @@ export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, wher
     if (key in CHOICES) {
       if (value === undefined) continue;
       const allowed = CHOICES[key as ChoiceKey] as readonly unknown[];
-      if (!allowed.includes(value)) throw configError(`${where}.${key}`, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+      if (!allowed.includes(value))
+        throw configError(`${where}.${key}`, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
       (out as unknown as Record<string, unknown>)[key] = value;
       continue;
     }
     if (!(key in RULES)) throw configError(`${where}.${key}`, 'unknown option');
     if (value === undefined) continue;
     const rule = RULES[key as NumericKey];
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw configError(`${where}.${key}`, `must be a number, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw configError(`${where}.${key}`, `must be a number, got ${JSON.stringify(value)}`);
     if (rule.int && !Number.isInteger(value)) throw configError(`${where}.${key}`, `must be an integer, got ${value}`);
     if (value < rule.min) throw configError(`${where}.${key}`, `must be ≥ ${rule.min}, got ${value}`);
-    if (rule.max !== undefined && value > rule.max) throw configError(`${where}.${key}`, `must be ≤ ${rule.max}, got ${value}`);
+    if (rule.max !== undefined && value > rule.max)
+      throw configError(`${where}.${key}`, `must be ≤ ${rule.max}, got ${value}`);
     // A duration goes to setTimeout, which fires at once past 2^31 − 1 ms (a queue timeout of 2^31 answered 503 at once).
-    if (key.endsWith('Ms') && value > MAX_TIMER_MS) throw configError(`${where}.${key}`, `must be ≤ ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`);
+    if (key.endsWith('Ms') && value > MAX_TIMER_MS)
+      throw configError(`${where}.${key}`, `must be ≤ ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`);
     out[key as NumericKey] = value;
   }
-  if (out.minWarm > out.maxConnections) throw configError(`${where}.minWarm`, `must be ≤ maxConnections (${out.maxConnections})`);
-  if (out.preconnectRatio > 0 && out.preconnectRatio < 1) throw configError(`${where}.preconnectRatio`, `must be 0 (off) or 1 … 10, got ${out.preconnectRatio}`);
+  if (out.minWarm > out.maxConnections)
+    throw configError(`${where}.minWarm`, `must be ≤ maxConnections (${out.maxConnections})`);
+  if (out.preconnectRatio > 0 && out.preconnectRatio < 1)
+    throw configError(`${where}.preconnectRatio`, `must be 0 (off) or 1 … 10, got ${out.preconnectRatio}`);
   return Object.freeze(out);
 }
 

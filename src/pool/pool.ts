@@ -132,7 +132,15 @@ export class Pool implements TickMember {
   /** Totals of this origin (carried over from a forgotten pool of the same key by the Agent). */
   readonly counters: PoolCounters;
 
-  constructor(key: string, origin: string, opts: Readonly<PoolOptions>, dial: Dialer, protocol: Protocol | null = null, ticker: Ticker = sharedTicker, counters = new PoolCounters()) {
+  constructor(
+    key: string,
+    origin: string,
+    opts: Readonly<PoolOptions>,
+    dial: Dialer,
+    protocol: Protocol | null = null,
+    ticker: Ticker = sharedTicker,
+    counters = new PoolCounters(),
+  ) {
     this.key = key;
     this.counters = counters;
     this.origin = origin;
@@ -155,7 +163,9 @@ export class Pool implements TickMember {
     for (const e of this.#entries.values()) if (e.conn.active > 0) return false;
     return true;
   }
-  get lastActivityAt(): number { return this.#lastActivityAt; }
+  get lastActivityAt(): number {
+    return this.#lastActivityAt;
+  }
 
   /** Shared-ticker hook: predictive warmth every tick; health pings and maximum age at most every max(250, pingIntervalMs / 2) ms. */
   tick(now: number): void {
@@ -187,20 +197,32 @@ export class Pool implements TickMember {
       if (e) return this.#run(req, 0, e);
       if (this.#open() + this.#dialing < this.opts.maxConnections) return this.request(req);
     }
-    this.#checks ??= new Pool(`${this.key}|checks`, this.origin, Object.freeze({ ...this.opts, maxConnections: 1, maxPending: 1, minWarm: 0, preconnectRatio: 0 }), this.#dial, this.#protocol, this.#ticker);
+    this.#checks ??= new Pool(
+      `${this.key}|checks`,
+      this.origin,
+      Object.freeze({ ...this.opts, maxConnections: 1, maxPending: 1, minWarm: 0, preconnectRatio: 0 }),
+      this.#dial,
+      this.#protocol,
+      this.#ticker,
+    );
     return this.#checks.request(req);
   }
 
   /** Protocol of this pool's connections, once the first one is established. */
-  get protocol(): Protocol | null { return this.#protocol; }
+  get protocol(): Protocol | null {
+    return this.#protocol;
+  }
 
   /** Run a request on a connection of this pool. */
   request(req: ConnRequest): Promise<PoolResult> {
-    if (this.#closed) return Promise.reject(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`));
+    if (this.#closed)
+      return Promise.reject(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`));
     // An 'abort' listener added to a signal that already fired never runs: refuse now, not at pendingTimeoutMs.
     if (req.signal?.aborted) {
       this.counters.error(ErrorCode.ABORTED);
-      return Promise.reject(abortedBy(req.signal, 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }));
+      return Promise.reject(
+        abortedBy(req.signal, 'request aborted before it was queued', { retrySafe: true, facts: NOT_SENT }),
+      );
     }
     // lastActivityAt moves when a request ends: while one is in flight the pool is not idle anyway.
     if (this.#pending.length === 0) {
@@ -218,18 +240,39 @@ export class Pool implements TickMember {
       return Promise.reject(down);
     }
     return new Promise<PoolResult>((resolve, reject) => {
-      const w: Waiter = { req, resolve, reject, enqueuedAt: (this.#lastActivityAt = performance.now()), timer: null, onAbort: null };
+      const w: Waiter = {
+        req,
+        resolve,
+        reject,
+        enqueuedAt: (this.#lastActivityAt = performance.now()),
+        timer: null,
+        onAbort: null,
+      };
       // Requests the dials under way will take are not pending (each dial takes one at least): a cold burst is
       // accepted as far as a warm one is (maxConnections in flight, maxPending waiting).
       if (this.#pending.length - this.#dialing >= this.opts.maxPending) {
         this.counters.error(ErrorCode.QUEUE_FULL);
-        reject(new OriginlinkError(ErrorCode.QUEUE_FULL, 'local', `pending queue for ${this.origin} is full (${this.opts.maxPending})`, { retrySafe: true, facts: NOT_SENT, details: { limit: this.opts.maxPending } }));
+        reject(
+          new OriginlinkError(
+            ErrorCode.QUEUE_FULL,
+            'local',
+            `pending queue for ${this.origin} is full (${this.opts.maxPending})`,
+            { retrySafe: true, facts: NOT_SENT, details: { limit: this.opts.maxPending } },
+          ),
+        );
         return;
       }
       w.timer = setTimeout(() => {
         this.#dequeue(w);
         this.counters.error(ErrorCode.QUEUE_TIMEOUT);
-        reject(new OriginlinkError(ErrorCode.QUEUE_TIMEOUT, 'local', `no connection to ${this.origin} within ${this.opts.pendingTimeoutMs} ms`, { retrySafe: true, facts: NOT_SENT }));
+        reject(
+          new OriginlinkError(
+            ErrorCode.QUEUE_TIMEOUT,
+            'local',
+            `no connection to ${this.origin} within ${this.opts.pendingTimeoutMs} ms`,
+            { retrySafe: true, facts: NOT_SENT },
+          ),
+        );
       }, this.opts.pendingTimeoutMs);
       if (req.signal) {
         w.onAbort = () => {
@@ -257,12 +300,17 @@ export class Pool implements TickMember {
     if (last === null || this.#dialing > 0 || this.#canServe()) return null;
     const wait = Math.ceil(this.#nextDialAt - performance.now());
     if (wait <= 0) return null;
-    return new OriginlinkError(last.code, last.side, `${last.message} (connects to ${this.origin} failing: the next in ${wait} ms)`, {
-      cause: last,
-      retrySafe: true,
-      facts: NOT_SENT,
-      details: { ...last.details, origin: this.origin, backoffMs: wait },
-    });
+    return new OriginlinkError(
+      last.code,
+      last.side,
+      `${last.message} (connects to ${this.origin} failing: the next in ${wait} ms)`,
+      {
+        cause: last,
+        retrySafe: true,
+        facts: NOT_SENT,
+        details: { ...last.details, origin: this.origin, backoffMs: wait },
+      },
+    );
   }
 
   /** A connection that takes requests now or once its current ones end (not a draining or closed one). */
@@ -315,10 +363,16 @@ export class Pool implements TickMember {
   #fresh(e: Entry): boolean {
     const c = e.conn;
     if (!c.isUsable()) {
-      if (c.settling?.() !== true) { e.retired = true; c.destroy(); }
+      if (c.settling?.() !== true) {
+        e.retired = true;
+        c.destroy();
+      }
       return false;
     }
-    if (e.maxAgeAt > 0 && turnNow() >= e.maxAgeAt) { this.#retire(e); return false; }
+    if (e.maxAgeAt > 0 && turnNow() >= e.maxAgeAt) {
+      this.#retire(e);
+      return false;
+    }
     return true;
   }
 
@@ -366,7 +420,12 @@ export class Pool implements TickMember {
         if (oe.side !== 'local') {
           if (++e.errors >= this.opts.maxConsecutiveErrors) this.#retire(e);
           // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
-          else if ((oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) && conn.ping && !e.pinging) this.#probe(e);
+          else if (
+            (oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) &&
+            conn.ping &&
+            !e.pinging
+          )
+            this.#probe(e);
         }
         throw oe;
       },
@@ -403,7 +462,11 @@ export class Pool implements TickMember {
     // Merge concurrent dials: one at a time unless the origin is known to be h1.
     // h1: at most maxConnecting dials in flight; a request freed meanwhile serves the queue,
     // so a cold burst opens about as many connections as its concurrency needs, not one each.
-    let toDial = multiplexed ? (this.#dialing > 0 || this.#limitPending() ? 0 : 1) : Math.min(want, this.opts.maxConnecting) - this.#dialing;
+    let toDial = multiplexed
+      ? this.#dialing > 0 || this.#limitPending()
+        ? 0
+        : 1
+      : Math.min(want, this.opts.maxConnecting) - this.#dialing;
     toDial = Math.min(toDial, this.opts.maxConnections - this.#open() - this.#dialing);
     if (toDial <= 0) return;
     const wait = this.#nextDialAt - performance.now();
@@ -474,7 +537,8 @@ export class Pool implements TickMember {
       return;
     }
     const missing = this.#keepWarm() - this.#open() - this.#dialing;
-    const room = this.opts.preconnectRatio > 0 ? Math.max(this.opts.minWarm, this.opts.maxConnecting) - this.#dialing : missing;
+    const room =
+      this.opts.preconnectRatio > 0 ? Math.max(this.opts.minWarm, this.opts.maxConnecting) - this.#dialing : missing;
     for (let i = 0; i < Math.min(missing, room); i++) this.#dialOne();
   }
 
@@ -513,7 +577,9 @@ export class Pool implements TickMember {
       this.#peakAt = now;
       // h2/h3: streams per connection from a ready one; with none yet, the demand's own (merged) dial comes first.
       let perConn = this.#protocol === 'h1' ? 1 : 0;
-      if (this.#protocol !== 'h1') for (const e of this.#entries.values()) if (e.conn.state === 'ready') perConn = Math.max(perConn, e.conn.capacity);
+      if (this.#protocol !== 'h1')
+        for (const e of this.#entries.values())
+          if (e.conn.state === 'ready') perConn = Math.max(perConn, e.conn.capacity);
       if (perConn > 0) target = Math.ceil((this.opts.preconnectRatio * this.#peak) / perConn);
     }
     return Math.min(this.opts.maxConnections, Math.max(this.opts.minWarm, target));
@@ -541,31 +607,44 @@ export class Pool implements TickMember {
   #dialOne(): Promise<void> {
     this.#dialing++;
     this.counters.dialStarted();
-    const p = this.#dial(this.#dialAbort.signal).then(
-      (conn) => {
-        this.#dialing--;
-        this.#nextDialAt = 0;
-        this.#dialError = null;
-        if (this.#closed) { conn.destroy(); this.#checkDrained(); return; }
-        this.#add(conn);
-        this.#pump();
-      },
-      (err: unknown) => {
-        this.#dialing--;
-        // No request byte was sent: retry-safe for every waiter (each gets its own copy).
-        const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED).with({ retrySafe: true, facts: NOT_SENT, details: { origin: this.origin } });
-        this.counters.connectFailed(oe.code);
-        this.#backOff();
-        // Our own abort (close, destroy) says nothing about the origin.
-        if (oe.code !== ErrorCode.ABORTED) this.#dialError = oe;
-        // With nothing else coming, the waiters would only sit out their timeout: fail them now.
-        if (!this.#canServe() && this.#dialing === 0) {
-          const ws = this.#pending.splice(0);
-          for (const w of ws) { this.#clearWaiter(w); w.reject(oe.with({})); }
-        }
-        this.#pump();
-      },
-    ).finally(() => this.#dials.delete(p));
+    const p = this.#dial(this.#dialAbort.signal)
+      .then(
+        (conn) => {
+          this.#dialing--;
+          this.#nextDialAt = 0;
+          this.#dialError = null;
+          if (this.#closed) {
+            conn.destroy();
+            this.#checkDrained();
+            return;
+          }
+          this.#add(conn);
+          this.#pump();
+        },
+        (err: unknown) => {
+          this.#dialing--;
+          // No request byte was sent: retry-safe for every waiter (each gets its own copy).
+          const oe = toOriginlinkError(err, ErrorCode.CONNECT_FAILED).with({
+            retrySafe: true,
+            facts: NOT_SENT,
+            details: { origin: this.origin },
+          });
+          this.counters.connectFailed(oe.code);
+          this.#backOff();
+          // Our own abort (close, destroy) says nothing about the origin.
+          if (oe.code !== ErrorCode.ABORTED) this.#dialError = oe;
+          // With nothing else coming, the waiters would only sit out their timeout: fail them now.
+          if (!this.#canServe() && this.#dialing === 0) {
+            const ws = this.#pending.splice(0);
+            for (const w of ws) {
+              this.#clearWaiter(w);
+              w.reject(oe.with({}));
+            }
+          }
+          this.#pump();
+        },
+      )
+      .finally(() => this.#dials.delete(p));
     this.#dials.add(p);
     return p;
   }
@@ -575,7 +654,10 @@ export class Pool implements TickMember {
    * Alt-Svc, a QUIC attempt that finished after losing a race).
    */
   adopt(conn: PooledConnection): boolean {
-    if (this.#closed || conn.state !== 'ready') { conn.destroy(); return false; }
+    if (this.#closed || conn.state !== 'ready') {
+      conn.destroy();
+      return false;
+    }
     this.#add(conn);
     this.#pump();
     return true;
@@ -583,7 +665,8 @@ export class Pool implements TickMember {
 
   /** Drain every connection not speaking `protocol` (after an upgrade). */
   drainOthers(protocol: Protocol): void {
-    for (const e of this.#entries.values()) if (e.conn.protocol !== protocol && e.conn.state === 'ready') this.#retire(e);
+    for (const e of this.#entries.values())
+      if (e.conn.protocol !== protocol && e.conn.state === 'ready') this.#retire(e);
   }
 
   /** A ready connection of this pool that has a free slot, without dispatching. */
@@ -598,7 +681,15 @@ export class Pool implements TickMember {
    */
   requestOn(conn: PooledConnection, req: ConnRequest): Promise<PoolResult> | null {
     const e = this.#entries.get(conn);
-    if (!e || this.#closed || conn.state !== 'ready' || !conn.isUsable() || conn.active >= conn.capacity || this.#pending.length > 0) return null;
+    if (
+      !e ||
+      this.#closed ||
+      conn.state !== 'ready' ||
+      !conn.isUsable() ||
+      conn.active >= conn.capacity ||
+      this.#pending.length > 0
+    )
+      return null;
     return new Promise<PoolResult>((resolve, reject) => {
       this.#start({ req, resolve, reject, enqueuedAt: performance.now(), timer: null, onAbort: null }, e);
     });
@@ -679,11 +770,13 @@ export class Pool implements TickMember {
               }
             }
             // A TCP Fast Open connection handed out before its SYN was answered, then timed out (net/tcp.ts): a failed connect.
-            if ((ev.error as OriginlinkError | null)?.code === ErrorCode.CONNECT_TIMEOUT) this.counters.connectFailures++;
+            if ((ev.error as OriginlinkError | null)?.code === ErrorCode.CONNECT_TIMEOUT)
+              this.counters.connectFailures++;
             publishConnection('close', this.origin, conn, ev.error);
             // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
             // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.
-            if (conn.served === 0 && !e.retired && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS) this.#backOff();
+            if (conn.served === 0 && !e.retired && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS)
+              this.#backOff();
           }
           if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
           this.#pump();
@@ -735,7 +828,14 @@ export class Pool implements TickMember {
 
   #otherIdleH1(self: Entry): boolean {
     for (const e of this.#entries.values()) {
-      if (e !== self && e.conn.protocol === 'h1' && e.conn.state === 'ready' && e.conn.active === 0 && e.conn.isUsable()) return true;
+      if (
+        e !== self &&
+        e.conn.protocol === 'h1' &&
+        e.conn.state === 'ready' &&
+        e.conn.active === 0 &&
+        e.conn.isUsable()
+      )
+        return true;
     }
     return false;
   }
@@ -744,8 +844,18 @@ export class Pool implements TickMember {
   #healthCheck(now: number): void {
     for (const e of this.#entries.values()) {
       const c = e.conn;
-      if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') { this.#retire(e); continue; }
-      if (!c.ping || this.opts.pingIntervalMs <= 0 || e.pinging || c.state !== 'ready' || now - c.lastActiveAt < this.opts.pingIntervalMs) continue;
+      if (e.maxAgeAt > 0 && now >= e.maxAgeAt && c.state === 'ready') {
+        this.#retire(e);
+        continue;
+      }
+      if (
+        !c.ping ||
+        this.opts.pingIntervalMs <= 0 ||
+        e.pinging ||
+        c.state !== 'ready' ||
+        now - c.lastActiveAt < this.opts.pingIntervalMs
+      )
+        continue;
       this.#probe(e);
     }
   }
@@ -767,7 +877,13 @@ export class Pool implements TickMember {
       if (e.conn.active === 0) idle++;
       else busy++;
     }
-    return this.counters.snapshot(this.origin, this.#protocol, { idle, busy, activeRequests: active, dialing: this.#dialing, pending: this.#pending.length });
+    return this.counters.snapshot(this.origin, this.#protocol, {
+      idle,
+      busy,
+      activeRequests: active,
+      dialing: this.#dialing,
+      pending: this.#pending.length,
+    });
   }
 
   /** Connections currently held (for tests and the service's table). */
@@ -790,7 +906,12 @@ export class Pool implements TickMember {
     this.#shutdown(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`));
     for (const e of this.#entries.values()) e.conn.drain();
     // The connections' sockets are unref'd: what closes them (an h2 GOAWAY, then the peer's end) holds nothing.
-    return holdUntil(new Promise((r) => { this.#drainWaiters.push(r); this.#checkDrained(); }));
+    return holdUntil(
+      new Promise((r) => {
+        this.#drainWaiters.push(r);
+        this.#checkDrained();
+      }),
+    );
   }
 
   /** Abort everything now. */
@@ -807,6 +928,9 @@ export class Pool implements TickMember {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#ticker.delete(this);
-    for (const w of this.#pending.splice(0)) { this.#clearWaiter(w); w.reject(err); }
+    for (const w of this.#pending.splice(0)) {
+      this.#clearWaiter(w);
+      w.reject(err);
+    }
   }
 }

@@ -52,7 +52,9 @@ export class PoolCounters {
     this.requests++;
     if (reused) this.reusedRequests++;
   }
-  dialStarted(): void { this.dials++; }
+  dialStarted(): void {
+    this.dials++;
+  }
   opened(f: ConnectionFacts): void {
     this.opened_++;
     this.handshakeMs += f.connectMs + f.tlsMs;
@@ -65,7 +67,9 @@ export class PoolCounters {
     if (f.resumed) this.resumed++;
     if (f.earlyData) this.earlyData++;
   }
-  closed(): void { this.closed_++; }
+  closed(): void {
+    this.closed_++;
+  }
   connectFailed(code: string): void {
     this.connectFailures++;
     this.error(code);
@@ -74,7 +78,11 @@ export class PoolCounters {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
   }
 
-  snapshot(origin: string, protocol: Protocol | null, now: { idle: number; busy: number; activeRequests: number; dialing: number; pending: number }): PoolStats {
+  snapshot(
+    origin: string,
+    protocol: Protocol | null,
+    now: { idle: number; busy: number; activeRequests: number; dialing: number; pending: number },
+  ): PoolStats {
     return {
       origin,
       protocol,

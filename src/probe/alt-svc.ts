@@ -28,7 +28,6 @@ export type AltSvcResult = { type: 'clear' } | { type: 'alternatives'; alternati
 /** RFC 7838 §3.1: "ma" defaults to 24 hours. */
 export const DEFAULT_MAX_AGE_S = 86_400;
 
-
 /** Parse one or more Alt-Svc field values (several field lines join with commas, RFC 9110 §5.3). */
 export function parseAltSvc(value: string | readonly string[]): AltSvcResult {
   const text = typeof value === 'string' ? value : value.join(',');

@@ -109,10 +109,14 @@ export class FileOriginCache extends MemoryOriginCache {
     super(o.maxEntries ?? 1024);
     this.path = path;
     this.#warn = o.warn ?? ((m) => console.warn(m));
-    this.#file = new DeferredFileWriter(path, () => JSON.stringify({ format: FORMAT, origins: Object.fromEntries(this.map) }), {
-      mode: 0o600,
-      onError: (e) => this.#warn(`originlink: cannot write origin cache ${this.path}: ${e.message}`),
-    });
+    this.#file = new DeferredFileWriter(
+      path,
+      () => JSON.stringify({ format: FORMAT, origins: Object.fromEntries(this.map) }),
+      {
+        mode: 0o600,
+        onError: (e) => this.#warn(`originlink: cannot write origin cache ${this.path}: ${e.message}`),
+      },
+    );
     this.#load(o.now ?? Date.now());
   }
 
@@ -126,7 +130,13 @@ export class FileOriginCache extends MemoryOriginCache {
       return;
     }
     const d = doc as { format?: unknown; origins?: unknown };
-    if (typeof d !== 'object' || d === null || d.format !== FORMAT || typeof d.origins !== 'object' || d.origins === null) {
+    if (
+      typeof d !== 'object' ||
+      d === null ||
+      d.format !== FORMAT ||
+      typeof d.origins !== 'object' ||
+      d.origins === null
+    ) {
       this.#warn(`originlink: ignoring origin cache ${this.path}: not a ${FORMAT} file`);
       return;
     }
@@ -169,7 +179,12 @@ export function validFacts(v: unknown): OriginFacts | null {
   const h = o['h3'] as Record<string, unknown> | null | undefined;
   if (h) {
     if (typeof h['host'] !== 'string' || !num(h['port']) || !num(h['expiresAt'])) return null;
-    h3 = { host: h['host'], port: h['port'], expiresAt: h['expiresAt'], source: h['source'] === 'probe' ? 'probe' : 'alt-svc' };
+    h3 = {
+      host: h['host'],
+      port: h['port'],
+      expiresAt: h['expiresAt'],
+      source: h['source'] === 'probe' ? 'probe' : 'alt-svc',
+    };
   }
   const f: OriginFacts = {
     h3,

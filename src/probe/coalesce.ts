@@ -40,7 +40,8 @@ export async function findCandidate(
   for (const p of pools) {
     if (p === self || !compatible(p)) continue;
     for (const c of p.connections()) {
-      if (!protocols.has(c.protocol) || c.state !== 'ready' || c.facts.remotePort !== port || c.active >= c.capacity) continue;
+      if (!protocols.has(c.protocol) || c.state !== 'ready' || c.facts.remotePort !== port || c.active >= c.capacity)
+        continue;
       byPort.push({ pool: p, conn: c });
     }
   }

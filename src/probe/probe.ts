@@ -39,7 +39,10 @@ export interface ProbeOptions {
   cache?: OriginCache;
 }
 
-export interface StepError { code: string; message: string }
+export interface StepError {
+  code: string;
+  message: string;
+}
 
 export interface ProbeResult {
   url: string;
@@ -69,8 +72,24 @@ export interface ProbeResult {
     keepAliveTimeoutMs: number | null;
     maxConcurrentStreams: number | null;
   };
-  reconnect: { ok: boolean; error?: StepError; tlsResumed: boolean; tfoAttempted: boolean; tfoAccepted: boolean; connectMs: number | null };
-  quic: { attempted: boolean; ok: boolean; error?: StepError; port: number; handshakeMs: number | null; rttMs: number | null; maxConcurrentStreams: number | null; notAttempted?: string };
+  reconnect: {
+    ok: boolean;
+    error?: StepError;
+    tlsResumed: boolean;
+    tfoAttempted: boolean;
+    tfoAccepted: boolean;
+    connectMs: number | null;
+  };
+  quic: {
+    attempted: boolean;
+    ok: boolean;
+    error?: StepError;
+    port: number;
+    handshakeMs: number | null;
+    rttMs: number | null;
+    maxConcurrentStreams: number | null;
+    notAttempted?: string;
+  };
   /** The egress proxy node the TCP steps went through (null: direct). */
   proxy: string | null;
   earlyData: { attempted: boolean; ok: boolean; error?: StepError; resumed: boolean; accepted: boolean };
@@ -87,7 +106,12 @@ const errOf = (e: unknown): StepError => {
 };
 
 /** Reject after `ms` (aborting `ctl`), with a probe-step timeout error. */
-async function step<T>(name: string, ms: number, fn: (signal: AbortSignal) => Promise<T>, cleanup?: (v: T) => void): Promise<T> {
+async function step<T>(
+  name: string,
+  ms: number,
+  fn: (signal: AbortSignal) => Promise<T>,
+  cleanup?: (v: T) => void,
+): Promise<T> {
   const ctl = new AbortController();
   let timer: NodeJS.Timeout | null = null;
   let timedOut = false;
@@ -108,11 +132,16 @@ async function step<T>(name: string, ms: number, fn: (signal: AbortSignal) => Pr
 }
 
 async function drainBody(r: { body: NodeJS.ReadableStream }, ms: number): Promise<void> {
-  await step('reading the response body', ms, () => new Promise<void>((res, rej) => {
-    r.body.on('end', res);
-    r.body.on('error', rej);
-    r.body.resume();
-  }));
+  await step(
+    'reading the response body',
+    ms,
+    () =>
+      new Promise<void>((res, rej) => {
+        r.body.on('end', res);
+        r.body.on('error', rej);
+        r.body.resume();
+      }),
+  );
 }
 
 function header(h: HeaderList, name: string): string[] {
@@ -122,7 +151,8 @@ function header(h: HeaderList, name: string): string[] {
 export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Promise<ProbeResult> {
   const t0 = performance.now();
   const u = typeof url === 'string' ? new URL(url) : url;
-  if (u.protocol !== 'https:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'probe needs an https:// URL');
+  if (u.protocol !== 'https:')
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'probe needs an https:// URL');
   const port = u.port ? Number(u.port) : 443;
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const origin = `https://${u.hostname}:${port}`;
@@ -132,22 +162,62 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   // One resolver for every step (the 0-RTT step's own connect too): with --dns-server, a name only that server knows.
   const resolver = o.resolver ?? new Resolver({ lookup: o.lookup });
   const spec: OriginSpec = {
-    scheme: 'https', host, port, servername: o.servername, protocol: 'auto', ca: o.ca,
-    rejectUnauthorized: o.rejectUnauthorized ?? true, tfo: tfoOn, keepAliveProbes: null,
+    scheme: 'https',
+    host,
+    port,
+    servername: o.servername,
+    protocol: 'auto',
+    ca: o.ca,
+    rejectUnauthorized: o.rejectUnauthorized ?? true,
+    tfo: tfoOn,
+    keepAliveProbes: null,
     addresses: new AddressBook(resolver),
     proxy: o.proxy,
   };
   const pool = resolvePoolOptions({ connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms });
   let ids = 0;
   const sessions = new MemorySessionStore(8);
-  const ctx = (signal: AbortSignal): ConnectContext => ({ pool, sessionStore: sessions, sessionKey: `probe|${origin}`, nextId: () => ++ids, signal });
+  const ctx = (signal: AbortSignal): ConnectContext => ({
+    pool,
+    sessionStore: sessions,
+    sessionKey: `probe|${origin}`,
+    nextId: () => ++ids,
+    signal,
+  });
   const path = `${u.pathname}${u.search}`;
-  const req = { method: 'GET', path, authority: u.host, scheme: 'https' as const, headers: [['user-agent', 'originlink-probe']] as HeaderList, body: null };
+  const req = {
+    method: 'GET',
+    path,
+    authority: u.host,
+    scheme: 'https' as const,
+    headers: [['user-agent', 'originlink-probe']] as HeaderList,
+    body: null,
+  };
 
   const r: ProbeResult = {
-    url: u.href, origin,
-    tcp: { ok: false, alpnOffered: ['h2', 'http/1.1'], alpn: null, protocol: null, connectMs: null, tlsMs: null, tlsVersion: null, remoteAddress: null, family: null, attempts: null },
-    http: { ok: false, status: null, altSvc: null, h3Advertised: null, altSvcClear: false, keepAliveTimeoutMs: null, maxConcurrentStreams: null },
+    url: u.href,
+    origin,
+    tcp: {
+      ok: false,
+      alpnOffered: ['h2', 'http/1.1'],
+      alpn: null,
+      protocol: null,
+      connectMs: null,
+      tlsMs: null,
+      tlsVersion: null,
+      remoteAddress: null,
+      family: null,
+      attempts: null,
+    },
+    http: {
+      ok: false,
+      status: null,
+      altSvc: null,
+      h3Advertised: null,
+      altSvcClear: false,
+      keepAliveTimeoutMs: null,
+      maxConcurrentStreams: null,
+    },
     reconnect: { ok: false, tlsResumed: false, tfoAttempted: false, tfoAccepted: false, connectMs: null },
     quic: { attempted: false, ok: false, port, handshakeMs: null, rttMs: null, maxConcurrentStreams: null },
     earlyData: { attempted: false, ok: false, resumed: false, accepted: false },
@@ -164,9 +234,25 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   try {
     const conn = await step('TCP+TLS connect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);
     const f = conn.facts;
-    Object.assign(r.tcp, { ok: true, alpn: f.alpn, protocol: conn.protocol, connectMs: f.connectMs, tlsMs: f.tlsMs, tlsVersion: f.tlsVersion, remoteAddress: f.remoteAddress, family: f.family ?? null, attempts: f.attempts ?? null });
+    Object.assign(r.tcp, {
+      ok: true,
+      alpn: f.alpn,
+      protocol: conn.protocol,
+      connectMs: f.connectMs,
+      tlsMs: f.tlsMs,
+      tlsVersion: f.tlsVersion,
+      remoteAddress: f.remoteAddress,
+      family: f.family ?? null,
+      attempts: f.attempts ?? null,
+    });
     const cert = conn.peerCertificate();
-    if (cert) r.tcp.certificate = { subject: commonName(cert.subject), issuer: commonName(cert.issuer), validTo: cert.validTo, subjectAltName: cert.subjectAltName ?? null };
+    if (cert)
+      r.tcp.certificate = {
+        subject: commonName(cert.subject),
+        issuer: commonName(cert.issuer),
+        validTo: cert.validTo,
+        subjectAltName: cert.subjectAltName ?? null,
+      };
     try {
       const res = await step('HTTP request', ms, () => conn.request(req));
       r.http.status = res.status;
@@ -198,7 +284,12 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     r.reconnect.tfoAttempted = tfoOn && tfoAvailable() && !o.proxy;
     try {
       const c2 = await step('TCP+TLS reconnect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);
-      Object.assign(r.reconnect, { ok: true, tlsResumed: c2.facts.resumed, tfoAccepted: c2.facts.tfo, connectMs: c2.facts.connectMs });
+      Object.assign(r.reconnect, {
+        ok: true,
+        tlsResumed: c2.facts.resumed,
+        tfoAccepted: c2.facts.tfo,
+        connectMs: c2.facts.connectMs,
+      });
       c2.destroy();
     } catch (e) {
       r.reconnect.error = errOf(e);
@@ -211,8 +302,18 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     const target = { host: alt?.host ?? '', port: alt?.port ?? port };
     r.quic = { ...r.quic, attempted: true, port: target.port };
     try {
-      const q = await step('QUIC handshake', ms + 100, (signal) => connectAltH3(spec, target, ctx(signal), ms), destroy);
-      Object.assign(r.quic, { ok: true, handshakeMs: q.facts.connectMs, rttMs: q.facts.rttMs, maxConcurrentStreams: q.facts.peerMaxConcurrentStreams });
+      const q = await step(
+        'QUIC handshake',
+        ms + 100,
+        (signal) => connectAltH3(spec, target, ctx(signal), ms),
+        destroy,
+      );
+      Object.assign(r.quic, {
+        ok: true,
+        handshakeMs: q.facts.connectMs,
+        rttMs: q.facts.rttMs,
+        maxConcurrentStreams: q.facts.peerMaxConcurrentStreams,
+      });
       try {
         const res = await step('HTTP/3 request', ms, () => q.request(req));
         await drainBody(res, ms).catch(() => {});
@@ -223,7 +324,10 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
       // is waited for a little (bounded by the step deadline) before the connection goes, or the 0-RTT step below
       // would find none and report a server that resumes as one that does not.
       const key = `h3:probe|${origin}`;
-      for (const until = performance.now() + Math.min(ms, 1000); sessions.get(key) === undefined && performance.now() < until;) {
+      for (
+        const until = performance.now() + Math.min(ms, 1000);
+        sessions.get(key) === undefined && performance.now() < until;
+      ) {
         await new Promise((r) => setTimeout(r, 10));
       }
       q.destroy();
@@ -235,12 +339,32 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
       r.earlyData.attempted = true;
       try {
         const h3 = (await import('../connect/h3.js')).connectH3;
-        const q2 = await step('QUIC 0-RTT reconnect', ms + 100, (signal) => h3({
-          host: target.host || host, resolver, port: target.port, servername: o.servername ?? host,
-          ca: typeof o.ca === 'string' || o.ca === undefined ? o.ca : Array.isArray(o.ca) ? Buffer.concat(o.ca.map((c) => Buffer.from(c))).toString() : new Uint8Array(o.ca),
-          rejectUnauthorized: o.rejectUnauthorized ?? true, connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms,
-          sessionStore: sessions, sessionKey: `h3:probe|${origin}`, earlyData: true, signal,
-        }), destroy);
+        const q2 = await step(
+          'QUIC 0-RTT reconnect',
+          ms + 100,
+          (signal) =>
+            h3({
+              host: target.host || host,
+              resolver,
+              port: target.port,
+              servername: o.servername ?? host,
+              ca:
+                typeof o.ca === 'string' || o.ca === undefined
+                  ? o.ca
+                  : Array.isArray(o.ca)
+                    ? Buffer.concat(o.ca.map((c) => Buffer.from(c))).toString()
+                    : new Uint8Array(o.ca),
+              rejectUnauthorized: o.rejectUnauthorized ?? true,
+              connectTimeoutMs: ms,
+              headersTimeoutMs: ms,
+              bodyTimeoutMs: ms,
+              sessionStore: sessions,
+              sessionKey: `h3:probe|${origin}`,
+              earlyData: true,
+              signal,
+            }),
+          destroy,
+        );
         try {
           const res = await step('0-RTT request', ms, () => q2.request({ ...req, allowEarlyData: true }));
           await drainBody(res, ms).catch(() => {});
@@ -261,7 +385,12 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   facts.alpn = r.tcp.alpn;
   facts.rttMs = r.rttMs;
   if (r.quic.ok) {
-    facts.h3 = { host: alt?.host ?? '', port: r.quic.port, expiresAt: now + (alt?.maxAge ?? 86_400) * 1000, source: alt ? 'alt-svc' : 'probe' };
+    facts.h3 = {
+      host: alt?.host ?? '',
+      port: r.quic.port,
+      expiresAt: now + (alt?.maxAge ?? 86_400) * 1000,
+      source: alt ? 'alt-svc' : 'probe',
+    };
   } else if (alt && r.quic.attempted) {
     facts.h3 = { host: alt.host, port: alt.port, expiresAt: now + alt.maxAge * 1000, source: 'alt-svc' };
     facts.brokenCount = 1;
@@ -271,11 +400,15 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
   }
   r.facts = facts;
   const choice = selectProtocol(facts, 'auto', now);
-  let protocol: Protocol = choice.protocol ?? (r.tcp.protocol ?? 'h1');
+  let protocol: Protocol = choice.protocol ?? r.tcp.protocol ?? 'h1';
   let reason = choice.reason;
-  if (!r.tcp.ok && !r.quic.ok) reason = `origin unreachable (TCP: ${r.tcp.error?.message ?? 'not tried'}; QUIC: ${r.quic.error?.message ?? 'not tried'})`;
-  else if (!r.tcp.ok && r.quic.ok) { protocol = 'h3'; reason = `only QUIC answered (TCP: ${r.tcp.error?.message ?? ''})`; }
-  else if (r.quic.ok && !alt) reason = `h3 answered an active QUIC probe on port ${r.quic.port} (no Alt-Svc); racing QUIC against TCP`;
+  if (!r.tcp.ok && !r.quic.ok)
+    reason = `origin unreachable (TCP: ${r.tcp.error?.message ?? 'not tried'}; QUIC: ${r.quic.error?.message ?? 'not tried'})`;
+  else if (!r.tcp.ok && r.quic.ok) {
+    protocol = 'h3';
+    reason = `only QUIC answered (TCP: ${r.tcp.error?.message ?? ''})`;
+  } else if (r.quic.ok && !alt)
+    reason = `h3 answered an active QUIC probe on port ${r.quic.port} (no Alt-Svc); racing QUIC against TCP`;
   r.chosen = { protocol, reason };
   r.durationMs = performance.now() - t0;
   o.cache?.put(origin, { ...facts, probe: { at: new Date(now).toISOString(), chosen: r.chosen } });

@@ -20,7 +20,10 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PooledConnection } from '../http/types.js';
 
 /** `early`: the connection was handed out by the race at 0-RTT readiness (the caller holds it already). */
-export type QuicOutcome = { ok: true; conn: PooledConnection; late: boolean; early: boolean } | { ok: false; error: OriginlinkError } | { ok: 'aborted' };
+export type QuicOutcome =
+  | { ok: true; conn: PooledConnection; late: boolean; early: boolean }
+  | { ok: false; error: OriginlinkError }
+  | { ok: 'aborted' };
 
 export interface RaceOptions {
   /** Resolves at the handshake, or at 0-RTT readiness with `handshakePending()` non-null (early start). */
@@ -67,15 +70,24 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
       tcpCtl.abort();
       fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
     };
-    if (o.signal.aborted) { onOuterAbort(); return; }
+    if (o.signal.aborted) {
+      onOuterAbort();
+      return;
+    }
     o.signal.addEventListener('abort', onOuterAbort, { once: true });
 
     function stopDelay(): void {
-      if (delayTimer) { clearTimeout(delayTimer); delayTimer = null; }
+      if (delayTimer) {
+        clearTimeout(delayTimer);
+        delayTimer = null;
+      }
     }
     /** `keepTcp`: an early win, TCP still races the handshake. */
     function win(c: PooledConnection, keepTcp = false): void {
-      if (decided) { c.destroy(); return; }
+      if (decided) {
+        c.destroy();
+        return;
+      }
       decided = true;
       if (!keepTcp) {
         stopDelay();
@@ -96,9 +108,15 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
       stopDelay();
       o.tcp(tcpCtl.signal).then(
         (c) => {
-          if (!early) { win(c); return; }
+          if (!early) {
+            win(c);
+            return;
+          }
           // Early start: TCP is the fallback unless the QUIC handshake completed meanwhile.
-          if (quicDone && !quicError) { c.destroy(); return; }
+          if (quicDone && !quicError) {
+            c.destroy();
+            return;
+          }
           fellBack = true;
           if (o.onFallback) o.onFallback(c, early);
           else c.destroy();
@@ -112,67 +130,90 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     }
 
     const quicTimer = setTimeout(() => quicCtl.abort(), o.quicTimeoutMs);
-    o.quic(quicCtl.signal).then(async (c) => {
-      const pending = c.handshakePending?.() ?? null;
-      if (pending === null) return c;
-      if (!decided) {
-        early = c;
-        win(c, true);
-        // The first flight (with the 0-RTT request) leaves now: TCP's delay counts from here, so
-        // local set-up (binding a socket, loading the QUIC module) is not taken as a silent path.
-        if (!tcpStarted) {
-          stopDelay();
-          delayTimer = setTimeout(() => { delayTimer = null; startTcp(); }, Math.max(0, o.delayMs));
+    o.quic(quicCtl.signal)
+      .then(async (c) => {
+        const pending = c.handshakePending?.() ?? null;
+        if (pending === null) return c;
+        if (!decided) {
+          early = c;
+          win(c, true);
+          // The first flight (with the 0-RTT request) leaves now: TCP's delay counts from here, so
+          // local set-up (binding a socket, loading the QUIC module) is not taken as a silent path.
+          if (!tcpStarted) {
+            stopDelay();
+            delayTimer = setTimeout(
+              () => {
+                delayTimer = null;
+                startTcp();
+              },
+              Math.max(0, o.delayMs),
+            );
+          }
         }
-      }
-      try {
-        await pending;
-      } catch (e) {
-        c.destroy();
-        throw e;
-      }
-      return c;
-    }).then(
-      (c) => {
-        clearTimeout(quicTimer);
-        quicDone = true;
-        if (early === c) {
-          // The handshake completed: TCP (if still connecting) is not needed.
-          o.signal.removeEventListener('abort', onOuterAbort);
-          stopDelay();
+        try {
+          await pending;
+        } catch (e) {
+          c.destroy();
+          throw e;
+        }
+        return c;
+      })
+      .then(
+        (c) => {
+          clearTimeout(quicTimer);
+          quicDone = true;
+          if (early === c) {
+            // The handshake completed: TCP (if still connecting) is not needed.
+            o.signal.removeEventListener('abort', onOuterAbort);
+            stopDelay();
+            tcpCtl.abort();
+            o.onQuic({ ok: true, conn: c, late: fellBack, early: true });
+            return;
+          }
+          const late = decided;
+          const taken = o.onQuic({ ok: true, conn: c, late, early: false }) === true;
+          if (late) {
+            if (!taken) c.destroy();
+            return;
+          }
           tcpCtl.abort();
-          o.onQuic({ ok: true, conn: c, late: fellBack, early: true });
-          return;
-        }
-        const late = decided;
-        const taken = o.onQuic({ ok: true, conn: c, late, early: false }) === true;
-        if (late) {
-          if (!taken) c.destroy();
-          return;
-        }
-        tcpCtl.abort();
-        win(c);
+          win(c);
+        },
+        (e: unknown) => {
+          clearTimeout(quicTimer);
+          quicDone = true;
+          const err = toOriginlinkError(e, ErrorCode.QUIC_FAILED);
+          quicError = err;
+          const timedOut = quicCtl.signal.aborted && !o.signal.aborted;
+          if (o.signal.aborted) o.onQuic({ ok: 'aborted' });
+          else if (timedOut)
+            o.onQuic({
+              ok: false,
+              error: new OriginlinkError(
+                ErrorCode.CONNECT_TIMEOUT,
+                'network',
+                `QUIC handshake did not complete within ${o.quicTimeoutMs} ms`,
+                { retrySafe: true, cause: e },
+              ),
+            });
+          else o.onQuic({ ok: false, error: err });
+          // An early winner's requests fail with its connection and go to whatever the pool dials next.
+          if (early) {
+            o.signal.removeEventListener('abort', onOuterAbort);
+            stopDelay();
+            return;
+          }
+          if (decided) return;
+          if (!tcpStarted) startTcp();
+          else if (tcpError) fail(tcpError);
+        },
+      );
+    delayTimer = setTimeout(
+      () => {
+        delayTimer = null;
+        startTcp();
       },
-      (e: unknown) => {
-        clearTimeout(quicTimer);
-        quicDone = true;
-        const err = toOriginlinkError(e, ErrorCode.QUIC_FAILED);
-        quicError = err;
-        const timedOut = quicCtl.signal.aborted && !o.signal.aborted;
-        if (o.signal.aborted) o.onQuic({ ok: 'aborted' });
-        else if (timedOut) o.onQuic({ ok: false, error: new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `QUIC handshake did not complete within ${o.quicTimeoutMs} ms`, { retrySafe: true, cause: e }) });
-        else o.onQuic({ ok: false, error: err });
-        // An early winner's requests fail with its connection and go to whatever the pool dials next.
-        if (early) {
-          o.signal.removeEventListener('abort', onOuterAbort);
-          stopDelay();
-          return;
-        }
-        if (decided) return;
-        if (!tcpStarted) startTcp();
-        else if (tcpError) fail(tcpError);
-      },
+      Math.max(0, o.delayMs),
     );
-    delayTimer = setTimeout(() => { delayTimer = null; startTcp(); }, Math.max(0, o.delayMs));
   });
 }

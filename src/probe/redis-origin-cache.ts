@@ -49,7 +49,11 @@ export interface RedisOriginCacheStats {
   redis: RedisLinkStats;
 }
 
-interface BrokenMessage { from: string; origin: string; facts: OriginFacts }
+interface BrokenMessage {
+  from: string;
+  origin: string;
+  facts: OriginFacts;
+}
 
 /** The newest facts, with the latest broken mark of either side. */
 function merge(local: OriginFacts | undefined, remote: OriginFacts): OriginFacts {
@@ -105,7 +109,12 @@ export class RedisOriginCache implements OriginCache {
     const k = this.#key(origin);
     const json = JSON.stringify(facts);
     const exp = factsExpireAt(facts);
-    this.link.write((p) => p.set(k, json, 'PXAT', exp).zadd(this.#indexKey, facts.updatedAt, origin).zremrangebyrank(this.#indexKey, 0, -INDEX_MAX - 1));
+    this.link.write((p) =>
+      p
+        .set(k, json, 'PXAT', exp)
+        .zadd(this.#indexKey, facts.updatedAt, origin)
+        .zremrangebyrank(this.#indexKey, 0, -INDEX_MAX - 1),
+    );
     if ((prev?.brokenUntil ?? 0) !== facts.brokenUntil) {
       this.#n.published++;
       this.link.publish(CHANNEL, JSON.stringify({ from: this.instance, origin, facts } satisfies BrokenMessage));
@@ -133,7 +142,9 @@ export class RedisOriginCache implements OriginCache {
     if (!origins?.length) return true;
     const values = await this.link.read((r) => r.mget(origins.map((o) => this.#key(o))));
     let changed = false;
-    origins.forEach((o, i) => { changed = this.#apply(o, values?.[i] ?? null) || changed; });
+    origins.forEach((o, i) => {
+      changed = this.#apply(o, values?.[i] ?? null) || changed;
+    });
     if (changed) this.#gen++;
     return true;
   }
@@ -157,19 +168,27 @@ export class RedisOriginCache implements OriginCache {
   }
 
   #fetch(origin: string): void {
-    if (this.#closed || !this.link.up || this.#fetching.has(origin) || (this.#missUntil.peek(origin) ?? 0) > this.#now()) return;
+    if (
+      this.#closed ||
+      !this.link.up ||
+      this.#fetching.has(origin) ||
+      (this.#missUntil.peek(origin) ?? 0) > this.#now()
+    )
+      return;
     this.#fetching.add(origin);
-    void this.link.read((r) => r.get(this.#key(origin))).then((v) => {
-      this.#fetching.delete(origin);
-      if (v === undefined) return; // Redis down: ask again on a later miss.
-      if (this.#apply(origin, v)) {
-        this.#n.fetched++;
-        this.#gen++;
-      } else {
-        this.#n.missed++;
-        this.#missUntil.set(origin, this.#now() + this.#missRetry);
-      }
-    });
+    void this.link
+      .read((r) => r.get(this.#key(origin)))
+      .then((v) => {
+        this.#fetching.delete(origin);
+        if (v === undefined) return; // Redis down: ask again on a later miss.
+        if (this.#apply(origin, v)) {
+          this.#n.fetched++;
+          this.#gen++;
+        } else {
+          this.#n.missed++;
+          this.#missUntil.set(origin, this.#now() + this.#missRetry);
+        }
+      });
   }
 
   /** Merge one stored JSON value into the local tier; true when it held usable facts. */
@@ -199,7 +218,10 @@ export class RedisOriginCache implements OriginCache {
     this.#n.received++;
     const local = this.#local.get(m.origin);
     // A clear from a newer success wins over an older mark; otherwise the latest mark wins.
-    const next = f.brokenUntil === 0 && local && f.updatedAt >= local.updatedAt ? { ...local, brokenUntil: 0, brokenCount: 0 } : merge(local, f);
+    const next =
+      f.brokenUntil === 0 && local && f.updatedAt >= local.updatedAt
+        ? { ...local, brokenUntil: 0, brokenCount: 0 }
+        : merge(local, f);
     this.#local.put(m.origin, next);
     this.#gen++;
   }

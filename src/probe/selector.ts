@@ -46,9 +46,11 @@ export class Selector {
     this.cache = cache ?? new MemoryOriginCache();
     this.opts = { ...DEFAULT_SELECTION, ...opts };
     for (const k of ['quicTimeoutMs', 'brokenBackoffMs', 'brokenBackoffMaxMs'] as const) {
-      if (!Number.isFinite(this.opts[k]) || this.opts[k] <= 0) throw new RangeError(`selection.${k} must be a positive number`);
+      if (!Number.isFinite(this.opts[k]) || this.opts[k] <= 0)
+        throw new RangeError(`selection.${k} must be a positive number`);
     }
-    if (this.opts.raceDelayMs !== null && (!Number.isFinite(this.opts.raceDelayMs) || this.opts.raceDelayMs < 0)) throw new RangeError('selection.raceDelayMs must be >= 0 or null');
+    if (this.opts.raceDelayMs !== null && (!Number.isFinite(this.opts.raceDelayMs) || this.opts.raceDelayMs < 0))
+      throw new RangeError('selection.raceDelayMs must be >= 0 or null');
   }
 
   state(origin: string): OriginState {
@@ -56,7 +58,16 @@ export class Selector {
   }
 
   counters(origin: string): SelectionCounters {
-    return this.#counters.upsert(origin, () => ({ races: 0, quicAttempts: 0, quicFailures: 0, quicWins: 0, tcpWins: 0, upgrades: 0, earlyStarts: 0, fallbacks: 0 }));
+    return this.#counters.upsert(origin, () => ({
+      races: 0,
+      quicAttempts: 0,
+      quicFailures: 0,
+      quicWins: 0,
+      tcpWins: 0,
+      upgrades: 0,
+      earlyStarts: 0,
+      fallbacks: 0,
+    }));
   }
 
   /** Origins with state held now (at most the bound). */
@@ -89,44 +100,59 @@ export class Selector {
       // The QUIC module loads before the race starts: its loading is not network time (the race
       // delay would otherwise be spent on it, and a fresh process would hand its first request to TCP).
       // A module that fails to load fails the QUIC leg at once, as before.
-      return h3Connector().then(() => {}, () => {}).then(() => raceDial({
-        quic: (sig) => connectAltH3(spec, alt, { ...ctx, signal: sig }, this.opts.quicTimeoutMs, early).then((c) => {
-          if (c.handshakePending?.()) n.earlyStarts++;
-          return c;
-        }),
-        tcp: (sig) => tcp(sig).then((c) => { n.tcpWins++; return c; }),
-        delayMs: st.raceDelay(this.opts.raceDelayMs),
-        quicTimeoutMs: this.opts.quicTimeoutMs + 500,
-        signal,
-        onFallback: (c, quic) => {
-          n.fallbacks++;
-          pool()?.adopt(c) ?? c.destroy();
-          quic.yieldToFallback?.();
-        },
-        onQuic: (o) => {
-          st.quicPending = false;
-          if (o.ok === 'aborted') return false;
-          if (o.ok === false) {
-            n.quicFailures++;
-            st.h3Failed(Date.now(), this.opts);
-            return false;
-          }
-          this.noteConnection(origin, o.conn);
-          if (!o.late) { n.quicWins++; return false; }
-          // QUIC answered after TCP won: the path works; keep it and let TCP drain.
-          const p = pool();
-          if (o.early) {
-            // Already in the pool (it won early); only TCP goes.
-            n.upgrades++;
-            p?.drainOthers('h3');
-            return false;
-          }
-          if (!p || !p.adopt(o.conn)) return true;
-          n.upgrades++;
-          p.drainOthers('h3');
-          return true;
-        },
-      }));
+      return h3Connector()
+        .then(
+          () => {},
+          () => {},
+        )
+        .then(() =>
+          raceDial({
+            quic: (sig) =>
+              connectAltH3(spec, alt, { ...ctx, signal: sig }, this.opts.quicTimeoutMs, early).then((c) => {
+                if (c.handshakePending?.()) n.earlyStarts++;
+                return c;
+              }),
+            tcp: (sig) =>
+              tcp(sig).then((c) => {
+                n.tcpWins++;
+                return c;
+              }),
+            delayMs: st.raceDelay(this.opts.raceDelayMs),
+            quicTimeoutMs: this.opts.quicTimeoutMs + 500,
+            signal,
+            onFallback: (c, quic) => {
+              n.fallbacks++;
+              pool()?.adopt(c) ?? c.destroy();
+              quic.yieldToFallback?.();
+            },
+            onQuic: (o) => {
+              st.quicPending = false;
+              if (o.ok === 'aborted') return false;
+              if (o.ok === false) {
+                n.quicFailures++;
+                st.h3Failed(Date.now(), this.opts);
+                return false;
+              }
+              this.noteConnection(origin, o.conn);
+              if (!o.late) {
+                n.quicWins++;
+                return false;
+              }
+              // QUIC answered after TCP won: the path works; keep it and let TCP drain.
+              const p = pool();
+              if (o.early) {
+                // Already in the pool (it won early); only TCP goes.
+                n.upgrades++;
+                p?.drainOthers('h3');
+                return false;
+              }
+              if (!p || !p.adopt(o.conn)) return true;
+              n.upgrades++;
+              p.drainOthers('h3');
+              return true;
+            },
+          }),
+        );
     };
   }
 
@@ -157,7 +183,8 @@ export class Selector {
     const now = Date.now();
     st.learnAltSvc(parseAltSvc(values), now);
     const alt = st.facts.h3;
-    if (!pool || !alt || alt.expiresAt <= now || st.isBroken(now) || st.quicPending || this.#upgrading.has(origin)) return;
+    if (!pool || !alt || alt.expiresAt <= now || st.isBroken(now) || st.quicPending || this.#upgrading.has(origin))
+      return;
     if (pool.connections().some((c) => c.protocol === 'h3' && c.state === 'ready')) return;
     this.#upgrading.add(origin);
     st.quicPending = true;

@@ -45,11 +45,20 @@ export function emptyFacts(now: number): OriginFacts {
 
 /** The policy: forced > h3 when known and not broken > h2 when ALPN offers it > h1. */
 export function selectProtocol(f: OriginFacts | undefined, policy: ProtocolPolicy, now: number): Choice {
-  if (policy !== 'auto') return { transport: policy === 'h3' ? 'quic' : 'tcp', protocol: policy, reason: `${policy} forced by configuration` };
+  if (policy !== 'auto')
+    return {
+      transport: policy === 'h3' ? 'quic' : 'tcp',
+      protocol: policy,
+      reason: `${policy} forced by configuration`,
+    };
   let why = '';
   if (f?.h3 && f.h3.expiresAt > now) {
     if (f.brokenUntil <= now) {
-      return { transport: 'quic', protocol: 'h3', reason: `h3 advertised by ${f.h3.source} (port ${f.h3.port}, fresh for ${Math.round((f.h3.expiresAt - now) / 1000)} s); racing QUIC against TCP` };
+      return {
+        transport: 'quic',
+        protocol: 'h3',
+        reason: `h3 advertised by ${f.h3.source} (port ${f.h3.port}, fresh for ${Math.round((f.h3.expiresAt - now) / 1000)} s); racing QUIC against TCP`,
+      };
     }
     why = `h3 advertised but marked broken for ${Math.round((f.brokenUntil - now) / 1000)} s more (failure #${f.brokenCount}); `;
   } else if (f?.h3) why = 'h3 advertisement expired; ';
@@ -128,7 +137,8 @@ export class OriginState {
     const fresh = prev !== null && prev.expiresAt > now;
     if (fresh && prev.host === alt.host && prev.port === alt.port) {
       // Refresh the expiry without rewriting the cache on every response.
-      if (expiresAt - prev.expiresAt > Math.max(60_000, alt.maxAge * 100)) this.#save({ ...this.#f, h3: { ...prev, expiresAt } }, now);
+      if (expiresAt - prev.expiresAt > Math.max(60_000, alt.maxAge * 100))
+        this.#save({ ...this.#f, h3: { ...prev, expiresAt } }, now);
       return 'refreshed';
     }
     this.#save({ ...this.#f, h3: { host: alt.host, port: alt.port, expiresAt, source } }, now);
@@ -151,7 +161,8 @@ export class OriginState {
   /** After a TCP(+TLS) connection: remember the ALPN result and an RTT sample. */
   noteTcp(alpn: string | null, rttSampleMs: number | null, now: number): void {
     const rtt = this.#smooth(rttSampleMs);
-    const rttMoved = rtt !== null && (this.#f.rttMs === null || Math.abs(rtt - this.#f.rttMs) > Math.max(2, this.#f.rttMs * 0.2));
+    const rttMoved =
+      rtt !== null && (this.#f.rttMs === null || Math.abs(rtt - this.#f.rttMs) > Math.max(2, this.#f.rttMs * 0.2));
     if (alpn === this.#f.alpn && !rttMoved && this.#f.updatedAt > 0) return;
     this.#save({ ...this.#f, alpn, rttMs: rtt }, now);
   }

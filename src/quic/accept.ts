@@ -27,7 +27,16 @@ export interface LongHeader {
   token: Uint8Array | null;
 }
 
-export type DropReason = 'short' | 'unknown-cid' | 'unparseable' | 'not-serving' | 'not-initial' | 'small-initial' | 'full' | 'small-unsupported' | 'version-negotiation';
+export type DropReason =
+  | 'short'
+  | 'unknown-cid'
+  | 'unparseable'
+  | 'not-serving'
+  | 'not-initial'
+  | 'small-initial'
+  | 'full'
+  | 'small-unsupported'
+  | 'version-negotiation';
 
 export type Decision =
   | { kind: 'route'; key: string }
@@ -109,7 +118,9 @@ export function classifyDatagram(msg: Uint8Array, ctx: AcceptContext): Decision 
   if (h.version === 0) return { kind: 'drop', reason: 'version-negotiation' };
   if (!ctx.versionSupported(h.version)) {
     // Only a datagram large enough to be a client's first flight earns an answer (no amplification).
-    return msg.length >= MIN_INITIAL ? { kind: 'version-negotiation', header: h } : { kind: 'drop', reason: 'small-unsupported' };
+    return msg.length >= MIN_INITIAL
+      ? { kind: 'version-negotiation', header: h }
+      : { kind: 'drop', reason: 'small-unsupported' };
   }
   if (h.type !== TYPE_INITIAL) return { kind: 'drop', reason: 'not-initial' };
   if (msg.length < MIN_INITIAL) return { kind: 'drop', reason: 'small-initial' };

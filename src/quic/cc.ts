@@ -45,10 +45,17 @@ export interface BbrTuning {
 
 /** Why a BBR tuning is refused (the field and reason), or null. */
 export function bbrTuningError(b: BbrTuning): { field: string; reason: string } | null {
-  for (const k of Object.keys(b)) if (k !== 'lossThreshold' && k !== 'bwLoReduction') return { field: k, reason: 'unknown option (allowed: lossThreshold, bwLoReduction)' };
+  for (const k of Object.keys(b))
+    if (k !== 'lossThreshold' && k !== 'bwLoReduction')
+      return { field: k, reason: 'unknown option (allowed: lossThreshold, bwLoReduction)' };
   const v = b.lossThreshold;
-  if (v !== undefined && !(typeof v === 'number' && v >= 0.001 && v <= 0.2)) return { field: 'lossThreshold', reason: `must be a number 0.001–0.2, got ${JSON.stringify(v)}` };
+  if (v !== undefined && !(typeof v === 'number' && v >= 0.001 && v <= 0.2))
+    return { field: 'lossThreshold', reason: `must be a number 0.001–0.2, got ${JSON.stringify(v)}` };
   const r = b.bwLoReduction;
-  if (r !== undefined && !BW_LO_REDUCTIONS.includes(r)) return { field: 'bwLoReduction', reason: `must be one of ${BW_LO_REDUCTIONS.join(', ')}, got ${JSON.stringify(r)}` };
+  if (r !== undefined && !BW_LO_REDUCTIONS.includes(r))
+    return {
+      field: 'bwLoReduction',
+      reason: `must be one of ${BW_LO_REDUCTIONS.join(', ')}, got ${JSON.stringify(r)}`,
+    };
   return null;
 }

@@ -89,7 +89,9 @@ export function loopbackPayload(): number {
 }
 
 function bad(name: string, why: string): never {
-  throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option ${name}: ${why}`, { details: { option: name } });
+  throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option ${name}: ${why}`, {
+    details: { option: name },
+  });
 }
 
 function posInt(name: string, v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -128,7 +130,12 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
         c.loadCertChainFromPemFile(pems.path('cert.pem', o.cert));
         c.loadPrivKeyFromPemFile(pems.path('key.pem', o.key));
       } catch (e) {
-        throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option cert/key: cannot load (${(e as Error).message})`, { cause: e });
+        throw new OriginlinkError(
+          ErrorCode.INVALID_CONFIG,
+          'local',
+          `quic option cert/key: cannot load (${(e as Error).message})`,
+          { cause: e },
+        );
       }
       c.verifyPeer(false);
       if (o.ticketKey !== undefined) {
@@ -143,7 +150,12 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
           c.loadVerifyLocationsFromFile(pems.path('ca.pem', o.caFile));
         } catch (e) {
           const what = typeof o.caFile === 'string' && !o.caFile.includes('-----BEGIN') ? o.caFile : 'PEM data';
-          throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `quic option caFile: cannot load ${what} (${(e as Error).message})`, { cause: e });
+          throw new OriginlinkError(
+            ErrorCode.INVALID_CONFIG,
+            'local',
+            `quic option caFile: cannot load ${what} (${(e as Error).message})`,
+            { cause: e },
+          );
         }
       }
     }
@@ -178,8 +190,17 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   const bbr = { ...DEFAULT_BBR, ...o.bbr };
   const why = bbrTuningError(bbr);
   if (why) bad(`bbr.${why.field}`, why.reason);
-  const tune = (c as QuicheConfig & { setBbrParams?: (lossThreshold: number | null, startupFullLossCount: number | null, bwLoReduction: string | null) => void }).setBbrParams;
-  if ((cc === 'bbr' || cc === 'bbr2') && tune && (bbr.lossThreshold !== undefined || bbr.bwLoReduction !== undefined)) tune.call(c, bbr.lossThreshold ?? null, null, bbr.bwLoReduction ?? null);
+  const tune = (
+    c as QuicheConfig & {
+      setBbrParams?: (
+        lossThreshold: number | null,
+        startupFullLossCount: number | null,
+        bwLoReduction: string | null,
+      ) => void;
+    }
+  ).setBbrParams;
+  if ((cc === 'bbr' || cc === 'bbr2') && tune && (bbr.lossThreshold !== undefined || bbr.bwLoReduction !== undefined))
+    tune.call(c, bbr.lossThreshold ?? null, null, bbr.bwLoReduction ?? null);
   c.enablePacing(o.pacing ?? true);
   if (o.earlyData ?? true) c.enableEarlyData();
   if (o.logKeys) c.logKeys();

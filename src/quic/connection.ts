@@ -27,7 +27,15 @@
 import { Pacer } from './pacer.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { QuicStreamHandler, QuicStreamTransport } from '../h3/quic-seam.js';
-import { parseQuicheError, shutdownDir, type HostPort, type PathEvent, type QuicheConnection, type RecvInfo, type StartupExit } from './quiche.js';
+import {
+  parseQuicheError,
+  shutdownDir,
+  type HostPort,
+  type PathEvent,
+  type QuicheConnection,
+  type RecvInfo,
+  type StartupExit,
+} from './quiche.js';
 import { closeError, CRYPTO_ERROR_BASE } from './errors.js';
 import { WriteQueues } from './write-queue.js';
 import { checkPeerName } from './peer-name.js';
@@ -72,7 +80,6 @@ export interface QuicStatsSnapshot {
    */
   flowBlocked: { sent: number; received: number } | null;
 }
-
 
 /** quiche 0.18's urgency for a stream never given a priority (stream.rs `DEFAULT_URGENCY`). */
 const QUICHE_DEFAULT_URGENCY = 127;
@@ -256,26 +263,40 @@ export class QuicConnection implements QuicStreamTransport {
     this.#q = init.conn;
     this.#maxPacket = init.maxPacket;
     this.#pacer = init.pacing === false ? null : new Pacer(this.#maxPacket ?? init.sink.slot, performance.now());
-    this.#sendBatch = Math.max(1, Math.min(SEND_BATCH, Math.floor(SEND_BATCH_BYTES / (this.#maxPacket ?? init.sink.slot))));
+    this.#sendBatch = Math.max(
+      1,
+      Math.min(SEND_BATCH, Math.floor(SEND_BATCH_BYTES / (this.#maxPacket ?? init.sink.slot))),
+    );
     this.isClient = init.role === 'client';
     const self = this;
-    this.#paths = new Paths(init.conn, {
-      isClient: this.isClient,
-      get closed() { return self.#closed; },
-      get established() { return self.established; },
-      addCid: init.addCid ? (cid) => init.addCid!(this, cid) : undefined,
-      removeCid: init.removeCid ? (cid) => init.removeCid!(this, cid) : undefined,
-      pathEvent: (ev: PathEvent) => {
-        // Where a path's packets go may change with it (PathGuard.sendTo): looked up again at the next packet.
-        this.#sendPath = -1;
-        this.#emit({ type: 'path', event: ev });
+    this.#paths = new Paths(
+      init.conn,
+      {
+        isClient: this.isClient,
+        get closed() {
+          return self.#closed;
+        },
+        get established() {
+          return self.established;
+        },
+        addCid: init.addCid ? (cid) => init.addCid!(this, cid) : undefined,
+        removeCid: init.removeCid ? (cid) => init.removeCid!(this, cid) : undefined,
+        pathEvent: (ev: PathEvent) => {
+          // Where a path's packets go may change with it (PathGuard.sendTo): looked up again at the next packet.
+          this.#sendPath = -1;
+          this.#emit({ type: 'path', event: ev });
+        },
+        drainSend: () => this.#drainSend(),
+        markDirty: () => this.#markDirty(),
+        rebind: (local: HostPort) => this.#rebind(local),
+        receivedOn: (port: number) => this.#portCounts?.get(port) ?? 0,
+        countPorts: (on: boolean) => {
+          this.#portCounts = on ? new Map() : null;
+        },
       },
-      drainSend: () => this.#drainSend(),
-      markDirty: () => this.#markDirty(),
-      rebind: (local: HostPort) => this.#rebind(local),
-      receivedOn: (port: number) => this.#portCounts?.get(port) ?? 0,
-      countPorts: (on: boolean) => { this.#portCounts = on ? new Map() : null; },
-    }, init.local, init.remote);
+      init.local,
+      init.remote,
+    );
     this.remote = init.remote;
     this.local = init.local;
     this.#recvInfo = { from: init.remote, to: init.local };
@@ -374,7 +395,12 @@ export class QuicConnection implements QuicStreamTransport {
       bytesReceived: s.recvBytes,
       bufferedBytes: this.#writes.bufferedBytes,
       paths: s.pathsCount,
-      localPort: this.#alias !== null && p?.localHost.port === this.#alias.path.port ? this.#alias.socket.port : p ? p.localHost.port : null,
+      localPort:
+        this.#alias !== null && p?.localHost.port === this.#alias.path.port
+          ? this.#alias.socket.port
+          : p
+            ? p.localHost.port
+            : null,
       migrations: this.#paths.migrations,
       pathEvents: { ...this.#paths.events },
       destinationCid: Buffer.from(this.#q.destinationId()).toString('hex'),
@@ -382,7 +408,13 @@ export class QuicConnection implements QuicStreamTransport {
       reprobes: this.#paths.guard?.reprobes ?? 0,
       bandwidth: cc?.maxBandwidth ?? null,
       startupExit: cc?.startupExit ?? null,
-      flowBlocked: s.dataBlockedSent === undefined ? null : { sent: s.dataBlockedSent + (s.streamDataBlockedSent ?? 0), received: (s.dataBlockedRecv ?? 0) + (s.streamDataBlockedRecv ?? 0) },
+      flowBlocked:
+        s.dataBlockedSent === undefined
+          ? null
+          : {
+              sent: s.dataBlockedSent + (s.streamDataBlockedSent ?? 0),
+              received: (s.dataBlockedRecv ?? 0) + (s.streamDataBlockedRecv ?? 0),
+            },
     };
   }
 
@@ -508,7 +540,8 @@ export class QuicConnection implements QuicStreamTransport {
     this.#markDirty();
     // EARLY_SEND_STREAMS. Inside a pass, the pass's own drain follows; before the handshake completes, the first
     // flight's bookkeeping (process) must see it written.
-    if (fin && !this.#processing && this.#hs.phase === 'established' && ++this.#endedSinceDrain >= EARLY_SEND_STREAMS) this.#drainSend();
+    if (fin && !this.#processing && this.#hs.phase === 'established' && ++this.#endedSinceDrain >= EARLY_SEND_STREAMS)
+      this.#drainSend();
   }
 
   /**
@@ -621,11 +654,19 @@ export class QuicConnection implements QuicStreamTransport {
    */
   peerUnreachable(code: string): void {
     if (this.#closed || this.established) return;
-    const what = code === 'ECONNREFUSED' ? 'nothing listens on that UDP port (ICMP port unreachable)' : `no route to it (ICMP ${code === 'ENETUNREACH' ? 'network' : 'host'} unreachable, ${code})`;
-    this.#overrideError ??= new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `QUIC handshake with ${this.remote.host}:${this.remote.port} refused: ${what}`, {
-      retrySafe: true,
-      details: { code },
-    });
+    const what =
+      code === 'ECONNREFUSED'
+        ? 'nothing listens on that UDP port (ICMP port unreachable)'
+        : `no route to it (ICMP ${code === 'ENETUNREACH' ? 'network' : 'host'} unreachable, ${code})`;
+    this.#overrideError ??= new OriginlinkError(
+      ErrorCode.CONNECT_FAILED,
+      'network',
+      `QUIC handshake with ${this.remote.host}:${this.remote.port} refused: ${what}`,
+      {
+        retrySafe: true,
+        details: { code },
+      },
+    );
     this.destroy(this.#overrideError);
   }
 
@@ -936,7 +977,10 @@ export class QuicConnection implements QuicStreamTransport {
           this.#sendPath = pi;
           this.#sendGen = gen;
           this.#sendTo = this.#paths.guard === null ? a.to : this.#paths.guard.sendTo(a.from, a.to);
-          if (socketFor && (this.#lastFrom === null || this.#lastFrom.port !== a.from.port || this.#lastFrom.host !== a.from.host)) {
+          if (
+            socketFor &&
+            (this.#lastFrom === null || this.#lastFrom.port !== a.from.port || this.#lastFrom.host !== a.from.host)
+          ) {
             this.#lastFrom = a.from;
             const alias = this.#alias;
             this.#lastSocket = socketFor(alias !== null && a.from.port === alias.path.port ? alias.socket : a.from);
@@ -953,7 +997,8 @@ export class QuicConnection implements QuicStreamTransport {
   /** Datagrams of the active path leave from, and are taken on, the socket bound to `local` from now on (#alias). */
   #rebind(local: HostPort): void {
     const active = this.#q.pathStats().find((p) => p.active);
-    const path = this.#alias?.path ?? (active ? { host: active.localHost.host, port: active.localHost.port } : this.local);
+    const path =
+      this.#alias?.path ?? (active ? { host: active.localHost.host, port: active.localHost.port } : this.local);
     const ports = this.#alias?.ports ?? new Set([path.port]);
     ports.add(local.port);
     this.#alias = { path, socket: local, ports };
@@ -1017,9 +1062,14 @@ export class QuicConnection implements QuicStreamTransport {
   #onConnectTimeout(): void {
     this.#connectTimer = null;
     if (this.established || this.#closed) return;
-    this.#overrideError ??= new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', `QUIC handshake with ${this.remote.host}:${this.remote.port} timed out`, {
-      retrySafe: true,
-    });
+    this.#overrideError ??= new OriginlinkError(
+      ErrorCode.CONNECT_TIMEOUT,
+      'network',
+      `QUIC handshake with ${this.remote.host}:${this.remote.port} timed out`,
+      {
+        retrySafe: true,
+      },
+    );
     this.destroy(this.#overrideError);
   }
 
@@ -1040,7 +1090,8 @@ export class QuicConnection implements QuicStreamTransport {
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     if (this.#paceTimer) clearTimeout(this.#paceTimer);
     this.#timer = this.#connectTimer = this.#paceTimer = null;
-    const error = this.#overrideError ?? closeError(this.#q, this.established, this.#lastRecvError, this.#init.appNoError);
+    const error =
+      this.#overrideError ?? closeError(this.#q, this.established, this.#lastRecvError, this.#init.appNoError);
     this.#init.release(this);
     for (const w of this.#writeWaiters) w.resolve();
     for (const r of this.#packetWaiters) r();

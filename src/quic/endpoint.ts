@@ -195,7 +195,20 @@ export class QuicEndpoint {
   #retried = new Map<string, number>();
   #retryAlways: boolean;
   #closed = false;
-  #counters = { datagramsIn: 0, dropped: 0, unparseable: 0, accepted: 0, retriesSent: 0, versionNegotiations: 0, helloHeld: 0, helloUnread: 0, helloDatagrams: 0, unreachable: 0, refused: 0, replayedEarly: 0 };
+  #counters = {
+    datagramsIn: 0,
+    dropped: 0,
+    unparseable: 0,
+    accepted: 0,
+    retriesSent: 0,
+    versionNegotiations: 0,
+    helloHeld: 0,
+    helloUnread: 0,
+    helloDatagrams: 0,
+    unreachable: 0,
+    refused: 0,
+    replayedEarly: 0,
+  };
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
   #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
@@ -212,7 +225,15 @@ export class QuicEndpoint {
 
   #listen(socket: dgram.Socket, local: HostPort): void {
     // Batched receive when the native addon allows it; dgram's 'message' events otherwise.
-    const rx = this.#opts.batchReceive === false ? null : batchReceiver(socket, (msg, host, port) => this.#onMessage(msg, host, port, local), this.#afterBatch, this.#onUnreachable);
+    const rx =
+      this.#opts.batchReceive === false
+        ? null
+        : batchReceiver(
+            socket,
+            (msg, host, port) => this.#onMessage(msg, host, port, local),
+            this.#afterBatch,
+            this.#onUnreachable,
+          );
     if (rx) this.#receivers.push(rx);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
     socket.on('error', (e: NodeJS.ErrnoException) => {
@@ -246,7 +267,12 @@ export class QuicEndpoint {
         resolve();
       });
     }).catch((e: unknown) => {
-      throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `cannot connect a UDP socket to ${peer.host}:${peer.port}: ${(e as Error).message}`, { cause: e, retrySafe: true });
+      throw new OriginlinkError(
+        ErrorCode.CONNECT_FAILED,
+        'network',
+        `cannot connect a UDP socket to ${peer.host}:${peer.port}: ${(e as Error).message}`,
+        { cause: e, retrySafe: true },
+      );
     });
     this.#sink.connected(socket);
   }
@@ -264,7 +290,12 @@ export class QuicEndpoint {
       });
     }).catch((e: unknown) => {
       socket.close();
-      throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', `cannot bind UDP ${host}:${opts.port ?? 0}: ${(e as Error).message}`, { cause: e });
+      throw new OriginlinkError(
+        ErrorCode.CONNECT_FAILED,
+        'local',
+        `cannot bind UDP ${host}:${opts.port ?? 0}: ${(e as Error).message}`,
+        { cause: e },
+      );
     });
     const size = opts.socketBuffer ?? 4 * 1024 * 1024;
     try {
@@ -285,8 +316,18 @@ export class QuicEndpoint {
    */
   async addSocket(): Promise<HostPort> {
     if (this.#closed) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
-    if (this.#extra.length >= MAX_EXTRA_SOCKETS) throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `no more than ${MAX_EXTRA_SOCKETS} migrations per connection`);
-    const { socket, local } = await QuicEndpoint.#bindSocket({ ...this.#opts, host: this.#local.host, port: 0, ipv6: isIPv6(this.#local.host) });
+    if (this.#extra.length >= MAX_EXTRA_SOCKETS)
+      throw new OriginlinkError(
+        ErrorCode.QUIC_FAILED,
+        'local',
+        `no more than ${MAX_EXTRA_SOCKETS} migrations per connection`,
+      );
+    const { socket, local } = await QuicEndpoint.#bindSocket({
+      ...this.#opts,
+      host: this.#local.host,
+      port: 0,
+      ipv6: isIPv6(this.#local.host),
+    });
     if (this.#closed) {
       socket.close();
       throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
@@ -309,12 +350,34 @@ export class QuicEndpoint {
     const i = this.#extra.findIndex((x) => x.local.port === local.port && x.local.host === local.host);
     if (i < 0) return;
     const [x] = this.#extra.splice(i, 1);
-    try { x!.socket.close(); } catch { /* already closed */ }
+    try {
+      x!.socket.close();
+    } catch {
+      /* already closed */
+    }
   }
 
   /** What every connection of this endpoint is wired to (client and server alike). */
-  #wiring(conn: QuicheConnection, role: 'client' | 'server', remote: HostPort): Pick<QuicConnectionInit,
-    'conn' | 'role' | 'local' | 'remote' | 'sink' | 'socketFor' | 'addCid' | 'removeCid' | 'schedule' | 'scheduleNextTurn' | 'release' | 'appNoError' | 'pacing'> {
+  #wiring(
+    conn: QuicheConnection,
+    role: 'client' | 'server',
+    remote: HostPort,
+  ): Pick<
+    QuicConnectionInit,
+    | 'conn'
+    | 'role'
+    | 'local'
+    | 'remote'
+    | 'sink'
+    | 'socketFor'
+    | 'addCid'
+    | 'removeCid'
+    | 'schedule'
+    | 'scheduleNextTurn'
+    | 'release'
+    | 'appNoError'
+    | 'pacing'
+  > {
     return {
       appNoError: this.#opts.appNoError ?? 0,
       pacing: this.#opts.pacing ?? true,
@@ -366,7 +429,14 @@ export class QuicEndpoint {
   stats(): EndpointStats {
     let rxBatches = 0;
     for (const r of this.#receivers) rxBatches += r.stats.batches;
-    return { ...this.#counters, connections: this.#live.size, packetsOut: this.#sink.packetsOut, bytesOut: this.#sink.bytesOut, gsoSends: this.#sink.gsoSends, rxBatches };
+    return {
+      ...this.#counters,
+      connections: this.#live.size,
+      packetsOut: this.#sink.packetsOut,
+      bytesOut: this.#sink.bytesOut,
+      gsoSends: this.#sink.gsoSends,
+      rxBatches,
+    };
   }
 
   /**
@@ -376,7 +446,12 @@ export class QuicEndpoint {
    */
   setServerConfigs(c: ServerConfigs & { byName?: ServerRole['byName'] }): void {
     const srv = this.#server;
-    if (!srv) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'setServerConfigs on an endpoint without a server role');
+    if (!srv)
+      throw new OriginlinkError(
+        ErrorCode.INVALID_CONFIG,
+        'local',
+        'setServerConfigs on an endpoint without a server role',
+      );
     srv.config = c.config;
     if (c.loopback) srv.loopback = c.loopback;
     else delete srv.loopback;
@@ -403,7 +478,10 @@ export class QuicEndpoint {
       raw = b.Connection.connect(o.serverName ?? null, scid, this.#local, remote, o.config);
       if (o.session) raw.setSession(boundTicketAge(o.session));
     } catch (e) {
-      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC connect failed: ${(e as Error).message}`, { cause: e, retrySafe: true });
+      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC connect failed: ${(e as Error).message}`, {
+        cause: e,
+        retrySafe: true,
+      });
     }
     const init = {
       ...this.#wiring(raw, 'client', remote),
@@ -428,7 +506,9 @@ export class QuicEndpoint {
     if (this.#immediate) clearImmediate(this.#immediate);
     await new Promise<void>((r) => setImmediate(r));
     for (const r of this.#receivers) r.stop();
-    await Promise.all([this.#socket, ...this.#extra.map((e) => e.socket)].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await Promise.all(
+      [this.#socket, ...this.#extra.map((e) => e.socket)].map((s) => new Promise<void>((r) => s.close(() => r()))),
+    );
   }
 
   // ---- internals ----
@@ -508,7 +588,12 @@ export class QuicEndpoint {
         else this.#counters.dropped++;
         return;
       case 'version-negotiation':
-        this.#reply(() => quiche().negotiateVersion(d.header.scid, d.header.dcid, this.#vnBuf), port, host, 'versionNegotiations');
+        this.#reply(
+          () => quiche().negotiateVersion(d.header.scid, d.header.dcid, this.#vnBuf),
+          port,
+          host,
+          'versionNegotiations',
+        );
         return;
       case 'retry':
         this.#sendRetry(d.header, host, port);
@@ -537,7 +622,12 @@ export class QuicEndpoint {
   #sendRetry(h: LongHeader, host: string, port: number): void {
     if (!this.#firstOfFlight('retry', h, host, port)) return;
     const t = this.#retry.mint(host, port, h.dcid);
-    this.#reply(() => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf), port, host, 'retriesSent');
+    this.#reply(
+      () => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf),
+      port,
+      host,
+      'retriesSent',
+    );
   }
 
   /**
@@ -563,7 +653,11 @@ export class QuicEndpoint {
 
   /** Retry before accepting: always when configured, else while a quarter of the connection cap is live or the server is over its budget. */
   #retryNow(host: string): boolean {
-    return this.#retryAlways || this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4)) || this.#server?.overBudget?.(host) === true;
+    return (
+      this.#retryAlways ||
+      this.#live.size >= Math.max(1, Math.floor((this.#server?.maxConnections ?? 10_000) / 4)) ||
+      this.#server?.overBudget?.(host) === true
+    );
   }
 
   #known = (key: string): boolean => this.#conns.has(key);
@@ -592,7 +686,10 @@ export class QuicEndpoint {
       else if (this.#retryNow(host)) {
         // RFC 9000 §8.1.3: a token we cannot validate is as no token — validation is still due: a Retry, or a drop
         // when retry is configured and this was meant to be its answer.
-        if (this.#retryAlways) { this.#counters.dropped++; return; }
+        if (this.#retryAlways) {
+          this.#counters.dropped++;
+          return;
+        }
         this.#sendRetry(hdr, host, port);
         return;
       } else odcid = null; // a foreign or stale token (another server's NEW_TOKEN, a restart): served as none

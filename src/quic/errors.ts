@@ -18,16 +18,33 @@ function isClean(e: QuicheConnectionError, appNoError: number): boolean {
 
 function describe(e: QuicheConnectionError): string {
   const reason = e.reason.length ? ` "${Buffer.from(e.reason).toString('utf8').slice(0, 200)}"` : '';
-  const kind = e.isApp ? 'application' : e.errorCode >= 0x100 && e.errorCode <= 0x1ff ? `TLS alert ${e.errorCode - 0x100}` : 'transport';
+  const kind = e.isApp
+    ? 'application'
+    : e.errorCode >= 0x100 && e.errorCode <= 0x1ff
+      ? `TLS alert ${e.errorCode - 0x100}`
+      : 'transport';
   return `${kind} error 0x${e.errorCode.toString(16)}${reason}`;
 }
 
-function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: boolean, quicheError: string | null = null): OriginlinkError {
-  const details = { wireCode: e.errorCode, isApp: e.isApp, closedBy: by, established, ...(quicheError ? { quicheError } : {}) };
+function fromWire(
+  e: QuicheConnectionError,
+  by: 'peer' | 'local',
+  established: boolean,
+  quicheError: string | null = null,
+): OriginlinkError {
+  const details = {
+    wireCode: e.errorCode,
+    isApp: e.isApp,
+    closedBy: by,
+    established,
+    ...(quicheError ? { quicheError } : {}),
+  };
   const isCrypto = !e.isApp && e.errorCode >= 0x100 && e.errorCode <= 0x1ff;
   if (isCrypto && CERT_ALERTS.has(e.errorCode - 0x100)) {
     const whose = by === 'local' ? 'the server certificate was rejected' : 'the peer rejected our certificate';
-    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC handshake failed: ${whose} (${describe(e)})`, { details });
+    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC handshake failed: ${whose} (${describe(e)})`, {
+      details,
+    });
   }
   const side = by === 'peer' ? 'remote' : 'local';
   return new OriginlinkError(ErrorCode.QUIC_FAILED, side, `QUIC connection closed by ${by}: ${describe(e)}`, {
@@ -42,19 +59,34 @@ function fromWire(e: QuicheConnectionError, by: 'peer' | 'local', established: b
  * `details.quicheError` of a local transport close (quiche closes with the
  * wire code of the error a received packet raised, e.g. InvalidState → 0xa).
  */
-export function closeError(conn: QuicheConnection, established: boolean, lastRecvError: string | null = null, appNoError = 0): OriginlinkError | null {
+export function closeError(
+  conn: QuicheConnection,
+  established: boolean,
+  lastRecvError: string | null = null,
+  appNoError = 0,
+): OriginlinkError | null {
   if (conn.isTimedOut()) {
     if (!established) {
-      return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', 'QUIC handshake timed out (no answer from the peer)', {
-        retrySafe: true,
-        details: { established },
-      });
+      return new OriginlinkError(
+        ErrorCode.CONNECT_TIMEOUT,
+        'network',
+        'QUIC handshake timed out (no answer from the peer)',
+        {
+          retrySafe: true,
+          details: { established },
+        },
+      );
     }
-    return new OriginlinkError(ErrorCode.QUIC_FAILED, 'network', 'QUIC connection idle timeout', { details: { idle: true, established } });
+    return new OriginlinkError(ErrorCode.QUIC_FAILED, 'network', 'QUIC connection idle timeout', {
+      details: { idle: true, established },
+    });
   }
   const peer = conn.peerError();
   if (peer) return isClean(peer, appNoError) ? null : fromWire(peer, 'peer', established);
   const local = conn.localError();
-  if (local) return isClean(local, appNoError) ? null : fromWire(local, 'local', established, local.isApp ? null : lastRecvError);
+  if (local)
+    return isClean(local, appNoError)
+      ? null
+      : fromWire(local, 'local', established, local.isApp ? null : lastRecvError);
   return null;
 }

@@ -45,7 +45,11 @@ export function earlyReported(h: Handshake): boolean {
  * was opened early but quiche is neither in early data nor established — the
  * ticket allowed no early data.
  */
-export function afterFirstFlight(h: Handshake, quicheEarly: boolean, quicheEstablished: boolean): { next: Handshake; lost: boolean } {
+export function afterFirstFlight(
+  h: Handshake,
+  quicheEarly: boolean,
+  quicheEstablished: boolean,
+): { next: Handshake; lost: boolean } {
   if (h.phase === 'opened') {
     if (!quicheEarly && !quicheEstablished) return { next: { phase: 'early-lost' }, lost: true };
     return { next: { phase: 'early', opened: true }, lost: false };

@@ -46,7 +46,11 @@ function expandLabel(secret: Buffer, label: string, length: number): Buffer {
 function initialKeys(dcid: Uint8Array, side: 'client in' | 'server in'): InitialKeys {
   const initial = hmac(INITIAL_SALT_V1, Buffer.from(dcid));
   const secret = expandLabel(initial, side, 32);
-  return { key: expandLabel(secret, 'quic key', 16), iv: expandLabel(secret, 'quic iv', 12), hp: expandLabel(secret, 'quic hp', 16) };
+  return {
+    key: expandLabel(secret, 'quic key', 16),
+    iv: expandLabel(secret, 'quic iv', 12),
+    hp: expandLabel(secret, 'quic hp', 16),
+  };
 }
 
 /** The client's Initial keys for a Destination Connection ID (RFC 9001 §5.2, version 1). */
@@ -73,7 +77,8 @@ export function openInitials(datagram: Uint8Array, keys: InitialKeys): OpenedIni
     const first = datagram[off]!;
     if ((first & 0x80) === 0) break; // a short header packet ends the datagram (RFC 9000 §12.2)
     if (datagram.length - off < 7) return null;
-    const version = ((datagram[off + 1]! << 24) | (datagram[off + 2]! << 16) | (datagram[off + 3]! << 8) | datagram[off + 4]!) >>> 0;
+    const version =
+      ((datagram[off + 1]! << 24) | (datagram[off + 2]! << 16) | (datagram[off + 3]! << 8) | datagram[off + 4]!) >>> 0;
     if (version !== QUIC_V1) return null;
     let p = off + 5;
     const dl = datagram[p++]!;
@@ -157,7 +162,14 @@ export function refusalInitial(dcid: Uint8Array, scid: Uint8Array, reason: strin
 }
 
 /** A long-header Initial (version 1) to `dcid` from `scid`, 2-byte packet number, no token; padded to `padTo` bytes. */
-function seal(k: InitialKeys, dcid: Uint8Array, scid: Uint8Array, pn: number, frames: Uint8Array, padTo: number): Buffer {
+function seal(
+  k: InitialKeys,
+  dcid: Uint8Array,
+  scid: Uint8Array,
+  pn: number,
+  frames: Uint8Array,
+  padTo: number,
+): Buffer {
   const pnLen = 2;
   // first byte, version, DCID length and DCID, SCID length and SCID, token length 0, Length (2-byte varint), packet number
   const headLen = 6 + dcid.length + 1 + scid.length + 1 + 2 + pnLen;
@@ -168,7 +180,11 @@ function seal(k: InitialKeys, dcid: Uint8Array, scid: Uint8Array, pn: number, fr
   const length = pnLen + padded.length + 16;
   if (length > 0x3fff) throw new RangeError('frames too large for one Initial');
   const header = Buffer.concat([
-    Buffer.from([0xc0 | (pnLen - 1), 0, 0, 0, 1, dcid.length]), Buffer.from(dcid), Buffer.from([scid.length]), Buffer.from(scid), Buffer.from([0]),
+    Buffer.from([0xc0 | (pnLen - 1), 0, 0, 0, 1, dcid.length]),
+    Buffer.from(dcid),
+    Buffer.from([scid.length]),
+    Buffer.from(scid),
+    Buffer.from([0]),
     Buffer.from([0x40 | (length >> 8), length & 0xff, (pn >> 8) & 0xff, pn & 0xff]),
   ]);
   const nonce = Buffer.from(k.iv);
@@ -187,7 +203,12 @@ function seal(k: InitialKeys, dcid: Uint8Array, scid: Uint8Array, pn: number, fr
 }
 
 export function cryptoFrame(offset: number, data: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([0x06]), Buffer.from(encodeVarint(offset)), Buffer.from(encodeVarint(data.length)), data]);
+  return Buffer.concat([
+    Buffer.from([0x06]),
+    Buffer.from(encodeVarint(offset)),
+    Buffer.from(encodeVarint(data.length)),
+    data,
+  ]);
 }
 
 /** CRYPTO frame data in one Initial payload; null at a frame an Initial packet may not carry (RFC 9000 §12.4). */
@@ -196,7 +217,10 @@ export function cryptoFrames(payload: Uint8Array): Array<{ offset: number; data:
   let p = 0;
   while (p < payload.length) {
     const t = payload[p]!;
-    if (t === 0x00 || t === 0x01) { p++; continue; } // PADDING, PING
+    if (t === 0x00 || t === 0x01) {
+      p++;
+      continue;
+    } // PADDING, PING
     if (t === 0x06) {
       const o = readVarint(payload, p + 1);
       if (!o) return null;
@@ -208,7 +232,8 @@ export function cryptoFrames(payload: Uint8Array): Array<{ offset: number; data:
       p = s + l.value;
       continue;
     }
-    if (t === 0x02 || t === 0x03) { // ACK (a client's second flight may carry one)
+    if (t === 0x02 || t === 0x03) {
+      // ACK (a client's second flight may carry one)
       let q = p + 1;
       const fields: number[] = [];
       for (let i = 0; i < 4; i++) {
@@ -257,7 +282,9 @@ export function clientHelloFacts(msg: Uint8Array): ClientHelloFacts {
   const len = b.readUIntBE(1, 3);
   if (4 + len > b.length) throw new RangeError('ClientHello cut short');
   let p = 4 + 2 + 32; // legacy_version, random
-  const need = (n: number): void => { if (p + n > 4 + len) throw new RangeError('ClientHello field past its end'); };
+  const need = (n: number): void => {
+    if (p + n > 4 + len) throw new RangeError('ClientHello field past its end');
+  };
   need(1);
   p += 1 + b[p]!; // legacy_session_id
   need(2);
@@ -335,7 +362,8 @@ export class ClientHelloReader {
       if (!frames) return this.#finish(null, 'unexpected frame in an Initial packet');
       for (const f of frames) {
         if (f.offset + f.data.length > MAX_CLIENT_HELLO) return this.#finish(null, 'ClientHello too large');
-        if (!this.#chunks.has(f.offset) || this.#chunks.get(f.offset)!.length < f.data.length) this.#chunks.set(f.offset, f.data);
+        if (!this.#chunks.has(f.offset) || this.#chunks.get(f.offset)!.length < f.data.length)
+          this.#chunks.set(f.offset, f.data);
       }
     }
     const hello = this.#contiguous();
@@ -348,7 +376,11 @@ export class ClientHelloReader {
           const whole = hello.subarray(0, need);
           const facts = clientHelloFacts(whole);
           if (!facts.earlyData) return this.#finish(facts.serverName);
-          this.#result = { done: true, serverName: facts.serverName, replayKey: createHash('sha256').update(whole).digest('base64') };
+          this.#result = {
+            done: true,
+            serverName: facts.serverName,
+            replayKey: createHash('sha256').update(whole).digest('base64'),
+          };
           return this.#result;
         } catch (e) {
           return this.#finish(null, (e as Error).message);

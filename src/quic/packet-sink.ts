@@ -127,7 +127,15 @@ export class PacketSink {
       let bytes = seg;
       if (gso) {
         // Extend the run: same socket and destination, same size; a shorter packet ends it.
-        while (j < n && j - i < GSO_MAX_SEGMENTS && bytes + lens[j]! <= GSO_MAX_BYTES && lens[j]! <= seg && vias[j] === via && tos[j]!.port === to.port && tos[j]!.host === to.host) {
+        while (
+          j < n &&
+          j - i < GSO_MAX_SEGMENTS &&
+          bytes + lens[j]! <= GSO_MAX_BYTES &&
+          lens[j]! <= seg &&
+          vias[j] === via &&
+          tos[j]!.port === to.port &&
+          tos[j]!.host === to.host
+        ) {
           bytes += lens[j]!;
           j++;
           if (lens[j - 1]! < seg) break;

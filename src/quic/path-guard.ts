@@ -72,7 +72,12 @@ function samePath(a: { local: HostPort; peer: HostPort }, b: { local: HostPort; 
 }
 
 function isHostPort(v: unknown): v is HostPort {
-  return typeof v === 'object' && v !== null && typeof (v as HostPort).host === 'string' && typeof (v as HostPort).port === 'number';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as HostPort).host === 'string' &&
+    typeof (v as HostPort).port === 'number'
+  );
 }
 
 export class PathGuard {
@@ -126,11 +131,20 @@ export class PathGuard {
       if (this.#failed.size < MAX_FAILED_PATHS) this.#failed.set(key, { local: ev.local, drops: 0 });
     } else if (ev.type === 'Validated' || ev.type === 'Closed' || ev.type === 'New') {
       this.#failed.delete(key);
-      if (ev.type === 'Closed' && ev.local && this.#left !== null && samePath(this.#left, { local: ev.local, peer: ev.peer })) this.#left = null;
+      if (
+        ev.type === 'Closed' &&
+        ev.local &&
+        this.#left !== null &&
+        samePath(this.#left, { local: ev.local, peer: ev.peer })
+      )
+        this.#left = null;
       if (ev.type === 'Validated') this.#validated.add(key);
       if (this.#pending?.key === key) this.#pending = null;
       if (ev.type === 'New' && ev.local && !this.#validated.has(key)) {
-        const every = Math.max(MIN_RECHALLENGE_MS, 3 * (this.#pathStat(this.#active.local, this.#active.peer)?.rtt ?? 0));
+        const every = Math.max(
+          MIN_RECHALLENGE_MS,
+          3 * (this.#pathStat(this.#active.local, this.#active.peer)?.rtt ?? 0),
+        );
         this.#pending = { key, local: ev.local, peer: ev.peer, at: performance.now(), every, tries: 0 };
       }
     }
@@ -252,7 +266,8 @@ export class PathGuard {
 
   /** quiche's stats of the path (local, peer): packets sent, smoothed RTT; null when quiche no longer has it. */
   #pathStat(local: HostPort, peer: HostPort): QuichePathStats | null {
-    for (const p of this.#q.pathStats()) if (samePath({ local: p.localHost, peer: p.peerHost }, { local, peer })) return p;
+    for (const p of this.#q.pathStats())
+      if (samePath({ local: p.localHost, peer: p.peerHost }, { local, peer })) return p;
     return null;
   }
 }

@@ -144,7 +144,10 @@ export class Paths {
       else this.#q.migrateSource(local);
     } catch (e) {
       if (e instanceof OriginlinkError) throw e;
-      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, { cause: e, details: { spareDcids: this.spareDcids() } });
+      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', `QUIC migration failed: ${(e as Error).message}`, {
+        cause: e,
+        details: { spareDcids: this.spareDcids() },
+      });
     }
     try {
       this.#q.sendAckEliciting();
@@ -159,10 +162,17 @@ export class Paths {
     if (!prev || prevPort === null) return Promise.resolve();
     if (!rebind) {
       const q = this.#q;
-      return this.#settle((port) => q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0, prevPort, local.port, prev.rtt);
+      return this.#settle(
+        (port) => q.pathStats().find((p) => p.localHost.port === port)?.recv ?? 0,
+        prevPort,
+        local.port,
+        prev.rtt,
+      );
     }
     h.countPorts?.(true);
-    return this.#settle((port) => h.receivedOn?.(port) ?? 0, prevPort, local.port, prev.rtt).finally(() => h.countPorts?.(false));
+    return this.#settle((port) => h.receivedOn?.(port) ?? 0, prevPort, local.port, prev.rtt).finally(() =>
+      h.countPorts?.(false),
+    );
   }
 
   /**
@@ -190,7 +200,12 @@ export class Paths {
     const before = Buffer.from(q.destinationId()).toString('hex');
     if (before.length === 0) return;
     if (this.spareDcids() === 0) {
-      throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', 'QUIC migration failed: no spare connection id from the peer (RFC 9000 §9.5)', { details: { spareDcids: 0 } });
+      throw new OriginlinkError(
+        ErrorCode.QUIC_FAILED,
+        'local',
+        'QUIC migration failed: no spare connection id from the peer (RFC 9000 §9.5)',
+        { details: { spareDcids: 0 } },
+      );
     }
     for (let seq = this.#activeDcidSeq; seq < this.#activeDcidSeq + 16; seq++) {
       try {
@@ -203,7 +218,12 @@ export class Paths {
         return;
       }
     }
-    throw new OriginlinkError(ErrorCode.QUIC_FAILED, 'local', 'QUIC migration failed: the active connection id could not be retired', { details: { spareDcids: this.spareDcids() } });
+    throw new OriginlinkError(
+      ErrorCode.QUIC_FAILED,
+      'local',
+      'QUIC migration failed: the active connection id could not be retired',
+      { details: { spareDcids: this.spareDcids() } },
+    );
   }
 
   /**
@@ -245,7 +265,11 @@ export class Paths {
         this.#host.removeCid?.(old);
         this.#liveCids = Math.max(0, this.#liveCids - 1);
       }
-      for (let i = 0; i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && this.#liveCids < MAX_LIVE_CIDS && q.sourceCidsLeft() > 0; i++) {
+      for (
+        let i = 0;
+        i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && this.#liveCids < MAX_LIVE_CIDS && q.sourceCidsLeft() > 0;
+        i++
+      ) {
         const cid = randomBytes(16);
         // The reset token is random: we never send stateless resets, so it only has to be unguessable.
         const token = BigInt(`0x${randomBytes(16).toString('hex')}`);

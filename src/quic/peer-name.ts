@@ -19,10 +19,20 @@ export function checkPeerName(q: QuicheConnection, host: string | null): Originl
     const cert = new X509Certificate(der);
     const ok = isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
     if (ok) return null;
-    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC server certificate does not match ${host} (subjectAltName: ${cert.subjectAltName ?? 'none'})`, {
-      details: { host },
-    });
+    return new OriginlinkError(
+      ErrorCode.CERT_INVALID,
+      'remote',
+      `QUIC server certificate does not match ${host} (subjectAltName: ${cert.subjectAltName ?? 'none'})`,
+      {
+        details: { host },
+      },
+    );
   } catch (e) {
-    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC server certificate unreadable: ${(e as Error).message}`, { cause: e });
+    return new OriginlinkError(
+      ErrorCode.CERT_INVALID,
+      'remote',
+      `QUIC server certificate unreadable: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
 }

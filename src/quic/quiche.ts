@@ -229,15 +229,41 @@ export interface QuicheHeader {
 interface Binding {
   Config: new () => QuicheConfig;
   Connection: {
-    connect(serverName: string | null, scid: Uint8Array, local: HostPort, remote: HostPort, config: QuicheConfig): QuicheConnection;
-    accept(scid: Uint8Array, odcid: Uint8Array | null, local: HostPort, remote: HostPort, config: QuicheConfig): QuicheConnection;
+    connect(
+      serverName: string | null,
+      scid: Uint8Array,
+      local: HostPort,
+      remote: HostPort,
+      config: QuicheConfig,
+    ): QuicheConnection;
+    accept(
+      scid: Uint8Array,
+      odcid: Uint8Array | null,
+      local: HostPort,
+      remote: HostPort,
+      config: QuicheConfig,
+    ): QuicheConnection;
   };
   Header: { fromSlice(data: Uint8Array, dcidLen: number): QuicheHeader };
   negotiateVersion(scid: Uint8Array, dcid: Uint8Array, out: Uint8Array): number;
-  retry(scid: Uint8Array, dcid: Uint8Array, newScid: Uint8Array, token: Uint8Array, version: number, out: Uint8Array): number;
+  retry(
+    scid: Uint8Array,
+    dcid: Uint8Array,
+    newScid: Uint8Array,
+    token: Uint8Array,
+    version: number,
+    out: Uint8Array,
+  ): number;
   versionIsSupported(version: number): boolean;
   Shutdown: { Read: number; Write: number };
-  Type: { Initial: number; Retry: number; Handshake: number; ZeroRTT: number; VersionNegotiation: number; Short: number };
+  Type: {
+    Initial: number;
+    Retry: number;
+    Handshake: number;
+    ZeroRTT: number;
+    VersionNegotiation: number;
+    Short: number;
+  };
 }
 
 export const BINDING_PACKAGE = '@matrixai/quic-linux-x64';
@@ -273,7 +299,13 @@ function ownAddonPath(): string {
 function choose(): QuicEngine {
   const req = createRequire(import.meta.url);
   const forced = knobs.quicBinding;
-  if (forced !== undefined) return { binding: forced.includes('native/quic') ? 'originlink-quic' : 'custom', quiche: null, path: forced, fallbackReason: forced.includes('native/quic') ? null : 'ORIGINLINK_QUIC_BINDING names another binding' };
+  if (forced !== undefined)
+    return {
+      binding: forced.includes('native/quic') ? 'originlink-quic' : 'custom',
+      quiche: null,
+      path: forced,
+      fallbackReason: forced.includes('native/quic') ? null : 'ORIGINLINK_QUIC_BINDING names another binding',
+    };
   const fallback = (reason: string): QuicEngine => {
     let path = `${BINDING_PACKAGE}/node.napi.node`;
     try {
@@ -292,7 +324,8 @@ function choose(): QuicEngine {
 /** The engine loaded, or the one that would be (never throws). */
 export function quicEngine(): QuicEngine {
   if (!engine) engine = choose();
-  if (cached && engine.quiche === null) engine.quiche = (cached as Binding & { QUICHE_VERSION?: string }).QUICHE_VERSION ?? null;
+  if (cached && engine.quiche === null)
+    engine.quiche = (cached as Binding & { QUICHE_VERSION?: string }).QUICHE_VERSION ?? null;
   return engine;
 }
 
@@ -315,7 +348,9 @@ export function quiche(): Binding {
     cached = b;
     quicEngine();
     if (e.fallbackReason !== null && knobs.quicEngine !== 'matrixai') {
-      warn(`originlink: HTTP/3 runs on the fallback QUIC engine ${e.binding} (quiche ${e.quiche ?? '0.18'}): ${e.fallbackReason}`);
+      warn(
+        `originlink: HTTP/3 runs on the fallback QUIC engine ${e.binding} (quiche ${e.quiche ?? '0.18'}): ${e.fallbackReason}`,
+      );
     }
     return b;
   } catch (err) {
@@ -402,7 +437,12 @@ function addBatchCalls(C: { prototype: object }): void {
     if (!e) throw new Error('unknown path index');
     return { from: e[0], to: e[1] };
   };
-  Object.defineProperty(p, 'pathGeneration', { get(this: QuicheConnection) { return tableOf(this).gen; }, configurable: true });
+  Object.defineProperty(p, 'pathGeneration', {
+    get(this: QuicheConnection) {
+      return tableOf(this).gen;
+    },
+    configurable: true,
+  });
   p.sendPackets = function (this: QuicheConnection, out: Uint8Array, max: number, meta: Int32Array): number {
     const t = tableOf(this);
     // As in our engine (connection.rs send_packets): quiche sizes a path made after the handshake by our config, not

@@ -12,7 +12,11 @@ export class RetryTokens {
   #key = randomBytes(32);
 
   #mac(host: string, port: number, expiry: number, odcid: Uint8Array): Buffer {
-    return createHmac('sha256', this.#key).update(`${host}|${port}|${expiry}|`).update(odcid).digest().subarray(0, MAC_LEN);
+    return createHmac('sha256', this.#key)
+      .update(`${host}|${port}|${expiry}|`)
+      .update(odcid)
+      .digest()
+      .subarray(0, MAC_LEN);
   }
 
   mint(host: string, port: number, odcid: Uint8Array): Buffer {

@@ -57,7 +57,11 @@ function putUint(b: Uint8Array, start: number, len: number, v: number): boolean 
 }
 
 /** The [1] time and [2] timeout INTEGERs of the session DER at `off..end`: where their contents are, or null. */
-function timeFields(b: Uint8Array, off: number, end: number): { time: [number, number]; timeout: [number, number] } | null {
+function timeFields(
+  b: Uint8Array,
+  off: number,
+  end: number,
+): { time: [number, number]; timeout: [number, number] } | null {
   const seq = element(b, off, end);
   if (!seq || seq.tag !== 0x30) return null;
   let p = seq.start;

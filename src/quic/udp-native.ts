@@ -12,10 +12,24 @@ import type { Socket } from 'node:dgram';
 import { knobs } from '../util/knobs.js';
 
 export interface UdpAddon {
-  sendSegments(fd: number, buf: Uint8Array, offset: number, length: number, segSize: number, ip: string, port: number): number;
+  sendSegments(
+    fd: number,
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    ip: string,
+    port: number,
+  ): number;
   gsoSupported(fd: number): boolean;
   /** Older builds lack the receive functions. */
-  rxStart?(fd: number, buf: Uint8Array, slotSize: number, meta: Int32Array, onBatch: (count: number) => void): object | number;
+  rxStart?(
+    fd: number,
+    buf: Uint8Array,
+    slotSize: number,
+    meta: Int32Array,
+    onBatch: (count: number) => void,
+  ): object | number;
   rxStop?(handle: object): void;
   rxRef?(handle: object, ref: boolean): void;
   /** Int32 words per datagram in rxStart's `meta` (the layout version). */
@@ -41,9 +55,10 @@ export function udpAddon(): UdpAddon | null {
       addon = createRequire(import.meta.url)(path) as UdpAddon;
     } catch (err) {
       addon = null;
-      why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
-        ? `addon not built (${path}; run node scripts/build-native.mjs)`
-        : `addon failed to load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+      why =
+        (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
+          ? `addon not built (${path}; run node scripts/build-native.mjs)`
+          : `addon failed to load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
     }
   }
   return addon;
@@ -58,7 +73,9 @@ export function udpAddonReason(): string | null {
 /** The dgram socket's libuv handle wrapper (UDPWrap), or null when Node hides it. */
 export function socketHandle(socket: Socket): { fd?: number; recvStop?: () => number } | null {
   for (const sym of Object.getOwnPropertySymbols(socket)) {
-    const st = (socket as unknown as Record<symbol, { handle?: { fd?: number; recvStop?: () => number } } | undefined>)[sym];
+    const st = (socket as unknown as Record<symbol, { handle?: { fd?: number; recvStop?: () => number } } | undefined>)[
+      sym
+    ];
     const h = st?.handle;
     if (h && typeof h.fd === 'number' && h.fd >= 0) return h;
   }

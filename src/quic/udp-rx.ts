@@ -49,7 +49,8 @@ export function batchReceiver(
   // A build whose metadata layout differs from ours (a stale addon) is not used.
   if (!a?.rxStart || !a.rxStop || !a.rxRef || a.rxMetaStride !== STRIDE) return null;
   const h = socketHandle(socket) as { fd?: number; recvStop?: () => number; recvStart?: () => number } | null;
-  if (!h || typeof h.fd !== 'number' || typeof h.recvStop !== 'function' || typeof h.recvStart !== 'function') return null;
+  if (!h || typeof h.fd !== 'number' || typeof h.recvStop !== 'function' || typeof h.recvStart !== 'function')
+    return null;
   if (!shared) {
     const buf = Buffer.alloc(SLOT * SLOTS);
     const meta = new Int32Array(SLOTS * STRIDE);
@@ -129,7 +130,8 @@ class HostCache {
   host(m: number): string {
     const x = this.#meta;
     const k = this.#key;
-    if (k[0] === x[m + 1] && k[1] === x[m + 3] && k[2] === x[m + 4] && k[3] === x[m + 5] && k[4] === x[m + 6]) return this.#host;
+    if (k[0] === x[m + 1] && k[1] === x[m + 3] && k[2] === x[m + 4] && k[3] === x[m + 5] && k[4] === x[m + 6])
+      return this.#host;
     k[0] = x[m + 1]!;
     for (let i = 0; i < 4; i++) k[i + 1] = x[m + 3 + i]!;
     const b = this.#bytes;

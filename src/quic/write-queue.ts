@@ -185,7 +185,11 @@ export class WriteQueues {
         conn.streamSend(id, EMPTY, true);
       } catch (e) {
         const info = parseQuicheError(e);
-        (failures ??= []).push(info.name === 'StreamStopped' ? { streamId: id, kind: 'stopped', code: info.code ?? 0 } : { streamId: id, kind: 'gone' });
+        (failures ??= []).push(
+          info.name === 'StreamStopped'
+            ? { streamId: id, kind: 'stopped', code: info.code ?? 0 }
+            : { streamId: id, kind: 'gone' },
+        );
       }
     }
     this.#loneFins.clear();

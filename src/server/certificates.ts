@@ -21,7 +21,9 @@ export function certificateNames(pem: Uint8Array | string): string[] {
     const bytes = typeof pem !== 'string' ? Buffer.from(pem) : pem.includes('-----BEGIN') ? pem : readFileSync(pem);
     x = new X509Certificate(bytes);
   } catch (e) {
-    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `not a PEM certificate: ${(e as Error).message}`, { cause: e });
+    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `not a PEM certificate: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const names: string[] = [];
   for (const part of (x.subjectAltName ?? '').split(/,\s*/)) {
@@ -37,7 +39,11 @@ export function certificateNames(pem: Uint8Array | string): string[] {
 
 /** The PEM labels in `pem` (`CERTIFICATE`, `PRIVATE KEY`, `EC PRIVATE KEY`, …), in order. */
 function pemLabels(pem: Uint8Array): string[] {
-  return [...Buffer.from(pem).toString('latin1').matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1] as string);
+  return [
+    ...Buffer.from(pem)
+      .toString('latin1')
+      .matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g),
+  ].map((m) => m[1] as string);
 }
 
 /**
@@ -46,11 +52,21 @@ function pemLabels(pem: Uint8Array): string[] {
  * A key file that holds a certificate, a certificate file that holds a key, a key of another certificate: each
  * made `serve` die at start with OpenSSL's bare text ("DECODER routines::unsupported") after `--check` passed.
  */
-export function certificatePairProblem(cert: Uint8Array, key: Uint8Array, certPath: string, keyPath: string): { field: 'cert' | 'key'; reason: string } | null {
+export function certificatePairProblem(
+  cert: Uint8Array,
+  key: Uint8Array,
+  certPath: string,
+  keyPath: string,
+): { field: 'cert' | 'key'; reason: string } | null {
   const certLabels = pemLabels(cert);
   const keyLabels = pemLabels(key);
-  if (!certLabels.includes('CERTIFICATE')) return { field: 'cert', reason: `${certPath} holds no certificate (PEM found: ${certLabels.join(', ') || 'none'})` };
-  if (!keyLabels.some((l) => l.endsWith('PRIVATE KEY'))) return { field: 'key', reason: `${keyPath} holds no private key (PEM found: ${keyLabels.join(', ') || 'none'})` };
+  if (!certLabels.includes('CERTIFICATE'))
+    return {
+      field: 'cert',
+      reason: `${certPath} holds no certificate (PEM found: ${certLabels.join(', ') || 'none'})`,
+    };
+  if (!keyLabels.some((l) => l.endsWith('PRIVATE KEY')))
+    return { field: 'key', reason: `${keyPath} holds no private key (PEM found: ${keyLabels.join(', ') || 'none'})` };
   try {
     new X509Certificate(Buffer.from(cert));
   } catch (e) {
@@ -60,7 +76,8 @@ export function certificatePairProblem(cert: Uint8Array, key: Uint8Array, certPa
     createSecureContext({ cert: Buffer.from(cert), key: Buffer.from(key) });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') return { field: 'key', reason: `${keyPath} is not the key of ${certPath} (their public keys differ)` };
+    if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH')
+      return { field: 'key', reason: `${keyPath} is not the key of ${certPath} (their public keys differ)` };
     return { field: 'key', reason: `${keyPath} with ${certPath}: ${(e as Error).message}` };
   }
   return null;
@@ -69,7 +86,8 @@ export function certificatePairProblem(cert: Uint8Array, key: Uint8Array, certPa
 /** What is wrong with a file of trusted CA certificates (PEM), or null. */
 export function caProblem(ca: Uint8Array, path: string): string | null {
   const labels = pemLabels(ca);
-  if (!labels.includes('CERTIFICATE')) return `${path} holds no certificate (PEM found: ${labels.join(', ') || 'none'})`;
+  if (!labels.includes('CERTIFICATE'))
+    return `${path} holds no certificate (PEM found: ${labels.join(', ') || 'none'})`;
   try {
     new X509Certificate(Buffer.from(ca));
   } catch (e) {
@@ -85,7 +103,8 @@ export class CertificateSet<T> {
 
   /** `entries[0]` is the default; each entry answers for `names` (see certificateNames). */
   constructor(entries: ReadonlyArray<{ names: readonly string[]; item: T }>) {
-    if (entries.length === 0) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'a certificate set needs at least one certificate');
+    if (entries.length === 0)
+      throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', 'a certificate set needs at least one certificate');
     this.default = entries[0]!.item;
     for (const { names, item } of entries) {
       for (const n of names) {

@@ -58,7 +58,15 @@ import { LazyTimer } from '../util/lazy-timer.js';
 import { endedBody, PushBody } from '../wire/body.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './listen.js';
 import { readChunks, type SocketReads } from '../net/socket-reads.js';
-import { clientClosed, DISCARD_MAX_BYTES, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './request.js';
+import {
+  clientClosed,
+  DISCARD_MAX_BYTES,
+  RequestAbort,
+  ServedRequest,
+  type RequestHandler,
+  type ServerRequest,
+  type ServerResponse,
+} from './request.js';
 
 /** Requests that may wait for their turn to answer (pipelining) before we stop reading. */
 const MAX_PIPELINE = 16;
@@ -142,7 +150,9 @@ export class H1ServerSession {
   #upgrading = false;
   #bodyPaused = false;
   /** Head and keep-alive deadlines: no request in the queue when it passes → the connection closes. */
-  #timer = new LazyTimer(() => { if (this.#queue.length === 0) this.socket.destroy(); });
+  #timer = new LazyTimer(() => {
+    if (this.#queue.length === 0) this.socket.destroy();
+  });
   #onClose: (() => void) | null = null;
   #seq = 0;
   /** Inside the parser's execute (its callbacks run now). */
@@ -152,25 +162,38 @@ export class H1ServerSession {
     this.socket = socket;
     this.#opts = opts;
     this.#scheme = scheme;
-    this.#parser = new H1RequestParser({
-      onHead: (h) => this.#onHead(h),
-      onBody: (c) => this.#onBody(c),
-      onTrailers: () => { /* request trailers are not passed on (RFC 9110 §6.5: may be discarded) */ },
-      onComplete: () => this.#onComplete(),
-    }, { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 });
+    this.#parser = new H1RequestParser(
+      {
+        onHead: (h) => this.#onHead(h),
+        onBody: (c) => this.#onBody(c),
+        onTrailers: () => {
+          /* request trailers are not passed on (RFC 9110 §6.5: may be discarded) */
+        },
+        onComplete: () => this.#onComplete(),
+      },
+      { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, maxHeaderCount: opts.maxHeaderCount ?? 100 },
+    );
     socket.setNoDelay(true);
     this.#peerAddress = socket.remoteAddress ?? '';
     this.#peerPort = socket.remotePort ?? 0;
     this.#reads = readChunks(socket, this.#onData);
     socket.on('end', () => this.#onEnd());
-    socket.on('error', () => { /* 'close' follows */ });
+    socket.on('error', () => {
+      /* 'close' follows */
+    });
     socket.on('close', () => this.#gone(clientClosed));
     this.#arm(opts.headersTimeoutMs ?? 10_000);
   }
 
-  get closed(): boolean { return this.#closed; }
-  get active(): number { return this.#queue.length; }
-  onClose(fn: () => void): void { this.#onClose = fn; }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get active(): number {
+    return this.#queue.length;
+  }
+  onClose(fn: () => void): void {
+    this.#onClose = fn;
+  }
 
   /** Graceful close: requests in flight are answered (the last with Connection: close); an idle connection closes now. */
   close(): void {
@@ -190,7 +213,16 @@ export class H1ServerSession {
    */
   interim(streamId: number, status: number, headers: HeaderList, reason: string): boolean {
     const p = this.#queue[0];
-    if (!p || p.req === null || p.req.streamId !== streamId || p.ready || this.#writing || this.#closed || p.head.minor === 0) return false;
+    if (
+      !p ||
+      p.req === null ||
+      p.req.streamId !== streamId ||
+      p.ready ||
+      this.#writing ||
+      this.#closed ||
+      p.head.minor === 0
+    )
+      return false;
     this.socket.write(this.#heads.interim(status, headers, reason), 'latin1');
     return true;
   }
@@ -220,12 +252,27 @@ export class H1ServerSession {
     this.#clearTimer();
     const id = ++this.#seq;
     const p: Pending = {
-      head, req: null, body: null, res: null, failed: false, ready: false, started: false, refused: false,
-      abort: new RequestAbort(), bodyDone: head.framing === 'none', close: !head.keepAlive || this.#draining,
-      received: 0, continued: !head.expectContinue, bodyWanted: false, afterLeft: -1,
+      head,
+      req: null,
+      body: null,
+      res: null,
+      failed: false,
+      ready: false,
+      started: false,
+      refused: false,
+      abort: new RequestAbort(),
+      bodyDone: head.framing === 'none',
+      close: !head.keepAlive || this.#draining,
+      received: 0,
+      continued: !head.expectContinue,
+      bodyWanted: false,
+      afterLeft: -1,
     };
     if (head.framing !== 'none') {
-      p.body = new PushBody(() => this.#resumeBody(), () => this.#pauseBody());
+      p.body = new PushBody(
+        () => this.#resumeBody(),
+        () => this.#pauseBody(),
+      );
       // RFC 9110 §10.1.1: 100 Continue when the body is wanted — not before the request is routed and its limits
       // checked: a 413 or 404 went out after our 100, and the client sent the body for nothing (nginx waits too).
       if (head.expectContinue) p.body.onFirstRead = () => this.#continue(p);
@@ -247,9 +294,20 @@ export class H1ServerSession {
     // connection's to abort in it later, so it is not kept here: no closure per request).
     const body = p.body ?? endedBody;
     const req = new ServedRequest(
-      head.method, path, head.authority, this.#scheme, head.headers, body, id,
-      this.#peerAddress, this.#peerPort, head.minor === 0 ? '1.0' : '1.1', this,
-      head.framing === 'none' ? 0 : head.contentLength, head.upgrade, p.abort,
+      head.method,
+      path,
+      head.authority,
+      this.#scheme,
+      head.headers,
+      body,
+      id,
+      this.#peerAddress,
+      this.#peerPort,
+      head.minor === 0 ? '1.0' : '1.1',
+      this,
+      head.framing === 'none' ? 0 : head.contentLength,
+      head.upgrade,
+      p.abort,
     );
     p.req = req;
     if (this.#queue.length === 1 || this.#mayStart(this.#queue.length - 1)) this.#start(p);
@@ -276,7 +334,11 @@ export class H1ServerSession {
       this.#answered(p, null, e);
       return;
     }
-    if (r instanceof Promise) r.then((res) => this.#answered(p, res, null), (e) => this.#answered(p, null, e));
+    if (r instanceof Promise)
+      r.then(
+        (res) => this.#answered(p, res, null),
+        (e) => this.#answered(p, null, e),
+      );
     else this.#answered(p, r, null);
   }
 
@@ -367,13 +429,30 @@ export class H1ServerSession {
 
   #refuse(e: unknown): void {
     const pe = e instanceof H1ParseError ? e : new H1ParseError('malformed', String(e));
-    const status = pe.kind === 'too-large' ? 431 : pe.kind === 'target-too-long' ? 414 : pe.kind === 'unsupported' ? 501 : pe.kind === 'version' ? 505 : 400;
+    const status =
+      pe.kind === 'too-large'
+        ? 431
+        : pe.kind === 'target-too-long'
+          ? 414
+          : pe.kind === 'unsupported'
+            ? 501
+            : pe.kind === 'version'
+              ? 505
+              : 400;
     this.#noMore = true;
     this.#clearTimer();
     // A refusal before any handler saw the request is the parser's (the listener counts it); a body that breaks its
     // framing after the head went on is that request's failure, told as such.
-    this.#opts.onError?.(this.#reading ? new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`) : pe);
-    const refusal: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8']], body: `${status} ${reasonPhrase(status)}: ${pe.message}\n` };
+    this.#opts.onError?.(
+      this.#reading
+        ? new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`)
+        : pe,
+    );
+    const refusal: ServerResponse = {
+      status,
+      headers: [['content-type', 'text/plain; charset=utf-8']],
+      body: `${status} ${reasonPhrase(status)}: ${pe.message}\n`,
+    };
     const r = this.#reading;
     if (r) {
       // The body being read broke its framing, after its head went to a handler: that request gets one answer
@@ -401,8 +480,21 @@ export class H1ServerSession {
     }
     const head = { method: 'GET', minor: 1 } as H1RequestHead;
     this.#queue.push({
-      head, req: null, body: null, failed: false, ready: true, started: true, refused: true, abort: new RequestAbort(), bodyDone: true,
-      close: true, received: 0, continued: true, bodyWanted: false, afterLeft: -1, res: refusal,
+      head,
+      req: null,
+      body: null,
+      failed: false,
+      ready: true,
+      started: true,
+      refused: true,
+      abort: new RequestAbort(),
+      bodyDone: true,
+      close: true,
+      received: 0,
+      continued: true,
+      bodyWanted: false,
+      afterLeft: -1,
+      res: refusal,
     });
     this.#pump();
   }
@@ -451,7 +543,14 @@ export class H1ServerSession {
       if (typeof r === 'boolean') {
         if (this.#parsing) queueMicrotask(() => this.#finished(p, r));
         else this.#finished(p, r);
-      } else r.then((keep) => this.#finished(p, keep), (e) => { this.#opts.onError?.(e); this.#finished(p, false); });
+      } else
+        r.then(
+          (keep) => this.#finished(p, keep),
+          (e) => {
+            this.#opts.onError?.(e);
+            this.#finished(p, false);
+          },
+        );
       return;
     }
   }
@@ -480,11 +579,19 @@ export class H1ServerSession {
       // RFC 9112 §9.6: no request after one whose response closes the connection is processed; those already
       // handed to a handler (safe ones, pipelined) are aborted, unanswered.
       this.#noMore = true;
-      this.#abortQueued(() => new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection closed before this pipelined request was answered'));
+      this.#abortQueued(
+        () =>
+          new OriginlinkError(
+            ErrorCode.SOCKET_CLOSED,
+            'local',
+            'connection closed before this pipelined request was answered',
+          ),
+      );
       if (!this.#closed) this.socket.end();
       return;
     }
-    if (this.#queue.length === 0) this.#arm(this.#parser.idle ? this.#opts.keepAliveTimeoutMs ?? 5000 : this.#opts.headersTimeoutMs ?? 10_000);
+    if (this.#queue.length === 0)
+      this.#arm(this.#parser.idle ? (this.#opts.keepAliveTimeoutMs ?? 5000) : (this.#opts.headersTimeoutMs ?? 10_000));
     else this.#startWaiting();
     this.#resumeParsing();
     this.#pump();
@@ -502,12 +609,21 @@ export class H1ServerSession {
     const noBody = head.method === 'HEAD' || status < 200 || status === 204 || status === 304;
     if (status === 101) return this.#upgrade(p, res);
     // Draining: the last response in the queue says the connection closes after it.
-    const close = p.close || head.upgrade !== null || res.close === true || (this.#draining && this.#queue.length === 1);
+    const close =
+      p.close || head.upgrade !== null || res.close === true || (this.#draining && this.#queue.length === 1);
     const text = this.#heads.head(status, res.headers, res.checked === true);
     const declared = this.#heads.declared;
     const body = res.body ?? null;
     if (body instanceof Readable) return this.#writeStreamed(p, res, text, body, noBody, declared, close);
-    this.#writeWhole(head.minor, res.trailers ?? null, text, bodyBytes(body as string | Uint8Array | null), noBody ? status : 0, declared, close);
+    this.#writeWhole(
+      head.minor,
+      res.trailers ?? null,
+      text,
+      bodyBytes(body as string | Uint8Array | null),
+      noBody ? status : 0,
+      declared,
+      close,
+    );
     return !close;
   }
 
@@ -515,7 +631,15 @@ export class H1ServerSession {
    * A response whose body is all here: its head and bytes in one write where they fit. `bodiless`: the status of a
    * response that has no body (HEAD, 1xx, 204, 304), else 0.
    */
-  #writeWhole(minor: number, trailers: HeaderList | null, text: string, bytes: Buffer, bodiless: number, declared: string | null, close: boolean): void {
+  #writeWhole(
+    minor: number,
+    trailers: HeaderList | null,
+    text: string,
+    bytes: Buffer,
+    bodiless: number,
+    declared: string | null,
+    close: boolean,
+  ): void {
     const s = this.socket;
     text += connectionLine(minor, close);
     if (trailers && trailers.length && minor === 1 && bodiless === 0) {
@@ -531,7 +655,10 @@ export class H1ServerSession {
       s.uncork();
       return;
     }
-    text += bodiless !== 0 ? `${bodilessLength(bodiless, declared, bytes.length)}${CRLF}` : `content-length: ${bytes.length}${CRLF}${CRLF}`;
+    text +=
+      bodiless !== 0
+        ? `${bodilessLength(bodiless, declared, bytes.length)}${CRLF}`
+        : `content-length: ${bytes.length}${CRLF}${CRLF}`;
     if (bodiless !== 0 || bytes.length === 0) s.write(text, 'latin1');
     else if (text.length + bytes.length <= ONE_WRITE_MAX) {
       // Head and a small body in one write, as one latin1 string (each byte one character, so the bytes leave as they
@@ -548,7 +675,15 @@ export class H1ServerSession {
   }
 
   /** A response with a body stream: relayed with backpressure (or, when it already arrived whole, written as bytes). */
-  async #writeStreamed(p: Pending, res: ServerResponse, text: string, body: Readable, noBody: boolean, declared: string | null, close: boolean): Promise<boolean> {
+  async #writeStreamed(
+    p: Pending,
+    res: ServerResponse,
+    text: string,
+    body: Readable,
+    noBody: boolean,
+    declared: string | null,
+    close: boolean,
+  ): Promise<boolean> {
     const head = p.head;
     const s = this.socket;
     if (!noBody) {
@@ -574,7 +709,7 @@ export class H1ServerSession {
     if (sent === null) return false; // the body failed or the client went: the response is cut short, the connection ends
     if (length !== null && sent !== length) return false; // the body did not match its declared length
     if (chunked) {
-      const trailers = res.trailersLater ? await res.trailersLater.catch(() => null) : res.trailers ?? null;
+      const trailers = res.trailersLater ? await res.trailersLater.catch(() => null) : (res.trailers ?? null);
       if (this.#closed) return false;
       s.write(trailers && trailers.length ? trailerBlock(trailers) : CHUNKED_END);
     }
@@ -602,7 +737,10 @@ export class H1ServerSession {
     let stall: NodeJS.Timeout | null = null;
     const blocked = (): boolean => s.writableLength >= s.writableHighWaterMark;
     const wake = (ok: boolean): void => {
-      if (stall) { clearTimeout(stall); stall = null; }
+      if (stall) {
+        clearTimeout(stall);
+        stall = null;
+      }
       const w = waiting;
       waiting = null;
       w?.(ok);
@@ -613,7 +751,10 @@ export class H1ServerSession {
       const n = queued.length;
       if (n > 0 || !headOut) {
         s.cork();
-        if (!headOut) { headOut = true; s.write(head, 'latin1'); }
+        if (!headOut) {
+          headOut = true;
+          s.write(head, 'latin1');
+        }
         if (n > 0) {
           if (chunked) s.write(`${queuedBytes.toString(16)}\r\n`, 'latin1');
           for (let i = 0; i < n; i++) s.write(queued[i]!);
@@ -624,35 +765,51 @@ export class H1ServerSession {
         s.uncork();
       }
       // What the kernel did not take waits in the socket: past its mark the relay waits for 'drain'.
-      if (waiting) { if (!blocked()) wake(true); else armStall(); }
+      if (waiting) {
+        if (!blocked()) wake(true);
+        else armStall();
+      }
     };
     // The client reads nothing: after sendTimeoutMs it is cut, which ends the origin's body too (nginx's send_timeout;
     // the socket's 'close' aborts the request first, so the log says the client went: 499).
     const armStall = (): void => {
       if (sendTimeout > 0) stall ??= setTimeout(() => s.destroy(), sendTimeout);
     };
-    const onDrain = (): void => { if (waiting) wake(true); };
-    const onSocketClose = (): void => { wake(false); body.destroy(); };
+    const onDrain = (): void => {
+      if (waiting) wake(true);
+    };
+    const onSocketClose = (): void => {
+      wake(false);
+      body.destroy();
+    };
     scheduled = true;
     setImmediate(write);
     s.on('drain', onDrain);
     s.on('close', onSocketClose);
     try {
-      const how = await relayBody(body, {
-        write: (b) => {
-          if (b.length === 0) return true;
-          sent += b.length;
-          queued.push(b);
-          queuedBytes += b.length;
-          if (!scheduled) { scheduled = true; setImmediate(write); }
-          // A body that gives more in one turn than a turn's write holds (a local stream reads ahead at once) waits for that write.
-          return queuedBytes < TURN_MAX_BYTES && !blocked();
+      const how = await relayBody(
+        body,
+        {
+          write: (b) => {
+            if (b.length === 0) return true;
+            sent += b.length;
+            queued.push(b);
+            queuedBytes += b.length;
+            if (!scheduled) {
+              scheduled = true;
+              setImmediate(write);
+            }
+            // A body that gives more in one turn than a turn's write holds (a local stream reads ahead at once) waits for that write.
+            return queuedBytes < TURN_MAX_BYTES && !blocked();
+          },
+          room: () =>
+            new Promise<boolean>((resolve) => {
+              waiting = resolve;
+              if (blocked()) armStall();
+            }),
         },
-        room: () => new Promise<boolean>((resolve) => {
-          waiting = resolve;
-          if (blocked()) armStall();
-        }),
-      }, NEVER_GONE);
+        NEVER_GONE,
+      );
       return how === 'end' ? sent : null;
     } catch {
       return null;
@@ -729,7 +886,10 @@ export class H1ServerSession {
 const ONE_WRITE_MAX = 16 * 1024;
 
 /** A streamed body already whole (util/body.ts `bufferedWhole`) with no trailers to follow: its bytes; else null, the body untouched. */
-async function wholeBody(body: Readable, trailersLater: Promise<HeaderList | null> | undefined): Promise<Buffer | null> {
+async function wholeBody(
+  body: Readable,
+  trailersLater: Promise<HeaderList | null> | undefined,
+): Promise<Buffer | null> {
   if (!isBufferedWhole(body)) return null;
   if (trailersLater) {
     const t = await trailersLater.catch(() => null);

@@ -23,7 +23,22 @@ import { endedBody, PushBody } from '../wire/body.js';
 import { H2Wire, type H2Flow } from '../wire/h2-wire.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './listen.js';
 import { readChunks } from '../net/socket-reads.js';
-import { AFTER_ANSWER_MS, bodilessResponse, CONTINUE_HEAD, DISCARD_MAX_BYTES, HANDLER_FAILED_HEAD, muxResponseHead, readRequestFields, wantsContinue, clientClosed, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './request.js';
+import {
+  AFTER_ANSWER_MS,
+  bodilessResponse,
+  CONTINUE_HEAD,
+  DISCARD_MAX_BYTES,
+  HANDLER_FAILED_HEAD,
+  muxResponseHead,
+  readRequestFields,
+  wantsContinue,
+  clientClosed,
+  RequestAbort,
+  ServedRequest,
+  type RequestHandler,
+  type ServerRequest,
+  type ServerResponse,
+} from './request.js';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { IdMap } from '../util/id-map.js';
 
@@ -88,7 +103,9 @@ export class H2ServerSession {
       ...(opts.enableConnectProtocol ? { enableConnectProtocol: true } : {}),
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
-    this.#io = new H2Wire(this.#h2, socket, () => { if (this.#writers.length) for (const w of this.#writers.splice(0)) w(); });
+    this.#io = new H2Wire(this.#h2, socket, () => {
+      if (this.#writers.length) for (const w of this.#writers.splice(0)) w();
+    });
     this.#h2.on((ev) => this.#onEvent(ev));
     socket.setNoDelay(true);
     readChunks(socket, (d) => {
@@ -97,7 +114,9 @@ export class H2ServerSession {
       this.#io.flush();
       this.#io.checkOutput();
     });
-    socket.on('error', () => { /* 'close' follows */ });
+    socket.on('error', () => {
+      /* 'close' follows */
+    });
     socket.on('close', () => this.#gone(clientClosed));
     const first = opts.firstRequestTimeoutMs ?? 10_000;
     if (first > 0) {
@@ -107,9 +126,15 @@ export class H2ServerSession {
     this.#io.flush();
   }
 
-  get closed(): boolean { return this.#closed; }
-  get active(): number { return this.#streams.size; }
-  onClose(fn: () => void): void { this.#onClose = fn; }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get active(): number {
+    return this.#streams.size;
+  }
+  onClose(fn: () => void): void {
+    this.#onClose = fn;
+  }
 
   /** Graceful close (RFC 9113 §6.8, two GOAWAYs): open streams finish, then the connection ends. */
   close(): void {
@@ -147,7 +172,11 @@ export class H2ServerSession {
         const s = this.#streams.get(ev.streamId);
         if (!s) return;
         this.#streams.delete(ev.streamId);
-        const err = new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (HTTP/2 error code ${ev.code})`);
+        const err = new OriginlinkError(
+          ErrorCode.STREAM_RESET,
+          'remote',
+          `client reset stream ${ev.streamId} (HTTP/2 error code ${ev.code})`,
+        );
         s.abort.abort(err);
         if (s.body) abortBody(s.body, err);
         this.#armIdle();
@@ -160,7 +189,9 @@ export class H2ServerSession {
         // The GOAWAY (and any stream's last frames) leave, then the connection ends.
         this.#io.flushNow();
         if (!this.socket.destroyed) this.socket.end();
-        this.#gone(() => new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', ev.error?.message ?? 'connection closed'));
+        this.#gone(
+          () => new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', ev.error?.message ?? 'connection closed'),
+        );
         return;
       default:
         return;
@@ -168,11 +199,24 @@ export class H2ServerSession {
   }
 
   #request(id: number, headers: HeaderList, endStream: boolean, declared: number | null): void {
-    if (this.#firstTimer) { clearTimeout(this.#firstTimer); this.#firstTimer = null; }
-    if (this.#idleTimer) { clearTimeout(this.#idleTimer); this.#idleTimer = null; }
+    if (this.#firstTimer) {
+      clearTimeout(this.#firstTimer);
+      this.#firstTimer = null;
+    }
+    if (this.#idleTimer) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = null;
+    }
     const { method, path, authority, scheme, protocol, fields } = readRequestFields(headers, this.#scheme);
     const s: Incoming = {
-      body: endStream ? null : new PushBody(() => this.#resume(id), () => { s.paused = true; }),
+      body: endStream
+        ? null
+        : new PushBody(
+            () => this.#resume(id),
+            () => {
+              s.paused = true;
+            },
+          ),
       abort: new RequestAbort(),
       owed: 0,
       paused: false,
@@ -190,8 +234,20 @@ export class H2ServerSession {
       };
     }
     const req = new ServedRequest(
-      method, path, authority, scheme, fields, s.body ?? endedBody, id, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, '2', this,
-      endStream ? 0 : declared, protocol, s.abort,
+      method,
+      path,
+      authority,
+      scheme,
+      fields,
+      s.body ?? endedBody,
+      id,
+      this.socket.remoteAddress ?? '',
+      this.socket.remotePort ?? 0,
+      '2',
+      this,
+      endStream ? 0 : declared,
+      protocol,
+      s.abort,
     );
     this.#arrived.push([id, s, req]);
   }
@@ -227,7 +283,8 @@ export class H2ServerSession {
       const res: ServerResponse = await this.#opts.handler(req);
       if (gone()) return;
       s.responding = true;
-      if (res.tunnel && req.protocol !== null && res.status >= 200 && res.status < 300) return await this.#tunnel(id, s, res);
+      if (res.tunnel && req.protocol !== null && res.status >= 200 && res.status < 300)
+        return await this.#tunnel(id, s, res);
       const head = muxResponseHead(res.status, res.headers);
       const body = bodilessResponse(req.method, res.status) ? null : (res.body ?? null);
       const trailers = res.trailers && res.trailers.length ? res.trailers : null;
@@ -259,8 +316,9 @@ export class H2ServerSession {
       this.#done(id, s);
     } catch (e) {
       this.#opts.onError?.(e);
-      if (gone()) { /* the stream or connection went first */ }
-      else if (!s.responding) this.#h2.respond(id, HANDLER_FAILED_HEAD, true);
+      if (gone()) {
+        /* the stream or connection went first */
+      } else if (!s.responding) this.#h2.respond(id, HANDLER_FAILED_HEAD, true);
       else this.#h2.reset(id, H2ErrorCode.CANCEL);
       this.#io.flush();
       this.#done(id, s);
@@ -271,7 +329,13 @@ export class H2ServerSession {
   #stalled(id: number, s: Incoming): void {
     this.#h2.reset(id, H2ErrorCode.CANCEL);
     this.#io.flush();
-    s.abort.abort(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `client took no response bytes for ${this.#opts.sendTimeoutMs ?? 60_000} ms`));
+    s.abort.abort(
+      new OriginlinkError(
+        ErrorCode.BODY_TIMEOUT,
+        'remote',
+        `client took no response bytes for ${this.#opts.sendTimeoutMs ?? 60_000} ms`,
+      ),
+    );
     this.#done(id, s);
   }
 
@@ -281,14 +345,18 @@ export class H2ServerSession {
    * client's window or the socket.
    */
   #relay(id: number, body: Readable, gone: () => boolean): Promise<'end' | 'gone' | 'stalled'> {
-    return relayBody(body, {
-      write: (c) => {
-        this.#h2.data(id, c, false);
-        this.#io.flush();
-        return this.#h2.pending(id) <= WRITE_HIGH_WATER && !this.#io.congested;
+    return relayBody(
+      body,
+      {
+        write: (c) => {
+          this.#h2.data(id, c, false);
+          this.#io.flush();
+          return this.#h2.pending(id) <= WRITE_HIGH_WATER && !this.#io.congested;
+        },
+        room: () => this.#sendable(id, gone),
       },
-      room: () => this.#sendable(id, gone),
-    }, gone);
+      gone,
+    );
   }
 
   /** Wait until the stream's queued bytes fall below the high-water mark; false when none left for sendTimeoutMs. */
@@ -298,14 +366,25 @@ export class H2ServerSession {
     let last = this.#h2.pending(id);
     let drains = this.#io.drains;
     while (!gone() && (this.#h2.pending(id) > WRITE_HIGH_WATER || this.#io.congested)) {
-      const timer = limit > 0 ? setTimeout(() => { for (const w of this.#writers.splice(0)) w(); }, Math.max(1, limit - (performance.now() - since))) : null;
+      const timer =
+        limit > 0
+          ? setTimeout(
+              () => {
+                for (const w of this.#writers.splice(0)) w();
+              },
+              Math.max(1, limit - (performance.now() - since)),
+            )
+          : null;
       await new Promise<void>((r) => this.#writers.push(r));
       if (timer) clearTimeout(timer);
       // Progress: the stream's queue shrank, or — while the socket, not this stream's window, held it back — the
       // socket took what it held. (A stream whose own window stays shut makes no progress however much other
       // streams drain the socket: sendTimeoutMs still ends it.)
       const now = this.#h2.pending(id);
-      if (now < last || (this.#io.drains !== drains && now <= WRITE_HIGH_WATER)) { since = performance.now(); last = now; }
+      if (now < last || (this.#io.drains !== drains && now <= WRITE_HIGH_WATER)) {
+        since = performance.now();
+        last = now;
+      }
       drains = this.#io.drains;
       if (limit > 0 && performance.now() - since >= limit) return false;
     }
@@ -349,7 +428,9 @@ export class H2ServerSession {
     const duplex = Duplex.from({ readable: s.body ?? endedBody(), writable: out });
     await new Promise<void>((resolve) => {
       duplex.on('close', () => resolve());
-      duplex.on('error', () => { /* ends in 'close' */ });
+      duplex.on('error', () => {
+        /* ends in 'close' */
+      });
       s.abort.onAbort(() => duplex.destroy());
       res.tunnel!(duplex);
     });
@@ -411,7 +492,6 @@ export class H2ServerSession {
       this.#io.flush();
     }
   }
-
 
   /** The connection is over: requests still open are aborted with `why()` (made only when there is one: an error's stack costs ~15 µs). */
   #gone(why: () => Error): void {

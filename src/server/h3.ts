@@ -22,7 +22,19 @@ import { DEFAULT_FLOOD_LIMITS } from '../http/floods.js';
 import { isSafeMethod } from '../http/methods.js';
 import { DEFAULT_PRIORITY, type Priority } from '../h3/priority.js';
 import { declaredLength } from '../http/field-section.js';
-import { bodilessResponse, CONTINUE_HEAD, HANDLER_FAILED_HEAD, muxResponseHead, readRequestFields, wantsContinue, RequestAbort, ServedRequest, type RequestHandler, type ServerRequest, type ServerResponse } from './request.js';
+import {
+  bodilessResponse,
+  CONTINUE_HEAD,
+  HANDLER_FAILED_HEAD,
+  muxResponseHead,
+  readRequestFields,
+  wantsContinue,
+  RequestAbort,
+  ServedRequest,
+  type RequestHandler,
+  type ServerRequest,
+  type ServerResponse,
+} from './request.js';
 import { IdMap } from '../util/id-map.js';
 import { finishWithin } from './listen.js';
 
@@ -195,19 +207,37 @@ export interface H3Server {
   close(graceMs?: number): Promise<void>;
 }
 
-
 function abandon(s: ServerStream, why: Error): void {
   s.abort.abort(why);
 }
 
 /** The limits of H3ServerOptions, checked, with their defaults. */
-function checkLimits(o: Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'>): { headersTimeoutMs: number; keepAliveTimeoutMs: number; memoryBudgetBytes: number } {
+function checkLimits(o: Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'>): {
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  memoryBudgetBytes: number;
+} {
   const headersTimeoutMs = o.headersTimeoutMs ?? 10_000;
-  if (!Number.isSafeInteger(headersTimeoutMs) || headersTimeoutMs < 100) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `headersTimeoutMs must be an integer ≥ 100, got ${headersTimeoutMs}`);
+  if (!Number.isSafeInteger(headersTimeoutMs) || headersTimeoutMs < 100)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `headersTimeoutMs must be an integer ≥ 100, got ${headersTimeoutMs}`,
+    );
   const keepAliveTimeoutMs = o.keepAliveTimeoutMs ?? 0;
-  if (!Number.isSafeInteger(keepAliveTimeoutMs) || (keepAliveTimeoutMs !== 0 && keepAliveTimeoutMs < 100)) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `keepAliveTimeoutMs must be 0 or an integer ≥ 100, got ${keepAliveTimeoutMs}`);
+  if (!Number.isSafeInteger(keepAliveTimeoutMs) || (keepAliveTimeoutMs !== 0 && keepAliveTimeoutMs < 100))
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `keepAliveTimeoutMs must be 0 or an integer ≥ 100, got ${keepAliveTimeoutMs}`,
+    );
   const memoryBudgetBytes = o.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
-  if (!Number.isSafeInteger(memoryBudgetBytes) || memoryBudgetBytes < 0) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `memoryBudgetBytes must be an integer ≥ 0, got ${memoryBudgetBytes}`);
+  if (!Number.isSafeInteger(memoryBudgetBytes) || memoryBudgetBytes < 0)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `memoryBudgetBytes must be an integer ≥ 0, got ${memoryBudgetBytes}`,
+    );
   return { headersTimeoutMs, keepAliveTimeoutMs, memoryBudgetBytes };
 }
 
@@ -229,7 +259,8 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     const pair = (earlyData: boolean): Pick<ServerConfigs, 'config' | 'loopback'> => {
       const base = { ...opts.quic, cert, key, ticketKey, earlyData };
       const out: Pick<ServerConfigs, 'config' | 'loopback'> = { config: buildConfig('server', base) };
-      if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD) out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
+      if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD)
+        out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
       return out;
     };
     // With 0-RTT on, the same configs with it off, for a ClientHello seen before (quic/strike-register.ts).
@@ -237,7 +268,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   };
   // Several certificates: one quiche Config each, chosen by the ClientHello's server name (null = the default).
   type Certs = Pick<H3ServerOptions, 'cert' | 'key' | 'certificates'>;
-  const buildAll = (c: Certs): ServerConfigs & { byName?: (name: string | null) => ServerConfigs | null; all: ServerConfigs[] } => {
+  const buildAll = (
+    c: Certs,
+  ): ServerConfigs & { byName?: (name: string | null) => ServerConfigs | null; all: ServerConfigs[] } => {
     const main = configsFor(c.cert, c.key);
     const all = [main];
     if (!c.certificates?.length) return { ...main, all };
@@ -254,7 +287,21 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   /** Client addresses holding more than their share of the budget at the last sweep, and what they hold beyond it. */
   let overShare: Set<string> | null = null;
   let excess = 0;
-  const counters: Counters = { tooEarly: 0, connections: 0, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0, priorityUpdates: 0, reprioritised: 0, resetFloods: 0, headTimeouts: 0, idleClosed: 0, qpackDecoderInserts: 0, qpackEncoderInserts: 0 };
+  const counters: Counters = {
+    tooEarly: 0,
+    connections: 0,
+    resumed: 0,
+    earlyData: 0,
+    earlyRequests: 0,
+    earlyStreams: 0,
+    priorityUpdates: 0,
+    reprioritised: 0,
+    resetFloods: 0,
+    headTimeouts: 0,
+    idleClosed: 0,
+    qpackDecoderInserts: 0,
+    qpackEncoderInserts: 0,
+  };
   const pathEvents: Record<string, number> = {};
   const sessions = new Set<ServerSession>();
   const ep = await QuicEndpoint.bind({
@@ -271,7 +318,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       retry: opts.retry ?? false,
       // One address past its share is refused alone, and what it holds beyond the share is not counted against
       // everyone else: a few connections of one client cannot shut the door on others.
-      overBudget: (host) => budget > 0 && ((overShare !== null && overShare.has(host)) || sessions.size * CONNECTION_BYTES + queued - excess > budget),
+      overBudget: (host) =>
+        budget > 0 &&
+        ((overShare !== null && overShare.has(host)) || sessions.size * CONNECTION_BYTES + queued - excess > budget),
       ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
       onConnection(quic) {
         const s = new ServerSession(quic, opts, counters, settings);
@@ -285,14 +334,12 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
             const q = s.qpackInserts;
             counters.qpackDecoderInserts += q.decoder;
             counters.qpackEncoderInserts += q.encoder;
-          }
-          else if (ev.type === 'established') {
+          } else if (ev.type === 'established') {
             counters.connections++;
             if (quic.resumed) counters.resumed++;
             if (quic.earlyDataAccepted) counters.earlyData++;
             counters.earlyStreams += quic.earlyStreams;
-          }
-          else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
+          } else if (ev.type === 'path') pathEvents[ev.event.type] = (pathEvents[ev.event.type] ?? 0) + 1;
         });
       },
     },
@@ -375,7 +422,13 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       frames: counters.priorityUpdates + [...sessions].reduce((n, s) => n + s.priorityUpdates, 0),
       reprioritised: counters.reprioritised,
     }),
-    handshakes: () => ({ connections: counters.connections, resumed: counters.resumed, earlyData: counters.earlyData, earlyRequests: counters.earlyRequests, earlyStreams: counters.earlyStreams }),
+    handshakes: () => ({
+      connections: counters.connections,
+      resumed: counters.resumed,
+      earlyData: counters.earlyData,
+      earlyRequests: counters.earlyRequests,
+      earlyStreams: counters.earlyStreams,
+    }),
     pathEvents: () => ({ ...pathEvents }),
     get idleClosed() {
       return counters.idleClosed;
@@ -460,7 +513,14 @@ class ServerSession {
     this.#handshake ??= new Promise<void>((resolve, reject) => {
       this.#quic.on((ev) => {
         if (ev.type === 'established' && !ev.early) resolve();
-        else if (ev.type === 'closed') reject(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'the client\'s connection closed before its handshake completed'));
+        else if (ev.type === 'closed')
+          reject(
+            new OriginlinkError(
+              ErrorCode.SOCKET_CLOSED,
+              'remote',
+              "the client's connection closed before its handshake completed",
+            ),
+          );
       });
     });
     return this.#handshake;
@@ -577,7 +637,14 @@ class ServerSession {
         }
         this.#streams.delete(ev.streamId);
         s.done = true;
-        abandon(s, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`));
+        abandon(
+          s,
+          new OriginlinkError(
+            ErrorCode.STREAM_RESET,
+            'remote',
+            `client reset stream ${ev.streamId} (0x${ev.code.toString(16)})`,
+          ),
+        );
         if (s.body) abortBody(s.body, new OriginlinkError(ErrorCode.STREAM_RESET, 'remote', 'request stream reset'));
         return;
       }
@@ -615,11 +682,26 @@ class ServerSession {
     }
     // RFC 9110 §10.1.1: 100 Continue once the handler wants the body (as the h1 and h2 fronts).
     if (s.body && wantsContinue(fields)) {
-      s.body.onFirstRead = () => { if (!s.responding && !s.done && !this.#h3.closed) this.#h3.sendHeaders(id, CONTINUE_HEAD, false); };
+      s.body.onFirstRead = () => {
+        if (!s.responding && !s.done && !this.#h3.closed) this.#h3.sendHeaders(id, CONTINUE_HEAD, false);
+      };
     }
     const req = new ServedRequest(
-      method, path, authority, scheme, fields, s.body ?? endedBody, id, this.#quic.remote.host, this.#quic.remote.port, '3', this,
-      end ? 0 : declaredLength(fields), protocol, s.abort, priority,
+      method,
+      path,
+      authority,
+      scheme,
+      fields,
+      s.body ?? endedBody,
+      id,
+      this.#quic.remote.host,
+      this.#quic.remote.port,
+      '3',
+      this,
+      end ? 0 : declaredLength(fields),
+      protocol,
+      s.abort,
+      priority,
     );
     if (early) req.earlyData = true;
     this.#arrived.push([id, s, req]);
@@ -652,14 +734,19 @@ class ServerSession {
   async #respond(id: number, s: ServerStream, req: H3ServerRequest | null): Promise<void> {
     const gone = (): boolean => s.done || this.#h3.closed;
     try {
-      const res: H3ServerResponse = req ? await this.#opts.handler(req) : { status: 425, headers: [['content-length', '0']] };
+      const res: H3ServerResponse = req
+        ? await this.#opts.handler(req)
+        : { status: 425, headers: [['content-length', '0']] };
       if (gone()) return;
       const head = muxResponseHead(res.status, res.headers);
       const body = res.body ?? null;
-      const empty = body === null || (typeof body === 'string' && body.length === 0) || (body instanceof Uint8Array && body.length === 0);
+      const empty =
+        body === null ||
+        (typeof body === 'string' && body.length === 0) ||
+        (body instanceof Uint8Array && body.length === 0);
       const noBody = empty || bodilessResponse(req?.method ?? 'GET', res.status);
       const hasTrailers = (res.trailers?.length ?? 0) > 0;
-      const later = !noBody && !hasTrailers ? res.trailersLater ?? null : null;
+      const later = !noBody && !hasTrailers ? (res.trailersLater ?? null) : null;
       s.responding = true;
       this.#h3.sendHeaders(id, head, noBody && !hasTrailers);
       if (!noBody) {
@@ -680,8 +767,9 @@ class ServerSession {
       }
     } catch (e) {
       this.#opts.onError?.(e);
-      if (gone()) { /* the stream or connection went first */ }
-      else if (!s.responding) {
+      if (gone()) {
+        /* the stream or connection went first */
+      } else if (!s.responding) {
         try {
           this.#h3.sendHeaders(id, HANDLER_FAILED_HEAD, true);
         } catch {

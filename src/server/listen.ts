@@ -33,16 +33,23 @@ export interface SessionServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function listenSessions(opts: ListenOptions, alpn: string[], make: (socket: net.Socket, scheme: 'http' | 'https') => ServedSession): Promise<SessionServer> {
+export async function listenSessions(
+  opts: ListenOptions,
+  alpn: string[],
+  make: (socket: net.Socket, scheme: 'http' | 'https') => ServedSession,
+): Promise<SessionServer> {
   const sessions = new Set<ServedSession>();
   const serve = (socket: net.Socket, scheme: 'http' | 'https'): void => {
     const s = make(socket, scheme);
     sessions.add(s);
     s.onClose(() => sessions.delete(s));
   };
-  const server: net.Server = opts.cert && opts.key
-    ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: alpn }, (s) => serve(s, 'https'))
-    : net.createServer((s) => serve(s, 'http'));
+  const server: net.Server =
+    opts.cert && opts.key
+      ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: alpn }, (s) =>
+          serve(s, 'https'),
+        )
+      : net.createServer((s) => serve(s, 'http'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
@@ -50,7 +57,9 @@ export async function listenSessions(opts: ListenOptions, alpn: string[], make: 
   const a = server.address() as net.AddressInfo;
   return {
     address: { host: a.address, port: a.port },
-    get connections() { return sessions.size; },
+    get connections() {
+      return sessions.size;
+    },
     async close(graceMs = 1000) {
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sessions) s.close();
@@ -70,7 +79,12 @@ const FINISH_POLL_MS = 20;
  * the last answer). `atLeastOnce`: wait one period even when none is busy now (frames a close just
  * queued leave first). The caller cuts what is left.
  */
-export async function finishWithin<S>(sessions: Iterable<S>, busy: (s: S) => boolean, graceMs: number, atLeastOnce = false): Promise<void> {
+export async function finishWithin<S>(
+  sessions: Iterable<S>,
+  busy: (s: S) => boolean,
+  graceMs: number,
+  atLeastOnce = false,
+): Promise<void> {
   const end = Date.now() + graceMs;
   const anyBusy = (): boolean => {
     for (const s of sessions) if (busy(s)) return true;

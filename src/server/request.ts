@@ -45,12 +45,23 @@ export function readRequestFields(headers: HeaderList, scheme: string): RequestF
       continue;
     }
     switch (name) {
-      case ':method': method = f[1]; break;
-      case ':path': path = f[1]; break;
-      case ':authority': authority = f[1]; break;
-      case ':scheme': scheme = f[1]; break;
-      case ':protocol': protocol = f[1]; break;
-      default: break;
+      case ':method':
+        method = f[1];
+        break;
+      case ':path':
+        path = f[1];
+        break;
+      case ':authority':
+        authority = f[1];
+        break;
+      case ':scheme':
+        scheme = f[1];
+        break;
+      case ':protocol':
+        protocol = f[1];
+        break;
+      default:
+        break;
     }
   }
   return { method, path, authority: authority || host, scheme, protocol, fields };
@@ -61,7 +72,10 @@ export function readRequestFields(headers: HeaderList, scheme: string): RequestF
  * a 500 the client can act on. After the head went out the stream can only
  * be cut (CANCEL / H3_REQUEST_CANCELLED), so the client sees it incomplete.
  */
-export const HANDLER_FAILED_HEAD: HeaderList = Object.freeze([[':status', '500'], ['content-length', '0']]) as HeaderList;
+export const HANDLER_FAILED_HEAD: HeaderList = Object.freeze([
+  [':status', '500'],
+  ['content-length', '0'],
+]) as HeaderList;
 
 export interface ServerRequest {
   method: string;
@@ -165,9 +179,21 @@ export class ServedRequest implements ServerRequest {
 
   /** `body`: the body stream, or a function making it on first use (HTTP/1.1 makes none for a GET nobody reads). */
   constructor(
-    method: string, path: string, authority: string, scheme: string, headers: HeaderList, body: Readable | (() => Readable),
-    streamId: number, remoteAddress: string, remotePort: number, version: string, connection: object,
-    bodyLength: number | null, protocol: string | null, abort: RequestAbort, priority?: { urgency: number; incremental: boolean },
+    method: string,
+    path: string,
+    authority: string,
+    scheme: string,
+    headers: HeaderList,
+    body: Readable | (() => Readable),
+    streamId: number,
+    remoteAddress: string,
+    remotePort: number,
+    version: string,
+    connection: object,
+    bodyLength: number | null,
+    protocol: string | null,
+    abort: RequestAbort,
+    priority?: { urgency: number; incremental: boolean },
   ) {
     this.method = method;
     this.path = path;
@@ -213,12 +239,14 @@ export class ServedRequest implements ServerRequest {
   }
 
   informational(status: number, headers: HeaderList, reason = ''): boolean {
-    if (!Number.isInteger(status) || status < 100 || status > 199 || status === 101) throw new TypeError(`informational: ${status} is not an interim status`);
+    if (!Number.isInteger(status) || status < 100 || status > 199 || status === 101)
+      throw new TypeError(`informational: ${status} is not an interim status`);
     if (!REASON_RE.test(reason)) throw new TypeError('informational: invalid reason phrase');
     const list: HeaderList = [];
     for (const [n, v] of headers) {
       const name = n.toLowerCase();
-      if (!isFieldName(name) || BAD_FIELD_VALUE_RE.test(v)) throw new TypeError(`informational: invalid field ${JSON.stringify(n)}`);
+      if (!isFieldName(name) || BAD_FIELD_VALUE_RE.test(v))
+        throw new TypeError(`informational: invalid field ${JSON.stringify(n)}`);
       // Connection-specific fields belong to no interim response of ours (RFC 9110 §7.6.1; RFC 9113 §8.2.2).
       if (!isHopByHop(name) && name !== 'content-length') list.push([name, v]);
     }

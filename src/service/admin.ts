@@ -35,21 +35,38 @@ export function adminAnswers(authority: string, bindHost: string, names: readonl
   if (authority === '') return true;
   let host = hostOnly(authority);
   if (host.endsWith('.')) host = host.slice(0, -1);
-  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost') || host === bindHost.toLowerCase()) return true;
+  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost') || host === bindHost.toLowerCase())
+    return true;
   if (host === hostname().toLowerCase()) return true;
   for (const n of names) if (n.toLowerCase() === host) return true;
   return false;
 }
 
 /** The admin endpoints on our HTTP/1.1 server. */
-export async function startAdmin(host: string, port: number, hooks: AdminHooks): Promise<{ port: number; close(): Promise<void> }> {
-  const send = (status: number, type: string, body: string): ServerResponse => ({ status, headers: [['content-type', type], ['cache-control', 'no-store']], body });
+export async function startAdmin(
+  host: string,
+  port: number,
+  hooks: AdminHooks,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const send = (status: number, type: string, body: string): ServerResponse => ({
+    status,
+    headers: [
+      ['content-type', type],
+      ['cache-control', 'no-store'],
+    ],
+    body,
+  });
   const srv = await startH1Server({
     host,
     port,
     keepAliveTimeoutMs: 5000,
     handler: async (req) => {
-      if (!adminAnswers(req.authority, host, hooks.names())) return send(421, 'text/plain', 'misdirected request: this admin listener answers its own addresses and admin.hosts only\n');
+      if (!adminAnswers(req.authority, host, hooks.names()))
+        return send(
+          421,
+          'text/plain',
+          'misdirected request: this admin listener answers its own addresses and admin.hosts only\n',
+        );
       const path = req.path.split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
       if (path === '/metrics') {
@@ -59,7 +76,8 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
           return send(500, 'text/plain', `metrics failed: ${(e as Error).message}\n`);
         }
       }
-      if (path === '/healthz') return hooks.healthy() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'draining\n');
+      if (path === '/healthz')
+        return hooks.healthy() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'draining\n');
       if (path === '/stats') {
         try {
           return send(200, 'application/json', `${JSON.stringify(await hooks.stats())}\n`);
@@ -71,7 +89,12 @@ export async function startAdmin(host: string, port: number, hooks: AdminHooks):
     },
   }).catch((e: unknown) => {
     // As a front listener's (listeners.ts): one line naming the address, not a stack.
-    throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `admin: cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e, details: { admin: true, reason: `cannot listen on ${host}:${port}: ${bindReason(e)}` } });
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `admin: cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      { cause: e, details: { admin: true, reason: `cannot listen on ${host}:${port}: ${bindReason(e)}` } },
+    );
   });
   return { port: srv.address.port, close: () => srv.close(0) };
 }
@@ -85,7 +108,13 @@ type AdminAt = { host: string; port: number } | null | undefined;
  * old one's port (the same port, another host) is the old one closed first — and started again if the new one
  * still cannot bind. What failed goes to `warn`. Returns the listener now serving (null: none wanted).
  */
-export async function moveAdmin(current: AdminListener | null, was: AdminAt, now: AdminAt, start: (at: { host: string; port: number }) => Promise<AdminListener>, warn: (err: Error) => void): Promise<AdminListener | null> {
+export async function moveAdmin(
+  current: AdminListener | null,
+  was: AdminAt,
+  now: AdminAt,
+  start: (at: { host: string; port: number }) => Promise<AdminListener>,
+  warn: (err: Error) => void,
+): Promise<AdminListener | null> {
   if (!now) {
     await current?.close();
     return null;

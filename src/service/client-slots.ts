@@ -14,8 +14,12 @@ export class ClientSlots {
   #waiting: Array<() => void> = [];
 
   /** Requests of this client going upstream now, and waiting for a slot. */
-  get active(): number { return this.#active; }
-  get waiting(): number { return this.#waiting.length; }
+  get active(): number {
+    return this.#active;
+  }
+  get waiting(): number {
+    return this.#waiting.length;
+  }
 
   /**
    * Take a slot: null when one was free (taken), else a promise resolved
@@ -28,8 +32,13 @@ export class ClientSlots {
       return null;
     }
     let turn!: () => void;
-    const wait = new Promise<void>((resolve) => { turn = resolve; });
-    const entry = (): void => { this.#active++; turn(); };
+    const wait = new Promise<void>((resolve) => {
+      turn = resolve;
+    });
+    const entry = (): void => {
+      this.#active++;
+      turn();
+    };
     this.#waiting.push(entry);
     return {
       wait,
@@ -70,7 +79,9 @@ export function addressSlots(address: string): ClientSlots {
   let s = byAddress.get(key);
   if (!s) {
     const made = (s = new ClientSlots());
-    made.onIdle = () => { if (byAddress.get(key) === made) byAddress.delete(key); };
+    made.onIdle = () => {
+      if (byAddress.get(key) === made) byAddress.delete(key);
+    };
     byAddress.set(key, made);
   }
   return s;

@@ -32,12 +32,32 @@ export function workerConfig(c: ServiceConfig, slot: number): ServiceConfig {
 function workerRegistry(svc: Service, slot: number): { registry: Registry; close(): void } {
   const registry = new Registry();
   const worker = String(slot);
-  const info = new Gauge({ name: 'originlink_worker_info', help: 'One per running worker: its slot and process id.', labelNames: ['worker', 'pid'], registers: [registry] });
+  const info = new Gauge({
+    name: 'originlink_worker_info',
+    help: 'One per running worker: its slot and process id.',
+    labelNames: ['worker', 'pid'],
+    registers: [registry],
+  });
   info.set({ worker, pid: String(process.pid) }, 1);
-  new Gauge({ name: 'originlink_worker_inflight', help: 'Requests being forwarded now, per worker.', labelNames: ['worker'], registers: [registry], collect() { this.set({ worker }, svc.metrics.inflight); } });
-  const served = new Counter({ name: 'originlink_worker_upstream_requests_total', help: 'Upstream requests completed (any outcome), per worker.', labelNames: ['worker'], registers: [registry] });
+  new Gauge({
+    name: 'originlink_worker_inflight',
+    help: 'Requests being forwarded now, per worker.',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.set({ worker }, svc.metrics.inflight);
+    },
+  });
+  const served = new Counter({
+    name: 'originlink_worker_upstream_requests_total',
+    help: 'Upstream requests completed (any outcome), per worker.',
+    labelNames: ['worker'],
+    registers: [registry],
+  });
   served.inc({ worker }, 0);
-  const onEnd = (): void => { served.inc({ worker }); };
+  const onEnd = (): void => {
+    served.inc({ worker });
+  };
   diagnostics.subscribe(channels.requestEnd.name, onEnd);
   return { registry, close: () => diagnostics.unsubscribe(channels.requestEnd.name, onEnd) };
 }
@@ -51,7 +71,10 @@ export async function runWorker(file: string, slot: number): Promise<number> {
   const shape = (c: ServiceConfig): ServiceConfig => workerConfig(c, slot);
   const raw = loadConfigFile(file);
   const config = shape(raw);
-  const log = pino({ level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } }, logDestination());
+  const log = pino(
+    { level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } },
+    logDestination(),
+  );
   // The primary's admin listener scrapes this worker: its process series are needed from the start.
   const svc = await Service.start(config, { logger: log, processMetrics: raw.admin !== null });
   const own = workerRegistry(svc, slot);
@@ -63,8 +86,14 @@ export async function runWorker(file: string, slot: number): Promise<number> {
       stopping = true;
       log.info({ why, graceMs: svc.config.shutdown.graceMs }, 'shutting down');
       svc.shutdown().then(
-        () => { own.close(); resolve(0); },
-        (e: unknown) => { log.error({ err: e }, 'shutdown failed'); resolve(1); },
+        () => {
+          own.close();
+          resolve(0);
+        },
+        (e: unknown) => {
+          log.error({ err: e }, 'shutdown failed');
+          resolve(1);
+        },
       );
     };
     const reload = (): void => {
@@ -77,9 +106,10 @@ export async function runWorker(file: string, slot: number): Promise<number> {
       try {
         // An admin listener added by a reload: the process series start with the first scrape.
         if (what === 'metrics') svc.metrics.enableProcessSeries();
-        const body = what === 'metrics'
-          ? [...(await svc.metrics.registry.getMetricsAsJSON()), ...(await own.registry.getMetricsAsJSON())]
-          : svc.stats();
+        const body =
+          what === 'metrics'
+            ? [...(await svc.metrics.registry.getMetricsAsJSON()), ...(await own.registry.getMetricsAsJSON())]
+            : svc.stats();
         send({ ol: 'res', id, body });
       } catch (e) {
         send({ ol: 'res', id, body: null, error: (e as Error).message });

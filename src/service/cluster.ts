@@ -24,9 +24,17 @@ import { moveAdmin, startAdmin } from './admin.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
 
 /** Primary → worker. */
-export type ToWorker = { ol: 'reload' } | { ol: 'reload-failed' } | { ol: 'drain' } | { ol: 'req'; id: number; what: 'metrics' | 'stats' } | { ol: 'altsvc'; value: string | null };
+export type ToWorker =
+  | { ol: 'reload' }
+  | { ol: 'reload-failed' }
+  | { ol: 'drain' }
+  | { ol: 'req'; id: number; what: 'metrics' | 'stats' }
+  | { ol: 'altsvc'; value: string | null };
 /** Worker → primary. */
-export type FromWorker = { ol: 'ready'; addresses: Record<string, number> } | { ol: 'res'; id: number; body: unknown; error?: string } | { ol: 'altsvc'; value: string | null };
+export type FromWorker =
+  | { ol: 'ready'; addresses: Record<string, number> }
+  | { ol: 'res'; id: number; body: unknown; error?: string }
+  | { ol: 'altsvc'; value: string | null };
 
 const MAX_WORKERS = 256;
 /** A worker that exits within this of its start counts as dying young: restarts back off. */
@@ -42,10 +50,14 @@ const EXIT_MARGIN_MS = 5000;
 /** `--workers N|auto`: auto = the cores this process may use. */
 export function parseWorkers(v: string): number {
   const n = v === 'auto' ? availableParallelism() : Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `--workers must be auto or a whole number from 1 to ${MAX_WORKERS} (got ${JSON.stringify(v)})`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `--workers must be auto or a whole number from 1 to ${MAX_WORKERS} (got ${JSON.stringify(v)})`,
+    );
   return n;
 }
-
 
 interface Slot {
   n: number;
@@ -60,15 +72,37 @@ interface Slot {
 
 export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
   let config = first;
-  const log: Logger = pino({ level: config.logging.level, base: { svc: 'originlink', role: 'primary', pid: process.pid } }, logDestination());
+  const log: Logger = pino(
+    { level: config.logging.level, base: { svc: 'originlink', role: 'primary', pid: process.pid } },
+    logDestination(),
+  );
   const own = new Registry();
-  const restarts = new Counter({ name: 'originlink_worker_restarts_total', help: 'Workers restarted after an unexpected exit, by slot.', labelNames: ['worker'], registers: [own] });
-  const slots: Slot[] = Array.from({ length: workers }, (_, i) => ({ n: i + 1, worker: null, startedAt: 0, ready: false, backoffMs: 0, timer: null, altSvc: null }));
-  new Gauge({ name: 'originlink_workers', help: 'Worker slots by state (ready: serving; down: starting or restarting).', labelNames: ['state'], registers: [own], collect() {
-    const up = slots.filter((s) => s.ready).length;
-    this.set({ state: 'ready' }, up);
-    this.set({ state: 'down' }, slots.length - up);
-  } });
+  const restarts = new Counter({
+    name: 'originlink_worker_restarts_total',
+    help: 'Workers restarted after an unexpected exit, by slot.',
+    labelNames: ['worker'],
+    registers: [own],
+  });
+  const slots: Slot[] = Array.from({ length: workers }, (_, i) => ({
+    n: i + 1,
+    worker: null,
+    startedAt: 0,
+    ready: false,
+    backoffMs: 0,
+    timer: null,
+    altSvc: null,
+  }));
+  new Gauge({
+    name: 'originlink_workers',
+    help: 'Worker slots by state (ready: serving; down: starting or restarting).',
+    labelNames: ['state'],
+    registers: [own],
+    collect() {
+      const up = slots.filter((s) => s.ready).length;
+      this.set({ state: 'ready' }, up);
+      this.set({ state: 'down' }, slots.length - up);
+    },
+  });
   let stopping = false;
   let asks = 0;
   const pending = new Map<number, (body: unknown) => void>();
@@ -81,7 +115,10 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
    * Seen in the suite: the primary died with an uncaught `write EPIPE` right after a reload.
    */
   const tell = (w: Worker | null, m: ToWorker, failed?: () => void): void => {
-    if (!w?.isConnected()) { failed?.(); return; }
+    if (!w?.isConnected()) {
+      failed?.();
+      return;
+    }
     w.send(m, undefined, undefined, (e: Error | null) => {
       if (!e) return;
       log.warn({ workerPid: w.process.pid, message: m.ol, err: e.message }, 'message to a worker failed');
@@ -92,7 +129,11 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   // The h3 front runs in worker 1 only; every worker's https fronts advertise it (Alt-Svc) while it runs.
   let advertised: string | null = null;
   const shareAltSvc = (): void => {
-    const now = slots.map((x) => x.altSvc).filter((v): v is string => v !== null).join(', ') || null;
+    const now =
+      slots
+        .map((x) => x.altSvc)
+        .filter((v): v is string => v !== null)
+        .join(', ') || null;
     if (now === advertised) return;
     advertised = now;
     for (const x of slots) tell(x.worker, { ol: 'altsvc', value: now });
@@ -107,7 +148,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     s.worker = w;
     log.info({ worker: s.n, workerPid: w.process.pid }, 'worker starting');
     // Any other error of the worker's channel is told, never thrown: its 'exit' handler restarts it.
-    w.on('error', (e: Error) => log.warn({ worker: s.n, workerPid: w.process.pid, err: e.message }, 'worker channel error'));
+    w.on('error', (e: Error) =>
+      log.warn({ worker: s.n, workerPid: w.process.pid, err: e.message }, 'worker channel error'),
+    );
     w.on('message', (m: FromWorker) => {
       if (typeof m !== 'object' || m === null) return;
       if (m.ol === 'res') {
@@ -144,43 +187,76 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
       const young = Date.now() - s.startedAt < YOUNG_MS;
       s.backoffMs = young ? Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_BASE_MS, s.backoffMs * 2)) : 0;
       restarts.inc({ worker: String(s.n) });
-      log.warn({ worker: s.n, workerPid: w.process.pid, code, signal, restartInMs: s.backoffMs }, 'worker exited unexpectedly; restarting');
+      log.warn(
+        { worker: s.n, workerPid: w.process.pid, code, signal, restartInMs: s.backoffMs },
+        'worker exited unexpectedly; restarting',
+      );
       s.timer = setTimeout(() => fork(s), s.backoffMs);
     });
   };
 
   /** One IPC question to every ready worker; a worker that does not answer in time is left out. */
-  const askAll = (what: 'metrics' | 'stats'): Promise<Array<{ worker: number; body: unknown }>> => Promise.all(
-    slots.filter((s) => s.ready && s.worker?.isConnected()).map((s) => new Promise<{ worker: number; body: unknown }>((resolve) => {
-      const id = ++asks;
-      const t = setTimeout(() => { pending.delete(id); resolve({ worker: s.n, body: null }); }, ASK_TIMEOUT_MS);
-      pending.set(id, (body) => { clearTimeout(t); resolve({ worker: s.n, body }); });
-      tell(s.worker, { ol: 'req', id, what }, () => { clearTimeout(t); pending.delete(id); resolve({ worker: s.n, body: null }); });
-    })),
-  );
+  const askAll = (what: 'metrics' | 'stats'): Promise<Array<{ worker: number; body: unknown }>> =>
+    Promise.all(
+      slots
+        .filter((s) => s.ready && s.worker?.isConnected())
+        .map(
+          (s) =>
+            new Promise<{ worker: number; body: unknown }>((resolve) => {
+              const id = ++asks;
+              const t = setTimeout(() => {
+                pending.delete(id);
+                resolve({ worker: s.n, body: null });
+              }, ASK_TIMEOUT_MS);
+              pending.set(id, (body) => {
+                clearTimeout(t);
+                resolve({ worker: s.n, body });
+              });
+              tell(s.worker, { ol: 'req', id, what }, () => {
+                clearTimeout(t);
+                pending.delete(id);
+                resolve({ worker: s.n, body: null });
+              });
+            }),
+        ),
+    );
 
   const aggregate = {
     contentType: own.contentType,
     async metrics(): Promise<string> {
-      const parts = (await askAll('metrics')).map((a) => a.body).filter((b): b is Parameters<typeof AggregatorRegistry.aggregate>[0][number] => Array.isArray(b));
+      const parts = (await askAll('metrics'))
+        .map((a) => a.body)
+        .filter((b): b is Parameters<typeof AggregatorRegistry.aggregate>[0][number] => Array.isArray(b));
       return AggregatorRegistry.aggregate([...parts, await own.getMetricsAsJSON()]).metrics();
     },
   };
 
   let admin: { port: number; close(): Promise<void> } | null = null;
-  const startAdminAt = (host: string, port: number): Promise<{ port: number; close(): Promise<void> }> => startAdmin(host, port, {
-    metrics: { registry: aggregate },
-    healthy: () => !stopping && slots.some((s) => s.ready),
-    stats: async () => ({ workers: await askAll('stats') }),
-    names: () => config.admin?.hosts ?? [],
-  });
+  const startAdminAt = (host: string, port: number): Promise<{ port: number; close(): Promise<void> }> =>
+    startAdmin(host, port, {
+      metrics: { registry: aggregate },
+      healthy: () => !stopping && slots.some((s) => s.ready),
+      stats: async () => ({ workers: await askAll('stats') }),
+      names: () => config.admin?.hosts ?? [],
+    });
 
-  const kill = (): void => { for (const s of slots) s.worker?.process.kill('SIGKILL'); };
+  const kill = (): void => {
+    for (const s of slots) s.worker?.process.kill('SIGKILL');
+  };
 
   // Start every worker; one dying before all are up fails the start (a bad port, say).
   const started = await new Promise<string | null>((resolve) => {
     const t = setTimeout(() => resolve(`workers not ready within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    starting = { ready: () => { clearTimeout(t); resolve(null); }, failed: (why) => { clearTimeout(t); resolve(why); } };
+    starting = {
+      ready: () => {
+        clearTimeout(t);
+        resolve(null);
+      },
+      failed: (why) => {
+        clearTimeout(t);
+        resolve(why);
+      },
+    };
     for (const s of slots) fork(s);
   });
   starting = null;
@@ -199,17 +275,35 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     kill();
     return 1;
   }
-  log.info({ file, workers, workerPids: slots.map((s) => s.worker?.process.pid), admin: admin?.port ?? null }, 'originlink serving');
-  if (workers > 1 && config.listeners.every((l) => l.kind === 'h3')) log.warn({ workers }, 'only h3 listeners: worker 1 serves them all, the other workers have nothing to accept');
+  log.info(
+    { file, workers, workerPids: slots.map((s) => s.worker?.process.pid), admin: admin?.port ?? null },
+    'originlink serving',
+  );
+  if (workers > 1 && config.listeners.every((l) => l.kind === 'h3'))
+    log.warn({ workers }, 'only h3 listeners: worker 1 serves them all, the other workers have nothing to accept');
 
   return new Promise<number>((resolve) => {
-    const broadcast = (m: ToWorker): void => { for (const s of slots) tell(s.worker, m); };
+    const broadcast = (m: ToWorker): void => {
+      for (const s of slots) tell(s.worker, m);
+    };
     const stop = (sig: NodeJS.Signals): void => {
-      if (stopping) { log.warn({ signal: sig }, 'second signal: killing workers now'); kill(); resolve(1); return; }
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: killing workers now');
+        kill();
+        resolve(1);
+        return;
+      }
       stopping = true;
-      for (const s of slots) if (s.timer) { clearTimeout(s.timer); s.timer = null; }
+      for (const s of slots)
+        if (s.timer) {
+          clearTimeout(s.timer);
+          s.timer = null;
+        }
       log.info({ signal: sig, graceMs: config.shutdown.graceMs, workers }, 'shutting down');
-      const deadline = setTimeout(() => { log.warn('workers did not exit in time: killing them'); kill(); }, config.shutdown.graceMs + EXIT_MARGIN_MS);
+      const deadline = setTimeout(() => {
+        log.warn('workers did not exit in time: killing them');
+        kill();
+      }, config.shutdown.graceMs + EXIT_MARGIN_MS);
       onAllExited = () => {
         clearTimeout(deadline);
         void (admin?.close() ?? Promise.resolve()).then(() => {
@@ -231,7 +325,10 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         } catch (e) {
           // Checked once here: the workers keep their config; each counts a failed reload (the series /metrics sums).
           const d = e instanceof ConfigError ? e.details : {};
-          log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
+          log.error(
+            { file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message },
+            `config reload failed, keeping the running config: ${(e as Error).message}`,
+          );
           broadcast({ ol: 'reload-failed' });
           return;
         }
@@ -239,8 +336,13 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         config = next;
         log.level = next.logging.level;
         if (was?.host !== next.admin?.host || was?.port !== next.admin?.port) {
-          admin = await moveAdmin(admin, was, next.admin, (at) => startAdminAt(at.host, at.port),
-            (e) => log.error({ err: e.message, admin: next.admin }, 'admin listener failed to start after reload'));
+          admin = await moveAdmin(
+            admin,
+            was,
+            next.admin,
+            (at) => startAdminAt(at.host, at.port),
+            (e) => log.error({ err: e.message, admin: next.admin }, 'admin listener failed to start after reload'),
+          );
         }
         broadcast({ ol: 'reload' });
         log.info({ workers: slots.filter((s) => s.worker).length }, 'reload sent to workers');

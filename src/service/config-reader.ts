@@ -40,12 +40,19 @@ export class Reader {
     }
   }
 
-  keysPresent(): string[] { return Object.keys(this.#obj()); }
-  has(k: string): boolean { return this.#obj()[k] !== undefined; }
-  raw(k: string): unknown { return this.#obj()[k]; }
+  keysPresent(): string[] {
+    return Object.keys(this.#obj());
+  }
+  has(k: string): boolean {
+    return this.#obj()[k] !== undefined;
+  }
+  raw(k: string): unknown {
+    return this.#obj()[k];
+  }
 
   self(): string {
-    if (typeof this.#v !== 'string' || this.#v === '') throw this.#fail(this.#path, `must be a non-empty string, got ${kind(this.#v)}`);
+    if (typeof this.#v !== 'string' || this.#v === '')
+      throw this.#fail(this.#path, `must be a non-empty string, got ${kind(this.#v)}`);
     return this.#v;
   }
 
@@ -106,7 +113,8 @@ export class Reader {
   oneOf<T extends string>(k: string, values: readonly T[]): T {
     const v = this.#obj()[k];
     if (v === undefined) throw this.fail(k, `required (one of ${values.join(', ')})`);
-    if (typeof v !== 'string' || !values.includes(v as T)) throw this.fail(k, `must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || !values.includes(v as T))
+      throw this.fail(k, `must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
     return v as T;
   }
 }

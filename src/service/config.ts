@@ -28,7 +28,12 @@ export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
 export type ForwardedPolicy = 'append' | 'replace' | 'off';
 
-export interface ListenerCert { cert: Buffer; key: Buffer; certPath: string; keyPath: string }
+export interface ListenerCert {
+  cert: Buffer;
+  key: Buffer;
+  certPath: string;
+  keyPath: string;
+}
 
 export interface ListenerConfig {
   name: string;
@@ -117,7 +122,13 @@ export interface DnsConfig {
   attemptDelayMs: number;
 }
 
-export const DEFAULT_DNS: Readonly<DnsConfig> = Object.freeze({ servers: [], minTtlMs: 1000, maxTtlMs: 300_000, serveStaleMs: 600_000, attemptDelayMs: 250 });
+export const DEFAULT_DNS: Readonly<DnsConfig> = Object.freeze({
+  servers: [],
+  minTtlMs: 1000,
+  maxTtlMs: 300_000,
+  serveStaleMs: 600_000,
+  attemptDelayMs: 250,
+});
 
 export interface RouteConfig {
   /** Host to match (lower-case, no port), `*.example.com`, or null for any. */
@@ -201,7 +212,11 @@ export interface ServiceConfig {
   /** `normalizePath`: route and forward the request path normalised (http/target.ts), a `..` above the root a 400; false: as the client sent it. */
   proxy: ProxyConfig;
   shutdown: { graceMs: number };
-  logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; requests: boolean; flushMs: number };
+  logging: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    requests: boolean;
+    flushMs: number;
+  };
   origins: Map<string, OriginConfig>;
   routes: RouteConfig[];
   stores: StoresConfig | null;
@@ -209,7 +224,9 @@ export interface ServiceConfig {
 
 export class ConfigError extends OriginlinkError {
   constructor(file: string, field: string, reason: string, line?: number) {
-    super(ErrorCode.INVALID_CONFIG, 'local', `${file}${line ? `:${line}` : ''}: ${field}: ${reason}`, { details: { file, field, reason, line } });
+    super(ErrorCode.INVALID_CONFIG, 'local', `${file}${line ? `:${line}` : ''}: ${field}: ${reason}`, {
+      details: { file, field, reason, line },
+    });
   }
 }
 
@@ -230,7 +247,10 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
 
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
 export function interpolateEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => env[name] ?? def ?? '');
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+    (_m, name: string, def: string | undefined) => env[name] ?? def ?? '',
+  );
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): ServiceConfig {
@@ -308,7 +328,8 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
         } catch (e) {
           throw t.fail('certificates', `entry ${i}: ${(e as Error).message}`);
         }
-        if (names.length === 0) throw t.fail('certificates', `entry ${i}: ${one.certPath} holds no DNS name to be chosen by`);
+        if (names.length === 0)
+          throw t.fail('certificates', `entry ${i}: ${one.certPath} holds no DNS name to be chosen by`);
         return one;
       });
       tls = { ...pair(t), certificates };
@@ -316,13 +337,29 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
       throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
     }
     if (l.has('quic') && kind !== 'h3') throw l.fail('quic', `only for kind h3 (got ${kind})`);
-    return { name: l.optStr('name') ?? `${kind}:${port}`, kind, host: l.optStr('host') ?? '0.0.0.0', port, tls, http2: l.optBool('http2') ?? true, congestionControl: readQuic(l), bbr: readBbr(l), qpack: readQpack(l) };
+    return {
+      name: l.optStr('name') ?? `${kind}:${port}`,
+      kind,
+      host: l.optStr('host') ?? '0.0.0.0',
+      port,
+      tls,
+      http2: l.optBool('http2') ?? true,
+      congestionControl: readQuic(l),
+      bbr: readBbr(l),
+      qpack: readQpack(l),
+    };
   });
   listeners.forEach((l, i) => {
     for (let j = 0; j < i; j++) {
       const other = listeners[j] as ListenerConfig;
       const why = bindsOverlap(l, other);
-      if (why !== null) throw r.at(['listeners', i]).fail('port', `${l.host}:${l.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`);
+      if (why !== null)
+        throw r
+          .at(['listeners', i])
+          .fail(
+            'port',
+            `${l.host}:${l.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`,
+          );
     }
   });
 
@@ -333,11 +370,18 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
       const a = r.obj('admin');
       a.keys(['host', 'port', 'hosts']);
       const hosts = a.list('hosts').map((x) => x.self());
-      hosts.forEach((h, i) => { if (!/^[A-Za-z0-9.-]+$/.test(h)) throw a.fail('hosts', `entry ${i}: must be a host name, got ${JSON.stringify(h)}`); });
+      hosts.forEach((h, i) => {
+        if (!/^[A-Za-z0-9.-]+$/.test(h))
+          throw a.fail('hosts', `entry ${i}: must be a host name, got ${JSON.stringify(h)}`);
+      });
       admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535), hosts };
       for (const other of listeners) {
         const why = bindsOverlap({ ...admin, kind: 'http' }, other);
-        if (why !== null) throw a.fail('port', `${admin.host}:${admin.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`);
+        if (why !== null)
+          throw a.fail(
+            'port',
+            `${admin.host}:${admin.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`,
+          );
       }
     }
   }
@@ -361,20 +405,45 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   }
 
   const proxy: ProxyConfig = {
-    via: 'originlink', xForwardedFor: 'append', altSvcMaxAge: 86_400, responseBufferBytes: 65_536, requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES, normalizePath: true,
-    underscoresInHeaders: false, errorDetails: false,
-    maxTempFileBytes: DEFAULT_MAX_TEMP_FILE_BYTES, maxRequestTempFileBytes: DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES, tempFileTotalBytes: DEFAULT_TEMP_FILE_TOTAL_BYTES, tempDir: tmpdir(),
+    via: 'originlink',
+    xForwardedFor: 'append',
+    altSvcMaxAge: 86_400,
+    responseBufferBytes: 65_536,
+    requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES,
+    normalizePath: true,
+    underscoresInHeaders: false,
+    errorDetails: false,
+    maxTempFileBytes: DEFAULT_MAX_TEMP_FILE_BYTES,
+    maxRequestTempFileBytes: DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES,
+    tempFileTotalBytes: DEFAULT_TEMP_FILE_TOTAL_BYTES,
+    tempDir: tmpdir(),
   };
   if (r.has('proxy')) {
     const p = r.obj('proxy');
-    p.keys(['via', 'xForwardedFor', 'altSvcMaxAge', 'responseBufferBytes', 'requestBufferBytes', 'normalizePath', 'underscoresInHeaders', 'errorDetails',
-      'maxTempFileBytes', 'maxRequestTempFileBytes', 'tempFileTotalBytes', 'tempDir', 'egress']);
+    p.keys([
+      'via',
+      'xForwardedFor',
+      'altSvcMaxAge',
+      'responseBufferBytes',
+      'requestBufferBytes',
+      'normalizePath',
+      'underscoresInHeaders',
+      'errorDetails',
+      'maxTempFileBytes',
+      'maxRequestTempFileBytes',
+      'tempFileTotalBytes',
+      'tempDir',
+      'egress',
+    ]);
     const via = p.optStr('via');
     if (via !== undefined) {
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via)) throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via))
+        throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
       proxy.via = via;
     }
-    proxy.xForwardedFor = p.has('xForwardedFor') ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const) : 'append';
+    proxy.xForwardedFor = p.has('xForwardedFor')
+      ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const)
+      : 'append';
     proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
     proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
     proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
@@ -409,7 +478,12 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     dns.serveStaleMs = d.optInt('serveStaleMs', 0, 7 * 86_400_000) ?? dns.serveStaleMs;
     dns.attemptDelayMs = d.optInt('attemptDelayMs', 10, 60_000) ?? dns.attemptDelayMs;
     try {
-      new Resolver({ servers: dns.servers, minTtlMs: dns.minTtlMs, maxTtlMs: dns.maxTtlMs, serveStaleMs: dns.serveStaleMs });
+      new Resolver({
+        servers: dns.servers,
+        minTtlMs: dns.minTtlMs,
+        maxTtlMs: dns.maxTtlMs,
+        serveStaleMs: dns.serveStaleMs,
+      });
     } catch (e) {
       const field = String((e as OriginlinkError).details?.['field'] ?? 'dns.servers').replace(/^dns\./, '');
       throw d.fail(field, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
@@ -427,7 +501,8 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   if (r.has('logging')) {
     const g = r.obj('logging');
     g.keys(['level', 'requests', 'flushMs']);
-    if (g.has('level')) logging.level = g.oneOf('level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
+    if (g.has('level'))
+      logging.level = g.oneOf('level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
     logging.requests = g.optBool('requests') ?? true;
     logging.flushMs = g.optInt('flushMs', 0, 60_000) ?? logging.flushMs;
   }
@@ -444,14 +519,24 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const routes: RouteConfig[] = r.list('routes', 1).map((x) => {
     x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix', 'requestBuffering']);
     const origin = x.str('origin');
-    if (!origins.has(origin)) throw x.fail('origin', `unknown origin ${JSON.stringify(origin)} (known: ${[...origins.keys()].join(', ')})`);
+    if (!origins.has(origin))
+      throw x.fail('origin', `unknown origin ${JSON.stringify(origin)} (known: ${[...origins.keys()].join(', ')})`);
     const host = x.optStr('host');
-    if (host !== undefined && !/^(\*\.)?[A-Za-z0-9.-]+$|^\*$/.test(host)) throw x.fail('host', `must be a host name, "*.domain" or "*", got ${JSON.stringify(host)}`);
+    if (host !== undefined && !/^(\*\.)?[A-Za-z0-9.-]+$|^\*$/.test(host))
+      throw x.fail('host', `must be a host name, "*.domain" or "*", got ${JSON.stringify(host)}`);
     const path = x.optStr('path') ?? '/';
     if (!path.startsWith('/')) throw x.fail('path', `must start with "/", got ${JSON.stringify(path)}`);
     const hostHeader = x.optStr('hostHeader') ?? 'origin';
-    if (/[\s\r\n\0]/.test(hostHeader) || hostHeader === '') throw x.fail('hostHeader', 'must be "origin", "preserve" or a host[:port]');
-    return { host: host === undefined || host === '*' ? null : host.toLowerCase(), path, origin, hostHeader, stripPrefix: x.optBool('stripPrefix') ?? false, requestBuffering: x.optBool('requestBuffering') ?? true };
+    if (/[\s\r\n\0]/.test(hostHeader) || hostHeader === '')
+      throw x.fail('hostHeader', 'must be "origin", "preserve" or a host[:port]');
+    return {
+      host: host === undefined || host === '*' ? null : host.toLowerCase(),
+      path,
+      origin,
+      hostHeader,
+      stripPrefix: x.optBool('stripPrefix') ?? false,
+      requestBuffering: x.optBool('requestBuffering') ?? true,
+    };
   });
 
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };
@@ -463,12 +548,18 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
  * resolve to one); :: on every address, IPv4 too (Linux dual-stack sockets, net.ipv6.bindv6only = 0, Node's
  * default). `serve --check` passed 0.0.0.0:7443 beside 127.0.0.1:7443, and `serve` then failed with EADDRINUSE.
  */
-function bindsOverlap(a: { kind: ListenerKind; host: string; port: number }, b: { kind: ListenerKind; host: string; port: number }): string | null {
+function bindsOverlap(
+  a: { kind: ListenerKind; host: string; port: number },
+  b: { kind: ListenerKind; host: string; port: number },
+): string | null {
   if (a.port === 0 || a.port !== b.port || (a.kind === 'h3') !== (b.kind === 'h3')) return null;
   const ha = bareHost(a.host);
   const hb = bareHost(b.host);
   if (ha === hb) return '';
-  for (const [w, x] of [[ha, hb], [hb, ha]] as const) {
+  for (const [w, x] of [
+    [ha, hb],
+    [hb, ha],
+  ] as const) {
     if (w === '::') return ': :: takes the port on every address';
     if (w === '0.0.0.0' && isIP(x) !== 6) return ': 0.0.0.0 takes the port on every IPv4 address';
   }
@@ -489,7 +580,11 @@ function readStores(s: Reader, readPem: ReadFile, readCa: ReadFile): StoresConfi
     const v = s.optStr(field);
     if (v === undefined || v === '') return null;
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
-      try { parseRedisUrl(v); } catch (e) { throw s.fail(field, (e as Error).message); }
+      try {
+        parseRedisUrl(v);
+      } catch (e) {
+        throw s.fail(field, (e as Error).message);
+      }
     }
     return v;
   };
@@ -504,13 +599,21 @@ function readStores(s: Reader, readPem: ReadFile, readCa: ReadFile): StoresConfi
   };
   if (s.has('encryptionKeyFile')) {
     const k = readPem(s, 'encryptionKeyFile');
-    try { out.encryptionKey = parseKey(k.bytes.toString('utf8'), k.path); } catch (e) { throw s.fail('encryptionKeyFile', (e as Error).message); }
+    try {
+      out.encryptionKey = parseKey(k.bytes.toString('utf8'), k.path);
+    } catch (e) {
+      throw s.fail('encryptionKeyFile', (e as Error).message);
+    }
     out.encryptionKeyFile = k.path;
   }
   if (s.has('tls')) {
     const t = s.obj('tls');
     t.keys(['ca', 'verify']);
-    if (t.has('ca')) { const p = readCa(t, 'ca'); out.tls.ca = p.bytes; out.tls.caPath = p.path; }
+    if (t.has('ca')) {
+      const p = readCa(t, 'ca');
+      out.tls.ca = p.bytes;
+      out.tls.caPath = p.path;
+    }
     out.tls.verify = t.optBool('verify') ?? true;
   }
   return out;
@@ -532,7 +635,10 @@ function readBbr(parent: Reader): BbrTuning | null {
   b.keys(['lossThreshold', 'bwLoReduction']);
   const lossThreshold = b.optNumber('lossThreshold', 0.001, 0.2);
   const bwLoReduction = b.has('bwLoReduction') ? b.oneOf('bwLoReduction', BW_LO_REDUCTIONS) : undefined;
-  return { ...(lossThreshold === undefined ? {} : { lossThreshold }), ...(bwLoReduction === undefined ? {} : { bwLoReduction }) };
+  return {
+    ...(lossThreshold === undefined ? {} : { lossThreshold }),
+    ...(bwLoReduction === undefined ? {} : { bwLoReduction }),
+  };
 }
 
 /** `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us. */
@@ -578,29 +684,56 @@ function readEgress(parent: Reader, field: string, readCa: ReadFile): EgressConf
 /** The group fields of an origin besides `endpoints` (group/options.ts checks them). */
 const GROUP_FIELDS = ['balance', 'health', 'outlier', 'retryBudget', 'hedge', 'collapse'] as const;
 
-function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressConfig | null): Omit<OriginConfig, 'stores' | 'dns'> {
-  o.keys(['url', 'urls', 'endpoints', ...GROUP_FIELDS, 'protocol', 'tls', 'earlyData', 'retries', 'retryBufferBytes', 'tfo', 'timeouts', 'pool', 'proxy', 'quic']);
+function readOrigin(
+  o: Reader,
+  name: string,
+  readCa: ReadFile,
+  egress: EgressConfig | null,
+): Omit<OriginConfig, 'stores' | 'dns'> {
+  o.keys([
+    'url',
+    'urls',
+    'endpoints',
+    ...GROUP_FIELDS,
+    'protocol',
+    'tls',
+    'earlyData',
+    'retries',
+    'retryBufferBytes',
+    'tfo',
+    'timeouts',
+    'pool',
+    'proxy',
+    'quic',
+  ]);
   const given = (['url', 'urls', 'endpoints'] as const).filter((k) => o.has(k));
   if (given.length !== 1) throw o.fail(given[1] ?? 'url', 'give exactly one of url, urls or endpoints');
   const form = given[0] as 'url' | 'urls' | 'endpoints';
   const url = (s: string, at: Reader, field: string | number): string => {
     let u: URL;
-    try { u = new URL(s); } catch { throw at.fail(field, `not a URL: ${JSON.stringify(redact(s))}`); }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw at.fail(field, `scheme must be http or https, got ${u.protocol}`);
-    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) throw at.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
+    try {
+      u = new URL(s);
+    } catch {
+      throw at.fail(field, `not a URL: ${JSON.stringify(redact(s))}`);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:')
+      throw at.fail(field, `scheme must be http or https, got ${u.protocol}`);
+    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username)
+      throw at.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
     return u.origin;
   };
-  const endpoints: Array<{ url: string; weight?: number }> = form === 'url'
-    ? [{ url: url(o.str('url'), o, 'url') }]
-    : form === 'urls'
-    ? o.list('urls', 1).map((u, i) => ({ url: url(u.self(), o.at(['urls']), i) }))
-    : o.list('endpoints', 1).map((e) => {
-      e.keys(['url', 'weight']);
-      const ep: { url: string; weight?: number } = { url: url(e.str('url'), e, 'url') };
-      const w = e.optInt('weight', 1, 1000);
-      if (w !== undefined) ep.weight = w;
-      return ep;
-    });
+  const endpoints: Array<{ url: string; weight?: number }> =
+    form === 'url'
+      ? [{ url: url(o.str('url'), o, 'url') }]
+      : form === 'urls'
+        ? o.list('urls', 1).map((u, i) => ({ url: url(u.self(), o.at(['urls']), i) }))
+        : o.list('endpoints', 1).map((e) => {
+            e.keys(['url', 'weight']);
+            const ep: { url: string; weight?: number } = { url: url(e.str('url'), e, 'url') };
+            const w = e.optInt('weight', 1, 1000);
+            if (w !== undefined) ep.weight = w;
+            return ep;
+          });
   const urls = endpoints.map((e) => e.url);
   // A group: several URLs (`urls` is today's ordered failover, `balance: failover`), `endpoints`, or any group field.
   let group: GroupOptions | null = null;
@@ -612,7 +745,11 @@ function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressCon
       resolveGroupOptions(raw as unknown as GroupOptions, '@');
     } catch (e) {
       // The field the check names, as a path under this origin (its line in the file).
-      const path = String((e as OriginlinkError).details?.['field'] ?? '@').replace(/^@\.?/, '').split(/\.|\[(\d+)\]\.?/).filter((x) => x !== undefined && x !== '').map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+      const path = String((e as OriginlinkError).details?.['field'] ?? '@')
+        .replace(/^@\.?/, '')
+        .split(/\.|\[(\d+)\]\.?/)
+        .filter((x) => x !== undefined && x !== '')
+        .map((x) => (/^\d+$/.test(x) ? Number(x) : x));
       const last = path.pop() ?? 'endpoints';
       throw o.at(path).fail(last, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
     }
@@ -624,7 +761,11 @@ function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressCon
   if (o.has('tls')) {
     const t = o.obj('tls');
     t.keys(['ca', 'servername', 'verify']);
-    if (t.has('ca')) { const p = readCa(t, 'ca'); tls.ca = p.bytes; tls.caPath = p.path; }
+    if (t.has('ca')) {
+      const p = readCa(t, 'ca');
+      tls.ca = p.bytes;
+      tls.caPath = p.path;
+    }
     tls.servername = t.optStr('servername') ?? null;
     tls.verify = t.optBool('verify') ?? true;
   }
@@ -635,7 +776,13 @@ function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressCon
   }
   if (o.has('timeouts')) {
     const t = o.obj('timeouts');
-    const map = { connectMs: 'connectTimeoutMs', headersMs: 'headersTimeoutMs', bodyMs: 'bodyTimeoutMs', queueMs: 'pendingTimeoutMs', idleMs: 'idleTimeoutMs' } as const;
+    const map = {
+      connectMs: 'connectTimeoutMs',
+      headersMs: 'headersTimeoutMs',
+      bodyMs: 'bodyTimeoutMs',
+      queueMs: 'pendingTimeoutMs',
+      idleMs: 'idleTimeoutMs',
+    } as const;
     t.keys(Object.keys(map));
     for (const [k, poolKey] of Object.entries(map)) {
       if (!t.has(k)) continue;
@@ -648,7 +795,10 @@ function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressCon
     resolved = resolvePoolOptions(pool, 'pool');
   } catch (e) {
     const field = (e as OriginlinkError).details?.['field'];
-    throw o.fail(typeof field === 'string' ? field : 'pool', String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
+    throw o.fail(
+      typeof field === 'string' ? field : 'pool',
+      String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message),
+    );
   }
   return {
     name,
@@ -672,11 +822,19 @@ function readOrigin(o: Reader, name: string, readCa: ReadFile, egress: EgressCon
  * A failure of the config at run time (a listener that cannot bind at start or reload: another process holds its
  * port) as the config error it is: the file, the field's line in it (read again; null when gone) and the reason.
  */
-export function configErrorAt(file: string, path: Array<string | number>, reason: string, env: NodeJS.ProcessEnv = process.env): ConfigError {
+export function configErrorAt(
+  file: string,
+  path: Array<string | number>,
+  reason: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigError {
   let line: number | undefined;
   try {
     const lc = new LineCounter();
-    const doc = parseDocument(interpolateEnv(readFileSync(resolve(file), 'utf8'), env), { lineCounter: lc, prettyErrors: false });
+    const doc = parseDocument(interpolateEnv(readFileSync(resolve(file), 'utf8'), env), {
+      lineCounter: lc,
+      prettyErrors: false,
+    });
     line = lineFor(doc, lc, path);
   } catch {
     // The file changed or went: the field and the reason still say what failed.

@@ -20,7 +20,13 @@ const TEXT: Record<EndpointEvent['event'], string> = {
 export function logEndpointEvents(log: Logger): () => void {
   const on = (m: unknown): void => {
     const e = m as EndpointEvent;
-    const fields = { origin: e.group, endpoint: e.endpoint, event: e.event, reason: e.reason, ...(e.forMs !== undefined ? { forMs: e.forMs } : {}) };
+    const fields = {
+      origin: e.group,
+      endpoint: e.endpoint,
+      event: e.event,
+      reason: e.reason,
+      ...(e.forMs !== undefined ? { forMs: e.forMs } : {}),
+    };
     if (e.event === 'ejected' || e.event === 'unhealthy' || e.event === 'panic') log.warn(fields, TEXT[e.event]);
     else log.info(fields, TEXT[e.event]);
   };

@@ -26,27 +26,89 @@ export function endpointSeries(registry: Registry, live: () => Iterable<Upstream
     }
   };
   const counter = (name: string, help: string, pick: (e: EndpointStats) => number): void => {
-    new Counter({ name, help, labelNames: L, registers: r, collect() { this.reset(); for (const x of rows()) this.inc({ origin: x.origin, endpoint: x.e.url }, pick(x.e)); } });
+    new Counter({
+      name,
+      help,
+      labelNames: L,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of rows()) this.inc({ origin: x.origin, endpoint: x.e.url }, pick(x.e));
+      },
+    });
   };
   const gauge = (name: string, help: string, pick: (e: EndpointStats) => number | null): void => {
-    new Gauge({ name, help, labelNames: L, registers: r, collect() {
-      this.reset();
-      for (const x of rows()) { const v = pick(x.e); if (v !== null) this.set({ origin: x.origin, endpoint: x.e.url }, v); }
-    } });
+    new Gauge({
+      name,
+      help,
+      labelNames: L,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of rows()) {
+          const v = pick(x.e);
+          if (v !== null) this.set({ origin: x.origin, endpoint: x.e.url }, v);
+        }
+      },
+    });
   };
-  counter('originlink_endpoint_requests_total', 'Attempts sent to the endpoint (retries and hedges included).', (e) => e.requests);
-  counter('originlink_endpoint_failures_total', 'Attempts the endpoint failed: connect errors, resets, timeouts, 502/503/504.', (e) => e.failures);
-  counter('originlink_endpoint_ejections_total', 'Times the endpoint was ejected by outlier detection.', (e) => e.ejections);
-  counter('originlink_endpoint_health_checks_total', 'Active health checks of the endpoint that said something.', (e) => e.checks);
-  counter('originlink_endpoint_health_check_failures_total', 'Active health checks the endpoint failed.', (e) => e.checkFailures);
+  counter(
+    'originlink_endpoint_requests_total',
+    'Attempts sent to the endpoint (retries and hedges included).',
+    (e) => e.requests,
+  );
+  counter(
+    'originlink_endpoint_failures_total',
+    'Attempts the endpoint failed: connect errors, resets, timeouts, 502/503/504.',
+    (e) => e.failures,
+  );
+  counter(
+    'originlink_endpoint_ejections_total',
+    'Times the endpoint was ejected by outlier detection.',
+    (e) => e.ejections,
+  );
+  counter(
+    'originlink_endpoint_health_checks_total',
+    'Active health checks of the endpoint that said something.',
+    (e) => e.checks,
+  );
+  counter(
+    'originlink_endpoint_health_check_failures_total',
+    'Active health checks the endpoint failed.',
+    (e) => e.checkFailures,
+  );
   counter('originlink_endpoint_hedges_sent_total', 'Hedged attempts sent to the endpoint.', (e) => e.hedgesSent);
-  counter('originlink_endpoint_hedges_won_total', 'Hedged attempts to the endpoint whose head came first.', (e) => e.hedgesWon);
-  counter('originlink_endpoint_retries_refused_total', 'Retries and hedges after the endpoint failed or was slow that the retry budget refused.', (e) => e.retriesRefused);
-  counter('originlink_endpoint_collapsed_total', 'Requests that shared another request to the endpoint (collapse).', (e) => e.collapsed);
-  gauge('originlink_endpoint_outstanding', 'Requests queued or in flight on the endpoint now (h2/h3: streams).', (e) => e.outstanding);
-  gauge('originlink_endpoint_ewma_seconds', 'Peak-EWMA of the endpoint\'s response-head latency.', (e) => (e.ewmaMs === null ? null : e.ewmaMs / 1000));
-  new Gauge({ name: 'originlink_endpoint_state', help: 'The endpoint\'s standing now (1 = current): healthy, unhealthy (active checks) or ejected (outlier detection).', labelNames: [...L, 'state'], registers: r, collect() {
-    this.reset();
-    for (const x of rows()) this.set({ origin: x.origin, endpoint: x.e.url, state: x.e.health }, 1);
-  } });
+  counter(
+    'originlink_endpoint_hedges_won_total',
+    'Hedged attempts to the endpoint whose head came first.',
+    (e) => e.hedgesWon,
+  );
+  counter(
+    'originlink_endpoint_retries_refused_total',
+    'Retries and hedges after the endpoint failed or was slow that the retry budget refused.',
+    (e) => e.retriesRefused,
+  );
+  counter(
+    'originlink_endpoint_collapsed_total',
+    'Requests that shared another request to the endpoint (collapse).',
+    (e) => e.collapsed,
+  );
+  gauge(
+    'originlink_endpoint_outstanding',
+    'Requests queued or in flight on the endpoint now (h2/h3: streams).',
+    (e) => e.outstanding,
+  );
+  gauge('originlink_endpoint_ewma_seconds', "Peak-EWMA of the endpoint's response-head latency.", (e) =>
+    e.ewmaMs === null ? null : e.ewmaMs / 1000,
+  );
+  new Gauge({
+    name: 'originlink_endpoint_state',
+    help: "The endpoint's standing now (1 = current): healthy, unhealthy (active checks) or ejected (outlier detection).",
+    labelNames: [...L, 'state'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const x of rows()) this.set({ origin: x.origin, endpoint: x.e.url, state: x.e.health }, 1);
+    },
+  });
 }

@@ -59,18 +59,30 @@ export class FastHistogram {
     this.#series.clear();
   }
 
-  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Labels; value: number; metricName: string }> } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Array<{ labels: Labels; value: number; metricName: string }>;
+  } {
     const values: Array<{ labels: Labels; value: number; metricName: string }> = [];
-    for (const m1 of this.#series.values()) for (const m2 of m1.values()) for (const s of m2.values()) {
-      let acc = 0;
-      for (let i = 0; i < this.#buckets.length; i++) {
-        acc += s.counts[i]!;
-        values.push({ labels: { le: String(this.#buckets[i]), ...s.labels }, value: acc, metricName: `${this.name}_bucket` });
-      }
-      values.push({ labels: { le: '+Inf', ...s.labels }, value: s.count, metricName: `${this.name}_bucket` });
-      values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: s.labels, value: s.count, metricName: `${this.name}_count` });
-    }
+    for (const m1 of this.#series.values())
+      for (const m2 of m1.values())
+        for (const s of m2.values()) {
+          let acc = 0;
+          for (let i = 0; i < this.#buckets.length; i++) {
+            acc += s.counts[i]!;
+            values.push({
+              labels: { le: String(this.#buckets[i]), ...s.labels },
+              value: acc,
+              metricName: `${this.name}_bucket`,
+            });
+          }
+          values.push({ labels: { le: '+Inf', ...s.labels }, value: s.count, metricName: `${this.name}_bucket` });
+          values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+          values.push({ labels: s.labels, value: s.count, metricName: `${this.name}_count` });
+        }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }

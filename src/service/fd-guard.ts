@@ -30,7 +30,10 @@ export interface FdGuardOptions {
 /** The soft limit on open files of this process (Node raises it to the hard limit at start), or Infinity. */
 export function openFileLimit(): number {
   try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
     const n = Number(soft);
     return Number.isFinite(n) && n > 0 ? n : Infinity;
@@ -108,11 +111,16 @@ export class FdGuard {
     this.#let();
     const pass = this.#gate.pass('trip');
     if (pass) {
-      this.#log.warn({ ...facts, limit: this.limit, headroom: this.headroom, released, since: pass.since, refused: this.refused },
-        `file descriptors nearly exhausted: new client connections are closed as they are accepted for ${this.#pauseMs} ms, the reserve let go (more of these within the interval are counted, not logged)`);
+      this.#log.warn(
+        { ...facts, limit: this.limit, headroom: this.headroom, released, since: pass.since, refused: this.refused },
+        `file descriptors nearly exhausted: new client connections are closed as they are accepted for ${this.#pauseMs} ms, the reserve let go (more of these within the interval are counted, not logged)`,
+      );
     }
     if (this.#retake) clearTimeout(this.#retake);
-    this.#retake = setTimeout(() => { this.#retake = null; this.#take(); }, this.#pauseMs);
+    this.#retake = setTimeout(() => {
+      this.#retake = null;
+      this.#take();
+    }, this.#pauseMs);
     this.#retake.unref();
   }
 

@@ -39,7 +39,10 @@ export interface Generation {
   upstreams: Map<string, Upstream>;
 }
 
-export interface FrontInfo { listener: string; secure: boolean }
+export interface FrontInfo {
+  listener: string;
+  secure: boolean;
+}
 
 export interface ForwardHooks {
   log: Logger;
@@ -89,7 +92,12 @@ const NO_EXTRA: LineEnd = {};
  * Forward one request: a response right away for one refused by its head, else the promise of the origin's
  * answer. One Forwarding object carries the request through (no async frame or closures per step).
  */
-export function forward(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest): ServerResponse | Promise<ServerResponse> {
+export function forward(
+  gen: Generation,
+  front: FrontInfo,
+  hooks: ForwardHooks,
+  req: ServerRequest,
+): ServerResponse | Promise<ServerResponse> {
   try {
     return new Forwarding(gen, front, hooks, req).start();
   } catch (e) {
@@ -106,7 +114,9 @@ function bug(hooks: ForwardHooks, e: unknown): never {
     hooks.log.error({ err: e }, 'forwarding failed');
     try {
       if (typeof e === 'object' && e !== null) Object.defineProperty(e, LOGGED, { value: true });
-    } catch { /* a frozen object: logged again if met again */ }
+    } catch {
+      /* a frozen object: logged again if met again */
+    }
   }
   throw e;
 }
@@ -153,7 +163,9 @@ class Forwarding extends OnceListeners<void> {
     const cfg = (this.#cfg = gen.config);
     const v = req.version;
     this.#mux = v === '2' || v === '3';
-    this.#log = cfg.logging.requests ? new RequestRecord(req.method, req.path, v, front.listener, req.remoteAddress) : null;
+    this.#log = cfg.logging.requests
+      ? new RequestRecord(req.method, req.path, v, front.listener, req.remoteAddress)
+      : null;
     this.#t0 = this.#log ? performance.now() : 0;
   }
 
@@ -192,8 +204,13 @@ class Forwarding extends OnceListeners<void> {
     this.#done(status, { error: code, reason: logged });
     const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
     // h1: after these the rest of the request cannot be trusted or was not read (§15.5.9: 408 SHOULD close).
-    const close = !this.#mux && (this.#hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
-    const res: ServerResponse = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra], body };
+    const close =
+      !this.#mux && (this.#hooks.draining() || status === 400 || status === 408 || status === 413 || status === 431);
+    const res: ServerResponse = {
+      status,
+      headers: [['content-type', 'text/plain; charset=utf-8'], ['x-originlink-error', code], ...extra],
+      body,
+    };
     if (close) res.close = true;
     return res;
   }
@@ -217,14 +234,19 @@ class Forwarding extends OnceListeners<void> {
     const facts = inspectRequest(req.headers, req.authority || null, this.#mux, cfg.limits, req.version === '1.0');
     if (isReject(facts)) {
       this.#rejected(facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing');
-      return this.#refuse(facts.status, facts.reason, facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request');
+      return this.#refuse(
+        facts.status,
+        facts.reason,
+        facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request',
+      );
     }
     const authority = facts.authority ?? '';
     // The connector serves http and https URIs only (RFC 9113 §8.3.1 lets :scheme name others: a gateway's to translate).
     if (req.scheme !== 'http' && req.scheme !== 'https') return this.#refuse(400, 'unsupported :scheme', 'bad_request');
     // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
     // the connector is no forward proxy. The same answer on every front.
-    if (req.method === 'CONNECT' && req.protocol === null) return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
+    if (req.method === 'CONNECT' && req.protocol === null)
+      return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
     if (req.path.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
     // Routed by the decoded, normalised path (http/target.ts), as nginx matches a location.
     const routing = cfg.proxy.normalizePath ? routingPath(req.path) : req.path;
@@ -240,7 +262,8 @@ class Forwarding extends OnceListeners<void> {
     let target = req.path;
     if (cfg.proxy.normalizePath && route.stripPrefix) {
       const normal = normalizeTarget(req.path);
-      if (normal === null || !pathMatches(route.path, normal)) return this.#refuse(400, 'request path matches its route only once decoded', 'bad_request');
+      if (normal === null || !pathMatches(route.path, normal))
+        return this.#refuse(400, 'request path matches its route only once decoded', 'bad_request');
       target = normal;
     }
     const upstream = (this.#upstream = this.#gen.upstreams.get(route.origin) as Upstream);
@@ -251,24 +274,33 @@ class Forwarding extends OnceListeners<void> {
     const remote = req.remoteAddress;
     // Clean (http/fields.ts): our servers' parsers held the client's fields to the rules, and what is added here
     // (Via's token, the client's address, the checked authority) keeps them.
-    const headers = markClean(upstreamHeaders(req.headers, {
-      clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
-      proto: this.#front.secure ? 'https' : 'http',
-      authority,
-      clientVersion: req.version,
-      via: cfg.proxy.via,
-      xff: cfg.proxy.xForwardedFor,
-      teTrailers: facts.teTrailers,
-      underscores: cfg.proxy.underscoresInHeaders,
-      earlyData: req.earlyData,
-    }));
+    const headers = markClean(
+      upstreamHeaders(req.headers, {
+        clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
+        proto: this.#front.secure ? 'https' : 'http',
+        authority,
+        clientVersion: req.version,
+        via: cfg.proxy.via,
+        xff: cfg.proxy.xForwardedFor,
+        teTrailers: facts.teTrailers,
+        underscores: cfg.proxy.underscoresInHeaders,
+        earlyData: req.earlyData,
+      }),
+    );
     // `preserve` with no authority (an HTTP/1.0 request without Host): the origin's own name.
-    const hostHeader = route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
+    const hostHeader =
+      route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
     const o: UpstreamRequest = {
-      path: rewritePath(route, target), method: req.method, headers, signal: this as unknown as AbortSignal, responseBufferBytes: cfg.proxy.responseBufferBytes,
+      path: rewritePath(route, target),
+      method: req.method,
+      headers,
+      signal: this as unknown as AbortSignal,
+      responseBufferBytes: cfg.proxy.responseBufferBytes,
       // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front
       // answers itself (Expect is not sent on); end-to-end fields only. Dropped once the answer started (servers).
-      onInformational: (status, fields, reason) => { if (status !== 100) req.informational(status, endToEnd(fields), reason); },
+      onInformational: (status, fields, reason) => {
+        if (status !== 100) req.informational(status, endToEnd(fields), reason);
+      },
     };
     if (hostHeader !== null) o.authority = hostHeader;
     // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
@@ -283,7 +315,8 @@ class Forwarding extends OnceListeners<void> {
       if (length <= cfg.proxy.maxRequestTempFileBytes) {
         const spool = this.#hooks.spool(cfg.proxy.requestBufferBytes, length);
         // The budget of temporary files is spent: the body streams, as an unbuffered one.
-        if (spool.reserve(length - cfg.proxy.requestBufferBytes)) return this.#spooled(o, spool).catch((e) => bug(this.#hooks, e));
+        if (spool.reserve(length - cfg.proxy.requestBufferBytes))
+          return this.#spooled(o, spool).catch((e) => bug(this.#hooks, e));
         spool.close();
       }
     }
@@ -291,7 +324,8 @@ class Forwarding extends OnceListeners<void> {
     // origin as it is (the transport relays a stream by its events) unless a limit must count an undeclared length:
     // a declared one over the limit was refused with the head, and the servers hold a body to its declared length.
     const max = cfg.limits.maxBodyBytes;
-    if (req.bodyLength !== 0) o.body = max === 0 || req.bodyLength !== null ? req.body as Readable : this.#bounded(max);
+    if (req.bodyLength !== 0)
+      o.body = max === 0 || req.bodyLength !== null ? (req.body as Readable) : this.#bounded(max);
     return this.#send(o);
   }
 
@@ -358,7 +392,11 @@ class Forwarding extends OnceListeners<void> {
   #bodyNotIn(e: unknown): ServerResponse {
     if (e instanceof ReadWholeError && e.why !== 'gone') {
       this.#rejected('body_timeout');
-      return this.#refuse(408, e.why === 'idle' ? e.message : `request body not in within ${this.#cfg.limits.clientBodyTimeoutMs} ms`, ErrorCode.REQUEST_BODY_TIMEOUT);
+      return this.#refuse(
+        408,
+        e.why === 'idle' ? e.message : `request body not in within ${this.#cfg.limits.clientBodyTimeoutMs} ms`,
+        ErrorCode.REQUEST_BODY_TIMEOUT,
+      );
     }
     return this.#gone('client went away before its body was in');
   }
@@ -368,7 +406,10 @@ class Forwarding extends OnceListeners<void> {
     let n = 0;
     for await (const c of this.#req.body as AsyncIterable<Buffer>) {
       n += c.length;
-      if (n > max) { this.#tooLarge = true; throw new BodyTooLarge(`request body exceeds ${max} bytes`); }
+      if (n > max) {
+        this.#tooLarge = true;
+        throw new BodyTooLarge(`request body exceeds ${max} bytes`);
+      }
       yield c;
     }
   }
@@ -382,7 +423,11 @@ class Forwarding extends OnceListeners<void> {
       const queued = slots.take(perClient);
       if (queued) {
         return this.#waitTurn(slots, queued)
-          .then((got) => got ? this.#sendFromAddress(o) : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'))
+          .then((got) =>
+            got
+              ? this.#sendFromAddress(o)
+              : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'),
+          )
           .catch((e) => bug(this.#hooks, e));
       }
     }
@@ -439,7 +484,10 @@ class Forwarding extends OnceListeners<void> {
     // W3C Trace Context: the upstream span continues the client's trace (a no-op without an OpenTelemetry SDK).
     const tc = traceContextOf(o.headers as HeaderList);
     if (tc) o.traceContext = tc;
-    return upstream.request(o).then((up) => this.#answered(o, up), (e) => this.#failed(e));
+    return upstream.request(o).then(
+      (up) => this.#answered(o, up),
+      (e) => this.#failed(e),
+    );
   }
 
   /** The origin's answer: relayed, or (a 425 to a request from early data) sent again after the client's handshake. */
@@ -467,7 +515,11 @@ class Forwarding extends OnceListeners<void> {
     tooEarly.body.resume();
     const again: UpstreamRequest = { ...o, headers: (o.headers as HeaderList).filter((f) => f[0] !== 'early-data') };
     return this.#req.handshakeDone().then(
-      () => (this.#upstream as Upstream).request(again).then((up) => this.#respond(up), (e) => this.#failed(e)),
+      () =>
+        (this.#upstream as Upstream).request(again).then(
+          (up) => this.#respond(up),
+          (e) => this.#failed(e),
+        ),
       (e) => this.#failed(e),
     );
   }
@@ -518,7 +570,12 @@ class Forwarding extends OnceListeners<void> {
       }
       const cfg = this.#cfg;
       // Ours Alt-Svc on TLS fronts other than h3 itself (the origin's is dropped: headers.ts).
-      const out = downstreamHeaders(up.headers, VERSION[up.protocol] ?? '1.1', cfg.proxy.via, this.#front.secure && this.#req.version !== '3' ? this.#hooks.altSvc() : null);
+      const out = downstreamHeaders(
+        up.headers,
+        VERSION[up.protocol] ?? '1.1',
+        cfg.proxy.via,
+        this.#front.secure && this.#req.version !== '3' ? this.#hooks.altSvc() : null,
+      );
       // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
       // no stream, listeners or relay for it. Its trailers, if any, go with it.
       const whole = up.takeComplete();
@@ -536,7 +593,13 @@ class Forwarding extends OnceListeners<void> {
         // Past what the relay's memory holds, a client that reads slower than the origin sends gets the rest from a
         // temporary file (proxy.maxTempFileBytes, nginx's proxy_buffering): the origin is done when it is done.
         if (cfg.proxy.maxTempFileBytes > 0) withSpool(body, () => this.#spoolFor());
-        res = { status: up.status, headers: out, body, trailersLater: up.trailers.then(trailerList, () => null), checked: true };
+        res = {
+          status: up.status,
+          headers: out,
+          body,
+          trailersLater: up.trailers.then(trailerList, () => null),
+          checked: true,
+        };
       }
       if (!this.#mux && this.#hooks.draining()) res.close = true;
       return res;
@@ -561,7 +624,13 @@ class Forwarding extends OnceListeners<void> {
     this.#finish();
     const status = (this.#up as OriginResponse).status;
     const gone = this.aborted;
-    if (failed) this.#done(gone ? 499 : 502, { bytes, error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY', reason: gone ? 'client went away' : 'origin failed mid-response', upstreamStatus: status });
+    if (failed)
+      this.#done(gone ? 499 : 502, {
+        bytes,
+        error: gone ? ErrorCode.ABORTED : 'OL_UPSTREAM_BODY',
+        reason: gone ? 'client went away' : 'origin failed mid-response',
+        upstreamStatus: status,
+      });
     else if (this.#spool !== null && !this.#relayed) this.#bytesIn = bytes;
     else this.#done(status, this.#log ? { bytes } : NO_EXTRA);
   }
@@ -574,7 +643,13 @@ class Forwarding extends OnceListeners<void> {
     this.#bytesIn = -1;
     const status = (this.#up as OriginResponse).status;
     if (delivered) this.#done(status, this.#log ? { bytes } : NO_EXTRA);
-    else this.#done(499, { bytes, error: ErrorCode.ABORTED, reason: 'client went away or stopped reading before the rest of the response', upstreamStatus: status });
+    else
+      this.#done(499, {
+        bytes,
+        error: ErrorCode.ABORTED,
+        reason: 'client went away or stopped reading before the rest of the response',
+        upstreamStatus: status,
+      });
   }
 }
 
@@ -586,11 +661,21 @@ class Forwarding extends OnceListeners<void> {
 function watchBody(body: Readable, count: boolean, to: { bodyOver(bytes: number, failed: boolean): void }): void {
   let bytes = 0;
   let over = false;
-  const once = (failed: boolean): void => { if (!over) { over = true; to.bodyOver(bytes, failed); } };
-  if (count) body.on('data', (c: Buffer) => { bytes += c.length; });
+  const once = (failed: boolean): void => {
+    if (!over) {
+      over = true;
+      to.bodyOver(bytes, failed);
+    }
+  };
+  if (count)
+    body.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
   body.once('end', () => once(false));
   body.once('close', () => once(!body.readableEnded));
-  body.once('error', () => { /* reported through 'close' */ });
+  body.once('error', () => {
+    /* reported through 'close' */
+  });
 }
 
 /** The EMFILE or ENFILE behind a failure (its cause chain, or its message: a dial's "every address failed (…)"), or null. */

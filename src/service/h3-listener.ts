@@ -19,7 +19,9 @@ export class H3Listener implements Listener {
     this.#limits = limits;
   }
 
-  get port(): number { return this.#server?.address.port ?? 0; }
+  get port(): number {
+    return this.#server?.address.port ?? 0;
+  }
 
   async start(): Promise<void> {
     const { startH3Server } = await import('../server/h3.js');
@@ -39,17 +41,30 @@ export class H3Listener implements Listener {
         else this.#hooks.metrics.front.connections.dec({ listener: cfg.name });
       },
       onRefused: () => this.#refused(),
-      ...(cfg.congestionControl || cfg.bbr ? { quic: { ...(cfg.congestionControl ? { cc: cfg.congestionControl } : {}), ...(cfg.bbr ? { bbr: cfg.bbr } : {}) } } : {}),
+      ...(cfg.congestionControl || cfg.bbr
+        ? {
+            quic: {
+              ...(cfg.congestionControl ? { cc: cfg.congestionControl } : {}),
+              ...(cfg.bbr ? { bbr: cfg.bbr } : {}),
+            },
+          }
+        : {}),
       ...(cfg.qpack ? { qpack: cfg.qpack } : {}),
       onError: (e) => this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'h3 handler error'),
-    }).catch((e: unknown) => { throw cannotListen(cfg, (e as Error).cause ?? e); });
+    }).catch((e: unknown) => {
+      throw cannotListen(cfg, (e as Error).cause ?? e);
+    });
   }
 
   #refused(): void {
     const cfg = this.config;
     this.#hooks.metrics.front.refusedConnections.inc({ listener: cfg.name, reason: 'memory_budget' });
     const pass = this.#refusals.pass('memory_budget');
-    if (pass) this.#hooks.log.warn({ listener: cfg.name, h3MemoryBytes: this.#limits.h3MemoryBytes, since: pass.since }, 'h3 listener over limits.h3MemoryBytes: new clients are refused (CONNECTION_REFUSED) until connections close (more within the interval are counted, not logged)');
+    if (pass)
+      this.#hooks.log.warn(
+        { listener: cfg.name, h3MemoryBytes: this.#limits.h3MemoryBytes, since: pass.since },
+        'h3 listener over limits.h3MemoryBytes: new clients are refused (CONNECTION_REFUSED) until connections close (more within the interval are counted, not logged)',
+      );
   }
 
   update(cfg: ListenerConfig, limits: LimitsConfig): void {
@@ -67,8 +82,14 @@ export class H3Listener implements Listener {
 }
 
 /** The service's limits as the h3 server takes them. */
-function serverLimits(l: LimitsConfig): Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'> {
-  return { headersTimeoutMs: l.requestHeaderTimeoutMs, keepAliveTimeoutMs: l.keepAliveTimeoutMs, memoryBudgetBytes: l.h3MemoryBytes };
+function serverLimits(
+  l: LimitsConfig,
+): Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'> {
+  return {
+    headersTimeoutMs: l.requestHeaderTimeoutMs,
+    keepAliveTimeoutMs: l.keepAliveTimeoutMs,
+    memoryBudgetBytes: l.h3MemoryBytes,
+  };
 }
 
 type ListenerTls = NonNullable<ListenerConfig['tls']>;
@@ -77,7 +98,9 @@ function certsOf(t: ListenerTls): Pick<H3ServerOptions, 'cert' | 'key' | 'certif
   return {
     cert: new Uint8Array(t.cert),
     key: new Uint8Array(t.key),
-    ...(t.certificates.length ? { certificates: t.certificates.map((c) => ({ cert: new Uint8Array(c.cert), key: new Uint8Array(c.key) })) } : {}),
+    ...(t.certificates.length
+      ? { certificates: t.certificates.map((c) => ({ cert: new Uint8Array(c.cert), key: new Uint8Array(c.key) })) }
+      : {}),
   };
 }
 

@@ -3,7 +3,14 @@
  * the upstream header list, and the response headers sent back.
  */
 import type { HeaderList } from '../http/types.js';
-import { connectionNamed, isAuthority, CONTENT_LENGTH_RE, HOP_BY_HOP, isHopByHop, teAllowsTrailers } from '../http/fields.js';
+import {
+  connectionNamed,
+  isAuthority,
+  CONTENT_LENGTH_RE,
+  HOP_BY_HOP,
+  isHopByHop,
+  teAllowsTrailers,
+} from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
 
 export type Reject = { status: 400 | 413 | 431; reason: string };
@@ -26,7 +33,13 @@ export interface RequestFacts {
  * Field values are not checked for forbidden characters here: every server
  * refused such a request already (ServerRequest.headers).
  */
-export function inspectRequest(fields: HeaderList, authority: string | null, h2: boolean, limits: LimitsConfig, http10 = false): Reject | RequestFacts {
+export function inspectRequest(
+  fields: HeaderList,
+  authority: string | null,
+  h2: boolean,
+  limits: LimitsConfig,
+  http10 = false,
+): Reject | RequestFacts {
   let bytes = 0;
   let count = 0;
   let cl: string | null = null;
@@ -40,14 +53,25 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
     bytes += name.length + value.length + 4;
     count++;
     switch (name) {
-      case 'content-length': cl = value; clCount++; break;
-      case 'transfer-encoding': (te ??= []).push(value); break;
-      case 'host': hosts++; host = value; break;
-      case 'te': if (teAllowsTrailers(value)) teTrailers = true; break;
+      case 'content-length':
+        cl = value;
+        clCount++;
+        break;
+      case 'transfer-encoding':
+        (te ??= []).push(value);
+        break;
+      case 'host':
+        hosts++;
+        host = value;
+        break;
+      case 'te':
+        if (teAllowsTrailers(value)) teTrailers = true;
+        break;
     }
   }
   if (count > limits.maxHeaderCount) return { status: 431, reason: `more than ${limits.maxHeaderCount} header fields` };
-  if (bytes > limits.maxHeaderBytes) return { status: 431, reason: `header section larger than ${limits.maxHeaderBytes} bytes` };
+  if (bytes > limits.maxHeaderBytes)
+    return { status: 431, reason: `header section larger than ${limits.maxHeaderBytes} bytes` };
   // RFC 9112 §6.3 (3): CL with TE is a smuggling signature; a proxy MUST NOT forward it as is. We refuse it.
   if (clCount > 0 && te !== null) return { status: 400, reason: 'both Content-Length and Transfer-Encoding' };
   // RFC 9110 §8.6: differing or repeated Content-Length values are unrecoverable framing errors.
@@ -61,9 +85,14 @@ export function inspectRequest(fields: HeaderList, authority: string | null, h2:
   if (te !== null) {
     // RFC 9113 §8.2.2: Transfer-Encoding in HTTP/2 makes the request malformed.
     if (h2) return { status: 400, reason: 'Transfer-Encoding in HTTP/2' };
-    const codings = te.join(',').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+    const codings = te
+      .join(',')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean);
     // RFC 9112 §6.3 (4): chunked must be the final coding, exactly once, else 400.
-    if (codings.length !== 1 || codings[0] !== 'chunked') return { status: 400, reason: 'unsupported Transfer-Encoding' };
+    if (codings.length !== 1 || codings[0] !== 'chunked')
+      return { status: 400, reason: 'unsupported Transfer-Encoding' };
     chunked = true;
   }
   if (!h2) {
@@ -110,7 +139,12 @@ export interface UpstreamHeaderInput {
  * RFC 7239 Forwarded (frameworks prefer it to X-Forwarded-*: Spring's ForwardedHeaderFilter) and the X-Real-IP,
  * X-Forwarded-Port and X-Forwarded-Prefix that nginx setups and frameworks read. `append` passes them on, as nginx.
  */
-const CLIENT_FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix']);
+const CLIENT_FORWARDING: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+]);
 
 /** End-to-end request fields for the upstream (`fields`: lower-case names), with Via and X-Forwarded-* added. */
 export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): HeaderList {
@@ -126,7 +160,10 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
     // A name with `_` is dropped (nginx's underscores_in_headers off): CGI-style origins map `_` and `-` to one name,
     // so `Transfer_Encoding` beside Content-Length would be read there as a second framing.
     if (!o.underscores && n.includes('_')) continue;
-    if (n === 'via') { (via ??= []).push(f[1]); continue; }
+    if (n === 'via') {
+      (via ??= []).push(f[1]);
+      continue;
+    }
     if (replace && CLIENT_FORWARDING.has(n)) continue;
     if (forwarded && (n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host')) {
       if (n === 'x-forwarded-for') (xff ??= []).push(f[1]);
@@ -154,21 +191,28 @@ function hasField(fields: HeaderList, name: string): boolean {
   return false;
 }
 
-
 /**
  * Response fields for the client: hop-by-hop removed (RFC 9110 §7.6.1), Via appended (§7.6.3). Field lines keep
  * their order. The origin's Alt-Svc speaks of the origin's host, not of ours (RFC 7838 §2: an alternative is for
  * the origin the client asked): it is dropped, and `altSvc` — ours, the h3 listeners of this service, when the
  * front offers them — is added.
  */
-export function downstreamHeaders(list: HeaderList, upstreamVersion: string, via: string, altSvc: string | null = null): HeaderList {
+export function downstreamHeaders(
+  list: HeaderList,
+  upstreamVersion: string,
+  via: string,
+  altSvc: string | null = null,
+): HeaderList {
   const named = connectionNamed(list);
   const out: HeaderList = [];
   let prevVia: string | null = null;
   for (const f of list) {
     const n = f[0];
     if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named) || n === 'alt-svc') continue;
-    if (n === 'via') { prevVia = prevVia === null ? f[1] : `${prevVia}, ${f[1]}`; continue; }
+    if (n === 'via') {
+      prevVia = prevVia === null ? f[1] : `${prevVia}, ${f[1]}`;
+      continue;
+    }
     out.push(f);
   }
   const hop = `${upstreamVersion} ${via}`;

@@ -62,7 +62,10 @@ export function bindReason(e: unknown): string {
 /** A listener that cannot bind: a config error naming it (serve.ts turns it into `file:line: listeners[i].port: …`). */
 export function cannotListen(cfg: ListenerConfig, e: unknown): OriginlinkError {
   const reason = `cannot listen on ${cfg.host}:${cfg.port}: ${bindReason(e)}`;
-  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: ${reason}`, { cause: e, details: { listener: cfg.name, reason } });
+  return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `listener ${cfg.name}: ${reason}`, {
+    cause: e,
+    details: { listener: cfg.name, reason },
+  });
 }
 
 /** The first bytes of the HTTP/2 client preface (RFC 9113 §3.4); no HTTP/1.1 method is PRI. */
@@ -78,7 +81,10 @@ function sniSet(t: NonNullable<ListenerConfig['tls']>): CertificateSet<tls.Secur
   if (t.certificates.length === 0) return null;
   return new CertificateSet<tls.SecureContext | null>([
     { names: certificateNames(t.cert), item: null },
-    ...t.certificates.map((c) => ({ names: certificateNames(c.cert), item: tls.createSecureContext({ cert: c.cert, key: c.key }) })),
+    ...t.certificates.map((c) => ({
+      names: certificateNames(c.cert),
+      item: tls.createSecureContext({ cert: c.cert, key: c.key }),
+    })),
   ]);
 }
 
@@ -107,7 +113,9 @@ export class TcpListener implements Listener {
     this.#hooks = hooks;
   }
 
-  get port(): number { return this.#port; }
+  get port(): number {
+    return this.#port;
+  }
 
   #options(cfg: ListenerConfig, lim: LimitsConfig): void {
     const info: FrontInfo = { listener: cfg.name, secure: cfg.kind === 'https' };
@@ -116,9 +124,19 @@ export class TcpListener implements Listener {
       if (e instanceof H1ParseError) {
         // Refused by the HTTP/1.1 parser before any handler saw it (smuggling probes, oversized heads, bad targets):
         // counted and logged like the forwarder's own refusals, not only at debug level.
-        const reason = e.kind === 'too-large' ? 'headers' : e.kind === 'target-too-long' ? 'target' : e.kind === 'version' ? 'version' : 'framing';
+        const reason =
+          e.kind === 'too-large'
+            ? 'headers'
+            : e.kind === 'target-too-long'
+              ? 'target'
+              : e.kind === 'version'
+                ? 'version'
+                : 'framing';
         this.#hooks.metrics.front.rejected.inc({ listener: cfg.name, reason });
-        this.#hooks.log.info({ listener: cfg.name, reason, kind: e.kind, err: e.message.slice(0, 200) }, 'request refused by the parser');
+        this.#hooks.log.info(
+          { listener: cfg.name, reason, kind: e.kind, err: e.message.slice(0, 200) },
+          'request refused by the parser',
+        );
         return;
       }
       this.#hooks.log.debug({ listener: cfg.name, err: (e as Error)?.message }, 'front request error');
@@ -174,7 +192,10 @@ export class TcpListener implements Listener {
         const t = setTimeout(() => s.destroy(), lim.requestHeaderTimeoutMs);
         t.unref();
         pendingTls.set(key, t);
-        s.once('close', () => { clearTimeout(t); pendingTls.delete(key); });
+        s.once('close', () => {
+          clearTimeout(t);
+          pendingTls.delete(key);
+        });
       });
       front.on('secureConnection', (s) => {
         const key = `${s.remoteAddress}|${s.remotePort}`;
@@ -182,7 +203,9 @@ export class TcpListener implements Listener {
         pendingTls.delete(key);
         this.#serve(s, s.alpnProtocol === 'h2' && this.#h2 ? 'h2' : 'h1', 'https');
       });
-      front.on('tlsClientError', (e) => this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'));
+      front.on('tlsClientError', (e) =>
+        this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'),
+      );
       this.#front = front;
     } else {
       // h2c: HTTP/2 with prior knowledge only; http: HTTP/1.1 or HTTP/2 told by the first bytes (#sniff).
@@ -228,7 +251,11 @@ export class TcpListener implements Listener {
     this.#hooks.metrics.front.refusedConnections.inc({ listener: this.config.name, reason });
     if (reason !== 'max_connections') return; // the descriptor guard logs its own
     const pass = this.#refusals.pass(reason);
-    if (pass) this.#hooks.log.warn({ listener: this.config.name, maxClientConnections: this.#limits.maxClientConnections, since: pass.since }, 'listener at limits.maxClientConnections: new connections are closed as they are accepted (more within the interval are counted, not logged)');
+    if (pass)
+      this.#hooks.log.warn(
+        { listener: this.config.name, maxClientConnections: this.#limits.maxClientConnections, since: pass.since },
+        'listener at limits.maxClientConnections: new connections are closed as they are accepted (more within the interval are counted, not logged)',
+      );
   }
 
   #trackSocket(s: net.Socket): void {
@@ -238,7 +265,9 @@ export class TcpListener implements Listener {
       this.#sockets.delete(s);
       this.#hooks.metrics.front.connections.dec({ listener: this.config.name });
     });
-    s.on('error', () => { /* reported by the server that owns the protocol */ });
+    s.on('error', () => {
+      /* reported by the server that owns the protocol */
+    });
   }
 
   /**
@@ -259,10 +288,14 @@ export class TcpListener implements Listener {
   }
 
   #serve(socket: net.Socket, protocol: 'h1' | 'h2', scheme: 'https' | 'http'): void {
-    if (this.#closing) { socket.destroy(); return; }
-    const session: ServedSession = protocol === 'h2'
-      ? new H2ServerSession(socket, this.#h2 as H2SessionOptions, scheme)
-      : new H1ServerSession(socket, this.#h1 as H1SessionOptions, scheme);
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const session: ServedSession =
+      protocol === 'h2'
+        ? new H2ServerSession(socket, this.#h2 as H2SessionOptions, scheme)
+        : new H1ServerSession(socket, this.#h1 as H1SessionOptions, scheme);
     this.#sessions.add(session);
     session.onClose(() => this.#sessions.delete(session));
   }

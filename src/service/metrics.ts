@@ -21,12 +21,47 @@ import type { StoreLinkStats, Stores } from '../agent/stores.js';
 import type { TempFileBudget } from '../util/spool.js';
 import { endpointSeries } from './endpoint-metrics.js';
 
-type Totals = Pick<PoolStats, 'requests' | 'requestsOnReusedConnections' | 'connectionsOpened' | 'connectionsClosed' | 'connectFailures' | 'retries' | 'resumedHandshakes' | 'earlyDataHandshakes' | 'tfoHandshakes'> & { errors: Record<string, number> };
-const TOTAL_KEYS = ['requests', 'requestsOnReusedConnections', 'connectionsOpened', 'connectionsClosed', 'connectFailures', 'retries', 'resumedHandshakes', 'earlyDataHandshakes', 'tfoHandshakes'] as const;
+type Totals = Pick<
+  PoolStats,
+  | 'requests'
+  | 'requestsOnReusedConnections'
+  | 'connectionsOpened'
+  | 'connectionsClosed'
+  | 'connectFailures'
+  | 'retries'
+  | 'resumedHandshakes'
+  | 'earlyDataHandshakes'
+  | 'tfoHandshakes'
+> & { errors: Record<string, number> };
+const TOTAL_KEYS = [
+  'requests',
+  'requestsOnReusedConnections',
+  'connectionsOpened',
+  'connectionsClosed',
+  'connectFailures',
+  'retries',
+  'resumedHandshakes',
+  'earlyDataHandshakes',
+  'tfoHandshakes',
+] as const;
 
-interface Row { origin: string; upstream: string; totals: Totals; live: PoolStats | null }
+interface Row {
+  origin: string;
+  upstream: string;
+  totals: Totals;
+  live: PoolStats | null;
+}
 
-export interface OriginSummary { origin: string; protocol: string; requests: number; reuseRate: number; open: number; opened: number; p50Ms: number | null; errors: number }
+export interface OriginSummary {
+  origin: string;
+  protocol: string;
+  requests: number;
+  reuseRate: number;
+  open: number;
+  opened: number;
+  p50Ms: number | null;
+  errors: number;
+}
 
 /**
  * The origin name of the request being forwarded, for the handshake counts: a
@@ -38,14 +73,30 @@ export const originContext = new AsyncLocalStorage<string>();
 
 const RECENT = 512;
 
-const emptyTotals = (): Totals => ({ requests: 0, requestsOnReusedConnections: 0, connectionsOpened: 0, connectionsClosed: 0, connectFailures: 0, retries: 0, resumedHandshakes: 0, earlyDataHandshakes: 0, tfoHandshakes: 0, errors: {} });
+const emptyTotals = (): Totals => ({
+  requests: 0,
+  requestsOnReusedConnections: 0,
+  connectionsOpened: 0,
+  connectionsClosed: 0,
+  connectFailures: 0,
+  retries: 0,
+  resumedHandshakes: 0,
+  earlyDataHandshakes: 0,
+  tfoHandshakes: 0,
+  errors: {},
+});
 
 function add(into: Totals, s: Totals): void {
   for (const k of TOTAL_KEYS) into[k] += s[k];
   for (const [c, n] of Object.entries(s.errors)) into.errors[c] = (into.errors[c] ?? 0) + n;
 }
 
-interface FrontCount { listener: string; protocol: string; status: string; n: number }
+interface FrontCount {
+  listener: string;
+  protocol: string;
+  status: string;
+  n: number;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -59,7 +110,14 @@ export class Metrics {
   #ttfbRecent = new Map<string, { at: number; samples: number[] }>();
   #lastFacts = new Map<string, ConnectionFacts>();
   #subs: Array<[diagnostics.Channel, (m: unknown) => void]> = [];
-  readonly front: { requests: Counter<string>; rejected: Counter<string>; connections: Gauge<string>; refusedConnections: Counter<string>; inflight: Gauge<string>; reloads: Counter<string> };
+  readonly front: {
+    requests: Counter<string>;
+    rejected: Counter<string>;
+    connections: Gauge<string>;
+    refusedConnections: Counter<string>;
+    inflight: Gauge<string>;
+    reloads: Counter<string>;
+  };
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
   /** Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key string. */
@@ -82,7 +140,9 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  get processSeries(): boolean { return this.#processSeries; }
+  get processSeries(): boolean {
+    return this.#processSeries;
+  }
 
   constructor(live: () => Iterable<Upstream>) {
     this.#live = live;
@@ -90,113 +150,346 @@ export class Metrics {
     const L = ['origin', 'upstream'];
     const self = this;
     const counterFrom = (name: string, help: string, pick: (t: Totals) => number): void => {
-      new Counter({ name, help, labelNames: L, registers: r, collect() { this.reset(); for (const row of self.#rows()) this.inc({ origin: row.origin, upstream: row.upstream }, pick(row.totals)); } });
+      new Counter({
+        name,
+        help,
+        labelNames: L,
+        registers: r,
+        collect() {
+          this.reset();
+          for (const row of self.#rows()) this.inc({ origin: row.origin, upstream: row.upstream }, pick(row.totals));
+        },
+      });
     };
     const gaugeFrom = (name: string, help: string, pick: (s: PoolStats) => number): void => {
-      new Gauge({ name, help, labelNames: L, registers: r, collect() { this.reset(); for (const row of self.#rows()) if (row.live) this.set({ origin: row.origin, upstream: row.upstream }, pick(row.live)); } });
+      new Gauge({
+        name,
+        help,
+        labelNames: L,
+        registers: r,
+        collect() {
+          this.reset();
+          for (const row of self.#rows())
+            if (row.live) this.set({ origin: row.origin, upstream: row.upstream }, pick(row.live));
+        },
+      });
     };
     endpointSeries(this.registry, live);
-    counterFrom('originlink_upstream_requests_total', 'Requests handed to an upstream connection (agent stats).', (t) => t.requests);
-    counterFrom('originlink_upstream_reused_requests_total', 'Requests on a connection that had served one before.', (t) => t.requestsOnReusedConnections);
-    counterFrom('originlink_upstream_connections_opened_total', 'Upstream connections established.', (t) => t.connectionsOpened);
-    counterFrom('originlink_upstream_connections_closed_total', 'Upstream connections closed.', (t) => t.connectionsClosed);
+    counterFrom(
+      'originlink_upstream_requests_total',
+      'Requests handed to an upstream connection (agent stats).',
+      (t) => t.requests,
+    );
+    counterFrom(
+      'originlink_upstream_reused_requests_total',
+      'Requests on a connection that had served one before.',
+      (t) => t.requestsOnReusedConnections,
+    );
+    counterFrom(
+      'originlink_upstream_connections_opened_total',
+      'Upstream connections established.',
+      (t) => t.connectionsOpened,
+    );
+    counterFrom(
+      'originlink_upstream_connections_closed_total',
+      'Upstream connections closed.',
+      (t) => t.connectionsClosed,
+    );
     counterFrom('originlink_upstream_connect_failures_total', 'Failed connection attempts.', (t) => t.connectFailures);
     counterFrom('originlink_upstream_retries_total', 'Requests sent again by the retry policy.', (t) => t.retries);
-    new Gauge({ name: 'originlink_upstream_reuse_ratio', help: '1 - connections opened / requests.', labelNames: L, registers: r, aggregator: 'average', collect() {
-      this.reset();
-      for (const row of self.#rows()) this.set({ origin: row.origin, upstream: row.upstream }, row.totals.requests ? Math.max(0, 1 - row.totals.connectionsOpened / row.totals.requests) : 0);
-    } });
+    new Gauge({
+      name: 'originlink_upstream_reuse_ratio',
+      help: '1 - connections opened / requests.',
+      labelNames: L,
+      registers: r,
+      aggregator: 'average',
+      collect() {
+        this.reset();
+        for (const row of self.#rows())
+          this.set(
+            { origin: row.origin, upstream: row.upstream },
+            row.totals.requests ? Math.max(0, 1 - row.totals.connectionsOpened / row.totals.requests) : 0,
+          );
+      },
+    });
     gaugeFrom('originlink_upstream_connections_open', 'Open upstream connections.', (s) => s.open);
     gaugeFrom('originlink_upstream_connections_idle', 'Idle upstream connections.', (s) => s.idle);
     gaugeFrom('originlink_upstream_connections_dialing', 'Upstream connections being established.', (s) => s.dialing);
-    gaugeFrom('originlink_upstream_requests_active', 'Requests running on upstream connections.', (s) => s.activeRequests);
+    gaugeFrom(
+      'originlink_upstream_requests_active',
+      'Requests running on upstream connections.',
+      (s) => s.activeRequests,
+    );
     gaugeFrom('originlink_upstream_requests_pending', 'Requests waiting for an upstream connection.', (s) => s.pending);
-    new Counter({ name: 'originlink_upstream_errors_total', help: 'Upstream errors by code (agent stats).', labelNames: [...L, 'code'], registers: r, collect() {
-      this.reset();
-      for (const row of self.#rows()) for (const [code, n] of Object.entries(row.totals.errors)) this.inc({ origin: row.origin, upstream: row.upstream, code }, n);
-    } });
-    new Gauge({ name: 'originlink_upstream_protocol', help: 'Protocol chosen for the upstream (1 = in use).', labelNames: [...L, 'protocol'], registers: r, collect() {
-      this.reset();
-      for (const row of self.#rows()) if (row.live?.protocol) this.set({ origin: row.origin, upstream: row.upstream, protocol: row.live.protocol }, 1);
-    } });
-    new Gauge({ name: 'originlink_upstream_connection_info', help: 'Facts of the latest upstream connection (ALPN, TLS version, peer stream limit as value).', labelNames: [...L, 'protocol', 'alpn', 'tls_version', 'resumed', 'early_data', 'tfo'], registers: r, collect() {
-      this.reset();
-      for (const [key, f] of self.#lastFacts) {
-        const [origin, upstream] = key.split('|') as [string, string];
-        this.set({ origin, upstream, protocol: f.protocol, alpn: f.alpn ?? '', tls_version: f.tlsVersion ?? '', resumed: String(f.resumed), early_data: String(f.earlyData), tfo: String(f.tfo) }, f.peerMaxConcurrentStreams ?? 1);
-      }
-    } });
+    new Counter({
+      name: 'originlink_upstream_errors_total',
+      help: 'Upstream errors by code (agent stats).',
+      labelNames: [...L, 'code'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const row of self.#rows())
+          for (const [code, n] of Object.entries(row.totals.errors))
+            this.inc({ origin: row.origin, upstream: row.upstream, code }, n);
+      },
+    });
+    new Gauge({
+      name: 'originlink_upstream_protocol',
+      help: 'Protocol chosen for the upstream (1 = in use).',
+      labelNames: [...L, 'protocol'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const row of self.#rows())
+          if (row.live?.protocol)
+            this.set({ origin: row.origin, upstream: row.upstream, protocol: row.live.protocol }, 1);
+      },
+    });
+    new Gauge({
+      name: 'originlink_upstream_connection_info',
+      help: 'Facts of the latest upstream connection (ALPN, TLS version, peer stream limit as value).',
+      labelNames: [...L, 'protocol', 'alpn', 'tls_version', 'resumed', 'early_data', 'tfo'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [key, f] of self.#lastFacts) {
+          const [origin, upstream] = key.split('|') as [string, string];
+          this.set(
+            {
+              origin,
+              upstream,
+              protocol: f.protocol,
+              alpn: f.alpn ?? '',
+              tls_version: f.tlsVersion ?? '',
+              resumed: String(f.resumed),
+              early_data: String(f.earlyData),
+              tfo: String(f.tfo),
+            },
+            f.peerMaxConcurrentStreams ?? 1,
+          );
+        }
+      },
+    });
     // Probe and selection facts (Agent.origin(): ALPN, Alt-Svc h3, RTT, h3 backoff, the current choice).
     const reports = function* (): Generator<{ origin: string; upstream: string; policy: string; r: OriginReport }> {
-      for (const u of self.#live()) for (const url of u.config.urls) yield { origin: u.name, upstream: url, policy: u.config.protocol, r: u.agent.origin(url) };
+      for (const u of self.#live())
+        for (const url of u.config.urls)
+          yield { origin: u.name, upstream: url, policy: u.config.protocol, r: u.agent.origin(url) };
     };
-    new Gauge({ name: 'originlink_upstream_choice', help: 'Protocol selection for the upstream now (1 = current choice; reason as label).', labelNames: [...L, 'transport', 'protocol', 'reason'], registers: r, collect() {
-      this.reset();
-      for (const x of reports()) {
-        const pinned = x.policy === 'auto' ? null : x.policy;
-        this.set(pinned
-          ? { origin: x.origin, upstream: x.upstream, transport: pinned === 'h3' ? 'quic' : 'tcp', protocol: pinned, reason: 'configured' }
-          : { origin: x.origin, upstream: x.upstream, transport: x.r.choice.transport, protocol: x.r.choice.protocol ?? 'alpn', reason: x.r.choice.reason }, 1);
-      }
-    } });
-    new Gauge({ name: 'originlink_upstream_facts_info', help: 'Learned facts: last ALPN, h3 advertised by Alt-Svc (1 = in use).', labelNames: [...L, 'alpn', 'h3_advertised'], registers: r, collect() {
-      this.reset();
-      for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream, alpn: x.r.facts.alpn ?? '', h3_advertised: String(x.r.facts.h3 !== null) }, 1);
-    } });
-    new Gauge({ name: 'originlink_upstream_rtt_seconds', help: 'Smoothed RTT learned for the upstream.', labelNames: L, registers: r, aggregator: 'average', collect() {
-      this.reset();
-      for (const x of reports()) if (x.r.facts.rttMs !== null) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.rttMs / 1000);
-    } });
-    new Gauge({ name: 'originlink_upstream_h3_broken', help: '1 while HTTP/3 is in backoff for the upstream.', labelNames: L, registers: r, aggregator: 'max', collect() {
-      this.reset();
-      const now = Date.now();
-      for (const x of reports()) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.brokenUntil > now ? 1 : 0);
-    } });
-    new Gauge({ name: 'originlink_upstream_selection_events', help: 'Selection events of the live agent (races, QUIC attempts/failures/wins, TCP wins, h3 upgrades, 0-RTT early starts, TCP fallbacks); restarts when an origin is reconfigured.', labelNames: [...L, 'event'], registers: r, collect() {
-      this.reset();
-      for (const x of reports()) for (const [event, n] of Object.entries(x.r.counters)) this.set({ origin: x.origin, upstream: x.upstream, event }, n as number);
-    } });
+    new Gauge({
+      name: 'originlink_upstream_choice',
+      help: 'Protocol selection for the upstream now (1 = current choice; reason as label).',
+      labelNames: [...L, 'transport', 'protocol', 'reason'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of reports()) {
+          const pinned = x.policy === 'auto' ? null : x.policy;
+          this.set(
+            pinned
+              ? {
+                  origin: x.origin,
+                  upstream: x.upstream,
+                  transport: pinned === 'h3' ? 'quic' : 'tcp',
+                  protocol: pinned,
+                  reason: 'configured',
+                }
+              : {
+                  origin: x.origin,
+                  upstream: x.upstream,
+                  transport: x.r.choice.transport,
+                  protocol: x.r.choice.protocol ?? 'alpn',
+                  reason: x.r.choice.reason,
+                },
+            1,
+          );
+        }
+      },
+    });
+    new Gauge({
+      name: 'originlink_upstream_facts_info',
+      help: 'Learned facts: last ALPN, h3 advertised by Alt-Svc (1 = in use).',
+      labelNames: [...L, 'alpn', 'h3_advertised'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of reports())
+          this.set(
+            {
+              origin: x.origin,
+              upstream: x.upstream,
+              alpn: x.r.facts.alpn ?? '',
+              h3_advertised: String(x.r.facts.h3 !== null),
+            },
+            1,
+          );
+      },
+    });
+    new Gauge({
+      name: 'originlink_upstream_rtt_seconds',
+      help: 'Smoothed RTT learned for the upstream.',
+      labelNames: L,
+      registers: r,
+      aggregator: 'average',
+      collect() {
+        this.reset();
+        for (const x of reports())
+          if (x.r.facts.rttMs !== null) this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.rttMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'originlink_upstream_h3_broken',
+      help: '1 while HTTP/3 is in backoff for the upstream.',
+      labelNames: L,
+      registers: r,
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const x of reports())
+          this.set({ origin: x.origin, upstream: x.upstream }, x.r.facts.brokenUntil > now ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'originlink_upstream_selection_events',
+      help: 'Selection events of the live agent (races, QUIC attempts/failures/wins, TCP wins, h3 upgrades, 0-RTT early starts, TCP fallbacks); restarts when an origin is reconfigured.',
+      labelNames: [...L, 'event'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of reports())
+          for (const [event, n] of Object.entries(x.r.counters))
+            this.set({ origin: x.origin, upstream: x.upstream, event }, n as number);
+      },
+    });
     // Fleet stores (Redis): one series per connection of the live config's `stores:` (issue 16: Redis down is
     // one warning and a metric, never a failed request).
     const links = function* (): Generator<StoreLinkStats> {
       const seen = new Set<Stores>();
-      for (const u of self.#live()) if (u.stores && !seen.has(u.stores)) { seen.add(u.stores); yield* u.stores.links(); }
+      for (const u of self.#live())
+        if (u.stores && !seen.has(u.stores)) {
+          seen.add(u.stores);
+          yield* u.stores.links();
+        }
     };
     const SL = ['url', 'stores'];
-    new Gauge({ name: 'originlink_store_up', help: 'Fleet store connection ready (1) or down (0): while down, the local tier serves alone.', labelNames: SL, registers: r, aggregator: 'min', collect() {
-      this.reset();
-      for (const l of links()) this.set({ url: l.url, stores: l.stores }, l.up ? 1 : 0);
-    } });
-    const storeCounter = (name: string, help: string, pick: (l: StoreLinkStats) => number): void => {
-      new Counter({ name, help, labelNames: SL, registers: r, collect() { this.reset(); for (const l of links()) this.inc({ url: l.url, stores: l.stores }, pick(l)); } });
-    };
-    storeCounter('originlink_store_outages_total', 'Times the fleet store went away (each told by one warning).', (l) => l.outages);
-    storeCounter('originlink_store_writes_total', 'Writes sent to the fleet store (pipelined).', (l) => l.writes);
-    storeCounter('originlink_store_dropped_writes_total', 'Writes dropped: store down, queue full or a failed pipeline.', (l) => l.droppedWrites);
-    storeCounter('originlink_store_reads_total', 'Background reads from the fleet store.', (l) => l.reads);
-    storeCounter('originlink_store_failed_reads_total', 'Background reads that failed or found the store down.', (l) => l.failedReads);
-    storeCounter('originlink_store_messages_total', 'Pub/sub messages from other processes (e.g. broken-h3 marks).', (l) => l.messages);
-    this.#handshakes = new Counter({ name: 'originlink_upstream_handshakes_total', help: 'Upstream handshakes by protocol and kind (diagnostics_channel).', labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'], registers: r });
-    this.#ttfb = new FastHistogram({ name: 'originlink_upstream_ttfb_seconds', help: 'Time from request to response head, retries included.', registers: r,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
-    this.front = {
-      requests: new Counter({ name: 'originlink_front_requests_total', help: 'Requests received at the front, by listener, client protocol and status sent.', labelNames: ['listener', 'protocol', 'status'], registers: r, collect() {
+    new Gauge({
+      name: 'originlink_store_up',
+      help: 'Fleet store connection ready (1) or down (0): while down, the local tier serves alone.',
+      labelNames: SL,
+      registers: r,
+      aggregator: 'min',
+      collect() {
         this.reset();
-        for (const byProtocol of self.#frontCounts.values()) {
-          for (const byStatus of byProtocol.values()) for (const c of byStatus.values()) this.inc({ listener: c.listener, protocol: c.protocol, status: c.status }, c.n);
-        }
-      } }),
-      rejected: new Counter({ name: 'originlink_front_rejected_total', help: 'Requests refused before forwarding, by reason.', labelNames: ['listener', 'reason'], registers: r }),
-      connections: new Gauge({ name: 'originlink_front_connections', help: 'Open client connections (h2: sessions; h3: QUIC connections).', labelNames: ['listener'], registers: r }),
-      refusedConnections: new Counter({ name: 'originlink_front_refused_connections_total', help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), file descriptors nearly exhausted (descriptors), or an h3 listener past limits.h3MemoryBytes (memory_budget: refused with CONNECTION_REFUSED).', labelNames: ['listener', 'reason'], registers: r }),
-      inflight: new Gauge({ name: 'originlink_front_inflight', help: 'Requests being forwarded now.', registers: r, collect() { this.set(self.inflight); } }),
-      reloads: new Counter({ name: 'originlink_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers: r }),
+        for (const l of links()) this.set({ url: l.url, stores: l.stores }, l.up ? 1 : 0);
+      },
+    });
+    const storeCounter = (name: string, help: string, pick: (l: StoreLinkStats) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: SL,
+        registers: r,
+        collect() {
+          this.reset();
+          for (const l of links()) this.inc({ url: l.url, stores: l.stores }, pick(l));
+        },
+      });
+    };
+    storeCounter(
+      'originlink_store_outages_total',
+      'Times the fleet store went away (each told by one warning).',
+      (l) => l.outages,
+    );
+    storeCounter('originlink_store_writes_total', 'Writes sent to the fleet store (pipelined).', (l) => l.writes);
+    storeCounter(
+      'originlink_store_dropped_writes_total',
+      'Writes dropped: store down, queue full or a failed pipeline.',
+      (l) => l.droppedWrites,
+    );
+    storeCounter('originlink_store_reads_total', 'Background reads from the fleet store.', (l) => l.reads);
+    storeCounter(
+      'originlink_store_failed_reads_total',
+      'Background reads that failed or found the store down.',
+      (l) => l.failedReads,
+    );
+    storeCounter(
+      'originlink_store_messages_total',
+      'Pub/sub messages from other processes (e.g. broken-h3 marks).',
+      (l) => l.messages,
+    );
+    this.#handshakes = new Counter({
+      name: 'originlink_upstream_handshakes_total',
+      help: 'Upstream handshakes by protocol and kind (diagnostics_channel).',
+      labelNames: [...L, 'protocol', 'resumed', 'early_data', 'tfo'],
+      registers: r,
+    });
+    this.#ttfb = new FastHistogram({
+      name: 'originlink_upstream_ttfb_seconds',
+      help: 'Time from request to response head, retries included.',
+      registers: r,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    });
+    this.front = {
+      requests: new Counter({
+        name: 'originlink_front_requests_total',
+        help: 'Requests received at the front, by listener, client protocol and status sent.',
+        labelNames: ['listener', 'protocol', 'status'],
+        registers: r,
+        collect() {
+          this.reset();
+          for (const byProtocol of self.#frontCounts.values()) {
+            for (const byStatus of byProtocol.values())
+              for (const c of byStatus.values())
+                this.inc({ listener: c.listener, protocol: c.protocol, status: c.status }, c.n);
+          }
+        },
+      }),
+      rejected: new Counter({
+        name: 'originlink_front_rejected_total',
+        help: 'Requests refused before forwarding, by reason.',
+        labelNames: ['listener', 'reason'],
+        registers: r,
+      }),
+      connections: new Gauge({
+        name: 'originlink_front_connections',
+        help: 'Open client connections (h2: sessions; h3: QUIC connections).',
+        labelNames: ['listener'],
+        registers: r,
+      }),
+      refusedConnections: new Counter({
+        name: 'originlink_front_refused_connections_total',
+        help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), file descriptors nearly exhausted (descriptors), or an h3 listener past limits.h3MemoryBytes (memory_budget: refused with CONNECTION_REFUSED).',
+        labelNames: ['listener', 'reason'],
+        registers: r,
+      }),
+      inflight: new Gauge({
+        name: 'originlink_front_inflight',
+        help: 'Requests being forwarded now.',
+        registers: r,
+        collect() {
+          this.set(self.inflight);
+        },
+      }),
+      reloads: new Counter({
+        name: 'originlink_config_reloads_total',
+        help: 'Config reloads by result.',
+        labelNames: ['result'],
+        registers: r,
+      }),
     };
     this.#subscribe('originlink:connection:open', (m) => {
       const { origin, protocol, facts } = m as { origin: string; protocol: string; facts: ConnectionFacts };
       const name = originContext.getStore() ?? this.#names.get(origin);
       if (!name || !this.#known.has(name)) return;
-      this.#handshakes.inc({ origin: name, upstream: origin, protocol, resumed: String(facts.resumed), early_data: String(facts.earlyData), tfo: String(facts.tfo) });
+      this.#handshakes.inc({
+        origin: name,
+        upstream: origin,
+        protocol,
+        resumed: String(facts.resumed),
+        early_data: String(facts.earlyData),
+        tfo: String(facts.tfo),
+      });
       this.#lastFacts.set(`${name}|${origin}`, facts);
     });
   }
@@ -204,12 +497,33 @@ export class Metrics {
   /** The series of the spools' temporary files (proxy.maxTempFileBytes, maxRequestTempFileBytes). */
   tempFiles(b: TempFileBudget): void {
     const r = [this.registry];
-    new Gauge({ name: 'originlink_temp_file_bytes', help: 'Bytes held in temporary files by bodies spooled now.', registers: r, collect() { this.set(b.used); } });
-    new Counter({ name: 'originlink_temp_files_total', help: 'Temporary files opened for bodies (responses ahead of slow clients, request bodies read whole).', registers: r, collect() { this.reset(); this.inc(b.files); } });
-    new Counter({ name: 'originlink_temp_file_fallbacks_total', help: 'Times a body could put nothing more in its temporary file and was paced to its reader: its own bound (limit), the process budget (budget), a disk error (error).', labelNames: ['reason'], registers: r, collect() {
-      this.reset();
-      for (const [reason, n] of Object.entries(b.fallbacks)) this.inc({ reason }, n);
-    } });
+    new Gauge({
+      name: 'originlink_temp_file_bytes',
+      help: 'Bytes held in temporary files by bodies spooled now.',
+      registers: r,
+      collect() {
+        this.set(b.used);
+      },
+    });
+    new Counter({
+      name: 'originlink_temp_files_total',
+      help: 'Temporary files opened for bodies (responses ahead of slow clients, request bodies read whole).',
+      registers: r,
+      collect() {
+        this.reset();
+        this.inc(b.files);
+      },
+    });
+    new Counter({
+      name: 'originlink_temp_file_fallbacks_total',
+      help: 'Times a body could put nothing more in its temporary file and was paced to its reader: its own bound (limit), the process budget (budget), a disk error (error).',
+      labelNames: ['reason'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(b.fallbacks)) this.inc({ reason }, n);
+      },
+    });
   }
 
   #subscribe(name: string, fn: (m: unknown) => void): void {
@@ -310,5 +624,14 @@ export class Metrics {
 }
 
 function mergeLive(a: PoolStats, b: PoolStats): PoolStats {
-  return { ...a, protocol: a.protocol ?? b.protocol, open: a.open + b.open, idle: a.idle + b.idle, busy: a.busy + b.busy, activeRequests: a.activeRequests + b.activeRequests, dialing: a.dialing + b.dialing, pending: a.pending + b.pending };
+  return {
+    ...a,
+    protocol: a.protocol ?? b.protocol,
+    open: a.open + b.open,
+    idle: a.idle + b.idle,
+    busy: a.busy + b.busy,
+    activeRequests: a.activeRequests + b.activeRequests,
+    dialing: a.dialing + b.dialing,
+    pending: a.pending + b.pending,
+  };
 }

@@ -7,7 +7,11 @@ import { ConfigError, configErrorAt, failedField, loadConfigFile, type ServiceCo
 import type { Service } from './service.js';
 
 /** `shape`: what this process runs of the file (a cluster worker drops the admin listener, maybe h3). */
-export async function reloadFromFile(svc: Service, file: string, shape: (c: ServiceConfig) => ServiceConfig = (c) => c): Promise<boolean> {
+export async function reloadFromFile(
+  svc: Service,
+  file: string,
+  shape: (c: ServiceConfig) => ServiceConfig = (c) => c,
+): Promise<boolean> {
   try {
     let next: ServiceConfig;
     try {
@@ -26,7 +30,10 @@ export async function reloadFromFile(svc: Service, file: string, shape: (c: Serv
     return true;
   } catch (e) {
     const d = e instanceof ConfigError ? e.details : {};
-    svc.log.error({ file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message }, `config reload failed, keeping the running config: ${(e as Error).message}`);
+    svc.log.error(
+      { file, field: d['field'], line: d['line'], reason: d['reason'] ?? (e as Error).message },
+      `config reload failed, keeping the running config: ${(e as Error).message}`,
+    );
     return false;
   }
 }

@@ -134,7 +134,9 @@ const strFew = (s: string): string => {
 };
 
 /** Digits of 0…999 as a fraction's three places with the trailing zeros left out ('5' for 500, '05' for 50). */
-const FRACTION: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0').replace(/0+$/, ''));
+const FRACTION: readonly string[] = Array.from({ length: 1000 }, (_, i) =>
+  String(i).padStart(3, '0').replace(/0+$/, ''),
+);
 
 /**
  * A number as JSON.stringify writes it (pino does): NaN and the infinities as null. The forwarder's times
@@ -163,9 +165,22 @@ export function jsonNumber(n: number): string {
  */
 const front = { client: '', listener: '', text: ',"client":"","listener":"","remote":' }; // text always made of the values beside it
 const middle: {
-  route: number | undefined; origin: string | undefined; upstream: string | undefined; protocol: string | undefined;
-  reused: boolean | undefined; attempts: number | undefined; text: string;
-} = { route: -1, origin: undefined, upstream: undefined, protocol: undefined, reused: undefined, attempts: undefined, text: ',"route":-1' };
+  route: number | undefined;
+  origin: string | undefined;
+  upstream: string | undefined;
+  protocol: string | undefined;
+  reused: boolean | undefined;
+  attempts: number | undefined;
+  text: string;
+} = {
+  route: -1,
+  origin: undefined,
+  upstream: undefined,
+  protocol: undefined,
+  reused: undefined,
+  attempts: undefined,
+  text: ',"route":-1',
+};
 
 /** The fields of one request's log line, in the order they are written (docs/config.md `logging.requests`). */
 export class RequestRecord {
@@ -228,7 +243,14 @@ export class RequestRecord {
     if (this.clientWaitMs === undefined) {
       // Route to attempts: the same text for most lines of a batch, made again only when one of them changes.
       const m = middle;
-      if (this.route !== m.route || this.origin !== m.origin || this.upstream !== m.upstream || this.protocol !== m.protocol || this.reused !== m.reused || this.attempts !== m.attempts) {
+      if (
+        this.route !== m.route ||
+        this.origin !== m.origin ||
+        this.upstream !== m.upstream ||
+        this.protocol !== m.protocol ||
+        this.reused !== m.reused ||
+        this.attempts !== m.attempts
+      ) {
         m.route = this.route;
         m.origin = this.origin;
         m.upstream = this.upstream;

@@ -33,7 +33,11 @@ export interface ServiceOptions {
   processMetrics?: boolean;
 }
 
-interface Bound { listener: Listener; rebind: string; limits: ServiceConfig['limits'] }
+interface Bound {
+  listener: Listener;
+  rebind: string;
+  limits: ServiceConfig['limits'];
+}
 
 export class Service {
   #gen!: Generation;
@@ -52,11 +56,16 @@ export class Service {
   readonly #fds: FdGuard;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
-    this.log = o.logger ?? pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
+    this.log =
+      o.logger ??
+      pino({ level: config.logging.level, base: { svc: 'originlink' } }, o.logDestination ?? logDestination());
     this.metrics = new Metrics(() => this.#live);
     const stopUnsolicited = warnUnsolicited(this.log);
     const stopEndpoints = logEndpointEvents(this.log);
-    this.#stopWarnings = () => { stopUnsolicited(); stopEndpoints(); };
+    this.#stopWarnings = () => {
+      stopUnsolicited();
+      stopEndpoints();
+    };
     this.#tempFiles = new TempFileBudget(config.proxy.tempFileTotalBytes);
     const diskGate = new IntervalGate(60_000);
     this.metrics.tempFiles(this.#tempFiles);
@@ -64,7 +73,11 @@ export class Service {
     this.#tempFiles.onError = (err) => {
       this.#fds.exhausted(err, 'temporary file');
       const pass = diskGate.pass(err.code ?? 'error');
-      if (pass) this.log.warn({ code: err.code, since: pass.since, err: err.message, dir: this.#gen.config.proxy.tempDir }, 'temporary file failed: bodies stay in memory and are paced to their readers (more of these within a minute are counted, not logged)');
+      if (pass)
+        this.log.warn(
+          { code: err.code, since: pass.since, err: err.message, dir: this.#gen.config.proxy.tempDir },
+          'temporary file failed: bodies stay in memory and are paced to their readers (more of these within a minute are counted, not logged)',
+        );
     };
     this.#hooks = {
       handle: (req, info) => this.#handle(req, info),
@@ -80,7 +93,13 @@ export class Service {
       s.#gen = await s.#buildGeneration(config, null);
       await s.#applyListeners(config);
       if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
-      if (config.admin) s.#admin = await startAdmin(config.admin.host, config.admin.port, { metrics: s.metrics, healthy: () => !s.#draining, stats: () => s.stats(), names: () => s.config.admin?.hosts ?? [] });
+      if (config.admin)
+        s.#admin = await startAdmin(config.admin.host, config.admin.port, {
+          metrics: s.metrics,
+          healthy: () => !s.#draining,
+          stats: () => s.stats(),
+          names: () => s.config.admin?.hosts ?? [],
+        });
     } catch (e) {
       await s.shutdown(0);
       throw e;
@@ -89,12 +108,20 @@ export class Service {
     return s;
   }
 
-  get config(): ServiceConfig { return this.#gen.config; }
-  get draining(): boolean { return this.#draining; }
-  get adminPort(): number | null { return this.#admin?.port ?? null; }
+  get config(): ServiceConfig {
+    return this.#gen.config;
+  }
+  get draining(): boolean {
+    return this.#draining;
+  }
+  get adminPort(): number | null {
+    return this.#admin?.port ?? null;
+  }
 
   /** The Alt-Svc value this process's own h3 listeners give (null: none bound, or `proxy.altSvcMaxAge: 0`). */
-  get altSvc(): string | null { return this.#altSvc; }
+  get altSvc(): string | null {
+    return this.#altSvc;
+  }
 
   /**
    * Advertise h3 listeners that another process of the same connector binds
@@ -103,7 +130,9 @@ export class Service {
    * none itself; null when that listener is down (RFC 7838 §2: an alternative
    * is only advertised while it serves).
    */
-  advertiseAltSvc(value: string | null): void { this.#sharedAltSvc = value; }
+  advertiseAltSvc(value: string | null): void {
+    this.#sharedAltSvc = value;
+  }
 
   /** Listener name -> bound port. */
   addresses(): Record<string, number> {
@@ -117,7 +146,8 @@ export class Service {
     for (const [name, u] of this.#gen.upstreams) {
       // A group's origin: its endpoints (docs/config.md `/stats`) beside its pools.
       const g = u.groupStats();
-      out[name] = g === null ? u.stats() : { balance: g.balance, panic: g.panic, endpoints: g.endpoints, pools: u.stats() };
+      out[name] =
+        g === null ? u.stats() : { balance: g.balance, panic: g.panic, endpoints: g.endpoints, pools: u.stats() };
     }
     return out;
   }
@@ -135,15 +165,21 @@ export class Service {
 
   #handle(req: ServerRequest, info: FrontInfo): ServerResponse | Promise<ServerResponse> {
     const hooks = (this.#forwardHooks ??= {
-      log: this.log, requestLog: new RequestLog(this.log), metrics: this.metrics, draining: () => this.#draining, altSvc: () => this.#altSvc ?? this.#sharedAltSvc,
-      spool: (memoryBytes, fileBytes) => new Spool({ memoryBytes, fileBytes, budget: this.#tempFiles, dir: this.#gen.config.proxy.tempDir }),
+      log: this.log,
+      requestLog: new RequestLog(this.log),
+      metrics: this.metrics,
+      draining: () => this.#draining,
+      altSvc: () => this.#altSvc ?? this.#sharedAltSvc,
+      spool: (memoryBytes, fileBytes) =>
+        new Spool({ memoryBytes, fileBytes, budget: this.#tempFiles, dir: this.#gen.config.proxy.tempDir }),
       exhausted: (err, where) => this.#fds.exhausted(err, where),
     });
     return forward(this.#gen, info, hooks, req);
   }
 
   async #buildGeneration(config: ServiceConfig, prev: Generation | null): Promise<Generation> {
-    if ([...config.origins.values()].some((o) => o.protocol === 'h3') || config.listeners.some((l) => l.kind === 'h3')) await ensureH3();
+    if ([...config.origins.values()].some((o) => o.protocol === 'h3') || config.listeners.some((l) => l.kind === 'h3'))
+      await ensureH3();
     const upstreams = new Map<string, Upstream>();
     for (const [name, oc] of config.origins) {
       const old = prev?.upstreams.get(name);
@@ -203,14 +239,20 @@ export class Service {
         started.push(addr);
       }
     } catch (e) {
-      for (const addr of started) { void this.#listeners.get(addr)?.listener.close(0); this.#listeners.delete(addr); }
+      for (const addr of started) {
+        void this.#listeners.get(addr)?.listener.close(0);
+        this.#listeners.delete(addr);
+      }
       for (const [addr, b] of replaced) {
         try {
           const l = await this.#makeListener(b.listener.config, b.limits);
           await l.start();
           this.#listeners.set(addr, { listener: l, rebind: b.rebind, limits: b.limits });
         } catch (again) {
-          this.log.error({ listener: b.listener.config.name, err: (again as Error).message }, 'listener could not be restored after a failed reload');
+          this.log.error(
+            { listener: b.listener.config.name, err: (again as Error).message },
+            'listener could not be restored after a failed reload',
+          );
         }
       }
       this.#updateAltSvc(this.#gen.config); // the running config's (the one refused changed nothing)
@@ -218,10 +260,16 @@ export class Service {
     }
     for (const [addr, lc] of want) {
       const b = this.#listeners.get(addr);
-      if (b && !started.includes(addr)) { b.listener.update(lc, config.limits); b.limits = config.limits; }
+      if (b && !started.includes(addr)) {
+        b.listener.update(lc, config.limits);
+        b.limits = config.limits;
+      }
     }
     for (const [addr, b] of this.#listeners) {
-      if (!want.has(addr)) { this.#listeners.delete(addr); void b.listener.close(config.shutdown.graceMs); }
+      if (!want.has(addr)) {
+        this.#listeners.delete(addr);
+        void b.listener.close(config.shutdown.graceMs);
+      }
     }
     this.#updateAltSvc(config);
   }
@@ -229,7 +277,9 @@ export class Service {
   /** RFC 7838 §3: each h3 listener that is up, on the same host as the front (an empty alt-authority host). */
   #updateAltSvc(config: ServiceConfig): void {
     const ma = config.proxy.altSvcMaxAge;
-    const h3 = [...this.#listeners.values()].filter((b) => b.listener.config.kind === 'h3' && b.listener.port > 0).map((b) => `h3=":${b.listener.port}"; ma=${ma}`);
+    const h3 = [...this.#listeners.values()]
+      .filter((b) => b.listener.config.kind === 'h3' && b.listener.port > 0)
+      .map((b) => `h3=":${b.listener.port}"; ma=${ma}`);
     this.#altSvc = ma > 0 && h3.length ? h3.join(', ') : null;
   }
 
@@ -269,14 +319,27 @@ export class Service {
     const now = config.admin;
     if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
-      this.#admin = await moveAdmin(this.#admin, was, now,
-        (at) => startAdmin(at.host, at.port, { metrics: this.metrics, healthy: () => !this.#draining, stats: () => this.stats(), names: () => this.config.admin?.hosts ?? [] }),
-        (e) => this.log.error({ err: e.message, admin: now }, 'admin listener failed to start after reload'));
+      this.#admin = await moveAdmin(
+        this.#admin,
+        was,
+        now,
+        (at) =>
+          startAdmin(at.host, at.port, {
+            metrics: this.metrics,
+            healthy: () => !this.#draining,
+            stats: () => this.stats(),
+            names: () => this.config.admin?.hosts ?? [],
+          }),
+        (e) => this.log.error({ err: e.message, admin: now }, 'admin listener failed to start after reload'),
+      );
     }
     const kept = new Set(gen.upstreams.values());
     for (const u of prev.upstreams.values()) if (!kept.has(u)) u.retire();
     this.metrics.front.reloads.inc({ result: 'ok' });
-    this.log.info({ file: config.file, origins: [...config.origins.keys()], listeners: this.addresses() }, 'config reloaded');
+    this.log.info(
+      { file: config.file, origins: [...config.origins.keys()], listeners: this.addresses() },
+      'config reloaded',
+    );
   }
 
   /** Stop accepting, finish in-flight requests within `graceMs`, then close everything. */
@@ -290,8 +353,23 @@ export class Service {
     const left = Math.max(0, graceMs - (Date.now() - t0));
     // Ref'd timers on purpose: once the listeners are closed nothing else keeps the process alive.
     let graceTimer: NodeJS.Timeout | undefined;
-    const closing = [...this.#live].map((u) => new Promise<void>((r) => { u.retire(); const check = (): void => { if (!this.#live.has(u)) r(); else setTimeout(check, 20); }; check(); }));
-    const timedOut = await Promise.race([Promise.all(closing).then(() => false), new Promise<boolean>((r) => { graceTimer = setTimeout(() => r(true), left); })]);
+    const closing = [...this.#live].map(
+      (u) =>
+        new Promise<void>((r) => {
+          u.retire();
+          const check = (): void => {
+            if (!this.#live.has(u)) r();
+            else setTimeout(check, 20);
+          };
+          check();
+        }),
+    );
+    const timedOut = await Promise.race([
+      Promise.all(closing).then(() => false),
+      new Promise<boolean>((r) => {
+        graceTimer = setTimeout(() => r(true), left);
+      }),
+    ]);
     clearTimeout(graceTimer);
     if (timedOut) for (const u of [...this.#live]) u.destroy();
     this.log.debug({ tookMs: Date.now() - t0, forced: timedOut }, 'upstreams closed');

@@ -58,18 +58,27 @@ export interface TunnelTarget {
 export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<ServerResponse> {
   const protocol = req.protocol as string;
   const mux = req.version === '2' || req.version === '3';
-  if (mux && protocol.toLowerCase() !== 'websocket') return { status: 501, headers: [['content-type', 'text/plain']], body: `extended CONNECT for ${protocol} is not supported (websocket is)\n` };
+  if (mux && protocol.toLowerCase() !== 'websocket')
+    return {
+      status: 501,
+      headers: [['content-type', 'text/plain']],
+      body: `extended CONNECT for ${protocol} is not supported (websocket is)\n`,
+    };
   // Dialled as the origin's requests are (the Agent's dial stack): its resolver, every address, TFO, its egress
   // proxy, failover across its URLs.
   const { socket: origin } = await t.upstream.dial(req.signal, t.connectTimeoutMs);
   // The origin socket's failures (a reset, a timeout) end it with 'close', which each stage below watches: an
   // 'error' without a listener would end the process (connectTcp's own listener is gone once it connected).
   let originError: Error | null = null;
-  origin.on('error', (e) => { originError ??= e; });
+  origin.on('error', (e) => {
+    originError ??= e;
+  });
   // Until the tunnel is spliced, the origin connection is ours to end: when the client leaves (its stream or
   // connection closes, or the 101 can no longer be written to it), it goes too. Spliced, the tunnel ends both.
   let spliced = false;
-  req.onAbort(() => { if (!spliced) origin.destroy(); });
+  req.onAbort(() => {
+    if (!spliced) origin.destroy();
+  });
   let key: string | null = null;
   // RFC 8441 §5: extended CONNECT stands for a GET; an HTTP/1.1 Upgrade keeps its method (the h1 server takes no
   // Upgrade on a request with content: the bytes after its head are the new protocol's).
@@ -94,21 +103,36 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
   if (answer.status !== 101) {
     if (mux && answer.status >= 200 && answer.status < 300) {
       origin.destroy();
-      throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin answered the WebSocket upgrade with ${answer.status}, not 101 (RFC 8441 §5: a 2xx would tell the client the tunnel is open)`);
+      throw new OriginlinkError(
+        ErrorCode.MALFORMED_RESPONSE,
+        'remote',
+        `origin answered the WebSocket upgrade with ${answer.status}, not 101 (RFC 8441 §5: a 2xx would tell the client the tunnel is open)`,
+      );
     }
     return relayAnswer(origin, answer, method, t.bodyTimeoutMs);
   }
   const fields = new Map(answer.headers);
-  if (key !== null && fields.get('sec-websocket-accept') !== createHash('sha1').update(key + WS_GUID).digest('base64')) {
+  if (
+    key !== null &&
+    fields.get('sec-websocket-accept') !==
+      createHash('sha1')
+        .update(key + WS_GUID)
+        .digest('base64')
+  ) {
     origin.destroy();
-    throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', 'origin answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept');
+    throw new OriginlinkError(
+      ErrorCode.MALFORMED_RESPONSE,
+      'remote',
+      'origin answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept',
+    );
   }
   if (answer.rest.length) origin.unshift(answer.rest);
   const out: HeaderList = [];
   // RFC 9110 §7.6.1: the 101's connection-specific fields stay on the origin's hop (ours: Connection, Upgrade).
   const named = mux ? null : connectionNamed(answer.headers);
   for (const [n, v] of answer.headers) {
-    if (mux ? WS_RESPONSE_FIELDS.has(n) : !isHopByHop(n, named as ReadonlySet<string>) && n !== 'content-length') out.push([n, v]);
+    if (mux ? WS_RESPONSE_FIELDS.has(n) : !isHopByHop(n, named as ReadonlySet<string>) && n !== 'content-length')
+      out.push([n, v]);
   }
   if (!mux) out.unshift(['connection', 'upgrade'], ['upgrade', fields.get('upgrade') ?? protocol]);
   return {
@@ -129,7 +153,11 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
 function relayAnswer(origin: Duplex, answer: Answer, method: string, bodyTimeoutMs: number): ServerResponse {
   let res: ServerResponse | null = null;
   let complete = false;
-  const body = new PushBody(() => origin.resume(), () => origin.pause(), () => origin.destroy());
+  const body = new PushBody(
+    () => origin.resume(),
+    () => origin.pause(),
+    () => origin.destroy(),
+  );
   let failure: Error | null = null;
   const fail = (e: Error): void => {
     failure ??= e;
@@ -139,30 +167,49 @@ function relayAnswer(origin: Duplex, answer: Answer, method: string, bodyTimeout
   // An origin that stops mid-body (nothing read for bodyTimeoutMs) fails the answer (504). Paused by the client's
   // backpressure, the wait is the client's: the deadline starts again. (A timer of ours, not the socket's: through an
   // HTTP/2 proxy node the origin's stream is a tunnel stream, not a socket.)
-  const idle = bodyTimeoutMs > 0 ? new LazyTimer(() => {
-    if (complete) return;
-    if (origin.isPaused()) idle?.set(bodyTimeoutMs);
-    else fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `origin sent no byte of its answer to the upgrade for ${bodyTimeoutMs} ms`));
-  }) : null;
+  const idle =
+    bodyTimeoutMs > 0
+      ? new LazyTimer(() => {
+          if (complete) return;
+          if (origin.isPaused()) idle?.set(bodyTimeoutMs);
+          else
+            fail(
+              new OriginlinkError(
+                ErrorCode.BODY_TIMEOUT,
+                'remote',
+                `origin sent no byte of its answer to the upgrade for ${bodyTimeoutMs} ms`,
+              ),
+            );
+        })
+      : null;
   idle?.set(bodyTimeoutMs);
-  const parser = new H1ResponseParser({
-    onHead: (h) => {
-      res = { status: h.status, headers: endToEnd(h.headers), body };
+  const parser = new H1ResponseParser(
+    {
+      onHead: (h) => {
+        res = { status: h.status, headers: endToEnd(h.headers), body };
+      },
+      onBody: (c) => body.deliver(c, false),
+      onTrailers: () => {},
+      onComplete: () => {
+        complete = true;
+        body.deliver(Buffer.alloc(0), true);
+        origin.destroy();
+      },
     },
-    onBody: (c) => body.deliver(c, false),
-    onTrailers: () => {},
-    onComplete: () => {
-      complete = true;
-      body.deliver(Buffer.alloc(0), true);
-      origin.destroy();
-    },
-  }, { maxHeaderBytes: MAX_HEAD, maxHeaderCount: 200 });
+    { maxHeaderBytes: MAX_HEAD, maxHeaderCount: 200 },
+  );
   parser.expect(method);
   const feed = (d: Buffer): void => {
     try {
       parser.execute(d);
     } catch (e) {
-      fail(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin's answer to the upgrade: ${(e as Error).message}`));
+      fail(
+        new OriginlinkError(
+          ErrorCode.MALFORMED_RESPONSE,
+          'remote',
+          `origin's answer to the upgrade: ${(e as Error).message}`,
+        ),
+      );
     }
   };
   // The head again, whole, with what followed it: the parser frames the body from it (an interim 1xx is passed over).
@@ -172,15 +219,23 @@ function relayAnswer(origin: Duplex, answer: Answer, method: string, bodyTimeout
     // rare enough to take plainly): a 502, the connection closed.
     origin.destroy();
     if (failure) throw failure;
-    throw new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin answered the upgrade with an interim ${answer.status}, then not at once with a final response`);
+    throw new OriginlinkError(
+      ErrorCode.MALFORMED_RESPONSE,
+      'remote',
+      `origin answered the upgrade with an interim ${answer.status}, then not at once with a final response`,
+    );
   }
   origin.on('data', (d: Buffer) => {
     idle?.set(bodyTimeoutMs);
     feed(d);
   });
-  origin.on('end', () => { if (!complete) parser.eof(); }); // ends a body read until the close
+  origin.on('end', () => {
+    if (!complete) parser.eof();
+  }); // ends a body read until the close
   origin.on('close', () => idle?.clear());
-  origin.on('close', () => { if (!complete) fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed mid-response')); });
+  origin.on('close', () => {
+    if (!complete) fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed mid-response'));
+  });
   origin.resume();
   return res;
 }
@@ -214,7 +269,13 @@ function readHead(s: Duplex, timeoutMs: number, socketError: () => Error | null)
     const held = new HeldBytes();
     const timer = setTimeout(() => {
       done();
-      reject(new OriginlinkError(ErrorCode.HEADERS_TIMEOUT, 'remote', `origin did not answer the upgrade within ${timeoutMs} ms`));
+      reject(
+        new OriginlinkError(
+          ErrorCode.HEADERS_TIMEOUT,
+          'remote',
+          `origin did not answer the upgrade within ${timeoutMs} ms`,
+        ),
+      );
     }, timeoutMs);
     const done = (): void => {
       clearTimeout(timer);
@@ -238,13 +299,25 @@ function readHead(s: Duplex, timeoutMs: number, socketError: () => Error | null)
         resolve({ status: Number(m[1]), headers: parseFieldLines(h.text, fieldsFrom), rest: h.rest, bytes: buf });
       } catch (e) {
         done();
-        reject(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `origin's answer to the upgrade: ${(e as Error).message}`));
+        reject(
+          new OriginlinkError(
+            ErrorCode.MALFORMED_RESPONSE,
+            'remote',
+            `origin's answer to the upgrade: ${(e as Error).message}`,
+          ),
+        );
       }
     };
     const onClose = (): void => {
       done();
       const e = socketError();
-      reject(new OriginlinkError(e ? ErrorCode.SOCKET_RESET : ErrorCode.SOCKET_CLOSED, 'remote', `origin closed before answering the upgrade${e ? ` (${(e as NodeJS.ErrnoException).code ?? e.message})` : ''}`));
+      reject(
+        new OriginlinkError(
+          e ? ErrorCode.SOCKET_RESET : ErrorCode.SOCKET_CLOSED,
+          'remote',
+          `origin closed before answering the upgrade${e ? ` (${(e as NodeJS.ErrnoException).code ?? e.message})` : ''}`,
+        ),
+      );
     };
     s.on('data', onData);
     s.on('close', onClose);

@@ -20,7 +20,10 @@ export function warnUnsolicited(log: Logger, intervalMs = WARN_INTERVAL_MS): () 
     if (error?.code !== ErrorCode.UNSOLICITED_RESPONSE) return;
     const pass = gate.pass(origin);
     if (pass === null) return;
-    log.warn({ upstream: origin, code: error.code, since: pass.since, err: error.message }, 'origin sent a response nobody asked for; connection closed, not reused (more of these from it within the interval are counted, not logged)');
+    log.warn(
+      { upstream: origin, code: error.code, since: pass.since, err: error.message },
+      'origin sent a response nobody asked for; connection closed, not reused (more of these from it within the interval are counted, not logged)',
+    );
   };
   diagnostics.subscribe(channels.connectionClose.name, onClose);
   return () => diagnostics.unsubscribe(channels.connectionClose.name, onClose);

@@ -29,7 +29,11 @@ export async function ensureH3(): Promise<void> {
 }
 
 export function fingerprint(o: OriginConfig): string {
-  return JSON.stringify({ ...o, tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null }, stores: o.stores ? storesFingerprint(o.stores) : null });
+  return JSON.stringify({
+    ...o,
+    tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null },
+    stores: o.stores ? storesFingerprint(o.stores) : null,
+  });
 }
 
 export class Upstream {
@@ -58,15 +62,37 @@ export class Upstream {
     this.fingerprint = fingerprint(o);
     const shared = o.stores ? acquireStores(o.stores) : null;
     this.stores = shared?.stores ?? null;
-    this.#onClosed = (u) => { shared?.release(); onClosed(u); };
-    const tls = { rejectUnauthorized: o.tls.verify, ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.servername ? { servername: o.tls.servername } : {}) };
-    const dns = o.dns ? { servers: o.dns.servers, minTtlMs: o.dns.minTtlMs, maxTtlMs: o.dns.maxTtlMs, serveStaleMs: o.dns.serveStaleMs, attemptDelayMs: o.dns.attemptDelayMs } : {};
+    this.#onClosed = (u) => {
+      shared?.release();
+      onClosed(u);
+    };
+    const tls = {
+      rejectUnauthorized: o.tls.verify,
+      ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+      ...(o.tls.servername ? { servername: o.tls.servername } : {}),
+    };
+    const dns = o.dns
+      ? {
+          servers: o.dns.servers,
+          minTtlMs: o.dns.minTtlMs,
+          maxTtlMs: o.dns.maxTtlMs,
+          serveStaleMs: o.dns.serveStaleMs,
+          attemptDelayMs: o.dns.attemptDelayMs,
+        }
+      : {};
     const originCache = shared?.stores.originCache;
     // An origin group is the Agent's group under a key of its own that names no host (RFC 6761 §6.4: .invalid):
     // requests name the key, the Agent sends them to the endpoints.
     this.#groupKey = o.group ? `https://${o.name}.group.invalid` : null;
     this.agent = new Agent({
-      protocol: o.protocol, pool: o.pool, tls, maxRetries: o.retries, retryBufferBytes: o.retryBufferBytes, tfo: o.tfo, earlyData: o.earlyData, dns,
+      protocol: o.protocol,
+      pool: o.pool,
+      tls,
+      maxRetries: o.retries,
+      retryBufferBytes: o.retryBufferBytes,
+      tfo: o.tfo,
+      earlyData: o.earlyData,
+      dns,
       ...(o.group ? { origins: { [this.#groupKey as string]: o.group } } : {}),
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
@@ -120,13 +146,19 @@ export class Upstream {
   }
 
   /** Per-pool stats of this upstream's agent. */
-  stats(): PoolStats[] { return this.agent.stats(); }
+  stats(): PoolStats[] {
+    return this.agent.stats();
+  }
 
   /** Its group's endpoints (standing, counters), or null for a plain origin. */
-  groupStats(): GroupStats | null { return this.#groupKey === null ? null : this.agent.groupStats()[0] ?? null; }
+  groupStats(): GroupStats | null {
+    return this.#groupKey === null ? null : (this.agent.groupStats()[0] ?? null);
+  }
 
   /** The endpoint state of `old` (the same origin in the config before a reload) carries on here for every endpoint both have. */
-  adopt(old: Upstream): void { this.agent.adoptGroups(old.agent); }
+  adopt(old: Upstream): void {
+    this.agent.adoptGroups(old.agent);
+  }
 
   /** No new requests will come; close once in-flight ones are done. */
   retire(): void {
@@ -146,6 +178,9 @@ export class Upstream {
 
   destroy(): void {
     this.agent.destroy();
-    if (!this.#closing) { this.#closing = Promise.resolve(); this.#onClosed(this); }
+    if (!this.#closing) {
+      this.#closing = Promise.resolve();
+      this.#onClosed(this);
+    }
   }
 }

@@ -100,7 +100,8 @@ export class FileSessionStore implements SessionStore {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#warn(`session store ${this.path}: cannot read (${(e as Error).message}); starting empty`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.#warn(`session store ${this.path}: cannot read (${(e as Error).message}); starting empty`);
       return;
     }
     let parsed: unknown;

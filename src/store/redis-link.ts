@@ -92,20 +92,44 @@ export function parseRedisUrl(url: string): RedisUrl {
   } catch {
     throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `not a Redis URL: ${JSON.stringify(redact(url))}`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `Redis URL must start with redis:// or rediss:// (got ${u.protocol})`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `Redis URL must start with redis:// or rediss:// (got ${u.protocol})`,
+    );
   const db = u.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d{1,2}$/.test(db)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `Redis URL database must be a number (got ${JSON.stringify(db)})`);
+  if (db !== '' && !/^\d{1,2}$/.test(db))
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `Redis URL database must be a number (got ${JSON.stringify(db)})`,
+    );
   for (const k of u.searchParams.keys()) {
-    if (!['prefix', 'ca', 'keyFile'].includes(k)) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unknown Redis URL parameter ${JSON.stringify(k)} (known: prefix, ca, keyFile)`);
+    if (!['prefix', 'ca', 'keyFile'].includes(k))
+      throw new OriginlinkError(
+        ErrorCode.INVALID_ARGUMENT,
+        'local',
+        `unknown Redis URL parameter ${JSON.stringify(k)} (known: prefix, ca, keyFile)`,
+      );
   }
-  const options: RedisOptions = { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 6379, db: db === '' ? 0 : Number(db) };
+  const options: RedisOptions = {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : 6379,
+    db: db === '' ? 0 : Number(db),
+  };
   if (u.username) options.username = decodeURIComponent(u.username);
   if (u.password) options.password = decodeURIComponent(u.password);
   if (u.protocol === 'rediss:') {
     const ca = u.searchParams.get('ca');
     options.tls = ca ? { ca: readFileSync(ca) } : {};
   }
-  return { options, prefix: u.searchParams.get('prefix'), keyFile: u.searchParams.get('keyFile'), display: `${u.protocol}//${u.host}${u.pathname}` };
+  return {
+    options,
+    prefix: u.searchParams.get('prefix'),
+    keyFile: u.searchParams.get('keyFile'),
+    display: `${u.protocol}//${u.host}${u.pathname}`,
+  };
 }
 
 export class RedisLink {
@@ -124,7 +148,16 @@ export class RedisLink {
   #warn: (err: OriginlinkError) => void;
   #toldDown = false;
   #closed = false;
-  #stats: RedisLinkStats = { up: false, outages: 0, writes: 0, batches: 0, droppedWrites: 0, reads: 0, failedReads: 0, messages: 0 };
+  #stats: RedisLinkStats = {
+    up: false,
+    outages: 0,
+    writes: 0,
+    batches: 0,
+    droppedWrites: 0,
+    reads: 0,
+    failedReads: 0,
+    messages: 0,
+  };
   #readyWaiters: Array<() => void> = [];
   /** A pipeline of writes sent and not yet answered: the next waits for it (the queue, bounded, fills meanwhile). */
   #inFlight: Promise<void> | null = null;
@@ -147,7 +180,8 @@ export class RedisLink {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       // Doubling from `min` to `max`, ±25% jitter so a fleet does not reconnect in step.
-      retryStrategy: (times: number) => Math.round(Math.min(max, min * 2 ** Math.min(times - 1, 20)) * (0.75 + Math.random() * 0.5)),
+      retryStrategy: (times: number) =>
+        Math.round(Math.min(max, min * 2 ** Math.min(times - 1, 20)) * (0.75 + Math.random() * 0.5)),
       lazyConnect: false,
     };
     if (o.username !== undefined) options.username = o.username;
@@ -170,13 +204,20 @@ export class RedisLink {
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve(this.#stats.up), timeoutMs);
       t.unref();
-      this.#readyWaiters.push(() => { clearTimeout(t); resolve(true); });
+      this.#readyWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
     });
   }
 
-  get up(): boolean { return this.#stats.up; }
+  get up(): boolean {
+    return this.#stats.up;
+  }
 
-  stats(): RedisLinkStats { return { ...this.#stats }; }
+  stats(): RedisLinkStats {
+    return { ...this.#stats };
+  }
 
   /** Queue writes for the next pipeline. Dropped (counted) while Redis is down or the queue is full. */
   write(op: Op): void {
@@ -186,7 +227,10 @@ export class RedisLink {
     }
     this.#queue.push(op);
     if (this.#timer === null) {
-      this.#timer = setTimeout(() => { this.#timer = null; this.#flush(); }, this.#flushMs);
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        this.#flush();
+      }, this.#flushMs);
       this.#timer.unref();
     }
   }
@@ -214,14 +258,18 @@ export class RedisLink {
     if (this.#sub === null) {
       // Subscriber mode needs its own connection; ioredis resubscribes after a reconnect.
       const sub = new Redis({ ...this.#options, enableOfflineQueue: true });
-      sub.on('error', () => { /* the command connection tells outages */ });
+      sub.on('error', () => {
+        /* the command connection tells outages */
+      });
       sub.on('messageBuffer', (ch: Buffer, msg: Buffer) => {
         this.#stats.messages++;
         this.#subs.get(ch.toString())?.(msg);
       });
       this.#sub = sub;
     }
-    void this.#sub.subscribe(name).catch(() => { /* retried by ioredis on reconnect */ });
+    void this.#sub.subscribe(name).catch(() => {
+      /* retried by ioredis on reconnect */
+    });
   }
 
   publish(channel: string, message: string | Buffer): void {
@@ -251,7 +299,10 @@ export class RedisLink {
   }
 
   #flush(): Promise<void> {
-    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
     if (this.#inFlight !== null && this.#stats.up) return this.#inFlight; // sent when the one out is answered
     const ops = this.#queue.splice(0);
     if (ops.length === 0 || !this.#stats.up) {
@@ -301,7 +352,14 @@ export class RedisLink {
     if (wasUp || e !== null) {
       this.#toldDown = true;
       this.#stats.outages++;
-      this.#warn(new OriginlinkError(ErrorCode.STORE_UNAVAILABLE, 'network', `originlink: Redis ${this.display} unavailable (${e?.message ?? 'connection closed'}); using the local tier only, reconnecting with backoff`, { cause: e ?? undefined }));
+      this.#warn(
+        new OriginlinkError(
+          ErrorCode.STORE_UNAVAILABLE,
+          'network',
+          `originlink: Redis ${this.display} unavailable (${e?.message ?? 'connection closed'}); using the local tier only, reconnecting with backoff`,
+          { cause: e ?? undefined },
+        ),
+      );
     }
   }
 }

@@ -67,7 +67,10 @@ export interface RedisSessionStoreStats {
   redis: RedisLinkStats;
 }
 
-interface Owned { v: Uint8Array; exp: number }
+interface Owned {
+  v: Uint8Array;
+  exp: number;
+}
 
 export class RedisSessionStore implements SessionStore {
   readonly link: RedisLink;
@@ -147,10 +150,15 @@ export class RedisSessionStore implements SessionStore {
     const deadline = Date.now() + timeoutMs;
     if (!(await this.link.ready(timeoutMs))) return false;
     const now = this.#now();
-    const keys = await this.link.read((r) => r.zrange(this.#indexKey, '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, this.#warmKeys));
+    const keys = await this.link.read((r) =>
+      r.zrange(this.#indexKey, '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, this.#warmKeys),
+    );
     if (!keys?.length) return true;
     const left = Math.max(1, deadline - Date.now());
-    await Promise.race([Promise.all(keys.filter((k) => this.#local.peek(k) === undefined).map((k) => this.#claimNow(k))), new Promise((r) => setTimeout(r, left).unref())]);
+    await Promise.race([
+      Promise.all(keys.filter((k) => this.#local.peek(k) === undefined).map((k) => this.#claimNow(k))),
+      new Promise((r) => setTimeout(r, left).unref()),
+    ]);
     return true;
   }
 
@@ -200,8 +208,14 @@ export class RedisSessionStore implements SessionStore {
     const rk = this.#rk(key);
     const entry = this.#encode(rk, v, exp);
     this.link.write((p) =>
-      p.rpush(rk, entry).ltrim(rk, -PER_KEY, -1).pexpireat(rk, exp)
-        .zadd(this.#indexKey, exp, key).zremrangebyscore(this.#indexKey, '-inf', this.#now()).zremrangebyrank(this.#indexKey, 0, -INDEX_MAX - 1));
+      p
+        .rpush(rk, entry)
+        .ltrim(rk, -PER_KEY, -1)
+        .pexpireat(rk, exp)
+        .zadd(this.#indexKey, exp, key)
+        .zremrangebyscore(this.#indexKey, '-inf', this.#now())
+        .zremrangebyrank(this.#indexKey, 0, -INDEX_MAX - 1),
+    );
   }
 
   /** Background claim of one ticket for `key`, at most one in flight per key. */
@@ -226,7 +240,11 @@ export class RedisSessionStore implements SessionStore {
           this.link.write((p) => p.lpush(rk, raw));
           return;
         }
-        if (this.#closed) { this.#share(key, t.v, t.exp); this.#n.returned++; return; }
+        if (this.#closed) {
+          this.#share(key, t.v, t.exp);
+          this.#n.returned++;
+          return;
+        }
         const list = this.#local.peek(key) ?? [];
         list.push(t);
         if (list.length > PER_KEY) list.shift();
@@ -260,7 +278,13 @@ export class RedisSessionStore implements SessionStore {
       this.#n.decryptFailures++;
       if (!this.#toldDecrypt) {
         this.#toldDecrypt = true;
-        this.link.warn(new OriginlinkError(ErrorCode.STORE_DECRYPT_FAILED, 'local', `originlink: a shared session entry under ${rk} could not be ${this.#sealer ? 'decrypted (wrong key, tampered, or not encrypted)' : 'read (encrypted, and no key is configured)'}; ignoring such entries`));
+        this.link.warn(
+          new OriginlinkError(
+            ErrorCode.STORE_DECRYPT_FAILED,
+            'local',
+            `originlink: a shared session entry under ${rk} could not be ${this.#sealer ? 'decrypted (wrong key, tampered, or not encrypted)' : 'read (encrypted, and no key is configured)'}; ignoring such entries`,
+          ),
+        );
       }
       return 'unreadable';
     }

@@ -21,7 +21,12 @@ export class Sealer {
   #key: Buffer;
 
   constructor(key: Uint8Array) {
-    if (key.length !== 32) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `an encryption key must be 32 bytes (AES-256), got ${key.length}`);
+    if (key.length !== 32)
+      throw new OriginlinkError(
+        ErrorCode.INVALID_ARGUMENT,
+        'local',
+        `an encryption key must be 32 bytes (AES-256), got ${key.length}`,
+      );
     this.#key = Buffer.from(key);
   }
 
@@ -51,7 +56,12 @@ export class Sealer {
 export function parseKey(text: string, where = 'encryption key'): Buffer {
   const t = text.trim();
   const k = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
-  if (k.length !== 32) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${where}: want 32 bytes as 64 hex digits or base64, got ${k.length} bytes`);
+  if (k.length !== 32)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `${where}: want 32 bytes as 64 hex digits or base64, got ${k.length} bytes`,
+    );
   return k;
 }
 
@@ -60,7 +70,11 @@ export function readKeyFile(path: string): Buffer {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `cannot read encryption key file ${path}: ${(e as Error).message}`);
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `cannot read encryption key file ${path}: ${(e as Error).message}`,
+    );
   }
   return parseKey(text, path);
 }

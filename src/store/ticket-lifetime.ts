@@ -12,7 +12,11 @@
 
 const WEEK_MS = 7 * 86_400_000;
 
-interface Tlv { tag: number; start: number; end: number }
+interface Tlv {
+  tag: number;
+  start: number;
+  end: number;
+}
 
 function tlv(b: Uint8Array, at: number, limit: number): Tlv | null {
   if (at + 2 > limit) return null;
@@ -43,7 +47,7 @@ function fromDer(b: Uint8Array, at: number): number | null {
   let time: number | null = null;
   let timeout: number | null = null;
   // Bounded: every step moves forward inside the sequence.
-  for (let p = seq.start; p < seq.end;) {
+  for (let p = seq.start; p < seq.end; ) {
     const f = tlv(b, p, seq.end);
     if (!f) return null;
     if (f.tag === 0xa1 || f.tag === 0xa2) {

@@ -184,7 +184,12 @@ export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): 
     };
     const onData = (c: Uint8Array | string): void => {
       if (gone()) return finish('gone');
-      const b = typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      const b =
+        typeof c === 'string'
+          ? Buffer.from(c)
+          : Buffer.isBuffer(c)
+            ? c
+            : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
       if (spooling) {
         if (!(spool as Spool).put(b)) pause();
         return;
@@ -214,7 +219,9 @@ export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): 
       else finish(gone() ? 'gone' : 'end');
     };
     const onError = (e: Error): void => finish(e);
-    const onClose = (): void => { if (!body.readableEnded) finish(new Error('body closed before its end')); };
+    const onClose = (): void => {
+      if (!body.readableEnded) finish(new Error('body closed before its end'));
+    };
     if (body.readableEnded) return finish('end');
     if (body.destroyed) return finish(body.errored ?? new Error('body destroyed'));
     body.on('data', onData);
@@ -229,7 +236,10 @@ export function relayBody(body: Readable, sink: BodySink, gone: () => boolean): 
  * (`total`), or failed or was destroyed (`gone`: a client that left).
  */
 export class ReadWholeError extends Error {
-  constructor(readonly why: 'idle' | 'total' | 'gone', message: string) {
+  constructor(
+    readonly why: 'idle' | 'total' | 'gone',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -240,8 +250,12 @@ class WholeDeadlines {
   readonly #total: IdleDeadline;
 
   constructor(idleMs: number, totalMs: number, fail: (e: ReadWholeError) => void) {
-    this.#idle = new IdleDeadline(idleMs, () => fail(new ReadWholeError('idle', `the request body sent nothing for ${idleMs} ms`)));
-    this.#total = new IdleDeadline(totalMs, () => fail(new ReadWholeError('total', `the request body was not in within ${totalMs} ms`)));
+    this.#idle = new IdleDeadline(idleMs, () =>
+      fail(new ReadWholeError('idle', `the request body sent nothing for ${idleMs} ms`)),
+    );
+    this.#total = new IdleDeadline(totalMs, () =>
+      fail(new ReadWholeError('total', `the request body was not in within ${totalMs} ms`)),
+    );
   }
 
   start(): void {
@@ -278,20 +292,36 @@ export function readWhole(body: Readable, idleMs: number, totalMs = 0): Promise<
   return new Promise<Buffer>((resolve, reject) => {
     let over = false;
     let unhook: () => void = noop;
-    const idle = new WholeDeadlines(idleMs, totalMs, (e) => { finish(); reject(e); });
+    const idle = new WholeDeadlines(idleMs, totalMs, (e) => {
+      finish();
+      reject(e);
+    });
     const finish = (): void => {
       over = true;
       idle.stop();
       unhook();
     };
-    const ok = (b: Buffer): void => { if (!over) { finish(); resolve(b); } };
-    const gone = (): void => { if (!over) { finish(); reject(new ReadWholeError('gone', 'the request body ended before its length')); } };
+    const ok = (b: Buffer): void => {
+      if (!over) {
+        finish();
+        resolve(b);
+      }
+    };
+    const gone = (): void => {
+      if (!over) {
+        finish();
+        reject(new ReadWholeError('gone', 'the request body ended before its length'));
+      }
+    };
     const taken = (body as Readable & Collectable).collect?.(() => idle.touch()) ?? null;
     if (taken) {
       taken.then(ok, gone);
     } else {
       const parts: Buffer[] = [];
-      const onData = (c: Buffer): void => { parts.push(c); idle.touch(); };
+      const onData = (c: Buffer): void => {
+        parts.push(c);
+        idle.touch();
+      };
       const onEnd = (): void => ok(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
       body.on('data', onData);
       body.on('end', onEnd);
@@ -305,7 +335,9 @@ export function readWhole(body: Readable, idleMs: number, totalMs = 0): Promise<
       };
     }
     // The deadline starts only for a body not in by the end of this turn (see above).
-    queueMicrotask(() => { if (!over) idle.start(); });
+    queueMicrotask(() => {
+      if (!over) idle.start();
+    });
   });
 }
 
@@ -317,7 +349,10 @@ export function readWhole(body: Readable, idleMs: number, totalMs = 0): Promise<
 export function spoolWhole(body: Readable, spool: Spool, idleMs: number, totalMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let over = false;
-    const deadlines = new WholeDeadlines(idleMs, totalMs, (e) => { finish(); reject(e); });
+    const deadlines = new WholeDeadlines(idleMs, totalMs, (e) => {
+      finish();
+      reject(e);
+    });
     const finish = (): void => {
       over = true;
       deadlines.stop();
@@ -331,10 +366,23 @@ export function spoolWhole(body: Readable, spool: Spool, idleMs: number, totalMs
       deadlines.touch();
       if (!spool.put(c) && !spool.fileFailed) body.pause();
     };
-    const onEnd = (): void => { if (!over) { finish(); resolve(); } };
-    const gone = (): void => { if (!over) { finish(); reject(new ReadWholeError('gone', 'the request body ended before its length')); } };
+    const onEnd = (): void => {
+      if (!over) {
+        finish();
+        resolve();
+      }
+    };
+    const gone = (): void => {
+      if (!over) {
+        finish();
+        reject(new ReadWholeError('gone', 'the request body ended before its length'));
+      }
+    };
     // Waiting for the disk is not the client's silence.
-    spool.onSpace = () => { deadlines.touch(); body.resume(); };
+    spool.onSpace = () => {
+      deadlines.touch();
+      body.resume();
+    };
     body.on('data', onData);
     body.on('end', onEnd);
     body.on('error', gone);

@@ -20,7 +20,9 @@ let cached = -1;
  * installed or taken away) that Immediate may never run: the reading is taken anew.
  */
 let queuedWith: typeof setImmediate | null = null;
-const forget = (): void => { cached = -1; };
+const forget = (): void => {
+  cached = -1;
+};
 
 export function turnNow(): number {
   if (cached < 0 || queuedWith !== setImmediate) {

@@ -60,7 +60,15 @@ export class FanOut {
     this.#lag = lag;
     this.outputs = [];
     for (let i = 0; i < n; i++) {
-      const out: Out = { readable: null as unknown as Readable, index: i, backlog: [], backlogBytes: 0, delivered: 0, full: false, feed: null };
+      const out: Out = {
+        readable: null as unknown as Readable,
+        index: i,
+        backlog: [],
+        backlogBytes: 0,
+        delivered: 0,
+        full: false,
+        feed: null,
+      };
       out.readable = new Readable({
         highWaterMark: HIGH_WATER,
         read: () => this.#read(out),
@@ -82,7 +90,9 @@ export class FanOut {
       const err = source.errored ?? new Error('response body closed before its end');
       for (const o of [...this.#live]) o.readable.destroy(err);
     });
-    source.on('error', () => { /* told through 'close' */ });
+    source.on('error', () => {
+      /* told through 'close' */
+    });
   }
 
   #chunk(c: Buffer): void {
@@ -113,8 +123,12 @@ export class FanOut {
       },
       onDrain: () => {},
       onGone: () => {},
-      end: () => { out.push(null); },
-      fail: (err) => { out.destroy(err); },
+      end: () => {
+        out.push(null);
+      },
+      fail: (err) => {
+        out.destroy(err);
+      },
     };
     if (!this.#lag.onLag(o.index, feed)) return false;
     o.feed = feed;

@@ -61,7 +61,9 @@ export class DeferredFileWriter {
     pending.add(this);
     if (!exitHooked) {
       exitHooked = true;
-      process.once('exit', () => { for (const w of [...pending]) w.flush(); });
+      process.once('exit', () => {
+        for (const w of [...pending]) w.flush();
+      });
     }
     this.#timer = setTimeout(() => this.flush(), this.#delayMs);
     this.#timer.unref();

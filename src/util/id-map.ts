@@ -67,7 +67,8 @@ export class IdMap<V> implements Iterable<[number, V]> {
   }
 
   set(key: number, value: V): this {
-    if (!(key >= 0) || !Number.isInteger(key)) throw new RangeError(`IdMap key must be a non-negative integer, not ${key}`);
+    if (!(key >= 0) || !Number.isInteger(key))
+      throw new RangeError(`IdMap key must be a non-negative integer, not ${key}`);
     const i = this.#find(key);
     if (i !== -1) {
       this.#vals[i] = value;

@@ -19,11 +19,25 @@ const env = (name: string): string | undefined => {
 };
 
 export const knobs = {
-  get noNative(): boolean { return env('ORIGINLINK_NO_NATIVE') === '1'; },
-  get tfoAddon(): string | undefined { return env('ORIGINLINK_TFO_ADDON'); },
-  get udpAddon(): string | undefined { return env('ORIGINLINK_UDP_ADDON'); },
-  get noGso(): boolean { return env('ORIGINLINK_NO_GSO') === '1'; },
-  get noRecvmmsg(): boolean { return env('ORIGINLINK_NO_RECVMMSG') === '1'; },
-  get quicBinding(): string | undefined { return env('ORIGINLINK_QUIC_BINDING'); },
-  get quicEngine(): string | undefined { return env('ORIGINLINK_QUIC_ENGINE'); },
+  get noNative(): boolean {
+    return env('ORIGINLINK_NO_NATIVE') === '1';
+  },
+  get tfoAddon(): string | undefined {
+    return env('ORIGINLINK_TFO_ADDON');
+  },
+  get udpAddon(): string | undefined {
+    return env('ORIGINLINK_UDP_ADDON');
+  },
+  get noGso(): boolean {
+    return env('ORIGINLINK_NO_GSO') === '1';
+  },
+  get noRecvmmsg(): boolean {
+    return env('ORIGINLINK_NO_RECVMMSG') === '1';
+  },
+  get quicBinding(): string | undefined {
+    return env('ORIGINLINK_QUIC_BINDING');
+  },
+  get quicEngine(): string | undefined {
+    return env('ORIGINLINK_QUIC_ENGINE');
+  },
 };

@@ -37,9 +37,19 @@ export class LruMap<K, V> {
     return n;
   }
 
-  has(key: K): boolean { return this.#map.has(key); }
-  delete(key: K): boolean { return this.#map.delete(key); }
-  get size(): number { return this.#map.size; }
-  values(): IterableIterator<V> { return this.#map.values(); }
-  entries(): IterableIterator<[K, V]> { return this.#map.entries(); }
+  has(key: K): boolean {
+    return this.#map.has(key);
+  }
+  delete(key: K): boolean {
+    return this.#map.delete(key);
+  }
+  get size(): number {
+    return this.#map.size;
+  }
+  values(): IterableIterator<V> {
+    return this.#map.values();
+  }
+  entries(): IterableIterator<[K, V]> {
+    return this.#map.entries();
+  }
 }

@@ -244,7 +244,8 @@ export class Spool {
     fs.writev(this.#fd, bufs, this.#written, (err, n) => {
       this.#busy--;
       if (this.#closed) return this.#closeFd();
-      if (!err && n !== bytes) err = Object.assign(new Error(`short write to a temporary file (${n} of ${bytes} bytes)`), { code: 'EIO' });
+      if (!err && n !== bytes)
+        err = Object.assign(new Error(`short write to a temporary file (${n} of ${bytes} bytes)`), { code: 'EIO' });
       if (err) {
         // What did not reach the disk is still here: it goes first of the memory after the file.
         this.#pending = [...bufs, ...this.#pending];
@@ -278,7 +279,10 @@ export class Spool {
           return resolve(null);
         }
         if (err) return reject(err);
-        if (got !== n) return reject(Object.assign(new Error(`short read from a temporary file (${got} of ${n} bytes)`), { code: 'EIO' }));
+        if (got !== n)
+          return reject(
+            Object.assign(new Error(`short read from a temporary file (${got} of ${n} bytes)`), { code: 'EIO' }),
+          );
         resolve(buf);
       });
     });
@@ -320,7 +324,11 @@ export function spoolReadable(spool: Spool): Readable {
   return new Readable({
     read() {
       const c = spool.take();
-      if (c instanceof Promise) c.then((b) => this.push(b), (e: Error) => this.destroy(e));
+      if (c instanceof Promise)
+        c.then(
+          (b) => this.push(b),
+          (e: Error) => this.destroy(e),
+        );
       else this.push(c);
     },
     destroy(err, cb) {

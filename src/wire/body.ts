@@ -29,14 +29,21 @@ export class PushBody extends Readable implements ResponseBody {
   #cancel: ((err: Error | null) => void) | null;
   #behindAt = 0;
 
-  constructor(resume: () => void, pause: () => void, cancel: ((err: Error | null) => void) | null = null, highWaterMark?: number) {
+  constructor(
+    resume: () => void,
+    pause: () => void,
+    cancel: ((err: Error | null) => void) | null = null,
+    highWaterMark?: number,
+  ) {
     super(highWaterMark === undefined ? undefined : { highWaterMark });
     this.#resume = resume;
     this.#pause = pause;
     this.#cancel = cancel;
   }
 
-  get readerBehindAt(): number { return this.#behindAt; }
+  get readerBehindAt(): number {
+    return this.#behindAt;
+  }
 
   /** Called once, at the first read (or `collect`): a server that answers Expect: 100-continue only then. */
   onFirstRead: (() => void) | null = null;
@@ -48,7 +55,12 @@ export class PushBody extends Readable implements ResponseBody {
   }
 
   /** Taking the body whole (`collect`): the bytes so far and where the end or a failure goes. */
-  #collecting: { parts: Buffer[]; onChunk: () => void; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  #collecting: {
+    parts: Buffer[];
+    onChunk: () => void;
+    resolve: (b: Buffer) => void;
+    reject: (e: Error) => void;
+  } | null = null;
 
   /**
    * The body whole, taken without the stream: what is delivered from now on is kept, not pushed (no
@@ -58,7 +70,14 @@ export class PushBody extends Readable implements ResponseBody {
    * `onChunk` runs per chunk (an idle deadline's refresh).
    */
   collect(onChunk: () => void): Promise<Buffer> | null {
-    if (this.#collecting || this.readableFlowing !== null || this.readableLength > 0 || this.readableEnded || this.destroyed) return null;
+    if (
+      this.#collecting ||
+      this.readableFlowing !== null ||
+      this.readableLength > 0 ||
+      this.readableEnded ||
+      this.destroyed
+    )
+      return null;
     if (this.onFirstRead) this.#firstRead();
     // Its failure is the promise's: an 'error' event has no reader to go to (and must not become an uncaught one).
     this.on('error', noop);
@@ -118,4 +137,3 @@ export function endedBody(): PushBody {
 
 const noop = (): void => {};
 const EMPTY_BODY = new Uint8Array(0);
-

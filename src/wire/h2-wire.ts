@@ -78,10 +78,20 @@ export class H2Wire {
     const out = this.#h2.takeOutput();
     const s = this.#socket;
     if (out.length === 0 || s.destroyed || s.writableEnded) return;
-    if (out.length === 1) { s.write(out[0]!); return; }
+    if (out.length === 1) {
+      s.write(out[0]!);
+      return;
+    }
     let large = false;
-    for (let i = 0; i < out.length; i++) if (out[i]!.length >= BY_REFERENCE) { large = true; break; }
-    if (!large) { s.write(Buffer.concat(out)); return; }
+    for (let i = 0; i < out.length; i++)
+      if (out[i]!.length >= BY_REFERENCE) {
+        large = true;
+        break;
+      }
+    if (!large) {
+      s.write(Buffer.concat(out));
+      return;
+    }
     s.cork();
     let from = 0;
     for (let i = 0; i < out.length; i++) {

@@ -60,7 +60,12 @@ export class StreamBody extends Readable implements ResponseBody {
 
   #highWater: number;
 
-  constructor(quic: QuicConnection, streamId: number, onDestroy: (err: Error | null) => void, highWater = BODY_HIGH_WATER) {
+  constructor(
+    quic: QuicConnection,
+    streamId: number,
+    onDestroy: (err: Error | null) => void,
+    highWater = BODY_HIGH_WATER,
+  ) {
     super({ highWaterMark: highWater });
     this.#highWater = highWater;
     this.#quic = quic;
@@ -126,7 +131,9 @@ export class StreamBody extends Readable implements ResponseBody {
     else this.#resume();
   };
 
-  get readerBehindAt(): number { return this.#behindAt; }
+  get readerBehindAt(): number {
+    return this.#behindAt;
+  }
 
   #pause(): void {
     this.#behindAt = Infinity;
@@ -152,7 +159,12 @@ export class StreamBody extends Readable implements ResponseBody {
  * the stream unless `endStream` is false, so the sender never waits on a
  * writer when credit returns.
  */
-export function queueBody(h3: H3Connection, streamId: number, body: string | Uint8Array | null, endStream = true): void {
+export function queueBody(
+  h3: H3Connection,
+  streamId: number,
+  body: string | Uint8Array | null,
+  endStream = true,
+): void {
   const b = bodyBytes(body);
   for (let off = 0; off < b.length; off += CHUNK) {
     const last = off + CHUNK >= b.length;
@@ -165,7 +177,12 @@ export function queueBody(h3: H3Connection, streamId: number, body: string | Uin
  * A streamed body's sink on one stream: DATA frames of at most CHUNK bytes;
  * full while more than WRITE_HIGH_WATER waits in the QUIC write queue.
  */
-export function h3BodySink(h3: H3Connection, quic: QuicConnection, streamId: number, endStream = true): BodySink & { end(): void } {
+export function h3BodySink(
+  h3: H3Connection,
+  quic: QuicConnection,
+  streamId: number,
+  endStream = true,
+): BodySink & { end(): void } {
   return {
     write: (c) => {
       for (let off = 0; off < c.length; off += CHUNK) h3.sendData(streamId, c.subarray(off, off + CHUNK), false);
@@ -173,7 +190,9 @@ export function h3BodySink(h3: H3Connection, quic: QuicConnection, streamId: num
       return q <= STREAM_FLOOR || (q <= WRITE_HIGH_WATER && quic.bufferedBytes <= CONNECTION_HIGH_WATER);
     },
     room: () => quic.waitWritable(streamId, WRITE_HIGH_WATER, CONNECTION_HIGH_WATER, STREAM_FLOOR).then(yes),
-    end: () => { if (endStream) h3.endStream(streamId); },
+    end: () => {
+      if (endStream) h3.endStream(streamId);
+    },
   };
 }
 

@@ -39,13 +39,32 @@ export const DECODER_ACK_DELAY_MS = 25;
  * request bytes (bench/RESULTS.md `qpack`). Out-of-range limits are
  * OL_INVALID_CONFIG.
  */
-export function h3Settings(role: 'client' | 'server', qpack: QpackOptions = {}, maxFieldSectionSize = 64 * 1024): H3ConnectionOptions {
+export function h3Settings(
+  role: 'client' | 'server',
+  qpack: QpackOptions = {},
+  maxFieldSectionSize = 64 * 1024,
+): H3ConnectionOptions {
   const cap = qpack.maxTableCapacity ?? DEFAULT_QPACK_TABLE_CAPACITY;
   const blocked = qpack.blockedStreams ?? 16;
   const delay = qpack.ackDelayMs ?? DECODER_ACK_DELAY_MS;
-  if (!Number.isSafeInteger(cap) || cap < 0 || cap > QPACK_MAX_TABLE_CAPACITY) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `qpack.maxTableCapacity must be an integer 0–${QPACK_MAX_TABLE_CAPACITY}, got ${cap}`);
-  if (!Number.isSafeInteger(blocked) || blocked < 0 || blocked > QPACK_MAX_BLOCKED_STREAMS) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `qpack.blockedStreams must be an integer 0–${QPACK_MAX_BLOCKED_STREAMS}, got ${blocked}`);
-  if (!Number.isSafeInteger(delay) || delay < 0 || delay > 1000) throw new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `qpack.ackDelayMs must be an integer 0–1000, got ${delay}`);
+  if (!Number.isSafeInteger(cap) || cap < 0 || cap > QPACK_MAX_TABLE_CAPACITY)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `qpack.maxTableCapacity must be an integer 0–${QPACK_MAX_TABLE_CAPACITY}, got ${cap}`,
+    );
+  if (!Number.isSafeInteger(blocked) || blocked < 0 || blocked > QPACK_MAX_BLOCKED_STREAMS)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `qpack.blockedStreams must be an integer 0–${QPACK_MAX_BLOCKED_STREAMS}, got ${blocked}`,
+    );
+  if (!Number.isSafeInteger(delay) || delay < 0 || delay > 1000)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `qpack.ackDelayMs must be an integer 0–1000, got ${delay}`,
+    );
   const out: H3ConnectionOptions = {
     role,
     maxFieldSectionSize,

@@ -38,14 +38,18 @@ let h3Base = '';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, check: () => boolean, ms = 3000): Promise<void> {
-  for (const t0 = Date.now(); !check(); await sleep(10)) if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+  for (const t0 = Date.now(); !check(); await sleep(10))
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
 }
 
 beforeAll(async () => {
   h1 = http.createServer((req, res) => {
     res.on('error', () => {});
     h1ServedBy.set(req.url as string, req.socket);
-    if (req.url === '/small') { res.end('small'); return; }
+    if (req.url === '/small') {
+      res.end('small');
+      return;
+    }
     // 4 KiB at once, the rest 200 ms later: a reader that drops the body after its first chunk leaves 8 KiB.
     if (req.url === '/12k' || req.url === '/chunked') {
       if (req.url === '/12k') res.writeHead(200, { 'content-length': 12 << 10 });
@@ -54,7 +58,11 @@ beforeAll(async () => {
       return;
     }
     // 4 KiB of 12, then nothing.
-    if (req.url === '/stall') { res.writeHead(200, { 'content-length': 12 << 10 }); res.write(Buffer.alloc(4 << 10, 0x62)); return; }
+    if (req.url === '/stall') {
+      res.writeHead(200, { 'content-length': 12 << 10 });
+      res.write(Buffer.alloc(4 << 10, 0x62));
+      return;
+    }
     res.writeHead(200, { 'content-length': BIG.length });
     res.end(BIG);
   });
@@ -67,7 +75,9 @@ beforeAll(async () => {
   h2 = http2.createSecureServer({ cert: certs.cert, key: certs.key, maxSessionMemory: 128 });
   h2.on('stream', (s, h) => {
     s.on('error', () => {});
-    s.on('close', () => { if (s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) h2Resets.push(s.rstCode); });
+    s.on('close', () => {
+      if (s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) h2Resets.push(s.rstCode);
+    });
     s.respond({ ':status': 200 });
     s.end(h[':path'] === '/small' ? 'small' : BIG);
   });
@@ -144,13 +154,17 @@ describe('a reader that drops the response body', () => {
     }
   });
 
-  for (const [protocol, base, resets] of [['h2', () => h2Base, () => h2Resets], ['h3', () => h3Base, null]] as const) {
+  for (const [protocol, base, resets] of [
+    ['h2', () => h2Base, () => h2Resets],
+    ['h3', () => h3Base, null],
+  ] as const) {
     it(`${protocol}: the stream is cancelled, the connection stays and serves the next request`, async () => {
       const agent = new Agent({ protocol, tls: { ca: certs.ca } });
       try {
         const res = await agent.request({ url: `${base()}/big` });
         await dropAfterFirstChunk(res);
-        if (resets) await until('the origin to see RST_STREAM(CANCEL)', () => resets().includes(http2.constants.NGHTTP2_CANCEL));
+        if (resets)
+          await until('the origin to see RST_STREAM(CANCEL)', () => resets().includes(http2.constants.NGHTTP2_CANCEL));
         await until('the request to be over', () => agent.stats()[0]!.activeRequests === 0);
         expect(agent.stats()[0]).toMatchObject({ open: 1, busy: 0, connectionsClosed: 0, errors: {} });
         const next = await agent.request({ url: `${base()}/small` });

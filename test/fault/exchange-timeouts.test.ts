@@ -28,7 +28,13 @@ let h3: H3Server;
 let h3Base = '';
 let base = '';
 const timers = new Set<NodeJS.Timeout>();
-const later = (ms: number, fn: () => void): void => { const t = setTimeout(() => { timers.delete(t); fn(); }, ms); timers.add(t); };
+const later = (ms: number, fn: () => void): void => {
+  const t = setTimeout(() => {
+    timers.delete(t);
+    fn();
+  }, ms);
+  timers.add(t);
+};
 
 beforeAll(async () => {
   origin = http2.createSecureServer({ cert: certs.cert, key: certs.key });
@@ -36,13 +42,30 @@ beforeAll(async () => {
     s.on('error', () => {});
     const path = h[':path'];
     if (path === '/silent') return; // no head, ever
-    if (path === '/sink') { s.resume(); return; } // reads the request body, never answers
+    if (path === '/sink') {
+      s.resume();
+      return;
+    } // reads the request body, never answers
     s.respond({ ':status': 200 });
-    if (path === '/stall') { s.write('first'); return; } // a head and one chunk, then nothing
-    if (path === '/big') { s.end(BIG); return; } // 8 MiB at once: more than any read-ahead
-    if (path === '/bigstall') { s.write(BIG.subarray(0, STALL_AT)); return; } // 4 MiB, then nothing
+    if (path === '/stall') {
+      s.write('first');
+      return;
+    } // a head and one chunk, then nothing
+    if (path === '/big') {
+      s.end(BIG);
+      return;
+    } // 8 MiB at once: more than any read-ahead
+    if (path === '/bigstall') {
+      s.write(BIG.subarray(0, STALL_AT));
+      return;
+    } // 4 MiB, then nothing
     let n = 0;
-    const tick = (): void => { if (s.destroyed) return; s.write(`c${n}`); if (++n < 3) later(600, tick); else s.end(); };
+    const tick = (): void => {
+      if (s.destroyed) return;
+      s.write(`c${n}`);
+      if (++n < 3) later(600, tick);
+      else s.end();
+    };
     tick(); // /drip: 3 chunks 600 ms apart, 1.2 s in all
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
@@ -50,7 +73,11 @@ beforeAll(async () => {
   // The same two bodies over HTTP/1.1 (node:http).
   plain = http.createServer((req, res) => {
     res.on('error', () => {});
-    if (req.url === '/big') { res.writeHead(200, { 'content-length': BIG.length }); res.end(BIG); return; }
+    if (req.url === '/big') {
+      res.writeHead(200, { 'content-length': BIG.length });
+      res.end(BIG);
+      return;
+    }
     if (req.url === '/noread') return; // reads none of the request body (node:http then stops reading the socket), never answers
     res.writeHead(200, { 'content-length': BIG.length });
     res.write(BIG.subarray(0, STALL_AT));
@@ -78,7 +105,13 @@ afterAll(async () => {
 });
 
 describe('exchange deadlines on the shared ticker (h2, 1 s)', () => {
-  const agentOf = (): Agent => new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 } });
+  const agentOf = (): Agent =>
+    new Agent({
+      protocol: 'h2',
+      tls: { ca: certs.ca },
+      maxRetries: 0,
+      pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 },
+    });
 
   it('no head: OL_HEADERS_TIMEOUT between 1.0 and 1.4 s', async () => {
     const agent = agentOf();
@@ -113,16 +146,25 @@ describe('exchange deadlines on the shared ticker (h2, 1 s)', () => {
   });
 });
 
-describe('a reader that is behind: its silence is not the origin\'s (1 s body timeout)', () => {
+describe("a reader that is behind: its silence is not the origin's (1 s body timeout)", () => {
   /** Read the first chunk, stall `stallMs` (the body holds the origin paused meanwhile), then read the rest. */
-  async function stallThenRead(agent: Agent, url: string, protocol: 'h1' | 'h2' | 'h3', stallMs: number): Promise<{ bytes: number; err: OriginlinkError | null; afterStallMs: number }> {
+  async function stallThenRead(
+    agent: Agent,
+    url: string,
+    protocol: 'h1' | 'h2' | 'h3',
+    stallMs: number,
+  ): Promise<{ bytes: number; err: OriginlinkError | null; afterStallMs: number }> {
     const r = await agent.request({ url, protocol });
     const it = r.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     let bytes = (await it.next()).value.length as number;
     await new Promise((res) => setTimeout(res, stallMs));
     const t0 = performance.now();
     try {
-      for (;;) { const n = await it.next(); if (n.done) break; bytes += n.value.length; }
+      for (;;) {
+        const n = await it.next();
+        if (n.done) break;
+        bytes += n.value.length;
+      }
       return { bytes, err: null, afterStallMs: performance.now() - t0 };
     } catch (e) {
       return { bytes, err: e as OriginlinkError, afterStallMs: performance.now() - t0 };
@@ -131,7 +173,12 @@ describe('a reader that is behind: its silence is not the origin\'s (1 s body ti
 
   for (const protocol of ['h1', 'h2', 'h3'] as const) {
     it(`${protocol}: a reader that stalls 2.5 s mid-body gets all 8 MiB; an origin that stalls while the reader does is still caught once the reader catches up`, async () => {
-      const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 } });
+      const agent = new Agent({
+        protocol,
+        tls: { ca: certs.ca },
+        maxRetries: 0,
+        pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 },
+      });
       const at = protocol === 'h1' ? plainBase : protocol === 'h2' ? base : h3Base;
       try {
         const ok = await stallThenRead(agent, `${at}/big`, protocol, 2500);
@@ -152,7 +199,13 @@ describe('a reader that is behind: its silence is not the origin\'s (1 s body ti
 });
 
 describe('a request body that stalls: whose stall it is (1 s)', () => {
-  const agentOf = (protocol: 'h1' | 'h2'): Agent => new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 } });
+  const agentOf = (protocol: 'h1' | 'h2'): Agent =>
+    new Agent({
+      protocol,
+      tls: { ca: certs.ca },
+      maxRetries: 0,
+      pool: { headersTimeoutMs: 1000, bodyTimeoutMs: 1000 },
+    });
 
   it('its source sends nothing more (h2): OL_REQUEST_BODY_TIMEOUT, ours; the origin takes nothing more (h1): OL_BODY_TIMEOUT, theirs', async () => {
     const agent = agentOf('h2');
@@ -161,15 +214,23 @@ describe('a request body that stalls: whose stall it is (1 s)', () => {
       const source = new Readable({ read() {} });
       source.push('first bytes'); // then nothing, and no end
       const t0 = performance.now();
-      const mine = await agent.request({ url: `${base}/sink`, method: 'POST', body: source }).catch((e: unknown) => e as OriginlinkError);
+      const mine = await agent
+        .request({ url: `${base}/sink`, method: 'POST', body: source })
+        .catch((e: unknown) => e as OriginlinkError);
       expect(mine).toBeInstanceOf(OriginlinkError);
       expect((mine as OriginlinkError).code).toBe('OL_REQUEST_BODY_TIMEOUT');
       expect((mine as OriginlinkError).side).toBe('local');
       expect(performance.now() - t0).toBeLessThan(1600);
       // 64 MiB into an origin that reads none of it: the socket buffers fill and the rest waits on the origin.
       const mib = Buffer.alloc(1 << 20, 0x62);
-      const upload = Readable.from((function* () { for (let i = 0; i < 64; i++) yield mib; })());
-      const theirs = await h1.request({ url: `${plainBase}/noread`, method: 'POST', body: upload }).catch((e: unknown) => e as OriginlinkError);
+      const upload = Readable.from(
+        (function* () {
+          for (let i = 0; i < 64; i++) yield mib;
+        })(),
+      );
+      const theirs = await h1
+        .request({ url: `${plainBase}/noread`, method: 'POST', body: upload })
+        .catch((e: unknown) => e as OriginlinkError);
       expect((theirs as OriginlinkError).code).toBe('OL_BODY_TIMEOUT');
       expect((theirs as OriginlinkError).side).toBe('remote');
       expect((theirs as OriginlinkError).message).toMatch(/origin took no request body bytes/);

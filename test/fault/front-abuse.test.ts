@@ -11,7 +11,13 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHeaders, encodeRstStream, encodeSettings, CLIENT_PREFACE, FRAME_HEADER } from '../../src/codec/h2frame.js';
+import {
+  encodeHeaders,
+  encodeRstStream,
+  encodeSettings,
+  CLIENT_PREFACE,
+  FRAME_HEADER,
+} from '../../src/codec/h2frame.js';
 import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { parseConfig } from '../../src/service/config.js';
@@ -38,14 +44,21 @@ const handler: RequestHandler = async (req) => {
     // 4 KiB now, 8 KiB 300 ms later (chunked): a client that leaves after the first bytes leaves 8 KiB to drain.
     const body = new Readable({ read() {} });
     body.push(Buffer.alloc(4096, 0x61));
-    setTimeout(() => { body.push(Buffer.alloc(8192, 0x62)); body.push(null); }, 300);
+    setTimeout(() => {
+      body.push(Buffer.alloc(8192, 0x62));
+      body.push(null);
+    }, 300);
     return { status: 200, body };
   }
-  if (req.method === 'CONNECT') seen.push({ method: 'CONNECT', path: req.path, aborted: false, bodyError: null, at: Date.now() });
-  if (req.path.startsWith('/nb/big')) return { status: 200, headers: [['content-type', 'application/octet-stream']], body: BIG };
+  if (req.method === 'CONNECT')
+    seen.push({ method: 'CONNECT', path: req.path, aborted: false, bodyError: null, at: Date.now() });
+  if (req.path.startsWith('/nb/big'))
+    return { status: 200, headers: [['content-type', 'application/octet-stream']], body: BIG };
   const rec = { method: req.method, path: req.path, aborted: false, bodyError: null as string | null, at: Date.now() };
   seen.push(rec);
-  req.onAbort(() => { rec.aborted = true; });
+  req.onAbort(() => {
+    rec.aborted = true;
+  });
   if (req.path.startsWith('/h2/slow') || req.path.startsWith('/h1/slow')) {
     // /h2/slow is cancelled by its test: held long enough that no busy machine answers it first.
     await new Promise((r) => setTimeout(r, req.path.startsWith('/h2/') ? 5000 : 500));
@@ -53,7 +66,9 @@ const handler: RequestHandler = async (req) => {
   }
   if (req.path.startsWith('/h1/upload')) {
     try {
-      for await (const _ of req.body) { /* read */ }
+      for await (const _ of req.body) {
+        /* read */
+      }
     } catch (e) {
       rec.bodyError = (e as Error).message;
       rec.at = Date.now() - rec.at;
@@ -86,7 +101,13 @@ routes:
   - { path: /h1, origin: one }
   - { path: /nb, origin: narrow }
 `;
-  svc = await Service.start(parseConfig(yaml, 'abuse.yaml', certs.dir), { logDestination: { write: (line: string) => { logs.push(JSON.parse(line)); } } });
+  svc = await Service.start(parseConfig(yaml, 'abuse.yaml', certs.dir), {
+    logDestination: {
+      write: (line: string) => {
+        logs.push(JSON.parse(line));
+      },
+    },
+  });
   plain = svc.addresses()['plain'] as number;
   h2c = svc.addresses()['clear2'] as number;
 });
@@ -109,10 +130,16 @@ function raw(port: number, bytes: string | Buffer, ms = 3000): Promise<{ text: s
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     const got: Buffer[] = [];
-    const t = setTimeout(() => { s.destroy(); resolve({ text: Buffer.concat(got).toString('latin1'), closed: false }); }, ms);
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: false });
+    }, ms);
     s.on('data', (d) => got.push(d));
     s.on('error', () => {});
-    s.on('close', () => { clearTimeout(t); resolve({ text: Buffer.concat(got).toString('latin1'), closed: true }); });
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
+    });
     s.write(bytes);
   });
 }
@@ -123,7 +150,8 @@ function walk(text: string): { resets: Map<number, number>; answered: Set<number
   const resets = new Map<number, number>();
   const answered = new Set<number>();
   let goaway: number | null = null;
-  for (let at = 0; at + FRAME_HEADER <= bytes.length;) { // each pass moves on by at least a frame header
+  for (let at = 0; at + FRAME_HEADER <= bytes.length; ) {
+    // each pass moves on by at least a frame header
     const len = bytes.readUIntBE(at, 3);
     const type = bytes[at + 3] as number;
     const id = bytes.readUInt32BE(at + 5) & 0x7fffffff;
@@ -149,7 +177,10 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
     await until(() => seen.slice(before).every((r) => r.aborted), 3000);
     await until(() => svc.metrics.inflight === 0, 3000);
-    await until(() => logs.filter((l) => String(l['path']).startsWith('/h2/slow/') && l['status'] === 499).length === 5, 3000);
+    await until(
+      () => logs.filter((l) => String(l['path']).startsWith('/h2/slow/') && l['status'] === 499).length === 5,
+      3000,
+    );
     c.close();
   });
 
@@ -189,7 +220,19 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     const enc = new HpackEncoder();
     const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
     for (let i = 0, id = 1; i < 1000; i++, id += 2) {
-      frames.push(...encodeHeaders(id, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', `/h2/rr/${i}`]]), true, 16_384));
+      frames.push(
+        ...encodeHeaders(
+          id,
+          enc.encode([
+            [':method', 'GET'],
+            [':scheme', 'http'],
+            [':authority', 'x'],
+            [':path', `/h2/rr/${i}`],
+          ]),
+          true,
+          16_384,
+        ),
+      );
       frames.push(encodeRstStream(id, H2ErrorCode.CANCEL));
     }
     const r = await raw(h2c, Buffer.concat(frames), 3000);
@@ -203,13 +246,19 @@ describe('issue 19 bugs, fixed on our fronts', () => {
 
   it('Expect: 100-continue: no 100 for a request refused before its body is wanted (404 here); a routed one gets its 100, then its answer', async () => {
     // Before: the 100 went out with the head parsed, the 404 (or 413) after it, and the client sent its body for nothing.
-    const refused = await raw(plain, 'POST /nowhere HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 4000000\r\n\r\n', 1500);
+    const refused = await raw(
+      plain,
+      'POST /nowhere HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 4000000\r\n\r\n',
+      1500,
+    );
     expect(refused.text).toMatch(/^HTTP\/1\.1 404 /);
     expect(refused.text).not.toContain('100 Continue');
     const s = net.connect(plain, '127.0.0.1');
     try {
       let text = '';
-      s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+      s.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+      });
       s.write('POST /h1/cont HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n');
       await until(() => text.includes('\r\n\r\n'));
       expect(text).toBe('HTTP/1.1 100 Continue\r\n\r\n');
@@ -226,24 +275,30 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     const s = c.request({ ':method': 'get', ':path': '/h2/case' });
     let body = '';
     s.setEncoding('utf8');
-    s.on('data', (d: string) => { body += d; });
+    s.on('data', (d: string) => {
+      body += d;
+    });
     await new Promise((r) => s.on('end', r));
     c.close();
     expect(body).toBe('get /h2/case\n');
   });
 
   it('a client that leaves with 8 KiB of an h1 response still to come: the rest is drained, the origin connection kept for the next request', async () => {
-    expect((await (await fetch(`http://127.0.0.1:${plain}/dr/small`)).text())).toBe('GET /dr/small\n');
-    const drip = (): { open: number; opened: number } => svc.summary().find((o) => o.origin === 'drip') as { open: number; opened: number };
+    expect(await (await fetch(`http://127.0.0.1:${plain}/dr/small`)).text()).toBe('GET /dr/small\n');
+    const drip = (): { open: number; opened: number } =>
+      svc.summary().find((o) => o.origin === 'drip') as { open: number; opened: number };
     expect(drip()).toMatchObject({ open: 1, opened: 1 });
     await new Promise<void>((resolve) => {
       const s = net.connect(plain, '127.0.0.1', () => s.write('GET /dr/trickle HTTP/1.1\r\nhost: x\r\n\r\n'));
       s.on('error', () => {});
-      s.once('data', () => { s.destroy(); resolve(); }); // the head and the first 4 KiB
+      s.once('data', () => {
+        s.destroy();
+        resolve();
+      }); // the head and the first 4 KiB
     });
     await until(() => logs.some((l) => l['path'] === '/dr/trickle' && l['status'] === 499));
     await new Promise((r) => setTimeout(r, 600)); // the rest came 300 ms after the first bytes
-    expect((await (await fetch(`http://127.0.0.1:${plain}/dr/small?again`)).text())).toBe('GET /dr/small?again\n');
+    expect(await (await fetch(`http://127.0.0.1:${plain}/dr/small?again`)).text()).toBe('GET /dr/small?again\n');
     expect(logs.find((l) => l['path'] === '/dr/small?again')).toMatchObject({ status: 200, reused: true });
     // Closed on the client's leaving, the next request would have dialled a second connection.
     expect(drip()).toMatchObject({ open: 1, opened: 1 });
@@ -262,7 +317,10 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     const r = await fetch(`http://127.0.0.1:${plain}/nb/small`);
     expect(await r.text()).toBe('GET /nb/small\n');
     expect(Date.now() - t0).toBeLessThan(3000);
-    await until(() => logs.filter((l) => String(l['path']).startsWith('/nb/big/') && l['status'] === 499).length >= 2, 5000);
+    await until(
+      () => logs.filter((l) => String(l['path']).startsWith('/nb/big/') && l['status'] === 499).length >= 2,
+      5000,
+    );
     for (const s of stalled) s.destroy();
   });
 
@@ -295,7 +353,14 @@ describe('issue 19 bugs, fixed on our fronts', () => {
     const enc = new HpackEncoder();
     const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
     const req = (id: number, path: string, extra: Array<[string, string]>): void => {
-      frames.push(...encodeHeaders(id, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', path], ...extra]), true, 16_384));
+      frames.push(
+        ...encodeHeaders(
+          id,
+          enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', path], ...extra]),
+          true,
+          16_384,
+        ),
+      );
     };
     req(1, '/h2/ctl', [['x-bad', 'a\x01b']]);
     req(3, '/h2/ctl', [['x-bad', 'a\x7fb']]);
@@ -310,8 +375,19 @@ describe('issue 19 bugs, fixed on our fronts', () => {
   });
 
   describe('HTTP/2 front review (2026-11-25), each reproduced first', () => {
-    const get = (enc: HpackEncoder, id: number, path: string, extra: Array<[string, string]> = [], method = 'GET'): Uint8Array[] =>
-      encodeHeaders(id, enc.encode([[':method', method], [':scheme', 'http'], [':authority', 'x'], [':path', path], ...extra]), true, 16_384);
+    const get = (
+      enc: HpackEncoder,
+      id: number,
+      path: string,
+      extra: Array<[string, string]> = [],
+      method = 'GET',
+    ): Uint8Array[] =>
+      encodeHeaders(
+        id,
+        enc.encode([[':method', method], [':scheme', 'http'], [':authority', 'x'], [':path', path], ...extra]),
+        true,
+        16_384,
+      );
 
     it('a frame that breaks only its stream’s rule costs only that stream: the frames before and after it in the same read are handled (RFC 9113 §5.4.2)', async () => {
       const before = seen.length;
@@ -346,7 +422,21 @@ describe('issue 19 bugs, fixed on our fronts', () => {
 
     it('frames on a stream the client reset, answered with RST_STREAM each, are counted too (CVE-2019-9514’s shape): GOAWAY', async () => {
       const enc = new HpackEncoder();
-      const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([]), ...encodeHeaders(1, enc.encode([[':method', 'POST'], [':scheme', 'http'], [':authority', 'x'], [':path', '/h2/rst-then-data']]), false, 16_384)];
+      const frames: Uint8Array[] = [
+        CLIENT_PREFACE,
+        encodeSettings([]),
+        ...encodeHeaders(
+          1,
+          enc.encode([
+            [':method', 'POST'],
+            [':scheme', 'http'],
+            [':authority', 'x'],
+            [':path', '/h2/rst-then-data'],
+          ]),
+          false,
+          16_384,
+        ),
+      ];
       frames.push(encodeRstStream(1, H2ErrorCode.CANCEL));
       for (let i = 0; i < 5000; i++) frames.push(rawFrame(0, 0, 1, Uint8Array.of(0x61)));
       const r = await raw(h2c, Buffer.concat(frames), 3000);
@@ -363,7 +453,19 @@ describe('issue 19 bugs, fixed on our fronts', () => {
       frames.push(...get(enc, 3, '/h2/x?y=1 z'));
       frames.push(...get(enc, 5, '/h2/a#frag'));
       frames.push(...get(enc, 7, '/h2/m', [], 'G(E)T'));
-      frames.push(...encodeHeaders(9, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'user@x'], [':path', '/h2/userinfo']]), true, 16_384));
+      frames.push(
+        ...encodeHeaders(
+          9,
+          enc.encode([
+            [':method', 'GET'],
+            [':scheme', 'http'],
+            [':authority', 'user@x'],
+            [':path', '/h2/userinfo'],
+          ]),
+          true,
+          16_384,
+        ),
+      );
       frames.push(...get(enc, 11, '/h2/ws', [['x-v', ' padded ']]));
       frames.push(...get(enc, 13, '/h2/fine'));
       const w = walk((await raw(h2c, Buffer.concat(frames), 1500)).text);
@@ -377,7 +479,17 @@ describe('issue 19 bugs, fixed on our fronts', () => {
       const before = seen.length;
       const enc = new HpackEncoder();
       const frames: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
-      frames.push(...encodeHeaders(1, enc.encode([[':method', 'CONNECT'], [':authority', 'h1.test:443']]), false, 16_384));
+      frames.push(
+        ...encodeHeaders(
+          1,
+          enc.encode([
+            [':method', 'CONNECT'],
+            [':authority', 'h1.test:443'],
+          ]),
+          false,
+          16_384,
+        ),
+      );
       const r = await raw(h2c, Buffer.concat(frames), 1000);
       expect(r.text).toMatch(/CONNECT is not supported/);
       const h1 = await raw(plain, 'CONNECT h1.test:443 HTTP/1.1\r\nhost: h1.test:443\r\n\r\n');
@@ -387,14 +499,19 @@ describe('issue 19 bugs, fixed on our fronts', () => {
   });
 
   it('a valid POST followed by junk: the POST’s answer first, then 400, then the connection closes', async () => {
-    const r = await raw(plain, 'POST /h1/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nokGARBAGE\x01 / HTTP/1.1\r\n\r\n');
+    const r = await raw(
+      plain,
+      'POST /h1/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nokGARBAGE\x01 / HTTP/1.1\r\n\r\n',
+    );
     expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*POST \/h1\/echo\n[\s\S]*HTTP\/1\.1 400 Bad Request\r\n/);
     expect(r.closed).toBe(true);
   });
 });
 
 describe('limits.maxUpstreamPerClient', () => {
-  it('one h2 client with 16 streams has at most 4 upstream at a time; another client is not held up; a waiting stream the client cancels never reaches the origin', { timeout: 20_000 }, async () => {
+  it('one h2 client with 16 streams has at most 4 upstream at a time; another client is not held up; a waiting stream the client cancels never reaches the origin', {
+    timeout: 20_000,
+  }, async () => {
     const yaml = `
 listeners: [ { name: clear2, kind: h2c, host: 127.0.0.1, port: 0 } ]
 admin: false
@@ -405,15 +522,26 @@ origins:
 routes: [ { path: /h1, origin: one } ]
 `;
     const mine: Array<Record<string, unknown>> = [];
-    const s = await Service.start(parseConfig(yaml, 'slots.yaml', certs.dir), { logDestination: { write: (line: string) => { mine.push(JSON.parse(line)); } } });
+    const s = await Service.start(parseConfig(yaml, 'slots.yaml', certs.dir), {
+      logDestination: {
+        write: (line: string) => {
+          mine.push(JSON.parse(line));
+        },
+      },
+    });
     const port = s.addresses()['clear2'] as number;
     const a = http2.connect(`http://127.0.0.1:${port}`);
     const b = http2.connect(`http://127.0.0.1:${port}`);
-    const get = (c: http2.ClientHttp2Session, path: string): { done: Promise<number>; stream: http2.ClientHttp2Stream } => {
+    const get = (
+      c: http2.ClientHttp2Session,
+      path: string,
+    ): { done: Promise<number>; stream: http2.ClientHttp2Stream } => {
       const stream = c.request({ ':path': path });
       const done = new Promise<number>((resolve) => {
         let status = 0;
-        stream.on('response', (h) => { status = Number(h[':status']); });
+        stream.on('response', (h) => {
+          status = Number(h[':status']);
+        });
         stream.on('data', () => {});
         stream.on('close', () => resolve(status));
         stream.on('error', () => {});
@@ -439,12 +567,16 @@ routes: [ { path: /h1, origin: one } ]
       const statuses = await Promise.all(reqs.map((r) => r.done));
       expect(statuses.filter((x) => x === 200).length).toBe(14);
       const atOrigin = seen.filter((x) => x.path.includes(`${tag}/a`));
-      expect(atOrigin.map((x) => x.path).sort()).toEqual(Array.from({ length: 14 }, (_, i) => `/h1/slow/${tag}/a${i}`).sort());
+      expect(atOrigin.map((x) => x.path).sort()).toEqual(
+        Array.from({ length: 14 }, (_, i) => `/h1/slow/${tag}/a${i}`).sort(),
+      );
       // Never more than four at once: 14 requests of 500 ms in rounds of four take at least four rounds.
       expect(Date.now() - t0).toBeGreaterThanOrEqual(4 * 500 - 50);
       const starts = atOrigin.map((x) => x.at).sort((p, q) => p - q);
       for (let i = 4; i < starts.length; i++) expect(starts[i]! - starts[i - 4]!).toBeGreaterThanOrEqual(450);
-      await until(() => mine.filter((l) => l['status'] === 499 && String(l['path']).includes(`${tag}/a1`)).length === 2);
+      await until(
+        () => mine.filter((l) => l['status'] === 499 && String(l['path']).includes(`${tag}/a1`)).length === 2,
+      );
       expect(mine.some((l) => typeof l['clientWaitMs'] === 'number' && l['status'] === 200)).toBe(true);
     } finally {
       a.close();
@@ -455,7 +587,9 @@ routes: [ { path: /h1, origin: one } ]
 });
 
 describe('proxy.responseBufferBytes', () => {
-  it('a response that fits the buffer is read whole from the origin: a client that does not read holds no origin connection, and still gets every byte later', { timeout: 30_000 }, async () => {
+  it('a response that fits the buffer is read whole from the origin: a client that does not read holds no origin connection, and still gets every byte later', {
+    timeout: 30_000,
+  }, async () => {
     const yaml = `
 listeners: [ { name: plain, kind: http, host: 127.0.0.1, port: 0 } ]
 admin: false
@@ -469,7 +603,9 @@ routes: [ { path: /nb, origin: narrow } ]
     const s = await Service.start(parseConfig(yaml, 'buffer.yaml', certs.dir), { logDestination: { write: () => {} } });
     const port = s.addresses()['plain'] as number;
     const got: Buffer[] = [];
-    const stalled = net.connect(port, '127.0.0.1', () => stalled.write('GET /nb/big/buffered HTTP/1.1\r\nhost: x\r\n\r\n'));
+    const stalled = net.connect(port, '127.0.0.1', () =>
+      stalled.write('GET /nb/big/buffered HTTP/1.1\r\nhost: x\r\n\r\n'),
+    );
     stalled.on('error', () => {});
     stalled.on('data', (d) => got.push(d));
     stalled.pause(); // reads nothing: the kernel buffers fill (a few MiB), the rest waits in the connector's buffer

@@ -38,7 +38,10 @@ function startOrigin(): Promise<net.Server> {
         buf = buf.slice(end + 4);
         heads.push(head);
         const path = head.split(' ')[1] ?? '';
-        if (path === '/interim') c.write('HTTP/1.1 102 Still Working On It\r\n\r\nHTTP/1.1 103 Hints From The Origin\r\nlink: </a.css>; rel=preload\r\n\r\n');
+        if (path === '/interim')
+          c.write(
+            'HTTP/1.1 102 Still Working On It\r\n\r\nHTTP/1.1 103 Hints From The Origin\r\nlink: </a.css>; rel=preload\r\n\r\n',
+          );
         const body = `seen ${path}\n`;
         c.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
       }
@@ -72,9 +75,16 @@ routes:
 beforeAll(async () => {
   origin = await startOrigin();
   strict = await Service.start(parseConfig(config(''), 'strict.yaml', certs.dir), {
-    logDestination: { write: (s: string) => { for (const l of s.split('\n')) if (l) strictLogs.push(JSON.parse(l) as Record<string, unknown>); } },
+    logDestination: {
+      write: (s: string) => {
+        for (const l of s.split('\n')) if (l) strictLogs.push(JSON.parse(l) as Record<string, unknown>);
+      },
+    },
   });
-  loose = await Service.start(parseConfig(config('proxy: { underscoresInHeaders: true, errorDetails: true }'), 'loose.yaml', certs.dir), { logDestination: { write: () => {} } });
+  loose = await Service.start(
+    parseConfig(config('proxy: { underscoresInHeaders: true, errorDetails: true }'), 'loose.yaml', certs.dir),
+    { logDestination: { write: () => {} } },
+  );
 });
 afterAll(async () => {
   await strict?.shutdown(500);
@@ -87,11 +97,17 @@ const seen = (path: string): string[] => heads.filter((h) => h.split(' ')[1] ===
 
 describe('HTTP/1.1 front', () => {
   it('after a forwarder-level 400 with connection: close, nothing pipelined behind it is forwarded (RFC 9112 §9.6)', async () => {
-    const out = await rawExchange(plainOf(strict), 'GET /../x HTTP/1.1\r\nHost: a\r\n\r\nGET /raw/SMUGGLED HTTP/1.1\r\nHost: a\r\n\r\n');
+    const out = await rawExchange(
+      plainOf(strict),
+      'GET /../x HTTP/1.1\r\nHost: a\r\n\r\nGET /raw/SMUGGLED HTTP/1.1\r\nHost: a\r\n\r\n',
+    );
     expect(out).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[^]*connection: close\r\n/i);
     expect(out.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
     // The same behind a request that was forwarded first (both safe: pipelined requests run side by side).
-    const two = await rawExchange(plainOf(strict), 'GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /../y HTTP/1.1\r\nHost: a\r\n\r\nGET /raw/SMUGGLED2 HTTP/1.1\r\nHost: a\r\n\r\n');
+    const two = await rawExchange(
+      plainOf(strict),
+      'GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /../y HTTP/1.1\r\nHost: a\r\n\r\nGET /raw/SMUGGLED2 HTTP/1.1\r\nHost: a\r\n\r\n',
+    );
     expect(two.match(/^HTTP\/1\.1 \d{3}/gm)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 400']);
     await sleep(200);
     expect(seen('/first')).toHaveLength(1);
@@ -113,7 +129,8 @@ describe('HTTP/1.1 front', () => {
   });
 
   it('field names with "_" are dropped (Transfer_Encoding beside Content-Length never reaches the origin); proxy.underscoresInHeaders keeps them', async () => {
-    const req = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: a\r\nX_Custom: 1\r\nTransfer_Encoding: chunked\r\nX-Dash: 2\r\nConnection: close\r\n\r\n`;
+    const req = (path: string): string =>
+      `GET ${path} HTTP/1.1\r\nHost: a\r\nX_Custom: 1\r\nTransfer_Encoding: chunked\r\nX-Dash: 2\r\nConnection: close\r\n\r\n`;
     expect(await rawExchange(plainOf(strict), req('/under-strict'))).toMatch(/^HTTP\/1\.1 200 /);
     expect(await rawExchange(plainOf(loose), req('/under-loose'))).toMatch(/^HTTP\/1\.1 200 /);
     const [a] = seen('/under-strict');
@@ -126,7 +143,9 @@ describe('HTTP/1.1 front', () => {
 
   it('an origin 1xx keeps its reason phrase (RFC 9112 §4) on the way to an HTTP/1.1 client', async () => {
     const out = await rawExchange(plainOf(strict), 'GET /interim HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
-    expect(out).toMatch(/^HTTP\/1\.1 102 Still Working On It\r\n\r\nHTTP\/1\.1 103 Hints From The Origin\r\nlink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    expect(out).toMatch(
+      /^HTTP\/1\.1 102 Still Working On It\r\n\r\nHTTP\/1\.1 103 Hints From The Origin\r\nlink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/,
+    );
   });
 
   it('a 502 names no origin, address or port unless proxy.errorDetails (the log line has them)', async () => {
@@ -155,7 +174,15 @@ describe('HTTP/2 and HTTP/3 fronts', () => {
     }
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
     try {
-      const r = await agent.request({ origin: `https://localhost:${strict.addresses()['quic']}`, path: '/cookie-h3', headers: [['cookie', 'x=1'], ['accept', '*/*'], ['cookie', 'y=2']] });
+      const r = await agent.request({
+        origin: `https://localhost:${strict.addresses()['quic']}`,
+        path: '/cookie-h3',
+        headers: [
+          ['cookie', 'x=1'],
+          ['accept', '*/*'],
+          ['cookie', 'y=2'],
+        ],
+      });
       await r.text();
     } finally {
       await agent.close();
@@ -169,14 +196,23 @@ describe('HTTP/2 and HTTP/3 fronts', () => {
   it(':scheme foo does not step around the authority checks: :authority and Host that differ are malformed; a scheme other than http(s) is a 400', async () => {
     const c = http2.connect(`http://127.0.0.1:${strict.addresses()['clear2']}`);
     c.on('error', () => {});
-    const ask = (h: http2.OutgoingHttpHeaders): Promise<number | string> => new Promise((resolve) => {
-      const s = c.request(h);
-      s.on('response', (r) => { s.resume(); resolve(Number(r[':status'])); });
-      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-      s.on('close', () => resolve(`closed ${s.rstCode}`));
-    });
+    const ask = (h: http2.OutgoingHttpHeaders): Promise<number | string> =>
+      new Promise((resolve) => {
+        const s = c.request(h);
+        s.on('response', (r) => {
+          s.resume();
+          resolve(Number(r[':status']));
+        });
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        s.on('close', () => resolve(`closed ${s.rstCode}`));
+      });
     try {
-      const differ = await ask({ ':scheme': 'foo', ':authority': 'public.example', ':path': '/scheme-differ', host: 'internal.example' });
+      const differ = await ask({
+        ':scheme': 'foo',
+        ':authority': 'public.example',
+        ':path': '/scheme-differ',
+        host: 'internal.example',
+      });
       expect(String(differ)).toMatch(/ERR_HTTP2_STREAM_ERROR|closed 1/);
       expect(await ask({ ':scheme': 'foo', ':authority': 'internal.example', ':path': '/scheme-foo' })).toBe(400);
     } finally {
@@ -189,7 +225,8 @@ describe('HTTP/2 and HTTP/3 fronts', () => {
 describe('admin listener', () => {
   it('answers its own addresses, localhost and admin.hosts; any other Host gets 421 (DNS rebinding never reads /metrics)', async () => {
     const port = strict.adminPort as number;
-    const get = (host: string): Promise<string> => rawExchange(port, `GET /metrics HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const get = (host: string): Promise<string> =>
+      rawExchange(port, `GET /metrics HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'metrics.internal.example', `[::1]:${port}`]) {
       expect(await get(host), host).toMatch(/^HTTP\/1\.1 200 [^]*originlink_front_requests_total|^HTTP\/1\.1 200 /);
     }

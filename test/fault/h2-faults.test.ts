@@ -52,7 +52,10 @@ describe('misbehaving HTTP/2 origins', () => {
     gPort = (garbage.address() as AddressInfo).port;
     hPort = (h2.address() as AddressInfo).port;
   });
-  afterAll(() => { garbage?.close(); h2?.close(); });
+  afterAll(() => {
+    garbage?.close();
+    h2?.close();
+  });
 
   it('GOAWAY that keeps the request, then silence: the headers timeout is reported as one (OL_HEADERS_TIMEOUT), not as the connection it ended', async () => {
     // Raw h2 over TLS: SETTINGS, an ACK of the client's, and for a request only GOAWAY(last = its stream, NO_ERROR).
@@ -64,7 +67,11 @@ describe('misbehaving HTTP/2 origins', () => {
       let preface = false;
       sock.on('data', (d: Buffer) => {
         buf = Buffer.concat([buf, d]);
-        if (!preface) { if (buf.length < 24) return; buf = buf.subarray(24); preface = true; }
+        if (!preface) {
+          if (buf.length < 24) return;
+          buf = buf.subarray(24);
+          preface = true;
+        }
         while (buf.length >= 9) {
           const len = buf.readUIntBE(0, 3);
           if (buf.length < 9 + len) break;
@@ -73,14 +80,23 @@ describe('misbehaving HTTP/2 origins', () => {
           const id = buf.readUInt32BE(5) & 0x7fffffff;
           buf = buf.subarray(9 + len);
           if (type === 4 && !(flags & 1)) sock.write(frame(4, 1, 0));
-          if (type === 1) { const g = Buffer.alloc(8); g.writeUInt32BE(id, 0); sock.write(frame(7, 0, 0, g)); }
+          if (type === 1) {
+            const g = Buffer.alloc(8);
+            g.writeUInt32BE(id, 0);
+            sock.write(frame(7, 0, 0, g));
+          }
         }
       });
     });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 400 } });
     try {
-      const err = await agent.request({ url: `https://localhost:${(silent.address() as AddressInfo).port}/`, method: 'POST', body: 'x' }).then(() => null, (e: unknown) => e);
+      const err = await agent
+        .request({ url: `https://localhost:${(silent.address() as AddressInfo).port}/`, method: 'POST', body: 'x' })
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
       expect((err as OriginlinkError).code).toBe('OL_HEADERS_TIMEOUT');
     } finally {
       agent.destroy();
@@ -91,7 +107,10 @@ describe('misbehaving HTTP/2 origins', () => {
   it('garbage instead of the h2 preface → a typed error quickly, not a hang', async () => {
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0, pool: { headersTimeoutMs: 5000 } });
     const t0 = Date.now();
-    const err = await agent.request({ url: `https://localhost:${gPort}/` }).then(() => null, (e: unknown) => e);
+    const err = await agent.request({ url: `https://localhost:${gPort}/` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(OriginlinkError);
     expect(Date.now() - t0).toBeLessThan(4000);
     agent.destroy();
@@ -99,7 +118,10 @@ describe('misbehaving HTTP/2 origins', () => {
 
   it('a response header list over maxHeaderBytes → typed error; the next request works', async () => {
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, pool: { maxHeaderBytes: 16_384 } });
-    const err = await agent.request({ url: `https://localhost:${hPort}/huge-headers` }).then(() => null, (e: unknown) => e);
+    const err = await agent.request({ url: `https://localhost:${hPort}/huge-headers` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(OriginlinkError);
     const ok = await agent.request({ url: `https://localhost:${hPort}/ok` });
     expect(await ok.text()).toBe('ok');
@@ -109,7 +131,10 @@ describe('misbehaving HTTP/2 origins', () => {
   it('a stream reset mid-body errors the body with OL_STREAM_RESET; the connection keeps serving', async () => {
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
     const res = await agent.request({ url: `https://localhost:${hPort}/reset-mid-body` });
-    const err = await res.bytes().then(() => null, (e: unknown) => e);
+    const err = await res.bytes().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((err as OriginlinkError).code).toBe('OL_STREAM_RESET');
     expect((err as OriginlinkError).facts?.responseStarted).toBe(true);
     const ok = await agent.request({ url: `https://localhost:${hPort}/ok` });
@@ -126,7 +151,7 @@ describe('misbehaving HTTP/2 origins', () => {
     await agent.close();
   });
 
-  it('body bytes that arrive with the HEADERS are never dropped (regression: node emits \'response\' a tick after DATA)', async () => {
+  it("body bytes that arrive with the HEADERS are never dropped (regression: node emits 'response' a tick after DATA)", async () => {
     // The origin answers at once, so HEADERS and DATA share a read; bodies of 1 byte to 20 KiB.
     const fast = http2.createSecureServer({ cert: certs.cert, key: certs.key });
     fast.on('stream', (stream, headers) => {
@@ -139,7 +164,11 @@ describe('misbehaving HTTP/2 origins', () => {
     const port = (fast.address() as AddressInfo).port;
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 0 });
     const sizes = Array.from({ length: 600 }, (_, i) => [1, 7, 100, 1000, 16_384, 20_000][i % 6] as number);
-    const got = await Promise.all(sizes.map(async (n) => (await (await agent.request({ url: `https://localhost:${port}/?n=${n}` })).bytes()).length));
+    const got = await Promise.all(
+      sizes.map(
+        async (n) => (await (await agent.request({ url: `https://localhost:${port}/?n=${n}` })).bytes()).length,
+      ),
+    );
     expect(got).toEqual(sizes);
     await agent.close();
     fast.close();
@@ -149,7 +178,10 @@ describe('misbehaving HTTP/2 origins', () => {
     const silent = net.createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const agent = new Agent({ tls: { ca: certs.ca }, maxRetries: 0, pool: { connectTimeoutMs: 300 } });
-    const err = await agent.request({ url: `https://localhost:${(silent.address() as AddressInfo).port}/` }).then(() => null, (e: unknown) => e);
+    const err = await agent.request({ url: `https://localhost:${(silent.address() as AddressInfo).port}/` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((err as OriginlinkError).code).toBe('OL_CONNECT_TIMEOUT');
     agent.destroy();
     silent.close();
@@ -162,17 +194,29 @@ describe('misbehaving HTTP/2 origins', () => {
     const sink = net.createServer((sock) => {
       originSock = sock;
       sock.on('error', () => {});
-      const big = Buffer.alloc(6); big.writeUInt16BE(0x4, 0); big.writeUInt32BE(0x7fffffff, 2); // INITIAL_WINDOW_SIZE
-      const inc = Buffer.alloc(4); inc.writeUInt32BE(0x7fffffff - 65_535);
+      const big = Buffer.alloc(6);
+      big.writeUInt16BE(0x4, 0);
+      big.writeUInt32BE(0x7fffffff, 2); // INITIAL_WINDOW_SIZE
+      const inc = Buffer.alloc(4);
+      inc.writeUInt32BE(0x7fffffff - 65_535);
       sock.write(Buffer.concat([frame(0x4, 0, 0, big), frame(0x8, 0, 0, inc), frame(0x4, 0x1, 0)]));
       sock.once('data', () => sock.pause()); // the preface and the first frames, then nothing more
     });
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
     // tfo off: a plain net.connect, which test/helpers/client-sockets.ts sees (a TFO socket is made from its fd).
-    const agent = new Agent({ protocol: 'h2', maxRetries: 0, tfo: false, pool: { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 } });
+    const agent = new Agent({
+      protocol: 'h2',
+      maxRetries: 0,
+      tfo: false,
+      pool: { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 },
+    });
     try {
       // More than the kernel's socket buffers on loopback take (several MiB each way), so the rest waits in ours.
-      const upload = agent.request({ url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`, method: 'POST', body: Buffer.alloc(48 * 1024 * 1024, 1) });
+      const upload = agent.request({
+        url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`,
+        method: 'POST',
+        body: Buffer.alloc(48 * 1024 * 1024, 1),
+      });
       upload.catch(() => {});
       const ours = async (): Promise<net.Socket> => {
         for (let i = 0; i < 300; i++) {
@@ -207,8 +251,11 @@ describe('misbehaving HTTP/2 origins', () => {
     const sink = net.createServer((sock) => {
       socks.push(sock);
       sock.on('error', () => {});
-      const big = Buffer.alloc(6); big.writeUInt16BE(0x4, 0); big.writeUInt32BE(0x7fffffff, 2);
-      const inc = Buffer.alloc(4); inc.writeUInt32BE(0x7fffffff - 65_535);
+      const big = Buffer.alloc(6);
+      big.writeUInt16BE(0x4, 0);
+      big.writeUInt32BE(0x7fffffff, 2);
+      const inc = Buffer.alloc(4);
+      inc.writeUInt32BE(0x7fffffff - 65_535);
       sock.write(Buffer.concat([frame(0x4, 0, 0, big), frame(0x8, 0, 0, inc), frame(0x4, 0x1, 0)]));
       sock.once('data', () => sock.pause());
     });
@@ -216,13 +263,23 @@ describe('misbehaving HTTP/2 origins', () => {
     const agent = new Agent({ protocol: 'h2', maxRetries: 0, pool: { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 } });
     let made = 0;
     async function* source(): AsyncGenerator<Uint8Array> {
-      while (made < 64 << 20) { made += 65536; yield Buffer.alloc(65536, 2); }
+      while (made < 64 << 20) {
+        made += 65536;
+        yield Buffer.alloc(65536, 2);
+      }
     }
     try {
-      const upload = agent.request({ url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`, method: 'POST', body: source() });
+      const upload = agent.request({
+        url: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/up`,
+        method: 'POST',
+        body: source(),
+      });
       upload.catch(() => {});
       let last = -1;
-      for (let i = 0; i < 30 && made !== last; i++) { last = made; await new Promise((r) => setTimeout(r, 200)); }
+      for (let i = 0; i < 30 && made !== last; i++) {
+        last = made;
+        await new Promise((r) => setTimeout(r, 200));
+      }
       expect(made).toBeGreaterThan(1 << 20);
       expect(made).toBeLessThan(16 << 20); // was all 64 MiB: credit alone let the whole upload into our memory
     } finally {

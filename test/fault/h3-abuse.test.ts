@@ -60,13 +60,25 @@ afterAll(async () => {
   await origin?.close(100);
 });
 
-const get = (path: string, signal?: AbortSignal): ConnRequest => ({ method: 'GET', path, authority: 'localhost', scheme: 'https', headers: [], body: null, ...(signal ? { signal } : {}) });
+const get = (path: string, signal?: AbortSignal): ConnRequest => ({
+  method: 'GET',
+  path,
+  authority: 'localhost',
+  scheme: 'https',
+  headers: [],
+  body: null,
+  ...(signal ? { signal } : {}),
+});
 
 describe('the h3 front under abuse', () => {
-  it('rapid reset over QUIC: of 1,000 requests each reset as it is sent, at most the reset limit reach the origin, the connection is closed with H3_EXCESSIVE_LOAD, others are served', { timeout: 30_000 }, async () => {
+  it('rapid reset over QUIC: of 1,000 requests each reset as it is sent, at most the reset limit reach the origin, the connection is closed with H3_EXCESSIVE_LOAD, others are served', {
+    timeout: 30_000,
+  }, async () => {
     const c = await connectH3({ host: '127.0.0.1', port: quicPort, servername: 'localhost', ca: certs.caPath });
     let closeError: Error | null = null;
-    c.on((ev) => { if (ev.type === 'close') closeError = ev.error; });
+    c.on((ev) => {
+      if (ev.type === 'close') closeError = ev.error;
+    });
     // The flood starts in the handshake's first round trip, where a 1-RTT packet can be dropped by the server:
     // quiche 0.18 never retransmitted a lost STOP_SENDING, so this test sent one ordinary request first (the
     // flood's first 128 cancels were otherwise never seen); quiche ≥ 0.26 resends it (native-notes/quic-addon.md
@@ -83,7 +95,9 @@ describe('the h3 front under abuse', () => {
       await Promise.allSettled(settled);
       await new Promise((r) => setTimeout(r, 500));
       const reached = seen.filter((p) => p.startsWith('/rr/')).length;
-      console.log(`rapid reset over h3: ${reached} of 1000 reached the origin; connection ${c.state}: ${(closeError as Error | null)?.message}`);
+      console.log(
+        `rapid reset over h3: ${reached} of 1000 reached the origin; connection ${c.state}: ${(closeError as Error | null)?.message}`,
+      );
       // Each pair that lands in one receive pass never reaches the handler; the others are bounded by the
       // reset limit (100 per second, as on HTTP/2), after which the connection is gone.
       expect(reached).toBeLessThanOrEqual(100);
@@ -104,7 +118,9 @@ describe('the h3 front under abuse', () => {
     }
   });
 
-  it('stream-open flood: every stream the window allows opened with a head that never completes is rejected after requestHeaderTimeoutMs (0x10b), the window comes back, the origin sees none, others are served meanwhile', { timeout: 30_000 }, async () => {
+  it('stream-open flood: every stream the window allows opened with a head that never completes is rejected after requestHeaderTimeoutMs (0x10b), the window comes back, the origin sees none, others are served meanwhile', {
+    timeout: 30_000,
+  }, async () => {
     const raw = await rawH3Client(quicPort, certs.caPath);
     const PARTIAL = Uint8Array.from([0x01, 0x10, 0x00, 0x00]); // HEADERS claiming 16 bytes, 2 of them sent
     const before = seen.length;
@@ -123,7 +139,9 @@ describe('the h3 front under abuse', () => {
         }
         const s0 = performance.now();
         const r = await other.request(get(`/other/${lat.length}`));
-        for await (const _ of r.body) { /* drain */ }
+        for await (const _ of r.body) {
+          /* drain */
+        }
         lat.push(performance.now() - s0);
       }
     } finally {
@@ -131,7 +149,9 @@ describe('the h3 front under abuse', () => {
     }
     await new Promise((r) => setTimeout(r, 200));
     const rejected = [...raw.resets.values()].filter((c) => c === 0x10b).length;
-    console.log(`stream-open flood: ${opened.length} streams opened in 3 s (window 128), ${rejected} reset with H3_REQUEST_REJECTED; other client's p50/max ${lat.sort((a, b) => a - b)[lat.length >> 1]?.toFixed(1)}/${lat.at(-1)?.toFixed(1)} ms over ${lat.length} requests`);
+    console.log(
+      `stream-open flood: ${opened.length} streams opened in 3 s (window 128), ${rejected} reset with H3_REQUEST_REJECTED; other client's p50/max ${lat.sort((a, b) => a - b)[lat.length >> 1]?.toFixed(1)}/${lat.at(-1)?.toFixed(1)} ms over ${lat.length} requests`,
+    );
     raw.conn.close(0x100, 'done');
     // The first window was rejected after 0.5–1 s, its streams came back and were opened again.
     expect(rejected).toBeGreaterThanOrEqual(128);
@@ -142,7 +162,9 @@ describe('the h3 front under abuse', () => {
     expect(lat.at(-1)!).toBeLessThan(1000);
   });
 
-  it('QPACK: a front configured without a dynamic table (quic.qpack.maxTableCapacity 0), so a section that references one is QPACK_DECOMPRESSION_FAILED (0x200) and reaches nobody', { timeout: 15_000 }, async () => {
+  it('QPACK: a front configured without a dynamic table (quic.qpack.maxTableCapacity 0), so a section that references one is QPACK_DECOMPRESSION_FAILED (0x200) and reaches nobody', {
+    timeout: 15_000,
+  }, async () => {
     const raw = await rawH3Client(quicPort, certs.caPath);
     const before = seen.length;
     const id = raw.conn.openBidi()!;
@@ -152,12 +174,20 @@ describe('the h3 front under abuse', () => {
     expect(seen.length).toBe(before);
   });
 
-  it('QPACK blocked streams (a server with a dynamic table, 2 blocked streams allowed): blocked sections wait at most the headers timeout (0x10b); one blocked stream more closes the connection with 0x200 (RFC 9204 §2.1.2)', { timeout: 15_000 }, async () => {
+  it('QPACK blocked streams (a server with a dynamic table, 2 blocked streams allowed): blocked sections wait at most the headers timeout (0x10b); one blocked stream more closes the connection with 0x200 (RFC 9204 §2.1.2)', {
+    timeout: 15_000,
+  }, async () => {
     const handled: string[] = [];
     const server = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, headersTimeoutMs: 400,
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
+      headersTimeoutMs: 400,
       qpack: { maxTableCapacity: 4096, blockedStreams: 2 },
-      handler: (req) => { handled.push(req.path); return { status: 200, body: 'ok' }; },
+      handler: (req) => {
+        handled.push(req.path);
+        return { status: 200, body: 'ok' };
+      },
     });
     try {
       const a = await rawH3Client(server.address.port, certs.caPath);
@@ -178,9 +208,14 @@ describe('the h3 front under abuse', () => {
       await server.close(100);
     }
   });
-  it('QPACK: DATA behind a head blocked on an insert that never comes stays in QUIC flow control, not in our memory (RFC 9204 §2.2.1)', { timeout: 15_000 }, async () => {
+  it('QPACK: DATA behind a head blocked on an insert that never comes stays in QUIC flow control, not in our memory (RFC 9204 §2.2.1)', {
+    timeout: 15_000,
+  }, async () => {
     const server = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, headersTimeoutMs: 5000,
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
+      headersTimeoutMs: 5000,
       qpack: { maxTableCapacity: 4096, blockedStreams: 2 },
       handler: () => ({ status: 200, body: 'ok' }),
     });
@@ -193,7 +228,10 @@ describe('the h3 front under abuse', () => {
       let handed = 0;
       const t0 = Date.now();
       while (Date.now() - t0 < 1500) {
-        while (a.conn.queuedBytes(id) < 1_000_000 && handed < 2_000_000_000) { a.conn.send(id, chunk, false); handed += chunk.length; }
+        while (a.conn.queuedBytes(id) < 1_000_000 && handed < 2_000_000_000) {
+          a.conn.send(id, chunk, false);
+          handed += chunk.length;
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
       const taken = handed - a.conn.queuedBytes(id);
@@ -209,21 +247,34 @@ describe('the h3 front under abuse', () => {
 });
 
 describe('an upload answered early over HTTP/3', () => {
-  it('the server asks the client to stop sending (STOP_SENDING H3_NO_ERROR, RFC 9114 §4.1) instead of reading and dropping the rest', { timeout: 15_000 }, async () => {
+  it('the server asks the client to stop sending (STOP_SENDING H3_NO_ERROR, RFC 9114 §4.1) instead of reading and dropping the rest', {
+    timeout: 15_000,
+  }, async () => {
     const server = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath,
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
       handler: () => ({ status: 413, body: 'too big\n' }),
     });
     try {
       const a = await rawH3Client(server.address.port, certs.caPath);
       const id = a.conn.openBidi()!;
-      const head = new QpackEncoder({ maxTableCapacity: 0 }).encode([[':method', 'POST'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/up'], ['content-length', '50000000']]);
+      const head = new QpackEncoder({ maxTableCapacity: 0 }).encode([
+        [':method', 'POST'],
+        [':scheme', 'https'],
+        [':authority', 'localhost'],
+        [':path', '/up'],
+        ['content-length', '50000000'],
+      ]);
       a.conn.send(id, encodeFrame(FrameType.HEADERS, head), false);
       const chunk = encodeFrame(FrameType.DATA, new Uint8Array(60_000));
       let handed = 0;
       const t0 = Date.now();
       while (!a.stops.has(id) && Date.now() - t0 < 3000 && handed < 50_000_000) {
-        while (a.conn.queuedBytes(id) < 500_000 && handed < 50_000_000) { a.conn.send(id, chunk, false); handed += chunk.length; }
+        while (a.conn.queuedBytes(id) < 500_000 && handed < 50_000_000) {
+          a.conn.send(id, chunk, false);
+          handed += chunk.length;
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
       expect(a.stops.get(id)).toBe(0x100);
@@ -236,14 +287,23 @@ describe('an upload answered early over HTTP/3', () => {
 });
 
 describe('critical streams (RFC 9114 §6.2.1)', () => {
-  it('a STOP_SENDING on the server’s control stream closes the connection with H3_CLOSED_CRITICAL_STREAM', { timeout: 10_000 }, async () => {
-    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'ok' }) });
+  it('a STOP_SENDING on the server’s control stream closes the connection with H3_CLOSED_CRITICAL_STREAM', {
+    timeout: 10_000,
+  }, async () => {
+    const server = await startH3Server({
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
+      handler: () => ({ status: 200, body: 'ok' }),
+    });
     try {
       const a = await rawH3Client(server.address.port, certs.caPath);
       const t0 = Date.now();
       while (!(a.received.get(3) ?? 0) && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10)); // its SETTINGS came
       a.conn.stopSending(3, 0x100);
-      const err = (await Promise.race([a.closed, new Promise((r) => setTimeout(() => r('still open'), 2000))])) as OriginlinkError | string;
+      const err = (await Promise.race([a.closed, new Promise((r) => setTimeout(() => r('still open'), 2000))])) as
+        | OriginlinkError
+        | string;
       expect(typeof err === 'string' ? err : err.details['wireCode']).toBe(0x104);
     } finally {
       await server.close(100);
@@ -252,30 +312,52 @@ describe('critical streams (RFC 9114 §6.2.1)', () => {
 });
 
 describe('graceful close of the HTTP/3 server (RFC 9114 §5.2)', () => {
-  it('requests below the GOAWAY id are finished within the grace: a large answer read slowly arrives whole, a head that comes after the GOAWAY is still served', { timeout: 20_000 }, async () => {
+  it('requests below the GOAWAY id are finished within the grace: a large answer read slowly arrives whole, a head that comes after the GOAWAY is still served', {
+    timeout: 20_000,
+  }, async () => {
     const BIG = Buffer.alloc(4 * 1024 * 1024, 0x5a);
     const server = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath,
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
       handler: (req) => ({ status: 200, body: req.path === '/big' ? BIG : `ok ${req.path}\n` }),
     });
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const raw = await rawH3Client(server.address.port, certs.caPath);
     let closing: Promise<void> | null = null;
     try {
       // A head in two parts: the first before the close, the rest 150 ms after its GOAWAY.
       const id = raw.conn.openBidi()!;
-      const head = encodeFrame(FrameType.HEADERS, new QpackEncoder({ maxTableCapacity: 0 }).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/late']]));
+      const head = encodeFrame(
+        FrameType.HEADERS,
+        new QpackEncoder({ maxTableCapacity: 0 }).encode([
+          [':method', 'GET'],
+          [':scheme', 'https'],
+          [':authority', 'localhost'],
+          [':path', '/late'],
+        ]),
+      );
       raw.conn.send(id, head.subarray(0, 3), false);
       const res = await c.request(get('/big'));
       const body = res.body;
       body.pause(); // a reader that falls behind: most of the answer still waits on our side when the close begins
-      const ended = new Promise<void>((resolve, reject) => { body.once('end', () => resolve()); body.once('error', reject); });
+      const ended = new Promise<void>((resolve, reject) => {
+        body.once('end', () => resolve());
+        body.once('error', reject);
+      });
       await new Promise((r) => setTimeout(r, 100));
       closing = server.close(10_000);
       await new Promise((r) => setTimeout(r, 150));
       raw.conn.send(id, head.subarray(3), true);
       let n = 0;
-      body.on('data', (d: Buffer) => { n += d.length; });
+      body.on('data', (d: Buffer) => {
+        n += d.length;
+      });
       await new Promise((r) => setTimeout(r, 300));
       body.resume();
       await ended;
@@ -296,11 +378,26 @@ describe('graceful close of the HTTP/3 server (RFC 9114 §5.2)', () => {
 const BLOCKED_ON_INSERT_1 = Uint8Array.from([0x01, 0x03, 0x02, 0x00, 0x80]);
 
 describe('a request stream opened and reset in one packet (HEADERS, then RESET_STREAM)', () => {
-  it('gives its stream credit back: far more than one window (128) of such streams open over time, and the connection serves on', { timeout: 20_000 }, async () => {
-    const server = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200, body: 'ok' }) });
+  it('gives its stream credit back: far more than one window (128) of such streams open over time, and the connection serves on', {
+    timeout: 20_000,
+  }, async () => {
+    const server = await startH3Server({
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
+      handler: () => ({ status: 200, body: 'ok' }),
+    });
     try {
       const raw = await rawH3Client(server.address.port, certs.caPath);
-      const head = encodeFrame(FrameType.HEADERS, new QpackEncoder({ maxTableCapacity: 0 }).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/gone']]));
+      const head = encodeFrame(
+        FrameType.HEADERS,
+        new QpackEncoder({ maxTableCapacity: 0 }).encode([
+          [':method', 'GET'],
+          [':scheme', 'https'],
+          [':authority', 'localhost'],
+          [':path', '/gone'],
+        ]),
+      );
       let opened = 0;
       const t0 = Date.now();
       // 40 every 100 ms (below the rapid-reset limit), for up to 3 s or 400 streams.

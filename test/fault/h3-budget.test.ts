@@ -24,13 +24,20 @@ import { runClient } from '../helpers/h3-peers.js';
 
 const certs = makeCerts();
 const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-async function server(o: { memoryBudgetBytes?: number; headersTimeoutMs?: number; keepAliveTimeoutMs?: number } = {}): Promise<H3Server> {
+async function server(
+  o: { memoryBudgetBytes?: number; headersTimeoutMs?: number; keepAliveTimeoutMs?: number } = {},
+): Promise<H3Server> {
   const srv = await startH3Server({
-    host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, ...o,
+    host: '127.0.0.1',
+    cert: certs.certPath,
+    key: certs.keyPath,
+    ...o,
     async handler(r) {
       if (r.path.startsWith('/echo')) {
         const parts: Buffer[] = [];
@@ -52,7 +59,9 @@ function* chunks(total: number, seed: number): Generator<Buffer> {
   for (let off = 0; off < total; off += 65_536) {
     const b = Buffer.allocUnsafe(Math.min(65_536, total - off));
     for (let i = 0; i < b.length; i++) {
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
       b[i] = x & 0xff;
     }
     yield b;
@@ -66,7 +75,14 @@ async function connect(port: number): Promise<H3PooledConnection> {
 }
 
 function req(port: number, path: string, body: Uint8Array | null = null): ConnRequest {
-  return { method: body ? 'POST' : 'GET', path, authority: `localhost:${port}`, scheme: 'https', headers: [], body: body ? Readable.from([body]) : null };
+  return {
+    method: body ? 'POST' : 'GET',
+    path,
+    authority: `localhost:${port}`,
+    scheme: 'https',
+    headers: [],
+    body: body ? Readable.from([body]) : null,
+  };
 }
 
 async function get(c: H3PooledConnection, port: number, path: string, body: Uint8Array | null = null): Promise<Buffer> {
@@ -76,15 +92,21 @@ async function get(c: H3PooledConnection, port: number, path: string, body: Uint
   return Buffer.concat(parts);
 }
 
-describe('the h3 server\'s memory budget', () => {
+describe("the h3 server's memory budget", () => {
   it('past it, a new client is refused at once with CONNECTION_REFUSED after a Retry; the live connection keeps working', async () => {
     const srv = await server({ memoryBudgetBytes: 1 }); // the first connection is admitted, then the budget is spent
     const port = srv.address.port;
     const first = await connect(port);
     const t0 = performance.now();
-    const err = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath }).then(() => null, (e: unknown) => e);
+    const err = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(performance.now() - t0).toBeLessThan(1000); // was 3 s: the client waited out its draining period
-    expect(err).toMatchObject({ code: 'OL_QUIC_FAILED', details: { wireCode: 2, isApp: false, closedBy: 'peer', established: false } });
+    expect(err).toMatchObject({
+      code: 'OL_QUIC_FAILED',
+      details: { wireCode: 2, isApp: false, closedBy: 'peer', established: false },
+    });
     expect((err as Error).message).toMatch(/transport error 0x2 "server busy"/);
     const st = srv.stats();
     expect(st.retriesSent).toBeGreaterThanOrEqual(1);
@@ -93,11 +115,15 @@ describe('the h3 server\'s memory budget', () => {
     expect((await get(first, port, '/still')).toString()).toBe('hello /still');
   });
 
-  it('ngtcp2\'s client reads the refusal: CONNECTION_CLOSE(0x1c) CONNECTION_REFUSED in an Initial', async () => {
+  it("ngtcp2's client reads the refusal: CONNECTION_CLOSE(0x1c) CONNECTION_REFUSED in an Initial", async () => {
     const srv = await server({ memoryBudgetBytes: 1 });
     const port = srv.address.port;
     await connect(port);
-    const r = await runClient('gtlsclient', ['--exit-on-all-streams-close', '127.0.0.1', String(port), `https://localhost:${port}/x`], { timeoutMs: 10_000 });
+    const r = await runClient(
+      'gtlsclient',
+      ['--exit-on-all-streams-close', '127.0.0.1', String(port), `https://localhost:${port}/x`],
+      { timeoutMs: 10_000 },
+    );
     expect(r.output).toMatch(/Initial CONNECTION_CLOSE\(0x1c\) error_code=CONNECTION_REFUSED\(0x2\)/);
     expect(srv.stats().accepted).toBe(1);
   });
@@ -111,7 +137,7 @@ describe('the h3 server\'s memory budget', () => {
   });
 });
 
-describe('the service\'s h3 listener: limits.h3MemoryBytes', () => {
+describe("the service's h3 listener: limits.h3MemoryBytes", () => {
   it('refuses past it, counts the refusals by reason, logs once, and counts the QUIC connections as front connections', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const yaml = `
@@ -125,12 +151,20 @@ origins:
 routes:
   - { path: /, origin: o }
 `;
-    const svc = await Service.start(parseConfig(yaml, 'budget.yaml', certs.dir), { logDestination: { write: (l: string) => { logs.push(JSON.parse(l) as Record<string, unknown>); } } });
+    const svc = await Service.start(parseConfig(yaml, 'budget.yaml', certs.dir), {
+      logDestination: {
+        write: (l: string) => {
+          logs.push(JSON.parse(l) as Record<string, unknown>);
+        },
+      },
+    });
     cleanups.push(() => svc.shutdown(100));
     const port = svc.addresses()['q'] as number;
     await connect(port);
     for (let i = 0; i < 3; i++) {
-      await expect(connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath })).rejects.toMatchObject({ details: { wireCode: 2 } });
+      await expect(
+        connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath }),
+      ).rejects.toMatchObject({ details: { wireCode: 2 } });
     }
     const text = await (await fetch(`http://127.0.0.1:${svc.adminPort as number}/metrics`)).text();
     expect(text).toMatch(/originlink_front_refused_connections_total\{listener="q",reason="memory_budget"\} 3\n/);
@@ -140,7 +174,9 @@ routes:
 });
 
 describe('idle h3 connections are let go', () => {
-  it('one that only did its handshake: after headersTimeoutMs, GOAWAY then H3_NO_ERROR; one with requests coming is kept', { timeout: 20_000 }, async () => {
+  it('one that only did its handshake: after headersTimeoutMs, GOAWAY then H3_NO_ERROR; one with requests coming is kept', {
+    timeout: 20_000,
+  }, async () => {
     const srv = await server({ headersTimeoutMs: 400, keepAliveTimeoutMs: 600 });
     const port = srv.address.port;
     const idle = await connect(port);
@@ -148,13 +184,15 @@ describe('idle h3 connections are let go', () => {
     const seen: string[] = [];
     let closedAt = 0;
     const t0 = performance.now();
-    const closed = new Promise<Error | null>((r) => idle.on((ev) => {
-      seen.push(ev.type);
-      if (ev.type === 'close') {
-        closedAt = performance.now();
-        r(ev.error);
-      }
-    }));
+    const closed = new Promise<Error | null>((r) =>
+      idle.on((ev) => {
+        seen.push(ev.type);
+        if (ev.type === 'close') {
+          closedAt = performance.now();
+          r(ev.error);
+        }
+      }),
+    );
     // `busy` asks something every 100 ms for 2 s: never idle at a sweep, nor between two.
     for (let i = 0; i < 20; i++) {
       expect((await get(busy, port, `/b${i}`)).toString()).toBe(`hello /b${i}`);
@@ -175,7 +213,9 @@ describe('idle h3 connections are let go', () => {
     expect(srv.idleClosed).toBe(2);
   });
 
-  it('without keepAliveTimeoutMs a connection that has served a request stays (QUIC idle timeout only)', { timeout: 10_000 }, async () => {
+  it('without keepAliveTimeoutMs a connection that has served a request stays (QUIC idle timeout only)', {
+    timeout: 10_000,
+  }, async () => {
     const srv = await server({ headersTimeoutMs: 300 });
     const port = srv.address.port;
     const c = await connect(port);
@@ -187,7 +227,9 @@ describe('idle h3 connections are let go', () => {
 });
 
 describe('one read slab for every connection of a process', () => {
-  it('50 connections (client and server side in this process) add far less than 256 KiB each of external memory', { timeout: 30_000 }, async () => {
+  it('50 connections (client and server side in this process) add far less than 256 KiB each of external memory', {
+    timeout: 30_000,
+  }, async () => {
     const srv = await server();
     const port = srv.address.port;
     const warm = await connect(port);
@@ -203,17 +245,28 @@ describe('one read slab for every connection of a process', () => {
     expect(grown).toBeLessThan(8 * 1024 * 1024);
   });
 
-  it('uploads and downloads on four connections at once arrive intact (client and server in this process)', { timeout: 60_000 }, async () => {
+  it('uploads and downloads on four connections at once arrive intact (client and server in this process)', {
+    timeout: 60_000,
+  }, async () => {
     const srv = await server();
     const port = srv.address.port;
     const conns = await Promise.all([0, 1, 2, 3].map(() => connect(port)));
     const jobs: Array<Promise<void>> = [];
     conns.forEach((c, i) => {
       const up = randomBytes(1_500_000 + i * 7_001);
-      jobs.push(get(c, port, `/echo/${i}`, up).then((b) => { expect(sha(b)).toBe(sha(up)); }));
+      jobs.push(
+        get(c, port, `/echo/${i}`, up).then((b) => {
+          expect(sha(b)).toBe(sha(up));
+        }),
+      );
       const size = 3_000_000 + i * 12_345;
       const want = Buffer.concat([...chunks(size, i + 11)]);
-      jobs.push(get(c, port, `/bytes/${size}/${i + 11}`).then((b) => { expect(b.length).toBe(size); expect(sha(b)).toBe(sha(want)); }));
+      jobs.push(
+        get(c, port, `/bytes/${size}/${i + 11}`).then((b) => {
+          expect(b.length).toBe(size);
+          expect(sha(b)).toBe(sha(want));
+        }),
+      );
     });
     await Promise.all(jobs);
   });

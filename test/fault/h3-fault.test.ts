@@ -85,7 +85,10 @@ beforeAll(async () => {
   certs = makeCerts();
   evil = await QuicEndpoint.bind({
     host: '127.0.0.1',
-    server: { config: buildConfig('server', { alpn: ['h3'], cert: certs.certPath, key: certs.keyPath }), onConnection: evilServerHandler },
+    server: {
+      config: buildConfig('server', { alpn: ['h3'], cert: certs.certPath, key: certs.keyPath }),
+      onConnection: evilServerHandler,
+    },
   });
   ours = await startTestH3Server({ handler: () => ({ status: 200, body: 'ok' }) });
 });
@@ -98,7 +101,12 @@ afterAll(async () => {
 describe('our HTTP/3 client against a misbehaving server', () => {
   it('a truncated HEADERS frame at stream end is H3_FRAME_ERROR', async () => {
     mode = 'truncated';
-    const c = await connectH3({ host: '127.0.0.1', port: evil.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: evil.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const err = (await c.request(get(evil.address.port)).catch((e: unknown) => e)) as OriginlinkError;
     expect(err).toBeInstanceOf(OriginlinkError);
     expect(err.code).toBe(ErrorCode.H3_ERROR);
@@ -110,7 +118,12 @@ describe('our HTTP/3 client against a misbehaving server', () => {
 
   it('a QPACK reference outside the static table is QPACK_DECOMPRESSION_FAILED', async () => {
     mode = 'qpack-static';
-    const c = await connectH3({ host: '127.0.0.1', port: evil.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: evil.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const err = (await c.request(get(evil.address.port)).catch((e: unknown) => e)) as OriginlinkError;
     expect(err.code).toBe(ErrorCode.QPACK_ERROR);
     expect(err.details['wireCode']).toBe(0x200);
@@ -119,7 +132,12 @@ describe('our HTTP/3 client against a misbehaving server', () => {
 
   it('a peer that closes the connection mid-body errors the body stream', async () => {
     mode = 'close-mid-body';
-    const c = await connectH3({ host: '127.0.0.1', port: evil.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: evil.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const r = await c.request(get(evil.address.port));
     expect(r.status).toBe(200);
     const err = (await readAll(r.body).catch((e: unknown) => e)) as OriginlinkError;
@@ -132,7 +150,12 @@ describe('our HTTP/3 client against a misbehaving server', () => {
 
   it('a peer that resets the stream mid-body errors only that body', async () => {
     mode = 'reset-mid-body';
-    const c = await connectH3({ host: '127.0.0.1', port: evil.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: evil.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const r = await c.request(get(evil.address.port));
     const err = (await readAll(r.body).catch((e: unknown) => e)) as OriginlinkError;
     expect(err.code).toBe(ErrorCode.STREAM_RESET);
@@ -146,7 +169,12 @@ describe('our HTTP/3 server against a misbehaving client', () => {
   const rawClient = (): Promise<RawH3Client> => rawH3Client(ours.address.port, certs.caPath);
 
   async function stillServes(): Promise<void> {
-    const c = await connectH3({ host: '127.0.0.1', port: ours.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: ours.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const r = await c.request(get(ours.address.port));
     expect((await readAll(r.body)).toString()).toBe('ok');
     c.destroy();
@@ -195,8 +223,21 @@ describe('our HTTP/3 server against a misbehaving client', () => {
     });
     try {
       // Control stream: type 0, SETTINGS { MAX_FIELD_SECTION_SIZE (0x06): 16 } (RFC 9114 §7.2.4.1).
-      const client = await rawH3Client(tiny.address.port, certs.caPath, Uint8Array.from([0x00, 0x04, 0x02, 0x06, 0x10]));
-      const head = (path: string): Uint8Array => encodeFrame(FrameType.HEADERS, new QpackEncoder().encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', path]]));
+      const client = await rawH3Client(
+        tiny.address.port,
+        certs.caPath,
+        Uint8Array.from([0x00, 0x04, 0x02, 0x06, 0x10]),
+      );
+      const head = (path: string): Uint8Array =>
+        encodeFrame(
+          FrameType.HEADERS,
+          new QpackEncoder().encode([
+            [':method', 'GET'],
+            [':scheme', 'https'],
+            [':authority', 'localhost'],
+            [':path', path],
+          ]),
+        );
       const ok = client.conn.openBidi()!;
       client.conn.send(ok, head('/ok'), true);
       const boom = client.conn.openBidi()!;
@@ -206,7 +247,12 @@ describe('our HTTP/3 server against a misbehaving client', () => {
       // inside the catch, an unhandled rejection that ends a Node process.
       expect([client.resets.get(ok), client.resets.get(boom)]).toEqual([0x10c, 0x10c]);
       expect(errors.some((e) => /handler failed on purpose/.test(String(e)))).toBe(true);
-      const c = await connectH3({ host: '127.0.0.1', port: tiny.address.port, servername: 'localhost', ca: certs.caPath });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: tiny.address.port,
+        servername: 'localhost',
+        ca: certs.caPath,
+      });
       const r = await c.request(get(tiny.address.port));
       expect((await readAll(r.body)).toString()).toBe('ok');
       c.destroy();

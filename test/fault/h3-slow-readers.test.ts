@@ -22,23 +22,49 @@ const CHUNK = Buffer.alloc(16 * 1024, 0x61);
 
 beforeAll(async () => {
   srv = await startH3Server({
-    host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, memoryBudgetBytes: 32 * 1024 * 1024,
+    host: '127.0.0.1',
+    cert: certs.certPath,
+    key: certs.keyPath,
+    memoryBudgetBytes: 32 * 1024 * 1024,
     handler: (req) => {
       if (req.path !== '/big') return { status: 200, body: 'ok\n' };
       // 2 MB made as it is read: what the server holds is what it read ahead.
-      return { status: 200, body: Readable.from((function* () { for (let i = 0; i < 128; i++) yield CHUNK; })()) };
+      return {
+        status: 200,
+        body: Readable.from(
+          (function* () {
+            for (let i = 0; i < 128; i++) yield CHUNK;
+          })(),
+        ),
+      };
     },
   });
 });
-afterAll(async () => { await srv?.close(50); });
+afterAll(async () => {
+  await srv?.close(50);
+});
 
-const HEAD = encodeFrame(FrameType.HEADERS, new QpackEncoder({ maxTableCapacity: 0 }).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/big']]));
+const HEAD = encodeFrame(
+  FrameType.HEADERS,
+  new QpackEncoder({ maxTableCapacity: 0 }).encode([
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':authority', 'localhost'],
+    [':path', '/big'],
+  ]),
+);
 
 /** `n` connections from `from`, each opening 100 GETs of /big whose 1 KiB windows it never opens. */
 async function attack(server: H3Server, n: number, from: string): Promise<RawH3Client[]> {
   const attackers: RawH3Client[] = [];
   for (let c = 0; c < n; c++) {
-    const raw = await rawH3Client(server.address.port, certs.caPath, CONTROL_WITH_SETTINGS, { maxStreamData: 1024 }, from);
+    const raw = await rawH3Client(
+      server.address.port,
+      certs.caPath,
+      CONTROL_WITH_SETTINGS,
+      { maxStreamData: 1024 },
+      from,
+    );
     attackers.push(raw);
     for (let i = 0; i < 100; i++) {
       const id = raw.conn.openBidi();
@@ -59,8 +85,20 @@ async function monitor(server: H3Server, each?: () => void): Promise<{ served: n
     each?.();
     const t0 = performance.now();
     try {
-      const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
-      const r = await c.request({ method: 'GET', path: '/small', authority: 'localhost', scheme: 'https', headers: [], body: null });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: server.address.port,
+        servername: 'localhost',
+        ca: certs.caPath,
+      });
+      const r = await c.request({
+        method: 'GET',
+        path: '/small',
+        authority: 'localhost',
+        scheme: 'https',
+        headers: [],
+        body: null,
+      });
       let text = '';
       for await (const x of r.body) text += String(x);
       c.destroy();
@@ -74,12 +112,16 @@ async function monitor(server: H3Server, each?: () => void): Promise<{ served: n
 }
 
 describe('slow-reading h3 clients', () => {
-  it('four connections × 100 streams of 2 MB with 1 KiB windows never opened: queued bytes stay bounded, a new client each 250 ms is served within 1 s', { timeout: 30_000 }, async () => {
+  it('four connections × 100 streams of 2 MB with 1 KiB windows never opened: queued bytes stay bounded, a new client each 250 ms is served within 1 s', {
+    timeout: 30_000,
+  }, async () => {
     const attackers = await attack(srv, 4, '127.0.0.1');
     let maxQueued = 0;
     let m: { served: number[]; failed: string[] };
     try {
-      m = await monitor(srv, () => { maxQueued = Math.max(maxQueued, srv.queuedBytes); });
+      m = await monitor(srv, () => {
+        maxQueued = Math.max(maxQueued, srv.queuedBytes);
+      });
     } finally {
       for (const a of attackers) a.conn.close(0x100, 'done');
     }
@@ -89,17 +131,35 @@ describe('slow-reading h3 clients', () => {
     expect(maxQueued).toBeLessThan(4 * (2 * 1024 * 1024 + 100 * 48 * 1024 + 320 * 1024));
   });
 
-  it('one address past its share of the memory budget is refused alone: others are admitted while it holds more than the whole budget', { timeout: 30_000 }, async () => {
+  it('one address past its share of the memory budget is refused alone: others are admitted while it holds more than the whole budget', {
+    timeout: 30_000,
+  }, async () => {
     // 6 MiB budget, swept every 500 ms; the attacker's four connections hold more than that from 127.0.0.2.
     const small = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, memoryBudgetBytes: 6 * 1024 * 1024, headersTimeoutMs: 1000,
-      handler: (req) => (req.path === '/big' ? { status: 200, body: Readable.from((function* () { for (let i = 0; i < 128; i++) yield CHUNK; })()) } : { status: 200, body: 'ok\n' }),
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
+      memoryBudgetBytes: 6 * 1024 * 1024,
+      headersTimeoutMs: 1000,
+      handler: (req) =>
+        req.path === '/big'
+          ? {
+              status: 200,
+              body: Readable.from(
+                (function* () {
+                  for (let i = 0; i < 128; i++) yield CHUNK;
+                })(),
+              ),
+            }
+          : { status: 200, body: 'ok\n' },
     });
     const attackers = await attack(small, 4, '127.0.0.2');
     let maxQueued = 0;
     let m: { served: number[]; failed: string[] };
     try {
-      m = await monitor(small, () => { maxQueued = Math.max(maxQueued, small.queuedBytes); });
+      m = await monitor(small, () => {
+        maxQueued = Math.max(maxQueued, small.queuedBytes);
+      });
     } finally {
       for (const a of attackers) a.conn.close(0x100, 'done');
       await small.close(50);

@@ -26,45 +26,78 @@ function argsOf(launcher: string, args: string[]): Promise<string[]> {
   writeFileSync(join(fake, 'node'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n');
   chmodSync(join(fake, 'node'), 0o755);
   return new Promise((resolve, reject) => {
-    execFile(launcher, args, { env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` }, timeout: 10_000 }, (err, stdout) => {
-      if (err) reject(err);
-      else resolve(stdout.split('\n').filter(Boolean));
-    });
+    execFile(
+      launcher,
+      args,
+      { env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` }, timeout: 10_000 },
+      (err, stdout) => {
+        if (err) reject(err);
+        else resolve(stdout.split('\n').filter(Boolean));
+      },
+    );
   });
 }
 
 describe('bin/originlink', () => {
   it('starts serve and demo with the service flags, the one-shot commands without, through a symlink too', async () => {
-    const flags = readFileSync(join(ROOT, 'bin', 'service-node-flags'), 'utf8').split('\n').filter(Boolean);
+    const flags = readFileSync(join(ROOT, 'bin', 'service-node-flags'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
     expect(flags).toEqual(['--use-largepages=silent', '--no-allocation-site-pretenuring']);
-    expect(await argsOf(LAUNCHER, ['serve', '--config', 'a b.yaml'])).toEqual([...flags, MAIN, 'serve', '--config', 'a b.yaml']);
+    expect(await argsOf(LAUNCHER, ['serve', '--config', 'a b.yaml'])).toEqual([
+      ...flags,
+      MAIN,
+      'serve',
+      '--config',
+      'a b.yaml',
+    ]);
     expect(await argsOf(LAUNCHER, ['demo'])).toEqual([...flags, MAIN, 'demo']);
     expect(await argsOf(LAUNCHER, ['fetch', 'https://x.test/'])).toEqual([MAIN, 'fetch', 'https://x.test/']);
     const link = join(dir, 'originlink');
     symlinkSync(LAUNCHER, link);
     expect(await argsOf(link, ['probe', 'https://x.test/'])).toEqual([MAIN, 'probe', 'https://x.test/']);
     // npm start runs the launcher.
-    expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start).toBe('bin/originlink demo');
+    expect(
+      (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
+        .start,
+    ).toBe('bin/originlink demo');
   });
 
   it('serve runs as one node process with its code on huge pages where the kernel allows them', async () => {
     buildIfStale();
     const port = await freePort();
     const conf = join(dir, 'serve.yaml');
-    writeFileSync(conf, oneOriginConfig({ listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`], admin: 'false', graceMs: 100, origin: await freePort() }));
+    writeFileSync(
+      conf,
+      oneOriginConfig({
+        listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`],
+        admin: 'false',
+        graceMs: 100,
+        origin: await freePort(),
+      }),
+    );
     const child = spawn(LAUNCHER, ['serve', '--config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    child.stderr?.on('data', (d) => { err += String(d); });
+    child.stderr?.on('data', (d) => {
+      err += String(d);
+    });
     try {
       await waitForPort(port);
       const pid = child.pid as number;
       // exec: the launcher's pid is node's, with the flag and the script on its command line.
       expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('node');
-      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--use-largepages=silent', '--no-allocation-site-pretenuring', MAIN, 'serve']));
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(
+        expect.arrayContaining(['--use-largepages=silent', '--no-allocation-site-pretenuring', MAIN, 'serve']),
+      );
       let thp = '[never]';
-      try { thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'); } catch { /* a kernel without THP */ }
+      try {
+        thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+      } catch {
+        /* a kernel without THP */
+      }
       let hugeKb = 0;
-      for (const m of readFileSync(`/proc/${pid}/smaps`, 'utf8').matchAll(/^AnonHugePages:\s+(\d+) kB$/gm)) hugeKb += Number(m[1]);
+      for (const m of readFileSync(`/proc/${pid}/smaps`, 'utf8').matchAll(/^AnonHugePages:\s+(\d+) kB$/gm))
+        hugeKb += Number(m[1]);
       // `[never]` (or no THP): no huge pages and, `silent`, no warning; `madvise` or `always`: node's code remapped (MBs).
       if (thp.includes('[never]')) expect(hugeKb).toBe(0);
       else expect(hugeKb).toBeGreaterThanOrEqual(4096);

@@ -17,12 +17,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('stale keep-alive race (origin idle timeout 1 s, ours 30 s)', () => {
   let nginx: Nginx;
-  beforeAll(async () => { nginx = await Nginx.start({ keepaliveTimeout: '1s' }); });
-  afterAll(async () => { await nginx?.close(); });
+  beforeAll(async () => {
+    nginx = await Nginx.start({ keepaliveTimeout: '1s' });
+  });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
   it('GETs around the timeout never fail; no POST is ever sent twice', async () => {
     // One single-connection agent per worker, so a connection idles exactly as long as its worker sleeps.
-    const agents = [0, 1, 2, 3].map(() => new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 1 } }));
+    const agents = [0, 1, 2, 3].map(
+      () => new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 1 } }),
+    );
     const base = `https://127.0.0.1:${nginx.port}`;
     const getFailures: unknown[] = [];
     let postsOk = 0;
@@ -35,9 +41,15 @@ describe('stale keep-alive race (origin idle timeout 1 s, ours 30 s)', () => {
         try {
           const r = await (agents[w] as Agent).request({ url: `${base}/small.txt?w=${w}&i=${i}` });
           expect((await r.bytes()).length).toBe(1024);
-        } catch (e) { getFailures.push(e); }
+        } catch (e) {
+          getFailures.push(e);
+        }
         try {
-          const r = await (agents[w] as Agent).request({ url: `${base}/post?id=${++id}`, method: 'POST', body: 'payload' });
+          const r = await (agents[w] as Agent).request({
+            url: `${base}/post?id=${++id}`,
+            method: 'POST',
+            body: 'payload',
+          });
           await r.dump();
           postsOk++;
         } catch (e) {
@@ -64,17 +76,29 @@ describe('stale keep-alive race (origin idle timeout 1 s, ours 30 s)', () => {
 
 describe('GOAWAY and restart mid-load', () => {
   let nginx: Nginx;
-  beforeAll(async () => { nginx = await Nginx.start(); });
-  afterAll(async () => { await nginx?.close(); });
+  beforeAll(async () => {
+    nginx = await Nginx.start();
+  });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
-  const load = async (agent: Agent, url: string, ms: number, midway: () => Promise<void> | void): Promise<{ ok: number; failed: unknown[] }> => {
+  const load = async (
+    agent: Agent,
+    url: string,
+    ms: number,
+    midway: () => Promise<void> | void,
+  ): Promise<{ ok: number; failed: unknown[] }> => {
     const deadline = Date.now() + ms;
     let ok = 0;
     const failed: unknown[] = [];
     let fired = false;
     const worker = async (): Promise<void> => {
       for (let n = 0; n < 100_000 && Date.now() < deadline; n++) {
-        if (!fired && Date.now() > deadline - ms / 2) { fired = true; await midway(); }
+        if (!fired && Date.now() > deadline - ms / 2) {
+          fired = true;
+          await midway();
+        }
         try {
           const r = await agent.request({ url });
           await r.dump();
@@ -105,11 +129,26 @@ describe('GOAWAY and restart mid-load', () => {
     // backoff (issue 45); a request lost with its connection is retried on a new one; once the origin is back
     // the pool serves again.
     it(`${protocol}: an origin restart mid-load: requests on lost connections are retried, refused connects fail at once, nothing else fails`, async () => {
-      const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 6, pool: { maxConnections: 8, connectBackoffBaseMs: 50, pingIntervalMs: 500, pingTimeoutMs: 1000, headersTimeoutMs: 5000 } });
-      const r = await load(agent, `https://127.0.0.1:${nginx.port}/small.txt?restart-${protocol}`, 2500, () => nginx.restart());
+      const agent = new Agent({
+        protocol,
+        tls: { ca: certs.ca },
+        maxRetries: 6,
+        pool: {
+          maxConnections: 8,
+          connectBackoffBaseMs: 50,
+          pingIntervalMs: 500,
+          pingTimeoutMs: 1000,
+          headersTimeoutMs: 5000,
+        },
+      });
+      const r = await load(agent, `https://127.0.0.1:${nginx.port}/small.txt?restart-${protocol}`, 2500, () =>
+        nginx.restart(),
+      );
       const st = agent.stats()[0];
       await agent.close();
-      const other = r.failed.map((e) => e as OriginlinkError).filter((e) => e.code !== 'OL_CONNECT_FAILED' || e.facts?.requestSent !== false);
+      const other = r.failed
+        .map((e) => e as OriginlinkError)
+        .filter((e) => e.code !== 'OL_CONNECT_FAILED' || e.facts?.requestSent !== false);
       expect(other.map((e) => String(e))).toEqual([]);
       expect(r.ok).toBeGreaterThan(100);
       expect(st?.retries).toBeGreaterThan(0);
@@ -140,29 +179,48 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
           // The keep-alive race made deterministic: the origin closes a reused
           // connection just as the next request arrives, without answering it.
           case '/close-on-reuse':
-            if (served > 1) { raw.resetAndDestroy(); break; }
+            if (served > 1) {
+              raw.resetAndDestroy();
+              break;
+            }
             s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
             break;
-          case '/malformed': s.end('HTTP/1.1 2OO OK\r\ncontent-length: 0\r\n\r\n'); break;
-          case '/huge-headers': s.end(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\ncontent-length: 0\r\n\r\n`); break;
+          case '/malformed':
+            s.end('HTTP/1.1 2OO OK\r\ncontent-length: 0\r\n\r\n');
+            break;
+          case '/huge-headers':
+            s.end(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\ncontent-length: 0\r\n\r\n`);
+            break;
           case '/reset-mid-body':
             s.write(`HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n${'b'.repeat(1000)}`);
             setTimeout(() => raw.resetAndDestroy(), 20);
             break;
-          case '/bad-length': s.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello'); break;
-          default: s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+          case '/bad-length':
+            s.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello');
+            break;
+          default:
+            s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
         }
       });
       s.on('error', () => {});
       raw.on('error', () => {});
     }) as unknown as tls.Server;
-    wrong = tls.createServer({ cert: (await import('node:fs')).readFileSync(certs.wrongCertPath), key: (await import('node:fs')).readFileSync(certs.wrongKeyPath) }, (s) => s.end());
+    wrong = tls.createServer(
+      {
+        cert: (await import('node:fs')).readFileSync(certs.wrongCertPath),
+        key: (await import('node:fs')).readFileSync(certs.wrongKeyPath),
+      },
+      (s) => s.end(),
+    );
     await new Promise<void>((r) => good.listen(0, '127.0.0.1', r));
     await new Promise<void>((r) => wrong.listen(0, '127.0.0.1', r));
     port = (good.address() as AddressInfo).port;
     wrongPort = (wrong.address() as AddressInfo).port;
   });
-  afterAll(() => { good?.close(); wrong?.close(); });
+  afterAll(() => {
+    good?.close();
+    wrong?.close();
+  });
 
   const cases: Array<[string, string]> = [
     ['/malformed', 'OL_MALFORMED_RESPONSE'],
@@ -172,7 +230,10 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
   for (const [path, code] of cases) {
     it(`${path} → ${code}, then the next request succeeds`, async () => {
       const agent = new Agent({ tls: { ca: certs.ca }, maxRetries: 0 });
-      const err = await agent.request({ url: `https://localhost:${port}${path}` }).then(() => null, (e: unknown) => e);
+      const err = await agent.request({ url: `https://localhost:${port}${path}` }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(OriginlinkError);
       expect((err as OriginlinkError).code).toBe(code);
       expect((err as OriginlinkError).side).toBe('remote');
@@ -186,7 +247,10 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
     const agent = new Agent({ tls: { ca: certs.ca } });
     const res = await agent.request({ url: `https://localhost:${port}/reset-mid-body` });
     expect(res.status).toBe(200);
-    const err = await res.bytes().then(() => null, (e: unknown) => e);
+    const err = await res.bytes().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(OriginlinkError);
     expect(['OL_SOCKET_RESET', 'OL_SOCKET_CLOSED']).toContain((err as OriginlinkError).code);
     expect((err as OriginlinkError).facts?.responseStarted).toBe(true);
@@ -203,7 +267,10 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
       expect(await r.text()).toBe('ok');
       expect(r.attempts).toBe(i === 0 ? 1 : 2);
     }
-    const e = await agent.request({ url, method: 'POST', body: 'x' }).then(() => null, (x: unknown) => x);
+    const e = await agent.request({ url, method: 'POST', body: 'x' }).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(OriginlinkError);
     expect((e as OriginlinkError).facts?.reused).toBe(true);
     expect((e as OriginlinkError).details['attempts']).toBe(1);
@@ -218,7 +285,10 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
 
   it('a certificate that does not match the name → OL_CERT_INVALID', async () => {
     const agent = new Agent({ tls: { ca: certs.ca } });
-    const err = await agent.request({ url: `https://localhost:${wrongPort}/` }).then(() => null, (e: unknown) => e);
+    const err = await agent.request({ url: `https://localhost:${wrongPort}/` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(OriginlinkError);
     expect((err as OriginlinkError).code).toBe('OL_CERT_INVALID');
     const ok = await agent.request({ url: `https://localhost:${port}/ok` });
@@ -228,13 +298,19 @@ describe('bad input from the origin gives typed errors; the pool keeps serving',
 
   it('an unknown CA → OL_CERT_INVALID; a refused port → OL_CONNECT_FAILED', async () => {
     const agent = new Agent({ maxRetries: 0 });
-    const e1 = await agent.request({ url: `https://localhost:${port}/ok` }).then(() => null, (e: unknown) => e);
+    const e1 = await agent.request({ url: `https://localhost:${port}/ok` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((e1 as OriginlinkError).code).toBe('OL_CERT_INVALID');
     const closed = tls.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const p = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
-    const e2 = await agent.request({ url: `https://127.0.0.1:${p}/` }).then(() => null, (e: unknown) => e);
+    const e2 = await agent.request({ url: `https://127.0.0.1:${p}/` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((e2 as OriginlinkError).code).toBe('OL_CONNECT_FAILED');
     agent.destroy();
   });
@@ -246,13 +322,19 @@ describe('minWarm against an origin that accepts and closes at once', () => {
     let healthy = false;
     const origin = net.createServer((sock) => {
       accepted++;
-      if (!healthy) { sock.destroy(); return; }
+      if (!healthy) {
+        sock.destroy();
+        return;
+      }
       sock.on('data', () => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
       sock.on('error', () => {});
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`;
-    const agent = new Agent({ protocol: 'h1', pool: { minWarm: 2, connectBackoffBaseMs: 50, connectBackoffMaxMs: 400 } });
+    const agent = new Agent({
+      protocol: 'h1',
+      pool: { minWarm: 2, connectBackoffBaseMs: 50, connectBackoffMaxMs: 400 },
+    });
     try {
       agent.pool(url);
       await sleep(1000);
@@ -274,11 +356,14 @@ describe('minWarm against an origin that accepts and closes at once', () => {
     }
   });
 
-  it('a warm connection still goes at the origin\'s Keep-Alive hint less the margin (it was kept past it, into the origin\'s close)', async () => {
+  it("a warm connection still goes at the origin's Keep-Alive hint less the margin (it was kept past it, into the origin's close)", async () => {
     const closedAt: number[] = [];
     let answeredAt = 0;
     const origin = net.createServer((sock) => {
-      sock.on('data', () => { answeredAt = Date.now(); sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=2\r\n\r\nok'); });
+      sock.on('data', () => {
+        answeredAt = Date.now();
+        sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=2\r\n\r\nok');
+      });
       sock.on('end', () => closedAt.push(Date.now() - answeredAt));
       sock.on('error', () => {});
     });
@@ -316,8 +401,11 @@ describe('minWarm against an origin that accepts and closes at once', () => {
     }
   });
 
-  it('a request body whose source fails is OL_REQUEST_BODY_FAILED, not the caller\'s abort (OL_ABORTED)', async () => {
-    const origin = net.createServer((sock) => { sock.on('data', () => {}); sock.on('error', () => {}); });
+  it("a request body whose source fails is OL_REQUEST_BODY_FAILED, not the caller's abort (OL_ABORTED)", async () => {
+    const origin = net.createServer((sock) => {
+      sock.on('data', () => {});
+      sock.on('error', () => {});
+    });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
     const agent = new Agent({ protocol: 'h1', maxRetries: 0 });
     try {
@@ -326,7 +414,13 @@ describe('minWarm against an origin that accepts and closes at once', () => {
         await sleep(20);
         throw new Error('disk read failed');
       }
-      const err = await agent.request({ url: `http://127.0.0.1:${(origin.address() as AddressInfo).port}/up`, method: 'PUT', body: source() }).catch((e: unknown) => e);
+      const err = await agent
+        .request({
+          url: `http://127.0.0.1:${(origin.address() as AddressInfo).port}/up`,
+          method: 'PUT',
+          body: source(),
+        })
+        .catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'OL_REQUEST_BODY_FAILED', side: 'local' });
       expect((err as Error).message).toMatch(/disk read failed/);
     } finally {

@@ -19,7 +19,9 @@ import { makeCerts } from '../helpers/certs.js';
 
 const certs = makeCerts();
 const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 async function udp(): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4');
@@ -35,8 +37,16 @@ async function udp(): Promise<dgram.Socket> {
 async function answered(port: number, ms = 500): Promise<boolean> {
   const s = await udp();
   let got = 0;
-  s.on('message', () => { got++; });
-  const c = quiche().Connection.connect('localhost', randomBytes(16), { host: '127.0.0.1', port: s.address().port }, { host: '127.0.0.1', port }, buildConfig('client', { verifyPeer: false }));
+  s.on('message', () => {
+    got++;
+  });
+  const c = quiche().Connection.connect(
+    'localhost',
+    randomBytes(16),
+    { host: '127.0.0.1', port: s.address().port },
+    { host: '127.0.0.1', port },
+    buildConfig('client', { verifyPeer: false }),
+  );
   for (let i = 0; i < 8; i++) {
     const out = Buffer.alloc(1500);
     const r = c.send(out);
@@ -50,7 +60,9 @@ async function answered(port: number, ms = 500): Promise<boolean> {
 describe('QUIC server admission under a flood', () => {
   it('a full table of connections held for their ClientHello drops its oldest, not a new client', async () => {
     const srv = await startH3Server({
-      host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath,
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
       certificates: [{ cert: certs.certPath, key: certs.keyPath }], // a certificate set: ClientHellos are read first
       handler: () => ({ status: 200 }),
     });
@@ -60,14 +72,22 @@ describe('QUIC server admission under a flood', () => {
     // 512 Initials, each a ClientHello that says 1024 bytes and carries 104: held, never complete.
     const attacker = await udp();
     const partial = Buffer.concat([Buffer.from([0x01, 0x00, 0x04, 0x00]), randomBytes(100)]);
-    for (let i = 0; i < 512; i++) attacker.send(sealInitial(randomBytes(16), 0, cryptoFrame(0, partial)), port, '127.0.0.1');
+    for (let i = 0; i < 512; i++)
+      attacker.send(sealInitial(randomBytes(16), 0, cryptoFrame(0, partial)), port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 200));
     expect(srv.stats().helloHeld).toBeGreaterThanOrEqual(512);
     expect(await answered(port)).toBe(true); // before: dropped while the table was full
   });
 
-  it('Initials from a port that never answers again: half-open connections stop at a quarter of the cap, new clients are answered', { timeout: 30_000 }, async () => {
-    const srv = await startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, handler: () => ({ status: 200 }) });
+  it('Initials from a port that never answers again: half-open connections stop at a quarter of the cap, new clients are answered', {
+    timeout: 30_000,
+  }, async () => {
+    const srv = await startH3Server({
+      host: '127.0.0.1',
+      cert: certs.certPath,
+      key: certs.keyPath,
+      handler: () => ({ status: 200 }),
+    });
     cleanups.push(() => srv.close(0));
     const port = srv.address.port;
     const attacker = await udp();
@@ -77,7 +97,13 @@ describe('QUIC server admission under a flood', () => {
     // 4,000: a server with 0-RTT holds the first 512 until their ClientHello is whole (the anti-replay reads it), the
     // rest are accepted at once without early data (src/quic/endpoint.ts), up to a quarter of the cap, then Retry.
     for (let i = 0; i < 4000; i++) {
-      const c = quiche().Connection.connect('localhost', randomBytes(16), { host: '127.0.0.1', port: attacker.address().port }, { host: '127.0.0.1', port }, cfg);
+      const c = quiche().Connection.connect(
+        'localhost',
+        randomBytes(16),
+        { host: '127.0.0.1', port: attacker.address().port },
+        { host: '127.0.0.1', port },
+        cfg,
+      );
       const [n] = c.send(out);
       attacker.send(Buffer.from(out.subarray(0, n)), port, '127.0.0.1');
       if (i % 200 === 199) await new Promise((r) => setTimeout(r, 20));

@@ -35,10 +35,15 @@ beforeAll(async () => {
 describe('HTTP/3 to a closed UDP port', () => {
   it('connectH3: refused at once, by the ICMP port unreachable (not after the 10 s handshake timeout)', async () => {
     const t0 = performance.now();
-    const err = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', connectTimeoutMs: 10_000 }).then(() => null, (e: unknown) => e);
+    const err = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', connectTimeoutMs: 10_000 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     const ms = performance.now() - t0;
     expect(err).toMatchObject({ code: 'OL_CONNECT_FAILED', retrySafe: true });
-    expect((err as Error).message).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} refused: nothing listens on that UDP port \\(ICMP port unreachable\\)`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`127\\.0\\.0\\.1:${port} refused: nothing listens on that UDP port \\(ICMP port unreachable\\)`),
+    );
     expect(ms).toBeLessThan(1000);
   });
 
@@ -46,7 +51,10 @@ describe('HTTP/3 to a closed UDP port', () => {
     const agent = new Agent({ protocol: 'h3' });
     try {
       const t0 = performance.now();
-      const err = await agent.request({ url: `https://127.0.0.1:${port}/` }).then(() => null, (e: unknown) => e);
+      const err = await agent.request({ url: `https://127.0.0.1:${port}/` }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toMatchObject({ code: 'OL_CONNECT_FAILED' });
       expect(performance.now() - t0).toBeLessThan(3000);
     } finally {

@@ -16,7 +16,9 @@ import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { rawExchange } from '../helpers/raw.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 async function origin(): Promise<H1Server> {
   const o = await startH1Server({ handler: (req) => ({ status: 200, headers: [], body: `origin ${req.path}\n` }) });
@@ -24,7 +26,14 @@ async function origin(): Promise<H1Server> {
   return o;
 }
 
-const yaml = (o: { port: number; originPort: number; kind?: string; extra?: string; maxHeaderBytes?: number; admin?: number | null }): string => `
+const yaml = (o: {
+  port: number;
+  originPort: number;
+  kind?: string;
+  extra?: string;
+  maxHeaderBytes?: number;
+  admin?: number | null;
+}): string => `
 listeners:
   - { name: a, kind: ${o.kind ?? 'http'}, host: 127.0.0.1, port: ${o.port} }
 ${o.extra ?? ''}
@@ -36,7 +45,8 @@ routes:
   - { path: /, origin: o }
 `;
 
-const get = async (port: number): Promise<string> => rawExchange(port, 'GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+const get = async (port: number): Promise<string> =>
+  rawExchange(port, 'GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
 
 describe('reload and listeners', () => {
   it('a reload that cannot bind a new listener leaves every listener serving, the one whose limits changed included', async () => {
@@ -46,28 +56,43 @@ describe('reload and listeners', () => {
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise<void>((r) => busy.close(() => r())));
     const busyPort = (busy.address() as net.AddressInfo).port;
-    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port }), 'r.yaml', '/tmp'), {
+      logDestination: { write: () => {} },
+    });
     cleanups.push(() => svc.shutdown(0));
     expect(await get(port)).toMatch(/^HTTP\/1\.1 200 [^]*origin \/x\n$/);
-    const bad = yaml({ port, originPort: o.address.port, maxHeaderBytes: 32768, extra: `  - { name: b, kind: http, host: 127.0.0.1, port: ${busyPort} }` });
+    const bad = yaml({
+      port,
+      originPort: o.address.port,
+      maxHeaderBytes: 32768,
+      extra: `  - { name: b, kind: http, host: 127.0.0.1, port: ${busyPort} }`,
+    });
     await expect(svc.reload(parseConfig(bad, 'r.yaml', '/tmp'))).rejects.toThrow(/cannot listen/);
     expect(await get(port)).toMatch(/^HTTP\/1\.1 200 [^]*origin \/x\n$/); // before: ECONNREFUSED
     // A limits change alone is applied in place: the socket stays, the new limit holds for new connections.
     await svc.reload(parseConfig(yaml({ port, originPort: o.address.port, maxHeaderBytes: 1024 }), 'r.yaml', '/tmp'));
-    expect(await rawExchange(port, `GET /x HTTP/1.1\r\nhost: a\r\nx-big: ${'b'.repeat(2000)}\r\nconnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+    expect(
+      await rawExchange(port, `GET /x HTTP/1.1\r\nhost: a\r\nx-big: ${'b'.repeat(2000)}\r\nconnection: close\r\n\r\n`),
+    ).toMatch(/^HTTP\/1\.1 431 /);
   });
 
   it('a listener that changes kind on its port is replaced (http → h2c)', async () => {
     const o = await origin();
     const port = await freePort();
-    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port }), 'r.yaml', '/tmp'), {
+      logDestination: { write: () => {} },
+    });
     cleanups.push(() => svc.shutdown(0));
     await svc.reload(parseConfig(yaml({ port, originPort: o.address.port, kind: 'h2c' }), 'r.yaml', '/tmp'));
     const c = http2.connect(`http://127.0.0.1:${port}`);
-    cleanups.push(() => { c.destroy(); });
+    cleanups.push(() => {
+      c.destroy();
+    });
     const st = c.request({ ':path': '/y' });
     let body = '';
-    st.on('data', (d: Buffer) => { body += d.toString(); });
+    st.on('data', (d: Buffer) => {
+      body += d.toString();
+    });
     await new Promise((r) => st.on('end', r));
     expect(body).toBe('origin /y\n');
   });
@@ -78,24 +103,43 @@ describe('reload and listeners', () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise<void>((r) => busy.close(() => r())));
-    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port, admin }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port, admin }), 'r.yaml', '/tmp'), {
+      logDestination: { write: () => {} },
+    });
     cleanups.push(() => svc.shutdown(0));
-    await svc.reload(parseConfig(yaml({ port, originPort: o.address.port, admin: (busy.address() as net.AddressInfo).port }), 'r.yaml', '/tmp'));
-    expect(await rawExchange(admin, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /); // before: refused
+    await svc.reload(
+      parseConfig(
+        yaml({ port, originPort: o.address.port, admin: (busy.address() as net.AddressInfo).port }),
+        'r.yaml',
+        '/tmp',
+      ),
+    );
+    expect(await rawExchange(admin, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 200 /,
+    ); // before: refused
   });
 
   it('an admin listener moved to another host on its own port is moved (the old one lets the port go first)', async () => {
     const o = await origin();
     const [port, admin] = [await freePort(), await freePort()];
-    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port, admin }), 'r.yaml', '/tmp'), { logDestination: { write: () => {} } });
+    const svc = await Service.start(parseConfig(yaml({ port, originPort: o.address.port, admin }), 'r.yaml', '/tmp'), {
+      logDestination: { write: () => {} },
+    });
     cleanups.push(() => svc.shutdown(0));
-    const moved = yaml({ port, originPort: o.address.port, admin }).replace(`admin: { host: 127.0.0.1, port: ${admin} }`, `admin: { host: 0.0.0.0, port: ${admin} }`);
+    const moved = yaml({ port, originPort: o.address.port, admin }).replace(
+      `admin: { host: 127.0.0.1, port: ${admin} }`,
+      `admin: { host: 0.0.0.0, port: ${admin} }`,
+    );
     await svc.reload(parseConfig(moved, 'r.yaml', '/tmp'));
     // 127.0.0.2 reaches a listener on 0.0.0.0, not one on 127.0.0.1: the move happened.
     const text = await new Promise<string>((resolve) => {
-      const s = net.connect({ host: '127.0.0.2', port: admin }, () => s.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.2\r\nconnection: close\r\n\r\n'));
+      const s = net.connect({ host: '127.0.0.2', port: admin }, () =>
+        s.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.2\r\nconnection: close\r\n\r\n'),
+      );
       let t = '';
-      s.on('data', (d: Buffer) => { t += d.toString('latin1'); });
+      s.on('data', (d: Buffer) => {
+        t += d.toString('latin1');
+      });
       s.on('error', () => resolve(t));
       s.on('close', () => resolve(t));
     });
@@ -106,13 +150,33 @@ describe('reload and listeners', () => {
     const o = await origin();
     const certs = makeCerts();
     const [port, udp] = [await freePort(), await freeTcpUdpPort()];
-    const withH3 = (host: string): string => yaml({ port, originPort: o.address.port, extra: `  - { name: q, kind: h3, host: ${host}, port: ${udp}, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }` });
-    const svc = await Service.start(parseConfig(withH3('127.0.0.1'), 'r.yaml', certs.dir), { logDestination: { write: () => {} } });
+    const withH3 = (host: string): string =>
+      yaml({
+        port,
+        originPort: o.address.port,
+        extra: `  - { name: q, kind: h3, host: ${host}, port: ${udp}, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }`,
+      });
+    const svc = await Service.start(parseConfig(withH3('127.0.0.1'), 'r.yaml', certs.dir), {
+      logDestination: { write: () => {} },
+    });
     cleanups.push(() => svc.shutdown(0));
     await svc.reload(parseConfig(withH3('0.0.0.0'), 'r.yaml', certs.dir)); // before: EADDRINUSE, then no h3 listener at all
-    const c = await connectH3({ host: '127.0.0.1', port: udp, servername: 'localhost', ca: certs.caPath, connectTimeoutMs: 3000 });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: udp,
+      servername: 'localhost',
+      ca: certs.caPath,
+      connectTimeoutMs: 3000,
+    });
     try {
-      const r = await c.request({ method: 'GET', path: '/h3', authority: 'localhost', scheme: 'https', headers: [], body: null });
+      const r = await c.request({
+        method: 'GET',
+        path: '/h3',
+        authority: 'localhost',
+        scheme: 'https',
+        headers: [],
+        body: null,
+      });
       expect(r.status).toBe(200);
       await r.body.resume();
     } finally {

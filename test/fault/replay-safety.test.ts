@@ -20,7 +20,9 @@ import { Service } from '../../src/service/service.js';
 import { ourEnd } from '../helpers/client-sockets.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 async function service(origin: string): Promise<number> {
   const yaml = `
@@ -41,7 +43,13 @@ routes:
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(() => new Promise<void>((r) => { server.close(() => r()); (server as http.Server).closeAllConnections?.(); }));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        (server as http.Server).closeAllConnections?.();
+      }),
+  );
   return (server.address() as net.AddressInfo).port;
 }
 
@@ -55,40 +63,54 @@ function ourSocket(originSide: net.Socket): net.Socket {
 const kernelError = (code: string): Error => Object.assign(new Error(`read ${code}`), { code, syscall: 'read' });
 
 describe('a request that may have been processed is not sent again', () => {
-  it.each(['ETIMEDOUT', 'EHOSTUNREACH'])('a POST on a connection that then fails with %s: processed once, 502, not moved to the next URL', async (errno) => {
-    const seen: string[] = [];
-    const origin = (name: string): http.Server => http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => { body += c.toString(); });
-      req.on('end', () => {
-        seen.push(`${name} ${req.method} ${body}`);
-        if (req.method === 'POST') setTimeout(() => ourSocket(req.socket).destroy(kernelError(errno)), 20); // processed; the path dies before the answer
-        else res.end('ok');
-      });
-    });
-    const p1 = await listen(origin('first'));
-    const p2 = await listen(origin('second'));
-    const port = await service(`    urls: [http://127.0.0.1:${p1}, http://127.0.0.1:${p2}]\n    protocol: h1`);
-    const res = await fetch(`http://127.0.0.1:${port}/orders`, { method: 'POST', body: 'charge 42' });
-    expect(res.status).toBe(502);
-    expect(res.headers.get('x-originlink-error') ?? (await res.text())).toMatch(/SOCKET_RESET|connection lost/);
-    expect(seen).toEqual(['first POST charge 42']);
-  });
+  it.each(['ETIMEDOUT', 'EHOSTUNREACH'])(
+    'a POST on a connection that then fails with %s: processed once, 502, not moved to the next URL',
+    async (errno) => {
+      const seen: string[] = [];
+      const origin = (name: string): http.Server =>
+        http.createServer((req, res) => {
+          let body = '';
+          req.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          req.on('end', () => {
+            seen.push(`${name} ${req.method} ${body}`);
+            if (req.method === 'POST')
+              setTimeout(() => ourSocket(req.socket).destroy(kernelError(errno)), 20); // processed; the path dies before the answer
+            else res.end('ok');
+          });
+        });
+      const p1 = await listen(origin('first'));
+      const p2 = await listen(origin('second'));
+      const port = await service(`    urls: [http://127.0.0.1:${p1}, http://127.0.0.1:${p2}]\n    protocol: h1`);
+      const res = await fetch(`http://127.0.0.1:${port}/orders`, { method: 'POST', body: 'charge 42' });
+      expect(res.status).toBe(502);
+      expect(res.headers.get('x-originlink-error') ?? (await res.text())).toMatch(/SOCKET_RESET|connection lost/);
+      expect(seen).toEqual(['first POST charge 42']);
+    },
+  );
 
   it('a POST the HTTP/2 origin took before GOAWAY(last id = its stream, REFUSED_STREAM): processed once, 502', async () => {
     const seen: string[] = [];
     const origin = http2.createServer();
     origin.on('stream', (stream, headers) => {
       let body = '';
-      stream.on('data', (c: Buffer) => { body += c.toString(); });
+      stream.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
       stream.on('end', () => {
         seen.push(`${headers[':method']} ${body}`);
         stream.session?.goaway(http2.constants.NGHTTP2_REFUSED_STREAM, stream.id);
       });
     });
     const sessions = new Set<http2.ServerHttp2Session>();
-    origin.on('session', (s) => { sessions.add(s); s.on('close', () => sessions.delete(s)); });
-    cleanups.push(() => { for (const s of sessions) s.destroy(); });
+    origin.on('session', (s) => {
+      sessions.add(s);
+      s.on('close', () => sessions.delete(s));
+    });
+    cleanups.push(() => {
+      for (const s of sessions) s.destroy();
+    });
     const port = await service(`    url: http://127.0.0.1:${await listen(origin)}\n    protocol: h2`);
     const res = await fetch(`http://127.0.0.1:${port}/orders`, { method: 'POST', body: 'charge 43' });
     expect(res.status).toBe(502);
@@ -96,37 +118,59 @@ describe('a request that may have been processed is not sent again', () => {
     expect(seen).toEqual(['POST charge 43']);
   });
 
-  it.each(['h1', 'h2'] as const)('a GET that times out on a reused %s connection is asked once: 504 after headersMs, not 1 + retries times that', async (protocol) => {
-    let slow = 0;
-    const handler = (path: string, answer: () => void): void => { if (path === '/slow') slow++; else answer(); };
-    const origin = protocol === 'h1'
-      ? http.createServer((req, res) => handler(req.url ?? '', () => res.end('ok')))
-      : http2.createServer((req, res) => handler(req.url, () => res.end('ok')));
-    if (protocol === 'h2') {
-      const sessions = new Set<http2.ServerHttp2Session>();
-      (origin as http2.Http2Server).on('session', (s) => { sessions.add(s); s.on('close', () => sessions.delete(s)); });
-      cleanups.push(() => { for (const s of sessions) s.destroy(); });
-    }
-    const port = await service(`    url: http://127.0.0.1:${await listen(origin)}\n    protocol: ${protocol}\n    timeouts: { headersMs: 300 }\n    pool: { maxConnections: 1 }`);
-    expect((await fetch(`http://127.0.0.1:${port}/warm`)).status).toBe(200); // the connection is reused from here on
-    const t0 = Date.now();
-    const res = await fetch(`http://127.0.0.1:${port}/slow`);
-    expect(res.status).toBe(504);
-    expect(Date.now() - t0).toBeLessThan(800);
-    expect(slow).toBe(1);
-  });
+  it.each(['h1', 'h2'] as const)(
+    'a GET that times out on a reused %s connection is asked once: 504 after headersMs, not 1 + retries times that',
+    async (protocol) => {
+      let slow = 0;
+      const handler = (path: string, answer: () => void): void => {
+        if (path === '/slow') slow++;
+        else answer();
+      };
+      const origin =
+        protocol === 'h1'
+          ? http.createServer((req, res) => handler(req.url ?? '', () => res.end('ok')))
+          : http2.createServer((req, res) => handler(req.url, () => res.end('ok')));
+      if (protocol === 'h2') {
+        const sessions = new Set<http2.ServerHttp2Session>();
+        (origin as http2.Http2Server).on('session', (s) => {
+          sessions.add(s);
+          s.on('close', () => sessions.delete(s));
+        });
+        cleanups.push(() => {
+          for (const s of sessions) s.destroy();
+        });
+      }
+      const port = await service(
+        `    url: http://127.0.0.1:${await listen(origin)}\n    protocol: ${protocol}\n    timeouts: { headersMs: 300 }\n    pool: { maxConnections: 1 }`,
+      );
+      expect((await fetch(`http://127.0.0.1:${port}/warm`)).status).toBe(200); // the connection is reused from here on
+      const t0 = Date.now();
+      const res = await fetch(`http://127.0.0.1:${port}/slow`);
+      expect(res.status).toBe(504);
+      expect(Date.now() - t0).toBeLessThan(800);
+      expect(slow).toBe(1);
+    },
+  );
 
   it('a GET on a reused HTTP/2 connection that the origin ends with GOAWAY(INTERNAL_ERROR) before answering goes again (a lost connection, as on h3)', async () => {
     let flaky = 0;
     const origin = http2.createServer();
     origin.on('stream', (stream, headers) => {
-      if (headers[':path'] === '/flaky' && ++flaky === 1) { stream.session?.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, stream.id); return; }
+      if (headers[':path'] === '/flaky' && ++flaky === 1) {
+        stream.session?.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, stream.id);
+        return;
+      }
       stream.respond({ ':status': 200 });
       stream.end('ok');
     });
     const sessions = new Set<http2.ServerHttp2Session>();
-    origin.on('session', (x) => { sessions.add(x); x.on('close', () => sessions.delete(x)); });
-    cleanups.push(() => { for (const x of sessions) x.destroy(); });
+    origin.on('session', (x) => {
+      sessions.add(x);
+      x.on('close', () => sessions.delete(x));
+    });
+    cleanups.push(() => {
+      for (const x of sessions) x.destroy();
+    });
     const port = await service(`    url: http://127.0.0.1:${await listen(origin)}\n    protocol: h2`);
     expect((await fetch(`http://127.0.0.1:${port}/warm`)).status).toBe(200);
     const res = await fetch(`http://127.0.0.1:${port}/flaky`);

@@ -53,17 +53,38 @@ describe('serve --check builds what serve builds', () => {
   it('a tls.key that is a certificate, a key of another certificate, 0.0.0.0:P beside 127.0.0.1:P: --check and serve both refuse, one line, exit 78', async () => {
     const port = await freePort();
     const cases: Array<[string, string, RegExp]> = [
-      ['key-is-cert', config([`{ name: front, kind: https, host: 127.0.0.1, port: ${port}, tls: { cert: ${certs.certPath}, key: ${certs.certPath} } }`]),
-        /^originlink: config error: .*key-is-cert\.yaml:2: listeners\[0\]\.tls\.key: .*leaf\.pem holds no private key \(PEM found: CERTIFICATE\)$/],
-      ['key-mismatch', config([`{ name: front, kind: https, host: 127.0.0.1, port: ${port}, tls: { cert: ${certs.certPath}, key: ${other.keyPath} } }`]),
-        /^originlink: config error: .*key-mismatch\.yaml:2: listeners\[0\]\.tls\.key: .*leaf\.key is not the key of .*leaf\.pem \(their public keys differ\)$/],
-      ['overlap', config([`{ name: any, kind: http, host: 0.0.0.0, port: ${port} }`, `{ name: local, kind: http, host: 127.0.0.1, port: ${port} }`]),
-        new RegExp(`^originlink: config error: .*overlap\\.yaml:3: listeners\\[1\\]\\.port: 127\\.0\\.0\\.1:${port} is already taken by listener "any" \\(0\\.0\\.0\\.0:${port}: 0\\.0\\.0\\.0 takes the port on every IPv4 address\\)$`)],
+      [
+        'key-is-cert',
+        config([
+          `{ name: front, kind: https, host: 127.0.0.1, port: ${port}, tls: { cert: ${certs.certPath}, key: ${certs.certPath} } }`,
+        ]),
+        /^originlink: config error: .*key-is-cert\.yaml:2: listeners\[0\]\.tls\.key: .*leaf\.pem holds no private key \(PEM found: CERTIFICATE\)$/,
+      ],
+      [
+        'key-mismatch',
+        config([
+          `{ name: front, kind: https, host: 127.0.0.1, port: ${port}, tls: { cert: ${certs.certPath}, key: ${other.keyPath} } }`,
+        ]),
+        /^originlink: config error: .*key-mismatch\.yaml:2: listeners\[0\]\.tls\.key: .*leaf\.key is not the key of .*leaf\.pem \(their public keys differ\)$/,
+      ],
+      [
+        'overlap',
+        config([
+          `{ name: any, kind: http, host: 0.0.0.0, port: ${port} }`,
+          `{ name: local, kind: http, host: 127.0.0.1, port: ${port} }`,
+        ]),
+        new RegExp(
+          `^originlink: config error: .*overlap\\.yaml:3: listeners\\[1\\]\\.port: 127\\.0\\.0\\.1:${port} is already taken by listener "any" \\(0\\.0\\.0\\.0:${port}: 0\\.0\\.0\\.0 takes the port on every IPv4 address\\)$`,
+        ),
+      ],
     ];
     for (const [name, text, want] of cases) {
       const file = join(dir, `${name}.yaml`);
       writeFileSync(file, text);
-      for (const args of [['serve', '--check', '--config', file], ['serve', '--config', file]]) {
+      for (const args of [
+        ['serve', '--check', '--config', file],
+        ['serve', '--config', file],
+      ]) {
         const r = await runCli(args);
         expect([r.code, r.stdout], `${args.join(' ')}: ${r.stderr}`).toEqual([78, '']);
         expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
@@ -78,10 +99,20 @@ describe('serve --check builds what serve builds', () => {
     const port = (holder.address() as net.AddressInfo).port;
     try {
       const file = join(dir, 'busy.yaml');
-      writeFileSync(file, config([`{ name: free, kind: http, host: 127.0.0.1, port: 0 }`, `{ name: busy, kind: http, host: 127.0.0.1, port: ${port} }`]));
+      writeFileSync(
+        file,
+        config([
+          `{ name: free, kind: http, host: 127.0.0.1, port: 0 }`,
+          `{ name: busy, kind: http, host: 127.0.0.1, port: ${port} }`,
+        ]),
+      );
       const r = await runCli(['serve', '--config', file]);
       expect(r.code, r.stderr).toBe(78);
-      expect(r.stderr.trimEnd()).toMatch(new RegExp(`^originlink: config error: .*busy\\.yaml:3: listeners\\[1\\]\\.port: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE \\(another socket holds the port\\)$`));
+      expect(r.stderr.trimEnd()).toMatch(
+        new RegExp(
+          `^originlink: config error: .*busy\\.yaml:3: listeners\\[1\\]\\.port: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE \\(another socket holds the port\\)$`,
+        ),
+      );
     } finally {
       holder.close();
     }
@@ -89,10 +120,21 @@ describe('serve --check builds what serve builds', () => {
 
   it('a reload to a key of another certificate is refused with file, line and field; the running config stays', async () => {
     const file = join(dir, 'reload.yaml');
-    const good = config([`{ name: front, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }`]);
+    const good = config([
+      `{ name: front, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }`,
+    ]);
     writeFileSync(file, good);
     const lines: Array<Record<string, unknown>> = [];
-    const svc = await Service.start(parseConfig(good, file, dir), { logger: pino({ level: 'error' }, { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } }) });
+    const svc = await Service.start(parseConfig(good, file, dir), {
+      logger: pino(
+        { level: 'error' },
+        {
+          write: (s: string) => {
+            lines.push(JSON.parse(s) as Record<string, unknown>);
+          },
+        },
+      ),
+    });
     try {
       writeFileSync(file, good.replace(certs.keyPath, other.keyPath));
       expect(await reloadFromFile(svc, file)).toBe(false);

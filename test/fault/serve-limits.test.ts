@@ -45,12 +45,18 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Serve { proc: ChildProcess; lines: () => Array<Record<string, unknown>>; ports: { plain: number; admin: number } }
+interface Serve {
+  proc: ChildProcess;
+  lines: () => Array<Record<string, unknown>>;
+  ports: { plain: number; admin: number };
+}
 
 /** Start `serve` (under `prefix`, e.g. prlimit) with `extra` YAML; resolves once it logged its ports. */
 async function serve(name: string, extra: string, prefix: string[] = []): Promise<Serve> {
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
@@ -60,17 +66,31 @@ origins:
   app: { url: "http://127.0.0.1:${originPort}", protocol: h1 }
 routes:
   - { path: /, origin: app }
-`);
+`,
+  );
   const argv = [...prefix, process.execPath, CLI, 'serve', '--config', file];
   const proc = spawn(argv[0] as string, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proc);
   let out = '';
-  proc.stdout?.on('data', (d) => { out += String(d); });
-  proc.stderr?.on('data', (d) => { out += String(d); });
-  const lines = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  proc.stdout?.on('data', (d) => {
+    out += String(d);
+  });
+  proc.stderr?.on('data', (d) => {
+    out += String(d);
+  });
+  const lines = (): Array<Record<string, unknown>> =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   for (let i = 0; i < 200; i++) {
     const up = lines().find((l) => l['msg'] === 'originlink serving');
-    if (up) return { proc, lines, ports: { plain: (up['listeners'] as Record<string, number>)['plain'] as number, admin: up['admin'] as number } };
+    if (up)
+      return {
+        proc,
+        lines,
+        ports: { plain: (up['listeners'] as Record<string, number>)['plain'] as number, admin: up['admin'] as number },
+      };
     if (proc.exitCode !== null) break;
     await sleep(50);
   }
@@ -82,7 +102,9 @@ function get(port: number, path: string, agent?: http.Agent): Promise<string> {
     const req = http.get({ host: '127.0.0.1', port, path, agent: agent ?? false, timeout: 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
+      res.on('data', (d: string) => {
+        body += d;
+      });
       res.on('end', () => resolve(`${res.statusCode} ${body}`));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -110,7 +132,10 @@ function metric(text: string, name: string, labels: string): number {
 
 describe('serve at its limits', () => {
   it('RLIMIT_NOFILE 128 and 200 clients: one line logged, refusals counted, the admin listener and origin requests still served', async () => {
-    const s = await serve('fds', 'limits: { keepAliveTimeoutMs: 60000, requestHeaderTimeoutMs: 60000 }', ['prlimit', '--nofile=128:128']);
+    const s = await serve('fds', 'limits: { keepAliveTimeoutMs: 60000, requestHeaderTimeoutMs: 60000 }', [
+      'prlimit',
+      '--nofile=128:128',
+    ]);
     // A client connection made first, kept: it asks the origin once the descriptors are gone.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     expect(await get(s.ports.plain, '/before', agent)).toBe('200 origin /before\n');
@@ -125,7 +150,9 @@ describe('serve at its limits', () => {
     expect(await get(s.ports.plain, '/during', agent)).toBe('200 origin /during\n');
     const m = await get(s.ports.admin, '/metrics');
     expect(m).toMatch(/^200 /);
-    expect(metric(m, 'originlink_front_refused_connections_total', 'reason="descriptors"')).toBeGreaterThanOrEqual(200 - open.length);
+    expect(metric(m, 'originlink_front_refused_connections_total', 'reason="descriptors"')).toBeGreaterThanOrEqual(
+      200 - open.length,
+    );
     // The flood leaves: new clients are served again.
     for (const c of open) c.destroy();
     await sleep(800);
@@ -135,12 +162,17 @@ describe('serve at its limits', () => {
   }, 60_000);
 
   it('limits.maxClientConnections: connections past it are closed as accepted, counted and logged once', async () => {
-    const s = await serve('maxconn', 'limits: { maxClientConnections: 20, keepAliveTimeoutMs: 60000, requestHeaderTimeoutMs: 60000 }');
+    const s = await serve(
+      'maxconn',
+      'limits: { maxClientConnections: 20, keepAliveTimeoutMs: 60000, requestHeaderTimeoutMs: 60000 }',
+    );
     const open = await hold(s.ports.plain, 50, 1000);
     expect(open.length).toBe(20);
     const m = await get(s.ports.admin, '/metrics');
     expect(metric(m, 'originlink_front_refused_connections_total', 'reason="max_connections"')).toBe(30);
-    expect(s.lines().filter((l) => String(l['msg']).startsWith('listener at limits.maxClientConnections'))).toHaveLength(1);
+    expect(
+      s.lines().filter((l) => String(l['msg']).startsWith('listener at limits.maxClientConnections')),
+    ).toHaveLength(1);
     for (const c of open) c.destroy();
     await sleep(300);
     expect(await get(s.ports.plain, '/again')).toBe('200 origin /again\n');
@@ -151,13 +183,25 @@ describe('serve at its limits', () => {
     const tmp = mkdtempSync(join(dir, 'spool-'));
     const s = await serve('spool', `proxy: { tempDir: ${JSON.stringify(tmp)} }`);
     const stuck = Array.from({ length: 3 }, () => {
-      const c = net.connect(s.ports.plain, '127.0.0.1', () => { c.write('GET /big HTTP/1.1\r\nhost: a\r\n\r\n'); c.pause(); });
+      const c = net.connect(s.ports.plain, '127.0.0.1', () => {
+        c.write('GET /big HTTP/1.1\r\nhost: a\r\n\r\n');
+        c.pause();
+      });
       c.on('error', () => {});
       sockets.push(c);
       return c;
     });
     const pid = s.proc.pid as number;
-    const spooled = (): string[] => readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } }).filter((l) => l.startsWith(tmp));
+    const spooled = (): string[] =>
+      readdirSync(`/proc/${pid}/fd`)
+        .map((fd) => {
+          try {
+            return readlinkSync(`/proc/${pid}/fd/${fd}`);
+          } catch {
+            return '';
+          }
+        })
+        .filter((l) => l.startsWith(tmp));
     for (let i = 0; i < 100 && spooled().length < 3; i++) await sleep(50);
     expect(spooled().length).toBe(3);
     expect(spooled().every((l) => l.endsWith('(deleted)'))).toBe(true);

@@ -20,18 +20,38 @@ const run = promisify(execFile);
 const certs = makeCerts();
 
 /** Write raw bytes, collect what comes back until the peer closes or `ms` pass. */
-function raw(port: number, bytes: string | Buffer, o: { ms?: number; tls?: boolean; hold?: boolean } = {}): Promise<{ text: string; closed: boolean; elapsed: number }> {
+function raw(
+  port: number,
+  bytes: string | Buffer,
+  o: { ms?: number; tls?: boolean; hold?: boolean } = {},
+): Promise<{ text: string; closed: boolean; elapsed: number }> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     let text = '';
     let closed = false;
     const s: net.Socket = o.tls
-      ? tls.connect({ port, host: '127.0.0.1', ca: certs.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => { if (bytes.length) s.write(bytes); })
-      : net.connect(port, '127.0.0.1', () => { if (bytes.length) s.write(bytes); });
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+      ? tls.connect(
+          { port, host: '127.0.0.1', ca: certs.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] },
+          () => {
+            if (bytes.length) s.write(bytes);
+          },
+        )
+      : net.connect(port, '127.0.0.1', () => {
+          if (bytes.length) s.write(bytes);
+        });
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
     s.on('error', () => {});
-    const finish = (): void => { clearTimeout(t); s.destroy(); resolve({ text, closed, elapsed: Date.now() - t0 }); };
-    s.on('close', () => { closed = true; finish(); });
+    const finish = (): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolve({ text, closed, elapsed: Date.now() - t0 });
+    };
+    s.on('close', () => {
+      closed = true;
+      finish();
+    });
     const t = setTimeout(finish, o.ms ?? 2000);
   });
 }
@@ -54,7 +74,10 @@ describe('connector fault handling', () => {
     origin = http.createServer((req, res) => {
       seen.push(`${req.method} ${req.url}`);
       const u = new URL(req.url ?? '/', 'http://x');
-      if (u.pathname === '/slow') { setTimeout(() => res.end('slow\n'), Number(u.searchParams.get('ms') ?? 300)); return; }
+      if (u.pathname === '/slow') {
+        setTimeout(() => res.end('slow\n'), Number(u.searchParams.get('ms') ?? 300));
+        return;
+      }
       if (u.pathname === '/die') {
         res.writeHead(200, { 'content-length': String(1 << 20) });
         res.write(Buffer.alloc(64 * 1024, 0x61), () => setTimeout(() => res.socket?.destroy(), 20));
@@ -63,9 +86,15 @@ describe('connector fault handling', () => {
       if (u.pathname === '/upload') {
         const rec = { bytes: 0, aborted: false };
         uploads.push(rec);
-        req.on('data', (c: Buffer) => { rec.bytes += c.length; });
-        req.on('aborted', () => { rec.aborted = true; });
-        req.on('error', () => { rec.aborted = true; });
+        req.on('data', (c: Buffer) => {
+          rec.bytes += c.length;
+        });
+        req.on('aborted', () => {
+          rec.aborted = true;
+        });
+        req.on('error', () => {
+          rec.aborted = true;
+        });
         req.on('end', () => res.end(`got ${rec.bytes}\n`));
         return;
       }
@@ -73,9 +102,15 @@ describe('connector fault handling', () => {
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     // Accepts, reads, never answers (headers timeout) / never speaks TLS (connect timeout).
-    hang = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
+    hang = net.createServer((s) => {
+      s.on('error', () => {});
+      s.resume();
+    });
     await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
-    tlsHang = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
+    tlsHang = net.createServer((s) => {
+      s.on('error', () => {});
+      s.resume();
+    });
     await new Promise<void>((r) => tlsHang.listen(0, '127.0.0.1', r));
     // Answers in a transfer coding other than chunked (RFC 9112 §6.1), the body to be read until close.
     coded = net.createServer((s) => {
@@ -89,7 +124,10 @@ describe('connector fault handling', () => {
       s.once('data', (d: Buffer) => {
         const head = d.toString('latin1');
         h2cHeads.push(head);
-        if (/^upgrade:\s*h2c/im.test(head)) s.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\nh2 frames past every route');
+        if (/^upgrade:\s*h2c/im.test(head))
+          s.write(
+            'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\nh2 frames past every route',
+          );
         else s.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nplain\n');
       });
     });
@@ -140,14 +178,23 @@ routes:
 
   it('refuses smuggling shapes with 400 and forwards none of them', async () => {
     const attacks: Array<[string, string]> = [
-      ['CL+TE', 'POST /smuggle1 HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG'],
-      ['TE+CL', 'POST /smuggle2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n0\r\n\r\nG'],
+      [
+        'CL+TE',
+        'POST /smuggle1 HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG',
+      ],
+      [
+        'TE+CL',
+        'POST /smuggle2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n0\r\n\r\nG',
+      ],
       ['duplicate CL', 'POST /smuggle3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello'],
       ['differing CL', 'POST /smuggle4 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
       ['CL list', 'POST /smuggle5 HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello'],
       ['obs-fold', 'GET /smuggle6 HTTP/1.1\r\nHost: a\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n\r\n'],
       ['TE obfuscated', 'POST /smuggle7 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'],
-      ['TE twice', 'POST /smuggle8 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n'],
+      [
+        'TE twice',
+        'POST /smuggle8 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n',
+      ],
       ['space before colon', 'POST /smuggle9 HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello'],
       ['two Host', 'GET /smuggle10 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'],
       ['no Host', 'GET /smuggle11 HTTP/1.1\r\n\r\n'],
@@ -161,7 +208,8 @@ routes:
     }
     expect(seen.filter((s) => s.includes('smuggle'))).toEqual([]);
     // Each refusal is counted (the parser's as `framing`, as the forwarder's own are): none was invisible.
-    const counted = (await svc.metrics.registry.getSingleMetric('originlink_front_rejected_total')?.get())?.values ?? [];
+    const counted =
+      (await svc.metrics.registry.getSingleMetric('originlink_front_rejected_total')?.get())?.values ?? [];
     const total = counted.reduce((n, v) => n + v.value, 0);
     expect(total).toBeGreaterThanOrEqual(attacks.length * 2);
     expect(counted.some((v) => v.labels['reason'] === 'framing')).toBe(true);
@@ -170,8 +218,15 @@ routes:
 
   it('a request pipelined after one that closes the connection is never forwarded (RFC 9112 §9.6)', async () => {
     for (const overTls of [false, true]) {
-      for (const first of ['GET /closing1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 'GET /closing2 HTTP/1.0\r\nHost: a\r\n\r\n']) {
-        const r = await raw(overTls ? tlsPort : plain, `${first}POST /after-close HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi`, { tls: overTls });
+      for (const first of [
+        'GET /closing1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+        'GET /closing2 HTTP/1.0\r\nHost: a\r\n\r\n',
+      ]) {
+        const r = await raw(
+          overTls ? tlsPort : plain,
+          `${first}POST /after-close HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi`,
+          { tls: overTls },
+        );
         expect(r.text).toMatch(/^HTTP\/1.1 200/);
         expect(r.text.match(/HTTP\/1.1 /g)?.length).toBe(1);
         expect(r.closed).toBe(true);
@@ -180,7 +235,10 @@ routes:
     expect(seen.filter((s) => s.includes('closing')).length).toBe(4);
     // The service's own answer closes it (an HTTP/1.0 keep-alive request whose path climbs above the root: 400): the
     // POST behind it is never forwarded.
-    const r = await raw(plain, 'GET /../closing3 HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\nPOST /after-close HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n$$$');
+    const r = await raw(
+      plain,
+      'GET /../closing3 HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\nPOST /after-close HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n$$$',
+    );
     expect(r.text).toMatch(/^HTTP\/1.1 400/);
     expect(r.text.match(/HTTP\/1.1 /g)?.length).toBe(1);
     expect(r.closed).toBe(true);
@@ -190,7 +248,10 @@ routes:
 
   it('an Upgrade naming h2c is ignored, never tunnelled (h2c smuggling; RFC 9113 §3.1 deprecated it): the ordinary request is answered — curl --http2 on an http URL too', async () => {
     for (const up of ['h2c', 'websocket, H2C']) {
-      const r = await raw(plain, `GET /h2cup/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${up}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`);
+      const r = await raw(
+        plain,
+        `GET /h2cup/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${up}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`,
+      );
       expect(r.text).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*\r\n\r\nplain\n$/);
       expect(r.text).not.toMatch(/h2 frames/);
     }
@@ -217,7 +278,10 @@ routes:
     expect((await raw(plain, huge)).text).toMatch(/^HTTP\/1.1 431/); // Node's own parser limit
     const many = `GET /many HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 30 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`;
     expect((await raw(plain, many)).text).toMatch(/^HTTP\/1.1 431/);
-    for (const headers of [{ 'x-big': 'a'.repeat(5000) }, Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`x-h${i}`, 'v']))]) {
+    for (const headers of [
+      { 'x-big': 'a'.repeat(5000) },
+      Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`x-h${i}`, 'v'])),
+    ]) {
       const c = http2.connect(`http://127.0.0.1:${h2c}`);
       const status = await new Promise<number>((resolve, reject) => {
         const s = c.request({ ':path': '/h2big', ...headers });
@@ -254,7 +318,12 @@ routes:
     await new Promise<void>((resolve) => {
       const s = net.connect(plain, '127.0.0.1', () => {
         s.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${4 << 20}\r\n\r\n`);
-        s.write(Buffer.alloc(256 * 1024, 0x62), () => setTimeout(() => { s.destroy(); resolve(); }, 200));
+        s.write(Buffer.alloc(256 * 1024, 0x62), () =>
+          setTimeout(() => {
+            s.destroy();
+            resolve();
+          }, 200),
+        );
       });
       s.on('error', () => {});
     });
@@ -268,17 +337,44 @@ routes:
   });
 
   it('an origin that dies mid-response: the client sees a cut, never a complete short body', async () => {
-    const h1 = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://127.0.0.1:${plain}/die`]).then(() => 0, (e: { code: number }) => e.code);
+    const h1 = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_download}',
+      `http://127.0.0.1:${plain}/die`,
+    ]).then(
+      () => 0,
+      (e: { code: number }) => e.code,
+    );
     expect([18, 56]).toContain(h1); // partial file / receive failure
-    const h2 = await run('curl', ['-sS', '-o', '/dev/null', '--http2-prior-knowledge', `http://127.0.0.1:${h2c}/die`]).then(() => 0, (e: { code: number }) => e.code);
+    const h2 = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '--http2-prior-knowledge',
+      `http://127.0.0.1:${h2c}/die`,
+    ]).then(
+      () => 0,
+      (e: { code: number }) => e.code,
+    );
     expect(h2).not.toBe(0);
     await still();
   });
 
   it('a full pending queue answers 503 with Retry-After; the queued request still completes', async () => {
-    const get = (p: string): Promise<{ status: number; retry: string | undefined }> => new Promise((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: plain, path: p, agent: false }, (res) => { res.resume(); res.on('end', () => resolve({ status: res.statusCode ?? 0, retry: res.headers['retry-after'] as string | undefined })); }).on('error', reject);
-    });
+    const get = (p: string): Promise<{ status: number; retry: string | undefined }> =>
+      new Promise((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port: plain, path: p, agent: false }, (res) => {
+            res.resume();
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, retry: res.headers['retry-after'] as string | undefined }),
+            );
+          })
+          .on('error', reject);
+      });
     const a = get('/narrow/slow?ms=400');
     await new Promise((r) => setTimeout(r, 150));
     const b = get('/narrow/slow?ms=10');

@@ -16,7 +16,6 @@ import { freePort, waitForPort } from '../helpers/ports.js';
 import { get, oneOriginConfig } from '../helpers/serve-child.js';
 import { until } from '../helpers/wait.js';
 
-
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile('node', [CLI, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
@@ -42,14 +41,23 @@ class Child {
   exit: Promise<number | null>;
   constructor(config: string) {
     this.proc = spawn('node', [CLI, 'serve', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout?.on('data', (d) => { this.out += String(d); });
-    this.proc.stderr?.on('data', (d) => { this.out += String(d); });
+    this.proc.stdout?.on('data', (d) => {
+      this.out += String(d);
+    });
+    this.proc.stderr?.on('data', (d) => {
+      this.out += String(d);
+    });
     this.exit = new Promise((r) => this.proc.once('exit', (code) => r(code)));
   }
   lines(): Array<Record<string, unknown>> {
-    return this.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return this.out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
-  kill(sig: NodeJS.Signals): void { if (this.proc.exitCode === null) this.proc.kill(sig); }
+  kill(sig: NodeJS.Signals): void {
+    if (this.proc.exitCode === null) this.proc.kill(sig);
+  }
 }
 
 describe('serve as a child process: config errors, reload, graceful stop', () => {
@@ -57,13 +65,17 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
   let one: Awaited<ReturnType<typeof startOrigin>>;
   let two: Awaited<ReturnType<typeof startOrigin>>;
   const children: Child[] = [];
-  const config = (origin: number, port: number, h2cPort: number, extra = '', adminPort = 0): string => oneOriginConfig({
-    listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`, `{ name: h2c, kind: h2c, host: 127.0.0.1, port: ${h2cPort} }`],
-    admin: adminPort ? `{ host: 127.0.0.1, port: ${adminPort} }` : 'false',
-    graceMs: 5000,
-    origin,
-    extra,
-  });
+  const config = (origin: number, port: number, h2cPort: number, extra = '', adminPort = 0): string =>
+    oneOriginConfig({
+      listeners: [
+        `{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`,
+        `{ name: h2c, kind: h2c, host: 127.0.0.1, port: ${h2cPort} }`,
+      ],
+      admin: adminPort ? `{ host: 127.0.0.1, port: ${adminPort} }` : 'false',
+      graceMs: 5000,
+      origin,
+      extra,
+    });
 
   beforeAll(async () => {
     buildIfStale();
@@ -81,12 +93,21 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
   it('a bad config is a clear error naming file, field and reason, exit code 78', async () => {
     const cases: Array<[string, RegExp]> = [
       [config(1, 1, 2).replace('protocol: h1', 'protocl: h1'), /bad\.yaml:\d+: origins\.app\.protocl: unknown field/],
-      [config(1, 1, 2).replace('protocol: h1', 'protocol: h4'), /origins\.app\.protocol: must be one of auto, h1, h2, h3, got "h4"/],
+      [
+        config(1, 1, 2).replace('protocol: h1', 'protocol: h4'),
+        /origins\.app\.protocol: must be one of auto, h1, h2, h3, got "h4"/,
+      ],
       [config(1, 1, 2).replace('origin: app }', 'origin: nope }'), /routes\[0\]\.origin: unknown origin "nope"/],
       [config(1, 70000, 2), /listeners\[0\]\.port: must be between 0 and 65535, got 70000/],
-      [config(1, 1, 2).replace('origins:', 'origins:\n  bad: { url: "ftp://x" }'), /origins\.bad\.url: scheme must be http or https/],
+      [
+        config(1, 1, 2).replace('origins:', 'origins:\n  bad: { url: "ftp://x" }'),
+        /origins\.bad\.url: scheme must be http or https/,
+      ],
       [`${config(1, 1, 2)}\nlimits: { maxHeaderBytes: "big" }`, /limits\.maxHeaderBytes: must be an integer/],
-      [config(1, 1, 2).replace('{ url:', '{ pool: { maxConections: 3 }, url:'), /origins\.app\.pool\.maxConections: unknown option/],
+      [
+        config(1, 1, 2).replace('{ url:', '{ pool: { maxConections: 3 }, url:'),
+        /origins\.app\.pool\.maxConections: unknown option/,
+      ],
       ['listeners: [\n  - kind: http\n    port: 1\n  bad indent', /bad\.yaml:\d+: \(yaml\)/],
     ];
     for (const [text, want] of cases) {
@@ -107,10 +128,15 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     writeFileSync(join(dir, 'busy-admin.yaml'), config(one.port, 0, 0, '', one.port));
     const busyAdmin = await runCli(['serve', '--config', join(dir, 'busy-admin.yaml')]);
     expect(busyAdmin.code).toBe(78);
-    expect(busyAdmin.stderr).toMatch(/busy-admin\.yaml:\d+: admin\.port: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+    expect(busyAdmin.stderr).toMatch(
+      /busy-admin\.yaml:\d+: admin\.port: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
+    );
     expect(busyAdmin.stderr).not.toMatch(/\n\s+at /);
     const noCa = await runCli(['fetch', 'https://127.0.0.1:1/', '--cacert', join(dir, 'no-such-ca.pem')]);
-    expect([noCa.code, noCa.stderr.trim()]).toEqual([77, `originlink: (77) cannot read the CA file ${join(dir, 'no-such-ca.pem')}: ENOENT`]);
+    expect([noCa.code, noCa.stderr.trim()]).toEqual([
+      77,
+      `originlink: (77) cannot read the CA file ${join(dir, 'no-such-ca.pem')}: ENOENT`,
+    ]);
     const bogus = await runCli(['fetch', '--bogus']);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toMatch(/^originlink: \(2\) option --bogus: is unknown/);
@@ -131,9 +157,13 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     await waitForPort(port);
     expect((await get(port, '/who')).body).toBe('one /who\n');
 
-    writeFileSync(file, config(one.port, port, h2cPort, '', adminPort).replace('protocol: h1', 'protocol: h1, colour: blue'));
+    writeFileSync(
+      file,
+      config(one.port, port, h2cPort, '', adminPort).replace('protocol: h1', 'protocol: h1, colour: blue'),
+    );
     c.kill('SIGHUP');
-    const reloadFailed = (l: Record<string, unknown>): boolean => typeof l['msg'] === 'string' && l['msg'].startsWith('config reload failed');
+    const reloadFailed = (l: Record<string, unknown>): boolean =>
+      typeof l['msg'] === 'string' && l['msg'].startsWith('config reload failed');
     await until(() => c.lines().some(reloadFailed));
     const failed = c.lines().find(reloadFailed);
     expect(failed).toMatchObject({ field: 'origins.app.colour' });
@@ -145,7 +175,11 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     // In flight across the reload: slow requests on the old origin must all finish.
     const slow = Array.from({ length: 10 }, () => get(port, '/slow?ms=600'));
     // All 10 in flight at the service before the reload.
-    await until(async () => /^originlink_front_inflight (\d+)/m.exec((await get(adminPort, '/metrics')).body)?.[1] === '10', 3000, 10);
+    await until(
+      async () => /^originlink_front_inflight (\d+)/m.exec((await get(adminPort, '/metrics')).body)?.[1] === '10',
+      3000,
+      10,
+    );
     writeFileSync(file, config(two.port, port, h2cPort, '', adminPort));
     c.kill('SIGHUP');
     let body = '';
@@ -175,23 +209,36 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     const h1 = Array.from({ length: 40 }, (_, i) => get(port, `/slow?ms=${500 + (i % 5) * 50}`, agent));
     const session = http2.connect(`http://127.0.0.1:${h2cPort}`);
     let goaway = false;
-    session.on('goaway', () => { goaway = true; });
+    session.on('goaway', () => {
+      goaway = true;
+    });
     session.on('error', () => {});
-    const h2 = Array.from({ length: 20 }, () => new Promise<string>((resolve, reject) => {
-      const s = session.request({ ':path': '/slow?ms=700' });
-      let b = '';
-      let status = 0;
-      s.on('response', (h) => { status = Number(h[':status']); });
-      s.setEncoding('utf8');
-      s.on('data', (d: string) => { b += d; });
-      s.on('end', () => resolve(`${status} ${b}`));
-      s.on('error', reject);
-      s.end();
-    }));
+    const h2 = Array.from(
+      { length: 20 },
+      () =>
+        new Promise<string>((resolve, reject) => {
+          const s = session.request({ ':path': '/slow?ms=700' });
+          let b = '';
+          let status = 0;
+          s.on('response', (h) => {
+            status = Number(h[':status']);
+          });
+          s.setEncoding('utf8');
+          s.on('data', (d: string) => {
+            b += d;
+          });
+          s.on('end', () => resolve(`${status} ${b}`));
+          s.on('error', reject);
+          s.end();
+        }),
+    );
     // All 60 in flight at the service (accepted and being forwarded) before the signal: a connection still in the
     // kernel's accept queue when the listener closes is not in flight, and a loaded machine can keep it there a while.
     const inflight = async (): Promise<number> => {
-      const text = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text(), () => '');
+      const text = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
       return Number(/^originlink_front_inflight (\d+)/m.exec(text)?.[1] ?? 0);
     };
     for (let i = 0; i < 200 && (await inflight()) < 60; i++) await new Promise((r) => setTimeout(r, 25));
@@ -199,12 +246,26 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     c.kill('SIGTERM');
     // New connections are refused once the listener closed (within the drain, while the 60 are answered).
     let refused = false;
-    await until(async () => (refused = await get(port, '/who').then(() => false, () => true)), 2000, 25);
+    await until(
+      async () =>
+        (refused = await get(port, '/who').then(
+          () => false,
+          () => true,
+        )),
+      2000,
+      25,
+    );
     const r1 = await Promise.allSettled(h1);
     const r2 = await Promise.allSettled(h2);
-    expect(r1.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
-    expect(r1.map((r) => (r as PromiseFulfilledResult<{ status: number; body: string }>).value.status)).toEqual(Array(40).fill(200));
-    expect(r2.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason)))).toEqual(Array(20).fill('200 one /slow\n'));
+    expect(r1.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual(
+      [],
+    );
+    expect(r1.map((r) => (r as PromiseFulfilledResult<{ status: number; body: string }>).value.status)).toEqual(
+      Array(40).fill(200),
+    );
+    expect(r2.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason)))).toEqual(
+      Array(20).fill('200 one /slow\n'),
+    );
     expect(goaway).toBe(true);
     expect(refused).toBe(true);
     expect(await c.exit).toBe(0);

@@ -32,7 +32,9 @@ beforeAll(async () => {
   origin = http.createServer({ keepAlive: true }, (req, res) => {
     active++;
     peak = Math.max(peak, active);
-    res.on('close', () => { active--; });
+    res.on('close', () => {
+      active--;
+    });
     if (req.url === '/big' || req.url === '/mid') {
       const body = req.url === '/big' ? BIG : MID;
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
@@ -44,7 +46,9 @@ beforeAll(async () => {
       return;
     }
     let n = 0;
-    req.on('data', (c: Buffer) => { n += c.length; });
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+    });
     req.on('end', () => res.end(`${req.method} ${req.url} ${n}\n`));
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
@@ -61,7 +65,9 @@ async function start(extra = ''): Promise<Service> {
   const was = process.env['TMPDIR'];
   process.env['TMPDIR'] = dir;
   try {
-    return await Service.start(parseConfig(`
+    return await Service.start(
+      parseConfig(
+        `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
   - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
@@ -71,7 +77,12 @@ ${extra}
 origins:
   o: { url: "http://127.0.0.1:${originPort}", protocol: h1, pool: { maxConnections: 8 } }
 routes: [{ path: /, origin: o }]
-`, 'starve.yaml', '/'), { logDestination: { write: () => {} } });
+`,
+        'starve.yaml',
+        '/',
+      ),
+      { logDestination: { write: () => {} } },
+    );
   } finally {
     if (was === undefined) delete process.env['TMPDIR'];
     else process.env['TMPDIR'] = was;
@@ -86,7 +97,10 @@ function probe(port: number): Promise<{ status: number; ms: number }> {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0 }));
     });
-    req.on('timeout', () => { req.destroy(); resolve({ status: 0, ms: performance.now() - t0 }); });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve({ status: 0, ms: performance.now() - t0 });
+    });
     req.on('error', () => resolve({ status: 0, ms: performance.now() - t0 }));
   });
 }
@@ -96,14 +110,25 @@ function stuckClients(port: number, n: number, head: string, localAddress = '127
   return Array.from({ length: n }, () => {
     const s = net.connect({ port, host: '127.0.0.1', localAddress });
     s.on('error', () => {});
-    s.on('connect', () => { s.write(head); s.pause(); });
+    s.on('connect', () => {
+      s.write(head);
+      s.pause();
+    });
     return s;
   });
 }
 
 /** This process's descriptors on files in `dir` (a temporary file that has no name shows as "(deleted)"). */
 function tempFiles(): string[] {
-  return readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } }).filter((l) => l.startsWith(dir));
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((l) => l.startsWith(dir));
 }
 
 describe('a pool of 8 HTTP/1.1 connections, and clients that misbehave', () => {
@@ -139,7 +164,9 @@ describe('a pool of 8 HTTP/1.1 connections, and clients that misbehave', () => {
       s.on('connect', () => s.write('POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 100000\r\n\r\n'));
       return s;
     });
-    const drip = setInterval(() => { for (const c of clients) if (!c.destroyed) c.write('x'); }, 1000);
+    const drip = setInterval(() => {
+      for (const c of clients) if (!c.destroyed) c.write('x');
+    }, 1000);
     try {
       await sleep(1500);
       const p = await probe(port);
@@ -153,11 +180,14 @@ describe('a pool of 8 HTTP/1.1 connections, and clients that misbehave', () => {
     }
   }, 30_000);
 
-  it('3 HTTP/2 connections keeping 40 streams\' windows shut: responses go to temporary files; a probe is served within 3 s', async () => {
+  it("3 HTTP/2 connections keeping 40 streams' windows shut: responses go to temporary files; a probe is served within 3 s", async () => {
     const svc = await start();
     const port = svc.addresses()['h2c'] as number;
     const sessions = Array.from({ length: 3 }, () => {
-      const c = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 }, localAddress: '127.0.0.2' } as http2.ClientSessionOptions);
+      const c = http2.connect(`http://127.0.0.1:${port}`, {
+        settings: { initialWindowSize: 0 },
+        localAddress: '127.0.0.2',
+      } as http2.ClientSessionOptions);
       c.on('error', () => {});
       for (let i = 0; i < 40; i++) {
         const s = c.request({ ':path': '/mid' });
@@ -220,17 +250,21 @@ describe('a pool of 8 HTTP/1.1 connections, and clients that misbehave', () => {
     }
   }, 30_000);
 
-  it('a body sent a byte at a time (never silent for the origin\'s body timeout) gets 408 within limits.clientBodyTimeoutMs, the connection closed', async () => {
+  it("a body sent a byte at a time (never silent for the origin's body timeout) gets 408 within limits.clientBodyTimeoutMs, the connection closed", async () => {
     const svc = await start('limits: { clientBodyTimeoutMs: 2000 }');
     const port = svc.addresses()['plain'] as number;
     const s = net.connect(port, '127.0.0.1');
     s.on('error', () => {});
     let text = '';
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
     const closed = new Promise<number>((r) => s.on('close', () => r(performance.now())));
     const t0 = performance.now();
     s.write('POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 8000\r\n\r\n');
-    const drip = setInterval(() => { if (!s.destroyed) s.write('x'); }, 300);
+    const drip = setInterval(() => {
+      if (!s.destroyed) s.write('x');
+    }, 300);
     try {
       const at = await Promise.race([closed, sleep(6000).then(() => 0)]);
       expect(at).toBeGreaterThan(0);

@@ -116,7 +116,10 @@ class Tally {
       if (at !== undefined && calledAt - at < MARGIN_NS) this.late++;
       else {
         this.ours++;
-        console.log(`${want.trim()} got ${JSON.stringify(body)}`, at === undefined ? '(no stamp)' : `${Number(calledAt - at) / 1e6} ms after the stray`);
+        console.log(
+          `${want.trim()} got ${JSON.stringify(body)}`,
+          at === undefined ? '(no stamp)' : `${Number(calledAt - at) / 1e6} ms after the stray`,
+        );
       }
     }
   }
@@ -130,7 +133,9 @@ const DELAYS = [0, 1, 3, 10, 30, 100, 300, 500];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('a stray response on a kept-alive h1 connection', () => {
-  it('the Agent: no request gets a stray that was waiting when it was made, across delays 0–500 ms; the closes are counted', { timeout: 30_000 }, async () => {
+  it('the Agent: no request gets a stray that was waiting when it was made, across delays 0–500 ms; the closes are counted', {
+    timeout: 30_000,
+  }, async () => {
     const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
     const t = new Tally();
     try {
@@ -147,7 +152,9 @@ describe('a stray response on a kept-alive h1 connection', () => {
         }
       }
       await t.settle();
-      console.log(`the Agent: ${t.n} requests, ${t.ours} got a stray that was waiting, ${t.late} one that came after them`);
+      console.log(
+        `the Agent: ${t.n} requests, ${t.ours} got a stray that was waiting, ${t.late} one that came after them`,
+      );
       expect(`${t.ours} of ${t.n}`).toBe(`0 of ${t.n}`);
       const errors = agent.stats().reduce((a, s) => a + (s.errors[ErrorCode.UNSOLICITED_RESPONSE] ?? 0), 0);
       expect(errors).toBeGreaterThan(0); // the mechanism ran: stray bytes closed connections
@@ -156,7 +163,9 @@ describe('a stray response on a kept-alive h1 connection', () => {
     }
   });
 
-  it('through the service, clients on connections of their own: none gets a stray that was waiting; one warning per origin', { timeout: 30_000 }, async () => {
+  it('through the service, clients on connections of their own: none gets a stray that was waiting; one warning per origin', {
+    timeout: 30_000,
+  }, async () => {
     const lines: Array<Record<string, unknown>> = [];
     const yaml = `
 listeners:
@@ -168,15 +177,26 @@ origins:
 routes:
   - { path: /, origin: o }
 `;
-    const svc = await Service.start(parseConfig(yaml, 'stray.yaml', '/tmp'), { logDestination: { write: (l: string) => { lines.push(JSON.parse(l) as Record<string, unknown>); } } });
-    const front = svc.addresses()['plain'] as number;
-    const get = (path: string): Promise<string> => new Promise((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: front, path, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => { body += c.toString(); });
-        res.on('end', () => resolve(body));
-      }).on('error', reject);
+    const svc = await Service.start(parseConfig(yaml, 'stray.yaml', '/tmp'), {
+      logDestination: {
+        write: (l: string) => {
+          lines.push(JSON.parse(l) as Record<string, unknown>);
+        },
+      },
     });
+    const front = svc.addresses()['plain'] as number;
+    const get = (path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port: front, path, agent: false }, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on('end', () => resolve(body));
+          })
+          .on('error', reject);
+      });
     const t = new Tally();
     try {
       for (const d of DELAYS) {
@@ -189,7 +209,9 @@ routes:
         }
       }
       await t.settle();
-      console.log(`the service: ${t.n} requests, ${t.ours} got a stray that was waiting, ${t.late} one that came after them`);
+      console.log(
+        `the service: ${t.n} requests, ${t.ours} got a stray that was waiting, ${t.late} one that came after them`,
+      );
       expect(`${t.ours} of ${t.n}`).toBe(`0 of ${t.n}`);
       const warned = lines.filter((l) => l['code'] === ErrorCode.UNSOLICITED_RESPONSE);
       expect(warned.length).toBe(1); // once per origin per interval (60 s)

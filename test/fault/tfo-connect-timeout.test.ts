@@ -21,7 +21,10 @@ let alive: http.Server;
 let alivePort = 0;
 
 beforeAll(async () => {
-  deaf = spawn('python3', ['-c', 'import socket,time\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(120)']);
+  deaf = spawn('python3', [
+    '-c',
+    'import socket,time\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(120)',
+  ]);
   deafPort = await new Promise<number>((r) => deaf.stdout?.once('data', (d: Buffer) => r(Number(String(d)))));
   for (let i = 0; i < 3; i++) fillers.push(net.connect(deafPort, '127.0.0.1').on('error', () => {}));
   // The first fills the queue; the others' SYNs are already being dropped.
@@ -44,7 +47,10 @@ describe('TCP Fast Open to a cleartext origin whose SYNs go unanswered', () => {
   it('fails with OL_CONNECT_TIMEOUT after connectTimeoutMs, counted as a connect failure', async () => {
     const agent = new Agent({ pool: { connectTimeoutMs: 500, headersTimeoutMs: 3000 } });
     const t0 = performance.now();
-    const err = await agent.request({ url: `http://127.0.0.1:${deafPort}/` }).then(() => null, (e: unknown) => e as OriginlinkError);
+    const err = await agent.request({ url: `http://127.0.0.1:${deafPort}/` }).then(
+      () => null,
+      (e: unknown) => e as OriginlinkError,
+    );
     const ms = performance.now() - t0;
     expect(err?.code).toBe('OL_CONNECT_TIMEOUT');
     expect(ms).toBeGreaterThanOrEqual(450);
@@ -57,7 +63,10 @@ describe('TCP Fast Open to a cleartext origin whose SYNs go unanswered', () => {
   it('a GET fails over to the next URL at the connect deadline', async () => {
     const agent = new Agent({ pool: { connectTimeoutMs: 500, headersTimeoutMs: 3000 } });
     const t0 = performance.now();
-    const res = await agent.request({ origin: [`http://127.0.0.1:${deafPort}`, `http://127.0.0.1:${alivePort}`], path: '/' });
+    const res = await agent.request({
+      origin: [`http://127.0.0.1:${deafPort}`, `http://127.0.0.1:${alivePort}`],
+      path: '/',
+    });
     expect(await res.text()).toBe('alive\n');
     expect(performance.now() - t0).toBeLessThan(2500);
     await agent.close();
@@ -65,11 +74,25 @@ describe('TCP Fast Open to a cleartext origin whose SYNs go unanswered', () => {
 
   it('a POST is not replayed elsewhere: its data may have ridden in the SYN (RFC 7413 §6.3.1)', async () => {
     let posts = 0;
-    const counting = http.createServer((req, res) => { posts++; req.resume(); res.end('took it\n'); });
+    const counting = http.createServer((req, res) => {
+      posts++;
+      req.resume();
+      res.end('took it\n');
+    });
     await new Promise<void>((r) => counting.listen(0, '127.0.0.1', r));
     const port = (counting.address() as net.AddressInfo).port;
     const agent = new Agent({ pool: { connectTimeoutMs: 500, headersTimeoutMs: 3000 } });
-    const err = await agent.request({ origin: [`http://127.0.0.1:${deafPort}`, `http://127.0.0.1:${port}`], path: '/', method: 'POST', body: 'x' }).then(() => null, (e: unknown) => e as OriginlinkError);
+    const err = await agent
+      .request({
+        origin: [`http://127.0.0.1:${deafPort}`, `http://127.0.0.1:${port}`],
+        path: '/',
+        method: 'POST',
+        body: 'x',
+      })
+      .then(
+        () => null,
+        (e: unknown) => e as OriginlinkError,
+      );
     expect(err?.code).toBe('OL_CONNECT_TIMEOUT');
     expect(posts).toBe(0);
     await agent.destroy();

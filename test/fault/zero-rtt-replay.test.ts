@@ -22,9 +22,16 @@ let srv: H3Server;
 const hits: string[] = [];
 
 beforeAll(async () => {
-  srv = await startTestH3Server({ handler: (r) => { hits.push(r.path); return { status: 200, body: `ok ${r.path}\n` }; } });
+  srv = await startTestH3Server({
+    handler: (r) => {
+      hits.push(r.path);
+      return { status: 200, body: `ok ${r.path}\n` };
+    },
+  });
 });
-afterAll(async () => { await srv?.close(50); });
+afterAll(async () => {
+  await srv?.close(50);
+});
 
 async function text(r: Readable): Promise<string> {
   let s = '';
@@ -32,7 +39,15 @@ async function text(r: Readable): Promise<string> {
   return s;
 }
 
-const req = (path: string, allowEarlyData: boolean): ConnRequest => ({ method: 'GET', path, authority: 'localhost', scheme: 'https', headers: [], body: null, allowEarlyData });
+const req = (path: string, allowEarlyData: boolean): ConnRequest => ({
+  method: 'GET',
+  path,
+  authority: 'localhost',
+  scheme: 'https',
+  headers: [],
+  body: null,
+  allowEarlyData,
+});
 
 async function until(cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -43,7 +58,14 @@ describe('0-RTT anti-replay on our h3 server', () => {
   it('a captured first flight replayed from new ports after its connection is gone: the request is handled once, the copies get no early data', async () => {
     const port = srv.address.port;
     const store = new MemorySessionStore();
-    const c0 = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+    const c0 = await connectH3({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionStore: store,
+      sessionKey: 'k',
+    });
     expect(await text((await c0.request(req('/prime', false))).body)).toBe('ok /prime\n');
     c0.destroy();
 
@@ -66,7 +88,14 @@ describe('0-RTT anti-replay on our h3 server', () => {
     });
     await new Promise<void>((r) => relay.bind(0, '127.0.0.1', () => r()));
     try {
-      const c1 = await connectH3({ host: '127.0.0.1', port: relay.address().port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c1 = await connectH3({
+        host: '127.0.0.1',
+        port: relay.address().port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const r = (await c1.request(req('/replay-me', true))) as H3Response;
       expect(r.earlyData).toBe(true);
       expect(await text(r.body)).toBe('ok /replay-me\n');
@@ -96,11 +125,25 @@ describe('0-RTT anti-replay on our h3 server', () => {
   it('a resumed client is not held back by it: each new connection of its own gets 0-RTT', async () => {
     const port = srv.address.port;
     const store = new MemorySessionStore();
-    const c0 = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+    const c0 = await connectH3({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionStore: store,
+      sessionKey: 'k',
+    });
     await text((await c0.request(req('/prime2', false))).body);
     c0.destroy();
     for (let i = 0; i < 3; i++) {
-      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const r = (await c.request(req(`/again/${i}`, true))) as H3Response;
       expect(await text(r.body)).toBe(`ok /again/${i}\n`);
       expect(r.earlyData).toBe(true);

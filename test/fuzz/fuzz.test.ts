@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 
 it('every fuzz target survives its corpus and 2 s of new inputs', () => {
-  const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'scripts', 'fuzz.mjs'), 'all', '--seconds', '2'], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'scripts', 'fuzz.mjs'), 'all', '--seconds', '2'], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   const table = r.stdout.slice(r.stdout.indexOf('| target'));
   expect(r.status, `${table}\n${r.stderr.slice(-3000)}`).toBe(0);
   // Every target ran (a runs count in each row) and none crashed.

@@ -30,8 +30,15 @@ export function spki(pem: string | Uint8Array): string {
 /** The flags every test browser gets: headless, quiet, no outside traffic, local names only. */
 export function baseFlags(profile: string, hosts: readonly string[] = []): string[] {
   return [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--metrics-recording-only',
+    '--headless=new',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--no-first-run',
+    '--disable-extensions',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--metrics-recording-only',
     `--user-data-dir=${profile}`,
     `--host-resolver-rules=${['localhost', ...hosts].map((h) => `MAP ${h} 127.0.0.1`).join(', ')}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`,
   ];
@@ -84,7 +91,11 @@ export class Cdp {
   }
   /** Evaluate an async expression in the page; its JSON-able result. */
   async eval<T>(expr: string, timeoutMs = 120_000): Promise<T> {
-    const r = await this.send('Runtime.evaluate', { expression: expr, awaitPromise: true, returnByValue: true }, timeoutMs);
+    const r = await this.send(
+      'Runtime.evaluate',
+      { expression: expr, awaitPromise: true, returnByValue: true },
+      timeoutMs,
+    );
     if (r.exceptionDetails) throw new Error(`page threw: ${JSON.stringify(r.exceptionDetails).slice(0, 500)}`);
     return r.result.value as T;
   }
@@ -130,14 +141,20 @@ export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser>
     const db = join(home, '.pki', 'nssdb');
     mkdirSync(db, { recursive: true });
     execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password'], { stdio: 'pipe' });
-    execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'originlink test CA', '-t', 'C,,', '-i', opts.trustCa], { stdio: 'pipe' });
+    execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'originlink test CA', '-t', 'C,,', '-i', opts.trustCa], {
+      stdio: 'pipe',
+    });
     env['HOME'] = home;
   }
-  let browser: ChildProcess | null = spawn('chromium', [...baseFlags(profile, opts.hosts), '--remote-debugging-port=0', ...(opts.flags ?? []), 'about:blank'], {
-    stdio: 'ignore',
-    detached: true, // its own process group: close() ends the browser and every child it started
-    env,
-  });
+  let browser: ChildProcess | null = spawn(
+    'chromium',
+    [...baseFlags(profile, opts.hosts), '--remote-debugging-port=0', ...(opts.flags ?? []), 'about:blank'],
+    {
+      stdio: 'ignore',
+      detached: true, // its own process group: close() ends the browser and every child it started
+      env,
+    },
+  );
   const close = async (): Promise<void> => {
     const b = browser;
     browser = null;
@@ -147,10 +164,18 @@ export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser>
       // group, even when its first process already exited: renderer and network children may remain.
       if (b.exitCode === null && b.signalCode === null) {
         const exited = new Promise((r) => b.once('exit', r));
-        try { process.kill(b.pid, 'SIGTERM'); } catch { /* gone */ }
+        try {
+          process.kill(b.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
         await Promise.race([exited, sleep(3000)]);
       }
-      try { process.kill(-b.pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(-b.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
     rmSync(dir, { recursive: true, force: true });
   };
@@ -165,7 +190,10 @@ export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser>
     if (!port) throw new Error('chromium did not open its DevTools port');
     let pageUrl: string | undefined;
     for (let i = 0; i < 50 && !pageUrl; i++) {
-      const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ type: string; webSocketDebuggerUrl: string }>;
+      const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{
+        type: string;
+        webSocketDebuggerUrl: string;
+      }>;
       pageUrl = list.find((t) => t.type === 'page')?.webSocketDebuggerUrl;
       if (!pageUrl) await sleep(100);
     }

@@ -37,7 +37,12 @@ export async function startDnsmasq(records: Record<string, readonly string[]>, t
   let log = '';
   let child: ChildProcess | null = null;
   const write = (r: Record<string, readonly string[]>): void => {
-    writeFileSync(hosts, Object.entries(r).flatMap(([name, addrs]) => addrs.map((a) => `${a} ${name}`)).join('\n') + '\n');
+    writeFileSync(
+      hosts,
+      Object.entries(r)
+        .flatMap(([name, addrs]) => addrs.map((a) => `${a} ${name}`))
+        .join('\n') + '\n',
+    );
   };
   const waitLog = async (needle: string, from: number, ms = 5000): Promise<void> => {
     const deadline = Date.now() + ms;
@@ -49,10 +54,25 @@ export async function startDnsmasq(records: Record<string, readonly string[]>, t
   };
   const start = async (): Promise<void> => {
     const from = log.length;
-    const c = spawn('dnsmasq', [
-      '--no-daemon', `--port=${port}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
-      '--local=/#/', `--addn-hosts=${hosts}`, `--local-ttl=${ttlS}`, '--user=root', '--log-queries', '--log-facility=-', '--cache-size=0',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(
+      'dnsmasq',
+      [
+        '--no-daemon',
+        `--port=${port}`,
+        '--listen-address=127.0.0.1',
+        '--bind-interfaces',
+        '--no-resolv',
+        '--no-hosts',
+        '--local=/#/',
+        `--addn-hosts=${hosts}`,
+        `--local-ttl=${ttlS}`,
+        '--user=root',
+        '--log-queries',
+        '--log-facility=-',
+        '--cache-size=0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     c.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     c.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     child = c;

@@ -5,7 +5,15 @@
  */
 import { Readable } from 'node:stream';
 import { OriginlinkError, type ErrorSide } from '../../src/errors.js';
-import type { ConnEvent, ConnRequest, ConnResponse, ConnState, ConnectionFacts, PooledConnection, Protocol } from '../../src/http/types.js';
+import type {
+  ConnEvent,
+  ConnRequest,
+  ConnResponse,
+  ConnState,
+  ConnectionFacts,
+  PooledConnection,
+  Protocol,
+} from '../../src/http/types.js';
 
 let ids = 0;
 
@@ -59,14 +67,40 @@ export class FakeConnection implements PooledConnection {
     this.origin = opts.origin ?? '';
     this.protocol = opts.protocol ?? 'h1';
     this.#cap = opts.capacity ?? (this.protocol === 'h1' ? 1 : 100);
-    this.facts = { protocol: this.protocol, alpn: null, remoteAddress: '127.0.0.1', remotePort: 0, localAddress: '', localPort: 0, connectMs: 0, tlsMs: 0, tlsVersion: null, resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null };
+    this.facts = {
+      protocol: this.protocol,
+      alpn: null,
+      remoteAddress: '127.0.0.1',
+      remotePort: 0,
+      localAddress: '',
+      localPort: 0,
+      connectMs: 0,
+      tlsMs: 0,
+      tlsVersion: null,
+      resumed: false,
+      earlyData: false,
+      tfo: false,
+      keepAliveHintMs: null,
+      peerMaxConcurrentStreams: null,
+      rttMs: null,
+    };
   }
 
-  get capacity(): number { return this.#cap; }
-  peerCertificate(): null { return null; }
-  isUsable(): boolean { return this.state === 'ready'; }
-  on(l: (ev: ConnEvent) => void): void { this.#listeners.push(l); }
-  emit(ev: ConnEvent): void { for (const l of this.#listeners) l(ev); }
+  get capacity(): number {
+    return this.#cap;
+  }
+  peerCertificate(): null {
+    return null;
+  }
+  isUsable(): boolean {
+    return this.state === 'ready';
+  }
+  on(l: (ev: ConnEvent) => void): void {
+    this.#listeners.push(l);
+  }
+  emit(ev: ConnEvent): void {
+    for (const l of this.#listeners) l(ev);
+  }
 
   /** The peer's GOAWAY: no new requests; in-flight ones finish. */
   goaway(): void {
@@ -112,7 +146,12 @@ export class FakeConnection implements PooledConnection {
           resolve({ status, headers: [], body, trailers: Promise.resolve([]) });
         },
         fail: (code, o = {}) => {
-          reject(new OriginlinkError(code, o.side ?? 'remote', `fake ${code}`, { retrySafe: o.retrySafe ?? false, facts: { reused, requestSent: true, responseStarted: o.responseStarted ?? false } }));
+          reject(
+            new OriginlinkError(code, o.side ?? 'remote', `fake ${code}`, {
+              retrySafe: o.retrySafe ?? false,
+              facts: { reused, requestSent: true, responseStarted: o.responseStarted ?? false },
+            }),
+          );
           queueMicrotask(() => {
             settle();
             if (o.close) this.destroy();

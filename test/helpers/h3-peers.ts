@@ -100,7 +100,8 @@ export async function startPeer(o: PeerStart): Promise<Peer> {
   try {
     if (o.ready) await waitOutput(proc, t.output, o.ready, o.timeoutMs ?? 15_000);
     await sleep(o.settleMs ?? 0);
-    if (proc.exitCode !== null) throw new Error(`${o.argv[0]} exited with ${proc.exitCode}: ${t.output().slice(-2000)}`);
+    if (proc.exitCode !== null)
+      throw new Error(`${o.argv[0]} exited with ${proc.exitCode}: ${t.output().slice(-2000)}`);
   } catch (e) {
     await stop();
     throw e;
@@ -113,12 +114,17 @@ export function caddyEnv(dir: string): NodeJS.ProcessEnv {
   return { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') };
 }
 
-
 /**
  * Caddy serving `root` over h1/h2/h3 on 127.0.0.1:port, with `/echo*`
  * reverse-proxied to `echoPort` (an HTTP/1.1 echo server) when given.
  */
-export async function startCaddy(o: { port: number; certFile: string; keyFile: string; root: string; echoPort?: number }): Promise<Peer> {
+export async function startCaddy(o: {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  root: string;
+  echoPort?: number;
+}): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), 'ol-caddy-'));
   const echo = o.echoPort ? `  reverse_proxy /echo* 127.0.0.1:${o.echoPort}\n` : '';
   writeFileSync(
@@ -126,16 +132,37 @@ export async function startCaddy(o: { port: number; certFile: string; keyFile: s
     `{\n  admin off\n  auto_https disable_redirects\n  storage file_system ${dir}/data\n  servers {\n    protocols h1 h2 h3\n  }\n}\n` +
       `https://127.0.0.1:${o.port}, https://localhost:${o.port} {\n  tls ${o.certFile} ${o.keyFile}\n${echo}  root * ${o.root}\n  file_server\n}\n`,
   );
-  return startPeer({ argv: ['caddy', 'run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], opts: { env: caddyEnv(dir) }, ready: /server running|serving initial configuration/, port: o.port, dir, settleMs: 200 });
+  return startPeer({
+    argv: ['caddy', 'run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')],
+    opts: { env: caddyEnv(dir) },
+    ready: /server running|serving initial configuration/,
+    port: o.port,
+    dir,
+    settleMs: 200,
+  });
 }
 
 /** ngtcp2's example HTTP/3 server: GET serves files from `root`; POST answers with the file. */
-export async function startNgtcp2Server(o: { port: number; certFile: string; keyFile: string; root: string }): Promise<Peer> {
-  return startPeer({ argv: ['gtlsserver', '-q', '-d', o.root, '127.0.0.1', String(o.port), o.keyFile, o.certFile], port: o.port, settleMs: 400 });
+export async function startNgtcp2Server(o: {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  root: string;
+}): Promise<Peer> {
+  return startPeer({
+    argv: ['gtlsserver', '-q', '-d', o.root, '127.0.0.1', String(o.port), o.keyFile, o.certFile],
+    port: o.port,
+    settleMs: 400,
+  });
 }
 
 /** Bun.serve with http3 (lsquic): `/big` → the file, `/echo` → the request body with x-sha256, else text. */
-export async function startBunServer(o: { port: number; certFile: string; keyFile: string; bigFile: string }): Promise<Peer> {
+export async function startBunServer(o: {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  bigFile: string;
+}): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), 'ol-bun-'));
   const script = join(dir, 'server.mjs');
   writeFileSync(
@@ -169,7 +196,11 @@ export interface RunResult {
 }
 
 /** Run a client to completion (bounded by `timeoutMs`, then killed). */
-export function runClient(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runClient(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((res) => {
     const proc = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const t = track(proc);
@@ -185,7 +216,11 @@ export function runClient(cmd: string, args: string[], opts: { env?: NodeJS.Proc
  * Bun's HTTP/3 client: fetches each URL with `protocol: "http3"` (trust via
  * NODE_EXTRA_CA_CERTS) and prints one JSON line per response.
  */
-export async function bunFetch(urls: Array<{ url: string; method?: string; bodyFile?: string }>, caFile: string, timeoutMs = 20_000): Promise<Array<{ status: number; sha256: string; bytes: number; text: string; error?: string }>> {
+export async function bunFetch(
+  urls: Array<{ url: string; method?: string; bodyFile?: string }>,
+  caFile: string,
+  timeoutMs = 20_000,
+): Promise<Array<{ status: number; sha256: string; bytes: number; text: string; error?: string }>> {
   const dir = mkdtempSync(join(tmpdir(), 'ol-bunc-'));
   const script = join(dir, 'client.mjs');
   writeFileSync(
@@ -208,7 +243,13 @@ console.log('RESULT ' + JSON.stringify(out));
     const r = await runClient(BUN, [script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile }, timeoutMs });
     const line = r.output.split('\n').find((l) => l.startsWith('RESULT '));
     if (!line) throw new Error(`bun client printed no result (exit ${r.code}):\n${r.output.slice(-2000)}`);
-    return JSON.parse(line.slice(7)) as Array<{ status: number; sha256: string; bytes: number; text: string; error?: string }>;
+    return JSON.parse(line.slice(7)) as Array<{
+      status: number;
+      sha256: string;
+      bytes: number;
+      text: string;
+      error?: string;
+    }>;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -24,21 +24,45 @@ export interface RawH3Client {
 }
 
 /** `control`: the control stream's bytes (stream type and SETTINGS); default CONTROL_WITH_SETTINGS. */
-export async function rawH3Client(port: number, caPath: string, control: Uint8Array = CONTROL_WITH_SETTINGS, quic: { maxStreamData?: number } = {}, bindHost = '127.0.0.1'): Promise<RawH3Client> {
+export async function rawH3Client(
+  port: number,
+  caPath: string,
+  control: Uint8Array = CONTROL_WITH_SETTINGS,
+  quic: { maxStreamData?: number } = {},
+  bindHost = '127.0.0.1',
+): Promise<RawH3Client> {
   const ep = await QuicEndpoint.bind({ host: bindHost });
-  const conn = ep.connect({ config: buildConfig('client', { alpn: ['h3'], caFile: caPath, ...quic }), host: '127.0.0.1', port, serverName: 'localhost' });
+  const conn = ep.connect({
+    config: buildConfig('client', { alpn: ['h3'], caFile: caPath, ...quic }),
+    host: '127.0.0.1',
+    port,
+    serverName: 'localhost',
+  });
   let ready!: () => void;
   let closed!: (e: Error | null) => void;
   const resets = new Map<number, number>();
   const stops = new Map<number, number>();
   const received = new Map<number, number>();
-  const r: RawH3Client = { conn, ep, resets, stops, received, closed: new Promise<Error | null>((res) => (closed = res)) };
+  const r: RawH3Client = {
+    conn,
+    ep,
+    resets,
+    stops,
+    received,
+    closed: new Promise<Error | null>((res) => (closed = res)),
+  };
   const isReady = new Promise<void>((res) => (ready = res));
   conn.setHandler({
     onConnected: (early) => !early && ready(),
-    onStreamData(id, d) { received.set(id, (received.get(id) ?? 0) + d.length); },
-    onStreamReset(id, code) { resets.set(id, code); },
-    onStopSending(id, code) { stops.set(id, code); },
+    onStreamData(id, d) {
+      received.set(id, (received.get(id) ?? 0) + d.length);
+    },
+    onStreamReset(id, code) {
+      resets.set(id, code);
+    },
+    onStopSending(id, code) {
+      stops.set(id, code);
+    },
     onStreamsAvailable() {},
     onClosed: (e) => {
       closed(e);

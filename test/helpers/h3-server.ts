@@ -2,7 +2,9 @@
 import { startH3Server, type H3Server, type H3ServerOptions } from '../../src/server/h3.js';
 import { makeCerts } from './certs.js';
 
-export function startTestH3Server(opts: Omit<H3ServerOptions, 'host' | 'cert' | 'key'> & Partial<H3ServerOptions>): Promise<H3Server> {
+export function startTestH3Server(
+  opts: Omit<H3ServerOptions, 'host' | 'cert' | 'key'> & Partial<H3ServerOptions>,
+): Promise<H3Server> {
   const certs = makeCerts();
   return startH3Server({ host: '127.0.0.1', cert: certs.certPath, key: certs.keyPath, ...opts });
 }

@@ -169,7 +169,10 @@ export function createNetnsPair(opts: NetnsOptions = {}): NetnsPair {
     ip(['netns', 'add', pair.client]);
     ip(['netns', 'add', pair.server]);
     ip(['link', 'add', 'veth0', 'netns', pair.client, 'type', 'veth', 'peer', 'name', 'veth0', 'netns', pair.server]);
-    const sysctls: Record<string, string | number> = { 'net.ipv4.tcp_fastopen': opts.tcpFastOpen ?? 3, ...opts.sysctls };
+    const sysctls: Record<string, string | number> = {
+      'net.ipv4.tcp_fastopen': opts.tcpFastOpen ?? 3,
+      ...opts.sysctls,
+    };
     const sides = [
       [pair.client, pair.clientIp, pair.clientIp6],
       [pair.server, pair.serverIp, pair.serverIp6],

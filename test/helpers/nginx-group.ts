@@ -19,9 +19,15 @@ import { Nginx, type NginxOptions } from './nginx.js';
 export type Flag = '503' | 'slow' | 'close';
 
 export class GroupEndpoint {
-  constructor(readonly name: string, readonly nginx: Nginx, readonly flags: string) {}
+  constructor(
+    readonly name: string,
+    readonly nginx: Nginx,
+    readonly flags: string,
+  ) {}
 
-  get url(): string { return `https://localhost:${this.nginx.port}`; }
+  get url(): string {
+    return `https://localhost:${this.nginx.port}`;
+  }
 
   set(flag: Flag, on: boolean): void {
     const f = join(this.flags, flag);
@@ -31,7 +37,10 @@ export class GroupEndpoint {
 
   /** Requests to `/g/` in the access log (health checks are `/health`). */
   served(from = 0): number {
-    return this.nginx.log().slice(from).filter((l) => l.uri.startsWith('/g/')).length;
+    return this.nginx
+      .log()
+      .slice(from)
+      .filter((l) => l.uri.startsWith('/g/')).length;
   }
 
   #pids(): number[] {
@@ -39,17 +48,30 @@ export class GroupEndpoint {
     if (master === undefined) return [];
     let workers: number[] = [];
     try {
-      workers = execFileSync('pgrep', ['-P', String(master)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-    } catch { /* none */ }
+      workers = execFileSync('pgrep', ['-P', String(master)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      /* none */
+    }
     return [master, ...workers];
   }
 
   /** SIGSTOP: connections stay open, nothing answers (connects still complete in the kernel's backlog). */
-  stop(): void { for (const p of this.#pids()) process.kill(p, 'SIGSTOP'); }
-  cont(): void { for (const p of this.#pids()) process.kill(p, 'SIGCONT'); }
-  kill(): Promise<void> { return this.nginx.stop('SIGKILL'); }
+  stop(): void {
+    for (const p of this.#pids()) process.kill(p, 'SIGSTOP');
+  }
+  cont(): void {
+    for (const p of this.#pids()) process.kill(p, 'SIGCONT');
+  }
+  kill(): Promise<void> {
+    return this.nginx.stop('SIGKILL');
+  }
   /** Started again on its port (after kill). */
-  start(): Promise<void> { return this.nginx.restart(); }
+  start(): Promise<void> {
+    return this.nginx.restart();
+  }
 }
 
 export interface NginxGroup {
@@ -57,7 +79,10 @@ export interface NginxGroup {
   close(): Promise<void>;
 }
 
-export async function startNginxGroup(n = 3, o: { slowMs?: number; h2?: boolean; extra?: NginxOptions } = {}): Promise<NginxGroup> {
+export async function startNginxGroup(
+  n = 3,
+  o: { slowMs?: number; h2?: boolean; extra?: NginxOptions } = {},
+): Promise<NginxGroup> {
   const slowMs = o.slowMs ?? 100;
   // The slow backend: its answer's head leaves `slowMs` after the request, naming the endpoint that asked.
   const slow = http.createServer((req, res) => {
@@ -70,7 +95,10 @@ export async function startNginxGroup(n = 3, o: { slowMs?: number; h2?: boolean;
       }, delay);
       return;
     }
-    setTimeout(() => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end(`${String(req.headers['x-name'])}\n`); }, delay);
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`${String(req.headers['x-name'])}\n`);
+    }, delay);
   });
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
   const slowPort = (slow.address() as net.AddressInfo).port;
@@ -121,7 +149,11 @@ export async function startNginxGroup(n = 3, o: { slowMs?: number; h2?: boolean;
     endpoints,
     close: async () => {
       for (const e of endpoints) {
-        try { e.cont(); } catch { /* gone */ }
+        try {
+          e.cont();
+        } catch {
+          /* gone */
+        }
         await e.nginx.close();
         rmSync(e.flags, { recursive: true, force: true });
       }

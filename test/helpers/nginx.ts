@@ -36,13 +36,23 @@ export interface NginxOptions {
 /** Worker processes of an nginx master (its children). */
 function workerPids(master: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(master)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(master)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
 }
 
-export interface LogLine { connection: number; connRequests: number; method: string; uri: string; status: number; protocol: string }
+export interface LogLine {
+  connection: number;
+  connRequests: number;
+  method: string;
+  uri: string;
+  status: number;
+  protocol: string;
+}
 
 export class Nginx {
   readonly dir: string;
@@ -69,7 +79,9 @@ export class Nginx {
     writeFileSync(join(root, 'small.txt'), 'x'.repeat(1024));
     for (const [name, content] of Object.entries(o.files ?? {})) writeFileSync(join(root, name), content);
     const tlsOn = o.tls ?? true;
-    const listen = tlsOn ? `listen 127.0.0.1:${port} ssl${o.h2 ?? true ? ' http2' : ''};` : `listen 127.0.0.1:${port};`;
+    const listen = tlsOn
+      ? `listen 127.0.0.1:${port} ssl${(o.h2 ?? true) ? ' http2' : ''};`
+      : `listen 127.0.0.1:${port};`;
     const conf = `
 daemon off;
 user root;
@@ -108,23 +120,38 @@ http {
   }
 
   async #spawn(): Promise<void> {
-    const p = spawn('nginx', ['-p', this.dir, '-c', this.#conf, '-e', join(this.dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('nginx', ['-p', this.dir, '-c', this.#conf, '-e', join(this.dir, 'error.log')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
-    p.stderr?.on('data', (d) => { err += String(d); });
+    p.stderr?.on('data', (d) => {
+      err += String(d);
+    });
     this.#proc = p;
     const cleanup = (): void => {
       if (!p.pid || p.exitCode !== null) return;
-      for (const pid of [...workerPids(p.pid), p.pid]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      for (const pid of [...workerPids(p.pid), p.pid]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
     };
     process.once('exit', cleanup);
     try {
       await waitForPort(this.port);
     } catch (e) {
-      throw new Error(`nginx did not start: ${err} ${existsSync(join(this.dir, 'error.log')) ? readFileSync(join(this.dir, 'error.log'), 'utf8') : ''}`, { cause: e });
+      throw new Error(
+        `nginx did not start: ${err} ${existsSync(join(this.dir, 'error.log')) ? readFileSync(join(this.dir, 'error.log'), 'utf8') : ''}`,
+        { cause: e },
+      );
     }
   }
 
-  get pid(): number | undefined { return this.#proc?.pid; }
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
 
   /** Graceful reload (SIGHUP): new workers; old ones finish in-flight and send GOAWAY / close idle. */
   reload(): void {
@@ -139,8 +166,17 @@ http {
     const workers = p.pid ? workerPids(p.pid) : [];
     p.kill(signal);
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited; }
-    for (const w of workers) { try { process.kill(w, 'SIGKILL'); } catch { /* already gone */ } }
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGKILL');
+      await exited;
+    }
+    for (const w of workers) {
+      try {
+        process.kill(w, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
     // Workers of a killed master may linger briefly; wait for the port to be free.
     const pidFile = join(this.dir, 'nginx.pid');
     if (existsSync(pidFile)) rmSync(pidFile, { force: true });
@@ -180,14 +216,28 @@ http {
   log(): LogLine[] {
     const f = join(this.dir, 'access.log');
     if (!existsSync(f)) return [];
-    return readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => {
-      const [c, cr, method, uri, status, protocol] = l.split(' ');
-      return { connection: Number(c), connRequests: Number(cr), method: method ?? '', uri: uri ?? '', status: Number(status), protocol: protocol ?? '' };
-    });
+    return readFileSync(f, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [c, cr, method, uri, status, protocol] = l.split(' ');
+        return {
+          connection: Number(c),
+          connRequests: Number(cr),
+          method: method ?? '',
+          uri: uri ?? '',
+          status: Number(status),
+          protocol: protocol ?? '',
+        };
+      });
   }
 
   /** Distinct connections that carried requests (by nginx's connection serial). */
   connectionsSeen(filter?: (l: LogLine) => boolean): number {
-    return new Set(this.log().filter(filter ?? (() => true)).map((l) => l.connection)).size;
+    return new Set(
+      this.log()
+        .filter(filter ?? (() => true))
+        .map((l) => l.connection),
+    ).size;
   }
 }

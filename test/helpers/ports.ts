@@ -40,7 +40,10 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
       const c = net.connect({ port, host });
-      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
       c.once('error', () => resolve(false));
     });
     if (ok) return;

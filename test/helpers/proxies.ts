@@ -24,9 +24,20 @@ export interface ProxyPeer {
   stop(): Promise<void>;
 }
 
-export interface ProxyAuth { user: string; pass: string }
+export interface ProxyAuth {
+  user: string;
+  pass: string;
+}
 
-async function run(kind: ProxyPeer['kind'], dir: string, argv: string[], port: number, url: string, log: string | null, count: (text: string, target: string) => number): Promise<ProxyPeer> {
+async function run(
+  kind: ProxyPeer['kind'],
+  dir: string,
+  argv: string[],
+  port: number,
+  url: string,
+  log: string | null,
+  count: (text: string, target: string) => number,
+): Promise<ProxyPeer> {
   const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -38,7 +49,9 @@ async function run(kind: ProxyPeer['kind'], dir: string, argv: string[], port: n
     throw new Error(`${kind} did not start: ${(e as Error).message}; output: ${out.slice(-800)}`);
   }
   return {
-    kind, port, url,
+    kind,
+    port,
+    url,
     tunnels(target) {
       if (!log || !existsSync(log)) return 0;
       return count(readFileSync(log, 'utf8'), target);
@@ -75,36 +88,71 @@ export async function startSquid(auth?: ProxyAuth | ProxyAuth[]): Promise<ProxyP
     'dns_v4_first on',
   ];
   if (users.length > 0) {
-    const rows = users.map((u) => `${u.user}:${execFileSync('openssl', ['passwd', '-1', u.pass], { encoding: 'utf8' }).trim()}\n`);
+    const rows = users.map(
+      (u) => `${u.user}:${execFileSync('openssl', ['passwd', '-1', u.pass], { encoding: 'utf8' }).trim()}\n`,
+    );
     writeFileSync(join(dir, 'passwd'), rows.join(''));
     chmodSync(join(dir, 'passwd'), 0o644);
-    lines.push(`auth_param basic program /usr/lib/squid/basic_ncsa_auth ${dir}/passwd`, 'auth_param basic children 2', 'acl authed proxy_auth REQUIRED', 'http_access allow authed');
+    lines.push(
+      `auth_param basic program /usr/lib/squid/basic_ncsa_auth ${dir}/passwd`,
+      'auth_param basic children 2',
+      'acl authed proxy_auth REQUIRED',
+      'http_access allow authed',
+    );
   } else {
     lines.push('http_access allow all');
   }
   lines.push('http_access deny all');
   writeFileSync(join(dir, 'squid.conf'), `${lines.join('\n')}\n`);
   // squid's access.log line per CONNECT: "... TCP_TUNNEL/200 ... CONNECT host:port ..." (written when the tunnel closes).
-  return run('squid', dir, ['squid', '-N', '-f', join(dir, 'squid.conf')], port, withAuth('http', port, users[0]), join(dir, 'access.log'),
-    (text, target) => text.split('\n').filter((l) => l.includes(` CONNECT ${target} `) && l.includes('/200 ')).length);
+  return run(
+    'squid',
+    dir,
+    ['squid', '-N', '-f', join(dir, 'squid.conf')],
+    port,
+    withAuth('http', port, users[0]),
+    join(dir, 'access.log'),
+    (text, target) => text.split('\n').filter((l) => l.includes(` CONNECT ${target} `) && l.includes('/200 ')).length,
+  );
 }
 
 export async function startTinyproxy(auth?: ProxyAuth): Promise<ProxyPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'addr-tinyproxy-'));
   chmodSync(dir, 0o777);
   const port = await freePort();
-  const lines = [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 60', `LogFile "${dir}/tinyproxy.log"`, 'LogLevel Connect', 'MaxClients 100'];
+  const lines = [
+    `Port ${port}`,
+    'Listen 127.0.0.1',
+    'Timeout 60',
+    `LogFile "${dir}/tinyproxy.log"`,
+    'LogLevel Connect',
+    'MaxClients 100',
+  ];
   if (auth) lines.push(`BasicAuth ${auth.user} ${auth.pass}`);
   writeFileSync(join(dir, 'tinyproxy.conf'), `${lines.join('\n')}\n`);
   // tinyproxy logs 'Request (file descriptor N): CONNECT host:port HTTP/1.1' per tunnel request.
-  return run('tinyproxy', dir, ['tinyproxy', '-d', '-c', join(dir, 'tinyproxy.conf')], port, withAuth('http', port, auth), join(dir, 'tinyproxy.log'),
-    (text, target) => text.split('\n').filter((l) => l.includes(`CONNECT ${target} HTTP/1.1`)).length);
+  return run(
+    'tinyproxy',
+    dir,
+    ['tinyproxy', '-d', '-c', join(dir, 'tinyproxy.conf')],
+    port,
+    withAuth('http', port, auth),
+    join(dir, 'tinyproxy.log'),
+    (text, target) => text.split('\n').filter((l) => l.includes(`CONNECT ${target} HTTP/1.1`)).length,
+  );
 }
 
 export async function startMicrosocks(auth?: ProxyAuth): Promise<ProxyPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'addr-socks-'));
   const port = await freePort();
-  const argv = ['microsocks', '-i', '127.0.0.1', '-p', String(port), ...(auth ? ['-u', auth.user, '-P', auth.pass] : [])];
+  const argv = [
+    'microsocks',
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...(auth ? ['-u', auth.user, '-P', auth.pass] : []),
+  ];
   return run('microsocks', dir, argv, port, withAuth('socks5', port, auth), null, () => 0);
 }
 
@@ -118,14 +166,36 @@ export interface NghttpxPeer extends ProxyPeer {
  * ALPN) forwarded to `backend` (an HTTP proxy: squid, which checks the credentials). The URL is `https://`
  * with `auth` in it when given. `maxStreams`: its SETTINGS_MAX_CONCURRENT_STREAMS; `extra`: more nghttpx flags.
  */
-export async function startNghttpx(backend: ProxyPeer, certPath: string, keyPath: string, auth?: ProxyAuth, maxStreams = 100, extra: string[] = []): Promise<NghttpxPeer> {
+export async function startNghttpx(
+  backend: ProxyPeer,
+  certPath: string,
+  keyPath: string,
+  auth?: ProxyAuth,
+  maxStreams = 100,
+  extra: string[] = [],
+): Promise<NghttpxPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'addr-nghttpx-'));
   chmodSync(dir, 0o777);
   const port = await freePort();
   const log = join(dir, 'access.log');
-  const argv = ['nghttpx', '--conf=/dev/null', '--http2-proxy', '--single-process', `--frontend=127.0.0.1,${port}`, `--backend=127.0.0.1,${backend.port}`, '--workers=1', '--no-ocsp',
-    `--frontend-http2-max-concurrent-streams=${maxStreams}`, `--accesslog-file=${log}`, '--accesslog-format=$remote_port $method $path $status $alpn',
-    `--errorlog-file=${join(dir, 'error.log')}`, `--pid-file=${join(dir, 'nghttpx.pid')}`, ...extra, keyPath, certPath];
+  const argv = [
+    'nghttpx',
+    '--conf=/dev/null',
+    '--http2-proxy',
+    '--single-process',
+    `--frontend=127.0.0.1,${port}`,
+    `--backend=127.0.0.1,${backend.port}`,
+    '--workers=1',
+    '--no-ocsp',
+    `--frontend-http2-max-concurrent-streams=${maxStreams}`,
+    `--accesslog-file=${log}`,
+    '--accesslog-format=$remote_port $method $path $status $alpn',
+    `--errorlog-file=${join(dir, 'error.log')}`,
+    `--pid-file=${join(dir, 'nghttpx.pid')}`,
+    ...extra,
+    keyPath,
+    certPath,
+  ];
   // One line per finished request: "PORT CONNECT host:port STATUS ALPN" (a tunnel's line is written when it ends).
   const parse = (text: string, target: string): Map<number, { tunnels: number; alpn: string; statuses: number[] }> => {
     const by = new Map<number, { tunnels: number; alpn: string; statuses: number[] }>();
@@ -139,6 +209,8 @@ export async function startNghttpx(backend: ProxyPeer, certPath: string, keyPath
     }
     return by;
   };
-  const peer = await run('nghttpx', dir, argv, port, withAuth('https', port, auth), log, (text, target) => [...parse(text, target).values()].reduce((a, e) => a + e.statuses.filter((s) => s === 200).length, 0));
+  const peer = await run('nghttpx', dir, argv, port, withAuth('https', port, auth), log, (text, target) =>
+    [...parse(text, target).values()].reduce((a, e) => a + e.statuses.filter((s) => s === 200).length, 0),
+  );
   return { ...peer, clients: (target) => parse(existsSync(log) ? readFileSync(log, 'utf8') : '', target) };
 }

@@ -23,7 +23,20 @@ export interface RedisPeer {
 export async function startRedis(o: { port?: number; password?: string } = {}): Promise<RedisPeer> {
   const port = o.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'ol-redis-'));
-  const argv = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(o.password ? ['--requirepass', o.password] : [])];
+  const argv = [
+    'redis-server',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    ...(o.password ? ['--requirepass', o.password] : []),
+  ];
   const start = (): Promise<Peer> => startPeer({ argv, port, ready: /Ready to accept connections/, timeoutMs: 10_000 });
   let peer: Peer | null = await start();
   const kill = async (): Promise<void> => {
@@ -39,7 +52,10 @@ export async function startRedis(o: { port?: number; password?: string } = {}): 
     url: `redis://${o.password ? `:${o.password}@` : ''}127.0.0.1:${port}/0`,
     pid: () => peer?.proc.pid,
     kill,
-    restart: async () => { await kill(); peer = await start(); },
+    restart: async () => {
+      await kill();
+      peer = await start();
+    },
     stop: async () => {
       const p = peer;
       peer = null;

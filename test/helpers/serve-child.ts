@@ -32,12 +32,18 @@ ${o.extra ?? ''}`;
 
 export function get(port: number, path: string, agent?: http.Agent): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    }).on('error', (e: NodeJS.ErrnoException) => reject(Object.assign(new Error(`GET :${port}${path}: ${e.message}`), { code: e.code })));
+    http
+      .get({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      })
+      .on('error', (e: NodeJS.ErrnoException) =>
+        reject(Object.assign(new Error(`GET :${port}${path}: ${e.message}`), { code: e.code })),
+      );
   });
 }

@@ -37,7 +37,10 @@ export async function load(url, context, next) {
 /** Write hooks.mjs + register.mjs into `dir`; returns the node arguments that load them before a script. */
 export function writeTsHooks(dir: string): string[] {
   writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
-  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`);
+  writeFileSync(
+    join(dir, 'register.mjs'),
+    `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`,
+  );
   return ['--import', join(dir, 'register.mjs')];
 }
 
@@ -69,10 +72,19 @@ export function firstJsonLine(child: ChildProcess, timeoutMs: number): Promise<R
 const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 
 /** `originlink ARGS` from the TypeScript sources (hooks written into `dir` by writeTsHooks); exit code and output. */
-export function runCli(dir: string, args: readonly string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCli(
+  dir: string,
+  args: readonly string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, ['--import', join(dir, 'register.mjs'), CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', join(dir, 'register.mjs'), CLI, ...args],
+      { timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }

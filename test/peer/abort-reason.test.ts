@@ -11,7 +11,9 @@ let slow: http.Server;
 let url = '';
 
 beforeAll(async () => {
-  slow = http.createServer((_req, res) => { setTimeout(() => res.end('late\n'), 400); });
+  slow = http.createServer((_req, res) => {
+    setTimeout(() => res.end('late\n'), 400);
+  });
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`;
 });

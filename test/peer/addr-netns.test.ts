@@ -77,7 +77,14 @@ console.log(JSON.stringify(out));
 
 interface Result {
   error?: string;
-  he: { ms: number; attempts: number; family: number; remote: string; body: { local: string }; report: Array<{ address: string; downForMs: number; connections: number }> };
+  he: {
+    ms: number;
+    attempts: number;
+    family: number;
+    remote: string;
+    body: { local: string };
+    report: Array<{ address: string; downForMs: number; connections: number }>;
+  };
   after: Array<{ attempts: number; remote: string }>;
   afterMs: number;
   tfo: Array<{ tfo: boolean; remote: string; body: { synData: boolean | null } }>;
@@ -99,17 +106,35 @@ describe('Happy Eyeballs and TFO for host names between two namespaces', () => {
     writeFileSync(join(dir, 'hosts'), `${BLACKHOLE6} a.test\n${pair.serverIp} a.test\n${pair.serverIp} b.test\n`);
     // The blackholed address exists on the server's link, but every packet to it is dropped on arrival.
     pair.exec(pair.server, ['ip', 'addr', 'add', `${BLACKHOLE6}/64`, 'dev', 'veth0', 'nodad']);
-    pair.exec(pair.server, ['nft', '-f', '-'], { input: `table inet addrbh {\n chain in {\n  type filter hook input priority 0;\n  ip6 daddr ${BLACKHOLE6} drop\n }\n}\n` });
+    pair.exec(pair.server, ['nft', '-f', '-'], {
+      input: `table inet addrbh {\n chain in {\n  type filter hook input priority 0;\n  ip6 daddr ${BLACKHOLE6} drop\n }\n}\n`,
+    });
     const env = (args: object): NodeJS.ProcessEnv => {
       const { ORIGINLINK_NO_NATIVE: _off, ...rest } = process.env;
       return { ...rest, SRC: pathToFileURL(join(ROOT, 'src')).href, ADDR_ARGS: JSON.stringify(args) };
     };
     const server = pair.spawn(pair.server, [process.execPath, ...hooks, join(dir, 'server.mjs')], {
-      env: env({ hosts: [pair.serverIp, pair.serverIp6, BLACKHOLE6], port: PORT, key: certs.keyPath, cert: certs.certPath }),
+      env: env({
+        hosts: [pair.serverIp, pair.serverIp6, BLACKHOLE6],
+        port: PORT,
+        key: certs.keyPath,
+        cert: certs.certPath,
+      }),
     });
     expect(await firstJsonLine(server, 20_000)).toEqual({ ready: true });
-    const dns = pair.spawn(pair.client, ['dnsmasq', '--no-daemon', `--port=${DNS_PORT}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
-      '--local=/#/', `--addn-hosts=${join(dir, 'hosts')}`, '--local-ttl=60', '--user=root']);
+    const dns = pair.spawn(pair.client, [
+      'dnsmasq',
+      '--no-daemon',
+      `--port=${DNS_PORT}`,
+      '--listen-address=127.0.0.1',
+      '--bind-interfaces',
+      '--no-resolv',
+      '--no-hosts',
+      '--local=/#/',
+      `--addn-hosts=${join(dir, 'hosts')}`,
+      '--local-ttl=60',
+      '--user=root',
+    ]);
     await new Promise((r) => setTimeout(r, 300));
     expect(dns.exitCode).toBeNull();
     const ping = pair.exec(pair.client, ['ping', '-c', '3', '-i', '0.2', '-q', pair.serverIp]);
@@ -118,7 +143,9 @@ describe('Happy Eyeballs and TFO for host names between two namespaces', () => {
       env: env({ dns: `127.0.0.1:${DNS_PORT}`, port: PORT, ca: certs.caPath, delay: DELAY_MS }),
     });
     result = (await firstJsonLine(client, 40_000)) as unknown as Result;
-    console.info(`addr-netns: rtt ${rttMs} ms, HE first request ${result.he?.ms?.toFixed(1)} ms (delay ${DELAY_MS}), warm 2 more ${(result as { afterMs?: number }).afterMs?.toFixed(1)} ms`);
+    console.info(
+      `addr-netns: rtt ${rttMs} ms, HE first request ${result.he?.ms?.toFixed(1)} ms (delay ${DELAY_MS}), warm 2 more ${(result as { afterMs?: number }).afterMs?.toFixed(1)} ms`,
+    );
   }, 90_000);
 
   afterAll(() => {

@@ -31,7 +31,10 @@ function listen(host: string): Promise<void> {
   });
   s.keepAliveTimeout = 60_000; // no short Keep-Alive hint: the pool's own idle rules stay out of the way
   servers.set(host, s);
-  return new Promise((resolve, reject) => { s.once('error', reject); s.listen(port, host, () => resolve()); });
+  return new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, host, () => resolve());
+  });
 }
 
 function close(host: string): Promise<void> {
@@ -52,15 +55,18 @@ afterAll(async () => {
   await dns?.close();
 });
 
-const agentFor = (pool: { maxAgeMs?: number; maxAgeJitter?: number; pingIntervalMs?: number } = {}): Agent => new Agent({
-  protocol: 'h1',
-  tls: { ca: certs.ca },
-  dns: { servers: [dns.server], addressDownBaseMs: 5000 },
-  pool: { maxConnecting: 6, idleTimeoutMs: 30_000, ...pool },
-});
+const agentFor = (pool: { maxAgeMs?: number; maxAgeJitter?: number; pingIntervalMs?: number } = {}): Agent =>
+  new Agent({
+    protocol: 'h1',
+    tls: { ca: certs.ca },
+    dns: { servers: [dns.server], addressDownBaseMs: 5000 },
+    pool: { maxConnecting: 6, idleTimeoutMs: 30_000, ...pool },
+  });
 
 async function burst(agent: Agent, n: number, delay: number): Promise<string[]> {
-  const rs = await Promise.all(Array.from({ length: n }, () => agent.request({ url: `https://${NAME}:${port}/?delay=${delay}` })));
+  const rs = await Promise.all(
+    Array.from({ length: n }, () => agent.request({ url: `https://${NAME}:${port}/?delay=${delay}` })),
+  );
   return Promise.all(rs.map((r) => r.text()));
 }
 
@@ -130,7 +136,8 @@ describe('every address of an origin (dnsmasq + three listeners)', () => {
       expect(rep.find((a) => a.address === oldAddr)).toMatchObject({ current: false, connections: 1 });
       // They retire at their maximum age (4 s), as any connection does.
       const deadline = Date.now() + 6000;
-      while (old.some((c) => c.state !== 'closed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while (old.some((c) => c.state !== 'closed') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       expect(old.every((c) => c.state === 'closed')).toBe(true);
     } finally {
       await agent.close();
@@ -142,13 +149,38 @@ describe('every address of an origin (dnsmasq + three listeners)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'addr-cli-'));
     writeTsHooks(dir);
     try {
-      const r = await runCli(dir, ['fetch', `https://${NAME}:${port}/`, '--dns-server', dns.server, '--cacert', certs.caPath, '--protocol', 'h1', '--json']);
+      const r = await runCli(dir, [
+        'fetch',
+        `https://${NAME}:${port}/`,
+        '--dns-server',
+        dns.server,
+        '--cacert',
+        certs.caPath,
+        '--protocol',
+        'h1',
+        '--json',
+      ]);
       expect(r.code, r.stderr).toBe(0);
       const j = JSON.parse(r.stdout);
       expect(['127.0.0.2', '127.0.0.3', '::1']).toContain(j.remoteAddress);
-      expect(j).toMatchObject({ status: 200, family: j.remoteAddress === '::1' ? 6 : 4, connectAttempts: 1, proxy: null });
+      expect(j).toMatchObject({
+        status: 200,
+        family: j.remoteAddress === '::1' ? 6 : 4,
+        connectAttempts: 1,
+        proxy: null,
+      });
       expect(typeof j.tfo).toBe('boolean');
-      const v = await runCli(dir, ['fetch', `https://${NAME}:${port}/`, '--dns-server', dns.server, '--cacert', certs.caPath, '-v', '-o', '/dev/null']);
+      const v = await runCli(dir, [
+        'fetch',
+        `https://${NAME}:${port}/`,
+        '--dns-server',
+        dns.server,
+        '--cacert',
+        certs.caPath,
+        '-v',
+        '-o',
+        '/dev/null',
+      ]);
       expect(v.stderr).toMatch(/IPv[46], 1 connection attempt\(s\) \(Happy Eyeballs\)/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -16,9 +16,18 @@ let h2: http2.Http2Server;
 const seen: Array<string[]> = [];
 
 beforeAll(async () => {
-  h1 = http.createServer((req, res) => { seen.push(req.rawHeaders); res.end('ok'); });
-  h2 = http2.createServer((req, res) => { seen.push(req.rawHeaders); res.end('ok'); });
-  await Promise.all([new Promise<void>((r) => h1.listen(0, '127.0.0.1', r)), new Promise<void>((r) => h2.listen(0, '127.0.0.1', r))]);
+  h1 = http.createServer((req, res) => {
+    seen.push(req.rawHeaders);
+    res.end('ok');
+  });
+  h2 = http2.createServer((req, res) => {
+    seen.push(req.rawHeaders);
+    res.end('ok');
+  });
+  await Promise.all([
+    new Promise<void>((r) => h1.listen(0, '127.0.0.1', r)),
+    new Promise<void>((r) => h2.listen(0, '127.0.0.1', r)),
+  ]);
 });
 afterAll(async () => {
   await Promise.all([new Promise((r) => h1.close(r)), new Promise((r) => h2.close(r))]);
@@ -44,19 +53,42 @@ describe.each([
     try {
       seen.length = 0;
       const hopByHop: Array<[string, string]> = [
-        ['X-First', 'a'], ['Connection', 'x-private, keep-alive'], ['X-Private', 'secret'], ['Keep-Alive', 'timeout=5'],
-        ['Proxy-Authorization', 'Basic eDp5'], ['Upgrade', 'websocket'], ['TE', 'trailers'], ['Transfer-Encoding', 'chunked'], ['x-last', 'z'],
+        ['X-First', 'a'],
+        ['Connection', 'x-private, keep-alive'],
+        ['X-Private', 'secret'],
+        ['Keep-Alive', 'timeout=5'],
+        ['Proxy-Authorization', 'Basic eDp5'],
+        ['Upgrade', 'websocket'],
+        ['TE', 'trailers'],
+        ['Transfer-Encoding', 'chunked'],
+        ['x-last', 'z'],
       ];
-      const clean: Array<[string, string]> = [['x-one', '1'], ['accept', '*/*'], ['x-two', '2']];
+      const clean: Array<[string, string]> = [
+        ['x-one', '1'],
+        ['accept', '*/*'],
+        ['x-two', '2'],
+      ];
       for (const headers of [hopByHop, clean, Object.fromEntries(hopByHop)]) {
         const r = await agent.request({ origin: origin(), path: '/', headers });
         expect(r.status).toBe(200);
         await r.bytes();
       }
       expect(seen.map(fields)).toEqual([
-        [['x-first', 'a'], ['te', 'trailers'], ['x-last', 'z']],
-        [['x-one', '1'], ['accept', '*/*'], ['x-two', '2']],
-        [['x-first', 'a'], ['te', 'trailers'], ['x-last', 'z']],
+        [
+          ['x-first', 'a'],
+          ['te', 'trailers'],
+          ['x-last', 'z'],
+        ],
+        [
+          ['x-one', '1'],
+          ['accept', '*/*'],
+          ['x-two', '2'],
+        ],
+        [
+          ['x-first', 'a'],
+          ['te', 'trailers'],
+          ['x-last', 'z'],
+        ],
       ]);
     } finally {
       await agent.close();

@@ -29,7 +29,11 @@ describe('one Agent, many origins', () => {
         idleTimeoutMs: 300,
         originIdleTimeoutMs: 500,
       };
-      const out = execFileSync(process.execPath, ['--expose-gc', ...writeTsHooks(dir), join(ROOT, 'bench', 'lib', 'origins-run.mjs'), JSON.stringify(args)], { encoding: 'utf8', timeout: 60_000 });
+      const out = execFileSync(
+        process.execPath,
+        ['--expose-gc', ...writeTsHooks(dir), join(ROOT, 'bench', 'lib', 'origins-run.mjs'), JSON.stringify(args)],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       const r = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, number>;
       expect(r['failed']).toBe(0);
       expect(r['heapGrowthMiB']).toBeLessThanOrEqual(8);
@@ -47,11 +51,17 @@ describe('maxOrigins with every pool busy', () => {
   it('the pool made for a new origin is not the one evicted: its request is served (it failed OL_POOL_CLOSED)', async () => {
     const http = await import('node:http');
     const { Agent } = await import('../../src/index.js');
-    const servers = await Promise.all([500, 500, 0].map((ms) => new Promise<import('node:http').Server>((r) => {
-      const s = http.createServer((_q, res) => setTimeout(() => res.end('ok'), ms));
-      s.listen(0, '127.0.0.1', () => r(s));
-    })));
-    const url = (s: import('node:http').Server): string => `http://127.0.0.1:${(s.address() as import('node:net').AddressInfo).port}/`;
+    const servers = await Promise.all(
+      [500, 500, 0].map(
+        (ms) =>
+          new Promise<import('node:http').Server>((r) => {
+            const s = http.createServer((_q, res) => setTimeout(() => res.end('ok'), ms));
+            s.listen(0, '127.0.0.1', () => r(s));
+          }),
+      ),
+    );
+    const url = (s: import('node:http').Server): string =>
+      `http://127.0.0.1:${(s.address() as import('node:net').AddressInfo).port}/`;
     const agent = new Agent({ protocol: 'h1', maxOrigins: 2, maxRetries: 0 });
     try {
       const busy = servers.slice(0, 2).map((s) => agent.request({ url: url(s) }).then((r) => r.text()));
@@ -61,7 +71,10 @@ describe('maxOrigins with every pool busy', () => {
       await Promise.all(busy);
     } finally {
       await agent.close();
-      for (const s of servers) { s.closeAllConnections(); s.close(); }
+      for (const s of servers) {
+        s.closeAllConnections();
+        s.close();
+      }
     }
   });
 });

@@ -23,7 +23,27 @@ describe('CA identity is a hash of the whole PEM', () => {
   let caB: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ol-ca-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=another test CA', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'pipe' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=another test CA',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        join(dir, 'c.pem'),
+      ],
+      { stdio: 'pipe' },
+    );
     // Two bundles of the same length that end in the same 32 characters (text
     // after a PEM block is ignored by TLS): only the certificates differ.
     const a = certs.ca.toString();
@@ -34,7 +54,9 @@ describe('CA identity is a hash of the whole PEM', () => {
     caB = `${b}${' '.repeat(len - b.length)}${tail}`;
     expect(caA.length).toBe(caB.length);
     expect(caA.slice(-32)).toBe(caB.slice(-32));
-    server = http2.createSecureServer({ cert: certs.cert, key: certs.key, allowHTTP1: false }, (_req, res) => res.end('hello'));
+    server = http2.createSecureServer({ cert: certs.cert, key: certs.key, allowHTTP1: false }, (_req, res) =>
+      res.end('hello'),
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
   });

@@ -31,12 +31,19 @@ function run(argv: string[], timeoutMs = 15_000): Promise<Run> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     execFile(argv[0] as string, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr, ms: Math.round(performance.now() - t0) });
+      resolve({
+        code: err ? (typeof err.code === 'number' ? err.code : -1) : 0,
+        stdout,
+        stderr,
+        ms: Math.round(performance.now() - t0),
+      });
     });
   });
 }
-const curl = (args: string[], netns = false): Promise<Run> => run([...(netns ? ['unshare', '--net', '--'] : []), 'curl', '-sS', '-o', '/dev/null', ...args]);
-const ours = (args: string[], netns = false): Promise<Run> => run([...(netns ? ['unshare', '--net', '--'] : []), process.execPath, CLI, 'fetch', '-o', '/dev/null', ...args]);
+const curl = (args: string[], netns = false): Promise<Run> =>
+  run([...(netns ? ['unshare', '--net', '--'] : []), 'curl', '-sS', '-o', '/dev/null', ...args]);
+const ours = (args: string[], netns = false): Promise<Run> =>
+  run([...(netns ? ['unshare', '--net', '--'] : []), process.execPath, CLI, 'fetch', '-o', '/dev/null', ...args]);
 
 async function listen(name: string, s: net.Server): Promise<void> {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -47,20 +54,49 @@ async function listen(name: string, s: net.Server): Promise<void> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ol-cli-curl-'));
   buildIfStale();
-  await listen('plain', http.createServer((req, res) => {
-    if (req.url === '/loop') { res.writeHead(302, { location: '/loop' }); res.end(); return; }
-    if (req.url === '/moved') { res.writeHead(301, { location: '/ok' }); res.end(); return; }
-    if (req.url === '/ok') { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('ok\n'); return; }
-    if (req.url === '/never') return; // no answer: --max-time
-    res.writeHead(404);
-    res.end('not here\n');
-  }));
+  await listen(
+    'plain',
+    http.createServer((req, res) => {
+      if (req.url === '/loop') {
+        res.writeHead(302, { location: '/loop' });
+        res.end();
+        return;
+      }
+      if (req.url === '/moved') {
+        res.writeHead(301, { location: '/ok' });
+        res.end();
+        return;
+      }
+      if (req.url === '/ok') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('ok\n');
+        return;
+      }
+      if (req.url === '/never') return; // no answer: --max-time
+      res.writeHead(404);
+      res.end('not here\n');
+    }),
+  );
   // Accepts TCP, never says a word: a TLS handshake that never completes (--connect-timeout).
-  await listen('silent', net.createServer(() => {}));
+  await listen(
+    'silent',
+    net.createServer(() => {}),
+  );
   // Reads the request and closes: an empty reply.
-  await listen('closer', net.createServer((s) => s.on('data', () => s.destroy())));
-  await listen('untrusted', https.createServer({ cert: stranger.cert, key: stranger.key }, (_q, r) => r.end('x')));
-  await listen('wrongname', https.createServer({ cert: readFileSync(certs.wrongCertPath), key: readFileSync(certs.wrongKeyPath) }, (_q, r) => r.end('x')));
+  await listen(
+    'closer',
+    net.createServer((s) => s.on('data', () => s.destroy())),
+  );
+  await listen(
+    'untrusted',
+    https.createServer({ cert: stranger.cert, key: stranger.key }, (_q, r) => r.end('x')),
+  );
+  await listen(
+    'wrongname',
+    https.createServer({ cert: readFileSync(certs.wrongCertPath), key: readFileSync(certs.wrongKeyPath) }, (_q, r) =>
+      r.end('x'),
+    ),
+  );
 }, 180_000);
 afterAll(() => {
   for (const s of servers) s.close();
@@ -71,19 +107,39 @@ describe('originlink fetch exits as curl does, on the same failure', () => {
   const cases: Array<[string, number, () => string[], boolean?]> = [
     ['a name that does not resolve', 6, () => ['http://nonexistent.invalid/'], true],
     ['a refused port', 7, () => [`http://127.0.0.1:${CLOSED_PORT}/`]],
-    ['a TLS handshake that never completes (--connect-timeout 1)', 28, () => ['--connect-timeout', '1', `https://127.0.0.1:${port['silent']}/`]],
+    [
+      'a TLS handshake that never completes (--connect-timeout 1)',
+      28,
+      () => ['--connect-timeout', '1', `https://127.0.0.1:${port['silent']}/`],
+    ],
     ['an answer that never comes (-m 1)', 28, () => ['-m', '1', `http://127.0.0.1:${port['plain']}/never`]],
     ['TLS to a cleartext server', 35, () => [`https://127.0.0.1:${port['plain']}/`]],
-    ['a certificate from a CA nobody trusts', 60, () => ['--cacert', certs.caPath, `https://localhost:${port['untrusted']}/`]],
-    ['a trusted certificate for other names', 60, () => ['--cacert', certs.caPath, `https://localhost:${port['wrongname']}/`]],
+    [
+      'a certificate from a CA nobody trusts',
+      60,
+      () => ['--cacert', certs.caPath, `https://localhost:${port['untrusted']}/`],
+    ],
+    [
+      'a trusted certificate for other names',
+      60,
+      () => ['--cacert', certs.caPath, `https://localhost:${port['wrongname']}/`],
+    ],
     ['404 with -f', 22, () => ['-f', `http://127.0.0.1:${port['plain']}/missing`]],
     ['404 without -f', 0, () => [`http://127.0.0.1:${port['plain']}/missing`]],
     ['-L through a 301', 0, () => ['-L', '-f', `http://127.0.0.1:${port['plain']}/moved`]],
-    ['-L round a redirect loop (--max-redirs 2)', 47, () => ['-L', '--max-redirs', '2', `http://127.0.0.1:${port['plain']}/loop`]],
+    [
+      '-L round a redirect loop (--max-redirs 2)',
+      47,
+      () => ['-L', '--max-redirs', '2', `http://127.0.0.1:${port['plain']}/loop`],
+    ],
     ['an empty reply', 52, () => [`http://127.0.0.1:${port['closer']}/`]],
     ['a malformed URL', 3, () => ['http://[::1/']],
     ['a scheme not spoken', 1, () => ['foo://example.test/']],
-    ['a CA file that is not there', 77, () => ['--cacert', join(dir, 'nope.pem'), `https://localhost:${port['wrongname']}/`]],
+    [
+      'a CA file that is not there',
+      77,
+      () => ['--cacert', join(dir, 'nope.pem'), `https://localhost:${port['wrongname']}/`],
+    ],
     ['an option that does not exist', 2, () => ['--no-such-option', `http://127.0.0.1:${port['plain']}/`]],
   ];
   for (const [name, want, args, netns] of cases) {
@@ -101,12 +157,16 @@ describe('curl flags and --json on failure', () => {
     const j = await ours(['--json', '-s', `http://127.0.0.1:${CLOSED_PORT}/`]);
     expect(j.code).toBe(7);
     expect(j.stderr).toBe('');
-    expect(JSON.parse(j.stdout)).toMatchObject({ url: `http://127.0.0.1:${CLOSED_PORT}/`, exitCode: 7, error: { code: 'OL_CONNECT_FAILED', side: 'network', attempts: 1 } });
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      url: `http://127.0.0.1:${CLOSED_PORT}/`,
+      exitCode: 7,
+      error: { code: 'OL_CONNECT_FAILED', side: 'network', attempts: 1 },
+    });
     const sS = await ours(['-sS', `http://127.0.0.1:${CLOSED_PORT}/`]);
     expect(sS.stderr).toMatch(/^originlink: \(7\) OL_CONNECT_FAILED: /);
   });
 
-  it('-w writes curl\'s variables after the transfer (000 and the exit code after a failure); -I prints the head; -sSfL in one group', async () => {
+  it("-w writes curl's variables after the transfer (000 and the exit code after a failure); -I prints the head; -sSfL in one group", async () => {
     const fmt = '%{http_code} %{http_version} %{num_redirects} %{url_effective} %{content_type} %{exitcode}\\n';
     const url = `http://127.0.0.1:${port['plain']}/moved`;
     const [c, o] = await Promise.all([curl(['-sSfL', '-w', fmt, url]), ours(['-sSfL', '-w', fmt, url])]);

@@ -28,10 +28,44 @@ const lookup = async (host: string): Promise<string[]> => {
 /** A leaf for c.test only, signed by the test CA. */
 function cTestCert(): { cert: Buffer; key: Buffer } {
   const d = certs.dir;
-  const run = (...a: string[]): void => { execFileSync('openssl', a, { cwd: d, stdio: 'pipe' }); };
-  writeFileSync(join(d, 'c.ext'), 'subjectAltName=DNS:c.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=c.test', '-keyout', 'c.key', '-out', 'c.csr');
-  run('x509', '-req', '-in', 'c.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', 'c.ext', '-out', 'c.pem');
+  const run = (...a: string[]): void => {
+    execFileSync('openssl', a, { cwd: d, stdio: 'pipe' });
+  };
+  writeFileSync(
+    join(d, 'c.ext'),
+    'subjectAltName=DNS:c.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+  );
+  run(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    '/CN=c.test',
+    '-keyout',
+    'c.key',
+    '-out',
+    'c.csr',
+  );
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'c.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-extfile',
+    'c.ext',
+    '-out',
+    'c.pem',
+  );
   return { cert: readFileSync(join(d, 'c.pem')), key: readFileSync(join(d, 'c.key')) };
 }
 
@@ -47,8 +81,16 @@ describe('coalescing against an h2 server with SNI', () => {
     const main = tls.createSecureContext({ cert: certs.cert, key: certs.key });
     const c = cTestCert();
     const cctx = tls.createSecureContext(c);
-    server = http2.createSecureServer({ cert: certs.cert, key: certs.key, SNICallback: (name, cb) => cb(null, name === 'c.test' ? cctx : main) });
-    server.on('session', (s) => { conns.set(s, ++nConns); sessions.add(s); s.once('close', () => sessions.delete(s)); });
+    server = http2.createSecureServer({
+      cert: certs.cert,
+      key: certs.key,
+      SNICallback: (name, cb) => cb(null, name === 'c.test' ? cctx : main),
+    });
+    server.on('session', (s) => {
+      conns.set(s, ++nConns);
+      sessions.add(s);
+      s.once('close', () => sessions.delete(s));
+    });
     server.on('stream', (stream, headers) => {
       const sock = stream.session?.socket as (tls.TLSSocket & net.Socket) | undefined;
       const sni = (sock as unknown as { servername?: string | false })?.servername || '';
@@ -56,7 +98,7 @@ describe('coalescing against an h2 server with SNI', () => {
       const host = authority.replace(/:\d+$/, '');
       // Like a server that only serves the SNI name: anything else on this connection is misdirected.
       const status = host === 'localhost' && sni !== 'localhost' ? 421 : 200;
-      seen.push({ conn: stream.session ? conns.get(stream.session) ?? -1 : -1, sni, authority, status });
+      seen.push({ conn: stream.session ? (conns.get(stream.session) ?? -1) : -1, sni, authority, status });
       stream.respond({ ':status': status });
       stream.end(`host ${host}\n`);
     });
@@ -87,7 +129,8 @@ describe('coalescing against an h2 server with SNI', () => {
     expect(st.get(`https://a.test:${port}`)).toMatchObject({ coalesced: 0, connectionsOpened: 1, requests: 4 });
     expect(st.get(`https://c.test:${port}`)).toMatchObject({ coalesced: 0, connectionsOpened: 1 });
     // At the server: a.test and b.test on one TLS connection (SNI a.test), c.test on another.
-    const byHost = (h: string): Set<number> => new Set(seen.filter((s) => s.authority.startsWith(h)).map((s) => s.conn));
+    const byHost = (h: string): Set<number> =>
+      new Set(seen.filter((s) => s.authority.startsWith(h)).map((s) => s.conn));
     expect([...byHost('a.test')]).toEqual([...byHost('b.test')]);
     expect(seen.filter((s) => s.authority.startsWith('b.test')).every((s) => s.sni === 'a.test')).toBe(true);
     expect([...byHost('c.test')][0]).not.toBe([...byHost('a.test')][0]);
@@ -113,18 +156,29 @@ describe('coalescing against an h2 server with SNI', () => {
     await agent.close();
   });
 
-  it('a name whose lookup never answers: the coalescing check is bounded by the request\'s signal and the pool\'s deadlines (it waited on DNS past them)', async () => {
-    const never = async (host: string): Promise<string[]> => (host === 'slow.test' ? new Promise<string[]>(() => {}) : lookup(host));
-    const agent = new Agent({ tls: { ca: certs.ca }, lookup: never, maxRetries: 0, pool: { pendingTimeoutMs: 500, connectTimeoutMs: 500 } });
+  it("a name whose lookup never answers: the coalescing check is bounded by the request's signal and the pool's deadlines (it waited on DNS past them)", async () => {
+    const never = async (host: string): Promise<string[]> =>
+      host === 'slow.test' ? new Promise<string[]>(() => {}) : lookup(host);
+    const agent = new Agent({
+      tls: { ca: certs.ca },
+      lookup: never,
+      maxRetries: 0,
+      pool: { pendingTimeoutMs: 500, connectTimeoutMs: 500 },
+    });
     try {
       await (await agent.request({ url: `https://a.test:${port}/` })).dump(); // an h2 connection on this port: a candidate
       let t0 = Date.now();
-      await expect(agent.request({ url: `https://slow.test:${port}/`, signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ code: 'OL_ABORTED' });
+      await expect(
+        agent.request({ url: `https://slow.test:${port}/`, signal: AbortSignal.timeout(300) }),
+      ).rejects.toMatchObject({ code: 'OL_ABORTED' });
       expect(Date.now() - t0).toBeLessThan(1000);
       t0 = Date.now();
       // No signal: the pool's deadlines, both 500 ms — the request waiting for a connection (pendingTimeoutMs), or the
       // dial waiting on the lookup (connectTimeoutMs), whichever fires first.
-      const e = await agent.request({ url: `https://slow.test:${port}/` }).then(() => null, (x: unknown) => x as { code: string });
+      const e = await agent.request({ url: `https://slow.test:${port}/` }).then(
+        () => null,
+        (x: unknown) => x as { code: string },
+      );
       expect(['OL_QUEUE_TIMEOUT', 'OL_CONNECT_TIMEOUT']).toContain(e?.code);
       expect(Date.now() - t0).toBeLessThan(2500);
     } finally {
@@ -133,7 +187,11 @@ describe('coalescing against an h2 server with SNI', () => {
   });
 
   it('coalescing can be switched off per origin', async () => {
-    const agent = new Agent({ tls: { ca: certs.ca }, lookup, origins: { [`https://b.test:${port}`]: { coalesce: false } } });
+    const agent = new Agent({
+      tls: { ca: certs.ca },
+      lookup,
+      origins: { [`https://b.test:${port}`]: { coalesce: false } },
+    });
     const ra = await agent.request({ url: `https://a.test:${port}/` });
     await ra.dump();
     const rb = await agent.request({ url: `https://b.test:${port}/` });
@@ -145,8 +203,12 @@ describe('coalescing against an h2 server with SNI', () => {
 
 describe('coalescing against nginx', () => {
   let nginx: Nginx;
-  beforeAll(async () => { nginx = await Nginx.start(); });
-  afterAll(async () => { await nginx?.close(); });
+  beforeAll(async () => {
+    nginx = await Nginx.start();
+  });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
   it('a.test and b.test through one nginx connection', async () => {
     const agent = new Agent({ tls: { ca: certs.ca }, lookup });
@@ -187,7 +249,9 @@ describe('coalescing against our h3 server', () => {
     });
     port = server.address.port;
   });
-  afterAll(async () => { await server?.close(); });
+  afterAll(async () => {
+    await server?.close();
+  });
 
   it('a.test and b.test share one QUIC connection; c.test (outside the SANs) dials its own', async () => {
     seen.length = 0;
@@ -206,14 +270,18 @@ describe('coalescing against our h3 server', () => {
     expect(aConn?.peerCertificate?.()?.subjectAltName).toContain('DNS:b.test');
     // The server has one certificate (no c.test): c.test is not put on a.test's connection, it dials its
     // own, whose handshake fails the name check — proof the certificate, not the address, decided.
-    const err = await agent.request({ url: `https://c.test:${port}/z` }).then(() => null, (e: unknown) => e as { code?: string });
+    const err = await agent.request({ url: `https://c.test:${port}/z` }).then(
+      () => null,
+      (e: unknown) => e as { code?: string },
+    );
     expect(err?.code).toBe(ErrorCode.CERT_INVALID);
     const st = new Map(agent.stats().map((s) => [s.origin, s]));
     expect(st.get(`https://b.test:${port}`)).toMatchObject({ coalesced: 3, connectionsOpened: 0 });
     expect(st.get(`https://a.test:${port}`)).toMatchObject({ coalesced: 0, connectionsOpened: 1, requests: 4 });
     expect(st.get(`https://c.test:${port}`)).toMatchObject({ coalesced: 0 });
     // At the server: a.test and b.test on one QUIC connection, nothing for c.test anywhere.
-    const byHost = (h: string): Set<number> => new Set(seen.filter((s) => s.authority.startsWith(h)).map((s) => s.conn));
+    const byHost = (h: string): Set<number> =>
+      new Set(seen.filter((s) => s.authority.startsWith(h)).map((s) => s.conn));
     expect(byHost('a.test').size).toBe(1);
     expect([...byHost('b.test')]).toEqual([...byHost('a.test')]);
     expect(byHost('c.test').size).toBe(0);
@@ -236,7 +304,7 @@ describe('coalescing against our h3 server', () => {
     await agent.close();
   });
 
-  it('a 421 on a coalesced h3 request is retried on the name\'s own QUIC connection', async () => {
+  it("a 421 on a coalesced h3 request is retried on the name's own QUIC connection", async () => {
     seen.length = 0;
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup });
     const ra = await agent.request({ url: `https://a.test:${port}/` });
@@ -251,7 +319,11 @@ describe('coalescing against our h3 server', () => {
       ['localhost', true, 421],
       ['localhost', false, 200],
     ]);
-    expect(agent.stats().find((s) => s.origin === `https://localhost:${port}`)).toMatchObject({ coalesced: 0, retries: 1, connectionsOpened: 1 });
+    expect(agent.stats().find((s) => s.origin === `https://localhost:${port}`)).toMatchObject({
+      coalesced: 0,
+      retries: 1,
+      connectionsOpened: 1,
+    });
     await agent.close();
   });
 });

@@ -22,7 +22,9 @@ let port = 0;
 
 beforeAll(async () => {
   nginx = await Nginx.start({ files: { 'big.bin': BIG } });
-  svc = await Service.start(parseConfig(`
+  svc = await Service.start(
+    parseConfig(
+      `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
 admin: false
@@ -36,7 +38,12 @@ origins:
     collapse: true
 routes:
   - { path: /, origin: g }
-`, 'collapse-slow.yaml', certs.dir), { logDestination: { write: () => {} } });
+`,
+      'collapse-slow.yaml',
+      certs.dir,
+    ),
+    { logDestination: { write: () => {} } },
+  );
   port = svc.addresses()['plain'] as number;
 });
 afterAll(async () => {
@@ -44,23 +51,32 @@ afterAll(async () => {
   await nginx?.stop();
 });
 
-interface Got { sha: string; bytes: number; ms: number }
+interface Got {
+  sha: string;
+  bytes: number;
+  ms: number;
+}
 
 /** GET /big.bin; `stallMs`: read nothing for that long after the head (its socket buffers fill), then all. */
 function get(stallMs: number): Promise<Got> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    http.get({ host: '127.0.0.1', port, path: '/big.bin', agent: false }, (res) => {
-      const h = createHash('sha256');
-      let bytes = 0;
-      if (stallMs > 0) {
-        res.pause();
-        setTimeout(() => res.resume(), stallMs);
-      }
-      res.on('data', (c: Buffer) => { h.update(c); bytes += c.length; });
-      res.on('end', () => resolve({ sha: h.digest('hex'), bytes, ms: performance.now() - t0 }));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/big.bin', agent: false }, (res) => {
+        const h = createHash('sha256');
+        let bytes = 0;
+        if (stallMs > 0) {
+          res.pause();
+          setTimeout(() => res.resume(), stallMs);
+        }
+        res.on('data', (c: Buffer) => {
+          h.update(c);
+          bytes += c.length;
+        });
+        res.on('end', () => resolve({ sha: h.digest('hex'), bytes, ms: performance.now() - t0 }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -73,7 +89,10 @@ describe('a collapsed reader that falls behind', () => {
     // Alone the fast one takes well under a second here; paced by the stalled one it took the stall and more.
     expect(fast.ms).toBeLessThan(2500);
     // One shared request, and one of its own for the rest (a 206).
-    const lines = nginx.log().slice(before).filter((l) => l.uri === '/big.bin');
+    const lines = nginx
+      .log()
+      .slice(before)
+      .filter((l) => l.uri === '/big.bin');
     expect(lines.map((l) => l.status).sort()).toEqual([200, 206]);
   }, 30_000);
 });

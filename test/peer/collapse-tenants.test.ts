@@ -23,12 +23,17 @@ beforeAll(async () => {
     seen.set(req.url as string, (seen.get(req.url as string) ?? 0) + 1);
     const h = req.headers;
     const body = `host=${h['x-forwarded-host'] ?? '-'} proto=${h['x-forwarded-proto'] ?? '-'} key=${h['x-api-key'] ?? h['x-tenant'] ?? '-'}\n`;
-    setTimeout(() => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end(body); }, 300);
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(body);
+    }, 300);
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   originPort = (origin.address() as net.AddressInfo).port;
 });
-afterAll(() => { origin?.close(); });
+afterAll(() => {
+  origin?.close();
+});
 
 let svc: Service | null = null;
 afterEach(async () => {
@@ -57,11 +62,25 @@ routes:
   return { http: a['plain'] as number, https: a['tls'] as number };
 }
 
-interface Get { scheme: 'http' | 'https'; port: number; host: string; path: string; from?: string; headers?: Record<string, string> }
+interface Get {
+  scheme: 'http' | 'https';
+  port: number;
+  host: string;
+  path: string;
+  from?: string;
+  headers?: Record<string, string>;
+}
 
 function get(o: Get): Promise<string> {
   return new Promise((resolve, reject) => {
-    const opts = { host: '127.0.0.1', port: o.port, path: o.path, headers: { host: o.host, ...o.headers }, agent: false as const, ...(o.from ? { localAddress: o.from } : {}) };
+    const opts = {
+      host: '127.0.0.1',
+      port: o.port,
+      path: o.path,
+      headers: { host: o.host, ...o.headers },
+      agent: false as const,
+      ...(o.from ? { localAddress: o.from } : {}),
+    };
     const req = o.scheme === 'https' ? https.get({ ...opts, ca: certs.ca, servername: 'localhost' }) : http.get(opts);
     req.on('response', (res) => {
       let b = '';
@@ -103,7 +122,11 @@ describe('collapse keys on what the origin is told about the client', () => {
   it('clients at several addresses with the same Host and scheme still share one origin request', async () => {
     const p = await serve('true');
     const path = '/shared';
-    const bodies = await Promise.all(['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'].map((from) => get({ scheme: 'http', port: p.http, host: 'shop-a.example', path, from })));
+    const bodies = await Promise.all(
+      ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'].map((from) =>
+        get({ scheme: 'http', port: p.http, host: 'shop-a.example', path, from }),
+      ),
+    );
     expect(new Set(bodies)).toEqual(new Set(['host=shop-a.example proto=http key=-\n']));
     expect(seen.get(path)).toBe(1);
   });
@@ -129,13 +152,19 @@ describe('collapse keys on what the origin is told about the client', () => {
   });
 
   it('a field both in collapse.key and collapse.private is refused at load, naming it', () => {
-    expect(() => parseConfig(`
+    expect(() =>
+      parseConfig(
+        `
 listeners: [{ kind: http, port: 0 }]
 origins:
   g:
     endpoints: [{ url: "http://127.0.0.1:1" }]
     collapse: { key: [x-tenant], private: [x-tenant] }
 routes: [{ path: /, origin: g }]
-`, 'bad.yaml', certs.dir)).toThrow(/collapse\.key\[0\].*x-tenant/);
+`,
+        'bad.yaml',
+        certs.dir,
+      ),
+    ).toThrow(/collapse\.key\[0\].*x-tenant/);
   });
 });

@@ -39,11 +39,19 @@ beforeAll(async () => {
   caddyRoot = mkdtempSync(join(tmpdir(), 'ol-dispatch-caddy-'));
   writeFileSync(join(caddyRoot, 'hello.txt'), 'hello from caddy\n');
   writeFileSync(join(caddyRoot, 'big.bin'), big);
-  caddy = await startCaddy({ port: await freeTcpUdpPort(), certFile: certs.certPath, keyFile: certs.keyPath, root: caddyRoot });
+  caddy = await startCaddy({
+    port: await freeTcpUdpPort(),
+    certFile: certs.certPath,
+    keyFile: certs.keyPath,
+    root: caddyRoot,
+  });
   echo = http.createServer((req, res) => {
     const h = createHash('sha256');
     let n = 0;
-    req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
+    req.on('data', (c: Buffer) => {
+      h.update(c);
+      n += c.length;
+    });
     req.on('end', () => res.end(`${n} ${h.digest('hex')}`));
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
@@ -77,7 +85,9 @@ describe('fetch() and undici over originlink', () => {
   it('undici 7 fetch over h3 (Caddy): the request goes out as HTTP/3', async () => {
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
     try {
-      const r = await undici.fetch(`https://localhost:${caddy.port}/big.bin`, { dispatcher: agent as unknown as undici.Dispatcher });
+      const r = await undici.fetch(`https://localhost:${caddy.port}/big.bin`, {
+        dispatcher: agent as unknown as undici.Dispatcher,
+      });
       expect(r.status).toBe(200);
       expect(sha(new Uint8Array(await r.arrayBuffer()))).toBe(sha(big));
       expect(agent.stats()[0]?.protocol).toBe('h3');
@@ -91,11 +101,22 @@ describe('fetch() and undici over originlink', () => {
     const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}/echo`;
     try {
       const parts = [randomBytes(70_000), randomBytes(5), randomBytes(200_000)];
-      const stream = new ReadableStream<Uint8Array>({ start(c) { for (const p of parts) c.enqueue(p); c.close(); } });
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (const p of parts) c.enqueue(p);
+          c.close();
+        },
+      });
       const r = await fetch(url, { dispatcher: agent, method: 'POST', body: stream, duplex: 'half' } as RequestInit);
       expect(await r.text()).toBe(`${270_005} ${sha(Buffer.concat(parts))}`);
-      async function* gen(): AsyncGenerator<Uint8Array> { for (const p of parts) yield p; }
-      const q = await undici.request(url, { dispatcher: agent as unknown as undici.Dispatcher, method: 'PUT', body: gen() });
+      async function* gen(): AsyncGenerator<Uint8Array> {
+        for (const p of parts) yield p;
+      }
+      const q = await undici.request(url, {
+        dispatcher: agent as unknown as undici.Dispatcher,
+        method: 'PUT',
+        body: gen(),
+      });
       expect(q.statusCode).toBe(200);
       expect(await q.body.text()).toBe(`${270_005} ${sha(Buffer.concat(parts))}`);
     } finally {
@@ -107,9 +128,17 @@ describe('fetch() and undici over originlink', () => {
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
     try {
       const chunks: Buffer[] = [];
-      await undici.stream(`https://localhost:${nginx.port}/big.bin`, { dispatcher: agent as unknown as undici.Dispatcher, opaque: chunks }, ({ opaque }) => new Writable({
-        write(c: Buffer, _e, cb) { (opaque as Buffer[]).push(c); cb(); },
-      }));
+      await undici.stream(
+        `https://localhost:${nginx.port}/big.bin`,
+        { dispatcher: agent as unknown as undici.Dispatcher, opaque: chunks },
+        ({ opaque }) =>
+          new Writable({
+            write(c: Buffer, _e, cb) {
+              (opaque as Buffer[]).push(c);
+              cb();
+            },
+          }),
+      );
       expect(sha(Buffer.concat(chunks))).toBe(sha(big));
     } finally {
       await agent.close();
@@ -121,16 +150,19 @@ describe('fetch() and undici over originlink', () => {
     const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
     const ac = new AbortController();
     try {
-      const run = (path: string): Promise<string> => new Promise((resolve, reject) => {
-        let text = '';
-        agent.dispatch({ origin: url, path, method: 'GET', signal: ac.signal }, {
-          onRequestStart: () => {},
-          onResponseStart: () => {},
-          onResponseData: (_c: unknown, chunk: Buffer) => { text += chunk.toString(); },
-          onResponseEnd: () => resolve(text),
-          onResponseError: (_c: unknown, e: Error) => reject(e),
-        } as never);
-      });
+      const run = (path: string): Promise<string> =>
+        new Promise((resolve, reject) => {
+          let text = '';
+          agent.dispatch({ origin: url, path, method: 'GET', signal: ac.signal }, {
+            onRequestStart: () => {},
+            onResponseStart: () => {},
+            onResponseData: (_c: unknown, chunk: Buffer) => {
+              text += chunk.toString();
+            },
+            onResponseEnd: () => resolve(text),
+            onResponseError: (_c: unknown, e: Error) => reject(e),
+          } as never);
+        });
       for (let i = 0; i < 20; i++) expect(await run(`/n${i}`)).toMatch(/^0 /);
       expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
     } finally {
@@ -138,9 +170,12 @@ describe('fetch() and undici over originlink', () => {
     }
   });
 
-  it('undici\'s query option reaches the origin; a handler that throws fails its request (undici.stream rejects, the connection serves on); connect() is refused, not sent', async () => {
+  it("undici's query option reaches the origin; a handler that throws fails its request (undici.stream rejects, the connection serves on); connect() is refused, not sent", async () => {
     const seen: string[] = [];
-    const srv = http.createServer((req, res) => { seen.push(`${req.method} ${req.url}`); res.end('body'); });
+    const srv = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.end('body');
+    });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
     const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1, bodyTimeoutMs: 60_000 } });
@@ -151,11 +186,18 @@ describe('fetch() and undici over originlink', () => {
       expect(seen.at(-1)).toBe('GET /q?a=1&b=x&b=y&c=two%20words'); // as undici writes it (node:querystring)
       // A stream factory that throws: undici's own Agent rejects; ours left the promise pending, the body unread
       // holding the one connection, and agent.close() never resolved.
-      await expect(undici.stream(`${base}/s`, { dispatcher: d }, () => { throw new Error('factory says no'); })).rejects.toThrow(/factory says no/);
+      await expect(
+        undici.stream(`${base}/s`, { dispatcher: d }, () => {
+          throw new Error('factory says no');
+        }),
+      ).rejects.toThrow(/factory says no/);
       const again = await undici.request(`${base}/after`, { dispatcher: d });
       expect(await again.body.text()).toBe('body');
       // undici.connect() asks for a tunnel by method: refused here, never a CONNECT request on a pooled connection.
-      await expect(undici.connect(`${base}/`, { dispatcher: d })).rejects.toMatchObject({ code: 'UND_ERR_NOT_SUPPORTED', cause: { code: 'OL_UNSUPPORTED_PROTOCOL' } });
+      await expect(undici.connect(`${base}/`, { dispatcher: d })).rejects.toMatchObject({
+        code: 'UND_ERR_NOT_SUPPORTED',
+        cause: { code: 'OL_UNSUPPORTED_PROTOCOL' },
+      });
       expect(seen.some((l) => l.startsWith('CONNECT'))).toBe(false);
     } finally {
       await agent.close();
@@ -166,14 +208,23 @@ describe('fetch() and undici over originlink', () => {
 
   it('abort and errors: AbortError for an aborted fetch; undici codes with our error as cause', async () => {
     const agent = new Agent({ protocol: 'h1', pool: { headersTimeoutMs: 200 }, maxRetries: 0 });
-    const silent = http.createServer(() => { /* never answers */ });
+    const silent = http.createServer(() => {
+      /* never answers */
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     try {
       const ac = new AbortController();
-      const p = fetch(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, { dispatcher: agent, signal: ac.signal } as RequestInit);
+      const p = fetch(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, {
+        dispatcher: agent,
+        signal: ac.signal,
+      } as RequestInit);
       setTimeout(() => ac.abort(), 50);
       await expect(p).rejects.toMatchObject({ name: 'AbortError' });
-      const err = await undici.request(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/slow`, { dispatcher: agent as unknown as undici.Dispatcher }).catch((e: unknown) => e as Error & { code: string; cause: { code: string } });
+      const err = await undici
+        .request(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/slow`, {
+          dispatcher: agent as unknown as undici.Dispatcher,
+        })
+        .catch((e: unknown) => e as Error & { code: string; cause: { code: string } });
       expect((err as { code: string }).code).toBe('UND_ERR_HEADERS_TIMEOUT');
       expect((err as { cause: { code: string } }).cause.code).toBe('OL_HEADERS_TIMEOUT');
     } finally {
@@ -183,11 +234,13 @@ describe('fetch() and undici over originlink', () => {
     }
   });
 
-  it('fetch() in a second process resumes the h3 session and sends its request as 0-RTT, and a third process the second\'s', () => {
+  it("fetch() in a second process resumes the h3 session and sends its request as 0-RTT, and a third process the second's", () => {
     const dir = mkdtempSync(join(tmpdir(), 'ol-dispatch-0rtt-'));
     try {
       const script = join(dir, 'run.mjs');
-      writeFileSync(script, `
+      writeFileSync(
+        script,
+        `
         const { Agent, FileSessionStore } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'index.ts')).href)});
         const agent = new Agent({ protocol: 'h3', tls: { ca: ${JSON.stringify(certs.ca.toString())} }, sessionStore: new FileSessionStore(${JSON.stringify(join(dir, 'sessions.json'))}) });
         const r = await fetch('https://localhost:${caddy.port}/hello.txt', { dispatcher: agent });
@@ -195,16 +248,41 @@ describe('fetch() and undici over originlink', () => {
         const s = agent.stats()[0];
         await agent.close();
         console.log(JSON.stringify({ status: r.status, text, protocol: s.protocol, resumed: s.resumedHandshakes, earlyData: s.earlyDataHandshakes }));
-      `);
-      const run = (): Record<string, unknown> => JSON.parse(execFileSync(process.execPath, [...writeTsHooks(dir), script], { encoding: 'utf8', timeout: 30_000 }).trim().split('\n').pop() as string) as Record<string, unknown>;
+      `,
+      );
+      const run = (): Record<string, unknown> =>
+        JSON.parse(
+          execFileSync(process.execPath, [...writeTsHooks(dir), script], { encoding: 'utf8', timeout: 30_000 })
+            .trim()
+            .split('\n')
+            .pop() as string,
+        ) as Record<string, unknown>;
       const first = run();
       const second = run();
       // A ticket is used once (taken from the store): the third run needs the one Caddy sent the second, which
       // comes after the resumed handshake — Agent.close() waits a few round trips for it (client/h3.ts).
       const third = run();
-      expect(first).toMatchObject({ status: 200, text: 'hello from caddy\n', protocol: 'h3', resumed: 0, earlyData: 0 });
-      expect(second).toMatchObject({ status: 200, text: 'hello from caddy\n', protocol: 'h3', resumed: 1, earlyData: 1 });
-      expect(third).toMatchObject({ status: 200, text: 'hello from caddy\n', protocol: 'h3', resumed: 1, earlyData: 1 });
+      expect(first).toMatchObject({
+        status: 200,
+        text: 'hello from caddy\n',
+        protocol: 'h3',
+        resumed: 0,
+        earlyData: 0,
+      });
+      expect(second).toMatchObject({
+        status: 200,
+        text: 'hello from caddy\n',
+        protocol: 'h3',
+        resumed: 1,
+        earlyData: 1,
+      });
+      expect(third).toMatchObject({
+        status: 200,
+        text: 'hello from caddy\n',
+        protocol: 'h3',
+        resumed: 1,
+        earlyData: 1,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

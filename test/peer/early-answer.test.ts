@@ -27,9 +27,13 @@ beforeAll(async () => {
   origin = http.createServer((req, res) => {
     res.writeHead(405, { 'content-type': 'text/plain' });
     res.end('no uploads here\n');
-    req.on('data', (c: Buffer) => { originBytes += c.length; });
+    req.on('data', (c: Buffer) => {
+      originBytes += c.length;
+    });
   });
-  origin.on('connection', () => { originConnections++; });
+  origin.on('connection', () => {
+    originConnections++;
+  });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   closer = net.createServer((s) => {
     let n = 0;
@@ -49,7 +53,9 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
-  svc = await Service.start(parseConfig(`
+  svc = await Service.start(
+    parseConfig(
+      `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
   - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
@@ -59,7 +65,11 @@ origins:
   o: { url: "http://127.0.0.1:${(origin.address() as AddressInfo).port}", protocol: h1 }
   closer: { url: "http://127.0.0.1:${(closer.address() as AddressInfo).port}", protocol: h1, retries: 0 }
 routes: [{ path: /closer, origin: closer }, { path: /, origin: o }]
-`, 'test.yaml'), { logDestination: { write: () => {} } });
+`,
+      'test.yaml',
+    ),
+    { logDestination: { write: () => {} } },
+  );
 });
 afterAll(async () => {
   await svc?.shutdown(1000);
@@ -77,10 +87,13 @@ describe('an upload answered early, to an HTTP/1.1 origin', () => {
     try {
       for (let i = 0; i < 5; i++) {
         const status = await new Promise<number>((resolve, reject) => {
-          const req = http.request({ agent, host: '127.0.0.1', port: svc.addresses()['plain'] as number, path: '/up', method: 'POST' }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode as number));
-          });
+          const req = http.request(
+            { agent, host: '127.0.0.1', port: svc.addresses()['plain'] as number, path: '/up', method: 'POST' },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode as number));
+            },
+          );
           req.on('error', reject);
           void (async () => {
             for (let k = 0; k < PIECES; k++) {
@@ -108,7 +121,9 @@ describe('an upload answered early, to an HTTP/1.1 origin', () => {
         const r = await new Promise<{ status: number; rst: number }>((resolve, reject) => {
           const req = session.request({ ':method': 'POST', ':path': '/up' });
           let status = 0;
-          req.on('response', (h) => { status = Number(h[':status']); });
+          req.on('response', (h) => {
+            status = Number(h[':status']);
+          });
           req.on('error', reject);
           req.resume();
           req.on('close', () => resolve({ status, rst: req.rstCode ?? 0 }));
@@ -138,8 +153,12 @@ describe('an upload answered early by an origin that then closes its connection'
     const c = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
     let text = '';
     let closed = false;
-    c.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-    c.on('close', () => { closed = true; });
+    c.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    c.on('close', () => {
+      closed = true;
+    });
     c.on('error', () => {});
     const until = async (re: RegExp): Promise<void> => {
       for (let t = 0; t < 400 && !re.test(text) && !closed; t++) await sleep(10);

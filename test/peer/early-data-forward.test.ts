@@ -29,11 +29,17 @@ beforeAll(async () => {
   origin = http.createServer((req, res) => {
     const mark = String(req.headers['early-data'] ?? '-');
     seen.push([req.url as string, mark]);
-    if (req.url?.startsWith('/strict') && mark === '1') { res.writeHead(425); res.end('too early\n'); return; }
+    if (req.url?.startsWith('/strict') && mark === '1') {
+      res.writeHead(425);
+      res.end('too early\n');
+      return;
+    }
     res.end(`ok ${req.url} early-data=${mark}\n`);
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-  svc = await Service.start(parseConfig(`
+  svc = await Service.start(
+    parseConfig(
+      `
 listeners:
   - { name: quic, kind: h3, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
 logging: { requests: false }
@@ -42,7 +48,11 @@ origins:
   o: { url: "http://127.0.0.1:${(origin.address() as AddressInfo).port}", protocol: h1 }
 routes:
   - { path: /, origin: o }
-`, 'early.yaml'), { logDestination: { write: () => {} } });
+`,
+      'early.yaml',
+    ),
+    { logDestination: { write: () => {} } },
+  );
   quic = svc.addresses()['quic'] as number;
 });
 afterAll(async () => {
@@ -57,12 +67,29 @@ async function text(r: Readable): Promise<string> {
 }
 
 const req = (path: string, headers: Array<[string, string]> = []): ConnRequest => ({
-  method: 'GET', path, authority: `localhost:${quic}`, scheme: 'https', headers, body: null, allowEarlyData: true,
+  method: 'GET',
+  path,
+  authority: `localhost:${quic}`,
+  scheme: 'https',
+  headers,
+  body: null,
+  allowEarlyData: true,
 });
 
 /** A resumed connection to the front whose first request goes as 0-RTT. */
-async function early(store: MemorySessionStore, path: string, headers: Array<[string, string]> = []): Promise<{ status: number; body: string; earlyData: boolean }> {
-  const c = await connectH3({ host: '127.0.0.1', port: quic, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'front' });
+async function early(
+  store: MemorySessionStore,
+  path: string,
+  headers: Array<[string, string]> = [],
+): Promise<{ status: number; body: string; earlyData: boolean }> {
+  const c = await connectH3({
+    host: '127.0.0.1',
+    port: quic,
+    servername: 'localhost',
+    ca: certs.caPath,
+    sessionStore: store,
+    sessionKey: 'front',
+  });
   try {
     const r = (await c.request(req(path, headers))) as H3Response;
     return { status: r.status, body: await text(r.body), earlyData: r.earlyData };
@@ -76,7 +103,14 @@ describe('the h3 front forwards 0-RTT requests as RFC 8470 asks', () => {
 
   beforeAll(async () => {
     // A full handshake leaves a ticket in the store.
-    const c = await connectH3({ host: '127.0.0.1', port: quic, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'front' });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: quic,
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionStore: store,
+      sessionKey: 'front',
+    });
     const r = await c.request({ ...req('/prime'), allowEarlyData: false });
     expect(await text(r.body)).toBe('ok /prime early-data=-\n');
     c.destroy();
@@ -88,12 +122,15 @@ describe('the h3 front forwards 0-RTT requests as RFC 8470 asks', () => {
     expect(r.body).toBe('ok /page early-data=1\n');
   });
 
-  it('the origin\'s 425 to a request we marked: sent again once the client\'s handshake completed, unmarked (§5.2)', async () => {
+  it("the origin's 425 to a request we marked: sent again once the client's handshake completed, unmarked (§5.2)", async () => {
     const before = seen.length;
     const r = await early(store, '/strict/a');
     expect(r.earlyData).toBe(true);
     expect([r.status, r.body]).toEqual([200, 'ok /strict/a early-data=-\n']);
-    expect(seen.slice(before)).toEqual([['/strict/a', '1'], ['/strict/a', '-']]);
+    expect(seen.slice(before)).toEqual([
+      ['/strict/a', '1'],
+      ['/strict/a', '-'],
+    ]);
   });
 
   it('a request the client marked Early-Data: 1 itself: the 425 is passed on, not retried (§5.2 MUST)', async () => {

@@ -57,7 +57,9 @@ beforeAll(async () => {
       return { status: 200, headers: [['content-type', 'text/plain']], body: `final over h3 ${req.path}\n` };
     },
   });
-  svc = await Service.start(parseConfig(`
+  svc = await Service.start(
+    parseConfig(
+      `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
   - { name: tls, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
@@ -72,7 +74,11 @@ routes:
   - { path: /h1, origin: one }
   - { path: /h2, origin: two }
   - { path: /h3, origin: three }
-`, 'hints.yaml'), { logDestination: { write: () => {} } });
+`,
+      'hints.yaml',
+    ),
+    { logDestination: { write: () => {} } },
+  );
   const a = svc.addresses();
   plain = a['plain'] as number;
   tlsPort = a['tls'] as number;
@@ -92,7 +98,9 @@ const raw = (bytes: string): Promise<string> => rawExchange(plain, bytes, { ms: 
 describe('103 Early Hints through the connector', () => {
   it('h1 origin → HTTP/1.1 front (curl): the 103 with its Link, then the answer; no field of the origin’s hop', async () => {
     const { stdout } = await run('curl', ['-s', '-i', `http://127.0.0.1:${plain}/h1/page`]);
-    expect(stdout).toMatch(/^HTTP\/1\.1 103 Early Hints\r\nlink: <\/style\.css>; rel=preload; as=style\r\nx-hint: one\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    expect(stdout).toMatch(
+      /^HTTP\/1\.1 103 Early Hints\r\nlink: <\/style\.css>; rel=preload; as=style\r\nx-hint: one\r\n\r\nHTTP\/1\.1 200 OK\r\n/,
+    );
     expect(stdout.endsWith('final /h1/page\n')).toBe(true);
   });
 
@@ -105,7 +113,9 @@ describe('103 Early Hints through the connector', () => {
       const status = await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))));
       let body = '';
       s.setEncoding('utf8');
-      s.on('data', (d: string) => { body += d; });
+      s.on('data', (d: string) => {
+        body += d;
+      });
       await new Promise((r) => s.on('end', r));
       expect(interim.map((h) => [h[':status'], h['link']])).toEqual([[103, LINK]]);
       expect([status, body]).toEqual([200, 'final over h2 /h2/page\n']);
@@ -119,7 +129,8 @@ describe('103 Early Hints through the connector', () => {
     try {
       const got: Array<[number, string | undefined]> = [];
       const r = await agent.request({
-        origin: `https://localhost:${quic}`, path: '/h3/page',
+        origin: `https://localhost:${quic}`,
+        path: '/h3/page',
         onInformational: (status, headers) => got.push([status, headers.find(([n]) => n === 'link')?.[1]]),
       });
       expect(got).toEqual([[103, LINK]]);
@@ -134,7 +145,9 @@ describe('103 Early Hints through the connector', () => {
     expect(old).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(old).not.toMatch(/103/);
     // The first request is slow: the second's hint comes while the first is still unanswered, and is dropped.
-    const both = await raw('GET /h1/slow HTTP/1.1\r\nhost: a\r\n\r\nGET /h1/second HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const both = await raw(
+      'GET /h1/slow HTTP/1.1\r\nhost: a\r\n\r\nGET /h1/second HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n',
+    );
     expect(both.match(/^HTTP\/1\.1 \d{3}/gm)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
     expect(both).toMatch(/slow\n[^]*final \/h1\/second\n$/);
   });

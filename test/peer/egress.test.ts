@@ -39,7 +39,13 @@ beforeAll(async () => {
   target = `localhost:${port}`;
   url = `https://${target}/`;
   const started = await Promise.all([
-    startSquid(), startSquid([U1, U2]), startTinyproxy(), startTinyproxy(), startTinyproxy(U1), startMicrosocks(), startMicrosocks(U1),
+    startSquid(),
+    startSquid([U1, U2]),
+    startTinyproxy(),
+    startTinyproxy(),
+    startTinyproxy(U1),
+    startMicrosocks(),
+    startMicrosocks(U1),
   ]);
   [peers.squid, peers.squidAuth, peers.tiny, peers.tiny2, peers.tinyAuth, peers.socks, peers.socksAuth] = started;
 }, 60_000);
@@ -51,10 +57,15 @@ afterAll(async () => {
 });
 
 const withPass = (u: string, pass: string): string => u.replace(/:[^:@/]*@/, `:${encodeURIComponent(pass)}@`);
-const mk = (proxy: ConstructorParameters<typeof Agent>[0] extends infer O ? O extends { proxy?: infer P } ? P : never : never): Agent =>
-  new Agent({ tls: { ca: certs.ca }, proxy, pool: { idleTimeoutMs: 30_000 } });
+const mk = (
+  proxy: ConstructorParameters<typeof Agent>[0] extends infer O ? (O extends { proxy?: infer P } ? P : never) : never,
+): Agent => new Agent({ tls: { ca: certs.ca }, proxy, pool: { idleTimeoutMs: 30_000 } });
 
-async function get(agent: Agent, n: number, path = '/'): Promise<Array<{ node: string | undefined; reused: boolean; protocol: string }>> {
+async function get(
+  agent: Agent,
+  n: number,
+  path = '/',
+): Promise<Array<{ node: string | undefined; reused: boolean; protocol: string }>> {
   const out = [];
   for (let i = 0; i < n; i++) {
     const r = await agent.request({ url: `https://${target}${path}` });
@@ -81,7 +92,12 @@ describe('egress through forward proxies', () => {
       const id = `${p.url.startsWith('socks5') ? 'socks5' : 'http'}://127.0.0.1:${p.port}`;
       expect(rs.every((r) => r.node === id && r.protocol === 'h1')).toBe(true);
       const conn = agent.pool(url).connections()[0];
-      expect(conn?.facts.proxy).toEqual({ node: id, kind: id.split(':')[0], http2: false, h3: 'not attempted: TCP-only proxy' });
+      expect(conn?.facts.proxy).toEqual({
+        node: id,
+        kind: id.split(':')[0],
+        http2: false,
+        h3: 'not attempted: TCP-only proxy',
+      });
       expect(conn?.facts.remoteAddress).toBe('localhost');
       expect(JSON.stringify(conn?.facts)).not.toContain(U1.pass);
       const st = agent.proxyStats();
@@ -100,7 +116,10 @@ describe('egress through forward proxies', () => {
         const agent = mk({ nodes: [bad, (peers.tiny as ProxyPeer).url], policy: 'round-robin' });
         const before = originConns;
         const tinyBefore = (peers.tiny as ProxyPeer).tunnels(target);
-        const err = await agent.request({ url }).then(() => null, (e: unknown) => e);
+        const err = await agent.request({ url }).then(
+          () => null,
+          (e: unknown) => e,
+        );
         expect(err, `${p.kind} ${bad}`).toMatchObject({ code: 'OL_PROXY_AUTH_FAILED', details: { attempts: 1 } });
         expect(String((err as Error).message)).not.toContain('wrong');
         expect(originConns).toBe(before);
@@ -129,10 +148,15 @@ describe('egress through forward proxies', () => {
     const [ta, tb] = [a.tunnels(target), b.tunnels(target)];
     const agent = mk({ nodes: [a.url, b.url], policy: 'round-robin' });
     const rs = await get(agent, 10);
-    expect(rs.map((r) => r.node?.endsWith(String(a.port)) ? 'a' : 'b').join('')).toBe('ababababab');
+    expect(rs.map((r) => (r.node?.endsWith(String(a.port)) ? 'a' : 'b')).join('')).toBe('ababababab');
     expect(rs.filter((r) => r.reused).length).toBe(8);
     expect([a.tunnels(target) - ta, b.tunnels(target) - tb]).toEqual([1, 1]);
-    expect(agent.proxyStats().map((s) => s.requests).sort()).toEqual([5, 5]);
+    expect(
+      agent
+        .proxyStats()
+        .map((s) => s.requests)
+        .sort(),
+    ).toEqual([5, 5]);
     await agent.close();
   });
 
@@ -161,9 +185,16 @@ describe('egress through forward proxies', () => {
   it('h3 is not attempted through a TCP-only proxy; a per-origin null goes direct', async () => {
     const p = peers.tiny as ProxyPeer;
     const agent = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [p.url] }, protocol: 'h3' });
-    await expect(agent.request({ url })).rejects.toMatchObject({ code: 'OL_UNSUPPORTED_PROTOCOL', message: /TCP-only proxy/ });
+    await expect(agent.request({ url })).rejects.toMatchObject({
+      code: 'OL_UNSUPPORTED_PROTOCOL',
+      message: /TCP-only proxy/,
+    });
     await agent.close();
-    const direct = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [p.url] }, origins: { [`https://localhost:${port}`]: { proxy: null } } });
+    const direct = new Agent({
+      tls: { ca: certs.ca },
+      proxy: { nodes: [p.url] },
+      origins: { [`https://localhost:${port}`]: { proxy: null } },
+    });
     const r = await direct.request({ url });
     await r.text();
     expect(r.connection.proxy).toBeNull();
@@ -180,12 +211,36 @@ describe('egress through forward proxies', () => {
       const one = await runCli(dir, ['fetch', url, '--cacert', certs.caPath, '--proxy', b.url, '--json']);
       expect(one.code, one.stderr).toBe(0);
       const j = JSON.parse(one.stdout);
-      expect(j).toMatchObject({ status: 200, proxy: { node: `socks5://127.0.0.1:${b.port}`, kind: 'socks5', h3: 'not attempted: TCP-only proxy' }, family: null, tfo: false });
-      const many = await runCli(dir, ['fetch', url, '--cacert', certs.caPath, '--proxy', a.url, '--proxy', b.url, '--proxy-policy', 'round-robin', '--repeat', '10', '--json']);
+      expect(j).toMatchObject({
+        status: 200,
+        proxy: { node: `socks5://127.0.0.1:${b.port}`, kind: 'socks5', h3: 'not attempted: TCP-only proxy' },
+        family: null,
+        tfo: false,
+      });
+      const many = await runCli(dir, [
+        'fetch',
+        url,
+        '--cacert',
+        certs.caPath,
+        '--proxy',
+        a.url,
+        '--proxy',
+        b.url,
+        '--proxy-policy',
+        'round-robin',
+        '--repeat',
+        '10',
+        '--json',
+      ]);
       expect(many.code, many.stderr).toBe(0);
       const m = JSON.parse(many.stdout);
       expect(m.ok).toBe(10);
-      expect(m.proxies.map((p: { requests: number; connectionsOpened: number }) => [p.requests, p.connectionsOpened])).toEqual([[5, 1], [5, 1]]);
+      expect(
+        m.proxies.map((p: { requests: number; connectionsOpened: number }) => [p.requests, p.connectionsOpened]),
+      ).toEqual([
+        [5, 1],
+        [5, 1],
+      ]);
       const probe = await runCli(dir, ['probe', url, '--cacert', certs.caPath, '--proxy', a.url]);
       expect(probe.code, probe.stderr).toBe(0);
       expect(probe.stdout).toMatch(new RegExp(`proxy\\s+http://127\\.0\\.0\\.1:${a.port}`));
@@ -198,7 +253,7 @@ describe('egress through forward proxies', () => {
     }
   });
 
-  it('service config: global proxy.egress and dns, per-origin proxy (or none) reach the Upstream\'s Agent; bad values are named', async () => {
+  it("service config: global proxy.egress and dns, per-origin proxy (or none) reach the Upstream's Agent; bad values are named", async () => {
     const a = peers.tiny as ProxyPeer;
     const b = peers.tiny2 as ProxyPeer;
     const yaml = `
@@ -215,11 +270,24 @@ routes:
   - { path: /, origin: viaGlobal }
 `;
     const c = parseConfig(yaml, 'e.yaml', '/tmp');
-    expect(c.origins.get('viaGlobal')?.egress).toEqual({ nodes: [a.url], policy: 'sticky', stickyWindowMs: 30000, http2: false });
+    expect(c.origins.get('viaGlobal')?.egress).toEqual({
+      nodes: [a.url],
+      policy: 'sticky',
+      stickyWindowMs: 30000,
+      http2: false,
+    });
     expect(c.origins.get('viaOwn')?.egress?.policy).toBe('round-robin');
     expect(c.origins.get('direct')?.egress).toBeNull();
-    expect(c.origins.get('direct')?.dns).toMatchObject({ servers: ['127.0.0.1:53'], minTtlMs: 500, attemptDelayMs: 100, maxTtlMs: 300000 });
-    for (const [name, node] of [['viaGlobal', a], ['viaOwn', b]] as const) {
+    expect(c.origins.get('direct')?.dns).toMatchObject({
+      servers: ['127.0.0.1:53'],
+      minTtlMs: 500,
+      attemptDelayMs: 100,
+      maxTtlMs: 300000,
+    });
+    for (const [name, node] of [
+      ['viaGlobal', a],
+      ['viaOwn', b],
+    ] as const) {
       const before = node.tunnels(target);
       const up = new Upstream(c.origins.get(name)!, new MemorySessionStore(), () => {});
       const res = await up.request({ path: '/svc' });
@@ -228,11 +296,22 @@ routes:
       expect(node.tunnels(target) - before).toBe(1);
       await up.agent.close();
     }
-    const fails = (t: string): string => { try { parseConfig(t, 'e.yaml', '/tmp'); return ''; } catch (e) { return (e as Error).message; } };
-    expect(fails(yaml.replace(`nodes: ["${a.url}"]`, 'nodes: ["ftp://x:1"]'))).toMatch(/e\.yaml:\d+: proxy\.egress\.nodes: unsupported proxy scheme ftp:/);
+    const fails = (t: string): string => {
+      try {
+        parseConfig(t, 'e.yaml', '/tmp');
+        return '';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(fails(yaml.replace(`nodes: ["${a.url}"]`, 'nodes: ["ftp://x:1"]'))).toMatch(
+      /e\.yaml:\d+: proxy\.egress\.nodes: unsupported proxy scheme ftp:/,
+    );
     expect(fails(yaml.replace('policy: round-robin', 'policy: random'))).toMatch(/origins\.viaOwn\.proxy\.policy/);
     expect(fails(yaml.replace('"127.0.0.1:53"', '"not an address"'))).toMatch(/dns\.servers/);
-    expect(fails(yaml.replace('minTtlMs: 500', 'minTtlMs: 500, maxTtlMs: 10'))).toMatch(/dns\.minTtlMs: must be ≤ maxTtlMs/);
+    expect(fails(yaml.replace('minTtlMs: 500', 'minTtlMs: 500, maxTtlMs: 10'))).toMatch(
+      /dns\.minTtlMs: must be ≤ maxTtlMs/,
+    );
   });
 
   it('a proxy that streams interim responses to CONNECT: refused after 16 (OL_PROXY_FAILED), not read until the timeout', async () => {
@@ -241,7 +320,10 @@ routes:
       s.on('error', () => {});
       s.once('data', () => {
         const t = setInterval(() => {
-          if (s.destroyed || sent > 100_000) { clearInterval(t); return; }
+          if (s.destroyed || sent > 100_000) {
+            clearInterval(t);
+            return;
+          }
           s.write('HTTP/1.1 100 Continue\r\n\r\n'.repeat(50));
           sent += 50;
         }, 1);
@@ -250,10 +332,18 @@ routes:
     });
     await new Promise<void>((r) => chatty.listen(0, '127.0.0.1', () => r()));
     const node = `http://127.0.0.1:${(chatty.address() as net.AddressInfo).port}`;
-    const agent = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [node] }, maxRetries: 0, pool: { connectTimeoutMs: 5000 } });
+    const agent = new Agent({
+      tls: { ca: certs.ca },
+      proxy: { nodes: [node] },
+      maxRetries: 0,
+      pool: { connectTimeoutMs: 5000 },
+    });
     try {
       const t0 = Date.now();
-      await expect(agent.request({ url })).rejects.toMatchObject({ code: 'OL_PROXY_FAILED', message: expect.stringMatching(/more than 16 interim/) });
+      await expect(agent.request({ url })).rejects.toMatchObject({
+        code: 'OL_PROXY_FAILED',
+        message: expect.stringMatching(/more than 16 interim/),
+      });
       expect(Date.now() - t0).toBeLessThan(2000);
     } finally {
       await agent.close();
@@ -264,7 +354,11 @@ routes:
   it('a proxy that is down: OL_PROXY_FAILED naming the node (retry-safe: nothing was sent)', async () => {
     const dead = CLOSED_PORT;
     const agent = new Agent({ tls: { ca: certs.ca }, proxy: { nodes: [`http://127.0.0.1:${dead}`] }, maxRetries: 0 });
-    await expect(agent.request({ url })).rejects.toMatchObject({ code: 'OL_PROXY_FAILED', retrySafe: true, details: { proxy: `http://127.0.0.1:${dead}` } });
+    await expect(agent.request({ url })).rejects.toMatchObject({
+      code: 'OL_PROXY_FAILED',
+      retrySafe: true,
+      details: { proxy: `http://127.0.0.1:${dead}` },
+    });
     await agent.close();
   });
 });

@@ -27,7 +27,9 @@ const refusedUrl = `http://127.0.0.1:${CLOSED_PORT}`;
 const untrustedUrl = (): string => `https://localhost:${untrustedPort}`;
 
 beforeAll(async () => {
-  untrusted = https.createServer({ cert: stranger.cert, key: stranger.key }, (_req, res) => res.end('should never be reached\n'));
+  untrusted = https.createServer({ cert: stranger.cert, key: stranger.key }, (_req, res) =>
+    res.end('should never be reached\n'),
+  );
   await new Promise<void>((r) => untrusted.listen(0, '127.0.0.1', r));
   untrustedPort = (untrusted.address() as net.AddressInfo).port;
 });
@@ -48,15 +50,26 @@ async function timed(fn: () => Promise<unknown>): Promise<number[]> {
 
 describe('the module: a dead origin fails at once, every time', () => {
   const agents: Agent[] = [];
-  afterAll(async () => { for (const a of agents) await a.destroy(); });
+  afterAll(async () => {
+    for (const a of agents) await a.destroy();
+  });
 
   it(`a refused port: ${TRIES} requests, each OL_CONNECT_FAILED within ${WITHIN_MS} ms, one attempt each (never retried against the same URL)`, async () => {
     const agent = new Agent({ pool: { connectTimeoutMs: 5000 } });
     agents.push(agent);
     const errors: OriginlinkError[] = [];
-    const ms = await timed(() => agent.request({ url: `${refusedUrl}/` }).catch((e: unknown) => { errors.push(e as OriginlinkError); }));
-    expect(ms.every((t) => t < WITHIN_MS), `times ${ms.join(', ')} ms`).toBe(true);
-    expect(errors.map((e) => [e.code, e.details['attempts'], e.details['origin']])).toEqual(Array(TRIES).fill([ErrorCode.CONNECT_FAILED, 1, refusedUrl]));
+    const ms = await timed(() =>
+      agent.request({ url: `${refusedUrl}/` }).catch((e: unknown) => {
+        errors.push(e as OriginlinkError);
+      }),
+    );
+    expect(
+      ms.every((t) => t < WITHIN_MS),
+      `times ${ms.join(', ')} ms`,
+    ).toBe(true);
+    expect(errors.map((e) => [e.code, e.details['attempts'], e.details['origin']])).toEqual(
+      Array(TRIES).fill([ErrorCode.CONNECT_FAILED, 1, refusedUrl]),
+    );
     expect(agent.stats()[0]?.retries).toBe(0);
   });
 
@@ -64,8 +77,15 @@ describe('the module: a dead origin fails at once, every time', () => {
     const agent = new Agent({ tls: { ca: trusted.ca } });
     agents.push(agent);
     const errors: OriginlinkError[] = [];
-    const ms = await timed(() => agent.request({ url: `${untrustedUrl()}/` }).catch((e: unknown) => { errors.push(e as OriginlinkError); }));
-    expect(ms.every((t) => t < WITHIN_MS), `times ${ms.join(', ')} ms`).toBe(true);
+    const ms = await timed(() =>
+      agent.request({ url: `${untrustedUrl()}/` }).catch((e: unknown) => {
+        errors.push(e as OriginlinkError);
+      }),
+    );
+    expect(
+      ms.every((t) => t < WITHIN_MS),
+      `times ${ms.join(', ')} ms`,
+    ).toBe(true);
     for (const e of errors) {
       expect(e).toBeInstanceOf(OriginlinkError);
       expect([e.code, e.details['attempts']]).toEqual([ErrorCode.CERT_INVALID, 1]);
@@ -111,13 +131,20 @@ routes:
     svc = await Service.start(parseConfig(yaml, 'fast.yaml', trusted.dir), { logDestination: { write: () => {} } });
     port = svc.addresses()['plain'] as number;
   });
-  afterAll(async () => { await svc?.shutdown(1000); });
+  afterAll(async () => {
+    await svc?.shutdown(1000);
+  });
 
   for (const path of ['/refused', '/untrusted']) {
     it(`${path}: ${TRIES} requests, each 502 within ${WITHIN_MS} ms`, async () => {
       const statuses: number[] = [];
-      const ms = await timed(async () => { statuses.push((await get(port, path)).status); });
-      expect(ms.every((t) => t < WITHIN_MS), `times ${ms.join(', ')} ms`).toBe(true);
+      const ms = await timed(async () => {
+        statuses.push((await get(port, path)).status);
+      });
+      expect(
+        ms.every((t) => t < WITHIN_MS),
+        `times ${ms.join(', ')} ms`,
+      ).toBe(true);
       expect(statuses).toEqual(Array(TRIES).fill(502));
     });
   }

@@ -17,7 +17,8 @@ import { startRedis, type RedisPeer } from '../helpers/redis.js';
 
 let redis: RedisPeer;
 let dir: string;
-const ORIGIN = 'origins: { a: { url: "https://127.0.0.1:9443" } }\nroutes: [ { origin: a } ]\nlisteners: [ { kind: http, port: 0 } ]\n';
+const ORIGIN =
+  'origins: { a: { url: "https://127.0.0.1:9443" } }\nroutes: [ { origin: a } ]\nlisteners: [ { kind: http, port: 0 } ]\n';
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -33,17 +34,41 @@ afterAll(async () => {
 
 describe('stores: in the service config', () => {
   it('parses every field with its defaults', () => {
-    const c = parseConfig(`stores: { sessions: "${redis.url}", origins: "${redis.url}", prefix: "edge1:", encryptionKeyFile: key, maxEntries: 50 }\n${ORIGIN}`, 'x.yaml', dir);
-    expect(c.stores).toMatchObject({ sessions: redis.url, origins: redis.url, prefix: 'edge1:', maxEntries: 50, encryptionKeyFile: join(dir, 'key'), tls: { ca: null, verify: true } });
+    const c = parseConfig(
+      `stores: { sessions: "${redis.url}", origins: "${redis.url}", prefix: "edge1:", encryptionKeyFile: key, maxEntries: 50 }\n${ORIGIN}`,
+      'x.yaml',
+      dir,
+    );
+    expect(c.stores).toMatchObject({
+      sessions: redis.url,
+      origins: redis.url,
+      prefix: 'edge1:',
+      maxEntries: 50,
+      encryptionKeyFile: join(dir, 'key'),
+      tls: { ca: null, verify: true },
+    });
     expect(c.stores!.encryptionKey!.length).toBe(32);
     expect(c.origins.get('a')!.stores).toBe(c.stores);
     const d = parseConfig(`stores: { sessions: /var/lib/ol/sessions.json }\n${ORIGIN}`, 'x.yaml', dir);
-    expect(d.stores).toMatchObject({ sessions: '/var/lib/ol/sessions.json', origins: null, prefix: 'originlink:', maxEntries: 1024, encryptionKey: null });
+    expect(d.stores).toMatchObject({
+      sessions: '/var/lib/ol/sessions.json',
+      origins: null,
+      prefix: 'originlink:',
+      maxEntries: 1024,
+      encryptionKey: null,
+    });
     expect(parseConfig(ORIGIN, 'x.yaml', dir).stores).toBeNull();
   });
 
   it('names the field of a bad value', () => {
-    const bad = (s: string): string => { try { parseConfig(`stores: ${s}\n${ORIGIN}`, 'x.yaml', dir); return 'parsed'; } catch (e) { return (e as Error).message; } };
+    const bad = (s: string): string => {
+      try {
+        parseConfig(`stores: ${s}\n${ORIGIN}`, 'x.yaml', dir);
+        return 'parsed';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
     expect(bad('{ sessions: "redis://h:1/x" }')).toMatch(/stores\.sessions: .*database must be a number/);
     expect(bad('{ origins: "redis://h:1/0?nope=1" }')).toMatch(/stores\.origins: unknown Redis URL parameter/);
     expect(bad('{ encryptionKeyFile: short }')).toMatch(/stores\.encryptionKeyFile: .*32 bytes/);
@@ -52,7 +77,11 @@ describe('stores: in the service config', () => {
   });
 
   it('upstreams share one opened set of stores, closed with the last of them', async () => {
-    const c = parseConfig(`stores: { sessions: "${redis.url}", origins: "${redis.url}", encryptionKeyFile: key }\n${ORIGIN}`, 'x.yaml', dir);
+    const c = parseConfig(
+      `stores: { sessions: "${redis.url}", origins: "${redis.url}", encryptionKeyFile: key }\n${ORIGIN}`,
+      'x.yaml',
+      dir,
+    );
     const oc = c.origins.get('a')!;
     const closed: string[] = [];
     const u1 = new Upstream(oc, new MemorySessionStore(), () => closed.push('u1'));
@@ -70,7 +99,9 @@ describe('stores: in the service config', () => {
     expect(closed).toEqual(['u1', 'u2']);
   });
 
-  it('/metrics tells the fleet store: up, then down with one outage while Redis is killed, up again after', { timeout: 20_000 }, async () => {
+  it('/metrics tells the fleet store: up, then down with one outage while Redis is killed, up again after', {
+    timeout: 20_000,
+  }, async () => {
     const c = parseConfig(`stores: { sessions: "${redis.url}", origins: "${redis.url}" }\n${ORIGIN}`, 'x.yaml', dir);
     const u = new Upstream(c.origins.get('a')!, new MemorySessionStore(), () => {});
     const metrics = new Metrics(() => [u]);

@@ -51,7 +51,10 @@ describe('RedisSessionStore', () => {
       expect(await raw.llen(`${p}s:k`)).toBe(4); // 1 kept locally, 4 shared
       // Four fresh processes warm at once: RPOP hands each ticket to one of them.
       await Promise.all(stores.map((s) => s.ready()));
-      const got = stores.map((s) => s.take('k')).filter((v) => v !== undefined).map((v) => v![0]);
+      const got = stores
+        .map((s) => s.take('k'))
+        .filter((v) => v !== undefined)
+        .map((v) => v![0]);
       expect(got.sort()).toEqual([2, 3, 4, 5]);
       expect(await raw.exists(`${p}s:k`)).toBe(0);
       expect(a.take('k')![0]).toBe(1);
@@ -132,7 +135,12 @@ describe('RedisSessionStore', () => {
     expect(stored.length).toBe(3);
     for (const e of stored) expect(e.includes(secret)).toBe(false);
 
-    const wrong = new RedisSessionStore({ url: redis.url, prefix: p, encryptionKey: randomBytes(32), onWarning: (e) => warnings.push(e) });
+    const wrong = new RedisSessionStore({
+      url: redis.url,
+      prefix: p,
+      encryptionKey: randomBytes(32),
+      onWarning: (e) => warnings.push(e),
+    });
     await wrong.ready();
     expect(wrong.take('k')).toBeUndefined();
     await within(1000, () => wrong.stats().decryptFailures >= 2);
@@ -140,7 +148,12 @@ describe('RedisSessionStore', () => {
     expect(warnings.map((w) => w.code)).toEqual(['OL_STORE_DECRYPT_FAILED']);
     // A store that cannot read them does not destroy them: they are pushed back for the right key.
     expect(await raw.llen(`${p}s:k`)).toBe(3);
-    const plainReader = new RedisSessionStore({ url: redis.url, prefix: p, onWarning: (e) => warnings.push(e), warmKeys: 0 });
+    const plainReader = new RedisSessionStore({
+      url: redis.url,
+      prefix: p,
+      onWarning: (e) => warnings.push(e),
+      warmKeys: 0,
+    });
     const right = new RedisSessionStore({ url: redis.url, prefix: p, encryptionKey: key });
     try {
       await right.ready();
@@ -184,7 +197,14 @@ describe('RedisSessionStore', () => {
   it('a Redis that stalls with its connection open (SIGSTOP): down after commandTimeoutMs, writes dropped, not queued without bound; back when it resumes', async () => {
     const own = await startRedis();
     const warnings: OriginlinkError[] = [];
-    const a = new RedisSessionStore({ url: own.url, prefix: prefix(), commandTimeoutMs: 200, onWarning: (e) => warnings.push(e), backoffMs: 20, backoffMaxMs: 100 });
+    const a = new RedisSessionStore({
+      url: own.url,
+      prefix: prefix(),
+      commandTimeoutMs: 200,
+      onWarning: (e) => warnings.push(e),
+      backoffMs: 20,
+      backoffMaxMs: 100,
+    });
     const pid = own.pid() as number;
     try {
       expect(await a.ready(2000)).toBe(true);
@@ -203,7 +223,11 @@ describe('RedisSessionStore', () => {
       process.kill(pid, 'SIGCONT');
       await within(3000, () => a.stats().redis.up);
     } finally {
-      try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
       await a.close();
       await own.stop();
     }
@@ -212,7 +236,12 @@ describe('RedisSessionStore', () => {
   it('Redis unreachable: the local tier works, one warning, an outage counted, nothing throws', async () => {
     const port = CLOSED_PORT;
     const warnings: OriginlinkError[] = [];
-    const a = new RedisSessionStore({ url: `redis://127.0.0.1:${port}/0`, onWarning: (e) => warnings.push(e), backoffMs: 20, backoffMaxMs: 50 });
+    const a = new RedisSessionStore({
+      url: `redis://127.0.0.1:${port}/0`,
+      onWarning: (e) => warnings.push(e),
+      backoffMs: 20,
+      backoffMaxMs: 50,
+    });
     try {
       expect(await a.ready(200)).toBe(false);
       for (let i = 0; i < 50; i++) a.put(`k${i % 3}`, Uint8Array.of(i));
@@ -230,7 +259,11 @@ describe('RedisSessionStore', () => {
   it('reads a session lifetime from the DER inside (OpenSSL and quiche shapes), else the fallback, capped at a week', () => {
     // SEQUENCE { INTEGER 1, [1] { INTEGER time }, [2] { INTEGER timeout } }
     const der = (time: number, timeout: number): Buffer => {
-      const int = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return Buffer.concat([Buffer.of(0x02, 5, 0), b]); };
+      const int = (v: number): Buffer => {
+        const b = Buffer.alloc(4);
+        b.writeUInt32BE(v);
+        return Buffer.concat([Buffer.of(0x02, 5, 0), b]);
+      };
       const t = int(time);
       const to = int(timeout);
       const body = Buffer.concat([Buffer.of(0x02, 1, 1), Buffer.of(0xa1, t.length), t, Buffer.of(0xa2, to.length), to]);
@@ -255,7 +288,10 @@ describe('RedisOriginCache', () => {
     try {
       await Promise.all([a.ready(), b.ready()]);
       const now = Date.now();
-      a.put('https://o:443', { ...emptyFacts(now), h3: { host: '', port: 443, expiresAt: now + 60_000, source: 'alt-svc' } });
+      a.put('https://o:443', {
+        ...emptyFacts(now),
+        h3: { host: '', port: 443, expiresAt: now + 60_000, source: 'alt-svc' },
+      });
       await within(1000, () => a.stats().redis.batches >= 1);
       await sleep(10);
       const g0 = b.generation;

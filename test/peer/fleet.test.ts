@@ -67,10 +67,18 @@ if (c.mode === 'mark') {
 
 function child(cfg: Record<string, unknown>): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [...hooks, join(dir, 'child.mjs')], { env: { ...process.env, FLEET_CHILD: JSON.stringify(cfg) }, timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) { reject(new Error(`child failed: ${err.message}\n${stderr}`)); return; }
-      resolve(JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, unknown>);
-    });
+    execFile(
+      process.execPath,
+      [...hooks, join(dir, 'child.mjs')],
+      { env: { ...process.env, FLEET_CHILD: JSON.stringify(cfg) }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err) {
+          reject(new Error(`child failed: ${err.message}\n${stderr}`));
+          return;
+        }
+        resolve(JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, unknown>);
+      },
+    );
   });
 }
 
@@ -103,37 +111,82 @@ afterAll(async () => {
 describe('two processes sharing one Redis', () => {
   // `auto` keeps TCP in the race: on a loaded machine a QUIC handshake slower than the race delay plus a TCP
   // handshake hands the request to TCP (the fallback), hence the retries.
-  it('Caddy (h3): B never met the origin, yet in `auto` its first request chooses h3 from A\'s Alt-Svc and goes out as 0-RTT early data on A\'s QUIC ticket (B is the real CLI with redis:// URLs)', { timeout: 60_000, retry: 2 }, async () => {
+  it("Caddy (h3): B never met the origin, yet in `auto` its first request chooses h3 from A's Alt-Svc and goes out as 0-RTT early data on A's QUIC ticket (B is the real CLI with redis:// URLs)", {
+    timeout: 60_000,
+    retry: 2,
+  }, async () => {
     const prefix = `f${randomBytes(4).toString('hex')}:`;
     const url = `https://localhost:${caddy.port}/`;
     // Up to 200 requests 50 ms apart until one goes over h3: A's background QUIC upgrade first loads the h3 stack, which
     // in this child is TypeScript compiled on first import — over a second when the machine is loaded (20 were too few).
-    const a = await child({ mode: 'fetch', redis: redis.url, prefix, ca: certs.ca.toString(), url, requests: 200, untilH3: true });
+    const a = await child({
+      mode: 'fetch',
+      redis: redis.url,
+      prefix,
+      ca: certs.ca.toString(),
+      url,
+      requests: 200,
+      untilH3: true,
+    });
     const aOut = a['out'] as Array<Record<string, unknown>>;
     expect(aOut[0]).toMatchObject({ status: 200, resumed: false, earlyData: false });
     expect(aOut[0]!['protocol']).not.toBe('h3'); // A learned h3 from Alt-Svc
     expect(aOut.at(-1), JSON.stringify(a['report'])).toMatchObject({ protocol: 'h3' });
     const store = `redis://127.0.0.1:${redis.port}/0?prefix=${prefix}`;
-    const b = await cli(['fetch', '--cacert', certs.caPath, '--session-store', store, '--origin-cache', store, '--json', url]);
+    const b = await cli([
+      'fetch',
+      '--cacert',
+      certs.caPath,
+      '--session-store',
+      store,
+      '--origin-cache',
+      store,
+      '--json',
+      url,
+    ]);
     expect(b.stderr).toBe('');
     expect(b.code).toBe(0);
     // Early start: a known-good alternative with a ticket wins the race at 0-RTT readiness (TCP stays the fallback).
-    expect(JSON.parse(b.stdout)).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true, attempts: 1 });
+    expect(JSON.parse(b.stdout)).toMatchObject({
+      protocol: 'h3',
+      status: 200,
+      resumed: true,
+      earlyData: true,
+      attempts: 1,
+    });
   });
 
-  it('Caddy (h3): with protocol h3, B\'s first request goes out as 0-RTT early data on A\'s ticket', async () => {
+  it("Caddy (h3): with protocol h3, B's first request goes out as 0-RTT early data on A's ticket", async () => {
     const prefix = `f${randomBytes(4).toString('hex')}:`;
     const url = `https://localhost:${caddy.port}/`;
-    const a = await child({ mode: 'fetch', redis: redis.url, prefix, ca: certs.ca.toString(), url, requests: 1, protocol: 'h3' });
+    const a = await child({
+      mode: 'fetch',
+      redis: redis.url,
+      prefix,
+      ca: certs.ca.toString(),
+      url,
+      requests: 1,
+      protocol: 'h3',
+    });
     expect((a['out'] as unknown[])[0]).toMatchObject({ status: 200, protocol: 'h3', resumed: false, earlyData: false });
     const store = `redis://127.0.0.1:${redis.port}/0?prefix=${prefix}`;
-    const b = await cli(['fetch', '--protocol', 'h3', '--cacert', certs.caPath, '--session-store', store, '--json', url]);
+    const b = await cli([
+      'fetch',
+      '--protocol',
+      'h3',
+      '--cacert',
+      certs.caPath,
+      '--session-store',
+      store,
+      '--json',
+      url,
+    ]);
     expect(b.stderr).toBe('');
     expect(b.code).toBe(0);
     expect(JSON.parse(b.stdout)).toMatchObject({ protocol: 'h3', status: 200, resumed: true, earlyData: true });
   }, 60_000);
 
-  it('nginx (h2 over TLS): B\'s first TCP connection resumes A\'s TLS session', async () => {
+  it("nginx (h2 over TLS): B's first TCP connection resumes A's TLS session", async () => {
     const prefix = `f${randomBytes(4).toString('hex')}:`;
     const url = `https://localhost:${nginx.port}/`;
     const a = await child({ mode: 'fetch', redis: redis.url, prefix, ca: certs.ca.toString(), url, requests: 1 });
@@ -151,7 +204,12 @@ describe('two processes sharing one Redis', () => {
     const url = `https://localhost:${caddy.port}/`;
     const stores = openStores({ sessionStore: redis.url, originCache: redis.url, redis: { prefix } });
     await stores.ready(1000);
-    const agent = new Agent({ protocol: 'auto', tls: { ca: certs.ca }, sessionStore: stores.sessionStore!, originCache: stores.originCache! });
+    const agent = new Agent({
+      protocol: 'auto',
+      tls: { ca: certs.ca },
+      sessionStore: stores.sessionStore!,
+      originCache: stores.originCache!,
+    });
     try {
       let proto = '';
       // Up to 10 s: the background upgrade first loads the h3 stack, over a second with both cores busy (a full run).
@@ -167,8 +225,13 @@ describe('two processes sharing one Redis', () => {
       const seen = new Promise<number>((resolve, reject) => {
         const t0 = Date.now();
         const poll = setInterval(() => {
-          if (agent.origin(url).facts.brokenUntil > Date.now()) { clearInterval(poll); resolve(Date.now()); }
-          else if (Date.now() - t0 > 10_000) { clearInterval(poll); reject(new Error('mark never arrived')); }
+          if (agent.origin(url).facts.brokenUntil > Date.now()) {
+            clearInterval(poll);
+            resolve(Date.now());
+          } else if (Date.now() - t0 > 10_000) {
+            clearInterval(poll);
+            reject(new Error('mark never arrived'));
+          }
         }, 5);
       });
       const a = await child({ mode: 'mark', redis: redis.url, prefix, origin });
@@ -185,10 +248,20 @@ describe('two processes sharing one Redis', () => {
     const prefix = `f${randomBytes(4).toString('hex')}:`;
     const url = `https://localhost:${nginx.port}/`;
     const warnings: string[] = [];
-    const stores = openStores({ sessionStore: redis.url, originCache: redis.url, redis: { prefix, backoffMs: 50, backoffMaxMs: 200, onWarning: (e) => warnings.push(e.code) } });
+    const stores = openStores({
+      sessionStore: redis.url,
+      originCache: redis.url,
+      redis: { prefix, backoffMs: 50, backoffMaxMs: 200, onWarning: (e) => warnings.push(e.code) },
+    });
     await stores.ready(1000);
     // New connections all along (5 requests each), so tickets are taken and stored throughout.
-    const agent = new Agent({ protocol: 'auto', tls: { ca: certs.ca }, pool: { maxRequestsPerConnection: 5 }, sessionStore: stores.sessionStore!, originCache: stores.originCache! });
+    const agent = new Agent({
+      protocol: 'auto',
+      tls: { ca: certs.ca },
+      pool: { maxRequestsPerConnection: 5 },
+      sessionStore: stores.sessionStore!,
+      originCache: stores.originCache!,
+    });
     let ok = 0;
     let failed = 0;
     const deadline = Date.now() + 3000;

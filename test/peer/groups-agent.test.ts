@@ -20,27 +20,53 @@ import { startNginxGroup, type NginxGroup } from '../helpers/nginx-group.js';
 const certs = makeCerts();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const events: EndpointEvent[] = [];
-const onEvent = (m: unknown): void => { events.push(m as EndpointEvent); };
+const onEvent = (m: unknown): void => {
+  events.push(m as EndpointEvent);
+};
 
 beforeAll(() => diagnostics.subscribe('originlink:endpoint', onEvent));
 afterAll(() => diagnostics.unsubscribe('originlink:endpoint', onEvent));
 
 describe('the Agent as an undici dispatcher over a group of nginx endpoints', () => {
   let group: NginxGroup;
-  beforeAll(async () => { group = await startNginxGroup(3); }, 30_000);
-  afterAll(async () => { await group?.close(); });
+  beforeAll(async () => {
+    group = await startNginxGroup(3);
+  }, 30_000);
+  afterAll(async () => {
+    await group?.close();
+  });
 
   it('fetch(url, { dispatcher: agent }) to the group key spreads over the endpoints; checks reach each endpoint', async () => {
     const agent = new Agent({
       tls: { ca: certs.ca },
-      origins: { 'https://api.internal': { endpoints: group.endpoints.map((e) => ({ url: e.url })), health: { path: '/health', intervalMs: 100, timeoutMs: 90 } } },
+      origins: {
+        'https://api.internal': {
+          endpoints: group.endpoints.map((e) => ({ url: e.url })),
+          health: { path: '/health', intervalMs: 100, timeoutMs: 90 },
+        },
+      },
     });
     const before = group.endpoints.map((e) => e.nginx.log().length);
-    const bodies = await Promise.all(Array.from({ length: 90 }, () => undiciFetch('https://api.internal/g/x', { dispatcher: agent as never }).then((r) => r.text())));
+    const bodies = await Promise.all(
+      Array.from({ length: 90 }, () =>
+        undiciFetch('https://api.internal/g/x', { dispatcher: agent as never }).then((r) => r.text()),
+      ),
+    );
     await sleep(250);
     await agent.close();
     // nginx writes a request's log line after its response: wait (≤ 2 s) until the lines of all 90 are in.
-    await settled(() => group.endpoints.reduce((a, e, i) => a + e.nginx.log().slice(before[i]).filter((l) => l.uri === '/g/x').length, 0) >= 90);
+    await settled(
+      () =>
+        group.endpoints.reduce(
+          (a, e, i) =>
+            a +
+            e.nginx
+              .log()
+              .slice(before[i])
+              .filter((l) => l.uri === '/g/x').length,
+          0,
+        ) >= 90,
+    );
     for (const [i, e] of group.endpoints.entries()) {
       const lines = e.nginx.log().slice(before[i]);
       expect(lines.filter((l) => l.uri === '/g/x').length).toBe(bodies.filter((b) => b === `${e.name}\n`).length);
@@ -52,12 +78,18 @@ describe('the Agent as an undici dispatcher over a group of nginx endpoints', ()
     expect(st?.endpoints.reduce((a, e) => a + e.requests, 0)).toBe(90);
   }, 30_000);
 
-  it('a health check reaches the pool as a request of the same shape as a proxied one (one map for V8\'s inline caches)', async () => {
+  it("a health check reaches the pool as a request of the same shape as a proxied one (one map for V8's inline caches)", async () => {
     const spy = vi.spyOn(Pool.prototype, 'request'); // calls through: the spy only records what reaches the pool
-    const seen = (): Array<{ path: string; keys: string[] }> => spy.mock.calls.map(([req]) => ({ path: req.path, keys: Object.keys(req) }));
+    const seen = (): Array<{ path: string; keys: string[] }> =>
+      spy.mock.calls.map(([req]) => ({ path: req.path, keys: Object.keys(req) }));
     const agent = new Agent({
       tls: { ca: certs.ca },
-      origins: { 'https://shape.internal': { endpoints: [{ url: group.endpoints[0]!.url }], health: { path: '/health', intervalMs: 50, timeoutMs: 45 } } },
+      origins: {
+        'https://shape.internal': {
+          endpoints: [{ url: group.endpoints[0]!.url }],
+          health: { path: '/health', intervalMs: 50, timeoutMs: 45 },
+        },
+      },
     });
     try {
       await (await agent.request({ url: 'https://shape.internal/g/shape', responseBufferBytes: 32_768 })).text();
@@ -79,7 +111,11 @@ describe('the Agent as an undici dispatcher over a group of nginx endpoints', ()
     const res = await Promise.all(Array.from({ length: 20 }, () => agent.request({ url: `${e.url}/s/one?delay=300` })));
     expect((await Promise.all(res.map((r) => r.text()))).every((t) => t === `${e.name}\n`)).toBe(true);
     expect(res.filter((r) => r.collapsed)).toHaveLength(19);
-    const shared = (): number => e.nginx.log().slice(before).filter((l) => l.uri.startsWith('/s/')).length;
+    const shared = (): number =>
+      e.nginx
+        .log()
+        .slice(before)
+        .filter((l) => l.uri.startsWith('/s/')).length;
     await settled(() => shared() >= 1); // its log line comes after its response
     await new Promise((r) => setTimeout(r, 100)); // and a second one, were there one, as soon
     expect(shared()).toBe(1);
@@ -97,44 +133,65 @@ describe('an origin group over HTTP/3 (our h3 servers)', () => {
     for (let i = 0; i < 3; i++) {
       const me = { paths: [] as string[], aborted: 0, slowMs: 0 };
       seen.push(me);
-      servers.push(await startTestH3Server({
-        handler: async (req: ServerRequest) => {
-          me.paths.push(`${req.version} ${req.path}`);
-          if (req.path.startsWith('/slow') && me.slowMs > 0) {
-            let gone = false;
-            req.onAbort(() => { gone = true; me.aborted++; });
-            await sleep(me.slowMs);
-            if (gone) return { status: 499 };
-          }
-          if (req.path.startsWith('/big')) {
-            await sleep(200);
-            return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.alloc(1 << 20, 0x61 + i) };
-          }
-          return { status: 200, headers: [['content-type', 'text/plain']], body: `h3-${i}\n` };
-        },
-      }));
+      servers.push(
+        await startTestH3Server({
+          handler: async (req: ServerRequest) => {
+            me.paths.push(`${req.version} ${req.path}`);
+            if (req.path.startsWith('/slow') && me.slowMs > 0) {
+              let gone = false;
+              req.onAbort(() => {
+                gone = true;
+                me.aborted++;
+              });
+              await sleep(me.slowMs);
+              if (gone) return { status: 499 };
+            }
+            if (req.path.startsWith('/big')) {
+              await sleep(200);
+              return {
+                status: 200,
+                headers: [['content-type', 'application/octet-stream']],
+                body: Buffer.alloc(1 << 20, 0x61 + i),
+              };
+            }
+            return { status: 200, headers: [['content-type', 'text/plain']], body: `h3-${i}\n` };
+          },
+        }),
+      );
     }
   }, 30_000);
   afterEach(async () => {
     await agent?.close();
     agent = null;
     events.length = 0;
-    for (const s of seen) { s.paths.length = 0; s.aborted = 0; s.slowMs = 0; }
+    for (const s of seen) {
+      s.paths.length = 0;
+      s.aborted = 0;
+      s.slowMs = 0;
+    }
   });
   afterAll(async () => {
     for (const s of servers) await s.close(0);
   });
 
-  const make = (o: Record<string, unknown>, n = 3): Agent => new Agent({
-    protocol: 'h3',
-    tls: { ca: certs.ca },
-    pool: { connectTimeoutMs: 1000 },
-    origins: { 'https://h3.internal': { endpoints: servers.slice(0, n).map((s) => ({ url: `https://localhost:${s.address.port}` })), ...o } },
-  });
+  const make = (o: Record<string, unknown>, n = 3): Agent =>
+    new Agent({
+      protocol: 'h3',
+      tls: { ca: certs.ca },
+      pool: { connectTimeoutMs: 1000 },
+      origins: {
+        'https://h3.internal': {
+          endpoints: servers.slice(0, n).map((s) => ({ url: `https://localhost:${s.address.port}` })),
+          ...o,
+        },
+      },
+    });
 
-  it('p2c spreads over h3 endpoints; active checks go over each endpoint\'s own QUIC connection', async () => {
+  it("p2c spreads over h3 endpoints; active checks go over each endpoint's own QUIC connection", async () => {
     agent = make({ health: { path: '/health', intervalMs: 100, timeoutMs: 90 } });
-    const res = await Promise.all(Array.from({ length: 60 }, () => agent!.request({ url: 'https://h3.internal/x' }).then((r) => r.text())));
+    const res = await Promise.all(
+      Array.from({ length: 60 }, () => agent!.request({ url: 'https://h3.internal/x' }).then((r) => r.text())),
+    );
     await sleep(250);
     for (const [i, s] of seen.entries()) {
       expect(s.paths.filter((p) => p === '3 /x').length).toBe(res.filter((b) => b === `h3-${i}\n`).length);
@@ -145,10 +202,14 @@ describe('an origin group over HTTP/3 (our h3 servers)', () => {
 
   it('hedge over h3: the slow attempt is cancelled (the server sees its stream reset), the other answers', async () => {
     agent = make({ balance: 'round-robin', hedge: { afterMs: 20 }, retryBudget: { ratio: 1, minPerSecond: 100 } });
-    await Promise.all(Array.from({ length: 6 }, () => agent!.request({ url: 'https://h3.internal/warm' }).then((r) => r.text())));
+    await Promise.all(
+      Array.from({ length: 6 }, () => agent!.request({ url: 'https://h3.internal/warm' }).then((r) => r.text())),
+    );
     seen[0]!.slowMs = 300;
     const t0 = performance.now();
-    const res = await Promise.all(Array.from({ length: 30 }, () => agent!.request({ url: 'https://h3.internal/slow' })));
+    const res = await Promise.all(
+      Array.from({ length: 30 }, () => agent!.request({ url: 'https://h3.internal/slow' })),
+    );
     const bodies = await Promise.all(res.map((r) => r.text()));
     expect(performance.now() - t0).toBeLessThan(300);
     expect(bodies.every((b) => b !== 'h3-0\n')).toBe(true);
@@ -160,7 +221,11 @@ describe('an origin group over HTTP/3 (our h3 servers)', () => {
     // Every attempt the slow server got lost to a hedge and was reset by us: the server saw each of them aborted.
     await vi.waitFor(() => expect(seen[0]!.aborted).toBe(atSlow), { timeout: 2000, interval: 20 });
     const st = agent.groupStats()[0]!;
-    expect(st.endpoints.filter((e) => e.url !== `https://localhost:${servers[0]!.address.port}`).reduce((a, e) => a + e.hedgesWon, 0)).toBeGreaterThanOrEqual(atSlow);
+    expect(
+      st.endpoints
+        .filter((e) => e.url !== `https://localhost:${servers[0]!.address.port}`)
+        .reduce((a, e) => a + e.hedgesWon, 0),
+    ).toBeGreaterThanOrEqual(atSlow);
   }, 30_000);
 
   it('an h3 endpoint that goes away: no GET fails, it is ejected (told once)', async () => {
@@ -169,9 +234,16 @@ describe('an origin group over HTTP/3 (our h3 servers)', () => {
       protocol: 'h3',
       tls: { ca: certs.ca },
       pool: { connectTimeoutMs: 500 },
-      origins: { 'https://h3.internal': { endpoints: [servers[0]!, servers[1]!, spare].map((s) => ({ url: `https://localhost:${s.address.port}` })), outlier: { consecutiveFailures: 2, maxEjectionPercent: 34 } } },
+      origins: {
+        'https://h3.internal': {
+          endpoints: [servers[0]!, servers[1]!, spare].map((s) => ({ url: `https://localhost:${s.address.port}` })),
+          outlier: { consecutiveFailures: 2, maxEjectionPercent: 34 },
+        },
+      },
     });
-    await Promise.all(Array.from({ length: 9 }, () => agent!.request({ url: 'https://h3.internal/x' }).then((r) => r.text())));
+    await Promise.all(
+      Array.from({ length: 9 }, () => agent!.request({ url: 'https://h3.internal/x' }).then((r) => r.text())),
+    );
     await spare.close(0);
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) {

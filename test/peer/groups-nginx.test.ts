@@ -13,7 +13,12 @@ import type { LogLine } from '../helpers/nginx.js';
 const certs = makeCerts();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Running { svc: Service; port: number; logs: Array<Record<string, unknown>>; admin: number }
+interface Running {
+  svc: Service;
+  port: number;
+  logs: Array<Record<string, unknown>>;
+  admin: number;
+}
 
 async function serve(origin: string): Promise<Running> {
   const logs: Array<Record<string, unknown>> = [];
@@ -28,7 +33,13 @@ ${origin}
 routes:
   - { path: /, origin: g }
 `;
-  const svc = await Service.start(parseConfig(yaml, 'groups.yaml', certs.dir), { logDestination: { write: (s: string) => { logs.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const svc = await Service.start(parseConfig(yaml, 'groups.yaml', certs.dir), {
+    logDestination: {
+      write: (s: string) => {
+        logs.push(JSON.parse(s) as Record<string, unknown>);
+      },
+    },
+  });
   return { svc, port: svc.addresses()['plain'] as number, logs, admin: svc.adminPort as number };
 }
 
@@ -38,39 +49,57 @@ async function get(port: number, path: string, init: RequestInit = {}): Promise<
 }
 
 /** Requests `concurrency` at a time until `stop()` resolves: their statuses, bodies and times. */
-async function loadUntil(port: number, stop: Promise<unknown>, concurrency: number, path = '/g/x', init: RequestInit = {}): Promise<Array<{ status: number; body: string; ms: number }>> {
+async function loadUntil(
+  port: number,
+  stop: Promise<unknown>,
+  concurrency: number,
+  path = '/g/x',
+  init: RequestInit = {},
+): Promise<Array<{ status: number; body: string; ms: number }>> {
   let over = false;
-  void stop.then(() => { over = true; });
+  void stop.then(() => {
+    over = true;
+  });
   const out: Array<{ status: number; body: string; ms: number }> = [];
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (let i = 0; i < 100_000 && !over; i++) {
-      const t0 = performance.now();
-      try {
-        out.push({ ...(await get(port, path, init)), ms: performance.now() - t0 });
-      } catch (e) {
-        out.push({ status: 0, body: String(e), ms: performance.now() - t0 });
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = 0; i < 100_000 && !over; i++) {
+        const t0 = performance.now();
+        try {
+          out.push({ ...(await get(port, path, init)), ms: performance.now() - t0 });
+        } catch (e) {
+          out.push({ status: 0, body: String(e), ms: performance.now() - t0 });
+        }
       }
-    }
-  }));
+    }),
+  );
   return out;
 }
 
 /** `n` requests, `concurrency` at a time (`init`: the same for all, or made per request): their statuses and bodies. */
-async function load(port: number, n: number, concurrency: number, path = '/g/x', init: RequestInit | ((i: number) => RequestInit) = {}): Promise<Array<{ status: number; body: string; ms: number }>> {
+async function load(
+  port: number,
+  n: number,
+  concurrency: number,
+  path = '/g/x',
+  init: RequestInit | ((i: number) => RequestInit) = {},
+): Promise<Array<{ status: number; body: string; ms: number }>> {
   const out: Array<{ status: number; body: string; ms: number }> = [];
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) {
-      const i = next++;
-      const t0 = performance.now();
-      try {
-        const r = await get(port, path, typeof init === 'function' ? init(i) : init);
-        out.push({ ...r, ms: performance.now() - t0 });
-      } catch (e) {
-        out.push({ status: 0, body: String(e), ms: performance.now() - t0 });
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const t0 = performance.now();
+        try {
+          const r = await get(port, path, typeof init === 'function' ? init(i) : init);
+          out.push({ ...r, ms: performance.now() - t0 });
+        } catch (e) {
+          out.push({ status: 0, body: String(e), ms: performance.now() - t0 });
+        }
       }
-    }
-  }));
+    }),
+  );
   return out;
 }
 
@@ -89,7 +118,11 @@ describe('origin groups over nginx endpoints', () => {
     run = null;
     for (const e of group.endpoints) {
       for (const f of ['503', 'slow', 'close'] as const) e.set(f, false);
-      try { e.cont(); } catch { /* not running */ }
+      try {
+        e.cont();
+      } catch {
+        /* not running */
+      }
       if (e.nginx.pid === undefined || !(await alive(e))) await e.start();
     }
   });
@@ -97,23 +130,30 @@ describe('origin groups over nginx endpoints', () => {
     await group?.close();
   });
 
-  it.each(['h1', 'h2'])('p2c spreads requests over every endpoint (%s); the request log names the endpoint each access log saw', async (protocol) => {
-    run = await serve(endpointsYaml(group, '', protocol));
-    const before = logMarks(group);
-    const res = await load(run.port, 300, 12);
-    expect(res.every((r) => r.status === 200)).toBe(true);
-    const served = await servedBy(group, before, 300);
-    expect(served.reduce((a, b) => a + b, 0)).toBe(300);
-    for (const n of served) expect(n).toBeGreaterThan(30);
-    // Every answer's body is the name of the nginx that gave it; the request log names that endpoint as often.
-    for (const [i, e] of group.endpoints.entries()) expect(res.filter((r) => r.body === `${e.name}\n`).length).toBe(served[i]);
-    const lines = await logged(run, (l) => l['msg'] === 'request', 300);
-    for (const [i, e] of group.endpoints.entries()) expect(lines.filter((l) => l['upstream'] === e.url).length).toBe(served[i]);
-  });
+  it.each(['h1', 'h2'])(
+    'p2c spreads requests over every endpoint (%s); the request log names the endpoint each access log saw',
+    async (protocol) => {
+      run = await serve(endpointsYaml(group, '', protocol));
+      const before = logMarks(group);
+      const res = await load(run.port, 300, 12);
+      expect(res.every((r) => r.status === 200)).toBe(true);
+      const served = await servedBy(group, before, 300);
+      expect(served.reduce((a, b) => a + b, 0)).toBe(300);
+      for (const n of served) expect(n).toBeGreaterThan(30);
+      // Every answer's body is the name of the nginx that gave it; the request log names that endpoint as often.
+      for (const [i, e] of group.endpoints.entries())
+        expect(res.filter((r) => r.body === `${e.name}\n`).length).toBe(served[i]);
+      const lines = await logged(run, (l) => l['msg'] === 'request', 300);
+      for (const [i, e] of group.endpoints.entries())
+        expect(lines.filter((l) => l['upstream'] === e.url).length).toBe(served[i]);
+    },
+  );
 
   it('weights: an endpoint of weight 4 gets about 4 times the share of one of weight 1 (round-robin)', async () => {
     const [a, b, c] = group.endpoints as [GroupEndpoint, GroupEndpoint, GroupEndpoint];
-    run = await serve(`    endpoints:\n      - { url: "${a.url}", weight: 4 }\n      - { url: "${b.url}" }\n      - { url: "${c.url}" }\n    balance: round-robin\n    protocol: h1\n    tls: { ca: ${certs.caPath} }\n`);
+    run = await serve(
+      `    endpoints:\n      - { url: "${a.url}", weight: 4 }\n      - { url: "${b.url}" }\n      - { url: "${c.url}" }\n    balance: round-robin\n    protocol: h1\n    tls: { ca: ${certs.caPath} }\n`,
+    );
     const before = logMarks(group);
     const res = await load(run.port, 120, 1);
     expect(res.every((r) => r.status === 200)).toBe(true);
@@ -121,10 +161,17 @@ describe('origin groups over nginx endpoints', () => {
   });
 
   it('SIGKILL of one endpoint under load: no GET fails, only POSTs it held are lost; out within 1 s, back within one health interval of its restart', async () => {
-    run = await serve(endpointsYaml(group, `    health: { path: /health, intervalMs: 500, timeoutMs: 400, rise: 1, fall: 2 }\n    outlier: { consecutiveFailures: 3, maxEjectionPercent: 34 }\n`));
+    run = await serve(
+      endpointsYaml(
+        group,
+        `    health: { path: /health, intervalMs: 500, timeoutMs: 400, rise: 1, fall: 2 }\n    outlier: { consecutiveFailures: 3, maxEjectionPercent: 34 }\n`,
+      ),
+    );
     const victim = group.endpoints[1] as GroupEndpoint;
     let end = (): void => {};
-    const over = new Promise<void>((r) => { end = r; });
+    const over = new Promise<void>((r) => {
+      end = r;
+    });
     const gets = loadUntil(run.port, over, 6);
     const posts = loadUntil(run.port, over, 2, '/g/post', { method: 'POST', body: 'x' });
     await sleep(400);
@@ -150,34 +197,48 @@ describe('origin groups over nginx endpoints', () => {
     expect(ejected).toHaveLength(1);
     expect((ejected[0]?.['time'] as number) - killedAt).toBeLessThan(1000);
     // Back: a check passed within one interval (500 ms) of the restart, logged once, and the endpoint serves again.
-    const back = run.logs.filter((l) => (l['event'] === 'readmitted' || l['event'] === 'healthy') && l['endpoint'] === victim.url);
+    const back = run.logs.filter(
+      (l) => (l['event'] === 'readmitted' || l['event'] === 'healthy') && l['endpoint'] === victim.url,
+    );
     expect(back.length).toBeGreaterThanOrEqual(1);
     expect((back[0]?.['time'] as number) - restartedAt).toBeLessThan(500 + 150);
     expect(victim.served(before)).toBeGreaterThan(0);
   }, 30_000);
 
-  it.each(['h1', 'h2'])('SIGSTOP: hedged GETs all answer from the others, the stopped nginx logs the cancelled attempts as 499 (%s); checks mark it unhealthy', async (protocol) => {
-    run = await serve(endpointsYaml(group, `    balance: round-robin\n    hedge: { afterMs: 30 }\n    health: { path: /health, intervalMs: 300, timeoutMs: 250, rise: 1, fall: 2 }\n    timeouts: { headersMs: 5000 }\n`, protocol));
-    const victim = group.endpoints[2] as GroupEndpoint;
-    // Through nginx's proxy (a 5 ms backend): nginx, waiting on it, notices a client that went and logs 499.
-    const path = '/s/x?delay=5';
-    await load(run.port, 30, 3, path); // warm connections to every endpoint
-    const before = victim.nginx.log().length;
-    victim.stop();
-    const res = await load(run.port, 60, 3, path);
-    await sleep(800);
-    victim.cont();
-    expect(res.filter((r) => r.status !== 200)).toEqual([]);
-    const lines = await logged(run, (l) => l['msg'] === 'request', 90);
-    const hedged = lines.slice(30).filter((l) => l['hedged'] === true);
-    expect(hedged.length).toBeGreaterThan(0);
-    for (const l of hedged) expect(l['upstream']).not.toBe(victim.url);
-    // nginx, continued, finds those requests' clients gone: each cancelled attempt is a 499 in its own log.
-    const cancelled = (await victim.nginx.logSince(before, hedged.length, 3000)).filter((l) => l.uri.startsWith('/s/'));
-    expect(cancelled.length).toBeGreaterThan(0);
-    for (const l of cancelled) expect(l.status).toBe(499);
-    expect(run.logs.filter((l) => l['event'] === 'unhealthy' && l['endpoint'] === victim.url)).toHaveLength(1);
-  }, 30_000);
+  it.each(['h1', 'h2'])(
+    'SIGSTOP: hedged GETs all answer from the others, the stopped nginx logs the cancelled attempts as 499 (%s); checks mark it unhealthy',
+    async (protocol) => {
+      run = await serve(
+        endpointsYaml(
+          group,
+          `    balance: round-robin\n    hedge: { afterMs: 30 }\n    health: { path: /health, intervalMs: 300, timeoutMs: 250, rise: 1, fall: 2 }\n    timeouts: { headersMs: 5000 }\n`,
+          protocol,
+        ),
+      );
+      const victim = group.endpoints[2] as GroupEndpoint;
+      // Through nginx's proxy (a 5 ms backend): nginx, waiting on it, notices a client that went and logs 499.
+      const path = '/s/x?delay=5';
+      await load(run.port, 30, 3, path); // warm connections to every endpoint
+      const before = victim.nginx.log().length;
+      victim.stop();
+      const res = await load(run.port, 60, 3, path);
+      await sleep(800);
+      victim.cont();
+      expect(res.filter((r) => r.status !== 200)).toEqual([]);
+      const lines = await logged(run, (l) => l['msg'] === 'request', 90);
+      const hedged = lines.slice(30).filter((l) => l['hedged'] === true);
+      expect(hedged.length).toBeGreaterThan(0);
+      for (const l of hedged) expect(l['upstream']).not.toBe(victim.url);
+      // nginx, continued, finds those requests' clients gone: each cancelled attempt is a 499 in its own log.
+      const cancelled = (await victim.nginx.logSince(before, hedged.length, 3000)).filter((l) =>
+        l.uri.startsWith('/s/'),
+      );
+      expect(cancelled.length).toBeGreaterThan(0);
+      for (const l of cancelled) expect(l.status).toBe(499);
+      expect(run.logs.filter((l) => l['event'] === 'unhealthy' && l['endpoint'] === victim.url)).toHaveLength(1);
+    },
+    30_000,
+  );
 
   it('a slow endpoint (100 ms) under ewma gets almost nothing, and the p99 stays that of the fast ones', async () => {
     run = await serve(endpointsYaml(group, '    balance: ewma\n'));
@@ -197,12 +258,18 @@ describe('origin groups over nginx endpoints', () => {
   it('hedge: requests that meet a slow endpoint are answered by another; the slow nginx logs the losers as 499', async () => {
     // A third of the requests meet the slow endpoint: a budget that lets every one of them hedge (the default, 20 %
     // of the requests and 10 a second, would refuse some: they would wait the 100 ms).
-    run = await serve(endpointsYaml(group, '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 0.5, minPerSecond: 50 }\n', 'h2'));
+    run = await serve(
+      endpointsYaml(
+        group,
+        '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 0.5, minPerSecond: 50 }\n',
+        'h2',
+      ),
+    );
     const slow = group.endpoints[0] as GroupEndpoint;
     await load(run.port, 30, 3); // warm connections everywhere: a hedge is not a handshake
     type Hedges = { g: { endpoints: Array<{ hedgesSent: number; hedgesWon: number }> } };
     const sum = (st: Hedges, k: 'hedgesSent' | 'hedgesWon'): number => st.g.endpoints.reduce((a, e) => a + e[k], 0);
-    const warm = await adminJson(run, '/stats') as Hedges;
+    const warm = (await adminJson(run, '/stats')) as Hedges;
     slow.set('slow', true);
     const before = slow.nginx.log().length;
     const res = await load(run.port, 90, 3);
@@ -216,19 +283,27 @@ describe('origin groups over nginx endpoints', () => {
     // Each loser was cancelled: the slow nginx, waiting on its backend, saw its client go and logged 499.
     const losers = await slow.nginx.logSince(before, hedged.length, 3000);
     expect(losers.filter((l) => l.uri.startsWith('/g/') && l.status === 499).length).toBe(hedged.length);
-    const stats = await adminJson(run, '/stats') as Hedges;
+    const stats = (await adminJson(run, '/stats')) as Hedges;
     expect(sum(stats, 'hedgesWon') - sum(warm, 'hedgesWon')).toBe(hedged.length);
     expect(sum(stats, 'hedgesSent') - sum(warm, 'hedgesSent')).toBe(hedged.length);
   }, 30_000);
 
   it('an endpoint answering 503 is ejected after consecutiveFailures: its access log shows them and then nothing; re-admitted once it passes a check', async () => {
-    run = await serve(endpointsYaml(group, `    balance: round-robin\n    outlier: { consecutiveFailures: 3, baseEjectionMs: 60000, maxEjectionPercent: 34 }\n    health: { path: /health, intervalMs: 300, timeoutMs: 250, rise: 1, fall: 2 }\n`));
+    run = await serve(
+      endpointsYaml(
+        group,
+        `    balance: round-robin\n    outlier: { consecutiveFailures: 3, baseEjectionMs: 60000, maxEjectionPercent: 34 }\n    health: { path: /health, intervalMs: 300, timeoutMs: 250, rise: 1, fall: 2 }\n`,
+      ),
+    );
     const sick = group.endpoints[1] as GroupEndpoint;
     sick.set('503', true);
     const before = sick.nginx.log().length;
     const res = await load(run.port, 60, 1);
     expect(res.filter((r) => r.status === 503)).toHaveLength(3);
-    const seen = sick.nginx.log().slice(before).filter((l) => l.uri.startsWith('/g/'));
+    const seen = sick.nginx
+      .log()
+      .slice(before)
+      .filter((l) => l.uri.startsWith('/g/'));
     expect(seen.map((l) => l.status)).toEqual([503, 503, 503]);
     expect(run.logs.filter((l) => l['event'] === 'ejected' && l['endpoint'] === sick.url)).toHaveLength(1);
     sick.set('503', false);
@@ -251,7 +326,7 @@ describe('origin groups over nginx endpoints', () => {
     const seen = linesSince(group, before, (l) => l.status === 444);
     expect(seen).toBeGreaterThanOrEqual(30);
     expect(seen).toBeLessThanOrEqual(30 * 1.1 + 3 + 1);
-    const stats = await adminJson(run, '/stats') as { g: { endpoints: Array<{ retriesRefused: number }> } };
+    const stats = (await adminJson(run, '/stats')) as { g: { endpoints: Array<{ retriesRefused: number }> } };
     expect(stats.g.endpoints.reduce((a, e) => a + e.retriesRefused, 0)).toBeGreaterThan(0);
   }, 30_000);
 
@@ -278,7 +353,13 @@ describe('origin groups over nginx endpoints', () => {
   }, 30_000);
 
   it('hedge only for requests the retry policy may replay: a POST waits for the slow endpoint, a POST with Idempotency-Key is hedged', async () => {
-    run = await serve(endpointsYaml(group, '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 1, minPerSecond: 100 }\n', 'h2'));
+    run = await serve(
+      endpointsYaml(
+        group,
+        '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 1, minPerSecond: 100 }\n',
+        'h2',
+      ),
+    );
     const slow = group.endpoints[0] as GroupEndpoint;
     await load(run.port, 30, 3); // warm connections everywhere
     slow.set('slow', true);
@@ -291,7 +372,11 @@ describe('origin groups over nginx endpoints', () => {
     expect(atSlow.every((l) => l.status === 200)).toBe(true);
     expect(plain.filter((r) => r.body === `${slow.name}\n`)).toHaveLength(atSlow.length);
     const mid = slow.nginx.log().length;
-    const keyed = await load(run.port, 30, 3, '/g/post', (i) => ({ method: 'POST', body: 'x', headers: { 'idempotency-key': `k${i}` } }));
+    const keyed = await load(run.port, 30, 3, '/g/post', (i) => ({
+      method: 'POST',
+      body: 'x',
+      headers: { 'idempotency-key': `k${i}` },
+    }));
     expect(keyed.every((r) => r.status === 200 && r.body !== `${slow.name}\n`)).toBe(true);
     const lines = (await logged(run, (l) => l['msg'] === 'request' && l['method'] === 'POST', 60)).slice(30);
     const hedged = lines.filter((l) => l['hedged'] === true);
@@ -301,7 +386,13 @@ describe('origin groups over nginx endpoints', () => {
   }, 30_000);
 
   it('hedges spend the retry budget: past it no hedge goes (the request waits for its first attempt), each refusal counted', async () => {
-    run = await serve(endpointsYaml(group, '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 0, minPerSecond: 2 }\n', 'h2'));
+    run = await serve(
+      endpointsYaml(
+        group,
+        '    balance: round-robin\n    hedge: { afterMs: 20 }\n    retryBudget: { ratio: 0, minPerSecond: 2 }\n',
+        'h2',
+      ),
+    );
     const slow = group.endpoints[0] as GroupEndpoint;
     await load(run.port, 30, 3);
     await sleep(1100); // the warm-up's first attempts leave the budget's window: it allows minPerSecond alone
@@ -313,7 +404,9 @@ describe('origin groups over nginx endpoints', () => {
     const hedged = lines.filter((l) => l['hedged'] === true).length;
     expect(hedged).toBeGreaterThanOrEqual(1);
     expect(hedged).toBeLessThanOrEqual(4); // 2 a second; the run may span two windows
-    const stats = await adminJson(run, '/stats') as { g: { endpoints: Array<{ url: string; retriesRefused: number }> } };
+    const stats = (await adminJson(run, '/stats')) as {
+      g: { endpoints: Array<{ url: string; retriesRefused: number }> };
+    };
     const refused = stats.g.endpoints.find((e) => e.url === slow.url)?.retriesRefused ?? -1;
     // Every attempt the slow endpoint took was either hedged or refused its hedge. nginx writes a line as a response
     // ends (a hedge's loser when it sees the stream reset): waited for until that many are in (a CI run looked at 8
@@ -343,7 +436,12 @@ describe('origin groups over nginx endpoints', () => {
   // maxConnections, and their timeout counted our own queue as the endpoint's failure — every busy endpoint was
   // declared dead while its nginx saw no check at all.
   it('health checks reach a saturated endpoint over a connection of their own: 12 slow requests over maxConnections 2 each, no endpoint marked unhealthy', async () => {
-    run = await serve(endpointsYaml(group, '    pool: { maxConnections: 2 }\n    health: { path: /health, intervalMs: 250, timeoutMs: 250 }\n'));
+    run = await serve(
+      endpointsYaml(
+        group,
+        '    pool: { maxConnections: 2 }\n    health: { path: /health, intervalMs: 250, timeoutMs: 250 }\n',
+      ),
+    );
     await load(run.port, 9, 3);
     const before = logMarks(group);
     const res = await load(run.port, 12, 12, '/s/busy?delay=2500');
@@ -351,7 +449,10 @@ describe('origin groups over nginx endpoints', () => {
     expect(run.logs.filter((l) => l['event'] === 'unhealthy')).toEqual([]);
     // Every endpoint answered checks while it was saturated (2.5 s at 200 ms each, fewer while a check's own connection opens).
     for (const e of group.endpoints) {
-      const checks = e.nginx.log().slice(before[group.endpoints.indexOf(e)]).filter((l) => l.uri === '/health');
+      const checks = e.nginx
+        .log()
+        .slice(before[group.endpoints.indexOf(e)])
+        .filter((l) => l.uri === '/health');
       expect(checks.length, e.name).toBeGreaterThanOrEqual(5);
     }
   }, 30_000);
@@ -383,19 +484,21 @@ describe('origin groups over nginx endpoints', () => {
     run = await serve(endpointsYaml(group, '    collapse: true\n'));
     await load(run.port, 9, 3);
     const before = logMarks(group);
-    const res = await Promise.all(Array.from({ length: 10 }, async () => {
-      const r = await fetch(`http://127.0.0.1:${run!.port}/t/stream?delay=400`);
-      const reader = (r.body as ReadableStream<Uint8Array>).getReader();
-      let text = '';
-      let firstAt = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        text += Buffer.from(value).toString();
-        if (firstAt === 0 && text.includes('first\n')) firstAt = performance.now();
-      }
-      return { text, firstAt, endAt: performance.now() };
-    }));
+    const res = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const r = await fetch(`http://127.0.0.1:${run!.port}/t/stream?delay=400`);
+        const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+        let text = '';
+        let firstAt = 0;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += Buffer.from(value).toString();
+          if (firstAt === 0 && text.includes('first\n')) firstAt = performance.now();
+        }
+        return { text, firstAt, endAt: performance.now() };
+      }),
+    );
     for (const r of res) {
       expect(r.text).toBe('first\nsecond\n');
       expect(r.endAt - r.firstAt).toBeGreaterThan(250);
@@ -405,13 +508,18 @@ describe('origin groups over nginx endpoints', () => {
   }, 30_000);
 
   it('a reload that changes the group keeps an ejected endpoint ejected (and its counters)', async () => {
-    const cfg = (extra: string): string => endpointsYaml(group, `    balance: round-robin\n    outlier: { consecutiveFailures: 2, baseEjectionMs: 60000, maxEjectionPercent: 34 }\n${extra}`);
+    const cfg = (extra: string): string =>
+      endpointsYaml(
+        group,
+        `    balance: round-robin\n    outlier: { consecutiveFailures: 2, baseEjectionMs: 60000, maxEjectionPercent: 34 }\n${extra}`,
+      );
     run = await serve(cfg(''));
     const sick = group.endpoints[0] as GroupEndpoint;
     sick.set('503', true);
     await load(run.port, 12, 1);
     sick.set('503', false);
-    const yaml = (extra: string): string => `listeners:\n  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nlogging: { flushMs: 0 }\norigins:\n  g:\n${cfg(extra)}routes:\n  - { path: /, origin: g }\n`;
+    const yaml = (extra: string): string =>
+      `listeners:\n  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nlogging: { flushMs: 0 }\norigins:\n  g:\n${cfg(extra)}routes:\n  - { path: /, origin: g }\n`;
     // Another field of the group: a new Upstream and Agent; the endpoint state must carry over.
     const next = parseConfig(yaml('    retryBudget: { ratio: 0.5 }\n'), 'groups.yaml', certs.dir);
     await run.svc.reload(next);
@@ -420,8 +528,14 @@ describe('origin groups over nginx endpoints', () => {
     const res = await load(run.port, 30, 1);
     expect(res.filter((r) => r.status !== 200)).toEqual([]);
     expect(sick.served(before)).toBe(0);
-    const stats = await adminJson(run, '/stats') as { g: { endpoints: Array<{ url: string; health: string; ejections: number; failures: number }> } };
-    expect(stats.g.endpoints.find((e) => e.url === sick.url)).toMatchObject({ health: 'ejected', ejections: 1, failures: 2 });
+    const stats = (await adminJson(run, '/stats')) as {
+      g: { endpoints: Array<{ url: string; health: string; ejections: number; failures: number }> };
+    };
+    expect(stats.g.endpoints.find((e) => e.url === sick.url)).toMatchObject({
+      health: 'ejected',
+      ejections: 1,
+      failures: 2,
+    });
     const metrics = await (await fetch(`http://127.0.0.1:${run.admin}/metrics`)).text();
     expect(metrics).toContain(`originlink_endpoint_state{origin="g",endpoint="${sick.url}",state="ejected"} 1`);
     expect(metrics).toContain(`originlink_endpoint_ejections_total{origin="g",endpoint="${sick.url}"} 1`);
@@ -453,7 +567,11 @@ async function servedBy(group: NginxGroup, before: number[], total: number): Pro
   return served;
 }
 
-async function logged(run: Running, pick: (l: Record<string, unknown>) => boolean, n: number): Promise<Array<Record<string, unknown>>> {
+async function logged(
+  run: Running,
+  pick: (l: Record<string, unknown>) => boolean,
+  n: number,
+): Promise<Array<Record<string, unknown>>> {
   for (let i = 0; i < 100; i++) {
     const lines = run.logs.filter(pick);
     if (lines.length >= n) return lines;
@@ -469,5 +587,10 @@ async function adminJson(run: Running, path: string): Promise<unknown> {
 async function alive(e: { nginx: { pid: number | undefined } }): Promise<boolean> {
   const pid = e.nginx.pid;
   if (pid === undefined) return false;
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

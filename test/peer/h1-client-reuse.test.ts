@@ -17,9 +17,13 @@ let server: H1Server;
 const big = Buffer.alloc(1024 * 1024, 0x61);
 
 beforeAll(async () => {
-  server = await startH1Server({ handler: () => ({ status: 200, headers: [['content-type', 'application/octet-stream']], body: big }) });
+  server = await startH1Server({
+    handler: () => ({ status: 200, headers: [['content-type', 'application/octet-stream']], body: big }),
+  });
 });
-afterAll(async () => { await server?.close(100); });
+afterAll(async () => {
+  await server?.close(100);
+});
 
 it('a body read slowly to its end leaves the connection readable for the next response', async () => {
   const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
@@ -67,8 +71,11 @@ it('a request body whose source ends a tick after the origin answered: the reque
         await new Promise((r) => setTimeout(r, 50));
       }
       const r = await agent.request({
-        origin: `http://127.0.0.1:${origin.address.port}`, path: `/up/${i}`, method: 'POST',
-        headers: [['content-length', String(64 * 1024)]], body: source(),
+        origin: `http://127.0.0.1:${origin.address.port}`,
+        path: `/up/${i}`,
+        method: 'POST',
+        headers: [['content-length', String(64 * 1024)]],
+        body: source(),
       });
       expect(await r.text()).toBe(`got ${64 * 1024}\n`);
     }
@@ -101,7 +108,9 @@ it('our server: a request body that ended while its reader held the socket pause
   const s = net.connect(slow.address.port, '127.0.0.1');
   try {
     let got = '';
-    s.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+    });
     const size = 1024 * 1024;
     s.write(`POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: ${size}\r\n\r\n`);
     s.write(Buffer.alloc(size, 0x62));
@@ -135,15 +144,29 @@ it('a request body that fails after the whole answer came: h1 closes that connec
   const early = await startH1Server({ handler: () => ({ status: 200, body: 'early\n' }) });
   const a1 = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
   // h2: node:http2 with two streams at most; a stream whose request never ends would hold one of them for ever.
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 2 } }, (req, res) => { req.resume(); res.end('early\n'); });
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 2 } }, (req, res) => {
+    req.resume();
+    res.end('early\n');
+  });
   await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
   const a2 = new Agent({ protocol: 'h2', pool: { maxConnections: 1 } });
   try {
-    for (const [agent, origin] of [[a1, `http://127.0.0.1:${early.address.port}`], [a2, `http://127.0.0.1:${(h2.address() as net.AddressInfo).port}`]] as const) {
+    for (const [agent, origin] of [
+      [a1, `http://127.0.0.1:${early.address.port}`],
+      [a2, `http://127.0.0.1:${(h2.address() as net.AddressInfo).port}`],
+    ] as const) {
       for (let i = 0; i < 4; i++) {
         let read!: () => void;
-        const answered = new Promise<void>((r) => { read = r; });
-        const r = await agent.request({ origin, path: `/f/${i}`, method: 'POST', headers: [['content-length', '4096']], body: failing(answered) });
+        const answered = new Promise<void>((r) => {
+          read = r;
+        });
+        const r = await agent.request({
+          origin,
+          path: `/f/${i}`,
+          method: 'POST',
+          headers: [['content-length', '4096']],
+          body: failing(answered),
+        });
         expect(await r.text()).toBe('early\n');
         read();
         await until(() => agent.stats()[0]!.activeRequests === 0, 2000);
@@ -192,7 +215,11 @@ it('bytes after a complete response (extra body, a HEAD answer with a body, afte
   const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
   const base = `http://127.0.0.1:${(origin.address() as net.AddressInfo).port}`;
   try {
-    for (const [first, method] of [['/extra', 'GET'], ['/head', 'HEAD'], ['/chunked', 'GET']] as const) {
+    for (const [first, method] of [
+      ['/extra', 'GET'],
+      ['/head', 'HEAD'],
+      ['/chunked', 'GET'],
+    ] as const) {
       const before = connections;
       // The second request waits for the only connection while the first's answer (and what follows it) arrives.
       const a = agent.request({ origin: base, path: first, method });
@@ -201,7 +228,9 @@ it('bytes after a complete response (extra body, a HEAD answer with a body, afte
       await ra.text().catch(() => '');
       const rb = await b;
       expect(await rb.text(), `after ${first}`).toBe(`real /after${first}`);
-      expect(rb.connection.localPort, `after ${first}: the poisoned connection is not reused`).not.toBe(ra.connection.localPort);
+      expect(rb.connection.localPort, `after ${first}: the poisoned connection is not reused`).not.toBe(
+        ra.connection.localPort,
+      );
       expect(connections).toBeGreaterThan(before); // a new one was dialled for the waiting request
     }
   } finally {
@@ -214,7 +243,9 @@ it('bytes after a complete response (extra body, a HEAD answer with a body, afte
 // helper): the exchange's timers were over, the body pump waited for a drain with no deadline, and the connection
 // stayed busy for ever — with maxConnections 1 the next request never left. Now the rest of the body has
 // bodyTimeoutMs; past it the connection closes and the next request gets a new one.
-it('an origin that answers an upload early and stops reading it does not hold the connection for ever', { timeout: 15_000 }, async () => {
+it('an origin that answers an upload early and stops reading it does not hold the connection for ever', {
+  timeout: 15_000,
+}, async () => {
   const sockets: net.Socket[] = [];
   const origin = net.createServer((s) => {
     sockets.push(s);

@@ -61,8 +61,16 @@ const handler: RequestHandler = async (req) => {
   // Responses without a body and the Content-Length they may carry (RFC 9110 §8.6).
   if (req.path === '/204') return { status: 204, headers: [['content-length', '0']] };
   if (req.path === '/304') return { status: 304, headers: [['etag', '"a"']] };
-  if (req.path === '/304-len') return { status: 304, headers: [['etag', '"a"'], ['content-length', '1234']] };
-  if (req.path === '/bad-len') return { status: req.method === 'HEAD' ? 200 : 304, headers: [['content-length', '7, 7']] };
+  if (req.path === '/304-len')
+    return {
+      status: 304,
+      headers: [
+        ['etag', '"a"'],
+        ['content-length', '1234'],
+      ],
+    };
+  if (req.path === '/bad-len')
+    return { status: req.method === 'HEAD' ? 200 : 304, headers: [['content-length', '7, 7']] };
   if (req.path === '/streamed-nolen') return { status: 200, body: Readable.from([Buffer.from('a'), Buffer.from('b')]) };
   // Every byte value, and text with multi-byte UTF-8: a small whole body leaves with its head as one latin1 string.
   if (req.path === '/bytes') return { status: 200, body: EVERY_BYTE };
@@ -73,7 +81,8 @@ const handler: RequestHandler = async (req) => {
     body.push(null);
     return { status: 200, body };
   }
-  if (req.path === '/utf8') return { status: 200, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'é € 😀\n' };
+  if (req.path === '/utf8')
+    return { status: 200, headers: [['content-type', 'text/plain; charset=utf-8']], body: 'é € 😀\n' };
   // Answered before its body is read (an origin's early 405 relayed): the body is never touched.
   if (req.path === '/early-then-drop') {
     // A reader that stays behind (paused), then lets go: the rest of the body must not stay stuck behind it.
@@ -83,16 +92,32 @@ const handler: RequestHandler = async (req) => {
     setTimeout(() => b.destroy(), 50);
     return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   }
-  if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
+  if (req.path === '/early')
+    return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   if (req.path === '/split') return { status: 200, headers: [['x-a', 'b\r\nset-cookie: evil=1']], body: 'no' };
   // Fields a parser of ours already checked (a relayed origin response): written as they are, the framing still the server's.
-  if (req.path === '/checked') return { status: 200, headers: [['x-b', '2'], ['content-length', '999'], ['x-a', '1']], body: 'ok', checked: true };
+  if (req.path === '/checked')
+    return {
+      status: 200,
+      headers: [
+        ['x-b', '2'],
+        ['content-length', '999'],
+        ['x-a', '1'],
+      ],
+      body: 'ok',
+      checked: true,
+    };
   if (req.path === '/slow') {
     await new Promise((r) => setTimeout(r, 100));
     return { status: 200, body: 'slow\n' };
   }
   if (req.path === '/stream') {
-    return { status: 200, headers: [['content-type', 'text/plain']], body: Readable.from([Buffer.from('part1 '), Buffer.from('part2\n')]), trailersLater: Promise.resolve([['x-checksum', 'abc']]) };
+    return {
+      status: 200,
+      headers: [['content-type', 'text/plain']],
+      body: Readable.from([Buffer.from('part1 '), Buffer.from('part2\n')]),
+      trailersLater: Promise.resolve([['x-checksum', 'abc']]),
+    };
   }
   if (req.path === '/burst') {
     // Sixteen 4 KiB chunks pushed in one turn (as an origin read of several TLS records or h2 DATA frames delivers them).
@@ -108,22 +133,39 @@ const handler: RequestHandler = async (req) => {
     let made = 0;
     const body = new Readable({
       read() {
-        if (made >= 64 << 20) { this.push(null); return; }
+        if (made >= 64 << 20) {
+          this.push(null);
+          return;
+        }
         made += 65536;
         bigMade = made;
         this.push(Buffer.alloc(65536, 0x62));
       },
     });
-    return { status: 200, headers: [['content-type', 'application/octet-stream'], ['content-length', String(64 << 20)]], body };
+    return {
+      status: 200,
+      headers: [
+        ['content-type', 'application/octet-stream'],
+        ['content-length', String(64 << 20)],
+      ],
+      body,
+    };
   }
   if (req.path === '/tunnel' && req.protocol === 'echo') {
     return {
       status: 101,
-      headers: [['connection', 'upgrade'], ['upgrade', 'echo']],
+      headers: [
+        ['connection', 'upgrade'],
+        ['upgrade', 'echo'],
+      ],
       tunnel: (client) => client.pipe(client),
     };
   }
-  return { status: 200, headers: [['content-type', 'text/plain']], body: `hello ${req.method} ${req.path} ${req.version} ${req.authority}\n` };
+  return {
+    status: 200,
+    headers: [['content-type', 'text/plain']],
+    body: `hello ${req.method} ${req.path} ${req.version} ${req.authority}\n`,
+  };
 };
 
 beforeAll(async () => {
@@ -152,10 +194,18 @@ function raw(bytes: string | Buffer, ms = 3000): Promise<{ text: string; closed:
     const s = net.connect(server.address.port, '127.0.0.1');
     const got: Buffer[] = [];
     let closed = false;
-    const t = setTimeout(() => { s.destroy(); resolve({ text: Buffer.concat(got).toString('latin1'), closed }); }, ms);
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed });
+    }, ms);
     s.on('data', (d) => got.push(d));
-    s.on('end', () => { closed = true; });
-    s.on('close', () => { clearTimeout(t); resolve({ text: Buffer.concat(got).toString('latin1'), closed: true }); });
+    s.on('end', () => {
+      closed = true;
+    });
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
+    });
     s.on('error', () => {});
     s.write(bytes);
   });
@@ -164,9 +214,15 @@ function raw(bytes: string | Buffer, ms = 3000): Promise<{ text: string; closed:
 describe('real clients', () => {
   it('curl: GET, a 3 MiB POST echoed (content-length and chunked), HTTP/1.0, HEAD', async () => {
     const { stdout: a } = await run('curl', ['-sS', '-i', url('/x')]);
-    expect(a).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*content-length: \d+\r\n[\s\S]*hello GET \/x 1\.1 127\.0\.0\.1:\d+\n$/);
+    expect(a).toMatch(
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*content-length: \d+\r\n[\s\S]*hello GET \/x 1\.1 127\.0\.0\.1:\d+\n$/,
+    );
     for (const extra of [[], ['-H', 'transfer-encoding: chunked']]) {
-      const { stdout } = await run('curl', ['-sS', '--data-binary', `@${join(dir, 'up.bin')}`, ...extra, url('/echo')], { encoding: 'buffer', maxBuffer: 8 << 20 });
+      const { stdout } = await run(
+        'curl',
+        ['-sS', '--data-binary', `@${join(dir, 'up.bin')}`, ...extra, url('/echo')],
+        { encoding: 'buffer', maxBuffer: 8 << 20 },
+      );
       expect(sha(stdout)).toBe(sha(upload));
     }
     const { stdout: old } = await run('curl', ['-sS', '-0', url('/old')]);
@@ -177,16 +233,27 @@ describe('real clients', () => {
 
   it('curl: Expect: 100-continue is answered at once (no 1 s wait), and a streamed body ends with trailers', async () => {
     const t0 = Date.now();
-    const { stdout } = await run('curl', ['-sS', '-H', 'expect: 100-continue', '--data-binary', `@${join(dir, 'up.bin')}`, url('/echo')], { encoding: 'buffer', maxBuffer: 8 << 20 });
+    const { stdout } = await run(
+      'curl',
+      ['-sS', '-H', 'expect: 100-continue', '--data-binary', `@${join(dir, 'up.bin')}`, url('/echo')],
+      { encoding: 'buffer', maxBuffer: 8 << 20 },
+    );
     expect(sha(stdout)).toBe(sha(upload));
     expect(Date.now() - t0).toBeLessThan(900);
     const { stdout: t } = await run('curl', ['-sS', '--raw', '-i', url('/stream')]);
     // The two parts come in one turn and may leave as one chunk (the relay writes a turn's bytes at once).
-    expect(t).toMatch(/transfer-encoding: chunked\r\n\r\n(6\r\npart1 \r\n6\r\npart2\n|c\r\npart1 part2\n)\r\n0\r\nx-checksum: abc\r\n\r\n$/);
+    expect(t).toMatch(
+      /transfer-encoding: chunked\r\n\r\n(6\r\npart1 \r\n6\r\npart2\n|c\r\npart1 part2\n)\r\n0\r\nx-checksum: abc\r\n\r\n$/,
+    );
   });
 
   it('curl over TLS (ALPN http/1.1)', async () => {
-    const { stdout } = await run('curl', ['-sS', '--cacert', certs.caPath, `https://localhost:${tlsServer.address.port}/tls`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--cacert',
+      certs.caPath,
+      `https://localhost:${tlsServer.address.port}/tls`,
+    ]);
     expect(stdout).toMatch(/hello GET \/tls 1\.1 localhost:/);
   });
 
@@ -199,19 +266,29 @@ describe('real clients', () => {
   it('nginx as a reverse proxy with upstream keepalive in front of it: 40 requests, every answer right, connections reused', async () => {
     const urls = Array.from({ length: 40 }, (_, i) => `https://localhost:${nginx.port}/via/p${i}`);
     const { stdout } = await run('curl', ['-sS', '--cacert', certs.caPath, ...urls]);
-    expect(stdout.trim().split('\n')).toEqual(urls.map((_, i) => expect.stringMatching(new RegExp(`^hello GET /p${i} 1\\.1 `))));
+    expect(stdout.trim().split('\n')).toEqual(
+      urls.map((_, i) => expect.stringMatching(new RegExp(`^hello GET /p${i} 1\\.1 `))),
+    );
     expect(proxiedPorts).toHaveLength(40);
     expect(new Set(proxiedPorts).size).toBeLessThanOrEqual(2); // nginx kept its upstream connection
   });
 });
 
 /** A socket to talk to step by step: `until(re)` waits for the text received so far to match (or the close, or `ms`). */
-function talk(port = server.address.port): { s: net.Socket; until: (re: RegExp, ms?: number) => Promise<string>; closed: () => boolean } {
+function talk(port = server.address.port): {
+  s: net.Socket;
+  until: (re: RegExp, ms?: number) => Promise<string>;
+  closed: () => boolean;
+} {
   const s = net.connect(port, '127.0.0.1');
   let text = '';
   let closed = false;
-  s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-  s.on('close', () => { closed = true; });
+  s.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+  });
+  s.on('close', () => {
+    closed = true;
+  });
   s.on('error', () => {});
   const until = async (re: RegExp, ms = 3000): Promise<string> => {
     for (let t = 0; t < ms && !re.test(text) && !closed; t += 10) await new Promise((r) => setTimeout(r, 10));
@@ -222,7 +299,9 @@ function talk(port = server.address.port): { s: net.Socket; until: (re: RegExp, 
 
 describe('raw wire', () => {
   it('pipelined requests are answered in order (a slow first one does not let the second overtake)', async () => {
-    const r = await raw('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\nGET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const r = await raw(
+      'GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\nGET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n',
+    );
     const bodies = r.text.split('\r\n\r\n').filter((x) => x.startsWith('slow') || x.startsWith('hello'));
     expect(bodies.map((b) => b.split('\n')[0])).toEqual(['slow', 'hello GET /2 1.1 a', 'hello GET /3 1.1 a']);
     expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(3);
@@ -231,17 +310,57 @@ describe('raw wire', () => {
 
   // Each: the bytes, the status expected, and a request hidden behind it that must never reach the handler.
   const SMUGGLING: Array<[string, string, number]> = [
-    ['CL.TE', 'POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 13\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
-    ['TE.CL', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n5c\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n0\r\n\r\n', 400],
-    ['TE.TE obfuscated', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ntransfer-encoding: x\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
-    ['TE with a space before the colon', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding : chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
-    ['two Content-Length', 'POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 37\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
-    ['obs-fold hiding TE', 'POST /a HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
-    ['a bare LF ending a field', 'GET /a HTTP/1.1\r\nhost: a\r\nx-a: 1\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
-    ['gzip, chunked', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 501],
-    ['TE chunked followed by a tab (llhttp: not chunked)', 'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\t\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 400],
+    [
+      'CL.TE',
+      'POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 13\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
+    [
+      'TE.CL',
+      'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n5c\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n0\r\n\r\n',
+      400,
+    ],
+    [
+      'TE.TE obfuscated',
+      'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ntransfer-encoding: x\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
+    [
+      'TE with a space before the colon',
+      'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding : chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
+    [
+      'two Content-Length',
+      'POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 37\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
+    [
+      'obs-fold hiding TE',
+      'POST /a HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
+    [
+      'a bare LF ending a field',
+      'GET /a HTTP/1.1\r\nhost: a\r\nx-a: 1\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
+    [
+      'gzip, chunked',
+      'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      501,
+    ],
+    [
+      'TE chunked followed by a tab (llhttp: not chunked)',
+      'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\t\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+      400,
+    ],
     ['HTTP/2.0 request line', 'GET /a HTTP/2.0\r\nhost: a\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n', 505],
-    ['header section over the limit', `GET /a HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n`, 431],
+    [
+      'header section over the limit',
+      `GET /a HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n`,
+      431,
+    ],
   ];
   for (const [name, bytes, status] of SMUGGLING) {
     it(`smuggling: ${name} → ${status} and close; nothing behind it reaches the handler`, async () => {
@@ -257,7 +376,9 @@ describe('raw wire', () => {
 
   it('smuggling inside a body: a chunk size that overflows ends the connection with 400 after the head’s answer; the hidden request never reaches the handler', async () => {
     const before = seen.length;
-    const r = await raw('POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n');
+    const r = await raw(
+      'POST /a HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n',
+    );
     // The head was valid, so its handler ran (its body then failed); the framing error is answered 400 and the connection ends.
     expect(r.text).toMatch(/HTTP\/1\.1 400 Bad Request\r\n[\s\S]*connection: close\r\n/);
     expect(r.closed).toBe(true);
@@ -375,7 +496,9 @@ describe('raw wire', () => {
     expect(bigMade).toBeGreaterThan(0);
     expect(bigMade).toBeLessThan(16 << 20);
     let n = 0;
-    s.on('data', (d: Buffer) => { n += d.length; });
+    s.on('data', (d: Buffer) => {
+      n += d.length;
+    });
     s.resume();
     await new Promise((r) => s.on('close', r));
     expect(n).toBeGreaterThan(64 << 20);
@@ -400,13 +523,15 @@ describe('raw wire', () => {
     expect(r.text).toMatch(/\r\ncontent-length: 12\r\n\r\n/);
     expect(bytes.subarray(bytes.length - 12).toString('utf8')).toBe('é € 😀\n');
     // Two requests on one connection: a body that broke its length would run into the second answer.
-    const p = await raw('GET /u8stream HTTP/1.1\r\nhost: a\r\n\r\nGET /u8stream HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const p = await raw(
+      'GET /u8stream HTTP/1.1\r\nhost: a\r\n\r\nGET /u8stream HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n',
+    );
     const one = 'content-length: 6\r\n\r\nABC\xff\x00\n';
     expect(p.text.split(one).length).toBe(3);
     expect(p.text.endsWith(one)).toBe(true);
   });
 
-  it('checked fields (ServerResponse.checked) are written as given, in order, with the server\'s own framing in place of theirs', async () => {
+  it("checked fields (ServerResponse.checked) are written as given, in order, with the server's own framing in place of theirs", async () => {
     const r = await raw('GET /checked HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
     expect(r.text).toBe('HTTP/1.1 200 OK\r\nx-b: 2\r\nx-a: 1\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
   });
@@ -446,19 +571,25 @@ describe('raw wire', () => {
 
     it('an unsafe request pipelined behind another waits for its answer before its handler runs; safe ones run side by side', async () => {
       let before = seen.length;
-      let r = await raw('GET /slow-mark HTTP/1.1\r\nhost: a\r\n\r\nPOST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi');
+      let r = await raw(
+        'GET /slow-mark HTTP/1.1\r\nhost: a\r\n\r\nPOST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi',
+      );
       expect(statusLines(r.text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
       expect(r.text.endsWith('hi')).toBe(true);
       expect(seen.slice(before)).toEqual(['GET /slow-mark', 'slow-mark answered', 'POST /echo']);
       before = seen.length;
-      r = await raw('GET /slow-mark HTTP/1.1\r\nhost: a\r\n\r\nGET /side HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+      r = await raw(
+        'GET /slow-mark HTTP/1.1\r\nhost: a\r\n\r\nGET /side HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n',
+      );
       expect(statusLines(r.text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
       expect(seen.slice(before)).toEqual(['GET /slow-mark', 'GET /side', 'slow-mark answered']);
     });
 
     it('behind a response that closes the connection: an unsafe request never reaches its handler, a safe one already running is aborted; one answer', async () => {
       let before = seen.length;
-      let r = await raw('GET /closing HTTP/1.1\r\nhost: a\r\n\r\nPOST /pay HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\n$$$');
+      let r = await raw(
+        'GET /closing HTTP/1.1\r\nhost: a\r\n\r\nPOST /pay HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\n$$$',
+      );
       expect(statusLines(r.text)).toEqual(['HTTP/1.1 200']);
       expect(r.text).toMatch(/connection: close\r\n/);
       expect(r.closed).toBe(true);
@@ -467,23 +598,33 @@ describe('raw wire', () => {
       r = await raw('GET /closing-slow HTTP/1.1\r\nhost: a\r\n\r\nGET /watched HTTP/1.1\r\nhost: a\r\n\r\n');
       expect(statusLines(r.text)).toEqual(['HTTP/1.1 200']);
       expect(r.closed).toBe(true);
-      expect(seen.slice(before)).toEqual(['GET /closing-slow', 'GET /watched', expect.stringMatching(/^aborted \/watched: connection closed before this pipelined request was answered/)]);
+      expect(seen.slice(before)).toEqual([
+        'GET /closing-slow',
+        'GET /watched',
+        expect.stringMatching(/^aborted \/watched: connection closed before this pipelined request was answered/),
+      ]);
     });
 
     it('Expect: 100-continue on a pipelined request: its 100 goes out when the request before it is answered', async () => {
       const c = talk();
-      c.s.write('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nPUT /echo HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n');
+      c.s.write(
+        'GET /slow HTTP/1.1\r\nhost: a\r\n\r\nPUT /echo HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n',
+      );
       const text = await c.until(/HTTP\/1\.1 100 Continue\r\n\r\n/);
       expect(statusLines(text)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 100']);
       c.s.write('abc');
-      expect(await c.until(/\r\n\r\nabc$/)).toMatch(/HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*content-length: 3\r\n\r\nabc$/);
+      expect(await c.until(/\r\n\r\nabc$/)).toMatch(
+        /HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*content-length: 3\r\n\r\nabc$/,
+      );
       c.s.destroy();
     });
 
     it('a graceful close answers every pipelined request in flight, the last with connection: close', async () => {
       const own = await startH1Server({ handler });
       const c = talk(own.address.port);
-      c.s.write('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /d2 HTTP/1.1\r\nhost: a\r\n\r\nGET /d3 HTTP/1.1\r\nhost: a\r\n\r\n');
+      c.s.write(
+        'GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /d2 HTTP/1.1\r\nhost: a\r\n\r\nGET /d3 HTTP/1.1\r\nhost: a\r\n\r\n',
+      );
       await new Promise((r) => setTimeout(r, 30));
       const closing = own.close(3000);
       const text = await c.until(/hello GET \/d3/);
@@ -528,6 +669,8 @@ describe('raw wire', () => {
 
   it('Upgrade: a 101 hands the connection to the tunnel, with the bytes sent right after the head', async () => {
     const r = await raw('GET /tunnel HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping-1', 800);
-    expect(r.text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping-1$/);
+    expect(r.text).toMatch(
+      /^HTTP\/1\.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping-1$/,
+    );
   });
 });

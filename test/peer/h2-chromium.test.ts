@@ -43,7 +43,15 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'text/plain']], body: Buffer.concat(chunks) };
   }
   if (req.path === '/big') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
-  if (req.path.startsWith('/r/')) return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body: 'r' + req.path.slice(3) };
+  if (req.path.startsWith('/r/'))
+    return {
+      status: 200,
+      headers: [
+        ['content-type', 'text/plain'],
+        ['cache-control', 'no-store'],
+      ],
+      body: 'r' + req.path.slice(3),
+    };
   return { status: 404, body: 'no\n' };
 };
 

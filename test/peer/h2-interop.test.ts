@@ -36,7 +36,10 @@ beforeAll(async () => {
   echo = http.createServer((req, res) => {
     const h = createHash('sha256');
     let n = 0;
-    req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
+    req.on('data', (c: Buffer) => {
+      h.update(c);
+      n += c.length;
+    });
     req.on('end', () => res.end(`${n} ${h.digest('hex')}`));
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
@@ -49,31 +52,58 @@ beforeAll(async () => {
   peers['nginx'] = { port: nginx.port, stop: () => nginx.close() };
 
   const h2oPort = await freePort();
-  writeFileSync(join(dir, 'h2o.conf'), `user: root\npid-file: ${dir}/h2o.pid\nerror-log: ${dir}/h2o-error.log\n` +
-    `listen:\n  host: 127.0.0.1\n  port: ${h2oPort}\n  ssl:\n    certificate-file: ${certs.certPath}\n    key-file: ${certs.keyPath}\n    ocsp-update-interval: 0\n` +
-    `hosts:\n  "*":\n    paths:\n      /:\n        file.dir: ${dir}\n`);
+  writeFileSync(
+    join(dir, 'h2o.conf'),
+    `user: root\npid-file: ${dir}/h2o.pid\nerror-log: ${dir}/h2o-error.log\n` +
+      `listen:\n  host: 127.0.0.1\n  port: ${h2oPort}\n  ssl:\n    certificate-file: ${certs.certPath}\n    key-file: ${certs.keyPath}\n    ocsp-update-interval: 0\n` +
+      `hosts:\n  "*":\n    paths:\n      /:\n        file.dir: ${dir}\n`,
+  );
   const h2o = await startPeer({ argv: ['h2o', '-c', join(dir, 'h2o.conf')], port: h2oPort });
   await waitForPort(h2oPort);
   peers['h2o'] = h2o;
 
   const nghttpdPort = await freePort();
-  const nghttpd = await startPeer({ argv: ['nghttpd', '-a', '127.0.0.1', '-d', dir, '--echo-upload', String(nghttpdPort), certs.keyPath, certs.certPath], port: nghttpdPort });
+  const nghttpd = await startPeer({
+    argv: [
+      'nghttpd',
+      '-a',
+      '127.0.0.1',
+      '-d',
+      dir,
+      '--echo-upload',
+      String(nghttpdPort),
+      certs.keyPath,
+      certs.certPath,
+    ],
+    port: nghttpdPort,
+  });
   await waitForPort(nghttpdPort);
   peers['nghttpd'] = nghttpd;
 
-  const caddy: Peer = await startCaddy({ port: await freeTcpUdpPort(), certFile: certs.certPath, keyFile: certs.keyPath, root: dir, echoPort });
+  const caddy: Peer = await startCaddy({
+    port: await freeTcpUdpPort(),
+    certFile: certs.certPath,
+    keyFile: certs.keyPath,
+    root: dir,
+    echoPort,
+  });
   peers['caddy'] = caddy;
 
   const haPort = await freePort();
   writeFileSync(join(dir, 'ha.pem'), Buffer.concat([certs.cert, certs.key]));
-  writeFileSync(join(dir, 'haproxy.cfg'), `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
-    `frontend fe\n  bind 127.0.0.1:${haPort} ssl crt ${dir}/ha.pem alpn h2\n  default_backend be\nbackend be\n  server s1 127.0.0.1:${echoPort}\n`);
+  writeFileSync(
+    join(dir, 'haproxy.cfg'),
+    `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
+      `frontend fe\n  bind 127.0.0.1:${haPort} ssl crt ${dir}/ha.pem alpn h2\n  default_backend be\nbackend be\n  server s1 127.0.0.1:${echoPort}\n`,
+  );
   const ha = await startPeer({ argv: ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], port: haPort });
   await waitForPort(haPort);
   peers['haproxy'] = ha;
 
   const bunPort = await freePort();
-  writeFileSync(join(dir, 'bun-h2.mjs'), `
+  writeFileSync(
+    join(dir, 'bun-h2.mjs'),
+    `
 import http2 from 'node:http2';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -89,8 +119,14 @@ s.on('stream', (st, h) => {
   st.respond({ ':status': 200 }); st.end('hello');
 });
 s.listen(${bunPort}, '127.0.0.1', () => console.log('bun-h2-ready'));
-`);
-  const bun = await startPeer({ argv: [BUN, join(dir, 'bun-h2.mjs')], ready: /bun-h2-ready/, port: bunPort, settleMs: 100 });
+`,
+  );
+  const bun = await startPeer({
+    argv: [BUN, join(dir, 'bun-h2.mjs')],
+    ready: /bun-h2-ready/,
+    port: bunPort,
+    settleMs: 100,
+  });
   peers['bun'] = bun;
 }, 120_000);
 
@@ -144,10 +180,14 @@ describe('our HTTP/2 client against independent servers', () => {
         const body = await readAll(r);
         if (name === 'haproxy') expect(body.toString()).toBe(`0 ${sha(new Uint8Array(0))}`);
         else expect(sha(body)).toBe(sha(big));
-        const many = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
-          const x = await a.request({ url: `https://localhost:${port}${name === 'haproxy' ? `/n${i}` : '/index.html'}` });
-          return [x.status, (await readAll(x)).length] as const;
-        }));
+        const many = await Promise.all(
+          Array.from({ length: 100 }, async (_, i) => {
+            const x = await a.request({
+              url: `https://localhost:${port}${name === 'haproxy' ? `/n${i}` : '/index.html'}`,
+            });
+            return [x.status, (await readAll(x)).length] as const;
+          }),
+        );
         expect(many.every(([s, n]) => s === 200 && n > 0)).toBe(true);
         expect(a.stats()[0]?.connectionsOpened).toBe(1);
       } finally {
@@ -158,7 +198,11 @@ describe('our HTTP/2 client against independent servers', () => {
       it(`${name}: a streamed POST (40 × 16 KiB) is echoed back whole`, async () => {
         const a = agent();
         try {
-          const r = await a.request({ url: `https://localhost:${peers[name]!.port}/echo`, method: 'POST', body: chunks(40, 16 * 1024, 3) });
+          const r = await a.request({
+            url: `https://localhost:${peers[name]!.port}/echo`,
+            method: 'POST',
+            body: chunks(40, 16 * 1024, 3),
+          });
           expect(r.status).toBe(200);
           expect((await readAll(r)).toString()).toBe(expectedEcho(40, 16 * 1024, 3));
         } finally {
@@ -183,7 +227,9 @@ describe('our HTTP/2 client against independent servers', () => {
     const a = agent();
     try {
       const port = peers['bun']!.port;
-      const err = await a.request({ url: `https://localhost:${port}/reset` }).catch((e: unknown) => e as OriginlinkError);
+      const err = await a
+        .request({ url: `https://localhost:${port}/reset` })
+        .catch((e: unknown) => e as OriginlinkError);
       // RFC 9113 §8.1: DATA before HEADERS is malformed; we reset that stream with PROTOCOL_ERROR.
       expect((err as OriginlinkError).code).toBe(ErrorCode.MALFORMED_RESPONSE);
       const ok = await a.request({ url: `https://localhost:${port}/` });
@@ -199,13 +245,18 @@ describe('our HTTP/2 client against independent servers', () => {
     srv.on('stream', (st, h) => {
       st.on('error', () => {});
       if (h[':path'] === '/reset') st.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      else { st.respond({ ':status': 200 }); st.end('fine'); }
+      else {
+        st.respond({ ':status': 200 });
+        st.end('fine');
+      }
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const a = agent();
     try {
       const port = (srv.address() as AddressInfo).port;
-      const err = await a.request({ url: `https://localhost:${port}/reset` }).catch((e: unknown) => e as OriginlinkError);
+      const err = await a
+        .request({ url: `https://localhost:${port}/reset` })
+        .catch((e: unknown) => e as OriginlinkError);
       expect((err as OriginlinkError).code).toBe(ErrorCode.STREAM_RESET);
       expect((err as OriginlinkError).details['h2ErrorCode']).toBe(2);
       expect((err as OriginlinkError).retrySafe).toBe(false);
@@ -223,12 +274,17 @@ describe('our HTTP/2 client against independent servers', () => {
       const url = `https://localhost:${nginx.port}/big.bin`;
       await readAll(await a.request({ url }));
       let reloaded = false;
-      const results = await Promise.all(Array.from({ length: 60 }, async (_, i) => {
-        await new Promise((r) => setTimeout(r, i * 5));
-        if (i === 20 && !reloaded) { reloaded = true; nginx.reload(); }
-        const r = await a.request({ url });
-        return sha(await readAll(r)) === sha(big);
-      }));
+      const results = await Promise.all(
+        Array.from({ length: 60 }, async (_, i) => {
+          await new Promise((r) => setTimeout(r, i * 5));
+          if (i === 20 && !reloaded) {
+            reloaded = true;
+            nginx.reload();
+          }
+          const r = await a.request({ url });
+          return sha(await readAll(r)) === sha(big);
+        }),
+      );
       expect(results.every(Boolean)).toBe(true);
       expect(a.stats()[0]!.connectionsOpened).toBeGreaterThanOrEqual(2);
     } finally {

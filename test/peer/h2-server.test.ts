@@ -18,7 +18,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { CLIENT_PREFACE, H2FrameReader, encodeHeaders, encodeRstStream, encodeSettings, encodeWindowUpdate, type H2Frame } from '../../src/codec/h2frame.js';
+import {
+  CLIENT_PREFACE,
+  H2FrameReader,
+  encodeHeaders,
+  encodeRstStream,
+  encodeSettings,
+  encodeWindowUpdate,
+  type H2Frame,
+} from '../../src/codec/h2frame.js';
 import { H2ErrorCode } from '../../src/codec/errors.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { startH2Server, type H2Server } from '../../src/server/h2.js';
@@ -50,19 +58,38 @@ const handler: RequestHandler = async (req) => {
   }
   if (req.path === '/throws') throw new Error('handler bug');
   // As an origin's 204 relayed: a Content-Length it must not have (RFC 9110 §8.6), and a body a 204 cannot carry.
-  if (req.path === '/204cl') return { status: 204, headers: [['Content-Length', '5'], ['x-kept', '1']], body: 'hello' };
+  if (req.path === '/204cl')
+    return {
+      status: 204,
+      headers: [
+        ['Content-Length', '5'],
+        ['x-kept', '1'],
+      ],
+      body: 'hello',
+    };
   // Answered before the request body is read (an origin's early 405 relayed): the body is never touched.
-  if (req.path === '/early') return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
+  if (req.path === '/early')
+    return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   if (req.path === '/early-reading') {
     // Answers at once but keeps taking the body (as a forwarded request to an HTTP/1.1 origin does).
     req.body.on('data', () => {});
     return { status: 405, headers: [['content-type', 'text/plain']], body: 'no uploads here\n' };
   }
-  if (req.path === '/early-big') return { status: 413, headers: [['content-type', 'application/octet-stream']], body: bigAnswer };
+  if (req.path === '/early-big')
+    return { status: 413, headers: [['content-type', 'application/octet-stream']], body: bigAnswer };
   if (req.path.endsWith('/trailers')) {
-    return { status: 200, headers: [['content-type', 'text/plain']], body: 'with trailers\n', trailers: [['x-checksum', 'abc123']] };
+    return {
+      status: 200,
+      headers: [['content-type', 'text/plain']],
+      body: 'with trailers\n',
+      trailers: [['x-checksum', 'abc123']],
+    };
   }
-  return { status: 200, headers: [['content-type', 'text/plain']], body: `hello ${req.method} ${req.path} ${req.scheme}\n` };
+  return {
+    status: 200,
+    headers: [['content-type', 'text/plain']],
+    body: `hello ${req.method} ${req.path} ${req.scheme}\n`,
+  };
 };
 
 beforeAll(async () => {
@@ -72,13 +99,18 @@ beforeAll(async () => {
   clearServer = await startH2Server({ handler });
   // HAProxy: cleartext HTTP/1.1 in front, HTTP/2 over TLS (ALPN h2, verified) to our server.
   haPort = await freePort();
-  writeFileSync(join(dir, 'haproxy.cfg'), `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
-    `frontend fe\n  bind 127.0.0.1:${haPort}\n  default_backend be\n` +
-    `backend be\n  server s1 127.0.0.1:${tlsServer.address.port} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn h2\n`);
+  writeFileSync(
+    join(dir, 'haproxy.cfg'),
+    `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
+      `frontend fe\n  bind 127.0.0.1:${haPort}\n  default_backend be\n` +
+      `backend be\n  server s1 127.0.0.1:${tlsServer.address.port} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn h2\n`,
+  );
   haproxy = await startPeer({ argv: ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], port: haPort });
   await waitForPort(haPort);
   // nginx's grpc_pass speaks cleartext HTTP/2 with prior knowledge to its upstream: our h2c server.
-  nginx = await Nginx.start({ serverExtra: `location /g/ { grpc_pass grpc://127.0.0.1:${clearServer.address.port}; }` });
+  nginx = await Nginx.start({
+    serverExtra: `location /g/ { grpc_pass grpc://127.0.0.1:${clearServer.address.port}; }`,
+  });
 });
 
 afterAll(async () => {
@@ -94,12 +126,27 @@ const clearUrl = (path: string): string => `http://127.0.0.1:${clearServer.addre
 
 describe('our HTTP/2 server against curl', () => {
   it('serves over TLS with ALPN h2', async () => {
-    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-w', '\n%{http_version}', tlsUrl('/a')]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      certs.caPath,
+      '-w',
+      '\n%{http_version}',
+      tlsUrl('/a'),
+    ]);
     expect(stdout).toBe('hello GET /a https\n\n2');
   });
 
   it('a 204 goes without Content-Length or DATA whatever the handler gave (curl/nghttp2 reset such a stream as malformed)', async () => {
-    const { stdout } = await run('curl', ['-sS', '-i', '--http2-prior-knowledge', '-w', '%{http_code}', clearUrl('/204cl')]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-i',
+      '--http2-prior-knowledge',
+      '-w',
+      '%{http_code}',
+      clearUrl('/204cl'),
+    ]);
     expect(stdout).toMatch(/^HTTP\/2 204 ?\r\n/);
     expect(stdout.toLowerCase()).not.toContain('content-length');
     expect(stdout).toContain('x-kept: 1');
@@ -112,20 +159,45 @@ describe('our HTTP/2 server against curl', () => {
   });
 
   it('a GET whose handler reads the body gets an empty, ended one (made on first read: the request ended with its HEADERS)', async () => {
-    const { stdout } = await run('curl', ['-sS', '--http2-prior-knowledge', '-w', '%{http_code} %{size_download}', clearUrl('/echo')]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2-prior-knowledge',
+      '-w',
+      '%{http_code} %{size_download}',
+      clearUrl('/echo'),
+    ]);
     expect(stdout).toBe('200 0');
   });
 
   it('echoes a 3 MiB upload byte-identical (flow control both ways)', async () => {
     const out = join(dir, 'echo.bin');
-    await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '--data-binary', `@${join(dir, 'up.bin')}`, '-o', out, tlsUrl('/echo')]);
+    await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      certs.caPath,
+      '--data-binary',
+      `@${join(dir, 'up.bin')}`,
+      '-o',
+      out,
+      tlsUrl('/echo'),
+    ]);
     const { stdout } = await run('sha256sum', [out]);
     expect(stdout.split(' ')[0]).toBe(sha(upload));
   });
 
   it('answers 500 when the handler throws before responding, and keeps the connection', async () => {
     // Over TLS: curl 7.88 fails to reuse an h2c prior-knowledge connection for a second URL (node:http2's server too).
-    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-w', '%{http_code} %{num_connects}\n', tlsUrl('/throws'), tlsUrl('/ok')]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      certs.caPath,
+      '-w',
+      '%{http_code} %{num_connects}\n',
+      tlsUrl('/throws'),
+      tlsUrl('/ok'),
+    ]);
     expect(stdout).toBe('500 1\nhello GET /ok https\n200 0\n');
   });
 
@@ -134,7 +206,9 @@ describe('our HTTP/2 server against curl', () => {
     try {
       const st = c.request({ ':method': 'POST', ':path': '/early', expect: '100-continue' }, { endStream: false });
       let continued = false;
-      st.on('continue', () => { continued = true; });
+      st.on('continue', () => {
+        continued = true;
+      });
       const status = await new Promise<number>((r) => st.once('response', (h) => r(Number(h[':status']))));
       expect(status).toBe(405);
       expect(continued).toBe(false);
@@ -146,7 +220,19 @@ describe('our HTTP/2 server against curl', () => {
 
   it('answers Expect: 100-continue at once when the handler reads the body (curl would otherwise wait 1 s before the body)', async () => {
     const t0 = performance.now();
-    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, '-H', 'expect: 100-continue', '--expect100-timeout', '20', '--data-binary', 'abc', tlsUrl('/echo')]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      certs.caPath,
+      '-H',
+      'expect: 100-continue',
+      '--expect100-timeout',
+      '20',
+      '--data-binary',
+      'abc',
+      tlsUrl('/echo'),
+    ]);
     expect(stdout).toBe('abc');
     // The bound only separates "answered" from curl's 20 s expect timeout.
     expect(performance.now() - t0).toBeLessThan(10_000);
@@ -161,23 +247,40 @@ describe('our HTTP/2 server against curl', () => {
 
 describe('a request answered before its body is in (RFC 9113 §8.1), against node:http2 (nghttp2) as the client', () => {
   /** POST `path` with a body written a piece at a time until the stream closes; the answer, the stream's reset code, what was written. */
-  async function upload(path: string): Promise<{ status: number; body: Buffer; rstCode: number; written: number; after: string }> {
+  async function upload(
+    path: string,
+  ): Promise<{ status: number; body: Buffer; rstCode: number; written: number; after: string }> {
     const session = http2.connect(`http://127.0.0.1:${clearServer.address.port}`);
     try {
       const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' });
       let written = 0;
       let closed = false;
-      req.on('close', () => { closed = true; });
+      req.on('close', () => {
+        closed = true;
+      });
       req.on('error', () => {});
       const got: Buffer[] = [];
       let status = 0;
-      req.on('response', (h) => { status = Number(h[':status']); });
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+      });
       req.on('data', (c: Buffer) => got.push(c));
       const piece = Buffer.alloc(16 * 1024, 0x75);
-      for (let i = 0; i < 512 && !closed; i++) { // at most 8 MiB
+      for (let i = 0; i < 512 && !closed; i++) {
+        // at most 8 MiB
         if (!req.write(piece)) {
           // Bounded: a server that neither reads nor resets leaves the client stalled on its window.
-          const moved = await new Promise<boolean>((r) => { const t = setTimeout(() => r(false), 2000); req.once('drain', () => { clearTimeout(t); r(true); }); req.once('close', () => { clearTimeout(t); r(true); }); });
+          const moved = await new Promise<boolean>((r) => {
+            const t = setTimeout(() => r(false), 2000);
+            req.once('drain', () => {
+              clearTimeout(t);
+              r(true);
+            });
+            req.once('close', () => {
+              clearTimeout(t);
+              r(true);
+            });
+          });
           if (!moved) break;
         } else await new Promise((r) => setImmediate(r));
         if (!closed) written += piece.length;
@@ -188,7 +291,9 @@ describe('a request answered before its body is in (RFC 9113 §8.1), against nod
       const after = await new Promise<string>((resolve, reject) => {
         setTimeout(() => resolve('(no answer within 3 s)'), 3000);
         let t = '';
-        next.on('data', (c: Buffer) => { t += c.toString(); });
+        next.on('data', (c: Buffer) => {
+          t += c.toString();
+        });
         next.on('end', () => resolve(t));
         next.on('error', reject);
       });
@@ -231,13 +336,18 @@ describe('our HTTP/2 server against nghttp2 clients', () => {
     const { stdout } = await run('nghttp', ['-n', '-s', ...paths]);
     // -s prints one row of timing per completed stream.
     expect(stdout.split('\n').filter((l) => /\s200\s/.test(l)).length).toBe(6);
-    const up = await run('nghttp', ['-d', join(dir, 'up.bin'), tlsUrl('/echo')], { maxBuffer: 8 * 1024 * 1024, encoding: 'buffer' });
+    const up = await run('nghttp', ['-d', join(dir, 'up.bin'), tlsUrl('/echo')], {
+      maxBuffer: 8 * 1024 * 1024,
+      encoding: 'buffer',
+    });
     expect(sha(up.stdout)).toBe(sha(upload));
   });
 
   it('h2load: 4000 requests over 4 connections × 20 streams, none failed', async () => {
     const { stdout } = await run('h2load', ['-n', '4000', '-c', '4', '-m', '20', tlsUrl('/load')]);
-    const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout);
+    const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(
+      stdout,
+    );
     expect(m, stdout).not.toBeNull();
     expect(Number(m![4])).toBe(4000);
     expect(Number(m![5]) + Number(m![6])).toBe(0);
@@ -251,14 +361,34 @@ describe('our HTTP/2 server as the upstream of proxies', () => {
     const { stdout } = await run('curl', ['-sS', `http://127.0.0.1:${haPort}/via-haproxy`]);
     expect(stdout).toBe('hello GET /via-haproxy https\n');
     const out = join(dir, 'ha-echo.bin');
-    await run('curl', ['-sS', '--data-binary', `@${join(dir, 'up.bin')}`, '-o', out, `http://127.0.0.1:${haPort}/echo`]);
+    await run('curl', [
+      '-sS',
+      '--data-binary',
+      `@${join(dir, 'up.bin')}`,
+      '-o',
+      out,
+      `http://127.0.0.1:${haPort}/echo`,
+    ]);
     expect((await run('sha256sum', [out])).stdout.split(' ')[0]).toBe(sha(upload));
   });
 
   it('nginx grpc_pass (h2c to us): the response and its trailers come through', async () => {
-    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certs.caPath, `https://localhost:${nginx.port}/g/x`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      certs.caPath,
+      `https://localhost:${nginx.port}/g/x`,
+    ]);
     expect(stdout).toBe('hello GET /g/x http\n');
-    const tr = await run('curl', ['-sS', '-v', '--http2', '--cacert', certs.caPath, `https://localhost:${nginx.port}/g/trailers`]);
+    const tr = await run('curl', [
+      '-sS',
+      '-v',
+      '--http2',
+      '--cacert',
+      certs.caPath,
+      `https://localhost:${nginx.port}/g/trailers`,
+    ]);
     expect(tr.stdout).toBe('with trailers\n');
     expect(tr.stderr.toLowerCase()).toContain('x-checksum: abc123');
   });
@@ -267,18 +397,32 @@ describe('our HTTP/2 server as the upstream of proxies', () => {
 describe('our HTTP/2 server under a rapid-reset flood', () => {
   it('ends the flooding connection with GOAWAY ENHANCE_YOUR_CALM and keeps serving others', async () => {
     const sock = net.connect(clearServer.address.port, '127.0.0.1');
-    await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+    await new Promise<void>((r, j) => {
+      sock.once('connect', () => r());
+      sock.once('error', j);
+    });
     const frames: H2Frame[] = [];
     const reader = new H2FrameReader();
     reader.maxFrameSize = 16_777_215;
     const closed = new Promise<void>((r) => sock.once('close', () => r()));
-    sock.on('data', (d: Buffer) => { try { frames.push(...reader.push(d)); } catch { /* frames after GOAWAY do not matter */ } });
+    sock.on('data', (d: Buffer) => {
+      try {
+        frames.push(...reader.push(d));
+      } catch {
+        /* frames after GOAWAY do not matter */
+      }
+    });
     sock.on('error', () => {});
     const enc = new HpackEncoder();
     const parts: Uint8Array[] = [CLIENT_PREFACE, encodeSettings([])];
     // CVE-2023-44487's shape: open a stream and cancel it at once, many times, in one write.
     for (let i = 0, id = 1; i < 1000; i++, id += 2) {
-      const block = enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', '/']]);
+      const block = enc.encode([
+        [':method', 'GET'],
+        [':scheme', 'http'],
+        [':authority', 'x'],
+        [':path', '/'],
+      ]);
       parts.push(...encodeHeaders(id, block, true, 16_384), encodeRstStream(id, H2ErrorCode.CANCEL));
     }
     sock.write(Buffer.concat(parts));
@@ -297,13 +441,23 @@ describe('our HTTP/2 server under a rapid-reset flood', () => {
 });
 
 describe('a client that reads nothing of what it makes us send', () => {
-  it('is not read either once 4 MiB of our output waits for it: its requests stop reaching the handler (memory per connection bounded)', { timeout: 20_000 }, async () => {
+  it('is not read either once 4 MiB of our output waits for it: its requests stop reaching the handler (memory per connection bounded)', {
+    timeout: 20_000,
+  }, async () => {
     let handled = 0;
     // Each answer is a head of ~8 KiB and no body: no flow control holds it back (only DATA is flow-controlled).
-    const server = await startH2Server({ handler: () => { handled++; return { status: 200, headers: [['x-pad', `${handled}`.padEnd(8000, 'p')]] }; } });
+    const server = await startH2Server({
+      handler: () => {
+        handled++;
+        return { status: 200, headers: [['x-pad', `${handled}`.padEnd(8000, 'p')]] };
+      },
+    });
     const sock = net.connect(server.address.port, '127.0.0.1');
     try {
-      await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+      await new Promise<void>((r, j) => {
+        sock.once('connect', () => r());
+        sock.once('error', j);
+      });
       sock.on('error', () => {});
       sock.pause(); // never read
       const enc = new HpackEncoder();
@@ -313,13 +467,29 @@ describe('a client that reads nothing of what it makes us send', () => {
       // our side before the next, so only the unread output can stop them.
       for (let i = 0, id = 1; i < N; i += 50) {
         const wave: Uint8Array[] = [];
-        for (let k = 0; k < 50; k++, id += 2) wave.push(...encodeHeaders(id, enc.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', `/q${i + k}`]]), true, 16_384));
+        for (let k = 0; k < 50; k++, id += 2)
+          wave.push(
+            ...encodeHeaders(
+              id,
+              enc.encode([
+                [':method', 'GET'],
+                [':scheme', 'http'],
+                [':authority', 'x'],
+                [':path', `/q${i + k}`],
+              ]),
+              true,
+              16_384,
+            ),
+          );
         sock.write(Buffer.concat(wave));
         await new Promise((r) => setTimeout(r, 2));
       }
       let last = -1;
       const t0 = Date.now();
-      while (handled !== last && Date.now() - t0 < 10_000) { last = handled; await new Promise((r) => setTimeout(r, 300)); }
+      while (handled !== last && Date.now() - t0 < 10_000) {
+        last = handled;
+        await new Promise((r) => setTimeout(r, 300));
+      }
       expect(handled).toBeGreaterThan(100);
       expect(handled).toBeLessThan(N); // without the pause: every one of them, the answers piling up in our memory
     } finally {
@@ -328,29 +498,58 @@ describe('a client that reads nothing of what it makes us send', () => {
     }
   });
 
-  it('that grants all the window there is: a body is made only as fast as the socket takes it (credit alone let the whole body into our memory)', { timeout: 20_000 }, async () => {
+  it('that grants all the window there is: a body is made only as fast as the socket takes it (credit alone let the whole body into our memory)', {
+    timeout: 20_000,
+  }, async () => {
     let made = 0;
-    const server = await startH2Server({ handler: () => {
-      const body = new Readable({
-        read() {
-          if (made >= 64 << 20) { this.push(null); return; }
-          made += 65536;
-          this.push(Buffer.alloc(65536, 0x62));
-        },
-      });
-      return { status: 200, headers: [['content-length', String(64 << 20)]], body };
-    } });
+    const server = await startH2Server({
+      handler: () => {
+        const body = new Readable({
+          read() {
+            if (made >= 64 << 20) {
+              this.push(null);
+              return;
+            }
+            made += 65536;
+            this.push(Buffer.alloc(65536, 0x62));
+          },
+        });
+        return { status: 200, headers: [['content-length', String(64 << 20)]], body };
+      },
+    });
     const sock = net.connect(server.address.port, '127.0.0.1');
     try {
-      await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+      await new Promise<void>((r, j) => {
+        sock.once('connect', () => r());
+        sock.once('error', j);
+      });
       sock.on('error', () => {});
       sock.pause(); // never read
       const max = 0x7fffffff;
-      sock.write(Buffer.concat([CLIENT_PREFACE, encodeSettings([[0x4, max]]), encodeWindowUpdate(0, max - 65_535),
-        ...encodeHeaders(1, new HpackEncoder().encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', '/big']]), true, 16_384)]));
+      sock.write(
+        Buffer.concat([
+          CLIENT_PREFACE,
+          encodeSettings([[0x4, max]]),
+          encodeWindowUpdate(0, max - 65_535),
+          ...encodeHeaders(
+            1,
+            new HpackEncoder().encode([
+              [':method', 'GET'],
+              [':scheme', 'http'],
+              [':authority', 'x'],
+              [':path', '/big'],
+            ]),
+            true,
+            16_384,
+          ),
+        ]),
+      );
       let last = -1;
       const t0 = Date.now();
-      while (made !== last && Date.now() - t0 < 10_000) { last = made; await new Promise((r) => setTimeout(r, 300)); }
+      while (made !== last && Date.now() - t0 < 10_000) {
+        last = made;
+        await new Promise((r) => setTimeout(r, 300));
+      }
       // The kernel's buffers both ways (a few MiB on loopback), our socket's 1 MiB and the stream's 256 KiB: far from 64.
       expect(made).toBeGreaterThan(1 << 20);
       expect(made).toBeLessThan(16 << 20); // 4.3 MiB here
@@ -360,7 +559,9 @@ describe('a client that reads nothing of what it makes us send', () => {
     }
   });
 
-  it('a stream whose window the client keeps shut is reset after sendTimeoutMs, however busy its other streams keep the socket', { timeout: 20_000 }, async () => {
+  it('a stream whose window the client keeps shut is reset after sendTimeoutMs, however busy its other streams keep the socket', {
+    timeout: 20_000,
+  }, async () => {
     const server = await startH2Server({
       sendTimeoutMs: 500,
       handler: (req) => {
@@ -368,7 +569,10 @@ describe('a client that reads nothing of what it makes us send', () => {
         const held = req.path === '/held';
         const body = new Readable({
           read() {
-            if (made >= (held ? 4 << 20 : 256 << 20)) { this.push(null); return; }
+            if (made >= (held ? 4 << 20 : 256 << 20)) {
+              this.push(null);
+              return;
+            }
             made += 65536;
             // The busy stream's bytes come paced (64 KiB every 5 ms, each write one more 'drain'), for seconds.
             if (held) this.push(Buffer.alloc(65536, 0x61));
@@ -382,7 +586,11 @@ describe('a client that reads nothing of what it makes us send', () => {
     try {
       const held = c.request({ ':path': '/held' });
       held.pause(); // never read: its window stays shut once the first 64 KiB are in
-      const ended = new Promise<number>((r) => { const t0 = Date.now(); held.on('close', () => r(Date.now() - t0)); held.on('error', () => {}); });
+      const ended = new Promise<number>((r) => {
+        const t0 = Date.now();
+        held.on('close', () => r(Date.now() - t0));
+        held.on('error', () => {});
+      });
       const busy = c.request({ ':path': '/busy' });
       busy.on('data', () => {}); // read on: the socket drains again and again
       busy.on('error', () => {});

@@ -27,7 +27,12 @@ afterEach(async () => {
 async function origin(limit: number): Promise<{ url: string }> {
   server = http2.createSecureServer({ cert: certs.cert, key: certs.key, settings: { maxConcurrentStreams: limit } });
   server.on('stream', (stream) => {
-    setTimeout(() => { if (!stream.destroyed) { stream.respond({ ':status': 200 }); stream.end('ok'); } }, 20);
+    setTimeout(() => {
+      if (!stream.destroyed) {
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      }
+    }, 20);
   });
   await new Promise<void>((r) => (server as http2.Http2SecureServer).listen(0, '127.0.0.1', r));
   return { url: `https://127.0.0.1:${((server as http2.Http2SecureServer).address() as net.AddressInfo).port}/` };
@@ -38,24 +43,49 @@ describe('HTTP/2: a burst to an origin with a small stream limit', () => {
     const o = await origin(limit);
     agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
     expect((await agent.request({ url: o.url })).status).toBe(200);
-    const res = await Promise.allSettled(Array.from({ length: 20 }, () => agent!.request({ url: o.url }).then(async (r) => { await r.text(); return r.status; })));
-    const failed = res.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason?.code));
+    const res = await Promise.allSettled(
+      Array.from({ length: 20 }, () =>
+        agent!.request({ url: o.url }).then(async (r) => {
+          await r.text();
+          return r.status;
+        }),
+      ),
+    );
+    const failed = res
+      .filter((r) => r.status === 'rejected')
+      .map((r) => String((r as PromiseRejectedResult).reason?.code));
     expect(failed, failed.join(', ')).toEqual([]);
   });
 
   it('from cold, 20 at once to a limit of 2: every new connection waits for the SETTINGS before its second stream', async () => {
     const o = await origin(2);
     agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
-    const res = await Promise.allSettled(Array.from({ length: 20 }, () => agent!.request({ url: o.url }).then(async (r) => { await r.text(); return r.status; })));
+    const res = await Promise.allSettled(
+      Array.from({ length: 20 }, () =>
+        agent!.request({ url: o.url }).then(async (r) => {
+          await r.text();
+          return r.status;
+        }),
+      ),
+    );
     expect(res.filter((r) => r.status === 'rejected')).toEqual([]);
   });
 
   it('from cold, 20 at once to an origin without a small limit: one connection carries them all (no dial while its SETTINGS are on the way)', async () => {
     const o = await origin(100);
     let sessions = 0;
-    (server as http2.Http2SecureServer).on('session', () => { sessions++; });
+    (server as http2.Http2SecureServer).on('session', () => {
+      sessions++;
+    });
     agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
-    const res = await Promise.allSettled(Array.from({ length: 20 }, () => agent!.request({ url: o.url }).then(async (r) => { await r.text(); return r.status; })));
+    const res = await Promise.allSettled(
+      Array.from({ length: 20 }, () =>
+        agent!.request({ url: o.url }).then(async (r) => {
+          await r.text();
+          return r.status;
+        }),
+      ),
+    );
     expect(res.filter((r) => r.status === 'rejected')).toEqual([]);
     expect(sessions).toBe(1);
   });
@@ -63,12 +93,19 @@ describe('HTTP/2: a burst to an origin with a small stream limit', () => {
   it('an origin that refuses every stream still fails fast: OL_STREAM_RESET after a bounded number of requeues', async () => {
     server = http2.createSecureServer({ cert: certs.cert, key: certs.key });
     let streams = 0;
-    server.on('stream', (stream) => { streams++; stream.on('error', () => {}); stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); });
+    server.on('stream', (stream) => {
+      streams++;
+      stream.on('error', () => {});
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    });
     await new Promise<void>((r) => (server as http2.Http2SecureServer).listen(0, '127.0.0.1', r));
     const url = `https://127.0.0.1:${((server as http2.Http2SecureServer).address() as net.AddressInfo).port}/`;
     agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
     const t0 = performance.now();
-    const err = await agent.request({ url }).then(() => null, (e: unknown) => e as { code: string });
+    const err = await agent.request({ url }).then(
+      () => null,
+      (e: unknown) => e as { code: string },
+    );
     expect(err?.code).toBe('OL_STREAM_RESET');
     expect(performance.now() - t0).toBeLessThan(5000);
     // 8 requeues (policy.ts MAX_REQUEUES), then the first attempt and its 2 retries: 11 streams.

@@ -64,14 +64,22 @@ beforeAll(() => {
 afterAll(async () => {
   await b?.close();
   if (child?.pid !== undefined && child.exitCode === null) {
-    try { process.kill(child.pid, 'SIGCONT'); } catch { /* gone */ }
+    try {
+      process.kill(child.pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
     child.kill('SIGKILL');
   }
   rmSync(dir, { recursive: true, force: true });
 });
 
 /** One event of Chromium's net log. */
-interface NetEvent { name: string; time: number; params: Record<string, unknown> }
+interface NetEvent {
+  name: string;
+  time: number;
+  params: Record<string, unknown>;
+}
 
 /** Chromium's net log events by name with their time (the file may end mid-event: lines that do not parse are skipped). */
 function netlogEvents(file: string): NetEvent[] {
@@ -81,7 +89,9 @@ function netlogEvents(file: string): NetEvent[] {
     console.log(`h3-chromium port migration: the net log ${file} holds no events (${txt.length} bytes)`);
     return []; // nothing proves the case was met: the try does not count
   }
-  const constants = JSON.parse(txt.slice(0, at).trimEnd().replace(/,$/, '') + '}') as { constants: { logEventTypes: Record<string, number> } };
+  const constants = JSON.parse(txt.slice(0, at).trimEnd().replace(/,$/, '') + '}') as {
+    constants: { logEventTypes: Record<string, number> };
+  };
   const names = new Map(Object.entries(constants.constants.logEventTypes).map(([k, v]) => [v, k]));
   const out: NetEvent[] = [];
   for (const line of txt.slice(at).split('\n').slice(1)) {
@@ -115,7 +125,14 @@ async function start(n: number): Promise<{ lines: Array<Record<string, unknown>>
 
   const host = `localhost:${port}`;
   const netlog = join(dir, `netlog-${n}.json`);
-  b = await launchChromium({ flags: ['--enable-quic', `--origin-to-force-quic-on=${host}`, `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`, `--log-net-log=${netlog}`] });
+  b = await launchChromium({
+    flags: [
+      '--enable-quic',
+      `--origin-to-force-quic-on=${host}`,
+      `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`,
+      `--log-net-log=${netlog}`,
+    ],
+  });
   await b.cdp.navigate(`https://${host}/`);
   return { lines, netlog, pid: child.pid! };
 }
@@ -134,25 +151,43 @@ async function stop(lines: Array<Record<string, unknown>>): Promise<number> {
  * did before the server came back (port migrations, retires of one id), how many connections the server accepted,
  * and how the second GET ended.
  */
-async function attempt(n: number): Promise<{ migrations: number; retiresBeforeCont: number; conns: number; late: { ok: boolean; status?: number; error?: string; protos: string[] } }> {
+async function attempt(n: number): Promise<{
+  migrations: number;
+  retiresBeforeCont: number;
+  conns: number;
+  late: { ok: boolean; status?: number; error?: string; protos: string[] };
+}> {
   const { lines, netlog, pid } = await start(n);
-  const first = await b!.cdp.eval<{ ok: boolean }>(`(async () => { ${PAGE_LIB} return await timed('/first', {}, 10000); })()`);
+  const first = await b!.cdp.eval<{ ok: boolean }>(
+    `(async () => { ${PAGE_LIB} return await timed('/first', {}, 10000); })()`,
+  );
   expect(first.ok).toBe(true);
 
   // The server stops; a request goes out (a retransmittable packet in flight, so Chromium's path-degrading timer runs).
   process.kill(pid, 'SIGSTOP');
-  await b!.cdp.eval(`(() => { ${PAGE_LIB} window.__late = timed('/late', {}, 30000).then((r) => ({ ok: r.ok, status: r.status, len: r.len, error: r.error, protos: proto('/late') })); return 1; })()`);
+  await b!.cdp.eval(
+    `(() => { ${PAGE_LIB} window.__late = timed('/late', {}, 30000).then((r) => ({ ok: r.ok, status: r.status, len: r.len, error: r.error, protos: proto('/late') })); return 1; })()`,
+  );
   await sleep(STOP_MS);
   process.kill(pid, 'SIGCONT');
-  const late = await b!.cdp.eval<{ ok: boolean; status?: number; error?: string; protos: string[] }>('window.__late', 40_000);
+  const late = await b!.cdp.eval<{ ok: boolean; status?: number; error?: string; protos: string[] }>(
+    'window.__late',
+    40_000,
+  );
   const conns = await stop(lines);
 
   const events = netlogEvents(netlog);
-  const sentAt = events.find((e) => e.name === 'HTTP_TRANSACTION_QUIC_SEND_REQUEST_HEADERS' && JSON.stringify(e.params).includes(':path: /late'))?.time ?? Infinity;
+  const sentAt =
+    events.find(
+      (e) =>
+        e.name === 'HTTP_TRANSACTION_QUIC_SEND_REQUEST_HEADERS' && JSON.stringify(e.params).includes(':path: /late'),
+    )?.time ?? Infinity;
   // Sent while the server was stopped (a margin short of STOP_MS for the time between SIGSTOP and the request).
   const stopped = (e: NetEvent): boolean => e.time >= sentAt && e.time < sentAt + STOP_MS - 300;
   const retires = new Map<unknown, number>();
-  for (const e of events) if (e.name === 'QUIC_SESSION_RETIRE_CONNECTION_ID_FRAME_SENT' && stopped(e)) retires.set(e.params['sequence_number'], (retires.get(e.params['sequence_number']) ?? 0) + 1);
+  for (const e of events)
+    if (e.name === 'QUIC_SESSION_RETIRE_CONNECTION_ID_FRAME_SENT' && stopped(e))
+      retires.set(e.params['sequence_number'], (retires.get(e.params['sequence_number']) ?? 0) + 1);
   return {
     migrations: events.filter((e) => e.name === 'QUIC_PORT_MIGRATION_TRIGGERED' && stopped(e)).length,
     retiresBeforeCont: Math.max(0, ...retires.values()),
@@ -167,7 +202,9 @@ function bigBody(size: number): Buffer {
   const out = Buffer.alloc(size);
   let x = 0x9e3779b9;
   for (let i = 0; i + 4 <= size; i += 4) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
     out.writeUInt32LE(x >>> 0, i);
   }
   return out;
@@ -179,16 +216,32 @@ function bigBody(size: number): Buffer {
  * Chromium to probe a new port, short enough that the probe is answered. What the log says (port migrations that
  * succeeded, datagrams Chromium refused), connections, and both GETs.
  */
-async function bulkAttempt(n: number, stopMs: number): Promise<{ succeeded: number; tooBig: number; conns: number; big: { ok: boolean; len?: number; sha?: string; error?: string; protos: string[] }; small: { ok: boolean; status?: number } }> {
+async function bulkAttempt(
+  n: number,
+  stopMs: number,
+): Promise<{
+  succeeded: number;
+  tooBig: number;
+  conns: number;
+  big: { ok: boolean; len?: number; sha?: string; error?: string; protos: string[] };
+  small: { ok: boolean; status?: number };
+}> {
   const { lines, netlog, pid } = await start(n);
-  await b!.cdp.eval(`(() => { ${PAGE_LIB} window.__big = timed('/big', {}, 20000).then(async (r) => ({ ok: r.ok, len: r.len, sha: r.ok ? await hex(r.buf) : undefined, error: r.error, protos: proto('/big') })); return 1; })()`);
+  await b!.cdp.eval(
+    `(() => { ${PAGE_LIB} window.__big = timed('/big', {}, 20000).then(async (r) => ({ ok: r.ok, len: r.len, sha: r.ok ? await hex(r.buf) : undefined, error: r.error, protos: proto('/big') })); return 1; })()`,
+  );
   for (let i = 0; i < 400 && !lines.some((l) => l['big']); i++) await sleep(5);
   await sleep(20);
   process.kill(pid, 'SIGSTOP');
-  await b!.cdp.eval(`(() => { ${PAGE_LIB} window.__small = timed('/small', {}, 20000).then((r) => ({ ok: r.ok, status: r.status })); return 1; })()`);
+  await b!.cdp.eval(
+    `(() => { ${PAGE_LIB} window.__small = timed('/small', {}, 20000).then((r) => ({ ok: r.ok, status: r.status })); return 1; })()`,
+  );
   await sleep(stopMs);
   process.kill(pid, 'SIGCONT');
-  const big = await b!.cdp.eval<{ ok: boolean; len?: number; sha?: string; error?: string; protos: string[] }>('window.__big', 40_000);
+  const big = await b!.cdp.eval<{ ok: boolean; len?: number; sha?: string; error?: string; protos: string[] }>(
+    'window.__big',
+    40_000,
+  );
   const small = await b!.cdp.eval<{ ok: boolean; status?: number }>('window.__small', 40_000);
   const conns = await stop(lines);
   const events = netlogEvents(netlog);
@@ -203,7 +256,9 @@ async function bulkAttempt(n: number, stopMs: number): Promise<{ succeeded: numb
 
 function script(): string {
   const file = join(dir, 'server.mjs');
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 const { startH3Server } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'server', 'h3.ts')).href)});
 const big = (${bigBody.toString()})(${BIG});
 let conns = 0;
@@ -222,7 +277,8 @@ const server = await startH3Server({
 process.stdout.write(JSON.stringify({ port: server.address.port }) + '\\n');
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
-`);
+`,
+  );
   return file;
 }
 
@@ -231,10 +287,17 @@ it(`a request in flight survives a server stalled ${STOP_MS / 1000} s while Chro
   // most tries, after it on some (then the case was not met, and it is tried again with a new connection).
   for (let n = 1; n <= ATTEMPTS; n++) {
     const r = await attempt(n);
-    console.log(`h3-chromium port migration, try ${n}: ${r.migrations} triggered, one id retired ${r.retiresBeforeCont}× while stopped, server connections ${r.conns}, late ${JSON.stringify(r.late)}`);
+    console.log(
+      `h3-chromium port migration, try ${n}: ${r.migrations} triggered, one id retired ${r.retiresBeforeCont}× while stopped, server connections ${r.conns}, late ${JSON.stringify(r.late)}`,
+    );
     if (r.migrations < 1 || r.retiresBeforeCont < 2) continue;
     // The request was answered on the connection it went out on.
-    expect({ ok: r.late.ok, status: r.late.status, protos: r.late.protos, conns: r.conns }).toEqual({ ok: true, status: 200, protos: ['h3'], conns: 1 });
+    expect({ ok: r.late.ok, status: r.late.status, protos: r.late.protos, conns: r.conns }).toEqual({
+      ok: true,
+      status: 200,
+      protos: ['h3'],
+      conns: 1,
+    });
     return;
   }
   expect.fail(`in ${ATTEMPTS} tries Chromium never resent a retire while the server was stopped: the case was not met`);
@@ -246,11 +309,22 @@ it('an 8 MiB response under way survives Chromium moving the connection to a new
   // depends on its timers against the stop: tries alternate the stop's length until a migration succeeded.
   for (let n = 1; n <= ATTEMPTS; n++) {
     const r = await bulkAttempt(100 + n, n % 2 ? 600 : 900);
-    console.log(`h3-chromium port migration mid-response, try ${n}: ${r.succeeded} succeeded, ${r.tooBig} datagrams refused, server connections ${r.conns}, small ${JSON.stringify(r.small)}, big ${JSON.stringify({ ...r.big, sha: r.big.sha === sha })}`);
+    console.log(
+      `h3-chromium port migration mid-response, try ${n}: ${r.succeeded} succeeded, ${r.tooBig} datagrams refused, server connections ${r.conns}, small ${JSON.stringify(r.small)}, big ${JSON.stringify({ ...r.big, sha: r.big.sha === sha })}`,
+    );
     if (r.succeeded < 1) continue;
-    expect({ ok: r.big.ok, len: r.big.len, sha: r.big.sha, protos: r.big.protos, small: r.small, conns: r.conns, tooBig: r.tooBig })
-      .toEqual({ ok: true, len: BIG, sha, protos: ['h3'], small: { ok: true, status: 200 }, conns: 1, tooBig: 0 });
+    expect({
+      ok: r.big.ok,
+      len: r.big.len,
+      sha: r.big.sha,
+      protos: r.big.protos,
+      small: r.small,
+      conns: r.conns,
+      tooBig: r.tooBig,
+    }).toEqual({ ok: true, len: BIG, sha, protos: ['h3'], small: { ok: true, status: 200 }, conns: 1, tooBig: 0 });
     return;
   }
-  expect.fail(`in ${ATTEMPTS} tries no port migration of Chromium's succeeded while the response was under way: the case was not met`);
+  expect.fail(
+    `in ${ATTEMPTS} tries no port migration of Chromium's succeeded while the response was under way: the case was not met`,
+  );
 }, 150_000);

@@ -49,7 +49,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const zrttSeen: Array<{ path: string; port: number }> = [];
 const zrttHandler: RequestHandler = (req) => {
   zrttSeen.push({ path: req.path, port: req.remotePort });
-  return { status: 200, headers: [['content-type', 'text/plain'], ['access-control-allow-origin', '*'], ['timing-allow-origin', '*'], ['cache-control', 'no-store']], body: 'z' + req.path };
+  return {
+    status: 200,
+    headers: [
+      ['content-type', 'text/plain'],
+      ['access-control-allow-origin', '*'],
+      ['timing-allow-origin', '*'],
+      ['cache-control', 'no-store'],
+    ],
+    body: 'z' + req.path,
+  };
 };
 
 /** Requests of the 64-fetch burst held until all 64 are open at once (bounded), with the client port each came from. */
@@ -57,7 +66,13 @@ const BURST = 64;
 /** Connections the 0-RTT test opens one after another (the first one full, the others resumed): at least ROUNDS, at most MAX_ROUNDS. */
 const ROUNDS = 4;
 const MAX_ROUNDS = 8;
-const burst = { open: 0, maxOpen: 0, ports: new Set<number>(), release: null as null | (() => void), released: Promise.resolve() };
+const burst = {
+  open: 0,
+  maxOpen: 0,
+  ports: new Set<number>(),
+  release: null as null | (() => void),
+  released: Promise.resolve(),
+};
 function armBurst(): void {
   burst.open = 0;
   burst.maxOpen = 0;
@@ -80,8 +95,22 @@ const bigSeen: Array<{ at: number; conn: { quicStats(): unknown } }> = [];
 const handler: RequestHandler = async (req) => {
   const u = new URL(req.path, 'https://x');
   if (u.pathname.startsWith('/prio/')) {
-    prioSeen.set(u.pathname.slice(6), { header: req.headers.filter(([n]) => n === 'priority').map(([, v]) => v).join(', ') || null, priority: req.priority });
-    return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body: 'p' };
+    prioSeen.set(u.pathname.slice(6), {
+      header:
+        req.headers
+          .filter(([n]) => n === 'priority')
+          .map(([, v]) => v)
+          .join(', ') || null,
+      priority: req.priority,
+    });
+    return {
+      status: 200,
+      headers: [
+        ['content-type', 'text/plain'],
+        ['cache-control', 'no-store'],
+      ],
+      body: 'p',
+    };
   }
   if (u.pathname.startsWith('/c/')) {
     burst.ports.add(req.remotePort);
@@ -89,10 +118,19 @@ const handler: RequestHandler = async (req) => {
     if (burst.open === BURST) burst.release?.();
     await burst.released;
     burst.open--;
-    return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body: 'c' + u.pathname.slice(3) };
+    return {
+      status: 200,
+      headers: [
+        ['content-type', 'text/plain'],
+        ['cache-control', 'no-store'],
+      ],
+      body: 'c' + u.pathname.slice(3),
+    };
   }
-  if (u.pathname === '/') return { status: 200, headers: [['content-type', 'text/html']], body: '<!doctype html><title>h3</title><p>ok' };
-  if (u.pathname === '/small') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: small };
+  if (u.pathname === '/')
+    return { status: 200, headers: [['content-type', 'text/html']], body: '<!doctype html><title>h3</title><p>ok' };
+  if (u.pathname === '/small')
+    return { status: 200, headers: [['content-type', 'application/octet-stream']], body: small };
   if (u.pathname === '/big') {
     bigSeen.push({ at: Date.now(), conn: req.connection as unknown as { quicStats(): unknown } });
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
@@ -111,7 +149,14 @@ const handler: RequestHandler = async (req) => {
       else await new Promise((r) => setImmediate(r));
       streamsEnded++;
     })();
-    return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body };
+    return {
+      status: 200,
+      headers: [
+        ['content-type', 'text/plain'],
+        ['cache-control', 'no-store'],
+      ],
+      body,
+    };
   }
   return { status: 404, body: 'no\n' };
 };
@@ -122,7 +167,11 @@ beforeAll(async () => {
   zrtt = await startTestH3Server({ handler: zrttHandler, quic: { idleTimeoutMs: 1000 } });
   const host = `localhost:${server.address.port}`;
   b = await launchChromium({
-    flags: ['--enable-quic', `--origin-to-force-quic-on=${host},localhost:${zrtt.address.port}`, `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`],
+    flags: [
+      '--enable-quic',
+      `--origin-to-force-quic-on=${host},localhost:${zrtt.address.port}`,
+      `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`,
+    ],
   });
   cdp = b.cdp;
   await cdp.navigate(`https://${host}/`);
@@ -142,7 +191,8 @@ describe('headless Chromium against our HTTP/3 server', () => {
 
   it(`${RUNS} streamed responses ended 0–50 ms after their one chunk: none hangs`, async () => {
     const before = streamsEnded;
-    const r = await cdp.eval<{ hung: number; wrong: number; done: number; protos: string[]; hungDelays: number[] }>(`(async () => {
+    const r = await cdp.eval<{ hung: number; wrong: number; done: number; protos: string[]; hungDelays: number[] }>(
+      `(async () => {
       ${PAGE_LIB}
       let hung = 0, wrong = 0, done = 0;
       const hungDelays = [];
@@ -157,8 +207,12 @@ describe('headless Chromium against our HTTP/3 server', () => {
         }));
       }
       return { hung, wrong, done, hungDelays, protos: [...new Set(proto('/stream'))] };
-    })()`, 600_000);
-    console.log(`h3-chromium sweep: ${RUNS} fetches, hung ${r.hung} (delays ${JSON.stringify(r.hungDelays)}), wrong ${r.wrong}`);
+    })()`,
+      600_000,
+    );
+    console.log(
+      `h3-chromium sweep: ${RUNS} fetches, hung ${r.hung} (delays ${JSON.stringify(r.hungDelays)}), wrong ${r.wrong}`,
+    );
     expect(streamsEnded - before).toBeGreaterThanOrEqual(RUNS - r.hung);
     expect(r).toMatchObject({ hung: 0, wrong: 0, done: RUNS, protos: ['h3'] });
   }, 660_000);
@@ -179,31 +233,51 @@ describe('headless Chromium against our HTTP/3 server', () => {
         protos: [...new Set([...proto('/small'), ...proto('/big'), ...proto('/echo')])],
       };
     })()`);
-    const diag = () => JSON.stringify({ now: Date.now(), big: bigSeen.map((b) => ({ at: b.at, quic: b.conn.quicStats() })), server: server.stats() });
+    const diag = () =>
+      JSON.stringify({
+        now: Date.now(),
+        big: bigSeen.map((b) => ({ at: b.at, quic: b.conn.quicStats() })),
+        server: server.stats(),
+      });
     expect(r, diag()).toEqual({ small: sha(small), big: sha(big), bigLen: big.length, echo: true, protos: ['h3'] });
   }, 120_000);
 
   it(`${BURST} concurrent fetches on one QUIC connection`, async () => {
     armBurst();
-    const r = await cdp.eval<{ got: number; failed: string[]; protos: string[] }>(`(async () => {
+    const r = await cdp.eval<{ got: number; failed: string[]; protos: string[] }>(
+      `(async () => {
       ${PAGE_LIB}
       const rs = await Promise.all(Array.from({ length: ${BURST} }, (_, i) => timed('/c/' + i, {}, 20000)));
       const failed = rs.filter((r) => !r.ok).map((r) => r.error);
       const got = (await Promise.all(rs.map(async (r, i) => r.ok && new TextDecoder().decode(r.buf) === 'c' + i))).filter(Boolean).length;
       return { got, failed: failed.slice(0, 3), protos: [...new Set(performance.getEntriesByType('resource').map((e) => e.nextHopProtocol))] };
-    })()`, 60_000);
-    console.log(`h3-chromium burst: ${r.got}/${BURST} answered, at most ${burst.maxOpen} open at once, ${burst.ports.size} client port(s)`);
+    })()`,
+      60_000,
+    );
+    console.log(
+      `h3-chromium burst: ${r.got}/${BURST} answered, at most ${burst.maxOpen} open at once, ${burst.ports.size} client port(s)`,
+    );
     // Every request was held until all were open: the server saw all of them at once, from one client address.
-    expect({ ...r, maxOpen: burst.maxOpen, ports: burst.ports.size }).toEqual({ got: BURST, failed: [], protos: ['h3'], maxOpen: BURST, ports: 1 });
+    expect({ ...r, maxOpen: burst.maxOpen, ports: burst.ports.size }).toEqual({
+      got: BURST,
+      failed: [],
+      protos: ['h3'],
+      maxOpen: BURST,
+      ports: 1,
+    });
   }, 90_000);
 
   it('a resumed connection carries its first request in 0-RTT', async () => {
     const origin = `https://localhost:${zrtt.address.port}`;
-    const round = (i: number): Promise<{ ok: boolean; text: string; proto: string[] }> => cdp.eval(`(async () => {
+    const round = (i: number): Promise<{ ok: boolean; text: string; proto: string[] }> =>
+      cdp.eval(
+        `(async () => {
       ${PAGE_LIB}
       const r = await timed(${JSON.stringify(origin)} + '/z${i}', { mode: 'cors' }, 10000);
       return { ok: r.ok, text: r.ok ? new TextDecoder().decode(r.buf) : r.error, proto: performance.getEntriesByType('resource').map((e) => e.nextHopProtocol) };
-    })()`, 30_000);
+    })()`,
+        30_000,
+      );
     const rounds: Array<{ handshakes: ReturnType<H3Server['handshakes']>; proto: string[] }> = [];
     // At least ROUNDS connections; more (up to MAX_ROUNDS) until one resumed connection's request came in 0-RTT.
     let opened = 0;
@@ -218,7 +292,13 @@ describe('headless Chromium against our HTTP/3 server', () => {
     const ports = new Set(zrttSeen.map((s) => s.port));
     expect(ports.size).toBe(opened); // one connection per round
     expect(rounds.flatMap((x) => x.proto).every((p) => p === 'h3')).toBe(true);
-    expect(rounds[0]!.handshakes).toEqual({ connections: 1, resumed: 0, earlyData: 0, earlyRequests: 0, earlyStreams: 0 });
+    expect(rounds[0]!.handshakes).toEqual({
+      connections: 1,
+      resumed: 0,
+      earlyData: 0,
+      earlyRequests: 0,
+      earlyStreams: 0,
+    });
     // Every later connection resumed the previous one's ticket and accepted Chromium's 0-RTT (its netlog:
     // ZERO_RTT_STATE AttemptedAndSucceeded on each). Whether Chromium's request itself rides in the 0-RTT
     // packets is Chromium's timing: on a loaded machine the handshake may complete before it writes the
@@ -239,7 +319,8 @@ describe('headless Chromium against our HTTP/3 server', () => {
   it('PRIORITY_UPDATE frames from Chromium set the priority its requests start with', async () => {
     const before = server.priorityUpdates();
     const hints = ['high', 'low', 'auto'];
-    const r = await cdp.eval<string[]>(`(async () => {
+    const r = await cdp.eval<string[]>(
+      `(async () => {
       ${PAGE_LIB}
       const hints = ${JSON.stringify(hints)};
       const out = [];
@@ -248,9 +329,13 @@ describe('headless Chromium against our HTTP/3 server', () => {
         out.push(r.ok ? proto('/prio/' + h)[0] : r.error);
       }
       return out;
-    })()`, 60_000);
+    })()`,
+      60_000,
+    );
     const after = server.priorityUpdates();
-    console.log(`h3-chromium priorities: ${JSON.stringify(Object.fromEntries(prioSeen))}, PRIORITY_UPDATE frames ${after.frames - before.frames}, reprioritised ${after.reprioritised - before.reprioritised}`);
+    console.log(
+      `h3-chromium priorities: ${JSON.stringify(Object.fromEntries(prioSeen))}, PRIORITY_UPDATE frames ${after.frames - before.frames}, reprioritised ${after.reprioritised - before.reprioritised}`,
+    );
     expect(r).toEqual(['h3', 'h3', 'h3']);
     // Chromium sends a PRIORITY_UPDATE for each request on its control stream before the request
     // itself (the not-yet-open case of RFC 9218 §7.2), with the value of its `priority` header.

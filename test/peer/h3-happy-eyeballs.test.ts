@@ -39,7 +39,13 @@ afterAll(async () => {
 });
 
 const mk = (addrs: string[], sessions?: MemorySessionStore): Agent =>
-  new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup: async () => addrs, dns: { attemptDelayMs: DELAY }, ...(sessions ? { sessionStore: sessions } : {}) });
+  new Agent({
+    protocol: 'h3',
+    tls: { ca: certs.ca },
+    lookup: async () => addrs,
+    dns: { attemptDelayMs: DELAY },
+    ...(sessions ? { sessionStore: sessions } : {}),
+  });
 
 describe('Happy Eyeballs for QUIC', () => {
   it('a silent first address: the second attempt starts after the attempt delay and wins; the silent one is marked down, the next dial goes straight to the live one', async () => {
@@ -70,7 +76,9 @@ describe('Happy Eyeballs for QUIC', () => {
     expect(await r.text()).toBe('v4 /refused');
     expect(r.connection).toMatchObject({ remoteAddress: '127.0.0.3', attempts: 2 });
     expect(ms).toBeLessThan(DELAY); // RFC 8305 §5: a failed attempt starts the next one without waiting
-    expect(agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.5')?.downForMs).toBeGreaterThan(0);
+    expect(
+      agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.5')?.downForMs,
+    ).toBeGreaterThan(0);
     await agent.close();
   }, 20_000);
 
@@ -98,13 +106,22 @@ describe('Happy Eyeballs for QUIC', () => {
     expect(e.earlyData).toBe(true);
     await ok.close();
     // The silent address first, with a ticket: it leads; 1 s later (connectTimeoutMs) its handshake fails, it is marked down.
-    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, lookup: async () => ['127.0.0.2', '127.0.0.3'], dns: { attemptDelayMs: DELAY }, sessionStore: sessions, pool: { connectTimeoutMs: 1000 } });
+    const agent = new Agent({
+      protocol: 'h3',
+      tls: { ca: certs.ca },
+      lookup: async () => ['127.0.0.2', '127.0.0.3'],
+      dns: { attemptDelayMs: DELAY },
+      sessionStore: sessions,
+      pool: { connectTimeoutMs: 1000 },
+    });
     const t0 = performance.now();
     const r = await agent.request({ url: `https://localhost:${port}/t2` });
     expect(await r.text()).toBe('v4 /t2');
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(r.connection.remoteAddress).toBe('127.0.0.3');
-    expect(agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.2')?.downForMs).toBeGreaterThan(0);
+    expect(
+      agent.addresses.udp.report('localhost', port).find((a) => a.address === '127.0.0.2')?.downForMs,
+    ).toBeGreaterThan(0);
     await agent.close();
   }, 20_000);
 });

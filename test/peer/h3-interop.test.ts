@@ -90,7 +90,13 @@ async function dial(port: number): Promise<H3PooledConnection> {
   let last: unknown;
   for (let i = 0; i < 3; i++) {
     try {
-      return await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, connectTimeoutMs: 3000 });
+      return await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        connectTimeoutMs: 3000,
+      });
     } catch (e) {
       last = e;
       await new Promise((r) => setTimeout(r, 300));
@@ -99,11 +105,29 @@ async function dial(port: number): Promise<H3PooledConnection> {
   throw last;
 }
 
-function get(c: H3PooledConnection, port: number, path: string, extra: Partial<ConnRequest> = {}): Promise<import('../../src/http/types.js').ConnResponse> {
-  return c.request({ method: 'GET', path, authority: `localhost:${port}`, scheme: 'https', headers: [], body: null, ...extra });
+function get(
+  c: H3PooledConnection,
+  port: number,
+  path: string,
+  extra: Partial<ConnRequest> = {},
+): Promise<import('../../src/http/types.js').ConnResponse> {
+  return c.request({
+    method: 'GET',
+    path,
+    authority: `localhost:${port}`,
+    scheme: 'https',
+    headers: [],
+    body: null,
+    ...extra,
+  });
 }
 
-async function clientChecks(port: number, post: { path: string; expectSha: string }, smallPath: string, smallBody: string): Promise<void> {
+async function clientChecks(
+  port: number,
+  post: { path: string; expectSha: string },
+  smallPath: string,
+  smallBody: string,
+): Promise<void> {
   const c = await dial(port);
   try {
     expect(c.facts.alpn).toBe('h3');
@@ -112,7 +136,11 @@ async function clientChecks(port: number, post: { path: string; expectSha: strin
     const got = await readAll(r.body);
     expect(got.length).toBe(big.length);
     expect(sha(got)).toBe(sha(big));
-    const p = await get(c, port, post.path, { method: 'POST', body: upload, headers: [['content-type', 'application/octet-stream']] });
+    const p = await get(c, port, post.path, {
+      method: 'POST',
+      body: upload,
+      headers: [['content-type', 'application/octet-stream']],
+    });
     expect(p.status).toBe(200);
     expect(sha(await readAll(p.body))).toBe(post.expectSha);
     const rs = await Promise.all(Array.from({ length: 100 }, () => get(c, port, smallPath)));
@@ -154,7 +182,11 @@ describe('session resumption and 0-RTT against independent servers', () => {
    * (under quiche) counts a ticket's age in whole seconds from the second it came in, so it reports 1000 ms then;
    * GnuTLS (ngtcp2's gtlsserver) declines early data whose reported age exceeds its own view (RFC 8446 §8.3).
    */
-  async function resumeAgainst(port: number, path: string, nextSecond = false): Promise<{ resumed: boolean; early: boolean }> {
+  async function resumeAgainst(
+    port: number,
+    path: string,
+    nextSecond = false,
+  ): Promise<{ resumed: boolean; early: boolean }> {
     const store = new MemorySessionStore();
     const o = { host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store };
     (await dial(port)).destroy(); // peer is up (dial retries)
@@ -190,7 +222,7 @@ describe('session resumption and 0-RTT against independent servers', () => {
     expect(await resumeAgainst(ngtcp2!.port, '/small.txt')).toEqual({ resumed: true, early: true });
   });
 
-  it('ngtcp2 (GnuTLS) accepts 0-RTT with a ticket used in the clock\'s next second, under a second old', async () => {
+  it("ngtcp2 (GnuTLS) accepts 0-RTT with a ticket used in the clock's next second, under a second old", async () => {
     expect(await resumeAgainst(ngtcp2!.port, '/small.txt', true)).toEqual({ resumed: true, early: true });
   });
 
@@ -205,18 +237,48 @@ describe('independent clients against our HTTP/3 server', () => {
     const dl = mkdtempSync(join(tmpdir(), 'ol-ngdl-'));
     try {
       oursRequests = [];
-      const g = await runClient('gtlsclient', ['-q', '--exit-on-all-streams-close', '--download', dl, '127.0.0.1', String(port), `https://localhost:${port}/big`]);
+      const g = await runClient('gtlsclient', [
+        '-q',
+        '--exit-on-all-streams-close',
+        '--download',
+        dl,
+        '127.0.0.1',
+        String(port),
+        `https://localhost:${port}/big`,
+      ]);
       expect(g.code, g.output).toBe(0);
       expect(existsSync(join(dl, 'big'))).toBe(true);
       expect(sha(readFileSync(join(dl, 'big')))).toBe(sha(big));
-      const p = await runClient('gtlsclient', ['-q', '--exit-on-all-streams-close', '--download', dl, '-d', join(root, 'upload.bin'), '-m', 'POST', '127.0.0.1', String(port), `https://localhost:${port}/echo`]);
+      const p = await runClient('gtlsclient', [
+        '-q',
+        '--exit-on-all-streams-close',
+        '--download',
+        dl,
+        '-d',
+        join(root, 'upload.bin'),
+        '-m',
+        'POST',
+        '127.0.0.1',
+        String(port),
+        `https://localhost:${port}/echo`,
+      ]);
       expect(p.code, p.output).toBe(0);
       expect(sha(readFileSync(join(dl, 'echo')))).toBe(sha(upload));
       const posted = oursRequests.find((x) => x.method === 'POST');
       expect(posted?.bodySha).toBe(sha(upload));
       oursRequests = [];
       const before = ours!.stats().accepted;
-      const n = await runClient('gtlsclient', ['-q', '--exit-on-all-streams-close', '-n', '100', '--download', dl, '127.0.0.1', String(port), `https://localhost:${port}/many`]);
+      const n = await runClient('gtlsclient', [
+        '-q',
+        '--exit-on-all-streams-close',
+        '-n',
+        '100',
+        '--download',
+        dl,
+        '127.0.0.1',
+        String(port),
+        `https://localhost:${port}/many`,
+      ]);
       expect(n.code, n.output).toBe(0);
       expect(oursRequests.filter((x) => x.path === '/many').length).toBe(100);
       expect(ours!.stats().accepted - before).toBe(1);

@@ -27,7 +27,14 @@ beforeAll(async () => {
       config,
       onConnection(c) {
         accepted.push(c);
-        c.setHandler({ onStreamData() {}, onStreamReset() {}, onStopSending() {}, onStreamsAvailable() {}, onConnected() {}, onClosed() {} });
+        c.setHandler({
+          onStreamData() {},
+          onStreamReset() {},
+          onStopSending() {},
+          onStreamsAvailable() {},
+          onConnected() {},
+          onClosed() {},
+        });
       },
     },
   });
@@ -39,7 +46,12 @@ afterAll(async () => {
 
 describe('Agent pool options on h3 connections', () => {
   it('windowSize sets the QUIC stream window and 4× the connection window', async () => {
-    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, maxRetries: 0, pool: { windowSize: 300_000, headersTimeoutMs: 300 } });
+    const agent = new Agent({
+      protocol: 'h3',
+      tls: { ca: certs.ca },
+      maxRetries: 0,
+      pool: { windowSize: 300_000, headersTimeoutMs: 300 },
+    });
     try {
       // The server never answers: the request times out, the handshake has happened.
       await agent.request({ url: `https://localhost:${server.address.port}/` }).catch(() => null);
@@ -54,15 +66,28 @@ describe('Agent pool options on h3 connections', () => {
   });
 
   it('maxHeaderBytes and maxHeaderCount bound a response head from an h3 origin (they were h1 and h2 only) and from an h2 one (the count was h1 only)', async () => {
-    const fields = (n: number, size: number): Array<[string, string]> => Array.from({ length: n }, (_, i) => [`x-f${i}`, 'v'.repeat(size)] as [string, string]);
-    const handler = (req: { path: string }): { status: number; headers: Array<[string, string]>; body: string } => (
-      req.path === '/wide' ? { status: 200, headers: fields(60, 10), body: 'w' } : req.path === '/large' ? { status: 200, headers: fields(20, 400), body: 'l' } : { status: 200, headers: [], body: 'ok' });
+    const fields = (n: number, size: number): Array<[string, string]> =>
+      Array.from({ length: n }, (_, i) => [`x-f${i}`, 'v'.repeat(size)] as [string, string]);
+    const handler = (req: { path: string }): { status: number; headers: Array<[string, string]>; body: string } =>
+      req.path === '/wide'
+        ? { status: 200, headers: fields(60, 10), body: 'w' }
+        : req.path === '/large'
+          ? { status: 200, headers: fields(20, 400), body: 'l' }
+          : { status: 200, headers: [], body: 'ok' };
     const h3 = await startTestH3Server({ handler: handler as never });
     const h2 = await startH2Server({ handler: handler as never, cert: certs.cert, key: certs.key });
     const agents: Agent[] = [];
     try {
-      for (const [protocol, port] of [['h3', h3.address.port], ['h2', h2.address.port]] as const) {
-        const agent = new Agent({ protocol, tls: { ca: certs.ca }, maxRetries: 0, pool: { maxHeaderBytes: 4096, maxHeaderCount: 50, headersTimeoutMs: 2000 } });
+      for (const [protocol, port] of [
+        ['h3', h3.address.port],
+        ['h2', h2.address.port],
+      ] as const) {
+        const agent = new Agent({
+          protocol,
+          tls: { ca: certs.ca },
+          maxRetries: 0,
+          pool: { maxHeaderBytes: 4096, maxHeaderCount: 50, headersTimeoutMs: 2000 },
+        });
         agents.push(agent);
         const base = `https://localhost:${port}`;
         expect((await agent.request({ url: `${base}/small` })).status).toBe(200);

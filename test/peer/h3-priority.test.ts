@@ -92,7 +92,8 @@ beforeAll(async () => {
     ...(CC ? { quic: { cc: CC } } : {}),
     pacing: PACING,
     handler(r) {
-      if (r.path === '/bulk') return { status: 200, headers: [['content-length', String(BULK)]], body: Readable.from(chunks()) };
+      if (r.path === '/bulk')
+        return { status: 200, headers: [['content-length', String(BULK)]], body: Readable.from(chunks()) };
       const mib = /^\/mib\/(\d+)/.exec(r.path);
       if (mib) return { status: 200, body: Readable.from(chunks(Number(mib[1]) * 1024 * 1024)) };
       return { status: 200, body: `small ${r.path}` };
@@ -111,8 +112,17 @@ afterAll(async () => {
 describe('HTTP/3 small responses beside a bulk response', () => {
   // Its max is one sample of 20 at 50 ms RTT: a stall of the test process on a starved machine (seen once, the
   // suite beside a busy loop: 431 ms) fails it where a real queue behind the bulk fails every run. One retry, as below.
-  it('small requests are not held behind a congestion-limited bulk response on the same connection', { timeout: 60_000, retry: 1 }, async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
+  it('small requests are not held behind a congestion-limited bulk response on the same connection', {
+    timeout: 60_000,
+    retry: 1,
+  }, async () => {
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: (relay.address() as AddressInfo).port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      pacing: PACING,
+    });
     try {
       const t0 = performance.now();
       let bulkEnd = 0;
@@ -148,7 +158,10 @@ describe('HTTP/3 small responses beside a bulk response', () => {
       held.sort((a, b) => a - b);
       const p50 = held[held.length >> 1]!;
       const max = held[held.length - 1]!;
-      const q = downQueue.filter(([t]) => t >= t0 + 150 && t <= bulkEnd).map(([, ms]) => ms).sort((a, b) => a - b);
+      const q = downQueue
+        .filter(([t]) => t >= t0 + 150 && t <= bulkEnd)
+        .map(([, ms]) => ms)
+        .sort((a, b) => a - b);
       console.log(
         `bulk ${bulkMs.toFixed(0)} ms, small p50 ${lat[lat.length >> 1]!.toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms; ` +
           `less the path's queue p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms (RTT ${RTT_MS} ms, queue p50 ${q[q.length >> 1]?.toFixed(1)} max ${q[q.length - 1]?.toFixed(1)} ms)`,
@@ -170,9 +183,18 @@ describe('HTTP/3 small responses beside a bulk response', () => {
   // (fewest queued bytes) finishes first.
   // The relay and both ends share the test machine's two cores with the rest of the suite: under that load one
   // run in many saw the urgent response finish late (it passes alone every time). One retry, not a looser bound.
-  it('the priority request header orders responses on a congestion-limited connection by urgency', { timeout: 60_000, retry: 1 }, async () => {
+  it('the priority request header orders responses on a congestion-limited connection by urgency', {
+    timeout: 60_000,
+    retry: 1,
+  }, async () => {
     const run = async (withPriority: boolean): Promise<{ lowEnd: number; urgentEnd: number }> => {
-      const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: (relay.address() as AddressInfo).port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        pacing: PACING,
+      });
       try {
         const h = (u: number): ConnRequest['headers'] => (withPriority ? [['priority', `u=${u}`]] : []);
         let lowEnd = 0;
@@ -194,7 +216,9 @@ describe('HTTP/3 small responses beside a bulk response', () => {
     };
     const plain = await run(false);
     const prio = await run(true);
-    console.log(`without priority: 2 MiB done ${(plain.urgentEnd - plain.lowEnd).toFixed(0)} ms before the 4 MiB; with u=0 / u=7: 4 MiB done ${(prio.lowEnd - prio.urgentEnd).toFixed(0)} ms before the 2 MiB`);
+    console.log(
+      `without priority: 2 MiB done ${(plain.urgentEnd - plain.lowEnd).toFixed(0)} ms before the 4 MiB; with u=0 / u=7: 4 MiB done ${(prio.lowEnd - prio.urgentEnd).toFixed(0)} ms before the 2 MiB`,
+    );
     // The run without the header is the comparison (logged): on a loaded machine its order can flip
     // by tens of ms; with the header the urgent response must win (it fails without setPriority).
     expect(prio.urgentEnd).toBeLessThan(prio.lowEnd);
@@ -205,9 +229,17 @@ describe('HTTP/3 small responses beside a bulk response', () => {
   // and the 2 MiB waits for it, unless 150 ms later it is raised to u=0. (Through a bottleneck queue of one
   // RTT, so the server, not the relay, holds what waits.)
   it('a PRIORITY_UPDATE sent while a response flows reorders it', { timeout: 60_000, retry: 1 }, async () => {
-    const run = async (raise: boolean): Promise<{ lowEnd: number; urgentEnd: number; frames: number; raised: number }> => {
+    const run = async (
+      raise: boolean,
+    ): Promise<{ lowEnd: number; urgentEnd: number; frames: number; raised: number }> => {
       const before = server.priorityUpdates();
-      const c = await connectH3({ host: '127.0.0.1', port: (shortQueueRelay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, pacing: PACING });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: (shortQueueRelay.address() as AddressInfo).port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        pacing: PACING,
+      });
       try {
         let lowEnd = 0;
         let urgentEnd = 0;
@@ -223,14 +255,21 @@ describe('HTTP/3 small responses beside a bulk response', () => {
         if (raise) r2.reprioritize!('u=0');
         await Promise.all([low, urgent]);
         const after = server.priorityUpdates();
-        return { lowEnd, urgentEnd, frames: after.frames - before.frames, raised: after.reprioritised - before.reprioritised };
+        return {
+          lowEnd,
+          urgentEnd,
+          frames: after.frames - before.frames,
+          raised: after.reprioritised - before.reprioritised,
+        };
       } finally {
         c.destroy();
       }
     };
     const kept = await run(false);
     const raised = await run(true);
-    console.log(`u=7 kept: 2 MiB done ${(kept.urgentEnd - kept.lowEnd).toFixed(0)} ms after the 4 MiB; raised to u=0 by PRIORITY_UPDATE: ${(raised.lowEnd - raised.urgentEnd).toFixed(0)} ms before it (frames ${raised.frames}, applied ${raised.raised})`);
+    console.log(
+      `u=7 kept: 2 MiB done ${(kept.urgentEnd - kept.lowEnd).toFixed(0)} ms after the 4 MiB; raised to u=0 by PRIORITY_UPDATE: ${(raised.lowEnd - raised.urgentEnd).toFixed(0)} ms before it (frames ${raised.frames}, applied ${raised.raised})`,
+    );
     expect({ frames: kept.frames, raised: kept.raised }).toEqual({ frames: 0, raised: 0 });
     expect({ frames: raised.frames, raised: raised.raised }).toEqual({ frames: 1, raised: 1 });
     // Six runs here: kept, the 2 MiB ends 126–251 ms after the 4 MiB; raised, 458–809 ms before it.

@@ -26,12 +26,26 @@ const handler: RequestHandler = (req) => {
   const tok = req.headers.find(([n]) => n === 'x-token')?.[1] ?? '';
   tokens.set(req.path, tok);
   // Repeated response fields, so our encoder has something worth inserting.
-  return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store'], ['x-served-by', 'ol-qpack'], ['access-control-allow-origin', '*']], body: `${req.path} ${tok}` };
+  return {
+    status: 200,
+    headers: [
+      ['content-type', 'text/plain'],
+      ['cache-control', 'no-store'],
+      ['x-served-by', 'ol-qpack'],
+      ['access-control-allow-origin', '*'],
+    ],
+    body: `${req.path} ${tok}`,
+  };
 };
 let server: H3Server;
 
 beforeAll(async () => {
-  server = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { maxTableCapacity: 4096, blockedStreams: 16 } });
+  server = await startH3Server({
+    cert: certs.certPath,
+    key: certs.keyPath,
+    handler,
+    qpack: { maxTableCapacity: 4096, blockedStreams: 16 },
+  });
 });
 
 afterAll(async () => {
@@ -44,9 +58,16 @@ describe('QPACK dynamic table', () => {
     const port = server.address.port;
     let b: Browser | null = null;
     try {
-      b = await launchChromium({ flags: ['--enable-quic', `--origin-to-force-quic-on=localhost:${port}`, `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`] });
+      b = await launchChromium({
+        flags: [
+          '--enable-quic',
+          `--origin-to-force-quic-on=localhost:${port}`,
+          `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`,
+        ],
+      });
       await b.cdp.navigate(`https://localhost:${port}/`);
-      const r = await b.cdp.eval<{ texts: string[]; protos: string[] }>(`(async () => {
+      const r = await b.cdp.eval<{ texts: string[]; protos: string[] }>(
+        `(async () => {
         ${PAGE_LIB}
         const texts = [];
         for (let i = 0; i < 40; i++) {
@@ -54,7 +75,9 @@ describe('QPACK dynamic table', () => {
           texts.push(await res.text());
         }
         return { texts, protos: [...new Set(performance.getEntriesByType('resource').map((e) => e.nextHopProtocol))] };
-      })()`, 60_000);
+      })()`,
+        60_000,
+      );
       expect(r.protos).toEqual(['h3']);
       expect(r.texts).toEqual(Array.from({ length: 40 }, (_, i) => `/t/${i} tok-${i % 4}-abcdefghijklmnopqrstuvwxyz`));
       const inserted = server.qpackInserts().decoder - before;
@@ -70,12 +93,24 @@ describe('QPACK dynamic table', () => {
     const port = server.address.port;
     const dl = mkdtempSync(join(tmpdir(), 'ol-qpack-'));
     try {
-      const n = await runClient('gtlsclient', ['-q', '--exit-on-all-streams-close', '-n', '100', '--download', dl, '127.0.0.1', String(port), `https://localhost:${port}/many`]);
+      const n = await runClient('gtlsclient', [
+        '-q',
+        '--exit-on-all-streams-close',
+        '-n',
+        '100',
+        '--download',
+        dl,
+        '127.0.0.1',
+        String(port),
+        `https://localhost:${port}/many`,
+      ]);
       expect(n.code, n.output).toBe(0);
       expect(readFileSync(join(dl, 'many'), 'utf8')).toBe('/many ');
       // Debian's gtlsclient (nghttp3 0.8) does not insert into the table it is offered (0 seen): only that
       // the offer changes nothing for a client that leaves it unused is checked here.
-      console.log(`qpack table, nghttp3 client → our server: ${server.qpackInserts().decoder - before} entries inserted`);
+      console.log(
+        `qpack table, nghttp3 client → our server: ${server.qpackInserts().decoder - before} entries inserted`,
+      );
     } finally {
       rmSync(dl, { recursive: true, force: true });
     }
@@ -88,18 +123,33 @@ describe('QPACK dynamic table', () => {
     const port = await freeTcpUdpPort();
     try {
       peer = await startNgtcp2Server({ port, certFile: certs.certPath, keyFile: certs.keyPath, root });
-      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, qpack: { maxTableCapacity: 4096 } });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        qpack: { maxTableCapacity: 4096 },
+      });
       try {
         const texts: string[] = [];
         for (let i = 0; i < 20; i++) {
-          const r = await c.request({ method: 'GET', path: '/small.txt', authority: `localhost:${port}`, scheme: 'https', headers: [], body: null });
+          const r = await c.request({
+            method: 'GET',
+            path: '/small.txt',
+            authority: `localhost:${port}`,
+            scheme: 'https',
+            headers: [],
+            body: null,
+          });
           let t = '';
           for await (const x of r.body) t += String(x);
           texts.push(`${r.status} ${t}`);
         }
         expect(new Set(texts)).toEqual(new Set(['200 small file\n']));
         const q = c.h3Stats().qpack;
-        console.log(`qpack table, nghttp3 → our client: ${q.decoderInsertCount} entries inserted, table ${q.decoderTableSize} bytes`);
+        console.log(
+          `qpack table, nghttp3 → our client: ${q.decoderInsertCount} entries inserted, table ${q.decoderTableSize} bytes`,
+        );
         expect(q.decoderInsertCount).toBeGreaterThan(0);
       } finally {
         c.destroy();
@@ -112,33 +162,62 @@ describe('QPACK dynamic table', () => {
 
   it('our client and server, both tables at 256 bytes (entries evicted), 16 blocked streams: 300 concurrent requests over 60 tokens then 40 fresh ones, each twice in a row (entries evicted), every field intact both ways', async () => {
     // Acknowledgments at once (ackDelayMs 0): entries become evictable as soon as the peer has them.
-    const small = await startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 } });
-    const c = await connectH3({ host: '127.0.0.1', port: small.address.port, servername: 'localhost', ca: certs.caPath, qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 } });
+    const small = await startH3Server({
+      cert: certs.certPath,
+      key: certs.keyPath,
+      handler,
+      qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 },
+    });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: small.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 },
+    });
     try {
       const bad: string[] = [];
       for (let round = 0; round < 10; round++) {
-        await Promise.all(Array.from({ length: 30 }, async (_, k) => {
-          const i = round * 30 + k;
-          const tok = `token-${i % 60}-${'x'.repeat(i % 7)}`;
-          const r = await c.request({ method: 'GET', path: `/e/${i}`, authority: 'localhost', scheme: 'https', headers: [['x-token', tok]], body: null });
-          let t = '';
-          for await (const x of r.body) t += String(x);
-          const servedBy = r.headers.find(([n]) => n === 'x-served-by')?.[1];
-          if (t !== `/e/${i} ${tok}` || servedBy !== 'ol-qpack') bad.push(`${i}: ${t} / ${servedBy}`);
-        }));
+        await Promise.all(
+          Array.from({ length: 30 }, async (_, k) => {
+            const i = round * 30 + k;
+            const tok = `token-${i % 60}-${'x'.repeat(i % 7)}`;
+            const r = await c.request({
+              method: 'GET',
+              path: `/e/${i}`,
+              authority: 'localhost',
+              scheme: 'https',
+              headers: [['x-token', tok]],
+              body: null,
+            });
+            let t = '';
+            for await (const x of r.body) t += String(x);
+            const servedBy = r.headers.find(([n]) => n === 'x-served-by')?.[1];
+            if (t !== `/e/${i} ${tok}` || servedBy !== 'ol-qpack') bad.push(`${i}: ${t} / ${servedBy}`);
+          }),
+        );
       }
       // Then one at a time, each fresh token twice (our encoder inserts a field the second time it sends it):
       // each insert evicts an acknowledged entry (256 bytes hold at most 4).
       for (let i = 0; i < 80; i++) {
         const tok = `seq-${i >> 1}`;
-        const r = await c.request({ method: 'GET', path: `/s/${i}`, authority: 'localhost', scheme: 'https', headers: [['x-token', tok]], body: null });
+        const r = await c.request({
+          method: 'GET',
+          path: `/s/${i}`,
+          authority: 'localhost',
+          scheme: 'https',
+          headers: [['x-token', tok]],
+          body: null,
+        });
         let t = '';
         for await (const x of r.body) t += String(x);
         if (t !== `/s/${i} ${tok}`) bad.push(`seq ${i}: ${t}`);
       }
       const q = c.h3Stats().qpack;
       const s = small.qpackInserts();
-      console.log(`qpack table 256 B both ways: client decoder ${q.decoderInsertCount} inserts, encoder ${q.encoderInsertCount}; server decoder ${s.decoder}, encoder ${s.encoder}`);
+      console.log(
+        `qpack table 256 B both ways: client decoder ${q.decoderInsertCount} inserts, encoder ${q.encoderInsertCount}; server decoder ${s.decoder}, encoder ${s.encoder}`,
+      );
       expect(bad).toEqual([]);
       expect(s.decoder).toBeGreaterThan(0);
       expect(q.encoderInsertCount).toBeGreaterThan(20); // far more than the table holds: entries were evicted
@@ -150,7 +229,17 @@ describe('QPACK dynamic table', () => {
   }, 60_000);
 
   it('limits out of range are a typed config error', async () => {
-    await expect(startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { maxTableCapacity: 1 << 21 } })).rejects.toMatchObject({ code: 'OL_INVALID_CONFIG' });
-    await expect(connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath, qpack: { blockedStreams: -1 } })).rejects.toMatchObject({ code: 'OL_INVALID_CONFIG' });
+    await expect(
+      startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { maxTableCapacity: 1 << 21 } }),
+    ).rejects.toMatchObject({ code: 'OL_INVALID_CONFIG' });
+    await expect(
+      connectH3({
+        host: '127.0.0.1',
+        port: server.address.port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        qpack: { blockedStreams: -1 },
+      }),
+    ).rejects.toMatchObject({ code: 'OL_INVALID_CONFIG' });
   });
 });

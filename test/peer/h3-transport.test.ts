@@ -28,7 +28,15 @@ async function readAll(r: Readable): Promise<Buffer> {
 }
 
 function req(path: string, extra: Partial<ConnRequest> = {}): ConnRequest {
-  return { method: 'GET', path, authority: `localhost:${server.address.port}`, scheme: 'https', headers: [], body: null, ...extra };
+  return {
+    method: 'GET',
+    path,
+    authority: `localhost:${server.address.port}`,
+    scheme: 'https',
+    headers: [],
+    body: null,
+    ...extra,
+  };
 }
 
 beforeAll(async () => {
@@ -38,7 +46,14 @@ beforeAll(async () => {
       if (r.path === '/big') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
       if (r.path === '/echo') {
         const body = await readAll(r.body);
-        return { status: 200, headers: [['x-sha256', sha(body)], ['x-method', r.method]], body };
+        return {
+          status: 200,
+          headers: [
+            ['x-sha256', sha(body)],
+            ['x-method', r.method],
+          ],
+          body,
+        };
       }
       if (r.path === '/slow') {
         await new Promise((res) => setTimeout(res, 5000));
@@ -64,7 +79,12 @@ afterAll(async () => {
 
 describe('HTTP/3 transport against our server', () => {
   it('GET, facts, 1 MiB byte-identical, trailers', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     expect(c.facts.alpn).toBe('h3');
     expect(c.facts.connectMs).toBeGreaterThan(0);
     expect(c.facts.resumed).toBe(false);
@@ -87,7 +107,12 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('a GET whose handler reads the body gets an empty, ended one (made on first read: the FIN came with the HEADERS)', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const r = await c.request(req('/echo'));
     expect(r.headers).toContainEqual(['x-sha256', sha(Buffer.alloc(0))]);
     expect((await readAll(r.body)).length).toBe(0);
@@ -95,7 +120,12 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('POST with a buffer body and a streamed body', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const payload = randomBytes(300_000);
     const r = await c.request(req('/echo', { method: 'POST', body: payload }));
     expect(r.headers).toContainEqual(['x-sha256', sha(payload)]);
@@ -111,7 +141,12 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('answers expect: 100-continue with an interim 100 that the client skips (RFC 9110 §10.1.1, RFC 9114 §4.1)', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const payload = randomBytes(10_000);
     const r = await c.request(req('/echo', { method: 'POST', headers: [['expect', '100-continue']], body: payload }));
     // With the client's 1xx skip (client/h3.ts) disabled this sees 100: the server did send it.
@@ -121,7 +156,12 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('runs 100 concurrent requests on one connection', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const rs = await Promise.all(Array.from({ length: 100 }, (_, i) => c.request(req(`/n/${i}`))));
     const bodies = await Promise.all(rs.map((r) => readAll(r.body)));
     bodies.forEach((b, i) => expect(b.toString()).toBe(`hello /n/${i}`));
@@ -130,8 +170,16 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('queues requests beyond the peer stream limit until credit returns', async () => {
-    const tight = await startTestH3Server({ quic: { maxStreamsBidi: 10 }, handler: (r) => ({ status: 200, body: r.path }) });
-    const c = await connectH3({ host: '127.0.0.1', port: tight.address.port, servername: 'localhost', ca: certs.caPath });
+    const tight = await startTestH3Server({
+      quic: { maxStreamsBidi: 10 },
+      handler: (r) => ({ status: 200, body: r.path }),
+    });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: tight.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     expect(c.capacity).toBe(10);
     const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => c.request(req(`/q/${i}`))));
     const bodies = await Promise.all(rs.map((r) => readAll(r.body)));
@@ -151,7 +199,12 @@ describe('HTTP/3 transport against our server', () => {
         return { status: 200, headers: [['x-sha256', sha(body)]], body: r.path };
       },
     });
-    const c = await connectH3({ host: '127.0.0.1', port: tight.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: tight.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const payloads = Array.from({ length: 12 }, () => randomBytes(200_000));
     const rs = await Promise.all(payloads.map((p, i) => c.request(req(`/up/${i}`, { method: 'POST', body: p }))));
     for (const [i, r] of rs.entries()) {
@@ -186,7 +239,10 @@ describe('HTTP/3 transport against our server', () => {
         status: 200,
         body: new Readable({
           read() {
-            if (made >= total) { this.push(null); return; }
+            if (made >= total) {
+              this.push(null);
+              return;
+            }
             made += 65536;
             this.push(Buffer.alloc(65536, 0x63));
           },
@@ -207,7 +263,10 @@ describe('HTTP/3 transport against our server', () => {
   it('a request body that fails after its whole answer: the stream is cancelled, its credit comes back (two streams, four requests)', async () => {
     // Two request streams at a time: a stream we never end or reset keeps its credit (RFC 9000 §4.6), and the
     // fourth request could not open one.
-    const srv = await startTestH3Server({ quic: { maxStreamsBidi: 2 }, handler: () => ({ status: 200, body: 'early\n' }) });
+    const srv = await startTestH3Server({
+      quic: { maxStreamsBidi: 2 },
+      handler: () => ({ status: 200, body: 'early\n' }),
+    });
     const c = await connectH3({ host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath });
     try {
       for (let i = 0; i < 3; i++) {
@@ -220,7 +279,9 @@ describe('HTTP/3 transport against our server', () => {
           await new Promise((r) => setTimeout(r, 30));
           throw new Error('source broke');
         }
-        const r = await c.request(req(`/f/${i}`, { method: 'POST', headers: [['content-length', '4096']], body: failing() }));
+        const r = await c.request(
+          req(`/f/${i}`, { method: 'POST', headers: [['content-length', '4096']], body: failing() }),
+        );
         expect((await readAll(r.body)).toString()).toBe('early\n');
       }
       // Each stream counts while its body may still leave, then its cancel frees it.
@@ -235,7 +296,10 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('keeps an idle connection alive past the peer idle timeout with keep-alive packets', async () => {
-    const srv = await startTestH3Server({ quic: { idleTimeoutMs: 600 }, handler: () => ({ status: 200, body: 'alive' }) });
+    const srv = await startTestH3Server({
+      quic: { idleTimeoutMs: 600 },
+      handler: () => ({ status: 200, body: 'alive' }),
+    });
     const base = { host: '127.0.0.1', port: srv.address.port, servername: 'localhost', ca: certs.caPath };
     const kept = await connectH3({ ...base, keepAliveMs: 150 });
     const idle = await connectH3({ ...base, keepAliveMs: 0 });
@@ -248,7 +312,12 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('aborts a request with H3_REQUEST_CANCELLED and keeps the connection', async () => {
-    const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+    });
     const ac = new AbortController();
     const p = c.request(req('/slow', { signal: ac.signal }));
     setTimeout(() => ac.abort(), 50);
@@ -280,7 +349,12 @@ describe('HTTP/3 transport against our server', () => {
       },
     });
     try {
-      const c = await connectH3({ host: '127.0.0.1', port: own.address.port, servername: 'localhost', ca: certs.caPath });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: own.address.port,
+        servername: 'localhost',
+        ca: certs.caPath,
+      });
       for (const path of ['/watch', '/late']) {
         const ac = new AbortController();
         // A body that never ends: the cancel resets the client's sending side, which the server reads.
@@ -289,11 +363,18 @@ describe('HTTP/3 transport against our server', () => {
         let arrivedNow!: () => void;
         const here = new Promise<void>((r) => (arrivedNow = r));
         arrived = arrivedNow;
-        const p = c.request({ ...req(path), method: 'POST', body, authority: `localhost:${own.address.port}`, signal: ac.signal });
+        const p = c.request({
+          ...req(path),
+          method: 'POST',
+          body,
+          authority: `localhost:${own.address.port}`,
+          signal: ac.signal,
+        });
         await here;
         ac.abort();
         expect(((await p.catch((e: unknown) => e)) as OriginlinkError).code).toBe(ErrorCode.ABORTED);
-        for (let i = 0; i < 100 && seen.length < (path === '/watch' ? 1 : 2); i++) await new Promise((r) => setTimeout(r, 10));
+        for (let i = 0; i < 100 && seen.length < (path === '/watch' ? 1 : 2); i++)
+          await new Promise((r) => setTimeout(r, 10));
       }
       expect(seen).toHaveLength(2);
       for (const s of seen) expect((s.reason as OriginlinkError).code).toBe('OL_STREAM_RESET');
@@ -322,7 +403,13 @@ describe('HTTP/3 transport against our server', () => {
 
   it('resumes with a stored session and sends 0-RTT for allowed requests', async () => {
     const store = new MemorySessionStore();
-    const opts = { host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath, sessionStore: store };
+    const opts = {
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionStore: store,
+    };
     const c1 = await connectH3(opts);
     await readAll((await c1.request(req('/first'))).body);
     c1.destroy();
@@ -339,13 +426,21 @@ describe('HTTP/3 transport against our server', () => {
   it('resends refused 0-RTT requests after the handshake when the server cannot resume; unreplayable bodies fail as EARLY_DATA_REJECTED', async () => {
     const store = new MemorySessionStore();
     const other = await startTestH3Server({ handler: () => ({ status: 200, body: 'other' }) });
-    const opts = { host: '127.0.0.1', servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'shared' };
+    const opts = {
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionStore: store,
+      sessionKey: 'shared',
+    };
     const c1 = await connectH3({ ...opts, port: server.address.port });
     await readAll((await c1.request(req('/first'))).body);
     c1.destroy();
     // The ticket came from another server (another ticket key): resumption and early data fail.
     const c2 = await connectH3({ ...opts, port: other.address.port });
-    const streamed = c2.request(req('/echo', { method: 'POST', allowEarlyData: true, body: Readable.from([Buffer.from('once')]) })).catch((e: unknown) => e);
+    const streamed = c2
+      .request(req('/echo', { method: 'POST', allowEarlyData: true, body: Readable.from([Buffer.from('once')]) }))
+      .catch((e: unknown) => e);
     const r = (await c2.request(req('/early', { allowEarlyData: true }))) as H3Response;
     expect((await readAll(r.body)).toString()).toBe('other');
     expect(r.earlyData).toBe(false);
@@ -361,10 +456,20 @@ describe('HTTP/3 transport against our server', () => {
   });
 
   it('fails clearly on an untrusted certificate', async () => {
-    const err = (await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.certPath }).catch((e: unknown) => e)) as OriginlinkError;
+    const err = (await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.certPath,
+    }).catch((e: unknown) => e)) as OriginlinkError;
     expect(err).toBeInstanceOf(OriginlinkError);
     expect(err.code).toBe(ErrorCode.CERT_INVALID);
-    const err2 = (await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'wrong.invalid', ca: certs.caPath }).catch((e: unknown) => e)) as OriginlinkError;
+    const err2 = (await connectH3({
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'wrong.invalid',
+      ca: certs.caPath,
+    }).catch((e: unknown) => e)) as OriginlinkError;
     expect(err2.code).toBe(ErrorCode.CERT_INVALID);
   });
 });

@@ -32,12 +32,16 @@ describe('the headers timer starts when the request is fully sent', () => {
   let h2: http2.Http2Server;
   let h3: H3Server;
   beforeAll(async () => {
-    h1 = http.createServer((req, res) => { void readBody(req).then((b) => res.end(`got ${b.length}`)); });
-    h2 = http2.createServer((req, res) => { void readBody(req).then((b) => res.end(`got ${b.length}`)); });
+    h1 = http.createServer((req, res) => {
+      void readBody(req).then((b) => res.end(`got ${b.length}`));
+    });
+    h2 = http2.createServer((req, res) => {
+      void readBody(req).then((b) => res.end(`got ${b.length}`));
+    });
     await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
     await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
     h3 = await startTestH3Server({
-    async handler(r) {
+      async handler(r) {
         const b = await readBody(r.body as AsyncIterable<Buffer>);
         return { status: 200, body: `got ${b.length}` };
       },
@@ -57,7 +61,12 @@ describe('the headers timer starts when the request is fully sent', () => {
   ];
   for (const [name, url, protocol] of cases) {
     it(`${name}: an 800 ms streamed upload with headersTimeoutMs 300 succeeds`, async () => {
-      const agent = new Agent({ protocol, tls: { ca: certs.ca }, pool: { headersTimeoutMs: 300, bodyTimeoutMs: 2000 }, maxRetries: 0 });
+      const agent = new Agent({
+        protocol,
+        tls: { ca: certs.ca },
+        pool: { headersTimeoutMs: 300, bodyTimeoutMs: 2000 },
+        maxRetries: 0,
+      });
       try {
         const res = await agent.request({ url: url(), method: 'POST', body: slowBody(8, 100) });
         expect(res.status).toBe(200);
@@ -70,12 +79,20 @@ describe('the headers timer starts when the request is fully sent', () => {
   }
 
   it('h1: the headers timer still fires after the request is sent', async () => {
-    const silent = http.createServer(() => { /* never answers */ });
+    const silent = http.createServer(() => {
+      /* never answers */
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const agent = new Agent({ protocol: 'h1', pool: { headersTimeoutMs: 300 }, maxRetries: 0 });
     try {
       const t0 = Date.now();
-      const err = await agent.request({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, method: 'POST', body: slowBody(3, 100) }).catch((e: unknown) => e);
+      const err = await agent
+        .request({
+          url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`,
+          method: 'POST',
+          body: slowBody(3, 100),
+        })
+        .catch((e: unknown) => e);
       expect((err as OriginlinkError).code).toBe(ErrorCode.HEADERS_TIMEOUT);
       expect((err as OriginlinkError).facts).toMatchObject({ requestSent: true, responseStarted: false });
       expect(Date.now() - t0).toBeGreaterThanOrEqual(550); // ~300 ms of upload + 300 ms of waiting

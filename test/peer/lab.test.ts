@@ -19,7 +19,9 @@ afterEach(async () => {
 });
 
 function namespaces(): string[] {
-  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '');
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] ?? '');
 }
 
 /** A zombie counts as gone: its parent exited and init reaps it later. */
@@ -34,10 +36,25 @@ function alive(pid: number): boolean {
 
 /** Sends `count` datagrams client -> server one way; returns the emulator's drop count and what arrived. */
 async function blast(l: Lab, count: number) {
-  const sink = await l.startProbe('server', { mode: 'udp-sink', host: l.server.addr, port: 9000, expect: count, idleMs: 400 });
+  const sink = await l.startProbe('server', {
+    mode: 'udp-sink',
+    host: l.server.addr,
+    port: 9000,
+    expect: count,
+    idleMs: 400,
+  });
   const before = await l.counters();
   const rcvbuf0 = (await l.nstat('server'))['UdpRcvbufErrors'] ?? 0;
-  const sent = await l.probe('client', { mode: 'udp-blast', host: l.server.addr, port: 9000, count, burst: 20, intervalMs: 2, size: 100, waitMs: 0 });
+  const sent = await l.probe('client', {
+    mode: 'udp-blast',
+    host: l.server.addr,
+    port: 9000,
+    count,
+    burst: 20,
+    intervalMs: 2,
+    size: 100,
+    waitMs: 0,
+  });
   // The sink exits once all datagrams arrived or 400 ms after the last one.
   await Promise.race([sink.exited, new Promise((r) => setTimeout(r, 5_000))]);
   const result = await sink.stop();
@@ -69,7 +86,11 @@ describe('bench/lab link emulator', () => {
     expect(within(sc.udpRttMs, 50, 10), `UDP echo median ${sc.udpRttMs}`).toBe(true);
     expect(sc.lost).toBe(0);
 
-    const server = l.spawn('server', [process.execPath, PROBE, JSON.stringify({ mode: 'tcp-server', host: l.server.addr, port: 5001 })]);
+    const server = l.spawn('server', [
+      process.execPath,
+      PROBE,
+      JSON.stringify({ mode: 'tcp-server', host: l.server.addr, port: 5001 }),
+    ]);
     await l.waitForPort('server', 5001);
     const tcp = await l.probe('client', { mode: 'tcp-connect', host: l.server.addr, port: 5001, count: 20 });
     expect(within(tcp.connectMs.median, 50, 10), JSON.stringify(tcp)).toBe(true);
@@ -152,9 +173,13 @@ describe('bench/lab link emulator', () => {
         if (${JSON.stringify(how)} === 'throw') setTimeout(() => { throw new Error('boom'); }, 1_000);
         else setTimeout(() => {}, 20_000);
       `;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+      });
       const exited = new Promise((r) => child.once('exit', r));
       try {
         for (let i = 0; i < 100 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
@@ -167,7 +192,8 @@ describe('bench/lab link emulator', () => {
         for (const ns of info.ns) expect(namespaces()).not.toContain(ns);
       } finally {
         // On failure, SIGTERM still runs the child's own cleanup.
-        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined)
+          process.kill(child.pid, 'SIGTERM');
       }
     });
   }

@@ -181,7 +181,12 @@ afterAll(async () => {
   await server?.close(50);
 });
 
-const base = (port: number): H3ConnectOptions => ({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath });
+const base = (port: number): H3ConnectOptions => ({
+  host: '127.0.0.1',
+  port,
+  servername: 'localhost',
+  ca: certs.caPath,
+});
 
 describe('QUIC connection migration', () => {
   it('migrates on demand in the middle of a 10 MiB download: every byte arrives, both ends see the path change', async () => {
@@ -224,7 +229,12 @@ describe('QUIC connection migration', () => {
     const port = await relay.start();
     try {
       // Lab-sized datagrams (1350 bytes): the window is spread over many packets, as on a real link.
-      const c = await connectH3({ ...base(port), migrateAfterProbeTimeouts: 0, bodyTimeoutMs: 5_000, quic: { maxUdpPayload: 1350 } });
+      const c = await connectH3({
+        ...base(port),
+        migrateAfterProbeTimeouts: 0,
+        bodyTimeoutMs: 5_000,
+        quic: { maxUdpPayload: 1350 },
+      });
       const ports = [c.facts.localPort];
       const r = await c.request(req('/big'));
       // The new path is slower towards the server: its first packet lands later, more leaves on the old one meanwhile.
@@ -300,7 +310,10 @@ describe('QUIC connection migration', () => {
       }).catch((e: Error) => {
         // A stall says where it stopped: the client's view of its paths and the server's path events (seen beside a
         // CPU burner on the fallback engine, about 1 run in 12, with or without this stop's path changes).
-        throw new Error(`${e.message}; after ${got} bytes; client ${JSON.stringify(c.quicStats())}; server path events ${JSON.stringify(server.pathEvents())}; relay client ports ${relay.clientPorts.size}`, { cause: e });
+        throw new Error(
+          `${e.message}; after ${got} bytes; client ${JSON.stringify(c.quicStats())}; server path events ${JSON.stringify(server.pathEvents())}; relay client ports ${relay.clientPorts.size}`,
+          { cause: e },
+        );
       });
       expect(sha(body)).toBe(sha(big));
       const st = c.quicStats();
@@ -317,7 +330,9 @@ describe('QUIC connection migration', () => {
   // the client's flow-control limit, every run on quiche 0.30 and 2-3 of 15 on 0.18. The path guard now sends the
   // challenge for the path left behind to the client's new address (src/quic/path-guard.ts #leftBehind): its ACK
   // declares the stranded packets lost. Without that, this case fails 2 of 3 runs even with two retries each.
-  it('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', { timeout: 40_000 }, async () => {
+  it('migrates by itself after consecutive probe timeouts when the current path goes dead (our server)', {
+    timeout: 40_000,
+  }, async () => {
     const relay = new Relay(server.address.port);
     try {
       // A stalled try shows within 6 s (the migration's own gap is a few probe timeouts, under 3 s here).
@@ -327,7 +342,7 @@ describe('QUIC connection migration', () => {
     }
   });
 
-  it('migrates by itself after consecutive probe timeouts when the current path goes dead (ngtcp2\'s server)', async () => {
+  it("migrates by itself after consecutive probe timeouts when the current path goes dead (ngtcp2's server)", async () => {
     const root = mkdtempSync(join(tmpdir(), 'ol-migrate-ngtcp2-'));
     writeFileSync(join(root, 'big'), big);
     const peerPort = await freeTcpUdpPort();

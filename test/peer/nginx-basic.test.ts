@@ -7,8 +7,14 @@ describe('nginx over TLS: one connection serves every sequential request', () =>
   let nginx: Nginx;
   let ticketsOnly: Nginx;
   const certs = makeCerts();
-  beforeAll(async () => { nginx = await Nginx.start(); ticketsOnly = await Nginx.start({ tlsDefaults: true }); });
-  afterAll(async () => { await nginx?.close(); await ticketsOnly?.close(); });
+  beforeAll(async () => {
+    nginx = await Nginx.start();
+    ticketsOnly = await Nginx.start({ tlsDefaults: true });
+  });
+  afterAll(async () => {
+    await nginx?.close();
+    await ticketsOnly?.close();
+  });
 
   for (const protocol of ['h1', 'h2'] as const) {
     it(`${protocol}: 10,000 sequential requests open exactly one connection`, async () => {

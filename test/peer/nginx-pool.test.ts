@@ -20,9 +20,14 @@ describe('pool limits and lifecycle against nginx', () => {
   let nginx: Nginx;
   beforeAll(async () => {
     // /delay answers after 20 ms, so 64 concurrent requests really overlap.
-    nginx = await Nginx.start({ httpExtra: 'limit_rate_after 0;', serverExtra: 'location = /delay { echo_sleep 0; return 200 "d\\n"; }'.replace('echo_sleep 0; ', '') });
+    nginx = await Nginx.start({
+      httpExtra: 'limit_rate_after 0;',
+      serverExtra: 'location = /delay { echo_sleep 0; return 200 "d\\n"; }'.replace('echo_sleep 0; ', ''),
+    });
   });
-  afterAll(async () => { await nginx?.close(); });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
   it('h2: an origin that answers uploads early and resets their rest with NO_ERROR (RFC 9113 §8.1) — 400 POSTs in about a second, all answered 405', async () => {
     // nginx refuses a POST to a static file before the body is in, then RST_STREAM(NO_ERROR). Counted as a rapid
@@ -37,11 +42,13 @@ describe('pool limits and lifecycle against nginx', () => {
       const url = `https://127.0.0.1:${nginx.port}/small.txt?early`;
       const body = Buffer.alloc(96 * 1024, 0x75); // past nginx's 64 KiB stream window: the answer comes before the body is in
       for (let round = 0; round < 4; round++) {
-        const statuses = await Promise.all(Array.from({ length: 100 }, async () => {
-          const res = await agent.request({ url, method: 'POST', body });
-          await res.bytes();
-          return res.status;
-        }));
+        const statuses = await Promise.all(
+          Array.from({ length: 100 }, async () => {
+            const res = await agent.request({ url, method: 'POST', body });
+            await res.bytes();
+            return res.status;
+          }),
+        );
         expect(statuses.filter((s) => s !== 405)).toEqual([]);
       }
       expect(Object.keys(agent.stats()[0]?.errors ?? {}).filter((code) => code !== 'OL_GOAWAY')).toEqual([]);
@@ -50,20 +57,24 @@ describe('pool limits and lifecycle against nginx', () => {
     }
   });
 
-  it('h2: the same with streamed bodies — those nginx\'s GOAWAY refused go again from the retry buffer (retryBufferBytes)', async () => {
+  it("h2: the same with streamed bodies — those nginx's GOAWAY refused go again from the retry buffer (retryBufferBytes)", async () => {
     const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, maxRetries: 8 });
     try {
       const url = `https://127.0.0.1:${nginx.port}/small.txt?early-streamed`;
       const piece = Buffer.alloc(16 * 1024, 0x75);
-      async function* body(): AsyncGenerator<Uint8Array> { for (let i = 0; i < 6; i++) yield piece; } // 96 KiB, length unknown
+      async function* body(): AsyncGenerator<Uint8Array> {
+        for (let i = 0; i < 6; i++) yield piece;
+      } // 96 KiB, length unknown
       let again = 0;
       for (let round = 0; round < 4; round++) {
-        const statuses = await Promise.all(Array.from({ length: 100 }, async () => {
-          const res = await agent.request({ url, method: 'POST', body: body() });
-          await res.bytes();
-          if (res.attempts > 1) again++;
-          return res.status;
-        }));
+        const statuses = await Promise.all(
+          Array.from({ length: 100 }, async () => {
+            const res = await agent.request({ url, method: 'POST', body: body() });
+            await res.bytes();
+            if (res.attempts > 1) again++;
+            return res.status;
+          }),
+        );
         expect(statuses.filter((s) => s !== 405)).toEqual([]);
       }
       expect(Object.keys(agent.stats()[0]?.errors ?? {}).filter((code) => code !== 'OL_GOAWAY')).toEqual([]);
@@ -73,7 +84,7 @@ describe('pool limits and lifecycle against nginx', () => {
     }
   });
 
-  it('h2: after an early answer nginx leaves the upload\'s window shut; the stream is reset, not left holding one of its 2 stream slots', async () => {
+  it("h2: after an early answer nginx leaves the upload's window shut; the stream is reset, not left holding one of its 2 stream slots", async () => {
     // nginx answers 405 at the head and, for a body that has not all arrived, neither reads it nor resets the stream.
     // Our queued DATA then waits for a window that never opens: the stream stayed open on our side, unseen by the pool,
     // and with http2_max_concurrent_streams 2 the third upload failed 'no stream available on this connection'.
@@ -86,15 +97,19 @@ describe('pool limits and lifecycle against nginx', () => {
       await (await agent.request({ url })).bytes(); // nginx's SETTINGS known: the pool keeps to 2 streams
       const statuses: Array<number | string> = [];
       for (let round = 0; round < 4; round++) {
-        await Promise.all(Array.from({ length: 8 }, async () => {
-          async function* body(): AsyncGenerator<Uint8Array> { for (let k = 0; k < 4; k++) yield piece; } // 256 KiB, past nginx's 64 KiB window
-          const res = await agent.request({ url, method: 'POST', body: body() }).catch((e: OriginlinkError) => e);
-          if (res instanceof OriginlinkError) statuses.push(res.code);
-          else {
-            await res.bytes();
-            statuses.push(res.status);
-          }
-        }));
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            async function* body(): AsyncGenerator<Uint8Array> {
+              for (let k = 0; k < 4; k++) yield piece;
+            } // 256 KiB, past nginx's 64 KiB window
+            const res = await agent.request({ url, method: 'POST', body: body() }).catch((e: OriginlinkError) => e);
+            if (res instanceof OriginlinkError) statuses.push(res.code);
+            else {
+              await res.bytes();
+              statuses.push(res.status);
+            }
+          }),
+        );
       }
       expect(statuses).toEqual(Array(32).fill(405)); // was: 'no stream available on this connection' (OL_SOCKET_CLOSED)
     } finally {
@@ -107,13 +122,17 @@ describe('pool limits and lifecycle against nginx', () => {
     const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 8 } });
     const url = `https://127.0.0.1:${nginx.port}/small.txt?c64`;
     let maxSeen = 0;
-    const sampler = setInterval(() => { maxSeen = Math.max(maxSeen, establishedTo(nginx.port)); }, 5);
+    const sampler = setInterval(() => {
+      maxSeen = Math.max(maxSeen, establishedTo(nginx.port));
+    }, 5);
     const rounds = 20;
     for (let r = 0; r < rounds; r++) {
-      const results = await Promise.all(Array.from({ length: 64 }, async () => {
-        const res = await agent.request({ url });
-        return (await res.bytes()).length;
-      }));
+      const results = await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          const res = await agent.request({ url });
+          return (await res.bytes()).length;
+        }),
+      );
       expect(results.every((n) => n === 1024)).toBe(true);
     }
     clearInterval(sampler);
@@ -130,8 +149,12 @@ describe('pool limits and lifecycle against nginx', () => {
   it('a full pending queue is a typed error, not unbounded memory', async () => {
     const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { maxConnections: 1, maxPending: 4 } });
     const url = `https://127.0.0.1:${nginx.port}/small.txt`;
-    const settled = await Promise.allSettled(Array.from({ length: 10 }, async () => (await agent.request({ url })).dump()));
-    const rejected = settled.filter((s) => s.status === 'rejected').map((s) => (s as PromiseRejectedResult).reason as OriginlinkError);
+    const settled = await Promise.allSettled(
+      Array.from({ length: 10 }, async () => (await agent.request({ url })).dump()),
+    );
+    const rejected = settled
+      .filter((s) => s.status === 'rejected')
+      .map((s) => (s as PromiseRejectedResult).reason as OriginlinkError);
     // No connection exists yet: the dial under way takes one, 4 more fit the queue, the other 5 are refused at once.
     expect(settled.filter((s) => s.status === 'fulfilled').length).toBe(5);
     expect(rejected.length).toBe(5);
@@ -140,7 +163,11 @@ describe('pool limits and lifecycle against nginx', () => {
   });
 
   it('minWarm pre-connects, maxRequestsPerConnection recycles, close() drains', async () => {
-    const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { minWarm: 2, maxRequestsPerConnection: 10 } });
+    const agent = new Agent({
+      protocol: 'h1',
+      tls: { ca: certs.ca },
+      pool: { minWarm: 2, maxRequestsPerConnection: 10 },
+    });
     const url = `https://127.0.0.1:${nginx.port}/small.txt?warm`;
     await agent.warm(url, 2, 'h1');
     expect(agent.stats()[0]?.open).toBe(2);
@@ -167,7 +194,13 @@ describe('h1 pool under a cold burst then steady load', () => {
     server = createServer({ key: certs.key, cert: certs.cert }, (_req, res) => {
       setTimeout(() => res.end('ok\n'), LATENCY_MS);
     });
-    server.on('secureConnection', (s) => { opened++; open++; s.once('close', () => { open--; }); });
+    server.on('secureConnection', (s) => {
+      opened++;
+      open++;
+      s.once('close', () => {
+        open--;
+      });
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
   });
@@ -183,9 +216,15 @@ describe('h1 pool under a cold burst then steady load', () => {
 
   it('a burst of 40 dials about what its concurrency needs, and the surplus retires under steady load', async () => {
     // Surplus idle h1 connections retire after idleTimeoutMs / 8 = 1 s.
-    const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { idleTimeoutMs: 8_000, maxConnections: 64 } });
+    const agent = new Agent({
+      protocol: 'h1',
+      tls: { ca: certs.ca },
+      pool: { idleTimeoutMs: 8_000, maxConnections: 64 },
+    });
     const url = `https://127.0.0.1:${port}/`;
-    const one = async (): Promise<void> => { await (await agent.request({ url })).dump(); };
+    const one = async (): Promise<void> => {
+      await (await agent.request({ url })).dump();
+    };
     try {
       const t0 = performance.now();
       await Promise.all(Array.from({ length: 40 }, one));
@@ -209,7 +248,9 @@ describe('h1 pool under a cold burst then steady load', () => {
       // Without surplus retirement all burst connections would stay for the 8 s idle timeout.
       expect(openAtEnd).toBeLessThanOrEqual(12);
       expect(opened - afterBurst).toBeLessThanOrEqual(4);
-      console.log(`burst: ${afterBurst} opened in ${burstMs.toFixed(0)} ms; steady: ${opened - afterBurst} more opened, ${openAtEnd} open at end`);
+      console.log(
+        `burst: ${afterBurst} opened in ${burstMs.toFixed(0)} ms; steady: ${opened - afterBurst} more opened, ${openAtEnd} open at end`,
+      );
     } finally {
       await agent.close();
     }

@@ -49,14 +49,30 @@ describe('one resolver', () => {
     expect(r.http.ok).toBe(true);
     expect(r.reconnect.ok).toBe(true);
     expect(r.quic, JSON.stringify(r.quic.error)).toMatchObject({ attempted: true, ok: true });
-    expect(r.earlyData, JSON.stringify(r.earlyData.error)).toMatchObject({ attempted: true, ok: true, resumed: true, accepted: true });
+    expect(r.earlyData, JSON.stringify(r.earlyData.error)).toMatchObject({
+      attempted: true,
+      ok: true,
+      resumed: true,
+      accepted: true,
+    });
     expect(await dns.settledQueries('a.test', 2)).toBeGreaterThan(0);
   });
 
   it('`originlink probe --dns-server`: the same from the command line', async () => {
-    const out = await runCli(dir, ['probe', `https://a.test:${caddy.port}/`, '--json', '--cacert', certs.caPath, '--dns-server', dns.server]);
+    const out = await runCli(dir, [
+      'probe',
+      `https://a.test:${caddy.port}/`,
+      '--json',
+      '--cacert',
+      certs.caPath,
+      '--dns-server',
+      dns.server,
+    ]);
     expect(out.code, out.stderr).toBe(0);
-    const j = JSON.parse(out.stdout) as { earlyData: { ok: boolean; accepted: boolean; error?: unknown }; quic: { ok: boolean } };
+    const j = JSON.parse(out.stdout) as {
+      earlyData: { ok: boolean; accepted: boolean; error?: unknown };
+      quic: { ok: boolean };
+    };
     expect(j.quic.ok).toBe(true);
     expect(j.earlyData, JSON.stringify(j.earlyData.error)).toMatchObject({ ok: true, accepted: true });
   }, 30_000);
@@ -66,12 +82,21 @@ describe('one resolver', () => {
     const c = await connectH3({ host: 'a.test', port: caddy.port, resolver, ca: certs.caPath });
     try {
       expect(c.facts.remoteAddress).toBe('127.0.0.1');
-      const res = await c.request({ method: 'GET', path: '/', authority: `a.test:${caddy.port}`, scheme: 'https', headers: [], body: null });
+      const res = await c.request({
+        method: 'GET',
+        path: '/',
+        authority: `a.test:${caddy.port}`,
+        scheme: 'https',
+        headers: [],
+        body: null,
+      });
       expect(res.status).toBe(200);
       await res.body.resume();
     } finally {
       c.destroy();
     }
-    await expect(connectH3({ host: 'a.test', port: caddy.port, ca: certs.caPath, connectTimeoutMs: 2000 })).rejects.toMatchObject({ code: 'OL_DNS_FAILED' });
+    await expect(
+      connectH3({ host: 'a.test', port: caddy.port, ca: certs.caPath, connectTimeoutMs: 2000 }),
+    ).rejects.toMatchObject({ code: 'OL_DNS_FAILED' });
   });
 });

@@ -23,13 +23,24 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ol-pack-'));
   // dist/ as built for the suite; packing without `prepare` keeps tsc from rewriting dist/ under other tests' children.
   buildIfStale();
-  execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, stdio: 'pipe', timeout: 120_000 });
+  execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], {
+    cwd: ROOT,
+    stdio: 'pipe',
+    timeout: 120_000,
+  });
   const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'));
   if (!tgz) throw new Error('npm pack produced no tarball');
   app = join(dir, 'app');
   execFileSync('mkdir', ['-p', app]);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', join(dir, tgz)], { cwd: app, stdio: 'pipe', timeout: 240_000 });
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }),
+  );
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', join(dir, tgz)], {
+    cwd: app,
+    stdio: 'pipe',
+    timeout: 240_000,
+  });
   server = http.createServer((_req, res) => res.end('hello from a local origin'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 }, 300_000);
@@ -41,20 +52,38 @@ afterAll(() => {
 
 describe('npm pack → npm install of the tarball in an empty project', () => {
   it('builds and loads the native addons, our QUIC engine included (originlink info --json from the installed package)', () => {
-    const out = execFileSync(join(app, 'node_modules', '.bin', 'originlink'), ['info', '--json'], { cwd: app, encoding: 'utf8' });
-    const info = JSON.parse(out) as { addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } }; quic: { loaded: boolean; quiche: string; binding: string; path: string | null; fallbackReason: string | null }; kernelFeatures: { transparentHugePages: string | null } };
+    const out = execFileSync(join(app, 'node_modules', '.bin', 'originlink'), ['info', '--json'], {
+      cwd: app,
+      encoding: 'utf8',
+    });
+    const info = JSON.parse(out) as {
+      addons: { tfo: { loaded: boolean; path: string }; udp: { loaded: boolean; path: string } };
+      quic: { loaded: boolean; quiche: string; binding: string; path: string | null; fallbackReason: string | null };
+      kernelFeatures: { transparentHugePages: string | null };
+    };
     expect(info.addons.tfo).toMatchObject({ loaded: true });
     expect(info.addons.udp).toMatchObject({ loaded: true });
     expect(info.addons.tfo.path.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
     // Our engine (native/quic, quiche 0.30.0), built by the installed package's own install script — not the
     // prebuilt fallback (quiche 0.18), which it would name with the reason in fallbackReason.
-    expect(info.quic).toMatchObject({ loaded: true, binding: 'originlink-quic', quiche: '0.30.0', fallbackReason: null });
+    expect(info.quic).toMatchObject({
+      loaded: true,
+      binding: 'originlink-quic',
+      quiche: '0.30.0',
+      fallbackReason: null,
+    });
     expect(info.quic.path?.startsWith(join(app, 'node_modules', 'originlink'))).toBe(true);
     // The command npm linked is the shell launcher (bin/originlink), and it ran the installed script; info reads the
     // kernel's huge-page mode that `serve` relies on.
-    expect(realpathSync(join(app, 'node_modules', '.bin', 'originlink'))).toBe(join(realpathSync(app), 'node_modules', 'originlink', 'bin', 'originlink'));
+    expect(realpathSync(join(app, 'node_modules', '.bin', 'originlink'))).toBe(
+      join(realpathSync(app), 'node_modules', 'originlink', 'bin', 'originlink'),
+    );
     let thp: string | null = null;
-    try { thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null; } catch { /* none */ }
+    try {
+      thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null;
+    } catch {
+      /* none */
+    }
     expect(info.kernelFeatures.transparentHugePages).toBe(thp);
   });
 
@@ -67,8 +96,19 @@ describe('npm pack → npm install of the tarball in an empty project', () => {
       const r = await a.request({ url: 'http://127.0.0.1:${port}/' });
       console.log(r.status, await r.text());
       await a.close();`;
-    expect((await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' })).stdout.trim()).toBe('200 hello from a local origin');
-    const cli = JSON.parse((await run(join(app, 'node_modules', '.bin', 'originlink'), ['fetch', `http://127.0.0.1:${port}/`, '--json'], { cwd: app, encoding: 'utf8' })).stdout) as { status: number; bytes: number };
+    expect(
+      (
+        await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' })
+      ).stdout.trim(),
+    ).toBe('200 hello from a local origin');
+    const cli = JSON.parse(
+      (
+        await run(join(app, 'node_modules', '.bin', 'originlink'), ['fetch', `http://127.0.0.1:${port}/`, '--json'], {
+          cwd: app,
+          encoding: 'utf8',
+        })
+      ).stdout,
+    ) as { status: number; bytes: number };
     expect(cli).toMatchObject({ status: 200, bytes: 25 });
   });
 });

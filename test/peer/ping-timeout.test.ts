@@ -13,17 +13,30 @@ const certs = makeCerts();
 describe('an unanswered PING is OL_PING_TIMEOUT on every protocol', () => {
   it('h3: PING through a path that went silent', async () => {
     const server = await startTestH3Server({
-    handler: async () => ({ status: 200, body: 'ok' }) });
+      handler: async () => ({ status: 200, body: 'ok' }),
+    });
     // A UDP relay that can go silent (both ways) without the client's socket noticing.
     let silent = false;
     const front = dgram.createSocket('udp4');
     const back = dgram.createSocket('udp4');
     let client: { address: string; port: number } | null = null;
-    front.on('message', (m, r) => { client = { address: r.address, port: r.port }; if (!silent) back.send(m, server.address.port, '127.0.0.1'); });
-    back.on('message', (m) => { if (!silent && client) front.send(m, client.port, client.address); });
+    front.on('message', (m, r) => {
+      client = { address: r.address, port: r.port };
+      if (!silent) back.send(m, server.address.port, '127.0.0.1');
+    });
+    back.on('message', (m) => {
+      if (!silent && client) front.send(m, client.port, client.address);
+    });
     await new Promise<void>((r) => front.bind(0, '127.0.0.1', r));
     await new Promise<void>((r) => back.bind(0, '127.0.0.1', r));
-    const c = await connectH3({ host: '127.0.0.1', port: front.address().port, servername: 'localhost', ca: certs.caPath, migrateAfterProbeTimeouts: 0, keepAliveMs: 0 });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port: front.address().port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      migrateAfterProbeTimeouts: 0,
+      keepAliveMs: 0,
+    });
     try {
       expect(await c.ping(2000)).toBeGreaterThanOrEqual(0);
       silent = true;

@@ -23,13 +23,35 @@ describe('pool lifecycle against nginx', () => {
   beforeAll(async () => {
     nginx = await Nginx.start({ keepaliveTimeout: '1s' });
   });
-  afterAll(async () => { await nginx?.close(); });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
   for (const protocol of ['h1', 'h2'] as const) {
     it(`fetch --repeat 1000 --concurrency 8 (${protocol}): connectionsOpened ≤ concurrency, reuseRate ≥ 0.99`, async () => {
-      const { stdout } = await run(process.execPath, [CLI, 'fetch', `https://localhost:${nginx.port}/small.txt`, '--protocol', protocol,
-        '--repeat', '1000', '--concurrency', '8', '--cacert', certs.caPath, '--json']);
-      const s = JSON.parse(stdout) as { requests: number; ok: number; connectionsOpened: number; reuseRate: number; protocol: string; latencyMs: { p50: number }; first: { sha256: string; bytes: number } };
+      const { stdout } = await run(process.execPath, [
+        CLI,
+        'fetch',
+        `https://localhost:${nginx.port}/small.txt`,
+        '--protocol',
+        protocol,
+        '--repeat',
+        '1000',
+        '--concurrency',
+        '8',
+        '--cacert',
+        certs.caPath,
+        '--json',
+      ]);
+      const s = JSON.parse(stdout) as {
+        requests: number;
+        ok: number;
+        connectionsOpened: number;
+        reuseRate: number;
+        protocol: string;
+        latencyMs: { p50: number };
+        first: { sha256: string; bytes: number };
+      };
       expect(s.requests).toBe(1000);
       expect(s.ok).toBe(1000);
       expect(s.protocol).toBe(protocol);
@@ -48,21 +70,33 @@ describe('pool lifecycle against nginx', () => {
     const b = await agent.request({ origin, path: '/small.txt?x=1' });
     expect((await b.bytes()).length).toBe(1024);
     expect(b.connectionId).toBe(a.connectionId);
-    await expect(agent.request({ origin: `${origin}/x`, path: '/' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
+    await expect(agent.request({ origin: `${origin}/x`, path: '/' })).rejects.toMatchObject({
+      code: 'OL_INVALID_ARGUMENT',
+    });
     await expect(agent.request({ origin, path: 'small.txt' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
     // nginx writes its log line after the response left: wait for it (bounded).
-    for (let t = 0; t < 100 && !nginx.log().some((l) => l.uri === '/small.txt?x=1'); t++) await new Promise((r) => setTimeout(r, 20));
+    for (let t = 0; t < 100 && !nginx.log().some((l) => l.uri === '/small.txt?x=1'); t++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(nginx.log().some((l) => l.uri === '/small.txt?x=1')).toBe(true);
     await agent.close();
   });
 
   it('publishes connection and request events on diagnostics_channel', async () => {
     const seen: string[] = [];
-    const on = (name: string) => (msg: unknown): void => { seen.push(`${name}:${(msg as { origin: string }).origin.startsWith('https://localhost') ? 'ok' : 'bad'}`); };
-    const subs = [['originlink:connection:open', on('open')], ['originlink:request:end', on('req')], ['originlink:connection:close', on('close')]] as const;
+    const on =
+      (name: string) =>
+      (msg: unknown): void => {
+        seen.push(`${name}:${(msg as { origin: string }).origin.startsWith('https://localhost') ? 'ok' : 'bad'}`);
+      };
+    const subs = [
+      ['originlink:connection:open', on('open')],
+      ['originlink:request:end', on('req')],
+      ['originlink:connection:close', on('close')],
+    ] as const;
     for (const [ch, fn] of subs) diagnostics.subscribe(ch, fn);
     const agent = new Agent({ tls: { ca: certs.ca } });
-    for (let i = 0; i < 3; i++) await (await agent.request({ url: `https://localhost:${nginx.port}/small.txt` })).dump();
+    for (let i = 0; i < 3; i++)
+      await (await agent.request({ url: `https://localhost:${nginx.port}/small.txt` })).dump();
     await agent.close();
     for (const [ch, fn] of subs) diagnostics.unsubscribe(ch, fn);
     expect(seen).toEqual(['open:ok', 'req:ok', 'req:ok', 'req:ok', 'close:ok']);
@@ -84,7 +118,11 @@ describe('pool lifecycle against nginx', () => {
   });
 
   it('maxAgeMs recycles connections (with jitter below the maximum)', async () => {
-    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, pool: { maxAgeMs: 300, maxAgeJitter: 0.5, pingIntervalMs: 100 } });
+    const agent = new Agent({
+      protocol: 'h2',
+      tls: { ca: certs.ca },
+      pool: { maxAgeMs: 300, maxAgeJitter: 0.5, pingIntervalMs: 100 },
+    });
     const url = `https://localhost:${nginx.port}/small.txt`;
     const a = await agent.request({ url });
     await a.dump();
@@ -98,14 +136,25 @@ describe('pool lifecycle against nginx', () => {
 
 describe('PING finds a dead h2 peer before a request does', () => {
   let nginx: Nginx;
-  beforeAll(async () => { nginx = await Nginx.start(); });
-  afterAll(async () => { await nginx?.close(); });
+  beforeAll(async () => {
+    nginx = await Nginx.start();
+  });
+  afterAll(async () => {
+    await nginx?.close();
+  });
 
   it('a frozen origin (SIGSTOP) is detected by PING and the connection dropped', async () => {
-    const agent = new Agent({ protocol: 'h2', tls: { ca: certs.ca }, pool: { pingIntervalMs: 200, pingTimeoutMs: 300 } });
+    const agent = new Agent({
+      protocol: 'h2',
+      tls: { ca: certs.ca },
+      pool: { pingIntervalMs: 200, pingTimeoutMs: 300 },
+    });
     const url = `https://localhost:${nginx.port}/small.txt`;
     await (await agent.request({ url })).dump();
-    const workers = execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    const workers = execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
     expect(workers.length).toBeGreaterThan(0);
     for (const w of workers) process.kill(w, 'SIGSTOP');
     try {

@@ -36,7 +36,9 @@ const listen = async (s: net.Server): Promise<number> => {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ol-probe-'));
-  writeFileSync(join(dir, 'hooks.mjs'), `
+  writeFileSync(
+    join(dir, 'hooks.mjs'),
+    `
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from ${JSON.stringify(TS_LIB)};
@@ -49,10 +51,17 @@ export async function load(url, c, next) {
   const out = ts.transpileModule(readFileSync(fileName, 'utf8'), { fileName, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
   return { format: 'module', source: out.outputText, shortCircuit: true };
 }
-`);
-  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`);
+`,
+  );
+  writeFileSync(
+    join(dir, 'register.mjs'),
+    `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`,
+  );
   plain = http.createServer((_q, s) => s.end('plain\n'));
-  wrong = https.createServer({ cert: readFileSync(certs.wrongCertPath), key: readFileSync(certs.wrongKeyPath) }, (_q, s) => s.end('wrong\n'));
+  wrong = https.createServer(
+    { cert: readFileSync(certs.wrongCertPath), key: readFileSync(certs.wrongKeyPath) },
+    (_q, s) => s.end('wrong\n'),
+  );
   await Promise.all([listen(plain), listen(wrong)]);
   [caddy, nginx] = await Promise.all([
     freeTcpUdpPort().then((port) => startCaddy({ port, certFile: certs.certPath, keyFile: certs.keyPath })),
@@ -61,7 +70,12 @@ export async function load(url, c, next) {
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.all([caddy?.stop(), nginx?.close(), new Promise((r) => plain?.close(r)), new Promise((r) => wrong?.close(r))]);
+  await Promise.all([
+    caddy?.stop(),
+    nginx?.close(),
+    new Promise((r) => plain?.close(r)),
+    new Promise((r) => wrong?.close(r)),
+  ]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -70,9 +84,19 @@ const port = (s: net.Server): number => (s.address() as net.AddressInfo).port;
 describe('probe', () => {
   it('Caddy: ALPN h2, Alt-Svc h3 with ma, QUIC handshake, 0-RTT attempt, RTT; would choose h3', async () => {
     const r = await probeOrigin(`https://localhost:${caddy.port}/`, { ca: certs.ca });
-    expect(r.tcp).toMatchObject({ ok: true, alpnOffered: ['h2', 'http/1.1'], alpn: 'h2', protocol: 'h2', tlsVersion: 'TLSv1.3' });
+    expect(r.tcp).toMatchObject({
+      ok: true,
+      alpnOffered: ['h2', 'http/1.1'],
+      alpn: 'h2',
+      protocol: 'h2',
+      tlsVersion: 'TLSv1.3',
+    });
     expect(r.tcp.certificate?.subjectAltName).toMatch(/DNS:a\.test/);
-    expect(r.http).toMatchObject({ ok: true, status: 200, h3Advertised: { host: '', port: caddy.port, maxAgeS: 2592000 } });
+    expect(r.http).toMatchObject({
+      ok: true,
+      status: 200,
+      h3Advertised: { host: '', port: caddy.port, maxAgeS: 2592000 },
+    });
     expect(r.http.maxConcurrentStreams).toBeGreaterThan(1);
     expect(r.reconnect).toMatchObject({ ok: true, tlsResumed: true });
     expect(r.quic).toMatchObject({ attempted: true, ok: true, port: caddy.port });
@@ -135,12 +159,25 @@ describe('probe', () => {
 
   it('CLI: `originlink probe URL --json` prints one JSON object; --cache feeds an Agent', async () => {
     const cacheFile = join(dir, 'cache.json');
-    const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((res) => {
-      execFile(process.execPath, ['--import', join(dir, 'register.mjs'), join(ROOT, 'src/cli/main.ts'), 'probe', ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-        res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((res) => {
+        execFile(
+          process.execPath,
+          ['--import', join(dir, 'register.mjs'), join(ROOT, 'src/cli/main.ts'), 'probe', ...args],
+          { timeout: 20_000 },
+          (err, stdout, stderr) => {
+            res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+          },
+        );
       });
-    });
-    const ok = await run([`https://localhost:${caddy.port}/`, '--json', '--cacert', certs.caPath, '--cache', cacheFile]);
+    const ok = await run([
+      `https://localhost:${caddy.port}/`,
+      '--json',
+      '--cacert',
+      certs.caPath,
+      '--cache',
+      cacheFile,
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     const j = JSON.parse(ok.stdout);
     expect(j.chosen.protocol).toBe('h3');

@@ -45,7 +45,8 @@ afterAll(async () => {
 });
 
 type Proto = 'h1' | 'h2' | 'h3';
-const url = (p: Proto): string => (p === 'h3' ? `https://127.0.0.1:${caddy.port}/` : `https://127.0.0.1:${nginx.port}/`);
+const url = (p: Proto): string =>
+  p === 'h3' ? `https://127.0.0.1:${caddy.port}/` : `https://127.0.0.1:${nginx.port}/`;
 
 /**
  * One operation, as the body of a loop run RUNS times: `agent` is a fresh Agent for `protocol`; `mark(name)` says a
@@ -87,12 +88,19 @@ const OPS: Record<string, string> = {
     await stores.close(); mark('stores');`,
 };
 
-interface Run { code: number | null; marks: Map<string, number>; afterDoneMs: number; err: string }
+interface Run {
+  code: number | null;
+  marks: Map<string, number>;
+  afterDoneMs: number;
+  err: string;
+}
 
 /** Runs `op` RUNS times in a child with nothing else alive. */
 function runChild(name: string, protocol: Proto, op: string): Promise<Run> {
   const file = join(dir, `${name.replace(/\W+/g, '-')}-${protocol}.mjs`);
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 const { Agent, FileSessionStore, openStores } = await import(${JSON.stringify(DIST)});
@@ -107,16 +115,22 @@ for (let i = 0; i < ${RUNS}; i++) {
   ${op}
 }
 process.stdout.write('done\\n');
-`);
+`,
+  );
   return new Promise((resolve) => {
     let out = '';
     let doneAt = 0;
-    const child = execFile(process.execPath, [file], { timeout: 60_000, killSignal: 'SIGKILL', maxBuffer: 1 << 22 }, (e, _so, se) => {
-      const afterDoneMs = doneAt ? performance.now() - doneAt : -1;
-      const marks = new Map<string, number>();
-      for (const l of out.split('\n')) if (l) marks.set(l, (marks.get(l) ?? 0) + 1);
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, marks, afterDoneMs, err: se });
-    });
+    const child = execFile(
+      process.execPath,
+      [file],
+      { timeout: 60_000, killSignal: 'SIGKILL', maxBuffer: 1 << 22 },
+      (e, _so, se) => {
+        const afterDoneMs = doneAt ? performance.now() - doneAt : -1;
+        const marks = new Map<string, number>();
+        for (const l of out.split('\n')) if (l) marks.set(l, (marks.get(l) ?? 0) + 1);
+        resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, marks, afterDoneMs, err: se });
+      },
+    );
     child.stdout?.on('data', (d: Buffer) => {
       out += String(d);
       if (!doneAt && out.includes('done\n')) doneAt = performance.now();
@@ -131,29 +145,40 @@ function expectAllRan(r: Run, marks: string[]): void {
   expect(r.afterDoneMs, 'the process lived this long after its last line').toBeLessThan(1000);
 }
 
-describe.each(['h1', 'h2', 'h3'] as const)('%s: every awaited promise settles with the process held for it', (protocol) => {
-  for (const [name, op] of Object.entries(OPS)) {
-    it(`${name}: ${RUNS} runs`, async () => {
-      const r = await runChild(name, protocol, op);
-      const marks = [...op.matchAll(/mark\('(\w+)'\)/g)].map((m) => m[1] as string);
-      expectAllRan(r, marks);
-    });
-  }
-});
+describe.each(['h1', 'h2', 'h3'] as const)(
+  '%s: every awaited promise settles with the process held for it',
+  (protocol) => {
+    for (const [name, op] of Object.entries(OPS)) {
+      it(`${name}: ${RUNS} runs`, async () => {
+        const r = await runChild(name, protocol, op);
+        const marks = [...op.matchAll(/mark\('(\w+)'\)/g)].map((m) => m[1] as string);
+        expectAllRan(r, marks);
+      });
+    }
+  },
+);
 
 describe('probeOrigin', () => {
   it(`a probe of an h1/h2/h3 origin settles with the process held: ${RUNS} runs`, async () => {
-    const r = await runChild('probe', 'h3', `
+    const r = await runChild(
+      'probe',
+      'h3',
+      `
     const { probeOrigin } = await import(${JSON.stringify(DIST)});
     const p = await probeOrigin(url, { ca }); mark('probe');
-    if (!p.quic.ok) throw new Error('probe found no QUIC');`);
+    if (!p.quic.ok) throw new Error('probe found no QUIC');`,
+    );
     expectAllRan(r, ['probe']);
   });
 });
 
 describe('the Redis stores wrote what close() promised', () => {
   it('tickets and origin facts are in Redis after the runs above', () => {
-    const keys = execFileSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'originlink:*'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const keys = execFileSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'originlink:*'], {
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter(Boolean);
     expect(keys.length).toBeGreaterThan(0);
   });
 });

@@ -28,7 +28,9 @@ describe('quiche binding adapter', () => {
       // Fresh module graph after resetModules: compare by name, not class identity.
       expect((err as Error).name).toBe('OriginlinkError');
       expect((err as OriginlinkError).code).toBe(ErrorCode.UNSUPPORTED_PROTOCOL);
-      expect((err as OriginlinkError).message).toMatch(/HTTP\/3 unavailable: cannot load the QUIC binding .*\/nonexistent\/quiche\.node/);
+      expect((err as OriginlinkError).message).toMatch(
+        /HTTP\/3 unavailable: cannot load the QUIC binding .*\/nonexistent\/quiche\.node/,
+      );
       const ep = await import('../../src/quic/endpoint.js');
       await expect(ep.QuicEndpoint.bind({})).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_PROTOCOL });
     } finally {

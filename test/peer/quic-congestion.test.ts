@@ -36,7 +36,9 @@ afterAll(async () => {
 });
 
 describe('QUIC congestion control', () => {
-  it('reaches quiche: a 1 MiB response in 1350-byte datagrams through a relay with 50 ms RTT and 2 % loss takes a cubic server several times longer than a BBR one', { timeout: 60_000 }, async () => {
+  it('reaches quiche: a 1 MiB response in 1350-byte datagrams through a relay with 50 ms RTT and 2 % loss takes a cubic server several times longer than a BBR one', {
+    timeout: 60_000,
+  }, async () => {
     // Loss-based controllers shrink their window on each loss (at 2 % random loss they are held near
     // MSS/RTT × 1.22/√p ≈ 230 KB/s, the Mathis bound); BBR follows the measured bandwidth. Datagrams are
     // 1350 bytes as on a real path (on loopback they would be up to 64 KB, and losses 40× rarer per byte).
@@ -44,12 +46,34 @@ describe('QUIC congestion control', () => {
     const ms: Record<string, number> = {};
     for (const cc of ['cubic', 'bbr'] as const) {
       let conn: { quicStats(): QuicStatsSnapshot } | null = null;
-      const origin = await startTestH3Server({ port: 0, quic: { cc, maxUdpPayload: 1350 }, handler: (req) => { conn = req.connection as typeof conn; return { status: 200, body }; } });
+      const origin = await startTestH3Server({
+        port: 0,
+        quic: { cc, maxUdpPayload: 1350 },
+        handler: (req) => {
+          conn = req.connection as typeof conn;
+          return { status: 200, body };
+        },
+      });
       const relay = await startUdpRelay(origin.address.port, { delayMs: 25, loss: 0.02 });
-      const c = await connectH3({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, servername: 'localhost', ca: certs.caPath, quic: { maxUdpPayload: 1350 }, headersTimeoutMs: 50_000, bodyTimeoutMs: 50_000 });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: (relay.address() as AddressInfo).port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        quic: { maxUdpPayload: 1350 },
+        headersTimeoutMs: 50_000,
+        bodyTimeoutMs: 50_000,
+      });
       try {
         const t0 = performance.now();
-        const r = await c.request({ method: 'GET', path: '/down', authority: 'localhost', scheme: 'https', headers: [], body: null });
+        const r = await c.request({
+          method: 'GET',
+          path: '/down',
+          authority: 'localhost',
+          scheme: 'https',
+          headers: [],
+          body: null,
+        });
         let n = 0;
         for await (const d of r.body) n += (d as Buffer).length;
         ms[cc] = performance.now() - t0;
@@ -77,7 +101,7 @@ describe('QUIC congestion control', () => {
     expect(ms['cubic']).toBeGreaterThan(2 * (ms['bbr'] ?? 0));
   });
 
-  it('the Agent\'s choice (and the default) is on every h3 connection it opens; an unknown one is a typed error', async () => {
+  it("the Agent's choice (and the default) is on every h3 connection it opens; an unknown one is a typed error", async () => {
     for (const cc of [undefined, 'bbr', 'reno'] as const) {
       const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca }, ...(cc ? { quicCongestionControl: cc } : {}) });
       try {
@@ -88,7 +112,9 @@ describe('QUIC congestion control', () => {
         await agent.close();
       }
     }
-    expect(() => new Agent({ quicCongestionControl: 'vegas' as never })).toThrow(expect.objectContaining({ code: 'OL_INVALID_CONFIG' }));
+    expect(() => new Agent({ quicCongestionControl: 'vegas' as never })).toThrow(
+      expect.objectContaining({ code: 'OL_INVALID_CONFIG' }),
+    );
   });
 
   it('service config: quic.congestionControl per origin and per h3 listener; a bad value names its field', () => {
@@ -99,24 +125,50 @@ origins:
   a: { url: "https://localhost:1"${origin} }
 routes: [ { origin: a } ]
 `;
-    const c = parseConfig(yaml(', quic: { congestionControl: bbr }', ', quic: { congestionControl: reno }'), 'x.yaml', certs.dir);
+    const c = parseConfig(
+      yaml(', quic: { congestionControl: bbr }', ', quic: { congestionControl: reno }'),
+      'x.yaml',
+      certs.dir,
+    );
     expect(c.origins.get('a')!.congestionControl).toBe('bbr');
     expect(c.listeners[0]!.congestionControl).toBe('reno');
     expect(parseConfig(yaml('', ''), 'x.yaml', certs.dir).origins.get('a')!.congestionControl).toBeNull();
-    const bad = (text: string): string => { try { parseConfig(text, 'x.yaml', certs.dir); return 'parsed'; } catch (e) { return (e as Error).message; } };
+    const bad = (text: string): string => {
+      try {
+        parseConfig(text, 'x.yaml', certs.dir);
+        return 'parsed';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
     expect(bad(yaml(', quic: { congestionControl: vegas }', ''))).toMatch(/origins\.a\.quic\.congestionControl/);
     expect(bad(yaml('', ', quic: { pacing: true }'))).toMatch(/quic/);
-    expect(bad('listeners: [ { kind: http, port: 0, quic: { congestionControl: bbr } } ]\norigins: { a: { url: "https://localhost:1" } }\nroutes: [ { origin: a } ]\n')).toMatch(/quic: only for kind h3/);
+    expect(
+      bad(
+        'listeners: [ { kind: http, port: 0, quic: { congestionControl: bbr } } ]\norigins: { a: { url: "https://localhost:1" } }\nroutes: [ { origin: a } ]\n',
+      ),
+    ).toMatch(/quic: only for kind h3/);
 
     // BBR's tuning (quic.bbr.lossThreshold, 0.001–0.2) per origin and per h3 listener.
-    const tuned = parseConfig(yaml(', quic: { bbr: { lossThreshold: 0.05 } }', ', quic: { congestionControl: bbr2, bbr: { lossThreshold: 0.015 } }'), 'x.yaml', certs.dir);
+    const tuned = parseConfig(
+      yaml(
+        ', quic: { bbr: { lossThreshold: 0.05 } }',
+        ', quic: { congestionControl: bbr2, bbr: { lossThreshold: 0.015 } }',
+      ),
+      'x.yaml',
+      certs.dir,
+    );
     expect(tuned.origins.get('a')!.bbr).toEqual({ lossThreshold: 0.05 });
     expect(tuned.listeners[0]).toMatchObject({ congestionControl: 'bbr2', bbr: { lossThreshold: 0.015 } });
-    expect(bad(yaml(', quic: { bbr: { lossThreshold: 0.5 } }', ''))).toMatch(/origins\.a\.quic\.bbr\.lossThreshold: must be between 0\.001 and 0\.2/);
+    expect(bad(yaml(', quic: { bbr: { lossThreshold: 0.5 } }', ''))).toMatch(
+      /origins\.a\.quic\.bbr\.lossThreshold: must be between 0\.001 and 0\.2/,
+    );
     expect(bad(yaml('', ', quic: { bbr: { gain: 2 } }'))).toMatch(/quic\.bbr\.gain/);
     // How loss lowers BBR's short-term bounds (quiche's BbrBwLoReductionStrategy by name).
     const lo = parseConfig(yaml(', quic: { bbr: { bwLoReduction: minrtt } }', ''), 'x.yaml', certs.dir);
     expect(lo.origins.get('a')!.bbr).toEqual({ bwLoReduction: 'minrtt' });
-    expect(bad(yaml(', quic: { bbr: { bwLoReduction: fast } }', ''))).toMatch(/origins\.a\.quic\.bbr\.bwLoReduction: must be one of default, minrtt, inflight, cwnd/);
+    expect(bad(yaml(', quic: { bbr: { bwLoReduction: fast } }', ''))).toMatch(
+      /origins\.a\.quic\.bbr\.bwLoReduction: must be one of default, minrtt, inflight, cwnd/,
+    );
   });
 });

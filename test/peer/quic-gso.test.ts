@@ -48,8 +48,21 @@ async function download(gso: boolean, udp?: number): Promise<{ server: H3Server;
   const quic = udp ? { maxUdpPayload: udp } : {};
   const server = await startTestH3Server({ gso, quic, handler: () => ({ status: 200, body: big }) });
   servers.push(server);
-  const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath, quic });
-  const r = await c.request({ method: 'GET', path: '/', authority: 'localhost', scheme: 'https', headers: [], body: null });
+  const c = await connectH3({
+    host: '127.0.0.1',
+    port: server.address.port,
+    servername: 'localhost',
+    ca: certs.caPath,
+    quic,
+  });
+  const r = await c.request({
+    method: 'GET',
+    path: '/',
+    authority: 'localhost',
+    scheme: 'https',
+    headers: [],
+    body: null,
+  });
   const body = await readAll(r.body);
   c.destroy();
   return { server, body };
@@ -70,7 +83,7 @@ describe('UDP send path', () => {
     expect(sa.gsoSends).toBeGreaterThan(10);
     expect(sa.packetsOut / sa.gsoSends).toBeGreaterThan(5);
     expect(sb.gsoSends).toBe(0);
-    expect(sb.packetsOut).toBeGreaterThan(8 * 1024 * 1024 / 1350);
+    expect(sb.packetsOut).toBeGreaterThan((8 * 1024 * 1024) / 1350);
   }, 30_000);
 
   it('batched receive (recvmmsg) and dgram events deliver the same bytes; only the first reads in batches', async () => {

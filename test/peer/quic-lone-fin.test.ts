@@ -33,7 +33,12 @@ let serverConn: QuicConnection | null = null;
 
 beforeAll(async () => {
   certs = makeCerts();
-  const config = buildConfig('server', { alpn: ['originlink-test'], cert: certs.certPath, key: certs.keyPath, maxStreamsBidi: 128 });
+  const config = buildConfig('server', {
+    alpn: ['originlink-test'],
+    cert: certs.certPath,
+    key: certs.keyPath,
+    maxStreamsBidi: 128,
+  });
   server = await QuicEndpoint.bind({
     host: '127.0.0.1',
     server: {
@@ -85,7 +90,13 @@ class Peer {
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
     const local = { host: '127.0.0.1', port: sock.address().port };
     const config = buildConfig('client', { alpn: ['originlink-test'], caFile: certs.caPath });
-    const q = quiche().Connection.connect('localhost', randomBytes(16), local, { host: '127.0.0.1', port: server.address.port }, config);
+    const q = quiche().Connection.connect(
+      'localhost',
+      randomBytes(16),
+      local,
+      { host: '127.0.0.1', port: server.address.port },
+      config,
+    );
     return new Peer(q, sock, local);
   }
 
@@ -226,13 +237,17 @@ async function hungEnds(runs: number, end: (p: Peer, id: number, ack: Buffer[]) 
 describe('a lone FIN against a peer that ACKs at once', () => {
   it('every stream end arrives when the ACK of its data lands between the end and the next send', async () => {
     // One macrotask: the application ends the stream (a zero-length FIN to the driver) and the peer's ACK of all 100 bytes leaves.
-    const hung = await hungEnds(20, (p, id, ack) => new Promise<void>((r) =>
-      setTimeout(() => {
-        serverConn!.send(id, EMPTY, true);
-        p.transmit(ack);
-        r();
-      }, 1),
-    ));
+    const hung = await hungEnds(
+      20,
+      (p, id, ack) =>
+        new Promise<void>((r) =>
+          setTimeout(() => {
+            serverConn!.send(id, EMPTY, true);
+            p.transmit(ack);
+            r();
+          }, 1),
+        ),
+    );
     expect(hung).toBe(0);
   }, 60_000);
 
@@ -248,16 +263,20 @@ describe('a lone FIN against a peer that ACKs at once', () => {
     };
     try {
       // The end, then (after the driver's pass, inside the pacer's 5 ms) the ACK of the data.
-      const hung = await hungEnds(10, (p, id, ack) => new Promise<void>((r) =>
-        setTimeout(() => {
-          holdUntil = performance.now() + 5;
-          serverConn!.send(id, EMPTY, true);
-          setTimeout(() => {
-            p.transmit(ack);
-            r();
-          }, 2);
-        }, 1),
-      ));
+      const hung = await hungEnds(
+        10,
+        (p, id, ack) =>
+          new Promise<void>((r) =>
+            setTimeout(() => {
+              holdUntil = performance.now() + 5;
+              serverConn!.send(id, EMPTY, true);
+              setTimeout(() => {
+                p.transmit(ack);
+                r();
+              }, 2);
+            }, 1),
+          ),
+      );
       expect(hung).toBe(0);
     } finally {
       Pacer.prototype.allow = allow;

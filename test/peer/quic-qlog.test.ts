@@ -21,9 +21,21 @@ describe('qlog', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ol-qlog-'));
     const server = await startTestH3Server({ port: 0, handler: () => ({ status: 200, body: 'x'.repeat(100_000) }) });
     const get = async (): Promise<void> => {
-      const c = await connectH3({ host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port: server.address.port,
+        servername: 'localhost',
+        ca: certs.caPath,
+      });
       try {
-        const r = await c.request({ method: 'GET', path: '/', authority: 'localhost', scheme: 'https', headers: [], body: null });
+        const r = await c.request({
+          method: 'GET',
+          path: '/',
+          authority: 'localhost',
+          scheme: 'https',
+          headers: [],
+          body: null,
+        });
         for await (const _ of r.body) void _;
       } finally {
         c.destroy();
@@ -38,7 +50,10 @@ describe('qlog', () => {
       const files = readdirSync(dir);
       expect(files.map((f) => f.replace(/-[0-9a-f]+\.sqlog$/, '')).sort()).toEqual(['client', 'server']);
       for (const f of files) {
-        const records = readFileSync(join(dir, f), 'utf8').split('\x1e').filter((r) => r.endsWith('\n')).map((r) => JSON.parse(r) as { name?: string });
+        const records = readFileSync(join(dir, f), 'utf8')
+          .split('\x1e')
+          .filter((r) => r.endsWith('\n'))
+          .map((r) => JSON.parse(r) as { name?: string });
         const names = new Set(records.map((r) => r.name));
         expect(names.has('quic:packet_sent')).toBe(true);
         expect(names.has('quic:recovery_metrics_updated')).toBe(true);

@@ -53,7 +53,15 @@ interface Client {
   available: number;
 }
 
-async function dial(opts: { host?: string; serverName?: string | null; expectedHost?: string | null; caFile?: string; alpn?: string[] } = {}): Promise<Client> {
+async function dial(
+  opts: {
+    host?: string;
+    serverName?: string | null;
+    expectedHost?: string | null;
+    caFile?: string;
+    alpn?: string[];
+  } = {},
+): Promise<Client> {
   const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
   const config = buildConfig('client', { alpn: opts.alpn ?? ['originlink-test'], caFile: opts.caFile ?? certs.caPath });
   const conn = ep.connect({
@@ -111,7 +119,12 @@ function exchange(c: Client, payload: Uint8Array): Promise<Buffer> {
 
 beforeAll(async () => {
   certs = makeCerts();
-  const config = buildConfig('server', { alpn: ['originlink-test'], cert: certs.certPath, key: certs.keyPath, maxStreamsBidi: 128 });
+  const config = buildConfig('server', {
+    alpn: ['originlink-test'],
+    cert: certs.certPath,
+    key: certs.keyPath,
+    maxStreamsBidi: 128,
+  });
   server = await QuicEndpoint.bind({
     host: '127.0.0.1',
     server: {
@@ -345,18 +358,34 @@ describe('raw QUIC over the quiche binding', () => {
       server: {
         config: buildConfig('server', { alpn: ['originlink-test'], cert: certs.certPath, key: certs.keyPath }),
         maxConnections: 8, // Retry from 2 live connections on
-        onConnection(conn) { conn.setHandler(echoHandler(conn)); },
+        onConnection(conn) {
+          conn.setHandler(echoHandler(conn));
+        },
       },
     });
     const ep = await QuicEndpoint.bind({ host: '127.0.0.1' });
     const echo = (text: string): Promise<string> => {
-      const conn = ep.connect({ config: buildConfig('client', { alpn: ['originlink-test'], caFile: certs.caPath }), host: '127.0.0.1', port: server.address.port, serverName: 'localhost' });
+      const conn = ep.connect({
+        config: buildConfig('client', { alpn: ['originlink-test'], caFile: certs.caPath }),
+        host: '127.0.0.1',
+        port: server.address.port,
+        serverName: 'localhost',
+      });
       return new Promise<string>((resolve, reject) => {
         const chunks: Uint8Array[] = [];
         conn.setHandler({
-          onConnected(early) { if (early) return; const id = conn.openBidi()!; conn.send(id, Buffer.from(text), true); },
-          onStreamData(_id, d, fin) { chunks.push(d); if (fin) resolve(Buffer.concat(chunks).toString()); },
-          onStreamReset() {}, onStopSending() {}, onStreamsAvailable() {},
+          onConnected(early) {
+            if (early) return;
+            const id = conn.openBidi()!;
+            conn.send(id, Buffer.from(text), true);
+          },
+          onStreamData(_id, d, fin) {
+            chunks.push(d);
+            if (fin) resolve(Buffer.concat(chunks).toString());
+          },
+          onStreamReset() {},
+          onStopSending() {},
+          onStreamsAvailable() {},
           onClosed: (e) => reject(e ?? new Error('closed')),
         });
         conn.process();

@@ -79,7 +79,10 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => got.push(c));
     req.on('end', () => res.end(digest(Buffer.concat(got))));
   });
-  await Promise.all([new Promise<void>((r) => h2.listen(0, '127.0.0.1', r)), new Promise<void>((r) => h1.listen(0, '127.0.0.1', r))]);
+  await Promise.all([
+    new Promise<void>((r) => h2.listen(0, '127.0.0.1', r)),
+    new Promise<void>((r) => h1.listen(0, '127.0.0.1', r)),
+  ]);
 });
 afterAll(async () => {
   // A node:http2 session that sent GOAWAY stays open after the client's FIN (CLOSE-WAIT): end it here.
@@ -132,7 +135,10 @@ describe('Agent: a streamed body sent again after an unprocessed attempt', () =>
     const agent = new Agent({ protocol: 'h2' });
     try {
       const body = bodyOf(12);
-      plan = [{ act: 'refuse', after: 2 * CHUNK }, { act: 'refuse', after: 6 * CHUNK }];
+      plan = [
+        { act: 'refuse', after: 2 * CHUNK },
+        { act: 'refuse', after: 6 * CHUNK },
+      ];
       const r = await agent.request({ origin: h2Origin(), path: '/up', method: 'POST', body: slowly(body) });
       expect(await r.text()).toBe(digest(body));
       expect(r.attempts).toBe(3);
@@ -146,7 +152,12 @@ describe('Agent: a streamed body sent again after an unprocessed attempt', () =>
     const agent = new Agent({ protocol: 'h2', retryBufferBytes: CHUNK });
     try {
       plan = [{ act: 'refuse', after: 3 * CHUNK }];
-      const err = await agent.request({ origin: h2Origin(), path: '/up', method: 'POST', body: slowly(bodyOf(12)) }).then(() => null, (e: unknown) => e);
+      const err = await agent
+        .request({ origin: h2Origin(), path: '/up', method: 'POST', body: slowly(bodyOf(12)) })
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
       expect(err).toBeInstanceOf(OriginlinkError);
       expect((err as OriginlinkError).code).toBe('OL_STREAM_RESET');
       expect((err as OriginlinkError).details['attempts']).toBe(1);
@@ -160,7 +171,9 @@ describe('Agent: a streamed body sent again after an unprocessed attempt', () =>
     const agent = new Agent({ protocol: 'h2', retryBufferBytes: 0 });
     try {
       plan = [{ act: 'refuse', after: CHUNK }];
-      await expect(agent.request({ origin: h2Origin(), path: '/up', method: 'POST', body: slowly(bodyOf(4)) })).rejects.toMatchObject({ code: 'OL_STREAM_RESET' });
+      await expect(
+        agent.request({ origin: h2Origin(), path: '/up', method: 'POST', body: slowly(bodyOf(4)) }),
+      ).rejects.toMatchObject({ code: 'OL_STREAM_RESET' });
       expect(streams).toHaveLength(1);
     } finally {
       await agent.close();
@@ -174,10 +187,15 @@ describe('Agent: a streamed body sent again after an unprocessed attempt', () =>
 
   it('large uploads that need no retry arrive whole (h1 and h2, past the bound, with backpressure)', async () => {
     const big = Buffer.concat(Array.from({ length: 256 }, (_, i) => Buffer.alloc(16 * 1024, i))); // 4 MiB
-    for (const [protocol, origin] of [['h1', `http://127.0.0.1:${(h1.address() as AddressInfo).port}`], ['h2', h2Origin()]] as const) {
+    for (const [protocol, origin] of [
+      ['h1', `http://127.0.0.1:${(h1.address() as AddressInfo).port}`],
+      ['h2', h2Origin()],
+    ] as const) {
       const agent = new Agent({ protocol });
       try {
-        async function* chunks(): AsyncGenerator<Uint8Array> { for (let off = 0; off < big.length; off += 16 * 1024) yield big.subarray(off, off + 16 * 1024); }
+        async function* chunks(): AsyncGenerator<Uint8Array> {
+          for (let off = 0; off < big.length; off += 16 * 1024) yield big.subarray(off, off + 16 * 1024);
+        }
         const r = await agent.request({ origin, path: '/big', method: 'PUT', body: chunks() });
         expect(await r.text()).toBe(digest(big));
         expect(r.attempts).toBe(1);
@@ -190,7 +208,9 @@ describe('Agent: a streamed body sent again after an unprocessed attempt', () =>
 
 describe('service: an upload through the front, its h2 origin refusing the first attempt', () => {
   it('is answered by the retry (origins.<name>.retryBufferBytes), and refused with 502 when the field is 0', async () => {
-    const svc = await Service.start(parseConfig(`
+    const svc = await Service.start(
+      parseConfig(
+        `
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
 admin: false
 logging: { requests: false }
@@ -200,23 +220,37 @@ origins:
 routes:
   - { path: /none/, origin: none }
   - { path: /, origin: kept }
-`, 'test.yaml'), { logDestination: { write: () => {} } });
+`,
+        'test.yaml',
+      ),
+      { logDestination: { write: () => {} } },
+    );
     try {
       const port = svc.addresses()['plain'] as number;
       const body = bodyOf(10);
-      const post = (path: string): Promise<{ status: number; text: string; code: string | undefined }> => new Promise((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
-          const got: Buffer[] = [];
-          res.on('data', (c: Buffer) => got.push(c));
-          res.on('end', () => resolve({ status: res.statusCode as number, text: Buffer.concat(got).toString(), code: res.headers['x-originlink-error'] as string | undefined }));
+      const post = (path: string): Promise<{ status: number; text: string; code: string | undefined }> =>
+        new Promise((resolve, reject) => {
+          const req = http.request(
+            { host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/octet-stream' } },
+            (res) => {
+              const got: Buffer[] = [];
+              res.on('data', (c: Buffer) => got.push(c));
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode as number,
+                  text: Buffer.concat(got).toString(),
+                  code: res.headers['x-originlink-error'] as string | undefined,
+                }),
+              );
+            },
+          );
+          req.on('error', reject);
+          // Chunked, a piece at a time: the front streams it on (it cannot know the length in advance).
+          void (async () => {
+            for await (const c of slowly(body)) if (!req.write(c)) await new Promise((r) => req.once('drain', r));
+            req.end();
+          })();
         });
-        req.on('error', reject);
-        // Chunked, a piece at a time: the front streams it on (it cannot know the length in advance).
-        void (async () => {
-          for await (const c of slowly(body)) if (!req.write(c)) await new Promise((r) => req.once('drain', r));
-          req.end();
-        })();
-      });
       plan = [{ act: 'refuse', after: 2 * CHUNK }];
       const ok = await post('/up');
       expect(ok.status).toBe(200);

@@ -26,15 +26,32 @@ let nginx: Nginx;
 let buffered: Service;
 let streamed: Service;
 
-interface Seen { tag: string; seconds: number; length: number; status: number }
+interface Seen {
+  tag: string;
+  seconds: number;
+  length: number;
+  status: number;
+}
 /** The origin's log lines for /upload: which request (its ?t= tag), how long nginx had it, its length, status. */
 function seen(): Seen[] {
   let text = '';
-  try { text = readFileSync(join(nginx.dir, 'upload.log'), 'utf8'); } catch { return []; }
-  return text.split('\n').filter(Boolean).map((l) => {
-    const [uri, t, len, status] = l.split(' ');
-    return { tag: new URL(uri as string, 'http://x').searchParams.get('t') ?? '', seconds: Number(t), length: Number(len), status: Number(status) };
-  });
+  try {
+    text = readFileSync(join(nginx.dir, 'upload.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [uri, t, len, status] = l.split(' ');
+      return {
+        tag: new URL(uri as string, 'http://x').searchParams.get('t') ?? '',
+        seconds: Number(t),
+        length: Number(len),
+        status: Number(status),
+      };
+    });
 }
 async function seenTag(tag: string, waitMs = 2000): Promise<Seen | undefined> {
   for (let t = 0; t < waitMs / 20; t++) {
@@ -47,7 +64,9 @@ async function seenTag(tag: string, waitMs = 2000): Promise<Seen | undefined> {
 
 /** `null`: the defaults, with maxRequestTempFileBytes 64 KiB; a number: requestBufferBytes, and no temporary files. */
 function start(requestBufferBytes: number | null): Promise<Service> {
-  return Service.start(parseConfig(`
+  return Service.start(
+    parseConfig(
+      `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
   - { name: h2c, kind: h2c, host: 127.0.0.1, port: 0 }
@@ -60,16 +79,35 @@ origins:
 routes:
   - { host: streaming.test, path: /, origin: o, requestBuffering: false }
   - { path: /, origin: o }
-`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+`,
+      'test.yaml',
+      certs.dir,
+    ),
+    { logDestination: { write: () => {} } },
+  );
 }
 
 /** One HTTP/1.1 exchange on a raw socket: `parts` written with `gapMs` between them; the answer, or '' if none. */
-function raw(port: number, parts: string[], gapMs: number, o: { leaveAfter?: number; waitMs?: number } = {}): Promise<string> {
+function raw(
+  port: number,
+  parts: string[],
+  gapMs: number,
+  o: { leaveAfter?: number; waitMs?: number } = {},
+): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     let text = '';
-    const done = (): void => { s.destroy(); resolve(text); };
-    s.on('data', (d) => { text += d.toString('latin1'); if (/\r\n\r\n/.test(text) && /content-length: (\d+)/i.test(text)) { const n = Number(/content-length: (\d+)/i.exec(text)![1]); if (text.length >= text.indexOf('\r\n\r\n') + 4 + n) done(); } });
+    const done = (): void => {
+      s.destroy();
+      resolve(text);
+    };
+    s.on('data', (d) => {
+      text += d.toString('latin1');
+      if (/\r\n\r\n/.test(text) && /content-length: (\d+)/i.test(text)) {
+        const n = Number(/content-length: (\d+)/i.exec(text)![1]);
+        if (text.length >= text.indexOf('\r\n\r\n') + 4 + n) done();
+      }
+    });
     s.on('close', () => resolve(text));
     s.on('error', () => resolve(text));
     void (async () => {
@@ -77,7 +115,10 @@ function raw(port: number, parts: string[], gapMs: number, o: { leaveAfter?: num
         if (i > 0) await sleep(gapMs);
         if (s.destroyed) return;
         s.write(parts[i] as string);
-        if (o.leaveAfter === i) { s.destroy(); return; }
+        if (o.leaveAfter === i) {
+          s.destroy();
+          return;
+        }
       }
       setTimeout(done, o.waitMs ?? 3000);
     })();
@@ -123,18 +164,30 @@ describe('proxy.requestBufferBytes', () => {
   });
 
   it('a body past requestBufferBytes and within maxRequestTempFileBytes is read whole through a temporary file; one past that streams', async () => {
-    const filed = await raw(buffered.addresses()['plain'] as number, [post('filed', 40_000), 'c'.repeat(20_000), 'c'.repeat(20_000)], 400);
+    const filed = await raw(
+      buffered.addresses()['plain'] as number,
+      [post('filed', 40_000), 'c'.repeat(20_000), 'c'.repeat(20_000)],
+      400,
+    );
     expect(filed).toMatch(/^HTTP\/1\.1 200 /);
     const f = await seenTag('filed');
     expect(f!.length).toBeGreaterThan(40_000);
     expect(f!.seconds).toBeLessThan(0.2);
-    const big = await raw(buffered.addresses()['plain'] as number, [post('big', 70_000), 'c'.repeat(35_000), 'c'.repeat(35_000)], 400);
+    const big = await raw(
+      buffered.addresses()['plain'] as number,
+      [post('big', 70_000), 'c'.repeat(35_000), 'c'.repeat(35_000)],
+      400,
+    );
     expect(big).toMatch(/^HTTP\/1\.1 200 /);
     expect((await seenTag('big'))!.seconds).toBeGreaterThanOrEqual(0.35);
   });
 
-  it('a route with requestBuffering: false streams every body, a small one too (nginx\'s proxy_request_buffering off)', async () => {
-    const r = await raw(buffered.addresses()['plain'] as number, [post('route-off', 1024).replace('host: a', 'host: streaming.test'), 'b'.repeat(1024)], 400);
+  it("a route with requestBuffering: false streams every body, a small one too (nginx's proxy_request_buffering off)", async () => {
+    const r = await raw(
+      buffered.addresses()['plain'] as number,
+      [post('route-off', 1024).replace('host: a', 'host: streaming.test'), 'b'.repeat(1024)],
+      400,
+    );
     expect(r).toMatch(/^HTTP\/1\.1 200 /);
     expect((await seenTag('route-off'))!.seconds).toBeGreaterThanOrEqual(0.35);
   });
@@ -143,16 +196,20 @@ describe('proxy.requestBufferBytes', () => {
     const port = buffered.addresses()['plain'] as number;
     await raw(port, [post('left', 1024), 'd'.repeat(500)], 100, { leaveAfter: 1 });
     // The same with streaming reaches the origin (as a request cut short): the difference is the buffering.
-    await raw(streamed.addresses()['plain'] as number, [post('left-streamed', 1024), 'd'.repeat(500)], 100, { leaveAfter: 1 });
+    await raw(streamed.addresses()['plain'] as number, [post('left-streamed', 1024), 'd'.repeat(500)], 100, {
+      leaveAfter: 1,
+    });
     expect(await seenTag('left-streamed')).toBeDefined();
     expect(await seenTag('left', 500)).toBeUndefined();
     const ok = await raw(port, [post('after', 3), 'xyz'], 0);
     expect(ok).toMatch(/^HTTP\/1\.1 200 /);
   });
 
-  it('a body that stalls: 408 OL_REQUEST_BODY_TIMEOUT after the origin\'s timeouts.bodyMs, the connection closed, the origin never asked', async () => {
+  it("a body that stalls: 408 OL_REQUEST_BODY_TIMEOUT after the origin's timeouts.bodyMs, the connection closed, the origin never asked", async () => {
     const t0 = Date.now();
-    const r = await raw(buffered.addresses()['plain'] as number, [post('stall', 1024), 'e'.repeat(100)], 50, { waitMs: 4000 });
+    const r = await raw(buffered.addresses()['plain'] as number, [post('stall', 1024), 'e'.repeat(100)], 50, {
+      waitMs: 4000,
+    });
     expect(r).toMatch(/^HTTP\/1\.1 408 /);
     expect(r).toMatch(/x-originlink-error: OL_REQUEST_BODY_TIMEOUT/i);
     expect(r).toMatch(/connection: close/i);
@@ -164,28 +221,47 @@ describe('proxy.requestBufferBytes', () => {
   it('a body of unknown length is never held back: a client that waits for the answer before sending the rest gets it', async () => {
     // An origin that answers as soon as the first piece is in, and ends once the body ended (an exchange fed both ways).
     const origin = http.createServer((req, res) => {
-      req.once('data', (c: Buffer) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.write(`got ${c.toString()}\n`); });
+      req.once('data', (c: Buffer) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(`got ${c.toString()}\n`);
+      });
       req.on('end', () => res.end('done\n'));
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    const svc = await Service.start(parseConfig(`
+    const svc = await Service.start(
+      parseConfig(
+        `
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
 logging: { requests: false }
 admin: false
 origins:
   o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1 }
 routes: [{ path: /, origin: o }]
-`, 'test.yaml'), { logDestination: { write: () => {} } });
+`,
+        'test.yaml',
+      ),
+      { logDestination: { write: () => {} } },
+    );
     try {
       const text = await new Promise<string>((resolve, reject) => {
         const s = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
         let got = '';
         let sentRest = false;
-        const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer to the first piece: ${JSON.stringify(got)}`)); }, 3000);
+        const timer = setTimeout(() => {
+          s.destroy();
+          reject(new Error(`no answer to the first piece: ${JSON.stringify(got)}`));
+        }, 3000);
         s.on('data', (d: Buffer) => {
           got += d.toString('latin1');
-          if (!sentRest && got.includes('got hello')) { sentRest = true; s.write('5\r\nworld\r\n0\r\n\r\n'); }
-          if (got.includes('done')) { clearTimeout(timer); s.destroy(); resolve(got); }
+          if (!sentRest && got.includes('got hello')) {
+            sentRest = true;
+            s.write('5\r\nworld\r\n0\r\n\r\n');
+          }
+          if (got.includes('done')) {
+            clearTimeout(timer);
+            s.destroy();
+            resolve(got);
+          }
         });
         s.on('error', reject);
         s.write('POST /chat HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
@@ -208,8 +284,11 @@ routes: [{ path: /, origin: o }]
         }
       }
       const r = await agent.request({
-        origin: `https://localhost:${buffered.addresses()['quic'] as number}`, path: '/upload?t=h3', method: 'POST',
-        headers: [['content-length', '12288']], body: pieces(),
+        origin: `https://localhost:${buffered.addresses()['quic'] as number}`,
+        path: '/upload?t=h3',
+        method: 'POST',
+        headers: [['content-length', '12288']],
+        body: pieces(),
       });
       expect(r.status).toBe(200);
       await r.dump();
@@ -227,7 +306,9 @@ routes: [{ path: /, origin: o }]
       const status = await new Promise<number>((resolve, reject) => {
         const s = c.request({ ':method': 'POST', ':path': '/upload?t=h2', 'content-length': '12288' });
         let st = 0;
-        s.on('response', (h) => { st = Number(h[':status']); });
+        s.on('response', (h) => {
+          st = Number(h[':status']);
+        });
         s.on('error', reject);
         s.on('end', () => resolve(st));
         s.resume();

@@ -21,7 +21,11 @@ describe('Resolver (dnsmasq)', () => {
     const r = new Resolver({ servers: [dns.server], now: () => now });
     const a = await r.resolve('multi.test');
     expect(a.source).toBe('dns');
-    expect(a.addresses).toEqual([{ address: '::1', family: 6 }, { address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }]);
+    expect(a.addresses).toEqual([
+      { address: '::1', family: 6 },
+      { address: '127.0.0.2', family: 4 },
+      { address: '127.0.0.3', family: 4 },
+    ]);
     expect(a.ttlMs).toBe(2000);
     const q = await dns.settledQueries('multi.test', 2);
     expect(q).toBe(2);
@@ -49,7 +53,11 @@ describe('Resolver (dnsmasq)', () => {
     const all = await Promise.all([r.resolve('change.test'), r.resolve('change.test'), r.resolve('change.test')]);
     expect(all.map((x) => x.addresses[0]?.address)).toEqual(['127.0.0.5', '127.0.0.5', '127.0.0.5']);
     expect((await dns.settledQueries('change.test', before + 2)) - before).toBe(2); // one A + one AAAA for three callers
-    await dns.setRecords({ 'change.test': ['127.0.0.6'], 'multi.test': ['127.0.0.2', '127.0.0.3', '::1'], 'other.test': ['127.0.0.4'] });
+    await dns.setRecords({
+      'change.test': ['127.0.0.6'],
+      'multi.test': ['127.0.0.2', '127.0.0.3', '::1'],
+      'other.test': ['127.0.0.4'],
+    });
     expect((await r.resolve('change.test')).addresses[0]?.address).toBe('127.0.0.5'); // within TTL
     now += 2001;
     expect((await r.resolve('change.test')).addresses.map((a) => a.address)).toEqual(['127.0.0.6']);
@@ -57,7 +65,14 @@ describe('Resolver (dnsmasq)', () => {
 
   it('serves a stale answer while the server is down, for a bounded time (RFC 8767)', async () => {
     let now = 9_000_000;
-    const r = new Resolver({ servers: [dns.server], now: () => now, serveStaleMs: 10_000, staleRecheckMs: 1000, queryTimeoutMs: 300, queryTries: 1 });
+    const r = new Resolver({
+      servers: [dns.server],
+      now: () => now,
+      serveStaleMs: 10_000,
+      staleRecheckMs: 1000,
+      queryTimeoutMs: 300,
+      queryTries: 1,
+    });
     const fresh = await r.resolve('other.test');
     await dns.stop();
     try {
@@ -84,7 +99,10 @@ describe('Resolver (dnsmasq)', () => {
     await r.resolve('gone.test');
     await dns.setRecords({ 'multi.test': ['127.0.0.2', '127.0.0.3', '::1'], 'other.test': ['127.0.0.4'] });
     now += 3000;
-    await expect(r.resolve('gone.test')).rejects.toMatchObject({ code: 'OL_DNS_FAILED', details: { dnsCode: 'ENOTFOUND' } });
+    await expect(r.resolve('gone.test')).rejects.toMatchObject({
+      code: 'OL_DNS_FAILED',
+      details: { dnsCode: 'ENOTFOUND' },
+    });
     const lh = await r.resolve('localhost');
     expect(lh.source).toBe('system');
     expect(lh.addresses.some((a) => a.address === '127.0.0.1' || a.address === '::1')).toBe(true);

@@ -42,7 +42,10 @@ async function get(port: number, target: string): Promise<{ status: number; body
 beforeAll(async () => {
   // nginx echoes the path it received (and resolves dot segments itself, as origins do).
   // nginx answers with the path it resolved ($uri) and the one it received ($request_uri).
-  nginx = await Nginx.start({ serverExtra: 'location /public/ { return 200 "public $uri $request_uri\\n"; } location /internal/ { return 200 "INTERNAL $uri\\n"; } location /admin/ { return 200 "admin $uri $host\\n"; } location /v1/ { return 200 "api $uri $request_uri\\n"; }' });
+  nginx = await Nginx.start({
+    serverExtra:
+      'location /public/ { return 200 "public $uri $request_uri\\n"; } location /internal/ { return 200 "INTERNAL $uri\\n"; } location /admin/ { return 200 "admin $uri $host\\n"; } location /v1/ { return 200 "api $uri $request_uri\\n"; }',
+  });
 });
 
 afterAll(async () => {
@@ -53,21 +56,31 @@ afterAll(async () => {
 describe('routing on the normalised path', () => {
   it('dot segments, encoded dots and doubled slashes route as what they resolve to, and the origin gets that path', async () => {
     const port = await start(null);
-    for (const t of ['/public/../internal/', '/public/%2e%2e/internal/', '/public//../internal/', '/public/./../internal/x', '/public/..%2Finternal/x', '/public/..%2finternal/']) {
+    for (const t of [
+      '/public/../internal/',
+      '/public/%2e%2e/internal/',
+      '/public//../internal/',
+      '/public/./../internal/x',
+      '/public/..%2Finternal/x',
+      '/public/..%2finternal/',
+    ]) {
       const r = await get(port, t);
       expect([t, r.status]).toEqual([t, 404]); // no route serves /internal/
       expect(r.body).not.toContain('INTERNAL');
     }
     expect(await get(port, '/public/%2e%2e/admin/x')).toEqual({ status: 200, body: 'admin /admin/x admin.test\n' }); // the /admin/ route's, Host and all
     expect(await get(port, '//admin//x')).toEqual({ status: 200, body: 'admin /admin/x admin.test\n' });
-    expect(await get(port, '/public/a/../b?q=/../x')).toEqual({ status: 200, body: 'public /public/b /public/a/../b?q=/../x\n' }); // sent as written
+    expect(await get(port, '/public/a/../b?q=/../x')).toEqual({
+      status: 200,
+      body: 'public /public/b /public/a/../b?q=/../x\n',
+    }); // sent as written
     expect((await get(port, '/../etc/passwd')).status).toBe(400);
     // A prefix-stripping route sends the normalised path without its prefix (nginx's proxy_pass with a URI).
     expect(await get(port, '/api/x/../v1//y?z')).toEqual({ status: 200, body: 'api /v1/y /v1/y?z\n' });
     expect((await get(port, '/api%2Fv1/y')).status).toBe(400); // matches /api/ only decoded: no form to strip from
   });
 
-  it('HTTP/1.0 without Host routes by path and reaches the origin with the origin\'s own name (it was a 400); HTTP/1.1 without Host stays a 400', async () => {
+  it("HTTP/1.0 without Host routes by path and reaches the origin with the origin's own name (it was a 400); HTTP/1.1 without Host stays a 400", async () => {
     const port = await start(null);
     const text = await rawExchange(port, 'GET /admin/x HTTP/1.0\r\n\r\n');
     expect(text).toMatch(/^HTTP\/1\.1 200 /);
@@ -82,5 +95,3 @@ describe('routing on the normalised path', () => {
     expect(await get(port, '/public/../internal/')).toEqual({ status: 200, body: 'INTERNAL /internal/\n' });
   });
 });
-
-

@@ -20,7 +20,6 @@ import { writeTsHooks } from '../helpers/ts-child.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const PORT = 8443;
 
-
 const CLIENT = `
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -99,7 +98,13 @@ describe('blackholed QUIC path', () => {
     writeTsHooks(dir);
     writeFileSync(join(dir, 'client.mjs'), CLIENT);
     pair = createNetnsPair();
-    caddy = await startCaddy({ port: PORT, bind: pair.serverIp, certFile: certs.certPath, keyFile: certs.keyPath, spawn: (argv, opts) => pair.spawn(pair.server, argv, opts) });
+    caddy = await startCaddy({
+      port: PORT,
+      bind: pair.serverIp,
+      certFile: certs.certPath,
+      keyFile: certs.keyPath,
+      spawn: (argv, opts) => pair.spawn(pair.server, argv, opts),
+    });
   }, 30_000);
 
   afterAll(async () => {
@@ -109,16 +114,30 @@ describe('blackholed QUIC path', () => {
   });
 
   it('falls back to TCP within the race delay, marks h3 broken, retries after the backoff, recovers', async () => {
-    const child = pair.spawn(pair.client, [process.execPath, '--import', join(dir, 'register.mjs'), join(dir, 'client.mjs')], {
-      env: { ...process.env, SEL_ARGS: JSON.stringify({ ca: certs.caPath, serverIp: pair.serverIp, port: PORT }) },
-    });
+    const child = pair.spawn(
+      pair.client,
+      [process.execPath, '--import', join(dir, 'register.mjs'), join(dir, 'client.mjs')],
+      {
+        env: { ...process.env, SEL_ARGS: JSON.stringify({ ca: certs.caPath, serverIp: pair.serverIp, port: PORT }) },
+      },
+    );
     let stdout = '';
     let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout?.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const code = await new Promise<number | null>((r) => {
-      const t = setTimeout(() => { child.kill('SIGKILL'); r(null); }, 40_000);
-      child.once('exit', (c) => { clearTimeout(t); r(c); });
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        r(null);
+      }, 40_000);
+      child.once('exit', (c) => {
+        clearTimeout(t);
+        r(c);
+      });
     });
     expect(code, stderr).toBe(0);
     const out = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
@@ -129,7 +148,9 @@ describe('blackholed QUIC path', () => {
     expect(out.fallback.choiceBefore.transport).toBe('quic');
     expect(out.fallback.protocols).toEqual(['h2']);
     expect(out.fallback.ok).toBe(10);
-    expect(out.fallback.elapsedMs).toBeLessThan(out.fallback.raceDelayMs + out.fallback.connectMs + out.fallback.tlsMs + 150);
+    expect(out.fallback.elapsedMs).toBeLessThan(
+      out.fallback.raceDelayMs + out.fallback.connectMs + out.fallback.tlsMs + 150,
+    );
     expect(out.broken.brokenCount).toBe(1);
     expect(out.broken.brokenForMs).toBeGreaterThan(0);
     expect(out.broken.brokenForMs).toBeLessThanOrEqual(1500);

@@ -73,7 +73,8 @@ describe('auto selection', () => {
     expect(o.facts.h3).toMatchObject({ host: '', port: caddy.port, source: 'alt-svc' });
     // The upgrade runs in the background; the next requests land on h3.
     let proto = '';
-    for (let i = 0; i < 500 && proto !== 'h3'; i++) { // up to 10 s: the h3 stack's first load is slow on a busy machine
+    for (let i = 0; i < 500 && proto !== 'h3'; i++) {
+      // up to 10 s: the h3 stack's first load is slow on a busy machine
       await new Promise((res) => setTimeout(res, 20));
       const r = await agent.request({ url });
       await r.dump();
@@ -112,7 +113,10 @@ describe('auto selection', () => {
 
   it('per-origin override and per-request protocol win over auto', async () => {
     const url = `https://localhost:${caddy.port}/index.html`;
-    const agent = new Agent({ tls: { ca: certs.ca }, origins: { [`https://localhost:${caddy.port}`]: { protocol: 'h1' } } });
+    const agent = new Agent({
+      tls: { ca: certs.ca },
+      origins: { [`https://localhost:${caddy.port}`]: { protocol: 'h1' } },
+    });
     const r1 = await agent.request({ url });
     await r1.dump();
     expect(r1.protocol).toBe('h1');
@@ -130,7 +134,8 @@ describe('auto selection', () => {
     // 1. Learn h3 and get tickets.
     const a1 = new Agent({ tls: { ca: certs.ca }, originCache: cache, sessionStore, selection });
     let proto = '';
-    for (let i = 0; i < 500 && proto !== 'h3'; i++) { // up to 10 s: the h3 stack's first load is slow on a busy machine
+    for (let i = 0; i < 500 && proto !== 'h3'; i++) {
+      // up to 10 s: the h3 stack's first load is slow on a busy machine
       const r = await a1.request({ url });
       await r.dump();
       proto = r.protocol;
@@ -147,12 +152,16 @@ describe('auto selection', () => {
     await a2.close();
     // 3. The alternative now points at a UDP port that swallows every datagram (a blackhole).
     const holes: Socket[] = [];
-    const bind = (type: 'udp4' | 'udp6', host: string, port: number): Promise<number> => new Promise((res, rej) => {
-      const s = createSocket(type);
-      s.on('message', () => {});
-      s.once('error', rej);
-      s.bind(port, host, () => { holes.push(s); res(s.address().port); });
-    });
+    const bind = (type: 'udp4' | 'udp6', host: string, port: number): Promise<number> =>
+      new Promise((res, rej) => {
+        const s = createSocket(type);
+        s.on('message', () => {});
+        s.once('error', rej);
+        s.bind(port, host, () => {
+          holes.push(s);
+          res(s.address().port);
+        });
+      });
     const hole = await bind('udp4', '127.0.0.1', 0);
     await bind('udp6', '::1', hole).catch(() => 0);
     try {
@@ -166,7 +175,13 @@ describe('auto selection', () => {
         a3.request({ url, method: 'POST', body: 'once' }),
       ]);
       expect(get.status).toBe('fulfilled');
-      const g = (get as PromiseFulfilledResult<{ r: { protocol: string; attempts: number; earlyData: boolean }; text: string; ms: number }>).value;
+      const g = (
+        get as PromiseFulfilledResult<{
+          r: { protocol: string; attempts: number; earlyData: boolean };
+          text: string;
+          ms: number;
+        }>
+      ).value;
       expect(g.text).toBe('hello from caddy\n');
       expect([g.r.protocol, g.r.attempts, g.r.earlyData]).toEqual(['h2', 2, false]);
       expect(g.ms).toBeLessThan(600); // race delay + one TCP+TLS handshake, not the QUIC deadline

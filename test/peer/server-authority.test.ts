@@ -41,16 +41,22 @@ afterAll(async () => {
 /** One h2c request with exactly these fields; the :status it got, or 'reset' / 'none'. */
 async function h2Request(fields: HeaderList): Promise<string> {
   const enc = new HpackEncoder();
-  const bytes = Buffer.concat([CLIENT_PREFACE, encodeSettings([]), ...encodeHeaders(1, enc.encode(fields), true, 16_384)]);
+  const bytes = Buffer.concat([
+    CLIENT_PREFACE,
+    encodeSettings([]),
+    ...encodeHeaders(1, enc.encode(fields), true, 16_384),
+  ]);
   const s = net.connect(h2.address.port, '127.0.0.1');
   let got = Buffer.alloc(0);
-  s.on('data', (d: Buffer) => { got = Buffer.concat([got, d]); });
+  s.on('data', (d: Buffer) => {
+    got = Buffer.concat([got, d]);
+  });
   s.on('error', () => {});
   s.write(bytes);
   await new Promise((r) => setTimeout(r, 300));
   s.destroy();
   // Walk the frames: HEADERS (0x1) on stream 1 is an answer, RST_STREAM (0x3) a refusal.
-  for (let off = 0; off + 9 <= got.length;) {
+  for (let off = 0; off + 9 <= got.length; ) {
     const len = got.readUIntBE(off, 3);
     const type = got[off + 3];
     const id = got.readUInt32BE(off + 5) & 0x7fffffff;
@@ -68,33 +74,75 @@ async function h3Request(fields: HeaderList): Promise<string> {
     const id = raw.conn.openBidi()!;
     raw.conn.send(id, encodeFrame(FrameType.HEADERS, new QpackEncoder({ maxTableCapacity: 0 }).encode(fields)), true);
     const t0 = Date.now();
-    while (!raw.resets.has(id) && !(raw.received.get(id) ?? 0) && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    while (!raw.resets.has(id) && !(raw.received.get(id) ?? 0) && Date.now() - t0 < 3000)
+      await new Promise((r) => setTimeout(r, 20));
     return raw.resets.has(id) ? 'reset' : (raw.received.get(id) ?? 0) > 0 ? 'answered' : 'none';
   } finally {
     raw.conn.close(0x100, 'done');
   }
 }
 
-const base = (scheme: string, path: string): HeaderList => [[':method', 'GET'], [':scheme', scheme], [':path', path]];
+const base = (scheme: string, path: string): HeaderList => [
+  [':method', 'GET'],
+  [':scheme', scheme],
+  [':path', path],
+];
 
 describe(':authority and Host, read once for h2 and h3', () => {
   it('Host without :authority: both servers take the authority from Host', async () => {
     expect(await h2Request([...base('http', '/host-only'), ['host', 'example.test:8080']])).toBe('answered');
     expect(await h3Request([...base('https', '/host-only'), ['host', 'example.test:8443']])).toBe('answered');
     const got = seen.filter((s) => s.path === '/host-only').map((s) => [s.kind, s.authority]);
-    expect(got).toEqual([['2', 'example.test:8080'], ['3', 'example.test:8443']]);
+    expect(got).toEqual([
+      ['2', 'example.test:8080'],
+      ['3', 'example.test:8443'],
+    ]);
   });
 
   it(':authority alone, and both naming the same host: the authority is :authority', async () => {
-    expect(await h2Request([[':method', 'GET'], [':scheme', 'http'], [':authority', 'a.test'], [':path', '/both']])).toBe('answered');
-    expect(await h3Request([[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/both'], ['host', 'A.TEST:443']])).toBe('answered');
-    expect(seen.filter((s) => s.path === '/both').map((s) => [s.kind, s.authority, s.scheme])).toEqual([['2', 'a.test', 'http'], ['3', 'a.test', 'https']]);
+    expect(
+      await h2Request([
+        [':method', 'GET'],
+        [':scheme', 'http'],
+        [':authority', 'a.test'],
+        [':path', '/both'],
+      ]),
+    ).toBe('answered');
+    expect(
+      await h3Request([
+        [':method', 'GET'],
+        [':scheme', 'https'],
+        [':authority', 'a.test'],
+        [':path', '/both'],
+        ['host', 'A.TEST:443'],
+      ]),
+    ).toBe('answered');
+    expect(seen.filter((s) => s.path === '/both').map((s) => [s.kind, s.authority, s.scheme])).toEqual([
+      ['2', 'a.test', 'http'],
+      ['3', 'a.test', 'https'],
+    ]);
   });
 
   it('both present and different, or neither: refused on both, never handed to the handler', async () => {
     const n = seen.length;
-    expect(await h2Request([[':method', 'GET'], [':scheme', 'http'], [':authority', 'a.test'], [':path', '/differ'], ['host', 'b.test']])).toBe('reset');
-    expect(await h3Request([[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/differ'], ['host', 'b.test']])).toBe('reset');
+    expect(
+      await h2Request([
+        [':method', 'GET'],
+        [':scheme', 'http'],
+        [':authority', 'a.test'],
+        [':path', '/differ'],
+        ['host', 'b.test'],
+      ]),
+    ).toBe('reset');
+    expect(
+      await h3Request([
+        [':method', 'GET'],
+        [':scheme', 'https'],
+        [':authority', 'a.test'],
+        [':path', '/differ'],
+        ['host', 'b.test'],
+      ]),
+    ).toBe('reset');
     expect(await h2Request(base('http', '/neither'))).toBe('reset');
     expect(await h3Request(base('https', '/neither'))).toBe('reset');
     expect(seen.length).toBe(n);

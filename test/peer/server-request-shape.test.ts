@@ -54,7 +54,13 @@ async function seen(kind: 'h1' | 'h2' | 'h3'): Promise<ServerRequest[]> {
   }
   const protocol = kind === 'h3' ? 'h3' : kind === 'h2' ? 'h2' : 'h1';
   for (const [i, method] of ['GET', 'GET', 'POST', 'GET'].entries()) {
-    const r = await agent.request({ url: `${url}/r${i}`, method, protocol, headers: [], ...(method === 'POST' ? { body: 'hello' } : {}) });
+    const r = await agent.request({
+      url: `${url}/r${i}`,
+      method,
+      protocol,
+      headers: [],
+      ...(method === 'POST' ? { body: 'hello' } : {}),
+    });
     expect(await r.text()).toBe(method === 'POST' ? '5\n' : '0\n');
   }
   return reqs;

@@ -21,7 +21,16 @@ let plainSvc: Service;
 let a: Record<string, number>;
 
 beforeAll(async () => {
-  origin = await startH1Server({ handler: (req) => ({ status: 200, headers: [['alt-svc', 'h3=":9999"; ma=60'], ['content-type', 'text/plain']], body: `hello ${req.path}\n` }) });
+  origin = await startH1Server({
+    handler: (req) => ({
+      status: 200,
+      headers: [
+        ['alt-svc', 'h3=":9999"; ma=60'],
+        ['content-type', 'text/plain'],
+      ],
+      body: `hello ${req.path}\n`,
+    }),
+  });
   const listeners = (h3: boolean): string => `
 listeners:
   - { name: tls, kind: https, host: 127.0.0.1, port: 0, tls: { cert: ${certs.certPath}, key: ${certs.keyPath} } }
@@ -33,8 +42,12 @@ origins:
 routes:
   - { path: /, origin: o }
 `;
-  svc = await Service.start(parseConfig(listeners(true), 'altsvc.yaml', certs.dir), { logDestination: { write: () => {} } });
-  plainSvc = await Service.start(parseConfig(listeners(false), 'altsvc-none.yaml', certs.dir), { logDestination: { write: () => {} } });
+  svc = await Service.start(parseConfig(listeners(true), 'altsvc.yaml', certs.dir), {
+    logDestination: { write: () => {} },
+  });
+  plainSvc = await Service.start(parseConfig(listeners(false), 'altsvc-none.yaml', certs.dir), {
+    logDestination: { write: () => {} },
+  });
   a = svc.addresses() as Record<string, number>;
 });
 
@@ -47,7 +60,17 @@ afterAll(async () => {
 describe('Alt-Svc for the h3 listener', () => {
   it('the https front (h1 and h2) advertises the h3 listener with the configured ma; the origin’s own Alt-Svc is dropped', async () => {
     for (const v of ['--http1.1', '--http2']) {
-      const { stdout } = await run('curl', ['-sS', '-D', '-', '-o', '/dev/null', v, '--cacert', certs.caPath, `https://localhost:${a['tls']}/x`]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-D',
+        '-',
+        '-o',
+        '/dev/null',
+        v,
+        '--cacert',
+        certs.caPath,
+        `https://localhost:${a['tls']}/x`,
+      ]);
       const alt = stdout.split('\r\n').filter((l) => /^alt-svc:/i.test(l));
       expect(alt).toEqual([`alt-svc: h3=":${a['quic']}"; ma=3600`]);
     }
@@ -72,7 +95,16 @@ describe('Alt-Svc for the h3 listener', () => {
   });
 
   it('without an h3 listener nothing is advertised', async () => {
-    const { stdout } = await run('curl', ['-sS', '-D', '-', '-o', '/dev/null', '--cacert', certs.caPath, `https://localhost:${plainSvc.addresses()['tls']}/x`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '--cacert',
+      certs.caPath,
+      `https://localhost:${plainSvc.addresses()['tls']}/x`,
+    ]);
     expect(stdout).not.toMatch(/alt-svc/i);
   });
 });

@@ -42,7 +42,13 @@ ${['h1', 'h2', 'h3'].map((p) => `  caddy-${p}: { url: "https://127.0.0.1:${caddy
 routes:
 ${['h1', 'h2', 'h3'].map((p) => `  - { path: /${p}, origin: caddy-${p}, stripPrefix: true }`).join('\n')}
 `;
-    svc = await Service.start(parseConfig(yaml, 'caddy.yaml', certs.dir), { logDestination: { write: (s: string) => { logs.push(JSON.parse(s) as Record<string, unknown>); } } });
+    svc = await Service.start(parseConfig(yaml, 'caddy.yaml', certs.dir), {
+      logDestination: {
+        write: (s: string) => {
+          logs.push(JSON.parse(s) as Record<string, unknown>);
+        },
+      },
+    });
   }, 60_000);
   afterAll(async () => {
     await svc?.shutdown(500);
@@ -57,17 +63,25 @@ ${['h1', 'h2', 'h3'].map((p) => `  - { path: /${p}, origin: caddy-${p}, stripPre
         const r = await run('curl', ['-sS', '-m', '20', `http://127.0.0.1:${port}/${p}/hello.txt`]);
         expect(r.stdout, p).toBe('hello from caddy\n');
       }
-      const b = await run('curl', ['-sS', '-m', '30', `http://127.0.0.1:${port}/${p}/big.bin`], { encoding: 'buffer', maxBuffer: 16 << 20 });
+      const b = await run('curl', ['-sS', '-m', '30', `http://127.0.0.1:${port}/${p}/big.bin`], {
+        encoding: 'buffer',
+        maxBuffer: 16 << 20,
+      });
       expect(createHash('sha256').update(b.stdout).digest('hex'), p).toBe(bigSha);
     }
     for (const p of ['h1', 'h2', 'h3']) {
       const mine = logs.filter((l) => l['msg'] === 'request' && l['origin'] === `caddy-${p}`);
       expect(mine.length).toBe(6);
       expect(new Set(mine.map((l) => l['protocol']))).toEqual(new Set([p]));
-      expect(mine.map((l) => [l['status'], l['error'] ?? null, l['reason'] ?? null]), p).toEqual(Array.from({ length: 6 }, () => [200, null, null]));
+      expect(
+        mine.map((l) => [l['status'], l['error'] ?? null, l['reason'] ?? null]),
+        p,
+      ).toEqual(Array.from({ length: 6 }, () => [200, null, null]));
     }
     const text = await (await fetch(`http://127.0.0.1:${svc.adminPort}/metrics`)).text();
-    expect(text).toMatch(/originlink_upstream_handshakes_total\{origin="caddy-h3",upstream="https:\/\/127\.0\.0\.1:\d+",protocol="h3",resumed="false",early_data="false",tfo="false"\} 1/);
+    expect(text).toMatch(
+      /originlink_upstream_handshakes_total\{origin="caddy-h3",upstream="https:\/\/127\.0\.0\.1:\d+",protocol="h3",resumed="false",early_data="false",tfo="false"\} 1/,
+    );
     expect(text).toMatch(/originlink_upstream_protocol\{origin="caddy-h2",upstream="[^"]+",protocol="h2"\} 1/);
     expect(text).toMatch(/originlink_upstream_connections_opened_total\{origin="caddy-h3",upstream="[^"]+"\} 1/);
   });

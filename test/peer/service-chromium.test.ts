@@ -44,14 +44,27 @@ beforeAll(async () => {
   origin = await startH1Server({
     handler: async (req) => {
       via.set(req.path, req.headers.find(([n]) => n === 'via')?.[1] ?? '');
-      if (req.path === '/') return { status: 200, headers: [['content-type', 'text/html']], body: '<!doctype html><title>front</title><p>ok' };
-      if (req.path === '/big') return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
+      if (req.path === '/')
+        return {
+          status: 200,
+          headers: [['content-type', 'text/html']],
+          body: '<!doctype html><title>front</title><p>ok',
+        };
+      if (req.path === '/big')
+        return { status: 200, headers: [['content-type', 'application/octet-stream']], body: big };
       if (req.path === '/echo') {
         const chunks: Buffer[] = [];
         for await (const c of req.body) chunks.push(c as Buffer);
         return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.concat(chunks) };
       }
-      return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body: 'r' + req.path };
+      return {
+        status: 200,
+        headers: [
+          ['content-type', 'text/plain'],
+          ['cache-control', 'no-store'],
+        ],
+        body: 'r' + req.path,
+      };
     },
   });
   const yaml = `
@@ -78,10 +91,13 @@ describe('headless Chromium against the connector', () => {
   it('HTTP/2 client of the https front: 40 parallel GETs, a POST echo and a 2 MiB GET, all h2', async () => {
     let b: Browser | null = null;
     try {
-      b = await launchChromium({ flags: ['--disable-quic', `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`] });
+      b = await launchChromium({
+        flags: ['--disable-quic', `--ignore-certificate-errors-spki-list=${spki(certs.cert)}`],
+      });
       await b.cdp.navigate(`https://localhost:${ports['tls']}/`);
       const post = randomBytes(300 * 1024).toString('base64');
-      const r = await b.cdp.eval<Record<string, unknown>>(`(async () => {
+      const r = await b.cdp.eval<Record<string, unknown>>(
+        `(async () => {
         ${PAGE_LIB}
         const gets = await Promise.all(Array.from({ length: 40 }, (_, i) => timed('/r/' + i, {}, 20000)));
         const body = ${JSON.stringify(post)};
@@ -94,7 +110,9 @@ describe('headless Chromium against the connector', () => {
           nav: performance.getEntriesByType('navigation')[0].nextHopProtocol,
           protos: [...new Set(performance.getEntriesByType('resource').map((e) => e.nextHopProtocol))],
         };
-      })()`, 90_000);
+      })()`,
+        90_000,
+      );
       expect(r).toEqual({ gets: 40, echo: true, big: sha(big), nav: 'h2', protos: ['h2'] });
       expect(via.get('/big')).toBe('2 originlink');
     } finally {
@@ -106,10 +124,14 @@ describe('headless Chromium against the connector', () => {
     let b: Browser | null = null;
     try {
       // Only localhost:1 (nothing there, never asked for) is forced: see the header for why the flag is given at all.
-      b = await launchChromium({ flags: ['--enable-quic', '--origin-to-force-quic-on=localhost:1'], trustCa: certs.caPath });
+      b = await launchChromium({
+        flags: ['--enable-quic', '--origin-to-force-quic-on=localhost:1'],
+        trustCa: certs.caPath,
+      });
       await b.cdp.navigate(`https://localhost:${ports['tls']}/`);
       // One fetch at a time until one goes over h3 (bounded), then 10 more.
-      const r = await b.cdp.eval<{ seq: string[]; after: string[]; nav: string }>(`(async () => {
+      const r = await b.cdp.eval<{ seq: string[]; after: string[]; nav: string }>(
+        `(async () => {
         ${PAGE_LIB}
         const seq = [];
         for (let i = 0; i < 50 && seq.at(-1) !== 'h3'; i++) {
@@ -123,8 +145,12 @@ describe('headless Chromium against the connector', () => {
           after.push(r.ok ? proto('/a/' + i)[0] : 'failed: ' + r.error);
         }
         return { seq, after, nav: performance.getEntriesByType('navigation')[0].nextHopProtocol };
-      })()`, 90_000);
-      console.log(`service-chromium Alt-Svc discovery: navigation ${r.nav}, fetches ${JSON.stringify(r.seq)}, then ${JSON.stringify(r.after)}`);
+      })()`,
+        90_000,
+      );
+      console.log(
+        `service-chromium Alt-Svc discovery: navigation ${r.nav}, fetches ${JSON.stringify(r.seq)}, then ${JSON.stringify(r.after)}`,
+      );
       expect(r.nav).toBe('h2');
       expect(r.seq.at(-1)).toBe('h3');
       expect(r.after).toEqual(Array(10).fill('h3'));

@@ -20,9 +20,14 @@ const CERTS = join(ROOT, 'config', 'demo-certs');
 function demo(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile('node', [CLI, 'demo', '--random-ports', ...args], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - t0 });
-    });
+    execFile(
+      'node',
+      [CLI, 'demo', '--random-ports', ...args],
+      { cwd: ROOT, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - t0 });
+      },
+    );
   });
 }
 
@@ -53,14 +58,23 @@ describe('the demo leaves nothing behind and says where it moved (issue 45)', ()
 
   it('stopped with Ctrl-C (SIGINT), its request log is removed; --keep-log keeps it', async () => {
     for (const keep of [false, true]) {
-      const child = spawn('node', [CLI, 'demo', '--random-ports', '--no-traffic', ...(keep ? ['--keep-log'] : [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('node', [CLI, 'demo', '--random-ports', '--no-traffic', ...(keep ? ['--keep-log'] : [])], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       const log = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no log line: ${out}`)); }, 20_000);
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`no log line: ${out}`));
+        }, 20_000);
         child.stdout?.on('data', (d: Buffer) => {
           out += String(d);
           const m = /request log \(JSON lines\): (\S+)/.exec(out);
-          if (m) { clearTimeout(timer); resolve(m[1] as string); }
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1] as string);
+          }
         });
       });
       expect(existsSync(log)).toBe(true);
@@ -78,7 +92,12 @@ describe('the demo leaves nothing behind and says where it moved (issue 45)', ()
     const probe = async (port: number): Promise<number | null> => (port === 0 ? next++ : busy.has(port) ? null : port);
     const { env, moved } = await pickPorts({ DEMO_ADMIN_PORT: '7000' }, false, probe);
     expect(moved).toEqual(['8443 → 40000', '9443 → 40001']);
-    expect([env['DEMO_FRONT_TLS_PORT'], env['DEMO_FRONT_HTTP_PORT'], env['DEMO_ADMIN_PORT'], env['DEMO_ORIGIN_H3_PORT']]).toEqual(['40000', '8080', '7000', '40001']);
+    expect([
+      env['DEMO_FRONT_TLS_PORT'],
+      env['DEMO_FRONT_HTTP_PORT'],
+      env['DEMO_ADMIN_PORT'],
+      env['DEMO_ORIGIN_H3_PORT'],
+    ]).toEqual(['40000', '8080', '7000', '40001']);
     // --random-ports: every port a free one, nothing reported as moved.
     expect((await pickPorts({}, true, probe)).moved).toEqual([]);
   });
@@ -90,8 +109,12 @@ describe('HTTP/3 front listener', () => {
   beforeAll(async () => {
     origin = http.createServer((req, res) => {
       let n = 0;
-      req.on('data', (c: Buffer) => { n += c.length; });
-      req.on('end', () => res.end(`${req.method} ${req.url} ${n} via=${req.headers['via']} xfp=${req.headers['x-forwarded-proto']}\n`));
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+      });
+      req.on('end', () =>
+        res.end(`${req.method} ${req.url} ${n} via=${req.headers['via']} xfp=${req.headers['x-forwarded-proto']}\n`),
+      );
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const yaml = `
@@ -111,7 +134,10 @@ routes:
   });
 
   it('GETs and a 1 MiB upload over HTTP/3 reach an h1 origin with Via 3', async () => {
-    const agent = new Agent({ protocol: 'h3', tls: { ca: readFileSync(join(CERTS, 'ca.pem')), servername: 'localhost' } });
+    const agent = new Agent({
+      protocol: 'h3',
+      tls: { ca: readFileSync(join(CERTS, 'ca.pem')), servername: 'localhost' },
+    });
     const base = `https://127.0.0.1:${svc.addresses()['quic']}`;
     try {
       for (let i = 0; i < 5; i++) {

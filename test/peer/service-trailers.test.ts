@@ -25,14 +25,32 @@ let a: Record<string, number>;
 
 beforeAll(async () => {
   origin = await startH1Server({
-    handler: (req) => req.path === '/whole'
-      ? { status: 200, headers: [['content-type', 'text/plain']], body: Buffer.from('all at once\n'), trailers: [['x-checksum', 'beef'], ['content-length', '999']] }
-      : {
-          status: 200,
-          headers: [['content-type', 'text/plain']],
-          body: Readable.from([Buffer.from('part one, '), Buffer.from('part two\n')]),
-          trailersLater: new Promise((r) => setTimeout(() => r([['x-checksum', 'c0ffee'], ['content-length', '999']]), 20)),
-        },
+    handler: (req) =>
+      req.path === '/whole'
+        ? {
+            status: 200,
+            headers: [['content-type', 'text/plain']],
+            body: Buffer.from('all at once\n'),
+            trailers: [
+              ['x-checksum', 'beef'],
+              ['content-length', '999'],
+            ],
+          }
+        : {
+            status: 200,
+            headers: [['content-type', 'text/plain']],
+            body: Readable.from([Buffer.from('part one, '), Buffer.from('part two\n')]),
+            trailersLater: new Promise((r) =>
+              setTimeout(
+                () =>
+                  r([
+                    ['x-checksum', 'c0ffee'],
+                    ['content-length', '999'],
+                  ]),
+                20,
+              ),
+            ),
+          },
   });
   const yaml = `
 listeners:
@@ -57,9 +75,13 @@ afterAll(async () => {
 /** One GET over the http front on a raw socket: everything the connector wrote, until it closed. */
 function h1Get(path: string): Promise<string> {
   return new Promise<string>((resolve) => {
-    const s = net.connect(a['plain']!, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n`));
+    const s = net.connect(a['plain']!, '127.0.0.1', () =>
+      s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n`),
+    );
     let got = '';
-    s.on('data', (d) => { got += d.toString('latin1'); });
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+    });
     s.on('close', () => resolve(got));
   });
 }
@@ -70,7 +92,9 @@ async function h2cGet(path: string): Promise<{ body: string; trailers: http2.Inc
   const s = c.request({ ':path': path, te: 'trailers' });
   let body = '';
   s.setEncoding('utf8');
-  s.on('data', (d: string) => { body += d; });
+  s.on('data', (d: string) => {
+    body += d;
+  });
   const trailersP = new Promise<http2.IncomingHttpHeaders>((r) => s.once('trailers', r));
   await new Promise((r) => s.on('end', r));
   const trailers = await trailersP;
@@ -82,7 +106,9 @@ describe('trailers on every front', () => {
   it('http front: the chunked body ends with the trailer section', async () => {
     const text = await h1Get('/t');
     expect(text).toMatch(/transfer-encoding: chunked\r\n/);
-    expect(text).toMatch(/\r\n(a\r\npart one, \r\n9\r\npart two\n|13\r\npart one, part two\n)\r\n0\r\nx-checksum: c0ffee\r\n\r\n$/);
+    expect(text).toMatch(
+      /\r\n(a\r\npart one, \r\n9\r\npart two\n|13\r\npart one, part two\n)\r\n0\r\nx-checksum: c0ffee\r\n\r\n$/,
+    );
     expect(text).not.toMatch(/content-length: 999/);
   });
 
@@ -110,11 +136,19 @@ describe('trailers on every front', () => {
   it('h3 front: our HTTP/3 client gets the trailers', async () => {
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
     try {
-      const r = await agent.request({ origin: `https://localhost:${a['quic']}`, path: '/t', headers: [['te', 'trailers']] });
+      const r = await agent.request({
+        origin: `https://localhost:${a['quic']}`,
+        path: '/t',
+        headers: [['te', 'trailers']],
+      });
       expect(await r.text()).toBe('part one, part two\n');
       expect(await r.trailers).toEqual([['x-checksum', 'c0ffee']]);
       // A response already whole with trailers (the connector relays it as bytes) keeps them on h3 too.
-      const w = await agent.request({ origin: `https://localhost:${a['quic']}`, path: '/whole', headers: [['te', 'trailers']] });
+      const w = await agent.request({
+        origin: `https://localhost:${a['quic']}`,
+        path: '/whole',
+        headers: [['te', 'trailers']],
+      });
       expect(await w.text()).toBe('all at once\n');
       expect(await w.trailers).toEqual([['x-checksum', 'beef']]);
     } finally {

@@ -61,7 +61,11 @@ describe('connector service with nginx behind it', () => {
     });
     // An origin whose responses carry hop-by-hop fields the connector must strip.
     odd = http.createServer((req, res) => {
-      if (req.url === '/stream/echo') { res.writeHead(200); req.pipe(res); return; }
+      if (req.url === '/stream/echo') {
+        res.writeHead(200);
+        req.pipe(res);
+        return;
+      }
       if (req.url === '/stream/down') {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.write(Buffer.alloc(32 * 1024, 0x31));
@@ -74,7 +78,9 @@ describe('connector service with nginx behind it', () => {
       res.setHeader('proxy-authenticate', 'Basic');
       res.setHeader('x-keep', 'yes');
       let n = 0;
-      req.on('data', (c: Buffer) => { n += c.length; });
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+      });
       req.on('end', () => res.end(`odd ${req.method} ${req.url}${n ? ` ${n}` : ''}\n`));
     });
     await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
@@ -108,7 +114,13 @@ routes:
   - { host: only.test, path: /, origin: odd }
   - { path: /, origin: ng-h2 }
 `;
-    svc = await Service.start(parseConfig(yaml, 'test.yaml', certs.dir), { logDestination: { write: (s: string) => { logs.push(JSON.parse(s) as Record<string, unknown>); } } });
+    svc = await Service.start(parseConfig(yaml, 'test.yaml', certs.dir), {
+      logDestination: {
+        write: (s: string) => {
+          logs.push(JSON.parse(s) as Record<string, unknown>);
+        },
+      },
+    });
     const a = svc.addresses();
     tls = a['tls'] as number;
     plain = a['plain'] as number;
@@ -136,7 +148,12 @@ routes:
   });
 
   it('an http listener serves HTTP/2 with prior knowledge too (issue 45: it answered a 505 in HTTP/1.1, "Empty reply" to curl)', async () => {
-    const r = await curl('-w', '\n%{http_code} %{http_version}', '--http2-prior-knowledge', `http://127.0.0.1:${plain}/index.html`);
+    const r = await curl(
+      '-w',
+      '\n%{http_code} %{http_version}',
+      '--http2-prior-knowledge',
+      `http://127.0.0.1:${plain}/index.html`,
+    );
     expect(r.code, r.err).toBe(0);
     expect(r.out).toBe('hello from nginx\n\n200 2');
     // HTTP/1.1 on the same listener, as before.
@@ -145,11 +162,29 @@ routes:
   });
 
   it('adds Via and X-Forwarded-*, strips hop-by-hop request fields, rewrites Host to the origin', async () => {
-    const r = await curl('--http1.1', '-H', 'Connection: X-Foo, Keep-Alive', '-H', 'X-Foo: secret', '-H', 'Keep-Alive: timeout=9', '-H', 'Proxy-Authorization: Basic eA==',
-      '-H', 'X-Forwarded-For: 203.0.113.9', '-H', 'X-Keep: kept', `https://localhost:${tls}/h1/hdr`);
-    expect(r.out.trim()).toBe(`host=localhost|via=1.1 test-proxy|xff=203.0.113.9, 127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=kept`);
+    const r = await curl(
+      '--http1.1',
+      '-H',
+      'Connection: X-Foo, Keep-Alive',
+      '-H',
+      'X-Foo: secret',
+      '-H',
+      'Keep-Alive: timeout=9',
+      '-H',
+      'Proxy-Authorization: Basic eA==',
+      '-H',
+      'X-Forwarded-For: 203.0.113.9',
+      '-H',
+      'X-Keep: kept',
+      `https://localhost:${tls}/h1/hdr`,
+    );
+    expect(r.out.trim()).toBe(
+      `host=localhost|via=1.1 test-proxy|xff=203.0.113.9, 127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=kept`,
+    );
     const r2 = await curl('--http2', `https://localhost:${tls}/hdr`);
-    expect(r2.out.trim()).toBe(`host=localhost|via=2 test-proxy|xff=127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=`);
+    expect(r2.out.trim()).toBe(
+      `host=localhost|via=2 test-proxy|xff=127.0.0.1|xfp=https|xfh=localhost:${tls}|foo=|ka=|pa=|up=|keep=`,
+    );
   });
 
   it('keeps or rewrites Host per route (needs the Agent to honour RequestOptions.authority)', async () => {
@@ -209,11 +244,35 @@ routes:
   it('body size limit: 413 on a declared length and on a streamed body', async () => {
     const big = join(certs.dir, 'big.bin');
     writeFileSync(big, Buffer.alloc(2 * 1024 * 1024, 0x78));
-    const declared = await curl('-w', '%{http_code}', '-o', '/dev/null', '--data-binary', `@${big}`, `http://127.0.0.1:${plain}/post`);
+    const declared = await curl(
+      '-w',
+      '%{http_code}',
+      '-o',
+      '/dev/null',
+      '--data-binary',
+      `@${big}`,
+      `http://127.0.0.1:${plain}/post`,
+    );
     expect(declared.out).toBe('413');
-    const streamed = await curl('-w', '%{http_code}', '-o', '/dev/null', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${big}`, `http://127.0.0.1:${plain}/odd/upload`);
+    const streamed = await curl(
+      '-w',
+      '%{http_code}',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Transfer-Encoding: chunked',
+      '--data-binary',
+      `@${big}`,
+      `http://127.0.0.1:${plain}/odd/upload`,
+    );
     expect(streamed.out).toBe('413');
-    const small = await curl('-H', 'Transfer-Encoding: chunked', '--data-binary', 'y'.repeat(1000), `http://127.0.0.1:${plain}/odd/upload`);
+    const small = await curl(
+      '-H',
+      'Transfer-Encoding: chunked',
+      '--data-binary',
+      'y'.repeat(1000),
+      `http://127.0.0.1:${plain}/odd/upload`,
+    );
     expect(small.out).toBe('odd POST /odd/upload 1000\n');
   });
 
@@ -225,8 +284,28 @@ routes:
     const outs = [1, 2, 3].map((i) => join(certs.dir, `echo-${i}.bin`));
     const u = `http://127.0.0.1:${plain}/stream/echo`;
     // Before: the second upload on a connection hung (the front's socket stayed paused after the first body's end).
-    const r = await curl('-w', '%{num_connects} ', '--data-binary', `@${file}`, u, u, u, '-o', outs[0]!, '-o', outs[1]!, '-o', outs[2]!);
-    expect(r.out.trim().split(' ').map(Number).reduce((a, b) => a + b, 0)).toBe(1);
+    const r = await curl(
+      '-w',
+      '%{num_connects} ',
+      '--data-binary',
+      `@${file}`,
+      u,
+      u,
+      u,
+      '-o',
+      outs[0]!,
+      '-o',
+      outs[1]!,
+      '-o',
+      outs[2]!,
+    );
+    expect(
+      r.out
+        .trim()
+        .split(' ')
+        .map(Number)
+        .reduce((a, b) => a + b, 0),
+    ).toBe(1);
     for (const o of outs) expect(sha(readFileSync(o))).toBe(sha(body));
     const c = http2.connect(`http://127.0.0.1:${h2c}`);
     try {
@@ -244,7 +323,10 @@ routes:
   });
 
   it('streams bodies both ways: echoed bytes return before the upload ends; a download arrives before the origin finishes', async () => {
-    for (const [name, url] of [['h2c', `http://127.0.0.1:${h2c}`], ['tls h2', `https://localhost:${tls}`]] as const) {
+    for (const [name, url] of [
+      ['h2c', `http://127.0.0.1:${h2c}`],
+      ['tls h2', `https://localhost:${tls}`],
+    ] as const) {
       const c = http2.connect(url, { ca: certs.ca });
       const s = c.request({ ':method': 'POST', ':path': '/stream/echo' });
       const first = new Promise<Buffer>((r) => s.once('data', r));
@@ -252,7 +334,9 @@ routes:
       const got = await Promise.race([first, new Promise<null>((r) => setTimeout(() => r(null), 3000))]);
       expect(got, `${name}: no echo before the upload ended (buffered?)`).not.toBeNull();
       let total = got?.length ?? 0;
-      s.on('data', (d: Buffer) => { total += d.length; });
+      s.on('data', (d: Buffer) => {
+        total += d.length;
+      });
       s.end(Buffer.alloc(100_000, 0x42));
       await new Promise((r) => s.on('end', r));
       expect(total).toBe(200_000);
@@ -263,7 +347,9 @@ routes:
     const firstDown = await new Promise<Buffer>((r) => s.once('data', r));
     expect(firstDown[0]).toBe(0x31); // the origin has not finished: it waits for release()
     let rest = firstDown.length;
-    s.on('data', (d: Buffer) => { rest += d.length; });
+    s.on('data', (d: Buffer) => {
+      rest += d.length;
+    });
     release?.();
     await new Promise((r) => s.on('end', r));
     expect(rest).toBe(64 * 1024);
@@ -273,9 +359,16 @@ routes:
   it('h2load through the h2 front: metrics match nginx access log (requests, connections)', async () => {
     const before = nginx.log().length;
     const n = 3000;
-    const r = await run('h2load', ['-n', String(n), '-c', '8', '-m', '8', `https://127.0.0.1:${tls}/load/small.txt?h2load`], { maxBuffer: 8 << 20 });
+    const r = await run(
+      'h2load',
+      ['-n', String(n), '-c', '8', '-m', '8', `https://127.0.0.1:${tls}/load/small.txt?h2load`],
+      { maxBuffer: 8 << 20 },
+    );
     expect(r.stdout).toMatch(new RegExp(`requests: ${n} total, ${n} started, ${n} done, ${n} succeeded`));
-    const lines = nginx.log().slice(before).filter((l) => l.uri === '/small.txt?h2load');
+    const lines = nginx
+      .log()
+      .slice(before)
+      .filter((l) => l.uri === '/small.txt?h2load');
     expect(lines.length).toBe(n);
     const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     expect(metric(text, 'originlink_upstream_requests_total', { origin: 'ng-load' })).toBe(n);
@@ -286,9 +379,13 @@ routes:
     expect(metric(text, 'originlink_upstream_handshakes_total', { origin: 'ng-load', protocol: 'h2' })).toBe(opened);
     expect(metric(text, 'originlink_upstream_ttfb_seconds_count', { origin: 'ng-load' })).toBe(n);
     expect(metric(text, 'originlink_upstream_protocol', { origin: 'ng-load', protocol: 'h2' })).toBe(1);
-    expect(metric(text, 'originlink_front_requests_total', { listener: 'tls', protocol: '2', status: '200' })).toBeGreaterThanOrEqual(n);
+    expect(
+      metric(text, 'originlink_front_requests_total', { listener: 'tls', protocol: '2', status: '200' }),
+    ).toBeGreaterThanOrEqual(n);
     expect(metric(text, 'originlink_upstream_connections_idle', { origin: 'ng-load' })).toBe(opened);
-    expect(metric(text, 'originlink_upstream_choice', { origin: 'ng-load', protocol: 'h2', reason: 'configured' })).toBe(1);
+    expect(
+      metric(text, 'originlink_upstream_choice', { origin: 'ng-load', protocol: 'h2', reason: 'configured' }),
+    ).toBe(1);
     expect(metric(text, 'originlink_upstream_facts_info', { origin: 'ng-load', alpn: 'h2' })).toBe(1);
     expect(metric(text, 'originlink_upstream_choice', { origin: 'strict', transport: 'tcp' })).toBe(1); // auto: the selector's choice and reason
     // With an admin listener, the process's own series too (metrics.ts enableProcessSeries).
@@ -302,7 +399,15 @@ routes:
     await curl(`https://localhost:${tls}/h1/index.html?logcheck`);
     const line = logs.find((l) => l['msg'] === 'request' && l['path'] === '/h1/index.html?logcheck');
     expect(line).toBeDefined();
-    expect(line).toMatchObject({ origin: 'ng-h1', protocol: 'h1', status: 200, route: 0, listener: 'tls', client: '2', method: 'GET' });
+    expect(line).toMatchObject({
+      origin: 'ng-h1',
+      protocol: 'h1',
+      status: 200,
+      route: 0,
+      listener: 'tls',
+      client: '2',
+      method: 'GET',
+    });
     expect(typeof line?.['reused']).toBe('boolean');
     expect(typeof line?.['ttfbMs']).toBe('number');
     expect(typeof line?.['totalMs']).toBe('number');
@@ -315,19 +420,29 @@ describe('clients that leave before their answers', () => {
     // An HTTP/2 origin (Node's own, nghttp2) that holds /hang requests until released and answers the rest at once.
     const held: http2.ServerHttp2Stream[] = [];
     const origin = http2.createSecureServer({ cert: certs.cert, key: certs.key }, (req, res) => {
-      if (req.url === '/hang') { held.push(res.stream); return; }
+      if (req.url === '/hang') {
+        held.push(res.stream);
+        return;
+      }
       res.end('ok\n');
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const port = (origin.address() as net.AddressInfo).port;
-    const svc = await Service.start(parseConfig(`
+    const svc = await Service.start(
+      parseConfig(
+        `
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
 admin: { host: 127.0.0.1, port: 0 }
 logging: { requests: false }
 origins:
   o: { url: "https://127.0.0.1:${port}", protocol: h2, retries: 0, tls: { ca: ${certs.caPath}, servername: localhost }, pool: { maxConsecutiveErrors: 2 } }
 routes: [{ path: /, origin: o }]
-`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+`,
+        'test.yaml',
+        certs.dir,
+      ),
+      { logDestination: { write: () => {} } },
+    );
     try {
       const base = `http://127.0.0.1:${svc.addresses()['plain'] as number}`;
       expect(await (await fetch(`${base}/first`)).text()).toBe('ok\n');
@@ -354,11 +469,16 @@ routes: [{ path: /, origin: o }]
 });
 
 describe('a client that pauses its download', () => {
-  it('gets all of it when it pauses longer than the origin body timeout but within clientSendTimeoutMs (its own silence is not the origin\'s)', async () => {
+  it("gets all of it when it pauses longer than the origin body timeout but within clientSendTimeoutMs (its own silence is not the origin's)", async () => {
     const big = Buffer.alloc(8 << 20, 0x61);
-    const origin = http.createServer((_req, res) => { res.writeHead(200, { 'content-length': big.length }); res.end(big); });
+    const origin = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': big.length });
+      res.end(big);
+    });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    const svc = await Service.start(parseConfig(`
+    const svc = await Service.start(
+      parseConfig(
+        `
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
 admin: false
 logging: { requests: false }
@@ -366,7 +486,12 @@ limits: { clientSendTimeoutMs: 5000 }
 origins:
   o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1, timeouts: { bodyMs: 1000 } }
 routes: [{ path: /, origin: o }]
-`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+`,
+        'test.yaml',
+        certs.dir,
+      ),
+      { logDestination: { write: () => {} } },
+    );
     const s = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
     try {
       s.write('GET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
@@ -375,7 +500,10 @@ routes: [{ path: /, origin: o }]
       const chunks: Buffer[] = [];
       s.on('data', (d: Buffer) => chunks.push(d));
       s.resume();
-      await new Promise<void>((r) => { s.once('close', () => r()); setTimeout(r, 10_000); });
+      await new Promise<void>((r) => {
+        s.once('close', () => r());
+        setTimeout(r, 10_000);
+      });
       const all = Buffer.concat(chunks);
       const headEnd = all.indexOf('\r\n\r\n');
       expect(all.subarray(0, 12).toString()).toBe('HTTP/1.1 200');
@@ -389,17 +517,27 @@ routes: [{ path: /, origin: o }]
 });
 
 describe('a client whose upload stalls', () => {
-  it('gets 408 and its connection closed: its stall, not the origin\'s (OL_REQUEST_BODY_TIMEOUT, counted under that code)', async () => {
-    const origin = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('done\n')); });
+  it("gets 408 and its connection closed: its stall, not the origin's (OL_REQUEST_BODY_TIMEOUT, counted under that code)", async () => {
+    const origin = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('done\n'));
+    });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    const svc = await Service.start(parseConfig(`
+    const svc = await Service.start(
+      parseConfig(
+        `
 listeners: [{ name: plain, kind: http, host: 127.0.0.1, port: 0 }]
 admin: { host: 127.0.0.1, port: 0 }
 logging: { requests: false }
 origins:
   o: { url: "http://127.0.0.1:${(origin.address() as net.AddressInfo).port}", protocol: h1, retries: 0, timeouts: { bodyMs: 1000 } }
 routes: [{ path: /, origin: o }]
-`, 'test.yaml', certs.dir), { logDestination: { write: () => {} } });
+`,
+        'test.yaml',
+        certs.dir,
+      ),
+      { logDestination: { write: () => {} } },
+    );
     const s = net.connect(svc.addresses()['plain'] as number, '127.0.0.1');
     try {
       const chunks: Buffer[] = [];
@@ -423,7 +561,9 @@ routes: [{ path: /, origin: o }]
       const closed2 = new Promise<void>((r) => s2.once('close', () => r()));
       s2.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789');
       await Promise.race([closed2, new Promise((r) => setTimeout(r, 5000))]);
-      expect(Buffer.concat(got).toString('latin1')).toMatch(/^HTTP\/1\.1 408 [^]*x-originlink-error: OL_REQUEST_BODY_TIMEOUT/i);
+      expect(Buffer.concat(got).toString('latin1')).toMatch(
+        /^HTTP\/1\.1 408 [^]*x-originlink-error: OL_REQUEST_BODY_TIMEOUT/i,
+      );
       const m2 = await (await fetch(`http://127.0.0.1:${svc.adminPort as number}/metrics`)).text();
       expect(metric(m2, 'originlink_front_rejected_total', { listener: 'plain', reason: 'body_timeout' })).toBe(1);
       expect(metric(m2, 'originlink_upstream_errors_total', { origin: 'o', code: 'OL_REQUEST_BODY_TIMEOUT' })).toBe(1);
@@ -441,7 +581,13 @@ describe('request log lines to a buffered destination (logging.flushMs)', () => 
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const writes: string[] = [];
     // pino's own destination is told apart by flushSync (SonicBoom): its request lines are batched.
-    const dest = { write: (s: string) => { writes.push(s); return true; }, flushSync: () => {} };
+    const dest = {
+      write: (s: string) => {
+        writes.push(s);
+        return true;
+      },
+      flushSync: () => {},
+    };
     const yaml = `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
@@ -452,8 +598,14 @@ origins:
 routes:
   - { path: /, origin: o }
 `;
-    const svc = await Service.start(parseConfig(yaml, 'flush.yaml', certs.dir), { logDestination: dest as unknown as NodeJS.WritableStream });
-    const requestLines = (): Array<Record<string, unknown>> => writes.flatMap((w) => w.trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'request');
+    const svc = await Service.start(parseConfig(yaml, 'flush.yaml', certs.dir), {
+      logDestination: dest as unknown as NodeJS.WritableStream,
+    });
+    const requestLines = (): Array<Record<string, unknown>> =>
+      writes
+        .flatMap((w) => w.trim().split('\n'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l['msg'] === 'request');
     try {
       const port = svc.addresses()['plain'] as number;
       const t0 = Date.now();
@@ -462,7 +614,10 @@ routes:
       for (let i = 0; i < 100 && requestLines().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
       const waited = Date.now() - t0;
       const first = requestLines();
-      expect(first.map((l) => [l['path'], l['status']])).toEqual([['/a', 200], ['/b', 200]]);
+      expect(first.map((l) => [l['path'], l['status']])).toEqual([
+        ['/a', 200],
+        ['/b', 200],
+      ]);
       expect(waited).toBeGreaterThanOrEqual(250);
       // Both in one write.
       expect(writes.filter((w) => w.includes('"msg":"request"'))).toHaveLength(1);

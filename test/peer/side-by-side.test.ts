@@ -28,18 +28,28 @@ routes: [{ path: /, origin: o }]
 
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve(`${res.statusCode} ${body}`));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve(`${res.statusCode} ${body}`));
+      })
+      .on('error', reject);
   });
 }
 
 describe('two services in one vitest run', () => {
   it('start side by side (admin on port 0): both serve their fronts and their admin listeners', async () => {
-    const [a, b] = await Promise.all([0, 1].map(() => Service.start(parseConfig(config('admin: { host: 127.0.0.1, port: 0 }'), 'side.yaml', '/'), { logDestination: { write: () => {} } })));
+    const [a, b] = await Promise.all(
+      [0, 1].map(() =>
+        Service.start(parseConfig(config('admin: { host: 127.0.0.1, port: 0 }'), 'side.yaml', '/'), {
+          logDestination: { write: () => {} },
+        }),
+      ),
+    );
     try {
       expect(a!.adminPort).not.toBe(b!.adminPort);
       for (const s of [a!, b!]) {
@@ -52,7 +62,8 @@ describe('two services in one vitest run', () => {
   });
 
   it('a service left on the default admin port fails at once: the run holds 9464', async () => {
-    await expect(Service.start(parseConfig(config(''), 'default-admin.yaml', '/'), { logDestination: { write: () => {} } }))
-      .rejects.toThrow(/admin: cannot listen on 127\.0\.0\.1:9464: EADDRINUSE/);
+    await expect(
+      Service.start(parseConfig(config(''), 'default-admin.yaml', '/'), { logDestination: { write: () => {} } }),
+    ).rejects.toThrow(/admin: cannot listen on 127\.0\.0\.1:9464: EADDRINUSE/);
   });
 });

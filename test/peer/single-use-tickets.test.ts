@@ -18,7 +18,17 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
     const server = tls.createServer({ cert: certs.cert, key: certs.key, minVersion: 'TLSv1.3' }, (s) => s.resume());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const base = { host: '127.0.0.1', port, tls: true, servername: 'localhost', alpn: ['http/1.1'], ca: certs.ca, connectTimeoutMs: 3000, tfo: false, sessionKey: 'k' } as const;
+    const base = {
+      host: '127.0.0.1',
+      port,
+      tls: true,
+      servername: 'localhost',
+      alpn: ['http/1.1'],
+      ca: certs.ca,
+      connectTimeoutMs: 3000,
+      tfo: false,
+      sessionKey: 'k',
+    } as const;
     try {
       // Collect the tickets of one connection, keep exactly one of them.
       const seed = new MemorySessionStore();
@@ -30,7 +40,10 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
       expect(one).toBeDefined();
       const store = new MemorySessionStore();
       store.put('k', one as Uint8Array);
-      const [x, y] = await Promise.all([connectTcp({ ...base, sessionStore: store }), connectTcp({ ...base, sessionStore: store })]);
+      const [x, y] = await Promise.all([
+        connectTcp({ ...base, sessionStore: store }),
+        connectTcp({ ...base, sessionStore: store }),
+      ]);
       x.socket.destroy();
       y.socket.destroy();
       expect([x.resumed, y.resumed].filter(Boolean)).toHaveLength(1);
@@ -41,12 +54,27 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
 
   it('QUIC: one stored ticket, two concurrent connections → exactly one resumes', async () => {
     const server = await startTestH3Server({
-    handler: async () => ({ status: 200, body: 'ok' }) });
-    const base = { host: '127.0.0.1', port: server.address.port, servername: 'localhost', ca: certs.caPath, sessionKey: 'q', keepAliveMs: 0 };
+      handler: async () => ({ status: 200, body: 'ok' }),
+    });
+    const base = {
+      host: '127.0.0.1',
+      port: server.address.port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionKey: 'q',
+      keepAliveMs: 0,
+    };
     try {
       const seed = new MemorySessionStore();
       const c0 = await connectH3({ ...base, sessionStore: seed });
-      const r0 = await c0.request({ method: 'GET', path: '/', authority: `localhost:${server.address.port}`, scheme: 'https', headers: [], body: null });
+      const r0 = await c0.request({
+        method: 'GET',
+        path: '/',
+        authority: `localhost:${server.address.port}`,
+        scheme: 'https',
+        headers: [],
+        body: null,
+      });
       await r0.body.resume();
       await new Promise((r) => r0.body.once('end', r));
       c0.drain();
@@ -55,7 +83,10 @@ describe('single-use tickets: concurrent dials each take their own or none', () 
       expect(one).toBeDefined();
       const store = new MemorySessionStore();
       store.put('q', one as Uint8Array);
-      const [a, b] = await Promise.all([connectH3({ ...base, sessionStore: store, earlyData: false }), connectH3({ ...base, sessionStore: store, earlyData: false })]);
+      const [a, b] = await Promise.all([
+        connectH3({ ...base, sessionStore: store, earlyData: false }),
+        connectH3({ ...base, sessionStore: store, earlyData: false }),
+      ]);
       expect([a.facts.resumed, b.facts.resumed].filter(Boolean)).toHaveLength(1);
       a.destroy();
       b.destroy();

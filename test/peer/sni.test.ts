@@ -52,7 +52,9 @@ routes: [ { path: /, origin: o, hostHeader: preserve } ]
 
 /** GET / over our h3 client asking for `name` (verified against the test CA): the body, or why the handshake failed. */
 async function h3Get(name: string): Promise<string> {
-  const c = await connectH3({ host: '127.0.0.1', port: quic, servername: name, ca: certs.caPath }).catch((e: Error) => e);
+  const c = await connectH3({ host: '127.0.0.1', port: quic, servername: name, ca: certs.caPath }).catch(
+    (e: Error) => e,
+  );
   if (c instanceof Error) return `failed: ${c.message}`;
   try {
     return await h3GetOn(c, name);
@@ -70,7 +72,14 @@ async function h3GetOn(c: H3PooledConnection, name: string): Promise<string> {
 
 async function curlGet(name: string): Promise<string> {
   try {
-    const { stdout } = await run('curl', ['-sS', '--resolve', `${name}:${https}:127.0.0.1`, '--cacert', certs.caPath, `https://${name}:${https}/`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--resolve',
+      `${name}:${https}:127.0.0.1`,
+      '--cacert',
+      certs.caPath,
+      `https://${name}:${https}/`,
+    ]);
     return stdout.trim();
   } catch (e) {
     return `curl exit ${(e as { code?: number }).code}`;
@@ -82,7 +91,9 @@ beforeAll(async () => {
   // Fixed ports, as a real config has: a reload keeps a listener (and its socket) only when its address is the same.
   https = await freePort();
   quic = await freeTcpUdpPort();
-  svc = await Service.start(parseConfig(yamlWith([one, wild]), 'sni.yaml', certs.dir), { logDestination: { write: () => {} } });
+  svc = await Service.start(parseConfig(yamlWith([one, wild]), 'sni.yaml', certs.dir), {
+    logDestination: { write: () => {} },
+  });
 }, 30_000);
 
 afterAll(async () => {
@@ -133,8 +144,18 @@ describe('certificates chosen by server name', () => {
     const srv: H3Server = await startH3Server({
       cert: certs.certPath,
       key: certs.keyPath,
-      certificates: [{ cert: one.certPath, key: one.keyPath }, { cert: wild.certPath, key: wild.keyPath }],
-      handler: (req) => ({ status: 200, headers: [['content-type', 'text/plain'], ['access-control-allow-origin', '*']], body: `h3 ${req.authority}` }),
+      certificates: [
+        { cert: one.certPath, key: one.keyPath },
+        { cert: wild.certPath, key: wild.keyPath },
+      ],
+      handler: (req) => ({
+        status: 200,
+        headers: [
+          ['content-type', 'text/plain'],
+          ['access-control-allow-origin', '*'],
+        ],
+        body: `h3 ${req.authority}`,
+      }),
     });
     const port = srv.address.port;
     let b: Browser | null = null;
@@ -147,14 +168,22 @@ describe('certificates chosen by server name', () => {
       const seen: Record<string, unknown> = {};
       for (const name of ['one.test', 'x.wild.test']) {
         await b.cdp.navigate(`https://${name}:${port}/`);
-        seen[name] = await b.cdp.eval(`(async () => {
+        seen[name] = await b.cdp.eval(
+          `(async () => {
           ${PAGE_LIB}
           return { body: document.body.innerText, proto: performance.getEntriesByType('navigation')[0].nextHopProtocol };
-        })()`, 20_000);
+        })()`,
+          20_000,
+        );
       }
       const st = srv.stats();
-      console.log(`sni chromium: ${JSON.stringify(seen)}; held ${st.helloHeld}, unread ${st.helloUnread}, datagrams ${st.helloDatagrams}`);
-      expect(seen).toEqual({ 'one.test': { body: `h3 one.test:${port}`, proto: 'h3' }, 'x.wild.test': { body: `h3 x.wild.test:${port}`, proto: 'h3' } });
+      console.log(
+        `sni chromium: ${JSON.stringify(seen)}; held ${st.helloHeld}, unread ${st.helloUnread}, datagrams ${st.helloDatagrams}`,
+      );
+      expect(seen).toEqual({
+        'one.test': { body: `h3 one.test:${port}`, proto: 'h3' },
+        'x.wild.test': { body: `h3 x.wild.test:${port}`, proto: 'h3' },
+      });
       expect(st.helloHeld).toBeGreaterThanOrEqual(2);
       expect(st.helloUnread).toBe(0);
       // Each name was read only once the second Initial datagram had come.
@@ -172,8 +201,12 @@ listeners:
 origins: { o: { url: "http://127.0.0.1:1" } }
 routes: [ { path: /, origin: o } ]
 `;
-    expect(() => parseConfig(base(`{ cert: ${one.certPath}, key: ${wild.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates\[0\]\.key: .*wild\.key is not the key of .*one\.pem/);
+    expect(() => parseConfig(base(`{ cert: ${one.certPath}, key: ${wild.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(
+      /certificates\[0\]\.key: .*wild\.key is not the key of .*one\.pem/,
+    );
     const ipOnly = makeLeaf(certs, 'ip-only', ['127.0.0.2']);
-    expect(() => parseConfig(base(`{ cert: ${ipOnly.certPath}, key: ${ipOnly.keyPath} }`), 'bad.yaml', certs.dir)).toThrow(/certificates.*entry 0: .*ip-only\.pem holds no DNS name/);
+    expect(() =>
+      parseConfig(base(`{ cert: ${ipOnly.certPath}, key: ${ipOnly.keyPath} }`), 'bad.yaml', certs.dir),
+    ).toThrow(/certificates.*entry 0: .*ip-only\.pem holds no DNS name/);
   });
 });

@@ -26,7 +26,6 @@ const PLAIN_PORT = 4435;
 /** Temp dir with the certificate, the module hooks and the child scripts (set in beforeAll). */
 let dir = '';
 
-
 // Server namespace: TLS line echo over TFO listen fds (v4 and v6); reports the server-side SYN-data flag per connection.
 const SERVER = `
 import tls from 'node:tls';
@@ -195,26 +194,63 @@ describe('TCP Fast Open between two network namespaces', () => {
   let after: { client: Map<string, number>; server: Map<string, number> };
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [join(ROOT, 'scripts/build-native.mjs')], { cwd: ROOT, stdio: 'pipe', timeout: 180_000, env: childEnv({}) });
+    execFileSync(process.execPath, [join(ROOT, 'scripts/build-native.mjs')], {
+      cwd: ROOT,
+      stdio: 'pipe',
+      timeout: 180_000,
+      env: childEnv({}),
+    });
     expect(existsSync(ADDON), 'native/tfo must build on this machine (g++, python3, node headers)').toBe(true);
     pair = createNetnsPair({ tcpFastOpen: 3 });
     dir = mkdtempSync(join(tmpdir(), 'ol-tfo-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=originlink tfo test', '-addext', `subjectAltName=IP:${pair.serverIp},IP:${pair.serverIp6}`,
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'pipe', timeout: 10_000 });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=originlink tfo test',
+        '-addext',
+        `subjectAltName=IP:${pair.serverIp},IP:${pair.serverIp6}`,
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'pipe', timeout: 10_000 },
+    );
     writeTsHooks(dir);
     writeFileSync(join(dir, 'server.mjs'), SERVER);
     writeFileSync(join(dir, 'client.mjs'), CLIENT);
     writeFileSync(join(dir, 'refusal.mjs'), REFUSAL);
 
-    const serverArgs = { hosts: [pair.serverIp, pair.serverIp6], port: PORT, plainPort: PLAIN_PORT, key: join(dir, 'key.pem'), cert: join(dir, 'cert.pem') };
+    const serverArgs = {
+      hosts: [pair.serverIp, pair.serverIp6],
+      port: PORT,
+      plainPort: PLAIN_PORT,
+      key: join(dir, 'key.pem'),
+      cert: join(dir, 'cert.pem'),
+    };
     const server = pair.spawn(pair.server, nodeArgv('server.mjs'), { env: childEnv(serverArgs) });
     expect(await firstJsonLine(server, 20_000)).toEqual({ ready: true });
 
     before = { client: pair.counters(pair.client), server: pair.counters(pair.server) };
-    const clientArgs = { clientIp: pair.clientIp, serverIp: pair.serverIp, serverIp6: pair.serverIp6, port: PORT, closedPort: CLOSED_PORT, plainPort: PLAIN_PORT, ca: join(dir, 'cert.pem') };
+    const clientArgs = {
+      clientIp: pair.clientIp,
+      serverIp: pair.serverIp,
+      serverIp6: pair.serverIp6,
+      port: PORT,
+      closedPort: CLOSED_PORT,
+      plainPort: PLAIN_PORT,
+      ca: join(dir, 'cert.pem'),
+    };
     const client = pair.spawn(pair.client, nodeArgv('client.mjs'), { env: childEnv(clientArgs) });
     result = (await firstJsonLine(client, 40_000)) as unknown as ClientResult;
     after = { client: pair.counters(pair.client), server: pair.counters(pair.server) };
@@ -249,7 +285,9 @@ describe('TCP Fast Open between two network namespaces', () => {
     expect(active).toBeGreaterThanOrEqual(2);
     expect(passive).toBeGreaterThanOrEqual(2);
     // conn3: SYN data to a listener without TFO is not acked and is resent after the handshake.
-    expect(get(after.client, 'TcpExtTCPFastOpenActiveFail') - get(before.client, 'TcpExtTCPFastOpenActiveFail')).toBe(1);
+    expect(get(after.client, 'TcpExtTCPFastOpenActiveFail') - get(before.client, 'TcpExtTCPFastOpenActiveFail')).toBe(
+      1,
+    );
   });
 
   it('completes TLS request/response over TFO sockets on IPv4 and IPv6', () => {
@@ -286,7 +324,8 @@ describe('TCP Fast Open between two network namespaces', () => {
     pair.exec(pair.client, ['sysctl', '-qw', 'net.ipv4.tcp_fastopen=3']);
     // Server-side ingress: drop SYNs (without ACK) longer than a bare SYN with options and a cookie.
     pair.exec(pair.server, ['nft', '-f', '-'], {
-      input: 'table inet oltfo {\n chain in {\n  type filter hook input priority 0;\n  tcp flags & (syn | ack) == syn ip length > 160 drop\n }\n}\n',
+      input:
+        'table inet oltfo {\n chain in {\n  type filter hook input priority 0;\n  tcp flags & (syn | ack) == syn ip length > 160 drop\n }\n}\n',
     });
     const failBefore = get(pair.counters(pair.client), 'TcpExtTCPFastOpenActiveFail');
     const args = { serverIp: pair.serverIp, port: PORT, ca: join(dir, 'cert.pem'), mode: 'blackhole' };

@@ -46,12 +46,16 @@ describe('timings on the real clock', () => {
       for (let i = 0; i < 5; i++) {
         turnNow(); // this turn's reading, taken now...
         const spin = performance.now() + 20;
-        while (performance.now() < spin) { /* ...and 20 ms of work in the same turn before the request starts */ }
+        while (performance.now() < spin) {
+          /* ...and 20 ms of work in the same turn before the request starts */
+        }
         const t0 = performance.now();
         const res = await agent.request({ url: `http://127.0.0.1:${plainPort}/` });
         const wall = performance.now() - t0;
         await res.text();
-        expect(res.timings.ttfbMs, `ttfbMs ${res.timings.ttfbMs} against ${wall} ms of wall time`).toBeLessThanOrEqual(wall);
+        expect(res.timings.ttfbMs, `ttfbMs ${res.timings.ttfbMs} against ${wall} ms of wall time`).toBeLessThanOrEqual(
+          wall,
+        );
       }
     } finally {
       await agent.close();
@@ -62,7 +66,9 @@ describe('timings on the real clock', () => {
     const hooks = writeTsHooks(dir);
     const h3 = (origins.find((o) => o.name === 'h3') as DemoOrigin).port;
     const file = join(dir, 'first-h3.mjs');
-    writeFileSync(file, `
+    writeFileSync(
+      file,
+      `
 import { readFileSync } from 'node:fs';
 const { Agent } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'index.ts')).href)});
 const agent = new Agent({ protocol: 'h3', tls: { ca: readFileSync(${JSON.stringify(certs.caPath)}) } });
@@ -72,9 +78,12 @@ const wall = performance.now() - t0;
 await res.text();
 process.stdout.write(JSON.stringify({ protocol: res.protocol, connectMs: res.connection.connectMs, ttfbMs: res.timings.ttfbMs, wall }) + '\\n');
 await agent.close();
-`);
+`,
+    );
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, [...hooks, file], { timeout: 20_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => (err ? reject(new Error(`${String(err)} ${stderr}`)) : resolve(stdout)));
+      execFile(process.execPath, [...hooks, file], { timeout: 20_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${String(err)} ${stderr}`)) : resolve(stdout),
+      );
     });
     const r = JSON.parse(out) as { protocol: string; connectMs: number; ttfbMs: number; wall: number };
     expect(r.protocol).toBe('h3');

@@ -35,7 +35,17 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
 });
 
-const dial = (port: number, ca: string | Buffer) => connectTcp({ host: '127.0.0.1', port, tls: true, servername: 'localhost', alpn: ['http/1.1'], ca, connectTimeoutMs: 5000, tfo: false });
+const dial = (port: number, ca: string | Buffer) =>
+  connectTcp({
+    host: '127.0.0.1',
+    port,
+    tls: true,
+    servername: 'localhost',
+    alpn: ['http/1.1'],
+    ca,
+    connectTimeoutMs: 5000,
+    tfo: false,
+  });
 
 describe('client TLS contexts', () => {
   it('one context per CA: the same object or text gives the same context, another CA another', () => {

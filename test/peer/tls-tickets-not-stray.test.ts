@@ -24,14 +24,27 @@ import { Nginx } from '../helpers/nginx.js';
 
 const certs = makeCerts();
 let nginx: Nginx;
-beforeAll(async () => { nginx = await Nginx.start({ h2: false }); });
-afterAll(async () => { await nginx?.close(); });
+beforeAll(async () => {
+  nginx = await Nginx.start({ h2: false });
+});
+afterAll(async () => {
+  await nginx?.close();
+});
 
-const block = (ms: number): void => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); };
+const block = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
 
 describe('TLS session tickets on a fresh h1 connection', () => {
-  it('are the handshake they end: a fresh connection whose tickets are not read yet is neither closed nor counted as a stray', { timeout: 20_000 }, async () => {
-    const agent = new Agent({ protocol: 'h1', tfo: false, tls: { ca: certs.ca, servername: 'localhost' }, pool: { maxConnections: 8 } });
+  it('are the handshake they end: a fresh connection whose tickets are not read yet is neither closed nor counted as a stray', {
+    timeout: 20_000,
+  }, async () => {
+    const agent = new Agent({
+      protocol: 'h1',
+      tfo: false,
+      tls: { ca: certs.ca, servername: 'localhost' },
+      pool: { maxConnections: 8 },
+    });
     const url = `https://127.0.0.1:${nginx.port}/index.html`;
     const from = nginx.log().length;
     const rounds = 4;
@@ -70,10 +83,16 @@ describe('TLS session tickets on a fresh h1 connection', () => {
     }
   });
 
-  it('the origin closing a fresh connection before its first request (close_notify unread): the request goes elsewhere and is answered', { timeout: 20_000 }, async () => {
+  it('the origin closing a fresh connection before its first request (close_notify unread): the request goes elsewhere and is answered', {
+    timeout: 20_000,
+  }, async () => {
     // A TLS origin (a process of its own: this one blocks below) that ends its first connection as soon as the
     // handshake is over, and serves every later one.
-    const server = spawn(process.execPath, ['-e', `
+    const server = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const tls = require('node:tls'); const fs = require('node:fs');
       let accepted = 0;
       const s = tls.createServer({ cert: fs.readFileSync(${JSON.stringify(certs.certPath)}), key: fs.readFileSync(${JSON.stringify(certs.keyPath)}), ALPNProtocols: ['http/1.1'] }, (sock) => {
@@ -82,9 +101,19 @@ describe('TLS session tickets on a fresh h1 connection', () => {
         sock.on('data', () => { sock.write('HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok'); });
       });
       s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
-    `], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const port = await new Promise<number>((resolve) => server.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
-    const agent = new Agent({ protocol: 'h1', tfo: false, tls: { ca: certs.ca, servername: 'localhost' }, maxRetries: 0 });
+    `,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const port = await new Promise<number>((resolve) =>
+      server.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+    );
+    const agent = new Agent({
+      protocol: 'h1',
+      tfo: false,
+      tls: { ca: certs.ca, servername: 'localhost' },
+      maxRetries: 0,
+    });
     const url = `https://127.0.0.1:${port}/x`;
     try {
       const before = new Set(dialledSockets());

@@ -87,7 +87,10 @@ describe('tracing', () => {
       await (await agent.request({ origin: `http://127.0.0.1:${port}`, path: '/o?y=2' })).text();
       await (await agent.request({ url: `http://user:pw@127.0.0.1:${port}/a/../f?z#frag` })).text();
       await new Promise((r) => setTimeout(r, 20));
-      expect(exporter.getFinishedSpans().map((x) => x.attributes['url.full'])).toEqual([`http://127.0.0.1:${port}/o?y=2`, `http://127.0.0.1:${port}/f?z`]);
+      expect(exporter.getFinishedSpans().map((x) => x.attributes['url.full'])).toEqual([
+        `http://127.0.0.1:${port}/o?y=2`,
+        `http://127.0.0.1:${port}/f?z`,
+      ]);
     } finally {
       await agent.close();
     }
@@ -110,7 +113,9 @@ admin: false
       const front = svc.addresses()['plain'] as number;
       const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
       const parent = '00f067aa0ba902b7';
-      const r = await fetch(`http://127.0.0.1:${front}/via`, { headers: { traceparent: `00-${traceId}-${parent}-01` } });
+      const r = await fetch(`http://127.0.0.1:${front}/via`, {
+        headers: { traceparent: `00-${traceId}-${parent}-01` },
+      });
       expect(await r.text()).toBe('traced');
       await new Promise((res) => setTimeout(res, 20));
       const span = exporter.getFinishedSpans().at(-1)!;

@@ -54,7 +54,10 @@ beforeAll(async () => {
   wss = echoing(origin, seen);
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
   originPort = (origin.address() as net.AddressInfo).port;
-  sick = http.createServer((_q, s) => { s.statusCode = 503; s.end('down\n'); });
+  sick = http.createServer((_q, s) => {
+    s.statusCode = 503;
+    s.end('down\n');
+  });
   sickWss = echoing(sick, seenSick);
   await new Promise<void>((r) => sick.listen(0, '127.0.0.1', () => r()));
   const sickPort = (sick.address() as net.AddressInfo).port;
@@ -98,7 +101,10 @@ async function talk(path: string): Promise<string[]> {
     ws.on('message', (d) => {
       got.push(d.toString());
       if (got.length === 1) ws.send(`echo ${path}`);
-      else { ws.close(1000); resolve(); }
+      else {
+        ws.close(1000);
+        resolve();
+      }
     });
     ws.once('error', reject);
     ws.once('unexpected-response', (_q, res) => reject(new Error(`status ${res.statusCode}`)));
@@ -112,7 +118,8 @@ describe('upgrade tunnels dial through the dial stack', () => {
     expect(await talk('/p/one')).toEqual(['hello /p/one', 'echo /p/one']);
     expect(await talk('/p/two')).toEqual(['hello /p/two', 'echo /p/two']);
     const t0 = Date.now();
-    while (proxy.tunnels(`127.0.0.1:${originPort}`) < before + 2 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 50));
+    while (proxy.tunnels(`127.0.0.1:${originPort}`) < before + 2 && Date.now() - t0 < 3000)
+      await new Promise((r) => setTimeout(r, 50));
     expect(proxy.tunnels(`127.0.0.1:${originPort}`)).toBe(before + 2);
   });
 
@@ -122,8 +129,10 @@ describe('upgrade tunnels dial through the dial stack', () => {
 
   it('an origin group: a tunnel goes to an endpoint requests may go to, never one its health checks took out', async () => {
     const t0 = Date.now();
-    const health = (): unknown => (svc.stats()['grouped'] as { endpoints: Array<{ health: string }> }).endpoints.map((e) => e.health);
-    while (JSON.stringify(health()) !== '["unhealthy","healthy"]' && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    const health = (): unknown =>
+      (svc.stats()['grouped'] as { endpoints: Array<{ health: string }> }).endpoints.map((e) => e.health);
+    while (JSON.stringify(health()) !== '["unhealthy","healthy"]' && Date.now() - t0 < 3000)
+      await new Promise((r) => setTimeout(r, 20));
     expect(health()).toEqual(['unhealthy', 'healthy']);
     const before = seen.length;
     for (const i of [1, 2, 3, 4, 5, 6]) expect(await talk(`/g/${i}`)).toEqual([`hello /g/${i}`, `echo /g/${i}`]);
@@ -141,7 +150,14 @@ describe('upgrade tunnels dial through the dial stack', () => {
     try {
       await new Promise<void>((r) => c.once('remoteSettings', () => r()));
       for (const path of ['/f/h2a', '/f/h2b', '/p/h2']) {
-        const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': path, ':authority': `localhost:${tls}`, 'sec-websocket-version': '13' });
+        const s = c.request({
+          ':method': 'CONNECT',
+          ':protocol': 'websocket',
+          ':scheme': 'https',
+          ':path': path,
+          ':authority': `localhost:${tls}`,
+          'sec-websocket-version': '13',
+        });
         const status = await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))));
         expect(status, path).toBe(200);
         // The origin's first frame: FIN + text (0x81), an unmasked length below 126, the payload.
@@ -149,7 +165,8 @@ describe('upgrade tunnels dial through the dial stack', () => {
           let buf = Buffer.alloc(0);
           s.on('data', (d: Buffer) => {
             buf = Buffer.concat([buf, d]);
-            if (buf.length >= 2 && buf.length >= 2 + (buf[1] as number)) resolve(buf.subarray(2, 2 + (buf[1] as number)).toString());
+            if (buf.length >= 2 && buf.length >= 2 + (buf[1] as number))
+              resolve(buf.subarray(2, 2 + (buf[1] as number)).toString());
           });
         });
         expect(first).toBe(`hello ${path}`);

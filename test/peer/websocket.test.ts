@@ -26,7 +26,9 @@ let wss: WebSocketServer;
 let originHttp: http.Server;
 let browserTalked: Promise<void>;
 let talked: () => void = () => {};
-browserTalked = new Promise<void>((r) => { talked = r; });
+browserTalked = new Promise<void>((r) => {
+  talked = r;
+});
 const PAGE = `<!doctype html><body><pre id=out>pending</pre><script>
 fetch('/ws/hold');
 const ws = new WebSocket('wss://' + location.host + '/ws/browser');
@@ -49,20 +51,28 @@ beforeAll(async () => {
   originHttp = http.createServer((req, res) => {
     if (req.url === '/ws/hold') {
       // Headless Chromium's virtual time stands still while a fetch is pending; the page holds one until its WebSocket talked.
-      void Promise.race([browserTalked, new Promise((r) => setTimeout(r, 8000))]).then(() => setTimeout(() => res.end('ok'), 300));
+      void Promise.race([browserTalked, new Promise((r) => setTimeout(r, 8000))]).then(() =>
+        setTimeout(() => res.end('ok'), 300),
+      );
       return;
     }
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(PAGE);
   });
-  wss = new WebSocketServer({ server: originHttp, verifyClient: (info, cb) => cb(!info.req.url?.includes('forbidden'), 403) });
+  wss = new WebSocketServer({
+    server: originHttp,
+    verifyClient: (info, cb) => cb(!info.req.url?.includes('forbidden'), 403),
+  });
   await new Promise<void>((r) => originHttp.listen(0, '127.0.0.1', () => r()));
   wss.on('connection', (ws, req) => {
     upgrades.push(req.headers);
     upgradesPaths.set(req.headers, req.url ?? '');
     ws.send(`hello ${req.url}`);
     ws.on('message', (data, isBinary) => {
-      if (!isBinary && data.toString() === 'please hang up') { ws.terminate(); return; }
+      if (!isBinary && data.toString() === 'please hang up') {
+        ws.terminate();
+        return;
+      }
       if (!isBinary && data.toString() === 'from chromium') talked();
       ws.send(data, { binary: isBinary });
     });
@@ -71,7 +81,9 @@ beforeAll(async () => {
   const port = (originHttp.address() as net.AddressInfo).port;
   odd = net.createServer((s) => {
     oddOpen++;
-    s.on('close', () => { oddOpen--; });
+    s.on('close', () => {
+      oddOpen--;
+    });
     s.on('error', () => {});
     let head = '';
     s.on('data', (d: Buffer) => {
@@ -81,7 +93,10 @@ beforeAll(async () => {
       oddSeen.push(head);
       const line = head.slice(0, head.indexOf('\r\n'));
       if (line.includes('/odd/silent')) return; // never answers
-      if (line.includes('/odd/reset')) { s.resetAndDestroy(); return; } // a TCP RST instead of an answer
+      if (line.includes('/odd/reset')) {
+        s.resetAndDestroy();
+        return;
+      } // a TCP RST instead of an answer
       if (line.includes('/odd/part-')) {
         // A refusal whose body stops after 3 of 100 bytes: then a reset, or nothing more.
         s.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 100\r\n\r\nabc');
@@ -90,9 +105,13 @@ beforeAll(async () => {
       }
       if (line.includes('/odd/page')) {
         // Not switching: a page, chunked, then the close.
-        s.end('HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nlocation: /elsewhere\r\ntransfer-encoding: chunked\r\n\r\n9\r\n<p>no ws \r\n6\r\nhere</\r\n2\r\np>\r\n0\r\n\r\n');
+        s.end(
+          'HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nlocation: /elsewhere\r\ntransfer-encoding: chunked\r\n\r\n9\r\n<p>no ws \r\n6\r\nhere</\r\n2\r\np>\r\n0\r\n\r\n',
+        );
       } else if (line.includes('/odd/hop')) {
-        s.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade, x-conn-only\r\nupgrade: foo\r\nx-conn-only: 1\r\nproxy-authenticate: Basic\r\nkeep-alive: timeout=5\r\nx-end: 1\r\n\r\nfoo-bytes');
+        s.write(
+          'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade, x-conn-only\r\nupgrade: foo\r\nx-conn-only: 1\r\nproxy-authenticate: Basic\r\nkeep-alive: timeout=5\r\nx-end: 1\r\n\r\nfoo-bytes',
+        );
       } else {
         const body = `${line} ${head.length - end - 4}`;
         s.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
@@ -131,7 +150,8 @@ function open(url: string): Promise<{ ws: WebSocket; first: string }> {
     ws.once('error', reject);
   });
 }
-const next = (ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> => new Promise((r) => ws.once('message', (data, binary) => r({ data: data as Buffer, binary })));
+const next = (ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> =>
+  new Promise((r) => ws.once('message', (data, binary) => r({ data: data as Buffer, binary })));
 
 describe('WebSocket over HTTP/1.1 Upgrade', () => {
   it('text and a 1 MiB binary message both ways; the origin speaks first; Via and X-Forwarded-For reach the origin', async () => {
@@ -144,7 +164,11 @@ describe('WebSocket over HTTP/1.1 Upgrade', () => {
     const echoed = await next(ws);
     expect([echoed.binary, echoed.data.length, echoed.data.equals(big)]).toEqual([true, big.length, true]);
     const h = upgrades.at(-1)!;
-    expect([h['upgrade'], typeof h['sec-websocket-key'], h['x-forwarded-for']]).toEqual(['websocket', 'string', '127.0.0.1']);
+    expect([h['upgrade'], typeof h['sec-websocket-key'], h['x-forwarded-for']]).toEqual([
+      'websocket',
+      'string',
+      '127.0.0.1',
+    ]);
     expect(String(h['via'])).toMatch(/1\.1 originlink/);
     const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
     ws.close(4001, 'bye');
@@ -164,11 +188,12 @@ describe('WebSocket over HTTP/1.1 Upgrade', () => {
   });
 
   it('an upgrade the origin refuses gets the origin’s status (403), one with no route gets 404; neither is a tunnel', async () => {
-    const status = (path: string): Promise<string> => new Promise((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${plain}${path}`);
-      ws.once('error', (e) => resolve(e.message));
-      ws.once('open', () => resolve('open'));
-    });
+    const status = (path: string): Promise<string> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${plain}${path}`);
+        ws.once('error', (e) => resolve(e.message));
+        ws.once('open', () => resolve('open'));
+      });
     expect(await status('/ws/forbidden')).toMatch(/403/);
     expect(await status('/nowhere')).toMatch(/404/);
   });
@@ -178,7 +203,10 @@ describe('WebSocket over HTTP/1.1 Upgrade', () => {
 function clientFrame(opcode: number, payload: Buffer): Buffer {
   const mask = Buffer.from([1, 2, 3, 4]);
   const len = payload.length;
-  const head = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len]) : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]);
+  const head =
+    len < 126
+      ? Buffer.from([0x80 | opcode, 0x80 | len])
+      : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]);
   const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
   return Buffer.concat([head, mask, body]);
 }
@@ -191,7 +219,11 @@ function serverFrames(buf: Buffer): { frames: Array<{ opcode: number; payload: B
     if (buf.length - o < 2) break;
     let len = buf[o + 1]! & 0x7f;
     let hl = 2;
-    if (len === 126) { if (buf.length - o < 4) break; len = buf.readUInt16BE(o + 2); hl = 4; }
+    if (len === 126) {
+      if (buf.length - o < 4) break;
+      len = buf.readUInt16BE(o + 2);
+      hl = 4;
+    }
     if (buf.length - o < hl + len) break;
     frames.push({ opcode: buf[o]! & 0x0f, payload: buf.subarray(o + hl, o + hl + len) });
     o += hl + len;
@@ -205,7 +237,15 @@ describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
     await new Promise<void>((r) => c.once('remoteSettings', () => r()));
     expect(c.remoteSettings.enableConnectProtocol).toBe(true);
     // A key of the client's own (RFC 8441 §5 has none on HTTP/2) must not reach the origin beside ours: two keys, a wrong Accept.
-    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/ws/h2', ':authority': `localhost:${tls}`, 'sec-websocket-version': '13', 'sec-websocket-key': 'Y2xpZW50cyBvd24ga2V5IQ==' });
+    const s = c.request({
+      ':method': 'CONNECT',
+      ':protocol': 'websocket',
+      ':scheme': 'https',
+      ':path': '/ws/h2',
+      ':authority': `localhost:${tls}`,
+      'sec-websocket-version': '13',
+      'sec-websocket-key': 'Y2xpZW50cyBvd24ga2V5IQ==',
+    });
     const status = await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))));
     expect(status).toBe(200);
     let buf = Buffer.alloc(0);
@@ -225,17 +265,23 @@ describe('WebSocket over HTTP/2 (RFC 8441 extended CONNECT)', () => {
     await until(() => got.some((g) => g.startsWith('8:')));
     await until(() => closes.some((c) => c.code === 4002 && c.reason === 'done'));
     const h = upgrades.at(-1)!;
-    expect([h['upgrade'], h['sec-websocket-version'], typeof h['sec-websocket-key']]).toEqual(['websocket', '13', 'string']);
+    expect([h['upgrade'], h['sec-websocket-version'], typeof h['sec-websocket-key']]).toEqual([
+      'websocket',
+      '13',
+      'string',
+    ]);
     expect(h['sec-websocket-key']).not.toMatch(/Y2xpZW50cyBvd24ga2V5IQ==/);
     s.close();
     c.close();
   });
 });
 
-const rawFront = (bytes: string, ms = 3000, leaveAfterMs?: number): Promise<string> => rawExchange(plain, bytes, { ms, leaveAfterMs });
+const rawFront = (bytes: string, ms = 3000, leaveAfterMs?: number): Promise<string> =>
+  rawExchange(plain, bytes, { ms, leaveAfterMs });
 
 describe('tunnels to an origin that does not play along', () => {
-  const up = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\n${extra}\r\n`;
+  const up = (path: string, extra = ''): string =>
+    `GET ${path} HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\n${extra}\r\n`;
 
   it('an origin that never answers the upgrade: 504 after its headersMs; a client that leaves first takes the origin connection with it', async () => {
     const t0 = Date.now();
@@ -249,7 +295,13 @@ describe('tunnels to an origin that does not play along', () => {
     // Over HTTP/2: a stream the client resets before the answer, likewise.
     const c = http2.connect(`https://localhost:${tls}`, { ca: certs.ca });
     await new Promise<void>((r) => c.once('remoteSettings', () => r()));
-    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/odd/silent/h2', ':authority': `localhost:${tls}` });
+    const s = c.request({
+      ':method': 'CONNECT',
+      ':protocol': 'websocket',
+      ':scheme': 'https',
+      ':path': '/odd/silent/h2',
+      ':authority': `localhost:${tls}`,
+    });
     s.on('error', () => {});
     await until(() => oddSeen.some((h) => h.includes('/odd/silent/h2')) && oddOpen === 1);
     s.close(http2.constants.NGHTTP2_CANCEL);
@@ -262,14 +314,22 @@ describe('tunnels to an origin that does not play along', () => {
     expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(text).toMatch(/\r\nlocation: \/elsewhere\r\n/);
     expect(text).toMatch(/content-type: text\/html/);
-    expect(text.slice(text.indexOf('\r\n\r\n') + 4).replace(/\r\n[0-9a-f]+\r\n|^[0-9a-f]+\r\n|\r\n$/g, '')).toBe('<p>no ws here</p>');
+    expect(text.slice(text.indexOf('\r\n\r\n') + 4).replace(/\r\n[0-9a-f]+\r\n|^[0-9a-f]+\r\n|\r\n$/g, '')).toBe(
+      '<p>no ws here</p>',
+    );
     const c = http2.connect(`https://localhost:${tls}`, { ca: certs.ca });
-    const s = c.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/odd/page', ':authority': `localhost:${tls}` });
+    const s = c.request({
+      ':method': 'CONNECT',
+      ':protocol': 'websocket',
+      ':scheme': 'https',
+      ':path': '/odd/page',
+      ':authority': `localhost:${tls}`,
+    });
     expect(await new Promise<number>((r) => s.once('response', (h) => r(Number(h[':status']))))).toBe(502);
     c.close();
   });
 
-  it('an origin that resets the connection instead of answering, or in the middle of its refusal\'s body, or stalls there: the client gets a 502 or a cut answer, the service keeps serving', async () => {
+  it("an origin that resets the connection instead of answering, or in the middle of its refusal's body, or stalls there: the client gets a 502 or a cut answer, the service keeps serving", async () => {
     // Before: the origin socket had no 'error' listener between connect and splice — an unhandled 'error' ended the process.
     expect(await rawFront(up('/odd/reset'))).toMatch(/^HTTP\/1\.1 502 /);
     const cut = await rawFront(up('/odd/part-reset'));
@@ -285,11 +345,16 @@ describe('tunnels to an origin that does not play along', () => {
 
   it('a 101 passes on no field of the origin’s hop (RFC 9110 §7.6.1): Connection-named, Proxy-*, Keep-Alive stay behind', async () => {
     const text = await rawFront(up('/odd/hop'), 800);
-    expect(text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: foo\r\nx-end: 1\r\n\r\nfoo-bytes$/);
+    expect(text).toMatch(
+      /^HTTP\/1\.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: foo\r\nx-end: 1\r\n\r\nfoo-bytes$/,
+    );
   });
 
   it('an Upgrade on a request with content is ignored: the POST and its body reach the origin as an ordinary request', async () => {
-    const text = await rawFront('POST /odd/post HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\ncontent-length: 11\r\n\r\nhello=world', 800);
+    const text = await rawFront(
+      'POST /odd/post HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: foo\r\ncontent-length: 11\r\n\r\nhello=world',
+      800,
+    );
     expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nPOST \/odd\/post HTTP\/1\.1 11$/);
     const seen = oddSeen.find((h) => h.startsWith('POST /odd/post'))!;
     expect(seen).not.toMatch(/^upgrade:/im);
@@ -322,7 +387,9 @@ describe('Chromium as the WebSocket client', () => {
     }
     expect(out).toBe('RESULT ["hello /ws/browser","from chromium"]');
     await until(() => closes.some((c) => c.code === 4003 && c.reason === 'browser done'));
-    const h = upgrades.find((x) => x['x-forwarded-proto'] === 'https' && x['via'] !== undefined && upgradesPaths.get(x) === '/ws/browser');
+    const h = upgrades.find(
+      (x) => x['x-forwarded-proto'] === 'https' && x['via'] !== undefined && upgradesPaths.get(x) === '/ws/browser',
+    );
     // Chromium used the HTTP/2 connection of the page: RFC 8441 extended CONNECT (the front's Via says the client spoke 2).
     expect(h?.['via']).toBe('2 originlink');
   }, 90_000);

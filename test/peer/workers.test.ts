@@ -45,7 +45,12 @@ function workerPids(m: Map<string, number>): Map<number, number> {
 }
 
 /** Poll until `check` passes (bounded); returns its last value. */
-async function until<T>(what: string, fn: () => Promise<T> | T, check: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  check: (v: T) => boolean,
+  timeoutMs = 10_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (let i = 0; i < 1000; i++) {
     const v = await fn();
@@ -63,28 +68,56 @@ class ServeCluster {
   readonly pids = new Set<number>();
   #out = '';
   constructor(cfgFile: string) {
-    this.child = spawn(process.execPath, [CLI, 'serve', '--config', cfgFile, '--workers', '2'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout?.on('data', (d) => { this.#out += String(d); });
-    this.child.stderr?.on('data', (d) => { this.#out += String(d); });
-    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => {
-      // Said in the test output: a primary that goes away unasked (seen once in ~20 runs, not yet explained) leaves its last words here.
-      console.log(`serve --workers exited: code ${code}, signal ${signal}; last lines: ${this.#out.split('\n').filter((l) => l && !l.includes('"msg":"request"')).slice(-8).join('\n')}`);
-      r(code);
-    }));
+    this.child = spawn(process.execPath, [CLI, 'serve', '--config', cfgFile, '--workers', '2'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (d) => {
+      this.#out += String(d);
+    });
+    this.child.stderr?.on('data', (d) => {
+      this.#out += String(d);
+    });
+    this.exited = new Promise((r) =>
+      this.child.once('exit', (code, signal) => {
+        // Said in the test output: a primary that goes away unasked (seen once in ~20 runs, not yet explained) leaves its last words here.
+        console.log(
+          `serve --workers exited: code ${code}, signal ${signal}; last lines: ${this.#out
+            .split('\n')
+            .filter((l) => l && !l.includes('"msg":"request"'))
+            .slice(-8)
+            .join('\n')}`,
+        );
+        r(code);
+      }),
+    );
   }
   lines(): Array<Record<string, unknown>> {
-    return this.#out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return this.#out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
   serving(): Promise<unknown> {
-    return until('the primary to serve', () => this.lines(), (ls) => ls.some((l) => l['role'] === 'primary' && l['msg'] === 'originlink serving'), 20_000);
+    return until(
+      'the primary to serve',
+      () => this.lines(),
+      (ls) => ls.some((l) => l['role'] === 'primary' && l['msg'] === 'originlink serving'),
+      20_000,
+    );
   }
   /** Only processes this test started: the primary, and the workers it reported. */
   kill(): void {
     for (const l of this.lines()) if (typeof l['workerPid'] === 'number') this.pids.add(l['workerPid']);
-    for (const l of this.lines()) if (Array.isArray(l['workerPids'])) for (const p of l['workerPids'] as number[]) this.pids.add(p);
+    for (const l of this.lines())
+      if (Array.isArray(l['workerPids'])) for (const p of l['workerPids'] as number[]) this.pids.add(p);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     for (const pid of this.pids) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
   }
 }
@@ -110,13 +143,14 @@ describe('serve --workers 2 (node:cluster)', () => {
   let child: ChildProcess;
   const lines = (): Array<Record<string, unknown>> => sc.lines();
   // GETs open a connection each: node:cluster hands connections, not requests, to workers.
-  const config = (extra = ''): string => oneOriginConfig({
-    listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`],
-    admin: `{ host: 127.0.0.1, port: ${admin} }`,
-    graceMs: 8000,
-    origin: originPort,
-    extra,
-  });
+  const config = (extra = ''): string =>
+    oneOriginConfig({
+      listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`],
+      admin: `{ host: 127.0.0.1, port: ${admin} }`,
+      graceMs: 8000,
+      origin: originPort,
+      extra,
+    });
 
   beforeAll(async () => {
     buildIfStale();
@@ -157,11 +191,17 @@ describe('serve --workers 2 (node:cluster)', () => {
     expect([...m.keys()].some((k) => k.startsWith('nodejs_eventloop_lag_seconds'))).toBe(true);
     expect(await get(admin, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
     // /stats: each worker's pools (per origin name, a list of PoolStats).
-    const st = JSON.parse((await get(admin, '/stats')).body) as { workers: Array<{ worker: number; body: Record<string, Array<{ requests: number }>> }> };
+    const st = JSON.parse((await get(admin, '/stats')).body) as {
+      workers: Array<{ worker: number; body: Record<string, Array<{ requests: number }>> }>;
+    };
     expect(st.workers.map((w) => w.worker).sort()).toEqual([1, 2]);
     expect(st.workers.reduce((n, w) => n + (w.body['app'] ?? []).reduce((k, p) => k + p.requests, 0), 0)).toBe(20);
     // Each worker logged its own requests (a worker's lines leave within logging.flushMs, 100 ms by default).
-    const logged = await until('both workers to log their requests', () => lines().filter((l) => l['msg'] === 'request'), (ls) => ls.length >= 20);
+    const logged = await until(
+      'both workers to log their requests',
+      () => lines().filter((l) => l['msg'] === 'request'),
+      (ls) => ls.length >= 20,
+    );
     expect(logged).toHaveLength(20);
     expect([...new Set(logged.map((l) => l['worker']))].sort()).toEqual([1, 2]);
   }, 30_000);
@@ -169,7 +209,11 @@ describe('serve --workers 2 (node:cluster)', () => {
   it('SIGHUP reloads every worker', async () => {
     writeFileSync(cfgFile, config('  - { path: /two/, origin: app }\n'));
     child.kill('SIGHUP');
-    const ls = await until('both workers to reload', () => lines().filter((l) => l['msg'] === 'config reloaded'), (r) => r.length >= 2);
+    const ls = await until(
+      'both workers to reload',
+      () => lines().filter((l) => l['msg'] === 'config reloaded'),
+      (r) => r.length >= 2,
+    );
     expect(ls.map((l) => l['worker']).sort()).toEqual([1, 2]);
     const m = await scrape(admin);
     expect(m.get('originlink_config_reloads_total{result="ok"}')).toBe(2);
@@ -177,8 +221,17 @@ describe('serve --workers 2 (node:cluster)', () => {
     // A file that does not parse: refused once by the primary; each worker keeps its config and counts a failed reload.
     writeFileSync(cfgFile, `${config('  - { path: /two/, origin: app }\n')}\nbogus: [`);
     child.kill('SIGHUP');
-    await until('the primary to refuse the reload', () => lines().filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('config reload failed')), (r) => r.length >= 1);
-    const f = await until('the failed reloads in /metrics', () => scrape(admin), (x) => x.get('originlink_config_reloads_total{result="failed"}') === 2);
+    await until(
+      'the primary to refuse the reload',
+      () =>
+        lines().filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('config reload failed')),
+      (r) => r.length >= 1,
+    );
+    const f = await until(
+      'the failed reloads in /metrics',
+      () => scrape(admin),
+      (x) => x.get('originlink_config_reloads_total{result="failed"}') === 2,
+    );
     expect(f.get('originlink_config_reloads_total{result="ok"}')).toBe(2);
     expect((await get(front, '/two/x')).status).toBe(200);
     writeFileSync(cfgFile, config('  - { path: /two/, origin: app }\n'));
@@ -188,10 +241,14 @@ describe('serve --workers 2 (node:cluster)', () => {
     const before = workerPids(await scrape(admin));
     const victim = before.get(2) as number;
     process.kill(victim, 'SIGKILL');
-    const m = await until('worker 2 back with a new pid', () => scrape(admin), (x) => {
-      const p = workerPids(x).get(2);
-      return p !== undefined && p !== victim && x.get('originlink_workers{state="ready"}') === 2;
-    });
+    const m = await until(
+      'worker 2 back with a new pid',
+      () => scrape(admin),
+      (x) => {
+        const p = workerPids(x).get(2);
+        return p !== undefined && p !== victim && x.get('originlink_workers{state="ready"}') === 2;
+      },
+    );
     const pids = workerPids(m);
     for (const p of pids.values()) sc.pids.add(p);
     expect(pids.get(1)).toBe(before.get(1));
@@ -205,18 +262,31 @@ describe('serve --workers 2 (node:cluster)', () => {
   it('SIGTERM drains every worker: in-flight requests finish, then all exit 0', async () => {
     const slow = Array.from({ length: 6 }, (_, i) => get(front, `/slow${i}?ms=1500`));
     // All six in flight, on both workers, before the signal (a connection not yet handed to a worker is not in flight).
-    await until('all six requests in flight, on both workers', () => scrape(admin), (m) => {
-      const w1 = m.get('originlink_worker_inflight{worker="1"}') ?? 0;
-      const w2 = m.get('originlink_worker_inflight{worker="2"}') ?? 0;
-      return w1 > 0 && w2 > 0 && w1 + w2 === 6;
-    }, 5000);
+    await until(
+      'all six requests in flight, on both workers',
+      () => scrape(admin),
+      (m) => {
+        const w1 = m.get('originlink_worker_inflight{worker="1"}') ?? 0;
+        const w2 = m.get('originlink_worker_inflight{worker="2"}') ?? 0;
+        return w1 > 0 && w2 > 0 && w1 + w2 === 6;
+      },
+      5000,
+    );
     child.kill('SIGTERM');
     const done = await Promise.all(slow);
     expect(done.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
     const code = await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)]);
     expect(code).toBe(0);
     const stopped = lines().filter((l) => l['msg'] === 'originlink stopped');
-    expect(stopped.filter((l) => l['worker'] !== undefined).map((l) => [l['worker'], l['forced']]).sort()).toEqual([[1, false], [2, false]]);
+    expect(
+      stopped
+        .filter((l) => l['worker'] !== undefined)
+        .map((l) => [l['worker'], l['forced']])
+        .sort(),
+    ).toEqual([
+      [1, false],
+      [2, false],
+    ]);
     expect(stopped.some((l) => l['role'] === 'primary')).toBe(true);
     // Nothing listens any more.
     await expect(get(front, '/late')).rejects.toThrow(/ECONNREFUSED/);
@@ -233,7 +303,7 @@ describe('serve --workers 2 with an h3 front', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('worker 1 alone owns the UDP port; HTTP/3 clients are served, TCP clients by both, and every worker\'s https front advertises the h3 port (Alt-Svc)', async () => {
+  it("worker 1 alone owns the UDP port; HTTP/3 clients are served, TCP clients by both, and every worker's https front advertises the h3 port (Alt-Svc)", async () => {
     buildIfStale();
     const certs = makeCerts();
     dir = mkdtempSync(join(tmpdir(), 'ol-workers-h3-'));
@@ -241,29 +311,57 @@ describe('serve --workers 2 with an h3 front', () => {
     const [front, quic, tlsFront] = await Promise.all([freePort(), freeTcpUdpPort(), freePort()]);
     const cfgFile = join(dir, 'c.yaml');
     const tls = `tls: { cert: ${certs.certPath}, key: ${certs.keyPath} }`;
-    writeFileSync(cfgFile, oneOriginConfig({
-      listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`, `{ name: quic, kind: h3, host: 127.0.0.1, port: ${quic}, ${tls} }`, `{ name: tls, kind: https, host: 127.0.0.1, port: ${tlsFront}, ${tls} }`],
-      admin: 'false',
-      graceMs: 3000,
-      origin: (origin.address() as net.AddressInfo).port,
-    }));
+    writeFileSync(
+      cfgFile,
+      oneOriginConfig({
+        listeners: [
+          `{ name: plain, kind: http, host: 127.0.0.1, port: ${front} }`,
+          `{ name: quic, kind: h3, host: 127.0.0.1, port: ${quic}, ${tls} }`,
+          `{ name: tls, kind: https, host: 127.0.0.1, port: ${tlsFront}, ${tls} }`,
+        ],
+        admin: 'false',
+        graceMs: 3000,
+        origin: (origin.address() as net.AddressInfo).port,
+      }),
+    );
     sc = new ServeCluster(cfgFile);
     await sc.serving();
     const serving = sc.lines().filter((l) => l['msg'] === 'originlink serving' && l['worker'] !== undefined);
-    expect(serving.map((l) => [l['worker'], l['listeners']]).sort()).toEqual([[1, { plain: front, quic, tls: tlsFront }], [2, { plain: front, tls: tlsFront }]]);
+    expect(serving.map((l) => [l['worker'], l['listeners']]).sort()).toEqual([
+      [1, { plain: front, quic, tls: tlsFront }],
+      [2, { plain: front, tls: tlsFront }],
+    ]);
     // A new connection per request (node:cluster hands connections out round-robin): both workers answer,
     // each with worker 1's h3 port in Alt-Svc (RFC 7838 §3). Worker 2 learns it over IPC just after start.
     const altSvc: Array<string | undefined> = [];
     for (let i = 0; i < 6; i++) {
-      altSvc.push(await new Promise<string | undefined>((resolve, reject) => {
-        https.get({ host: '127.0.0.1', port: tlsFront, path: `/s${i}`, ca: certs.ca, servername: 'localhost', agent: false }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.headers['alt-svc']));
-        }).on('error', reject);
-      }));
+      altSvc.push(
+        await new Promise<string | undefined>((resolve, reject) => {
+          https
+            .get(
+              {
+                host: '127.0.0.1',
+                port: tlsFront,
+                path: `/s${i}`,
+                ca: certs.ca,
+                servername: 'localhost',
+                agent: false,
+              },
+              (res) => {
+                res.resume();
+                res.on('end', () => resolve(res.headers['alt-svc']));
+              },
+            )
+            .on('error', reject);
+        }),
+      );
     }
     expect(altSvc).toEqual(Array(6).fill(`h3=":${quic}"; ma=86400`));
-    const tlsLines = await until('the tls requests to be logged', () => sc.lines().filter((l) => l['msg'] === 'request' && l['listener'] === 'tls'), (ls) => ls.length >= 6);
+    const tlsLines = await until(
+      'the tls requests to be logged',
+      () => sc.lines().filter((l) => l['msg'] === 'request' && l['listener'] === 'tls'),
+      (ls) => ls.length >= 6,
+    );
     expect(new Set(tlsLines.map((l) => l['worker']))).toEqual(new Set([1, 2]));
     const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
     try {
@@ -275,7 +373,11 @@ describe('serve --workers 2 with an h3 front', () => {
       await agent.close();
     }
     for (let i = 0; i < 6; i++) expect((await get(front, `/t${i}`)).status).toBe(200);
-    const reqs = await until('every request to be logged', () => sc.lines().filter((l) => l['msg'] === 'request'), (ls) => ls.length >= 17);
+    const reqs = await until(
+      'every request to be logged',
+      () => sc.lines().filter((l) => l['msg'] === 'request'),
+      (ls) => ls.length >= 17,
+    );
     expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1]));
     expect(new Set(reqs.filter((l) => l['listener'] === 'plain').map((l) => l['worker']))).toEqual(new Set([1, 2]));
     sc.child.kill('SIGTERM');
@@ -291,12 +393,23 @@ describe('serve --workers 2 that cannot start', () => {
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as net.AddressInfo).port;
     const cfgFile = join(dir, 'c.yaml');
-    writeFileSync(cfgFile, oneOriginConfig({ listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`], admin: 'false', graceMs: 1000, origin: 1 }));
+    writeFileSync(
+      cfgFile,
+      oneOriginConfig({
+        listeners: [`{ name: plain, kind: http, host: 127.0.0.1, port: ${port} }`],
+        admin: 'false',
+        graceMs: 1000,
+        origin: 1,
+      }),
+    );
     const sc = new ServeCluster(cfgFile);
     try {
       expect(await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)])).toBe(1);
       const ls = sc.lines();
-      expect(ls.find((l) => l['msg'] === 'cluster failed to start')).toMatchObject({ role: 'primary', reason: expect.stringMatching(/worker \d exited during start/) });
+      expect(ls.find((l) => l['msg'] === 'cluster failed to start')).toMatchObject({
+        role: 'primary',
+        reason: expect.stringMatching(/worker \d exited during start/),
+      });
       // Every worker it started is gone.
       const pids = ls.filter((l) => l['msg'] === 'worker starting').map((l) => l['workerPid'] as number);
       expect(pids.length).toBe(2);

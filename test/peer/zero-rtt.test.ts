@@ -10,7 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freeTcpUdpPort } from '../helpers/ports.js';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,7 +29,6 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startNgtcp2Server, type Peer } from '../helpers/h3-peers.js';
 import { connectH3 } from '../../src/connect/h3.js';
 import type { H3Response } from '../../src/client/h3.js';
-import type { H3Server } from '../../src/server/h3.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
 import { quicEngine } from '../../src/quic/quiche.js';
 import { FileSessionStore } from '../../src/store/file-session-store.js';
@@ -45,7 +53,11 @@ async function readAll(r: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-const handler = async (r: { method: string; path: string; body: Readable }): Promise<{ status: number; body: string }> => {
+const handler = async (r: {
+  method: string;
+  path: string;
+  body: Readable;
+}): Promise<{ status: number; body: string }> => {
   await readAll(r.body);
   return { status: 200, body: `${r.method} ${r.path}` };
 };
@@ -94,7 +106,18 @@ describe('FileSessionStore', () => {
   it('drops expired and malformed entries, bounds the count', () => {
     const p = join(dir, 'old.json');
     const now = Date.now();
-    writeFileSync(p, JSON.stringify({ format: 'originlink-session-store', version: 1, entries: [['old', 'AQ==', now - 10_000], ['new', 'AQ==', now], ['bad', 5, now]] }));
+    writeFileSync(
+      p,
+      JSON.stringify({
+        format: 'originlink-session-store',
+        version: 1,
+        entries: [
+          ['old', 'AQ==', now - 10_000],
+          ['new', 'AQ==', now],
+          ['bad', 5, now],
+        ],
+      }),
+    );
     const warnings: string[] = [];
     const s = new FileSessionStore(p, { maxAgeMs: 5000, onWarning: (m) => warnings.push(m), maxEntries: 2 });
     expect(s.size).toBe(1);
@@ -137,7 +160,17 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
     const file = join(dir, `store-${randomBytes(4).toString('hex')}.json`);
     const out: Array<Record<string, unknown>> = [];
     for (let i = 0; i < 2; i++) {
-      const r = await cli(['fetch', '--protocol', 'h3', '--cacert', certs.caPath, '--session-store', file, '--json', url]);
+      const r = await cli([
+        'fetch',
+        '--protocol',
+        'h3',
+        '--cacert',
+        certs.caPath,
+        '--session-store',
+        file,
+        '--json',
+        url,
+      ]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       out.push(JSON.parse(r.stdout) as Record<string, unknown>);
@@ -161,12 +194,28 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
     try {
       const file = join(dir, `store-v-${randomBytes(4).toString('hex')}.json`);
       const url = `https://localhost:${srv.address.port}/story`;
-      const args = ['fetch', '--protocol', 'h3', '--cacert', certs.caPath, '--session-store', file, '-v', '-o', join(dir, 'story.out'), url];
+      const args = [
+        'fetch',
+        '--protocol',
+        'h3',
+        '--cacert',
+        certs.caPath,
+        '--session-store',
+        file,
+        '-v',
+        '-o',
+        join(dir, 'story.out'),
+        url,
+      ];
       const first = await cli(args);
       const second = await cli(args);
       expect(first.code).toBe(0);
       expect(second.code).toBe(0);
-      expect(first.stderr).toMatch(new RegExp(`\\* Connected: connection #\\d+ to 127\\.0\\.0\\.1 port ${srv.address.port} from .* over h3 \\(ALPN h3\\)`));
+      expect(first.stderr).toMatch(
+        new RegExp(
+          `\\* Connected: connection #\\d+ to 127\\.0\\.0\\.1 port ${srv.address.port} from .* over h3 \\(ALPN h3\\)`,
+        ),
+      );
       expect(first.stderr).toMatch(/\* QUIC handshake [\d.]+ ms, TLSv1\.3; session resumed: no/);
       expect(first.stderr).toContain('* 0-RTT early data: no');
       expect(first.stderr).toContain('> GET /story');
@@ -190,7 +239,17 @@ describe('originlink fetch --session-store (real CLI, two runs)', () => {
       const file = join(dir, `store-h2-${randomBytes(4).toString('hex')}.json`);
       const out: Array<Record<string, unknown>> = [];
       for (let i = 0; i < 2; i++) {
-        const r = await cli(['fetch', '--protocol', 'h2', '--cacert', certs.caPath, '--session-store', file, '--json', `https://localhost:${port}/`]);
+        const r = await cli([
+          'fetch',
+          '--protocol',
+          'h2',
+          '--cacert',
+          certs.caPath,
+          '--session-store',
+          file,
+          '--json',
+          `https://localhost:${port}/`,
+        ]);
         expect(r.code).toBe(0);
         out.push(JSON.parse(r.stdout) as Record<string, unknown>);
       }
@@ -245,7 +304,14 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
   });
 
   async function primed(port: number, store: MemorySessionStore): Promise<void> {
-    const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+    const c = await connectH3({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: certs.caPath,
+      sessionStore: store,
+      sessionKey: 'k',
+    });
     await readAll((await c.request(req(port, '/prime'))).body);
     c.destroy();
     expect(store.size).toBe(1);
@@ -260,7 +326,14 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
     await s1.close(20);
     const s2 = await startTestH3Server({ handler, ticketKey: key, port });
     try {
-      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const r = (await c.request(req(port, '/after-restart'))) as H3Response;
       expect((await readAll(r.body)).toString()).toBe('GET /after-restart');
       expect(c.facts.resumed).toBe(true);
@@ -268,7 +341,14 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
       c.destroy();
 
       s2.setTicketKey(randomBytes(48));
-      const c2 = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c2 = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const r2 = (await c2.request(req(port, '/rotated'))) as H3Response;
       expect((await readAll(r2.body)).toString()).toBe('GET /rotated');
       expect(c2.facts.resumed).toBe(false);
@@ -289,9 +369,24 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
     await primed(port, store);
     await s1.close(20);
     let seen = 0;
-    const s2 = await startTestH3Server({ handler: (r) => { seen++; return handler(r); }, ticketKey: key, port, quic: { earlyData: false } });
+    const s2 = await startTestH3Server({
+      handler: (r) => {
+        seen++;
+        return handler(r);
+      },
+      ticketKey: key,
+      port,
+      quic: { earlyData: false },
+    });
     try {
-      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const r = (await c.request(req(port, '/declined'))) as H3Response;
       expect((await readAll(r.body)).toString()).toBe('GET /declined');
       expect(c.facts.resumed).toBe(true);
@@ -315,7 +410,14 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
     const port = srv.address.port;
     try {
       await primed(port, store);
-      const c = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const get = c.request(req(port, '/safe'));
       const post = c.request(req(port, '/unsafe', { method: 'POST', body: 'payload', allowEarlyData: true }));
       const [g, p] = (await Promise.all([get, post])) as H3Response[];
@@ -327,7 +429,14 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
       expect(p!.earlyDataRefused).toBe('too-early');
       expect(srv.tooEarly).toBe(1);
       // By default (policy 'safe') a POST waits for the handshake and is never refused.
-      const c2 = await connectH3({ host: '127.0.0.1', port, servername: 'localhost', ca: certs.caPath, sessionStore: store, sessionKey: 'k' });
+      const c2 = await connectH3({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: certs.caPath,
+        sessionStore: store,
+        sessionKey: 'k',
+      });
       const p2 = (await c2.request(req(port, '/post2', { method: 'POST', body: 'x' }))) as H3Response;
       expect((await readAll(p2.body)).toString()).toBe('POST /post2');
       expect(p2.earlyDataRefused).toBeUndefined();
@@ -339,4 +448,3 @@ describe('server ticket key, 425 Too Early, refused early data', () => {
     }
   }, 20_000);
 });
-

@@ -16,7 +16,11 @@ import type { OriginSpec } from '../../src/connect/connect.js';
 type Step = { status: number } | { fail: string; retrySafe?: boolean; responseStarted?: boolean };
 
 /** A connector that hands out scripted connections per origin host:port, or fails the dial. */
-function scripted(plan: Record<string, Array<Step[] | 'refuse'>>): { connect: (o: OriginSpec) => Promise<PooledConnection>; conns: FakeConnection[]; dials: string[] } {
+function scripted(plan: Record<string, Array<Step[] | 'refuse'>>): {
+  connect: (o: OriginSpec) => Promise<PooledConnection>;
+  conns: FakeConnection[];
+  dials: string[];
+} {
   const conns: FakeConnection[] = [];
   const dials: string[] = [];
   return {
@@ -26,9 +30,17 @@ function scripted(plan: Record<string, Array<Step[] | 'refuse'>>): { connect: (o
       const key = `${o.host}:${o.port}`;
       dials.push(key);
       const next = plan[key]?.shift() ?? [];
-      if (next === 'refuse') throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `connect ECONNREFUSED ${key}`, { retrySafe: true, facts: NOT_SENT });
+      if (next === 'refuse')
+        throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'network', `connect ECONNREFUSED ${key}`, {
+          retrySafe: true,
+          facts: NOT_SENT,
+        });
       // Each failure kills its connection, as a broken socket does.
-      const c = new FakeConnection({ auto: true, origin: key, script: next.map((st) => ('fail' in st ? { ...st, close: true } : null)) });
+      const c = new FakeConnection({
+        auto: true,
+        origin: key,
+        script: next.map((st) => ('fail' in st ? { ...st, close: true } : null)),
+      });
       conns.push(c);
       return c;
     },
@@ -44,7 +56,18 @@ const text = async (r: { body: Readable }): Promise<string> => {
 beforeEach(() => {
   // setImmediate too: util/clock.ts keeps one reading per turn of the loop, forgotten by an Immediate — faked, it
   // runs as the fake time advances, so each step of a simulation reads the fake clock anew.
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'performance', 'Date'] });
+  vi.useFakeTimers({
+    toFake: [
+      'setTimeout',
+      'clearTimeout',
+      'setInterval',
+      'clearInterval',
+      'setImmediate',
+      'clearImmediate',
+      'performance',
+      'Date',
+    ],
+  });
 });
 const agents: Agent[] = [];
 afterEach(() => {
@@ -70,14 +93,31 @@ describe('which failures the Agent retries', () => {
   });
 
   it('…but a POST in the same situation is never replayed, unless it carries Idempotency-Key', async () => {
-    const s = scripted({ 'o.test:80': [[{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }], [{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }], [{ status: 200 }]] });
+    const s = scripted({
+      'o.test:80': [
+        [{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }],
+        [{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }],
+        [{ status: 200 }],
+      ],
+    });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
     await text(await agent.request({ url: 'http://o.test/a' }));
-    const err = await agent.request({ url: 'http://o.test/post', method: 'POST', body: 'x' }).catch((e: unknown) => e as OriginlinkError);
+    const err = await agent
+      .request({ url: 'http://o.test/post', method: 'POST', body: 'x' })
+      .catch((e: unknown) => e as OriginlinkError);
     expect(err).toBeInstanceOf(OriginlinkError);
-    expect([(err as OriginlinkError).code, (err as OriginlinkError).details['attempts'], (err as OriginlinkError).facts?.reused]).toEqual([ErrorCode.SOCKET_CLOSED, 1, true]);
+    expect([
+      (err as OriginlinkError).code,
+      (err as OriginlinkError).details['attempts'],
+      (err as OriginlinkError).facts?.reused,
+    ]).toEqual([ErrorCode.SOCKET_CLOSED, 1, true]);
     await text(await agent.request({ url: 'http://o.test/a2' }));
-    const ok = await agent.request({ url: 'http://o.test/post2', method: 'POST', body: 'x', headers: { 'idempotency-key': 'k1' } });
+    const ok = await agent.request({
+      url: 'http://o.test/post2',
+      method: 'POST',
+      body: 'x',
+      headers: { 'idempotency-key': 'k1' },
+    });
     expect([ok.status, ok.attempts]).toEqual([200, 2]);
   });
 
@@ -91,20 +131,36 @@ describe('which failures the Agent retries', () => {
     });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect, retryBufferBytes: 0 }));
     const a = await agent.request({ url: 'http://o.test/started' }).catch((e: unknown) => e as OriginlinkError);
-    expect([(a as OriginlinkError).code, (a as OriginlinkError).details['attempts']]).toEqual([ErrorCode.SOCKET_RESET, 1]);
+    expect([(a as OriginlinkError).code, (a as OriginlinkError).details['attempts']]).toEqual([
+      ErrorCode.SOCKET_RESET,
+      1,
+    ]);
     const b = await agent.request({ url: 'http://o.test/fresh' }).catch((e: unknown) => e as OriginlinkError);
-    expect([(b as OriginlinkError).code, (b as OriginlinkError).details['attempts'], (b as OriginlinkError).facts?.reused]).toEqual([ErrorCode.SOCKET_CLOSED, 1, false]);
+    expect([
+      (b as OriginlinkError).code,
+      (b as OriginlinkError).details['attempts'],
+      (b as OriginlinkError).facts?.reused,
+    ]).toEqual([ErrorCode.SOCKET_CLOSED, 1, false]);
     await text(await agent.request({ url: 'http://o.test/warm' }));
-    async function* streamed(): AsyncGenerator<Uint8Array> { yield Buffer.from('once'); }
-    const c = await agent.request({ url: 'http://o.test/put', method: 'PUT', body: streamed() }).catch((e: unknown) => e as OriginlinkError);
-    expect([(c as OriginlinkError).code, (c as OriginlinkError).details['attempts']]).toEqual([ErrorCode.SOCKET_CLOSED, 1]);
+    async function* streamed(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('once');
+    }
+    const c = await agent
+      .request({ url: 'http://o.test/put', method: 'PUT', body: streamed() })
+      .catch((e: unknown) => e as OriginlinkError);
+    expect([(c as OriginlinkError).code, (c as OriginlinkError).details['attempts']]).toEqual([
+      ErrorCode.SOCKET_CLOSED,
+      1,
+    ]);
   });
 
   it('a streamed body whole in its retry buffer (retryBufferBytes, default 256 KiB) is retried like bytes', async () => {
     const s = scripted({ 'o.test:80': [[{ status: 200 }, { fail: ErrorCode.SOCKET_CLOSED }], [{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
     await text(await agent.request({ url: 'http://o.test/warm' }));
-    async function* streamed(): AsyncGenerator<Uint8Array> { yield Buffer.from('twice'); }
+    async function* streamed(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('twice');
+    }
     // The stale keep-alive race (reused connection, no response byte, idempotent PUT): sent again on a new connection.
     const r = await agent.request({ url: 'http://o.test/put', method: 'PUT', body: streamed() });
     expect([r.status, r.attempts]).toEqual([200, 2]);
@@ -115,8 +171,13 @@ describe('which failures the Agent retries', () => {
     const unprocessed = { fail: ErrorCode.GOAWAY, retrySafe: true };
     const s = scripted({ 'o.test:80': [[unprocessed], [unprocessed], [unprocessed], [{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect, maxRetries: 2 }));
-    const err = await agent.request({ url: 'http://o.test/p', method: 'POST', body: 'x' }).catch((e: unknown) => e as OriginlinkError);
-    expect([(err as OriginlinkError).code, (err as OriginlinkError).details['attempts']]).toEqual([ErrorCode.GOAWAY, 3]);
+    const err = await agent
+      .request({ url: 'http://o.test/p', method: 'POST', body: 'x' })
+      .catch((e: unknown) => e as OriginlinkError);
+    expect([(err as OriginlinkError).code, (err as OriginlinkError).details['attempts']]).toEqual([
+      ErrorCode.GOAWAY,
+      3,
+    ]);
   });
 
   it('a refused stream goes back to the queue without spending a retry, even for a POST (RFC 9113 §8.7)', async () => {
@@ -132,17 +193,29 @@ describe('which failures the Agent retries', () => {
     const s = scripted({ 'o.test:80': ['refuse', 'refuse', [{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect, maxRetries: 2 }));
     const first = await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError);
-    expect([first.code, first.details['attempts'], first.details['origin'], s.dials.length]).toEqual([ErrorCode.CONNECT_FAILED, 1, 'http://o.test', 1]);
+    expect([first.code, first.details['attempts'], first.details['origin'], s.dials.length]).toEqual([
+      ErrorCode.CONNECT_FAILED,
+      1,
+      'http://o.test',
+      1,
+    ]);
     // Backoff after n failures: min(max, 100 × 2^(n−1)) × (0.5 + 0.5 × random) = 99.95 ms: inside it, no dial, no wait.
     await vi.advanceTimersByTimeAsync(50);
     const during = await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError);
-    expect([during.code, during.details['attempts'], during.details['backoffMs'], s.dials.length]).toEqual([ErrorCode.CONNECT_FAILED, 1, 50, 1]);
+    expect([during.code, during.details['attempts'], during.details['backoffMs'], s.dials.length]).toEqual([
+      ErrorCode.CONNECT_FAILED,
+      1,
+      50,
+      1,
+    ]);
     expect(during.message).toMatch(/connects to http:\/\/o\.test failing/);
     // Nothing is dialled when the backoff runs out with nobody asking.
     await vi.advanceTimersByTimeAsync(1_000);
     expect(s.dials).toHaveLength(1);
     // A request after it dials (refused again: a longer backoff), then the next after that one connects.
-    expect((await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError)).code).toBe(ErrorCode.CONNECT_FAILED);
+    expect((await agent.request({ url: 'http://o.test/' }).catch((e: unknown) => e as OriginlinkError)).code).toBe(
+      ErrorCode.CONNECT_FAILED,
+    );
     await vi.advanceTimersByTimeAsync(200);
     const r = await agent.request({ url: 'http://o.test/' });
     expect([r.status, r.attempts, s.dials.length]).toEqual([200, 1, 3]);
@@ -163,14 +236,19 @@ describe('an origin with several URLs', () => {
   it('an unreachable URL fails over to the next one at once; res.origin names the one that answered', async () => {
     const s = scripted({ 'a.test:80': ['refuse'], 'b.test:80': [[{ status: 200 }]] });
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect, maxRetries: 0 }));
-    const r = await agent.request({ origin: ['http://a.test', 'http://b.test'], path: '/x', method: 'POST', body: 'x' });
+    const r = await agent.request({
+      origin: ['http://a.test', 'http://b.test'],
+      path: '/x',
+      method: 'POST',
+      body: 'x',
+    });
     expect([r.status, r.origin, r.attempts]).toEqual([200, 'http://b.test', 2]);
     expect(s.dials).toEqual(['a.test:80', 'b.test:80']);
   });
 });
 
 describe('the pool a request goes to', () => {
-  it("a URL object the caller changes between requests goes where it points now; an origin string, to the same pool", async () => {
+  it('a URL object the caller changes between requests goes where it points now; an origin string, to the same pool', async () => {
     const s = scripted({});
     const agent = track(new Agent({ protocol: 'h1', connect: s.connect }));
     const u = new URL('http://a.test/x');
@@ -179,14 +257,21 @@ describe('the pool a request goes to', () => {
     await text(await agent.request({ url: u }));
     for (let i = 0; i < 3; i++) await text(await agent.request({ origin: 'http://c.test', path: '/y' }));
     expect(s.dials).toEqual(['a.test:80', 'b.test:80', 'c.test:80']);
-    expect(agent.pools().map((p) => p.origin).sort()).toEqual(['http://a.test', 'http://b.test', 'http://c.test']);
+    expect(
+      agent
+        .pools()
+        .map((p) => p.origin)
+        .sort(),
+    ).toEqual(['http://a.test', 'http://b.test', 'http://c.test']);
   });
 });
 
 describe('bounded for many origins', () => {
   it('a pool idle past originIdleTimeoutMs is closed and forgotten; its totals stay in stats()', async () => {
     const s = scripted({});
-    const agent = track(new Agent({ protocol: 'h1', connect: s.connect, originIdleTimeoutMs: 5_000, pool: { idleTimeoutMs: 60_000 } }));
+    const agent = track(
+      new Agent({ protocol: 'h1', connect: s.connect, originIdleTimeoutMs: 5_000, pool: { idleTimeoutMs: 60_000 } }),
+    );
     for (let i = 0; i < 10; i++) await text(await agent.request({ url: `http://o${i}.test/` }));
     expect(agent.poolCount).toBe(10);
     await vi.advanceTimersByTimeAsync(4_000);

@@ -24,7 +24,7 @@ import type { HeaderList } from '../../src/http/types.js';
 import { rawFrame } from '../helpers/h2-raw.js';
 
 let seed = 1;
-const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
 
 /** Two connections joined by a lossless pipe that delivers in random chunk sizes. */
 class Pair {
@@ -33,7 +33,11 @@ class Pair {
   c: H2Event[] = [];
   s: H2Event[] = [];
   now = 0;
-  constructor(co: Partial<H2ConnectionOptions> = {}, so: Partial<H2ConnectionOptions> = {}, readonly chunk: 'random' | 'byte' = 'random') {
+  constructor(
+    co: Partial<H2ConnectionOptions> = {},
+    so: Partial<H2ConnectionOptions> = {},
+    readonly chunk: 'random' | 'byte' = 'random',
+  ) {
     this.client = new H2Connection({ role: 'client', windowSize: 65_535, ...co });
     this.server = new H2Connection({ role: 'server', windowSize: 65_535, ...so });
     this.client.on((e) => this.c.push(e));
@@ -91,7 +95,10 @@ class Pair {
     };
   }
   /** Client side: a response as events of one stream. */
-  response(id: number, consume = true): { status: number | null; body: Buffer; trailers: HeaderList | null; reset: number | null; ended: boolean } {
+  response(
+    id: number,
+    consume = true,
+  ): { status: number | null; body: Buffer; trailers: HeaderList | null; reset: number | null; ended: boolean } {
     let status: number | null = null;
     const body: Buffer[] = [];
     let trailers: HeaderList | null = null;
@@ -110,8 +117,18 @@ class Pair {
   }
 }
 
-const get = (path = '/'): HeaderList => [[':method', 'GET'], [':scheme', 'https'], [':authority', 'o.test'], [':path', path]];
-const post = (path = '/'): HeaderList => [[':method', 'POST'], [':scheme', 'https'], [':authority', 'o.test'], [':path', path]];
+const get = (path = '/'): HeaderList => [
+  [':method', 'GET'],
+  [':scheme', 'https'],
+  [':authority', 'o.test'],
+  [':path', path],
+];
+const post = (path = '/'): HeaderList => [
+  [':method', 'POST'],
+  [':scheme', 'https'],
+  [':authority', 'o.test'],
+  [':path', path],
+];
 
 /** A client that consumes everything it gets (credit returns as the application reads). */
 function autoConsume(p: Pair): void {
@@ -127,7 +144,14 @@ describe('request and response', () => {
       const p = new Pair({}, {}, mode);
       autoConsume(p);
       p.serve((id, _h, body) => {
-        p.server.respond(id, [[':status', '200'], ['content-length', String(body.length)]], body.length === 0);
+        p.server.respond(
+          id,
+          [
+            [':status', '200'],
+            ['content-length', String(body.length)],
+          ],
+          body.length === 0,
+        );
         if (body.length) p.server.data(id, body, true);
       });
       p.run();
@@ -152,7 +176,14 @@ describe('request and response', () => {
     p.client.data(id, Buffer.alloc(1000, 1), false); // the request body has begun and will not end
     p.run();
     const big = Buffer.alloc(200 * 1024, 9);
-    p.server.respond(id, [[':status', '413'], ['content-length', String(big.length)]], false);
+    p.server.respond(
+      id,
+      [
+        [':status', '413'],
+        ['content-length', String(big.length)],
+      ],
+      false,
+    );
     p.server.data(id, big, true);
     p.server.stopReading(id);
     p.run();
@@ -187,7 +218,14 @@ describe('request and response', () => {
     const p = new Pair();
     autoConsume(p);
     p.serve((id) => {
-      p.server.respond(id, [[':status', '103'], ['link', '</a>; rel=preload']], false);
+      p.server.respond(
+        id,
+        [
+          [':status', '103'],
+          ['link', '</a>; rel=preload'],
+        ],
+        false,
+      );
       p.server.respond(id, [[':status', '200']], false);
       p.server.data(id, Buffer.from('body'), false);
       p.server.trailers(id, [['x-checksum', 'abc']]);
@@ -220,7 +258,11 @@ describe('concurrency and shutdown', () => {
   it('§5.1.2: past the server’s limit, request() returns null; a freed slot lets the next one open', () => {
     const p = new Pair({}, { maxConcurrentStreams: 2 });
     p.run();
-    const ids = [p.client.request(get('/1'), true), p.client.request(get('/2'), true), p.client.request(get('/3'), true)];
+    const ids = [
+      p.client.request(get('/1'), true),
+      p.client.request(get('/2'), true),
+      p.client.request(get('/3'), true),
+    ];
     expect(ids[2]).toBeNull();
     p.run();
     const first = p.s.find((e) => e.type === 'headers') as { streamId: number };
@@ -253,11 +295,22 @@ describe('concurrency and shutdown', () => {
     p.server.fail(H2ErrorCode.NO_ERROR, 'bye');
     p.run();
     const resets = p.c.filter((e) => e.type === 'reset') as Array<{ streamId: number; code: number }>;
-    expect(resets.map((r) => [r.streamId, r.code])).toEqual([[ids[0], H2ErrorCode.REFUSED_STREAM], [ids[1], H2ErrorCode.REFUSED_STREAM]].slice(0, resets.length));
+    expect(resets.map((r) => [r.streamId, r.code])).toEqual(
+      [
+        [ids[0], H2ErrorCode.REFUSED_STREAM],
+        [ids[1], H2ErrorCode.REFUSED_STREAM],
+      ].slice(0, resets.length),
+    );
   });
 });
 
-interface HandDriven { events: H2Event[]; send: (...frames: Uint8Array[]) => void; out: () => Buffer; enc: HpackEncoder; now: { t: number } }
+interface HandDriven {
+  events: H2Event[];
+  send: (...frames: Uint8Array[]) => void;
+  out: () => Buffer;
+  enc: HpackEncoder;
+  now: { t: number };
+}
 
 /** One of our connections facing a peer driven by hand (its greeting sent, our first output dropped). */
 function handDriven(conn: H2Connection, greeting: Uint8Array[]): HandDriven {
@@ -330,7 +383,14 @@ describe('protections (server role)', () => {
         for (; seen < p.s.length; seen++) {
           const e = p.s[seen]!;
           if (e.type !== 'headers' || e.trailers) continue;
-          p.server.respond(e.streamId, [[':status', '405'], ['content-length', '0']], true);
+          p.server.respond(
+            e.streamId,
+            [
+              [':status', '405'],
+              ['content-length', '0'],
+            ],
+            true,
+          );
           p.server.reset(e.streamId, H2ErrorCode.NO_ERROR);
         }
         if (seen === answered) return;
@@ -389,7 +449,10 @@ describe('protections (server role)', () => {
 
   it('HPACK bomb: a list past SETTINGS_MAX_HEADER_LIST_SIZE resets that stream; the connection keeps serving', () => {
     const c = rawClient({ maxHeaderListSize: 4096 });
-    const fields: HeaderList = [...get(), ...Array.from({ length: 200 }, (_, i) => [`x-f${i}`, 'v'.repeat(30)] as [string, string])];
+    const fields: HeaderList = [
+      ...get(),
+      ...Array.from({ length: 200 }, (_, i) => [`x-f${i}`, 'v'.repeat(30)] as [string, string]),
+    ];
     c.send(frame(H2FrameType.HEADERS, 0x5, 1, c.enc.encode(fields)));
     expect(rstCodes(c.out())).toEqual([H2ErrorCode.PROTOCOL_ERROR]);
     c.send(frame(H2FrameType.HEADERS, 0x5, 3, c.enc.encode(get('/next'))));
@@ -402,7 +465,10 @@ describe('protections (server role)', () => {
     c.send(frame(H2FrameType.HEADERS, 0x5, 1, c.enc.encode([...get(), ['X-Upper', '1']])));
     c.send(frame(H2FrameType.HEADERS, 0x5, 3, c.enc.encode([...get(), ['connection', 'close']])));
     c.send(frame(H2FrameType.HEADERS, 0x5, 5, c.enc.encode(get().filter(([n]) => n !== ':path'))));
-    c.send(frame(H2FrameType.HEADERS, 0x4, 7, c.enc.encode([...post(), ['content-length', '10']])), frame(H2FrameType.DATA, 0x1, 7, Buffer.from('12345')));
+    c.send(
+      frame(H2FrameType.HEADERS, 0x4, 7, c.enc.encode([...post(), ['content-length', '10']])),
+      frame(H2FrameType.DATA, 0x1, 7, Buffer.from('12345')),
+    );
     expect(rstCodes(c.out())).toEqual([1, 1, 1, 1]);
     expect(c.events.filter((e) => e.type === 'headers').map((e) => (e as { streamId: number }).streamId)).toEqual([7]);
     expect(c.server.closed).toBe(false);
@@ -413,7 +479,10 @@ describe('protections (server role)', () => {
     c.send(frame(H2FrameType.DATA, 0, 9, Buffer.from('x')));
     expect(goawayCode(c.out())).toBe(H2ErrorCode.PROTOCOL_ERROR);
     const d = rawClient();
-    d.send(frame(H2FrameType.HEADERS, 0x5, 5, d.enc.encode(get())), frame(H2FrameType.HEADERS, 0x5, 3, d.enc.encode(get())));
+    d.send(
+      frame(H2FrameType.HEADERS, 0x5, 5, d.enc.encode(get())),
+      frame(H2FrameType.HEADERS, 0x5, 3, d.enc.encode(get())),
+    );
     expect(goawayCode(d.out())).toBe(H2ErrorCode.PROTOCOL_ERROR); // 3 was never opened: an unexpected identifier
   });
 
@@ -441,7 +510,8 @@ const status = (code: string, extra: HeaderList = []): HeaderList => [[':status'
 describe('protections (client role): an origin that attacks or breaks the rules', () => {
   it('a SETTINGS frame of more than 32 entries is ENHANCE_YOUR_CALM (CVE-2020-11080: 2,730 HEADER_TABLE_SIZE entries rebuilt our table 2,730 times a frame); 32 are taken', () => {
     const o = rawOrigin();
-    const entries = (n: number): Array<[number, number]> => Array.from({ length: n }, (_, i) => [0x1, i % 2 ? 4096 : 0] as [number, number]);
+    const entries = (n: number): Array<[number, number]> =>
+      Array.from({ length: n }, (_, i) => [0x1, i % 2 ? 4096 : 0] as [number, number]);
     o.send(encodeSettings(entries(32)));
     expect(o.client.closed).toBe(false);
     const id = o.client.request(get(), true) as number;
@@ -460,7 +530,8 @@ describe('protections (client role): an origin that attacks or breaks the rules'
   it('the resets an origin makes us send are counted: 200 self-dependent PRIORITY frames end the connection (ENHANCE_YOUR_CALM)', () => {
     const o = rawOrigin();
     o.client.request(get(), true);
-    for (let i = 0; i < 200 && !o.client.closed; i++) o.send(frame(H2FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 1, 0])));
+    for (let i = 0; i < 200 && !o.client.closed; i++)
+      o.send(frame(H2FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 1, 0])));
     expect(o.client.closed).toBe(true);
     expect(goawayCode(o.out())).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
   });
@@ -469,7 +540,8 @@ describe('protections (client role): an origin that attacks or breaks the rules'
     const o = rawOrigin();
     const a = o.client.request(get('/a'), true) as number;
     const b = o.client.request(get('/b'), true) as number;
-    for (let i = 0; i < 16; i++) o.send(frame(H2FrameType.HEADERS, 0x4, a, o.enc.encode(status('103', [['link', '</s.css>']]))));
+    for (let i = 0; i < 16; i++)
+      o.send(frame(H2FrameType.HEADERS, 0x4, a, o.enc.encode(status('103', [['link', '</s.css>']]))));
     o.send(frame(H2FrameType.HEADERS, 0x5, a, o.enc.encode(status('200'))));
     for (let i = 0; i < 17; i++) o.send(frame(H2FrameType.HEADERS, 0x4, b, o.enc.encode(status('103'))));
     expect(o.events.filter((e) => e.type === 'interim').length).toBe(32);
@@ -478,7 +550,7 @@ describe('protections (client role): an origin that attacks or breaks the rules'
     expect(o.client.closed).toBe(false);
   });
 
-  it('§6.1: padding is credited to the stream\'s window too — an origin that pads every frame is not stalled after a window of padding', () => {
+  it("§6.1: padding is credited to the stream's window too — an origin that pads every frame is not stalled after a window of padding", () => {
     const o = rawOrigin({ windowSize: 65_535, connectionWindowSize: 1 << 24 });
     const id = o.client.request(get(), true) as number;
     o.send(frame(H2FrameType.HEADERS, 0x4, id, o.enc.encode(status('200'))));
@@ -486,7 +558,12 @@ describe('protections (client role): an origin that attacks or breaks the rules'
     let window = 65_535;
     let sent = 0;
     // Each frame: pad length, 1 data octet, 254 octets of padding (255 of flow control for 1 of data).
-    const padded = frame(H2FrameType.DATA, 0x8, id, Buffer.concat([Buffer.from([254]), Buffer.from('x'), Buffer.alloc(254)]));
+    const padded = frame(
+      H2FrameType.DATA,
+      0x8,
+      id,
+      Buffer.concat([Buffer.from([254]), Buffer.from('x'), Buffer.alloc(254)]),
+    );
     for (let i = 0; i < 1000; i++) {
       if (window < 256) break;
       o.send(padded);
@@ -494,9 +571,10 @@ describe('protections (client role): an origin that attacks or breaks the rules'
       sent++;
       for (const e of o.events.splice(0)) if (e.type === 'data') o.client.consumed(id, e.data.length);
       const b = o.out();
-      for (let off = 0; off + 9 <= b.length;) {
+      for (let off = 0; off + 9 <= b.length; ) {
         const len = b.readUIntBE(off, 3);
-        if (b[off + 3] === H2FrameType.WINDOW_UPDATE && (b.readUInt32BE(off + 5) & 0x7fffffff) === id) window += b.readUInt32BE(off + 9);
+        if (b[off + 3] === H2FrameType.WINDOW_UPDATE && (b.readUInt32BE(off + 5) & 0x7fffffff) === id)
+          window += b.readUInt32BE(off + 9);
         off += 9 + len;
       }
     }
@@ -513,7 +591,7 @@ describe('protections (client role): an origin that attacks or breaks the rules'
     expect(goawayCode(o.out())).toBe(H2ErrorCode.ENHANCE_YOUR_CALM);
   });
 
-  it('one field longer than the header list may be resets its stream only (it was the connection\'s COMPRESSION_ERROR)', () => {
+  it("one field longer than the header list may be resets its stream only (it was the connection's COMPRESSION_ERROR)", () => {
     const o = rawOrigin({ maxHeaderListSize: 4096 });
     const a = o.client.request(get('/a'), true) as number;
     const b = o.client.request(get('/b'), true) as number;
@@ -521,7 +599,10 @@ describe('protections (client role): an origin that attacks or breaks the rules'
     expect(rstCodes(o.out())).toEqual([H2ErrorCode.PROTOCOL_ERROR]);
     o.send(frame(H2FrameType.HEADERS, 0x5, b, o.enc.encode(status('200', [['x-after', '1']]))));
     const head = o.events.find((e) => e.type === 'headers' && e.streamId === b) as { headers: HeaderList } | undefined;
-    expect(head?.headers).toEqual([[':status', '200'], ['x-after', '1']]);
+    expect(head?.headers).toEqual([
+      [':status', '200'],
+      ['x-after', '1'],
+    ]);
     expect(o.client.closed).toBe(false);
   });
 });

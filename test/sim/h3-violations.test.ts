@@ -6,7 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { concatBytes } from '../../src/codec/bytes.js';
 import { H3ErrorCode, QpackErrorCode } from '../../src/codec/errors.js';
-import { encodeFrame, encodeGoaway, encodePriorityUpdate, encodeSettings, FrameParser, FrameType } from '../../src/codec/h3frame.js';
+import {
+  encodeFrame,
+  encodeGoaway,
+  encodePriorityUpdate,
+  encodeSettings,
+  FrameParser,
+  FrameType,
+} from '../../src/codec/h3frame.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 import { encodeVarint } from '../../src/codec/varint.js';
 import { OriginlinkError } from '../../src/errors.js';
@@ -59,7 +66,10 @@ class Rec implements QuicStreamTransport {
 
 type Mode = 'whole' | 'bytes';
 
-function endpoint(role: 'client' | 'server', opts: Partial<{ qpackBlockedStreams: number; maxFrameSize: number }> = {}) {
+function endpoint(
+  role: 'client' | 'server',
+  opts: Partial<{ qpackBlockedStreams: number; maxFrameSize: number }> = {},
+) {
   const t = new Rec(role === 'client');
   const h3 = new H3Connection(t, {
     role,
@@ -83,11 +93,23 @@ function feed(h3: H3Connection, id: number, bytes: Uint8Array, fin: boolean, mod
   for (let i = 0; i < bytes.length; i++) h3.onStreamData(id, bytes.subarray(i, i + 1), fin && i === bytes.length - 1);
 }
 
-const settings = (): Uint8Array => concatBytes([Uint8Array.of(0x00), encodeSettings([[0x06, 8192], [0x21, 7]])]);
+const settings = (): Uint8Array =>
+  concatBytes([
+    Uint8Array.of(0x00),
+    encodeSettings([
+      [0x06, 8192],
+      [0x21, 7],
+    ]),
+  ]);
 const enc = new QpackEncoder();
 const headers = (h: HeaderList): Uint8Array => encodeFrame(FrameType.HEADERS, enc.encode(h));
 const data = (s: string): Uint8Array => encodeFrame(FrameType.DATA, Buffer.from(s));
-const REQ: HeaderList = [[':method', 'POST'], [':scheme', 'https'], [':authority', 'o.example'], [':path', '/p']];
+const REQ: HeaderList = [
+  [':method', 'POST'],
+  [':scheme', 'https'],
+  [':authority', 'o.example'],
+  [':path', '/p'],
+];
 
 function expectClosed(e: ReturnType<typeof endpoint>, code: number): void {
   expect(e.t.closeCode, `expected close with 0x${code.toString(16)}`).toBe(code);
@@ -139,7 +161,19 @@ describe('control stream violations (server role, client peer streams 2/6/10)', 
 
     it(`bad SETTINGS -> H3_SETTINGS_ERROR (${mode})`, () => {
       const e = endpoint('server');
-      feed(e.h3, 2, concatBytes([Uint8Array.of(0), encodeSettings([[1, 0], [1, 0]])]), false, mode);
+      feed(
+        e.h3,
+        2,
+        concatBytes([
+          Uint8Array.of(0),
+          encodeSettings([
+            [1, 0],
+            [1, 0],
+          ]),
+        ]),
+        false,
+        mode,
+      );
       expectClosed(e, H3ErrorCode.SETTINGS_ERROR);
       const f = endpoint('server');
       feed(f.h3, 2, concatBytes([Uint8Array.of(0), encodeSettings([[0x04, 100]])]), false, mode);
@@ -150,11 +184,36 @@ describe('control stream violations (server role, client peer streams 2/6/10)', 
       const e = endpoint('server');
       feed(e.h3, 2, concatBytes([settings(), encodeFrame(0x1f * 5 + 0x21, Buffer.from('grease'))]), false, mode);
       feed(e.h3, 6, concatBytes([encodeVarint(0x1f * 9 + 0x21), Buffer.from('ignored payload')]), true, mode);
-      feed(e.h3, 0, concatBytes([encodeFrame(0x21, new Uint8Array(3)), headers(REQ), encodeFrame(0x40, new Uint8Array(0)), data('hi')]), true, mode);
+      feed(
+        e.h3,
+        0,
+        concatBytes([
+          encodeFrame(0x21, new Uint8Array(3)),
+          headers(REQ),
+          encodeFrame(0x40, new Uint8Array(0)),
+          data('hi'),
+        ]),
+        true,
+        mode,
+      );
       expect(e.h3.closed).toBe(false);
       expect(e.t.stops).toContainEqual([6, H3ErrorCode.STREAM_CREATION_ERROR]);
-      expect(e.events.filter((x) => x.type === 'settings')).toEqual([{ type: 'settings', settings: new Map([[6, 8192], [0x21, 7]]) }]);
-      expect(e.events).toContainEqual({ type: 'headers', streamId: 0, headers: REQ, end: false, priority: DEFAULT_PRIORITY });
+      expect(e.events.filter((x) => x.type === 'settings')).toEqual([
+        {
+          type: 'settings',
+          settings: new Map([
+            [6, 8192],
+            [0x21, 7],
+          ]),
+        },
+      ]);
+      expect(e.events).toContainEqual({
+        type: 'headers',
+        streamId: 0,
+        headers: REQ,
+        end: false,
+        priority: DEFAULT_PRIORITY,
+      });
       expect(e.events).toContainEqual({ type: 'data', streamId: 0, data: expect.anything(), end: true });
     });
   }
@@ -188,14 +247,20 @@ describe('request stream violations (server role)', () => {
     it(`a HEADERS frame above the size limit -> H3_EXCESSIVE_LOAD on its stream, refused before its payload; the connection serves on (${mode})`, () => {
       const e = endpoint('server', { maxFrameSize: 64 });
       feed(e.h3, 0, encodeFrame(FrameType.HEADERS, new Uint8Array(65)), false, mode);
-      expect(e.events).toContainEqual(expect.objectContaining({ type: 'reset', streamId: 0, code: H3ErrorCode.EXCESSIVE_LOAD }));
+      expect(e.events).toContainEqual(
+        expect.objectContaining({ type: 'reset', streamId: 0, code: H3ErrorCode.EXCESSIVE_LOAD }),
+      );
       expect(e.h3.closed).toBe(false);
       feed(e.h3, 4, headers(REQ), true, mode);
       expect(e.events).toContainEqual(expect.objectContaining({ type: 'headers', streamId: 4 }));
     });
 
     it(`control frames and PUSH_PROMISE on a request stream -> H3_FRAME_UNEXPECTED (${mode})`, () => {
-      for (const bad of [encodeGoaway(0), encodeFrame(FrameType.PUSH_PROMISE, hex('000000')), encodeFrame(FrameType.MAX_PUSH_ID, hex('00'))]) {
+      for (const bad of [
+        encodeGoaway(0),
+        encodeFrame(FrameType.PUSH_PROMISE, hex('000000')),
+        encodeFrame(FrameType.MAX_PUSH_ID, hex('00')),
+      ]) {
         const e = endpoint('server');
         feed(e.h3, 0, concatBytes([headers(REQ), bad]), false, mode);
         expectClosed(e, H3ErrorCode.FRAME_UNEXPECTED);
@@ -211,8 +276,18 @@ describe('request stream violations (server role)', () => {
     it(`malformed requests are stream errors H3_MESSAGE_ERROR (${mode})`, () => {
       const bad: HeaderList[] = [
         [...REQ, ['X-Upper', 'v']],
-        [[':method', 'GET'], [':scheme', 'https'], [':authority', 'o']],
-        [[':method', 'GET'], ['x', 'y'], [':scheme', 'https'], [':authority', 'o'], [':path', '/']],
+        [
+          [':method', 'GET'],
+          [':scheme', 'https'],
+          [':authority', 'o'],
+        ],
+        [
+          [':method', 'GET'],
+          ['x', 'y'],
+          [':scheme', 'https'],
+          [':authority', 'o'],
+          [':path', '/'],
+        ],
         [...REQ, ['connection', 'keep-alive']],
         [...REQ, ['te', 'gzip']],
         [...REQ, [':status', '200']],
@@ -224,7 +299,9 @@ describe('request stream violations (server role)', () => {
         feed(e.h3, 0, headers(h), true, mode);
         expect(e.h3.closed).toBe(false);
         expect(e.events.some((x) => x.type === 'headers')).toBe(false);
-        expect(e.events).toContainEqual(expect.objectContaining({ type: 'reset', streamId: 0, code: H3ErrorCode.MESSAGE_ERROR }));
+        expect(e.events).toContainEqual(
+          expect.objectContaining({ type: 'reset', streamId: 0, code: H3ErrorCode.MESSAGE_ERROR }),
+        );
         expect(e.t.resets).toContainEqual([0, H3ErrorCode.MESSAGE_ERROR]);
       }
     });
@@ -234,7 +311,9 @@ describe('request stream violations (server role)', () => {
         const e = endpoint('server');
         feed(e.h3, 0, concatBytes([headers([...REQ, ['content-length', '5']]), ...body.map(data)]), true, mode);
         expect(e.h3.closed).toBe(false);
-        expect(e.events).toContainEqual(expect.objectContaining({ type: 'reset', streamId: 0, code: H3ErrorCode.MESSAGE_ERROR }));
+        expect(e.events).toContainEqual(
+          expect.objectContaining({ type: 'reset', streamId: 0, code: H3ErrorCode.MESSAGE_ERROR }),
+        );
         expect(e.events.some((x) => x.type === 'data' && x.end)).toBe(false);
       }
     });
@@ -253,7 +332,12 @@ describe('QPACK on the connection', () => {
   const inserts = hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468');
   // RIC 2 (encoded 3), Base 0 (sign, delta 1); :method GET, :scheme https, post-base 0 and 1.
   const blockedHeaders = encodeFrame(FrameType.HEADERS, hex('0381 d1 d7 10 11'));
-  const WANT: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'www.example.com'], [':path', '/sample/path']];
+  const WANT: HeaderList = [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':authority', 'www.example.com'],
+    [':path', '/sample/path'],
+  ];
 
   for (const mode of MODES) {
     it(`a blocked HEADERS is delivered once the encoder stream unblocks it, in order with DATA and FIN (${mode})`, () => {
@@ -345,30 +429,76 @@ describe('client-side violations (server peer streams 1/3/7)', () => {
 
     it(`MAX_PUSH_ID from a client may grow, never shrink -> H3_ID_ERROR (RFC 9114 §7.2.7) (${mode})`, () => {
       const a = endpoint('server');
-      feed(a.h3, 2, concatBytes([settings(), encodeFrame(FrameType.MAX_PUSH_ID, hex('05')), encodeFrame(FrameType.MAX_PUSH_ID, hex('0a'))]), false, mode);
+      feed(
+        a.h3,
+        2,
+        concatBytes([
+          settings(),
+          encodeFrame(FrameType.MAX_PUSH_ID, hex('05')),
+          encodeFrame(FrameType.MAX_PUSH_ID, hex('0a')),
+        ]),
+        false,
+        mode,
+      );
       expect(a.h3.closed).toBe(false);
       const b = endpoint('server');
-      feed(b.h3, 2, concatBytes([settings(), encodeFrame(FrameType.MAX_PUSH_ID, hex('0a')), encodeFrame(FrameType.MAX_PUSH_ID, hex('05'))]), false, mode);
+      feed(
+        b.h3,
+        2,
+        concatBytes([
+          settings(),
+          encodeFrame(FrameType.MAX_PUSH_ID, hex('0a')),
+          encodeFrame(FrameType.MAX_PUSH_ID, hex('05')),
+        ]),
+        false,
+        mode,
+      );
       expectClosed(b, H3ErrorCode.ID_ERROR);
     });
 
     it(`interim responses are delivered, then the final one (${mode})`, () => {
       const e = endpoint('client');
       const id = e.h3.openRequest(REQ, true)!;
-      feed(e.h3, id, concatBytes([headers([[':status', '100']]), headers([[':status', '103'], ['link', '<x>']]), headers(RESP), data('ok')]), true, mode);
+      feed(
+        e.h3,
+        id,
+        concatBytes([
+          headers([[':status', '100']]),
+          headers([
+            [':status', '103'],
+            ['link', '<x>'],
+          ]),
+          headers(RESP),
+          data('ok'),
+        ]),
+        true,
+        mode,
+      );
       const hs = e.events.filter((x) => x.type === 'headers').map((x) => (x as { headers: HeaderList }).headers[0]);
-      expect(hs).toEqual([[':status', '100'], [':status', '103'], [':status', '200']]);
+      expect(hs).toEqual([
+        [':status', '100'],
+        [':status', '103'],
+        [':status', '200'],
+      ]);
       expect(e.events.at(-1)).toMatchObject({ type: 'data', end: true });
     });
 
     it(`at most 16 interim responses per request; the 17th is H3_EXCESSIVE_LOAD on that stream (${mode})`, () => {
       const e = endpoint('client');
       const ok = e.h3.openRequest(REQ, true)!;
-      feed(e.h3, ok, concatBytes([...Array.from({ length: 16 }, () => headers([[':status', '103']])), headers(RESP)]), true, mode);
+      feed(
+        e.h3,
+        ok,
+        concatBytes([...Array.from({ length: 16 }, () => headers([[':status', '103']])), headers(RESP)]),
+        true,
+        mode,
+      );
       expect(e.events).not.toContainEqual(expect.objectContaining({ type: 'reset', streamId: ok }));
       const id = e.h3.openRequest(REQ, true)!;
       feed(e.h3, id, concatBytes(Array.from({ length: 17 }, () => headers([[':status', '103']]))), false, mode);
-      expect(e.events).toContainEqual(expect.objectContaining({ type: 'reset', streamId: id, code: H3ErrorCode.EXCESSIVE_LOAD }));
+      expect(e.events).toContainEqual(
+        expect.objectContaining({ type: 'reset', streamId: id, code: H3ErrorCode.EXCESSIVE_LOAD }),
+      );
       expect(e.h3.closed).toBe(false);
     });
 
@@ -376,7 +506,9 @@ describe('client-side violations (server peer streams 1/3/7)', () => {
       const e = endpoint('client');
       const id = e.h3.openRequest(REQ, true)!;
       feed(e.h3, id, headers([[':status', '103']]), true, mode);
-      expect(e.events).toContainEqual(expect.objectContaining({ type: 'reset', streamId: id, code: H3ErrorCode.MESSAGE_ERROR }));
+      expect(e.events).toContainEqual(
+        expect.objectContaining({ type: 'reset', streamId: id, code: H3ErrorCode.MESSAGE_ERROR }),
+      );
       expect(e.h3.closed).toBe(false);
     });
   }
@@ -391,7 +523,10 @@ describe('client-side violations (server peer streams 1/3/7)', () => {
 });
 
 describe('stream lifecycle edges (client role)', () => {
-  const RESP: HeaderList = [[':status', '200'], ['content-length', '2']];
+  const RESP: HeaderList = [
+    [':status', '200'],
+    ['content-length', '2'],
+  ];
 
   it('STOP_SENDING(H3_NO_ERROR) ends the upload quietly; the response still arrives', () => {
     const e = endpoint('client');
@@ -413,7 +548,9 @@ describe('stream lifecycle edges (client role)', () => {
     const e = endpoint('client');
     const id = e.h3.openRequest(REQ, false)!;
     e.h3.onStreamReset(id, H3ErrorCode.REQUEST_REJECTED);
-    expect(e.events).toContainEqual(expect.objectContaining({ type: 'reset', streamId: id, code: H3ErrorCode.REQUEST_REJECTED }));
+    expect(e.events).toContainEqual(
+      expect.objectContaining({ type: 'reset', streamId: id, code: H3ErrorCode.REQUEST_REJECTED }),
+    );
     expect(() => e.h3.sendData(id, Buffer.from('late'), true)).not.toThrow();
     expect(() => e.h3.sendData(400, Buffer.from('x'), true)).toThrow(/not open/);
     const id2 = e.h3.openRequest(REQ, true)!;
@@ -476,11 +613,19 @@ describe('re-entrancy', () => {
 
 describe('options', () => {
   it('rejects invalid options with INVALID_CONFIG naming the field', () => {
-    const base = { role: 'client' as const, maxFieldSectionSize: 1, qpackMaxTableCapacity: 0, qpackBlockedStreams: 0, maxFrameSize: 1 };
+    const base = {
+      role: 'client' as const,
+      maxFieldSectionSize: 1,
+      qpackMaxTableCapacity: 0,
+      qpackBlockedStreams: 0,
+      maxFrameSize: 1,
+    };
     const t = new Rec(true);
     expect(() => new H3Connection(t, { ...base, maxFrameSize: -1 })).toThrow(/maxFrameSize/);
     expect(() => new H3Connection(t, { ...base, qpackMaxTableCapacity: 1.5 })).toThrow(/qpackMaxTableCapacity/);
-    expect(() => new H3Connection(t, { ...base, qpackEncoderTableCapacity: Number.NaN })).toThrow(/qpackEncoderTableCapacity/);
+    expect(() => new H3Connection(t, { ...base, qpackEncoderTableCapacity: Number.NaN })).toThrow(
+      /qpackEncoderTableCapacity/,
+    );
     expect(() => new H3Connection(t, { ...base, role: 'proxy' as unknown as 'client' })).toThrow(/role/);
     try {
       new H3Connection(t, { ...base, maxFieldSectionSize: -5 });
@@ -490,10 +635,16 @@ describe('options', () => {
   });
 });
 
-
 describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
-  const GET = (extra: HeaderList = []): HeaderList => [[':method', 'GET'], [':scheme', 'https'], [':authority', 'o.example'], [':path', '/g'], ...extra];
-  const heads = (e: ReturnType<typeof endpoint>) => e.events.filter((x) => x.type === 'headers') as Array<Extract<H3Event, { type: 'headers' }>>;
+  const GET = (extra: HeaderList = []): HeaderList => [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':authority', 'o.example'],
+    [':path', '/g'],
+    ...extra,
+  ];
+  const heads = (e: ReturnType<typeof endpoint>) =>
+    e.events.filter((x) => x.type === 'headers') as Array<Extract<H3Event, { type: 'headers' }>>;
   const prios = (e: ReturnType<typeof endpoint>) => e.events.filter((x) => x.type === 'priority');
 
   it('the frame round-trips through the parser, whole and one byte at a time; an empty payload is H3_FRAME_ERROR', () => {
@@ -504,7 +655,9 @@ describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
       for (let i = 0; i < f.length; i += step) evs.push(...p.push(f.subarray(i, i + step)));
       expect(evs).toEqual([{ kind: 'priority-update', push: false, id: 1_000_000, value: 'u=1, i' }]);
     }
-    expect(() => new FrameParser({ maxFrameSize: 100 }).push(encodeFrame(FrameType.PRIORITY_UPDATE_REQUEST, new Uint8Array(0)))).toThrow(/truncated/);
+    expect(() =>
+      new FrameParser({ maxFrameSize: 100 }).push(encodeFrame(FrameType.PRIORITY_UPDATE_REQUEST, new Uint8Array(0))),
+    ).toThrow(/truncated/);
   });
 
   for (const mode of MODES) {
@@ -514,21 +667,39 @@ describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
       feed(e.h3, 0, headers(GET([['priority', 'u=5']])), true, mode);
       expect(heads(e)[0]!.priority).toEqual({ urgency: 5, incremental: false });
       feed(e.h3, 2, encodePriorityUpdate(0, 'u=0, i'), false, mode);
-      expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 0, incremental: true }, written: false }]);
+      expect(prios(e)).toEqual([
+        { type: 'priority', streamId: 0, priority: { urgency: 0, incremental: true }, written: false },
+      ]);
       // Out-of-range members are ignored (§4.1): the update means the defaults.
       feed(e.h3, 2, encodePriorityUpdate(0, 'u=9'), false, mode);
       expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: DEFAULT_PRIORITY, written: false });
       e.h3.sendHeaders(0, [[':status', '200']], true);
       // All written, maybe not all sent: still reported (the driver reorders what it holds).
       feed(e.h3, 2, encodePriorityUpdate(0, 'u=1'), false, mode);
-      expect(prios(e).at(-1)).toEqual({ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true });
+      expect(prios(e).at(-1)).toEqual({
+        type: 'priority',
+        streamId: 0,
+        priority: { urgency: 1, incremental: false },
+        written: true,
+      });
       expect(e.h3.stats()).toMatchObject({ priorityUpdates: 3, pendingPriorityUpdates: 0 });
       expect(e.h3.closed).toBe(false);
     });
 
     it(`an update for a request not open yet (or whose head is still arriving) is its starting priority, over its header (${mode})`, () => {
       const e = endpoint('server');
-      feed(e.h3, 2, concatBytes([settings(), encodePriorityUpdate(8, 'u=6'), encodePriorityUpdate(4, 'u=2'), encodePriorityUpdate(4, 'u=1, i')]), false, mode);
+      feed(
+        e.h3,
+        2,
+        concatBytes([
+          settings(),
+          encodePriorityUpdate(8, 'u=6'),
+          encodePriorityUpdate(4, 'u=2'),
+          encodePriorityUpdate(4, 'u=1, i'),
+        ]),
+        false,
+        mode,
+      );
       expect(e.h3.stats()).toMatchObject({ priorityUpdates: 3, pendingPriorityUpdates: 2 });
       feed(e.h3, 4, headers(GET([['priority', 'u=7']])), true, mode);
       // Half a HEADERS frame on stream 8, then another update, then the rest.
@@ -536,7 +707,18 @@ describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
       feed(e.h3, 8, h8.subarray(0, 5), false, mode);
       feed(e.h3, 2, encodePriorityUpdate(8, 'u=0'), false, mode);
       feed(e.h3, 8, h8.subarray(5), true, mode);
-      feed(e.h3, 0, headers(GET([['priority', 'u=4'], ['priority', 'i']])), true, mode);
+      feed(
+        e.h3,
+        0,
+        headers(
+          GET([
+            ['priority', 'u=4'],
+            ['priority', 'i'],
+          ]),
+        ),
+        true,
+        mode,
+      );
       expect(heads(e).map((h) => [h.streamId, h.priority])).toEqual([
         [4, { urgency: 1, incremental: true }],
         [8, { urgency: 0, incremental: false }],
@@ -562,21 +744,36 @@ describe('PRIORITY_UPDATE (RFC 9218 §7.2)', () => {
     feed(e.h3, 0, headers(GET()), true, 'whole');
     e.h3.sendHeaders(0, [[':status', '204']], true);
     feed(e.h3, 2, encodePriorityUpdate(0, 'u=1'), false, 'whole'); // finished: reported at once, not kept
-    expect(prios(e)).toEqual([{ type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true }]);
+    expect(prios(e)).toEqual([
+      { type: 'priority', streamId: 0, priority: { urgency: 1, incremental: false }, written: true },
+    ]);
     expect(e.h3.stats().pendingPriorityUpdates).toBe(0);
     const n = PENDING_PRIORITY_LIMIT + 72;
     for (let i = 1; i <= n; i++) feed(e.h3, 2, encodePriorityUpdate(4 * i, 'u=6'), false, 'whole');
     expect(e.h3.stats()).toMatchObject({ priorityUpdates: n + 1, pendingPriorityUpdates: PENDING_PRIORITY_LIMIT });
     feed(e.h3, 4, headers(GET()), true, 'whole'); // its update was among the oldest: dropped
     feed(e.h3, 4 * n, headers(GET()), true, 'whole');
-    expect(heads(e).slice(1).map((h) => h.priority!.urgency)).toEqual([3, 6]);
+    expect(
+      heads(e)
+        .slice(1)
+        .map((h) => h.priority!.urgency),
+    ).toEqual([3, 6]);
     expect(e.h3.closed).toBe(false);
   });
 
   for (const mode of MODES) {
     it(`violations: push variant and non-request ids -> H3_ID_ERROR, on a request stream or from a server -> H3_FRAME_UNEXPECTED, first on the control stream -> H3_MISSING_SETTINGS (${mode})`, () => {
       const push = endpoint('server');
-      feed(push.h3, 2, concatBytes([settings(), encodeFrame(FrameType.PRIORITY_UPDATE_PUSH, concatBytes([encodeVarint(0), Buffer.from('u=1')]))]), false, mode);
+      feed(
+        push.h3,
+        2,
+        concatBytes([
+          settings(),
+          encodeFrame(FrameType.PRIORITY_UPDATE_PUSH, concatBytes([encodeVarint(0), Buffer.from('u=1')])),
+        ]),
+        false,
+        mode,
+      );
       expectClosed(push, H3ErrorCode.ID_ERROR);
       for (const id of [1, 2, 3, 6]) {
         const e = endpoint('server');

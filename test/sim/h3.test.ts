@@ -18,7 +18,10 @@ type Item =
   | { kind: 'stop'; id: number; code: number };
 
 class PeerClosed extends Error {
-  constructor(readonly wireCode: number, reason: string) {
+  constructor(
+    readonly wireCode: number,
+    reason: string,
+  ) {
     super(`peer closed with 0x${wireCode.toString(16)}: ${reason}`);
   }
 }
@@ -26,7 +29,10 @@ class PeerClosed extends Error {
 class Net {
   readonly queues = new Map<string, { to: FakeQuic; items: Item[] }>();
   #seed: number;
-  constructor(seed: number, readonly maxChunk: number) {
+  constructor(
+    seed: number,
+    readonly maxChunk: number,
+  ) {
     this.#seed = seed;
   }
   rand(n: number): number {
@@ -80,7 +86,11 @@ class FakeQuic implements QuicStreamTransport {
   readonly active = new Map<number, { sent: boolean; recv: boolean }>();
   /** Size of the first write on each bidi stream (the HEADERS frame). */
   readonly firstWrite = new Map<number, number>();
-  constructor(readonly isClient: boolean, readonly net: Net, public bidiLimit: number) {
+  constructor(
+    readonly isClient: boolean,
+    readonly net: Net,
+    public bidiLimit: number,
+  ) {
     this.#nextBidi = isClient ? 0 : 1;
     this.#nextUni = isClient ? 2 : 3;
   }
@@ -156,7 +166,11 @@ interface Received {
   reset: number | null;
 }
 
-function pair(seed: number, maxChunk: number, o: { bidiLimit?: number; connectClient?: boolean; connectServer?: boolean } = {}) {
+function pair(
+  seed: number,
+  maxChunk: number,
+  o: { bidiLimit?: number; connectClient?: boolean; connectServer?: boolean } = {},
+) {
   const bidiLimit = o.bidiLimit ?? 1000;
   const net = new Net(seed, maxChunk);
   const ct = new FakeQuic(true, net, bidiLimit);
@@ -221,8 +235,23 @@ function echoServer(p: ReturnType<typeof pair>): void {
     if ((e.type === 'data' && e.end) || (e.type === 'headers' && e.end) || e.type === 'trailers') {
       const body = concat(r.body);
       const path = r.heads[0]!.find(([k]) => k === ':path')![1];
-      p.server.sendHeaders(e.streamId, [[':status', '103'], ['link', '</a.css>; rel=preload']], false);
-      p.server.sendHeaders(e.streamId, [[':status', '200'], ['content-length', String(body.length + path.length)], ['x-path', path]], false);
+      p.server.sendHeaders(
+        e.streamId,
+        [
+          [':status', '103'],
+          ['link', '</a.css>; rel=preload'],
+        ],
+        false,
+      );
+      p.server.sendHeaders(
+        e.streamId,
+        [
+          [':status', '200'],
+          ['content-length', String(body.length + path.length)],
+          ['x-path', path],
+        ],
+        false,
+      );
       p.server.sendData(e.streamId, Buffer.from(path), false);
       p.server.sendData(e.streamId, Uint8Array.from(body).reverse(), false);
       p.server.sendHeaders(e.streamId, [['x-trailer', `n=${body.length}`]], true);
@@ -231,7 +260,12 @@ function echoServer(p: ReturnType<typeof pair>): void {
 }
 
 describe('HTTP/3 client and server in memory', () => {
-  for (const [seed, maxChunk] of [[1, 1], [2, 3], [3, 17], [4, 4096]] as const) {
+  for (const [seed, maxChunk] of [
+    [1, 1],
+    [2, 3],
+    [3, 17],
+    [4, 4096],
+  ] as const) {
     it(`request/response with body, interim response and trailers (seed ${seed}, chunks up to ${maxChunk})`, () => {
       const p = pair(seed, maxChunk);
       echoServer(p);
@@ -250,7 +284,10 @@ describe('HTTP/3 client and server in memory', () => {
       expect(concat(s.body).equals(body)).toBe(true);
       expect(s.trailers).toEqual([['x-req-trailer', 'yes']]);
       const c = p.cRecv.get(id)!;
-      expect(c.heads.map((h) => h[0])).toEqual([[':status', '103'], [':status', '200']]);
+      expect(c.heads.map((h) => h[0])).toEqual([
+        [':status', '103'],
+        [':status', '200'],
+      ]);
       expect(concat(c.body).equals(Buffer.concat([Buffer.from('/upload'), Buffer.from(body).reverse()]))).toBe(true);
       expect(c.trailers).toEqual([['x-trailer', 'n=20000']]);
       expect(c.reset).toBeNull();
@@ -295,7 +332,10 @@ describe('HTTP/3 client and server in memory', () => {
     const p = pair(21, 7);
     echoServer(p);
     p.net.run(); // SETTINGS exchanged: both encoders may use the peer's table
-    const extra: HeaderList = [['user-agent', 'originlink-test/1.0 (a fairly long product token)'], ['x-tenant', 'acme-corporation-eu-west']];
+    const extra: HeaderList = [
+      ['user-agent', 'originlink-test/1.0 (a fairly long product token)'],
+      ['x-tenant', 'acme-corporation-eu-west'],
+    ];
     const sizes: number[] = [];
     for (let i = 0; i < 5; i++) {
       const id = p.client.openRequest(req(`/q/${i}`, 'GET', extra), true)!;
@@ -354,7 +394,9 @@ describe('HTTP/3 client and server in memory', () => {
     expect(p.cRecv.get(first)!.heads[0]).toEqual([[':status', '204']]);
     expect(p.cRecv.get(first)!.ended).toBe(true);
     // The server never surfaced the refused request.
-    expect(p.sEvents.filter((e) => e.type === 'headers').map((e) => (e as { streamId: number }).streamId)).toEqual([first]);
+    expect(p.sEvents.filter((e) => e.type === 'headers').map((e) => (e as { streamId: number }).streamId)).toEqual([
+      first,
+    ]);
     p.client.close(H3ErrorCode.NO_ERROR, 'done');
     expect(p.cEvents.at(-1)).toEqual({ type: 'closed', error: null });
     expect(p.sEvents.at(-1)).toMatchObject({ type: 'closed' });
@@ -378,9 +420,23 @@ describe('HTTP/3 client and server in memory', () => {
     const good = p.client.openRequest(req('/good'), true)!;
     p.net.run();
     // content-length promises 10 bytes, 3 arrive.
-    p.server.sendHeaders(bad, [[':status', '200'], ['content-length', '10']], false);
+    p.server.sendHeaders(
+      bad,
+      [
+        [':status', '200'],
+        ['content-length', '10'],
+      ],
+      false,
+    );
     p.server.sendData(bad, Buffer.from('abc'), true);
-    p.server.sendHeaders(good, [[':status', '200'], ['content-length', '2']], false);
+    p.server.sendHeaders(
+      good,
+      [
+        [':status', '200'],
+        ['content-length', '2'],
+      ],
+      false,
+    );
     p.server.sendData(good, Buffer.from('ok'), true);
     p.net.run();
     expect(p.cRecv.get(bad)!.reset).toBe(H3ErrorCode.MESSAGE_ERROR);
@@ -393,7 +449,14 @@ describe('HTTP/3 client and server in memory', () => {
     const p = pair(16, 16);
     const id = p.client.openRequest(req('/h', 'HEAD'), true)!;
     p.net.run();
-    p.server.sendHeaders(id, [[':status', '200'], ['content-length', '1234']], true);
+    p.server.sendHeaders(
+      id,
+      [
+        [':status', '200'],
+        ['content-length', '1234'],
+      ],
+      true,
+    );
     p.net.run();
     expect(p.cRecv.get(id)!.ended).toBe(true);
     expect(p.cRecv.get(id)!.reset).toBeNull();
@@ -402,9 +465,19 @@ describe('HTTP/3 client and server in memory', () => {
   it('refuses to send malformed headers or headers over the peer limit', () => {
     const p = pair(17, 16);
     p.net.run();
-    expect(() => p.client.openRequest([[':method', 'GET'], ['Host', 'x']], true)).toThrow(/malformed/);
+    expect(() =>
+      p.client.openRequest(
+        [
+          [':method', 'GET'],
+          ['Host', 'x'],
+        ],
+        true,
+      ),
+    ).toThrow(/malformed/);
     expect(() => p.client.openRequest(req('/', 'GET', [['connection', 'close']]), true)).toThrow(/connection-specific/);
-    expect(() => p.client.openRequest(req('/', 'GET', [['x-big', 'a'.repeat(20000)]]), true)).toThrow(/exceeds the peer's limit/);
+    expect(() => p.client.openRequest(req('/', 'GET', [['x-big', 'a'.repeat(20000)]]), true)).toThrow(
+      /exceeds the peer's limit/,
+    );
   });
 });
 

@@ -12,13 +12,23 @@ import { Pool, type PoolResult } from '../../src/pool/pool.js';
 import { sharedTicker } from '../../src/pool/ticker.js';
 import { FakeConnection, type FakeOptions } from '../helpers/fake-connection.js';
 
-const req = (path = '/'): ConnRequest => ({ method: 'GET', path, authority: 'o.test', scheme: 'http', headers: [], body: null });
+const req = (path = '/'): ConnRequest => ({
+  method: 'GET',
+  path,
+  authority: 'o.test',
+  scheme: 'http',
+  headers: [],
+  body: null,
+});
 
 /** A dialer whose dials the test resolves (`open`) or fails (`refuse`), or that answers at once with `auto`. */
 class Dialer {
   readonly conns: FakeConnection[] = [];
   pending: Array<{ resolve: (c: PooledConnection) => void; reject: (e: Error) => void }> = [];
-  constructor(private readonly fake: FakeOptions = {}, private readonly immediate = true) {}
+  constructor(
+    private readonly fake: FakeOptions = {},
+    private readonly immediate = true,
+  ) {}
   dial = (): Promise<PooledConnection> => {
     if (this.immediate) return Promise.resolve(this.#make());
     return new Promise((resolve, reject) => this.pending.push({ resolve, reject }));
@@ -56,7 +66,18 @@ const finish = async (r: Promise<PoolResult>): Promise<PoolResult> => {
 beforeEach(() => {
   // setImmediate too: util/clock.ts keeps one reading per turn of the loop, forgotten by an Immediate — faked, it
   // runs as the fake time advances, so each step of a simulation reads the fake clock anew.
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'performance', 'Date'] });
+  vi.useFakeTimers({
+    toFake: [
+      'setTimeout',
+      'clearTimeout',
+      'setInterval',
+      'clearInterval',
+      'setImmediate',
+      'clearImmediate',
+      'performance',
+      'Date',
+    ],
+  });
 });
 afterEach(() => {
   for (const p of pools.splice(0)) p.destroy();
@@ -113,7 +134,13 @@ describe('dialling', () => {
     // Two failures so far: the next dial waits min(max, 100 × 2^(2−1)) × (0.5 + 0.5 × random) = 100 ms. A request
     // inside it is answered at once with the last failure, naming the origin (issue 45), and dials nothing.
     const c = await p.request(req()).catch((e: unknown) => e as OriginlinkError);
-    expect([c.code, c.retrySafe, c.details['origin'], c.details['backoffMs'], d.pending.length]).toEqual([ErrorCode.CONNECT_FAILED, true, p.origin, 100, 0]);
+    expect([c.code, c.retrySafe, c.details['origin'], c.details['backoffMs'], d.pending.length]).toEqual([
+      ErrorCode.CONNECT_FAILED,
+      true,
+      p.origin,
+      100,
+      0,
+    ]);
     await tick(99);
     expect((await p.request(req()).catch((e: unknown) => e as OriginlinkError)).code).toBe(ErrorCode.CONNECT_FAILED);
     expect(d.pending).toHaveLength(0);
@@ -147,7 +174,10 @@ describe('dialling', () => {
     let looks = 0;
     for (const c of d.conns) {
       const usable = c.isUsable.bind(c);
-      c.isUsable = () => { looks++; return usable(); };
+      c.isUsable = () => {
+        looks++;
+        return usable();
+      };
     }
     const used = new Set<number>();
     for (let i = 0; i < 100; i++) {
@@ -173,7 +203,11 @@ describe('dialling', () => {
     // Answer whatever is on the two connections until all five are done: no third connection.
     let answered = 0;
     for (let i = 0; i < 10 && answered < 5; i++) {
-      for (const c of d.conns) for (const x of c.exchanges.splice(0)) { x.respond(); answered++; }
+      for (const c of d.conns)
+        for (const x of c.exchanges.splice(0)) {
+          x.respond();
+          answered++;
+        }
       await tick();
       for (const r of rs) void r.then((x) => x.res.body.resume());
       await tick();
@@ -187,7 +221,8 @@ describe('dialling', () => {
 describe('load (what p2c and ewma read)', () => {
   // The pool keeps the count as requests come and go (#recount), not summing its connections at each read: the
   // truth is recomputed here from the connections themselves at every step.
-  const truth = (d: Dialer, queued: number): number => d.conns.reduce((n, c) => n + (c.state === 'closed' ? 0 : c.active), 0) + queued;
+  const truth = (d: Dialer, queued: number): number =>
+    d.conns.reduce((n, c) => n + (c.state === 'closed' ? 0 : c.active), 0) + queued;
 
   it('h1: requests on connections plus queued ones, through answers, failures, a queue and a close', async () => {
     const d = new Dialer({}, true);
@@ -212,7 +247,11 @@ describe('load (what p2c and ewma read)', () => {
     for (let i = 0; i < 10 && p.load > 0; i++) {
       for (const c of d.conns) for (const x of c.exchanges) if (c.state !== 'closed') x.respond();
       await tick(1);
-      for (const r of rs) void r.then((x) => x.res.body.resume(), () => {});
+      for (const r of rs)
+        void r.then(
+          (x) => x.res.body.resume(),
+          () => {},
+        );
       await tick(1);
     }
     expect(p.load).toBe(0);
@@ -260,7 +299,13 @@ describe('queue bounds', () => {
     /** How many of `rs` were refused as full within the current turn of the fake clock. */
     const refused = async (rs: Array<Promise<unknown>>): Promise<number> => {
       let n = 0;
-      for (const r of rs) void r.then(() => {}, (e: unknown) => { if ((e as OriginlinkError).code === ErrorCode.QUEUE_FULL) n++; });
+      for (const r of rs)
+        void r.then(
+          () => {},
+          (e: unknown) => {
+            if ((e as OriginlinkError).code === ErrorCode.QUEUE_FULL) n++;
+          },
+        );
       await tick(10);
       return n;
     };
@@ -379,7 +424,10 @@ describe('idle, age and limits', () => {
     const p = pool(d, { maxRequestsPerConnection: 2 });
     for (let i = 0; i < 4; i++) await finish(p.request(req()));
     expect(d.conns).toHaveLength(2);
-    const e = new Dialer({ script: [{ fail: ErrorCode.STREAM_RESET }, { fail: ErrorCode.STREAM_RESET }], auto: true, protocol: 'h2' }, true);
+    const e = new Dialer(
+      { script: [{ fail: ErrorCode.STREAM_RESET }, { fail: ErrorCode.STREAM_RESET }], auto: true, protocol: 'h2' },
+      true,
+    );
     const q = pool(e, { maxConsecutiveErrors: 2 }, 'h2');
     await q.request(req()).catch(() => {});
     await q.request(req()).catch(() => {});
@@ -389,7 +437,14 @@ describe('idle, age and limits', () => {
 
   it('requests our side gave up (callers aborting) do not count against the connection', async () => {
     const aborted = { fail: ErrorCode.ABORTED, side: 'local' as const };
-    const d = new Dialer({ script: [aborted, aborted, aborted, aborted, { fail: ErrorCode.STREAM_RESET }, null], auto: true, protocol: 'h2' }, true);
+    const d = new Dialer(
+      {
+        script: [aborted, aborted, aborted, aborted, { fail: ErrorCode.STREAM_RESET }, null],
+        auto: true,
+        protocol: 'h2',
+      },
+      true,
+    );
     const p = pool(d, { maxConsecutiveErrors: 2 }, 'h2');
     for (let i = 0; i < 4; i++) await p.request(req()).catch(() => {});
     await tick();
@@ -424,7 +479,13 @@ describe('GOAWAY and liveness', () => {
 
   it('an idle multiplexed connection is PINGed after pingIntervalMs and destroyed when the PING fails', async () => {
     const d = new Dialer({ protocol: 'h2', auto: true, ping: 'fail' }, true);
-    const p = new Pool('k', 'http://o.test', resolvePoolOptions({ pingIntervalMs: 2000, idleTimeoutMs: 60_000 }), d.dial, 'h2');
+    const p = new Pool(
+      'k',
+      'http://o.test',
+      resolvePoolOptions({ pingIntervalMs: 2000, idleTimeoutMs: 60_000 }),
+      d.dial,
+      'h2',
+    );
     pools.push(p);
     await finish(p.request(req()));
     await tick(1500);
@@ -452,7 +513,9 @@ describe('close and destroy', () => {
     const r = p.request(req());
     await tick();
     let closed = false;
-    const done = p.close().then(() => { closed = true; });
+    const done = p.close().then(() => {
+      closed = true;
+    });
     await tick(100);
     expect(closed).toBe(false);
     d.conns[0]!.exchanges[0]!.respond();
@@ -545,11 +608,15 @@ describe('predictive warmth (preconnectRatio)', () => {
     await burst(p, d, 8);
     await tick(300);
     expect(open(d)).toBe(10);
-    expect(() => resolvePoolOptions({ preconnectRatio: 0.5 }, 'origins.api.pool')).toThrow(/origins\.api\.pool\.preconnectRatio: must be 0 \(off\) or 1 … 10/);
+    expect(() => resolvePoolOptions({ preconnectRatio: 0.5 }, 'origins.api.pool')).toThrow(
+      /origins\.api\.pool\.preconnectRatio: must be 0 \(off\) or 1 … 10/,
+    );
     expect(() => resolvePoolOptions({ preconnectRatio: 11 })).toThrow(/pool\.preconnectRatio: must be ≤ 10/);
     // setTimeout fires at once past 2^31 − 1 ms: such a queue timeout answered every waiter at once.
     for (const key of ['pendingTimeoutMs', 'connectTimeoutMs', 'idleTimeoutMs', 'headersTimeoutMs']) {
-      expect(() => resolvePoolOptions({ [key]: 2 ** 31 })).toThrow(new RegExp(`pool\\.${key}: must be ≤ 2147483647 ms`));
+      expect(() => resolvePoolOptions({ [key]: 2 ** 31 })).toThrow(
+        new RegExp(`pool\\.${key}: must be ≤ 2147483647 ms`),
+      );
       expect(resolvePoolOptions({ [key]: 2 ** 31 - 1 })[key as keyof PoolOptions]).toBe(2 ** 31 - 1);
     }
   });

@@ -18,33 +18,79 @@ function refusal(opts: unknown): { code: string; message: string; field: unknown
 
 describe('Agent options', () => {
   it('refuses an unknown option, and names the place of a pool option written at the wrong level', () => {
-    expect(refusal({ protocl: 'h2' })).toEqual({ code: 'OL_INVALID_CONFIG', message: 'protocl: unknown option', field: 'protocl' });
-    expect(refusal({ bodyTimeoutMs: 500 })).toEqual({ code: 'OL_INVALID_CONFIG', message: 'bodyTimeoutMs: unknown option (a pool option: pool.bodyTimeoutMs)', field: 'bodyTimeoutMs' });
+    expect(refusal({ protocl: 'h2' })).toEqual({
+      code: 'OL_INVALID_CONFIG',
+      message: 'protocl: unknown option',
+      field: 'protocl',
+    });
+    expect(refusal({ bodyTimeoutMs: 500 })).toEqual({
+      code: 'OL_INVALID_CONFIG',
+      message: 'bodyTimeoutMs: unknown option (a pool option: pool.bodyTimeoutMs)',
+      field: 'bodyTimeoutMs',
+    });
     expect(refusal({ origins: { 'https://a.test:443': { maxConnections: 3 } } })).toMatchObject({
       code: 'OL_INVALID_CONFIG',
-      message: 'origins["https://a.test:443"].maxConnections: unknown option (a pool option: origins["https://a.test:443"].pool.maxConnections)',
+      message:
+        'origins["https://a.test:443"].maxConnections: unknown option (a pool option: origins["https://a.test:443"].pool.maxConnections)',
     });
-    expect(refusal({ origins: { 'https://a.test:443': { coalese: false } } })).toMatchObject({ message: 'origins["https://a.test:443"].coalese: unknown option' });
+    expect(refusal({ origins: { 'https://a.test:443': { coalese: false } } })).toMatchObject({
+      message: 'origins["https://a.test:443"].coalese: unknown option',
+    });
     // Inside pool the pool's own check speaks (it did already).
     expect(refusal({ pool: { bodyTimeout: 5 } })).toMatchObject({ message: 'pool.bodyTimeout: unknown option' });
   });
 
   it('BBR tuning (quicBbr, per origin too): a loss threshold within 0.001–0.2, nothing else; pool.quickAck one of its words', () => {
-    expect(refusal({ quicBbr: { lossThreshold: 0.05 }, origins: { 'https://a.test:443': { quicBbr: { lossThreshold: 0.015 } } }, quicCongestionControl: 'bbr2' })).toBeNull();
-    expect(refusal({ quicBbr: { lossThreshold: 2 } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'quicBbr.lossThreshold: must be a number 0.001–0.2, got 2' });
-    expect(refusal({ origins: { 'https://a.test:443': { quicBbr: { gain: 3 } } } })).toMatchObject({ message: 'origins["https://a.test:443"].quicBbr.gain: unknown option (allowed: lossThreshold, bwLoReduction)' });
+    expect(
+      refusal({
+        quicBbr: { lossThreshold: 0.05 },
+        origins: { 'https://a.test:443': { quicBbr: { lossThreshold: 0.015 } } },
+        quicCongestionControl: 'bbr2',
+      }),
+    ).toBeNull();
+    expect(refusal({ quicBbr: { lossThreshold: 2 } })).toMatchObject({
+      code: 'OL_INVALID_CONFIG',
+      message: 'quicBbr.lossThreshold: must be a number 0.001–0.2, got 2',
+    });
+    expect(refusal({ origins: { 'https://a.test:443': { quicBbr: { gain: 3 } } } })).toMatchObject({
+      message: 'origins["https://a.test:443"].quicBbr.gain: unknown option (allowed: lossThreshold, bwLoReduction)',
+    });
     expect(refusal({ quicBbr: { bwLoReduction: 'cwnd' } })).toBeNull();
-    expect(refusal({ quicBbr: { bwLoReduction: 'fast' as 'cwnd' } })).toMatchObject({ message: 'quicBbr.bwLoReduction: must be one of default, minrtt, inflight, cwnd, got "fast"' });
+    expect(refusal({ quicBbr: { bwLoReduction: 'fast' as 'cwnd' } })).toMatchObject({
+      message: 'quicBbr.bwLoReduction: must be one of default, minrtt, inflight, cwnd, got "fast"',
+    });
     expect(refusal({ pool: { quickAck: 'always' } })).toBeNull();
-    expect(refusal({ pool: { quickAck: 'sometimes' } })).toMatchObject({ message: 'pool.quickAck: must be one of auto, always, never, got "sometimes"' });
+    expect(refusal({ pool: { quickAck: 'sometimes' } })).toMatchObject({
+      message: 'pool.quickAck: must be one of auto, always, never, got "sometimes"',
+    });
   });
 
   it('takes every documented option', () => {
-    expect(refusal({
-      protocol: 'h2', earlyData: 'never', pool: { bodyTimeoutMs: 500 }, tls: { rejectUnauthorized: true }, quicCongestionControl: 'cubic',
-      maxRetries: 1, tfo: false, keepAliveProbes: null, origins: { 'https://a.test:443': { protocol: 'h1', pool: { maxConnections: 3 }, coalesce: false, earlyData: 'safe', tfo: true } },
-      selection: {}, dns: {}, maxOrigins: 16, originIdleTimeoutMs: 1000,
-    })).toBeNull();
+    expect(
+      refusal({
+        protocol: 'h2',
+        earlyData: 'never',
+        pool: { bodyTimeoutMs: 500 },
+        tls: { rejectUnauthorized: true },
+        quicCongestionControl: 'cubic',
+        maxRetries: 1,
+        tfo: false,
+        keepAliveProbes: null,
+        origins: {
+          'https://a.test:443': {
+            protocol: 'h1',
+            pool: { maxConnections: 3 },
+            coalesce: false,
+            earlyData: 'safe',
+            tfo: true,
+          },
+        },
+        selection: {},
+        dns: {},
+        maxOrigins: 16,
+        originIdleTimeoutMs: 1000,
+      }),
+    ).toBeNull();
   });
 });
 
@@ -54,8 +100,13 @@ describe('requests the Agent refuses at once', () => {
     const t0 = performance.now();
     const e = await agent.request({ url: 'http://127.0.0.1:1/' }).catch((x: unknown) => x as OriginlinkError);
     expect(performance.now() - t0).toBeLessThan(100);
-    expect([e.code, e.message]).toEqual(['OL_UNSUPPORTED_PROTOCOL', 'protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://127.0.0.1:1']);
-    const r = await new Agent().request({ url: 'http://127.0.0.1:1/', protocol: 'h3' }).catch((x: unknown) => x as OriginlinkError);
+    expect([e.code, e.message]).toEqual([
+      'OL_UNSUPPORTED_PROTOCOL',
+      'protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://127.0.0.1:1',
+    ]);
+    const r = await new Agent()
+      .request({ url: 'http://127.0.0.1:1/', protocol: 'h3' })
+      .catch((x: unknown) => x as OriginlinkError);
     expect(r.code).toBe('OL_UNSUPPORTED_PROTOCOL');
     await agent.close();
   });
@@ -63,32 +114,55 @@ describe('requests the Agent refuses at once', () => {
 
 describe('values the Agent refuses (issue 45: each was taken and failed later, or ran as something else)', () => {
   it('a protocol or earlyData that does not exist, at the top or per origin', () => {
-    expect(refusal({ protocol: 'h4' })).toEqual({ code: 'OL_INVALID_CONFIG', message: 'protocol: must be one of auto, h1, h2, h3, got "h4"', field: 'protocol' });
-    expect(refusal({ origins: { 'https://a.test:443': { protocol: 'http2' } } })).toMatchObject({ code: 'OL_INVALID_CONFIG', field: 'origins["https://a.test:443"].protocol' });
+    expect(refusal({ protocol: 'h4' })).toEqual({
+      code: 'OL_INVALID_CONFIG',
+      message: 'protocol: must be one of auto, h1, h2, h3, got "h4"',
+      field: 'protocol',
+    });
+    expect(refusal({ origins: { 'https://a.test:443': { protocol: 'http2' } } })).toMatchObject({
+      code: 'OL_INVALID_CONFIG',
+      field: 'origins["https://a.test:443"].protocol',
+    });
     expect(refusal({ earlyData: 'yes' })).toMatchObject({ code: 'OL_INVALID_CONFIG', field: 'earlyData' });
-    expect(refusal({ origins: { 'a.test': {} } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'origins["a.test"]: the key must be an origin, scheme://host:port' });
+    expect(refusal({ origins: { 'a.test': {} } })).toMatchObject({
+      code: 'OL_INVALID_CONFIG',
+      message: 'origins["a.test"]: the key must be an origin, scheme://host:port',
+    });
   });
 
   it('tls.ca given a file name, or text without a certificate; an unknown tls field', () => {
     expect(refusal({ tls: { ca: 'certs/ca.pem' } })).toEqual({
       code: 'OL_INVALID_CONFIG',
-      message: 'tls.ca: expects the certificate\'s PEM text, not a file name: read it first (tls: { ca: readFileSync("certs/ca.pem") })',
+      message:
+        'tls.ca: expects the certificate\'s PEM text, not a file name: read it first (tls: { ca: readFileSync("certs/ca.pem") })',
       field: 'tls.ca',
     });
-    expect(refusal({ tls: { ca: [Buffer.from('not a certificate\n')] } })).toMatchObject({ field: 'tls.ca', message: 'tls.ca: holds no PEM certificate (-----BEGIN CERTIFICATE-----)' });
-    expect(refusal({ origins: { 'https://a.test:443': { tls: { ca: '/etc/ssl/ca.pem' } } } })).toMatchObject({ field: 'origins["https://a.test:443"].tls.ca' });
-    expect(refusal({ tls: { cert: 'x' } })).toMatchObject({ code: 'OL_INVALID_CONFIG', message: 'tls.cert: unknown option' });
+    expect(refusal({ tls: { ca: [Buffer.from('not a certificate\n')] } })).toMatchObject({
+      field: 'tls.ca',
+      message: 'tls.ca: holds no PEM certificate (-----BEGIN CERTIFICATE-----)',
+    });
+    expect(refusal({ origins: { 'https://a.test:443': { tls: { ca: '/etc/ssl/ca.pem' } } } })).toMatchObject({
+      field: 'origins["https://a.test:443"].tls.ca',
+    });
+    expect(refusal({ tls: { cert: 'x' } })).toMatchObject({
+      code: 'OL_INVALID_CONFIG',
+      message: 'tls.cert: unknown option',
+    });
     expect(refusal({ tls: { rejectUnauthorized: 'no' } })).toMatchObject({ field: 'tls.rejectUnauthorized' });
     expect(refusal({ tls: { ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } })).toBeNull();
   });
 
   it('a request field that does not exist (methd: POST sent a GET), a request protocol that does not exist', async () => {
     const agent = new Agent();
-    const e = await agent.request({ url: 'http://127.0.0.1:1/', methd: 'POST' } as never).catch((x: unknown) => x as OriginlinkError);
+    const e = await agent
+      .request({ url: 'http://127.0.0.1:1/', methd: 'POST' } as never)
+      .catch((x: unknown) => x as OriginlinkError);
     expect(e).toBeInstanceOf(OriginlinkError);
     expect([e.code, e.details['field']]).toEqual(['OL_INVALID_ARGUMENT', 'methd']);
     expect(e.message).toMatch(/^request field "methd" is not known \(known: url, origin, path, method,/);
-    const p = await agent.request({ url: 'http://127.0.0.1:1/', protocol: 'h4' } as never).catch((x: unknown) => x as OriginlinkError);
+    const p = await agent
+      .request({ url: 'http://127.0.0.1:1/', protocol: 'h4' } as never)
+      .catch((x: unknown) => x as OriginlinkError);
     expect([p.code, p.details['field']]).toEqual(['OL_INVALID_ARGUMENT', 'protocol']);
     await agent.close();
   });
@@ -107,7 +181,10 @@ describe('values the Agent refuses (issue 45: each was taken and failed later, o
     for (const [o, code, field] of cases) {
       const e = await agent.request(o as never).catch((x: unknown) => x);
       expect(e, JSON.stringify(o)).toBeInstanceOf(OriginlinkError);
-      expect([(e as OriginlinkError).code, (e as OriginlinkError).details['field'] ?? ''], JSON.stringify(o)).toEqual([code, field]);
+      expect([(e as OriginlinkError).code, (e as OriginlinkError).details['field'] ?? ''], JSON.stringify(o)).toEqual([
+        code,
+        field,
+      ]);
     }
     expect(() => agent.origin('::')).toThrow(OriginlinkError);
     expect(() => agent.pool('::')).toThrow(OriginlinkError);

@@ -37,11 +37,9 @@ export function buildPaths(text: string): string[] {
 
 describe('bench scripts name modules that exist', () => {
   it('finds the paths it is meant to find', () => {
-    expect(buildPaths(`await dist('agent/agent.js'); join(DIST, 'client', 'h3.js'); join(ROOT, 'dist', 'cli', 'main.js')`)).toEqual([
-      'agent/agent.js',
-      'client/h3.js',
-      'cli/main.js',
-    ]);
+    expect(
+      buildPaths(`await dist('agent/agent.js'); join(DIST, 'client', 'h3.js'); join(ROOT, 'dist', 'cli', 'main.js')`),
+    ).toEqual(['agent/agent.js', 'client/h3.js', 'cli/main.js']);
   });
 
   it('every build path in bench/ is a module in src/', () => {

@@ -5,7 +5,9 @@ describe('turnNow', () => {
   it('is one reading for a turn of the loop, its microtasks included, and a new one in the next turn', async () => {
     const a = turnNow();
     const spin = performance.now() + 2;
-    while (performance.now() < spin) { /* the clock moves, the turn's reading does not */ }
+    while (performance.now() < spin) {
+      /* the clock moves, the turn's reading does not */
+    }
     expect(turnNow()).toBe(a);
     // Promise reactions of this turn share it (the reactions of a socket read: pool, Agent, server).
     await Promise.resolve();
@@ -18,7 +20,9 @@ describe('turnNow', () => {
     // `b` was read in the check phase, so its forgetting runs in the next one: after that, a new reading (a spin, not
     // a timer: libuv's timers run on its millisecond loop time, and fire up to 1 ms before performance.now() says).
     const spin2 = performance.now() + 5;
-    while (performance.now() < spin2) { /* the clock moves */ }
+    while (performance.now() < spin2) {
+      /* the clock moves */
+    }
     await new Promise<void>((r) => setImmediate(r));
     const c = turnNow();
     expect(c).toBeGreaterThanOrEqual(b + 5);

@@ -8,7 +8,9 @@ describe('IdleDeadline', () => {
   it('under a second: fires once, never before ms of no touch; touches move it; stop cancels', async () => {
     const fired: number[] = [];
     let last = performance.now();
-    const d = new IdleDeadline(300, () => { fired.push(performance.now() - last); });
+    const d = new IdleDeadline(300, () => {
+      fired.push(performance.now() - last);
+    });
     d.start();
     for (let i = 0; i < 3; i++) {
       await sleep(100);
@@ -23,7 +25,9 @@ describe('IdleDeadline', () => {
     d.touch(); // after it fired: nothing comes back
     await sleep(400);
     expect(fired.length).toBe(1);
-    const e = new IdleDeadline(80, () => { fired.push(-1); });
+    const e = new IdleDeadline(80, () => {
+      fired.push(-1);
+    });
     e.start();
     e.stop();
     await sleep(200);
@@ -33,13 +37,17 @@ describe('IdleDeadline', () => {
   it('a second or more: on the shared ticker, never early, about TICK_MS late at most; never started, never fires', async () => {
     let last = performance.now();
     let late: number | null = null;
-    const d = new IdleDeadline(1000, () => { late = performance.now() - last - 1000; });
+    const d = new IdleDeadline(1000, () => {
+      late = performance.now() - last - 1000;
+    });
     d.start();
     await sleep(400);
     d.touch(); // due 1,000 ms from here
     last = performance.now();
     let neverFired = false;
-    const never = new IdleDeadline(1000, () => { neverFired = true; });
+    const never = new IdleDeadline(1000, () => {
+      neverFired = true;
+    });
     never.touch();
     for (let t = 0; t < 150 && late === null; t++) await sleep(20);
     expect(late).not.toBeNull();

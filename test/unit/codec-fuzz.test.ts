@@ -34,7 +34,13 @@ function mutate(r: (n: number) => number, src: Uint8Array): Uint8Array {
   return r(3) === 0 ? out.subarray(0, r(out.length + 1)) : out;
 }
 
-const REQ: Array<[string, string]> = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/x?y=z'], ['user-agent', 'fuzz']];
+const REQ: Array<[string, string]> = [
+  [':method', 'GET'],
+  [':scheme', 'https'],
+  [':authority', 'a.example'],
+  [':path', '/x?y=z'],
+  ['user-agent', 'fuzz'],
+];
 
 describe('fuzz: parsers fail only with typed errors', () => {
   it('varint', () => {
@@ -52,7 +58,10 @@ describe('fuzz: parsers fail only with typed errors', () => {
   it('HTTP/3 frame parser (random chunking)', () => {
     const r = rng(2);
     const seed = concatBytes([
-      encodeSettings([[1, 4096], [6, 100]]),
+      encodeSettings([
+        [1, 4096],
+        [6, 100],
+      ]),
       encodeFrame(FrameType.HEADERS, new QpackEncoder().encode(REQ)),
       encodeFrame(FrameType.DATA, new Uint8Array(40)),
       encodeFrame(FrameType.GOAWAY, Uint8Array.of(4)),
@@ -75,7 +84,9 @@ describe('fuzz: parsers fail only with typed errors', () => {
 
   it('QPACK decoder: field sections and encoder stream', () => {
     const r = rng(3);
-    const inserts = Uint8Array.from(Buffer.from('3fbd01c00f7777772e6578616d706c652e636f6dc10c2f73616d706c652f70617468', 'hex'));
+    const inserts = Uint8Array.from(
+      Buffer.from('3fbd01c00f7777772e6578616d706c652e636f6dc10c2f73616d706c652f70617468', 'hex'),
+    );
     const section = Uint8Array.from(Buffer.from('0381d1d71011', 'hex'));
     const plain = new QpackEncoder().encode(REQ);
     for (let i = 0; i < 3000; i++) {
@@ -118,10 +129,19 @@ describe('fuzz: parsers fail only with typed errors', () => {
       close: () => {},
     };
     const ctrl = concatBytes([Uint8Array.of(0), encodeSettings([[6, 1000]])]);
-    const req = concatBytes([encodeFrame(FrameType.HEADERS, new QpackEncoder().encode(REQ)), encodeFrame(FrameType.DATA, new Uint8Array(5))]);
+    const req = concatBytes([
+      encodeFrame(FrameType.HEADERS, new QpackEncoder().encode(REQ)),
+      encodeFrame(FrameType.DATA, new Uint8Array(5)),
+    ]);
     let closedCount = 0;
     for (let i = 0; i < 1500; i++) {
-      const h3 = new H3Connection(t, { role: i % 2 ? 'server' : 'client', maxFieldSectionSize: 4096, qpackMaxTableCapacity: 256, qpackBlockedStreams: 2, maxFrameSize: 1024 });
+      const h3 = new H3Connection(t, {
+        role: i % 2 ? 'server' : 'client',
+        maxFieldSectionSize: 4096,
+        qpackMaxTableCapacity: 256,
+        qpackBlockedStreams: 2,
+        maxFrameSize: 1024,
+      });
       let closed = false;
       h3.on((e) => {
         if (e.type === 'closed') {

@@ -9,7 +9,11 @@ const N = 128; // 2 MiB
 /** A source of N chunks that counts how many were read from it. */
 function source(): { s: Readable; read: () => number } {
   let i = 0;
-  const s = new Readable({ read() { this.push(i < N ? (i++, CHUNK) : null); } });
+  const s = new Readable({
+    read() {
+      this.push(i < N ? (i++, CHUNK) : null);
+    },
+  });
   return { s, read: () => i };
 }
 
@@ -27,7 +31,9 @@ describe('FanOut', () => {
     const fan = new FanOut(src.s, 2);
     const fast = fan.outputs[0] as Readable;
     let got = 0;
-    fast.on('data', (c: Buffer) => { got += c.length; });
+    fast.on('data', (c: Buffer) => {
+      got += c.length;
+    });
     await tick(50);
     expect(got).toBeLessThanOrEqual(128 * 1024);
     expect(src.read()).toBeLessThan(N);
@@ -39,7 +45,14 @@ describe('FanOut', () => {
   it('with a lag policy the stalled reader is handed over with what it has, the others read on to the end', async () => {
     const src = source();
     let feed: Feed | null = null;
-    const fan = new FanOut(src.s, 2, { lagBytes: 256 * 1024, onLag: (i, f) => { expect(i).toBe(1); feed = f; return true; } });
+    const fan = new FanOut(src.s, 2, {
+      lagBytes: 256 * 1024,
+      onLag: (i, f) => {
+        expect(i).toBe(1);
+        feed = f;
+        return true;
+      },
+    });
     const fastDone = drain(fan.outputs[0] as Readable);
     expect(await fastDone).toBe(N * CHUNK.length);
     const f = feed as Feed | null;
@@ -65,7 +78,13 @@ describe('FanOut', () => {
   it('a lone reader is never handed over: it is the pace', async () => {
     const src = source();
     let asked = 0;
-    const fan = new FanOut(src.s, 1, { lagBytes: 16 * 1024, onLag: () => { asked++; return true; } });
+    const fan = new FanOut(src.s, 1, {
+      lagBytes: 16 * 1024,
+      onLag: () => {
+        asked++;
+        return true;
+      },
+    });
     await tick(30);
     expect(await drain(fan.outputs[0] as Readable)).toBe(N * CHUNK.length);
     expect(asked).toBe(0);

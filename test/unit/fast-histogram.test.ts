@@ -3,14 +3,26 @@ import { describe, expect, it } from 'vitest';
 import { FastHistogram } from '../../src/service/fast-histogram.js';
 
 const BUCKETS = [0.001, 0.01, 0.1];
-const SAMPLES: Array<[string, number]> = [['a', 0.0005], ['a', 0.005], ['a', 0.05], ['a', 5], ['b', 0.01]];
+const SAMPLES: Array<[string, number]> = [
+  ['a', 0.0005],
+  ['a', 0.005],
+  ['a', 0.05],
+  ['a', 5],
+  ['b', 0.01],
+];
 
 describe('FastHistogram', () => {
-  it('exposes exactly what prom-client\'s Histogram exposes for the same samples', async () => {
+  it("exposes exactly what prom-client's Histogram exposes for the same samples", async () => {
     const ours = new Registry();
     const theirs = new Registry();
     const f = new FastHistogram({ name: 'x_seconds', help: 'h', buckets: BUCKETS, registers: [ours] });
-    const h = new Histogram({ name: 'x_seconds', help: 'h', labelNames: ['origin'], buckets: BUCKETS, registers: [theirs] });
+    const h = new Histogram({
+      name: 'x_seconds',
+      help: 'h',
+      labelNames: ['origin'],
+      buckets: BUCKETS,
+      registers: [theirs],
+    });
     for (const [o, v] of SAMPLES) {
       f.observe(o, '', '', () => ({ origin: o }), v);
       h.observe({ origin: o }, v);

@@ -10,7 +10,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function logger(): { warn: (o: Record<string, unknown>, msg: string) => void; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  return { lines, warn: (o, msg) => { lines.push({ ...o, msg }); } };
+  return {
+    lines,
+    warn: (o, msg) => {
+      lines.push({ ...o, msg });
+    },
+  };
 }
 
 describe('FdGuard', () => {

@@ -13,17 +13,27 @@ import { HedgeTimer } from '../../src/group/hedge-timer.js';
 import { RecentLatency } from '../../src/group/latency.js';
 import { resolveGroupOptions, type GroupOptions } from '../../src/group/options.js';
 
-const eps = (n: number, weights: number[] = []): GroupOptions['endpoints'] => Array.from({ length: n }, (_, i) => ({ url: `https://e${i}.test`, weight: weights[i] ?? 1 }));
+const eps = (n: number, weights: number[] = []): GroupOptions['endpoints'] =>
+  Array.from({ length: n }, (_, i) => ({ url: `https://e${i}.test`, weight: weights[i] ?? 1 }));
 const group = (o: Partial<GroupOptions> & { n?: number; weights?: number[] } = {}): Group => {
   const { n, weights, ...rest } = o;
   return new Group('https://g.test', resolveGroupOptions({ endpoints: eps(n ?? 3, weights), ...rest }, 'g'));
 };
-const load = (g: Group, loads: number[]): void => { g.endpoints.forEach((e, i) => { e.pool = { load: loads[i] ?? 0 }; }); };
+const load = (g: Group, loads: number[]): void => {
+  g.endpoints.forEach((e, i) => {
+    e.pool = { load: loads[i] ?? 0 };
+  });
+};
 const reset = new OriginlinkError(ErrorCode.SOCKET_RESET, 'network', 'reset');
 const events: EndpointEvent[] = [];
-const onEvent = (m: unknown): void => { events.push(m as EndpointEvent); };
+const onEvent = (m: unknown): void => {
+  events.push(m as EndpointEvent);
+};
 diagnostics.subscribe('originlink:endpoint', onEvent);
-afterEach(() => { events.length = 0; vi.useRealTimers(); });
+afterEach(() => {
+  events.length = 0;
+  vi.useRealTimers();
+});
 
 describe('balance', () => {
   it('p2c: of two endpoints drawn, the one with fewer requests in flight wins', () => {
@@ -132,7 +142,10 @@ describe('outlier ejection', () => {
     g.failed(g.endpoints[0]!, reset, 1, t);
     expect(events.at(-1)?.forMs).toBe(40);
     try {
-      await vi.waitFor(() => expect(events.map((x) => x.event)).toEqual(['ejected', 'readmitted']), { timeout: 1000, interval: 5 });
+      await vi.waitFor(() => expect(events.map((x) => x.event)).toEqual(['ejected', 'readmitted']), {
+        timeout: 1000,
+        interval: 5,
+      });
       expect(performance.now() - t).toBeGreaterThanOrEqual(39);
       expect(g.stats().endpoints[0]?.health).toBe('healthy');
     } finally {
@@ -175,7 +188,11 @@ describe('outlier ejection', () => {
 
 describe('active checks', () => {
   it('fall failures make an endpoint unhealthy, rise passes healthy again; a pass ends an ejection', async () => {
-    const g = group({ n: 2, health: { intervalMs: 20, timeoutMs: 10, rise: 2, fall: 2 }, outlier: { consecutiveFailures: 1, maxEjectionPercent: 50 } });
+    const g = group({
+      n: 2,
+      health: { intervalMs: 20, timeoutMs: 10, rise: 2, fall: 2 },
+      outlier: { consecutiveFailures: 1, maxEjectionPercent: 50 },
+    });
     let status = 503;
     g.startChecks(async (ep) => (ep.index === 0 ? status : 200));
     await vi.waitFor(() => expect(g.stats().endpoints[0]?.health).toBe('unhealthy'), { timeout: 2000 });
@@ -185,14 +202,23 @@ describe('active checks', () => {
     expect(g.stats().endpoints[1]?.health).toBe('ejected');
     await vi.waitFor(() => expect(g.stats().endpoints[1]?.health).toBe('healthy'), { timeout: 2000 });
     g.close();
-    expect(events.filter((e) => e.endpoint === 'https://e0.test').map((e) => e.event)).toEqual(['unhealthy', 'healthy']);
-    expect(events.filter((e) => e.endpoint === 'https://e1.test').map((e) => e.event)).toEqual(['ejected', 'readmitted']);
+    expect(events.filter((e) => e.endpoint === 'https://e0.test').map((e) => e.event)).toEqual([
+      'unhealthy',
+      'healthy',
+    ]);
+    expect(events.filter((e) => e.endpoint === 'https://e1.test').map((e) => e.event)).toEqual([
+      'ejected',
+      'readmitted',
+    ]);
   });
 
-  it('a check goes out with a signal of our own, not an AbortSignal (one beside the service\'s signals cost every request ~12 % CPU)', async () => {
+  it("a check goes out with a signal of our own, not an AbortSignal (one beside the service's signals cost every request ~12 % CPU)", async () => {
     const g = group({ n: 1, health: { intervalMs: 20, timeoutMs: 10 } });
     const signals: unknown[] = [];
-    g.startChecks(async (_ep, _path, signal) => { signals.push(signal); return 200; });
+    g.startChecks(async (_ep, _path, signal) => {
+      signals.push(signal);
+      return 200;
+    });
     await vi.waitFor(() => expect(signals.length).toBeGreaterThanOrEqual(1), { timeout: 1000 });
     g.close();
     expect(signals[0]).not.toBeInstanceOf(AbortSignal);
@@ -204,11 +230,17 @@ describe('active checks', () => {
     let inFlight = 0;
     let most = 0;
     let calls = 0;
-    g.startChecks((_ep, _path, signal) => new Promise((_res, rej) => {
-      calls++;
-      most = Math.max(most, ++inFlight);
-      signal.addEventListener('abort', () => { inFlight--; rej(signal.reason); });
-    }));
+    g.startChecks(
+      (_ep, _path, signal) =>
+        new Promise((_res, rej) => {
+          calls++;
+          most = Math.max(most, ++inFlight);
+          signal.addEventListener('abort', () => {
+            inFlight--;
+            rej(signal.reason);
+          });
+        }),
+    );
     await new Promise((r) => setTimeout(r, 200));
     g.close();
     expect(most).toBe(1);
@@ -289,7 +321,13 @@ describe('hedge delay', () => {
     const t = new HedgeTimer();
     const fired: number[] = [];
     const now = performance.now();
-    for (const [i, d] of [[1, 10], [2, 20], [3, 20], [4, 40]] as const) t.add({ hedgeAt: now + d, hedgeDue: () => fired.push(i) });
+    for (const [i, d] of [
+      [1, 10],
+      [2, 20],
+      [3, 20],
+      [4, 40],
+    ] as const)
+      t.add({ hedgeAt: now + d, hedgeDue: () => fired.push(i) });
     await new Promise((r) => setTimeout(r, 25));
     expect(fired).toEqual([1, 2, 3]);
     await new Promise((r) => setTimeout(r, 30));
@@ -302,15 +340,24 @@ describe('options', () => {
   it.each([
     [{ endpoints: [] }, 'g.endpoints: needs at least one endpoint'],
     [{ endpoints: [{ url: 'https://a.test/x' }] }, 'g.endpoints[0].url: must be scheme://host[:port] only'],
-    [{ endpoints: [{ url: 'https://a.test' }, { url: 'https://a.test:443' }] }, 'g.endpoints[1].url: https://a.test is already an endpoint'],
+    [
+      { endpoints: [{ url: 'https://a.test' }, { url: 'https://a.test:443' }] },
+      'g.endpoints[1].url: https://a.test is already an endpoint',
+    ],
     [{ endpoints: eps(1), balance: 'least' }, 'g.balance: must be one of p2c, ewma, round-robin, failover'],
     [{ endpoints: [{ url: 'https://a.test', weight: 0 }] }, 'g.endpoints[0].weight: must be an integer 1 … 1000'],
     [{ endpoints: eps(1), health: { intervalMs: 100, timeoutMs: 200 } }, 'g.health.timeoutMs: must be ≤ intervalMs'],
     [{ endpoints: eps(1), health: { expectStatus: '2xx' } }, 'g.health.expectStatus: must be a status'],
-    [{ endpoints: eps(1), outlier: { consecutiveFailures: 0 } }, 'g.outlier.consecutiveFailures: must be between 1 and 1000'],
+    [
+      { endpoints: eps(1), outlier: { consecutiveFailures: 0 } },
+      'g.outlier.consecutiveFailures: must be between 1 and 1000',
+    ],
     [{ endpoints: eps(1), hedge: {} }, 'g.hedge: give exactly one of afterMs or percentile'],
     [{ endpoints: eps(1), hedge: { percentile: 10 } }, 'g.hedge.percentile: must be between 50 and 99.9'],
-    [{ endpoints: eps(1), collapse: { key: ['Cookie'] } }, 'g.collapse.key[0]: cookie: a request carrying it is never collapsed'],
+    [
+      { endpoints: eps(1), collapse: { key: ['Cookie'] } },
+      'g.collapse.key[0]: cookie: a request carrying it is never collapsed',
+    ],
     [{ endpoints: eps(1), retryBudget: { ratio: -1 } }, 'g.retryBudget.ratio: must be between 0 and 10'],
     [{ endpoints: eps(1), outlier: { maxEjections: 1 } }, 'g.outlier.maxEjections: unknown option'],
   ])('refuses %j', (o, msg) => {

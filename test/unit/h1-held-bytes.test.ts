@@ -12,9 +12,12 @@ import { H1RequestParser } from '../../src/h1/request-parser.js';
 /** Seeded pieces: mostly 1–4 bytes, sometimes larger, so every split of CR LF CR LF comes up. */
 function pieces(buf: Buffer, seed: number): Buffer[] {
   let s = seed;
-  const rnd = (): number => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s / 0x7fffffff; };
+  const rnd = (): number => {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    return s / 0x7fffffff;
+  };
   const out: Buffer[] = [];
-  for (let i = 0; i < buf.length;) {
+  for (let i = 0; i < buf.length; ) {
     const n = rnd() < 0.8 ? 1 + Math.floor(rnd() * 4) : 1 + Math.floor(rnd() * 64);
     out.push(buf.subarray(i, i + n));
     i += n;
@@ -24,12 +27,15 @@ function pieces(buf: Buffer, seed: number): Buffer[] {
 
 function requests(parts: Buffer[]): string[] {
   const events: string[] = [];
-  const p = new H1RequestParser({
-    onHead: (h) => events.push(`head ${h.method} ${h.target} ${JSON.stringify(h.headers)}`),
-    onBody: (c) => events.push(`body ${c.toString('latin1')}`),
-    onTrailers: (t) => events.push(`trailers ${JSON.stringify(t)}`),
-    onComplete: () => events.push('complete'),
-  }, { maxHeaderBytes: 8192, maxHeaderCount: 100 });
+  const p = new H1RequestParser(
+    {
+      onHead: (h) => events.push(`head ${h.method} ${h.target} ${JSON.stringify(h.headers)}`),
+      onBody: (c) => events.push(`body ${c.toString('latin1')}`),
+      onTrailers: (t) => events.push(`trailers ${JSON.stringify(t)}`),
+      onComplete: () => events.push('complete'),
+    },
+    { maxHeaderBytes: 8192, maxHeaderCount: 100 },
+  );
   try {
     for (const part of parts) p.execute(part);
   } catch (e) {
@@ -42,12 +48,18 @@ function requests(parts: Buffer[]): string[] {
 
 function responses(parts: Buffer[], count: number): string[] {
   const events: string[] = [];
-  const p = new H1ResponseParser({
-    onHead: (h) => events.push(`head ${h.status} ${JSON.stringify(h.headers)}`),
-    onBody: (c) => events.push(`body ${c.toString('latin1')}`),
-    onTrailers: (t) => events.push(`trailers ${JSON.stringify(t)}`),
-    onComplete: () => { events.push('complete'); if (--count > 0) p.expect('GET'); },
-  }, { maxHeaderBytes: 8192, maxHeaderCount: 100 });
+  const p = new H1ResponseParser(
+    {
+      onHead: (h) => events.push(`head ${h.status} ${JSON.stringify(h.headers)}`),
+      onBody: (c) => events.push(`body ${c.toString('latin1')}`),
+      onTrailers: (t) => events.push(`trailers ${JSON.stringify(t)}`),
+      onComplete: () => {
+        events.push('complete');
+        if (--count > 0) p.expect('GET');
+      },
+    },
+    { maxHeaderBytes: 8192, maxHeaderCount: 100 },
+  );
   p.expect('GET');
   try {
     for (const part of parts) {
@@ -62,12 +74,13 @@ function responses(parts: Buffer[], count: number): string[] {
 }
 
 /** Body events joined: how a body is cut into onBody calls depends on the reads, its bytes do not. */
-const joined = (events: string[]): string[] => events.reduce<string[]>((out, e) => {
-  const last = out[out.length - 1];
-  if (e.startsWith('body ') && last?.startsWith('body ')) out[out.length - 1] = last + e.slice(5);
-  else out.push(e);
-  return out;
-}, []);
+const joined = (events: string[]): string[] =>
+  events.reduce<string[]>((out, e) => {
+    const last = out[out.length - 1];
+    if (e.startsWith('body ') && last?.startsWith('body ')) out[out.length - 1] = last + e.slice(5);
+    else out.push(e);
+    return out;
+  }, []);
 
 const REQUESTS = [
   'GET /a HTTP/1.1\r\nhost: o.test\r\nx-one: 1\r\n\r\n',
@@ -83,7 +96,9 @@ const RESPONSES = [
 ].join('');
 
 describe('HeldBytes: a head in pieces', () => {
-  afterEach(() => { vi.restoreAllMocks(); });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 
   it('pipelined requests (leading CRLF, a counted body, chunked with trailers) parse as they do whole, for 200 seeded splits', () => {
     const buf = Buffer.from(REQUESTS, 'latin1');
@@ -96,7 +111,8 @@ describe('HeldBytes: a head in pieces', () => {
     const buf = Buffer.from(RESPONSES, 'latin1');
     const whole = joined(responses([buf], 3));
     expect(whole.filter((e) => e === 'complete')).toHaveLength(3);
-    for (let seed = 1; seed <= 200; seed++) expect(joined(responses(pieces(buf, seed), 3)), `seed ${seed}`).toEqual(whole);
+    for (let seed = 1; seed <= 200; seed++)
+      expect(joined(responses(pieces(buf, seed), 3)), `seed ${seed}`).toEqual(whole);
   });
 
   it('a head over the limit is refused however it arrives; one ending in bare LFs too', () => {
@@ -110,7 +126,10 @@ describe('HeldBytes: a head in pieces', () => {
   function searched(feed: () => void): number {
     let bytes = 0;
     const original = Buffer.prototype.indexOf;
-    vi.spyOn(Buffer.prototype, 'indexOf').mockImplementation(function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
+    vi.spyOn(Buffer.prototype, 'indexOf').mockImplementation(function (
+      this: Buffer,
+      ...args: Parameters<Buffer['indexOf']>
+    ) {
       bytes += this.length;
       return original.apply(this, args);
     });
@@ -124,19 +143,36 @@ describe('HeldBytes: a head in pieces', () => {
     for (let i = 0; req.length < 8000; i++) req += `x-h${i}: ${'v'.repeat(40)}\r\n`;
     const reqBytes = Buffer.from(`${req}\r\n`, 'latin1');
     const n = reqBytes.length;
-    const inRequests = searched(() => requests(pieces(reqBytes, 0).flatMap((p) => [...p].map((b) => Buffer.from([b])))));
+    const inRequests = searched(() =>
+      requests(pieces(reqBytes, 0).flatMap((p) => [...p].map((b) => Buffer.from([b])))),
+    );
     // Joined and searched again on every byte, this was n²/2 ≈ 32 million bytes; each byte is searched a few times now.
     expect(inRequests).toBeLessThan(20 * n);
 
     let res = 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n';
     for (let i = 0; res.length < 8000; i++) res += `x-h${i}: ${'v'.repeat(40)}\r\n`;
     const resBytes = Buffer.from(`${res}\r\n`, 'latin1');
-    const inResponses = searched(() => responses([...resBytes].map((b) => Buffer.from([b])), 1));
+    const inResponses = searched(() =>
+      responses(
+        [...resBytes].map((b) => Buffer.from([b])),
+        1,
+      ),
+    );
     expect(inResponses).toBeLessThan(20 * resBytes.length);
 
-    const trailer = 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n' + Array.from({ length: 150 }, (_, i) => `x-t${i}: ${'v'.repeat(40)}\r\n`).join('') + '\r\n';
+    const trailer =
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n' +
+      Array.from({ length: 150 }, (_, i) => `x-t${i}: ${'v'.repeat(40)}\r\n`).join('') +
+      '\r\n';
     const trBytes = Buffer.from(trailer, 'latin1');
-    const inTrailers = searched(() => expect(responses([...trBytes].map((b) => Buffer.from([b])), 1)).toContain('complete'));
+    const inTrailers = searched(() =>
+      expect(
+        responses(
+          [...trBytes].map((b) => Buffer.from([b])),
+          1,
+        ),
+      ).toContain('complete'),
+    );
     expect(inTrailers).toBeLessThan(20 * trBytes.length);
   });
 });

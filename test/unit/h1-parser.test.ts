@@ -5,16 +5,28 @@ import { serializeRequestHead } from '../../src/h1/request.js';
 import type { HeaderList } from '../../src/http/types.js';
 import { isClean, markClean } from '../../src/http/fields.js';
 
-interface Out { heads: H1Head[]; body: string; trailers: HeaderList[]; complete: number }
+interface Out {
+  heads: H1Head[];
+  body: string;
+  trailers: HeaderList[];
+  complete: number;
+}
 
 function run(input: string, method = 'GET', chunk = 0): Out {
   const out: Out = { heads: [], body: '', trailers: [], complete: 0 };
-  const p = new H1ResponseParser({
-    onHead: (h) => out.heads.push(h),
-    onBody: (b) => { out.body += b.toString('latin1'); },
-    onTrailers: (t) => out.trailers.push(t),
-    onComplete: () => { out.complete++; },
-  }, { maxHeaderBytes: 4096, maxHeaderCount: 50 });
+  const p = new H1ResponseParser(
+    {
+      onHead: (h) => out.heads.push(h),
+      onBody: (b) => {
+        out.body += b.toString('latin1');
+      },
+      onTrailers: (t) => out.trailers.push(t),
+      onComplete: () => {
+        out.complete++;
+      },
+    },
+    { maxHeaderBytes: 4096, maxHeaderCount: 50 },
+  );
   p.expect(method);
   const buf = Buffer.from(input, 'latin1');
   if (chunk === 0) p.execute(buf);
@@ -35,44 +47,75 @@ describe('H1ResponseParser', () => {
   it('content-length body', () => {
     const o = both('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello');
     expect(o.heads[0]?.status).toBe(200);
-    expect(o.heads[0]?.headers).toEqual([['content-length', '5'], ['x-a', 'b']]);
+    expect(o.heads[0]?.headers).toEqual([
+      ['content-length', '5'],
+      ['x-a', 'b'],
+    ]);
     expect(o.body).toBe('hello');
     expect(o.complete).toBe(1);
     expect(o.heads[0]?.keepAlive).toBe(true);
   });
 
   it('chunked body with extensions and trailers', () => {
-    const o = both('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n');
+    const o = both(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n',
+    );
     expect(o.body).toBe('hello world');
     expect(o.trailers).toEqual([[['x-t', '1']]]);
     expect(o.complete).toBe(1);
   });
 
   it('skips 1xx interim responses', () => {
-    const o = both('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    const o = both(
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+    );
     expect(o.heads.map((h) => h.status)).toEqual([204]);
     expect(o.complete).toBe(1);
   });
 
   it('an interim response with Connection: close ends the exchange (RFC 9112 §9.6; llhttp agrees): nothing after it is taken', () => {
     for (const chunk of [0, 1]) {
-      expect(() => run('HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 'GET', chunk))
-        .toThrow(/Connection: close in an interim 103 response/);
+      expect(() =>
+        run(
+          'HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n',
+          'GET',
+          chunk,
+        ),
+      ).toThrow(/Connection: close in an interim 103 response/);
     }
     // keep-alive (or any other option) in a 1xx changes nothing
-    expect(both('HTTP/1.1 103 Early Hints\r\nConnection: keep-alive\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n').heads.map((h) => h.status)).toEqual([204]);
+    expect(
+      both('HTTP/1.1 103 Early Hints\r\nConnection: keep-alive\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n').heads.map(
+        (h) => h.status,
+      ),
+    ).toEqual([204]);
   });
 
-  it('a response head equal to the connection\'s last one reads as it did, per request kind (HEAD has no body)', () => {
+  it("a response head equal to the connection's last one reads as it did, per request kind (HEAD has no body)", () => {
     const heads: H1Head[] = [];
     let body = '';
-    const p = new H1ResponseParser({ onHead: (h) => heads.push(h), onBody: (b) => { body += b.toString('latin1'); }, onTrailers() {}, onComplete() {} }, { maxHeaderBytes: 4096, maxHeaderCount: 50 });
+    const p = new H1ResponseParser(
+      {
+        onHead: (h) => heads.push(h),
+        onBody: (b) => {
+          body += b.toString('latin1');
+        },
+        onTrailers() {},
+        onComplete() {},
+      },
+      { maxHeaderBytes: 4096, maxHeaderCount: 50 },
+    );
     const res = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Long-Enough-Name: value\r\n\r\n';
     for (const method of ['GET', 'GET', 'HEAD', 'GET']) {
       p.expect(method);
       p.execute(Buffer.from(method === 'HEAD' ? res : `${res}hello`, 'latin1'));
     }
-    expect(heads.map((h) => [h.framing, h.contentLength, h.keepAlive])).toEqual([['length', 5, true], ['length', 5, true], ['none', 5, true], ['length', 5, true]]);
+    expect(heads.map((h) => [h.framing, h.contentLength, h.keepAlive])).toEqual([
+      ['length', 5, true],
+      ['length', 5, true],
+      ['none', 5, true],
+      ['length', 5, true],
+    ]);
     expect(body).toBe('hellohellohello');
     expect(heads[1]).toEqual(heads[0]);
     expect(heads[1]!.headers).not.toBe(heads[0]!.headers);
@@ -99,35 +142,80 @@ describe('H1ResponseParser', () => {
 
   it('HTTP/1.0 needs keep-alive; Connection: close ends reuse; Keep-Alive timeout hint', () => {
     expect(both('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(false);
-    expect(both('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(true);
+    expect(both('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(
+      true,
+    );
     expect(both('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAlive).toBe(false);
-    expect(both('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n').heads[0]?.keepAliveTimeoutMs).toBe(5000);
+    expect(
+      both('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n').heads[0]
+        ?.keepAliveTimeoutMs,
+    ).toBe(5000);
   });
 
   const bad: Array<[string, string, 'malformed' | 'too-large' | 'unsupported']> = [
     // RFC 9112 §6.1: we decode chunked only; a body in another coding would reach our caller still encoded, its
     // Transfer-Encoding gone (nginx answers such an upstream 502 as well).
-    ['Transfer-Encoding gzip (read until close, still encoded)', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b', 'unsupported'],
-    ['Transfer-Encoding gzip, chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n', 'unsupported'],
+    [
+      'Transfer-Encoding gzip (read until close, still encoded)',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b',
+      'unsupported',
+    ],
+    [
+      'Transfer-Encoding gzip, chunked',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n',
+      'unsupported',
+    ],
     ['bad status line', 'HTTP/1.1 2OO OK\r\n\r\n', 'malformed'],
     ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', 'malformed'],
     ['conflicting Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'malformed'],
-    ['Content-Length values that differ as written (5, 05)', 'HTTP/1.1 200 OK\r\nContent-Length: 5, 05\r\n\r\nhello', 'malformed'],
+    [
+      'Content-Length values that differ as written (5, 05)',
+      'HTTP/1.1 200 OK\r\nContent-Length: 5, 05\r\n\r\nhello',
+      'malformed',
+    ],
     ['Content-Length ending in NBSP (not OWS)', 'HTTP/1.1 200 OK\r\nContent-Length: 1, 1\xa0\r\n\r\nx', 'malformed'],
     ['a 16-digit Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\n', 'malformed'],
     // RFC 9112 §6.1: "ought to be handled as an error" — refused like nginx and llhttp (found by differential fuzzing).
-    ['Content-Length with Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n', 'malformed'],
-    ['a control character in the reason phrase (RFC 9112 §4)', 'HTTP/1.1 200 O\x00K\r\ncontent-length: 0\r\n\r\n', 'malformed'],
-    ['Transfer-Encoding `chunked,` (an empty element: llhttp reads it as not chunked)', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked,\r\n\r\n0\r\n\r\n', 'malformed'],
-    ['Transfer-Encoding `chunked` followed by tabs (llhttp reads it as not chunked; found by fuzzing the differential target 60 s)', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\t\t \r\n\r\n0\r\n\r\n', 'malformed'],
-    ['a 1xx labelled HTTP/1.0 (RFC 9110 §15.2)', 'HTTP/1.0 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n', 'malformed'],
-    ['Content-Length with a Transfer-Encoding that is not chunked', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: cd\r\n\r\nTP', 'malformed'],
+    [
+      'Content-Length with Transfer-Encoding',
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n',
+      'malformed',
+    ],
+    [
+      'a control character in the reason phrase (RFC 9112 §4)',
+      'HTTP/1.1 200 O\x00K\r\ncontent-length: 0\r\n\r\n',
+      'malformed',
+    ],
+    [
+      'Transfer-Encoding `chunked,` (an empty element: llhttp reads it as not chunked)',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked,\r\n\r\n0\r\n\r\n',
+      'malformed',
+    ],
+    [
+      'Transfer-Encoding `chunked` followed by tabs (llhttp reads it as not chunked; found by fuzzing the differential target 60 s)',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\t\t \r\n\r\n0\r\n\r\n',
+      'malformed',
+    ],
+    [
+      'a 1xx labelled HTTP/1.0 (RFC 9110 §15.2)',
+      'HTTP/1.0 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+      'malformed',
+    ],
+    [
+      'Content-Length with a Transfer-Encoding that is not chunked',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: cd\r\n\r\nTP',
+      'malformed',
+    ],
     ['negative Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'malformed'],
     ['space before colon', 'HTTP/1.1 200 OK\r\nX-A : b\r\n\r\n', 'malformed'],
     ['obs-fold', 'HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\n\r\n', 'malformed'],
     ['bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'malformed'],
     ['chunk without CRLF', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxyz\r\n', 'malformed'],
-    ['a head of bare LF lines (refused at its empty line, not left to the headers timeout)', 'HTTP/1.1 200 OK\ncontent-length: 0\n\n', 'malformed'],
+    [
+      'a head of bare LF lines (refused at its empty line, not left to the headers timeout)',
+      'HTTP/1.1 200 OK\ncontent-length: 0\n\n',
+      'malformed',
+    ],
     ['oversized header section', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`, 'too-large'],
     ['too many fields', `HTTP/1.1 200 OK\r\n${'X: y\r\n'.repeat(60)}\r\n`, 'too-large'],
   ];
@@ -135,7 +223,11 @@ describe('H1ResponseParser', () => {
     it(`rejects ${name} (whole and byte by byte)`, () => {
       for (const chunk of [0, 1]) {
         let err: unknown = null;
-        try { run(input, 'GET', chunk); } catch (e) { err = e; }
+        try {
+          run(input, 'GET', chunk);
+        } catch (e) {
+          err = e;
+        }
         expect(err).toBeInstanceOf(H1ParseError);
         expect((err as H1ParseError).kind).toBe(kind);
       }
@@ -148,7 +240,8 @@ describe('H1ResponseParser', () => {
   });
 
   it('Connection options in any case, spacing and number of lines', () => {
-    const ka = (fields: string, v = '1.1'): boolean | undefined => both(`HTTP/${v} 200 OK\r\n${fields}Content-Length: 0\r\n\r\n`).heads[0]?.keepAlive;
+    const ka = (fields: string, v = '1.1'): boolean | undefined =>
+      both(`HTTP/${v} 200 OK\r\n${fields}Content-Length: 0\r\n\r\n`).heads[0]?.keepAlive;
     expect(ka('CONNECTION:  Close \r\n')).toBe(false);
     expect(ka('connection: foo, CLOSE\r\n')).toBe(false);
     expect(ka('Connection: foo\r\nConnection: close\r\n')).toBe(false);
@@ -164,31 +257,62 @@ describe('H1ResponseParser', () => {
       const name = `X-Made-Up-${i}`;
       const spelled = i % 2 ? name.toUpperCase() : name;
       const o = run(`HTTP/1.1 200 OK\r\n${spelled}: v${i}\r\nCONTENT-length: 0\r\n\r\n`);
-      expect(o.heads[0]?.headers).toEqual([[name.toLowerCase(), `v${i}`], ['content-length', '0']]);
+      expect(o.heads[0]?.headers).toEqual([
+        [name.toLowerCase(), `v${i}`],
+        ['content-length', '0'],
+      ]);
       let err: unknown = null;
-      try { run(`HTTP/1.1 200 OK\r\n${spelled}\u00e9: v\r\n\r\n`); } catch (e) { err = e; }
+      try {
+        run(`HTTP/1.1 200 OK\r\n${spelled}\u00e9: v\r\n\r\n`);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(H1ParseError);
     }
-    for (const [wire, lower] of [['ETag', 'etag'], ['eTaG', 'etag'], ['Www-Authenticate', 'www-authenticate'], ['tE', 'te']]) {
-      expect(run(`HTTP/1.1 200 OK\r\n${wire}: x\r\nContent-Length: 0\r\n\r\n`).heads[0]?.headers[0]).toEqual([lower, 'x']);
+    for (const [wire, lower] of [
+      ['ETag', 'etag'],
+      ['eTaG', 'etag'],
+      ['Www-Authenticate', 'www-authenticate'],
+      ['tE', 'te'],
+    ]) {
+      expect(run(`HTTP/1.1 200 OK\r\n${wire}: x\r\nContent-Length: 0\r\n\r\n`).heads[0]?.headers[0]).toEqual([
+        lower,
+        'x',
+      ]);
     }
   });
 
   it('seeded random bytes only ever throw H1ParseError', () => {
     let x = 12345;
-    const rnd = (): number => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 2 ** 32; };
+    const rnd = (): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
     const alphabet = 'HTTP/1.1 200OK\r\n:;0123456789abcdefxContent-LengthTransfer-Encodingchunked';
     for (let i = 0; i < 2000; i++) {
       let s = 'HTTP/1.1 200 OK\r\n';
       const n = Math.floor(rnd() * 200);
       for (let j = 0; j < n; j++) s += alphabet[Math.floor(rnd() * alphabet.length)];
-      try { run(s, 'GET', 1 + Math.floor(rnd() * 7)); } catch (e) { expect(e).toBeInstanceOf(H1ParseError); }
+      try {
+        run(s, 'GET', 1 + Math.floor(rnd() * 7));
+      } catch (e) {
+        expect(e).toBeInstanceOf(H1ParseError);
+      }
     }
   });
 });
 
 describe('serializeRequestHead', () => {
-  const req = { method: 'GET', path: '/a?b', authority: 'x.test:8443', scheme: 'https' as const, headers: [] as HeaderList, body: null };
+  const req = {
+    method: 'GET',
+    path: '/a?b',
+    authority: 'x.test:8443',
+    scheme: 'https' as const,
+    headers: [] as HeaderList,
+    body: null,
+  };
   it('adds Host and frames bodies', () => {
     expect(serializeRequestHead(req).head).toBe('GET /a?b HTTP/1.1\r\nhost: x.test:8443\r\n\r\n');
     expect(serializeRequestHead({ ...req, method: 'POST', body: 'abc' }).head).toContain('content-length: 3\r\n');
@@ -198,13 +322,29 @@ describe('serializeRequestHead', () => {
   it('refuses header injection and CL+TE', () => {
     expect(() => serializeRequestHead({ ...req, headers: [['x', 'a\r\nevil: 1']] })).toThrow(TypeError);
     expect(() => serializeRequestHead({ ...req, headers: [['bad name', 'v']] })).toThrow(TypeError);
-    expect(() => serializeRequestHead({ ...req, headers: [['content-length', '1'], ['transfer-encoding', 'chunked']] })).toThrow(TypeError);
+    expect(() =>
+      serializeRequestHead({
+        ...req,
+        headers: [
+          ['content-length', '1'],
+          ['transfer-encoding', 'chunked'],
+        ],
+      }),
+    ).toThrow(TypeError);
   });
   it('writes a list marked clean (http/fields.ts) as it is, and checks every other list', () => {
     // The mark is a claim our own code makes about a list it built from checked fields: it is what skips the checks.
     const odd: HeaderList = [['X-Odd', 'v']];
     expect(serializeRequestHead({ ...req, headers: odd }).head).toContain('X-Odd: v\r\n');
-    expect(serializeRequestHead({ ...req, headers: markClean([['x-a', 'b'], ['host', 'skipped']] as HeaderList) }).head).toBe('GET /a?b HTTP/1.1\r\nhost: x.test:8443\r\nx-a: b\r\n\r\n');
+    expect(
+      serializeRequestHead({
+        ...req,
+        headers: markClean([
+          ['x-a', 'b'],
+          ['host', 'skipped'],
+        ] as HeaderList),
+      }).head,
+    ).toBe('GET /a?b HTTP/1.1\r\nhost: x.test:8443\r\nx-a: b\r\n\r\n');
     const bad: HeaderList = [['x', 'a\r\nevil: 1']];
     expect(() => serializeRequestHead({ ...req, headers: bad })).toThrow(TypeError);
     expect(isClean(bad)).toBe(false);
@@ -238,9 +378,32 @@ describe('parseFieldLines', () => {
 
   it('reads what a plain reading reads, and refuses what it refuses, with too-large first (random blocks)', () => {
     // Pieces that make valid lines, and the characters that break them, anywhere.
-    const pieces = ['Host', 'content-length', 'X-A', 'x', ': ', ':', 'value', ' ', '\t', '\r\n', '\r', '\n', '\0', '\x7f', '\x01', 'é', '"', '5', ','];
+    const pieces = [
+      'Host',
+      'content-length',
+      'X-A',
+      'x',
+      ': ',
+      ':',
+      'value',
+      ' ',
+      '\t',
+      '\r\n',
+      '\r',
+      '\n',
+      '\0',
+      '\x7f',
+      '\x01',
+      'é',
+      '"',
+      '5',
+      ',',
+    ];
     let seed = 11;
-    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
     let refusedByValue = 0;
     // The same blocks read again with one FieldMemory across them, as one connection's heads: a line recalled
     // from an earlier block must read as the plain reading reads it, near misses (a remembered line with more
@@ -255,8 +418,12 @@ describe('parseFieldLines', () => {
       for (let l = 0; l < lines; l++) {
         // Mostly well-formed lines, some with a random piece dropped in; half of them the previous block's line
         // at this position (a connection's next head), which may get a piece too.
-        let line = rand(2) === 0 && prev[l] !== undefined ? prev[l] as string
-          : rand(3) === 0 ? ['X-A', ':', ' ', 'value'].map((p) => (rand(4) === 0 ? pieces[rand(pieces.length)] : p)).join('') : `x-${rand(5)}: v${rand(9)}`;
+        let line =
+          rand(2) === 0 && prev[l] !== undefined
+            ? (prev[l] as string)
+            : rand(3) === 0
+              ? ['X-A', ':', ' ', 'value'].map((p) => (rand(4) === 0 ? pieces[rand(pieces.length)] : p)).join('')
+              : `x-${rand(5)}: v${rand(9)}`;
         if (rand(8) === 0) line += pieces[rand(pieces.length)];
         cur.push(line);
       }
@@ -289,21 +456,28 @@ describe('parseFieldLines', () => {
 
   it('a FieldMemory gives each head new pairs: a caller changing one list changes no other', () => {
     const memory = new FieldMemory();
-    const text = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nX-Long-Enough-Name: a value long enough to be a slice';
+    const text =
+      'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nX-Long-Enough-Name: a value long enough to be a slice';
     const from = text.indexOf('\r\n') + 2;
     const first = parseFieldLines(text, from, 10, 'header', memory);
     (first[0] as [string, string])[1] = 'changed';
     first.push(['x-added', '1']);
     const second = parseFieldLines(text, from, 10, 'header', memory);
     expect(memory.recalled).toBe(3);
-    expect(second).toEqual([['server', 'nginx'], ['content-type', 'text/plain'], ['x-long-enough-name', 'a value long enough to be a slice']]);
+    expect(second).toEqual([
+      ['server', 'nginx'],
+      ['content-type', 'text/plain'],
+      ['x-long-enough-name', 'a value long enough to be a slice'],
+    ]);
     expect(second[0]).not.toBe(first[0]);
     // A line that changed is read anew (and remembered instead); the others are still recalled.
     const third = parseFieldLines(text.replace('nginx', 'caddy'), from, 10, 'header', memory);
     expect(third[0]).toEqual(['server', 'caddy']);
     expect(memory.recalled).toBe(5);
     // A line longer than the remembered one by a bad character is not it: refused.
-    expect(() => parseFieldLines(text.replace('text/plain', 'text/plain\x01'), from, 10, 'header', memory)).toThrow(/invalid header value/);
+    expect(() => parseFieldLines(text.replace('text/plain', 'text/plain\x01'), from, 10, 'header', memory)).toThrow(
+      /invalid header value/,
+    );
     // Too many lines is still too many.
     expect(() => parseFieldLines(text, from, 2, 'header', memory)).toThrow(/more than 2/);
   });
@@ -312,13 +486,24 @@ describe('parseFieldLines', () => {
     const memory = new FieldMemory();
     const a = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nX-A: one';
     const from = a.indexOf('\r\n') + 2;
-    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([['server', 'nginx'], ['x-a', 'one']]);
+    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([
+      ['server', 'nginx'],
+      ['x-a', 'one'],
+    ]);
     expect(memory.headBytes).toBe(a.length + 4);
-    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([['server', 'nginx'], ['x-a', 'one']]);
+    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([
+      ['server', 'nginx'],
+      ['x-a', 'one'],
+    ]);
     expect(memory.recalled).toBe(2);
     // Its first lines replace the remembered ones before a later line throws: the earlier head is then read anew.
-    expect(() => parseFieldLines('HTTP/1.1 200 OK\r\nServer: caddy\r\nX-A: two\r\nbad line', from, 10, 'header', memory)).toThrow(H1ParseError);
-    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([['server', 'nginx'], ['x-a', 'one']]);
+    expect(() =>
+      parseFieldLines('HTTP/1.1 200 OK\r\nServer: caddy\r\nX-A: two\r\nbad line', from, 10, 'header', memory),
+    ).toThrow(H1ParseError);
+    expect(parseFieldLines(a, from, 10, 'header', memory)).toEqual([
+      ['server', 'nginx'],
+      ['x-a', 'one'],
+    ]);
   });
 });
 

@@ -19,9 +19,19 @@ describe('HTTP/1.1 parsers after a large head', () => {
   it('keep a few KB per connection, not the head', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ol-h1-retention-'));
     try {
-      const out = execFileSync(process.execPath, ['--expose-gc', ...writeTsHooks(dir), join(ROOT, 'test', 'fixtures', 'h1', 'retention-run.mjs'), pathToFileURL(join(ROOT, 'src', 'h1')).href], { encoding: 'utf8', timeout: 60_000 });
+      const out = execFileSync(
+        process.execPath,
+        [
+          '--expose-gc',
+          ...writeTsHooks(dir),
+          join(ROOT, 'test', 'fixtures', 'h1', 'retention-run.mjs'),
+          pathToFileURL(join(ROOT, 'src', 'h1')).href,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       const r = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, number>;
-      for (const kind of ['target', 'host', 'reason', 'names']) expect(r[kind], `${kind}: ${JSON.stringify(r)}`).toBeLessThan(6_000);
+      for (const kind of ['target', 'host', 'reason', 'names'])
+        expect(r[kind], `${kind}: ${JSON.stringify(r)}`).toBeLessThan(6_000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

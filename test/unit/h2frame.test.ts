@@ -14,8 +14,16 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
-  dataFrameHeader, encodeGoaway, encodeHeaders, encodePing, encodeRstStream, encodeSettings, encodeWindowUpdate,
-  H2Error, H2FrameReader, type H2Frame,
+  dataFrameHeader,
+  encodeGoaway,
+  encodeHeaders,
+  encodePing,
+  encodeRstStream,
+  encodeSettings,
+  encodeWindowUpdate,
+  H2Error,
+  H2FrameReader,
+  type H2Frame,
 } from '../../src/codec/h2frame.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -31,16 +39,30 @@ function byteByByte(bytes: Uint8Array): H2Frame[] {
   let open: Extract<H2Frame, { type: 'data' }> | null = null;
   for (const b of bytes) {
     for (const f of r.push(Uint8Array.of(b))) {
-      if (f.type !== 'data') { out.push(f); continue; }
-      open = open ? { ...open, data: Uint8Array.from(Buffer.concat([open.data, f.data])), endStream: f.endStream, flowLength: open.flowLength + f.flowLength } : f;
-      if (!r.midFrame) { out.push(open); open = null; }
+      if (f.type !== 'data') {
+        out.push(f);
+        continue;
+      }
+      open = open
+        ? {
+            ...open,
+            data: Uint8Array.from(Buffer.concat([open.data, f.data])),
+            endStream: f.endStream,
+            flowLength: open.flowLength + f.flowLength,
+          }
+        : f;
+      if (!r.midFrame) {
+        out.push(open);
+        open = null;
+      }
     }
   }
   expect(r.buffered).toBe(0);
   expect(r.midFrame).toBe(false);
   return out;
 }
-const plain = (f: H2Frame[]): unknown => JSON.parse(JSON.stringify(f, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+const plain = (f: H2Frame[]): unknown =>
+  JSON.parse(JSON.stringify(f, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
 
 /** A connection error thrown, or (with `stream`) a stream error in the frame's place: the frames around it still come. */
 function fails(bytes: Uint8Array, code: number, stream: number | null = null): void {
@@ -51,7 +73,14 @@ function fails(bytes: Uint8Array, code: number, stream: number | null = null): v
     expect(frames[1]).toMatchObject({ type: 'stream-error', streamId: stream, code });
     return;
   }
-  const e = (() => { try { whole(bytes); return null; } catch (x) { return x as H2Error; } })();
+  const e = (() => {
+    try {
+      whole(bytes);
+      return null;
+    } catch (x) {
+      return x as H2Error;
+    }
+  })();
   expect(e).toBeInstanceOf(H2Error);
   expect(e!.wireCode).toBe(code);
   expect(e!.streamId).toBe(stream);
@@ -59,13 +88,19 @@ function fails(bytes: Uint8Array, code: number, stream: number | null = null): v
 
 describe('parsing every frame type, whole and byte by byte', () => {
   const all = cat(
-    dataFrameHeader(1, 5, true), Buffer.from('hello'),
+    dataFrameHeader(1, 5, true),
+    Buffer.from('hello'),
     hex('000005 00 09 00000003 02 6869 0000'), // DATA, PADDED (2 bytes of padding) + END_STREAM
     ...encodeHeaders(3, hex('8286'), false, 16_384),
     hex('00000a 01 2c 00000005 02 80000001 10 8286 0000'), // HEADERS with PADDED|PRIORITY|END_HEADERS
     hex('000005 02 00 00000005 00000003 10'), // PRIORITY (dropped)
     encodeRstStream(7, 8),
-    encodeSettings([[1, 4096], [3, 100], [4, 65_535], [5, 16_384]]),
+    encodeSettings([
+      [1, 4096],
+      [3, 100],
+      [4, 65_535],
+      [5, 16_384],
+    ]),
     encodeSettings([], true),
     encodePing(hex('0102030405060708')),
     encodeGoaway(9, 0, 'bye'),
@@ -77,16 +112,46 @@ describe('parsing every frame type, whole and byte by byte', () => {
   it('the same frames whether fed whole or one byte at a time', () => {
     const a = whole(all);
     expect(plain(byteByByte(all))).toEqual(plain(a));
-    expect(a.map((f) => f.type)).toEqual(['data', 'data', 'headers', 'headers', 'priority', 'rst-stream', 'settings', 'settings', 'ping', 'goaway', 'window-update', 'continuation', 'unknown', 'data']);
+    expect(a.map((f) => f.type)).toEqual([
+      'data',
+      'data',
+      'headers',
+      'headers',
+      'priority',
+      'rst-stream',
+      'settings',
+      'settings',
+      'ping',
+      'goaway',
+      'window-update',
+      'continuation',
+      'unknown',
+      'data',
+    ]);
     expect(plain([a[1]])).toEqual([{ type: 'data', streamId: 3, data: '6869', endStream: true, flowLength: 5 }]);
-    expect(plain([a[3]])).toEqual([{ type: 'headers', streamId: 5, block: '8286', endStream: false, endHeaders: true, dependsOn: 1 }]);
-    expect(a[6]).toMatchObject({ type: 'settings', ack: false, settings: [[1, 4096], [3, 100], [4, 65_535], [5, 16_384]] });
+    expect(plain([a[3]])).toEqual([
+      { type: 'headers', streamId: 5, block: '8286', endStream: false, endHeaders: true, dependsOn: 1 },
+    ]);
+    expect(a[6]).toMatchObject({
+      type: 'settings',
+      ack: false,
+      settings: [
+        [1, 4096],
+        [3, 100],
+        [4, 65_535],
+        [5, 16_384],
+      ],
+    });
     expect(a[9]).toMatchObject({ type: 'goaway', lastStreamId: 9, code: 0 });
   });
 
   it('§4.3: a block larger than the frame size becomes HEADERS + CONTINUATION, END_HEADERS on the last', () => {
     const frames = encodeHeaders(1, new Uint8Array(40).fill(0x82), true, 16).map((f) => whole(f)[0]!);
-    expect(frames.map((f) => [f.type, (f as { endHeaders: boolean }).endHeaders])).toEqual([['headers', false], ['continuation', false], ['continuation', true]]);
+    expect(frames.map((f) => [f.type, (f as { endHeaders: boolean }).endHeaders])).toEqual([
+      ['headers', false],
+      ['continuation', false],
+      ['continuation', true],
+    ]);
     expect((frames[0] as { endStream: boolean }).endStream).toBe(true);
   });
 
@@ -103,7 +168,10 @@ describe('rules a frame carries alone', () => {
   it('§6: stream-id rules are PROTOCOL_ERROR', () => {
     fails(hex('000001 00 00 00000000 61'), 0x1); // DATA on 0
     fails(hex('000001 01 04 00000000 82'), 0x1); // HEADERS on 0
-    fails(encodeSettings([]).map((b, i) => (i === 8 ? 1 : b)), 0x1); // SETTINGS on stream 1
+    fails(
+      encodeSettings([]).map((b, i) => (i === 8 ? 1 : b)),
+      0x1,
+    ); // SETTINGS on stream 1
     fails(hex('000008 06 00 00000001 0000000000000000'), 0x1); // PING on a stream
     fails(hex('000008 07 00 00000001 0000000000000000'), 0x1); // GOAWAY on a stream
     fails(hex('000004 03 00 00000000 00000000'), 0x1); // RST_STREAM on 0
@@ -117,7 +185,8 @@ describe('rules a frame carries alone', () => {
     fails(hex('000003 08 00 00000000 000001'), 0x6); // WINDOW_UPDATE
     fails(hex('000004 07 00 00000000 00000000'), 0x6); // GOAWAY too short
   });
-  it('§6.3: a PRIORITY of the wrong size is a stream error', () => fails(hex('000004 02 00 00000003 00000000'), 0x6, 3));
+  it('§6.3: a PRIORITY of the wrong size is a stream error', () =>
+    fails(hex('000004 02 00 00000003 00000000'), 0x6, 3));
   it('§6.1: padding as long as the payload is PROTOCOL_ERROR', () => {
     fails(hex('000003 00 08 00000001 03 6161'), 0x1);
     fails(hex('000001 00 08 00000001 01'), 0x1);
@@ -168,7 +237,8 @@ else:
     fs.append(ContinuationFrame(3, b'\\x84', flags=['END_HEADERS']))
     print(b''.join(x.serialize() for x in fs).hex())
 `;
-const python = (req: unknown): string => execFileSync(PY, ['-c', PY_FRAMES], { input: JSON.stringify(req), encoding: 'utf8' });
+const python = (req: unknown): string =>
+  execFileSync(PY, ['-c', PY_FRAMES], { input: JSON.stringify(req), encoding: 'utf8' });
 
 describe('differential against python3-hyperframe', () => {
   it('frames serialized there (padding, priority fields, flags) parse here to the same fields', () => {
@@ -177,7 +247,14 @@ describe('differential against python3-hyperframe', () => {
       { type: 'data', streamId: 1, data: '616263', endStream: true, flowLength: 8 },
       { type: 'headers', streamId: 3, block: '8286', endStream: false, endHeaders: true, dependsOn: 1 },
       { type: 'rst-stream', streamId: 5, code: 7 },
-      { type: 'settings', ack: false, settings: [[1, 100], [4, 1000]] },
+      {
+        type: 'settings',
+        ack: false,
+        settings: [
+          [1, 100],
+          [4, 1000],
+        ],
+      },
       { type: 'ping', ack: true, data: Buffer.from('12345678').toString('hex') },
       { type: 'goaway', lastStreamId: 11, code: 2, debug: '78' },
       { type: 'window-update', streamId: 3, increment: 99 },
@@ -187,10 +264,14 @@ describe('differential against python3-hyperframe', () => {
 
   it('frames encoded here parse there to the same fields', () => {
     const bytes = cat(
-      dataFrameHeader(1, 3, true), Buffer.from('abc'),
+      dataFrameHeader(1, 3, true),
+      Buffer.from('abc'),
       ...encodeHeaders(3, hex('8286'), true, 16_384),
       encodeRstStream(5, 8),
-      encodeSettings([[3, 250], [6, 65_536]]),
+      encodeSettings([
+        [3, 250],
+        [6, 65_536],
+      ]),
       encodePing(hex('0807060504030201'), true),
       encodeGoaway(7, 0xb, 'calm'),
       encodeWindowUpdate(0, 65_535),
@@ -199,7 +280,15 @@ describe('differential against python3-hyperframe', () => {
       { type: 'DataFrame', stream: 1, flags: ['END_STREAM'], data: '616263' },
       { type: 'HeadersFrame', stream: 3, flags: ['END_HEADERS', 'END_STREAM'], data: '8286' },
       { type: 'RstStreamFrame', stream: 5, flags: [], code: 8 },
-      { type: 'SettingsFrame', stream: 0, flags: [], settings: [[3, 250], [6, 65_536]] },
+      {
+        type: 'SettingsFrame',
+        stream: 0,
+        flags: [],
+        settings: [
+          [3, 250],
+          [6, 65_536],
+        ],
+      },
       { type: 'PingFrame', stream: 0, flags: ['ACK'], data: '0807060504030201' },
       { type: 'GoAwayFrame', stream: 0, flags: [], last: 7, code: 0xb },
       { type: 'WindowUpdateFrame', stream: 0, flags: [], inc: 65_535 },

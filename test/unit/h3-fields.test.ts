@@ -2,18 +2,70 @@ import { describe, expect, it } from 'vitest';
 import { checkFieldSection, contentLengthOf, declaredLength, fieldSectionSize } from '../../src/http/field-section.js';
 import type { HeaderList } from '../../src/http/types.js';
 
-const REQ: HeaderList = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/']];
+const REQ: HeaderList = [
+  [':method', 'GET'],
+  [':scheme', 'https'],
+  [':authority', 'a.example'],
+  [':path', '/'],
+];
 
 describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
   it('accepts well-formed requests, responses and trailers', () => {
     expect(checkFieldSection(REQ, 'request')).toBeNull();
     expect(checkFieldSection([...REQ, ['te', 'trailers'], ['x-a', ' spaced value ']], 'request')).toBeNull();
-    expect(checkFieldSection([[':method', 'CONNECT'], [':authority', 'a.example:443']], 'request')).toBeNull();
-    expect(checkFieldSection([[':method', 'GET'], [':scheme', 'https'], [':path', '/'], ['host', 'a.example']], 'request')).toBeNull();
+    expect(
+      checkFieldSection(
+        [
+          [':method', 'CONNECT'],
+          [':authority', 'a.example:443'],
+        ],
+        'request',
+      ),
+    ).toBeNull();
+    expect(
+      checkFieldSection(
+        [
+          [':method', 'GET'],
+          [':scheme', 'https'],
+          [':path', '/'],
+          ['host', 'a.example'],
+        ],
+        'request',
+      ),
+    ).toBeNull();
     // The same host in both, told apart only by case or the default port: the same authority.
-    expect(checkFieldSection([[':method', 'GET'], [':scheme', 'https'], [':authority', 'A.example:443'], [':path', '/'], ['host', 'a.example']], 'request')).toBeNull();
-    expect(checkFieldSection([[':method', 'OPTIONS'], [':scheme', 'https'], [':authority', 'a'], [':path', '*']], 'request')).toBeNull();
-    expect(checkFieldSection([[':status', '200'], ['content-type', 'text/plain']], 'response')).toBeNull();
+    expect(
+      checkFieldSection(
+        [
+          [':method', 'GET'],
+          [':scheme', 'https'],
+          [':authority', 'A.example:443'],
+          [':path', '/'],
+          ['host', 'a.example'],
+        ],
+        'request',
+      ),
+    ).toBeNull();
+    expect(
+      checkFieldSection(
+        [
+          [':method', 'OPTIONS'],
+          [':scheme', 'https'],
+          [':authority', 'a'],
+          [':path', '*'],
+        ],
+        'request',
+      ),
+    ).toBeNull();
+    expect(
+      checkFieldSection(
+        [
+          [':status', '200'],
+          ['content-type', 'text/plain'],
+        ],
+        'response',
+      ),
+    ).toBeNull();
     expect(checkFieldSection([[':status', '103']], 'response')).toBeNull();
     expect(checkFieldSection([['x-checksum', 'abc']], 'trailers')).toBeNull();
     expect(checkFieldSection([], 'trailers')).toBeNull();
@@ -23,7 +75,17 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['upper-case name', [...REQ, ['X-A', '1']], 'request'],
     ['space in name', [...REQ, ['x a', '1']], 'request'],
     ['empty name', [...REQ, ['', '1']], 'request'],
-    ['pseudo after regular', [[':method', 'GET'], ['x', '1'], [':scheme', 'https'], [':authority', 'a'], [':path', '/']], 'request'],
+    [
+      'pseudo after regular',
+      [
+        [':method', 'GET'],
+        ['x', '1'],
+        [':scheme', 'https'],
+        [':authority', 'a'],
+        [':path', '/'],
+      ],
+      'request',
+    ],
     ['duplicate pseudo', [...REQ, [':path', '/again']], 'request'],
     ['unknown pseudo', [...REQ, [':protocol', 'websocket']], 'request'],
     ['response pseudo in request', [...REQ, [':status', '200']], 'request'],
@@ -32,7 +94,15 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['empty :path', [...REQ.filter(([k]) => k !== ':path'), [':path', '']], 'request'],
     ['no authority or host', REQ.filter(([k]) => k !== ':authority'), 'request'],
     ['empty authority', [...REQ.filter(([k]) => k !== ':authority'), [':authority', '']], 'request'],
-    ['CONNECT with :path', [[':method', 'CONNECT'], [':authority', 'a'], [':path', '/']], 'request'],
+    [
+      'CONNECT with :path',
+      [
+        [':method', 'CONNECT'],
+        [':authority', 'a'],
+        [':path', '/'],
+      ],
+      'request',
+    ],
     ['connection header', [...REQ, ['connection', 'close']], 'request'],
     ['keep-alive', [...REQ, ['keep-alive', '5']], 'request'],
     ['transfer-encoding', [...REQ, ['transfer-encoding', 'chunked']], 'request'],
@@ -40,22 +110,51 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     ['TE not trailers', [...REQ, ['te', 'gzip']], 'request'],
     ['CR in value', [...REQ, ['x', 'a\rb']], 'request'],
     ['NUL in value', [...REQ, ['x', 'a\0b']], 'request'],
-    ['a control character in a value (RFC 9113 §8.2.1: MAY be malformed; we refuse, one rule for every protocol)', [...REQ, ['x', 'a\x18b']], 'request'],
+    [
+      'a control character in a value (RFC 9113 §8.2.1: MAY be malformed; we refuse, one rule for every protocol)',
+      [...REQ, ['x', 'a\x18b']],
+      'request',
+    ],
     ['DEL in a value', [...REQ, ['x', 'a\x7fb']], 'request'],
     ['non-latin1 value', [...REQ, ['x', 'caf\u00e9 \u20ac']], 'request'],
     // RFC 9113 §8.3.1 / RFC 9114 §4.3.1 with RFC 9112 §3.2: what an HTTP/1.1 request line made of it would break.
     ['a :path with a space', [...REQ.filter(([k]) => k !== ':path'), [':path', '/x?y=1 z']], 'request'],
     ['a :path with a tab', [...REQ.filter(([k]) => k !== ':path'), [':path', '/a\tHTTP/1.0']], 'request'],
     ['a :path with a fragment', [...REQ.filter(([k]) => k !== ':path'), [':path', '/a#frag']], 'request'],
-    ['an extended CONNECT :path with a space', [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a'], [':path', '/a b']], 'request'],
+    [
+      'an extended CONNECT :path with a space',
+      [
+        [':method', 'CONNECT'],
+        [':protocol', 'websocket'],
+        [':scheme', 'https'],
+        [':authority', 'a'],
+        [':path', '/a b'],
+      ],
+      'request',
+    ],
     ['a :method that is no token (RFC 9110 §9.1)', [[':method', 'G(E)T'], ...REQ.slice(1)], 'request'],
-    ['an :authority with userinfo', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'user@a.example']], 'request'],
+    [
+      'an :authority with userinfo',
+      [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'user@a.example']],
+      'request',
+    ],
     ['an :authority with a space', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'a b']], 'request'],
-    ['an :authority and a Host that differ (RFC 9114 §4.3.1, RFC 9113 §8.3.1)', [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'a.example'], ['host', 'b.example']], 'request'],
+    [
+      'an :authority and a Host that differ (RFC 9114 §4.3.1, RFC 9113 §8.3.1)',
+      [...REQ.filter(([k]) => k !== ':authority'), [':authority', 'a.example'], ['host', 'b.example']],
+      'request',
+    ],
     ['missing :status', [['content-type', 'x']], 'response'],
     ['non-numeric :status', [[':status', '2xx']], 'response'],
     ['101 in HTTP/3', [[':status', '101']], 'response'],
-    ['request pseudo in response', [[':status', '200'], [':path', '/']], 'response'],
+    [
+      'request pseudo in response',
+      [
+        [':status', '200'],
+        [':path', '/'],
+      ],
+      'response',
+    ],
     ['pseudo in trailers', [[':status', '200']], 'trailers'],
   ];
   for (const [why, h, kind] of bad) {
@@ -74,8 +173,18 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
     expect(contentLengthOf(REQ)).toBeNull();
     expect(contentLengthOf([['content-length', '42']])).toBe(42);
     expect(contentLengthOf([['content-length', '42, 42']])).toBe(42);
-    expect(contentLengthOf([['content-length', '42'], ['content-length', '42']])).toBe(42);
-    expect(contentLengthOf([['content-length', '42'], ['content-length', '43']])).toHaveProperty('error');
+    expect(
+      contentLengthOf([
+        ['content-length', '42'],
+        ['content-length', '42'],
+      ]),
+    ).toBe(42);
+    expect(
+      contentLengthOf([
+        ['content-length', '42'],
+        ['content-length', '43'],
+      ]),
+    ).toHaveProperty('error');
     expect(contentLengthOf([['content-length', '-1']])).toHaveProperty('error');
     expect(contentLengthOf([['content-length', '']])).toHaveProperty('error');
     expect(contentLengthOf([['content-length', '1e3']])).toHaveProperty('error');
@@ -84,13 +193,28 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
   it('declaredLength: the same rule as a number, null when absent or refused (never a guess)', () => {
     expect(declaredLength(REQ)).toBeNull();
     expect(declaredLength([['content-length', '42, 42']])).toBe(42);
-    expect(declaredLength([['content-length', '42'], ['content-length', '42']])).toBe(42);
+    expect(
+      declaredLength([
+        ['content-length', '42'],
+        ['content-length', '42'],
+      ]),
+    ).toBe(42);
     // The servers' and exchange's old readers took the first value: '42' then '43' gave 42.
-    expect(declaredLength([['content-length', '42'], ['content-length', '43']])).toBeNull();
+    expect(
+      declaredLength([
+        ['content-length', '42'],
+        ['content-length', '43'],
+      ]),
+    ).toBeNull();
     expect(declaredLength([['content-length', '05, 5']])).toBeNull();
   });
 
   it('sizes a section as name + value + 32 per line', () => {
-    expect(fieldSectionSize([['ab', 'cde'], ['x', '']])).toBe(2 + 3 + 32 + 1 + 32);
+    expect(
+      fieldSectionSize([
+        ['ab', 'cde'],
+        ['x', ''],
+      ]),
+    ).toBe(2 + 3 + 32 + 1 + 32);
   });
 });

@@ -59,7 +59,12 @@ function h3error(fn: () => unknown): H3Error {
 }
 
 const sample = concatBytes([
-  encodeSettings([[0x01, 4096], [0x06, 16384], [0x07, 100], [0x1f * 3 + 0x21, 5]]),
+  encodeSettings([
+    [0x01, 4096],
+    [0x06, 16384],
+    [0x07, 100],
+    [0x1f * 3 + 0x21, 5],
+  ]),
   encodeFrame(FrameType.HEADERS, hex('0000d1d7')),
   encodeFrame(0x21, hex('deadbeef')), // grease frame, skipped
   encodeFrame(FrameType.DATA, new Uint8Array(300).fill(7)),
@@ -73,7 +78,15 @@ const sample = concatBytes([
 
 describe('HTTP/3 frame parser', () => {
   const expected: FrameEvent[] = [
-    { kind: 'settings', settings: new Map([[1, 4096], [6, 16384], [7, 100], [0x1f * 3 + 0x21, 5]]) },
+    {
+      kind: 'settings',
+      settings: new Map([
+        [1, 4096],
+        [6, 16384],
+        [7, 100],
+        [0x1f * 3 + 0x21, 5],
+      ]),
+    },
     { kind: 'headers', block: hex('0000d1d7') },
     { kind: 'unknown', type: 0x21n },
     { kind: 'data', chunk: new Uint8Array(300).fill(7), first: true, last: true },
@@ -109,11 +122,14 @@ describe('HTTP/3 frame parser', () => {
   });
 
   it('skips an unknown frame whose length is past 2^53 (RFC 9114 §9: ignored, not a connection error); a known one is H3_FRAME_ERROR', () => {
-    const head = (type: number): Uint8Array => concatBytes([encodeVarint(type), new Uint8Array([0xd0, 0, 0, 0, 0, 0, 0, 0])]); // length 2^60
+    const head = (type: number): Uint8Array =>
+      concatBytes([encodeVarint(type), new Uint8Array([0xd0, 0, 0, 0, 0, 0, 0, 0])]); // length 2^60
     const p = new FrameParser({ maxFrameSize: 1024 });
     expect(p.push(concatBytes([head(0x21), new Uint8Array(5000)]))).toEqual([{ kind: 'unknown', type: 0x21n }]);
     expect(p.midFrame).toBe(true);
-    expect(h3error(() => new FrameParser({ maxFrameSize: 1024 }).push(head(FrameType.HEADERS))).wireCode).toBe(H3ErrorCode.FRAME_ERROR);
+    expect(h3error(() => new FrameParser({ maxFrameSize: 1024 }).push(head(FrameType.HEADERS))).wireCode).toBe(
+      H3ErrorCode.FRAME_ERROR,
+    );
   });
 
   it('enforces the max frame size for non-DATA frames', () => {
@@ -133,17 +149,31 @@ describe('HTTP/3 frame parser', () => {
     expect(h3error(() => mk().push(encodeFrame(FrameType.GOAWAY, hex('0000')))).wireCode).toBe(H3ErrorCode.FRAME_ERROR);
     expect(h3error(() => mk().push(encodeFrame(FrameType.GOAWAY, hex('40')))).wireCode).toBe(H3ErrorCode.FRAME_ERROR);
     expect(h3error(() => mk().push(encodeFrame(FrameType.SETTINGS, hex('01')))).wireCode).toBe(H3ErrorCode.FRAME_ERROR);
-    expect(h3error(() => mk().push(encodeFrame(FrameType.MAX_PUSH_ID, hex('')))).wireCode).toBe(H3ErrorCode.FRAME_ERROR);
+    expect(h3error(() => mk().push(encodeFrame(FrameType.MAX_PUSH_ID, hex('')))).wireCode).toBe(
+      H3ErrorCode.FRAME_ERROR,
+    );
   });
 
   it('rejects duplicate and HTTP/2 settings with H3_SETTINGS_ERROR', () => {
     const mk = (): FrameParser => new FrameParser({ maxFrameSize: 100 });
-    expect(h3error(() => mk().push(encodeSettings([[1, 0], [1, 0]]))).wireCode).toBe(H3ErrorCode.SETTINGS_ERROR);
+    expect(
+      h3error(() =>
+        mk().push(
+          encodeSettings([
+            [1, 0],
+            [1, 0],
+          ]),
+        ),
+      ).wireCode,
+    ).toBe(H3ErrorCode.SETTINGS_ERROR);
     expect(h3error(() => mk().push(encodeSettings([[2, 0]]))).wireCode).toBe(H3ErrorCode.SETTINGS_ERROR);
   });
 
   it('saturates huge setting values and ignores huge identifiers', () => {
-    const f = encodeSettings([[6, (1n << 62n) - 1n], [(1n << 62n) - 1n, 1]]);
+    const f = encodeSettings([
+      [6, (1n << 62n) - 1n],
+      [(1n << 62n) - 1n, 1],
+    ]);
     expect(parse(f, 1)).toEqual([{ kind: 'settings', settings: new Map([[6, Number.MAX_SAFE_INTEGER]]) }]);
   });
 

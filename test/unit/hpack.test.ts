@@ -20,13 +20,24 @@ import { HpackDecoder } from '../../src/codec/hpack/decoder.js';
 import { HpackEncoder } from '../../src/codec/hpack/encoder.js';
 import { HpackError } from '../../src/codec/errors.js';
 
-interface Vector { hex: string; headers: Array<[string, string]>; tableSize: number }
-const C = JSON.parse(readFileSync(new URL('../fixtures/hpack/rfc7541-appendix-c.json', import.meta.url), 'utf8')) as Record<string, Vector>;
+interface Vector {
+  hex: string;
+  headers: Array<[string, string]>;
+  tableSize: number;
+}
+const C = JSON.parse(
+  readFileSync(new URL('../fixtures/hpack/rfc7541-appendix-c.json', import.meta.url), 'utf8'),
+) as Record<string, Vector>;
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 describe('RFC 7541 Appendix C', () => {
-  const groups: Array<[string, number, boolean | 'always']> = [['C.3', 4096, false], ['C.4', 4096, 'always'], ['C.5', 256, false], ['C.6', 256, 'always']];
+  const groups: Array<[string, number, boolean | 'always']> = [
+    ['C.3', 4096, false],
+    ['C.4', 4096, 'always'],
+    ['C.5', 256, false],
+    ['C.6', 256, 'always'],
+  ];
   for (const [g, size, huffman] of groups) {
     it(`${g}: three blocks decode to the RFC's lists and table sizes, and encode to the same bytes`, () => {
       const dec = new HpackDecoder({ maxTableSize: size });
@@ -44,7 +55,9 @@ describe('RFC 7541 Appendix C', () => {
 
   it('C.2.1–C.2.4: literal with indexing, without indexing, never indexed, indexed', () => {
     const d = new HpackDecoder();
-    expect(d.decode(hex('400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572')).headers).toEqual([['custom-key', 'custom-header']]);
+    expect(d.decode(hex('400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572')).headers).toEqual([
+      ['custom-key', 'custom-header'],
+    ]);
     expect(d.tableSize).toBe(55);
     const d2 = new HpackDecoder();
     expect(d2.decode(hex('040c 2f73 616d 706c 652f 7061 7468')).headers).toEqual([[':path', '/sample/path']]);
@@ -60,7 +73,14 @@ describe('RFC 7541 Appendix C', () => {
 describe('decoder MUSTs (each a COMPRESSION_ERROR)', () => {
   const bad = (name: string, block: string, o: { maxTableSize?: number } = {}): void => {
     it(name, () => {
-      const e = (() => { try { new HpackDecoder(o).decode(hex(block)); return null; } catch (x) { return x; } })();
+      const e = (() => {
+        try {
+          new HpackDecoder(o).decode(hex(block));
+          return null;
+        } catch (x) {
+          return x;
+        }
+      })();
       expect(e).toBeInstanceOf(HpackError);
       expect((e as HpackError).wireCode).toBe(0x9);
     });
@@ -71,7 +91,9 @@ describe('decoder MUSTs (each a COMPRESSION_ERROR)', () => {
   bad('§4.2: a size update above SETTINGS_HEADER_TABLE_SIZE', '3f e2 1f', { maxTableSize: 4096 });
   bad('§5.1: an integer past 2^53', 'ff ff ff ff ff ff ff ff ff ff 01');
   // §5.1: past our octet-length limit (nghttp2's: 5 continuation octets), even for a small value padded with zeros.
-  bad('§5.1: a valid size update (4096) written with 6 continuation octets', '3f e1 9f 80 80 80 00 82', { maxTableSize: 4096 });
+  bad('§5.1: a valid size update (4096) written with 6 continuation octets', '3f e1 9f 80 80 80 00 82', {
+    maxTableSize: 4096,
+  });
 
   it('§5.1: an integer padded with zero continuation octets up to the limit (5) is read as its value', () => {
     const d = new HpackDecoder({ maxTableSize: 4096 });
@@ -107,7 +129,14 @@ describe('limits (HPACK bombs, RFC 9113 §10.5.1)', () => {
     const enc = new HpackEncoder();
     const dec = new HpackDecoder({ maxHeaderListSize: 1000 });
     const block = enc.encode(Array.from({ length: 30 }, (_, i) => [`x-h${i}`, 'v'.repeat(20)] as [string, string]));
-    const e = (() => { try { dec.decode(block); return null; } catch (x) { return x as HpackError; } })();
+    const e = (() => {
+      try {
+        dec.decode(block);
+        return null;
+      } catch (x) {
+        return x as HpackError;
+      }
+    })();
     expect(e?.tooLarge).toBe(true);
     // The next block still decodes: the table saw every insertion.
     expect(dec.decode(enc.encode([['x-h29', 'v'.repeat(20)]])).headers).toEqual([['x-h29', 'v'.repeat(20)]]);
@@ -131,7 +160,14 @@ describe('encoder policy', () => {
   it('§7.1.3: authorization and short cookies are never indexed; long cookies are', () => {
     const enc = new HpackEncoder();
     const dec = new HpackDecoder();
-    const r = dec.decode(enc.encode([['authorization', 'Basic eA=='], ['cookie', 'a=1'], ['cookie', 'session=0123456789abcdef0123'], ['x-safe', '1']]));
+    const r = dec.decode(
+      enc.encode([
+        ['authorization', 'Basic eA=='],
+        ['cookie', 'a=1'],
+        ['cookie', 'session=0123456789abcdef0123'],
+        ['x-safe', '1'],
+      ]),
+    );
     expect(r.neverIndexed).toEqual([0, 1]);
     expect(enc.tableSize).toBe(dec.tableSize);
     expect(dec.tableSize).toBe('cookie'.length + 28 + 32 + 'x-safe'.length + 1 + 32);
@@ -140,7 +176,12 @@ describe('encoder policy', () => {
   it('a repeated block shrinks to indexes; a peer table size change is announced at the next block', () => {
     const enc = new HpackEncoder();
     const dec = new HpackDecoder();
-    const fields: Array<[string, string]> = [[':method', 'GET'], [':path', '/a/b'], ['user-agent', 'originlink-test'], ['accept', '*/*']];
+    const fields: Array<[string, string]> = [
+      [':method', 'GET'],
+      [':path', '/a/b'],
+      ['user-agent', 'originlink-test'],
+      ['accept', '*/*'],
+    ];
     const first = enc.encode(fields);
     const second = enc.encode(fields);
     expect(second.length).toBeLessThanOrEqual(fields.length);
@@ -160,10 +201,15 @@ describe('encoder: a field at the same position as in the previous block', () =>
     const enc = new HpackEncoder({ peerTableSize: 200, maxTableSize: 200 });
     const dec = new HpackDecoder({ maxTableSize: 200 });
     let seed = 3;
-    const rnd = (k: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % k);
+    const rnd = (k: number): number => (seed = (seed * 1103515245 + 12345) >>> 0) % k;
     for (let i = 0; i < 2000; i++) {
       // Fields that repeat at their position, and one that changes and pushes older entries out of the table.
-      const fields: Array<[string, string]> = [[':method', 'GET'], ['x-stable', 'same-every-time'], ['x-churn', `value-${rnd(50)}-${'z'.repeat(rnd(60))}`], ['x-often', `v${rnd(3)}`]];
+      const fields: Array<[string, string]> = [
+        [':method', 'GET'],
+        ['x-stable', 'same-every-time'],
+        ['x-churn', `value-${rnd(50)}-${'z'.repeat(rnd(60))}`],
+        ['x-often', `v${rnd(3)}`],
+      ];
       if (i === 700) {
         enc.setPeerMaxTableSize(100);
         dec.setMaxTableSize(100);
@@ -213,18 +259,34 @@ print(json.dumps(out))
 `;
 
 function python(req: unknown): unknown {
-  return JSON.parse(execFileSync(PY, ['-c', PY_CODEC], { input: JSON.stringify(req), encoding: 'utf8', maxBuffer: 64 << 20 }));
+  return JSON.parse(
+    execFileSync(PY, ['-c', PY_CODEC], { input: JSON.stringify(req), encoding: 'utf8', maxBuffer: 64 << 20 }),
+  );
 }
 
 function randomLists(n: number, seed: number): Array<Array<[string, string]>> {
   let s = seed;
-  const rnd = (k: number): number => ((s = (s * 1103515245 + 12345) >>> 0) % k);
-  const names = [':method', ':path', ':authority', ':scheme', 'user-agent', 'accept', 'cookie', 'x-request-id', 'cache-control', 'content-type', 'x-custom'];
-  return Array.from({ length: n }, () => Array.from({ length: 1 + rnd(12) }, () => {
-    const name = names[rnd(names.length)]!;
-    const value = rnd(3) === 0 ? randomBytes(1 + rnd(40)).toString('base64') : `v${rnd(20)}`;
-    return [name, value] as [string, string];
-  }));
+  const rnd = (k: number): number => (s = (s * 1103515245 + 12345) >>> 0) % k;
+  const names = [
+    ':method',
+    ':path',
+    ':authority',
+    ':scheme',
+    'user-agent',
+    'accept',
+    'cookie',
+    'x-request-id',
+    'cache-control',
+    'content-type',
+    'x-custom',
+  ];
+  return Array.from({ length: n }, () =>
+    Array.from({ length: 1 + rnd(12) }, () => {
+      const name = names[rnd(names.length)]!;
+      const value = rnd(3) === 0 ? randomBytes(1 + rnd(40)).toString('base64') : `v${rnd(20)}`;
+      return [name, value] as [string, string];
+    }),
+  );
 }
 
 describe('differential against python3-hpack (independent implementation)', () => {

@@ -24,11 +24,11 @@ describe('IdMap', () => {
     for (let op = 0; op < 20_000; op++) {
       const x = r();
       if (x < 0.45) {
-        const k = r() < 0.1 && ref.size ? [...ref.keys()][Math.floor(r() * ref.size)] as number : (next += 2);
+        const k = r() < 0.1 && ref.size ? ([...ref.keys()][Math.floor(r() * ref.size)] as number) : (next += 2);
         ref.set(k, `v${op}`);
         m.set(k, `v${op}`);
       } else if (x < 0.9) {
-        const k = ref.size && r() < 0.9 ? [...ref.keys()][Math.floor(r() * ref.size)] as number : next + 100;
+        const k = ref.size && r() < 0.9 ? ([...ref.keys()][Math.floor(r() * ref.size)] as number) : next + 100;
         expect(m.delete(k)).toBe(ref.delete(k));
       } else if (x < 0.999) {
         const k = Math.floor(r() * next);
@@ -50,7 +50,9 @@ describe('IdMap', () => {
     for (let i = 0; i < 1000; i++) m.set(i * 4 + 1, i);
     for (let i = 0; i < 995; i++) m.delete(i * 4 + 1);
     for (let i = 1000; i < 1010; i++) m.set(i * 4 + 1, i);
-    expect([...m.values()]).toEqual([995, 996, 997, 998, 999, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009]);
+    expect([...m.values()]).toEqual([
+      995, 996, 997, 998, 999, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009,
+    ]);
     expect(m.get(999 * 4 + 1)).toBe(999);
     expect(m.get(5)).toBeUndefined();
   });
@@ -58,16 +60,30 @@ describe('IdMap', () => {
   it('deleting and adding while iterating behaves like Map: deleted ones are skipped, added ones visited', () => {
     const ref = new Map<number, number>();
     const m = new IdMap<number>();
-    for (let i = 0; i < 20; i++) { ref.set(i, i); m.set(i, i); }
+    for (let i = 0; i < 20; i++) {
+      ref.set(i, i);
+      m.set(i, i);
+    }
     const seenRef: number[] = [];
     const seen: number[] = [];
-    for (const [k] of ref) { seenRef.push(k); if (k % 3 === 0) ref.delete(k + 1); if (k === 5) for (let j = 100; j < 120; j++) ref.set(j, j); }
-    for (const [k] of m) { seen.push(k); if (k % 3 === 0) m.delete(k + 1); if (k === 5) for (let j = 100; j < 120; j++) m.set(j, j); }
+    for (const [k] of ref) {
+      seenRef.push(k);
+      if (k % 3 === 0) ref.delete(k + 1);
+      if (k === 5) for (let j = 100; j < 120; j++) ref.set(j, j);
+    }
+    for (const [k] of m) {
+      seen.push(k);
+      if (k % 3 === 0) m.delete(k + 1);
+      if (k === 5) for (let j = 100; j < 120; j++) m.set(j, j);
+    }
     expect(seen).toEqual(seenRef);
     expect([...m]).toEqual([...ref]);
     // An iteration left early (break) still lets the table compact later.
     for (const _ of m) break;
-    for (let i = 0; i < 200; i++) { m.set(1000 + i, i); m.delete(1000 + i); }
+    for (let i = 0; i < 200; i++) {
+      m.set(1000 + i, i);
+      m.delete(1000 + i);
+    }
     expect([...m]).toEqual([...ref]);
   });
 

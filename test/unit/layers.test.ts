@@ -16,15 +16,23 @@ const SRC = join(ROOT, 'src');
 
 /** The ranks of docs/architecture.md. `index` is the package entry (a file at the top of src/). */
 export const RANK: Readonly<Record<string, number>> = {
-  http: 0, util: 0, errors: 0,
-  codec: 1, store: 1,
-  h1: 2, h2: 2, h3: 2,
+  http: 0,
+  util: 0,
+  errors: 0,
+  codec: 1,
+  store: 1,
+  h1: 2,
+  h2: 2,
+  h3: 2,
   quic: 3,
-  net: 4, wire: 4,
-  client: 5, server: 5,
+  net: 4,
+  wire: 4,
+  client: 5,
+  server: 5,
   connect: 6,
   pool: 7,
-  probe: 8, group: 8,
+  probe: 8,
+  group: 8,
   agent: 9,
   service: 10,
   cli: 11,
@@ -61,9 +69,11 @@ export function violations(file: string, text: string): string[] {
     if (!spec) continue;
     if (!spec.startsWith('.')) {
       // Rank 2 is sans-IO: no sockets, no name resolution.
-      if (rf === 2 && /^(node:)?(net|tls|dgram|dns|dns\/promises|http|http2|https)$/.test(spec)) bad.push(`${name} (${from}, sans-IO) imports ${spec}`);
+      if (rf === 2 && /^(node:)?(net|tls|dgram|dns|dns\/promises|http|http2|https)$/.test(spec))
+        bad.push(`${name} (${from}, sans-IO) imports ${spec}`);
       // One resolver: every name lookup goes through net/resolver.ts.
-      else if (from !== 'net' && /^(node:)?dns(\/promises)?$/.test(spec)) bad.push(`${name} (${from}) imports ${spec}: names are resolved by net/ only`);
+      else if (from !== 'net' && /^(node:)?dns(\/promises)?$/.test(spec))
+        bad.push(`${name} (${from}) imports ${spec}: names are resolved by net/ only`);
       continue;
     }
     const target = normalize(join(dirname(file), spec));
@@ -76,7 +86,8 @@ export function violations(file: string, text: string): string[] {
     }
     // Ground modules may use each other; any other layer only strictly lower ranks.
     if (rt > rf) bad.push(`${name} (${from}, rank ${rf}) imports ${relative(SRC, target)} (${to}, rank ${rt}): upward`);
-    else if (rt === rf && rf !== 0) bad.push(`${name} (${from}) imports ${relative(SRC, target)} (${to}): a sibling of the same rank`);
+    else if (rt === rf && rf !== 0)
+      bad.push(`${name} (${from}) imports ${relative(SRC, target)} (${to}): a sibling of the same rank`);
   }
   // Rank 2 reads no clock of its own and arms no timer (a timer is the driver's: a callback it is given).
   if (rf === 2) {
@@ -111,7 +122,9 @@ describe('layering', () => {
     expect(violations(at('store/redis-link.ts'), "const m = await import('../net/proxy.js');")[0]).toMatch(/upward/);
     expect(violations(at('h2/connection.ts'), "import net from 'node:net';")[0]).toMatch(/sans-IO\) imports node:net/);
     expect(violations(at('h3/connection.ts'), 'const t = setTimeout(f, 5);')[0]).toMatch(/sans-IO\) calls setTimeout/);
-    expect(violations(at('probe/coalesce.ts'), "import { lookup } from 'node:dns/promises';")[0]).toMatch(/resolved by net\/ only/);
+    expect(violations(at('probe/coalesce.ts'), "import { lookup } from 'node:dns/promises';")[0]).toMatch(
+      /resolved by net\/ only/,
+    );
     expect(violations(at('net/resolver.ts'), "import { Resolver } from 'node:dns/promises';")).toEqual([]);
     // A comment naming a timer is not a timer; the ground may use itself.
     expect(violations(at('h1/parser.ts'), '// no setTimeout( here')).toEqual([]);
@@ -124,7 +137,9 @@ describe('layering', () => {
     const text = readFileSync(doc, 'utf8');
     for (const [layer, rank] of Object.entries(RANK)) {
       if (layer === 'errors' || layer === 'index') continue;
-      expect(text, `docs/architecture.md names ${layer}/ at rank ${rank}`).toMatch(new RegExp(`\\|\\s*${rank}\\s*\\|[^\\n]*\`${layer}/\``));
+      expect(text, `docs/architecture.md names ${layer}/ at rank ${rank}`).toMatch(
+        new RegExp(`\\|\\s*${rank}\\s*\\|[^\\n]*\`${layer}/\``),
+      );
     }
   });
 });

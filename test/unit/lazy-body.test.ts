@@ -14,7 +14,14 @@ function lazy(limit = 16 * 1024): { body: LazyBody; made: () => number; pauses: 
   let pauses = 0;
   const body = new LazyBody(() => {
     made++;
-    return new PushBody(() => {}, () => { pauses++; }, null, limit);
+    return new PushBody(
+      () => {},
+      () => {
+        pauses++;
+      },
+      null,
+      limit,
+    );
   }, limit);
   return { body, made: () => made, pauses: () => pauses };
 }

@@ -2,8 +2,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LazyTimer } from '../../src/util/lazy-timer.js';
 
 describe('LazyTimer', () => {
-  beforeEach(() => { vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] }); });
-  afterEach(() => { vi.useRealTimers(); });
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('fires once at its deadline; a later deadline re-arms on the way, an earlier one replaces the Timeout', async () => {
     const fired: number[] = [];
@@ -28,7 +32,9 @@ describe('LazyTimer', () => {
 
   it('a cleared deadline never fires; set again it does; stop leaves no Timeout', async () => {
     let n = 0;
-    const t = new LazyTimer(() => { n++; });
+    const t = new LazyTimer(() => {
+      n++;
+    });
     t.set(100);
     t.clear();
     await vi.advanceTimersByTimeAsync(500);

@@ -23,7 +23,11 @@ const dir = mkdtempSync(join(tmpdir(), 'ol-logdest-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(stdout: 'pipe' | number): { report: { sync: boolean; boom: boolean }; out: string } {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', stdout, 'pipe'], encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', child], {
+    stdio: ['ignore', stdout, 'pipe'],
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   expect(r.status, r.stderr).toBe(0);
   return { report: JSON.parse(r.stderr) as { sync: boolean; boom: boolean }, out: r.stdout ?? '' };
 }

@@ -12,13 +12,21 @@ const ROOT = join(import.meta.dirname, '..', '..');
 
 describe('the package ships its docs', () => {
   it('npm pack holds every docs/ page, and the ones --help names are there', () => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 });
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 60_000,
+    });
     const files = new Set((JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0]?.files.map((f) => f.path));
-    const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+    const docs = readdirSync(join(ROOT, 'docs'))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`);
     for (const d of docs) expect(files, d).toContain(d);
     expect(docs).toContain('docs/first-hour.md');
     for (const m of SERVE_USAGE.matchAll(/(\/\S+\/docs\/([\w-]+\.md))/g)) expect(files, m[1]).toContain(`docs/${m[2]}`);
     // The README's links into docs/ name pages that exist.
-    for (const m of readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/\]\((docs\/[\w-]+\.md)/g)) expect(files, m[1]).toContain(m[1]);
+    for (const m of readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/\]\((docs\/[\w-]+\.md)/g))
+      expect(files, m[1]).toContain(m[1]);
   });
 });

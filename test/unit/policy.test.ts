@@ -6,9 +6,19 @@ import { isIdempotentRequest, isSafeMethod } from '../../src/http/methods.js';
 import { endToEnd } from '../../src/http/fields.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure, type ExchangeFacts } from '../../src/errors.js';
 
-const base: RetryInput = { attempt: 1, maxRetries: 2, replayable: true, idempotent: true, aborted: false, urls: 1, untried: 0, requeues: 0 };
+const base: RetryInput = {
+  attempt: 1,
+  maxRetries: 2,
+  replayable: true,
+  idempotent: true,
+  aborted: false,
+  urls: 1,
+  untried: 0,
+  requeues: 0,
+};
 const twoUrls = { ...base, urls: 2, untried: 1 };
-const err = (code: string, retrySafe: boolean, facts: ExchangeFacts | null): OriginlinkError => new OriginlinkError(code, 'remote', 'x', { retrySafe, facts });
+const err = (code: string, retrySafe: boolean, facts: ExchangeFacts | null): OriginlinkError =>
+  new OriginlinkError(code, 'remote', 'x', { retrySafe, facts });
 const staleReuse: ExchangeFacts = { reused: true, requestSent: true, responseStarted: false };
 const fresh: ExchangeFacts = { reused: false, requestSent: true, responseStarted: false };
 const answered: ExchangeFacts = { reused: true, requestSent: true, responseStarted: true };
@@ -26,15 +36,50 @@ describe('retryDecision', () => {
     ['name does not resolve, one URL', err(ErrorCode.DNS_FAILED, true, NOT_SENT), base, false],
     ['name does not resolve, another URL to try', err(ErrorCode.DNS_FAILED, true, NOT_SENT), twoUrls, true],
     ['refused stream / above GOAWAY', err(ErrorCode.GOAWAY, true, fresh), { ...base, idempotent: false }, true],
-    ['stale keep-alive: idempotent, reused, no response byte', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), base, true],
-    ['stale keep-alive but POST', err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, idempotent: false }, false],
+    [
+      'stale keep-alive: idempotent, reused, no response byte',
+      err(ErrorCode.SOCKET_CLOSED, false, staleReuse),
+      base,
+      true,
+    ],
+    [
+      'stale keep-alive but POST',
+      err(ErrorCode.SOCKET_CLOSED, false, staleReuse),
+      { ...base, idempotent: false },
+      false,
+    ],
     ['idempotent on a fresh connection', err(ErrorCode.SOCKET_CLOSED, false, fresh), base, false],
     // An origin group's endpoint died under it (SIGKILL): another endpoint not tried yet takes it, as nginx's proxy_next_upstream.
-    ['idempotent on a fresh connection, another server of the group next', err(ErrorCode.SOCKET_CLOSED, false, fresh), { ...base, otherServer: true }, true],
-    ['reset on a fresh connection, another server next', err(ErrorCode.SOCKET_RESET, false, fresh), { ...base, otherServer: true }, true],
-    ['POST on a fresh connection, another server next', err(ErrorCode.SOCKET_CLOSED, false, fresh), { ...base, otherServer: true, idempotent: false }, false],
-    ['a response byte had arrived, another server next', err(ErrorCode.SOCKET_RESET, false, answered), { ...base, otherServer: true }, false],
-    ['headers timeout, another server next (a slow server, not a lost one)', err(ErrorCode.HEADERS_TIMEOUT, false, fresh), { ...base, otherServer: true }, false],
+    [
+      'idempotent on a fresh connection, another server of the group next',
+      err(ErrorCode.SOCKET_CLOSED, false, fresh),
+      { ...base, otherServer: true },
+      true,
+    ],
+    [
+      'reset on a fresh connection, another server next',
+      err(ErrorCode.SOCKET_RESET, false, fresh),
+      { ...base, otherServer: true },
+      true,
+    ],
+    [
+      'POST on a fresh connection, another server next',
+      err(ErrorCode.SOCKET_CLOSED, false, fresh),
+      { ...base, otherServer: true, idempotent: false },
+      false,
+    ],
+    [
+      'a response byte had arrived, another server next',
+      err(ErrorCode.SOCKET_RESET, false, answered),
+      { ...base, otherServer: true },
+      false,
+    ],
+    [
+      'headers timeout, another server next (a slow server, not a lost one)',
+      err(ErrorCode.HEADERS_TIMEOUT, false, fresh),
+      { ...base, otherServer: true },
+      false,
+    ],
     ['a response byte had arrived', err(ErrorCode.SOCKET_RESET, false, answered), base, false],
     ['unknown facts', err(ErrorCode.SOCKET_CLOSED, false, null), base, false],
     ['streamed body', err(ErrorCode.GOAWAY, true, NOT_SENT), { ...base, replayable: false }, false],
@@ -49,17 +94,47 @@ describe('retryDecision', () => {
     ['our queue full, one URL: queuing again helps nothing', err(ErrorCode.QUEUE_FULL, true, NOT_SENT), base, false],
     ['our queue waited out, one URL', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), base, false],
     ['our queue waited out, another URL to try', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), twoUrls, true],
-    ['our queue waited out, every URL tried', err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT), { ...base, urls: 2, attempt: 2 }, false],
+    [
+      'our queue waited out, every URL tried',
+      err(ErrorCode.QUEUE_TIMEOUT, true, NOT_SENT),
+      { ...base, urls: 2, attempt: 2 },
+      false,
+    ],
     ['body timeout on a reused connection', err(ErrorCode.BODY_TIMEOUT, false, staleReuse), base, false],
-    ['our client\'s upload stalled on a reused connection', err(ErrorCode.REQUEST_BODY_TIMEOUT, false, staleReuse), base, false],
+    [
+      "our client's upload stalled on a reused connection",
+      err(ErrorCode.REQUEST_BODY_TIMEOUT, false, staleReuse),
+      base,
+      false,
+    ],
     ['malformed answer on a reused connection', err(ErrorCode.MALFORMED_RESPONSE, false, staleReuse), base, false],
-    ['0-RTT request abandoned before the handshake, idempotent', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), base, true],
-    ['0-RTT request abandoned before the handshake, POST', err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh), { ...base, idempotent: false }, false],
+    [
+      '0-RTT request abandoned before the handshake, idempotent',
+      err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh),
+      base,
+      true,
+    ],
+    [
+      '0-RTT request abandoned before the handshake, POST',
+      err(ErrorCode.EARLY_DATA_ABANDONED, false, fresh),
+      { ...base, idempotent: false },
+      false,
+    ],
     // A TCP Fast Open SYN never answered, its request in the SYN's data: as uncertain as 0-RTT, the same rule.
     ['TFO SYN unanswered, idempotent, another URL to try', err(ErrorCode.CONNECT_TIMEOUT, false, fresh), twoUrls, true],
-    ['TFO SYN unanswered, POST, another URL to try', err(ErrorCode.CONNECT_TIMEOUT, false, fresh), { ...twoUrls, idempotent: false }, false],
+    [
+      'TFO SYN unanswered, POST, another URL to try',
+      err(ErrorCode.CONNECT_TIMEOUT, false, fresh),
+      { ...twoUrls, idempotent: false },
+      false,
+    ],
     ['TFO SYN unanswered, idempotent, one URL', err(ErrorCode.CONNECT_TIMEOUT, false, fresh), base, false],
-    ['0-RTT request abandoned after a response byte', err(ErrorCode.EARLY_DATA_ABANDONED, false, { ...fresh, responseStarted: true }), base, false],
+    [
+      '0-RTT request abandoned after a response byte',
+      err(ErrorCode.EARLY_DATA_ABANDONED, false, { ...fresh, responseStarted: true }),
+      base,
+      false,
+    ],
   ] as const)('%s → retry %s', (_name, e, input, want) => {
     expect(retryDecision(e, input).retry).toBe(want);
   });
@@ -67,24 +142,43 @@ describe('retryDecision', () => {
   it('an unreachable URL fails over to the next, each URL once, with one more attempt per further URL', () => {
     const e = err(ErrorCode.CONNECT_FAILED, true, NOT_SENT);
     expect(retryDecision(e, { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: true, requeue: false });
-    expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 4 })).toEqual({ retry: true, failover: true, requeue: false });
+    expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 4 })).toEqual({
+      retry: true,
+      failover: true,
+      requeue: false,
+    });
     expect(retryDecision(e, { ...base, urls: 3, untried: 1, attempt: 5 }).retry).toBe(false);
     // Every URL tried: never back to one that was unreachable.
     expect(retryDecision(e, { ...base, urls: 3, untried: 0, attempt: 3 }).retry).toBe(false);
     // A stale-connection retry stays on the same URL.
-    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3, untried: 2 })).toEqual({ retry: true, failover: false, requeue: false });
+    expect(retryDecision(err(ErrorCode.SOCKET_CLOSED, false, staleReuse), { ...base, urls: 3, untried: 2 })).toEqual({
+      retry: true,
+      failover: false,
+      requeue: false,
+    });
   });
 
   it('a refused stream goes back to its queue without spending a retry, at most MAX_REQUEUES times (RFC 9113 §8.7)', () => {
     const refused = err(ErrorCode.STREAM_RESET, true, fresh);
     // The attempt budget is spent (attempt 3 of 1 + 2): a refusal still requeues, the decision says so.
     expect(retryDecision(refused, { ...base, attempt: 3 })).toEqual({ retry: true, failover: false, requeue: true });
-    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES - 1 })).toEqual({ retry: true, failover: false, requeue: true });
+    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES - 1 })).toEqual({
+      retry: true,
+      failover: false,
+      requeue: true,
+    });
     // Past the requeues, a refusal is an ordinary retry-safe failure: the attempt budget decides.
-    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES })).toEqual({ retry: true, failover: false, requeue: false });
+    expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES })).toEqual({
+      retry: true,
+      failover: false,
+      requeue: false,
+    });
     expect(retryDecision(refused, { ...base, requeues: MAX_REQUEUES, attempt: MAX_REQUEUES + 3 }).retry).toBe(false);
     // Requeues spend no attempt: after 8 requeues and one failure, two retries are left.
-    expect(retryDecision(err(ErrorCode.GOAWAY, true, fresh), { ...base, requeues: MAX_REQUEUES, attempt: MAX_REQUEUES + 2 }).retry).toBe(true);
+    expect(
+      retryDecision(err(ErrorCode.GOAWAY, true, fresh), { ...base, requeues: MAX_REQUEUES, attempt: MAX_REQUEUES + 2 })
+        .retry,
+    ).toBe(true);
     // A stream reset that was not a refusal (retrySafe false: the origin may have processed it) never requeues.
     expect(retryDecision(err(ErrorCode.STREAM_RESET, false, fresh), base).retry).toBe(false);
     // A body that cannot be sent again, or a caller who left, never.
@@ -131,10 +225,20 @@ describe('method table, hop-by-hop rule, 0-RTT rule', () => {
 
   it('RFC 9110 §7.6.1: connection fields and the fields Connection names are stripped; te only as trailers', () => {
     const out = endToEnd([
-      ['connection', 'close, x-secret'], ['x-secret', '1'], ['keep-alive', 'timeout=5'], ['proxy-authorization', 'p'],
-      ['upgrade', 'h2c'], ['transfer-encoding', 'chunked'], ['te', 'gzip, trailers'], ['accept', '*/*'], ['expect', '100-continue'],
+      ['connection', 'close, x-secret'],
+      ['x-secret', '1'],
+      ['keep-alive', 'timeout=5'],
+      ['proxy-authorization', 'p'],
+      ['upgrade', 'h2c'],
+      ['transfer-encoding', 'chunked'],
+      ['te', 'gzip, trailers'],
+      ['accept', '*/*'],
+      ['expect', '100-continue'],
     ]);
-    expect(out).toEqual([['te', 'trailers'], ['accept', '*/*']]);
+    expect(out).toEqual([
+      ['te', 'trailers'],
+      ['accept', '*/*'],
+    ]);
   });
 
   it('RFC 8470: safe methods go early by default; the request may say otherwise', () => {

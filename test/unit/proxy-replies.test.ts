@@ -19,11 +19,20 @@ describe('readConnectReply (RFC 9110 §9.3.6)', () => {
     const interim = 'HTTP/1.1 100 Continue\r\n\r\n';
     const all = `${interim}HTTP/1.1 407 Auth\r\nProxy-Authenticate: Basic\r\n\r\n`;
     expect(readConnectReply(b(all), 1024)).toEqual({ value: 100, length: interim.length });
-    expect(readConnectReply(b(all.slice(interim.length)), 1024)).toEqual({ value: 407, length: all.length - interim.length });
+    expect(readConnectReply(b(all.slice(interim.length)), 1024)).toEqual({
+      value: 407,
+      length: all.length - interim.length,
+    });
     expect(() => readConnectReply(b('HTTP/1.1 101 Switching\r\n\r\n'), 1024)).toThrow(ProxyReplyError);
   });
   it('refuses what is not a status line, and a head without end past the limit', () => {
-    for (const bad of ['HTTP/2 200\r\n\r\n', 'HTTP/1.1 20 OK\r\n\r\n', 'HTTP/1.1 2000 OK\r\n\r\n', 'SSH-2.0-x\r\n\r\n', 'HTTP/1.1 099 x\r\n\r\n']) {
+    for (const bad of [
+      'HTTP/2 200\r\n\r\n',
+      'HTTP/1.1 20 OK\r\n\r\n',
+      'HTTP/1.1 2000 OK\r\n\r\n',
+      'SSH-2.0-x\r\n\r\n',
+      'HTTP/1.1 099 x\r\n\r\n',
+    ]) {
       expect(() => readConnectReply(b(bad), 1024), bad).toThrow(ProxyReplyError);
     }
     expect(() => readConnectReply(b(`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(2000)}`), 1024)).toThrow(/within 1024 bytes/);
@@ -35,8 +44,14 @@ describe('readConnectReply (RFC 9110 §9.3.6)', () => {
 
 describe('readSocks5Reply (RFC 1928 §6)', () => {
   it('IPv4, IPv6 and name bound addresses: the whole reply is consumed', () => {
-    expect(readSocks5Reply(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90, 0xaa]))).toEqual({ value: 0, length: 10 });
-    expect(readSocks5Reply(Buffer.from([5, 0, 0, 4, ...new Array(16).fill(0), 0, 80]))).toEqual({ value: 0, length: 22 });
+    expect(readSocks5Reply(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90, 0xaa]))).toEqual({
+      value: 0,
+      length: 10,
+    });
+    expect(readSocks5Reply(Buffer.from([5, 0, 0, 4, ...new Array(16).fill(0), 0, 80]))).toEqual({
+      value: 0,
+      length: 22,
+    });
     expect(readSocks5Reply(Buffer.from([5, 0, 0, 3, 1, 0x61, 0, 80]))).toEqual({ value: 0, length: 8 });
     expect(readSocks5Reply(Buffer.from([5, 0, 0, 3, 1, 0x61, 0]))).toBeNull();
   });
@@ -61,6 +76,10 @@ describe('redact: credentials never reach a message', () => {
 
   it('config and Redis URL errors carry none', () => {
     expect(() => parseRedisUrl('redis://default:s3cr/et@redis.example:99999999/0')).toThrow(/\*\*\*@/);
-    try { parseRedisUrl('redis://default:s3cr/et@redis.example:99999999/0'); } catch (e) { expect((e as Error).message).not.toContain('s3cr'); }
+    try {
+      parseRedisUrl('redis://default:s3cr/et@redis.example:99999999/0');
+    } catch (e) {
+      expect((e as Error).message).not.toContain('s3cr');
+    }
   });
 });

@@ -11,7 +11,11 @@ const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s
 const toHex = (b: Uint8Array | null): string => (b ? Buffer.from(b).toString('hex') : '');
 
 /** Feed encoder stream bytes whole or one at a time, collecting unblocked sections. */
-function feed(dec: QpackDecoder, bytes: Uint8Array, byteByByte: boolean): Array<{ streamId: number; headers: HeaderField[] }> {
+function feed(
+  dec: QpackDecoder,
+  bytes: Uint8Array,
+  byteByByte: boolean,
+): Array<{ streamId: number; headers: HeaderField[] }> {
   if (!byteByByte) return dec.feedEncoderStream(bytes);
   const out = [];
   for (let i = 0; i < bytes.length; i++) out.push(...dec.feedEncoderStream(bytes.subarray(i, i + 1)));
@@ -39,13 +43,22 @@ describe('QPACK decoder: RFC 9204 Appendix B examples', () => {
       expect(dec.takeDecoderStreamBytes()).toBeNull();
 
       // B.2 Dynamic Table.
-      expect(feed(dec, hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468'), byteByByte)).toEqual([]);
+      expect(
+        feed(
+          dec,
+          hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468'),
+          byteByByte,
+        ),
+      ).toEqual([]);
       expect(dec.table.size).toBe(106);
       expect(toHex(dec.takeDecoderStreamBytes())).toBe('02'); // Insert Count Increment 2
       r = dec.decodeSection(4, hex('0381 10 11'));
       expect(r).toEqual({
         status: 'done',
-        headers: [[':authority', 'www.example.com'], [':path', '/sample/path']],
+        headers: [
+          [':authority', 'www.example.com'],
+          [':path', '/sample/path'],
+        ],
         requiredInsertCount: 2,
       });
       expect(toHex(dec.takeDecoderStreamBytes())).toBe('84'); // Section Acknowledgment stream 4
@@ -62,7 +75,11 @@ describe('QPACK decoder: RFC 9204 Appendix B examples', () => {
       r = dec.decodeSection(8, hex('0500 80 c1 81'));
       expect(r).toEqual({
         status: 'done',
-        headers: [[':authority', 'www.example.com'], [':path', '/'], ['custom-key', 'custom-value']],
+        headers: [
+          [':authority', 'www.example.com'],
+          [':path', '/'],
+          ['custom-key', 'custom-value'],
+        ],
         requiredInsertCount: 4,
       });
       expect(toHex(dec.takeDecoderStreamBytes())).toBe('88');
@@ -87,7 +104,15 @@ describe('QPACK decoder: blocking and errors', () => {
       expect(dec.decodeSection(4, hex('0381 10 11'))).toEqual({ status: 'blocked', requiredInsertCount: 2 });
       expect(dec.blockedStreamCount).toBe(1);
       const un = feed(dec, inserts, byteByByte);
-      expect(un).toEqual([{ streamId: 4, headers: [[':authority', 'www.example.com'], [':path', '/sample/path']] }]);
+      expect(un).toEqual([
+        {
+          streamId: 4,
+          headers: [
+            [':authority', 'www.example.com'],
+            [':path', '/sample/path'],
+          ],
+        },
+      ]);
       expect(dec.blockedStreamCount).toBe(0);
       // Section Acknowledgment covers both inserts: no Insert Count Increment needed.
       expect(toHex(dec.takeDecoderStreamBytes())).toBe('84');

@@ -109,7 +109,10 @@ describe('QPACK encoder with the dynamic table', () => {
     const enc = new QpackEncoder({ insertOnSecondUse: false });
     const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 0 });
     enc.setPeerSettings(4096);
-    const l: HeaderField[] = [['x-a', '1'], ['x-b', '2']];
+    const l: HeaderField[] = [
+      ['x-a', '1'],
+      ['x-b', '2'],
+    ];
     dec.decodeSection(0, enc.encode(l, 0));
     dec.feedEncoderStream(enc.takeEncoderStreamBytes()!);
     enc.feedDecoderStream(dec.takeDecoderStreamBytes()!); // Insert Count Increment 2
@@ -127,7 +130,9 @@ describe('QPACK encoder with the dynamic table', () => {
       }
     };
     expect(code(() => enc.feedDecoderStream(Uint8Array.of(0x84)))).toBe(QpackErrorCode.DECODER_STREAM_ERROR);
-    expect(code(() => new QpackEncoder().feedDecoderStream(Uint8Array.of(0x01)))).toBe(QpackErrorCode.DECODER_STREAM_ERROR);
+    expect(code(() => new QpackEncoder().feedDecoderStream(Uint8Array.of(0x01)))).toBe(
+      QpackErrorCode.DECODER_STREAM_ERROR,
+    );
     expect(code(() => enc.feedDecoderStream(Uint8Array.of(0x00)))).toBe(QpackErrorCode.DECODER_STREAM_ERROR);
   });
 
@@ -175,7 +180,10 @@ describe('encoder: a field used in every section does not pin the oldest slot (R
     const dec = new QpackDecoder({ maxTableCapacity: 256, maxBlockedStreams: 16 });
     enc.setPeerSettings(256);
     for (let i = 0; i < 100; i++) {
-      const fields: Array<[string, string]> = [[':authority', 'origin.example'], ['x-token', `t-${i}`]];
+      const fields: Array<[string, string]> = [
+        [':authority', 'origin.example'],
+        ['x-token', `t-${i}`],
+      ];
       const block = enc.encode(fields, i * 4);
       const es = enc.takeEncoderStreamBytes();
       if (es) dec.feedEncoderStream(es);
@@ -206,7 +214,8 @@ describe('encoder: a field is inserted the second time it is sent', () => {
       if (ds) enc.feedDecoderStream(ds);
       return block;
     };
-    for (let i = 0; i < 50; i++) send(i * 4, [['traceparent', `00-${i.toString(16).padStart(32, '0')}-00f067aa0ba902b7-01`]]);
+    for (let i = 0; i < 50; i++)
+      send(i * 4, [['traceparent', `00-${i.toString(16).padStart(32, '0')}-00f067aa0ba902b7-01`]]);
     expect(enc.insertCount).toBe(0);
     const ua: Array<[string, string]> = [['user-agent', 'bench/1.0 (a client that says the same thing every time)']];
     const first = send(400, ua);
@@ -219,11 +228,14 @@ describe('encoder: a field is inserted the second time it is sent', () => {
 });
 
 describe('encoder: a peer that never acknowledges sections', () => {
-  it('past 1024 streams with unacknowledged sections, new sections refer to no entry (each was kept for the connection\'s life, 0.5 KB a request)', () => {
+  it("past 1024 streams with unacknowledged sections, new sections refer to no entry (each was kept for the connection's life, 0.5 KB a request)", () => {
     const enc = new QpackEncoder({ maxTableCapacity: 4096, insertOnSecondUse: false });
     const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 16 });
     enc.setPeerSettings(4096);
-    const fields: HeaderField[] = [[':authority', 'origin.example'], ['x-app', 'shop']];
+    const fields: HeaderField[] = [
+      [':authority', 'origin.example'],
+      ['x-app', 'shop'],
+    ];
     let dynamicSections = 0;
     let known = 0;
     for (let i = 0; i < 1500; i++) {

@@ -24,7 +24,8 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ol-nghttp3-'));
   bin = join(dir, 'peer');
   if (!existsSync('/usr/include/nghttp3/nghttp3.h')) {
-    buildError = 'nghttp3 headers missing: install the Debian package libnghttp3-dev (apt-get install -y --no-install-recommends libnghttp3-dev)';
+    buildError =
+      'nghttp3 headers missing: install the Debian package libnghttp3-dev (apt-get install -y --no-install-recommends libnghttp3-dev)';
     return;
   }
   const r = spawnSync('gcc', ['-O1', '-o', bin, SRC, '-lnghttp3'], { encoding: 'utf8', timeout: 60_000 });
@@ -56,7 +57,11 @@ function parseEncodeReply(b: Buffer): [EncodeReply, number] | null {
   const end = 8 + el + 4 + sl;
   if (b.length < end) return null;
   return [
-    { status: b.readUInt32BE(0), encoderStream: Uint8Array.from(b.subarray(8, 8 + el)), section: Uint8Array.from(b.subarray(12 + el, end)) },
+    {
+      status: b.readUInt32BE(0),
+      encoderStream: Uint8Array.from(b.subarray(8, 8 + el)),
+      section: Uint8Array.from(b.subarray(12 + el, end)),
+    },
     end,
   ];
 }
@@ -158,7 +163,12 @@ function qif(name: string): HeaderField[][] {
   return parseQif(qifText(readFileSync(p)));
 }
 
-async function encodeAll(lists: HeaderField[][], capacity: number, ourMax: number, ackEvery: number): Promise<{ bytes: number }> {
+async function encodeAll(
+  lists: HeaderField[][],
+  capacity: number,
+  ourMax: number,
+  ackEvery: number,
+): Promise<{ bytes: number }> {
   expect(buildError, buildError).toBe('');
   const peer = new Peer([String(capacity), '0']);
   const enc = new QpackEncoder({ maxTableCapacity: ourMax });
@@ -208,7 +218,12 @@ describe('QPACK: our encoder, nghttp3 decoder', () => {
   it('decodes netbsd and fb-resp with our dynamic table at several capacities and ack delays', async () => {
     for (const name of ['netbsd.qif', 'fb-resp.qif']) {
       const lists = qif(name).slice(0, 150);
-      for (const [capacity, ackEvery] of [[256, 1], [4096, 1], [4096, 5], [1024, 2]] as const) {
+      for (const [capacity, ackEvery] of [
+        [256, 1],
+        [4096, 1],
+        [4096, 5],
+        [1024, 2],
+      ] as const) {
         await encodeAll(lists, capacity, capacity, ackEvery);
       }
     }
@@ -238,7 +253,11 @@ function headerListPayload(l: HeaderField[]): Uint8Array {
 describe('QPACK: nghttp3 encoder, our decoder (live feedback)', () => {
   it('decodes everything nghttp3 encodes, with blocking, and nghttp3 accepts our decoder stream', async () => {
     expect(buildError, buildError).toBe('');
-    for (const [capacity, blocked, delay] of [[4096, 16, 3], [256, 4, 1], [4096, 0, 0]] as const) {
+    for (const [capacity, blocked, delay] of [
+      [4096, 16, 3],
+      [256, 4, 1],
+      [4096, 0, 0],
+    ] as const) {
       const lists = qif('fb-req.qif').slice(0, 200);
       const peer = new Peer<EncodeReply>(['encode', String(capacity), String(blocked)], parseEncodeReply);
       const dec = new QpackDecoder({ maxTableCapacity: capacity, maxBlockedStreams: blocked });
@@ -259,10 +278,12 @@ describe('QPACK: nghttp3 encoder, our decoder (live feedback)', () => {
           const out = dec.decodeSection(sid, r.section);
           if (out.status === 'done') decoded.set(sid, out.headers);
           else blockedSeen++;
-          while (held.length > delay) for (const u of dec.feedEncoderStream(held.shift()!)) decoded.set(u.streamId, u.headers);
+          while (held.length > delay)
+            for (const u of dec.feedEncoderStream(held.shift()!)) decoded.set(u.streamId, u.headers);
           await feedback();
         }
-        while (held.length > 0) for (const u of dec.feedEncoderStream(held.shift()!)) decoded.set(u.streamId, u.headers);
+        while (held.length > 0)
+          for (const u of dec.feedEncoderStream(held.shift()!)) decoded.set(u.streamId, u.headers);
         await feedback();
       } finally {
         peer.close();

@@ -14,7 +14,8 @@ import { runQpackInterop } from '../../src/cli/qpack-interop.js';
 
 const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../fixtures/qpack', import.meta.url));
 const present = existsSync(join(VECTORS, 'qifs')) && existsSync(join(VECTORS, 'encoded'));
-const MISSING = `QPACK interop vectors not found at ${VECTORS} (expected qifs/ and encoded/; ` +
+const MISSING =
+  `QPACK interop vectors not found at ${VECTORS} (expected qifs/ and encoded/; ` +
   'set QPACK_VECTORS to the folder holding them)';
 
 describe('QPACK offline interop vectors', () => {

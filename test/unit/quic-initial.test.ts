@@ -8,9 +8,23 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CertificateSet, certificateNames } from '../../src/server/certificates.js';
 import { makeCerts, makeLeaf } from '../helpers/certs.js';
-import { ClientHelloReader, clientHelloServerName, clientInitialKeys, cryptoFrame as crypto, cryptoFrames, openInitials, sealInitial as protect } from '../../src/quic/initial.js';
+import {
+  ClientHelloReader,
+  clientHelloServerName,
+  clientInitialKeys,
+  cryptoFrame as crypto,
+  cryptoFrames,
+  openInitials,
+  sealInitial as protect,
+} from '../../src/quic/initial.js';
 
-const A2 = Buffer.from(readFileSync(new URL('../fixtures/quic/rfc9001-a2-client-initial.hex', import.meta.url), 'utf8').split('\n').filter((l) => !l.startsWith('#')).join(''), 'hex');
+const A2 = Buffer.from(
+  readFileSync(new URL('../fixtures/quic/rfc9001-a2-client-initial.hex', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join(''),
+  'hex',
+);
 const A_DCID = Buffer.from('8394c8f03e515708', 'hex');
 
 /** A ClientHello with the given server name (absent: no extension) and `pad` bytes of another extension (a big key share). */
@@ -24,7 +38,15 @@ function clientHello(name: string | null, pad = 0): Buffer {
   }
   if (pad) exts.push(Buffer.from([0x00, 0x33, pad >> 8, pad & 0xff]), Buffer.alloc(pad, 7));
   const e = Buffer.concat(exts);
-  const body = Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32, 1), Buffer.from([0]), Buffer.from([0, 2, 0x13, 0x01]), Buffer.from([1, 0]), Buffer.from([e.length >> 8, e.length & 0xff]), e]);
+  const body = Buffer.concat([
+    Buffer.from([3, 3]),
+    Buffer.alloc(32, 1),
+    Buffer.from([0]),
+    Buffer.from([0, 2, 0x13, 0x01]),
+    Buffer.from([1, 0]),
+    Buffer.from([e.length >> 8, e.length & 0xff]),
+    e,
+  ]);
   return Buffer.concat([Buffer.from([1, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
 }
 
@@ -51,8 +73,15 @@ describe('client Initial keys and packets (RFC 9001 Appendix A)', () => {
     const bad = Buffer.from(A2);
     bad[600] = bad[600]! ^ 1;
     expect(openInitials(bad, clientInitialKeys(A_DCID))).toBeNull();
-    expect(new ClientHelloReader(A_DCID).push(bad)).toMatchObject({ done: true, serverName: null, why: 'unreadable Initial packet' });
-    expect(new ClientHelloReader(Buffer.from('0001020304050607', 'hex')).push(A2)).toMatchObject({ done: true, serverName: null });
+    expect(new ClientHelloReader(A_DCID).push(bad)).toMatchObject({
+      done: true,
+      serverName: null,
+      why: 'unreadable Initial packet',
+    });
+    expect(new ClientHelloReader(Buffer.from('0001020304050607', 'hex')).push(A2)).toMatchObject({
+      done: true,
+      serverName: null,
+    });
   });
 });
 
@@ -73,17 +102,31 @@ describe('ClientHelloReader', () => {
   });
 
   it('a ClientHello without server_name is done with null and no complaint', () => {
-    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, crypto(0, clientHello(null))))).toEqual({ done: true, serverName: null });
+    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, crypto(0, clientHello(null))))).toEqual({
+      done: true,
+      serverName: null,
+    });
   });
 
   it('gives up on a ClientHello announced larger than 16 KiB, a frame an Initial may not carry, a malformed extension list', () => {
     const huge = Buffer.from([1, 0x01, 0x00, 0x00, 3, 3]);
-    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, crypto(0, huge)))).toMatchObject({ done: true, serverName: null, why: 'ClientHello too large' });
+    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, crypto(0, huge)))).toMatchObject({
+      done: true,
+      serverName: null,
+      why: 'ClientHello too large',
+    });
     const stream = Buffer.from([0x08, 0x00, 0x01, 0x41]); // STREAM in an Initial (RFC 9000 §12.4)
-    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, stream))).toMatchObject({ done: true, serverName: null, why: 'unexpected frame in an Initial packet' });
+    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, stream))).toMatchObject({
+      done: true,
+      serverName: null,
+      why: 'unexpected frame in an Initial packet',
+    });
     const ch = clientHello('x.test');
     ch.writeUInt16BE(0xfff0, ch.length - 2 - 'x.test'.length - 3 - 2 - 4 + 2); // the server_name extension's length, far past the end
-    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, crypto(0, ch)))).toMatchObject({ done: true, serverName: null });
+    expect(new ClientHelloReader(dcid).push(protect(dcid, 0, crypto(0, ch)))).toMatchObject({
+      done: true,
+      serverName: null,
+    });
   });
 
   it('ACK, PING and PADDING beside CRYPTO are read past', () => {

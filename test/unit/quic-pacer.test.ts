@@ -35,8 +35,11 @@ describe('Pacer', () => {
     const cwnd = 100 * MTU;
     p.update(cwnd, 50, 0);
     let burst = 0;
-    while (p.allow(0) === 0 && burst < 1000) { p.sent(MTU); burst++; }
-    expect(burst).toBe(Math.max(MIN_BURST_PACKETS, Math.ceil((PACING_GAIN * cwnd / 50) * TIMER_SLACK_MS / MTU)));
+    while (p.allow(0) === 0 && burst < 1000) {
+      p.sent(MTU);
+      burst++;
+    }
+    expect(burst).toBe(Math.max(MIN_BURST_PACKETS, Math.ceil((((PACING_GAIN * cwnd) / 50) * TIMER_SLACK_MS) / MTU)));
     const sent = run(p, 0, 1000);
     const expected = PACING_GAIN * cwnd * (1000 / 50);
     expect(sent).toBeGreaterThan(0.97 * expected);
@@ -47,9 +50,12 @@ describe('Pacer', () => {
     const p = new Pacer(MTU, 0);
     p.update(1000 * MTU, 10, 0);
     let n = 0;
-    while (p.allow(10_000) === 0 && n < 100_000) { p.sent(MTU); n++; }
+    while (p.allow(10_000) === 0 && n < 100_000) {
+      p.sent(MTU);
+      n++;
+    }
     // At 125 packets/ms the bucket holds TIMER_SLACK_MS of sending, not 10 s of it.
-    expect(n).toBeLessThanOrEqual(Math.ceil(PACING_GAIN * 1000 / 10 * TIMER_SLACK_MS) + 1);
+    expect(n).toBeLessThanOrEqual(Math.ceil(((PACING_GAIN * 1000) / 10) * TIMER_SLACK_MS) + 1);
     p.update(10 * MTU, 10, 10_000);
     expect(p.allow(10_000)).toBeGreaterThan(0);
     expect(run(p, 10_000, 100)).toBeLessThan(1.1 * PACING_GAIN * 10 * MTU * (100 / 10) + 10 * MTU);

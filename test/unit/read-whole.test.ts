@@ -10,7 +10,9 @@ describe('readWhole', () => {
   it('a PushBody nobody read: its chunks kept without a data event, the end resolves with them; the stream is then ended and empty', async () => {
     const b = new PushBody(noop, noop);
     let events = 0;
-    b.on('readable', () => { events++; });
+    b.on('readable', () => {
+      events++;
+    });
     b.removeAllListeners('readable'); // a listener that left: still unread
     const p = readWhole(b, 1000);
     b.deliver(Buffer.from('ab'), false);
@@ -47,7 +49,9 @@ describe('readWhole', () => {
     const p = readWhole(b, 300);
     let lastChunk = performance.now();
     let over = false;
-    void p.catch(() => { over = true; });
+    void p.catch(() => {
+      over = true;
+    });
     for (let i = 0; i < 3 && !over; i++) {
       await new Promise((r) => setTimeout(r, 100));
       if (over) break; // a loaded machine slept past the deadline

@@ -8,7 +8,11 @@ const chunk = (i: number, n = 1000): Buffer => Buffer.alloc(n, 0x41 + (i % 26));
 /** A source of `count` chunks of `n` bytes, each filled with its own letter. */
 function source(count: number, n = 1000): Readable {
   let i = 0;
-  return new Readable({ read() { this.push(i < count ? chunk(i++, n) : null); } });
+  return new Readable({
+    read() {
+      this.push(i < count ? chunk(i++, n) : null);
+    },
+  });
 }
 
 /** Read `r` until `bytes` arrived (or its end), then destroy it as a transport does with a failed attempt. */
@@ -106,7 +110,12 @@ describe('ReplayBody', () => {
 
   it('a source that fails fails the attempt reading it, and the body is not replayable', async () => {
     let i = 0;
-    const src = new Readable({ read() { if (i++ < 3) this.push(chunk(i)); else this.destroy(new Error('client went away')); } });
+    const src = new Readable({
+      read() {
+        if (i++ < 3) this.push(chunk(i));
+        else this.destroy(new Error('client went away'));
+      },
+    });
     const rb = new ReplayBody(src, 64 * 1024);
     await expect(readAll(rb.attempt())).rejects.toThrow(/client went away/);
     expect(rb.replayable).toBe(false);
@@ -120,7 +129,9 @@ describe('ReplayBody', () => {
 
   it('an iterable source, through bodyStream', async () => {
     const { bodyStream } = await import('../../src/http/body.js');
-    async function* gen(): AsyncGenerator<Uint8Array> { for (let i = 0; i < 8; i++) yield chunk(i); }
+    async function* gen(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 8; i++) yield chunk(i);
+    }
     const rb = new ReplayBody(bodyStream(gen()), 64 * 1024);
     await readSome(rb.attempt(), 3000);
     expect((await readAll(rb.attempt())).equals(whole(8))).toBe(true);

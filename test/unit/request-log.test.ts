@@ -9,9 +9,19 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { jsonNumber, jsonString, MAX_PENDING, RequestLog, RequestRecord } from '../../src/service/request-log.js';
 
-function capture(level = 'info', base: Record<string, unknown> = { svc: 'originlink' }): { log: pino.Logger; lines: string[] } {
+function capture(
+  level = 'info',
+  base: Record<string, unknown> = { svc: 'originlink' },
+): { log: pino.Logger; lines: string[] } {
   const lines: string[] = [];
-  const log = pino({ level, base }, { write: (s: string) => { lines.push(s); } });
+  const log = pino(
+    { level, base },
+    {
+      write: (s: string) => {
+        lines.push(s);
+      },
+    },
+  );
   return { log, lines };
 }
 
@@ -21,8 +31,31 @@ const untimed = (line: string): string => line.replace(/"time":\d+/, '"time":0')
 describe('RequestLog', () => {
   /** The fields pino would be given for `r`: its own, in order, without the unset ones and `time`. */
   const fieldsOf = (r: RequestRecord): Record<string, unknown> => {
-    const o: Record<string, unknown> = { method: r.method, path: r.path, client: r.client, listener: r.listener, remote: r.remote };
-    for (const k of ['route', 'origin', 'clientWaitMs', 'upstream', 'protocol', 'reused', 'attempts', 'queueMs', 'ttfbMs', 'status', 'totalMs', 'tunnel', 'bytes', 'error', 'reason', 'upstreamStatus'] as const) {
+    const o: Record<string, unknown> = {
+      method: r.method,
+      path: r.path,
+      client: r.client,
+      listener: r.listener,
+      remote: r.remote,
+    };
+    for (const k of [
+      'route',
+      'origin',
+      'clientWaitMs',
+      'upstream',
+      'protocol',
+      'reused',
+      'attempts',
+      'queueMs',
+      'ttfbMs',
+      'status',
+      'totalMs',
+      'tunnel',
+      'bytes',
+      'error',
+      'reason',
+      'upstreamStatus',
+    ] as const) {
       if (r[k] !== undefined) o[k] = r[k];
     }
     return o;
@@ -32,11 +65,33 @@ describe('RequestLog', () => {
     const records: RequestRecord[] = [];
     // Every field set; escapes, non-ASCII, a lone surrogate, a number pino writes as null.
     const full = new RequestRecord('GET', '/a "quoted"\\path?x=\n\u0001é\ud800', '1.1', 'front "1"', '::1');
-    Object.assign(full, { route: 0, origin: 'o', clientWaitMs: 0.25, upstream: 'https://127.0.0.1:8443', protocol: 'h2', reused: true, attempts: 1, queueMs: 0.125, ttfbMs: 3, status: 502, totalMs: Number.NaN, tunnel: 'websocket', bytes: 1024, error: 'OL_UPSTREAM_BODY', reason: 'origin failed mid-response\t(cut)', upstreamStatus: 200 });
+    Object.assign(full, {
+      route: 0,
+      origin: 'o',
+      clientWaitMs: 0.25,
+      upstream: 'https://127.0.0.1:8443',
+      protocol: 'h2',
+      reused: true,
+      attempts: 1,
+      queueMs: 0.125,
+      ttfbMs: 3,
+      status: 502,
+      totalMs: Number.NaN,
+      tunnel: 'websocket',
+      bytes: 1024,
+      error: 'OL_UPSTREAM_BODY',
+      reason: 'origin failed mid-response\t(cut)',
+      upstreamStatus: 200,
+    });
     records.push(full);
     // A refusal before any route: only the front's fields, the status and the error.
     const refused = new RequestRecord('POST', '/', '2', 'front', '127.0.0.1');
-    Object.assign(refused, { status: 400, totalMs: 0.5, error: 'bad_request', reason: 'Content-Length and Transfer-Encoding' });
+    Object.assign(refused, {
+      status: 400,
+      totalMs: 0.5,
+      error: 'bad_request',
+      reason: 'Content-Length and Transfer-Encoding',
+    });
     records.push(refused);
     for (const r of records) {
       const ours = capture();
@@ -52,7 +107,10 @@ describe('RequestLog', () => {
   it('writes the line pino writes for records whose shared members change from one line to the next', () => {
     // The members lines of a batch mostly share (client, listener; route to attempts) are made again when any changes.
     let seed = 5;
-    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
     const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
     const ours = capture();
     const rl = new RequestLog(ours.log);
@@ -78,7 +136,13 @@ describe('RequestLog', () => {
     const ours = capture('info', { svc: 'originlink', worker: 2, pid: 1234 });
     const rl = new RequestLog(ours.log);
     rl.write(record(204));
-    expect(JSON.parse(ours.lines[0]!)).toMatchObject({ svc: 'originlink', worker: 2, pid: 1234, status: 204, msg: 'request' });
+    expect(JSON.parse(ours.lines[0]!)).toMatchObject({
+      svc: 'originlink',
+      worker: 2,
+      pid: 1234,
+      status: 204,
+      msg: 'request',
+    });
     ours.log.level = 'warn'; // a reload may raise it
     rl.write(record(200));
     expect(ours.lines).toHaveLength(1);
@@ -87,12 +151,26 @@ describe('RequestLog', () => {
   /** pino's own destination (SonicBoom) as RequestLog tells it apart: it has flushSync. */
   function sonicLike(): { log: pino.Logger; writes: string[]; statuses: () => number[][] } {
     const writes: string[] = [];
-    const log = pino({ level: 'info', base: { svc: 'originlink' } }, { write: (s: string) => { writes.push(s); return true; }, flushSync: () => {} } as unknown as pino.DestinationStream);
-    const statuses = (): number[][] => writes.map((w) => w.trim().split('\n').map((l) => (JSON.parse(l) as { status: number }).status));
+    const log = pino({ level: 'info', base: { svc: 'originlink' } }, {
+      write: (s: string) => {
+        writes.push(s);
+        return true;
+      },
+      flushSync: () => {},
+    } as unknown as pino.DestinationStream);
+    const statuses = (): number[][] =>
+      writes.map((w) =>
+        w
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { status: number }).status),
+      );
     return { log, writes, statuses };
   }
 
-  afterEach(() => { vi.useRealTimers(); });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it("to pino's own destination with flushMs 0, the lines of one turn leave in one write at its end; flush() sends them now", async () => {
     const { log, writes, statuses } = sonicLike();
@@ -120,7 +198,12 @@ describe('RequestLog', () => {
     expect(writes).toHaveLength(0);
     vi.advanceTimersByTime(1);
     expect(statuses()).toEqual([[200, 201]]);
-    expect(writes[0]!.trim().split('\n').map((l) => (JSON.parse(l) as { time: number }).time)).toEqual([1_000_000, 1_000_060]);
+    expect(
+      writes[0]!
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { time: number }).time),
+    ).toEqual([1_000_000, 1_000_060]);
     // A full batch leaves at once; the next line starts a new wait.
     for (let i = 0; i < MAX_PENDING; i++) rl.write(record(300 + (i % 100)), 100);
     expect(writes).toHaveLength(2);
@@ -143,11 +226,45 @@ function record(status: number): RequestRecord {
 
 describe('request log number and string forms', () => {
   it('jsonNumber writes what JSON.stringify writes, for the times the forwarder rounds to three places and for anything else', () => {
-    const values: number[] = [0, -0, 1, -1, 0.001, 0.01, 0.1, 0.5, 0.125, 1.005, 2.675, 999.999, 1000, 1234.5, 2 ** 31, -(2 ** 31), 2 ** 31 - 1,
-      1e12, 1e12 - 0.001, 999_999_999_999.999, -999_999_999_999.999, 1e21, 1e-7, 0.1 + 0.2, Math.PI, Number.MAX_SAFE_INTEGER, Number.MIN_VALUE, NaN, Infinity, -Infinity, 1_764_000_000_000];
+    const values: number[] = [
+      0,
+      -0,
+      1,
+      -1,
+      0.001,
+      0.01,
+      0.1,
+      0.5,
+      0.125,
+      1.005,
+      2.675,
+      999.999,
+      1000,
+      1234.5,
+      2 ** 31,
+      -(2 ** 31),
+      2 ** 31 - 1,
+      1e12,
+      1e12 - 0.001,
+      999_999_999_999.999,
+      -999_999_999_999.999,
+      1e21,
+      1e-7,
+      0.1 + 0.2,
+      Math.PI,
+      Number.MAX_SAFE_INTEGER,
+      Number.MIN_VALUE,
+      NaN,
+      Infinity,
+      -Infinity,
+      1_764_000_000_000,
+    ];
     // Milliseconds rounded as forward.ts does, over many magnitudes, and arbitrary doubles.
     let seed = 7;
-    const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
+    const rand = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     for (let i = 0; i < 20_000; i++) {
       const x = rand() * 10 ** Math.floor(rand() * 13) * (rand() < 0.1 ? -1 : 1);
       values.push(Math.round(x * 1000) / 1000, x);
@@ -156,7 +273,19 @@ describe('request log number and string forms', () => {
   });
 
   it('jsonString writes what JSON.stringify writes', () => {
-    for (const s of ['', 'GET', '/a b', 'say "hi"', 'back\\slash', 'tab\there', 'é', '\u2028', '\ud800', '\u007f', 'x'.repeat(500)]) {
+    for (const s of [
+      '',
+      'GET',
+      '/a b',
+      'say "hi"',
+      'back\\slash',
+      'tab\there',
+      'é',
+      '\u2028',
+      '\ud800',
+      '\u007f',
+      'x'.repeat(500),
+    ]) {
       expect(jsonString(s)).toBe(JSON.stringify(s));
     }
   });

@@ -19,14 +19,24 @@ const facts = (p: Partial<OriginFacts>): OriginFacts => ({ ...emptyFacts(T), ...
 
 describe('selectProtocol', () => {
   it('forced policy wins', () => {
-    expect(selectProtocol(facts({ h3: { host: '', port: 1, expiresAt: T + 1, source: 'alt-svc' } }), 'h1', T)).toMatchObject({ transport: 'tcp', protocol: 'h1' });
+    expect(
+      selectProtocol(facts({ h3: { host: '', port: 1, expiresAt: T + 1, source: 'alt-svc' } }), 'h1', T),
+    ).toMatchObject({ transport: 'tcp', protocol: 'h1' });
     expect(selectProtocol(undefined, 'h3', T)).toMatchObject({ transport: 'quic', protocol: 'h3' });
   });
   it('h3 when advertised, fresh and not broken; else ALPN', () => {
     const h3 = { host: '', port: 443, expiresAt: T + 60_000, source: 'alt-svc' as const };
     expect(selectProtocol(facts({ h3, alpn: 'h2' }), 'auto', T)).toMatchObject({ transport: 'quic', protocol: 'h3' });
-    expect(selectProtocol(facts({ h3, alpn: 'h2', brokenUntil: T + 1000, brokenCount: 1 }), 'auto', T)).toMatchObject({ transport: 'tcp', protocol: 'h2', reason: expect.stringMatching(/marked broken/) });
-    expect(selectProtocol(facts({ h3, alpn: 'http/1.1' }), 'auto', T + 60_000)).toMatchObject({ transport: 'tcp', protocol: 'h1', reason: expect.stringMatching(/expired/) });
+    expect(selectProtocol(facts({ h3, alpn: 'h2', brokenUntil: T + 1000, brokenCount: 1 }), 'auto', T)).toMatchObject({
+      transport: 'tcp',
+      protocol: 'h2',
+      reason: expect.stringMatching(/marked broken/),
+    });
+    expect(selectProtocol(facts({ h3, alpn: 'http/1.1' }), 'auto', T + 60_000)).toMatchObject({
+      transport: 'tcp',
+      protocol: 'h1',
+      reason: expect.stringMatching(/expired/),
+    });
     expect(selectProtocol(undefined, 'auto', T)).toMatchObject({ transport: 'tcp', protocol: null });
   });
   it('race delay: 300 ms unknown, clamp(2·RTT + 25, 25, 300), configured wins', () => {
@@ -77,7 +87,10 @@ describe('origin caches', () => {
     try {
       const file = join(dir, 'c.json');
       const c = new FileOriginCache(file);
-      c.put('fresh', facts({ h3: { host: '', port: 1, expiresAt: T + 10_000, source: 'alt-svc' }, updatedAt: T - 8 * 86_400_000 }));
+      c.put(
+        'fresh',
+        facts({ h3: { host: '', port: 1, expiresAt: T + 10_000, source: 'alt-svc' }, updatedAt: T - 8 * 86_400_000 }),
+      );
       c.put('stale', facts({ updatedAt: T - 8 * 86_400_000 }));
       c.flush(); // written within 100 ms and at exit; now, for the test
       expect(readdirSync(dir)).toEqual(['c.json']);
@@ -106,41 +119,106 @@ class FakeConn implements PooledConnection {
   /** Set: handed out at 0-RTT readiness, handshake pending until `confirm()` or `refuse()`. */
   #hs: { p: Promise<void>; ok: () => void; no: (e: Error) => void } | null = null;
   yielded = 0;
-  constructor(readonly id: number, readonly protocol: Protocol) {
-    this.facts = { protocol, alpn: null, remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, connectMs: 0, tlsMs: 0, tlsVersion: null, resumed: false, earlyData: false, tfo: false, keepAliveHintMs: null, peerMaxConcurrentStreams: null, rttMs: null };
+  constructor(
+    readonly id: number,
+    readonly protocol: Protocol,
+  ) {
+    this.facts = {
+      protocol,
+      alpn: null,
+      remoteAddress: '',
+      remotePort: 0,
+      localAddress: '',
+      localPort: 0,
+      connectMs: 0,
+      tlsMs: 0,
+      tlsVersion: null,
+      resumed: false,
+      earlyData: false,
+      tfo: false,
+      keepAliveHintMs: null,
+      peerMaxConcurrentStreams: null,
+      rttMs: null,
+    };
   }
-  request(): never { throw new Error('fake'); }
-  peerCertificate(): null { return null; }
-  isUsable(): boolean { return this.state === 'ready'; }
-  drain(): void { this.state = 'closed'; }
-  destroy(): void { this.state = 'closed'; this.#hs?.no(new Error('destroyed')); }
+  request(): never {
+    throw new Error('fake');
+  }
+  peerCertificate(): null {
+    return null;
+  }
+  isUsable(): boolean {
+    return this.state === 'ready';
+  }
+  drain(): void {
+    this.state = 'closed';
+  }
+  destroy(): void {
+    this.state = 'closed';
+    this.#hs?.no(new Error('destroyed'));
+  }
   on(_l: (ev: ConnEvent) => void): void {}
   early(): this {
     let ok!: () => void;
     let no!: (e: Error) => void;
-    const p = new Promise<void>((a, b) => { ok = a; no = b; });
+    const p = new Promise<void>((a, b) => {
+      ok = a;
+      no = b;
+    });
     p.catch(() => {});
-    this.#hs = { p, ok: () => { ok(); this.#hs = null; }, no };
+    this.#hs = {
+      p,
+      ok: () => {
+        ok();
+        this.#hs = null;
+      },
+      no,
+    };
     return this;
   }
-  confirm(): void { this.#hs?.ok(); }
-  refuse(): void { this.#hs?.no(new Error('handshake failed')); }
-  handshakePending(): Promise<void> | null { return this.#hs?.p ?? null; }
-  yieldToFallback(): void { this.yielded++; }
+  confirm(): void {
+    this.#hs?.ok();
+  }
+  refuse(): void {
+    this.#hs?.no(new Error('handshake failed'));
+  }
+  handshakePending(): Promise<void> | null {
+    return this.#hs?.p ?? null;
+  }
+  yieldToFallback(): void {
+    this.yielded++;
+  }
 }
 
-const after = <T>(ms: number, v: T | Error, signal?: AbortSignal): Promise<T> => new Promise((res, rej) => {
-  const t = setTimeout(() => (v instanceof Error ? rej(v) : res(v)), ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); rej(new Error('aborted')); }, { once: true });
-});
+const after = <T>(ms: number, v: T | Error, signal?: AbortSignal): Promise<T> =>
+  new Promise((res, rej) => {
+    const t = setTimeout(() => (v instanceof Error ? rej(v) : res(v)), ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        rej(new Error('aborted'));
+      },
+      { once: true },
+    );
+  });
 
 describe('raceDial', () => {
   it('QUIC fast: QUIC wins, TCP never starts', async () => {
     let tcpStarted = false;
     const outcomes: QuicOutcome[] = [];
     const c = await raceDial({
-      quic: (s) => after(10, new FakeConn(1, 'h3'), s), tcp: (s) => { tcpStarted = true; return after(5, new FakeConn(2, 'h2'), s); },
-      delayMs: 100, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
+      quic: (s) => after(10, new FakeConn(1, 'h3'), s),
+      tcp: (s) => {
+        tcpStarted = true;
+        return after(5, new FakeConn(2, 'h2'), s);
+      },
+      delayMs: 100,
+      quicTimeoutMs: 1000,
+      signal: new AbortController().signal,
+      onQuic: (o) => {
+        outcomes.push(o);
+      },
     });
     expect(c.protocol).toBe('h3');
     expect(tcpStarted).toBe(false);
@@ -153,9 +231,17 @@ describe('raceDial', () => {
       const outcomes: QuicOutcome[] = [];
       let c: PooledConnection | null = null;
       void raceDial({
-        quic: (s) => after(10_000, new FakeConn(1, 'h3'), s), tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
-        delayMs: 50, quicTimeoutMs: 200, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
-      }).then((x) => { c = x; });
+        quic: (s) => after(10_000, new FakeConn(1, 'h3'), s),
+        tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
+        delayMs: 50,
+        quicTimeoutMs: 200,
+        signal: new AbortController().signal,
+        onQuic: (o) => {
+          outcomes.push(o);
+        },
+      }).then((x) => {
+        c = x;
+      });
       await vi.advanceTimersByTimeAsync(54);
       expect(c).toBeNull(); // TCP starts at the delay (50 ms) and takes 5
       await vi.advanceTimersByTimeAsync(1);
@@ -170,8 +256,12 @@ describe('raceDial', () => {
   it('QUIC fails fast: TCP starts at once, before the delay', async () => {
     const t0 = Date.now();
     const c = await raceDial({
-      quic: () => after(5, new Error('ICMP unreachable')), tcp: (s) => after(5, new FakeConn(2, 'h1'), s),
-      delayMs: 1000, quicTimeoutMs: 2000, signal: new AbortController().signal, onQuic: () => {},
+      quic: () => after(5, new Error('ICMP unreachable')),
+      tcp: (s) => after(5, new FakeConn(2, 'h1'), s),
+      delayMs: 1000,
+      quicTimeoutMs: 2000,
+      signal: new AbortController().signal,
+      onQuic: () => {},
     });
     expect(c.protocol).toBe('h1');
     expect(Date.now() - t0).toBeLessThan(500);
@@ -179,17 +269,29 @@ describe('raceDial', () => {
   it('a late QUIC success is offered to the caller, else closed; both failing rejects', async () => {
     const late: FakeConn[] = [];
     await raceDial({
-      quic: (s) => after(60, new FakeConn(1, 'h3'), s), tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
-      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal,
-      onQuic: (o) => { if (o.ok === true && o.late) late.push(o.conn as FakeConn); return false; },
+      quic: (s) => after(60, new FakeConn(1, 'h3'), s),
+      tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
+      delayMs: 0,
+      quicTimeoutMs: 1000,
+      signal: new AbortController().signal,
+      onQuic: (o) => {
+        if (o.ok === true && o.late) late.push(o.conn as FakeConn);
+        return false;
+      },
     });
     await after(100, null);
     expect(late.length).toBe(1);
     expect(late[0]?.state).toBe('closed');
-    await expect(raceDial({
-      quic: () => after(5, new Error('q')), tcp: () => after(5, new Error('t')),
-      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: () => {},
-    })).rejects.toThrow();
+    await expect(
+      raceDial({
+        quic: () => after(5, new Error('q')),
+        tcp: () => after(5, new Error('t')),
+        delayMs: 0,
+        quicTimeoutMs: 1000,
+        signal: new AbortController().signal,
+        onQuic: () => {},
+      }),
+    ).rejects.toThrow();
   });
 });
 
@@ -204,9 +306,20 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
       const outcomes: QuicOutcome[] = [];
       let c: PooledConnection | null = null;
       void raceDial({
-        quic: () => ready(5, q), tcp: (s) => { tcpStarted = true; return after(5, new FakeConn(2, 'h2'), s); },
-        delayMs: 100, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); },
-      }).then((x) => { c = x; });
+        quic: () => ready(5, q),
+        tcp: (s) => {
+          tcpStarted = true;
+          return after(5, new FakeConn(2, 'h2'), s);
+        },
+        delayMs: 100,
+        quicTimeoutMs: 1000,
+        signal: new AbortController().signal,
+        onQuic: (o) => {
+          outcomes.push(o);
+        },
+      }).then((x) => {
+        c = x;
+      });
       await vi.advanceTimersByTimeAsync(5);
       expect(c).toBe(q); // at readiness (5 ms), not at the delay (100)
       expect(outcomes).toEqual([]);
@@ -229,12 +342,24 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
       let fellBackAt = 0;
       let c: PooledConnection | null = null;
       void raceDial({
-        quic: (s) => { s.addEventListener('abort', () => q.destroy(), { once: true }); return ready(1, q); },
+        quic: (s) => {
+          s.addEventListener('abort', () => q.destroy(), { once: true });
+          return ready(1, q);
+        },
         tcp: (s) => after(5, new FakeConn(2, 'h2'), s),
-        delayMs: 50, quicTimeoutMs: 300, signal: new AbortController().signal,
-        onQuic: (o) => { outcomes.push(o); },
-        onFallback: (tcp, quic) => { fellBackAt = Date.now() - t0; fallbacks.push([tcp, quic]); },
-      }).then((x) => { c = x; });
+        delayMs: 50,
+        quicTimeoutMs: 300,
+        signal: new AbortController().signal,
+        onQuic: (o) => {
+          outcomes.push(o);
+        },
+        onFallback: (tcp, quic) => {
+          fellBackAt = Date.now() - t0;
+          fallbacks.push([tcp, quic]);
+        },
+      }).then((x) => {
+        c = x;
+      });
       await vi.advanceTimersByTimeAsync(1);
       expect(c).toBe(q);
       await vi.advanceTimersByTimeAsync(119);
@@ -257,9 +382,17 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     const outcomes: QuicOutcome[] = [];
     let fell = 0;
     await raceDial({
-      quic: () => ready(1, q), tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
-      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal,
-      onQuic: (o) => { outcomes.push(o); }, onFallback: () => { fell++; },
+      quic: () => ready(1, q),
+      tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
+      delayMs: 0,
+      quicTimeoutMs: 1000,
+      signal: new AbortController().signal,
+      onQuic: (o) => {
+        outcomes.push(o);
+      },
+      onFallback: () => {
+        fell++;
+      },
     });
     await after(30, null);
     q.confirm();
@@ -271,8 +404,17 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     const outcomes2: QuicOutcome[] = [];
     let tcpStarted = false;
     await raceDial({
-      quic: () => ready(1, q2), tcp: (s) => { tcpStarted = true; return after(1, new FakeConn(4, 'h2'), s); },
-      delayMs: 60, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes2.push(o); },
+      quic: () => ready(1, q2),
+      tcp: (s) => {
+        tcpStarted = true;
+        return after(1, new FakeConn(4, 'h2'), s);
+      },
+      delayMs: 60,
+      quicTimeoutMs: 1000,
+      signal: new AbortController().signal,
+      onQuic: (o) => {
+        outcomes2.push(o);
+      },
     });
     q2.refuse();
     await after(100, null);
@@ -280,13 +422,21 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     expect(outcomes2[0]).toMatchObject({ ok: false });
   });
 
-  it('TCP\'s delay counts from the early win (the first flight), not from the start of the QUIC leg\'s set-up', async () => {
+  it("TCP's delay counts from the early win (the first flight), not from the start of the QUIC leg's set-up", async () => {
     const q = new FakeConn(1, 'h3').early();
     const t0 = Date.now();
     let tcpAt = 0;
     await raceDial({
-      quic: () => ready(40, q), tcp: (s) => { tcpAt = Date.now() - t0; return after(1, new FakeConn(2, 'h2'), s); },
-      delayMs: 50, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: () => {}, onFallback: (c) => c.destroy(),
+      quic: () => ready(40, q),
+      tcp: (s) => {
+        tcpAt = Date.now() - t0;
+        return after(1, new FakeConn(2, 'h2'), s);
+      },
+      delayMs: 50,
+      quicTimeoutMs: 1000,
+      signal: new AbortController().signal,
+      onQuic: () => {},
+      onFallback: (c) => c.destroy(),
     });
     await after(150, null);
     expect(tcpAt).toBeGreaterThanOrEqual(88);
@@ -299,9 +449,20 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     let tcpStarted = false;
     const outcomes: QuicOutcome[] = [];
     const c = await raceDial({
-      quic: (s) => { s.addEventListener('abort', () => q.destroy(), { once: true }); return ready(1, q); },
-      tcp: (s) => { tcpStarted = true; return after(1, new FakeConn(2, 'h2'), s); },
-      delayMs: 30, quicTimeoutMs: 1000, signal: ctl.signal, onQuic: (o) => { outcomes.push(o); },
+      quic: (s) => {
+        s.addEventListener('abort', () => q.destroy(), { once: true });
+        return ready(1, q);
+      },
+      tcp: (s) => {
+        tcpStarted = true;
+        return after(1, new FakeConn(2, 'h2'), s);
+      },
+      delayMs: 30,
+      quicTimeoutMs: 1000,
+      signal: ctl.signal,
+      onQuic: (o) => {
+        outcomes.push(o);
+      },
     });
     expect(c).toBe(q);
     ctl.abort();
@@ -315,8 +476,15 @@ describe('raceDial: early start on a resumable ticket (0-RTT)', () => {
     const q = new FakeConn(1, 'h3').early();
     const outcomes: QuicOutcome[] = [];
     const c = await raceDial({
-      quic: () => ready(40, q), tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
-      delayMs: 0, quicTimeoutMs: 1000, signal: new AbortController().signal, onQuic: (o) => { outcomes.push(o); return false; },
+      quic: () => ready(40, q),
+      tcp: (s) => after(1, new FakeConn(2, 'h2'), s),
+      delayMs: 0,
+      quicTimeoutMs: 1000,
+      signal: new AbortController().signal,
+      onQuic: (o) => {
+        outcomes.push(o);
+        return false;
+      },
     });
     expect(c.protocol).toBe('h2');
     await after(60, null);

@@ -10,7 +10,9 @@ import { readChunks } from '../../src/net/socket-reads.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const closers: Array<() => void> = [];
-afterEach(() => { for (const c of closers.splice(0)) c(); });
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
 
 /** A server on loopback; resolves its first accepted socket (plain or TLS) and the client. */
 async function pair(secure: boolean): Promise<{ server: net.Socket; client: net.Socket }> {
@@ -18,16 +20,34 @@ async function pair(secure: boolean): Promise<{ server: net.Socket; client: net.
   return new Promise((resolve) => {
     let accepted: net.Socket | null = null;
     let client: net.Socket | null = null;
-    const done = (): void => { if (accepted && client) resolve({ server: accepted, client }); };
+    const done = (): void => {
+      if (accepted && client) resolve({ server: accepted, client });
+    };
     const srv = secure
-      ? tls.createServer({ cert: certs.cert, key: certs.key }, (s) => { accepted = s; done(); })
-      : net.createServer((s) => { accepted = s; done(); });
+      ? tls.createServer({ cert: certs.cert, key: certs.key }, (s) => {
+          accepted = s;
+          done();
+        })
+      : net.createServer((s) => {
+          accepted = s;
+          done();
+        });
     srv.listen(0, '127.0.0.1', () => {
       const port = (srv.address() as net.AddressInfo).port;
       const c = secure
-        ? tls.connect({ socket: net.connect(port, '127.0.0.1'), ca: certs.ca, servername: 'localhost' }, () => { client = c; done(); })
-        : net.connect(port, '127.0.0.1', () => { client = c; done(); });
-      closers.push(() => { c.destroy(); accepted?.destroy(); srv.close(); });
+        ? tls.connect({ socket: net.connect(port, '127.0.0.1'), ca: certs.ca, servername: 'localhost' }, () => {
+            client = c;
+            done();
+          })
+        : net.connect(port, '127.0.0.1', () => {
+            client = c;
+            done();
+          });
+      closers.push(() => {
+        c.destroy();
+        accepted?.destroy();
+        srv.close();
+      });
     });
   });
 }
@@ -55,7 +75,9 @@ describe('readChunks', () => {
     const got: Buffer[] = [];
     let ended = false;
     const r = readChunks(server, (d) => got.push(d));
-    server.on('end', () => { ended = true; });
+    server.on('end', () => {
+      ended = true;
+    });
     expect(r.fast).toBe(true);
     client.write('first');
     await until(() => got.length === 1);
@@ -112,17 +134,24 @@ describe('readChunks', () => {
     await new Promise((r) => setTimeout(r, 50)); // the FIN is read too (nobody reads the stream: no 'end' yet)
     const order: string[] = [];
     // From a timer callback, as a session made on an I/O event would be: ticks before microtasks.
-    await new Promise<void>((done) => setTimeout(() => {
-      readChunks(server, (d) => order.push(`data:${d.toString()}`));
-      server.on('end', () => { order.push('end'); done(); });
-    }, 0));
+    await new Promise<void>((done) =>
+      setTimeout(() => {
+        readChunks(server, (d) => order.push(`data:${d.toString()}`));
+        server.on('end', () => {
+          order.push('end');
+          done();
+        });
+      }, 0),
+    );
     expect(order).toEqual(['data:request', 'end']);
   });
 
   it('takes over a flowing socket a tunnel gave back with bytes unshifted (none emitted to no listener)', async () => {
     const { server, client } = await pair(false);
     const seen: string[] = [];
-    const early = (d: Buffer): void => { seen.push(d.toString()); };
+    const early = (d: Buffer): void => {
+      seen.push(d.toString());
+    };
     server.on('data', early);
     client.write('reply+rest');
     await until(() => seen.length === 1);
@@ -155,7 +184,10 @@ describe('readChunks', () => {
     const srv = net.createServer((s) => s.end('hello'));
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const s = new net.Socket();
-    closers.push(() => { s.destroy(); srv.close(); });
+    closers.push(() => {
+      s.destroy();
+      srv.close();
+    });
     const got: string[] = [];
     const r = readChunks(s, (d) => got.push(d.toString()));
     expect(r.fast).toBe(false);

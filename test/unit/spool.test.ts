@@ -29,7 +29,15 @@ async function drainAll(s: Spool): Promise<Buffer> {
 
 /** Descriptors of this process that point at a deleted file (an unlinked or O_TMPFILE temporary file). */
 function tempFds(): string[] {
-  return readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } }).filter((l) => l.startsWith(dir));
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((l) => l.startsWith(dir));
 }
 
 describe('Spool', () => {
@@ -70,11 +78,16 @@ describe('Spool', () => {
   });
 
   it('past its own bound and past the budget: full, the rest in memory, in order; onSpace once the reader took it', async () => {
-    for (const [fileBytes, limit, reason] of [[10_000, 1 << 20, 'limit'], [1 << 20, 5000, 'budget']] as const) {
+    for (const [fileBytes, limit, reason] of [
+      [10_000, 1 << 20, 'limit'],
+      [1 << 20, 5000, 'budget'],
+    ] as const) {
       const budget = new TempFileBudget(limit);
       const s = new Spool({ memoryBytes: 2000, fileBytes, budget, dir });
       let space = 0;
-      s.onSpace = () => { space++; };
+      s.onSpace = () => {
+        space++;
+      };
       const want: Buffer[] = [];
       let refused = -1;
       for (let i = 0; i < 20; i++) {
@@ -129,14 +142,26 @@ describe('relayBody with a spool', () => {
     const want = Buffer.concat(Array.from({ length: 256 }, (_, i) => chunk(i, 16_384))); // 4 MiB
     const body = new Readable({ read() {} });
     let endedAt = 0;
-    body.on('end', () => { endedAt = performance.now(); });
+    body.on('end', () => {
+      endedAt = performance.now();
+    });
     withSpool(body, () => new Spool({ memoryBytes: 65_536, fileBytes: 1 << 24, budget, dir }));
     const got: Buffer[] = [];
     let queued = 0;
     const sink: BodySink = {
-      write: (c) => { got.push(c); queued += c.length; return queued < 65_536; },
+      write: (c) => {
+        got.push(c);
+        queued += c.length;
+        return queued < 65_536;
+      },
       // A reader of 64 KiB every 5 ms: ~13 MB/s, slower than the source below.
-      room: () => new Promise((r) => setTimeout(() => { queued = 0; r(true); }, 5)),
+      room: () =>
+        new Promise((r) =>
+          setTimeout(() => {
+            queued = 0;
+            r(true);
+          }, 5),
+        ),
     };
     const relay = relayBody(body, sink, () => false);
     for (let i = 0; i < want.length; i += 16_384) body.push(want.subarray(i, i + 16_384));

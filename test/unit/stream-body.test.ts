@@ -54,7 +54,8 @@ describe('StreamBody', () => {
     const feed = (async () => {
       for (let t = 0; t < 20 && sent < total; t++) {
         await tick();
-        for (let k = 0; k < 3 && sent < total; k++, sent++) body.deliver(chunk(sent, 20_000 + sent), sent === total - 1);
+        for (let k = 0; k < 3 && sent < total; k++, sent++)
+          body.deliver(chunk(sent, 20_000 + sent), sent === total - 1);
       }
     })();
     const parts: Buffer[] = [];

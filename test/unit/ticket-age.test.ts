@@ -75,7 +75,12 @@ describe('boundTicketAge: the reported ticket age never above the true one (RFC 
   });
 
   it('anything that does not read as a session is handed on unchanged', () => {
-    const cases = [new Uint8Array(0), new Uint8Array(7), Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 99, 1, 2]), Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 2, 0x31, 0])];
+    const cases = [
+      new Uint8Array(0),
+      new Uint8Array(7),
+      Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 99, 1, 2]),
+      Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 2, 0x31, 0]),
+    ];
     for (const b of cases) expect(boundTicketAge(b, Date.now())).toBe(b);
     const wrong = blob(T, 7200);
     wrong[8 + 4 + 3 + 4] = 0x05; // the cipher's tag: not an OCTET STRING

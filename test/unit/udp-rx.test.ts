@@ -48,7 +48,10 @@ describe('batchReceiver with an addon build of another layout', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ol-fake-addon-'));
     const fake = join(dir, 'udp.cjs');
     // A stale build: receive functions present, metadata stride 7 (ours is 8).
-    writeFileSync(fake, "let started = 0; module.exports = { sendSegments() { return -22; }, gsoSupported() { return false; }, rxStart() { started++; return {}; }, rxStop() {}, rxRef() {}, rxMetaStride: 7, get started() { return started; } };");
+    writeFileSync(
+      fake,
+      'let started = 0; module.exports = { sendSegments() { return -22; }, gsoSupported() { return false; }, rxStart() { started++; return {}; }, rxStop() {}, rxRef() {}, rxMetaStride: 7, get started() { return started; } };',
+    );
     const prev = process.env['ORIGINLINK_UDP_ADDON'];
     process.env['ORIGINLINK_UDP_ADDON'] = fake;
     const sock = dgram.createSocket('udp4');

@@ -24,7 +24,13 @@ describe('QUIC varint (RFC 9000 §16, Appendix A.1 examples)', () => {
 
   it('encodes minimally and round-trips boundaries', () => {
     const cases: Array<[number, number]> = [
-      [0, 1], [63, 1], [64, 2], [16383, 2], [16384, 4], [0x3fffffff, 4], [0x40000000, 8],
+      [0, 1],
+      [63, 1],
+      [64, 2],
+      [16383, 2],
+      [16384, 4],
+      [0x3fffffff, 4],
+      [0x40000000, 8],
       [Number.MAX_SAFE_INTEGER, 8],
     ];
     for (const [v, len] of cases) {

@@ -50,8 +50,12 @@ export class HpackDecoder {
   }
 
   /** Bytes in use by the dynamic table. */
-  get tableSize(): number { return this.#table.size; }
-  get tableCapacity(): number { return this.#table.capacity; }
+  get tableSize(): number {
+    return this.#table.size;
+  }
+  get tableCapacity(): number {
+    return this.#table.capacity;
+  }
 
   /**
    * Our SETTINGS_HEADER_TABLE_SIZE changed (once acknowledged). A lower value
@@ -82,11 +86,13 @@ export class HpackDecoder {
           if (sawField) throw new HpackError('dynamic table size update after a field');
           const r = need(decodePrefixInt(block, off, 5, HPACK_MAX_CONTINUATION));
           off += r.length;
-          if (!this.#table.setCapacity(r.value)) throw new HpackError(`table size update to ${r.value} above the ${this.#table.maxCapacity} allowed`);
+          if (!this.#table.setCapacity(r.value))
+            throw new HpackError(`table size update to ${r.value} above the ${this.#table.maxCapacity} allowed`);
           if (this.#pendingMax !== null && r.value <= this.#pendingMax) this.#pendingMax = null;
           continue;
         }
-        if (this.#pendingMax !== null) throw new HpackError(`block must start with a table size update to at most ${this.#pendingMax}`);
+        if (this.#pendingMax !== null)
+          throw new HpackError(`block must start with a table size update to at most ${this.#pendingMax}`);
         sawField = true;
         let name: string;
         let value: string;

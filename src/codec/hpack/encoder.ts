@@ -60,7 +60,9 @@ export class HpackEncoder {
     this.#huffman = o.huffman ?? true;
   }
 
-  get tableSize(): number { return this.#table.size; }
+  get tableSize(): number {
+    return this.#table.size;
+  }
 
   /** The peer's SETTINGS_HEADER_TABLE_SIZE (its decoder's limit). */
   setPeerMaxTableSize(n: number): void {
@@ -107,7 +109,8 @@ export class HpackEncoder {
           continue;
         }
       }
-      const sensitive = ALWAYS_SENSITIVE.has(name) || (name === 'cookie' && value.length < SHORT_COOKIE) || (neverIndex?.(i) ?? false);
+      const sensitive =
+        ALWAYS_SENSITIVE.has(name) || (name === 'cookie' && value.length < SHORT_COOKIE) || (neverIndex?.(i) ?? false);
       if (!sensitive) {
         const st = staticExact(name, value);
         const abs = st === undefined ? this.#exact.get(name, value) : undefined;

@@ -142,7 +142,8 @@ export class QpackDecoder {
       switch (ins.type) {
         case 'set-capacity':
           // RFC 9204 §4.3.1: above the maximum is QPACK_ENCODER_STREAM_ERROR.
-          if (!this.#table.setCapacity(ins.capacity)) throw this.#encoderError(`capacity ${ins.capacity} above maximum`);
+          if (!this.#table.setCapacity(ins.capacity))
+            throw this.#encoderError(`capacity ${ins.capacity} above maximum`);
           break;
         case 'insert-name-ref': {
           let name: string;
@@ -284,7 +285,8 @@ export class QpackDecoder {
     let off = start;
     const dyn = (abs: number): number => {
       // RFC 9204 §2.2.3: evicted, or at/above Required Insert Count, is QPACK_DECOMPRESSION_FAILED.
-      if (abs < 0 || abs >= ric || !this.#table.has(abs)) throw this.#decompressionError(`invalid dynamic reference ${abs}`);
+      if (abs < 0 || abs >= ric || !this.#table.has(abs))
+        throw this.#decompressionError(`invalid dynamic reference ${abs}`);
       return abs;
     };
     const stat = (idx: number): readonly [string, string] => {

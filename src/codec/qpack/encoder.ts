@@ -35,10 +35,24 @@ export interface QpackEncoderOptions {
   insertOnSecondUse?: boolean;
 }
 
-const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+]);
 /** Fields whose values rarely repeat: inserting them would only churn the table. */
 const NOT_WORTH_INDEXING: ReadonlySet<string> = new Set([
-  ':path', 'content-length', 'date', 'etag', 'last-modified', 'if-modified-since', 'if-none-match', 'content-range', 'age', 'expires',
+  ':path',
+  'content-length',
+  'date',
+  'etag',
+  'last-modified',
+  'if-modified-since',
+  'if-none-match',
+  'content-range',
+  'age',
+  'expires',
 ]);
 
 /** Fields remembered as seen once (QpackEncoder.#seen). */
@@ -122,7 +136,8 @@ export class QpackEncoder {
   encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[], streamId?: number): Uint8Array {
     // A peer that leaves sections unacknowledged (§4.4.1 says it must acknowledge them) would have us keep each one,
     // and the entries it pins, for the connection's life: past MAX_OUTSTANDING_STREAMS, sections refer to no entry.
-    const dynamic = streamId !== undefined && this.#table.capacity > 0 && this.#outstanding.size < MAX_OUTSTANDING_STREAMS;
+    const dynamic =
+      streamId !== undefined && this.#table.capacity > 0 && this.#outstanding.size < MAX_OUTSTANDING_STREAMS;
     // Entries below this are draining (encoder-table.ts): not referenced, re-inserted when used.
     const draining = dynamic ? this.#table.drainingBound() : 0;
     const lines: Line[] = [];
@@ -202,7 +217,8 @@ export class QpackEncoder {
         // §4.4.1: acknowledges the oldest unacknowledged section with dynamic references on the stream.
         const list = this.#outstanding.get(ins.streamId);
         const sec = list?.shift();
-        if (!sec) throw decoderStreamError(`Section Acknowledgment for stream ${ins.streamId} with nothing outstanding`);
+        if (!sec)
+          throw decoderStreamError(`Section Acknowledgment for stream ${ins.streamId} with nothing outstanding`);
         if (list!.length === 0) this.#outstanding.delete(ins.streamId);
         for (const r of sec.refs) this.#table.unref(r);
         if (sec.ric > this.#table.knownReceived) this.#table.knownReceived = sec.ric;
@@ -213,7 +229,9 @@ export class QpackEncoder {
         // §4.4.3: zero, or beyond what was inserted, is QPACK_DECODER_STREAM_ERROR.
         const next = this.#table.knownReceived + ins.increment;
         if (ins.increment === 0 || next > this.#table.insertCount) {
-          throw decoderStreamError(`Insert Count Increment ${ins.increment} beyond insert count ${this.#table.insertCount}`);
+          throw decoderStreamError(
+            `Insert Count Increment ${ins.increment} beyond insert count ${this.#table.insertCount}`,
+          );
         }
         this.#table.knownReceived = next;
       }
@@ -239,7 +257,8 @@ export class QpackEncoder {
       }
     }
     if (!this.#table.canInsert(size)) return;
-    if (staticName >= 0) writeEncoderInstruction(this.#encStream, { type: 'insert-name-ref', isStatic: true, index: staticName, value });
+    if (staticName >= 0)
+      writeEncoderInstruction(this.#encStream, { type: 'insert-name-ref', isStatic: true, index: staticName, value });
     else writeEncoderInstruction(this.#encStream, { type: 'insert-literal', name, value });
     this.#table.insert(name, value);
   }

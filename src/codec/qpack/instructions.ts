@@ -39,14 +39,19 @@ export interface Parsed<T> {
  * string literal (an entry must fit the table, §3.2.2). Throws
  * FieldCodingError on malformed integers or strings.
  */
-export function parseEncoderInstruction(buf: Uint8Array, offset: number, maxString: number): Parsed<EncoderInstruction> | null {
+export function parseEncoderInstruction(
+  buf: Uint8Array,
+  offset: number,
+  maxString: number,
+): Parsed<EncoderInstruction> | null {
   if (offset >= buf.length) return null;
   const first = buf[offset]!;
   if (first & 0x80) {
     const idx = decodePrefixInt(buf, offset, 6);
     if (idx === null) return null;
     // Reject a bad static reference before waiting for the value bytes.
-    if (first & 0x40 && idx.value >= STATIC_TABLE_SIZE) throw new FieldCodingError(`static index ${idx.value} out of range`);
+    if (first & 0x40 && idx.value >= STATIC_TABLE_SIZE)
+      throw new FieldCodingError(`static index ${idx.value} out of range`);
     const val = decodeString(buf, offset + idx.length, 7, maxString);
     if (val === null) return null;
     return {
@@ -59,7 +64,10 @@ export function parseEncoderInstruction(buf: Uint8Array, offset: number, maxStri
     if (name === null) return null;
     const val = decodeString(buf, offset + name.length, 7, maxString);
     if (val === null) return null;
-    return { instruction: { type: 'insert-literal', name: name.value, value: val.value }, length: name.length + val.length };
+    return {
+      instruction: { type: 'insert-literal', name: name.value, value: val.value },
+      length: name.length + val.length,
+    };
   }
   const n = decodePrefixInt(buf, offset, 5);
   if (n === null) return null;

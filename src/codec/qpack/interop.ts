@@ -101,7 +101,8 @@ export function decodeInteropFile(bytes: Uint8Array, opts: DecodeOptions): Map<n
     dec.takeDecoderStreamBytes();
   }
   if (dec.hasPartialEncoderInstruction) throw new Error('encoder stream ends inside an instruction');
-  if (dec.blockedStreamCount > 0) throw new Error(`${dec.blockedStreamCount} field section(s) still blocked at end of input`);
+  if (dec.blockedStreamCount > 0)
+    throw new Error(`${dec.blockedStreamCount} field section(s) still blocked at end of input`);
   return result;
 }
 
@@ -121,7 +122,11 @@ export function checkInteropFile(
   if (!name) return { ok: false, reason: 'file name is not NAME.out.TABLESIZE.MAXBLOCKED.ACKMODE' };
   let decoded: Map<number, HeaderField[]>;
   try {
-    decoded = decodeInteropFile(bytes, { tableSize: name.tableSize, maxBlocked: name.maxBlocked, byteByByte: opts.byteByByte ?? false });
+    decoded = decodeInteropFile(bytes, {
+      tableSize: name.tableSize,
+      maxBlocked: name.maxBlocked,
+      byteByByte: opts.byteByByte ?? false,
+    });
   } catch (e) {
     return { ok: false, reason: `decode error: ${(e as Error).message}` };
   }
@@ -132,7 +137,8 @@ export function checkInteropFile(
     const got = decoded.get(i + 1);
     const want = qifLists[i]!;
     if (!got) return { ok: false, reason: `stream ${i + 1} missing` };
-    if (got.length !== want.length) return { ok: false, reason: `stream ${i + 1}: ${got.length} fields, want ${want.length}` };
+    if (got.length !== want.length)
+      return { ok: false, reason: `stream ${i + 1}: ${got.length} fields, want ${want.length}` };
     for (let j = 0; j < want.length; j++) {
       const g = got[j]!;
       const w = want[j]!;
@@ -157,7 +163,10 @@ export function qifText(bytes: Uint8Array): string {
  */
 export const RFC9204_VALID_ERROR_CASES: ReadonlyMap<string, { streamId: number; headers: HeaderField[] }> = new Map([
   ['000000000000000100000003 0000c0'.replace(/ /g, ''), { streamId: 1, headers: [[':authority', '']] }],
-  ['000000000000000100000003 0000fe'.replace(/ /g, ''), { streamId: 1, headers: [['x-xss-protection', '1; mode=block']] }],
+  [
+    '000000000000000100000003 0000fe'.replace(/ /g, ''),
+    { streamId: 1, headers: [['x-xss-protection', '1; mode=block']] },
+  ],
 ]);
 
 /**

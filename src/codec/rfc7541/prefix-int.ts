@@ -27,7 +27,12 @@ export const MAX_CONTINUATION = 8;
  * bytes (RFC 7541 §5.1 lets a decoder refuse an encoding past its limits "in
  * value or octet length"; HPACK uses a tighter one, see hpack/decoder.ts).
  */
-export function decodePrefixInt(buf: Uint8Array, offset: number, prefixBits: number, maxContinuation = MAX_CONTINUATION): PrefixIntResult | null {
+export function decodePrefixInt(
+  buf: Uint8Array,
+  offset: number,
+  prefixBits: number,
+  maxContinuation = MAX_CONTINUATION,
+): PrefixIntResult | null {
   if (offset >= buf.length) return null;
   const max = (1 << prefixBits) - 1;
   let value = buf[offset]! & max;
@@ -40,7 +45,8 @@ export function decodePrefixInt(buf: Uint8Array, offset: number, prefixBits: num
     value += (b & 0x7f) * mult;
     // RFC 7541 §5.1: an encoding past the decoder's limits, "in value or octet length", is a decoding error.
     if (!Number.isSafeInteger(value)) throw new FieldCodingError('prefixed integer overflow (past 2^53)');
-    if (i > maxContinuation) throw new FieldCodingError(`prefixed integer overflow (longer than ${maxContinuation + 1} octets)`);
+    if (i > maxContinuation)
+      throw new FieldCodingError(`prefixed integer overflow (longer than ${maxContinuation + 1} octets)`);
     if ((b & 0x80) === 0) return { value, length: i + 1 };
     mult *= 128;
   }

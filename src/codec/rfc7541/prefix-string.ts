@@ -21,12 +21,19 @@ export interface StringResult {
  * `maxLength` octets on the wire throws before its bytes are awaited, so a
  * peer cannot make us buffer without bound.
  */
-export function decodeString(buf: Uint8Array, offset: number, prefixBits: number, maxLength: number, maxContinuation = MAX_CONTINUATION): StringResult | null {
+export function decodeString(
+  buf: Uint8Array,
+  offset: number,
+  prefixBits: number,
+  maxLength: number,
+  maxContinuation = MAX_CONTINUATION,
+): StringResult | null {
   if (offset >= buf.length) return null;
   const huffman = (buf[offset]! & (1 << prefixBits)) !== 0;
   const len = decodePrefixInt(buf, offset, prefixBits, maxContinuation);
   if (len === null) return null;
-  if (len.value > maxLength) throw new FieldCodingError(`string literal of ${len.value} octets exceeds limit ${maxLength}`);
+  if (len.value > maxLength)
+    throw new FieldCodingError(`string literal of ${len.value} octets exceeds limit ${maxLength}`);
   const start = offset + len.length;
   const end = start + len.value;
   if (end > buf.length) return null;
@@ -43,7 +50,10 @@ export function decodeString(buf: Uint8Array, offset: number, prefixBits: number
  * function of the bytes, so sharing it across connections is safe; bounded,
  * cleared when full; a hash collision only costs a decode.
  */
-interface CachedString { bytes: Uint8Array; value: string }
+interface CachedString {
+  bytes: Uint8Array;
+  value: string;
+}
 const huffmanCache = new Map<number, CachedString>();
 const HUFFMAN_CACHE_MAX = 1024;
 const HUFFMAN_CACHE_LEN = 48;
@@ -53,7 +63,8 @@ function cachedHuffman(buf: Uint8Array, start: number, end: number): string {
   // FNV-1a over the coded bytes taken four at a time, mixed with the length (a collision only costs a decode).
   let h = 0x811c9dc5 ^ (end - start);
   let i = start;
-  for (; i + 4 <= end; i += 4) h = Math.imul(h ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)), 0x01000193);
+  for (; i + 4 <= end; i += 4)
+    h = Math.imul(h ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)), 0x01000193);
   for (; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   const hit = huffmanCache.get(h);
   if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit.value;
@@ -75,7 +86,13 @@ function sameBytes(a: Uint8Array, buf: Uint8Array, start: number, end: number): 
  * bits above. `huffman`: true uses Huffman when it is strictly shorter,
  * 'always' uses it regardless (RFC 7541 Appendix C.4/C.6 do), false never.
  */
-export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s: string, huffman: boolean | 'always' = true): void {
+export function encodeString(
+  w: ByteWriter,
+  flags: number,
+  prefixBits: number,
+  s: string,
+  huffman: boolean | 'always' = true,
+): void {
   if (huffman !== false && s.length <= HUFFMAN_CACHE_LEN) {
     // A short string: its coding remembered (a server sends the same date, type and length values on every
     // response, and a new connection's first response codes every field: its encoder's table is empty).
@@ -102,7 +119,8 @@ export function encodeString(w: ByteWriter, flags: number, prefixBits: number, s
 
 /** Strings stand for octets (latin1); a wider character would be silently truncated. */
 function assertOctets(s: string): void {
-  if (NON_OCTET_RE.test(s)) throw new RangeError('string literal has a character above U+00FF (field values are octets)');
+  if (NON_OCTET_RE.test(s))
+    throw new RangeError('string literal has a character above U+00FF (field values are octets)');
 }
 
 /** Huffman codings of short strings by the string (bounded, cleared when full; a pure function of the string). */
