@@ -90,7 +90,10 @@ export const ErrorCode = {
    * sender stalled, not the origin (side `local`; the service answers 408, RFC 9110 §15.5.9).
    */
   REQUEST_BODY_TIMEOUT: 'OL_REQUEST_BODY_TIMEOUT',
-  /** The request body's own source failed (its stream errored): ours, not the caller's abort nor the origin's doing; never retried. */
+  /**
+   * The request body's own source failed (its stream errored): ours, not the caller's abort nor the origin's doing;
+   * never retried.
+   */
   REQUEST_BODY_FAILED: 'OL_REQUEST_BODY_FAILED',
   /**
    * An HTTP/1.1 origin sent bytes with no request of ours outstanding (RFC 9112 §9.3: an unsolicited response, or
@@ -120,7 +123,10 @@ export const ErrorCode = {
   STORE_DECRYPT_FAILED: 'OL_STORE_DECRYPT_FAILED',
   /** No address for the origin's name (and no stale answer to serve). */
   DNS_FAILED: 'OL_DNS_FAILED',
-  /** The egress proxy refused the credentials (HTTP 407, SOCKS5 RFC 1929 status ≠ 0): never retried through another node. */
+  /**
+   * The egress proxy refused the credentials (HTTP 407, SOCKS5 RFC 1929 status ≠ 0): never retried through another
+   * node.
+   */
   PROXY_AUTH_FAILED: 'OL_PROXY_AUTH_FAILED',
   /** The egress proxy could not be reached or refused the tunnel. */
   PROXY_FAILED: 'OL_PROXY_FAILED',

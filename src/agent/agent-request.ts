@@ -12,7 +12,10 @@ import type { ReplayBody } from './replay-body.js';
 import type { startRequestSpan } from './tracing.js';
 
 export class AgentRequest implements HedgedRequest, CollapsibleRequest {
-  /** The target tried now (an index into a failover list, or the endpoint's in its group) and the attempt's number (1: the first). */
+  /**
+   * The target tried now (an index into a failover list, or the endpoint's in its group) and the attempt's number (1:
+   * the first).
+   */
   at = 0;
   attempt = 1;
   /** Times it went back to its queue after a refused stream (policy.ts MAX_REQUEUES). */
@@ -26,7 +29,9 @@ export class AgentRequest implements HedgedRequest, CollapsibleRequest {
   triedEps: Endpoint[] | null = null;
   /** The signal its attempts go out with: the caller's, or a collapsed flight's own (collapse.ts). */
   signal: SignalLike | undefined;
-  /** When the current attempt began (the turn's clock, util/clock.ts): a group's latency sample. Set for groups only. */
+  /**
+   * When the current attempt began (the turn's clock, util/clock.ts): a group's latency sample. Set for groups only.
+   */
   attemptAt = 0;
   /** A hedge was sent for it (hedge.ts). */
   hedged = false;

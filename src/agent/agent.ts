@@ -76,9 +76,14 @@ export interface ProxyNodeStats {
   connectFailures: number;
   /** 1 − connectionsOpened / requests. */
   reuseRate: number;
-  /** `http2` nodes: HTTP/2 connections to the node open now (every tunnel is a stream of one of them); null otherwise. */
+  /**
+   * `http2` nodes: HTTP/2 connections to the node open now (every tunnel is a stream of one of them); null otherwise.
+   */
   nodeConnections: number | null;
-  /** `http2` nodes: connections to the node closed because a PING went unanswered (RFC 9113 §6.7; pool pingIntervalMs / pingTimeoutMs); null otherwise. */
+  /**
+   * `http2` nodes: connections to the node closed because a PING went unanswered (RFC 9113 §6.7; pool pingIntervalMs /
+   * pingTimeoutMs); null otherwise.
+   */
   nodeConnectionsDead: number | null;
   /** Mean TCP + TLS handshake through this node, ms (null before any). */
   meanHandshakeMs: number | null;
@@ -132,7 +137,9 @@ export class Agent {
   #groups = new Map<string, Group>();
   #groupOf = new WeakMap<URL, Group | null>();
   #collapsers = new Map<Group, Collapser<AgentRequest>>();
-  /** A group's overrides (protocol, pool, tls…) for each of its endpoints that has none of its own (the first group's). */
+  /**
+   * A group's overrides (protocol, pool, tls…) for each of its endpoints that has none of its own (the first group's).
+   */
   #endpointOverrides = new Map<string, OriginOverrides>();
   /** What a hedged request and a collapsed one ask of the Agent (made once, not per request). */
   #hedgeHost: HedgeHost<AgentRequest> = {
@@ -264,7 +271,10 @@ export class Agent {
     });
   }
 
-  /** Per origin group: its endpoints' standing and counters (health, ejections, EWMA, hedges, retries refused, collapsed). */
+  /**
+   * Per origin group: its endpoints' standing and counters (health, ejections, EWMA, hedges, retries refused,
+   * collapsed).
+   */
   groupStats(): GroupStats[] {
     return [...this.#groups.values()].map((g) => g.stats());
   }
@@ -343,7 +353,9 @@ export class Agent {
     return rot ? rot.pick(`${u.protocol}//${u.host}`, Date.now()) : null;
   }
 
-  /** What this Agent's options say of a URL's origin under a protocol policy and proxy node (throws on a bad scheme). */
+  /**
+   * What this Agent's options say of a URL's origin under a protocol policy and proxy node (throws on a bad scheme).
+   */
   #describe(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null): OriginDescription {
     if (u.protocol !== 'https:' && u.protocol !== 'http:')
       throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
@@ -565,7 +577,8 @@ export class Agent {
         'local',
         `invalid method ${JSON.stringify(method.slice(0, 40))}`,
       );
-    // An origin group is looked for only when the agent has some (a plain origin pays nothing), never for a failover list.
+    // An origin group is looked for only when the agent has some (a plain origin pays nothing), never for a failover
+    // list.
     const owned = simple !== null || o.url === undefined;
     const group = this.#groups.size === 0 || typeof names !== 'string' ? null : this.#groupFor(url0 as URL, owned);
     if (group !== null) names = group.origins;
@@ -606,7 +619,10 @@ export class Agent {
     return g;
   }
 
-  /** One attempt of `st` on its current target (hedged when its group says so); on failure, the next one when policy.ts allows it. */
+  /**
+   * One attempt of `st` on its current target (hedged when its group says so); on failure, the next one when policy.ts
+   * allows it.
+   */
   #attempt(st: AgentRequest): Promise<OriginResponse> {
     let ep = st.ep;
     if (ep === null && st.group !== null) {
@@ -830,7 +846,10 @@ export class Agent {
     return this.#attempt(st);
   }
 
-  /** One attempt on another name's connection when one may carry it (else, or after a 421, through the origin's own pool). */
+  /**
+   * One attempt on another name's connection when one may carry it (else, or after a 421, through the origin's own
+   * pool).
+   */
   async #attemptCoalesced(info: PoolInfo, url: URL, req: ConnRequest, replayable: boolean): Promise<PoolResult> {
     const pool = info.pool;
     let r = await this.#coalesced(info, req);
@@ -870,7 +889,10 @@ export class Agent {
     return this.pool(url, protocol).warm(n);
   }
 
-  /** A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the request run on it. */
+  /**
+   * A connection of another pool that may carry `req` for this pool's origin (RFC 9113 §9.1.1, RFC 9114 §3.3), and the
+   * request run on it.
+   */
   async #coalesced(info: PoolInfo, req: ConnRequest): Promise<PoolResult | null> {
     // The lookup that decides whether another connection may carry this request is bounded like the pool's own
     // wait (queue and connect deadlines, the caller's signal): past them the request goes its own way. A resolver

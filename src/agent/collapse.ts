@@ -35,7 +35,10 @@ export interface CollapsibleRequest {
 export interface CollapseHost<S extends CollapsibleRequest> {
   attempt(st: S): Promise<OriginResponse>;
   served(st: S, res: OriginResponse | null, err: unknown): void;
-  /** The rest of `st`'s representation from byte `from`, as a request of its own (Range, If-Range: RFC 9110 §14.2, §13.1.5). */
+  /**
+   * The rest of `st`'s representation from byte `from`, as a request of its own (Range, If-Range: RFC 9110 §14.2,
+   * §13.1.5).
+   */
   ranged(st: S, from: number, ifRange: string): Promise<OriginResponse>;
 }
 
@@ -337,7 +340,9 @@ function shareable(headers: HeaderList): string[] | null {
   return vary;
 }
 
-/** What If-Range may carry for a response: its strong ETag, else its Last-Modified (RFC 9110 §13.1.5); null if neither. */
+/**
+ * What If-Range may carry for a response: its strong ETag, else its Last-Modified (RFC 9110 §13.1.5); null if neither.
+ */
 function ifRangeValidator(h: HeaderList): { field: string; value: string } | null {
   let lastModified: string | null = null;
   for (const [n, v] of h) {

@@ -37,9 +37,15 @@ export interface OriginOverrides extends Partial<GroupOptions> {
   pool?: Partial<PoolOptions>;
   tls?: TlsOptions;
   tfo?: boolean;
-  /** Share this origin's requests with h2/h3 connections of other names (RFC 9113 §9.1.1, RFC 9114 §3.3). Default: the agent's `selection.coalesce`. */
+  /**
+   * Share this origin's requests with h2/h3 connections of other names (RFC 9113 §9.1.1, RFC 9114 §3.3). Default: the
+   * agent's `selection.coalesce`.
+   */
   coalesce?: boolean;
-  /** 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's `earlyData`. */
+  /**
+   * 0-RTT early data on resumed h3 connections: 'never', 'safe' (GET/HEAD/OPTIONS) or 'always'. Default: the agent's
+   * `earlyData`.
+   */
   earlyData?: EarlyDataPolicy;
   /** Egress proxies for this origin; null: direct even when the agent has a proxy. Default: the agent's `proxy`. */
   proxy?: ProxyOptions | null;
@@ -75,7 +81,8 @@ export interface AgentOptions {
   quicQpack?: QpackOptions;
   /**
    * h3: BBR tuning on our quiche 0.30 engine (quic/cc.ts): `lossThreshold`, the loss rate per round above which
-   * BBR lowers its inflight ceiling. Default 0.1 (quiche's own 0.015 took random loss for congestion: bench/RESULTS.md `loss`).
+   * BBR lowers its inflight ceiling. Default 0.1 (quiche's own 0.015 took random loss for congestion: bench/RESULTS.md
+   * `loss`).
    */
   quicBbr?: BbrTuning;
   /** Retries on top of the first attempt, under the policy above. Default 2. */
@@ -122,7 +129,9 @@ export interface AgentOptions {
    * pools. Default 1024.
    */
   maxOrigins?: number;
-  /** A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000. */
+  /**
+   * A pool with nothing in flight or queued and no request for this long is closed and forgotten, ms. Default 60000.
+   */
   originIdleTimeoutMs?: number;
 }
 
@@ -171,7 +180,10 @@ export interface RequestCommon {
   responseBufferBytes?: number;
   /** Interim (1xx) responses before the final one, e.g. 103 Early Hints: see ConnRequest.onInformational. */
   onInformational?: (status: number, headers: HeaderList, reason: string) => void;
-  /** OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming request's. */
+  /**
+   * OpenTelemetry parent context of this request's span (default: the active context). The service passes the incoming
+   * request's.
+   */
   traceContext?: Context;
 }
 
@@ -217,7 +229,10 @@ export const ORIGIN_KEYS = [
   ...GROUP_KEYS,
 ] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername'] as const satisfies ReadonlyArray<keyof TlsOptions>;
-/** What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request sent as a GET. */
+/**
+ * What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request
+ * sent as a GET.
+ */
 const REQUEST_KEYS: ReadonlySet<string> = new Set([
   'url',
   'origin',

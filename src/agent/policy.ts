@@ -10,7 +10,9 @@ export interface RetryInput {
   attempt: number;
   /** Retries allowed on top of the first attempt. */
   maxRetries: number;
-  /** The body can be sent again (none, string or bytes, or a streamed body whole in its retry buffer: replay-body.ts). */
+  /**
+   * The body can be sent again (none, string or bytes, or a streamed body whole in its retry buffer: replay-body.ts).
+   */
   replayable: boolean;
   /** Idempotent method or an Idempotency-Key (RFC 9110 §9.2.2). */
   idempotent: boolean;
@@ -68,7 +70,10 @@ const UNREACHABLE: ReadonlySet<string> = new Set([
   ErrorCode.UNSUPPORTED_PROTOCOL,
 ]);
 
-/** The failure says this URL's server could not be reached: an ordered failover moves to the next URL (requests and tunnels alike). */
+/**
+ * The failure says this URL's server could not be reached: an ordered failover moves to the next URL (requests and
+ * tunnels alike).
+ */
 export function unreachable(err: OriginlinkError): boolean {
   return UNREACHABLE.has(err.code);
 }

@@ -70,7 +70,9 @@ export class PoolRegistry implements TickMember {
   #pools = new Map<string, PoolInfo>();
   /** (URL scheme + host, per-request policy, proxy node) → pool; every input of the full key is fixed per agent. */
   #fast = new Map<string, PoolInfo>();
-  /** Per origin URL object (the Agent caches one per origin string): the last pool found, so a request builds no key. */
+  /**
+   * Per origin URL object (the Agent caches one per origin string): the last pool found, so a request builds no key.
+   */
   #byUrl = new WeakMap<URL, UrlMemo>();
   /** Counters of forgotten pools, so stats() stays monotonic per origin (bounded). */
   #retired: LruMap<string, RetiredPool>;
@@ -161,7 +163,10 @@ export class PoolRegistry implements TickMember {
     }
   }
 
-  /** Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the bound). */
+  /**
+   * Past maxOrigins: forget the `n` idle pools used least recently (busy pools stay; the map may then exceed the
+   * bound).
+   */
   #evictIdle(n: number, keep: PoolInfo): void {
     const idle: PoolInfo[] = [];
     for (const info of this.#pools.values())

@@ -6,7 +6,10 @@ import type { PoolResult } from '../pool/pool.js';
 export interface ResponseTimings {
   /** Time waiting for a connection slot (includes dialing), ms. */
   queueMs: number;
-  /** From `request()` (the real clock) to the response head (its event-loop turn's reading: never later), ms, across all attempts. */
+  /**
+   * From `request()` (the real clock) to the response head (its event-loop turn's reading: never later), ms, across all
+   * attempts.
+   */
   ttfbMs: number;
 }
 
@@ -30,7 +33,10 @@ export class OriginResponse {
   readonly connectionId: number;
   readonly connection: Readonly<ConnectionFacts>;
   readonly timings: ResponseTimings;
-  /** An origin group sent a second attempt of this request to another endpoint (`hedge`); `origin` is the one that answered. */
+  /**
+   * An origin group sent a second attempt of this request to another endpoint (`hedge`); `origin` is the one that
+   * answered.
+   */
   readonly hedged: boolean;
   /** This request shared another one's origin request (`collapse`): the same head, its own body stream. */
   readonly collapsed: boolean;
@@ -58,7 +64,9 @@ export class OriginResponse {
     this.timings = { queueMs: r.queueMs, ttfbMs };
   }
 
-  /** The same response (head, facts, timings) with the body of `source`: what a collapsed request's waiters get each. */
+  /**
+   * The same response (head, facts, timings) with the body of `source`: what a collapsed request's waiters get each.
+   */
   share(source: BodySource, collapsed: boolean): OriginResponse {
     const r = this.#result;
     const head = r.res;

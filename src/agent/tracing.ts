@@ -27,7 +27,9 @@ const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
 /** Start the span of one request; `parent`: the caller's context (the service passes the incoming request's). */
 const CLIENT = { kind: SpanKind.CLIENT };
 
-/** `target`: the request target sent (path and query); `url.full` is the origin and it, never user info or a fragment. */
+/**
+ * `target`: the request target sent (path and query); `url.full` is the origin and it, never user info or a fragment.
+ */
 export function startRequestSpan(method: string, url: URL, target: string, parent: Context | undefined): Span {
   const span = tracer.startSpan(method, CLIENT, parent ?? context.active());
   // Attributes only for a recording span: without an SDK this is the API's no-op span and costs nothing more.
@@ -42,7 +44,10 @@ export function startRequestSpan(method: string, url: URL, target: string, paren
   return span;
 }
 
-/** The request's header list with this span's trace context in place of any incoming one (unchanged when nothing is traced). */
+/**
+ * The request's header list with this span's trace context in place of any incoming one (unchanged when nothing is
+ * traced).
+ */
 export function withTraceContext(span: Span, headers: HeaderList): HeaderList {
   const sc = span.spanContext();
   // The API's no-op span (no SDK, no incoming context) carries this very object: no regexp tests of its ids.

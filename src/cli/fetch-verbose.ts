@@ -1,4 +1,7 @@
-/** `originlink fetch -v`: the connection's story on stderr, in curl -v's shape (`*` what happened, `>` sent, `<` received). */
+/**
+ * `originlink fetch -v`: the connection's story on stderr, in curl -v's shape (`*` what happened, `>` sent, `<`
+ * received).
+ */
 import type { OriginResponse } from '../agent/response.js';
 import type { ProtocolPolicy } from '../connect/connect.js';
 import type { OriginlinkError } from '../errors.js';

@@ -48,7 +48,9 @@ interface One {
   headers?: HeaderList;
 }
 
-/** 3xx statuses -L follows (RFC 9110 §15.4); 303, and 301/302 after a POST, continue as GET (curl's and browsers' way). */
+/**
+ * 3xx statuses -L follows (RFC 9110 §15.4); 303, and 301/302 after a POST, continue as GET (curl's and browsers' way).
+ */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export async function runFetch(argv: string[]): Promise<number> {

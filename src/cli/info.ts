@@ -37,7 +37,8 @@ export interface Info {
     udpGso: boolean | null;
     /**
      * The kernel's transparent huge pages mode (`always`, `madvise`, `never`; null: none here). Under `madvise` or
-     * `always`, `bin/originlink serve` maps node's code onto 2 MiB pages (`--use-largepages=silent`, bin/service-node-flags).
+     * `always`, `bin/originlink serve` maps node's code onto 2 MiB pages (`--use-largepages=silent`,
+     * bin/service-node-flags).
      */
     transparentHugePages: string | null;
   };

@@ -42,7 +42,10 @@ export interface ExchangeTimeouts {
   maxHeaderCount?: number;
 }
 
-/** Bytes a response body holds before its stream exists, unless the request set `responseBufferBytes`: a Readable's own default high-water mark. */
+/**
+ * Bytes a response body holds before its stream exists, unless the request set `responseBufferBytes`: a Readable's own
+ * default high-water mark.
+ */
 const LAZY_BODY_LIMIT = 16 * 1024;
 
 /** What the exchange asks of its transport. */
@@ -146,7 +149,9 @@ export class ExchangeTimers {
   };
 }
 
-/** headers: request sent → head; send: idle while the request body leaves; body: idle while the response body arrives. */
+/**
+ * headers: request sent → head; send: idle while the request body leaves; body: idle while the response body arrives.
+ */
 type TimerKind = 'headers' | 'send' | 'body';
 
 const EMPTY = new Uint8Array(0);
@@ -159,7 +164,10 @@ export class Exchange {
   body: LazyBody | null = null;
   /** Trailers received before the end (h1, h2 report them apart from the end). */
   trailers: HeaderList = NO_TRAILERS;
-  /** The transport's id for this exchange on its connection (h2: its stream id; h3: its number among the connection's requests; -1 while none). */
+  /**
+   * The transport's id for this exchange on its connection (h2: its stream id; h3: its number among the connection's
+   * requests; -1 while none).
+   */
   wireId = -1;
   #facts: { reused: boolean; requestSent: boolean; responseStarted: boolean };
   #wire: ExchangeWire;
@@ -237,7 +245,10 @@ export class Exchange {
     return this.#facts;
   }
 
-  /** The transport ended the request on the wire (h2: its stream reset after a complete response): the pump stops, its source is let go. */
+  /**
+   * The transport ended the request on the wire (h2: its stream reset after a complete response): the pump stops, its
+   * source is let go.
+   */
   stopSending(): void {
     this.#stopSend = true;
   }

@@ -43,7 +43,10 @@ export interface H1Options {
   maxHeaderCount: number;
   /** Time allowed from the end of the request to the response head. */
   headersTimeoutMs: number;
-  /** Longest silence while a request body leaves or a response body arrives (not while our reader is behind: Exchange.timedOut). */
+  /**
+   * Longest silence while a request body leaves or a response body arrives (not while our reader is behind:
+   * Exchange.timedOut).
+   */
   bodyTimeoutMs: number;
 }
 
@@ -77,7 +80,9 @@ export class H1PooledConnection implements PooledConnection {
   /** Sitting a turn out while the TLS layer reads what followed the handshake (#settle), and how often it did. */
   #settling = false;
   #settled = 0;
-  /** The socket's fd for the unread-bytes check (net/tfo.ts unreadBytes); -1: none to ask (a tunnel stream, no addon). */
+  /**
+   * The socket's fd for the unread-bytes check (net/tfo.ts unreadBytes); -1: none to ask (a tunnel stream, no addon).
+   */
   #fd = -2;
   /** Inside the parser's execute (#onData), and a release that waits for it to return (#release). */
   #parsing = false;
@@ -316,7 +321,8 @@ export class H1PooledConnection implements PooledConnection {
   /**
    * The answer came while the request body still leaves (an origin's early 413): the exchange's timers are over, so
    * the rest of the body gets its own idle deadline — an origin that takes none of it for bodyTimeoutMs loses the
-   * connection, which can carry nothing else until the body is out (RFC 9112 §9.5). Was: busy for ever, a pool slot gone.
+   * connection, which can carry nothing else until the body is out (RFC 9112 §9.5). Was: busy for ever, a pool slot
+   * gone.
    */
   #watchUpload(): void {
     this.#stopUploadWatch();

@@ -80,7 +80,10 @@ export class H3PooledConnection implements PooledConnection {
   #h3: H3Connection;
   #opts: H3ConnectionSettings;
   #listeners: Array<(ev: ConnEvent) => void> = [];
-  /** Requests by the exchange's number on this connection (`Exchange.wireId`: `served` when it came), and by stream id once they have one (IdMap: see util/id-map.ts). */
+  /**
+   * Requests by the exchange's number on this connection (`Exchange.wireId`: `served` when it came), and by stream id
+   * once they have one (IdMap: see util/id-map.ts).
+   */
   #reqs = new IdMap<H3Request>();
   #streams = new IdMap<H3Request>();
   #waiting: H3Request[] = [];

@@ -71,10 +71,15 @@ export type H2Frame =
       data: Uint8Array;
       endStream: boolean;
       /** payload octets incl. padding: what flow control counts (§6.9.1) */ flowLength: number;
-      /** On the last piece of a frame that carried no data octet (padding alone, or nothing): what an empty-frame flood sends. */
+      /**
+       * On the last piece of a frame that carried no data octet (padding alone, or nothing): what an empty-frame flood
+       * sends.
+       */
       empty?: true;
     }
-  /** `dependsOn`: the stream dependency of the priority fields (RFC 7540 §5.3, parsed and otherwise ignored), or null. */
+  /**
+   * `dependsOn`: the stream dependency of the priority fields (RFC 7540 §5.3, parsed and otherwise ignored), or null.
+   */
   | {
       type: 'headers';
       streamId: number;

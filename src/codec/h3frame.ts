@@ -187,7 +187,10 @@ export class FrameParser {
     );
   }
 
-  /** A frame begins: `known` its type when this parser knows it (else -1; `type` as read, for the event), `len` its payload length. */
+  /**
+   * A frame begins: `known` its type when this parser knows it (else -1; `type` as read, for the event), `len` its
+   * payload length.
+   */
   #beginFrame(known: number, type: bigint | number, len: number, events: FrameEvent[]): void {
     this.#inFrame = true;
     this.#remaining = len;

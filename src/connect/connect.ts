@@ -68,7 +68,10 @@ export interface ConnectContext {
   congestionControl?: CcAlgorithm | undefined;
   /** h3: our QPACK decoder's limits (dynamic table towards us); default h3Settings'. */
   qpack?: QpackOptions | undefined;
-  /** performance.now() when the dial began: an h3 connection's connectMs counts from it (loading the QUIC module, resolving). */
+  /**
+   * performance.now() when the dial began: an h3 connection's connectMs counts from it (loading the QUIC module,
+   * resolving).
+   */
   dialStartedAt?: number | undefined;
   /** h3: BBR tuning of what we send; default the QUIC layer's DEFAULT_BBR. */
   bbr?: BbrTuning | undefined;

@@ -201,7 +201,9 @@ export class H2ProxyLinks {
     }
   }
 
-  /** Bounded by its own timer only: a merged dial outlives the caller that started it (callers race their own signals). */
+  /**
+   * Bounded by its own timer only: a merged dial outlives the caller that started it (callers race their own signals).
+   */
   async #dial(node: ProxyNode, o: H2TunnelOptions): Promise<Link> {
     if (this.#closed) throw proxyError(node, 'the agent is closed');
     const t0 = performance.now();
@@ -298,7 +300,10 @@ export class H2ProxyLinks {
   }
 }
 
-/** One CONNECT stream as a byte stream: writes leave as DATA, DATA arrives as reads; end() half-closes, destroy() resets. */
+/**
+ * One CONNECT stream as a byte stream: writes leave as DATA, DATA arrives as reads; end() half-closes, destroy()
+ * resets.
+ */
 class StreamTunnel extends Duplex {
   #out: PassThrough;
   #in: Readable;

@@ -17,7 +17,10 @@ import { H3PooledConnection, type H3ConnectionSettings } from '../client/h3.js';
 import type { SessionStore } from '../store/session-store.js';
 
 export interface H3ConnectOptions {
-  /** An IP literal, or a name resolved by `resolver` (its first address; the pool's connector races them all: connect.ts). */
+  /**
+   * An IP literal, or a name resolved by `resolver` (its first address; the pool's connector races them all:
+   * connect.ts).
+   */
   host: string;
   /** Default: the process's shared resolver (net/resolver.ts defaultResolver). */
   resolver?: Resolver | undefined;
@@ -83,7 +86,8 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
-  // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at once).
+  // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at
+  // once).
   const ep = await QuicEndpoint.bind({
     ipv6: isIP(ip) === 6,
     appNoError: H3ErrorCode.NO_ERROR,

@@ -5,14 +5,20 @@
 import type { Balance } from './options.js';
 import type { Endpoint } from './endpoint.js';
 
-/** A list of endpoints to pick from, with its total weight (and whether every weight is the same: a draw is then one index). */
+/**
+ * A list of endpoints to pick from, with its total weight (and whether every weight is the same: a draw is then one
+ * index).
+ */
 export interface Candidates {
   list: readonly Endpoint[];
   total: number;
   equal: boolean;
 }
 
-/** Time constant of the EWMA's decay, ms (an estimate left alone this long falls to 1/e of itself): Finagle's and Linkerd's decay time. */
+/**
+ * Time constant of the EWMA's decay, ms (an estimate left alone this long falls to 1/e of itself): Finagle's and
+ * Linkerd's decay time.
+ */
 export const EWMA_DECAY_MS = 10_000;
 
 /**
@@ -78,7 +84,9 @@ function twoChoices(c: Candidates, balance: Balance, now: number): Endpoint {
   return cost(b, balance, now, floor) < cost(a, balance, now, floor) ? b : a;
 }
 
-/** Smooth weighted round robin (nginx's): every candidate gains its weight, the richest is picked and pays the total. */
+/**
+ * Smooth weighted round robin (nginx's): every candidate gains its weight, the richest is picked and pays the total.
+ */
 function roundRobin(c: Candidates): Endpoint {
   let best: Endpoint | null = null;
   for (const e of c.list) {

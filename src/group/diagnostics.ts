@@ -9,7 +9,9 @@ export type EndpointEventKind = 'ejected' | 'readmitted' | 'unhealthy' | 'health
 export interface EndpointEvent {
   /** The group's name (its key unless named). */
   group: string;
-  /** The endpoint's origin (`scheme://host[:port]`); for panic events, every endpoint of the group, joined by spaces. */
+  /**
+   * The endpoint's origin (`scheme://host[:port]`); for panic events, every endpoint of the group, joined by spaces.
+   */
   endpoint: string;
   event: EndpointEventKind;
   /** What led to it (the last failure, the check's answer). */

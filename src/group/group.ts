@@ -15,7 +15,9 @@ import { RecentLatency } from './latency.js';
 import { DEFAULT_BUDGET, type ResolvedGroup } from './options.js';
 import { ejectionMs, endpointFailed, failureStatus, maxEjected } from './outlier.js';
 
-/** A failed attempt feeds the EWMA as an answer at least this slow, ms: an endpoint that fails fast must not look fast. */
+/**
+ * A failed attempt feeds the EWMA as an answer at least this slow, ms: an endpoint that fails fast must not look fast.
+ */
 export const FAILURE_PENALTY_MS = 1000;
 
 export interface EndpointStats {

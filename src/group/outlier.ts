@@ -32,7 +32,10 @@ export function ejectionMs(s: EndpointState, o: ResolvedOutlier, now: number): n
   return Math.min(o.maxEjectionMs, o.baseEjectionMs * s.multiplier);
 }
 
-/** How many of `n` endpoints may be ejected at once: `maxEjectionPercent` of them, and at least one unless it is 0 (Envoy). */
+/**
+ * How many of `n` endpoints may be ejected at once: `maxEjectionPercent` of them, and at least one unless it is 0
+ * (Envoy).
+ */
 export function maxEjected(n: number, o: ResolvedOutlier): number {
   if (o.maxEjectionPercent <= 0) return 0;
   return Math.max(1, Math.floor((n * o.maxEjectionPercent) / 100));

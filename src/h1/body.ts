@@ -68,7 +68,9 @@ export class H1BodyDecoder {
   get untilClose(): boolean {
     return this.#st === St.UntilClose;
   }
-  /** Bytes still to come of a counted body; null for a chunked one (its end is not known yet) or one read until close. */
+  /**
+   * Bytes still to come of a counted body; null for a chunked one (its end is not known yet) or one read until close.
+   */
   get lengthLeft(): number | null {
     return this.#st === St.Length ? this.#remaining : this.#st === St.Done ? 0 : null;
   }

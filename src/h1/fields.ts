@@ -10,7 +10,10 @@ import type { HeaderList } from '../http/types.js';
  * 505, then closes (the framing of what follows is unknown).
  */
 export class H1ParseError extends Error {
-  /** `target-too-long`: a request line longer than the whole head's limit (414, RFC 9112 §3); `too-large`: the head (431). */
+  /**
+   * `target-too-long`: a request line longer than the whole head's limit (414, RFC 9112 §3); `too-large`: the head
+   * (431).
+   */
   readonly kind: 'malformed' | 'too-large' | 'target-too-long' | 'unsupported' | 'version';
   constructor(kind: H1ParseError['kind'], message: string) {
     super(message);

@@ -72,7 +72,10 @@ interface StatusLine {
   readonly status: number;
   readonly reason: string;
 }
-/** RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). */
+/**
+ * RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ], reason-phrase = 1*( HTAB / SP / VCHAR /
+ * obs-text ).
+ */
 const STATUS_LINE_RE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/;
 /**
  * Status lines read lately, compared in place: a server sends a few ("HTTP/1.1 200 OK") over and over, and a
@@ -103,7 +106,9 @@ function statusLineOf(text: string, eol: number): StatusLine {
   return parsed;
 }
 
-/** What a final response's head makes besides its field lines, for a request with (`noBody`: HEAD) or without a body. */
+/**
+ * What a final response's head makes besides its field lines, for a request with (`noBody`: HEAD) or without a body.
+ */
 type Framed = Omit<H1Head, 'headers'> & { noBody: boolean };
 
 export class H1ResponseParser {
@@ -263,7 +268,8 @@ export class H1ResponseParser {
     const options = connection === null ? 0 : connectionOptions(connection);
     let keepAlive = minor === 1 ? (options & CONN_CLOSE) === 0 : (options & CONN_KEEP_ALIVE) !== 0;
     // RFC 9112 §6.1: both together "ought to be handled as an error" (request smuggling, response splitting):
-    // refused whatever the status, as nginx and llhttp do, rather than letting Transfer-Encoding override (§6.3 item 3).
+    // refused whatever the status, as nginx and llhttp do, rather than letting Transfer-Encoding override (§6.3 item
+    // 3).
     if (te !== null && contentLength !== null)
       throw new H1ParseError('malformed', 'response with both Content-Length and Transfer-Encoding');
     let framing: H1Head['framing'];

@@ -89,7 +89,10 @@ const REQUEST_LINE_RE = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/;
 /** Empty lines tolerated before a request line (RFC 9112 §2.2: at least one SHOULD be ignored). */
 const MAX_LEADING_CRLF = 8;
 
-/** The method `text[0..sp)` when it is a token: a constant for the known ones (http/methods.ts); '' when it is not a token. */
+/**
+ * The method `text[0..sp)` when it is a token: a constant for the known ones (http/methods.ts); '' when it is not a
+ * token.
+ */
 function knownMethod(text: string, sp: number): string {
   for (const m of KNOWN_METHODS) if (m.length === sp && text.startsWith(m)) return m;
   const method = text.slice(0, sp);

@@ -73,7 +73,9 @@ export class ResponseHeadWriter {
   }
 }
 
-/** `connection: close`, or for an HTTP/1.0 client that may keep the connection `connection: keep-alive` (RFC 9112 §9.3). */
+/**
+ * `connection: close`, or for an HTTP/1.0 client that may keep the connection `connection: keep-alive` (RFC 9112 §9.3).
+ */
 export function connectionLine(minor: number, close: boolean): string {
   return close ? `connection: close${CRLF}` : minor === 0 ? `connection: keep-alive${CRLF}` : '';
 }

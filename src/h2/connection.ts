@@ -111,7 +111,10 @@ export class H2Connection {
   #goawayReceived: number | null = null;
   /** Streams that closed by a reset, and how; a closed stream not here ended both ways (or was skipped, below). */
   #resets = new Map<number, ClosedHow>();
-  /** Server: id ranges the client jumped over (§5.1.1: implicitly closed, never opened). Rare; kept apart so the common case costs nothing per stream. */
+  /**
+   * Server: id ranges the client jumped over (§5.1.1: implicitly closed, never opened). Rare; kept apart so the common
+   * case costs nothing per stream.
+   */
   #skipped: Array<[number, number]> = [];
   #enableConnectProtocol: boolean;
   #peerConnectProtocol = false;
@@ -163,7 +166,10 @@ export class H2Connection {
   get closed(): boolean {
     return this.#closed;
   }
-  /** Streams we may open now (the peer's limit minus our open ones; before its SETTINGS: 100, RFC 9113 §6.5.2 recommends at least that). */
+  /**
+   * Streams we may open now (the peer's limit minus our open ones; before its SETTINGS: 100, RFC 9113 §6.5.2 recommends
+   * at least that).
+   */
   get capacity(): number {
     return this.#peerMaxConcurrent ?? 100;
   }
@@ -645,7 +651,8 @@ export class H2Connection {
     const s = this.#streams.get(id);
     if (!s || s.remoteClosed) {
       this.#creditConnection(flowLength);
-      // §5.1 half-closed (remote): a frame other than WINDOW_UPDATE, PRIORITY, RST_STREAM is a STREAM_CLOSED stream error.
+      // §5.1 half-closed (remote): a frame other than WINDOW_UPDATE, PRIORITY, RST_STREAM is a STREAM_CLOSED stream
+      // error.
       if (s) return this.#streamError(id, H2ErrorCode.STREAM_CLOSED, 'DATA after the end of the stream');
       return this.#lateFrame(id, this.#stateOf(id), 'DATA');
     }
@@ -794,7 +801,10 @@ export class H2Connection {
     if (s.localClosed) this.#close(s, 'peer-ended');
   }
 
-  /** Where a stream id we do not hold stands (§5.1): never opened yet (`idle`), closed and how, or `unknown`: skipped by the peer, never opened (implicitly closed, §5.1.1). */
+  /**
+   * Where a stream id we do not hold stands (§5.1): never opened yet (`idle`), closed and how, or `unknown`: skipped by
+   * the peer, never opened (implicitly closed, §5.1.1).
+   */
   #stateOf(id: number): 'idle' | ClosedHow | 'unknown' {
     const ours = (id % 2 === 1) === (this.role === 'client');
     // A client disables push, so the server's (even) streams never leave idle.

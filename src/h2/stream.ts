@@ -13,7 +13,9 @@ export class H2Stream {
   localClosed = false;
   /** The peer sent END_STREAM (half-closed remote). */
   remoteClosed = false;
-  /** Server: the rest of the request is not wanted — once our END_STREAM leaves, RST_STREAM(NO_ERROR) (RFC 9113 §8.1). */
+  /**
+   * Server: the rest of the request is not wanted — once our END_STREAM leaves, RST_STREAM(NO_ERROR) (RFC 9113 §8.1).
+   */
   stopAfterEnd = false;
   /** A final head arrived (a second header block is trailers). */
   headSeen = false;

@@ -8,7 +8,10 @@ export interface H2ConnectionOptions {
   windowSize?: number;
   /** Our connection receive window. Default 4 × windowSize. */
   connectionWindowSize?: number;
-  /** Streams the peer may open at once (SETTINGS_MAX_CONCURRENT_STREAMS; a client allows none, it disables push). Default 100. */
+  /**
+   * Streams the peer may open at once (SETTINGS_MAX_CONCURRENT_STREAMS; a client allows none, it disables push).
+   * Default 100.
+   */
   maxConcurrentStreams?: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE, also our HPACK decoding cap. Default 64 KiB. */
   maxHeaderListSize?: number;
@@ -42,7 +45,10 @@ export type H2Event =
   | { type: 'interim'; streamId: number; headers: HeaderList }
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }
   /** The stream ended for us without its end: reset by the peer, or by us for a stream error. */
-  /** `connection`: the stream ends with its connection (a connection error, or GOAWAY with an error code): the code is the connection's, not a verdict on this stream. */
+  /**
+   * `connection`: the stream ends with its connection (a connection error, or GOAWAY with an error code): the code is
+   * the connection's, not a verdict on this stream.
+   */
   | { type: 'reset'; streamId: number; code: number; byPeer: boolean; message?: string; connection?: true }
   | { type: 'goaway'; lastStreamId: number; code: number; debug: string }
   | { type: 'ping-ack'; data: Uint8Array }

@@ -57,7 +57,10 @@ export class H3Connection implements QuicStreamHandler {
   readonly #peerRequests = new SeenStreamIds(0);
   /** Highest request stream accepted for processing (server role). */
   #lastAccepted = -1;
-  /** Server role: peer request streams whose head has not arrived yet, by the sweep they were opened in (expireIncompleteHeads). */
+  /**
+   * Server role: peer request streams whose head has not arrived yet, by the sweep they were opened in
+   * (expireIncompleteHeads).
+   */
   readonly #awaitingHead = new IdMap<number>();
   #headSweeps = 0;
   /** Decoder instructions are held this long (H3ConnectionOptions.decoderAckDelay); the pending timer's cancel. */
@@ -570,7 +573,10 @@ export class H3Connection implements QuicStreamHandler {
     this.#emit({ type: 'settings', settings });
   }
 
-  /** A request head (server role) with the priority it starts with: a PRIORITY_UPDATE that came first wins over its header. */
+  /**
+   * A request head (server role) with the priority it starts with: a PRIORITY_UPDATE that came first wins over its
+   * header.
+   */
   #withPriority(ev: Extract<H3Event, { type: 'headers' }>): H3Event {
     const s = this.#streams.get(ev.streamId);
     if (s) s.headReported = true;

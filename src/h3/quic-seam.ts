@@ -1,7 +1,8 @@
 /**
  * The seam between the HTTP/3 state machine (src/h3) and the QUIC engine
  * (src/quic). HTTP/3 only ever sees this interface; the quiche adapter
- * implements it (quic/ imports this file: the consumer owns the seam). Modelled on hyperium/h3's quic.rs: a handful of stream
+ * implements it (quic/ imports this file: the consumer owns the seam). Modelled on hyperium/h3's quic.rs: a handful of
+ * stream
  * operations, nothing about packets, timers or sockets.
  *
  * Call order: the driver delivers inbound stream events to the H3 side via

@@ -41,7 +41,9 @@ export type H3Event =
       streamId: number;
       headers: HeaderList;
       end: boolean;
-      /** Server role: the request's priority (RFC 9218: a PRIORITY_UPDATE that came first, else its `priority` header). */
+      /**
+       * Server role: the request's priority (RFC 9218: a PRIORITY_UPDATE that came first, else its `priority` header).
+       */
       priority?: Priority;
     }
   /**

@@ -141,7 +141,9 @@ export function connectionNamed(pairs: ReadonlyArray<readonly [string, string]>)
   return out ?? NONE;
 }
 
-/** Is `name` (lower-case) connection-specific, given the names Connection listed? `proxy-*` fields never cross either. */
+/**
+ * Is `name` (lower-case) connection-specific, given the names Connection listed? `proxy-*` fields never cross either.
+ */
 export function isHopByHop(name: string, named: ReadonlySet<string> = NONE): boolean {
   return HOP_BY_HOP.has(name) || (named.size > 0 && named.has(name)) || name.startsWith('proxy-');
 }

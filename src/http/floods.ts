@@ -4,7 +4,10 @@
  * enforces all of them (h2/floods.ts); our HTTP/3 server the stream resets (server/h3.ts).
  */
 export interface FloodLimits {
-  /** Streams reset by the peer (RST_STREAM, or opened and cancelled) per second before GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487). Default 100. */
+  /**
+   * Streams reset by the peer (RST_STREAM, or opened and cancelled) per second before GOAWAY ENHANCE_YOUR_CALM
+   * (CVE-2023-44487). Default 100.
+   */
   resets: number;
   /** SETTINGS frames per second. Default 50. */
   settings: number;

@@ -149,7 +149,9 @@ export interface PooledConnection {
   readonly facts: ConnectionFacts;
   /** performance.now() when the connection was established. */
   readonly createdAt: number;
-  /** performance.now() of the last request end (h2/h3: also of the last start); the connection was made at createdAt. */
+  /**
+   * performance.now() of the last request end (h2/h3: also of the last start); the connection was made at createdAt.
+   */
   readonly lastActiveAt: number;
   /** How many requests may run at once now (1 for h1; the peer's stream limit for h2/h3). */
   readonly capacity: number;

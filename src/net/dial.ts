@@ -31,7 +31,9 @@ export interface DialTarget {
   proxy?: ProxyNode | undefined;
 }
 
-/** Opens a tunnel through an `http2` proxy node: a CONNECT stream on a shared connection (connect/h2-proxy-links.ts). */
+/**
+ * Opens a tunnel through an `http2` proxy node: a CONNECT stream on a shared connection (connect/h2-proxy-links.ts).
+ */
 export type H2TunnelOpener = (
   node: ProxyNode,
   host: string,

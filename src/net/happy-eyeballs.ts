@@ -69,7 +69,10 @@ export function raceAddresses<T>(
     let running = 0;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
-    /** Abort every attempt but the winner's (its signal may still guard work it does after resolving: a QUIC handshake behind 0-RTT). */
+    /**
+     * Abort every attempt but the winner's (its signal may still guard work it does after resolving: a QUIC handshake
+     * behind 0-RTT).
+     */
     const finish = (winner = -1): void => {
       settled = true;
       if (timer) clearTimeout(timer);

@@ -93,7 +93,8 @@ export function parseProxy(url: string, http2 = false, tlsOpts: ProxyTls | null 
     ? createHash('sha256').update(`${auth.user.length}:${auth.user}:${auth.pass}`).digest('base64url').slice(0, 16)
     : '-';
   const t = kind === 'https' ? tlsOpts : null;
-  // The trust settings are part of the key too: a tunnel made without verification is never reused by a verifying config.
+  // The trust settings are part of the key too: a tunnel made without verification is never reused by a verifying
+  // config.
   const trust = t
     ? `#tls=${
         t.rejectUnauthorized === false

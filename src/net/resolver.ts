@@ -50,7 +50,10 @@ export interface ResolverOptions {
   maxTtlMs: number;
   /** How long a system-resolver (or custom lookup) answer is kept, ms. Default 30000. */
   systemTtlMs: number;
-  /** How long past its expiry an answer may still be served while refreshes fail, ms (RFC 8767 §4: bounded). 0 = never. Default 600000. */
+  /**
+   * How long past its expiry an answer may still be served while refreshes fail, ms (RFC 8767 §4: bounded). 0 = never.
+   * Default 600000.
+   */
   serveStaleMs: number;
   /** While serving stale, ask again at most this often, ms (RFC 8767 §4 suggests 30 s). Default 30000. */
   staleRecheckMs: number;

@@ -53,7 +53,10 @@ export interface TcpConnected {
 
 /** Socket factory for TFO and keepalive probes: the native addon's (./tfo.ts) unless a test swaps it. */
 export interface SocketFactory {
-  /** A socket that is "connected" at once (the SYN leaves with the first write); null: no TFO here. Throws when the connect was refused at once (a local RST). */
+  /**
+   * A socket that is "connected" at once (the SYN leaves with the first write); null: no TFO here. Throws when the
+   * connect was refused at once (a local RST).
+   */
   connect(opts: { host: string; port: number }): net.Socket | null;
   /** After the handshake: did the SYN carry data that the server accepted? */
   synDataAccepted(socket: net.Socket): boolean;
@@ -105,7 +108,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       );
     }, o.connectTimeoutMs);
     if (o.signal?.aborted) return onAbort();
-    // One pool-wide signal serves every concurrent dial (up to maxConnections listeners, each removed when its dial settles).
+    // One pool-wide signal serves every concurrent dial (up to maxConnections listeners, each removed when its dial
+    // settles).
     if (o.signal) setMaxListeners(0, o.signal);
     o.signal?.addEventListener('abort', onAbort, { once: true });
 

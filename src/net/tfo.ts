@@ -239,7 +239,10 @@ export function unreadBytes(fd: number): number | null {
   }
 }
 
-/** Acknowledge what `fd` has received now, not after the delayed-ACK timer (TCP_QUICKACK); false without the addon or an fd. */
+/**
+ * Acknowledge what `fd` has received now, not after the delayed-ACK timer (TCP_QUICKACK); false without the addon or an
+ * fd.
+ */
 export function quickAck(fd: number): boolean {
   const addon = load();
   if (addon === null || fd < 0) return false;

@@ -36,7 +36,10 @@ export interface TunnelOptions {
 /** Longest CONNECT response head read, bytes. */
 const MAX_HEAD = 16 * 1024;
 
-/** `over`: a connection to the node already made (an `http2` node that chose HTTP/1.1 by ALPN, connect/h2-proxy-links.ts). */
+/**
+ * `over`: a connection to the node already made (an `http2` node that chose HTTP/1.1 by ALPN,
+ * connect/h2-proxy-links.ts).
+ */
 export function openTunnel(
   node: ProxyNode,
   host: string,
@@ -246,7 +249,10 @@ export function authError(node: ProxyNode, msg: string): OriginlinkError {
   });
 }
 
-/** Feeds a socket's bytes to the reply readers (proxy-replies.ts) during a handshake; release() hands leftovers back to the stream. */
+/**
+ * Feeds a socket's bytes to the reply readers (proxy-replies.ts) during a handshake; release() hands leftovers back to
+ * the stream.
+ */
 class Reader {
   #socket: net.Socket;
   #buf: Buffer = Buffer.alloc(0);

@@ -48,7 +48,9 @@ export interface RequestEndMessage {
   error: Error | null;
 }
 
-/** The message is made only when someone listens (the arguments are its fields, in order): this runs for every request. */
+/**
+ * The message is made only when someone listens (the arguments are its fields, in order): this runs for every request.
+ */
 export function publishRequestEnd(
   origin: string,
   method: string,

@@ -46,7 +46,10 @@ export interface PoolOptions {
   pingIntervalMs: number;
   /** A PING unanswered this long marks the connection dead, ms. Default 5000. */
   pingTimeoutMs: number;
-  /** Recycle a connection after this many consecutive failed requests (failures of the connection or the origin; not requests our side aborted). Default 5. */
+  /**
+   * Recycle a connection after this many consecutive failed requests (failures of the connection or the origin; not
+   * requests our side aborted). Default 5.
+   */
   maxConsecutiveErrors: number;
   /** TCP connect + TLS handshake (or QUIC handshake) deadline, ms. Default 10000. */
   connectTimeoutMs: number;
@@ -56,7 +59,10 @@ export interface PoolOptions {
   connectBackoffMaxMs: number;
   /** Deadline from request sent to response head, ms. Default 30000. */
   headersTimeoutMs: number;
-  /** Longest silence while a request body leaves or a response body arrives, ms (0 = none; our own stalls — a body source with nothing to send, a reader that is behind — are not the origin's: Exchange.timedOut). Default 30000. */
+  /**
+   * Longest silence while a request body leaves or a response body arrives, ms (0 = none; our own stalls — a body
+   * source with nothing to send, a reader that is behind — are not the origin's: Exchange.timedOut). Default 30000.
+   */
   bodyTimeoutMs: number;
   /** Largest response header section accepted, bytes. Default 65536. */
   maxHeaderBytes: number;
@@ -64,7 +70,9 @@ export interface PoolOptions {
   maxHeaderCount: number;
   /** HTTP/2 and HTTP/3 receive window per stream, bytes (the connection's is 4×). Default 4 MiB. */
   windowSize: number;
-  /** h3: move to a new local UDP port after this many probe timeouts in a row with nothing heard (0 = never). Default 3. */
+  /**
+   * h3: move to a new local UDP port after this many probe timeouts in a row with nothing heard (0 = never). Default 3.
+   */
   migrateAfterProbeTimeouts: number;
   /**
    * h1: acknowledge each response at once (TCP_QUICKACK) instead of letting the ACK ride on the next request.
@@ -102,9 +110,9 @@ export const DEFAULT_POOL_OPTIONS: Readonly<PoolOptions> = Object.freeze({
   maxHeaderBytes: 65_536,
   maxHeaderCount: 256,
   // 8 MiB: under random loss a stream's window stays behind the hole a lost packet leaves until it is resent (one
-  // RTT or more), and quiche's autotuning does not grow it then; at 4 MiB an h3 bulk download at 50 ms RTT and 5 %
-  // loss was held to ~14–20 MB/s by its own flow control, with 8 MiB 22–33 (bench/RESULTS.md `loss`, 22:42).
-  // Chromium's and quic-go's windows are 6 MB per stream, 15 MB per connection.
+  // RTT or more), and quiche's autotuning does not grow it then; at 4 MiB an h3 bulk download under loss was held
+  // back by its own flow control (bench/RESULTS.md `loss`). Chromium's and quic-go's windows are 6 MB per stream,
+  // 15 MB per connection.
   windowSize: 8 * 1024 * 1024,
   migrateAfterProbeTimeouts: 3,
   quickAck: 'auto',
@@ -169,7 +177,8 @@ export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, wher
     if (value < rule.min) throw configError(`${where}.${key}`, `must be ≥ ${rule.min}, got ${value}`);
     if (rule.max !== undefined && value > rule.max)
       throw configError(`${where}.${key}`, `must be ≤ ${rule.max}, got ${value}`);
-    // A duration goes to setTimeout, which fires at once past 2^31 − 1 ms (a queue timeout of 2^31 answered 503 at once).
+    // A duration goes to setTimeout, which fires at once past 2^31 − 1 ms (a queue timeout of 2^31 answered 503 at
+    // once).
     if (key.endsWith('Ms') && value > MAX_TIMER_MS)
       throw configError(`${where}.${key}`, `must be ≤ ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`);
     out[key as NumericKey] = value;

@@ -18,7 +18,10 @@ import { LazyTimer } from '../util/lazy-timer.js';
 import { turnNow } from '../util/clock.js';
 import { hold, holdUntil, release } from '../util/hold.js';
 
-/** Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle), unless a regret raised it (#regret). */
+/**
+ * Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle), unless a regret raised it
+ * (#regret).
+ */
 const SURPLUS_FRACTION = 1 / 8;
 
 export type Dialer = (signal: AbortSignal) => Promise<PooledConnection>;
@@ -88,7 +91,10 @@ export class Pool implements TickMember {
   readonly opts: Readonly<PoolOptions>;
   #dial: Dialer;
   #entries = new Map<PooledConnection, Entry>();
-  /** h1 connections acknowledge each response at once (PoolOptions.quickAck: 'always', or 'auto' once this origin sent a stray). */
+  /**
+   * h1 connections acknowledge each response at once (PoolOptions.quickAck: 'always', or 'auto' once this origin sent a
+   * stray).
+   */
   #quickAck: boolean;
   /**
    * h1 pools: connections as they became idle, the most recent on top, so a request takes one without
@@ -167,7 +173,10 @@ export class Pool implements TickMember {
     return this.#lastActivityAt;
   }
 
-  /** Shared-ticker hook: predictive warmth every tick; health pings and maximum age at most every max(250, pingIntervalMs / 2) ms. */
+  /**
+   * Shared-ticker hook: predictive warmth every tick; health pings and maximum age at most every max(250,
+   * pingIntervalMs / 2) ms.
+   */
   tick(now: number): void {
     if (this.opts.preconnectRatio > 0) this.#topUpWarm();
     const every = Math.max(250, this.opts.pingIntervalMs / 2);
@@ -176,7 +185,10 @@ export class Pool implements TickMember {
     this.#healthCheck(now);
   }
 
-  /** Requests queued here or running on its connections now (h1: one per connection; h2/h3: streams): what an origin group balances on. */
+  /**
+   * Requests queued here or running on its connections now (h1: one per connection; h2/h3: streams): what an origin
+   * group balances on.
+   */
   get load(): number {
     return this.#demand();
   }
@@ -359,7 +371,10 @@ export class Pool implements TickMember {
     return best;
   }
 
-  /** False after retiring a ready connection that may not take requests: unusable (destroyed) or past its maximum age (drained). */
+  /**
+   * False after retiring a ready connection that may not take requests: unusable (destroyed) or past its maximum age
+   * (drained).
+   */
   #fresh(e: Entry): boolean {
     const c = e.conn;
     if (!c.isUsable()) {
@@ -419,7 +434,8 @@ export class Pool implements TickMember {
         // clients leaving would recycle every warm origin connection they had streams on.
         if (oe.side !== 'local') {
           if (++e.errors >= this.opts.maxConsecutiveErrors) this.#retire(e);
-          // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land there.
+          // A timed-out stream on a shared connection may mean a dead peer: prove it alive before more requests land
+          // there.
           else if (
             (oe.code === ErrorCode.HEADERS_TIMEOUT || oe.code === ErrorCode.BODY_TIMEOUT) &&
             conn.ping &&
@@ -442,7 +458,9 @@ export class Pool implements TickMember {
     this.#checkDrained();
   }
 
-  /** A new h2 connection whose stream limit is still on its way (PooledConnection.limitPending): it may take them all. */
+  /**
+   * A new h2 connection whose stream limit is still on its way (PooledConnection.limitPending): it may take them all.
+   */
   #limitPending(): boolean {
     for (const e of this.#entries.values()) if (e.conn.limitPending?.() === true) return true;
     return false;
@@ -485,7 +503,7 @@ export class Pool implements TickMember {
    * load with others (an origin group's endpoint, p2c drawing it at random) sees its own concurrency swing more than
    * the whole load's, and its peaks recur further apart than an eighth of the idle timeout: each surplus close was
    * dialled again within seconds, a TLS handshake each time, and V8's hot path compiled again after the dial's rarer
-   * paths ran (bench/RESULTS.md groups, 2026-11-26).
+   * paths ran (bench/RESULTS.md `groups`).
    */
   #regret(): void {
     const now = turnNow();
@@ -494,7 +512,9 @@ export class Pool implements TickMember {
     this.#surplusAt = now;
   }
 
-  /** The surplus stage's share now: halved back towards SURPLUS_FRACTION once for each idle timeout without a regret. */
+  /**
+   * The surplus stage's share now: halved back towards SURPLUS_FRACTION once for each idle timeout without a regret.
+   */
   #surplusShare(): number {
     if (this.#surplus > SURPLUS_FRACTION) {
       const now = turnNow();
@@ -527,7 +547,10 @@ export class Pool implements TickMember {
     this.#pump();
   };
 
-  /** Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting at a time. */
+  /**
+   * Dial up to the connections to keep warm (minWarm, or the predictive target); predictive dials at most maxConnecting
+   * at a time.
+   */
   #topUpWarm(): void {
     if (this.#closed) return;
     // Warm dials wait out the backoff too: an origin that accepts and closes at once was redialled in a tight loop.
@@ -590,7 +613,10 @@ export class Pool implements TickMember {
     return this.#closed ? 0 : this.#keepWarm();
   }
 
-  /** An idle connection kept warm on purpose (re-checked after another idle period while warmth is predictive: the target decays). */
+  /**
+   * An idle connection kept warm on purpose (re-checked after another idle period while warmth is predictive: the
+   * target decays).
+   */
   #keptWarm(e: Entry): boolean {
     if (this.#open() > this.#keepWarm()) return false;
     if (this.opts.preconnectRatio > 0) this.#armIdle(e);
@@ -769,7 +795,8 @@ export class Pool implements TickMember {
                 for (const other of this.#entries.keys()) other.quickAck?.(true);
               }
             }
-            // A TCP Fast Open connection handed out before its SYN was answered, then timed out (net/tcp.ts): a failed connect.
+            // A TCP Fast Open connection handed out before its SYN was answered, then timed out (net/tcp.ts): a failed
+            // connect.
             if ((ev.error as OriginlinkError | null)?.code === ErrorCode.CONNECT_TIMEOUT)
               this.counters.connectFailures++;
             publishConnection('close', this.origin, conn, ev.error);
@@ -840,7 +867,10 @@ export class Pool implements TickMember {
     return false;
   }
 
-  /** Drain connections past their maximum age; PING idle multiplexed ones (a silent one is dead before a request finds out). */
+  /**
+   * Drain connections past their maximum age; PING idle multiplexed ones (a silent one is dead before a request finds
+   * out).
+   */
   #healthCheck(now: number): void {
     for (const e of this.#entries.values()) {
       const c = e.conn;

@@ -25,7 +25,10 @@ export interface ProbeOptions {
   /** Deadline of each step (TCP+TLS, request, QUIC handshake, 0-RTT), ms. Default 3000. */
   stepTimeoutMs?: number;
   lookup?: LookupFn;
-  /** Resolver for the origin's name (default: the system resolver, or `lookup`); the name is resolved here, so TFO applies to names too. */
+  /**
+   * Resolver for the origin's name (default: the system resolver, or `lookup`); the name is resolved here, so TFO
+   * applies to names too.
+   */
   resolver?: Resolver;
   /** Try TCP Fast Open (native addon). Default true. */
   tfo?: boolean;
@@ -280,7 +283,8 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
 
   // 2. A second TCP connection: TLS resumption and TFO (the first one only fetched the TFO cookie).
   if (r.tcp.ok) {
-    // The name was resolved above and an address is dialled: TFO applies to names and literals alike (not inside a tunnel).
+    // The name was resolved above and an address is dialled: TFO applies to names and literals alike (not inside a
+    // tunnel).
     r.reconnect.tfoAttempted = tfoOn && tfoAvailable() && !o.proxy;
     try {
       const c2 = await step('TCP+TLS reconnect', ms + 100, (signal) => connectOrigin(spec, ctx(signal)), destroy);

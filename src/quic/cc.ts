@@ -6,23 +6,20 @@ export const CC_ALGORITHMS = ['reno', 'cubic', 'bbr', 'bbr2'] as const;
 export type CcAlgorithm = (typeof CC_ALGORITHMS)[number];
 /**
  * The controller of every QUIC connection we open or accept unless an origin or listener names another: BBR
- * (quiche 0.30's bbr2_gcongestion on our own engine, paced by quiche's release times). `npm run bench -- loss`
- * (bench/RESULTS.md `loss`, 2026-11-25, 20 MiB at 50 ms RTT, against TCP BBR in the same run): BBR moves
- * 1.42× / 1.13× / 1.04× TCP BBR's bulk at 1 / 2 / 5 % random loss, where cubic moves 0.04× / 0.02× / 0.01×
- * (held near the Mathis bound). On the fallback engine (quiche 0.18) `bbr` is its BBRv1 — with its recovery bug,
- * still 20× cubic's throughput under loss (native-notes/quiche.md). `bbr2` names the same controller as `bbr`.
+ * (quiche 0.30's bbr2_gcongestion on our own engine, paced by our pacer, quic/pacer.ts). Under random loss it keeps
+ * TCP BBR's bulk throughput or better, where cubic is held near the Mathis bound (bench/RESULTS.md `loss`). On the
+ * fallback engine (quiche 0.18) `bbr` is its BBRv1 — with its recovery bug, still far above cubic under loss
+ * (native-notes/quiche.md). `bbr2` names the same controller as `bbr`.
  */
 export const DEFAULT_CC: CcAlgorithm = 'bbr';
 
 /**
  * BBR's tuning by default (QuicOptions.bbr), on our quiche 0.30 engine: a loss threshold of 10 % per round where
  * quiche's own is 1.5 %. quiche's BBRv2 takes random loss above its threshold for congestion and lowers its
- * inflight ceiling; Linux TCP's BBR (v1, the host default here and the loss goal's yardstick) does not. Measured
- * with `npm run bench -- loss` (50 MiB at 50 ms RTT, seeds 1–3, 2026-11-25; bench/RESULTS.md `loss`): h3 bulk
- * over TCP BBR's at 1 / 2 / 5 % loss 1.55–1.62× / 1.41–1.81× / 1.46–1.54× with 0.1, against 1.43–1.60× /
- * 1.43–1.99× / 0.65–0.98× with quiche's 0.015 and 1.13–1.62× / 0.75–1.59× / 0.75–1.12× with 0.05. A real
- * bottleneck still slows it down: BBR follows its delivery-rate estimate and paces to it; only random loss up
- * to 10 % no longer halves its ceiling.
+ * inflight ceiling; Linux TCP's BBR (v1, the host default here and the loss goal's yardstick) does not. With 0.1,
+ * h3 bulk keeps up with TCP BBR's at 1, 2 and 5 % loss; with quiche's 0.015 it falls behind at 5 %, and 0.05 sits
+ * between (bench/RESULTS.md `loss` and its history). A real bottleneck still slows it down: BBR follows its
+ * delivery-rate estimate and paces to it; only random loss up to 10 % no longer halves its ceiling.
  */
 export const DEFAULT_BBR: Readonly<BbrTuning> = Object.freeze({ lossThreshold: 0.1 });
 
@@ -32,7 +29,10 @@ export type BwLoReduction = (typeof BW_LO_REDUCTIONS)[number];
 
 /** BBR tuning (QuicOptions.bbr, an origin's or listener's `quic.bbr`). */
 export interface BbrTuning {
-  /** Loss rate per round above which BBR lowers its inflight ceiling, 0.001 – 0.2. Default DEFAULT_BBR's 0.1 (quiche's own: 0.015). */
+  /**
+   * Loss rate per round above which BBR lowers its inflight ceiling, 0.001 – 0.2. Default DEFAULT_BBR's 0.1 (quiche's
+   * own: 0.015).
+   */
   lossThreshold?: number;
   /**
    * How a loss lowers BBR's short-term bounds: `default` (quiche's: after each round with any loss, bandwidth_lo and

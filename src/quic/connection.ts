@@ -141,9 +141,8 @@ const SEND_BATCH_BYTES = 128 * 1024;
  * leaves at once rather than at the pass that ends the turn. A burst of small exchanges written in one turn (a
  * client's 100 requests from one pump, a server's answers to one received batch) then reaches the peer in pieces
  * it starts on while the rest is still being written, instead of as one flight after all of it: the two ends work
- * in parallel. quiche puts one STREAM frame in a packet, so a piece is 16 packets: one GSO send. 100 concurrent
- * GETs on loopback, both ends ours, interleaved blocks: median batch 2.3–2.9 → 1.9 ms (bench/RESULTS.md `h3`,
- * 2026-11-25 16:20).
+ * in parallel. quiche puts one STREAM frame in a packet, so a piece is 16 packets: one GSO send. It shortened the
+ * 100-concurrent case of `npm run bench -- h3` (bench/RESULTS.md `h3`).
  */
 const EARLY_SEND_STREAMS = 16;
 
@@ -712,7 +711,8 @@ export class QuicConnection implements QuicStreamTransport {
         this.#recvGen = q.pathGeneration;
       }
       try {
-        // Negative: down to one id of ours; a retransmitted RETIRE_CONNECTION_ID later in this batch would end the connection.
+        // Negative: down to one id of ours; a retransmitted RETIRE_CONNECTION_ID later in this batch would end the
+        // connection.
         if (q.recvPacket(msg, this.#recvPath, this.#recvGen) < 0) this.#paths.issueCids();
         break;
       } catch (e) {
@@ -767,7 +767,8 @@ export class QuicConnection implements QuicStreamTransport {
       this.#sendDeferred = false;
       this.#drainSend();
       this.#sendSlices();
-      // Only the first flight changes the handshake phase: later passes skip the two native calls (about 1 µs per pass).
+      // Only the first flight changes the handshake phase: later passes skip the two native calls (about 1 µs per
+      // pass).
       const ph = this.#hs.phase;
       if (ph === 'opened' || ph === 'fresh') {
         const flight = afterFirstFlight(this.#hs, this.#q.isInEarlyData(), this.#q.isEstablished());

@@ -47,13 +47,18 @@ export interface EndpointStats {
   rxBatches: number;
   /** New connections whose first datagrams were held until their ClientHello was read (ServerRole.byName). */
   helloHeld: number;
-  /** Of those, the ones whose ClientHello could not be read (or did not complete in bounds): given the default config. */
+  /**
+   * Of those, the ones whose ClientHello could not be read (or did not complete in bounds): given the default config.
+   */
   helloUnread: number;
   /** Datagrams those connections had sent when their ClientHello was read (2 per connection: it spanned two). */
   helloDatagrams: number;
   /** ICMP unreachable reports on connected sockets (EndpointOptions.peer). */
   unreachable: number;
-  /** New connections refused (CONNECTION_REFUSED, no state made) while the server was over its budget (ServerRole.overBudget). */
+  /**
+   * New connections refused (CONNECTION_REFUSED, no state made) while the server was over its budget
+   * (ServerRole.overBudget).
+   */
   refused: number;
   /**
    * New connections accepted without early data by the anti-replay (ServerRole.strikes): their 0-RTT ClientHello had
@@ -141,7 +146,10 @@ export interface EndpointOptions {
   gso?: boolean;
   /** Read datagrams in batches (recvmmsg) when the native/udp addon loads. Default true. */
   batchReceive?: boolean;
-  /** The application's no-error code for every connection of this endpoint (see QuicConnectionInit.appNoError). Default 0. */
+  /**
+   * The application's no-error code for every connection of this endpoint (see QuicConnectionInit.appNoError). Default
+   * 0.
+   */
   appNoError?: number;
   /** SO_RCVBUF / SO_SNDBUF. Default 4 MiB each (best effort). */
   socketBuffer?: number;
@@ -191,7 +199,9 @@ export class QuicEndpoint {
   #immediate: NodeJS.Immediate | null = null;
   /** Retry tokens, always at hand: Retry is used always (`retry`) or under load (see ServerRole.retry). */
   #retry = new RetryTokens();
-  /** Client first flights answered lately with a Retry or a refusal (`#firstOfFlight`): what|address|port|dcid → when. */
+  /**
+   * Client first flights answered lately with a Retry or a refusal (`#firstOfFlight`): what|address|port|dcid → when.
+   */
   #retried = new Map<string, number>();
   #retryAlways: boolean;
   #closed = false;
@@ -651,7 +661,10 @@ export class QuicEndpoint {
     return true;
   }
 
-  /** Retry before accepting: always when configured, else while a quarter of the connection cap is live or the server is over its budget. */
+  /**
+   * Retry before accepting: always when configured, else while a quarter of the connection cap is live or the server is
+   * over its budget.
+   */
   #retryNow(host: string): boolean {
     return (
       this.#retryAlways ||

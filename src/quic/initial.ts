@@ -171,7 +171,8 @@ function seal(
   padTo: number,
 ): Buffer {
   const pnLen = 2;
-  // first byte, version, DCID length and DCID, SCID length and SCID, token length 0, Length (2-byte varint), packet number
+  // first byte, version, DCID length and DCID, SCID length and SCID, token length 0, Length (2-byte varint), packet
+  // number
   const headLen = 6 + dcid.length + 1 + scid.length + 1 + 2 + pnLen;
   // RFC 9001 §5.4.2: the header protection sample is the 16 bytes from 4 after the packet number's start, so packet
   // number, payload and tag together take at least 20: a short payload is padded (PADDING frames are zeros).
@@ -275,7 +276,10 @@ export interface ClientHelloFacts {
 const EXT_SERVER_NAME = 0;
 const EXT_EARLY_DATA = 42;
 
-/** server_name and early_data of a whole ClientHello (see clientHelloServerName). Throws RangeError on bytes that are not one. */
+/**
+ * server_name and early_data of a whole ClientHello (see clientHelloServerName). Throws RangeError on bytes that are
+ * not one.
+ */
 export function clientHelloFacts(msg: Uint8Array): ClientHelloFacts {
   const b = Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
   if (b.length < 4 || b[0] !== 0x01) throw new RangeError('not a ClientHello');

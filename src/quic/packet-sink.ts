@@ -42,7 +42,10 @@ export class PacketSink {
   #vias: Socket[] = [];
   #gsoOff: boolean;
   #gsoBySocket = new WeakMap<Socket, GsoSender | null>();
-  /** Sockets connected to their one peer (UDP connect(2)): sent to without an address (the kernel keeps route and destination). */
+  /**
+   * Sockets connected to their one peer (UDP connect(2)): sent to without an address (the kernel keeps route and
+   * destination).
+   */
   #connected = new WeakSet<Socket>();
   packetsOut = 0;
   bytesOut = 0;
@@ -169,7 +172,10 @@ export class PacketSink {
     this.#giveBack();
   }
 
-  /** Every byte that left from the slab was copied by sendmsg: it is free again, for any sink. One a dgram.send may still read is dropped. */
+  /**
+   * Every byte that left from the slab was copied by sendmsg: it is free again, for any sink. One a dgram.send may
+   * still read is dropped.
+   */
   #giveBack(): void {
     if (this.#slab === null) return;
     if (!this.#slabLent && spare === null) spare = this.#slab;

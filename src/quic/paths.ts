@@ -53,7 +53,9 @@ export class Paths {
   #issuedCids = 0;
   /** Ids we issued that the peer has not retired (the handshake's own id is not counted). */
   #liveCids = 0;
-  /** Server: re-validates paths quiche failed or left unvalidated while the peer still sends from them (path-guard.ts). */
+  /**
+   * Server: re-validates paths quiche failed or left unvalidated while the peer still sends from them (path-guard.ts).
+   */
   readonly guard: PathGuard | null;
   /** Timer firings with no datagram received in between (probe timeouts on the current path). */
   #silentTimeouts = 0;

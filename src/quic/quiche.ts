@@ -60,7 +60,10 @@ export interface QuicheStats {
   peerMaxUdpPayloadSize: number;
   peerInitialMaxStreamsBidi: number;
   peerInitialMaxStreamsUni: number;
-  /** Our engine only: DATA_BLOCKED + STREAM_DATA_BLOCKED frames sent (our sending held by the peer's flow control) and received. */
+  /**
+   * Our engine only: DATA_BLOCKED + STREAM_DATA_BLOCKED frames sent (our sending held by the peer's flow control) and
+   * received.
+   */
   dataBlockedSent?: number;
   streamDataBlockedSent?: number;
   dataBlockedRecv?: number;
@@ -144,7 +147,10 @@ export interface QuicheConnection {
   isReadable(): boolean;
   /** False for an unknown stream id. */
   streamReadable(streamId: number): boolean;
-  /** quiche's own scheduling of a stream's buffered data (RFC 9218 urgency 0–7, incremental). Throws for an unknown stream. */
+  /**
+   * quiche's own scheduling of a stream's buffered data (RFC 9218 urgency 0–7, incremental). Throws for an unknown
+   * stream.
+   */
   streamPriority(streamId: number, urgency: number, incremental: boolean): void;
   writable(): Iterable<number>;
   maxSendUdpPayloadSize(): number;

@@ -33,7 +33,10 @@ let shared: { buf: Buffer; meta: Int32Array; metaBytes: Uint8Array } | null = nu
 export interface BatchReceiver {
   stop(): void;
   unref(): void;
-  /** recvmmsg batches delivered / datagrams dropped as truncated (larger than a slot) / buffers that held several (UDP_GRO). */
+  /**
+   * recvmmsg batches delivered / datagrams dropped as truncated (larger than a slot) / buffers that held several
+   * (UDP_GRO).
+   */
   readonly stats: { batches: number; truncated: number; coalesced: number };
 }
 
@@ -141,7 +144,9 @@ class HostCache {
   }
 }
 
-/** RFC 5952 text form (what inet_ntop and dgram's rinfo give): longest zero run as "::", IPv4-mapped as ::ffff:a.b.c.d. */
+/**
+ * RFC 5952 text form (what inet_ntop and dgram's rinfo give): longest zero run as "::", IPv4-mapped as ::ffff:a.b.c.d.
+ */
 export function formatIPv6(b: Uint8Array): string {
   const w: number[] = [];
   for (let i = 0; i < 16; i += 2) w.push((b[i]! << 8) | b[i + 1]!);

@@ -20,7 +20,8 @@
  * ACK path (quiche/src/lib.rs 0.18.0, lines 2816-2854) collects a stream
  * that is complete; the flushable entry `stream_send` added for the empty
  * FIN (lib.rs 4614, 4627-4635) then finds no stream in `send()` (lib.rs
- * 4012-4023; the loss path, 3291-3295, skips it the same way) and no STREAM frame with FIN ever leaves. So when the ACK of
+ * 4012-4023; the loss path, 3291-3295, skips it the same way) and no STREAM frame with FIN ever leaves. So when the ACK
+ * of
  * a stream's last bytes is processed (`recv`) after the lone FIN was handed
  * over and before the next `send()`, the peer never learns the stream
  * ended (cloudflare/quiche#2525). Two defences, both here:

@@ -87,7 +87,10 @@ export interface H1SessionOptions {
   headersTimeoutMs?: number;
   /** An idle keep-alive connection closes after this, ms. Default 5000. */
   keepAliveTimeoutMs?: number;
-  /** A response write that makes no progress for this long (the client reads nothing) cuts the connection, ms (0 = never). Default 60000. */
+  /**
+   * A response write that makes no progress for this long (the client reads nothing) cuts the connection, ms (0 =
+   * never). Default 60000.
+   */
   sendTimeoutMs?: number;
   onError?: (err: unknown) => void;
 }
@@ -195,7 +198,9 @@ export class H1ServerSession {
     this.#onClose = fn;
   }
 
-  /** Graceful close: requests in flight are answered (the last with Connection: close); an idle connection closes now. */
+  /**
+   * Graceful close: requests in flight are answered (the last with Connection: close); an idle connection closes now.
+   */
   close(): void {
     this.#draining = true;
     this.#noMore = true;
@@ -230,7 +235,8 @@ export class H1ServerSession {
   // ---- reading ----
 
   #onData = (d: Buffer): void => {
-    // Nothing more is read after a refusal or Connection: close; after an upgrade's head the bytes are held for the tunnel.
+    // Nothing more is read after a refusal or Connection: close; after an upgrade's head the bytes are held for the
+    // tunnel.
     if (this.#noMore && !this.#reading && !this.#upgrading) return;
     let rest: Buffer | null;
     this.#parsing = true;
@@ -799,7 +805,8 @@ export class H1ServerSession {
               scheduled = true;
               setImmediate(write);
             }
-            // A body that gives more in one turn than a turn's write holds (a local stream reads ahead at once) waits for that write.
+            // A body that gives more in one turn than a turn's write holds (a local stream reads ahead at once) waits
+            // for that write.
             return queuedBytes < TURN_MAX_BYTES && !blocked();
           },
           room: () =>
@@ -853,7 +860,10 @@ export class H1ServerSession {
     this.#timer.clear();
   }
 
-  /** The connection is over: requests still open are aborted with `why()` (made only when there is one: an error's stack costs ~15 µs). */
+  /**
+   * The connection is over: requests still open are aborted with `why()` (made only when there is one: an error's stack
+   * costs ~15 µs).
+   */
   #gone(why: () => Error): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -865,7 +875,10 @@ export class H1ServerSession {
     this.#onClose?.();
   }
 
-  /** The requests still queued get no answer: each is aborted with `why()` (made only when there is one: an error's stack costs ~15 µs). */
+  /**
+   * The requests still queued get no answer: each is aborted with `why()` (made only when there is one: an error's
+   * stack costs ~15 µs).
+   */
   #abortQueued(why: () => Error): Error | null {
     let err: Error | null = null;
     for (const p of this.#queue) {
@@ -885,7 +898,10 @@ export class H1ServerSession {
  */
 const ONE_WRITE_MAX = 16 * 1024;
 
-/** A streamed body already whole (util/body.ts `bufferedWhole`) with no trailers to follow: its bytes; else null, the body untouched. */
+/**
+ * A streamed body already whole (util/body.ts `bufferedWhole`) with no trailers to follow: its bytes; else null, the
+ * body untouched.
+ */
 async function wholeBody(
   body: Readable,
   trailersLater: Promise<HeaderList | null> | undefined,

@@ -60,7 +60,10 @@ export interface H2SessionOptions {
   firstRequestTimeoutMs?: number;
   /** Close a connection with no open stream for this long, ms (0 = never). Default 120000. */
   idleTimeoutMs?: number;
-  /** A response that cannot send for this long (the client reads nothing, or keeps its window shut) is reset, ms (0 = never). Default 60000. */
+  /**
+   * A response that cannot send for this long (the client reads nothing, or keeps its window shut) is reset, ms (0 =
+   * never). Default 60000.
+   */
   sendTimeoutMs?: number;
   onError?: (err: unknown) => void;
 }
@@ -70,7 +73,10 @@ interface Incoming extends H2Flow {
   body: PushBody | null;
   abort: RequestAbort;
   responding: boolean;
-  /** Answered while its body still came, to a reader still at it: the bytes still allowed (DISCARD_MAX_BYTES); -1: not that. */
+  /**
+   * Answered while its body still came, to a reader still at it: the bytes still allowed (DISCARD_MAX_BYTES); -1: not
+   * that.
+   */
   afterLeft: number;
 }
 
@@ -493,7 +499,10 @@ export class H2ServerSession {
     }
   }
 
-  /** The connection is over: requests still open are aborted with `why()` (made only when there is one: an error's stack costs ~15 µs). */
+  /**
+   * The connection is over: requests still open are aborted with `why()` (made only when there is one: an error's stack
+   * costs ~15 µs).
+   */
   #gone(why: () => Error): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -515,7 +524,9 @@ export class H2ServerSession {
 export interface H2ServerOptions extends H2SessionOptions, ListenOptions {}
 export type H2Server = SessionServer;
 
-/** Our HTTP/2 server on a port: TLS with ALPN h2 when given a certificate, else cleartext with prior knowledge (h2c). */
+/**
+ * Our HTTP/2 server on a port: TLS with ALPN h2 when given a certificate, else cleartext with prior knowledge (h2c).
+ */
 export function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
   return listenSessions(opts, ['h2'], (socket, scheme) => new H2ServerSession(socket, opts, scheme));
 }

@@ -174,9 +174,14 @@ export interface H3Server {
   readonly resetFloods: number;
   /** Request streams rejected because their head did not arrive within `headersTimeoutMs`. */
   readonly headTimeouts: number;
-  /** Connections told to go (GOAWAY, then closed) for idling: keepAliveTimeoutMs, or headersTimeoutMs before their first request. */
+  /**
+   * Connections told to go (GOAWAY, then closed) for idling: keepAliveTimeoutMs, or headersTimeoutMs before their first
+   * request.
+   */
   readonly idleClosed: number;
-  /** New values for these limits, for connections live and to come (a config reload); omitted ones take their defaults. */
+  /**
+   * New values for these limits, for connections live and to come (a config reload); omitted ones take their defaults.
+   */
   setLimits(l: Pick<H3ServerOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'memoryBudgetBytes'>): void;
   /**
    * Handshake facts over every connection so far: `connections` completed
@@ -451,7 +456,9 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
 }
 
 interface ServerStream {
-  /** null for a request whose FIN came with its HEADERS (a GET): its handler gets an ended body made when first read. */
+  /**
+   * null for a request whose FIN came with its HEADERS (a GET): its handler gets an ended body made when first read.
+   */
   body: StreamBody | null;
   /** Why the request was abandoned, told to its signal and listeners. */
   abort: RequestAbort;
@@ -526,7 +533,10 @@ class ServerSession {
     return this.#handshake;
   }
 
-  /** The QUIC connection's counters and its active path's RTT and congestion window (a handler reads them through `req.connection`). */
+  /**
+   * The QUIC connection's counters and its active path's RTT and congestion window (a handler reads them through
+   * `req.connection`).
+   */
   quicStats(): QuicStatsSnapshot {
     return this.#quic.stats();
   }
@@ -760,7 +770,8 @@ class ServerSession {
         if (t && t.length) this.#h3.sendHeaders(id, t, true);
         else this.#h3.endStream(id);
       }
-      // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR (the client need not send the rest).
+      // Unread request body: RFC 9114 §4.1 lets the server stop it with H3_NO_ERROR (the client need not send the
+      // rest).
       if (s.body && !s.body.readableEnded && !gone()) {
         s.body.destroy();
         this.#h3.stopReading(id, H3ErrorCode.NO_ERROR);

@@ -94,11 +94,17 @@ export interface ServerRequest {
   remotePort: number;
   /** Aborted when the client resets the stream or the connection closes (an AbortController made on first use). */
   readonly signal: AbortSignal;
-  /** The same event without an AbortSignal per request: `fn` runs once when the request is abandoned (at once if it was). */
+  /**
+   * The same event without an AbortSignal per request: `fn` runs once when the request is abandoned (at once if it
+   * was).
+   */
   onAbort(fn: (reason: Error) => void): void;
   /** The HTTP version the client spoke: `1.0`, `1.1`, `2` or `3`. */
   version: string;
-  /** The client connection it came on: one object per connection, the same for all its requests (per-client accounting). On HTTP/3 its `quicStats()` gives the QUIC connection's counters, RTT and congestion window. */
+  /**
+   * The client connection it came on: one object per connection, the same for all its requests (per-client accounting).
+   * On HTTP/3 its `quicStats()` gives the QUIC connection's counters, RTT and congestion window.
+   */
   connection: object;
   /** Request body bytes to come: 0 for none, the declared length, or null when streamed without one. */
   bodyLength: number | null;
@@ -128,7 +134,10 @@ export interface ServerRequest {
    * RFC 8470 §1); false on the TCP fronts (Node's TLS takes no early data).
    */
   earlyData: boolean;
-  /** Resolves once the client's handshake has completed (at once when `earlyData` is false); rejects if its connection closes first. */
+  /**
+   * Resolves once the client's handshake has completed (at once when `earlyData` is false); rejects if its connection
+   * closes first.
+   */
   handshakeDone(): Promise<void>;
 }
 
@@ -137,9 +146,14 @@ export interface HandshakeWaiter {
   handshakeDone(): Promise<void>;
 }
 
-/** A server connection that can send an interim response on one of its requests' streams (ServedRequest.informational). */
+/**
+ * A server connection that can send an interim response on one of its requests' streams (ServedRequest.informational).
+ */
 export interface InterimSender {
-  /** `headers`: lower-case, valid names and values; `reason`: a valid reason phrase or '' (checked by the caller; h2/h3 have none). */
+  /**
+   * `headers`: lower-case, valid names and values; `reason`: a valid reason phrase or '' (checked by the caller; h2/h3
+   * have none).
+   */
   interim(streamId: number, status: number, headers: HeaderList, reason: string): boolean;
 }
 
@@ -260,7 +274,10 @@ export interface ServerResponse {
   headers?: HeaderList;
   body?: RequestBody | Readable;
   trailers?: HeaderList;
-  /** Trailers known only once a streamed body ended (a relayed response); sent after the body when it resolves to fields. */
+  /**
+   * Trailers known only once a streamed body ended (a relayed response); sent after the body when it resolves to
+   * fields.
+   */
   trailersLater?: Promise<HeaderList | null>;
   /**
    * Accept the tunnel the request asked for (`protocol`): after the head
@@ -343,7 +360,10 @@ export class RequestAbort extends OnceListeners<Error> {
   }
 }
 
-/** What a request still open is aborted with when its client's connection closes (made only then: an error's stack costs ~15 µs). */
+/**
+ * What a request still open is aborted with when its client's connection closes (made only then: an error's stack costs
+ * ~15 µs).
+ */
 export function clientClosed(): OriginlinkError {
   return new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'client connection closed');
 }
@@ -357,5 +377,7 @@ export function clientClosed(): OriginlinkError {
  */
 export const DISCARD_MAX_BYTES = 1024 * 1024;
 
-/** h2: how long the rest of an answered request's body may take to reach a reader still at it (h1: its headers timeout). */
+/**
+ * h2: how long the rest of an answered request's body may take to reach a reader still at it (h1: its headers timeout).
+ */
 export const AFTER_ANSWER_MS = 10_000;

@@ -21,7 +21,10 @@ export interface AdminHooks {
   healthy(): boolean;
   /** A cluster primary asks its workers: may be a promise. */
   stats(): unknown;
-  /** Host names this listener answers to beyond its addresses (`admin.hosts`), read per request: a reload changes them in place. */
+  /**
+   * Host names this listener answers to beyond its addresses (`admin.hosts`), read per request: a reload changes them
+   * in place.
+   */
   names(): readonly string[];
 }
 

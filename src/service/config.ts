@@ -139,7 +139,10 @@ export interface RouteConfig {
   /** `origin` sends the upstream's authority, `preserve` the client's, anything else is sent literally. */
   hostHeader: string;
   stripPrefix: boolean;
-  /** Read a request body whole before the origin is asked (`proxy.requestBufferBytes`, `maxRequestTempFileBytes`); false: every body streams. */
+  /**
+   * Read a request body whole before the origin is asked (`proxy.requestBufferBytes`, `maxRequestTempFileBytes`);
+   * false: every body streams.
+   */
   requestBuffering: boolean;
 }
 
@@ -150,7 +153,9 @@ export interface RouteConfig {
 export const DEFAULT_REQUEST_BUFFER_BYTES = 16_384;
 /** `proxy.maxTempFileBytes`: nginx's proxy_max_temp_file_size default. */
 export const DEFAULT_MAX_TEMP_FILE_BYTES = 1 << 30;
-/** `proxy.maxRequestTempFileBytes`: nginx's client_max_body_size default (nginx refuses more with 413; here it streams). */
+/**
+ * `proxy.maxRequestTempFileBytes`: nginx's client_max_body_size default (nginx refuses more with 413; here it streams).
+ */
 export const DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES = 1 << 20;
 /** `proxy.tempFileTotalBytes`: every temporary file of the process together. */
 export const DEFAULT_TEMP_FILE_TOTAL_BYTES = 2 ** 31;
@@ -165,11 +170,16 @@ export interface LimitsConfig {
   maxBodyBytes: number;
   keepAliveTimeoutMs: number;
   maxConcurrentStreams: number;
-  /** A response write to a client that makes no progress for this long cuts that client (h1: the connection, h2: the stream). */
+  /**
+   * A response write to a client that makes no progress for this long cuts that client (h1: the connection, h2: the
+   * stream).
+   */
   clientSendTimeoutMs: number;
   /** Upstream requests one client connection may have at a time (more wait their turn); 0: no limit. */
   maxUpstreamPerClient: number;
-  /** Upstream requests all the connections of one client address may have at a time (more wait their turn); 0: no limit. */
+  /**
+   * Upstream requests all the connections of one client address may have at a time (more wait their turn); 0: no limit.
+   */
   maxUpstreamPerAddress: number;
   /** A request body read whole before forwarding must be in within this of its head, ms. */
   clientBodyTimeoutMs: number;
@@ -188,11 +198,20 @@ export interface ProxyConfig {
   normalizePath: boolean;
   /** Pass request field names with `_` on (nginx's underscores_in_headers); false: dropped. */
   underscoresInHeaders: boolean;
-  /** Name the origin and what failed in the body of a 502/503/504 (the log line always does); false: the error code only. */
+  /**
+   * Name the origin and what failed in the body of a 502/503/504 (the log line always does); false: the error code
+   * only.
+   */
   errorDetails: boolean;
-  /** Most bytes of one response kept in its temporary file ahead of a slow client (nginx's proxy_max_temp_file_size); 0: none. */
+  /**
+   * Most bytes of one response kept in its temporary file ahead of a slow client (nginx's proxy_max_temp_file_size); 0:
+   * none.
+   */
   maxTempFileBytes: number;
-  /** A request body of a declared length up to this (and over `requestBufferBytes`) is read whole into a temporary file first. */
+  /**
+   * A request body of a declared length up to this (and over `requestBufferBytes`) is read whole into a temporary file
+   * first.
+   */
   maxRequestTempFileBytes: number;
   /** Bytes in temporary files for all requests of the process at once. */
   tempFileTotalBytes: number;
@@ -206,10 +225,19 @@ export interface ServiceConfig {
   /** `hosts`: names the admin listener answers to beyond its addresses, localhost and this machine's name. */
   admin: { host: string; port: number; hosts: string[] } | null;
   limits: LimitsConfig;
-  /** `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends none. */
+  /**
+   * `altSvcMaxAge`: `ma` of the Alt-Svc the https fronts send for the h3 listeners (RFC 7838 §3.1), seconds; 0 sends
+   * none.
+   */
   /** `responseBufferBytes`: origin response bytes read ahead of a slow client (nginx's proxy_buffering, in memory). */
-  /** `requestBufferBytes`: a request body of a declared length up to this is read whole before the origin is asked (nginx's proxy_request_buffering, in memory); 0: always streamed. */
-  /** `normalizePath`: route and forward the request path normalised (http/target.ts), a `..` above the root a 400; false: as the client sent it. */
+  /**
+   * `requestBufferBytes`: a request body of a declared length up to this is read whole before the origin is asked
+   * (nginx's proxy_request_buffering, in memory); 0: always streamed.
+   */
+  /**
+   * `normalizePath`: route and forward the request path normalised (http/target.ts), a `..` above the root a 400;
+   * false: as the client sent it.
+   */
   proxy: ProxyConfig;
   shutdown: { graceMs: number };
   logging: {
@@ -628,7 +656,10 @@ function readQuic(parent: Reader): CcAlgorithm | null {
   return q.has('congestionControl') ? q.oneOf('congestionControl', CC_ALGORITHMS) : null;
 }
 
-/** `quic: { bbr: { lossThreshold, bwLoReduction } }`: BBR's tuning on our quiche 0.30 engine (quic/cc.ts DEFAULT_BBR has the default and its measurement). */
+/**
+ * `quic: { bbr: { lossThreshold, bwLoReduction } }`: BBR's tuning on our quiche 0.30 engine (quic/cc.ts DEFAULT_BBR has
+ * the default and its measurement).
+ */
 function readBbr(parent: Reader): BbrTuning | null {
   if (!parent.has('quic') || !parent.obj('quic').has('bbr')) return null;
   const b = parent.obj('quic').obj('bbr');
@@ -641,7 +672,9 @@ function readBbr(parent: Reader): BbrTuning | null {
   };
 }
 
-/** `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us. */
+/**
+ * `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us.
+ */
 function readQpack(parent: Reader): QpackOptions | null {
   if (!parent.has('quic') || !parent.obj('quic').has('qpack')) return null;
   const q = parent.obj('quic').obj('qpack');

@@ -53,9 +53,15 @@ export interface ForwardHooks {
   draining: () => boolean;
   /** The Alt-Svc value naming our h3 listeners that are up (RFC 7838), or null. */
   altSvc: () => string | null;
-  /** A spool for one body: `memoryBytes` in memory, then up to `fileBytes` in a temporary file (the service's budget and directory). */
+  /**
+   * A spool for one body: `memoryBytes` in memory, then up to `fileBytes` in a temporary file (the service's budget and
+   * directory).
+   */
   spool: (memoryBytes: number, fileBytes: number) => Spool;
-  /** Told of an origin request that failed for want of file descriptors (EMFILE, ENFILE): the fronts pause (fd-guard.ts). */
+  /**
+   * Told of an origin request that failed for want of file descriptors (EMFILE, ENFILE): the fronts pause
+   * (fd-guard.ts).
+   */
   exhausted: (err: NodeJS.ErrnoException, where: string) => void;
 }
 
@@ -151,7 +157,10 @@ class Forwarding extends OnceListeners<void> {
   #spool: Spool | null = null;
   /** The relay through the spool is over. */
   #relayed = false;
-  /** The origin's body ended whole while its spool still relayed: its bytes, for the line the relay's end writes; else -1. */
+  /**
+   * The origin's body ended whole while its spool still relayed: its bytes, for the line the relay's end writes; else
+   * -1.
+   */
   #bytesIn = -1;
 
   constructor(gen: Generation, front: FrontInfo, hooks: ForwardHooks, req: ServerRequest) {
@@ -241,7 +250,8 @@ class Forwarding extends OnceListeners<void> {
       );
     }
     const authority = facts.authority ?? '';
-    // The connector serves http and https URIs only (RFC 9113 §8.3.1 lets :scheme name others: a gateway's to translate).
+    // The connector serves http and https URIs only (RFC 9113 §8.3.1 lets :scheme name others: a gateway's to
+    // translate).
     if (req.scheme !== 'http' && req.scheme !== 'https') return this.#refuse(400, 'unsupported :scheme', 'bad_request');
     // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
     // the connector is no forward proxy. The same answer on every front.
@@ -414,7 +424,10 @@ class Forwarding extends OnceListeners<void> {
     }
   }
 
-  /** The request to the origin, after its turn among its connection's own (limits.maxUpstreamPerClient), then its address's. */
+  /**
+   * The request to the origin, after its turn among its connection's own (limits.maxUpstreamPerClient), then its
+   * address's.
+   */
   #send(o: UpstreamRequest): Promise<ServerResponse> {
     this.#req.onAbort(() => this.abort());
     const perClient = this.#cfg.limits.maxUpstreamPerClient;
@@ -678,7 +691,10 @@ function watchBody(body: Readable, count: boolean, to: { bodyOver(bytes: number,
   });
 }
 
-/** The EMFILE or ENFILE behind a failure (its cause chain, or its message: a dial's "every address failed (…)"), or null. */
+/**
+ * The EMFILE or ENFILE behind a failure (its cause chain, or its message: a dial's "every address failed (…)"), or
+ * null.
+ */
 function descriptorsOut(err: Error): NodeJS.ErrnoException | null {
   let e: unknown = err;
   for (let i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {

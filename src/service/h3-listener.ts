@@ -1,4 +1,7 @@
-/** HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as on the TCP fronts. */
+/**
+ * HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as
+ * on the TCP fronts.
+ */
 import type { H3Server, H3ServerOptions } from '../server/h3.js';
 import { IntervalGate } from '../util/interval-gate.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
@@ -72,7 +75,8 @@ export class H3Listener implements Listener {
     this.config = cfg;
     this.#limits = limits;
     this.#server?.setLimits(serverLimits(limits));
-    // New certificates go to connections accepted from now on (live ones keep theirs), as node:tls's setSecureContext does on https.
+    // New certificates go to connections accepted from now on (live ones keep theirs), as node:tls's setSecureContext
+    // does on https.
     if (cfg.tls && was && !sameCerts(was, cfg.tls)) this.#server?.setCertificates(certsOf(cfg.tls));
   }
 

@@ -16,7 +16,9 @@ import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream } from 'pino';
 
-/** True when writes to `fd` should be made synchronously (a regular file, or a character device that is no terminal). */
+/**
+ * True when writes to `fd` should be made synchronously (a regular file, or a character device that is no terminal).
+ */
 export function writesSynchronously(fd: number): boolean {
   try {
     const st = fstatSync(fd);

@@ -120,7 +120,10 @@ export class Metrics {
   };
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
-  /** Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key string. */
+  /**
+   * Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key
+   * string.
+   */
   #frontCounts = new Map<string, Map<string, Map<number, FrontCount>>>();
   readonly #handshakes: Counter<string>;
   readonly #ttfb: FastHistogram;

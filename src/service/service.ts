@@ -29,7 +29,9 @@ export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
   logDestination?: DestinationStream;
   logger?: Logger;
-  /** Collect the process's own metric series even without an admin listener (a cluster worker whose primary has one). */
+  /**
+   * Collect the process's own metric series even without an admin listener (a cluster worker whose primary has one).
+   */
   processMetrics?: boolean;
 }
 

@@ -84,7 +84,8 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
   // Upgrade on a request with content: the bytes after its head are the new protocol's).
   const method = mux ? 'GET' : req.method;
   let head = `${method} ${t.path} HTTP/1.1\r\nhost: ${t.authority}\r\nconnection: upgrade\r\nupgrade: ${mux ? 'websocket' : protocol}\r\n`;
-  // RFC 8441 §5: an HTTP/2 client's own Sec-WebSocket-Key (it sends none by the RFC) must not reach the origin beside ours.
+  // RFC 8441 §5: an HTTP/2 client's own Sec-WebSocket-Key (it sends none by the RFC) must not reach the origin beside
+  // ours.
   for (const [n, v] of t.headers) if (!mux || n !== 'sec-websocket-key') head += `${n}: ${v}\r\n`;
   if (mux) {
     // RFC 8441 §5.1: no key on HTTP/2; the origin (HTTP/1.1) needs one — ours, whatever the client sent.

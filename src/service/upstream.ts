@@ -155,7 +155,10 @@ export class Upstream {
     return this.#groupKey === null ? null : (this.agent.groupStats()[0] ?? null);
   }
 
-  /** The endpoint state of `old` (the same origin in the config before a reload) carries on here for every endpoint both have. */
+  /**
+   * The endpoint state of `old` (the same origin in the config before a reload) carries on here for every endpoint both
+   * have.
+   */
   adopt(old: Upstream): void {
     this.agent.adoptGroups(old.agent);
   }

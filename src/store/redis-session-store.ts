@@ -257,7 +257,9 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  /** Entry: expiry (u64 BE, epoch ms) then the session; plain entries start with 0x00, sealed ones are seal.ts's (0x01). */
+  /**
+   * Entry: expiry (u64 BE, epoch ms) then the session; plain entries start with 0x00, sealed ones are seal.ts's (0x01).
+   */
   #encode(rk: string, v: Uint8Array, exp: number): Buffer {
     const b = Buffer.allocUnsafe(9 + v.length);
     b[0] = 0x00;

@@ -4,7 +4,10 @@ import { bodyBytes } from '../http/body.js';
 import { IdleDeadline } from './coarse-ticker.js';
 import type { Spool } from './spool.js';
 
-/** Wait until a writable drains, closes or errors — removing every listener it added. One already destroyed: at once (its 'close' is past). */
+/**
+ * Wait until a writable drains, closes or errors — removing every listener it added. One already destroyed: at once
+ * (its 'close' is past).
+ */
 export function waitDrain(w: NodeJS.EventEmitter & { readonly destroyed?: boolean }): Promise<void> {
   return new Promise<void>((resolve) => {
     if (w.destroyed === true) {

@@ -30,7 +30,10 @@ export interface Feed {
 export interface LagPolicy {
   /** Bytes a reader may fall behind beyond its own buffer before `onLag` is asked. */
   lagBytes: number;
-  /** Reader `i` fell behind by `lagBytes`: true when the caller took it over through `feed` (the fan-out stops feeding it). */
+  /**
+   * Reader `i` fell behind by `lagBytes`: true when the caller took it over through `feed` (the fan-out stops feeding
+   * it).
+   */
   onLag(i: number, feed: Feed): boolean;
 }
 

@@ -14,7 +14,9 @@ export class IntervalGate {
     this.#last = new LruMap(max);
   }
 
-  /** Whether to log `key` now: null within the interval (counted), else how many were not logged since the last line. */
+  /**
+   * Whether to log `key` now: null within the interval (counted), else how many were not logged since the last line.
+   */
   pass(key: string, now = Date.now()): { since: number } | null {
     const seen = this.#last.get(key);
     if (seen && now - seen.at < this.#intervalMs) {

@@ -32,7 +32,9 @@ export interface HpackDecoderOptions {
 
 export interface DecodedBlock {
   headers: Array<[string, string]>;
-  /** Indexes into `headers` of fields sent as never-indexed literals (RFC 7541 §6.2.3): keep them so on the next hop. */
+  /**
+   * Indexes into `headers` of fields sent as never-indexed literals (RFC 7541 §6.2.3): keep them so on the next hop.
+   */
   neverIndexed: number[];
 }
 

@@ -22,7 +22,10 @@ export interface HpackEncoderOptions {
   maxTableSize?: number;
   /** Huffman-code strings: when shorter (true), always, or never. Default true. */
   huffman?: boolean | 'always';
-  /** The peer decoder's table size before the first block (its SETTINGS_HEADER_TABLE_SIZE; default 4096, RFC 9113 §6.5.2). */
+  /**
+   * The peer decoder's table size before the first block (its SETTINGS_HEADER_TABLE_SIZE; default 4096, RFC 9113
+   * §6.5.2).
+   */
   peerTableSize?: number;
 }
 

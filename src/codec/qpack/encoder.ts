@@ -27,7 +27,10 @@ import { staticFindExact, staticFindName } from './static-table.js';
 export interface QpackEncoderOptions {
   /** Use Huffman coding when shorter. Default true. */
   huffman?: boolean;
-  /** Field names sent with the N (never-index) bit and never inserted. Default: authorization, proxy-authorization, cookie, set-cookie. */
+  /**
+   * Field names sent with the N (never-index) bit and never inserted. Default: authorization, proxy-authorization,
+   * cookie, set-cookie.
+   */
   neverIndex?: ReadonlySet<string>;
   /** Most of the peer's dynamic table we use, in octets; 0 = static table only. Default 4096. */
   maxTableCapacity?: number;
