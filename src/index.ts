@@ -24,8 +24,8 @@ export {
   RedisOriginCache,
   type RedisOriginCacheOptions,
   type RedisOriginCacheStats,
-} from './probe/redis-origin-cache.js';
-export { openStores, type Stores, type StoresOptions } from './agent/stores.js';
+} from './store/redis-origin-cache.js';
+export { openStores, type Stores, type StoresOptions } from './store/open-stores.js';
 export type { PoolStats } from './pool/stats.js';
 export { channels } from './pool/diagnostics.js';
 export type {
@@ -44,5 +44,5 @@ export type { ProtocolPolicy } from './connect/connect.js';
 export type { EarlyDataPolicy } from './http/early-data.js';
 export { probeOrigin, type ProbeOptions, type ProbeResult } from './probe/probe.js';
 export { parseAltSvc, type AltService, type AltSvcResult } from './probe/alt-svc.js';
-export { MemoryOriginCache, FileOriginCache, type OriginCache, type OriginFacts } from './probe/cache.js';
+export { MemoryOriginCache, FileOriginCache, type OriginCache, type OriginFacts } from './store/origin-cache.js';
 export type { SelectionOptions, Choice } from './probe/state.js';

@@ -18,7 +18,7 @@ import { connectOrigin, dialOrigin, type ProtocolPolicy, type OriginSpec } from 
 import type { Dialled } from '../net/dial.js';
 import { DEFAULT_KEEPALIVE } from '../net/tfo.js';
 import { h3Settings } from '../wire/h3-settings.js';
-import type { OriginFacts } from '../probe/cache.js';
+import type { OriginFacts } from '../store/origin-cache.js';
 import { findCandidate } from '../probe/coalesce.js';
 import { Selector, type DialContext, type SelectionCounters } from '../probe/selector.js';
 import type { Choice } from '../probe/state.js';

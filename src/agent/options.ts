@@ -11,7 +11,7 @@ import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
 import type { ProxyOptions } from '../net/proxy.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { configError, DEFAULT_POOL_OPTIONS, type PoolOptions } from '../pool/options.js';
-import type { OriginCache } from '../probe/cache.js';
+import type { OriginCache } from '../store/origin-cache.js';
 import type { SelectionOptions } from '../probe/state.js';
 import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { SessionStore } from '../store/session-store.js';

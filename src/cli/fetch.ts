@@ -7,7 +7,7 @@ import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import type { AgentOptions } from '../agent/options.js';
 import type { OriginResponse } from '../agent/response.js';
-import { openStores } from '../agent/stores.js';
+import { openStores } from '../store/open-stores.js';
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { HeaderList, ProxyFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { FileOriginCache } from '../probe/cache.js';
+import { FileOriginCache } from '../store/origin-cache.js';
 import { probeOrigin, type ProbeOptions, type ProbeResult } from '../probe/probe.js';
 import { ProxyRotation } from '../net/proxy.js';
 import { Resolver } from '../net/resolver.js';

@@ -15,7 +15,7 @@ import { AddressBook } from '../net/addresses.js';
 import { Resolver, type LookupFn } from '../net/resolver.js';
 import type { ProxyNode } from '../net/proxy.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
-import type { OriginCache, OriginFacts } from './cache.js';
+import type { OriginCache, OriginFacts } from '../store/origin-cache.js';
 import { DEFAULT_SELECTION, emptyFacts, selectProtocol } from './state.js';
 
 export interface ProbeOptions {

@@ -7,7 +7,7 @@ import type { Dialer, Pool } from '../pool/pool.js';
 import type { HeaderList, PooledConnection } from '../http/types.js';
 import { connectAltH3, connectOrigin, h3Connector, type ConnectContext, type OriginSpec } from '../connect/connect.js';
 import { parseAltSvc } from './alt-svc.js';
-import { MemoryOriginCache, type OriginCache } from './cache.js';
+import { MemoryOriginCache, type OriginCache } from '../store/origin-cache.js';
 import { raceDial } from './race.js';
 import { DEFAULT_SELECTION, OriginState, type SelectionOptions } from './state.js';
 import { LruMap } from '../util/lru.js';

@@ -6,7 +6,7 @@
 import type { Protocol } from '../http/types.js';
 import type { ProtocolPolicy } from '../connect/connect.js';
 import { findH3, type AltSvcResult } from './alt-svc.js';
-import type { OriginCache, OriginFacts } from './cache.js';
+import type { OriginCache, OriginFacts } from '../store/origin-cache.js';
 
 export interface SelectionOptions {
   /** Delay before TCP starts in a race; null derives it from the RTT estimate. */

@@ -17,7 +17,7 @@ import type { PoolStats } from '../pool/stats.js';
 import type { ConnectionFacts } from '../http/types.js';
 import { percentiles } from '../util/stats.js';
 import type { Upstream } from './upstream.js';
-import type { StoreLinkStats, Stores } from '../agent/stores.js';
+import type { StoreLinkStats, Stores } from '../store/open-stores.js';
 import type { TempFileBudget } from '../util/spool.js';
 import { endpointSeries } from './endpoint-metrics.js';
 

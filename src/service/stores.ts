@@ -6,7 +6,7 @@
  * waits on Redis to serve.
  */
 import { createHash } from 'node:crypto';
-import { openStores, type Stores } from '../agent/stores.js';
+import { openStores, type Stores } from '../store/open-stores.js';
 import { isRedisUrl } from '../store/redis-link.js';
 import { workerSlot } from './worker-slot.js';
 import type { StoresConfig } from './config.js';

@@ -18,7 +18,7 @@ import { h3Connector } from '../connect/connect.js';
 import type { OriginConfig } from './config.js';
 import { originContext } from './metrics.js';
 import { acquireStores, storesFingerprint } from './stores.js';
-import type { Stores } from '../agent/stores.js';
+import type { Stores } from '../store/open-stores.js';
 
 /** A request for an upstream: its path and options; the upstream names the origins (its URLs, in turn). */
 export type UpstreamRequest = RequestCommon & { path: string };

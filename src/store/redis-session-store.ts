@@ -29,6 +29,7 @@ import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from './redis-l
 import { readKeyFile, Sealer } from './seal.js';
 import type { SessionStore } from './session-store.js';
 import { sessionExpiresAt } from './ticket-lifetime.js';
+import { RedisTier } from './redis-tier.js';
 import { holdUntil } from '../util/hold.js';
 
 /** Tickets kept per key, locally and in Redis (servers send one or two per connection). */
@@ -74,7 +75,7 @@ interface Owned {
 
 export class RedisSessionStore implements SessionStore {
   readonly link: RedisLink;
-  #ownsLink: boolean;
+  readonly #tier: RedisTier;
   #local: LruMap<string, Owned[]>;
   #sealer: Sealer | null;
   #fallback: number;
@@ -86,10 +87,8 @@ export class RedisSessionStore implements SessionStore {
   #n = { claimed: 0, shared: 0, returned: 0, expired: 0, decryptFailures: 0 };
 
   constructor(o: RedisSessionStoreOptions) {
-    if (o.link) this.link = o.link;
-    else if (o.url) this.link = new RedisLink(o as RedisLinkOptions);
-    else throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'RedisSessionStore needs a url or a link');
-    this.#ownsLink = !o.link;
+    this.#tier = new RedisTier(o, 's', 'RedisSessionStore');
+    this.link = this.#tier.link;
     this.#local = new LruMap(o.maxEntries ?? 1024);
     const key = o.encryptionKey ?? (this.link.keyFile ? readKeyFile(this.link.keyFile) : null);
     this.#sealer = key ? new Sealer(key) : null;
@@ -129,8 +128,7 @@ export class RedisSessionStore implements SessionStore {
 
   delete(key: string): void {
     this.#local.delete(key);
-    const rk = this.#rk(key);
-    this.link.write((p) => p.del(rk).zrem(this.#indexKey, key));
+    this.#tier.forget(key);
   }
 
   get size(): number {
@@ -151,7 +149,7 @@ export class RedisSessionStore implements SessionStore {
     if (!(await this.link.ready(timeoutMs))) return false;
     const now = this.#now();
     const keys = await this.link.read((r) =>
-      r.zrange(this.#indexKey, '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, this.#warmKeys),
+      r.zrange(this.#tier.index, '+inf', now, 'BYSCORE', 'REV', 'LIMIT', 0, this.#warmKeys),
     );
     if (!keys?.length) return true;
     const left = Math.max(1, deadline - Date.now());
@@ -178,15 +176,7 @@ export class RedisSessionStore implements SessionStore {
       }
     }
     this.#local = new LruMap(this.#local.max);
-    if (this.#ownsLink) await this.link.close();
-  }
-
-  get #indexKey(): string {
-    return `${this.link.prefix}s:index`;
-  }
-
-  #rk(key: string): string {
-    return `${this.link.prefix}s:${key}`;
+    await this.#tier.release();
   }
 
   /** The key's owned tickets with the expired ones dropped; undefined when none remain. */
@@ -205,16 +195,16 @@ export class RedisSessionStore implements SessionStore {
   }
 
   #share(key: string, v: Uint8Array, exp: number): void {
-    const rk = this.#rk(key);
+    const rk = this.#tier.key(key);
     const entry = this.#encode(rk, v, exp);
     this.link.write((p) =>
       p
         .rpush(rk, entry)
         .ltrim(rk, -PER_KEY, -1)
         .pexpireat(rk, exp)
-        .zadd(this.#indexKey, exp, key)
-        .zremrangebyscore(this.#indexKey, '-inf', this.#now())
-        .zremrangebyrank(this.#indexKey, 0, -INDEX_MAX - 1),
+        .zadd(this.#tier.index, exp, key)
+        .zremrangebyscore(this.#tier.index, '-inf', this.#now())
+        .zremrangebyrank(this.#tier.index, 0, -INDEX_MAX - 1),
     );
   }
 
@@ -227,7 +217,7 @@ export class RedisSessionStore implements SessionStore {
   async #claimNow(key: string): Promise<void> {
     if (this.#claiming.has(key)) return;
     this.#claiming.add(key);
-    const rk = this.#rk(key);
+    const rk = this.#tier.key(key);
     try {
       // Bounded: a list holds at most PER_KEY entries; skip the expired and unreadable ones.
       for (let i = 0; i < PER_KEY; i++) {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
-import { RedisOriginCache } from '../../src/probe/redis-origin-cache.js';
+import { RedisOriginCache } from '../../src/store/redis-origin-cache.js';
 import { sessionExpiresAt } from '../../src/store/ticket-lifetime.js';
 import { emptyFacts } from '../../src/probe/state.js';
 import type { OriginlinkError } from '../../src/errors.js';

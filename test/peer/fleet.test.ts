@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Agent } from '../../src/agent/agent.js';
-import { openStores } from '../../src/agent/stores.js';
+import { openStores } from '../../src/store/open-stores.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';

@@ -25,7 +25,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 const { Agent, MemorySessionStore } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/index.ts')).href)});
-const { MemoryOriginCache } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/probe/cache.ts')).href)});
+const { MemoryOriginCache } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/store/origin-cache.ts')).href)});
 const a = JSON.parse(process.env.SEL_ARGS);
 const ca = readFileSync(a.ca);
 const lookup = async (h) => { if (h === 'a.test') return [a.serverIp]; throw new Error('unknown ' + h); };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket, type Socket } from 'node:dgram';
 import { Agent, MemorySessionStore, type OriginlinkError } from '../../src/index.js';
-import { FileOriginCache, MemoryOriginCache } from '../../src/probe/cache.js';
+import { FileOriginCache, MemoryOriginCache } from '../../src/store/origin-cache.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 import { startCaddy, type Caddy } from '../helpers/caddy.js';

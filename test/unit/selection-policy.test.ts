@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAltSvc } from '../../src/probe/alt-svc.js';
-import { FileOriginCache, MemoryOriginCache, type OriginFacts } from '../../src/probe/cache.js';
+import { FileOriginCache, MemoryOriginCache, type OriginFacts } from '../../src/store/origin-cache.js';
 import { raceDial, type QuicOutcome } from '../../src/probe/race.js';
 import { OriginState, emptyFacts, raceDelayFor, selectProtocol } from '../../src/probe/state.js';
 import type { ConnEvent, PooledConnection, Protocol } from '../../src/http/types.js';

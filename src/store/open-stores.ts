@@ -4,13 +4,13 @@
  * fleet store in Redis, anything else is a file path. A session store and an
  * origin cache on the same Redis URL share one connection.
  */
-import type { OriginCache } from '../probe/cache.js';
-import { FileOriginCache } from '../probe/cache.js';
-import { RedisOriginCache } from '../probe/redis-origin-cache.js';
-import { FileSessionStore } from '../store/file-session-store.js';
-import { isRedisUrl, RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../store/redis-link.js';
-import { RedisSessionStore } from '../store/redis-session-store.js';
-import type { SessionStore } from '../store/session-store.js';
+import type { OriginCache } from './origin-cache.js';
+import { FileOriginCache } from './origin-cache.js';
+import { RedisOriginCache } from './redis-origin-cache.js';
+import { FileSessionStore } from './file-session-store.js';
+import { isRedisUrl, RedisLink, type RedisLinkOptions, type RedisLinkStats } from './redis-link.js';
+import { RedisSessionStore } from './redis-session-store.js';
+import type { SessionStore } from './session-store.js';
 import { holdUntil } from '../util/hold.js';
 
 export interface StoresOptions {

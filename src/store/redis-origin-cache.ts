@@ -16,10 +16,10 @@
  *   anywhere is honoured until it expires or a newer success clears it.
  */
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, OriginlinkError } from '../errors.js';
-import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from '../store/redis-link.js';
+import { RedisLink, type RedisLinkOptions, type RedisLinkStats } from './redis-link.js';
 import { LruMap } from '../util/lru.js';
-import { factsExpireAt, MemoryOriginCache, validFacts, type OriginCache, type OriginFacts } from './cache.js';
+import { factsExpireAt, MemoryOriginCache, validFacts, type OriginCache, type OriginFacts } from './origin-cache.js';
+import { RedisTier } from './redis-tier.js';
 import { holdUntil } from '../util/hold.js';
 
 const INDEX_MAX = 100_000;
@@ -67,7 +67,7 @@ export class RedisOriginCache implements OriginCache {
   readonly link: RedisLink;
   /** Identifies this process's messages (its own are ignored). */
   readonly instance = randomBytes(8).toString('hex');
-  #ownsLink: boolean;
+  readonly #tier: RedisTier;
   #local: MemoryOriginCache;
   #gen = 0;
   #fetching = new Set<string>();
@@ -79,10 +79,8 @@ export class RedisOriginCache implements OriginCache {
   #n = { fetched: 0, missed: 0, published: 0, received: 0 };
 
   constructor(o: RedisOriginCacheOptions) {
-    if (o.link) this.link = o.link;
-    else if (o.url) this.link = new RedisLink(o as RedisLinkOptions);
-    else throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'RedisOriginCache needs a url or a link');
-    this.#ownsLink = !o.link;
+    this.#tier = new RedisTier(o, 'o', 'RedisOriginCache');
+    this.link = this.#tier.link;
     const max = o.maxEntries ?? 1024;
     this.#local = new MemoryOriginCache(max);
     this.#missUntil = new LruMap(max);
@@ -106,14 +104,14 @@ export class RedisOriginCache implements OriginCache {
     const prev = this.#local.get(origin);
     this.#local.put(origin, facts);
     this.#missUntil.delete(origin);
-    const k = this.#key(origin);
+    const k = this.#tier.key(origin);
     const json = JSON.stringify(facts);
     const exp = factsExpireAt(facts);
     this.link.write((p) =>
       p
         .set(k, json, 'PXAT', exp)
-        .zadd(this.#indexKey, facts.updatedAt, origin)
-        .zremrangebyrank(this.#indexKey, 0, -INDEX_MAX - 1),
+        .zadd(this.#tier.index, facts.updatedAt, origin)
+        .zremrangebyrank(this.#tier.index, 0, -INDEX_MAX - 1),
     );
     if ((prev?.brokenUntil ?? 0) !== facts.brokenUntil) {
       this.#n.published++;
@@ -123,8 +121,7 @@ export class RedisOriginCache implements OriginCache {
 
   delete(origin: string): void {
     this.#local.delete(origin);
-    const k = this.#key(origin);
-    this.link.write((p) => p.del(k).zrem(this.#indexKey, origin));
+    this.#tier.forget(origin);
   }
 
   get size(): number {
@@ -138,9 +135,9 @@ export class RedisOriginCache implements OriginCache {
   /** Connect (waiting at most `timeoutMs`) and load the most recently updated origins. Never rejects. */
   async ready(timeoutMs = 500): Promise<boolean> {
     if (!(await this.link.ready(timeoutMs))) return false;
-    const origins = await this.link.read((r) => r.zrevrange(this.#indexKey, 0, this.#warm - 1));
+    const origins = await this.link.read((r) => r.zrevrange(this.#tier.index, 0, this.#warm - 1));
     if (!origins?.length) return true;
-    const values = await this.link.read((r) => r.mget(origins.map((o) => this.#key(o))));
+    const values = await this.link.read((r) => r.mget(origins.map((o) => this.#tier.key(o))));
     let changed = false;
     origins.forEach((o, i) => {
       changed = this.#apply(o, values?.[i] ?? null) || changed;
@@ -156,15 +153,7 @@ export class RedisOriginCache implements OriginCache {
 
   async #close(): Promise<void> {
     this.#closed = true;
-    if (this.#ownsLink) await this.link.close();
-  }
-
-  get #indexKey(): string {
-    return `${this.link.prefix}o:index`;
-  }
-
-  #key(origin: string): string {
-    return `${this.link.prefix}o:${origin}`;
+    await this.#tier.release();
   }
 
   #fetch(origin: string): void {
@@ -177,7 +166,7 @@ export class RedisOriginCache implements OriginCache {
       return;
     this.#fetching.add(origin);
     void this.link
-      .read((r) => r.get(this.#key(origin)))
+      .read((r) => r.get(this.#tier.key(origin)))
       .then((v) => {
         this.#fetching.delete(origin);
         if (v === undefined) return; // Redis down: ask again on a later miss.
