@@ -66,6 +66,7 @@ import { H2ProxyLinks } from '../connect/h2-proxy-links.js';
 import { bbrTuningError, CC_ALGORITHMS, type BbrTuning } from '../quic/cc.js';
 import type { ConnRequest, HeaderList, Protocol } from '../http/types.js';
 import { turnNow } from '../util/clock.js';
+import type { SignalLike } from '../util/leg-signal.js';
 
 /** Per egress proxy node: what its pools did (live pools and recently forgotten ones). */
 export interface ProxyNodeStats {
@@ -248,7 +249,7 @@ export class Agent {
   }
 
   /** One active check of a group's endpoint: a GET of `path` on its own pool (its warm connections, its protocol). */
-  #check(ep: Endpoint, path: string, signal: AbortSignal): Promise<number> {
+  #check(ep: Endpoint, path: string, signal: SignalLike): Promise<number> {
     const node = this.#proxy === null && this.#originProxy.size === 0 ? null : this.#pickProxy(ep.url);
     const info = this.#registry.find(ep.url, undefined, node, true);
     ep.pool = info.pool;
@@ -643,7 +644,7 @@ export class Agent {
     }
     let r: Promise<PoolResult>;
     try {
-      r = this.#launch(st, ep, st.signal as AbortSignal | undefined);
+      r = this.#launch(st, ep, st.signal);
     } catch (e) {
       return this.#notSent(st, e);
     }
@@ -670,7 +671,7 @@ export class Agent {
    * Start one attempt of `st` (to `ep`, or its current target) through `signal`: its pool's promise, with the
    * pool's info left in `st.info`. Throws when nothing could be sent; a failure of the send itself is the promise's.
    */
-  #launch(st: AgentRequest, ep: Endpoint | null, signal: AbortSignal | undefined): Promise<PoolResult> {
+  #launch(st: AgentRequest, ep: Endpoint | null, signal: SignalLike | undefined): Promise<PoolResult> {
     const url =
       ep !== null ? ep.url : st.at === 0 ? st.url0 : this.#originUrl((st.names as readonly string[])[st.at] as string);
     // One node per target for the whole request: a retry never moves to another node (nor identity).
@@ -1021,7 +1022,7 @@ function connRequest(
   scheme: ConnRequest['scheme'],
   headers: HeaderList,
   body: ConnRequest['body'],
-  signal: AbortSignal | undefined,
+  signal: SignalLike | undefined,
   allowEarlyData: boolean,
   responseBufferBytes: number | undefined,
   onInformational: ConnRequest['onInformational'],
@@ -1122,7 +1123,7 @@ function hashCa(parts: ReadonlyArray<string | Buffer>): string {
 }
 
 /** `p`, or a rejection once `ms` pass or `signal` aborts (what `p` would have been is dropped). */
-function bounded<T>(p: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
+function bounded<T>(p: Promise<T>, ms: number, signal: SignalLike | undefined): Promise<T> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const done = (): void => {

@@ -37,7 +37,7 @@ export interface Launched {
 
 /** The Agent's side: start an attempt (throws when nothing could be sent), and the ends of a request. */
 export interface HedgeHost<S extends HedgedRequest> {
-  launch(st: S, ep: Endpoint, signal: AbortSignal): Launched;
+  launch(st: S, ep: Endpoint, signal: SignalLike): Launched;
   answered(st: S, info: PoolInfo, r: PoolResult): OriginResponse;
   failed(st: S, pool: Pool, e: unknown): Promise<OriginResponse>;
 }
@@ -82,7 +82,7 @@ export class HedgeRace<S extends HedgedRequest> implements Hedgeable {
     const signal = new LegSignal(this.#st.signal);
     let l: Launched;
     try {
-      l = this.#host.launch(this.#st, ep, signal.signal);
+      l = this.#host.launch(this.#st, ep, signal);
     } catch (e) {
       signal.detach();
       throw e;

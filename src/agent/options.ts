@@ -17,6 +17,7 @@ import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { GROUP_KEYS, type GroupOptions } from '../group/options.js';
+import type { SignalLike } from '../util/leg-signal.js';
 
 export interface TlsOptions {
   /** Extra trusted CA certificate(s), PEM. Default: Node's bundled roots. */
@@ -166,7 +167,11 @@ export interface RequestCommon {
   method?: string;
   headers?: Record<string, string | string[] | undefined> | HeaderList;
   body?: RequestBody;
-  signal?: AbortSignal;
+  /**
+   * Aborts the request: an AbortSignal, or any object with its abort subset (`aborted`, `reason`,
+   * `addEventListener('abort', …)`, `removeEventListener`), as the service's forwarder is.
+   */
+  signal?: SignalLike;
   /** Per-request protocol policy (overrides agent and origin). */
   protocol?: ProtocolPolicy;
   /** Host / :authority to send instead of the URL's (the connection still goes to the URL's origin). */

@@ -8,9 +8,10 @@ import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { LegSignal } from '../util/leg-signal.js';
 import type { Endpoint } from './endpoint.js';
 import type { ResolvedHealth } from './options.js';
+import type { SignalLike } from '../util/leg-signal.js';
 
 /** Sends one check to `ep` (GET `path`, aborted through `signal`): the status of its answer. */
-export type CheckFn = (ep: Endpoint, path: string, signal: AbortSignal) => Promise<number>;
+export type CheckFn = (ep: Endpoint, path: string, signal: SignalLike) => Promise<number>;
 
 /** One check's verdict: `pass`, or why it failed; null when it says nothing of the endpoint (our side gave up). */
 export type CheckResult = { pass: true; status: number } | { pass: false; reason: string } | null;
@@ -69,7 +70,7 @@ export class HealthChecks {
     deadline.unref();
     let p: Promise<number>;
     try {
-      p = this.#run(ep, path, ctl.signal);
+      p = this.#run(ep, path, ctl);
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -96,7 +97,7 @@ export class HealthChecks {
 
   #failure(e: unknown, ctl: LegSignal): CheckResult {
     // Our deadline: the endpoint did not answer in time, wherever the check was (its connect, its head).
-    if (ctl.signal.aborted && !this.#stopped) return { pass: false, reason: (ctl.signal.reason as Error).message };
+    if (ctl.aborted && !this.#stopped) return { pass: false, reason: (ctl.reason as Error).message };
     const err = toOriginlinkError(e);
     if (this.#stopped || OURS.has(err.code)) return null;
     return { pass: false, reason: `health check failed: ${err.code} ${err.message.split('\n')[0] ?? ''}` };

@@ -5,6 +5,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import type { SignalLike } from '../util/leg-signal.js';
 
 export type Protocol = 'h1' | 'h2' | 'h3';
 
@@ -27,7 +28,8 @@ export interface ConnRequest {
   /** End-to-end headers only: no pseudo-headers, no hop-by-hop fields, no Host. */
   headers: HeaderList;
   body: RequestBody;
-  signal?: AbortSignal | undefined;
+  /** Aborts the request: an AbortSignal, or anything with its abort subset (util/leg-signal.ts SignalLike). */
+  signal?: SignalLike | undefined;
   /** Permit sending this request as 0-RTT early data (h3 only). */
   allowEarlyData?: boolean;
   /**

@@ -31,6 +31,7 @@ import { RequestRecord, type RequestLog } from './request-log.js';
 import type { Upstream, UpstreamRequest } from './upstream.js';
 import type { OriginResponse } from '../agent/response.js';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
+import type { SignalLike } from '../util/leg-signal.js';
 
 /** What one config generation offers the forwarder. */
 export interface Generation {
@@ -129,11 +130,12 @@ function bug(hooks: ForwardHooks, e: unknown): never {
 const LOGGED = Symbol('originlink.forwardBugLogged');
 
 /**
- * One forwarded request. It is also the request's abort signal towards the Agent and the transports: the
- * subset of AbortSignal they use (`aborted`, `add/removeEventListener('abort')`), without an EventTarget and
- * an AbortController per request. Invariant: each listener runs at most once.
+ * One forwarded request. It is also the request's abort signal towards the Agent and the transports, typed as what
+ * they take (SignalLike: `aborted`, `reason`, `add/removeEventListener('abort')`), without an EventTarget and an
+ * AbortController per request (a real one per request cost measurable CPU: src/group/health.ts says how much).
+ * Invariant: each listener runs at most once.
  */
-class Forwarding extends OnceListeners<void> {
+class Forwarding extends OnceListeners<void> implements SignalLike {
   aborted = false;
   readonly #gen: Generation;
   readonly #front: FrontInfo;
@@ -304,7 +306,7 @@ class Forwarding extends OnceListeners<void> {
       path: rewritePath(route, target),
       method: req.method,
       headers,
-      signal: this as unknown as AbortSignal,
+      signal: this,
       responseBufferBytes: cfg.proxy.responseBufferBytes,
       // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front
       // answers itself (Expect is not sent on); end-to-end fields only. Dropped once the answer started (servers).

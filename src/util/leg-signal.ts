@@ -52,9 +52,4 @@ export class LegSignal extends OnceListeners<void> implements SignalLike {
     this.#parent?.removeEventListener('abort', this.#onParent);
     this.#parent = null;
   }
-
-  /** As an AbortSignal for the request options that are typed so (the pool and transports use only the subset). */
-  get signal(): AbortSignal {
-    return this as unknown as AbortSignal;
-  }
 }
