@@ -44,6 +44,7 @@ import { Paths } from './paths.js';
 import { afterFirstFlight, earlyReported, inEarlyData, type Handshake } from './handshake.js';
 import { StreamReader } from './stream-reader.js';
 import type { Socket } from 'node:dgram';
+import { DeadlineTimer, OneShot } from './timers.js';
 
 export interface QuicStatsSnapshot {
   rttMs: number | null;
@@ -183,8 +184,10 @@ export class QuicConnection implements QuicStreamTransport {
   #listeners: Array<(ev: QuicConnectionEvent) => void> = [];
   #writes = new WriteQueues();
   #recvInfo: RecvInfo;
-  #timer: NodeJS.Timeout | null = null;
-  #connectTimer: NodeJS.Timeout | null = null;
+  /** quiche's deadline (quic/timers.ts). */
+  readonly #deadline = new DeadlineTimer(() => this.#onTimer());
+  /** The handshake's deadline (connectTimeoutMs), ref'd: a connect in progress holds the process. */
+  readonly #connectTimer = new OneShot(() => this.#onConnectTimeout(), true);
   #nextBidi: number;
   /** A bidi stream `openBidi` numbered and quiche has not seen yet (-1: none); see `send`. */
   #uncreated = -1;
@@ -241,7 +244,10 @@ export class QuicConnection implements QuicStreamTransport {
   #sendPath = -1;
   #sendGen = -1;
   #sendTo: HostPort | null = null;
-  #paceTimer: NodeJS.Timeout | null = null;
+  /** The pacer's wait (unref'd like the deadline: the socket is ref'd while the connection is busy). */
+  readonly #paceTimer = new OneShot(() => {
+    if (!this.#closed) this.#markDirty();
+  }, false);
   /** Stream bytes queued in JS waiting for flow-control credit (what stats() reports, without crossing to quiche). */
   get bufferedBytes(): number {
     return this.#writes.bufferedBytes;
@@ -252,8 +258,6 @@ export class QuicConnection implements QuicStreamTransport {
   #stopCheckDue = false;
   /** Streams ended (FIN written) outside a pass since send() was last drained: see EARLY_SEND_STREAMS. */
   #endedSinceDrain = 0;
-  /** performance.now() the armed timer fires at; it may fire before quiche's deadline (then it re-arms). */
-  #timerAt = Infinity;
   #writeWaiters: WriteWaiter[] = [];
   #packetWaiters: Array<() => void> = [];
 
@@ -310,7 +314,7 @@ export class QuicConnection implements QuicStreamTransport {
     // Clients and servers alike: a server's half-open connection (an Initial from an address that never answers
     // again) lived for the whole idle timeout, 30 s of a connection-table slot.
     const ms = init.connectTimeoutMs ?? 10_000;
-    this.#connectTimer = setTimeout(() => this.#onConnectTimeout(), ms);
+    this.#connectTimer.arm(ms);
   }
 
   /** The stream consumer (the HTTP/3 connection). Set before the first datagram is processed. */
@@ -856,8 +860,7 @@ export class QuicConnection implements QuicStreamTransport {
     }
     this.#hs = { phase: 'established' };
     this.establishedAt = performance.now();
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    this.#connectTimer = null;
+    this.#connectTimer.stop();
     this.#handler.onConnected(false);
     this.#emit({ type: 'established', early: false });
   }
@@ -1009,43 +1012,16 @@ export class QuicConnection implements QuicStreamTransport {
   }
 
   #armPaceTimer(waitMs: number): void {
-    if (this.#paceTimer || this.#closed) return;
-    this.pacedWaits++;
-    // Unref'd like #timer: what keeps the process alive while packets wait is the socket (ref'd while busy).
-    this.#paceTimer = setTimeout(this.#onPaceTimer, Math.max(1, Math.ceil(waitMs))).unref();
+    if (this.#closed) return;
+    if (this.#paceTimer.arm(Math.max(1, Math.ceil(waitMs)))) this.pacedWaits++;
   }
 
-  #onPaceTimer = (): void => {
-    this.#paceTimer = null;
-    if (!this.#closed) this.#markDirty();
-  };
-
-  /**
-   * Keep one timer at or before quiche's deadline. A later deadline keeps
-   * the armed timer (it fires early and re-arms), so the common case — the
-   * deadline moving out after every exchange — costs no timer churn.
-   */
+  /** The deadline timer follows quiche's (quic/timers.ts: a later one keeps the armed timer, which re-arms). */
   #armTimer(): void {
-    const t = this.#q.timeout();
-    if (t === null) {
-      if (this.#timer) clearTimeout(this.#timer);
-      this.#timer = null;
-      this.#timerAt = Infinity;
-      return;
-    }
-    const at = performance.now() + t;
-    if (this.#timer && this.#timerAt <= at) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timerAt = at;
-    // quiche's deadline (idle timeout, loss and ACK timers) never holds the process by itself: a connection with
-    // work in flight has its socket ref'd (the pool unrefs it only when idle), and an idle one must let a script
-    // that forgot agent.close() exit (test/peer/process-exit.test.ts).
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, t)).unref();
+    this.#deadline.set(this.#q.timeout());
   }
 
-  #onTimer = (): void => {
-    this.#timer = null;
-    this.#timerAt = Infinity;
+  #onTimer(): void {
     if (this.#closed) return;
     // Fired ahead of a deadline that moved out: re-arm for the new one.
     const left = this.#q.timeout();
@@ -1058,10 +1034,9 @@ export class QuicConnection implements QuicStreamTransport {
     this.#paths.due = true;
     this.#paths.probeTimedOut();
     this.process();
-  };
+  }
 
   #onConnectTimeout(): void {
-    this.#connectTimer = null;
     if (this.established || this.#closed) return;
     this.#overrideError ??= new OriginlinkError(
       ErrorCode.CONNECT_TIMEOUT,
@@ -1087,10 +1062,9 @@ export class QuicConnection implements QuicStreamTransport {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    if (this.#paceTimer) clearTimeout(this.#paceTimer);
-    this.#timer = this.#connectTimer = this.#paceTimer = null;
+    this.#deadline.stop();
+    this.#connectTimer.stop();
+    this.#paceTimer.stop();
     const error =
       this.#overrideError ?? closeError(this.#q, this.established, this.#lastRecvError, this.#init.appNoError);
     this.#init.release(this);
