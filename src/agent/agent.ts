@@ -136,6 +136,8 @@ export class Agent {
   #maxOrigins: number;
   /** Origin groups by their key's origin (`scheme://host[:port]` as URL.origin writes it), and per cached URL. */
   #groups = new Map<string, Group>();
+  /** The named groups (AgentOptions.groups) by name: a request's `group` looked up without making its key. */
+  #named = new Map<string, Group>();
   #groupOf = new WeakMap<URL, Group | null>();
   #collapsers = new Map<Group, Collapser<AgentRequest>>();
   /**
@@ -174,10 +176,19 @@ export class Agent {
       if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '')
         throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
     }
+    for (const [name, o] of Object.entries(opts.groups ?? {})) {
+      const where = `groups["${name}"]`;
+      if (!GROUP_NAME_RE.test(name)) throw configError(where, 'a group name is letters, digits, ".", "_" and "-"');
+      checkKeys(o, ORIGIN_KEYS, where);
+      if (o === null || typeof o !== 'object' || o.endpoints === undefined)
+        throw configError(`${where}.endpoints`, 'a named group needs its endpoints');
+    }
     checkOptionValues(opts);
     // Origin groups checked now, before anything is made; made (and their checks started) last.
     for (const [k, o] of Object.entries(opts.origins ?? {}))
       if (isGroup(o)) resolveGroupOptions(groupOptions(k, o), `origins["${k}"]`);
+    for (const [name, o] of Object.entries(opts.groups ?? {}))
+      resolveGroupOptions(namedGroupOptions(name, o), `groups["${name}"]`);
     this.#maxRetries = opts.maxRetries ?? 2;
     if (!Number.isInteger(this.#maxRetries) || this.#maxRetries < 0)
       throw configError('maxRetries', 'must be a non-negative integer');
@@ -231,18 +242,22 @@ export class Agent {
     } catch (e) {
       throw configError('selection', (e as Error).message);
     }
-    for (const [k, o] of Object.entries(opts.origins ?? {})) this.#makeGroup(k, o);
+    for (const [k, o] of Object.entries(opts.origins ?? {}))
+      if (isGroup(o)) this.#addGroup(new URL(k).origin, groupOptions(k, o), o, `origins["${k}"]`);
+    for (const [name, o] of Object.entries(opts.groups ?? {})) {
+      this.#addGroup(namedGroupKey(name), namedGroupOptions(name, o), o, `groups["${name}"]`);
+      this.#named.set(name, this.#groups.get(namedGroupKey(name)) as Group);
+    }
   }
 
   /**
-   * The origin group an origin's overrides define (any group field: `endpoints`, or `collapse`, `retryBudget`…
-   * of its own URL alone), checked; its active checks start now.
+   * An origin group (an origin's overrides with a group field — `endpoints`, or `collapse`, `retryBudget`… of its
+   * own URL alone — or a named group), checked, under `key` (the URL's origin, or namedGroupKey); its active checks
+   * start now.
    */
-  #makeGroup(key: string, o: OriginOverrides): void {
-    if (!isGroup(o)) return;
-    const u = new URL(key);
-    const g = new Group(u.origin, resolveGroupOptions(groupOptions(key, o), `origins["${key}"]`));
-    this.#groups.set(u.origin, g);
+  #addGroup(key: string, def: GroupOptions, o: OriginOverrides, where: string): void {
+    const g = new Group(key, resolveGroupOptions(def, where));
+    this.#groups.set(key, g);
     for (const e of g.endpoints) if (!this.#endpointOverrides.has(e.origin)) this.#endpointOverrides.set(e.origin, o);
     if (g.opts.collapse !== null) this.#collapsers.set(g, new Collapser(g.opts.collapse, g, this.#collapseHost));
     g.startChecks((ep, path, signal) => this.#check(ep, path, signal));
@@ -299,7 +314,7 @@ export class Agent {
    * endpoint is left untried.
    */
   tunnelEndpoint(key: string, tried: readonly string[]): string | null {
-    const g = this.#groups.get(new URL(key).origin);
+    const g = this.#groups.get(GROUP_NAME_RE.test(key) ? namedGroupKey(key) : new URL(key).origin);
     if (g === undefined) return null;
     const now = performance.now();
     if (tried.length === 0) return g.pick(now).origin;
@@ -529,8 +544,19 @@ export class Agent {
     let names: string | readonly string[];
     let path: string;
     let url0: URL | null = null;
+    let named: Group | null = null;
     const simple = typeof o.url === 'string' ? splitSimpleUrl(o.url) : null;
-    if (simple !== null) {
+    if (o.group !== undefined) {
+      named = this.#named.get(o.group) ?? null;
+      if (named === null)
+        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `no group named ${JSON.stringify(o.group)}`, {
+          details: { field: 'group' },
+        });
+      names = named.origins;
+      // The group's first endpoint stands for it where one URL is needed (the request span's).
+      url0 = (named.endpoints[0] as Endpoint).url;
+      path = checkPath(o.path);
+    } else if (simple !== null) {
       // The origin parsed once (cached), the request target as written (agent/target.ts says when that is exact).
       url0 = this.#originUrl(simple.origin, 'url');
       names = url0.origin;
@@ -544,15 +570,16 @@ export class Agent {
       names = url0.origin;
       path = `${url0.pathname}${url0.search}`;
     } else {
-      names = o.origin;
+      names = o.origin as string | readonly string[];
       if (typeof names !== 'string' && !Array.isArray(names))
-        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'a request needs url, or origin and path', {
-          details: { field: 'url' },
-        });
-      if (typeof o.path !== 'string')
-        throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'path: must be a string starting with "/"', {
-          details: { field: 'path' },
-        });
+        throw new OriginlinkError(
+          ErrorCode.INVALID_ARGUMENT,
+          'local',
+          'a request needs url, origin and path, or group and path',
+          {
+            details: { field: 'url' },
+          },
+        );
       if (typeof names !== 'string' && names.length === 0)
         throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'origin list is empty');
       // Every origin of the list parsed now: a bad one is the caller's error before anything is sent.
@@ -562,13 +589,7 @@ export class Agent {
           const u = this.#originUrl(n);
           url0 ??= u;
         }
-      path = o.path;
-      if (path.charCodeAt(0) !== 0x2f && path !== '*')
-        throw new OriginlinkError(
-          ErrorCode.INVALID_ARGUMENT,
-          'local',
-          `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`,
-        );
+      path = checkPath(o.path);
     }
     // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
     const method = o.method ?? 'GET';
@@ -581,7 +602,8 @@ export class Agent {
     // An origin group is looked for only when the agent has some (a plain origin pays nothing), never for a failover
     // list.
     const owned = simple !== null || o.url === undefined;
-    const group = this.#groups.size === 0 || typeof names !== 'string' ? null : this.#groupFor(url0 as URL, owned);
+    const group =
+      named ?? (this.#groups.size === 0 || typeof names !== 'string' ? null : this.#groupFor(url0 as URL, owned));
     if (group !== null) names = group.origins;
     const span = startRequestSpan(method, url0 as URL, path, o.traceContext);
     const headers = withTraceContext(span, normalizeHeaders(o.headers));
@@ -1046,12 +1068,45 @@ function isGroup(o: OriginOverrides): boolean {
   return GROUP_KEYS.some((f) => f !== 'name' && o[f] !== undefined);
 }
 
-/** The group an origin's overrides define: its group fields, its endpoints (or its own URL alone), named by its key. */
-function groupOptions(key: string, o: OriginOverrides): GroupOptions {
+/** What AgentOptions.groups may name a group: letters, digits, `.`, `_`, `-` (never a URL). */
+const GROUP_NAME_RE = /^[A-Za-z0-9._-]+$/;
+
+/** A named group's key among the Agent's groups (a URL's origin never takes this form). */
+function namedGroupKey(name: string): string {
+  return `group:${name}`;
+}
+
+/** A named group's definition: its group fields and endpoints, named by its name unless it names itself. */
+function namedGroupOptions(name: string, o: OriginOverrides): GroupOptions {
+  return { ...groupFields(o), endpoints: o.endpoints ?? [], name: o.name ?? name };
+}
+
+/** The group fields of an origin's overrides. */
+function groupFields(o: OriginOverrides): Partial<GroupOptions> {
   const out: Record<string, unknown> = {};
   for (const f of GROUP_KEYS) if (o[f] !== undefined) out[f] = o[f];
+  return out as Partial<GroupOptions>;
+}
+
+/** A request path: `/…`, or `*` (OPTIONS); else OL_INVALID_ARGUMENT. */
+function checkPath(path: unknown): string {
+  if (typeof path !== 'string')
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'path: must be a string starting with "/"', {
+      details: { field: 'path' },
+    });
+  if (path.charCodeAt(0) !== 0x2f && path !== '*')
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`,
+    );
+  return path;
+}
+
+/** The group an origin's overrides define: its group fields, its endpoints (or its own URL alone), named by its key. */
+function groupOptions(key: string, o: OriginOverrides): GroupOptions {
   const origin = new URL(key).origin;
-  return { ...(out as Partial<GroupOptions>), endpoints: o.endpoints ?? [{ url: origin }], name: o.name ?? origin };
+  return { ...groupFields(o), endpoints: o.endpoints ?? [{ url: origin }], name: o.name ?? origin };
 }
 
 /** Lower-case names, end-to-end fields only (RFC 9110 §7.6.1, one rule with the service: http/fields.ts). */

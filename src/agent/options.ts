@@ -103,6 +103,13 @@ export interface AgentOptions {
   keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null;
   /** Per-origin overrides, keyed by `scheme://host:port`. */
   origins?: Record<string, OriginOverrides>;
+  /**
+   * Origin groups by name (letters, digits, `.`, `_`, `-`), requested as `{ group: NAME, path }`: each needs
+   * `endpoints`, and takes every field an origin's group takes (balance, health, hedge, collapse…) and the
+   * overrides its endpoints' connections use (protocol, pool, tls…). An origin's own key in `origins` may still
+   * define a group answering for that URL.
+   */
+  groups?: Record<string, OriginOverrides>;
   /** Per-origin capability facts (Alt-Svc, ALPN, RTT, broken h3); default in-memory, 1024 origins. */
   originCache?: OriginCache;
   /** Racing, broken-h3 backoff and coalescing knobs (see docs/selection.md). */
@@ -160,8 +167,10 @@ export interface DnsOptions extends Partial<Omit<ResolverOptions, 'lookup' | 'no
  */
 export type RequestOptions = RequestTarget & RequestCommon;
 export type RequestTarget =
-  | { url: string | URL; origin?: never; path?: never }
-  | { origin: string | readonly string[]; path: string; url?: never };
+  | { url: string | URL; origin?: never; path?: never; group?: never }
+  | { origin: string | readonly string[]; path: string; url?: never; group?: never }
+  /** A named origin group (AgentOptions.groups): the Agent picks its endpoint per attempt. */
+  | { group: string; path: string; url?: never; origin?: never };
 
 export interface RequestCommon {
   method?: string;
@@ -211,6 +220,7 @@ export const AGENT_KEYS = [
   'tfo',
   'keepAliveProbes',
   'origins',
+  'groups',
   'originCache',
   'selection',
   'lookup',
@@ -242,6 +252,7 @@ const REQUEST_KEYS: ReadonlySet<string> = new Set([
   'url',
   'origin',
   'path',
+  'group',
   'method',
   'headers',
   'body',

@@ -51,7 +51,8 @@ export class Upstream {
   readonly #urls: readonly string[];
   #retired = false;
   /** The Agent's key of this origin's group, or null (a plain origin). */
-  readonly #groupKey: string | null;
+  /** The name of its origin group in its Agent (AgentOptions.groups), or null for a plain origin. */
+  readonly #group: string | null;
   #closing: Promise<void> | null = null;
   #onClosed: (u: Upstream) => void;
 
@@ -81,9 +82,9 @@ export class Upstream {
         }
       : {};
     const originCache = shared?.stores.originCache;
-    // An origin group is the Agent's group under a key of its own that names no host (RFC 6761 §6.4: .invalid):
-    // requests name the key, the Agent sends them to the endpoints.
-    this.#groupKey = o.group ? `https://${o.name}.group.invalid` : null;
+    // An origin group is the Agent's named group (AgentOptions.groups): requests name it, the Agent sends them to
+    // the endpoints.
+    this.#group = o.group ? o.name : null;
     this.agent = new Agent({
       protocol: o.protocol,
       pool: o.pool,
@@ -93,7 +94,7 @@ export class Upstream {
       tfo: o.tfo,
       earlyData: o.earlyData,
       dns,
-      ...(o.group ? { origins: { [this.#groupKey as string]: o.group } } : {}),
+      ...(o.group ? { groups: { [o.name]: o.group } } : {}),
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
@@ -112,7 +113,7 @@ export class Upstream {
    * request's retry; any other failure is the answer.
    */
   async dial(signal: AbortSignal, connectTimeoutMs: number): Promise<{ socket: Duplex; origin: string }> {
-    const key = this.#groupKey;
+    const key = this.#group;
     const tried: string[] = [];
     let last: unknown = null;
     for (let i = 0; i < this.config.urls.length; i++) {
@@ -138,8 +139,10 @@ export class Upstream {
   request(o: UpstreamRequest): Promise<OriginResponse> {
     // `origin` + `path`: the Agent parses each origin once, not a URL per request. The forwarder's object is
     // completed, not copied (it is made for this call).
-    const r = o as UpstreamRequest & { origin: string | readonly string[] };
-    r.origin = this.#groupKey ?? this.#urls;
+    // A group is named (AgentOptions.groups); an origin's URLs are its failover list.
+    const r = o as UpstreamRequest & ({ group: string } | { origin: string | readonly string[] });
+    if (this.#group !== null) (r as { group: string }).group = this.#group;
+    else (r as { origin: string | readonly string[] }).origin = this.#urls;
     // AsyncLocalStorage costs every promise a hook on Node 20: only pay it when events need telling apart.
     // The URL that answered is the response's `origin` (with failover, the one reached).
     return this.sharedUrls ? originContext.run(this.name, () => this.agent.request(r)) : this.agent.request(r);
@@ -152,7 +155,7 @@ export class Upstream {
 
   /** Its group's endpoints (standing, counters), or null for a plain origin. */
   groupStats(): GroupStats | null {
-    return this.#groupKey === null ? null : (this.agent.groupStats()[0] ?? null);
+    return this.#group === null ? null : (this.agent.groupStats()[0] ?? null);
   }
 
   /**

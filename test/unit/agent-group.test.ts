@@ -53,3 +53,56 @@ describe('an origin group in the Agent', () => {
     expect(st.endpoints.reduce((a, e) => a + e.requests, 0)).toBe(1 + 4 + 2);
   });
 });
+
+describe('a named group as a target of its own (AgentOptions.groups)', () => {
+  it('{ group, path } spreads over the endpoints; a URL-keyed group and a plain origin beside it keep working', async () => {
+    const dialled: string[] = [];
+    const agent = new Agent({
+      protocol: 'h2',
+      connect: async (url) => {
+        dialled.push(url.origin);
+        return new Conn({ protocol: 'h2', auto: true });
+      },
+      groups: { api: { endpoints: [{ url: 'https://a.test' }, { url: 'https://b.test' }], balance: 'round-robin' } },
+      origins: { 'https://web.test': { endpoints: [{ url: 'https://c.test' }] } },
+    });
+    agents.push(agent);
+    const answered = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const r = await agent.request({ group: 'api', path: '/x' });
+        await r.bytes();
+        return r.origin;
+      }),
+    );
+    expect(new Set(answered)).toEqual(new Set(['https://a.test', 'https://b.test']));
+    const web = await agent.request({ url: 'https://web.test/y' });
+    await web.bytes();
+    expect(web.origin).toBe('https://c.test');
+    const plain = await agent.request({ url: 'https://plain.test/z' });
+    await plain.bytes();
+    expect(plain.origin).toBe('https://plain.test');
+    expect(
+      agent
+        .groupStats()
+        .map((g) => g.name)
+        .sort(),
+    ).toEqual(['api', 'https://web.test']);
+    expect(agent.tunnelEndpoint('api', [])).toMatch(/^https:\/\/[ab]\.test$/);
+  });
+
+  it('a bad name, a group without endpoints and an unknown group are clear errors', async () => {
+    expect(() => new Agent({ groups: { 'no spaces': { endpoints: [{ url: 'https://a.test' }] } } })).toThrow(
+      /groups\["no spaces"\]: a group name is letters/,
+    );
+    expect(() => new Agent({ groups: { api: { balance: 'p2c' } } })).toThrow(
+      /groups\["api"\]\.endpoints: a named group needs/,
+    );
+    const agent = new Agent({ groups: { api: { endpoints: [{ url: 'https://a.test' }] } } });
+    agents.push(agent);
+    await expect(agent.request({ group: 'web', path: '/' })).rejects.toMatchObject({
+      code: 'OL_INVALID_ARGUMENT',
+      details: { field: 'group' },
+    });
+    await expect(agent.request({ group: 'api', path: 'x' })).rejects.toMatchObject({ code: 'OL_INVALID_ARGUMENT' });
+  });
+});

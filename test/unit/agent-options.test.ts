@@ -159,7 +159,7 @@ describe('values the Agent refuses (issue 45: each was taken and failed later, o
       .catch((x: unknown) => x as OriginlinkError);
     expect(e).toBeInstanceOf(OriginlinkError);
     expect([e.code, e.details['field']]).toEqual(['OL_INVALID_ARGUMENT', 'methd']);
-    expect(e.message).toMatch(/^request field "methd" is not known \(known: url, origin, path, method,/);
+    expect(e.message).toMatch(/^request field "methd" is not known \(known: url, origin, path, group, method,/);
     const p = await agent
       .request({ url: 'http://127.0.0.1:1/', protocol: 'h4' } as never)
       .catch((x: unknown) => x as OriginlinkError);
