@@ -56,10 +56,6 @@ export class OneShot {
     this.#ref = ref;
   }
 
-  get armed(): boolean {
-    return this.#timer !== null;
-  }
-
   /** Fire in `ms` unless already armed; false when it was. */
   arm(ms: number): boolean {
     if (this.#timer !== null) return false;

@@ -137,9 +137,8 @@ export class Upstream {
    * (agent/policy.ts), the same as for any user of the Agent.
    */
   request(o: UpstreamRequest): Promise<OriginResponse> {
-    // `origin` + `path`: the Agent parses each origin once, not a URL per request. The forwarder's object is
-    // completed, not copied (it is made for this call).
-    // A group is named (AgentOptions.groups); an origin's URLs are its failover list.
+    // `group` or `origin` + `path`, never a URL parsed per request: a group by its name (AgentOptions.groups), an
+    // origin by its URLs (the failover list). The forwarder's object is completed, not copied (made for this call).
     const r = o as UpstreamRequest & ({ group: string } | { origin: string | readonly string[] });
     if (this.#group !== null) (r as { group: string }).group = this.#group;
     else (r as { origin: string | readonly string[] }).origin = this.#urls;

@@ -38,8 +38,3 @@ export function holdUntil<T>(p: Promise<T>): Promise<T> {
   p.then(release, release);
   return p;
 }
-
-/** How many holds are open (tests). */
-export function holdCount(): number {
-  return held;
-}

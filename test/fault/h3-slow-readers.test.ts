@@ -20,24 +20,26 @@ const certs = makeCerts();
 let srv: H3Server;
 const CHUNK = Buffer.alloc(16 * 1024, 0x61);
 
+/** `/big`: 2 MB made as it is read (what the server holds is what it read ahead); anything else: a line. */
+function bigOrOk(req: { path: string }): { status: number; body: string | Readable } {
+  if (req.path !== '/big') return { status: 200, body: 'ok\n' };
+  return {
+    status: 200,
+    body: Readable.from(
+      (function* () {
+        for (let i = 0; i < 128; i++) yield CHUNK;
+      })(),
+    ),
+  };
+}
+
 beforeAll(async () => {
   srv = await startH3Server({
     host: '127.0.0.1',
     cert: certs.certPath,
     key: certs.keyPath,
     memoryBudgetBytes: 32 * 1024 * 1024,
-    handler: (req) => {
-      if (req.path !== '/big') return { status: 200, body: 'ok\n' };
-      // 2 MB made as it is read: what the server holds is what it read ahead.
-      return {
-        status: 200,
-        body: Readable.from(
-          (function* () {
-            for (let i = 0; i < 128; i++) yield CHUNK;
-          })(),
-        ),
-      };
-    },
+    handler: bigOrOk,
   });
 });
 afterAll(async () => {
@@ -141,17 +143,7 @@ describe('slow-reading h3 clients', () => {
       key: certs.keyPath,
       memoryBudgetBytes: 6 * 1024 * 1024,
       headersTimeoutMs: 1000,
-      handler: (req) =>
-        req.path === '/big'
-          ? {
-              status: 200,
-              body: Readable.from(
-                (function* () {
-                  for (let i = 0; i < 128; i++) yield CHUNK;
-                })(),
-              ),
-            }
-          : { status: 200, body: 'ok\n' },
+      handler: bigOrOk,
     });
     const attackers = await attack(small, 4, '127.0.0.2');
     let maxQueued = 0;

@@ -16,6 +16,7 @@ import type { H3Server } from '../../src/server/h3.js';
 import { MemorySessionStore } from '../../src/store/session-store.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startTestH3Server } from '../helpers/h3-server.js';
+import { until } from '../helpers/wait.js';
 
 const certs = makeCerts();
 let srv: H3Server;
@@ -49,23 +50,22 @@ const req = (path: string, allowEarlyData: boolean): ConnRequest => ({
   allowEarlyData,
 });
 
-async function until(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-}
+/** A connection to `port` keeping its tickets in `store`. */
+const dial = (port: number, store: MemorySessionStore) =>
+  connectH3({
+    host: '127.0.0.1',
+    port,
+    servername: 'localhost',
+    ca: certs.caPath,
+    sessionStore: store,
+    sessionKey: 'k',
+  });
 
 describe('0-RTT anti-replay on our h3 server', () => {
   it('a captured first flight replayed from new ports after its connection is gone: the request is handled once, the copies get no early data', async () => {
     const port = srv.address.port;
     const store = new MemorySessionStore();
-    const c0 = await connectH3({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      ca: certs.caPath,
-      sessionStore: store,
-      sessionKey: 'k',
-    });
+    const c0 = await dial(port, store);
     expect(await text((await c0.request(req('/prime', false))).body)).toBe('ok /prime\n');
     c0.destroy();
 
@@ -88,14 +88,7 @@ describe('0-RTT anti-replay on our h3 server', () => {
     });
     await new Promise<void>((r) => relay.bind(0, '127.0.0.1', () => r()));
     try {
-      const c1 = await connectH3({
-        host: '127.0.0.1',
-        port: relay.address().port,
-        servername: 'localhost',
-        ca: certs.caPath,
-        sessionStore: store,
-        sessionKey: 'k',
-      });
+      const c1 = await dial(relay.address().port, store);
       const r = (await c1.request(req('/replay-me', true))) as H3Response;
       expect(r.earlyData).toBe(true);
       expect(await text(r.body)).toBe('ok /replay-me\n');
@@ -125,25 +118,11 @@ describe('0-RTT anti-replay on our h3 server', () => {
   it('a resumed client is not held back by it: each new connection of its own gets 0-RTT', async () => {
     const port = srv.address.port;
     const store = new MemorySessionStore();
-    const c0 = await connectH3({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      ca: certs.caPath,
-      sessionStore: store,
-      sessionKey: 'k',
-    });
+    const c0 = await dial(port, store);
     await text((await c0.request(req('/prime2', false))).body);
     c0.destroy();
     for (let i = 0; i < 3; i++) {
-      const c = await connectH3({
-        host: '127.0.0.1',
-        port,
-        servername: 'localhost',
-        ca: certs.caPath,
-        sessionStore: store,
-        sessionKey: 'k',
-      });
+      const c = await dial(port, store);
       const r = (await c.request(req(`/again/${i}`, true))) as H3Response;
       expect(await text(r.body)).toBe(`ok /again/${i}\n`);
       expect(r.earlyData).toBe(true);

@@ -77,12 +77,9 @@ const req = (path: string, headers: Array<[string, string]> = []): ConnRequest =
 });
 
 /** A resumed connection to the front whose first request goes as 0-RTT. */
-async function early(
-  store: MemorySessionStore,
-  path: string,
-  headers: Array<[string, string]> = [],
-): Promise<{ status: number; body: string; earlyData: boolean }> {
-  const c = await connectH3({
+/** A connection to the front keeping its tickets in `store`. */
+const front = (store: MemorySessionStore) =>
+  connectH3({
     host: '127.0.0.1',
     port: quic,
     servername: 'localhost',
@@ -90,6 +87,13 @@ async function early(
     sessionStore: store,
     sessionKey: 'front',
   });
+
+async function early(
+  store: MemorySessionStore,
+  path: string,
+  headers: Array<[string, string]> = [],
+): Promise<{ status: number; body: string; earlyData: boolean }> {
+  const c = await front(store);
   try {
     const r = (await c.request(req(path, headers))) as H3Response;
     return { status: r.status, body: await text(r.body), earlyData: r.earlyData };
@@ -103,14 +107,7 @@ describe('the h3 front forwards 0-RTT requests as RFC 8470 asks', () => {
 
   beforeAll(async () => {
     // A full handshake leaves a ticket in the store.
-    const c = await connectH3({
-      host: '127.0.0.1',
-      port: quic,
-      servername: 'localhost',
-      ca: certs.caPath,
-      sessionStore: store,
-      sessionKey: 'front',
-    });
+    const c = await front(store);
     const r = await c.request({ ...req('/prime'), allowEarlyData: false });
     expect(await text(r.body)).toBe('ok /prime early-data=-\n');
     c.destroy();
