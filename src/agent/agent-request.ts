@@ -1,7 +1,7 @@
 /** One request's state across its attempts (Agent.request): its target or group, its body, its attempts. */
 import type { Endpoint } from '../group/endpoint.js';
 import type { Group } from '../group/group.js';
-import type { HeaderList, RequestBody } from '../http/types.js';
+import type { ConnRequest, HeaderList, RequestBody } from '../http/types.js';
 import type { ProxyNode } from '../net/proxy.js';
 import type { SignalLike } from '../util/leg-signal.js';
 import type { CollapsibleRequest } from './collapse.js';
@@ -83,4 +83,35 @@ export class AgentRequest implements HedgedRequest, CollapsibleRequest {
     if (n === undefined) n = nodes[this.at] = pick(url);
     return n;
   }
+}
+
+/**
+ * A request for a connection, every field present and in this order: the service's requests and the health checks
+ * beside them are then objects of one shape, and the property reads along the connections' path (the h1 request
+ * head, the exchange, the pool) see one map where two made them polymorphic (V8's `--log-ic`, RESULTS.md groups).
+ */
+export function connRequest(
+  method: string,
+  path: string,
+  authority: string,
+  scheme: ConnRequest['scheme'],
+  headers: HeaderList,
+  body: ConnRequest['body'],
+  signal: SignalLike | undefined,
+  allowEarlyData: boolean,
+  responseBufferBytes: number | undefined,
+  onInformational: ConnRequest['onInformational'],
+): ConnRequest {
+  return {
+    method,
+    path,
+    authority,
+    scheme,
+    headers,
+    body,
+    signal,
+    allowEarlyData,
+    responseBufferBytes,
+    onInformational,
+  };
 }

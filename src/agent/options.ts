@@ -10,10 +10,13 @@ import type { HeaderList, PooledConnection, RequestBody } from '../http/types.js
 import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
 import type { ProxyOptions } from '../net/proxy.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { configError, DEFAULT_POOL_OPTIONS, type PoolOptions } from '../pool/options.js';
+import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eyeballs.js';
+import { h3Settings } from '../wire/h3-settings.js';
+import { DEFAULT_RETRY_BUFFER_BYTES } from './replay-body.js';
 import type { OriginCache } from '../store/origin-cache.js';
 import type { SelectionOptions } from '../probe/state.js';
-import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
+import { bbrTuningError, CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { GROUP_KEYS, type GroupOptions } from '../group/options.js';
@@ -279,9 +282,63 @@ const EARLY_DATA: readonly EarlyDataPolicy[] = ['never', 'safe', 'always'];
  * the field): `protocol: 'h4'` ran as h2, and a `tls.ca` given a file name failed every connect later as "unable to
  * verify the first certificate".
  */
-export function checkOptionValues(opts: AgentOptions): void {
+function checkOptionValues(opts: AgentOptions): void {
   checkLayer(opts, '');
   for (const [k, o] of Object.entries(opts.origins ?? {})) checkLayer(o, `origins["${k}"]`);
+}
+
+/** The Agent's own numbers, checked, with their defaults. */
+export interface ResolvedAgentOptions {
+  maxRetries: number;
+  retryBufferBytes: number;
+  maxOrigins: number;
+  originIdleMs: number;
+  attemptDelayMs: number;
+}
+
+/**
+ * Every option of an Agent and of its origins checked (names, values, pool options, QUIC tuning), before anything is
+ * made: OL_INVALID_CONFIG naming the field.
+ */
+export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
+  checkKeys(opts, AGENT_KEYS, '');
+  for (const [k, o] of Object.entries(opts.origins ?? {})) {
+    checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
+    const u = URL.canParse(k) ? new URL(k) : null;
+    if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '')
+      throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
+  }
+  checkOptionValues(opts);
+  const r: ResolvedAgentOptions = {
+    maxRetries: opts.maxRetries ?? 2,
+    retryBufferBytes: opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES,
+    maxOrigins: opts.maxOrigins ?? 1024,
+    originIdleMs: opts.originIdleTimeoutMs ?? 60_000,
+    attemptDelayMs: opts.dns?.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS,
+  };
+  if (!Number.isInteger(r.maxRetries) || r.maxRetries < 0)
+    throw configError('maxRetries', 'must be a non-negative integer');
+  if (!Number.isInteger(r.retryBufferBytes) || r.retryBufferBytes < 0)
+    throw configError('retryBufferBytes', 'must be a non-negative integer');
+  if (!Number.isInteger(r.maxOrigins) || r.maxOrigins < 1)
+    throw configError('maxOrigins', 'must be a positive integer');
+  if (!Number.isFinite(r.originIdleMs) || r.originIdleMs <= 0)
+    throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+  if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl))
+    throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
+  if (opts.quicQpack !== undefined) h3Settings('client', opts.quicQpack); // range checks, OL_INVALID_CONFIG
+  for (const [where, b] of [
+    ['quicBbr', opts.quicBbr],
+    ...Object.entries(opts.origins ?? {}).map(([k, o]) => [`origins["${k}"].quicBbr`, o.quicBbr]),
+  ] as Array<[string, BbrTuning | undefined]>) {
+    const why = b === undefined ? null : bbrTuningError(b);
+    if (why) throw configError(`${where}.${why.field}`, why.reason);
+  }
+  resolvePoolOptions(opts.pool);
+  for (const [k, o] of Object.entries(opts.origins ?? {})) resolvePoolOptions(o.pool, `origins["${k}"].pool`);
+  if (!(r.attemptDelayMs >= MIN_ATTEMPT_DELAY_MS))
+    throw configError('dns.attemptDelayMs', `must be ≥ ${MIN_ATTEMPT_DELAY_MS} ms (RFC 8305 §5)`);
+  return r;
 }
 
 function checkLayer(o: AgentOptions | OriginOverrides, where: string): void {

@@ -10,32 +10,26 @@
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { ProtocolPolicy, OriginSpec } from '../connect/connect.js';
-import type { EarlyDataPolicy } from '../http/early-data.js';
 import type { ProxyNode } from '../net/proxy.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolCounters, PoolStats } from '../pool/stats.js';
 import { sharedTicker, type TickMember } from '../pool/ticker.js';
 import type { DialContext } from '../probe/selector.js';
 import { LruMap } from '../util/lru.js';
+import type { OriginTarget } from './target.js';
 
 export interface PoolInfo {
   pool: Pool;
-  /** `scheme://host:port` */
-  origin: string;
+  /** What the pool's connections are for (agent/target.ts): its key is the pool's. */
+  target: OriginTarget;
   /** Fast-path keys that point at this pool (removed with it). */
   fastKeys: string[];
+  /** How the pool dials, and what its connections are given. */
   spec: OriginSpec;
   ctx: DialContext;
-  policy: ProtocolPolicy;
-  tlsId: string;
-  earlyData: EarlyDataPolicy;
-  coalesce: boolean;
-  proxy: ProxyNode | null;
   /** Still this origin's pool (false once forgotten): a per-URL memo of it is stale then. */
   live: boolean;
-  /** The origin's host[:port] as its URL writes it: a request's default Host / :authority. */
-  authority: string;
-  /** Attempts waiting on the coalescing lookup (Agent #coalescing): the pool is busy though it holds nothing. */
+  /** Attempts waiting on the coalescing lookup (agent/coalescing.ts): the pool is busy though it holds nothing. */
   coalescing: number;
 }
 
@@ -181,7 +175,7 @@ export class PoolRegistry implements TickMember {
     this.#pools.delete(p.key);
     info.live = false;
     for (const k of info.fastKeys) if (this.#fast.get(k) === info) this.#fast.delete(k);
-    this.#retired.set(p.key, { origin: p.origin, counters: p.counters, proxy: info.proxy?.id ?? null });
+    this.#retired.set(p.key, { origin: p.origin, counters: p.counters, proxy: info.target.proxy?.id ?? null });
     void p.close();
     if (this.#pools.size === 0) sharedTicker.delete(this);
   }

@@ -1,48 +1,141 @@
 /**
- * A request URL string split into its origin and its request target without
- * a full WHATWG parse, when that parse could not change a byte of it.
- *
- * `new URL()` costs the Agent several microseconds a request (the parse, its
- * native context, the getters); the origin part is what selects the pool and
- * repeats from request to request, so the Agent parses each origin once
- * (cached) and takes the path and query as they are. That is only right when
- * the URL Standard's parser would leave them unchanged: for the special
- * schemes http/https it percent-encodes some characters (space, `"`, `<`,
- * `>`, `` ` ``, `{`, `}`, and `'` in the query), turns `\` into `/`, removes
- * dot segments (also written `%2e`), drops a fragment and an empty query, and
- * the authority may carry user info. So the fast path takes only strings
- * made of characters the parser copies verbatim, with no dot segment, user
- * info, fragment or empty query; anything else returns null and gets the full
- * parse. test/unit/url-target.test.ts checks it against `new URL()`.
+ * What a connection is for: one origin as the Agent's options describe it — its address, the protocol policy, the TLS
+ * trust and name, the egress proxy node, 0-RTT and coalescing — resolved once, with its reuse key computed once from
+ * those fields (as Pingora's `HttpPeer` carries its reuse hash). Pools are keyed by `key`; coalescing, pool lookup and
+ * stats read the fields, never the key. A group is the other kind of target (group/group.ts): the endpoints it picks
+ * among are origin targets.
  */
-
+import { createHash } from 'node:crypto';
+import type { ProtocolPolicy } from '../connect/connect.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { redact } from '../util/redact.js';
+import type { EarlyDataPolicy } from '../http/early-data.js';
+import type { ProxyNode } from '../net/proxy.js';
+import type { AgentOptions, OriginOverrides, TlsOptions } from './options.js';
 
-/** `new URL(text)`, or OL_INVALID_ARGUMENT naming `field` (never the parser's bare TypeError). */
-export function parseUrl(text: string, field: string): URL {
-  try {
-    return new URL(text);
-  } catch {
-    throw new OriginlinkError(
-      ErrorCode.INVALID_ARGUMENT,
-      'local',
-      `${field}: not a URL: ${JSON.stringify(redact(String(text)).slice(0, 200))}`,
-      { details: { field } },
-    );
-  }
+/** How a connection's peer is trusted: the name it must prove and the CAs it is checked against. */
+export interface TlsTrust {
+  /** The SNI and the name checked, when it is not the origin's host. */
+  readonly servername: string | undefined;
+  /** The peer's certificate is verified (rejectUnauthorized). */
+  readonly verify: boolean;
+  readonly ca: TlsOptions['ca'];
+  /** A SHA-256 of every CA byte ('-': the system's): two CA sets never share a connection. */
+  readonly caId: string;
 }
 
-/** scheme://authority then a path of verbatim characters and an optional query of verbatim characters. */
-const SIMPLE =
-  /^(https?:\/\/[A-Za-z0-9.\-:[\]]+)(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?]+)?)$/;
+export interface OriginTarget {
+  readonly scheme: 'http' | 'https';
+  /** The host without IPv6 brackets, and the port (the scheme's default when the URL has none). */
+  readonly host: string;
+  readonly port: number;
+  /** `scheme://hostname:port` (brackets kept): the selection state's and the stats' name. */
+  readonly origin: string;
+  /** host[:port] as the URL writes it: a request's default Host / :authority. */
+  readonly authority: string;
+  readonly policy: ProtocolPolicy;
+  readonly tls: TlsTrust;
+  readonly proxy: ProxyNode | null;
+  readonly earlyData: EarlyDataPolicy;
+  /** Requests may ride another name's connection (never through a proxy). */
+  readonly coalesce: boolean;
+  /** The origin's own overrides (or its group's), for what is resolved when a pool is made. */
+  readonly overrides: OriginOverrides;
+  /** The reuse key: connections are shared only among requests whose target has the same key. */
+  readonly key: string;
+}
 
-/** `{ origin, target }` of an http(s) URL string the parser would not rewrite; null when a full parse is needed. */
-export function splitSimpleUrl(s: string): { origin: string; target: string } | null {
-  const m = SIMPLE.exec(s);
-  if (m === null) return null;
-  const target = m[2]!;
-  // Dot segments ("." or "..", also as %2e) are resolved by the parser.
-  if (target.includes('/.') || target.includes('%2e') || target.includes('%2E')) return null;
-  return { origin: m[1]!, target };
+/**
+ * The target a URL names under this Agent's options (`endpointOverrides`: a group's overrides for endpoints without
+ * their own). Throws OL_INVALID_ARGUMENT on a scheme other than http(s), OL_UNSUPPORTED_PROTOCOL for h3 over http.
+ */
+export function resolveTarget(
+  u: URL,
+  protocol: ProtocolPolicy | undefined,
+  proxy: ProxyNode | null,
+  opts: AgentOptions,
+  endpointOverrides: ReadonlyMap<string, OriginOverrides>,
+  coalesceDefault: boolean,
+): OriginTarget {
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `unsupported URL scheme ${u.protocol}`);
+  const scheme = u.protocol === 'https:' ? 'https' : 'http';
+  const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const overrides =
+    opts.origins?.[`${scheme}://${u.host}`] ??
+    opts.origins?.[`${scheme}://${u.hostname}:${port}`] ??
+    endpointOverrides.get(u.origin) ??
+    {};
+  const policy: ProtocolPolicy = protocol ?? overrides.protocol ?? opts.protocol ?? 'auto';
+  // RFC 9114 §3.1: HTTP/3 is for https origins only (QUIC always carries TLS); refused now, not after a QUIC timeout.
+  if (policy === 'h3' && scheme === 'http')
+    throw new OriginlinkError(
+      ErrorCode.UNSUPPORTED_PROTOCOL,
+      'local',
+      `protocol h3 needs an https:// URL (HTTP/3 runs over QUIC, always TLS): got http://${u.host}`,
+      { details: { origin: `http://${u.host}` } },
+    );
+  const t = { ...opts.tls, ...overrides.tls };
+  const tls: TlsTrust = {
+    servername: t.servername,
+    verify: t.rejectUnauthorized !== false,
+    ca: t.ca,
+    caId: caId(t.ca),
+  };
+  // The proxy node and a hash of its credentials: a tunnel is never shared across nodes or credentials.
+  const key =
+    `${scheme}://${host}:${port}|${policy}|sni=${tls.servername ?? ''}|verify=${tls.verify}|ca=${tls.caId}` +
+    (proxy ? `|proxy=${proxy.key}` : '');
+  return {
+    scheme,
+    host,
+    port,
+    origin: `${scheme}://${u.hostname}:${port}`,
+    authority: u.host,
+    policy,
+    tls,
+    proxy,
+    earlyData: overrides.earlyData ?? opts.earlyData ?? 'safe',
+    coalesce: proxy ? false : (overrides.coalesce ?? coalesceDefault),
+    overrides,
+    key,
+  };
+}
+
+/**
+ * A connection made for `b` may carry a request for `a` (RFC 9113 §9.1.1, RFC 9114 §3.3) only when both verify their
+ * peer against the same CAs by the origin's own name: a name override or an unverified peer proves nothing of the
+ * other name.
+ */
+export function sameTrustForCoalescing(a: OriginTarget, b: OriginTarget): boolean {
+  return (
+    a.tls.verify &&
+    b.tls.verify &&
+    a.tls.servername === undefined &&
+    b.tls.servername === undefined &&
+    a.tls.caId === b.tls.caId
+  );
+}
+
+/** Objects are hashed once (Buffers and arrays are treated as immutable once given). */
+const caIds = new WeakMap<object, string>();
+function caId(ca: TlsOptions['ca']): string {
+  if (ca === undefined) return '-';
+  if (typeof ca === 'string') return hashCa([ca]);
+  let id = caIds.get(ca as object);
+  if (id === undefined) {
+    id = hashCa(Array.isArray(ca) ? ca : [ca]);
+    caIds.set(ca as object, id);
+  }
+  return id;
+}
+
+function hashCa(parts: ReadonlyArray<string | Buffer>): string {
+  const h = createHash('sha256');
+  for (const p of parts) {
+    h.update(String(p.length));
+    h.update(':');
+    h.update(p);
+  }
+  return h.digest('base64url');
 }

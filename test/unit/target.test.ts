@@ -1,48 +1,61 @@
-/** The request path as the service routes it and sends it on (src/http/target.ts, RFC 3986 §6.2.2, §5.2.4). */
+/**
+ * agent/target.ts: a target resolved once from the Agent's options, its reuse key computed from its fields, and the
+ * coalescing trust rule reading those fields (no key string is parsed back).
+ */
 import { describe, expect, it } from 'vitest';
-import { normalizeTarget, routingPath } from '../../src/http/target.js';
+import { resolveTarget, sameTrustForCoalescing } from '../../src/agent/target.js';
+import type { AgentOptions } from '../../src/agent/options.js';
 
-describe('normalizeTarget', () => {
-  it.each([
-    ['/index.html', '/index.html'],
-    ['/api/v1/users/42?x=1', '/api/v1/users/42?x=1'],
-    ['/public/../internal/', '/internal/'],
-    ['/public/%2e%2e/internal/', '/internal/'],
-    ['/public/%2E%2E/internal', '/internal'],
-    ['/public//../internal/', '/internal/'], // slashes merged first (nginx), then the dot segment
-    ['//admin', '/admin'],
-    ['/./admin', '/admin'],
-    ['/x/../admin', '/admin'],
-    ['/%61dmin', '/admin'], // an unreserved character, encoded
-    ['/a/b/..', '/a/'],
-    ['/a/.', '/a/'],
-    ['/a//', '/a/'],
-    ['/', '/'],
-    ['/a%2fb', '/a%2Fb'], // not unreserved: kept encoded, hex upper-cased
-    ['/a%5c..%5cb', '/a%5C..%5Cb'], // %5C kept: one segment for us
-    ['/admin;x', '/admin;x'], // `;` parameters are the origin's
-    ['/ADMIN', '/ADMIN'], // paths are case-sensitive
-    ['/p?q=/../x&r=%2e', '/p?q=/../x&r=%2e'], // the query is left alone
-    ['/a/./b/../c?x', '/a/c?x'],
-  ])('%s → %s', (input, want) => {
-    expect(normalizeTarget(input)).toBe(want);
+const none = new Map();
+const t = (url: string, opts: AgentOptions = {}, protocol?: 'h1' | 'h2' | 'h3') =>
+  resolveTarget(new URL(url), protocol, null, opts, none, true);
+
+describe('typed target', () => {
+  it('fields from the URL and the options; the default port written', () => {
+    const a = t('https://[::1]/x', { earlyData: 'never', origins: { 'https://[::1]': { protocol: 'h2' } } });
+    expect(a).toMatchObject({
+      scheme: 'https',
+      host: '::1',
+      port: 443,
+      origin: 'https://[::1]:443',
+      authority: '[::1]',
+      policy: 'h2',
+      earlyData: 'never',
+      coalesce: true,
+      proxy: null,
+    });
+    expect(a.tls).toMatchObject({ servername: undefined, verify: true, caId: '-' });
   });
 
-  it('a `..` above the root is refused (null: a 400)', () => {
-    for (const t of ['/..', '/../x', '/a/../../x', '/%2e%2e/etc/passwd']) expect(normalizeTarget(t), t).toBeNull();
+  it('one key for one set of fields; any field that changes who may share a connection changes it', () => {
+    const base = t('https://a.test:8443');
+    expect(t('https://a.test:8443/other?q').key).toBe(base.key);
+    const variants = [
+      t('https://a.test:8443', {}, 'h2'),
+      t('https://a.test:8443', { tls: { rejectUnauthorized: false } }),
+      t('https://a.test:8443', { tls: { servername: 'b.test' } }),
+      t('https://a.test:8443', { tls: { ca: '-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n' } }),
+      t('https://a.test:8444'),
+      t('http://a.test:8443'),
+    ];
+    const keys = new Set([base.key, ...variants.map((v) => v.key)]);
+    expect(keys.size).toBe(variants.length + 1);
   });
 
-  it('a path with nothing to change comes back as the same string (no copy on the hot path)', () => {
-    const t = '/static/app.js?v=3';
-    expect(normalizeTarget(t)).toBe(t);
+  it('coalescing trust: both verified by their own name against the same CAs', () => {
+    const a = t('https://a.test');
+    expect(sameTrustForCoalescing(a, t('https://b.test'))).toBe(true);
+    expect(sameTrustForCoalescing(a, t('https://b.test', { tls: { rejectUnauthorized: false } }))).toBe(false);
+    expect(sameTrustForCoalescing(a, t('https://b.test', { tls: { servername: 'a.test' } }))).toBe(false);
+    const ca = '-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n';
+    expect(sameTrustForCoalescing(a, t('https://b.test', { tls: { ca } }))).toBe(false);
+    expect(sameTrustForCoalescing(t('https://a.test', { tls: { ca } }), t('https://b.test', { tls: { ca } }))).toBe(
+      true,
+    );
   });
 
-  it('routingPath decodes every escape but ? and # before resolving: an encoded slash cannot hide a dot segment', () => {
-    expect(routingPath('/public/..%2Finternal/x')).toBe('/internal/x');
-    expect(routingPath('/public/..%2finternal')).toBe('/internal');
-    expect(routingPath('/a%3Fb?c')).toBe('/a%3Fb?c');
-    expect(routingPath('/a%23b')).toBe('/a%23b');
-    expect(routingPath('/%2e%2e%2f')).toBeNull();
-    expect(routingPath('/x')).toBe('/x');
+  it('h3 over http is refused at once, a scheme other than http(s) too', () => {
+    expect(() => t('http://a.test', {}, 'h3')).toThrow(/h3 needs an https/);
+    expect(() => t('ftp://a.test')).toThrow(/unsupported URL scheme/);
   });
 });

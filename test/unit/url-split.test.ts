@@ -1,10 +1,10 @@
 /**
- * agent/target.ts: the Agent's split of a URL string into origin and request
+ * agent/url.ts: the Agent's split of a URL string into origin and request
  * target must give what the WHATWG parser (`new URL()`) gives, whenever it
  * answers at all.
  */
 import { describe, expect, it } from 'vitest';
-import { splitSimpleUrl } from '../../src/agent/target.js';
+import { splitSimpleUrl } from '../../src/agent/url.js';
 
 /** What the Agent used before: the full parse. */
 function parsed(s: string): { origin: string; target: string } {
