@@ -9,6 +9,7 @@
  * live beside the connection object (a WeakMap), so a closed connection needs
  * no cleanup; an address's are forgotten when nothing of it is active or waits.
  */
+import type { SignalLike } from '../util/leg-signal.js';
 export class ClientSlots {
   #active = 0;
   #waiting: Array<() => void> = [];
@@ -85,4 +86,98 @@ export function addressSlots(address: string): ClientSlots {
     byAddress.set(key, made);
   }
   return s;
+}
+
+/** Where the time a request waited for its turns is added up, ms (its request log line). */
+export interface WaitLog {
+  clientWaitMs?: number | undefined;
+}
+
+/**
+ * One request's turns: its connection's slot (limits.maxUpstreamPerClient), then its address's
+ * (limits.maxUpstreamPerAddress); each limit 0 is off. Released together when its origin request is over.
+ */
+export class Turns {
+  #conn: ClientSlots | null = null;
+  #addr: ClientSlots | null = null;
+
+  /**
+   * Take both turns: true when both were free, else the promise of null once both came, or of the limit the client
+   * left waiting on (a turn already taken goes to its next request).
+   */
+  take(
+    connection: object,
+    address: string,
+    perClient: number,
+    perAddress: number,
+    signal: SignalLike,
+    log: WaitLog | null,
+  ): true | Promise<string | null> {
+    if (perClient > 0) {
+      const slots = (this.#conn = clientSlots(connection));
+      const queued = slots.take(perClient);
+      if (queued)
+        return waitTurn(slots, queued, signal, log).then((got) => {
+          if (!got) {
+            this.#conn = null;
+            return 'limits.maxUpstreamPerClient';
+          }
+          const next = this.#takeAddress(address, perAddress, signal, log);
+          return next === true ? null : next;
+        });
+    }
+    return this.#takeAddress(address, perAddress, signal, log);
+  }
+
+  #takeAddress(
+    address: string,
+    perAddress: number,
+    signal: SignalLike,
+    log: WaitLog | null,
+  ): true | Promise<string | null> {
+    if (perAddress <= 0) return true;
+    const slots = (this.#addr = addressSlots(address));
+    const queued = slots.take(perAddress);
+    if (!queued) return true;
+    return waitTurn(slots, queued, signal, log).then((got) => {
+      if (got) return null;
+      this.#addr = null;
+      this.#conn?.release(); // the connection's turn, taken, goes to its next request
+      this.#conn = null;
+      return 'limits.maxUpstreamPerAddress';
+    });
+  }
+
+  release(): void {
+    this.#conn?.release();
+    this.#addr?.release();
+    this.#conn = this.#addr = null;
+  }
+}
+
+/** True when the turn came, false when the client left first (a turn given meanwhile is passed on). */
+function waitTurn(
+  slots: ClientSlots,
+  queued: NonNullable<ReturnType<ClientSlots['take']>>,
+  signal: SignalLike,
+  log: WaitLog | null,
+): Promise<boolean> {
+  const w0 = performance.now();
+  return new Promise<boolean>((resolve) => {
+    let over = false;
+    const onAbort = (): void => {
+      if (over) return;
+      over = true;
+      if (!queued.leave()) slots.release(); // the turn came just now: give it on
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort);
+    void queued.wait.then(() => {
+      if (over) return;
+      over = true;
+      signal.removeEventListener('abort', onAbort);
+      if (log) log.clientWaitMs = (log.clientWaitMs ?? 0) + Math.round((performance.now() - w0) * 1000) / 1000;
+      resolve(true);
+    });
+  });
 }

@@ -1,49 +1,54 @@
 /**
- * Forward one front request through an Upstream: checks, routing, header
- * rewriting, bodies streamed both ways, error mapping, one log line. Every
- * front is one of our servers (HTTP/1.1, HTTP/2, HTTP/3), so this is a
- * RequestHandler (server/request.ts): a request in, the response to
- * send out. The servers relay the origin's body with backpressure and its
- * trailers after it; the head is parsed once, by the server.
+ * Forward one front request through an Upstream, in named phases:
  *
- * Invariant: once the response head is sent, a failure cuts the client's
- * stream (h1: the connection, h2/h3: the stream) so a truncated body never
- * looks complete — the servers do this when the body errors.
+ *   1. request checks     forward-target.ts checkRequest: limits, framing, scheme, method, request target
+ *   2. choose the target  forward-target.ts chooseTarget: route, upstream, the request it is asked
+ *   3. upstream request   here: the request body (read whole, spooled or streamed), the client's turns
+ *                         (client-slots.ts Turns), the Agent's request, a 425 sent again after the handshake;
+ *                         an Upgrade or extended CONNECT goes to upgrade.ts instead
+ *   4. response           forward-response.ts: its head and status for an error; here: whole, or streamed
+ *                         (through a spool when the client falls behind)
+ *   5. log                `#done`: the front's metric and the request log line, once, when the request is over
+ *
+ * Every front is one of our servers (HTTP/1.1, HTTP/2, HTTP/3), so this is a RequestHandler (server/request.ts): a
+ * request in, the response to send out. The servers relay the origin's body with backpressure and its trailers after
+ * it; the head is parsed once, by the server.
+ *
+ * Invariant: once the response head is sent, a failure cuts the client's stream (h1: the connection, h2/h3: the
+ * stream) so a truncated body never looks complete — the servers do this when the body errors.
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { OriginResponse } from '../agent/response.js';
 import { ErrorCode, toOriginlinkError } from '../errors.js';
-import { normalizeTarget, routingPath } from '../http/target.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
-import { endToEnd, markClean } from '../http/fields.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
-import type { ServiceConfig } from './config.js';
-import { downstreamHeaders, inspectRequest, isReject, trailerList, upstreamHeaders } from './headers.js';
-import { addressSlots, clientSlots, type ClientSlots } from './client-slots.js';
 import { readWhole, ReadWholeError, spoolWhole, withSpool } from '../util/body.js';
-import { spoolReadable, type Spool } from '../util/spool.js';
-import { OnceListeners } from '../util/once-listeners.js';
-import type { Metrics } from './metrics.js';
-import { hostOnly, pathMatches, rewritePath, type Router } from './router.js';
-import { openTunnel } from './upgrade.js';
-import { RequestRecord, type RequestLog } from './request-log.js';
-import type { Upstream, UpstreamRequest } from './upstream.js';
-import type { OriginResponse } from '../agent/response.js';
-import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { SignalLike } from '../util/leg-signal.js';
+import { OnceListeners } from '../util/once-listeners.js';
+import { spoolReadable, type Spool } from '../util/spool.js';
+import { Turns } from './client-slots.js';
+import type { ServiceConfig } from './config.js';
+import {
+  clientHeaders,
+  descriptorsOut,
+  logAnswer,
+  ms,
+  shortReason,
+  statusForError,
+  traceContextOf,
+  watchBody,
+} from './forward-response.js';
+import { checkRequest, chooseTarget, Refusal, type FrontInfo, type Generation } from './forward-target.js';
+import { trailerList } from './headers.js';
+import type { Metrics } from './metrics.js';
+import { RequestRecord, type RequestLog } from './request-log.js';
+import { openTunnel } from './upgrade.js';
+import type { Upstream, UpstreamRequest } from './upstream.js';
 
-/** What one config generation offers the forwarder. */
-export interface Generation {
-  config: ServiceConfig;
-  router: Router;
-  upstreams: Map<string, Upstream>;
-}
-
-export interface FrontInfo {
-  listener: string;
-  secure: boolean;
-}
+export type { FrontInfo, Generation } from './forward-target.js';
+export { statusForError } from './forward-response.js';
 
 export interface ForwardHooks {
   log: Logger;
@@ -67,29 +72,6 @@ export interface ForwardHooks {
 }
 
 class BodyTooLarge extends Error {}
-
-const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
-
-/**
- * RFC 9110 §15.6: 502 for a bad or absent answer, 503 for our own overload, 504 for a timeout; and 408
- * (§15.5.9) when it was the client's request body that stalled on its way to the origin.
- */
-export function statusForError(code: string): 408 | 502 | 503 | 504 {
-  switch (code) {
-    case ErrorCode.REQUEST_BODY_TIMEOUT:
-      return 408;
-    case ErrorCode.QUEUE_FULL:
-    case ErrorCode.QUEUE_TIMEOUT:
-    case ErrorCode.POOL_CLOSED:
-      return 503;
-    case ErrorCode.CONNECT_TIMEOUT:
-    case ErrorCode.HEADERS_TIMEOUT:
-    case ErrorCode.BODY_TIMEOUT: // before a head: the origin stopped taking the request body (nginx: 504 too)
-      return 504;
-    default:
-      return 502;
-  }
-}
 
 /** What a request's end adds to its log line. */
 type LineEnd = Partial<Pick<RequestRecord, 'tunnel' | 'bytes' | 'error' | 'reason' | 'upstreamStatus'>>;
@@ -148,8 +130,8 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
   readonly #log: RequestRecord | null;
   readonly #t0: number;
   #upstream: Upstream | null = null;
-  #slots: ClientSlots | null = null;
-  #addressSlots: ClientSlots | null = null;
+  /** Its turns among its client's requests (limits.maxUpstreamPerClient, maxUpstreamPerAddress), when limited. */
+  #turns: Turns | null = null;
   #settled = false;
   #tooLarge = false;
   #up: OriginResponse | null = null;
@@ -238,83 +220,26 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     this.#hooks.metrics.front.rejected.inc({ listener: this.#front.listener, reason });
   }
 
+  #refusal(r: Refusal): ServerResponse {
+    if (r.rejected !== null) this.#rejected(r.rejected);
+    return this.#refuse(r.status, r.reason, r.code);
+  }
+
   /** The checks of the head, then the origin's answer (or the refusal). */
   start(): ServerResponse | Promise<ServerResponse> {
     const req = this.#req;
     const cfg = this.#cfg;
-    const facts = inspectRequest(req.headers, req.authority || null, this.#mux, cfg.limits, req.version === '1.0');
-    if (isReject(facts)) {
-      this.#rejected(facts.status === 431 ? 'headers' : facts.status === 413 ? 'body_size' : 'framing');
-      return this.#refuse(
-        facts.status,
-        facts.reason,
-        facts.status === 431 ? 'headers_too_large' : facts.status === 413 ? 'body_too_large' : 'bad_request',
-      );
-    }
-    const authority = facts.authority ?? '';
-    // The connector serves http and https URIs only (RFC 9113 §8.3.1 lets :scheme name others: a gateway's to
-    // translate).
-    if (req.scheme !== 'http' && req.scheme !== 'https') return this.#refuse(400, 'unsupported :scheme', 'bad_request');
-    // A CONNECT that is not a tunnel we make (RFC 9110 §9.3.6: host:port; HTTP/2 and HTTP/3 carry no :path for it):
-    // the connector is no forward proxy. The same answer on every front.
-    if (req.method === 'CONNECT' && req.protocol === null)
-      return this.#refuse(400, 'CONNECT is not supported (no forward proxying)', 'bad_request');
-    if (req.path.charCodeAt(0) !== 0x2f) return this.#refuse(400, 'unsupported request target', 'bad_request');
-    // Routed by the decoded, normalised path (http/target.ts), as nginx matches a location.
-    const routing = cfg.proxy.normalizePath ? routingPath(req.path) : req.path;
-    if (routing === null) return this.#refuse(400, 'request path climbs above the root', 'bad_request');
-    const match = this.#gen.router.match(authority, routing);
-    if (!match) {
-      this.#rejected('no_route');
-      return this.#refuse(404, `no route for ${hostOnly(authority)}${req.path.split('?')[0]}`, 'no_route');
-    }
-    const route = match.route;
-    // Sent on as the client wrote it — or, where the route strips its prefix, normalised (RFC 3986 §6.2.2) with the
-    // prefix off (nginx's proxy_pass with a URI); one that matched only once fully decoded has no such form: 400.
-    let target = req.path;
-    if (cfg.proxy.normalizePath && route.stripPrefix) {
-      const normal = normalizeTarget(req.path);
-      if (normal === null || !pathMatches(route.path, normal))
-        return this.#refuse(400, 'request path matches its route only once decoded', 'bad_request');
-      target = normal;
-    }
-    const upstream = (this.#upstream = this.#gen.upstreams.get(route.origin) as Upstream);
+    const facts = checkRequest(req, cfg, this.#mux);
+    if (facts instanceof Refusal) return this.#refusal(facts);
+    const t = chooseTarget(req, facts, this.#gen, this.#front, this);
+    if (t instanceof Refusal) return this.#refusal(t);
+    const upstream = (this.#upstream = t.upstream);
     if (this.#log) {
-      this.#log.route = match.index;
+      this.#log.route = t.routeIndex;
       this.#log.origin = upstream.name;
     }
-    const remote = req.remoteAddress;
-    // Clean (http/fields.ts): our servers' parsers held the client's fields to the rules, and what is added here
-    // (Via's token, the client's address, the checked authority) keeps them.
-    const headers = markClean(
-      upstreamHeaders(req.headers, {
-        clientIp: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
-        proto: this.#front.secure ? 'https' : 'http',
-        authority,
-        clientVersion: req.version,
-        via: cfg.proxy.via,
-        xff: cfg.proxy.xForwardedFor,
-        teTrailers: facts.teTrailers,
-        underscores: cfg.proxy.underscoresInHeaders,
-        earlyData: req.earlyData,
-      }),
-    );
-    // `preserve` with no authority (an HTTP/1.0 request without Host): the origin's own name.
-    const hostHeader =
-      route.hostHeader === 'origin' ? null : route.hostHeader === 'preserve' ? authority || null : route.hostHeader;
-    const o: UpstreamRequest = {
-      path: rewritePath(route, target),
-      method: req.method,
-      headers,
-      signal: this,
-      responseBufferBytes: cfg.proxy.responseBufferBytes,
-      // RFC 9110 §15.2: a proxy forwards 1xx responses (103 Early Hints above all) — not 100, which the front
-      // answers itself (Expect is not sent on); end-to-end fields only. Dropped once the answer started (servers).
-      onInformational: (status, fields, reason) => {
-        if (status !== 100) req.informational(status, endToEnd(fields), reason);
-      },
-    };
-    if (hostHeader !== null) o.authority = hostHeader;
+    const route = t.route;
+    const o = t.request;
     // An HTTP/1.1 Upgrade or an extended CONNECT (RFC 8441): a tunnel on an origin connection of its own (upgrade.ts).
     if (req.protocol !== null) return this.#tunnel(o).catch((e) => bug(this.#hooks, e));
     // A body of a declared length is read whole before an origin is asked (nginx's proxy_request_buffering): up to
@@ -426,70 +351,20 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     }
   }
 
-  /**
-   * The request to the origin, after its turn among its connection's own (limits.maxUpstreamPerClient), then its
-   * address's.
-   */
+  /** The request to the origin, after its turns (its connection's, then its address's: client-slots.ts). */
   #send(o: UpstreamRequest): Promise<ServerResponse> {
-    this.#req.onAbort(() => this.abort());
-    const perClient = this.#cfg.limits.maxUpstreamPerClient;
-    if (perClient > 0) {
-      const slots = (this.#slots = clientSlots(this.#req.connection));
-      const queued = slots.take(perClient);
-      if (queued) {
-        return this.#waitTurn(slots, queued)
-          .then((got) =>
-            got
-              ? this.#sendFromAddress(o)
-              : this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerClient)'),
-          )
-          .catch((e) => bug(this.#hooks, e));
-      }
-    }
-    return this.#sendFromAddress(o);
-  }
-
-  /** limits.maxUpstreamPerAddress: every connection of one client address shares that many origin requests. */
-  #sendFromAddress(o: UpstreamRequest): Promise<ServerResponse> {
-    const perAddress = this.#cfg.limits.maxUpstreamPerAddress;
-    if (perAddress > 0) {
-      const slots = (this.#addressSlots = addressSlots(this.#req.remoteAddress));
-      const queued = slots.take(perAddress);
-      if (queued) {
-        return this.#waitTurn(slots, queued)
-          .then((got) => {
-            if (got) return this.#ask(o);
-            this.#addressSlots = null;
-            this.#slots?.release(); // the connection's turn, taken, goes to its next request
-            this.#slots = null;
-            return this.#gone('client went away while waiting for its turn (limits.maxUpstreamPerAddress)');
-          })
-          .catch((e) => bug(this.#hooks, e));
-      }
-    }
-    return this.#ask(o);
-  }
-
-  /** True when the turn came, false when the client left first (a turn given meanwhile is passed on). */
-  #waitTurn(slots: ClientSlots, queued: NonNullable<ReturnType<ClientSlots['take']>>): Promise<boolean> {
-    const w0 = performance.now();
-    return new Promise<boolean>((resolve) => {
-      let over = false;
-      const onAbort = (): void => {
-        if (over) return;
-        over = true;
-        if (!queued.leave()) slots.release(); // the turn came just now: give it on
-        resolve(false);
-      };
-      this.addEventListener('abort', onAbort);
-      void queued.wait.then(() => {
-        if (over) return;
-        over = true;
-        this.removeEventListener('abort', onAbort);
-        if (this.#log) this.#log.clientWaitMs = (this.#log.clientWaitMs ?? 0) + ms(performance.now() - w0);
-        resolve(true);
-      });
-    });
+    const req = this.#req;
+    req.onAbort(() => this.abort());
+    const { maxUpstreamPerClient: perClient, maxUpstreamPerAddress: perAddress } = this.#cfg.limits;
+    if (perClient <= 0 && perAddress <= 0) return this.#ask(o);
+    const turns = (this.#turns = new Turns());
+    const got = turns.take(req.connection, req.remoteAddress, perClient, perAddress, this, this.#log);
+    if (got === true) return this.#ask(o);
+    return got
+      .then((left) =>
+        left === null ? this.#ask(o) : this.#gone(`client went away while waiting for its turn (${left})`),
+      )
+      .catch((e) => bug(this.#hooks, e));
   }
 
   #ask(o: UpstreamRequest): Promise<ServerResponse> {
@@ -545,8 +420,7 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     this.#settled = true;
     (this.#upstream as Upstream).done();
     this.#hooks.metrics.inflight--;
-    this.#slots?.release();
-    this.#addressSlots?.release();
+    this.#turns?.release();
   }
 
   #failed(e: unknown): ServerResponse {
@@ -573,22 +447,11 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     try {
       this.#hooks.metrics.upstreamTtfb((this.#upstream as Upstream).name, up.origin, up.protocol, up.timings.ttfbMs);
       const log = this.#log;
-      if (log) {
-        log.upstream = up.origin;
-        log.protocol = up.protocol;
-        log.reused = up.reused;
-        log.attempts = up.attempts;
-        log.queueMs = ms(up.timings.queueMs);
-        log.ttfbMs = ms(up.timings.ttfbMs);
-        if (up.hedged) log.hedged = true;
-        if (up.collapsed) log.collapsed = true;
-      }
-      const cfg = this.#cfg;
-      // Ours Alt-Svc on TLS fronts other than h3 itself (the origin's is dropped: headers.ts).
-      const out = downstreamHeaders(
-        up.headers,
-        VERSION[up.protocol] ?? '1.1',
-        cfg.proxy.via,
+      if (log) logAnswer(log, up);
+      // Ours Alt-Svc on TLS fronts other than h3 itself.
+      const out = clientHeaders(
+        up,
+        this.#cfg.proxy.via,
         this.#front.secure && this.#req.version !== '3' ? this.#hooks.altSvc() : null,
       );
       // A response that already ended (a small one usually has: head, data and end in one read) leaves as bytes:
@@ -607,7 +470,7 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
         watchBody(body, log !== null, this);
         // Past what the relay's memory holds, a client that reads slower than the origin sends gets the rest from a
         // temporary file (proxy.maxTempFileBytes, nginx's proxy_buffering): the origin is done when it is done.
-        if (cfg.proxy.maxTempFileBytes > 0) withSpool(body, () => this.#spoolFor());
+        if (this.#cfg.proxy.maxTempFileBytes > 0) withSpool(body, () => this.#spoolFor());
         res = {
           status: up.status,
           headers: out,
@@ -666,59 +529,4 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
         upstreamStatus: status,
       });
   }
-}
-
-/**
- * Calls `end` once when the origin body is over: read to its end, or cut
- * (an origin failure, or the client leaving, which destroys it). Counts
- * bytes only when asked (the request log); otherwise no listener per chunk.
- */
-function watchBody(body: Readable, count: boolean, to: { bodyOver(bytes: number, failed: boolean): void }): void {
-  let bytes = 0;
-  let over = false;
-  const once = (failed: boolean): void => {
-    if (!over) {
-      over = true;
-      to.bodyOver(bytes, failed);
-    }
-  };
-  if (count)
-    body.on('data', (c: Buffer) => {
-      bytes += c.length;
-    });
-  body.once('end', () => once(false));
-  body.once('close', () => once(!body.readableEnded));
-  body.once('error', () => {
-    /* reported through 'close' */
-  });
-}
-
-/**
- * The EMFILE or ENFILE behind a failure (its cause chain, or its message: a dial's "every address failed (…)"), or
- * null.
- */
-function descriptorsOut(err: Error): NodeJS.ErrnoException | null {
-  let e: unknown = err;
-  for (let i = 0; i < 5 && e instanceof Error; i++, e = e.cause) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EMFILE' || code === 'ENFILE') return e as NodeJS.ErrnoException;
-  }
-  const m = /\b(EMFILE|ENFILE)\b/.exec(err.message);
-  return m ? Object.assign(new Error(err.message), { code: m[1] }) : null;
-}
-
-function shortReason(msg: string): string {
-  const line = msg.split('\n')[0] ?? '';
-  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
-}
-
-function ms(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
-
-/** The trace context a request carries in traceparent/tracestate (W3C Trace Context), or null without one. */
-function traceContextOf(headers: ReadonlyArray<readonly [string, string]>): Context | null {
-  let carrier: Record<string, string> | null = null;
-  for (const [n, v] of headers) if (n === 'traceparent' || n === 'tracestate') (carrier ??= {})[n] = v;
-  return carrier ? propagation.extract(ROOT_CONTEXT, carrier) : null;
 }
