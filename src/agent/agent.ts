@@ -18,7 +18,8 @@ import type { ProtocolPolicy } from '../connect/connect.js';
 import type { Endpoint } from '../group/endpoint.js';
 import type { GroupStats } from '../group/group.js';
 import { AddressBook, type AddressBookOptions } from '../net/addresses.js';
-import type { Dialled } from '../net/dial.js';
+import type { Switched } from '../client/h1.js';
+import type { ConnRequest, ConnResponse } from '../http/types.js';
 import type { ProxyNode } from '../net/proxy.js';
 import { Resolver } from '../net/resolver.js';
 import { configError } from '../pool/options.js';
@@ -37,13 +38,17 @@ import { Coalescing } from './coalescing.js';
 import { dispatchOn, type DispatchHandler, type DispatchOptions } from './dispatcher.js';
 import { AgentGroups } from './groups.js';
 import { resolveAgentOptions, type AgentOptions, type RequestOptions } from './options.js';
-import { OriginDialer } from './origin-dialer.js';
+import { OriginDialer, type UpgradeOptions } from './origin-dialer.js';
 import { proxyStats, type ProxyNodeStats } from './proxy-stats.js';
 import { PoolRegistry } from './registry.js';
 import type { OriginResponse } from './response.js';
 import { OriginUrls, parseUrl } from './url.js';
 
 export type { ProxyNodeStats } from './proxy-stats.js';
+export type { UpgradeOptions } from './origin-dialer.js';
+
+/** What an upgrade request got: the switched connection, or the origin's other answer. */
+export type UpgradeAnswer = Switched | { switched: false; response: ConnResponse };
 
 /** What the agent knows about one origin and what it would choose now. */
 export interface OriginReport {
@@ -191,20 +196,15 @@ export class Agent {
   }
 
   /**
-   * A socket to `origin` (`scheme://host[:port]`), dialled as this Agent's connections to it are — its resolver,
-   * every address raced (Happy Eyeballs), TFO, its egress proxy node, its TLS settings with ALPN `alpn` — and nothing
-   * spoken on it yet. For tunnels that leave the pools (the service's WebSocket and Upgrade tunnels);
-   * `connectTimeoutMs` defaults to the origin's pool setting.
+   * One request asking to switch protocols (RFC 9110 §7.8) to `origin` (`scheme://host[:port]`), on an HTTP/1.1
+   * connection of its own dialled as this Agent's connections to it are (resolver, Happy Eyeballs, TFO, egress proxy,
+   * TLS settings). `req` carries its `Upgrade` and `Connection: upgrade` fields. A 101 hands the socket over
+   * (`switched: true`, with the new protocol's first bytes); any other answer is the response, after which that
+   * connection closes. For the service's WebSocket and Upgrade tunnels; the deadlines default to the origin's pool's.
    */
-  dialSocket(
-    origin: string,
-    o: { alpn?: string[]; signal?: AbortSignal; connectTimeoutMs?: number } = {},
-  ): Promise<Dialled> {
-    try {
-      return this.#dialer.dialSocket(this.#urls.get(origin), o);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async upgrade(origin: string, req: ConnRequest, o: UpgradeOptions = {}): Promise<UpgradeAnswer> {
+    const conn = await this.#dialer.connectH1(this.#urls.get(origin), o);
+    return conn.upgrade(req);
   }
 
   /** Origins whose pools are held now. */

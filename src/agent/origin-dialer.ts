@@ -4,9 +4,9 @@
  * `auto`). Owns what every pool of an Agent shares for dialling: the address book and resolver, the session store,
  * the HTTP/2 links to proxy nodes.
  */
-import { connectOrigin, dialOrigin, type OriginSpec, type ProtocolPolicy } from '../connect/connect.js';
+import { connectOrigin, type OriginSpec, type ProtocolPolicy } from '../connect/connect.js';
 import { H2ProxyLinks } from '../connect/h2-proxy-links.js';
-import type { Dialled } from '../net/dial.js';
+import type { H1PooledConnection } from '../client/h1.js';
 import { DEFAULT_KEEPALIVE } from '../net/tfo.js';
 import { type AddressBook } from '../net/addresses.js';
 import { ProxyRotation, type ProxyNode } from '../net/proxy.js';
@@ -133,12 +133,27 @@ export class OriginDialer {
     };
   };
 
-  /** A socket to `u`'s origin dialled as its h1 connections are, nothing spoken on it yet (Agent.dialSocket). */
-  dialSocket(u: URL, o: { alpn?: string[]; signal?: AbortSignal; connectTimeoutMs?: number }): Promise<Dialled> {
+  /**
+   * An HTTP/1.1 connection of its own to `u`'s origin, dialled as its pooled ones are (Agent.upgrade), with the
+   * given deadlines in place of the pool's.
+   */
+  async connectH1(u: URL, o: UpgradeOptions): Promise<H1PooledConnection> {
     const { spec, ctx } = this.dialSetup(this.target(u, 'h1', this.proxied ? this.pickProxy(u) : null));
-    const pool = o.connectTimeoutMs === undefined ? ctx.pool : { ...ctx.pool, connectTimeoutMs: o.connectTimeoutMs };
-    return dialOrigin(spec, { ...ctx, pool, signal: o.signal ?? new AbortController().signal }, o.alpn ?? ['http/1.1']);
+    const pool = { ...ctx.pool };
+    if (o.connectTimeoutMs !== undefined) pool.connectTimeoutMs = o.connectTimeoutMs;
+    if (o.headersTimeoutMs !== undefined) pool.headersTimeoutMs = o.headersTimeoutMs;
+    if (o.bodyTimeoutMs !== undefined) pool.bodyTimeoutMs = o.bodyTimeoutMs;
+    const conn = await connectOrigin(spec, { ...ctx, pool, signal: o.signal ?? new AbortController().signal });
+    return conn as H1PooledConnection;
   }
+}
+
+/** Deadlines of a connection made for one upgrade (Agent.upgrade), ms; each defaults to the origin's pool's. */
+export interface UpgradeOptions {
+  signal?: AbortSignal;
+  connectTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
 }
 
 /** `scheme://host:port`, the port always written: how per-origin proxy settings are looked up. */

@@ -31,12 +31,22 @@ import { waitDrain, yes } from '../util/body.js';
 import { Exchange, ExchangeTimers, type ExchangeWire } from './exchange.js';
 import { PushBody } from '../wire/body.js';
 import { turnNow } from '../util/clock.js';
-import { readChunks } from '../net/socket-reads.js';
+import { readChunks, type SocketReads } from '../net/socket-reads.js';
 import { handshakeUnconfirmed } from '../net/tcp.js';
 import { quickAck, socketFd, unreadBytes } from '../net/tfo.js';
 
 /** Turns a fresh TLS connection may sit out for unread bytes (#settle); past them the bytes are judged a stray. */
 const SETTLE_MAX = 3;
+
+/** A connection switched by a 101 (H1PooledConnection.upgrade): now the caller's, for the new protocol. */
+export interface Switched {
+  switched: true;
+  /** The 101's fields. */
+  headers: ConnResponse['headers'];
+  socket: net.Socket;
+  /** Bytes of the new protocol read with the 101, to be read before the socket's own. */
+  head: Buffer;
+}
 
 export interface H1Options {
   maxHeaderBytes: number;
@@ -58,6 +68,8 @@ export interface H1Options {
  */
 export const DRAIN_MAX_BYTES = 16 * 1024;
 export const DRAIN_MAX_MS = 5000;
+
+const EMPTY = Buffer.alloc(0);
 
 export class H1PooledConnection implements PooledConnection {
   readonly id: number;
@@ -93,6 +105,11 @@ export class H1PooledConnection implements PooledConnection {
   #timers = new ExchangeTimers();
   /** Reading out the rest of a body its reader dropped: the bytes it may still take, and its deadline. */
   #drain: { budget: number; timer: NodeJS.Timeout } | null = null;
+  #reads: SocketReads;
+  /** The request on now asked to switch protocols (upgrade()). */
+  #upgrading = false;
+  /** Switched by a 101: the bytes that followed it (held for #detach); the connection reads nothing more. */
+  #switched: Buffer | null = null;
   #wire: ExchangeWire = {
     cancel: (x, err) => {
       if (this.#cur !== x) {
@@ -142,10 +159,10 @@ export class H1PooledConnection implements PooledConnection {
       },
       { maxHeaderBytes: opts.maxHeaderBytes, maxHeaderCount: opts.maxHeaderCount },
     );
-    readChunks(socket, (d) => this.#onData(d));
-    socket.on('end', () => this.#onEnd());
-    socket.on('error', (e) => this.destroy(socketFailure(e, handshakeUnconfirmed(socket))));
-    socket.on('close', () => this.#onClose());
+    this.#reads = readChunks(socket, (d) => this.#onData(d));
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
   }
 
   get state(): ConnState {
@@ -273,9 +290,38 @@ export class H1PooledConnection implements PooledConnection {
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0, this.#timers);
     this.#cur = x;
     this.served++;
-    this.#parser.expect(req.method);
+    this.#parser.expect(req.method, this.#upgrading);
     this.#write(x, head.head, head.framing);
     return x.promise;
+  }
+
+  /**
+   * One request asking to switch protocols (RFC 9110 §7.8): `req` carries its Upgrade and `Connection: upgrade`.
+   * A 101 hands the socket over, with any bytes of the new protocol read with it; any other answer is a response as
+   * any other (its body framed and timed as ever), after which the connection closes. Either way it serves no more.
+   */
+  upgrade(req: ConnRequest): Promise<Switched | { switched: false; response: ConnResponse }> {
+    this.#upgrading = true;
+    const p = this.request(req);
+    this.drain();
+    return p.then((response) => {
+      if (this.#switched === null) return { switched: false, response };
+      return { switched: true, headers: response.headers, socket: this.#socket, head: this.#detach() };
+    });
+  }
+
+  /** The socket leaves this connection (after a 101): its listeners go, its reads go back to its stream. */
+  #detach(): Buffer {
+    const s = this.#socket;
+    s.off('end', this.#onEnd);
+    s.off('error', this.#onError);
+    s.off('close', this.#onClose);
+    this.#state = 'closed';
+    this.#timers.clear();
+    this.#emit({ type: 'close', error: null });
+    if (s.destroyed)
+      throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed the connection right after its 101');
+    return this.#switched as Buffer;
   }
 
   #write(x: Exchange, head: string, framing: 'none' | 'length' | 'chunked'): void {
@@ -373,6 +419,14 @@ export class H1PooledConnection implements PooledConnection {
       return;
     }
     this.#parsing = false;
+    if (this.#switched !== null) {
+      // A 101 (upgrade()): what follows is the new protocol's, not ours to read.
+      this.#switched = extra ?? Buffer.alloc(0);
+      this.#releaseAfterParse = false;
+      this.#reads.release();
+      this.#socket.pause();
+      return;
+    }
     if (extra && extra.length > 0) {
       // Bytes after a complete response (a body on a HEAD/204/304 answer, more than its length, anything after the
       // last chunk): RFC 9112 §9.3, unsolicited — the connection is never reused.
@@ -388,6 +442,7 @@ export class H1PooledConnection implements PooledConnection {
   #onHead(h: H1Head): void {
     const x = this.#cur;
     if (!x) return;
+    if (h.status === 101) this.#switched = EMPTY;
     if (h.keepAliveTimeoutMs !== null) {
       this.facts.keepAliveHintMs = h.keepAliveTimeoutMs;
       this.#emit({ type: 'keepalive-hint', timeoutMs: h.keepAliveTimeoutMs });
@@ -447,6 +502,7 @@ export class H1PooledConnection implements PooledConnection {
   }
 
   #release(): void {
+    if (this.#switched !== null) return; // the socket is the caller's (upgrade())
     // A response that completed inside a parse: the connection is handed back only once the parse is over and left
     // nothing behind. Handed back at once, the pool's next request reset the parser, which then read the rest of this
     // read — another response's bytes, or an origin's injection — as that request's response.
@@ -473,7 +529,11 @@ export class H1PooledConnection implements PooledConnection {
     }
   }
 
-  #onEnd(): void {
+  #onError = (e: Error): void => {
+    this.destroy(socketFailure(e, handshakeUnconfirmed(this.#socket)));
+  };
+
+  #onEnd = (): void => {
     const res = this.#parser.eof();
     if (res === 'complete') return; // read-until-close body ended; onComplete ran
     const x = this.#cur;
@@ -491,9 +551,9 @@ export class H1PooledConnection implements PooledConnection {
       this.#tainted = true;
     }
     this.#socket.end();
-  }
+  };
 
-  #onClose(): void {
+  #onClose = (): void => {
     const x = this.#cur;
     if (x && !x.done) {
       x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed'));
@@ -501,7 +561,7 @@ export class H1PooledConnection implements PooledConnection {
     }
     this.#cur = null;
     this.#teardown(null);
-  }
+  };
 
   drain(): void {
     if (this.#state !== 'ready') return;

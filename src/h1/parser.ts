@@ -138,10 +138,17 @@ export class H1ResponseParser {
   /** True when bytes were received for the current message (any part of it). */
   receivedAny = false;
 
-  /** Prepare for the response to a request with this method. */
-  expect(method: string): void {
+  /** The current request asked to switch protocols (RFC 9110 §7.8): a 101 is then its final response. */
+  #upgrade = false;
+
+  /**
+   * Prepare for the response to a request with this method (`upgrade`: it carries Upgrade, so a 101 ends the
+   * HTTP/1.1 exchange: the head is delivered, and every byte after it is returned by `execute` as not consumed).
+   */
+  expect(method: string, upgrade = false): void {
     this.#st = St.Head;
     this.#noBody = method === 'HEAD';
+    this.#upgrade = upgrade;
     this.#held.clear();
     this.#interims = 0;
     this.receivedAny = false;
@@ -207,8 +214,14 @@ export class H1ResponseParser {
     const { minor, status, reason } = statusLineOf(text, eol < 0 ? text.length : eol);
     const fieldsFrom = eol < 0 ? text.length : eol + 2;
     const headers = parseFieldLines(text, fieldsFrom, max, 'response header', this.#fields);
+    if (status === 101 && this.#upgrade) {
+      // RFC 9110 §7.8, §15.2.2: the new protocol starts right after the empty line that ends the 101; no body.
+      this.#noBody = true;
+      this.#startBody(status, reason, minor, headers);
+      return rest;
+    }
     if (status < 200) {
-      // 1xx interim responses carry no body; 101 would switch protocols, which we never ask for.
+      // 1xx interim responses carry no body; 101 switches protocols, for a request that asked (`expect`) only.
       if (status === 101) throw new H1ParseError('malformed', 'unexpected 101 Switching Protocols');
       // RFC 9110 §15.2: HTTP/1.0 has no 1xx; one labelled HTTP/1.0 is a broken or confused peer.
       if (minor === 0) throw new H1ParseError('malformed', `interim ${status} response labelled HTTP/1.0`);

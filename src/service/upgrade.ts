@@ -12,7 +12,7 @@
  *   8441 §5.1); the origin's Accept is checked against it (RFC 6455 §4.1)
  *   and not passed on; the origin's 101 is the client's 200.
  * - Anything but 101 from the origin is passed on as the response it is
- *   (end-to-end fields, the body framed by our response parser), then the
+ *   (end-to-end fields, the body framed by our HTTP/1.1 client, client/h1.ts), then the
  *   origin connection closes — except a 2xx to an HTTP/2 client: RFC 8441
  *   §5 reads any 2xx as the tunnel open, so an origin that did not switch
  *   is a 502 there.
@@ -25,19 +25,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { firstLine, H1ParseError, HeldBytes, parseFieldLines, splitHead } from '../h1/fields.js';
-import { H1ResponseParser } from '../h1/parser.js';
 import { connectionNamed, endToEnd, isHopByHop } from '../http/fields.js';
-import type { HeaderList } from '../http/types.js';
-import { PushBody } from '../wire/body.js';
-import { abortBody } from '../util/body.js';
-import { LazyTimer } from '../util/lazy-timer.js';
+import type { ConnRequest, HeaderList } from '../http/types.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
 import type { Upstream } from './upstream.js';
 
 /** RFC 6455 §1.3: the GUID a server appends to the key before hashing it. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const MAX_HEAD = 16 * 1024;
 /** Fields of the origin's 101 a client needs (RFC 6455 §4.2.2); the rest of a 101 describes the origin connection. */
 const WS_RESPONSE_FIELDS = new Set(['sec-websocket-protocol', 'sec-websocket-extensions', 'set-cookie']);
 
@@ -64,54 +58,68 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
       headers: [['content-type', 'text/plain']],
       body: `extended CONNECT for ${protocol} is not supported (websocket is)\n`,
     };
-  // Dialled as the origin's requests are (the Agent's dial stack): its resolver, every address, TFO, its egress
-  // proxy, failover across its URLs.
-  const { socket: origin } = await t.upstream.dial(req.signal, t.connectTimeoutMs);
-  // The origin socket's failures (a reset, a timeout) end it with 'close', which each stage below watches: an
-  // 'error' without a listener would end the process (connectTcp's own listener is gone once it connected).
-  let originError: Error | null = null;
-  origin.on('error', (e) => {
-    originError ??= e;
+  let key: string | null = null;
+  // RFC 8441 §5: extended CONNECT stands for a GET; an HTTP/1.1 Upgrade keeps its method (the h1 server takes no
+  // Upgrade on a request with content: the bytes after its head are the new protocol's).
+  const method = mux ? 'GET' : req.method;
+  const headers: HeaderList = [
+    ['connection', 'upgrade'],
+    ['upgrade', mux ? 'websocket' : protocol],
+  ];
+  // RFC 8441 §5: an HTTP/2 client's own Sec-WebSocket-Key (it sends none by the RFC) must not reach the origin beside
+  // ours.
+  for (const f of t.headers) if (!mux || f[0] !== 'sec-websocket-key') headers.push(f);
+  if (mux) {
+    // RFC 8441 §5.1: no key on HTTP/2; the origin (HTTP/1.1) needs one — ours, whatever the client sent.
+    key = randomBytes(16).toString('base64');
+    headers.push(['sec-websocket-key', key]);
+    if (!t.headers.some(([n]) => n === 'sec-websocket-version')) headers.push(['sec-websocket-version', '13']);
+  }
+  const up: ConnRequest = {
+    method,
+    path: t.path,
+    authority: t.authority,
+    scheme: 'http',
+    headers,
+    body: null,
+    signal: req.signal,
+    allowEarlyData: false,
+    responseBufferBytes: undefined,
+    onInformational: undefined,
+  };
+  // On an HTTP/1.1 connection of its own, dialled as the origin's requests are (the Agent's dial stack: its resolver,
+  // every address, TFO, its egress proxy, failover across its URLs), asked through our HTTP/1.1 client.
+  const answer = await t.upstream.upgrade(up, {
+    signal: req.signal,
+    connectTimeoutMs: t.connectTimeoutMs,
+    headersTimeoutMs: t.headersTimeoutMs,
+    bodyTimeoutMs: t.bodyTimeoutMs,
   });
+  if (!answer.switched) {
+    // Not switched: the origin's answer as the response it is (its body framed and timed by our client), then that
+    // connection closes — except a 2xx to an extended CONNECT, which the client would read as the tunnel open.
+    const res = answer.response;
+    if (mux && res.status >= 200 && res.status < 300) {
+      res.body.destroy();
+      throw new OriginlinkError(
+        ErrorCode.MALFORMED_RESPONSE,
+        'remote',
+        `origin answered the WebSocket upgrade with ${res.status}, not 101 (RFC 8441 §5: a 2xx would tell the client the tunnel is open)`,
+      );
+    }
+    return { status: res.status, headers: endToEnd(res.headers), body: res.body };
+  }
+  const origin = answer.socket;
+  // The origin socket's failures (a reset) end it with 'close', which the splice watches: an 'error' without a
+  // listener would end the process.
+  origin.on('error', () => {});
   // Until the tunnel is spliced, the origin connection is ours to end: when the client leaves (its stream or
   // connection closes, or the 101 can no longer be written to it), it goes too. Spliced, the tunnel ends both.
   let spliced = false;
   req.onAbort(() => {
     if (!spliced) origin.destroy();
   });
-  let key: string | null = null;
-  // RFC 8441 §5: extended CONNECT stands for a GET; an HTTP/1.1 Upgrade keeps its method (the h1 server takes no
-  // Upgrade on a request with content: the bytes after its head are the new protocol's).
-  const method = mux ? 'GET' : req.method;
-  let head = `${method} ${t.path} HTTP/1.1\r\nhost: ${t.authority}\r\nconnection: upgrade\r\nupgrade: ${mux ? 'websocket' : protocol}\r\n`;
-  // RFC 8441 §5: an HTTP/2 client's own Sec-WebSocket-Key (it sends none by the RFC) must not reach the origin beside
-  // ours.
-  for (const [n, v] of t.headers) if (!mux || n !== 'sec-websocket-key') head += `${n}: ${v}\r\n`;
-  if (mux) {
-    // RFC 8441 §5.1: no key on HTTP/2; the origin (HTTP/1.1) needs one — ours, whatever the client sent.
-    key = randomBytes(16).toString('base64');
-    head += `sec-websocket-key: ${key}\r\n`;
-    if (!t.headers.some(([n]) => n === 'sec-websocket-version')) head += 'sec-websocket-version: 13\r\n';
-  }
-  origin.write(`${head}\r\n`, 'latin1');
-  let answer: Answer;
-  try {
-    answer = await readHead(origin, t.headersTimeoutMs, () => originError);
-  } catch (e) {
-    origin.destroy();
-    throw e;
-  }
-  if (answer.status !== 101) {
-    if (mux && answer.status >= 200 && answer.status < 300) {
-      origin.destroy();
-      throw new OriginlinkError(
-        ErrorCode.MALFORMED_RESPONSE,
-        'remote',
-        `origin answered the WebSocket upgrade with ${answer.status}, not 101 (RFC 8441 §5: a 2xx would tell the client the tunnel is open)`,
-      );
-    }
-    return relayAnswer(origin, answer, method, t.bodyTimeoutMs);
-  }
+  if (req.signal.aborted) origin.destroy();
   const fields = new Map(answer.headers);
   if (
     key !== null &&
@@ -127,7 +135,7 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
       'origin answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept',
     );
   }
-  if (answer.rest.length) origin.unshift(answer.rest);
+  if (answer.head.length) origin.unshift(answer.head);
   const out: HeaderList = [];
   // RFC 9110 §7.6.1: the 101's connection-specific fields stay on the origin's hop (ours: Connection, Upgrade).
   const named = mux ? null : connectionNamed(answer.headers);
@@ -146,101 +154,6 @@ export async function openTunnel(req: ServerRequest, t: TunnelTarget): Promise<S
   };
 }
 
-/**
- * An origin's answer other than 101: the response it is, its body read by our response parser (framed by
- * length, chunks or the close) with backpressure; the origin connection closes after it (a tunnel's connection
- * never serves again).
- */
-function relayAnswer(origin: Duplex, answer: Answer, method: string, bodyTimeoutMs: number): ServerResponse {
-  let res: ServerResponse | null = null;
-  let complete = false;
-  const body = new PushBody(
-    () => origin.resume(),
-    () => origin.pause(),
-    () => origin.destroy(),
-  );
-  let failure: Error | null = null;
-  const fail = (e: Error): void => {
-    failure ??= e;
-    origin.destroy();
-    abortBody(body, e);
-  };
-  // An origin that stops mid-body (nothing read for bodyTimeoutMs) fails the answer (504). Paused by the client's
-  // backpressure, the wait is the client's: the deadline starts again. (A timer of ours, not the socket's: through an
-  // HTTP/2 proxy node the origin's stream is a tunnel stream, not a socket.)
-  const idle =
-    bodyTimeoutMs > 0
-      ? new LazyTimer(() => {
-          if (complete) return;
-          if (origin.isPaused()) idle?.set(bodyTimeoutMs);
-          else
-            fail(
-              new OriginlinkError(
-                ErrorCode.BODY_TIMEOUT,
-                'remote',
-                `origin sent no byte of its answer to the upgrade for ${bodyTimeoutMs} ms`,
-              ),
-            );
-        })
-      : null;
-  idle?.set(bodyTimeoutMs);
-  const parser = new H1ResponseParser(
-    {
-      onHead: (h) => {
-        res = { status: h.status, headers: endToEnd(h.headers), body };
-      },
-      onBody: (c) => body.deliver(c, false),
-      onTrailers: () => {},
-      onComplete: () => {
-        complete = true;
-        body.deliver(Buffer.alloc(0), true);
-        origin.destroy();
-      },
-    },
-    { maxHeaderBytes: MAX_HEAD, maxHeaderCount: 200 },
-  );
-  parser.expect(method);
-  const feed = (d: Buffer): void => {
-    try {
-      parser.execute(d);
-    } catch (e) {
-      fail(
-        new OriginlinkError(
-          ErrorCode.MALFORMED_RESPONSE,
-          'remote',
-          `origin's answer to the upgrade: ${(e as Error).message}`,
-        ),
-      );
-    }
-  };
-  // The head again, whole, with what followed it: the parser frames the body from it (an interim 1xx is passed over).
-  feed(answer.bytes);
-  if (res === null) {
-    // A malformed answer, or only an interim response in (the final one's head must follow within the same bounds:
-    // rare enough to take plainly): a 502, the connection closed.
-    origin.destroy();
-    if (failure) throw failure;
-    throw new OriginlinkError(
-      ErrorCode.MALFORMED_RESPONSE,
-      'remote',
-      `origin answered the upgrade with an interim ${answer.status}, then not at once with a final response`,
-    );
-  }
-  origin.on('data', (d: Buffer) => {
-    idle?.set(bodyTimeoutMs);
-    feed(d);
-  });
-  origin.on('end', () => {
-    if (!complete) parser.eof();
-  }); // ends a body read until the close
-  origin.on('close', () => idle?.clear());
-  origin.on('close', () => {
-    if (!complete) fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed mid-response'));
-  });
-  origin.resume();
-  return res;
-}
-
 /** Bytes both ways with backpressure; an end is passed on, a failure or close on either side ends both. */
 function splice(client: Duplex, origin: Duplex): void {
   client.pipe(origin);
@@ -253,74 +166,4 @@ function splice(client: Duplex, origin: Duplex): void {
   origin.on('error', cut);
   client.on('close', () => origin.destroy());
   origin.on('close', () => client.destroy());
-}
-
-interface Answer {
-  status: number;
-  headers: HeaderList;
-  /** The bytes after the head. */
-  rest: Buffer;
-  /** Every byte read: the head and the rest. */
-  bytes: Buffer;
-}
-
-/** The origin's response head (status and fields) and the bytes after it, within `timeoutMs`. */
-function readHead(s: Duplex, timeoutMs: number, socketError: () => Error | null): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const held = new HeldBytes();
-    const timer = setTimeout(() => {
-      done();
-      reject(
-        new OriginlinkError(
-          ErrorCode.HEADERS_TIMEOUT,
-          'remote',
-          `origin did not answer the upgrade within ${timeoutMs} ms`,
-        ),
-      );
-    }, timeoutMs);
-    const done = (): void => {
-      clearTimeout(timer);
-      s.off('data', onData);
-      s.off('close', onClose);
-    };
-    const onData = (d: Buffer): void => {
-      const buf = held.held ? held.take(d, MAX_HEAD) : d;
-      if (buf === null) return;
-      try {
-        const h = splitHead(buf, MAX_HEAD, 'upgrade response');
-        if (!h) {
-          held.hold(buf, true);
-          return;
-        }
-        const [statusLine, fieldsFrom] = firstLine(h.text);
-        const m = /^HTTP\/1\.1 (\d{3})(?: .*)?$/.exec(statusLine);
-        if (!m) throw new H1ParseError('malformed', `malformed status line ${JSON.stringify(statusLine.slice(0, 60))}`);
-        done();
-        s.pause();
-        resolve({ status: Number(m[1]), headers: parseFieldLines(h.text, fieldsFrom), rest: h.rest, bytes: buf });
-      } catch (e) {
-        done();
-        reject(
-          new OriginlinkError(
-            ErrorCode.MALFORMED_RESPONSE,
-            'remote',
-            `origin's answer to the upgrade: ${(e as Error).message}`,
-          ),
-        );
-      }
-    };
-    const onClose = (): void => {
-      done();
-      const e = socketError();
-      reject(
-        new OriginlinkError(
-          e ? ErrorCode.SOCKET_RESET : ErrorCode.SOCKET_CLOSED,
-          'remote',
-          `origin closed before answering the upgrade${e ? ` (${(e as NodeJS.ErrnoException).code ?? e.message})` : ''}`,
-        ),
-      );
-    };
-    s.on('data', onData);
-    s.on('close', onClose);
-  });
 }

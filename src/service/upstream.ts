@@ -5,11 +5,11 @@
  * config is unchanged, so warm connections stay warm; a group that changed
  * hands its endpoints' state to its successor (adopt).
  */
-import { Agent } from '../agent/agent.js';
+import { Agent, type UpgradeAnswer, type UpgradeOptions } from '../agent/agent.js';
 import type { RequestCommon } from '../agent/options.js';
 import { unreachable } from '../agent/policy.js';
 import { toOriginlinkError } from '../errors.js';
-import type { Duplex } from 'node:stream';
+import type { ConnRequest } from '../http/types.js';
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
@@ -106,13 +106,13 @@ export class Upstream {
   }
 
   /**
-   * A socket for a tunnel (upgrade.ts) to this origin's URL or one of its group's endpoints, dialled as its
-   * requests' connections are (the Agent's dial stack: resolver, every address, TFO, egress proxy). A group's
-   * endpoint is picked as a request's is (Agent.tunnelEndpoint: healthy, not ejected, by its balance — `urls`
-   * in turn); one that cannot be reached (agent/policy.ts `unreachable`) hands over to another not tried, like a
-   * request's retry; any other failure is the answer.
+   * An upgrade request for a tunnel (upgrade.ts) to this origin's URL or one of its group's endpoints, on a
+   * connection of its own dialled as its requests' connections are (Agent.upgrade). A group's endpoint is picked as a
+   * request's is (Agent.tunnelEndpoint: healthy, not ejected, by its balance — `urls` in turn); one that cannot be
+   * reached (agent/policy.ts `unreachable`) hands over to another not tried, like a request's retry; any other
+   * failure is the answer.
    */
-  async dial(signal: AbortSignal, connectTimeoutMs: number): Promise<{ socket: Duplex; origin: string }> {
+  async upgrade(req: ConnRequest, o: UpgradeOptions & { signal: AbortSignal }): Promise<UpgradeAnswer> {
     const key = this.#group;
     const tried: string[] = [];
     let last: unknown = null;
@@ -121,11 +121,10 @@ export class Upstream {
       if (origin == null) break;
       tried.push(origin);
       try {
-        const d = await this.agent.dialSocket(origin, { alpn: ['http/1.1'], signal, connectTimeoutMs });
-        return { socket: d.t.socket, origin };
+        return await this.agent.upgrade(origin, req, o);
       } catch (e) {
         last = e;
-        if (signal.aborted || !unreachable(toOriginlinkError(e))) throw e;
+        if (o.signal.aborted || !unreachable(toOriginlinkError(e))) throw e;
       }
     }
     throw last;

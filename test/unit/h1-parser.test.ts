@@ -542,3 +542,28 @@ describe('splitHead', () => {
     expect(split(`${long}\r\n\r\nrest`, noHead)).toEqual([long, 'rest']);
   });
 });
+
+describe('101 Switching Protocols (RFC 9110 §7.8)', () => {
+  const parser = (heads: H1Head[]) =>
+    new H1ResponseParser(
+      { onHead: (h) => heads.push(h), onBody: () => {}, onTrailers: () => {}, onComplete: () => {} },
+      { maxHeaderBytes: 4096, maxHeaderCount: 50 },
+    );
+  const switched = 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n';
+
+  it('to a request that asked: the final head, and every byte after it handed back unread', () => {
+    const heads: H1Head[] = [];
+    const p = parser(heads);
+    p.expect('GET', true);
+    const rest = p.execute(Buffer.from(`${switched}\x81\x05hello`, 'latin1'));
+    expect(heads.map((h) => h.status)).toEqual([101]);
+    expect(rest?.toString('latin1')).toBe('\x81\x05hello');
+    expect(p.busy).toBe(false);
+  });
+
+  it('to a request that did not ask: malformed', () => {
+    const p = parser([]);
+    p.expect('GET');
+    expect(() => p.execute(Buffer.from(switched, 'latin1'))).toThrow(/unexpected 101/);
+  });
+});
