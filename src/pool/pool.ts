@@ -10,7 +10,7 @@
 import { abortedBy, ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
-import type { ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
+import type { ConnEvent, ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
 import { publishConnection } from './diagnostics.js';
 import { pingOrClose } from '../client/ping.js';
 import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
@@ -43,43 +43,41 @@ interface Waiter {
   onAbort: (() => void) | null;
 }
 
+/**
+ * A pooled connection as the pool sees it, beside the connection's own ready / draining / closed:
+ *
+ *   busy    requests on it (or it opened with some): it holds the process (util/hold.ts), no idle deadline runs
+ *   idle    nothing on it: it holds nothing, its idle deadline runs (#armIdle), an h1 one is on the idle stack
+ *   closed  gone from the pool
+ *
+ *   (added) → busy | idle;  busy ⇄ idle (a request handed to it; its last one over);  busy | idle → closed
+ *
+ * Every transition goes through Pool #enter, with what comes with it. A connection drains (takes no new request) by
+ * its own state, whoever asked: the pool asks through #retire, the one place that marks the close as ours.
+ */
+type EntryState = 'busy' | 'idle' | 'closed';
+
 interface Entry {
   conn: PooledConnection;
+  state: EntryState;
   maxAgeAt: number;
   errors: number;
-  /** Idle deadline (see #armIdle); `surplusChecked`: its first, surplus-h1 stage has passed. */
+  /** The idle deadline and its stage (#armIdle): `surplus` first for h1, then `full`. */
   idle: LazyTimer;
-  surplusChecked: boolean;
-  /** In #idleH1 (h1 pools: idle connections, most recently released on top). */
-  stacked: boolean;
+  idleStage: 'surplus' | 'full';
+  /** The surplus stage's share of the idle timeout when it last went idle (#armIdle). */
+  surplusShare: number;
   idleTimeoutMs: number;
   /** `idleTimeoutMs` comes from the origin's Keep-Alive hint: the origin closes it then, warm or not. */
   hinted: boolean;
-  /** We drained it (idle): its close is ours, not the origin's refusal. */
-  retired: boolean;
+  /** The pool drained it (#retire): its close is ours, not the origin's refusal. */
+  retiredByPool: boolean;
+  /** A PING of it is out (client/ping.ts). */
   pinging: boolean;
-  /** It has a request (or is new): the process is held for it (util/hold.ts). */
-  held: boolean;
+  /** On the h1 idle stack (#idleH1): membership, so it is pushed once. */
+  stacked: boolean;
   /** Its connection's `active` as last added to the pool's #active (#recount). */
   counted: number;
-  /** The surplus stage's share of the idle timeout when it last went idle (#armIdle). */
-  surplusShare: number;
-}
-
-/**
- * A pooled connection holds the process (util/hold.ts) while it has a request or is being set up, never while idle:
- * its socket is unref'd once, when it joins the pool (PooledConnection.unref), and `Entry.held` keeps the count.
- */
-function holdProcess(e: Entry): void {
-  if (e.held) return;
-  e.held = true;
-  hold();
-}
-
-function releaseProcess(e: Entry): void {
-  if (!e.held) return;
-  e.held = false;
-  release();
 }
 
 /** A connection closed within this of its dial without serving a request counts as a failed dial (backoff). */
@@ -379,7 +377,7 @@ export class Pool implements TickMember {
     const c = e.conn;
     if (!c.isUsable()) {
       if (c.settling?.() !== true) {
-        e.retired = true;
+        e.retiredByPool = true;
         c.destroy();
       }
       return false;
@@ -408,8 +406,7 @@ export class Pool implements TickMember {
   #run(req: ConnRequest, queueMs: number, e: Entry): Promise<PoolResult> {
     const conn = e.conn;
     const reused = conn.served > 0;
-    e.idle.clear();
-    holdProcess(e);
+    this.#enter(e, 'busy');
     this.counters.request(reused);
     const max = this.opts.maxRequestsPerConnection;
     const sent = conn.request(req);
@@ -727,92 +724,117 @@ export class Pool implements TickMember {
     const jitter = 1 - this.opts.maxAgeJitter * Math.random();
     const e: Entry = {
       conn,
+      state: 'idle',
       maxAgeAt: this.opts.maxAgeMs > 0 ? conn.createdAt + this.opts.maxAgeMs * jitter : 0,
       errors: 0,
       idle: new LazyTimer(() => this.#idleDue(e)),
-      surplusChecked: false,
-      stacked: false,
+      idleStage: 'full',
+      surplusShare: SURPLUS_FRACTION,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       hinted: false,
-      retired: false,
+      retiredByPool: false,
       pinging: false,
-      held: false,
+      stacked: false,
       counted: 0,
-      surplusShare: SURPLUS_FRACTION,
     };
     this.#entries.set(conn, e);
     this.#recount(e);
-    // The hold (util/hold.ts) keeps the process for this connection from now on: the socket itself never again.
+    // The hold (util/hold.ts) keeps the process for this connection while it is busy: the socket itself never again.
     conn.unref?.();
-    holdProcess(e);
     if (this.#entries.size === 1) this.#ticker.add(this);
     if (this.#quickAck) conn.quickAck?.(true);
     this.counters.opened(conn.facts);
     publishConnection('open', this.origin, conn);
-    conn.on((ev) => {
-      if (ev.type !== 'close') this.#recount(e);
-      switch (ev.type) {
-        case 'capacity':
-          if (conn.active === 0) {
-            this.#armIdle(e);
-            this.#stackIdle(e);
-            releaseProcess(e);
-          }
-          this.#pump();
-          break;
-        case 'goaway':
-          // A peer that sent GOAWAY may die before finishing what it accepted:
-          // prove it alive once, or fail those streams now rather than at their timeouts.
-          if (conn.active > 0 && conn.ping && !e.pinging) this.#probe(e);
-          this.#pump();
-          break;
-        case 'handshake':
-          this.counters.handshake(conn.facts);
-          break;
-        case 'keepalive-hint':
-          e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
-          e.hinted = e.idleTimeoutMs < this.opts.idleTimeoutMs;
-          break;
-        case 'close':
-          e.idle.stop();
-          releaseProcess(e);
-          this.#active -= e.counted;
-          e.counted = 0;
-          if (e.stacked) {
-            e.stacked = false;
-            const i = this.#idleH1.indexOf(e);
-            if (i >= 0) this.#idleH1.splice(i, 1);
-          }
-          if (this.#entries.delete(conn)) {
-            if (this.#entries.size === 0) this.#ticker.delete(this);
-            this.counters.closed();
-            // An h1 origin that sent what nobody asked for: counted (stats().errors), the connection already gone;
-            // from now on every h1 connection of this pool acknowledges each response at once (quickAck 'auto').
-            if ((ev.error as OriginlinkError | null)?.code === ErrorCode.UNSOLICITED_RESPONSE) {
-              this.counters.error(ErrorCode.UNSOLICITED_RESPONSE);
-              if (this.opts.quickAck === 'auto' && !this.#quickAck) {
-                this.#quickAck = true;
-                for (const other of this.#entries.keys()) other.quickAck?.(true);
-              }
-            }
-            // A TCP Fast Open connection handed out before its SYN was answered, then timed out (net/tcp.ts): a failed
-            // connect.
-            if ((ev.error as OriginlinkError | null)?.code === ErrorCode.CONNECT_TIMEOUT)
-              this.counters.connectFailures++;
-            publishConnection('close', this.origin, conn, ev.error);
-            // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
-            // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.
-            if (conn.served === 0 && !e.retired && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS)
-              this.#backOff();
-          }
-          if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
-          this.#pump();
-          break;
+    conn.on((ev) => this.#onEvent(e, ev));
+    this.#enter(e, conn.active > 0 ? 'busy' : 'idle');
+  }
+
+  /**
+   * The one place an entry changes state, with what comes with each: busy holds the process and stops the idle
+   * deadline; idle releases the process, arms the deadline (again on idle → idle: a connection that tells its
+   * capacity again starts its idle period again) and stacks an h1 connection; closed stops all of it.
+   */
+  #enter(e: Entry, to: EntryState): void {
+    const from = e.state;
+    if (from === 'closed' || (from === to && to !== 'idle')) return;
+    e.state = to;
+    if (from === 'busy') release();
+    switch (to) {
+      case 'busy':
+        e.idle.clear();
+        hold();
+        break;
+      case 'idle':
+        this.#armIdle(e);
+        this.#stackIdle(e);
+        break;
+      case 'closed':
+        e.idle.stop();
+        if (e.stacked) {
+          e.stacked = false;
+          const i = this.#idleH1.indexOf(e);
+          if (i >= 0) this.#idleH1.splice(i, 1);
+        }
+        break;
+    }
+  }
+
+  #onEvent(e: Entry, ev: ConnEvent): void {
+    const conn = e.conn;
+    if (ev.type !== 'close') this.#recount(e);
+    switch (ev.type) {
+      case 'capacity':
+        if (conn.active === 0) this.#enter(e, 'idle');
+        this.#pump();
+        break;
+      case 'goaway':
+        // A peer that sent GOAWAY may die before finishing what it accepted:
+        // prove it alive once, or fail those streams now rather than at their timeouts.
+        if (conn.active > 0 && conn.ping && !e.pinging) this.#probe(e);
+        this.#pump();
+        break;
+      case 'handshake':
+        this.counters.handshake(conn.facts);
+        break;
+      case 'keepalive-hint':
+        e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
+        e.hinted = e.idleTimeoutMs < this.opts.idleTimeoutMs;
+        break;
+      case 'close':
+        this.#onClose(e, ev.error as OriginlinkError | null);
+        break;
+    }
+  }
+
+  /** A connection closed: out of the pool and counted; what its close says of the origin acted on. */
+  #onClose(e: Entry, error: OriginlinkError | null): void {
+    const conn = e.conn;
+    this.#enter(e, 'closed');
+    this.#active -= e.counted;
+    e.counted = 0;
+    if (this.#entries.delete(conn)) {
+      if (this.#entries.size === 0) this.#ticker.delete(this);
+      this.counters.closed();
+      // An h1 origin that sent what nobody asked for: counted (stats().errors), the connection already gone;
+      // from now on every h1 connection of this pool acknowledges each response at once (quickAck 'auto').
+      if (error?.code === ErrorCode.UNSOLICITED_RESPONSE) {
+        this.counters.error(ErrorCode.UNSOLICITED_RESPONSE);
+        if (this.opts.quickAck === 'auto' && !this.#quickAck) {
+          this.#quickAck = true;
+          for (const other of this.#entries.keys()) other.quickAck?.(true);
+        }
       }
-    });
-    this.#armIdle(e);
-    this.#stackIdle(e);
-    if (conn.active === 0) releaseProcess(e);
+      // A TCP Fast Open connection handed out before its SYN was answered, then timed out (net/tcp.ts): a failed
+      // connect.
+      if (error?.code === ErrorCode.CONNECT_TIMEOUT) this.counters.connectFailures++;
+      publishConnection('close', this.origin, conn, error);
+      // Closed young without serving anything, not by us (an origin at its connection limit, a load balancer
+      // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.
+      if (conn.served === 0 && !e.retiredByPool && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS)
+        this.#backOff();
+    }
+    if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
+    this.#pump();
   }
 
   /**
@@ -822,9 +844,9 @@ export class Pool implements TickMember {
    */
   #armIdle(e: Entry): void {
     const full = e.idleTimeoutMs;
-    e.surplusChecked = e.conn.protocol !== 'h1';
+    e.idleStage = e.conn.protocol === 'h1' ? 'surplus' : 'full';
     e.surplusShare = this.#surplusShare();
-    e.idle.set(e.surplusChecked ? full : Math.max(1, full * e.surplusShare));
+    e.idle.set(e.idleStage === 'full' ? full : Math.max(1, full * e.surplusShare));
   }
 
   #idleDue(e: Entry): void {
@@ -834,8 +856,8 @@ export class Pool implements TickMember {
     // on the wire (5 of 39 POSTs failed with minWarm 1 in a review helper's run). A warm one is never surplus.
     const warm = this.#keptWarm(e);
     if (warm && !e.hinted) return;
-    if (!e.surplusChecked) {
-      e.surplusChecked = true;
+    if (e.idleStage === 'surplus') {
+      e.idleStage = 'full';
       const full = e.idleTimeoutMs;
       const early = Math.max(1, full * e.surplusShare);
       if (early < full && (warm || !this.#otherIdleH1(e))) {
@@ -849,7 +871,7 @@ export class Pool implements TickMember {
 
   /** Every drain the pool starts goes through here: its close is ours, not an origin refusing (see 'close'). */
   #retire(e: Entry): void {
-    e.retired = true;
+    e.retiredByPool = true;
     e.conn.drain();
   }
 
