@@ -4,25 +4,41 @@
  * errors. A bad value throws `ConfigError` naming the file, the field path,
  * the line when known, and the reason.
  */
-import { redact } from '../util/redact.js';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
-import { ErrorCode, OriginlinkError } from '../errors.js';
-import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
-import { DEFAULT_RETRY_BUFFER_BYTES } from '../agent/replay-body.js';
-import { resolveGroupOptions, type GroupOptions } from '../group/options.js';
 import type { ProtocolPolicy } from '../connect/connect.js';
-import { parseRedisUrl } from '../store/redis-link.js';
-import { parseKey } from '../store/seal.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import type { GroupOptions } from '../group/options.js';
+import type { ProxyPolicy } from '../net/proxy.js';
+import type { PoolOptions } from '../pool/options.js';
+import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
+import type { QpackOptions } from '../wire/h3-settings.js';
 import { Reader } from './config-reader.js';
-import { ProxyRotation, type ProxyPolicy } from '../net/proxy.js';
-import { BW_LO_REDUCTIONS, CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
-import { Resolver } from '../net/resolver.js';
-import { caProblem, certificateNames, certificatePairProblem } from '../server/certificates.js';
-import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
+import {
+  fileReaders,
+  readAdmin,
+  readDns,
+  readEgress,
+  readListeners,
+  readLimits,
+  readLogging,
+  readOrigins,
+  readProxy,
+  readRoutes,
+  readShutdown,
+  readStores,
+} from './config-sections.js';
+
+export {
+  DEFAULT_DNS,
+  DEFAULT_H3_MEMORY_BYTES,
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES,
+  DEFAULT_MAX_TEMP_FILE_BYTES,
+  DEFAULT_REQUEST_BUFFER_BYTES,
+  DEFAULT_TEMP_FILE_TOTAL_BYTES,
+} from './config-sections.js';
 
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
@@ -122,14 +138,6 @@ export interface DnsConfig {
   attemptDelayMs: number;
 }
 
-export const DEFAULT_DNS: Readonly<DnsConfig> = Object.freeze({
-  servers: [],
-  minTtlMs: 1000,
-  maxTtlMs: 300_000,
-  serveStaleMs: 600_000,
-  attemptDelayMs: 250,
-});
-
 export interface RouteConfig {
   /** Host to match (lower-case, no port), `*.example.com`, or null for any. */
   host: string | null;
@@ -145,23 +153,6 @@ export interface RouteConfig {
    */
   requestBuffering: boolean;
 }
-
-/**
- * `proxy.requestBufferBytes` by default: nginx's client_body_buffer_size on 64-bit (two pages), the size of most
- * API request bodies; larger ones stream, kept for a retry up to the origin's retryBufferBytes.
- */
-export const DEFAULT_REQUEST_BUFFER_BYTES = 16_384;
-/** `proxy.maxTempFileBytes`: nginx's proxy_max_temp_file_size default. */
-export const DEFAULT_MAX_TEMP_FILE_BYTES = 1 << 30;
-/**
- * `proxy.maxRequestTempFileBytes`: nginx's client_max_body_size default (nginx refuses more with 413; here it streams).
- */
-export const DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES = 1 << 20;
-/** `proxy.tempFileTotalBytes`: every temporary file of the process together. */
-export const DEFAULT_TEMP_FILE_TOTAL_BYTES = 2 ** 31;
-
-/** `limits.h3MemoryBytes`: about 5,000 idle h3 connections (src/server/h3.ts CONNECTION_BYTES). */
-export const DEFAULT_H3_MEMORY_BYTES = 256 * 1024 * 1024;
 
 export interface LimitsConfig {
   maxHeaderBytes: number;
@@ -258,21 +249,6 @@ export class ConfigError extends OriginlinkError {
   }
 }
 
-export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
-  maxHeaderBytes: 16_384,
-  maxHeaderCount: 100,
-  requestHeaderTimeoutMs: 10_000,
-  maxBodyBytes: 0,
-  keepAliveTimeoutMs: 5_000,
-  maxConcurrentStreams: 100,
-  clientSendTimeoutMs: 60_000,
-  maxUpstreamPerClient: 32,
-  maxUpstreamPerAddress: 0,
-  clientBodyTimeoutMs: 60_000,
-  maxClientConnections: 16_384,
-  h3MemoryBytes: DEFAULT_H3_MEMORY_BYTES,
-});
-
 /** `${NAME}` and `${NAME:-default}` are replaced from the environment before parsing. */
 export function interpolateEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
   return text.replace(
@@ -311,544 +287,19 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   }
   const r = new Reader(data ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
   r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'stores', 'dns']);
-  const readPem = (p: Reader, field: string): { bytes: Buffer; path: string } => {
-    const rel = p.str(field);
-    const path = resolve(baseDir, rel);
-    try {
-      return { bytes: readFileSync(path), path };
-    } catch (e) {
-      throw p.fail(field, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  };
-  // Trusted CAs are read as the certificates they must be: a file without one trusted nothing, and every dial
-  // failed later as "unable to verify".
-  const readCa = (p: Reader, field: string): { bytes: Buffer; path: string } => {
-    const ca = readPem(p, field);
-    const bad = caProblem(ca.bytes, ca.path);
-    if (bad) throw p.fail(field, bad);
-    return ca;
-  };
-
-  const listeners: ListenerConfig[] = r.list('listeners', 1).map((l) => {
-    l.keys(['name', 'kind', 'host', 'port', 'tls', 'http2', 'quic']);
-    const kind = l.oneOf('kind', ['https', 'http', 'h2c', 'h3'] as const);
-    const port = l.int('port', 0, 65_535);
-    let tls: ListenerConfig['tls'] = null;
-    if (kind === 'https' || kind === 'h3') {
-      const t = l.obj('tls');
-      t.keys(['cert', 'key', 'certificates']);
-      // The TLS context the listener will build, built now: a key that is a certificate or belongs to another
-      // certificate is this field's error here, at --check, start and reload alike (never a dying `serve`).
-      const pair = (p: Reader): ListenerCert => {
-        const cert = readPem(p, 'cert');
-        const key = readPem(p, 'key');
-        const bad = certificatePairProblem(cert.bytes, key.bytes, cert.path, key.path);
-        if (bad) throw p.fail(bad.field, bad.reason);
-        return { cert: cert.bytes, key: key.bytes, certPath: cert.path, keyPath: key.path };
-      };
-      const certificates = t.list('certificates').map((c, i) => {
-        c.keys(['cert', 'key']);
-        const one = pair(c);
-        // A certificate that names nothing could never be chosen.
-        let names: string[];
-        try {
-          names = certificateNames(one.cert);
-        } catch (e) {
-          throw t.fail('certificates', `entry ${i}: ${(e as Error).message}`);
-        }
-        if (names.length === 0)
-          throw t.fail('certificates', `entry ${i}: ${one.certPath} holds no DNS name to be chosen by`);
-        return one;
-      });
-      tls = { ...pair(t), certificates };
-    } else if (l.has('tls')) {
-      throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
-    }
-    if (l.has('quic') && kind !== 'h3') throw l.fail('quic', `only for kind h3 (got ${kind})`);
-    return {
-      name: l.optStr('name') ?? `${kind}:${port}`,
-      kind,
-      host: l.optStr('host') ?? '0.0.0.0',
-      port,
-      tls,
-      http2: l.optBool('http2') ?? true,
-      congestionControl: readQuic(l),
-      bbr: readBbr(l),
-      qpack: readQpack(l),
-    };
-  });
-  listeners.forEach((l, i) => {
-    for (let j = 0; j < i; j++) {
-      const other = listeners[j] as ListenerConfig;
-      const why = bindsOverlap(l, other);
-      if (why !== null)
-        throw r
-          .at(['listeners', i])
-          .fail(
-            'port',
-            `${l.host}:${l.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`,
-          );
-    }
-  });
-
-  let admin: ServiceConfig['admin'] = { host: '127.0.0.1', port: 9464, hosts: [] };
-  if (r.has('admin')) {
-    if (r.raw('admin') === false || r.raw('admin') === null) admin = null;
-    else {
-      const a = r.obj('admin');
-      a.keys(['host', 'port', 'hosts']);
-      const hosts = a.list('hosts').map((x) => x.self());
-      hosts.forEach((h, i) => {
-        if (!/^[A-Za-z0-9.-]+$/.test(h))
-          throw a.fail('hosts', `entry ${i}: must be a host name, got ${JSON.stringify(h)}`);
-      });
-      admin = { host: a.optStr('host') ?? '127.0.0.1', port: a.int('port', 0, 65_535), hosts };
-      for (const other of listeners) {
-        const why = bindsOverlap({ ...admin, kind: 'http' }, other);
-        if (why !== null)
-          throw a.fail(
-            'port',
-            `${admin.host}:${admin.port} is already taken by listener ${JSON.stringify(other.name)} (${other.host}:${other.port}${why})`,
-          );
-      }
-    }
-  }
-
-  const limits: LimitsConfig = { ...DEFAULT_LIMITS };
-  if (r.has('limits')) {
-    const l = r.obj('limits');
-    l.keys(Object.keys(DEFAULT_LIMITS));
-    limits.maxHeaderBytes = l.optInt('maxHeaderBytes', 1024, 1 << 20) ?? limits.maxHeaderBytes;
-    limits.maxHeaderCount = l.optInt('maxHeaderCount', 8, 10_000) ?? limits.maxHeaderCount;
-    limits.requestHeaderTimeoutMs = l.optInt('requestHeaderTimeoutMs', 100, 3_600_000) ?? limits.requestHeaderTimeoutMs;
-    limits.maxBodyBytes = l.optInt('maxBodyBytes', 0, Number.MAX_SAFE_INTEGER) ?? limits.maxBodyBytes;
-    limits.keepAliveTimeoutMs = l.optInt('keepAliveTimeoutMs', 100, 3_600_000) ?? limits.keepAliveTimeoutMs;
-    limits.maxConcurrentStreams = l.optInt('maxConcurrentStreams', 1, 10_000) ?? limits.maxConcurrentStreams;
-    limits.clientSendTimeoutMs = l.optInt('clientSendTimeoutMs', 100, 3_600_000) ?? limits.clientSendTimeoutMs;
-    limits.maxUpstreamPerClient = l.optInt('maxUpstreamPerClient', 0, 100_000) ?? limits.maxUpstreamPerClient;
-    limits.maxUpstreamPerAddress = l.optInt('maxUpstreamPerAddress', 0, 1_000_000) ?? limits.maxUpstreamPerAddress;
-    limits.clientBodyTimeoutMs = l.optInt('clientBodyTimeoutMs', 100, 3_600_000) ?? limits.clientBodyTimeoutMs;
-    limits.maxClientConnections = l.optInt('maxClientConnections', 0, 10_000_000) ?? limits.maxClientConnections;
-    limits.h3MemoryBytes = l.optInt('h3MemoryBytes', 0, Number.MAX_SAFE_INTEGER) ?? limits.h3MemoryBytes;
-  }
-
-  const proxy: ProxyConfig = {
-    via: 'originlink',
-    xForwardedFor: 'append',
-    altSvcMaxAge: 86_400,
-    responseBufferBytes: 65_536,
-    requestBufferBytes: DEFAULT_REQUEST_BUFFER_BYTES,
-    normalizePath: true,
-    underscoresInHeaders: false,
-    errorDetails: false,
-    maxTempFileBytes: DEFAULT_MAX_TEMP_FILE_BYTES,
-    maxRequestTempFileBytes: DEFAULT_MAX_REQUEST_TEMP_FILE_BYTES,
-    tempFileTotalBytes: DEFAULT_TEMP_FILE_TOTAL_BYTES,
-    tempDir: tmpdir(),
-  };
-  if (r.has('proxy')) {
-    const p = r.obj('proxy');
-    p.keys([
-      'via',
-      'xForwardedFor',
-      'altSvcMaxAge',
-      'responseBufferBytes',
-      'requestBufferBytes',
-      'normalizePath',
-      'underscoresInHeaders',
-      'errorDetails',
-      'maxTempFileBytes',
-      'maxRequestTempFileBytes',
-      'tempFileTotalBytes',
-      'tempDir',
-      'egress',
-    ]);
-    const via = p.optStr('via');
-    if (via !== undefined) {
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z:]+$/.test(via))
-        throw p.fail('via', 'must be a token (RFC 9110 §7.6.3 pseudonym)');
-      proxy.via = via;
-    }
-    proxy.xForwardedFor = p.has('xForwardedFor')
-      ? p.oneOf('xForwardedFor', ['append', 'replace', 'off'] as const)
-      : 'append';
-    proxy.altSvcMaxAge = p.optInt('altSvcMaxAge', 0, 2_147_483_647) ?? proxy.altSvcMaxAge;
-    proxy.responseBufferBytes = p.optInt('responseBufferBytes', 16_384, 1 << 30) ?? proxy.responseBufferBytes;
-    proxy.requestBufferBytes = p.optInt('requestBufferBytes', 0, 64 << 20) ?? proxy.requestBufferBytes;
-    proxy.normalizePath = p.optBool('normalizePath') ?? true;
-    proxy.underscoresInHeaders = p.optBool('underscoresInHeaders') ?? false;
-    proxy.errorDetails = p.optBool('errorDetails') ?? false;
-    proxy.maxTempFileBytes = p.optInt('maxTempFileBytes', 0, Number.MAX_SAFE_INTEGER) ?? proxy.maxTempFileBytes;
-    proxy.maxRequestTempFileBytes = p.optInt('maxRequestTempFileBytes', 0, 1 << 30) ?? proxy.maxRequestTempFileBytes;
-    proxy.tempFileTotalBytes = p.optInt('tempFileTotalBytes', 0, Number.MAX_SAFE_INTEGER) ?? proxy.tempFileTotalBytes;
-    const dir = p.optStr('tempDir');
-    if (dir !== undefined) {
-      const abs = resolve(baseDir, dir);
-      try {
-        if (!statSync(abs).isDirectory()) throw p.fail('tempDir', `${abs} is not a directory`);
-        accessSync(abs, constants.W_OK);
-      } catch (e) {
-        if (e instanceof ConfigError) throw e;
-        throw p.fail('tempDir', `cannot write to ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
-      proxy.tempDir = abs;
-    }
-  }
+  const { readPem, readCa } = fileReaders(baseDir);
+  const listeners = readListeners(r, readPem);
+  const admin = readAdmin(r, listeners);
+  const limits = readLimits(r);
+  const proxy = readProxy(r, baseDir);
   const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readCa) : null;
-
-  const dns: DnsConfig = { ...DEFAULT_DNS };
-  if (r.has('dns')) {
-    const d = r.obj('dns');
-    d.keys(['servers', 'minTtlMs', 'maxTtlMs', 'serveStaleMs', 'attemptDelayMs']);
-    if (d.has('servers')) dns.servers = d.list('servers').map((x) => x.self());
-    dns.minTtlMs = d.optInt('minTtlMs', 0, 86_400_000) ?? dns.minTtlMs;
-    dns.maxTtlMs = d.optInt('maxTtlMs', 0, 86_400_000) ?? dns.maxTtlMs;
-    dns.serveStaleMs = d.optInt('serveStaleMs', 0, 7 * 86_400_000) ?? dns.serveStaleMs;
-    dns.attemptDelayMs = d.optInt('attemptDelayMs', 10, 60_000) ?? dns.attemptDelayMs;
-    try {
-      new Resolver({
-        servers: dns.servers,
-        minTtlMs: dns.minTtlMs,
-        maxTtlMs: dns.maxTtlMs,
-        serveStaleMs: dns.serveStaleMs,
-      });
-    } catch (e) {
-      const field = String((e as OriginlinkError).details?.['field'] ?? 'dns.servers').replace(/^dns\./, '');
-      throw d.fail(field, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
-    }
-  }
-
-  const shutdown = { graceMs: 10_000 };
-  if (r.has('shutdown')) {
-    const s = r.obj('shutdown');
-    s.keys(['graceMs']);
-    shutdown.graceMs = s.optInt('graceMs', 0, 3_600_000) ?? shutdown.graceMs;
-  }
-
-  const logging: ServiceConfig['logging'] = { level: 'info', requests: true, flushMs: 100 };
-  if (r.has('logging')) {
-    const g = r.obj('logging');
-    g.keys(['level', 'requests', 'flushMs']);
-    if (g.has('level'))
-      logging.level = g.oneOf('level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
-    logging.requests = g.optBool('requests') ?? true;
-    logging.flushMs = g.optInt('flushMs', 0, 60_000) ?? logging.flushMs;
-  }
-
+  const dns = readDns(r);
+  const shutdown = readShutdown(r);
+  const logging = readLogging(r);
   const stores = r.has('stores') ? readStores(r.obj('stores'), readPem, readCa) : null;
-  const origins = new Map<string, OriginConfig>();
-  const or = r.obj('origins');
-  for (const name of or.keysPresent()) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, { ...readOrigin(or.obj(name), name, readCa, egress), stores, dns });
-  }
-  if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
-
-  const routes: RouteConfig[] = r.list('routes', 1).map((x) => {
-    x.keys(['host', 'path', 'origin', 'hostHeader', 'stripPrefix', 'requestBuffering']);
-    const origin = x.str('origin');
-    if (!origins.has(origin))
-      throw x.fail('origin', `unknown origin ${JSON.stringify(origin)} (known: ${[...origins.keys()].join(', ')})`);
-    const host = x.optStr('host');
-    if (host !== undefined && !/^(\*\.)?[A-Za-z0-9.-]+$|^\*$/.test(host))
-      throw x.fail('host', `must be a host name, "*.domain" or "*", got ${JSON.stringify(host)}`);
-    const path = x.optStr('path') ?? '/';
-    if (!path.startsWith('/')) throw x.fail('path', `must start with "/", got ${JSON.stringify(path)}`);
-    const hostHeader = x.optStr('hostHeader') ?? 'origin';
-    if (/[\s\r\n\0]/.test(hostHeader) || hostHeader === '')
-      throw x.fail('hostHeader', 'must be "origin", "preserve" or a host[:port]');
-    return {
-      host: host === undefined || host === '*' ? null : host.toLowerCase(),
-      path,
-      origin,
-      hostHeader,
-      stripPrefix: x.optBool('stripPrefix') ?? false,
-      requestBuffering: x.optBool('requestBuffering') ?? true,
-    };
-  });
-
+  const origins = readOrigins(r, readCa, egress, stores, dns);
+  const routes = readRoutes(r, origins);
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };
-}
-
-/**
- * Whether two binds would take the same port of the same transport (null: they would not; else why, for the
- * message). An address overlaps itself; 0.0.0.0 takes the port on every IPv4 address (and names, which may
- * resolve to one); :: on every address, IPv4 too (Linux dual-stack sockets, net.ipv6.bindv6only = 0, Node's
- * default). `serve --check` passed 0.0.0.0:7443 beside 127.0.0.1:7443, and `serve` then failed with EADDRINUSE.
- */
-function bindsOverlap(
-  a: { kind: ListenerKind; host: string; port: number },
-  b: { kind: ListenerKind; host: string; port: number },
-): string | null {
-  if (a.port === 0 || a.port !== b.port || (a.kind === 'h3') !== (b.kind === 'h3')) return null;
-  const ha = bareHost(a.host);
-  const hb = bareHost(b.host);
-  if (ha === hb) return '';
-  for (const [w, x] of [
-    [ha, hb],
-    [hb, ha],
-  ] as const) {
-    if (w === '::') return ': :: takes the port on every address';
-    if (w === '0.0.0.0' && isIP(x) !== 6) return ': 0.0.0.0 takes the port on every IPv4 address';
-  }
-  return null;
-}
-
-function bareHost(h: string): string {
-  const x = h.toLowerCase();
-  return x.startsWith('[') && x.endsWith(']') ? x.slice(1, -1) : x;
-}
-
-/** Reads a file a field names (relative to the config's directory), or fails naming the field. */
-type ReadFile = (p: Reader, field: string) => { bytes: Buffer; path: string };
-
-function readStores(s: Reader, readPem: ReadFile, readCa: ReadFile): StoresConfig {
-  s.keys(['sessions', 'origins', 'prefix', 'encryptionKeyFile', 'tls', 'maxEntries']);
-  const place = (field: string): string | null => {
-    const v = s.optStr(field);
-    if (v === undefined || v === '') return null;
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
-      try {
-        parseRedisUrl(v);
-      } catch (e) {
-        throw s.fail(field, (e as Error).message);
-      }
-    }
-    return v;
-  };
-  const out: StoresConfig = {
-    sessions: place('sessions'),
-    origins: place('origins'),
-    prefix: s.optStr('prefix') ?? 'originlink:',
-    encryptionKey: null,
-    encryptionKeyFile: null,
-    tls: { ca: null, caPath: null, verify: true },
-    maxEntries: s.optInt('maxEntries', 1, 10_000_000) ?? 1024,
-  };
-  if (s.has('encryptionKeyFile')) {
-    const k = readPem(s, 'encryptionKeyFile');
-    try {
-      out.encryptionKey = parseKey(k.bytes.toString('utf8'), k.path);
-    } catch (e) {
-      throw s.fail('encryptionKeyFile', (e as Error).message);
-    }
-    out.encryptionKeyFile = k.path;
-  }
-  if (s.has('tls')) {
-    const t = s.obj('tls');
-    t.keys(['ca', 'verify']);
-    if (t.has('ca')) {
-      const p = readCa(t, 'ca');
-      out.tls.ca = p.bytes;
-      out.tls.caPath = p.path;
-    }
-    out.tls.verify = t.optBool('verify') ?? true;
-  }
-  return out;
-}
-
-/** `proxy: none` (direct) or `{ nodes, policy, stickyWindowMs, http2 }`, checked as the Agent will take it. */
-/** `quic: { congestionControl }` of an origin or an h3 listener (quiche's controllers); `quic.qpack` is readQpack's. */
-function readQuic(parent: Reader): CcAlgorithm | null {
-  if (!parent.has('quic')) return null;
-  const q = parent.obj('quic');
-  q.keys(['congestionControl', 'bbr', 'qpack']);
-  return q.has('congestionControl') ? q.oneOf('congestionControl', CC_ALGORITHMS) : null;
-}
-
-/**
- * `quic: { bbr: { lossThreshold, bwLoReduction } }`: BBR's tuning on our quiche 0.30 engine (quic/cc.ts DEFAULT_BBR has
- * the default and its measurement).
- */
-function readBbr(parent: Reader): BbrTuning | null {
-  if (!parent.has('quic') || !parent.obj('quic').has('bbr')) return null;
-  const b = parent.obj('quic').obj('bbr');
-  b.keys(['lossThreshold', 'bwLoReduction']);
-  const lossThreshold = b.optNumber('lossThreshold', 0.001, 0.2);
-  const bwLoReduction = b.has('bwLoReduction') ? b.oneOf('bwLoReduction', BW_LO_REDUCTIONS) : undefined;
-  return {
-    ...(lossThreshold === undefined ? {} : { lossThreshold }),
-    ...(bwLoReduction === undefined ? {} : { bwLoReduction }),
-  };
-}
-
-/**
- * `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us.
- */
-function readQpack(parent: Reader): QpackOptions | null {
-  if (!parent.has('quic') || !parent.obj('quic').has('qpack')) return null;
-  const q = parent.obj('quic').obj('qpack');
-  q.keys(['maxTableCapacity', 'blockedStreams', 'ackDelayMs']);
-  const out: QpackOptions = {};
-  const cap = q.optInt('maxTableCapacity', 0, QPACK_MAX_TABLE_CAPACITY);
-  const blocked = q.optInt('blockedStreams', 0, QPACK_MAX_BLOCKED_STREAMS);
-  const delay = q.optInt('ackDelayMs', 0, 1000);
-  if (cap !== undefined) out.maxTableCapacity = cap;
-  if (blocked !== undefined) out.blockedStreams = blocked;
-  if (delay !== undefined) out.ackDelayMs = delay;
-  return out;
-}
-
-function readEgress(parent: Reader, field: string, readCa: ReadFile): EgressConfig | null {
-  if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
-  const e = parent.obj(field);
-  e.keys(['nodes', 'policy', 'stickyWindowMs', 'http2', 'tls']);
-  const cfg: EgressConfig = {
-    nodes: e.list('nodes', 1).map((x) => x.self()),
-    policy: e.has('policy') ? e.oneOf('policy', ['sticky', 'per-origin', 'round-robin'] as const) : 'sticky',
-    stickyWindowMs: e.optInt('stickyWindowMs', 1, 86_400_000) ?? 60_000,
-    http2: e.optBool('http2') ?? false,
-  };
-  if (e.has('tls')) {
-    const t = e.obj('tls');
-    t.keys(['ca', 'verify']);
-    cfg.tls = { rejectUnauthorized: t.optBool('verify') ?? true };
-    if (t.has('ca')) cfg.tls.ca = readCa(t, 'ca').bytes;
-  }
-  try {
-    new ProxyRotation(cfg);
-  } catch (err) {
-    const d = (err as OriginlinkError).details;
-    throw e.fail(d?.['field'] === 'proxy.http2' ? 'http2' : 'nodes', String(d?.['reason'] ?? (err as Error).message));
-  }
-  return cfg;
-}
-
-/** The group fields of an origin besides `endpoints` (group/options.ts checks them). */
-const GROUP_FIELDS = ['balance', 'health', 'outlier', 'retryBudget', 'hedge', 'collapse'] as const;
-
-function readOrigin(
-  o: Reader,
-  name: string,
-  readCa: ReadFile,
-  egress: EgressConfig | null,
-): Omit<OriginConfig, 'stores' | 'dns'> {
-  o.keys([
-    'url',
-    'urls',
-    'endpoints',
-    ...GROUP_FIELDS,
-    'protocol',
-    'tls',
-    'earlyData',
-    'retries',
-    'retryBufferBytes',
-    'tfo',
-    'timeouts',
-    'pool',
-    'proxy',
-    'quic',
-  ]);
-  const given = (['url', 'urls', 'endpoints'] as const).filter((k) => o.has(k));
-  if (given.length !== 1) throw o.fail(given[1] ?? 'url', 'give exactly one of url, urls or endpoints');
-  const form = given[0] as 'url' | 'urls' | 'endpoints';
-  const url = (s: string, at: Reader, field: string | number): string => {
-    let u: URL;
-    try {
-      u = new URL(s);
-    } catch {
-      throw at.fail(field, `not a URL: ${JSON.stringify(redact(s))}`);
-    }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:')
-      throw at.fail(field, `scheme must be http or https, got ${u.protocol}`);
-    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username)
-      throw at.fail(field, 'must be scheme://host[:port] only (no path, query or credentials)');
-    return u.origin;
-  };
-  const endpoints: Array<{ url: string; weight?: number }> =
-    form === 'url'
-      ? [{ url: url(o.str('url'), o, 'url') }]
-      : form === 'urls'
-        ? o.list('urls', 1).map((u, i) => ({ url: url(u.self(), o.at(['urls']), i) }))
-        : o.list('endpoints', 1).map((e) => {
-            e.keys(['url', 'weight']);
-            const ep: { url: string; weight?: number } = { url: url(e.str('url'), e, 'url') };
-            const w = e.optInt('weight', 1, 1000);
-            if (w !== undefined) ep.weight = w;
-            return ep;
-          });
-  const urls = endpoints.map((e) => e.url);
-  // A group: several URLs (`urls` is today's ordered failover, `balance: failover`), `endpoints`, or any group field.
-  let group: GroupOptions | null = null;
-  if (form !== 'url' || GROUP_FIELDS.some((f) => o.has(f))) {
-    const raw: Record<string, unknown> = { endpoints, name };
-    if (form === 'urls') raw['balance'] = 'failover';
-    for (const f of GROUP_FIELDS) if (o.has(f)) raw[f] = o.raw(f);
-    try {
-      resolveGroupOptions(raw as unknown as GroupOptions, '@');
-    } catch (e) {
-      // The field the check names, as a path under this origin (its line in the file).
-      const path = String((e as OriginlinkError).details?.['field'] ?? '@')
-        .replace(/^@\.?/, '')
-        .split(/\.|\[(\d+)\]\.?/)
-        .filter((x) => x !== undefined && x !== '')
-        .map((x) => (/^\d+$/.test(x) ? Number(x) : x));
-      const last = path.pop() ?? 'endpoints';
-      throw o.at(path).fail(last, String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message));
-    }
-    group = raw as unknown as GroupOptions;
-  }
-  const protocol = o.has('protocol') ? o.oneOf('protocol', ['auto', 'h1', 'h2', 'h3'] as const) : 'auto';
-  if (protocol === 'h3' && urls.some((u) => u.startsWith('http:'))) throw o.fail('protocol', 'h3 needs https URLs');
-  const tls: OriginConfig['tls'] = { ca: null, caPath: null, servername: null, verify: true };
-  if (o.has('tls')) {
-    const t = o.obj('tls');
-    t.keys(['ca', 'servername', 'verify']);
-    if (t.has('ca')) {
-      const p = readCa(t, 'ca');
-      tls.ca = p.bytes;
-      tls.caPath = p.path;
-    }
-    tls.servername = t.optStr('servername') ?? null;
-    tls.verify = t.optBool('verify') ?? true;
-  }
-  const pool: Partial<PoolOptions> = {};
-  if (o.has('pool')) {
-    const p = o.obj('pool');
-    for (const k of p.keysPresent()) (pool as Record<string, unknown>)[k] = p.raw(k);
-  }
-  if (o.has('timeouts')) {
-    const t = o.obj('timeouts');
-    const map = {
-      connectMs: 'connectTimeoutMs',
-      headersMs: 'headersTimeoutMs',
-      bodyMs: 'bodyTimeoutMs',
-      queueMs: 'pendingTimeoutMs',
-      idleMs: 'idleTimeoutMs',
-    } as const;
-    t.keys(Object.keys(map));
-    for (const [k, poolKey] of Object.entries(map)) {
-      if (!t.has(k)) continue;
-      if (poolKey in pool) throw t.fail(k, `also set as pool.${poolKey}; set it in one place`);
-      (pool as Record<string, unknown>)[poolKey] = t.raw(k);
-    }
-  }
-  let resolved: Readonly<PoolOptions>;
-  try {
-    resolved = resolvePoolOptions(pool, 'pool');
-  } catch (e) {
-    const field = (e as OriginlinkError).details?.['field'];
-    throw o.fail(
-      typeof field === 'string' ? field : 'pool',
-      String((e as OriginlinkError).details?.['reason'] ?? (e as Error).message),
-    );
-  }
-  return {
-    name,
-    urls,
-    group,
-    protocol,
-    tls,
-    earlyData: o.has('earlyData') ? o.oneOf('earlyData', ['never', 'safe', 'always'] as const) : 'safe',
-    retries: o.optInt('retries', 0, 10) ?? 2,
-    retryBufferBytes: o.optInt('retryBufferBytes', 0, 64 << 20) ?? DEFAULT_RETRY_BUFFER_BYTES,
-    tfo: o.optBool('tfo') ?? true,
-    pool: resolved,
-    egress: o.has('proxy') ? readEgress(o, 'proxy', readCa) : egress,
-    congestionControl: readQuic(o),
-    qpack: readQpack(o),
-    bbr: readBbr(o),
-  };
 }
 
 /**
