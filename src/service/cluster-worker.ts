@@ -76,7 +76,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     logDestination(),
   );
   // The primary's admin listener scrapes this worker: its process series are needed from the start.
-  const svc = await Service.start(config, { logger: log, processMetrics: raw.admin !== null });
+  const svc = await Service.start(config, { logger: log, processMetrics: raw.admin !== null, fleetMember: `w${slot}` });
   const own = workerRegistry(svc, slot);
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -122,6 +122,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
       else if (m.ol === 'reload-failed') svc.metrics.front.reloads.inc({ result: 'failed' });
       else if (m.ol === 'req') void answer(m.id, m.what);
       else if (m.ol === 'altsvc') svc.advertiseAltSvc(m.value);
+      else if (m.ol === 'fleet') svc.setFleet(m.table);
     });
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
@@ -129,6 +130,6 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     // Alt-Svc first: the primary passes it on to the other workers before it counts this one ready and says
     // it is serving (one ordered IPC channel per worker also carries the connections handed to it).
     if (svc.altSvc !== null) send({ ol: 'altsvc', value: svc.altSvc });
-    send({ ol: 'ready', addresses: svc.addresses() });
+    send({ ol: 'ready', addresses: svc.addresses(), member: svc.memberPort });
   });
 }

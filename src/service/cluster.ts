@@ -13,6 +13,7 @@
  * stopping; every wait is bounded (start, IPC answers, drain).
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 export { workerSlot, WORKER_SLOT_ENV } from './worker-slot.js';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
@@ -22,6 +23,7 @@ import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { moveAdmin, startAdmin } from './admin.js';
 import { ConfigError, loadConfigFile, type ServiceConfig } from './config.js';
+import type { Member, MemberTable } from './fleet.js';
 
 /** Primary → worker. */
 export type ToWorker =
@@ -29,10 +31,11 @@ export type ToWorker =
   | { ol: 'reload-failed' }
   | { ol: 'drain' }
   | { ol: 'req'; id: number; what: 'metrics' | 'stats' }
-  | { ol: 'altsvc'; value: string | null };
+  | { ol: 'altsvc'; value: string | null }
+  | { ol: 'fleet'; table: MemberTable };
 /** Worker → primary. */
 export type FromWorker =
-  | { ol: 'ready'; addresses: Record<string, number> }
+  | { ol: 'ready'; addresses: Record<string, number>; member: number | null }
   | { ol: 'res'; id: number; body: unknown; error?: string }
   | { ol: 'altsvc'; value: string | null };
 
@@ -68,6 +71,8 @@ interface Slot {
   timer: NodeJS.Timeout | null;
   /** The Alt-Svc its own h3 listeners give (worker 1 only), while it runs. */
   altSvc: string | null;
+  /** Its member listener's port (docs/fleet.md), while it runs and is ready. */
+  member: number | null;
 }
 
 export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
@@ -91,6 +96,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     backoffMs: 0,
     timer: null,
     altSvc: null,
+    member: null,
   }));
   new Gauge({
     name: 'originlink_workers',
@@ -139,6 +145,21 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     for (const x of slots) tell(x.worker, { ol: 'altsvc', value: now });
   };
 
+  // The fleet of this machine's workers (docs/fleet.md): every ready worker with its member port, and the run's
+  // token, which only this process makes and only IPC carries. Told to every worker whenever it changes: a worker
+  // that exits is out of every other's hash at once.
+  const token = randomBytes(32).toString('base64url');
+  let shared = '';
+  const shareMembers = (): void => {
+    const members: Member[] = slots
+      .filter((x) => x.ready && x.member !== null)
+      .map((x) => ({ name: `w${x.n}`, url: `http://127.0.0.1:${x.member}`, weight: 1 }));
+    const key = JSON.stringify(members);
+    if (key === shared) return;
+    shared = key;
+    for (const x of slots) if (x.ready) tell(x.worker, { ol: 'fleet', table: { members, token } });
+  };
+
   const fork = (s: Slot): void => {
     s.timer = null;
     if (stopping) return;
@@ -158,6 +179,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
         pending.delete(m.id);
       } else if (m.ol === 'ready') {
         s.ready = true;
+        s.member = m.member;
+        shared = ''; // the new worker needs the table too
+        shareMembers();
         if (starting) {
           if (slots.every((x) => x.ready)) starting.ready();
         } else log.info({ worker: s.n, workerPid: w.process.pid, listeners: m.addresses }, 'worker restarted');
@@ -173,7 +197,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
       s.worker = null;
       s.ready = false;
       s.altSvc = null;
+      s.member = null;
       shareAltSvc();
+      shareMembers();
       if (stopping) {
         log.info({ worker: s.n, workerPid: w.process.pid, code, signal }, 'worker stopped');
         if (slots.every((x) => x.worker === null)) onAllExited?.();

@@ -22,6 +22,7 @@ import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions 
 import type {
   DnsConfig,
   EgressConfig,
+  FleetRoute,
   LimitsConfig,
   ListenerCert,
   ListenerConfig,
@@ -339,12 +340,13 @@ export function readOrigins(
   egress: EgressConfig | null,
   stores: StoresConfig | null,
   dns: DnsConfig,
+  fleetRoute: FleetRoute,
 ): Map<string, OriginConfig> {
   const origins = new Map<string, OriginConfig>();
   const or = r.obj('origins');
   for (const name of or.keysPresent()) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, { ...readOrigin(or.obj(name), name, readCa, egress), stores, dns });
+    origins.set(name, { ...readOrigin(or.obj(name), name, readCa, egress, fleetRoute), stores, dns });
   }
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
   return origins;
@@ -527,6 +529,7 @@ function readOrigin(
   name: string,
   readCa: ReadFile,
   egress: EgressConfig | null,
+  fleetRoute: FleetRoute,
 ): Omit<OriginConfig, 'stores' | 'dns'> {
   o.keys([
     'url',
@@ -543,6 +546,7 @@ function readOrigin(
     'pool',
     'proxy',
     'quic',
+    'fleet',
   ]);
   const given = (['url', 'urls', 'endpoints'] as const).filter((k) => o.has(k));
   if (given.length !== 1) throw o.fail(given[1] ?? 'url', 'give exactly one of url, urls or endpoints');
@@ -653,5 +657,17 @@ function readOrigin(
     congestionControl: readQuic(o),
     qpack: readQpack(o),
     bbr: readBbr(o),
+    fleetRoute: o.has('fleet') ? readFleetRoute(o.obj('fleet')) : fleetRoute,
   };
+}
+
+/** A `fleet:` section's route (the top level's, or an origin's own). */
+function readFleetRoute(f: Reader): FleetRoute {
+  f.keys(['route']);
+  return f.has('route') ? f.oneOf('route', ['auto', 'owner', 'direct'] as const) : 'auto';
+}
+
+/** `fleet:` (docs/fleet.md): the route an origin's requests take among the members, unless the origin says. */
+export function readFleet(r: Reader): ServiceConfig['fleet'] {
+  return { route: r.has('fleet') ? readFleetRoute(r.obj('fleet')) : 'auto' };
 }

@@ -19,6 +19,7 @@ import {
   fileReaders,
   readAdmin,
   readDns,
+  readFleet,
   readEgress,
   readListeners,
   readLimits,
@@ -43,6 +44,8 @@ export {
 export type ListenerKind = 'https' | 'http' | 'h2c' | 'h3';
 export type EarlyDataPolicy = 'never' | 'safe' | 'always';
 export type ForwardedPolicy = 'append' | 'replace' | 'off';
+/** How an origin's requests go among the members of a fleet (docs/fleet.md). */
+export type FleetRoute = 'auto' | 'owner' | 'direct';
 
 export interface ListenerCert {
   cert: Buffer;
@@ -80,6 +83,8 @@ export interface OriginConfig {
    * `endpoints`) and the group fields given. Null for a plain origin: one `url` and no group field.
    */
   group: GroupOptions | null;
+  /** Among the members of a fleet: to the origin's owner, direct, or `auto` (docs/fleet.md). */
+  fleetRoute: FleetRoute;
   protocol: ProtocolPolicy;
   tls: { ca: Buffer | null; caPath: string | null; servername: string | null; verify: boolean };
   earlyData: EarlyDataPolicy;
@@ -239,6 +244,8 @@ export interface ServiceConfig {
   origins: Map<string, OriginConfig>;
   routes: RouteConfig[];
   stores: StoresConfig | null;
+  /** The fleet's default route for every origin (docs/fleet.md). */
+  fleet: { route: FleetRoute };
 }
 
 export class ConfigError extends OriginlinkError {
@@ -286,7 +293,19 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     throw new ConfigError(file, '(yaml)', (e as Error).message.split('\n')[0] ?? 'cannot resolve the document');
   }
   const r = new Reader(data ?? {}, [], (path, reason) => new ConfigError(file, fmtPath(path), reason, lineOf(path)));
-  r.keys(['listeners', 'admin', 'limits', 'proxy', 'shutdown', 'logging', 'origins', 'routes', 'stores', 'dns']);
+  r.keys([
+    'listeners',
+    'admin',
+    'limits',
+    'proxy',
+    'shutdown',
+    'logging',
+    'origins',
+    'routes',
+    'stores',
+    'dns',
+    'fleet',
+  ]);
   const { readPem, readCa } = fileReaders(baseDir);
   const listeners = readListeners(r, readPem);
   const admin = readAdmin(r, listeners);
@@ -297,9 +316,10 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const shutdown = readShutdown(r);
   const logging = readLogging(r);
   const stores = r.has('stores') ? readStores(r.obj('stores'), readPem, readCa) : null;
-  const origins = readOrigins(r, readCa, egress, stores, dns);
+  const fleet = readFleet(r);
+  const origins = readOrigins(r, readCa, egress, stores, dns, fleet.route);
   const routes = readRoutes(r, origins);
-  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores };
+  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores, fleet };
 }
 
 /**

@@ -24,6 +24,9 @@ import { logEndpointEvents } from './endpoint-events.js';
 import { Spool, TempFileBudget } from '../util/spool.js';
 import { IntervalGate } from '../util/interval-gate.js';
 import { FdGuard } from './fd-guard.js';
+import { Fleet, type MemberTable } from './fleet.js';
+import { startMemberListener } from './fleet-member.js';
+import type { H2Server } from '../server/h2.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -33,6 +36,11 @@ export interface ServiceOptions {
    * Collect the process's own metric series even without an admin listener (a cluster worker whose primary has one).
    */
   processMetrics?: boolean;
+  /**
+   * This process is the fleet member of this name (a worker of `serve --workers`: docs/fleet.md): it binds a member
+   * listener, and takes part once given the member table (setFleet).
+   */
+  fleetMember?: string;
 }
 
 interface Bound {
@@ -56,6 +64,9 @@ export class Service {
   readonly #tempFiles: TempFileBudget;
   /** File descriptors running short (fd-guard.ts). */
   readonly #fds: FdGuard;
+  /** The fleet (docs/fleet.md) once a member table came, and this member's listener. */
+  #fleet: Fleet | null = null;
+  #member: H2Server | null = null;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log =
@@ -94,6 +105,13 @@ export class Service {
     try {
       s.#gen = await s.#buildGeneration(config, null);
       await s.#applyListeners(config);
+      if (o.fleetMember !== undefined) {
+        s.#fleetName = o.fleetMember;
+        s.#member = await startMemberListener({
+          fleet: () => s.#fleet,
+          upstream: (name) => s.#gen.upstreams.get(name),
+        });
+      }
       if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
       if (config.admin)
         s.#admin = await startAdmin(config.admin.host, config.admin.port, {
@@ -118,6 +136,26 @@ export class Service {
   }
   get adminPort(): number | null {
     return this.#admin?.port ?? null;
+  }
+
+  #fleetName = '';
+
+  /** This member's listener port (docs/fleet.md), or null when not a member. */
+  get memberPort(): number | null {
+    return this.#member?.address.port ?? null;
+  }
+
+  /** The fleet's members now (from the primary): every upstream routes by it from now on. */
+  setFleet(table: MemberTable): void {
+    if (this.#member === null || this.#draining) return;
+    if (this.#fleet === null) this.#fleet = new Fleet(this.#fleetName, table);
+    else this.#fleet.update(table);
+    for (const u of this.#gen.upstreams.values()) u.fleet = this.#fleet;
+  }
+
+  /** What the fleet did here, or null when not a member. */
+  fleetStats(): Record<string, unknown> | null {
+    return this.#fleet?.stats() ?? null;
   }
 
   /** The Alt-Svc value this process's own h3 listeners give (null: none bound, or `proxy.altSvcMaxAge: 0`). */
@@ -151,6 +189,9 @@ export class Service {
       out[name] =
         g === null ? u.stats() : { balance: g.balance, panic: g.panic, endpoints: g.endpoints, pools: u.stats() };
     }
+    // A member of a fleet: its members, each origin's owner and route, requests forwarded and received, its links.
+    // Under a key no origin name can take (names are letters, digits, "_", "." and "-").
+    if (this.#fleet !== null) out['(fleet)'] = this.#fleet.stats();
     return out;
   }
 
@@ -187,6 +228,7 @@ export class Service {
       const old = prev?.upstreams.get(name);
       const fresh = old && old.fingerprint === fingerprint(oc) ? null : oc;
       const u = fresh ? this.#newUpstream(fresh) : (old as Upstream);
+      u.fleet = this.#fleet;
       upstreams.set(name, u);
       for (const url of oc.urls) this.metrics.name(url, name);
     }
@@ -349,8 +391,14 @@ export class Service {
     if (this.#draining) return;
     this.#draining = true;
     const t0 = Date.now();
-    await Promise.all([...this.#listeners.values()].map((b) => b.listener.close(graceMs)));
+    // Members stop sending here as soon as the primary's table drops this worker; what they sent still finishes.
+    await Promise.all([
+      ...[...this.#listeners.values()].map((b) => b.listener.close(graceMs)),
+      this.#member?.close(graceMs),
+    ]);
     this.#listeners.clear();
+    for (const u of this.#live) u.fleet = null;
+    await this.#fleet?.close();
     this.log.debug({ tookMs: Date.now() - t0 }, 'listeners closed');
     const left = Math.max(0, graceMs - (Date.now() - t0));
     // Ref'd timers on purpose: once the listeners are closed nothing else keeps the process alive.

@@ -9,6 +9,8 @@ import { Agent, type UpgradeAnswer, type UpgradeOptions } from '../agent/agent.j
 import type { RequestCommon } from '../agent/options.js';
 import { unreachable } from '../agent/policy.js';
 import { toOriginlinkError } from '../errors.js';
+import { isIdempotentMethod } from '../http/methods.js';
+import type { Fleet, Member } from './fleet.js';
 import type { ConnRequest } from '../http/types.js';
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../store/session-store.js';
@@ -47,6 +49,8 @@ export class Upstream {
   sharedUrls = false;
   /** Requests forwarded through this upstream and not yet finished. */
   inflight = 0;
+  /** The fleet this member belongs to (docs/fleet.md), or null: every request direct. */
+  fleet: Fleet | null = null;
   /** A plain origin's one URL, as the Agent's list of targets (made once: a request allocates none). */
   readonly #urls: readonly string[];
   #retired = false;
@@ -136,6 +140,35 @@ export class Upstream {
    * (agent/policy.ts), the same as for any user of the Agent.
    */
   request(o: UpstreamRequest): Promise<OriginResponse> {
+    const f = this.fleet;
+    if (f !== null) {
+      const to = f.routeFor(this.name, this.config.fleetRoute, this.config.pool.idleTimeoutMs);
+      if (to !== null) return this.#viaOwner(f, to, o);
+    }
+    return this.requestDirect(o);
+  }
+
+  /**
+   * To the origin's owner over the member link; when the link lost it, direct — if the owner cannot have acted on
+   * it (the error proves it unsent), or it is idempotent and its answer had not begun — else the failure is the
+   * answer. One forward at most, the origin's retries once (the owner's).
+   */
+  #viaOwner(f: Fleet, to: Member, o: UpstreamRequest): Promise<OriginResponse> {
+    return f.forward(to, this.name, o).catch((e: unknown) => {
+      const err = toOriginlinkError(e);
+      const b = o.body;
+      const replayable = b === undefined || b === null || typeof b === 'string' || b instanceof Uint8Array;
+      if (o.signal?.aborted || !replayable) throw e;
+      if (err.retrySafe || (isIdempotentMethod(o.method ?? 'GET') && err.facts?.responseStarted !== true)) {
+        f.lost(to, err);
+        return this.requestDirect(o);
+      }
+      throw e;
+    });
+  }
+
+  /** To the origin itself (this member's own pools), whatever the fleet says. */
+  requestDirect(o: UpstreamRequest): Promise<OriginResponse> {
     // `group` or `origin` + `path`, never a URL parsed per request: a group by its name (AgentOptions.groups), an
     // origin by its URLs (the failover list). The forwarder's object is completed, not copied (made for this call).
     const r = o as UpstreamRequest & ({ group: string } | { origin: string | readonly string[] });

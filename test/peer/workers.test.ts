@@ -5,7 +5,7 @@
  * SIGKILLed is restarted (and the event logged), SIGTERM drains both with
  * in-flight requests finishing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -13,11 +13,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
+import { buildIfStale } from '../helpers/build.js';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Agent } from '../../src/index.js';
 import { get, oneOriginConfig } from '../helpers/serve-child.js';
+import { ServeCluster, until } from '../helpers/serve-cluster.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -42,84 +43,6 @@ function workerPids(m: Map<string, number>): Map<number, number> {
     if (g) out.set(Number(g[1]), Number(g[2]));
   }
   return out;
-}
-
-/** Poll until `check` passes (bounded); returns its last value. */
-async function until<T>(
-  what: string,
-  fn: () => Promise<T> | T,
-  check: (v: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; i < 1000; i++) {
-    const v = await fn();
-    if (check(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-/** `serve --workers 2` as a child; its JSON log lines; the worker pids it reported (for cleanup). */
-class ServeCluster {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  readonly pids = new Set<number>();
-  #out = '';
-  constructor(cfgFile: string) {
-    this.child = spawn(process.execPath, [CLI, 'serve', '--config', cfgFile, '--workers', '2'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout?.on('data', (d) => {
-      this.#out += String(d);
-    });
-    this.child.stderr?.on('data', (d) => {
-      this.#out += String(d);
-    });
-    this.exited = new Promise((r) =>
-      this.child.once('exit', (code, signal) => {
-        // Said in the test output: a primary that goes away unasked (seen once in ~20 runs, not yet explained) leaves its last words here.
-        console.log(
-          `serve --workers exited: code ${code}, signal ${signal}; last lines: ${this.#out
-            .split('\n')
-            .filter((l) => l && !l.includes('"msg":"request"'))
-            .slice(-8)
-            .join('\n')}`,
-        );
-        r(code);
-      }),
-    );
-  }
-  lines(): Array<Record<string, unknown>> {
-    return this.#out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-  serving(): Promise<unknown> {
-    return until(
-      'the primary to serve',
-      () => this.lines(),
-      (ls) => ls.some((l) => l['role'] === 'primary' && l['msg'] === 'originlink serving'),
-      20_000,
-    );
-  }
-  /** Only processes this test started: the primary, and the workers it reported. */
-  kill(): void {
-    for (const l of this.lines()) if (typeof l['workerPid'] === 'number') this.pids.add(l['workerPid']);
-    for (const l of this.lines())
-      if (Array.isArray(l['workerPids'])) for (const p of l['workerPids'] as number[]) this.pids.add(p);
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    for (const pid of this.pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  }
 }
 
 /** A tiny h1 origin: `?ms=` answers late. */
@@ -149,7 +72,8 @@ describe('serve --workers 2 (node:cluster)', () => {
       admin: `{ host: 127.0.0.1, port: ${admin} }`,
       graceMs: 8000,
       origin: originPort,
-      extra,
+      // Each worker's own pools (the fleet's owner route is fleet.test.ts's): the counts below are per worker.
+      extra: `${extra}fleet: { route: direct }\n`,
     });
 
   beforeAll(async () => {

@@ -1,0 +1,367 @@
+#!/usr/bin/env node
+// `npm run bench -- fleet-reuse`: a long-tail workload over many origins (docs/fleet.md, issue 56) in front of one
+// nginx serving every origin on a TLS port of its own and counting its own connections (`$connection` in its access
+// log). The same load through each configuration: originlink as one process, `serve --workers W` with the fleet's
+// `direct`, `auto` and `owner` routes, and nginx with W workers (`keepalive` per upstream) as the anchor. Each row:
+// origin connections opened and reuse at the origin (counted at the origin: 1 − connections ÷ requests), client
+// p50/p99, CPU per request of the proxy's processes summed, failed requests. Configurations run in rounds, their order
+// reversed every other round (this machine drifts); the table gives each configuration's median over the rounds.
+// Knobs (env): BENCH_ORIGINS (100), BENCH_RATE (200 req/s, all origins together), BENCH_ZIPF (1.0: the exponent of the
+// Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's keepalive_timeout, s), BENCH_WARMUP (10 s of load
+// before the counted window), BENCH_DURATION (20 s: the counted window),
+// BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx), BENCH_CONNECTIONS
+// (16: the load's client connections to the front), BENCH_DIST.
+// Needs: nginx (Debian: nginx-light), a built dist/.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { makeCerts } from '../lib/certs.mjs';
+import { DIST } from '../lib/dist.mjs';
+import { alive, freePort, scratch, serviceArgv, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
+import { ResultWriter } from '../lib/results.mjs';
+import { quantile } from '../lib/stats.mjs';
+
+const env = process.env;
+const ORIGINS = Number(env.BENCH_ORIGINS ?? 100);
+const RATE = Number(env.BENCH_RATE ?? 200);
+const ZIPF = Number(env.BENCH_ZIPF ?? 1);
+const KEEPALIVE = Number(env.BENCH_KEEPALIVE ?? 15);
+const DURATION = Number(env.BENCH_DURATION ?? 20);
+const WARMUP = Number(env.BENCH_WARMUP ?? 10);
+const WORKERS = Number(env.BENCH_WORKERS ?? 2);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 1);
+const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
+const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx').split(',').filter(Boolean);
+for (const [k, ok] of [
+  ['BENCH_ORIGINS', Number.isInteger(ORIGINS) && ORIGINS >= 1 && ORIGINS <= 2000],
+  ['BENCH_RATE', RATE > 0 && RATE <= 20_000],
+  ['BENCH_ZIPF', ZIPF >= 0 && ZIPF <= 4],
+  ['BENCH_KEEPALIVE', KEEPALIVE >= 1 && KEEPALIVE <= 3600],
+  ['BENCH_DURATION', DURATION >= 1 && DURATION <= 3600],
+  ['BENCH_WARMUP', WARMUP >= 0 && WARMUP <= 3600],
+  ['BENCH_WORKERS', Number.isInteger(WORKERS) && WORKERS >= 2 && WORKERS <= 64],
+  ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
+  ['BENCH_CONFIGS', CONFIGS.every((c) => ['one', 'direct', 'auto', 'owner', 'nginx'].includes(c))],
+]) {
+  if (!ok) {
+    console.error(`bench/fleet-reuse: bad ${k}`);
+    process.exit(2);
+  }
+}
+
+const { dir, procs } = scratch('ol-fleet-reuse-');
+const certs = makeCerts();
+
+// The origins: one nginx process, a TLS port per origin, each request's connection serial in one access log.
+const originPorts = [];
+for (let i = 0; i < ORIGINS; i++) originPorts.push(await freePort());
+const originDir = join(dir, 'origin');
+mkdirSync(join(originDir, 'www'), { recursive: true });
+writeFileSync(
+  join(originDir, 'nginx.conf'),
+  `daemon off;
+worker_processes 1;
+pid ${originDir}/nginx.pid;
+error_log ${originDir}/error.log warn;
+events { worker_connections 16384; }
+http {
+  log_format c '$connection';
+  access_log ${originDir}/access.log c;
+  keepalive_timeout ${KEEPALIVE}s;
+  keepalive_requests 1000000;
+  ssl_certificate ${certs.certPath};
+  ssl_certificate_key ${certs.keyPath};
+  ssl_session_cache shared:SSL:8m;
+  root ${originDir}/www;
+${originPorts.map((p) => `  server { listen 127.0.0.1:${p} ssl; location / { return 200 "${'x'.repeat(512)}"; } }`).join('\n')}
+}
+`,
+);
+const origin = spawn(
+  'nginx',
+  ['-p', originDir, '-c', join(originDir, 'nginx.conf'), '-e', join(originDir, 'error.log')],
+  {
+    stdio: 'ignore',
+  },
+);
+procs.push(origin);
+await waitPort(originPorts[ORIGINS - 1]);
+const originLog = join(originDir, 'access.log');
+const logLines = () => {
+  try {
+    return readFileSync(originLog, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+// The proxies: origin `oN` behind the path prefix /oN/ (stripped), on one cleartext HTTP/1.1 front.
+const originlinkConfig = (front, admin, route) => `
+listeners:
+  - { name: front, kind: http, host: 127.0.0.1, port: ${front} }
+admin: { host: 127.0.0.1, port: ${admin} }
+logging: { requests: false, level: warn }
+fleet: { route: ${route} }
+origins:
+${originPorts.map((p, i) => `  o${i}: { url: "https://127.0.0.1:${p}", protocol: h1, tls: { ca: ${certs.caPath} } }`).join('\n')}
+routes:
+${originPorts.map((_, i) => `  - { path: /o${i}/, origin: o${i}, stripPrefix: true }`).join('\n')}
+`;
+const nginxProxyConfig = (front, d) => `daemon off;
+worker_processes ${WORKERS};
+pid ${d}/nginx.pid;
+error_log ${d}/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  proxy_ssl_trusted_certificate ${certs.caPath};
+  proxy_ssl_verify on;
+  proxy_ssl_name localhost;
+  proxy_ssl_session_reuse on;
+${originPorts.map((p, i) => `  upstream o${i} { server 127.0.0.1:${p}; keepalive 32; }`).join('\n')}
+  server {
+    listen 127.0.0.1:${front};
+${originPorts
+  .map(
+    (_, i) =>
+      `    location /o${i}/ { proxy_pass https://o${i}/; proxy_http_version 1.1; proxy_set_header Connection ""; }`,
+  )
+  .join('\n')}
+  }
+}
+`;
+
+async function startProxy(kind) {
+  const front = await freePort();
+  const admin = await freePort();
+  const d = join(dir, `${kind}-${front}`);
+  mkdirSync(d, { recursive: true });
+  let p;
+  if (kind === 'nginx') {
+    writeFileSync(join(d, 'nginx.conf'), nginxProxyConfig(front, d));
+    p = spawn('nginx', ['-p', d, '-c', join(d, 'nginx.conf'), '-e', join(d, 'error.log')], { stdio: 'ignore' });
+  } else {
+    const route = kind === 'one' ? 'direct' : kind;
+    writeFileSync(join(d, 'c.yaml'), originlinkConfig(front, admin, route));
+    const [node, ...args] = serviceArgv(DIST);
+    const workers = kind === 'one' ? [] : ['--workers', String(WORKERS)];
+    p = spawn(node, [...args, 'serve', '--config', join(d, 'c.yaml'), ...workers], { stdio: 'ignore' });
+  }
+  procs.push(p);
+  await waitPort(front, 30_000);
+  // The workers of `serve --workers` learn the member table once each is ready: a moment for the last one.
+  if (kind !== 'nginx' && kind !== 'one') await new Promise((r) => setTimeout(r, 1000));
+  return { p, front, admin: kind === 'nginx' ? null : admin };
+}
+
+/** The fleet's counters of every worker (/stats): requests forwarded to an owner, received as one, lost links. */
+async function fleetCounts(admin) {
+  if (admin === null) return null;
+  const body = await new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port: admin, path: '/stats' }, (res) => {
+        let b = '';
+        res.on('data', (d) => {
+          b += d;
+        });
+        res.on('end', () => resolve(b));
+      })
+      .on('error', () => resolve('{}'));
+  });
+  let forwarded = 0;
+  let received = 0;
+  let links = 0;
+  try {
+    const st = JSON.parse(body);
+    for (const w of st.workers ?? [{ body: st }]) {
+      const f = w.body?.['(fleet)'];
+      if (!f) continue;
+      for (const o of Object.values(f.origins)) {
+        forwarded += o.forwarded;
+        received += o.received;
+      }
+      for (const l of f.links ?? []) links += l.connectionsOpened ?? 0;
+    }
+  } catch {
+    /* no stats */
+  }
+  return { forwarded, received, linkConnections: links };
+}
+
+/** Zipf(s) over n ranks: the cumulative weights, for an inverse-CDF draw. */
+const cdf = (() => {
+  const w = Array.from({ length: ORIGINS }, (_, i) => 1 / (i + 1) ** ZIPF);
+  const total = w.reduce((a, b) => a + b, 0);
+  let acc = 0;
+  return w.map((x) => (acc += x / total));
+})();
+const draw = () => {
+  const u = Math.random();
+  let lo = 0;
+  let hi = ORIGINS - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cdf[mid] < u) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+};
+
+/** A fixed request rate for DURATION s over CONNS keep-alive connections to the front: latencies and failures. */
+/**
+ * The load for WARMUP + DURATION s; `onWindow` is called when the counted window starts (after the warm-up), and
+ * the latencies and failures are the window's.
+ */
+async function load(front, onWindow) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
+  const lat = [];
+  let failed = 0;
+  let sent = 0;
+  const statuses = {};
+  const t0 = performance.now();
+  const windowAt = t0 + WARMUP * 1000;
+  const end = windowAt + DURATION * 1000;
+  const inflight = new Set();
+  let counting = false;
+  let counted = 0;
+  while (performance.now() < end) {
+    if (!counting && performance.now() >= windowAt) {
+      counting = true;
+      onWindow();
+    }
+    const due = t0 + (sent * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sent++;
+    if (counting) counted++;
+    const i = draw();
+    const s = performance.now();
+    const inWindow = counting;
+    const p = new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: front, path: `/o${i}/r`, agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) {
+            if (inWindow) lat.push(performance.now() - s);
+          } else {
+            failed++;
+            statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+          }
+          resolve();
+        });
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => {
+        failed++;
+        statuses[e.code ?? e.message] = (statuses[e.code ?? e.message] ?? 0) + 1;
+        resolve();
+      });
+    });
+    inflight.add(p);
+    p.then(() => inflight.delete(p));
+  }
+  await Promise.all(inflight);
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  return { sent, counted, ok: lat.length, failed, statuses, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
+}
+
+async function run(kind) {
+  const { p, front, admin } = await startProxy(kind);
+  const before = logLines().length;
+  let windowFrom = before;
+  let cpu0 = treeCpuNs(p.pid);
+  const r = await load(front, () => {
+    windowFrom = logLines().length;
+    cpu0 = treeCpuNs(p.pid);
+  });
+  const cpuNs = treeCpuNs(p.pid) - cpu0;
+  // nginx writes a request's line just after its response: a moment for the last ones.
+  await new Promise((res) => setTimeout(res, 300));
+  const all = logLines();
+  const lines = all.slice(before);
+  const conns = new Set(lines).size;
+  // In the window: connections that carried a request there and none before it (opened in the window).
+  const earlier = new Set(all.slice(before, windowFrom));
+  const win = all.slice(windowFrom);
+  const winConns = new Set(win.filter((c) => !earlier.has(c))).size;
+  const fleet = await fleetCounts(admin);
+  await stopChild(p, 5000);
+  return {
+    config: kind,
+    requests: r.sent,
+    failed: r.failed,
+    failures: r.statuses,
+    originRequests: lines.length,
+    originConnections: conns,
+    reuse: lines.length ? 1 - conns / lines.length : 0,
+    windowRequests: win.length,
+    windowConnections: winConns,
+    windowReuse: win.length ? 1 - winConns / win.length : 0,
+    p50: r.p50,
+    p99: r.p99,
+    cpuUsPerRequest: r.ok ? cpuNs / 1000 / r.ok : null,
+    fleet,
+  };
+}
+
+const rounds = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse();
+  const rows = [];
+  for (const c of order) {
+    const row = await run(c);
+    rows.push(row);
+    console.log(
+      `round ${round + 1}: ${c}: from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
+    );
+  }
+  rounds.push(rows);
+}
+if (alive(origin)) await stopChild(origin);
+
+const med = (xs) => {
+  const s = xs.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : null;
+};
+const rowsFor = (c) => rounds.map((rs) => rs.find((r) => r.config === c));
+const label = {
+  one: 'originlink, one process',
+  direct: `originlink, ${WORKERS} workers, direct`,
+  auto: `originlink, ${WORKERS} workers, auto`,
+  owner: `originlink, ${WORKERS} workers, owner`,
+  nginx: `nginx, ${WORKERS} workers (keepalive 32)`,
+};
+const one = med(rowsFor('one').map((r) => r?.originConnections));
+const oneWin = med(rowsFor('one').map((r) => r?.windowConnections));
+const ratio = (x, base) => (base ? (x / base).toFixed(2) : '–');
+console.log(
+  `\n${ORIGINS} origins (Zipf ${ZIPF}), ${RATE} req/s for ${WARMUP} s of warm-up then a counted window of ${DURATION} s, over ${CONNS} client connections, origin keep-alive ${KEEPALIVE} s; medians of ${ROUNDS} round(s). Connections counted at the origin; "window": opened in the window.\n`,
+);
+console.log(
+  '| in front of the origins | origin connections from cold (÷ one process) | in the window (÷ one process) | reuse at the origin, cold / window | p50 ms | p99 ms | CPU µs/req, window (all processes) | failed |',
+);
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+const table = CONFIGS.map((c) => {
+  const rs = rowsFor(c);
+  const row = {
+    config: c,
+    originConnections: med(rs.map((r) => r.originConnections)),
+    windowConnections: med(rs.map((r) => r.windowConnections)),
+    reuse: med(rs.map((r) => r.reuse)),
+    windowReuse: med(rs.map((r) => r.windowReuse)),
+    p50: med(rs.map((r) => r.p50)),
+    p99: med(rs.map((r) => r.p99)),
+    cpuUsPerRequest: med(rs.map((r) => r.cpuUsPerRequest)),
+    failed: rs.reduce((n, r) => n + r.failed, 0),
+  };
+  console.log(
+    `| ${label[c]} | ${row.originConnections} (${ratio(row.originConnections, one)}) | ${row.windowConnections} (${ratio(row.windowConnections, oneWin)}) | ${(100 * row.reuse).toFixed(1)} % / ${(100 * row.windowReuse).toFixed(1)} % | ${row.p50?.toFixed(2)} | ${row.p99?.toFixed(2)} | ${row.cpuUsPerRequest?.toFixed(0)} | ${row.failed} |`,
+  );
+  return row;
+});
+const w = new ResultWriter('fleet-reuse');
+console.log(
+  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, WARMUP, DURATION, WORKERS, ROUNDS, CONNS, CONFIGS }, rounds, table })}`,
+);

@@ -1,0 +1,96 @@
+/**
+ * A member's side of the member links (docs/fleet.md): its member listener, HTTP/2 cleartext on a loopback port of
+ * its own, where other members send the requests of the origins it owns. A request without the run's token is
+ * refused (403): the member port is no open proxy. The request goes to the named origin of this member's own config
+ * direct — one forward at most — with the fields, authority and body the sending member made for the origin; the
+ * origin's answer goes back as it is (end-to-end fields, body, trailers), and a failure as the status the forwarder
+ * gives it with its code.
+ */
+import { toOriginlinkError } from '../errors.js';
+import { endToEnd, markClean } from '../http/fields.js';
+import type { HeaderList } from '../http/types.js';
+import type { ServerRequest, ServerResponse } from '../server/request.js';
+import { startH2Server, type H2Server } from '../server/h2.js';
+import { FLEET_AUTHORITY, FLEET_FROM, FLEET_ORIGIN, FLEET_TOKEN, type Fleet } from './fleet.js';
+import { statusForError } from './forward-response.js';
+import { trailerList } from './headers.js';
+import type { Upstream, UpstreamRequest } from './upstream.js';
+
+/** What the member listener reads of its service now (the fleet and the upstreams change with reloads). */
+export interface MemberHooks {
+  fleet(): Fleet | null;
+  upstream(name: string): Upstream | undefined;
+}
+
+export function startMemberListener(hooks: MemberHooks): Promise<H2Server> {
+  return startH2Server({
+    host: '127.0.0.1',
+    port: 0,
+    handler: (req) => serveMember(hooks, req),
+    maxConcurrentStreams: 1000,
+    idleTimeoutMs: 0,
+  });
+}
+
+async function serveMember(hooks: MemberHooks, req: ServerRequest): Promise<ServerResponse> {
+  const fleet = hooks.fleet();
+  let token: string | undefined;
+  let origin: string | undefined;
+  let authority: string | undefined;
+  const headers: HeaderList = [];
+  for (const f of req.headers) {
+    if (f[0] === FLEET_TOKEN) token = f[1];
+    else if (f[0] === FLEET_ORIGIN) origin = f[1];
+    else if (f[0] === FLEET_AUTHORITY) authority = f[1];
+    else if (f[0] !== FLEET_FROM) headers.push(f);
+  }
+  if (fleet === null || !fleet.trusts(token)) return refuse(403, 'not a member of this fleet', 'fleet_untrusted');
+  const u = origin === undefined ? undefined : hooks.upstream(origin);
+  if (u === undefined)
+    return refuse(502, `no origin ${JSON.stringify(origin ?? '')} in this member's config`, 'fleet_unknown_origin');
+  fleet.noteReceived(u.name);
+  const o: UpstreamRequest = {
+    path: req.path,
+    method: req.method,
+    headers: markClean(headers),
+    signal: req.signal,
+    onInformational: (status, fields, reason) => {
+      if (status !== 100) req.informational(status, endToEnd(fields), reason);
+    },
+  };
+  if (authority !== undefined) o.authority = authority;
+  if (req.bodyLength !== 0) o.body = req.body;
+  u.inflight++;
+  try {
+    const up = await u.requestDirect(o);
+    const whole = up.takeComplete();
+    if (whole) {
+      u.done();
+      const res: ServerResponse = { status: up.status, headers: endToEnd(up.headers), body: whole.bytes };
+      if (whole.trailers.length) res.trailers = trailerList(whole.trailers) ?? [];
+      return res;
+    }
+    up.body.once('close', () => u.done());
+    return {
+      status: up.status,
+      headers: endToEnd(up.headers),
+      body: up.body,
+      trailersLater: up.trailers.then(trailerList, () => null),
+    };
+  } catch (e) {
+    u.done();
+    const err = toOriginlinkError(e);
+    return refuse(statusForError(err.code), err.message.split('\n')[0] ?? err.code, err.code);
+  }
+}
+
+function refuse(status: number, reason: string, code: string): ServerResponse {
+  return {
+    status,
+    headers: [
+      ['content-type', 'text/plain; charset=utf-8'],
+      ['x-originlink-error', code],
+    ],
+    body: `${status}: ${reason}\n`,
+  };
+}

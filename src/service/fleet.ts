@@ -1,0 +1,244 @@
+/**
+ * The fleet (docs/fleet.md): the members that share their origins' connections, and for each origin its owner —
+ * the member whose pool holds the fleet's connections to it — by weighted rendezvous hashing over the live members
+ * (a member that joins or leaves moves only its own share). A member sends an origin's requests to its owner over
+ * a member link (HTTP/2, one multiplexed connection per member) or direct, by the origin's `fleet.route`:
+ * `direct`, `owner`, or `auto` (owner until this member's own requests keep a pool of its own warm: `autoDirect`).
+ *
+ * This build's members are the workers of one `serve --workers` (cluster.ts hands each worker the member table);
+ * each worker is reachable as itself on a loopback port of its own, and a member link proves itself with the
+ * run's token (made by the primary, passed over IPC only). One forward at most: a forwarded request is served
+ * direct by its owner.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Agent } from '../agent/agent.js';
+import type { OriginResponse } from '../agent/response.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
+import type { HeaderList } from '../http/types.js';
+import type { FleetRoute } from './config.js';
+import type { UpstreamRequest } from './upstream.js';
+
+/** One member as the primary announces it. */
+export interface Member {
+  /** Its name in the fleet (a worker: `w<slot>`). */
+  name: string;
+  /** Its member listener, `http://127.0.0.1:PORT`. */
+  url: string;
+  weight: number;
+}
+
+/** What the primary tells every worker (cluster.ts): the live members, this run's token. */
+export interface MemberTable {
+  members: Member[];
+  token: string;
+}
+
+/** Fields a forwarded request carries on the member link (never past the owner). */
+export const FLEET_TOKEN = 'originlink-fleet-token';
+export const FLEET_ORIGIN = 'originlink-fleet-origin';
+export const FLEET_AUTHORITY = 'originlink-fleet-authority';
+export const FLEET_FROM = 'originlink-fleet-from';
+
+/**
+ * `auto` goes direct once this member's own requests to an origin come at least AUTO_DIRECT times per idle timeout
+ * (its pool then stays warm), and back to the owner below AUTO_OWNER. Why these: a gap longer than the idle timeout
+ * T costs a handshake; with requests at rate r, Poisson gaps exceed T with probability e^(−rT), so direct costs
+ * e^(−rT) handshakes a request while the owner route costs one hop. A TLS handshake costs both ends about 30× a
+ * proxied hop in CPU (bench/RESULTS.md: handshake, proxy), so direct wins once e^(−rT) < 1/30, rT > 3.4.
+ */
+export const AUTO_DIRECT = 4;
+export const AUTO_OWNER = 2;
+/** How long a member whose link failed stays out of this member's hash, ms. */
+const DOWN_MS = 1000;
+/** Requests counted over windows of this length, ms; the rate is an EWMA over them (half weight per window). */
+const RATE_WINDOW_MS = 5000;
+
+/** Per origin at this member: its request rate and the route `auto` took last. */
+class OriginRate {
+  count = 0;
+  windowAt: number;
+  /** Requests per ms, smoothed. */
+  rate = 0;
+  direct = false;
+
+  constructor(now: number) {
+    this.windowAt = now;
+  }
+
+  /**
+   * One request now; the smoothed rate after it: 0 until a first window closed (a member starts every origin on the
+   * owner route), then per closed window the window's rate, the older estimate halved for every window that passed.
+   */
+  tick(now: number): number {
+    this.count++;
+    const elapsed = now - this.windowAt;
+    if (elapsed >= RATE_WINDOW_MS) {
+      const r = this.count / elapsed;
+      const keep = 0.5 ** (elapsed / RATE_WINDOW_MS);
+      this.rate = this.rate === 0 ? r : this.rate * keep + r * (1 - keep);
+      this.count = 0;
+      this.windowAt = now;
+    }
+    return this.rate;
+  }
+}
+
+export class Fleet {
+  readonly self: string;
+  #table: MemberTable;
+  #link: Agent;
+  /** Owner per origin name under the current table (cleared when it changes). */
+  #owners = new Map<string, Member | null>();
+  #rates = new Map<string, OriginRate>();
+  /** Members whose link just failed, until when (#lost). */
+  #down = new Map<string, number>();
+  /** Requests sent to an owner, and received as owner, per origin: /stats. */
+  readonly forwarded = new Map<string, number>();
+  readonly received = new Map<string, number>();
+
+  constructor(self: string, table: MemberTable) {
+    this.self = self;
+    this.#table = table;
+    // One HTTP/2 connection per member (prior knowledge, cleartext on loopback), no retries of its own: a request
+    // the link lost goes direct (Upstream) or fails as a lost origin connection does.
+    this.#link = new Agent({ protocol: 'h2', maxRetries: 0, tfo: false, pool: { maxConnections: 1 } });
+  }
+
+  get members(): readonly Member[] {
+    return this.#table.members;
+  }
+
+  /** A new member table (a worker came or went). */
+  update(table: MemberTable): void {
+    this.#table = table;
+    this.#down.clear();
+    this.#owners.clear();
+  }
+
+  /** The run's token, compared in constant time. */
+  trusts(token: string | undefined): boolean {
+    if (token === undefined) return false;
+    const a = Buffer.from(token);
+    const b = Buffer.from(this.#table.token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** The owner of `origin` among the live members (weighted rendezvous), or null when there is none. */
+  owner(origin: string): Member | null {
+    if (this.#down.size > 0) this.#expireDown();
+    let o = this.#owners.get(origin);
+    if (o === undefined) {
+      const live =
+        this.#down.size === 0 ? this.#table.members : this.#table.members.filter((m) => !this.#down.has(m.name));
+      o = rendezvous(origin, live);
+      this.#owners.set(origin, o);
+    }
+    return o;
+  }
+
+  /**
+   * A link to `m` lost a request (it refused, reset or closed): out of this member's hash for DOWN_MS, so its origins
+   * move to the next member in rendezvous order at once (the primary's table drops a worker that exited).
+   */
+  lost(m: Member, _err: OriginlinkError): void {
+    if (this.#down.has(m.name)) return;
+    this.#down.set(m.name, performance.now() + DOWN_MS);
+    this.#owners.clear();
+  }
+
+  #expireDown(): void {
+    const now = performance.now();
+    for (const [name, until] of this.#down)
+      if (now >= until) {
+        this.#down.delete(name);
+        this.#owners.clear();
+      }
+  }
+
+  /**
+   * Where this request for `origin` goes: the owner's member (another member), or null for direct — `route`, the
+   * origin's idle timeout for `auto`.
+   */
+  routeFor(origin: string, route: FleetRoute, idleTimeoutMs: number): Member | null {
+    if (route === 'direct') return null;
+    const owner = this.owner(origin);
+    if (owner === null || owner.name === this.self) return null;
+    if (route === 'owner') return owner;
+    const now = performance.now();
+    let r = this.#rates.get(origin);
+    if (r === undefined) this.#rates.set(origin, (r = new OriginRate(now)));
+    const perIdle = r.tick(now) * idleTimeoutMs;
+    r.direct = r.direct ? perIdle >= AUTO_OWNER : perIdle >= AUTO_DIRECT;
+    return r.direct ? null : owner;
+  }
+
+  /** The request sent to `to` for `origin` over the member link. */
+  forward(to: Member, origin: string, o: UpstreamRequest): Promise<OriginResponse> {
+    this.forwarded.set(origin, (this.forwarded.get(origin) ?? 0) + 1);
+    const headers: HeaderList = [
+      ...(o.headers as HeaderList),
+      [FLEET_TOKEN, this.#table.token],
+      [FLEET_ORIGIN, origin],
+      [FLEET_FROM, this.self],
+    ];
+    if (o.authority !== undefined) headers.push([FLEET_AUTHORITY, o.authority]);
+    const req: Parameters<Agent['request']>[0] = { origin: to.url, path: o.path, headers };
+    if (o.method !== undefined) req.method = o.method;
+    if (o.body !== undefined) req.body = o.body;
+    if (o.signal !== undefined) req.signal = o.signal;
+    if (o.onInformational !== undefined) req.onInformational = o.onInformational;
+    if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
+    return this.#link.request(req);
+  }
+
+  /** One request received as owner. */
+  noteReceived(origin: string): void {
+    this.received.set(origin, (this.received.get(origin) ?? 0) + 1);
+  }
+
+  stats(): Record<string, unknown> {
+    const origins: Record<string, unknown> = {};
+    for (const name of new Set([...this.forwarded.keys(), ...this.received.keys(), ...this.#rates.keys()]))
+      origins[name] = {
+        owner: this.owner(name)?.name ?? null,
+        forwarded: this.forwarded.get(name) ?? 0,
+        received: this.received.get(name) ?? 0,
+        route: this.#rates.get(name)?.direct ? 'direct' : 'owner',
+      };
+    return {
+      self: this.self,
+      members: this.#table.members.map((m) => ({ name: m.name, url: m.url })),
+      origins,
+      links: this.#link.stats(),
+    };
+  }
+
+  close(): Promise<void> {
+    return this.#link.close();
+  }
+}
+
+/**
+ * Weighted rendezvous hashing: each member scores −w / ln(u), u ∈ (0, 1) a hash of (origin, member); the highest
+ * wins (Schindelhauer and Schomaker's weighted form). A member's leaving moves only the origins it owned.
+ */
+export function rendezvous(origin: string, members: readonly Member[]): Member | null {
+  let best: Member | null = null;
+  let bestScore = -Infinity;
+  for (const m of members) {
+    const h = createHash('sha256').update(origin).update('\0').update(m.name).digest();
+    // 52 bits of the hash as a fraction strictly between 0 and 1.
+    const u = (Number(h.readBigUInt64BE(0) >> 12n) + 0.5) / 2 ** 52;
+    const score = -m.weight / Math.log(u);
+    if (score > bestScore || (score === bestScore && best !== null && m.name < best.name)) {
+      best = m;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** A request on the member port without the run's token: refused (the member port is no open proxy). */
+export function untrusted(): OriginlinkError {
+  return new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', 'not a member of this fleet');
+}

@@ -1,0 +1,159 @@
+/**
+ * docs/fleet.md with `serve --workers 2` in front of a real nginx origin that counts its own connections:
+ * with `route: owner` every request reaches the origin through the owner's pool (the origin sees the connections
+ * of one process, not one per worker) and each worker's /stats says who owns the origin; `direct` opens one per
+ * worker, as before; the member port refuses a client without the run's token; the owner SIGKILLed under
+ * sequential GETs fails none of them.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../src/index.js';
+import { buildIfStale } from '../helpers/build.js';
+import { Nginx } from '../helpers/nginx.js';
+import { freePort } from '../helpers/ports.js';
+import { get } from '../helpers/serve-child.js';
+import { ServeCluster, until } from '../helpers/serve-cluster.js';
+
+interface FleetStats {
+  self: string;
+  members: Array<{ name: string; url: string }>;
+  origins: Record<string, { owner: string | null; forwarded: number; received: number }>;
+}
+
+describe('fleet: the workers of serve --workers 2 share each origin through its owner', () => {
+  let dir: string;
+  let nginx: Nginx;
+  let front: number;
+  let admin: number;
+  const clusters: ServeCluster[] = [];
+
+  const start = async (route: 'owner' | 'direct'): Promise<ServeCluster> => {
+    const cfg = join(dir, `${route}.yaml`);
+    writeFileSync(
+      cfg,
+      `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: ${front} }
+admin: { host: 127.0.0.1, port: ${admin} }
+shutdown: { graceMs: 2000 }
+fleet: { route: ${route} }
+origins:
+  app: { url: "http://127.0.0.1:${nginx.port}", protocol: h1 }
+routes:
+  - { path: /, origin: app }
+`,
+    );
+    const sc = new ServeCluster(cfg);
+    clusters.push(sc);
+    await sc.serving();
+    return sc;
+  };
+
+  const fleetStats = async (): Promise<FleetStats[]> => {
+    const st = JSON.parse((await get(admin, '/stats')).body) as {
+      workers: Array<{ worker: number; body: Record<string, unknown> | null }>;
+    };
+    return st.workers.map((w) => w.body?.['(fleet)'] as FleetStats).filter((x) => x !== undefined);
+  };
+
+  /** `n` GETs, each on a connection of its own (node:cluster hands connections, not requests, to workers). */
+  const gets = async (n: number, tag: string): Promise<Array<number | string>> => {
+    const out: Array<number | string> = [];
+    for (let i = 0; i < n; i++)
+      out.push(
+        await get(front, `/small.txt?${tag}${i}`).then(
+          (r) => r.status,
+          (e: NodeJS.ErrnoException) => e.code ?? 'error',
+        ),
+      );
+    return out;
+  };
+
+  const stop = async (sc: ServeCluster): Promise<void> => {
+    sc.child.kill('SIGTERM');
+    await Promise.race([sc.exited, new Promise((r) => setTimeout(r, 10_000))]);
+    sc.kill();
+  };
+
+  beforeAll(async () => {
+    buildIfStale();
+    dir = mkdtempSync(join(tmpdir(), 'ol-fleet-'));
+    nginx = await Nginx.start({ tls: false });
+    [front, admin] = await Promise.all([freePort(), freePort()]);
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const sc of clusters) sc.kill();
+    await nginx?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('owner: both workers serve, the origin sees one process worth of connections', async () => {
+    const sc = await start('owner');
+    // Both workers in each other's table before the load (the primary tells them as each is ready).
+    await until(
+      'both workers to know the fleet',
+      fleetStats,
+      (s) => s.length === 2 && s.every((x) => x.members.length === 2),
+    );
+    const from = nginx.log().length;
+    expect(new Set(await gets(40, 'o'))).toEqual(new Set([200]));
+    const lines = await nginx.logSince(from, 40);
+    expect(lines).toHaveLength(40);
+    // Sequential requests through one owner's pool: one origin connection carries them all.
+    expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+    const stats = await fleetStats();
+    const owners = new Set(stats.map((s) => s.origins['app']?.owner));
+    expect(owners.size).toBe(1);
+    const owner = [...owners][0] as string;
+    const byName = new Map(stats.map((s) => [s.self, s.origins['app']]));
+    const other = stats.find((s) => s.self !== owner) as FleetStats;
+    // Requests that reached the other worker's front went to the owner: its forwarded ones are the owner's received.
+    expect(byName.get(other.self)?.forwarded).toBeGreaterThan(0);
+    expect(byName.get(owner)?.received).toBe(byName.get(other.self)?.forwarded);
+
+    // The member port is no open proxy: without the run's token, 403.
+    const ownerUrl = (stats[0] as FleetStats).members.find((m) => m.name === owner)?.url as string;
+    const stranger = new Agent({ protocol: 'h2' });
+    try {
+      const res = await stranger.request({
+        origin: ownerUrl,
+        path: '/small.txt',
+        headers: { 'originlink-fleet-origin': 'app', 'originlink-fleet-token': 'guess' },
+      });
+      expect(res.status).toBe(403);
+      expect(res.headers.find(([n]) => n === 'x-originlink-error')?.[1]).toBe('fleet_untrusted');
+      await res.text();
+    } finally {
+      await stranger.close();
+    }
+
+    // The owner SIGKILLed while GETs go on: no answer is an error status (the survivor's link loses the request and
+    // sends it direct, then owns the origin). The one GET that may be on the victim's own front connection at that
+    // moment loses its connection, as any client of a dying process does.
+    const victim = sc
+      .lines()
+      .find((l) => l['msg'] === 'originlink serving' && l['worker'] === Number(owner.slice(1)))?.['pid'] as number;
+    expect(typeof victim).toBe('number');
+    const during = gets(30, 'k');
+    await new Promise((r) => setTimeout(r, 20));
+    process.kill(victim, 'SIGKILL');
+    const got = await during;
+    expect(got.filter((x) => typeof x === 'number' && x !== 200)).toEqual([]);
+    expect(got.filter((x) => typeof x === 'string').length).toBeLessThanOrEqual(1);
+    await stop(sc);
+  }, 90_000);
+
+  it('direct: each worker its own origin connections', async () => {
+    const sc = await start('direct');
+    const from = nginx.log().length;
+    expect(new Set(await gets(40, 'd'))).toEqual(new Set([200]));
+    const lines = await nginx.logSince(from, 40);
+    expect(new Set(lines.map((l) => l.connection)).size).toBe(2);
+    const stats = await fleetStats();
+    for (const s of stats) expect(s.origins['app']?.forwarded ?? 0).toBe(0);
+    await stop(sc);
+  }, 60_000);
+});

@@ -1,0 +1,78 @@
+/**
+ * service/fleet.ts: the owner of an origin by weighted rendezvous hashing — spread over the members by weight, a
+ * fourth member takes about a quarter of the origins and moves no other, a member's leaving moves only its own —
+ * and the routes: `direct` never forwards, `owner` always (unless this member owns it), `auto` starts on the owner.
+ */
+import { describe, expect, it } from 'vitest';
+import { Fleet, rendezvous, type Member } from '../../src/service/fleet.js';
+
+const member = (name: string, weight = 1): Member => ({ name, url: `http://127.0.0.1:1/${name}`, weight });
+const origins = Array.from({ length: 4000 }, (_, i) => `origin-${i}`);
+
+describe('rendezvous owner', () => {
+  it('spreads origins by weight', () => {
+    const ms = [member('a'), member('b'), member('c', 2)];
+    const n = new Map<string, number>();
+    for (const o of origins) {
+      const w = rendezvous(o, ms)?.name as string;
+      n.set(w, (n.get(w) ?? 0) + 1);
+    }
+    // Expected shares 1/4, 1/4, 1/2 of 4,000: within 10 % of each.
+    expect(n.get('a')).toBeGreaterThan(900);
+    expect(n.get('a')).toBeLessThan(1100);
+    expect(n.get('b')).toBeGreaterThan(900);
+    expect(n.get('b')).toBeLessThan(1100);
+    expect(n.get('c')).toBeGreaterThan(1800);
+    expect(n.get('c')).toBeLessThan(2200);
+  });
+
+  it('a fourth member moves about a quarter, each to itself; a member leaving moves only its own', () => {
+    const three = [member('a'), member('b'), member('c')];
+    const four = [...three, member('d')];
+    let moved = 0;
+    for (const o of origins) {
+      const before = rendezvous(o, three)?.name;
+      const after = rendezvous(o, four)?.name;
+      if (before !== after) {
+        moved++;
+        expect(after).toBe('d');
+      }
+    }
+    expect(moved / origins.length).toBeLessThan(0.25 + 0.05);
+    expect(moved / origins.length).toBeGreaterThan(0.25 - 0.05);
+    for (const o of origins) {
+      const before = rendezvous(o, three)?.name;
+      const after = rendezvous(
+        o,
+        three.filter((m) => m.name !== 'b'),
+      )?.name;
+      if (before !== 'b') expect(after).toBe(before);
+    }
+  });
+
+  it('none without members', () => {
+    expect(rendezvous('x', [])).toBeNull();
+  });
+});
+
+describe('routes', () => {
+  const table = { members: [member('w1'), member('w2')], token: 't'.repeat(43) };
+  const owned = (self: string): string => origins.find((o) => rendezvous(o, table.members)?.name !== self) as string;
+
+  it('direct never forwards; owner forwards what another member owns; auto starts on the owner', async () => {
+    const f = new Fleet('w1', table);
+    try {
+      const o = owned('w1');
+      expect(f.routeFor(o, 'direct', 30_000)).toBeNull();
+      expect(f.routeFor(o, 'owner', 30_000)?.name).toBe('w2');
+      expect(f.routeFor(o, 'auto', 30_000)?.name).toBe('w2');
+      const mine = origins.find((x) => rendezvous(x, table.members)?.name === 'w1') as string;
+      expect(f.routeFor(mine, 'owner', 30_000)).toBeNull();
+      expect(f.trusts('t'.repeat(43))).toBe(true);
+      expect(f.trusts('t'.repeat(42))).toBe(false);
+      expect(f.trusts(undefined)).toBe(false);
+    } finally {
+      await f.close();
+    }
+  });
+});
