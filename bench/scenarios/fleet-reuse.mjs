@@ -150,14 +150,25 @@ async function startProxy(kind) {
   }
   procs.push(p);
   await waitPort(front, 30_000);
-  // The workers of `serve --workers` learn the member table once each is ready: a moment for the last one.
-  if (kind !== 'nginx' && kind !== 'one') await new Promise((r) => setTimeout(r, 1000));
+  // The workers of `serve --workers` learn the member table once each is ready: the load starts when every worker
+  // knows every other (until then a worker sends direct).
+  if (kind !== 'nginx' && kind !== 'one') {
+    const end = Date.now() + 30_000;
+    while (Date.now() < end && (await fleetMembers(admin)) < WORKERS * WORKERS)
+      await new Promise((r) => setTimeout(r, 100));
+  }
   return { p, front, admin: kind === 'nginx' ? null : admin };
 }
 
-/** The fleet's counters of every worker (/stats): requests forwarded to an owner, received as one, lost links. */
-async function fleetCounts(admin) {
-  if (admin === null) return null;
+/** Members known, summed over the workers (WORKERS² once every worker knows every other). */
+async function fleetMembers(admin) {
+  const st = await statsOf(admin);
+  let n = 0;
+  for (const w of st.workers ?? []) n += w.body?.['(fleet)']?.members?.length ?? 0;
+  return n;
+}
+
+async function statsOf(admin) {
   const body = await new Promise((resolve) => {
     http
       .get({ host: '127.0.0.1', port: admin, path: '/stats' }, (res) => {
@@ -169,22 +180,28 @@ async function fleetCounts(admin) {
       })
       .on('error', () => resolve('{}'));
   });
+  try {
+    return JSON.parse(body);
+  } catch {
+    return {};
+  }
+}
+
+/** The fleet's counters of every worker (/stats): requests forwarded to an owner, received as one, lost links. */
+async function fleetCounts(admin) {
+  if (admin === null) return null;
+  const st = await statsOf(admin);
   let forwarded = 0;
   let received = 0;
   let links = 0;
-  try {
-    const st = JSON.parse(body);
-    for (const w of st.workers ?? [{ body: st }]) {
-      const f = w.body?.['(fleet)'];
-      if (!f) continue;
-      for (const o of Object.values(f.origins)) {
-        forwarded += o.forwarded;
-        received += o.received;
-      }
-      for (const l of f.links ?? []) links += l.connectionsOpened ?? 0;
+  for (const w of st.workers ?? [{ body: st }]) {
+    const f = w.body?.['(fleet)'];
+    if (!f) continue;
+    for (const o of Object.values(f.origins)) {
+      forwarded += o.forwarded;
+      received += o.received;
     }
-  } catch {
-    /* no stats */
+    for (const l of f.links ?? []) links += l.connectionsOpened ?? 0;
   }
   return { forwarded, received, linkConnections: links };
 }

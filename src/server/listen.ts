@@ -24,6 +24,11 @@ export interface ListenOptions {
   /** PEM certificate and key: TLS with ALPN. Without them: cleartext. */
   cert?: string | Uint8Array;
   key?: string | Uint8Array;
+  /**
+   * This process's own socket even in a node:cluster worker (whose listen() otherwise shares one socket of the
+   * primary among every worker, each connection handed to any of them). Default false.
+   */
+  exclusive?: boolean;
 }
 
 export interface SessionServer {
@@ -52,7 +57,9 @@ export async function listenSessions(
       : net.createServer((s) => serve(s, 'http'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+    server.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', exclusive: opts.exclusive === true }, () =>
+      resolve(),
+    );
   });
   const a = server.address() as net.AddressInfo;
   return {

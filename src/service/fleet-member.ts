@@ -11,7 +11,7 @@ import { endToEnd, markClean } from '../http/fields.js';
 import type { HeaderList } from '../http/types.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
 import { startH2Server, type H2Server } from '../server/h2.js';
-import { FLEET_AUTHORITY, FLEET_FROM, FLEET_ORIGIN, FLEET_TOKEN, type Fleet } from './fleet.js';
+import { FLEET_AUTHORITY, FLEET_CONFIG, FLEET_FROM, FLEET_ORIGIN, FLEET_TOKEN, type Fleet } from './fleet.js';
 import { statusForError } from './forward-response.js';
 import { trailerList } from './headers.js';
 import type { Upstream, UpstreamRequest } from './upstream.js';
@@ -26,6 +26,8 @@ export function startMemberListener(hooks: MemberHooks): Promise<H2Server> {
   return startH2Server({
     host: '127.0.0.1',
     port: 0,
+    // Each worker reachable as itself: a cluster worker's listen() would share one port among all of them.
+    exclusive: true,
     handler: (req) => serveMember(hooks, req),
     maxConcurrentStreams: 1000,
     idleTimeoutMs: 0,
@@ -37,17 +39,23 @@ async function serveMember(hooks: MemberHooks, req: ServerRequest): Promise<Serv
   let token: string | undefined;
   let origin: string | undefined;
   let authority: string | undefined;
+  let config: string | undefined;
   const headers: HeaderList = [];
   for (const f of req.headers) {
     if (f[0] === FLEET_TOKEN) token = f[1];
     else if (f[0] === FLEET_ORIGIN) origin = f[1];
     else if (f[0] === FLEET_AUTHORITY) authority = f[1];
+    else if (f[0] === FLEET_CONFIG) config = f[1];
     else if (f[0] !== FLEET_FROM) headers.push(f);
   }
   if (fleet === null || !fleet.trusts(token)) return refuse(403, 'not a member of this fleet', 'fleet_untrusted');
   const u = origin === undefined ? undefined : hooks.upstream(origin);
+  // A sender whose config of the origin is not this member's (a reload that reached one of them, another build):
+  // 421, and it sends the request direct (RFC 9110 §15.5.20: this server cannot answer for that target).
   if (u === undefined)
-    return refuse(502, `no origin ${JSON.stringify(origin ?? '')} in this member's config`, 'fleet_unknown_origin');
+    return refuse(421, `no origin ${JSON.stringify(origin ?? '')} in this member's config`, 'fleet_unknown_origin');
+  if (config !== u.configDigest)
+    return refuse(421, `origin ${u.name} is configured differently here`, 'fleet_config_mismatch');
   fleet.noteReceived(u.name);
   const o: UpstreamRequest = {
     path: req.path,

@@ -38,16 +38,21 @@ export const FLEET_TOKEN = 'originlink-fleet-token';
 export const FLEET_ORIGIN = 'originlink-fleet-origin';
 export const FLEET_AUTHORITY = 'originlink-fleet-authority';
 export const FLEET_FROM = 'originlink-fleet-from';
+/** A digest of the sender's config of the origin: an owner whose own differs does not serve it (421). */
+export const FLEET_CONFIG = 'originlink-fleet-config';
+/** The owner's refusals that send the request direct: its config has no such origin, or another one. */
+export const FLEET_MISMATCH = new Set(['fleet_unknown_origin', 'fleet_config_mismatch']);
 
 /**
  * `auto` goes direct once this member's own requests to an origin come at least AUTO_DIRECT times per idle timeout
- * (its pool then stays warm), and back to the owner below AUTO_OWNER. Why these: a gap longer than the idle timeout
- * T costs a handshake; with requests at rate r, Poisson gaps exceed T with probability e^(−rT), so direct costs
- * e^(−rT) handshakes a request while the owner route costs one hop. A TLS handshake costs both ends about 30× a
- * proxied hop in CPU (bench/RESULTS.md: handshake, proxy), so direct wins once e^(−rT) < 1/30, rT > 3.4.
+ * T, and back to the owner below AUTO_OWNER. Why: on the owner route each request costs one hop; direct costs a
+ * connection of this member's own — a TLS handshake for both ends, then a connection the origin holds — which lasts
+ * at least one idle period. A handshake costs the two ends about 30 proxied hops in CPU (bench/RESULTS.md:
+ * handshake, proxy), so direct pays off once a connection's first idle period carries more than ~30 requests:
+ * r·T ≥ 32. Below that the hops cost less than the extra connections (and the origin holds fewer).
  */
-export const AUTO_DIRECT = 4;
-export const AUTO_OWNER = 2;
+export const AUTO_DIRECT = 32;
+export const AUTO_OWNER = 16;
 /** How long a member whose link failed stays out of this member's hash, ms. */
 const DOWN_MS = 1000;
 /** Requests counted over windows of this length, ms; the rate is an EWMA over them (half weight per window). */
@@ -92,6 +97,10 @@ export class Fleet {
   #rates = new Map<string, OriginRate>();
   /** Members whose link just failed, until when (#lost). */
   #down = new Map<string, number>();
+  /** `origin\0member` pairs whose configs disagree: that origin goes direct instead of to that member. */
+  #mismatched = new Set<string>();
+  /** Told once per pair when configs disagree (the service logs it). */
+  onMismatch: ((origin: string, member: string, why: string) => void) | null = null;
   /** Requests sent to an owner, and received as owner, per origin: /stats. */
   readonly forwarded = new Map<string, number>();
   readonly received = new Map<string, number>();
@@ -112,6 +121,7 @@ export class Fleet {
   update(table: MemberTable): void {
     this.#table = table;
     this.#down.clear();
+    this.#mismatched.clear();
     this.#owners.clear();
   }
 
@@ -163,6 +173,7 @@ export class Fleet {
     if (route === 'direct') return null;
     const owner = this.owner(origin);
     if (owner === null || owner.name === this.self) return null;
+    if (this.#mismatched.size > 0 && this.#mismatched.has(`${origin}\0${owner.name}`)) return null;
     if (route === 'owner') return owner;
     const now = performance.now();
     let r = this.#rates.get(origin);
@@ -172,14 +183,26 @@ export class Fleet {
     return r.direct ? null : owner;
   }
 
-  /** The request sent to `to` for `origin` over the member link. */
-  forward(to: Member, origin: string, o: UpstreamRequest): Promise<OriginResponse> {
+  /**
+   * `to` does not serve `origin` as this member would (no such origin in its config, or a different one): this
+   * member sends it direct from now on (until the member table changes, as a reload that reaches both does).
+   */
+  mismatch(origin: string, to: Member, why: string): void {
+    const k = `${origin}\0${to.name}`;
+    if (this.#mismatched.has(k)) return;
+    this.#mismatched.add(k);
+    this.onMismatch?.(origin, to.name, why);
+  }
+
+  /** The request sent to `to` for `origin` (its config's digest: `config`) over the member link. */
+  forward(to: Member, origin: string, config: string, o: UpstreamRequest): Promise<OriginResponse> {
     this.forwarded.set(origin, (this.forwarded.get(origin) ?? 0) + 1);
     const headers: HeaderList = [
       ...(o.headers as HeaderList),
       [FLEET_TOKEN, this.#table.token],
       [FLEET_ORIGIN, origin],
       [FLEET_FROM, this.self],
+      [FLEET_CONFIG, config],
     ];
     if (o.authority !== undefined) headers.push([FLEET_AUTHORITY, o.authority]);
     const req: Parameters<Agent['request']>[0] = { origin: to.url, path: o.path, headers };

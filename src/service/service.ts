@@ -148,8 +148,12 @@ export class Service {
   /** The fleet's members now (from the primary): every upstream routes by it from now on. */
   setFleet(table: MemberTable): void {
     if (this.#member === null || this.#draining) return;
-    if (this.#fleet === null) this.#fleet = new Fleet(this.#fleetName, table);
-    else this.#fleet.update(table);
+    if (this.#fleet === null) {
+      this.#fleet = new Fleet(this.#fleetName, table);
+      // Once per origin and member until the table changes: the requests go direct meanwhile.
+      this.#fleet.onMismatch = (origin, member, why) =>
+        this.log.warn({ origin, member, why }, 'fleet: a member serves this origin otherwise; its requests go direct');
+    } else this.#fleet.update(table);
     for (const u of this.#gen.upstreams.values()) u.fleet = this.#fleet;
   }
 

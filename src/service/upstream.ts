@@ -10,7 +10,8 @@ import type { RequestCommon } from '../agent/options.js';
 import { unreachable } from '../agent/policy.js';
 import { toOriginlinkError } from '../errors.js';
 import { isIdempotentMethod } from '../http/methods.js';
-import type { Fleet, Member } from './fleet.js';
+import { FLEET_MISMATCH, type Fleet, type Member } from './fleet.js';
+import { createHash } from 'node:crypto';
 import type { ConnRequest } from '../http/types.js';
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../store/session-store.js';
@@ -42,6 +43,8 @@ export class Upstream {
   readonly name: string;
   readonly config: OriginConfig;
   readonly fingerprint: string;
+  /** A short digest of the fingerprint: what the fleet's members compare (docs/fleet.md). */
+  readonly configDigest: string;
   readonly agent: Agent;
   /** The shared `stores:` this upstream uses (the same object for every upstream naming the same section), or null. */
   readonly stores: Stores | null;
@@ -65,6 +68,7 @@ export class Upstream {
     this.name = o.name;
     this.config = o;
     this.fingerprint = fingerprint(o);
+    this.configDigest = createHash('sha256').update(this.fingerprint).digest('base64url').slice(0, 22);
     const shared = o.stores ? acquireStores(o.stores) : null;
     this.stores = shared?.stores ?? null;
     this.#onClosed = (u) => {
@@ -154,17 +158,29 @@ export class Upstream {
    * answer. One forward at most, the origin's retries once (the owner's).
    */
   #viaOwner(f: Fleet, to: Member, o: UpstreamRequest): Promise<OriginResponse> {
-    return f.forward(to, this.name, o).catch((e: unknown) => {
-      const err = toOriginlinkError(e);
-      const b = o.body;
-      const replayable = b === undefined || b === null || typeof b === 'string' || b instanceof Uint8Array;
-      if (o.signal?.aborted || !replayable) throw e;
-      if (err.retrySafe || (isIdempotentMethod(o.method ?? 'GET') && err.facts?.responseStarted !== true)) {
-        f.lost(to, err);
+    const b = o.body;
+    const replayable = b === undefined || b === null || typeof b === 'string' || b instanceof Uint8Array;
+    return f.forward(to, this.name, this.configDigest, o).then(
+      (res) => {
+        // The owner's config of this origin is not ours: direct, now and from now on (a body that streamed into the
+        // link cannot go again: the refusal is its answer).
+        const code = res.status === 421 ? res.headers.find((h) => h[0] === 'x-originlink-error')?.[1] : undefined;
+        if (code === undefined || !FLEET_MISMATCH.has(code)) return res;
+        f.mismatch(this.name, to, code);
+        if (!replayable) return res;
+        res.body.resume();
         return this.requestDirect(o);
-      }
-      throw e;
-    });
+      },
+      (e: unknown) => {
+        const err = toOriginlinkError(e);
+        if (o.signal?.aborted || !replayable) throw e;
+        if (err.retrySafe || (isIdempotentMethod(o.method ?? 'GET') && err.facts?.responseStarted !== true)) {
+          f.lost(to, err);
+          return this.requestDirect(o);
+        }
+        throw e;
+      },
+    );
   }
 
   /** To the origin itself (this member's own pools), whatever the fleet says. */
