@@ -11,6 +11,7 @@ import { endToEnd, markClean } from '../http/fields.js';
 import type { HeaderList } from '../http/types.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
 import { startH2Server, type H2Server } from '../server/h2.js';
+import { LegSignal } from '../util/leg-signal.js';
 import { FLEET_AUTHORITY, FLEET_CONFIG, FLEET_FROM, FLEET_ORIGIN, FLEET_TOKEN, type Fleet } from './fleet.js';
 import { statusForError } from './forward-response.js';
 import { trailerList } from './headers.js';
@@ -57,11 +58,15 @@ async function serveMember(hooks: MemberHooks, req: ServerRequest): Promise<Serv
   if (config !== u.configDigest)
     return refuse(421, `origin ${u.name} is configured differently here`, 'fleet_config_mismatch');
   fleet.noteReceived(u.name);
+  const signal = new LegSignal(null);
+  req.onAbort(() => signal.abort());
   const o: UpstreamRequest = {
     path: req.path,
     method: req.method,
     headers: markClean(headers),
-    signal: req.signal,
+    // A light signal, not the request's AbortSignal (made on first read: an AbortController per forwarded request,
+    // 1.3 % of an owner's CPU in a profile).
+    signal,
     onInformational: (status, fields, reason) => {
       if (status !== 100) req.informational(status, endToEnd(fields), reason);
     },
