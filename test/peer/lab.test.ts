@@ -122,9 +122,11 @@ describe('bench/lab link emulator', () => {
   it('nft ingress loss of 10 % drops client -> server datagrams within the band', async () => {
     const l = await lab({ delayMs: 1, nftLossPct: 10 });
     const r = await blast(l, 1000);
+    // A binomial count: 4 standard deviations (a false failure about once in 16,000 runs; 3 failed a full suite once,
+    // 70 against 71.5, as it does about once in 370).
     const sd = Math.sqrt(1000 * 0.1 * 0.9);
-    expect(r.nftDropped).toBeGreaterThanOrEqual(100 - 3 * sd);
-    expect(r.nftDropped).toBeLessThanOrEqual(100 + 3 * sd);
+    expect(r.nftDropped).toBeGreaterThanOrEqual(100 - 4 * sd);
+    expect(r.nftDropped).toBeLessThanOrEqual(100 + 4 * sd);
     expect(r.lost).toBe(0);
     expect(r.received + r.rcvbufErrors).toBe(1000 - r.nftDropped);
   });
