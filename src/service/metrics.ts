@@ -8,6 +8,7 @@
  * folded into a baseline, so a retired agent's counts never go backwards
  * and are never added twice.
  */
+import type { Fleet } from './fleet.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnostics from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
@@ -120,6 +121,8 @@ export class Metrics {
   };
   /** Requests being forwarded now (read by the `originlink_front_inflight` gauge at scrape time). */
   inflight = 0;
+  /** This worker's fleet, once it has one (docs/fleet.md): the `originlink_fleet_*` series read it at scrape time. */
+  fleet: (() => Fleet | null) | null = null;
   /**
    * Front requests by listener, then `protocol` (`1.1`/`2`/`3`), then status: nested so that counting one builds no key
    * string.
@@ -234,6 +237,28 @@ export class Metrics {
         for (const row of self.#rows())
           for (const [code, n] of Object.entries(row.totals.errors))
             this.inc({ origin: row.origin, upstream: row.upstream, code }, n);
+      },
+    });
+    // The fleet of the workers (docs/fleet.md): summed over the workers by the primary's /metrics.
+    new Counter({
+      name: 'originlink_fleet_requests_total',
+      help: "Requests of an origin sent to its owner among the workers (direction forwarded) and served as that origin's owner for another worker (received).",
+      labelNames: ['origin', 'direction'],
+      registers: r,
+      collect() {
+        this.reset();
+        const f = self.fleet?.() ?? null;
+        if (f === null) return;
+        for (const [origin, n] of f.forwarded) this.inc({ origin, direction: 'forwarded' }, n);
+        for (const [origin, n] of f.received) this.inc({ origin, direction: 'received' }, n);
+      },
+    });
+    new Gauge({
+      name: 'originlink_fleet_members',
+      help: 'Members of the fleet this worker knows (the workers of serve --workers that are ready).',
+      registers: r,
+      collect() {
+        this.set(self.fleet?.()?.members.length ?? 0);
       },
     });
     new Gauge({

@@ -107,6 +107,7 @@ export class Service {
       await s.#applyListeners(config);
       if (o.fleetMember !== undefined) {
         s.#fleetName = o.fleetMember;
+        s.metrics.fleet = () => s.#fleet;
         s.#member = await startMemberListener({
           fleet: () => s.#fleet,
           upstream: (name) => s.#gen.upstreams.get(name),

@@ -124,6 +124,13 @@ routes:
     // Requests that reached the other worker's front went to the owner: its forwarded ones are the owner's received.
     expect(byName.get(other.self)?.forwarded).toBeGreaterThan(0);
     expect(byName.get(owner)?.received).toBe(byName.get(other.self)?.forwarded);
+    // The same in the primary's /metrics (summed over the workers).
+    const metrics = (await get(admin, '/metrics')).body;
+    const series = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    const fwd = byName.get(other.self)?.forwarded as number;
+    expect(series('originlink_fleet_requests_total\\{origin="app",direction="forwarded"\\}')).toBe(fwd);
+    expect(series('originlink_fleet_requests_total\\{origin="app",direction="received"\\}')).toBe(fwd);
+    expect(series('originlink_fleet_members')).toBe(4);
 
     // The member port is no open proxy: without the run's token, 403.
     const ownerUrl = (stats[0] as FleetStats).members.find((m) => m.name === owner)?.url as string;
