@@ -6,6 +6,7 @@
  * sequential GETs fails none of them.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,37 @@ import { Nginx } from '../helpers/nginx.js';
 import { freePort } from '../helpers/ports.js';
 import { get } from '../helpers/serve-child.js';
 import { ServeCluster, until } from '../helpers/serve-cluster.js';
+
+/** A POST on a connection of its own, its body with a length or chunked. */
+function post(
+  port: number,
+  path: string,
+  body: Buffer,
+  framing: 'length' | 'chunked',
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: framing === 'length' ? { 'content-length': body.length } : { 'transfer-encoding': 'chunked' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 interface FleetStats {
   self: string;
@@ -131,6 +163,13 @@ routes:
     expect(series('originlink_fleet_requests_total\\{origin="app",direction="forwarded"\\}')).toBe(fwd);
     expect(series('originlink_fleet_requests_total\\{origin="app",direction="received"\\}')).toBe(fwd);
     expect(series('originlink_fleet_members')).toBe(4);
+
+    // Bodies cross the link both ways: 20 POSTs of 200 KiB (a body the front reads whole, then one it streams).
+    const big = Buffer.alloc(200 * 1024, 0x61);
+    const posts = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => post(front, `/post?p${i}`, big, i % 2 === 0 ? 'length' : 'chunked')),
+    );
+    expect(posts).toEqual(Array.from({ length: 20 }, () => ({ status: 200, body: 'posted\n' })));
 
     // The member port is no open proxy: without the run's token, 403.
     const ownerUrl = (stats[0] as FleetStats).members.find((m) => m.name === owner)?.url as string;
