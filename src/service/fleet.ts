@@ -14,6 +14,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Agent } from '../agent/agent.js';
 import type { OriginResponse } from '../agent/response.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { isClean, markClean } from '../http/fields.js';
 import type { HeaderList } from '../http/types.js';
 import type { FleetRoute } from './config.js';
 import type { UpstreamRequest } from './upstream.js';
@@ -205,7 +206,13 @@ export class Fleet {
       [FLEET_CONFIG, config],
     ];
     if (o.authority !== undefined) headers.push([FLEET_AUTHORITY, o.authority]);
-    const req: Parameters<Agent['request']>[0] = { origin: to.url, path: o.path, headers };
+    // Clean when the forwarder's were (our own names, values of tokens, names and a checked authority): sent without
+    // another copy and check.
+    const req: Parameters<Agent['request']>[0] = {
+      origin: to.url,
+      path: o.path,
+      headers: isClean(o.headers as HeaderList) ? markClean(headers) : headers,
+    };
     if (o.method !== undefined) req.method = o.method;
     if (o.body !== undefined) req.body = o.body;
     if (o.signal !== undefined) req.signal = o.signal;
