@@ -79,6 +79,15 @@ export function unreachable(err: OriginlinkError): boolean {
 }
 
 /**
+ * The connection carrying the request was lost (closed, reset, QUIC failed) before any byte of its response: what
+ * an idempotent request may be sent again after (never a timeout, a malformed answer or a stream reset: those are
+ * the answer). The fleet's member link reads it too (service/upstream.ts).
+ */
+export function lostBeforeAnswer(err: OriginlinkError): boolean {
+  return CONNECTION_LOST.has(err.code) && err.facts !== null && !err.facts.responseStarted;
+}
+
+/**
  * May a request the origin may already have processed be sent again: an idempotent one (RFC 9110 §9.2.2: its
  * method, or an `Idempotency-Key`) whose body can be sent again. The retry rule's test for the stale keep-alive
  * race and an abandoned 0-RTT attempt below, and the only test a hedge (a second attempt sent while the first

@@ -54,6 +54,11 @@ export const FLEET_MISMATCH = new Set(['fleet_unknown_origin', 'fleet_config_mis
  */
 export const AUTO_DIRECT = 32;
 export const AUTO_OWNER = 16;
+/**
+ * The member link's head and body deadlines, ms: above an origin's own (30 s by default); an origin configured
+ * longer than this meets the link's first, and that timeout is the request's answer (never a replay).
+ */
+const LINK_TIMEOUT_MS = 3_600_000 + 60_000;
 /** How long a member whose link failed stays out of this member's hash, ms. */
 const DOWN_MS = 1000;
 /** Requests counted over windows of this length, ms; the rate is an EWMA over them (half weight per window). */
@@ -111,7 +116,15 @@ export class Fleet {
     this.#table = table;
     // One HTTP/2 connection per member (prior knowledge, cleartext on loopback), no retries of its own: a request
     // the link lost goes direct (Upstream) or fails as a lost origin connection does.
-    this.#link = new Agent({ protocol: 'h2', maxRetries: 0, tfo: false, pool: { maxConnections: 1 } });
+    // Its deadlines are longer than any origin's: the owner enforces the origin's own and answers a timeout (504); a
+    // link timing out first would send a slow origin's request again, direct. A link to a hung member goes by its
+    // PINGs (pool.pingIntervalMs), its streams lost with it.
+    this.#link = new Agent({
+      protocol: 'h2',
+      maxRetries: 0,
+      tfo: false,
+      pool: { maxConnections: 1, headersTimeoutMs: LINK_TIMEOUT_MS, bodyTimeoutMs: LINK_TIMEOUT_MS },
+    });
   }
 
   get members(): readonly Member[] {

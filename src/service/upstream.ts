@@ -7,7 +7,7 @@
  */
 import { Agent, type UpgradeAnswer, type UpgradeOptions } from '../agent/agent.js';
 import type { RequestCommon } from '../agent/options.js';
-import { unreachable } from '../agent/policy.js';
+import { lostBeforeAnswer, unreachable } from '../agent/policy.js';
 import { toOriginlinkError } from '../errors.js';
 import { isIdempotentMethod } from '../http/methods.js';
 import { FLEET_MISMATCH, type Fleet, type Member } from './fleet.js';
@@ -154,8 +154,8 @@ export class Upstream {
 
   /**
    * To the origin's owner over the member link; when the link lost it, direct — if the owner cannot have acted on
-   * it (the error proves it unsent), or it is idempotent and its answer had not begun — else the failure is the
-   * answer. One forward at most, the origin's retries once (the owner's).
+   * it (the error proves it unsent), or it is idempotent and the link's connection was lost before its answer began
+   * (agent/policy.ts lostBeforeAnswer) — else the failure is the answer. One forward at most, the origin's retries once (the owner's).
    */
   #viaOwner(f: Fleet, to: Member, o: UpstreamRequest): Promise<OriginResponse> {
     const b = o.body;
@@ -174,7 +174,8 @@ export class Upstream {
       (e: unknown) => {
         const err = toOriginlinkError(e);
         if (o.signal?.aborted || !replayable) throw e;
-        if (err.retrySafe || (isIdempotentMethod(o.method ?? 'GET') && err.facts?.responseStarted !== true)) {
+        // Never after a timeout: the owner answers its own origin's timeouts (504), and the link's are longer.
+        if (err.retrySafe || (isIdempotentMethod(o.method ?? 'GET') && lostBeforeAnswer(err))) {
           f.lost(to, err);
           return this.requestDirect(o);
         }

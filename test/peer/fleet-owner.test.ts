@@ -57,6 +57,10 @@ interface FleetStats {
 describe('fleet: the workers of serve --workers 2 share each origin through its owner', () => {
   let dir: string;
   let nginx: Nginx;
+  /** An origin that answers after 2 s, counting what it is asked. */
+  let slow: http.Server;
+  let slowPort = 0;
+  let slowSeen = 0;
   let front: number;
   let admin: number;
   const clusters: ServeCluster[] = [];
@@ -69,7 +73,9 @@ shutdown: { graceMs: 2000 }
 fleet: { route: ${route} }
 origins:
   app: { url: "http://127.0.0.1:${nginx.port}", protocol: h1${originExtra} }
+  slow: { url: "http://127.0.0.1:${slowPort}", protocol: h1, timeouts: { headersMs: 300 } }
 routes:
+  - { path: /slow/, origin: slow }
   - { path: /, origin: app }
 `;
 
@@ -92,7 +98,7 @@ routes:
   };
 
   /** `n` GETs, each on a connection of its own (node:cluster hands connections, not requests, to workers). */
-  const gets = async (n: number, tag: string): Promise<Array<number | string>> => {
+  const gets = async (n: number, tag: string, prefix = '/small.txt'): Promise<Array<number | string>> => {
     const out: Array<number | string> = [];
     for (let i = 0; i < n; i++) {
       let timer: NodeJS.Timeout | undefined;
@@ -101,7 +107,7 @@ routes:
       });
       out.push(
         await Promise.race([
-          get(front, `/small.txt?${tag}${i}`).then(
+          get(front, `${prefix}?${tag}${i}`).then(
             (r) => r.status,
             (e: NodeJS.ErrnoException) => e.code ?? 'error',
           ),
@@ -123,11 +129,19 @@ routes:
     buildIfStale();
     dir = mkdtempSync(join(tmpdir(), 'ol-fleet-'));
     nginx = await Nginx.start({ tls: false });
+    slow = http.createServer((_req, res) => {
+      slowSeen++;
+      setTimeout(() => res.end('late\n'), 2000).unref();
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    slowPort = (slow.address() as { port: number }).port;
   }, 30_000);
 
   afterAll(async () => {
     for (const sc of clusters) sc.kill();
     await nginx?.close();
+    slow?.closeAllConnections();
+    slow?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -163,6 +177,12 @@ routes:
     expect(series('originlink_fleet_requests_total\\{origin="app",direction="forwarded"\\}')).toBe(fwd);
     expect(series('originlink_fleet_requests_total\\{origin="app",direction="received"\\}')).toBe(fwd);
     expect(series('originlink_fleet_members')).toBe(4);
+
+    // A slow origin through its owner: the owner's own deadline answers (504), and the origin is asked each request
+    // once (the link's deadlines are longer; a link timeout would never be replayed anyway).
+    slowSeen = 0;
+    expect(new Set(await gets(10, 's', '/slow/'))).toEqual(new Set([504]));
+    expect(slowSeen).toBe(10);
 
     // Bodies cross the link both ways: 20 POSTs of 200 KiB (a body the front reads whole, then one it streams).
     const big = Buffer.alloc(200 * 1024, 0x61);
