@@ -74,6 +74,12 @@ export const ErrorCode = {
   CONNECT_TIMEOUT: 'OL_CONNECT_TIMEOUT',
   TLS_FAILED: 'OL_TLS_FAILED',
   CERT_INVALID: 'OL_CERT_INVALID',
+  /**
+   * The origin (or an https proxy node) refused our side of mutual TLS: it asked for a client certificate and got
+   * none (alert certificate_required), or did not accept the one shown (bad_certificate, unknown_ca, expired…; RFC
+   * 8446 §6.2). The same certificate is refused again: never retried on this URL.
+   */
+  CLIENT_CERT_REFUSED: 'OL_CLIENT_CERT_REFUSED',
   SOCKET_CLOSED: 'OL_SOCKET_CLOSED',
   SOCKET_RESET: 'OL_SOCKET_RESET',
   STREAM_RESET: 'OL_STREAM_RESET',
@@ -161,6 +167,49 @@ const CERT_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Node's codes for a TLS alert the server sent about our certificate (RFC 8446 §6.2: bad_certificate 42,
+ * unsupported_certificate 43, certificate_revoked 44, certificate_expired 45, certificate_unknown 46, unknown_ca 48,
+ * access_denied 49, certificate_required 116), by the alert's name.
+ */
+const CLIENT_CERT_ALERTS: ReadonlyMap<string, string> = new Map([
+  ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'bad_certificate'],
+  ['ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE', 'unsupported_certificate'],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'certificate_revoked'],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'certificate_expired'],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN', 'certificate_unknown'],
+  ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'unknown_ca'],
+  ['ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', 'access_denied'],
+  ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'certificate_required'],
+]);
+
+/** The alert's name when `e` is a TLS alert from the server refusing our client certificate, else null. */
+export function clientCertAlert(e: unknown): string | null {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? (CLIENT_CERT_ALERTS.get(code) ?? null) : null;
+}
+
+/**
+ * OL_CLIENT_CERT_REFUSED for alert `alert` from `who` (host:port, or a name and its address); `shown`: whether we
+ * showed a certificate (null: unknown). Servers differ in the alert for none (OpenSSL certificate_required, Go's
+ * crypto/tls before 1.21 bad_certificate), so what we showed decides the words.
+ */
+export function clientCertRefused(
+  alert: string,
+  who: string,
+  cause?: unknown,
+  shown: boolean | null = null,
+): OriginlinkError {
+  const none = shown === false || (shown === null && alert === 'certificate_required');
+  const what = none
+    ? 'requires a client certificate and we showed none: set tls.cert and tls.key'
+    : 'did not accept our client certificate: show one it trusts (tls.cert, tls.key)';
+  return new OriginlinkError(ErrorCode.CLIENT_CERT_REFUSED, 'remote', `${who} ${what} (TLS alert ${alert})`, {
+    cause,
+    details: { alert, peer: who },
+  });
+}
+
+/**
  * Wrap any thrown value into an OriginlinkError, keeping it as `cause`. Never retry-safe by itself: the same errno
  * (ETIMEDOUT, EHOSTUNREACH) comes from a connect and from a connection that carried a request, and only the caller
  * knows which (tcp.ts and the pool mark a failed connect retry-safe; `socketFailure` is the other side).
@@ -183,6 +232,13 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
     case 'ETIMEDOUT':
       return new OriginlinkError(ErrorCode.CONNECT_TIMEOUT, 'network', msg, { cause: e });
     default:
+      if (typeof err?.code === 'string' && CLIENT_CERT_ALERTS.has(err.code))
+        return clientCertRefused(
+          CLIENT_CERT_ALERTS.get(err.code) as string,
+          (err as { peer?: string }).peer ?? 'the server',
+          e,
+          (err as { shown?: boolean }).shown ?? null,
+        );
       if (typeof err?.code === 'string' && CERT_CODES.has(err.code))
         return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', msg, { cause: e });
       return new OriginlinkError(fallback, 'network', msg, { cause: e });

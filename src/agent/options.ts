@@ -9,6 +9,7 @@ import type { EarlyDataPolicy } from '../http/early-data.js';
 import type { HeaderList, PooledConnection, RequestBody } from '../http/types.js';
 import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
 import type { ProxyOptions } from '../net/proxy.js';
+import { clientIdentity } from '../net/tls-context.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eyeballs.js';
@@ -29,6 +30,13 @@ export interface TlsOptions {
   rejectUnauthorized?: boolean;
   /** SNI and certificate name; default the URL host. */
   servername?: string;
+  /**
+   * A client certificate (chain), PEM, shown to an origin that asks for one (mutual TLS: nginx
+   * `ssl_verify_client`, RFC 8446 §4.4.2), on h1, h2 and h3. Needs `key`; part of the reuse key.
+   */
+  cert?: string | Buffer;
+  /** The private key of `cert`, PEM. */
+  key?: string | Buffer;
 }
 
 /**
@@ -246,7 +254,9 @@ export const ORIGIN_KEYS = [
   'quicBbr',
   ...GROUP_KEYS,
 ] as const satisfies ReadonlyArray<keyof OriginOverrides>;
-export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername'] as const satisfies ReadonlyArray<keyof TlsOptions>;
+export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername', 'cert', 'key'] as const satisfies ReadonlyArray<
+  keyof TlsOptions
+>;
 /**
  * What a request may name (RequestTarget and RequestCommon): a misspelt field (`methd`) was ignored and the request
  * sent as a GET.
@@ -364,6 +374,23 @@ function checkLayer(o: AgentOptions | OriginOverrides, where: string): void {
   if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername === ''))
     throw configError(at('tls.servername'), 'must be a host name');
   if (tls.ca !== undefined) for (const c of Array.isArray(tls.ca) ? tls.ca : [tls.ca]) checkPem(c, at('tls.ca'));
+  if (tls.cert !== undefined || tls.key !== undefined) {
+    if (tls.cert === undefined || tls.key === undefined)
+      throw configError(
+        at(`tls.${tls.cert === undefined ? 'cert' : 'key'}`),
+        'a client certificate needs tls.cert and tls.key',
+      );
+    for (const f of ['cert', 'key'] as const) {
+      const v = tls[f];
+      if (typeof v !== 'string' && !Buffer.isBuffer(v)) throw configError(at(`tls.${f}`), 'must be PEM text or bytes');
+    }
+    try {
+      clientIdentity(tls.cert, tls.key, at('tls'));
+    } catch (e) {
+      const d = (e as OriginlinkError).details;
+      throw configError(String(d?.['field'] ?? at('tls')), (e as Error).message.replace(/^[^:]*: /, ''));
+    }
+  }
 }
 
 /** A trusted CA is PEM text or bytes (what tls.createSecureContext takes), never the name of a file. */

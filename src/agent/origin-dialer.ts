@@ -76,6 +76,7 @@ export class OriginDialer {
       protocol: t.policy,
       ca: t.tls.ca,
       rejectUnauthorized: t.tls.verify,
+      identity: t.tls.identity,
       tfo: over.tfo ?? opts.tfo ?? true,
       keepAliveProbes: opts.keepAliveProbes === undefined ? DEFAULT_KEEPALIVE : opts.keepAliveProbes,
       addresses: this.book,

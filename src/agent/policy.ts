@@ -67,6 +67,7 @@ const UNREACHABLE: ReadonlySet<string> = new Set([
   ErrorCode.CONNECT_TIMEOUT,
   ErrorCode.TLS_FAILED,
   ErrorCode.CERT_INVALID,
+  ErrorCode.CLIENT_CERT_REFUSED,
   ErrorCode.UNSUPPORTED_PROTOCOL,
 ]);
 

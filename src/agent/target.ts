@@ -10,6 +10,7 @@ import type { ProtocolPolicy } from '../connect/connect.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import type { ProxyNode } from '../net/proxy.js';
+import { clientIdentity, type ClientIdentity } from '../net/tls-context.js';
 import type { AgentOptions, OriginOverrides, TlsOptions } from './options.js';
 
 /** How a connection's peer is trusted: the name it must prove and the CAs it is checked against. */
@@ -21,6 +22,8 @@ export interface TlsTrust {
   readonly ca: TlsOptions['ca'];
   /** A SHA-256 of every CA byte ('-': the system's): two CA sets never share a connection. */
   readonly caId: string;
+  /** The client certificate shown when the origin asks (mutual TLS), or null. */
+  readonly identity: ClientIdentity | null;
 }
 
 export interface OriginTarget {
@@ -81,10 +84,12 @@ export function resolveTarget(
     verify: t.rejectUnauthorized !== false,
     ca: t.ca,
     caId: caId(t.ca),
+    identity: identityOf(t),
   };
   // The proxy node and a hash of its credentials: a tunnel is never shared across nodes or credentials.
   const key =
     `${scheme}://${host}:${port}|${policy}|sni=${tls.servername ?? ''}|verify=${tls.verify}|ca=${tls.caId}` +
+    (tls.identity ? `|cert=${tls.identity.id}` : '') +
     (proxy ? `|proxy=${proxy.key}` : '');
   return {
     scheme,
@@ -104,8 +109,9 @@ export function resolveTarget(
 
 /**
  * A connection made for `b` may carry a request for `a` (RFC 9113 §9.1.1, RFC 9114 §3.3) only when both verify their
- * peer against the same CAs by the origin's own name: a name override or an unverified peer proves nothing of the
- * other name.
+ * peer against the same CAs by the origin's own name — a name override or an unverified peer proves nothing of the
+ * other name — and show the origin the same client certificate (or none): a request never rides a connection that
+ * proved an identity its own origin was not configured to present.
  */
 export function sameTrustForCoalescing(a: OriginTarget, b: OriginTarget): boolean {
   return (
@@ -113,8 +119,21 @@ export function sameTrustForCoalescing(a: OriginTarget, b: OriginTarget): boolea
     b.tls.verify &&
     a.tls.servername === undefined &&
     b.tls.servername === undefined &&
-    a.tls.caId === b.tls.caId
+    a.tls.caId === b.tls.caId &&
+    (a.tls.identity?.id ?? null) === (b.tls.identity?.id ?? null)
   );
+}
+
+/** `cert` and `key` together or neither (OL_INVALID_ARGUMENT); checked as a pair once per pair of values. */
+function identityOf(t: TlsOptions): ClientIdentity | null {
+  if (t.cert === undefined && t.key === undefined) return null;
+  if (t.cert === undefined || t.key === undefined)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `tls.${t.cert === undefined ? 'cert' : 'key'} is missing: a client certificate needs both tls.cert and tls.key`,
+    );
+  return clientIdentity(t.cert, t.key);
 }
 
 /** Objects are hashed once (Buffers and arrays are treated as immutable once given). */

@@ -27,7 +27,8 @@ export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [35, 'TLS handshake failed'],
   [47, 'too many redirects (-L, --max-redirs)'],
   [52, 'empty reply: the connection closed before any response byte'],
-  [56, 'failure receiving: the connection reset or closed mid-response'],
+  [56, 'failure receiving: the connection reset or closed mid-response; the origin refused our client certificate'],
+  [58, 'cannot read the client certificate or key (--cert, --key), or they do not fit'],
   [60, 'the server certificate is not trusted or not valid for the name'],
   [77, 'cannot read the CA file (--cacert)'],
   [92, 'HTTP/2 stream reset'],
@@ -66,6 +67,7 @@ export function exitCodeFor(e: OriginlinkError): number {
     case ErrorCode.SOCKET_CLOSED:
       return e.facts?.responseStarted ? 56 : 52;
     case ErrorCode.SOCKET_RESET:
+    case ErrorCode.CLIENT_CERT_REFUSED:
       return 56;
     case ErrorCode.CERT_INVALID:
       return 60;

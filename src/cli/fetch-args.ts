@@ -1,12 +1,14 @@
 /**
  * `originlink fetch`'s command line: our options and curl's common ones where they make sense, read into one
  * plan. A bad option or value is a `CliExit` with curl's exit code for it (2 a bad option, 3 a malformed URL,
- * 1 a scheme we do not speak, 26 a request body file that cannot be read, 77 a CA file that cannot be read).
+ * 1 a scheme we do not speak, 26 a request body file that cannot be read, 77 a CA file that cannot be read, 58 a
+ * client certificate that cannot be read or does not fit its key).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ProtocolPolicy } from '../connect/connect.js';
 import type { HeaderList } from '../http/types.js';
+import { certificatePairProblem } from '../net/pem.js';
 import { redact } from '../util/redact.js';
 import { EGRESS_OPTIONS, EGRESS_USAGE, egressFromArgs } from './egress-args.js';
 import { EXIT_TABLE } from './exit-codes.js';
@@ -20,6 +22,8 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --concurrency C            requests in flight at once with --repeat (default 1)
   --cacert FILE              trust this CA certificate (PEM)
   -k, --insecure             do not verify the certificate
+  -E, --cert FILE            show this client certificate (PEM) to an origin that asks for one (mutual TLS)
+  --key FILE                 the private key of --cert (PEM; default: FILE of --cert, when it holds the key too)
   -X, --request M            request method (default GET, POST with --data, HEAD with -I); also --method
   -H, --header 'N: V'        add a request header (repeatable)
   -A, --user-agent UA        the User-Agent header
@@ -73,6 +77,8 @@ const OPTIONS = {
   concurrency: { type: 'string', default: '1' },
   cacert: { type: 'string' },
   insecure: { type: 'boolean', short: 'k', default: false },
+  cert: { type: 'string', short: 'E' },
+  key: { type: 'string' },
   request: { type: 'string', short: 'X' },
   method: { type: 'string' },
   header: { type: 'string', short: 'H', multiple: true },
@@ -112,6 +118,8 @@ export interface FetchPlan {
   concurrency: number;
   ca: Buffer | null;
   caPath: string | null;
+  /** The client certificate and key (--cert, --key), PEM. */
+  identity: { cert: Buffer; key: Buffer } | null;
   insecure: boolean;
   head: boolean;
   include: boolean;
@@ -187,6 +195,7 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
       concurrency: 1,
       ca: null,
       caPath: null,
+      identity: null,
       maxRedirs: 50,
       maxTimeMs: null,
       connectTimeoutMs: null,
@@ -243,6 +252,7 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
   }
   return {
     ...plan,
+    identity: identityFrom(v.cert, v.key),
     protocol,
     method,
     headers,
@@ -256,6 +266,29 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
     connectTimeoutMs: v['connect-timeout'] === undefined ? null : seconds(v['connect-timeout'], '--connect-timeout'),
     maxConnections: v['max-connections'] === undefined ? null : int(v['max-connections'], '--max-connections', 1),
   };
+}
+
+/** --cert and --key (curl's: the key may sit in the certificate's file): read and checked as a pair, else exit 58. */
+function identityFrom(certPath: string | undefined, keyPath: string | undefined): FetchPlan['identity'] {
+  if (certPath === undefined) {
+    if (keyPath !== undefined) throw new CliExit(2, '--key needs --cert');
+    return null;
+  }
+  const read = (p: string, what: string): Buffer => {
+    try {
+      return readFileSync(p);
+    } catch (e) {
+      throw new CliExit(
+        58,
+        `cannot read the ${what} ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
+    }
+  };
+  const cert = read(certPath, 'client certificate');
+  const key = keyPath === undefined ? cert : read(keyPath, 'client key');
+  const bad = certificatePairProblem(cert, key, certPath, keyPath ?? certPath);
+  if (bad) throw new CliExit(58, `client certificate: ${bad.reason}`);
+  return { cert, key };
 }
 
 /** --protocol, or curl's --http* flags (at most one way of saying it). */

@@ -75,7 +75,11 @@ export async function runFetch(argv: string[]): Promise<number> {
   };
   const agentOpts: AgentOptions = {
     protocol: plan.protocol,
-    tls: { rejectUnauthorized: !plan.insecure, ...(plan.ca ? { ca: plan.ca } : {}) },
+    tls: {
+      rejectUnauthorized: !plan.insecure,
+      ...(plan.ca ? { ca: plan.ca } : {}),
+      ...(plan.identity ? { cert: plan.identity.cert, key: plan.identity.key } : {}),
+    },
   };
   const pool: NonNullable<AgentOptions['pool']> = {};
   if (plan.maxConnections !== null) pool.maxConnections = plan.maxConnections;
@@ -126,6 +130,7 @@ function fileSink(path: string): WriteStream {
 function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkError | null, t0: number): number {
   // The Agent's hint names its option (tls.ca); on this command line that is --cacert, or -k.
   if (err?.code === ErrorCode.CERT_INVALID) message += ' (here: --cacert FILE, or -k)';
+  if (err?.code === ErrorCode.CLIENT_CERT_REFUSED) message += ' (here: --cert FILE --key FILE)';
   if (plan.showErrors) process.stderr.write(`originlink: (${code}) ${err ? `${err.code}: ` : ''}${message}\n`);
   if (plan.json) {
     const error = err

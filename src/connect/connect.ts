@@ -21,6 +21,7 @@ import {
   type H2TunnelOpener,
 } from '../net/dial.js';
 import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
+import type { ClientIdentity } from '../net/tls-context.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { H2ProxyLinks } from './h2-proxy-links.js';
 
@@ -32,6 +33,8 @@ export interface OriginSpec extends DialTarget {
   protocol: ProtocolPolicy;
   ca?: string | Buffer | Array<string | Buffer> | undefined;
   rejectUnauthorized: boolean;
+  /** The client certificate shown when the origin asks for one (mutual TLS). */
+  identity?: ClientIdentity | null | undefined;
   /** TCP Fast Open when the native addon is available. */
   tfo: boolean;
   keepAliveProbes: { idleS: number; intervalS: number; count: number } | null;
@@ -239,6 +242,7 @@ export function dialOrigin(spec: OriginSpec, ctx: ConnectContext, alpn: string[]
       alpn,
       ca: spec.ca,
       rejectUnauthorized: spec.rejectUnauthorized,
+      identity: spec.identity,
       connectTimeoutMs: ctx.pool.connectTimeoutMs,
       sessionStore: ctx.sessionStore,
       sessionKey: ctx.sessionKey,

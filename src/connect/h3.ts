@@ -31,6 +31,8 @@ export interface H3ConnectOptions {
   ca?: string | Uint8Array | undefined;
   /** Verify the server certificate. Default true. */
   rejectUnauthorized?: boolean;
+  /** A client certificate and key (PEM) shown when the server asks for one (mutual TLS). */
+  identity?: { cert: Uint8Array; key: Uint8Array } | null | undefined;
   /** QUIC handshake deadline, ms. Default 10000. */
   connectTimeoutMs?: number;
   /** No response head within this, ms. Default 30000. */
@@ -84,6 +86,8 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...opts.quic,
     verifyPeer: verify,
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
+    // Plain views: a Buffer would reach the config cache's key as its toJSON() array.
+    ...(opts.identity ? { cert: view(opts.identity.cert), key: view(opts.identity.key) } : {}),
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
   // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at
@@ -105,6 +109,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
       port: opts.port,
       serverName: isIP(name) ? null : name,
       expectedHost: verify ? name : null,
+      clientCert: Boolean(opts.identity),
       session,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       maxPacket: big ?? opts.quic?.maxUdpPayload ?? DEFAULT_UDP_PAYLOAD,
@@ -154,6 +159,7 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     servername: origin.servername,
     ca: typeof ca === 'string' || ca === undefined ? ca : new Uint8Array(ca),
     rejectUnauthorized: origin.rejectUnauthorized,
+    identity: origin.identity,
     connectTimeoutMs: ctx.pool.connectTimeoutMs,
     headersTimeoutMs: ctx.pool.headersTimeoutMs,
     bodyTimeoutMs: ctx.pool.bodyTimeoutMs,
@@ -176,3 +182,5 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     startedAt: ctx.dialStartedAt,
   });
 }
+
+const view = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { redact } from '../util/redact.js';
+import { clientIdentity } from './tls-context.js';
 
 export type ProxyKind = 'http' | 'https' | 'socks5';
 
@@ -34,6 +35,9 @@ export interface ProxyNode {
 export interface ProxyTls {
   ca?: string | Buffer | Array<string | Buffer>;
   rejectUnauthorized?: boolean;
+  /** A client certificate (PEM) shown to a node that asks for one (mutual TLS), with its `key`. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 /** How requests are spread over the nodes. */
@@ -93,6 +97,8 @@ export function parseProxy(url: string, http2 = false, tlsOpts: ProxyTls | null 
     ? createHash('sha256').update(`${auth.user.length}:${auth.user}:${auth.pass}`).digest('base64url').slice(0, 16)
     : '-';
   const t = kind === 'https' ? tlsOpts : null;
+  if (t && (t.cert === undefined) !== (t.key === undefined))
+    throw proxyConfigError('tls', 'a client certificate needs both tls.cert and tls.key');
   // The trust settings are part of the key too: a tunnel made without verification is never reused by a verifying
   // config.
   const trust = t
@@ -103,7 +109,7 @@ export function parseProxy(url: string, http2 = false, tlsOpts: ProxyTls | null 
               .update(String(t.ca ?? 'system'))
               .digest('base64url')
               .slice(0, 12)
-      }`
+      }${t.cert !== undefined && t.key !== undefined ? `#cert=${clientIdentity(t.cert, t.key, 'proxy.tls').id}` : ''}`
     : '';
   return { kind, host, port, auth, id, key: `${id}#${cred}${http2 ? '#h2' : ''}${trust}`, http2, tls: t };
 }

@@ -7,8 +7,15 @@ import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
-import { clientContext, type TrustedCa } from './tls-context.js';
+import {
+  clientCertAlert,
+  clientCertRefused,
+  ErrorCode,
+  NOT_SENT,
+  OriginlinkError,
+  toOriginlinkError,
+} from '../errors.js';
+import { clientContext, type ClientIdentity, type TrustedCa } from './tls-context.js';
 import type { SessionStore } from '../store/session-store.js';
 import { tfoSocketFactory } from './tfo.js';
 
@@ -22,6 +29,8 @@ export interface TcpConnectOptions {
   /** ALPN protocols offered, most preferred first. */
   alpn: string[];
   ca?: TrustedCa | undefined;
+  /** The client certificate shown when the server asks for one (mutual TLS). */
+  identity?: ClientIdentity | null | undefined;
   /** Verify the certificate chain and name. Default true. */
   rejectUnauthorized?: boolean | undefined;
   connectTimeoutMs: number;
@@ -170,7 +179,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     };
     if (servername !== undefined) tlsOpts.servername = servername;
     else if (isIp) tlsOpts.checkServerIdentity = (_h, cert) => tls.checkServerIdentity(o.host, cert);
-    tlsOpts.secureContext = clientContext(o.ca);
+    tlsOpts.secureContext = clientContext(o.ca, o.identity);
     if (session) tlsOpts.session = Buffer.from(session);
     const s = tls.connect(tlsOpts);
     socket = s;
@@ -188,6 +197,13 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     s.once('secureConnect', () => {
       const now = performance.now();
       raw.removeListener('error', fail);
+      // TLS 1.3: the server judges our certificate after our Finished (RFC 8446 §4.4.2), so its refusal arrives as
+      // an error on the connection; tagged with the peer, it becomes OL_CLIENT_CERT_REFUSED naming it (errors.ts).
+      s.prependOnceListener('error', (e: Error) => {
+        if (clientCertAlert(e) === null) return;
+        (e as { peer?: string }).peer = peerName(o);
+        (e as { shown?: boolean }).shown = Boolean(o.identity);
+      });
       // The ticket this dial resumed with goes back to the store. RFC 8446 §C.4 asks clients not to reuse a
       // ticket (observers could link the connections): between an edge and its origin the addresses link them
       // anyway, and over TCP we never send early data, so there is no replay to fear. A server that issues no
@@ -230,13 +246,23 @@ function confirmWithin(s: net.Socket, o: TcpConnectOptions, t0: number): void {
   s.once('close', () => clearTimeout(t));
 }
 
+/** The server as errors name it: `host:port`, or `name (host:port)` when the name checked differs. */
+function peerName(o: TcpConnectOptions): string {
+  const peer = `${o.host}:${o.port}`;
+  const name = o.servername ?? o.host;
+  return name === o.host ? peer : `${name} (${peer})`;
+}
+
 function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions): OriginlinkError {
   const err = toOriginlinkError(e, tcpUp ? ErrorCode.TLS_FAILED : ErrorCode.CONNECT_FAILED);
   // Nothing was sent as HTTP yet: a retry elsewhere is always safe. A TLS failure names the peer and what to set:
   // the same handshake with the same settings fails again (agent/policy.ts never repeats it on this URL).
+  const who = peerName(o);
   const peer = `${o.host}:${o.port}`;
   const name = o.servername ?? o.host;
-  const who = name === o.host ? peer : `${name} (${peer})`;
+  // TLS 1.2 refuses a client certificate within the handshake (TLS 1.3 after it: the tag in connectTcp).
+  const alert = clientCertAlert(e);
+  if (alert !== null) return clientCertRefused(alert, who, e, Boolean(o.identity)).with({ facts: NOT_SENT });
   if (err.code === ErrorCode.CERT_INVALID) {
     const code = (e as NodeJS.ErrnoException).code;
     // The same field names in the Agent's options and the service's origins (`tls.ca`, `tls.servername`); the
@@ -256,12 +282,25 @@ function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions):
     tcpUp &&
     (err.code === ErrorCode.SOCKET_CLOSED || err.code === ErrorCode.TLS_FAILED || err.code === ErrorCode.SOCKET_RESET)
   ) {
-    return new OriginlinkError(ErrorCode.TLS_FAILED, 'remote', `TLS handshake with ${who} failed: ${err.message}`, {
-      cause: e,
-      retrySafe: true,
-      facts: NOT_SENT,
-      details: { host: name, address: peer },
-    });
+    // TLS 1.2 has no certificate_required alert: a server that wants a client certificate and got none (or none it
+    // takes) sends handshake_failure (RFC 5246 §7.4.6), which says nothing of certificates; say what it may mean.
+    const hint =
+      (e as NodeJS.ErrnoException).code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE'
+        ? o.identity
+          ? ' (if it requires a client certificate: it did not take tls.cert)'
+          : ' (if it requires a client certificate: set tls.cert and tls.key)'
+        : '';
+    return new OriginlinkError(
+      ErrorCode.TLS_FAILED,
+      'remote',
+      `TLS handshake with ${who} failed: ${err.message}${hint}`,
+      {
+        cause: e,
+        retrySafe: true,
+        facts: NOT_SENT,
+        details: { host: name, address: peer },
+      },
+    );
   }
   return err.with({ retrySafe: true, facts: NOT_SENT });
 }

@@ -12,7 +12,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
-import { clientContext, type TrustedCa } from './tls-context.js';
+import { clientContext, clientIdentity, type TrustedCa } from './tls-context.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { ProxyNode } from './proxy.js';
 import {
@@ -172,7 +172,11 @@ export function proxyTlsOptions(
     ALPNProtocols: alpn,
   };
   if (net.isIP(node.host) === 0) to.servername = node.host;
-  to.secureContext = clientContext(t.ca);
+  const own = node.tls;
+  to.secureContext = clientContext(
+    t.ca,
+    own?.cert !== undefined && own.key !== undefined ? clientIdentity(own.cert, own.key, 'proxy.tls') : null,
+  );
   return to;
 }
 

@@ -14,6 +14,7 @@ import { tfoAvailable } from '../net/tfo.js';
 import { AddressBook } from '../net/addresses.js';
 import { Resolver, type LookupFn } from '../net/resolver.js';
 import type { ProxyNode } from '../net/proxy.js';
+import type { ClientIdentity } from '../net/tls-context.js';
 import { findH3, parseAltSvc, type AltService } from './alt-svc.js';
 import type { OriginCache, OriginFacts } from '../store/origin-cache.js';
 import { DEFAULT_SELECTION, emptyFacts, selectProtocol } from './state.js';
@@ -22,6 +23,8 @@ export interface ProbeOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   rejectUnauthorized?: boolean;
   servername?: string;
+  /** A client certificate shown to an origin that asks for one (mutual TLS). */
+  identity?: ClientIdentity;
   /** Deadline of each step (TCP+TLS, request, QUIC handshake, 0-RTT), ms. Default 3000. */
   stepTimeoutMs?: number;
   lookup?: LookupFn;
@@ -172,6 +175,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     protocol: 'auto',
     ca: o.ca,
     rejectUnauthorized: o.rejectUnauthorized ?? true,
+    identity: o.identity,
     tfo: tfoOn,
     keepAliveProbes: null,
     addresses: new AddressBook(resolver),
@@ -359,6 +363,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
                     ? Buffer.concat(o.ca.map((c) => Buffer.from(c))).toString()
                     : new Uint8Array(o.ca),
               rejectUnauthorized: o.rejectUnauthorized ?? true,
+              identity: o.identity,
               connectTimeoutMs: ms,
               headersTimeoutMs: ms,
               bodyTimeoutMs: ms,

@@ -20,9 +20,12 @@ export interface QuicOptions {
   verifyPeer?: boolean;
   /** Client: trusted CAs, a PEM file path or PEM text/bytes. Default: BoringSSL's built-in store (none). */
   caFile?: string | Uint8Array;
-  /** Server: PEM certificate chain (file path, or PEM text/bytes). */
+  /**
+   * PEM certificate chain (file path, or PEM text/bytes): a server's, or a client's shown when the server asks for one
+   * (mutual TLS; the client needs `key` too).
+   */
   cert?: string | Uint8Array;
-  /** Server: PEM private key (file path, or PEM text/bytes). */
+  /** PEM private key of `cert` (file path, or PEM text/bytes). */
   key?: string | Uint8Array;
   /** Idle timeout in ms advertised to the peer. Default 30000. */
   idleTimeoutMs?: number;
@@ -124,8 +127,9 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
   const pems = new PemFiles();
   try {
     c.setApplicationProtos(alpn);
-    if (role === 'server') {
-      if (o.cert === undefined || o.key === undefined) bad('cert/key', 'a server needs both');
+    if (role === 'server' && (o.cert === undefined || o.key === undefined)) bad('cert/key', 'a server needs both');
+    if ((o.cert === undefined) !== (o.key === undefined)) bad('cert/key', 'a client certificate needs both');
+    if (o.cert !== undefined && o.key !== undefined) {
       try {
         c.loadCertChainFromPemFile(pems.path('cert.pem', o.cert));
         c.loadPrivKeyFromPemFile(pems.path('key.pem', o.key));
@@ -137,6 +141,8 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
           { cause: e },
         );
       }
+    }
+    if (role === 'server') {
       c.verifyPeer(false);
       if (o.ticketKey !== undefined) {
         if (o.ticketKey.length !== 48) bad('ticketKey', 'must be 48 bytes');

@@ -115,6 +115,8 @@ export interface QuicConnectionInit {
   release: (c: QuicConnection) => void;
   /** Client: the name or IP literal the certificate must match; null = no check. */
   expectedHost?: string | null;
+  /** Client: a client certificate is shown when asked. */
+  clientCert?: boolean;
   /** Client: handshake deadline in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Largest datagram quiche may write for this connection. Default: the sink's. */
@@ -1066,7 +1068,15 @@ export class QuicConnection implements QuicStreamTransport {
     this.#connectTimer.stop();
     this.#paceTimer.stop();
     const error =
-      this.#overrideError ?? closeError(this.#q, this.established, this.#lastRecvError, this.#init.appNoError);
+      this.#overrideError ??
+      closeError(
+        this.#q,
+        this.established,
+        this.#lastRecvError,
+        this.#init.appNoError,
+        `${this.#init.remote.host}:${this.#init.remote.port}`,
+        this.#init.clientCert ?? null,
+      );
     this.#init.release(this);
     for (const w of this.#writeWaiters) w.resolve();
     for (const r of this.#packetWaiters) r();

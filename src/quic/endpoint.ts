@@ -173,6 +173,8 @@ export interface ConnectOptions {
   serverName?: string | null;
   /** Name or IP the server certificate must match; null disables the extra check. */
   expectedHost?: string | null;
+  /** The config shows a client certificate when asked (what a server's refusal is said to be about). */
+  clientCert?: boolean;
   /** Resume a TLS session (enables 0-RTT when the ticket allows it). */
   session?: Uint8Array | null;
   connectTimeoutMs?: number;
@@ -496,6 +498,7 @@ export class QuicEndpoint {
     const init = {
       ...this.#wiring(raw, 'client', remote),
       expectedHost: o.expectedHost ?? null,
+      clientCert: o.clientCert ?? false,
       ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
       ...(o.maxPacket !== undefined ? { maxPacket: o.maxPacket } : {}),
     };

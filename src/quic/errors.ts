@@ -3,11 +3,23 @@
  * crypto codes per RFC 9000 §20.1; TLS alerts ride in 0x0100–0x01ff
  * (RFC 9001 §4.8).
  */
-import { ErrorCode, OriginlinkError } from '../errors.js';
+import { clientCertRefused, ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { QuicheConnection, QuicheConnectionError } from './quiche.js';
 
-/** TLS alerts that mean "the certificate was not acceptable" (RFC 8446 §6.2). */
-const CERT_ALERTS = new Set([42, 43, 44, 45, 46, 48, 49]);
+/**
+ * TLS alerts that mean "the certificate was not acceptable" (RFC 8446 §6.2), by name; certificate_required (116)
+ * is a server's only: it asked for ours and got none.
+ */
+const CERT_ALERTS: ReadonlyMap<number, string> = new Map([
+  [42, 'bad_certificate'],
+  [43, 'unsupported_certificate'],
+  [44, 'certificate_revoked'],
+  [45, 'certificate_expired'],
+  [46, 'certificate_unknown'],
+  [48, 'unknown_ca'],
+  [49, 'access_denied'],
+  [116, 'certificate_required'],
+]);
 
 export const CRYPTO_ERROR_BASE = 0x100;
 
@@ -31,6 +43,8 @@ function fromWire(
   by: 'peer' | 'local',
   established: boolean,
   quicheError: string | null = null,
+  peer: string | null = null,
+  shown: boolean | null = null,
 ): OriginlinkError {
   const details = {
     wireCode: e.errorCode,
@@ -40,11 +54,18 @@ function fromWire(
     ...(quicheError ? { quicheError } : {}),
   };
   const isCrypto = !e.isApp && e.errorCode >= 0x100 && e.errorCode <= 0x1ff;
-  if (isCrypto && CERT_ALERTS.has(e.errorCode - 0x100)) {
-    const whose = by === 'local' ? 'the server certificate was rejected' : 'the peer rejected our certificate';
-    return new OriginlinkError(ErrorCode.CERT_INVALID, 'remote', `QUIC handshake failed: ${whose} (${describe(e)})`, {
-      details,
-    });
+  const alert = isCrypto ? CERT_ALERTS.get(e.errorCode - 0x100) : undefined;
+  // The peer's alert about a certificate: ours (a server refusing our client certificate); ours about theirs: a
+  // server certificate we did not accept (a server refusing a client's is the front's business, not an error here).
+  if (alert !== undefined && by === 'peer')
+    return clientCertRefused(alert, peer ?? 'the QUIC peer', undefined, shown).with({ details, facts: NOT_SENT });
+  if (alert !== undefined) {
+    return new OriginlinkError(
+      ErrorCode.CERT_INVALID,
+      'remote',
+      `QUIC handshake failed: the server certificate was rejected (${describe(e)})`,
+      { details },
+    );
   }
   const side = by === 'peer' ? 'remote' : 'local';
   return new OriginlinkError(ErrorCode.QUIC_FAILED, side, `QUIC connection closed by ${by}: ${describe(e)}`, {
@@ -64,6 +85,10 @@ export function closeError(
   established: boolean,
   lastRecvError: string | null = null,
   appNoError = 0,
+  /** The peer as errors name it (`host:port`). */
+  peerName: string | null = null,
+  /** Client: whether we showed a certificate (null: unknown). */
+  shown: boolean | null = null,
 ): OriginlinkError | null {
   if (conn.isTimedOut()) {
     if (!established) {
@@ -82,7 +107,7 @@ export function closeError(
     });
   }
   const peer = conn.peerError();
-  if (peer) return isClean(peer, appNoError) ? null : fromWire(peer, 'peer', established);
+  if (peer) return isClean(peer, appNoError) ? null : fromWire(peer, 'peer', established, null, peerName, shown);
   const local = conn.localError();
   if (local)
     return isClean(local, appNoError)

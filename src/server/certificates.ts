@@ -11,7 +11,6 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
 /** The DNS names a PEM certificate (its first, the leaf) answers for, lower-cased; `pem` may be a file path. */
@@ -35,65 +34,6 @@ export function certificateNames(pem: Uint8Array | string): string[] {
     if (cn) names.push(cn.toLowerCase());
   }
   return names;
-}
-
-/** The PEM labels in `pem` (`CERTIFICATE`, `PRIVATE KEY`, `EC PRIVATE KEY`, …), in order. */
-function pemLabels(pem: Uint8Array): string[] {
-  return [
-    ...Buffer.from(pem)
-      .toString('latin1')
-      .matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g),
-  ].map((m) => m[1] as string);
-}
-
-/**
- * What is wrong with a server certificate and its key, found by building the TLS context a listener would
- * (OpenSSL's SSL_CTX through node:tls): which of the two is at fault and why, in words; null when they serve.
- * A key file that holds a certificate, a certificate file that holds a key, a key of another certificate: each
- * made `serve` die at start with OpenSSL's bare text ("DECODER routines::unsupported") after `--check` passed.
- */
-export function certificatePairProblem(
-  cert: Uint8Array,
-  key: Uint8Array,
-  certPath: string,
-  keyPath: string,
-): { field: 'cert' | 'key'; reason: string } | null {
-  const certLabels = pemLabels(cert);
-  const keyLabels = pemLabels(key);
-  if (!certLabels.includes('CERTIFICATE'))
-    return {
-      field: 'cert',
-      reason: `${certPath} holds no certificate (PEM found: ${certLabels.join(', ') || 'none'})`,
-    };
-  if (!keyLabels.some((l) => l.endsWith('PRIVATE KEY')))
-    return { field: 'key', reason: `${keyPath} holds no private key (PEM found: ${keyLabels.join(', ') || 'none'})` };
-  try {
-    new X509Certificate(Buffer.from(cert));
-  } catch (e) {
-    return { field: 'cert', reason: `${certPath}: not a readable certificate (${(e as Error).message})` };
-  }
-  try {
-    createSecureContext({ cert: Buffer.from(cert), key: Buffer.from(key) });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH')
-      return { field: 'key', reason: `${keyPath} is not the key of ${certPath} (their public keys differ)` };
-    return { field: 'key', reason: `${keyPath} with ${certPath}: ${(e as Error).message}` };
-  }
-  return null;
-}
-
-/** What is wrong with a file of trusted CA certificates (PEM), or null. */
-export function caProblem(ca: Uint8Array, path: string): string | null {
-  const labels = pemLabels(ca);
-  if (!labels.includes('CERTIFICATE'))
-    return `${path} holds no certificate (PEM found: ${labels.join(', ') || 'none'})`;
-  try {
-    new X509Certificate(Buffer.from(ca));
-  } catch (e) {
-    return `${path}: not a readable certificate (${(e as Error).message})`;
-  }
-  return null;
 }
 
 export class CertificateSet<T> {

@@ -14,12 +14,14 @@ import { ProxyRotation } from '../net/proxy.js';
 import { Resolver } from '../net/resolver.js';
 import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { BW_LO_REDUCTIONS, CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
-import { caProblem, certificateNames, certificatePairProblem } from '../server/certificates.js';
+import { caProblem, certificatePairProblem } from '../net/pem.js';
+import { certificateNames } from '../server/certificates.js';
 import { parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
 import { redact } from '../util/redact.js';
 import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
 import type {
+  ClientCertConfig,
   DnsConfig,
   EgressConfig,
   FleetRoute,
@@ -98,6 +100,27 @@ export function fileReaders(baseDir: string): { readPem: ReadFile; readCa: ReadF
     return ca;
   };
   return { readPem, readCa };
+}
+
+/** The file readers of a config (fileReaders). */
+export interface FileReaders {
+  readPem: ReadFile;
+  readCa: ReadFile;
+}
+
+/**
+ * A client certificate for mutual TLS (`tls.cert` and `tls.key` of an origin or an egress): both or neither, checked
+ * as a pair now (a key of another certificate is this field's error at --check, start and reload).
+ */
+export function readClientCert(t: Reader, files: FileReaders): ClientCertConfig | null {
+  if (!t.has('cert') && !t.has('key')) return null;
+  if (!t.has('cert') || !t.has('key'))
+    throw t.fail(t.has('cert') ? 'key' : 'cert', 'a client certificate needs both cert and key');
+  const cert = files.readPem(t, 'cert');
+  const key = files.readPem(t, 'key');
+  const bad = certificatePairProblem(cert.bytes, key.bytes, cert.path, key.path);
+  if (bad) throw t.fail(bad.field, bad.reason);
+  return { cert: cert.bytes, key: key.bytes, certPath: cert.path, keyPath: key.path };
 }
 
 /** `listeners`: each checked, its TLS context built now (a key that fits no certificate fails here), binds apart. */
@@ -336,7 +359,7 @@ export function readLogging(r: Reader): ServiceConfig['logging'] {
 /** `origins`: at least one; each with the shared stores and dns. */
 export function readOrigins(
   r: Reader,
-  readCa: ReadFile,
+  files: FileReaders,
   egress: EgressConfig | null,
   stores: StoresConfig | null,
   dns: DnsConfig,
@@ -346,7 +369,7 @@ export function readOrigins(
   const or = r.obj('origins');
   for (const name of or.keysPresent()) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw or.fail(name, 'origin names use letters, digits, "_", "." and "-"');
-    origins.set(name, { ...readOrigin(or.obj(name), name, readCa, egress, fleetRoute), stores, dns });
+    origins.set(name, { ...readOrigin(or.obj(name), name, files, egress, fleetRoute), stores, dns });
   }
   if (origins.size === 0) throw r.fail('origins', 'at least one origin is required');
   return origins;
@@ -496,7 +519,7 @@ function readQpack(parent: Reader): QpackOptions | null {
   return out;
 }
 
-export function readEgress(parent: Reader, field: string, readCa: ReadFile): EgressConfig | null {
+export function readEgress(parent: Reader, field: string, files: FileReaders): EgressConfig | null {
   if (parent.raw(field) === 'none' || parent.raw(field) === null) return null;
   const e = parent.obj(field);
   e.keys(['nodes', 'policy', 'stickyWindowMs', 'http2', 'tls']);
@@ -508,9 +531,14 @@ export function readEgress(parent: Reader, field: string, readCa: ReadFile): Egr
   };
   if (e.has('tls')) {
     const t = e.obj('tls');
-    t.keys(['ca', 'verify']);
+    t.keys(['ca', 'verify', 'cert', 'key']);
     cfg.tls = { rejectUnauthorized: t.optBool('verify') ?? true };
-    if (t.has('ca')) cfg.tls.ca = readCa(t, 'ca').bytes;
+    if (t.has('ca')) cfg.tls.ca = files.readCa(t, 'ca').bytes;
+    const id = readClientCert(t, files);
+    if (id) {
+      cfg.tls.cert = id.cert;
+      cfg.tls.key = id.key;
+    }
   }
   try {
     new ProxyRotation(cfg);
@@ -527,7 +555,7 @@ const GROUP_FIELDS = ['balance', 'health', 'outlier', 'retryBudget', 'hedge', 'c
 function readOrigin(
   o: Reader,
   name: string,
-  readCa: ReadFile,
+  files: FileReaders,
   egress: EgressConfig | null,
   fleetRoute: FleetRoute,
 ): Omit<OriginConfig, 'stores' | 'dns'> {
@@ -599,12 +627,13 @@ function readOrigin(
   }
   const protocol = o.has('protocol') ? o.oneOf('protocol', ['auto', 'h1', 'h2', 'h3'] as const) : 'auto';
   if (protocol === 'h3' && urls.some((u) => u.startsWith('http:'))) throw o.fail('protocol', 'h3 needs https URLs');
-  const tls: OriginConfig['tls'] = { ca: null, caPath: null, servername: null, verify: true };
+  const tls: OriginConfig['tls'] = { ca: null, caPath: null, servername: null, verify: true, client: null };
   if (o.has('tls')) {
     const t = o.obj('tls');
-    t.keys(['ca', 'servername', 'verify']);
+    t.keys(['ca', 'servername', 'verify', 'cert', 'key']);
+    tls.client = readClientCert(t, files);
     if (t.has('ca')) {
-      const p = readCa(t, 'ca');
+      const p = files.readCa(t, 'ca');
       tls.ca = p.bytes;
       tls.caPath = p.path;
     }
@@ -653,7 +682,7 @@ function readOrigin(
     retryBufferBytes: o.optInt('retryBufferBytes', 0, 64 << 20) ?? DEFAULT_RETRY_BUFFER_BYTES,
     tfo: o.optBool('tfo') ?? true,
     pool: resolved,
-    egress: o.has('proxy') ? readEgress(o, 'proxy', readCa) : egress,
+    egress: o.has('proxy') ? readEgress(o, 'proxy', files) : egress,
     congestionControl: readQuic(o),
     qpack: readQpack(o),
     bbr: readBbr(o),

@@ -86,7 +86,14 @@ export interface OriginConfig {
   /** Among the members of a fleet: to the origin's owner, direct, or `auto` (docs/fleet.md). */
   fleetRoute: FleetRoute;
   protocol: ProtocolPolicy;
-  tls: { ca: Buffer | null; caPath: string | null; servername: string | null; verify: boolean };
+  tls: {
+    ca: Buffer | null;
+    caPath: string | null;
+    servername: string | null;
+    verify: boolean;
+    /** The client certificate shown to the origin (`tls.cert`, `tls.key`: mutual TLS), or null. */
+    client: ClientCertConfig | null;
+  };
   earlyData: EarlyDataPolicy;
   retries: number;
   /** Bytes of a streamed request body kept for a retry (Agent retryBufferBytes); 0: never replayed. */
@@ -130,7 +137,15 @@ export interface EgressConfig {
   /** HTTP/2 CONNECT to https:// nodes: tunnels as streams of one connection per node. */
   http2: boolean;
   /** TLS to https:// nodes (`tls: { ca, verify }`); absent: the origin's. */
-  tls?: { ca?: Buffer; rejectUnauthorized: boolean };
+  tls?: { ca?: Buffer; rejectUnauthorized: boolean; cert?: Buffer; key?: Buffer };
+}
+
+/** A client certificate and its key as read (PEM bytes and the files they came from). */
+export interface ClientCertConfig {
+  cert: Buffer;
+  key: Buffer;
+  certPath: string;
+  keyPath: string;
 }
 
 export interface DnsConfig {
@@ -306,18 +321,19 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     'dns',
     'fleet',
   ]);
-  const { readPem, readCa } = fileReaders(baseDir);
+  const files = fileReaders(baseDir);
+  const { readPem, readCa } = files;
   const listeners = readListeners(r, readPem);
   const admin = readAdmin(r, listeners);
   const limits = readLimits(r);
   const proxy = readProxy(r, baseDir);
-  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', readCa) : null;
+  const egress = r.has('proxy') && r.obj('proxy').has('egress') ? readEgress(r.obj('proxy'), 'egress', files) : null;
   const dns = readDns(r);
   const shutdown = readShutdown(r);
   const logging = readLogging(r);
   const stores = r.has('stores') ? readStores(r.obj('stores'), readPem, readCa) : null;
   const fleet = readFleet(r);
-  const origins = readOrigins(r, readCa, egress, stores, dns, fleet.route);
+  const origins = readOrigins(r, files, egress, stores, dns, fleet.route);
   const routes = readRoutes(r, origins);
   return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores, fleet };
 }

@@ -34,9 +34,22 @@ export async function ensureH3(): Promise<void> {
 export function fingerprint(o: OriginConfig): string {
   return JSON.stringify({
     ...o,
-    tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null },
+    // Key material never enters the fingerprint (a digest of it crosses the fleet's links): the pair's hash does.
+    tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null, client: pemDigest(o.tls.client) },
+    egress: o.egress
+      ? { ...o.egress, tls: o.egress.tls ? { ...o.egress.tls, key: pemDigest(o.egress.tls.key ?? null) } : null }
+      : null,
     stores: o.stores ? storesFingerprint(o.stores) : null,
   });
+}
+
+/** A SHA-256 of a client certificate's key and certificate: what fingerprints carry instead of the bytes. */
+function pemDigest(c: { cert: Buffer; key: Buffer } | Buffer | null): string | null {
+  if (c === null) return null;
+  const h = createHash('sha256');
+  if (Buffer.isBuffer(c)) h.update(c);
+  else h.update(c.cert).update('\0').update(c.key);
+  return h.digest('base64url');
 }
 
 export class Upstream {
@@ -79,6 +92,7 @@ export class Upstream {
       rejectUnauthorized: o.tls.verify,
       ...(o.tls.ca ? { ca: o.tls.ca } : {}),
       ...(o.tls.servername ? { servername: o.tls.servername } : {}),
+      ...(o.tls.client ? { cert: o.tls.client.cert, key: o.tls.client.key } : {}),
     };
     const dns = o.dns
       ? {

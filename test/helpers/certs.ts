@@ -111,14 +111,20 @@ export function makeCerts(o: { fresh?: boolean } = {}): TestCerts {
 }
 
 /** One more leaf signed by `certs`' CA, for `sans` (DNS names or IP literals; the first is also its CN). Paths of its PEM files. */
-export function makeLeaf(certs: TestCerts, file: string, sans: string[]): { certPath: string; keyPath: string } {
+export function makeLeaf(
+  certs: TestCerts,
+  file: string,
+  sans: string[],
+  /** `clientAuth`: a client certificate (mutual TLS) instead of a server's. */
+  eku: 'serverAuth' | 'clientAuth' = 'serverAuth',
+): { certPath: string; keyPath: string } {
   const dir = certs.dir;
   const ossl = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   };
   writeFileSync(
     join(dir, `${file}.ext`),
-    `subjectAltName=${sans.map((s) => (/^[\d.:]+$/.test(s) ? `IP:${s}` : `DNS:${s}`)).join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`,
+    `subjectAltName=${sans.map((s) => (/^[\d.:]+$/.test(s) ? `IP:${s}` : `DNS:${s}`)).join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${eku}\n`,
   );
   ossl(
     'req',

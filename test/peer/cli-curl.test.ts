@@ -15,12 +15,13 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts } from '../helpers/certs.js';
+import { makeCerts, makeLeaf } from '../helpers/certs.js';
 import { CLOSED_PORT } from '../helpers/ports.js';
 import { buildIfStale, CLI } from '../helpers/build.js';
 
 const certs = makeCerts();
 const stranger = makeCerts({ fresh: true });
+const edge = makeLeaf(certs, 'cli-edge', ['edge.test'], 'clientAuth');
 let dir: string;
 const servers: net.Server[] = [];
 const port: Record<string, number> = {};
@@ -91,6 +92,14 @@ beforeAll(async () => {
     'untrusted',
     https.createServer({ cert: stranger.cert, key: stranger.key }, (_q, r) => r.end('x')),
   );
+  // Mutual TLS (TLS 1.3): a client certificate signed by the test CA, or the alert certificate_required.
+  await listen(
+    'mtls',
+    https.createServer(
+      { cert: certs.cert, key: certs.key, ca: certs.ca, requestCert: true, rejectUnauthorized: true },
+      (_q, r) => r.end('x'),
+    ),
+  );
   await listen(
     'wrongname',
     https.createServer({ cert: readFileSync(certs.wrongCertPath), key: readFileSync(certs.wrongKeyPath) }, (_q, r) =>
@@ -139,6 +148,29 @@ describe('originlink fetch exits as curl does, on the same failure', () => {
       'a CA file that is not there',
       77,
       () => ['--cacert', join(dir, 'nope.pem'), `https://localhost:${port['wrongname']}/`],
+    ],
+    [
+      'a client certificate shown to a server that requires one',
+      0,
+      () => [
+        '--cacert',
+        certs.caPath,
+        '--cert',
+        edge.certPath,
+        '--key',
+        edge.keyPath,
+        `https://localhost:${port['mtls']}/`,
+      ],
+    ],
+    [
+      'a server that requires a client certificate, none shown (TLS 1.3 certificate_required)',
+      56,
+      () => ['--cacert', certs.caPath, `https://localhost:${port['mtls']}/`],
+    ],
+    [
+      'a client certificate file that is not there',
+      58,
+      () => ['--cacert', certs.caPath, '--cert', join(dir, 'nope.pem'), `https://localhost:${port['mtls']}/`],
     ],
     ['an option that does not exist', 2, () => ['--no-such-option', `http://127.0.0.1:${port['plain']}/`]],
   ];

@@ -144,9 +144,18 @@ describe('values the Agent refuses (issue 45: each was taken and failed later, o
     expect(refusal({ origins: { 'https://a.test:443': { tls: { ca: '/etc/ssl/ca.pem' } } } })).toMatchObject({
       field: 'origins["https://a.test:443"].tls.ca',
     });
+    expect(refusal({ tls: { certificate: 'x' } })).toMatchObject({
+      code: 'OL_INVALID_CONFIG',
+      message: 'tls.certificate: unknown option',
+    });
+    // A client certificate needs its key, and must be PEM that fits it (mutual TLS).
     expect(refusal({ tls: { cert: 'x' } })).toMatchObject({
       code: 'OL_INVALID_CONFIG',
-      message: 'tls.cert: unknown option',
+      message: 'tls.key: a client certificate needs tls.cert and tls.key',
+    });
+    expect(refusal({ tls: { cert: 'x', key: 'y' } })).toMatchObject({
+      field: 'tls.cert',
+      message: expect.stringMatching(/^tls\.cert: .*holds no certificate/),
     });
     expect(refusal({ tls: { rejectUnauthorized: 'no' } })).toMatchObject({ field: 'tls.rejectUnauthorized' });
     expect(refusal({ tls: { ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } })).toBeNull();
