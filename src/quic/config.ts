@@ -21,6 +21,12 @@ export interface QuicOptions {
   /** Client: trusted CAs, a PEM file path or PEM text/bytes. Default: BoringSSL's built-in store (none). */
   caFile?: string | Uint8Array;
   /**
+   * Server: the CAs a client's certificate must chain to (PEM file path or text/bytes). Given, every handshake asks
+   * the client for a certificate (SSL_VERIFY_PEER) and one that does not verify fails it; a client may still show
+   * none (the caller decides whether that is acceptable).
+   */
+  clientCa?: string | Uint8Array;
+  /**
    * PEM certificate chain (file path, or PEM text/bytes): a server's, or a client's shown when the server asks for one
    * (mutual TLS; the client needs `key` too).
    */
@@ -143,7 +149,21 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
       }
     }
     if (role === 'server') {
-      c.verifyPeer(false);
+      c.verifyPeer(o.clientCa !== undefined);
+      if (o.clientCa !== undefined) {
+        try {
+          c.loadVerifyLocationsFromFile(pems.path('client-ca.pem', o.clientCa));
+        } catch (e) {
+          throw new OriginlinkError(
+            ErrorCode.INVALID_CONFIG,
+            'local',
+            `quic option clientCa: cannot load (${(e as Error).message})`,
+            {
+              cause: e,
+            },
+          );
+        }
+      }
       if (o.ticketKey !== undefined) {
         if (o.ticketKey.length !== 48) bad('ticketKey', 'must be 48 bytes');
         c.setTicketKey(o.ticketKey);

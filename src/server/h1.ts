@@ -41,6 +41,7 @@
  *   of the connection (or of the previous response); an idle keep-alive
  *   connection closes after `keepAliveTimeoutMs`.
  */
+import { verifiedClientCertificate, type ClientCertificate } from './client-certificate.js';
 import type net from 'node:net';
 import { Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
@@ -129,6 +130,13 @@ interface Pending {
 /** One HTTP/1.1 connection on `socket` (cleartext or TLS with ALPN http/1.1). */
 export class H1ServerSession {
   readonly socket: net.Socket;
+  /** The client certificate its TLS handshake verified, read on first ask (undefined: not yet). */
+  #clientCert: ClientCertificate | null | undefined = undefined;
+
+  clientCertificate(): ClientCertificate | null {
+    if (this.#clientCert === undefined) this.#clientCert = verifiedClientCertificate(this.socket);
+    return this.#clientCert;
+  }
   #opts: H1SessionOptions;
   #scheme: 'http' | 'https';
   #parser: H1RequestParser;

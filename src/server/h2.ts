@@ -10,6 +10,7 @@
  * handler reads. Response bodies wait for send credit (backpressure from
  * the client's window) without buffering more than WRITE_HIGH_WATER.
  */
+import { verifiedClientCertificate, type ClientCertificate } from './client-certificate.js';
 import type net from 'node:net';
 import { H2ErrorCode } from '../codec/errors.js';
 import { H2Connection } from '../h2/connection.js';
@@ -83,6 +84,13 @@ interface Incoming extends H2Flow {
 /** One HTTP/2 connection served on `socket` (TLS with ALPN h2, or cleartext with prior knowledge). */
 export class H2ServerSession {
   readonly socket: net.Socket;
+  /** The client certificate its TLS handshake verified, read on first ask (undefined: not yet). */
+  #clientCert: ClientCertificate | null | undefined = undefined;
+
+  clientCertificate(): ClientCertificate | null {
+    if (this.#clientCert === undefined) this.#clientCert = verifiedClientCertificate(this.socket);
+    return this.#clientCert;
+  }
   #h2: H2Connection;
   #io: H2Wire;
   #opts: H2SessionOptions;

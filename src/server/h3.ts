@@ -7,6 +7,8 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import { H3Connection, type H3ConnectionOptions, type H3Event } from '../h3/connection.js';
 import { QuicEndpoint, type EndpointStats, type ServerConfigs } from '../quic/endpoint.js';
 import { StrikeRegister } from '../quic/strike-register.js';
+import { CRYPTO_ERROR_BASE } from '../quic/errors.js';
+import { clientCertificateFromDer, type ClientCertificate } from './client-certificate.js';
 import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
@@ -59,6 +61,16 @@ export interface H3ServerOptions {
    */
   certificates?: ReadonlyArray<{ cert: string | Uint8Array; key: string | Uint8Array }>;
   handler: H3Handler;
+  /**
+   * Client certificates (mutual TLS): the CAs (PEM) a client's certificate must chain to. Given, every handshake asks
+   * for one (BoringSSL refuses one that does not verify) and the front takes no 0-RTT (a request's client is known
+   * only once its handshake completes).
+   */
+  clientCa?: Uint8Array;
+  /** With `clientCa`: `require` closes a connection that showed none (CRYPTO_ERROR certificate_required). Default require. */
+  clientAuth?: 'require' | 'optional';
+  /** Told of each client refused for its certificate: none where one is required, or one that did not verify. */
+  onClientCertRefused?: () => void;
   /** UDP GSO batch sends (native/udp addon) when available. Default true. */
   gso?: boolean;
   /** Stateless Retry before accepting connections. Default false. */
@@ -259,10 +271,11 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
   const settings = h3Settings('server', opts.qpack); // throws OL_INVALID_CONFIG before anything is bound
   // Loopback clients get lo-MTU datagrams unless the caller fixed a size.
   const loPayload = opts.quic?.maxUdpPayload === undefined ? loopbackPayload() : null;
-  const early = opts.quic?.earlyData ?? true;
+  const early = (opts.quic?.earlyData ?? true) && opts.clientCa === undefined;
+  const clientCa = opts.clientCa;
   const configsFor = (cert: string | Uint8Array, key: string | Uint8Array): ServerConfigs => {
     const pair = (earlyData: boolean): Pick<ServerConfigs, 'config' | 'loopback'> => {
-      const base = { ...opts.quic, cert, key, ticketKey, earlyData };
+      const base = { ...opts.quic, cert, key, ticketKey, earlyData, ...(clientCa ? { clientCa } : {}) };
       const out: Pick<ServerConfigs, 'config' | 'loopback'> = { config: buildConfig('server', base) };
       if (loPayload !== null && loPayload > DEFAULT_UDP_PAYLOAD)
         out.loopback = { config: buildConfig('server', { ...base, maxUdpPayload: loPayload }), maxPacket: loPayload };
@@ -333,6 +346,8 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
         opts.onConnection?.(true);
         quic.on((ev) => {
           if (ev.type === 'closed') {
+            // BoringSSL refused the client's certificate (it did not verify): its alert, sent by us.
+            if (clientCa && !quic.established && refusedClientCert(ev.error)) opts.onClientCertRefused?.();
             sessions.delete(s);
             opts.onConnection?.(false);
             counters.priorityUpdates += s.priorityUpdates;
@@ -340,6 +355,12 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
             counters.qpackDecoderInserts += q.decoder;
             counters.qpackEncoderInserts += q.encoder;
           } else if (ev.type === 'established') {
+            if (clientCa && opts.clientAuth !== 'optional' && s.clientCertificate() === null) {
+              // RFC 8446 §4.4.2.4 / RFC 9001 §4.8: certificate_required (116) as CRYPTO_ERROR.
+              quic.closeTransport(CRYPTO_ERROR_BASE + 116, 'client certificate required');
+              opts.onClientCertRefused?.();
+              return;
+            }
             counters.connections++;
             if (quic.resumed) counters.resumed++;
             if (quic.earlyDataAccepted) counters.earlyData++;
@@ -468,6 +489,16 @@ interface ServerStream {
 
 class ServerSession {
   #quic: QuicConnection;
+  /** The client certificate its handshake verified, read on first ask (undefined: not yet). */
+  #clientCert: ClientCertificate | null | undefined = undefined;
+
+  clientCertificate(): ClientCertificate | null {
+    if (this.#clientCert !== undefined) return this.#clientCert;
+    if (!this.#quic.established) return null;
+    this.#clientCert = clientCertificateFromDer(this.#quic.peerCertChain());
+    return this.#clientCert;
+  }
+
   #h3: H3Connection;
   #opts: H3ServerOptions;
   /** Requests in flight by stream id (IdMap, not Map: see util/id-map.ts). */
@@ -793,4 +824,12 @@ class ServerSession {
       this.#streams.delete(id);
     }
   }
+}
+
+/** A handshake our side ended for the client's certificate: our alert about it (RFC 9001 §4.8 CRYPTO_ERROR). */
+function refusedClientCert(e: OriginlinkError | null): boolean {
+  const d = e?.details;
+  if (!d || d['closedBy'] !== 'local' || d['isApp'] === true) return false;
+  const alert = Number(d['wireCode']) - CRYPTO_ERROR_BASE;
+  return [42, 43, 44, 45, 46, 48, 49, 116].includes(alert);
 }

@@ -7,6 +7,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { BAD_FIELD_VALUE_RE, isFieldName, isHopByHop } from '../http/fields.js';
 import type { HeaderList, RequestBody } from '../http/types.js';
+import type { ClientCertificate } from './client-certificate.js';
 import { OnceListeners } from '../util/once-listeners.js';
 
 /** A multiplexed request's control data (its pseudo-header fields) and its regular fields. */
@@ -139,6 +140,13 @@ export interface ServerRequest {
    * closes first.
    */
   handshakeDone(): Promise<void>;
+  /** The client certificate its connection's handshake verified (mutual TLS), or null: none asked, shown or verified. */
+  clientCertificate(): ClientCertificate | null;
+}
+
+/** A server connection that can tell the client certificate its handshake verified (ServedRequest.clientCertificate). */
+export interface ClientCertificateHolder {
+  clientCertificate(): ClientCertificate | null;
 }
 
 /** A server connection whose handshake may still be under way (HTTP/3 with 0-RTT): ServedRequest.handshakeDone. */
@@ -250,6 +258,10 @@ export class ServedRequest implements ServerRequest {
 
   handshakeDone(): Promise<void> {
     return this.earlyData ? (this.connection as HandshakeWaiter).handshakeDone() : Promise.resolve();
+  }
+
+  clientCertificate(): ClientCertificate | null {
+    return (this.connection as Partial<ClientCertificateHolder>).clientCertificate?.() ?? null;
   }
 
   informational(status: number, headers: HeaderList, reason = ''): boolean {

@@ -23,6 +23,7 @@ import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions 
 import type {
   ClientCertConfig,
   DnsConfig,
+  FrontClientAuth,
   EgressConfig,
   FleetRoute,
   LimitsConfig,
@@ -124,7 +125,7 @@ export function readClientCert(t: Reader, files: FileReaders): ClientCertConfig 
 }
 
 /** `listeners`: each checked, its TLS context built now (a key that fits no certificate fails here), binds apart. */
-export function readListeners(r: Reader, readPem: ReadFile): ListenerConfig[] {
+export function readListeners(r: Reader, { readPem, readCa }: FileReaders): ListenerConfig[] {
   const listeners: ListenerConfig[] = r.list('listeners', 1).map((l) => {
     l.keys(['name', 'kind', 'host', 'port', 'tls', 'http2', 'quic']);
     const kind = l.oneOf('kind', ['https', 'http', 'h2c', 'h3'] as const);
@@ -132,7 +133,7 @@ export function readListeners(r: Reader, readPem: ReadFile): ListenerConfig[] {
     let tls: ListenerConfig['tls'] = null;
     if (kind === 'https' || kind === 'h3') {
       const t = l.obj('tls');
-      t.keys(['cert', 'key', 'certificates']);
+      t.keys(['cert', 'key', 'certificates', 'clientCa', 'clientAuth', 'clientCertHeader']);
       // The TLS context the listener will build, built now: a key that is a certificate or belongs to another
       // certificate is this field's error here, at --check, start and reload alike (never a dying `serve`).
       const pair = (p: Reader): ListenerCert => {
@@ -156,7 +157,23 @@ export function readListeners(r: Reader, readPem: ReadFile): ListenerConfig[] {
           throw t.fail('certificates', `entry ${i}: ${one.certPath} holds no DNS name to be chosen by`);
         return one;
       });
-      tls = { ...pair(t), certificates };
+      let client: FrontClientAuth | null = null;
+      if (t.has('clientCa')) {
+        const ca = readCa(t, 'clientCa');
+        const header = t.optStr('clientCertHeader')?.toLowerCase() ?? null;
+        if (header !== null && !/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header))
+          throw t.fail('clientCertHeader', `not a field name: ${JSON.stringify(header)}`);
+        client = {
+          ca: ca.bytes,
+          caPath: ca.path,
+          mode: t.has('clientAuth') ? t.oneOf('clientAuth', ['require', 'optional'] as const) : 'require',
+          header,
+        };
+      } else {
+        for (const f of ['clientAuth', 'clientCertHeader'])
+          if (t.has(f)) throw t.fail(f, 'needs tls.clientCa (the CAs client certificates are checked against)');
+      }
+      tls = { ...pair(t), certificates, client };
     } else if (l.has('tls')) {
       throw l.fail('tls', `not allowed for kind ${kind} (cleartext)`);
     }

@@ -54,6 +54,18 @@ export interface ListenerCert {
   keyPath: string;
 }
 
+/**
+ * Client certificates on a front (`tls.clientCa`, `tls.clientAuth`, `tls.clientCertHeader`): the CAs a client's
+ * certificate must chain to, whether one is required, and the request field that carries the verified subject and
+ * fingerprint to the origin (null: none; the client's own field of that name is always removed).
+ */
+export interface FrontClientAuth {
+  ca: Buffer;
+  caPath: string;
+  mode: 'require' | 'optional';
+  header: string | null;
+}
+
 export interface ListenerConfig {
   name: string;
   kind: ListenerKind;
@@ -63,7 +75,7 @@ export interface ListenerConfig {
    * PEM bytes read at load time (https, h3). `cert`/`key` is the default certificate; `certificates`
    * are more, each served to clients whose TLS server_name it holds (server/certificates.ts).
    */
-  tls: (ListenerCert & { certificates: ListenerCert[] }) | null;
+  tls: (ListenerCert & { certificates: ListenerCert[]; client: FrontClientAuth | null }) | null;
   /** https only: offer h2 through ALPN. */
   http2: boolean;
   /** h3 only: the QUIC congestion controller of what this listener sends (null: the default). */
@@ -323,7 +335,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   ]);
   const files = fileReaders(baseDir);
   const { readPem, readCa } = files;
-  const listeners = readListeners(r, readPem);
+  const listeners = readListeners(r, files);
   const admin = readAdmin(r, listeners);
   const limits = readLimits(r);
   const proxy = readProxy(r, baseDir);

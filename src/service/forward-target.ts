@@ -22,6 +22,11 @@ export interface Generation {
 export interface FrontInfo {
   listener: string;
   secure: boolean;
+  /**
+   * The listener checks client certificates (`tls.clientCa`): the field that carries a verified one to the origin
+   * (`tls.clientCertHeader`, null: none). Undefined: it asks for none.
+   */
+  clientCertHeader?: string | null;
 }
 
 /** A request refused before any origin is asked: its status, what the client is told, its code and metric reason. */
@@ -109,6 +114,7 @@ export function chooseTarget(
       teTrailers: facts.teTrailers,
       underscores: cfg.proxy.underscoresInHeaders,
       earlyData: req.earlyData,
+      clientCert: front.clientCertHeader ? { name: front.clientCertHeader, cert: req.clientCertificate() } : null,
     }),
   );
   const request: UpstreamRequest = {

@@ -159,6 +159,14 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     this.#log = cfg.logging.requests
       ? new RequestRecord(req.method, req.path, v, front.listener, req.remoteAddress)
       : null;
+    if (this.#log && front.clientCertHeader !== undefined) {
+      // A listener that checks client certificates logs the one each request's connection verified.
+      const c = req.clientCertificate();
+      if (c) {
+        this.#log.clientCert = c.subject;
+        this.#log.clientCertSha256 = c.fingerprint;
+      }
+    }
     this.#t0 = this.#log ? performance.now() : 0;
   }
 

@@ -30,7 +30,11 @@ export class H3Listener implements Listener {
     const { startH3Server } = await import('../server/h3.js');
     const cfg = this.config;
     const tls = cfg.tls as NonNullable<ListenerConfig['tls']>;
-    const info: FrontInfo = { listener: cfg.name, secure: true };
+    const info: FrontInfo = {
+      listener: cfg.name,
+      secure: true,
+      ...(tls.client ? { clientCertHeader: tls.client.header } : {}),
+    };
     this.#server = await startH3Server({
       host: cfg.host,
       port: cfg.port,
@@ -44,6 +48,14 @@ export class H3Listener implements Listener {
         else this.#hooks.metrics.front.connections.dec({ listener: cfg.name });
       },
       onRefused: () => this.#refused(),
+      ...(tls.client
+        ? {
+            clientCa: new Uint8Array(tls.client.ca),
+            clientAuth: tls.client.mode,
+            onClientCertRefused: () =>
+              this.#hooks.metrics.front.tlsRefused.inc({ listener: cfg.name, reason: 'client_cert' }),
+          }
+        : {}),
       ...(cfg.congestionControl || cfg.bbr
         ? {
             quic: {

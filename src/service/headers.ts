@@ -2,6 +2,7 @@
  * Header rules of the forwarder, pure: request checks (limits, framing),
  * the upstream header list, and the response headers sent back.
  */
+import type { ClientCertificate } from '../server/client-certificate.js';
 import type { HeaderList } from '../http/types.js';
 import {
   connectionNamed,
@@ -132,6 +133,21 @@ export interface UpstreamHeaderInput {
   underscores: boolean;
   /** The request came in early data (ServerRequest.earlyData): it leaves marked `Early-Data: 1`. */
   earlyData: boolean;
+  /**
+   * The front's `tls.clientCertHeader` and the client certificate it verified (null: none): the client's own field
+   * of that name is dropped (never believed), ours added when there is a certificate. Null: no such field.
+   */
+  clientCert?: { name: string; cert: ClientCertificate | null } | null;
+}
+
+/**
+ * The field value for a verified client certificate, in the form of Envoy's x-forwarded-client-cert (what origins
+ * behind a mesh already parse): `Hash=<SHA-256 hex>;Subject="<DN>"`, `"` and `\` escaped, anything outside
+ * printable ASCII as `?`.
+ */
+export function clientCertField(c: ClientCertificate): string {
+  const subject = c.subject.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, '\\$&');
+  return `Hash=${c.fingerprint};Subject="${subject}"`;
 }
 
 /**
@@ -154,9 +170,11 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
   let via: string[] | null = null;
   const forwarded = o.xff !== 'off';
   const replace = o.xff === 'replace';
+  const certField = o.clientCert?.name ?? null;
   for (const f of fields) {
     const n = f[0];
     if (n.charCodeAt(0) === 0x3a || isHopByHop(n, named)) continue;
+    if (n === certField) continue;
     // A name with `_` is dropped (nginx's underscores_in_headers off): CGI-style origins map `_` and `-` to one name,
     // so `Transfer_Encoding` beside Content-Length would be read there as a second framing.
     if (!o.underscores && n.includes('_')) continue;
@@ -183,6 +201,7 @@ export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): Hea
   // RFC 8470 §5.1: an intermediary that forwards a request before its client's handshake completed MUST send it with
   // Early-Data: 1, adding it if the client did not (and never removing the client's).
   if (o.earlyData && !hasField(fields, 'early-data')) out.push(['early-data', '1']);
+  if (certField !== null && o.clientCert?.cert) out.push([certField, clientCertField(o.clientCert.cert)]);
   return out;
 }
 

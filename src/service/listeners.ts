@@ -9,6 +9,7 @@
  * (server/request.ts), whatever the protocol.
  */
 import net from 'node:net';
+import { createHash } from 'node:crypto';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ErrorCode, OriginlinkError } from '../errors.js';
@@ -17,7 +18,7 @@ import { H1ServerSession, type H1SessionOptions } from '../server/h1.js';
 import { H2ServerSession, type H2SessionOptions } from '../server/h2.js';
 import { finishWithin, type ServedSession } from '../server/listen.js';
 import type { RequestHandler, ServerRequest, ServerResponse } from '../server/request.js';
-import type { LimitsConfig, ListenerConfig } from './config.js';
+import type { FrontClientAuth, LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import type { Metrics } from './metrics.js';
 import { CertificateSet, certificateNames } from '../server/certificates.js';
@@ -43,11 +44,14 @@ export interface Listener {
 }
 
 /**
- * A change in these needs a new socket (the ALPN list of an https listener is the TLS server's); the rest —
- * certificates, timeouts, parser limits — is applied in place to the connections accepted from then on.
+ * A change in these needs a new socket (the ALPN list of an https listener is the TLS server's; an h3 listener's
+ * client certificate settings are in the quiche configs it made at start); the rest — certificates, an https
+ * listener's client CAs, timeouts, parser limits — is applied in place to the connections accepted from then on.
  */
 export function rebindKey(l: ListenerConfig): string {
-  return `${l.kind}|${l.host}|${l.port}|${l.http2}`;
+  const c = l.kind === 'h3' ? l.tls?.client : null;
+  const mtls = c ? `|mtls=${c.mode}:${createHash('sha256').update(c.ca).digest('base64url')}` : '';
+  return `${l.kind}|${l.host}|${l.port}|${l.http2}${mtls}`;
 }
 
 /** A bind's errno in words (what `serve` prints for a listener that cannot start). */
@@ -76,6 +80,51 @@ export function frontHandler(hooks: Pick<ListenerHooks, 'handle'>, info: FrontIn
   return (req) => hooks.handle(req, info);
 }
 
+/**
+ * node:tls server options for a front's client certificates (none asked without `tls.clientCa`). Never node:tls's
+ * own `rejectUnauthorized`: it closes a connection whose certificate does not verify without a word (no alert, no
+ * event to count), and its close after certificate_required races the client's first bytes (a reset that loses the
+ * alert). The front judges the certificate itself once the handshake is done and says why (refuseClientCert).
+ */
+function clientAuthOptions(c: FrontClientAuth | null): {
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
+  ca?: Buffer;
+} {
+  if (c === null) return { requestCert: false, rejectUnauthorized: false };
+  return { requestCert: true, rejectUnauthorized: false, ca: c.ca };
+}
+
+/** RFC 9113 §4.1 frame header + payload: an empty SETTINGS (the server preface, §3.4), then GOAWAY. */
+function h2Refusal(reason: string): Buffer {
+  const debug = Buffer.from(reason);
+  const goaway = Buffer.alloc(9 + 8 + debug.length);
+  goaway.writeUIntBE(8 + debug.length, 0, 3);
+  goaway[3] = 0x7; // GOAWAY (§6.8): last stream 0, INADEQUATE_SECURITY (0xc, §7)
+  goaway.writeUInt32BE(0xc, 13);
+  debug.copy(goaway, 17);
+  return Buffer.concat([Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]), goaway]);
+}
+
+/**
+ * A client whose certificate is refused gets the reason in its own protocol, as nginx answers 400 "No required SSL
+ * certificate was sent": HTTP/1.1 400, or HTTP/2 GOAWAY INADEQUATE_SECURITY with the reason as its debug data. Then
+ * a FIN, and what the client still sends is read and dropped until it closes (at most `lingerMs`): a close with its
+ * request unread would send a reset that can overtake the answer.
+ */
+function refuseClientCert(s: tls.TLSSocket, reason: string, lingerMs: number): void {
+  const body = `${reason}\n`;
+  s.end(
+    s.alpnProtocol === 'h2'
+      ? h2Refusal(reason)
+      : `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  s.on('data', () => {});
+  const t = setTimeout(() => s.destroy(), lingerMs);
+  t.unref();
+  s.once('close', () => clearTimeout(t));
+}
+
 /** The certificate set of a listener with more than its default certificate, or null. */
 function sniSet(t: NonNullable<ListenerConfig['tls']>): CertificateSet<tls.SecureContext | null> | null {
   if (t.certificates.length === 0) return null;
@@ -83,7 +132,8 @@ function sniSet(t: NonNullable<ListenerConfig['tls']>): CertificateSet<tls.Secur
     { names: certificateNames(t.cert), item: null },
     ...t.certificates.map((c) => ({
       names: certificateNames(c.cert),
-      item: tls.createSecureContext({ cert: c.cert, key: c.key }),
+      // The client CAs too: a context chosen by name verifies client certificates as the default one does.
+      item: tls.createSecureContext({ cert: c.cert, key: c.key, ...(t.client ? { ca: t.client.ca } : {}) }),
     })),
   ]);
 }
@@ -118,7 +168,11 @@ export class TcpListener implements Listener {
   }
 
   #options(cfg: ListenerConfig, lim: LimitsConfig): void {
-    const info: FrontInfo = { listener: cfg.name, secure: cfg.kind === 'https' };
+    const info: FrontInfo = {
+      listener: cfg.name,
+      secure: cfg.kind === 'https',
+      ...(cfg.tls?.client ? { clientCertHeader: cfg.tls.client.header } : {}),
+    };
     const handler = frontHandler(this.#hooks, info);
     const onError = (e: unknown): void => {
       if (e instanceof H1ParseError) {
@@ -179,6 +233,9 @@ export class TcpListener implements Listener {
       const front = tls.createServer({
         cert: t.cert,
         key: t.key,
+        // Mutual TLS (RFC 8446 §4.3.2 CertificateRequest): checked against tls.clientCa, judged once the handshake
+        // is done (#clientCertRefused).
+        ...clientAuthOptions(t.client),
         // Several certificates: the one holding the client's server_name (server/certificates.ts), else the default.
         SNICallback: (name, cb) => cb(null, this.#sni?.select(name) ?? undefined),
         ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
@@ -201,11 +258,19 @@ export class TcpListener implements Listener {
         const key = `${s.remoteAddress}|${s.remotePort}`;
         clearTimeout(pendingTls.get(key));
         pendingTls.delete(key);
+        const refused = this.#clientCertRefused(s);
+        if (refused !== null) {
+          this.#hooks.metrics.front.tlsRefused.inc({ listener: cfg.name, reason: 'client_cert' });
+          this.#hooks.log.debug({ listener: cfg.name, err: refused }, 'client certificate refused');
+          refuseClientCert(s, refused, lim.requestHeaderTimeoutMs);
+          return;
+        }
         this.#serve(s, s.alpnProtocol === 'h2' && this.#h2 ? 'h2' : 'h1', 'https');
       });
-      front.on('tlsClientError', (e) =>
-        this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed'),
-      );
+      front.on('tlsClientError', (e) => {
+        this.#hooks.metrics.front.tlsRefused.inc({ listener: cfg.name, reason: 'handshake' });
+        this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed');
+      });
       this.#front = front;
     } else {
       // h2c: HTTP/2 with prior knowledge only; http: HTTP/1.1 or HTTP/2 told by the first bytes (#sniff).
@@ -231,6 +296,18 @@ export class TcpListener implements Listener {
       });
     });
     this.#port = (this.#front.address() as net.AddressInfo).port;
+  }
+
+  /**
+   * Why a TLS connection's client certificate is refused (null: it is not): none shown where `require` asks for one,
+   * or one shown that did not verify against tls.clientCa (under `optional` too, as nginx's `optional`).
+   */
+  #clientCertRefused(s: tls.TLSSocket): string | null {
+    const c = this.config.tls?.client;
+    if (!c || s.authorized) return null;
+    const shown = s.getPeerX509Certificate() !== undefined;
+    if (shown) return `client certificate not verified (${String(s.authorizationError)})`;
+    return c.mode === 'require' ? 'client certificate required' : null;
   }
 
   /**
@@ -304,7 +381,10 @@ export class TcpListener implements Listener {
     this.config = cfg;
     this.#limits = limits;
     if (cfg.tls && this.#front instanceof tls.Server) {
-      this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key });
+      const client = clientAuthOptions(cfg.tls.client);
+      this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key, ...(client.ca ? { ca: client.ca } : {}) });
+      // Read by node:tls for each connection it accepts: new connections ask (or not) as the new config says.
+      Object.assign(this.#front, { requestCert: client.requestCert, rejectUnauthorized: client.rejectUnauthorized });
       this.#sni = sniSet(cfg.tls);
     }
     // New connections get the new timeouts (sessions keep the options they started with).

@@ -116,6 +116,7 @@ export class Metrics {
     rejected: Counter<string>;
     connections: Gauge<string>;
     refusedConnections: Counter<string>;
+    tlsRefused: Counter<string>;
     inflight: Gauge<string>;
     reloads: Counter<string>;
   };
@@ -488,6 +489,12 @@ export class Metrics {
       refusedConnections: new Counter({
         name: 'originlink_front_refused_connections_total',
         help: 'Client connections closed as they were accepted: the listener at limits.maxClientConnections (max_connections), file descriptors nearly exhausted (descriptors), or an h3 listener past limits.h3MemoryBytes (memory_budget: refused with CONNECTION_REFUSED).',
+        labelNames: ['listener', 'reason'],
+        registers: r,
+      }),
+      tlsRefused: new Counter({
+        name: 'originlink_front_tls_refused_total',
+        help: 'Client TLS handshakes that failed on an https or h3 listener: client_cert (a client certificate required and not shown, or not verified against tls.clientCa) or handshake (anything else: no shared version or cipher, a stray byte stream, a timeout).',
         labelNames: ['listener', 'reason'],
         registers: r,
       }),

@@ -209,6 +209,9 @@ export class RequestRecord {
   hedged: true | undefined = undefined;
   /** It shared another request's origin request (`collapse`). */
   collapsed: true | undefined = undefined;
+  /** The client certificate its front verified (mutual TLS): subject and SHA-256 fingerprint. */
+  clientCert: string | undefined = undefined;
+  clientCertSha256: string | undefined = undefined;
 
   constructor(
     readonly method: string,
@@ -273,6 +276,8 @@ export class RequestRecord {
     if (this.upstreamStatus !== undefined) s += `,"upstreamStatus":${jsonNumber(this.upstreamStatus)}`;
     if (this.hedged !== undefined) s += ',"hedged":true';
     if (this.collapsed !== undefined) s += ',"collapsed":true';
+    if (this.clientCert !== undefined)
+      s += `,"clientCert":${jsonString(this.clientCert)},"clientCertSha256":${strFew(this.clientCertSha256 ?? '')}`;
     return s;
   }
 }

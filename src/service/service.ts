@@ -261,7 +261,10 @@ export class Service {
    * the new certificates, timeouts and limits only once everything is bound.
    */
   async #applyListeners(config: ServiceConfig): Promise<void> {
-    const want = new Map(config.listeners.map((l) => [`${l.kind}|${l.host}|${l.port}`, l]));
+    // Port 0 (any free port) twice on one host and kind is two listeners, told apart by name; they were one.
+    const want = new Map(
+      config.listeners.map((l) => [`${l.kind}|${l.host}|${l.port}${l.port === 0 ? `|${l.name}` : ''}`, l]),
+    );
     const started: string[] = [];
     const replaced: Array<[string, Bound]> = [];
     try {
