@@ -36,6 +36,9 @@
 // on the proxy core, each loaded by its own generator on the load core, BENCH_ROUNDS times (the order they start in
 // alternating); each one's CPU per request and their ratio per round. A slow phase of the machine then lands on both
 // alike: differences of 1–2 % that sequential runs cannot resolve show. BENCH_PAIRED_UPSTREAM h1 (default) or h2.
+// BENCH_PAIRED_CLIENT_CERT=1: the origin asks for a client certificate (ssl_verify_client optional) and this build shows
+// one (origins.o.tls.cert/key, a self-signed clientAuth certificate the origin trusts), the anchor none: what mutual
+// TLS to the origin costs a request (give the same dist to both sides for that alone).
 // Needs: nginx, haproxy, wrk, h2load, taskset (Debian: nginx-light haproxy wrk nghttp2-client util-linux), a built dist/.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -96,6 +99,11 @@ if (PAIRED && (!ANCHOR_DIST || (PAIRED_UPSTREAM !== 'h1' && PAIRED_UPSTREAM !== 
   process.exit(2);
 }
 const CERTS = join(ROOT, 'config', 'demo-certs');
+const CLIENT_CERT = process.env.BENCH_PAIRED_CLIENT_CERT === '1';
+if (CLIENT_CERT && !PAIRED) {
+  console.error('bench/proxy: BENCH_PAIRED_CLIENT_CERT=1 is a paired run (BENCH_PAIRED=1)');
+  process.exit(2);
+}
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 
@@ -158,6 +166,14 @@ writeFileSync(join(dir, 'www', 'small.txt'), 'x'.repeat(1024));
 // A larger object (BENCH_PATH=/100k.bin): the relay of a body that takes several reads and writes.
 writeFileSync(join(dir, 'www', '100k.bin'), Buffer.alloc(100 * 1024, 0x78));
 if (UPLOAD > 0) writeFileSync(join(dir, 'upload.bin'), Buffer.alloc(UPLOAD, 0x75));
+if (CLIENT_CERT)
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2']
+      .concat(['-subj', '/CN=bench edge', '-keyout', 'client.key', '-out', 'client.pem'])
+      .concat(['-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=clientAuth']),
+    { cwd: dir, stdio: 'pipe' },
+  );
 writeFileSync(
   join(dir, 'origin.conf'),
   `
@@ -174,6 +190,7 @@ http {
     listen 127.0.0.1:${originPlain};
     listen 127.0.0.1:${originH2c} http2;
     ssl_certificate ${CERTS}/leaf.pem; ssl_certificate_key ${CERTS}/leaf.key;
+    ${CLIENT_CERT ? `ssl_client_certificate ${dir}/client.pem; ssl_verify_client optional;` : ''}
     root ${dir}/www;
     # BENCH_UPLOAD: read the whole body (request buffering), then answer with small.txt through a GET to itself.
     location = /upload {
@@ -207,7 +224,7 @@ targets.push({
 // This build: dist/, or the snapshot BENCH_DIST names (as every other scenario takes it: bench/lib/dist.mjs).
 const THIS_DIST = process.env.BENCH_DIST ? resolve(ROOT, process.env.BENCH_DIST) : join(ROOT, 'dist');
 const builds = [['originlink', THIS_DIST], ...(ANCHOR_DIST ? [['originlink (previous)', ANCHOR_DIST]] : [])];
-const originlinkTarget = (label, dist, proto, workers) => ({
+const originlinkTarget = (label, dist, proto, workers, clientCert = false) => ({
   name: `${label} (${proto} upstream)`,
   upstream: `TLS ${proto}`,
   launch: async () => {
@@ -223,7 +240,7 @@ logging: ${ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requ
 # past 16 KiB both would go through a temporary file).
 proxy: { requestBufferBytes: 1048576 }
 origins:
-  o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
+  o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost${clientCert ? `, cert: ${dir}/client.pem, key: ${dir}/client.key` : ''} }, pool: { maxConnections: 64 } }
 routes: [{ path: /, origin: o }]
 `,
     );
@@ -436,7 +453,7 @@ async function measure(i, t, round) {
 async function paired() {
   const pair = [
     originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0),
-    originlinkTarget('originlink', THIS_DIST, PAIRED_UPSTREAM, 0),
+    originlinkTarget('originlink', THIS_DIST, PAIRED_UPSTREAM, 0, CLIENT_CERT),
   ];
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -470,7 +487,7 @@ async function paired() {
   };
   console.log(
     [
-      `Paired: this build and ${ANCHOR_DIST} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
+      `Paired: this build${CLIENT_CERT ? ' (showing the origin a client certificate)' : ''} and ${ANCHOR_DIST} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
       '',
       '| round | previous CPU µs/req | this build CPU µs/req | this ÷ previous | req/s (previous, this) | errors |',
       '|---:|---:|---:|---:|---:|---:|',
@@ -497,6 +514,7 @@ async function paired() {
         front: FRONT,
         upstream: PAIRED_UPSTREAM,
         anchorDist: ANCHOR_DIST,
+        clientCert: CLIENT_CERT,
         cpus: { proxy: PROXY_CPU, load: LOAD_CPU },
         node: process.version,
       },
