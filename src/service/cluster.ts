@@ -18,7 +18,7 @@ export { workerSlot, WORKER_SLOT_ENV } from './worker-slot.js';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
-import { WORKER_SLOT_ENV } from './worker-slot.js';
+import { WORKER_SLOT_ENV, TICKET_SECRET_ENV } from './worker-slot.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { moveAdmin, startAdmin } from './admin.js';
@@ -149,6 +149,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   // token, which only this process makes and only IPC carries. Told to every worker whenever it changes: a worker
   // that exits is out of every other's hash at once.
   const token = randomBytes(32).toString('base64url');
+  // The workers' ticket secret when no file or Redis gives one (service/ticket-keys.ts): one per run, in their
+  // environment (readable by this user only, as their memory is).
+  const ticketSecret = randomBytes(32).toString('hex');
   let shared = '';
   const shareMembers = (): void => {
     const members: Member[] = slots
@@ -165,7 +168,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     if (stopping) return;
     s.ready = false;
     s.startedAt = Date.now();
-    const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n) });
+    const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n), [TICKET_SECRET_ENV]: ticketSecret });
     s.worker = w;
     log.info({ worker: s.n, workerPid: w.process.pid }, 'worker starting');
     // Any other error of the worker's channel is told, never thrown: its 'exit' handler restarts it.

@@ -19,6 +19,7 @@ import { certificateNames } from '../server/certificates.js';
 import { parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
 import { redact } from '../util/redact.js';
+import { DEFAULT_TICKET_ROTATE_MS } from './ticket-keys.js';
 import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
 import type {
   ClientCertConfig,
@@ -35,6 +36,7 @@ import type {
   RouteConfig,
   ServiceConfig,
   StoresConfig,
+  TicketsConfig,
 } from './config.js';
 import type { Reader } from './config-reader.js';
 
@@ -473,12 +475,8 @@ export function readStores(s: Reader, readPem: ReadFile, readCa: ReadFile): Stor
     maxEntries: s.optInt('maxEntries', 1, 10_000_000) ?? 1024,
   };
   if (s.has('encryptionKeyFile')) {
-    const k = readPem(s, 'encryptionKeyFile');
-    try {
-      out.encryptionKey = parseKey(k.bytes.toString('utf8'), k.path);
-    } catch (e) {
-      throw s.fail('encryptionKeyFile', (e as Error).message);
-    }
+    const k = readKeyFile(s, 'encryptionKeyFile', readPem);
+    out.encryptionKey = k.key;
     out.encryptionKeyFile = k.path;
   }
   if (s.has('tls')) {
@@ -711,6 +709,32 @@ function readOrigin(
 function readFleetRoute(f: Reader): FleetRoute {
   f.keys(['route']);
   return f.has('route') ? f.oneOf('route', ['auto', 'owner', 'direct'] as const) : 'auto';
+}
+
+/** `tickets:` (service/ticket-keys.ts): the fronts' ticket keys' period and the secret file they derive from. */
+export function readTickets(r: Reader, readPem: ReadFile): TicketsConfig {
+  const out: TicketsConfig = { rotateMs: DEFAULT_TICKET_ROTATE_MS, secret: null, secretFile: null };
+  if (!r.has('tickets')) return out;
+  const t = r.obj('tickets');
+  t.keys(['rotateMs', 'secretFile']);
+  // At least a second (a test's boundary), at most a week: a key older than that is what rotation is against.
+  out.rotateMs = t.optInt('rotateMs', 1000, 7 * 86_400_000) ?? DEFAULT_TICKET_ROTATE_MS;
+  if (t.has('secretFile')) {
+    const k = readKeyFile(t, 'secretFile', readPem);
+    out.secret = k.key;
+    out.secretFile = k.path;
+  }
+  return out;
+}
+
+/** A file that holds a 32-byte key (64 hex digits or base64: store/seal.ts parseKey), else this field's error. */
+function readKeyFile(r: Reader, field: string, readPem: ReadFile): { key: Buffer; path: string } {
+  const k = readPem(r, field);
+  try {
+    return { key: parseKey(k.bytes.toString('utf8'), k.path), path: k.path };
+  } catch (e) {
+    throw r.fail(field, (e as Error).message);
+  }
 }
 
 /** `fleet:` (docs/fleet.md): the route an origin's requests take among the members, unless the origin says. */

@@ -20,6 +20,7 @@ import {
   readAdmin,
   readDns,
   readFleet,
+  readTickets,
   readEgress,
   readListeners,
   readLimits,
@@ -273,6 +274,15 @@ export interface ServiceConfig {
   stores: StoresConfig | null;
   /** The fleet's default route for every origin (docs/fleet.md). */
   fleet: { route: FleetRoute };
+  /** The fronts' session-ticket keys (service/ticket-keys.ts): their period, and the fleet secret they derive from. */
+  tickets: TicketsConfig;
+}
+
+export interface TicketsConfig {
+  rotateMs: number;
+  /** From `secretFile` (32 bytes as 64 hex digits or base64, as `stores.encryptionKeyFile`); null: see ticket-keys.ts. */
+  secret: Buffer | null;
+  secretFile: string | null;
 }
 
 export class ConfigError extends OriginlinkError {
@@ -332,6 +342,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
     'stores',
     'dns',
     'fleet',
+    'tickets',
   ]);
   const files = fileReaders(baseDir);
   const { readPem, readCa } = files;
@@ -345,9 +356,10 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const logging = readLogging(r);
   const stores = r.has('stores') ? readStores(r.obj('stores'), readPem, readCa) : null;
   const fleet = readFleet(r);
+  const tickets = readTickets(r, readPem);
   const origins = readOrigins(r, files, egress, stores, dns, fleet.route);
   const routes = readRoutes(r, origins);
-  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores, fleet };
+  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores, fleet, tickets };
 }
 
 /**

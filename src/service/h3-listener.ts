@@ -13,6 +13,8 @@ export class H3Listener implements Listener {
   #hooks: ListenerHooks;
   #server: H3Server | null = null;
   #limits: LimitsConfig;
+  /** Stops the ticket key rotation's calls. */
+  #untick: (() => void) | null = null;
   /** One warning per 10 s while clients are refused for the memory budget (as the TCP fronts' maxClientConnections). */
   #refusals = new IntervalGate(10_000, 1);
 
@@ -39,6 +41,8 @@ export class H3Listener implements Listener {
       host: cfg.host,
       port: cfg.port,
       ...certsOf(tls),
+      // The fleet's key of the hour (ticket-keys.ts), re-keyed as it rotates.
+      ticketKey: this.#hooks.tickets.key(),
       handler: frontHandler(this.#hooks, info),
       // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED); a
       // connection without a first request after it is let go, as one idle this long after its last.
@@ -69,6 +73,8 @@ export class H3Listener implements Listener {
     }).catch((e: unknown) => {
       throw cannotListen(cfg, (e as Error).cause ?? e);
     });
+    const server = this.#server;
+    this.#untick = this.#hooks.tickets.onRotate((k) => server.setTicketKey(k));
   }
 
   #refused(): void {
@@ -93,6 +99,7 @@ export class H3Listener implements Listener {
   }
 
   async close(graceMs: number): Promise<void> {
+    this.#untick?.();
     await this.#server?.close(graceMs);
   }
 }

@@ -19,6 +19,7 @@ import { H2ServerSession, type H2SessionOptions } from '../server/h2.js';
 import { finishWithin, type ServedSession } from '../server/listen.js';
 import type { RequestHandler, ServerRequest, ServerResponse } from '../server/request.js';
 import type { FrontClientAuth, LimitsConfig, ListenerConfig } from './config.js';
+import type { TicketKeys } from './ticket-keys.js';
 import type { FrontInfo } from './forward.js';
 import type { Metrics } from './metrics.js';
 import { CertificateSet, certificateNames } from '../server/certificates.js';
@@ -31,6 +32,8 @@ export interface ListenerHooks {
   metrics: Metrics;
   /** The process's file descriptor guard (fd-guard.ts): every TCP front asks it about each accepted connection. */
   fds: FdGuard;
+  /** The fronts' session-ticket keys (ticket-keys.ts): the current one, and each new one as it rotates in. */
+  tickets: TicketKeys;
 }
 
 export interface Listener {
@@ -156,6 +159,8 @@ export class TcpListener implements Listener {
   #refusals = new IntervalGate(10_000, 16);
   /** https with `tls.certificates`: the context for each server name (null: the default). */
   #sni: CertificateSet<tls.SecureContext | null> | null = null;
+  /** Stops the ticket key rotation's calls (https). */
+  #untick: (() => void) | null = null;
 
   constructor(cfg: ListenerConfig, limits: LimitsConfig, hooks: ListenerHooks) {
     this.config = cfg;
@@ -236,6 +241,10 @@ export class TcpListener implements Listener {
         // Mutual TLS (RFC 8446 §4.3.2 CertificateRequest): checked against tls.clientCa, judged once the handshake
         // is done (#clientCertRefused).
         ...clientAuthOptions(t.client),
+        // node:tls's default is a hash of this process's argv, and OpenSSL resumes a session only under the context
+        // it was made in: two instances started with other config paths never resumed each other's tickets, shared
+        // keys or not. The ticket key already tells fleets apart.
+        sessionIdContext: 'originlink',
         // Several certificates: the one holding the client's server_name (server/certificates.ts), else the default.
         SNICallback: (name, cb) => cb(null, this.#sni?.select(name) ?? undefined),
         ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
@@ -267,6 +276,9 @@ export class TcpListener implements Listener {
         }
         this.#serve(s, s.alpnProtocol === 'h2' && this.#h2 ? 'h2' : 'h1', 'https');
       });
+      // Tickets sealed under the fleet's key of the hour (ticket-keys.ts), re-keyed as it rotates.
+      front.setTicketKeys(this.#hooks.tickets.key());
+      this.#untick = this.#hooks.tickets.onRotate((k) => front.setTicketKeys(k));
       front.on('tlsClientError', (e) => {
         this.#hooks.metrics.front.tlsRefused.inc({ listener: cfg.name, reason: 'handshake' });
         this.#hooks.log.debug({ listener: cfg.name, err: e.message }, 'tls handshake failed');
@@ -385,6 +397,8 @@ export class TcpListener implements Listener {
       this.#front.setSecureContext({ cert: cfg.tls.cert, key: cfg.tls.key, ...(client.ca ? { ca: client.ca } : {}) });
       // Read by node:tls for each connection it accepts: new connections ask (or not) as the new config says.
       Object.assign(this.#front, { requestCert: client.requestCert, rejectUnauthorized: client.rejectUnauthorized });
+      // A new default context has keys of its own: the fleet's again.
+      this.#front.setTicketKeys(this.#hooks.tickets.key());
       this.#sni = sniSet(cfg.tls);
     }
     // New connections get the new timeouts (sessions keep the options they started with).
@@ -394,6 +408,7 @@ export class TcpListener implements Listener {
 
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
+    this.#untick?.();
     const front = this.#front;
     if (!front) return;
     const closed = new Promise<void>((r) => front.close(() => r()));

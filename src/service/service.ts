@@ -27,6 +27,10 @@ import { FdGuard } from './fd-guard.js';
 import { Fleet, type MemberTable } from './fleet.js';
 import { startMemberListener } from './fleet-member.js';
 import type { H2Server } from '../server/h2.js';
+import { createHash } from 'node:crypto';
+import { storesFingerprint } from './stores.js';
+import { freshSecret, TicketKeys } from './ticket-keys.js';
+import { ticketSecret } from './ticket-secret.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -67,6 +71,8 @@ export class Service {
   /** The fleet (docs/fleet.md) once a member table came, and this member's listener. */
   #fleet: Fleet | null = null;
   #member: H2Server | null = null;
+  /** The fronts' session-ticket keys (ticket-keys.ts). */
+  readonly #tickets: TicketKeys;
 
   private constructor(config: ServiceConfig, o: ServiceOptions) {
     this.log =
@@ -92,11 +98,14 @@ export class Service {
           'temporary file failed: bodies stay in memory and are paced to their readers (more of these within a minute are counted, not logged)',
         );
     };
+    // A secret of this process's own until start() has looked for the shared one (ticket-secret.ts).
+    this.#tickets = new TicketKeys(freshSecret(), config.tickets.rotateMs, 'process');
     this.#hooks = {
       handle: (req, info) => this.#handle(req, info),
       log: this.log,
       metrics: this.metrics,
       fds: this.#fds,
+      tickets: this.#tickets,
     };
   }
 
@@ -104,6 +113,7 @@ export class Service {
     const s = new Service(config, o);
     try {
       s.#gen = await s.#buildGeneration(config, null);
+      await s.#takeTicketSecret(config);
       await s.#applyListeners(config);
       if (o.fleetMember !== undefined) {
         s.#fleetName = o.fleetMember;
@@ -125,8 +135,17 @@ export class Service {
       await s.shutdown(0);
       throw e;
     }
-    s.log.info({ file: config.file, listeners: s.addresses(), admin: s.adminPort }, 'originlink serving');
+    s.log.info(
+      { file: config.file, listeners: s.addresses(), admin: s.adminPort, ticketKeys: s.#tickets.source },
+      'originlink serving',
+    );
     return s;
+  }
+
+  /** The ticket secret `config` names (a reload may name another): the keys follow it before any listener serves. */
+  async #takeTicketSecret(config: ServiceConfig): Promise<void> {
+    const { secret, source } = await ticketSecret(config, this.log);
+    this.#tickets.reconfigure(secret, config.tickets.rotateMs, source);
   }
 
   get config(): ServiceConfig {
@@ -351,6 +370,9 @@ export class Service {
     if (this.#draining) throw new Error('shutting down');
     const prev = this.#gen;
     const gen = await this.#buildGeneration(config, prev);
+    // Another secret file, period or stores: the keys follow (the same ones keep their keys: a secret of this
+    // process's own is not made again).
+    if (ticketSource(config) !== ticketSource(prev.config)) await this.#takeTicketSecret(config);
     try {
       await this.#applyListeners(config);
     } catch (e) {
@@ -434,9 +456,17 @@ export class Service {
     await this.#admin?.close();
     this.metrics.close();
     this.#stopWarnings();
+    this.#tickets.stop();
     this.#fds.close();
     this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
     this.log.flush?.();
   }
+}
+
+/** What the ticket keys of `c` derive from: equal for configs that give the same keys. */
+function ticketSource(c: ServiceConfig): string {
+  const t = c.tickets;
+  const digest = t.secret ? createHash('sha256').update(t.secret).digest('base64url') : null;
+  return JSON.stringify([t.rotateMs, digest, c.stores ? storesFingerprint(c.stores) : null]);
 }
