@@ -50,6 +50,7 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --max-connections N        pool limit (default 32)
   --session-store FILE|URL   keep TLS sessions / QUIC tickets in FILE across runs (resumption, 0-RTT),
                              or share them with a fleet: redis://[user:pass@]HOST:PORT/DB (rediss:// for TLS;
+                             redis-sentinel://H:P,H:P/MASTER for Sentinel, redis-cluster://H:P,H:P for Cluster;
                              ?prefix=P&keyFile=F&ca=F: key prefix, AES-256-GCM key file for tickets, CA for rediss)
   --origin-cache FILE|URL    keep per-origin protocol facts (Alt-Svc, broken h3) in FILE across runs, or in Redis (URL as above)
 ${EGRESS_USAGE}

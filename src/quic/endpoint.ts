@@ -85,6 +85,8 @@ export interface ServerRole {
    * state, and what we send to an unvalidated address is one Retry — quiche 0.18 sent 6.5× the Initial back).
    */
   retry?: boolean;
+  /** The Retry tokens' HMAC key (32 bytes): one a fleet shares. Default: random per endpoint. */
+  retryKey?: Uint8Array;
   /** Upper bound on live connections; new Initials beyond it are dropped. Default 10000. */
   maxConnections?: number;
   /**
@@ -200,7 +202,7 @@ export class QuicEndpoint {
   #running = false;
   #immediate: NodeJS.Immediate | null = null;
   /** Retry tokens, always at hand: Retry is used always (`retry`) or under load (see ServerRole.retry). */
-  #retry = new RetryTokens();
+  #retry: RetryTokens;
   /**
    * Client first flights answered lately with a Retry or a refusal (`#firstOfFlight`): what|address|port|dcid → when.
    */
@@ -231,6 +233,7 @@ export class QuicEndpoint {
     this.#opts = opts;
     this.#server = opts.server ?? null;
     this.#retryAlways = opts.server?.retry === true;
+    this.#retry = new RetryTokens(opts.server?.retryKey);
     this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350, opts.gso === false ? { gso: false } : {});
     this.#listen(socket, local);
   }

@@ -1,7 +1,8 @@
 /**
  * Stateless Retry tokens (RFC 9000 §8.1.2): the server proves the client's
  * address before committing state. Token = expiry(4) | odcidLen(1) | odcid |
- * HMAC-SHA256(key, addr|port|expiry|odcid)[0..16). Keyed per process.
+ * HMAC-SHA256(key, addr|port|expiry|odcid)[0..16). Keyed per process, or by a key a fleet shares (a token
+ * one instance minted is taken by another that the client's next Initial reaches).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -9,7 +10,11 @@ const MAC_LEN = 16;
 const LIFETIME_S = 10;
 
 export class RetryTokens {
-  #key = randomBytes(32);
+  #key: Uint8Array;
+
+  constructor(key: Uint8Array = randomBytes(32)) {
+    this.#key = key;
+  }
 
   #mac(host: string, port: number, expiry: number, odcid: Uint8Array): Buffer {
     return createHmac('sha256', this.#key)

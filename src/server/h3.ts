@@ -75,6 +75,8 @@ export interface H3ServerOptions {
   gso?: boolean;
   /** Stateless Retry before accepting connections. Default false. */
   retry?: boolean;
+  /** The Retry tokens' key (32 bytes), shared by a fleet (service/ticket-keys.ts). Default: random per server. */
+  retryKey?: Uint8Array;
   /** Pace what we send at 1.25 × cwnd / RTT (quic/pacer.ts). Default true. */
   pacing?: boolean;
   quic?: QuicOptions;
@@ -334,6 +336,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       ...(byName ? { byName } : {}),
       ...(noEarly ? { noEarly, strikes: new StrikeRegister() } : {}),
       retry: opts.retry ?? false,
+      ...(opts.retryKey ? { retryKey: opts.retryKey } : {}),
       // One address past its share is refused alone, and what it holds beyond the share is not counted against
       // everyone else: a few connections of one client cannot shut the door on others.
       overBudget: (host) =>

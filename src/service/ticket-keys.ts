@@ -66,6 +66,11 @@ export class TicketKeys {
     return this.#rotateMs;
   }
 
+  /** A key of `length` bytes for `label` from the fleet secret, not rotated (the h3 front's Retry tokens). */
+  fleetKey(label: string, length = 32): Buffer {
+    return derive(this.#secret, label, 0, length);
+  }
+
   /** `fn` gets each new key as its epoch begins (and after `reconfigure`); the returned function unsubscribes. */
   onRotate(fn: (key: Buffer) => void): () => void {
     this.#listeners.add(fn);

@@ -14,7 +14,8 @@
  * - The subscriber connection (pub/sub) exists only once a store subscribes.
  */
 import { readFileSync } from 'node:fs';
-import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { keySlot } from './key-slot.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { redact } from '../util/redact.js';
 import { holdUntil } from '../util/hold.js';
@@ -71,10 +72,17 @@ export interface RedisLinkStats {
 }
 
 type Op = (p: ChainableCommander) => void;
+/** A queued write and the key it touches (its Cluster slot: the writes of one pipeline are on one node). */
+interface Write {
+  op: Op;
+  key: string;
+}
 
 /** Parsed `redis://` / `rediss://` URL and its query parameters. */
 export interface RedisUrl {
   options: RedisOptions;
+  /** `redis-cluster://`: the seed nodes of a Redis Cluster (`options` then apply to each node's connection). */
+  cluster: Array<{ host: string; port: number }> | null;
   prefix: string | null;
   keyFile: string | null;
   /** The URL without credentials (for logs). */
@@ -82,10 +90,105 @@ export interface RedisUrl {
 }
 
 export function isRedisUrl(s: string): boolean {
-  return /^rediss?:\/\//i.test(s);
+  return /^(rediss?|redis-sentinel|redis-cluster):\/\//i.test(s);
+}
+
+/** `host:port[,host:port…]` (IPv6 in brackets; `dflt` when a port is left out). */
+function hostList(hosts: string, dflt: number, what: string): Array<{ host: string; port: number }> {
+  return hosts.split(',').map((h) => {
+    const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
+    if (!hp)
+      throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${what}: not host:port: ${JSON.stringify(h)}`);
+    return { host: (hp[1] as string).replace(/^\[|\]$/g, ''), port: hp[2] ? Number(hp[2]) : dflt };
+  });
+}
+
+/** `user:password` of a URL's authority, percent-decoded, into `options`. */
+function credentials(auth: string | undefined, options: RedisOptions): void {
+  if (!auth) return;
+  const i = auth.indexOf(':');
+  const user = decodeURIComponent(i < 0 ? auth : auth.slice(0, i));
+  const pass = i < 0 ? '' : decodeURIComponent(auth.slice(i + 1));
+  if (user) options.username = user;
+  if (pass) options.password = pass;
+}
+
+/** The query of a Sentinel or Cluster URL: `prefix`, `keyFile`. */
+function multiHostParams(query: string | undefined, what: string): URLSearchParams {
+  const params = new URLSearchParams(query ?? '');
+  for (const k of params.keys())
+    if (!['prefix', 'keyFile'].includes(k))
+      throw new OriginlinkError(
+        ErrorCode.INVALID_ARGUMENT,
+        'local',
+        `unknown ${what} URL parameter ${JSON.stringify(k)} (known: prefix, keyFile)`,
+      );
+  return params;
+}
+
+/**
+ * `redis-cluster://[user:password@]host:port[,host:port…][?prefix=&keyFile=]`: seed nodes of a Redis Cluster (ioredis's
+ * Cluster: it learns the slots from them and follows MOVED and fail-overs).
+ */
+function parseClusterUrl(url: string): RedisUrl {
+  const m = /^redis-cluster:\/\/(?:([^@/]*)@)?([^/?]+)\/?(?:\?(.*))?$/i.exec(url);
+  if (!m)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `not a Cluster URL (redis-cluster://host:port[,host:port…]): ${JSON.stringify(redact(url))}`,
+    );
+  const [, auth, hosts, query] = m as unknown as [string, string | undefined, string, string | undefined];
+  const cluster = hostList(hosts, 6379, 'Cluster URL');
+  const params = multiHostParams(query, 'Cluster');
+  const options: RedisOptions = {};
+  credentials(auth, options);
+  return {
+    options,
+    cluster,
+    prefix: params.get('prefix'),
+    keyFile: params.get('keyFile'),
+    display: `redis-cluster://${cluster.map((s) => `${s.host}:${s.port}`).join(',')}`,
+  };
+}
+
+/**
+ * `redis-sentinel://[user:password@]host:port[,host:port…]/MASTER[/DB][?prefix=&keyFile=]`: the sentinels of a Redis
+ * Sentinel deployment and the name of the master they watch (ioredis's own Sentinel support: it asks them for the
+ * master, and again after a fail-over). The credentials are the master's (and the replicas'), as `requirepass`.
+ */
+function parseSentinelUrl(url: string): RedisUrl {
+  const m = /^redis-sentinel:\/\/(?:([^@/]*)@)?([^/?]+)\/([^/?]+)(?:\/(\d{1,2}))?\/?(?:\?(.*))?$/i.exec(url);
+  if (!m)
+    throw new OriginlinkError(
+      ErrorCode.INVALID_ARGUMENT,
+      'local',
+      `not a Sentinel URL (redis-sentinel://host:port[,host:port…]/MASTER[/DB]): ${JSON.stringify(redact(url))}`,
+    );
+  const [, auth, hosts, name, db, query] = m as unknown as [
+    string,
+    string | undefined,
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+  ];
+  const sentinels = hostList(hosts, 26379, 'Sentinel URL');
+  const params = multiHostParams(query, 'Sentinel');
+  const options: RedisOptions = { sentinels, name: decodeURIComponent(name), db: db ? Number(db) : 0 };
+  credentials(auth, options);
+  return {
+    options,
+    cluster: null,
+    prefix: params.get('prefix'),
+    keyFile: params.get('keyFile'),
+    display: `redis-sentinel://${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${name}${db ? `/${db}` : ''}`,
+  };
 }
 
 export function parseRedisUrl(url: string): RedisUrl {
+  if (/^redis-sentinel:/i.test(url)) return parseSentinelUrl(url);
+  if (/^redis-cluster:/i.test(url)) return parseClusterUrl(url);
   let u: URL;
   try {
     u = new URL(url);
@@ -96,7 +199,7 @@ export function parseRedisUrl(url: string): RedisUrl {
     throw new OriginlinkError(
       ErrorCode.INVALID_ARGUMENT,
       'local',
-      `Redis URL must start with redis:// or rediss:// (got ${u.protocol})`,
+      `Redis URL must start with redis://, rediss://, redis-sentinel:// or redis-cluster:// (got ${u.protocol})`,
     );
   const db = u.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,2}$/.test(db))
@@ -126,6 +229,7 @@ export function parseRedisUrl(url: string): RedisUrl {
   }
   return {
     options,
+    cluster: null,
     prefix: u.searchParams.get('prefix'),
     keyFile: u.searchParams.get('keyFile'),
     display: `${u.protocol}//${u.host}${u.pathname}`,
@@ -137,11 +241,13 @@ export class RedisLink {
   readonly display: string;
   /** The encryption key file named by the URL, if any (the stores read it). */
   readonly keyFile: string | null;
-  #cmd: Redis;
-  #sub: Redis | null = null;
+  #cmd: Redis | Cluster;
+  #sub: Redis | Cluster | null = null;
+  /** Redis Cluster seed nodes (null: one server, or Sentinel's master). */
+  readonly #seeds: Array<{ host: string; port: number }> | null;
   #subs = new Map<string, (message: Buffer) => void>();
   #options: RedisOptions;
-  #queue: Op[] = [];
+  #queue: Write[] = [];
   #timer: NodeJS.Timeout | null = null;
   #flushMs: number;
   #maxQueue: number;
@@ -188,7 +294,8 @@ export class RedisLink {
     if (o.password !== undefined) options.password = o.password;
     if (o.tls && parsed.options.tls) options.tls = { ...parsed.options.tls, ...o.tls };
     this.#options = options;
-    this.#cmd = new Redis(options);
+    this.#seeds = parsed.cluster;
+    this.#cmd = this.#connect(options);
     this.#cmd.on('ready', () => {
       this.#stats.up = true;
       this.#toldDown = false;
@@ -196,6 +303,19 @@ export class RedisLink {
     });
     this.#cmd.on('error', (e: Error) => this.#down(e));
     this.#cmd.on('close', () => this.#down(null));
+  }
+
+  /** A connection as the URL says: to one server (or Sentinel's master), or to a Cluster through its seeds. */
+  #connect(options: RedisOptions): Redis | Cluster {
+    if (this.#seeds === null) return new Redis(options);
+    const { retryStrategy, enableOfflineQueue, ...node } = options;
+    return new Cluster(this.#seeds, {
+      redisOptions: node,
+      enableOfflineQueue: enableOfflineQueue ?? false,
+      clusterRetryStrategy: retryStrategy as (times: number) => number,
+      // A fail-over moves slots: ask again soon after a node is lost, and follow MOVED at once.
+      slotsRefreshTimeout: options.connectTimeout ?? 1000,
+    });
   }
 
   /** Resolves once connected, or after `timeoutMs` (never rejects): for a bounded wait at startup. */
@@ -219,13 +339,16 @@ export class RedisLink {
     return { ...this.#stats };
   }
 
-  /** Queue writes for the next pipeline. Dropped (counted) while Redis is down or the queue is full. */
-  write(op: Op): void {
+  /**
+   * Queue writes for the next pipeline: `op` touches `key` only (in a Cluster the writes are grouped by its slot, one
+   * pipeline per slot). Dropped (counted) while Redis is down or the queue is full.
+   */
+  write(op: Op, key: string): void {
     if (this.#closed || !this.#stats.up || this.#queue.length >= this.#maxQueue) {
       this.#stats.droppedWrites++;
       return;
     }
-    this.#queue.push(op);
+    this.#queue.push({ op, key });
     if (this.#timer === null) {
       this.#timer = setTimeout(() => {
         this.#timer = null;
@@ -237,13 +360,14 @@ export class RedisLink {
 
   /** A background read; resolves undefined when Redis is down or the command fails (counted). */
   async read<T>(fn: (r: Redis) => Promise<T>): Promise<T | undefined> {
+    // A Cluster takes the same single-key commands (it routes each by its key's slot).
     this.#stats.reads++;
     if (!this.#stats.up || this.#closed) {
       this.#stats.failedReads++;
       return undefined;
     }
     try {
-      return await fn(this.#cmd);
+      return await fn(this.#cmd as Redis);
     } catch (e) {
       this.#stats.failedReads++;
       if (/timed out/i.test((e as Error).message)) this.#stalled();
@@ -257,7 +381,7 @@ export class RedisLink {
     this.#subs.set(name, onMessage);
     if (this.#sub === null) {
       // Subscriber mode needs its own connection; ioredis resubscribes after a reconnect.
-      const sub = new Redis({ ...this.#options, enableOfflineQueue: true });
+      const sub = this.#connect({ ...this.#options, enableOfflineQueue: true });
       sub.on('error', () => {
         /* the command connection tells outages */
       });
@@ -273,7 +397,7 @@ export class RedisLink {
   }
 
   publish(channel: string, message: string | Buffer): void {
-    this.write((p) => p.publish(this.prefix + channel, message));
+    this.write((p) => p.publish(this.prefix + channel, message), this.prefix + channel);
   }
 
   /** Tell a store-level problem (e.g. an entry that fails decryption) through the same warning sink. */
@@ -309,31 +433,42 @@ export class RedisLink {
       this.#stats.droppedWrites += ops.length;
       return Promise.resolve();
     }
-    const p = this.#cmd.pipeline();
-    for (const op of ops) op(p);
-    this.#stats.batches++;
-    this.#stats.writes += p.length;
-    const settled = (): void => {
+    // One pipeline, or in a Cluster one per slot (ioredis refuses a pipeline whose keys live on several nodes).
+    const groups = new Map<number, Write[]>();
+    if (this.#seeds === null) groups.set(0, ops);
+    else
+      for (const w of ops) {
+        const slot = keySlot(w.key);
+        const g = groups.get(slot);
+        if (g) g.push(w);
+        else groups.set(slot, [w]);
+      }
+    let timedOut = false;
+    const sent = [...groups.values()].map((g) => {
+      const p = this.#cmd.pipeline();
+      for (const w of g) w.op(p);
+      this.#stats.batches++;
+      this.#stats.writes += p.length;
+      const n = p.length;
+      return p.exec().then(
+        (res) => {
+          for (const [err] of res ?? []) {
+            if (!err) continue;
+            this.#stats.droppedWrites++;
+            if (/timed out/i.test(err.message)) timedOut = true;
+          }
+        },
+        (e: Error) => {
+          this.#stats.droppedWrites += n;
+          if (/timed out/i.test(e.message)) timedOut = true;
+        },
+      );
+    });
+    this.#inFlight = Promise.all(sent).then(() => {
+      if (timedOut) this.#stalled();
       this.#inFlight = null;
       if (this.#queue.length > 0 && !this.#closed) void this.#flush();
-    };
-    this.#inFlight = p.exec().then(
-      (res) => {
-        let timedOut = false;
-        for (const [err] of res ?? []) {
-          if (!err) continue;
-          this.#stats.droppedWrites++;
-          if (/timed out/i.test(err.message)) timedOut = true;
-        }
-        if (timedOut) this.#stalled();
-        settled();
-      },
-      (e: Error) => {
-        this.#stats.droppedWrites += ops.length;
-        if (/timed out/i.test(e.message)) this.#stalled();
-        settled();
-      },
-    );
+    });
     return this.#inFlight;
   }
 

@@ -107,11 +107,9 @@ export class RedisOriginCache implements OriginCache {
     const k = this.#tier.key(origin);
     const json = JSON.stringify(facts);
     const exp = factsExpireAt(facts);
-    this.link.write((p) =>
-      p
-        .set(k, json, 'PXAT', exp)
-        .zadd(this.#tier.index, facts.updatedAt, origin)
-        .zremrangebyrank(this.#tier.index, 0, -INDEX_MAX - 1),
+    this.link.write((p) => p.set(k, json, 'PXAT', exp), k);
+    this.#tier.indexWrite((p, index) =>
+      p.zadd(index, facts.updatedAt, origin).zremrangebyrank(index, 0, -INDEX_MAX - 1),
     );
     if ((prev?.brokenUntil ?? 0) !== facts.brokenUntil) {
       this.#n.published++;
@@ -137,7 +135,8 @@ export class RedisOriginCache implements OriginCache {
     if (!(await this.link.ready(timeoutMs))) return false;
     const origins = await this.link.read((r) => r.zrevrange(this.#tier.index, 0, this.#warm - 1));
     if (!origins?.length) return true;
-    const values = await this.link.read((r) => r.mget(origins.map((o) => this.#tier.key(o))));
+    // One GET each, sent together: MGET spans keys of several Cluster slots (CROSSSLOT there).
+    const values = await this.link.read((r) => Promise.all(origins.map((o) => r.get(this.#tier.key(o)))));
     let changed = false;
     origins.forEach((o, i) => {
       changed = this.#apply(o, values?.[i] ?? null) || changed;

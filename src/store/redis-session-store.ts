@@ -197,14 +197,13 @@ export class RedisSessionStore implements SessionStore {
   #share(key: string, v: Uint8Array, exp: number): void {
     const rk = this.#tier.key(key);
     const entry = this.#encode(rk, v, exp);
-    this.link.write((p) =>
+    this.link.write((p) => p.rpush(rk, entry).ltrim(rk, -PER_KEY, -1).pexpireat(rk, exp), rk);
+    const now = this.#now();
+    this.#tier.indexWrite((p, index) =>
       p
-        .rpush(rk, entry)
-        .ltrim(rk, -PER_KEY, -1)
-        .pexpireat(rk, exp)
-        .zadd(this.#tier.index, exp, key)
-        .zremrangebyscore(this.#tier.index, '-inf', this.#now())
-        .zremrangebyrank(this.#tier.index, 0, -INDEX_MAX - 1),
+        .zadd(index, exp, key)
+        .zremrangebyscore(index, '-inf', now)
+        .zremrangebyrank(index, 0, -INDEX_MAX - 1),
     );
   }
 
@@ -227,7 +226,7 @@ export class RedisSessionStore implements SessionStore {
         if (t === 'expired') continue;
         if (t === 'unreadable') {
           // Not ours to destroy (another process may hold the key): back at the old end, stop.
-          this.link.write((p) => p.lpush(rk, raw));
+          this.link.write((p) => p.lpush(rk, raw), rk);
           return;
         }
         if (this.#closed) {

@@ -4,6 +4,7 @@
  * `PREFIX TAG:NAME`, and an index of the names (a sorted set, `PREFIX TAG:index`) a fresh process warms from.
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import type { ChainableCommander } from 'ioredis';
 import { RedisLink, type RedisLinkOptions } from './redis-link.js';
 
 export class RedisTier {
@@ -29,10 +30,20 @@ export class RedisTier {
     return this.#base + name;
   }
 
+  /**
+   * Queue a write of the index. Apart from the entry's own: the index is one key in one Cluster slot, the entries are
+   * spread over all of them (a pipeline holds the keys of one node only).
+   */
+  indexWrite(op: (p: ChainableCommander, index: string) => void): void {
+    const index = this.index;
+    this.link.write((p) => op(p, index), index);
+  }
+
   /** Forget `name` in Redis: its entry and its place in the index (queued with the link's next pipeline). */
   forget(name: string): void {
     const k = this.key(name);
-    this.link.write((p) => p.del(k).zrem(this.index, name));
+    this.link.write((p) => p.del(k), k);
+    this.indexWrite((p, index) => p.zrem(index, name));
   }
 
   /** Close the link if it is the store's own. */

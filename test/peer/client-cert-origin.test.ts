@@ -4,7 +4,8 @@
  * to a strict OpenSSL server (node:tls) that refuses a handshake without one, over TLS 1.3 and 1.2: a refusal is
  * OL_CLIENT_CERT_REFUSED naming the origin, sent once (never retried), and the identity is part of the reuse key.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -161,7 +162,8 @@ describe('Caddy requiring and verifying a client certificate (h1, h2; h3 over qu
   let port: number;
   beforeAll(async () => {
     port = await freePort();
-    const dir = certs.dir;
+    // Caddy's own folder (startPeer removes it at stop): never the certificates' one, which later tests read.
+    const dir = mkdtempSync(join(tmpdir(), 'ol-caddy-mtls-'));
     const file = join(dir, `Caddyfile-mtls-${port}`);
     writeFileSync(
       file,
