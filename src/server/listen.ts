@@ -25,6 +25,11 @@ export interface ListenOptions {
   cert?: string | Uint8Array;
   key?: string | Uint8Array;
   /**
+   * With `cert`/`key`: the CAs a client's certificate must chain to (mutual TLS). A client without one that does is
+   * not served: node:tls ends its handshake.
+   */
+  clientCa?: Uint8Array;
+  /**
    * This process's own socket even in a node:cluster worker (whose listen() otherwise shares one socket of the
    * primary among every worker, each connection handed to any of them). Default false.
    */
@@ -51,8 +56,14 @@ export async function listenSessions(
   };
   const server: net.Server =
     opts.cert && opts.key
-      ? tls.createServer({ cert: Buffer.from(opts.cert), key: Buffer.from(opts.key), ALPNProtocols: alpn }, (s) =>
-          serve(s, 'https'),
+      ? tls.createServer(
+          {
+            cert: Buffer.from(opts.cert),
+            key: Buffer.from(opts.key),
+            ALPNProtocols: alpn,
+            ...(opts.clientCa ? { ca: Buffer.from(opts.clientCa), requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          (s) => serve(s, 'https'),
         )
       : net.createServer((s) => serve(s, 'http'));
   await new Promise<void>((resolve, reject) => {

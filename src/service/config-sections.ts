@@ -24,6 +24,7 @@ import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions 
 import type {
   ClientCertConfig,
   DnsConfig,
+  FleetConfig,
   FrontClientAuth,
   EgressConfig,
   FleetRoute,
@@ -737,7 +738,44 @@ function readKeyFile(r: Reader, field: string, readPem: ReadFile): { key: Buffer
   }
 }
 
-/** `fleet:` (docs/fleet.md): the route an origin's requests take among the members, unless the origin says. */
-export function readFleet(r: Reader): ServiceConfig['fleet'] {
-  return { route: r.has('fleet') ? readFleetRoute(r.obj('fleet')) : 'auto' };
+/**
+ * `fleet:` (docs/fleet.md): the route an origin's requests take among the members, unless the origin says; and, for
+ * a fleet of instances, its members and this process's member listener.
+ */
+export function readFleet(r: Reader, files: FileReaders): FleetConfig {
+  if (!r.has('fleet')) return { route: 'auto', members: null, member: null };
+  const f = r.obj('fleet');
+  f.keys(['route', 'members', 'member']);
+  const route = f.has('route') ? f.oneOf('route', ['auto', 'owner', 'direct'] as const) : 'auto';
+  if (!f.has('members')) {
+    if (f.has('member')) throw f.fail('member', 'needs fleet.members (the members it joins)');
+    return { route, members: null, member: null };
+  }
+  const members = f.list('members', 1).map((m, i) => {
+    const v = m.self();
+    if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v))
+      throw f.at(['members']).fail(i, `want host:port, got ${JSON.stringify(v)}`);
+    return v.toLowerCase();
+  });
+  if (new Set(members).size !== members.length) throw f.fail('members', 'a member is named twice');
+  if (!f.has('member')) throw f.fail('member', "fleet.members needs this process's member listener (fleet.member)");
+  const m = f.obj('member');
+  m.keys(['host', 'port', 'advertise', 'tls']);
+  const host = m.optStr('host') ?? '127.0.0.1';
+  const t = m.obj('tls');
+  t.keys(['cert', 'key', 'ca']);
+  const pair = readClientCert(t, files);
+  if (pair === null) throw t.fail('cert', 'a member shows a certificate (cert and key) on both ends of its links');
+  return {
+    route,
+    members,
+    member: {
+      host,
+      port: m.int('port', 1, 65_535),
+      advertise: (m.optStr('advertise') ?? host).toLowerCase(),
+      cert: pair.cert,
+      key: pair.key,
+      ca: files.readCa(t, 'ca').bytes,
+    },
+  };
 }

@@ -272,10 +272,33 @@ export interface ServiceConfig {
   origins: Map<string, OriginConfig>;
   routes: RouteConfig[];
   stores: StoresConfig | null;
-  /** The fleet's default route for every origin (docs/fleet.md). */
-  fleet: { route: FleetRoute };
+  /** The fleet's default route for every origin, and the members of other instances (docs/fleet.md). */
+  fleet: FleetConfig;
   /** The fronts' session-ticket keys (service/ticket-keys.ts): their period, and the fleet secret they derive from. */
   tickets: TicketsConfig;
+}
+
+export interface FleetConfig {
+  route: FleetRoute;
+  /**
+   * A fleet of instances (`fleet.members`): every member's `host:port`, this process's own included; null: the
+   * members are the workers of this `serve --workers` only (loopback, told by the primary).
+   */
+  members: string[] | null;
+  /** This process's member listener when `members` is given: TLS with mutual certificates. */
+  member: FleetMemberConfig | null;
+}
+
+export interface FleetMemberConfig {
+  host: string;
+  /** The first worker slot's port; slot s listens on port + s - 1 (one process: port). */
+  port: number;
+  /** The host others reach it by (its entry in `members`): default `host`. */
+  advertise: string;
+  /** This member's certificate (shown on both ends of a link) and the CA every member's chains to. */
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
 }
 
 export interface TicketsConfig {
@@ -355,7 +378,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const shutdown = readShutdown(r);
   const logging = readLogging(r);
   const stores = r.has('stores') ? readStores(r.obj('stores'), readPem, readCa) : null;
-  const fleet = readFleet(r);
+  const fleet = readFleet(r, files);
   const tickets = readTickets(r, readPem);
   const origins = readOrigins(r, files, egress, stores, dns, fleet.route);
   const routes = readRoutes(r, origins);

@@ -23,10 +23,18 @@ export interface MemberHooks {
   upstream(name: string): Upstream | undefined;
 }
 
-export function startMemberListener(hooks: MemberHooks): Promise<H2Server> {
+/**
+ * The member listener: h2c on a loopback port of its own (the workers of one machine, `at` null), or h2 over TLS on
+ * `at` with mutual certificates (a fleet of instances: only a member's certificate gets a request in).
+ */
+export function startMemberListener(
+  hooks: MemberHooks,
+  at: { host: string; port: number; cert: Buffer; key: Buffer; ca: Buffer } | null = null,
+): Promise<H2Server> {
   return startH2Server({
-    host: '127.0.0.1',
-    port: 0,
+    host: at?.host ?? '127.0.0.1',
+    port: at?.port ?? 0,
+    ...(at ? { cert: at.cert, key: at.key, clientCa: at.ca } : {}),
     // Each worker reachable as itself: a cluster worker's listen() would share one port among all of them.
     exclusive: true,
     handler: (req) => serveMember(hooks, req),

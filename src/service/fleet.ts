@@ -5,10 +5,11 @@
  * a member link (HTTP/2, one multiplexed connection per member) or direct, by the origin's `fleet.route`:
  * `direct`, `owner`, or `auto` (owner until this member's own requests keep a pool of its own warm: `autoDirect`).
  *
- * This build's members are the workers of one `serve --workers` (cluster.ts hands each worker the member table);
- * each worker is reachable as itself on a loopback port of its own, and a member link proves itself with the
- * run's token (made by the primary, passed over IPC only). One forward at most: a forwarded request is served
- * direct by its owner.
+ * Members are the workers of one `serve --workers` (cluster.ts hands each worker the member table: each worker is
+ * reachable as itself on a loopback port of its own, and a member link proves itself with the run's token, made by
+ * the primary and passed over IPC only), or every member `fleet.members` names, across instances (each process on a
+ * port of its own; links are HTTP/2 over TLS with mutual certificates, which are the proof). One forward at most: a
+ * forwarded request is served direct by its owner.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Agent } from '../agent/agent.js';
@@ -28,10 +29,20 @@ export interface Member {
   weight: number;
 }
 
-/** What the primary tells every worker (cluster.ts): the live members, this run's token. */
+/**
+ * The members, and how a link proves itself: the run's token the primary tells every worker (cluster.ts), or null
+ * for `fleet.members` — a member's certificate, which the member listener verifies in its TLS handshake.
+ */
 export interface MemberTable {
   members: Member[];
-  token: string;
+  token: string | null;
+}
+
+/** A link's TLS between instances: the CA every member's certificate chains to, and this member's certificate. */
+export interface LinkTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
 }
 
 /** Fields a forwarded request carries on the member link (never past the owner). */
@@ -111,7 +122,7 @@ export class Fleet {
   readonly forwarded = new Map<string, number>();
   readonly received = new Map<string, number>();
 
-  constructor(self: string, table: MemberTable) {
+  constructor(self: string, table: MemberTable, tls: LinkTls | null = null) {
     this.self = self;
     this.#table = table;
     // One HTTP/2 connection per member (prior knowledge, cleartext on loopback), no retries of its own: a request
@@ -124,6 +135,8 @@ export class Fleet {
       maxRetries: 0,
       tfo: false,
       pool: { maxConnections: 1, headersTimeoutMs: LINK_TIMEOUT_MS, bodyTimeoutMs: LINK_TIMEOUT_MS },
+      // Between instances: the member's certificate is verified (by its host:port's IP or name) and ours shown.
+      ...(tls ? { tls: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {}),
     });
   }
 
@@ -139,8 +152,12 @@ export class Fleet {
     this.#owners.clear();
   }
 
-  /** The run's token, compared in constant time. */
+  /**
+   * The run's token, compared in constant time; between instances (no token) the member listener let in only a
+   * member's certificate.
+   */
   trusts(token: string | undefined): boolean {
+    if (this.#table.token === null) return true;
     if (token === undefined) return false;
     const a = Buffer.from(token);
     const b = Buffer.from(this.#table.token);
@@ -213,7 +230,7 @@ export class Fleet {
     this.forwarded.set(origin, (this.forwarded.get(origin) ?? 0) + 1);
     const headers: HeaderList = [
       ...(o.headers as HeaderList),
-      [FLEET_TOKEN, this.#table.token],
+      ...(this.#table.token === null ? [] : [[FLEET_TOKEN, this.#table.token] as [string, string]]),
       [FLEET_ORIGIN, origin],
       [FLEET_FROM, this.self],
       [FLEET_CONFIG, config],

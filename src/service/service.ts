@@ -31,6 +31,8 @@ import { createHash } from 'node:crypto';
 import { storesFingerprint } from './stores.js';
 import { freshSecret, TicketKeys } from './ticket-keys.js';
 import { ticketSecret } from './ticket-secret.js';
+import { workerSlot } from './worker-slot.js';
+import { ErrorCode, OriginlinkError } from '../errors.js';
 
 export interface ServiceOptions {
   /** Where JSON log lines go. Default stdout. */
@@ -115,7 +117,8 @@ export class Service {
       s.#gen = await s.#buildGeneration(config, null);
       await s.#takeTicketSecret(config);
       await s.#applyListeners(config);
-      if (o.fleetMember !== undefined) {
+      if (config.fleet.members !== null) await s.#joinInstances(config);
+      else if (o.fleetMember !== undefined) {
         s.#fleetName = o.fleetMember;
         s.metrics.fleet = () => s.#fleet;
         s.#member = await startMemberListener({
@@ -165,9 +168,55 @@ export class Service {
     return this.#member?.address.port ?? null;
   }
 
+  /**
+   * A fleet of instances (`fleet.members`): this process's member listener (TLS, mutual certificates) on the member
+   * port of its worker slot, and the fleet of every member named. The primary's loopback table is not used then.
+   */
+  async #joinInstances(config: ServiceConfig): Promise<void> {
+    const m = config.fleet.member as NonNullable<ServiceConfig['fleet']['member']>;
+    const port = m.port + (workerSlot() ?? 1) - 1;
+    const self = `${m.advertise}:${port}`;
+    if (!config.fleet.members?.includes(self))
+      throw new OriginlinkError(
+        ErrorCode.INVALID_CONFIG,
+        'local',
+        `fleet.members does not name this member (${self}: fleet.member's advertise and port${workerSlot() ? ` + worker slot ${workerSlot()} - 1` : ''})`,
+      );
+    this.#static = true;
+    this.#fleetName = self;
+    this.metrics.fleet = () => this.#fleet;
+    this.#member = await startMemberListener(
+      { fleet: () => this.#fleet, upstream: (name) => this.#gen.upstreams.get(name) },
+      { host: m.host, port, cert: m.cert, key: m.key, ca: m.ca },
+    );
+    this.#fleet = new Fleet(self, staticTable(config), { ca: m.ca, cert: m.cert, key: m.key });
+    this.#fleet.onMismatch = (origin, member, why) =>
+      this.log.warn({ origin, member, why }, 'fleet: a member serves this origin otherwise; its requests go direct');
+    for (const u of this.#gen.upstreams.values()) u.fleet = this.#fleet;
+  }
+
+  /**
+   * A reload's `fleet.members`: the new list from now on (links and pools of members that stay are kept; origins move
+   * only to or from the members that came or went). The member listener's own address and certificate are bound at
+   * start: a change to them is said, and waits for a restart.
+   */
+  #refleet(was: ServiceConfig, now: ServiceConfig): void {
+    if (JSON.stringify(was.fleet.members) === JSON.stringify(now.fleet.members) && sameMember(was, now)) return;
+    if (!this.#static || now.fleet.members === null || !sameMember(was, now)) {
+      this.log.warn(
+        'fleet: a reload changed whether this process is a member of instances, or its member listener; that takes a restart (the members stay as they were)',
+      );
+      return;
+    }
+    this.#fleet?.update(staticTable(now));
+  }
+
+  /** `fleet.members` named: the members come from the config, never from the primary. */
+  #static = false;
+
   /** The fleet's members now (from the primary): every upstream routes by it from now on. */
   setFleet(table: MemberTable): void {
-    if (this.#member === null || this.#draining) return;
+    if (this.#member === null || this.#draining || this.#static) return;
     if (this.#fleet === null) {
       this.#fleet = new Fleet(this.#fleetName, table);
       // Once per origin and member until the table changes: the requests go direct meanwhile.
@@ -381,6 +430,7 @@ export class Service {
       throw e;
     }
     this.#gen = gen;
+    this.#refleet(prev.config, config);
     // A group that changed keeps its endpoints' health, ejections, EWMA and counters where an endpoint stays
     // (only once the reload holds: a refused one leaves the running groups checking).
     for (const [name, u] of gen.upstreams) {
@@ -469,4 +519,27 @@ function ticketSource(c: ServiceConfig): string {
   const t = c.tickets;
   const digest = t.secret ? createHash('sha256').update(t.secret).digest('base64url') : null;
   return JSON.stringify([t.rotateMs, digest, c.stores ? storesFingerprint(c.stores) : null]);
+}
+
+/** The members `fleet.members` names, each reached at https://host:port (its member listener). */
+function staticTable(config: ServiceConfig): MemberTable {
+  return {
+    members: (config.fleet.members ?? []).map((h) => ({ name: h, url: `https://${h}`, weight: 1 })),
+    token: null,
+  };
+}
+
+/** The same member listener in both configs (address, port, certificate, CA). */
+function sameMember(a: ServiceConfig, b: ServiceConfig): boolean {
+  const x = a.fleet.member;
+  const y = b.fleet.member;
+  if (x === null || y === null) return x === y;
+  return (
+    x.host === y.host &&
+    x.port === y.port &&
+    x.advertise === y.advertise &&
+    x.cert.equals(y.cert) &&
+    x.key.equals(y.key) &&
+    x.ca.equals(y.ca)
+  );
 }

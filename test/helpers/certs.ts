@@ -116,7 +116,7 @@ export function makeLeaf(
   file: string,
   sans: string[],
   /** `clientAuth`: a client certificate (mutual TLS) instead of a server's. */
-  eku: 'serverAuth' | 'clientAuth' = 'serverAuth',
+  eku: 'serverAuth' | 'clientAuth' | 'serverAuth,clientAuth' = 'serverAuth',
 ): { certPath: string; keyPath: string } {
   const dir = certs.dir;
   const ossl = (...args: string[]): void => {

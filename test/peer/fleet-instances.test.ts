@@ -1,0 +1,210 @@
+/**
+ * docs/fleet.md across instances: three `serve` processes (each started from its own config, as on three machines)
+ * name each other in `fleet.members`, their member listeners TLS with mutual certificates from one fleet CA. In front
+ * of a real nginx origin that counts its own connections: with `route: owner` the origin sees the connections of one
+ * member whichever front a request comes to; `direct` one per instance. The member port refuses a client without a
+ * member's certificate (curl with none, and with one of another CA); an owner SIGKILLed under sequential GETs fails
+ * none of them (its origins move to the next member in rendezvous order, or direct).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIfStale, CLI, ROOT } from '../helpers/build.js';
+import { makeCerts, makeLeaf } from '../helpers/certs.js';
+import { Nginx } from '../helpers/nginx.js';
+import { freePort, waitForPort } from '../helpers/ports.js';
+import { get } from '../helpers/serve-child.js';
+
+const certs = makeCerts();
+const member = makeLeaf(certs, 'fleet-member', ['127.0.0.1'], 'serverAuth,clientAuth');
+const stranger = makeCerts({ fresh: true });
+const strangerLeaf = makeLeaf(stranger, 'fleet-stranger', ['127.0.0.1'], 'serverAuth,clientAuth');
+
+interface Instance {
+  proc: ChildProcess;
+  front: number;
+  admin: number;
+  memberPort: number;
+  out: string;
+}
+
+function curl(args: string[]): Promise<{ code: number; err: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', '--max-time', '5', ...args], { timeout: 10_000 }, (e, _out, err) =>
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, err }),
+    );
+  });
+}
+
+describe('fleet across instances: three serve processes, mutual TLS between members', () => {
+  let dir: string;
+  let nginx: Nginx;
+  let instances: Instance[] = [];
+
+  const start = async (route: 'owner' | 'direct'): Promise<Instance[]> => {
+    const ports = await Promise.all(Array.from({ length: 9 }, () => freePort()));
+    const memberPorts = ports.slice(6, 9);
+    const members = memberPorts.map((p) => `"127.0.0.1:${p}"`).join(', ');
+    const out: Instance[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [front, admin, memberPort] = [ports[i * 2] as number, ports[i * 2 + 1] as number, memberPorts[i] as number];
+      const file = join(dir, `${route}-${i}.yaml`);
+      writeFileSync(
+        file,
+        `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: ${front} }
+admin: { host: 127.0.0.1, port: ${admin} }
+shutdown: { graceMs: 1000 }
+fleet:
+  route: ${route}
+  members: [${members}]
+  member: { host: 127.0.0.1, port: ${memberPort}, tls: { cert: ${member.certPath}, key: ${member.keyPath}, ca: ${certs.caPath} } }
+origins:
+  app: { url: "https://localhost:${nginx.port}", protocol: h1, tls: { ca: ${certs.caPath} } }
+routes:
+  - { path: /, origin: app }
+`,
+      );
+      const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const inst: Instance = { proc, front, admin, memberPort, out: '' };
+      proc.stdout?.on('data', (d) => {
+        inst.out += String(d);
+      });
+      proc.stderr?.on('data', (d) => {
+        inst.out += String(d);
+      });
+      out.push(inst);
+    }
+    for (const x of out) {
+      await waitForPort(x.front);
+      await waitForPort(x.memberPort);
+    }
+    instances.push(...out);
+    return out;
+  };
+
+  const stopAll = async (xs: Instance[]): Promise<void> => {
+    for (const x of xs) if (x.proc.exitCode === null && x.proc.signalCode === null) x.proc.kill('SIGKILL');
+    instances = instances.filter((x) => !xs.includes(x));
+  };
+
+  /** `n` sequential GETs, the i-th to the front of instance i mod 3 (or only `to`). */
+  const gets = async (xs: Instance[], n: number, tag: string): Promise<Array<number | string>> => {
+    const res: Array<number | string> = [];
+    for (let i = 0; i < n; i++) {
+      const x = xs[i % xs.length] as Instance;
+      res.push(
+        await get(x.front, `/small.txt?${tag}${i}`).then(
+          (r) => r.status,
+          (e: NodeJS.ErrnoException) => e.code ?? 'error',
+        ),
+      );
+    }
+    return res;
+  };
+
+  const fleetOf = async (x: Instance): Promise<{ self: string; origins: Record<string, { owner: string | null }> }> =>
+    JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
+
+  beforeAll(async () => {
+    buildIfStale();
+    dir = mkdtempSync(join(tmpdir(), 'ol-fleet-inst-'));
+    nginx = await Nginx.start({ h2: false });
+  }, 60_000);
+  afterAll(async () => {
+    await stopAll([...instances]);
+    await nginx?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('owner: 30 GETs over three fronts reach the origin over one connection; every member names the same owner', async () => {
+    const xs = await start('owner');
+    try {
+      const mark = nginx.log().length;
+      expect(await gets(xs, 30, 'o')).toEqual(Array(30).fill(200));
+      const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?o'));
+      expect(lines).toHaveLength(30);
+      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+      const views = await Promise.all(xs.map(fleetOf));
+      const owners = new Set(views.map((v) => v.origins['app']?.owner));
+      expect(owners.size).toBe(1);
+      expect(xs.map((x) => `127.0.0.1:${x.memberPort}`)).toContain([...owners][0]);
+    } finally {
+      await stopAll(xs);
+    }
+  }, 60_000);
+
+  it('direct: one connection per instance (the comparison)', async () => {
+    const xs = await start('direct');
+    try {
+      const mark = nginx.log().length;
+      expect(await gets(xs, 30, 'd')).toEqual(Array(30).fill(200));
+      const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?d'));
+      expect(new Set(lines.map((l) => l.connection)).size).toBe(3);
+    } finally {
+      await stopAll(xs);
+    }
+  }, 60_000);
+
+  it('the member port is no open proxy: no certificate, or one of another CA, is refused in the handshake', async () => {
+    const xs = await start('owner');
+    try {
+      const url = `https://127.0.0.1:${xs[0]?.memberPort}/small.txt`;
+      const none = await curl(['--http2', '--cacert', certs.caPath, '-H', 'originlink-fleet-origin: app', url]);
+      expect(none.code, none.err).not.toBe(0);
+      const other = await curl([
+        '--http2',
+        '--cacert',
+        certs.caPath,
+        '--cert',
+        strangerLeaf.certPath,
+        '--key',
+        strangerLeaf.keyPath,
+        '-H',
+        'originlink-fleet-origin: app',
+        url,
+      ]);
+      expect(other.code, other.err).not.toBe(0);
+      // A member's certificate gets in (the origin's config digest is the sender's proof of the same config: 421).
+      const ok = await curl([
+        '--http2',
+        '--cacert',
+        certs.caPath,
+        '--cert',
+        member.certPath,
+        '--key',
+        member.keyPath,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '-H',
+        'originlink-fleet-origin: app',
+        url,
+      ]);
+      expect(ok.code, ok.err).toBe(0);
+    } finally {
+      await stopAll(xs);
+    }
+  }, 60_000);
+
+  it('the owner SIGKILLed under sequential GETs: none fails, the others serve its origin', async () => {
+    const xs = await start('owner');
+    try {
+      expect(await gets(xs, 6, 'w')).toEqual(Array(6).fill(200));
+      const owner = (await fleetOf(xs[0] as Instance)).origins['app']?.owner;
+      const victim = xs.find((x) => `127.0.0.1:${x.memberPort}` === owner) as Instance;
+      victim.proc.kill('SIGKILL');
+      const rest = xs.filter((x) => x !== victim);
+      expect(await gets(rest, 20, 'k')).toEqual(Array(20).fill(200));
+    } finally {
+      await stopAll(xs);
+    }
+  }, 60_000);
+});
