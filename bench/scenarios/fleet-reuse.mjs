@@ -9,8 +9,10 @@
 // Knobs (env): BENCH_ORIGINS (100), BENCH_RATE (200 req/s, all origins together), BENCH_ZIPF (1.0: the exponent of the
 // Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's keepalive_timeout, s), BENCH_WARMUP (10 s of load
 // before the counted window), BENCH_DURATION (20 s: the counted window),
-// BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx), BENCH_CONNECTIONS
-// (16: the load's client connections to the front), BENCH_DIST.
+// BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx; also
+// fleet-direct, fleet-auto, fleet-owner: BENCH_INSTANCES `serve --workers W` processes naming each other in
+// `fleet.members`, mutual TLS between members, the load spread over their fronts round robin), BENCH_INSTANCES (3),
+// BENCH_CONNECTIONS (16: the load's client connections to the front, per front), BENCH_DIST.
 // Needs: nginx (Debian: nginx-light), a built dist/.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,6 +34,8 @@ const WARMUP = Number(env.BENCH_WARMUP ?? 10);
 const WORKERS = Number(env.BENCH_WORKERS ?? 2);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 1);
 const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
+const INSTANCES = Number(env.BENCH_INSTANCES ?? 3);
+const KINDS = ['one', 'direct', 'auto', 'owner', 'nginx', 'fleet-direct', 'fleet-auto', 'fleet-owner'];
 const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx').split(',').filter(Boolean);
 for (const [k, ok] of [
   ['BENCH_ORIGINS', Number.isInteger(ORIGINS) && ORIGINS >= 1 && ORIGINS <= 2000],
@@ -42,7 +46,8 @@ for (const [k, ok] of [
   ['BENCH_WARMUP', WARMUP >= 0 && WARMUP <= 3600],
   ['BENCH_WORKERS', Number.isInteger(WORKERS) && WORKERS >= 2 && WORKERS <= 64],
   ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
-  ['BENCH_CONFIGS', CONFIGS.every((c) => ['one', 'direct', 'auto', 'owner', 'nginx'].includes(c))],
+  ['BENCH_CONFIGS', CONFIGS.every((c) => KINDS.includes(c))],
+  ['BENCH_INSTANCES', Number.isInteger(INSTANCES) && INSTANCES >= 2 && INSTANCES <= 16],
 ]) {
   if (!ok) {
     console.error(`bench/fleet-reuse: bad ${k}`);
@@ -97,12 +102,19 @@ const logLines = () => {
 };
 
 // The proxies: origin `oN` behind the path prefix /oN/ (stripped), on one cleartext HTTP/1.1 front.
-const originlinkConfig = (front, admin, route) => `
+const originlinkConfig = (front, admin, route, fleet = null) => `
 listeners:
   - { name: front, kind: http, host: 127.0.0.1, port: ${front} }
 admin: { host: 127.0.0.1, port: ${admin} }
 logging: { requests: false, level: warn }
-fleet: { route: ${route} }
+fleet:
+  route: ${route}${
+    fleet
+      ? `
+  members: [${fleet.members.map((m) => `"${m}"`).join(', ')}]
+  member: { host: 127.0.0.1, port: ${fleet.port}, tls: { cert: ${certs.certPath}, key: ${certs.keyPath}, ca: ${certs.caPath} } }`
+      : ''
+  }
 origins:
 ${originPorts.map((p, i) => `  o${i}: { url: "https://127.0.0.1:${p}", protocol: h1, tls: { ca: ${certs.caPath} } }`).join('\n')}
 routes:
@@ -131,6 +143,55 @@ ${originPorts
   }
 }
 `;
+
+/** `n` consecutive free ports (a `serve --workers` member's slots listen on port + slot − 1). */
+async function freeRun(n) {
+  const net = await import('node:net');
+  for (let i = 0; i < 200; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    const servers = [];
+    try {
+      for (let k = 0; k < n; k++) {
+        const s = net.createServer();
+        await new Promise((res, rej) => {
+          s.once('error', rej);
+          s.listen(base + k, '127.0.0.1', res);
+        });
+        servers.push(s);
+      }
+      return base;
+    } catch {
+      /* taken: another base */
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    }
+  }
+  throw new Error('no run of free ports');
+}
+
+/** BENCH_INSTANCES `serve --workers W` processes that name each other (fleet.members): their fronts and pids. */
+async function startInstances(route) {
+  const bases = [];
+  for (let i = 0; i < INSTANCES; i++) bases.push(await freeRun(WORKERS));
+  const members = bases.flatMap((b) => Array.from({ length: WORKERS }, (_, s) => `127.0.0.1:${b + s}`));
+  const out = [];
+  for (let i = 0; i < INSTANCES; i++) {
+    const front = await freePort();
+    const admin = await freePort();
+    const d = join(dir, `fleet-${route}-${front}`);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'c.yaml'), originlinkConfig(front, admin, route, { members, port: bases[i] }));
+    const [node, ...args] = serviceArgv(DIST);
+    const p = spawn(node, [...args, 'serve', '--config', join(d, 'c.yaml'), '--workers', String(WORKERS)], {
+      stdio: 'ignore',
+    });
+    procs.push(p);
+    out.push({ p, front, admin });
+  }
+  for (const x of out) await waitPort(x.front, 30_000);
+  for (const b of bases) for (let s = 0; s < WORKERS; s++) await waitPort(b + s, 30_000);
+  return out;
+}
 
 async function startProxy(kind) {
   const front = await freePort();
@@ -230,7 +291,7 @@ const draw = () => {
  * The load for WARMUP + DURATION s; `onWindow` is called when the counted window starts (after the warm-up), and
  * the latencies and failures are the window's.
  */
-async function load(front, onWindow) {
+async function load(fronts, onWindow) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
   const lat = [];
   let failed = 0;
@@ -256,18 +317,21 @@ async function load(front, onWindow) {
     const s = performance.now();
     const inWindow = counting;
     const p = new Promise((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port: front, path: `/o${i}/r`, agent }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) {
-            if (inWindow) lat.push(performance.now() - s);
-          } else {
-            failed++;
-            statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-          }
-          resolve();
-        });
-      });
+      const req = http.get(
+        { host: '127.0.0.1', port: fronts[sent % fronts.length], path: `/o${i}/r`, agent },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) {
+              if (inWindow) lat.push(performance.now() - s);
+            } else {
+              failed++;
+              statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+            }
+            resolve();
+          });
+        },
+      );
       req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
       req.on('error', (e) => {
         failed++;
@@ -285,15 +349,19 @@ async function load(front, onWindow) {
 }
 
 async function run(kind) {
-  const { p, front, admin } = await startProxy(kind);
+  const ps = kind.startsWith('fleet-') ? await startInstances(kind.slice(6)) : [await startProxy(kind)];
+  const cpu = () => ps.reduce((n, x) => n + treeCpuNs(x.p.pid), 0);
   const before = logLines().length;
   let windowFrom = before;
-  let cpu0 = treeCpuNs(p.pid);
-  const r = await load(front, () => {
-    windowFrom = logLines().length;
-    cpu0 = treeCpuNs(p.pid);
-  });
-  const cpuNs = treeCpuNs(p.pid) - cpu0;
+  let cpu0 = cpu();
+  const r = await load(
+    ps.map((x) => x.front),
+    () => {
+      windowFrom = logLines().length;
+      cpu0 = cpu();
+    },
+  );
+  const cpuNs = cpu() - cpu0;
   // nginx writes a request's line just after its response: a moment for the last ones.
   await new Promise((res) => setTimeout(res, 300));
   const all = logLines();
@@ -303,8 +371,15 @@ async function run(kind) {
   const earlier = new Set(all.slice(before, windowFrom));
   const win = all.slice(windowFrom);
   const winConns = new Set(win.filter((c) => !earlier.has(c))).size;
-  const fleet = await fleetCounts(admin);
-  await stopChild(p, 5000);
+  const counts = await Promise.all(ps.map((x) => fleetCounts(x.admin)));
+  const fleet = counts[0]
+    ? {
+        forwarded: counts.reduce((n, c) => n + (c?.forwarded ?? 0), 0),
+        received: counts.reduce((n, c) => n + (c?.received ?? 0), 0),
+        linkConnections: counts.reduce((n, c) => n + (c?.linkConnections ?? 0), 0),
+      }
+    : null;
+  for (const x of ps) await stopChild(x.p, 5000);
   return {
     config: kind,
     requests: r.sent,
@@ -349,6 +424,9 @@ const label = {
   auto: `originlink, ${WORKERS} workers, auto`,
   owner: `originlink, ${WORKERS} workers, owner`,
   nginx: `nginx, ${WORKERS} workers (keepalive 32)`,
+  'fleet-direct': `originlink, ${INSTANCES} instances × ${WORKERS} workers, direct`,
+  'fleet-auto': `originlink, ${INSTANCES} instances × ${WORKERS} workers, auto`,
+  'fleet-owner': `originlink, ${INSTANCES} instances × ${WORKERS} workers, owner`,
 };
 const one = med(rowsFor('one').map((r) => r?.originConnections));
 const oneWin = med(rowsFor('one').map((r) => r?.windowConnections));
@@ -380,5 +458,5 @@ const table = CONFIGS.map((c) => {
 });
 const w = new ResultWriter('fleet-reuse');
 console.log(
-  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, WARMUP, DURATION, WORKERS, ROUNDS, CONNS, CONFIGS }, rounds, table })}`,
+  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, WARMUP, DURATION, WORKERS, INSTANCES, ROUNDS, CONNS, CONFIGS }, rounds, table })}`,
 );
