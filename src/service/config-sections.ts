@@ -743,15 +743,24 @@ function readKeyFile(r: Reader, field: string, readPem: ReadFile): { key: Buffer
  * a fleet of instances, its members and this process's member listener.
  */
 export function readFleet(r: Reader, files: FileReaders): FleetConfig {
-  if (!r.has('fleet')) return { route: 'auto', members: null, member: null };
+  if (!r.has('fleet')) return { route: 'auto', members: null, dns: null, member: null };
   const f = r.obj('fleet');
   f.keys(['route', 'members', 'member']);
   const route = f.has('route') ? f.oneOf('route', ['auto', 'owner', 'direct'] as const) : 'auto';
   if (!f.has('members')) {
     if (f.has('member')) throw f.fail('member', 'needs fleet.members (the members it joins)');
-    return { route, members: null, member: null };
+    return { route, members: null, dns: null, member: null };
   }
-  const members = f.list('members', 1).map((m, i) => {
+  let dns: FleetConfig['dns'] = null;
+  const raw = f.raw('members');
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    const d = f.obj('members');
+    d.keys(['dns', 'slots']);
+    const name = d.str('dns');
+    if (!/^[A-Za-z0-9.-]+$/.test(name)) throw d.fail('dns', `not a DNS name: ${JSON.stringify(name)}`);
+    dns = { name: name.toLowerCase(), slots: d.optInt('slots', 1, 64) ?? 1 };
+  }
+  const members = (dns ? [] : f.list('members', 1)).map((m, i) => {
     const v = m.self();
     if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v))
       throw f.at(['members']).fail(i, `want host:port, got ${JSON.stringify(v)}`);
@@ -769,6 +778,7 @@ export function readFleet(r: Reader, files: FileReaders): FleetConfig {
   return {
     route,
     members,
+    dns,
     member: {
       host,
       port: m.int('port', 1, 65_535),

@@ -276,6 +276,8 @@ export interface ServiceConfig {
   fleet: FleetConfig;
   /** The fronts' session-ticket keys (service/ticket-keys.ts): their period, and the fleet secret they derive from. */
   tickets: TicketsConfig;
+  /** `dns:`, as every origin has it (the fleet's members by DNS resolve through it too). */
+  dns: DnsConfig;
 }
 
 export interface FleetConfig {
@@ -285,6 +287,11 @@ export interface FleetConfig {
    * members are the workers of this `serve --workers` only (loopback, told by the primary).
    */
   members: string[] | null;
+  /**
+   * `fleet.members: { dns, slots }`: the members are every address of a DNS name (a Kubernetes headless service),
+   * `slots` member ports each from `member.port`, re-resolved by the answer's TTL. Null: a static list or none.
+   */
+  dns: { name: string; slots: number } | null;
   /** This process's member listener when `members` is given: TLS with mutual certificates. */
   member: FleetMemberConfig | null;
 }
@@ -382,7 +389,7 @@ export function parseConfig(text: string, file: string, baseDir: string): Servic
   const tickets = readTickets(r, readPem);
   const origins = readOrigins(r, files, egress, stores, dns, fleet.route);
   const routes = readRoutes(r, origins);
-  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores, fleet, tickets };
+  return { file, listeners, admin, limits, proxy, shutdown, logging, origins, routes, stores, fleet, tickets, dns };
 }
 
 /**

@@ -32,6 +32,7 @@ import { storesFingerprint } from './stores.js';
 import { freshSecret, TicketKeys } from './ticket-keys.js';
 import { ticketSecret } from './ticket-secret.js';
 import { workerSlot } from './worker-slot.js';
+import { Resolver } from '../net/resolver.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
 export interface ServiceOptions {
@@ -176,7 +177,7 @@ export class Service {
     const m = config.fleet.member as NonNullable<ServiceConfig['fleet']['member']>;
     const port = m.port + (workerSlot() ?? 1) - 1;
     const self = `${m.advertise}:${port}`;
-    if (!config.fleet.members?.includes(self))
+    if (config.fleet.dns === null && !config.fleet.members?.includes(self))
       throw new OriginlinkError(
         ErrorCode.INVALID_CONFIG,
         'local',
@@ -189,10 +190,59 @@ export class Service {
       { fleet: () => this.#fleet, upstream: (name) => this.#gen.upstreams.get(name) },
       { host: m.host, port, cert: m.cert, key: m.key, ca: m.ca },
     );
-    this.#fleet = new Fleet(self, staticTable(config), { ca: m.ca, cert: m.cert, key: m.key });
+    const dns = config.fleet.dns;
+    const members = dns ? await this.#membersByDns(config, self) : (config.fleet.members ?? []);
+    this.#fleet = new Fleet(self, tableOf(members), { ca: m.ca, cert: m.cert, key: m.key });
     this.#fleet.onMismatch = (origin, member, why) =>
       this.log.warn({ origin, member, why }, 'fleet: a member serves this origin otherwise; its requests go direct');
     for (const u of this.#gen.upstreams.values()) u.fleet = this.#fleet;
+  }
+
+  /** Re-resolves `fleet.members.dns` (its answer's TTL, clamped by `dns:`), while the fleet is by DNS. */
+  #dnsTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * The members a DNS name gives now: `slots` member ports of every address it has (this member among them even when
+   * its own address is not in DNS yet: it then owns what it computes it owns and serves that direct, while the others
+   * do not send it anything). Looked up again when the answer expires; a change is a new member table — origins move
+   * only to or from the members that came or went. A failed lookup keeps the members as they were (serve-stale).
+   */
+  async #membersByDns(config: ServiceConfig, self: string): Promise<string[]> {
+    const d = config.fleet.dns as NonNullable<ServiceConfig['fleet']['dns']>;
+    const port = (config.fleet.member as NonNullable<ServiceConfig['fleet']['member']>).port;
+    const resolver = new Resolver({
+      servers: config.dns.servers,
+      minTtlMs: config.dns.minTtlMs,
+      maxTtlMs: config.dns.maxTtlMs,
+      serveStaleMs: config.dns.serveStaleMs,
+      systemFallback: true,
+    });
+    let last: string[] = [self];
+    const lookup = async (): Promise<number> => {
+      try {
+        const r = await resolver.resolve(d.name);
+        const found = r.addresses.flatMap((a) =>
+          Array.from({ length: d.slots }, (_, s) => `${a.family === 6 ? `[${a.address}]` : a.address}:${port + s}`),
+        );
+        const next = [...new Set([...found, self])].sort();
+        if (next.join() !== last.join()) {
+          if (this.#fleet !== null) this.log.info({ members: next, was: last }, 'fleet: the members by DNS changed');
+          last = next;
+          this.#fleet?.update(tableOf(next));
+        }
+        return Math.max(1000, r.expiresAt - Date.now());
+      } catch (e) {
+        this.log.warn({ name: d.name, err: (e as Error).message }, 'fleet: members not resolved; kept as they were');
+        return 5000;
+      }
+    };
+    const again = (ms: number): void => {
+      if (this.#draining) return;
+      this.#dnsTimer = setTimeout(() => void lookup().then(again), ms);
+      this.#dnsTimer.unref();
+    };
+    again(await lookup());
+    return last;
   }
 
   /**
@@ -208,7 +258,7 @@ export class Service {
       );
       return;
     }
-    this.#fleet?.update(staticTable(now));
+    if (now.fleet.dns === null) this.#fleet?.update(tableOf(now.fleet.members ?? []));
   }
 
   /** `fleet.members` named: the members come from the config, never from the primary. */
@@ -507,6 +557,7 @@ export class Service {
     this.metrics.close();
     this.#stopWarnings();
     this.#tickets.stop();
+    if (this.#dnsTimer) clearTimeout(this.#dnsTimer);
     this.#fds.close();
     this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
@@ -521,12 +572,9 @@ function ticketSource(c: ServiceConfig): string {
   return JSON.stringify([t.rotateMs, digest, c.stores ? storesFingerprint(c.stores) : null]);
 }
 
-/** The members `fleet.members` names, each reached at https://host:port (its member listener). */
-function staticTable(config: ServiceConfig): MemberTable {
-  return {
-    members: (config.fleet.members ?? []).map((h) => ({ name: h, url: `https://${h}`, weight: 1 })),
-    token: null,
-  };
+/** Members by `host:port`, each reached at https://host:port (its member listener); their certificate the proof. */
+function tableOf(members: readonly string[]): MemberTable {
+  return { members: members.map((h) => ({ name: h, url: `https://${h}`, weight: 1 })), token: null };
 }
 
 /** The same member listener in both configs (address, port, certificate, CA). */

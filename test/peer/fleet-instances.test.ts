@@ -16,9 +16,10 @@ import { makeCerts, makeLeaf } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 import { get } from '../helpers/serve-child.js';
+import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
 
 const certs = makeCerts();
-const member = makeLeaf(certs, 'fleet-member', ['127.0.0.1'], 'serverAuth,clientAuth');
+const member = makeLeaf(certs, 'fleet-member', ['127.0.0.1', '127.0.0.2', '127.0.0.3'], 'serverAuth,clientAuth');
 const stranger = makeCerts({ fresh: true });
 const strangerLeaf = makeLeaf(stranger, 'fleet-stranger', ['127.0.0.1'], 'serverAuth,clientAuth');
 
@@ -43,6 +44,48 @@ describe('fleet across instances: three serve processes, mutual TLS between memb
   let nginx: Nginx;
   let instances: Instance[] = [];
 
+  /** An instance's config: its front, admin, fleet members (a YAML value) and member listener on `ip`. */
+  const configOf = (o: {
+    front: number;
+    admin: number;
+    route: string;
+    members: string;
+    ip: string;
+    memberPort: number;
+    extra?: string;
+  }): string => `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: ${o.front} }
+admin: { host: 127.0.0.1, port: ${o.admin} }
+shutdown: { graceMs: 1000 }
+${o.extra ?? ''}
+fleet:
+  route: ${o.route}
+  members: ${o.members}
+  member: { host: ${o.ip}, port: ${o.memberPort}, tls: { cert: ${member.certPath}, key: ${member.keyPath}, ca: ${certs.caPath} } }
+origins:
+  app: { url: "https://localhost:${nginx.port}", protocol: h1, tls: { ca: ${certs.caPath} } }
+routes:
+  - { path: /, origin: app }
+`;
+
+  /** `serve` from `file` as a child (its output kept); killed by PID at the end. */
+  const spawnServe = (file: string, front: number, admin: number, memberPort: number): Instance => {
+    const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const inst: Instance = { proc, front, admin, memberPort, out: '' };
+    proc.stdout?.on('data', (d) => {
+      inst.out += String(d);
+    });
+    proc.stderr?.on('data', (d) => {
+      inst.out += String(d);
+    });
+    instances.push(inst);
+    return inst;
+  };
+
   const start = async (route: 'owner' | 'direct'): Promise<Instance[]> => {
     const ports = await Promise.all(Array.from({ length: 9 }, () => freePort()));
     const memberPorts = ports.slice(6, 9);
@@ -51,41 +94,14 @@ describe('fleet across instances: three serve processes, mutual TLS between memb
     for (let i = 0; i < 3; i++) {
       const [front, admin, memberPort] = [ports[i * 2] as number, ports[i * 2 + 1] as number, memberPorts[i] as number];
       const file = join(dir, `${route}-${i}.yaml`);
-      writeFileSync(
-        file,
-        `
-listeners:
-  - { name: plain, kind: http, host: 127.0.0.1, port: ${front} }
-admin: { host: 127.0.0.1, port: ${admin} }
-shutdown: { graceMs: 1000 }
-fleet:
-  route: ${route}
-  members: [${members}]
-  member: { host: 127.0.0.1, port: ${memberPort}, tls: { cert: ${member.certPath}, key: ${member.keyPath}, ca: ${certs.caPath} } }
-origins:
-  app: { url: "https://localhost:${nginx.port}", protocol: h1, tls: { ca: ${certs.caPath} } }
-routes:
-  - { path: /, origin: app }
-`,
-      );
-      const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const inst: Instance = { proc, front, admin, memberPort, out: '' };
-      proc.stdout?.on('data', (d) => {
-        inst.out += String(d);
-      });
-      proc.stderr?.on('data', (d) => {
-        inst.out += String(d);
-      });
+      writeFileSync(file, configOf({ front, admin, route, members: `[${members}]`, ip: '127.0.0.1', memberPort }));
+      const inst = spawnServe(file, front, admin, memberPort);
       out.push(inst);
     }
     for (const x of out) {
       await waitForPort(x.front);
       await waitForPort(x.memberPort);
     }
-    instances.push(...out);
     return out;
   };
 
@@ -205,6 +221,49 @@ routes:
       expect(await gets(rest, 20, 'k')).toEqual(Array(20).fill(200));
     } finally {
       await stopAll(xs);
+    }
+  }, 60_000);
+
+  it('members by DNS: every address of a name is a member (dnsmasq), re-resolved by its TTL as addresses go', async () => {
+    const dns: Dnsmasq = await startDnsmasq({ 'fleet.test': ['127.0.0.1', '127.0.0.2', '127.0.0.3'] }, 1);
+    const memberPort = await freePort();
+    const xs: Instance[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const [front, admin] = [await freePort(), await freePort()];
+        const ip = `127.0.0.${i + 1}`;
+        const file = join(dir, `dns-${i}.yaml`);
+        const extra = `dns: { servers: ["${dns.server}"], minTtlMs: 500 }`;
+        writeFileSync(
+          file,
+          configOf({ front, admin, route: 'owner', members: '{ dns: fleet.test }', ip, memberPort, extra }),
+        );
+        const inst = spawnServe(file, front, admin, memberPort);
+        xs.push(inst);
+      }
+      for (const x of xs) await waitForPort(x.front);
+      const names = async (x: Instance): Promise<string[]> =>
+        (JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'].members as Array<{ name: string }>).map(
+          (m) => m.name,
+        );
+      expect(await names(xs[0] as Instance)).toEqual(
+        ['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((ip) => `${ip}:${memberPort}`),
+      );
+      const mark = nginx.log().length;
+      expect(await gets(xs, 30, 'n')).toEqual(Array(30).fill(200));
+      const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?n'));
+      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+      // The third address leaves DNS: the first two see it go within the TTL, and keep serving.
+      await dns.setRecords({ 'fleet.test': ['127.0.0.1', '127.0.0.2'] });
+      const t0 = Date.now();
+      for (let i = 0; i < 100 && (await names(xs[0] as Instance)).length !== 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await names(xs[0] as Instance)).toEqual([`127.0.0.1:${memberPort}`, `127.0.0.2:${memberPort}`]);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(await gets(xs.slice(0, 2), 10, 'm')).toEqual(Array(10).fill(200));
+    } finally {
+      await stopAll(xs);
+      await dns.close();
     }
   }, 60_000);
 });
