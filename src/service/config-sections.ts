@@ -16,7 +16,7 @@ import { resolvePoolOptions, type PoolOptions } from '../pool/options.js';
 import { BW_LO_REDUCTIONS, CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } from '../quic/cc.js';
 import { caProblem, certificatePairProblem } from '../net/pem.js';
 import { certificateNames } from '../server/certificates.js';
-import { parseRedisUrl } from '../store/redis-link.js';
+import { isRedisUrl, parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
 import { redact } from '../util/redact.js';
 import { DEFAULT_TICKET_ROTATE_MS } from './ticket-keys.js';
@@ -712,6 +712,16 @@ function readFleetRoute(f: Reader): FleetRoute {
   return f.has('route') ? f.oneOf('route', ['auto', 'owner', 'direct'] as const) : 'auto';
 }
 
+/** The config has a `stores:` Redis (its sessions or origins a Redis URL). */
+function hasRedisStore(r: Reader): boolean {
+  if (!r.has('stores')) return false;
+  const s = r.obj('stores');
+  return ['sessions', 'origins'].some((k) => {
+    const v = s.has(k) ? s.raw(k) : null;
+    return typeof v === 'string' && isRedisUrl(v);
+  });
+}
+
 /** `tickets:` (service/ticket-keys.ts): the fronts' ticket keys' period and the secret file they derive from. */
 export function readTickets(r: Reader, readPem: ReadFile): TicketsConfig {
   const out: TicketsConfig = { rotateMs: DEFAULT_TICKET_ROTATE_MS, secret: null, secretFile: null };
@@ -743,16 +753,22 @@ function readKeyFile(r: Reader, field: string, readPem: ReadFile): { key: Buffer
  * a fleet of instances, its members and this process's member listener.
  */
 export function readFleet(r: Reader, files: FileReaders): FleetConfig {
-  if (!r.has('fleet')) return { route: 'auto', members: null, dns: null, member: null };
+  if (!r.has('fleet')) return { route: 'auto', members: null, dns: null, redis: false, member: null };
   const f = r.obj('fleet');
   f.keys(['route', 'members', 'member']);
   const route = f.has('route') ? f.oneOf('route', ['auto', 'owner', 'direct'] as const) : 'auto';
   if (!f.has('members')) {
     if (f.has('member')) throw f.fail('member', 'needs fleet.members (the members it joins)');
-    return { route, members: null, dns: null, member: null };
+    return { route, members: null, dns: null, redis: false, member: null };
   }
   let dns: FleetConfig['dns'] = null;
   const raw = f.raw('members');
+  const redis = raw === 'redis';
+  if (redis && !hasRedisStore(r))
+    throw f.fail(
+      'members',
+      'redis: the members register in the stores: Redis (stores.sessions or stores.origins a Redis URL)',
+    );
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const d = f.obj('members');
     d.keys(['dns', 'slots']);
@@ -760,7 +776,7 @@ export function readFleet(r: Reader, files: FileReaders): FleetConfig {
     if (!/^[A-Za-z0-9.-]+$/.test(name)) throw d.fail('dns', `not a DNS name: ${JSON.stringify(name)}`);
     dns = { name: name.toLowerCase(), slots: d.optInt('slots', 1, 64) ?? 1 };
   }
-  const members = (dns ? [] : f.list('members', 1)).map((m, i) => {
+  const members = (dns || redis ? [] : f.list('members', 1)).map((m, i) => {
     const v = m.self();
     if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v))
       throw f.at(['members']).fail(i, `want host:port, got ${JSON.stringify(v)}`);
@@ -779,6 +795,7 @@ export function readFleet(r: Reader, files: FileReaders): FleetConfig {
     route,
     members,
     dns,
+    redis,
     member: {
       host,
       port: m.int('port', 1, 65_535),

@@ -292,6 +292,11 @@ export interface FleetConfig {
    * `slots` member ports each from `member.port`, re-resolved by the answer's TTL. Null: a static list or none.
    */
   dns: { name: string; slots: number } | null;
+  /**
+   * `fleet.members: redis`: every member registers itself in the `stores:` Redis with a heartbeat, and the members are
+   * those whose registration is fresh.
+   */
+  redis: boolean;
   /** This process's member listener when `members` is given: TLS with mutual certificates. */
   member: FleetMemberConfig | null;
 }

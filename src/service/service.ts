@@ -33,6 +33,7 @@ import { freshSecret, TicketKeys } from './ticket-keys.js';
 import { ticketSecret } from './ticket-secret.js';
 import { workerSlot } from './worker-slot.js';
 import { Resolver } from '../net/resolver.js';
+import { isRedisUrl, RedisLink } from '../store/redis-link.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
 export interface ServiceOptions {
@@ -177,7 +178,7 @@ export class Service {
     const m = config.fleet.member as NonNullable<ServiceConfig['fleet']['member']>;
     const port = m.port + (workerSlot() ?? 1) - 1;
     const self = `${m.advertise}:${port}`;
-    if (config.fleet.dns === null && !config.fleet.members?.includes(self))
+    if (config.fleet.dns === null && !config.fleet.redis && !config.fleet.members?.includes(self))
       throw new OriginlinkError(
         ErrorCode.INVALID_CONFIG,
         'local',
@@ -191,11 +192,59 @@ export class Service {
       { host: m.host, port, cert: m.cert, key: m.key, ca: m.ca },
     );
     const dns = config.fleet.dns;
-    const members = dns ? await this.#membersByDns(config, self) : (config.fleet.members ?? []);
+    const members = dns
+      ? await this.#membersByDns(config, self)
+      : config.fleet.redis
+        ? await this.#membersByRedis(config, self)
+        : (config.fleet.members ?? []);
     this.#fleet = new Fleet(self, tableOf(members), { ca: m.ca, cert: m.cert, key: m.key });
     this.#fleet.onMismatch = (origin, member, why) =>
       this.log.warn({ origin, member, why }, 'fleet: a member serves this origin otherwise; its requests go direct');
     for (const u of this.#gen.upstreams.values()) u.fleet = this.#fleet;
+  }
+
+  /** The registration link of `fleet.members: redis`, and its heartbeat. */
+  #registry: { link: RedisLink; timer: NodeJS.Timeout | null; key: string; self: string } | null = null;
+
+  /**
+   * `fleet.members: redis`: this member registers itself in the stores' Redis — a sorted set of members by the time
+   * their registration expires, `PREFIX fleet:members` — every REGISTER_MS, for REGISTER_TTL_MS, and reads the
+   * members whose registration has not expired. A member that stops beating (it died, or lost Redis) is out of every
+   * table within REGISTER_TTL_MS plus a beat; one whose link fails is out of a sender's hash at once for 1 s (as
+   * ever). Redis down: the members stay as they were.
+   */
+  async #membersByRedis(config: ServiceConfig, self: string): Promise<string[]> {
+    const s = config.stores as NonNullable<ServiceConfig['stores']>;
+    const url = [s.sessions, s.origins].find((u): u is string => typeof u === 'string' && isRedisUrl(u)) as string;
+    const link = new RedisLink({
+      url,
+      prefix: s.prefix,
+      tls: { rejectUnauthorized: s.tls.verify, ...(s.tls.ca ? { ca: s.tls.ca } : {}) },
+      onWarning: (e) => this.log.warn({ code: e.code }, e.message),
+    });
+    const key = `${link.prefix}fleet:members`;
+    this.#registry = { link, timer: null, key, self };
+    let last: string[] = [self];
+    const beat = async (): Promise<void> => {
+      const now = Date.now();
+      link.write((p) => p.zadd(key, now + REGISTER_TTL_MS, self).zremrangebyscore(key, '-inf', now), key);
+      const got = await link.read((r) => r.zrangebyscore(key, now, '+inf'));
+      if (got === undefined) return;
+      const next = [...new Set([...got, self])].sort();
+      if (next.join() === last.join()) return;
+      if (this.#fleet !== null) this.log.info({ members: next, was: last }, 'fleet: the members in Redis changed');
+      last = next;
+      this.#fleet?.update(tableOf(next));
+    };
+    await link.ready(2000);
+    await beat();
+    const again = (): void => {
+      if (this.#draining || this.#registry === null) return;
+      this.#registry.timer = setTimeout(() => void beat().then(again), REGISTER_MS);
+      this.#registry.timer.unref();
+    };
+    again();
+    return last;
   }
 
   /** Re-resolves `fleet.members.dns` (its answer's TTL, clamped by `dns:`), while the fleet is by DNS. */
@@ -521,6 +570,13 @@ export class Service {
     if (this.#draining) return;
     this.#draining = true;
     const t0 = Date.now();
+    const reg = this.#registry;
+    if (reg) {
+      // Out of every member's table at their next beat (they read every second), not after the registration's TTL:
+      // the others stop sending here while this member drains.
+      if (reg.timer) clearTimeout(reg.timer);
+      reg.link.write((p) => p.zrem(reg.key, reg.self), reg.key);
+    }
     // Members stop sending here as soon as the primary's table drops this worker; what they sent still finishes.
     await Promise.all([
       ...[...this.#listeners.values()].map((b) => b.listener.close(graceMs)),
@@ -558,6 +614,8 @@ export class Service {
     this.#stopWarnings();
     this.#tickets.stop();
     if (this.#dnsTimer) clearTimeout(this.#dnsTimer);
+    await this.#registry?.link.close();
+    this.#registry = null;
     this.#fds.close();
     this.#forwardHooks?.requestLog.flush();
     this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
@@ -571,6 +629,10 @@ function ticketSource(c: ServiceConfig): string {
   const digest = t.secret ? createHash('sha256').update(t.secret).digest('base64url') : null;
   return JSON.stringify([t.rotateMs, digest, c.stores ? storesFingerprint(c.stores) : null]);
 }
+
+/** `fleet.members: redis`: how often a member renews its registration, and how long one lasts, ms. */
+const REGISTER_MS = 1000;
+const REGISTER_TTL_MS = 3000;
 
 /** Members by `host:port`, each reached at https://host:port (its member listener); their certificate the proof. */
 function tableOf(members: readonly string[]): MemberTable {

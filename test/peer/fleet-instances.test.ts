@@ -17,6 +17,7 @@ import { Nginx } from '../helpers/nginx.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 import { get } from '../helpers/serve-child.js';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
+import { startRedis } from '../helpers/redis.js';
 
 const certs = makeCerts();
 const member = makeLeaf(certs, 'fleet-member', ['127.0.0.1', '127.0.0.2', '127.0.0.3'], 'serverAuth,clientAuth');
@@ -264,6 +265,50 @@ routes:
     } finally {
       await stopAll(xs);
       await dns.close();
+    }
+  }, 60_000);
+
+  it('members in Redis: each registers with a heartbeat; one SIGKILLed leaves every table within its TTL', async () => {
+    const redis = await startRedis();
+    const memberPorts = [await freePort(), await freePort(), await freePort()];
+    const xs: Instance[] = [];
+    try {
+      const prefix = `fm${Date.now()}:`;
+      for (let i = 0; i < 3; i++) {
+        const [front, admin] = [await freePort(), await freePort()];
+        const file = join(dir, `redis-${i}.yaml`);
+        const extra = `stores: { origins: "${redis.url}", prefix: "${prefix}" }`;
+        const memberPort = memberPorts[i] as number;
+        writeFileSync(
+          file,
+          configOf({ front, admin, route: 'owner', members: 'redis', ip: '127.0.0.1', memberPort, extra }),
+        );
+        xs.push(spawnServe(file, front, admin, memberPort));
+      }
+      for (const x of xs) await waitForPort(x.front);
+      const names = async (x: Instance): Promise<string[]> =>
+        (JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'].members as Array<{ name: string }>).map(
+          (m) => m.name,
+        );
+      const all = memberPorts.map((p) => `127.0.0.1:${p}`).sort();
+      // Each sees the others at its next beat (1 s).
+      for (let i = 0; i < 50 && (await names(xs[0] as Instance)).length < 3; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await names(xs[0] as Instance)).toEqual(all);
+      const mark = nginx.log().length;
+      expect(await gets(xs, 30, 'r')).toEqual(Array(30).fill(200));
+      const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?r'));
+      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+      (xs[2] as Instance).proc.kill('SIGKILL');
+      const t0 = Date.now();
+      for (let i = 0; i < 100 && (await names(xs[0] as Instance)).length !== 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect((await names(xs[0] as Instance)).length).toBe(2);
+      expect(Date.now() - t0).toBeLessThan(5000); // the 3 s registration, and a beat
+      expect(await gets(xs.slice(0, 2), 10, 's')).toEqual(Array(10).fill(200));
+    } finally {
+      await stopAll(xs);
+      await redis.stop();
     }
   }, 60_000);
 });
