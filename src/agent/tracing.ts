@@ -6,32 +6,59 @@
  * in `traceparent`/`tracestate` (W3C Trace Context) through whatever
  * propagator the application registered. With no SDK installed every call
  * here is the API's no-op: no span is recorded and no header is added.
+ *
+ * The API is loaded only once something registered with it (its global, which every registration — a tracer
+ * provider, a propagator, a context manager — sets): in a process without OpenTelemetry it never loads (~20 ms of a
+ * start, issue 58) and a request's span is a no-op of our own.
  */
-import {
-  context,
-  INVALID_SPAN_CONTEXT,
-  propagation,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Context,
-  type Span,
-} from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import type * as Otel from '@opentelemetry/api';
+import type { Context, Span } from '@opentelemetry/api';
 import type { OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../http/types.js';
 import type { OriginResponse } from './response.js';
 
-const tracer = trace.getTracer('originlink');
-const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
+/** Where @opentelemetry/api 1.x keeps what was registered with it (its `global-utils`). */
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
+let api: typeof Otel | null = null;
+let tracer: Otel.Tracer | null = null;
 
-/** Start the span of one request; `parent`: the caller's context (the service passes the incoming request's). */
-const CLIENT = { kind: SpanKind.CLIENT };
+/** The API once anything registered with it, else null (nothing to trace, nothing to propagate). */
+function otel(): typeof Otel | null {
+  if (api !== null) return api;
+  if ((globalThis as Record<symbol, unknown>)[OTEL_GLOBAL] === undefined) return null;
+  api = createRequire(import.meta.url)('@opentelemetry/api') as typeof Otel;
+  tracer = api.trace.getTracer('originlink');
+  return api;
+}
+
+/** A request's span when nothing registered with OpenTelemetry: records nothing, carries no context. */
+const NOOP_SPAN = {
+  spanContext: () => ({ traceId: '', spanId: '', traceFlags: 0 }),
+  setAttribute: () => NOOP_SPAN,
+  setAttributes: () => NOOP_SPAN,
+  addEvent: () => NOOP_SPAN,
+  addLink: () => NOOP_SPAN,
+  addLinks: () => NOOP_SPAN,
+  setStatus: () => NOOP_SPAN,
+  updateName: () => NOOP_SPAN,
+  end: () => {},
+  isRecording: () => false,
+  recordException: () => {},
+} as unknown as Span;
+
+const VERSION: Record<string, string> = { h1: '1.1', h2: '2', h3: '3' };
+/** SpanKind.CLIENT and SpanStatusCode.ERROR of the API (stable enum values). */
+const CLIENT = { kind: 2 };
+const STATUS_ERROR = 2;
 
 /**
  * `target`: the request target sent (path and query); `url.full` is the origin and it, never user info or a fragment.
  */
 export function startRequestSpan(method: string, url: URL, target: string, parent: Context | undefined): Span {
-  const span = tracer.startSpan(method, CLIENT, parent ?? context.active());
+  const o = otel();
+  if (o === null) return NOOP_SPAN;
+  const span = (tracer as Otel.Tracer).startSpan(method, CLIENT, parent ?? o.context.active());
   // Attributes only for a recording span: without an SDK this is the API's no-op span and costs nothing more.
   if (span.isRecording()) {
     span.setAttributes({
@@ -49,11 +76,13 @@ export function startRequestSpan(method: string, url: URL, target: string, paren
  * traced).
  */
 export function withTraceContext(span: Span, headers: HeaderList): HeaderList {
+  if (span === NOOP_SPAN || api === null) return headers;
+  const o = api;
   const sc = span.spanContext();
   // The API's no-op span (no SDK, no incoming context) carries this very object: no regexp tests of its ids.
-  if (sc === INVALID_SPAN_CONTEXT || !trace.isSpanContextValid(sc)) return headers;
+  if (sc === o.INVALID_SPAN_CONTEXT || !o.trace.isSpanContextValid(sc)) return headers;
   const carrier: Record<string, string> = {};
-  propagation.inject(trace.setSpan(context.active(), span), carrier);
+  o.propagation.inject(o.trace.setSpan(o.context.active(), span), carrier);
   const names = Object.keys(carrier);
   if (names.length === 0) return headers;
   const out: HeaderList = headers.filter(([n]) => !names.includes(n));
@@ -79,7 +108,7 @@ export function responseSpan(span: Span, res: OriginResponse): void {
     'originlink.connection_id': res.connectionId,
   });
   // RFC 9110 §15.6 / semconv: a 5xx is an error of the request.
-  if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  if (res.status >= 500) span.setStatus({ code: STATUS_ERROR });
   const body = res.body;
   if (body.readableEnded || body.destroyed) {
     span.end();
@@ -99,6 +128,6 @@ export function failSpan(span: Span, err: Error | OriginlinkError, attempts: num
     'http.request.resend_count': attempts - 1,
   });
   span.recordException(err);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+  span.setStatus({ code: STATUS_ERROR, message: err.message });
   span.end();
 }

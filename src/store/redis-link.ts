@@ -14,7 +14,8 @@
  * - The subscriber connection (pub/sub) exists only once a store subscribes.
  */
 import { readFileSync } from 'node:fs';
-import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { ChainableCommander, Cluster, Redis, RedisOptions } from 'ioredis';
 import { keySlot } from './key-slot.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { redact } from '../util/redact.js';
@@ -72,6 +73,14 @@ export interface RedisLinkStats {
 }
 
 type Op = (p: ChainableCommander) => void;
+
+/**
+ * ioredis, loaded when the first link is made: ~50 ms of a process's start that an Agent without a Redis store
+ * (and the CLI's commands) never needs (issue 58). CommonJS, so a synchronous require serves a constructor.
+ */
+let ioredis: typeof import('ioredis') | null = null;
+const lib = (): typeof import('ioredis') =>
+  (ioredis ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
 /** A queued write and the key it touches (its Cluster slot: the writes of one pipeline are on one node). */
 interface Write {
   op: Op;
@@ -307,9 +316,9 @@ export class RedisLink {
 
   /** A connection as the URL says: to one server (or Sentinel's master), or to a Cluster through its seeds. */
   #connect(options: RedisOptions): Redis | Cluster {
-    if (this.#seeds === null) return new Redis(options);
+    if (this.#seeds === null) return new (lib().Redis)(options);
     const { retryStrategy, enableOfflineQueue, ...node } = options;
-    return new Cluster(this.#seeds, {
+    return new (lib().Cluster)(this.#seeds, {
       redisOptions: node,
       enableOfflineQueue: enableOfflineQueue ?? false,
       clusterRetryStrategy: retryStrategy as (times: number) => number,

@@ -1,0 +1,52 @@
+// What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
+// package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's, each the median of
+// BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike; ratios against `node -e 0` of the same run.
+// Knobs: BENCH_RUNS, BENCH_DIST.
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { DIST } from '../lib/dist.mjs';
+import { freePort, waitPort } from '../lib/host.mjs';
+import { ResultWriter } from '../lib/results.mjs';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const port = await freePort();
+const url = `http://127.0.0.1:${port}/`;
+const cli = join(DIST, 'cli', 'main.js');
+const index = join(DIST, 'index.js');
+// The origin in a child of its own: spawnSync blocks this process's loop.
+const origin = spawn(
+  process.execPath,
+  ['-e', "require('http').createServer((q,r)=>r.end('ok\\n')).listen(+process.argv[1],'127.0.0.1')", String(port)],
+  { stdio: 'ignore' },
+);
+await waitPort(port);
+
+const cases = [
+  ['node -e 0', [process.execPath, '-e', '0']],
+  ['import the package', [process.execPath, '--input-type=module', '-e', `await import(${JSON.stringify(index)})`]],
+  ['originlink --version', [process.execPath, cli, '--version']],
+  ['originlink fetch (local h1)', [process.execPath, cli, 'fetch', '-s', '-o', '/dev/null', url]],
+  ['curl (local h1)', ['curl', '-s', '-o', '/dev/null', url]],
+];
+const times = new Map(cases.map(([name]) => [name, []]));
+for (let i = 0; i < RUNS; i++) {
+  for (const [name, argv] of cases) {
+    const t0 = performance.now();
+    const r = spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+    const ms = performance.now() - t0;
+    if (r.status !== 0) throw new Error(`${name} exited ${r.status}`);
+    times.get(name).push(ms);
+  }
+}
+origin.kill();
+const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const floor = med(times.get('node -e 0'));
+console.log(`Fresh processes, wall time spawn to exit, median of ${RUNS} interleaved runs (${DIST})\n`);
+console.log('| command | ms | ÷ node -e 0 |');
+console.log('|---|---:|---:|');
+const rows = cases.map(([name]) => {
+  const m = med(times.get(name));
+  console.log(`| ${name} | ${m.toFixed(0)} | ${(m / floor).toFixed(2)} |`);
+  return { name, ms: m, ratio: m / floor };
+});
+console.log(`\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, rows })}`);
