@@ -614,13 +614,23 @@ function readOrigin(
       : form === 'urls'
         ? o.list('urls', 1).map((u, i) => ({ url: url(u.self(), o.at(['urls']), i) }))
         : o.list('endpoints', 1).map((e) => {
-            e.keys(['url', 'weight']);
+            e.keys(['url', 'weight', 'tls']);
             const ep: { url: string; weight?: number } = { url: url(e.str('url'), e, 'url') };
             const w = e.optInt('weight', 1, 1000);
             if (w !== undefined) ep.weight = w;
             return ep;
           });
   const urls = endpoints.map((e) => e.url);
+  // An endpoint's own client certificate (mutual TLS to that endpoint alone): beside the group's fields, not in them.
+  const endpointCerts = new Map<string, ClientCertConfig>();
+  if (form === 'endpoints')
+    o.list('endpoints', 1).forEach((e, i) => {
+      if (!e.has('tls')) return;
+      const t = e.obj('tls');
+      t.keys(['cert', 'key']);
+      const c = readClientCert(t, files);
+      if (c) endpointCerts.set(endpoints[i]?.url as string, c);
+    });
   // A group: several URLs (`urls` is today's ordered failover, `balance: failover`), `endpoints`, or any group field.
   let group: GroupOptions | null = null;
   if (form !== 'url' || GROUP_FIELDS.some((f) => o.has(f))) {
@@ -703,6 +713,7 @@ function readOrigin(
     qpack: readQpack(o),
     bbr: readBbr(o),
     fleetRoute: o.has('fleet') ? readFleetRoute(o.obj('fleet')) : fleetRoute,
+    endpointCerts,
   };
 }
 

@@ -98,6 +98,8 @@ export interface OriginConfig {
   group: GroupOptions | null;
   /** Among the members of a fleet: to the origin's owner, direct, or `auto` (docs/fleet.md). */
   fleetRoute: FleetRoute;
+  /** A group endpoint's own client certificate (`endpoints[].tls.cert/key`), by its URL; the origin's otherwise. */
+  endpointCerts: Map<string, ClientCertConfig>;
   protocol: ProtocolPolicy;
   tls: {
     ca: Buffer | null;

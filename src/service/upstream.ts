@@ -36,6 +36,7 @@ export function fingerprint(o: OriginConfig): string {
     ...o,
     // Key material never enters the fingerprint (a digest of it crosses the fleet's links): the pair's hash does.
     tls: { ...o.tls, ca: o.tls.ca?.toString('base64') ?? null, client: pemDigest(o.tls.client) },
+    endpointCerts: [...o.endpointCerts].map(([url, c]) => [url, pemDigest(c)]),
     egress: o.egress
       ? { ...o.egress, tls: o.egress.tls ? { ...o.egress.tls, key: pemDigest(o.egress.tls.key ?? null) } : null }
       : null,
@@ -117,6 +118,14 @@ export class Upstream {
       earlyData: o.earlyData,
       dns,
       ...(o.group ? { groups: { [o.name]: o.group } } : {}),
+      // An endpoint's own client certificate: its TLS merges over the origin's (resolveTarget).
+      ...(o.endpointCerts.size
+        ? {
+            origins: Object.fromEntries(
+              [...o.endpointCerts].map(([url, c]) => [url, { tls: { cert: c.cert, key: c.key } }]),
+            ),
+          }
+        : {}),
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),

@@ -270,6 +270,27 @@ routes:
       expect(() =>
         parseConfig(yaml(nginx.port, `, cert: ${edge.certPath}, key: ${strangerLeaf.keyPath}`), 'mtls.yaml', certs.dir),
       ).toThrow(/origins\.o\.tls\.key.*is not the key of/);
+      // A group endpoint's own certificate (endpoints[].tls), the origin having none.
+      const group = `
+listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+logging: { requests: false }
+origins:
+  g:
+    endpoints: [{ url: "https://localhost:${nginx.port}", tls: { cert: ${edge.certPath}, key: ${edge.keyPath} } }]
+    protocol: h2
+    tls: { ca: ${certs.caPath} }
+routes:
+  - { path: /, origin: g }
+`;
+      const svc2 = await Service.start(parseConfig(group, 'group.yaml', certs.dir));
+      try {
+        const r2 = await fetch(`http://127.0.0.1:${svc2.addresses()['plain'] as number}/who`);
+        expect(await r2.text()).toBe('SUCCESS CN=edge.test\n');
+      } finally {
+        await svc2.shutdown(500);
+      }
       expect(() => parseConfig(yaml(nginx.port, `, cert: ${edge.certPath}`), 'mtls.yaml', certs.dir)).toThrow(
         /origins\.o\.tls\.key.*needs both cert and key/,
       );
