@@ -99,10 +99,7 @@ routes:
       const inst = spawnServe(file, front, admin, memberPort);
       out.push(inst);
     }
-    for (const x of out) {
-      await waitForPort(x.front);
-      await waitForPort(x.memberPort);
-    }
+    for (const x of out) await up(x);
     return out;
   };
 
@@ -126,6 +123,38 @@ routes:
     return res;
   };
 
+  /**
+   * Its front, member and admin ports open (the admin listener last: after the member listener and the fleet's first
+   * table); its output in the error when one does not.
+   */
+  const up = async (x: Instance): Promise<void> => {
+    try {
+      for (const p of [x.front, x.memberPort, x.admin]) await waitForPort(p, '127.0.0.1', 20_000);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; its output: ${x.out.slice(-2000)}`);
+    }
+  };
+
+  /** What each member's fleet did, and the origin's lines: said when a one-connection check fails. */
+  const diagnose = async (xs: Instance[], lines: unknown[]): Promise<string> =>
+    JSON.stringify({
+      lines,
+      fleets: await Promise.all(
+        xs.map((x) =>
+          get(x.admin, '/stats').then(
+            (r) => JSON.parse(r.body)['(fleet)'],
+            () => null,
+          ),
+        ),
+      ),
+      logs: xs.map((x) =>
+        x.out
+          .split('\n')
+          .filter((l) => l.includes('"level":4') || l.includes('"level":5'))
+          .slice(-5),
+      ),
+    });
+
   const fleetOf = async (x: Instance): Promise<{ self: string; origins: Record<string, { owner: string | null }> }> =>
     JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
 
@@ -147,7 +176,7 @@ routes:
       expect(await gets(xs, 30, 'o')).toEqual(Array(30).fill(200));
       const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?o'));
       expect(lines).toHaveLength(30);
-      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+      expect(new Set(lines.map((l) => l.connection)).size, await diagnose(xs, lines)).toBe(1);
       const views = await Promise.all(xs.map(fleetOf));
       const owners = new Set(views.map((v) => v.origins['app']?.owner));
       expect(owners.size).toBe(1);
@@ -242,7 +271,7 @@ routes:
         const inst = spawnServe(file, front, admin, memberPort);
         xs.push(inst);
       }
-      for (const x of xs) await waitForPort(x.front);
+      for (const x of xs) await up(x);
       const names = async (x: Instance): Promise<string[]> =>
         (JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'].members as Array<{ name: string }>).map(
           (m) => m.name,
@@ -253,7 +282,7 @@ routes:
       const mark = nginx.log().length;
       expect(await gets(xs, 30, 'n')).toEqual(Array(30).fill(200));
       const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?n'));
-      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+      expect(new Set(lines.map((l) => l.connection)).size, await diagnose(xs, lines)).toBe(1);
       // The third address leaves DNS: the first two see it go within the TTL, and keep serving.
       await dns.setRecords({ 'fleet.test': ['127.0.0.1', '127.0.0.2'] });
       const t0 = Date.now();
@@ -285,20 +314,20 @@ routes:
         );
         xs.push(spawnServe(file, front, admin, memberPort));
       }
-      for (const x of xs) await waitForPort(x.front);
+      for (const x of xs) await up(x);
       const names = async (x: Instance): Promise<string[]> =>
         (JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'].members as Array<{ name: string }>).map(
           (m) => m.name,
         );
       const all = memberPorts.map((p) => `127.0.0.1:${p}`).sort();
-      // Each sees the others at its next beat (1 s).
-      for (let i = 0; i < 50 && (await names(xs[0] as Instance)).length < 3; i++)
-        await new Promise((r) => setTimeout(r, 100));
-      expect(await names(xs[0] as Instance)).toEqual(all);
+      // Each sees the others at its next beat (1 s); every member must, before they agree on owners.
+      const seeAll = async (): Promise<boolean> => (await Promise.all(xs.map(names))).every((n) => n.length === 3);
+      for (let i = 0; i < 50 && !(await seeAll()); i++) await new Promise((r) => setTimeout(r, 100));
+      for (const x of xs) expect(await names(x)).toEqual(all);
       const mark = nginx.log().length;
       expect(await gets(xs, 30, 'r')).toEqual(Array(30).fill(200));
       const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?r'));
-      expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
+      expect(new Set(lines.map((l) => l.connection)).size, await diagnose(xs, lines)).toBe(1);
       (xs[2] as Instance).proc.kill('SIGKILL');
       const t0 = Date.now();
       for (let i = 0; i < 100 && (await names(xs[0] as Instance)).length !== 2; i++)
