@@ -225,6 +225,8 @@ async function bulkAttempt(
   conns: number;
   big: { ok: boolean; len?: number; sha?: string; error?: string; protos: string[] };
   small: { ok: boolean; status?: number };
+  /** Each request the server saw: its path, and how many connections the server had accepted by then. */
+  reqs: Array<[string, number]>;
 }> {
   const { lines, netlog, pid } = await start(n);
   await b!.cdp.eval(
@@ -247,6 +249,7 @@ async function bulkAttempt(
   const events = netlogEvents(netlog);
   return {
     succeeded: events.filter((e) => e.name === 'QUIC_PORT_MIGRATION_SUCCESS').length,
+    reqs: lines.filter((l) => l['req']).map((l) => [String(l['req']), Number(l['conns'])]),
     tooBig: events.filter((e) => e.name === 'UDP_RECEIVE_ERROR').length,
     conns,
     big,
@@ -266,6 +269,7 @@ const server = await startH3Server({
   host: '127.0.0.1', cert: ${JSON.stringify(certs.certPath)}, key: ${JSON.stringify(certs.keyPath)},
   onConnection(open) { if (open) process.stdout.write(JSON.stringify({ conns: ++conns }) + '\\n'); },
   handler: (req) => {
+    process.stdout.write(JSON.stringify({ req: req.path, conns }) + '\\n');
     if (req.path === '/') return { status: 200, headers: [['content-type', 'text/html']], body: '<p>ok' };
     if (req.path === '/big') {
       process.stdout.write(JSON.stringify({ big: 1 }) + '\\n');
@@ -310,18 +314,21 @@ it('an 8 MiB response under way survives Chromium moving the connection to a new
   for (let n = 1; n <= ATTEMPTS; n++) {
     const r = await bulkAttempt(100 + n, n % 2 ? 600 : 900);
     console.log(
-      `h3-chromium port migration mid-response, try ${n}: ${r.succeeded} succeeded, ${r.tooBig} datagrams refused, server connections ${r.conns}, small ${JSON.stringify(r.small)}, big ${JSON.stringify({ ...r.big, sha: r.big.sha === sha })}`,
+      `h3-chromium port migration mid-response, try ${n}: ${r.succeeded} succeeded, ${r.tooBig} datagrams refused, server connections ${r.conns} (requests ${JSON.stringify(r.reqs)}), small ${JSON.stringify(r.small)}, big ${JSON.stringify({ ...r.big, sha: r.big.sha === sha })}`,
     );
     if (r.succeeded < 1) continue;
+    // The response was not asked for again: /big reached the server once, on the first connection, and came whole.
+    // (Under load Chromium may open a second connection for the small GET while the path degrades; it carries no
+    // part of the response under way, so it is reported, not refused.)
     expect({
       ok: r.big.ok,
       len: r.big.len,
       sha: r.big.sha,
       protos: r.big.protos,
       small: r.small,
-      conns: r.conns,
+      bigAsked: r.reqs.filter((q) => q[0] === '/big').map((q) => q[1]),
       tooBig: r.tooBig,
-    }).toEqual({ ok: true, len: BIG, sha, protos: ['h3'], small: { ok: true, status: 200 }, conns: 1, tooBig: 0 });
+    }).toEqual({ ok: true, len: BIG, sha, protos: ['h3'], small: { ok: true, status: 200 }, bigAsked: [1], tooBig: 0 });
     return;
   }
   expect.fail(
