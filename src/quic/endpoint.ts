@@ -65,6 +65,8 @@ export interface EndpointStats {
    * been seen before (a replay), or the table of held new connections was full (a flood) so it could not be read.
    */
   replayedEarly: number;
+  /** Of those, the ones the fleet's record did not answer for within FLEET_ASK_MS (or failed to). */
+  fleetUnanswered: number;
 }
 
 /** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
@@ -120,6 +122,14 @@ export interface ServerRole {
    * data is refused. Needs `noEarly` on every config.
    */
   strikes?: StrikeRegister;
+  /**
+   * The fleet's record of 0-RTT ClientHellos (RFC 8446 §8: at most once across every instance that can open the
+   * tickets), asked after `strikes` found one new here: resolves true when the ClientHello was recorded now (first in
+   * the fleet), false when another instance had it. The connection waits with its held datagrams for the answer; one
+   * that does not come within FLEET_ASK_MS, or fails, is a refusal of the early data (a full handshake, never an
+   * unrecorded 0-RTT). Null: no fleet record now (the local register's answer stands, nothing waits).
+   */
+  fleetStrikes?: (key: string) => Promise<boolean> | null;
 }
 
 /** Bounds on held new connections (ServerRole.byName): datagrams each, bytes each, how many at once, how long. */
@@ -133,7 +143,12 @@ interface Held {
   msgs: Buffer[];
   bytes: number;
   since: number;
+  /** Whole, waiting for the fleet's record of 0-RTT ClientHellos (ServerRole.fleetStrikes). */
+  asking?: boolean;
 }
+
+/** How long a new 0-RTT connection waits for the fleet's record (ServerRole.fleetStrikes), ms. */
+export const FLEET_ASK_MS = 100;
 
 export interface EndpointOptions {
   /** Address to bind. Default '0.0.0.0' (or '::' when `ipv6`). */
@@ -222,6 +237,7 @@ export class QuicEndpoint {
     unreachable: 0,
     refused: 0,
     replayedEarly: 0,
+    fleetUnanswered: 0,
   };
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
   #held = new Map<string, Held>();
@@ -694,7 +710,6 @@ export class QuicEndpoint {
   }
 
   #accept(msg: Buffer, host: string, port: number, hdr: LongHeader, srv: ServerRole): void {
-    const b = quiche();
     let scid: Buffer = randomBytes(CID_LEN);
     let odcid: Uint8Array | null = null;
     if (hdr.token !== null && hdr.token.length > 0) {
@@ -746,6 +761,14 @@ export class QuicEndpoint {
     } else if (srv.byName || srv.strikes) {
       // RFC 9001 §5.2: anyone can read a ClientHello; hold this connection's datagrams until its name is known.
       held = this.#held.get(dk);
+      if (held?.asking) {
+        // Its ClientHello is whole and waits on the fleet's record: the rest of its flight waits with it.
+        if (held.msgs.length < HELD_DATAGRAMS && held.bytes + msg.length <= HELD_BYTES) {
+          held.msgs.push(Buffer.from(msg));
+          held.bytes += msg.length;
+        } else this.#counters.dropped++;
+        return;
+      }
       if (!held) {
         // Full: the oldest goes (its client resends its Initials), not the newcomer — 512 partial ClientHellos
         // refreshed every few seconds kept every new client of a server with several certificates out.
@@ -763,11 +786,49 @@ export class QuicEndpoint {
       if (!r.done || r.why !== undefined) this.#counters.helloUnread++;
       if (srv.byName) chosen = srv.byName(r.done ? r.serverName : null);
       // RFC 8446 §8: a 0-RTT ClientHello is accepted with early data at most once.
-      if (r.done && r.replayKey && srv.strikes && !srv.strikes.first(r.replayKey, now)) {
-        replayed = true;
-        this.#counters.replayedEarly++;
+      if (r.done && r.replayKey && srv.strikes) {
+        if (!srv.strikes.first(r.replayKey, now)) {
+          replayed = true;
+          this.#counters.replayedEarly++;
+        } else {
+          const asked = srv.fleetStrikes?.(r.replayKey) ?? null;
+          if (asked !== null) {
+            this.#askFleet(asked, held, { scid, odcid, host, port, srv, chosen, dk });
+            return;
+          }
+        }
       }
     }
+    this.#admit({ scid, odcid, host, port, srv, chosen, dk }, replayed, held ? held.msgs : [msg]);
+  }
+
+  /**
+   * A new 0-RTT connection kept (with its datagrams, `held`) until the fleet's record says whether its ClientHello is
+   * new; then accepted, with early data only if it is. Dropped instead if it left the held table meanwhile (expired,
+   * pushed out, the endpoint closed): its client sends its Initials again.
+   */
+  #askFleet(asked: Promise<boolean>, held: Held, a: Admission): void {
+    const dk = a.dk;
+    held.asking = true;
+    this.#held.set(dk, held);
+    let timer: NodeJS.Timeout | undefined;
+    const unanswered = new Promise<null>((r) => {
+      timer = setTimeout(() => r(null), FLEET_ASK_MS);
+    });
+    void Promise.race([asked.catch(() => null), unanswered]).then((first) => {
+      clearTimeout(timer);
+      if (this.#closed || this.#held.get(dk) !== held) return;
+      this.#held.delete(dk);
+      if (first !== true) this.#counters.replayedEarly++;
+      if (first === null) this.#counters.fleetUnanswered++;
+      this.#admit(a, first !== true, held.msgs);
+    });
+  }
+
+  /** A new server connection made from its first datagrams `msgs` (quiche gets them in arrival order). */
+  #admit(a: Admission, replayed: boolean, msgs: Buffer[]): void {
+    const { scid, odcid, host, port, srv, chosen, dk } = a;
+    const b = quiche();
     const remote = { host, port };
     const base: ServerConfigs = chosen ?? srv;
     const set = replayed && base.noEarly ? base.noEarly : base;
@@ -793,7 +854,18 @@ export class QuicEndpoint {
       conn.destroy(null);
       return;
     }
-    if (held) for (const m of held.msgs) conn.receive(m, host, port, this.#local);
-    else conn.receive(msg, host, port, this.#local);
+    for (const m of msgs) conn.receive(m, host, port, this.#local);
   }
+}
+
+/** What accepting a new connection needs besides its datagrams (#accept, #admit). */
+interface Admission {
+  scid: Buffer;
+  odcid: Uint8Array | null;
+  host: string;
+  port: number;
+  srv: ServerRole;
+  chosen: ServerConfigs | null;
+  /** The key of the client's first Destination Connection ID (it routes to the connection too). */
+  dk: string;
 }

@@ -94,6 +94,14 @@ export interface H3ServerOptions {
    */
   ticketKey?: Uint8Array;
   /**
+   * Where processes share `ticketKey`, the record of 0-RTT ClientHellos they share (RFC 8446 §8: each accepted with
+   * early data at most once by any of them): resolves true when this one is new and was recorded now. Asked after
+   * this server's own register (quic/strike-register.ts) for each 0-RTT ClientHello new to it; no answer within
+   * 100 ms, or a failure, refuses that connection's early data (a full handshake); null: no shared record now.
+   * Default: the process's own only.
+   */
+  earlyDataRecord?: (key: string) => Promise<boolean> | null;
+  /**
    * A request's head (its HEADERS frame, decoded) must arrive within this many ms of its stream's first
    * bytes; a stream still without one is rejected with H3_REQUEST_REJECTED both ways (RFC 9114 §8.1),
    * checked every half period. Bounds the stream-open flood (RFC 9114 §10.5): partial heads, or sections
@@ -335,6 +343,7 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
       ...(loopback ? { loopback } : {}),
       ...(byName ? { byName } : {}),
       ...(noEarly ? { noEarly, strikes: new StrikeRegister() } : {}),
+      ...(noEarly && opts.earlyDataRecord ? { fleetStrikes: opts.earlyDataRecord } : {}),
       retry: opts.retry ?? false,
       ...(opts.retryKey ? { retryKey: opts.retryKey } : {}),
       // One address past its share is refused alone, and what it holds beyond the share is not counted against

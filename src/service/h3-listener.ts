@@ -45,6 +45,8 @@ export class H3Listener implements Listener {
       ticketKey: this.#hooks.tickets.key(),
       // Retry tokens (RFC 9000 §8.1.2) one instance mints, another takes: the same fleet secret.
       retryKey: this.#hooks.tickets.fleetKey('originlink retry token'),
+      // A 0-RTT handshake taken at most once by any instance that opens our tickets (RFC 8446 §8).
+      earlyDataRecord: this.#hooks.earlyData,
       handler: frontHandler(this.#hooks, info),
       // Slowloris over QUIC: a request stream without its head after this is rejected (H3_REQUEST_REJECTED); a
       // connection without a first request after it is let go, as one idle this long after its last.

@@ -34,6 +34,8 @@ export interface ListenerHooks {
   fds: FdGuard;
   /** The fronts' session-ticket keys (ticket-keys.ts): the current one, and each new one as it rotates in. */
   tickets: TicketKeys;
+  /** The fleet's record of 0-RTT handshakes (early-data-record.ts): null while there is none (keys not shared). */
+  earlyData: (key: string) => Promise<boolean> | null;
 }
 
 export interface Listener {

@@ -28,12 +28,13 @@ import { Fleet, type MemberTable } from './fleet.js';
 import { startMemberListener } from './fleet-member.js';
 import type { H2Server } from '../server/h2.js';
 import { createHash } from 'node:crypto';
-import { storesFingerprint } from './stores.js';
+import { EarlyDataRecord } from './early-data-record.js';
+import { storesFingerprint, storesRedisLink } from './stores.js';
 import { freshSecret, TicketKeys } from './ticket-keys.js';
 import { ticketSecret } from './ticket-secret.js';
 import { workerSlot } from './worker-slot.js';
 import { Resolver } from '../net/resolver.js';
-import { isRedisUrl, RedisLink } from '../store/redis-link.js';
+import type { RedisLink } from '../store/redis-link.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
 export interface ServiceOptions {
@@ -110,6 +111,7 @@ export class Service {
       metrics: this.metrics,
       fds: this.#fds,
       tickets: this.#tickets,
+      earlyData: (key) => this.#earlyRecord?.first(key) ?? null,
     };
   }
 
@@ -151,7 +153,18 @@ export class Service {
   async #takeTicketSecret(config: ServiceConfig): Promise<void> {
     const { secret, source } = await ticketSecret(config, this.log);
     this.#tickets.reconfigure(secret, config.tickets.rotateMs, source);
+    // Keys other processes hold too: their 0-RTT handshakes recorded where every one of them looks (the stores' Redis).
+    const was = this.#earlyRecord;
+    this.#earlyRecord = source === 'process' ? null : EarlyDataRecord.open(config.stores, this.log);
+    await was?.close();
+    if (source === 'file' && this.#earlyRecord === null && config.listeners.some((l) => l.kind === 'h3'))
+      this.log.warn(
+        'h3 0-RTT with ticket keys from tickets.secretFile and no stores Redis: each instance records 0-RTT handshakes alone, so a captured first flight can be replayed once at each other instance (safe methods only; docs/security.md)',
+      );
   }
+
+  /** The fleet's record of 0-RTT handshakes while the ticket keys are shared and the stores name a Redis. */
+  #earlyRecord: EarlyDataRecord | null = null;
 
   get config(): ServiceConfig {
     return this.#gen.config;
@@ -214,14 +227,7 @@ export class Service {
    * ever). Redis down: the members stay as they were.
    */
   async #membersByRedis(config: ServiceConfig, self: string): Promise<string[]> {
-    const s = config.stores as NonNullable<ServiceConfig['stores']>;
-    const url = [s.sessions, s.origins].find((u): u is string => typeof u === 'string' && isRedisUrl(u)) as string;
-    const link = new RedisLink({
-      url,
-      prefix: s.prefix,
-      tls: { rejectUnauthorized: s.tls.verify, ...(s.tls.ca ? { ca: s.tls.ca } : {}) },
-      onWarning: (e) => this.log.warn({ code: e.code }, e.message),
-    });
+    const link = storesRedisLink(config.stores, (e) => this.log.warn({ code: e.code }, e.message)) as RedisLink;
     const key = `${link.prefix}fleet:members`;
     this.#registry = { link, timer: null, key, self };
     let last: string[] = [self];
@@ -613,6 +619,8 @@ export class Service {
     this.metrics.close();
     this.#stopWarnings();
     this.#tickets.stop();
+    await this.#earlyRecord?.close();
+    this.#earlyRecord = null;
     if (this.#dnsTimer) clearTimeout(this.#dnsTimer);
     await this.#registry?.link.close();
     this.#registry = null;

@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { openStores, type Stores } from '../store/open-stores.js';
-import { isRedisUrl } from '../store/redis-link.js';
+import type { OriginlinkError } from '../errors.js';
+import { isRedisUrl, RedisLink } from '../store/redis-link.js';
 import { workerSlot } from './worker-slot.js';
 import type { StoresConfig } from './config.js';
 
@@ -27,6 +28,29 @@ export function storesFingerprint(c: StoresConfig): string {
 function perWorker(store: string): string {
   const slot = workerSlot();
   return slot === null || isRedisUrl(store) ? store : `${store}.${slot}`;
+}
+
+/** The Redis URL of a `stores:` section (its sessions' or its origins'), or null when both are local. */
+export function storesRedisUrl(c: StoresConfig | null | undefined): string | null {
+  return [c?.sessions, c?.origins].find((u): u is string => typeof u === 'string' && isRedisUrl(u)) ?? null;
+}
+
+/**
+ * A link of its own to the Redis of `c` (its prefix and TLS), for the fleet's shared state beside the stores (the
+ * ticket secret, the members' registry, the record of 0-RTT handshakes); null when `c` names no Redis.
+ */
+export function storesRedisLink(
+  c: StoresConfig | null | undefined,
+  onWarning: (e: OriginlinkError) => void,
+): RedisLink | null {
+  const url = storesRedisUrl(c);
+  if (!c || url === null) return null;
+  return new RedisLink({
+    url,
+    prefix: c.prefix,
+    tls: { rejectUnauthorized: c.tls.verify, ...(c.tls.ca ? { ca: c.tls.ca } : {}) },
+    onWarning,
+  });
 }
 
 export function acquireStores(c: StoresConfig): { stores: Stores; release(): void } {

@@ -5,9 +5,10 @@
  * serves), the `serve --workers` primary (one per run, for its workers), else this process's own.
  */
 import type { Logger } from 'pino';
-import { RedisLink, isRedisUrl } from '../store/redis-link.js';
+import type { RedisLink } from '../store/redis-link.js';
 import { Sealer } from '../store/seal.js';
-import type { ServiceConfig } from './config.js';
+import type { ServiceConfig, StoresConfig } from './config.js';
+import { storesRedisLink, storesRedisUrl } from './stores.js';
 import { freshSecret, type TicketSecretSource } from './ticket-keys.js';
 import { workerTicketSecret } from './worker-slot.js';
 
@@ -20,14 +21,14 @@ export async function ticketSecret(
 ): Promise<{ secret: Buffer; source: TicketSecretSource }> {
   if (config.tickets.secret) return { secret: config.tickets.secret, source: 'file' };
   const s = config.stores;
-  const url = [s?.sessions, s?.origins].find((u): u is string => typeof u === 'string' && isRedisUrl(u));
+  const url = storesRedisUrl(s);
   if (s && url) {
     if (!s.encryptionKey) {
       log.warn(
         'ticket keys not shared through Redis: stores.encryptionKeyFile is not set (the fleet secret is kept sealed with it)',
       );
     } else {
-      const got = await fromRedis(url, s.prefix, s.encryptionKey, s.tls);
+      const got = await fromRedis(s, s.encryptionKey);
       if (got) return { secret: got, source: 'redis' };
       log.warn(
         { redis: url.replace(/\/\/[^@]*@/, '//***@') },
@@ -40,18 +41,8 @@ export async function ticketSecret(
   return { secret: freshSecret(), source: 'process' };
 }
 
-async function fromRedis(
-  url: string,
-  prefix: string,
-  key: Buffer,
-  tls: { ca: Buffer | null; verify: boolean },
-): Promise<Buffer | null> {
-  const link = new RedisLink({
-    url,
-    prefix,
-    tls: { rejectUnauthorized: tls.verify, ...(tls.ca ? { ca: tls.ca } : {}) },
-    onWarning: () => {},
-  });
+async function fromRedis(s: StoresConfig, key: Buffer): Promise<Buffer | null> {
+  const link = storesRedisLink(s, () => {}) as RedisLink;
   try {
     if (!(await link.ready(REDIS_WAIT_MS))) return null;
     const sealer = new Sealer(key);
