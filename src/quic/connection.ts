@@ -103,6 +103,8 @@ export interface QuicConnectionInit {
   /** Route datagrams for a connection id we issued (NEW_CONNECTION_ID) / stop routing a retired one. */
   addCid?: (c: QuicConnection, cid: Uint8Array) => void;
   removeCid?: (c: QuicConnection, cid: Uint8Array) => void;
+  /** A new connection ID of ours and its stateless reset token (the endpoint's rule). Default: random both. */
+  newCid?: () => { cid: Uint8Array; token: bigint };
   /** Ask the owner to call process() soon (batched per event-loop turn). */
   schedule: (c: QuicConnection) => void;
   /**
@@ -286,6 +288,7 @@ export class QuicConnection implements QuicStreamTransport {
         },
         addCid: init.addCid ? (cid) => init.addCid!(this, cid) : undefined,
         removeCid: init.removeCid ? (cid) => init.removeCid!(this, cid) : undefined,
+        newCid: init.newCid,
         pathEvent: (ev: PathEvent) => {
           // Where a path's packets go may change with it (PathGuard.sendTo): looked up again at the next packet.
           this.#sendPath = -1;
@@ -691,6 +694,16 @@ export class QuicConnection implements QuicStreamTransport {
   // ---- endpoint side ----
 
   /** One datagram for this connection. */
+  /**
+   * A datagram from this connection's peer for no connection ID of ours: if it ends with the peer's stateless reset
+   * token (RFC 9000 §10.3.1), quiche takes it (it closes the connection, sending nothing: closeError names it).
+   */
+  offerReset(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort): boolean {
+    if (this.#closed || !this.isClient || this.#q.isStatelessReset?.(msg) !== true) return false;
+    this.receive(msg, fromHost, fromPort, to);
+    return true;
+  }
+
   receive(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort = this.#init.local): void {
     if (this.#closed) return;
     this.#paths.heard();

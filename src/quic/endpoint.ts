@@ -6,8 +6,9 @@
  * are counted and dropped; nothing from the wire can throw out of here.
  */
 import dgram from 'node:dgram';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { quiche, type HostPort, type QuicheConfig, type QuicheConnection } from './quiche.js';
 import { isLoopback } from './config.js';
@@ -18,6 +19,7 @@ import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './ac
 import { ClientHelloReader, refusalInitial } from './initial.js';
 import type { StrikeRegister } from './strike-register.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
+import { udpAddon, udpAddonReason } from './udp-native.js';
 import { boundTicketAge } from './ticket-age.js';
 
 /** Socket errors that are a connected socket's ICMP report of an unreachable peer. */
@@ -67,6 +69,13 @@ export interface EndpointStats {
   replayedEarly: number;
   /** Of those, the ones the fleet's record did not answer for within FLEET_ASK_MS (or failed to). */
   fleetUnanswered: number;
+  /**
+   * Short-header packets for a connection ID this endpoint does not hold: late packets of a connection that ended,
+   * or, with several workers on one port, packets steered to the wrong one (0 while steering works).
+   */
+  strayShort: number;
+  /** Stateless resets sent for them (EndpointOptions.resetKey; at most RESETS_PER_S). */
+  resetsSent: number;
 }
 
 /** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
@@ -179,7 +188,26 @@ export interface EndpointOptions {
    * as a refused connect instead of after the handshake timeout (QuicConnection.peerUnreachable).
    */
   peer?: HostPort;
+  /**
+   * One of several processes serving this port (the h3 front on every worker, docs/workers.md): the socket is bound
+   * with SO_REUSEPORT and joins the port's group, whose eBPF program (native/udp/src/steer.c) sends each short-header
+   * packet to the socket at the index its Destination Connection ID begins with, in the map `mapFd`; every connection
+   * ID this endpoint issues begins with `index`. Needs the native/udp addon.
+   */
+  steer?: { mapFd: number; index: number };
+  /**
+   * The key of our stateless reset tokens (RFC 9000 §10.3.2: a token is HMAC(key, connection ID), so every process
+   * holding the key makes the same one). Given, a server answers a short-header packet for a connection it does not
+   * hold with a stateless reset (§10.3), so its client learns at once that the connection is gone (a worker that
+   * died, a restart). Without it tokens are random and no reset is sent.
+   */
+  resetKey?: Uint8Array;
 }
+
+/** Stateless resets sent per second at most (RFC 9000 §10.3.3: they must not become an amplifier). */
+const RESETS_PER_S = 200;
+/** A client endpoint with more live connections than this checks no datagram for a stateless reset. */
+const RESET_CHECKS_MAX = 64;
 
 export interface ConnectOptions {
   config: QuicheConfig;
@@ -238,7 +266,14 @@ export class QuicEndpoint {
     refused: 0,
     replayedEarly: 0,
     fleetUnanswered: 0,
+    strayShort: 0,
+    resetsSent: 0,
   };
+  /** The first byte of every connection ID we issue (EndpointOptions.steer), or null: random. */
+  #cidByte: number | null;
+  /** Stateless resets sent in the current second (#resetWindow). */
+  #resets = 0;
+  #resetWindow = 0;
   /** New connections waiting for the rest of their ClientHello, by DCID (ServerRole.byName), oldest first. */
   #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
@@ -250,6 +285,7 @@ export class QuicEndpoint {
     this.#server = opts.server ?? null;
     this.#retryAlways = opts.server?.retry === true;
     this.#retry = new RetryTokens(opts.server?.retryKey);
+    this.#cidByte = opts.steer ? opts.steer.index : null;
     this.#sink = new PacketSink(socket, opts.maxPacket ?? 1350, opts.gso === false ? { gso: false } : {});
     this.#listen(socket, local);
   }
@@ -312,13 +348,19 @@ export class QuicEndpoint {
     const ipv6 = opts.ipv6 ?? (opts.host !== undefined && isIPv6(opts.host));
     const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
     const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
+    // Steered: a socket of the port's reuseport group, made by the addon and handed to dgram (steer.c).
+    const fd = opts.steer ? steeredSocket(host, opts.port ?? 0) : null;
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error): void => reject(e);
       socket.once('error', onErr);
-      socket.bind({ address: host, port: opts.port ?? 0, exclusive: true }, () => {
-        socket.off('error', onErr);
-        resolve();
-      });
+      // exclusive: in a cluster worker, dgram would otherwise ask the primary to open the fd (EINVAL there).
+      socket.bind(
+        fd !== null ? { fd, exclusive: true } : { address: host, port: opts.port ?? 0, exclusive: true },
+        () => {
+          socket.off('error', onErr);
+          resolve();
+        },
+      );
     }).catch((e: unknown) => {
       socket.close();
       throw new OriginlinkError(
@@ -334,6 +376,17 @@ export class QuicEndpoint {
       socket.setSendBufferSize(size);
     } catch {
       // Capped by net.core.*mem_max; the defaults still work.
+    }
+    if (fd !== null) {
+      const joined = udpAddon()!.steerJoin!(fd, opts.steer!.mapFd, opts.steer!.index);
+      if (joined !== 0) {
+        socket.close();
+        throw new OriginlinkError(
+          ErrorCode.CONNECT_FAILED,
+          'local',
+          `cannot steer UDP ${host}:${opts.port ?? 0} by connection ID: ${typeof joined === 'string' ? `the kernel refused the program: ${joined.slice(0, 400)}` : errnoName(joined)}`,
+        );
+      }
     }
     const a = socket.address();
     return { socket, local: { host: a.address, port: a.port } };
@@ -403,6 +456,7 @@ export class QuicEndpoint {
     | 'socketFor'
     | 'addCid'
     | 'removeCid'
+    | 'newCid'
     | 'schedule'
     | 'scheduleNextTurn'
     | 'release'
@@ -420,6 +474,7 @@ export class QuicEndpoint {
       socketFor: this.#socketFor,
       addCid: this.#addCid,
       removeCid: this.#removeCid,
+      newCid: this.#newCid,
       schedule: this.#schedule,
       scheduleNextTurn: this.#scheduleNextTurn,
       release: this.#release,
@@ -616,6 +671,15 @@ export class QuicEndpoint {
       case 'drop':
         // 0-RTT packets of a connection held for its ClientHello go to quiche with its Initials.
         if (d.reason === 'not-initial' && this.#held.size > 0 && this.#holdEarly(msg)) return;
+        if (d.reason === 'unknown-cid' && srv !== null) {
+          this.#counters.strayShort++;
+          this.#statelessReset(msg, host, port);
+          return;
+        }
+        // A client's connections: a datagram for no ID of ours may be its server's stateless reset (RFC 9000 §10.3.1).
+        if (d.reason === 'unknown-cid' && msg.length >= 21 && this.#live.size <= RESET_CHECKS_MAX) {
+          for (const c of this.#live) if (c.offerReset(msg, host, port, local)) return;
+        }
         if (d.reason === 'unparseable') this.#counters.unparseable++;
         else this.#counters.dropped++;
         return;
@@ -634,6 +698,51 @@ export class QuicEndpoint {
         this.#accept(msg, host, port, d.header, srv!);
         return;
     }
+  }
+
+  /**
+   * RFC 9000 §10.3: a packet that looks like a short-header one, ending with the token of the DCID the stray packet
+   * named. Smaller than the packet that caused it (§10.3.3: no loop between two endpoints), at least 21 bytes, at
+   * most 43 (one byte shorter than the packet up to that); none without a reset key, or past RESETS_PER_S.
+   */
+  #statelessReset(msg: Buffer, host: string, port: number): void {
+    const key = this.#opts.resetKey;
+    if (!key || msg.length <= 21) return;
+    const now = Math.floor(performance.now() / 1000);
+    if (now !== this.#resetWindow) {
+      this.#resetWindow = now;
+      this.#resets = 0;
+    }
+    if (++this.#resets > RESETS_PER_S) return;
+    const len = Math.min(msg.length - 1, 43);
+    const out = randomBytes(len);
+    out[0] = 0x40 | (out[0]! & 0x3f);
+    resetTokenBytes(key, msg.subarray(1, 1 + CID_LEN)).copy(out, len - 16);
+    try {
+      this.#socket.send(out, port, host);
+      this.#counters.resetsSent++;
+    } catch {
+      this.#counters.dropped++;
+    }
+  }
+
+  /** A connection ID of ours: random, its first byte this worker's index when steered (EndpointOptions.steer). */
+  #newCidBytes(): Buffer {
+    const cid = randomBytes(CID_LEN);
+    if (this.#cidByte !== null) cid[0] = this.#cidByte;
+    return cid;
+  }
+
+  /** A connection ID of ours and its stateless reset token (RFC 9000 §10.3.2; random without a reset key). */
+  #newCid = (): { cid: Buffer; token: bigint } => {
+    const cid = this.#newCidBytes();
+    return { cid, token: this.#tokenOf(cid) };
+  };
+
+  #tokenOf(cid: Uint8Array): bigint {
+    const key = this.#opts.resetKey;
+    const t = key ? resetTokenBytes(key, cid) : randomBytes(16);
+    return BigInt(`0x${t.toString('hex')}`);
   }
 
   #holdEarly(msg: Buffer): boolean {
@@ -655,7 +764,7 @@ export class QuicEndpoint {
     if (!this.#firstOfFlight('retry', h, host, port)) return;
     const t = this.#retry.mint(host, port, h.dcid);
     this.#reply(
-      () => quiche().retry(h.scid, h.dcid, randomBytes(CID_LEN), t, h.version, this.#vnBuf),
+      () => quiche().retry(h.scid, h.dcid, this.#newCidBytes(), t, h.version, this.#vnBuf),
       port,
       host,
       'retriesSent',
@@ -710,7 +819,7 @@ export class QuicEndpoint {
   }
 
   #accept(msg: Buffer, host: string, port: number, hdr: LongHeader, srv: ServerRole): void {
-    let scid: Buffer = randomBytes(CID_LEN);
+    let scid: Buffer = this.#newCidBytes();
     let odcid: Uint8Array | null = null;
     if (hdr.token !== null && hdr.token.length > 0) {
       // A token we minted names the DCID the client used first; the DCID it uses now is our Retry's SCID. (A Retry
@@ -835,7 +944,7 @@ export class QuicEndpoint {
     const lo = set.loopback && isLoopback(host) ? set.loopback : null;
     let raw;
     try {
-      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : set.config);
+      raw = b.Connection.accept(scid, odcid, this.#local, remote, lo ? lo.config : set.config, this.#tokenOf(scid));
     } catch {
       this.#counters.dropped++;
       return;
@@ -868,4 +977,30 @@ interface Admission {
   chosen: ServerConfigs | null;
   /** The key of the client's first Destination Connection ID (it routes to the connection too). */
   dk: string;
+}
+
+/** The stateless reset token of `cid` under `key` (RFC 9000 §10.3.2): the first 16 bytes of HMAC-SHA256. */
+function resetTokenBytes(key: Uint8Array, cid: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(cid).digest().subarray(0, 16);
+}
+
+/** A UDP socket with SO_REUSEPORT bound to host:port by the native addon (EndpointOptions.steer), its fd. */
+function steeredSocket(host: string, port: number): number {
+  const a = udpAddon();
+  if (!a?.reuseportBind)
+    throw new OriginlinkError(
+      ErrorCode.CONNECT_FAILED,
+      'local',
+      `cannot bind UDP ${host}:${port} for several workers: the native udp addon is ${udpAddonReason() ?? 'an older build'}`,
+    );
+  const fd = a.reuseportBind(host, port);
+  if (fd < 0)
+    throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', `cannot bind UDP ${host}:${port}: ${errnoName(fd)}`);
+  return fd;
+}
+
+/** `-errno` as its name (EADDRINUSE, …). */
+function errnoName(neg: number): string {
+  const name = Object.entries(osConstants.errno).find(([, v]) => v === -neg)?.[0];
+  return name ?? `errno ${-neg}`;
 }

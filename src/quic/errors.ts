@@ -113,5 +113,13 @@ export function closeError(
     return isClean(local, appNoError)
       ? null
       : fromWire(local, 'local', established, local.isApp ? null : lastRecvError);
+  // Closed with no error either way and not timed out: quiche took a packet for a stateless reset (RFC 9000 §10.3).
+  if (established)
+    return new OriginlinkError(
+      ErrorCode.QUIC_FAILED,
+      'remote',
+      'QUIC connection reset by the peer (a stateless reset: it holds no such connection any more)',
+      { details: { statelessReset: true, established } },
+    );
   return null;
 }

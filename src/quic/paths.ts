@@ -30,6 +30,8 @@ export interface PathHost {
   /** Route / stop routing datagrams for a connection id we issued. */
   addCid?: ((cid: Uint8Array) => void) | undefined;
   removeCid?: ((cid: Uint8Array) => void) | undefined;
+  /** A new connection ID of ours and its stateless reset token (QuicConnectionInit.newCid). */
+  newCid?: (() => { cid: Uint8Array; token: bigint }) | undefined;
   /** A path event for the connection's listeners. */
   pathEvent(ev: PathEvent): void;
   /** Write what quiche has to send now (the path guard's re-probes). */
@@ -272,9 +274,11 @@ export class Paths {
         i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && this.#liveCids < MAX_LIVE_CIDS && q.sourceCidsLeft() > 0;
         i++
       ) {
-        const cid = randomBytes(16);
-        // The reset token is random: we never send stateless resets, so it only has to be unguessable.
-        const token = BigInt(`0x${randomBytes(16).toString('hex')}`);
+        // The endpoint's rule (its worker's index first, a token it can remake); else random and unguessable.
+        const { cid, token } = this.#host.newCid?.() ?? {
+          cid: randomBytes(16),
+          token: BigInt(`0x${randomBytes(16).toString('hex')}`),
+        };
         q.newSourceCid(cid, token, false);
         this.#issuedCids++;
         this.#liveCids++;

@@ -170,6 +170,8 @@ export interface QuicheConnection {
   isClosed(): boolean;
   isTimedOut(): boolean;
   peerError(): QuicheConnectionError | null;
+  /** Whether a datagram ends with the peer's stateless reset token (RFC 9000 §10.3.1); the fallback engine lacks it. */
+  isStatelessReset?(buf: Uint8Array): boolean;
   localError(): QuicheConnectionError | null;
   stats(): QuicheStats;
   pathStats(): QuichePathStats[];
@@ -248,6 +250,8 @@ interface Binding {
       local: HostPort,
       remote: HostPort,
       config: QuicheConfig,
+      /** `scid`'s stateless reset token (transport parameter); ignored by the fallback engine. */
+      resetToken?: bigint | null,
     ): QuicheConnection;
   };
   Header: { fromSlice(data: Uint8Array, dcidLen: number): QuicheHeader };

@@ -34,6 +34,12 @@ export interface UdpAddon {
   rxRef?(handle: object, ref: boolean): void;
   /** Int32 words per datagram in rxStart's `meta` (the layout version). */
   rxMetaStride?: number;
+  /** steer.c (older builds lack them): a SO_REUSEPORT socket bound to ip:port, its fd or -errno. */
+  reuseportBind?(ip: string, port: number): number;
+  /** The REUSEPORT_SOCKARRAY map of `slots` entries: its fd or -errno. */
+  steerMap?(slots: number): number;
+  /** Attach the steering program to `sockFd`'s group and put it at `index` of the map: 0, -errno or the verifier's log. */
+  steerJoin?(sockFd: number, mapFd: number, index: number): number | string;
 }
 
 let addon: UdpAddon | null | undefined;

@@ -73,6 +73,10 @@ export interface H3ServerOptions {
   onClientCertRefused?: () => void;
   /** UDP GSO batch sends (native/udp addon) when available. Default true. */
   gso?: boolean;
+  /** One of several processes on this port, packets steered by connection ID (EndpointOptions.steer). */
+  steer?: { mapFd: number; index: number };
+  /** Key of the stateless reset tokens; given, stray packets get a stateless reset (EndpointOptions.resetKey). */
+  resetKey?: Uint8Array;
   /** Stateless Retry before accepting connections. Default false. */
   retry?: boolean;
   /** The Retry tokens' key (32 bytes), shared by a fleet (service/ticket-keys.ts). Default: random per server. */
@@ -338,6 +342,8 @@ export async function startH3Server(opts: H3ServerOptions): Promise<H3Server> {
     appNoError: H3ErrorCode.NO_ERROR,
     ...(opts.gso === false ? { gso: false } : {}),
     ...(opts.pacing === false ? { pacing: false } : {}),
+    ...(opts.steer ? { steer: opts.steer } : {}),
+    ...(opts.resetKey ? { resetKey: opts.resetKey } : {}),
     server: {
       config,
       ...(loopback ? { loopback } : {}),

@@ -2,8 +2,9 @@
  * One worker of `originlink serve --workers N` (a node:cluster worker): a
  * whole Service with its own upstream pools. Its TCP listeners are shared
  * through the primary (node:cluster hands out accepted connections
- * round-robin); only worker 1 runs the h3 listeners (one process owns a UDP
- * port: docs/workers.md); no worker runs the admin listener (the primary
+ * round-robin); every worker runs the h3 listeners, packets steered to the
+ * worker of their connection by the primary's eBPF map (docs/workers.md), or
+ * only worker 1 where that cannot be set up; no worker runs the admin listener (the primary
  * does, aggregating the workers' metrics over IPC).
  *
  * Commands from the primary (IPC) and signals sent to the worker itself do
@@ -22,10 +23,23 @@ import type { FromWorker, ToWorker } from './cluster.js';
 import { loadConfigFile, type ServiceConfig } from './config.js';
 import { reloadFromFile } from './reload.js';
 import { Service } from './service.js';
+import { workerH3Steer } from './worker-slot.js';
 
-/** What worker `slot` runs of the config file. */
-export function workerConfig(c: ServiceConfig, slot: number): ServiceConfig {
-  return { ...c, admin: null, listeners: slot === 1 ? c.listeners : c.listeners.filter((l) => l.kind !== 'h3') };
+/**
+ * What worker `slot` runs of the config file: no admin; the h3 listeners everywhere when the primary steers them
+ * (each at the port it resolved), else in worker 1 only.
+ */
+export function workerConfig(c: ServiceConfig, slot: number, steer = workerH3Steer()): ServiceConfig {
+  if (steer === null)
+    return { ...c, admin: null, listeners: slot === 1 ? c.listeners : c.listeners.filter((l) => l.kind !== 'h3') };
+  const listeners = c.listeners.flatMap((l) => {
+    if (l.kind !== 'h3') return [l];
+    const at = steer[l.name];
+    // An h3 listener the primary did not set up (a reload added it) stays with worker 1.
+    if (at === undefined) return slot === 1 ? [l] : [];
+    return [{ ...l, port: at.port }];
+  });
+  return { ...c, admin: null, listeners };
 }
 
 /** Per-worker series (labelled by slot), next to the Service's own registry. */
@@ -48,6 +62,27 @@ function workerRegistry(svc: Service, slot: number): { registry: Registry; close
       this.set({ worker }, svc.metrics.inflight);
     },
   });
+  // The h3 front's share of this worker (docs/workers.md): connections it accepted, short-header packets that reached
+  // it for a connection it does not hold (0 while steering by connection ID works), stateless resets it sent.
+  for (const [name, help, pick] of [
+    ['originlink_worker_h3_accepted_total', 'QUIC connections the h3 front accepted, per worker.', 'accepted'],
+    [
+      'originlink_worker_h3_stray_packets_total',
+      'Short-header QUIC packets for a connection this worker does not hold, per worker.',
+      'strayShort',
+    ],
+    ['originlink_worker_h3_stateless_resets_total', 'Stateless resets sent, per worker.', 'resetsSent'],
+  ] as const)
+    new Counter({
+      name,
+      help,
+      labelNames: ['worker'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ worker }, svc.h3Front()[pick]);
+      },
+    });
   const served = new Counter({
     name: 'originlink_worker_upstream_requests_total',
     help: 'Upstream requests completed (any outcome), per worker.',

@@ -18,7 +18,8 @@ export { workerSlot, WORKER_SLOT_ENV } from './worker-slot.js';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
-import { WORKER_SLOT_ENV, TICKET_SECRET_ENV } from './worker-slot.js';
+import { H3_STEER_ENV, TICKET_SECRET_ENV, WORKER_SLOT_ENV } from './worker-slot.js';
+import { setUpSteering } from './h3-steering.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { moveAdmin, startAdmin } from './admin.js';
@@ -132,7 +133,8 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     });
   };
 
-  // The h3 front runs in worker 1 only; every worker's https fronts advertise it (Alt-Svc) while it runs.
+  // Where the h3 front runs in worker 1 only (no steering), every worker's https fronts advertise it (Alt-Svc) while it
+  // runs; steered, every worker binds it and advertises its own.
   let advertised: string | null = null;
   const shareAltSvc = (): void => {
     const now =
@@ -163,12 +165,21 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     for (const x of slots) if (x.ready) tell(x.worker, { ol: 'fleet', table: { members, token } });
   };
 
+  // The h3 front on every worker, steered by connection ID, where the kernel allows it (h3-steering.ts).
+  const steer = await setUpSteering(config, workers);
+  if (typeof steer !== 'string') {
+    cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...steer.fds] });
+    log.info({ listeners: steer.steering }, 'h3 listeners served by every worker, packets steered by connection ID');
+  } else if (steer !== 'nothing to steer')
+    log.warn({ why: steer }, 'h3 listeners served by worker 1 only: packets cannot be steered by connection ID here');
+  const steerEnv = typeof steer === 'string' ? {} : { [H3_STEER_ENV]: JSON.stringify(steer.steering) };
+
   const fork = (s: Slot): void => {
     s.timer = null;
     if (stopping) return;
     s.ready = false;
     s.startedAt = Date.now();
-    const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n), [TICKET_SECRET_ENV]: ticketSecret });
+    const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n), [TICKET_SECRET_ENV]: ticketSecret, ...steerEnv });
     s.worker = w;
     log.info({ worker: s.n, workerPid: w.process.pid }, 'worker starting');
     // Any other error of the worker's channel is told, never thrown: its 'exit' handler restarts it.
@@ -308,7 +319,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     { file, workers, workerPids: slots.map((s) => s.worker?.process.pid), admin: admin?.port ?? null },
     'originlink serving',
   );
-  if (workers > 1 && config.listeners.every((l) => l.kind === 'h3'))
+  if (workers > 1 && typeof steer === 'string' && config.listeners.every((l) => l.kind === 'h3'))
     log.warn({ workers }, 'only h3 listeners: worker 1 serves them all, the other workers have nothing to accept');
 
   return new Promise<number>((resolve) => {

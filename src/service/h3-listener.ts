@@ -2,11 +2,13 @@
  * HTTP/3 front listener over our own HTTP/3 server (startH3Server); requests reach the forwarder as handler calls, as
  * on the TCP fronts.
  */
+import type { EndpointStats } from '../quic/endpoint.js';
 import type { H3Server, H3ServerOptions } from '../server/h3.js';
 import { IntervalGate } from '../util/interval-gate.js';
 import type { LimitsConfig, ListenerConfig } from './config.js';
 import type { FrontInfo } from './forward.js';
 import { cannotListen, frontHandler, type Listener, type ListenerHooks } from './listeners.js';
+import { workerH3Steer, workerSlot } from './worker-slot.js';
 
 export class H3Listener implements Listener {
   config: ListenerConfig;
@@ -28,6 +30,11 @@ export class H3Listener implements Listener {
     return this.#server?.address.port ?? 0;
   }
 
+  /** Its QUIC endpoint's counters (connections accepted, stray packets, stateless resets, …), null before start. */
+  quicStats(): EndpointStats | null {
+    return this.#server?.stats() ?? null;
+  }
+
   async start(): Promise<void> {
     const { startH3Server } = await import('../server/h3.js');
     const cfg = this.config;
@@ -45,6 +52,9 @@ export class H3Listener implements Listener {
       ticketKey: this.#hooks.tickets.key(),
       // Retry tokens (RFC 9000 §8.1.2) one instance mints, another takes: the same fleet secret.
       retryKey: this.#hooks.tickets.fleetKey('originlink retry token'),
+      // Stateless resets (RFC 9000 §10.3) any process of the fleet can make for any of our connection IDs.
+      resetKey: this.#hooks.tickets.fleetKey('originlink stateless reset'),
+      ...steeringOf(cfg),
       // A 0-RTT handshake taken at most once by any instance that opens our tickets (RFC 8446 §8).
       earlyDataRecord: this.#hooks.earlyData,
       handler: frontHandler(this.#hooks, info),
@@ -136,4 +146,11 @@ function sameCerts(a: ListenerTls, b: ListenerTls): boolean {
   const x = pairs(a);
   const y = pairs(b);
   return x.length === y.length && x.every((buf, i) => buf.equals(y[i] as Buffer));
+}
+
+/** `serve --workers` with steering (docs/workers.md): this worker's place in the listener's reuseport group. */
+function steeringOf(cfg: ListenerConfig): Pick<H3ServerOptions, 'steer'> {
+  const at = workerH3Steer()?.[cfg.name];
+  const slot = workerSlot();
+  return at && slot !== null && at.port === cfg.port ? { steer: { mapFd: at.fd, index: slot - 1 } } : {};
 }

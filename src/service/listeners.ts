@@ -8,6 +8,7 @@
  * Every request reaches the forwarder as a RequestHandler call
  * (server/request.ts), whatever the protocol.
  */
+import type { EndpointStats } from '../quic/endpoint.js';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
@@ -44,6 +45,8 @@ export interface Listener {
   start(): Promise<void>;
   /** Apply settings that change without rebinding (TLS certificates, timeouts). */
   update(cfg: ListenerConfig, limits: LimitsConfig): void;
+  /** An h3 listener's QUIC endpoint counters (null before it started); other kinds have none. */
+  quicStats?(): EndpointStats | null;
   /** Stop accepting; GOAWAY / Connection: close; wait for in-flight up to `graceMs`, then cut. */
   close(graceMs: number): Promise<void>;
 }

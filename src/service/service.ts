@@ -353,6 +353,19 @@ export class Service {
   }
 
   /** Listener name -> bound port. */
+  /** The h3 fronts' QUIC counters, summed over this process's h3 listeners. */
+  h3Front(): { accepted: number; strayShort: number; resetsSent: number } {
+    const out = { accepted: 0, strayShort: 0, resetsSent: 0 };
+    for (const { listener } of this.#listeners.values()) {
+      const s = listener.quicStats?.() ?? null;
+      if (!s) continue;
+      out.accepted += s.accepted;
+      out.strayShort += s.strayShort;
+      out.resetsSent += s.resetsSent;
+    }
+    return out;
+  }
+
   addresses(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const { listener } of this.#listeners.values()) out[listener.config.name] = listener.port;

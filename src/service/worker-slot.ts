@@ -21,3 +21,27 @@ export function workerTicketSecret(): Buffer | null {
   const hex = process.env[TICKET_SECRET_ENV];
   return cluster.isWorker && hex && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : null;
 }
+
+/**
+ * The environment variable that tells a worker its h3 listeners are served by every worker, steered by connection
+ * ID (docs/workers.md): JSON `{ "LISTENER": { "fd": N, "port": P } }` — per h3 listener, its steering map's file
+ * descriptor (the primary's, inherited: one map per port) and its port as the primary resolved it (port 0 made one
+ * port for all).
+ */
+export const H3_STEER_ENV = 'OL_H3_STEER';
+
+/** Per h3 listener, the steering the primary set up for this worker: its map's fd and its port. */
+export type H3Steering = Record<string, { fd: number; port: number }>;
+
+/** The steering the primary set up for this worker's h3 listeners, else null (worker 1 serves them alone). */
+export function workerH3Steer(): H3Steering | null {
+  const raw = process.env[H3_STEER_ENV];
+  if (!cluster.isWorker || !raw) return null;
+  try {
+    const v = JSON.parse(raw) as H3Steering;
+    const ok = Object.values(v).every((x) => Number.isInteger(x?.fd) && Number.isInteger(x?.port));
+    return ok ? v : null;
+  } catch {
+    return null;
+  }
+}

@@ -4,9 +4,7 @@
  * packets); `replay` sends that record again from new ports (RFC 8446 §8, the replay 0-RTT anti-replay is about).
  */
 import dgram from 'node:dgram';
-import type { Readable } from 'node:stream';
 import { connectH3, type H3PooledConnection } from '../../src/connect/h3.js';
-import type { ConnRequest } from '../../src/http/types.js';
 import type { MemorySessionStore } from '../../src/store/session-store.js';
 import { makeCerts } from './certs.js';
 
@@ -65,20 +63,4 @@ export function dialResuming(port: number, store: MemorySessionStore): Promise<H
   });
 }
 
-/** A GET of `path` for `localhost`, allowed in early data when `allowEarlyData`. */
-export const getAt = (path: string, allowEarlyData: boolean): ConnRequest => ({
-  method: 'GET',
-  path,
-  authority: 'localhost',
-  scheme: 'https',
-  headers: [],
-  body: null,
-  allowEarlyData,
-});
-
-/** A body read whole as text. */
-export async function text(r: Readable): Promise<string> {
-  let s = '';
-  for await (const c of r) s += String(c);
-  return s;
-}
+export { getAt, text } from './h3-request.js';

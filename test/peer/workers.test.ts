@@ -17,8 +17,11 @@ import { buildIfStale } from '../helpers/build.js';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Agent } from '../../src/index.js';
+import { connectH3 } from '../../src/connect/h3.js';
+import type { ConnRequest } from '../../src/http/types.js';
 import { get, oneOriginConfig } from '../helpers/serve-child.js';
 import { ServeCluster, until } from '../helpers/serve-cluster.js';
+import { getAt } from '../helpers/h3-request.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -227,12 +230,17 @@ describe('serve --workers 2 with an h3 front', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("worker 1 alone owns the UDP port; HTTP/3 clients are served, TCP clients by both, and every worker's https front advertises the h3 port (Alt-Svc)", async () => {
+  it("both workers serve the h3 port, packets steered by connection ID: new connections spread, a killed worker's clients get a stateless reset, every https front advertises the port", async () => {
     buildIfStale();
     const certs = makeCerts();
     dir = mkdtempSync(join(tmpdir(), 'ol-workers-h3-'));
     origin = await startOrigin();
-    const [front, quic, tlsFront] = await Promise.all([freePort(), freeTcpUdpPort(), freePort()]);
+    const [front, quic, tlsFront, adminPort] = await Promise.all([
+      freePort(),
+      freeTcpUdpPort(),
+      freePort(),
+      freePort(),
+    ]);
     const cfgFile = join(dir, 'c.yaml');
     const tls = `tls: { cert: ${certs.certPath}, key: ${certs.keyPath} }`;
     writeFileSync(
@@ -243,7 +251,7 @@ describe('serve --workers 2 with an h3 front', () => {
           `{ name: quic, kind: h3, host: 127.0.0.1, port: ${quic}, ${tls} }`,
           `{ name: tls, kind: https, host: 127.0.0.1, port: ${tlsFront}, ${tls} }`,
         ],
-        admin: 'false',
+        admin: `{ host: 127.0.0.1, port: ${adminPort} }`,
         graceMs: 3000,
         origin: (origin.address() as net.AddressInfo).port,
       }),
@@ -253,10 +261,10 @@ describe('serve --workers 2 with an h3 front', () => {
     const serving = sc.lines().filter((l) => l['msg'] === 'originlink serving' && l['worker'] !== undefined);
     expect(serving.map((l) => [l['worker'], l['listeners']]).sort()).toEqual([
       [1, { plain: front, quic, tls: tlsFront }],
-      [2, { plain: front, tls: tlsFront }],
+      [2, { plain: front, quic, tls: tlsFront }],
     ]);
-    // A new connection per request (node:cluster hands connections out round-robin): both workers answer,
-    // each with worker 1's h3 port in Alt-Svc (RFC 7838 §3). Worker 2 learns it over IPC just after start.
+    // A new connection per request (node:cluster hands connections out round-robin): both workers answer, each
+    // with the h3 port in Alt-Svc (RFC 7838 §3).
     const altSvc: Array<string | undefined> = [];
     for (let i = 0; i < 6; i++) {
       altSvc.push(
@@ -281,32 +289,74 @@ describe('serve --workers 2 with an h3 front', () => {
       );
     }
     expect(altSvc).toEqual(Array(6).fill(`h3=":${quic}"; ma=86400`));
-    const tlsLines = await until(
-      'the tls requests to be logged',
-      () => sc.lines().filter((l) => l['msg'] === 'request' && l['listener'] === 'tls'),
-      (ls) => ls.length >= 6,
-    );
-    expect(new Set(tlsLines.map((l) => l['worker']))).toEqual(new Set([1, 2]));
-    const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
-    try {
-      for (let i = 0; i < 5; i++) {
+    // New QUIC connections go by the hash of their 4-tuple: 16 of them reach both workers (all on one: 2^-15).
+    for (let i = 0; i < 16; i++) {
+      const agent = new Agent({ protocol: 'h3', tls: { ca: certs.ca } });
+      try {
         const r = await agent.request({ url: `https://127.0.0.1:${quic}/q${i}` });
         expect([r.status, r.protocol, await r.text()]).toEqual([200, 'h3', `origin /q${i}\n`]);
+      } finally {
+        await agent.close();
       }
-    } finally {
-      await agent.close();
     }
     for (let i = 0; i < 6; i++) expect((await get(front, `/t${i}`)).status).toBe(200);
     const reqs = await until(
       'every request to be logged',
       () => sc.lines().filter((l) => l['msg'] === 'request'),
-      (ls) => ls.length >= 17,
+      (ls) => ls.length >= 28,
     );
-    expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1]));
+    expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1, 2]));
     expect(new Set(reqs.filter((l) => l['listener'] === 'plain').map((l) => l['worker']))).toEqual(new Set([1, 2]));
+
+    // One connection held; the worker that serves it is killed. Its next request reaches a process that does not
+    // hold the connection (the other worker, or the replacement at its slot), which answers with a stateless reset.
+    const held = await connectH3({ host: '127.0.0.1', port: quic, servername: 'localhost', ca: certs.caPath });
+    const ask = (path: string): ConnRequest => getAt(path);
+    const first = await held.request(ask('/held'));
+    for await (const _ of first.body) void _;
+    const heldBy = (
+      await until(
+        'the held request to be logged',
+        () => sc.lines().find((l) => l['msg'] === 'request' && l['path'] === '/held'),
+        (l) => l !== undefined,
+      )
+    )?.['worker'];
+    const pidOf = (w: unknown): number =>
+      sc
+        .lines()
+        .filter((l) => l['msg'] === 'worker starting' && l['worker'] === w)
+        .map((l) => l['workerPid'] as number)
+        .at(-1) as number;
+    process.kill(pidOf(heldBy), 'SIGKILL');
+    const t0 = Date.now();
+    const after = await held.request(ask('/after-kill')).then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    expect(after).toMatch(/stateless reset/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    held.destroy();
+    // Per worker on the primary's /metrics: connections each accepted, resets sent (the survivor's or the
+    // replacement's), and no stray packets besides the killed worker's connection.
+    const metrics = await until(
+      'the replacement worker and the counters',
+      async () => {
+        const r = await get(adminPort, '/metrics');
+        return r.body;
+      },
+      (m) =>
+        /originlink_worker_h3_stateless_resets_total\{worker="\d"\} [1-9]/.test(m) &&
+        /originlink_worker_h3_accepted_total\{worker="1"\}/.test(m) &&
+        /originlink_worker_h3_accepted_total\{worker="2"\}/.test(m),
+      15_000,
+    );
+    const series = (name: string): number[] =>
+      [...metrics.matchAll(new RegExp(`^${name}\\{worker="\\d"\\} (\\d+)`, 'gm'))].map((m) => Number(m[1]));
+    expect(series('originlink_worker_h3_accepted_total').length).toBe(2);
+    expect(series('originlink_worker_h3_stray_packets_total').reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(3);
     sc.child.kill('SIGTERM');
     expect(await Promise.race([sc.exited, sleep(15_000).then(() => 'timeout' as const)])).toBe(0);
-  }, 60_000);
+  }, 90_000);
 });
 
 describe('serve --workers 2 that cannot start', () => {

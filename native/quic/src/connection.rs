@@ -186,7 +186,9 @@ impl Connection {
     }
 
     /// A server connection; `odcid` is the client's original destination
-    /// connection id after a Retry (null otherwise).
+    /// connection id after a Retry (null otherwise). `reset_token`: the
+    /// stateless reset token of `scid` (RFC 9000 §10.3), sent in the transport
+    /// parameters; null: none.
     #[napi(factory)]
     pub fn accept(
         scid: &[u8],
@@ -194,11 +196,20 @@ impl Connection {
         local: HostPort,
         remote: HostPort,
         config: &mut Config,
+        reset_token: Option<BigInt>,
     ) -> Result<Self> {
         let scid = quiche::ConnectionId::from_ref(scid);
         let odcid = odcid.map(|d| quiche::ConnectionId::from_vec(d.to_vec()));
-        let mut inner =
-            quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
+        // quiche takes the token from the config: set for this accept only (the config is shared).
+        let token = reset_token.map(|t| t.get_u128().1);
+        if token.is_some() {
+            config.inner.set_stateless_reset_token(token);
+        }
+        let made = quiche::accept(&scid, odcid.as_ref(), local.0, remote.0, &mut config.inner);
+        if token.is_some() {
+            config.inner.set_stateless_reset_token(None);
+        }
+        let mut inner = made.map_err(quiche_err)?;
         keylog(&mut inner, config);
         qlog(&mut inner, "server", scid.as_ref());
         Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
@@ -480,6 +491,26 @@ impl Connection {
     #[napi]
     pub fn local_error(&self) -> Option<ConnectionError> {
         self.inner.local_error().map(ConnectionError::from)
+    }
+
+    /// Whether `buf` ends with the stateless reset token the peer gave in its
+    /// transport parameters (RFC 9000 §10.3.1): a datagram for no connection
+    /// ID of ours may be the peer's stateless reset. (quiche checks the same
+    /// one token only, when `recv` cannot decrypt a packet.)
+    #[napi]
+    pub fn is_stateless_reset(&self, buf: &[u8]) -> bool {
+        let n = buf.len();
+        if n < 21 {
+            return false;
+        }
+        match self.inner.peer_transport_params().and_then(|p| p.stateless_reset_token) {
+            Some(t) => {
+                let want = t.to_be_bytes();
+                // Constant time: the token is a secret of the peer's.
+                want.iter().zip(&buf[n - 16..]).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            },
+            None => false,
+        }
     }
 
     #[napi]

@@ -20,6 +20,7 @@
  *   rxStop(handle)                (idempotent, also after the receiver is gone; closes the dup'd fd)
  *   rxRef(handle, ref)            (uv_ref / uv_unref)
  *   rxMetaStride                  (int32 words per datagram in `meta`)
+ *   reuseportBind, steerMap, steerJoin   (steer.c: the h3 front on every worker)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +35,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "napi-util.h"
 #include <uv.h>
 
 #ifndef UDP_SEGMENT
@@ -46,13 +48,6 @@
 #define UDP_GRO 104
 #endif
 
-#define CHECK(call)                                                      \
-  do {                                                                   \
-    if ((call) != napi_ok) {                                             \
-      napi_throw_error(env, NULL, "originlink udp: bad arguments");      \
-      return NULL;                                                       \
-    }                                                                    \
-  } while (0)
 
 /* Declares argc/argv and throws unless at least N arguments came. */
 #define ARGS(N, WHAT)                                                           \
@@ -64,11 +59,6 @@
     return NULL;                                                                \
   }
 
-static napi_value num(napi_env env, double v) {
-  napi_value r;
-  napi_create_double(env, v, &r);
-  return r;
-}
 
 static int parse_addr(const char *ip, uint32_t port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof(*ss));
@@ -480,6 +470,11 @@ static napi_value rx_ref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* steer.c */
+napi_value steer_reuseport_bind(napi_env env, napi_callback_info info);
+napi_value steer_map(napi_env env, napi_callback_info info);
+napi_value steer_join(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   /* The JS side reads `meta` with this stride; a different number means a build of another version. */
   napi_value stride;
@@ -491,6 +486,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"rxStart", NULL, rx_start, NULL, NULL, NULL, napi_default, NULL},
       {"rxStop", NULL, rx_stop, NULL, NULL, NULL, napi_default, NULL},
       {"rxRef", NULL, rx_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"reuseportBind", NULL, steer_reuseport_bind, NULL, NULL, NULL, napi_default, NULL},
+      {"steerMap", NULL, steer_map, NULL, NULL, NULL, napi_default, NULL},
+      {"steerJoin", NULL, steer_join, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
