@@ -39,11 +39,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { udpAddon } from '../../src/quic/udp-native.js';
 import { makeCerts } from '../helpers/certs.js';
 import { launchChromium, PAGE_LIB, spki, type Browser } from '../helpers/chromium.js';
 import { writeTsHooks } from '../helpers/ts-child.js';
@@ -55,6 +56,8 @@ const certs = makeCerts();
 let dir: string;
 let child: ChildProcess | null = null;
 let b: Browser | null = null;
+/** Set while the server child is two servers on one port, steered by connection ID (the eBPF map, its descriptor 3). */
+let pair: { map: number } | null = null;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -110,7 +113,9 @@ function netlogEvents(file: string): NetEvent[] {
 /** A server child and a browser that has loaded the page from it over h3; the child's stdout lines as they come. */
 async function start(n: number): Promise<{ lines: Array<Record<string, unknown>>; netlog: string; pid: number }> {
   const lines: Array<Record<string, unknown>> = [];
-  child = spawn(process.execPath, [...writeTsHooks(dir), script()], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child = spawn(process.execPath, [...writeTsHooks(dir), script()], {
+    stdio: ['pipe', 'pipe', 'inherit', ...(pair ? [pair.map] : [])],
+  });
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -143,6 +148,8 @@ async function stop(lines: Array<Record<string, unknown>>): Promise<number> {
   b = null;
   child!.stdin!.end();
   child = null;
+  // A pair says, as it exits, how many short-header packets reached a server without their connection.
+  for (let i = 0; pair && i < 100 && !lines.some((l) => l['stray']); i++) await sleep(50);
   return Math.max(...lines.map((l) => Number(l['conns'] ?? 0)));
 }
 
@@ -227,6 +234,8 @@ async function bulkAttempt(
   small: { ok: boolean; status?: number };
   /** Each request the server saw: its path, and how many connections the server had accepted by then. */
   reqs: Array<[string, number]>;
+  /** A pair's servers: short-header packets each got for a connection it does not hold (null: one server). */
+  stray: number[] | null;
 }> {
   const { lines, netlog, pid } = await start(n);
   await b!.cdp.eval(
@@ -250,6 +259,7 @@ async function bulkAttempt(
   return {
     succeeded: events.filter((e) => e.name === 'QUIC_PORT_MIGRATION_SUCCESS').length,
     reqs: lines.filter((l) => l['req']).map((l) => [String(l['req']), Number(l['conns'])]),
+    stray: (lines.find((l) => l['stray'])?.['stray'] as number[] | undefined) ?? null,
     tooBig: events.filter((e) => e.name === 'UDP_RECEIVE_ERROR').length,
     conns,
     big,
@@ -265,8 +275,8 @@ function script(): string {
 const { startH3Server } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'server', 'h3.ts')).href)});
 const big = (${bigBody.toString()})(${BIG});
 let conns = 0;
-const server = await startH3Server({
-  host: '127.0.0.1', cert: ${JSON.stringify(certs.certPath)}, key: ${JSON.stringify(certs.keyPath)},
+const one = (port, steer) => startH3Server({
+  host: '127.0.0.1', port, cert: ${JSON.stringify(certs.certPath)}, key: ${JSON.stringify(certs.keyPath)}, steer,
   onConnection(open) { if (open) process.stdout.write(JSON.stringify({ conns: ++conns }) + '\\n'); },
   handler: (req) => {
     process.stdout.write(JSON.stringify({ req: req.path, conns }) + '\\n');
@@ -278,9 +288,14 @@ const server = await startH3Server({
     return { status: 200, headers: [['content-type', 'text/plain'], ['cache-control', 'no-store']], body: 'answer ' + req.path };
   },
 });
-process.stdout.write(JSON.stringify({ port: server.address.port }) + '\\n');
+const servers = [await one(0, ${pair ? '{ mapFd: 3, index: 0 }' : 'undefined'})];
+if (${pair !== null}) servers.push(await one(servers[0].address.port, { mapFd: 3, index: 1 }));
+process.stdout.write(JSON.stringify({ port: servers[0].address.port }) + '\\n');
 process.stdin.resume();
-process.stdin.on('end', () => process.exit(0));
+process.stdin.on('end', () => {
+  if (servers.length > 1) process.stdout.write(JSON.stringify({ stray: servers.map((x) => x.stats().strayShort) }) + '\\n');
+  process.exit(0);
+});
 `,
   );
   return file;
@@ -334,4 +349,37 @@ it('an 8 MiB response under way survives Chromium moving the connection to a new
   expect.fail(
     `in ${ATTEMPTS} tries no port migration of Chromium's succeeded while the response was under way: the case was not met`,
   );
+}, 150_000);
+
+it('with two servers on the port, steered by connection ID (serve --workers): the response under way survives the move, no packet strays', async () => {
+  // Both servers in the child, stopped together; Chromium's probe from its new port (a new 4-tuple, the same
+  // connection ID) must reach the server that holds the connection (native/udp/src/steer.c), not the 4-tuple's hash.
+  const map = udpAddon()?.steerMap?.(2) ?? -1;
+  expect(map, 'a REUSEPORT_SOCKARRAY map from the udp addon (BPF: root or CAP_BPF)').toBeGreaterThan(0);
+  pair = { map };
+  try {
+    const sha = createHash('sha256').update(bigBody(BIG)).digest('hex');
+    for (let n = 1; n <= ATTEMPTS; n++) {
+      const r = await bulkAttempt(200 + n, n % 2 ? 600 : 900);
+      console.log(
+        `h3-chromium port migration, two steered servers, try ${n}: ${r.succeeded} succeeded, stray ${JSON.stringify(r.stray)}, requests ${JSON.stringify(r.reqs)}, big ${JSON.stringify({ ...r.big, sha: r.big.sha === sha })}`,
+      );
+      if (r.succeeded < 1) continue;
+      expect({
+        ok: r.big.ok,
+        len: r.big.len,
+        sha: r.big.sha,
+        small: r.small,
+        bigAsked: r.reqs.filter((q) => q[0] === '/big').length,
+        stray: r.stray,
+      }).toEqual({ ok: true, len: BIG, sha, small: { ok: true, status: 200 }, bigAsked: 1, stray: [0, 0] });
+      return;
+    }
+    expect.fail(
+      `in ${ATTEMPTS} tries no port migration of Chromium's succeeded while the response was under way: the case was not met`,
+    );
+  } finally {
+    pair = null;
+    closeSync(map);
+  }
 }, 150_000);
