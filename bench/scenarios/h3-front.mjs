@@ -11,6 +11,10 @@
 // alternate, reversed every other round: the machine drifts). With steering, every worker's share of the h3
 // connections and the stray short-header packets (a packet at a worker without its connection: 0 while steering
 // works) come from the primary's /metrics.
+// Then a soak (BENCH_SOAK_S, 60; 0 skips it): `--workers 2` under BENCH_CONNECTIONS h3 clients that each move to a
+// new local port every 2 s (bench/lib/h3-soak-client.mjs; three moves, then a new connection), worker 2 killed
+// half-way: stray packets before the kill (0 expected), stray packets and stateless resets after it, connections the
+// clients lost and replaced.
 // Knobs (env): BENCH_SECONDS (8 per measurement), BENCH_ROUNDS (3), BENCH_CONNECTIONS (16), BENCH_STREAMS (8),
 // BENCH_DIST. Needs: nginx (Debian: nginx-light), a built dist/ with the udp addon.
 import { execFile, spawn } from 'node:child_process';
@@ -32,11 +36,13 @@ const SECONDS = Number(env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
 const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
 const STREAMS = Number(env.BENCH_STREAMS ?? 8);
+const SOAK = Number(env.BENCH_SOAK_S ?? 60);
 for (const [k, ok] of [
   ['BENCH_SECONDS', SECONDS >= 1 && SECONDS <= 600],
   ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
   ['BENCH_CONNECTIONS', Number.isInteger(CONNS) && CONNS >= 2 && CONNS <= 1000],
   ['BENCH_STREAMS', Number.isInteger(STREAMS) && STREAMS >= 1 && STREAMS <= 100],
+  ['BENCH_SOAK_S', SOAK === 0 || (SOAK >= 10 && SOAK <= 3600)],
 ]) {
   if (!ok) {
     console.error(`bench/h3-front: bad ${k}`);
@@ -135,6 +141,13 @@ function h3Counters(admin) {
           resolve({
             accepted: series('originlink_worker_h3_accepted_total'),
             stray: series('originlink_worker_h3_stray_packets_total'),
+            resets: series('originlink_worker_h3_stateless_resets_total'),
+            pids: Object.fromEntries(
+              [...body.matchAll(/^originlink_worker_info\{worker="(\d+)",pid="(\d+)"\}/gm)].map((m) => [
+                m[1],
+                Number(m[2]),
+              ]),
+            ),
           });
         });
       })
@@ -186,8 +199,32 @@ for (const c of counters)
   console.log(
     `workers 2: h3 connections accepted per worker ${JSON.stringify(c?.accepted)}, stray short-header packets ${JSON.stringify(c?.stray)}`,
   );
+// The soak: `serve --workers 2`, migrating clients for BENCH_SOAK_S, worker 2 killed half-way (the primary restarts
+// it). Stray short-header packets before the kill must be 0; after it, the killed worker's connections' packets reach
+// the other worker or the replacement and are answered with stateless resets.
+let soak = null;
+if (SOAK > 0) {
+  const s = await serve(2);
+  const arg = { port: s.udp, ca: certs.caPath, conns: CONNS, seconds: SOAK, moveEveryMs: 2000 };
+  const client = run(process.execPath, [join(here, '..', 'lib', 'h3-soak-client.mjs'), JSON.stringify(arg)], {
+    timeout: (SOAK + 60) * 1000,
+    env: { ...env, BENCH_DIST: DIST },
+  });
+  await new Promise((r) => setTimeout(r, (SOAK * 1000) / 2));
+  const beforeKill = await h3Counters(s.admin);
+  const victim = beforeKill?.pids?.['2'];
+  if (victim) process.kill(victim, 'SIGKILL');
+  const result = JSON.parse((await client).stdout.trim().split('\n').at(-1));
+  const atEnd = await h3Counters(s.admin);
+  await stopChild(s.p, 5000);
+  soak = { seconds: SOAK, killed: victim ?? null, beforeKill, atEnd, client: result };
+  console.log(
+    `\nsoak ${SOAK} s, ${CONNS} connections each moving to a new port every 2 s, worker 2 (pid ${victim}) killed at ${SOAK / 2} s:\n  before the kill: stray ${JSON.stringify(beforeKill?.stray)}, accepted ${JSON.stringify(beforeKill?.accepted)}\n  at the end: stray ${JSON.stringify(atEnd?.stray)}, stateless resets ${JSON.stringify(atEnd?.resets)} (worker 2 is the replacement)\n  client: ${result.requests} requests, ${result.moves} moves, ${result.renewed} renewed after 3 moves, ${result.failed} connections lost (replaced), errors ${JSON.stringify(result.errors)}`,
+  );
+}
+
 const w = new ResultWriter('h3-front');
 console.log(
-  `\nresults: ${w.write({ knobs: { SECONDS, ROUNDS, CONNS, STREAMS }, samples, table, ratio, failed, counters, generatorCores: gen })}`,
+  `\nresults: ${w.write({ knobs: { SECONDS, ROUNDS, CONNS, STREAMS, SOAK }, samples, table, ratio, failed, counters, generatorCores: gen, soak })}`,
 );
 process.exit(0);

@@ -76,6 +76,8 @@ export interface EndpointStats {
   strayShort: number;
   /** Stateless resets sent for them (EndpointOptions.resetKey; at most RESETS_PER_S). */
   resetsSent: number;
+  /** Short-header packets under an ID its live connection's peer had retired (late, dropped; not strays). */
+  lateRetired: number;
 }
 
 /** The configs a server uses for one certificate: everyone's, and loopback peers' (see ServerRole.loopback). */
@@ -206,6 +208,9 @@ export interface EndpointOptions {
 
 /** Stateless resets sent per second at most (RFC 9000 §10.3.3: they must not become an amplifier). */
 const RESETS_PER_S = 200;
+/** How long packets under a retired ID of a live connection count as late, ms, and how many such IDs are kept. */
+const RETIRED_MS = 10_000;
+const RETIRED_MAX = 65_536;
 /** A client endpoint with more live connections than this checks no datagram for a stateless reset. */
 const RESET_CHECKS_MAX = 64;
 
@@ -268,7 +273,10 @@ export class QuicEndpoint {
     fleetUnanswered: 0,
     strayShort: 0,
     resetsSent: 0,
+    lateRetired: 0,
   };
+  /** IDs of live connections that their peers retired, until when packets under them count as late (#removeCid). */
+  #retired = new Map<string, number>();
   /** The first byte of every connection ID we issue (EndpointOptions.steer), or null: random. */
   #cidByte: number | null;
   /** Stateless resets sent in the current second (#resetWindow). */
@@ -496,7 +504,12 @@ export class QuicEndpoint {
 
   #removeCid = (c: QuicConnection, cid: Uint8Array): void => {
     const k = Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1');
-    if (this.#conns.get(k) === c) this.#conns.delete(k);
+    if (this.#conns.get(k) === c) {
+      this.#conns.delete(k);
+      // Retired by the peer while its connection lives: packets still in flight under it are late, not strays.
+      this.#retired.set(k, performance.now() + RETIRED_MS);
+      if (this.#retired.size > RETIRED_MAX) this.#retired.delete(this.#retired.keys().next().value as string);
+    }
     const list = this.#cidsOf.get(c);
     if (list) {
       const i = list.indexOf(k);
@@ -672,6 +685,7 @@ export class QuicEndpoint {
         // 0-RTT packets of a connection held for its ClientHello go to quiche with its Initials.
         if (d.reason === 'not-initial' && this.#held.size > 0 && this.#holdEarly(msg)) return;
         if (d.reason === 'unknown-cid' && srv !== null) {
+          if (this.#lateForRetired(msg)) return;
           this.#counters.strayShort++;
           this.#statelessReset(msg, host, port);
           return;
@@ -724,6 +738,24 @@ export class QuicEndpoint {
     } catch {
       this.#counters.dropped++;
     }
+  }
+
+  /**
+   * A packet under an ID its live connection's peer retired lately (RETIRED_MS): dropped and counted as late. No
+   * stateless reset for it: quiche as a client checks a reset against its first ID's token only, whatever ID it
+   * has moved to, so a reset for a retired first ID would end a connection that lives on.
+   */
+  #lateForRetired(msg: Buffer): boolean {
+    if (this.#retired.size === 0) return false;
+    const k = msg.toString('latin1', 1, 1 + CID_LEN);
+    const until = this.#retired.get(k);
+    if (until === undefined) return false;
+    if (performance.now() > until) {
+      this.#retired.delete(k);
+      return false;
+    }
+    this.#counters.lateRetired++;
+    return true;
   }
 
   /** A connection ID of ours: random, its first byte this worker's index when steered (EndpointOptions.steer). */

@@ -12,7 +12,7 @@
  *
  * The map is made once (by the `serve --workers` primary) and its fd handed to every worker; each worker loads the
  * program against it, attaches it to its socket (the same program for the whole group) and puts its socket at its
- * index. The instructions are written here, 20 of them (no compiler, no libbpf).
+ * index. The instructions are written here, 21 of them (no compiler, no libbpf).
  *
  * Exports (see native-notes/udp.md):
  *   reuseportBind(ip, port) -> fd | -errno       a UDP socket with SO_REUSEPORT, bound (non-blocking, close-on-exec)
@@ -100,36 +100,41 @@ napi_value steer_map(napi_env env, napi_callback_info info) {
 #define INSN(CODE, DST, SRC, OFF, IMM) \
   ((struct bpf_insn){.code = (CODE), .dst_reg = (DST), .src_reg = (SRC), .off = (OFF), .imm = (IMM)})
 
-/* The program: see the head of this file. `data` starts at the UDP header (8 bytes), as nginx's quic_bpf reads it. */
+/*
+ * The program: see the head of this file. The skb's data starts at the UDP header (8 bytes), as nginx's quic_bpf
+ * reads it; the bytes are copied out with bpf_skb_load_bytes, not read in place: a datagram that came as part of a
+ * GSO batch (loopback keeps it unsplit) may hold its payload outside the linear part, where a direct read's bounds
+ * check fails and the packet would go by the hash (seen: a client sending GSO runs after a port move).
+ */
 static int load_program(int map_fd, char *log, size_t log_size) {
-  const int16_t data = offsetof(struct sk_reuseport_md, data);
-  const int16_t data_end = offsetof(struct sk_reuseport_md, data_end);
   struct bpf_insn p[] = {
       /* 0 */ INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_6, BPF_REG_1, 0, 0),
-      /* 1 */ INSN(BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_2, BPF_REG_1, data, 0),
-      /* 2 */ INSN(BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_3, BPF_REG_1, data_end, 0),
-      /* 3 */ INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_4, BPF_REG_2, 0, 0),
-      /* 4 */ INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_4, 0, 0, 8 + 1 + 1),
-      /* 5: UDP header, QUIC first byte and DCID[0] not all there: default */
-      INSN(BPF_JMP | BPF_JGT | BPF_X, BPF_REG_4, BPF_REG_3, 12, 0),
-      /* 6 */ INSN(BPF_LDX | BPF_MEM | BPF_B, BPF_REG_5, BPF_REG_2, 8, 0),
-      /* 7 */ INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_5, 0, 0, 0x80),
-      /* 8: a long header: default (the 4-tuple's hash) */
+      /* 1-4: bpf_skb_load_bytes(ctx, 8, fp - 8, 2): the QUIC first byte and DCID[0] */
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_2, 0, 0, 8),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_10, 0, 0),
+      INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -8),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, 2),
+      /* 5 */ INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_skb_load_bytes),
+      /* 6: too short: default (the 4-tuple's hash) */
+      INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_0, 0, 12, 0),
+      /* 7 */ INSN(BPF_LDX | BPF_MEM | BPF_B, BPF_REG_5, BPF_REG_10, -8, 0),
+      /* 8 */ INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_5, 0, 0, 0x80),
+      /* 9: a long header: default */
       INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_5, 0, 9, 0),
-      /* 9 */ INSN(BPF_LDX | BPF_MEM | BPF_B, BPF_REG_5, BPF_REG_2, 9, 0),
-      /* 10: the key on the stack */
+      /* 10 */ INSN(BPF_LDX | BPF_MEM | BPF_B, BPF_REG_5, BPF_REG_10, -7, 0),
+      /* 11: the key on the stack */
       INSN(BPF_STX | BPF_MEM | BPF_W, BPF_REG_10, BPF_REG_5, -4, 0),
-      /* 11, 12: r2 = the map */
+      /* 12, 13: r2 = the map */
       INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0, map_fd),
       INSN(0, 0, 0, 0, 0),
-      /* 13 */ INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_6, 0, 0),
-      /* 14 */ INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_10, 0, 0),
-      /* 15 */ INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -4),
-      /* 16 */ INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, 0),
-      /* 17: a failure (no socket at that index) leaves the choice to the hash */
+      /* 14 */ INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_6, 0, 0),
+      /* 15 */ INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_10, 0, 0),
+      /* 16 */ INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -4),
+      /* 17 */ INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, 0),
+      /* 18: a failure (no socket at that index) leaves the choice to the hash */
       INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_sk_select_reuseport),
-      /* 18 */ INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, SK_PASS),
-      /* 19 */ INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+      /* 19 */ INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, SK_PASS),
+      /* 20 */ INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
   };
   union bpf_attr a;
   memset(&a, 0, sizeof(a));
