@@ -3,9 +3,10 @@
 // seconds, moveEveryMs }. `conns` connections of ours to 127.0.0.1:port, each asking GET / in a loop; each moves to a
 // new local port every `moveEveryMs` (staggered: RFC 9000 §9, a new 4-tuple under the same connection IDs). A
 // connection that fails (its worker killed: a stateless reset, or any error) is counted and replaced by a new one.
-// A connection moves `maxMoves` times (3), then closes and a new one takes its place: our client wedges after about
-// four moves in a row a second apart (found with this soak; with one server too, so not the steering: the closing
-// note of 2026-11-26 says what is known). Prints one JSON line { requests, failed, moves, renewed, errors }.
+// A connection moves `maxMoves` times (3), then closes and a new one takes its place: a quiche server keeps at most
+// its active_connection_id_limit (4) paths per connection and frees an old one only once it holds no connection ID
+// of ours, which a spare ID re-linked to it prevents, so packets from a fifth port are dropped and the connection
+// wedges (found with this soak, with one server too; with the limit at 8 it wedges at the eighth move). Prints one JSON line { requests, failed, moves, renewed, errors }.
 import { readFileSync } from 'node:fs';
 import { dist } from './dist.mjs';
 
