@@ -12,7 +12,7 @@
 // connections and the stray short-header packets (a packet at a worker without its connection: 0 while steering
 // works) come from the primary's /metrics.
 // Then a soak (BENCH_SOAK_S, 60; 0 skips it): `--workers 2` under BENCH_CONNECTIONS h3 clients that each move to a
-// new local port every 2 s (bench/lib/h3-soak-client.mjs; three moves, then a new connection), worker 2 killed
+// new local port every 2 s (bench/lib/h3-soak-client.mjs; six moves, then a new connection), worker 2 killed
 // half-way: stray packets before the kill (0 expected), stray packets and stateless resets after it, connections the
 // clients lost and replaced.
 // Knobs (env): BENCH_SECONDS (8 per measurement), BENCH_ROUNDS (3), BENCH_CONNECTIONS (16), BENCH_STREAMS (8),
@@ -219,7 +219,7 @@ if (SOAK > 0) {
   await stopChild(s.p, 5000);
   soak = { seconds: SOAK, killed: victim ?? null, beforeKill, atEnd, client: result };
   console.log(
-    `\nsoak ${SOAK} s, ${CONNS} connections each moving to a new port every 2 s, worker 2 (pid ${victim}) killed at ${SOAK / 2} s:\n  before the kill: stray ${JSON.stringify(beforeKill?.stray)}, accepted ${JSON.stringify(beforeKill?.accepted)}\n  at the end: stray ${JSON.stringify(atEnd?.stray)}, stateless resets ${JSON.stringify(atEnd?.resets)} (worker 2 is the replacement)\n  client: ${result.requests} requests, ${result.moves} moves, ${result.renewed} renewed after 3 moves, ${result.failed} connections lost (replaced), errors ${JSON.stringify(result.errors)}`,
+    `\nsoak ${SOAK} s, ${CONNS} connections each moving to a new port every 2 s, worker 2 (pid ${victim}) killed at ${SOAK / 2} s:\n  before the kill: stray ${JSON.stringify(beforeKill?.stray)}, accepted ${JSON.stringify(beforeKill?.accepted)}\n  at the end: stray ${JSON.stringify(atEnd?.stray)}, stateless resets ${JSON.stringify(atEnd?.resets)} (worker 2 is the replacement)\n  client: ${result.requests} requests, ${result.moves} moves, ${result.renewed} renewed after 6 moves, ${result.failed} connections lost (replaced), errors ${JSON.stringify(result.errors)}`,
   );
 }
 

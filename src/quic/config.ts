@@ -63,7 +63,10 @@ export interface QuicOptions {
   earlyData?: boolean;
   /** Server: 48-byte session ticket key shared by a fleet. Default random per process. */
   ticketKey?: Uint8Array;
-  /** Connection ids we accept from the peer (spares for migration, RFC 9000 §5.1.1). Default 4. */
+  /**
+   * Connection ids we accept from the peer (spares for migration, RFC 9000 §5.1.1); quiche also bounds a
+   * connection's paths by it. Default 4 (our h3 server: 8, server/h3.ts).
+   */
   activeConnectionIdLimit?: number;
   /** Write TLS secrets to SSLKEYLOGFILE when set in the environment. Default false. */
   logKeys?: boolean;
