@@ -230,7 +230,7 @@ describe('serve --workers 2 with an h3 front', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("both workers serve the h3 port, packets steered by connection ID: new connections spread, a killed worker's clients get a stateless reset, every https front advertises the port", async () => {
+  it("both workers serve the h3 port, packets steered by connection ID: new connections spread, a client's port moves stay with its worker, a killed worker's clients get a stateless reset, every https front advertises the port", async () => {
     buildIfStale();
     const certs = makeCerts();
     dir = mkdtempSync(join(tmpdir(), 'ol-workers-h3-'));
@@ -308,10 +308,29 @@ describe('serve --workers 2 with an h3 front', () => {
     expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1, 2]));
     expect(new Set(reqs.filter((l) => l['listener'] === 'plain').map((l) => l['worker']))).toEqual(new Set([1, 2]));
 
+    const ask = (path: string): ConnRequest => getAt(path);
+    // A connection that moves to new local ports twice (RFC 9000 §9: a new 4-tuple, the same connection IDs): its
+    // requests stay with the worker that holds it, steered by the ID, not by the 4-tuple's hash.
+    const mover = await connectH3({ host: '127.0.0.1', port: quic, servername: 'localhost', ca: certs.caPath });
+    for (const path of ['/mover-0', '/mover-1', '/mover-2']) {
+      if (path !== '/mover-0') await mover.migrate();
+      const r = await mover.request(ask(path));
+      for await (const _ of r.body) void _;
+    }
+    expect(mover.quicStats().migrations).toBe(2);
+    mover.destroy();
+    const moverBy = (
+      await until(
+        'the mover requests to be logged',
+        () => sc.lines().filter((l) => l['msg'] === 'request' && String(l['path']).startsWith('/mover-')),
+        (ls) => ls.length === 3,
+      )
+    ).map((l) => l['worker']);
+    expect(new Set(moverBy).size).toBe(1);
+
     // One connection held; the worker that serves it is killed. Its next request reaches a process that does not
     // hold the connection (the other worker, or the replacement at its slot), which answers with a stateless reset.
     const held = await connectH3({ host: '127.0.0.1', port: quic, servername: 'localhost', ca: certs.caPath });
-    const ask = (path: string): ConnRequest => getAt(path);
     const first = await held.request(ask('/held'));
     for await (const _ of first.body) void _;
     const heldBy = (
