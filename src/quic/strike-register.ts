@@ -10,7 +10,8 @@
  * long. Bounded: past `max` entries the register holds none more and says "seen" for every new ClientHello — early
  * data is refused (a full handshake, no replay) until room comes back, never accepted unrecorded.
  *
- * Per process (the h3 front runs in one worker: docs/workers.md); across processes it needs the fleet's shared set.
+ * Per process; where other processes hold the same ticket keys, the fleet's record in the stores' Redis is asked too
+ * (ServerRole.fleetStrikes, service/early-data-record.ts).
  */
 export const STRIKE_WINDOW_MS = 120_000;
 export const STRIKE_MAX = 65_536;

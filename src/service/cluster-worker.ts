@@ -110,8 +110,29 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     { level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } },
     logDestination(),
   );
+  // Steered h3 fronts (every worker's) record their 0-RTT ClientHellos at the primary, one record for all.
+  const strikeAnswers = new Map<number, (first: boolean) => void>();
+  let strikeId = 0;
+  const askPrimary = (key: string): Promise<boolean> =>
+    new Promise((resolve) => {
+      const id = ++strikeId;
+      strikeAnswers.set(id, (first) => {
+        strikeAnswers.delete(id);
+        resolve(first);
+      });
+      send({ ol: 'strike', id, key });
+      // The endpoint stops waiting at 100 ms (no early data then); the entry goes a little after.
+      setTimeout(() => {
+        if (strikeAnswers.delete(id)) resolve(false);
+      }, 200).unref();
+    });
   // The primary's admin listener scrapes this worker: its process series are needed from the start.
-  const svc = await Service.start(config, { logger: log, processMetrics: raw.admin !== null, fleetMember: `w${slot}` });
+  const svc = await Service.start(config, {
+    logger: log,
+    processMetrics: raw.admin !== null,
+    fleetMember: `w${slot}`,
+    ...(workerH3Steer() ? { earlyDataRecord: askPrimary } : {}),
+  });
   const own = workerRegistry(svc, slot);
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -158,6 +179,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
       else if (m.ol === 'req') void answer(m.id, m.what);
       else if (m.ol === 'altsvc') svc.advertiseAltSvc(m.value);
       else if (m.ol === 'fleet') svc.setFleet(m.table);
+      else if (m.ol === 'strike') strikeAnswers.get(m.id)?.(m.first);
     });
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));

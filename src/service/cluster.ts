@@ -20,6 +20,7 @@ import { pino, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
 import { H3_STEER_ENV, TICKET_SECRET_ENV, WORKER_SLOT_ENV } from './worker-slot.js';
 import { setUpSteering } from './h3-steering.js';
+import { StrikeRegister } from '../quic/strike-register.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { moveAdmin, startAdmin } from './admin.js';
@@ -33,12 +34,14 @@ export type ToWorker =
   | { ol: 'drain' }
   | { ol: 'req'; id: number; what: 'metrics' | 'stats' }
   | { ol: 'altsvc'; value: string | null }
-  | { ol: 'fleet'; table: MemberTable };
+  | { ol: 'fleet'; table: MemberTable }
+  | { ol: 'strike'; id: number; first: boolean };
 /** Worker → primary. */
 export type FromWorker =
   | { ol: 'ready'; addresses: Record<string, number>; member: number | null }
   | { ol: 'res'; id: number; body: unknown; error?: string }
-  | { ol: 'altsvc'; value: string | null };
+  | { ol: 'altsvc'; value: string | null }
+  | { ol: 'strike'; id: number; key: string };
 
 const MAX_WORKERS = 256;
 /** A worker that exits within this of its start counts as dying young: restarts back off. */
@@ -70,7 +73,7 @@ interface Slot {
   ready: boolean;
   backoffMs: number;
   timer: NodeJS.Timeout | null;
-  /** The Alt-Svc its own h3 listeners give (worker 1 only), while it runs. */
+  /** The Alt-Svc its own h3 listeners give (worker 1's, unsteered), while it runs. */
   altSvc: string | null;
   /** Its member listener's port (docs/fleet.md), while it runs and is ready. */
   member: number | null;
@@ -173,6 +176,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   } else if (steer !== 'nothing to steer')
     log.warn({ why: steer }, 'h3 listeners served by worker 1 only: packets cannot be steered by connection ID here');
   const steerEnv = typeof steer === 'string' ? {} : { [H3_STEER_ENV]: JSON.stringify(steer.steering) };
+  // Every worker's h3 front opens the others' tickets, and a copy of a first flight may reach any of them (new
+  // connections go by the 4-tuple's hash): their 0-RTT ClientHellos are recorded here, once for all of them.
+  const strikes = new StrikeRegister();
 
   const fork = (s: Slot): void => {
     s.timer = null;
@@ -204,6 +210,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
       } else if (m.ol === 'altsvc') {
         s.altSvc = m.value;
         shareAltSvc();
+      } else if (m.ol === 'strike') {
+        // The workers' one record of 0-RTT ClientHellos (steered h3 fronts share the ticket keys: RFC 8446 §8).
+        tell(w, { ol: 'strike', id: m.id, first: strikes.first(String(m.key), performance.now()) });
       }
     });
     w.on('exit', (code, signal) => {

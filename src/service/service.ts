@@ -50,6 +50,11 @@ export interface ServiceOptions {
    * listener, and takes part once given the member table (setFleet).
    */
   fleetMember?: string;
+  /**
+   * The record of 0-RTT ClientHellos this process shares with others that hold its ticket keys, when the stores name
+   * no Redis (the `serve --workers` primary's, for steered h3 fronts): true when one is new (ServerRole.fleetStrikes).
+   */
+  earlyDataRecord?: (key: string) => Promise<boolean>;
 }
 
 interface Bound {
@@ -111,7 +116,7 @@ export class Service {
       metrics: this.metrics,
       fds: this.#fds,
       tickets: this.#tickets,
-      earlyData: (key) => this.#earlyRecord?.first(key) ?? null,
+      earlyData: (key) => this.#earlyRecord?.first(key) ?? o.earlyDataRecord?.(key) ?? null,
     };
   }
 

@@ -22,6 +22,9 @@ import type { ConnRequest } from '../../src/http/types.js';
 import { get, oneOriginConfig } from '../helpers/serve-child.js';
 import { ServeCluster, until } from '../helpers/serve-cluster.js';
 import { getAt } from '../helpers/h3-request.js';
+import { dialResuming, recordFirstFlight, replayFlight, text } from '../helpers/first-flight.js';
+import { MemorySessionStore } from '../../src/store/session-store.js';
+import type { H3Response } from '../../src/client/h3.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -307,6 +310,29 @@ describe('serve --workers 2 with an h3 front', () => {
     );
     expect(new Set(reqs.filter((l) => l['listener'] === 'quic').map((l) => l['worker']))).toEqual(new Set([1, 2]));
     expect(new Set(reqs.filter((l) => l['listener'] === 'plain').map((l) => l['worker']))).toEqual(new Set([1, 2]));
+
+    // Every worker opens the others' tickets and a copy of a first flight may reach any of them (new connections go
+    // by the 4-tuple's hash): a 0-RTT GET captured on its way, sent again from 8 new ports, reaches the origin once
+    // (RFC 8446 §8; the workers record their 0-RTT ClientHellos at the primary).
+    const tickets = new MemorySessionStore();
+    const c0 = await dialResuming(quic, tickets);
+    await text((await c0.request(getAt('/prime', false))).body);
+    c0.destroy();
+    const rec = await recordFirstFlight(quic);
+    try {
+      const c1 = await dialResuming(rec.port, tickets);
+      const r = (await c1.request(getAt('/zero-rtt-once', true))) as H3Response;
+      expect({ early: r.earlyData, body: await text(r.body) }).toEqual({
+        early: true,
+        body: 'origin /zero-rtt-once\n',
+      });
+      c1.destroy();
+    } finally {
+      rec.close();
+    }
+    await replayFlight(rec.flight, quic, 8, 150);
+    await sleep(300);
+    expect(sc.lines().filter((l) => l['msg'] === 'request' && l['path'] === '/zero-rtt-once')).toHaveLength(1);
 
     const ask = (path: string): ConnRequest => getAt(path);
     // A connection that moves to new local ports twice (RFC 9000 §9: a new 4-tuple, the same connection IDs): its
