@@ -355,9 +355,9 @@ export class QuicEndpoint {
   static async #bindSocket(opts: EndpointOptions): Promise<{ socket: dgram.Socket; local: HostPort }> {
     const ipv6 = opts.ipv6 ?? (opts.host !== undefined && isIPv6(opts.host));
     const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
-    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
     // Steered: a socket of the port's reuseport group, made by the addon and handed to dgram (steer.c).
     const fd = opts.steer ? steeredSocket(host, opts.port ?? 0) : null;
+    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error): void => reject(e);
       socket.once('error', onErr);

@@ -24,6 +24,7 @@ import type { OriginlinkError } from '../../src/errors.js';
 import { startH3Server } from '../../src/server/h3.js';
 import { makeCerts } from '../helpers/certs.js';
 import { rawH3Client } from '../helpers/h3-raw-client.js';
+import { getAt } from '../helpers/h3-request.js';
 import { encodeFrame, FrameType } from '../../src/codec/h3frame.js';
 import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
 
@@ -60,15 +61,7 @@ afterAll(async () => {
   await origin?.close(100);
 });
 
-const get = (path: string, signal?: AbortSignal): ConnRequest => ({
-  method: 'GET',
-  path,
-  authority: 'localhost',
-  scheme: 'https',
-  headers: [],
-  body: null,
-  ...(signal ? { signal } : {}),
-});
+const get = (path: string, signal?: AbortSignal): ConnRequest => ({ ...getAt(path), ...(signal ? { signal } : {}) });
 
 describe('the h3 front under abuse', () => {
   it('rapid reset over QUIC: of 1,000 requests each reset as it is sent, at most the reset limit reach the origin, the connection is closed with H3_EXCESSIVE_LOAD, others are served', {
