@@ -262,7 +262,7 @@ async function fleetCounts(admin) {
       forwarded += o.forwarded;
       received += o.received;
     }
-    for (const l of f.links ?? []) links += l.connectionsOpened ?? 0;
+    for (const l of f.linkPools ?? []) links += l.connectionsOpened ?? 0;
   }
   return { forwarded, received, linkConnections: links };
 }

@@ -122,15 +122,26 @@ export class Agent {
 
   /** One active check of a group's endpoint: a GET of `path` on its own pool (its warm connections, its protocol). */
   #check(ep: Endpoint, path: string, signal: SignalLike): Promise<number> {
-    const info = this.#registry.find(
-      ep.url,
-      undefined,
-      this.#dialer.proxied ? this.#dialer.pickProxy(ep.url) : null,
-      true,
-    );
-    ep.pool = info.pool;
+    return this.check(ep.url, path, [['user-agent', 'originlink-health-check']], signal, ep);
+  }
+
+  /**
+   * One health check of `origin`: a GET of `path` with `headers` on the origin's own pool (its warm connections, its
+   * protocol) by Pool.check — it dials even while the pool's connects back off, and never waits behind live requests —
+   * outside the request path: no retries, no diagnostics events. Its status, or its failure. An origin group's
+   * active checks, and the fleet's heartbeats on its member links (service/fleet.ts).
+   */
+  check(
+    origin: string | URL,
+    path: string,
+    headers: Array<[string, string]>,
+    signal: SignalLike,
+    ep: Endpoint | null = null,
+  ): Promise<number> {
+    const url = typeof origin === 'string' ? new URL(origin) : origin;
+    const info = this.#registry.find(url, undefined, this.#dialer.proxied ? this.#dialer.pickProxy(url) : null, true);
+    if (ep !== null) ep.pool = info.pool;
     const t = info.target;
-    const headers: Array<[string, string]> = [['user-agent', 'originlink-health-check']];
     const req = connRequest('GET', path, t.authority, t.scheme, headers, null, signal, false, undefined, undefined);
     return info.pool.check(req).then((r) => {
       if (!r.res.takeComplete?.()) r.res.body.resume();

@@ -12,7 +12,15 @@ import type { HeaderList } from '../http/types.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
 import { startH2Server, type H2Server } from '../server/h2.js';
 import { LegSignal } from '../util/leg-signal.js';
-import { FLEET_AUTHORITY, FLEET_CONFIG, FLEET_FROM, FLEET_ORIGIN, FLEET_TOKEN, type Fleet } from './fleet.js';
+import {
+  FLEET_AUTHORITY,
+  FLEET_BEAT,
+  FLEET_CONFIG,
+  FLEET_FROM,
+  FLEET_ORIGIN,
+  FLEET_TOKEN,
+  type Fleet,
+} from './fleet.js';
 import { statusForError } from './forward-response.js';
 import { trailerList } from './headers.js';
 import type { Upstream, UpstreamRequest } from './upstream.js';
@@ -49,15 +57,19 @@ async function serveMember(hooks: MemberHooks, req: ServerRequest): Promise<Serv
   let origin: string | undefined;
   let authority: string | undefined;
   let config: string | undefined;
+  let beat = false;
   const headers: HeaderList = [];
   for (const f of req.headers) {
     if (f[0] === FLEET_TOKEN) token = f[1];
     else if (f[0] === FLEET_ORIGIN) origin = f[1];
     else if (f[0] === FLEET_AUTHORITY) authority = f[1];
     else if (f[0] === FLEET_CONFIG) config = f[1];
+    else if (f[0] === FLEET_BEAT) beat = true;
     else if (f[0] !== FLEET_FROM) headers.push(f);
   }
   if (fleet === null || !fleet.trusts(token)) return refuse(403, 'not a member of this fleet', 'fleet_untrusted');
+  // A member's heartbeat (Fleet's beats): this process answers, no origin asked.
+  if (beat) return { status: 204, headers: [], body: '' };
   const u = origin === undefined ? undefined : hooks.upstream(origin);
   // A sender whose config of the origin is not this member's (a reload that reached one of them, another build):
   // 421, and it sends the request direct (RFC 9110 §15.5.20: this server cannot answer for that target).

@@ -52,6 +52,8 @@ export const FLEET_AUTHORITY = 'originlink-fleet-authority';
 export const FLEET_FROM = 'originlink-fleet-from';
 /** A digest of the sender's config of the origin: an owner whose own differs does not serve it (421). */
 export const FLEET_CONFIG = 'originlink-fleet-config';
+/** A heartbeat on the member link (Fleet's beats): answered 204 by a trusting member, no origin involved. */
+export const FLEET_BEAT = 'originlink-fleet-beat';
 /** The owner's refusals that send the request direct: its config has no such origin, or another one. */
 export const FLEET_MISMATCH = new Set(['fleet_unknown_origin', 'fleet_config_mismatch']);
 
@@ -70,8 +72,17 @@ export const AUTO_OWNER = 16;
  * longer than this meets the link's first, and that timeout is the request's answer (never a replay).
  */
 const LINK_TIMEOUT_MS = 3_600_000 + 60_000;
-/** How long a member whose link failed stays out of this member's hash, ms. */
-const DOWN_MS = 1000;
+/**
+ * Heartbeats (docs/fleet.md, "Liveness"): every BEAT_TICK_MS each link that carried no answer for BEAT_IDLE_MS gets a
+ * heartbeat request; a member whose heartbeat fails (refused, reset) is out of this member's hash at once, one whose
+ * heartbeat is unanswered for BEAT_TIMEOUT_MS too (a hung process): so a member that dies or hangs is out within
+ * ~1 s whether or not requests go to it, and back as soon as a heartbeat is answered. A heartbeat is given up after
+ * BEAT_ABANDON_MS (a connection lost without a close), so the next can go.
+ */
+const BEAT_TICK_MS = 150;
+const BEAT_IDLE_MS = 300;
+const BEAT_TIMEOUT_MS = 400;
+const BEAT_ABANDON_MS = 5000;
 /** Requests counted over windows of this length, ms; the rate is an EWMA over them (half weight per window). */
 const RATE_WINDOW_MS = 5000;
 
@@ -105,6 +116,22 @@ class OriginRate {
   }
 }
 
+/** What this member knows of its link to another member. */
+export interface LinkState {
+  /** Up: in this member's hash; down: out of it until a heartbeat is answered. */
+  up: boolean;
+  /** Why it is down (the last failure), or null. */
+  reason: string | null;
+  /** The last answered heartbeat's round trip on the link, ms (null before the first). */
+  rttMs: number | null;
+  /** When the link last carried an answer (a heartbeat's or a forwarded request's), performance.now(). */
+  heardAt: number;
+  /** A heartbeat out since (performance.now()), or 0. */
+  beatAt: number;
+  /** Times it went down. */
+  downs: number;
+}
+
 export class Fleet {
   readonly self: string;
   #table: MemberTable;
@@ -112,8 +139,14 @@ export class Fleet {
   /** Owner per origin name under the current table (cleared when it changes). */
   #owners = new Map<string, Member | null>();
   #rates = new Map<string, OriginRate>();
-  /** Members whose link just failed, until when (#lost). */
-  #down = new Map<string, number>();
+  /** The route each origin asked with last (its `fleet.route`): /stats. */
+  #routes = new Map<string, FleetRoute>();
+  /** Each other member's link (its heartbeats): a member whose link is down is out of this member's hash. */
+  #links = new Map<string, LinkState>();
+  #downCount = 0;
+  #beats: NodeJS.Timeout;
+  /** Aborts the heartbeats under way at close(). */
+  #stop = new AbortController();
   /** `origin\0member` pairs whose configs disagree: that origin goes direct instead of to that member. */
   #mismatched = new Set<string>();
   /** Told once per pair when configs disagree (the service logs it). */
@@ -138,18 +171,41 @@ export class Fleet {
       // Between instances: the member's certificate is verified (by its host:port's IP or name) and ours shown.
       ...(tls ? { tls: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {}),
     });
+    this.#syncLinks();
+    this.#beats = setInterval(() => this.#beat(), BEAT_TICK_MS);
+    this.#beats.unref();
+    this.#beat();
   }
 
   get members(): readonly Member[] {
     return this.#table.members;
   }
 
-  /** A new member table (a worker came or went). */
+  /**
+   * A new member table (a worker came or went): the links of members that stay keep their state; a new member is up
+   * until its first heartbeat (sent now) says otherwise.
+   */
   update(table: MemberTable): void {
     this.#table = table;
-    this.#down.clear();
+    this.#syncLinks();
     this.#mismatched.clear();
     this.#owners.clear();
+    this.#beat();
+  }
+
+  #syncLinks(): void {
+    const names = new Set(this.#table.members.map((m) => m.name));
+    for (const name of this.#links.keys()) if (!names.has(name)) this.#links.delete(name);
+    for (const m of this.#table.members)
+      if (m.name !== this.self && !this.#links.has(m.name))
+        this.#links.set(m.name, { up: true, reason: null, rttMs: null, heardAt: 0, beatAt: 0, downs: 0 });
+    this.#downCount = 0;
+    for (const l of this.#links.values()) if (!l.up) this.#downCount++;
+  }
+
+  /** The links to the other members (heartbeat state): /stats and /metrics. */
+  get links(): ReadonlyMap<string, Readonly<LinkState>> {
+    return this.#links;
   }
 
   /**
@@ -166,11 +222,12 @@ export class Fleet {
 
   /** The owner of `origin` among the live members (weighted rendezvous), or null when there is none. */
   owner(origin: string): Member | null {
-    if (this.#down.size > 0) this.#expireDown();
     let o = this.#owners.get(origin);
     if (o === undefined) {
       const live =
-        this.#down.size === 0 ? this.#table.members : this.#table.members.filter((m) => !this.#down.has(m.name));
+        this.#downCount === 0
+          ? this.#table.members
+          : this.#table.members.filter((m) => this.#links.get(m.name)?.up !== false);
       o = rendezvous(origin, live);
       this.#owners.set(origin, o);
     }
@@ -178,22 +235,72 @@ export class Fleet {
   }
 
   /**
-   * A link to `m` lost a request (it refused, reset or closed): out of this member's hash for DOWN_MS, so its origins
-   * move to the next member in rendezvous order at once (the primary's table drops a worker that exited).
+   * A link to `m` lost a request (it refused, reset or closed): out of this member's hash until a heartbeat is
+   * answered, so its origins move to the next member in rendezvous order at once (the primary's table drops a
+   * worker that exited; heartbeats find a member that dies with nothing sent to it).
    */
-  lost(m: Member, _err: OriginlinkError): void {
-    if (this.#down.has(m.name)) return;
-    this.#down.set(m.name, performance.now() + DOWN_MS);
+  lost(m: Member, err: OriginlinkError): void {
+    const l = this.#links.get(m.name);
+    if (l !== undefined) this.#setUp(l, false, err.message.split('\n')[0] ?? err.code);
+  }
+
+  /** The link to `m` carried an answer: alive now (no heartbeat needed for a while). */
+  heard(m: Member): void {
+    const l = this.#links.get(m.name);
+    if (l !== undefined) l.heardAt = performance.now();
+  }
+
+  #setUp(l: LinkState, up: boolean, reason: string | null): void {
+    l.reason = reason;
+    if (l.up === up) return;
+    l.up = up;
+    if (up) this.#downCount--;
+    else {
+      this.#downCount++;
+      l.downs++;
+    }
     this.#owners.clear();
   }
 
-  #expireDown(): void {
+  /**
+   * One heartbeat tick: a link quiet for BEAT_IDLE_MS gets a heartbeat (a down one every tick, so it is back as soon
+   * as its member answers); one unanswered for BEAT_TIMEOUT_MS is down.
+   */
+  #beat(): void {
     const now = performance.now();
-    for (const [name, until] of this.#down)
-      if (now >= until) {
-        this.#down.delete(name);
-        this.#owners.clear();
+    for (const m of this.#table.members) {
+      const l = this.#links.get(m.name);
+      if (l === undefined) continue;
+      if (l.beatAt !== 0) {
+        if (l.up && now - l.beatAt >= BEAT_TIMEOUT_MS)
+          this.#setUp(l, false, `no heartbeat answer in ${BEAT_TIMEOUT_MS} ms`);
+        continue;
       }
+      if (l.up && now - l.heardAt < BEAT_IDLE_MS) continue;
+      l.beatAt = now;
+      const headers: HeaderList = [
+        [FLEET_BEAT, '1'],
+        [FLEET_FROM, this.self],
+      ];
+      if (this.#table.token !== null) headers.push([FLEET_TOKEN, this.#table.token]);
+      // Agent.check: on the link's connection, outside the request path (not counted as a request, no events), and
+      // it dials even while the link's connects back off, so a member that comes back is found within a tick.
+      this.#link
+        .check(m.url, '/', headers, AbortSignal.any([this.#stop.signal, AbortSignal.timeout(BEAT_ABANDON_MS)]))
+        .then((status) => {
+          if (status !== 204) throw new Error(`heartbeat answered ${status}`);
+          const at = performance.now();
+          l.rttMs = at - l.beatAt;
+          l.heardAt = at;
+          this.#setUp(l, true, null);
+        })
+        .catch((e: unknown) => {
+          this.#setUp(l, false, (e as Error).message.split('\n')[0] ?? 'heartbeat failed');
+        })
+        .finally(() => {
+          l.beatAt = 0;
+        });
+    }
   }
 
   /**
@@ -201,6 +308,7 @@ export class Fleet {
    * origin's idle timeout for `auto`.
    */
   routeFor(origin: string, route: FleetRoute, idleTimeoutMs: number): Member | null {
+    if (this.#routes.get(origin) !== route) this.#routes.set(origin, route);
     if (route === 'direct') return null;
     const owner = this.owner(origin);
     if (owner === null || owner.name === this.self) return null;
@@ -258,22 +366,52 @@ export class Fleet {
 
   stats(): Record<string, unknown> {
     const origins: Record<string, unknown> = {};
-    for (const name of new Set([...this.forwarded.keys(), ...this.received.keys(), ...this.#rates.keys()]))
+    for (const name of this.origins())
       origins[name] = {
         owner: this.owner(name)?.name ?? null,
         forwarded: this.forwarded.get(name) ?? 0,
         received: this.received.get(name) ?? 0,
-        route: this.#rates.get(name)?.direct ? 'direct' : 'owner',
+        route: this.routeNow(name),
       };
     return {
       self: this.self,
       members: this.#table.members.map((m) => ({ name: m.name, url: m.url })),
       origins,
-      links: this.#link.stats(),
+      links: Object.fromEntries(
+        [...this.#links].map(([name, l]) => [
+          name,
+          { up: l.up, reason: l.reason, rttMs: l.rttMs, downs: l.downs, streams: this.streams(name) },
+        ]),
+      ),
+      linkPools: this.#link.stats(),
     };
   }
 
+  /** The origins this member has routed, forwarded or served as owner. */
+  origins(): Set<string> {
+    return new Set([...this.forwarded.keys(), ...this.received.keys(), ...this.#routes.keys()]);
+  }
+
+  /** The route this member takes for `origin` now: `self` when it is its owner, `owner`, or `direct`. */
+  routeNow(origin: string): 'self' | 'owner' | 'direct' {
+    const o = this.owner(origin);
+    if (this.#routes.get(origin) === 'direct') return 'direct';
+    if (o === null || o.name === this.self) return 'self';
+    return this.#rates.get(origin)?.direct || this.#mismatched.has(`${origin}\0${o.name}`) ? 'direct' : 'owner';
+  }
+
+  /** Requests under way on the link to the member `name`. */
+  streams(name: string): number {
+    const url = this.#table.members.find((m) => m.name === name)?.url;
+    if (url === undefined) return 0;
+    let n = 0;
+    for (const p of this.#link.stats()) if (p.origin === url) n += p.activeRequests;
+    return n;
+  }
+
   close(): Promise<void> {
+    clearInterval(this.#beats);
+    this.#stop.abort();
     return this.#link.close();
   }
 }

@@ -262,6 +262,59 @@ export class Metrics {
         this.set(self.fleet?.()?.members.length ?? 0);
       },
     });
+    // Each member's links to the others (heartbeats, docs/fleet.md): labelled by the member that reports, so the
+    // primary's sum over its workers keeps them apart.
+    type LinkLabels = { member: string; peer: string };
+    type Link = NonNullable<ReturnType<Fleet['links']['get']>>;
+    const linkSeries = <M extends { reset(): void }>(set: (m: M, k: LinkLabels, l: Link, f: Fleet) => void) =>
+      function (this: M) {
+        this.reset();
+        const f = self.fleet?.() ?? null;
+        if (f !== null) for (const [peer, l] of f.links) set(this, { member: f.self, peer }, l, f);
+      };
+    new Gauge({
+      name: 'originlink_fleet_link_up',
+      help: 'The link from member to peer: 1 while its heartbeats are answered (peer in the member’s hash), 0 while down.',
+      labelNames: ['member', 'peer'],
+      registers: r,
+      collect: linkSeries<Gauge>((m, k, l) => m.set(k, l.up ? 1 : 0)),
+    });
+    new Gauge({
+      name: 'originlink_fleet_link_rtt_seconds',
+      help: 'Round trip of the last answered heartbeat on the link from member to peer.',
+      labelNames: ['member', 'peer'],
+      registers: r,
+      collect: linkSeries<Gauge>((m, k, l) => {
+        if (l.rttMs !== null) m.set(k, l.rttMs / 1000);
+      }),
+    });
+    new Gauge({
+      name: 'originlink_fleet_link_streams',
+      help: 'Forwarded requests under way on the link from member to peer.',
+      labelNames: ['member', 'peer'],
+      registers: r,
+      collect: linkSeries<Gauge>((m, k, _l, f) => m.set(k, f.streams(k.peer))),
+    });
+    new Counter({
+      name: 'originlink_fleet_link_downs_total',
+      help: 'Times the link from member to peer went down (a failed or unanswered heartbeat, a lost forwarded request).',
+      labelNames: ['member', 'peer'],
+      registers: r,
+      collect: linkSeries<Counter>((m, k, l) => m.inc(k, l.downs)),
+    });
+    new Gauge({
+      name: 'originlink_fleet_origin_route',
+      help: 'Per origin this member has served: its owner and the route this member takes now (self: it is the owner; owner; direct).',
+      labelNames: ['member', 'origin', 'owner', 'route'],
+      registers: r,
+      collect() {
+        this.reset();
+        const f = self.fleet?.() ?? null;
+        if (f === null) return;
+        for (const origin of f.origins())
+          this.set({ member: f.self, origin, owner: f.owner(origin)?.name ?? '', route: f.routeNow(origin) }, 1);
+      },
+    });
     new Gauge({
       name: 'originlink_upstream_protocol',
       help: 'Protocol chosen for the upstream (1 = in use).',

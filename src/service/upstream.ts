@@ -185,6 +185,7 @@ export class Upstream {
     const replayable = b === undefined || b === null || typeof b === 'string' || b instanceof Uint8Array;
     return f.forward(to, this.name, this.configDigest, o).then(
       (res) => {
+        f.heard(to);
         // The owner's config of this origin is not ours: direct, now and from now on (a body that streamed into the
         // link cannot go again: the refusal is its answer).
         const code = res.status === 421 ? res.headers.find((h) => h[0] === 'x-originlink-error')?.[1] : undefined;

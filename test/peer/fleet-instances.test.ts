@@ -100,7 +100,18 @@ routes:
       out.push(inst);
     }
     for (const x of out) await up(x);
+    await linked(out);
     return out;
+  };
+
+  /** Every instance's links to the others up (their heartbeats answered): a member not heard yet is out of the hash. */
+  const linked = async (xs: Instance[]): Promise<void> => {
+    for (let i = 0; i < 100; i++) {
+      const views = await Promise.all(xs.map((x) => get(x.admin, '/stats').then((r) => JSON.parse(r.body)['(fleet)'])));
+      if (views.every((v) => Object.values(v.links as Record<string, { up: boolean }>).every((l) => l.up))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`links not up: ${await diagnose(xs, [])}`);
   };
 
   const stopAll = async (xs: Instance[]): Promise<void> => {
@@ -254,6 +265,74 @@ routes:
     }
   }, 60_000);
 
+  it("heartbeats: a member that dies or hangs with nothing sent to it is out of the others' hash within ~1 s, back when it answers", async () => {
+    const xs = await start('owner');
+    try {
+      expect(await gets(xs, 3, 'h')).toEqual(Array(3).fill(200));
+      const owner = (await fleetOf(xs[0] as Instance)).origins['app']?.owner as string;
+      const victim = xs.find((x) => `127.0.0.1:${x.memberPort}` === owner) as Instance;
+      const rest = xs.filter((x) => x !== victim);
+      type View = {
+        origins: Record<string, { owner: string | null }>;
+        links: Record<string, { up: boolean; rttMs: number | null; reason: string | null }>;
+      };
+      const view = async (x: Instance): Promise<View> => JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
+      // Up, with a heartbeat's round trip measured, and on /metrics per member and peer.
+      for (const x of rest) {
+        const v = await view(x);
+        expect(v.links[owner]?.up).toBe(true);
+        const m = (await get(x.admin, '/metrics')).body;
+        const self = `127.0.0.1:${x.memberPort}`;
+        expect(m).toContain(`originlink_fleet_link_up{member="${self}",peer="${owner}"} 1`);
+        expect(m).toMatch(
+          new RegExp(
+            `originlink_fleet_link_rtt_seconds\\{member="${self}",peer="${owner.replace(/\./g, '\\.')}"\\} 0\\.\\d+`,
+          ),
+        );
+        expect(m).toContain(
+          `originlink_fleet_origin_route{member="${self}",origin="app",owner="${owner}",route="owner"} 1`,
+        );
+      }
+      /** How long until every other member has the victim down and another owner for app (no request sent meanwhile). */
+      const untilOut = async (): Promise<number> => {
+        const t0 = performance.now();
+        for (let i = 0; i < 100; i++) {
+          const vs = await Promise.all(rest.map(view));
+          if (vs.every((v) => v.links[owner]?.up === false && v.origins['app']?.owner !== owner))
+            return performance.now() - t0;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        throw new Error(`still in: ${JSON.stringify(await Promise.all(rest.map(view)))}`);
+      };
+      const untilBack = async (): Promise<number> => {
+        const t0 = performance.now();
+        for (let i = 0; i < 200; i++) {
+          const vs = await Promise.all(rest.map(view));
+          if (vs.every((v) => v.links[owner]?.up === true && v.origins['app']?.owner === owner))
+            return performance.now() - t0;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        throw new Error(`not back: ${JSON.stringify(await Promise.all(rest.map(view)))}`);
+      };
+      // Hung (SIGSTOP): its heartbeats go unanswered; out within the heartbeat's idle time + tick + timeout (1.1 s).
+      victim.proc.kill('SIGSTOP');
+      const hung = await untilOut();
+      expect(hung).toBeLessThan(1100); // 0.77–0.85 s measured alone
+      expect(await gets(rest, 4, 'hs')).toEqual(Array(4).fill(200));
+      victim.proc.kill('SIGCONT');
+      expect(await untilBack()).toBeLessThan(1500);
+      // Killed: its link is refused at the next heartbeat.
+      victim.proc.kill('SIGKILL');
+      const dead = await untilOut();
+      expect(dead).toBeLessThan(1000); // 0.39–0.41 s measured alone
+      expect(await gets(rest, 4, 'hk')).toEqual(Array(4).fill(200));
+      const v = await view(rest[0] as Instance);
+      expect(v.links[owner]?.reason).toBeTruthy();
+    } finally {
+      await stopAll(xs);
+    }
+  }, 60_000);
+
   it('members by DNS: every address of a name is a member (dnsmasq), re-resolved by its TTL as addresses go', async () => {
     const dns: Dnsmasq = await startDnsmasq({ 'fleet.test': ['127.0.0.1', '127.0.0.2', '127.0.0.3'] }, 1);
     const memberPort = await freePort();
@@ -279,6 +358,7 @@ routes:
       expect(await names(xs[0] as Instance)).toEqual(
         ['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((ip) => `${ip}:${memberPort}`),
       );
+      await linked(xs);
       const mark = nginx.log().length;
       expect(await gets(xs, 30, 'n')).toEqual(Array(30).fill(200));
       const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?n'));
@@ -324,6 +404,7 @@ routes:
       const seeAll = async (): Promise<boolean> => (await Promise.all(xs.map(names))).every((n) => n.length === 3);
       for (let i = 0; i < 50 && !(await seeAll()); i++) await new Promise((r) => setTimeout(r, 100));
       for (const x of xs) expect(await names(x)).toEqual(all);
+      await linked(xs);
       const mark = nginx.log().length;
       expect(await gets(xs, 30, 'r')).toEqual(Array(30).fill(200));
       const lines = (await nginx.logSince(mark, 30, 3000)).filter((l) => l.uri.startsWith('/small.txt?r'));
