@@ -2,7 +2,7 @@
 /** originlink command line: fetch, probe, serve, demo. */
 import { isOriginlinkError } from '../errors.js';
 import { commands } from './commands.js';
-import { FETCH_USAGE } from './fetch.js';
+import { FETCH_USAGE } from './fetch-args.js';
 
 const USAGE = `usage: originlink <command> [options]
 commands:

@@ -10,7 +10,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { ConnectionFacts, PooledConnection, Protocol } from '../http/types.js';
 import { H1PooledConnection } from '../client/h1.js';
-import { H2PooledConnection } from '../client/h2.js';
+import { h2ClientFor, loadH2Client } from './h2-client.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import {
   defaultAddressBook,
@@ -158,6 +158,8 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
   const origin = spec;
   const tlsOn = origin.scheme === 'https';
   const alpn = origin.protocol === 'h1' ? ['http/1.1'] : origin.protocol === 'h2' ? ['h2'] : ['h2', 'http/1.1'];
+  // HTTP/2 possible: its client module loads while the handshake runs (h2-client.ts), the first time.
+  if (origin.protocol === 'h2' || (tlsOn && origin.protocol !== 'h1')) loadH2Client().catch(() => {});
   const { t, address, attempts, tunnelHttp2 } = await dialOrigin(origin, ctx, alpn);
   const useH2 = tlsOn ? t.alpn === 'h2' : origin.protocol === 'h2'; // cleartext h2 = prior knowledge (RFC 9113 §3.3)
   if (origin.protocol === 'h2' && !useH2) {
@@ -223,6 +225,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
       maxHeaderListSize: p.maxHeaderBytes,
       maxHeaderCount: p.maxHeaderCount,
     };
+    const { H2PooledConnection } = await h2ClientFor(t.socket);
     conn = new H2PooledConnection(ctx.nextId(), t.socket, facts, h2opts, origin.scheme, cert);
   }
   if (address) (origin.addresses ?? defaultAddressBook()).opened(origin.host, origin.port, address, conn);

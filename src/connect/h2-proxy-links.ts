@@ -32,8 +32,9 @@ import { Duplex, PassThrough, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js';
-import { H2PooledConnection } from '../client/h2.js';
+import type { H2PooledConnection } from '../client/h2.js';
 import { pingOrClose } from '../client/ping.js';
+import { h2ClientFor } from './h2-client.js';
 import type { ProxyNode } from '../net/proxy.js';
 import {
   connectAuthority,
@@ -247,6 +248,7 @@ export class H2ProxyLinks {
       rttMs: null,
     };
     // No headers/body timers: a tunnel lives as long as the origin connection inside it.
+    const { H2PooledConnection } = await h2ClientFor(socket);
     const conn = new H2PooledConnection(++this.#ids, socket, facts, {
       headersTimeoutMs: 0,
       bodyTimeoutMs: 0,
