@@ -198,15 +198,26 @@ export class H1PooledConnection implements PooledConnection {
    * (the pool asks this before every reuse). Those bytes close the connection instead.
    */
   isUsable(): boolean {
-    const s = this.#socket;
-    if (this.#state !== 'ready' || this.#tainted || s.destroyed || s.readableEnded || !s.writable) return false;
-    if (this.#settling) return false;
+    if (!this.#open()) return false;
     if (this.#cur === null && this.#drain === null && this.#unreadInKernel()) {
       if (this.#handshakeTail()) this.#settle();
       else this.#unsolicited('while idle, not read yet');
       return false;
     }
     return true;
+  }
+
+  /** Open, never tainted, not sitting a turn out (#settle): isUsable without the kernel's receive queue. */
+  #open(): boolean {
+    const s = this.#socket;
+    return !(
+      this.#state !== 'ready' ||
+      this.#tainted ||
+      s.destroyed ||
+      s.readableEnded ||
+      !s.writable ||
+      this.#settling
+    );
   }
 
   settling(): boolean {
@@ -270,8 +281,10 @@ export class H1PooledConnection implements PooledConnection {
   }
 
   request(req: ConnRequest): Promise<ConnResponse> {
-    // While a dropped body is read out the connection is busy (`active` 1), not unusable.
-    if (this.#cur || this.#drain || !this.isUsable()) {
+    // While a dropped body is read out the connection is busy (`active` 1), not unusable. The kernel's receive queue
+    // is not asked again here: the pool asked it (isUsable) as it picked this connection, in the same synchronous
+    // call, so this second look could only race the same bytes the first did — one ioctl per request, not two.
+    if (this.#cur || this.#drain || !this.#open()) {
       return Promise.reject(
         new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', 'connection is not available', {
           retrySafe: true,
