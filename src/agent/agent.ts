@@ -19,7 +19,7 @@ import type { Endpoint } from '../group/endpoint.js';
 import type { GroupStats } from '../group/group.js';
 import { AddressBook, type AddressBookOptions } from '../net/addresses.js';
 import type { Switched } from '../client/h1.js';
-import type { ConnRequest, ConnResponse } from '../http/types.js';
+import type { ConnRequest, ConnResponse, HeaderList } from '../http/types.js';
 import type { ProxyNode } from '../net/proxy.js';
 import { Resolver } from '../net/resolver.js';
 import { configError } from '../pool/options.js';
@@ -122,13 +122,13 @@ export class Agent {
 
   /** One active check of a group's endpoint: a GET of `path` on its own pool (its warm connections, its protocol). */
   #check(ep: Endpoint, path: string, signal: SignalLike): Promise<number> {
-    return this.check(ep.url, path, [['user-agent', 'originlink-health-check']], signal, ep);
+    return this.check(ep.url, path, [['user-agent', 'originlink-health-check']], signal, ep).then((r) => r.status);
   }
 
   /**
    * One health check of `origin`: a GET of `path` with `headers` on the origin's own pool (its warm connections, its
    * protocol) by Pool.check — it dials even while the pool's connects back off, and never waits behind live requests —
-   * outside the request path: no retries, no diagnostics events. Its status, or its failure. An origin group's
+   * outside the request path: no retries, no diagnostics events. Its status and fields, or its failure. An origin group's
    * active checks, and the fleet's heartbeats on its member links (service/fleet.ts).
    */
   check(
@@ -137,7 +137,7 @@ export class Agent {
     headers: Array<[string, string]>,
     signal: SignalLike,
     ep: Endpoint | null = null,
-  ): Promise<number> {
+  ): Promise<{ status: number; headers: HeaderList }> {
     const url = typeof origin === 'string' ? new URL(origin) : origin;
     const info = this.#registry.find(url, undefined, this.#dialer.proxied ? this.#dialer.pickProxy(url) : null, true);
     if (ep !== null) ep.pool = info.pool;
@@ -145,7 +145,7 @@ export class Agent {
     const req = connRequest('GET', path, t.authority, t.scheme, headers, null, signal, false, undefined, undefined);
     return info.pool.check(req).then((r) => {
       if (!r.res.takeComplete?.()) r.res.body.resume();
-      return r.res.status;
+      return { status: r.res.status, headers: r.res.headers };
     });
   }
 

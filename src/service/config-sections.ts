@@ -796,7 +796,7 @@ export function readFleet(r: Reader, files: FileReaders): FleetConfig {
   if (new Set(members).size !== members.length) throw f.fail('members', 'a member is named twice');
   if (!f.has('member')) throw f.fail('member', "fleet.members needs this process's member listener (fleet.member)");
   const m = f.obj('member');
-  m.keys(['host', 'port', 'advertise', 'tls']);
+  m.keys(['host', 'port', 'advertise', 'weight', 'tls']);
   const host = m.optStr('host') ?? '127.0.0.1';
   const t = m.obj('tls');
   t.keys(['cert', 'key', 'ca']);
@@ -811,6 +811,7 @@ export function readFleet(r: Reader, files: FileReaders): FleetConfig {
       host,
       port: m.int('port', 1, 65_535),
       advertise: (m.optStr('advertise') ?? host).toLowerCase(),
+      weight: m.optInt('weight', 1, 1000) ?? 1,
       cert: pair.cert,
       key: pair.key,
       ca: files.readCa(t, 'ca').bytes,

@@ -309,6 +309,11 @@ export interface FleetMemberConfig {
   port: number;
   /** The host others reach it by (its entry in `members`): default `host`. */
   advertise: string;
+  /**
+   * Its share of the origins against the others' (weighted rendezvous; default 1): a machine with twice the cores
+   * takes 2. The others learn it from its heartbeats' answers; a reload changes it.
+   */
+  weight: number;
   /** This member's certificate (shown on both ends of a link) and the CA every member's chains to. */
   cert: Buffer;
   key: Buffer;

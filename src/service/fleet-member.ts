@@ -19,6 +19,7 @@ import {
   FLEET_FROM,
   FLEET_ORIGIN,
   FLEET_TOKEN,
+  FLEET_WEIGHT,
   type Fleet,
 } from './fleet.js';
 import { statusForError } from './forward-response.js';
@@ -68,8 +69,8 @@ async function serveMember(hooks: MemberHooks, req: ServerRequest): Promise<Serv
     else if (f[0] !== FLEET_FROM) headers.push(f);
   }
   if (fleet === null || !fleet.trusts(token)) return refuse(403, 'not a member of this fleet', 'fleet_untrusted');
-  // A member's heartbeat (Fleet's beats): this process answers, no origin asked.
-  if (beat) return { status: 204, headers: [], body: '' };
+  // A member's heartbeat (Fleet's beats): this process answers with its weight, no origin asked.
+  if (beat) return { status: 204, headers: [[FLEET_WEIGHT, String(fleet.weight)]], body: '' };
   const u = origin === undefined ? undefined : hooks.upstream(origin);
   // A sender whose config of the origin is not this member's (a reload that reached one of them, another build):
   // 421, and it sends the request direct (RFC 9110 §15.5.20: this server cannot answer for that target).

@@ -54,6 +54,8 @@ export const FLEET_FROM = 'originlink-fleet-from';
 export const FLEET_CONFIG = 'originlink-fleet-config';
 /** A heartbeat on the member link (Fleet's beats): answered 204 by a trusting member, no origin involved. */
 export const FLEET_BEAT = 'originlink-fleet-beat';
+/** A heartbeat's answer: the answering member's weight (`fleet.member.weight`), which the others hash it with. */
+export const FLEET_WEIGHT = 'originlink-fleet-weight';
 /** The owner's refusals that send the request direct: its config has no such origin, or another one. */
 export const FLEET_MISMATCH = new Set(['fleet_unknown_origin', 'fleet_config_mismatch']);
 
@@ -83,6 +85,8 @@ const BEAT_TICK_MS = 150;
 const BEAT_IDLE_MS = 300;
 const BEAT_TIMEOUT_MS = 400;
 const BEAT_ABANDON_MS = 5000;
+/** A busy link (its answers prove it alive) still gets a heartbeat this often: its RTT and its member's weight. */
+const BEAT_REFRESH_MS = 5000;
 /** Requests counted over windows of this length, ms; the rate is an EWMA over them (half weight per window). */
 const RATE_WINDOW_MS = 5000;
 
@@ -126,6 +130,10 @@ export interface LinkState {
   rttMs: number | null;
   /** When the link last carried an answer (a heartbeat's or a forwarded request's), performance.now(). */
   heardAt: number;
+  /** When its last heartbeat was answered, performance.now(). */
+  beatOkAt: number;
+  /** The member's weight as its heartbeats tell it (1 until the first). */
+  weight: number;
   /** A heartbeat out since (performance.now()), or 0. */
   beatAt: number;
   /** Times it went down. */
@@ -143,7 +151,6 @@ export class Fleet {
   #routes = new Map<string, FleetRoute>();
   /** Each other member's link (its heartbeats): a member whose link is down is out of this member's hash. */
   #links = new Map<string, LinkState>();
-  #downCount = 0;
   #beats: NodeJS.Timeout;
   /** Aborts the heartbeats under way at close(). */
   #stop = new AbortController();
@@ -155,8 +162,14 @@ export class Fleet {
   readonly forwarded = new Map<string, number>();
   readonly received = new Map<string, number>();
 
-  constructor(self: string, table: MemberTable, tls: LinkTls | null = null) {
+  /** This member's own weight (`fleet.member.weight`), told to the others in its heartbeats' answers. */
+  #weight: number;
+  /** The live members with the weights they told, for the hash (null: to be made again). */
+  #live: Member[] | null = null;
+
+  constructor(self: string, table: MemberTable, tls: LinkTls | null = null, weight = 1) {
     this.self = self;
+    this.#weight = weight;
     this.#table = table;
     // One HTTP/2 connection per member (prior knowledge, cleartext on loopback), no retries of its own: a request
     // the link lost goes direct (Upstream) or fails as a lost origin connection does.
@@ -189,8 +202,43 @@ export class Fleet {
     this.#table = table;
     this.#syncLinks();
     this.#mismatched.clear();
-    this.#owners.clear();
+    this.#rehash();
     this.#beat();
+  }
+
+  /** This member's weight: the others learn it from its next heartbeat answer (within BEAT_REFRESH_MS). */
+  get weight(): number {
+    return this.#weight;
+  }
+
+  set weight(w: number) {
+    if (w === this.#weight) return;
+    this.#weight = w;
+    this.#rehash();
+  }
+
+  /** Owners are computed again (members came, went, went down or up, or told another weight). */
+  #rehash(): void {
+    this.#owners.clear();
+    this.#live = null;
+  }
+
+  /** The members in the hash now: up, each with its weight (this member's own; the others' as they told it). */
+  #liveMembers(): Member[] {
+    if (this.#live !== null) return this.#live;
+    const out: Member[] = [];
+    for (const m of this.#table.members) {
+      if (m.name === this.self) {
+        out.push(m.weight === this.#weight ? m : { ...m, weight: this.#weight });
+        continue;
+      }
+      const l = this.#links.get(m.name);
+      if (l !== undefined && !l.up) continue;
+      const w = l?.weight ?? m.weight;
+      out.push(m.weight === w ? m : { ...m, weight: w });
+    }
+    this.#live = out;
+    return out;
   }
 
   #syncLinks(): void {
@@ -198,9 +246,16 @@ export class Fleet {
     for (const name of this.#links.keys()) if (!names.has(name)) this.#links.delete(name);
     for (const m of this.#table.members)
       if (m.name !== this.self && !this.#links.has(m.name))
-        this.#links.set(m.name, { up: true, reason: null, rttMs: null, heardAt: 0, beatAt: 0, downs: 0 });
-    this.#downCount = 0;
-    for (const l of this.#links.values()) if (!l.up) this.#downCount++;
+        this.#links.set(m.name, {
+          up: true,
+          reason: null,
+          rttMs: null,
+          heardAt: 0,
+          beatAt: 0,
+          beatOkAt: 0,
+          weight: m.weight,
+          downs: 0,
+        });
   }
 
   /** The links to the other members (heartbeat state): /stats and /metrics. */
@@ -224,11 +279,7 @@ export class Fleet {
   owner(origin: string): Member | null {
     let o = this.#owners.get(origin);
     if (o === undefined) {
-      const live =
-        this.#downCount === 0
-          ? this.#table.members
-          : this.#table.members.filter((m) => this.#links.get(m.name)?.up !== false);
-      o = rendezvous(origin, live);
+      o = rendezvous(origin, this.#liveMembers());
       this.#owners.set(origin, o);
     }
     return o;
@@ -254,12 +305,8 @@ export class Fleet {
     l.reason = reason;
     if (l.up === up) return;
     l.up = up;
-    if (up) this.#downCount--;
-    else {
-      this.#downCount++;
-      l.downs++;
-    }
-    this.#owners.clear();
+    if (!up) l.downs++;
+    this.#rehash();
   }
 
   /**
@@ -276,7 +323,7 @@ export class Fleet {
           this.#setUp(l, false, `no heartbeat answer in ${BEAT_TIMEOUT_MS} ms`);
         continue;
       }
-      if (l.up && now - l.heardAt < BEAT_IDLE_MS) continue;
+      if (l.up && now - l.heardAt < BEAT_IDLE_MS && now - l.beatOkAt < BEAT_REFRESH_MS) continue;
       l.beatAt = now;
       const headers: HeaderList = [
         [FLEET_BEAT, '1'],
@@ -287,11 +334,17 @@ export class Fleet {
       // it dials even while the link's connects back off, so a member that comes back is found within a tick.
       this.#link
         .check(m.url, '/', headers, AbortSignal.any([this.#stop.signal, AbortSignal.timeout(BEAT_ABANDON_MS)]))
-        .then((status) => {
-          if (status !== 204) throw new Error(`heartbeat answered ${status}`);
+        .then((res) => {
+          if (res.status !== 204) throw new Error(`heartbeat answered ${res.status}`);
           const at = performance.now();
           l.rttMs = at - l.beatAt;
           l.heardAt = at;
+          l.beatOkAt = at;
+          const w = Number(res.headers.find((h) => h[0] === FLEET_WEIGHT)?.[1] ?? 1);
+          if (w !== l.weight && Number.isFinite(w) && w > 0) {
+            l.weight = w;
+            this.#rehash();
+          }
           this.#setUp(l, true, null);
         })
         .catch((e: unknown) => {
@@ -375,7 +428,11 @@ export class Fleet {
       };
     return {
       self: this.self,
-      members: this.#table.members.map((m) => ({ name: m.name, url: m.url })),
+      members: this.#table.members.map((m) => ({
+        name: m.name,
+        url: m.url,
+        weight: m.name === this.self ? this.#weight : (this.#links.get(m.name)?.weight ?? m.weight),
+      })),
       origins,
       links: Object.fromEntries(
         [...this.#links].map(([name, l]) => [

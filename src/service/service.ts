@@ -215,7 +215,7 @@ export class Service {
       : config.fleet.redis
         ? await this.#membersByRedis(config, self)
         : (config.fleet.members ?? []);
-    this.#fleet = new Fleet(self, tableOf(members), { ca: m.ca, cert: m.cert, key: m.key });
+    this.#fleet = new Fleet(self, tableOf(members), { ca: m.ca, cert: m.cert, key: m.key }, m.weight);
     this.#fleet.onMismatch = (origin, member, why) =>
       this.log.warn({ origin, member, why }, 'fleet: a member serves this origin otherwise; its requests go direct');
     for (const u of this.#gen.upstreams.values()) u.fleet = this.#fleet;
@@ -311,6 +311,8 @@ export class Service {
    * start: a change to them is said, and waits for a restart.
    */
   #refleet(was: ServiceConfig, now: ServiceConfig): void {
+    // This member's weight: the others learn a new one from its next heartbeat answers.
+    if (this.#fleet !== null && now.fleet.member !== null) this.#fleet.weight = now.fleet.member.weight;
     if (JSON.stringify(was.fleet.members) === JSON.stringify(now.fleet.members) && sameMember(was, now)) return;
     if (!this.#static || now.fleet.members === null || !sameMember(was, now)) {
       this.log.warn(

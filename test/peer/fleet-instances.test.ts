@@ -7,7 +7,7 @@
  * none of them (its origins move to the next member in rendezvous order, or direct).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +54,7 @@ describe('fleet across instances: three serve processes, mutual TLS between memb
     ip: string;
     memberPort: number;
     extra?: string;
+    weight?: number;
   }): string => `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: ${o.front} }
@@ -63,7 +64,7 @@ ${o.extra ?? ''}
 fleet:
   route: ${o.route}
   members: ${o.members}
-  member: { host: ${o.ip}, port: ${o.memberPort}, tls: { cert: ${member.certPath}, key: ${member.keyPath}, ca: ${certs.caPath} } }
+  member: { host: ${o.ip}, port: ${o.memberPort},${o.weight ? ` weight: ${o.weight},` : ''} tls: { cert: ${member.certPath}, key: ${member.keyPath}, ca: ${certs.caPath} } }
 origins:
   app: { url: "https://localhost:${nginx.port}", protocol: h1, tls: { ca: ${certs.caPath} } }
 routes:
@@ -87,7 +88,7 @@ routes:
     return inst;
   };
 
-  const start = async (route: 'owner' | 'direct'): Promise<Instance[]> => {
+  const start = async (route: 'owner' | 'direct', weights: number[] = []): Promise<Instance[]> => {
     const ports = await Promise.all(Array.from({ length: 9 }, () => freePort()));
     const memberPorts = ports.slice(6, 9);
     const members = memberPorts.map((p) => `"127.0.0.1:${p}"`).join(', ');
@@ -95,7 +96,19 @@ routes:
     for (let i = 0; i < 3; i++) {
       const [front, admin, memberPort] = [ports[i * 2] as number, ports[i * 2 + 1] as number, memberPorts[i] as number];
       const file = join(dir, `${route}-${i}.yaml`);
-      writeFileSync(file, configOf({ front, admin, route, members: `[${members}]`, ip: '127.0.0.1', memberPort }));
+      const weight = weights[i];
+      writeFileSync(
+        file,
+        configOf({
+          front,
+          admin,
+          route,
+          members: `[${members}]`,
+          ip: '127.0.0.1',
+          memberPort,
+          ...(weight ? { weight } : {}),
+        }),
+      );
       const inst = spawnServe(file, front, admin, memberPort);
       out.push(inst);
     }
@@ -357,6 +370,32 @@ routes:
       expect(await gets(rest, 4, 'hk')).toEqual(Array(4).fill(200));
       const v = await view(rest[0] as Instance);
       expect(v.links[owner]?.reason).toBeTruthy();
+    } finally {
+      await stopAll(xs);
+    }
+  }, 60_000);
+
+  it('weights: fleet.member.weight reaches the others in its heartbeat answers, and a reload changes it', async () => {
+    const xs = await start('owner', [3]);
+    try {
+      const heavy = `127.0.0.1:${(xs[0] as Instance).memberPort}`;
+      type View = { members: Array<{ name: string; weight: number }> };
+      const weightAt = async (x: Instance): Promise<number | undefined> =>
+        (JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'] as View).members.find((m) => m.name === heavy)
+          ?.weight;
+      for (const x of xs) expect(await weightAt(x)).toBe(3);
+      // A reload to weight 1: the others hear it within a heartbeat refresh (5 s), links busy or not.
+      const file = join(dir, 'owner-0.yaml');
+      writeFileSync(file, readFileSync(file, 'utf8').replace(' weight: 3,', ' weight: 1,'));
+      (xs[0] as Instance).proc.kill('SIGHUP');
+      const t0 = performance.now();
+      const rest = xs.slice(1);
+      for (let i = 0; i < 200; i++) {
+        if ((await Promise.all(rest.map(weightAt))).every((w) => w === 1)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await Promise.all(rest.map(weightAt))).toEqual([1, 1]);
+      expect(performance.now() - t0).toBeLessThan(7000);
     } finally {
       await stopAll(xs);
     }

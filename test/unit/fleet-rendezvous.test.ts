@@ -75,4 +75,20 @@ describe('routes', () => {
       await f.close();
     }
   });
+
+  it("a member's own weight (fleet.member.weight) is its share: weight 3 against 1 owns about three quarters", async () => {
+    const f = new Fleet('w1', table, null, 3);
+    try {
+      const mine = origins.filter((o) => f.owner(o)?.name === 'w1').length;
+      expect(mine).toBeGreaterThan(2800);
+      expect(mine).toBeLessThan(3200);
+      // Set to 1 (a reload): owners computed again, about half.
+      f.weight = 1;
+      const half = origins.filter((o) => f.owner(o)?.name === 'w1').length;
+      expect(half).toBeGreaterThan(1800);
+      expect(half).toBeLessThan(2200);
+    } finally {
+      await f.close();
+    }
+  });
 });
