@@ -70,6 +70,8 @@ const tree = (root, stats) => {
   }
   return want;
 };
+/** `root`'s pid and its descendants' (a `serve --workers` primary and its workers). */
+export const treePids = (root) => [...tree(root, procStats())];
 export const treeCpuUs = (root) => {
   const stats = procStats();
   let ticks = 0;

@@ -12,7 +12,13 @@
 // BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx; also
 // fleet-direct, fleet-auto, fleet-owner: BENCH_INSTANCES `serve --workers W` processes naming each other in
 // `fleet.members`, mutual TLS between members, the load spread over their fronts round robin), BENCH_INSTANCES (3),
-// BENCH_CONNECTIONS (16: the load's client connections to the front, per front), BENCH_DIST.
+// BENCH_CONNECTIONS (16: the load's client connections to the front, per front), BENCH_DIST,
+// BENCH_KILL (`instance` or `worker`, fleet-* configurations only): halfway through the window, the owner of the most
+// requested origin is SIGKILLed — its whole instance (primary and workers; the load stops sending to its front, as a
+// load balancer would) or that one worker (its primary restarts it). Reported: requests that failed with an HTTP
+// status (a forwarded request the fleet did not save) apart from those whose client connection was the killed
+// process's own (lost with it, as with any proxy), and how long until no surviving member names a killed member as
+// the owner of any origin.
 // Needs: nginx (Debian: nginx-light), a built dist/.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +26,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
-import { alive, freePort, scratch, serviceArgv, stopChild, treeCpuNs, waitPort } from '../lib/host.mjs';
+import { alive, freePort, scratch, serviceArgv, stopChild, treeCpuNs, treePids, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { quantile } from '../lib/stats.mjs';
 
@@ -35,6 +41,7 @@ const WORKERS = Number(env.BENCH_WORKERS ?? 2);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 1);
 const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
 const INSTANCES = Number(env.BENCH_INSTANCES ?? 3);
+const KILL = env.BENCH_KILL ?? null;
 const KINDS = ['one', 'direct', 'auto', 'owner', 'nginx', 'fleet-direct', 'fleet-auto', 'fleet-owner'];
 const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx').split(',').filter(Boolean);
 for (const [k, ok] of [
@@ -48,6 +55,10 @@ for (const [k, ok] of [
   ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
   ['BENCH_CONFIGS', CONFIGS.every((c) => KINDS.includes(c))],
   ['BENCH_INSTANCES', Number.isInteger(INSTANCES) && INSTANCES >= 2 && INSTANCES <= 16],
+  [
+    'BENCH_KILL',
+    KILL === null || ((KILL === 'instance' || KILL === 'worker') && CONFIGS.every((c) => c.startsWith('fleet-'))),
+  ],
 ]) {
   if (!ok) {
     console.error(`bench/fleet-reuse: bad ${k}`);
@@ -295,6 +306,7 @@ async function load(fronts, onWindow) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
   const lat = [];
   let failed = 0;
+  let connLost = 0;
   let sent = 0;
   const statuses = {};
   const t0 = performance.now();
@@ -335,6 +347,7 @@ async function load(fronts, onWindow) {
       req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
       req.on('error', (e) => {
         failed++;
+        connLost++;
         statuses[e.code ?? e.message] = (statuses[e.code ?? e.message] ?? 0) + 1;
         resolve();
       });
@@ -345,7 +358,81 @@ async function load(fronts, onWindow) {
   await Promise.all(inflight);
   agent.destroy();
   lat.sort((a, b) => a - b);
-  return { sent, counted, ok: lat.length, failed, statuses, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
+  return {
+    sent,
+    counted,
+    ok: lat.length,
+    failed,
+    connLost,
+    statuses,
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
+  };
+}
+
+/** Every worker's fleet view of every instance: [{ instance, self, pid, owners: Map origin → owner }]. */
+async function fleetViews(ps) {
+  const out = [];
+  for (let i = 0; i < ps.length; i++) {
+    const st = await statsOf(ps[i].admin);
+    for (const w of st.workers ?? []) {
+      const f = w.body?.['(fleet)'];
+      if (f) out.push({ instance: i, self: f.self, pid: w.pid, origins: f.origins, links: f.links ?? {} });
+    }
+  }
+  return out;
+}
+
+/**
+ * BENCH_KILL: the owner of o0 (the most requested origin) SIGKILLed — its instance, or that worker — then how long
+ * until no surviving member names a killed member the owner of any origin it has seen (polled every 20 ms, ≤ 10 s).
+ */
+async function killOwner(ps, fronts) {
+  const views = await fleetViews(ps);
+  const owner = views.find((v) => v.origins.o0?.owner)?.origins.o0.owner;
+  const victimView = views.find((v) => v.self === owner);
+  if (!owner || !victimView) return { error: 'no owner of o0 found' };
+  const inst = ps[victimView.instance];
+  let dead;
+  if (KILL === 'instance') {
+    // Every member of that instance is dead: its primary and its workers, by PID.
+    dead = new Set(views.filter((v) => v.instance === victimView.instance).map((v) => v.self));
+    const i = fronts.indexOf(inst.front);
+    if (i >= 0) fronts.splice(i, 1);
+    for (const pid of treePids(inst.p.pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  } else {
+    dead = new Set([owner]);
+    const st = await statsOf(inst.admin);
+    const w = (st.workers ?? []).find((x) => x.body?.['(fleet)']?.self === owner);
+    if (!w?.pid) return { error: `no pid for worker ${owner}` };
+    process.kill(w.pid, 'SIGKILL');
+  }
+  const t0 = performance.now();
+  const alive = ps.filter((_, k) => KILL !== 'instance' || k !== victimView.instance);
+  const downsBefore = new Map(views.filter((v) => !dead.has(v.self)).map((v) => [v.self, v.links[owner]?.downs ?? 0]));
+  // Per surviving member, when it first named no killed member as an owner: a killed worker is restarted under its
+  // name and takes its origins back, so the members need not be clear of it all at the same moment.
+  const out = new Map();
+  for (let n = 0; n < 500; n++) {
+    const vs = (await fleetViews(alive)).filter((v) => !dead.has(v.self));
+    const at = performance.now() - t0;
+    for (const v of vs)
+      if (!out.has(v.self) && !Object.values(v.origins).some((o) => dead.has(o.owner))) out.set(v.self, at);
+    if (vs.length > 0 && vs.every((v) => out.has(v.self)))
+      return { killed: [...dead], movedMs: Math.max(...out.values()), members: vs.length };
+    // A killed worker restarted under its name takes its origins back: what the others saw is its link going down.
+    if (KILL === 'worker' && at > 3000) {
+      const sawDown = vs.filter((v) => (v.links[owner]?.downs ?? 0) > (downsBefore.get(v.self) ?? 0)).length;
+      const back = vs.filter((v) => v.links[owner]?.up === true).length;
+      return { killed: [...dead], movedMs: null, clearAtOnce: out.size, members: vs.length, sawDown, backUp: back };
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { killed: [...dead], movedMs: null, clear: out.size };
 }
 
 async function run(kind) {
@@ -354,14 +441,21 @@ async function run(kind) {
   const before = logLines().length;
   let windowFrom = before;
   let cpu0 = cpu();
-  const r = await load(
-    ps.map((x) => x.front),
-    () => {
-      windowFrom = logLines().length;
-      cpu0 = cpu();
-    },
-  );
+  const fronts = ps.map((x) => x.front);
+  let kill = null;
+  const r = await load(fronts, () => {
+    windowFrom = logLines().length;
+    cpu0 = cpu();
+    if (KILL)
+      setTimeout(
+        () => {
+          kill = killOwner(ps, fronts);
+        },
+        (DURATION * 1000) / 2,
+      );
+  });
   const cpuNs = cpu() - cpu0;
+  if (kill) kill = await kill;
   // nginx writes a request's line just after its response: a moment for the last ones.
   await new Promise((res) => setTimeout(res, 300));
   const all = logLines();
@@ -384,7 +478,10 @@ async function run(kind) {
     config: kind,
     requests: r.sent,
     failed: r.failed,
+    failedWithStatus: r.failed - r.connLost,
+    lostWithConnection: r.connLost,
     failures: r.statuses,
+    kill,
     originRequests: lines.length,
     originConnections: conns,
     reuse: lines.length ? 1 - conns / lines.length : 0,
@@ -406,7 +503,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const row = await run(c);
     rows.push(row);
     console.log(
-      `round ${round + 1}: ${c}: from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
+      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
     );
   }
   rounds.push(rows);

@@ -245,26 +245,29 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   };
 
   /** One IPC question to every ready worker; a worker that does not answer in time is left out. */
-  const askAll = (what: 'metrics' | 'stats'): Promise<Array<{ worker: number; body: unknown }>> =>
+  const askAll = (
+    what: 'metrics' | 'stats',
+  ): Promise<Array<{ worker: number; pid: number | undefined; body: unknown }>> =>
     Promise.all(
       slots
         .filter((s) => s.ready && s.worker?.isConnected())
         .map(
           (s) =>
-            new Promise<{ worker: number; body: unknown }>((resolve) => {
+            new Promise<{ worker: number; pid: number | undefined; body: unknown }>((resolve) => {
+              const pid = s.worker?.process.pid;
               const id = ++asks;
               const t = setTimeout(() => {
                 pending.delete(id);
-                resolve({ worker: s.n, body: null });
+                resolve({ worker: s.n, pid, body: null });
               }, ASK_TIMEOUT_MS);
               pending.set(id, (body) => {
                 clearTimeout(t);
-                resolve({ worker: s.n, body });
+                resolve({ worker: s.n, pid, body });
               });
               tell(s.worker, { ol: 'req', id, what }, () => {
                 clearTimeout(t);
                 pending.delete(id);
-                resolve({ worker: s.n, body: null });
+                resolve({ worker: s.n, pid, body: null });
               });
             }),
         ),
