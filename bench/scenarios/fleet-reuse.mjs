@@ -19,6 +19,9 @@
 // status (a forwarded request the fleet did not save) apart from those whose client connection was the killed
 // process's own (lost with it, as with any proxy), and how long until no surviving member names a killed member as
 // the owner of any origin.
+// BENCH_MAX_CONNECTIONS: pool.maxConnections of every origin (default: the product's). Every configuration also
+// samples the origin's established connections per origin port every 250 ms (ss, at the origin's side) and reports
+// the most any origin held at once: with `owner` a fleet-wide cap, with `direct` one per member.
 // Needs: nginx (Debian: nginx-light), a built dist/.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,6 +45,7 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 1);
 const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
 const INSTANCES = Number(env.BENCH_INSTANCES ?? 3);
 const KILL = env.BENCH_KILL ?? null;
+const MAX_CONNS = env.BENCH_MAX_CONNECTIONS ? Number(env.BENCH_MAX_CONNECTIONS) : null;
 const KINDS = ['one', 'direct', 'auto', 'owner', 'nginx', 'fleet-direct', 'fleet-auto', 'fleet-owner'];
 const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx').split(',').filter(Boolean);
 for (const [k, ok] of [
@@ -55,6 +59,7 @@ for (const [k, ok] of [
   ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
   ['BENCH_CONFIGS', CONFIGS.every((c) => KINDS.includes(c))],
   ['BENCH_INSTANCES', Number.isInteger(INSTANCES) && INSTANCES >= 2 && INSTANCES <= 16],
+  ['BENCH_MAX_CONNECTIONS', MAX_CONNS === null || (Number.isInteger(MAX_CONNS) && MAX_CONNS >= 1)],
   [
     'BENCH_KILL',
     KILL === null || ((KILL === 'instance' || KILL === 'worker') && CONFIGS.every((c) => c.startsWith('fleet-'))),
@@ -127,7 +132,7 @@ fleet:
       : ''
   }
 origins:
-${originPorts.map((p, i) => `  o${i}: { url: "https://127.0.0.1:${p}", protocol: h1, tls: { ca: ${certs.caPath} } }`).join('\n')}
+${originPorts.map((p, i) => `  o${i}: { url: "https://127.0.0.1:${p}", protocol: h1, tls: { ca: ${certs.caPath} }${MAX_CONNS ? `, pool: { maxConnections: ${MAX_CONNS} }` : ''} }`).join('\n')}
 routes:
 ${originPorts.map((_, i) => `  - { path: /o${i}/, origin: o${i}, stripPrefix: true }`).join('\n')}
 `;
@@ -201,6 +206,19 @@ async function startInstances(route) {
   }
   for (const x of out) await waitPort(x.front, 30_000);
   for (const b of bases) for (let s = 0; s < WORKERS; s++) await waitPort(b + s, 30_000);
+  // The load starts when every worker's heartbeats reach every other member (a member not heard yet is out of the
+  // hash: requests meanwhile would go to another owner, whose connections then idle out at the origin).
+  const end = Date.now() + 30_000;
+  while (Date.now() < end) {
+    const views = await fleetViews(out);
+    const ok =
+      views.length === INSTANCES * WORKERS &&
+      views.every(
+        (v) => Object.values(v.links).length === INSTANCES * WORKERS - 1 && Object.values(v.links).every((l) => l.up),
+      );
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return out;
 }
 
@@ -276,6 +294,26 @@ async function fleetCounts(admin) {
     for (const l of f.linkPools ?? []) links += l.connectionsOpened ?? 0;
   }
   return { forwarded, received, linkConnections: links };
+}
+
+const originPortSet = new Set(originPorts);
+/**
+ * The origin's established connections now, per origin port (its side of each connection: `ss` sport), from the
+ * kernel: what the origin holds at this moment, idle or carrying a request.
+ */
+async function originHeld() {
+  const { execFile } = await import('node:child_process');
+  const out = await new Promise((resolve) =>
+    execFile('ss', ['-Htn', 'state', 'established'], { maxBuffer: 64 << 20 }, (_e, so) => resolve(so ?? '')),
+  );
+  const held = new Map();
+  for (const line of out.split('\n')) {
+    // Recv-Q Send-Q Local:Port Peer:Port
+    const local = line.trim().split(/\s+/)[2];
+    const port = Number(local?.slice(local.lastIndexOf(':') + 1));
+    if (originPortSet.has(port)) held.set(port, (held.get(port) ?? 0) + 1);
+  }
+  return held;
 }
 
 /** Zipf(s) over n ranks: the cumulative weights, for an inverse-CDF draw. */
@@ -443,6 +481,18 @@ async function run(kind) {
   let cpu0 = cpu();
   const fronts = ps.map((x) => x.front);
   let kill = null;
+  // The most connections any one origin held at once, sampled every 250 ms through the run.
+  let maxHeld = 0;
+  let maxHeldO0 = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const held = await originHeld();
+      for (const n of held.values()) maxHeld = Math.max(maxHeld, n);
+      maxHeldO0 = Math.max(maxHeldO0, held.get(originPorts[0]) ?? 0);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
   const r = await load(fronts, () => {
     windowFrom = logLines().length;
     cpu0 = cpu();
@@ -456,6 +506,8 @@ async function run(kind) {
   });
   const cpuNs = cpu() - cpu0;
   if (kill) kill = await kill;
+  sampling = false;
+  await sampler;
   // nginx writes a request's line just after its response: a moment for the last ones.
   await new Promise((res) => setTimeout(res, 300));
   const all = logLines();
@@ -482,6 +534,8 @@ async function run(kind) {
     lostWithConnection: r.connLost,
     failures: r.statuses,
     kill,
+    maxHeldByAnOrigin: maxHeld,
+    maxHeldByO0: maxHeldO0,
     originRequests: lines.length,
     originConnections: conns,
     reuse: lines.length ? 1 - conns / lines.length : 0,
@@ -503,7 +557,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const row = await run(c);
     rows.push(row);
     console.log(
-      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
+      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}most held by one origin at once ${row.maxHeldByAnOrigin} (o0 ${row.maxHeldByO0}); from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
     );
   }
   rounds.push(rows);
@@ -532,9 +586,9 @@ console.log(
   `\n${ORIGINS} origins (Zipf ${ZIPF}), ${RATE} req/s for ${WARMUP} s of warm-up then a counted window of ${DURATION} s, over ${CONNS} client connections, origin keep-alive ${KEEPALIVE} s; medians of ${ROUNDS} round(s). Connections counted at the origin; "window": opened in the window.\n`,
 );
 console.log(
-  '| in front of the origins | origin connections from cold (÷ one process) | in the window (÷ one process) | reuse at the origin, cold / window | p50 ms | p99 ms | CPU µs/req, window (all processes) | failed |',
+  '| in front of the origins | origin connections from cold (÷ one process) | in the window (÷ one process) | reuse at the origin, cold / window | p50 ms | p99 ms | CPU µs/req, window (all processes) | failed | most held by one origin at once |',
 );
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 const table = CONFIGS.map((c) => {
   const rs = rowsFor(c);
   const row = {
@@ -547,13 +601,14 @@ const table = CONFIGS.map((c) => {
     p99: med(rs.map((r) => r.p99)),
     cpuUsPerRequest: med(rs.map((r) => r.cpuUsPerRequest)),
     failed: rs.reduce((n, r) => n + r.failed, 0),
+    maxHeldByAnOrigin: Math.max(...rs.map((r) => r.maxHeldByAnOrigin ?? 0)),
   };
   console.log(
-    `| ${label[c]} | ${row.originConnections} (${ratio(row.originConnections, one)}) | ${row.windowConnections} (${ratio(row.windowConnections, oneWin)}) | ${(100 * row.reuse).toFixed(1)} % / ${(100 * row.windowReuse).toFixed(1)} % | ${row.p50?.toFixed(2)} | ${row.p99?.toFixed(2)} | ${row.cpuUsPerRequest?.toFixed(0)} | ${row.failed} |`,
+    `| ${label[c]} | ${row.originConnections} (${ratio(row.originConnections, one)}) | ${row.windowConnections} (${ratio(row.windowConnections, oneWin)}) | ${(100 * row.reuse).toFixed(1)} % / ${(100 * row.windowReuse).toFixed(1)} % | ${row.p50?.toFixed(2)} | ${row.p99?.toFixed(2)} | ${row.cpuUsPerRequest?.toFixed(0)} | ${row.failed} | ${row.maxHeldByAnOrigin} |`,
   );
   return row;
 });
 const w = new ResultWriter('fleet-reuse');
 console.log(
-  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, WARMUP, DURATION, WORKERS, INSTANCES, ROUNDS, CONNS, CONFIGS }, rounds, table })}`,
+  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, WARMUP, DURATION, WORKERS, INSTANCES, ROUNDS, CONNS, CONFIGS, KILL, MAX_CONNS }, rounds, table })}`,
 );
