@@ -19,6 +19,11 @@
 // status (a forwarded request the fleet did not save) apart from those whose client connection was the killed
 // process's own (lost with it, as with any proxy), and how long until no surviving member names a killed member as
 // the owner of any origin.
+// BENCH_JOIN=1 (fleet-* configurations): one more instance starts with the others, naming every member but named by
+// none and sent no load; halfway through the window the others are reloaded (SIGHUP) with it in their lists and the
+// load goes to its front too. Reported: the share of the origins (those instance 0's
+// first worker has seen) whose owner changed, against the joiner's share (its members ÷ all), and the origin
+// connections opened after the join that the origin had not seen before.
 // BENCH_MAX_CONNECTIONS: pool.maxConnections of every origin (default: the product's). Every configuration also
 // samples the origin's established connections per origin port every 250 ms (ss, at the origin's side) and reports
 // the most any origin held at once: with `owner` a fleet-wide cap, with `direct` one per member.
@@ -45,6 +50,7 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 1);
 const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
 const INSTANCES = Number(env.BENCH_INSTANCES ?? 3);
 const KILL = env.BENCH_KILL ?? null;
+const JOIN = env.BENCH_JOIN === '1';
 const MAX_CONNS = env.BENCH_MAX_CONNECTIONS ? Number(env.BENCH_MAX_CONNECTIONS) : null;
 const KINDS = ['one', 'direct', 'auto', 'owner', 'nginx', 'fleet-direct', 'fleet-auto', 'fleet-owner'];
 const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx').split(',').filter(Boolean);
@@ -59,6 +65,7 @@ for (const [k, ok] of [
   ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
   ['BENCH_CONFIGS', CONFIGS.every((c) => KINDS.includes(c))],
   ['BENCH_INSTANCES', Number.isInteger(INSTANCES) && INSTANCES >= 2 && INSTANCES <= 16],
+  ['BENCH_JOIN', !JOIN || (KILL === null && CONFIGS.every((c) => c.startsWith('fleet-')))],
   ['BENCH_MAX_CONNECTIONS', MAX_CONNS === null || (Number.isInteger(MAX_CONNS) && MAX_CONNS >= 1)],
   [
     'BENCH_KILL',
@@ -185,41 +192,78 @@ async function freeRun(n) {
   throw new Error('no run of free ports');
 }
 
-/** BENCH_INSTANCES `serve --workers W` processes that name each other (fleet.members): their fronts and pids. */
+/**
+ * BENCH_INSTANCES `serve --workers W` processes that name each other (fleet.members): their fronts and pids. With
+ * BENCH_JOIN, one more instance's ports are set aside, and `join()` starts it naming every member, then reloads the
+ * others (SIGHUP) with it in their `fleet.members`.
+ */
 async function startInstances(route) {
   const bases = [];
-  for (let i = 0; i < INSTANCES; i++) bases.push(await freeRun(WORKERS));
-  const members = bases.flatMap((b) => Array.from({ length: WORKERS }, (_, s) => `127.0.0.1:${b + s}`));
+  const total = INSTANCES + (JOIN ? 1 : 0);
+  for (let i = 0; i < total; i++) bases.push(await freeRun(WORKERS));
+  const slotsOf = (n) =>
+    bases.slice(0, n).flatMap((b) => Array.from({ length: WORKERS }, (_, s) => `127.0.0.1:${b + s}`));
+  const members = slotsOf(INSTANCES);
   const out = [];
-  for (let i = 0; i < INSTANCES; i++) {
+  const spawnOne = async (i, list) => {
     const front = await freePort();
     const admin = await freePort();
     const d = join(dir, `fleet-${route}-${front}`);
     mkdirSync(d, { recursive: true });
-    writeFileSync(join(d, 'c.yaml'), originlinkConfig(front, admin, route, { members, port: bases[i] }));
+    const file = join(d, 'c.yaml');
+    writeFileSync(file, originlinkConfig(front, admin, route, { members: list, port: bases[i] }));
     const [node, ...args] = serviceArgv(DIST);
-    const p = spawn(node, [...args, 'serve', '--config', join(d, 'c.yaml'), '--workers', String(WORKERS)], {
-      stdio: 'ignore',
-    });
+    const p = spawn(node, [...args, 'serve', '--config', file, '--workers', String(WORKERS)], { stdio: 'ignore' });
     procs.push(p);
-    out.push({ p, front, admin });
-  }
+    return { p, front, admin, file, base: bases[i] };
+  };
+  for (let i = 0; i < INSTANCES; i++) out.push(await spawnOne(i, members));
   for (const x of out) await waitPort(x.front, 30_000);
-  for (const b of bases) for (let s = 0; s < WORKERS; s++) await waitPort(b + s, 30_000);
-  // The load starts when every worker's heartbeats reach every other member (a member not heard yet is out of the
-  // hash: requests meanwhile would go to another owner, whose connections then idle out at the origin).
+  for (const b of bases.slice(0, INSTANCES)) for (let s = 0; s < WORKERS; s++) await waitPort(b + s, 30_000);
+  await linked(out);
+  // The joiner starts first (warm: its processes up and its links to the others open, serving nothing: no one lists
+  // it yet and its front takes no load); then the others are reloaded with it in their lists.
+  let joiner = null;
+  const prepare = async () => {
+    joiner = await spawnOne(INSTANCES, slotsOf(total));
+    await waitPort(joiner.front, 30_000);
+    for (let s = 0; s < WORKERS; s++) await waitPort(joiner.base + s, 30_000);
+    return joiner;
+  };
+  const announce = () => {
+    const all = slotsOf(total);
+    for (const o of out) {
+      writeFileSync(o.file, originlinkConfig(o.front, o.admin, route, { members: all, port: o.base }));
+      o.p.kill('SIGHUP');
+    }
+    out.push(joiner);
+    return joiner;
+  };
+  return Object.assign(out, { prepare, announce });
+}
+
+/**
+ * Until every worker's heartbeats reach every other member (a member not heard yet is out of the hash: requests
+ * meanwhile go to another owner, whose connections then idle out at the origin). At most 30 s.
+ */
+async function linked(xs) {
+  const n = xs.length * WORKERS;
   const end = Date.now() + 30_000;
   while (Date.now() < end) {
-    const views = await fleetViews(out);
+    const views = await fleetViews(xs);
     const ok =
-      views.length === INSTANCES * WORKERS &&
-      views.every(
-        (v) => Object.values(v.links).length === INSTANCES * WORKERS - 1 && Object.values(v.links).every((l) => l.up),
-      );
-    if (ok) break;
+      views.length === n &&
+      views.every((v) => Object.values(v.links).length === n - 1 && Object.values(v.links).every((l) => l.up));
+    if (ok) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return out;
+  return false;
+}
+
+/** Each origin's owner as the first worker of instance 0 names it (the origins it has seen). */
+async function ownersSeen(ps) {
+  const v = (await fleetViews([ps[0]]))[0];
+  return new Map(Object.entries(v?.origins ?? {}).map(([o, x]) => [o, x.owner]));
 }
 
 async function startProxy(kind) {
@@ -473,6 +517,44 @@ async function killOwner(ps, fronts) {
   return { killed: [...dead], movedMs: null, clear: out.size };
 }
 
+/**
+ * BENCH_JOIN: one more instance joins (started, then the others reloaded with it); owners before and 3 s after at
+ * instance 0's first worker; new origin connections in those 3 s, against the origins that moved.
+ */
+async function joinOne(ps, fronts) {
+  const before = await ownersSeen(ps);
+  const logAt = logLines().length;
+  const seen = new Set(logLines());
+  const t0 = performance.now();
+  const x = ps.announce();
+  fronts.push(x.front);
+  await linked(ps);
+  const linkedMs = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = await ownersSeen(ps);
+  let moved = 0;
+  let compared = 0;
+  for (const [o, owner] of before) {
+    const now = after.get(o);
+    if (now === undefined) continue;
+    compared++;
+    if (now !== owner) moved++;
+  }
+  const fresh = new Set(
+    logLines()
+      .slice(logAt)
+      .filter((c) => !seen.has(c)),
+  ).size;
+  return {
+    linkedMs: Math.round(linkedMs),
+    origins: compared,
+    moved,
+    movedShare: compared ? moved / compared : null,
+    joinerShare: 1 / (INSTANCES + 1),
+    newOriginConnections3s: fresh,
+  };
+}
+
 async function run(kind) {
   const ps = kind.startsWith('fleet-') ? await startInstances(kind.slice(6)) : [await startProxy(kind)];
   const cpu = () => ps.reduce((n, x) => n + treeCpuNs(x.p.pid), 0);
@@ -481,6 +563,8 @@ async function run(kind) {
   let cpu0 = cpu();
   const fronts = ps.map((x) => x.front);
   let kill = null;
+  let joined = null;
+  const preparing = JOIN ? ps.prepare() : null;
   // The most connections any one origin held at once, sampled every 250 ms through the run.
   let maxHeld = 0;
   let maxHeldO0 = 0;
@@ -503,9 +587,17 @@ async function run(kind) {
         },
         (DURATION * 1000) / 2,
       );
+    if (JOIN)
+      setTimeout(
+        () => {
+          joined = preparing.then(() => joinOne(ps, fronts));
+        },
+        (DURATION * 1000) / 2,
+      );
   });
   const cpuNs = cpu() - cpu0;
   if (kill) kill = await kill;
+  if (joined) joined = await joined;
   sampling = false;
   await sampler;
   // nginx writes a request's line just after its response: a moment for the last ones.
@@ -534,6 +626,7 @@ async function run(kind) {
     lostWithConnection: r.connLost,
     failures: r.statuses,
     kill,
+    join: joined,
     maxHeldByAnOrigin: maxHeld,
     maxHeldByO0: maxHeldO0,
     originRequests: lines.length,
@@ -557,7 +650,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const row = await run(c);
     rows.push(row);
     console.log(
-      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}most held by one origin at once ${row.maxHeldByAnOrigin} (o0 ${row.maxHeldByO0}); from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
+      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}${row.join ? `join ${JSON.stringify(row.join)}; ` : ''}most held by one origin at once ${row.maxHeldByAnOrigin} (o0 ${row.maxHeldByO0}); from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
     );
   }
   rounds.push(rows);
