@@ -96,11 +96,17 @@ export function fileReaders(baseDir: string): { readPem: ReadFile; readCa: ReadF
     }
   };
   // Trusted CAs are read as the certificates they must be: a file without one trusted nothing, and every dial
-  // failed later as "unable to verify".
+  // failed later as "unable to verify". Once per file and load: a config of 100 origins naming one CA file read and
+  // parsed it 100 times (~25 ms of every reload, bench/RESULTS.md fleet-reuse); a reload reads it again.
+  const cas = new Map<string, { bytes: Buffer; path: string }>();
   const readCa: ReadFile = (p, field) => {
+    const path = resolve(baseDir, p.str(field));
+    const seen = cas.get(path);
+    if (seen !== undefined) return seen;
     const ca = readPem(p, field);
     const bad = caProblem(ca.bytes, ca.path);
     if (bad) throw p.fail(field, bad);
+    cas.set(path, ca);
     return ca;
   };
   return { readPem, readCa };
