@@ -122,23 +122,31 @@ export class Agent {
 
   /** One active check of a group's endpoint: a GET of `path` on its own pool (its warm connections, its protocol). */
   #check(ep: Endpoint, path: string, signal: SignalLike): Promise<number> {
-    return this.check(ep.url, path, [['user-agent', 'originlink-health-check']], signal, ep).then((r) => r.status);
+    return this.#checkOn(ep.url, path, [['user-agent', 'originlink-health-check']], signal, ep).then((r) => r.status);
   }
 
   /**
    * One health check of `origin`: a GET of `path` with `headers` on the origin's own pool (its warm connections, its
    * protocol) by Pool.check — it dials even while the pool's connects back off, and never waits behind live requests —
-   * outside the request path: no retries, no diagnostics events. Its status and fields, or its failure. An origin group's
-   * active checks, and the fleet's heartbeats on its member links (service/fleet.ts).
+   * outside the request path: no retries, no diagnostics events. Its status and fields, or its failure. An origin
+   * group's active checks, and the fleet's heartbeats on its member links (service/fleet.ts).
    */
   check(
     origin: string | URL,
     path: string,
     headers: Array<[string, string]>,
     signal: SignalLike,
-    ep: Endpoint | null = null,
   ): Promise<{ status: number; headers: HeaderList }> {
-    const url = typeof origin === 'string' ? new URL(origin) : origin;
+    return this.#checkOn(typeof origin === 'string' ? new URL(origin) : origin, path, headers, signal, null);
+  }
+
+  #checkOn(
+    url: URL,
+    path: string,
+    headers: Array<[string, string]>,
+    signal: SignalLike,
+    ep: Endpoint | null,
+  ): Promise<{ status: number; headers: HeaderList }> {
     const info = this.#registry.find(url, undefined, this.#dialer.proxied ? this.#dialer.pickProxy(url) : null, true);
     if (ep !== null) ep.pool = info.pool;
     const t = info.target;
