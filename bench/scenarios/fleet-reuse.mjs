@@ -9,7 +9,8 @@
 // Knobs (env): BENCH_ORIGINS (100), BENCH_RATE (200 req/s, all origins together), BENCH_ZIPF (1.0: the exponent of the
 // Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's keepalive_timeout, s), BENCH_WARMUP (10 s of load
 // before the counted window), BENCH_DURATION (20 s: the counted window),
-// BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx; also
+// BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx,haproxy (HAProxy
+// with W threads, `http-reuse always`, one backend per origin); also
 // fleet-direct, fleet-auto, fleet-owner: BENCH_INSTANCES `serve --workers W` processes naming each other in
 // `fleet.members`, mutual TLS between members, the load spread over their fronts round robin), BENCH_INSTANCES (3),
 // BENCH_CONNECTIONS (16: the load's client connections to the front, per front), BENCH_DIST,
@@ -27,7 +28,7 @@
 // BENCH_MAX_CONNECTIONS: pool.maxConnections of every origin (default: the product's). Every configuration also
 // samples the origin's established connections per origin port every 250 ms (ss, at the origin's side) and reports
 // the most any origin held at once: with `owner` a fleet-wide cap, with `direct` one per member.
-// Needs: nginx (Debian: nginx-light), a built dist/.
+// Needs: nginx (Debian: nginx-light), haproxy, a built dist/.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -52,8 +53,8 @@ const INSTANCES = Number(env.BENCH_INSTANCES ?? 3);
 const KILL = env.BENCH_KILL ?? null;
 const JOIN = env.BENCH_JOIN === '1';
 const MAX_CONNS = env.BENCH_MAX_CONNECTIONS ? Number(env.BENCH_MAX_CONNECTIONS) : null;
-const KINDS = ['one', 'direct', 'auto', 'owner', 'nginx', 'fleet-direct', 'fleet-auto', 'fleet-owner'];
-const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx').split(',').filter(Boolean);
+const KINDS = ['one', 'direct', 'auto', 'owner', 'nginx', 'haproxy', 'fleet-direct', 'fleet-auto', 'fleet-owner'];
+const CONFIGS = (env.BENCH_CONFIGS ?? 'one,direct,auto,owner,nginx,haproxy').split(',').filter(Boolean);
 for (const [k, ok] of [
   ['BENCH_ORIGINS', Number.isInteger(ORIGINS) && ORIGINS >= 1 && ORIGINS <= 2000],
   ['BENCH_RATE', RATE > 0 && RATE <= 20_000],
@@ -167,6 +168,27 @@ ${originPorts
 }
 `;
 
+const haproxyConfig = (front) => `global
+  nbthread ${WORKERS}
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend fe
+  bind 127.0.0.1:${front}
+  use_backend %[path,field(2,/)]
+${originPorts
+  .map(
+    (p, i) => `backend o${i}
+  http-reuse always
+  server s 127.0.0.1:${p} ssl verify required ca-file ${certs.caPath} sni str(localhost) alpn http/1.1`,
+  )
+  .join('\n')}
+`;
+
 /** `n` consecutive free ports (a `serve --workers` member's slots listen on port + slot − 1). */
 async function freeRun(n) {
   const net = await import('node:net');
@@ -275,6 +297,9 @@ async function startProxy(kind) {
   if (kind === 'nginx') {
     writeFileSync(join(d, 'nginx.conf'), nginxProxyConfig(front, d));
     p = spawn('nginx', ['-p', d, '-c', join(d, 'nginx.conf'), '-e', join(d, 'error.log')], { stdio: 'ignore' });
+  } else if (kind === 'haproxy') {
+    writeFileSync(join(d, 'haproxy.cfg'), haproxyConfig(front));
+    p = spawn('haproxy', ['-db', '-f', join(d, 'haproxy.cfg')], { stdio: 'ignore' });
   } else {
     const route = kind === 'one' ? 'direct' : kind;
     writeFileSync(join(d, 'c.yaml'), originlinkConfig(front, admin, route));
@@ -286,12 +311,12 @@ async function startProxy(kind) {
   await waitPort(front, 30_000);
   // The workers of `serve --workers` learn the member table once each is ready: the load starts when every worker
   // knows every other (until then a worker sends direct).
-  if (kind !== 'nginx' && kind !== 'one') {
+  if (kind !== 'nginx' && kind !== 'haproxy' && kind !== 'one') {
     const end = Date.now() + 30_000;
     while (Date.now() < end && (await fleetMembers(admin)) < WORKERS * WORKERS)
       await new Promise((r) => setTimeout(r, 100));
   }
-  return { p, front, admin: kind === 'nginx' ? null : admin };
+  return { p, front, admin: kind === 'nginx' || kind === 'haproxy' ? null : admin };
 }
 
 /** Members known, summed over the workers (WORKERS² once every worker knows every other). */
@@ -668,6 +693,7 @@ const label = {
   auto: `originlink, ${WORKERS} workers, auto`,
   owner: `originlink, ${WORKERS} workers, owner`,
   nginx: `nginx, ${WORKERS} workers (keepalive 32)`,
+  haproxy: `HAProxy, ${WORKERS} threads (http-reuse always)`,
   'fleet-direct': `originlink, ${INSTANCES} instances × ${WORKERS} workers, direct`,
   'fleet-auto': `originlink, ${INSTANCES} instances × ${WORKERS} workers, auto`,
   'fleet-owner': `originlink, ${INSTANCES} instances × ${WORKERS} workers, owner`,
