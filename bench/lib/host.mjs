@@ -153,12 +153,16 @@ export const stopChild = async (p, graceMs = 3000) => {
 export function scratch(prefix) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const procs = [];
+  // Each process with its descendants (nginx's workers outlive a SIGKILLed master; a `serve --workers` primary's too).
   process.on('exit', () => {
     for (const p of procs) {
-      try {
-        if (alive(p)) process.kill(p.pid, 'SIGKILL');
-      } catch {
-        /* gone */
+      if (!alive(p)) continue;
+      for (const pid of treePids(p.pid).reverse()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       }
     }
     rmSync(dir, { recursive: true, force: true });

@@ -29,16 +29,20 @@ const cases = [
   ['curl (local h1)', ['curl', '-s', '-o', '/dev/null', url]],
 ];
 const times = new Map(cases.map(([name]) => [name, []]));
-for (let i = 0; i < RUNS; i++) {
-  for (const [name, argv] of cases) {
-    const t0 = performance.now();
-    const r = spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' });
-    const ms = performance.now() - t0;
-    if (r.status !== 0) throw new Error(`${name} exited ${r.status}`);
-    times.get(name).push(ms);
+try {
+  for (let i = 0; i < RUNS; i++) {
+    for (const [name, argv] of cases) {
+      const t0 = performance.now();
+      const r = spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+      const ms = performance.now() - t0;
+      if (r.status !== 0) throw new Error(`${name} exited ${r.status}`);
+      times.get(name).push(ms);
+    }
   }
+} finally {
+  // A case that fails ends the run: the origin goes with it, not left serving.
+  origin.kill();
 }
-origin.kill();
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const floor = med(times.get('node -e 0'));
 console.log(`Fresh processes, wall time spawn to exit, median of ${RUNS} interleaved runs (${DIST})\n`);
