@@ -35,6 +35,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
+import { haproxyHead } from '../lib/haproxy.mjs';
 import { alive, freePort, scratch, serviceArgv, stopChild, treeCpuNs, treePids, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { quantile } from '../lib/stats.mjs';
@@ -168,15 +169,7 @@ ${originPorts
 }
 `;
 
-const haproxyConfig = (front) => `global
-  nbthread ${WORKERS}
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
+const haproxyConfig = (front) => `${haproxyHead(WORKERS)}
 frontend fe
   bind 127.0.0.1:${front}
   use_backend %[path,field(2,/)]

@@ -179,8 +179,23 @@ routes:
       ),
     });
 
-  const fleetOf = async (x: Instance): Promise<{ self: string; origins: Record<string, { owner: string | null }> }> =>
-    JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
+  type FleetView = {
+    self: string;
+    origins: Record<string, { owner: string | null }>;
+    links: Record<string, { up: boolean; rttMs: number | null; reason: string | null }>;
+  };
+  const fleetOf = async (x: Instance): Promise<FleetView> => JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
+
+  /** Ms until `ok` holds for the fleet view of every one of `xs` (polled every 20 ms, `tries` times), else it throws. */
+  const msUntil = async (xs: Instance[], ok: (v: FleetView) => boolean, what: string, tries = 100): Promise<number> => {
+    const t0 = performance.now();
+    for (let i = 0; i < tries; i++) {
+      const vs = await Promise.all(xs.map(fleetOf));
+      if (vs.every(ok)) return performance.now() - t0;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`${what}: ${JSON.stringify(await Promise.all(xs.map(fleetOf)))}`);
+  };
 
   beforeAll(async () => {
     buildIfStale();
@@ -289,14 +304,7 @@ routes:
       victim.proc.kill('SIGKILL');
       killedAt = performance.now();
       endAt = killedAt + 600;
-      const t0 = killedAt;
-      let moved = -1;
-      for (let i = 0; i < 100 && moved < 0; i++) {
-        const vs = await Promise.all(rest.map(fleetOf));
-        if (vs.every((v) => v.origins['app']?.owner !== owner)) moved = performance.now() - t0;
-        else await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(moved).toBeGreaterThanOrEqual(0);
+      const moved = await msUntil(rest, (v) => v.origins['app']?.owner !== owner, 'the owner not moved');
       expect(moved).toBeLessThan(1000);
       const all = (await loops).flat();
       expect(all.filter((r) => r.at < killedAt).length).toBeGreaterThan(10);
@@ -314,14 +322,9 @@ routes:
       const owner = (await fleetOf(xs[0] as Instance)).origins['app']?.owner as string;
       const victim = xs.find((x) => `127.0.0.1:${x.memberPort}` === owner) as Instance;
       const rest = xs.filter((x) => x !== victim);
-      type View = {
-        origins: Record<string, { owner: string | null }>;
-        links: Record<string, { up: boolean; rttMs: number | null; reason: string | null }>;
-      };
-      const view = async (x: Instance): Promise<View> => JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
       // Up, with a heartbeat's round trip measured, and on /metrics per member and peer.
       for (const x of rest) {
-        const v = await view(x);
+        const v = await fleetOf(x);
         expect(v.links[owner]?.up).toBe(true);
         const m = (await get(x.admin, '/metrics')).body;
         const self = `127.0.0.1:${x.memberPort}`;
@@ -335,27 +338,11 @@ routes:
           `originlink_fleet_origin_route{member="${self}",origin="app",owner="${owner}",route="owner"} 1`,
         );
       }
-      /** How long until every other member has the victim down and another owner for app (no request sent meanwhile). */
-      const untilOut = async (): Promise<number> => {
-        const t0 = performance.now();
-        for (let i = 0; i < 100; i++) {
-          const vs = await Promise.all(rest.map(view));
-          if (vs.every((v) => v.links[owner]?.up === false && v.origins['app']?.owner !== owner))
-            return performance.now() - t0;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        throw new Error(`still in: ${JSON.stringify(await Promise.all(rest.map(view)))}`);
-      };
-      const untilBack = async (): Promise<number> => {
-        const t0 = performance.now();
-        for (let i = 0; i < 200; i++) {
-          const vs = await Promise.all(rest.map(view));
-          if (vs.every((v) => v.links[owner]?.up === true && v.origins['app']?.owner === owner))
-            return performance.now() - t0;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        throw new Error(`not back: ${JSON.stringify(await Promise.all(rest.map(view)))}`);
-      };
+      /** Every other member has the victim down and another owner for app (no request sent meanwhile). */
+      const untilOut = (): Promise<number> =>
+        msUntil(rest, (v) => v.links[owner]?.up === false && v.origins['app']?.owner !== owner, 'still in');
+      const untilBack = (): Promise<number> =>
+        msUntil(rest, (v) => v.links[owner]?.up === true && v.origins['app']?.owner === owner, 'not back', 200);
       // Hung (SIGSTOP): its heartbeats go unanswered; out within the heartbeat's idle time + tick + timeout (1.1 s).
       victim.proc.kill('SIGSTOP');
       const hung = await untilOut();
@@ -368,7 +355,7 @@ routes:
       const dead = await untilOut();
       expect(dead).toBeLessThan(1000); // 0.39–0.41 s measured alone
       expect(await gets(rest, 4, 'hk')).toEqual(Array(4).fill(200));
-      const v = await view(rest[0] as Instance);
+      const v = await fleetOf(rest[0] as Instance);
       expect(v.links[owner]?.reason).toBeTruthy();
     } finally {
       await stopAll(xs);
