@@ -22,9 +22,10 @@
 // the owner of any origin.
 // BENCH_JOIN=1 (fleet-* configurations): one more instance starts with the others, naming every member but named by
 // none and sent no load; halfway through the window the others are reloaded (SIGHUP) with it in their lists and the
-// load goes to its front too. Reported: the share of the origins (those instance 0's
-// first worker has seen) whose owner changed, against the joiner's share (its members ÷ all), and the origin
-// connections opened after the join that the origin had not seen before.
+// load goes to its front too. Reported: the share of the origins (those the first instances' workers have
+// seen) whose owner changed, against the joiner's share (its members ÷ all), the origin
+// connections opened in the 3 s after the join that the origin had not seen before, the origins they went to, and
+// the burst beyond their number (connections past the first to each such origin).
 // BENCH_MAX_CONNECTIONS: pool.maxConnections of every origin (default: the product's). Every configuration also
 // samples the origin's established connections per origin port every 250 ms (ss, at the origin's side) and reports
 // the most any origin held at once: with `owner` a fleet-wide cap, with `direct` one per member.
@@ -96,7 +97,7 @@ pid ${originDir}/nginx.pid;
 error_log ${originDir}/error.log warn;
 events { worker_connections 16384; }
 http {
-  log_format c '$connection';
+  log_format c '$connection $server_port';
   access_log ${originDir}/access.log c;
   keepalive_timeout ${KEEPALIVE}s;
   keepalive_requests 1000000;
@@ -277,8 +278,12 @@ async function linked(xs) {
 
 /** Each origin's owner as the first worker of instance 0 names it (the origins it has seen). */
 async function ownersSeen(ps) {
-  const v = (await fleetViews([ps[0]]))[0];
-  return new Map(Object.entries(v?.origins ?? {}).map(([o, x]) => [o, x.owner]));
+  // Every worker of the first INSTANCES instances (the joiner's are not asked): together they have seen about
+  // every origin, each its share. Where two name different owners at that moment, the first asked counts.
+  const out = new Map();
+  for (const v of await fleetViews(ps.slice(0, INSTANCES)))
+    for (const [o, x] of Object.entries(v.origins)) if (!out.has(o)) out.set(o, x.owner);
+  return out;
 }
 
 async function startProxy(kind) {
@@ -537,7 +542,7 @@ async function killOwner(ps, fronts) {
 
 /**
  * BENCH_JOIN: one more instance joins (started, then the others reloaded with it); owners before and 3 s after at
- * instance 0's first worker; new origin connections in those 3 s, against the origins that moved.
+ * the first instances' workers; new origin connections in those 3 s, against the origins that moved.
  */
 async function joinOne(ps, fronts) {
   const before = await ownersSeen(ps);
@@ -558,11 +563,14 @@ async function joinOne(ps, fronts) {
     compared++;
     if (now !== owner) moved++;
   }
-  const fresh = new Set(
+  const freshLines = new Set(
     logLines()
       .slice(logAt)
       .filter((c) => !seen.has(c)),
-  ).size;
+  );
+  const fresh = freshLines.size;
+  // Origins that got a new connection (a line is the connection's serial and its origin port), over all origins.
+  const freshOrigins = new Set([...freshLines].map((l) => l.split(' ')[1])).size;
   return {
     linkedMs: Math.round(linkedMs),
     origins: compared,
@@ -570,6 +578,9 @@ async function joinOne(ps, fronts) {
     movedShare: compared ? moved / compared : null,
     joinerShare: 1 / (INSTANCES + 1),
     newOriginConnections3s: fresh,
+    originsWithNewConnections3s: freshOrigins,
+    // The burst beyond their number: new connections past the first to each origin that got one.
+    extraConnections3s: fresh - freshOrigins,
   };
 }
 

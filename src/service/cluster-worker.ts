@@ -21,7 +21,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { channels } from '../pool/diagnostics.js';
 import type { FromWorker, ToWorker } from './cluster.js';
 import { loadConfigFile, type ServiceConfig } from './config.js';
-import { reloadFromFile } from './reload.js';
+import { reloadConfig, reloadFromFile } from './reload.js';
 import { Service } from './service.js';
 import { workerH3Steer } from './worker-slot.js';
 
@@ -152,9 +152,11 @@ export async function runWorker(file: string, slot: number): Promise<number> {
         },
       );
     };
-    const reload = (): void => {
+    // The primary's reload carries the config it read (one parse per machine); a SIGHUP sent to this worker alone
+    // reads the file here.
+    const reload = (next: ServiceConfig | null = null): void => {
       reloading = reloading.then(async () => {
-        if (!stopping) await reloadFromFile(svc, file, shape);
+        if (!stopping) await (next ? reloadConfig(svc, file, shape(next)) : reloadFromFile(svc, file, shape));
         if (!stopping) send({ ol: 'altsvc', value: svc.altSvc });
       });
     };
@@ -174,7 +176,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     process.on('message', (m: ToWorker) => {
       if (typeof m !== 'object' || m === null) return;
       if (m.ol === 'drain') drain('primary');
-      else if (m.ol === 'reload') reload();
+      else if (m.ol === 'reload') reload(m.config);
       else if (m.ol === 'reload-failed') svc.metrics.front.reloads.inc({ result: 'failed' });
       else if (m.ol === 'req') void answer(m.id, m.what);
       else if (m.ol === 'altsvc') svc.advertiseAltSvc(m.value);
@@ -183,7 +185,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     });
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
-    process.on('SIGHUP', reload);
+    process.on('SIGHUP', () => reload());
     // Alt-Svc first: the primary passes it on to the other workers before it counts this one ready and says
     // it is serving (one ordered IPC channel per worker also carries the connections handed to it).
     if (svc.altSvc !== null) send({ ol: 'altsvc', value: svc.altSvc });

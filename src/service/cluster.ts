@@ -29,7 +29,8 @@ import type { Member, MemberTable } from './fleet.js';
 
 /** Primary → worker. */
 export type ToWorker =
-  | { ol: 'reload' }
+  /** The config the primary read (node:cluster's advanced serialization carries its Maps and Buffers). */
+  | { ol: 'reload'; config: ServiceConfig }
   | { ol: 'reload-failed' }
   | { ol: 'drain' }
   | { ol: 'req'; id: number; what: 'metrics' | 'stats' }
@@ -170,8 +171,12 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
 
   // The h3 front on every worker, steered by connection ID, where the kernel allows it (h3-steering.ts).
   const steer = await setUpSteering(config, workers);
+  // Advanced serialization: a reload hands the workers the config as read here (Maps, Buffers), not the file again.
+  cluster.setupPrimary({
+    serialization: 'advanced',
+    ...(typeof steer !== 'string' ? { stdio: [0, 1, 2, 'ipc', ...steer.fds] } : {}),
+  });
   if (typeof steer !== 'string') {
-    cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...steer.fds] });
     log.info({ listeners: steer.steering }, 'h3 listeners served by every worker, packets steered by connection ID');
   } else if (steer !== 'nothing to steer')
     log.warn({ why: steer }, 'h3 listeners served by worker 1 only: packets cannot be steered by connection ID here');
@@ -396,7 +401,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
             (e) => log.error({ err: e.message, admin: next.admin }, 'admin listener failed to start after reload'),
           );
         }
-        broadcast({ ol: 'reload' });
+        broadcast({ ol: 'reload', config: next });
         log.info({ workers: slots.filter((s) => s.worker).length }, 'reload sent to workers');
       });
     };
