@@ -1,8 +1,11 @@
 // What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
 // package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's, each the median of
 // BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike; ratios against `node -e 0` of the same run.
+// The package and the command as they are loaded: dist/bundle/ (scripts/bundle.mjs) where the build has one, and then
+// tsc's modules too (rows marked "modules": what the bundle saves, in the same run).
 // Knobs: BENCH_RUNS, BENCH_DIST.
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST } from '../lib/dist.mjs';
 import { freePort, waitPort } from '../lib/host.mjs';
@@ -11,8 +14,9 @@ import { ResultWriter } from '../lib/results.mjs';
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const port = await freePort();
 const url = `http://127.0.0.1:${port}/`;
-const cli = join(DIST, 'cli', 'main.js');
-const index = join(DIST, 'index.js');
+const bundled = existsSync(join(DIST, 'bundle', 'main.js'));
+const cli = join(DIST, bundled ? 'bundle' : 'cli', 'main.js');
+const index = join(DIST, bundled ? 'bundle' : '', 'index.js');
 // The origin in a child of its own: spawnSync blocks this process's loop.
 const origin = spawn(
   process.execPath,
@@ -28,6 +32,17 @@ const cases = [
   ['originlink fetch (local h1)', [process.execPath, cli, 'fetch', '-s', '-o', '/dev/null', url]],
   ['curl (local h1)', ['curl', '-s', '-o', '/dev/null', url]],
 ];
+if (bundled)
+  cases.push(
+    [
+      'import the package (modules)',
+      [process.execPath, '--input-type=module', '-e', `await import(${JSON.stringify(join(DIST, 'index.js'))})`],
+    ],
+    [
+      'originlink fetch (modules)',
+      [process.execPath, join(DIST, 'cli', 'main.js'), 'fetch', '-s', '-o', '/dev/null', url],
+    ],
+  );
 const times = new Map(cases.map(([name]) => [name, []]));
 try {
   for (let i = 0; i < RUNS; i++) {
@@ -53,4 +68,4 @@ const rows = cases.map(([name]) => {
   console.log(`| ${name} | ${m.toFixed(0)} | ${(m / floor).toFixed(2)} |`);
   return { name, ms: m, ratio: m / floor };
 });
-console.log(`\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, rows })}`);
+console.log(`\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, bundled, rows })}`);

@@ -15,7 +15,7 @@ import { oneOriginConfig } from '../helpers/serve-child.js';
 
 const LAUNCHER = join(ROOT, 'bin', 'originlink');
 /** The script the launcher runs: dist/ beside its own bin/. */
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bundle', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ol-launcher-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -8,8 +8,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
-/** The CLI entry of the build. */
-export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+/** The CLI entry of the build, as bin/originlink runs it: the bundle (scripts/bundle.mjs). */
+export const CLI = join(ROOT, 'dist', 'bundle', 'main.js');
 
 function newest(dir: string): number {
   let m = 0;
@@ -32,5 +32,10 @@ export function buildIfStale(): void {
     execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
   } catch {
     // Type errors elsewhere still emit JS; the test then fails on what it runs.
+  }
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { cwd: ROOT, stdio: 'pipe' });
+  } catch {
+    // No bundle made: the test then fails on the stale or missing one it runs.
   }
 }

@@ -5,18 +5,16 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
+import { CLI } from '../helpers/build.js';
 import { makeCerts } from '../helpers/certs.js';
 import { Nginx } from '../helpers/nginx.js';
 
 const run = promisify(execFile);
 const certs = makeCerts();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-// The CLI runs from dist/, which `npm test` rebuilds first (pretest).
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 describe('pool lifecycle against nginx', () => {
   let nginx: Nginx;
