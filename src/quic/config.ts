@@ -130,7 +130,9 @@ export class PemFiles {
 
 export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheConfig {
   const b = quiche();
-  const c = new b.Config();
+  // The system roots only for a client that verifies by them: a client's own CA replaces them, as Node's `ca` does
+  // for h1/h2 (quiche would add it to them), and a server or a client that verifies nothing has no use for them.
+  const c = new b.Config(role === 'client' && (o.verifyPeer ?? true) && o.caFile === undefined);
   const alpn = o.alpn ?? ['h3'];
   if (alpn.length === 0) bad('alpn', 'must not be empty');
   const pems = new PemFiles();

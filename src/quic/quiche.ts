@@ -235,7 +235,12 @@ export interface QuicheHeader {
 }
 
 interface Binding {
-  Config: new () => QuicheConfig;
+  /**
+   * `systemRoots` false: without the system's trust store (ours; the fallback binding ignores it and always loads it).
+   */
+  Config: new (
+    systemRoots?: boolean,
+  ) => QuicheConfig;
   Connection: {
     connect(
       serverName: string | null,

@@ -30,9 +30,23 @@ fn u(v: f64) -> u64 {
 
 #[napi]
 impl Config {
+    /// `system_roots` false: a TLS context without the system's trust store.
+    /// quiche's `Config::new` loads it into every context
+    /// (`SSL_CTX_set_default_verify_paths`: the whole CA bundle parsed, ~6 ms
+    /// here, for each config), and a CA loaded after it is added to it, not
+    /// put in its place: a client given its own CA also trusted every system
+    /// root, where Node's `ca` (the h1/h2 path) replaces them. A server, a
+    /// client with its own CA and one that verifies nothing pass false.
     #[napi(constructor)]
-    pub fn new() -> Result<Self> {
-        let inner = quiche::Config::new(quiche::PROTOCOL_VERSION).map_err(quiche_err)?;
+    pub fn new(system_roots: Option<bool>) -> Result<Self> {
+        let inner = if system_roots.unwrap_or(true) {
+            quiche::Config::new(quiche::PROTOCOL_VERSION)
+        } else {
+            let ctx = boring::ssl::SslContextBuilder::new(boring::ssl::SslMethod::tls())
+                .map_err(|e| Error::from_reason(format!("TlsFail: {e}")))?;
+            quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, ctx)
+        }
+        .map_err(quiche_err)?;
         Ok(Config { inner, log_keys: false })
     }
 
