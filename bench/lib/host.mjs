@@ -1,7 +1,7 @@
 // Loopback helpers the bench scripts share: a free port, waiting for one to open, a process tree's CPU time, a run's
 // scratch folder and children.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,7 +105,8 @@ export const mainCpuNs = (pid) => {
  * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the service's node flags
  * (bin/service-node-flags beside that build's dist/, one a line; an older build keeps them in its launcher's
  * SERVICE_NODE_FLAGS line; none for a build without either, none either when `launcher` is false), then `nodeArgs` (a
- * bench's BENCH_NODE_ARGS), then the script. A bench measures the service as started.
+ * bench's BENCH_NODE_ARGS), then the script (the bundle where the build has one). A bench measures the service as
+ * started.
  */
 export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   let flags = '';
@@ -121,7 +122,10 @@ export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
       }
     }
   }
-  return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, join(dist, 'cli', 'main.js')];
+  // The command as bin/originlink runs it: the bundle where the build has one (scripts/bundle.mjs), else tsc's modules.
+  const bundle = join(dist, 'bundle', 'main.js');
+  const main = existsSync(bundle) ? bundle : join(dist, 'cli', 'main.js');
+  return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, main];
 };
 /** A child process still running. */
 export const alive = (p) => p.exitCode === null && p.signalCode === null;
