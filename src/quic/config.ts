@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { quiche, type QuicheConfig } from './quiche.js';
+import { quiche, quicEngine, type QuicheConfig } from './quiche.js';
 
 import { bbrTuningError, CC_ALGORITHMS, DEFAULT_BBR, DEFAULT_CC, type BbrTuning, type CcAlgorithm } from './cc.js';
 
@@ -128,70 +128,100 @@ export class PemFiles {
   }
 }
 
-export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheConfig {
+/** PEM given as text or bytes, or a file name (a string without a PEM header): its bytes. */
+function pemBytes(name: string, v: string | Uint8Array): Buffer {
+  if (typeof v !== 'string') return Buffer.from(v);
+  if (v.includes('-----BEGIN')) return Buffer.from(v);
+  try {
+    return readFileSync(v);
+  } catch (e) {
+    throw new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `quic option ${name}: cannot load ${v} (${(e as Error).message})`,
+      {
+        cause: e,
+        details: { option: name },
+      },
+    );
+  }
+}
+
+/**
+ * A config's TLS context: this end's certificate and key, the CAs the peer's chain may end at (a client's `caFile`, a
+ * server's `clientCa`), and the system roots only for a client that verifies by them — a client's own CA replaces
+ * them, as Node's `ca` does for h1/h2 (quiche's own `Config::new` would add it to them), and a server or a client
+ * that verifies nothing has no use for them. Our binding loads the PEM from memory; the fallback binding loads files
+ * only, so there it goes through private temporary files (and a CA adds to the system roots).
+ */
+function tlsConfig(role: 'client' | 'server', o: QuicOptions): QuicheConfig {
   const b = quiche();
-  // The system roots only for a client that verifies by them: a client's own CA replaces them, as Node's `ca` does
-  // for h1/h2 (quiche would add it to them), and a server or a client that verifies nothing has no use for them.
-  const c = new b.Config(role === 'client' && (o.verifyPeer ?? true) && o.caFile === undefined);
+  if (role === 'server' && (o.cert === undefined || o.key === undefined)) bad('cert/key', 'a server needs both');
+  if ((o.cert === undefined) !== (o.key === undefined)) bad('cert/key', 'a client certificate needs both');
+  const caName = role === 'server' ? 'clientCa' : 'caFile';
+  const ca = role === 'server' ? o.clientCa : o.caFile;
+  const verify = role === 'server' ? o.clientCa !== undefined : (o.verifyPeer ?? true);
+  const failed = (name: string, e: unknown): OriginlinkError => {
+    const what = name === 'caFile' ? ` ${typeof ca === 'string' && !ca.includes('-----BEGIN') ? ca : 'PEM data'}` : '';
+    return new OriginlinkError(
+      ErrorCode.INVALID_CONFIG,
+      'local',
+      `quic option ${name}: cannot load${what} (${(e as Error).message})`,
+      { cause: e, details: { option: name } },
+    );
+  };
+  let c: QuicheConfig;
+  if (quicEngine().binding === 'originlink-quic') {
+    const pems: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+    if (ca !== undefined) pems.ca = pemBytes(caName, ca);
+    if (o.cert !== undefined && o.key !== undefined) {
+      pems.cert = pemBytes('cert/key', o.cert);
+      pems.key = pemBytes('cert/key', o.key);
+    }
+    try {
+      c = new b.Config(role === 'client' && verify && ca === undefined, pems);
+    } catch (e) {
+      const m = (e as Error).message;
+      throw failed(
+        m.startsWith('ca:') ? caName : m.startsWith('cert:') || m.startsWith('key:') ? 'cert/key' : 'tls',
+        e,
+      );
+    }
+  } else {
+    c = new b.Config();
+    const files = new PemFiles();
+    try {
+      if (o.cert !== undefined && o.key !== undefined) {
+        try {
+          c.loadCertChainFromPemFile(files.path('cert.pem', o.cert));
+          c.loadPrivKeyFromPemFile(files.path('key.pem', o.key));
+        } catch (e) {
+          throw failed('cert/key', e);
+        }
+      }
+      if (ca !== undefined) {
+        try {
+          c.loadVerifyLocationsFromFile(files.path('ca.pem', ca));
+        } catch (e) {
+          throw failed(caName, e);
+        }
+      }
+    } finally {
+      files.dispose();
+    }
+  }
+  c.verifyPeer(verify);
+  return c;
+}
+
+export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheConfig {
   const alpn = o.alpn ?? ['h3'];
   if (alpn.length === 0) bad('alpn', 'must not be empty');
-  const pems = new PemFiles();
-  try {
-    c.setApplicationProtos(alpn);
-    if (role === 'server' && (o.cert === undefined || o.key === undefined)) bad('cert/key', 'a server needs both');
-    if ((o.cert === undefined) !== (o.key === undefined)) bad('cert/key', 'a client certificate needs both');
-    if (o.cert !== undefined && o.key !== undefined) {
-      try {
-        c.loadCertChainFromPemFile(pems.path('cert.pem', o.cert));
-        c.loadPrivKeyFromPemFile(pems.path('key.pem', o.key));
-      } catch (e) {
-        throw new OriginlinkError(
-          ErrorCode.INVALID_CONFIG,
-          'local',
-          `quic option cert/key: cannot load (${(e as Error).message})`,
-          { cause: e },
-        );
-      }
-    }
-    if (role === 'server') {
-      c.verifyPeer(o.clientCa !== undefined);
-      if (o.clientCa !== undefined) {
-        try {
-          c.loadVerifyLocationsFromFile(pems.path('client-ca.pem', o.clientCa));
-        } catch (e) {
-          throw new OriginlinkError(
-            ErrorCode.INVALID_CONFIG,
-            'local',
-            `quic option clientCa: cannot load (${(e as Error).message})`,
-            {
-              cause: e,
-            },
-          );
-        }
-      }
-      if (o.ticketKey !== undefined) {
-        if (o.ticketKey.length !== 48) bad('ticketKey', 'must be 48 bytes');
-        c.setTicketKey(o.ticketKey);
-      }
-    } else {
-      const verify = o.verifyPeer ?? true;
-      c.verifyPeer(verify);
-      if (o.caFile !== undefined) {
-        try {
-          c.loadVerifyLocationsFromFile(pems.path('ca.pem', o.caFile));
-        } catch (e) {
-          const what = typeof o.caFile === 'string' && !o.caFile.includes('-----BEGIN') ? o.caFile : 'PEM data';
-          throw new OriginlinkError(
-            ErrorCode.INVALID_CONFIG,
-            'local',
-            `quic option caFile: cannot load ${what} (${(e as Error).message})`,
-            { cause: e },
-          );
-        }
-      }
-    }
-  } finally {
-    pems.dispose();
+  const c = tlsConfig(role, o);
+  c.setApplicationProtos(alpn);
+  if (role === 'server' && o.ticketKey !== undefined) {
+    if (o.ticketKey.length !== 48) bad('ticketKey', 'must be 48 bytes');
+    c.setTicketKey(o.ticketKey);
   }
   const udp = posInt('maxUdpPayload', o.maxUdpPayload, DEFAULT_UDP_PAYLOAD, 65527);
   if (udp < 1200) bad('maxUdpPayload', 'must be >= 1200 (RFC 9000 §14)');

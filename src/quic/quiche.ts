@@ -236,10 +236,12 @@ export interface QuicheHeader {
 
 interface Binding {
   /**
-   * `systemRoots` false: without the system's trust store (ours; the fallback binding ignores it and always loads it).
+   * Ours: a TLS context with `pems` loaded from memory, and the system's trust store unless `systemRoots` is false.
+   * The fallback binding takes no arguments (it always loads the system store; PEM goes in by file).
    */
   Config: new (
     systemRoots?: boolean,
+    pems?: { ca?: Buffer; cert?: Buffer; key?: Buffer },
   ) => QuicheConfig;
   Connection: {
     connect(

@@ -5,7 +5,23 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use boring::error::ErrorStack;
+use boring::pkey::PKey;
+use boring::ssl::{SslContextBuilder, SslMethod};
+use boring::x509::X509;
+
 use crate::quiche_err;
+
+/// PEM data a config's TLS context loads at its making (`new Config(systemRoots, pems)`).
+#[napi(object)]
+pub struct Pems {
+    /// CA certificates the peer's chain may end at (a client's origin CAs, a server's client CAs).
+    pub ca: Option<Buffer>,
+    /// This end's certificate chain, leaf first.
+    pub cert: Option<Buffer>,
+    /// Its private key.
+    pub key: Option<Buffer>,
+}
 
 #[napi]
 pub struct Config {
@@ -30,23 +46,49 @@ fn u(v: f64) -> u64 {
 
 #[napi]
 impl Config {
-    /// `system_roots` false: a TLS context without the system's trust store.
-    /// quiche's `Config::new` loads it into every context
-    /// (`SSL_CTX_set_default_verify_paths`: the whole CA bundle parsed, ~6 ms
-    /// here, for each config), and a CA loaded after it is added to it, not
-    /// put in its place: a client given its own CA also trusted every system
-    /// root, where Node's `ca` (the h1/h2 path) replaces them. A server, a
-    /// client with its own CA and one that verifies nothing pass false.
+    /// The TLS context is made here (a boring `SslContextBuilder`, then
+    /// `Config::with_boring_ssl_ctx_builder`), with what `pems` gives loaded
+    /// from memory: no temporary files for keys. `system_roots` false: without
+    /// the system's trust store — quiche's `Config::new` loads it into every
+    /// context (`SSL_CTX_set_default_verify_paths`: the whole CA bundle
+    /// parsed, ~6 ms here, for each config), and a CA loaded after it is added
+    /// to it, not put in its place: a client given its own CA also trusted
+    /// every system root, where Node's `ca` (the h1/h2 path) replaces them. A
+    /// failure names what failed: `ca: …`, `cert: …`, `key: …`.
     #[napi(constructor)]
-    pub fn new(system_roots: Option<bool>) -> Result<Self> {
-        let inner = if system_roots.unwrap_or(true) {
-            quiche::Config::new(quiche::PROTOCOL_VERSION)
-        } else {
-            let ctx = boring::ssl::SslContextBuilder::new(boring::ssl::SslMethod::tls())
-                .map_err(|e| Error::from_reason(format!("TlsFail: {e}")))?;
-            quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, ctx)
+    pub fn new(system_roots: Option<bool>, pems: Option<Pems>) -> Result<Self> {
+        let tls = |what: &str, e: ErrorStack| Error::from_reason(format!("{what}: {e}"));
+        let mut b = SslContextBuilder::new(SslMethod::tls()).map_err(|e| tls("TlsFail", e))?;
+        if system_roots.unwrap_or(true) {
+            b.set_default_verify_paths().map_err(|e| tls("TlsFail", e))?;
         }
-        .map_err(quiche_err)?;
+        if let Some(p) = pems {
+            if let Some(ca) = p.ca {
+                let certs = X509::stack_from_pem(&ca).map_err(|e| tls("ca", e))?;
+                if certs.is_empty() {
+                    return Err(Error::from_reason("ca: no certificate in the PEM data"));
+                }
+                for c in certs {
+                    b.cert_store_mut().add_cert(c).map_err(|e| tls("ca", e))?;
+                }
+            }
+            if let Some(cert) = p.cert {
+                let mut chain = X509::stack_from_pem(&cert).map_err(|e| tls("cert", e))?.into_iter();
+                let leaf = chain
+                    .next()
+                    .ok_or_else(|| Error::from_reason("cert: no certificate in the PEM data"))?;
+                b.set_certificate(&leaf).map_err(|e| tls("cert", e))?;
+                for c in chain {
+                    b.add_extra_chain_cert(c).map_err(|e| tls("cert", e))?;
+                }
+            }
+            if let Some(key) = p.key {
+                let k = PKey::private_key_from_pem(&key).map_err(|e| tls("key", e))?;
+                b.set_private_key(&k).map_err(|e| tls("key", e))?;
+                b.check_private_key().map_err(|e| tls("key", e))?;
+            }
+        }
+        let inner = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, b).map_err(quiche_err)?;
         Ok(Config { inner, log_keys: false })
     }
 
