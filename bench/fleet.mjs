@@ -10,7 +10,7 @@
 // Knobs (env): BENCH_RTT_MS (50), BENCH_SAMPLES per case (5).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab } from './lab/index.mjs';
@@ -21,7 +21,10 @@ import { fmt, summarize } from './lib/stats.mjs';
 
 const RTT = Number(process.env.BENCH_RTT_MS ?? 50);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 5);
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+// The command as bin/originlink runs it: the bundle (scripts/bundle.mjs), or tsc's modules in a build without one.
+const CLI = existsSync(join(ROOT, 'dist', 'bundle', 'main.js'))
+  ? join(ROOT, 'dist', 'bundle', 'main.js')
+  : join(ROOT, 'dist', 'cli', 'main.js');
 const REDIS_PORT = 6390;
 // Round trips before the first response byte, and why.
 const CASES = [
