@@ -102,9 +102,38 @@ function send(m: FromWorker): void {
   if (process.connected) process.send?.(m, undefined, undefined, () => {});
 }
 
+/** How long a starting worker waits for its primary's config before it reads the file itself. */
+const CONFIG_WAIT_MS = 10_000;
+
+/**
+ * The config the primary runs: a worker that starts (or restarts after a crash) runs what the other workers run,
+ * not the file as it is now (edited, not yet reloaded), and parses nothing (one parse per machine, as for reloads).
+ * The file only when the primary does not answer (no IPC channel, or it went away).
+ */
+function primaryConfig(file: string): Promise<ServiceConfig> {
+  if (!process.connected) return Promise.resolve(loadConfigFile(file));
+  return new Promise((resolve, reject) => {
+    const done = (c: ServiceConfig | null): void => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      try {
+        resolve(c ?? loadConfigFile(file));
+      } catch (e) {
+        reject(e);
+      }
+    };
+    const onMessage = (m: ToWorker): void => {
+      if (typeof m === 'object' && m !== null && m.ol === 'config') done(m.config);
+    };
+    const timer = setTimeout(() => done(null), CONFIG_WAIT_MS);
+    process.on('message', onMessage);
+    send({ ol: 'config?' });
+  });
+}
+
 export async function runWorker(file: string, slot: number): Promise<number> {
   const shape = (c: ServiceConfig): ServiceConfig => workerConfig(c, slot);
-  const raw = loadConfigFile(file);
+  const raw = await primaryConfig(file);
   const config = shape(raw);
   const log = pino(
     { level: config.logging.level, base: { svc: 'originlink', worker: slot, pid: process.pid } },

@@ -31,6 +31,8 @@ import type { Member, MemberTable } from './fleet.js';
 export type ToWorker =
   /** The config the primary read (node:cluster's advanced serialization carries its Maps and Buffers). */
   | { ol: 'reload'; config: ServiceConfig }
+  /** The answer to `config?`: the config the primary runs now. */
+  | { ol: 'config'; config: ServiceConfig }
   | { ol: 'reload-failed' }
   | { ol: 'drain' }
   | { ol: 'req'; id: number; what: 'metrics' | 'stats' }
@@ -39,6 +41,8 @@ export type ToWorker =
   | { ol: 'strike'; id: number; first: boolean };
 /** Worker → primary. */
 export type FromWorker =
+  /** A starting worker asks for the config the primary runs (the file may have changed since, unreloaded). */
+  | { ol: 'config?' }
   | { ol: 'ready'; addresses: Record<string, number>; member: number | null }
   | { ol: 'res'; id: number; body: unknown; error?: string }
   | { ol: 'altsvc'; value: string | null }
@@ -215,6 +219,8 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
       } else if (m.ol === 'altsvc') {
         s.altSvc = m.value;
         shareAltSvc();
+      } else if (m.ol === 'config?') {
+        tell(w, { ol: 'config', config });
       } else if (m.ol === 'strike') {
         // The workers' one record of 0-RTT ClientHellos (steered h3 fronts share the ticket keys: RFC 8446 §8).
         tell(w, { ol: 'strike', id: m.id, first: strikes.first(String(m.key), performance.now()) });

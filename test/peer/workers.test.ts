@@ -167,9 +167,15 @@ describe('serve --workers 2 (node:cluster)', () => {
     writeFileSync(cfgFile, config('  - { path: /two/, origin: app }\n'));
   }, 30_000);
 
-  it('a worker killed is restarted, and the event is logged', async () => {
+  it('a worker killed is restarted with the config the others run, and the event is logged', async () => {
     const before = workerPids(await scrape(admin));
     const victim = before.get(2) as number;
+    // The file edited but not reloaded: the restarted worker runs the primary's config (no /three/ route stripping its
+    // prefix), as worker 1 does.
+    writeFileSync(
+      cfgFile,
+      config('  - { path: /two/, origin: app }\n  - { path: /three/, origin: app, stripPrefix: true }\n'),
+    );
     process.kill(victim, 'SIGKILL');
     const m = await until(
       'worker 2 back with a new pid',
@@ -187,6 +193,10 @@ describe('serve --workers 2 (node:cluster)', () => {
     expect(exitLog).toMatchObject({ role: 'primary', worker: 2, workerPid: victim, signal: 'SIGKILL' });
     expect(lines().find((l) => l['msg'] === 'worker restarted')).toMatchObject({ worker: 2, workerPid: pids.get(2) });
     for (let i = 0; i < 6; i++) expect((await get(front, `/after${i}`)).status).toBe(200);
+    // A connection each, handed to either worker: none strips /three/.
+    for (let i = 0; i < 6; i++)
+      expect(await get(front, `/three/x${i}`)).toEqual({ status: 200, body: `origin /three/x${i}\n` });
+    writeFileSync(cfgFile, config('  - { path: /two/, origin: app }\n'));
   }, 30_000);
 
   it('SIGTERM drains every worker: in-flight requests finish, then all exit 0', async () => {
