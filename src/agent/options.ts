@@ -67,6 +67,12 @@ export interface OriginOverrides extends Partial<GroupOptions> {
   quicQpack?: QpackOptions;
   /** h3: BBR tuning for this origin's connections. Default: the agent's `quicBbr`. */
   quicBbr?: BbrTuning;
+  /**
+   * Reach this origin over the unix-domain stream socket at this absolute path instead of TCP to its host (curl's
+   * `--unix-socket`, undici's `socketPath`): HTTP/1.1 or HTTP/2, cleartext or TLS (the URL's host is then the name the
+   * certificate must carry); never h3, and never through a proxy. The fleet's workers link over such sockets.
+   */
+  socketPath?: string;
 }
 
 export interface AgentOptions {
@@ -252,6 +258,7 @@ export const ORIGIN_KEYS = [
   'quicCongestionControl',
   'quicQpack',
   'quicBbr',
+  'socketPath',
   ...GROUP_KEYS,
 ] as const satisfies ReadonlyArray<keyof OriginOverrides>;
 export const TLS_KEYS = ['ca', 'rejectUnauthorized', 'servername', 'cert', 'key'] as const satisfies ReadonlyArray<
@@ -317,6 +324,14 @@ export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
     const u = URL.canParse(k) ? new URL(k) : null;
     if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '')
       throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
+    if (o.socketPath !== undefined) {
+      const at = `origins["${k}"].socketPath`;
+      // sun_path holds 108 bytes with its terminating NUL (unix(7)).
+      if (typeof o.socketPath !== 'string' || !o.socketPath.startsWith('/') || Buffer.byteLength(o.socketPath) > 107)
+        throw configError(at, 'must be an absolute path of at most 107 bytes');
+      if ((o.protocol ?? opts.protocol) === 'h3') throw configError(at, 'a unix socket carries h1 or h2, not h3');
+      if (o.proxy) throw configError(at, 'a unix socket is reached directly, not through a proxy');
+    }
   }
   checkOptionValues(opts);
   const r: ResolvedAgentOptions = {

@@ -82,6 +82,7 @@ export class OriginDialer {
       addresses: this.book,
       attemptDelayMs: this.attemptDelayMs,
       proxy: t.proxy ?? undefined,
+      socketPath: over.socketPath,
     };
     const poolOpts = resolvePoolOptions({ ...opts.pool, ...over.pool });
     const ctx: DialContext = {
@@ -115,8 +116,8 @@ export class OriginDialer {
           target.key,
           `${target.scheme}://${u.host}`,
           poolOpts,
-          // Through a proxy, `auto` is ALPN over the tunnel: no QUIC race, no Alt-Svc upgrade (TCP-only proxy).
-          policy === 'auto' && proxy
+          // Through a proxy or over a unix socket, `auto` is ALPN on the stream: no QUIC race, no Alt-Svc upgrade.
+          policy === 'auto' && (proxy || spec.socketPath !== undefined)
             ? (signal) => connect(spec, { ...ctx, signal })
             : policy === 'auto'
               ? sel.autoDialer(origin, spec, ctx, () => pool)

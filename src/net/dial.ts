@@ -8,7 +8,7 @@
  * `dialAddresses` is the part TCP and QUIC share: the race over a name's
  * addresses with their down marks (the caller's `dial` opens one attempt).
  */
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AddressBook } from './addresses.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
@@ -29,6 +29,8 @@ export interface DialTarget {
   attemptDelayMs?: number | undefined;
   /** Egress proxy node: the connection is a tunnel through it (the proxy resolves the name); TCP only. */
   proxy?: ProxyNode | undefined;
+  /** A unix-domain stream socket to connect to instead (`host` stays the name TLS checks); never with `proxy`. */
+  socketPath?: string | undefined;
 }
 
 /**
@@ -71,6 +73,12 @@ export async function dialTcp(
   h2Tunnels?: H2TunnelOpener,
 ): Promise<Dialled> {
   const o = { ...base, port: target.port };
+  if (target.socketPath !== undefined) {
+    const t0 = performance.now();
+    const socket = await connectUnix(target.socketPath, signal, base.connectTimeoutMs);
+    const t = await connectTcp({ ...o, tfo: false, host: target.host, servername: target.servername, signal, socket });
+    return { t: { ...t, connectMs: performance.now() - t0 }, address: null, attempts: 1 };
+  }
   if (target.proxy) {
     // The name goes to the proxy unresolved; TLS to the origin (SNI, certificate by name) runs inside the tunnel.
     const t0 = performance.now();
@@ -102,6 +110,41 @@ export async function dialTcp(
     (t) => t.socket.destroy(),
   );
   return { t: r.value, address: r.address, attempts: r.attempts };
+}
+
+/**
+ * A connected unix-domain stream socket at `path`: refused (ECONNREFUSED: nothing listens; ENOENT: no such socket)
+ * and timed out as a TCP connect is, so the pool's dial errors and backoff apply unchanged.
+ */
+function connectUnix(path: string, signal: AbortSignal, timeoutMs: number | undefined): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ path });
+    const fail = (e: Error): void => {
+      cleanup();
+      s.destroy();
+      reject(e);
+    };
+    const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const timer =
+      timeoutMs !== undefined && timeoutMs > 0
+        ? setTimeout(
+            () => fail(Object.assign(new Error(`connect ETIMEDOUT ${path}`), { code: 'ETIMEDOUT' })),
+            timeoutMs,
+          )
+        : null;
+    const cleanup = (): void => {
+      if (timer !== null) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      s.off('error', fail);
+    };
+    s.once('error', fail);
+    s.once('connect', () => {
+      cleanup();
+      resolve(s);
+    });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /**

@@ -4,6 +4,7 @@
  * every server (`finishWithin`: the h3 server and the service's fronts use
  * it too) that lets sessions finish what is in flight, up to a grace period.
  */
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -21,6 +22,11 @@ export interface ListenOptions {
   host?: string;
   /** Port. Default 0 (ephemeral). */
   port?: number;
+  /**
+   * A unix-domain stream socket to listen on instead of `host`/`port` (a stale socket file left there is replaced;
+   * the socket is made mode 0600: its directory's permissions are the access control).
+   */
+  path?: string;
   /** PEM certificate and key: TLS with ALPN. Without them: cleartext. */
   cert?: string | Uint8Array;
   key?: string | Uint8Array;
@@ -66,13 +72,18 @@ export async function listenSessions(
           (s) => serve(s, 'https'),
         )
       : net.createServer((s) => serve(s, 'http'));
+  const path = opts.path;
+  if (path !== undefined && lstatSync(path, { throwIfNoEntry: false })?.isSocket()) unlinkSync(path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', exclusive: opts.exclusive === true }, () =>
-      resolve(),
+    const exclusive = opts.exclusive === true;
+    server.listen(
+      path !== undefined ? { path, exclusive } : { port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', exclusive },
+      () => resolve(),
     );
   });
-  const a = server.address() as net.AddressInfo;
+  if (path !== undefined) chmodSync(path, 0o600);
+  const a = path !== undefined ? { address: path, port: 0 } : (server.address() as net.AddressInfo);
   return {
     address: { host: a.address, port: a.port },
     get connections() {

@@ -23,7 +23,7 @@ import type { FromWorker, ToWorker } from './cluster.js';
 import { loadConfigFile, type ServiceConfig } from './config.js';
 import { reloadConfig, reloadFromFile } from './reload.js';
 import { Service } from './service.js';
-import { workerH3Steer } from './worker-slot.js';
+import { workerH3Steer, workerMemberSocket } from './worker-slot.js';
 
 /**
  * What worker `slot` runs of the config file: no admin; the h3 listeners everywhere when the primary steers them
@@ -133,6 +133,9 @@ function primaryConfig(file: string): Promise<ServiceConfig> {
 
 export async function runWorker(file: string, slot: number): Promise<number> {
   const shape = (c: ServiceConfig): ServiceConfig => workerConfig(c, slot);
+  const memberSocket = workerMemberSocket();
+  if (memberSocket === null)
+    throw new Error('a worker needs its member socket directory from the primary (OL_FLEET_DIR)');
   const raw = await primaryConfig(file);
   const config = shape(raw);
   const log = pino(
@@ -159,7 +162,7 @@ export async function runWorker(file: string, slot: number): Promise<number> {
   const svc = await Service.start(config, {
     logger: log,
     processMetrics: raw.admin !== null,
-    fleetMember: `w${slot}`,
+    fleetMember: { name: `w${slot}`, socketPath: memberSocket },
     ...(workerH3Steer() ? { earlyDataRecord: askPrimary } : {}),
   });
   const own = workerRegistry(svc, slot);
@@ -218,6 +221,6 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     // Alt-Svc first: the primary passes it on to the other workers before it counts this one ready and says
     // it is serving (one ordered IPC channel per worker also carries the connections handed to it).
     if (svc.altSvc !== null) send({ ol: 'altsvc', value: svc.altSvc });
-    send({ ol: 'ready', addresses: svc.addresses(), member: svc.memberPort });
+    send({ ol: 'ready', addresses: svc.addresses(), member: svc.memberAddress });
   });
 }

@@ -15,10 +15,12 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 export { workerSlot, WORKER_SLOT_ENV } from './worker-slot.js';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
-import { H3_STEER_ENV, TICKET_SECRET_ENV, WORKER_SLOT_ENV } from './worker-slot.js';
+import { FLEET_DIR_ENV, H3_STEER_ENV, TICKET_SECRET_ENV, WORKER_SLOT_ENV } from './worker-slot.js';
 import { setUpSteering } from './h3-steering.js';
 import { StrikeRegister } from '../quic/strike-register.js';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
@@ -43,7 +45,7 @@ export type ToWorker =
 export type FromWorker =
   /** A starting worker asks for the config the primary runs (the file may have changed since, unreloaded). */
   | { ol: 'config?' }
-  | { ol: 'ready'; addresses: Record<string, number>; member: number | null }
+  | { ol: 'ready'; addresses: Record<string, number>; member: { port: number } | { socketPath: string } | null }
   | { ol: 'res'; id: number; body: unknown; error?: string }
   | { ol: 'altsvc'; value: string | null }
   | { ol: 'strike'; id: number; key: string };
@@ -80,8 +82,8 @@ interface Slot {
   timer: NodeJS.Timeout | null;
   /** The Alt-Svc its own h3 listeners give (worker 1's, unsteered), while it runs. */
   altSvc: string | null;
-  /** Its member listener's port (docs/fleet.md), while it runs and is ready. */
-  member: number | null;
+  /** Its member listener (docs/fleet.md: its unix socket, or a port), while it runs and is ready. */
+  member: { port: number } | { socketPath: string } | null;
 }
 
 export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
@@ -159,14 +161,24 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   // token, which only this process makes and only IPC carries. Told to every worker whenever it changes: a worker
   // that exits is out of every other's hash at once.
   const token = randomBytes(32).toString('base64url');
+  // The workers' member sockets, `w<slot>.sock` in a directory of this run, mode 0700 (mkdtemp's): only this user
+  // reaches them, and a link still proves itself with the token. Removed when this process exits.
+  const memberDir = mkdtempSync(join(tmpdir(), 'originlink-fleet-'));
+  process.once('exit', () => rmSync(memberDir, { recursive: true, force: true }));
   // The workers' ticket secret when no file or Redis gives one (service/ticket-keys.ts): one per run, in their
   // environment (readable by this user only, as their memory is).
   const ticketSecret = randomBytes(32).toString('hex');
   let shared = '';
   const shareMembers = (): void => {
-    const members: Member[] = slots
-      .filter((x) => x.ready && x.member !== null)
-      .map((x) => ({ name: `w${x.n}`, url: `http://127.0.0.1:${x.member}`, weight: 1 }));
+    const members: Member[] = [];
+    for (const x of slots) {
+      if (!x.ready || x.member === null) continue;
+      members.push(
+        'socketPath' in x.member
+          ? { name: `w${x.n}`, url: `http://w${x.n}.fleet.invalid`, weight: 1, socketPath: x.member.socketPath }
+          : { name: `w${x.n}`, url: `http://127.0.0.1:${x.member.port}`, weight: 1 },
+      );
+    }
     const key = JSON.stringify(members);
     if (key === shared) return;
     shared = key;
@@ -194,7 +206,12 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     if (stopping) return;
     s.ready = false;
     s.startedAt = Date.now();
-    const w = cluster.fork({ [WORKER_SLOT_ENV]: String(s.n), [TICKET_SECRET_ENV]: ticketSecret, ...steerEnv });
+    const w = cluster.fork({
+      [WORKER_SLOT_ENV]: String(s.n),
+      [TICKET_SECRET_ENV]: ticketSecret,
+      [FLEET_DIR_ENV]: memberDir,
+      ...steerEnv,
+    });
     s.worker = w;
     log.info({ worker: s.n, workerPid: w.process.pid }, 'worker starting');
     // Any other error of the worker's channel is told, never thrown: its 'exit' handler restarts it.

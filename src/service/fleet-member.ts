@@ -1,6 +1,6 @@
 /**
- * A member's side of the member links (docs/fleet.md): its member listener, HTTP/2 cleartext on a loopback port of
- * its own, where other members send the requests of the origins it owns. A request without the run's token is
+ * A member's side of the member links (docs/fleet.md): its member listener (HTTP/2 cleartext on a unix socket of its
+ * own for a worker, HTTP/2 over TLS between instances), where other members send the requests of the origins it owns. A request without the run's token is
  * refused (403): the member port is no open proxy. The request goes to the named origin of this member's own config
  * direct — one forward at most — with the fields, authority and body the sending member made for the origin; the
  * origin's answer goes back as it is (end-to-end fields, body, trailers), and a failure as the status the forwarder
@@ -33,17 +33,18 @@ export interface MemberHooks {
 }
 
 /**
- * The member listener: h2c on a loopback port of its own (the workers of one machine, `at` null), or h2 over TLS on
- * `at` with mutual certificates (a fleet of instances: only a member's certificate gets a request in).
+ * The member listener: h2c on a unix socket of its own (the workers of one machine: `at.path`, in the primary's
+ * directory of mode 0700), or h2 over TLS on `at`'s host and port with mutual certificates (a fleet of instances: only
+ * a member's certificate gets a request in).
  */
 export function startMemberListener(
   hooks: MemberHooks,
-  at: { host: string; port: number; cert: Buffer; key: Buffer; ca: Buffer } | null = null,
+  at: { path: string } | { host: string; port: number; cert: Buffer; key: Buffer; ca: Buffer },
 ): Promise<H2Server> {
   return startH2Server({
-    host: at?.host ?? '127.0.0.1',
-    port: at?.port ?? 0,
-    ...(at ? { cert: at.cert, key: at.key, clientCa: at.ca } : {}),
+    ...('path' in at
+      ? { path: at.path }
+      : { host: at.host, port: at.port, cert: at.cert, key: at.key, clientCa: at.ca }),
     // Each worker reachable as itself: a cluster worker's listen() would share one port among all of them.
     exclusive: true,
     handler: (req) => serveMember(hooks, req),

@@ -6,10 +6,10 @@
  * `direct`, `owner`, or `auto` (owner until this member's own requests keep a pool of its own warm: `autoDirect`).
  *
  * Members are the workers of one `serve --workers` (cluster.ts hands each worker the member table: each worker is
- * reachable as itself on a loopback port of its own, and a member link proves itself with the run's token, made by
- * the primary and passed over IPC only), or every member `fleet.members` names, across instances (each process on a
- * port of its own; links are HTTP/2 over TLS with mutual certificates, which are the proof). One forward at most: a
- * forwarded request is served direct by its owner.
+ * reachable as itself on a unix socket of its own in the run's directory of mode 0700, and a member link proves
+ * itself with the run's token, made by the primary and passed over IPC only), or every member `fleet.members` names,
+ * across instances (each process on a port of its own; links are HTTP/2 over TLS with mutual certificates, which are
+ * the proof). One forward at most: a forwarded request is served direct by its owner.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Agent } from '../agent/agent.js';
@@ -24,9 +24,11 @@ import type { UpstreamRequest } from './upstream.js';
 export interface Member {
   /** Its name in the fleet (a worker: `w<slot>`). */
   name: string;
-  /** Its member listener, `http://127.0.0.1:PORT`. */
+  /** Its member listener's URL: `https://HOST:PORT` between instances, `http://w<slot>.fleet.invalid` for a worker. */
   url: string;
   weight: number;
+  /** A worker of this machine: the unix socket its member listener is on (the URL's host is then only a name). */
+  socketPath?: string;
 }
 
 /**
@@ -143,7 +145,9 @@ export interface LinkState {
 export class Fleet {
   readonly self: string;
   #table: MemberTable;
-  #link: Agent;
+  /** The links' Agent options; each member's link is an Agent of its own (its socket, one connection). */
+  #linkOptions: ConstructorParameters<typeof Agent>[0];
+  #agents = new Map<string, { agent: Agent; url: string; socketPath: string | undefined }>();
   /** Owner per origin name under the current table (cleared when it changes). */
   #owners = new Map<string, Member | null>();
   #rates = new Map<string, OriginRate>();
@@ -171,19 +175,19 @@ export class Fleet {
     this.self = self;
     this.#weight = weight;
     this.#table = table;
-    // One HTTP/2 connection per member (prior knowledge, cleartext on loopback), no retries of its own: a request
-    // the link lost goes direct (Upstream) or fails as a lost origin connection does.
+    // One HTTP/2 connection per member (prior knowledge; cleartext on a worker's unix socket), no retries of its own:
+    // a request the link lost goes direct (Upstream) or fails as a lost origin connection does.
     // Its deadlines are longer than any origin's: the owner enforces the origin's own and answers a timeout (504); a
     // link timing out first would send a slow origin's request again, direct. A link to a hung member goes by its
     // PINGs (pool.pingIntervalMs), its streams lost with it.
-    this.#link = new Agent({
+    this.#linkOptions = {
       protocol: 'h2',
       maxRetries: 0,
       tfo: false,
       pool: { maxConnections: 1, headersTimeoutMs: LINK_TIMEOUT_MS, bodyTimeoutMs: LINK_TIMEOUT_MS },
       // Between instances: the member's certificate is verified (by its host:port's IP or name) and ours shown.
       ...(tls ? { tls: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {}),
-    });
+    };
     this.#syncLinks();
     this.#beats = setInterval(() => this.#beat(), BEAT_TICK_MS);
     this.#beats.unref();
@@ -241,9 +245,28 @@ export class Fleet {
     return out;
   }
 
+  /** The link to `m`: its Agent, made at first use (again if the member's address changed). */
+  #link(m: Member): Agent {
+    const have = this.#agents.get(m.name);
+    if (have !== undefined && have.url === m.url && have.socketPath === m.socketPath) return have.agent;
+    if (have !== undefined) void have.agent.close();
+    const agent = new Agent({
+      ...this.#linkOptions,
+      ...(m.socketPath !== undefined ? { origins: { [m.url]: { socketPath: m.socketPath } } } : {}),
+    });
+    this.#agents.set(m.name, { agent, url: m.url, socketPath: m.socketPath });
+    return agent;
+  }
+
   #syncLinks(): void {
     const names = new Set(this.#table.members.map((m) => m.name));
     for (const name of this.#links.keys()) if (!names.has(name)) this.#links.delete(name);
+    // A member that left: its link's requests finish, then its connection goes.
+    for (const [name, a] of this.#agents)
+      if (!names.has(name)) {
+        this.#agents.delete(name);
+        void a.agent.close();
+      }
     for (const m of this.#table.members)
       if (m.name !== this.self && !this.#links.has(m.name))
         this.#links.set(m.name, {
@@ -332,7 +355,7 @@ export class Fleet {
       if (this.#table.token !== null) headers.push([FLEET_TOKEN, this.#table.token]);
       // Agent.check: on the link's connection, outside the request path (not counted as a request, no events), and
       // it dials even while the link's connects back off, so a member that comes back is found within a tick.
-      this.#link
+      this.#link(m)
         .check(m.url, '/', headers, AbortSignal.any([this.#stop.signal, AbortSignal.timeout(BEAT_ABANDON_MS)]))
         .then((res) => {
           if (res.status !== 204) throw new Error(`heartbeat answered ${res.status}`);
@@ -409,7 +432,7 @@ export class Fleet {
     if (o.signal !== undefined) req.signal = o.signal;
     if (o.onInformational !== undefined) req.onInformational = o.onInformational;
     if (o.responseBufferBytes !== undefined) req.responseBufferBytes = o.responseBufferBytes;
-    return this.#link.request(req);
+    return this.#link(to).request(req);
   }
 
   /** One request received as owner. */
@@ -431,6 +454,7 @@ export class Fleet {
       members: this.#table.members.map((m) => ({
         name: m.name,
         url: m.url,
+        ...(m.socketPath !== undefined ? { socketPath: m.socketPath } : {}),
         weight: m.name === this.self ? this.#weight : (this.#links.get(m.name)?.weight ?? m.weight),
       })),
       origins,
@@ -440,7 +464,7 @@ export class Fleet {
           { up: l.up, reason: l.reason, rttMs: l.rttMs, downs: l.downs, streams: this.streams(name) },
         ]),
       ),
-      linkPools: this.#link.stats(),
+      linkPools: [...this.#agents.values()].flatMap((a) => a.agent.stats()),
     };
   }
 
@@ -459,17 +483,15 @@ export class Fleet {
 
   /** Requests under way on the link to the member `name`. */
   streams(name: string): number {
-    const url = this.#table.members.find((m) => m.name === name)?.url;
-    if (url === undefined) return 0;
     let n = 0;
-    for (const p of this.#link.stats()) if (p.origin === url) n += p.activeRequests;
+    for (const p of this.#agents.get(name)?.agent.stats() ?? []) n += p.activeRequests;
     return n;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     clearInterval(this.#beats);
     this.#stop.abort();
-    return this.#link.close();
+    await Promise.all([...this.#agents.values()].map((a) => a.agent.close()));
   }
 }
 

@@ -47,9 +47,9 @@ export interface ServiceOptions {
   processMetrics?: boolean;
   /**
    * This process is the fleet member of this name (a worker of `serve --workers`: docs/fleet.md): it binds a member
-   * listener, and takes part once given the member table (setFleet).
+   * listener on the unix socket `socketPath`, and takes part once given the member table (setFleet).
    */
-  fleetMember?: string;
+  fleetMember?: { name: string; socketPath: string };
   /**
    * The record of 0-RTT ClientHellos this process shares with others that hold its ticket keys, when the stores name
    * no Redis (the `serve --workers` primary's, for steered h3 fronts): true when one is new (ServerRole.fleetStrikes).
@@ -128,12 +128,12 @@ export class Service {
       await s.#applyListeners(config);
       if (config.fleet.members !== null) await s.#joinInstances(config);
       else if (o.fleetMember !== undefined) {
-        s.#fleetName = o.fleetMember;
+        s.#fleetName = o.fleetMember.name;
         s.metrics.fleet = () => s.#fleet;
-        s.#member = await startMemberListener({
-          fleet: () => s.#fleet,
-          upstream: (name) => s.#gen.upstreams.get(name),
-        });
+        s.#member = await startMemberListener(
+          { fleet: () => s.#fleet, upstream: (name) => s.#gen.upstreams.get(name) },
+          { path: o.fleetMember.socketPath },
+        );
       }
       if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
       if (config.admin)
@@ -183,9 +183,11 @@ export class Service {
 
   #fleetName = '';
 
-  /** This member's listener port (docs/fleet.md), or null when not a member. */
-  get memberPort(): number | null {
-    return this.#member?.address.port ?? null;
+  /** This member's listener (docs/fleet.md): its port, or its unix socket's path (a worker's); null when not a member. */
+  get memberAddress(): { port: number } | { socketPath: string } | null {
+    const a = this.#member?.address;
+    if (a === undefined) return null;
+    return a.port === 0 ? { socketPath: a.host } : { port: a.port };
   }
 
   /**

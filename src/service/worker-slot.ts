@@ -45,3 +45,16 @@ export function workerH3Steer(): H3Steering | null {
     return null;
   }
 }
+
+/**
+ * The environment variable that gives a worker the directory of the workers' member sockets (docs/fleet.md): made by
+ * the primary, mode 0700, one socket `w<slot>.sock` per worker in it.
+ */
+export const FLEET_DIR_ENV = 'OL_FLEET_DIR';
+
+/** This worker's member socket (`<dir>/w<slot>.sock`), else null (not a worker, or no directory given). */
+export function workerMemberSocket(): string | null {
+  const dir = process.env[FLEET_DIR_ENV];
+  const slot = workerSlot();
+  return dir && slot !== null ? `${dir}/w${slot}.sock` : null;
+}

@@ -5,10 +5,10 @@
  * worker, as before; the member port refuses a client without the run's token; the owner SIGKILLed under
  * sequential GETs fails none of them.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/index.js';
 import { buildIfStale } from '../helpers/build.js';
@@ -50,7 +50,7 @@ function post(
 
 interface FleetStats {
   self: string;
-  members: Array<{ name: string; url: string }>;
+  members: Array<{ name: string; url: string; socketPath?: string }>;
   origins: Record<string, { owner: string | null; forwarded: number; received: number }>;
 }
 
@@ -160,8 +160,14 @@ routes:
     // Sequential requests through one owner's pool: one origin connection carries them all.
     expect(new Set(lines.map((l) => l.connection)).size).toBe(1);
     const stats = await fleetStats();
-    // Each worker reachable as itself: a member port of its own.
-    expect(new Set((stats[0] as FleetStats).members.map((m) => m.url)).size).toBe(2);
+    // Each worker reachable as itself: a unix socket of its own, in a directory only this user may enter.
+    const sockets = (stats[0] as FleetStats).members.map((m) => m.socketPath as string);
+    expect(new Set(sockets).size).toBe(2);
+    for (const p of sockets) {
+      expect(statSync(p).isSocket()).toBe(true);
+      expect(statSync(p).mode & 0o777).toBe(0o600);
+      expect(statSync(dirname(p)).mode & 0o777).toBe(0o700);
+    }
     const owners = new Set(stats.map((s) => s.origins['app']?.owner));
     expect(owners.size).toBe(1);
     const owner = [...owners][0] as string;
@@ -192,8 +198,12 @@ routes:
     expect(posts).toEqual(Array.from({ length: 20 }, () => ({ status: 200, body: 'posted\n' })));
 
     // The member port is no open proxy: without the run's token, 403.
-    const ownerUrl = (stats[0] as FleetStats).members.find((m) => m.name === owner)?.url as string;
-    const stranger = new Agent({ protocol: 'h2' });
+    const ownerMember = (stats[0] as FleetStats).members.find((m) => m.name === owner);
+    const ownerUrl = ownerMember?.url as string;
+    const stranger = new Agent({
+      protocol: 'h2',
+      origins: { [ownerUrl]: { socketPath: ownerMember?.socketPath as string } },
+    });
     try {
       const res = await stranger.request({
         origin: ownerUrl,
