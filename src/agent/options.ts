@@ -75,6 +75,23 @@ export interface OriginOverrides extends Partial<GroupOptions> {
   socketPath?: string;
 }
 
+/**
+ * What is wrong with reaching an origin over the unix socket `path` (an Agent's `origins[URL].socketPath`, the
+ * service's `origins.NAME.socketPath`), or null.
+ */
+export function socketPathProblem(
+  path: unknown,
+  protocol: ProtocolPolicy | undefined,
+  proxied: boolean,
+): string | null {
+  // sun_path holds 108 bytes with its terminating NUL (unix(7)).
+  if (typeof path !== 'string' || !path.startsWith('/') || Buffer.byteLength(path) > 107)
+    return 'must be an absolute path of at most 107 bytes';
+  if (protocol === 'h3') return 'a unix socket carries h1 or h2, not h3';
+  if (proxied) return 'a unix socket is reached directly, not through a proxy';
+  return null;
+}
+
 export interface AgentOptions {
   /** Protocol policy for every origin unless overridden. Default `auto`. */
   protocol?: ProtocolPolicy;
@@ -325,12 +342,8 @@ export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
     if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.pathname !== '/' || u.search !== '')
       throw configError(`origins["${k}"]`, 'the key must be an origin, scheme://host:port');
     if (o.socketPath !== undefined) {
-      const at = `origins["${k}"].socketPath`;
-      // sun_path holds 108 bytes with its terminating NUL (unix(7)).
-      if (typeof o.socketPath !== 'string' || !o.socketPath.startsWith('/') || Buffer.byteLength(o.socketPath) > 107)
-        throw configError(at, 'must be an absolute path of at most 107 bytes');
-      if ((o.protocol ?? opts.protocol) === 'h3') throw configError(at, 'a unix socket carries h1 or h2, not h3');
-      if (o.proxy) throw configError(at, 'a unix socket is reached directly, not through a proxy');
+      const why = socketPathProblem(o.socketPath, o.protocol ?? opts.protocol, Boolean(o.proxy));
+      if (why !== null) throw configError(`origins["${k}"].socketPath`, why);
     }
   }
   checkOptionValues(opts);

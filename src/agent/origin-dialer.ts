@@ -43,9 +43,10 @@ export class OriginDialer {
     this.#connect = opts.connect ?? connectOrigin;
     this.#proxy = opts.proxy ? new ProxyRotation(opts.proxy) : null;
     for (const [k, o] of Object.entries(opts.origins ?? {})) {
-      if (o.proxy === undefined) continue;
+      // An origin over a unix socket is dialled directly, whatever proxy the Agent has.
+      if (o.proxy === undefined && o.socketPath === undefined) continue;
       const u = new URL(k);
-      this.#originProxy.set(originKey(u), o.proxy ? new ProxyRotation(o.proxy) : null);
+      this.#originProxy.set(originKey(u), o.proxy && o.socketPath === undefined ? new ProxyRotation(o.proxy) : null);
     }
     this.proxied = this.#proxy !== null || this.#originProxy.size > 0;
   }

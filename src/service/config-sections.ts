@@ -7,6 +7,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
+import { socketPathProblem } from '../agent/options.js';
 import { DEFAULT_RETRY_BUFFER_BYTES } from '../agent/replay-body.js';
 import { OriginlinkError } from '../errors.js';
 import { resolveGroupOptions, type GroupOptions } from '../group/options.js';
@@ -597,6 +598,7 @@ function readOrigin(
     'proxy',
     'quic',
     'fleet',
+    'socketPath',
   ]);
   const given = (['url', 'urls', 'endpoints'] as const).filter((k) => o.has(k));
   if (given.length !== 1) throw o.fail(given[1] ?? 'url', 'give exactly one of url, urls or endpoints');
@@ -659,6 +661,13 @@ function readOrigin(
   }
   const protocol = o.has('protocol') ? o.oneOf('protocol', ['auto', 'h1', 'h2', 'h3'] as const) : 'auto';
   if (protocol === 'h3' && urls.some((u) => u.startsWith('http:'))) throw o.fail('protocol', 'h3 needs https URLs');
+  // nginx's `server unix:PATH`, HAProxy's `server NAME /PATH`: one origin on a unix-domain stream socket.
+  const socketPath = o.optStr('socketPath') ?? null;
+  if (socketPath !== null) {
+    if (group !== null) throw o.fail('socketPath', 'a unix socket is one origin: give `url`, not a group');
+    const why = socketPathProblem(socketPath, protocol, o.has('proxy'));
+    if (why !== null) throw o.fail('socketPath', why);
+  }
   const tls: OriginConfig['tls'] = { ca: null, caPath: null, servername: null, verify: true, client: null };
   if (o.has('tls')) {
     const t = o.obj('tls');
@@ -713,8 +722,10 @@ function readOrigin(
     retries: o.optInt('retries', 0, 10) ?? 2,
     retryBufferBytes: o.optInt('retryBufferBytes', 0, 64 << 20) ?? DEFAULT_RETRY_BUFFER_BYTES,
     tfo: o.optBool('tfo') ?? true,
+    socketPath,
     pool: resolved,
-    egress: o.has('proxy') ? readEgress(o, 'proxy', files) : egress,
+    // A unix socket's origin never goes through the global egress.
+    egress: socketPath !== null ? null : o.has('proxy') ? readEgress(o, 'proxy', files) : egress,
     congestionControl: readQuic(o),
     qpack: readQpack(o),
     bbr: readBbr(o),

@@ -114,6 +114,8 @@ export interface OriginConfig {
   /** Bytes of a streamed request body kept for a retry (Agent retryBufferBytes); 0: never replayed. */
   retryBufferBytes: number;
   tfo: boolean;
+  /** `socketPath`: the origin is reached over this unix-domain stream socket (h1/h2), not TCP; null: TCP. */
+  socketPath: string | null;
   pool: Readonly<PoolOptions>;
   /** The service's `stores:` (the same for every origin; kept here so an Upstream opens them itself). */
   stores: StoresConfig | null;

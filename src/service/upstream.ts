@@ -118,14 +118,17 @@ export class Upstream {
       earlyData: o.earlyData,
       dns,
       ...(o.group ? { groups: { [o.name]: o.group } } : {}),
-      // An endpoint's own client certificate: its TLS merges over the origin's (resolveTarget).
+      // An endpoint's own client certificate: its TLS merges over the origin's (resolveTarget). A unix socket's origin
+      // (one URL, no group): the Agent dials its socket.
       ...(o.endpointCerts.size
         ? {
             origins: Object.fromEntries(
               [...o.endpointCerts].map(([url, c]) => [url, { tls: { cert: c.cert, key: c.key } }]),
             ),
           }
-        : {}),
+        : o.socketPath !== null
+          ? { origins: { [o.urls[0] as string]: { socketPath: o.socketPath } } }
+          : {}),
       sessionStore: shared?.stores.sessionStore ?? sessionStore,
       ...(originCache ? { originCache } : {}),
       ...(o.egress ? { proxy: o.egress } : {}),
