@@ -221,6 +221,6 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     // Alt-Svc first: the primary passes it on to the other workers before it counts this one ready and says
     // it is serving (one ordered IPC channel per worker also carries the connections handed to it).
     if (svc.altSvc !== null) send({ ol: 'altsvc', value: svc.altSvc });
-    send({ ol: 'ready', addresses: svc.addresses(), member: svc.memberAddress });
+    send({ ol: 'ready', addresses: svc.addresses(), member: svc.memberSocket });
   });
 }

@@ -45,7 +45,8 @@ export type ToWorker =
 export type FromWorker =
   /** A starting worker asks for the config the primary runs (the file may have changed since, unreloaded). */
   | { ol: 'config?' }
-  | { ol: 'ready'; addresses: Record<string, number>; member: { port: number } | { socketPath: string } | null }
+  /** `member`: its member listener's unix socket (null: a member of `fleet.members`, which the table does not use). */
+  | { ol: 'ready'; addresses: Record<string, number>; member: string | null }
   | { ol: 'res'; id: number; body: unknown; error?: string }
   | { ol: 'altsvc'; value: string | null }
   | { ol: 'strike'; id: number; key: string };
@@ -82,8 +83,8 @@ interface Slot {
   timer: NodeJS.Timeout | null;
   /** The Alt-Svc its own h3 listeners give (worker 1's, unsteered), while it runs. */
   altSvc: string | null;
-  /** Its member listener (docs/fleet.md: its unix socket, or a port), while it runs and is ready. */
-  member: { port: number } | { socketPath: string } | null;
+  /** Its member listener's unix socket (docs/fleet.md), while it runs and is ready. */
+  member: string | null;
 }
 
 export async function runCluster(file: string, first: ServiceConfig, workers: number): Promise<number> {
@@ -157,7 +158,7 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
     for (const x of slots) tell(x.worker, { ol: 'altsvc', value: now });
   };
 
-  // The fleet of this machine's workers (docs/fleet.md): every ready worker with its member port, and the run's
+  // The fleet of this machine's workers (docs/fleet.md): every ready worker with its member socket, and the run's
   // token, which only this process makes and only IPC carries. Told to every worker whenever it changes: a worker
   // that exits is out of every other's hash at once.
   const token = randomBytes(32).toString('base64url');
@@ -170,15 +171,14 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   const ticketSecret = randomBytes(32).toString('hex');
   let shared = '';
   const shareMembers = (): void => {
-    const members: Member[] = [];
-    for (const x of slots) {
-      if (!x.ready || x.member === null) continue;
-      members.push(
-        'socketPath' in x.member
-          ? { name: `w${x.n}`, url: `http://w${x.n}.fleet.invalid`, weight: 1, socketPath: x.member.socketPath }
-          : { name: `w${x.n}`, url: `http://127.0.0.1:${x.member.port}`, weight: 1 },
-      );
-    }
+    const members: Member[] = slots
+      .filter((x) => x.ready && x.member !== null)
+      .map((x) => ({
+        name: `w${x.n}`,
+        url: `http://w${x.n}.fleet.invalid`,
+        weight: 1,
+        socketPath: x.member as string,
+      }));
     const key = JSON.stringify(members);
     if (key === shared) return;
     shared = key;

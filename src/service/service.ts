@@ -134,6 +134,7 @@ export class Service {
           { fleet: () => s.#fleet, upstream: (name) => s.#gen.upstreams.get(name) },
           { path: o.fleetMember.socketPath },
         );
+        s.#memberSocket = o.fleetMember.socketPath;
       }
       if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
       if (config.admin)
@@ -183,12 +184,12 @@ export class Service {
 
   #fleetName = '';
 
-  /** This member's listener (docs/fleet.md): its port, or its unix socket's path (a worker's); null when not a member. */
-  get memberAddress(): { port: number } | { socketPath: string } | null {
-    const a = this.#member?.address;
-    if (a === undefined) return null;
-    return a.port === 0 ? { socketPath: a.host } : { port: a.port };
+  /** The unix socket of this worker's member listener (docs/fleet.md), or null (no such member: not a worker). */
+  get memberSocket(): string | null {
+    return this.#memberSocket;
   }
+
+  #memberSocket: string | null = null;
 
   /**
    * A fleet of instances (`fleet.members`): this process's member listener (TLS, mutual certificates) on the member
