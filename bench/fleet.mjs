@@ -10,21 +10,21 @@
 // Knobs (env): BENCH_RTT_MS (50), BENCH_SAMPLES per case (5).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab } from './lab/index.mjs';
 import { makeCerts } from './lib/certs.mjs';
 import { ResultWriter, ROOT } from './lib/results.mjs';
+import { commandArgv } from './lib/host.mjs';
 import { startOrigin } from './lib/spawn.mjs';
 import { fmt, summarize } from './lib/stats.mjs';
 
 const RTT = Number(process.env.BENCH_RTT_MS ?? 50);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 5);
-// The command as bin/originlink runs it: the bundle (scripts/bundle.mjs), or tsc's modules in a build without one.
-const CLI = existsSync(join(ROOT, 'dist', 'bundle', 'main.js'))
-  ? join(ROOT, 'dist', 'bundle', 'main.js')
-  : join(ROOT, 'dist', 'cli', 'main.js');
+// The command as bin/originlink runs it: its node flags, the bundle (scripts/bundle.mjs) or tsc's modules in a build
+// without one.
+const CLI = commandArgv(join(ROOT, 'dist'));
 const REDIS_PORT = 6390;
 // Round trips before the first response byte, and why.
 const CASES = [
@@ -80,8 +80,7 @@ try {
     const r = await lab.exec(
       'client',
       [
-        process.execPath,
-        CLI,
+        ...CLI,
         'fetch',
         ...extra,
         '--protocol',

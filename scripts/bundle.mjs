@@ -5,23 +5,26 @@
 // resolving, reading and linking ~100 files; one file cuts the package's import from ~2.0× `node -e 0` to ~1.5× and
 // `originlink fetch` from ~2.3× to ~1.9× (bench/RESULTS.md `startup`).
 //
-// The library goes one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
-// cache between processes (22's `module.enableCompileCache` does). So the library is a CommonJS file,
-// dist/bundle/library.cjs, which dist/bundle/index.js (an ES module re-exporting its names) compiles through
-// `vm.Script` with V8's code cache, dist/bundle/library.cache: bytecode made here, by a child process that loads the
-// library as a user's import does and then runs a request over each protocol (scripts/code-cache-train.mjs), so the
-// functions a first request needs come compiled too. V8 checks the cache against its own version, flags and the
-// source, and compiles as usual when it does not fit (another Node, other V8 flags): never wrong, at worst not faster.
+// Two of them go one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
+// cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs) and the
+// command table with every command (dist/bundle/commands.cjs, each command's module initialised when it runs) are
+// CommonJS files that an ES module stub (index.js, commands.js) compiles through `vm.Script` with V8's code cache
+// beside them (library.cache, commands.cache; the loader: scripts/code-cache.mjs). Each cache is made here by a run
+// of the real thing, so it holds the bytecode of a first request's path as well as the import's: the library's by
+// scripts/code-cache-train.mjs (requests over h1, h2 and h3 to the demo origins), the commands' by `originlink demo
+// --selftest --random-ports` (the service and its Agent, every protocol both sides) under the node flags
+// bin/originlink gives every command (bin/service-node-flags; V8 refuses a cache made under other V8 flags, and
+// compiles as usual).
 //
-// Both stay two directories under the package root, as every dist/<dir>/<module>.js is: the paths modules take
-// from import.meta.url (../../native, ../../package.json, ../../docs) hold unchanged. npm packages stay imports.
+// Everything stays two directories under the package root, as every dist/<dir>/<module>.js is: the paths modules
+// take from import.meta.url (../../native, ../../package.json, ../../docs) hold unchanged. npm packages stay imports.
 // tsc's dist/ modules stay beside it: the benches run a build's dist/cli/main.js (older builds have no bundle).
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { compileLibrary, LOADER_IMPORTS } from './code-cache.mjs';
+import { compileCached, LOADER_IMPORTS, LOADER_IO } from './code-cache.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -37,46 +40,38 @@ const common = {
   logLevel: 'warning',
 };
 
-// The library's export names, from an ES module build of it (not written).
-const esm = await build({
-  ...common,
-  entryPoints: [join(dist, 'index.js')],
-  write: false,
-  metafile: true,
-  outdir: out,
-});
-const names = Object.values(esm.metafile.outputs).find((o) => o.entryPoint)?.exports ?? [];
-if (names.length === 0) throw new Error('bundle: the library exports nothing');
-// import.meta.url has no meaning in CommonJS: each use reads the library file's own URL instead.
-await build({
-  ...common,
-  format: 'cjs',
-  entryPoints: [join(dist, 'index.js')],
-  outfile: join(out, 'library.cjs'),
-  define: { 'import.meta.url': '__libraryUrl' },
-  banner: { js: 'var __libraryUrl = require("node:url").pathToFileURL(__filename).href;' },
-});
-writeFileSync(
-  join(out, 'index.js'),
-  `// Made by scripts/bundle.mjs: library.cjs compiled through V8's code cache (library.cache), its names re-exported.
+/** `entry` as out/<cjs>.cjs behind the ES module stub out/<stub>.js, which re-exports its names. */
+async function cachedBundle(entry, stub, cjs) {
+  const esm = await build({ ...common, entryPoints: [entry], write: false, metafile: true, outdir: out });
+  const names = Object.values(esm.metafile.outputs).find((o) => o.entryPoint)?.exports ?? [];
+  if (names.length === 0) throw new Error(`bundle: ${entry} exports nothing`);
+  // import.meta.url has no meaning in CommonJS: each use reads the file's own URL instead. Without comments and
+  // indentation (names kept; its source map beside it) it is ASCII (esbuild escapes the rest), which the loader
+  // reads without decoding.
+  await build({
+    ...common,
+    format: 'cjs',
+    minifyWhitespace: true,
+    entryPoints: [entry],
+    outfile: join(out, `${cjs}.cjs`),
+    define: { 'import.meta.url': '__bundleUrl' },
+    banner: { js: 'var __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+  if (/[^\x00-\x7f]/.test(readFileSync(join(out, `${cjs}.cjs`), 'latin1')))
+    throw new Error(`bundle: ${cjs}.cjs is not ASCII`);
+  writeFileSync(
+    join(out, `${stub}.js`),
+    `// Made by scripts/bundle.mjs: ${cjs}.cjs compiled through V8's code cache (${cjs}.cache), its names re-exported.
 ${LOADER_IMPORTS}
-${compileLibrary.toString()}
-const library = compileLibrary(
-  { readFileSync, createRequire, fileURLToPath, Script },
-  new URL('./library.cjs', import.meta.url),
-  new URL('./library.cache', import.meta.url),
-);
-export const { ${names.join(', ')} } = library.exports;
+${compileCached.toString()}
+const bundle = compileCached(${LOADER_IO}, new URL('./${cjs}.cjs', import.meta.url));
+export const { ${names.join(', ')} } = bundle.exports;
 `,
-);
-// The cache: a fresh process like a user's, with no flags of ours (V8 refuses a cache made under other flags).
-const train = spawnSync(process.execPath, [join(root, 'scripts', 'code-cache-train.mjs'), out], {
-  stdio: ['ignore', 'inherit', 'inherit'],
-  env: { ...process.env, NODE_OPTIONS: '' },
-  timeout: 60_000,
-});
-if (train.status !== 0) console.warn(`bundle: no code cache (training exited ${train.status ?? train.signal})`);
+  );
+}
 
+await cachedBundle(join(dist, 'index.js'), 'index', 'library');
+await cachedBundle(join(dist, 'cli', 'commands.js'), 'commands', 'commands');
 await build({
   ...common,
   entryPoints: [join(dist, 'cli', 'main.js')],
@@ -84,4 +79,35 @@ await build({
   splitting: true,
   entryNames: '[name]',
   chunkNames: 'chunk-[hash]',
+  // The command table is the stub above, not a chunk of its own.
+  plugins: [
+    {
+      name: 'commands',
+      setup(b) {
+        b.onResolve({ filter: /^\.\/commands\.js$/ }, () => ({ path: './commands.js', external: true }));
+      },
+    },
+  ],
 });
+
+// The training runs: fresh processes like a user's, each bounded in time; a run that fails leaves its bundle without
+// a cache (slower to start, nothing else), and says so.
+const serviceFlags = readFileSync(join(root, 'bin', 'service-node-flags'), 'utf8')
+  .split('\n')
+  .filter(Boolean);
+const runs = [
+  ['library', [join(root, 'scripts', 'code-cache-train.mjs'), join(out, 'index.js')]],
+  ['commands', [...serviceFlags, join(out, 'main.js'), 'demo', '--selftest', '--random-ports']],
+];
+for (const [name, argv] of runs) {
+  const r = spawnSync(process.execPath, argv, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '', OL_CODE_CACHE_OUT: out },
+    timeout: 60_000,
+  });
+  if (r.status !== 0) {
+    rmSync(join(out, `${name}.cache`), { force: true });
+    console.warn(`bundle: ${name}.cjs has no code cache: its training run exited ${r.status ?? r.signal}`);
+    console.warn(String(r.stderr).slice(0, 2000));
+  }
+}

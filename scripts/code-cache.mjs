@@ -1,33 +1,49 @@
-// One loader for the library's code cache, written into dist/bundle/index.js by scripts/bundle.mjs (as its text)
-// and run by scripts/code-cache-train.mjs, which makes the cache: V8 takes a cache only for the very source it was
-// made from, so both must wrap the file alike. Its text is copied, so it imports nothing: `io` brings what it uses.
+// The loader of a bundle compiled through V8's code cache (scripts/bundle.mjs writes its text into each ES module
+// stub it makes: dist/bundle/index.js, the library; dist/bundle/commands.js, the command line's commands). Its text
+// is copied, so it imports nothing: `io` brings what it uses.
+//
+// A cache is made by a run of the real thing: a process started with OL_CODE_CACHE_OUT=DIR writes, at its exit, the
+// cache of each bundle it loaded to DIR/<name>.cache — the bytecode of every function that run compiled, its import
+// and the requests it made. V8 takes a cache only for the same source, V8 version and V8 flags, so the training run
+// is started with the flags the bundle runs under; anywhere else V8 compiles as usual.
 
-/** What compileLibrary uses, as the stub and the trainer import it. */
-export const LOADER_IMPORTS = `import { readFileSync } from 'node:fs';
+/** What compileCached uses, as a stub imports it. */
+export const LOADER_IMPORTS = `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';`;
+/** The `io` argument of compileCached, in a stub that has LOADER_IMPORTS. */
+export const LOADER_IO =
+  '{ readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env }';
 
 /**
- * Compiles `file` (the URL of a CommonJS file) with the V8 code cache at `cacheFile` when one fits, runs it as a
- * CommonJS module and returns `{ exports, script, cached }` (`cached`: V8 took the cache).
+ * Compiles `file` (the URL of a CommonJS file, NAME.cjs) with the V8 code cache NAME.cache beside it when one fits,
+ * runs it as a CommonJS module and returns `{ exports, cached }` (`cached`: V8 took the cache).
  */
-export function compileLibrary(io, file, cacheFile) {
+export function compileCached(io, file) {
   const path = io.fileURLToPath(file);
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const name = path.slice(dir.length + 1).replace(/\.cjs$/, '');
   let cachedData;
   try {
-    cachedData = io.readFileSync(io.fileURLToPath(cacheFile));
+    cachedData = io.readFileSync(`${dir}/${name}.cache`);
   } catch {
     // No cache (a build without one): compiled as any file is.
   }
-  const source = io.readFileSync(path, 'utf8');
+  // The bundle is ASCII (scripts/bundle.mjs checks): read as latin1, without UTF-8's decoding (~3 ms a megabyte).
+  const source = io.readFileSync(path, 'latin1');
   const script = new io.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: path,
     cachedData,
   });
+  const out = io.env.OL_CODE_CACHE_OUT;
+  if (out)
+    process.once('exit', () => {
+      const to = `${out}/${name}.cache`;
+      io.writeFileSync(`${to}.${process.pid}`, script.createCachedData());
+      io.renameSync(`${to}.${process.pid}`, to);
+    });
   const module = { exports: {} };
-  script
-    .runInThisContext()
-    .call(module.exports, module.exports, io.createRequire(path), module, path, path.slice(0, path.lastIndexOf('/')));
-  return { exports: module.exports, script, cached: cachedData !== undefined && script.cachedDataRejected === false };
+  script.runInThisContext().call(module.exports, module.exports, io.createRequire(path), module, path, dir);
+  return { exports: module.exports, cached: cachedData !== undefined && script.cachedDataRejected === false };
 }

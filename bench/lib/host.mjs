@@ -127,6 +127,24 @@ export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   const main = existsSync(bundle) ? bundle : join(dist, 'cli', 'main.js');
   return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, main];
 };
+/**
+ * The command that runs a one-shot command (fetch, probe, info, --version) of the build at `dist` as its launcher
+ * starts it: node with the service's V8 flags but node's code on huge pages, where the launcher passes them (its
+ * COMMAND_NODE_FLAGS line: the commands' V8 code cache is made under them); none for an older build's launcher.
+ */
+export const commandArgv = (dist) => {
+  const argv = serviceArgv(dist);
+  let launcher = '';
+  try {
+    launcher = readFileSync(join(dist, '..', 'bin', 'originlink'), 'utf8');
+  } catch {
+    /* a build without the launcher */
+  }
+  const flags = launcher.includes('COMMAND_NODE_FLAGS')
+    ? argv.slice(1, -1).filter((f) => !f.startsWith('--use-largepages'))
+    : [];
+  return [argv[0], ...flags, argv.at(-1)];
+};
 /** A child process still running. */
 export const alive = (p) => p.exitCode === null && p.signalCode === null;
 /** End a child of ours: SIGTERM, SIGKILL after `graceMs`; resolves when it has exited. `killedByUs` marks the exit ours. */

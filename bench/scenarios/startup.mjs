@@ -12,14 +12,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
-import { freePort, waitPort } from '../lib/host.mjs';
+import { commandArgv, freePort, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const port = await freePort();
 const url = `http://127.0.0.1:${port}/`;
 const bundled = existsSync(join(DIST, 'bundle', 'main.js'));
-const cli = join(DIST, bundled ? 'bundle' : 'cli', 'main.js');
+// The command as bin/originlink runs it: its node flags, then the bundle where the build has one.
+const cli = commandArgv(DIST);
 const index = join(DIST, bundled ? 'bundle' : '', 'index.js');
 // The origin in a child of its own: spawnSync blocks this process's loop.
 const origin = spawn(
@@ -32,8 +33,8 @@ await waitPort(port);
 const cases = [
   ['node -e 0', [process.execPath, '-e', '0']],
   ['import the package', [process.execPath, '--input-type=module', '-e', `await import(${JSON.stringify(index)})`]],
-  ['originlink --version', [process.execPath, cli, '--version']],
-  ['originlink fetch (local h1)', [process.execPath, cli, 'fetch', '-s', '-o', '/dev/null', url]],
+  ['originlink --version', [...cli, '--version']],
+  ['originlink fetch (local h1)', [...cli, 'fetch', '-s', '-o', '/dev/null', url]],
   ['curl (local h1)', ['curl', '-s', '-o', '/dev/null', url]],
 ];
 if (bundled)

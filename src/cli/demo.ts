@@ -144,9 +144,13 @@ export async function runDemo(argv: string[]): Promise<number> {
     dropH3(config);
   }
   const logFile = join(tmpdir(), `originlink-demo-${process.pid}.log`);
-  const svc = await Service.start(config, {
-    logDestination: pino.destination({ dest: logFile, sync: false, mkdir: true }),
+  const logDestination = pino.destination({ dest: logFile, sync: false, mkdir: true });
+  // The destination opens its file asynchronously: the request log's line below names a file that is there.
+  await new Promise((resolve, reject) => {
+    logDestination.once('ready', resolve);
+    logDestination.once('error', reject);
   });
+  const svc = await Service.start(config, { logDestination });
   const addr = svc.addresses();
   const tlsPort = portOf(config, addr, 'https');
   const httpPort = portOf(config, addr, 'http');

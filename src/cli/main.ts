@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 /** originlink command line: fetch, probe, serve, demo. */
 import { isOriginlinkError } from '../errors.js';
-import { commands } from './commands.js';
 import { FETCH_USAGE } from './fetch-args.js';
 
 const USAGE = `usage: originlink <command> [options]
@@ -25,7 +24,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${(await import('./version.js')).versionText()}\n`);
     return 0;
   }
-  const cmd = commands.get(name);
+  // The command table loads the commands' code (the build's commands bundle, compiled through V8's code cache:
+  // scripts/bundle.mjs), which --version and --help do without.
+  const cmd = (await import('./commands.js')).commands.get(name);
   if (!cmd) {
     process.stderr.write(`originlink: unknown command ${JSON.stringify(name)}\n${USAGE}\n`);
     return 2;

@@ -1,47 +1,62 @@
 /**
- * The package's import compiles the library through V8's code cache (scripts/bundle.mjs, scripts/code-cache.mjs):
- * a fresh `node` takes the cache the build made, with the training requests' functions in it, and the module
- * exports what the library's own index does. A cache V8 refuses (another Node, other flags) is only slower, so
- * nothing else would notice it stopped fitting.
+ * The package's import and the command line compile through V8's code cache (scripts/bundle.mjs,
+ * scripts/code-cache.mjs): a fresh `node` takes each cache the build made — the library's as a plain `node` imports
+ * it, the commands' under the V8 flags bin/originlink starts every command with — and each holds a training run's
+ * request path, not only its import. A cache V8 refuses (another Node, other flags) is only slower, so nothing else
+ * would notice it stopped fitting.
  */
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildIfStale, ROOT } from '../helpers/build.js';
 
 const BUNDLE = join(ROOT, 'dist', 'bundle');
+/** The V8 flags of every command: the service's node flags but node's code on huge pages (bin/originlink). */
+const COMMAND_FLAGS = readFileSync(join(ROOT, 'bin', 'service-node-flags'), 'utf8')
+  .split('\n')
+  .filter((f) => f && !f.startsWith('--use-largepages'));
 
-function fresh(script: string): string {
-  return execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+function fresh(flags: string[], script: string): string {
+  return execFileSync(process.execPath, [...flags, '--input-type=module', '-e', script], {
     encoding: 'utf8',
     env: { ...process.env, NODE_OPTIONS: '' },
   }).trim();
 }
 
-describe('the library through the code cache', () => {
+/** Whether a fresh node with `flags` takes the cache of dist/bundle/NAME.cjs. */
+function takes(name: string, flags: string[]): boolean {
+  return JSON.parse(
+    fresh(
+      flags,
+      `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+      import { createRequire } from 'node:module';
+      import { fileURLToPath, pathToFileURL } from 'node:url';
+      import { Script } from 'node:vm';
+      const { compileCached } = await import(${JSON.stringify(join(ROOT, 'scripts', 'code-cache.mjs'))});
+      const io = { readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: {} };
+      console.log(JSON.stringify(compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))})).cached));`,
+    ),
+  );
+}
+
+describe('the bundles through the code cache', () => {
   buildIfStale();
 
-  it('a fresh process takes the cache the build made, and it holds more than the import', () => {
-    const out = JSON.parse(
-      fresh(`import { readFileSync } from 'node:fs';
-        import { createRequire } from 'node:module';
-        import { fileURLToPath, pathToFileURL } from 'node:url';
-        import { Script } from 'node:vm';
-        const { compileLibrary } = await import(${JSON.stringify(join(ROOT, 'scripts', 'code-cache.mjs'))});
-        const dir = ${JSON.stringify(BUNDLE)};
-        const l = compileLibrary({ readFileSync, createRequire, fileURLToPath, Script },
-          pathToFileURL(dir + '/library.cjs'), pathToFileURL(dir + '/library.cache'));
-        console.log(JSON.stringify({ cached: l.cached, agent: typeof l.exports.Agent }));`),
-    );
-    expect(out).toEqual({ cached: true, agent: 'function' });
-    // The import alone compiles ~220 KB of bytecode; the training requests' path is what the first request needs.
+  it('a fresh node takes the library cache, and the commands cache under the commands V8 flags', () => {
+    expect(takes('library', [])).toBe(true);
+    expect(takes('commands', COMMAND_FLAGS)).toBe(true);
+    // V8 checks its flags: the commands cache under plain node is refused (compiled as usual).
+    expect(takes('commands', [])).toBe(false);
+    // The imports alone compile ~220 KB (library) and ~300 KB (commands) of bytecode; the training runs' requests
+    // are what a first request needs.
     expect(statSync(join(BUNDLE, 'library.cache')).size).toBeGreaterThan(400_000);
+    expect(statSync(join(BUNDLE, 'commands.cache')).size).toBeGreaterThan(800_000);
   });
 
   it('the package exports what src/index.ts does', () => {
     const names = (file: string): string[] =>
-      JSON.parse(fresh(`console.log(JSON.stringify(Object.keys(await import(${JSON.stringify(file)})).sort()))`));
+      JSON.parse(fresh([], `console.log(JSON.stringify(Object.keys(await import(${JSON.stringify(file)})).sort()))`));
     const bundled = names(join(BUNDLE, 'index.js'));
     expect(bundled).toEqual(names(join(ROOT, 'dist', 'index.js')));
     expect(bundled).toContain('Agent');
