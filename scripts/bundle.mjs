@@ -14,7 +14,10 @@
 // scripts/code-cache-train.mjs (requests over h1, h2 and h3 to the demo origins), the commands' by `originlink demo
 // --selftest --random-ports` (the service and its Agent, every protocol both sides) under the node flags
 // bin/originlink gives every command (bin/service-node-flags; V8 refuses a cache made under other V8 flags, and
-// compiles as usual).
+// compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
+// theirs; ~60 ms of Node's loader at `serve`'s start otherwise): they stay dependencies, installed with their licences.
+// What we load by name when used stays outside: ioredis, and the OpenTelemetry API for tracing (prom-client's copy
+// inside shares its state: the API keeps it in one global per version).
 //
 // Everything stays two directories under the package root, as every dist/<dir>/<module>.js is: the paths modules
 // take from import.meta.url (../../native, ../../package.json, ../../docs) hold unchanged. npm packages stay imports.
@@ -40,8 +43,11 @@ const common = {
   logLevel: 'warning',
 };
 
-/** `entry` as out/<cjs>.cjs behind the ES module stub out/<stub>.js, which re-exports its names. */
-async function cachedBundle(entry, stub, cjs) {
+/**
+ * `entry` as out/<cjs>.cjs behind the ES module stub out/<stub>.js, which re-exports its names. `packages: 'bundle'`
+ * takes the npm packages it imports into the file (and so into the cache) instead of leaving them to Node's loader.
+ */
+async function cachedBundle(entry, stub, cjs, packages = 'external') {
   const esm = await build({ ...common, entryPoints: [entry], write: false, metafile: true, outdir: out });
   const names = Object.values(esm.metafile.outputs).find((o) => o.entryPoint)?.exports ?? [];
   if (names.length === 0) throw new Error(`bundle: ${entry} exports nothing`);
@@ -51,6 +57,7 @@ async function cachedBundle(entry, stub, cjs) {
   await build({
     ...common,
     format: 'cjs',
+    packages,
     minifyWhitespace: true,
     entryPoints: [entry],
     outfile: join(out, `${cjs}.cjs`),
@@ -71,7 +78,7 @@ export const { ${names.join(', ')} } = bundle.exports;
 }
 
 await cachedBundle(join(dist, 'index.js'), 'index', 'library');
-await cachedBundle(join(dist, 'cli', 'commands.js'), 'commands', 'commands');
+await cachedBundle(join(dist, 'cli', 'commands.js'), 'commands', 'commands', 'bundle');
 await build({
   ...common,
   entryPoints: [join(dist, 'cli', 'main.js')],

@@ -1,6 +1,7 @@
 // What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
-// package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's, each the median of
-// BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike; ratios against `node -e 0` of the same run.
+// package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's, and `originlink
+// serve` from its spawn to its first response through it, each the median of BENCH_RUNS (15) runs, interleaved so a
+// slow minute lands on all alike; ratios against `node -e 0` of the same run.
 // The package and the command as they are loaded: dist/bundle/ (scripts/bundle.mjs) where the build has one, and then
 // tsc's modules too (rows marked "modules": what the bundle saves, in the same run).
 // Then a fresh process's first HTTP/3 request to our h3 origin on loopback (bench/lib/first-h3-client.mjs, BENCH_RUNS
@@ -8,11 +9,13 @@
 // goal: the first response, from the process's start, within the import time + 1.5× the second request's.
 // Knobs: BENCH_RUNS, BENCH_DIST.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
 import { DIST } from '../lib/dist.mjs';
-import { commandArgv, freePort, waitPort } from '../lib/host.mjs';
+import { alive, commandArgv, freePort, serviceArgv, stopChild, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
@@ -49,6 +52,49 @@ if (bundled)
     ],
   );
 const times = new Map(cases.map(([name]) => [name, []]));
+
+// `originlink serve` from its spawn to its first response: the service as its launcher starts it (serviceArgv), one
+// HTTP/1.1 front before the local origin, asked with a plain GET every 2 ms until one is answered.
+const SERVE = 'originlink serve: spawn to first response';
+const servePort = await freePort();
+const serveDir = mkdtempSync(join(tmpdir(), 'ol-bench-startup-'));
+const serveConfig = join(serveDir, 'serve.yaml');
+writeFileSync(
+  serveConfig,
+  `listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: ${servePort} }
+admin: false
+shutdown: { graceMs: 100 }
+origins:
+  app: { url: "http://127.0.0.1:${port}", protocol: h1 }
+routes:
+  - { path: /, origin: app }
+`,
+);
+const answered = () =>
+  new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port: servePort, path: '/', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200));
+      })
+      .on('error', () => resolve(false));
+  });
+async function serveFirstResponse() {
+  const [node, ...args] = serviceArgv(DIST);
+  const t0 = performance.now();
+  const child = spawn(node, [...args, 'serve', '--config', serveConfig], { stdio: 'ignore' });
+  try {
+    while (!(await answered())) {
+      if (performance.now() - t0 > 15_000 || !alive(child)) throw new Error('serve gave no answer in 15 s');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return performance.now() - t0;
+  } finally {
+    await stopChild(child);
+  }
+}
+times.set(SERVE, []);
 try {
   for (let i = 0; i < RUNS; i++) {
     for (const [name, argv] of cases) {
@@ -58,8 +104,10 @@ try {
       if (r.status !== 0) throw new Error(`${name} exited ${r.status}`);
       times.get(name).push(ms);
     }
+    times.get(SERVE).push(await serveFirstResponse());
   }
 } finally {
+  rmSync(serveDir, { recursive: true, force: true });
   // A case that fails ends the run: the origin goes with it, not left serving.
   origin.kill();
 }
@@ -104,7 +152,7 @@ const floor = med(times.get('node -e 0'));
 console.log(`Fresh processes, wall time spawn to exit, median of ${RUNS} interleaved runs (${DIST})\n`);
 console.log('| command | ms | ÷ node -e 0 |');
 console.log('|---|---:|---:|');
-const rows = cases.map(([name]) => {
+const rows = [...cases.map(([name]) => name), SERVE].map((name) => {
   const m = med(times.get(name));
   console.log(`| ${name} | ${m.toFixed(0)} | ${(m / floor).toFixed(2)} |`);
   return { name, ms: m, ratio: m / floor };
