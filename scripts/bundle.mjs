@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The package as it is loaded (`npm run build`, after tsc): the library in one file (the package's `import`), and
-// dist/bundle/main.js, the command line (bin/originlink), its commands split into chunks it loads when a command runs
-// (`--version` loads none of the Agent). A fresh process spends a third of its import in Node's module loader
-// resolving, reading and linking ~100 files; one file cuts the package's import from ~2.0× `node -e 0` to ~1.5× and
-// `originlink fetch` from ~2.3× to ~1.9× (bench/RESULTS.md `startup`).
+// dist/bundle/main.js, the command line (bin/originlink), which loads the command table (every command, one file)
+// only for a command (`--version` and `--help` load none of it). A fresh process spends a third of its import in
+// Node's module loader resolving, reading and linking ~100 files; one file cut the package's import from ~2.0×
+// `node -e 0` to ~1.5× and `originlink fetch` from ~2.3× to ~1.9× (bench/RESULTS.md `startup`).
 //
-// Two of them go one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
+// Both go one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
 // cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs) and the
 // command table with every command (dist/bundle/commands.cjs, each command's module initialised when it runs) are
 // CommonJS files that an ES module stub (index.js, commands.js) compiles through `vm.Script` with V8's code cache
@@ -20,8 +20,8 @@
 // inside shares its state: the API keeps it in one global per version).
 //
 // Everything stays two directories under the package root, as every dist/<dir>/<module>.js is: the paths modules
-// take from import.meta.url (../../native, ../../package.json, ../../docs) hold unchanged. npm packages stay imports.
-// tsc's dist/ modules stay beside it: the benches run a build's dist/cli/main.js (older builds have no bundle).
+// take from import.meta.url (../../native, ../../package.json, ../../docs) hold unchanged. tsc's dist/ modules stay
+// beside it: the benches run a build's dist/cli/main.js (older builds have no bundle).
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -112,9 +112,11 @@ for (const [name, argv] of runs) {
     env: { ...process.env, NODE_OPTIONS: '', OL_CODE_CACHE_OUT: out },
     timeout: 60_000,
   });
-  if (r.status !== 0) {
+  if (r.status !== 0 || r.error) {
     rmSync(join(out, `${name}.cache`), { force: true });
-    console.warn(`bundle: ${name}.cjs has no code cache: its training run exited ${r.status ?? r.signal}`);
+    console.warn(
+      `bundle: ${name}.cjs has no code cache: its training run ${r.error?.message ?? `exited ${r.status ?? r.signal}`}`,
+    );
     console.warn(String(r.stderr).slice(0, 2000));
   }
 }
