@@ -8,7 +8,9 @@ use napi_derive::napi;
 use boring::error::ErrorStack;
 use boring::pkey::PKey;
 use boring::ssl::{SslContextBuilder, SslMethod};
+use boring::x509::store::{X509Store, X509StoreBuilder};
 use boring::x509::X509;
+use std::sync::OnceLock;
 
 use crate::quiche_err;
 
@@ -44,6 +46,24 @@ fn u(v: f64) -> u64 {
     }
 }
 
+/// The system's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else BoringSSL's
+/// default paths), parsed once per process at its first use and shared by
+/// every context that verifies by it (`SSL_CTX_set_cert_store` of one
+/// reference-counted store): the CA bundle is ~140 certificates, ~6 ms to
+/// parse, which each config paid before. A store BoringSSL could not load is
+/// an error each time it is asked for. Changes to the bundle on disk are seen
+/// by the next process, as Node's own root store is.
+fn system_store() -> std::result::Result<X509Store, String> {
+    static ROOTS: OnceLock<std::result::Result<X509Store, String>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut b = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+            b.set_default_paths().map_err(|e| e.to_string())?;
+            Ok(b.build())
+        })
+        .clone()
+}
+
 #[napi]
 impl Config {
     /// The TLS context is made here (a boring `SslContextBuilder`, then
@@ -53,14 +73,21 @@ impl Config {
     /// context (`SSL_CTX_set_default_verify_paths`: the whole CA bundle
     /// parsed, ~6 ms here, for each config), and a CA loaded after it is added
     /// to it, not put in its place: a client given its own CA also trusted
-    /// every system root, where Node's `ca` (the h1/h2 path) replaces them. A
-    /// failure names what failed: `ca: …`, `cert: …`, `key: …`.
+    /// every system root, where Node's `ca` (the h1/h2 path) replaces them. The
+    /// system store is loaded once per process and shared (`system_store`);
+    /// with a CA of its own besides, a context gets a store of its own, both
+    /// in it. A failure names what failed: `ca: …`, `cert: …`, `key: …`.
     #[napi(constructor)]
     pub fn new(system_roots: Option<bool>, pems: Option<Pems>) -> Result<Self> {
         let tls = |what: &str, e: ErrorStack| Error::from_reason(format!("{what}: {e}"));
         let mut b = SslContextBuilder::new(SslMethod::tls()).map_err(|e| tls("TlsFail", e))?;
+        let own_ca = pems.as_ref().is_some_and(|p| p.ca.is_some());
         if system_roots.unwrap_or(true) {
-            b.set_default_verify_paths().map_err(|e| tls("TlsFail", e))?;
+            if own_ca {
+                b.set_default_verify_paths().map_err(|e| tls("TlsFail", e))?;
+            } else {
+                b.set_cert_store(system_store().map_err(|e| Error::from_reason(format!("TlsFail: {e}")))?);
+            }
         }
         if let Some(p) = pems {
             if let Some(ca) = p.ca {
