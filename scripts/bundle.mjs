@@ -109,7 +109,7 @@ const runs = [
 for (const [name, argv] of runs) {
   const r = spawnSync(process.execPath, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '', OL_CODE_CACHE_OUT: out },
+    env: { ...process.env, NODE_OPTIONS: '', ORIGINLINK_CODE_CACHE_OUT: out },
     timeout: 60_000,
   });
   if (r.status !== 0 || r.error) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The library's code-cache training run (scripts/bundle.mjs starts it with OL_CODE_CACHE_OUT, scripts/code-cache.mjs):
+// The library's code-cache training run (scripts/bundle.mjs starts it with ORIGINLINK_CODE_CACHE_OUT, scripts/code-cache.mjs):
 // `node scripts/code-cache-train.mjs ENTRY` imports the package from ENTRY (dist/bundle/index.js) and makes a GET
 // and a POST of a new Agent over each protocol to the demo origins on loopback (dist/service/demo-origins.js, the
 // demo's certificates, ephemeral ports), so the cache holds a first request's path as well as the import. A request

@@ -2,7 +2,7 @@
 // stub it makes: dist/bundle/index.js, the library; dist/bundle/commands.js, the command line's commands). Its text
 // is copied, so it imports nothing: `io` brings what it uses.
 //
-// A cache is made by a run of the real thing: a process started with OL_CODE_CACHE_OUT=DIR writes, at its exit, the
+// A cache is made by a run of the real thing: a process started with ORIGINLINK_CODE_CACHE_OUT=DIR writes, at its exit, the
 // cache of each bundle it loaded to DIR/<name>.cache — the bytecode of every function that run compiled, its import
 // and the requests it made. V8 takes a cache only for the same source, V8 version and V8 flags, so the training run
 // is started with the flags the bundle runs under; anywhere else V8 compiles as usual.
@@ -36,7 +36,7 @@ export function compileCached(io, file) {
     filename: path,
     cachedData,
   });
-  const out = io.env.OL_CODE_CACHE_OUT;
+  const out = io.env.ORIGINLINK_CODE_CACHE_OUT;
   if (out)
     process.once('exit', () => {
       const to = `${out}/${name}.cache`;

@@ -12,6 +12,7 @@
  * | `ORIGINLINK_NO_RECVMMSG=1` | receive QUIC datagrams through dgram events, not recvmmsg batches |
  * | `ORIGINLINK_QUIC_BINDING=PATH` | the QUIC engine binding from PATH (native-notes/quic-addon.md) |
  * | `ORIGINLINK_QUIC_ENGINE=matrixai` | the prebuilt fallback engine (quiche 0.18) even where ours is built |
+ * | `ORIGINLINK_CODE_CACHE_OUT=DIR` | read by the bundles' loader (scripts/code-cache.mjs), not here: at exit, write the V8 code cache of each bundle this process loaded to DIR — how the build makes dist/bundle/*.cache; a deployment whose node runs with other V8 flags can make its own |
  */
 const env = (name: string): string | undefined => {
   const v = process.env[name];
