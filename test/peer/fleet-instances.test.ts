@@ -117,11 +117,19 @@ routes:
     return out;
   };
 
-  /** Every instance's links to the others up (their heartbeats answered): a member not heard yet is out of the hash. */
+  /**
+   * Every instance's links to the others up and a heartbeat answered on each (its round trip measured, the peer's
+   * weight heard). A link starts up before its first heartbeat: waiting for `up` alone let a fast start (the code
+   * caches) reach the checks of a round trip and of weights before the first answers came.
+   */
   const linked = async (xs: Instance[]): Promise<void> => {
     for (let i = 0; i < 100; i++) {
       const views = await Promise.all(xs.map((x) => get(x.admin, '/stats').then((r) => JSON.parse(r.body)['(fleet)'])));
-      if (views.every((v) => Object.values(v.links as Record<string, { up: boolean }>).every((l) => l.up))) return;
+      const heard = (l: { up: boolean; rttMs: number | null }): boolean => l.up && l.rttMs !== null;
+      if (
+        views.every((v) => Object.values(v.links as Record<string, { up: boolean; rttMs: number | null }>).every(heard))
+      )
+        return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`links not up: ${await diagnose(xs, [])}`);
