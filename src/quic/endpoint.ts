@@ -19,7 +19,7 @@ import { cidKey, classifyDatagram, parseLongHeader, type LongHeader } from './ac
 import { ClientHelloReader, refusalInitial } from './initial.js';
 import type { StrikeRegister } from './strike-register.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
-import { udpAddon, udpAddonReason } from './udp-native.js';
+import { bindDirect, udpAddon, udpAddonReason } from './udp-native.js';
 import { boundTicketAge } from './ticket-age.js';
 
 /** Socket errors that are a connected socket's ICMP report of an unreachable peer. */
@@ -359,6 +359,7 @@ export class QuicEndpoint {
     const fd = opts.steer ? steeredSocket(host, opts.port ?? 0) : null;
     const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
+      if (fd === null && bindDirect(socket, host, opts.port ?? 0, ipv6)) return resolve();
       const onErr = (e: Error): void => reject(e);
       socket.once('error', onErr);
       // exclusive: in a cluster worker, dgram would otherwise ask the primary to open the fd (EINVAL there).

@@ -1,7 +1,8 @@
 /**
  * Loads the optional native/udp addon (Linux) once and finds the libuv
  * handle behind a Node dgram socket. Used by udp-gso.ts (batched sends) and
- * udp-rx.ts (batched receive); see native-notes/udp.md.
+ * udp-rx.ts (batched receive); see native-notes/udp.md. Binds a socket's
+ * handle itself where dgram's bind would load node:cluster (bindDirect).
  *
  * ORIGINLINK_NO_NATIVE=1 disables every native piece; ORIGINLINK_UDP_ADDON
  * names another build of the addon.
@@ -9,6 +10,8 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { knobs } from '../util/knobs.js';
 
 export interface UdpAddon {
@@ -76,19 +79,63 @@ export function udpAddonReason(): string | null {
   return why;
 }
 
-/** The dgram socket's libuv handle wrapper (UDPWrap), or null when Node hides it. */
-export function socketHandle(socket: Socket): { fd?: number; recvStop?: () => number } | null {
+/** Node's UDP handle (udp_wrap's UDPWrap), as much of it as this file uses. */
+interface UdpHandle {
+  fd?: number;
+  recvStop?: () => number;
+  bind(ip: string, port: number, flags: number): number;
+  bind6(ip: string, port: number, flags: number): number;
+  connect: unknown;
+  connect6: unknown;
+  recvStart(): number;
+  close(): void;
+}
+
+/** The dgram socket's libuv handle wrapper (UDPWrap), kept in its internal state (a symbol-keyed object), or null. */
+function stateHandle(socket: Socket): UdpHandle | null {
   for (const sym of Object.getOwnPropertySymbols(socket)) {
-    const st = (socket as unknown as Record<symbol, { handle?: { fd?: number; recvStop?: () => number } } | undefined>)[
-      sym
-    ];
-    const h = st?.handle;
-    if (h && typeof h.fd === 'number' && h.fd >= 0) return h;
+    const h = (socket as unknown as Record<symbol, { handle?: UdpHandle } | undefined>)[sym]?.handle;
+    if (h && typeof h.recvStart === 'function') return h;
   }
   return null;
+}
+
+/** The bound dgram socket's handle, or null when Node hides it. */
+export function socketHandle(socket: Socket): { fd?: number; recvStop?: () => number } | null {
+  const h = stateHandle(socket);
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? h : null;
 }
 
 /** The socket's file descriptor, or null. */
 export function socketFd(socket: Socket): number | null {
   return socketHandle(socket)?.fd ?? null;
+}
+
+/**
+ * Bind an unbound dgram socket to `host:port` without dgram's own bind, or return false (nothing done) where Node's
+ * internals are not as expected or `host` is not an IP address; the caller then calls socket.bind.
+ *
+ * Why: dgram's bind loads `node:cluster` (and with it `child_process`) on every path through it, to ask whether
+ * this is a cluster worker — 2.5–3 ms of a fresh process's first bind (bench/RESULTS.md `startup`). Its
+ * one other path takes a UDP handle already bound — the one a cluster primary sends its workers: a new handle of
+ * the socket's own class, bound here (exclusively, as the caller's `exclusive: true` asks), is handed to it.
+ * dgram copies only bind, send and lookup onto a replacement handle, so an IPv6 one gets its connect here.
+ * Throws an errno error (code, syscall) when the bind itself fails.
+ */
+export function bindDirect(socket: Socket, host: string, port: number, ipv6: boolean): boolean {
+  const family = isIP(host);
+  if (family === 0 || (family === 6) !== ipv6) return false;
+  const current = stateHandle(socket);
+  if (current === null || typeof current.bind6 !== 'function') return false;
+  const Handle = current.constructor as new () => UdpHandle;
+  const h = new Handle();
+  if (ipv6) h.connect = h.connect6;
+  const err = ipv6 ? h.bind6(host, port, 0) : h.bind(host, port, 0);
+  if (err < 0) {
+    const name = getSystemErrorName(err);
+    h.close();
+    throw Object.assign(new Error(`bind ${name} ${host}:${port}`), { code: name, errno: err, syscall: 'bind' });
+  }
+  socket.bind(h as unknown as number);
+  return true;
 }

@@ -1,0 +1,77 @@
+/**
+ * A QUIC endpoint binds its UDP socket without dgram's bind (src/quic/udp-native.ts bindDirect): dgram's would load
+ * `node:cluster` and `child_process` into a fresh process for its first QUIC connection. Checked in a fresh node,
+ * where nothing else has loaded them; the bind's failures stay typed errors. (An IPv6 endpoint connected to its
+ * peer — the replaced handle's connect — is test/peer/h3-happy-eyeballs's `::1` case.)
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildIfStale, ROOT } from '../helpers/build.js';
+
+const ENDPOINT = pathToFileURL(join(ROOT, 'dist', 'quic', 'endpoint.js')).href;
+
+function fresh(script: string): unknown {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  return JSON.parse(out.trim().split('\n').at(-1) as string);
+}
+
+describe('a QUIC endpoint binds without dgram.bind', () => {
+  beforeAll(() => buildIfStale(), 120_000);
+
+  it('binds IPv4 and IPv6 without loading node:cluster or child_process, and takes datagrams', () => {
+    const r = fresh(`
+      import dgram from 'node:dgram';
+      const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});
+      const v4 = await QuicEndpoint.bind({ host: '127.0.0.1' });
+      const v6 = await QuicEndpoint.bind({ host: '::1' });
+      const loaded = process.moduleLoadList.filter((m) => /\\b(cluster|child_process)\\b/.test(m));
+      // A datagram to each (from dgram sockets, whose own bind loads them): the endpoints' sockets are live.
+      const junk = Buffer.from('not quic');
+      const s = dgram.createSocket('udp4');
+      const s6 = dgram.createSocket('udp6');
+      await new Promise((r) => s.send(junk, v4.address.port, '127.0.0.1', r));
+      await new Promise((r) => s6.send(junk, v6.address.port, '::1', r));
+      const until = Date.now() + 5000;
+      while ((v4.stats().datagramsIn < 1 || v6.stats().datagramsIn < 1) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 10));
+      s.close(); s6.close();
+      console.log(JSON.stringify({
+        v4: v4.address, v6: v6.address, loaded, in: [v4.stats().datagramsIn, v6.stats().datagramsIn],
+      }));
+      process.exit(0);
+    `) as {
+      v4: { host: string; port: number };
+      v6: { host: string; port: number };
+      loaded: string[];
+      in: number[];
+    };
+    expect(r.loaded).toEqual([]);
+    expect(r.v4.host).toBe('127.0.0.1');
+    expect(r.v4.port).toBeGreaterThan(0);
+    expect(r.v6.host).toBe('::1');
+    expect(r.v6.port).toBeGreaterThan(0);
+    expect(r.in).toEqual([1, 1]);
+  });
+
+  it('a port in use and an address not on this host are typed errors', () => {
+    const r = fresh(`
+      const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});
+      const a = await QuicEndpoint.bind({ host: '127.0.0.1' });
+      const fail = (o) => QuicEndpoint.bind(o).then(() => null, (e) => ({ code: e.code, message: e.message }));
+      console.log(JSON.stringify({
+        inUse: await fail({ host: '127.0.0.1', port: a.address.port }),
+        foreign: await fail({ host: '192.0.2.1' }),
+      }));
+      process.exit(0);
+    `) as Record<string, { code: string; message: string } | null>;
+    expect(r.inUse).toMatchObject({ code: 'OL_CONNECT_FAILED' });
+    expect(r.inUse?.message).toMatch(/EADDRINUSE/);
+    expect(r.foreign).toMatchObject({ code: 'OL_CONNECT_FAILED' });
+    expect(r.foreign?.message).toMatch(/EADDRNOTAVAIL/);
+  });
+});
