@@ -60,4 +60,29 @@ describe('the bundles through the code cache', () => {
     expect(bundled).toEqual(names(join(ROOT, 'dist', 'index.js')));
     expect(bundled).toContain('Agent');
   });
+
+  it('under --enable-source-maps a stack trace names the source line, from the package and from a command', () => {
+    const stack = fresh(
+      ['--enable-source-maps'],
+      `const { Agent } = await import(${JSON.stringify(join(BUNDLE, 'index.js'))});
+      try { new Agent({ protocol: 'bogus' }); } catch (e) { console.log(e.stack); }`,
+    );
+    expect(stack).toMatch(/at configError \(.*src\/pool\/options\.ts:\d+:\d+\)/);
+    // Without the flag, through the cache: the bundle's own positions.
+    expect(
+      fresh(
+        [],
+        `try { new (await import(${JSON.stringify(join(BUNDLE, 'index.js'))})).Agent({ protocol: 'bogus' }); } catch (e) { console.log(e.stack); }`,
+      ),
+    ).toMatch(/at configError \(.*library\.cjs:\d+:\d+\)/);
+    // The commands bundle: Node holds its map (what it maps a trace through).
+    const mapped = fresh(
+      ['--enable-source-maps'],
+      `import { findSourceMap } from 'node:module';
+      await import(${JSON.stringify(join(BUNDLE, 'commands.js'))});
+      const map = findSourceMap(${JSON.stringify(join(BUNDLE, 'commands.cjs'))});
+      console.log(JSON.stringify(map?.payload.sources.filter((s) => s.includes('src/cli/')).length ?? 0));`,
+    );
+    expect(Number(mapped)).toBeGreaterThan(5);
+  });
 });
