@@ -3,10 +3,10 @@
  * field. Validation happens once; a bad value throws INVALID_CONFIG naming it.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { makeRunDir, releaseRunDir } from '../util/run-dir.js';
 import { quiche, quicEngine, type QuicheConfig } from './quiche.js';
 
 import { bbrTuningError, CC_ALGORITHMS, DEFAULT_BBR, DEFAULT_CC, type BbrTuning, type CcAlgorithm } from './cc.js';
@@ -117,13 +117,13 @@ export class PemFiles {
   #dir: string | null = null;
   path(name: string, v: string | Uint8Array): string {
     if (typeof v === 'string' && !v.includes('-----BEGIN')) return v;
-    this.#dir ??= mkdtempSync(join(tmpdir(), 'originlink-quic-'));
+    this.#dir ??= makeRunDir('originlink-quic');
     const p = join(this.#dir, name);
     writeFileSync(p, v, { mode: 0o600 });
     return p;
   }
   dispose(): void {
-    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+    if (this.#dir) releaseRunDir(this.#dir);
     this.#dir = null;
   }
 }

@@ -15,11 +15,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 export { workerSlot, WORKER_SLOT_ENV } from './worker-slot.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { logDestination } from './log-destination.js';
+import { makeRunDir } from '../util/run-dir.js';
 import { FLEET_DIR_ENV, H3_STEER_ENV, TICKET_SECRET_ENV, WORKER_SLOT_ENV } from './worker-slot.js';
 import { setUpSteering } from './h3-steering.js';
 import { StrikeRegister } from '../quic/strike-register.js';
@@ -163,9 +162,9 @@ export async function runCluster(file: string, first: ServiceConfig, workers: nu
   // that exits is out of every other's hash at once.
   const token = randomBytes(32).toString('base64url');
   // The workers' member sockets, `w<slot>.sock` in a directory of this run, mode 0700 (mkdtemp's): only this user
-  // reaches them, and a link still proves itself with the token. Removed when this process exits.
-  const memberDir = mkdtempSync(join(tmpdir(), 'originlink-fleet-'));
-  process.once('exit', () => rmSync(memberDir, { recursive: true, force: true }));
+  // reaches them, and a link still proves itself with the token. Removed when this process exits, or by the next
+  // primary of this host when this one was killed first (util/run-dir.ts).
+  const memberDir = makeRunDir('originlink-fleet');
   // The workers' ticket secret when no file or Redis gives one (service/ticket-keys.ts): one per run, in their
   // environment (readable by this user only, as their memory is).
   const ticketSecret = randomBytes(32).toString('hex');

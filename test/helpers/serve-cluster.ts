@@ -30,9 +30,10 @@ export class ServeCluster {
   readonly exited: Promise<number | null>;
   readonly pids = new Set<number>();
   #out = '';
-  constructor(cfgFile: string) {
+  constructor(cfgFile: string, env: NodeJS.ProcessEnv = process.env) {
     this.child = spawn(process.execPath, [CLI, 'serve', '--config', cfgFile, '--workers', '2'], {
       cwd: ROOT,
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (d) => {
