@@ -116,7 +116,7 @@ export function socketFd(socket: Socket): number | null {
  * internals are not as expected or `host` is not an IP address; the caller then calls socket.bind.
  *
  * Why: dgram's bind loads `node:cluster` (and with it `child_process`) on every path through it, to ask whether
- * this is a cluster worker — 2.5–3 ms of a fresh process's first bind (bench/RESULTS.md `startup`). Its
+ * this is a cluster worker: eight built-in modules a fresh process would load for its first QUIC socket. Its
  * one other path takes a UDP handle already bound — the one a cluster primary sends its workers: a new handle of
  * the socket's own class, bound here (exclusively, as the caller's `exclusive: true` asks), is handed to it.
  * dgram copies only bind, send and lookup onto a replacement handle, so an IPv6 one gets its connect here.
