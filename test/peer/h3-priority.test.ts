@@ -110,8 +110,9 @@ afterAll(async () => {
 });
 
 describe('HTTP/3 small responses beside a bulk response', () => {
-  // Its max is one sample of 20 at 50 ms RTT: a stall of the test process on a starved machine (seen once, the
-  // suite beside a busy loop: 431 ms) fails it where a real queue behind the bulk fails every run. One retry, as below.
+  // Bounds on the p50 and the p90 of 20 samples at 50 ms RTT, not the max: a stall of the test process on a starved
+  // machine (the suite beside a busy loop: 431 ms; the full suite: 358–460 ms, twice in one run) lands on one sample,
+  // where a real queue behind the bulk holds every small request. One retry, as below.
   it('small requests are not held behind a congestion-limited bulk response on the same connection', {
     timeout: 60_000,
     retry: 1,
@@ -157,6 +158,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
       lat.sort((a, b) => a - b);
       held.sort((a, b) => a - b);
       const p50 = held[held.length >> 1]!;
+      const p90 = held[Math.ceil(held.length * 0.9) - 1]!;
       const max = held[held.length - 1]!;
       const q = downQueue
         .filter(([t]) => t >= t0 + 150 && t <= bulkEnd)
@@ -164,7 +166,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
         .sort((a, b) => a - b);
       console.log(
         `bulk ${bulkMs.toFixed(0)} ms, small p50 ${lat[lat.length >> 1]!.toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms; ` +
-          `less the path's queue p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms (RTT ${RTT_MS} ms, queue p50 ${q[q.length >> 1]?.toFixed(1)} max ${q[q.length - 1]?.toFixed(1)} ms)`,
+          `less the path's queue p50 ${p50.toFixed(1)} ms, p90 ${p90.toFixed(1)} ms, max ${max.toFixed(1)} ms (RTT ${RTT_MS} ms, queue p50 ${q[q.length >> 1]?.toFixed(1)} max ${q[q.length - 1]?.toFixed(1)} ms)`,
       );
       for (const d of done) expect(d).toBeLessThan(bulkEnd);
       // One RTT plus a little beyond the path's own queue: a loss costs a small request one more RTT, a
@@ -172,7 +174,7 @@ describe('HTTP/3 small responses beside a bulk response', () => {
       // controller's choice (BBR keeps up to its cwnd gain of 2 BDP in flight, ~1 BDP queued in this
       // unbounded buffer; CUBIC under 2% loss keeps almost none), not stream scheduling.
       expect(p50).toBeLessThan(2.2 * RTT_MS);
-      expect(max).toBeLessThan(5 * RTT_MS);
+      expect(p90).toBeLessThan(5 * RTT_MS);
     } finally {
       c.destroy();
     }
