@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // The package as it is loaded (`npm run build`, after tsc): the library in one file (the package's `import`), and
 // dist/bundle/main.js, the command line (bin/originlink), which loads the command table (every command, one file)
-// only for a command (`--version` and `--help` load none of it). A fresh process spends a third of its import in
-// Node's module loader resolving, reading and linking ~100 files; one file cut the package's import from ~2.0×
-// `node -e 0` to ~1.5× and `originlink fetch` from ~2.3× to ~1.9× (bench/RESULTS.md `startup`).
+// only for a command (`--version` and `--help` load none of it): a fresh process otherwise spends much of its import
+// in Node's module loader resolving, reading and linking ~100 files (what one file saves: bench/RESULTS.md `startup`).
 //
 // Both go one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
 // cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs) and the
@@ -15,7 +14,8 @@
 // --selftest --random-ports` (the service and its Agent, every protocol both sides) under the node flags
 // bin/originlink gives every command (bin/service-node-flags; V8 refuses a cache made under other V8 flags, and
 // compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
-// theirs; ~60 ms of Node's loader at `serve`'s start otherwise): they stay dependencies, installed with their licences.
+// theirs, which Node's loader would otherwise resolve at `serve`'s start): they stay dependencies, installed with
+// their licences.
 // What we load by name when used stays outside: ioredis, and the OpenTelemetry API for tracing (prom-client's copy
 // inside shares its state: the API keeps it in one global per version).
 //
