@@ -35,6 +35,8 @@ import {
   type QuicheConnection,
   type RecvInfo,
   type StartupExit,
+  RECV_LAST_ID,
+  RECV_PATH_WORK,
 } from './quiche.js';
 import { closeError, CRYPTO_ERROR_BASE } from './errors.js';
 import { WriteQueues } from './write-queue.js';
@@ -730,9 +732,9 @@ export class QuicConnection implements QuicStreamTransport {
         this.#recvGen = q.pathGeneration;
       }
       try {
-        // Negative: down to one id of ours; a retransmitted RETIRE_CONNECTION_ID later in this batch would end the
-        // connection.
-        if (q.recvPacket(msg, this.#recvPath, this.#recvGen) < 0) this.#paths.issueCids();
+        const flags = q.recvPacket(msg, this.#recvPath, this.#recvGen);
+        if (flags & RECV_PATH_WORK) this.#paths.due = true;
+        if (flags & RECV_LAST_ID) this.#paths.issueCids();
         break;
       } catch (e) {
         const name = parseQuicheError(e).name;

@@ -48,7 +48,10 @@ export interface PathHost {
 export class Paths {
   migrations = 0;
   readonly events: Record<string, number> = {};
-  /** A datagram or a timer expiry since the last check (path events and CIDs only change then). */
+  /**
+   * Path work may wait: a datagram that brought some (recvPacket's RECV_PATH_WORK), a timer expiry, a migration, or
+   * a check that stopped at a bound. True until the first check after the handshake issues our ids.
+   */
   due = true;
   #q: QuicheConnection;
   #host: PathHost;
@@ -84,11 +87,10 @@ export class Paths {
     }
   }
 
-  /** A datagram arrived: the path is alive. */
+  /** A datagram arrived: the path is alive. (Whether it brought path work, recvPacket says: RECV_PATH_WORK.) */
   heard(): void {
     this.#silentTimeouts = 0;
     this.#lastPingAt = null;
-    this.due = true;
   }
 
   /**
@@ -256,14 +258,18 @@ export class Paths {
 
   /**
    * Issue connection ids up to the peer's limit (NEW_CONNECTION_ID) and stop routing the ones it retired. Also called
-   * between two datagrams of one batch when quiche is down to one id of ours (recvPacket's sign).
+   * between two datagrams of one batch when quiche is down to one id of ours (recvPacket's RECV_LAST_ID).
    */
   issueCids(): void {
     const q = this.#q;
     const add = this.#host.addCid;
     if (!add) return;
     try {
-      for (let i = 0; i < 64; i++) {
+      for (let i = 0; ; i++) {
+        if (i === 64) {
+          this.due = true; // more may wait: the next pass goes on
+          break;
+        }
         const old = q.retiredScidNext();
         if (!old) break;
         this.#host.removeCid?.(old);
@@ -271,9 +277,13 @@ export class Paths {
       }
       for (
         let i = 0;
-        i < 8 && this.#issuedCids < MAX_ISSUED_CIDS && this.#liveCids < MAX_LIVE_CIDS && q.sourceCidsLeft() > 0;
+        this.#issuedCids < MAX_ISSUED_CIDS && this.#liveCids < MAX_LIVE_CIDS && q.sourceCidsLeft() > 0;
         i++
       ) {
+        if (i === 8) {
+          this.due = true;
+          break;
+        }
         // The endpoint's rule (its worker's index first, a token it can remake); else random and unguessable.
         const { cid, token } = this.#host.newCid?.() ?? {
           cid: randomBytes(16),
@@ -286,6 +296,7 @@ export class Paths {
       }
     } catch {
       // IdLimit / state errors: try again on a later pass.
+      this.due = true;
     }
   }
 
@@ -298,7 +309,11 @@ export class Paths {
     this.due = false;
     this.issueCids();
     const q = this.#q;
-    for (let i = 0; i < 64; i++) {
+    for (let i = 0; ; i++) {
+      if (i === 64) {
+        this.due = true;
+        break;
+      }
       let ev: PathEvent | null;
       try {
         ev = q.pathEventNext();

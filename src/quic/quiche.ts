@@ -209,13 +209,20 @@ export interface QuicheConnection {
   /** The path table's generation: indexes of an older one are void (recvPacket throws `StalePath`). */
   readonly pathGeneration: number;
   /**
-   * One datagram that arrived on a path (registerPath), of table generation `generation`; bytes processed, or
-   * -1 - bytes when the connection is down to one source connection id with room for more (issue one before the
-   * next datagram: quiche fails the connection when a peer's RETIRE_CONNECTION_ID, even a retransmitted one for an
-   * id already retired, arrives while it holds a single id).
+   * One datagram that arrived on a path (registerPath), of table generation `generation`; RECV_LAST_ID and
+   * RECV_PATH_WORK flags (below).
    */
   recvPacket(data: Uint8Array, pathIndex: number, generation: number): number;
 }
+
+/**
+ * recvPacket: the connection is down to one source connection id with room for more. Issue one before the next
+ * datagram: quiche fails the connection when a peer's RETIRE_CONNECTION_ID, even a retransmitted one for an id
+ * already retired, arrives while it holds a single id.
+ */
+export const RECV_LAST_ID = 1;
+/** recvPacket: a path event or an id of ours the peer retired waits (pathEventNext, retiredScidNext). */
+export const RECV_PATH_WORK = 2;
 
 /** One quiche path event (binding: serde-tagged object). */
 export interface PathEvent {
@@ -494,7 +501,8 @@ function addBatchCalls(C: { prototype: object }): void {
     const t = tableOf(this);
     const e = t.list[index];
     if (generation !== t.gen || !e) throw new Error('StalePath');
-    const n = this.recv(data, { from: e[1], to: e[0] });
-    return this.activeSourceCids() <= 1 && this.sourceCidsLeft() > 0 ? -1 - n : n;
+    this.recv(data, { from: e[1], to: e[0] });
+    // No peek at quiche's path events here: always say there may be path work.
+    return RECV_PATH_WORK | (this.activeSourceCids() <= 1 && this.sourceCidsLeft() > 0 ? RECV_LAST_ID : 0);
   };
 }

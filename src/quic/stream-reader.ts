@@ -172,8 +172,9 @@ export class StreamReader {
         continue;
       }
       let r: [number, boolean] | null;
+      const room = Math.min(READ_MAX, slab.length - at);
       try {
-        r = q.streamRecv(id, slab.subarray(at, at + READ_MAX));
+        r = q.streamRecv(id, slab.subarray(at, at + room));
       } catch (e) {
         const info = parseQuicheError(e);
         this.#candidates.delete(id);
@@ -193,6 +194,9 @@ export class StreamReader {
         this.#candidates.delete(id);
         break;
       }
+      // quiche copies every contiguous byte it holds up to the room given (RecvBuf::emit): less than the room means
+      // nothing more to read now, and asking again would only say Done.
+      if (r[0] < room) break;
     }
     if ((got > 0 || fin) && !sink.closed()) {
       this.#deliver(id, got, fin);

@@ -30,9 +30,18 @@ pub struct Connection {
     /// once per path, not as strings per packet. Bounded: past MAX_PATHS it starts again, with a new generation.
     paths: Vec<(SocketAddr, SocketAddr)>,
     path_gen: i32,
+    /// A path event `recv_packet` took from quiche to learn whether there is one (quiche cannot peek);
+    /// `path_event_next` hands it out first.
+    held_event: Option<quiche::PathEvent>,
 }
 
 const MAX_PATHS: usize = 64;
+
+/// recvPacket's flags: quiche is down to one connection id of ours and may issue more (issue them before the next
+/// datagram of the batch: a retransmitted RETIRE_CONNECTION_ID would otherwise end the connection).
+const RECV_LAST_ID: i64 = 1;
+/// recvPacket's flags: a path event or an id the peer retired waits (pathEventNext, retiredScidNext).
+const RECV_PATH_WORK: i64 = 2;
 
 fn is_bidi(id: u64) -> bool {
     id & 0x2 == 0
@@ -182,7 +191,7 @@ impl Connection {
             quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
         qlog(&mut inner, "client", scid.as_ref());
-        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0, held_event: None })
     }
 
     /// A server connection; `odcid` is the client's original destination
@@ -212,7 +221,7 @@ impl Connection {
         let mut inner = made.map_err(quiche_err)?;
         keylog(&mut inner, config);
         qlog(&mut inner, "server", scid.as_ref());
-        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0 })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0, held_event: None })
     }
 
     #[napi]
@@ -633,7 +642,7 @@ impl Connection {
 
     #[napi(ts_return_type = "object | null")]
     pub fn path_event_next(&mut self) -> Option<PathEvent> {
-        self.inner.path_event_next().map(PathEvent)
+        self.held_event.take().or_else(|| self.inner.path_event_next()).map(PathEvent)
     }
 }
 
@@ -699,18 +708,30 @@ impl Connection {
     }
 
     /// One datagram that arrived on path `index` of table generation `gen` (registerPath, pathGeneration).
-    /// Bytes processed, or the quiche error; `StalePath` when the table started again since (register again).
-    /// Negative (-1 - bytes) when the connection is down to one source connection id with room for more: the
+    /// Flags, or the quiche error; `StalePath` when the table started again since (register again).
+    /// RECV_LAST_ID when the connection is down to one source connection id with room for more: the
     /// caller issues one before the next datagram, since quiche fails the connection (PROTOCOL_VIOLATION) when a
     /// RETIRE_CONNECTION_ID arrives while it holds a single id, even a retransmitted one for an id already retired
-    /// (quiche's `ConnectionIdDeque::remove` checks the count before the sequence number).
+    /// (quiche's `ConnectionIdDeque::remove` checks the count before the sequence number). RECV_PATH_WORK when a
+    /// path event or a retired id of ours waits: without it the driver has no path work to do for this datagram,
+    /// and skips the crossings that would ask.
     pub(crate) fn recv_packet(&mut self, data: &mut [u8], index: i64, gen: i64) -> Result<i64> {
         if gen != self.path_gen as i64 {
             return Err(napi::Error::new(Status::GenericFailure, "StalePath".to_owned()));
         }
         let &(local, peer) = self.paths.get(index as usize).ok_or_else(|| napi::Error::new(Status::InvalidArg, "unknown path index".to_owned()))?;
-        let n = self.inner.recv(data, quiche::RecvInfo { from: peer, to: local }).map_err(quiche_err)? as i64;
-        Ok(if self.inner.active_scids() <= 1 && self.inner.scids_left() > 0 { -1 - n } else { n })
+        self.inner.recv(data, quiche::RecvInfo { from: peer, to: local }).map_err(quiche_err)?;
+        let mut flags = 0;
+        if self.inner.active_scids() <= 1 && self.inner.scids_left() > 0 {
+            flags |= RECV_LAST_ID;
+        }
+        if self.held_event.is_none() {
+            self.held_event = self.inner.path_event_next();
+        }
+        if self.held_event.is_some() || self.inner.retired_scids() > 0 {
+            flags |= RECV_PATH_WORK;
+        }
+        Ok(flags)
     }
 
     pub(crate) fn send_into(&mut self, out: &mut [u8]) -> Result<Option<SendOut>> {

@@ -250,7 +250,7 @@ unsafe extern "C" fn send_packets(env: sys::napi_env, info: sys::napi_callback_i
     unsafe { ret(env, r) }
 }
 
-/// recvPacket(data, pathIndex, generation) → bytes processed (see Connection::recv_packet).
+/// recvPacket(data, pathIndex, generation) → flags (see Connection::recv_packet).
 unsafe extern "C" fn recv_packet(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let (this, a) = unsafe { args(env, info) };
     let c = this_conn!(env, this);
