@@ -37,6 +37,7 @@ import {
   type StartupExit,
   RECV_LAST_ID,
   RECV_PATH_WORK,
+  RECV_STOPPED,
 } from './quiche.js';
 import { closeError, CRYPTO_ERROR_BASE } from './errors.js';
 import { WriteQueues } from './write-queue.js';
@@ -261,6 +262,7 @@ export class QuicConnection implements QuicStreamTransport {
 
   /** Times the pacer held packets back and set a wake-up (a counter for tests and benchmarks). */
   pacedWaits = 0;
+  /** A datagram brought a STOP_SENDING (recvPacket's RECV_STOPPED): probe the streams owing a reply (#checkStopped). */
   #stopCheckDue = false;
   /** Streams ended (FIN written) outside a pass since send() was last drained: see EARLY_SEND_STREAMS. */
   #endedSinceDrain = 0;
@@ -517,7 +519,6 @@ export class QuicConnection implements QuicStreamTransport {
     // call per request; `#create` otherwise.
     this.#uncreated = id;
     this.#nextBidi += 4;
-    this.#reader.own(id);
     return id;
   }
 
@@ -709,7 +710,6 @@ export class QuicConnection implements QuicStreamTransport {
   receive(msg: Uint8Array, fromHost: string, fromPort: number, to: HostPort = this.#init.local): void {
     if (this.#closed) return;
     this.#paths.heard();
-    this.#stopCheckDue = true;
     this.lastPacketAt = performance.now();
     if (this.#portCounts) this.#portCounts.set(to.port, (this.#portCounts.get(to.port) ?? 0) + 1);
     const alias = this.#alias;
@@ -734,6 +734,7 @@ export class QuicConnection implements QuicStreamTransport {
       try {
         const flags = q.recvPacket(msg, this.#recvPath, this.#recvGen);
         if (flags & RECV_PATH_WORK) this.#paths.due = true;
+        if (flags & RECV_STOPPED) this.#stopCheckDue = true;
         if (flags & RECV_LAST_ID) this.#paths.issueCids();
         break;
       } catch (e) {

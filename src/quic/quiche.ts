@@ -136,6 +136,8 @@ export interface QuicheConnection {
   recv(data: Uint8Array, info: RecvInfo): number;
   send(out: Uint8Array): [number, SendInfo] | null;
   streamRecv(streamId: number, out: Uint8Array): [number, boolean] | null;
+  /** streamRecv as one number (no array per read): -1 when nothing is readable, else bytes × 2 + 1 at the end. */
+  streamRead(streamId: number, out: Uint8Array): number;
   streamSend(streamId: number, data: Uint8Array, fin: boolean): number | null;
   streamShutdown(streamId: number, direction: number, code: number): void;
   streamCapacity(streamId: number): number;
@@ -143,6 +145,11 @@ export interface QuicheConnection {
   peerStreamsLeftBidi(): number;
   peerStreamsLeftUni(): number;
   readable(): Iterable<number>;
+  /**
+   * How many streams are readable; their ids fill `out` in quiche's order, as many as fit (one crossing, no array
+   * made: `readable()` makes one).
+   */
+  readableInto(out: Float64Array): number;
   /** Any stream readable (cheap; `readable()` builds an iterator object, ~10 µs). */
   isReadable(): boolean;
   /** False for an unknown stream id. */
@@ -209,8 +216,8 @@ export interface QuicheConnection {
   /** The path table's generation: indexes of an older one are void (recvPacket throws `StalePath`). */
   readonly pathGeneration: number;
   /**
-   * One datagram that arrived on a path (registerPath), of table generation `generation`; RECV_LAST_ID and
-   * RECV_PATH_WORK flags (below).
+   * One datagram that arrived on a path (registerPath), of table generation `generation`; RECV_LAST_ID,
+   * RECV_PATH_WORK and RECV_STOPPED flags (below).
    */
   recvPacket(data: Uint8Array, pathIndex: number, generation: number): number;
 }
@@ -223,6 +230,8 @@ export interface QuicheConnection {
 export const RECV_LAST_ID = 1;
 /** recvPacket: a path event or an id of ours the peer retired waits (pathEventNext, retiredScidNext). */
 export const RECV_PATH_WORK = 2;
+/** recvPacket: the peer stopped a stream of ours (STOP_SENDING), which quiche reports only to a write. */
+export const RECV_STOPPED = 4;
 
 /** One quiche path event (binding: serde-tagged object). */
 export interface PathEvent {
@@ -432,11 +441,27 @@ interface PathTable {
 }
 
 /**
- * The batch calls our engine has natively (native/quic connection.rs), written over `send()`/`recv()` for the
- * fallback engine, so the driver has one way to talk to either.
+ * The batch calls our engine has natively (native/quic connection.rs), written over `send()`/`recv()` (and
+ * `streamRecv()`/`readable()`) for the fallback engine, so the driver has one way to talk to either.
  */
 function addBatchCalls(C: { prototype: object }): void {
   const p = C.prototype as Partial<QuicheConnection>;
+  if (typeof p.streamRead !== 'function') {
+    p.streamRead = function (this: QuicheConnection, id: number, out: Uint8Array): number {
+      const r = this.streamRecv(id, out);
+      return r === null ? -1 : r[0] * 2 + (r[1] ? 1 : 0);
+    };
+  }
+  if (typeof p.readableInto !== 'function') {
+    p.readableInto = function (this: QuicheConnection, out: Float64Array): number {
+      let n = 0;
+      for (const id of this.readable()) {
+        if (n < out.length) out[n] = id;
+        n++;
+      }
+      return n;
+    };
+  }
   if (typeof p.sendPackets === 'function') return;
   const tables = new WeakMap<object, PathTable>();
   const tableOf = (c: object): PathTable => {
@@ -502,7 +527,9 @@ function addBatchCalls(C: { prototype: object }): void {
     const e = t.list[index];
     if (generation !== t.gen || !e) throw new Error('StalePath');
     this.recv(data, { from: e[1], to: e[0] });
-    // No peek at quiche's path events here: always say there may be path work.
-    return RECV_PATH_WORK | (this.activeSourceCids() <= 1 && this.sourceCidsLeft() > 0 ? RECV_LAST_ID : 0);
+    // No peek at quiche's path events or stopped streams here: always say there may be some.
+    return (
+      RECV_PATH_WORK | RECV_STOPPED | (this.activeSourceCids() <= 1 && this.sourceCidsLeft() > 0 ? RECV_LAST_ID : 0)
+    );
   };
 }

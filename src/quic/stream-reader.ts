@@ -2,14 +2,12 @@
  * The read side of one QUIC connection: takes readable stream data out of
  * quiche and hands it on, with receive-side backpressure (paused streams).
  *
- * Which streams to read: quiche's `readable()` builds an iterator object
- * and costs ~11 µs per call even when nothing is readable, so it is the
- * fallback. `isReadable()` (0.2 µs) says whether anything is; the streams
- * we know (ours, and the peer's seen so far, until their read side ends)
- * and the peer's next new stream ids are checked one by one with
- * `streamReadable()` (0.2 µs); `readable()` runs only when something is
- * still readable after that (a stream that arrived out of order, a paused
- * one). RFC 9000 §2.1: stream ids of one type and initiator go up by 4.
+ * Which streams to read: `readableInto()` writes the readable streams' ids
+ * into a typed array of the reader's in one crossing (quiche's `readable()`
+ * builds an array, and asking stream by stream with `streamReadable()` took
+ * six crossings or more a pass); `readable()` runs only when more streams
+ * are readable than the array holds. A peer's stream read for the first
+ * time is announced (`peerBidi`).
  *
  * Where the bytes land: a stream's readable bytes are read back to back
  * into a slab (several `streamRecv` calls when quiche holds them in several
@@ -30,8 +28,8 @@ const HAND_OVER = 16 * 1024;
 const READ_MAX = 64 * 1024;
 /** A slab with less room than this left is replaced before a read. */
 const MIN_ROOM = 16 * 1024;
-/** Above this many known streams the one-by-one checks cost more than readable(). */
-const MAX_CANDIDATES = 64;
+/** Readable stream ids one readableInto() call takes; more go through readable(). */
+const IDS = 64;
 
 /**
  * A plain Uint8Array (its `slice` copies, unlike Buffer's) over memory that
@@ -67,26 +65,21 @@ export class StreamReader {
   #sink: StreamReaderSink;
   /** Low bit of the stream ids we open (0 client, 1 server). */
   #ourBit: number;
-  #candidates = new Set<number>();
-  /** Lowest peer-initiated bidi / uni stream id not seen yet. */
-  #peerNext: [bidi: number, uni: number];
+  /** The peer's streams read so far, until their read side ends. */
+  #seenPeer = new Set<number>();
   #paused = new Set<number>();
+  /** readableInto's ids: the reader's own (a delivery may read another connection, never this one). */
+  #ids = new Float64Array(IDS);
 
   constructor(q: QuicheConnection, isClient: boolean, sink: StreamReaderSink) {
     this.#q = q;
     this.#sink = sink;
     this.#ourBit = isClient ? 0 : 1;
-    this.#peerNext = isClient ? [1, 3] : [0, 2];
-  }
-
-  /** A bidirectional stream we opened: its replies will be read. */
-  own(streamId: number): void {
-    this.#candidates.add(streamId);
   }
 
   /** We stopped reading a stream (STOP_SENDING). */
   forget(streamId: number): void {
-    this.#candidates.delete(streamId);
+    this.#seenPeer.delete(streamId);
   }
 
   /** Stop taking a stream's data out of quiche, so its flow-control window stops opening. */
@@ -101,54 +94,41 @@ export class StreamReader {
 
   clear(): void {
     this.#paused.clear();
-    this.#candidates.clear();
+    this.#seenPeer.clear();
   }
 
   /** Deliver everything readable; returns how many deliveries were made. */
   read(): number {
     const q = this.#q;
-    const sink = this.#sink;
-    if (!q.isReadable()) return 0;
+    const ids = this.#ids;
+    const n = q.readableInto(ids);
+    if (n === 0) return 0;
+    if (n > ids.length) return this.#readAll(q.readable());
     let delivered = 0;
-    const cand = this.#candidates;
-    if (this.#paused.size === 0 && cand.size <= MAX_CANDIDATES) {
-      for (const id of cand) {
-        if (sink.closed()) return delivered;
-        if (q.streamReadable(id)) delivered += this.#readOne(id);
-      }
-      const next = this.#peerNext;
-      for (let k = 0; k < 2; k++) {
-        for (let guard = 0; guard < 1024 && !sink.closed() && q.streamReadable(next[k]!); guard++) {
-          const id = next[k]!;
-          next[k] = id + 4;
-          this.#seen(id, k);
-          delivered += this.#readOne(id);
-        }
-      }
-      if (sink.closed() || !q.isReadable()) return delivered;
-    }
-    for (const id of q.readable()) {
-      if (sink.closed()) return delivered;
-      if (this.#paused.size && this.#paused.has(id)) continue;
-      if ((id & 1) !== this.#ourBit && !cand.has(id)) {
-        const k = id & 2 ? 1 : 0;
-        if (id >= this.#peerNext[k]!) this.#peerNext[k] = id + 4;
-        this.#seen(id, k);
-      }
-      delivered += this.#readOne(id);
-    }
+    for (let i = 0; i < n; i++) delivered += this.#readStream(ids[i]!);
     return delivered;
   }
 
-  #seen(id: number, kind: number): void {
-    this.#candidates.add(id);
-    if (kind === 0) this.#sink.peerBidi(id);
+  #readAll(list: Iterable<number>): number {
+    let delivered = 0;
+    for (const id of list) delivered += this.#readStream(id);
+    return delivered;
+  }
+
+  #readStream(id: number): number {
+    if (this.#sink.closed()) return 0;
+    if (this.#paused.size && this.#paused.has(id)) return 0;
+    if ((id & 1) !== this.#ourBit && !this.#seenPeer.has(id)) {
+      this.#seenPeer.add(id);
+      if ((id & 2) === 0) this.#sink.peerBidi(id);
+    }
+    return this.#readOne(id);
   }
 
   /**
    * Read one stream until quiche has nothing more or its end, back to back
    * into the slab, delivering one chunk per slab; its read side ending
-   * drops it from the candidates.
+   * forgets it (a peer's stream).
    */
   #readOne(id: number): number {
     const q = this.#q;
@@ -171,13 +151,13 @@ export class StreamReader {
         shared.used = 0;
         continue;
       }
-      let r: [number, boolean] | null;
+      let r: number;
       const room = Math.min(READ_MAX, slab.length - at);
       try {
-        r = q.streamRecv(id, slab.subarray(at, at + room));
+        r = q.streamRead(id, slab.subarray(at, at + room));
       } catch (e) {
         const info = parseQuicheError(e);
-        this.#candidates.delete(id);
+        this.#seenPeer.delete(id);
         if (got > 0) {
           this.#deliver(id, got, false);
           delivered++;
@@ -187,16 +167,17 @@ export class StreamReader {
         if (info.name === 'StreamReset' && !sink.closed()) sink.reset(id, info.code ?? 0);
         return delivered;
       }
-      if (r === null) break;
-      got += r[0];
-      if (r[1]) {
+      if (r < 0) break;
+      const len = r >>> 1;
+      got += len;
+      if (r & 1) {
         fin = true;
-        this.#candidates.delete(id);
+        this.#seenPeer.delete(id);
         break;
       }
       // quiche copies every contiguous byte it holds up to the room given (RecvBuf::emit): less than the room means
       // nothing more to read now, and asking again would only say Done.
-      if (r[0] < room) break;
+      if (len < room) break;
     }
     if ((got > 0 || fin) && !sink.closed()) {
       this.#deliver(id, got, fin);

@@ -33,6 +33,8 @@ pub struct Connection {
     /// A path event `recv_packet` took from quiche to learn whether there is one (quiche cannot peek);
     /// `path_event_next` hands it out first.
     held_event: Option<quiche::PathEvent>,
+    /// quiche's count of streams the peer stopped (STOP_SENDING) when `recv_packet` last looked.
+    stopped_seen: u64,
 }
 
 const MAX_PATHS: usize = 64;
@@ -42,6 +44,8 @@ const MAX_PATHS: usize = 64;
 const RECV_LAST_ID: i64 = 1;
 /// recvPacket's flags: a path event or an id the peer retired waits (pathEventNext, retiredScidNext).
 const RECV_PATH_WORK: i64 = 2;
+/// recvPacket's flags: the peer stopped a stream of ours (STOP_SENDING), which quiche tells only to a write.
+const RECV_STOPPED: i64 = 4;
 
 fn is_bidi(id: u64) -> bool {
     id & 0x2 == 0
@@ -191,7 +195,7 @@ impl Connection {
             quiche::connect(server_name.as_deref(), &scid, local.0, remote.0, &mut config.inner).map_err(quiche_err)?;
         keylog(&mut inner, config);
         qlog(&mut inner, "client", scid.as_ref());
-        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0, held_event: None })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0, held_event: None, stopped_seen: 0 })
     }
 
     /// A server connection; `odcid` is the client's original destination
@@ -221,7 +225,7 @@ impl Connection {
         let mut inner = made.map_err(quiche_err)?;
         keylog(&mut inner, config);
         qlog(&mut inner, "server", scid.as_ref());
-        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0, held_event: None })
+        Ok(Connection { magic: MAGIC, inner, stopped: HashMap::new(), paths: Vec::new(), path_gen: 0, held_event: None, stopped_seen: 0 })
     }
 
     #[napi]
@@ -714,7 +718,8 @@ impl Connection {
     /// RETIRE_CONNECTION_ID arrives while it holds a single id, even a retransmitted one for an id already retired
     /// (quiche's `ConnectionIdDeque::remove` checks the count before the sequence number). RECV_PATH_WORK when a
     /// path event or a retired id of ours waits: without it the driver has no path work to do for this datagram,
-    /// and skips the crossings that would ask.
+    /// and skips the crossings that would ask. RECV_STOPPED when the peer stopped a stream (STOP_SENDING): the
+    /// driver then probes the streams that owe a reply.
     pub(crate) fn recv_packet(&mut self, data: &mut [u8], index: i64, gen: i64) -> Result<i64> {
         if gen != self.path_gen as i64 {
             return Err(napi::Error::new(Status::GenericFailure, "StalePath".to_owned()));
@@ -731,6 +736,11 @@ impl Connection {
         if self.held_event.is_some() || self.inner.retired_scids() > 0 {
             flags |= RECV_PATH_WORK;
         }
+        let stopped = self.inner.stats().stopped_stream_count_remote;
+        if stopped != self.stopped_seen {
+            self.stopped_seen = stopped;
+            flags |= RECV_STOPPED;
+        }
         Ok(flags)
     }
 
@@ -740,6 +750,26 @@ impl Connection {
             Err(quiche::Error::Done) => Ok(None),
             Err(e) => Err(quiche_err(e)),
         }
+    }
+
+    /// The readable streams' ids written into `out` (as many as fit), in quiche's order; how many are readable.
+    pub(crate) fn readable_into(&self, out: &mut [f64]) -> i64 {
+        let mut n = 0usize;
+        for id in self.inner.readable() {
+            if let Some(slot) = out.get_mut(n) {
+                *slot = id as f64;
+            }
+            n += 1;
+        }
+        n as i64
+    }
+
+    /// `stream_recv_into` as one number: -1 when nothing is readable (Done), else bytes × 2 + 1 at the stream's end.
+    pub(crate) fn stream_read(&mut self, stream_id: i64, out: &mut [u8]) -> Result<i64> {
+        Ok(match self.stream_recv_into(stream_id, out)? {
+            None => -1,
+            Some(RecvOut(n, fin)) => n as i64 * 2 + fin as i64,
+        })
     }
 
     pub(crate) fn stream_recv_into(&mut self, stream_id: i64, out: &mut [u8]) -> Result<Option<RecvOut>> {

@@ -237,6 +237,25 @@ unsafe extern "C" fn stream_recv(env: sys::napi_env, info: sys::napi_callback_in
     unsafe { ret(env, r) }
 }
 
+/// readableInto(out: Float64Array) → how many streams are readable; their ids fill `out` (as many as fit).
+unsafe extern "C" fn readable_into(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (this, a) = unsafe { args(env, info) };
+    let c = this_conn!(env, this);
+    let r = unsafe { typed::<f64>(env, a[0], sys::TypedarrayType::float64_array, "a Float64Array") }
+        .map(|out| c.readable_into(out));
+    unsafe { ret(env, r) }
+}
+
+/// streamRead(id, out) → -1 (nothing to read) or bytes × 2 + fin (see Connection::stream_read).
+unsafe extern "C" fn stream_read(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (this, a) = unsafe { args(env, info) };
+    let c = this_conn!(env, this);
+    let r = unsafe { int(env, a[0]) }
+        .and_then(|id| Ok((id, unsafe { bytes(env, a[1]) }?)))
+        .and_then(|(id, out)| c.stream_read(id, out));
+    unsafe { ret(env, r) }
+}
+
 /// sendPackets(out, max, meta) → count (see Connection::send_packets).
 unsafe extern "C" fn send_packets(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let (this, a) = unsafe { args(env, info) };
@@ -285,6 +304,8 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"recvPacket", recv_packet),
     (c"streamSend", stream_send),
     (c"streamRecv", stream_recv),
+    (c"streamRead", stream_read),
+    (c"readableInto", readable_into),
 ];
 
 /// Replaces the methods in FAST on `exports.Connection.prototype`.
