@@ -349,7 +349,7 @@ export class QuicConnection implements QuicStreamTransport {
     return this.#q.isResumed();
   }
   get inEarlyData(): boolean {
-    return inEarlyData(this.#hs, this.#q.isInEarlyData());
+    return inEarlyData(this.#hs, this.#q);
   }
   /**
    * Server: this connection accepted the client's 0-RTT (its early data

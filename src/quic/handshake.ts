@@ -20,8 +20,8 @@ export type Handshake =
   | { phase: 'early-lost' }
   | { phase: 'established' };
 
-/** May streams be written as 0-RTT now? `quicheEarly`: quiche's isInEarlyData(). */
-export function inEarlyData(h: Handshake, quicheEarly: boolean): boolean {
+/** May streams be written as 0-RTT now? quiche's isInEarlyData() is asked only where the phase does not answer. */
+export function inEarlyData(h: Handshake, q: { isInEarlyData(): boolean }): boolean {
   switch (h.phase) {
     case 'established':
     case 'early-lost':
@@ -29,9 +29,9 @@ export function inEarlyData(h: Handshake, quicheEarly: boolean): boolean {
     case 'opened':
       return true;
     case 'early':
-      return h.opened || quicheEarly;
+      return h.opened || q.isInEarlyData();
     default:
-      return quicheEarly;
+      return q.isInEarlyData();
   }
 }
 
