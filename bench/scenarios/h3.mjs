@@ -2,7 +2,7 @@
 // HTTP/3 benchmark: our h3 client vs our h2 client (Agent, protocol 'h2',
 // against node:http2) vs Bun's h3 client (`fetch(url, {protocol: "http3"})`),
 // all against origins in one child process (our h3 server + node:http2) on
-// loopback, in one bounded run (< 60 s).
+// loopback, in one bounded run (< 150 s).
 //
 // Our h2 and h3 are measured in alternating blocks (ABBA) within the run.
 // Measures: warm request median/p99 (sequential, one connection), 100
@@ -10,7 +10,9 @@
 // CPU per request (process.cpuUsage over the warm loop), and first-response
 // times for a new connection: fresh, resumed (no early data), 0-RTT.
 // Our h3 client is also measured alone in a child process, exactly as Bun's
-// script is (same counts and loops): the like-for-like row for the ratio to Bun.
+// script is (same counts and loops): the like-for-like row for the ratio to Bun;
+// and so is our h2 client, against node:http2, for the like-for-like h3 ÷ h2
+// ratio (h3 h2 h2 h3, the second pair without bulk streams; CPU the mean of two).
 // Prints a Markdown table with ratios to h2 and writes
 // bench/out/h3-<ISO date>.json with every sample and machine facts.
 //
@@ -220,14 +222,15 @@ async function firstResponses(m, ports, n) {
 }
 
 /**
- * Our h3 client measured the way Bun's is: alone in a process of its own (same warm-up, counts and loops as
+ * One of our clients measured the way Bun's is: alone in a process of its own (same warm-up, counts and loops as
  * runBun's script), so the comparison with Bun is like for like. In measureBoth our h3 client shares its process
  * with our h2 client, whose code paths (the Agent, pool and exchange are shared) make V8's inline caches
- * polymorphic; that costs it 10-20 µs per request there.
+ * polymorphic; that costs each 10-20 µs per request there. Our h2 client runs the same way (against node:http2),
+ * so the h3 ÷ h2 ratio has a like-for-like form too.
  */
-async function solo(port, o) {
+async function solo(port, o, protocol = 'h3') {
   const { Agent } = await dist('agent/agent.js');
-  const agent = new Agent({ protocol: 'h3', tls: { ca: readFileSync(join(CERTS, 'ca.pem')) } });
+  const agent = new Agent({ protocol, tls: { ca: readFileSync(join(CERTS, 'ca.pem')) } });
   const url = `https://127.0.0.1:${port}`;
   const get = async (p) => (await (await agent.request({ url: url + p })).bytes()).length;
   const now = () => performance.now();
@@ -334,10 +337,10 @@ async function main() {
     }
   };
   const killer = setTimeout(() => {
-    console.error('bench/h3: over 90 s, stopping');
+    console.error('bench/h3: over 150 s, stopping');
     if (child.pid) process.kill(child.pid, 'SIGKILL');
     process.exit(1);
-  }, 90_000);
+  }, 150_000);
   killer.unref();
   try {
     const ports = await new Promise((res, rej) => {
@@ -356,11 +359,21 @@ async function main() {
     };
     const [h2, h3] = await measureBoth(m.agent.Agent, ports, o);
     const first = await firstResponses(m, ports, o.first);
-    const mine = await runChild(
-      process.execPath,
-      [fileURLToPath(import.meta.url), '--solo', String(ports.h3), JSON.stringify(o)],
-      {},
-    );
+    // Each of our clients alone in a process, twice, in the order h3 h2 h2 h3 (the second pair without the bulk
+    // streams): a drift of this machine's speed between the runs then hits both alike.
+    const soloRun = (proto, oo) =>
+      runChild(
+        process.execPath,
+        [fileURLToPath(import.meta.url), '--solo', String(ports[proto]), JSON.stringify(oo), proto],
+        {},
+      );
+    const noBulk = { ...o, bulkRounds: 0 };
+    const soloH3a = await soloRun('h3', o);
+    const soloH2a = await soloRun('h2', o);
+    const soloH2b = await soloRun('h2', noBulk);
+    const soloH3b = await soloRun('h3', noBulk);
+    const mine = mergeSolo(soloH3a, soloH3b);
+    const mineH2 = mergeSolo(soloH2a, soloH2b);
     const bun = await runBun(ports.h3, o);
     const row = (name, r) =>
       r && !r.error
@@ -379,6 +392,7 @@ async function main() {
       row('originlink h3', h3),
       row('originlink h3, own process (as Bun)', mine),
       row('Bun h3 fetch', bun),
+      row('originlink h2, own process', mineH2),
     ];
     const base = rows[0];
     const ratio = (v, b) => (v == null || !b ? '' : ` (${(v / b).toFixed(2)}×)`);
@@ -405,6 +419,12 @@ async function main() {
             `against Bun's client (issue 17 goals: warm p50 ≤ 1.2×, CPU/request ≤ 2×): own process ${x(rows[2].warmP50, rows[3].warmP50)} p50, ${x(rows[2].cpuUs, rows[3].cpuUs)} CPU; beside our h2 client ${x(rows[1].warmP50, rows[3].warmP50)} p50, ${x(rows[1].cpuUs, rows[3].cpuUs)} CPU`,
             '',
           ]),
+      ...(rows[2].error || rows[4].error
+        ? []
+        : [
+            `our h3 client against our h2 client, each in its own process (h3 h2 h2 h3): CPU/request ${x(rows[2].cpuUs, rows[4].cpuUs)}, warm p50 ${x(rows[2].warmP50, rows[4].warmP50)}`,
+            '',
+          ]),
       `resumed h3 ${first.flags.h3Resumed}/${o.first}, 0-RTT accepted ${first.flags.h3Early}/${o.first}, resumed h2 ${first.flags.h2Resumed}/${o.first}; run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     ];
     console.log(lines.join('\n'));
@@ -425,7 +445,7 @@ async function main() {
             loadavg: os.loadavg(),
           },
           summary: rows,
-          samples: { h2, h3, h3Solo: mine, bun, first },
+          samples: { h2, h3, h3Solo: mine, h2Solo: mineH2, bun, first },
         },
         null,
         1,
@@ -438,10 +458,25 @@ async function main() {
   }
 }
 
+/** Two own-process runs of one client as one: their warm samples and batches together, the mean CPU per request. */
+function mergeSolo(a, b) {
+  if (!a || a.error) return a;
+  if (!b || b.error) return a;
+  return {
+    firstMs: a.firstMs,
+    warm: [...a.warm, ...b.warm],
+    cpuUsPerReq: (a.cpuUsPerReq + b.cpuUsPerReq) / 2,
+    conc: [...a.conc, ...b.conc],
+    bulk: a.bulk.length ? a.bulk : b.bulk,
+    runs: [a.cpuUsPerReq, b.cpuUsPerReq],
+  };
+}
+
 function tmpdir() {
   return os.tmpdir();
 }
 
 if (process.argv[2] === '--serve') await serve();
-else if (process.argv[2] === '--solo') await solo(Number(process.argv[3]), JSON.parse(process.argv[4]));
+else if (process.argv[2] === '--solo')
+  await solo(Number(process.argv[3]), JSON.parse(process.argv[4]), process.argv[5] ?? 'h3');
 else await main();
