@@ -264,6 +264,8 @@ export class QuicConnection implements QuicStreamTransport {
   pacedWaits = 0;
   /** A datagram brought a STOP_SENDING (recvPacket's RECV_STOPPED): probe the streams owing a reply (#checkStopped). */
   #stopCheckDue = false;
+  /** Some datagram brought a STOP_SENDING: new peer streams are probed too (the reader's peerBidi). */
+  #stopsSeen = false;
   /** Streams ended (FIN written) outside a pass since send() was last drained: see EARLY_SEND_STREAMS. */
   #endedSinceDrain = 0;
   #writeWaiters: WriteWaiter[] = [];
@@ -317,7 +319,12 @@ export class QuicConnection implements QuicStreamTransport {
     this.#reader = new StreamReader(init.conn, this.isClient, {
       data: (id, data, fin) => this.#handler.onStreamData(id, data, fin),
       reset: (id, code) => this.#handler.onStreamReset(id, code),
-      peerBidi: (id) => this.#replyPending.add(id),
+      peerBidi: (id) => {
+        this.#replyPending.add(id);
+        // A STOP_SENDING may arrive before the stream's first bytes (those lost and sent again): once the peer has
+        // stopped any stream, a new one is probed too.
+        if (this.#stopsSeen) this.#stopCheckDue = true;
+      },
       closed: () => this.#closed,
     });
     // Clients and servers alike: a server's half-open connection (an Initial from an address that never answers
@@ -734,7 +741,7 @@ export class QuicConnection implements QuicStreamTransport {
       try {
         const flags = q.recvPacket(msg, this.#recvPath, this.#recvGen);
         if (flags & RECV_PATH_WORK) this.#paths.due = true;
-        if (flags & RECV_STOPPED) this.#stopCheckDue = true;
+        if (flags & RECV_STOPPED) this.#stopCheckDue = this.#stopsSeen = true;
         if (flags & RECV_LAST_ID) this.#paths.issueCids();
         break;
       } catch (e) {

@@ -243,6 +243,23 @@ describe('raw QUIC over the quiche binding', () => {
     await c.closed;
   });
 
+  // The STOP_SENDING can arrive before the stream's first bytes (those lost and sent again): the server learns of the
+  // stream only when its bytes come, in a later datagram that itself carries no STOP_SENDING.
+  it("the server learns of a STOP_SENDING that arrived before the stream's first bytes", async () => {
+    const c = await dial();
+    await c.ready;
+    const id = c.conn.openBidi()!;
+    serverStops.delete(id); // an earlier connection's stream of the same id
+    c.conn.stopSending(id, 0x10d);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(serverStops.has(id)).toBe(false);
+    c.conn.send(id, Buffer.from('silent please'), false);
+    for (let i = 0; i < 200 && !serverStops.has(id); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(serverStops.get(id)).toBe(0x10d);
+    c.conn.close(0, '');
+    await c.closed;
+  });
+
   it('hands out stream credit and signals when it returns', async () => {
     const c = await dial();
     await c.ready;
