@@ -1,16 +1,29 @@
-/** A free loopback port (bind 0, read it, close). Small race; fine for tests. */
+/** A free loopback port (bind 0, read it, close), never one this process handed out before. Small race; fine for tests. */
 import net from 'node:net';
 import dgram from 'node:dgram';
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+/**
+ * Ports this process handed out: the kernel may give a port just closed to the next bind(0), and two calls in a row
+ * then named one port twice (seen: a config whose listener and admin port were the same, refused at start).
+ */
+const handedOut = new Set<number>();
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, host, () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    if (handedOut.size >= 4096) handedOut.clear();
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free port not handed out before');
 }
 
 /**
