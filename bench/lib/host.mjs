@@ -6,15 +6,25 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const freePort = () =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// Ports this process handed out: the kernel may give a port just closed to the next bind(0), so two calls in a row
+// could name one port twice (as test/helpers/ports.ts).
+const handedOut = new Set();
+export const freePort = async () => {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const { port: p } = s.address();
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free port not handed out before');
+};
 export const waitPort = async (port, ms = 10_000) => {
   const end = Date.now() + ms;
   while (Date.now() < end) {
