@@ -150,10 +150,6 @@ export interface QuicheConnection {
    * made: `readable()` makes one).
    */
   readableInto(out: Float64Array): number;
-  /** Any stream readable (cheap; `readable()` builds an iterator object, ~10 µs). */
-  isReadable(): boolean;
-  /** False for an unknown stream id. */
-  streamReadable(streamId: number): boolean;
   /**
    * quiche's own scheduling of a stream's buffered data (RFC 9218 urgency 0–7, incremental). Throws for an unknown
    * stream.

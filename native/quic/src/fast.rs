@@ -157,7 +157,6 @@ macro_rules! getter {
 getter!(is_closed, |env, c: &mut Connection| boolean(env, c.is_closed()));
 getter!(is_established, |env, c: &mut Connection| boolean(env, c.is_established()));
 getter!(is_in_early_data, |env, c: &mut Connection| boolean(env, c.is_in_early_data()));
-getter!(is_readable, |env, c: &mut Connection| boolean(env, c.is_readable()));
 getter!(is_draining, |env, c: &mut Connection| boolean(env, c.is_draining()));
 getter!(is_timed_out, |env, c: &mut Connection| boolean(env, c.is_timed_out()));
 getter!(is_resumed, |env, c: &mut Connection| boolean(env, c.is_resumed()));
@@ -174,15 +173,6 @@ getter!(on_timeout, |env, c: &mut Connection| {
     c.on_timeout();
     undefined(env)
 });
-
-unsafe extern "C" fn stream_readable(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let (this, a) = unsafe { args(env, info) };
-    let c = this_conn!(env, this);
-    match unsafe { int(env, a[0]) } {
-        Ok(id) => unsafe { boolean(env, c.stream_readable(id)) },
-        Err(e) => unsafe { throw_err(env, e) },
-    }
-}
 
 unsafe extern "C" fn stream_finished(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let (this, a) = unsafe { args(env, info) };
@@ -225,15 +215,6 @@ unsafe extern "C" fn stream_send(env: sys::napi_env, info: sys::napi_callback_in
         let fin = unsafe { boolean_arg(env, a[2]) }?;
         c.stream_send(id, data, fin)
     })();
-    unsafe { ret(env, r) }
-}
-
-unsafe extern "C" fn stream_recv(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let (this, a) = unsafe { args(env, info) };
-    let c = this_conn!(env, this);
-    let r = unsafe { int(env, a[0]) }
-        .and_then(|id| Ok((id, unsafe { bytes(env, a[1]) }?)))
-        .and_then(|(id, out)| c.stream_recv_into(id, out));
     unsafe { ret(env, r) }
 }
 
@@ -286,7 +267,6 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"isClosed", is_closed),
     (c"isEstablished", is_established),
     (c"isInEarlyData", is_in_early_data),
-    (c"isReadable", is_readable),
     (c"isDraining", is_draining),
     (c"isTimedOut", is_timed_out),
     (c"isResumed", is_resumed),
@@ -295,7 +275,6 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"timeout", timeout),
     (c"onTimeout", on_timeout),
     (c"nextReleaseUs", next_release_us),
-    (c"streamReadable", stream_readable),
     (c"streamFinished", stream_finished),
     (c"streamCapacity", stream_capacity),
     (c"send", send),
@@ -303,7 +282,6 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"sendPackets", send_packets),
     (c"recvPacket", recv_packet),
     (c"streamSend", stream_send),
-    (c"streamRecv", stream_recv),
     (c"streamRead", stream_read),
     (c"readableInto", readable_into),
 ];
