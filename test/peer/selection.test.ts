@@ -87,8 +87,15 @@ describe('auto selection', () => {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { origins: Record<string, { h3: { port: number } }> };
     expect(saved.origins[`https://localhost:${caddy.port}`]?.h3.port).toBe(caddy.port);
 
-    // "Restart": a new agent with only the file.
-    const agent2 = new Agent({ tls: { ca: certs.ca }, originCache: new FileOriginCache(file) });
+    // "Restart": a new agent with only the file. No ticket, so QUIC needs its full handshake; the derived race delay
+    // (2·RTT + 25 ms on loopback) let TCP win it when the suite loaded the machine (CI 11-27). What this test checks
+    // is that the cache makes h3 the first choice, not the race's timing (selection-blackhole.test.ts does): TCP waits
+    // longer here.
+    const agent2 = new Agent({
+      tls: { ca: certs.ca },
+      originCache: new FileOriginCache(file),
+      selection: { raceDelayMs: 2000 },
+    });
     expect(agent2.origin(url).choice).toMatchObject({ transport: 'quic', protocol: 'h3' });
     const r2 = await agent2.request({ url });
     expect(await r2.text()).toBe('hello from caddy\n');
