@@ -38,6 +38,13 @@ import { quickAck, socketFd, unreadBytes } from '../net/tfo.js';
 /** Turns a fresh TLS connection may sit out for unread bytes (#settle); past them the bytes are judged a stray. */
 const SETTLE_MAX = 3;
 
+/**
+ * A connection handed out within this long of its socket's last read, the socket read throughout, is not asked
+ * for unread bytes (isUsable): what reached the kernel since can be no older than this, and bytes that young are
+ * the race no check closes (they may as well land just after it). Well under the 5 ms the stray test holds us to.
+ */
+const FRESH_READ_MS = 1;
+
 /** A connection switched by a 101 (H1PooledConnection.upgrade): now the caller's, for the new protocol. */
 export interface Switched {
   switched: true;
@@ -96,6 +103,8 @@ export class H1PooledConnection implements PooledConnection {
    * The socket's fd for the unread-bytes check (net/tfo.ts unreadBytes); -1: none to ask (a tunnel stream, no addon).
    */
   #fd = -2;
+  /** When #onData last ran (performance.now()); -Infinity once the socket's reads were paused since. */
+  #readAt = Number.NEGATIVE_INFINITY;
   /** Inside the parser's execute (#onData), and a release that waits for it to return (#release). */
   #parsing = false;
   #releaseAfterParse = false;
@@ -195,11 +204,12 @@ export class H1PooledConnection implements PooledConnection {
    * Ready for a request: open, never tainted — and nothing unread in the kernel's receive queue. Bytes there
    * while no request is out are no answer to the next one (RFC 9112 §9.3): an origin's late second response
    * that reached the kernel before this turn's reads did would otherwise be read as the next request's answer
-   * (the pool asks this before every reuse). Those bytes close the connection instead.
+   * (the pool asks this before every reuse). Those bytes close the connection instead. A connection read less than
+   * FRESH_READ_MS ago is not asked: what waits there is that young at most.
    */
   isUsable(): boolean {
     if (!this.#open()) return false;
-    if (this.#cur === null && this.#drain === null && this.#unreadInKernel()) {
+    if (this.#cur === null && this.#drain === null && !this.#freshlyRead() && this.#unreadInKernel()) {
       if (this.#handshakeTail()) this.#settle();
       else this.#unsolicited('while idle, not read yet');
       return false;
@@ -257,6 +267,14 @@ export class H1PooledConnection implements PooledConnection {
         if (this.#state === 'ready' && this.#cur === null && this.#drain === null) this.#emit({ type: 'capacity' });
       }),
     );
+  }
+
+  /**
+   * Read within FRESH_READ_MS, reading all along, and not acknowledging each response at once: that ACK is sent to
+   * make an origin known for strays send its held one now, so those connections are always asked.
+   */
+  #freshlyRead(): boolean {
+    return !this.#quickAck && performance.now() - this.#readAt < FRESH_READ_MS;
   }
 
   #unreadInKernel(): boolean {
@@ -405,6 +423,7 @@ export class H1PooledConnection implements PooledConnection {
   }
 
   #onData(d: Buffer): void {
+    this.#readAt = performance.now();
     // While a dropped body is read out (#startDrain) there is no exchange: the bytes go to the parser alone.
     const x = this.#drain ? null : this.#cur;
     if (!this.#drain) {
@@ -527,7 +546,10 @@ export class H1PooledConnection implements PooledConnection {
     this.lastActiveAt = turnNow();
     // A body that ended while its reader held the socket paused never asks to resume (an ended Readable is not read
     // again): the next response on this connection would never be read. The message is over; read on.
-    if (this.#socket.isPaused()) this.#socket.resume();
+    if (this.#socket.isPaused()) {
+      this.#readAt = Number.NEGATIVE_INFINITY; // bytes may have waited in the kernel all that time
+      this.#socket.resume();
+    }
     if (this.#state === 'ready' && this.#parser.keepAlive) {
       // Our ACK for the response leaves now: an origin's Nagle-held stray write comes while we are idle (and is
       // caught: #onData, isUsable), not with the ACK on our next request, ahead of that request's answer.
