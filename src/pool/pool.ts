@@ -8,7 +8,7 @@
  * `conn.active` is always the true reservation count.
  */
 import { abortedBy, ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { PoolOptions } from './options.js';
+import { idleAfterHint, type PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnEvent, ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
 import { publishConnection } from './diagnostics.js';
@@ -797,7 +797,7 @@ export class Pool implements TickMember {
         this.counters.handshake(conn.facts);
         break;
       case 'keepalive-hint':
-        e.idleTimeoutMs = Math.max(1, Math.min(this.opts.idleTimeoutMs, ev.timeoutMs - this.opts.keepAliveMarginMs));
+        e.idleTimeoutMs = idleAfterHint(this.opts, ev.timeoutMs);
         e.hinted = e.idleTimeoutMs < this.opts.idleTimeoutMs;
         break;
       case 'close':

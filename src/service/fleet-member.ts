@@ -17,6 +17,7 @@ import {
   FLEET_BEAT,
   FLEET_CONFIG,
   FLEET_FROM,
+  FLEET_IDLE,
   FLEET_ORIGIN,
   FLEET_TOKEN,
   FLEET_WEIGHT,
@@ -98,17 +99,24 @@ async function serveMember(hooks: MemberHooks, req: ServerRequest): Promise<Serv
   u.inflight++;
   try {
     const up = await u.requestDirect(o);
+    const headers = endToEnd(up.headers);
+    // The origin's Keep-Alive hint, which the hop dropped with the other hop-by-hop fields: the sender's `auto` weighs
+    // its rate against it (Fleet.noteIdle). A field of that name from the origin itself would pass for ours: it goes.
+    for (let i = headers.length - 1; i >= 0; i--)
+      if ((headers[i] as [string, string])[0] === FLEET_IDLE) headers.splice(i, 1);
+    const idle = u.idleTold(up);
+    if (idle !== null) headers.push([FLEET_IDLE, String(idle)]);
     const whole = up.takeComplete();
     if (whole) {
       u.done();
-      const res: ServerResponse = { status: up.status, headers: endToEnd(up.headers), body: whole.bytes };
+      const res: ServerResponse = { status: up.status, headers, body: whole.bytes };
       if (whole.trailers.length) res.trailers = trailerList(whole.trailers) ?? [];
       return res;
     }
     up.body.once('close', () => u.done());
     return {
       status: up.status,
-      headers: endToEnd(up.headers),
+      headers,
       body: up.body,
       trailersLater: up.trailers.then(trailerList, () => null),
     };

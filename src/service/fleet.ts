@@ -58,12 +58,18 @@ export const FLEET_CONFIG = 'originlink-fleet-config';
 export const FLEET_BEAT = 'originlink-fleet-beat';
 /** A heartbeat's answer: the answering member's weight (`fleet.member.weight`), which the others hash it with. */
 export const FLEET_WEIGHT = 'originlink-fleet-weight';
+/**
+ * On an owner's answer: how long a connection to the origin may sit idle, ms, as the origin's `Keep-Alive: timeout`
+ * hint sets it (pool/options.ts idleAfterHint) — the T of `auto`'s rule at the member that forwarded it.
+ */
+export const FLEET_IDLE = 'originlink-fleet-idle';
 /** The owner's refusals that send the request direct: its config has no such origin, or another one. */
 export const FLEET_MISMATCH = new Set(['fleet_unknown_origin', 'fleet_config_mismatch']);
 
 /**
  * `auto` goes direct once this member's own requests to an origin come at least AUTO_DIRECT times per idle timeout
- * T, and back to the owner below AUTO_OWNER. Why: on the owner route each request costs one hop; direct costs a
+ * T (the origin's as it hinted it, Fleet.noteIdle; else `pool.idleTimeoutMs`), and back to the owner below
+ * AUTO_OWNER. Why: on the owner route each request costs one hop; direct costs a
  * connection of this member's own — a TLS handshake for both ends, then a connection the origin holds — which lasts
  * at least one idle period. A handshake costs the two ends about 30 proxied hops in CPU (bench/RESULTS.md:
  * handshake, proxy), so direct pays off once a connection's first idle period carries more than ~30 requests:
@@ -99,6 +105,8 @@ class OriginRate {
   /** Requests per ms, smoothed. */
   rate = 0;
   direct = false;
+  /** The origin's idle period as its Keep-Alive hint sets it (noteIdle), ms; null: none told, the config's. */
+  idleMs: number | null = null;
 
   constructor(now: number) {
     this.windowAt = now;
@@ -393,9 +401,19 @@ export class Fleet {
     const now = performance.now();
     let r = this.#rates.get(origin);
     if (r === undefined) this.#rates.set(origin, (r = new OriginRate(now)));
-    const perIdle = r.tick(now) * idleTimeoutMs;
+    const perIdle = r.tick(now) * (r.idleMs ?? idleTimeoutMs);
     r.direct = r.direct ? perIdle >= AUTO_OWNER : perIdle >= AUTO_DIRECT;
     return r.direct ? null : owner;
+  }
+
+  /**
+   * How long a connection to `origin` may sit idle, ms, as its last answer here told (the origin's Keep-Alive hint,
+   * read by this member's own connection or sent on by the owner: FLEET_IDLE): `auto`'s T from then on.
+   */
+  noteIdle(origin: string, idleMs: number): void {
+    if (!(idleMs > 0)) return;
+    const r = this.#rates.get(origin);
+    if (r !== undefined) r.idleMs = idleMs;
   }
 
   /**

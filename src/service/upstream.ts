@@ -10,12 +10,13 @@ import type { RequestCommon } from '../agent/options.js';
 import { lostBeforeAnswer, unreachable } from '../agent/policy.js';
 import { toOriginlinkError } from '../errors.js';
 import { isIdempotentMethod } from '../http/methods.js';
-import { FLEET_MISMATCH, type Fleet, type Member } from './fleet.js';
+import { FLEET_IDLE, FLEET_MISMATCH, type Fleet, type Member } from './fleet.js';
 import { createHash } from 'node:crypto';
-import type { ConnRequest } from '../http/types.js';
+import type { ConnRequest, HeaderList } from '../http/types.js';
 import type { OriginResponse } from '../agent/response.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { PoolStats } from '../pool/stats.js';
+import { idleAfterHint } from '../pool/options.js';
 import type { GroupStats } from '../group/group.js';
 import { h3Connector } from '../connect/connect.js';
 import type { OriginConfig } from './config.js';
@@ -189,6 +190,11 @@ export class Upstream {
     return f.forward(to, this.name, this.configDigest, o).then(
       (res) => {
         f.heard(to);
+        const i = res.headers.findIndex((h) => h[0] === FLEET_IDLE);
+        if (i >= 0) {
+          // The owner's word, not the origin's field: it goes no further than this member.
+          f.noteIdle(this.name, Number((res.headers as HeaderList).splice(i, 1)[0]?.[1]));
+        }
         // The owner's config of this origin is not ours: direct, now and from now on (a body that streamed into the
         // link cannot go again: the refusal is its answer).
         const code = res.status === 421 ? res.headers.find((h) => h[0] === 'x-originlink-error')?.[1] : undefined;
@@ -209,6 +215,15 @@ export class Upstream {
         throw e;
       },
     );
+  }
+
+  /**
+   * How long a connection to this origin may sit idle as the connection that carried `res` was told (the origin's
+   * `Keep-Alive: timeout`, pool/options.ts idleAfterHint), or null when it was told nothing.
+   */
+  idleTold(res: OriginResponse): number | null {
+    const hint = res.connection.keepAliveHintMs;
+    return hint === null ? null : idleAfterHint(this.config.pool, hint);
   }
 
   /** To the origin itself (this member's own pools), whatever the fleet says. */

@@ -17,6 +17,18 @@ import { freePort } from '../helpers/ports.js';
 import { get } from '../helpers/serve-child.js';
 import { ServeCluster, until } from '../helpers/serve-cluster.js';
 
+/** A GET on a connection of its own: its status and header names. */
+function getHead(port: number, path: string): Promise<{ status: number; names: string[] }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, names: Object.keys(res.headers) }));
+      })
+      .on('error', reject);
+  });
+}
+
 /** A POST on a connection of its own, its body with a length or chunked. */
 function post(
   port: number,
@@ -51,7 +63,7 @@ function post(
 interface FleetStats {
   self: string;
   members: Array<{ name: string; url: string; socketPath?: string }>;
-  origins: Record<string, { owner: string | null; forwarded: number; received: number }>;
+  origins: Record<string, { owner: string | null; forwarded: number; received: number; route: string }>;
 }
 
 describe('fleet: the workers of serve --workers 2 share each origin through its owner', () => {
@@ -59,13 +71,16 @@ describe('fleet: the workers of serve --workers 2 share each origin through its 
   let nginx: Nginx;
   /** An origin that answers after 2 s, counting what it is asked. */
   let slow: http.Server;
+  /** An origin that closes idle connections after 2 s and says so (Node's `Keep-Alive: timeout=2`). */
+  let brief: http.Server;
+  let briefPort = 0;
   let slowPort = 0;
   let slowSeen = 0;
   let front: number;
   let admin: number;
   const clusters: ServeCluster[] = [];
 
-  const configText = (route: 'owner' | 'direct', originExtra = ''): string => `
+  const configText = (route: 'owner' | 'direct' | 'auto', originExtra = ''): string => `
 listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: ${front} }
 admin: { host: 127.0.0.1, port: ${admin} }
@@ -74,12 +89,14 @@ fleet: { route: ${route} }
 origins:
   app: { url: "http://127.0.0.1:${nginx.port}", protocol: h1${originExtra} }
   slow: { url: "http://127.0.0.1:${slowPort}", protocol: h1, timeouts: { headersMs: 300 } }
+  brief: { url: "http://127.0.0.1:${briefPort}", protocol: h1 }
 routes:
   - { path: /slow/, origin: slow }
+  - { path: /brief/, origin: brief }
   - { path: /, origin: app }
 `;
 
-  const start = async (route: 'owner' | 'direct'): Promise<ServeCluster> => {
+  const start = async (route: 'owner' | 'direct' | 'auto'): Promise<ServeCluster> => {
     // Ports of its own: a cluster a failed test left behind holds the last ones until afterAll.
     [front, admin] = await Promise.all([freePort(), freePort()]);
     const cfg = join(dir, `${route}.yaml`);
@@ -96,6 +113,14 @@ routes:
     };
     return st.workers.map((w) => w.body?.['(fleet)'] as FleetStats).filter((x) => x !== undefined);
   };
+
+  /** Both workers in each other's table (the primary tells them as each is ready): before any load. */
+  const fleetKnown = (): Promise<unknown> =>
+    until(
+      'both workers to know the fleet',
+      fleetStats,
+      (s) => s.length === 2 && s.every((x) => x.members.length === 2),
+    );
 
   /** `n` GETs, each on a connection of its own (node:cluster hands connections, not requests, to workers). */
   const gets = async (n: number, tag: string, prefix = '/small.txt'): Promise<Array<number | string>> => {
@@ -135,6 +160,10 @@ routes:
     });
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
     slowPort = (slow.address() as { port: number }).port;
+    brief = http.createServer((_req, res) => res.end('brief\n'));
+    brief.keepAliveTimeout = 2000;
+    await new Promise<void>((r) => brief.listen(0, '127.0.0.1', r));
+    briefPort = (brief.address() as { port: number }).port;
   }, 30_000);
 
   afterAll(async () => {
@@ -142,17 +171,14 @@ routes:
     await nginx?.close();
     slow?.closeAllConnections();
     slow?.close();
+    brief?.closeAllConnections();
+    brief?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('owner: both workers serve, the origin sees one process worth of connections', async () => {
     const sc = await start('owner');
-    // Both workers in each other's table before the load (the primary tells them as each is ready).
-    await until(
-      'both workers to know the fleet',
-      fleetStats,
-      (s) => s.length === 2 && s.every((x) => x.members.length === 2),
-    );
+    await fleetKnown();
     const from = nginx.log().length;
     expect(new Set(await gets(40, 'o'))).toEqual(new Set([200]));
     const lines = await nginx.logSince(from, 40);
@@ -237,11 +263,7 @@ routes:
 
   it('a worker whose config of the origin differs is not sent its requests: they go direct, logged once', async () => {
     const sc = await start('owner');
-    await until(
-      'both workers to know the fleet',
-      fleetStats,
-      (s) => s.length === 2 && s.every((x) => x.members.length === 2),
-    );
+    await fleetKnown();
     // One worker alone reloads a config where the origin differs (its retries): the two now disagree about it.
     writeFileSync(join(dir, 'owner.yaml'), configText('owner', ', retries: 1'));
     const serving = sc.lines().filter((l) => l['msg'] === 'originlink serving' && typeof l['worker'] === 'number');
@@ -265,6 +287,31 @@ routes:
     // sent to the owner after it.
     expect(forwarded).toBe(1);
     expect(received).toBe(0);
+    await stop(sc);
+  }, 60_000);
+
+  it("auto: ~5 requests/s a worker go direct to an origin that keeps idle connections (nginx's 75 s), not to one whose Keep-Alive says 2 s", async () => {
+    const sc = await start('auto');
+    await fleetKnown();
+    // Both origins at ~10 requests/s for 7 s, each request on a connection of its own (half to each worker): past
+    // the first 5 s window, r·T is ~5/s × 30 s = 150 for nginx (no hint: the config's idle timeout) and ~5/s × 1 s
+    // (the hint less the 1 s margin, told by the owner) = 5 for `brief`: below 32, the owner keeps serving it.
+    const statuses = new Set<number | string>();
+    const headers = new Set<string>();
+    const t0 = performance.now();
+    for (let i = 0; performance.now() - t0 < 7000 && i < 200; i++) {
+      const [a, b] = await Promise.all([getHead(front, `/small.txt?a${i}`), getHead(front, `/brief/x?b${i}`)]);
+      statuses.add(a.status).add(b.status);
+      for (const k of b.names) headers.add(k);
+      await new Promise((r) => setTimeout(r, 90));
+    }
+    expect(statuses).toEqual(new Set([200]));
+    // The owner's word on the origin's idle period stops at the member: no client sees it.
+    expect([...headers].filter((k) => k.startsWith('originlink-fleet'))).toEqual([]);
+    const stats = await fleetStats();
+    const routes = (origin: string): string[] => stats.map((s) => s.origins[origin]?.route as string).sort();
+    expect(routes('app')).toEqual(['direct', 'self']);
+    expect(routes('brief')).toEqual(['owner', 'self']);
     await stop(sc);
   }, 60_000);
 

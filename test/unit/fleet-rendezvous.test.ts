@@ -1,9 +1,10 @@
 /**
  * service/fleet.ts: the owner of an origin by weighted rendezvous hashing — spread over the members by weight, a
  * fourth member takes about a quarter of the origins and moves no other, a member's leaving moves only its own —
- * and the routes: `direct` never forwards, `owner` always (unless this member owns it), `auto` starts on the owner.
+ * and the routes: `direct` never forwards, `owner` always (unless this member owns it), `auto` starts on the owner and
+ * goes direct once its rate times the origin's idle period (the hinted one once told, else the config's) is enough.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Fleet, rendezvous, type Member } from '../../src/service/fleet.js';
 
 const member = (name: string, weight = 1): Member => ({ name, url: `http://127.0.0.1:1/${name}`, weight });
@@ -73,6 +74,38 @@ describe('routes', () => {
       expect(f.trusts(undefined)).toBe(false);
     } finally {
       await f.close();
+    }
+  });
+
+  it("auto: 2 requests/s go direct against a 30 s idle timeout, stay on the owner once told the origin's is 5 s", async () => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+    const plain = new Fleet('w1', table);
+    const told = new Fleet('w1', table);
+    try {
+      const o = owned('w1');
+      // The owner's first answer tells `told` the origin's idle period (its Keep-Alive hint less the margin).
+      expect(told.routeFor(o, 'auto', 30_000)?.name).toBe('w2');
+      told.noteIdle(o, 5_000);
+      told.noteIdle(o, Number.NaN); // not a period: ignored
+      const routes = (f: Fleet): Array<string | null> => {
+        const out: Array<string | null> = [];
+        for (let i = 0; i < 14; i++) {
+          vi.advanceTimersByTime(500);
+          out.push(f.routeFor(o, 'auto', 30_000)?.name ?? null);
+        }
+        return out;
+      };
+      // Until a first 5 s window closes every request goes to the owner; then r·T = 0.002/ms × 30,000 = 60 ≥ 32.
+      const a = routes(plain);
+      expect(a.slice(0, 9)).toEqual(Array(9).fill('w2'));
+      expect(a.at(-1)).toBeNull();
+      expect(plain.routeNow(o)).toBe('direct');
+      // r·T = 0.002/ms × 5,000 = 10 < 32: the owner's pool keeps the origin warm, this member adds no connection.
+      expect(routes(told)).toEqual(Array(14).fill('w2'));
+      expect(told.routeNow(o)).toBe('owner');
+    } finally {
+      vi.useRealTimers();
+      await Promise.all([plain.close(), told.close()]);
     }
   });
 
