@@ -7,7 +7,8 @@
 // p50/p99, CPU per request of the proxy's processes summed, failed requests. Configurations run in rounds, their order
 // reversed every other round (this machine drifts); the table gives each configuration's median over the rounds.
 // Knobs (env): BENCH_ORIGINS (100), BENCH_RATE (200 req/s, all origins together), BENCH_ZIPF (1.0: the exponent of the
-// Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's keepalive_timeout, s), BENCH_WARMUP (10 s of load
+// Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's keepalive_timeout, s), BENCH_KEEPALIVE_HINT=1 (the
+// origin says it too: `Keep-Alive: timeout=N`, nginx's second keepalive_timeout parameter), BENCH_WARMUP (10 s of load
 // before the counted window), BENCH_DURATION (20 s: the counted window),
 // BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx,haproxy (HAProxy
 // with W threads, `http-reuse always`, one backend per origin); also
@@ -46,6 +47,7 @@ const ORIGINS = Number(env.BENCH_ORIGINS ?? 100);
 const RATE = Number(env.BENCH_RATE ?? 200);
 const ZIPF = Number(env.BENCH_ZIPF ?? 1);
 const KEEPALIVE = Number(env.BENCH_KEEPALIVE ?? 15);
+const KEEPALIVE_HINT = env.BENCH_KEEPALIVE_HINT === '1';
 const DURATION = Number(env.BENCH_DURATION ?? 20);
 const WARMUP = Number(env.BENCH_WARMUP ?? 10);
 const WORKERS = Number(env.BENCH_WORKERS ?? 2);
@@ -99,7 +101,7 @@ events { worker_connections 16384; }
 http {
   log_format c '$connection $server_port';
   access_log ${originDir}/access.log c;
-  keepalive_timeout ${KEEPALIVE}s;
+  keepalive_timeout ${KEEPALIVE}s${KEEPALIVE_HINT ? ` ${KEEPALIVE}s` : ''};
   keepalive_requests 1000000;
   ssl_certificate ${certs.certPath};
   ssl_certificate_key ${certs.keyPath};
@@ -706,7 +708,7 @@ const one = med(rowsFor('one').map((r) => r?.originConnections));
 const oneWin = med(rowsFor('one').map((r) => r?.windowConnections));
 const ratio = (x, base) => (base ? (x / base).toFixed(2) : '–');
 console.log(
-  `\n${ORIGINS} origins (Zipf ${ZIPF}), ${RATE} req/s for ${WARMUP} s of warm-up then a counted window of ${DURATION} s, over ${CONNS} client connections, origin keep-alive ${KEEPALIVE} s; medians of ${ROUNDS} round(s). Connections counted at the origin; "window": opened in the window.\n`,
+  `\n${ORIGINS} origins (Zipf ${ZIPF}), ${RATE} req/s for ${WARMUP} s of warm-up then a counted window of ${DURATION} s, over ${CONNS} client connections, origin keep-alive ${KEEPALIVE} s${KEEPALIVE_HINT ? ' (hinted)' : ''}; medians of ${ROUNDS} round(s). Connections counted at the origin; "window": opened in the window.\n`,
 );
 console.log(
   '| in front of the origins | origin connections from cold (÷ one process) | in the window (÷ one process) | reuse at the origin, cold / window | p50 ms | p99 ms | CPU µs/req, window (all processes) | failed | most held by one origin at once |',
@@ -733,5 +735,5 @@ const table = CONFIGS.map((c) => {
 });
 const w = new ResultWriter('fleet-reuse');
 console.log(
-  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, WARMUP, DURATION, WORKERS, INSTANCES, ROUNDS, CONNS, CONFIGS, KILL, MAX_CONNS }, rounds, table })}`,
+  `\nresults: ${w.write({ knobs: { ORIGINS, RATE, ZIPF, KEEPALIVE, KEEPALIVE_HINT, WARMUP, DURATION, WORKERS, INSTANCES, ROUNDS, CONNS, CONFIGS, KILL, MAX_CONNS }, rounds, table })}`,
 );
