@@ -156,7 +156,6 @@ const CHOICES: { [K in ChoiceKey]: readonly PoolOptions[K][] } = {
   quickAck: ['auto', 'always', 'never'],
 };
 
-/** Merge, validate and freeze. `where` prefixes field names in errors (e.g. a config path). */
 /**
  * How long a connection may sit idle with an origin that hinted `Keep-Alive: timeout=hintMs`: the hint less the
  * margin, never past our own idle timeout (the origin closes at its timeout; ours goes first). Null: no hint.
@@ -169,6 +168,7 @@ export function idleAfterHint(
   return Math.max(1, Math.min(o.idleTimeoutMs, hintMs - o.keepAliveMarginMs));
 }
 
+/** Merge, validate and freeze. `where` prefixes field names in errors (e.g. a config path). */
 export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, where = 'pool'): Readonly<PoolOptions> {
   const out: PoolOptions = { ...DEFAULT_POOL_OPTIONS };
   for (const [key, value] of Object.entries(input ?? {})) {

@@ -407,8 +407,8 @@ export class Fleet {
   }
 
   /**
-   * How long a connection to `origin` may sit idle, ms, as its last answer here told (the origin's Keep-Alive hint,
-   * read by this member's own connection or sent on by the owner: FLEET_IDLE): `auto`'s T from then on.
+   * How long a connection to `origin` may sit idle, ms, as the owner's last answer told (the origin's Keep-Alive hint
+   * less the pool's margin: FLEET_IDLE): `auto`'s T from then on.
    */
   noteIdle(origin: string, idleMs: number): void {
     if (!(idleMs > 0)) return;
