@@ -16,6 +16,7 @@ import { H2Connection } from '../h2/connection.js';
 import type { H2Event } from '../h2/types.js';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure } from '../errors.js';
 import { knownLength } from '../http/body.js';
+import { appendRequestFields } from '../http/field-section.js';
 import type {
   ConnEvent,
   ConnRequest,
@@ -225,16 +226,10 @@ export class H2PooledConnection implements PooledConnection {
             [':authority', req.authority],
             [':path', req.path],
           ];
-    let hasLength = false;
-    for (const f of req.headers) {
-      const name = f[0].toLowerCase();
-      if (name === 'content-length') hasLength = true;
-      headers.push(name === f[0] ? f : [name, f[1]]);
-    }
-    if (len !== null && len > 0 && !hasLength) headers.push(['content-length', String(len)]);
+    const trustedFrom = appendRequestFields(headers, req.headers, len);
     let id: number | null;
     try {
-      id = this.#h2.request(headers, len === 0);
+      id = this.#h2.request(headers, len === 0, trustedFrom);
     } catch (e) {
       return Promise.reject(
         new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', (e as Error).message, { facts: NOT_SENT }),

@@ -17,6 +17,7 @@ import { H3ErrorCode } from '../codec/errors.js';
 import type { H3Connection, H3Event } from '../h3/connection.js';
 import { earlyDataAllowed, earlyReplayAllowed, type EarlyDataPolicy } from '../http/early-data.js';
 import { isReplayable, knownLength } from '../http/body.js';
+import { appendRequestFields } from '../http/field-section.js';
 import type {
   ConnEvent,
   ConnRequest,
@@ -401,16 +402,10 @@ export class H3PooledConnection implements PooledConnection {
       [':authority', req.authority],
       [':path', req.path],
     ];
-    let hasLength = false;
-    for (const f of req.headers) {
-      const name = f[0].toLowerCase();
-      if (name === 'content-length') hasLength = true;
-      headers.push(name === f[0] ? f : [name, f[1]]);
-    }
-    if (len !== null && len > 0 && !hasLength) headers.push(['content-length', String(len)]);
+    const trustedFrom = appendRequestFields(headers, req.headers, len);
     let id: number | null;
     try {
-      id = this.#h3.openRequest(headers, len === 0);
+      id = this.#h3.openRequest(headers, len === 0, trustedFrom);
     } catch (e) {
       x.fail(
         e instanceof OriginlinkError

@@ -201,12 +201,13 @@ export class H2Connection {
 
   /**
    * Client: open a stream with a request head. Null when no stream may open
-   * now (the peer's concurrency limit, GOAWAY, ids exhausted).
+   * now (the peer's concurrency limit, GOAWAY, ids exhausted). `trustedFrom`:
+   * checkFieldSection's (appendRequestFields says where).
    */
-  request(headers: HeaderList, endStream: boolean): number | null {
+  request(headers: HeaderList, endStream: boolean, trustedFrom = headers.length): number | null {
     if (this.#closed || this.#goawayReceived !== null || this.role !== 'client') return null;
     if (this.#ownOpen() >= this.capacity || this.#nextId > MAX_STREAM_ID) return null;
-    const why = checkFieldSection(headers, 'request', this.#peerConnectProtocol);
+    const why = checkFieldSection(headers, 'request', this.#peerConnectProtocol, false, trustedFrom);
     if (why)
       throw new TypeError(
         `malformed request: ${why}${headers.some(([n]) => n === ':protocol') && !this.#peerConnectProtocol ? ' (the server did not enable extended CONNECT, RFC 8441 §3)' : ''}`,

@@ -156,12 +156,13 @@ export class H3Connection implements QuicStreamHandler {
   /**
    * Client: open a request stream and send its HEADERS. Returns null when
    * the peer's stream limit is reached (wait for `streams-available`).
+   * `trustedFrom`: checkFieldSection's (appendRequestFields says where).
    */
-  openRequest(headers: HeaderList, end: boolean): number | null {
+  openRequest(headers: HeaderList, end: boolean, trustedFrom = headers.length): number | null {
     if (this.#server) throw argumentError('openRequest is for the client role');
     this.#usable();
     if (this.#goawayReceived !== null) throw goawayError(this.#goawayReceived);
-    const why = checkFieldSection(headers, 'request');
+    const why = checkFieldSection(headers, 'request', false, false, trustedFrom);
     if (why) throw argumentError(`malformed request headers: ${why}`);
     this.#checkPeerSize(headers);
     this.#openCritical();

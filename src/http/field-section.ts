@@ -5,7 +5,7 @@
  * §8.1.1; h3 H3_MESSAGE_ERROR, RFC 9114 §4.1.2) for a received message, a
  * caller error for one we are asked to send.
  */
-import { BAD_FIELD_VALUE_RE, isAuthority, CONTENT_LENGTH_RE, TARGET_RE, TOKEN_RE, trimOws } from './fields.js';
+import { BAD_FIELD_VALUE_RE, isAuthority, isClean, CONTENT_LENGTH_RE, TARGET_RE, TOKEN_RE, trimOws } from './fields.js';
 import type { HeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
@@ -62,19 +62,40 @@ export function fieldSectionSize(headers: HeaderList): number {
 }
 
 /**
+ * Appends a request's fields to the pseudo-headers in `headers`, to be sent over HTTP/2 or HTTP/3: names in lower
+ * case (RFC 9113 §8.2.1, RFC 9114 §4.2), and a content-length for a body of known length that has none. Returns where
+ * checkFieldSection may skip its per-value scan: after the pseudo-headers when the fields are clean (http/fields.ts:
+ * our own parsers held each value to the rules already, and the list is sent as it is), else the list's end.
+ */
+export function appendRequestFields(headers: HeaderList, fields: HeaderList, bodyLength: number | null): number {
+  const pseudo = headers.length;
+  const clean = isClean(fields);
+  let hasLength = false;
+  for (const f of fields) {
+    const name = clean ? f[0] : f[0].toLowerCase();
+    if (name === 'content-length') hasLength = true;
+    headers.push(name === f[0] ? f : [name, f[1]]);
+  }
+  if (bodyLength !== null && bodyLength > 0 && !hasLength) headers.push(['content-length', String(bodyLength)]);
+  return clean ? pseudo : headers.length;
+}
+
+/**
  * Returns why `headers` is malformed as `kind`, or null when it is well formed.
  * `extendedConnect`: the receiver of a request advertised
  * SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3, RFC 9220 §3), so
  * `:protocol` is a known pseudo-header. `edgeWhitespace`: a value that
  * starts or ends with SP or HTAB is malformed too — RFC 9113 §8.2.1 says so
  * for HTTP/2 (nghttp2 and Node hold received messages to it); RFC 9114 does
- * not for HTTP/3, and an HTTP/1.1 hop strips such whitespace as OWS.
+ * not for HTTP/3, and an HTTP/1.1 hop strips such whitespace as OWS. `trustedFrom`: the index from which the values
+ * need no scan (appendRequestFields).
  */
 export function checkFieldSection(
   headers: HeaderList,
   kind: SectionKind,
   extendedConnect = false,
   edgeWhitespace = false,
+  trustedFrom = headers.length,
 ): string | null {
   // The pseudo-headers seen, in locals (no Map per message: this runs for every message both ways).
   let method: string | undefined;
@@ -85,8 +106,10 @@ export function checkFieldSection(
   let status: string | undefined;
   let regularSeen = false;
   let host: string | null = null;
-  for (const [name, value] of headers) {
-    if (SUSPECT_VALUE_RE.test(value)) {
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i] as readonly [string, string];
+    // From `trustedFrom` on the values are clean (appendRequestFields): the names are still classed below.
+    if (i < trustedFrom && SUSPECT_VALUE_RE.test(value)) {
       if (BAD_FIELD_VALUE_RE.test(value)) return `field ${name} has a forbidden character in its value`;
       if (NON_OCTET_RE.test(value)) return `field ${name} has a character above U+00FF (send octets as latin1)`;
     }

@@ -47,13 +47,14 @@ export function isAuthority(s: string): boolean {
 export const isFieldName = remembered((s) => TOKEN_RE.test(s));
 
 /**
- * Field lists whose every name is a lower-case token and every value free of what BAD_FIELD_VALUE_RE
- * finds, with no connection-specific field: lists built by our own code from fields our parsers already
- * held to those rules (the forwarder's upstream request fields). The Agent and the HTTP/1.1 serializer
- * send such a list as it is instead of checking, lower-casing and copying it again. The mark is a
- * property under a symbol of this module on the list object (a copy, a filter or a spread is not
- * marked); only code of this package sets it, once the list is complete (a list changed after would be
- * sent unchecked, so none is). A WeakSet cost ~0.7 µs per request here (identity hash, ephemeron table).
+ * Field lists whose every name is a lower-case token and every value octets (no character above U+00FF: read as
+ * latin1) free of what BAD_FIELD_VALUE_RE finds, with no connection-specific field: lists built by our own code from
+ * fields our parsers already held to those rules (the forwarder's upstream request fields). The Agent, the HTTP/1.1
+ * serializer and the HTTP/2 and HTTP/3 clients (field-section.ts appendRequestFields) send such a list as it is
+ * instead of checking, lower-casing and copying it again. The mark is a property under a symbol of this module on the
+ * list object (a copy, a filter or a spread is not marked); only code of this package sets it, once the list is
+ * complete (a list changed after would be sent unchecked, so none is). A WeakSet cost ~0.7 µs per request here
+ * (identity hash, ephemeron table).
  */
 const CLEAN = Symbol('originlink.cleanFields');
 export function markClean<T extends ReadonlyArray<readonly [string, string]>>(list: T): T {

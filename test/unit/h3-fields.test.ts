@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { checkFieldSection, contentLengthOf, declaredLength, fieldSectionSize } from '../../src/http/field-section.js';
+import {
+  appendRequestFields,
+  checkFieldSection,
+  contentLengthOf,
+  declaredLength,
+  fieldSectionSize,
+} from '../../src/http/field-section.js';
+import { markClean } from '../../src/http/fields.js';
 import type { HeaderList } from '../../src/http/types.js';
 
 const REQ: HeaderList = [
@@ -216,5 +223,39 @@ describe('HTTP/3 field section rules (RFC 9114 §4.1.2, §4.2, §4.3)', () => {
         ['x', ''],
       ]),
     ).toBe(2 + 3 + 32 + 1 + 32);
+  });
+
+  it("a request's fields after its pseudo-headers: lower-cased and checked, or, clean (our parsers'), sent as they are with only their names classed", () => {
+    const user: HeaderList = [
+      ['X-A', 'one'],
+      ['Content-Length', '3'],
+    ];
+    const h1: HeaderList = [...REQ];
+    expect(appendRequestFields(h1, user, 3)).toBe(h1.length); // nothing trusted
+    expect(h1.slice(4)).toEqual([
+      ['x-a', 'one'],
+      ['content-length', '3'],
+    ]);
+    const h2: HeaderList = [...REQ];
+    appendRequestFields(h2, [['x-a', 'one']], 5);
+    expect(h2.slice(4)).toEqual([
+      ['x-a', 'one'],
+      ['content-length', '5'],
+    ]);
+    // A clean list is shared pair by pair, and its values are not scanned again.
+    const pair: [string, string] = ['x-b', 'two'];
+    const clean = markClean([pair]) as HeaderList;
+    const h3: HeaderList = [...REQ];
+    expect(appendRequestFields(h3, clean, null)).toBe(4);
+    expect(h3[4]).toBe(pair);
+    // What the scan would have found (a control character) passes only where the caller vouches for the values…
+    const odd: HeaderList = [...REQ, ['x-c', 'a\x01b']];
+    expect(checkFieldSection(odd, 'request')).toMatch(/forbidden character/);
+    expect(checkFieldSection(odd, 'request', false, false, 4)).toBeNull();
+    // …and the names are classed whatever it says: a connection-specific field or a TE other than trailers is refused.
+    expect(checkFieldSection([...REQ, ['connection', 'close']], 'request', false, false, 4)).toMatch(
+      /connection-specific/,
+    );
+    expect(checkFieldSection([...REQ, ['te', 'gzip']], 'request', false, false, 4)).toMatch(/TE other/);
   });
 });
