@@ -1,7 +1,7 @@
 /** Largest buffer a writer keeps across reset(), bytes. */
 const RESET_KEEP_MAX = 4096;
 
-/** A growable byte buffer for encoders. Invariant: bytes [0, length) are written. */
+/** A growable byte buffer for encoders. Invariant: bytes [0, length) are written (but the room reset() left). */
 export class ByteWriter {
   #buf: Uint8Array;
   #len = 0;
@@ -60,10 +60,16 @@ export class ByteWriter {
    * Start over, keeping the buffer (an encoder that writes one block at a
    * time reuses one writer) unless one large block grew it past
    * RESET_KEEP_MAX: a connection does not keep its largest block's size.
+   * `room`: bytes left at the start for the caller to fill in the finished
+   * copy (a frame header), not written here.
    */
-  reset(): void {
+  reset(room = 0): void {
     this.#len = 0;
     if (this.#buf.length > RESET_KEEP_MAX) this.#buf = new Uint8Array(256);
+    if (room > 0) {
+      this.reserve(room);
+      this.#len = room;
+    }
   }
 }
 

@@ -482,6 +482,22 @@ export function encodeHeaders(
   return out;
 }
 
+/**
+ * A header block written after FRAME_HEADER bytes of room (HpackEncoder.encode's `room`): one HEADERS frame made in
+ * place when the block fits `maxFrameSize` — no second allocation, no copy — else HEADERS plus CONTINUATION frames.
+ */
+export function headersFrames(
+  streamId: number,
+  roomed: Uint8Array,
+  endStream: boolean,
+  maxFrameSize: number,
+): Uint8Array | Uint8Array[] {
+  const len = roomed.length - FRAME_HEADER;
+  if (len > maxFrameSize) return encodeHeaders(streamId, roomed.subarray(FRAME_HEADER), endStream, maxFrameSize);
+  putHeader(roomed, 0, len, H2FrameType.HEADERS, H2Flag.END_HEADERS | (endStream ? H2Flag.END_STREAM : 0), streamId);
+  return roomed;
+}
+
 export function encodeSettings(settings: ReadonlyArray<readonly [number, number]>, ack = false): Uint8Array {
   const p = new Uint8Array(settings.length * 6);
   settings.forEach(([id, value], i) => {

@@ -22,7 +22,6 @@ import {
   CLIENT_PREFACE,
   dataFrameHeader,
   encodeGoaway,
-  encodeHeaders,
   encodePing,
   encodeRstStream,
   encodeSettings,
@@ -31,6 +30,8 @@ import {
   H2FrameReader,
   H2FrameType,
   H2Setting,
+  FRAME_HEADER,
+  headersFrames,
   MAX_WINDOW,
   DEFAULT_MAX_FRAME_SIZE,
   type H2Frame,
@@ -742,8 +743,14 @@ export class H2Connection {
   // ---- internals ----
 
   #sendHeaders(s: H2Stream, headers: HeaderList, endStream: boolean): void {
-    const block = this.#encoder.encode(headers);
-    for (const f of encodeHeaders(s.id, block, endStream, this.#peerMaxFrameSize)) this.#out.push(f);
+    const frames = headersFrames(
+      s.id,
+      this.#encoder.encode(headers, undefined, FRAME_HEADER),
+      endStream,
+      this.#peerMaxFrameSize,
+    );
+    if (frames instanceof Uint8Array) this.#out.push(frames);
+    else for (const f of frames) this.#out.push(f);
     if (endStream) this.#localEnd(s);
   }
 

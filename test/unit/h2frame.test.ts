@@ -21,8 +21,10 @@ import {
   encodeRstStream,
   encodeSettings,
   encodeWindowUpdate,
+  FRAME_HEADER,
   H2Error,
   H2FrameReader,
+  headersFrames,
   type H2Frame,
 } from '../../src/codec/h2frame.js';
 
@@ -153,6 +155,18 @@ describe('parsing every frame type, whole and byte by byte', () => {
       ['continuation', true],
     ]);
     expect((frames[0] as { endStream: boolean }).endStream).toBe(true);
+  });
+
+  it('a block written after room for a frame header becomes its HEADERS frame in place, or HEADERS + CONTINUATION', () => {
+    const roomed = new Uint8Array(FRAME_HEADER + 2);
+    roomed.set([0x82, 0x86], FRAME_HEADER);
+    const one = headersFrames(5, roomed, false, 16);
+    expect(one).toBe(roomed); // no second buffer, no copy
+    expect(whole(one as Uint8Array)).toEqual(whole(cat(...encodeHeaders(5, hex('8286'), false, 16))));
+    const big = new Uint8Array(FRAME_HEADER + 40).fill(0x82);
+    const split = headersFrames(1, big, true, 16) as Uint8Array[];
+    expect(Array.isArray(split)).toBe(true);
+    expect(whole(cat(...split))).toEqual(whole(cat(...encodeHeaders(1, new Uint8Array(40).fill(0x82), true, 16))));
   });
 
   it('§4.1: the reserved bit of a stream id is ignored', () => {

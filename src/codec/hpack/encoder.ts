@@ -91,10 +91,11 @@ export class HpackEncoder {
    * Encode one header block. `neverIndex(name, value)`: true for a field that
    * must stay a never-indexed literal (one received as such, §6.2.3).
    */
-  encode(headers: ReadonlyArray<readonly [string, string]>, neverIndex?: (i: number) => boolean): Uint8Array {
-    // One writer per encoder, reused: a block is copied out by finish(), so only that copy is allocated.
+  encode(headers: ReadonlyArray<readonly [string, string]>, neverIndex?: (i: number) => boolean, room = 0): Uint8Array {
+    // One writer per encoder, reused: a block is copied out by finish(), so only that copy is allocated — with `room`
+    // bytes before the block, unwritten, for the caller's frame header.
     const w = this.#w;
-    w.reset();
+    w.reset(room);
     for (const size of this.#updates) {
       this.#table.setCapacity(size);
       encodePrefixInt(w, 0x20, 5, size);
