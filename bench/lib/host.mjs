@@ -6,20 +6,25 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// Ports this process handed out: the kernel may give a port just closed to the next bind(0), so two calls in a row
-// could name one port twice (as test/helpers/ports.ts).
+/**
+ * A free loopback port (bind 0, read it, close), never one this process handed out before: the kernel may give a
+ * port just closed to the next bind(0), and two calls in a row then named one port twice (seen: a config whose
+ * listener and admin port were the same, refused at start). Small race; fine for tests and benches alike (the tests'
+ * helper, test/helpers/ports.ts, is this one).
+ */
 const handedOut = new Set();
-export const freePort = async () => {
+export const freePort = async (host = '127.0.0.1') => {
   for (let i = 0; i < 50; i++) {
     const port = await new Promise((resolve, reject) => {
       const s = net.createServer();
       s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
+      s.listen(0, host, () => {
         const { port: p } = s.address();
         s.close(() => resolve(p));
       });
     });
     if (handedOut.has(port)) continue;
+    if (handedOut.size >= 4096) handedOut.clear();
     handedOut.add(port);
     return port;
   }

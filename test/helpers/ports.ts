@@ -1,30 +1,10 @@
-/** A free loopback port (bind 0, read it, close), never one this process handed out before. Small race; fine for tests. */
+/** Loopback ports for tests: free ones (freePort, the benches' own), a closed one, one free for TCP and UDP. */
 import net from 'node:net';
 import dgram from 'node:dgram';
+import { freePort as freeLoopbackPort } from '../../bench/lib/host.mjs';
 
-/**
- * Ports this process handed out: the kernel may give a port just closed to the next bind(0), and two calls in a row
- * then named one port twice (seen: a config whose listener and admin port were the same, refused at start).
- */
-const handedOut = new Set<number>();
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, host, () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (handedOut.has(port)) continue;
-    if (handedOut.size >= 4096) handedOut.clear();
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error('no free port not handed out before');
-}
+/** A free loopback port, never one this process handed out before (bench/lib/host.mjs). */
+export const freePort = (host = '127.0.0.1'): Promise<number> => freeLoopbackPort(host) as Promise<number>;
 
 /**
  * A loopback port nothing listens on, for tests that need a connection refused: 1 (tcpmux, privileged, below
