@@ -10,7 +10,7 @@
 // access log). Prints a Markdown table and writes bench/out/proxy-DATE.json.
 //
 // Knobs (env): BENCH_DURATION seconds per target (default 5), BENCH_WARMUP seconds of unmeasured load
-// before it (default 3; 1 before 2026-11-23 16:15), BENCH_CONNECTIONS
+// before it (default 3; 1 before 2026-11-23 16:15; with BENCH_RATE, 12,800 requests' worth since 2026-11-27 14:45), BENCH_CONNECTIONS
 // wrk connections (default 32), BENCH_PATH (default /small.txt, 1 KiB; /100k.bin, 100 KiB),
 // BENCH_TARGETS a regexp on target names (default all; `direct` always runs),
 // BENCH_FRONT `h1` (default: wrk, cleartext HTTP/1.1 fronts) or `h2c` (h2load
@@ -60,8 +60,6 @@ if (!Number.isInteger(UPLOAD) || UPLOAD < 0 || UPLOAD > 64 << 20) {
 }
 const PATH = UPLOAD > 0 ? (process.env.BENCH_UPLOAD_PATH ?? '/upload') : (process.env.BENCH_PATH ?? '/small.txt');
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
-// Seconds of load before each target's measured run, same for every target (V8 reaches its optimizing tier in it).
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 // Rounds over all targets, interleaved (see the loop below); the table gives medians and per-round ratios to nginx.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
@@ -74,12 +72,21 @@ const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 // BENCH_RATE: a fixed offered load (total req/s, h2load --rps over the connections) instead of as fast as each
 // target goes: CPU per request is then compared at the same request rate (a proxy that saturates its CPU
-// also keeps the load generator idle, so each response pays a wake-up that a faster one does not).
+// also keeps the load generator idle, so each response pays a wake-up that a faster one does not). h2load paces every
+// connection on the same tick: the requests come in bursts of BENCH_CONNECTIONS every BENCH_CONNECTIONS ÷ BENCH_RATE s
+// (an h2 upstream carries a burst in a write or two, an h1 upstream and the floor in one write per connection).
 const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : null;
 if (RATE !== null && !(RATE >= CONNS)) {
   console.error('bench/proxy: BENCH_RATE is a total request rate ≥ BENCH_CONNECTIONS');
   process.exit(2);
 }
+// Seconds of load before each target's measured run, same for every target: its connections to the origin open and V8
+// brings the request path to its optimizing tier. A function reaches that tier after a number of calls, not of seconds:
+// at saturation 3 s are tens of thousands of requests, at a fixed low rate they are a few hundred and the window would
+// measure the compilers still at work (a fresh process's cost, bench startup's subject, not a request's). So with
+// BENCH_RATE the default is the time WARMUP_REQUESTS take at that rate (40 s at 320/s), never under 3 s.
+const WARMUP_REQUESTS = 12_800;
+const WARMUP = Number(process.env.BENCH_WARMUP ?? (RATE === null ? 3 : Math.max(3, Math.ceil(WARMUP_REQUESTS / RATE))));
 // BENCH_ACCESS_LOG=1: one log line per request, as deployed: originlink with `logging.requests` (the default; its
 // standard output is /dev/null unless BENCH_STDOUT names a file), nginx `access_log /dev/null` (HAProxy stays unlogged).
 const ACCESS_LOG = process.env.BENCH_ACCESS_LOG === '1';
@@ -580,7 +587,7 @@ const ratio = (xs) =>
     ? '-'
     : `${median(xs).toFixed(2)}×${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : ''}`;
 const lines = [
-  `Proxy benchmark: ${DURATION}s per target${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : WRK ? `wrk -c${CONNS} (cleartext h1)` : FRONT === 'h1' ? `h2load -c${CONNS} --h1` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${UPLOAD > 0 ? `POST ${UPLOAD} bytes to ` : ''}${PATH}`,
+  `Proxy benchmark: ${DURATION}s per target after ${WARMUP}s of warm-up${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : WRK ? `wrk -c${CONNS} (cleartext h1)` : FRONT === 'h1' ? `h2load -c${CONNS} --h1` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${UPLOAD > 0 ? `POST ${UPLOAD} bytes to ` : ''}${PATH}`,
   '',
   '| target | upstream | req/s | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -599,6 +606,7 @@ writeFileSync(
     {
       date: new Date().toISOString(),
       durationS: DURATION,
+      warmupS: WARMUP,
       rounds: ROUNDS,
       rate: RATE ?? undefined,
       connections: CONNS,
