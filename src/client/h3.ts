@@ -169,6 +169,7 @@ export class H3PooledConnection implements PooledConnection {
       earlyData: false,
       tfo: false,
       keepAliveHintMs: null,
+      keepAliveObservedMs: null,
       peerMaxConcurrentStreams: null,
       rttMs: null,
     };

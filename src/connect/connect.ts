@@ -186,6 +186,7 @@ export async function connectOrigin(spec: OriginSpec, ctx: ConnectContext): Prom
     earlyData: false,
     tfo: t.tfo,
     keepAliveHintMs: null,
+    keepAliveObservedMs: null,
     peerMaxConcurrentStreams: null,
     rttMs: null,
     family: origin.proxy ? null : (address?.family ?? familyOf(t.socket.remoteAddress)),

@@ -244,6 +244,7 @@ export class H2ProxyLinks {
       earlyData: false,
       tfo: false,
       keepAliveHintMs: null,
+      keepAliveObservedMs: null,
       peerMaxConcurrentStreams: null,
       rttMs: null,
     };

@@ -104,6 +104,11 @@ export interface ConnectionFacts {
   tfo: boolean;
   /** The server's `Keep-Alive: timeout=` hint in ms, once seen (h1). */
   keepAliveHintMs: number | null;
+  /**
+   * How long the origin lets a connection sit idle as its pool observed it (pool.ts #observeIdleClose), ms; null or
+   * absent: not observed (or not pooled).
+   */
+  keepAliveObservedMs?: number | null;
   /** Server-advertised concurrent stream limit (h2 SETTINGS / h3 MAX_STREAMS). */
   peerMaxConcurrentStreams: number | null;
   /** Latest RTT estimate in ms, when the transport knows it. */

@@ -83,6 +83,18 @@ interface Entry {
 /** A connection closed within this of its dial without serving a request counts as a failed dial (backoff). */
 const YOUNG_MS = 1000;
 
+/**
+ * The origin's idle timeout, observed (#observeIdleClose): an origin that closes idle connections without saying when
+ * (no `Keep-Alive: timeout`, nginx's default) closes them at one idle period. Two closes of idle connections, at
+ * least OBSERVE_APART_MS apart, whose idle periods agree within OBSERVE_SLACK (a share, or OBSERVE_SLACK_MS) and
+ * exceed both OBSERVE_MIN_MS and the longest idle period a connection of the pool was handed out after, are that
+ * period. A restart or a shed closes many at once, after unrelated idle periods: one close is never enough.
+ */
+const OBSERVE_MIN_MS = 500;
+const OBSERVE_APART_MS = 1000;
+const OBSERVE_SLACK = 0.1;
+const OBSERVE_SLACK_MS = 1000;
+
 export class Pool implements TickMember {
   readonly key: string;
   readonly origin: string;
@@ -128,6 +140,12 @@ export class Pool implements TickMember {
   #closed = false;
   #dialAbort = new AbortController();
   #drainWaiters: Array<() => void> = [];
+  /** The longest idle period a connection of this pool was handed out after, ms (#enter). */
+  #idleSurvived = 0;
+  /** An origin's close of an idle connection not yet confirmed by a second (#observeIdleClose): its idle period, when. */
+  #idleCandidate: { ms: number; at: number } | null = null;
+  /** The origin's idle timeout as observed (#observeIdleClose), ms; null: none. */
+  #idleObserved: number | null = null;
   /** Health checks' own connection while this pool is saturated (see check). */
   #checks: Pool | null = null;
   /** Predictive warmth: the remembered peak of concurrent requests (decayed) and when it was last updated. */
@@ -738,6 +756,7 @@ export class Pool implements TickMember {
       counted: 0,
     };
     this.#entries.set(conn, e);
+    if (this.#idleObserved !== null) this.#applyObserved(e);
     this.#recount(e);
     // The hold (util/hold.ts) keeps the process for this connection while it is busy: the socket itself never again.
     conn.unref?.();
@@ -761,6 +780,10 @@ export class Pool implements TickMember {
     if (from === 'busy') release();
     switch (to) {
       case 'busy':
+        if (from === 'idle') {
+          const idleFor = turnNow() - e.conn.lastActiveAt;
+          if (idleFor > this.#idleSurvived) this.#idleSurvived = idleFor;
+        }
         e.idle.clear();
         hold();
         break;
@@ -809,6 +832,8 @@ export class Pool implements TickMember {
   /** A connection closed: out of the pool and counted; what its close says of the origin acted on. */
   #onClose(e: Entry, error: OriginlinkError | null): void {
     const conn = e.conn;
+    if (e.state === 'idle' && error === null && !e.retiredByPool && !this.#closed)
+      this.#observeIdleClose(performance.now() - conn.lastActiveAt);
     this.#enter(e, 'closed');
     this.#active -= e.counted;
     e.counted = 0;
@@ -875,6 +900,38 @@ export class Pool implements TickMember {
     e.conn.drain();
   }
 
+  /**
+   * The origin closed a connection that sat idle for `idleMs`: with an earlier close that agrees (OBSERVE_*), its
+   * idle timeout is known, and every connection it did not hint one for goes idle for that less the margin
+   * (pool/options.ts idleAfterHint), as a hinted one does — before the origin's close, not into it.
+   */
+  #observeIdleClose(idleMs: number): void {
+    if (idleMs < OBSERVE_MIN_MS || idleMs <= this.#idleSurvived) return;
+    const now = performance.now();
+    const c = this.#idleCandidate;
+    if (
+      c !== null &&
+      now - c.at >= OBSERVE_APART_MS &&
+      Math.abs(idleMs - c.ms) <= Math.max(OBSERVE_SLACK_MS, OBSERVE_SLACK * c.ms)
+    ) {
+      const ms = Math.min(c.ms, idleMs);
+      if (ms === this.#idleObserved) return;
+      this.#idleObserved = ms;
+      for (const e of this.#entries.values()) this.#applyObserved(e);
+      return;
+    }
+    this.#idleCandidate = { ms: idleMs, at: now };
+  }
+
+  /** `e` goes idle for the observed idle timeout, unless its origin hinted one of its own ('keepalive-hint'). */
+  #applyObserved(e: Entry): void {
+    const facts = e.conn.facts;
+    facts.keepAliveObservedMs = this.#idleObserved;
+    if (facts.keepAliveHintMs !== null || this.#idleObserved === null) return;
+    e.idleTimeoutMs = idleAfterHint(this.opts, this.#idleObserved);
+    e.hinted = e.idleTimeoutMs < this.opts.idleTimeoutMs;
+  }
+
   #otherIdleH1(self: Entry): boolean {
     for (const e of this.#entries.values()) {
       if (
@@ -935,6 +992,7 @@ export class Pool implements TickMember {
       activeRequests: active,
       dialing: this.#dialing,
       pending: this.#pending.length,
+      idleObservedMs: this.#idleObserved,
     });
   }
 

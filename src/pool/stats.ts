@@ -30,6 +30,12 @@ export interface PoolStats {
   activeRequests: number;
   dialing: number;
   pending: number;
+  /**
+   * How long the origin lets a connection sit idle, as the pool saw it close idle ones (two closes agreeing; absent
+   * until then, and when it says so itself: `Keep-Alive: timeout`): its connections go idle for that less
+   * `pool.keepAliveMarginMs`.
+   */
+  idleObservedMs?: number;
 }
 
 export class PoolCounters {
@@ -81,8 +87,16 @@ export class PoolCounters {
   snapshot(
     origin: string,
     protocol: Protocol | null,
-    now: { idle: number; busy: number; activeRequests: number; dialing: number; pending: number },
+    now: {
+      idle: number;
+      busy: number;
+      activeRequests: number;
+      dialing: number;
+      pending: number;
+      idleObservedMs?: number | null;
+    },
   ): PoolStats {
+    const { idleObservedMs, ...live } = now;
     return {
       origin,
       protocol,
@@ -100,7 +114,8 @@ export class PoolCounters {
       coalesced: this.coalesced,
       errors: { ...this.errors },
       open: now.idle + now.busy,
-      ...now,
+      ...live,
+      ...(idleObservedMs == null ? {} : { idleObservedMs }),
     };
   }
 }

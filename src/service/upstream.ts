@@ -219,10 +219,11 @@ export class Upstream {
 
   /**
    * How long a connection to this origin may sit idle as the connection that carried `res` was told (the origin's
-   * `Keep-Alive: timeout`, pool/options.ts idleAfterHint), or null when it was told nothing.
+   * `Keep-Alive: timeout`, pool/options.ts idleAfterHint) or its pool saw (the origin's closes of idle connections:
+   * pool.ts #observeIdleClose), or null when neither.
    */
   idleTold(res: OriginResponse): number | null {
-    const hint = res.connection.keepAliveHintMs;
+    const hint = res.connection.keepAliveHintMs ?? res.connection.keepAliveObservedMs ?? null;
     return hint === null ? null : idleAfterHint(this.config.pool, hint);
   }
 

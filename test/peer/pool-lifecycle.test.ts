@@ -115,6 +115,27 @@ describe('pool lifecycle against nginx', () => {
     await agent.close();
   });
 
+  it("nginx's unsaid keepalive_timeout is observed from two idle closes; then ours close first, by the margin", async () => {
+    const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca }, pool: { keepAliveMarginMs: 300 } });
+    const url = `https://localhost:${nginx.port}/small.txt`;
+    for (let i = 0; i < 2; i++) {
+      const r = await agent.request({ url });
+      expect(r.connection.keepAliveHintMs).toBeNull(); // nginx says nothing (keepalive_timeout has one parameter)
+      await r.dump();
+      await sleep(1500); // nginx keepalive_timeout 1s closes it
+    }
+    const observed = agent.stats()[0]?.idleObservedMs;
+    expect(observed).toBeGreaterThanOrEqual(1000);
+    expect(observed).toBeLessThan(1400);
+    const c = await agent.request({ url });
+    expect(c.connection.keepAliveObservedMs).toBe(observed);
+    await c.dump();
+    await sleep(850); // past ours (observed − 300 ms), before nginx's 1 s
+    expect(agent.stats()[0]?.open).toBe(0);
+    expect(agent.stats()[0]?.errors).toEqual({});
+    await agent.close();
+  });
+
   it('maxAgeMs recycles connections (with jitter below the maximum)', async () => {
     const agent = new Agent({
       protocol: 'h2',

@@ -396,6 +396,49 @@ describe('idle, age and limits', () => {
     expect(d.conns[0]!.state).toBe('closed');
   });
 
+  it('an origin that closes idle connections without saying when: two closes agreeing set idle to that less the margin', async () => {
+    const d = new Dialer({ auto: true }, true);
+    const p = pool(d, { idleTimeoutMs: 30_000, keepAliveMarginMs: 1000 });
+    await finish(p.request(req()));
+    await tick(15_000);
+    d.conns[0]!.destroy(); // the origin's close of an idle connection: one is not enough
+    expect(p.stats().idleObservedMs).toBeUndefined();
+    await finish(p.request(req()));
+    await tick(15_200);
+    d.conns[1]!.destroy();
+    expect(p.stats().idleObservedMs).toBe(15_000);
+    expect(d.conns[1]!.facts.keepAliveObservedMs).toBe(15_000);
+    await finish(p.request(req()));
+    expect(d.conns[2]!.facts.keepAliveObservedMs).toBe(15_000);
+    await tick(13_999); // ours goes at 15000 − 1000, before the origin's close
+    expect(d.conns[2]!.state).toBe('ready');
+    await tick(2);
+    expect(d.conns[2]!.state).toBe('closed');
+    expect(p.stats().idleObservedMs).toBe(15_000); // our own close is no observation
+  });
+
+  it('closes at once (a restart), or after less idle than a connection survived, are no idle timeout', async () => {
+    const d = new Dialer({ auto: true }, true);
+    const p = pool(d, { idleTimeoutMs: 60_000 });
+    const a = p.request(req());
+    const b = p.request(req());
+    await finish(a);
+    await finish(b);
+    await tick(5_000);
+    d.conns[0]!.destroy();
+    d.conns[1]!.destroy(); // the same idle period, the same moment: one event
+    expect(p.stats().idleObservedMs).toBeUndefined();
+    await finish(p.request(req()));
+    await tick(20_000);
+    await finish(p.request(req())); // handed out after 20 s idle: the origin keeps connections that long
+    await tick(10_000);
+    d.conns[2]!.destroy();
+    await finish(p.request(req()));
+    await tick(10_000);
+    d.conns[3]!.destroy();
+    expect(p.stats().idleObservedMs).toBeUndefined();
+  });
+
   it('minWarm connections are opened ahead and kept', async () => {
     const d = new Dialer({ auto: true }, true);
     pool(d, { minWarm: 2, idleTimeoutMs: 1000 });
