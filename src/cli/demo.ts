@@ -70,10 +70,18 @@ export async function pickPorts(
 ): Promise<{ env: NodeJS.ProcessEnv; moved: string[] }> {
   const env: NodeJS.ProcessEnv = { ...base };
   const moved: string[] = [];
+  // A port the kernel handed out for port 0 is free again once the probe closes it: it may hand it out again for the
+  // next, and two listeners on one port are a config error (exit 78). So a port is taken once (a bounded retry).
+  const taken = new Set<number>();
   for (const [name, def, kind] of PORTS) {
     if (env[name]) continue;
     const free = random ? null : await probe(def, kind);
-    const p = free ?? (await probe(0, kind));
+    let p = free;
+    for (let tries = 0; p === null || (free === null && taken.has(p)); tries++) {
+      if (tries === 20) throw new Error(`no free ${kind} port for ${name} after ${tries} tries`);
+      p = await probe(0, kind);
+    }
+    taken.add(p);
     if (free === null && !random) moved.push(`${def} → ${p}`);
     env[name] = String(p);
   }

@@ -101,6 +101,18 @@ describe('the demo leaves nothing behind and says where it moved (issue 45)', ()
     // --random-ports: every port a free one, nothing reported as moved.
     expect((await pickPorts({}, true, probe)).moved).toEqual([]);
   });
+
+  it('--random-ports never gives two listeners one port, though the kernel may hand one out twice', async () => {
+    // Port 0 is free again once a probe closes it: the kernel may give the same one next (a CI run's demo exited 78).
+    const given = [41000, 41000, 41001, 41001, 41001, 41002, 41003, 41004, 41005, 41006, 41007, 41008, 41009];
+    const probe = async (): Promise<number | null> => given.shift() ?? null;
+    const { env } = await pickPorts({}, true, probe);
+    const ports = Object.entries(env)
+      .filter(([k]) => k.startsWith('DEMO_') && k.endsWith('_PORT'))
+      .map(([, v]) => v);
+    expect(ports.length).toBeGreaterThan(3);
+    expect(new Set(ports).size).toBe(ports.length);
+  });
 });
 
 describe('HTTP/3 front listener', () => {
