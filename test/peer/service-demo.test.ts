@@ -104,9 +104,9 @@ describe('the demo leaves nothing behind and says where it moved (issue 45)', ()
 
   it('--random-ports never gives two listeners one port, though the kernel may hand one out twice', async () => {
     // Port 0 is free again once a probe closes it: the kernel may give the same one next (a CI run's demo exited 78).
-    const given = [41000, 41000, 41001, 41001, 41001, 41002, 41003, 41004, 41005, 41006, 41007, 41008, 41009];
+    const given = [7000, 41000, 41000, 41001, 41001, 41001, 41002, 41003, 41004, 41005, 41006, 41007, 41008, 41009];
     const probe = async (): Promise<number | null> => given.shift() ?? null;
-    const { env } = await pickPorts({}, true, probe);
+    const { env } = await pickPorts({ DEMO_ADMIN_PORT: '7000' }, true, probe); // nor the port a user gave one
     const ports = Object.entries(env)
       .filter(([k]) => k.startsWith('DEMO_') && k.endsWith('_PORT'))
       .map(([, v]) => v);
