@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/service/config.js';
 import { Service } from '../../src/service/service.js';
 import { startH1Server, type H1Server } from '../../src/server/h1.js';
+import holdDefaultPorts from '../setup/hold-default-ports.js';
 
 let origin: H1Server;
 beforeAll(async () => {
@@ -62,8 +63,15 @@ describe('two services in one vitest run', () => {
   });
 
   it('a service left on the default admin port fails at once: the run holds 9464', async () => {
-    await expect(
-      Service.start(parseConfig(config(''), 'default-admin.yaml', '/'), { logDestination: { write: () => {} } }),
-    ).rejects.toThrow(/admin: cannot listen on 127\.0\.0\.1:9464: EADDRINUSE/);
+    // The run's setup left 9464 to whoever held it when the run began (a demo, another run); if they have let it go
+    // since, the same hold takes it for this test's span — else this service would get it.
+    const release = await holdDefaultPorts();
+    try {
+      await expect(
+        Service.start(parseConfig(config(''), 'default-admin.yaml', '/'), { logDestination: { write: () => {} } }),
+      ).rejects.toThrow(/admin: cannot listen on 127\.0\.0\.1:9464: EADDRINUSE/);
+    } finally {
+      await release();
+    }
   });
 });

@@ -4,7 +4,7 @@
  * cannot be made, bytes stay in memory and `put` says full until the reader has taken them; a relayed body ends
  * (its source is done) while a slow sink still has most of it to take.
  */
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -40,6 +40,28 @@ function tempFds(): string[] {
     .filter((l) => l.startsWith(dir));
 }
 
+/** Bytes in the one temporary file open (-1: none, or more than one). */
+function tempSize(): number {
+  const fds = readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+    } catch {
+      return false;
+    }
+  });
+  if (fds.length !== 1) return -1;
+  try {
+    return statSync(`/proc/self/fd/${fds[0]}`).size;
+  } catch {
+    return -1;
+  }
+}
+
+/** Resolves once `ok()` holds, checked every 5 ms for at most 5 s (the assertions after it say what did not). */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !ok(); i++) await sleep(5);
+}
+
 describe('Spool', () => {
   it('keeps the order through memory, file and memory again; the file has no name in its directory; close frees the budget', async () => {
     const budget = new TempFileBudget(1 << 20);
@@ -50,7 +72,8 @@ describe('Spool', () => {
       want.push(c);
       s.put(c);
     }
-    await sleep(50); // the writes land
+    // The file's open and writes go through libuv's threads and land in later turns: wait for them (bounded).
+    await until(() => budget.files === 1 && tempFds().length === 1 && tempSize() === 46_000);
     expect(readdirSync(dir)).toEqual([]);
     expect(tempFds().length).toBe(1);
     expect(tempFds()[0]).toMatch(/\(deleted\)$/);
@@ -73,7 +96,7 @@ describe('Spool', () => {
     expect(((await s.take()) as Buffer).equals(chunk(99))).toBe(true);
     s.close();
     expect(budget.used).toBe(0);
-    await sleep(20);
+    await until(() => tempFds().length === 0);
     expect(tempFds()).toEqual([]);
   });
 
