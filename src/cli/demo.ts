@@ -71,7 +71,8 @@ export async function pickPorts(
   const env: NodeJS.ProcessEnv = { ...base };
   const moved: string[] = [];
   // A port the kernel handed out for port 0 is free again once the probe closes it: it may hand it out again for the
-  // next, and two listeners on one port are a config error (exit 78). So a port is taken once, a port the caller set too (a bounded retry).
+  // next, and two listeners on one port are a config error (exit 78). So a port is taken once — the caller's too —
+  // with a bounded retry.
   const taken = new Set(PORTS.filter(([name]) => env[name]).map(([name]) => Number(env[name])));
   for (const [name, def, kind] of PORTS) {
     if (env[name]) continue;

@@ -60,7 +60,8 @@ export const FLEET_BEAT = 'originlink-fleet-beat';
 export const FLEET_WEIGHT = 'originlink-fleet-weight';
 /**
  * On an owner's answer: how long a connection to the origin may sit idle, ms, as the origin's `Keep-Alive: timeout`
- * hint sets it (pool/options.ts idleAfterHint) — the T of `auto`'s rule at the member that forwarded it.
+ * hint sets it, or its closes of idle connections (pool.ts #observeIdleClose) when it hints none (pool/options.ts
+ * idleAfterHint) — the T of `auto`'s rule at the member that forwarded it.
  */
 export const FLEET_IDLE = 'originlink-fleet-idle';
 /** The owner's refusals that send the request direct: its config has no such origin, or another one. */
@@ -68,7 +69,7 @@ export const FLEET_MISMATCH = new Set(['fleet_unknown_origin', 'fleet_config_mis
 
 /**
  * `auto` goes direct once this member's own requests to an origin come at least AUTO_DIRECT times per idle timeout
- * T (the origin's as it hinted it, Fleet.noteIdle; else `pool.idleTimeoutMs`), and back to the owner below
+ * T (the origin's as it hinted it or the owner's pool observed it, Fleet.noteIdle; else `pool.idleTimeoutMs`), and back to the owner below
  * AUTO_OWNER. Why: on the owner route each request costs one hop; direct costs a
  * connection of this member's own — a TLS handshake for both ends, then a connection the origin holds — which lasts
  * at least one idle period. A handshake costs the two ends about 30 proxied hops in CPU (bench/RESULTS.md:

@@ -11,12 +11,12 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { relayBody, withSpool, type BodySink } from '../../src/util/body.js';
 import { Spool, spoolReadable, TempFileBudget } from '../../src/util/spool.js';
+import { until } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ol-spool-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const chunk = (i: number, n = 1000): Buffer => Buffer.alloc(n, i % 251);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function drainAll(s: Spool): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -27,39 +27,38 @@ async function drainAll(s: Spool): Promise<Buffer> {
   }
 }
 
-/** Descriptors of this process that point at a deleted file (an unlinked or O_TMPFILE temporary file). */
-function tempFds(): string[] {
+/** This process's descriptors open on a file of the test's directory (an unlinked or O_TMPFILE temporary file). */
+function tempFdPaths(): string[] {
   return readdirSync('/proc/self/fd')
-    .map((fd) => {
+    .map((fd) => `/proc/self/fd/${fd}`)
+    .filter((p) => {
       try {
-        return readlinkSync(`/proc/self/fd/${fd}`);
+        return readlinkSync(p).startsWith(dir);
       } catch {
-        return '';
+        return false;
       }
-    })
-    .filter((l) => l.startsWith(dir));
+    });
+}
+
+/** What those descriptors point at (a deleted file's path ends in " (deleted)"). */
+function tempFds(): string[] {
+  return tempFdPaths().map((p) => {
+    try {
+      return readlinkSync(p);
+    } catch {
+      return '';
+    }
+  });
 }
 
 /** Bytes in the one temporary file open (-1: none, or more than one). */
 function tempSize(): number {
-  const fds = readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
-    } catch {
-      return false;
-    }
-  });
-  if (fds.length !== 1) return -1;
+  const fds = tempFdPaths();
   try {
-    return statSync(`/proc/self/fd/${fds[0]}`).size;
+    return fds.length === 1 ? statSync(fds[0] as string).size : -1;
   } catch {
     return -1;
   }
-}
-
-/** Resolves once `ok()` holds, checked every 5 ms for at most 5 s (the assertions after it say what did not). */
-async function until(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !ok(); i++) await sleep(5);
 }
 
 describe('Spool', () => {
@@ -73,7 +72,7 @@ describe('Spool', () => {
       s.put(c);
     }
     // The file's open and writes go through libuv's threads and land in later turns: wait for them (bounded).
-    await until(() => budget.files === 1 && tempFds().length === 1 && tempSize() === 46_000);
+    await until(() => budget.files === 1 && tempSize() === 46_000, 5000, 5);
     expect(readdirSync(dir)).toEqual([]);
     expect(tempFds().length).toBe(1);
     expect(tempFds()[0]).toMatch(/\(deleted\)$/);
@@ -96,7 +95,7 @@ describe('Spool', () => {
     expect(((await s.take()) as Buffer).equals(chunk(99))).toBe(true);
     s.close();
     expect(budget.used).toBe(0);
-    await until(() => tempFds().length === 0);
+    await until(() => tempFdPaths().length === 0, 5000, 5);
     expect(tempFds()).toEqual([]);
   });
 
