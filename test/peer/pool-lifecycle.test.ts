@@ -125,7 +125,8 @@ describe('pool lifecycle against nginx', () => {
       await sleep(1500); // nginx keepalive_timeout 1s closes it
     }
     const observed = agent.stats()[0]?.idleObservedMs;
-    expect(observed).toBeGreaterThanOrEqual(1000);
+    // nginx's 1 s, as two clocks read it: nginx times from its own cached clock (ms), we from our release (CI: 999.98).
+    expect(observed).toBeGreaterThan(900);
     expect(observed).toBeLessThan(1400);
     const c = await agent.request({ url });
     expect(c.connection.keepAliveObservedMs).toBe(observed);
