@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // The package as it is loaded (`npm run build`, after tsc): the library in one file (the package's `import`), and
-// dist/bundle/main.js, the command line (bin/originlink), which loads the command table (every command, one file)
+// dist/bundle/main.cjs, the command line (bin/originlink), which loads the command table (every command, one file)
 // only for a command (`--version` and `--help` load none of it): a fresh process otherwise spends much of its import
 // in Node's module loader resolving, reading and linking ~100 files (what one file saves: bench/RESULTS.md `startup`).
 //
 // Both go one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
 // cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs) and the
 // command table with every command (dist/bundle/commands.cjs, each command's module initialised when it runs) are
-// CommonJS files that an ES module stub (index.js, commands.js) compiles through `vm.Script` with V8's code cache
-// beside them (library.cache, commands.cache; the loader: scripts/code-cache.mjs). Each cache is made here by a run
+// CommonJS files that a stub (the ES module index.js; for the commands, a module inside main.cjs) compiles through
+// `vm.Script` with V8's code cache beside them (library.cache, commands.cache; the loader: scripts/code-cache.mjs). Each cache is made here by a run
 // of the real thing, so it holds the bytecode of a first request's path as well as the import's: the library's by
 // scripts/code-cache-train.mjs (requests over h1, h2 and h3 to the demo origins), the commands' by `originlink demo
 // --selftest --random-ports` (the service and its Agent, every protocol both sides) under the node flags
@@ -66,36 +66,44 @@ async function cachedBundle(entry, stub, cjs, packages = 'external') {
   });
   if (/[^\x00-\x7f]/.test(readFileSync(join(out, `${cjs}.cjs`), 'latin1')))
     throw new Error(`bundle: ${cjs}.cjs is not ASCII`);
-  writeFileSync(
-    join(out, `${stub}.js`),
-    `// Made by scripts/bundle.mjs: ${cjs}.cjs compiled through V8's code cache (${cjs}.cache), its names re-exported.
+  const text = `// Made by scripts/bundle.mjs: ${cjs}.cjs compiled through V8's code cache (${cjs}.cache), its names re-exported.
 ${LOADER_IMPORTS}
 ${compileCached.toString()}
 const bundle = compileCached(${LOADER_IO}, new URL('./${cjs}.cjs', import.meta.url));
 export const { ${names.join(', ')} } = bundle.exports;
-`,
-  );
+`;
+  if (stub !== null) writeFileSync(join(out, `${stub}.js`), text);
+  return text;
 }
 
 await cachedBundle(join(dist, 'index.js'), 'index', 'library');
-await cachedBundle(join(dist, 'cli', 'commands.js'), 'commands', 'commands', 'bundle');
+// The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms
+// of `--version` here: the loader's own modules and fs/promises with readline behind it). The command table's stub
+// is a module inside it, evaluated at a command's first use (a dynamic import esbuild keeps lazy), not a file.
+const commandsStub = await cachedBundle(join(dist, 'cli', 'commands.js'), null, 'commands', 'bundle');
 await build({
   ...common,
+  format: 'cjs',
   entryPoints: [join(dist, 'cli', 'main.js')],
-  outdir: out,
-  splitting: true,
-  entryNames: '[name]',
-  chunkNames: 'chunk-[hash]',
-  // The command table is the stub above, not a chunk of its own.
+  outfile: join(out, 'main.cjs'),
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: 'var __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   plugins: [
     {
       name: 'commands',
       setup(b) {
-        b.onResolve({ filter: /^\.\/commands\.js$/ }, () => ({ path: './commands.js', external: true }));
+        b.onResolve({ filter: /^\.\/commands\.js$/ }, () => ({ path: 'commands', namespace: 'stub' }));
+        b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+          contents: commandsStub,
+          loader: 'js',
+          resolveDir: out,
+        }));
       },
     },
   ],
 });
+if (/\bimport\(/.test(readFileSync(join(out, 'main.cjs'), 'latin1')))
+  throw new Error('bundle: main.cjs imports an ES module (Node would start its ES module loader for it)');
 
 // The training runs: fresh processes like a user's, each bounded in time; a run that fails leaves its bundle without
 // a cache (slower to start, nothing else), and says so.
@@ -104,7 +112,7 @@ const serviceFlags = readFileSync(join(root, 'bin', 'service-node-flags'), 'utf8
   .filter(Boolean);
 const runs = [
   ['library', [join(root, 'scripts', 'code-cache-train.mjs'), join(out, 'index.js')]],
-  ['commands', [...serviceFlags, join(out, 'main.js'), 'demo', '--selftest', '--random-ports']],
+  ['commands', [...serviceFlags, join(out, 'main.cjs'), 'demo', '--selftest', '--random-ports']],
 ];
 for (const [name, argv] of runs) {
   const r = spawnSync(process.execPath, argv, {

@@ -123,6 +123,15 @@ export const mainCpuNs = (pid) => {
  * bench's BENCH_NODE_ARGS), then the script (the bundle where the build has one). A bench measures the service as
  * started.
  */
+/**
+ * The command line of the build at `dist` as bin/originlink runs it: the CommonJS bundle (scripts/bundle.mjs), an
+ * older build's ES module bundle, or tsc's modules where a build has no bundle.
+ */
+export function buildMain(dist) {
+  for (const f of ['main.cjs', 'main.js']) if (existsSync(join(dist, 'bundle', f))) return join(dist, 'bundle', f);
+  return join(dist, 'cli', 'main.js');
+}
+
 export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   let flags = '';
   if (launcher) {
@@ -138,8 +147,7 @@ export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
     }
   }
   // The command as bin/originlink runs it: the bundle where the build has one (scripts/bundle.mjs), else tsc's modules.
-  const bundle = join(dist, 'bundle', 'main.js');
-  const main = existsSync(bundle) ? bundle : join(dist, 'cli', 'main.js');
+  const main = buildMain(dist);
   return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, main];
 };
 /**

@@ -15,12 +15,12 @@ import { oneOriginConfig } from '../helpers/serve-child.js';
 
 const LAUNCHER = join(ROOT, 'bin', 'originlink');
 /** The script the launcher runs: dist/ beside its own bin/. */
-const MAIN = join(ROOT, 'dist', 'bundle', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bundle', 'main.cjs');
 const dir = mkdtempSync(join(tmpdir(), 'ol-launcher-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** What the launcher runs, with a `node` first on PATH that prints its arguments instead of running them. */
-function argsOf(launcher: string, args: string[]): Promise<string[]> {
+function argsOf(launcher: string, args: string[], cwd?: string): Promise<string[]> {
   const fake = join(dir, 'fake-bin');
   mkdirSync(fake, { recursive: true });
   writeFileSync(join(fake, 'node'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n');
@@ -29,7 +29,7 @@ function argsOf(launcher: string, args: string[]): Promise<string[]> {
     execFile(
       launcher,
       args,
-      { env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` }, timeout: 10_000 },
+      { env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` }, timeout: 10_000, ...(cwd ? { cwd } : {}) },
       (err, stdout) => {
         if (err) reject(err);
         else resolve(stdout.split('\n').filter(Boolean));
@@ -57,6 +57,14 @@ describe('bin/originlink', () => {
     const link = join(dir, 'originlink');
     symlinkSync(LAUNCHER, link);
     expect(await argsOf(link, ['probe', 'https://x.test/'])).toEqual([...v8, MAIN, 'probe', 'https://x.test/']);
+    // Run by a relative path (as `npm start` does, from the package's directory) or from inside bin/: the package
+    // root is found without readlink, the same main.
+    expect(await argsOf('bin/originlink', ['info'], ROOT)).toEqual([...v8, './dist/bundle/main.cjs', 'info']);
+    expect(await argsOf('./originlink', ['info'], join(ROOT, 'bin'))).toEqual([
+      ...v8,
+      '../dist/bundle/main.cjs',
+      'info',
+    ]);
     // npm start runs the launcher.
     expect(
       (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts

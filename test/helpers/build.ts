@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 /** The CLI entry of the build, as bin/originlink runs it: the bundle (scripts/bundle.mjs). */
-export const CLI = join(ROOT, 'dist', 'bundle', 'main.js');
+export const CLI = join(ROOT, 'dist', 'bundle', 'main.cjs');
 
 function newest(dir: string): number {
   let m = 0;

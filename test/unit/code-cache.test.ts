@@ -23,20 +23,20 @@ function fresh(flags: string[], script: string): string {
   }).trim();
 }
 
-/** Whether a fresh node with `flags` takes the cache of dist/bundle/NAME.cjs. */
-function takes(name: string, flags: string[]): boolean {
-  return JSON.parse(
-    fresh(
-      flags,
-      `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+/** A module's text that loads dist/bundle/NAME.cjs as the stubs do (scripts/code-cache.mjs); `loaded` its result. */
+function loadCached(name: string): string {
+  return `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
       import { createRequire } from 'node:module';
       import { fileURLToPath, pathToFileURL } from 'node:url';
       import { Script } from 'node:vm';
       const { compileCached } = await import(${JSON.stringify(join(ROOT, 'scripts', 'code-cache.mjs'))});
       const io = { readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: {} };
-      console.log(JSON.stringify(compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))})).cached));`,
-    ),
-  );
+      const loaded = compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))}));`;
+}
+
+/** Whether a fresh node with `flags` takes the cache of dist/bundle/NAME.cjs. */
+function takes(name: string, flags: string[]): boolean {
+  return JSON.parse(fresh(flags, `${loadCached(name)}\n      console.log(JSON.stringify(loaded.cached));`));
 }
 
 describe('the bundles through the code cache', () => {
@@ -75,11 +75,12 @@ describe('the bundles through the code cache', () => {
         `try { new (await import(${JSON.stringify(join(BUNDLE, 'index.js'))})).Agent({ protocol: 'bogus' }); } catch (e) { console.log(e.stack); }`,
       ),
     ).toMatch(/at configError \(.*library\.cjs:\d+:\d+\)/);
-    // The commands bundle: Node holds its map (what it maps a trace through).
+    // The commands bundle, loaded as main.cjs loads it (compileCached): Node holds its map (what it maps a trace
+    // through).
     const mapped = fresh(
       ['--enable-source-maps'],
       `import { findSourceMap } from 'node:module';
-      await import(${JSON.stringify(join(BUNDLE, 'commands.js'))});
+      ${loadCached('commands')}
       const map = findSourceMap(${JSON.stringify(join(BUNDLE, 'commands.cjs'))});
       console.log(JSON.stringify(map?.payload.sources.filter((s) => s.includes('src/cli/')).length ?? 0));`,
     );
