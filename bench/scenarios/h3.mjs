@@ -23,9 +23,11 @@
 // (100-concurrent batches, default 30, after BENCH_CONC_WARMUP = 200 unmeasured
 // ones per client, Bun's too), BENCH_BULK_MIB (default 50),
 // BENCH_BULK_ROUNDS (streams per client, alternating; median reported, default 6),
-// BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun.
+// BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun, BENCH_PAIRED_ROUNDS (default 5)
+// rounds of our h3 and h2 clients at the same time on one CPU, each warmed for BENCH_PAIRED_WARMUP_MS (4000) and
+// measured for BENCH_PAIRED_WINDOW_MS (4000): the h3 ÷ h2 CPU ratio a drift of the machine does not move (0 skips).
 // Needs a built dist/ (npx tsc -p .), or BENCH_DIST naming a snapshot (bench/lib/dist.mjs).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
@@ -237,6 +239,24 @@ async function solo(port, o, protocol = 'h3') {
   const first = now();
   await get('/s');
   const firstMs = now() - first;
+  if (o.windowMs) {
+    // Paired (pairedSolo): warm up and measure for set times, so that two clients started together measure the same
+    // seconds of this machine; CPU per request over the requests that window held.
+    const start = now();
+    while (now() - start < o.warmupMs) await get('/s');
+    const warm = [];
+    const c0 = process.cpuUsage();
+    const from = now();
+    while (now() - from < o.windowMs) {
+      const t = now();
+      await get('/s');
+      warm.push(now() - t);
+    }
+    const c = process.cpuUsage(c0);
+    await agent.close();
+    console.log(`RESULT ${JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c.system) / warm.length })}`);
+    return;
+  }
   for (let i = 0; i < o.warmup; i++) await get('/s');
   const warm = [];
   const c0 = process.cpuUsage();
@@ -311,6 +331,39 @@ console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c
   }
 }
 
+/**
+ * Our h3 and h2 clients, each in its own process, at the same time on one CPU (the origin process on another), for
+ * `rounds` rounds: a slow phase of the machine lands on both alike, which the sequential runs above (h3 h2 h2 h3)
+ * cannot promise — their ratio moved 0.99–1.52 over five runs of one build. Each round's ratio of CPU per request
+ * (h3 ÷ h2); null where the machine has one CPU (no core to pin them apart).
+ */
+async function pairedSolo(serverPid, ports, rounds, warmupMs, windowMs) {
+  const cpus = os.cpus().length;
+  if (cpus < 2 || rounds < 1) return null;
+  const clientCpu = String(cpus - 1);
+  spawnSync('taskset', ['-a', '-p', '-c', '0', String(serverPid)], { stdio: 'ignore' });
+  const oo = JSON.stringify({ windowMs, warmupMs });
+  const run = (proto) =>
+    runChild(
+      'taskset',
+      ['-c', clientCpu, process.execPath, fileURLToPath(import.meta.url), '--solo', String(ports[proto]), oo, proto],
+      {},
+    );
+  const out = [];
+  for (let i = 0; i < rounds; i++) {
+    const [h3, h2] = await Promise.all([run('h3'), run('h2')]);
+    if (h3.error || h2.error) return { error: h3.error ?? h2.error };
+    out.push({
+      h3: h3.cpuUsPerReq,
+      h2: h2.cpuUsPerReq,
+      ratio: h3.cpuUsPerReq / h2.cpuUsPerReq,
+      requests: [h3.warm.length, h2.warm.length],
+    });
+  }
+  spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(serverPid)], { stdio: 'ignore' });
+  return out;
+}
+
 async function main() {
   if (!existsSync(join(DIST, 'connect', 'h3.js'))) {
     console.error('bench/h3: build first (npx tsc -p .)');
@@ -375,6 +428,13 @@ async function main() {
     const mine = mergeSolo(soloH3a, soloH3b);
     const mineH2 = mergeSolo(soloH2a, soloH2b);
     const bun = await runBun(ports.h3, o);
+    const paired = await pairedSolo(
+      child.pid,
+      ports,
+      Number(process.env.BENCH_PAIRED_ROUNDS ?? 5),
+      Number(process.env.BENCH_PAIRED_WARMUP_MS ?? 4000),
+      Number(process.env.BENCH_PAIRED_WINDOW_MS ?? 4000),
+    );
     const row = (name, r) =>
       r && !r.error
         ? {
@@ -425,6 +485,23 @@ async function main() {
             `our h3 client against our h2 client, each in its own process (h3 h2 h2 h3): CPU/request ${x(rows[2].cpuUs, rows[4].cpuUs)}, warm p50 ${x(rows[2].warmP50, rows[4].warmP50)}`,
             '',
           ]),
+      ...(paired === null
+        ? []
+        : paired.error
+          ? [`paired h3 ÷ h2: ${paired.error.split('\n')[0]}`, '']
+          : [
+              `paired, both in their own processes at the same time on one CPU (${paired.length} rounds): h3 ÷ h2 CPU/request ${paired.map((r) => r.ratio.toFixed(2)).join(', ')}; median **${pct(
+                paired.map((r) => r.ratio),
+                50,
+              ).toFixed(2)}** (h3 ${pct(
+                paired.map((r) => r.h3),
+                50,
+              ).toFixed(0)} µs, h2 ${pct(
+                paired.map((r) => r.h2),
+                50,
+              ).toFixed(0)} µs)`,
+              '',
+            ]),
       `resumed h3 ${first.flags.h3Resumed}/${o.first}, 0-RTT accepted ${first.flags.h3Early}/${o.first}, resumed h2 ${first.flags.h2Resumed}/${o.first}; run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     ];
     console.log(lines.join('\n'));
@@ -445,7 +522,7 @@ async function main() {
             loadavg: os.loadavg(),
           },
           summary: rows,
-          samples: { h2, h3, h3Solo: mine, h2Solo: mineH2, bun, first },
+          samples: { h2, h3, h3Solo: mine, h2Solo: mineH2, bun, first, paired },
         },
         null,
         1,
