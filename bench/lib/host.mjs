@@ -117,13 +117,6 @@ export const mainCpuNs = (pid) => {
   }
 };
 /**
- * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the service's node flags
- * (bin/service-node-flags beside that build's dist/, one a line; an older build keeps them in its launcher's
- * SERVICE_NODE_FLAGS line; none for a build without either, none either when `launcher` is false), then `nodeArgs` (a
- * bench's BENCH_NODE_ARGS), then the script (the bundle where the build has one). A bench measures the service as
- * started.
- */
-/**
  * The command line of the build at `dist` as bin/originlink runs it: the CommonJS bundle (scripts/bundle.mjs), an
  * older build's ES module bundle, or tsc's modules where a build has no bundle.
  */
@@ -132,6 +125,13 @@ export function buildMain(dist) {
   return join(dist, 'cli', 'main.js');
 }
 
+/**
+ * The command that runs `serve` of the build at `dist` as its launcher starts it: node with the service's node flags
+ * (bin/service-node-flags beside that build's dist/, one a line; an older build keeps them in its launcher's
+ * SERVICE_NODE_FLAGS line; none for a build without either, none either when `launcher` is false), then `nodeArgs` (a
+ * bench's BENCH_NODE_ARGS), then the script (the bundle where the build has one). A bench measures the service as
+ * started.
+ */
 export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   let flags = '';
   if (launcher) {
