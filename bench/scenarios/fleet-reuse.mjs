@@ -353,16 +353,23 @@ async function fleetCounts(admin) {
   let forwarded = 0;
   let received = 0;
   let links = 0;
+  // `auto`'s choices at the end: origins a member sends direct, to their owner, and how often it changed one.
+  let direct = 0;
+  let toOwner = 0;
+  let routeChanges = 0;
   for (const w of st.workers ?? [{ body: st }]) {
     const f = w.body?.['(fleet)'];
     if (!f) continue;
     for (const o of Object.values(f.origins)) {
       forwarded += o.forwarded;
       received += o.received;
+      if (o.route === 'direct') direct++;
+      else if (o.route === 'owner') toOwner++;
+      routeChanges += o.routeChanges ?? 0;
     }
     for (const l of f.linkPools ?? []) links += l.connectionsOpened ?? 0;
   }
-  return { forwarded, received, linkConnections: links };
+  return { forwarded, received, linkConnections: links, direct, toOwner, routeChanges };
 }
 
 const originPortSet = new Set(originPorts);
@@ -646,6 +653,9 @@ async function run(kind) {
         forwarded: counts.reduce((n, c) => n + (c?.forwarded ?? 0), 0),
         received: counts.reduce((n, c) => n + (c?.received ?? 0), 0),
         linkConnections: counts.reduce((n, c) => n + (c?.linkConnections ?? 0), 0),
+        direct: counts.reduce((n, c) => n + (c?.direct ?? 0), 0),
+        toOwner: counts.reduce((n, c) => n + (c?.toOwner ?? 0), 0),
+        routeChanges: counts.reduce((n, c) => n + (c?.routeChanges ?? 0), 0),
       }
     : null;
   for (const x of ps) await stopChild(x.p, 5000);

@@ -106,6 +106,8 @@ class OriginRate {
   /** Requests per ms, smoothed. */
   rate = 0;
   direct = false;
+  /** How many times `auto` changed this origin's route (to direct or back to the owner): /stats `routeChanges`. */
+  changes = 0;
   /** The origin's idle period as its Keep-Alive hint sets it (noteIdle), ms; null: none told, the config's. */
   idleMs: number | null = null;
 
@@ -403,8 +405,12 @@ export class Fleet {
     let r = this.#rates.get(origin);
     if (r === undefined) this.#rates.set(origin, (r = new OriginRate(now)));
     const perIdle = r.tick(now) * (r.idleMs ?? idleTimeoutMs);
-    r.direct = r.direct ? perIdle >= AUTO_OWNER : perIdle >= AUTO_DIRECT;
-    return r.direct ? null : owner;
+    const direct = r.direct ? perIdle >= AUTO_OWNER : perIdle >= AUTO_DIRECT;
+    if (direct !== r.direct) {
+      r.direct = direct;
+      r.changes++;
+    }
+    return direct ? null : owner;
   }
 
   /**
@@ -467,6 +473,7 @@ export class Fleet {
         forwarded: this.forwarded.get(name) ?? 0,
         received: this.received.get(name) ?? 0,
         route: this.routeNow(name),
+        routeChanges: this.#rates.get(name)?.changes ?? 0,
       };
     return {
       self: this.self,

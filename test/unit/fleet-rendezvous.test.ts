@@ -100,9 +100,11 @@ describe('routes', () => {
       expect(a.slice(0, 9)).toEqual(Array(9).fill('w2'));
       expect(a.at(-1)).toBeNull();
       expect(plain.routeNow(o)).toBe('direct');
+      expect((plain.stats().origins as Record<string, { routeChanges: number }>)[o]?.routeChanges).toBe(1);
       // r·T = 0.002/ms × 5,000 = 10 < 32: the owner's pool keeps the origin warm, this member adds no connection.
       expect(routes(told)).toEqual(Array(14).fill('w2'));
       expect(told.routeNow(o)).toBe('owner');
+      expect((told.stats().origins as Record<string, { routeChanges: number }>)[o]?.routeChanges).toBe(0);
     } finally {
       vi.useRealTimers();
       await Promise.all([plain.close(), told.close()]);
