@@ -96,8 +96,16 @@ const BEAT_TIMEOUT_MS = 400;
 const BEAT_ABANDON_MS = 5000;
 /** A busy link (its answers prove it alive) still gets a heartbeat this often: its RTT and its member's weight. */
 const BEAT_REFRESH_MS = 5000;
-/** Requests counted over windows of this length, ms; the rate is an EWMA over them (half weight per window). */
+/**
+ * Requests counted over windows of this length, ms; the rate is an EWMA over them whose half-life is the origin's idle
+ * period T (at least one window, at most RATE_HALF_LIFE_MAX_MS): `auto` weighs r·T, the requests one idle period of a connection carries, so the
+ * rate is read over about that long. Over a few windows only, the rates of the origins near the rule's bounds (a
+ * dozen requests a window) cross them back and forth with the counts' own noise, each change to direct a connection
+ * where the member's last one had idled out (bench/RESULTS.md `fleet-reuse`, routeChanges).
+ */
 const RATE_WINDOW_MS = 5000;
+/** The longest half-life of that EWMA, ms: a load that moves is seen within a minute or two whatever T is. */
+const RATE_HALF_LIFE_MAX_MS = 60_000;
 
 /** Per origin at this member: its request rate and the route `auto` took last. */
 class OriginRate {
@@ -117,14 +125,15 @@ class OriginRate {
 
   /**
    * One request now; the smoothed rate after it: 0 until a first window closed (a member starts every origin on the
-   * owner route), then per closed window the window's rate, the older estimate halved for every window that passed.
+   * owner route), then per closed window the window's rate, the older estimate halved for every `halfLifeMs` that
+   * passed.
    */
-  tick(now: number): number {
+  tick(now: number, halfLifeMs: number): number {
     this.count++;
     const elapsed = now - this.windowAt;
     if (elapsed >= RATE_WINDOW_MS) {
       const r = this.count / elapsed;
-      const keep = 0.5 ** (elapsed / RATE_WINDOW_MS);
+      const keep = 0.5 ** (elapsed / Math.min(RATE_HALF_LIFE_MAX_MS, Math.max(RATE_WINDOW_MS, halfLifeMs)));
       this.rate = this.rate === 0 ? r : this.rate * keep + r * (1 - keep);
       this.count = 0;
       this.windowAt = now;
@@ -404,7 +413,8 @@ export class Fleet {
     const now = performance.now();
     let r = this.#rates.get(origin);
     if (r === undefined) this.#rates.set(origin, (r = new OriginRate(now)));
-    const perIdle = r.tick(now) * (r.idleMs ?? idleTimeoutMs);
+    const idle = r.idleMs ?? idleTimeoutMs;
+    const perIdle = r.tick(now, idle) * idle;
     const direct = r.direct ? perIdle >= AUTO_OWNER : perIdle >= AUTO_DIRECT;
     if (direct !== r.direct) {
       r.direct = direct;

@@ -111,6 +111,38 @@ describe('routes', () => {
     }
   });
 
+  it('auto: a rate inside the bounds keeps its route: the rate is read over about one idle period, not 5 s', async () => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+    const o = owned('w1');
+    // Poisson arrivals at r·T = 22 (between the bounds, 16 and 32) against a told idle period of 15 s, 10 minutes for
+    // each of 8 sequences (gaps from a fixed sin-based sequence). Averaged over 5 s (half weight per window) the rate
+    // crossed the bounds 25 times in all; over a half-life of T, 0 (a margin of 2 for the sequence's luck).
+    let changes = 0;
+    try {
+      for (let seq = 1; seq <= 8; seq++) {
+        const f = new Fleet('w1', table);
+        try {
+          f.routeFor(o, 'auto', 30_000);
+          f.noteIdle(o, 15_000);
+          const perMs = 22 / 15_000;
+          for (let i = 1, t = 0; t < 600_000; i++) {
+            const u = Math.abs((Math.sin(seq * 7919 + i) * 10_000) % 1);
+            const gap = Math.max(1, Math.round(-Math.log(1 - u) / perMs));
+            t += gap;
+            vi.advanceTimersByTime(gap);
+            f.routeFor(o, 'auto', 30_000);
+          }
+          changes += (f.stats().origins as Record<string, { routeChanges: number }>)[o]?.routeChanges ?? 0;
+        } finally {
+          await f.close();
+        }
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(changes).toBeLessThanOrEqual(2);
+  });
+
   it("a member's own weight (fleet.member.weight) is its share: weight 3 against 1 owns about three quarters", async () => {
     const f = new Fleet('w1', table, null, 3);
     try {
