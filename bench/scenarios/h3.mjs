@@ -334,8 +334,8 @@ console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c
 /**
  * Our h3 and h2 clients, each in its own process, at the same time on one CPU (the origin process on another), for
  * `rounds` rounds: a slow phase of the machine lands on both alike, which the sequential runs above (h3 h2 h2 h3)
- * cannot promise — their ratio moved 0.99–1.52 over five runs of one build. Each round's ratio of CPU per request
- * (h3 ÷ h2); null where the machine has one CPU (no core to pin them apart).
+ * cannot promise (how far their ratio moved between runs of one build: bench/RESULTS.md `h3`). Each round's ratio of
+ * CPU per request (h3 ÷ h2); null where the machine has one CPU (no core to pin them apart).
  */
 async function pairedSolo(serverPid, ports, rounds, warmupMs, windowMs) {
   const cpus = os.cpus().length;
@@ -362,6 +362,13 @@ async function pairedSolo(serverPid, ports, rounds, warmupMs, windowMs) {
   }
   spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(serverPid)], { stdio: 'ignore' });
   return out;
+}
+
+/** The paired rounds in one line: each round's h3 ÷ h2 CPU ratio, their median, the median µs of each client. */
+function pairedLine(paired) {
+  const med = (f) => pct(paired.map(f), 50);
+  const ratios = paired.map((r) => r.ratio.toFixed(2)).join(', ');
+  return `paired, both in their own processes at the same time on one CPU (${paired.length} rounds): h3 ÷ h2 CPU/request ${ratios}; median **${med((r) => r.ratio).toFixed(2)}** (h3 ${med((r) => r.h3).toFixed(0)} µs, h2 ${med((r) => r.h2).toFixed(0)} µs)`;
 }
 
 async function main() {
@@ -489,19 +496,7 @@ async function main() {
         ? []
         : paired.error
           ? [`paired h3 ÷ h2: ${paired.error.split('\n')[0]}`, '']
-          : [
-              `paired, both in their own processes at the same time on one CPU (${paired.length} rounds): h3 ÷ h2 CPU/request ${paired.map((r) => r.ratio.toFixed(2)).join(', ')}; median **${pct(
-                paired.map((r) => r.ratio),
-                50,
-              ).toFixed(2)}** (h3 ${pct(
-                paired.map((r) => r.h3),
-                50,
-              ).toFixed(0)} µs, h2 ${pct(
-                paired.map((r) => r.h2),
-                50,
-              ).toFixed(0)} µs)`,
-              '',
-            ]),
+          : [pairedLine(paired), '']),
       `resumed h3 ${first.flags.h3Resumed}/${o.first}, 0-RTT accepted ${first.flags.h3Early}/${o.first}, resumed h2 ${first.flags.h2Resumed}/${o.first}; run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     ];
     console.log(lines.join('\n'));

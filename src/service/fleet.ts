@@ -98,10 +98,10 @@ const BEAT_ABANDON_MS = 5000;
 const BEAT_REFRESH_MS = 5000;
 /**
  * Requests counted over windows of this length, ms; the rate is an EWMA over them whose half-life is the origin's idle
- * period T (at least one window, at most RATE_HALF_LIFE_MAX_MS): `auto` weighs r·T, the requests one idle period of a connection carries, so the
- * rate is read over about that long. Over a few windows only, the rates of the origins near the rule's bounds (a
- * dozen requests a window) cross them back and forth with the counts' own noise, each change to direct a connection
- * where the member's last one had idled out (bench/RESULTS.md `fleet-reuse`, routeChanges).
+ * period T (at least one window, at most RATE_HALF_LIFE_MAX_MS): `auto` weighs r·T, the requests one idle period of a
+ * connection carries, so the rate is read over about that long. Over a few windows only, the rates of the origins
+ * near the rule's bounds (a dozen requests a window) cross them back and forth with the counts' own noise, each change
+ * to direct a connection where the member's last one had idled out (bench/RESULTS.md `fleet-reuse`, routeChanges).
  */
 const RATE_WINDOW_MS = 5000;
 /** The longest half-life of that EWMA, ms: a load that moves is seen within a minute or two whatever T is. */
