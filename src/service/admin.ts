@@ -14,6 +14,8 @@ import { hostOnly } from './router.js';
 /** What /metrics reads: a service's Metrics, or a cluster primary's aggregate of its workers. */
 export interface MetricsSource {
   registry: { metrics(): Promise<string>; readonly contentType: string };
+  /** Before a scrape: what starts only once someone scrapes (a service's process series). */
+  prepare?(): Promise<void>;
 }
 
 export interface AdminHooks {
@@ -74,6 +76,7 @@ export async function startAdmin(
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
       if (path === '/metrics') {
         try {
+          await hooks.metrics.prepare?.();
           return send(200, hooks.metrics.registry.contentType, await hooks.metrics.registry.metrics());
         } catch (e) {
           return send(500, 'text/plain', `metrics failed: ${(e as Error).message}\n`);

@@ -158,10 +158,8 @@ export async function runWorker(file: string, slot: number): Promise<number> {
         if (strikeAnswers.delete(id)) resolve(false);
       }, 200).unref();
     });
-  // The primary's admin listener scrapes this worker: its process series are needed from the start.
   const svc = await Service.start(config, {
     logger: log,
-    processMetrics: raw.admin !== null,
     fleetMember: { name: `w${slot}`, socketPath: memberSocket },
     ...(workerH3Steer() ? { earlyDataRecord: askPrimary } : {}),
   });
@@ -194,8 +192,8 @@ export async function runWorker(file: string, slot: number): Promise<number> {
     };
     const answer = async (id: number, what: 'metrics' | 'stats'): Promise<void> => {
       try {
-        // An admin listener added by a reload: the process series start with the first scrape.
-        if (what === 'metrics') svc.metrics.enableProcessSeries();
+        // The primary was scraped: this worker's process series start with the first such ask (Metrics.prepare).
+        if (what === 'metrics') await svc.metrics.prepare();
         const body =
           what === 'metrics'
             ? [...(await svc.metrics.registry.getMetricsAsJSON()), ...(await own.registry.getMetricsAsJSON())]

@@ -99,6 +99,12 @@ interface FrontCount {
   n: number;
 }
 
+/**
+ * How long the first scrape waits after starting the process series: prom-client's event-loop monitor samples every
+ * 10 ms, and with no sample yet its histogram reads a minimum of 2^63 ns and a mean of NaN.
+ */
+const FIRST_SAMPLES_MS = 50;
+
 export class Metrics {
   readonly registry = new Registry();
   #live: () => Iterable<Upstream>;
@@ -132,23 +138,26 @@ export class Metrics {
   readonly #handshakes: Counter<string>;
   readonly #ttfb: FastHistogram;
 
-  #processSeries = false;
+  #processSeries: Promise<void> | null = null;
 
   /**
    * The process's own series (prom-client's defaults): CPU, RSS, heap, event-loop lag, open fds, active
-   * handles — what a soak or an operator watches for leaks. Only once something can scrape them (an admin
-   * listener, or a cluster primary asking a worker): they keep an event-loop-delay timer waking the process
-   * every 10 ms and a callback per garbage collection, which a service nobody scrapes should not pay.
-   * Idempotent; they stay once started.
+   * handles — what a soak or an operator watches for leaks. Started by the first scrape (of the admin listener's
+   * /metrics, or a cluster primary's asking a worker), not before: they keep an event-loop-delay timer waking the
+   * process every 10 ms and a callback per garbage collection, which a service nobody scrapes should not pay — and
+   * the admin listener is there by default. Resolves once the timer has taken a few samples (FIRST_SAMPLES_MS), so
+   * the first scrape's `nodejs_eventloop_lag_*` describe something; at once after that. They stay once started.
    */
-  enableProcessSeries(): void {
-    if (this.#processSeries) return;
-    this.#processSeries = true;
-    collectDefaultMetrics({ register: this.registry });
+  prepare(): Promise<void> {
+    if (this.#processSeries === null) {
+      collectDefaultMetrics({ register: this.registry });
+      this.#processSeries = new Promise((resolve) => setTimeout(resolve, FIRST_SAMPLES_MS));
+    }
+    return this.#processSeries;
   }
 
   get processSeries(): boolean {
-    return this.#processSeries;
+    return this.#processSeries !== null;
   }
 
   constructor(live: () => Iterable<Upstream>) {

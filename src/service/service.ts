@@ -42,10 +42,6 @@ export interface ServiceOptions {
   logDestination?: DestinationStream;
   logger?: Logger;
   /**
-   * Collect the process's own metric series even without an admin listener (a cluster worker whose primary has one).
-   */
-  processMetrics?: boolean;
-  /**
    * This process is the fleet member of this name (a worker of `serve --workers`: docs/fleet.md): it binds a member
    * listener on the unix socket `socketPath`, and takes part once given the member table (setFleet).
    */
@@ -136,7 +132,6 @@ export class Service {
         );
         s.#memberSocket = o.fleetMember.socketPath;
       }
-      if (config.admin || o.processMetrics) s.metrics.enableProcessSeries();
       if (config.admin)
         s.#admin = await startAdmin(config.admin.host, config.admin.port, {
           metrics: s.metrics,
@@ -569,7 +564,6 @@ export class Service {
     this.log.level = config.logging.level;
     const was = prev.config.admin;
     const now = config.admin;
-    if (now) this.metrics.enableProcessSeries();
     if (was?.host !== now?.host || was?.port !== now?.port) {
       this.#admin = await moveAdmin(
         this.#admin,

@@ -133,6 +133,18 @@ routes:
     odd?.close();
   });
 
+  it('an admin listener nobody scraped starts no process series (no 10 ms timer); the first scrape starts them, sampled', async () => {
+    expect(svc.metrics.processSeries).toBe(false);
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(svc.metrics.processSeries).toBe(true);
+    // The event-loop monitor had samples before the first scrape read it: no 2^63 ns minimum, no NaN mean.
+    const min = Number(/^nodejs_eventloop_lag_min_seconds (\S+)$/m.exec(text)?.[1]);
+    const mean = Number(/^nodejs_eventloop_lag_mean_seconds (\S+)$/m.exec(text)?.[1]);
+    expect(min).toBeGreaterThan(0);
+    expect(min).toBeLessThan(1);
+    expect(Number.isFinite(mean)).toBe(true);
+  });
+
   it('curl over h1 and h2 (TLS), h1 cleartext and h2c reaches nginx and gets the file', async () => {
     const cases: Array<[string, string[], string]> = [
       ['tls h1', ['--http1.1', `https://localhost:${tls}/index.html`], '1.1'],
@@ -388,7 +400,7 @@ routes:
     ).toBe(1);
     expect(metric(text, 'originlink_upstream_facts_info', { origin: 'ng-load', alpn: 'h2' })).toBe(1);
     expect(metric(text, 'originlink_upstream_choice', { origin: 'strict', transport: 'tcp' })).toBe(1); // auto: the selector's choice and reason
-    // With an admin listener, the process's own series too (metrics.ts enableProcessSeries).
+    // Scraped: the process's own series too (metrics.ts prepare).
     expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
     const health = await fetch(`http://127.0.0.1:${admin}/healthz`);

@@ -117,7 +117,7 @@ describe('serve --workers 2 (node:cluster)', () => {
     // The service's own counters, summed over the workers.
     expect(m.get('originlink_front_requests_total{listener="plain",protocol="1.1",status="200"}')).toBe(20);
     expect(m.get('originlink_workers{state="ready"}')).toBe(2);
-    // The workers' process series reach the primary's /metrics (they collect them: the primary has an admin listener).
+    // The workers' process series reach the primary's /metrics (its scrape asked them: they start then).
     expect([...m.keys()].some((k) => k.startsWith('nodejs_eventloop_lag_seconds'))).toBe(true);
     expect(await get(admin, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
     // /stats: each worker's pools (per origin name, a list of PoolStats).
