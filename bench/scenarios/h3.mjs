@@ -239,33 +239,25 @@ async function solo(port, o, protocol = 'h3') {
   const first = now();
   await get('/s');
   const firstMs = now() - first;
-  if (o.windowMs) {
-    // Paired (pairedSolo): warm up and measure for set times, so that two clients started together measure the same
-    // seconds of this machine; CPU per request over the requests that window held.
-    const start = now();
-    while (now() - start < o.warmupMs) await get('/s');
-    const warm = [];
-    const c0 = process.cpuUsage();
-    const from = now();
-    while (now() - from < o.windowMs) {
-      const t = now();
-      await get('/s');
-      warm.push(now() - t);
-    }
-    const c = process.cpuUsage(c0);
-    await agent.close();
-    console.log(`RESULT ${JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c.system) / warm.length })}`);
-    return;
-  }
-  for (let i = 0; i < o.warmup; i++) await get('/s');
+  // Paired (pairedSolo): warm-up and measurement for set times, so that two clients started together measure the same
+  // seconds of this machine; otherwise for set counts, as Bun's script does.
+  const timed = Boolean(o.windowMs);
+  const start = now();
+  for (let i = 0; timed ? now() - start < o.warmupMs : i < o.warmup; i++) await get('/s');
   const warm = [];
   const c0 = process.cpuUsage();
-  for (let i = 0; i < o.warm; i++) {
+  const from = now();
+  for (let i = 0; timed ? now() - from < o.windowMs : i < o.warm; i++) {
     const t = now();
     await get('/s');
     warm.push(now() - t);
   }
   const c = process.cpuUsage(c0);
+  if (timed) {
+    await agent.close();
+    console.log(`RESULT ${JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c.system) / warm.length })}`);
+    return;
+  }
   for (let i = 0; i < o.concWarmup; i++) await Promise.all(Array.from({ length: 100 }, () => get('/s')));
   const conc = [];
   for (let i = 0; i < o.rounds; i++) {
