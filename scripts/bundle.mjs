@@ -28,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { compileCached, LOADER_IMPORTS, LOADER_IO } from './code-cache.mjs';
+import { lazyBuiltins } from './lazy-builtins.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -64,8 +65,11 @@ async function cachedBundle(entry, stub, cjs, packages = 'external') {
     define: { 'import.meta.url': '__bundleUrl' },
     banner: { js: 'var __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   });
-  if (/[^\x00-\x7f]/.test(readFileSync(join(out, `${cjs}.cjs`), 'latin1')))
-    throw new Error(`bundle: ${cjs}.cjs is not ASCII`);
+  // Node's built-ins that a request needs and an import does not (tls, crypto…) load at their first use.
+  const file = join(out, `${cjs}.cjs`);
+  const source = lazyBuiltins(readFileSync(file, 'latin1'));
+  if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${cjs}.cjs is not ASCII`);
+  writeFileSync(file, source, 'latin1');
   const text = `// Made by scripts/bundle.mjs: ${cjs}.cjs compiled through V8's code cache (${cjs}.cache), its names re-exported.
 ${LOADER_IMPORTS}
 ${compileCached.toString()}

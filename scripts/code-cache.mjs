@@ -7,11 +7,15 @@
 // and the requests it made. V8 takes a cache only for the same source, V8 version and V8 flags, so the training run
 // is started with the flags the bundle runs under; anywhere else V8 compiles as usual.
 
-/** What compileCached uses, as a stub imports it. */
-export const LOADER_IMPORTS = `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { Script } from 'node:vm';`;
+/**
+ * What compileCached uses, as a stub takes it: one ES module import, the rest through `require` — an ES module's
+ * import of a built-in makes Node build a module facade of all its exports (bench/RESULTS.md `startup`).
+ */
+export const LOADER_IMPORTS = `import { createRequire } from 'node:module';
+const requireBuiltin = createRequire(import.meta.url);
+const { readFileSync, renameSync, writeFileSync } = requireBuiltin('node:fs');
+const { fileURLToPath } = requireBuiltin('node:url');
+const { Script } = requireBuiltin('node:vm');`;
 /** The `io` argument of compileCached, in a stub that has LOADER_IMPORTS. */
 export const LOADER_IO =
   '{ readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env }';

@@ -11,7 +11,10 @@
 // reads and parses that file's certificates before any script runs, ~140 of them twice for a system bundle
 // (/etc/ssl/certs/ca-certificates.crt, which some machines set it to): ~60 ms of every start, `node -e 0`'s as much
 // as ours — the ratios below would then measure that file more than the package.
-// Knobs: BENCH_RUNS, BENCH_DIST, BENCH_KEEP_NODE_ENV.
+// BENCH_ANCHOR_DIST (another build's dist/, e.g. a worktree of the commit before): its import, `--version`, `fetch`
+// and first h3 request interleaved with this build's, rows marked "(anchor)" — a start-up change judged in one run,
+// not against a run minutes apart on a machine that drifts.
+// Knobs: BENCH_RUNS, BENCH_DIST, BENCH_ANCHOR_DIST, BENCH_KEEP_NODE_ENV.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -23,14 +26,17 @@ import { alive, commandArgv, freePort, serviceArgv, stopChild, waitPort } from '
 import { ResultWriter } from '../lib/results.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const ANCHOR_DIST = process.env.BENCH_ANCHOR_DIST ?? null;
 const extraCa = process.env.NODE_EXTRA_CA_CERTS;
 if (process.env.BENCH_KEEP_NODE_ENV !== '1') delete process.env.NODE_EXTRA_CA_CERTS;
 const port = await freePort();
 const url = `http://127.0.0.1:${port}/`;
 const bundled = existsSync(join(DIST, 'bundle', 'index.js'));
+/** The package's entry in `dist`: the bundle where the build has one. */
+const indexOf = (dist) => join(dist, existsSync(join(dist, 'bundle', 'index.js')) ? 'bundle' : '', 'index.js');
 // The command as bin/originlink runs it: its node flags, then the bundle where the build has one.
 const cli = commandArgv(DIST);
-const index = join(DIST, bundled ? 'bundle' : '', 'index.js');
+const index = indexOf(DIST);
 // The origin in a child of its own: spawnSync blocks this process's loop.
 const origin = spawn(
   process.execPath,
@@ -57,6 +63,17 @@ if (bundled)
       [process.execPath, join(DIST, 'cli', 'main.js'), 'fetch', '-s', '-o', '/dev/null', url],
     ],
   );
+if (ANCHOR_DIST !== null) {
+  const anchorCli = commandArgv(ANCHOR_DIST);
+  cases.push(
+    [
+      'import the package (anchor)',
+      [process.execPath, '--input-type=module', '-e', `await import(${JSON.stringify(indexOf(ANCHOR_DIST))})`],
+    ],
+    ['originlink --version (anchor)', [...anchorCli, '--version']],
+    ['originlink fetch (local h1) (anchor)', [...anchorCli, 'fetch', '-s', '-o', '/dev/null', url]],
+  );
+}
 const times = new Map(cases.map(([name]) => [name, []]));
 
 // `originlink serve` from its spawn to its first response: the service as its launcher starts it (serviceArgv), one
@@ -131,25 +148,29 @@ const h3Origin = spawn(
   { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_DIST: DIST } },
 );
 const firstH3 = [];
+const anchorFirstH3 = [];
 try {
   await new Promise((resolve, reject) => {
     h3Origin.stdout.on('data', (d) => String(d).includes('"ready"') && resolve());
     h3Origin.once('exit', (c) => reject(new Error(`h3 origin exited ${c}`)));
     setTimeout(() => reject(new Error('h3 origin not ready in 15 s')), 15_000).unref();
   });
+  const runs = [[index, firstH3], ...(ANCHOR_DIST === null ? [] : [[indexOf(ANCHOR_DIST), anchorFirstH3]])];
   for (let i = 0; i < RUNS; i++) {
-    const r = spawnSync(
-      process.execPath,
-      [
-        join(import.meta.dirname, '..', 'lib', 'first-h3-client.mjs'),
-        index,
-        `https://127.0.0.1:${h3Port}/small`,
-        certs.caPath,
-      ],
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) throw new Error(`first h3 request exited ${r.status}: ${r.stderr.slice(0, 300)}`);
-    firstH3.push(JSON.parse(r.stdout.trim().split('\n').pop()));
+    for (const [entry, into] of runs) {
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(import.meta.dirname, '..', 'lib', 'first-h3-client.mjs'),
+          entry,
+          `https://127.0.0.1:${h3Port}/small`,
+          certs.caPath,
+        ],
+        { encoding: 'utf8' },
+      );
+      if (r.status !== 0) throw new Error(`first h3 request exited ${r.status}: ${r.stderr.slice(0, 300)}`);
+      into.push(JSON.parse(r.stdout.trim().split('\n').pop()));
+    }
   }
 } finally {
   h3Origin.kill();
@@ -169,16 +190,21 @@ const rows = [...cases.map(([name]) => name), SERVE].map((name) => {
   console.log(`| ${name} | ${m.toFixed(0)} | ${(m / floor).toFixed(2)} |`);
   return { name, ms: m, ratio: m / floor };
 });
-const h3 = {
-  importMs: med(firstH3.map((x) => x.importMs)),
-  firstMs: med(firstH3.map((x) => x.firstMs)),
-  secondMs: med(firstH3.map((x) => x.secondMs)),
-  // Per run: the first response from the process's start against the import + 1.5 × the second request.
-  goalRatio: med(firstH3.map((x) => (x.importMs + x.firstMs) / (x.importMs + 1.5 * x.secondMs))),
-};
+function firstH3Line(label, runs) {
+  const h3 = {
+    importMs: med(runs.map((x) => x.importMs)),
+    firstMs: med(runs.map((x) => x.firstMs)),
+    secondMs: med(runs.map((x) => x.secondMs)),
+    // Per run: the first response from the process's start against the import + 1.5 × the second request.
+    goalRatio: med(runs.map((x) => (x.importMs + x.firstMs) / (x.importMs + 1.5 * x.secondMs))),
+  };
+  console.log(
+    `\nFirst h3 request of a fresh process${label} (median of ${RUNS}): import ${h3.importMs.toFixed(0)} ms, first request ${h3.firstMs.toFixed(1)} ms, a second Agent's ${h3.secondMs.toFixed(1)} ms; (import + first) ÷ (import + 1.5 × second) = ${h3.goalRatio.toFixed(2)} (goal ≤ 1)`,
+  );
+  return h3;
+}
+const h3 = firstH3Line('', firstH3);
+const anchorH3 = ANCHOR_DIST === null ? undefined : firstH3Line(` (anchor, ${ANCHOR_DIST})`, anchorFirstH3);
 console.log(
-  `\nFirst h3 request of a fresh process (median of ${RUNS}): import ${h3.importMs.toFixed(0)} ms, first request ${h3.firstMs.toFixed(1)} ms, a second Agent's ${h3.secondMs.toFixed(1)} ms; (import + first) ÷ (import + 1.5 × second) = ${h3.goalRatio.toFixed(2)} (goal ≤ 1)`,
-);
-console.log(
-  `\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, bundled, nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null, rows, firstH3: h3 })}`,
+  `\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, anchorDist: ANCHOR_DIST ?? undefined, bundled, nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null, rows, firstH3: h3, anchorFirstH3: anchorH3 })}`,
 );

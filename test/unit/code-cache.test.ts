@@ -10,6 +10,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commandArgv } from '../../bench/lib/host.mjs';
+import { LAZY_BUILTINS } from '../../scripts/lazy-builtins.mjs';
 import { buildIfStale, ROOT } from '../helpers/build.js';
 
 const BUNDLE = join(ROOT, 'dist', 'bundle');
@@ -51,6 +52,19 @@ describe('the bundles through the code cache', () => {
     // training runs' requests are what a first request needs.
     expect(statSync(join(BUNDLE, 'library.cache')).size).toBeGreaterThan(400_000);
     expect(statSync(join(BUNDLE, 'commands.cache')).size).toBeGreaterThan(800_000);
+  });
+
+  it('the import loads none of the built-ins only a request needs (scripts/lazy-builtins.mjs)', () => {
+    const loaded: string[] = JSON.parse(
+      fresh(
+        [],
+        `const before = new Set(process.moduleLoadList);
+        await import(${JSON.stringify(join(BUNDLE, 'index.js'))});
+        console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));`,
+      ),
+    );
+    expect(loaded.length).toBeGreaterThan(0);
+    for (const id of LAZY_BUILTINS) expect(loaded).not.toContain(`NativeModule ${id.slice('node:'.length)}`);
   });
 
   it('the package exports what src/index.ts does', () => {
