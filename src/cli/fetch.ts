@@ -3,7 +3,7 @@
  * read on the real clock here (performance.now() around each step), not the Agent's once-per-turn reading.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { close, openSync, write as writeFd } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import type { AgentOptions } from '../agent/options.js';
 import type { OriginResponse } from '../agent/response.js';
@@ -24,7 +24,8 @@ interface One {
   protocol: string;
   status: number;
   bytes: number;
-  sha256: string;
+  /** The body's SHA-256, in hex: for --json only (the hash is the one use of node:crypto a fetch over http has). */
+  sha256: string | null;
   connectMs: number;
   ttfbMs: number;
   totalMs: number;
@@ -97,17 +98,17 @@ export async function runFetch(argv: string[]): Promise<number> {
   if (plan.egress.dnsServers.length > 0) agentOpts.dns = { servers: plan.egress.dnsServers };
   const agent = new Agent(agentOpts);
   const t0 = performance.now();
-  let sink: NodeJS.WritableStream | null = null;
+  let sink: Sink | null = null;
   try {
     if (plan.output !== null) sink = fileSink(plan.output);
-    else if (!plan.json && plan.repeat === 1) sink = process.stdout;
+    else if (!plan.json && plan.repeat === 1) sink = streamSink(process.stdout);
     if (plan.repeat === 1) return await single(agent, plan, sink, t0, say);
     return await repeated(agent, plan, sink, say);
   } catch (e) {
     if (!(e instanceof CliExit)) throw e;
     return failed(plan, e.exitCode, e.message, null, t0);
   } finally {
-    if (sink && sink !== process.stdout) await new Promise<void>((r) => (sink as WriteStream).end(r));
+    await sink?.close();
     agent.destroy();
     // Sessions are saved as connections close; one turn later the stores give back what they own and flush.
     await new Promise((r) => setImmediate(r));
@@ -115,15 +116,64 @@ export async function runFetch(argv: string[]): Promise<number> {
   }
 }
 
-/** -o FILE, opened now: a file that cannot be written is exit 23 before anything is sent. */
-function fileSink(path: string): WriteStream {
+/** Where the head (-i, -I) and the body go: stdout, or the file of -o. A write that fails is exit 23 (curl's). */
+interface Sink {
+  write(data: string | Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+function writeError(e: Error): CliExit {
+  return new CliExit(23, `cannot write the body: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+}
+
+/**
+ * -o FILE, opened now: a file that cannot be written is exit 23 before anything is sent. Written through its
+ * descriptor: a WriteStream would load Node's file streams for one file (bench/RESULTS.md `startup`).
+ */
+function fileSink(path: string): Sink {
   let fd: number;
   try {
     fd = openSync(path, 'w');
   } catch (e) {
     throw new CliExit(23, `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return createWriteStream(path, { fd });
+  const writeAll = (buf: Buffer, from: number, done: (e: Error | null) => void): void =>
+    writeFd(fd, buf, from, buf.length - from, null, (e, n) => {
+      if (e) done(e);
+      else if (from + n < buf.length) writeAll(buf, from + n, done);
+      else done(null);
+    });
+  return {
+    write: (data) =>
+      new Promise((resolve, reject) =>
+        writeAll(typeof data === 'string' ? Buffer.from(data) : data, 0, (e) =>
+          e ? reject(writeError(e)) : resolve(),
+        ),
+      ),
+    close: () => new Promise((resolve) => close(fd, () => resolve())),
+  };
+}
+
+/** A stream (stdout) as a sink: a write waits for 'drain' when the stream asks it to. */
+function streamSink(stream: NodeJS.WritableStream): Sink {
+  return {
+    async write(data) {
+      if (stream.write(data)) return;
+      await new Promise<void>((r, j) => {
+        const onErr = (e: Error): void => {
+          stream.removeListener('drain', onDrain);
+          j(writeError(e));
+        };
+        const onDrain = (): void => {
+          stream.removeListener('error', onErr);
+          r();
+        };
+        stream.once('drain', onDrain);
+        stream.once('error', onErr);
+      });
+    },
+    close: async () => {},
+  };
 }
 
 /** The one-line error curl prints (unless -s), --json's error object, -w's output; the exit code. */
@@ -173,7 +223,7 @@ function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkE
 async function single(
   agent: Agent,
   plan: FetchPlan,
-  sink: NodeJS.WritableStream | null,
+  sink: Sink | null,
   t0: number,
   say: (l: string) => void,
 ): Promise<number> {
@@ -221,7 +271,7 @@ async function single(
 async function transfer(
   agent: Agent,
   plan: FetchPlan,
-  sink: NodeJS.WritableStream | null,
+  sink: Sink | null,
   t0: number,
   verbose: ((l: string) => void) | null,
 ): Promise<{ one: One; res: OriginResponse }> {
@@ -276,14 +326,14 @@ async function transfer(
   if (verbose) tellResponse(verbose, res, tHead - t0);
   // -f: an error status writes no body (curl's --fail).
   const quiet = plan.fail && res.status >= 400;
-  if (sink && (plan.include || plan.head) && !quiet) await write(sink, headText(res));
-  const hash = createHash('sha256');
+  if (sink && (plan.include || plan.head) && !quiet) await sink.write(headText(res));
+  const hash = plan.json ? createHash('sha256') : null;
   let bytes = 0;
   try {
     for await (const chunk of res.body) {
-      hash.update(chunk as Buffer);
+      hash?.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;
-      if (sink && !quiet && !plan.head) await write(sink, chunk as Buffer);
+      if (sink && !quiet && !plan.head) await sink.write(chunk as Buffer);
     }
   } catch (e) {
     timedOut(e);
@@ -301,7 +351,7 @@ async function transfer(
       protocol: res.protocol,
       status: res.status,
       bytes,
-      sha256: hash.digest('hex'),
+      sha256: hash?.digest('hex') ?? null,
       connectMs: res.reused ? 0 : round(f.connectMs + f.tlsMs),
       ttfbMs: round(tHead - t0),
       totalMs: round(end - t0),
@@ -330,33 +380,12 @@ function headText(res: OriginResponse): string {
   return `${s}\r\n`;
 }
 
-async function write(sink: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
-  if (sink.write(data)) return;
-  await new Promise<void>((r, j) => {
-    const onErr = (e: Error): void => {
-      sink.removeListener('drain', onDrain);
-      j(new CliExit(23, `cannot write the body: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-    };
-    const onDrain = (): void => {
-      sink.removeListener('error', onErr);
-      r();
-    };
-    sink.once('drain', onDrain);
-    sink.once('error', onErr);
-  });
-}
-
 function schemeOf(url: string): string {
   return url.slice(0, Math.max(0, url.indexOf(':'))).toLowerCase();
 }
 
 /** --repeat N: the requests, C at a time, and one summary (the exit code of the first failure, if any). */
-async function repeated(
-  agent: Agent,
-  plan: FetchPlan,
-  sink: NodeJS.WritableStream | null,
-  say: (l: string) => void,
-): Promise<number> {
+async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (l: string) => void): Promise<number> {
   const results: One[] = [];
   const errors: Record<string, number> = {};
   let firstFailure: OriginlinkError | null = null;

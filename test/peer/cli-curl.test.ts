@@ -8,6 +8,7 @@
  * no resolver reachable), for both programs; every other peer is on loopback. Runs the built CLI (dist/).
  */
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -19,6 +20,8 @@ import { makeCerts, makeLeaf } from '../helpers/certs.js';
 import { CLOSED_PORT } from '../helpers/ports.js';
 import { buildIfStale, CLI } from '../helpers/build.js';
 
+/** A body larger than one read of it: several writes to -o's file. */
+const BIG = randomBytes(700 * 1024);
 const certs = makeCerts();
 const stranger = makeCerts({ fresh: true });
 const edge = makeLeaf(certs, 'cli-edge', ['edge.test'], 'clientAuth');
@@ -71,6 +74,10 @@ beforeAll(async () => {
       if (req.url === '/ok') {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('ok\n');
+        return;
+      }
+      if (req.url === '/big') {
+        res.end(BIG);
         return;
       }
       if (req.url === '/never') return; // no answer: --max-time
@@ -209,6 +216,30 @@ describe('curl flags and --json on failure', () => {
     const head = await run([process.execPath, CLI, 'fetch', '-I', `http://127.0.0.1:${port['plain']}/ok`]);
     expect(head.code).toBe(0);
     expect(head.stdout).toMatch(/^HTTP\/1\.1 200\r\ncontent-type: text\/plain\r\n[\s\S]*\r\n\r\n$/);
+  });
+
+  it('-o FILE holds the body as curl writes it, a full device exits 23 as curl does; --json gives its SHA-256', async () => {
+    const url = `http://127.0.0.1:${port['plain']}/big`;
+    const [c, o] = await Promise.all([
+      run(['curl', '-sS', '-o', join(dir, 'big-curl'), url]),
+      run([process.execPath, CLI, 'fetch', '-sS', '-o', join(dir, 'big-ours'), url]),
+    ]);
+    expect([c.code, o.code], o.stderr).toEqual([0, 0]);
+    expect(readFileSync(join(dir, 'big-ours')).equals(BIG)).toBe(true);
+    expect(readFileSync(join(dir, 'big-curl')).equals(BIG)).toBe(true);
+    // A file that takes no byte: curl's 23, ENOSPC named.
+    const [cf, of] = await Promise.all([
+      run(['curl', '-sS', '-o', '/dev/full', url]),
+      run([process.execPath, CLI, 'fetch', '-sS', '-o', '/dev/full', url]),
+    ]);
+    expect([cf.code, of.code], cf.stderr).toEqual([23, 23]);
+    expect(of.stderr).toMatch(/^originlink: \(23\) cannot write the body: ENOSPC\n$/);
+    const j = await run([process.execPath, CLI, 'fetch', '--json', url]);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      status: 200,
+      bytes: BIG.length,
+      sha256: createHash('sha256').update(BIG).digest('hex'),
+    });
   });
 
   it('--version, and the exit codes in --help', async () => {
