@@ -3,7 +3,7 @@
  * into an empty project (what installing from the registry does — no
  * `prepare`, only the `install` script). Both native addons must be built
  * and loaded there (`originlink info --json` from the installed package),
- * the module must import, and its CLI must fetch.
+ * the module must import (and be required from CommonJS), and its CLI must fetch.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
@@ -88,7 +88,7 @@ describe('npm pack → npm install of the tarball in an empty project', () => {
   });
 
   // The origin runs in this process: the children run asynchronously so it can answer.
-  it('the module imports and its Agent and CLI reach an origin', async () => {
+  it('the module imports, is required from CommonJS, and its Agent and CLI reach an origin', async () => {
     const run = promisify(execFile);
     const port = (server.address() as AddressInfo).port;
     const script = `import { Agent } from 'originlink';
@@ -101,6 +101,18 @@ describe('npm pack → npm install of the tarball in an empty project', () => {
         await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' })
       ).stdout.trim(),
     ).toBe('200 hello from a local origin');
+    // A CommonJS project requires it (Node ≥ 20.19 loads an ES module without top-level await through require): the
+    // same module instance as an import, so one process never holds two copies of the pools.
+    const cjs = `const { Agent } = require('originlink');
+      import('originlink').then(async (m) => {
+        const a = new Agent();
+        const r = await a.request({ url: 'http://127.0.0.1:${port}/' });
+        console.log(m.Agent === Agent, r.status);
+        await a.close();
+      });`;
+    const required = await run(process.execPath, ['-e', cjs], { cwd: app, encoding: 'utf8' });
+    expect(required.stdout.trim()).toBe('true 200');
+    expect(required.stderr).toBe('');
     const cli = JSON.parse(
       (
         await run(join(app, 'node_modules', '.bin', 'originlink'), ['fetch', `http://127.0.0.1:${port}/`, '--json'], {
