@@ -140,6 +140,17 @@ export class Agent {
     return this.#checkOn(typeof origin === 'string' ? new URL(origin) : origin, path, headers, signal, null);
   }
 
+  /**
+   * A PING on a ready connection of `origin`'s pool (Pool.ping): its round trip in ms; null when the pool has no
+   * connection that takes one (then `check` dials). The fleet's heartbeats on an idle member link.
+   */
+  ping(origin: string | URL, timeoutMs: number): Promise<number> | null {
+    const url = typeof origin === 'string' ? new URL(origin) : origin;
+    return this.#registry
+      .find(url, undefined, this.#dialer.proxied ? this.#dialer.pickProxy(url) : null, true)
+      .pool.ping(timeoutMs);
+  }
+
   #checkOn(
     url: URL,
     path: string,

@@ -236,6 +236,20 @@ export class Pool implements TickMember {
     return this.#checks.request(req);
   }
 
+  /**
+   * A PING (RFC 9113 §6.7, RFC 9000 §19.2) on one of this pool's ready connections that has PING: its round trip in
+   * ms, or a rejection (no answer within `timeoutMs`, the connection lost). null when the pool has no such
+   * connection: the caller asks another way (a request dials). The connection stays whatever the answer: the caller
+   * judges the peer, the pool's own health PINGs judge the connection.
+   */
+  ping(timeoutMs: number): Promise<number> | null {
+    for (const e of this.#entries.values()) {
+      const c = e.conn;
+      if (c.ping !== undefined && c.state === 'ready' && c.isUsable()) return c.ping(timeoutMs);
+    }
+    return null;
+  }
+
   /** Protocol of this pool's connections, once the first one is established. */
   get protocol(): Protocol | null {
     return this.#protocol;

@@ -85,10 +85,12 @@ export const AUTO_OWNER = 16;
 const LINK_TIMEOUT_MS = 3_600_000 + 60_000;
 /**
  * Heartbeats (docs/fleet.md, "Liveness"): every BEAT_TICK_MS each link that carried no answer for BEAT_IDLE_MS gets a
- * heartbeat request; a member whose heartbeat fails (refused, reset) is out of this member's hash at once, one whose
+ * heartbeat; a member whose heartbeat fails (refused, reset) is out of this member's hash at once, one whose
  * heartbeat is unanswered for BEAT_TIMEOUT_MS too (a hung process): so a member that dies or hangs is out within
  * ~1 s whether or not requests go to it, and back as soon as a heartbeat is answered. A heartbeat is given up after
- * BEAT_ABANDON_MS (a connection lost without a close), so the next can go.
+ * BEAT_ABANDON_MS (a connection lost without a close), so the next can go. A heartbeat is a PING on the link's
+ * connection while the member is up and its last request heartbeat (its weight, its answer to our proof) is younger
+ * than BEAT_REFRESH_MS; else a request (a down link's dials).
  */
 const BEAT_TICK_MS = 150;
 const BEAT_IDLE_MS = 300;
@@ -160,6 +162,9 @@ export interface LinkState {
   beatAt: number;
   /** Times it went down. */
   downs: number;
+  /** Heartbeats sent as requests, and as PINGs on the link's connection. */
+  beats: number;
+  pings: number;
 }
 
 export class Fleet {
@@ -298,6 +303,8 @@ export class Fleet {
           beatOkAt: 0,
           weight: m.weight,
           downs: 0,
+          beats: 0,
+          pings: 0,
         });
   }
 
@@ -366,8 +373,27 @@ export class Fleet {
           this.#setUp(l, false, `no heartbeat answer in ${BEAT_TIMEOUT_MS} ms`);
         continue;
       }
-      if (l.up && now - l.heardAt < BEAT_IDLE_MS && now - l.beatOkAt < BEAT_REFRESH_MS) continue;
+      const fresh = l.up && now - l.beatOkAt < BEAT_REFRESH_MS;
+      if (fresh && now - l.heardAt < BEAT_IDLE_MS) continue;
       l.beatAt = now;
+      // Up and recently proven: a PING (no stream, no routing on either side) says the member's process answers.
+      const ping = fresh ? this.#link(m).ping(m.url, BEAT_ABANDON_MS) : null;
+      if (ping !== null) {
+        l.pings++;
+        ping
+          .then(
+            (ms) => {
+              l.rttMs = ms;
+              l.heardAt = performance.now();
+            },
+            (e: unknown) => this.#setUp(l, false, (e as Error).message.split('\n')[0] ?? 'heartbeat PING failed'),
+          )
+          .finally(() => {
+            l.beatAt = 0;
+          });
+        continue;
+      }
+      l.beats++;
       const headers: HeaderList = [
         [FLEET_BEAT, '1'],
         [FLEET_FROM, this.self],
@@ -497,7 +523,15 @@ export class Fleet {
       links: Object.fromEntries(
         [...this.#links].map(([name, l]) => [
           name,
-          { up: l.up, reason: l.reason, rttMs: l.rttMs, downs: l.downs, streams: this.streams(name) },
+          {
+            up: l.up,
+            reason: l.reason,
+            rttMs: l.rttMs,
+            downs: l.downs,
+            streams: this.streams(name),
+            beats: l.beats,
+            pings: l.pings,
+          },
         ]),
       ),
       linkPools: [...this.#agents.values()].flatMap((a) => a.agent.stats()),

@@ -190,7 +190,7 @@ routes:
   type FleetView = {
     self: string;
     origins: Record<string, { owner: string | null }>;
-    links: Record<string, { up: boolean; rttMs: number | null; reason: string | null }>;
+    links: Record<string, { up: boolean; rttMs: number | null; reason: string | null; beats: number; pings: number }>;
   };
   const fleetOf = async (x: Instance): Promise<FleetView> => JSON.parse((await get(x.admin, '/stats')).body)['(fleet)'];
 
@@ -346,12 +346,21 @@ routes:
           `originlink_fleet_origin_route{member="${self}",origin="app",owner="${owner}",route="owner"} 1`,
         );
       }
+      // An idle link's heartbeats are PINGs once a request heartbeat has proven it (the member's weight, its answer to
+      // our proof; one every 5 s): over a second idle, about three PINGs and no request.
+      const first = rest[0] as Instance;
+      const before = (await fleetOf(first)).links[owner];
+      await new Promise((r) => setTimeout(r, 1000));
+      const after = (await fleetOf(first)).links[owner];
+      expect((after?.pings ?? 0) - (before?.pings ?? 0)).toBeGreaterThanOrEqual(2);
+      expect((after?.beats ?? 0) - (before?.beats ?? 0)).toBeLessThanOrEqual(1);
       /** Every other member has the victim down and another owner for app (no request sent meanwhile). */
       const untilOut = (): Promise<number> =>
         msUntil(rest, (v) => v.links[owner]?.up === false && v.origins['app']?.owner !== owner, 'still in');
       const untilBack = (): Promise<number> =>
         msUntil(rest, (v) => v.links[owner]?.up === true && v.origins['app']?.owner === owner, 'not back', 200);
-      // Hung (SIGSTOP): its heartbeats go unanswered; out within the heartbeat's idle time + tick + timeout (1.1 s).
+      // Hung (SIGSTOP): its heartbeats (PINGs) go unanswered; out within the heartbeat's idle time + tick + timeout
+      // (1.1 s).
       victim.proc.kill('SIGSTOP');
       const hung = await untilOut();
       expect(hung).toBeLessThan(1100); // 0.77–0.85 s measured alone
