@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // One fresh process's first HTTP/3 request (bench startup, issue 58): `node first-h3-client.mjs ENTRY URL CA`.
 // Times from the process's start (performance.now() counts from it): the package's import; the first h3 request of
-// a new Agent, from the Agent's construction to the response read whole; then a second Agent's request to the same origin — another full handshake (no
-// session ticket: a new Agent starts without one) — which the goal measures the first against. Prints one JSON line.
+// a new Agent, from the Agent's construction to the response read whole; then a second Agent's request to the same
+// origin — another full handshake (no session ticket: a new Agent starts without one) — which the goal measures the
+// first against. Prints one JSON line.
 import { readFileSync } from 'node:fs';
 
 const [entry, url, caPath] = process.argv.slice(2);
