@@ -698,9 +698,12 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 if (alive(origin)) await stopChild(origin);
 
+/** The median over the rounds: of an even count, the mean of the middle two (it was the lower one). */
 const med = (xs) => {
   const s = xs.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : null;
+  if (s.length === 0) return null;
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
 const rowsFor = (c) => rounds.map((rs) => rs.find((r) => r.config === c));
 const label = {
