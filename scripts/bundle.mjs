@@ -33,6 +33,8 @@ import { lazyBuiltins } from './lazy-builtins.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const out = join(dist, 'bundle');
+/** The commands that run the service (bin/originlink starts them with bin/service-node-flags). */
+const SERVICE_COMMANDS = ['serve', 'demo'];
 rmSync(out, { recursive: true, force: true });
 const common = {
   bundle: true,
@@ -48,7 +50,7 @@ const common = {
  * `entry` as out/<cjs>.cjs behind the ES module stub out/<stub>.js, which re-exports its names. `packages: 'bundle'`
  * takes the npm packages it imports into the file (and so into the cache) instead of leaving them to Node's loader.
  */
-async function cachedBundle(entry, stub, cjs, packages = 'external') {
+async function cachedBundle(entry, stub, cjs, packages = 'external', cache = undefined) {
   const esm = await build({ ...common, entryPoints: [entry], write: false, metafile: true, outdir: out });
   const names = Object.values(esm.metafile.outputs).find((o) => o.entryPoint)?.exports ?? [];
   if (names.length === 0) throw new Error(`bundle: ${entry} exports nothing`);
@@ -73,7 +75,7 @@ async function cachedBundle(entry, stub, cjs, packages = 'external') {
   const text = `// Made by scripts/bundle.mjs: ${cjs}.cjs compiled through V8's code cache (${cjs}.cache), its names re-exported.
 ${LOADER_IMPORTS}
 ${compileCached.toString()}
-const bundle = compileCached(${LOADER_IO}, new URL('./${cjs}.cjs', import.meta.url));
+const bundle = compileCached(${LOADER_IO}, new URL('./${cjs}.cjs', import.meta.url)${cache === undefined ? '' : `, ${cache}`});
 export const { ${names.join(', ')} } = bundle.exports;
 `;
   if (stub !== null) writeFileSync(join(out, `${stub}.js`), text);
@@ -84,7 +86,16 @@ await cachedBundle(join(dist, 'index.js'), 'index', 'library');
 // The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms
 // of `--version` here: the loader's own modules and fs/promises with readline behind it). The command table's stub
 // is a module inside it, evaluated at a command's first use (a dynamic import esbuild keeps lazy), not a file.
-const commandsStub = await cachedBundle(join(dist, 'cli', 'commands.js'), null, 'commands', 'bundle');
+// Two caches of the one commands file: `serve` and `demo` take the one a demo run made (the service, every protocol
+// both sides), the one-shot commands (fetch, probe, info) the one fetches made — a third the size: V8 deserializes a
+// whole cache before the first line runs (bench/RESULTS.md `startup`).
+const commandsStub = await cachedBundle(
+  join(dist, 'cli', 'commands.js'),
+  null,
+  'commands',
+  'bundle',
+  `${JSON.stringify(SERVICE_COMMANDS)}.includes(process.argv[2]) ? 'commands' : 'commands.client'`,
+);
 await build({
   ...common,
   format: 'cjs',
@@ -117,6 +128,14 @@ const serviceFlags = readFileSync(join(root, 'bin', 'service-node-flags'), 'utf8
 const runs = [
   ['library', [join(root, 'scripts', 'code-cache-train.mjs'), join(out, 'index.js')]],
   ['commands', [...serviceFlags, join(out, 'main.cjs'), 'demo', '--selftest', '--random-ports']],
+  [
+    'commands.client',
+    [
+      ...serviceFlags.filter((f) => !f.startsWith('--use-largepages')),
+      join(root, 'scripts', 'code-cache-train-client.mjs'),
+      join(out, 'commands.cjs'),
+    ],
+  ],
 ];
 for (const [name, argv] of runs) {
   const r = spawnSync(process.execPath, argv, {

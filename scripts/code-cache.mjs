@@ -21,16 +21,17 @@ export const LOADER_IO =
   '{ readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env }';
 
 /**
- * Compiles `file` (the URL of a CommonJS file, NAME.cjs) with the V8 code cache NAME.cache beside it when one fits,
+ * Compiles `file` (the URL of a CommonJS file, NAME.cjs) with the V8 code cache CACHE.cache beside it when one fits
+ * (`cache` defaults to NAME: one source may have caches made by different runs, each holding what its run compiled),
  * runs it as a CommonJS module and returns `{ exports, cached }` (`cached`: V8 took the cache). Under
  * `--enable-source-maps` it is required as any file is instead: Node maps the stack traces of what its own loader
  * loaded (to src/, through NAME.cjs.map), not of a vm.Script's.
  */
-export function compileCached(io, file) {
+export function compileCached(io, file, cache) {
   const path = io.fileURLToPath(file);
   if (process.sourceMapsEnabled) return { exports: io.createRequire(path)(path), cached: false };
   const dir = path.slice(0, path.lastIndexOf('/'));
-  const name = path.slice(dir.length + 1).replace(/\.cjs$/, '');
+  const name = cache ?? path.slice(dir.length + 1).replace(/\.cjs$/, '');
   let cachedData;
   try {
     cachedData = io.readFileSync(`${dir}/${name}.cache`);

@@ -24,20 +24,23 @@ function fresh(flags: string[], script: string): string {
   }).trim();
 }
 
-/** A module's text that loads dist/bundle/NAME.cjs as the stubs do (scripts/code-cache.mjs); `loaded` its result. */
-function loadCached(name: string): string {
+/**
+ * A module's text that loads dist/bundle/NAME.cjs as the stubs do (scripts/code-cache.mjs), with the cache CACHE.cache
+ * (default NAME's); `loaded` its result.
+ */
+function loadCached(name: string, cache?: string): string {
   return `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
       import { createRequire } from 'node:module';
       import { fileURLToPath, pathToFileURL } from 'node:url';
       import { Script } from 'node:vm';
       const { compileCached } = await import(${JSON.stringify(join(ROOT, 'scripts', 'code-cache.mjs'))});
       const io = { readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: {} };
-      const loaded = compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))}));`;
+      const loaded = compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))}), ${JSON.stringify(cache)});`;
 }
 
-/** Whether a fresh node with `flags` takes the cache of dist/bundle/NAME.cjs. */
-function takes(name: string, flags: string[]): boolean {
-  return JSON.parse(fresh(flags, `${loadCached(name)}\n      console.log(JSON.stringify(loaded.cached));`));
+/** Whether a fresh node with `flags` takes the cache CACHE (default NAME's) of dist/bundle/NAME.cjs. */
+function takes(name: string, flags: string[], cache?: string): boolean {
+  return JSON.parse(fresh(flags, `${loadCached(name, cache)}\n      console.log(JSON.stringify(loaded.cached));`));
 }
 
 describe('the bundles through the code cache', () => {
@@ -52,6 +55,14 @@ describe('the bundles through the code cache', () => {
     // training runs' requests are what a first request needs.
     expect(statSync(join(BUNDLE, 'library.cache')).size).toBeGreaterThan(400_000);
     expect(statSync(join(BUNDLE, 'commands.cache')).size).toBeGreaterThan(800_000);
+  });
+
+  it("the one-shot commands take a cache of their own, made by fetches: holding a fetch's path, not the service's", () => {
+    expect(takes('commands', COMMAND_FLAGS, 'commands.client')).toBe(true);
+    const client = statSync(join(BUNDLE, 'commands.client.cache')).size;
+    // More than the commands' import alone (~220 KB), well under what the demo run made (the service, both sides).
+    expect(client).toBeGreaterThan(400_000);
+    expect(client).toBeLessThan(0.75 * statSync(join(BUNDLE, 'commands.cache')).size);
   });
 
   it('the import loads none of the built-ins only a request needs (scripts/lazy-builtins.mjs)', () => {
