@@ -8,12 +8,14 @@
 // cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs) and the
 // command table with every command (dist/bundle/commands.cjs, each command's module initialised when it runs) are
 // CommonJS files that a stub (the ES module index.js; for the commands, a module inside main.cjs) compiles through
-// `vm.Script` with V8's code cache beside them (library.cache, commands.cache; the loader: scripts/code-cache.mjs).
-// Each cache is made here by a run of the real thing, so it holds the bytecode of a first request's path as well as
-// the import's: the library's by scripts/code-cache-train.mjs (requests over h1, h2 and h3 to the demo origins), the
-// commands' by `originlink demo --selftest --random-ports` (the service and its Agent, every protocol both sides) under
-// the node flags bin/originlink gives every command (bin/service-node-flags; V8 refuses a cache made under other V8
-// flags, and compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
+// `vm.Script` with V8's code cache beside them (library.cache, commands.cache, commands.client.cache; the loader:
+// scripts/code-cache.mjs). Each cache is made here by a run of the real thing, so it holds the bytecode of a first
+// request's path as well as the import's: the library's by scripts/code-cache-train.mjs (requests over h1, h2 and h3
+// to the demo origins); the commands' for `serve` and `demo` by `originlink demo --selftest --random-ports` (the
+// service and its Agent, every protocol both sides), and for the one-shot commands by
+// scripts/code-cache-train-client.mjs (`fetch` over h1, h2 and h3: a cache without the service's code, which V8 would
+// deserialize for nothing), both under the node flags bin/originlink gives every command (bin/service-node-flags; V8
+// refuses a cache made under other V8 flags, and compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
 // theirs, which Node's loader would otherwise resolve at `serve`'s start): they stay dependencies, installed with
 // their licences.
 // What we load by name when used stays outside: ioredis, and the OpenTelemetry API for tracing (prom-client's copy
