@@ -1,8 +1,8 @@
 // Node built-ins a bundle loads when first used, not when it is imported (scripts/bundle.mjs applies it to each
 // CommonJS bundle esbuild writes). An import of the package would otherwise load `tls`, `net`, `crypto` and
-// `dns/promises` for requests it has not made yet (bench/RESULTS.md `startup` measures what that costs a fresh process); the same
-// idea as the "inline requires" of Meta's Metro bundler, done on the bundle's text so that the source keeps its
-// ordinary static imports and tsc's dist/ modules stay as they are.
+// `dns/promises` for requests it has not made yet (bench/RESULTS.md `startup` measures what that costs a fresh
+// process); the same idea as the "inline requires" of Meta's Metro bundler, done on the bundle's text so that the
+// source keeps its ordinary static imports and tsc's dist/ modules stay as they are.
 //
 // esbuild turns `import tls from 'node:tls'` into `import_node_tls=__toESM(require("node:tls"),1)` and every use into
 // a property read on that variable (`import_node_tls.default.connect`, `(0,import_node_crypto.createHash)`). Each such
