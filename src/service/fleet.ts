@@ -378,44 +378,8 @@ export class Fleet {
       l.beatAt = now;
       // Up and recently proven: a PING (no stream, no routing on either side) says the member's process answers.
       const ping = fresh ? this.#link(m).ping(m.url, BEAT_ABANDON_MS) : null;
-      if (ping !== null) {
-        l.pings++;
-        ping
-          .then(
-            (ms) => {
-              l.rttMs = ms;
-              l.heardAt = performance.now();
-            },
-            (e: unknown) => this.#setUp(l, false, (e as Error).message.split('\n')[0] ?? 'heartbeat PING failed'),
-          )
-          .finally(() => {
-            l.beatAt = 0;
-          });
-        continue;
-      }
-      l.beats++;
-      const headers: HeaderList = [
-        [FLEET_BEAT, '1'],
-        [FLEET_FROM, this.self],
-      ];
-      if (this.#table.token !== null) headers.push([FLEET_TOKEN, this.#table.token]);
-      // Agent.check: on the link's connection, outside the request path (not counted as a request, no events), and
-      // it dials even while the link's connects back off, so a member that comes back is found within a tick.
-      this.#link(m)
-        .check(m.url, '/', headers, AbortSignal.any([this.#stop.signal, AbortSignal.timeout(BEAT_ABANDON_MS)]))
-        .then((res) => {
-          if (res.status !== 204) throw new Error(`heartbeat answered ${res.status}`);
-          const at = performance.now();
-          l.rttMs = at - l.beatAt;
-          l.heardAt = at;
-          l.beatOkAt = at;
-          const w = Number(res.headers.find((h) => h[0] === FLEET_WEIGHT)?.[1] ?? 1);
-          if (w !== l.weight && Number.isFinite(w) && w > 0) {
-            l.weight = w;
-            this.#rehash();
-          }
-          this.#setUp(l, true, null);
-        })
+      const answered = ping !== null ? this.#pinged(l, ping) : this.#asked(m, l);
+      answered
         .catch((e: unknown) => {
           this.#setUp(l, false, (e as Error).message.split('\n')[0] ?? 'heartbeat failed');
         })
@@ -423,6 +387,42 @@ export class Fleet {
           l.beatAt = 0;
         });
     }
+  }
+
+  /** A PING heartbeat: its answer proves the member's process alive (its round trip the link's RTT). */
+  #pinged(l: LinkState, ping: Promise<number>): Promise<void> {
+    l.pings++;
+    return ping.then((ms) => {
+      l.rttMs = ms;
+      l.heardAt = performance.now();
+    });
+  }
+
+  /** A request heartbeat: a 204 also proves the member trusts us, and tells its weight. */
+  #asked(m: Member, l: LinkState): Promise<void> {
+    l.beats++;
+    const headers: HeaderList = [
+      [FLEET_BEAT, '1'],
+      [FLEET_FROM, this.self],
+    ];
+    if (this.#table.token !== null) headers.push([FLEET_TOKEN, this.#table.token]);
+    // Agent.check: on the link's connection, outside the request path (not counted as a request, no events), and
+    // it dials even while the link's connects back off, so a member that comes back is found within a tick.
+    return this.#link(m)
+      .check(m.url, '/', headers, AbortSignal.any([this.#stop.signal, AbortSignal.timeout(BEAT_ABANDON_MS)]))
+      .then((res) => {
+        if (res.status !== 204) throw new Error(`heartbeat answered ${res.status}`);
+        const at = performance.now();
+        l.rttMs = at - l.beatAt;
+        l.heardAt = at;
+        l.beatOkAt = at;
+        const w = Number(res.headers.find((h) => h[0] === FLEET_WEIGHT)?.[1] ?? 1);
+        if (w !== l.weight && Number.isFinite(w) && w > 0) {
+          l.weight = w;
+          this.#rehash();
+        }
+        this.#setUp(l, true, null);
+      });
   }
 
   /**
