@@ -14,7 +14,8 @@
 // to the demo origins); the commands' for `serve` and `demo` by `originlink demo --selftest --random-ports` (the
 // service and its Agent, every protocol both sides), and for the one-shot commands by
 // `scripts/code-cache-train.mjs client` (`fetch` over h1, h2 and h3: a cache without the service's code, which V8 would
-// deserialize for nothing), both under the node flags bin/originlink gives every command (bin/service-node-flags; V8
+// deserialize for nothing), each under the node flags bin/originlink starts its commands with (the service's:
+// bin/service-node-flags; the one-shot commands': none, and the library's: none, as a plain `node` imports it; V8
 // refuses a cache made under other V8 flags, and compiles as usual). The commands' file takes in the npm packages
 // the service imports (yaml, pino, prom-client and theirs, which Node's loader would otherwise resolve at `serve`'s
 // start): they stay dependencies, installed with their licences.
@@ -130,15 +131,7 @@ const serviceFlags = readFileSync(join(root, 'bin', 'service-node-flags'), 'utf8
 const runs = [
   ['library', [join(root, 'scripts', 'code-cache-train.mjs'), 'library', join(out, 'index.js')]],
   ['commands', [...serviceFlags, join(out, 'main.cjs'), 'demo', '--selftest', '--random-ports']],
-  [
-    'commands.client',
-    [
-      ...serviceFlags.filter((f) => !f.startsWith('--use-largepages')),
-      join(root, 'scripts', 'code-cache-train.mjs'),
-      'client',
-      join(out, 'commands.cjs'),
-    ],
-  ],
+  ['commands.client', [join(root, 'scripts', 'code-cache-train.mjs'), 'client', join(out, 'commands.cjs')]],
 ];
 for (const [name, argv] of runs) {
   const r = spawnSync(process.execPath, argv, {

@@ -152,8 +152,9 @@ export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
 };
 /**
  * The command that runs a one-shot command (fetch, probe, info, --version) of the build at `dist` as its launcher
- * starts it: node with the service's V8 flags but node's code on huge pages, where the launcher passes them (its
- * COMMAND_NODE_FLAGS line: the commands' V8 code cache is made under them); none for an older build's launcher.
+ * starts it: node without flags (this launcher; why: bin/originlink), or with the service's V8 flags but node's code on
+ * huge pages where an older launcher passed them (its COMMAND_NODE_FLAGS line: that build's commands' V8 code cache
+ * is made under them); none for a launcher older still.
  */
 export const commandArgv = (dist) => {
   const argv = serviceArgv(dist);

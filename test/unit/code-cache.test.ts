@@ -1,12 +1,13 @@
 /**
  * The package's import and the command line compile through V8's code cache (scripts/bundle.mjs,
  * scripts/code-cache.mjs): a fresh `node` takes each cache the build made — the library's as a plain `node` imports
- * it, the commands' under the V8 flags bin/originlink starts every command with — and each holds a training run's
+ * it, the commands' under the V8 flags bin/originlink starts `serve` with, the one-shot commands' (fetch, probe,
+ * info) under none, as the launcher starts them — and each holds a training run's
  * request path, not only its import. A cache V8 refuses (another Node, other flags) is only slower, so nothing else
  * would notice it stopped fitting.
  */
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commandArgv } from '../../bench/lib/host.mjs';
@@ -16,6 +17,10 @@ import { buildIfStale, ROOT } from '../helpers/build.js';
 const BUNDLE = join(ROOT, 'dist', 'bundle');
 /** The node flags bin/originlink starts a one-shot command with, as the benches take them (bench/lib/host.mjs). */
 const COMMAND_FLAGS = (commandArgv(join(ROOT, 'dist')) as string[]).slice(1, -1);
+/** The V8 flags it starts `serve` and `demo` with (bin/service-node-flags without node's own). */
+const SERVICE_V8_FLAGS = readFileSync(join(ROOT, 'bin', 'service-node-flags'), 'utf8')
+  .split('\n')
+  .filter((f) => f !== '' && !f.startsWith('--use-largepages'));
 
 function fresh(flags: string[], script: string): string {
   return execFileSync(process.execPath, [...flags, '--input-type=module', '-e', script], {
@@ -46,9 +51,10 @@ function takes(name: string, flags: string[], cache?: string): boolean {
 describe('the bundles through the code cache', () => {
   buildIfStale();
 
-  it('a fresh node takes the library cache, and the commands cache under the commands V8 flags', () => {
+  it("a fresh node takes the library cache, and the commands cache under the service's V8 flags", () => {
     expect(takes('library', [])).toBe(true);
-    expect(takes('commands', COMMAND_FLAGS)).toBe(true);
+    expect(SERVICE_V8_FLAGS.length).toBeGreaterThan(0);
+    expect(takes('commands', SERVICE_V8_FLAGS)).toBe(true);
     // V8 checks its flags: the commands cache under plain node is refused (compiled as usual).
     expect(takes('commands', [])).toBe(false);
     // The imports alone compile ~220 KB of bytecode each (a cache made by an import into an empty directory); the
@@ -58,7 +64,10 @@ describe('the bundles through the code cache', () => {
   });
 
   it("the one-shot commands take a cache of their own, made by fetches: holding a fetch's path, not the service's", () => {
+    // Started without flags: V8 takes node's own cache of its built-ins only then (bin/originlink).
+    expect(COMMAND_FLAGS).toEqual([]);
     expect(takes('commands', COMMAND_FLAGS, 'commands.client')).toBe(true);
+    expect(takes('commands', SERVICE_V8_FLAGS, 'commands.client')).toBe(false);
     const client = statSync(join(BUNDLE, 'commands.client.cache')).size;
     // More than the commands' import alone (~220 KB), well under what the demo run made (the service, both sides).
     expect(client).toBeGreaterThan(400_000);
