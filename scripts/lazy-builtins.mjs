@@ -10,8 +10,19 @@
 // returns an object with a getter for every name the bundle reads from X; the first read loads X. A variable used in
 // any other way (passed whole, spread) makes the build fail here rather than load late and wrongly.
 
-/** The built-ins loaded late: what a fresh import loaded and no import needs (`stream` stays: classes extend it). */
-export const LAZY_BUILTINS = ['node:tls', 'node:net', 'node:crypto', 'node:dns/promises', 'node:dgram', 'node:os'];
+/**
+ * The built-ins loaded late: what a fresh import loaded and no import needs. Our classes that extend a `stream` class
+ * extend a stand-in until their first instance (src/util/lazy-base.ts).
+ */
+export const LAZY_BUILTINS = [
+  'node:tls',
+  'node:net',
+  'node:crypto',
+  'node:dns/promises',
+  'node:dgram',
+  'node:os',
+  'node:stream',
+];
 
 const FN = 'lazyMod';
 

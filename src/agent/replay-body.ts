@@ -17,7 +17,8 @@
  * kept chunk; every byte read while the body is replayable is kept, in order; memory held is at most
  * `limit` bytes of the source's own chunks (no copies), and none once settled.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { LazyReadable } from '../util/lazy-base.js';
 
 /**
  * Default bound of the bytes kept per request (Agent `retryBufferBytes`). The h2 and h3 transports take up
@@ -175,7 +176,7 @@ export class ReplayBody {
 }
 
 /** One attempt's view of a ReplayBody. */
-class AttemptBody extends Readable {
+class AttemptBody extends LazyReadable {
   /** The next kept chunk to give; `live` once every kept chunk was given (then the source feeds it). */
   next = 0;
   live = false;

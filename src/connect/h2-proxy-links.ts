@@ -28,7 +28,8 @@
  * connection, as curl's `--proxy-http2` falls back, and one connection per
  * tunnel from then on; it is asked for h2 again after `H1_RECHECK_MS`.
  */
-import { Duplex, PassThrough, type Readable } from 'node:stream';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import { LazyDuplex } from '../util/lazy-base.js';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
 import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js';
@@ -307,7 +308,7 @@ export class H2ProxyLinks {
  * One CONNECT stream as a byte stream: writes leave as DATA, DATA arrives as reads; end() half-closes, destroy()
  * resets.
  */
-class StreamTunnel extends Duplex {
+class StreamTunnel extends LazyDuplex {
   #out: PassThrough;
   #in: Readable;
   #stop: AbortController;

@@ -4,7 +4,8 @@
  * h2) and a server's request body (`PushBody`, `endedBody`). The h3 stream
  * body (`StreamBody`) is in h3-body.ts.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { LazyReadable } from '../util/lazy-base.js';
 import { bodyBytes } from '../http/body.js';
 
 /** A response body a transport feeds: `deliver` pushes bytes and applies its own backpressure. */
@@ -23,7 +24,7 @@ export interface ResponseBody extends Readable {
  * calls `pause` when the consumer is behind; a read calls `resume`. A
  * consumer that destroys the body early calls `cancel` (h2 resets the stream).
  */
-export class PushBody extends Readable implements ResponseBody {
+export class PushBody extends LazyReadable implements ResponseBody {
   #resume: () => void;
   #pause: () => void;
   #cancel: ((err: Error | null) => void) | null;

@@ -4,6 +4,7 @@
  * that respect stream flow control (`h3BodySink`, `queueBody`, `writeBody`).
  */
 import { Readable } from 'node:stream';
+import { LazyReadable } from '../util/lazy-base.js';
 import type { H3Connection } from '../h3/connection.js';
 import type { QuicConnection } from '../quic/connection.js';
 import type { RequestBody } from '../http/types.js';
@@ -44,7 +45,7 @@ const BODY_HIGH_WATER = 256 * 1024;
  * joined.) `_read` with nothing in the backlog means the Readable waits for
  * a push: the next delivery then goes out even if a chunk is still buffered.
  */
-export class StreamBody extends Readable implements ResponseBody {
+export class StreamBody extends LazyReadable implements ResponseBody {
   #quic: QuicConnection;
   #id: number;
   #onDestroy: (err: Error | null) => void;
