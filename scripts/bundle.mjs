@@ -5,19 +5,19 @@
 // in Node's module loader resolving, reading and linking ~100 files (what one file saves: bench/RESULTS.md `startup`).
 //
 // Both go one step further: V8 compiles each function the first time it runs, and Node 20 keeps no compile
-// cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs) and the
-// command table with every command (dist/bundle/commands.cjs, each command's module initialised when it runs) are
-// CommonJS files that a stub (the ES module index.js; for the commands, a module inside main.cjs) compiles through
-// `vm.Script` with V8's code cache beside them (library.cache, commands.cache, commands.client.cache; the loader:
-// scripts/code-cache.mjs). Each cache is made here by a run of the real thing, so it holds the bytecode of a first
-// request's path as well as the import's: the library's by scripts/code-cache-train.mjs (requests over h1, h2 and h3
-// to the demo origins); the commands' for `serve` and `demo` by `originlink demo --selftest --random-ports` (the
-// service and its Agent, every protocol both sides), and for the one-shot commands by
-// `scripts/code-cache-train.mjs client` (`fetch` over h1, h2 and h3: a cache without the service's code, which V8 would
-// deserialize for nothing), each under the node flags bin/originlink starts its commands with (the service's:
-// bin/service-node-flags; the one-shot commands': none, and the library's: none, as a plain `node` imports it; V8
-// refuses a cache made under other V8 flags, and compiles as usual). The commands' file takes in the npm packages
-// the service imports (yaml, pino, prom-client and theirs, which Node's loader would otherwise resolve at `serve`'s
+// cache between processes (22's `module.enableCompileCache` does). The library (dist/bundle/library.cjs), the
+// command table with every command (dist/bundle/commands.cjs, each command's module initialised when it runs) and the
+// one-shot commands' table (dist/bundle/client.cjs: fetch, probe, info — without the service) are CommonJS files that
+// a stub (the ES module index.js; for the commands, a module inside main.cjs) compiles through `vm.Script` with V8's
+// code cache beside them (library.cache, commands.cache, client.cache; the loader: scripts/code-cache.mjs). Each cache
+// is made here by a run of the real thing, so it holds the bytecode of a first request's path as well as the
+// import's: the library's by scripts/code-cache-train.mjs (requests over h1, h2 and h3 to the demo origins); the
+// commands' by `originlink demo --selftest --random-ports` (the service and its Agent, every protocol both sides); the
+// one-shot commands' by `scripts/code-cache-train.mjs client` (`fetch` over h1, h2 and h3). Each is made under the
+// node flags its file runs under (the service's: bin/service-node-flags; the others': none, as bin/originlink starts
+// the one-shot commands and a plain `node` imports the package; V8 refuses a cache made under other V8 flags, and
+// compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
+// theirs, which Node's loader would otherwise resolve at `serve`'s
 // start): they stay dependencies, installed with their licences.
 // What we load by name when used stays outside: ioredis, and the OpenTelemetry API for tracing (prom-client's copy
 // inside shares its state: the API keeps it in one global per version).
@@ -50,10 +50,10 @@ const common = {
 };
 
 /**
- * `entry` as out/<cjs>.cjs behind the ES module stub out/<stub>.js, which re-exports its names. `packages: 'bundle'`
- * takes the npm packages it imports into the file (and so into the cache) instead of leaving them to Node's loader.
+ * `entry` as out/<cjs>.cjs, its export names returned. `packages: 'bundle'` takes the npm packages it imports into
+ * the file (and so into the cache) instead of leaving them to Node's loader.
  */
-async function cachedBundle(entry, stub, cjs, packages = 'external', cache = undefined) {
+async function cjsBundle(entry, cjs, packages = 'external') {
   const esm = await build({ ...common, entryPoints: [entry], write: false, metafile: true, outdir: out });
   const names = Object.values(esm.metafile.outputs).find((o) => o.entryPoint)?.exports ?? [];
   if (names.length === 0) throw new Error(`bundle: ${entry} exports nothing`);
@@ -75,29 +75,33 @@ async function cachedBundle(entry, stub, cjs, packages = 'external', cache = und
   const source = lazyBuiltins(readFileSync(file, 'latin1'));
   if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${cjs}.cjs is not ASCII`);
   writeFileSync(file, source, 'latin1');
-  const text = `// Made by scripts/bundle.mjs: ${cjs}.cjs compiled through V8's code cache (${cjs}.cache), its names re-exported.
-${LOADER_IMPORTS}
-${compileCached.toString()}
-const bundle = compileCached(${LOADER_IO}, new URL('./${cjs}.cjs', import.meta.url)${cache === undefined ? '' : `, ${cache}`});
-export const { ${names.join(', ')} } = bundle.exports;
-`;
-  if (stub !== null) writeFileSync(join(out, `${stub}.js`), text);
-  return text;
+  return names;
 }
 
-await cachedBundle(join(dist, 'index.js'), 'index', 'library');
+/** A stub module's text: compiles the file at `fileExpr` (an expression, a path relative to the stub) and exports `names`. */
+const stubText = (names, what, fileExpr) =>
+  `// Made by scripts/bundle.mjs: ${what} compiled through V8's code cache beside it, its names re-exported.
+${LOADER_IMPORTS}
+${compileCached.toString()}
+const bundle = compileCached(${LOADER_IO}, new URL(${fileExpr}, import.meta.url));
+export const { ${names.join(', ')} } = bundle.exports;
+`;
+
+const libraryNames = await cjsBundle(join(dist, 'index.js'), 'library');
+writeFileSync(join(out, 'index.js'), stubText(libraryNames, 'library.cjs', "'./library.cjs'"));
 // The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms
 // of `--version` here: the loader's own modules and fs/promises with readline behind it). The command table's stub
-// is a module inside it, evaluated at a command's first use (a dynamic import esbuild keeps lazy), not a file.
-// Two caches of the one commands file: `serve` and `demo` take the one a demo run made (the service, every protocol
-// both sides), the one-shot commands (fetch, probe, info) the one fetches made — ~0.9 MB against ~1.5: V8
-// deserializes a whole cache before the first line runs (bench/RESULTS.md `startup`).
-const commandsStub = await cachedBundle(
-  join(dist, 'cli', 'commands.js'),
-  null,
-  'commands',
-  'bundle',
-  `${JSON.stringify(SERVICE_COMMANDS)}.includes(process.argv[2]) ? 'commands' : 'commands.client'`,
+// is a module inside it, evaluated at a command's first use (a dynamic import esbuild keeps lazy), not a file; it
+// loads commands.cjs for `serve` and `demo`, client.cjs for the rest (~0.5 MB of source against ~1.1: V8 reads the
+// whole source and deserializes a whole cache before the first line runs; bench/RESULTS.md `startup`).
+const commandNames = await cjsBundle(join(dist, 'cli', 'commands.js'), 'commands', 'bundle');
+const clientNames = await cjsBundle(join(dist, 'cli', 'one-shot.js'), 'client', 'bundle');
+if (commandNames.join() !== clientNames.join())
+  throw new Error(`bundle: the two command tables export ${commandNames} and ${clientNames}`);
+const commandsStub = stubText(
+  commandNames,
+  'commands.cjs or client.cjs',
+  `${JSON.stringify(SERVICE_COMMANDS)}.includes(process.argv[2]) ? './commands.cjs' : './client.cjs'`,
 );
 await build({
   ...common,
@@ -131,7 +135,7 @@ const serviceFlags = readFileSync(join(root, 'bin', 'service-node-flags'), 'utf8
 const runs = [
   ['library', [join(root, 'scripts', 'code-cache-train.mjs'), 'library', join(out, 'index.js')]],
   ['commands', [...serviceFlags, join(out, 'main.cjs'), 'demo', '--selftest', '--random-ports']],
-  ['commands.client', [join(root, 'scripts', 'code-cache-train.mjs'), 'client', join(out, 'commands.cjs')]],
+  ['client', [join(root, 'scripts', 'code-cache-train.mjs'), 'client', join(out, 'client.cjs')]],
 ];
 for (const [name, argv] of runs) {
   const r = spawnSync(process.execPath, argv, {

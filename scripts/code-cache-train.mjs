@@ -3,8 +3,8 @@
 // scripts/code-cache.mjs): requests over each protocol to the demo origins on loopback (dist/service/demo-origins.js,
 // the demo's certificates, ephemeral ports), so a cache holds a first request's path as well as the import.
 // - `library ENTRY`: imports the package from ENTRY (dist/bundle/index.js); a GET and a POST of a new Agent a protocol.
-// - `client COMMANDS_CJS`: loads the commands bundle as main.cjs does for `fetch`, `probe` or `info` (its cache named
-//   commands.client) and runs `fetch` a protocol: a cache of what a fetch compiles, not the service's code.
+// - `client CLIENT_CJS`: loads the one-shot commands' bundle (dist/bundle/client.cjs) as main.cjs does for `fetch`,
+//   `probe` or `info`, and runs `fetch` a protocol: a cache of what a fetch compiles.
 // A request that fails exits non-zero: the build then says the cache holds less.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +15,7 @@ import { compileCached } from './code-cache.mjs';
 
 const [mode, file] = process.argv.slice(2);
 if ((mode !== 'library' && mode !== 'client') || !file)
-  throw new Error('usage: code-cache-train.mjs library ENTRY | client COMMANDS_CJS');
+  throw new Error('usage: code-cache-train.mjs library ENTRY | client CLIENT_CJS');
 const root = join(file, '..', '..', '..');
 setTimeout(() => {
   console.error(`code-cache-train ${mode}: no answer in 20 s`);
@@ -43,7 +43,7 @@ if (mode === 'library') {
   };
 } else {
   const io = { readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env };
-  const { commands } = compileCached(io, pathToFileURL(file), 'commands.client').exports;
+  const { commands } = compileCached(io, pathToFileURL(file)).exports;
   const flag = { h1: '--http1.1', h2: '--http2', h3: '--http3' };
   train = async (name, url) => {
     const code = await commands.get('fetch')(['-s', '-o', '/dev/null', '--cacert', caPath, flag[name], url]);

@@ -1,5 +1,5 @@
 // The loader of a bundle compiled through V8's code cache (scripts/bundle.mjs writes its text into each ES module
-// stub it makes: dist/bundle/index.js, the library; dist/bundle/commands.js, the command line's commands). Its text
+// stub it makes: dist/bundle/index.js, the library; the command table's, inside dist/bundle/main.cjs). Its text
 // is copied, so it imports nothing: `io` brings what it uses.
 //
 // A cache is made by a run of the real thing: a process started with ORIGINLINK_CODE_CACHE_OUT=DIR writes, at its exit, the
@@ -21,17 +21,16 @@ export const LOADER_IO =
   '{ readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env }';
 
 /**
- * Compiles `file` (the URL of a CommonJS file, NAME.cjs) with the V8 code cache CACHE.cache beside it when one fits
- * (`cache` defaults to NAME: one source may have caches made by different runs, each holding what its run compiled),
+ * Compiles `file` (the URL of a CommonJS file, NAME.cjs) with the V8 code cache NAME.cache beside it when one fits,
  * runs it as a CommonJS module and returns `{ exports, cached }` (`cached`: V8 took the cache). Under
  * `--enable-source-maps` it is required as any file is instead: Node maps the stack traces of what its own loader
  * loaded (to src/, through NAME.cjs.map), not of a vm.Script's.
  */
-export function compileCached(io, file, cache) {
+export function compileCached(io, file) {
   const path = io.fileURLToPath(file);
   if (process.sourceMapsEnabled) return { exports: io.createRequire(path)(path), cached: false };
   const dir = path.slice(0, path.lastIndexOf('/'));
-  const name = cache ?? path.slice(dir.length + 1).replace(/\.cjs$/, '');
+  const name = path.slice(dir.length + 1).replace(/\.cjs$/, '');
   let cachedData;
   try {
     cachedData = io.readFileSync(`${dir}/${name}.cache`);

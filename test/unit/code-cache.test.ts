@@ -29,23 +29,20 @@ function fresh(flags: string[], script: string): string {
   }).trim();
 }
 
-/**
- * A module's text that loads dist/bundle/NAME.cjs as the stubs do (scripts/code-cache.mjs), with the cache CACHE.cache
- * (default NAME's); `loaded` its result.
- */
-function loadCached(name: string, cache?: string): string {
+/** A module's text that loads dist/bundle/NAME.cjs as the stubs do (scripts/code-cache.mjs); `loaded` its result. */
+function loadCached(name: string): string {
   return `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
       import { createRequire } from 'node:module';
       import { fileURLToPath, pathToFileURL } from 'node:url';
       import { Script } from 'node:vm';
       const { compileCached } = await import(${JSON.stringify(join(ROOT, 'scripts', 'code-cache.mjs'))});
       const io = { readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: {} };
-      const loaded = compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))}), ${JSON.stringify(cache)});`;
+      const loaded = compileCached(io, pathToFileURL(${JSON.stringify(join(BUNDLE, `${name}.cjs`))}));`;
 }
 
-/** Whether a fresh node with `flags` takes the cache CACHE (default NAME's) of dist/bundle/NAME.cjs. */
-function takes(name: string, flags: string[], cache?: string): boolean {
-  return JSON.parse(fresh(flags, `${loadCached(name, cache)}\n      console.log(JSON.stringify(loaded.cached));`));
+/** Whether a fresh node with `flags` takes the cache of dist/bundle/NAME.cjs. */
+function takes(name: string, flags: string[]): boolean {
+  return JSON.parse(fresh(flags, `${loadCached(name)}\n      console.log(JSON.stringify(loaded.cached));`));
 }
 
 describe('the bundles through the code cache', () => {
@@ -63,13 +60,19 @@ describe('the bundles through the code cache', () => {
     expect(statSync(join(BUNDLE, 'commands.cache')).size).toBeGreaterThan(800_000);
   });
 
-  it("the one-shot commands take a cache of their own, made by fetches: holding a fetch's path, not the service's", () => {
+  it('the one-shot commands run from a file of their own, without the service, its cache made by fetches', () => {
     // Started without flags: V8 takes node's own cache of its built-ins only then (bin/originlink).
     expect(COMMAND_FLAGS).toEqual([]);
-    expect(takes('commands', COMMAND_FLAGS, 'commands.client')).toBe(true);
-    expect(takes('commands', SERVICE_V8_FLAGS, 'commands.client')).toBe(false);
-    const client = statSync(join(BUNDLE, 'commands.client.cache')).size;
-    // More than the commands' import alone (~220 KB), well under what the demo run made (the service, both sides).
+    expect(takes('client', COMMAND_FLAGS)).toBe(true);
+    expect(takes('client', SERVICE_V8_FLAGS)).toBe(false);
+    const source = readFileSync(join(BUNDLE, 'client.cjs'), 'latin1');
+    const all = readFileSync(join(BUNDLE, 'commands.cjs'), 'latin1');
+    expect(all).toContain('function runServe(');
+    expect(source).not.toContain('function runServe(');
+    expect(source).toContain('function runFetch(');
+    expect(source.length).toBeLessThan(0.6 * all.length);
+    // More than its import alone would compile, well under what the demo run made (the service, both sides).
+    const client = statSync(join(BUNDLE, 'client.cache')).size;
     expect(client).toBeGreaterThan(400_000);
     expect(client).toBeLessThan(0.75 * statSync(join(BUNDLE, 'commands.cache')).size);
   });
