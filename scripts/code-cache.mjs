@@ -8,14 +8,14 @@
 // is started with the flags the bundle runs under; anywhere else V8 compiles as usual.
 
 /**
- * What compileCached uses, as a stub takes it: one ES module import, the rest through `require` — an ES module's
- * import of a built-in makes Node build a module facade of all its exports (bench/RESULTS.md `startup`).
+ * What compileCached uses, as a stub takes it: through `process.getBuiltinModule` (Node ≥ 20.16), not an ES module
+ * import — that makes Node build a module facade of the built-in's exports, and `createRequire` a require function:
+ * ~1.1 ms of a fresh import here (bench/RESULTS.md `startup`).
  */
-export const LOADER_IMPORTS = `import { createRequire } from 'node:module';
-const requireBuiltin = createRequire(import.meta.url);
-const { readFileSync, renameSync, writeFileSync } = requireBuiltin('node:fs');
-const { fileURLToPath } = requireBuiltin('node:url');
-const { Script } = requireBuiltin('node:vm');`;
+export const LOADER_IMPORTS = `const { readFileSync, renameSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { createRequire } = process.getBuiltinModule('node:module');
+const { fileURLToPath } = process.getBuiltinModule('node:url');
+const { Script } = process.getBuiltinModule('node:vm');`;
 /** The `io` argument of compileCached, in a stub that has LOADER_IMPORTS. */
 export const LOADER_IO =
   '{ readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env }';
