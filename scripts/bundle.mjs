@@ -78,7 +78,10 @@ async function cjsBundle(entry, cjs, packages = 'external') {
   return names;
 }
 
-/** A stub module's text: compiles the file at `fileExpr` (an expression, a path relative to the stub) and exports `names`. */
+/**
+ * A stub module's text: compiles the file at `fileExpr` (an expression: a path relative to the stub) and exports
+ * `names`.
+ */
 const stubText = (names, what, fileExpr) =>
   `// Made by scripts/bundle.mjs: ${what} compiled through V8's code cache beside it, its names re-exported.
 ${LOADER_IMPORTS}

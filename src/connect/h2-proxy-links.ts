@@ -29,9 +29,9 @@
  * tunnel from then on; it is asked for h2 again after `H1_RECHECK_MS`.
  */
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
-import { LazyDuplex } from '../util/lazy-base.js';
 import tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
+import { LazyDuplex } from '../util/lazy-base.js';
 import type { ConnResponse, ConnectionFacts, HeaderList } from '../http/types.js';
 import type { H2PooledConnection } from '../client/h2.js';
 import { pingOrClose } from '../client/ping.js';
