@@ -10,24 +10,13 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { dist } from './dist.mjs';
+import { rng } from './rng.mjs';
 
 const { Agent } = await dist('index.js');
 const o = JSON.parse(process.argv[2]);
 const ca = readFileSync(o.ca);
 const print = (j) => process.stdout.write(`${JSON.stringify(j)}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32: a small seeded generator, so every case meets the same origin sequence. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function runCase(c) {
   const agent = new Agent({ tls: { ca }, proxy: c.proxy, protocol: 'h1', maxRetries: 2 });

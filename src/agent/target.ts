@@ -5,12 +5,12 @@
  * stats read the fields, never the key. A group is the other kind of target (group/group.ts): the endpoints it picks
  * among are origin targets.
  */
-import { createHash } from 'node:crypto';
 import type { ProtocolPolicy } from '../connect/connect.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import type { ProxyNode } from '../net/proxy.js';
 import { clientIdentity, type ClientIdentity } from '../net/tls-context.js';
+import { sha256 } from '../util/digest.js';
 import type { AgentOptions, OriginOverrides, TlsOptions } from './options.js';
 
 /** How a connection's peer is trusted: the name it must prove and the CAs it is checked against. */
@@ -150,11 +150,5 @@ function caId(ca: TlsOptions['ca']): string {
 }
 
 function hashCa(parts: ReadonlyArray<string | Buffer>): string {
-  const h = createHash('sha256');
-  for (const p of parts) {
-    h.update(String(p.length));
-    h.update(':');
-    h.update(p);
-  }
-  return h.digest('base64url');
+  return sha256(parts.flatMap((p) => [String(p.length), ':', p])).toString('base64url');
 }

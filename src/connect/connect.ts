@@ -4,7 +4,7 @@
  * the QUIC connector (h3.ts), loaded on first use. Kept apart from the
  * protocols themselves (Pingora's connector/protocol split).
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../util/ip.js';
 import type tls from 'node:tls';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { SessionStore } from '../store/session-store.js';
@@ -132,7 +132,7 @@ async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<Pooled
   );
   const conn = r.value;
   conn.facts.attempts = r.attempts;
-  const book = isIP(spec.host) === 0 ? (spec.addresses ?? defaultAddressBook().udp) : null;
+  const book = ipFamily(spec.host) === 0 ? (spec.addresses ?? defaultAddressBook().udp) : null;
   if (r.address) {
     conn.facts.family = r.address.family;
     if (book) {
@@ -273,7 +273,7 @@ function h2Tunnels(ctx: ConnectContext): H2TunnelOpener {
 }
 
 function familyOf(ip: string | undefined): 4 | 6 | null {
-  const f = ip ? isIP(ip) : 0;
+  const f = ip ? ipFamily(ip) : 0;
   return f === 4 || f === 6 ? f : null;
 }
 

@@ -2,7 +2,7 @@
  * Dialling HTTP/3: resolve (net/resolver.ts), bind a UDP endpoint, start the QUIC handshake
  * (with a stored ticket: 0-RTT), put our HTTP/3 state machine on it.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../util/ip.js';
 import { H3ErrorCode } from '../codec/errors.js';
 import { H3Connection } from '../h3/connection.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
@@ -93,7 +93,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
   // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at
   // once).
   const ep = await QuicEndpoint.bind({
-    ipv6: isIP(ip) === 6,
+    ipv6: ipFamily(ip) === 6,
     appNoError: H3ErrorCode.NO_ERROR,
     peer: { host: ip, port: opts.port },
     ...(opts.pacing === false ? { pacing: false } : {}),
@@ -107,7 +107,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
       config,
       host: ip,
       port: opts.port,
-      serverName: isIP(name) ? null : name,
+      serverName: ipFamily(name) ? null : name,
       expectedHost: verify ? name : null,
       clientCert: Boolean(opts.identity),
       session,

@@ -5,7 +5,7 @@
  * (RFC 9113 §8.2.2, RFC 9114 §4.2), so stripping them is right for every
  * protocol we speak upstream.
  */
-import { isIPv6 } from 'node:net';
+import { ipFamily } from '../util/ip.js';
 
 /** RFC 9110 §5.6.2: a token (field names, methods, Alt-Svc protocol ids, transfer codings). */
 export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -28,7 +28,7 @@ export function remembered(test: (s: string) => boolean, max = 512): (s: string)
 
 /** RFC 3986 §3.2.2 reg-name (an IPv4 address is one too), then §3.2.3 `:` port. */
 const NAME_AUTHORITY_RE = /^[A-Za-z0-9.\-_~%!$&'()*+,;=]+(?::[0-9]*)?$/;
-/** RFC 3986 §3.2.2 IP-literal, then the port: what is between the brackets must be an IPv6 address (isIPv6). */
+/** RFC 3986 §3.2.2 IP-literal, then the port: what is between the brackets must be an IPv6 address (ipFamily). */
 const IP_LITERAL_AUTHORITY_RE = /^\[([0-9A-Fa-f:.]+)\](?::[0-9]*)?$/;
 
 /**
@@ -40,7 +40,7 @@ const IP_LITERAL_AUTHORITY_RE = /^\[([0-9A-Fa-f:.]+)\](?::[0-9]*)?$/;
 export function isAuthority(s: string): boolean {
   if (s.charCodeAt(0) !== 0x5b) return NAME_AUTHORITY_RE.test(s);
   const m = IP_LITERAL_AUTHORITY_RE.exec(s);
-  return m !== null && isIPv6(m[1] as string);
+  return m !== null && ipFamily(m[1] as string) === 6;
 }
 
 /** A field name we send over HTTP/1.1 is a token (RFC 9110 §5.1), remembered. */

@@ -8,7 +8,7 @@
  * `dialAddresses` is the part TCP and QUIC share: the race over a name's
  * addresses with their down marks (the caller's `dial` opens one attempt).
  */
-import net, { isIP } from 'node:net';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AddressBook } from './addresses.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, raceAddresses } from './happy-eyeballs.js';
@@ -16,6 +16,7 @@ import type { ProxyNode } from './proxy.js';
 import { defaultResolver, type ResolvedAddress } from './resolver.js';
 import { connectTcp, type TcpConnected, type TcpConnectOptions } from './tcp.js';
 import { openTunnel, type TunnelOptions } from './tunnel.js';
+import { ipFamily } from '../util/ip.js';
 
 /** Where a dial goes: a name (or IP literal) and port, and how its addresses are chosen. */
 export interface DialTarget {
@@ -162,7 +163,7 @@ export async function dialAddresses<T>(
   dispose: (value: T) => void,
 ): Promise<{ value: T; address: ResolvedAddress | null; attempts: number }> {
   const host = target.host.startsWith('[') && target.host.endsWith(']') ? target.host.slice(1, -1) : target.host;
-  const fam = isIP(host);
+  const fam = ipFamily(host);
   if (fam !== 0) {
     const value = await dial(host, target.servername, signal, true);
     return { value, address: { address: host, family: fam as 4 | 6 }, attempts: 1 };

@@ -11,9 +11,9 @@
  * (RFC 8767 §4), re-asking at most every `staleRecheckMs`.
  */
 import { Resolver as DnsResolver, lookup as systemLookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { LruMap } from '../util/lru.js';
+import { ipFamily } from '../util/ip.js';
 
 /** A name resolver a caller may supply (the Agent's `lookup`): addresses for a host name, preferred first. */
 export type LookupFn = (hostname: string) => Promise<string[]>;
@@ -138,7 +138,7 @@ export class Resolver {
   /** Addresses of `name`, from the cache while fresh. Rejects with OL_DNS_FAILED when there is none. */
   resolve(name: string): Promise<Resolution> {
     const host = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
-    const fam = isIP(host);
+    const fam = ipFamily(host);
     const now = this.opts.now();
     if (fam !== 0)
       return Promise.resolve({
@@ -211,8 +211,8 @@ export class Resolver {
     if (this.opts.lookup) {
       const list = await this.opts.lookup(name);
       const addresses = list
-        .map((a) => ({ address: a, family: (isIP(a) === 6 ? 6 : 4) as 4 | 6 }))
-        .filter((a) => isIP(a.address) !== 0);
+        .map((a) => ({ address: a, family: (ipFamily(a) === 6 ? 6 : 4) as 4 | 6 }))
+        .filter((a) => ipFamily(a.address) !== 0);
       if (addresses.length === 0)
         throw Object.assign(new Error(`lookup returned no address for ${name}`), { code: 'ENOTFOUND' });
       return this.#answer(name, addresses, 'custom', this.opts.systemTtlMs, now);

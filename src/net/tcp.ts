@@ -18,6 +18,7 @@ import {
 import { clientContext, type ClientIdentity, type TrustedCa } from './tls-context.js';
 import type { SessionStore } from '../store/session-store.js';
 import { tfoSocketFactory } from './tfo.js';
+import { ipFamily } from '../util/ip.js';
 
 export interface TcpConnectOptions {
   host: string;
@@ -122,7 +123,7 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     if (o.signal) setMaxListeners(0, o.signal);
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const isIp = net.isIP(o.host) !== 0;
+    const isIp = ipFamily(o.host) !== 0;
     let tfoSocket: net.Socket | null = null;
     try {
       tfoSocket = o.tfo && tfoFactory && isIp && !o.socket ? tfoFactory.connect({ host: o.host, port: o.port }) : null;

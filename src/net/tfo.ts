@@ -17,6 +17,7 @@ import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { knobs } from '../util/knobs.js';
+import { ipFamily } from '../util/ip.js';
 
 export interface TcpInfo {
   /** The SYN-ACK acknowledged the data sent in the SYN (TCPI_OPT_SYN_DATA). */
@@ -162,7 +163,7 @@ export function tfoSysctl(): number | null {
 export function connectTfo(opts: { host: string; port: number; localAddress?: string }): net.Socket | null {
   const addon = load();
   if (addon === null) return null;
-  const family = net.isIP(opts.host);
+  const family = ipFamily(opts.host);
   if (family !== 4 && family !== 6) return null;
   let fd: number;
   try {
@@ -322,7 +323,7 @@ export function setKeepAliveProbes(socket: net.Socket, probes: KeepAliveProbes =
 export function listenTfo(opts: { host: string; port: number; backlog?: number; queueLen?: number }): number | null {
   const addon = load();
   if (addon === null) return null;
-  const family = net.isIP(opts.host);
+  const family = ipFamily(opts.host);
   if (family !== 4 && family !== 6) return null;
   try {
     return addon.listen(opts.host, opts.port, family, opts.backlog ?? 511, opts.queueLen ?? 256);

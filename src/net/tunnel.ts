@@ -24,6 +24,7 @@ import {
   SOCKS_REPLY,
   type Read,
 } from './proxy-replies.js';
+import { ipFamily } from '../util/ip.js';
 
 export interface TunnelOptions {
   signal?: AbortSignal | undefined;
@@ -136,7 +137,7 @@ async function httpConnect(
 
 /** `host:port` as a CONNECT request names it (RFC 9110 §9.3.6: authority-form; an IPv6 literal in brackets). */
 export function connectAuthority(host: string, port: number): string {
-  return `${net.isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  return `${ipFamily(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 /** Proxy-Authorization: Basic (RFC 9110 §11.7.2, RFC 7617), or none. */
@@ -171,7 +172,7 @@ export function proxyTlsOptions(
     rejectUnauthorized: t.rejectUnauthorized ?? true,
     ALPNProtocols: alpn,
   };
-  if (net.isIP(node.host) === 0) to.servername = node.host;
+  if (ipFamily(node.host) === 0) to.servername = node.host;
   const own = node.tls;
   to.secureContext = clientContext(
     t.ca,
@@ -201,7 +202,7 @@ async function socks5(node: ProxyNode, socket: net.Socket, reader: Reader, host:
     throw proxyError(node, `the SOCKS5 server chose a method we did not offer (${method})`);
   }
   // RFC 1928 §4: CONNECT; a name goes as ATYP 3 (the proxy resolves it), addresses as ATYP 1 / 4.
-  const fam = net.isIP(host);
+  const fam = ipFamily(host);
   const addr =
     fam === 4
       ? Buffer.from([1, ...host.split('.').map(Number)])

@@ -4,10 +4,10 @@
  * connection's remote address, the port is the same, and A's certificate is
  * valid for B. Every connection tells its verified leaf (`peerCertificate()`).
  */
-import { isIP } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type { Pool } from '../pool/pool.js';
 import type { PooledConnection, Protocol } from '../http/types.js';
+import { ipFamily } from '../util/ip.js';
 
 const H2_ONLY: ReadonlySet<Protocol> = new Set<Protocol>(['h2']);
 
@@ -18,7 +18,7 @@ export interface CoalesceCandidate {
 
 /** Does the certificate cover `host` (RFC 9110 §4.3.4 / RFC 6125 matching, as Node checks it)? */
 export function certCovers(cert: X509Certificate, host: string): boolean {
-  return isIP(host) !== 0 ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
+  return ipFamily(host) !== 0 ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
 }
 
 /**

@@ -2,10 +2,10 @@
  * Typed QUIC options → a quiche Config. Every default is stated on its
  * field. Validation happens once; a bad value throws INVALID_CONFIG naming it.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { sha256 } from '../util/digest.js';
 import { makeRunDir, releaseRunDir } from '../util/run-dir.js';
 import { quiche, quicEngine, type QuicheConfig } from './quiche.js';
 
@@ -278,8 +278,8 @@ const clientCache = new Map<string, QuicheConfig>();
 
 function cacheKey(o: QuicOptions): string {
   return JSON.stringify(o, (_k, v: unknown) => {
-    if (v instanceof Uint8Array) return `bytes:${createHash('sha256').update(v).digest('hex')}`;
-    if (typeof v === 'string' && v.includes('-----BEGIN')) return `pem:${createHash('sha256').update(v).digest('hex')}`;
+    if (v instanceof Uint8Array) return `bytes:${sha256([v]).toString('hex')}`;
+    if (typeof v === 'string' && v.includes('-----BEGIN')) return `pem:${sha256([v]).toString('hex')}`;
     return v;
   });
 }

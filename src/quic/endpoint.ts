@@ -6,11 +6,11 @@
  * are counted and dropped; nothing from the wire can throw out of here.
  */
 import dgram from 'node:dgram';
-import { createHmac, randomBytes } from 'node:crypto';
-import { isIPv6 } from 'node:net';
+import { createHmac } from 'node:crypto';
+import { ipFamily } from '../util/ip.js';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { quiche, type HostPort, type QuicheConfig, type QuicheConnection } from './quiche.js';
+import { quiche, quicRandom, type HostPort, type QuicheConfig, type QuicheConnection } from './quiche.js';
 import { isLoopback } from './config.js';
 import { QuicConnection, type QuicConnectionInit } from './connection.js';
 import { PacketSink } from './packet-sink.js';
@@ -353,7 +353,7 @@ export class QuicEndpoint {
   }
 
   static async #bindSocket(opts: EndpointOptions): Promise<{ socket: dgram.Socket; local: HostPort }> {
-    const ipv6 = opts.ipv6 ?? (opts.host !== undefined && isIPv6(opts.host));
+    const ipv6 = opts.ipv6 ?? (opts.host !== undefined && ipFamily(opts.host) === 6);
     const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
     // Steered: a socket of the port's reuseport group, made by the addon and handed to dgram (steer.c).
     const fd = opts.steer ? steeredSocket(host, opts.port ?? 0) : null;
@@ -419,7 +419,7 @@ export class QuicEndpoint {
       ...this.#opts,
       host: this.#local.host,
       port: 0,
-      ipv6: isIPv6(this.#local.host),
+      ipv6: ipFamily(this.#local.host) === 6,
     });
     if (this.#closed) {
       socket.close();
@@ -571,7 +571,7 @@ export class QuicEndpoint {
   connect(o: ConnectOptions): QuicConnection {
     if (this.#closed) throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'QUIC endpoint is closed');
     const b = quiche();
-    const scid = randomBytes(CID_LEN);
+    const scid = quicRandom(CID_LEN);
     const remote = { host: o.host, port: o.port };
     let raw;
     try {
@@ -730,7 +730,7 @@ export class QuicEndpoint {
     }
     if (++this.#resets > RESETS_PER_S) return;
     const len = Math.min(msg.length - 1, 43);
-    const out = randomBytes(len);
+    const out = quicRandom(len);
     out[0] = 0x40 | (out[0]! & 0x3f);
     resetTokenBytes(key, msg.subarray(1, 1 + CID_LEN)).copy(out, len - 16);
     try {
@@ -761,7 +761,7 @@ export class QuicEndpoint {
 
   /** A connection ID of ours: random, its first byte this worker's index when steered (EndpointOptions.steer). */
   #newCidBytes(): Buffer {
-    const cid = randomBytes(CID_LEN);
+    const cid = quicRandom(CID_LEN);
     if (this.#cidByte !== null) cid[0] = this.#cidByte;
     return cid;
   }
@@ -774,7 +774,7 @@ export class QuicEndpoint {
 
   #tokenOf(cid: Uint8Array): bigint {
     const key = this.#opts.resetKey;
-    const t = key ? resetTokenBytes(key, cid) : randomBytes(16);
+    const t = key ? resetTokenBytes(key, cid) : quicRandom(16);
     return BigInt(`0x${t.toString('hex')}`);
   }
 

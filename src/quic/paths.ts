@@ -5,10 +5,9 @@
  * heard that triggers automatic migration. quinn keeps the same concerns
  * in `connection/paths.rs` and `cid_state.rs` beside the connection.
  */
-import { randomBytes } from 'node:crypto';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { PathGuard } from './path-guard.js';
-import type { HostPort, PathEvent, QuicheConnection } from './quiche.js';
+import { quicRandom, type HostPort, type PathEvent, type QuicheConnection } from './quiche.js';
 
 /**
  * Connection ids of ours a connection holds at once, beyond those the peer retired (each is a routing-table entry;
@@ -286,8 +285,8 @@ export class Paths {
         }
         // The endpoint's rule (its worker's index first, a token it can remake); else random and unguessable.
         const { cid, token } = this.#host.newCid?.() ?? {
-          cid: randomBytes(16),
-          token: BigInt(`0x${randomBytes(16).toString('hex')}`),
+          cid: quicRandom(16),
+          token: BigInt(`0x${quicRandom(16).toString('hex')}`),
         };
         q.newSourceCid(cid, token, false);
         this.#issuedCids++;

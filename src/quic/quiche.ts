@@ -17,6 +17,7 @@
  * - Host/port pairs are resolved with `to_socket_addrs`: pass IP literals.
  * - `timeout()` is relative, in whole ms; `pathStats()[i].rtt` is whole ms.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -284,6 +285,10 @@ interface Binding {
     out: Uint8Array,
   ): number;
   versionIsSupported(version: number): boolean;
+  /** Ours: fills the array from BoringSSL's RAND_bytes (the fallback binding lacks it). */
+  fillRandom?(out: Uint8Array): void;
+  /** Ours: whether a DER certificate's subjectAltName names the IP address (throws for a bad certificate). */
+  certMatchesIp?(der: Uint8Array, ip: string): boolean;
   Shutdown: { Read: number; Write: number };
   Type: {
     Initial: number;
@@ -391,6 +396,18 @@ export function quiche(): Binding {
     );
     throw loadError;
   }
+}
+
+/**
+ * `n` random bytes for connection IDs and reset tokens (RFC 9000 §5.1, §10.3: unguessable): from the loaded binding's
+ * BoringSSL where it has the call, so an HTTP/3 client need not load `node:crypto`; else node:crypto's.
+ */
+export function quicRandom(n: number): Buffer {
+  const fill = cached?.fillRandom;
+  if (fill === undefined) return randomBytes(n);
+  const out = Buffer.allocUnsafe(n);
+  fill(out);
+  return out;
 }
 
 /** True when the binding loads; never throws. */

@@ -10,13 +10,15 @@ const MAC_LEN = 16;
 const LIFETIME_S = 10;
 
 export class RetryTokens {
-  #key: Uint8Array;
+  /** Made at the first token (a client's endpoint never needs one, nor node:crypto for it). */
+  #key: Uint8Array | undefined;
 
-  constructor(key: Uint8Array = randomBytes(32)) {
+  constructor(key?: Uint8Array) {
     this.#key = key;
   }
 
   #mac(host: string, port: number, expiry: number, odcid: Uint8Array): Buffer {
+    this.#key ??= randomBytes(32);
     return createHmac('sha256', this.#key)
       .update(`${host}|${port}|${expiry}|`)
       .update(odcid)

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:dgram';
-import { isIP } from 'node:net';
+import { ipFamily } from '../util/ip.js';
 import { getSystemErrorName } from 'node:util';
 import { knobs } from '../util/knobs.js';
 
@@ -123,7 +123,7 @@ export function socketFd(socket: Socket): number | null {
  * Throws an errno error (code, syscall) when the bind itself fails.
  */
 export function bindDirect(socket: Socket, host: string, port: number, ipv6: boolean): boolean {
-  const family = isIP(host);
+  const family = ipFamily(host);
   if (family === 0 || (family === 6) !== ipv6) return false;
   const current = stateHandle(socket);
   if (current === null || typeof current.bind6 !== 'function') return false;

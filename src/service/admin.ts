@@ -3,7 +3,7 @@
  * `/healthz` (200 while serving, 503 once draining), `/stats` (the agents'
  * PoolStats as JSON, for humans and scripts).
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../util/ip.js';
 import { hostname } from 'node:os';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bindReason } from './listeners.js';
@@ -40,7 +40,7 @@ export function adminAnswers(authority: string, bindHost: string, names: readonl
   if (authority === '') return true;
   let host = hostOnly(authority);
   if (host.endsWith('.')) host = host.slice(0, -1);
-  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost') || host === bindHost.toLowerCase())
+  if (ipFamily(host) !== 0 || host === 'localhost' || host.endsWith('.localhost') || host === bindHost.toLowerCase())
     return true;
   if (host === hostname().toLowerCase()) return true;
   for (const n of names) if (n.toLowerCase() === host) return true;

@@ -4,7 +4,7 @@
  * with the defaults it fills in. A bad value throws the Reader's ConfigError naming the field.
  */
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { ipFamily } from '../util/ip.js';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { socketPathProblem } from '../agent/options.js';
@@ -448,7 +448,7 @@ function bindsOverlap(
     [hb, ha],
   ] as const) {
     if (w === '::') return ': :: takes the port on every address';
-    if (w === '0.0.0.0' && isIP(x) !== 6) return ': 0.0.0.0 takes the port on every IPv4 address';
+    if (w === '0.0.0.0' && ipFamily(x) !== 6) return ': 0.0.0.0 takes the port on every IPv4 address';
   }
   return null;
 }

@@ -40,6 +40,22 @@ pub fn version_is_supported(version: u32) -> bool {
     quiche::version_is_supported(version)
 }
 
+/// Fills `out` from BoringSSL's random generator (RAND_bytes): the connection IDs and reset tokens a QUIC endpoint
+/// makes (RFC 9000 §5.1, §10.3) without loading `node:crypto` in a process that needs nothing else of it.
+#[napi]
+pub fn fill_random(mut out: Uint8ArraySlice) -> Result<()> {
+    boring::rand::rand_bytes(unsafe { out.as_mut() }).map_err(|e| napi::Error::from_reason(format!("{e}")))
+}
+
+/// Whether the DER certificate `der` names the IP address `ip` in its subjectAltName (X509_check_ip_asc): the
+/// client's check of a server reached by an IP literal, which is never sent as SNI (RFC 6066 §3) so BoringSSL's own
+/// name check does not cover it. Throws for a certificate it cannot parse.
+#[napi]
+pub fn cert_matches_ip(der: &[u8], ip: String) -> Result<bool> {
+    let cert = boring::x509::X509::from_der(der).map_err(|e| napi::Error::from_reason(format!("{e}")))?;
+    cert.check_ip_asc(&ip).map_err(|e| napi::Error::from_reason(format!("{e}")))
+}
+
 /// Writes a Version Negotiation packet into `out`; its length.
 #[napi]
 pub fn negotiate_version(scid: &[u8], dcid: &[u8], mut out: Uint8ArraySlice) -> Result<i64> {

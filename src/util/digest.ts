@@ -1,0 +1,93 @@
+/**
+ * SHA-256 of a few small parts — the content ids of configured material (a CA list, a QUIC config's bytes) that
+ * pool keys, session-ticket keys and config caches are made of, and that other processes of a fleet must compute
+ * alike. Small inputs are hashed here (FIPS 180-4 §6.2) so that a first HTTP/3 request does not load `node:crypto`
+ * for it (a few ms in a fresh process, bench/RESULTS.md `startup`; HTTP/3 needs nothing else of it); large ones by
+ * `node:crypto`, which is faster once loaded. Both give the same digest (test/unit/digest).
+ */
+import { createHash } from 'node:crypto';
+
+/** Inputs above this many bytes go to `node:crypto`. */
+const LOCAL_MAX = 16 * 1024;
+
+const K = new Uint32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+  0xc67178f2,
+]);
+
+/** SHA-256 of the parts one after the other (strings as UTF-8). */
+export function sha256(parts: ReadonlyArray<string | Uint8Array>): Buffer {
+  const bufs = parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
+  let len = 0;
+  for (const b of bufs) len += b.length;
+  if (len > LOCAL_MAX) {
+    const h = createHash('sha256');
+    for (const b of bufs) h.update(b);
+    return h.digest();
+  }
+  // The message, a 0x80 byte, zeros to 56 mod 64, the bit length in 8 bytes (§5.1.1).
+  const padded = Buffer.alloc((((len + 8) >> 6) + 1) << 6);
+  let at = 0;
+  for (const b of bufs) {
+    padded.set(b, at);
+    at += b.length;
+  }
+  padded[len] = 0x80;
+  padded.writeUInt32BE(Math.floor(len / 0x20000000), padded.length - 8);
+  padded.writeUInt32BE((len << 3) >>> 0, padded.length - 4);
+  const H = new Uint32Array([
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+  ]);
+  const W = new Uint32Array(64);
+  for (let off = 0; off < padded.length; off += 64) {
+    for (let t = 0; t < 16; t++) W[t] = padded.readUInt32BE(off + 4 * t);
+    for (let t = 16; t < 64; t++) {
+      const w15 = W[t - 15] as number;
+      const w2 = W[t - 2] as number;
+      const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
+      const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
+      W[t] = (W[t - 16] as number) + s0 + (W[t - 7] as number) + s1;
+    }
+    let a = H[0] as number;
+    let b = H[1] as number;
+    let c = H[2] as number;
+    let d = H[3] as number;
+    let e = H[4] as number;
+    let f = H[5] as number;
+    let g = H[6] as number;
+    let h = H[7] as number;
+    for (let t = 0; t < 64; t++) {
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const ch = (e & f) ^ (~e & g);
+      const t1 = (h + S1 + ch + (K[t] as number) + (W[t] as number)) | 0;
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const maj = (a & b) ^ (a & c) ^ (b & c);
+      const t2 = (S0 + maj) | 0;
+      h = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    H[0] = (H[0] as number) + a;
+    H[1] = (H[1] as number) + b;
+    H[2] = (H[2] as number) + c;
+    H[3] = (H[3] as number) + d;
+    H[4] = (H[4] as number) + e;
+    H[5] = (H[5] as number) + f;
+    H[6] = (H[6] as number) + g;
+    H[7] = (H[7] as number) + h;
+  }
+  const out = Buffer.allocUnsafe(32);
+  for (let i = 0; i < 8; i++) out.writeUInt32BE(H[i] as number, 4 * i);
+  return out;
+}

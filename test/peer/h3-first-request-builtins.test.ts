@@ -1,0 +1,49 @@
+/**
+ * A fresh process's first HTTP/3 request loads no `node:crypto`, `node:net` or `node:tls` (issue 58): its random
+ * connection IDs and its check of an IP literal against the certificate come from the QUIC binding's BoringSSL, the
+ * pool key's CA digest from src/util/digest.ts, IP literals are told by src/util/ip.ts. Each of those built-ins costs
+ * a fresh process milliseconds to load (bench/RESULTS.md `startup`), before its first response. Against our h3
+ * server on loopback, the package's bundle imported by a plain `node`, the request to 127.0.0.1 so the IP check runs.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { H3Server } from '../../src/server/h3.js';
+import { buildIfStale, ROOT } from '../helpers/build.js';
+import { makeCerts } from '../helpers/certs.js';
+import { startTestH3Server } from '../helpers/h3-server.js';
+
+const run = promisify(execFile);
+let h3: H3Server;
+
+beforeAll(async () => {
+  buildIfStale();
+  h3 = await startTestH3Server({ handler: (() => ({ status: 200, headers: [], body: 'first' })) as never });
+});
+afterAll(() => h3?.close(0));
+
+describe('the first h3 request of a fresh process', () => {
+  it('loads neither node:crypto nor node:net nor node:tls, and its answer is read', async () => {
+    const script = `
+      import { readFileSync } from 'node:fs';
+      const ca = readFileSync(${JSON.stringify(makeCerts().caPath)});
+      const { Agent } = await import(${JSON.stringify(join(ROOT, 'dist', 'bundle', 'index.js'))});
+      const before = new Set(process.moduleLoadList);
+      const agent = new Agent({ protocol: 'h3', tls: { ca } });
+      const res = await agent.request({ url: 'https://127.0.0.1:${h3.address.port}/' });
+      const body = await res.text();
+      const loaded = process.moduleLoadList.filter((m) => !before.has(m));
+      await agent.close();
+      process.stdout.write(JSON.stringify({ status: res.status, protocol: res.protocol, body, loaded }));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, NODE_OPTIONS: '' },
+      timeout: 20_000,
+    });
+    const r = JSON.parse(stdout) as { status: number; protocol: string; body: string; loaded: string[] };
+    expect([r.status, r.protocol, r.body]).toEqual([200, 'h3', 'first']);
+    // It did load what a QUIC connection needs (the UDP socket), so the list is the request's.
+    expect(r.loaded).toContain('NativeModule dgram');
+    for (const id of ['crypto', 'net', 'tls']) expect(r.loaded).not.toContain(`NativeModule ${id}`);
+  });
+});
