@@ -232,6 +232,20 @@ export interface ConnectOptions {
   maxPacket?: number;
 }
 
+/**
+ * The address lookup of an endpoint's sockets (dgram's `lookup`): the hosts it sends to and binds are IP literals
+ * (the binding's convention), so no resolver. dgram's default, dns.lookup, loads `node:dns` when a socket is made.
+ */
+function literalLookup(
+  host: string,
+  _family: unknown,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const f = ipFamily(host);
+  if (f !== 0) cb(null, host, f);
+  else cb(Object.assign(new Error(`not an IP address: ${host}`), { code: 'EINVAL' }), host, 0);
+}
+
 export class QuicEndpoint {
   #socket: dgram.Socket;
   #sink: PacketSink;
@@ -357,7 +371,7 @@ export class QuicEndpoint {
     const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
     // Steered: a socket of the port's reuseport group, made by the addon and handed to dgram (steer.c).
     const fd = opts.steer ? steeredSocket(host, opts.port ?? 0) : null;
-    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
+    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', lookup: literalLookup as never });
     await new Promise<void>((resolve, reject) => {
       if (fd === null && bindDirect(socket, host, opts.port ?? 0, ipv6)) return resolve();
       const onErr = (e: Error): void => reject(e);

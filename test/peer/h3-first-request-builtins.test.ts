@@ -1,7 +1,8 @@
 /**
- * A fresh process's first HTTP/3 request loads no `node:crypto`, `node:net` or `node:tls` (issue 58): its random
- * connection IDs and its check of an IP literal against the certificate come from the QUIC binding's BoringSSL, the
- * pool key's CA digest from src/util/digest.ts, IP literals are told by src/util/ip.ts. Each of those built-ins costs
+ * A fresh process's first HTTP/3 request loads no `node:crypto`, `node:net`, `node:tls` or `node:dns` (issue 58):
+ * its random connection IDs and its check of an IP literal against the certificate come from the QUIC binding's
+ * BoringSSL, the pool key's CA digest from src/util/digest.ts, IP literals are told by src/util/ip.ts, and the UDP
+ * socket's lookup takes literals only (dgram's default would load node:dns). Each of those built-ins costs
  * a fresh process milliseconds to load (bench/RESULTS.md `startup`), before its first response. Against our h3
  * server on loopback, the package's bundle imported by a plain `node`, the request to 127.0.0.1 so the IP check runs.
  */
@@ -24,7 +25,7 @@ beforeAll(async () => {
 afterAll(() => h3?.close(0));
 
 describe('the first h3 request of a fresh process', () => {
-  it('loads neither node:crypto nor node:net nor node:tls, and its answer is read', async () => {
+  it('loads neither node:crypto, node:net, node:tls nor node:dns, and its answer is read', async () => {
     const script = `
       import { readFileSync } from 'node:fs';
       const ca = readFileSync(${JSON.stringify(makeCerts().caPath)});
@@ -44,6 +45,6 @@ describe('the first h3 request of a fresh process', () => {
     expect([r.status, r.protocol, r.body]).toEqual([200, 'h3', 'first']);
     // It did load what a QUIC connection needs (the UDP socket), so the list is the request's.
     expect(r.loaded).toContain('NativeModule dgram');
-    for (const id of ['crypto', 'net', 'tls']) expect(r.loaded).not.toContain(`NativeModule ${id}`);
+    for (const id of ['crypto', 'net', 'tls', 'dns']) expect(r.loaded).not.toContain(`NativeModule ${id}`);
   });
 });
