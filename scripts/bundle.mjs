@@ -19,14 +19,17 @@
 // compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
 // theirs, which Node's loader would otherwise resolve at `serve`'s
 // start): they stay dependencies, installed with their licences.
-// What we load by name when used stays outside: ioredis, and the OpenTelemetry API for tracing (prom-client's copy
-// inside shares its state: the API keeps it in one global per version).
+// What we load by name when used stays outside: ioredis in a file of its own with its own cache (PREBUILT below),
+// and the OpenTelemetry API for tracing from node_modules (prom-client's copy inside shares its state: the API keeps it
+// in one global per version).
 //
 // Everything stays two directories under the package root, as every dist/<dir>/<module>.js is: the paths modules
 // take from import.meta.url (../../native, ../../package.json, ../../docs) hold unchanged. tsc's dist/ modules stay
 // beside it: the benches run a build's dist/cli/main.js (older builds have no bundle).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -86,11 +89,41 @@ const stubText = (names, what, fileExpr) =>
   `// Made by scripts/bundle.mjs: ${what} compiled through V8's code cache beside it, its names re-exported.
 ${LOADER_IMPORTS}
 ${compileCached.toString()}
+${PREBUILT_HOOK}
 const bundle = compileCached(${LOADER_IO}, new URL(${fileExpr}, import.meta.url));
 export const { ${names.join(', ')} } = bundle.exports;
 `;
 
+/**
+ * The npm packages we load by name when used (src/store/redis-link.ts: ioredis) are each bundled into a file of their
+ * own beside the library, PREBUILT.cjs, compiled through its code cache like the library: a fresh process otherwise
+ * resolves and compiles their ~100 files at the first use (bench/RESULTS.md `startup`). The stubs offer the loader
+ * under a registered symbol, `Symbol.for('originlink.prebuilt')`: `(name) => exports`, or null without such a file (a
+ * build without a bundle, tsc's dist/ modules: src then requires the package as usual).
+ */
+const PREBUILT = ['ioredis'];
+const PREBUILT_HOOK = `globalThis[Symbol.for('originlink.prebuilt')] ??= (name) => {
+  try {
+    return compileCached(${LOADER_IO}, new URL(\`./\${name}.cjs\`, import.meta.url)).exports;
+  } catch (e) {
+    if (e?.code === 'ENOENT') return null;
+    throw e;
+  }
+};`;
+
 const libraryNames = await cjsBundle(join(dist, 'index.js'), 'library');
+for (const name of PREBUILT) {
+  const file = join(out, `${name}.cjs`);
+  await build({
+    ...common,
+    format: 'cjs',
+    packages: 'bundle',
+    minifyWhitespace: true,
+    entryPoints: [createRequire(join(root, 'package.json')).resolve(name)],
+    outfile: file,
+  });
+  if (/[^\x00-\x7f]/.test(readFileSync(file, 'latin1'))) throw new Error(`bundle: ${name}.cjs is not ASCII`);
+}
 writeFileSync(join(out, 'index.js'), stubText(libraryNames, 'library.cjs', "'./library.cjs'"));
 // The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms
 // of `--version` here: the loader's own modules and fs/promises with readline behind it). The command table's stub
@@ -140,12 +173,17 @@ const runs = [
   ['commands', [...serviceFlags, join(out, 'main.cjs'), 'demo', '--selftest', '--random-ports']],
   ['client', [join(root, 'scripts', 'code-cache-train.mjs'), 'client', join(out, 'client.cjs')]],
 ];
-for (const [name, argv] of runs) {
+// The prebuilt packages' caches (ioredis.cache): a run of the library's stores, its caches written elsewhere and only
+// theirs kept — the library's cache stays one of requests without stores (each function in it costs every import).
+const prebuiltOut = mkdtempSync(join(tmpdir(), 'originlink-cache-'));
+runs.push(['ioredis', [join(root, 'scripts', 'code-cache-train.mjs'), 'redis', join(out, 'index.js')], prebuiltOut]);
+for (const [name, argv, cacheOut = out] of runs) {
   const r = spawnSync(process.execPath, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '', ORIGINLINK_CODE_CACHE_OUT: out },
+    env: { ...process.env, NODE_OPTIONS: '', ORIGINLINK_CODE_CACHE_OUT: cacheOut },
     timeout: 60_000,
   });
+  if (cacheOut !== out && r.status === 0) copyFileSync(join(cacheOut, `${name}.cache`), join(out, `${name}.cache`));
   if (r.status !== 0 || r.error) {
     rmSync(join(out, `${name}.cache`), { force: true });
     console.warn(
@@ -154,3 +192,4 @@ for (const [name, argv] of runs) {
     console.warn(String(r.stderr).slice(0, 2000));
   }
 }
+rmSync(prebuiltOut, { recursive: true, force: true });

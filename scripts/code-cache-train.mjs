@@ -3,6 +3,8 @@
 // scripts/code-cache.mjs): requests over each protocol to the demo origins on loopback (dist/service/demo-origins.js,
 // the demo's certificates, ephemeral ports), so a cache holds a first request's path as well as the import.
 // - `library ENTRY`: imports the package from ENTRY (dist/bundle/index.js); a GET and a POST of a new Agent a protocol.
+// - `redis ENTRY`: the package's Redis stores (trainRedis), for the cache of dist/bundle/ioredis.cjs (scripts/bundle.mjs
+//   runs it with another ORIGINLINK_CODE_CACHE_OUT and keeps that file's cache only: the library's stays a request's).
 // - `client CLIENT_CJS`: loads the one-shot commands' bundle (dist/bundle/client.cjs) as main.cjs does for `fetch`,
 //   `probe` or `info`, and runs `fetch` a protocol: a cache of what a fetch compiles.
 // A request that fails exits non-zero: the build then says the cache holds less.
@@ -14,8 +16,8 @@ import { Script } from 'node:vm';
 import { compileCached } from './code-cache.mjs';
 
 const [mode, file] = process.argv.slice(2);
-if ((mode !== 'library' && mode !== 'client') || !file)
-  throw new Error('usage: code-cache-train.mjs library ENTRY | client CLIENT_CJS');
+if (!['library', 'client', 'redis'].includes(mode) || !file)
+  throw new Error('usage: code-cache-train.mjs library ENTRY | client CLIENT_CJS | redis ENTRY');
 const root = join(file, '..', '..', '..');
 setTimeout(() => {
   console.error(`code-cache-train ${mode}: no answer in 20 s`);
@@ -23,6 +25,11 @@ setTimeout(() => {
 }, 20_000).unref();
 const certs = join(root, 'config', 'demo-certs');
 const caPath = join(certs, 'ca.pem');
+
+if (mode === 'redis') {
+  await trainRedis();
+  process.exit(0);
+}
 
 /** One origin's requests: `name` its protocol (h1, h2, h3), `url` its root. */
 let train;
@@ -61,4 +68,41 @@ try {
   for (const o of origins) await train(o.name, `https://localhost:${o.port}/`);
 } finally {
   await Promise.all(origins.map((o) => o.close()));
+}
+
+/**
+ * The package's Redis stores on a `redis-server` of its own (an ephemeral port) when one is installed: tickets put,
+ * read and taken, origin facts read, the writes flushed at close; else stores on a refused port, which still loads
+ * ioredis and makes its client.
+ */
+async function trainRedis() {
+  const { openStores } = await import(pathToFileURL(file).href);
+  const { spawn, spawnSync } = await import('node:child_process');
+  const { createServer } = await import('node:net');
+  const port = await new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+  const installed = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+  const server = installed
+    ? spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        stdio: 'ignore',
+      })
+    : null;
+  const url = `redis://127.0.0.1:${port}/0?prefix=train:`;
+  const stores = openStores({ sessionStore: url, originCache: url });
+  try {
+    await stores.ready(server ? 3_000 : 200).catch(() => {});
+    for (let i = 0; i < 4; i++) {
+      stores.sessionStore.put(`origin-${i}`, Buffer.alloc(200, i));
+      stores.sessionStore.get(`origin-${i}`);
+      stores.sessionStore.take(`origin-${i}`);
+      stores.originCache.get(`https://origin-${i}:443`);
+    }
+  } finally {
+    await stores.close();
+    server?.kill();
+  }
 }

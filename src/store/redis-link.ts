@@ -75,12 +75,16 @@ export interface RedisLinkStats {
 type Op = (p: ChainableCommander) => void;
 
 /**
- * ioredis, loaded when the first link is made: ~50 ms of a process's start that an Agent without a Redis store
- * (and the CLI's commands) never needs (issue 58). CommonJS, so a synchronous require serves a constructor.
+ * ioredis, loaded when the first link is made: tens of ms of a process's start that an Agent without a Redis store
+ * (and the CLI's commands) never needs (issue 58). CommonJS, so a synchronous require serves a constructor. From the
+ * package's bundle, the build's one-file copy with its code cache (scripts/bundle.mjs `PREBUILT`, offered by the
+ * bundle's stub under a registered symbol); else (tsc's modules, a build without it) the package as installed.
  */
 let ioredis: typeof import('ioredis') | null = null;
 const lib = (): typeof import('ioredis') =>
-  (ioredis ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
+  (ioredis ??= ((globalThis as Record<symbol, ((name: string) => unknown) | undefined>)[
+    Symbol.for('originlink.prebuilt')
+  ]?.('ioredis') ?? createRequire(import.meta.url)('ioredis')) as typeof import('ioredis'));
 /** A queued write and the key it touches (its Cluster slot: the writes of one pipeline are on one node). */
 interface Write {
   op: Op;

@@ -92,6 +92,22 @@ describe('the bundles through the code cache', () => {
     expect(readFileSync(join(BUNDLE, 'index.js'), 'utf8')).not.toMatch(/^\s*import\b/m);
   });
 
+  it('ioredis runs from the package one-file copy (dist/bundle/ioredis.cjs) with its cache, not from node_modules', () => {
+    expect(takes('ioredis', [])).toBe(true);
+    const fromNodeModules: string[] = JSON.parse(
+      fresh(
+        [],
+        `const { openStores } = await import(${JSON.stringify(join(BUNDLE, 'index.js'))});
+        const stores = openStores({ sessionStore: 'redis://127.0.0.1:1/0' });
+        await stores.close();
+        const { createRequire } = await import('node:module');
+        const loaded = Object.keys(createRequire(process.cwd() + '/').cache);
+        console.log(JSON.stringify(loaded.filter((f) => f.includes('node_modules'))));`,
+      ),
+    );
+    expect(fromNodeModules).toEqual([]);
+  });
+
   it('the package exports what src/index.ts does', () => {
     const names = (file: string): string[] =>
       JSON.parse(fresh([], `console.log(JSON.stringify(Object.keys(await import(${JSON.stringify(file)})).sort()))`));
