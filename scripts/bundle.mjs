@@ -97,19 +97,20 @@ export const { ${names.join(', ')} } = bundle.exports;
 /**
  * The npm packages we load by name when used (src/store/redis-link.ts: ioredis) are each bundled into a file of their
  * own beside the library, PREBUILT.cjs, compiled through its code cache like the library: a fresh process otherwise
- * resolves and compiles their ~100 files at the first use (bench/RESULTS.md `startup`). The stubs offer the loader
- * under a registered symbol, `Symbol.for('originlink.prebuilt')`: `(name) => exports`, or null without such a file (a
- * build without a bundle, tsc's dist/ modules: src then requires the package as usual).
+ * resolves and compiles their ~100 files at the first use (bench/RESULTS.md `fleet`). The stubs offer the loader in a
+ * map under a registered symbol, `Symbol.for('originlink.prebuilt')`, keyed by this directory's URL (two copies of the
+ * package in one process each find their own): `(name) => exports`, or null without such a file. Where there is no
+ * loader (tsc's dist/ modules) src requires the package as usual.
  */
 const PREBUILT = ['ioredis'];
-const PREBUILT_HOOK = `globalThis[Symbol.for('originlink.prebuilt')] ??= (name) => {
+const PREBUILT_HOOK = `(globalThis[Symbol.for('originlink.prebuilt')] ??= new Map()).set(new URL('./', import.meta.url).href, (name) => {
   try {
     return compileCached(${LOADER_IO}, new URL(\`./\${name}.cjs\`, import.meta.url)).exports;
   } catch (e) {
     if (e?.code === 'ENOENT') return null;
     throw e;
   }
-};`;
+});`;
 
 const libraryNames = await cjsBundle(join(dist, 'index.js'), 'library');
 for (const name of PREBUILT) {

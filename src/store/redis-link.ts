@@ -82,9 +82,15 @@ type Op = (p: ChainableCommander) => void;
  */
 let ioredis: typeof import('ioredis') | null = null;
 const lib = (): typeof import('ioredis') =>
-  (ioredis ??= ((globalThis as Record<symbol, ((name: string) => unknown) | undefined>)[
+  (ioredis ??= (prebuilt('ioredis') ?? createRequire(import.meta.url)('ioredis')) as typeof import('ioredis'));
+
+/** `name` from the bundle's own one-file copy (its stub's loader, keyed by dist/bundle/'s URL), or null. */
+function prebuilt(name: string): unknown {
+  const loaders = (globalThis as Record<symbol, Map<string, (name: string) => unknown> | undefined>)[
     Symbol.for('originlink.prebuilt')
-  ]?.('ioredis') ?? createRequire(import.meta.url)('ioredis')) as typeof import('ioredis'));
+  ];
+  return loaders?.get(new URL('../bundle/', import.meta.url).href)?.(name) ?? null;
+}
 /** A queued write and the key it touches (its Cluster slot: the writes of one pipeline are on one node). */
 interface Write {
   op: Op;
