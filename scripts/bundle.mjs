@@ -103,6 +103,8 @@ export const { ${names.join(', ')} } = bundle.exports;
  * loader (tsc's dist/ modules) src requires the package as usual.
  */
 const PREBUILT = ['ioredis'];
+/** What a prebuilt package loads late (its `var x_1=require("…")`, scripts/lazy-builtins.mjs). */
+const PREBUILT_LAZY = ['tls', 'crypto'];
 const PREBUILT_HOOK = `(globalThis[Symbol.for('originlink.prebuilt')] ??= new Map()).set(new URL('./', import.meta.url).href, (name) => {
   try {
     return compileCached(${LOADER_IO}, new URL(\`./\${name}.cjs\`, import.meta.url)).exports;
@@ -123,7 +125,10 @@ for (const name of PREBUILT) {
     entryPoints: [createRequire(join(root, 'package.json')).resolve(name)],
     outfile: file,
   });
-  if (/[^\x00-\x7f]/.test(readFileSync(file, 'latin1'))) throw new Error(`bundle: ${name}.cjs is not ASCII`);
+  // Its built-ins that a Redis connection without TLS does not need load at their first use (`dns`: read at its start).
+  const source = lazyBuiltins(readFileSync(file, 'latin1'), PREBUILT_LAZY, true);
+  if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${name}.cjs is not ASCII`);
+  writeFileSync(file, source, 'latin1');
 }
 writeFileSync(join(out, 'index.js'), stubText(libraryNames, 'library.cjs', "'./library.cjs'"));
 // The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms

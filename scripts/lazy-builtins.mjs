@@ -26,20 +26,28 @@ export const LAZY_BUILTINS = [
 
 const FN = 'lazyMod';
 
-/** `text` (a CommonJS bundle by esbuild) with LAZY_BUILTINS loaded at their first use. */
-export function lazyBuiltins(text, builtins = LAZY_BUILTINS) {
+/**
+ * `text` (a CommonJS bundle by esbuild) with LAZY_BUILTINS loaded at their first use. `packageForm`: also (only) the
+ * form an npm package compiled by TypeScript has in a bundle, `var tls_1=require("tls")` (dist/bundle/ioredis.cjs).
+ */
+export function lazyBuiltins(text, builtins = LAZY_BUILTINS, packageForm = false) {
   if (new RegExp(`\\b${FN}\\b`).test(text)) throw new Error(`lazy-builtins: the bundle already names ${FN}`);
   if ('require'.length !== FN.length) throw new Error('lazy-builtins: the replacement must keep the columns');
   const wanted = new Set(builtins);
-  const decl = /\b(import_[\w$]+)=(__toESM\()?require\("(node:[\w/]+)"\)/g;
+  const decl = packageForm
+    ? /\bvar ([\w$]+_1)=()require\("([\w/]+)"\)/g
+    : /\b(import_[\w$]+)=(__toESM\()?require\("(node:[\w/]+)"\)/g;
   /** Per built-in, the names read from it. */
   const names = new Map();
   const vars = [];
   for (const m of text.matchAll(decl)) {
     if (!wanted.has(m[3])) continue;
-    vars.push({ name: m[1], id: m[3], esm: m[2] !== undefined, at: m.index });
+    const at = m.index + m[0].indexOf(m[1]);
+    vars.push({ name: m[1], id: m[3], esm: m[2] !== undefined && m[2] !== '', at });
     if (!names.has(m[3])) names.set(m[3], new Set());
   }
+  // The same name may be declared by several modules of the bundle (each package module has its own `tls_1`).
+  const declaredAt = new Set(vars.map((v) => v.at));
   // esbuild declares a lazily initialised module's variables up front (`var import_promises,import_node_net;`).
   const declared = new Set();
   for (const m of text.matchAll(/\bvar ((?:[\w$]+,)*[\w$]+);/g)) {
@@ -54,7 +62,7 @@ export function lazyBuiltins(text, builtins = LAZY_BUILTINS) {
     // Every use but the declaration: `.name`, or `.default.name` where the import was a default one.
     const use = new RegExp(`\\b${v.name.replace(/\$/g, '\\$')}\\b(\\.default)?(\\.([\\w$]+))?`, 'g');
     for (const u of text.matchAll(use)) {
-      if (u.index === v.at || declared.has(u.index)) continue;
+      if (declaredAt.has(u.index) || declared.has(u.index)) continue;
       const member = u[3];
       if (member === undefined || (u[1] === undefined && member === 'default') || (u[1] !== undefined && !v.esm))
         throw new Error(`lazy-builtins: ${v.name} (${v.id}) is used as a whole at ${u.index}: cannot load it late`);

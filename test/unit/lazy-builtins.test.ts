@@ -54,6 +54,24 @@ describe('lazy built-ins in a bundle', () => {
     expect(loads.length).toBe(4);
   });
 
+  it('in a package\'s form (`var tls_1=require("tls")`, one name in several modules), loads it at its first read', () => {
+    const pkg = [
+      'var init_r=()=>{};var m1=()=>{var tls_1=require("tls");var os=require("os");exports.c=()=>tls_1.connect;};',
+      'var m2=()=>{var tls_1=require("tls");var crypto_1=require("crypto");',
+      'exports.h=()=>(0,crypto_1.createHash)("sha256").update("a").digest("hex");exports.t=()=>tls_1.TLSSocket;};',
+      'm1();m2();',
+    ].join('\n');
+    const out = lazyBuiltins(pkg, ['tls', 'crypto'], true);
+    for (const [i, line] of pkg.split('\n').entries()) expect(out.split('\n')[i].length).toBe(line.length);
+    const { exports, loads } = run(out);
+    expect(loads).toEqual(['os']);
+    expect(exports.h()).toMatch(/^ca978112/);
+    expect(exports.c()).toBe(createRequire(import.meta.url)('tls').connect);
+    expect(exports.t()).toBe(createRequire(import.meta.url)('tls').TLSSocket);
+    expect(loads).toEqual(['os', 'crypto', 'tls']);
+    expect(() => lazyBuiltins(`${pkg}\nexports.all=()=>tls_1;`, ['tls'], true)).toThrow(/used as a whole/);
+  });
+
   it('refuses a built-in used whole, and a bundle that already names the loader', () => {
     expect(() => lazyBuiltins(`${BUNDLE}\nexports.all=()=>import_node_crypto;`)).toThrow(/used as a whole/);
     expect(() => lazyBuiltins(`${BUNDLE}\nexports.tls=()=>import_node_tls.default;`)).toThrow(/used as a whole/);
