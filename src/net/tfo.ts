@@ -11,11 +11,11 @@
  * tls.connect({ socket }) forwards to the TLS socket.
  */
 import { closeSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { loadAddon } from '../util/addon.js';
 import { knobs } from '../util/knobs.js';
 import { ipFamily } from '../util/ip.js';
 
@@ -115,7 +115,7 @@ function load(): Addon | null {
   else {
     const path = addonPath();
     try {
-      addon = createRequire(import.meta.url)(path) as Addon;
+      addon = loadAddon<Addon>(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       reason =

@@ -20,8 +20,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
+import { loadAddon } from '../util/addon.js';
 import { knobs } from '../util/knobs.js';
 
 export interface HostPort {
@@ -331,7 +333,6 @@ function ownAddonPath(): string {
 
 /** The engine to load: a path, what it is, and why ours is not it. */
 function choose(): QuicEngine {
-  const req = createRequire(import.meta.url);
   const forced = knobs.quicBinding;
   if (forced !== undefined)
     return {
@@ -343,7 +344,7 @@ function choose(): QuicEngine {
   const fallback = (reason: string): QuicEngine => {
     let path = `${BINDING_PACKAGE}/node.napi.node`;
     try {
-      path = req.resolve(path);
+      path = createRequire(import.meta.url).resolve(path);
     } catch {
       // Reported when loading.
     }
@@ -373,8 +374,8 @@ export function quiche(): Binding {
   if (loadError) throw loadError;
   const e = quicEngine();
   try {
-    const req = createRequire(import.meta.url);
-    const b = req(e.path) as Binding;
+    // A resolved path (ours, or the fallback package's file) by dlopen; an unresolved name as require reports it.
+    const b = (isAbsolute(e.path) ? loadAddon(e.path) : createRequire(import.meta.url)(e.path)) as Binding;
     if (typeof b.Connection?.connect !== 'function' || typeof b.Config !== 'function') {
       throw new Error('binding lacks Connection.connect/Config');
     }

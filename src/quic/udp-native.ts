@@ -7,11 +7,11 @@
  * ORIGINLINK_NO_NATIVE=1 disables every native piece; ORIGINLINK_UDP_ADDON
  * names another build of the addon.
  */
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:dgram';
 import { ipFamily } from '../util/ip.js';
 import { getSystemErrorName } from 'node:util';
+import { loadAddon } from '../util/addon.js';
 import { knobs } from '../util/knobs.js';
 
 export interface UdpAddon {
@@ -61,7 +61,7 @@ export function udpAddon(): UdpAddon | null {
   else {
     const path = udpAddonPath();
     try {
-      addon = createRequire(import.meta.url)(path) as UdpAddon;
+      addon = loadAddon<UdpAddon>(path);
     } catch (err) {
       addon = null;
       why =
