@@ -86,8 +86,7 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
     ...opts.quic,
     verifyPeer: verify,
     ...(opts.ca !== undefined ? { caFile: opts.ca } : {}),
-    // Plain views: a Buffer would reach the config cache's key as its toJSON() array.
-    ...(opts.identity ? { cert: view(opts.identity.cert), key: view(opts.identity.key) } : {}),
+    ...(opts.identity ? { cert: opts.identity.cert, key: opts.identity.key } : {}),
     ...(big !== null ? { maxUdpPayload: big } : {}),
   });
   // One server: the endpoint's sockets are connected to it (cheaper sends; an ICMP unreachable refuses the handshake at
@@ -182,5 +181,3 @@ export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Prom
     startedAt: ctx.dialStartedAt,
   });
 }
-
-const view = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);

@@ -276,12 +276,43 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
 const CLIENT_CACHE_MAX = 32;
 const clientCache = new Map<string, QuicheConfig>();
 
+/**
+ * Content ids of the certificate material in a key (CA bytes or PEM, a client certificate and key): each hashed once
+ * per object (bytes: the caller hands the same Buffer for every connection) or text (PEM strings, a bounded map).
+ */
+const bytesIds = new WeakMap<Uint8Array, string>();
+const pemIds = new Map<string, string>();
+const PEM_IDS_MAX = 64;
+
+function contentId(v: Uint8Array | string): string {
+  if (typeof v !== 'string') {
+    let id = bytesIds.get(v);
+    if (id === undefined) bytesIds.set(v, (id = `bytes:${sha256([v]).toString('hex')}`));
+    return id;
+  }
+  let id = pemIds.get(v);
+  if (id === undefined) {
+    if (pemIds.size >= PEM_IDS_MAX) pemIds.delete(pemIds.keys().next().value as string);
+    pemIds.set(v, (id = `pem:${sha256([v]).toString('hex')}`));
+  }
+  return id;
+}
+
 function cacheKey(o: QuicOptions): string {
-  return JSON.stringify(o, (_k, v: unknown) => {
-    if (v instanceof Uint8Array) return `bytes:${sha256([v]).toString('hex')}`;
-    if (typeof v === 'string' && v.includes('-----BEGIN')) return `pem:${sha256([v]).toString('hex')}`;
-    return v;
-  });
+  return JSON.stringify(keyValue(o));
+}
+
+/**
+ * `v` for the key, its certificate material by content id. Not a JSON.stringify replacer: a Buffer reaches one as its
+ * toJSON() array already, every byte a number — a CA bundle's bytes written into the key at every lookup.
+ */
+function keyValue(v: unknown): unknown {
+  if (v instanceof Uint8Array || (typeof v === 'string' && v.includes('-----BEGIN'))) return contentId(v);
+  if (Array.isArray(v)) return v.map(keyValue);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = keyValue(x);
+  return out;
 }
 
 export function clientConfig(o: QuicOptions): QuicheConfig {

@@ -3,9 +3,10 @@
  * key or CA is written to a temporary file on the way (the binding used to load files only), and what does not load
  * is an OL_INVALID_CONFIG naming the option.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OriginlinkError } from '../../src/errors.js';
-import { buildConfig } from '../../src/quic/config.js';
+import { readFileSync } from 'node:fs';
+import { buildConfig, clientConfig } from '../../src/quic/config.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const certs = makeCerts();
@@ -47,5 +48,27 @@ describe('QUIC TLS config from memory', () => {
     expect(optionOf(() => buildConfig('server', { cert: certs.cert, key: certs.key, clientCa: 'x'.repeat(3) }))).toBe(
       'clientCa',
     );
+  });
+
+  it('client configs are cached by the content of their certificate material, a Buffer CA by its bytes', () => {
+    const ca = readFileSync(certs.caPath);
+    const first = clientConfig({ caFile: ca, verifyPeer: true });
+    // The same bytes in another Buffer, and as PEM text: one config each way, built once.
+    expect(clientConfig({ caFile: Buffer.from(ca), verifyPeer: true })).toBe(first);
+    const pem = ca.toString('latin1');
+    const fromText = clientConfig({ caFile: pem, verifyPeer: true });
+    expect(clientConfig({ caFile: `${pem}`, verifyPeer: true })).toBe(fromText);
+    // Other bytes, another config; a CA bundle as large as a system store keys by its digest, not its bytes.
+    expect(clientConfig({ caFile: readFileSync(other.caPath), verifyPeer: true })).not.toBe(first);
+    // A CA bundle as large as a system store: keyed by its digest, never written into the key as a JSON byte array.
+    const bundle = Buffer.concat(Array.from({ length: 150 }, () => ca));
+    const toJson = vi.spyOn(Buffer.prototype, 'toJSON');
+    try {
+      const big = clientConfig({ caFile: bundle, verifyPeer: true });
+      expect(clientConfig({ caFile: bundle, verifyPeer: true })).toBe(big);
+      expect(toJson).not.toHaveBeenCalled();
+    } finally {
+      toJson.mockRestore();
+    }
   });
 });
