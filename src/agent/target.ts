@@ -10,7 +10,7 @@ import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
 import type { ProxyNode } from '../net/proxy.js';
 import { clientIdentity, type ClientIdentity } from '../net/tls-context.js';
-import { sha256 } from '../util/digest.js';
+import { contentId, lengthPrefixed } from '../util/digest.js';
 import type { AgentOptions, OriginOverrides, TlsOptions } from './options.js';
 
 /** How a connection's peer is trusted: the name it must prove and the CAs it is checked against. */
@@ -136,19 +136,12 @@ function identityOf(t: TlsOptions): ClientIdentity | null {
   return clientIdentity(t.cert, t.key);
 }
 
-/** Objects are hashed once (Buffers and arrays are treated as immutable once given). */
-const caIds = new WeakMap<object, string>();
+/** One CA's id is its content id (util/digest.ts, shared with the QUIC config cache); a list's, hashed once a list. */
+const listIds = new WeakMap<object, string>();
 function caId(ca: TlsOptions['ca']): string {
   if (ca === undefined) return '-';
-  if (typeof ca === 'string') return hashCa([ca]);
-  let id = caIds.get(ca as object);
-  if (id === undefined) {
-    id = hashCa(Array.isArray(ca) ? ca : [ca]);
-    caIds.set(ca as object, id);
-  }
+  if (!Array.isArray(ca)) return contentId(ca as string | Buffer);
+  let id = listIds.get(ca);
+  if (id === undefined) listIds.set(ca, (id = lengthPrefixed(ca)));
   return id;
-}
-
-function hashCa(parts: ReadonlyArray<string | Buffer>): string {
-  return sha256(parts.flatMap((p) => [String(p.length), ':', p])).toString('base64url');
 }

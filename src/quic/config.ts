@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { sha256 } from '../util/digest.js';
+import { contentId } from '../util/digest.js';
 import { makeRunDir, releaseRunDir } from '../util/run-dir.js';
 import { quiche, quicEngine, type QuicheConfig } from './quiche.js';
 
@@ -275,28 +275,6 @@ export function buildConfig(role: 'client' | 'server', o: QuicOptions): QuicheCo
  */
 const CLIENT_CACHE_MAX = 32;
 const clientCache = new Map<string, QuicheConfig>();
-
-/**
- * Content ids of the certificate material in a key (CA bytes or PEM, a client certificate and key): each hashed once
- * per object (bytes: the caller hands the same Buffer for every connection) or text (PEM strings, a bounded map).
- */
-const bytesIds = new WeakMap<Uint8Array, string>();
-const pemIds = new Map<string, string>();
-const PEM_IDS_MAX = 64;
-
-function contentId(v: Uint8Array | string): string {
-  if (typeof v !== 'string') {
-    let id = bytesIds.get(v);
-    if (id === undefined) bytesIds.set(v, (id = `bytes:${sha256([v]).toString('hex')}`));
-    return id;
-  }
-  let id = pemIds.get(v);
-  if (id === undefined) {
-    if (pemIds.size >= PEM_IDS_MAX) pemIds.delete(pemIds.keys().next().value as string);
-    pemIds.set(v, (id = `pem:${sha256([v]).toString('hex')}`));
-  }
-  return id;
-}
 
 function cacheKey(o: QuicOptions): string {
   return JSON.stringify(keyValue(o));

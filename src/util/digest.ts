@@ -91,3 +91,32 @@ export function sha256(parts: ReadonlyArray<string | Uint8Array>): Buffer {
   for (let i = 0; i < 8; i++) out.writeUInt32BE(H[i] as number, 4 * i);
   return out;
 }
+
+/**
+ * The content id of one piece of certificate material (a CA's PEM text or bytes, a certificate, a key): SHA-256 of its
+ * length, `:` and itself, base64url — what a pool key names its CA by (agent/target.ts) and what the QUIC config cache
+ * keys by (quic/config.ts), computed once for both. Once per object for bytes (treated as immutable once given, as the
+ * Agent's options are), once per text among the last 64 for strings.
+ */
+export function contentId(v: string | Uint8Array): string {
+  if (typeof v !== 'string') {
+    let id = bytesIds.get(v);
+    if (id === undefined) bytesIds.set(v, (id = lengthPrefixed([v])));
+    return id;
+  }
+  let id = textIds.get(v);
+  if (id === undefined) {
+    if (textIds.size >= TEXT_IDS_MAX) textIds.delete(textIds.keys().next().value as string);
+    textIds.set(v, (id = lengthPrefixed([v])));
+  }
+  return id;
+}
+
+/** SHA-256 of each part's length, `:` and the part, one after the other, base64url (several CAs in one id). */
+export function lengthPrefixed(parts: ReadonlyArray<string | Uint8Array>): string {
+  return sha256(parts.flatMap((p) => [String(p.length), ':', p])).toString('base64url');
+}
+
+const bytesIds = new WeakMap<Uint8Array, string>();
+const textIds = new Map<string, string>();
+const TEXT_IDS_MAX = 64;

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { sha256 } from '../../src/util/digest.js';
+import { contentId, lengthPrefixed, sha256 } from '../../src/util/digest.js';
 
 const ref = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -34,5 +34,14 @@ describe('sha256', () => {
       const b = randomBytes(n);
       expect(sha256([b]).toString('hex'), `length ${n}`).toBe(ref(b));
     }
+  });
+
+  it('content ids: SHA-256 of the length, `:` and the content, the same for a text and a list of one (pool keys)', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const want = createHash('sha256').update(`${pem.length}:${pem}`).digest('base64url');
+    expect(contentId(pem)).toBe(want);
+    expect(contentId(Buffer.from(pem))).toBe(want);
+    expect(lengthPrefixed([pem])).toBe(want);
+    expect(lengthPrefixed([pem, 'x'])).toBe(createHash('sha256').update(`${pem.length}:${pem}1:x`).digest('base64url'));
   });
 });
