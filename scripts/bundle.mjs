@@ -17,8 +17,8 @@
 // node flags its file runs under (the service's: bin/service-node-flags; the others': none, as bin/originlink starts
 // the one-shot commands and a plain `node` imports the package; V8 refuses a cache made under other V8 flags, and
 // compiles as usual). The commands' file takes in the npm packages the service imports (yaml, pino, prom-client and
-// theirs, which Node's loader would otherwise resolve at `serve`'s
-// start): they stay dependencies, installed with their licences.
+// theirs, which Node's loader would otherwise resolve at `serve`'s start): they stay dependencies, installed with
+// their licences.
 // What we load by name when used stays outside: ioredis in a file of its own with its own cache (PREBUILT below),
 // and the OpenTelemetry API for tracing from node_modules (prom-client's copy inside shares its state: the API keeps it
 // in one global per version).
@@ -28,7 +28,7 @@
 // beside it: the benches run a build's dist/cli/main.js (older builds have no bundle).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,7 +134,7 @@ writeFileSync(join(out, 'index.js'), stubText(libraryNames, 'library.cjs', "'./l
 // The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms
 // of `--version` here: the loader's own modules and fs/promises with readline behind it). The command table's stub
 // is a module inside it, evaluated at a command's first use (a dynamic import esbuild keeps lazy), not a file; it
-// loads commands.cjs for `serve` and `demo`, client.cjs for the rest (~0.5 MB of source against ~1.1: V8 reads the
+// loads commands.cjs for `serve` and `demo`, client.cjs for the rest (about half the source: V8 reads the
 // whole source and deserializes a whole cache before the first line runs; bench/RESULTS.md `startup`).
 const commandNames = await cjsBundle(join(dist, 'cli', 'commands.js'), 'commands', 'bundle');
 const clientNames = await cjsBundle(join(dist, 'cli', 'one-shot.js'), 'client', 'bundle');
@@ -189,12 +189,13 @@ for (const [name, argv, cacheOut = out] of runs) {
     env: { ...process.env, NODE_OPTIONS: '', ORIGINLINK_CODE_CACHE_OUT: cacheOut },
     timeout: 60_000,
   });
-  if (cacheOut !== out && r.status === 0) copyFileSync(join(cacheOut, `${name}.cache`), join(out, `${name}.cache`));
-  if (r.status !== 0 || r.error) {
+  const made = join(cacheOut, `${name}.cache`);
+  const ok = r.status === 0 && !r.error && existsSync(made);
+  if (ok && cacheOut !== out) copyFileSync(made, join(out, `${name}.cache`));
+  if (!ok) {
     rmSync(join(out, `${name}.cache`), { force: true });
-    console.warn(
-      `bundle: ${name}.cjs has no code cache: its training run ${r.error?.message ?? `exited ${r.status ?? r.signal}`}`,
-    );
+    const why = r.error?.message ?? (r.status === 0 ? `wrote no ${name}.cache` : `exited ${r.status ?? r.signal}`);
+    console.warn(`bundle: ${name}.cjs has no code cache: its training run ${why}`);
     console.warn(String(r.stderr).slice(0, 2000));
   }
 }

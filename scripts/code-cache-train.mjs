@@ -3,8 +3,9 @@
 // scripts/code-cache.mjs): requests over each protocol to the demo origins on loopback (dist/service/demo-origins.js,
 // the demo's certificates, ephemeral ports), so a cache holds a first request's path as well as the import.
 // - `library ENTRY`: imports the package from ENTRY (dist/bundle/index.js); a GET and a POST of a new Agent a protocol.
-// - `redis ENTRY`: the package's Redis stores (trainRedis), for the cache of dist/bundle/ioredis.cjs (scripts/bundle.mjs
-//   runs it with another ORIGINLINK_CODE_CACHE_OUT and keeps that file's cache only: the library's stays a request's).
+// - `redis ENTRY`: the package's Redis stores (trainRedis), for the cache of dist/bundle/ioredis.cjs
+//   (scripts/bundle.mjs runs it with another ORIGINLINK_CODE_CACHE_OUT and keeps that file's cache only: the
+//   library's stays a request's).
 // - `client CLIENT_CJS`: loads the one-shot commands' bundle (dist/bundle/client.cjs) as main.cjs does for `fetch`,
 //   `probe` or `info`, and runs `fetch` a protocol: a cache of what a fetch compiles.
 // A request that fails exits non-zero: the build then says the cache holds less.

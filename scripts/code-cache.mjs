@@ -10,7 +10,7 @@
 /**
  * What compileCached uses, as a stub takes it: through `process.getBuiltinModule` (Node ≥ 20.16), not an ES module
  * import — that makes Node build a module facade of the built-in's exports, and `createRequire` a require function:
- * ~1.1 ms of a fresh import here (bench/RESULTS.md `startup`).
+ * a cost at every fresh import (bench/RESULTS.md `startup`).
  */
 export const LOADER_IMPORTS = `const { readFileSync, renameSync, writeFileSync } = process.getBuiltinModule('node:fs');
 const { createRequire } = process.getBuiltinModule('node:module');

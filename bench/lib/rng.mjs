@@ -1,4 +1,6 @@
-/** mulberry32: a small seeded generator of numbers in [0, 1), so a run (a bench's sequence, a test's inputs) repeats. */
+/**
+ * mulberry32: a small seeded generator of numbers in [0, 1), so a run (a bench's sequence, a test's inputs) repeats.
+ */
 export function rng(seed) {
   let a = seed >>> 0;
   return () => {

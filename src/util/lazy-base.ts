@@ -1,6 +1,6 @@
 /**
  * A stand-in base class for a class of ours that extends one of `node:stream`'s, so that defining it does not load
- * `stream` (~1.5–2 ms of a fresh process, bench/RESULTS.md `startup`): the package's import defines every body class
+ * `stream` (milliseconds of a fresh process, bench/RESULTS.md `startup`): the package's import defines every body class
  * and makes no request. `class PushBody extends LazyReadable` behaves as `extends Readable` from its first instance
  * on: that construction loads the real base, puts it in the stand-in's place in the class's prototype chains (a
  * derived constructor's `super()` and `super.method()` follow [[Prototype]] when they run: ECMA-262
