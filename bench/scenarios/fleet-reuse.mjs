@@ -6,10 +6,11 @@
 // origin connections opened and reuse at the origin (counted at the origin: 1 − connections ÷ requests), client
 // p50/p99, CPU per request of the proxy's processes summed, failed requests. Configurations run in rounds, their order
 // reversed every other round (this machine drifts); the table gives each configuration's median over the rounds.
-// Knobs (env): BENCH_ORIGINS (100), BENCH_RATE (200 req/s, all origins together), BENCH_ZIPF (1.0: the exponent of the
-// Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's keepalive_timeout, s), BENCH_KEEPALIVE_HINT=1 (the
-// origin says it too: `Keep-Alive: timeout=N`, nginx's second keepalive_timeout parameter), BENCH_WARMUP (10 s of load
-// before the counted window), BENCH_DURATION (20 s: the counted window),
+// Knobs (env), by default issue 56's long-tail workload: BENCH_ORIGINS (500), BENCH_RATE (300 req/s, all origins
+// together), BENCH_ZIPF (1.0: the exponent of the Zipf law over the origins), BENCH_KEEPALIVE (15: the origin's
+// keepalive_timeout, s), BENCH_KEEPALIVE_HINT=1 (the origin says it too: `Keep-Alive: timeout=N`, nginx's second
+// keepalive_timeout parameter), BENCH_WARMUP (60 s of load before the counted window), BENCH_DURATION (120 s: the
+// counted window; each configuration runs WARMUP + DURATION, so the six default ones take ~20 min),
 // BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx,haproxy (HAProxy
 // with W threads, `http-reuse always`, one backend per origin); also
 // fleet-direct, fleet-auto, fleet-owner: BENCH_INSTANCES `serve --workers W` processes naming each other in
@@ -43,13 +44,13 @@ import { ResultWriter } from '../lib/results.mjs';
 import { quantile } from '../lib/stats.mjs';
 
 const env = process.env;
-const ORIGINS = Number(env.BENCH_ORIGINS ?? 100);
-const RATE = Number(env.BENCH_RATE ?? 200);
+const ORIGINS = Number(env.BENCH_ORIGINS ?? 500);
+const RATE = Number(env.BENCH_RATE ?? 300);
 const ZIPF = Number(env.BENCH_ZIPF ?? 1);
 const KEEPALIVE = Number(env.BENCH_KEEPALIVE ?? 15);
 const KEEPALIVE_HINT = env.BENCH_KEEPALIVE_HINT === '1';
-const DURATION = Number(env.BENCH_DURATION ?? 20);
-const WARMUP = Number(env.BENCH_WARMUP ?? 10);
+const DURATION = Number(env.BENCH_DURATION ?? 120);
+const WARMUP = Number(env.BENCH_WARMUP ?? 60);
 const WORKERS = Number(env.BENCH_WORKERS ?? 2);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 1);
 const CONNS = Number(env.BENCH_CONNECTIONS ?? 16);
@@ -599,6 +600,12 @@ async function run(kind) {
   const before = logLines().length;
   let windowFrom = before;
   let cpu0 = cpu();
+  // The origin's own CPU over the same window (nginx: its master and worker), for the goal "the origin's CPU per
+  // request below direct's": what the connections a configuration opens cost the origin.
+  let originCpu0 = treeCpuNs(origin.pid);
+  // And from cold: from the first request of the run (the processes started, none served yet) to its end.
+  const cpuCold0 = cpu0;
+  const originCpuCold0 = originCpu0;
   const fronts = ps.map((x) => x.front);
   let kill = null;
   let joined = null;
@@ -618,6 +625,7 @@ async function run(kind) {
   const r = await load(fronts, () => {
     windowFrom = logLines().length;
     cpu0 = cpu();
+    originCpu0 = treeCpuNs(origin.pid);
     if (KILL)
       setTimeout(
         () => {
@@ -634,6 +642,10 @@ async function run(kind) {
       );
   });
   const cpuNs = cpu() - cpu0;
+  const originCpuEnd = treeCpuNs(origin.pid);
+  const originCpuNs = originCpuEnd - originCpu0;
+  const cpuColdNs = cpuNs + cpu0 - cpuCold0;
+  const originCpuColdNs = originCpuEnd - originCpuCold0;
   if (kill) kill = await kill;
   if (joined) joined = await joined;
   sampling = false;
@@ -679,6 +691,9 @@ async function run(kind) {
     p50: r.p50,
     p99: r.p99,
     cpuUsPerRequest: r.ok ? cpuNs / 1000 / r.ok : null,
+    originCpuUsPerRequest: r.ok ? originCpuNs / 1000 / r.ok : null,
+    cpuColdUsPerRequest: r.sent ? cpuColdNs / 1000 / r.sent : null,
+    originCpuColdUsPerRequest: r.sent ? originCpuColdNs / 1000 / r.sent : null,
     fleet,
   };
 }
@@ -691,7 +706,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const row = await run(c);
     rows.push(row);
     console.log(
-      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}${row.join ? `join ${JSON.stringify(row.join)}; ` : ''}most held by one origin at once ${row.maxHeldByAnOrigin} (o0 ${row.maxHeldByO0}); from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req, ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
+      `round ${round + 1}: ${c}: ${row.kill ? `kill ${JSON.stringify(row.kill)}, ${row.failedWithStatus} failed with a status, ${row.lostWithConnection} lost with their client connection; ` : ''}${row.join ? `join ${JSON.stringify(row.join)}; ` : ''}most held by one origin at once ${row.maxHeldByAnOrigin} (o0 ${row.maxHeldByO0}); from cold ${row.originConnections} origin connections for ${row.originRequests} requests (reuse ${(100 * row.reuse).toFixed(1)} %); window ${row.windowConnections} for ${row.windowRequests} (${(100 * row.windowReuse).toFixed(1)} %); p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, ${row.cpuUsPerRequest?.toFixed(0)} µs CPU/req (origin ${row.originCpuUsPerRequest?.toFixed(0)}; from cold ${row.cpuColdUsPerRequest?.toFixed(0)}, origin ${row.originCpuColdUsPerRequest?.toFixed(0)}), ${row.failed} failed ${JSON.stringify(row.failures)}, fleet ${JSON.stringify(row.fleet)}`,
     );
   }
   rounds.push(rows);
@@ -724,9 +739,9 @@ console.log(
   `\n${ORIGINS} origins (Zipf ${ZIPF}), ${RATE} req/s for ${WARMUP} s of warm-up then a counted window of ${DURATION} s, over ${CONNS} client connections, origin keep-alive ${KEEPALIVE} s${KEEPALIVE_HINT ? ' (hinted)' : ''}; medians of ${ROUNDS} round(s). Connections counted at the origin; "window": opened in the window.\n`,
 );
 console.log(
-  '| in front of the origins | origin connections from cold (÷ one process) | in the window (÷ one process) | reuse at the origin, cold / window | p50 ms | p99 ms | CPU µs/req, window (all processes) | failed | most held by one origin at once |',
+  '| in front of the origins | origin connections from cold (÷ one process) | in the window (÷ one process) | reuse at the origin, cold / window | p50 ms | p99 ms | CPU µs/req, window (all processes) | origin CPU µs/req, window | CPU µs/req from cold, ours / origin | failed | most held by one origin at once |',
 );
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 const table = CONFIGS.map((c) => {
   const rs = rowsFor(c);
   const row = {
@@ -738,11 +753,14 @@ const table = CONFIGS.map((c) => {
     p50: med(rs.map((r) => r.p50)),
     p99: med(rs.map((r) => r.p99)),
     cpuUsPerRequest: med(rs.map((r) => r.cpuUsPerRequest)),
+    originCpuUsPerRequest: med(rs.map((r) => r.originCpuUsPerRequest)),
+    cpuColdUsPerRequest: med(rs.map((r) => r.cpuColdUsPerRequest)),
+    originCpuColdUsPerRequest: med(rs.map((r) => r.originCpuColdUsPerRequest)),
     failed: rs.reduce((n, r) => n + r.failed, 0),
     maxHeldByAnOrigin: Math.max(...rs.map((r) => r.maxHeldByAnOrigin ?? 0)),
   };
   console.log(
-    `| ${label[c]} | ${row.originConnections} (${ratio(row.originConnections, one)}) | ${row.windowConnections} (${ratio(row.windowConnections, oneWin)}) | ${(100 * row.reuse).toFixed(1)} % / ${(100 * row.windowReuse).toFixed(1)} % | ${row.p50?.toFixed(2)} | ${row.p99?.toFixed(2)} | ${row.cpuUsPerRequest?.toFixed(0)} | ${row.failed} | ${row.maxHeldByAnOrigin} |`,
+    `| ${label[c]} | ${row.originConnections} (${ratio(row.originConnections, one)}) | ${row.windowConnections} (${ratio(row.windowConnections, oneWin)}) | ${(100 * row.reuse).toFixed(1)} % / ${(100 * row.windowReuse).toFixed(1)} % | ${row.p50?.toFixed(2)} | ${row.p99?.toFixed(2)} | ${row.cpuUsPerRequest?.toFixed(0)} | ${row.originCpuUsPerRequest?.toFixed(0)} | ${row.cpuColdUsPerRequest?.toFixed(0)} / ${row.originCpuColdUsPerRequest?.toFixed(0)} | ${row.failed} | ${row.maxHeldByAnOrigin} |`,
   );
   return row;
 });
