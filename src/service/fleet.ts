@@ -113,6 +113,9 @@ const RATE_HALF_LIFE_MAX_MS = 60_000;
 class OriginRate {
   count = 0;
   windowAt: number;
+  /** The origin's first request at this member, and the requests since (that one included). */
+  readonly startedAt: number;
+  seen = 0;
   /** Requests per ms, smoothed. */
   rate = 0;
   direct = false;
@@ -123,24 +126,36 @@ class OriginRate {
 
   constructor(now: number) {
     this.windowAt = now;
+    this.startedAt = now;
   }
 
   /**
-   * One request now; the smoothed rate after it: 0 until a first window closed (a member starts every origin on the
-   * owner route), then per closed window the window's rate, the older estimate halved for every `halfLifeMs` that
-   * passed.
+   * One request now; r·T after it, the requests one idle period `idleMs` of a connection carries at this member's
+   * rate. Over the first idle period after the origin's first request here it is the requests counted so far: `auto`
+   * goes direct once a period has carried AUTO_DIRECT, none extrapolated — the first 5-s window's count extrapolated
+   * over T sent origins whose rate lies inside the bounds direct on its noise, and the hysteresis kept them there, a
+   * connection each (bench/RESULTS.md `fleet-reuse`, 500 origins). After it, the smoothed rate × T: per closed window
+   * the window's rate, the older estimate halved for every half-life (T, clamped) that passed; over the first
+   * half-life the estimate is the mean rate since the first request.
    */
-  tick(now: number, halfLifeMs: number): number {
+  perIdle(now: number, idleMs: number): number {
     this.count++;
+    this.seen++;
     const elapsed = now - this.windowAt;
     if (elapsed >= RATE_WINDOW_MS) {
-      const r = this.count / elapsed;
-      const keep = 0.5 ** (elapsed / Math.min(RATE_HALF_LIFE_MAX_MS, Math.max(RATE_WINDOW_MS, halfLifeMs)));
-      this.rate = this.rate === 0 ? r : this.rate * keep + r * (1 - keep);
+      const halfLife = Math.min(RATE_HALF_LIFE_MAX_MS, Math.max(RATE_WINDOW_MS, idleMs));
+      const since = now - this.startedAt;
+      if (since < halfLife || this.rate === 0) {
+        // The arrivals after the first, over the time since it.
+        this.rate = (this.seen - 1) / since;
+      } else {
+        const keep = 0.5 ** (elapsed / halfLife);
+        this.rate = this.rate * keep + (this.count / elapsed) * (1 - keep);
+      }
       this.count = 0;
       this.windowAt = now;
     }
-    return this.rate;
+    return now - this.startedAt < idleMs ? this.seen : this.rate * idleMs;
   }
 }
 
@@ -440,7 +455,7 @@ export class Fleet {
     let r = this.#rates.get(origin);
     if (r === undefined) this.#rates.set(origin, (r = new OriginRate(now)));
     const idle = r.idleMs ?? idleTimeoutMs;
-    const perIdle = r.tick(now, idle) * idle;
+    const perIdle = r.perIdle(now, idle);
     const direct = r.direct ? perIdle >= AUTO_OWNER : perIdle >= AUTO_DIRECT;
     if (direct !== r.direct) {
       r.direct = direct;
