@@ -11,8 +11,9 @@
 // keepalive_timeout, s), BENCH_KEEPALIVE_HINT=1 (the origin says it too: `Keep-Alive: timeout=N`, nginx's second
 // keepalive_timeout parameter), BENCH_WARMUP (60 s of load before the counted window), BENCH_DURATION (120 s: the
 // counted window; each configuration runs WARMUP + DURATION, so the six default ones take ~20 min),
-// BENCH_WORKERS (2), BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx,haproxy (HAProxy
-// with W threads, `http-reuse always`, one backend per origin); also
+// BENCH_WORKERS (2; 1 for F instances of one worker each, fleet-* configurations and the anchors only),
+// BENCH_ROUNDS (1), BENCH_CONFIGS (a list; default one,direct,auto,owner,nginx,haproxy (HAProxy with W threads,
+// `http-reuse always`, one backend per origin); also
 // fleet-direct, fleet-auto, fleet-owner: BENCH_INSTANCES `serve --workers W` processes naming each other in
 // `fleet.members`, mutual TLS between members, the load spread over their fronts round robin), BENCH_INSTANCES (3),
 // BENCH_CONNECTIONS (16: the load's client connections to the front, per front), BENCH_DIST,
@@ -67,7 +68,12 @@ for (const [k, ok] of [
   ['BENCH_KEEPALIVE', KEEPALIVE >= 1 && KEEPALIVE <= 3600],
   ['BENCH_DURATION', DURATION >= 1 && DURATION <= 3600],
   ['BENCH_WARMUP', WARMUP >= 0 && WARMUP <= 3600],
-  ['BENCH_WORKERS', Number.isInteger(WORKERS) && WORKERS >= 2 && WORKERS <= 64],
+  [
+    'BENCH_WORKERS',
+    Number.isInteger(WORKERS) &&
+      WORKERS >= (CONFIGS.some((c) => c === 'direct' || c === 'auto' || c === 'owner') ? 2 : 1) &&
+      WORKERS <= 64,
+  ],
   ['BENCH_ROUNDS', Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 20],
   ['BENCH_CONFIGS', CONFIGS.every((c) => KINDS.includes(c))],
   ['BENCH_INSTANCES', Number.isInteger(INSTANCES) && INSTANCES >= 2 && INSTANCES <= 16],
@@ -728,9 +734,9 @@ const label = {
   owner: `originlink, ${WORKERS} workers, owner`,
   nginx: `nginx, ${WORKERS} workers (keepalive 32)`,
   haproxy: `HAProxy, ${WORKERS} threads (http-reuse always)`,
-  'fleet-direct': `originlink, ${INSTANCES} instances × ${WORKERS} workers, direct`,
-  'fleet-auto': `originlink, ${INSTANCES} instances × ${WORKERS} workers, auto`,
-  'fleet-owner': `originlink, ${INSTANCES} instances × ${WORKERS} workers, owner`,
+  'fleet-direct': `originlink, ${INSTANCES} instances × ${WORKERS} worker${WORKERS === 1 ? '' : 's'}, direct`,
+  'fleet-auto': `originlink, ${INSTANCES} instances × ${WORKERS} worker${WORKERS === 1 ? '' : 's'}, auto`,
+  'fleet-owner': `originlink, ${INSTANCES} instances × ${WORKERS} worker${WORKERS === 1 ? '' : 's'}, owner`,
 };
 const one = med(rowsFor('one').map((r) => r?.originConnections));
 const oneWin = med(rowsFor('one').map((r) => r?.windowConnections));
