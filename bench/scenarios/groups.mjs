@@ -83,7 +83,7 @@ const ONLY = env.BENCH_TARGETS ? new RegExp(env.BENCH_TARGETS, 'i') : null;
 const HEALTH_MS = Number(env.BENCH_HEALTH_MS ?? 1000);
 /** Extra node flags for our service (a profile: `--cpu-prof --cpu-prof-dir=DIR`), as bench/proxy.mjs takes them. */
 const NODE_ARGS = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-/** Every originlink process without the launcher's node flags (BENCH_BARE_NODE=1): perf names node's own frames only then (on large pages its code is an anonymous mapping). */
+/** Every originlink process without the launcher's node flags (BENCH_BARE_NODE=1). */
 const BARE_NODE = env.BENCH_BARE_NODE === '1';
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
@@ -187,14 +187,24 @@ const targets = [
     phases: ['cpu'],
     cpuGoal: false,
   },
-  // The single URL started without the launcher's node flags (bin/service-node-flags: node's code on 4 KiB
-  // pages) beside the single URL as started: what the flags save a plain origin.
+  // The single URL started without the launcher's node flags (bin/service-node-flags) beside the single URL as
+  // started: what the flags save a plain origin.
   {
-    name: "originlink, 1 URL, node without the launcher's flags (4 KiB pages)",
+    name: "originlink, 1 URL, node without the launcher's flags",
     kind: 'originlink',
     single: true,
     group: null,
     bareNode: true,
+    phases: ['cpu'],
+    cpuGoal: false,
+  },
+  // The group with node's own code on 2 MiB pages (`--use-largepages=silent`, the launcher's default until
+  // 2026-11-28): what huge pages do for the group's excess over the single URL on this machine.
+  {
+    name: 'originlink, group p2c, node code on 2 MiB pages',
+    kind: 'originlink',
+    group: GROUP,
+    nodeArgs: ['--use-largepages=silent'],
     phases: ['cpu'],
     cpuGoal: false,
   },
@@ -265,7 +275,12 @@ async function launch(t, eps = endpoints) {
         weights: t.weights,
       }),
     );
-    argv = [...serviceArgv(DIST, NODE_ARGS, !(t.bareNode || BARE_NODE)), 'serve', '--config', file];
+    argv = [
+      ...serviceArgv(DIST, [...NODE_ARGS, ...(t.nodeArgs ?? [])], !(t.bareNode || BARE_NODE)),
+      'serve',
+      '--config',
+      file,
+    ];
   } else if (t.kind === 'nginx') {
     const file = join(dir, `proxy-nginx-${port}.conf`);
     writeFileSync(

@@ -11,8 +11,8 @@
 // reads and parses that file's certificates before any script runs, ~140 of them twice for a system bundle
 // (/etc/ssl/certs/ca-certificates.crt, which some machines set it to): ~60 ms of every start, `node -e 0`'s as much
 // as ours — the ratios below would then measure that file more than the package.
-// BENCH_ANCHOR_DIST (another build's dist/, e.g. a worktree of the commit before): its import, `--version`, `fetch`
-// and first h3 request interleaved with this build's, rows marked "(anchor)" — a start-up change judged in one run,
+// BENCH_ANCHOR_DIST (another build's dist/, e.g. a worktree of the commit before): its import, `--version`, `fetch`,
+// `serve` (started by its own launcher's flags) and first h3 request interleaved with this build's, rows marked "(anchor)" — a start-up change judged in one run,
 // not against a run minutes apart on a machine that drifts.
 // Knobs: BENCH_RUNS, BENCH_DIST, BENCH_ANCHOR_DIST, BENCH_KEEP_NODE_ENV.
 import { spawn, spawnSync } from 'node:child_process';
@@ -103,8 +103,8 @@ const answered = () =>
       })
       .on('error', () => resolve(false));
   });
-async function serveFirstResponse() {
-  const [node, ...args] = serviceArgv(DIST);
+async function serveFirstResponse(dist) {
+  const [node, ...args] = serviceArgv(dist);
   const t0 = performance.now();
   const child = spawn(node, [...args, 'serve', '--config', serveConfig], { stdio: 'ignore' });
   try {
@@ -118,6 +118,8 @@ async function serveFirstResponse() {
   }
 }
 times.set(SERVE, []);
+const SERVE_ANCHOR = `${SERVE} (anchor)`;
+if (ANCHOR_DIST !== null) times.set(SERVE_ANCHOR, []);
 try {
   for (let i = 0; i < RUNS; i++) {
     for (const [name, argv] of cases) {
@@ -127,7 +129,8 @@ try {
       if (r.status !== 0) throw new Error(`${name} exited ${r.status}`);
       times.get(name).push(ms);
     }
-    times.get(SERVE).push(await serveFirstResponse());
+    times.get(SERVE).push(await serveFirstResponse(DIST));
+    if (ANCHOR_DIST !== null) times.get(SERVE_ANCHOR).push(await serveFirstResponse(ANCHOR_DIST));
   }
 } finally {
   rmSync(serveDir, { recursive: true, force: true });
@@ -185,7 +188,8 @@ const caNote =
 console.log(`Fresh processes, wall time spawn to exit, median of ${RUNS} interleaved runs (${DIST}; ${caNote})\n`);
 console.log('| command | ms | ÷ node -e 0 |');
 console.log('|---|---:|---:|');
-const rows = [...cases.map(([name]) => name), SERVE].map((name) => {
+// Every case, then serve (and the anchor's): the order they were timed in.
+const rows = [...times.keys()].map((name) => {
   const m = med(times.get(name));
   console.log(`| ${name} | ${m.toFixed(0)} | ${(m / floor).toFixed(2)} |`);
   return { name, ms: m, ratio: m / floor };

@@ -37,8 +37,8 @@ export interface Info {
     udpGso: boolean | null;
     /**
      * The kernel's transparent huge pages mode (`always`, `madvise`, `never`; null: none here). Under `madvise` or
-     * `always`, `bin/originlink serve` maps node's code onto 2 MiB pages (`--use-largepages=silent`,
-     * bin/service-node-flags).
+     * `always`, `NODE_OPTIONS=--use-largepages=silent` maps node's code onto 2 MiB pages (docs/service.md says when
+     * it pays).
      */
     transparentHugePages: string | null;
   };
