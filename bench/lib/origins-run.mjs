@@ -4,7 +4,9 @@
 // peak and after the idle sweep (each after a full GC), and how many origins the
 // Agent still tracks. Run with --expose-gc. Used by `npm run bench -- origins`
 // and by test/peer/agent-origins.test.ts.
-// argv[2]: JSON { agentModule, n, concurrency, idleTimeoutMs, originIdleTimeoutMs, maxOrigins? }
+// argv[2]: JSON { agentModule, n, concurrency, idleTimeoutMs, originIdleTimeoutMs, maxOrigins?, settleAfter? }
+// settleAfter: after that many origins the run goes idle once (pools forgotten), the heap is read again, then the
+// rest run: what the later origins leave beside what the first ones did (bounded state grows no further).
 import http from 'node:http';
 
 const o = JSON.parse(process.argv[2]);
@@ -42,10 +44,13 @@ const t0 = performance.now();
 let next = 0;
 let failed = 0;
 let peakTracked = 0;
-async function worker() {
+const idle = () => new Promise((r) => setTimeout(r, o.idleTimeoutMs + o.originIdleTimeoutMs + 1500));
+let settled = null;
+async function worker(until) {
   for (;;) {
-    const i = next++;
-    if (i >= o.n) return;
+    const i = next;
+    if (i >= until) return;
+    next++;
     try {
       const r = await agent.request({ url: `http://o${i}.crawl.test:${port}/` });
       await r.text();
@@ -55,12 +60,20 @@ async function worker() {
     if (i % 1000 === 0) peakTracked = Math.max(peakTracked, tracked());
   }
 }
-await Promise.all(Array.from({ length: o.concurrency }, worker));
-const elapsedMs = performance.now() - t0;
+let idleMs = 0;
+if (o.settleAfter) {
+  await Promise.all(Array.from({ length: o.concurrency }, () => worker(o.settleAfter)));
+  const t = performance.now();
+  await idle();
+  settled = heap();
+  idleMs = performance.now() - t;
+}
+await Promise.all(Array.from({ length: o.concurrency }, () => worker(o.n)));
+const elapsedMs = performance.now() - t0 - idleMs;
 const peak = heap();
 const trackedAfterRun = tracked();
 // Idle: connections close after idleTimeoutMs, pools are forgotten after originIdleTimeoutMs (swept each second).
-await new Promise((r) => setTimeout(r, o.idleTimeoutMs + o.originIdleTimeoutMs + 1500));
+await idle();
 const end = heap();
 const out = {
   n: o.n,
@@ -72,6 +85,9 @@ const out = {
   heapPeakMiB: +(peak / MiB).toFixed(2),
   heapEndMiB: +(end / MiB).toFixed(2),
   heapGrowthMiB: +((end - start) / MiB).toFixed(2),
+  ...(settled === null
+    ? {}
+    : { heapSettledMiB: +(settled / MiB).toFixed(2), heapGrowthSinceSettledMiB: +((end - settled) / MiB).toFixed(2) }),
   poolsAfterRun: trackedAfterRun,
   peakPools: Math.max(peakTracked, trackedAfterRun),
   poolsAfterIdle: tracked(),
