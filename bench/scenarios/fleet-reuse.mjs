@@ -647,10 +647,11 @@ async function run(kind) {
         (DURATION * 1000) / 2,
       );
   });
-  const cpuNs = cpu() - cpu0;
+  const cpuEnd = cpu();
   const originCpuEnd = treeCpuNs(origin.pid);
+  const cpuNs = cpuEnd - cpu0;
   const originCpuNs = originCpuEnd - originCpu0;
-  const cpuColdNs = cpuNs + cpu0 - cpuCold0;
+  const cpuColdNs = cpuEnd - cpuCold0;
   const originCpuColdNs = originCpuEnd - originCpuCold0;
   if (kill) kill = await kill;
   if (joined) joined = await joined;

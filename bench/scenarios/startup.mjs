@@ -12,8 +12,8 @@
 // (/etc/ssl/certs/ca-certificates.crt, which some machines set it to): ~60 ms of every start, `node -e 0`'s as much
 // as ours — the ratios below would then measure that file more than the package.
 // BENCH_ANCHOR_DIST (another build's dist/, e.g. a worktree of the commit before): its import, `--version`, `fetch`,
-// `serve` (started by its own launcher's flags) and first h3 request interleaved with this build's, rows marked "(anchor)" — a start-up change judged in one run,
-// not against a run minutes apart on a machine that drifts.
+// `serve` (started with its own launcher's flags) and first h3 request interleaved with this build's, rows marked
+// "(anchor)" — a start-up change judged in one run, not against a run minutes apart on a machine that drifts.
 // Knobs: BENCH_RUNS, BENCH_DIST, BENCH_ANCHOR_DIST, BENCH_KEEP_NODE_ENV.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
