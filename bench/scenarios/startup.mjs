@@ -1,7 +1,9 @@
 // What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
-// package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's, and `originlink
-// serve` from its spawn to its first response through it, each the median of BENCH_RUNS (15) runs, interleaved so a
-// slow minute lands on all alike; ratios against `node -e 0` of the same run.
+// package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's — over cleartext, and
+// over TLS with `--cacert` (the demo CA's test copy, a local https origin; run through the tree's own bin/originlink,
+// which starts that command as a user's shell does) — and `originlink serve` from its spawn to its first response
+// through it, each the median of BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike; ratios against
+// `node -e 0` of the same run.
 // The package and the command as they are loaded: dist/bundle/ (scripts/bundle.mjs) where the build has one, and then
 // tsc's modules too (rows marked "modules": what the bundle saves, in the same run).
 // Then a fresh process's first HTTP/3 request to our h3 origin on loopback (bench/lib/first-h3-client.mjs, BENCH_RUNS
@@ -44,6 +46,25 @@ const origin = spawn(
   { stdio: 'ignore' },
 );
 await waitPort(port);
+// The same over TLS: an https origin with the bench's own certificates (makeCerts: a CA and a leaf for 127.0.0.1).
+const certs = makeCerts();
+const tlsPort = await freePort();
+const tlsOrigin = spawn(
+  process.execPath,
+  [
+    '-e',
+    "const f=require('fs');require('https').createServer({cert:f.readFileSync(process.argv[2]),key:f.readFileSync(process.argv[3])},(q,r)=>r.end('ok\\n')).listen(+process.argv[1],'127.0.0.1')",
+    String(tlsPort),
+    certs.certPath,
+    certs.keyPath,
+  ],
+  { stdio: 'ignore' },
+);
+await waitPort(tlsPort);
+const tlsUrl = `https://127.0.0.1:${tlsPort}/`;
+/** A tree's launcher (bin/originlink beside its dist/), as a user runs the command. */
+const launcherOf = (dist) => join(dist, '..', 'bin', 'originlink');
+const tlsFetch = (dist) => [launcherOf(dist), 'fetch', '-s', '-o', '/dev/null', '--cacert', certs.caPath, tlsUrl];
 
 const cases = [
   ['node -e 0', [process.execPath, '-e', '0']],
@@ -51,6 +72,8 @@ const cases = [
   ['originlink --version', [...cli, '--version']],
   ['originlink fetch (local h1)', [...cli, 'fetch', '-s', '-o', '/dev/null', url]],
   ['curl (local h1)', ['curl', '-s', '-o', '/dev/null', url]],
+  ['originlink fetch --cacert (local h1, TLS)', tlsFetch(DIST)],
+  ['curl --cacert (local h1, TLS)', ['curl', '-s', '-o', '/dev/null', '--cacert', certs.caPath, tlsUrl]],
 ];
 if (bundled)
   cases.push(
@@ -72,6 +95,7 @@ if (ANCHOR_DIST !== null) {
     ],
     ['originlink --version (anchor)', [...anchorCli, '--version']],
     ['originlink fetch (local h1) (anchor)', [...anchorCli, 'fetch', '-s', '-o', '/dev/null', url]],
+    ['originlink fetch --cacert (local h1, TLS) (anchor)', tlsFetch(ANCHOR_DIST)],
   );
 }
 const times = new Map(cases.map(([name]) => [name, []]));
@@ -134,13 +158,13 @@ try {
   }
 } finally {
   rmSync(serveDir, { recursive: true, force: true });
-  // A case that fails ends the run: the origin goes with it, not left serving.
+  // A case that fails ends the run: the origins go with it, not left serving.
   origin.kill();
+  tlsOrigin.kill();
 }
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 // The first h3 request of a fresh process: our h3 origin (bench/lib/origin.mjs) on a loopback UDP port.
-const certs = makeCerts();
 const h3Port = await freePort();
 const h3Origin = spawn(
   process.execPath,

@@ -173,14 +173,11 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       raw.once('connect', () => {
         tConnected = performance.now();
       });
-    const tlsOpts: tls.ConnectionOptions = {
-      socket: raw,
-      ALPNProtocols: o.alpn,
-      rejectUnauthorized: o.rejectUnauthorized ?? true,
-    };
+    const verify = o.rejectUnauthorized ?? true;
+    const tlsOpts: tls.ConnectionOptions = { socket: raw, ALPNProtocols: o.alpn, rejectUnauthorized: verify };
     if (servername !== undefined) tlsOpts.servername = servername;
     else if (isIp) tlsOpts.checkServerIdentity = (_h, cert) => tls.checkServerIdentity(o.host, cert);
-    tlsOpts.secureContext = clientContext(o.ca, o.identity);
+    tlsOpts.secureContext = clientContext(o.ca, o.identity, verify);
     if (session) tlsOpts.session = Buffer.from(session);
     const s = tls.connect(tlsOpts);
     socket = s;

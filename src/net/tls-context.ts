@@ -22,6 +22,9 @@ export type TrustedCa = string | Buffer | Array<string | Buffer>;
 const byObject = new WeakMap<object, tls.SecureContext>();
 const byText = new LruMap<string, tls.SecureContext>(64);
 let systemRoots: tls.SecureContext | null = null;
+/** No CA: Node adds none (an empty list is not "the default roots"), and its default store is not built. */
+const NO_CA: Array<string | Buffer> = [];
+let trustsNothing: tls.SecureContext | null = null;
 
 /**
  * The certificate and key this side shows a server that asks (PEM), checked as a pair once, and the id that tells
@@ -58,8 +61,19 @@ export function clientIdentity(cert: string | Uint8Array, key: string | Uint8Arr
 
 const withIdentity = new WeakMap<ClientIdentity, Map<TrustedCa | undefined, tls.SecureContext>>();
 
-/** The shared context that trusts `ca` (the default roots when undefined) and shows `identity` when asked. */
-export function clientContext(ca: TrustedCa | undefined, identity?: ClientIdentity | null): tls.SecureContext {
+/**
+ * The shared context that trusts `ca` (the default roots when undefined) and shows `identity` when asked. `verify`
+ * false (`rejectUnauthorized: false`): a context that trusts nothing, whatever `ca` says — the peer's certificate is
+ * not judged, and on Node 20 the first context that names CAs or the default roots builds the process's default root
+ * store (its ~140 bundled certificates parsed: 20–40 ms of a fresh process's first TLS connection, bench/RESULTS.md
+ * `startup`), which such a connection never reads.
+ */
+export function clientContext(
+  ca: TrustedCa | undefined,
+  identity?: ClientIdentity | null,
+  verify = true,
+): tls.SecureContext {
+  if (!verify) ca = NO_CA;
   if (identity) {
     let m = withIdentity.get(identity);
     if (m === undefined) withIdentity.set(identity, (m = new Map()));
@@ -73,6 +87,7 @@ export function clientContext(ca: TrustedCa | undefined, identity?: ClientIdenti
     return c;
   }
   if (ca === undefined) return (systemRoots ??= tls.createSecureContext());
+  if (ca === NO_CA) return (trustsNothing ??= tls.createSecureContext({ ca: NO_CA }));
   if (typeof ca === 'string') {
     let c = byText.get(ca);
     if (c === undefined) byText.set(ca, (c = tls.createSecureContext({ ca })));

@@ -166,10 +166,11 @@ export function proxyTlsOptions(
 ): tls.ConnectionOptions {
   // The node's own trust settings when configured (ProxyOptions.tls), else the origin's.
   const t = node.tls ?? o;
+  const verify = t.rejectUnauthorized ?? true;
   const to: tls.ConnectionOptions = {
     host: node.host,
     port: node.port,
-    rejectUnauthorized: t.rejectUnauthorized ?? true,
+    rejectUnauthorized: verify,
     ALPNProtocols: alpn,
   };
   if (ipFamily(node.host) === 0) to.servername = node.host;
@@ -177,6 +178,7 @@ export function proxyTlsOptions(
   to.secureContext = clientContext(
     t.ca,
     own?.cert !== undefined && own.key !== undefined ? clientIdentity(own.cert, own.key, 'proxy.tls') : null,
+    verify,
   );
   return to;
 }

@@ -1,15 +1,19 @@
 /**
  * bin/originlink, the command npm links and `npm start` runs: `serve` and `demo` start node with the flags of
  * bin/service-node-flags (no allocation-site pretenuring), the one-shot commands without
- * flags (V8 takes node's code cache of its built-ins only then); the launcher execs node
+ * flags (V8 takes node's code cache of its built-ins only then) — but for `--cacert FILE`, which makes the process's
+ * OpenSSL store that file (`--use-openssl-ca`, SSL_CERT_FILE); the launcher execs node
  * (one process: its pid is the service's), found through a symlink as npm links it.
  */
 import { execFile, spawn } from 'node:child_process';
+import { createSecureServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildIfStale, ROOT } from '../helpers/build.js';
+import { makeCerts } from '../helpers/certs.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 import { oneOriginConfig } from '../helpers/serve-child.js';
 
@@ -19,22 +23,25 @@ const MAIN = join(ROOT, 'dist', 'bundle', 'main.cjs');
 const dir = mkdtempSync(join(tmpdir(), 'ol-launcher-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** What the launcher runs, with a `node` first on PATH that prints its arguments instead of running them. */
+/**
+ * What the launcher runs, with a `node` first on PATH that prints its arguments instead of running them — and
+ * `SSL_CERT_FILE=…` first when the launcher set it.
+ */
 function argsOf(launcher: string, args: string[], cwd?: string): Promise<string[]> {
   const fake = join(dir, 'fake-bin');
   mkdirSync(fake, { recursive: true });
-  writeFileSync(join(fake, 'node'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n');
+  writeFileSync(
+    join(fake, 'node'),
+    '#!/bin/sh\n[ -n "${SSL_CERT_FILE+x}" ] && printf "SSL_CERT_FILE=%s\\n" "$SSL_CERT_FILE"\nfor a in "$@"; do printf "%s\\n" "$a"; done\n',
+  );
   chmodSync(join(fake, 'node'), 0o755);
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` };
+  delete env.SSL_CERT_FILE;
   return new Promise((resolve, reject) => {
-    execFile(
-      launcher,
-      args,
-      { env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` }, timeout: 10_000, ...(cwd ? { cwd } : {}) },
-      (err, stdout) => {
-        if (err) reject(err);
-        else resolve(stdout.split('\n').filter(Boolean));
-      },
-    );
+    execFile(launcher, args, { env, timeout: 10_000, ...(cwd ? { cwd } : {}) }, (err, stdout) => {
+      if (err) reject(err);
+      else resolve(stdout.split('\n').filter(Boolean));
+    });
   });
 }
 
@@ -70,6 +77,63 @@ describe('bin/originlink', () => {
       (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
         .start,
     ).toBe('bin/originlink demo');
+  });
+
+  it("--cacert FILE: the one-shot command starts with OpenSSL's store made of that file", async () => {
+    const ssl = ['--use-openssl-ca', MAIN];
+    expect(await argsOf(LAUNCHER, ['fetch', '--cacert', 'my ca.pem', 'https://x.test/'])).toEqual([
+      'SSL_CERT_FILE=my ca.pem',
+      ...ssl,
+      'fetch',
+      '--cacert',
+      'my ca.pem',
+      'https://x.test/',
+    ]);
+    expect(await argsOf(LAUNCHER, ['probe', '-s', '--cacert=/etc/ca.pem', 'https://x.test/'])).toEqual([
+      'SSL_CERT_FILE=/etc/ca.pem',
+      ...ssl,
+      'probe',
+      '-s',
+      '--cacert=/etc/ca.pem',
+      'https://x.test/',
+    ]);
+    // After `--` it is an operand, not the option; without it, nothing changes (Node's own store, built when used).
+    expect(await argsOf(LAUNCHER, ['fetch', '--', '--cacert', 'x'])).toEqual([MAIN, 'fetch', '--', '--cacert', 'x']);
+    expect(await argsOf(LAUNCHER, ['fetch', '-k', 'https://x.test/'])).toEqual([
+      MAIN,
+      'fetch',
+      '-k',
+      'https://x.test/',
+    ]);
+  });
+
+  it('fetch --cacert through the launcher trusts that CA alone; -k verifies nothing', async () => {
+    buildIfStale();
+    const certs = makeCerts();
+    const other = makeCerts({ fresh: true });
+    const server = createSecureServer({ cert: certs.cert, key: certs.key, allowHTTP1: true }, (_q, r) => r.end('ok\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    delete env.SSL_CERT_FILE;
+    const run = (args: string[]): Promise<{ code: number; out: string }> =>
+      new Promise((resolve) => {
+        execFile(LAUNCHER, ['fetch', '-s', ...args], { env, timeout: 15_000 }, (err, stdout) =>
+          resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, out: stdout }),
+        );
+      });
+    try {
+      expect(await run(['--cacert', certs.caPath, url])).toEqual({ code: 0, out: 'ok\n' });
+      expect(await run([`--cacert=${certs.caPath}`, '--http2', url])).toEqual({ code: 0, out: 'ok\n' });
+      // Another CA: exit 60 (not trusted), as curl.
+      expect((await run(['--cacert', other.caPath, url])).code).toBe(60);
+      // Node's default roots do not know the test CA either; -k asks nothing.
+      expect((await run([url])).code).toBe(60);
+      expect(await run(['-k', url])).toEqual({ code: 0, out: 'ok\n' });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('serve runs as one node process; NODE_OPTIONS puts its code on huge pages where the kernel allows them', async () => {
