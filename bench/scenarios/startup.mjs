@@ -1,9 +1,10 @@
 // What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
 // package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's — over cleartext, and
-// over TLS with `--cacert` (the demo CA's test copy, a local https origin; run through the tree's own bin/originlink,
-// which starts that command as a user's shell does) — and `originlink serve` from its spawn to its first response
-// through it, each the median of BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike; ratios against
-// `node -e 0` of the same run.
+// over TLS with `--cacert` (a local https origin with the bench's own certificates; run through the tree's own
+// bin/originlink, which starts that command as a user's shell does) — and `originlink serve` from its spawn to its
+// first response through it, each the median of BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike;
+// ratios against `node -e 0` of the same run. The service again before that https origin: from its spawn until it
+// listens, and its first and second responses after that.
 // The package and the command as they are loaded: dist/bundle/ (scripts/bundle.mjs) where the build has one, and then
 // tsc's modules too (rows marked "modules": what the bundle saves, in the same run).
 // Then a fresh process's first HTTP/3 request to our h3 origin on loopback (bench/lib/first-h3-client.mjs, BENCH_RUNS
@@ -20,6 +21,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../lib/certs.mjs';
@@ -144,6 +146,51 @@ async function serveFirstResponse(dist) {
 times.set(SERVE, []);
 const SERVE_ANCHOR = `${SERVE} (anchor)`;
 if (ANCHOR_DIST !== null) times.set(SERVE_ANCHOR, []);
+
+// The same service before the https origin (`tls.ca`: the bench's CA): from its spawn until it listens, then its first
+// response after that — what its first client waits for — and a second one's.
+const tlsConfig = join(serveDir, 'serve-tls.yaml');
+writeFileSync(
+  tlsConfig,
+  `listeners:
+  - { name: plain, kind: http, host: 127.0.0.1, port: ${servePort} }
+admin: false
+shutdown: { graceMs: 100 }
+origins:
+  app: { url: "https://127.0.0.1:${tlsPort}", protocol: h1, tls: { ca: ${certs.caPath} } }
+routes:
+  - { path: /, origin: app }
+`,
+);
+const listening = () =>
+  new Promise((resolve) => {
+    const s = net.connect(servePort, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+async function serveTlsFirst(dist) {
+  const [node, ...args] = serviceArgv(dist);
+  const t0 = performance.now();
+  const child = spawn(node, [...args, 'serve', '--config', tlsConfig], { stdio: 'ignore' });
+  try {
+    while (!(await listening())) {
+      if (performance.now() - t0 > 15_000 || !alive(child)) throw new Error('serve (TLS origin) not listening in 15 s');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const t1 = performance.now();
+    if (!(await answered())) throw new Error('serve (TLS origin): no answer');
+    const t2 = performance.now();
+    if (!(await answered())) throw new Error('serve (TLS origin): no second answer');
+    return { listenMs: t1 - t0, firstMs: t2 - t1, secondMs: performance.now() - t2 };
+  } finally {
+    await stopChild(child);
+  }
+}
+const serveTls = [];
+const serveTlsAnchor = [];
 try {
   for (let i = 0; i < RUNS; i++) {
     for (const [name, argv] of cases) {
@@ -155,6 +202,8 @@ try {
     }
     times.get(SERVE).push(await serveFirstResponse(DIST));
     if (ANCHOR_DIST !== null) times.get(SERVE_ANCHOR).push(await serveFirstResponse(ANCHOR_DIST));
+    serveTls.push(await serveTlsFirst(DIST));
+    if (ANCHOR_DIST !== null) serveTlsAnchor.push(await serveTlsFirst(ANCHOR_DIST));
   }
 } finally {
   rmSync(serveDir, { recursive: true, force: true });
@@ -231,8 +280,21 @@ function firstH3Line(label, runs) {
   );
   return h3;
 }
+function serveTlsLine(label, runs) {
+  const r = {
+    listenMs: med(runs.map((x) => x.listenMs)),
+    firstMs: med(runs.map((x) => x.firstMs)),
+    secondMs: med(runs.map((x) => x.secondMs)),
+  };
+  console.log(
+    `\nserve before an https origin${label} (median of ${RUNS}): listening ${r.listenMs.toFixed(0)} ms after its spawn, its first response ${r.firstMs.toFixed(1)} ms after that, a second ${r.secondMs.toFixed(1)} ms`,
+  );
+  return r;
+}
+const tlsServe = serveTlsLine('', serveTls);
+const anchorTlsServe = ANCHOR_DIST === null ? undefined : serveTlsLine(` (anchor, ${ANCHOR_DIST})`, serveTlsAnchor);
 const h3 = firstH3Line('', firstH3);
 const anchorH3 = ANCHOR_DIST === null ? undefined : firstH3Line(` (anchor, ${ANCHOR_DIST})`, anchorFirstH3);
 console.log(
-  `\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, anchorDist: ANCHOR_DIST ?? undefined, bundled, nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null, rows, firstH3: h3, anchorFirstH3: anchorH3 })}`,
+  `\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, anchorDist: ANCHOR_DIST ?? undefined, bundled, nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null, rows, firstH3: h3, anchorFirstH3: anchorH3, serveTls: tlsServe, anchorServeTls: anchorTlsServe })}`,
 );

@@ -62,6 +62,15 @@ export function clientIdentity(cert: string | Uint8Array, key: string | Uint8Arr
 const withIdentity = new WeakMap<ClientIdentity, Map<TrustedCa | undefined, tls.SecureContext>>();
 
 /**
+ * Node's default root store, built now: on Node 20 the first context that names CAs or the default roots builds it
+ * (its bundled certificates parsed, 20–40 ms), whichever the context trusts. A service calls this at its start when an
+ * origin is reached over TLS on TCP, so that its first request there does not wait for it.
+ */
+export function buildRootStore(): void {
+  systemRoots ??= tls.createSecureContext();
+}
+
+/**
  * The shared context that trusts `ca` (the default roots when undefined) and shows `identity` when asked. `verify`
  * false (`rejectUnauthorized: false`): a context that trusts nothing, whatever `ca` says — the peer's certificate is
  * not judged, and on Node 20 the first context that names CAs or the default roots builds the process's default root

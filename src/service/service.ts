@@ -19,6 +19,7 @@ import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './lis
 import { Metrics, type OriginSummary } from './metrics.js';
 import { Router } from './router.js';
 import { ensureH3, fingerprint, Upstream } from './upstream.js';
+import { buildRootStore } from '../net/tls-context.js';
 import { warnUnsolicited } from './upstream-warnings.js';
 import { logEndpointEvents } from './endpoint-events.js';
 import { Spool, TempFileBudget } from '../util/spool.js';
@@ -417,8 +418,10 @@ export class Service {
   }
 
   async #buildGeneration(config: ServiceConfig, prev: Generation | null): Promise<Generation> {
-    if ([...config.origins.values()].some((o) => o.protocol === 'h3') || config.listeners.some((l) => l.kind === 'h3'))
-      await ensureH3();
+    const origins = [...config.origins.values()];
+    if (origins.some((o) => o.protocol === 'h3') || config.listeners.some((l) => l.kind === 'h3')) await ensureH3();
+    // TLS over TCP to some origin: Node's root store now, not in the first such request (net/tls-context.ts).
+    if (origins.some((o) => o.protocol !== 'h3' && o.urls.some((u) => u.startsWith('https:')))) buildRootStore();
     const upstreams = new Map<string, Upstream>();
     for (const [name, oc] of config.origins) {
       const old = prev?.upstreams.get(name);
