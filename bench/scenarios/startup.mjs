@@ -129,20 +129,25 @@ const answered = () =>
       })
       .on('error', () => resolve(false));
   });
-async function serveFirstResponse(dist) {
+/**
+ * `originlink serve --config <config>` of `dist`, as its launcher starts it; `poll` (every `everyMs`) until it is
+ * true, then `then(t0)` (t0: the spawn); the service stopped after, whatever happened.
+ */
+async function withServe(dist, config, poll, everyMs, then) {
   const [node, ...args] = serviceArgv(dist);
   const t0 = performance.now();
-  const child = spawn(node, [...args, 'serve', '--config', serveConfig], { stdio: 'ignore' });
+  const child = spawn(node, [...args, 'serve', '--config', config], { stdio: 'ignore' });
   try {
-    while (!(await answered())) {
-      if (performance.now() - t0 > 15_000 || !alive(child)) throw new Error('serve gave no answer in 15 s');
-      await new Promise((r) => setTimeout(r, 2));
+    while (!(await poll())) {
+      if (performance.now() - t0 > 15_000 || !alive(child)) throw new Error(`serve (${config}): nothing in 15 s`);
+      await new Promise((r) => setTimeout(r, everyMs));
     }
-    return performance.now() - t0;
+    return await then(t0);
   } finally {
     await stopChild(child);
   }
 }
+const serveFirstResponse = (dist) => withServe(dist, serveConfig, answered, 2, (t0) => performance.now() - t0);
 times.set(SERVE, []);
 const SERVE_ANCHOR = `${SERVE} (anchor)`;
 if (ANCHOR_DIST !== null) times.set(SERVE_ANCHOR, []);
@@ -171,24 +176,14 @@ const listening = () =>
     });
     s.once('error', () => resolve(false));
   });
-async function serveTlsFirst(dist) {
-  const [node, ...args] = serviceArgv(dist);
-  const t0 = performance.now();
-  const child = spawn(node, [...args, 'serve', '--config', tlsConfig], { stdio: 'ignore' });
-  try {
-    while (!(await listening())) {
-      if (performance.now() - t0 > 15_000 || !alive(child)) throw new Error('serve (TLS origin) not listening in 15 s');
-      await new Promise((r) => setTimeout(r, 1));
-    }
+const serveTlsFirst = (dist) =>
+  withServe(dist, tlsConfig, listening, 1, async (t0) => {
     const t1 = performance.now();
     if (!(await answered())) throw new Error('serve (TLS origin): no answer');
     const t2 = performance.now();
     if (!(await answered())) throw new Error('serve (TLS origin): no second answer');
     return { listenMs: t1 - t0, firstMs: t2 - t1, secondMs: performance.now() - t2 };
-  } finally {
-    await stopChild(child);
-  }
-}
+  });
 const serveTls = [];
 const serveTlsAnchor = [];
 try {
