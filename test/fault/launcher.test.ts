@@ -97,7 +97,17 @@ describe('bin/originlink', () => {
       '--cacert=/etc/ca.pem',
       'https://x.test/',
     ]);
-    // After `--` it is an operand, not the option; without it, nothing changes (Node's own store, built when used).
+    // The last one counts, as for the command; after `--` it is an operand, not the option; without it, nothing
+    // changes (Node's own store, built when used).
+    expect(await argsOf(LAUNCHER, ['fetch', '--cacert', 'a.pem', '--cacert=b.pem', 'https://x.test/'])).toEqual([
+      'SSL_CERT_FILE=b.pem',
+      ...ssl,
+      'fetch',
+      '--cacert',
+      'a.pem',
+      '--cacert=b.pem',
+      'https://x.test/',
+    ]);
     expect(await argsOf(LAUNCHER, ['fetch', '--', '--cacert', 'x'])).toEqual([MAIN, 'fetch', '--', '--cacert', 'x']);
     expect(await argsOf(LAUNCHER, ['fetch', '-k', 'https://x.test/'])).toEqual([
       MAIN,
