@@ -36,6 +36,8 @@
 // on the proxy core, each loaded by its own generator on the load core, BENCH_ROUNDS times (the order they start in
 // alternating); each one's CPU per request and their ratio per round. A slow phase of the machine then lands on both
 // alike: differences of 1–2 % that sequential runs cannot resolve show. BENCH_PAIRED_UPSTREAM h1 (default) or h2.
+// BENCH_PAIRED_ANCHOR=floor (no BENCH_ANCHOR_DIST): Node's floor is the other side instead of a build — issue 58's ratio
+// to the floor, with BENCH_RATE at a fixed rate each (sequential rounds drift ±15 % between targets at 320 req/s).
 // BENCH_PAIRED_CLIENT_CERT=1: the origin asks for a client certificate (ssl_verify_client optional) and this build shows
 // one (origins.o.tls.cert/key, a self-signed clientAuth certificate the origin trusts), the anchor none: what mutual
 // TLS to the origin costs a request (give the same dist to both sides for that alone).
@@ -101,8 +103,17 @@ if (FRONT !== 'h1' && FRONT !== 'h2c') {
 }
 const PAIRED = process.env.BENCH_PAIRED === '1';
 const PAIRED_UPSTREAM = process.env.BENCH_PAIRED_UPSTREAM ?? 'h1';
-if (PAIRED && (!ANCHOR_DIST || (PAIRED_UPSTREAM !== 'h1' && PAIRED_UPSTREAM !== 'h2'))) {
-  console.error('bench/proxy: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST, and BENCH_PAIRED_UPSTREAM is h1 or h2');
+/** BENCH_PAIRED_ANCHOR=floor: this build beside Node's floor instead of another build. */
+const PAIRED_FLOOR = process.env.BENCH_PAIRED_ANCHOR === 'floor';
+if (
+  PAIRED &&
+  ((!ANCHOR_DIST && !PAIRED_FLOOR) ||
+    (PAIRED_UPSTREAM !== 'h1' && PAIRED_UPSTREAM !== 'h2') ||
+    (PAIRED_FLOOR && (FRONT !== 'h1' || UPLOAD !== 0)))
+) {
+  console.error(
+    'bench/proxy: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST or BENCH_PAIRED_ANCHOR=floor (h1 front, no uploads), and BENCH_PAIRED_UPSTREAM is h1 or h2',
+  );
   process.exit(2);
 }
 const CERTS = join(ROOT, 'config', 'demo-certs');
@@ -459,9 +470,13 @@ async function measure(i, t, round) {
 /** BENCH_PAIRED: the anchor build and this one at once, ROUNDS times; CPU per request of each and their ratio. */
 async function paired() {
   const pair = [
-    originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0),
+    PAIRED_FLOOR
+      ? (targets.find((t) => t.name.startsWith('node floor')) ?? null)
+      : originlinkTarget('originlink (previous)', ANCHOR_DIST, PAIRED_UPSTREAM, 0),
     originlinkTarget('originlink', THIS_DIST, PAIRED_UPSTREAM, 0, CLIENT_CERT),
   ];
+  const anchorName = PAIRED_FLOOR ? "Node's floor" : ANCHOR_DIST;
+  const other = PAIRED_FLOOR ? 'floor' : 'previous';
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 ? [1, 0] : [0, 1];
@@ -494,9 +509,9 @@ async function paired() {
   };
   console.log(
     [
-      `Paired: this build${CLIENT_CERT ? ' (showing the origin a client certificate)' : ''} and ${ANCHOR_DIST} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
+      `Paired: this build${CLIENT_CERT ? ' (showing the origin a client certificate)' : ''} and ${anchorName} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
       '',
-      '| round | previous CPU µs/req | this build CPU µs/req | this ÷ previous | req/s (previous, this) | errors |',
+      `| round | ${other} CPU µs/req | this build CPU µs/req | this ÷ ${other} | req/s (${other}, this) | errors |`,
       '|---:|---:|---:|---:|---:|---:|',
       ...rounds.map(
         (r, i) =>
@@ -520,7 +535,9 @@ async function paired() {
         path: PATH,
         front: FRONT,
         upstream: PAIRED_UPSTREAM,
-        anchorDist: ANCHOR_DIST,
+        anchorDist: PAIRED_FLOOR ? null : ANCHOR_DIST,
+        anchor: PAIRED_FLOOR ? 'floor' : 'build',
+        rate: RATE,
         clientCert: CLIENT_CERT,
         cpus: { proxy: PROXY_CPU, load: LOAD_CPU },
         node: process.version,
