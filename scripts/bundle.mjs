@@ -53,8 +53,30 @@ const common = {
 };
 
 /**
+ * Parts of the npm packages a bundle takes in that no command uses and that would load Node built-ins at every start:
+ * prom-client's Pushgateway (its index requires it; it requires `http`, `https` — with `tls` — and `zlib`: ~20 ms of
+ * `serve`'s start, whose V8 flag costs every built-in node's code cache: bench/RESULTS.md `startup`). In its place, a
+ * class that says so if anyone constructs it.
+ */
+const unusedPackageParts = {
+  name: 'originlink-unused-package-parts',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/lib\/pushgateway$/ }, (a) =>
+      /[\\/]prom-client[\\/]index\.js$/.test(a.importer)
+        ? { path: 'prom-client/lib/pushgateway', namespace: 'originlink-unused' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'originlink-unused' }, () => ({
+      contents:
+        "module.exports = class Pushgateway { constructor() { throw new Error('prom-client Pushgateway is not part of originlink (scripts/bundle.mjs)'); } };",
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * `entry` as out/<cjs>.cjs, its export names returned. `packages: 'bundle'` takes the npm packages it imports into
- * the file (and so into the cache) instead of leaving them to Node's loader.
+ * the file (and so into the cache) instead of leaving them to Node's loader, less their unused parts above.
  */
 async function cjsBundle(entry, cjs, packages = 'external') {
   const esm = await build({ ...common, entryPoints: [entry], write: false, metafile: true, outdir: out });
@@ -72,6 +94,7 @@ async function cjsBundle(entry, cjs, packages = 'external') {
     outfile: join(out, `${cjs}.cjs`),
     define: { 'import.meta.url': '__bundleUrl' },
     banner: { js: 'var __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: packages === 'bundle' ? [unusedPackageParts] : [],
   });
   // Node's built-ins that a request needs and an import does not (tls, crypto…) load at their first use.
   const file = join(out, `${cjs}.cjs`);

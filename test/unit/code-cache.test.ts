@@ -92,6 +92,17 @@ describe('the bundles through the code cache', () => {
     expect(readFileSync(join(BUNDLE, 'index.js'), 'utf8')).not.toMatch(/^\s*import\b/m);
   });
 
+  it("the command tables require none of http, https, zlib: prom-client's Pushgateway is left out", () => {
+    for (const name of ['commands', 'client']) {
+      const source = readFileSync(join(BUNDLE, `${name}.cjs`), 'latin1');
+      expect(source).not.toMatch(/require\("(node:)?(http|https|zlib)"\)/);
+    }
+    // prom-client itself is in (the service's metrics), its Pushgateway replaced by a class that says why.
+    const commands = readFileSync(join(BUNDLE, 'commands.cjs'), 'latin1');
+    expect(commands).toContain('prom-client Pushgateway is not part of originlink');
+    expect(commands).toMatch(/node_modules\/prom-client\/lib\/registry\.js/);
+  });
+
   it('ioredis runs from the package one-file copy (dist/bundle/ioredis.cjs) with its cache, not from node_modules', () => {
     expect(takes('ioredis', [])).toBe(true);
     const fromNodeModules: string[] = JSON.parse(
