@@ -11,8 +11,9 @@
 // any other way (passed whole, spread) makes the build fail here rather than load late and wrongly.
 
 /**
- * The built-ins loaded late: what a fresh import loaded and no import needs. Our classes that extend a `stream` class
- * extend a stand-in until their first instance (src/util/lazy-base.ts).
+ * The built-ins loaded late: what a fresh import loaded and no import needs, and `cluster`, which only `serve
+ * --workers` and its workers use (src/service/worker-slot.ts). Our classes that extend a `stream` class extend a
+ * stand-in until their first instance (src/util/lazy-base.ts).
  */
 export const LAZY_BUILTINS = [
   'node:tls',
@@ -22,6 +23,7 @@ export const LAZY_BUILTINS = [
   'node:dgram',
   'node:os',
   'node:stream',
+  'node:cluster',
 ];
 
 const FN = 'lazyMod';

@@ -1,4 +1,9 @@
-/** Which worker slot this process is (a module of its own: the stores and the CLI ask, cluster.ts forks). */
+/**
+ * Which worker slot this process is (a module of its own: the stores and the CLI ask, cluster.ts forks). Each answer
+ * reads its environment variable first and asks `node:cluster` only when it is set: a process that is no worker never
+ * loads that module (with `child_process` and `dgram` behind it, ~4 ms of `serve`'s start under its V8 flag; it is
+ * loaded at its first use, scripts/lazy-builtins.mjs).
+ */
 import cluster from 'node:cluster';
 
 /** The environment variable that tells a forked process its worker slot (1..N). */
@@ -7,7 +12,7 @@ export const WORKER_SLOT_ENV = 'OL_WORKER_SLOT';
 /** This process is a worker forked by runCluster: its slot, else null. */
 export function workerSlot(): number | null {
   const s = Number(process.env[WORKER_SLOT_ENV]);
-  return cluster.isWorker && Number.isInteger(s) && s > 0 ? s : null;
+  return Number.isInteger(s) && s > 0 && cluster.isWorker ? s : null;
 }
 
 /**
@@ -19,7 +24,7 @@ export const TICKET_SECRET_ENV = 'OL_TICKET_SECRET';
 /** The ticket secret the primary gave this worker, else null. */
 export function workerTicketSecret(): Buffer | null {
   const hex = process.env[TICKET_SECRET_ENV];
-  return cluster.isWorker && hex && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : null;
+  return hex && /^[0-9a-f]{64}$/.test(hex) && cluster.isWorker ? Buffer.from(hex, 'hex') : null;
 }
 
 /**
@@ -36,7 +41,7 @@ export type H3Steering = Record<string, { fd: number; port: number }>;
 /** The steering the primary set up for this worker's h3 listeners, else null (worker 1 serves them alone). */
 export function workerH3Steer(): H3Steering | null {
   const raw = process.env[H3_STEER_ENV];
-  if (!cluster.isWorker || !raw) return null;
+  if (!raw || !cluster.isWorker) return null;
   try {
     const v = JSON.parse(raw) as H3Steering;
     const ok = Object.values(v).every((x) => Number.isInteger(x?.fd) && Number.isInteger(x?.port));
