@@ -54,8 +54,8 @@ const common = {
 
 /**
  * Parts of the npm packages a bundle takes in that no command uses and that would load Node built-ins at every start:
- * prom-client's Pushgateway (its index requires it; it requires `http`, `https` — with `tls` — and `zlib`: ~20 ms of
- * `serve`'s start, whose V8 flag costs every built-in node's code cache: bench/RESULTS.md `startup`). In its place, a
+ * prom-client's Pushgateway (its index requires it; it requires `http`, `https` — with `tls` — and `zlib`, at every
+ * `serve` start, whose V8 flag costs every built-in node's code cache: bench/RESULTS.md `startup`). In its place, a
  * class that says so if anyone constructs it.
  */
 const unusedPackageParts = {

@@ -63,8 +63,8 @@ const withIdentity = new WeakMap<ClientIdentity, Map<TrustedCa | undefined, tls.
 
 /**
  * Node's default root store, built now: on Node 20 the first context that names CAs or the default roots builds it
- * (its bundled certificates parsed, 20–40 ms), whichever the context trusts. A service calls this at its start when an
- * origin is reached over TLS on TCP, so that its first request there does not wait for it.
+ * (its bundled certificates parsed: bench/RESULTS.md `startup`), whichever the context trusts. A service calls this
+ * at its start when an origin is reached over TLS on TCP, so that its first request there does not wait for it.
  */
 export function buildRootStore(): void {
   systemRoots ??= tls.createSecureContext();
@@ -74,8 +74,8 @@ export function buildRootStore(): void {
  * The shared context that trusts `ca` (the default roots when undefined) and shows `identity` when asked. `verify`
  * false (`rejectUnauthorized: false`): a context that trusts nothing, whatever `ca` says — the peer's certificate is
  * not judged, and on Node 20 the first context that names CAs or the default roots builds the process's default root
- * store (its ~140 bundled certificates parsed: 20–40 ms of a fresh process's first TLS connection, bench/RESULTS.md
- * `startup`), which such a connection never reads.
+ * store (its bundled certificates parsed: a fresh process's first TLS connection, bench/RESULTS.md `startup`), which
+ * such a connection never reads.
  */
 export function clientContext(
   ca: TrustedCa | undefined,

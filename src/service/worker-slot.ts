@@ -1,8 +1,8 @@
 /**
  * Which worker slot this process is (a module of its own: the stores and the CLI ask, cluster.ts forks). Each answer
  * reads its environment variable first and asks `node:cluster` only when it is set: a process that is no worker never
- * loads that module (with `child_process` and `dgram` behind it, ~4 ms of `serve`'s start under its V8 flag; it is
- * loaded at its first use, scripts/lazy-builtins.mjs).
+ * loads that module (with `child_process` and `dgram` behind it: bench/RESULTS.md `startup`; it is loaded at its first
+ * use, scripts/lazy-builtins.mjs).
  */
 import cluster from 'node:cluster';
 
