@@ -107,19 +107,24 @@ const times = new Map(cases.map(([name]) => [name, []]));
 const SERVE = 'originlink serve: spawn to first response';
 const servePort = await freePort();
 const serveDir = mkdtempSync(join(tmpdir(), 'ol-bench-startup-'));
-const serveConfig = join(serveDir, 'serve.yaml');
-writeFileSync(
-  serveConfig,
-  `listeners:
+/** A config file `name`: one HTTP/1.1 front on servePort before one origin, `origin` its flow-mapping's fields. */
+function serviceConfig(name, origin) {
+  const file = join(serveDir, name);
+  writeFileSync(
+    file,
+    `listeners:
   - { name: plain, kind: http, host: 127.0.0.1, port: ${servePort} }
 admin: false
 shutdown: { graceMs: 100 }
 origins:
-  app: { url: "http://127.0.0.1:${port}", protocol: h1 }
+  app: { ${origin} }
 routes:
   - { path: /, origin: app }
 `,
-);
+  );
+  return file;
+}
+const serveConfig = serviceConfig('serve.yaml', `url: "http://127.0.0.1:${port}", protocol: h1`);
 const answered = () =>
   new Promise((resolve) => {
     http
@@ -154,18 +159,9 @@ if (ANCHOR_DIST !== null) times.set(SERVE_ANCHOR, []);
 
 // The same service before the https origin (`tls.ca`: the bench's CA): from its spawn until it listens, then its first
 // response after that — what its first client waits for — and a second one's.
-const tlsConfig = join(serveDir, 'serve-tls.yaml');
-writeFileSync(
-  tlsConfig,
-  `listeners:
-  - { name: plain, kind: http, host: 127.0.0.1, port: ${servePort} }
-admin: false
-shutdown: { graceMs: 100 }
-origins:
-  app: { url: "https://127.0.0.1:${tlsPort}", protocol: h1, tls: { ca: ${certs.caPath} } }
-routes:
-  - { path: /, origin: app }
-`,
+const tlsConfig = serviceConfig(
+  'serve-tls.yaml',
+  `url: "https://127.0.0.1:${tlsPort}", protocol: h1, tls: { ca: ${certs.caPath} }`,
 );
 const listening = () =>
   new Promise((resolve) => {
