@@ -147,16 +147,34 @@ export async function connectH3(opts: H3ConnectOptions): Promise<H3PooledConnect
   return conn;
 }
 
+/** One PEM bundle per CA list (quicCa). */
+const bundles = new WeakMap<ReadonlyArray<string | Buffer>, Buffer>();
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * A TLS `ca` option as a QUIC config takes it (QuicOptions.caFile): a path or PEM text as it is, the bytes as they
+ * are, a list as one PEM bundle made once per list. The same object for the same option matters: the config cache's
+ * key names the CA by its content id, which util/digest.ts remembers per object — a copy per dial hashed the CA
+ * again for every new connection.
+ */
+export function quicCa(ca: OriginSpec['ca']): string | Uint8Array | undefined {
+  if (!Array.isArray(ca)) return ca;
+  let bundle = bundles.get(ca);
+  if (bundle === undefined) {
+    // A newline after each: PEM blocks run together otherwise where one lacks its final newline.
+    bundle = Buffer.concat(ca.flatMap((c) => [typeof c === 'string' ? Buffer.from(c) : c, NEWLINE]));
+    bundles.set(ca, bundle);
+  }
+  return bundle;
+}
+
 /** The pool's connector for h3 (connect.ts loads this module on first use: the QUIC binding is native). */
 export async function h3Connector(origin: OriginSpec, ctx: ConnectContext): Promise<H3PooledConnection> {
-  const ca = Array.isArray(origin.ca)
-    ? Buffer.concat(origin.ca.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)))
-    : origin.ca;
   return connectH3({
     host: origin.host,
     port: origin.port,
     servername: origin.servername,
-    ca: typeof ca === 'string' || ca === undefined ? ca : new Uint8Array(ca),
+    ca: quicCa(origin.ca),
     rejectUnauthorized: origin.rejectUnauthorized,
     identity: origin.identity,
     connectTimeoutMs: ctx.pool.connectTimeoutMs,

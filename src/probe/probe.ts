@@ -346,7 +346,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
     if (r.quic.ok) {
       r.earlyData.attempted = true;
       try {
-        const h3 = (await import('../connect/h3.js')).connectH3;
+        const { connectH3: h3, quicCa } = await import('../connect/h3.js');
         const q2 = await step(
           'QUIC 0-RTT reconnect',
           ms + 100,
@@ -356,12 +356,7 @@ export async function probeOrigin(url: string | URL, o: ProbeOptions = {}): Prom
               resolver,
               port: target.port,
               servername: o.servername ?? host,
-              ca:
-                typeof o.ca === 'string' || o.ca === undefined
-                  ? o.ca
-                  : Array.isArray(o.ca)
-                    ? Buffer.concat(o.ca.map((c) => Buffer.from(c))).toString()
-                    : new Uint8Array(o.ca),
+              ca: quicCa(o.ca),
               rejectUnauthorized: o.rejectUnauthorized ?? true,
               identity: o.identity,
               connectTimeoutMs: ms,

@@ -40,7 +40,7 @@ afterAll(async () => {
   rmSync(emptyDir, { recursive: true, force: true });
 });
 
-async function ask(protocol: 'h2' | 'h3', ca: Buffer | null): Promise<string> {
+async function ask(protocol: 'h2' | 'h3', ca: Buffer | Array<string | Buffer> | null): Promise<string> {
   const agent = new Agent({ protocol, maxRetries: 0, ...(ca ? { tls: { ca } } : {}) });
   try {
     const res = await agent.request({ url });
@@ -62,6 +62,13 @@ describe('h3 trusts what h2 trusts', () => {
   it('the CA that signed it is trusted over both', async () => {
     expect(await ask('h2', system.ca)).toBe('200 h2');
     expect(await ask('h3', system.ca)).toBe('200 h3');
+  });
+
+  it('a list of CAs is trusted as a whole over both, a PEM without its final newline included', async () => {
+    const list = [ours.ca.toString().trimEnd(), system.ca];
+    expect(await ask('h2', list)).toBe('200 h2');
+    expect(await ask('h3', list)).toBe('200 h3');
+    expect(await ask('h3', [ours.ca])).toBe('OL_CERT_INVALID');
   });
 
   it('without tls.ca an h3 client verifies by the system roots', async () => {
