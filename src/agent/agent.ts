@@ -14,7 +14,7 @@
  * counters of forgotten pools live in LRUs of `maxOrigins`; one shared ticker drives every pool's health checks and
  * this sweep.
  */
-import type { ProtocolPolicy } from '../connect/connect.js';
+import { loadQuicBinding, type ProtocolPolicy } from '../connect/connect.js';
 import type { Endpoint } from '../group/endpoint.js';
 import type { GroupStats } from '../group/group.js';
 import { AddressBook, type AddressBookOptions } from '../net/addresses.js';
@@ -98,6 +98,8 @@ export class Agent {
       });
     this.#attempts = new Attempts(this.#registry, this.#dialer, coalescing, this.#urls, r.maxRetries, ranged);
     this.#groups.start(opts, this.#attempts.collapseHost, (ep, path, signal) => this.#check(ep, path, signal));
+    // HTTP/3 by policy: its first dial's binding, loaded before the first request computes its pool key.
+    if (opts.protocol === 'h3' || Object.values(opts.origins ?? {}).some((o) => o.protocol === 'h3')) loadQuicBinding();
   }
 
   /**

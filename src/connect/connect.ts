@@ -24,6 +24,7 @@ import type { BbrTuning, CcAlgorithm } from '../quic/cc.js';
 import type { ClientIdentity } from '../net/tls-context.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { H2ProxyLinks } from './h2-proxy-links.js';
+import { quiche } from '../quic/quiche.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
@@ -86,10 +87,27 @@ const defaultProxyLinks = new H2ProxyLinks();
 export type ExtraConnector = (origin: OriginSpec, ctx: ConnectContext) => Promise<PooledConnection>;
 
 let h3Module: Promise<ExtraConnector> | null = null;
-/** The HTTP/3 connector, loaded on first use (it loads the native QUIC binding); call early to preload. */
+/** The HTTP/3 connector, loaded on first use with the native QUIC binding (loadQuicBinding); call early to preload. */
 export function h3Connector(): Promise<ExtraConnector> {
-  h3Module ??= import('./h3.js').then((m) => m.h3Connector);
+  h3Module ??= import('./h3.js').then((m) => {
+    loadQuicBinding();
+    return m.h3Connector;
+  });
   return h3Module;
+}
+
+/**
+ * Load the native QUIC binding now, for a client that will dial HTTP/3 (an Agent whose policy is h3, a service with an
+ * h3 origin): the dlopen its first dial would make, made before the first request's pool key — whose CA content id
+ * is then hashed by the binding (util/digest.ts) rather than by the JavaScript SHA-256, run cold in a fresh process.
+ * A binding that does not load is left for that dial to report (OL_UNSUPPORTED_PROTOCOL).
+ */
+export function loadQuicBinding(): void {
+  try {
+    quiche();
+  } catch {
+    // reported by the dial
+  }
 }
 
 /**

@@ -24,6 +24,7 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { loadAddon } from '../util/addon.js';
+import { useNativeSha256 } from '../util/digest.js';
 import { knobs } from '../util/knobs.js';
 
 export interface HostPort {
@@ -289,6 +290,8 @@ interface Binding {
   versionIsSupported(version: number): boolean;
   /** Ours: fills the array from BoringSSL's RAND_bytes (the fallback binding lacks it). */
   fillRandom?(out: Uint8Array): void;
+  /** SHA-256 of `data` into `out`'s first 32 bytes (util/digest.ts uses it once registered). Ours only. */
+  sha256Into?(data: Uint8Array, out: Uint8Array): void;
   /** Ours: whether a DER certificate's subjectAltName names the IP address (throws for a bad certificate). */
   certMatchesIp?(der: Uint8Array, ip: string): boolean;
   Shutdown: { Read: number; Write: number };
@@ -380,6 +383,7 @@ export function quiche(): Binding {
       throw new Error('binding lacks Connection.connect/Config');
     }
     addBatchCalls(b.Connection as unknown as { prototype: object });
+    if (b.sha256Into) useNativeSha256(b.sha256Into);
     cached = b;
     quicEngine();
     if (e.fallbackReason !== null && knobs.quicEngine !== 'matrixai') {

@@ -1,9 +1,10 @@
 /**
  * SHA-256 of a few small parts — the content ids of configured material (a CA list, a QUIC config's bytes) that
  * pool keys, session-ticket keys and config caches are made of, and that other processes of a fleet must compute
- * alike. Small inputs are hashed here (FIPS 180-4 §6.2) so that a first HTTP/3 request does not load `node:crypto`
- * for it (a few ms in a fresh process, bench/RESULTS.md `startup`; HTTP/3 needs nothing else of it); large ones by
- * `node:crypto`, which is faster once loaded. Both give the same digest (test/unit/digest).
+ * alike. Once the QUIC binding is loaded its BoringSSL hashes (useNativeSha256); before it, small inputs are hashed here
+ * (FIPS 180-4 §6.2) so that a first HTTP/3 request does not load `node:crypto` for it (a few ms in a fresh process,
+ * bench/RESULTS.md `startup`; HTTP/3 needs nothing else of it), large ones by `node:crypto`, which is faster once
+ * loaded. All give the same digest (test/unit/digest, test/peer/quic-binding).
  */
 import { createHash } from 'node:crypto';
 
@@ -21,11 +22,28 @@ const K = new Uint32Array([
   0xc67178f2,
 ]);
 
+/** A native SHA-256 writing 32 bytes into `out` (the QUIC binding's BoringSSL: quic/quiche.ts registers it). */
+export type NativeSha256 = (data: Uint8Array, out: Uint8Array) => void;
+let native: NativeSha256 | null = null;
+
+/**
+ * Hash with `fn` from now on: a binding already loaded for HTTP/3 hashes a content id in microseconds where the code
+ * below runs interpreted in a fresh process (and allocates a number per 32-bit step until V8 optimizes it).
+ */
+export function useNativeSha256(fn: NativeSha256): void {
+  native = fn;
+}
+
 /** SHA-256 of the parts one after the other (strings as UTF-8). */
 export function sha256(parts: ReadonlyArray<string | Uint8Array>): Buffer {
   const bufs = parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
   let len = 0;
   for (const b of bufs) len += b.length;
+  if (native !== null) {
+    const out = Buffer.allocUnsafe(32);
+    native(bufs.length === 1 ? (bufs[0] as Uint8Array) : Buffer.concat(bufs, len), out);
+    return out;
+  }
   if (len > LOCAL_MAX) {
     const h = createHash('sha256');
     for (const b of bufs) h.update(b);

@@ -12,6 +12,31 @@ describe('quiche binding adapter', () => {
     expect(typeof m.quiche().Connection.connect).toBe('function');
   });
 
+  it('hashes content ids with BoringSSL once loaded: sha256Into equals node:crypto, and util/digest goes through it', async () => {
+    const { createHash, randomBytes } = await import('node:crypto');
+    const m = await import('../../src/quic/quiche.js');
+    const digest = await import('../../src/util/digest.js');
+    const into = m.quiche().sha256Into as (data: Uint8Array, out: Uint8Array) => void;
+    expect(typeof into).toBe('function');
+    let calls = 0;
+    digest.useNativeSha256((data, out) => {
+      calls++;
+      into(data, out);
+    });
+    try {
+      for (const n of [0, 1, 55, 56, 64, 656, 20_000]) {
+        const b = randomBytes(n);
+        const ref = createHash('sha256').update(b).digest('hex');
+        expect(digest.sha256([b]).toString('hex'), `length ${n}`).toBe(ref);
+        expect(digest.sha256([b.subarray(0, n >> 1), b.subarray(n >> 1)]).toString('hex')).toBe(ref);
+      }
+      expect(calls).toBe(14);
+      expect(() => into(Buffer.from('abc'), Buffer.alloc(31))).toThrow(/fewer than 32 bytes/);
+    } finally {
+      digest.useNativeSha256(into);
+    }
+  });
+
   it('reports a missing binary as UNSUPPORTED_PROTOCOL, once, without throwing from quicheAvailable', async () => {
     const prev = process.env['ORIGINLINK_QUIC_BINDING'];
     process.env['ORIGINLINK_QUIC_BINDING'] = '/nonexistent/quiche.node';

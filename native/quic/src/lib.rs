@@ -47,6 +47,19 @@ pub fn fill_random(mut out: Uint8ArraySlice) -> Result<()> {
     boring::rand::rand_bytes(unsafe { out.as_mut() }).map_err(|e| napi::Error::from_reason(format!("{e}")))
 }
 
+/// SHA-256 of `data` into the first 32 bytes of `out` (BoringSSL's): util/digest.ts hashes with it once this binding
+/// is loaded (quic/quiche.ts registers it), so an HTTP/3 client's content ids (its CA's, for the pool key and the
+/// session store's) are not computed by the JavaScript SHA-256 in a fresh process, where that code runs interpreted.
+#[napi]
+pub fn sha256_into(data: &[u8], mut out: Uint8ArraySlice) -> Result<()> {
+    let out = unsafe { out.as_mut() };
+    if out.len() < 32 {
+        return Err(napi::Error::from_reason("sha256Into: out holds fewer than 32 bytes"));
+    }
+    out[..32].copy_from_slice(&boring::sha::sha256(data));
+    Ok(())
+}
+
 /// Whether the DER certificate `der` names the IP address `ip` in its subjectAltName (X509_check_ip_asc): the
 /// client's check of a server reached by an IP literal, which is never sent as SNI (RFC 6066 §3) so BoringSSL's own
 /// name check does not cover it. Throws for a certificate it cannot parse.
