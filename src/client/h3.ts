@@ -512,7 +512,7 @@ export class H3PooledConnection implements PooledConnection {
     this.facts.connectMs = (q.establishedAt ?? performance.now()) - this.createdAt;
     this.facts.resumed = q.resumed;
     this.facts.peerMaxConcurrentStreams = q.peerMaxStreamsBidi() || null;
-    this.facts.rttMs = q.stats().rttMs;
+    this.facts.rttMs = q.rttMs();
     // RFC 9001 §4.6.2: early data on a connection that did not resume was
     // rejected; those requests are sent again now, in 1-RTT. A server that
     // resumed may still have declined the early data (its 0-RTT off, a

@@ -399,6 +399,12 @@ export class QuicConnection implements QuicStreamTransport {
     return this.#q;
   }
 
+  /** The active path's smoothed RTT in whole ms (null before one is active): stats().rttMs without the rest of it. */
+  rttMs(): number | null {
+    const p = this.#q.pathStats().find((x) => x.active);
+    return p ? p.rtt : null;
+  }
+
   stats(): QuicStatsSnapshot {
     const s = this.#q.stats();
     const p = this.#q.pathStats().find((x) => x.active);

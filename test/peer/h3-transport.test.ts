@@ -88,6 +88,9 @@ describe('HTTP/3 transport against our server', () => {
     expect(c.facts.alpn).toBe('h3');
     expect(c.facts.connectMs).toBeGreaterThan(0);
     expect(c.facts.resumed).toBe(false);
+    // The handshake's RTT sample, read from the active path (loopback: whole ms, so 0 or a few).
+    expect(c.facts.rttMs).toBeTypeOf('number');
+    expect(c.facts.rttMs).toBeLessThan(50);
     expect(c.capacity).toBeGreaterThanOrEqual(100);
     const r = await c.request(req('/hi'));
     expect(r.status).toBe(200);
