@@ -57,7 +57,7 @@ export class H3Liveness {
         return;
       }
       if (!q.established) return;
-      const rtt = q.stats().rttMs ?? 10;
+      const rtt = q.rttMs() ?? 10;
       if (performance.now() - q.lastPacketAt >= Math.max(WATCHDOG_MS, 4 * rtt)) q.ping();
     }, WATCHDOG_MS);
     this.#watchdog.unref();
@@ -86,7 +86,7 @@ export class H3Liveness {
       if (timer) clearTimeout(timer);
     }
     if (this.#quic.closed) throw gone();
-    return this.#quic.stats().rttMs ?? performance.now() - t0;
+    return this.#quic.rttMs() ?? performance.now() - t0;
   }
 
   /**
