@@ -37,8 +37,9 @@ export class PacketSink {
   /** A dgram.send may still read from the current slab: never rewrite it. */
   #slabLent = false;
   /**
-   * The committed packets: the first #n entries of each array. The arrays keep their length between flushes (a
-   * truncation, `length = 0`, is a call into V8's runtime per array: four of them a flush were ~1 % of an h3 request).
+   * The committed packets: the first #n entries of each array. The arrays keep their length between flushes: a
+   * truncation (`length = 0`) is a call into V8's runtime per array, and four a flush showed in an h3 request's
+   * profile (bench/RESULTS.md `h3`, 2026-11-28).
    */
   #n = 0;
   #offs: number[] = [];
