@@ -121,7 +121,7 @@ export function loadQuicBinding(): void {
  * handshake timeout once; the address is then marked down and skipped.)
  */
 async function dialH3(quicSpec: OriginSpec, ctx: ConnectContext): Promise<PooledConnection> {
-  // The first h3 dial of a process loads the QUIC module (~100 ms): part of what that connection cost.
+  // The first h3 dial of a process loads the QUIC module and binding: part of what that connection cost.
   const dialStartedAt = ctx.dialStartedAt ?? performance.now();
   const h3 = await h3Connector();
   // QUIC keeps its own address counts and down marks (a UDP path can fail where TCP works).

@@ -802,8 +802,7 @@ export class QuicConnection implements QuicStreamTransport {
       this.#sendDeferred = false;
       this.#drainSend();
       this.#sendSlices();
-      // Only the first flight changes the handshake phase: later passes skip the two native calls (about 1 µs per
-      // pass).
+      // Only the first flight changes the handshake phase: later passes skip its two native calls.
       const ph = this.#hs.phase;
       if (ph === 'opened' || ph === 'fresh') {
         const flight = afterFirstFlight(this.#hs, this.#q.isInEarlyData(), this.#q.isEstablished());
