@@ -9,7 +9,8 @@
 // tsc's modules too (rows marked "modules": what the bundle saves, in the same run).
 // Then a fresh process's first HTTP/3 request to our h3 origin on loopback (bench/lib/first-h3-client.mjs, BENCH_RUNS
 // processes): the import, the first request of a new Agent and a second Agent's (a full handshake again) — issue 58's
-// goal: the first response, from the process's start, within the import time + 1.5× the second request's.
+// goal: the first response, from the process's start, within the import time + 1.5× the second request's. The same
+// again to `localhost`, so the first request looks a name up.
 // Every process here starts without NODE_EXTRA_CA_CERTS (BENCH_KEEP_NODE_ENV=1 keeps the caller's environment): Node
 // reads and parses that file's certificates before any script runs, ~140 of them twice for a system bundle
 // (/etc/ssl/certs/ca-certificates.crt, which some machines set it to): ~60 ms of every start, `node -e 0`'s as much
@@ -216,21 +217,29 @@ const h3Origin = spawn(
 );
 const firstH3 = [];
 const anchorFirstH3 = [];
+// The same to `localhost`: a name to look up first (src/net/resolver.ts).
+const firstH3Name = [];
+const anchorFirstH3Name = [];
 try {
   await new Promise((resolve, reject) => {
     h3Origin.stdout.on('data', (d) => String(d).includes('"ready"') && resolve());
     h3Origin.once('exit', (c) => reject(new Error(`h3 origin exited ${c}`)));
     setTimeout(() => reject(new Error('h3 origin not ready in 15 s')), 15_000).unref();
   });
-  const runs = [[index, firstH3], ...(ANCHOR_DIST === null ? [] : [[indexOf(ANCHOR_DIST), anchorFirstH3]])];
+  const runs = [
+    [index, '127.0.0.1', firstH3],
+    ...(ANCHOR_DIST === null ? [] : [[indexOf(ANCHOR_DIST), '127.0.0.1', anchorFirstH3]]),
+    [index, 'localhost', firstH3Name],
+    ...(ANCHOR_DIST === null ? [] : [[indexOf(ANCHOR_DIST), 'localhost', anchorFirstH3Name]]),
+  ];
   for (let i = 0; i < RUNS; i++) {
-    for (const [entry, into] of runs) {
+    for (const [entry, host, into] of runs) {
       const r = spawnSync(
         process.execPath,
         [
           join(import.meta.dirname, '..', 'lib', 'first-h3-client.mjs'),
           entry,
-          `https://127.0.0.1:${h3Port}/small`,
+          `https://${host}:${h3Port}/small`,
           certs.caPath,
         ],
         { encoding: 'utf8' },
@@ -286,6 +295,9 @@ const tlsServe = serveTlsLine('', serveTls);
 const anchorTlsServe = ANCHOR_DIST === null ? undefined : serveTlsLine(` (anchor, ${ANCHOR_DIST})`, serveTlsAnchor);
 const h3 = firstH3Line('', firstH3);
 const anchorH3 = ANCHOR_DIST === null ? undefined : firstH3Line(` (anchor, ${ANCHOR_DIST})`, anchorFirstH3);
+const h3Name = firstH3Line(', to localhost', firstH3Name);
+const anchorH3Name =
+  ANCHOR_DIST === null ? undefined : firstH3Line(`, to localhost (anchor, ${ANCHOR_DIST})`, anchorFirstH3Name);
 console.log(
-  `\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, anchorDist: ANCHOR_DIST ?? undefined, bundled, nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null, rows, firstH3: h3, anchorFirstH3: anchorH3, serveTls: tlsServe, anchorServeTls: anchorTlsServe })}`,
+  `\nresults: ${new ResultWriter('startup').write({ runs: RUNS, dist: DIST, anchorDist: ANCHOR_DIST ?? undefined, bundled, nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null, rows, firstH3: h3, anchorFirstH3: anchorH3, firstH3Name: h3Name, anchorFirstH3Name: anchorH3Name, serveTls: tlsServe, anchorServeTls: anchorTlsServe })}`,
 );

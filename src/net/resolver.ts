@@ -14,6 +14,7 @@ import { Resolver as DnsResolver, lookup as systemLookup } from 'node:dns/promis
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { LruMap } from '../util/lru.js';
 import { ipFamily } from '../util/ip.js';
+import { quicSystemLookup } from '../quic/quiche.js';
 
 /** A name resolver a caller may supply (the Agent's `lookup`): addresses for a host name, preferred first. */
 export type LookupFn = (hostname: string) => Promise<string[]>;
@@ -247,9 +248,8 @@ export class Resolver {
         throw Object.assign(new Error(`DNS ${bad} for ${name}`), { code: bad });
       }
     }
-    const all = await systemLookup(name, { all: true, verbatim: true });
+    const addresses = await systemAddresses(name);
     this.#stats.systemAnswers++;
-    const addresses = all.map((a) => ({ address: a.address, family: (a.family === 6 ? 6 : 4) as 4 | 6 }));
     if (addresses.length === 0) throw Object.assign(new Error(`no address for ${name}`), { code: 'ENOTFOUND' });
     // getaddrinfo's order already follows RFC 6724 destination selection (RFC 8305 §4): kept.
     return this.#answer(name, addresses, 'system', this.opts.systemTtlMs, now);
@@ -266,6 +266,27 @@ export class Resolver {
     return { name, addresses, source, ttlMs: clamped, expiresAt: now + clamped };
   }
 }
+
+/**
+ * getaddrinfo's answer for `name`, in its order. Through the QUIC binding when it is loaded (an HTTP/3 client's, whose
+ * process may need nothing else of `node:net`): `node:dns`'s `lookup` first tests the name with `net.isIP`, and V8
+ * compiles that IPv6 regular expression at its first use, several milliseconds of a fresh process's first request
+ * (bench/RESULTS.md, startup). The binding asks getaddrinfo as `node:dns` does; a name with other than the characters
+ * of a host name goes to `node:dns`, which converts it (IDNA) first.
+ */
+async function systemAddresses(name: string): Promise<ResolvedAddress[]> {
+  const native = quicSystemLookup();
+  if (native !== null && HOST_NAME.test(name)) {
+    const r = await native(name);
+    if (typeof r === 'string') throw Object.assign(new Error(`getaddrinfo ${r} ${name}`), { code: r });
+    return r.map((address) => ({ address, family: ipFamily(address) === 6 ? 6 : 4 }));
+  }
+  const all = await systemLookup(name, { all: true, verbatim: true });
+  return all.map((a) => ({ address: a.address, family: (a.family === 6 ? 6 : 4) as 4 | 6 }));
+}
+
+/** The characters of a host name (RFC 1123 §2.1 letters, digits, hyphens and dots; underscores as DNS allows). */
+const HOST_NAME = /^[A-Za-z0-9._-]+$/;
 
 let shared: Resolver | null = null;
 /**

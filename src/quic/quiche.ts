@@ -294,6 +294,11 @@ interface Binding {
   sha256Into?(data: Uint8Array, out: Uint8Array): void;
   /** Ours: whether a DER certificate's subjectAltName names the IP address (throws for a bad certificate). */
   certMatchesIp?(der: Uint8Array, ip: string): boolean;
+  /**
+   * Ours: getaddrinfo(host) on libuv's thread pool as `node:dns`'s `lookup` asks it (`AF_UNSPEC`, `SOCK_STREAM`, the
+   * answer's order): the address strings, or the failure's code as a string (`ENOTFOUND`, `EAI_AGAIN`, ...).
+   */
+  lookupSystem?(host: string): Promise<string[] | string>;
   Shutdown: { Read: number; Write: number };
   Type: {
     Initial: number;
@@ -413,6 +418,14 @@ export function quicRandom(n: number): Buffer {
   const out = Buffer.allocUnsafe(n);
   fill(out);
   return out;
+}
+
+/**
+ * The loaded binding's system lookup (net/resolver.ts asks it instead of `node:dns` when there is one), or null while
+ * the binding is not loaded or lacks it: a name lookup never loads the binding.
+ */
+export function quicSystemLookup(): ((host: string) => Promise<string[] | string>) | null {
+  return cached?.lookupSystem ?? null;
 }
 
 /** True when the binding loads; never throws. */

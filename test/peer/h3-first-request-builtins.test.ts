@@ -4,7 +4,9 @@
  * BoringSSL, the pool key's CA digest from src/util/digest.ts, IP literals are told by src/util/ip.ts, and the UDP
  * socket's lookup takes literals only (dgram's default would load node:dns). Each of those built-ins costs
  * a fresh process milliseconds to load (bench/RESULTS.md `startup`), before its first response. Against our h3
- * server on loopback, the package's bundle imported by a plain `node`, the request to 127.0.0.1 so the IP check runs.
+ * server on loopback, the package's bundle imported by a plain `node`: to 127.0.0.1 so the IP check runs, and to
+ * `localhost` so a name is looked up (by the binding's getaddrinfo: `node:dns`'s lookup tests each name with
+ * `net.isIP`, whose regular expression costs a fresh process milliseconds to compile).
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,26 +27,30 @@ beforeAll(async () => {
 afterAll(() => h3?.close(0));
 
 describe('the first h3 request of a fresh process', () => {
-  it('loads neither node:crypto, node:net, node:tls nor node:dns, and its answer is read', async () => {
-    const script = `
+  it.each(['127.0.0.1', 'localhost'])(
+    'to %s loads neither node:crypto, node:net, node:tls nor node:dns, and its answer is read',
+    async (host) => {
+      const script = `
       import { readFileSync } from 'node:fs';
       const ca = readFileSync(${JSON.stringify(makeCerts().caPath)});
       const { Agent } = await import(${JSON.stringify(join(ROOT, 'dist', 'bundle', 'index.js'))});
       const before = new Set(process.moduleLoadList);
       const agent = new Agent({ protocol: 'h3', tls: { ca } });
-      const res = await agent.request({ url: 'https://127.0.0.1:${h3.address.port}/' });
+      const res = await agent.request({ url: 'https://${host}:${h3.address.port}/' });
       const body = await res.text();
       const loaded = process.moduleLoadList.filter((m) => !before.has(m));
       await agent.close();
       process.stdout.write(JSON.stringify({ status: res.status, protocol: res.protocol, body, loaded }));`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, NODE_OPTIONS: '' },
-      timeout: 20_000,
-    });
-    const r = JSON.parse(stdout) as { status: number; protocol: string; body: string; loaded: string[] };
-    expect([r.status, r.protocol, r.body]).toEqual([200, 'h3', 'first']);
-    // It did load what a QUIC connection needs (the UDP socket), so the list is the request's.
-    expect(r.loaded).toContain('NativeModule dgram');
-    for (const id of ['crypto', 'net', 'tls', 'dns']) expect(r.loaded).not.toContain(`NativeModule ${id}`);
-  });
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, NODE_OPTIONS: '' },
+        timeout: 20_000,
+      });
+      const r = JSON.parse(stdout) as { status: number; protocol: string; body: string; loaded: string[] };
+      expect([r.status, r.protocol, r.body]).toEqual([200, 'h3', 'first']);
+      // It did load what a QUIC connection needs (the UDP socket), so the list is the request's.
+      expect(r.loaded).toContain('NativeModule dgram');
+      for (const id of ['crypto', 'net', 'tls', 'dns', 'dns/promises'])
+        expect(r.loaded).not.toContain(`NativeModule ${id}`);
+    },
+  );
 });

@@ -37,6 +37,50 @@ describe('quiche binding adapter', () => {
     }
   });
 
+  it('looks names up with getaddrinfo once loaded, as node:dns does, and the resolver goes through it', async () => {
+    const { lookup } = await import('node:dns/promises');
+    const { hostname } = await import('node:os');
+    const m = await import('../../src/quic/quiche.js');
+    const { Resolver } = await import('../../src/net/resolver.js');
+    const b = m.quiche();
+    const native = b.lookupSystem as (host: string) => Promise<string[] | string>;
+    expect(typeof native).toBe('function');
+    const viaDns = (name: string): Promise<string[] | string> =>
+      lookup(name, { all: true, verbatim: true }).then(
+        (all) => all.map((a) => a.address),
+        (e: { code?: string }) => e.code ?? 'none',
+      );
+    // The same answers, in the same order, or the same failure code (ENOTFOUND here; EAI_AGAIN without a DNS server).
+    for (const name of ['localhost', hostname(), 'no-such-name.invalid']) {
+      expect(await native(name), name).toEqual(await viaDns(name));
+    }
+    let calls = 0;
+    b.lookupSystem = (host: string) => {
+      calls++;
+      return native(host);
+    };
+    try {
+      const r = new Resolver();
+      const res = await r.resolve('localhost');
+      expect(calls).toBe(1);
+      expect(res.source).toBe('system');
+      expect(res.addresses).toEqual(
+        (await lookup('localhost', { all: true, verbatim: true })).map((a) => ({
+          address: a.address,
+          family: a.family,
+        })),
+      );
+      const code = await viaDns('no-such-name.invalid');
+      await expect(r.resolve('no-such-name.invalid')).rejects.toMatchObject({
+        code: ErrorCode.DNS_FAILED,
+        details: { name: 'no-such-name.invalid', dnsCode: code },
+      });
+      expect(calls).toBe(2);
+    } finally {
+      b.lookupSystem = native;
+    }
+  });
+
   it('reports a missing binary as UNSUPPORTED_PROTOCOL, once, without throwing from quicheAvailable', async () => {
     const prev = process.env['ORIGINLINK_QUIC_BINDING'];
     process.env['ORIGINLINK_QUIC_BINDING'] = '/nonexistent/quiche.node';

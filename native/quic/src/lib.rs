@@ -16,6 +16,7 @@ mod fast;
 mod connection;
 mod header;
 mod js;
+mod lookup;
 mod path;
 
 use napi::bindgen_prelude::*;
