@@ -392,7 +392,7 @@ export class QuicConnection implements QuicStreamTransport {
   }
   /** The peer's initial_max_streams_bidi transport parameter (RFC 9000 §18.2); 0 before it is known. */
   peerMaxStreamsBidi(): number {
-    return this.#q.stats().peerInitialMaxStreamsBidi;
+    return this.#q.peerInitialMaxStreamsBidi?.() ?? this.#q.stats().peerInitialMaxStreamsBidi;
   }
   /** The raw quiche handle: internal (tests read transport parameters through it); nothing outside quic/ uses it. */
   get raw(): QuicheConnection {

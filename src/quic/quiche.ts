@@ -147,6 +147,8 @@ export interface QuicheConnection {
   streamCapacity(streamId: number): number;
   streamFinished(streamId: number): boolean;
   peerStreamsLeftBidi(): number;
+  /** Ours: the peer's initial_max_streams_bidi alone (0 before it is known); the fallback binding has only stats(). */
+  peerInitialMaxStreamsBidi?(): number;
   peerStreamsLeftUni(): number;
   readable(): Iterable<number>;
   /**

@@ -332,6 +332,13 @@ impl Connection {
         self.inner.peer_streams_left_bidi() as i64
     }
 
+    /// The peer's initial_max_streams_bidi transport parameter (RFC 9000 §18.2); 0 before it is known. `stats()`
+    /// carries it too, among ~40 fields: this is the handshake's one read of it without building them all.
+    #[napi]
+    pub fn peer_initial_max_streams_bidi(&self) -> f64 {
+        self.inner.peer_transport_params().map_or(0.0, |p| p.initial_max_streams_bidi as f64)
+    }
+
     #[napi]
     pub fn peer_streams_left_uni(&self) -> i64 {
         self.inner.peer_streams_left_uni() as i64
