@@ -240,6 +240,18 @@ describe('curl flags and --json on failure', () => {
       bytes: BIG.length,
       sha256: createHash('sha256').update(BIG).digest('hex'),
     });
+    // A small body, whole before it is read (taken without a stream): the same file and digest.
+    const small = `http://127.0.0.1:${port['plain']}/ok`;
+    const [js, os] = await Promise.all([
+      run([process.execPath, CLI, 'fetch', '--json', small]),
+      run([process.execPath, CLI, 'fetch', '-sS', '-o', join(dir, 'small-ours'), small]),
+    ]);
+    expect(JSON.parse(js.stdout)).toMatchObject({
+      status: 200,
+      bytes: 3,
+      sha256: createHash('sha256').update('ok\n').digest('hex'),
+    });
+    expect([os.code, readFileSync(join(dir, 'small-ours'), 'utf8')]).toEqual([0, 'ok\n']);
   });
 
   it('--version, and the exit codes in --help', async () => {
