@@ -63,12 +63,14 @@ const SEEN_MAX = 128;
 /** Streams with unacknowledged sections past which new sections refer to no dynamic entry (see encode). */
 const MAX_OUTSTANDING_STREAMS = 1024;
 
-type Line =
-  | { t: 'static'; index: number }
-  | { t: 'dynamic'; abs: number }
-  | { t: 'lit-static'; index: number; value: string; never: boolean }
-  | { t: 'lit-dynamic'; abs: number; value: string; never: boolean }
-  | { t: 'lit-name'; name: string; value: string; never: boolean };
+/** A field line's representation (RFC 9204 §4.5.2–§4.5.6), kept in the encoder's reused line arrays. */
+const STATIC = 0;
+const DYNAMIC = 1;
+const LIT_STATIC = 2;
+const LIT_DYNAMIC = 3;
+const LIT_NAME = 4;
+/** Added to a literal's kind when its N bit (never index) is set. */
+const NEVER = 8;
 
 interface Section {
   ric: number;
@@ -95,6 +97,18 @@ export class QpackEncoder {
   #decBuf: Uint8Array = new Uint8Array(0);
   /** Unacknowledged sections with dynamic references, per stream, oldest first. */
   readonly #outstanding = new Map<number, Section[]>();
+  /** The section being encoded, one line per field: its kind (STATIC…, + NEVER), its index (static or absolute). */
+  #kinds: number[] = [];
+  #indexes: number[] = [];
+  /**
+   * The field at each position of the last section whose line depends on nothing but the field (a static match, or
+   * a literal with a static name that is never inserted or looked up in the dynamic table), and that line's kind and
+   * index: a request's fields repeat in order, so such a field is not looked up again (as HPACK's encoder does).
+   */
+  #lastName: string[] = [];
+  #lastValue: string[] = [];
+  #lastKind: number[] = [];
+  #lastIndex: number[] = [];
 
   constructor(opts: QpackEncoderOptions = {}) {
     this.#huffman = opts.huffman ?? true;
@@ -143,43 +157,65 @@ export class QpackEncoder {
       streamId !== undefined && this.#table.capacity > 0 && this.#outstanding.size < MAX_OUTSTANDING_STREAMS;
     // Entries below this are draining (encoder-table.ts): not referenced, re-inserted when used.
     const draining = dynamic ? this.#table.drainingBound() : 0;
-    const lines: Line[] = [];
-    const refs: number[] = [];
-    const pin = (abs: number): number => {
-      // Pinned now so a later insert in this same section cannot evict it.
-      this.#table.ref(abs);
-      refs.push(abs);
-      return abs;
-    };
-    for (const [name, value] of fields) {
+    const kinds = this.#kinds;
+    const indexes = this.#indexes;
+    let refs: number[] | null = null;
+    let ric = 0;
+    const n = fields.length;
+    for (let i = 0; i < n; i++) {
+      const [name, value] = fields[i] as readonly [string, string];
+      if (name === this.#lastName[i] && value === this.#lastValue[i]) {
+        kinds[i] = this.#lastKind[i]!;
+        indexes[i] = this.#lastIndex[i]!;
+        continue;
+      }
       const exact = staticFindExact(name, value);
       if (exact >= 0) {
-        lines.push({ t: 'static', index: exact });
+        this.#line(i, STATIC, exact, name, value);
         continue;
       }
       const never = this.#neverIndex.has(name);
       const sName = staticFindName(name);
+      if (sName >= 0 && (never || NOT_WORTH_INDEXING.has(name))) {
+        // Never inserted (#maybeInsert), so never found in the dynamic table: the line is the field's alone.
+        this.#line(i, LIT_STATIC + (never ? NEVER : 0), sName, name, value);
+        continue;
+      }
       if (dynamic && !never) {
         const d = this.#table.findExactAcked(name, value);
         if (d >= draining) {
-          lines.push({ t: 'dynamic', abs: pin(d) });
+          // Pinned now so a later insert in this same section cannot evict it.
+          this.#table.ref(d);
+          (refs ??= []).push(d);
+          if (d + 1 > ric) ric = d + 1;
+          kinds[i] = DYNAMIC;
+          indexes[i] = d;
           continue;
         }
         this.#maybeInsert(name, value, sName, draining);
       }
-      if (sName >= 0) lines.push({ t: 'lit-static', index: sName, value, never });
-      else {
-        const found = dynamic ? this.#table.findNameAcked(name) : -1;
-        const dn = found >= draining ? found : -1;
-        if (dn >= 0) lines.push({ t: 'lit-dynamic', abs: pin(dn), value, never });
-        else lines.push({ t: 'lit-name', name, value, never });
+      const nb = never ? NEVER : 0;
+      if (sName >= 0) {
+        kinds[i] = LIT_STATIC + nb;
+        indexes[i] = sName;
+        continue;
+      }
+      const found = dynamic ? this.#table.findNameAcked(name) : -1;
+      if (found >= draining) {
+        this.#table.ref(found);
+        (refs ??= []).push(found);
+        if (found + 1 > ric) ric = found + 1;
+        kinds[i] = LIT_DYNAMIC + nb;
+        indexes[i] = found;
+      } else {
+        kinds[i] = LIT_NAME + nb;
+        indexes[i] = -1;
       }
     }
     const w = this.#section;
     w.reset(); // one writer reused: finish() copies the section out
-    const ric = refs.length === 0 ? 0 : Math.max(...refs) + 1;
     const base = this.#table.insertCount;
-    if (ric === 0) {
+    if (refs === null) {
       w.byte(0);
       w.byte(0);
     } else {
@@ -190,8 +226,21 @@ export class QpackEncoder {
       list.push({ ric, refs });
       this.#outstanding.set(streamId!, list);
     }
-    for (const l of lines) this.#writeLine(w, l, base);
+    for (let i = 0; i < n; i++) {
+      const [name, value] = fields[i] as readonly [string, string];
+      this.#writeLine(w, kinds[i]!, indexes[i]!, name, value, base);
+    }
     return w.finish();
+  }
+
+  /** Line `i` of this section, remembered for the same field at the same position of the next one. */
+  #line(i: number, kind: number, index: number, name: string, value: string): void {
+    this.#kinds[i] = kind;
+    this.#indexes[i] = index;
+    this.#lastName[i] = name;
+    this.#lastValue[i] = value;
+    this.#lastKind[i] = kind;
+    this.#lastIndex[i] = index;
   }
 
   /** Encoder stream bytes to send, or null when none are queued. */
@@ -266,25 +315,26 @@ export class QpackEncoder {
     this.#table.insert(name, value);
   }
 
-  #writeLine(w: ByteWriter, l: Line, base: number): void {
-    switch (l.t) {
-      case 'static':
-        encodePrefixInt(w, 0xc0, 6, l.index); // §4.5.2, T=1
+  #writeLine(w: ByteWriter, kind: number, index: number, name: string, value: string, base: number): void {
+    const never = kind >= NEVER;
+    switch (never ? kind - NEVER : kind) {
+      case STATIC:
+        encodePrefixInt(w, 0xc0, 6, index); // §4.5.2, T=1
         return;
-      case 'dynamic':
-        encodePrefixInt(w, 0x80, 6, base - l.abs - 1); // §4.5.2, T=0, relative index
+      case DYNAMIC:
+        encodePrefixInt(w, 0x80, 6, base - index - 1); // §4.5.2, T=0, relative index
         return;
-      case 'lit-static':
-        encodePrefixInt(w, 0x50 | (l.never ? 0x20 : 0), 4, l.index); // §4.5.4, T=1
+      case LIT_STATIC:
+        encodePrefixInt(w, 0x50 | (never ? 0x20 : 0), 4, index); // §4.5.4, T=1
         break;
-      case 'lit-dynamic':
-        encodePrefixInt(w, 0x40 | (l.never ? 0x20 : 0), 4, base - l.abs - 1); // §4.5.4, T=0
+      case LIT_DYNAMIC:
+        encodePrefixInt(w, 0x40 | (never ? 0x20 : 0), 4, base - index - 1); // §4.5.4, T=0
         break;
-      case 'lit-name':
-        encodeString(w, 0x20 | (l.never ? 0x10 : 0), 3, l.name, this.#huffman); // §4.5.6
+      default:
+        encodeString(w, 0x20 | (never ? 0x10 : 0), 3, name, this.#huffman); // §4.5.6
         break;
     }
-    encodeString(w, 0, 7, l.value, this.#huffman);
+    encodeString(w, 0, 7, value, this.#huffman);
   }
 }
 
