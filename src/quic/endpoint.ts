@@ -257,6 +257,13 @@ export class QuicEndpoint {
   #opts: EndpointOptions;
   #server: ServerRole | null;
   #conns = new Map<string, QuicConnection>();
+  /**
+   * The destination ID of the last short-header datagram routed, and its connection: the datagrams of a batch are
+   * mostly for one connection, which they then reach without a string key and two map lookups. Forgotten whenever an
+   * ID is added or removed, so a route taken from it is the one #conns gives.
+   */
+  #lastCid = new Uint8Array(CID_LEN);
+  #lastConn: QuicConnection | null = null;
   #cidsOf = new Map<QuicConnection, string[]>();
   #live = new Set<QuicConnection>();
   #dirty = new Set<QuicConnection>();
@@ -512,12 +519,14 @@ export class QuicEndpoint {
   };
 
   #addCid = (c: QuicConnection, cid: Uint8Array): void => {
+    this.#lastConn = null;
     const k = Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1');
     this.#conns.set(k, c);
     this.#cidsOf.get(c)?.push(k);
   };
 
   #removeCid = (c: QuicConnection, cid: Uint8Array): void => {
+    this.#lastConn = null;
     const k = Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1');
     if (this.#conns.get(k) === c) {
       this.#conns.delete(k);
@@ -629,6 +638,7 @@ export class QuicEndpoint {
   // ---- internals ----
 
   #register(conn: QuicConnection, cids: string[]): void {
+    this.#lastConn = null;
     for (const k of cids) this.#conns.set(k, conn);
     this.#cidsOf.set(conn, cids);
     this.#live.add(conn);
@@ -673,6 +683,7 @@ export class QuicEndpoint {
   };
 
   #release = (c: QuicConnection): void => {
+    this.#lastConn = null;
     for (const k of this.#cidsOf.get(c) ?? []) if (this.#conns.get(k) === c) this.#conns.delete(k);
     this.#cidsOf.delete(c);
     this.#live.delete(c);
@@ -682,6 +693,11 @@ export class QuicEndpoint {
 
   #onMessage(msg: Buffer, host: string, port: number, local: HostPort): void {
     this.#counters.datagramsIn++;
+    const last = this.#lastConn;
+    if (last !== null && (msg[0]! & 0x80) === 0 && msg.length > CID_LEN && this.#isLastCid(msg)) {
+      last.receive(msg, host, port, local);
+      return;
+    }
     const srv = this.#server;
     const d = classifyDatagram(msg, {
       cidLen: CID_LEN,
@@ -693,9 +709,15 @@ export class QuicEndpoint {
       versionSupported: this.#versionSupported,
     });
     switch (d.kind) {
-      case 'route':
-        this.#conns.get(d.key)!.receive(msg, host, port, local);
+      case 'route': {
+        const c = this.#conns.get(d.key)!;
+        if ((msg[0]! & 0x80) === 0) {
+          this.#lastCid.set(msg.subarray(1, 1 + CID_LEN));
+          this.#lastConn = c;
+        }
+        c.receive(msg, host, port, local);
         return;
+      }
       case 'drop':
         // 0-RTT packets of a connection held for its ClientHello go to quiche with its Initials.
         if (d.reason === 'not-initial' && this.#held.size > 0 && this.#holdEarly(msg)) return;
@@ -727,6 +749,13 @@ export class QuicEndpoint {
         this.#accept(msg, host, port, d.header, srv!);
         return;
     }
+  }
+
+  /** Whether a short-header datagram's destination ID (RFC 9000 §17.3.1: after the first byte) is #lastCid. */
+  #isLastCid(msg: Buffer): boolean {
+    const cid = this.#lastCid;
+    for (let i = 0; i < CID_LEN; i++) if (msg[i + 1] !== cid[i]) return false;
+    return true;
   }
 
   /**
