@@ -26,6 +26,9 @@
 // BENCH_FIRST (first-response samples per kind, default 12), BENCH_BUN=0 skips Bun, BENCH_PAIRED_ROUNDS (default 5)
 // rounds of our h3 and h2 clients at the same time on one CPU, each warmed for BENCH_PAIRED_WARMUP_MS (4000) and
 // measured for BENCH_PAIRED_WINDOW_MS (4000): the h3 ÷ h2 CPU ratio a drift of the machine does not move (0 skips).
+// BENCH_PAIRED=1 with BENCH_ANCHOR_DIST (another build's dist/): instead of all that, our h3 client of this build and of
+// the anchor build in those paired rounds (BENCH_PAIRED_ROUNDS, default 7): this ÷ anchor CPU a request, per round and
+// its median — how a change to the h3 request path is judged (an A/A of one build reads within ±1 %).
 // Needs a built dist/ (npx tsc -p .), or BENCH_DIST naming a snapshot (bench/lib/dist.mjs).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -330,30 +333,77 @@ console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c
  * CPU per request (h3 ÷ h2); null where the machine has one CPU (no core to pin them apart).
  */
 async function pairedSolo(serverPid, ports, rounds, warmupMs, windowMs) {
+  const out = await pairedRounds(serverPid, rounds, warmupMs, windowMs, [
+    { proto: 'h3', port: ports.h3, env: {} },
+    { proto: 'h2', port: ports.h2, env: {} },
+  ]);
+  if (out === null || out.error) return out;
+  return out.map(([h3, h2]) => ({
+    h3: h3.cpuUsPerReq,
+    h2: h2.cpuUsPerReq,
+    ratio: h3.cpuUsPerReq / h2.cpuUsPerReq,
+    requests: [h3.warm.length, h2.warm.length],
+  }));
+}
+
+/**
+ * `rounds` rounds of two own-process clients (`--solo`, each `{ proto, port, env }`) started together on the last
+ * CPU, the origin process on CPU 0: each round's two results; null where the machine has one CPU.
+ */
+async function pairedRounds(serverPid, rounds, warmupMs, windowMs, clients) {
   const cpus = os.cpus().length;
   if (cpus < 2 || rounds < 1) return null;
   const clientCpu = String(cpus - 1);
   spawnSync('taskset', ['-a', '-p', '-c', '0', String(serverPid)], { stdio: 'ignore' });
   const oo = JSON.stringify({ windowMs, warmupMs });
-  const run = (proto) =>
+  const run = (c) =>
     runChild(
       'taskset',
-      ['-c', clientCpu, process.execPath, fileURLToPath(import.meta.url), '--solo', String(ports[proto]), oo, proto],
-      {},
+      ['-c', clientCpu, process.execPath, fileURLToPath(import.meta.url), '--solo', String(c.port), oo, c.proto],
+      c.env,
     );
   const out = [];
-  for (let i = 0; i < rounds; i++) {
-    const [h3, h2] = await Promise.all([run('h3'), run('h2')]);
-    if (h3.error || h2.error) return { error: h3.error ?? h2.error };
-    out.push({
-      h3: h3.cpuUsPerReq,
-      h2: h2.cpuUsPerReq,
-      ratio: h3.cpuUsPerReq / h2.cpuUsPerReq,
-      requests: [h3.warm.length, h2.warm.length],
-    });
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const pair = await Promise.all(clients.map(run));
+      const failed = pair.find((r) => r.error);
+      if (failed) return { error: failed.error };
+      out.push(pair);
+    }
+  } finally {
+    spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(serverPid)], { stdio: 'ignore' });
   }
-  spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, String(serverPid)], { stdio: 'ignore' });
   return out;
+}
+
+/** BENCH_PAIRED with BENCH_ANCHOR_DIST: this build's h3 client and the anchor's, paired rounds; printed and kept. */
+async function pairedBuilds(serverPid, ports, anchor) {
+  const rounds = Number(process.env.BENCH_PAIRED_ROUNDS ?? 7);
+  const out = await pairedRounds(
+    serverPid,
+    rounds,
+    Number(process.env.BENCH_PAIRED_WARMUP_MS ?? 3000),
+    Number(process.env.BENCH_PAIRED_WINDOW_MS ?? 4000),
+    [
+      { proto: 'h3', port: ports.h3, env: {} },
+      { proto: 'h3', port: ports.h3, env: { BENCH_DIST: anchor } },
+    ],
+  );
+  if (out === null) throw new Error('bench/h3: BENCH_PAIRED needs two CPUs');
+  if (out.error) throw new Error(`bench/h3: a paired client failed: ${out.error}`);
+  const rows = out.map(([mine, theirs]) => ({
+    cpuUs: mine.cpuUsPerReq,
+    anchorCpuUs: theirs.cpuUsPerReq,
+    ratio: mine.cpuUsPerReq / theirs.cpuUsPerReq,
+    requests: [mine.warm.length, theirs.warm.length],
+  }));
+  const med = (f) => pct(rows.map(f), 50);
+  console.log(
+    `h3 client, this build ÷ the anchor (${anchor}), paired on one CPU, ${rows.length} rounds: ` +
+      `${rows.map((r) => r.ratio.toFixed(3)).join(', ')}; median **${med((r) => r.ratio).toFixed(3)}** ` +
+      `(this ${med((r) => r.cpuUs).toFixed(1)} µs, anchor ${med((r) => r.anchorCpuUs).toFixed(1)} µs a request)`,
+  );
+  writeResult('h3-paired', { anchor, rounds: rows });
 }
 
 /** The paired rounds in one line: each round's h3 ÷ h2 CPU ratio, their median, the median µs of each client. */
@@ -404,6 +454,12 @@ async function main() {
       });
       child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
     });
+    const anchor = process.env.BENCH_ANCHOR_DIST;
+    if (process.env.BENCH_PAIRED === '1') {
+      if (!anchor) throw new Error("bench/h3: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST (the other build's dist/)");
+      await pairedBuilds(child.pid, ports, anchor);
+      return;
+    }
     const m = {
       agent: await dist('agent/agent.js'),
       store: await dist('store/session-store.js'),
@@ -492,34 +548,31 @@ async function main() {
       `resumed h3 ${first.flags.h3Resumed}/${o.first}, 0-RTT accepted ${first.flags.h3Early}/${o.first}, resumed h2 ${first.flags.h2Resumed}/${o.first}; run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     ];
     console.log(lines.join('\n'));
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
-    const file = join(ROOT, 'bench', 'out', `h3-${stamp}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify(
-        {
-          date: new Date().toISOString(),
-          options: o,
-          machine: {
-            cpus: os.cpus().map((c) => c.model),
-            kernel: os.release(),
-            node: process.version,
-            platform: process.platform,
-            loadavg: os.loadavg(),
-          },
-          summary: rows,
-          samples: { h2, h3, h3Solo: mine, h2Solo: mineH2, bun, first, paired },
-        },
-        null,
-        1,
-      ),
-    );
-    console.log(`\nwrote ${file}`);
+    writeResult('h3', {
+      options: o,
+      summary: rows,
+      samples: { h2, h3, h3Solo: mine, h2Solo: mineH2, bun, first, paired },
+    });
   } finally {
     stop();
     clearTimeout(killer);
   }
+}
+
+/** bench/out/<name>-<ISO date>.json: `data` with the date and the machine's facts. */
+function writeResult(name, data) {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+  const file = join(ROOT, 'bench', 'out', `${name}-${stamp}.json`);
+  const machine = {
+    cpus: os.cpus().map((c) => c.model),
+    kernel: os.release(),
+    node: process.version,
+    platform: process.platform,
+    loadavg: os.loadavg(),
+  };
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, ...data }, null, 1));
+  console.log(`\nwrote ${file}`);
 }
 
 /** Two own-process runs of one client as one: their warm samples and batches together, the mean CPU per request. */
