@@ -348,7 +348,8 @@ async function pairedSolo(serverPid, ports, rounds, warmupMs, windowMs) {
 
 /**
  * `rounds` rounds of two own-process clients (`--solo`, each `{ proto, port, env }`) started together on the last
- * CPU, the origin process on CPU 0: each round's two results; null where the machine has one CPU.
+ * CPU, the origin process on CPU 0, in turn the one and the other started first: each round's two results, in the
+ * order of `clients`; null where the machine has one CPU.
  */
 async function pairedRounds(serverPid, rounds, warmupMs, windowMs, clients) {
   const cpus = os.cpus().length;
@@ -365,7 +366,10 @@ async function pairedRounds(serverPid, rounds, warmupMs, windowMs, clients) {
   const out = [];
   try {
     for (let i = 0; i < rounds; i++) {
-      const pair = await Promise.all(clients.map(run));
+      // Started in turn first and second (the first one started read up to ~1.5 % apart from the second in A/As).
+      const order = i % 2 === 0 ? clients : [...clients].reverse();
+      const pair = await Promise.all(order.map(run));
+      if (i % 2 === 1) pair.reverse();
       const failed = pair.find((r) => r.error);
       if (failed) return { error: failed.error };
       out.push(pair);
@@ -384,8 +388,9 @@ async function pairedBuilds(serverPid, ports, anchor) {
     rounds,
     Number(process.env.BENCH_PAIRED_WARMUP_MS ?? 3000),
     Number(process.env.BENCH_PAIRED_WINDOW_MS ?? 4000),
+    // Both named by BENCH_DIST, so that both load the addons as bench/lib/dist.mjs names them.
     [
-      { proto: 'h3', port: ports.h3, env: {} },
+      { proto: 'h3', port: ports.h3, env: { BENCH_DIST: DIST } },
       { proto: 'h3', port: ports.h3, env: { BENCH_DIST: anchor } },
     ],
   );
