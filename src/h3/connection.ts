@@ -12,6 +12,7 @@ import { H3Error, H3ErrorCode, WireError } from '../codec/errors.js';
 import { encodeDataFrameHeader, encodeFrame, FrameType, SettingId, type Settings } from '../codec/h3frame.js';
 import { QpackDecoder } from '../codec/qpack/decoder.js';
 import { QpackEncoder } from '../codec/qpack/encoder.js';
+import { varintLength, writeVarint } from '../codec/varint.js';
 import type { OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../http/types.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './quic-seam.js';
@@ -36,6 +37,8 @@ import { IdMap } from '../util/id-map.js';
 
 /** DATA payloads from this size are not copied behind their frame header (one write each instead). */
 const COPY_BELOW = 4096;
+/** Room before a HEADERS frame's field section for its frame header: the type (0x01, one byte) and a length varint. */
+const HEADER_ROOM = 9;
 
 export type { H3ConnectionOptions, H3Event, H3Listener, H3Stats } from './types.js';
 
@@ -527,9 +530,15 @@ export class H3Connection implements QuicStreamHandler {
 
   /** QPACK-encode and send; inserts go out on the encoder stream first (never referenced unacknowledged). */
   #sendHeadersFrame(streamId: number, headers: HeaderList, end: boolean): void {
-    const block = this.#encoder.encode(headers, streamId);
+    // The section is encoded after room for the longest frame header (a type byte, an 8-byte length), which is then
+    // written in place just before it: one copy of the block, not three arrays and a concatenation a request.
+    const framed = this.#encoder.encode(headers, streamId, HEADER_ROOM);
+    const length = framed.length - HEADER_ROOM;
+    const start = HEADER_ROOM - 1 - varintLength(length);
+    framed[start] = FrameType.HEADERS;
+    writeVarint(framed, start + 1, length);
     this.#local.sendEncoderInstructions(this.#encoder.takeEncoderStreamBytes());
-    this.#t.send(streamId, encodeFrame(FrameType.HEADERS, block), end);
+    this.#t.send(streamId, framed.subarray(start), end);
   }
 
   #openCritical(): void {

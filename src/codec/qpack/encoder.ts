@@ -148,9 +148,10 @@ export class QpackEncoder {
   /**
    * Encode one field section (names and values latin1). `streamId` lets
    * the section use the dynamic table; without it only static and literal
-   * representations are used.
+   * representations are used. `room`: bytes left unwritten before the section in the returned copy, for the
+   * caller's frame header.
    */
-  encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[], streamId?: number): Uint8Array {
+  encode(fields: ReadonlyArray<readonly [string, string]> | HeaderField[], streamId?: number, room = 0): Uint8Array {
     // A peer that leaves sections unacknowledged (§4.4.1 says it must acknowledge them) would have us keep each one,
     // and the entries it pins, for the connection's life: past MAX_OUTSTANDING_STREAMS, sections refer to no entry.
     const dynamic =
@@ -213,7 +214,7 @@ export class QpackEncoder {
       }
     }
     const w = this.#section;
-    w.reset(); // one writer reused: finish() copies the section out
+    w.reset(room); // one writer reused: finish() copies the section out
     const base = this.#table.insertCount;
     if (refs === null) {
       w.byte(0);
