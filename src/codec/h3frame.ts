@@ -103,6 +103,10 @@ export class FrameParser {
     return this.#inFrame || this.#headLen > 0;
   }
 
+  /**
+   * The frames `data` completes. The events refer to `data` (a HEADERS block is a view of it): the caller gives the
+   * bytes up, not to write them again.
+   */
   push(data: Uint8Array): FrameEvent[] {
     const events: FrameEvent[] = [];
     let off = 0;
@@ -121,7 +125,9 @@ export class FrameParser {
         this.#dataFirst = false;
       } else if (this.#type >= 0) {
         if (take > 0) {
-          this.#payload.push(piece.slice());
+          // Not copied: the bytes pushed are the caller's to give (a QUIC stream's reads are the receiver's from then
+          // on, quic/stream-reader.ts), as DATA chunks are handed on as views.
+          this.#payload.push(piece);
           this.#payloadLen += take;
         }
         if (last) events.push(this.#finishBuffered());
