@@ -380,6 +380,19 @@ async function pairedRounds(serverPid, rounds, warmupMs, windowMs, clients) {
   return out;
 }
 
+/**
+ * Whether the modules of `dir` load as ES modules by their package's `"type": "module"` (a package.json above them).
+ * A dist/ copied where none is above loads by Node's syntax detection instead, and its requests read ~3 % dearer
+ * than the same files beside the package's package.json: two builds compared must both have it.
+ */
+function inModulePackage(dir) {
+  for (let d = dir; ; d = dirname(d)) {
+    const file = join(d, 'package.json');
+    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).type === 'module';
+    if (dirname(d) === d) return false;
+  }
+}
+
 /** BENCH_PAIRED with BENCH_ANCHOR_DIST: this build's h3 client and the anchor's, paired rounds; printed and kept. */
 async function pairedBuilds(serverPid, ports, anchor) {
   const rounds = Number(process.env.BENCH_PAIRED_ROUNDS ?? 7);
@@ -432,6 +445,15 @@ async function main() {
     bulkRounds: Number(process.env.BENCH_BULK_ROUNDS ?? 6),
     first: Number(process.env.BENCH_FIRST ?? 12),
   };
+  const anchor = process.env.BENCH_ANCHOR_DIST;
+  if (process.env.BENCH_PAIRED === '1') {
+    if (!anchor) throw new Error("bench/h3: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST (the other build's dist/)");
+    for (const d of [DIST, anchor])
+      if (!inModulePackage(d))
+        throw new Error(
+          `bench/h3: ${d} has no package.json of "type": "module" above it: build it in a worktree (or copy the package.json beside it)`,
+        );
+  }
   const t0 = performance.now();
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -459,9 +481,7 @@ async function main() {
       });
       child.once('exit', (c) => rej(new Error(`origin exited ${c}`)));
     });
-    const anchor = process.env.BENCH_ANCHOR_DIST;
     if (process.env.BENCH_PAIRED === '1') {
-      if (!anchor) throw new Error("bench/h3: BENCH_PAIRED=1 needs BENCH_ANCHOR_DIST (the other build's dist/)");
       await pairedBuilds(child.pid, ports, anchor);
       return;
     }
