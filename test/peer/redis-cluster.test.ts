@@ -121,9 +121,11 @@ describe('Redis Cluster: entries spread over three masters; a master killed unde
       );
       try {
         for (let i = 0; i < 30; i++) for (let j = 0; j < 2; j++) a.put(`after${i}`, Uint8Array.of(i, j));
-        await within(5000, async () => (await raw.llen(`${prefix}s:after29`)) >= 1);
+        // Bounds for a loaded machine: in a full `npm test` (201 files on 2 cores) the first of these once took over
+        // 5 s, the slot map being refreshed after the fail-over; alone it takes well under one.
+        await within(15_000, async () => (await raw.llen(`${prefix}s:after29`)) >= 1);
         for (let i = 0; i < 30; i++) b.take(`after${i}`);
-        await within(5000, () => [...Array(30).keys()].every((i) => b.take(`after${i}`) !== undefined));
+        await within(15_000, () => [...Array(30).keys()].every((i) => b.take(`after${i}`) !== undefined));
       } finally {
         raw.disconnect();
       }
