@@ -111,7 +111,8 @@ export interface AgentOptions {
   quicCongestionControl?: CcAlgorithm;
   /**
    * h3: the QPACK dynamic table we let origins use towards us (RFC 9204 §5: `maxTableCapacity` bytes,
-   * `blockedStreams`, `ackDelayMs`). Defaults 4096, 16, 25 ms (wire/h3-body.ts h3Settings).
+   * `blockedStreams`, `ackDelayMs`), and `minReferenceSaving`: the bytes a field section must save for our encoder to
+   * refer to the table the origin lets us build. Defaults 4096, 16, 25 ms, 32 (wire/h3-settings.ts h3Settings).
    */
   quicQpack?: QpackOptions;
   /**

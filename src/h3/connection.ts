@@ -85,6 +85,7 @@ export class H3Connection implements QuicStreamHandler {
     this.#server = options.role === 'server';
     this.#encoder = new QpackEncoder({
       maxTableCapacity: options.qpackEncoderTableCapacity ?? DEFAULT_ENCODER_TABLE_CAPACITY,
+      ...(options.qpackMinReferenceSaving !== undefined ? { minReferenceSaving: options.qpackMinReferenceSaving } : {}),
     });
     this.#decoderAckDelay = options.decoderAckDelay;
     this.#decoder = new QpackDecoder({

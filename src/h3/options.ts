@@ -17,9 +17,10 @@ export function validateOptions(options: H3ConnectionOptions): Readonly<H3Connec
     'qpackBlockedStreams',
     'maxFrameSize',
     'qpackEncoderTableCapacity',
+    'qpackMinReferenceSaving',
   ] as const) {
     const v = options[k];
-    if (k === 'qpackEncoderTableCapacity' && v === undefined) continue;
+    if ((k === 'qpackEncoderTableCapacity' || k === 'qpackMinReferenceSaving') && v === undefined) continue;
     if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`H3 option ${k} must be a non-negative integer, got ${v}`);
   }
   return Object.freeze({ ...options });

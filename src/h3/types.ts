@@ -21,6 +21,8 @@ export interface H3ConnectionOptions {
    * Default 4096.
    */
   qpackEncoderTableCapacity?: number;
+  /** Our encoder refers to the dynamic table only where that saves this many bytes (QpackEncoderOptions). */
+  qpackMinReferenceSaving?: number;
   /**
    * Hold our QPACK decoder's instructions (Section Acknowledgment, Insert Count Increment, Stream
    * Cancellation) this long and send them together, on the scheduler given (the transport's timers:

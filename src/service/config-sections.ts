@@ -526,16 +526,19 @@ function readBbr(parent: Reader): BbrTuning | null {
 }
 
 /**
- * `quic: { qpack: { maxTableCapacity, blockedStreams } }`: the QPACK dynamic table we let the peer build towards us.
+ * `quic: { qpack: { maxTableCapacity, blockedStreams, ackDelayMs, minReferenceSaving } }`: the QPACK dynamic table we let
+ * the peer build towards us, and when our encoder refers to the one it lets us build.
  */
 function readQpack(parent: Reader): QpackOptions | null {
   if (!parent.has('quic') || !parent.obj('quic').has('qpack')) return null;
   const q = parent.obj('quic').obj('qpack');
-  q.keys(['maxTableCapacity', 'blockedStreams', 'ackDelayMs']);
+  q.keys(['maxTableCapacity', 'blockedStreams', 'ackDelayMs', 'minReferenceSaving']);
   const out: QpackOptions = {};
   const cap = q.optInt('maxTableCapacity', 0, QPACK_MAX_TABLE_CAPACITY);
   const blocked = q.optInt('blockedStreams', 0, QPACK_MAX_BLOCKED_STREAMS);
   const delay = q.optInt('ackDelayMs', 0, 1000);
+  const saving = q.optInt('minReferenceSaving', 0, 65536);
+  if (saving !== undefined) out.minReferenceSaving = saving;
   if (cap !== undefined) out.maxTableCapacity = cap;
   if (blocked !== undefined) out.blockedStreams = blocked;
   if (delay !== undefined) out.ackDelayMs = delay;

@@ -161,19 +161,20 @@ describe('QPACK dynamic table', () => {
   }, 60_000);
 
   it('our client and server, both tables at 256 bytes (entries evicted), 16 blocked streams: 300 concurrent requests over 60 tokens then 40 fresh ones, each twice in a row (entries evicted), every field intact both ways', async () => {
-    // Acknowledgments at once (ackDelayMs 0): entries become evictable as soon as the peer has them.
+    // Acknowledgments at once (ackDelayMs 0): entries become evictable as soon as the peer has them. Every section that
+    // can refers to the table (minReferenceSaving 0): by default these short fields would stay literals.
     const small = await startH3Server({
       cert: certs.certPath,
       key: certs.keyPath,
       handler,
-      qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 },
+      qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0, minReferenceSaving: 0 },
     });
     const c = await connectH3({
       host: '127.0.0.1',
       port: small.address.port,
       servername: 'localhost',
       ca: certs.caPath,
-      qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0 },
+      qpack: { maxTableCapacity: 256, blockedStreams: 16, ackDelayMs: 0, minReferenceSaving: 0 },
     });
     try {
       const bad: string[] = [];
@@ -241,5 +242,8 @@ describe('QPACK dynamic table', () => {
         qpack: { blockedStreams: -1 },
       }),
     ).rejects.toMatchObject({ code: 'OL_INVALID_CONFIG' });
+    await expect(
+      startH3Server({ cert: certs.certPath, key: certs.keyPath, handler, qpack: { minReferenceSaving: 1.5 } }),
+    ).rejects.toMatchObject({ code: 'OL_INVALID_CONFIG', message: /minReferenceSaving/ });
   });
 });

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { QpackError, QpackErrorCode } from '../../src/codec/errors.js';
 import { QpackDecoder, type HeaderField } from '../../src/codec/qpack/decoder.js';
-import { QpackEncoder } from '../../src/codec/qpack/encoder.js';
+import { QpackEncoder, type QpackEncoderOptions } from '../../src/codec/qpack/encoder.js';
 import { parseQif, qifText } from '../../src/codec/qpack/interop.js';
 
 const VECTORS = process.env['QPACK_VECTORS'] ?? fileURLToPath(new URL('../fixtures/qpack', import.meta.url));
@@ -106,7 +106,7 @@ describe('QPACK encoder with the dynamic table', () => {
   });
 
   it('a cancelled stream releases its references; bad feedback is QPACK_DECODER_STREAM_ERROR', () => {
-    const enc = new QpackEncoder({ insertOnSecondUse: false });
+    const enc = new QpackEncoder({ insertOnSecondUse: false, minReferenceSaving: 0 });
     const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 0 });
     enc.setPeerSettings(4096);
     const l: HeaderField[] = [
@@ -138,7 +138,7 @@ describe('QPACK encoder with the dynamic table', () => {
 
   it('never evicts an entry still referenced by an unacknowledged section', () => {
     // Capacity fits four 43-octet entries; references held by stream 4 must survive later inserts.
-    const enc = new QpackEncoder({ maxTableCapacity: 200, insertOnSecondUse: false });
+    const enc = new QpackEncoder({ maxTableCapacity: 200, insertOnSecondUse: false, minReferenceSaving: 0 });
     const dec = new QpackDecoder({ maxTableCapacity: 200, maxBlockedStreams: 0 });
     enc.setPeerSettings(200);
     dec.feedEncoderStream(enc.takeEncoderStreamBytes()!);
@@ -176,7 +176,7 @@ describe('QPACK encoder with the dynamic table', () => {
 
 describe('encoder: a field used in every section does not pin the oldest slot (RFC 9204 §2.1.1.1)', () => {
   it('100 sections, each with the same :authority and a fresh token, in a 256-byte table: the encoder keeps inserting and every section decodes', () => {
-    const enc = new QpackEncoder({ maxTableCapacity: 256, insertOnSecondUse: false });
+    const enc = new QpackEncoder({ maxTableCapacity: 256, insertOnSecondUse: false, minReferenceSaving: 0 });
     const dec = new QpackDecoder({ maxTableCapacity: 256, maxBlockedStreams: 16 });
     enc.setPeerSettings(256);
     for (let i = 0; i < 100; i++) {
@@ -199,21 +199,32 @@ describe('encoder: a field used in every section does not pin the oldest slot (R
   });
 });
 
+/**
+ * An encoder and a decoder that hear each other at once (4096-byte tables): `send` one section, checked to decode to
+ * its fields; its block and the Section Acknowledgments it drew (1xxxxxxx, RFC 9204 §4.4.1; an Insert Count
+ * Increment is 00xxxxxx).
+ */
+function linked(opts: QpackEncoderOptions = {}) {
+  const enc = new QpackEncoder({ maxTableCapacity: 4096, ...opts });
+  const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 16 });
+  enc.setPeerSettings(4096);
+  const send = (id: number, fields: Array<[string, string]>): { block: Uint8Array; acks: number } => {
+    const block = enc.encode(fields, id);
+    const es = enc.takeEncoderStreamBytes();
+    if (es) dec.feedEncoderStream(es);
+    const r = dec.decodeSection(id, block);
+    expect(r.status === 'done' ? r.headers : null).toEqual(fields);
+    const ds = dec.takeDecoderStreamBytes();
+    if (ds) enc.feedDecoderStream(ds);
+    return { block, acks: ds ? [...ds].filter((b) => (b & 0x80) !== 0).length : 0 };
+  };
+  return { enc, send };
+}
+
 describe('encoder: a field is inserted the second time it is sent', () => {
   it('a value that never repeats (a trace id) is never inserted; one that repeats is, on its second use, and referenced from its third', () => {
-    const enc = new QpackEncoder({ maxTableCapacity: 4096 });
-    const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 16 });
-    enc.setPeerSettings(4096);
-    const send = (id: number, fields: Array<[string, string]>): Uint8Array => {
-      const block = enc.encode(fields, id);
-      const es = enc.takeEncoderStreamBytes();
-      if (es) dec.feedEncoderStream(es);
-      const r = dec.decodeSection(id, block);
-      expect(r.status === 'done' ? r.headers : null).toEqual(fields);
-      const ds = dec.takeDecoderStreamBytes();
-      if (ds) enc.feedDecoderStream(ds);
-      return block;
-    };
+    const { enc, send: sent } = linked();
+    const send = (id: number, fields: Array<[string, string]>): Uint8Array => sent(id, fields).block;
     for (let i = 0; i < 50; i++)
       send(i * 4, [['traceparent', `00-${i.toString(16).padStart(32, '0')}-00f067aa0ba902b7-01`]]);
     expect(enc.insertCount).toBe(0);
@@ -229,7 +240,7 @@ describe('encoder: a field is inserted the second time it is sent', () => {
 
 describe('encoder: a peer that never acknowledges sections', () => {
   it("past 1024 streams with unacknowledged sections, new sections refer to no entry (each was kept for the connection's life, 0.5 KB a request)", () => {
-    const enc = new QpackEncoder({ maxTableCapacity: 4096, insertOnSecondUse: false });
+    const enc = new QpackEncoder({ maxTableCapacity: 4096, insertOnSecondUse: false, minReferenceSaving: 0 });
     const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 16 });
     enc.setPeerSettings(4096);
     const fields: HeaderField[] = [
@@ -254,5 +265,49 @@ describe('encoder: a peer that never acknowledges sections', () => {
     }
     expect(dynamicSections).toBeGreaterThan(0);
     expect(dynamicSections).toBeLessThanOrEqual(1024);
+  });
+});
+
+describe('encoder: a section refers to the table only when that saves enough (minReferenceSaving)', () => {
+  const run = (fields: Array<[string, string]>, opts: { minReferenceSaving?: number } = {}) => {
+    const { send } = linked({ insertOnSecondUse: false, ...opts });
+    return [0, 4, 8].map((id) => send(id, fields));
+  };
+
+  it('a short :authority alone stays a literal: no section owes an acknowledgment', () => {
+    const out = run([
+      [':method', 'GET'],
+      [':authority', 'origin.example:8443'],
+      [':path', '/x'],
+    ]);
+    // Inserted on first use (insertOnSecondUse off), yet never referred to: the Required Insert Count stays 0.
+    for (const o of out) {
+      expect(o.block[0]).toBe(0);
+      expect(o.acks).toBe(0);
+    }
+  });
+
+  it('the same fields with minReferenceSaving 0 refer to the entry from the second section, each acknowledged', () => {
+    const out = run(
+      [
+        [':method', 'GET'],
+        [':authority', 'origin.example:8443'],
+        [':path', '/x'],
+      ],
+      { minReferenceSaving: 0 },
+    );
+    expect(out[1]!.block[0]).not.toBe(0);
+    expect(out[1]!.acks).toBe(1);
+    expect(out[1]!.block.length).toBeLessThan(out[0]!.block.length);
+  });
+
+  it('a section whose repeated fields save more (a long user-agent) refers to the table as before', () => {
+    const out = run([
+      [':authority', 'origin.example:8443'],
+      ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64) a browser that says the same thing every time'],
+    ]);
+    expect(out[1]!.block[0]).not.toBe(0);
+    expect(out[1]!.acks).toBe(1);
+    expect(out[2]!.block.length).toBeLessThan(out[0]!.block.length / 4);
   });
 });

@@ -36,7 +36,18 @@ export interface QpackEncoderOptions {
   maxTableCapacity?: number;
   /** Insert a field only the second time it is sent (values that never repeat are never inserted). Default true. */
   insertOnSecondUse?: boolean;
+  /**
+   * Refer to the dynamic table in a section only when that saves at least this many bytes over literals (counted as
+   * the names' and values' lengths). Every section that refers to an entry costs the peer a Section Acknowledgment
+   * (RFC 9204 §4.4.1), which both ends handle, and this encoder the section's record until it arrives; a request
+   * whose only repeated field is a short `:authority` gains a dozen bytes for it. Default MIN_REFERENCE_SAVING; 0
+   * refers whenever it can.
+   */
+  minReferenceSaving?: number;
 }
+
+/** QpackEncoderOptions.minReferenceSaving's default, bytes. */
+export const MIN_REFERENCE_SAVING = 32;
 
 const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set([
   'authorization',
@@ -89,6 +100,7 @@ export class QpackEncoder {
    */
   readonly #seen = new Set<string>();
   readonly #secondUse: boolean;
+  readonly #minSaving: number;
   /** RFC 9204 §3.2.3: MaxEntries from the decoder's maximum capacity, for Required Insert Count. */
   #maxEntries = 0;
   #settingsApplied = false;
@@ -97,9 +109,15 @@ export class QpackEncoder {
   #decBuf: Uint8Array = new Uint8Array(0);
   /** Unacknowledged sections with dynamic references, per stream, oldest first. */
   readonly #outstanding = new Map<number, Section[]>();
-  /** The section being encoded, one line per field: its kind (STATIC…, + NEVER), its index (static or absolute). */
+  /**
+   * The section being encoded, one line per field: its kind (STATIC…, + NEVER), its index (static or absolute), and
+   * for a dynamic line the static name index its literal would use instead (-1: none).
+   */
   #kinds: number[] = [];
   #indexes: number[] = [];
+  #literalNames: number[] = [];
+  /** The positions of the section's fields the dynamic table could serve. */
+  #candidates: number[] = [];
   /**
    * The field at each position of the last section whose line depends on nothing but the field (a static match, or
    * a literal with a static name that is never inserted or looked up in the dynamic table), and that line's kind and
@@ -115,6 +133,7 @@ export class QpackEncoder {
     this.#neverIndex = opts.neverIndex ?? DEFAULT_NEVER_INDEX;
     this.#ourMax = opts.maxTableCapacity ?? 4096;
     this.#secondUse = opts.insertOnSecondUse ?? true;
+    this.#minSaving = opts.minReferenceSaving ?? MIN_REFERENCE_SAVING;
   }
 
   /** Dynamic table capacity in use (0 = static only). */
@@ -160,9 +179,12 @@ export class QpackEncoder {
     const draining = dynamic ? this.#table.drainingBound() : 0;
     const kinds = this.#kinds;
     const indexes = this.#indexes;
-    let refs: number[] | null = null;
-    let ric = 0;
+    const cands = this.#candidates;
+    let nc = 0;
+    /** The most the dynamic table could save this section (minReferenceSaving): the candidates' lengths. */
+    let bound = 0;
     const n = fields.length;
+    // First each field's line without the dynamic table; the fields it could serve are the candidates.
     for (let i = 0; i < n; i++) {
       const [name, value] = fields[i] as readonly [string, string];
       if (name === this.#lastName[i] && value === this.#lastValue[i]) {
@@ -182,35 +204,67 @@ export class QpackEncoder {
         this.#line(i, LIT_STATIC + (never ? NEVER : 0), sName, name, value);
         continue;
       }
-      if (dynamic && !never) {
-        const d = this.#table.findExactAcked(name, value);
-        if (d >= draining) {
-          // Pinned now so a later insert in this same section cannot evict it.
-          this.#table.ref(d);
-          (refs ??= []).push(d);
-          if (d + 1 > ric) ric = d + 1;
-          kinds[i] = DYNAMIC;
-          indexes[i] = d;
-          continue;
-        }
-        this.#maybeInsert(name, value, sName, draining);
-      }
       const nb = never ? NEVER : 0;
-      if (sName >= 0) {
-        kinds[i] = LIT_STATIC + nb;
-        indexes[i] = sName;
-        continue;
+      kinds[i] = (sName >= 0 ? LIT_STATIC : LIT_NAME) + nb;
+      indexes[i] = sName;
+      // A never-indexed field may still name a dynamic entry; any other may be one.
+      if (never) {
+        if (sName >= 0) continue;
+        bound += name.length;
+      } else bound += value.length + (sName >= 0 ? 0 : name.length);
+      cands[nc++] = i;
+    }
+    let refs: number[] | null = null;
+    let ric = 0;
+    if (dynamic && nc > 0 && bound >= this.#minSaving) {
+      /** What the references made save over the literals. */
+      let saving = 0;
+      for (let c = 0; c < nc; c++) {
+        const i = cands[c]!;
+        const [name, value] = fields[i] as readonly [string, string];
+        const never = kinds[i]! >= NEVER;
+        const sName = indexes[i]!;
+        if (!never) {
+          const d = this.#table.findExactAcked(name, value);
+          if (d >= draining) {
+            // Pinned now so a later insert in this same section cannot evict it.
+            this.#table.ref(d);
+            (refs ??= []).push(d);
+            if (d + 1 > ric) ric = d + 1;
+            kinds[i] = DYNAMIC;
+            indexes[i] = d;
+            this.#literalNames[i] = sName;
+            saving += value.length + (sName >= 0 ? 0 : name.length);
+            continue;
+          }
+          this.#maybeInsert(name, value, sName, draining);
+        }
+        if (sName >= 0) continue;
+        const found = this.#table.findNameAcked(name);
+        if (found >= draining) {
+          this.#table.ref(found);
+          (refs ??= []).push(found);
+          if (found + 1 > ric) ric = found + 1;
+          kinds[i] = LIT_DYNAMIC + (never ? NEVER : 0);
+          indexes[i] = found;
+          this.#literalNames[i] = -1;
+          saving += name.length;
+        }
       }
-      const found = dynamic ? this.#table.findNameAcked(name) : -1;
-      if (found >= draining) {
-        this.#table.ref(found);
-        (refs ??= []).push(found);
-        if (found + 1 > ric) ric = found + 1;
-        kinds[i] = LIT_DYNAMIC + nb;
-        indexes[i] = found;
-      } else {
-        kinds[i] = LIT_NAME + nb;
-        indexes[i] = -1;
+      if (refs !== null && saving < this.#minSaving) {
+        // Not worth the acknowledgment: the same fields as literals, the entries let go.
+        for (const r of refs) this.#table.unref(r);
+        refs = null;
+        for (let c = 0; c < nc; c++) {
+          const i = cands[c]!;
+          const k = kinds[i]!;
+          const nb = k >= NEVER ? NEVER : 0;
+          if (k - nb === DYNAMIC || k - nb === LIT_DYNAMIC) {
+            const sn = this.#literalNames[i]!;
+            kinds[i] = (sn >= 0 ? LIT_STATIC : LIT_NAME) + nb;
+            indexes[i] = sn;
+          }
+        }
       }
     }
     const w = this.#section;
