@@ -52,6 +52,11 @@ import { writeTsHooks } from '../helpers/ts-child.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 const STOP_MS = 5500;
 const ATTEMPTS = 4;
+/**
+ * Tries of the retire case (~10 s each): under a whole `npm test` on 2 cores, all 4 once missed its precondition
+ * (Chromium's second retire fell after the server came back: its probe timeouts stretch with a loaded machine).
+ */
+const RETIRE_ATTEMPTS = 8;
 const certs = makeCerts();
 let dir: string;
 let child: ChildProcess | null = null;
@@ -304,7 +309,7 @@ process.stdin.on('end', () => {
 it(`a request in flight survives a server stalled ${STOP_MS / 1000} s while Chromium migrates ports and retires ids`, async () => {
   // Chromium resends the retire at its next probe timeout, 2-3 s after the first: before the server comes back on
   // most tries, after it on some (then the case was not met, and it is tried again with a new connection).
-  for (let n = 1; n <= ATTEMPTS; n++) {
+  for (let n = 1; n <= RETIRE_ATTEMPTS; n++) {
     const r = await attempt(n);
     console.log(
       `h3-chromium port migration, try ${n}: ${r.migrations} triggered, one id retired ${r.retiresBeforeCont}× while stopped, server connections ${r.conns}, late ${JSON.stringify(r.late)}`,
@@ -319,7 +324,9 @@ it(`a request in flight survives a server stalled ${STOP_MS / 1000} s while Chro
     });
     return;
   }
-  expect.fail(`in ${ATTEMPTS} tries Chromium never resent a retire while the server was stopped: the case was not met`);
+  expect.fail(
+    `in ${RETIRE_ATTEMPTS} tries Chromium never resent a retire while the server was stopped: the case was not met`,
+  );
 }, 150_000);
 
 it('an 8 MiB response under way survives Chromium moving the connection to a new port', async () => {
