@@ -3,7 +3,6 @@
  * (RFC 9114 §7.2.4, RFC 9204 §5).
  */
 import type { H3ConnectionOptions } from '../h3/connection.js';
-import { MIN_REFERENCE_SAVING } from '../codec/qpack/encoder.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 
 /**
@@ -21,7 +20,8 @@ export interface QpackOptions {
   /**
    * Our encoder's side: a field section refers to the dynamic table the peer allows us only when that saves at least
    * this many bytes over literals (0 – 65536; 0 = whenever it can). Every section that refers to an entry costs the
-   * peer a Section Acknowledgment (RFC 9204 §4.4.1) that both ends handle. Default MIN_REFERENCE_SAVING (32).
+   * peer a Section Acknowledgment (RFC 9204 §4.4.1) that both ends handle. Default the encoder's MIN_REFERENCE_SAVING
+   * (32; not imported here: this module is part of the package's import, the QPACK encoder only of an h3 connection's).
    */
   minReferenceSaving?: number;
 }
@@ -56,7 +56,7 @@ export function h3Settings(
   const cap = qpack.maxTableCapacity ?? DEFAULT_QPACK_TABLE_CAPACITY;
   const blocked = qpack.blockedStreams ?? 16;
   const delay = qpack.ackDelayMs ?? DECODER_ACK_DELAY_MS;
-  const saving = qpack.minReferenceSaving ?? MIN_REFERENCE_SAVING;
+  const saving = qpack.minReferenceSaving;
   if (!Number.isSafeInteger(cap) || cap < 0 || cap > QPACK_MAX_TABLE_CAPACITY)
     throw new OriginlinkError(
       ErrorCode.INVALID_CONFIG,
@@ -75,7 +75,7 @@ export function h3Settings(
       'local',
       `qpack.ackDelayMs must be an integer 0–1000, got ${delay}`,
     );
-  if (!Number.isSafeInteger(saving) || saving < 0 || saving > 65536)
+  if (saving !== undefined && (!Number.isSafeInteger(saving) || saving < 0 || saving > 65536))
     throw new OriginlinkError(
       ErrorCode.INVALID_CONFIG,
       'local',
@@ -86,9 +86,9 @@ export function h3Settings(
     maxFieldSectionSize,
     qpackMaxTableCapacity: cap,
     qpackBlockedStreams: blocked,
-    qpackMinReferenceSaving: saving,
     maxFrameSize: Math.max(maxFieldSectionSize, 16 * 1024),
   };
+  if (saving !== undefined) out.qpackMinReferenceSaving = saving;
   if (cap > 0 && delay > 0) out.decoderAckDelay = { ms: delay, schedule: unrefTimer };
   return out;
 }
