@@ -1,5 +1,5 @@
 // What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
-// package, `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's — over cleartext, and
+// package (an `import()` from `-e`, the goal's measure, and an ES module app's static import), `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's — over cleartext, and
 // over TLS with `--cacert` (a local https origin with the bench's own certificates; run through the tree's own
 // bin/originlink, which starts that command as a user's shell does) — and `originlink serve` from its spawn to its
 // first response through it, each the median of BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike;
@@ -69,9 +69,22 @@ const tlsUrl = `https://127.0.0.1:${tlsPort}/`;
 const launcherOf = (dist) => join(dist, '..', 'bin', 'originlink');
 const tlsFetch = (dist) => [launcherOf(dist), 'fetch', '-s', '-o', '/dev/null', '--cacert', certs.caPath, tlsUrl];
 
+// An application's own start: an ES module file that imports the package statically, as a program written against it
+// does. Node's loader has then read the app through fs/promises already, so the entry's form weighs differently than
+// at a first `import()` from `-e` (a CommonJS entry read 0.8 ms faster there and 0.8 ms slower here: RESULTS.md).
+const appDir = mkdtempSync(join(tmpdir(), 'ol-bench-startup-app-'));
+const appOf = (entry, name) => {
+  const file = join(appDir, `${name}.mjs`);
+  writeFileSync(
+    file,
+    `import { Agent } from ${JSON.stringify(entry)};\nif (typeof Agent !== 'function') process.exit(1);\n`,
+  );
+  return file;
+};
 const cases = [
   ['node -e 0', [process.execPath, '-e', '0']],
   ['import the package', [process.execPath, '--input-type=module', '-e', `await import(${JSON.stringify(index)})`]],
+  ['an ES module app importing the package', [process.execPath, appOf(index, 'app')]],
   ['originlink --version', [...cli, '--version']],
   ['originlink fetch (local h1)', [...cli, 'fetch', '-s', '-o', '/dev/null', url]],
   ['curl (local h1)', ['curl', '-s', '-o', '/dev/null', url]],
@@ -96,6 +109,7 @@ if (ANCHOR_DIST !== null) {
       'import the package (anchor)',
       [process.execPath, '--input-type=module', '-e', `await import(${JSON.stringify(indexOf(ANCHOR_DIST))})`],
     ],
+    ['an ES module app importing the package (anchor)', [process.execPath, appOf(indexOf(ANCHOR_DIST), 'anchor-app')]],
     ['originlink --version (anchor)', [...anchorCli, '--version']],
     ['originlink fetch (local h1) (anchor)', [...anchorCli, 'fetch', '-s', '-o', '/dev/null', url]],
     ['originlink fetch --cacert (local h1, TLS) (anchor)', tlsFetch(ANCHOR_DIST)],
@@ -199,6 +213,7 @@ try {
   }
 } finally {
   rmSync(serveDir, { recursive: true, force: true });
+  rmSync(appDir, { recursive: true, force: true });
   // A case that fails ends the run: the origins go with it, not left serving.
   origin.kill();
   tlsOrigin.kill();
