@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { compileCached, LOADER_IMPORTS, LOADER_IO } from './code-cache.mjs';
+import { compileCached, LOADER_IMPORTS, LOADER_IO, WRAPPER_HEAD, WRAPPER_TAIL } from './code-cache.mjs';
 import { lazyBuiltins } from './lazy-builtins.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -98,10 +98,20 @@ async function cjsBundle(entry, cjs, packages = 'external') {
   });
   // Node's built-ins that a request needs and an import does not (tls, crypto…) load at their first use.
   const file = join(out, `${cjs}.cjs`);
-  const source = lazyBuiltins(readFileSync(file, 'latin1'));
-  if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${cjs}.cjs is not ASCII`);
-  writeFileSync(file, source, 'latin1');
+  writeLoaded(file, lazyBuiltins(readFileSync(file, 'latin1')));
   return names;
+}
+
+/**
+ * Writes `source` (a CommonJS file by esbuild) as compileCached loads it: inside the module wrapper (WRAPPER_HEAD, a
+ * line of its own, and WRAPPER_TAIL), its source map a line down to match.
+ */
+function writeLoaded(file, source) {
+  if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${file} is not ASCII`);
+  writeFileSync(file, `${WRAPPER_HEAD}${source}${WRAPPER_TAIL}`, 'latin1');
+  const map = JSON.parse(readFileSync(`${file}.map`, 'utf8'));
+  map.mappings = `;${map.mappings}`;
+  writeFileSync(`${file}.map`, JSON.stringify(map));
 }
 
 /**
@@ -149,9 +159,7 @@ for (const name of PREBUILT) {
     outfile: file,
   });
   // Its built-ins that a Redis connection without TLS does not need load at their first use (`dns`: read at its start).
-  const source = lazyBuiltins(readFileSync(file, 'latin1'), PREBUILT_LAZY, true);
-  if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${name}.cjs is not ASCII`);
-  writeFileSync(file, source, 'latin1');
+  writeLoaded(file, lazyBuiltins(readFileSync(file, 'latin1'), PREBUILT_LAZY, true));
 }
 writeFileSync(join(out, 'index.js'), stubText(libraryNames, 'library.cjs', "'./library.cjs'"));
 // The command line is CommonJS (main.cjs): an ES module entry costs a fresh process Node's ES module loader (~10 ms

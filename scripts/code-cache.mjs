@@ -21,15 +21,35 @@ export const LOADER_IO =
   '{ readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env }';
 
 /**
- * Compiles `file` (the URL of a CommonJS file, NAME.cjs) with the V8 code cache NAME.cache beside it when one fits,
- * runs it as a CommonJS module and returns `{ exports, cached }` (`cached`: V8 took the cache). Under
- * `--enable-source-maps` it is required as any file is instead: Node maps the stack traces of what its own loader
- * loaded (to src/, through NAME.cjs.map), not of a vm.Script's.
+ * The first and last lines scripts/bundle.mjs gives each file it loads (NAME.cjs): the CommonJS module wrapper, so
+ * the file's text is what V8 compiles. A wrapper added here would copy the whole text into a second string (~0.5 MB
+ * a bundle), allocated in V8's young generation like the first: a scavenge earlier in every fresh process.
+ */
+export const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) {\n';
+export const WRAPPER_TAIL = '\n})';
+
+/**
+ * Compiles `file` (the URL of a wrapped CommonJS file, NAME.cjs: WRAPPER_HEAD) with the V8 code cache NAME.cache
+ * beside it when one fits, runs it as a CommonJS module and returns `{ exports, cached }` (`cached`: V8 took the
+ * cache). Under `--enable-source-maps` Node's own loader compiles it instead (as the value of `module.exports`, on
+ * the wrapper's line: the map's lines hold), without the cache: Node maps the stack traces of what its loader
+ * compiled (to src/, through NAME.cjs.map), not of a vm.Script's.
  */
 export function compileCached(io, file) {
   const path = io.fileURLToPath(file);
-  if (process.sourceMapsEnabled) return { exports: io.createRequire(path)(path), cached: false };
   const dir = path.slice(0, path.lastIndexOf('/'));
+  const run = (wrapper) => {
+    const module = { exports: {} };
+    wrapper.call(module.exports, module.exports, io.createRequire(path), module, path, dir);
+    return module.exports;
+  };
+  if (process.sourceMapsEnabled) {
+    const { Module } = process.getBuiltinModule('node:module');
+    const loader = new Module(path);
+    loader.filename = path;
+    loader._compile(`module.exports = ${io.readFileSync(path, 'latin1')}`, path);
+    return { exports: run(loader.exports), cached: false };
+  }
   const name = path.slice(dir.length + 1).replace(/\.cjs$/, '');
   let cachedData;
   try {
@@ -39,10 +59,7 @@ export function compileCached(io, file) {
   }
   // The bundle is ASCII (scripts/bundle.mjs checks): read as latin1, without UTF-8's decoding (~3 ms a megabyte).
   const source = io.readFileSync(path, 'latin1');
-  const script = new io.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: path,
-    cachedData,
-  });
+  const script = new io.Script(source, { filename: path, cachedData });
   const out = io.env.ORIGINLINK_CODE_CACHE_OUT;
   if (out)
     process.once('exit', () => {
@@ -50,7 +67,8 @@ export function compileCached(io, file) {
       io.writeFileSync(`${to}.${process.pid}`, script.createCachedData());
       io.renameSync(`${to}.${process.pid}`, to);
     });
-  const module = { exports: {} };
-  script.runInThisContext().call(module.exports, module.exports, io.createRequire(path), module, path, dir);
-  return { exports: module.exports, cached: cachedData !== undefined && script.cachedDataRejected === false };
+  return {
+    exports: run(script.runInThisContext()),
+    cached: cachedData !== undefined && script.cachedDataRejected === false,
+  };
 }
