@@ -1,8 +1,9 @@
 // What a fresh process costs (issue 58): wall time from spawn to exit of `node -e 0` (the floor), importing the
-// package (an `import()` from `-e`, the goal's measure, and an ES module app's static import), `originlink --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's — over cleartext, and
-// over TLS with `--cacert` (a local https origin with the bench's own certificates; run through the tree's own
-// bin/originlink, which starts that command as a user's shell does) — and `originlink serve` from its spawn to its
-// first response through it, each the median of BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike;
+// package (an `import()` from `-e`, the goal's measure, and an ES module app's static import), `originlink
+// --version`, and `originlink fetch` of a local HTTP/1.1 URL beside curl's — over cleartext, and over TLS with
+// `--cacert` (a local https origin with the bench's own certificates; run through the tree's own bin/originlink,
+// which starts that command as a user's shell does) — and `originlink serve` from its spawn to its first response
+// through it, each the median of BENCH_RUNS (15) runs, interleaved so a slow minute lands on all alike;
 // ratios against `node -e 0` of the same run. The service again before that https origin: from its spawn until it
 // listens, and its first and second responses after that.
 // The package and the command as they are loaded: dist/bundle/ (scripts/bundle.mjs) where the build has one, and then

@@ -25,7 +25,7 @@ export function valueImports(text: string): string[] {
     if (m[2] !== undefined) continue;
     const clause = m[3]!;
     const braces = /\{([^}]*)\}/.exec(clause);
-    // `import { type A, type B } from` is erased too (verbatimModuleSyntax off: so is one whose names are all types).
+    // tsc (no verbatimModuleSyntax in tsconfig.json) erases an import whose names are all types: `import { type A }`.
     const outside = clause
       .replace(/\{[^}]*\}/, '')
       .replace(/,/g, '')
