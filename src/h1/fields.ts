@@ -66,18 +66,19 @@ function optionBit(t: string): number {
 /**
  * Field names as they come on the wire (any case) → their lower-case form, for names already checked to
  * be tokens: most lines of most messages carry one of a few dozen names, which then cost a comparison in
- * place instead of a string, a token check and a lower-casing copy each. Kept by length and first byte, so
- * a lookup compares against one or two spellings. Seeded with the common names in the two spellings peers
- * send; it learns up to LEARNED_NAMES more and then stops growing (a peer inventing names cannot make it
- * grow without bound, nor push the common ones out). An array indexed by length and first byte, and a
- * comparison by char codes: a Map and String.prototype.startsWith made this ~15 % slower.
+ * place instead of a string, a token check and a lower-casing copy each. Kept by length and the first byte's
+ * low five bits (a letter's two cases share them), so a lookup compares against a few spellings. Seeded with
+ * the common names in the two spellings peers send; it learns up to LEARNED_NAMES more and then stops growing
+ * (a peer inventing names cannot make it grow without bound, nor push the common ones out). An array indexed
+ * by length and those bits, and a comparison by char codes: a Map and String.prototype.startsWith made this
+ * ~15 % slower. By the whole first byte it was 16,384 slots (128 KB allocated at every import), 2,048 now.
  */
 const MAX_TABLE_NAME = 64;
-const NAMES: Array<Array<readonly [wire: string, lower: string]> | undefined> = new Array(MAX_TABLE_NAME * 256);
+const NAMES: Array<Array<readonly [wire: string, lower: string]> | undefined> = new Array(MAX_TABLE_NAME * 32);
 const LEARNED_NAMES = 256;
 let learned = 0;
 /** Where the spellings of a name of this length and first byte are kept (lengths under MAX_TABLE_NAME). */
-const nameKey = (length: number, first: number): number => length * 256 + first;
+const nameKey = (length: number, first: number): number => length * 32 + (first & 31);
 function remember(wire: string, lower: string): void {
   if (wire.length >= MAX_TABLE_NAME) return;
   const k = nameKey(wire.length, wire.charCodeAt(0));
@@ -173,12 +174,12 @@ function detached(s: string): string {
 function fieldName(text: string, start: number, end: number): string {
   const len = end - start;
   const first = text.charCodeAt(start);
-  const list = len < MAX_TABLE_NAME && first < 256 ? NAMES[nameKey(len, first)] : undefined;
+  const list = len < MAX_TABLE_NAME ? NAMES[nameKey(len, first)] : undefined;
   if (list !== undefined) {
     next: for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
       const w = e[0];
-      for (let k = 1; k < len; k++) if (text.charCodeAt(start + k) !== w.charCodeAt(k)) continue next;
+      for (let k = 0; k < len; k++) if (text.charCodeAt(start + k) !== w.charCodeAt(k)) continue next;
       return e[1];
     }
   }

@@ -274,6 +274,13 @@ describe('H1ResponseParser', () => {
       ['eTaG', 'etag'],
       ['Www-Authenticate', 'www-authenticate'],
       ['tE', 'te'],
+      // The table keys a name by its length and its first byte's low five bits: these share them with `age`, `Age`,
+      // `etag` or `date` and are other names.
+      ['!ge', '!ge'],
+      ['Ag!', 'ag!'],
+      ['%tag', '%tag'],
+      ['Date', 'date'],
+      ['$ate', '$ate'],
     ]) {
       expect(run(`HTTP/1.1 200 OK\r\n${wire}: x\r\nContent-Length: 0\r\n\r\n`).heads[0]?.headers[0]).toEqual([
         lower,
