@@ -21,7 +21,13 @@ import { isRedisUrl, parseRedisUrl } from '../store/redis-link.js';
 import { parseKey } from '../store/seal.js';
 import { redact } from '../util/redact.js';
 import { DEFAULT_TICKET_ROTATE_MS } from './ticket-keys.js';
-import { QPACK_MAX_BLOCKED_STREAMS, QPACK_MAX_TABLE_CAPACITY, type QpackOptions } from '../wire/h3-settings.js';
+import {
+  QPACK_MAX_ACK_DELAY_MS,
+  QPACK_MAX_BLOCKED_STREAMS,
+  QPACK_MAX_REFERENCE_SAVING,
+  QPACK_MAX_TABLE_CAPACITY,
+  type QpackOptions,
+} from '../wire/h3-settings.js';
 import type {
   ClientCertConfig,
   DnsConfig,
@@ -536,8 +542,8 @@ function readQpack(parent: Reader): QpackOptions | null {
   const out: QpackOptions = {};
   const cap = q.optInt('maxTableCapacity', 0, QPACK_MAX_TABLE_CAPACITY);
   const blocked = q.optInt('blockedStreams', 0, QPACK_MAX_BLOCKED_STREAMS);
-  const delay = q.optInt('ackDelayMs', 0, 1000);
-  const saving = q.optInt('minReferenceSaving', 0, 65536);
+  const delay = q.optInt('ackDelayMs', 0, QPACK_MAX_ACK_DELAY_MS);
+  const saving = q.optInt('minReferenceSaving', 0, QPACK_MAX_REFERENCE_SAVING);
   if (saving !== undefined) out.minReferenceSaving = saving;
   if (cap !== undefined) out.maxTableCapacity = cap;
   if (blocked !== undefined) out.blockedStreams = blocked;

@@ -28,6 +28,10 @@ export interface QpackOptions {
 
 export const QPACK_MAX_TABLE_CAPACITY = 1 << 20;
 export const QPACK_MAX_BLOCKED_STREAMS = 1000;
+/** The longest QpackOptions.ackDelayMs taken. */
+export const QPACK_MAX_ACK_DELAY_MS = 1000;
+/** The largest QpackOptions.minReferenceSaving taken, bytes. */
+export const QPACK_MAX_REFERENCE_SAVING = 65536;
 /** Our decoder's table by default (both roles): Chromium's and nghttp3's default size. */
 export const DEFAULT_QPACK_TABLE_CAPACITY = 4096;
 /** How long our QPACK decoder holds its instructions by default (RFC 9000 §18.2's default max_ack_delay, 25 ms). */
@@ -69,17 +73,17 @@ export function h3Settings(
       'local',
       `qpack.blockedStreams must be an integer 0–${QPACK_MAX_BLOCKED_STREAMS}, got ${blocked}`,
     );
-  if (!Number.isSafeInteger(delay) || delay < 0 || delay > 1000)
+  if (!Number.isSafeInteger(delay) || delay < 0 || delay > QPACK_MAX_ACK_DELAY_MS)
     throw new OriginlinkError(
       ErrorCode.INVALID_CONFIG,
       'local',
-      `qpack.ackDelayMs must be an integer 0–1000, got ${delay}`,
+      `qpack.ackDelayMs must be an integer 0–${QPACK_MAX_ACK_DELAY_MS}, got ${delay}`,
     );
-  if (saving !== undefined && (!Number.isSafeInteger(saving) || saving < 0 || saving > 65536))
+  if (saving !== undefined && (!Number.isSafeInteger(saving) || saving < 0 || saving > QPACK_MAX_REFERENCE_SAVING))
     throw new OriginlinkError(
       ErrorCode.INVALID_CONFIG,
       'local',
-      `qpack.minReferenceSaving must be an integer 0–65536, got ${saving}`,
+      `qpack.minReferenceSaving must be an integer 0–${QPACK_MAX_REFERENCE_SAVING}, got ${saving}`,
     );
   const out: H3ConnectionOptions = {
     role,
