@@ -127,6 +127,9 @@ export function retryDecision(err: OriginlinkError, r: RetryInput): RetryDecisio
   // A TCP Fast Open SYN never answered (net/tcp.ts confirmWithin): its data may have arrived, as 0-RTT's may.
   const unansweredSyn = unanswered && err.code === ErrorCode.CONNECT_TIMEOUT;
   if (!err.retrySafe && !staleReuse && !lostElsewhere && !abandonedEarly && !unansweredSyn) return NO;
+  // Closed under the request (never sent: retry-safe for a caller with somewhere else to send it, the fleet's member
+  // link), the same Agent stays closed: a retry here could only fail again.
+  if (err.code === ErrorCode.POOL_CLOSED) return NO;
   if (err.code === ErrorCode.STREAM_RESET && r.requeues < MAX_REQUEUES) return REQUEUE;
   // Our own queue full or waited out: the same pool again only queues again (at the back, three timeouts long);
   // another URL of the origin may have room. An unreachable URL: only another URL may answer.

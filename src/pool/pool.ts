@@ -258,7 +258,12 @@ export class Pool implements TickMember {
   /** Run a request on a connection of this pool. */
   request(req: ConnRequest): Promise<PoolResult> {
     if (this.#closed)
-      return Promise.reject(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`));
+      return Promise.reject(
+        new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`, {
+          retrySafe: true,
+          facts: NOT_SENT,
+        }),
+      );
     // An 'abort' listener added to a signal that already fired never runs: refuse now, not at pendingTimeoutMs.
     if (req.signal?.aborted) {
       this.counters.error(ErrorCode.ABORTED);
@@ -1027,7 +1032,12 @@ export class Pool implements TickMember {
    */
   close(): Promise<void> {
     void this.#checks?.close();
-    this.#shutdown(new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`));
+    this.#shutdown(
+      new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`, {
+        retrySafe: true,
+        facts: NOT_SENT,
+      }),
+    );
     for (const e of this.#entries.values()) e.conn.drain();
     // The connections' sockets are unref'd: what closes them (an h2 GOAWAY, then the peer's end) holds nothing.
     return holdUntil(

@@ -85,3 +85,47 @@ describe('maxOrigins with every pool busy', () => {
     }
   });
 });
+
+describe('close() under queued requests', () => {
+  it('a queued request and one made after close fail OL_POOL_CLOSED, never sent and so retry-safe, without retries', async () => {
+    const http = await import('node:http');
+    const { Agent } = await import('../../src/index.js');
+    let seen = 0;
+    const server = await new Promise<import('node:http').Server>((r) => {
+      const s = http.createServer((_q, res) => {
+        seen++;
+        setTimeout(() => res.end('ok'), 300);
+      });
+      s.listen(0, '127.0.0.1', () => r(s));
+    });
+    const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/`;
+    const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 }, maxRetries: 2 });
+    try {
+      const first = agent.request({ url }).then((r) => r.text());
+      await new Promise((r) => setTimeout(r, 50)); // the one connection busy
+      const queued = agent.request({ url }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const closing = agent.close();
+      const err = (await queued) as import('../../src/index.js').OriginlinkError;
+      expect(err?.code).toBe('OL_POOL_CLOSED');
+      expect(err.retrySafe).toBe(true);
+      expect(err.facts?.requestSent).toBe(false);
+      // The in-flight one finishes; the queued one reached no origin, and was not retried against the closed Agent.
+      expect(await first).toBe('ok');
+      await closing;
+      expect(seen).toBe(1);
+      const after = await agent.request({ url }).then(
+        () => null,
+        (e: unknown) => e as import('../../src/index.js').OriginlinkError,
+      );
+      expect(after?.code).toBe('OL_POOL_CLOSED');
+      expect(after?.retrySafe).toBe(true);
+    } finally {
+      await agent.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

@@ -36,6 +36,8 @@ describe('retryDecision', () => {
     ['name does not resolve, one URL', err(ErrorCode.DNS_FAILED, true, NOT_SENT), base, false],
     ['name does not resolve, another URL to try', err(ErrorCode.DNS_FAILED, true, NOT_SENT), twoUrls, true],
     ['refused stream / above GOAWAY', err(ErrorCode.GOAWAY, true, fresh), { ...base, idempotent: false }, true],
+    // Never sent, so retry-safe (the fleet's member link sends it direct), but the Agent stays closed.
+    ['pool or Agent closed under the request', err(ErrorCode.POOL_CLOSED, true, NOT_SENT), twoUrls, false],
     [
       'stale keep-alive: idempotent, reused, no response byte',
       err(ErrorCode.SOCKET_CLOSED, false, staleReuse),
