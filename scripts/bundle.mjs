@@ -75,6 +75,49 @@ const unusedPackageParts = {
 };
 
 /**
+ * Two of ioredis's dependencies create the process's stderr stream when ioredis loads, to decide on colours for output
+ * they seldom or never write: `debug` asks `tty.isatty(process.stderr.fd)` for every logger ioredis makes, and
+ * redis-errors requires `node:assert`, whose load does the same (Node's util/colors). A fresh process with a Redis
+ * store paid both (`tty`, the stream, `assert` and its modules: bench/RESULTS.md `startup`). In the copy of ioredis
+ * (dist/bundle/ioredis.cjs, PREBUILT below): `debug` is the package itself when DEBUG names something at start (the
+ * only way to turn on the copy's loggers: it reads DEBUG then, and no other code reaches the copy), else loggers that
+ * are off; `assert` is `node:assert` loaded at its first call or property read.
+ */
+const quietLoad = {
+  name: 'originlink-quiet-load',
+  setup(b) {
+    b.onResolve({ filter: /^(debug|assert)$/ }, (a) =>
+      a.path === 'debug' || /[\\/]redis-errors[\\/]/.test(a.importer)
+        ? { path: a.path, namespace: 'originlink-quiet' }
+        : undefined,
+    );
+    b.onLoad({ filter: /^debug$/, namespace: 'originlink-quiet' }, () => ({
+      contents: `if (process.env.DEBUG) module.exports = require('debug/src/index.js');
+else {
+  const create = (namespace) => {
+    const off = () => {};
+    Object.assign(off, { namespace, enabled: false, useColors: false, log: off, destroy: () => false });
+    off.extend = (sub, delimiter = ':') => create(namespace + delimiter + sub);
+    return off;
+  };
+  module.exports = Object.assign(create, { default: create, enable: () => {}, disable: () => '', enabled: () => false });
+}`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+    b.onLoad({ filter: /^assert$/, namespace: 'originlink-quiet' }, () => ({
+      contents: `let real = null;
+const load = () => (real ??= require('node:assert'));
+module.exports = new Proxy(function assert() {}, {
+  apply: (_target, self, args) => Reflect.apply(load(), self, args),
+  get: (_target, name) => load()[name],
+});`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * `entry` as out/<cjs>.cjs, its export names returned. `packages: 'bundle'` takes the npm packages it imports into
  * the file (and so into the cache) instead of leaving them to Node's loader, less their unused parts above.
  */
@@ -157,6 +200,7 @@ for (const name of PREBUILT) {
     minifyWhitespace: true,
     entryPoints: [createRequire(join(root, 'package.json')).resolve(name)],
     outfile: file,
+    plugins: [quietLoad],
   });
   // Its built-ins that a Redis connection without TLS does not need load at their first use (`dns`: read at its start).
   writeLoaded(file, lazyBuiltins(readFileSync(file, 'latin1'), PREBUILT_LAZY, true));

@@ -3,7 +3,9 @@
  * `PREBUILT`), whose `tls` and `crypto` load at their first use (scripts/lazy-builtins.mjs). Against Debian's
  * redis-server over TLS (`rediss://`, its own TLS port, our test CA), in a fresh process: a ticket stored by one set of
  * stores is read back by the next through Redis — the lazily loaded `tls` carried both — and nothing came from
- * node_modules. Over plain TCP the same process never loads `tls`.
+ * node_modules. Over plain TCP the same process never loads `tls`, nor `assert` or `tty` (ioredis's `debug` and
+ * redis-errors' `assert`, which would create the process's stderr stream to decide on colours: scripts/bundle.mjs
+ * `quietLoad`) unless DEBUG asks for ioredis's log.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -47,7 +49,10 @@ afterAll(async () => {
 });
 
 /** A fresh process: stores on `url` put a ticket, closed; new stores read it back from Redis. What it loaded. */
-async function roundTrip(url: string): Promise<{ back: string | null; builtins: string[]; fromNodeModules: string[] }> {
+async function roundTrip(
+  url: string,
+  env: Record<string, string> = {},
+): Promise<{ back: string | null; builtins: string[]; fromNodeModules: string[]; stderr: string }> {
   const script = `
     const { openStores } = await import(${JSON.stringify(join(ROOT, 'dist', 'bundle', 'index.js'))});
     const before = new Set(process.moduleLoadList);
@@ -66,11 +71,12 @@ async function roundTrip(url: string): Promise<{ back: string | null; builtins: 
       builtins: process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)),
       fromNodeModules: Object.keys(createRequire(process.cwd() + '/').cache).filter((f) => f.includes('node_modules')),
     }));`;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, NODE_OPTIONS: '' },
+  const { DEBUG: _, ...rest } = process.env;
+  const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...rest, NODE_OPTIONS: '', ...env },
     timeout: 20_000,
   });
-  return JSON.parse(stdout);
+  return { ...JSON.parse(stdout), stderr };
 }
 
 describe("Redis stores from the package's bundle", () => {
@@ -86,6 +92,14 @@ describe("Redis stores from the package's bundle", () => {
     expect(r.back).toBe('ticket-bytes');
     expect(r.builtins).not.toContain('tls');
     expect(r.builtins).not.toContain('crypto');
+    for (const quiet of ['assert', 'tty', 'internal/util/colors']) expect(r.builtins).not.toContain(quiet);
+    expect(r.fromNodeModules).toEqual([]);
+  });
+
+  it("with DEBUG naming ioredis: ioredis's own log on stderr, from the copy's real `debug`", async () => {
+    const r = await roundTrip(`${plain.url}?prefix=b3:`, { DEBUG: 'ioredis:redis' });
+    expect(r.back).toBe('ticket-bytes');
+    expect(r.stderr).toMatch(/ioredis:redis status\[127\.0\.0\.1:\d+\]: \w+ -> connect/);
     expect(r.fromNodeModules).toEqual([]);
   });
 });
