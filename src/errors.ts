@@ -246,11 +246,6 @@ export function toOriginlinkError(e: unknown, fallback: ErrorCodeValue = ErrorCo
 }
 
 /**
- * An error on a pooled connection's socket: the connection is lost, whatever the errno says —
- * a keepalive or retransmission timeout (ETIMEDOUT), an ICMP unreachable (EHOSTUNREACH) or a reset. Requests on it
- * may have been processed: never retry-safe, never a reason to try the next URL (policy.ts).
- */
-/**
  * The caller's signal fired: OL_ABORTED, with the signal's reason (what the caller passed to `abort(reason)`, or
  * the platform's AbortError) as `cause`, so a caller that aborts for reasons of its own can tell them apart.
  */
@@ -268,6 +263,19 @@ export function abortedBy(
   );
 }
 
+/**
+ * A pool or Agent closed before the request left: OL_POOL_CLOSED, retry-safe with NOT_SENT facts (nothing reached the
+ * origin), so a caller with somewhere else to send it may; the Agent's own policy never retries it (policy.ts).
+ */
+export function closedBeforeSent(message: string): OriginlinkError {
+  return new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', message, { retrySafe: true, facts: NOT_SENT });
+}
+
+/**
+ * An error on a pooled connection's socket: the connection is lost, whatever the errno says —
+ * a keepalive or retransmission timeout (ETIMEDOUT), an ICMP unreachable (EHOSTUNREACH) or a reset. Requests on it
+ * may have been processed: never retry-safe, never a reason to try the next URL (policy.ts).
+ */
 export function socketFailure(e: unknown, handshakeUnconfirmed = false): OriginlinkError {
   if (e instanceof OriginlinkError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;

@@ -8,7 +8,7 @@
  * shared ticker drives the idle sweep, as it drives every pool's health
  * checks.
  */
-import { ErrorCode, NOT_SENT, OriginlinkError } from '../errors.js';
+import { closedBeforeSent } from '../errors.js';
 import type { ProtocolPolicy, OriginSpec } from '../connect/connect.js';
 import type { ProxyNode } from '../net/proxy.js';
 import type { Pool } from '../pool/pool.js';
@@ -107,11 +107,7 @@ export class PoolRegistry implements TickMember {
    * on it.
    */
   find(u: URL, protocol: ProtocolPolicy | undefined, proxy: ProxyNode | null, owned: boolean): PoolInfo {
-    if (this.#closed)
-      throw new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', 'agent is closed', {
-        retrySafe: true,
-        facts: NOT_SENT,
-      });
+    if (this.#closed) throw closedBeforeSent('agent is closed');
     if (!owned) return this.#find(u, protocol, proxy);
     // Hot path: the same URL object as last time, asked the same way.
     const memo = this.#byUrl.get(u);

@@ -7,7 +7,7 @@
  * Invariant: a request is handed to a connection synchronously in #pump, so
  * `conn.active` is always the true reservation count.
  */
-import { abortedBy, ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
+import { abortedBy, closedBeforeSent, ErrorCode, NOT_SENT, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { idleAfterHint, type PoolOptions } from './options.js';
 import { PoolCounters, type PoolStats } from './stats.js';
 import type { ConnEvent, ConnRequest, ConnResponse, PooledConnection, Protocol } from '../http/types.js';
@@ -257,13 +257,7 @@ export class Pool implements TickMember {
 
   /** Run a request on a connection of this pool. */
   request(req: ConnRequest): Promise<PoolResult> {
-    if (this.#closed)
-      return Promise.reject(
-        new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} is closed`, {
-          retrySafe: true,
-          facts: NOT_SENT,
-        }),
-      );
+    if (this.#closed) return Promise.reject(closedBeforeSent(`pool for ${this.origin} is closed`));
     // An 'abort' listener added to a signal that already fired never runs: refuse now, not at pendingTimeoutMs.
     if (req.signal?.aborted) {
       this.counters.error(ErrorCode.ABORTED);
@@ -1032,12 +1026,7 @@ export class Pool implements TickMember {
    */
   close(): Promise<void> {
     void this.#checks?.close();
-    this.#shutdown(
-      new OriginlinkError(ErrorCode.POOL_CLOSED, 'local', `pool for ${this.origin} closed`, {
-        retrySafe: true,
-        facts: NOT_SENT,
-      }),
-    );
+    this.#shutdown(closedBeforeSent(`pool for ${this.origin} closed`));
     for (const e of this.#entries.values()) e.conn.drain();
     // The connections' sockets are unref'd: what closes them (an h2 GOAWAY, then the peer's end) holds nothing.
     return holdUntil(
