@@ -102,7 +102,9 @@ describe('close() under queued requests', () => {
     const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 }, maxRetries: 2 });
     try {
       const first = agent.request({ url }).then((r) => r.text());
-      await new Promise((r) => setTimeout(r, 50)); // the one connection busy
+      // The one connection busy: the origin has the first request (it answers 300 ms later).
+      for (let i = 0; i < 200 && seen === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(seen).toBe(1);
       const queued = agent.request({ url }).then(
         () => null,
         (e: unknown) => e,
