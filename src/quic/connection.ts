@@ -46,7 +46,7 @@ import { PacketSink } from './packet-sink.js';
 import { Paths } from './paths.js';
 import { afterFirstFlight, earlyReported, inEarlyData, type Handshake } from './handshake.js';
 import { StreamReader } from './stream-reader.js';
-import type { Socket } from 'node:dgram';
+import type { UdpSocket as Socket } from './native-socket.js';
 import { DeadlineTimer, OneShot } from './timers.js';
 
 export interface QuicStatsSnapshot {

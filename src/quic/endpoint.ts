@@ -1,5 +1,6 @@
 /**
- * A UDP endpoint: one dgram socket, many QUIC connections routed by
+ * A UDP endpoint: one socket (a client's made by the addon, native-socket.ts; node:dgram's otherwise), many QUIC
+ * connections routed by
  * destination connection id. Every connection id we issue is CID_LEN bytes,
  * so short-header packets are routed without a parse. Bytes that are not a
  * QUIC packet for a known connection (or a valid new Initial, on a server)
@@ -20,6 +21,7 @@ import { ClientHelloReader, refusalInitial } from './initial.js';
 import type { StrikeRegister } from './strike-register.js';
 import { batchReceiver, type BatchReceiver } from './udp-rx.js';
 import { bindDirect, udpAddon, udpAddonReason } from './udp-native.js';
+import { NativeUdpSocket, openNativeSocket, type UdpSocket } from './native-socket.js';
 import { boundTicketAge } from './ticket-age.js';
 
 /** Socket errors that are a connected socket's ICMP report of an unreachable peer. */
@@ -247,11 +249,11 @@ function literalLookup(
 }
 
 export class QuicEndpoint {
-  #socket: dgram.Socket;
+  #socket: UdpSocket;
   #sink: PacketSink;
   #local: HostPort;
-  /** Sockets bound later for client migration (new local port); bounded by MAX_EXTRA_SOCKETS. */
-  #extra: Array<{ socket: dgram.Socket; local: HostPort }> = [];
+  /** Sockets bound later for client migration (new local port), with their readers; bounded by MAX_EXTRA_SOCKETS. */
+  #extra: Array<{ socket: UdpSocket; local: HostPort; rx: BatchReceiver | null }> = [];
   /** Native batched readers of our sockets (udp-rx.ts); stopped before the sockets close. */
   #receivers: BatchReceiver[] = [];
   #opts: EndpointOptions;
@@ -307,7 +309,7 @@ export class QuicEndpoint {
   #held = new Map<string, Held>();
   #vnBuf = Buffer.allocUnsafe(1350);
 
-  private constructor(socket: dgram.Socket, local: HostPort, opts: EndpointOptions) {
+  private constructor(socket: UdpSocket, local: HostPort, opts: EndpointOptions) {
     this.#socket = socket;
     this.#local = local;
     this.#opts = opts;
@@ -319,10 +321,12 @@ export class QuicEndpoint {
     this.#listen(socket, local);
   }
 
-  #listen(socket: dgram.Socket, local: HostPort): void {
-    // Batched receive when the native addon allows it; dgram's 'message' events otherwise.
+  /** Start reading `socket`; its batch receiver, or null when dgram's events deliver. */
+  #listen(socket: UdpSocket, local: HostPort): BatchReceiver | null {
+    // Batched receive when the native addon allows it (always for a socket of its own); dgram's 'message' events
+    // otherwise.
     const rx =
-      this.#opts.batchReceive === false
+      this.#opts.batchReceive === false && !(socket instanceof NativeUdpSocket)
         ? null
         : batchReceiver(
             socket,
@@ -331,11 +335,18 @@ export class QuicEndpoint {
             this.#onUnreachable,
           );
     if (rx) this.#receivers.push(rx);
-    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
-    socket.on('error', (e: NodeJS.ErrnoException) => {
+    if (socket instanceof NativeUdpSocket) {
+      if (rx) return rx;
+      socket.close();
+      throw new OriginlinkError(ErrorCode.CONNECT_FAILED, 'local', 'cannot read the UDP socket (native/udp rxStart)');
+    }
+    const dg = socket as dgram.Socket;
+    dg.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port, local));
+    dg.on('error', (e: NodeJS.ErrnoException) => {
       if (this.#opts.peer && e.code !== undefined && UNREACHABLE.has(e.code)) this.#onUnreachable(e.code);
       else this.#counters.dropped++;
     });
+    return rx;
   }
 
   /** A connected socket's ICMP report: every connection of this endpoint goes to its one peer. */
@@ -353,7 +364,17 @@ export class QuicEndpoint {
   }
 
   /** Connect a socket to the endpoint's one peer (EndpointOptions.peer); its packets then leave without an address. */
-  async #connectSocket(socket: dgram.Socket): Promise<void> {
+  async #connectSocket(socket: UdpSocket): Promise<void> {
+    if (socket instanceof NativeUdpSocket) {
+      // Connected when made (openNativeSocket).
+      this.#sink.connected(socket);
+      return;
+    }
+    await this.#connectDgram(socket as dgram.Socket);
+    this.#sink.connected(socket);
+  }
+
+  async #connectDgram(socket: dgram.Socket): Promise<void> {
     const peer = this.#opts.peer as HostPort;
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error): void => reject(e);
@@ -370,12 +391,27 @@ export class QuicEndpoint {
         { cause: e, retrySafe: true },
       );
     });
-    this.#sink.connected(socket);
   }
 
-  static async #bindSocket(opts: EndpointOptions): Promise<{ socket: dgram.Socket; local: HostPort }> {
+  static async #bindSocket(opts: EndpointOptions): Promise<{ socket: UdpSocket; local: HostPort }> {
     const ipv6 = opts.ipv6 ?? (opts.host !== undefined && ipFamily(opts.host) === 6);
     const host = opts.host ?? (ipv6 ? '::' : '0.0.0.0');
+    const size = opts.socketBuffer ?? 4 * 1024 * 1024;
+    // A client's socket for one peer: made, bound and connected by the addon, without node:dgram (native-socket.ts).
+    if (opts.peer && !opts.steer && opts.batchReceive !== false) {
+      let own: NativeUdpSocket | null;
+      try {
+        own = openNativeSocket(host, opts.port ?? 0, opts.peer, size);
+      } catch (e) {
+        throw new OriginlinkError(
+          ErrorCode.CONNECT_FAILED,
+          'local',
+          `cannot bind UDP ${host}:${opts.port ?? 0} for ${opts.peer.host}:${opts.peer.port}: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      if (own) return { socket: own, local: own.local };
+    }
     // Steered: a socket of the port's reuseport group, made by the addon and handed to dgram (steer.c).
     const fd = opts.steer ? steeredSocket(host, opts.port ?? 0) : null;
     const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', lookup: literalLookup as never });
@@ -400,7 +436,6 @@ export class QuicEndpoint {
         { cause: e },
       );
     });
-    const size = opts.socketBuffer ?? 4 * 1024 * 1024;
     try {
       socket.setRecvBufferSize(size);
       socket.setSendBufferSize(size);
@@ -454,8 +489,8 @@ export class QuicEndpoint {
         throw e;
       }
     }
-    this.#listen(socket, local);
-    this.#extra.push({ socket, local });
+    const rx = this.#listen(socket, local);
+    this.#extra.push({ socket, local, rx });
     return local;
   }
 
@@ -464,6 +499,10 @@ export class QuicEndpoint {
     const i = this.#extra.findIndex((x) => x.local.port === local.port && x.local.host === local.host);
     if (i < 0) return;
     const [x] = this.#extra.splice(i, 1);
+    if (x!.rx) {
+      x!.rx.stop();
+      this.#receivers.splice(this.#receivers.indexOf(x!.rx), 1);
+    }
     try {
       x!.socket.close();
     } catch {
@@ -512,7 +551,7 @@ export class QuicEndpoint {
   }
 
   /** The socket bound to `local` (the primary one when unknown). */
-  #socketFor = (local: HostPort): dgram.Socket => {
+  #socketFor = (local: HostPort): UdpSocket => {
     if (local.port === this.#local.port) return this.#socket;
     for (const e of this.#extra) if (e.local.port === local.port) return e.socket;
     return this.#socket;

@@ -18,7 +18,7 @@
  * in a plain sendmsg; without it, or when that call fails, packet by packet
  * through dgram.
  */
-import type { Socket } from 'node:dgram';
+import type { UdpSocket as Socket } from './native-socket.js';
 import type { HostPort } from './quiche.js';
 import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, gsoSender, type GsoSender } from './udp-gso.js';
 

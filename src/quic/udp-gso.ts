@@ -9,8 +9,8 @@
  * EIO from a device without checksum offload...): the caller then sends the
  * same bytes packet by packet. See native-notes/udp.md.
  */
-import type { Socket } from 'node:dgram';
-import { socketFd, udpAddon } from './udp-native.js';
+import { fdOf, type UdpSocket } from './native-socket.js';
+import { udpAddon } from './udp-native.js';
 import { knobs } from '../util/knobs.js';
 
 /** Linux UDP_MAX_SEGMENTS is 64 (128 since 5.x); stay under both and under 64 KiB per call. */
@@ -27,10 +27,10 @@ export interface GsoSender {
 }
 
 /** A GSO sender bound to a bound socket, or null when GSO is unavailable. */
-export function gsoSender(socket: Socket): GsoSender | null {
+export function gsoSender(socket: UdpSocket): GsoSender | null {
   const a = load();
   if (!a) return null;
-  const fd = socketFd(socket);
+  const fd = fdOf(socket);
   if (fd === null) return null;
   try {
     if (!a.gsoSupported(fd)) return null;

@@ -37,6 +37,11 @@ export interface UdpAddon {
   rxRef?(handle: object, ref: boolean): void;
   /** Int32 words per datagram in rxStart's `meta` (the layout version). */
   rxMetaStride?: number;
+  /**
+   * A non-blocking UDP socket bound to ip:port and connected to peerIp:peerPort (none when peerIp is ''), SO_RCVBUF
+   * and SO_SNDBUF set to bufBytes when > 0: its fd (out[0] = the local port) or -errno. Older builds lack it.
+   */
+  udpOpen?(ip: string, port: number, peerIp: string, peerPort: number, bufBytes: number, out: Int32Array): number;
   /** steer.c (older builds lack them): a SO_REUSEPORT socket bound to ip:port, its fd or -errno. */
   reuseportBind?(ip: string, port: number): number;
   /** The REUSEPORT_SOCKARRAY map of `slots` entries: its fd or -errno. */
@@ -71,6 +76,19 @@ export function udpAddon(): UdpAddon | null {
     }
   }
   return addon;
+}
+
+/** Int32 words per datagram in rxStart's metadata (must match META_STRIDE in udp.c). */
+export const RX_META_STRIDE = 8;
+
+/**
+ * The addon when batched receive can be used: its receive functions present with our metadata layout (a stale build's
+ * differs), and ORIGINLINK_NO_RECVMMSG unset. Null otherwise: dgram's events deliver.
+ */
+export function rxAddon(): UdpAddon | null {
+  if (knobs.noRecvmmsg) return null;
+  const a = udpAddon();
+  return a?.rxStart && a.rxStop && a.rxRef && a.rxMetaStride === RX_META_STRIDE ? a : null;
 }
 
 /** Why the addon is not loaded (null when it is). */

@@ -1,7 +1,8 @@
 /**
- * Optional batched UDP receive (native/udp, Linux): the dgram socket stops
- * reading (its handle's `recvStop`) and a libuv poll handle on a dup of its
- * fd reads with recvmmsg(), up to SLOTS datagrams per call, into one buffer
+ * Optional batched UDP receive (native/udp, Linux): a dgram socket stops
+ * reading (its handle's `recvStop`; a socket of the addon's own,
+ * native-socket.ts, has no other reader) and a libuv poll handle on a dup of
+ * its fd reads with recvmmsg(), up to SLOTS datagrams per call, into one buffer
  * shared by every receiver of the process. One JS call per batch instead of
  * one 'message' event per datagram (each with its own Buffer and rinfo).
  * The socket also gets UDP_GRO: same-size datagrams of one flow may arrive
@@ -18,15 +19,14 @@
  */
 import type { Socket } from 'node:dgram';
 import { constants } from 'node:os';
-import { socketHandle, udpAddon } from './udp-native.js';
-import { knobs } from '../util/knobs.js';
+import { NativeUdpSocket, type UdpSocket } from './native-socket.js';
+import { RX_META_STRIDE, rxAddon, socketHandle } from './udp-native.js';
 
 /** Any UDP payload fits in a slot (IPv4 max 65507). */
 const SLOT = 65536;
 /** Datagrams per recvmmsg call (the addon caps it at 64). */
 const SLOTS = 32;
-/** Int32 words per datagram in the metadata array (must match META_STRIDE in udp.c). */
-const STRIDE = 8;
+const STRIDE = RX_META_STRIDE;
 
 let shared: { buf: Buffer; meta: Int32Array; metaBytes: Uint8Array } | null = null;
 
@@ -41,17 +41,19 @@ export interface BatchReceiver {
 }
 
 export function batchReceiver(
-  socket: Socket,
+  socket: UdpSocket,
   onDatagram: (msg: Buffer, host: string, port: number) => void,
   onBatchEnd?: () => void,
   /** An ICMP report on a connected socket (ECONNREFUSED: port unreachable; EHOSTUNREACH, ENETUNREACH, EHOSTDOWN). */
   onUnreachable?: (code: string) => void,
 ): BatchReceiver | null {
-  if (knobs.noRecvmmsg) return null;
-  const a = udpAddon();
-  // A build whose metadata layout differs from ours (a stale addon) is not used.
-  if (!a?.rxStart || !a.rxStop || !a.rxRef || a.rxMetaStride !== STRIDE) return null;
-  const h = socketHandle(socket) as { fd?: number; recvStop?: () => number; recvStart?: () => number } | null;
+  const a = rxAddon();
+  if (!a?.rxStart || !a.rxStop || !a.rxRef) return null;
+  // A socket of our own has no other reader to stop.
+  const h =
+    socket instanceof NativeUdpSocket
+      ? { fd: socket.fd, recvStop: () => 0, recvStart: () => 0 }
+      : (socketHandle(socket as Socket) as { fd?: number; recvStop?: () => number; recvStart?: () => number } | null);
   if (!h || typeof h.fd !== 'number' || typeof h.recvStop !== 'function' || typeof h.recvStart !== 'function')
     return null;
   if (!shared) {

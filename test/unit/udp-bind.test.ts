@@ -75,3 +75,56 @@ describe('a QUIC endpoint binds without dgram.bind', () => {
     expect(r.foreign?.message).toMatch(/EADDRNOTAVAIL/);
   });
 });
+
+describe("a client endpoint's socket is the addon's own (src/quic/native-socket.ts)", () => {
+  beforeAll(() => buildIfStale(), 120_000);
+
+  it('has no dgram handle, is connected to its peer, is read in batches, and frees its port at close', () => {
+    const r = fresh(`
+      import { closeSync } from 'node:fs';
+      const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});
+      const { udpAddon } = await import(${JSON.stringify(ENDPOINT.replace('endpoint.js', 'udp-native.js'))});
+      // The peer: a socket of the addon's too, so that the endpoint's would be the only dgram handle (UDPWrap).
+      const a = udpAddon();
+      const out = new Int32Array(1);
+      const peerFd = a.udpOpen('127.0.0.1', 0, '', 0, 0, out);
+      const ep = await QuicEndpoint.bind({ host: '127.0.0.1', peer: { host: '127.0.0.1', port: out[0] } });
+      const handles = process.getActiveResourcesInfo().filter((h) => h === 'UDPWrap').length;
+      const { default: dgram } = await import('node:dgram');
+      const other = dgram.createSocket('udp4');
+      const junk = Buffer.from('not quic');
+      // From another port first: the connected socket's kernel drops it; then from the peer.
+      await new Promise((r) => other.send(junk, ep.address.port, '127.0.0.1', r));
+      const sent = a.sendSegments(peerFd, junk, 0, junk.length, junk.length, '127.0.0.1', ep.address.port);
+      const until = Date.now() + 5000;
+      while (ep.stats().datagramsIn < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
+      const st = ep.stats();
+      const port = ep.address.port;
+      await ep.close();
+      // The port is free again: neither the fd nor the receiver's duplicate of it is left open.
+      const again = dgram.createSocket('udp4');
+      const rebound = await new Promise((r) => { again.once('error', (e) => r(e.code)); again.bind(port, '127.0.0.1', () => r('ok')); });
+      again.close(); other.close(); closeSync(peerFd);
+      console.log(JSON.stringify({ handles, sent, in: st.datagramsIn, batches: st.rxBatches, rebound }));
+      process.exit(0);
+    `) as { handles: number; sent: number; in: number; batches: number; rebound: string };
+    expect(r).toEqual({ handles: 0, sent: 8, in: 1, batches: 1, rebound: 'ok' });
+  });
+
+  it('a peer of the other family and an address not on this host are typed errors', () => {
+    const r = fresh(`
+      const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});
+      const fail = (o) => QuicEndpoint.bind(o).then(() => null, (e) => ({ code: e.code, message: e.message }));
+      console.log(JSON.stringify({
+        family: await fail({ host: '::1', peer: { host: '127.0.0.1', port: 443 } }),
+        foreign: await fail({ host: '192.0.2.1', peer: { host: '192.0.2.2', port: 443 } }),
+      }));
+      process.exit(0);
+    `) as Record<string, { code: string; message: string } | null>;
+    expect(r.family).toMatchObject({ code: 'OL_CONNECT_FAILED' });
+    expect(r.family?.message).toMatch(/EINVAL/);
+    expect(r.foreign).toMatchObject({ code: 'OL_CONNECT_FAILED' });
+    expect(r.foreign?.message).toMatch(/EADDRNOTAVAIL/);
+  });
+});

@@ -20,6 +20,9 @@
  *   rxStop(handle)                (idempotent, also after the receiver is gone; closes the dup'd fd)
  *   rxRef(handle, ref)            (uv_ref / uv_unref)
  *   rxMetaStride                  (int32 words per datagram in `meta`)
+ *   udpOpen(ip, port, peerIp, peerPort, bufBytes, out) -> fd | -errno
+ *                                 (a non-blocking socket of our own, bound, connected when peerIp is not
+ *                                 empty; out[0] = the local port: a client's QUIC socket without node:dgram)
  *   reuseportBind, steerMap, steerJoin   (steer.c: the h3 front on every worker)
  */
 #define _GNU_SOURCE
@@ -131,6 +134,54 @@ static napi_value send_segments(napi_env env, napi_callback_info info) {
   do n = sendmsg(fd, &msg, MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   return num(env, n < 0 ? -(double)errno : (double)n);
+}
+
+/*
+ * A UDP socket made here rather than by node:dgram (whose module, socket object and asynchronous connect are a
+ * fresh process's first QUIC dial's largest built-in cost): socket, best-effort buffer sizes (capped by
+ * net.core.*mem_max), bind, connect(2) to the one peer when given, getsockname for the port. The caller reads it with
+ * rxStart and writes it with sendSegments; it closes the fd (fs.closeSync) after rxStop.
+ */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  ARGS(6, "udpOpen");
+  char ip[64], peer[64];
+  size_t iplen, peerlen;
+  uint32_t port, peer_port;
+  int32_t buf_bytes;
+  CHECK(napi_get_value_string_utf8(env, argv[0], ip, sizeof(ip), &iplen));
+  CHECK(napi_get_value_uint32(env, argv[1], &port));
+  CHECK(napi_get_value_string_utf8(env, argv[2], peer, sizeof(peer), &peerlen));
+  CHECK(napi_get_value_uint32(env, argv[3], &peer_port));
+  CHECK(napi_get_value_int32(env, argv[4], &buf_bytes));
+  napi_typedarray_type tt;
+  size_t olen, ooff;
+  void *odata;
+  napi_value oab;
+  CHECK(napi_get_typedarray_info(env, argv[5], &tt, &olen, &odata, &oab, &ooff));
+  if (tt != napi_int32_array || olen < 1 || port > 65535 || peer_port > 65535) return num(env, -EINVAL);
+  struct sockaddr_storage local, remote;
+  socklen_t llen, rlen = 0;
+  if (parse_addr(ip, port, &local, &llen) != 0) return num(env, -EINVAL);
+  if (peerlen > 0 && (parse_addr(peer, peer_port, &remote, &rlen) != 0 || remote.ss_family != local.ss_family))
+    return num(env, -EINVAL);
+  int fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return num(env, -errno);
+  if (buf_bytes > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf_bytes, sizeof(buf_bytes));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf_bytes, sizeof(buf_bytes));
+  }
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof(bound);
+  if (bind(fd, (struct sockaddr *)&local, llen) != 0 ||
+      (rlen > 0 && connect(fd, (struct sockaddr *)&remote, rlen) != 0) ||
+      getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+    int e = errno;
+    close(fd);
+    return num(env, -e);
+  }
+  ((int32_t *)odata)[0] = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                            : ((struct sockaddr_in *)&bound)->sin_port);
+  return num(env, fd);
 }
 
 static napi_value gso_supported(napi_env env, napi_callback_info info) {
@@ -486,6 +537,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"rxStart", NULL, rx_start, NULL, NULL, NULL, napi_default, NULL},
       {"rxStop", NULL, rx_stop, NULL, NULL, NULL, napi_default, NULL},
       {"rxRef", NULL, rx_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"reuseportBind", NULL, steer_reuseport_bind, NULL, NULL, NULL, napi_default, NULL},
       {"steerMap", NULL, steer_map, NULL, NULL, NULL, napi_default, NULL},
       {"steerJoin", NULL, steer_join, NULL, NULL, NULL, napi_default, NULL},
