@@ -67,6 +67,8 @@ export class NativeUdpSocket implements UdpSocket {
   readonly fd: number;
   readonly local: HostPort;
   #closed = false;
+  /** Its batch receiver owns the fd (udp-rx.ts): it closes it when stopped. */
+  #handedOver = false;
 
   constructor(fd: number, local: HostPort) {
     this.fd = fd;
@@ -83,11 +85,19 @@ export class NativeUdpSocket implements UdpSocket {
     cb?.(r === b ? null : Object.assign(new Error(`send ${getSystemErrorName(r)}`), { code: getSystemErrorName(r) }));
   }
 
-  /** Closes the fd; the endpoint stops its receiver first (rxStop closes the receiver's own duplicate). */
+  /** The batch receiver reads the fd now, and closes it when it stops (rxStart's `adopt`). */
+  handOver(): void {
+    this.#handedOver = true;
+  }
+
+  /**
+   * No more sends. The fd is closed here only when no receiver took it; the endpoint stops its receiver first, which
+   * closes it.
+   */
   close(callback?: () => void): void {
     if (!this.#closed) {
       this.#closed = true;
-      closeSync(this.fd);
+      if (!this.#handedOver) closeSync(this.fd);
     }
     if (callback) queueMicrotask(callback);
   }

@@ -26,12 +26,14 @@ export interface UdpAddon {
   ): number;
   gsoSupported(fd: number): boolean;
   /** Older builds lack the receive functions. */
+  /** `adopt`: read `fd` itself (not a duplicate) and close it when the receiver stops; on failure it stays the caller's. */
   rxStart?(
     fd: number,
     buf: Uint8Array,
     slotSize: number,
     meta: Int32Array,
     onBatch: (count: number) => void,
+    adopt?: boolean,
   ): object | number;
   rxStop?(handle: object): void;
   rxRef?(handle: object, ref: boolean): void;

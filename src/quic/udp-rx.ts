@@ -95,9 +95,12 @@ export function batchReceiver(
     onBatchEnd?.();
   };
   h.recvStop();
+  // A socket of our own is the receiver's from now on: it reads the fd itself and closes it when stopped (also when a
+  // worker's environment goes first); a dgram socket's is read through a duplicate.
+  const own = socket instanceof NativeUdpSocket;
   let handle: object | number;
   try {
-    handle = a.rxStart(h.fd, buf, SLOT, meta, onBatch);
+    handle = a.rxStart(h.fd, buf, SLOT, meta, onBatch, own);
   } catch {
     handle = -1;
   }
@@ -106,6 +109,7 @@ export function batchReceiver(
     return null;
   }
   const rx = handle;
+  if (own) socket.handOver();
   let stopped = false;
   return {
     stats,

@@ -112,6 +112,38 @@ describe("a client endpoint's socket is the addon's own (src/quic/native-socket.
     expect(r).toEqual({ handles: 0, sent: 8, in: 1, batches: 1, rebound: 'ok' });
   });
 
+  it('goes with a worker thread that ends or is terminated with it open: no descriptor is left', () => {
+    const r = fresh(`
+      import { readdirSync, readlinkSync } from 'node:fs';
+      import { Worker } from 'node:worker_threads';
+      const sockets = () => readdirSync('/proc/self/fd').filter((f) => {
+        try { return readlinkSync('/proc/self/fd/' + f).startsWith('socket:'); } catch { return false; }
+      }).length;
+      // The worker counts the process's sockets itself once its endpoint is bound (they share the descriptor table).
+      const body = \`
+        const { readdirSync, readlinkSync } = await import('node:fs');
+        const { parentPort, workerData } = await import('node:worker_threads');
+        const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});
+        const ep = await QuicEndpoint.bind({ host: '127.0.0.1', peer: { host: '127.0.0.1', port: 9 } });
+        if (workerData.mode === 'exit') ep.unref();
+        parentPort.postMessage((\${sockets.toString()})() - workerData.before);\`;
+      const before = sockets();
+      const seen = {};
+      for (const mode of ['exit', 'terminate']) {
+        const w = new Worker(body, { eval: true, workerData: { mode, before } });
+        await new Promise((res) => {
+          w.on('message', async (n) => { seen[mode] = n; if (mode === 'terminate') await w.terminate(); });
+          w.on('exit', res);
+          w.on('error', (e) => { seen[mode] = String(e); res(); });
+        });
+      }
+      console.log(JSON.stringify({ seen, left: sockets() - before }));
+      process.exit(0);
+    `) as { seen: Record<string, number | string>; left: number };
+    // While it ran, the worker's endpoint held one socket (its fd, read by the receiver itself); none is left after.
+    expect(r).toEqual({ seen: { exit: 1, terminate: 1 }, left: 0 });
+  });
+
   it('a peer of the other family and an address not on this host are typed errors', () => {
     const r = fresh(`
       const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});

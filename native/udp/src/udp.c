@@ -16,7 +16,9 @@
  * Exports:
  *   sendSegments(fd, buf, offset, length, segSize, ip, port) -> bytes | -errno
  *   gsoSupported(fd) -> boolean   (getsockopt UDP_SEGMENT works: kernel >= 4.18)
- *   rxStart(fd, buf, slotSize, meta, callback) -> handle | -errno
+ *   rxStart(fd, buf, slotSize, meta, callback[, adopt]) -> handle | -errno
+ *                                 (adopt: read the fd itself, not a dup, and close it when the receiver
+ *                                 goes — a socket of udpOpen's; on failure the caller keeps it)
  *   rxStop(handle)                (idempotent, also after the receiver is gone; closes the dup'd fd)
  *   rxRef(handle, ref)            (uv_ref / uv_unref)
  *   rxMetaStride                  (int32 words per datagram in `meta`)
@@ -232,6 +234,8 @@ typedef struct {
     struct cmsghdr align;
   } ctrl[RX_MAX];
   int gro;
+  /* rxStart's adopt while it runs: its failures leave the fd to the caller. */
+  int adopting;
   napi_async_cleanup_hook_handle hook;
   /* The JS handle's box; NULL once the handle was collected. */
   struct rx_box *box;
@@ -257,7 +261,7 @@ static void rx_box_finalize(napi_env env, void *data, void *hint) {
 static void rx_closed(uv_handle_t *h) {
   rx_t *rx = (rx_t *)h->data;
   if (rx->box) rx->box->rx = NULL;
-  if (rx->fd >= 0) close(rx->fd);
+  if (rx->fd >= 0 && !rx->adopting) close(rx->fd);
   if (rx->hook) napi_remove_async_cleanup_hook(rx->hook);
   free(rx);
 }
@@ -272,8 +276,11 @@ static void rx_close_now(rx_t *rx) {
   /* uv_close may only queue its EPOLL_CTL_DEL (io_uring batching in the poll phase): remove it now. */
   struct epoll_event ev;
   memset(&ev, 0, sizeof(ev));
-  epoll_ctl(uv_backend_fd(rx->poll.loop), EPOLL_CTL_DEL, rx->fd, &ev);
-  close(rx->fd);
+  if (rx->fd >= 0) {
+    epoll_ctl(uv_backend_fd(rx->poll.loop), EPOLL_CTL_DEL, rx->fd, &ev);
+    /* An adopted fd whose rxStart failed stays the caller's. */
+    if (!rx->adopting) close(rx->fd);
+  }
   rx->fd = -1;
 }
 
@@ -413,7 +420,13 @@ static void rx_env_cleanup(napi_async_cleanup_hook_handle h, void *arg) {
 }
 
 static napi_value rx_start(napi_env env, napi_callback_info info) {
-  ARGS(5, "rxStart");
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_error(env, NULL, "originlink udp: rxStart needs 5 arguments");
+    return NULL;
+  }
   int32_t fd, slot;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   napi_typedarray_type bt, mt;
@@ -425,6 +438,8 @@ static napi_value rx_start(napi_env env, napi_callback_info info) {
   CHECK(napi_get_typedarray_info(env, argv[3], &mt, &mlen, &mdata, &ab, &off));
   napi_valuetype ft;
   CHECK(napi_typeof(env, argv[4], &ft));
+  bool adopt = false;
+  if (argc >= 6 && napi_get_value_bool(env, argv[5], &adopt) != napi_ok) adopt = false;
   if (bt != napi_uint8_array || mt != napi_int32_array || ft != napi_function || slot < 1200 || fd < 0) return num(env, -EINVAL);
   size_t slots = blen / (size_t)slot;
   if (mlen / META_STRIDE < slots) slots = mlen / META_STRIDE;
@@ -432,11 +447,11 @@ static napi_value rx_start(napi_env env, napi_callback_info info) {
   if (slots < 1) return num(env, -EINVAL);
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
-  int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  int dfd = adopt ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dfd < 0) return num(env, -(double)errno);
   rx_t *rx = calloc(1, sizeof(*rx));
   if (!rx) {
-    close(dfd);
+    if (!adopt) close(dfd);
     return num(env, -ENOMEM);
   }
   rx->env = env;
@@ -447,10 +462,12 @@ static napi_value rx_start(napi_env env, napi_callback_info info) {
   rx->meta = mdata;
   int r = uv_poll_init_socket(loop, &rx->poll, dfd);
   if (r != 0) {
-    close(dfd);
+    if (!adopt) close(dfd);
     free(rx);
     return num(env, r);
   }
+  /* Until the receiver is made, a failure leaves an adopted fd to the caller (rx_close_now). */
+  rx->adopting = adopt;
   rx->poll.data = rx;
   napi_value name;
   napi_create_string_utf8(env, "originlink:udp-rx", NAPI_AUTO_LENGTH, &name);
@@ -487,6 +504,7 @@ static napi_value rx_start(napi_env env, napi_callback_info info) {
     rx_release(rx);
     return num(env, r);
   }
+  rx->adopting = 0;
   /* A worker's environment can go away with the receiver open: close it first (N-API 8 async cleanup hook). */
   if (napi_add_async_cleanup_hook(env, rx_env_cleanup, rx, &rx->hook) != napi_ok) rx->hook = NULL;
   return ext;
