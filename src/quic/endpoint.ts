@@ -1,7 +1,6 @@
 /**
  * A UDP endpoint: one socket (a client's made by the addon, native-socket.ts; node:dgram's otherwise), many QUIC
- * connections routed by
- * destination connection id. Every connection id we issue is CID_LEN bytes,
+ * connections routed by destination connection id. Every connection id we issue is CID_LEN bytes,
  * so short-header packets are routed without a parse. Bytes that are not a
  * QUIC packet for a known connection (or a valid new Initial, on a server)
  * are counted and dropped; nothing from the wire can throw out of here.
