@@ -10,6 +10,7 @@
  * EndpointOptions.batchReceive false keep dgram. See native-notes/udp.md.
  */
 import { closeSync } from 'node:fs';
+import { constants } from 'node:os';
 import type { Socket } from 'node:dgram';
 import { getSystemErrorName } from 'node:util';
 import { rxAddon, socketFd, udpAddon } from './udp-native.js';
@@ -81,8 +82,11 @@ export class NativeUdpSocket implements UdpSocket {
   send(msg: Uint8Array, a: number, b: number | string, c?: number | SendCallback, _d?: string, e?: SendCallback): void {
     if (typeof b === 'string' || typeof c === 'number') throw new Error('the socket is connected: no address is given');
     const cb = typeof c === 'function' ? c : e;
-    const r = this.#closed ? -9 : udpAddon()!.sendSegments(this.fd, msg, a, b, b, '', 0);
-    cb?.(r === b ? null : Object.assign(new Error(`send ${getSystemErrorName(r)}`), { code: getSystemErrorName(r) }));
+    const r = this.#closed ? -constants.errno.EBADF : udpAddon()!.sendSegments(this.fd, msg, a, b, b, '', 0);
+    if (!cb) return;
+    // UDP sends a datagram whole or not at all: a count is the datagram's length, anything else an errno.
+    const code = r < 0 ? getSystemErrorName(r) : null;
+    cb(code === null ? null : Object.assign(new Error(`send ${code}`), { code }));
   }
 
   /** The batch receiver reads the fd now, and closes it when it stops (rxStart's `adopt`). */

@@ -144,6 +144,27 @@ describe("a client endpoint's socket is the addon's own (src/quic/native-socket.
     expect(r).toEqual({ seen: { exit: 1, terminate: 1 }, left: 0 });
   });
 
+  it('sends without GSO one sendmsg a packet, refuses an address, and reports a send after close', () => {
+    const r = fresh(`
+      import dgram from 'node:dgram';
+      const { openNativeSocket } = await import(${JSON.stringify(ENDPOINT.replace('endpoint.js', 'native-socket.js'))});
+      const peer = dgram.createSocket('udp4');
+      await new Promise((r) => peer.bind(0, '127.0.0.1', r));
+      const got = new Promise((r) => peer.once('message', (m) => r(String(m))));
+      const s = openNativeSocket('127.0.0.1', 0, { host: '127.0.0.1', port: peer.address().port }, 0);
+      const msg = Buffer.from('xx-one packet-xx');
+      const sent = await new Promise((r) => s.send(msg, 3, 10, (e) => r(e ? e.code : 'ok')));
+      let addressed = null;
+      try { s.send(msg, 0, 3, 9, '127.0.0.1', () => {}); } catch (e) { addressed = e.message; }
+      s.close();
+      const late = await new Promise((r) => s.send(msg, 0, 3, (e) => r(e ? e.code : 'ok')));
+      console.log(JSON.stringify({ sent, body: await got, addressed, late }));
+      peer.close();
+      process.exit(0);
+    `) as Record<string, string | null>;
+    expect(r).toEqual({ sent: 'ok', body: 'one packet', addressed: expect.stringMatching(/connected/), late: 'EBADF' });
+  });
+
   it('a peer of the other family and an address not on this host are typed errors', () => {
     const r = fresh(`
       const { QuicEndpoint } = await import(${JSON.stringify(ENDPOINT)});
