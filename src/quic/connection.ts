@@ -46,7 +46,7 @@ import { PacketSink } from './packet-sink.js';
 import { Paths } from './paths.js';
 import { afterFirstFlight, earlyReported, inEarlyData, type Handshake } from './handshake.js';
 import { StreamReader } from './stream-reader.js';
-import type { UdpSocket as Socket } from './native-socket.js';
+import type { UdpSocket } from './native-socket.js';
 import { DeadlineTimer, OneShot } from './timers.js';
 
 export interface QuicStatsSnapshot {
@@ -102,7 +102,7 @@ export interface QuicConnectionInit {
   remote: HostPort;
   sink: PacketSink;
   /** The local socket bound to an address (packets leave from the path's local address). */
-  socketFor?: (local: HostPort) => Socket;
+  socketFor?: (local: HostPort) => UdpSocket;
   /** Route datagrams for a connection id we issued (NEW_CONNECTION_ID) / stop routing a retired one. */
   addCid?: (c: QuicConnection, cid: Uint8Array) => void;
   removeCid?: (c: QuicConnection, cid: Uint8Array) => void;
@@ -214,7 +214,7 @@ export class QuicConnection implements QuicStreamTransport {
   #lastRecvError: string | null = null;
   #sendDeferred = false;
   #lastFrom: HostPort | null = null;
-  #lastSocket: Socket | undefined;
+  #lastSocket: UdpSocket | undefined;
   /** Connection ids, path events, migration, stall counting (paths.ts). */
   #paths: Paths;
   /** The read side: which streams to read, backpressure, where the bytes land. */

@@ -18,7 +18,7 @@
  * in a plain sendmsg; without it, or when that call fails, packet by packet
  * through dgram.
  */
-import type { UdpSocket as Socket } from './native-socket.js';
+import type { UdpSocket } from './native-socket.js';
 import type { HostPort } from './quiche.js';
 import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, gsoSender, type GsoSender } from './udp-gso.js';
 
@@ -29,7 +29,7 @@ const SLAB_BYTES = 256 * 1024;
 let spare: Buffer | null = null;
 
 export class PacketSink {
-  #socket: Socket;
+  #socket: UdpSocket;
   #slot: number;
   /** Null between a flush and the next reserve. */
   #slab: Buffer | null = null;
@@ -45,14 +45,14 @@ export class PacketSink {
   #offs: number[] = [];
   #lens: number[] = [];
   #tos: HostPort[] = [];
-  #vias: Socket[] = [];
+  #vias: UdpSocket[] = [];
   #gsoOff: boolean;
-  #gsoBySocket = new WeakMap<Socket, GsoSender | null>();
+  #gsoBySocket = new WeakMap<UdpSocket, GsoSender | null>();
   /**
    * Sockets connected to their one peer (UDP connect(2)): sent to without an address (the kernel keeps route and
    * destination).
    */
-  #connected = new WeakSet<Socket>();
+  #connected = new WeakSet<UdpSocket>();
   packetsOut = 0;
   bytesOut = 0;
   sendErrors = 0;
@@ -61,7 +61,7 @@ export class PacketSink {
   /** GSO calls that failed and were resent packet by packet. */
   gsoFallbacks = 0;
 
-  constructor(socket: Socket, maxPacket: number, opts: { gso?: boolean } = {}) {
+  constructor(socket: UdpSocket, maxPacket: number, opts: { gso?: boolean } = {}) {
     this.#socket = socket;
     this.#slot = maxPacket;
     this.#gsoOff = opts.gso === false;
@@ -77,7 +77,7 @@ export class PacketSink {
     return !!this.#gsoBySocket.get(this.#socket);
   }
 
-  #gsoFor(socket: Socket): GsoSender | null {
+  #gsoFor(socket: UdpSocket): GsoSender | null {
     if (this.#gsoOff) return null;
     let g = this.#gsoBySocket.get(socket);
     if (g === undefined) {
@@ -88,7 +88,7 @@ export class PacketSink {
   }
 
   /** `socket` is connected to the only destination its packets have (QuicEndpoint with a `peer`). */
-  connected(socket: Socket): void {
+  connected(socket: UdpSocket): void {
     this.#connected.add(socket);
   }
 
@@ -107,7 +107,7 @@ export class PacketSink {
   }
 
   /** The packet just written into the reserved view; `via` = another local socket (migration). */
-  commit(len: number, to: HostPort, via: Socket = this.#socket): void {
+  commit(len: number, to: HostPort, via: UdpSocket = this.#socket): void {
     const k = this.#n++;
     this.#offs[k] = this.#used;
     this.#lens[k] = len;
