@@ -322,10 +322,10 @@ export class QuicEndpoint {
 
   /** Start reading `socket`; its batch receiver, or null when dgram's events deliver. */
   #listen(socket: UdpSocket, local: HostPort): BatchReceiver | null {
-    // Batched receive when the native addon allows it (always for a socket of its own); dgram's 'message' events
-    // otherwise.
+    // Batched receive when the native addon allows it; dgram's 'message' events otherwise. A socket of our own is made
+    // only where batched receive is allowed (#bindSocket), and has no other reader.
     const rx =
-      this.#opts.batchReceive === false && !(socket instanceof NativeUdpSocket)
+      this.#opts.batchReceive === false
         ? null
         : batchReceiver(
             socket,
