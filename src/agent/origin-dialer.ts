@@ -18,6 +18,7 @@ import type { SessionStore } from '../store/session-store.js';
 import type { AgentOptions, OriginOverrides } from './options.js';
 import type { OriginPlan } from './registry.js';
 import { resolveTarget, type OriginTarget } from './target.js';
+import { LegSignal } from '../util/leg-signal.js';
 
 let connectionIds = 0;
 const nextId = (): number => ++connectionIds;
@@ -146,7 +147,7 @@ export class OriginDialer {
     if (o.connectTimeoutMs !== undefined) pool.connectTimeoutMs = o.connectTimeoutMs;
     if (o.headersTimeoutMs !== undefined) pool.headersTimeoutMs = o.headersTimeoutMs;
     if (o.bodyTimeoutMs !== undefined) pool.bodyTimeoutMs = o.bodyTimeoutMs;
-    const conn = await connectOrigin(spec, { ...ctx, pool, signal: o.signal ?? new AbortController().signal });
+    const conn = await connectOrigin(spec, { ...ctx, pool, signal: o.signal ?? new LegSignal(null) });
     return conn as H1PooledConnection;
   }
 }

@@ -34,6 +34,7 @@ import { h3BodySink, queueBody, StreamBody } from '../wire/h3-body.js';
 import { H3Liveness } from './h3-liveness.js';
 import type { SessionStore } from '../store/session-store.js';
 import { IdMap } from '../util/id-map.js';
+import type { DialSignal } from '../util/leg-signal.js';
 
 /** RFC 8470 §5.2: 425 Too Early. */
 const TOO_EARLY = 425;
@@ -147,7 +148,7 @@ export class H3PooledConnection implements PooledConnection {
     ip: string,
     port: number,
     early: boolean,
-    signal?: AbortSignal,
+    signal?: DialSignal,
   ) {
     this.id = id;
     this.#ep = ep;

@@ -25,6 +25,7 @@ import type { ClientIdentity } from '../net/tls-context.js';
 import type { QpackOptions } from '../wire/h3-settings.js';
 import { H2ProxyLinks } from './h2-proxy-links.js';
 import { quiche } from '../quic/quiche.js';
+import type { DialSignal } from '../util/leg-signal.js';
 
 /** Which protocol(s) to use for an origin. `auto` lets ALPN (and later probes) decide. */
 export type ProtocolPolicy = 'auto' | Protocol;
@@ -63,7 +64,7 @@ export interface ConnectContext {
   sessionStore: SessionStore;
   sessionKey: string;
   nextId: () => number;
-  signal: AbortSignal;
+  signal: DialSignal;
   /** Which requests may ride in 0-RTT early data (h3). Default 'safe': GET, HEAD, OPTIONS. */
   earlyData?: EarlyDataPolicy | undefined;
   /** Connections to `http2` proxy nodes (one set per Agent); default: one set shared by the process. */

@@ -46,6 +46,7 @@ import {
   proxyTlsOptions,
   type TunnelOptions,
 } from '../net/tunnel.js';
+import { abortSignalOf } from '../util/leg-signal.js';
 
 /** A connection to a node with no tunnel left closes after this long, ms. */
 export const LINK_IDLE_MS = 30_000;
@@ -115,7 +116,7 @@ export class H2ProxyLinks {
       this.#h1Until.delete(node.key);
     }
     const deadline = AbortSignal.timeout(o.timeoutMs);
-    const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
+    const signal = o.signal ? AbortSignal.any([abortSignalOf(o.signal), deadline]) : deadline;
     const authority = connectAuthority(host, port);
     const failed = (): OriginlinkError =>
       o.signal?.aborted

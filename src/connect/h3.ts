@@ -15,6 +15,7 @@ import { h3Settings, type QpackOptions } from '../wire/h3-settings.js';
 import { defaultResolver, type Resolver } from '../net/resolver.js';
 import { H3PooledConnection, type H3ConnectionSettings } from '../client/h3.js';
 import type { SessionStore } from '../store/session-store.js';
+import type { DialSignal } from '../util/leg-signal.js';
 
 export interface H3ConnectOptions {
   /**
@@ -59,7 +60,7 @@ export interface H3ConnectOptions {
    */
   migrateAfterProbeTimeouts?: number;
   id?: number;
-  signal?: AbortSignal | undefined;
+  signal?: DialSignal | undefined;
   quic?: QuicOptions;
   /** Pace what we send at 1.25 × cwnd / RTT (quic/pacer.ts). Default true. */
   pacing?: boolean;

@@ -17,6 +17,7 @@ import { defaultResolver, type ResolvedAddress } from './resolver.js';
 import { connectTcp, type TcpConnected, type TcpConnectOptions } from './tcp.js';
 import { openTunnel, type TunnelOptions } from './tunnel.js';
 import { ipFamily } from '../util/ip.js';
+import { abortSignalOf, type DialSignal } from '../util/leg-signal.js';
 
 /** Where a dial goes: a name (or IP literal) and port, and how its addresses are chosen. */
 export interface DialTarget {
@@ -70,7 +71,7 @@ export function defaultAddressBook(): AddressBook {
 export async function dialTcp(
   target: DialTarget,
   base: Omit<TcpConnectOptions, 'host' | 'port' | 'servername' | 'signal'>,
-  signal: AbortSignal,
+  signal: DialSignal,
   h2Tunnels?: H2TunnelOpener,
 ): Promise<Dialled> {
   const o = { ...base, port: target.port };
@@ -117,7 +118,7 @@ export async function dialTcp(
  * A connected unix-domain stream socket at `path`: refused (ECONNREFUSED: nothing listens; ENOENT: no such socket)
  * and timed out as a TCP connect is, so the pool's dial errors and backoff apply unchanged.
  */
-function connectUnix(path: string, signal: AbortSignal, timeoutMs: number | undefined): Promise<net.Socket> {
+function connectUnix(path: string, signal: DialSignal, timeoutMs: number | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ path });
     const fail = (e: Error): void => {
@@ -157,9 +158,9 @@ function connectUnix(path: string, signal: AbortSignal, timeoutMs: number | unde
  */
 export async function dialAddresses<T>(
   target: DialTarget,
-  signal: AbortSignal,
+  signal: DialSignal,
   /** `lead`: the only attempt, or the race's first one to an address not marked down. */
-  dial: (host: string, servername: string | undefined, signal: AbortSignal, lead: boolean) => Promise<T>,
+  dial: (host: string, servername: string | undefined, signal: DialSignal, lead: boolean) => Promise<T>,
   dispose: (value: T) => void,
 ): Promise<{ value: T; address: ResolvedAddress | null; attempts: number }> {
   const host = target.host.startsWith('[') && target.host.endsWith(']') ? target.host.slice(1, -1) : target.host;
@@ -176,7 +177,7 @@ export async function dialAddresses<T>(
   const attempt = (a: ResolvedAddress, sig: AbortSignal): Promise<T> => {
     const release = book.attempt(host, target.port, a);
     const lead = a === candidates[0] && !book.isDown(host, target.port, a);
-    return dial(a.address, servername, AbortSignal.any([signal, sig]), lead).finally(release);
+    return dial(a.address, servername, AbortSignal.any([abortSignalOf(signal), sig]), lead).finally(release);
   };
   const r = await raceAddresses(candidates, attempt, {
     attemptDelayMs: target.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS,

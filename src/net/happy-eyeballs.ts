@@ -7,6 +7,7 @@
  */
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { ResolvedAddress } from './resolver.js';
+import type { DialSignal } from '../util/leg-signal.js';
 
 /** RFC 8305 §8: "Connection Attempt Delay" recommended 250 ms; §5: never below 10 ms (100 ms recommended minimum). */
 export const DEFAULT_ATTEMPT_DELAY_MS = 250;
@@ -21,7 +22,7 @@ export interface RaceResult<T> {
 
 export interface RaceOptions<T> {
   attemptDelayMs: number;
-  signal?: AbortSignal | undefined;
+  signal?: DialSignal | undefined;
   /** Called for a value that succeeded after another attempt had won. */
   dispose: (value: T) => void;
   /** An attempt failed before the race was decided (aborted losers are not reported). */

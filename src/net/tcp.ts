@@ -19,6 +19,7 @@ import { clientContext, type ClientIdentity, type TrustedCa } from './tls-contex
 import type { SessionStore } from '../store/session-store.js';
 import { tfoSocketFactory } from './tfo.js';
 import { ipFamily } from '../util/ip.js';
+import { type DialSignal, LegSignal } from '../util/leg-signal.js';
 
 export interface TcpConnectOptions {
   host: string;
@@ -42,7 +43,7 @@ export interface TcpConnectOptions {
   tfo?: boolean | undefined;
   /** TCP keepalive probes for pooled sockets: [idleS, intervalS, count]; null leaves the OS default. */
   keepAliveProbes?: { idleS: number; intervalS: number; count: number } | null | undefined;
-  signal?: AbortSignal | undefined;
+  signal?: DialSignal | undefined;
   /**
    * An already open stream to the origin (a proxy tunnel): no dial, no TFO; TLS goes on top of it. A
    * Duplex that is not a socket (an HTTP/2 CONNECT stream) gets no socket options; h1/h2 use only its
@@ -119,8 +120,8 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
     }, o.connectTimeoutMs);
     if (o.signal?.aborted) return onAbort();
     // One pool-wide signal serves every concurrent dial (up to maxConnections listeners, each removed when its dial
-    // settles).
-    if (o.signal) setMaxListeners(0, o.signal);
+    // settles): Node's warns past 10 listeners (a leg of ours has no such limit).
+    if (o.signal && !(o.signal instanceof LegSignal)) setMaxListeners(0, o.signal);
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     const isIp = ipFamily(o.host) !== 0;

@@ -25,9 +25,10 @@ import {
   type Read,
 } from './proxy-replies.js';
 import { ipFamily } from '../util/ip.js';
+import type { DialSignal } from '../util/leg-signal.js';
 
 export interface TunnelOptions {
-  signal?: AbortSignal | undefined;
+  signal?: DialSignal | undefined;
   timeoutMs: number;
   /** Trust for an `https://` proxy's own certificate. */
   ca?: TrustedCa | undefined;

@@ -17,6 +17,7 @@ import { sharedTicker, type Ticker, type TickMember } from './ticker.js';
 import { LazyTimer } from '../util/lazy-timer.js';
 import { turnNow } from '../util/clock.js';
 import { hold, holdUntil, release } from '../util/hold.js';
+import { type DialSignal, LegSignal } from '../util/leg-signal.js';
 
 /**
  * Share of idleTimeoutMs after which a surplus idle h1 connection closes (see #armIdle), unless a regret raised it
@@ -24,7 +25,7 @@ import { hold, holdUntil, release } from '../util/hold.js';
  */
 const SURPLUS_FRACTION = 1 / 8;
 
-export type Dialer = (signal: AbortSignal) => Promise<PooledConnection>;
+export type Dialer = (signal: DialSignal) => Promise<PooledConnection>;
 
 export interface PoolResult {
   res: ConnResponse;
@@ -138,7 +139,7 @@ export class Pool implements TickMember {
   #lastHealthAt = 0;
   #lastActivityAt = performance.now();
   #closed = false;
-  #dialAbort = new AbortController();
+  #dialAbort = new LegSignal(null);
   #drainWaiters: Array<() => void> = [];
   /** The longest idle period a connection of this pool was handed out after, ms (#enter). */
   #idleSurvived = 0;
@@ -661,7 +662,7 @@ export class Pool implements TickMember {
   #dialOne(): Promise<void> {
     this.#dialing++;
     this.counters.dialStarted();
-    const p = this.#dial(this.#dialAbort.signal)
+    const p = this.#dial(this.#dialAbort)
       .then(
         (conn) => {
           this.#dialing--;

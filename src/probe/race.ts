@@ -18,6 +18,7 @@
  */
 import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import type { PooledConnection } from '../http/types.js';
+import { type DialSignal, LegSignal } from '../util/leg-signal.js';
 
 /** `early`: the connection was handed out by the race at 0-RTT readiness (the caller holds it already). */
 export type QuicOutcome =
@@ -27,8 +28,8 @@ export type QuicOutcome =
 
 export interface RaceOptions {
   /** Resolves at the handshake, or at 0-RTT readiness with `handshakePending()` non-null (early start). */
-  quic: (signal: AbortSignal) => Promise<PooledConnection>;
-  tcp: (signal: AbortSignal) => Promise<PooledConnection>;
+  quic: (signal: DialSignal) => Promise<PooledConnection>;
+  tcp: (signal: DialSignal) => Promise<PooledConnection>;
   delayMs: number;
   /** Hard bound on the QUIC attempt (the connector has its own; this is the backstop). */
   quicTimeoutMs: number;
@@ -45,13 +46,13 @@ export interface RaceOptions {
    * Without it, such a TCP connection is closed.
    */
   onFallback?: (tcp: PooledConnection, quic: PooledConnection) => void;
-  signal: AbortSignal;
+  signal: DialSignal;
 }
 
 export function raceDial(o: RaceOptions): Promise<PooledConnection> {
   return new Promise<PooledConnection>((resolve, reject) => {
-    const quicCtl = new AbortController();
-    const tcpCtl = new AbortController();
+    const quicLeg = new LegSignal(null);
+    const tcpLeg = new LegSignal(null);
     let decided = false;
     let tcpStarted = false;
     let tcpError: OriginlinkError | null = null;
@@ -66,8 +67,8 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
     // Also after an early win, until the handshake settles: the pool going away stops the TCP leg.
     const onOuterAbort = (): void => {
       stopDelay();
-      quicCtl.abort();
-      tcpCtl.abort();
+      quicLeg.abort();
+      tcpLeg.abort();
       fail(new OriginlinkError(ErrorCode.ABORTED, 'local', 'connect aborted', { retrySafe: true }));
     };
     if (o.signal.aborted) {
@@ -106,7 +107,7 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
       if (tcpStarted || (decided && !early) || (early && quicDone)) return;
       tcpStarted = true;
       stopDelay();
-      o.tcp(tcpCtl.signal).then(
+      o.tcp(tcpLeg).then(
         (c) => {
           if (!early) {
             win(c);
@@ -129,8 +130,8 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
       );
     }
 
-    const quicTimer = setTimeout(() => quicCtl.abort(), o.quicTimeoutMs);
-    o.quic(quicCtl.signal)
+    const quicTimer = setTimeout(() => quicLeg.abort(), o.quicTimeoutMs);
+    o.quic(quicLeg)
       .then(async (c) => {
         const pending = c.handshakePending?.() ?? null;
         if (pending === null) return c;
@@ -166,7 +167,7 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
             // The handshake completed: TCP (if still connecting) is not needed.
             o.signal.removeEventListener('abort', onOuterAbort);
             stopDelay();
-            tcpCtl.abort();
+            tcpLeg.abort();
             o.onQuic({ ok: true, conn: c, late: fellBack, early: true });
             return;
           }
@@ -176,7 +177,7 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
             if (!taken) c.destroy();
             return;
           }
-          tcpCtl.abort();
+          tcpLeg.abort();
           win(c);
         },
         (e: unknown) => {
@@ -184,7 +185,7 @@ export function raceDial(o: RaceOptions): Promise<PooledConnection> {
           quicDone = true;
           const err = toOriginlinkError(e, ErrorCode.QUIC_FAILED);
           quicError = err;
-          const timedOut = quicCtl.signal.aborted && !o.signal.aborted;
+          const timedOut = quicLeg.aborted && !o.signal.aborted;
           if (o.signal.aborted) o.onQuic({ ok: 'aborted' });
           else if (timedOut)
             o.onQuic({

@@ -11,6 +11,7 @@ import { MemoryOriginCache, type OriginCache } from '../store/origin-cache.js';
 import { raceDial } from './race.js';
 import { DEFAULT_SELECTION, OriginState, type SelectionOptions } from './state.js';
 import { LruMap } from '../util/lru.js';
+import { type DialSignal, LegSignal } from '../util/leg-signal.js';
 
 export type DialContext = Omit<ConnectContext, 'signal'>;
 
@@ -79,7 +80,7 @@ export class Selector {
   autoDialer(origin: string, spec: OriginSpec, ctx: DialContext, pool: () => Pool | null): Dialer {
     const st = this.state(origin);
     const n = this.counters(origin);
-    const tcp = (signal: AbortSignal): Promise<PooledConnection> =>
+    const tcp = (signal: DialSignal): Promise<PooledConnection> =>
       this.#connect({ ...spec, protocol: 'auto' }, { ...ctx, signal }).then((c) => {
         this.noteConnection(origin, c);
         return c;
@@ -190,8 +191,8 @@ export class Selector {
     st.quicPending = true;
     const n = this.counters(origin);
     n.quicAttempts++;
-    const ctl = new AbortController();
-    connectAltH3(spec, alt, { ...ctx, signal: ctl.signal }, this.opts.quicTimeoutMs).then(
+    const ctl = new LegSignal(null);
+    connectAltH3(spec, alt, { ...ctx, signal: ctl }, this.opts.quicTimeoutMs).then(
       (c) => {
         this.#upgrading.delete(origin);
         st.quicPending = false;

@@ -18,6 +18,8 @@ export class LegSignal extends OnceListeners<void> implements SignalLike {
   aborted = false;
   reason: unknown = undefined;
   #parent: SignalLike | null;
+  /** Node's own signal for this leg, made at the first toAbortSignal() and aborted with it. */
+  #native: AbortController | null = null;
 
   constructor(parent: SignalLike | null | undefined) {
     super();
@@ -37,10 +39,24 @@ export class LegSignal extends OnceListeners<void> implements SignalLike {
     this.aborted = true;
     this.reason = reason;
     this.detach();
+    this.#native?.abort(reason);
     this.fire();
   }
 
-  addEventListener(_type: 'abort', fn: () => void): void {
+  /**
+   * This leg as Node's AbortSignal, for what needs one (AbortSignal.any, a Node API's `signal` option): one made on
+   * first need and kept, so that a leg used only by our own code never creates an EventTarget.
+   */
+  toAbortSignal(): AbortSignal {
+    if (this.#native === null) {
+      this.#native = new AbortController();
+      if (this.aborted) this.#native.abort(this.reason);
+    }
+    return this.#native.signal;
+  }
+
+  /** Every listener runs once (`once` is how a leg listens anyway). */
+  addEventListener(_type: 'abort', fn: () => void, _opts?: { once?: boolean }): void {
     if (!this.aborted) this.listen(fn);
   }
 
@@ -52,4 +68,12 @@ export class LegSignal extends OnceListeners<void> implements SignalLike {
     this.#parent?.removeEventListener('abort', this.#onParent);
     this.#parent = null;
   }
+}
+
+/** What a dial listens to: Node's signal (a caller's), or a leg of ours (a pool's, a race's) that makes one on need. */
+export type DialSignal = AbortSignal | LegSignal;
+
+/** `s` as Node's AbortSignal: itself, or the leg's own (LegSignal.toAbortSignal). */
+export function abortSignalOf(s: DialSignal): AbortSignal {
+  return s instanceof LegSignal ? s.toAbortSignal() : s;
 }
