@@ -98,6 +98,8 @@ export class H3PooledConnection implements PooledConnection {
   #goawayId: number | null = null;
   #closeError: OriginlinkError | null = null;
   #sessionSaved = false;
+  /** A save of the session is queued for after this turn (#saveSessionSoon). */
+  #saveQueued = false;
   /** The drained connection's close has begun (at once, or after waiting for a ticket). */
   #closingDrained = false;
   /** Request streams whose exchange is over (a whole answer) while their body still leaves: wire id → stream id. */
@@ -132,7 +134,7 @@ export class H3PooledConnection implements PooledConnection {
       // Answered while its body still leaves: the stream stays ours until the pump ends or cancels it.
       if (r.id >= 0 && x.completed && !x.facts.requestSent) this.#sending.set(x.wireId, r.id);
       this.lastActiveAt = performance.now();
-      if (!this.#sessionSaved) this.#saveSession();
+      if (!this.#sessionSaved) this.#saveSessionSoon();
       this.#emit({ type: 'capacity' });
       this.#maybeCloseDrained();
     },
@@ -576,6 +578,8 @@ export class H3PooledConnection implements PooledConnection {
   #maybeCloseDrained(): void {
     if (this.#state !== 'draining' || this.active !== 0 || this.#closingDrained) return;
     this.#closingDrained = true;
+    // A save queued for after this turn happens now: whether a ticket is in decides how the close goes.
+    if (this.#saveQueued && !this.#sessionSaved) this.#saveSession();
     if (!this.#opts.sessionStore || this.#sessionSaved || !this.#quic.established) {
       this.#h3.close(H3ErrorCode.NO_ERROR, 'drained');
       return;
@@ -609,6 +613,20 @@ export class H3PooledConnection implements PooledConnection {
       this.#saveSession();
     }
     if (this.#state !== 'closed' && !this.#h3.closed) this.#h3.close(H3ErrorCode.NO_ERROR, 'drained');
+  }
+
+  /**
+   * Save the session once this turn is over: a request settles while its answer is being handed over, and the
+   * store's work (the ticket's lifetime read, a shared store's write) waits until its reader has it. A close saves
+   * at once (#onClosed); a dial begun in this same turn finds no ticket yet.
+   */
+  #saveSessionSoon(): void {
+    if (this.#saveQueued || !this.#opts.sessionStore) return;
+    this.#saveQueued = true;
+    setImmediate(() => {
+      this.#saveQueued = false;
+      if (!this.#sessionSaved && this.#state !== 'closed') this.#saveSession();
+    });
   }
 
   #saveSession(): void {
