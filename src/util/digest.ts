@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 /** Inputs above this many bytes go to `node:crypto`. */
 const LOCAL_MAX = 16 * 1024;
 
-const K = new Uint32Array([
+const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
   0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
   0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
@@ -21,6 +21,8 @@ const K = new Uint32Array([
   0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
   0xc67178f2,
 ]);
+/** The initial hash value (§5.3.3). */
+const H0 = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /** A native SHA-256 writing 32 bytes into `out` (the QUIC binding's BoringSSL: quic/quiche.ts registers it). */
 export type NativeSha256 = (data: Uint8Array, out: Uint8Array) => void;
@@ -59,31 +61,32 @@ export function sha256(parts: ReadonlyArray<string | Uint8Array>): Buffer {
   padded[len] = 0x80;
   padded.writeUInt32BE(Math.floor(len / 0x20000000), padded.length - 8);
   padded.writeUInt32BE((len << 3) >>> 0, padded.length - 4);
-  const H = new Uint32Array([
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ]);
-  const W = new Uint32Array(64);
+  // Words kept as signed 32-bit values (Int32Array, `| 0`): a fresh process runs this in V8's interpreter, where a
+  // number past 2^31 (what an unsigned word is half the time) is a heap allocation, a small integer is not.
+  const H = Int32Array.from(H0);
+  const W = new Int32Array(64);
   for (let off = 0; off < padded.length; off += 64) {
-    for (let t = 0; t < 16; t++) W[t] = padded.readUInt32BE(off + 4 * t);
+    for (let t = 0, i = off; t < 16; t++, i += 4)
+      W[t] = (padded[i]! << 24) | (padded[i + 1]! << 16) | (padded[i + 2]! << 8) | padded[i + 3]!;
     for (let t = 16; t < 64; t++) {
-      const w15 = W[t - 15] as number;
-      const w2 = W[t - 2] as number;
+      const w15 = W[t - 15]!;
+      const w2 = W[t - 2]!;
       const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
       const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
-      W[t] = (W[t - 16] as number) + s0 + (W[t - 7] as number) + s1;
+      W[t] = (((W[t - 16]! + s0) | 0) + ((W[t - 7]! + s1) | 0)) | 0;
     }
-    let a = H[0] as number;
-    let b = H[1] as number;
-    let c = H[2] as number;
-    let d = H[3] as number;
-    let e = H[4] as number;
-    let f = H[5] as number;
-    let g = H[6] as number;
-    let h = H[7] as number;
+    let a = H[0]!;
+    let b = H[1]!;
+    let c = H[2]!;
+    let d = H[3]!;
+    let e = H[4]!;
+    let f = H[5]!;
+    let g = H[6]!;
+    let h = H[7]!;
     for (let t = 0; t < 64; t++) {
       const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const ch = (e & f) ^ (~e & g);
-      const t1 = (h + S1 + ch + (K[t] as number) + (W[t] as number)) | 0;
+      const t1 = (((h + S1) | 0) + ((ch + ((K[t]! + W[t]!) | 0)) | 0)) | 0;
       const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
       const maj = (a & b) ^ (a & c) ^ (b & c);
       const t2 = (S0 + maj) | 0;
@@ -96,17 +99,17 @@ export function sha256(parts: ReadonlyArray<string | Uint8Array>): Buffer {
       b = a;
       a = (t1 + t2) | 0;
     }
-    H[0] = (H[0] as number) + a;
-    H[1] = (H[1] as number) + b;
-    H[2] = (H[2] as number) + c;
-    H[3] = (H[3] as number) + d;
-    H[4] = (H[4] as number) + e;
-    H[5] = (H[5] as number) + f;
-    H[6] = (H[6] as number) + g;
-    H[7] = (H[7] as number) + h;
+    H[0] = (H[0]! + a) | 0;
+    H[1] = (H[1]! + b) | 0;
+    H[2] = (H[2]! + c) | 0;
+    H[3] = (H[3]! + d) | 0;
+    H[4] = (H[4]! + e) | 0;
+    H[5] = (H[5]! + f) | 0;
+    H[6] = (H[6]! + g) | 0;
+    H[7] = (H[7]! + h) | 0;
   }
   const out = Buffer.allocUnsafe(32);
-  for (let i = 0; i < 8; i++) out.writeUInt32BE(H[i] as number, 4 * i);
+  for (let i = 0; i < 8; i++) out.writeInt32BE(H[i]!, 4 * i);
   return out;
 }
 
