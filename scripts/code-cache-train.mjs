@@ -7,9 +7,7 @@
 //   (scripts/bundle.mjs runs it with another ORIGINLINK_CODE_CACHE_OUT and keeps that file's cache only: the
 //   library's stays a request's).
 // - `client CLIENT_CJS`: loads the one-shot commands' bundle (dist/bundle/client.cjs) as main.cjs does for `fetch`,
-//   `probe` or `info`, and runs `fetch` a protocol: a cache of what a fetch compiles; then, when redis-server is
-//   installed, `fetch` with a shared store twice over h2 and h3 (the second resumes from the first's ticket: 0-RTT
-//   over h3), as a fleet's fresh process does.
+//   `probe` or `info`, and runs `fetch` a protocol: a cache of what a fetch compiles.
 // A request that fails exits non-zero: the build then says the cache holds less.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -55,8 +53,8 @@ if (mode === 'library') {
   const io = { readFileSync, renameSync, writeFileSync, createRequire, fileURLToPath, Script, env: process.env };
   const { commands } = compileCached(io, pathToFileURL(file)).exports;
   const flag = { h1: '--http1.1', h2: '--http2', h3: '--http3' };
-  train = async (name, url, extra = []) => {
-    const code = await commands.get('fetch')(['-s', '-o', '/dev/null', '--cacert', caPath, flag[name], ...extra, url]);
+  train = async (name, url) => {
+    const code = await commands.get('fetch')(['-s', '-o', '/dev/null', '--cacert', caPath, flag[name], url]);
     if (code !== 0) throw new Error(`fetch ${name} exited ${code}`);
   };
 }
@@ -67,68 +65,37 @@ const origins = await startDemoOrigins({
   key: readFileSync(join(certs, 'leaf.key')),
   ports: { h1: 0, h2: 0, h3: 0 },
 });
-const redis = mode === 'client' ? await startRedis() : null;
 try {
   for (const o of origins) await train(o.name, `https://localhost:${o.port}/`);
-  // A fleet's fresh process (bench fleet): `fetch` with a shared store, twice an origin — the second takes the ticket
-  // the first left in Redis, so the cache holds the stores' paths and a resumed connection's (0-RTT over h3) too.
-  if (redis?.running)
-    for (const o of origins.filter((x) => x.name !== 'h1'))
-      for (let i = 0; i < 2; i++)
-        await train(o.name, `https://localhost:${o.port}/`, [
-          '--session-store',
-          `${redis.url}train-${o.name}:`,
-          '--origin-cache',
-          `${redis.url}train-${o.name}:`,
-        ]);
 } finally {
   await Promise.all(origins.map((o) => o.close()));
-  redis?.stop();
 }
 
 /**
- * A `redis-server` of our own on an ephemeral loopback port, once it accepts connections (`running`); when none is
- * installed, a port nothing listens on (`running` false). `url` ends in `?prefix=`.
+ * The package's Redis stores on a `redis-server` of its own (an ephemeral port) when one is installed: tickets put,
+ * read and taken, origin facts read, the writes flushed at close; else stores on a refused port, which still loads
+ * ioredis and makes its client.
  */
-async function startRedis() {
+async function trainRedis() {
+  const { openStores } = await import(pathToFileURL(file).href);
   const { spawn, spawnSync } = await import('node:child_process');
-  const { connect, createServer } = await import('node:net');
+  const { createServer } = await import('node:net');
   const port = await new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address();
       s.close(() => resolve(port));
     });
   });
-  const url = `redis://127.0.0.1:${port}/0?prefix=`;
-  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0)
-    return { url, running: false, stop: () => {} };
-  const server = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  const accepts = () =>
-    new Promise((resolve) => {
-      const c = connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      }).on('error', () => resolve(false));
-    });
-  let running = false;
-  for (let i = 0; i < 60 && !running; i++) {
-    running = await accepts();
-    if (!running) await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url, running, stop: () => server.kill() };
-}
-
-async function trainRedis() {
-  const { openStores } = await import(pathToFileURL(file).href);
-  const redis = await startRedis();
-  const url = `${redis.url}train:`;
+  const installed = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+  const server = installed
+    ? spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        stdio: 'ignore',
+      })
+    : null;
+  const url = `redis://127.0.0.1:${port}/0?prefix=train:`;
   const stores = openStores({ sessionStore: url, originCache: url });
   try {
-    await stores.ready(redis.running ? 3_000 : 200).catch(() => {});
+    await stores.ready(server ? 3_000 : 200).catch(() => {});
     for (let i = 0; i < 4; i++) {
       stores.sessionStore.put(`origin-${i}`, Buffer.alloc(200, i));
       stores.sessionStore.get(`origin-${i}`);
@@ -137,6 +104,6 @@ async function trainRedis() {
     }
   } finally {
     await stores.close();
-    redis.stop();
+    server?.kill();
   }
 }
