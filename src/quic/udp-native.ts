@@ -25,8 +25,10 @@ export interface UdpAddon {
     port: number,
   ): number;
   gsoSupported(fd: number): boolean;
-  /** Older builds lack the receive functions. */
-  /** `adopt`: read `fd` itself (not a duplicate) and close it when the receiver stops; on failure it stays the caller's. */
+  /**
+   * Batched receive (older builds lack the receive functions). `adopt`: read `fd` itself (not a duplicate) and close it
+   * when the receiver stops; on failure it stays the caller's.
+   */
   rxStart?(
     fd: number,
     buf: Uint8Array,
