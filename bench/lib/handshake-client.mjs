@@ -4,7 +4,7 @@
 // For each sample it walks every connection case of the protocol with fresh
 // Agents (fresh session stores) and prints one {"event":"result", samples}.
 // Time to first byte = from the request call to the response head, including
-// any connection setup, measured here with performance.now().
+// any connection setup, measured here with performance.now(); totalMs: to the body's end.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -55,11 +55,13 @@ async function timed(agent, kase, sample, early) {
   for await (const _ of res.body) {
     /* drain */
   }
+  const totalMs = performance.now() - t0;
   out.push({
     proto: o.proto,
     case: kase,
     sample,
     ms,
+    totalMs,
     reused,
     earlyData,
     tfo: facts.tfo,
