@@ -82,6 +82,9 @@ export class RedisSessionStore implements SessionStore {
   #warmKeys: number;
   #now: () => number;
   #claiming = new Set<string>();
+  /** Keys whose claim waits for the next timer tick (#claim), and that tick. */
+  #claimSoon = new Set<string>();
+  #claimTimer: NodeJS.Timeout | null = null;
   #toldDecrypt = false;
   #closed = false;
   #n = { claimed: 0, shared: 0, returned: 0, expired: 0, decryptFailures: 0 };
@@ -167,6 +170,9 @@ export class RedisSessionStore implements SessionStore {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    if (this.#claimTimer !== null) clearTimeout(this.#claimTimer);
+    this.#claimTimer = null;
+    this.#claimSoon.clear();
     const now = this.#now();
     for (const [key, list] of this.#local.entries()) {
       for (const t of list) {
@@ -207,11 +213,28 @@ export class RedisSessionStore implements SessionStore {
     );
   }
 
-  /** Background claim of one ticket for `key`, at most one in flight per key. */
+  /**
+   * Background claim of one ticket for `key`, at most one in flight per key. Started on the next timer tick, not
+   * in this call: a take() is on a dial's way to its first flight (connect/h3.ts takes the ticket just before it
+   * makes the connection, whose first flight leaves at this turn's check phase), and the command's encoding and
+   * write, cold in a fresh process, would come before that flight.
+   */
   #claim(key: string): void {
     if (this.#closed || !this.link.up || this.#claiming.has(key)) return;
-    void this.#claimNow(key);
+    this.#claimSoon.add(key);
+    if (this.#claimTimer === null) {
+      this.#claimTimer = setTimeout(this.#claimQueued, 0);
+      this.#claimTimer.unref();
+    }
   }
+
+  #claimQueued = (): void => {
+    this.#claimTimer = null;
+    const keys = [...this.#claimSoon];
+    this.#claimSoon.clear();
+    if (this.#closed || !this.link.up) return;
+    for (const k of keys) void this.#claimNow(k);
+  };
 
   async #claimNow(key: string): Promise<void> {
     if (this.#claiming.has(key)) return;

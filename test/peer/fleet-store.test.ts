@@ -64,7 +64,7 @@ describe('RedisSessionStore', () => {
     }
   });
 
-  it('a local miss claims in the background: the next dial has a ticket', async () => {
+  it('a local miss claims in the background, after the take: the next dial has a ticket', async () => {
     const p = prefix();
     const a = new RedisSessionStore({ url: redis.url, prefix: p });
     const b = new RedisSessionStore({ url: redis.url, prefix: p });
@@ -74,8 +74,16 @@ describe('RedisSessionStore', () => {
       a.put('k', Uint8Array.of(2));
       await within(1000, () => a.stats().redis.batches >= 1);
       await sleep(20);
+      const reads = b.stats().redis.reads;
       expect(b.take('k')).toBeUndefined();
+      expect(b.take('k')).toBeUndefined(); // a second miss in the same turn: still one claim
+      // Nothing sent inside the take, nor at this turn's check phase, where a dial's first flight leaves: the claim
+      // waits for the next timer tick.
+      expect(b.stats().redis.reads).toBe(reads);
+      await new Promise((r) => setImmediate(r));
+      expect(b.stats().redis.reads).toBe(reads);
       await within(1000, () => b.size === 1);
+      expect(b.stats().redis.reads).toBe(reads + 1);
       expect(b.take('k')![0]).toBe(2);
       expect(b.stats().claimed).toBe(1);
     } finally {
