@@ -71,22 +71,24 @@ function optionBit(t: string): number {
  * the common names in the two spellings peers send; it learns up to LEARNED_NAMES more and then stops growing
  * (a peer inventing names cannot make it grow without bound, nor push the common ones out). An array indexed
  * by length and those bits, and a comparison by char codes: a Map and String.prototype.startsWith made this
- * ~15 % slower. 2,048 slots: the whole first byte would make eight times as many, allocated at every import.
+ * ~15 % slower. 2,048 slots: the whole first byte would make eight times as many.
  */
 const MAX_TABLE_NAME = 64;
-const NAMES: Array<Array<readonly [wire: string, lower: string]> | undefined> = new Array(MAX_TABLE_NAME * 32);
+type NameTable = Array<Array<readonly [wire: string, lower: string]> | undefined>;
+/** Made and seeded at the first name looked up (seedNames): an import that parses no HTTP/1.1 pays nothing for it. */
+let NAMES: NameTable | null = null;
 const LEARNED_NAMES = 256;
 let learned = 0;
 /** Where the spellings of a name of this length and first byte are kept (lengths under MAX_TABLE_NAME). */
 const nameKey = (length: number, first: number): number => length * 32 + (first & 31);
-function remember(wire: string, lower: string): void {
+function remember(names: NameTable, wire: string, lower: string): void {
   if (wire.length >= MAX_TABLE_NAME) return;
   const k = nameKey(wire.length, wire.charCodeAt(0));
-  const list = NAMES[k];
-  if (!list) NAMES[k] = [[wire, lower]];
+  const list = names[k];
+  if (!list) names[k] = [[wire, lower]];
   else if (!list.some(([w]) => w === wire)) list.push([wire, lower]);
 }
-for (const n of [
+const SEED_NAMES = [
   'accept',
   'accept-encoding',
   'accept-language',
@@ -150,16 +152,23 @@ for (const n of [
   'sec-fetch-dest',
   'sec-fetch-user',
   'upgrade-insecure-requests',
-]) {
-  remember(n, n);
-  remember(
-    n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()),
-    n,
-  );
+];
+
+function seedNames(): NameTable {
+  const names: NameTable = new Array(MAX_TABLE_NAME * 32);
+  for (const n of SEED_NAMES) {
+    remember(names, n, n);
+    remember(
+      names,
+      n.replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase()),
+      n,
+    );
+  }
+  remember(names, 'ETag', 'etag');
+  remember(names, 'WWW-Authenticate', 'www-authenticate');
+  remember(names, 'TE', 'te');
+  return names;
 }
-remember('ETag', 'etag');
-remember('WWW-Authenticate', 'www-authenticate');
-remember('TE', 'te');
 
 /**
  * A copy of `s` that does not keep the string it was sliced from alive. V8 makes a slice of 13 characters or
@@ -174,7 +183,8 @@ function detached(s: string): string {
 function fieldName(text: string, start: number, end: number): string {
   const len = end - start;
   const first = text.charCodeAt(start);
-  const list = len < MAX_TABLE_NAME ? NAMES[nameKey(len, first)] : undefined;
+  const names = NAMES ?? (NAMES = seedNames());
+  const list = len < MAX_TABLE_NAME ? names[nameKey(len, first)] : undefined;
   if (list !== undefined) {
     next: for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
@@ -193,7 +203,7 @@ function fieldName(text: string, start: number, end: number): string {
   // Only names the table can hold use up its learning budget.
   if (learned < LEARNED_NAMES && raw.length < MAX_TABLE_NAME) {
     learned++;
-    remember(raw, lower);
+    remember(names, raw, lower);
   }
   return lower;
 }
