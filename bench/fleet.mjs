@@ -161,22 +161,29 @@ try {
     console.log(
       `| ${r.proto} | ${r.mode} | ${fmt(r.totalMedian)} (${fmt(r.totalMin)}–${fmt(r.totalMax)}) | ${fmt(r.rtts, 2)} | ${r.floor} (${r.why}) | ${r.resumed}/${r.n} | ${r.early}/${r.n} | ${fmt(r.wallMedian)} |`,
     );
-  // Issue 58's bar, judged in this run: the fresh process's h3 request (shared ticket) against a warm process's 0-RTT one.
+  // Issue 58's bar, judged in this run: each shared case's fresh process (h3, and auto: the default policy, which
+  // races QUIC on the facts in Redis) against a warm process's 0-RTT request, sample by sample.
   const warm = summarize(anchor.map((a) => a.totalMs));
-  const shared = rows.find((r) => r.proto === 'h3' && r.mode === 'shared');
-  const over = summarize(
-    results
-      .filter((r) => r.proto === 'h3' && r.mode === 'shared')
-      .map((r) => r.totalMs - (anchor.find((a) => a.sample === r.sample)?.totalMs ?? NaN)),
-  );
-  const bar = { warmMedian: warm.p50, bar: warm.p50 + 5, h3Shared: shared.totalMedian, overWarm: over.p50 };
   console.log(
     `| warm process | 0-RTT | ${fmt(warm.p50)} (${fmt(warm.min)}–${fmt(warm.max)}) | ${fmt(warm.p50 / check.rttMs, 2)} | 1 (the anchor: a process with a ticket of its own) | | ${anchor.filter((a) => a.earlyData).length}/${anchor.length} | |`,
   );
-  console.log(
-    `\nbar (warm 0-RTT + 5 ms): ${fmt(bar.bar)} ms; h3 shared ${fmt(bar.h3Shared)} ms: ${bar.h3Shared <= bar.bar ? 'met' : 'not met'}; ` +
-      `h3 shared − warm 0-RTT, sample by sample: median ${fmt(over.p50, 2)} ms (${fmt(over.min, 2)}–${fmt(over.max, 2)})`,
-  );
+  const bar = { warmMedian: warm.p50, bar: warm.p50 + 5 };
+  console.log(`
+bar (warm 0-RTT + 5 ms): ${fmt(bar.bar)} ms`);
+  for (const proto of ['h3', 'auto']) {
+    const shared = rows.find((r) => r.proto === proto && r.mode === 'shared');
+    const over = summarize(
+      results
+        .filter((r) => r.proto === proto && r.mode === 'shared')
+        .map((r) => r.totalMs - (anchor.find((a) => a.sample === r.sample)?.totalMs ?? NaN)),
+    );
+    bar[proto] = { shared: shared.totalMedian, overWarm: over.p50 };
+    // The verdict on the paired figure (each sample against the warm request of its own round), the medians beside it.
+    console.log(
+      `${proto} shared ${fmt(shared.totalMedian)} ms; over the warm request, sample by sample: median ` +
+        `${fmt(over.p50, 2)} ms (${fmt(over.min, 2)}–${fmt(over.max, 2)}): ${over.p50 <= 5 ? 'within' : 'not within'} 5 ms`,
+    );
+  }
   const file = new ResultWriter('fleet').write({ rttMs: check.rttMs, samples: SAMPLES, rows, results, anchor, bar });
   console.log(`\nresults: ${file}`);
 } finally {
