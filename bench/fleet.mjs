@@ -168,8 +168,7 @@ try {
     `| warm process | 0-RTT | ${fmt(warm.p50)} (${fmt(warm.min)}–${fmt(warm.max)}) | ${fmt(warm.p50 / check.rttMs, 2)} | 1 (the anchor: a process with a ticket of its own) | | ${anchor.filter((a) => a.earlyData).length}/${anchor.length} | |`,
   );
   const bar = { warmMedian: warm.p50, bar: warm.p50 + 5 };
-  console.log(`
-bar (warm 0-RTT + 5 ms): ${fmt(bar.bar)} ms`);
+  console.log(`\nbar (warm 0-RTT + 5 ms): ${fmt(bar.bar)} ms`);
   for (const proto of ['h3', 'auto']) {
     const shared = rows.find((r) => r.proto === proto && r.mode === 'shared');
     const over = summarize(
