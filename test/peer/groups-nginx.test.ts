@@ -219,7 +219,7 @@ describe('origin groups over nginx endpoints', () => {
       // Through nginx's proxy (a 5 ms backend): nginx, waiting on it, notices a client that went and logs 499.
       const path = '/s/x?delay=5';
       // Warm connections to every endpoint on another URI: nginx logs a line after its response has gone, so the
-      // warm-up's last lines may land after \`before\` is read; only the stopped phase's URI is counted below.
+      // warm-up's last lines may land after `before` is read; only the stopped phase's URI is counted below.
       await load(run.port, 30, 3, `${path}&warm=1`);
       const before = victim.nginx.log().length;
       victim.stop();
