@@ -136,7 +136,7 @@ export class Agent {
   check(
     origin: string | URL,
     path: string,
-    headers: Array<[string, string]>,
+    headers: HeaderList,
     signal: SignalLike,
   ): Promise<{ status: number; headers: HeaderList }> {
     return this.#checkOn(typeof origin === 'string' ? new URL(origin) : origin, path, headers, signal, null);
@@ -156,7 +156,7 @@ export class Agent {
   #checkOn(
     url: URL,
     path: string,
-    headers: Array<[string, string]>,
+    headers: HeaderList,
     signal: SignalLike,
     ep: Endpoint | null,
   ): Promise<{ status: number; headers: HeaderList }> {

@@ -24,6 +24,7 @@ import type {
   ConnState,
   ConnectionFacts,
   HeaderList,
+  SharedHeaderList,
   PooledConnection,
 } from '../http/types.js';
 import { Exchange, type ExchangeWire } from './exchange.js';
@@ -452,7 +453,7 @@ export class H2PooledConnection implements PooledConnection {
 }
 
 /** The field list without pseudo-headers. */
-function strip(h: HeaderList): HeaderList {
+function strip(h: SharedHeaderList): HeaderList {
   const out: HeaderList = [];
   for (const f of h) if (f[0].charCodeAt(0) !== 0x3a) out.push(f);
   return out;

@@ -36,12 +36,12 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   type H2Frame,
 } from '../codec/h2frame.js';
-import { HpackDecoder } from '../codec/hpack/decoder.js';
+import { type DecodedBlock, HpackDecoder } from '../codec/hpack/decoder.js';
 import { HpackEncoder } from '../codec/hpack/encoder.js';
 import { HpackError } from '../codec/errors.js';
 import { checkFieldSection, contentLengthOf, type SectionKind } from '../http/field-section.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
-import type { HeaderList } from '../http/types.js';
+import type { HeaderList, SharedHeaderList } from '../http/types.js';
 import { FloodGuard } from './floods.js';
 import { H2Stream } from './stream.js';
 import type { H2ConnectionOptions, H2Event, H2Listener } from './types.js';
@@ -57,6 +57,17 @@ const RESET_MEMORY = 4096;
 /** Entries in one SETTINGS frame we take (nghttp2's default `max_settings`). */
 const MAX_SETTINGS_ENTRIES = 32;
 const SKIPPED_MEMORY = 64;
+
+/** What a received section was found to be, kept with a block the decoder returns again for the same bytes. */
+interface Verdict {
+  kind: SectionKind;
+  connect: boolean;
+  /** checkFieldSection's answer. */
+  why: string | null;
+  /** contentLengthOf's, when the section passed. */
+  cl: ReturnType<typeof contentLengthOf>;
+}
+const VERDICTS = new WeakMap<DecodedBlock, Verdict>();
 
 /**
  * How a stream we no longer hold closed, which decides what a late frame on
@@ -223,7 +234,7 @@ export class H2Connection {
   }
 
   /** Server: the response head (or an interim 1xx with `endStream` false). */
-  respond(streamId: number, headers: HeaderList, endStream: boolean): void {
+  respond(streamId: number, headers: SharedHeaderList, endStream: boolean): void {
     const s = this.#streams.get(streamId);
     if (!s || this.#closed) return;
     const why = checkFieldSection(headers, 'response');
@@ -536,11 +547,12 @@ export class H2Connection {
     this.#block = null;
     const id = b.streamId;
     // The block is decoded even for a stream we refuse: HPACK state is per connection (§4.3).
-    let headers: HeaderList;
+    let headers: SharedHeaderList;
     let neverIndexed: number[];
     let tooLarge = false;
+    let d: DecodedBlock | null = null;
     try {
-      const d = this.#decoder.decode(b.parts.length === 1 ? b.parts[0]! : concatBytes(b.parts));
+      d = this.#decoder.decode(b.parts.length === 1 ? b.parts[0]! : concatBytes(b.parts));
       headers = d.headers;
       neverIndexed = d.neverIndexed;
     } catch (e) {
@@ -611,11 +623,17 @@ export class H2Connection {
     }
     if (isTrailers && !b.endStream)
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
-    const why = checkFieldSection(headers, kind, this.#enableConnectProtocol, true); // received: RFC 9113 §8.2.1 too
-    if (why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, why); // §8.1.1 malformed
+    // A block the decoder returned again (a repeat of one it kept) was checked as this kind before: its verdict stands.
+    let v = d === null ? undefined : VERDICTS.get(d);
+    if (v === undefined || v.kind !== kind || v.connect !== this.#enableConnectProtocol) {
+      const why = checkFieldSection(headers, kind, this.#enableConnectProtocol, true); // received: RFC 9113 §8.2.1 too
+      v = { kind, connect: this.#enableConnectProtocol, why, cl: why === null ? contentLengthOf(headers) : null };
+      if (d?.kept) VERDICTS.set(d, v);
+    }
+    if (v.why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, v.why); // §8.1.1 malformed
     if (!isTrailers) {
       s.headSeen = true;
-      const cl = contentLengthOf(headers);
+      const cl = v.cl;
       if (cl !== null && typeof cl === 'object') return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, cl.error);
       const bodyless =
         kind === 'response' &&
@@ -742,7 +760,7 @@ export class H2Connection {
 
   // ---- internals ----
 
-  #sendHeaders(s: H2Stream, headers: HeaderList, endStream: boolean): void {
+  #sendHeaders(s: H2Stream, headers: SharedHeaderList, endStream: boolean): void {
     const frames = headersFrames(
       s.id,
       this.#encoder.encode(headers, undefined, FRAME_HEADER),

@@ -1,5 +1,5 @@
 /** Options and events of the sans-IO HTTP/2 connection (src/h2/connection.ts). */
-import type { HeaderList } from '../http/types.js';
+import type { SharedHeaderList } from '../http/types.js';
 import type { FloodLimits } from '../http/floods.js';
 
 export interface H2ConnectionOptions {
@@ -35,14 +35,15 @@ export type H2Event =
   | {
       type: 'headers';
       streamId: number;
-      headers: HeaderList;
+      /** Shared: the same list comes again for the same block (SharedHeaderList). */
+      headers: SharedHeaderList;
       endStream: boolean;
       trailers: boolean;
       neverIndexed: number[];
       contentLength: number | null;
     }
   /** Client: an interim (1xx, not 101) response head before the final one, checked (RFC 9113 §8.1). */
-  | { type: 'interim'; streamId: number; headers: HeaderList }
+  | { type: 'interim'; streamId: number; headers: SharedHeaderList }
   | { type: 'data'; streamId: number; data: Uint8Array; endStream: boolean }
   /** The stream ended for us without its end: reset by the peer, or by us for a stream error. */
   /**

@@ -14,7 +14,7 @@ import { QpackDecoder } from '../codec/qpack/decoder.js';
 import { QpackEncoder } from '../codec/qpack/encoder.js';
 import { varintLength, writeVarint } from '../codec/varint.js';
 import type { OriginlinkError } from '../errors.js';
-import type { HeaderList } from '../http/types.js';
+import type { HeaderList, SharedHeaderList } from '../http/types.js';
 import type { QuicStreamHandler, QuicStreamTransport } from './quic-seam.js';
 import { checkFieldSection, fieldSectionSize, methodOf, statusOf } from '../http/field-section.js';
 import { RequestStream, type StreamSink } from './request-stream.js';
@@ -186,7 +186,7 @@ export class H3Connection implements QuicStreamHandler {
    * Server: send a response head (1xx interim, then final). Either side:
    * after the head, send trailers (which end the stream).
    */
-  sendHeaders(streamId: number, headers: HeaderList, end: boolean): void {
+  sendHeaders(streamId: number, headers: SharedHeaderList, end: boolean): void {
     this.#usable();
     const s = this.#sendable(streamId);
     if (!s) return;
@@ -523,14 +523,14 @@ export class H3Connection implements QuicStreamHandler {
   }
 
   /** RFC 9114 §4.2.2: do not send a section above the peer's SETTINGS_MAX_FIELD_SECTION_SIZE. */
-  #checkPeerSize(headers: HeaderList): void {
+  #checkPeerSize(headers: SharedHeaderList): void {
     const limit = this.#peerSettings?.get(SettingId.MAX_FIELD_SECTION_SIZE);
     const size = fieldSectionSize(headers);
     if (limit !== undefined && size > limit) throw headersTooLarge(size, limit);
   }
 
   /** QPACK-encode and send; inserts go out on the encoder stream first (never referenced unacknowledged). */
-  #sendHeadersFrame(streamId: number, headers: HeaderList, end: boolean): void {
+  #sendHeadersFrame(streamId: number, headers: SharedHeaderList, end: boolean): void {
     // The section is encoded after room for the longest frame header (a type byte, an 8-byte length), which is then
     // written in place just before it: one copy of the block, not three arrays and a concatenation a request.
     const framed = this.#encoder.encode(headers, streamId, HEADER_ROOM);

@@ -6,7 +6,7 @@
  * caller error for one we are asked to send.
  */
 import { BAD_FIELD_VALUE_RE, isAuthority, isClean, CONTENT_LENGTH_RE, TARGET_RE, TOKEN_RE, trimOws } from './fields.js';
-import type { HeaderList } from './types.js';
+import type { HeaderList, SharedHeaderList } from './types.js';
 
 export type SectionKind = 'request' | 'response' | 'trailers';
 
@@ -55,7 +55,7 @@ function nameClass(name: string): number {
 }
 
 /** RFC 9114 §4.2.2 (via RFC 9204 §3.2.1): name + value + 32 per line. */
-export function fieldSectionSize(headers: HeaderList): number {
+export function fieldSectionSize(headers: SharedHeaderList): number {
   let n = 0;
   for (const [k, v] of headers) n += k.length + v.length + 32;
   return n;
@@ -91,7 +91,7 @@ export function appendRequestFields(headers: HeaderList, fields: HeaderList, bod
  * need no scan (appendRequestFields).
  */
 export function checkFieldSection(
-  headers: HeaderList,
+  headers: SharedHeaderList,
   kind: SectionKind,
   extendedConnect = false,
   edgeWhitespace = false,
@@ -211,7 +211,7 @@ export function checkFieldSection(
  * The message's content-length (RFC 9110 §8.6), null when absent; throws
  * a string reason when invalid or inconsistent.
  */
-export function contentLengthOf(headers: HeaderList): number | null | { error: string } {
+export function contentLengthOf(headers: SharedHeaderList): number | null | { error: string } {
   // RFC 9110 §8.6: a list of identical values may stand for one; "identical" as written ("5" and "05" differ).
   let text: string | null = null;
   for (const [name, value] of headers) {
@@ -241,7 +241,7 @@ export function declaredLength(headers: HeaderList): number | null {
 }
 
 /** `:status` as a number (caller validated the section). */
-export function statusOf(headers: HeaderList): number {
+export function statusOf(headers: SharedHeaderList): number {
   for (const [k, v] of headers) if (k === ':status') return Number(v);
   return 0;
 }

@@ -9,8 +9,16 @@ import type { SignalLike } from '../util/leg-signal.js';
 
 export type Protocol = 'h1' | 'h2' | 'h3';
 
-/** Header fields in wire order; names are lower-case. */
-export type HeaderList = Array<[name: string, value: string]>;
+/**
+ * Header fields in wire order; names are lower-case. A field is never changed in place (a new pair replaces it): lists
+ * share fields (SharedHeaderList).
+ */
+export type HeaderList = Array<readonly [name: string, value: string]>;
+/**
+ * Header fields that may be shared and must not be changed: the HTTP/2 decoder hands the same list out again for the
+ * same header block (codec/hpack/decoder.ts RepeatBlock). A list made from it shares its fields.
+ */
+export type SharedHeaderList = ReadonlyArray<readonly [name: string, value: string]>;
 
 /**
  * A request body. `Uint8Array`, `string` and `null` are replayable, so a

@@ -18,7 +18,7 @@ import type { H2Event } from '../h2/types.js';
 import type { FloodLimits } from '../http/floods.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { bodyBytes, bodyStream, knownLength } from '../http/body.js';
-import type { HeaderList } from '../http/types.js';
+import type { HeaderList, SharedHeaderList } from '../http/types.js';
 import { abortBody, hasReader, relayBody, bufferedWhole } from '../util/body.js';
 import { endedBody, PushBody } from '../wire/body.js';
 import { H2Wire, type H2Flow } from '../wire/h2-wire.js';
@@ -212,7 +212,7 @@ export class H2ServerSession {
     }
   }
 
-  #request(id: number, headers: HeaderList, endStream: boolean, declared: number | null): void {
+  #request(id: number, headers: SharedHeaderList, endStream: boolean, declared: number | null): void {
     if (this.#firstTimer) {
       clearTimeout(this.#firstTimer);
       this.#firstTimer = null;

@@ -6,7 +6,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import { BAD_FIELD_VALUE_RE, isFieldName, isHopByHop } from '../http/fields.js';
-import type { HeaderList, RequestBody } from '../http/types.js';
+import type { HeaderList, RequestBody, SharedHeaderList } from '../http/types.js';
 import type { ClientCertificate } from './client-certificate.js';
 import { OnceListeners } from '../util/once-listeners.js';
 
@@ -31,7 +31,7 @@ export interface RequestFields {
  * (a client that translates HTTP/1.1 sends only Host): the authority is then
  * Host's. `scheme`: the connection's, used when the request names none (CONNECT).
  */
-export function readRequestFields(headers: HeaderList, scheme: string): RequestFields {
+export function readRequestFields(headers: SharedHeaderList, scheme: string): RequestFields {
   let method = '';
   let path = '';
   let authority = '';
@@ -73,10 +73,10 @@ export function readRequestFields(headers: HeaderList, scheme: string): RequestF
  * a 500 the client can act on. After the head went out the stream can only
  * be cut (CANCEL / H3_REQUEST_CANCELLED), so the client sees it incomplete.
  */
-export const HANDLER_FAILED_HEAD: HeaderList = Object.freeze([
+export const HANDLER_FAILED_HEAD: SharedHeaderList = Object.freeze([
   [':status', '500'],
   ['content-length', '0'],
-]) as HeaderList;
+] as const);
 
 export interface ServerRequest {
   method: string;
@@ -340,7 +340,7 @@ export function muxResponseHead(status: number, headers: HeaderList | undefined)
   return head;
 }
 
-export const CONTINUE_HEAD: HeaderList = Object.freeze([[':status', '100']]) as HeaderList;
+export const CONTINUE_HEAD: SharedHeaderList = Object.freeze([[':status', '100']] as const);
 
 /**
  * Why a request was abandoned, told to whoever asks: `signal` (an

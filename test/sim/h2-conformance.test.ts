@@ -1328,3 +1328,29 @@ describe('conformance bookkeeping', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(100);
   });
 });
+
+describe('a header block received again (the decoder returns its kept list)', () => {
+  const resets = (ctx: Ctx): Array<[number, number]> =>
+    ctx.out.filter((f) => f.type === T.RST_STREAM).map((f) => [f.id, f.payload.readUInt32BE(0)]);
+
+  it('[server] a malformed one is refused each time it comes (§8.1.1), a good one taken each time', () => {
+    const ctx = setUp('server');
+    const bad: Array<[string, string]> = [...GET, ['keep-alive', '1']];
+    ctx.c.receive(Buffer.concat([headers(1, bad), headers(3, bad), headers(5, GET), headers(7, GET)]), 1);
+    ctx.out = parseFrames(Buffer.concat(ctx.c.takeOutput()));
+    expect(resets(ctx)).toEqual([
+      [1, E.PROTOCOL_ERROR],
+      [3, E.PROTOCOL_ERROR],
+    ]);
+    const opened = ctx.events.filter((e) => e.type === 'headers').map((e) => (e as { streamId: number }).streamId);
+    expect(opened).toEqual([5, 7]);
+  });
+
+  it('[server] the same bytes checked as trailers are checked again as a request (§8.1, §8.3.1)', () => {
+    const ctx = setUp('server');
+    const fields: Array<[string, string]> = [['x-t', '1']];
+    ctx.c.receive(Buffer.concat([headers(1, POST, END_HEADERS), headers(1, fields), headers(3, fields)]), 1);
+    ctx.out = parseFrames(Buffer.concat(ctx.c.takeOutput()));
+    expect(resets(ctx)).toEqual([[3, E.PROTOCOL_ERROR]]);
+  });
+});

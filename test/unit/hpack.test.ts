@@ -31,6 +31,64 @@ const C = JSON.parse(
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+describe('a repeated block that changes nothing in the table', () => {
+  // 0x82 :method GET (static), 0x04 + literal :path without indexing, 0xbe the newest dynamic entry (index 62).
+  const staticOnly = hex('82 040c 2f73 616d 706c 652f 7061 7468');
+  const insertA = hex('4003 782d 6101 31'); // literal with incremental indexing: x-a: 1
+  const insertB = hex('4003 782d 6201 32'); // x-b: 2
+  const newest = hex('be');
+
+  it('comes back as the same list, also after the table changed', () => {
+    const d = new HpackDecoder();
+    const a = d.decode(staticOnly);
+    expect(a.kept).toBe(true);
+    expect(d.decode(Uint8Array.from(staticOnly))).toBe(a);
+    d.decode(insertA);
+    expect(d.decode(staticOnly)).toBe(a);
+    expect(a.headers).toEqual([
+      [':method', 'GET'],
+      [':path', '/sample/path'],
+    ]);
+  });
+
+  it('is decoded again when it inserts (RFC 7541 §6.2.1): each decode adds its entry', () => {
+    const d = new HpackDecoder();
+    const first = d.decode(insertA);
+    expect(first.kept).toBe(false);
+    expect(d.tableSize).toBe(36);
+    expect(d.decode(insertA)).not.toBe(first);
+    expect(d.tableSize).toBe(72);
+  });
+
+  it('refers to the entry the table holds now (§2.3.3), not the one it held when kept', () => {
+    const d = new HpackDecoder();
+    d.decode(insertA);
+    const r = d.decode(newest);
+    expect(r.headers).toEqual([['x-a', '1']]);
+    expect(d.decode(newest)).toBe(r);
+    d.decode(insertB);
+    expect(d.decode(newest).headers).toEqual([['x-b', '2']]);
+    // A size update changes what an index means too (§4.3: entries evicted).
+    d.decode(hex('20')); // table size 0: empty
+    expect(() => d.decode(newest)).toThrow(HpackError);
+  });
+
+  it("is kept when it indexes into a table of size 0, which stays empty (nginx's responses, §4.4)", () => {
+    const d = new HpackDecoder();
+    expect(d.decode(hex('20 4003 782d 6101 31')).kept).toBe(false); // size 0 now: a change of the table
+    const again = d.decode(insertA);
+    expect([again.kept, d.tableSize]).toEqual([true, 0]);
+    expect(d.decode(insertA)).toBe(again);
+  });
+
+  it('is not taken from the kept ones while a size update is owed (§4.2)', () => {
+    const d = new HpackDecoder();
+    d.decode(staticOnly);
+    d.setMaxTableSize(0);
+    expect(() => d.decode(staticOnly)).toThrow(/table size update/);
+  });
+});
+
 describe('RFC 7541 Appendix C', () => {
   const groups: Array<[string, number, boolean | 'always']> = [
     ['C.3', 4096, false],
@@ -64,7 +122,7 @@ describe('RFC 7541 Appendix C', () => {
     expect(d2.tableSize).toBe(0);
     const d3 = new HpackDecoder();
     const never = d3.decode(hex('1008 7061 7373 776f 7264 0673 6563 7265 74'));
-    expect(never).toEqual({ headers: [['password', 'secret']], neverIndexed: [0] });
+    expect(never).toEqual({ headers: [['password', 'secret']], neverIndexed: [0], kept: true });
     expect(d3.tableSize).toBe(0);
     expect(new HpackDecoder().decode(hex('82')).headers).toEqual([[':method', 'GET']]);
   });

@@ -31,18 +31,42 @@ export interface HpackDecoderOptions {
 }
 
 export interface DecodedBlock {
-  headers: Array<[string, string]>;
+  headers: ReadonlyArray<readonly [name: string, value: string]>;
   /**
    * Indexes into `headers` of fields sent as never-indexed literals (RFC 7541 §6.2.3): keep them so on the next hop.
    */
   neverIndexed: number[];
+  /** This very object comes back for the same bytes while the table allows (see RepeatBlock): never change it. */
+  kept: boolean;
 }
+
+/**
+ * A block that changes nothing in the table decodes to the same list every time it is sent while the entries it
+ * refers to stay (a server sends the same response head over and over; nginx, which indexes into a table it sized 0,
+ * the same bytes until its date changes; a client the same request). Its result is kept by its bytes and returned
+ * again, so a repeat costs a comparison of its bytes, and a caller may remember what it derived from the list by its
+ * identity (h2/connection.ts: the section's check). Shared, so read-only: typed so (SharedHeaderList, whose fields are
+ * read-only tuples everywhere), not frozen — a frozen list takes V8's slower paths wherever it is read.
+ * `epoch`: the table's at the decode, or -1 for a block that refers to the static table alone.
+ */
+interface RepeatBlock {
+  bytes: Uint8Array;
+  epoch: number;
+  result: DecodedBlock;
+}
+/** Repeat blocks kept per connection, and the largest kept (bytes on the wire): a few heads, not a cache of them. */
+const REPEATS = 4;
+const REPEAT_MAX_BYTES = 512;
 
 export class HpackDecoder {
   #table: DynamicTable;
   #maxHeaderListSize: number;
   /** A lower table size we announced: the next block must start with an update to at most it (RFC 7541 §4.2). */
   #pendingMax: number | null = null;
+  /** Moves with every change of the table: a kept block that refers to it holds only while this stays. */
+  #epoch = 0;
+  #repeats: RepeatBlock[] | null = null;
+  #nextRepeat = 0;
 
   constructor(o: HpackDecoderOptions = {}) {
     const max = o.maxTableSize ?? 4096;
@@ -70,10 +94,29 @@ export class HpackDecoder {
     t.setCapacity(Math.min(n, old.capacity));
     for (let abs = old.droppedCount; abs < old.insertCount; abs++) t.insert(old.name(abs), old.value(abs));
     this.#table = t;
+    this.#epoch++;
     if (n < old.capacity) this.#pendingMax = n;
   }
 
   decode(block: Uint8Array): DecodedBlock {
+    const kept = this.#repeats;
+    if (kept !== null && this.#pendingMax === null)
+      for (let i = 0; i < kept.length; i++) {
+        const k = kept[i]!;
+        // Buffer.compare: memcmp, cheaper than a loop over a head's bytes.
+        if (
+          k.bytes.length === block.length &&
+          (k.epoch === -1 || k.epoch === this.#epoch) &&
+          Buffer.compare(k.bytes, block) === 0
+        )
+          return k.result;
+      }
+    return this.#decode(block);
+  }
+
+  #decode(block: Uint8Array): DecodedBlock {
+    const epoch = this.#epoch;
+    let dynamic = false;
     const headers: Array<[string, string]> = [];
     const neverIndexed: number[] = [];
     let listSize = 0;
@@ -88,6 +131,7 @@ export class HpackDecoder {
           if (sawField) throw new HpackError('dynamic table size update after a field');
           const r = need(decodePrefixInt(block, off, 5, HPACK_MAX_CONTINUATION));
           off += r.length;
+          if (r.value !== this.#table.capacity) this.#epoch++; // the same size again changes nothing
           if (!this.#table.setCapacity(r.value))
             throw new HpackError(`table size update to ${r.value} above the ${this.#table.maxCapacity} allowed`);
           if (this.#pendingMax !== null && r.value <= this.#pendingMax) this.#pendingMax = null;
@@ -103,6 +147,7 @@ export class HpackDecoder {
           const r = need(decodePrefixInt(block, off, 7, HPACK_MAX_CONTINUATION));
           off += r.length;
           [name, value] = this.#entry(r.value);
+          if (r.value > HPACK_STATIC_SIZE) dynamic = true;
         } else {
           // §6.2 Literal: with incremental indexing (01), never indexed (0001), without indexing (0000).
           const incremental = (b & 0xc0) === 0x40;
@@ -120,11 +165,16 @@ export class HpackDecoder {
             name = n.value;
           } else {
             name = this.#entry(idx.value)[0];
+            if (idx.value > HPACK_STATIC_SIZE) dynamic = true;
           }
           const v = need(decodeString(block, off, 7, limit, HPACK_MAX_CONTINUATION));
           off += v.length;
           value = v.value;
-          if (incremental && !this.#table.insert(name, value)) this.#table.clear(); // §4.4
+          if (incremental) {
+            // A table of size 0 stays empty (nginx sets it so and then indexes every field): nothing changes.
+            if (this.#table.capacity > 0) this.#epoch++;
+            if (!this.#table.insert(name, value)) this.#table.clear(); // §4.4
+          }
           if (never) neverIndexed.push(headers.length);
         }
         listSize += name.length + value.length + ENTRY_OVERHEAD;
@@ -137,7 +187,19 @@ export class HpackDecoder {
       throw e;
     }
     if (tooLarge) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`, { tooLarge: true });
-    return { headers, neverIndexed };
+    const kept = block.length <= REPEAT_MAX_BYTES && this.#pendingMax === null && this.#epoch === epoch;
+    const result = { headers, neverIndexed, kept };
+    if (kept) this.#keep(block, dynamic ? epoch : -1, result);
+    return result;
+  }
+
+  #keep(block: Uint8Array, epoch: number, result: DecodedBlock): void {
+    // A copy: the block is often a view of a socket read, which a kept slice would pin whole.
+    const k: RepeatBlock = { bytes: new Uint8Array(block), epoch, result };
+    const kept = (this.#repeats ??= []);
+    if (kept.length < REPEATS) kept.push(k);
+    else kept[this.#nextRepeat] = k;
+    this.#nextRepeat = (this.#nextRepeat + 1) % REPEATS;
   }
 
   /** Index space (§2.3.3): 1..61 static, then the dynamic table newest first. */
