@@ -25,6 +25,7 @@ import type {
   ConnState,
   ConnectionFacts,
   HeaderList,
+  SharedHeaderList,
   PooledConnection,
 } from '../http/types.js';
 import type { QuicConnection } from '../quic/connection.js';
@@ -459,7 +460,7 @@ export class H3PooledConnection implements PooledConnection {
         return;
       }
       case 'trailers':
-        this.#streams.get(ev.streamId)?.x.end(ev.headers);
+        this.#streams.get(ev.streamId)?.x.end([...ev.headers]);
         return;
       case 'reset': {
         const r = this.#streams.get(ev.streamId);
@@ -539,7 +540,7 @@ export class H3PooledConnection implements PooledConnection {
     this.#pump();
   }
 
-  #onHeaders(id: number, headers: HeaderList, end: boolean): void {
+  #onHeaders(id: number, headers: SharedHeaderList, end: boolean): void {
     const r = this.#streams.get(id);
     if (!r || r.x.body) return;
     let status = 0;

@@ -111,7 +111,7 @@ export class H3Connection implements QuicStreamHandler {
       decode: (id, block) => {
         const r = this.#decoder.decodeSection(id, block);
         this.#flushDecoderStream();
-        return r.status === 'done' ? r.headers : null;
+        return r.status === 'done' ? r : null;
       },
     };
   }
@@ -569,7 +569,7 @@ export class H3Connection implements QuicStreamHandler {
       if (!s) continue;
       // A malformed unblocked message only fails its own stream.
       this.#guard(u.streamId, () => {
-        s.unblocked(u.headers, this.#sink);
+        s.unblocked(u, this.#sink);
         this.#t.resumeStream?.(u.streamId);
         this.#maybeForget(s);
       });

@@ -13,18 +13,55 @@
  */
 import { FrameParser, type FrameEvent } from '../codec/h3frame.js';
 import { H3Error, H3ErrorCode, type H3ErrorCodeValue } from '../codec/errors.js';
-import type { HeaderList } from '../http/types.js';
-import { checkFieldSection, contentLengthOf, fieldSectionSize, statusOf } from '../http/field-section.js';
+import type { DecodedSection } from '../codec/qpack/decoder.js';
+import type { SharedHeaderList } from '../http/types.js';
+import {
+  checkFieldSection,
+  contentLengthOf,
+  fieldSectionSize,
+  type SectionKind,
+  statusOf,
+} from '../http/field-section.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { H3Event } from './types.js';
 
 export interface StreamSink {
   emit(ev: H3Event): void;
   /** QPACK-decode a field section; null when it is blocked. Throws QpackError. */
-  decode(streamId: number, block: Uint8Array): HeaderList | null;
+  decode(streamId: number, block: Uint8Array): DecodedSection | null;
 }
 
 type Phase = 'head' | 'body' | 'done';
+
+/** What a received section was found to be, kept with a section the decoder returns again for the same bytes. */
+interface Verdict {
+  kind: SectionKind;
+  size: number;
+  /** checkFieldSection's answer. */
+  why: string | null;
+  /** contentLengthOf's, for a head that passed. */
+  cl: ReturnType<typeof contentLengthOf>;
+  /** statusOf's, for a response that passed; 0 otherwise. */
+  status: number;
+}
+const VERDICTS = new WeakMap<SharedHeaderList, Verdict>();
+
+function verdictOf(s: DecodedSection, kind: SectionKind): Verdict {
+  let v = s.kept ? VERDICTS.get(s.headers) : undefined;
+  if (v !== undefined && v.kind === kind) return v;
+  const h = s.headers;
+  const why = checkFieldSection(h, kind);
+  const head = why === null && kind !== 'trailers';
+  v = {
+    kind,
+    size: fieldSectionSize(h),
+    why,
+    cl: head ? contentLengthOf(h) : null,
+    status: head && kind === 'response' ? statusOf(h) : 0,
+  };
+  if (s.kept) VERDICTS.set(h, v);
+  return v;
+}
 
 const streamError = (code: H3ErrorCodeValue, msg: string): H3Error => new H3Error(code, msg, false);
 const unexpected = (msg: string): H3Error => new H3Error(H3ErrorCode.FRAME_UNEXPECTED, msg);
@@ -98,14 +135,14 @@ export class RequestStream {
   }
 
   /** A blocked HEADERS block was decoded. */
-  unblocked(headers: HeaderList, sink: StreamSink): void {
+  unblocked(section: DecodedSection, sink: StreamSink): void {
     this.#blocked = false;
     const queue = this.#queue;
     const fin = this.#finPending;
     this.#queue = [];
     this.#finPending = false;
     const endHere = fin && queue.length === 0;
-    if (this.#fieldSection(headers, endHere, sink)) this.recvDone = true;
+    if (this.#fieldSection(section, endHere, sink)) this.recvDone = true;
     if (!this.recvDone) this.#deliver(queue, fin, sink);
   }
 
@@ -149,12 +186,12 @@ export class RequestStream {
       }
       case 'headers': {
         if (this.#phase === 'done') throw unexpected(`HEADERS after trailers on stream ${this.id}`);
-        const headers = sink.decode(this.id, ev.block);
-        if (headers === null) {
+        const section = sink.decode(this.id, ev.block);
+        if (section === null) {
           this.#blocked = true;
           return false;
         }
-        return this.#fieldSection(headers, endHere, sink);
+        return this.#fieldSection(section, endHere, sink);
       }
       case 'push-promise':
         // We never send MAX_PUSH_ID, so any push ID is above the limit (RFC 9114 §7.2.5).
@@ -168,24 +205,24 @@ export class RequestStream {
   }
 
   /** A decoded field section in the current phase; returns true when it ended the message. */
-  #fieldSection(headers: HeaderList, endHere: boolean, sink: StreamSink): boolean {
-    if (fieldSectionSize(headers) > this.#maxFieldSectionSize) {
+  #fieldSection(section: DecodedSection, endHere: boolean, sink: StreamSink): boolean {
+    const headers = section.headers;
+    const v = verdictOf(section, this.#phase === 'body' ? 'trailers' : this.#server ? 'request' : 'response');
+    if (v.size > this.#maxFieldSectionSize) {
       throw streamError(H3ErrorCode.EXCESSIVE_LOAD, `field section larger than ${this.#maxFieldSectionSize}`);
     }
     if (this.#phase === 'body') {
-      const why = checkFieldSection(headers, 'trailers');
-      if (why) throw streamError(H3ErrorCode.MESSAGE_ERROR, why);
+      if (v.why) throw streamError(H3ErrorCode.MESSAGE_ERROR, v.why);
       this.#checkLength();
       this.#phase = 'done';
       sink.emit({ type: 'trailers', streamId: this.id, headers });
       return endHere;
     }
-    const why = checkFieldSection(headers, this.#server ? 'request' : 'response');
-    if (why) throw streamError(H3ErrorCode.MESSAGE_ERROR, why);
-    const cl = contentLengthOf(headers);
+    if (v.why) throw streamError(H3ErrorCode.MESSAGE_ERROR, v.why);
+    const cl = v.cl;
     if (cl !== null && typeof cl === 'object') throw streamError(H3ErrorCode.MESSAGE_ERROR, cl.error);
     if (!this.#server) {
-      const status = statusOf(headers);
+      const status = v.status;
       if (status < 200) {
         if (endHere) throw streamError(H3ErrorCode.MESSAGE_ERROR, 'stream ended after an interim response');
         if (++this.#interims > MAX_INTERIM_RESPONSES)

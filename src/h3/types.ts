@@ -1,7 +1,7 @@
 /** Public shapes of the sans-IO HTTP/3 connection. */
 import type { OriginlinkError } from '../errors.js';
 import type { Settings } from '../codec/h3frame.js';
-import type { HeaderList } from '../http/types.js';
+import type { SharedHeaderList } from '../http/types.js';
 import type { Priority } from './priority.js';
 
 export interface H3ConnectionOptions {
@@ -41,7 +41,7 @@ export type H3Event =
   | {
       type: 'headers';
       streamId: number;
-      headers: HeaderList;
+      headers: SharedHeaderList;
       end: boolean;
       /**
        * Server role: the request's priority (RFC 9218: a PRIORITY_UPDATE that came first, else its `priority` header).
@@ -61,7 +61,7 @@ export type H3Event =
       written: boolean;
     }
   /** Trailers; the message ends with them. */
-  | { type: 'trailers'; streamId: number; headers: HeaderList }
+  | { type: 'trailers'; streamId: number; headers: SharedHeaderList }
   /** Body bytes (a copy, owned by the listener); `end` marks the end of the message (possibly with empty `data`). */
   | { type: 'data'; streamId: number; data: Uint8Array; end: boolean }
   /**

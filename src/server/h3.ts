@@ -13,7 +13,7 @@ import { CertificateSet, certificateNames } from './certificates.js';
 import { randomBytes } from 'node:crypto';
 import { buildConfig, DEFAULT_UDP_PAYLOAD, loopbackPayload, type QuicOptions } from '../quic/config.js';
 import type { QuicConnection, QuicStatsSnapshot } from '../quic/connection.js';
-import type { HeaderList } from '../http/types.js';
+import type { HeaderList, SharedHeaderList } from '../http/types.js';
 import { StreamBody, writeBody } from '../wire/h3-body.js';
 import { h3Settings, type QpackOptions } from '../wire/h3-settings.js';
 import { H3ErrorCode } from '../codec/errors.js';
@@ -727,7 +727,7 @@ class ServerSession {
     }
   }
 
-  #onRequest(id: number, headers: HeaderList, end: boolean, priority: Priority | undefined): void {
+  #onRequest(id: number, headers: SharedHeaderList, end: boolean, priority: Priority | undefined): void {
     if (this.#streams.has(id)) return;
     this.#served++;
     const { method, path, authority, scheme, protocol, fields } = readRequestFields(headers, 'https');

@@ -15,7 +15,7 @@ function feed(
   dec: QpackDecoder,
   bytes: Uint8Array,
   byteByByte: boolean,
-): Array<{ streamId: number; headers: HeaderField[] }> {
+): Array<{ streamId: number; headers: readonly HeaderField[] }> {
   if (!byteByByte) return dec.feedEncoderStream(bytes);
   const out = [];
   for (let i = 0; i < bytes.length; i++) out.push(...dec.feedEncoderStream(bytes.subarray(i, i + 1)));
@@ -39,7 +39,7 @@ describe('QPACK decoder: RFC 9204 Appendix B examples', () => {
       const dec = new QpackDecoder({ maxTableCapacity: 220, maxBlockedStreams: 0 });
       // B.1 Literal Field Line With Name Reference.
       let r = dec.decodeSection(0, hex('0000 510b 2f69 6e64 6578 2e68 746d 6c'));
-      expect(r).toEqual({ status: 'done', headers: [[':path', '/index.html']], requiredInsertCount: 0 });
+      expect(r).toEqual({ status: 'done', headers: [[':path', '/index.html']], requiredInsertCount: 0, kept: true });
       expect(dec.takeDecoderStreamBytes()).toBeNull();
 
       // B.2 Dynamic Table.
@@ -60,6 +60,7 @@ describe('QPACK decoder: RFC 9204 Appendix B examples', () => {
           [':path', '/sample/path'],
         ],
         requiredInsertCount: 2,
+        kept: true,
       });
       expect(toHex(dec.takeDecoderStreamBytes())).toBe('84'); // Section Acknowledgment stream 4
 
@@ -81,6 +82,7 @@ describe('QPACK decoder: RFC 9204 Appendix B examples', () => {
           ['custom-key', 'custom-value'],
         ],
         requiredInsertCount: 4,
+        kept: true,
       });
       expect(toHex(dec.takeDecoderStreamBytes())).toBe('88');
       dec.cancelStream(8);
@@ -95,6 +97,36 @@ describe('QPACK decoder: RFC 9204 Appendix B examples', () => {
   }
 });
 
+describe('QPACK decoder: a section received again', () => {
+  const inserts = hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468');
+  const refersToBoth = hex('0381 10 11'); // RFC 9204 B.2: Required Insert Count 2, both entries by post-base index
+
+  it('comes back as the same result while its entries stay, acknowledged each time (§2.2.2.1)', () => {
+    const dec = new QpackDecoder({ maxTableCapacity: 220, maxBlockedStreams: 0 });
+    const staticOnly = hex('0000 510b 2f69 6e64 6578 2e68 746d 6c');
+    const a = dec.decodeSection(0, staticOnly);
+    expect(dec.decodeSection(4, Uint8Array.from(staticOnly))).toBe(a);
+    dec.feedEncoderStream(inserts);
+    dec.takeDecoderStreamBytes();
+    const b = dec.decodeSection(8, refersToBoth);
+    expect(toHex(dec.takeDecoderStreamBytes())).toBe('88');
+    expect(dec.decodeSection(12, refersToBoth)).toBe(b);
+    expect(toHex(dec.takeDecoderStreamBytes())).toBe('8c'); // Section Acknowledgment stream 12
+    expect(dec.decodeSection(16, staticOnly)).toBe(a);
+  });
+
+  it('refers to the table again once an entry it used was evicted: QPACK_DECOMPRESSION_FAILED (§2.2.3)', () => {
+    const dec = new QpackDecoder({ maxTableCapacity: 220, maxBlockedStreams: 0 });
+    dec.feedEncoderStream(inserts);
+    expect(dec.decodeSection(4, refersToBoth).status).toBe('done');
+    // B.3's insert (54 bytes) three times: 106 + 162 > 220 evicts entry 0 (57 bytes).
+    const custom = hex('4a63 7573 746f 6d2d 6b65 790c 6375 7374 6f6d 2d76 616c 7565');
+    for (let i = 0; i < 3; i++) dec.feedEncoderStream(custom);
+    expect(dec.table.has(0)).toBe(false);
+    expectQpackError(() => dec.decodeSection(8, refersToBoth), QpackErrorCode.DECOMPRESSION_FAILED);
+  });
+});
+
 describe('QPACK decoder: blocking and errors', () => {
   const inserts = hex('3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468');
 
@@ -106,11 +138,14 @@ describe('QPACK decoder: blocking and errors', () => {
       const un = feed(dec, inserts, byteByByte);
       expect(un).toEqual([
         {
+          status: 'done',
           streamId: 4,
           headers: [
             [':authority', 'www.example.com'],
             [':path', '/sample/path'],
           ],
+          requiredInsertCount: 2,
+          kept: false,
         },
       ]);
       expect(dec.blockedStreamCount).toBe(0);
@@ -181,7 +216,12 @@ describe('QPACK encoder', () => {
     expect(block[1]).toBe(0);
     expect(block[2]).toBe(0xc0 | 17);
     const dec = new QpackDecoder({ maxTableCapacity: 0, maxBlockedStreams: 0 });
-    expect(dec.decodeSection(0, block)).toEqual({ status: 'done', headers: fields, requiredInsertCount: 0 });
+    expect(dec.decodeSection(0, block)).toEqual({
+      status: 'done',
+      headers: fields,
+      requiredInsertCount: 0,
+      kept: true,
+    });
     expect(dec.takeDecoderStreamBytes()).toBeNull();
   });
 

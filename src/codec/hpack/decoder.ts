@@ -13,6 +13,7 @@ import { FieldCodingError, HpackError } from '../errors.js';
 import { DynamicTable, ENTRY_OVERHEAD } from '../rfc7541/dynamic-table.js';
 import { decodePrefixInt } from '../rfc7541/prefix-int.js';
 import { decodeString } from '../rfc7541/prefix-string.js';
+import { RepeatBlocks } from '../repeats.js';
 import { HPACK_STATIC, HPACK_STATIC_SIZE } from './static-table.js';
 
 /**
@@ -50,13 +51,9 @@ export interface DecodedBlock {
  * `epoch`: the table's at the decode, or -1 for a block that refers to the static table alone.
  */
 interface RepeatBlock {
-  bytes: Uint8Array;
   epoch: number;
   result: DecodedBlock;
 }
-/** Repeat blocks kept per connection, and the largest kept (bytes on the wire): a few heads, not a cache of them. */
-const REPEATS = 4;
-const REPEAT_MAX_BYTES = 512;
 
 export class HpackDecoder {
   #table: DynamicTable;
@@ -65,8 +62,7 @@ export class HpackDecoder {
   #pendingMax: number | null = null;
   /** Moves with every change of the table: a kept block that refers to it holds only while this stays. */
   #epoch = 0;
-  #repeats: RepeatBlock[] | null = null;
-  #nextRepeat = 0;
+  readonly #repeats = new RepeatBlocks<RepeatBlock>();
 
   constructor(o: HpackDecoderOptions = {}) {
     const max = o.maxTableSize ?? 4096;
@@ -99,18 +95,10 @@ export class HpackDecoder {
   }
 
   decode(block: Uint8Array): DecodedBlock {
-    const kept = this.#repeats;
-    if (kept !== null && this.#pendingMax === null)
-      for (let i = 0; i < kept.length; i++) {
-        const k = kept[i]!;
-        // Buffer.compare: memcmp, cheaper than a loop over a head's bytes.
-        if (
-          k.bytes.length === block.length &&
-          (k.epoch === -1 || k.epoch === this.#epoch) &&
-          Buffer.compare(k.bytes, block) === 0
-        )
-          return k.result;
-      }
+    if (this.#pendingMax === null) {
+      const k = this.#repeats.get(block);
+      if (k !== undefined && (k.epoch === -1 || k.epoch === this.#epoch)) return k.result;
+    }
     return this.#decode(block);
   }
 
@@ -187,19 +175,10 @@ export class HpackDecoder {
       throw e;
     }
     if (tooLarge) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`, { tooLarge: true });
-    const kept = block.length <= REPEAT_MAX_BYTES && this.#pendingMax === null && this.#epoch === epoch;
+    const kept = RepeatBlocks.fits(block) && this.#pendingMax === null && this.#epoch === epoch;
     const result = { headers, neverIndexed, kept };
-    if (kept) this.#keep(block, dynamic ? epoch : -1, result);
+    if (kept) this.#repeats.set(block, { epoch: dynamic ? epoch : -1, result });
     return result;
-  }
-
-  #keep(block: Uint8Array, epoch: number, result: DecodedBlock): void {
-    // A copy: the block is often a view of a socket read, which a kept slice would pin whole.
-    const k: RepeatBlock = { bytes: new Uint8Array(block), epoch, result };
-    const kept = (this.#repeats ??= []);
-    if (kept.length < REPEATS) kept.push(k);
-    else kept[this.#nextRepeat] = k;
-    this.#nextRepeat = (this.#nextRepeat + 1) % REPEATS;
   }
 
   /** Index space (§2.3.3): 1..61 static, then the dynamic table newest first. */

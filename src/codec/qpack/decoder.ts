@@ -17,9 +17,10 @@ import { DynamicTable } from '../rfc7541/dynamic-table.js';
 import { parseEncoderInstruction, writeDecoderInstruction } from './instructions.js';
 import { decodePrefixInt } from '../rfc7541/prefix-int.js';
 import { decodeString } from '../rfc7541/prefix-string.js';
+import { RepeatBlocks } from '../repeats.js';
 import { STATIC_TABLE } from './static-table.js';
 
-export type HeaderField = [name: string, value: string];
+export type HeaderField = readonly [name: string, value: string];
 
 export interface QpackDecoderOptions {
   /** SETTINGS_QPACK_MAX_TABLE_CAPACITY we advertised (RFC 9204 §5). */
@@ -36,13 +37,35 @@ export interface QpackDecoderOptions {
   maxStringLength?: number;
 }
 
-export type SectionOutcome =
-  | { status: 'done'; headers: HeaderField[]; requiredInsertCount: number }
-  | { status: 'blocked'; requiredInsertCount: number };
+export type SectionOutcome = DecodedSection | { status: 'blocked'; requiredInsertCount: number };
 
-export interface UnblockedSection {
+export interface DecodedSection {
+  status: 'done';
+  headers: ReadonlyArray<readonly [name: string, value: string]>;
+  requiredInsertCount: number;
+  /** This very object comes back for the same bytes while they mean the same (see RepeatSection): never change it. */
+  kept: boolean;
+}
+
+/**
+ * A field section's lines depend on its bytes, its Required Insert Count (the same encoded value means another one
+ * once the table's inserts pass a wrap, RFC 9204 §4.5.1.1) and the entries it refers to, which never change while
+ * they are in the table (an absolute index names one entry for good, §3.2.4). So a section received again — a
+ * server's response head, a client's request — is decoded once while its entries stay: kept by its bytes and
+ * returned again, so a repeat costs a comparison and a caller may remember what it derived from the list by its
+ * identity (h3/request-stream.ts: the section's check). Shared, so read-only (SharedHeaderList), not frozen (a
+ * frozen list takes V8's slower paths wherever it is read). `oldest`: the lowest absolute index it refers to, -1 for
+ * none.
+ */
+interface RepeatSection {
+  ric: number;
+  oldest: number;
+  result: DecodedSection;
+}
+
+/** A section that waited for inserts, decoded once they came (not kept: it came only once). */
+export interface UnblockedSection extends DecodedSection {
   streamId: number;
-  headers: HeaderField[];
 }
 
 interface Blocked {
@@ -63,6 +86,9 @@ export class QpackDecoder {
   /** Inserts the peer encoder knows we have received (RFC 9204 §2.1.4). */
   #knownReceived = 0;
   #out = new ByteWriter(32);
+  readonly #repeats = new RepeatBlocks<RepeatSection>();
+  /** The lowest absolute index the last #lines referred to, -1 for none. */
+  #oldest = -1;
 
   constructor(opts: QpackDecoderOptions) {
     if (!Number.isSafeInteger(opts.maxTableCapacity) || opts.maxTableCapacity < 0) {
@@ -194,9 +220,17 @@ export class QpackDecoder {
       this.#blocked.push({ streamId, block: block.slice(), ric });
       return { status: 'blocked', requiredInsertCount: ric };
     }
+    const k = this.#repeats.get(block);
+    if (k !== undefined && k.ric === ric && (k.oldest < 0 || this.#table.has(k.oldest))) {
+      this.#acknowledge(streamId, ric);
+      return k.result;
+    }
     const headers = this.#lines(block, offset, ric, base);
     this.#acknowledge(streamId, ric);
-    return { status: 'done', headers, requiredInsertCount: ric };
+    const kept = RepeatBlocks.fits(block);
+    const result: DecodedSection = { status: 'done', headers, requiredInsertCount: ric, kept };
+    if (kept) this.#repeats.set(block, { ric, oldest: this.#oldest, result });
+    return result;
   }
 
   /**
@@ -230,7 +264,7 @@ export class QpackDecoder {
         const { ric, base, offset } = this.#prefix(b.block);
         const headers = this.#lines(b.block, offset, ric, base);
         this.#acknowledge(b.streamId, ric);
-        ready.push({ streamId: b.streamId, headers });
+        ready.push({ status: 'done', headers, requiredInsertCount: ric, kept: false, streamId: b.streamId });
       } else {
         still.push(b);
       }
@@ -283,10 +317,12 @@ export class QpackDecoder {
   #lines(block: Uint8Array, start: number, ric: number, base: number): HeaderField[] {
     const out: HeaderField[] = [];
     let off = start;
+    let oldest = -1;
     const dyn = (abs: number): number => {
       // RFC 9204 §2.2.3: evicted, or at/above Required Insert Count, is QPACK_DECOMPRESSION_FAILED.
       if (abs < 0 || abs >= ric || !this.#table.has(abs))
         throw this.#decompressionError(`invalid dynamic reference ${abs}`);
+      if (oldest < 0 || abs < oldest) oldest = abs;
       return abs;
     };
     const stat = (idx: number): readonly [string, string] => {
@@ -347,6 +383,7 @@ export class QpackDecoder {
       if (e instanceof FieldCodingError) throw this.#decompressionError(e.message);
       throw e;
     }
+    this.#oldest = oldest;
     return out;
   }
 

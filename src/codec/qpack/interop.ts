@@ -93,10 +93,10 @@ export function decodeInteropFile(bytes: Uint8Array, opts: DecodeOptions): Map<n
       const chunks = opts.byteByByte
         ? Array.from({ length: rec.payload.length }, (_, i) => rec.payload.subarray(i, i + 1))
         : [rec.payload];
-      for (const c of chunks) for (const u of dec.feedEncoderStream(c)) put(u.streamId, u.headers);
+      for (const c of chunks) for (const u of dec.feedEncoderStream(c)) put(u.streamId, [...u.headers]);
     } else {
       const r = dec.decodeSection(rec.streamId, rec.payload);
-      if (r.status === 'done') put(rec.streamId, r.headers);
+      if (r.status === 'done') put(rec.streamId, [...r.headers]);
     }
     dec.takeDecoderStreamBytes();
   }
