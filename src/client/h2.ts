@@ -453,8 +453,13 @@ export class H2PooledConnection implements PooledConnection {
 }
 
 /** The field list without pseudo-headers. */
+/**
+ * The regular fields, as new pairs: the decoder's list is shared by every response with the same head
+ * (SharedHeaderList), and this one reaches the application, whose code may write into it — a write must not reach
+ * the next response.
+ */
 function strip(h: SharedHeaderList): HeaderList {
   const out: HeaderList = [];
-  for (const f of h) if (f[0].charCodeAt(0) !== 0x3a) out.push(f);
+  for (const f of h) if (f[0].charCodeAt(0) !== 0x3a) out.push([f[0], f[1]]);
   return out;
 }

@@ -460,7 +460,7 @@ export class H3PooledConnection implements PooledConnection {
         return;
       }
       case 'trailers':
-        this.#streams.get(ev.streamId)?.x.end([...ev.headers]);
+        this.#streams.get(ev.streamId)?.x.end(ev.headers.map(([n, v]) => [n, v]));
         return;
       case 'reset': {
         const r = this.#streams.get(ev.streamId);

@@ -308,8 +308,11 @@ export class FieldMemory<Made extends object = object> {
     return text.substring(pos, end) === line ? end : -1;
   }
 
-  /** A new pair of line `i`'s name and value (callers may change their lists and pairs). */
-  pair(i: number): [string, string] {
+  /**
+   * A new pair of line `i`'s name and value: the lists a parser makes reach the application (a response's, a
+   * request's headers), whose code may write into them; none of ours does (HeaderList's fields are read-only).
+   */
+  pair(i: number): readonly [string, string] {
     this.recalled++;
     return [this.#names[i] as string, this.#values[i] as string];
   }

@@ -42,7 +42,7 @@ export function readRequestFields(headers: SharedHeaderList, scheme: string): Re
     const name = f[0];
     if (name.charCodeAt(0) !== 0x3a) {
       if (name === 'host') host = f[1];
-      fields.push(f);
+      fields.push([name, f[1]]); // a new pair: the decoder's list is shared (SharedHeaderList), this one is the handler's
       continue;
     }
     switch (name) {
