@@ -452,9 +452,8 @@ export class H2PooledConnection implements PooledConnection {
   }
 }
 
-/** The field list without pseudo-headers. */
 /**
- * The regular fields, as new pairs: the decoder's list is shared by every response with the same head
+ * The field list without pseudo-headers, as new pairs: the decoder's list is shared by every response with the same head
  * (SharedHeaderList), and this one reaches the application, whose code may write into it — a write must not reach
  * the next response.
  */
