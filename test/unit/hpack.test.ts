@@ -83,6 +83,15 @@ describe('a repeated block that changes nothing in the table', () => {
     expect(d.decode(insertA)).toBe(again);
   });
 
+  it('is not kept when its fields are large, though its bytes are few (a reference to a big entry)', () => {
+    const d = new HpackDecoder();
+    // x-big: 3,000 octets, inserted (RFC 7541 §6.2.1: 0x40, literal name, 7-bit length 3000 = 7f b9 16).
+    d.decode(Uint8Array.from([...hex('4005 782d 6269 67 7fb916'), ...Buffer.alloc(3000, 'a')]));
+    const first = d.decode(newest);
+    expect([first.headers[0]![1].length, first.kept]).toEqual([3000, false]);
+    expect(d.decode(newest)).not.toBe(first);
+  });
+
   it('is not taken from the kept ones while a size update is owed (§4.2)', () => {
     const d = new HpackDecoder();
     d.decode(staticOnly);

@@ -115,6 +115,16 @@ describe('QPACK decoder: a section received again', () => {
     expect(dec.decodeSection(16, staticOnly)).toBe(a);
   });
 
+  it('is not kept when its fields are large, though its bytes are few (a reference to a big entry)', () => {
+    const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 0, initialCapacity: 4096 });
+    // Insert with Literal Name (RFC 9204 §4.3.3): x-big, 3,000 octets (7-bit length 7f b9 16).
+    dec.feedEncoderStream(Uint8Array.from([...hex('45 782d 6269 67 7fb916'), ...Buffer.alloc(3000, 'a')]));
+    const ref = hex('02 00 80'); // Required Insert Count 1, Base 1, the entry by relative index 0
+    const first = dec.decodeSection(0, ref);
+    expect(first.status === 'done' && [first.headers[0]![1].length, first.kept]).toEqual([3000, false]);
+    expect(dec.decodeSection(4, ref)).not.toBe(first);
+  });
+
   it('refers to the table again once an entry it used was evicted: QPACK_DECOMPRESSION_FAILED (§2.2.3)', () => {
     const dec = new QpackDecoder({ maxTableCapacity: 220, maxBlockedStreams: 0 });
     dec.feedEncoderStream(inserts);

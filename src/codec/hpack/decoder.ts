@@ -175,7 +175,7 @@ export class HpackDecoder {
       throw e;
     }
     if (tooLarge) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`, { tooLarge: true });
-    const kept = RepeatBlocks.fits(block) && this.#pendingMax === null && this.#epoch === epoch;
+    const kept = RepeatBlocks.fits(block, listSize) && this.#pendingMax === null && this.#epoch === epoch;
     const result = { headers, neverIndexed, kept };
     if (kept) this.#repeats.set(block, { epoch: dynamic ? epoch : -1, result });
     return result;

@@ -13,7 +13,7 @@
  */
 import { ByteWriter } from '../bytes.js';
 import { QpackError, QpackErrorCode, FieldCodingError } from '../errors.js';
-import { DynamicTable } from '../rfc7541/dynamic-table.js';
+import { DynamicTable, entrySize } from '../rfc7541/dynamic-table.js';
 import { parseEncoderInstruction, writeDecoderInstruction } from './instructions.js';
 import { decodePrefixInt } from '../rfc7541/prefix-int.js';
 import { decodeString } from '../rfc7541/prefix-string.js';
@@ -227,7 +227,9 @@ export class QpackDecoder {
     }
     const headers = this.#lines(block, offset, ric, base);
     this.#acknowledge(streamId, ric);
-    const kept = RepeatBlocks.fits(block);
+    let size = 0;
+    for (const [n, v] of headers) size += entrySize(n, v);
+    const kept = RepeatBlocks.fits(block, size);
     const result: DecodedSection = { status: 'done', headers, requiredInsertCount: ric, kept };
     if (kept) this.#repeats.set(block, { ric, oldest: this.#oldest, result });
     return result;
