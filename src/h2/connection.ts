@@ -39,7 +39,7 @@ import {
 import { type DecodedBlock, HpackDecoder } from '../codec/hpack/decoder.js';
 import { HpackEncoder } from '../codec/hpack/encoder.js';
 import { HpackError } from '../codec/errors.js';
-import { checkFieldSection, contentLengthOf, type SectionKind } from '../http/field-section.js';
+import { checkFieldSection, checkReceived, type SectionKind } from '../http/field-section.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { HeaderList, SharedHeaderList } from '../http/types.js';
 import { FloodGuard } from './floods.js';
@@ -57,17 +57,6 @@ const RESET_MEMORY = 4096;
 /** Entries in one SETTINGS frame we take (nghttp2's default `max_settings`). */
 const MAX_SETTINGS_ENTRIES = 32;
 const SKIPPED_MEMORY = 64;
-
-/** What a received section was found to be, kept with a block the decoder returns again for the same bytes. */
-interface Verdict {
-  kind: SectionKind;
-  connect: boolean;
-  /** checkFieldSection's answer. */
-  why: string | null;
-  /** contentLengthOf's, when the section passed. */
-  cl: ReturnType<typeof contentLengthOf>;
-}
-const VERDICTS = new WeakMap<DecodedBlock, Verdict>();
 
 /**
  * How a stream we no longer hold closed, which decides what a late frame on
@@ -623,17 +612,12 @@ export class H2Connection {
     }
     if (isTrailers && !b.endStream)
       return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM'); // §8.1
-    // A block the decoder returned again (a repeat of one it kept) was checked as this kind before: its verdict stands.
-    let v = d === null ? undefined : VERDICTS.get(d);
-    if (v === undefined || v.kind !== kind || v.connect !== this.#enableConnectProtocol) {
-      const why = checkFieldSection(headers, kind, this.#enableConnectProtocol, true); // received: RFC 9113 §8.2.1 too
-      v = { kind, connect: this.#enableConnectProtocol, why, cl: why === null ? contentLengthOf(headers) : null };
-      if (d?.kept) VERDICTS.set(d, v);
-    }
+    // Received: RFC 9113 §8.2.1's edge whitespace too. A block the decoder returned again keeps its verdict.
+    const v = checkReceived(headers, kind, this.#enableConnectProtocol, true, d?.kept === true);
     if (v.why) return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, v.why); // §8.1.1 malformed
     if (!isTrailers) {
       s.headSeen = true;
-      const cl = v.cl;
+      const cl = v.contentLength;
       if (cl !== null && typeof cl === 'object') return this.#streamError(id, H2ErrorCode.PROTOCOL_ERROR, cl.error);
       const bodyless =
         kind === 'response' &&

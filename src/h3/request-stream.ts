@@ -14,14 +14,7 @@
 import { FrameParser, type FrameEvent } from '../codec/h3frame.js';
 import { H3Error, H3ErrorCode, type H3ErrorCodeValue } from '../codec/errors.js';
 import type { DecodedSection } from '../codec/qpack/decoder.js';
-import type { SharedHeaderList } from '../http/types.js';
-import {
-  checkFieldSection,
-  contentLengthOf,
-  fieldSectionSize,
-  type SectionKind,
-  statusOf,
-} from '../http/field-section.js';
+import { checkReceived } from '../http/field-section.js';
 import { MAX_INTERIM_RESPONSES } from '../http/status.js';
 import type { H3Event } from './types.js';
 
@@ -32,36 +25,6 @@ export interface StreamSink {
 }
 
 type Phase = 'head' | 'body' | 'done';
-
-/** What a received section was found to be, kept with a section the decoder returns again for the same bytes. */
-interface Verdict {
-  kind: SectionKind;
-  size: number;
-  /** checkFieldSection's answer. */
-  why: string | null;
-  /** contentLengthOf's, for a head that passed. */
-  cl: ReturnType<typeof contentLengthOf>;
-  /** statusOf's, for a response that passed; 0 otherwise. */
-  status: number;
-}
-const VERDICTS = new WeakMap<SharedHeaderList, Verdict>();
-
-function verdictOf(s: DecodedSection, kind: SectionKind): Verdict {
-  let v = s.kept ? VERDICTS.get(s.headers) : undefined;
-  if (v !== undefined && v.kind === kind) return v;
-  const h = s.headers;
-  const why = checkFieldSection(h, kind);
-  const head = why === null && kind !== 'trailers';
-  v = {
-    kind,
-    size: fieldSectionSize(h),
-    why,
-    cl: head ? contentLengthOf(h) : null,
-    status: head && kind === 'response' ? statusOf(h) : 0,
-  };
-  if (s.kept) VERDICTS.set(h, v);
-  return v;
-}
 
 const streamError = (code: H3ErrorCodeValue, msg: string): H3Error => new H3Error(code, msg, false);
 const unexpected = (msg: string): H3Error => new H3Error(H3ErrorCode.FRAME_UNEXPECTED, msg);
@@ -207,7 +170,9 @@ export class RequestStream {
   /** A decoded field section in the current phase; returns true when it ended the message. */
   #fieldSection(section: DecodedSection, endHere: boolean, sink: StreamSink): boolean {
     const headers = section.headers;
-    const v = verdictOf(section, this.#phase === 'body' ? 'trailers' : this.#server ? 'request' : 'response');
+    const kind = this.#phase === 'body' ? 'trailers' : this.#server ? 'request' : 'response';
+    // A section the decoder returned again keeps its verdict (codec/repeats.ts).
+    const v = checkReceived(headers, kind, false, false, section.kept);
     if (v.size > this.#maxFieldSectionSize) {
       throw streamError(H3ErrorCode.EXCESSIVE_LOAD, `field section larger than ${this.#maxFieldSectionSize}`);
     }
@@ -219,7 +184,7 @@ export class RequestStream {
       return endHere;
     }
     if (v.why) throw streamError(H3ErrorCode.MESSAGE_ERROR, v.why);
-    const cl = v.cl;
+    const cl = v.contentLength;
     if (cl !== null && typeof cl === 'object') throw streamError(H3ErrorCode.MESSAGE_ERROR, cl.error);
     if (!this.#server) {
       const status = v.status;

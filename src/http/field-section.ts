@@ -260,3 +260,54 @@ function sameAuthority(a: string, b: string, scheme: string): boolean {
   };
   return a === b || norm(a) === norm(b);
 }
+
+/** What a received field section was found to be (checkReceived), and under which rules. */
+export interface ReceivedVerdict {
+  kind: SectionKind;
+  extendedConnect: boolean;
+  edgeWhitespace: boolean;
+  /** checkFieldSection's answer: null when the section is well-formed. */
+  why: string | null;
+  /** contentLengthOf's, for a head that passed; null otherwise. */
+  contentLength: ReturnType<typeof contentLengthOf>;
+  /** fieldSectionSize's. */
+  size: number;
+  /** statusOf's, for a response that passed; 0 otherwise. */
+  status: number;
+}
+const VERDICTS = new WeakMap<SharedHeaderList, ReceivedVerdict>();
+
+/**
+ * A received section's check (checkFieldSection with the receiver's rules), its Content-Length, size and status.
+ * `kept`: the decoder hands this very list out again for the same bytes (codec/repeats.ts), so the verdict is kept
+ * with it and a repeat is not checked again — the same fields under the same rules get the same answer.
+ */
+export function checkReceived(
+  headers: SharedHeaderList,
+  kind: SectionKind,
+  extendedConnect: boolean,
+  edgeWhitespace: boolean,
+  kept: boolean,
+): ReceivedVerdict {
+  let v = kept ? VERDICTS.get(headers) : undefined;
+  if (
+    v !== undefined &&
+    v.kind === kind &&
+    v.extendedConnect === extendedConnect &&
+    v.edgeWhitespace === edgeWhitespace
+  )
+    return v;
+  const why = checkFieldSection(headers, kind, extendedConnect, edgeWhitespace);
+  const head = why === null && kind !== 'trailers';
+  v = {
+    kind,
+    extendedConnect,
+    edgeWhitespace,
+    why,
+    contentLength: head ? contentLengthOf(headers) : null,
+    size: fieldSectionSize(headers),
+    status: head && kind === 'response' ? statusOf(headers) : 0,
+  };
+  if (kept) VERDICTS.set(headers, v);
+  return v;
+}

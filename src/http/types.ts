@@ -15,8 +15,8 @@ export type Protocol = 'h1' | 'h2' | 'h3';
  */
 export type HeaderList = Array<readonly [name: string, value: string]>;
 /**
- * Header fields that may be shared and must not be changed: the HTTP/2 decoder hands the same list out again for the
- * same header block (codec/hpack/decoder.ts RepeatBlock). A list made from it shares its fields.
+ * Header fields that may be shared and must not be changed: the HTTP/2 and HTTP/3 decoders hand the same list out
+ * again for the same header block (codec/repeats.ts). A list made from it shares its fields.
  */
 export type SharedHeaderList = ReadonlyArray<readonly [name: string, value: string]>;
 

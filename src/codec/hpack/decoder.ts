@@ -46,7 +46,7 @@ export interface DecodedBlock {
  * refers to stay (a server sends the same response head over and over; nginx, which indexes into a table it sized 0,
  * the same bytes until its date changes; a client the same request). Its result is kept by its bytes and returned
  * again, so a repeat costs a comparison of its bytes, and a caller may remember what it derived from the list by its
- * identity (h2/connection.ts: the section's check). Shared, so read-only: typed so (SharedHeaderList, whose fields are
+ * identity (http/field-section.ts checkReceived). Shared, so read-only: typed so (SharedHeaderList, whose fields are
  * read-only tuples everywhere), not frozen — a frozen list takes V8's slower paths wherever it is read.
  * `epoch`: the table's at the decode, or -1 for a block that refers to the static table alone.
  */

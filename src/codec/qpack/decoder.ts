@@ -53,7 +53,7 @@ export interface DecodedSection {
  * they are in the table (an absolute index names one entry for good, §3.2.4). So a section received again — a
  * server's response head, a client's request — is decoded once while its entries stay: kept by its bytes and
  * returned again, so a repeat costs a comparison and a caller may remember what it derived from the list by its
- * identity (h3/request-stream.ts: the section's check). Shared, so read-only (SharedHeaderList), not frozen (a
+ * identity (http/field-section.ts checkReceived). Shared, so read-only (SharedHeaderList), not frozen (a
  * frozen list takes V8's slower paths wherever it is read). `oldest`: the lowest absolute index it refers to, -1 for
  * none.
  */
