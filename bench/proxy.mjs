@@ -23,7 +23,8 @@
 // list such as `1,2`: more targets, `originlink serve --workers N` (h2 upstream); one
 // worker is pinned to the proxy core like the others, two or more get every core
 // (the load generator's too: on a 2-core machine that is a shared core, say so), BENCH_RATE a fixed
-// total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load, BENCH_ACCESS_LOG=1
+// total request rate (h2load --rps, h1 or h2c) so every target is measured at the same load (BENCH_SPREAD=G: from G
+// generators started apart; G = BENCH_CONNECTIONS: every request alone), BENCH_ACCESS_LOG=1
 // a log line per request from originlink and nginx (off by default), BENCH_ROUNDS every target that many times,
 // interleaved (default 1): medians, and each target's req/s and CPU ratios to nginx's run in the same round.
 // BENCH_UPLOAD=BYTES: every request a POST of that many bytes to /upload (h2load -d, also with the h1 front),
@@ -80,6 +81,14 @@ const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : null;
 if (RATE !== null && !(RATE >= CONNS)) {
   console.error('bench/proxy: BENCH_RATE is a total request rate ≥ BENCH_CONNECTIONS');
+  process.exit(2);
+}
+// BENCH_SPREAD=G (with BENCH_RATE): the connections split over G load generators started apart, so the requests come in
+// G bursts of BENCH_CONNECTIONS ÷ G per interval instead of one; G = BENCH_CONNECTIONS makes every request arrive
+// alone, each waking the proxy by itself (issue 58's lone request). Default 1, h2load's own pacing.
+const SPREAD = Number(process.env.BENCH_SPREAD ?? 1);
+if (!(Number.isInteger(SPREAD) && SPREAD >= 1 && CONNS % SPREAD === 0)) {
+  console.error('bench/proxy: BENCH_SPREAD is a whole number that divides BENCH_CONNECTIONS');
   process.exit(2);
 }
 // Seconds of load before each target's measured run, same for every target: its connections to the origin open and V8
@@ -370,10 +379,34 @@ const parseDur = (s) => {
 // gives the percentiles — at a fixed rate the only fair latency comparison (saturated, latency is queueing).
 const run = promisify(execFile);
 const h2load = async (port, tag, seconds) => {
+  const groups = RATE === null ? 1 : SPREAD;
+  const each = CONNS / groups;
+  // BENCH_SPREAD: the connections in `groups` h2load processes, each started a `groups`-th of the pacing interval after
+  // the one before (every connection sends one request per CONNS ÷ RATE s): bursts of CONNS ÷ groups requests.
+  const stepMs = RATE === null ? 0 : (1000 * CONNS) / RATE / groups;
+  const runs = await Promise.all(
+    Array.from({ length: groups }, (_, g) =>
+      new Promise((r) => setTimeout(r, g * stepMs)).then(() => h2loadOne(port, tag, g, seconds, each)),
+    ),
+  );
+  const ms = runs.flatMap((r) => r.ms).sort((a, b) => a - b);
+  const sum = (f) => runs.reduce((a, r) => a + f(r), 0);
+  const failed = sum((r) => r.failed);
+  return {
+    rps: sum((r) => r.rps),
+    requests: sum((r) => r.requests),
+    p50: quantile(ms, 0.5),
+    p99: quantile(ms, 0.99),
+    non2xx: sum((r) => r.non2xx),
+    s5xx: sum((r) => r.s5xx),
+    socketErrors: failed ? `${failed} failed` : '',
+  };
+};
+const h2loadOne = async (port, tag, group, seconds, conns) => {
   const shape = FRONT === 'h1' ? ['--h1'] : ['-m', String(STREAMS)];
   const rate = RATE === null ? [] : [`--rps=${Math.max(1, Math.round(RATE / CONNS))}`];
   if (UPLOAD > 0) rate.push('-d', join(dir, 'upload.bin'));
-  const log = join(dir, `h2load-${tag}.log`);
+  const log = join(dir, `h2load-${tag}-${group}.log`);
   const { stdout: out } = await run(
     'taskset',
     [
@@ -381,7 +414,7 @@ const h2load = async (port, tag, seconds) => {
       LOAD_CPU,
       'h2load',
       '-c',
-      String(CONNS),
+      String(conns),
       ...shape,
       ...rate,
       '-D',
@@ -394,21 +427,17 @@ const h2load = async (port, tag, seconds) => {
   const ms = readFileSync(log, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => Number(l.split('\t')[2]) / 1000)
-    .sort((a, b) => a - b);
+    .map((l) => Number(l.split('\t')[2]) / 1000);
   rmSync(log, { force: true });
-  const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]);
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  const failed = m ? Number(m[5]) + Number(m[6]) : NaN;
   return {
-    rps,
+    ms,
+    rps: Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1]),
     requests: m ? Number(m[3]) : 0,
-    p50: quantile(ms, 0.5),
-    p99: quantile(ms, 0.99),
-    non2xx: codes ? Number(codes[3]) + Number(codes[4]) : NaN,
-    s5xx: codes ? Number(codes[4]) : NaN,
-    socketErrors: failed ? `${failed} failed` : '',
+    failed: m ? Number(m[5]) + Number(m[6]) : Number.NaN,
+    non2xx: codes ? Number(codes[3]) + Number(codes[4]) : Number.NaN,
+    s5xx: codes ? Number(codes[4]) : Number.NaN,
   };
 };
 const load = (port, tag, seconds) => (WRK ? wrk(port, tag, seconds) : h2load(port, tag, seconds));
@@ -509,7 +538,7 @@ async function paired() {
   };
   console.log(
     [
-      `Paired: this build${CLIENT_CERT ? ' (showing the origin a client certificate)' : ''} and ${anchorName} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
+      `Paired: this build${CLIENT_CERT ? ' (showing the origin a client certificate)' : ''} and ${anchorName} at the same time on CPU ${PROXY_CPU} (${PAIRED_UPSTREAM} upstream), each loaded by its own ${WRK ? `wrk -c${CONNS}` : `h2load -c${CONNS}${RATE !== null ? ` at ${RATE} req/s${SPREAD > 1 ? ` in ${SPREAD} generators started apart` : ''}` : ''}`} on CPU ${LOAD_CPU}, ${DURATION}s per round after ${WARMUP}s of warm-up, ${PATH}`,
       '',
       `| round | ${other} CPU µs/req | this build CPU µs/req | this ÷ ${other} | req/s (${other}, this) | errors |`,
       '|---:|---:|---:|---:|---:|---:|',
@@ -538,6 +567,7 @@ async function paired() {
         anchorDist: PAIRED_FLOOR ? null : ANCHOR_DIST,
         anchor: PAIRED_FLOOR ? 'floor' : 'build',
         rate: RATE,
+        spread: RATE === null ? undefined : SPREAD,
         clientCert: CLIENT_CERT,
         cpus: { proxy: PROXY_CPU, load: LOAD_CPU },
         node: process.version,
@@ -604,7 +634,7 @@ const ratio = (xs) =>
     ? '-'
     : `${median(xs).toFixed(2)}×${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : ''}`;
 const lines = [
-  `Proxy benchmark: ${DURATION}s per target after ${WARMUP}s of warm-up${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s` : WRK ? `wrk -c${CONNS} (cleartext h1)` : FRONT === 'h1' ? `h2load -c${CONNS} --h1` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${UPLOAD > 0 ? `POST ${UPLOAD} bytes to ` : ''}${PATH}`,
+  `Proxy benchmark: ${DURATION}s per target after ${WARMUP}s of warm-up${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians; ratios to nginx per round: median (min–max))` : ''}, ${RATE !== null ? `h2load -c${CONNS} ${FRONT === 'h1' ? '--h1' : `-m${STREAMS} (h2c)`} at a fixed ${RATE} req/s${SPREAD > 1 ? ` from ${SPREAD} generators started apart` : ''}` : WRK ? `wrk -c${CONNS} (cleartext h1)` : FRONT === 'h1' ? `h2load -c${CONNS} --h1` : `h2load -c${CONNS} -m${STREAMS} (h2c)`} on CPU ${LOAD_CPU}, proxy on CPU ${PROXY_CPU}, nginx origin over TLS, ${UPLOAD > 0 ? `POST ${UPLOAD} bytes to ` : ''}${PATH}`,
   '',
   '| target | upstream | req/s | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx | p50 ms | p99 ms | added p50 ms | added p99 ms | origin conns | errors |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -626,6 +656,7 @@ writeFileSync(
       warmupS: WARMUP,
       rounds: ROUNDS,
       rate: RATE ?? undefined,
+      spread: RATE === null ? undefined : SPREAD,
       connections: CONNS,
       path: PATH,
       upload: UPLOAD || undefined,
