@@ -53,9 +53,9 @@ const INITIAL_WINDOW = 65_535;
 const MAX_STREAM_ID = 2 ** 31 - 1;
 /** Reset streams remembered (§5.1 "closed" treats late frames by how a stream closed). */
 const RESET_MEMORY = 4096;
-/** Ranges of stream ids the peer skipped (never opened), remembered. */
 /** Entries in one SETTINGS frame we take (nghttp2's default `max_settings`). */
 const MAX_SETTINGS_ENTRIES = 32;
+/** Ranges of stream ids the peer skipped (never opened), remembered. */
 const SKIPPED_MEMORY = 64;
 
 /**
