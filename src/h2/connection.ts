@@ -537,7 +537,7 @@ export class H2Connection {
     const id = b.streamId;
     // The block is decoded even for a stream we refuse: HPACK state is per connection (§4.3).
     let headers: SharedHeaderList;
-    let neverIndexed: number[];
+    let neverIndexed: readonly number[];
     let tooLarge = false;
     let d: DecodedBlock | null = null;
     try {

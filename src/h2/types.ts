@@ -39,7 +39,7 @@ export type H2Event =
       headers: SharedHeaderList;
       endStream: boolean;
       trailers: boolean;
-      neverIndexed: number[];
+      neverIndexed: readonly number[];
       contentLength: number | null;
     }
   /** Client: an interim (1xx, not 101) response head before the final one, checked (RFC 9113 §8.1). */

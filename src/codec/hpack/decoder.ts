@@ -36,7 +36,7 @@ export interface DecodedBlock {
   /**
    * Indexes into `headers` of fields sent as never-indexed literals (RFC 7541 §6.2.3): keep them so on the next hop.
    */
-  neverIndexed: number[];
+  neverIndexed: readonly number[];
   /** This very object comes back for the same bytes while the table allows (see RepeatBlock): never change it. */
   kept: boolean;
 }
