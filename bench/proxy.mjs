@@ -34,7 +34,7 @@
 // 405 before the body is in and, over h2, end connections that sent it much more than it read with GOAWAY:
 // what a proxy does with uploads an origin refused unprocessed (the errors column counts 4xx and 5xx; 5xx apart).
 // BENCH_PAIRED=1 (with BENCH_ANCHOR_DIST): this build and the anchor build at the same time instead of the table: both
-// on the proxy core, each loaded by its own generator on the load core, BENCH_ROUNDS times (the order they start in
+// on the proxy core, each loaded by its own generator on the load core, BENCH_ROUNDS times (default 12; the order they start in
 // alternating); each one's CPU per request and their ratio per round. A slow phase of the machine then lands on both
 // alike: differences of 1–2 % that sequential runs cannot resolve show. BENCH_PAIRED_UPSTREAM h1 (default) or h2.
 // BENCH_PAIRED_ANCHOR=floor (no BENCH_ANCHOR_DIST): Node's floor is the other side instead of a build — issue 58's ratio
@@ -64,7 +64,9 @@ if (!Number.isInteger(UPLOAD) || UPLOAD < 0 || UPLOAD > 64 << 20) {
 const PATH = UPLOAD > 0 ? (process.env.BENCH_UPLOAD_PATH ?? '/upload') : (process.env.BENCH_PATH ?? '/small.txt');
 const FRONT = process.env.BENCH_FRONT ?? 'h1';
 // Rounds over all targets, interleaved (see the loop below); the table gives medians and per-round ratios to nginx.
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+// Paired (BENCH_PAIRED), 12 by default: an A/A on the Intel machine spread ±8 % a round (bench/RESULTS.md `proxy`,
+// 2026-11-29), so fewer rounds leave a median good to ±4 % only.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (process.env.BENCH_PAIRED === '1' ? 12 : 1));
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
   console.error('bench/proxy: BENCH_ROUNDS is a whole number ≥ 1');
   process.exit(2);
