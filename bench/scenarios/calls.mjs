@@ -1,22 +1,29 @@
 #!/usr/bin/env node
-// `npm run bench -- calls`: how many JavaScript function calls a proxied request makes — ours, Node's and the npm
-// packages' — counted, not sampled. A count does not drift with the machine: where the paired CPU bench (bench/proxy.mjs
-// BENCH_PAIRED) resolves ±2 % in twelve rounds on a drifting VM, this says exactly which functions a change added to or
-// took from a request's path, and how often each runs.
+// `npm run bench -- calls`: how many JavaScript function calls a request makes — ours, Node's and the npm packages' —
+// counted, not sampled, through the service (proxied) and through our Agent alone. A count hardly drifts with the
+// machine: where the paired CPU bench (bench/proxy.mjs BENCH_PAIRED) resolves ±2 % in twelve rounds on a drifting VM,
+// this says exactly which functions a change added to or took from a request's path, and how often each runs.
 //
-// How: the service (`serve`, cleartext HTTP/1.1 front, one origin over TLS: nginx serving a 1 KiB file, as in
+// How, the service: `serve` (cleartext HTTP/1.1 front, one origin over TLS: nginx serving a 1 KiB file, as in
 // bench/proxy.mjs) runs under NODE_V8_COVERAGE with bench/lib/coverage-trigger.cjs preloaded; h2load sends
 // BENCH_WARMUP_REQUESTS (2,000), SIGUSR2 writes and resets V8's counters, h2load sends BENCH_REQUESTS (20,000) over 8
-// connections, SIGUSR2 again: that second report holds the counted requests' calls alone. V8 counts a call of a
-// function inlined by the optimizer too: these are the source's calls, not machine-level ones; a count says how much
-// code a request runs, not what it costs (a small function inlined is nearly free).
+// connections, SIGUSR2 again: that second report holds the counted requests' calls alone. The Agent: one Agent in a
+// process of its own (bench/lib/calls-client.mjs) sends the same numbers of sequential requests for /small (100 bytes)
+// — HTTP/1.1 and HTTP/2 to a node:http2 origin, HTTP/3 to ours (bench/lib/origin.mjs) — taking the counters itself
+// (v8.takeCoverage) around the counted ones. A count moves by a call or so a request between runs at most (timers,
+// ACKs, a connection opened or not fall differently); this tree's service path repeated to 0.01.
+//
+// V8 counts a call of a function inlined by the optimizer too: these are the source's calls, not machine-level ones; a
+// count says how much code a request runs, not what it costs (a small function inlined is nearly free), and nothing of
+// what native code (TLS, quiche, the kernel) spends.
 //
 // The service runs from tsc's modules (dist/cli/main.js), not from dist/bundle/: the bundle's functions are compiled
 // from its V8 code cache, which holds no coverage counters, so most of them would count nothing. The same source either way.
 //
-// Knobs (env): BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS (2000), BENCH_UPSTREAMS (h1,h2), BENCH_ANCHOR_DIST (another
-// build's dist/, e.g. a worktree of an earlier commit: counted the same way, and the functions whose calls a request
-// differ most listed), BENCH_TOP (functions listed, 25). Needs nginx and h2load. Writes bench/out/calls-DATE.json.
+// Knobs (env): BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS (2000), BENCH_UPSTREAMS (the service's origin protocols,
+// h1,h2; empty: none), BENCH_CLIENTS (the Agent's protocols, h2,h3; empty: none), BENCH_ANCHOR_DIST (another build's
+// dist/, e.g. a worktree of an earlier commit: counted the same way, and the functions whose calls a request differ
+// most listed), BENCH_TOP (functions listed, 25). Needs nginx and h2load. Writes bench/out/calls-DATE.json.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -26,7 +33,8 @@ import { ResultWriter, ROOT } from '../lib/results.mjs';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 20_000);
 const WARM = Number(process.env.BENCH_WARMUP_REQUESTS ?? 2_000);
-const UPSTREAMS = (process.env.BENCH_UPSTREAMS ?? 'h1,h2').split(',');
+const UPSTREAMS = (process.env.BENCH_UPSTREAMS ?? 'h1,h2').split(',').filter(Boolean);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? 'h2,h3').split(',').filter(Boolean);
 const TOP = Number(process.env.BENCH_TOP ?? 25);
 const ANCHOR = process.env.BENCH_ANCHOR_DIST ? resolve(process.env.BENCH_ANCHOR_DIST) : null;
 const THIS = join(ROOT, 'dist');
@@ -34,8 +42,8 @@ if (!Number.isInteger(N) || N < 100 || !Number.isInteger(WARM) || WARM < 0) {
   console.error('bench/calls: BENCH_REQUESTS is a whole number ≥ 100, BENCH_WARMUP_REQUESTS ≥ 0');
   process.exit(2);
 }
-if (UPSTREAMS.some((u) => u !== 'h1' && u !== 'h2')) {
-  console.error('bench/calls: BENCH_UPSTREAMS is a list of h1 and h2');
+if (UPSTREAMS.some((u) => u !== 'h1' && u !== 'h2') || CLIENTS.some((c) => c !== 'h1' && c !== 'h2' && c !== 'h3')) {
+  console.error('bench/calls: BENCH_UPSTREAMS is a list of h1 and h2 (may be empty), BENCH_CLIENTS of h1, h2 and h3');
   process.exit(2);
 }
 for (const d of [THIS, ...(ANCHOR ? [ANCHOR] : [])])
@@ -137,6 +145,22 @@ const count = (report, dist) => {
   return { sums, fns };
 };
 
+/** Calls a request from counts over N requests: the sums, and every function that ran once in 100 requests or more. */
+const summarize = (c, facts) => {
+  const perReq = (x) => +(x / N).toFixed(2);
+  return {
+    ...facts,
+    calls: { ours: perReq(c.sums.ours), node: perReq(c.sums.node), packages: perReq(c.sums.packages) },
+    functions: [...c.fns]
+      .filter(([, v]) => v >= N / 100)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => {
+        const [fn, kind, file] = k.split('\t');
+        return { fn, kind, file, calls: perReq(v) };
+      }),
+  };
+};
+
 const measure = async (dist, upstream) => {
   const port = await freePort();
   const config = join(dir, `calls-${port}.yaml`);
@@ -175,75 +199,136 @@ routes: [{ path: /, origin: o }]
     if (WARM > 0) load(port, WARM);
     await takeCoverage(p, covDir);
     load(port, N);
-    const c = count(await takeCoverage(p, covDir), dist);
-    const perReq = (x) => +(x / N).toFixed(2);
-    return {
-      dist,
-      upstream,
-      calls: { ours: perReq(c.sums.ours), node: perReq(c.sums.node), packages: perReq(c.sums.packages) },
-      // Every function that ran at least once in 100 requests, by calls a request.
-      functions: [...c.fns]
-        .filter(([, v]) => v >= N / 100)
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => {
-          const [fn, kind, file] = k.split('\t');
-          return { fn, kind, file, calls: perReq(v) };
-        }),
-    };
+    return summarize(count(await takeCoverage(p, covDir), dist), { dist, side: 'service', proto: upstream });
   } finally {
     if (!alive(p) && err) console.error(err.slice(-600));
     await stopChild(p);
   }
 };
 
+/** Our Agent alone in a process (bench/lib/calls-client.mjs), `proto` to a local origin: its calls a request. */
+const measureClient = async (dist, proto, port) => {
+  const covDir = join(dir, `coverage-client-${proto}-${runs.length}`);
+  mkdirSync(covDir);
+  const url = `https://127.0.0.1:${port}/small`;
+  const arg = JSON.stringify({ url, ca: join(CERTS, 'ca.pem'), proto, warm: WARM, n: N });
+  const out = execFileSync(process.execPath, [join(ROOT, 'bench', 'lib', 'calls-client.mjs'), arg], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, NODE_V8_COVERAGE: covDir, BENCH_DIST: dist },
+  });
+  const res = JSON.parse(out.trim().split('\n').at(-1));
+  if (res.error) throw new Error(`bench/calls: the ${proto} client failed: ${res.error}`);
+  // Reports in the order written (their names end in a sequence number): after the warm-up, after the counted
+  // requests, at exit.
+  const seq = (f) => Number(/-(\d+)\.json$/.exec(f)?.[1] ?? -1);
+  const files = readdirSync(covDir).sort((a, b) => seq(a) - seq(b));
+  const c = count(JSON.parse(readFileSync(join(covDir, files[1]), 'utf8')), dist);
+  return summarize(c, { dist, side: 'client', proto });
+};
+
 const runs = [];
 for (const upstream of UPSTREAMS)
   for (const dist of [THIS, ...(ANCHOR ? [ANCHOR] : [])]) {
-    process.stderr.write(`counting: ${dist === THIS ? 'this build' : ANCHOR}, ${upstream} upstream\n`);
+    process.stderr.write(`counting: ${dist === THIS ? 'this build' : ANCHOR}, the service, ${upstream} upstream\n`);
     runs.push(await measure(dist, upstream));
   }
 await stopChild(origin);
 
+// Our Agent alone: HTTP/1.1 and HTTP/2 to a node:http2 origin, HTTP/3 to ours (bench/lib/origin.mjs), /small (100 B).
+if (CLIENTS.length > 0) {
+  const origins = {};
+  for (const kind of new Set(CLIENTS.map((p) => (p === 'h3' ? 'h3' : 'tcp')))) {
+    const o = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bench', 'lib', 'origin.mjs'),
+        JSON.stringify({
+          kind,
+          host: '127.0.0.1',
+          port: 0,
+          cert: join(CERTS, 'leaf.pem'),
+          key: join(CERTS, 'leaf.key'),
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    procs.push(o);
+    origins[kind] = {
+      proc: o,
+      port: await new Promise((resolvePort, reject) => {
+        let buf = '';
+        const t = setTimeout(() => reject(new Error(`bench/calls: the ${kind} origin did not start`)), 20_000);
+        o.stdout.on('data', (d) => {
+          buf += d;
+          const m = /"event":"ready".*?"port":(\d+)/.exec(buf);
+          if (m) {
+            clearTimeout(t);
+            resolvePort(Number(m[1]));
+          }
+        });
+      }),
+    };
+  }
+  for (const proto of CLIENTS)
+    for (const dist of [THIS, ...(ANCHOR ? [ANCHOR] : [])]) {
+      process.stderr.write(`counting: ${dist === THIS ? 'this build' : ANCHOR}, the Agent, ${proto}\n`);
+      runs.push(await measureClient(dist, proto, origins[proto === 'h3' ? 'h3' : 'tcp'].port));
+    }
+  for (const o of Object.values(origins)) await stopChild(o.proc);
+}
+
 const name = (d) => (d === THIS ? 'this build' : `anchor (${d})`);
+const what = (r) => (r.side === 'service' ? `the service, ${r.proto} upstream` : `the Agent, ${r.proto}`);
 const lines = [
-  `Calls a proxied request makes (${N} requests over 8 h1 connections after ${WARM} unmeasured; V8 coverage counts)`,
+  `Calls a request makes (${N} counted after ${WARM} unmeasured; V8 coverage counts): the service's over 8 h1 connections from h2load, the Agent's one at a time`,
   '',
-  '| build | upstream | ours | Node built-ins | npm packages | all |',
+  '| build | what | ours | Node built-ins | npm packages | all |',
   '|---|---|---:|---:|---:|---:|',
   ...runs.map(
     (r) =>
-      `| ${name(r.dist)} | ${r.upstream} | ${r.calls.ours} | ${r.calls.node} | ${r.calls.packages} | ${(r.calls.ours + r.calls.node + r.calls.packages).toFixed(2)} |`,
+      `| ${name(r.dist)} | ${what(r)} | ${r.calls.ours} | ${r.calls.node} | ${r.calls.packages} | ${(r.calls.ours + r.calls.node + r.calls.packages).toFixed(2)} |`,
   ),
 ];
-for (const upstream of UPSTREAMS) {
-  const mine = runs.find((r) => r.dist === THIS && r.upstream === upstream);
-  const other = runs.find((r) => r.dist === ANCHOR && r.upstream === upstream);
-  lines.push('');
-  if (!other) {
-    lines.push(`${upstream} upstream, this build: the ${TOP} functions called most a request`, '');
-    lines.push('| calls a request | function and file |', '|---:|---|');
-    for (const f of mine.functions.slice(0, TOP)) lines.push(`| ${f.calls} | \`${f.fn}\` ${f.file} |`);
+// By name and kind (ours, node, packages) without the file: a function that moved between modules is the same one.
+const byName = (fns) => {
+  const m = new Map();
+  for (const f of fns) {
+    const n = `\`${f.fn}\` (${f.kind})`;
+    m.set(n, (m.get(n) ?? 0) + f.calls);
+  }
+  return m;
+};
+const diffTable = (title, a, b, left, right) => {
+  const x = byName(a.functions);
+  const y = byName(b.functions);
+  const rows = [...new Set([...x.keys(), ...y.keys()])]
+    .map((k) => [k, x.get(k) ?? 0, y.get(k) ?? 0])
+    .filter(([, p, q]) => Math.abs(p - q) >= 0.5)
+    .sort((p, q) => Math.abs(q[1] - q[2]) - Math.abs(p[1] - p[2]) || p[0].localeCompare(q[0]));
+  lines.push('', title, '', `| function (whose) | ${left} | ${right} |`, '|---|---:|---:|');
+  for (const [k, p, q] of rows.slice(0, TOP)) lines.push(`| ${k} | ${p.toFixed(2)} | ${q.toFixed(2)} |`);
+};
+for (const mine of runs.filter((r) => r.dist === THIS)) {
+  const other = runs.find((r) => r.dist === ANCHOR && r.side === mine.side && r.proto === mine.proto);
+  if (other) {
+    diffTable(
+      `${what(mine)}: the functions whose calls a request differ most (by name)`,
+      mine,
+      other,
+      'this build',
+      'anchor',
+    );
     continue;
   }
-  // By name and kind (ours, node, packages) without the file: a function that moved between modules is the same one.
-  const byName = (fns) => {
-    const m = new Map();
-    for (const f of fns) {
-      const n = `\`${f.fn}\` (${f.kind})`;
-      m.set(n, (m.get(n) ?? 0) + f.calls);
-    }
-    return m;
-  };
-  const a = byName(mine.functions);
-  const b = byName(other.functions);
-  const diff = [...new Set([...a.keys(), ...b.keys()])]
-    .map((k) => [k, a.get(k) ?? 0, b.get(k) ?? 0])
-    .filter(([, x, y]) => Math.abs(x - y) >= 0.5)
-    .sort((x, y) => Math.abs(y[1] - y[2]) - Math.abs(x[1] - x[2]) || x[0].localeCompare(y[0]));
-  lines.push(`${upstream} upstream: the functions whose calls a request differ most (by name)`, '');
-  lines.push('| function (whose) | this build | anchor |', '|---|---:|---:|');
-  for (const [k, x, y] of diff.slice(0, TOP)) lines.push(`| ${k} | ${x.toFixed(2)} | ${y.toFixed(2)} |`);
+  lines.push('', `${what(mine)}, this build: the ${TOP} functions called most a request`, '');
+  lines.push('| calls a request | function and file |', '|---:|---|');
+  for (const f of mine.functions.slice(0, TOP)) lines.push(`| ${f.calls} | \`${f.fn}\` ${f.file} |`);
 }
+// Issue 58's question of the h3 client: what it runs that the h2 one does not.
+const h3 = runs.find((r) => r.dist === THIS && r.side === 'client' && r.proto === 'h3');
+const h2 = runs.find((r) => r.dist === THIS && r.side === 'client' && r.proto === 'h2');
+if (h3 && h2) diffTable("the Agent's h3 request against its h2 one, this build", h3, h2, 'h3', 'h2');
 console.log(lines.join('\n'));
 const file = new ResultWriter('calls').write({ requests: N, warmupRequests: WARM, runs });
 console.log(`\nwrote ${file}`);
