@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // bench/scenarios/calls.mjs's client side: `node calls-client.mjs JSON` with { url, ca, proto, warm, n }, started with
-// NODE_V8_COVERAGE=DIR (and BENCH_DIST naming the build, bench/lib/dist.mjs). One Agent sends `warm` sequential
-// requests, V8's counters are written and reset (v8.takeCoverage), then `n` more and the counters written again: that
-// second report holds exactly the `n` requests' calls. Prints one JSON line: { ok: true } or { error }.
+// NODE_V8_COVERAGE=DIR (and BENCH_DIST naming the build, bench/lib/dist.mjs). One Agent sends `warm` then `n`
+// sequential requests and the process exits, Node writing its coverage counts then; the scenario runs it with n = 0
+// too and takes the difference. Prints one JSON line: { ok: true } or { error }.
 import { readFileSync } from 'node:fs';
-import v8 from 'node:v8';
 import { dist } from './dist.mjs';
 
 const o = JSON.parse(process.argv[2]);
@@ -16,10 +15,7 @@ const once = async () => {
   if (res.status !== 200 || res.protocol !== o.proto) throw new Error(`${res.status} over ${res.protocol}`);
 };
 try {
-  for (let i = 0; i < o.warm; i++) await once();
-  v8.takeCoverage();
-  for (let i = 0; i < o.n; i++) await once();
-  v8.takeCoverage();
+  for (let i = 0; i < o.warm + o.n; i++) await once();
   console.log(JSON.stringify({ ok: true }));
 } catch (e) {
   console.log(JSON.stringify({ error: String(e?.message ?? e) }));

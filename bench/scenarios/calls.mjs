@@ -4,18 +4,20 @@
 // machine: where the paired CPU bench (bench/proxy.mjs BENCH_PAIRED) resolves ±2 % in twelve rounds on a drifting VM,
 // this says exactly which functions a change added to or took from a request's path, and how often each runs.
 //
-// How, the service: `serve` (cleartext HTTP/1.1 front, one origin over TLS: nginx serving a 1 KiB file, as in
-// bench/proxy.mjs) runs under NODE_V8_COVERAGE with bench/lib/coverage-trigger.cjs preloaded; h2load sends
-// BENCH_WARMUP_REQUESTS (2,000), SIGUSR2 writes and resets V8's counters, h2load sends BENCH_REQUESTS (20,000) over 8
-// connections, SIGUSR2 again: that second report holds the counted requests' calls alone. The Agent: one Agent in a
-// process of its own (bench/lib/calls-client.mjs) sends the same numbers of sequential requests for /small (100 bytes)
-// — HTTP/1.1 and HTTP/2 to a node:http2 origin, HTTP/3 to ours (bench/lib/origin.mjs) — taking the counters itself
-// (v8.takeCoverage) around the counted ones. A count moves by a call or so a request between runs at most (timers,
-// ACKs, a connection opened or not fall differently); this tree's service path repeated to 0.01.
+// How: V8's coverage counters (NODE_V8_COVERAGE), which Node writes at a process's exit, counted from its start. Each
+// count is two processes: one serves BENCH_WARMUP_REQUESTS (2,000) and exits, the other the same and BENCH_REQUESTS
+// (20,000) more; the difference, function by function, divided by BENCH_REQUESTS, is what a request runs once warm
+// (start-up and warm-up cancel). Not v8.takeCoverage() between the phases in one process: after its reset, calls
+// inlined into code optimized before it are no longer counted (a test here: a small function called 3 million times
+// inlined read 0), so the counts fell with the warm-up's length. Counted from the start, inlined calls count too.
+// The service: `serve` (cleartext HTTP/1.1 front, one origin over TLS: nginx serving a 1 KiB file, as in
+// bench/proxy.mjs), loaded by h2load over 8 connections, stopped by SIGTERM (it drains and exits). The Agent: one Agent
+// in a process of its own (bench/lib/calls-client.mjs) sending sequential requests for /small (100 bytes) — HTTP/1.1
+// and HTTP/2 to a node:http2 origin, HTTP/3 to ours (bench/lib/origin.mjs). A count moves by a call or so a request
+// between runs (timers, ACKs, a connection opened or not fall differently).
 //
-// V8 counts a call of a function inlined by the optimizer too: these are the source's calls, not machine-level ones; a
-// count says how much code a request runs, not what it costs (a small function inlined is nearly free), and nothing of
-// what native code (TLS, quiche, the kernel) spends.
+// These are the source's calls, inlined ones too: a count says how much JavaScript a request runs, not what it costs
+// (a small function inlined is nearly free), and nothing of what native code (TLS, quiche, the kernel) spends.
 //
 // The service runs from tsc's modules (dist/cli/main.js), not from dist/bundle/: the bundle's functions are compiled
 // from its V8 code cache, which holds no coverage counters, so most of them would count nothing. The same source either way.
@@ -25,10 +27,10 @@
 // dist/, e.g. a worktree of an earlier commit: counted the same way, and the functions whose calls a request differ
 // most listed), BENCH_TOP (functions listed, 25). Needs nginx and h2load. Writes bench/out/calls-DATE.json.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { alive, freePort, scratch, stopChild, waitPort } from '../lib/host.mjs';
+import { freePort, scratch, stopChild, waitPort } from '../lib/host.mjs';
 import { ResultWriter, ROOT } from '../lib/results.mjs';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 20_000);
@@ -61,7 +63,6 @@ for (const bin of ['nginx', 'h2load'])
 
 const { dir, procs } = scratch('ol-bench-calls-');
 const CERTS = join(ROOT, 'config', 'demo-certs');
-const TRIGGER = join(ROOT, 'bench', 'lib', 'coverage-trigger.cjs');
 
 // --- the origin: nginx, h1 and h2 over TLS, a 1 KiB file.
 const originPort = await freePort();
@@ -101,22 +102,11 @@ const load = (port, n) => {
   if (ok !== n || good !== n) throw new Error(`bench/calls: ${ok} of ${n} requests succeeded, ${good} with 2xx`);
 };
 
-/** Signal the service to write its coverage, and wait for the report it writes (a new file in `covDir`). */
-const takeCoverage = async (p, covDir) => {
-  const before = new Set(readdirSync(covDir));
-  process.kill(p.pid, 'SIGUSR2');
-  for (let i = 0; i < 200; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const fresh = readdirSync(covDir).filter((f) => !before.has(f));
-    // Written whole once its size holds between two looks.
-    if (fresh.length === 1) {
-      const file = join(covDir, fresh[0]);
-      const size = statSync(file).size;
-      await new Promise((r) => setTimeout(r, 100));
-      if (size > 0 && statSync(file).size === size) return JSON.parse(readFileSync(file, 'utf8'));
-    }
-  }
-  throw new Error('bench/calls: the service wrote no coverage report within 10 s');
+/** The coverage report a process wrote to `covDir` at its exit. */
+const report = (covDir) => {
+  const files = readdirSync(covDir);
+  if (files.length !== 1) throw new Error(`bench/calls: ${files.length} coverage reports in ${covDir}, not one`);
+  return JSON.parse(readFileSync(join(covDir, files[0]), 'utf8'));
 };
 
 /** Calls a request by function: ours (the build's dist/), Node's built-ins, the npm packages'. */
@@ -145,6 +135,19 @@ const count = (report, dist) => {
   return { sums, fns };
 };
 
+/** Counts `a` less counts `b`: the longer process's less the warm-up-only one's. */
+const minus = (a, b) => {
+  const fns = new Map();
+  for (const [k, v] of a.fns) {
+    const d = v - (b.fns.get(k) ?? 0);
+    if (d !== 0) fns.set(k, d);
+  }
+  for (const [k, v] of b.fns) if (!a.fns.has(k)) fns.set(k, -v);
+  const sums = {};
+  for (const k of Object.keys(a.sums)) sums[k] = a.sums[k] - b.sums[k];
+  return { sums, fns };
+};
+
 /** Calls a request from counts over N requests: the sums, and every function that ran once in 100 requests or more. */
 const summarize = (c, facts) => {
   const perReq = (x) => +(x / N).toFixed(2);
@@ -152,7 +155,7 @@ const summarize = (c, facts) => {
     ...facts,
     calls: { ours: perReq(c.sums.ours), node: perReq(c.sums.node), packages: perReq(c.sums.packages) },
     functions: [...c.fns]
-      .filter(([, v]) => v >= N / 100)
+      .filter(([, v]) => Math.abs(v) >= N / 100)
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => {
         const [fn, kind, file] = k.split('\t');
@@ -161,7 +164,8 @@ const summarize = (c, facts) => {
   };
 };
 
-const measure = async (dist, upstream) => {
+/** The service of `dist` with an `upstream` origin: its coverage counts over `n` requests after the warm-up. */
+const serviceCounts = async (dist, upstream, n) => {
   const port = await freePort();
   const config = join(dir, `calls-${port}.yaml`);
   writeFileSync(
@@ -184,11 +188,10 @@ routes: [{ path: /, origin: o }]
   } catch {
     /* a build without the flags file */
   }
-  const p = spawn(
-    process.execPath,
-    [...flags, '--require', TRIGGER, join(dist, 'cli', 'main.js'), 'serve', '--config', config],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_V8_COVERAGE: covDir } },
-  );
+  const p = spawn(process.execPath, [...flags, join(dist, 'cli', 'main.js'), 'serve', '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NODE_V8_COVERAGE: covDir },
+  });
   procs.push(p);
   let err = '';
   p.stderr.on('data', (d) => {
@@ -197,21 +200,30 @@ routes: [{ path: /, origin: o }]
   try {
     await waitPort(port);
     if (WARM > 0) load(port, WARM);
-    await takeCoverage(p, covDir);
-    load(port, N);
-    return summarize(count(await takeCoverage(p, covDir), dist), { dist, side: 'service', proto: upstream });
+    if (n > 0) load(port, n);
   } finally {
-    if (!alive(p) && err) console.error(err.slice(-600));
-    await stopChild(p);
+    // SIGTERM: the service drains and exits, and Node writes the report then (a SIGKILL would write none).
+    await stopChild(p, 10_000);
   }
+  if (p.exitCode !== 0)
+    throw new Error(`bench/calls: the service exited ${p.exitCode ?? p.signalCode}: ${err.slice(-600)}`);
+  return count(report(covDir), dist);
 };
 
-/** Our Agent alone in a process (bench/lib/calls-client.mjs), `proto` to a local origin: its calls a request. */
-const measureClient = async (dist, proto, port) => {
-  const covDir = join(dir, `coverage-client-${proto}-${runs.length}`);
+const measure = async (dist, upstream) =>
+  summarize(minus(await serviceCounts(dist, upstream, N), await serviceCounts(dist, upstream, 0)), {
+    dist,
+    side: 'service',
+    proto: upstream,
+  });
+
+let clientRuns = 0;
+/** Our Agent alone in a process (bench/lib/calls-client.mjs), `proto` to a local origin: its counts over `n`. */
+const clientCounts = (dist, proto, port, n) => {
+  const covDir = join(dir, `coverage-client-${proto}-${++clientRuns}`);
   mkdirSync(covDir);
   const url = `https://127.0.0.1:${port}/small`;
-  const arg = JSON.stringify({ url, ca: join(CERTS, 'ca.pem'), proto, warm: WARM, n: N });
+  const arg = JSON.stringify({ url, ca: join(CERTS, 'ca.pem'), proto, warm: WARM, n });
   const out = execFileSync(process.execPath, [join(ROOT, 'bench', 'lib', 'calls-client.mjs'), arg], {
     encoding: 'utf8',
     timeout: 300_000,
@@ -219,13 +231,15 @@ const measureClient = async (dist, proto, port) => {
   });
   const res = JSON.parse(out.trim().split('\n').at(-1));
   if (res.error) throw new Error(`bench/calls: the ${proto} client failed: ${res.error}`);
-  // Reports in the order written (their names end in a sequence number): after the warm-up, after the counted
-  // requests, at exit.
-  const seq = (f) => Number(/-(\d+)\.json$/.exec(f)?.[1] ?? -1);
-  const files = readdirSync(covDir).sort((a, b) => seq(a) - seq(b));
-  const c = count(JSON.parse(readFileSync(join(covDir, files[1]), 'utf8')), dist);
-  return summarize(c, { dist, side: 'client', proto });
+  return count(report(covDir), dist);
 };
+
+const measureClient = (dist, proto, port) =>
+  summarize(minus(clientCounts(dist, proto, port, N), clientCounts(dist, proto, port, 0)), {
+    dist,
+    side: 'client',
+    proto,
+  });
 
 const runs = [];
 for (const upstream of UPSTREAMS)
