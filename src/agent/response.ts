@@ -14,7 +14,7 @@ export interface ResponseTimings {
 }
 
 /** Where a response's body comes from: the connection's response, or a share of one (collapse). */
-export type BodySource = Pick<ConnResponse, 'body' | 'takeComplete' | 'trailers'>;
+export type BodySource = Pick<ConnResponse, 'body' | 'takeComplete' | 'collect' | 'trailers'>;
 
 export class OriginResponse {
   /** The origin that answered, as the request named it (with a failover list, the one that was reached). */
@@ -78,6 +78,7 @@ export class OriginResponse {
       },
       trailers: source.trailers,
       takeComplete: () => source.takeComplete?.() ?? null,
+      collect: () => source.collect?.() ?? null,
     };
     if (head.earlyData !== undefined) res.earlyData = head.earlyData;
     if (head.earlyDataRefused !== undefined) res.earlyDataRefused = head.earlyDataRefused;
@@ -118,10 +119,15 @@ export class OriginResponse {
     return this.#source.takeComplete?.() ?? null;
   }
 
-  /** The whole body. Event-driven rather than async iteration: this sits on every request's hot path. */
+  /**
+   * The whole body: taken whole if it has ended, collected without a stream if `body` was not read (ConnResponse
+   * `collect`), else read from `body` — event-driven rather than async iteration: this sits on every request's hot path.
+   */
   bytes(): Promise<Buffer> {
     const whole = this.takeComplete();
     if (whole) return Promise.resolve(whole.bytes);
+    const collected = this.#source.collect?.() ?? null;
+    if (collected) return collected;
     const parts: Buffer[] = [];
     return this.#consume((c) => parts.push(c)).then(() =>
       parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts),
@@ -154,6 +160,7 @@ export class OriginResponse {
   dump(): Promise<number> {
     const whole = this.takeComplete();
     if (whole) return Promise.resolve(whole.bytes.length);
+    // Read as a stream, not collected: a body of any size is dropped as it comes, never held whole.
     let n = 0;
     return this.#consume((c) => {
       n += c.length;

@@ -519,6 +519,8 @@ export class LazyBody {
   #ended = false;
   #taken = false;
   #error: Error | null = null;
+  /** A reader taking the body whole without a stream (collect): where the end or the failure goes. */
+  #collecting: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
 
   constructor(make: () => ResponseBody, limit: number) {
     this.#make = make;
@@ -526,6 +528,18 @@ export class LazyBody {
   }
 
   deliver(chunk: Uint8Array, end: boolean): void {
+    const k = this.#collecting;
+    if (k !== null) {
+      if (chunk.length > 0) this.#chunks.push(chunk);
+      if (end) {
+        this.#collecting = null;
+        this.#ended = true;
+        k.resolve(this.#takeBytes());
+        // A stream made meanwhile (`body` read while the body was being taken) ends empty with it.
+        this.#stream?.deliver(EMPTY, true);
+      }
+      return;
+    }
     const s = this.#stream;
     if (s !== null) {
       s.deliver(chunk, end);
@@ -554,6 +568,8 @@ export class LazyBody {
   #open(): ResponseBody {
     const s = this.#make();
     this.#stream = s;
+    // Being taken whole (collect): the bytes are the collector's; the stream ends empty when it is done.
+    if (this.#collecting !== null) return s;
     const chunks = this.#chunks;
     this.#chunks = [];
     for (const c of chunks) s.deliver(c, false);
@@ -564,6 +580,13 @@ export class LazyBody {
 
   /** End the body with an error (a failed exchange): the stream is destroyed with it, now or when made. */
   abort(err: Error): void {
+    const k = this.#collecting;
+    if (k !== null) {
+      this.#collecting = null;
+      this.#chunks = [];
+      this.#error = err;
+      k.reject(err);
+    }
     if (this.#stream !== null) abortBody(this.#stream, err);
     else if (!this.#ended) this.#error = err;
   }
@@ -576,10 +599,30 @@ export class LazyBody {
   take(): CompleteBody | null {
     if (this.#stream !== null || !this.#ended || this.#taken) return null;
     this.#taken = true;
+    return { bytes: this.#takeBytes(), trailers: this.trailers };
+  }
+
+  /**
+   * The whole body, for a reader that wants all of it (the Agent's `bytes()`, `text()`): what arrived is kept with
+   * what arrives until the end, without a stream, its events and ticks per chunk (an HTTP/2 origin that sends its
+   * head and its DATA in two reads had every `text()` go through one) and without pausing the transport — as the
+   * stream's reader would have read it all. Rejects with the exchange's failure. Null when a stream was made or the
+   * body was taken: read the stream. Once called, a stream made later is empty.
+   */
+  collect(): Promise<Buffer> | null {
+    if (this.#stream !== null || this.#taken) return null;
+    this.#taken = true;
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve(this.#takeBytes());
+    return new Promise<Buffer>((resolve, reject) => {
+      this.#collecting = { resolve, reject };
+    });
+  }
+
+  #takeBytes(): Buffer {
     const chunks = this.#chunks;
     this.#chunks = [];
-    const bytes = chunks.length === 1 ? bodyBytes(chunks[0]!) : Buffer.concat(chunks);
-    return { bytes, trailers: this.trailers };
+    return chunks.length === 1 ? bodyBytes(chunks[0]!) : Buffer.concat(chunks);
   }
 }
 
@@ -610,5 +653,9 @@ class ExchangeResponse implements ConnResponse {
 
   takeComplete(): CompleteBody | null {
     return this.#body.take();
+  }
+
+  collect(): Promise<Buffer> | null {
+    return this.#body.collect();
   }
 }

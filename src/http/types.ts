@@ -79,6 +79,12 @@ export interface ConnResponse {
    * a relay send a small response without a stream per response.
    */
   takeComplete?(): CompleteBody | null;
+  /**
+   * The whole body as it arrives, for a reader that wants all of it, without a stream: resolves at its end, rejects
+   * with the response's failure; `body` is then an empty stream that ends with it. Null when `body` was read or the
+   * body taken: read `body`.
+   */
+  collect?(): Promise<Buffer> | null;
 }
 
 /** A response that had ended, taken whole: its body's bytes and its trailers (empty when none). */

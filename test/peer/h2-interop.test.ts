@@ -268,6 +268,39 @@ describe('our HTTP/2 client against independent servers', () => {
     }
   });
 
+  it('nghttp2 (node:http2 server): text() of a body sent after its head, whole; a connection lost in the middle rejects it typed', async () => {
+    const srv = http2.createSecureServer({ cert: certs.cert, key: certs.key });
+    srv.on('stream', (st, h) => {
+      st.on('error', () => {});
+      st.respond({ ':status': 200 });
+      // The head goes first; the body in later writes, so that text() is called before the body has ended.
+      st.write('first ');
+      setTimeout(() => {
+        // (Not st.close(code): node:http2 ends the stream first and sends its RST_STREAM after, a whole body.)
+        if (h[':path'] === '/cut') st.session?.destroy();
+        else st.end('second');
+      }, 30);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const a = agent();
+    try {
+      const port = (srv.address() as AddressInfo).port;
+      const res = await a.request({ url: `https://localhost:${port}/` });
+      expect(await res.text()).toBe('first second');
+      // The body was taken whole (LazyBody.collect): its stream is empty and ended.
+      expect((await readAll(res)).length).toBe(0);
+      const cut = await a.request({ url: `https://localhost:${port}/cut` });
+      const err = await cut.text().catch((e: unknown) => e as OriginlinkError);
+      expect(err).toBeInstanceOf(OriginlinkError);
+      expect((err as OriginlinkError).code).toBe(ErrorCode.SOCKET_CLOSED);
+      expect(await (await a.request({ url: `https://localhost:${port}/` })).text()).toBe('first second');
+      expect(a.stats()[0]?.connectionsOpened).toBe(2);
+    } finally {
+      await a.close();
+      srv.close();
+    }
+  });
+
   it('nginx reloaded in the middle of load (GOAWAY to the old connection): every request succeeds on a new one', async () => {
     const a = new Agent({ protocol: 'h2', tls: { ca: certs.ca } });
     try {

@@ -3,7 +3,9 @@
  * only when asked for. An ended body is taken whole with no stream; bytes
  * that arrived before the stream was made reach it in order; past its
  * limit the stream is made at once and pauses the transport like one made
- * up front; an abort before the stream exists destroys it when made.
+ * up front; an abort before the stream exists destroys it when made. A
+ * reader that wants all of it collects it without a stream (collect): past
+ * the limit too, with a stream made meanwhile left empty.
  */
 import { describe, expect, it } from 'vitest';
 import { LazyBody } from '../../src/client/exchange.js';
@@ -93,5 +95,60 @@ describe('LazyBody', () => {
     body.deliver(Buffer.from('done'), true);
     body.abort(new Error('too late'));
     expect(body.take()?.bytes.toString()).toBe('done');
+  });
+
+  it('collect: what arrived and what arrives until the end, whole, with no stream and no pause past the limit', async () => {
+    const { body, made, pauses } = lazy(1024);
+    body.deliver(Buffer.from('x'.repeat(600)), false);
+    const whole = body.collect();
+    expect(whole).not.toBeNull();
+    body.deliver(Buffer.from('y'.repeat(600)), false); // past the limit: still no stream
+    body.deliver(Buffer.from('z'), true);
+    const bytes = (await whole) as Buffer;
+    expect(bytes.length).toBe(1201);
+    expect(bytes.subarray(1199).toString()).toBe('yz');
+    expect(made()).toBe(0);
+    expect(pauses()).toBe(0);
+    expect(body.take()).toBeNull(); // handed over once
+    expect(body.collect()).toBeNull();
+  });
+
+  it('collect of an ended body resolves at once; after a stream was made it is null', async () => {
+    const { body } = lazy();
+    body.deliver(Buffer.from('done'), true);
+    expect((await body.collect())?.toString()).toBe('done');
+    const other = lazy().body;
+    other.deliver(Buffer.from('a'), false);
+    void other.stream;
+    expect(other.collect()).toBeNull(); // read the stream instead
+  });
+
+  it('collect rejects with the failure, whether it came before or during the collection', async () => {
+    const before = lazy().body;
+    before.deliver(Buffer.from('partial'), false);
+    const e1 = new Error('origin reset');
+    before.abort(e1);
+    await expect(before.collect()).rejects.toBe(e1);
+
+    const during = lazy().body;
+    const whole = during.collect() as Promise<Buffer>;
+    during.deliver(Buffer.from('partial'), false);
+    const e2 = new Error('connection lost');
+    during.abort(e2);
+    await expect(whole).rejects.toBe(e2);
+    const s = during.stream; // made after the failure: errored with it
+    expect(s.errored).toBe(e2);
+  });
+
+  it('a stream made while the body is collected stays empty and ends with the collection', async () => {
+    const { body, made } = lazy();
+    const whole = body.collect() as Promise<Buffer>;
+    body.deliver(Buffer.from('first'), false);
+    const s = body.stream;
+    expect(made()).toBe(1);
+    const read = readAll(s);
+    body.deliver(Buffer.from(' second'), true);
+    expect((await whole).toString()).toBe('first second');
+    expect((await read).length).toBe(0);
   });
 });
