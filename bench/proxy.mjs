@@ -50,7 +50,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haproxyConfig } from './lib/haproxy.mjs';
-import { alive, freePort, serviceArgv, stopChild, treeCpuUs, waitPort } from './lib/host.mjs';
+import { alive, freePort, oneOriginConfig, serviceArgv, stopChild, treeCpuUs, waitPort } from './lib/host.mjs';
 import { quantile } from './lib/stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -261,17 +261,15 @@ const originlinkTarget = (label, dist, proto, workers, clientCert = false) => ({
     const file = join(dir, `originlink-${proto}-${port}.yaml`);
     writeFileSync(
       file,
-      `
-listeners: [{ name: front, kind: ${FRONT === 'h1' ? 'http' : 'h2c'}, host: 127.0.0.1, port: ${port} }]
-admin: false
-logging: ${ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requests: false }'}
-# Request bodies up to 1 MiB read whole in memory, as the nginx anchor's client_body_buffer_size 1m (by default,
-# past 16 KiB both would go through a temporary file).
-proxy: { requestBufferBytes: 1048576 }
-origins:
-  o: { url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost${clientCert ? `, cert: ${dir}/client.pem, key: ${dir}/client.key` : ''} }, pool: { maxConnections: 64 } }
-routes: [{ path: /, origin: o }]
-`,
+      oneOriginConfig({
+        port,
+        front: FRONT === 'h1' ? 'http' : 'h2c',
+        logging: ACCESS_LOG ? '{ level: info, requests: true }' : '{ level: warn, requests: false }',
+        // Request bodies up to 1 MiB read whole in memory, as the nginx anchor's client_body_buffer_size 1m (by
+        // default, past 16 KiB both would go through a temporary file).
+        extra: 'proxy: { requestBufferBytes: 1048576 }\n',
+        origin: `url: "https://127.0.0.1:${originTls}", protocol: ${proto}, tls: { ca: ${CERTS}/ca.pem, servername: localhost${clientCert ? `, cert: ${dir}/client.pem, key: ${dir}/client.key` : ''} }, pool: { maxConnections: 64 }`,
+      }),
     );
     const cpu = workers > 1 ? `${LOAD_CPU},${PROXY_CPU}` : PROXY_CPU;
     const [node, ...args] = serviceArgv(dist, NODE_ARGS);

@@ -151,6 +151,25 @@ export const serviceArgv = (dist, nodeArgs = [], launcher = true) => {
   return [process.execPath, ...flags.split(/\s+/).filter(Boolean), ...nodeArgs, main];
 };
 /**
+ * The `serve` config the benches give one build: a cleartext front (`front`: http or h2c) on 127.0.0.1:`port`, no
+ * admin listener, every path to one origin `o` whose fields (`origin`: url, protocol, tls, pool…, YAML flow style
+ * without the braces) the bench names; `logging` the logging section, `extra` more top-level lines before `origins`.
+ */
+export const oneOriginConfig = ({
+  port,
+  origin,
+  front = 'http',
+  logging = '{ level: warn, requests: false }',
+  extra = '',
+}) =>
+  `listeners: [{ name: front, kind: ${front}, host: 127.0.0.1, port: ${port} }]
+admin: false
+logging: ${logging}
+${extra}origins:
+  o: { ${origin} }
+routes: [{ path: /, origin: o }]
+`;
+/**
  * The command that runs a one-shot command (fetch, probe, info, --version) of the build at `dist` as its launcher
  * starts it: node without flags (this launcher; why: bin/originlink), or with the service's V8 flags but node's code on
  * huge pages where an older launcher passed them (its COMMAND_NODE_FLAGS line: that build's commands' V8 code cache

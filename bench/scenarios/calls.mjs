@@ -30,7 +30,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { freePort, scratch, stopChild, waitPort } from '../lib/host.mjs';
+import { freePort, oneOriginConfig, scratch, serviceArgv, stopChild, waitPort } from '../lib/host.mjs';
 import { ResultWriter, ROOT } from '../lib/results.mjs';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 20_000);
@@ -170,25 +170,17 @@ const serviceCounts = async (dist, upstream, n) => {
   const config = join(dir, `calls-${port}.yaml`);
   writeFileSync(
     config,
-    `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
-admin: false
-logging: { level: warn, requests: false }
-origins:
-  o: { url: "https://127.0.0.1:${originPort}", protocol: ${upstream}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 } }
-routes: [{ path: /, origin: o }]
-`,
+    oneOriginConfig({
+      port,
+      origin: `url: "https://127.0.0.1:${originPort}", protocol: ${upstream}, tls: { ca: ${CERTS}/ca.pem, servername: localhost }, pool: { maxConnections: 64 }`,
+    }),
   );
   const covDir = join(dir, `coverage-${port}`);
   mkdirSync(covDir);
-  let flags = [];
-  try {
-    flags = readFileSync(join(dist, '..', 'bin', 'service-node-flags'), 'utf8')
-      .split(/\s+/)
-      .filter(Boolean);
-  } catch {
-    /* a build without the flags file */
-  }
-  const p = spawn(process.execPath, [...flags, join(dist, 'cli', 'main.js'), 'serve', '--config', config], {
+  // As the launcher starts `serve` (its node flags), but from tsc's modules: see the header.
+  const [node, ...args] = serviceArgv(dist);
+  args[args.length - 1] = join(dist, 'cli', 'main.js');
+  const p = spawn(node, [...args, 'serve', '--config', config], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NODE_V8_COVERAGE: covDir },
   });

@@ -19,7 +19,7 @@ import { makeCerts } from '../lib/certs.mjs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DIST } from '../lib/dist.mjs';
-import { freePort, serviceArgv, treeCpuUs, waitPort } from '../lib/host.mjs';
+import { freePort, oneOriginConfig, serviceArgv, treeCpuUs, waitPort } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { fmt } from '../lib/stats.mjs';
 
@@ -141,13 +141,10 @@ async function serviceTarget(dist) {
   const config = join(dir, 'service.yaml');
   writeFileSync(
     config,
-    `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
-admin: false
-logging: { level: warn, requests: false }
-origins:
-  o: { url: "https://127.0.0.1:${originPort}", protocol: h2, tls: { ca: ${certs.caPath}, servername: localhost } }
-routes: [{ path: /, origin: o }]
-`,
+    oneOriginConfig({
+      port,
+      origin: `url: "https://127.0.0.1:${originPort}", protocol: h2, tls: { ca: ${certs.caPath}, servername: localhost }`,
+    }),
   );
   const svc = startPeer(1, ['serve', '--config', config], { trace: true, ready: false, dist });
   try {

@@ -20,7 +20,7 @@ import { createLab } from '../lab/index.mjs';
 import { makeCerts } from '../lib/certs.mjs';
 import { Progress } from '../lib/progress.mjs';
 import { DIST } from '../lib/dist.mjs';
-import { serviceArgv } from '../lib/host.mjs';
+import { oneOriginConfig, serviceArgv } from '../lib/host.mjs';
 import { ResultWriter } from '../lib/results.mjs';
 import { haproxyConfig } from '../lib/haproxy.mjs';
 import { runScript, startOrigin } from '../lib/spawn.mjs';
@@ -61,13 +61,10 @@ async function front(target, port) {
     const file = join(dir, `${target}.yaml`);
     writeFileSync(
       file,
-      `listeners: [{ name: front, kind: http, host: 127.0.0.1, port: ${port} }]
-admin: false
-logging: { level: warn, requests: false }
-origins:
-  o: { url: "https://${origin}", protocol: ${proto}, tls: { ca: ${certs.caPath} }${MAX_CONN ? `, pool: { maxConnections: ${MAX_CONN} }` : ''} }
-routes: [{ path: /, origin: o }]
-`,
+      oneOriginConfig({
+        port,
+        origin: `url: "https://${origin}", protocol: ${proto}, tls: { ca: ${certs.caPath} }${MAX_CONN ? `, pool: { maxConnections: ${MAX_CONN} }` : ''}`,
+      }),
     );
     argv = [...serviceArgv(DIST), 'serve', '--config', file];
   } else if (target === 'nginx') {

@@ -584,7 +584,6 @@ export class LazyBody {
     if (k !== null) {
       this.#collecting = null;
       this.#chunks = [];
-      this.#error = err;
       k.reject(err);
     }
     if (this.#stream !== null) abortBody(this.#stream, err);
