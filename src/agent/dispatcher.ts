@@ -10,7 +10,8 @@
 import { stringify as stringifyQuery } from 'node:querystring';
 import { Readable } from 'node:stream';
 import { abortedBy, ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
-import type { HeaderList, RequestBody } from '../http/types.js';
+import type { CompleteBody, HeaderList, RequestBody } from '../http/types.js';
+import { LegSignal, type SignalLike } from '../util/leg-signal.js';
 import type { OriginResponse } from './response.js';
 
 /** The fields of undici's DispatchOptions this Agent reads. */
@@ -71,7 +72,7 @@ export interface RequestRunner {
     method: string;
     headers: HeaderList;
     body: RequestBody;
-    signal: AbortSignal;
+    signal: SignalLike;
   }): Promise<OriginResponse>;
 }
 
@@ -151,13 +152,22 @@ class Controller implements DispatchController {
   paused = false;
   reason: Error | null = null;
   body: Readable | null = null;
-  readonly ac = new AbortController();
+  /**
+   * What the Agent's request listens to: a signal without an EventTarget (util/leg-signal.ts), where an
+   * AbortController made Node's EventTarget and transferable object for every dispatch.
+   */
+  readonly signal = new LegSignal(null);
+  /** A body delivered whole (deliverWhole) whose end waits for resume(), or runs its failure on abort(). */
+  held: { end: () => void; failed: () => void } | null = null;
   abort(reason: Error): void {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason ?? new OriginlinkError(ErrorCode.ABORTED, 'local', 'request aborted');
-    this.ac.abort(this.reason);
+    this.signal.abort(this.reason);
     this.body?.destroy();
+    const held = this.held;
+    this.held = null;
+    held?.failed();
   }
   pause(): void {
     this.paused = true;
@@ -166,7 +176,21 @@ class Controller implements DispatchController {
   resume(): void {
     this.paused = false;
     this.body?.resume();
+    const held = this.held;
+    this.held = null;
+    held?.end();
   }
+}
+
+/** One dispatch's response side: its controller, its handler (and which style), and how it ends. */
+interface Delivery {
+  ctl: Controller;
+  handler: DispatchHandler;
+  modern: boolean;
+  /** The request failed: the handler told (once). */
+  fail(e: unknown): void;
+  /** The response is over: no failure may be told any more. */
+  done(): void;
 }
 
 /**
@@ -236,16 +260,15 @@ export function dispatchOn(agent: RequestRunner, opts: DispatchOptions, handler:
         method: opts.method,
         headers: dispatchHeaders(opts.headers),
         body: body as RequestBody,
-        signal: ctl.ac.signal,
+        signal: ctl.signal,
       })
-      .then(
-        (res) =>
-          deliver(res, ctl, handler, modern, fail, () => {
-            settled = true;
-            unlisten();
-          }),
-        fail,
-      );
+      .then((res) => {
+        const done = (): void => {
+          settled = true;
+          unlisten();
+        };
+        deliver(res, { ctl, handler, modern, fail, done });
+      }, fail);
   } catch (e) {
     queueMicrotask(() => fail(e));
   }
@@ -260,26 +283,24 @@ function withQuery(path: string, query: Record<string, unknown> | undefined): st
   return text === '' ? path : `${path}${path.includes('?') ? '&' : '?'}${text}`;
 }
 
-function deliver(
-  res: OriginResponse,
-  ctl: Controller,
-  handler: DispatchHandler,
-  modern: boolean,
-  fail: (e: unknown) => void,
-  done: () => void,
-): void {
-  const body = res.body;
+function deliver(res: OriginResponse, d: Delivery): void {
+  const { ctl, handler, modern, fail } = d;
+  // A body that ended with its head (a small response, the common case) is handed over whole, without the stream a
+  // body otherwise becomes (OriginResponse.takeComplete): a Readable, its listeners and their events cost a dispatch
+  // more than the Agent's request did.
+  const whole = ctl.aborted ? null : res.takeComplete();
+  const body = whole ? null : res.body;
   ctl.body = body;
   // A handler that throws (undici.stream's factory, a connect handler) fails the request like an abort: the body
   // goes, the connection with it, and onError says so — it was an unhandled rejection that ended the process, the
   // body left unread holding its connection.
   const thrown = (e: unknown): void => {
     if (!ctl.aborted) ctl.abort(e instanceof Error ? e : new Error(String(e)));
-    body.destroy();
+    body?.destroy();
     fail(e);
   };
   if (ctl.aborted) {
-    body.destroy();
+    body?.destroy();
     fail(ctl.reason);
     return;
   }
@@ -296,11 +317,16 @@ function deliver(
     return;
   }
   if (ctl.aborted) {
-    body.destroy();
+    body?.destroy();
     fail(ctl.reason);
     return;
   }
-  body.on('data', (chunk: Buffer) => {
+  if (whole) {
+    deliverWhole(whole, d, thrown);
+    return;
+  }
+  const stream = body as Readable;
+  stream.on('data', (chunk: Buffer) => {
     if (ctl.aborted) return;
     try {
       if (modern) handler.onResponseData?.(ctl, chunk);
@@ -309,18 +335,48 @@ function deliver(
       thrown(e);
     }
   });
-  body.once('error', fail);
-  body.once('end', () => {
-    void res.trailers.then((t) => {
-      if (ctl.aborted) return;
-      done();
-      try {
-        if (modern) handler.onResponseEnd?.(ctl, headerObject(t));
-        else handler.onComplete?.(rawHeaders(t));
-      } catch {
-        // The request is over; a throw from its last callback has nowhere to go.
-      }
-    });
+  stream.once('error', fail);
+  stream.once('end', () => {
+    void res.trailers.then((t) => complete(t, d));
   });
-  if (ctl.paused) body.pause();
+  if (ctl.paused) stream.pause();
+}
+
+/**
+ * A body that had ended with its head: its bytes in one data callback, then its end — once the handler has resumed,
+ * if it paused (a handler that asks for no more data is told of no end either until it resumes, as undici's parser
+ * holds the rest of a buffer it paused in). An abort while it waits fails the request.
+ */
+function deliverWhole(whole: CompleteBody, d: Delivery, thrown: (e: unknown) => void): void {
+  const { ctl, handler, modern, fail } = d;
+  const b = whole.bytes;
+  if (b.length > 0) {
+    try {
+      if (modern) handler.onResponseData?.(ctl, b);
+      else if (handler.onData?.(b) === false) ctl.pause();
+    } catch (e) {
+      thrown(e);
+      return;
+    }
+  }
+  if (ctl.aborted) {
+    fail(ctl.reason);
+    return;
+  }
+  const end = (): void => complete(whole.trailers, d);
+  if (ctl.paused) ctl.held = { end, failed: () => fail(ctl.reason) };
+  else end();
+}
+
+/** The response is over: the handler told, with its trailers. */
+function complete(trailers: HeaderList, d: Delivery): void {
+  const { ctl, handler, modern } = d;
+  if (ctl.aborted) return;
+  d.done();
+  try {
+    if (modern) handler.onResponseEnd?.(ctl, headerObject(trailers));
+    else handler.onComplete?.(rawHeaders(trailers));
+  } catch {
+    // The request is over; a throw from its last callback has nowhere to go.
+  }
 }

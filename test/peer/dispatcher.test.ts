@@ -26,6 +26,7 @@ import { writeTsHooks } from '../helpers/ts-child.js';
 
 const certs = makeCerts();
 const big = randomBytes(1024 * 1024);
+const SMALL = 'a small body, whole in the read that brings its head\n';
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -35,7 +36,7 @@ let caddyRoot: string;
 let echo: http.Server;
 
 beforeAll(async () => {
-  nginx = await Nginx.start({ files: { 'big.bin': big } });
+  nginx = await Nginx.start({ files: { 'big.bin': big, 'small.txt': SMALL } });
   caddyRoot = mkdtempSync(join(tmpdir(), 'ol-dispatch-caddy-'));
   writeFileSync(join(caddyRoot, 'hello.txt'), 'hello from caddy\n');
   writeFileSync(join(caddyRoot, 'big.bin'), big);
@@ -165,6 +166,91 @@ describe('fetch() and undici over originlink', () => {
         });
       for (let i = 0; i < 20; i++) expect(await run(`/n${i}`)).toMatch(/^0 /);
       expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('a body that came whole with its head: one data callback, and its end only once a paused handler resumes (both handler styles)', async () => {
+    const agent = new Agent({ protocol: 'h1', tls: { ca: certs.ca } });
+    const origin = `https://localhost:${nginx.port}`;
+    try {
+      // undici 6's style (Node's global fetch): onData returns false, onComplete waits for the resume onHeaders got.
+      const legacy = await new Promise<{ chunks: number; bytes: number; endedWhilePaused: boolean }>(
+        (resolve, reject) => {
+          let resume: (() => void) | null = null;
+          let paused = false;
+          let endedWhilePaused = false;
+          let chunks = 0;
+          let bytes = 0;
+          agent.dispatch({ origin, path: '/small.txt', method: 'GET' }, {
+            onConnect: () => {},
+            onHeaders: (status: number, _raw: Buffer[], r: () => void) => {
+              expect(status).toBe(200);
+              resume = r;
+              return true;
+            },
+            onData: (c: Buffer) => {
+              chunks++;
+              bytes += c.length;
+              paused = true;
+              setTimeout(() => {
+                paused = false;
+                resume?.();
+              }, 50);
+              return false;
+            },
+            onComplete: () => {
+              if (paused) endedWhilePaused = true;
+              resolve({ chunks, bytes, endedWhilePaused });
+            },
+            onError: reject,
+          } as never);
+        },
+      );
+      expect(legacy).toEqual({ chunks: 1, bytes: SMALL.length, endedWhilePaused: false });
+      // undici 7's style: controller.pause() in onResponseData, onResponseEnd after controller.resume().
+      const modern = await new Promise<{ text: string; endedWhilePaused: boolean }>((resolve, reject) => {
+        let paused = false;
+        let endedWhilePaused = false;
+        let text = '';
+        agent.dispatch({ origin, path: '/small.txt', method: 'GET' }, {
+          onRequestStart: () => {},
+          onResponseStart: () => {},
+          onResponseData: (c: { pause(): void; resume(): void }, chunk: Buffer) => {
+            text += chunk.toString();
+            c.pause();
+            paused = true;
+            setTimeout(() => {
+              paused = false;
+              c.resume();
+            }, 50);
+          },
+          onResponseEnd: () => {
+            if (paused) endedWhilePaused = true;
+            resolve({ text, endedWhilePaused });
+          },
+          onResponseError: (_c: unknown, e: Error) => reject(e),
+        } as never);
+      });
+      expect(modern).toEqual({ text: SMALL, endedWhilePaused: false });
+      // An abort while the end waits: the request fails with the abort's reason, the connection serves on.
+      const aborted = await new Promise<Error>((resolve) => {
+        agent.dispatch({ origin, path: '/small.txt', method: 'GET' }, {
+          onRequestStart: () => {},
+          onResponseStart: () => {},
+          onResponseData: (c: { pause(): void; abort(e: Error): void }) => {
+            c.pause();
+            setTimeout(() => c.abort(new Error('reader gone')), 20);
+          },
+          onResponseEnd: () => resolve(new Error('ended')),
+          onResponseError: (_c: unknown, e: Error) => resolve(e),
+        } as never);
+      });
+      expect(aborted.message).toBe('reader gone');
+      const r = await fetch(`${origin}/small.txt`, { dispatcher: agent } as RequestInit);
+      expect(await r.text()).toBe(SMALL);
+      expect(agent.stats()[0]!.connectionsOpened).toBe(1);
     } finally {
       await agent.close();
     }
