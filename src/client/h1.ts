@@ -117,6 +117,27 @@ export class H1PooledConnection implements PooledConnection {
   #reads: SocketReads;
   /** The request on now asked to switch protocols (upgrade()). */
   #upgrading = false;
+  /**
+   * The request taken and not yet written: it leaves at the end of this loop turn's poll phase (#flushAll), with every
+   * other connection's. Null: none waits.
+   */
+  #pendingX: Exchange | null = null;
+  #pendingHead = '';
+  #pendingFraming: 'none' | 'length' | 'chunked' = 'none';
+  /**
+   * Connections whose request waits for the turn's end, written together in one `setImmediate` (the check phase: after
+   * every socket read of this poll phase and its promise reactions). Written at once instead, each request left
+   * between the next response's read and its handling: the origin woke for every request, and a caller whose
+   * request path is long (`fetch()` over the Agent) ran it alone for each, never its reads together and then its
+   * writes (bench/RESULTS.md `clients`, 2026-11-29). The h1 front writes its responses so (server/h1.ts), as the h2
+   * wire and the QUIC endpoint flush once a turn.
+   */
+  static #due: H1PooledConnection[] = [];
+  static #flushAll = (): void => {
+    const due = H1PooledConnection.#due;
+    H1PooledConnection.#due = [];
+    for (const c of due) c.#flush();
+  };
   /** Switched by a 101: the bytes that followed it (held for #detach); the connection reads nothing more. */
   #switched: Buffer | null = null;
   #wire: ExchangeWire = {
@@ -126,6 +147,13 @@ export class H1PooledConnection implements PooledConnection {
         return;
       }
       this.#cur = null;
+      if (this.#pendingX === x) {
+        // Given up before it was written (an abort, a deadline): nothing went out, the connection serves on.
+        this.#dropPending();
+        if (this.#state === 'ready') this.#emit({ type: 'capacity' });
+        else this.#teardown(null);
+        return;
+      }
       if (!this.#startDrain(x, err)) this.#teardown(err);
     },
     settled: (x) => {
@@ -293,7 +321,7 @@ export class H1PooledConnection implements PooledConnection {
       `origin ${this.facts.remoteAddress}:${this.facts.remotePort} sent bytes with no request outstanding (${when}); connection closed`,
     );
     const x = this.#cur;
-    if (x && !x.done) x.fail(err);
+    if (x && !x.done) x.fail(this.#unsent(x, err));
     this.#cur = null;
     this.#teardown(err);
   }
@@ -322,7 +350,12 @@ export class H1PooledConnection implements PooledConnection {
     this.#cur = x;
     this.served++;
     this.#parser.expect(req.method, this.#upgrading);
-    this.#write(x, head.head, head.framing);
+    this.#pendingX = x;
+    this.#pendingHead = head.head;
+    this.#pendingFraming = head.framing;
+    const due = H1PooledConnection.#due;
+    if (due.length === 0) setImmediate(H1PooledConnection.#flushAll);
+    due.push(this);
     return x.promise;
   }
 
@@ -353,6 +386,32 @@ export class H1PooledConnection implements PooledConnection {
     if (s.destroyed)
       throw new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'origin closed the connection right after its 101');
     return this.#switched as Buffer;
+  }
+
+  /** This turn is over: the waiting request leaves (unless the connection closed meanwhile: its close failed it). */
+  #flush(): void {
+    const x = this.#pendingX;
+    if (x === null) return;
+    const head = this.#pendingHead;
+    const framing = this.#pendingFraming;
+    this.#dropPending();
+    if (this.#state === 'closed' || x.done) return;
+    this.#write(x, head, framing);
+  }
+
+  #dropPending(): void {
+    this.#pendingX = null;
+    this.#pendingHead = '';
+  }
+
+  /**
+   * `err` for `x`, retry-safe when `x` had not been written yet (its head waiting for the turn's end): nothing of it
+   * reached the origin, whatever the method (the policy's retrySafe, agent/policy.ts).
+   */
+  #unsent(x: Exchange, err: OriginlinkError): OriginlinkError {
+    if (this.#pendingX !== x) return err;
+    this.#dropPending();
+    return err.with({ retrySafe: true });
   }
 
   #write(x: Exchange, head: string, framing: 'none' | 'length' | 'chunked'): void {
@@ -427,9 +486,10 @@ export class H1PooledConnection implements PooledConnection {
     // While a dropped body is read out (#startDrain) there is no exchange: the bytes go to the parser alone.
     const x = this.#drain ? null : this.#cur;
     if (!this.#drain) {
-      if (!x || x.done) {
-        // RFC 9112 §9.3: a server has no reason to send while idle (or after the response); never reuse.
-        this.#unsolicited('while idle');
+      if (!x || x.done || this.#pendingX === x) {
+        // RFC 9112 §9.3: a server has no reason to send while idle (or after the response, or before our request
+        // left: its head waits for the turn's end); never reuse.
+        this.#unsolicited(x === null || x.done ? 'while idle' : 'before the request was sent');
         return;
       }
       x.started();
@@ -591,7 +651,7 @@ export class H1PooledConnection implements PooledConnection {
   #onClose = (): void => {
     const x = this.#cur;
     if (x && !x.done) {
-      x.fail(new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed'));
+      x.fail(this.#unsent(x, new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'remote', 'connection closed')));
       return;
     }
     this.#cur = null;
@@ -608,11 +668,14 @@ export class H1PooledConnection implements PooledConnection {
     const x = this.#cur;
     if (x && !x.done) {
       x.fail(
-        error instanceof OriginlinkError
-          ? error
-          : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', {
-              cause: error,
-            }),
+        this.#unsent(
+          x,
+          error instanceof OriginlinkError
+            ? error
+            : new OriginlinkError(ErrorCode.SOCKET_CLOSED, 'local', error?.message ?? 'connection destroyed', {
+                cause: error,
+              }),
+        ),
       );
       return;
     }

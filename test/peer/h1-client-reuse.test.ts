@@ -285,3 +285,34 @@ it('an origin that answers an upload early and stops reading it does not hold th
     await new Promise((r) => origin.close(r));
   }
 });
+
+it("a request given up in the turn it was taken never leaves (its head waits for the turn's end): the origin never sees it and the connection serves on", async () => {
+  const seen: string[] = [];
+  const origin = await startH1Server({
+    handler: (req) => {
+      seen.push(req.path);
+      return { status: 200, body: 'ok' };
+    },
+  });
+  const agent = new Agent({ protocol: 'h1', pool: { maxConnections: 1 } });
+  const base = `http://127.0.0.1:${origin.address.port}`;
+  try {
+    expect(await (await agent.request({ origin: base, path: '/first' })).text()).toBe('ok');
+    const ac = new AbortController();
+    const gone = agent.request({ origin: base, path: '/given-up', signal: ac.signal });
+    // Promise reactions only: they run before this turn's check phase, where the head would leave, and after the
+    // request reached its connection (the Agent's path to it is a few reactions long).
+    let hops = Promise.resolve();
+    for (let i = 0; i < 50; i++) hops = hops.then(() => {});
+    await hops;
+    ac.abort();
+    await expect(gone).rejects.toMatchObject({ code: 'OL_ABORTED' });
+    expect(await (await agent.request({ origin: base, path: '/after' })).text()).toBe('ok');
+    expect(seen).toEqual(['/first', '/after']);
+    const s = agent.stats()[0]!;
+    expect(s.connectionsOpened).toBe(1);
+  } finally {
+    await agent.close();
+    await origin.close(100);
+  }
+});
