@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench -- clients`: originlink vs undici 7 on the same nginx origin,
-// h1 and h2 over TLS, same concurrency, in one run. Prints req/s and p50/p99
-// with ratios (originlink / undici) and writes bench/out/clients-DATE.json.
+// h1 and h2 over TLS, same concurrency, in one run — each client's own request
+// API (our Agent's `request`, undici Pool's `request`), and Node's global
+// `fetch()` with each as its `dispatcher` (our Agent, undici 7's Agent): what a
+// program that only swaps the dispatcher gets. Prints req/s and p50/p99 with
+// ratios (originlink / undici, per pair) and writes bench/out/clients-DATE.json.
 //
 // Knobs (env): BENCH_SECONDS (per measurement, default 5), BENCH_CONCURRENCY
 // (default 32), BENCH_ROUNDS (default 2; clients alternate A B B A per round),
@@ -10,7 +13,7 @@
 // The bulk compares our h2 client with node:http2's client (the anchor for one
 // stream over one connection; undici's h2 wraps node:http2 too).
 // For profiling: BENCH_PROTOCOLS (default h1,h2), BENCH_CLIENTS (default
-// originlink,undici), e.g. `BENCH_PROTOCOLS=h2 BENCH_CLIENTS=originlink
+// originlink,undici,originlink-fetch,undici-fetch), e.g. `BENCH_PROTOCOLS=h2 BENCH_CLIENTS=originlink
 // BENCH_BULK_MIB=0 node --cpu-prof bench/scenarios/clients.mjs`.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,7 +36,12 @@ const PATH = process.env.BENCH_PATH ?? '/1k.bin';
 const BULK_MIB = Number(process.env.BENCH_BULK_MIB ?? 64);
 const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 4);
 const PROTOCOLS = (process.env.BENCH_PROTOCOLS ?? 'h1,h2').split(',');
-const CLIENTS = (process.env.BENCH_CLIENTS ?? 'originlink,undici').split(',');
+const CLIENTS = (process.env.BENCH_CLIENTS ?? 'originlink,undici,originlink-fetch,undici-fetch').split(',');
+/** The pairs compared: each API with our client and with undici's. */
+const PAIRS = [
+  ['originlink', 'undici', 'undici 7', 'originlink'],
+  ['originlink-fetch', 'undici-fetch', 'fetch() + undici 7 Agent', 'fetch() + originlink Agent'],
+];
 
 const dir = mkdtempSync(join(tmpdir(), 'ol-bench-clients-'));
 let nginx = null;
@@ -199,6 +207,17 @@ function clients(origin, ca, protocol) {
     protocol === 'h1'
       ? new undici.Pool(origin, { connections: C, connect: { ca } })
       : new undici.Pool(origin, { connections: 1, allowH2: true, maxConcurrentStreams: 256, connect: { ca } });
+  // fetch() reads the body as a web stream either way: the dispatcher's part is what differs.
+  const unAgent =
+    protocol === 'h1'
+      ? new undici.Agent({ connections: C, connect: { ca } })
+      : new undici.Agent({ connections: 1, allowH2: true, maxConcurrentStreams: 256, connect: { ca } });
+  const url = origin + PATH;
+  const viaFetch = (dispatcher) => async () => {
+    const r = await fetch(url, { dispatcher });
+    const b = await r.arrayBuffer();
+    if (r.status !== 200 || b.byteLength === 0) throw new Error(`fetch: ${r.status}, ${b.byteLength} bytes`);
+  };
   return {
     // Both clients get the origin once and a path per request (undici's pool.request({ path }) form).
     originlink: {
@@ -215,6 +234,8 @@ function clients(origin, ca, protocol) {
       },
       close: () => un.close(),
     },
+    'originlink-fetch': { run: viaFetch(ol), close: async () => {} },
+    'undici-fetch': { run: viaFetch(unAgent), close: () => unAgent.close() },
   };
 }
 
@@ -234,8 +255,7 @@ for (const protocol of PROTOCOLS) {
       results.push({ protocol, client: name, round, ...(await measure(cs[name].run, SECONDS)) });
     }
   }
-  await cs.originlink.close();
-  await cs.undici.close();
+  for (const name of Object.keys(cs)) await cs[name].close();
 }
 
 /** One 64 MiB stream over one connection: MiB/s, median of rounds, both clients on a warm connection. */
@@ -298,24 +318,22 @@ const lines = [
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
 const summary = {};
-for (const protocol of PROTOCOLS) {
-  if (!CLIENTS.includes('originlink') || !CLIENTS.includes('undici')) break;
-  const o = agg(protocol, 'originlink');
-  const u = agg(protocol, 'undici');
-  summary[protocol] = {
-    originlink: o,
-    undici: u,
-    rpsRatio: o.rps / u.rps,
-    p50Ratio: o.p50 / u.p50,
-    p99Ratio: o.p99 / u.p99,
-  };
-  lines.push(
-    `| ${protocol} | undici 7 | ${f(u.rps, 0)} | ${f(u.p50)} | ${f(u.p99)} | ${f(u.cpu, 0)} | ${u.errors} | 1.00 | 1.00 | 1.00 |`,
-  );
-  lines.push(
-    `| ${protocol} | originlink | ${f(o.rps, 0)} | ${f(o.p50)} | ${f(o.p99)} | ${f(o.cpu, 0)} | ${o.errors} | **${f(o.rps / u.rps)}×** | ${f(o.p50 / u.p50)}× | ${f(o.p99 / u.p99)}× |`,
-  );
-}
+for (const protocol of PROTOCOLS)
+  for (const [ours, theirs, theirLabel, ourLabel] of PAIRS) {
+    if (!CLIENTS.includes(ours) || !CLIENTS.includes(theirs)) continue;
+    const o = agg(protocol, ours);
+    const u = agg(protocol, theirs);
+    // The request APIs' pair keeps its keys of before (summary.h1.originlink …); fetch()'s is summary.h1.fetch.
+    const row = { originlink: o, undici: u, rpsRatio: o.rps / u.rps, p50Ratio: o.p50 / u.p50, p99Ratio: o.p99 / u.p99 };
+    if (ours === 'originlink') summary[protocol] = { ...summary[protocol], ...row };
+    else summary[protocol] = { ...summary[protocol], fetch: row };
+    lines.push(
+      `| ${protocol} | ${theirLabel} | ${f(u.rps, 0)} | ${f(u.p50)} | ${f(u.p99)} | ${f(u.cpu, 0)} | ${u.errors} | 1.00 | 1.00 | 1.00 |`,
+    );
+    lines.push(
+      `| ${protocol} | ${ourLabel} | ${f(o.rps, 0)} | ${f(o.p50)} | ${f(o.p99)} | ${f(o.cpu, 0)} | ${o.errors} | **${f(o.rps / u.rps)}×** | ${f(o.p50 / u.p50)}× | ${f(o.p99 / u.p99)}× |`,
+    );
+  }
 lines.push('', 'req/s ratio > 1 is better for originlink; latency ratios < 1 are better.');
 if (BULK_MIB > 0) {
   const o = median(bulk.originlink);
