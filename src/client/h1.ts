@@ -34,6 +34,7 @@ import { turnNow } from '../util/clock.js';
 import { readChunks, type SocketReads } from '../net/socket-reads.js';
 import { handshakeUnconfirmed } from '../net/tcp.js';
 import { quickAck, socketFd, unreadBytes } from '../net/tfo.js';
+import { atTurnEnd, type TurnEnd } from '../util/turn-end.js';
 
 /** Turns a fresh TLS connection may sit out for unread bytes (#settle); past them the bytes are judged a stray. */
 const SETTLE_MAX = 3;
@@ -118,26 +119,15 @@ export class H1PooledConnection implements PooledConnection {
   /** The request on now asked to switch protocols (upgrade()). */
   #upgrading = false;
   /**
-   * The request taken and not yet written: it leaves at the end of this loop turn's poll phase (#flushAll), with every
-   * other connection's. Null: none waits.
+   * The request taken and not yet written: it leaves at the end of this loop turn's poll phase, with every other
+   * connection's (util/turn-end.ts: written at once, each request left between two reads, waking the origin for
+   * each). Null: none waits.
    */
   #pendingX: Exchange | null = null;
   #pendingHead = '';
   #pendingFraming: 'none' | 'length' | 'chunked' = 'none';
-  /**
-   * Connections whose request waits for the turn's end, written together in one `setImmediate` (the check phase: after
-   * every socket read of this poll phase and its promise reactions). Written at once instead, each request left
-   * between the next response's read and its handling: the origin woke for every request, and a caller whose
-   * request path is long (`fetch()` over the Agent) ran it alone for each, never its reads together and then its
-   * writes (bench/RESULTS.md `clients`, 2026-11-29). The h1 front writes its responses so (server/h1.ts), as the h2
-   * wire and the QUIC endpoint flush once a turn.
-   */
-  static #due: H1PooledConnection[] = [];
-  static #flushAll = (): void => {
-    const due = H1PooledConnection.#due;
-    H1PooledConnection.#due = [];
-    for (const c of due) c.#flush();
-  };
+  /** What writes it at the turn's end, with every other connection's (util/turn-end.ts). */
+  #flusher: TurnEnd = { turnEnd: () => this.#flush() };
   /** Switched by a 101: the bytes that followed it (held for #detach); the connection reads nothing more. */
   #switched: Buffer | null = null;
   #wire: ExchangeWire = {
@@ -353,9 +343,7 @@ export class H1PooledConnection implements PooledConnection {
     this.#pendingX = x;
     this.#pendingHead = head.head;
     this.#pendingFraming = head.framing;
-    const due = H1PooledConnection.#due;
-    if (due.length === 0) setImmediate(H1PooledConnection.#flushAll);
-    due.push(this);
+    atTurnEnd(this.#flusher);
     return x.promise;
   }
 

@@ -56,6 +56,7 @@ import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import { abortBody, bufferedWhole, hasReader, isBufferedWhole, relayBody } from '../util/body.js';
 import { LazyTimer } from '../util/lazy-timer.js';
+import { atTurnEnd, type TurnEnd } from '../util/turn-end.js';
 import { endedBody, PushBody } from '../wire/body.js';
 import { listenSessions, type ListenOptions, type SessionServer } from './listen.js';
 import { readChunks, type SocketReads } from '../net/socket-reads.js';
@@ -168,6 +169,12 @@ export class H1ServerSession {
   #seq = 0;
   /** Inside the parser's execute (its callbacks run now). */
   #parsing = false;
+  /**
+   * The socket is corked until this turn's end (#holdWrites): a response written whole leaves with every other
+   * session's, after the poll phase's reads — the client side's rule too (client/h1.ts, docs/architecture.md).
+   */
+  #corked = false;
+  #uncorker: TurnEnd = { turnEnd: () => this.#uncork() };
 
   constructor(socket: net.Socket, opts: H1SessionOptions, scheme: 'http' | 'https') {
     this.socket = socket;
@@ -655,6 +662,7 @@ export class H1ServerSession {
     close: boolean,
   ): void {
     const s = this.socket;
+    this.#holdWrites();
     text += connectionLine(minor, close);
     if (trailers && trailers.length && minor === 1 && bodiless === 0) {
       // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
@@ -686,6 +694,24 @@ export class H1ServerSession {
       s.write(bytes);
       s.uncork();
     }
+  }
+
+  /**
+   * What this session writes from now until the turn's end waits for it (util/turn-end.ts): the responses answered in
+   * one poll phase leave together after its reads, the client woken once for them. Node's cork keeps every write in
+   * order behind it (an interim response, a relayed body, `end()`, which uncorks).
+   */
+  #holdWrites(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.socket.cork();
+    atTurnEnd(this.#uncorker);
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
   }
 
   /** A response with a body stream: relayed with backpressure (or, when it already arrived whole, written as bytes). */

@@ -10,6 +10,8 @@
  *
  * Invariant: every `hold()` is matched by exactly one `release()`.
  */
+import { atTurnEnd, type TurnEnd } from './turn-end.js';
+
 let held = 0;
 let keeper: NodeJS.Timeout | null = null;
 
@@ -23,14 +25,15 @@ export function hold(): void {
 }
 
 export function release(): void {
-  // One Immediate per crossing to zero (not per release); a test's fake setImmediate that never runs leaves the
-  // keeper ref'd, which only keeps a test process alive.
-  if (--held === 0) setImmediate(letGo);
+  // At the turn's end, once per crossing to zero (not per release), with the turn's writes (util/turn-end.ts).
+  if (--held === 0) atTurnEnd(LET_GO);
 }
 
-function letGo(): void {
-  if (held === 0) keeper?.unref();
-}
+const LET_GO: TurnEnd = {
+  turnEnd(): void {
+    if (held === 0) keeper?.unref();
+  },
+};
 
 /** `p`, with the process held from now until it settles. */
 export function holdUntil<T>(p: Promise<T>): Promise<T> {
