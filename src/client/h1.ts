@@ -380,11 +380,27 @@ export class H1PooledConnection implements PooledConnection {
   #flush(): void {
     const x = this.#pendingX;
     if (x === null) return;
+    if (this.#state !== 'closed' && !x.done && this.#firstAfterHandshake() && this.#unreadInKernel()) {
+      // What the server sent after its handshake arrived since the pool picked this connection: read first (the next
+      // poll), then the request leaves from that turn's check phase. Tickets change nothing; an alert refusing our
+      // certificate fails the request unsent, where a request written onto the connection the server is closing drew
+      // its RST, which drops the alert still queued for us (OL_SOCKET_RESET instead of OL_CLIENT_CERT_REFUSED).
+      this.#settled++;
+      setImmediate(this.#flusher.turnEnd);
+      return;
+    }
     const head = this.#pendingHead;
     const framing = this.#pendingFraming;
     this.#dropPending();
     if (this.#state === 'closed' || x.done) return;
     this.#write(x, head, framing);
+  }
+
+  /** The connection's first request waits (#flush), on TLS, within the turns a fresh connection may sit out. */
+  #firstAfterHandshake(): boolean {
+    return (
+      this.served === 1 && (this.#socket as Partial<tls.TLSSocket>).encrypted === true && this.#settled < SETTLE_MAX
+    );
   }
 
   #dropPending(): void {
