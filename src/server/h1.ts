@@ -224,6 +224,7 @@ export class H1ServerSession {
   }
 
   destroy(): void {
+    this.#uncork(); // a response written whole this turn still leaves
     this.socket.destroy();
   }
 
@@ -393,7 +394,8 @@ export class H1ServerSession {
       return;
     }
     if ((p.afterLeft -= c.length) < 0) {
-      this.#noMore = true; // more than the bound after the answer: stop here (the response already went out)
+      this.#noMore = true; // more than the bound after the answer: stop here (the response goes out first)
+      this.#uncork();
       this.socket.destroy();
       return;
     }
@@ -685,8 +687,8 @@ export class H1ServerSession {
     else if (text.length + bytes.length <= ONE_WRITE_MAX) {
       // Head and a small body in one write, as one latin1 string (each byte one character, so the bytes leave as they
       // are): Node writes a string of up to 16 KiB from a buffer on its native stack, so the response costs no Buffer
-      // of ours (a pooled slice and the copy of the head into it cost more than the body's string), and none of the
-      // Writable's cork/writev bookkeeping.
+      // of ours (a pooled slice and the copy of the head into it cost more than the body's string); held by the
+      // turn's cork (#holdWrites), it leaves with the session's other writes of the turn in one write or writev.
       s.write(text + bytes.toString('latin1'), 'latin1');
     } else {
       s.cork();
