@@ -664,11 +664,11 @@ export class H1ServerSession {
     close: boolean,
   ): void {
     const s = this.socket;
+    // Every write below waits for the turn's end behind one cork, and leaves in one write or writev.
     this.#holdWrites();
     text += connectionLine(minor, close);
     if (trailers && trailers.length && minor === 1 && bodiless === 0) {
       // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
-      s.cork();
       s.write(`${text}transfer-encoding: chunked${CRLF}${CRLF}`, 'latin1');
       if (bytes.length) {
         s.write(`${bytes.length.toString(16)}${CRLF}`, 'latin1');
@@ -676,7 +676,6 @@ export class H1ServerSession {
         s.write(CRLF, 'latin1');
       }
       s.write(trailerBlock(trailers));
-      s.uncork();
       return;
     }
     text +=
@@ -687,14 +686,11 @@ export class H1ServerSession {
     else if (text.length + bytes.length <= ONE_WRITE_MAX) {
       // Head and a small body in one write, as one latin1 string (each byte one character, so the bytes leave as they
       // are): Node writes a string of up to 16 KiB from a buffer on its native stack, so the response costs no Buffer
-      // of ours (a pooled slice and the copy of the head into it cost more than the body's string); held by the
-      // turn's cork (#holdWrites), it leaves with the session's other writes of the turn in one write or writev.
+      // of ours (a pooled slice and the copy of the head into it cost more than the body's string).
       s.write(text + bytes.toString('latin1'), 'latin1');
     } else {
-      s.cork();
       s.write(text, 'latin1');
       s.write(bytes);
-      s.uncork();
     }
   }
 
