@@ -2,9 +2,10 @@
 import type { ConnRequest } from '../http/types.js';
 import { knownLength } from '../http/body.js';
 import { BAD_FIELD_VALUE_RE, isClean, isFieldName } from '../http/fields.js';
+import { NameSet } from '../util/name-set.js';
 
 /** Methods whose requests conventionally carry a body: an empty one is sent as `content-length: 0`. */
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+const BODY_METHODS = new NameSet(['POST', 'PUT', 'PATCH']);
 
 export interface SerializedHead {
   head: string;

@@ -11,18 +11,21 @@
 import { BAD_FIELD_VALUE_RE, CONTENT_LENGTH_RE, isFieldName } from '../http/fields.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
+import { NameSet } from '../util/name-set.js';
 
 const CRLF = '\r\n';
 /** Fields we set ourselves from the framing we choose: a handler's are dropped. */
-const FRAMING: ReadonlySet<string> = new Set([
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'upgrade',
-]);
+const FRAMING = new NameSet(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
 /** Interim and 101 responses keep Connection and Upgrade; they have no body. */
-const BODY_FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
+const BODY_FRAMING = new NameSet(['content-length', 'transfer-encoding']);
+/** The status lines of 100–599 made so far: a response's line is text made once, not a number's and three joins. */
+const STATUS_LINES: (string | undefined)[] = new Array(500);
+
+function statusLine(status: number): string {
+  if (!(status >= 100 && status <= 599 && (status | 0) === status))
+    return `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`;
+  return (STATUS_LINES[status - 100] ??= `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}`);
+}
 
 /**
  * Writes response heads for one connection. `declared` is the Content-Length
@@ -34,7 +37,7 @@ export class ResponseHeadWriter {
 
   /** Status line and the handler's fields, framing fields left out (the caller adds its own, then the blank line). */
   head(status: number, headers: HeaderList | undefined, checked = false): string {
-    return `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}${this.#fieldLines(headers, FRAMING, checked)}`;
+    return statusLine(status) + this.#fieldLines(headers, FRAMING, checked);
   }
 
   /**
@@ -55,7 +58,7 @@ export class ResponseHeadWriter {
    * LF: response splitting) is a handler bug — unless `checked` (ServerResponse.checked: fields one of our
    * parsers already held to the same rules, names in lower case), when they are taken as they are.
    */
-  #fieldLines(headers: HeaderList | undefined, skip: ReadonlySet<string>, checked: boolean): string {
+  #fieldLines(headers: HeaderList | undefined, skip: NameSet, checked: boolean): string {
     let text = '';
     this.declared = null;
     if (headers === undefined) return text;

@@ -6,6 +6,7 @@
  * protocol we speak upstream.
  */
 import { ipFamily } from '../util/ip.js';
+import { NameSet } from '../util/name-set.js';
 
 /** RFC 9110 §5.6.2: a token (field names, methods, Alt-Svc protocol ids, transfer codings). */
 export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -107,7 +108,7 @@ export function trimOws(v: string): string {
  * TE is handled apart (`te: trailers` may cross, see keepTe). Expect and Trailer
  * are answered or rebuilt per hop by whoever frames the message.
  */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const HOP_BY_HOP = new NameSet([
   'connection',
   'proxy-connection',
   'keep-alive',

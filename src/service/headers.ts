@@ -13,6 +13,7 @@ import {
   teAllowsTrailers,
 } from '../http/fields.js';
 import type { ForwardedPolicy, LimitsConfig } from './config.js';
+import { NameSet } from '../util/name-set.js';
 
 export type Reject = { status: 400 | 413 | 431; reason: string };
 
@@ -155,12 +156,7 @@ export function clientCertField(c: ClientCertificate): string {
  * RFC 7239 Forwarded (frameworks prefer it to X-Forwarded-*: Spring's ForwardedHeaderFilter) and the X-Real-IP,
  * X-Forwarded-Port and X-Forwarded-Prefix that nginx setups and frameworks read. `append` passes them on, as nginx.
  */
-const CLIENT_FORWARDING: ReadonlySet<string> = new Set([
-  'forwarded',
-  'x-real-ip',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
-]);
+const CLIENT_FORWARDING = new NameSet(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix']);
 
 /** End-to-end request fields for the upstream (`fields`: lower-case names), with Via and X-Forwarded-* added. */
 export function upstreamHeaders(fields: HeaderList, o: UpstreamHeaderInput): HeaderList {

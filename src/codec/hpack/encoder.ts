@@ -16,6 +16,7 @@ import { DynamicTable, entrySize } from '../rfc7541/dynamic-table.js';
 import { encodePrefixInt } from '../rfc7541/prefix-int.js';
 import { encodeString } from '../rfc7541/prefix-string.js';
 import { HPACK_STATIC_SIZE, staticExact, staticName } from './static-table.js';
+import { NameSet } from '../../util/name-set.js';
 
 export interface HpackEncoderOptions {
   /** The largest table we are willing to keep (our memory bound). Default 4096. */
@@ -30,7 +31,7 @@ export interface HpackEncoderOptions {
 }
 
 /** RFC 7541 §7.1.3: values an attacker could recover by probing the table. */
-const ALWAYS_SENSITIVE: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization']);
+const ALWAYS_SENSITIVE = new NameSet(['authorization', 'proxy-authorization']);
 /** Cookies shorter than this are never indexed (§7.1.3: low entropy). */
 const SHORT_COOKIE = 20;
 

@@ -23,6 +23,7 @@ import { parseDecoderInstruction, writeEncoderInstruction } from './instructions
 import { encodePrefixInt } from '../rfc7541/prefix-int.js';
 import { encodeString } from '../rfc7541/prefix-string.js';
 import { staticFindExact, staticFindName } from './static-table.js';
+import { NameSet } from '../../util/name-set.js';
 
 export interface QpackEncoderOptions {
   /** Use Huffman coding when shorter. Default true. */
@@ -31,7 +32,7 @@ export interface QpackEncoderOptions {
    * Field names sent with the N (never-index) bit and never inserted. Default: authorization, proxy-authorization,
    * cookie, set-cookie.
    */
-  neverIndex?: ReadonlySet<string>;
+  neverIndex?: { has(name: string): boolean };
   /** Most of the peer's dynamic table we use, in octets; 0 = static table only. Default 4096. */
   maxTableCapacity?: number;
   /** Insert a field only the second time it is sent (values that never repeat are never inserted). Default true. */
@@ -49,14 +50,9 @@ export interface QpackEncoderOptions {
 /** QpackEncoderOptions.minReferenceSaving's default, bytes. */
 export const MIN_REFERENCE_SAVING = 32;
 
-const DEFAULT_NEVER_INDEX: ReadonlySet<string> = new Set([
-  'authorization',
-  'proxy-authorization',
-  'cookie',
-  'set-cookie',
-]);
+const DEFAULT_NEVER_INDEX = new NameSet(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
 /** Fields whose values rarely repeat: inserting them would only churn the table. */
-const NOT_WORTH_INDEXING: ReadonlySet<string> = new Set([
+const NOT_WORTH_INDEXING = new NameSet([
   ':path',
   'content-length',
   'date',
@@ -90,7 +86,7 @@ interface Section {
 
 export class QpackEncoder {
   readonly #huffman: boolean;
-  readonly #neverIndex: ReadonlySet<string>;
+  readonly #neverIndex: { has(name: string): boolean };
   readonly #ourMax: number;
   readonly #table = new EncoderTable();
   /**
