@@ -163,16 +163,19 @@ export class H1ServerSession {
   #bodyPaused = false;
   /** Head and keep-alive deadlines: no request in the queue when it passes → the connection closes. */
   #timer = new LazyTimer(() => {
-    if (this.#queue.length === 0) this.socket.destroy();
+    if (this.#queue.length === 0) this.destroy();
   });
   #onClose: (() => void) | null = null;
   #seq = 0;
   /** Inside the parser's execute (its callbacks run now). */
   #parsing = false;
   /**
-   * The socket is corked until this turn's end (#holdWrites): a response written whole leaves with every other
-   * session's, after the poll phase's reads — the client side's rule too (client/h1.ts, docs/architecture.md).
+   * What this session writes waits for the turn's end: a response written whole leaves with every other session's,
+   * after the poll phase's reads — the client side's rule too (client/h1.ts, docs/architecture.md). The usual case,
+   * responses each written as one string, is held here (#holdText); any other write corks the socket until then
+   * (#holdWrites), and every write that does neither lets the held text go first (#releaseText).
    */
+  #text: string | null = null;
   #corked = false;
   #uncorker: TurnEnd = { turnEnd: () => this.#uncork() };
 
@@ -195,6 +198,9 @@ export class H1ServerSession {
     this.#peerAddress = socket.remoteAddress ?? '';
     this.#peerPort = socket.remotePort ?? 0;
     this.#reads = readChunks(socket, this.#onData);
+    // Before Node's own listener, which ends our side at the client's FIN (allowHalfOpen is off) and refuses writes
+    // from then on: a response held this turn leaves before that end, as a corked one does.
+    socket.prependListener('end', () => this.#releaseText());
     socket.on('end', () => this.#onEnd());
     socket.on('error', () => {
       /* 'close' follows */
@@ -220,12 +226,18 @@ export class H1ServerSession {
     this.#draining = true;
     this.#noMore = true;
     this.#parser.pauseAfterMessage(); // a body being read is read to its end; no request after it
-    if (this.#queue.length === 0 && !this.#closed) this.socket.end();
+    if (this.#queue.length === 0 && !this.#closed) this.#end();
   }
 
   destroy(): void {
     this.#uncork(); // a response written whole this turn still leaves
     this.socket.destroy();
+  }
+
+  /** Our side ends, after what this turn wrote. */
+  #end(): void {
+    this.#releaseText();
+    this.socket.end();
   }
 
   /**
@@ -244,6 +256,7 @@ export class H1ServerSession {
       p.head.minor === 0
     )
       return false;
+    this.#releaseText();
     this.socket.write(this.#heads.interim(status, headers, reason), 'latin1');
     return true;
   }
@@ -368,6 +381,7 @@ export class H1ServerSession {
   #continue(p: Pending): void {
     p.bodyWanted = true;
     if (p.continued || p.ready || p.bodyDone || this.#queue[0] !== p) return;
+    this.#releaseText();
     this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     p.continued = true;
   }
@@ -395,8 +409,7 @@ export class H1ServerSession {
     }
     if ((p.afterLeft -= c.length) < 0) {
       this.#noMore = true; // more than the bound after the answer: stop here (the response goes out first)
-      this.#uncork();
-      this.socket.destroy();
+      this.destroy();
       return;
     }
     // After the answer: to a reader still at it (an origin request finishing its body), else dropped.
@@ -488,7 +501,7 @@ export class H1ServerSession {
       const at = this.#queue.indexOf(r);
       if (at < 0) {
         // Answered already (the rest of its body was being read): nothing more to say.
-        if (this.#queue.length === 0 && !this.#closed) this.socket.end();
+        if (this.#queue.length === 0 && !this.#closed) this.#end();
         return;
       }
       if (at === 0 && this.#writing) return; // its answer is leaving: the connection ends after it
@@ -610,7 +623,7 @@ export class H1ServerSession {
             'connection closed before this pipelined request was answered',
           ),
       );
-      if (!this.#closed) this.socket.end();
+      if (!this.#closed) this.#end();
       return;
     }
     if (this.#queue.length === 0)
@@ -664,10 +677,9 @@ export class H1ServerSession {
     close: boolean,
   ): void {
     const s = this.socket;
-    // Every write below waits for the turn's end behind one cork, and leaves in one write or writev.
-    this.#holdWrites();
     text += connectionLine(minor, close);
     if (trailers && trailers.length && minor === 1 && bodiless === 0) {
+      this.#holdWrites();
       // RFC 9112 §7.1.2: trailers travel only in the chunked coding: the bytes as one chunk, then the trailer section.
       s.write(`${text}transfer-encoding: chunked${CRLF}${CRLF}`, 'latin1');
       if (bytes.length) {
@@ -682,31 +694,59 @@ export class H1ServerSession {
       bodiless !== 0
         ? `${bodilessLength(bodiless, declared, bytes.length)}${CRLF}`
         : `content-length: ${bytes.length}${CRLF}${CRLF}`;
-    if (bodiless !== 0 || bytes.length === 0) s.write(text, 'latin1');
+    if (bodiless !== 0 || bytes.length === 0) this.#holdText(text);
     else if (text.length + bytes.length <= ONE_WRITE_MAX) {
       // Head and a small body in one write, as one latin1 string (each byte one character, so the bytes leave as they
       // are): Node writes a string of up to 16 KiB from a buffer on its native stack, so the response costs no Buffer
       // of ours (a pooled slice and the copy of the head into it cost more than the body's string).
-      s.write(text + bytes.toString('latin1'), 'latin1');
+      this.#holdText(text + bytes.toString('latin1'));
     } else {
+      this.#holdWrites();
       s.write(text, 'latin1');
       s.write(bytes);
     }
   }
 
   /**
-   * What this session writes from now until the turn's end waits for it (util/turn-end.ts): the responses answered in
-   * one poll phase leave together after its reads, the client woken once for them. Node's cork keeps every write in
-   * order behind it (an interim response, a relayed body, `end()`, which uncorks).
+   * `text` (latin1) leaves at the turn's end, with the session's other responses of the turn in one write
+   * (util/turn-end.ts): the responses answered in one poll phase leave together after its reads, the client woken once
+   * for them. Held as a string of ours, not behind Node's cork, which costs a buffered entry and its array a write.
+   */
+  #holdText(text: string): void {
+    if (this.#corked) {
+      this.socket.write(text, 'latin1'); // in order behind the turn's corked writes
+      return;
+    }
+    if (this.#text === null) {
+      this.#text = text;
+      atTurnEnd(this.#uncorker);
+    } else this.#text += text;
+  }
+
+  /** The text held this turn leaves now: a write that comes after it and is not held goes behind it. */
+  #releaseText(): void {
+    const t = this.#text;
+    if (t === null) return;
+    this.#text = null;
+    if (this.socket.writable) this.socket.write(t, 'latin1');
+  }
+
+  /**
+   * What this session writes from now until the turn's end waits for it behind Node's cork, which keeps every write in
+   * order behind it (an interim response, a relayed body, `end()`, which uncorks); the text held before it goes first.
    */
   #holdWrites(): void {
     if (this.#corked) return;
+    const asked = this.#text !== null; // the turn's end is asked for already
+    this.#releaseText();
     this.#corked = true;
     this.socket.cork();
-    atTurnEnd(this.#uncorker);
+    if (!asked) atTurnEnd(this.#uncorker);
   }
 
+  /** The turn's end (or an end before it): what was held leaves. */
   #uncork(): void {
+    this.#releaseText();
     if (!this.#corked) return;
     this.#corked = false;
     this.socket.uncork();
@@ -733,6 +773,7 @@ export class H1ServerSession {
       }
     }
     if (noBody) {
+      this.#releaseText();
       s.write(`${text}${connectionLine(head.minor, close)}${bodilessLength(res.status, declared, 0)}${CRLF}`, 'latin1');
       body.destroy();
       return !close;
@@ -749,6 +790,7 @@ export class H1ServerSession {
     if (chunked) {
       const trailers = res.trailersLater ? await res.trailersLater.catch(() => null) : (res.trailers ?? null);
       if (this.#closed) return false;
+      this.#releaseText();
       s.write(trailers && trailers.length ? trailerBlock(trailers) : CHUNKED_END);
     }
     // HTTP/1.0 without a length: the body ends with the connection.
@@ -788,6 +830,7 @@ export class H1ServerSession {
       if (s.destroyed) return;
       const n = queued.length;
       if (n > 0 || !headOut) {
+        this.#releaseText();
         s.cork();
         if (!headOut) {
           headOut = true;
@@ -865,6 +908,7 @@ export class H1ServerSession {
   async #upgrade(p: Pending, res: ServerResponse): Promise<boolean> {
     if (p.head.upgrade === null || !res.tunnel) throw new TypeError('101 without an upgrade request and a tunnel');
     const s = this.socket;
+    this.#releaseText();
     s.write(this.#heads.switching(res.headers), 'latin1');
     // Hand over: our listeners go, the bytes we hold go back in front.
     this.#timer.stop();

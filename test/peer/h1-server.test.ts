@@ -7,7 +7,7 @@
  * proving that nothing behind a refused head reached it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -33,6 +33,7 @@ let nginx: Nginx;
 const seen: string[] = [];
 let bigMade = 0;
 const proxiedPorts: number[] = [];
+let finSignal: (() => void) | null = null;
 
 const handler: RequestHandler = async (req) => {
   seen.push(`${req.method} ${req.path}`);
@@ -43,6 +44,11 @@ const handler: RequestHandler = async (req) => {
     return { status: 200, headers: [['content-type', 'application/octet-stream']], body: Buffer.concat(chunks) };
   }
   if (req.path === '/throws') throw new Error('handler bug');
+  // Answered when the test says so (finSignal): the client's FIN test.
+  if (req.path === '/fin-wait') {
+    await new Promise<void>((resolve) => (finSignal = resolve));
+    return { status: 200, body: 'fin-wait\n' };
+  }
   // Pipelining rules: a response that closes the connection; a slow one that says when it answered; aborts seen.
   if (req.path.startsWith('/closing')) {
     if (req.path === '/closing-slow') await new Promise((r) => setTimeout(r, 100));
@@ -298,6 +304,52 @@ function talk(port = server.address.port): {
 }
 
 describe('raw wire', () => {
+  it("an answer made in the poll phase that reads the client's FIN still leaves, before our side ends", async () => {
+    // The FIN ends our side too (allowHalfOpen off: Node calls end() on the next tick after 'end'), and a response
+    // held for the turn's end must go before that end, as a corked one did. A client in a process of its own asks
+    // /fin-wait; then, while this process's loop is held (Atomics.wait), it sends a byte on a second connection (whose
+    // arrival answers /fin-wait) and then its FIN on the first: one poll phase reads both, the byte first.
+    let poke: () => void = () => {};
+    const poked = new Promise<void>((resolve) => (poke = resolve));
+    const signal = net.createServer((c) => c.on('data', () => poke()));
+    await new Promise<void>((resolve) => signal.listen(0, '127.0.0.1', resolve));
+    poked.then(() => finSignal?.());
+    const ports = `${server.address.port}, ${(signal.address() as net.AddressInfo).port}`;
+    const client = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const net = require('node:net');
+         const [port, signalPort] = [${ports}];
+         const a = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+         const b = net.connect({ port: signalPort, host: '127.0.0.1' });
+         a.write('GET /fin-wait HTTP/1.1\\r\\nhost: a\\r\\n\\r\\n');
+         const got = [];
+         a.on('data', (d) => got.push(d));
+         a.on('close', () => { process.stdout.write(Buffer.concat(got)); process.exit(0); });
+         b.on('connect', () => process.stdout.write('ready\\n'));
+         process.stdin.once('data', () => { b.write('x'); setTimeout(() => a.end(), 30); });
+         setTimeout(() => process.exit(1), 5000);`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    try {
+      let out = '';
+      client.stdout.on('data', (d) => (out += d));
+      for (let i = 0; i < 100 && !(out.includes('ready') && finSignal !== null); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(finSignal).not.toBeNull(); // the request reached its handler
+      client.stdin.write('go\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400); // the byte and the FIN arrive meanwhile
+      const code = await new Promise((resolve) => client.on('exit', resolve));
+      expect(code).toBe(0);
+      expect(out).toMatch(/^ready\n[^]*HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nfin-wait\n$/);
+    } finally {
+      finSignal = null;
+      signal.close();
+    }
+  });
+
   it('pipelined requests are answered in order (a slow first one does not let the second overtake)', async () => {
     const r = await raw(
       'GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\nGET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n',
