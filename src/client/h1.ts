@@ -386,7 +386,7 @@ export class H1PooledConnection implements PooledConnection {
       // certificate fails the request unsent, where a request written onto the connection the server is closing drew
       // its RST, which drops the alert still queued for us (OL_SOCKET_RESET instead of OL_CLIENT_CERT_REFUSED).
       this.#settled++;
-      setImmediate(this.#flusher.turnEnd);
+      atTurnEnd(this.#flusher); // asked from within the turn's end: the next one's
       return;
     }
     const head = this.#pendingHead;

@@ -29,8 +29,4 @@ export class NameSet {
     for (let i = 0; i < list.length; i++) if (list[i] === name) return true;
     return false;
   }
-
-  get size(): number {
-    return this.names.length;
-  }
 }

@@ -5,8 +5,8 @@
  * The writers use it: an HTTP/1.1 connection's request (client/h1.ts) and a session's whole responses (server/h1.ts)
  * leave together after the turn's reads, as the h2 wire and the QUIC endpoint write once a turn — written one by one
  * between the reads instead, each woke its peer, and a caller's long path per request ran alone for each (bench/RESULTS.md
- * `clients` and `proxy`, 2026-11-29). And util/hold.ts lets the process go at the turn's end. One Immediate a turn
- * for all of them, not one each: a lone request's turn pays for one.
+ * `clients` and `proxy`, 2026-11-29). And util/hold.ts lets the process go at the turn's end, and util/clock.ts forgets
+ * its reading of the clock. One Immediate a turn for all of them, not one each: a lone request's turn pays for one.
  */
 
 /** Something that acts at the turn's end. */
