@@ -393,6 +393,18 @@ function inModulePackage(dir) {
   }
 }
 
+/** The addon variables bench/lib/dist.mjs reads, for the addons built in the tree at `root`; none where it has none. */
+function ownAddons(root) {
+  const env = {};
+  const built = {
+    ORIGINLINK_QUIC_BINDING: join(root, 'native', 'quic', 'build', 'quic.node'),
+    ORIGINLINK_UDP_ADDON: join(root, 'native', 'udp', 'build', 'Release', 'udp.node'),
+    ORIGINLINK_TFO_ADDON: join(root, 'native', 'tfo', 'build', 'Release', 'tfo.node'),
+  };
+  for (const [k, file] of Object.entries(built)) if (existsSync(file)) env[k] = file;
+  return env;
+}
+
 /** BENCH_PAIRED with BENCH_ANCHOR_DIST: this build's h3 client and the anchor's, paired rounds; printed and kept. */
 async function pairedBuilds(serverPid, ports, anchor) {
   const rounds = Number(process.env.BENCH_PAIRED_ROUNDS ?? 7);
@@ -401,10 +413,11 @@ async function pairedBuilds(serverPid, ports, anchor) {
     rounds,
     Number(process.env.BENCH_PAIRED_WARMUP_MS ?? 3000),
     Number(process.env.BENCH_PAIRED_WINDOW_MS ?? 4000),
-    // Both named by BENCH_DIST, so that both load the addons as bench/lib/dist.mjs names them.
+    // Both named by BENCH_DIST, so that both load the addons as bench/lib/dist.mjs names them; the anchor its own
+    // where its tree has them built (a worktree with a native/ of its own), so that a change to an addon is judged too.
     [
       { proto: 'h3', port: ports.h3, env: { BENCH_DIST: DIST } },
-      { proto: 'h3', port: ports.h3, env: { BENCH_DIST: anchor } },
+      { proto: 'h3', port: ports.h3, env: { BENCH_DIST: anchor, ...ownAddons(dirname(anchor)) } },
     ],
   );
   if (out === null) throw new Error('bench/h3: BENCH_PAIRED needs two CPUs');

@@ -32,6 +32,7 @@ import { PushBody } from '../wire/body.js';
 import { H2Wire, type H2Flow } from '../wire/h2-wire.js';
 import { readChunks } from '../net/socket-reads.js';
 import { handshakeUnconfirmed } from '../net/tcp.js';
+import { turnNow } from '../util/clock.js';
 import { IdMap } from '../util/id-map.js';
 
 /** A peer's SETTINGS without SETTINGS_MAX_CONCURRENT_STREAMS (no limit, RFC 9113 §6.5.2): we open at most this many. */
@@ -105,7 +106,7 @@ export class H2PooledConnection implements PooledConnection {
         for (const w of this.#writers.splice(0)) w(); // a pump waiting for room sees it stopped
         this.#io.flush();
       }
-      this.lastActiveAt = performance.now();
+      this.lastActiveAt = turnNow();
       if (this.#state === 'draining' && this.active === 0) this.#closeGracefully();
       this.#emit({ type: 'capacity' });
     },
@@ -247,7 +248,7 @@ export class H2PooledConnection implements PooledConnection {
       );
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0);
     this.served++;
-    this.lastActiveAt = performance.now();
+    this.lastActiveAt = turnNow();
     this.#flows.set(id, { x, owed: 0, paused: false });
     x.wireId = id;
     const sid = id;

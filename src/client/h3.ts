@@ -34,6 +34,7 @@ import { Exchange, type ExchangeTimeouts, type ExchangeWire, type HeadExtras } f
 import { h3BodySink, queueBody, StreamBody } from '../wire/h3-body.js';
 import { H3Liveness } from './h3-liveness.js';
 import type { SessionStore } from '../store/session-store.js';
+import { turnNow } from '../util/clock.js';
 import { IdMap } from '../util/id-map.js';
 import type { DialSignal } from '../util/leg-signal.js';
 
@@ -134,7 +135,7 @@ export class H3PooledConnection implements PooledConnection {
       if (r.id >= 0) this.#streams.delete(r.id);
       // Answered while its body still leaves: the stream stays ours until the pump ends or cancels it.
       if (r.id >= 0 && x.completed && !x.facts.requestSent) this.#sending.set(x.wireId, r.id);
-      this.lastActiveAt = performance.now();
+      this.lastActiveAt = turnNow();
       if (!this.#sessionSaved) this.#saveSessionSoon();
       this.#emit({ type: 'capacity' });
       this.#maybeCloseDrained();
@@ -316,7 +317,7 @@ export class H3PooledConnection implements PooledConnection {
     if (!this.isUsable()) return Promise.reject(this.#goawayId !== null ? this.#goawayErr() : this.#gone());
     const x = new Exchange(req, this.#wire, this.#opts, this.served > 0);
     x.wireId = this.served++;
-    this.lastActiveAt = performance.now();
+    this.lastActiveAt = turnNow();
     const r: H3Request = { x, id: -1, early: false, earlyRefused: null };
     this.#reqs.set(x.wireId, r);
     this.#waiting.push(r);

@@ -82,8 +82,8 @@ const frameError = (msg: string): H3Error => new H3Error(H3ErrorCode.FRAME_ERROR
 
 export class FrameParser {
   readonly #maxFrameSize: number;
-  /** Partial frame header (type + length), at most 16 bytes. */
-  #head = new Uint8Array(16);
+  /** Partial frame header (type + length), at most 16 bytes; made at the first header split between two pushes. */
+  #head: Uint8Array | null = null;
   #headLen = 0;
   /** Current frame: type (-1 = unknown, skipped), remaining payload bytes. */
   #type = -1;
@@ -144,16 +144,17 @@ export class FrameParser {
       if (whole > 0) return whole;
     }
     let used = 0;
+    const head = (this.#head ??= new Uint8Array(16));
     for (;;) {
-      const t = readVarintBig(this.#head.subarray(0, this.#headLen));
-      const l = t && readVarintBig(this.#head.subarray(0, this.#headLen), t.length);
+      const t = readVarintBig(head.subarray(0, this.#headLen));
+      const l = t && readVarintBig(head.subarray(0, this.#headLen), t.length);
       if (t && l) {
         this.#headLen = 0;
         this.#startFrame(t.value, l.value, events);
         return used;
       }
       if (off + used >= data.length) return used;
-      this.#head[this.#headLen++] = data[off + used]!;
+      head[this.#headLen++] = data[off + used]!;
       used++;
     }
   }

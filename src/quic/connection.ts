@@ -35,6 +35,8 @@ import {
   type QuicheConnection,
   type RecvInfo,
   type StartupExit,
+  PASS_CLOSED,
+  PASS_DRAINING,
   RECV_LAST_ID,
   RECV_PATH_WORK,
   RECV_STOPPED,
@@ -793,11 +795,15 @@ export class QuicConnection implements QuicStreamTransport {
       const failures = this.#writes.flush(this.#q, FLUSH_SLICE);
       for (const f of failures) if (f.kind === 'stopped') this.#stopped(f.streamId, f.code);
       if (this.#stopCheckDue) this.#checkStopped();
-      if (delivered > 0 && !this.#sendDeferred && this.#init.scheduleNextTurn && !this.#q.isClosed()) {
-        this.#sendDeferred = true;
-        this.#init.scheduleNextTurn(this);
-        this.#armTimer();
-        return;
+      if (delivered > 0 && !this.#sendDeferred && this.#init.scheduleNextTurn) {
+        const state = this.#q.passState();
+        if (state !== PASS_CLOSED) {
+          this.#sendDeferred = true;
+          this.#init.scheduleNextTurn(this);
+          if (state === PASS_DRAINING) this.#armTimer();
+          else this.#deadline.set(state < 0 ? null : state);
+          return;
+        }
       }
       this.#sendDeferred = false;
       this.#drainSend();
@@ -819,12 +825,13 @@ export class QuicConnection implements QuicStreamTransport {
       this.#processing = false;
     }
     // The peer closed (RFC 9000 §10.2.2: draining, nothing more is sent or delivered): done now, not 3 PTOs later —
-    // a client refused in its handshake (CONNECTION_REFUSED) heard of it after 3 s.
-    if (this.#q.isClosed() || this.#q.isDraining()) {
+    // a client refused in its handshake (CONNECTION_REFUSED) heard of it after 3 s. One call asks that and the timer.
+    const state = this.#q.passState();
+    if (state === PASS_CLOSED || state === PASS_DRAINING) {
       this.#finish();
       return;
     }
-    this.#armTimer();
+    this.#deadline.set(state < 0 ? null : state);
     if (this.#writeWaiters.length) this.#wakeWriters();
     if (this.#dirty) this.#init.schedule(this);
   }
@@ -972,8 +979,8 @@ export class QuicConnection implements QuicStreamTransport {
     const sink = this.#init.sink;
     const socketFor = this.#init.socketFor;
     for (let guard = 0; guard < 100_000; guard++) {
+      const now = pacer ? performance.now() : 0;
       if (pacer) {
-        const now = performance.now();
         let wait = pacer.allow(now);
         if (wait > 0 && !refreshed) {
           // Out of tokens: read the window and RTT again (once per drain) before waiting.
@@ -990,7 +997,7 @@ export class QuicConnection implements QuicStreamTransport {
       // One crossing for what may leave now: up to SEND_BATCH packets (what the pacer allows), written one after
       // another into the sink's slab, lengths and path indexes in #sendMeta.
       const slot = this.#maxPacket ?? sink.slot;
-      let max = Math.min(this.#sendBatch, pacer ? pacer.packets(performance.now()) : SEND_BATCH);
+      let max = Math.min(this.#sendBatch, pacer ? pacer.packets(now) : SEND_BATCH);
       if (max < 1) max = 1;
       const out = sink.reserve(slot * max);
       let n: number;

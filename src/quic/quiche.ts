@@ -164,6 +164,11 @@ export interface QuicheConnection {
   writable(): Iterable<number>;
   maxSendUdpPayloadSize(): number;
   timeout(): number | null;
+  /**
+   * What a pass ends on, in one call: PASS_CLOSED, PASS_DRAINING, -1 when no timer is due, else `timeout()`'s
+   * milliseconds.
+   */
+  passState(): number;
   onTimeout(): void;
   close(app: boolean, code: number, reason: Uint8Array): void;
   applicationProto(): Uint8Array;
@@ -234,6 +239,10 @@ export const RECV_LAST_ID = 1;
 export const RECV_PATH_WORK = 2;
 /** recvPacket: the peer stopped a stream of ours (STOP_SENDING), which quiche reports only to a write. */
 export const RECV_STOPPED = 4;
+/** passState: the connection is closed. */
+export const PASS_CLOSED = -3;
+/** passState: the connection is draining (RFC 9000 §10.2.2). */
+export const PASS_DRAINING = -2;
 
 /** One quiche path event (binding: serde-tagged object). */
 export interface PathEvent {
@@ -483,6 +492,13 @@ function addBatchCalls(C: { prototype: object }): void {
     p.streamRead = function (this: QuicheConnection, id: number, out: Uint8Array): number {
       const r = this.streamRecv(id, out);
       return r === null ? -1 : r[0] * 2 + (r[1] ? 1 : 0);
+    };
+  }
+  if (typeof p.passState !== 'function') {
+    p.passState = function (this: QuicheConnection): number {
+      if (this.isClosed()) return PASS_CLOSED;
+      if (this.isDraining()) return PASS_DRAINING;
+      return this.timeout() ?? -1;
     };
   }
   if (typeof p.readableInto !== 'function') {

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { clientConfig } from '../../src/quic/config.js';
-import { parseQuicheError, quiche } from '../../src/quic/quiche.js';
+import { PASS_CLOSED, PASS_DRAINING, parseQuicheError, quiche } from '../../src/quic/quiche.js';
 
 const local = { host: '127.0.0.1', port: 40001 };
 const remote = { host: '127.0.0.1', port: 40002 };
@@ -57,5 +57,28 @@ describe('QUIC batch calls', () => {
       err2 = e;
     }
     expect(parseQuicheError(err2).name).not.toBe('StalePath');
+  });
+
+  it('passState says in one call what isClosed, isDraining and timeout say, through the close', () => {
+    const c = client();
+    const expected = (): number => (c.isClosed() ? PASS_CLOSED : c.isDraining() ? PASS_DRAINING : (c.timeout() ?? -1));
+    const out = new Uint8Array(c.maxSendUdpPayloadSize() * 4);
+    const meta = new Int32Array(1 + 2 * 4);
+    const seen: number[] = [];
+    const look = (): void => {
+      expect(c.passState()).toBe(expected());
+      seen.push(c.passState());
+    };
+    look();
+    c.sendPackets(out, 4, meta);
+    look();
+    c.close(true, 0, new Uint8Array(0));
+    c.sendPackets(out, 4, meta);
+    look();
+    // Before any timer, the handshake's (quiche's loss timer), and closed: a client that never heard its peer has
+    // nothing to drain (RFC 9000 §10.2), on both engines.
+    expect(seen[0]).toBe(-1);
+    expect(seen[1]).toBeGreaterThanOrEqual(0);
+    expect(seen[2]).toBe(PASS_CLOSED);
   });
 });

@@ -46,6 +46,10 @@ const RECV_LAST_ID: i64 = 1;
 const RECV_PATH_WORK: i64 = 2;
 /// recvPacket's flags: the peer stopped a stream of ours (STOP_SENDING), which quiche tells only to a write.
 const RECV_STOPPED: i64 = 4;
+/// pass_state: the connection is closed.
+const PASS_CLOSED: i64 = -3;
+/// pass_state: the connection is draining (RFC 9000 §10.2.2).
+const PASS_DRAINING: i64 = -2;
 
 fn is_bidi(id: u64) -> bool {
     id & 0x2 == 0
@@ -496,6 +500,19 @@ impl Connection {
     #[napi]
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
+    }
+
+    /// What a driver's pass ends on, in one crossing instead of `isClosed`, `isDraining` and `timeout`:
+    /// PASS_CLOSED (-3), PASS_DRAINING (-2), -1 when no timer is due, else `timeout()`'s whole milliseconds
+    /// (fast.rs only).
+    pub(crate) fn pass_state(&self) -> i64 {
+        if self.inner.is_closed() {
+            return PASS_CLOSED;
+        }
+        if self.inner.is_draining() {
+            return PASS_DRAINING;
+        }
+        self.timeout().unwrap_or(-1)
     }
 
     #[napi]

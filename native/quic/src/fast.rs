@@ -168,6 +168,7 @@ getter!(timeout, |env, c: &mut Connection| match c.timeout() {
     Some(ms) => number(env, ms as f64).unwrap_or(ptr::null_mut()),
     None => null(env),
 });
+getter!(pass_state, |env, c: &mut Connection| number(env, c.pass_state() as f64).unwrap_or(ptr::null_mut()));
 getter!(next_release_us, |env, c: &mut Connection| number(env, c.next_release_us() as f64).unwrap_or(ptr::null_mut()));
 getter!(on_timeout, |env, c: &mut Connection| {
     c.on_timeout();
@@ -273,6 +274,7 @@ const FAST: &[(&CStr, Cb)] = &[
     (c"peerStreamsLeftBidi", peer_streams_left_bidi),
     (c"peerStreamsLeftUni", peer_streams_left_uni),
     (c"timeout", timeout),
+    (c"passState", pass_state),
     (c"onTimeout", on_timeout),
     (c"nextReleaseUs", next_release_us),
     (c"streamFinished", stream_finished),
