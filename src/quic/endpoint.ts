@@ -653,6 +653,10 @@ export class QuicEndpoint {
     };
     const conn = new QuicConnection(init);
     this.#register(conn, [scid.toString('latin1')]);
+    // Without a ticket nothing can ride with the Initial (no 0-RTT: RFC 9001 §4.6.1), so it leaves now, not at this
+    // turn's check phase: what the caller still sets up (the HTTP/3 layer, the pool's bookkeeping; in a fresh
+    // process the first run of that code) then overlaps the server's answer instead of delaying the handshake.
+    if (!o.session) conn.process();
     return conn;
   }
 
