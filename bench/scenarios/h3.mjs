@@ -12,7 +12,7 @@
 // Our h3 client is also measured alone in a child process, exactly as Bun's
 // script is (same counts and loops): the like-for-like row for the ratio to Bun;
 // and so is our h2 client, against node:http2, for the like-for-like h3 ÷ h2
-// ratio (h3 h2 h2 h3, the second pair without bulk streams; CPU the mean of two).
+// ratio (h3 h2 Bun h2 h3, the second pair without bulk streams; CPU the mean of two).
 // Prints a Markdown table with ratios to h2 and writes
 // bench/out/h3-<ISO date>.json with every sample and machine facts.
 //
@@ -328,7 +328,7 @@ console.log('RESULT ' + JSON.stringify({ firstMs, warm, cpuUsPerReq: (c.user + c
 
 /**
  * Our h3 and h2 clients, each in its own process, at the same time on one CPU (the origin process on another), for
- * `rounds` rounds: a slow phase of the machine lands on both alike, which the sequential runs above (h3 h2 h2 h3)
+ * `rounds` rounds: a slow phase of the machine lands on both alike, which the sequential runs above (h3 h2 Bun h2 h3)
  * cannot promise (how far their ratio moved between runs of one build: bench/RESULTS.md `h3`). Each round's ratio of
  * CPU per request (h3 ÷ h2); null where the machine has one CPU (no core to pin them apart).
  */
@@ -505,8 +505,9 @@ async function main() {
     };
     const [h2, h3] = await measureBoth(m.agent.Agent, ports, o);
     const first = await firstResponses(m, ports, o.first);
-    // Each of our clients alone in a process, twice, in the order h3 h2 h2 h3 (the second pair without the bulk
-    // streams): a drift of this machine's speed between the runs then hits both alike.
+    // Each of our clients alone in a process, twice, in the order h3 h2 Bun h2 h3 (the second pair without the bulk
+    // streams): a drift of this machine's speed between the runs then hits both alike, and Bun's run, in the middle,
+    // as much as the mean of each of our pairs (run after them, its ratio moved by ±5 % between runs of one build).
     const soloRun = (proto, oo) =>
       runChild(
         process.execPath,
@@ -516,11 +517,11 @@ async function main() {
     const noBulk = { ...o, bulkRounds: 0 };
     const soloH3a = await soloRun('h3', o);
     const soloH2a = await soloRun('h2', o);
+    const bun = await runBun(ports.h3, o);
     const soloH2b = await soloRun('h2', noBulk);
     const soloH3b = await soloRun('h3', noBulk);
     const mine = mergeSolo(soloH3a, soloH3b);
     const mineH2 = mergeSolo(soloH2a, soloH2b);
-    const bun = await runBun(ports.h3, o);
     const paired = await pairedSolo(
       child.pid,
       ports,
@@ -575,7 +576,7 @@ async function main() {
       ...(rows[2].error || rows[4].error
         ? []
         : [
-            `our h3 client against our h2 client, each in its own process (h3 h2 h2 h3): CPU/request ${x(rows[2].cpuUs, rows[4].cpuUs)}, warm p50 ${x(rows[2].warmP50, rows[4].warmP50)}`,
+            `our h3 client against our h2 client, each in its own process (h3 h2 Bun h2 h3): CPU/request ${x(rows[2].cpuUs, rows[4].cpuUs)}, warm p50 ${x(rows[2].warmP50, rows[4].warmP50)}`,
             '',
           ]),
       ...(paired === null
