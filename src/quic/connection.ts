@@ -800,8 +800,7 @@ export class QuicConnection implements QuicStreamTransport {
         if (state !== PASS_CLOSED) {
           this.#sendDeferred = true;
           this.#init.scheduleNextTurn(this);
-          if (state === PASS_DRAINING) this.#armTimer();
-          else this.#deadline.set(state < 0 ? null : state);
+          this.#armFrom(state);
           return;
         }
       }
@@ -831,7 +830,7 @@ export class QuicConnection implements QuicStreamTransport {
       this.#finish();
       return;
     }
-    this.#deadline.set(state < 0 ? null : state);
+    this.#armFrom(state);
     if (this.#writeWaiters.length) this.#wakeWriters();
     if (this.#dirty) this.#init.schedule(this);
   }
@@ -1056,6 +1055,12 @@ export class QuicConnection implements QuicStreamTransport {
   /** The deadline timer follows quiche's (quic/timers.ts: a later one keeps the armed timer, which re-arms). */
   #armTimer(): void {
     this.#deadline.set(this.#q.timeout());
+  }
+
+  /** The deadline timer from a passState (draining: quiche's own timer, which passState does not give). */
+  #armFrom(state: number): void {
+    if (state === PASS_DRAINING) this.#armTimer();
+    else this.#deadline.set(state < 0 ? null : state);
   }
 
   #onTimer(): void {
