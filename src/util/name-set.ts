@@ -7,20 +7,14 @@
 export class NameSet {
   /** The names by length: `#byLength[n]` those of n characters (undefined: none). */
   readonly #byLength: (string[] | undefined)[] = [];
-  /** Every name, in the order given. */
-  readonly names: readonly string[];
 
   constructor(names: Iterable<string>) {
-    const all: string[] = [];
     for (const n of names) {
       const list = (this.#byLength[n.length] ??= []);
-      if (list.includes(n)) continue;
-      list.push(n);
-      all.push(n);
+      if (!list.includes(n)) list.push(n);
     }
     // Lengths that no name has read as undefined: the array filled without holes up to the longest name.
     for (let i = 0; i < this.#byLength.length; i++) this.#byLength[i] ??= undefined;
-    this.names = all;
   }
 
   has(name: string): boolean {
