@@ -86,6 +86,20 @@ const recent: Array<{ readonly line: string; readonly parsed: StatusLine }> = []
 const RECENT_MAX = 8;
 let replaceAt = 0;
 
+/** "HTTP/", what every response begins with. */
+const HTTP_SLASH = Buffer.from('HTTP/', 'latin1');
+
+/** What a response that does not begin with "HTTP/" looks like, for its error. */
+function notHttp1(b: Buffer): string {
+  // RFC 9113 §4.1: a 9-byte frame header, its type at byte 3; a server's first frame is SETTINGS (4), §3.4.
+  if (b.length >= 4 && b[0] === 0 && b[3] === 4)
+    return 'not an HTTP/1.1 response: an HTTP/2 SETTINGS frame (the origin speaks HTTP/2 only, cleartext: use protocol h2)';
+  // RFC 8446 §5.1: a TLS record, content type 21 (alert) or 22 (handshake), version 3.x.
+  if (b.length >= 2 && (b[0] === 21 || b[0] === 22) && b[1] === 3)
+    return 'not an HTTP/1.1 response: a TLS record (the origin expects https)';
+  return `not an HTTP/1.1 response: begins ${JSON.stringify(b.subarray(0, 16).toString('latin1'))}`;
+}
+
 /** The status line `text[0..eol)`. */
 function statusLineOf(text: string, eol: number): StatusLine {
   for (let i = 0; i < recent.length; i++) {
@@ -194,6 +208,10 @@ export class H1ResponseParser {
   }
 
   #parseHead(chunk: Buffer): Buffer | null {
+    // A response begins with its HTTP-version, "HTTP/" (RFC 9112 §4): bytes that cannot are refused as they come,
+    // not held until a line end or the close that may never come (an h2c-only or TLS port answers in binary).
+    for (let i = 0, n = chunk.length < 5 ? chunk.length : 5; i < n; i++)
+      if (chunk[i] !== HTTP_SLASH[i]) throw new H1ParseError('malformed', notHttp1(chunk));
     const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields);
     if (!h) {
       this.#held.hold(chunk, true);

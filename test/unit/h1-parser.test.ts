@@ -289,6 +289,30 @@ describe('H1ResponseParser', () => {
     }
   });
 
+  it('a response that cannot begin "HTTP/" is refused at its first bytes, saying what it looks like (RFC 9112 §4)', () => {
+    const refusal = (bytes: number[] | string, chunk = 0): string => {
+      const input = typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('latin1');
+      try {
+        run(input, 'GET', chunk);
+      } catch (e) {
+        expect(e).toBeInstanceOf(H1ParseError);
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    // nghttpd's answer on an h2c port: SETTINGS (type 4), then more; no line end for a long while.
+    const settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+    expect(refusal(settings)).toMatch(/^not an HTTP\/1\.1 response: an HTTP\/2 SETTINGS frame/);
+    expect(refusal(settings, 1)).toMatch(/^not an HTTP\/1\.1 response: begins "\\u0000"$/);
+    // A TLS alert (21) from an https port.
+    expect(refusal([21, 3, 3, 0, 2, 2, 40])).toMatch(/^not an HTTP\/1\.1 response: a TLS record/);
+    expect(refusal('SSH-2.0-OpenSSH_9.2\r\n')).toBe('not an HTTP/1.1 response: begins "SSH-2.0-OpenSSH_"');
+    expect(refusal('HTTX/1.1 200 OK\r\n\r\n')).toMatch(/^not an HTTP\/1\.1 response: begins "HTTX/);
+    // A head split after "HTT" still reads.
+    expect(both('HTTP/1.1 204 No Content\r\n\r\n').heads[0]?.status).toBe(204);
+    expect(run('HTTP/1.1 204 No Content\r\n\r\n', 'GET', 3).heads[0]?.status).toBe(204);
+  });
+
   it('seeded random bytes only ever throw H1ParseError', () => {
     let x = 12345;
     const rnd = (): number => {
