@@ -69,6 +69,8 @@ export class Service {
   #admin: { port: number; close(): Promise<void> } | null = null;
   #sessions = new MemorySessionStore();
   #draining = false;
+  /** Set once start() finished: a start that failed logs why, not that the service stopped. */
+  #served = false;
   #hooks: ListenerHooks;
   #stopWarnings: () => void;
   /** Every temporary file of this process's spools (proxy.tempFileTotalBytes). */
@@ -141,9 +143,12 @@ export class Service {
           names: () => s.config.admin?.hosts ?? [],
         });
     } catch (e) {
+      // What was set up is taken down quietly: the reason is the record of this start, not a shutdown it never had.
+      s.log.error({ file: config.file, err: (e as Error).message }, 'originlink could not start');
       await s.shutdown(0);
       throw e;
     }
+    s.#served = true;
     s.log.info(
       { file: config.file, listeners: s.addresses(), admin: s.adminPort, ticketKeys: s.#tickets.source },
       'originlink serving',
@@ -465,7 +470,8 @@ export class Service {
       for (const [addr, lc] of want) {
         const key = rebindKey(lc);
         const have = this.#listeners.get(addr);
-        if (have && have.rebind === key && lc.port !== 0) continue;
+        // Unchanged keeps its socket, port 0 included: the port it was given is its port until it changes.
+        if (have && have.rebind === key) continue;
         // The port may be held by the listener this one replaces: the same address, or one the new config drops
         // on the same port and transport. It lets the port go first (its connections drain meanwhile).
         const udp = lc.kind === 'h3';
@@ -646,7 +652,7 @@ export class Service {
     this.#registry = null;
     this.#fds.close();
     this.#forwardHooks?.requestLog.flush();
-    this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
+    if (this.#served) this.log.info({ graceMs, tookMs: Date.now() - t0, forced: timedOut }, 'originlink stopped');
     this.log.flush?.();
   }
 }

@@ -76,6 +76,36 @@ describe('reload and listeners', () => {
     ).toMatch(/^HTTP\/1\.1 431 /);
   });
 
+  it('a listener on port 0 that a reload leaves unchanged keeps its socket and its port (docs/config.md)', async () => {
+    const o = await origin();
+    const svc = await Service.start(parseConfig(yaml({ port: 0, originPort: o.address.port }), 'r.yaml', '/tmp'), {
+      logDestination: { write: () => {} },
+    });
+    cleanups.push(() => svc.shutdown(0));
+    const port = svc.addresses().a!;
+    // A client connected before the reload: its keep-alive connection is not cut by it.
+    const c = net.connect(port, '127.0.0.1');
+    cleanups.push(() => {
+      c.destroy();
+    });
+    await new Promise((r) => c.once('connect', r));
+    await svc.reload(
+      parseConfig(yaml({ port: 0, originPort: o.address.port, maxHeaderBytes: 8192 }), 'r.yaml', '/tmp'),
+    );
+    expect(svc.addresses().a).toBe(port); // before: another free port, and clients of the old one refused
+    expect(await get(port)).toMatch(/^HTTP\/1\.1 200 [^]*origin \/x\n$/);
+    c.write('GET /k HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    let text = '';
+    c.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    await new Promise((r) => c.once('close', r));
+    expect(text).toMatch(/^HTTP\/1\.1 200 [^]*origin \/k\n$/);
+    // Changed (another kind), it is replaced: a port of its own again, and it serves there.
+    await svc.reload(parseConfig(yaml({ port: 0, originPort: o.address.port, kind: 'h2c' }), 'r.yaml', '/tmp'));
+    expect(svc.addresses().a).not.toBe(port);
+  });
+
   it('a listener that changes kind on its port is replaced (http → h2c)', async () => {
     const o = await origin();
     const port = await freePort();

@@ -93,7 +93,7 @@ describe('serve --check builds what serve builds', () => {
     }
   });
 
-  it('a port another process holds: serve says which listener, on its line, exit 78 (was: exit 1)', async () => {
+  it('a port another process holds: serve says which listener, on its line, exit 78 (was: exit 1); its log says why', async () => {
     const holder = net.createServer();
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
     const port = (holder.address() as net.AddressInfo).port;
@@ -113,6 +113,13 @@ describe('serve --check builds what serve builds', () => {
           `^originlink: config error: .*busy\\.yaml:3: listeners\\[1\\]\\.port: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE \\(another socket holds the port\\)$`,
         ),
       );
+      // The log says why the start failed, not that a service stopped (it never served).
+      const log = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; err?: string });
+      expect(log.map((l) => l.msg)).toEqual(['originlink could not start']);
+      expect(log[0]?.err).toMatch(/listener busy: cannot listen on .*EADDRINUSE/);
     } finally {
       holder.close();
     }
