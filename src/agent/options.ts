@@ -11,7 +11,13 @@ import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
 import type { ProxyOptions } from '../net/proxy.js';
 import { clientIdentity } from '../net/tls-context.js';
 import { ErrorCode, OriginlinkError } from '../errors.js';
-import { configError, DEFAULT_POOL_OPTIONS, resolvePoolOptions, type PoolOptions } from '../pool/options.js';
+import {
+  configError,
+  DEFAULT_POOL_OPTIONS,
+  resolvePoolOptions,
+  unknownOption,
+  type PoolOptions,
+} from '../pool/options.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eyeballs.js';
 import { h3Settings } from '../wire/h3-settings.js';
 import { DEFAULT_RETRY_BUFFER_BYTES } from './replay-body.js';
@@ -466,11 +472,9 @@ export function checkKeys(o: object, known: readonly string[], where: string): v
   for (const k of Object.keys(o)) {
     if (known.includes(k)) continue;
     const field = where ? `${where}.${k}` : k;
-    throw configError(
-      field,
-      k in DEFAULT_POOL_OPTIONS
-        ? `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})`
-        : 'unknown option',
-    );
+    // A pool option one level too high: where it belongs says more than the list.
+    if (k in DEFAULT_POOL_OPTIONS)
+      throw configError(field, `unknown option (a pool option: ${where ? `${where}.` : ''}pool.${k})`);
+    throw unknownOption(field, known);
   }
 }

@@ -2,7 +2,7 @@
  * What an origin group is given (Agent `origins[KEY].endpoints` and the service's `origins.NAME`), its
  * defaults, and the one check of it: a bad value is OL_INVALID_CONFIG naming the field (docs/config.md).
  */
-import { configError } from '../pool/options.js';
+import { configError, unknownOption } from '../pool/options.js';
 
 export const BALANCES = ['p2c', 'ewma', 'round-robin', 'failover'] as const;
 export type Balance = (typeof BALANCES)[number];
@@ -175,16 +175,15 @@ export const PRIVATE_FIELDS: ReadonlySet<string> = new Set([
 /** The checked, completed definition of a group (`where`: the field path of its options, for errors). */
 export function resolveGroupOptions(o: GroupOptions, where: string): ResolvedGroup {
   const at = (f: string): string => `${where}.${f}`;
-  if (o === null || typeof o !== 'object') throw configError(where, 'must be a mapping');
-  for (const k of Object.keys(o))
-    if (!(GROUP_KEYS as readonly string[]).includes(k)) throw configError(at(k), 'unknown option');
+  keysOf(o, GROUP_KEYS, where);
   if (!Array.isArray(o.endpoints) || o.endpoints.length === 0)
     throw configError(at('endpoints'), 'needs at least one endpoint');
   const seen = new Set<string>();
   const endpoints = o.endpoints.map((e, i) => {
     const f = `${at('endpoints')}[${i}]`;
     if (e === null || typeof e !== 'object') throw configError(f, 'must be a mapping { url, weight }');
-    for (const k of Object.keys(e)) if (k !== 'url' && k !== 'weight') throw configError(`${f}.${k}`, 'unknown option');
+    for (const k of Object.keys(e))
+      if (k !== 'url' && k !== 'weight') throw unknownOption(`${f}.${k}`, ['url', 'weight']);
     const url = originOf(e.url, `${f}.url`);
     if (seen.has(url)) throw configError(`${f}.url`, `${url} is already an endpoint of this group`);
     seen.add(url);
@@ -227,8 +226,7 @@ function originOf(s: unknown, field: string): string {
 
 function keysOf(o: object, allowed: readonly string[], where: string): void {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw configError(where, 'must be a mapping');
-  for (const k of Object.keys(o))
-    if (!allowed.includes(k)) throw configError(`${where}.${k}`, `unknown option (allowed: ${allowed.join(', ')})`);
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw unknownOption(`${where}.${k}`, allowed);
 }
 
 function num(v: unknown, field: string, min: number, max: number, int: boolean): number {

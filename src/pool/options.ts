@@ -180,7 +180,7 @@ export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, wher
       (out as unknown as Record<string, unknown>)[key] = value;
       continue;
     }
-    if (!(key in RULES)) throw configError(`${where}.${key}`, 'unknown option');
+    if (!(key in RULES)) throw unknownOption(`${where}.${key}`, Object.keys(DEFAULT_POOL_OPTIONS));
     if (value === undefined) continue;
     const rule = RULES[key as NumericKey];
     if (typeof value !== 'number' || !Number.isFinite(value))
@@ -204,4 +204,12 @@ export function resolvePoolOptions(input: Partial<PoolOptions> | undefined, wher
 
 export function configError(field: string, reason: string): OriginlinkError {
   return new OriginlinkError(ErrorCode.INVALID_CONFIG, 'local', `${field}: ${reason}`, { details: { field, reason } });
+}
+
+/**
+ * An option name that is not among `allowed`: the error lists them, as the service config's reader does for its
+ * fields, so a misspelt name shows the right one.
+ */
+export function unknownOption(field: string, allowed: readonly string[]): OriginlinkError {
+  return configError(field, `unknown option (allowed: ${allowed.join(', ')})`);
 }

@@ -106,7 +106,7 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
       [`${config(1, 1, 2)}\nlimits: { maxHeaderBytes: "big" }`, /limits\.maxHeaderBytes: must be an integer/],
       [
         config(1, 1, 2).replace('{ url:', '{ pool: { maxConections: 3 }, url:'),
-        /origins\.app\.pool\.maxConections: unknown option/,
+        /origins\.app\.pool\.maxConections: unknown option \(allowed: maxConnections, /,
       ],
       ['listeners: [\n  - kind: http\n    port: 1\n  bad indent', /bad\.yaml:\d+: \(yaml\)/],
     ];
