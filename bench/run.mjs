@@ -12,7 +12,8 @@ const candidates = (n) => [join(here, 'scenarios', `${n}.mjs`), join(here, `${n}
 const list = () =>
   [
     ...(existsSync(join(here, 'scenarios')) ? readdirSync(join(here, 'scenarios')) : []),
-    ...readdirSync(here).filter((f) => f.endsWith('.mjs') && f !== 'run.mjs'),
+    // bench/keep.mjs is `npm run bench:keep`, a tool, not a scenario.
+    ...readdirSync(here).filter((f) => f.endsWith('.mjs') && f !== 'run.mjs' && f !== 'keep.mjs'),
   ]
     .filter((f) => f.endsWith('.mjs'))
     .map((f) => f.replace(/\.mjs$/, ''))

@@ -16,8 +16,9 @@ import { EXIT_TABLE } from './exit-codes.js';
 export const FETCH_USAGE = `usage: originlink fetch URL [options]
   --protocol auto|h1|h2|h3   protocol policy (default auto: h2 or HTTP/1.1 by ALPN, h3 once known)
   --http1.1 | --http2 | --http3
-                             HTTP/1.1, HTTP/2 (over https: by ALPN; --http2-prior-knowledge for cleartext h2c),
-                             HTTP/3. The protocol named is required, not preferred: no fallback, unlike curl's
+                             HTTP/1.1, HTTP/2 (by ALPN over https; over http:// --http2 is HTTP/1.1, as curl's
+                             is when the origin ignores its Upgrade, which we do not send: --http2-prior-knowledge
+                             for cleartext h2c), HTTP/3. Otherwise the protocol named is required: no fallback
   --repeat N                 send the request N times (default 1) and print a summary
   --concurrency C            requests in flight at once with --repeat (default 1)
   --cacert FILE              trust this CA certificate (PEM)

@@ -17,7 +17,8 @@ const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
 
 export const SERVE_USAGE = `usage: originlink serve [--config FILE] [--check] [--workers N|auto]
   --config FILE   YAML config (default ./originlink.yaml); every field: ${DOCS}config.md
-  --check         build what serve builds (TLS contexts, binds) without serving; exit 0 = valid, 78 = not
+  --check         build what serve builds before binding (TLS contexts, binds against each other; ports
+                  another process holds are not tried) without serving; exit 0 = valid, 78 = not
   --workers N     run N worker processes (node:cluster; auto = one per core); see ${DOCS}workers.md
 a bad config: one line file:line: field: reason, exit 78
 signals: SIGTERM/SIGINT graceful stop (shutdown.graceMs), SIGHUP reload config`;
