@@ -26,21 +26,23 @@ export const FETCH_USAGE = `usage: originlink fetch URL [options]
   -E, --cert FILE            show this client certificate (PEM) to an origin that asks for one (mutual TLS)
   --key FILE                 the private key of --cert (PEM; default: FILE of --cert, when it holds the key too)
   -X, --request M            request method (default GET, POST with --data, HEAD with -I); also --method
-  -H, --header 'N: V'        add a request header (repeatable)
-  -A, --user-agent UA        the User-Agent header
-  -u, --user USER:PASS       HTTP Basic authentication
-  -d, --data STRING|@FILE    request body
+  -H, --header 'N: V'        add a request header (repeatable); 'N:' sends no N, 'N;' sends N empty
+  -A, --user-agent UA        the User-Agent header (none by default)
+  -u, --user USER:PASS       HTTP Basic authentication (also from the URL's user:pass@)
+  -d, --data STRING|@FILE    request body, form-encoded type; repeated: joined by '&'; @FILE (@- stdin)
+                             read without its CR and LF
   -I, --head                 HEAD request; print the response head
   -i, --include              print the response head before the body
   -L, --location             follow redirects (301, 302, 303, 307, 308; 303, and 301/302 after a POST, as GET)
-  --max-redirs N             most redirects followed with -L (default 50)
+  --location-trusted         -L, and credentials (Authorization, Cookie) go to other origins too (else dropped)
+  --max-redirs N             most redirects followed with -L (default 50; -1 no limit)
   -f, --fail                 an HTTP status of 400 or more is a failure: no body, exit 22
   -o, --output FILE          write the body to FILE (default: stdout, unless --json)
   -w, --write-out FORMAT     print FORMAT after the transfer: %{http_code} %{http_version} %{time_total}
                              %{time_connect} %{time_appconnect} %{time_starttransfer} %{size_download}
                              %{remote_ip} %{remote_port} %{local_ip} %{local_port} %{num_redirects}
                              %{url_effective} %{content_type} %{scheme} %{exitcode} %{errormsg}
-  -m, --max-time S           give up after S seconds (exit 28)
+  -m, --max-time S           give up after S seconds (exit 28; 0: no limit)
   --connect-timeout S        connect (TCP + TLS, or QUIC) deadline, seconds (default 10; exit 28)
   -s, --silent               no error message (the exit code still says it)
   -S, --show-error           with -s: the error message still
@@ -86,10 +88,11 @@ const OPTIONS = {
   header: { type: 'string', short: 'H', multiple: true },
   'user-agent': { type: 'string', short: 'A' },
   user: { type: 'string', short: 'u' },
-  data: { type: 'string', short: 'd' },
+  data: { type: 'string', short: 'd', multiple: true },
   head: { type: 'boolean', short: 'I', default: false },
   include: { type: 'boolean', short: 'i', default: false },
   location: { type: 'boolean', short: 'L', default: false },
+  'location-trusted': { type: 'boolean', default: false },
   'max-redirs': { type: 'string', default: '50' },
   fail: { type: 'boolean', short: 'f', default: false },
   output: { type: 'string', short: 'o' },
@@ -126,6 +129,9 @@ export interface FetchPlan {
   head: boolean;
   include: boolean;
   follow: boolean;
+  /** --location-trusted: credentials (Authorization, Cookie) go to the origins -L leads to as well. */
+  trusted: boolean;
+  /** -1: no limit (curl's). */
   maxRedirs: number;
   fail: boolean;
   output: string | null;
@@ -159,8 +165,14 @@ function parserRefusal(e: unknown): CliExit | null {
 
 export function parseFetchArgs(argv: string[]): FetchPlan {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;
+  // A value that looks like an option (curl's `--max-redirs -1`) is taken as the value Node's parser would refuse.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--max-redirs' && argv[i + 1] === '-1') args.push(`--max-redirs=${argv[++i]}`);
+    else args.push(argv[i] as string);
+  }
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+    parsed = parseArgs({ args, allowPositionals: true, options: OPTIONS });
   } catch (e) {
     throw parserRefusal(e) ?? e;
   }
@@ -176,7 +188,8 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
     insecure: v.insecure,
     head: v.head,
     include: v.include,
-    follow: v.location,
+    follow: v.location || v['location-trusted'],
+    trusted: v['location-trusted'],
     fail: v.fail,
     json: v.json,
     verbose: v.verbose,
@@ -214,30 +227,45 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
     throw new CliExit(1, `Protocol "${u.protocol.slice(0, -1)}" not supported (http and https only)`);
   const protocol = protocolFrom(v, u);
   const repeat = int(v.repeat, '--repeat', 1);
-  const headers: HeaderList = [];
-  for (const h of v.header ?? []) {
-    const i = h.indexOf(':');
-    if (i <= 0) throw new CliExit(2, `bad header ${JSON.stringify(h)} (want 'Name: value')`);
-    headers.push([h.slice(0, i).trim(), h.slice(i + 1).trim()]);
+  // What this command adds on its own (-A, -u or the URL's user, -d's type), each left out by -H 'Name:' (curl's).
+  const own: HeaderList = [];
+  if (v['user-agent']) own.push(['user-agent', v['user-agent']]); // -A '': none, as curl
+  const user =
+    v.user ?? (u.username || u.password ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` : null);
+  if (user !== null) own.push(['authorization', `Basic ${Buffer.from(user).toString('base64')}`]);
+  // The URL's user and password go as Authorization (above), never in the request target.
+  if (u.username || u.password) {
+    u.username = '';
+    u.password = '';
+    plan.url = u.href;
   }
-  if (v['user-agent'] !== undefined) headers.push(['user-agent', v['user-agent']]);
-  if (v.user !== undefined) headers.push(['authorization', `Basic ${Buffer.from(v.user).toString('base64')}`]);
   let body: string | Buffer | null = null;
   if (v.data !== undefined) {
-    if (!v.data.startsWith('@')) body = v.data;
-    else {
-      try {
-        body = readFileSync(v.data.slice(1));
-      } catch (e) {
-        throw new CliExit(
-          26,
-          `cannot read the request body ${v.data.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
-      }
-    }
+    // curl's -d: the parts joined by '&'; @FILE (or @- for stdin) read with its CR and LF taken out.
+    const parts = v.data.map((d) => (d.startsWith('@') ? dataFile(d.slice(1)) : Buffer.from(d)));
+    body = Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [AMP, p])));
+    own.push(['content-type', 'application/x-www-form-urlencoded']);
   }
+  const headers: HeaderList = [];
+  const dropped = new Set<string>();
+  for (const h of v.header ?? []) {
+    const i = h.indexOf(':');
+    // 'Name;' sends the field empty; 'Name:' sends none of it (curl's).
+    if (i < 0 && h.endsWith(';') && h.length > 1) {
+      headers.push([h.slice(0, -1).trim(), '']);
+      continue;
+    }
+    if (i <= 0) throw new CliExit(2, `bad header ${JSON.stringify(h)} (want 'Name: value')`);
+    const name = h.slice(0, i).trim();
+    const value = h.slice(i + 1).trim();
+    if (value === '') dropped.add(name.toLowerCase());
+    else headers.push([name, value]);
+  }
+  const given = new Set(headers.map(([n]) => n.toLowerCase()));
+  for (const f of own) if (!dropped.has(f[0]) && !given.has(f[0])) headers.push(f);
   if (v.request !== undefined && v.method !== undefined && v.request !== v.method)
     throw new CliExit(2, '-X/--request and --method disagree');
+  if (v.head && body !== null) throw new CliExit(2, '-I/--head and -d/--data ask for two methods: give one');
   const method = (v.request ?? v.method ?? (v.head ? 'HEAD' : body !== null ? 'POST' : 'GET')).toUpperCase();
   let ca: Buffer | null = null;
   if (v.cacert !== undefined) {
@@ -263,11 +291,28 @@ export function parseFetchArgs(argv: string[]): FetchPlan {
     concurrency: Math.min(int(v.concurrency, '--concurrency', 1), repeat),
     ca,
     caPath: v.cacert ?? null,
-    maxRedirs: int(v['max-redirs'], '--max-redirs', 0),
-    maxTimeMs: v['max-time'] === undefined ? null : seconds(v['max-time'], '--max-time'),
+    maxRedirs: v['max-redirs'] === '-1' ? -1 : int(v['max-redirs'], '--max-redirs', 0),
+    // -m 0: no limit, as curl's.
+    maxTimeMs: v['max-time'] === undefined || Number(v['max-time']) === 0 ? null : seconds(v['max-time'], '--max-time'),
     connectTimeoutMs: v['connect-timeout'] === undefined ? null : seconds(v['connect-timeout'], '--connect-timeout'),
     maxConnections: v['max-connections'] === undefined ? null : int(v['max-connections'], '--max-connections', 1),
   };
+}
+
+const AMP = Buffer.from('&');
+
+/** -d @FILE's bytes (`-` for stdin) without CR and LF, curl's; unreadable: exit 26. */
+function dataFile(path: string): Buffer {
+  let b: Buffer;
+  try {
+    b = readFileSync(path === '-' ? 0 : path);
+  } catch (e) {
+    throw new CliExit(
+      26,
+      `cannot read the request body ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+  return b.includes(13) || b.includes(10) ? Buffer.from(b.filter((c) => c !== 13 && c !== 10)) : b;
 }
 
 /** --cert and --key (curl's: the key may sit in the certificate's file): read and checked as a pair, else exit 58. */

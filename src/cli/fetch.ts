@@ -234,7 +234,7 @@ async function single(
   } catch (e) {
     if (e instanceof CliExit) throw e;
     const err = toOriginlinkError(e);
-    return failed(plan, exitCodeFor(err), err.message, err, t0);
+    return failed(plan, cutShort.has(err) ? 18 : exitCodeFor(err), err.message, err, t0);
   }
   const { one, res } = r;
   const exit = plan.fail && one.status >= 400 ? 22 : 0;
@@ -280,6 +280,7 @@ async function transfer(
   let url = plan.url;
   let method = plan.method;
   let body = plan.body;
+  let headers = plan.headers;
   let redirects = 0;
   let res: OriginResponse;
   let tHead: number;
@@ -295,11 +296,11 @@ async function transfer(
   };
   for (;;) {
     try {
-      if (verbose) tellRequest(verbose, url, method, plan.headers, plan.protocol);
+      if (verbose) tellRequest(verbose, url, method, headers, plan.protocol);
       res = await agent.request({
         url,
         method,
-        headers: plan.headers,
+        headers,
         body,
         ...(deadline ? { signal: deadline } : {}),
       });
@@ -310,24 +311,33 @@ async function transfer(
     tHead = performance.now();
     const location = res.header('location');
     if (!plan.follow || !REDIRECTS.has(res.status) || location === undefined) break;
-    if (redirects >= plan.maxRedirs) throw new CliExit(47, `Maximum (${plan.maxRedirs}) redirects followed`);
+    if (plan.maxRedirs >= 0 && redirects >= plan.maxRedirs)
+      throw new CliExit(47, `Maximum (${plan.maxRedirs}) redirects followed`);
     if (verbose) tellResponse(verbose, res, tHead - t0);
+    // -i: every response's head, the redirects' too (curl's).
+    if (sink && (plan.include || plan.head)) await sink.write(headText(res));
     await res.dump();
     redirects++;
+    let next: URL;
     try {
-      url = new URL(location, url).href;
+      next = new URL(location, url);
     } catch {
       throw new CliExit(3, `URL rejected: a Location that is not a URL: ${JSON.stringify(location.slice(0, 200))}`);
     }
+    // Credentials are for the origin they were given to: another scheme, host or port gets none of them (curl's,
+    // and Fetch's for Authorization) unless --location-trusted.
+    if (!plan.trusted && next.origin !== new URL(url).origin)
+      headers = headers.filter(([n]) => !CREDENTIALS.has(n.toLowerCase()));
+    url = next.href;
     if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
       if (method !== 'HEAD') method = 'GET';
       body = null;
     }
   }
   if (verbose) tellResponse(verbose, res, tHead - t0);
-  // -f: an error status writes no body (curl's --fail).
+  // -f: an error status writes no body (curl's --fail); with -i its head still goes out, as curl's.
   const quiet = plan.fail && res.status >= 400;
-  if (sink && (plan.include || plan.head) && !quiet) await sink.write(headText(res));
+  if (sink && (plan.include || plan.head)) await sink.write(headText(res));
   let bytes = 0;
   let digest: () => string | null = () => null;
   // A body that ended before it was read (a small one, usually) is taken whole: no stream, no async iterator, and its
@@ -346,6 +356,8 @@ async function transfer(
         if (sink && !quiet && !plan.head) await sink.write(chunk as Buffer);
       }
     } catch (e) {
+      // The connection closed with the body short (fewer bytes than its length, no last chunk): curl's partial file.
+      if (e instanceof OriginlinkError && e.code === ErrorCode.SOCKET_CLOSED) cutShort.add(e);
       timedOut(e);
     }
     if (hash) digest = () => hash.digest('hex');
@@ -386,6 +398,12 @@ async function transfer(
   };
 }
 
+/** Fields that carry credentials: not sent to another origin a redirect leads to (without --location-trusted). */
+const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+/** Errors that cut a body short after its head: exit 18 (curl's CURLE_PARTIAL_FILE), not 56. */
+const cutShort = new WeakSet<Error>();
+
 function headText(res: OriginResponse): string {
   let s = `${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}\r\n`;
   for (const [n, v] of res.headers) s += `${n}: ${v}\r\n`;
@@ -401,6 +419,7 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (
   const results: One[] = [];
   const errors: Record<string, number> = {};
   let firstFailure: OriginlinkError | null = null;
+  let firstCut: OriginlinkError | null = null;
   let next = 0;
   const t0 = performance.now();
   const worker = async (): Promise<void> => {
@@ -413,6 +432,7 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (
       } catch (e) {
         if (e instanceof CliExit) throw e;
         const err = toOriginlinkError(e);
+        if (cutShort.has(err)) firstCut ??= err;
         firstFailure ??= err;
         errors[err.code] = (errors[err.code] ?? 0) + 1;
       }
@@ -425,7 +445,13 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (
   const statuses: Record<string, number> = {};
   for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
   const failure = firstFailure as OriginlinkError | null;
-  const exitCode = failure ? exitCodeFor(failure) : plan.fail && results.some((r) => r.status >= 400) ? 22 : 0;
+  const exitCode = failure
+    ? failure === firstCut
+      ? 18
+      : exitCodeFor(failure)
+    : plan.fail && results.some((r) => r.status >= 400)
+      ? 22
+      : 0;
   const summary = {
     url: plan.url,
     protocol: results[0]?.protocol ?? null,

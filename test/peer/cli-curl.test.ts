@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -28,6 +28,13 @@ const edge = makeLeaf(certs, 'cli-edge', ['edge.test'], 'clientAuth');
 let dir: string;
 const servers: net.Server[] = [];
 const port: Record<string, number> = {};
+const seen: Array<{
+  method: string | undefined;
+  host: string | undefined;
+  url: string | undefined;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}> = [];
 
 type Run = { code: number; stdout: string; stderr: string; ms: number };
 
@@ -90,6 +97,35 @@ beforeAll(async () => {
     'silent',
     net.createServer(() => {}),
   );
+  // A head, then fewer body bytes than it announced, then the close (Content-Length; chunked without its last chunk).
+  await listen(
+    'short',
+    net.createServer((s) =>
+      s.once('data', (d: Buffer) => {
+        const chunked = d.toString('latin1').startsWith('GET /chunked ');
+        s.end(
+          chunked
+            ? 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n'
+            : 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc',
+        );
+      }),
+    ),
+  );
+  // Records what each request carried (requests as curl sends them, below); /cross redirects to another origin.
+  await listen(
+    'recorder',
+    http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => {
+        body += d.toString('latin1');
+      });
+      req.on('end', () => {
+        seen.push({ method: req.method, host: req.headers.host, url: req.url, headers: req.headers, body });
+        if (req.url === '/cross') res.writeHead(302, { location: `http://localhost:${port['recorder']}/ok` });
+        res.end('ok\n');
+      });
+    }),
+  );
   // Reads the request and closes: an empty reply.
   await listen(
     'closer',
@@ -149,6 +185,8 @@ describe('originlink fetch exits as curl does, on the same failure', () => {
       () => ['-L', '--max-redirs', '2', `http://127.0.0.1:${port['plain']}/loop`],
     ],
     ['an empty reply', 52, () => [`http://127.0.0.1:${port['closer']}/`]],
+    ['a body short of its Content-Length, then the close', 18, () => [`http://127.0.0.1:${port['short']}/`]],
+    ['a chunked body without its last chunk, then the close', 18, () => [`http://127.0.0.1:${port['short']}/chunked`]],
     ['a malformed URL', 3, () => ['http://[::1/']],
     ['a scheme not spoken', 1, () => ['foo://example.test/']],
     [
@@ -189,6 +227,93 @@ describe('originlink fetch exits as curl does, on the same failure', () => {
       if (want !== 0) expect(o.stderr).toMatch(new RegExp(`^originlink: \\(${want}\\) `));
     });
   }
+});
+
+/**
+ * What reaches the origin, curl's request and ours for the same command line: the fields named, the body, each hop
+ * of -L. Found by a comparison with curl 7.88 (2026-11-29): -u and -H credentials went on to another origin, a
+ * second -d replaced the first, -d @FILE kept its line ends, -H 'N:' and 'N;' were refused or sent, the URL's
+ * user:pass@ was dropped.
+ */
+describe('requests as curl sends them', () => {
+  const cases: Array<[string, () => string[], string[]]> = [
+    [
+      '-L to another origin: no Authorization or Cookie there (-u, -H)',
+      () => ['-L', '-u', 'user:pw', '-H', 'Cookie: c=1', `http://127.0.0.1:${port['recorder']}/cross`],
+      ['authorization', 'cookie'],
+    ],
+    [
+      '--location-trusted: they go on',
+      () => ['--location-trusted', '-u', 'user:pw', `http://127.0.0.1:${port['recorder']}/cross`],
+      ['authorization'],
+    ],
+    [
+      "the URL's user:pass@ as Basic authentication",
+      () => [`http://us%40er:p%3Aw@127.0.0.1:${port['recorder']}/ok`],
+      ['authorization'],
+    ],
+    [
+      "-d twice, one @FILE with CR LF; -H 'N;' empty, -A '' none",
+      () => [
+        '-d',
+        'a=1',
+        '-d',
+        `@${join(dir, 'form.txt')}`,
+        '-H',
+        'X-E;',
+        '-A',
+        '',
+        `http://127.0.0.1:${port['recorder']}/ok`,
+      ],
+      ['content-type', 'x-e', 'user-agent'],
+    ],
+    [
+      "-H 'Content-Type:' takes -d's type away",
+      () => ['-d', 'x', '-H', 'Content-Type:', `http://127.0.0.1:${port['recorder']}/ok`],
+      ['content-type'],
+    ],
+  ];
+  const capture = async (
+    go: () => Promise<Run>,
+    names: string[],
+  ): Promise<{ code: number; hops: Array<Record<string, unknown>> }> => {
+    seen.length = 0;
+    const r = await go();
+    const hops = seen.map((h) => ({
+      method: h.method,
+      host: h.host,
+      url: h.url,
+      body: h.body,
+      ...Object.fromEntries(names.map((n) => [n, h.headers[n] ?? null])),
+    }));
+    return { code: r.code, hops };
+  };
+  for (const [name, args, names] of cases) {
+    it(name, async () => {
+      writeFileSync(join(dir, 'form.txt'), 'x=1\r\ny=2\n');
+      const c = await capture(() => curl(args()), names);
+      const o = await capture(() => ours(args()), names);
+      expect(o).toEqual(c);
+      expect(c.hops.length).toBeGreaterThan(0);
+    });
+  }
+  it("-i -L prints every hop's head; -f -i an error's head and exit 22", async () => {
+    const url = `http://127.0.0.1:${port['recorder']}/cross`;
+    const [c, o] = await Promise.all([
+      run(['curl', '-s', '-i', '-L', url]),
+      run([process.execPath, CLI, 'fetch', '-i', '-L', url]),
+    ]);
+    const statuses = (t: string): string[] => t.match(/^HTTP\/1\.1 \d+/gm) ?? [];
+    expect(statuses(o.stdout)).toEqual(statuses(c.stdout));
+    expect(statuses(o.stdout)).toEqual(['HTTP/1.1 302', 'HTTP/1.1 200']);
+    const missing = `http://127.0.0.1:${port['plain']}/missing`;
+    const [cf, of] = await Promise.all([
+      run(['curl', '-s', '-f', '-i', missing]),
+      run([process.execPath, CLI, 'fetch', '-s', '-f', '-i', missing]),
+    ]);
+    expect([of.code, statuses(of.stdout)]).toEqual([cf.code, statuses(cf.stdout)]);
+    expect(of.stdout).not.toMatch(/not here/);
+  });
 });
 
 describe('curl flags and --json on failure', () => {
