@@ -210,7 +210,7 @@ export class H1ResponseParser {
   #parseHead(chunk: Buffer): Buffer | null {
     // A response begins with its HTTP-version, "HTTP/" (RFC 9112 §4): bytes that cannot are refused as they come,
     // not held until a line end or the close that may never come (an h2c-only or TLS port answers in binary).
-    for (let i = 0, n = chunk.length < 5 ? chunk.length : 5; i < n; i++)
+    for (let i = 0, n = Math.min(chunk.length, 5); i < n; i++)
       if (chunk[i] !== HTTP_SLASH[i]) throw new H1ParseError('malformed', notHttp1(chunk));
     const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields);
     if (!h) {
