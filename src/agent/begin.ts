@@ -7,13 +7,21 @@
 import { ErrorCode, OriginlinkError } from '../errors.js';
 import type { Endpoint } from '../group/endpoint.js';
 import type { Group } from '../group/group.js';
-import { bodyStream, isReplayable } from '../http/body.js';
-import { endToEnd, isClean, isHopByHop, TOKEN_RE } from '../http/fields.js';
+import { bodyStream, isReplayable, knownLength } from '../http/body.js';
+import {
+  BAD_FIELD_VALUE_RE,
+  CONTENT_LENGTH_RE,
+  endToEnd,
+  isClean,
+  isHopByHop,
+  TARGET_RE,
+  TOKEN_RE,
+} from '../http/fields.js';
 import { isIdempotentRequest } from '../http/methods.js';
-import type { HeaderList } from '../http/types.js';
+import type { HeaderList, RequestBody } from '../http/types.js';
 import { AgentRequest } from './agent-request.js';
 import type { AgentGroups } from './groups.js';
-import { checkRequest, type RequestOptions } from './options.js';
+import { badRequestField, checkRequest, type RequestOptions } from './options.js';
 import { ReplayBody } from './replay-body.js';
 import { startRequestSpan, withTraceContext } from './tracing.js';
 import { parseUrl, splitSimpleUrl, type OriginUrls } from './url.js';
@@ -74,11 +82,12 @@ export function beginRequest(
   }
   // RFC 9110 §9.1: methods are case-sensitive tokens; a proxied `get` stays `get`.
   const method = o.method ?? 'GET';
-  if (!TOKEN_RE.test(method))
+  if (typeof method !== 'string' || !TOKEN_RE.test(method))
     throw new OriginlinkError(
       ErrorCode.INVALID_ARGUMENT,
       'local',
-      `invalid method ${JSON.stringify(method.slice(0, 40))}`,
+      `invalid method ${JSON.stringify(String(method).slice(0, 40))}`,
+      { details: { field: 'method' } },
     );
   // An origin group is looked for only when the agent has some (a plain origin pays nothing), never for a failover
   // list.
@@ -86,8 +95,8 @@ export function beginRequest(
   const group = named ?? (groups.size === 0 || typeof names !== 'string' ? null : groups.forUrl(url0 as URL, owned));
   if (group !== null) names = group.origins;
   const span = startRequestSpan(method, url0 as URL, path, o.traceContext);
-  const headers = withTraceContext(span, normalizeHeaders(o.headers));
   const body = o.body ?? null;
+  const headers = withTraceContext(span, normalizeHeaders(o.headers, body));
   // A streamed body is kept as it leaves, up to retryBufferBytes, for an attempt the origin did not process.
   const replay =
     !isReplayable(body) && retryBufferBytes > 0 ? new ReplayBody(bodyStream(body), retryBufferBytes) : null;
@@ -121,32 +130,87 @@ function checkPath(path: unknown): string {
       'local',
       `path must start with "/" (got ${JSON.stringify(path.slice(0, 40))})`,
     );
+  // No whitespace or control character: the path is the request line's (HTTP/1.1), `/a\r\nX: y` a field of its own.
+  if (!TARGET_RE.test(path))
+    throw badRequestField(
+      'path',
+      `must be visible characters, percent-encoded (got ${JSON.stringify(path.slice(0, 40))})`,
+    );
   return path;
 }
 
-/** Lower-case names, end-to-end fields only (RFC 9110 §7.6.1, one rule with the service: http/fields.ts). */
-export function normalizeHeaders(h: RequestOptions['headers']): HeaderList {
+/**
+ * A request body is absent, text, bytes or an (async) iterable of bytes (a Readable, a generator): anything else
+ * (a number, an object) is the caller's error now, not a connection opened, a chunked head sent and then torn down.
+ */
+function checkBody(body: unknown): void {
+  if (body === null || typeof body === 'string' || body instanceof Uint8Array) return;
+  if (typeof body === 'object' && (Symbol.asyncIterator in body || Symbol.iterator in body)) return;
+  throw badRequestField('body', 'must be a string, bytes (Uint8Array) or an (async) iterable of bytes');
+}
+
+/** A field's value: text, or a number written as text; anything else is refused (`[object Object]` went out). */
+function fieldValue(name: string, v: unknown): string {
+  if (typeof v === 'string') {
+    if (BAD_FIELD_VALUE_RE.test(v))
+      throw badRequestField(`headers.${name}`, 'a value may not hold CR, LF, NUL or other controls');
+    return v;
+  }
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  throw badRequestField(
+    `headers.${name}`,
+    `must be a string (or a list of them), got ${v === null ? 'null' : typeof v}`,
+  );
+}
+
+/**
+ * Lower-case names, end-to-end fields only (RFC 9110 §7.6.1, one rule with the service: http/fields.ts), each name a
+ * token and each value text without controls, checked here for every protocol before any of it is encoded: a value
+ * that was not text failed inside HTTP/2's HPACK encoder after earlier fields had entered its table, and the origin
+ * then closed the connection on everyone's streams (a compression error). A Content-Length the caller gives must be
+ * the body's, when its length is known: a shorter one put the rest of the body on the wire as the next request.
+ */
+export function normalizeHeaders(h: RequestOptions['headers'], body: unknown = null): HeaderList {
+  if (body !== null) checkBody(body);
   // A list our own code built from checked fields (the service's forwarder) is sent as it is.
   if (Array.isArray(h) && isClean(h)) return h;
   const out: HeaderList = [];
-  if (!h) return out;
+  if (h == null) return out;
+  if (typeof h !== 'object') throw badRequestField('headers', 'must be an object or a list of [name, value] pairs');
   // The copy is filtered by endToEnd only when a field may need it (a forwarder's list, already end-to-end,
   // is copied once, not twice).
   let filter = false;
+  let length: string | null = null;
+  const add = (n: unknown, v: unknown, pair: readonly [string, string] | null): void => {
+    if (typeof n !== 'string' || !TOKEN_RE.test(n))
+      throw badRequestField('headers', `a field name must be a token, got ${JSON.stringify(String(n).slice(0, 40))}`);
+    const name = n.toLowerCase();
+    const value = fieldValue(name, v);
+    if (!filter && isHopByHop(name)) filter = true;
+    if (name === 'content-length') {
+      if (length !== null || !CONTENT_LENGTH_RE.test(value))
+        throw badRequestField('headers.content-length', 'must be one decimal number');
+      length = value;
+    }
+    // A pair already lower-case and text is shared, not copied.
+    out.push(pair !== null && name === n && value === v ? pair : [name, value]);
+  };
   if (Array.isArray(h)) {
-    for (const f of h) {
-      const name = f[0].toLowerCase();
-      if (!filter && isHopByHop(name)) filter = true;
-      out.push(name === f[0] ? f : [name, f[1]]); // a pair already lower-case is shared, not copied
+    for (const f of h as unknown[]) {
+      if (!Array.isArray(f) || f.length !== 2) throw badRequestField('headers', 'a list holds [name, value] pairs');
+      add(f[0], f[1], f as unknown as readonly [string, string]);
     }
   } else {
     for (const [n, v] of Object.entries(h)) {
       if (v === undefined) continue;
-      const name = n.toLowerCase();
-      if (!filter && isHopByHop(name)) filter = true;
-      if (Array.isArray(v)) for (const x of v) out.push([name, x]);
-      else out.push([name, v]);
+      if (Array.isArray(v)) for (const x of v as unknown[]) add(n, x, null);
+      else add(n, v, null);
     }
+  }
+  if (length !== null) {
+    const known = knownLength(body as RequestBody);
+    if (known !== null && Number(length) !== known)
+      throw badRequestField('headers.content-length', `is ${length}, but the body is ${known} bytes`);
   }
   return filter ? endToEnd(out) : out;
 }

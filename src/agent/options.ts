@@ -6,6 +6,7 @@
 import type { Context } from '@opentelemetry/api';
 import type { ConnectContext, OriginSpec, ProtocolPolicy } from '../connect/connect.js';
 import type { EarlyDataPolicy } from '../http/early-data.js';
+import { isAuthority } from '../http/fields.js';
 import type { HeaderList, PooledConnection, RequestBody } from '../http/types.js';
 import type { LookupFn, Resolver, ResolverOptions } from '../net/resolver.js';
 import type { ProxyOptions } from '../net/proxy.js';
@@ -342,6 +343,8 @@ export interface ResolvedAgentOptions {
  * made: OL_INVALID_CONFIG naming the field.
  */
 export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw configError('options', 'must be an object (or nothing)');
   checkKeys(opts, AGENT_KEYS, '');
   for (const [k, o] of Object.entries(opts.origins ?? {})) {
     checkKeys(o, ORIGIN_KEYS, `origins["${k}"]`);
@@ -448,6 +451,7 @@ function checkPem(c: unknown, field: string): void {
  * naming it, as is a protocol policy that does not exist.
  */
 export function checkRequest(o: RequestOptions): void {
+  if (o === null || typeof o !== 'object') throw badRequestField('request', 'must be an object { url, … }');
   for (const k in o) {
     if (!REQUEST_KEYS.has(k))
       throw new OriginlinkError(
@@ -465,6 +469,25 @@ export function checkRequest(o: RequestOptions): void {
       { details: { field: 'protocol' } },
     );
   }
+  // What goes into the request line or :authority unchecked otherwise: `a\r\nX: y` was a field of its own on h1.
+  if (o.authority !== undefined && (typeof o.authority !== 'string' || !isAuthority(o.authority)))
+    throw badRequestField('authority', 'must be host[:port] (RFC 3986 §3.2)');
+  const rb = o.responseBufferBytes;
+  if (rb !== undefined && !(Number.isSafeInteger(rb) && rb >= 0))
+    throw badRequestField('responseBufferBytes', 'must be a non-negative integer');
+  const s = o.signal as unknown;
+  if (
+    s != null &&
+    (typeof s !== 'object' ||
+      typeof (s as SignalLike).aborted !== 'boolean' ||
+      typeof (s as SignalLike).addEventListener !== 'function')
+  )
+    throw badRequestField('signal', 'must be an AbortSignal');
+}
+
+/** OL_INVALID_ARGUMENT naming a request's field: the caller's error, found before anything is sent. */
+export function badRequestField(field: string, reason: string): OriginlinkError {
+  return new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `${field}: ${reason}`, { details: { field } });
 }
 
 /** Refuse an option name `known` does not hold; a pool option in the wrong place is named with its place. */

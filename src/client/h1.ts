@@ -126,6 +126,7 @@ export class H1PooledConnection implements PooledConnection {
   #pendingX: Exchange | null = null;
   #pendingHead = '';
   #pendingFraming: 'none' | 'length' | 'chunked' = 'none';
+  #pendingDeclared = -1;
   /** What writes it at the turn's end, with every other connection's (util/turn-end.ts). */
   #flusher: TurnEnd = { turnEnd: () => this.#flush() };
   /** Switched by a 101: the bytes that followed it (held for #detach); the connection reads nothing more. */
@@ -343,6 +344,7 @@ export class H1PooledConnection implements PooledConnection {
     this.#pendingX = x;
     this.#pendingHead = head.head;
     this.#pendingFraming = head.framing;
+    this.#pendingDeclared = head.declared;
     atTurnEnd(this.#flusher);
     return x.promise;
   }
@@ -391,9 +393,10 @@ export class H1PooledConnection implements PooledConnection {
     }
     const head = this.#pendingHead;
     const framing = this.#pendingFraming;
+    const declared = this.#pendingDeclared;
     this.#dropPending();
     if (this.#state === 'closed' || x.done) return;
-    this.#write(x, head, framing);
+    this.#write(x, head, framing, declared);
   }
 
   /** The connection's first request waits (#flush), on TLS, within the turns a fresh connection may sit out. */
@@ -418,7 +421,7 @@ export class H1PooledConnection implements PooledConnection {
     return err.with({ retrySafe: true });
   }
 
-  #write(x: Exchange, head: string, framing: 'none' | 'length' | 'chunked'): void {
+  #write(x: Exchange, head: string, framing: 'none' | 'length' | 'chunked', declared: number): void {
     const s = this.#socket;
     const body = x.req.body;
     const len = knownLength(body);
@@ -437,15 +440,35 @@ export class H1PooledConnection implements PooledConnection {
     }
     s.write(head, 'latin1');
     const chunked = framing === 'chunked';
+    // A streamed body under the caller's Content-Length must come to it exactly: a byte past it would be read as the
+    // start of another request (RFC 9112 §6.3, request smuggling), one short leaves the origin waiting. Either way the
+    // request fails and the connection goes, with nothing past the length written.
+    let left = declared;
+    const wrongLength = (what: string): false => {
+      const err = new OriginlinkError(
+        ErrorCode.INVALID_ARGUMENT,
+        'local',
+        `request body ${what} its Content-Length (${declared})`,
+        { details: { field: 'headers.content-length' } },
+      );
+      this.#teardown(err);
+      x.fail(err);
+      return false;
+    };
     void x
       .pump({
         write: (c) => {
           this.#uploadWatch?.refresh();
+          if (declared >= 0) {
+            if (c.length > left) return wrongLength('is longer than');
+            left -= c.length;
+          }
           return s.write(chunked ? chunkedFrame(c) : c);
         },
         room: () => waitDrain(s).then(yes),
         end: () => {
           if (chunked) s.write(CHUNKED_END);
+          else if (left > 0) wrongLength('ended short of');
         },
       })
       .then(() => {

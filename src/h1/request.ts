@@ -11,6 +11,8 @@ export interface SerializedHead {
   head: string;
   /** How the body must be framed on the wire. */
   framing: 'none' | 'length' | 'chunked';
+  /** A streamed body's Content-Length, given by the caller: what it must come to, exactly; -1 otherwise. */
+  declared: number;
 }
 
 /**
@@ -20,6 +22,7 @@ export interface SerializedHead {
 export function serializeRequestHead(req: ConnRequest): SerializedHead {
   let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${req.authority}\r\n`;
   let hasLength = false;
+  let declared = -1;
   let hasTe = false;
   /** Where the first cookie line's value ends in `head` (before its CRLF); -1: none yet. */
   let cookieEnd = -1;
@@ -32,7 +35,10 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
     }
     const lower = clean ? name : name.toLowerCase();
     if (lower === 'host') continue;
-    if (lower === 'content-length') hasLength = true;
+    if (lower === 'content-length') {
+      hasLength = true;
+      declared = Number(value);
+    }
     if (lower === 'transfer-encoding') hasTe = true;
     if (lower === 'cookie') {
       // RFC 9113 §8.2.3, RFC 9114 §4.2.1: cookie fields split for compression (an h2/h3 client's crumbs) are
@@ -59,5 +65,5 @@ export function serializeRequestHead(req: ConnRequest): SerializedHead {
     framing = 'none';
     if (!hasLength && BODY_METHODS.has(req.method)) head += 'content-length: 0\r\n';
   }
-  return { head: `${head}\r\n`, framing };
+  return { head: `${head}\r\n`, framing, declared: len === null && hasLength ? declared : -1 };
 }

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort, waitForPort } from './ports.js';
 
 export const BUN = resolve('node_modules/@oven/bun-linux-x64/bin/bun');
 
@@ -253,4 +254,21 @@ console.log('RESULT ' + JSON.stringify(out));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * nghttpd (nghttp2) serving cleartext HTTP/2 by prior knowledge only (h2c, `--no-tls`) on 127.0.0.1, from a folder
+ * of its own holding `index.html` ("hello\n"): an origin that answers HTTP/1.1 in HTTP/2 frames.
+ */
+export async function startH2cOnly(): Promise<Peer> {
+  const dir = mkdtempSync(join(tmpdir(), 'ol-h2c-'));
+  writeFileSync(join(dir, 'index.html'), 'hello\n');
+  const port = await freePort();
+  const peer = await startPeer({
+    argv: ['nghttpd', '-a', '127.0.0.1', '-d', dir, '--no-tls', String(port)],
+    port,
+    dir,
+  });
+  await waitForPort(port);
+  return peer;
 }

@@ -5,28 +5,18 @@
  * (OL_SOCKET_CLOSED, exit 56). A response must begin "HTTP/" (RFC 9112 §4): it is refused at its first bytes as
  * OL_MALFORMED_RESPONSE, saying what it looks like, once (a protocol mismatch does not change on retry).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, ErrorCode, OriginlinkError } from '../../src/index.js';
-import { startPeer, type Peer } from '../helpers/h3-peers.js';
-import { freePort, waitForPort } from '../helpers/ports.js';
+import { startH2cOnly, type Peer } from '../helpers/h3-peers.js';
 
-let dir: string;
 let h2c: Peer;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ol-not-h1-'));
-  writeFileSync(join(dir, 'index.html'), 'hello\n');
-  const port = await freePort();
-  h2c = await startPeer({ argv: ['nghttpd', '-a', '127.0.0.1', '-d', dir, '--no-tls', String(port)], port });
-  await waitForPort(port);
+  h2c = await startH2cOnly();
 }, 30_000);
 
 afterAll(async () => {
   await h2c?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('an HTTP/1.1 request to an origin that answers in HTTP/2', () => {
