@@ -54,6 +54,8 @@ export interface ExchangeWire {
   cancel(x: Exchange, err: OriginlinkError): void;
   /** The exchange is over (success or failure): free its slot. */
   settled(x: Exchange): void;
+  /** The pool closes this connection (Agent.close(), an upstream retired): it finishes what it carries, then goes. */
+  closing(): boolean;
 }
 
 /** Extra response facts a transport may add to the head (h3 0-RTT). */
@@ -190,6 +192,8 @@ export class Exchange {
   #stopSend = false;
   #expected: number | null = null;
   #received = 0;
+  /** The body timer found the reader behind once already while the pool was closing. */
+  #closingStrike = false;
 
   constructor(
     req: ConnRequest,
@@ -341,6 +345,7 @@ export class Exchange {
       return;
     }
     this.#timers.touch();
+    this.#closingStrike = false;
     body.deliver(chunk, false);
   }
 
@@ -419,8 +424,22 @@ export class Exchange {
     // business (the service's limits.clientSendTimeoutMs cuts a client that stops reading); a whole period after
     // it caught up, the origin's silence counts again (undici's bodyTimeout does not run while its parser is
     // paused either). The origin gets that whole period to answer the returned credit (h3: a round trip).
-    else if (performance.now() - (this.body?.readerBehindAt ?? 0) < ms) this.#timers.arm(this, 'body', ms);
-    else this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${ms} ms`));
+    // Once the connection's pool closes, a reader that takes nothing for a whole further period is given up: close()
+    // waits for the requests in flight, not for a body nobody reads (the line after `await agent.close()` runs).
+    else if (performance.now() - (this.body?.readerBehindAt ?? 0) < ms) {
+      if (this.#wire.closing() && this.#closingStrike)
+        this.fail(
+          new OriginlinkError(
+            ErrorCode.POOL_CLOSED,
+            'local',
+            `the pool closed, and this response's body was not read for ${ms} ms (bodyTimeoutMs)`,
+          ),
+        );
+      else {
+        this.#closingStrike = this.#wire.closing();
+        this.#timers.arm(this, 'body', ms);
+      }
+    } else this.fail(new OriginlinkError(ErrorCode.BODY_TIMEOUT, 'remote', `no response body data within ${ms} ms`));
   }
 
   /**

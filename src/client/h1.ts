@@ -131,7 +131,10 @@ export class H1PooledConnection implements PooledConnection {
   #flusher: TurnEnd = { turnEnd: () => this.#flush() };
   /** Switched by a 101: the bytes that followed it (held for #detach); the connection reads nothing more. */
   #switched: Buffer | null = null;
+  /** drain() was called: the pool closes this connection. */
+  #closing = false;
   #wire: ExchangeWire = {
+    closing: () => this.#closing,
     cancel: (x, err) => {
       if (this.#cur !== x) {
         this.#teardown(err);
@@ -686,6 +689,7 @@ export class H1PooledConnection implements PooledConnection {
   };
 
   drain(): void {
+    this.#closing = true;
     if (this.#state !== 'ready') return;
     this.#state = 'draining';
     if (!this.#cur) this.#teardown(null);

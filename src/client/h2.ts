@@ -89,7 +89,10 @@ export class H2PooledConnection implements PooledConnection {
   #settings = false;
   /** We closed gracefully: the socket's end is expected. */
   #ending = false;
+  /** drain() was called: the pool closes this connection. */
+  #closing = false;
   #wire: ExchangeWire = {
+    closing: () => this.#closing,
     cancel: (x) => {
       if (x.wireId >= 0) this.#h2.reset(x.wireId, H2ErrorCode.CANCEL);
       this.#io.flush();
@@ -275,6 +278,7 @@ export class H2PooledConnection implements PooledConnection {
   }
 
   drain(): void {
+    this.#closing = true;
     if (this.#state !== 'ready') return;
     this.#state = 'draining';
     if (this.active === 0) this.#closeGracefully();

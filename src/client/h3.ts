@@ -108,7 +108,10 @@ export class H3PooledConnection implements PooledConnection {
   #sending = new Map<number, number>();
   #live: H3Liveness;
   #peerCert: X509Certificate | null | undefined;
+  /** drain() was called: the pool closes this connection. */
+  #closing = false;
   #wire: ExchangeWire = {
+    closing: () => this.#closing,
     cancel: (x) => {
       const sending = this.#sending.get(x.wireId);
       if (sending !== undefined) {
@@ -331,6 +334,7 @@ export class H3PooledConnection implements PooledConnection {
   }
 
   drain(): void {
+    this.#closing = true;
     if (this.#state !== 'ready') return;
     this.#state = 'draining';
     this.#maybeCloseDrained();

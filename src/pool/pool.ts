@@ -1028,6 +1028,9 @@ export class Pool implements TickMember {
   close(): Promise<void> {
     void this.#checks?.close();
     this.#shutdown(closedBeforeSent(`pool for ${this.origin} closed`));
+    // No request waits for a connection any more (#shutdown failed them), and a connection a dial makes now would be
+    // destroyed as it arrives: stop the dials, rather than wait out their connect timeout.
+    this.#dialAbort.abort();
     for (const e of this.#entries.values()) e.conn.drain();
     // The connections' sockets are unref'd: what closes them (an h2 GOAWAY, then the peer's end) holds nothing.
     return holdUntil(
