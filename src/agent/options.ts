@@ -20,6 +20,7 @@ import {
   type PoolOptions,
 } from '../pool/options.js';
 import { DEFAULT_ATTEMPT_DELAY_MS, MIN_ATTEMPT_DELAY_MS } from '../net/happy-eyeballs.js';
+import { keepAliveProbesProblem } from '../net/tfo.js';
 import { h3Settings } from '../wire/h3-settings.js';
 import { DEFAULT_RETRY_BUFFER_BYTES } from './replay-body.js';
 import type { OriginCache } from '../store/origin-cache.js';
@@ -372,6 +373,11 @@ export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
     throw configError('maxOrigins', 'must be a positive integer');
   if (!Number.isFinite(r.originIdleMs) || r.originIdleMs <= 0)
     throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+  if (opts.keepAliveProbes != null) {
+    // Checked here, not at the first connect: a bad value failed every dial (retried) and left its socket open.
+    const why = keepAliveProbesProblem(opts.keepAliveProbes);
+    if (why) throw configError(why.field ? `keepAliveProbes.${why.field}` : 'keepAliveProbes', why.reason);
+  }
   if (opts.quicCongestionControl !== undefined && !CC_ALGORITHMS.includes(opts.quicCongestionControl))
     throw configError('quicCongestionControl', `must be one of ${CC_ALGORITHMS.join(', ')}`);
   if (opts.quicQpack !== undefined) h3Settings('client', opts.quicQpack); // range checks, OL_INVALID_CONFIG

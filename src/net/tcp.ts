@@ -145,9 +145,15 @@ export function connectTcp(o: TcpConnectOptions): Promise<TcpConnected> {
       o.signal?.removeEventListener('abort', onAbort);
       s.removeListener('error', fail);
       if (o.keepAliveProbes && isSocket) {
-        // The factory falls back to socket.setKeepAlive itself when the addon is missing.
-        if (tfoFactory) tfoFactory.setKeepAliveProbes(raw, o.keepAliveProbes);
-        else raw.setKeepAlive(true, o.keepAliveProbes.idleS * 1000);
+        // The factory falls back to socket.setKeepAlive itself when the addon is missing. Probes it cannot set (the
+        // Agent checks their values) leave the connection as it is: nothing here may throw once its error listener
+        // is gone (a connection with none dies with the process at its first reset).
+        try {
+          if (tfoFactory) tfoFactory.setKeepAliveProbes(raw, o.keepAliveProbes);
+          else raw.setKeepAlive(true, o.keepAliveProbes.idleS * 1000);
+        } catch {
+          // the OS defaults stay
+        }
       }
       const tfo = tfoSocket !== null && tfoFactory !== null && tfoFactory.synDataAccepted(raw);
       resolve({ socket: s, connectMs: (tConnected || performance.now()) - t0, tfo, ...r });

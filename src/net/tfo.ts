@@ -279,14 +279,20 @@ export function readKeepAliveProbes(socket: net.Socket): KeepAliveState | null {
   }
 }
 
-function checkRange(name: string, v: number, max: number): void {
-  if (!Number.isInteger(v) || v < 1 || v > max) {
-    throw new OriginlinkError(
-      ErrorCode.INVALID_ARGUMENT,
-      'local',
-      `keepalive ${name} must be an integer in 1..${max}, got ${v}`,
-    );
+/** Linux's bounds: TCP_KEEPIDLE and TCP_KEEPINTVL 1..32767 s (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL), TCP_KEEPCNT 1..127. */
+const KEEPALIVE_MAX: Readonly<Record<keyof KeepAliveProbes, number>> = { idleS: 32767, intervalS: 32767, count: 127 };
+
+/** Why `p` cannot be set as keepalive probes (the field, '' for the whole, and the reason), or null. */
+export function keepAliveProbesProblem(p: unknown): { field: string; reason: string } | null {
+  if (p === null || typeof p !== 'object') return { field: '', reason: 'must be { idleS, intervalS, count } or null' };
+  for (const k of Object.keys(p))
+    if (!(k in KEEPALIVE_MAX)) return { field: k, reason: 'unknown option (allowed: idleS, intervalS, count)' };
+  for (const [k, max] of Object.entries(KEEPALIVE_MAX)) {
+    const v = (p as Record<string, unknown>)[k];
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
+      return { field: k, reason: `must be an integer in 1..${max}, got ${JSON.stringify(v)}` };
   }
+  return null;
 }
 
 /**
@@ -297,9 +303,8 @@ function checkRange(name: string, v: number, max: number): void {
  * interval and count set here.
  */
 export function setKeepAliveProbes(socket: net.Socket, probes: KeepAliveProbes = DEFAULT_KEEPALIVE): boolean {
-  checkRange('idleS', probes.idleS, 32767);
-  checkRange('intervalS', probes.intervalS, 32767);
-  checkRange('count', probes.count, 127);
+  const bad = keepAliveProbesProblem(probes);
+  if (bad) throw new OriginlinkError(ErrorCode.INVALID_ARGUMENT, 'local', `keepalive ${bad.field} ${bad.reason}`);
   const addon = load();
   const fd = socketFd(socket);
   if (addon !== null && fd >= 0) {

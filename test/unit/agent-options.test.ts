@@ -119,6 +119,25 @@ describe('requests the Agent refuses at once', () => {
 });
 
 describe('values the Agent refuses (issue 45: each was taken and failed later, or ran as something else)', () => {
+  it('keepAliveProbes out of what Linux takes (they failed every dial, retried, and left its socket open)', () => {
+    expect(refusal({ keepAliveProbes: { idleS: -1, intervalS: 1, count: 1 } })).toEqual({
+      code: 'OL_INVALID_CONFIG',
+      message: 'keepAliveProbes.idleS: must be an integer in 1..32767, got -1',
+      field: 'keepAliveProbes.idleS',
+    });
+    expect(refusal({ keepAliveProbes: { idleS: 60, intervalS: 'x', count: 1 } as never })).toMatchObject({
+      field: 'keepAliveProbes.intervalS',
+    });
+    expect(refusal({ keepAliveProbes: { idleS: 60, intervalS: 10, count: 128 } })).toMatchObject({
+      field: 'keepAliveProbes.count',
+    });
+    expect(refusal({ keepAliveProbes: { idleS: 60, intervalS: 10, count: 3, every: 1 } as never })).toMatchObject({
+      field: 'keepAliveProbes.every',
+    });
+    expect(refusal({ keepAliveProbes: 5 as never })).toMatchObject({ field: 'keepAliveProbes' });
+    expect(refusal({ keepAliveProbes: { idleS: 60, intervalS: 10, count: 3 } })).toBeNull();
+  });
+
   it('a protocol or earlyData that does not exist, at the top or per origin', () => {
     expect(refusal({ protocol: 'h4' })).toEqual({
       code: 'OL_INVALID_CONFIG',
