@@ -268,6 +268,15 @@ function classifyConnectError(e: unknown, tcpUp: boolean, o: TcpConnectOptions):
   // TLS 1.2 refuses a client certificate within the handshake (TLS 1.3 after it: the tag in connectTcp).
   const alert = clientCertAlert(e);
   if (alert !== null) return clientCertRefused(alert, who, e, Boolean(o.identity)).with({ facts: NOT_SENT });
+  // RFC 7301 §3.2: the server speaks none of the protocols offered (an HTTP/1.1-only origin asked for h2 alone): not
+  // a failed handshake but the protocol asked for not spoken, as when a server picks none (connect.ts).
+  if ((e as NodeJS.ErrnoException).code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL')
+    return new OriginlinkError(
+      ErrorCode.UNSUPPORTED_PROTOCOL,
+      'remote',
+      `${who} speaks none of ${o.alpn.join(', ')} offered by ALPN (TLS alert no_application_protocol)`,
+      { cause: e, retrySafe: true, facts: NOT_SENT, details: { host: name, address: peer } },
+    );
   if (err.code === ErrorCode.CERT_INVALID) {
     const code = (e as NodeJS.ErrnoException).code;
     // The same field names in the Agent's options and the service's origins (`tls.ca`, `tls.servername`); the
