@@ -107,7 +107,7 @@ export async function runFetch(argv: string[]): Promise<number> {
     return await repeated(agent, plan, sink, say);
   } catch (e) {
     if (!(e instanceof CliExit)) throw e;
-    return failed(plan, e.exitCode, e.message, null, t0);
+    return failed(plan, e.exitCode, e.message, null, t0, answeredBy.get(e));
   } finally {
     await sink?.close();
     agent.destroy();
@@ -178,7 +178,14 @@ function streamSink(stream: NodeJS.WritableStream): Sink {
 }
 
 /** The one-line error curl prints (unless -s), --json's error object, -w's output; the exit code. */
-function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkError | null, t0: number): number {
+function failed(
+  plan: FetchPlan,
+  code: number,
+  message: string,
+  err: OriginlinkError | null,
+  t0: number,
+  seen?: Answered,
+): number {
   // The Agent's hint names its option (tls.ca); on this command line that is --cacert, or -k.
   if (err?.code === ErrorCode.CERT_INVALID) message += ' (here: --cacert FILE, or -k)';
   if (err?.code === ErrorCode.CLIENT_CERT_REFUSED) message += ' (here: --cert FILE --key FILE)';
@@ -197,10 +204,11 @@ function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkE
     process.stdout.write(`${JSON.stringify({ url: plan.url, error, exitCode: code })}\n`);
   }
   if (plan.writeOut !== null) {
+    const res = seen?.res;
     const none: WriteOutVars = {
-      http_code: 0,
-      http_version: '0',
-      size_download: 0,
+      http_code: res?.status ?? 0,
+      http_version: res ? (HTTP_VERSION[res.protocol] ?? '').replace('HTTP/', '') : '0',
+      size_download: seen?.bytes ?? 0,
       time_total: (performance.now() - t0) / 1000,
       time_connect: 0,
       time_appconnect: 0,
@@ -209,10 +217,10 @@ function failed(plan: FetchPlan, code: number, message: string, err: OriginlinkE
       remote_port: '',
       local_ip: '',
       local_port: '',
-      num_redirects: 0,
-      url_effective: plan.url,
-      content_type: '',
-      scheme: schemeOf(plan.url),
+      num_redirects: seen?.redirects ?? 0,
+      url_effective: seen?.url ?? plan.url,
+      content_type: res?.header('content-type') ?? '',
+      scheme: schemeOf(seen?.url ?? plan.url),
       exitcode: code,
       errormsg: message,
     };
@@ -234,7 +242,14 @@ async function single(
   } catch (e) {
     if (e instanceof CliExit) throw e;
     const err = toOriginlinkError(e);
-    return failed(plan, cutShort.has(err) ? 18 : exitCodeFor(err), err.message, err, t0);
+    return failed(
+      plan,
+      cutShort.has(err) ? 18 : exitCodeFor(err),
+      err.message,
+      err,
+      t0,
+      answeredBy.get(e as object) ?? answeredBy.get(err),
+    );
   }
   const { one, res } = r;
   const exit = plan.fail && one.status >= 400 ? 22 : 0;
@@ -312,7 +327,7 @@ async function transfer(
     const location = res.header('location');
     if (!plan.follow || !REDIRECTS.has(res.status) || location === undefined) break;
     if (plan.maxRedirs >= 0 && redirects >= plan.maxRedirs)
-      throw new CliExit(47, `Maximum (${plan.maxRedirs}) redirects followed`);
+      throw answered(new CliExit(47, `Maximum (${plan.maxRedirs}) redirects followed`), res, url, redirects, 0);
     if (verbose) tellResponse(verbose, res, tHead - t0);
     // -i: every response's head, the redirects' too (curl's).
     if (sink && (plan.include || plan.head)) await sink.write(headText(res));
@@ -337,30 +352,35 @@ async function transfer(
   if (verbose) tellResponse(verbose, res, tHead - t0);
   // -f: an error status writes no body (curl's --fail); with -i its head still goes out, as curl's.
   const quiet = plan.fail && res.status >= 400;
-  if (sink && (plan.include || plan.head)) await sink.write(headText(res));
   let bytes = 0;
   let digest: () => string | null = () => null;
-  // A body that ended before it was read (a small one, usually) is taken whole: no stream, no async iterator, and its
-  // digest for --json made after the transfer's clock stops (util/digest.ts: the QUIC binding's SHA-256 once loaded).
-  const whole = res.takeComplete();
-  if (whole !== null) {
-    bytes = whole.bytes.length;
-    if (sink && !quiet && !plan.head) await sink.write(whole.bytes);
-    if (plan.json) digest = () => sha256([whole.bytes]).toString('hex');
-  } else {
-    const hash = plan.json ? createHash('sha256') : null;
-    try {
-      for await (const chunk of res.body) {
-        hash?.update(chunk as Buffer);
-        bytes += (chunk as Buffer).length;
-        if (sink && !quiet && !plan.head) await sink.write(chunk as Buffer);
+  try {
+    if (sink && (plan.include || plan.head)) await sink.write(headText(res));
+    // A body that ended before it was read (a small one, usually) is taken whole: no stream, no async iterator, and
+    // its digest for --json made after the transfer's clock stops (util/digest.ts: the QUIC binding's SHA-256 once
+    // loaded).
+    const whole = res.takeComplete();
+    if (whole !== null) {
+      bytes = whole.bytes.length;
+      if (sink && !quiet && !plan.head) await sink.write(whole.bytes);
+      if (plan.json) digest = () => sha256([whole.bytes]).toString('hex');
+    } else {
+      const hash = plan.json ? createHash('sha256') : null;
+      try {
+        for await (const chunk of res.body) {
+          hash?.update(chunk as Buffer);
+          bytes += (chunk as Buffer).length;
+          if (sink && !quiet && !plan.head) await sink.write(chunk as Buffer);
+        }
+      } catch (e) {
+        // The connection closed with the body short (fewer bytes than its length, no last chunk): curl's partial file.
+        if (e instanceof OriginlinkError && e.code === ErrorCode.SOCKET_CLOSED) cutShort.add(e);
+        timedOut(e);
       }
-    } catch (e) {
-      // The connection closed with the body short (fewer bytes than its length, no last chunk): curl's partial file.
-      if (e instanceof OriginlinkError && e.code === ErrorCode.SOCKET_CLOSED) cutShort.add(e);
-      timedOut(e);
+      if (hash) digest = () => hash.digest('hex');
     }
-    if (hash) digest = () => hash.digest('hex');
+  } catch (e) {
+    throw answered(e, res, url, redirects, bytes);
   }
   const f = res.connection;
   const end = performance.now();
@@ -403,6 +423,20 @@ const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
 /** Errors that cut a body short after its head: exit 18 (curl's CURLE_PARTIAL_FILE), not 56. */
 const cutShort = new WeakSet<Error>();
+
+/** What had come when a transfer failed after a response head: -w reports it, as curl's does (not 000 and 0). */
+interface Answered {
+  res: OriginResponse;
+  url: string;
+  redirects: number;
+  bytes: number;
+}
+const answeredBy = new WeakMap<object, Answered>();
+
+function answered(e: unknown, res: OriginResponse, url: string, redirects: number, bytes: number): unknown {
+  if (typeof e === 'object' && e !== null) answeredBy.set(e, { res, url, redirects, bytes });
+  return e;
+}
 
 function headText(res: OriginResponse): string {
   let s = `${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}\r\n`;

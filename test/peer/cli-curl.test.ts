@@ -297,6 +297,19 @@ describe('requests as curl sends them', () => {
       expect(c.hops.length).toBeGreaterThan(0);
     });
   }
+  it('-w after a failure that followed a response: its status, the bytes that came, the last URL (not 000 0)', async () => {
+    const w = ['-w', '%{http_code} %{size_download} %{url_effective} %{num_redirects} %{exitcode}'];
+    for (const args of [
+      [`http://127.0.0.1:${port['short']}/`],
+      [`http://127.0.0.1:${port['short']}/chunked`],
+      ['-L', '--max-redirs', '2', `http://127.0.0.1:${port['plain']}/loop`],
+    ]) {
+      const [c, o] = await Promise.all([curl([...w, ...args]), ours(['-s', ...w, ...args])]);
+      expect(o.stdout, args.join(' ')).toBe(c.stdout);
+      expect(o.code).toBe(c.code);
+    }
+  });
+
   it("-i -L prints every hop's head; -f -i an error's head and exit 22", async () => {
     const url = `http://127.0.0.1:${port['recorder']}/cross`;
     const [c, o] = await Promise.all([
