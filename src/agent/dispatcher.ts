@@ -307,9 +307,9 @@ function deliver(res: OriginResponse, d: Delivery): void {
   try {
     handler.onResponseStarted?.();
     if (modern) {
-      handler.onResponseStart?.(ctl, res.status, headerObject(res.headers), '');
+      handler.onResponseStart?.(ctl, res.status, headerObject(res.headers), res.statusText);
     } else {
-      const go = handler.onHeaders?.(res.status, rawHeaders(res.headers), () => ctl.resume(), '');
+      const go = handler.onHeaders?.(res.status, rawHeaders(res.headers), () => ctl.resume(), res.statusText);
       if (go === false) ctl.pause();
     }
   } catch (e) {

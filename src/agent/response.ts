@@ -20,6 +20,8 @@ export class OriginResponse {
   /** The origin that answered, as the request named it (with a failover list, the one that was reached). */
   readonly origin: string;
   readonly status: number;
+  /** HTTP/1.1's reason phrase as the origin sent it ("Not Found"); '' over HTTP/2 and HTTP/3, which have none. */
+  readonly statusText: string;
   readonly headers: HeaderList;
   readonly protocol: Protocol;
   /** The connection had served earlier requests. */
@@ -52,6 +54,7 @@ export class OriginResponse {
     this.collapsed = collapsed;
     this.origin = origin;
     this.status = res.status;
+    this.statusText = res.statusText ?? '';
     this.headers = res.headers;
     this.#source = res;
     this.protocol = r.conn.protocol;
@@ -72,6 +75,7 @@ export class OriginResponse {
     const head = r.res;
     const res: ConnResponse = {
       status: head.status,
+      statusText: head.statusText ?? '',
       headers: head.headers,
       get body() {
         return source.body;

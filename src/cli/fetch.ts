@@ -439,7 +439,7 @@ function answered(e: unknown, res: OriginResponse, url: string, redirects: numbe
 }
 
 function headText(res: OriginResponse): string {
-  let s = `${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}\r\n`;
+  let s = `${HTTP_VERSION[res.protocol] ?? res.protocol} ${res.status}${res.statusText ? ` ${res.statusText}` : ''}\r\n`;
   for (const [n, v] of res.headers) s += `${n}: ${v}\r\n`;
   return `${s}\r\n`;
 }

@@ -309,6 +309,7 @@ export class Exchange {
     bodyless: boolean,
     extras?: HeadExtras,
     declared?: number | null,
+    statusText = '',
   ): void {
     if (this.#done) return;
     const max = this.#timeouts.maxHeaderCount;
@@ -328,7 +329,7 @@ export class Exchange {
     this.body = body;
     if (!bodyless) this.#expected = declared !== undefined ? declared : declaredLength(headers);
     this.#timers.arm(this, 'body', this.#timeouts.bodyTimeoutMs);
-    const res = new ExchangeResponse(status, headers, body, this);
+    const res = new ExchangeResponse(status, statusText, headers, body, this);
     if (extras?.earlyData !== undefined) res.earlyData = extras.earlyData;
     if (extras?.earlyDataRefused !== undefined) res.earlyDataRefused = extras.earlyDataRefused;
     if (extras?.reprioritize !== undefined) res.reprioritize = extras.reprioritize;
@@ -647,6 +648,7 @@ export class LazyBody {
 /** What `Exchange.promise` resolves with: the body's stream made on first use of `body`. */
 class ExchangeResponse implements ConnResponse {
   readonly status: number;
+  readonly statusText: string;
   readonly headers: HeaderList;
   earlyData?: boolean;
   earlyDataRefused?: 'rejected' | 'too-early';
@@ -654,8 +656,9 @@ class ExchangeResponse implements ConnResponse {
   #body: LazyBody;
   #x: Exchange;
 
-  constructor(status: number, headers: HeaderList, body: LazyBody, x: Exchange) {
+  constructor(status: number, statusText: string, headers: HeaderList, body: LazyBody, x: Exchange) {
     this.status = status;
+    this.statusText = statusText;
     this.headers = headers;
     this.#body = body;
     this.#x = x;

@@ -590,6 +590,7 @@ export class H1PooledConnection implements PooledConnection {
       x.req.method === 'HEAD' || h.status === 204 || h.status === 304,
       undefined,
       h.contentLength,
+      h.reason,
     );
   }
 

@@ -57,6 +57,8 @@ export interface ConnRequest {
 
 export interface ConnResponse {
   status: number;
+  /** HTTP/1.1's reason phrase ("Not Found"; RFC 9112 §4); '' where there is none (HTTP/2 and HTTP/3 have none). */
+  statusText?: string;
   headers: HeaderList;
   /** The body bytes; ends with the message, errors with an OriginlinkError. */
   body: Readable;

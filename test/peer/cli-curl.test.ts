@@ -316,9 +316,10 @@ describe('requests as curl sends them', () => {
       run(['curl', '-s', '-i', '-L', url]),
       run([process.execPath, CLI, 'fetch', '-i', '-L', url]),
     ]);
-    const statuses = (t: string): string[] => t.match(/^HTTP\/1\.1 \d+/gm) ?? [];
+    // Status lines whole, reason phrase included (the origin's: node:http's).
+    const statuses = (t: string): string[] => (t.match(/^HTTP\/1\.1 \d+[^\r\n]*/gm) ?? []).map((l) => l.trimEnd());
     expect(statuses(o.stdout)).toEqual(statuses(c.stdout));
-    expect(statuses(o.stdout)).toEqual(['HTTP/1.1 302', 'HTTP/1.1 200']);
+    expect(statuses(o.stdout)).toEqual(['HTTP/1.1 302 Found', 'HTTP/1.1 200 OK']);
     const missing = `http://127.0.0.1:${port['plain']}/missing`;
     const [cf, of] = await Promise.all([
       run(['curl', '-s', '-f', '-i', missing]),
@@ -353,7 +354,7 @@ describe('curl flags and --json on failure', () => {
     expect([fail.code, fail.stdout]).toEqual([7, '000 7']);
     const head = await run([process.execPath, CLI, 'fetch', '-I', `http://127.0.0.1:${port['plain']}/ok`]);
     expect(head.code).toBe(0);
-    expect(head.stdout).toMatch(/^HTTP\/1\.1 200\r\ncontent-type: text\/plain\r\n[\s\S]*\r\n\r\n$/);
+    expect(head.stdout).toMatch(/^HTTP\/1\.1 200 OK\r\ncontent-type: text\/plain\r\n[\s\S]*\r\n\r\n$/);
   });
 
   it('-o FILE holds the body as curl writes it, a full device exits 23 as curl does; --json gives its SHA-256', async () => {
