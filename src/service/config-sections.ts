@@ -81,7 +81,8 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   keepAliveTimeoutMs: 5_000,
   maxConcurrentStreams: 100,
   clientSendTimeoutMs: 60_000,
-  maxUpstreamPerClient: 32,
+  // Half the default pool (maxConnections 32): one client connection cannot hold all of an HTTP/1.1 origin's.
+  maxUpstreamPerClient: 16,
   maxUpstreamPerAddress: 0,
   clientBodyTimeoutMs: 60_000,
   maxClientConnections: 16_384,

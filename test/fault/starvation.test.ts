@@ -60,8 +60,15 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A service with one h1 origin, a pool of 8; its temporary files in `dir` (TMPDIR: the default of proxy.tempDir). */
-async function start(extra = ''): Promise<Service> {
+/**
+ * A service with one h1 origin, a pool of 8 (or the `origins` given); its temporary files in `dir` (TMPDIR: the
+ * default of proxy.tempDir); its log lines to `write`.
+ */
+async function start(
+  extra = '',
+  origins = `o: { url: "http://127.0.0.1:${originPort}", protocol: h1, pool: { maxConnections: 8 } }`,
+  write: (line: string) => void = () => {},
+): Promise<Service> {
   const was = process.env['TMPDIR'];
   process.env['TMPDIR'] = dir;
   try {
@@ -75,13 +82,13 @@ admin: false
 logging: { requests: false }
 ${extra}
 origins:
-  o: { url: "http://127.0.0.1:${originPort}", protocol: h1, pool: { maxConnections: 8 } }
+  ${origins}
 routes: [{ path: /, origin: o }]
 `,
         'starve.yaml',
         '/',
       ),
-      { logDestination: { write: () => {} } },
+      { logDestination: { write } },
     );
   } finally {
     if (was === undefined) delete process.env['TMPDIR'];
@@ -221,6 +228,39 @@ describe('a pool of 8 HTTP/1.1 connections, and clients that misbehave', () => {
       expect(active).toBeLessThanOrEqual(4); // the budget spent, 4 of the address's requests hold the origin, no more
     } finally {
       for (const c of clients) c.destroy();
+      await svc.shutdown(500);
+    }
+  }, 30_000);
+
+  it('by default one client connection holds at most half a pool: another is not queued behind its 100 streams; a pool at or below the limit is warned of', async () => {
+    const lines: string[] = [];
+    const svc = await start(
+      '',
+      `o: { url: "http://127.0.0.1:${originPort}", protocol: h1 }
+  small: { url: "http://127.0.0.1:${originPort}", protocol: h1, pool: { maxConnections: 4 } }`,
+      (l) => void lines.push(l),
+    );
+    const c = http2.connect(`http://127.0.0.1:${svc.addresses()['h2c'] as number}`);
+    c.on('error', () => {});
+    try {
+      const warned = lines
+        .map((l) => JSON.parse(l) as { level: number; origin?: string })
+        .filter((l) => l.level === 40);
+      expect(warned.map((l) => l.origin)).toEqual(['small']); // o's default pool of 32 is above the default limit
+      peak = 0;
+      for (let i = 0; i < 100; i++) {
+        const st = c.request({ ':path': '/slow' });
+        st.on('error', () => {});
+        st.resume();
+      }
+      await sleep(200);
+      const p = await probe(svc.addresses()['plain'] as number);
+      // Before (limit 32 = the pool's 32): the probe waited for a /slow to end, ~1 s.
+      expect(p.status).toBe(200);
+      expect(p.ms).toBeLessThan(700);
+      expect(peak).toBeLessThanOrEqual(17); // 16 of the client's, and the probe
+    } finally {
+      c.destroy();
       await svc.shutdown(500);
     }
   }, 30_000);
