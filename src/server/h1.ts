@@ -477,13 +477,9 @@ export class H1ServerSession {
               : 400;
     this.#noMore = true;
     this.#clearTimer();
-    // A refusal before any handler saw the request is the parser's (the listener counts it); a body that breaks its
-    // framing after the head went on is that request's failure, told as such.
-    this.#opts.onError?.(
-      this.#reading
-        ? new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`)
-        : pe,
-    );
+    // The parser's refusal, counted and logged by the listener, whether or not a handler had the request's head:
+    // a body that breaks its framing is a smuggling shape as much as a head that does.
+    this.#opts.onError?.(pe);
     const refusal: ServerResponse = {
       status,
       headers: [['content-type', 'text/plain; charset=utf-8']],
@@ -494,7 +490,10 @@ export class H1ServerSession {
       // The body being read broke its framing, after its head went to a handler: that request gets one answer
       // (RFC 9112 §9.3.2 — a second would be taken for the next request's), and the connection ends after it.
       this.#reading = null;
-      const err = new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`);
+      // Its handler hears why (the forwarder logs the 400 the client gets, not a client that went away).
+      const err = new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', `malformed request body: ${pe.message}`, {
+        details: { status, malformedBody: true },
+      });
       r.abort.abort(err);
       if (r.body) abortBody(r.body, err);
       r.close = true;

@@ -20,7 +20,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { OriginResponse } from '../agent/response.js';
-import { ErrorCode, toOriginlinkError } from '../errors.js';
+import { ErrorCode, OriginlinkError, toOriginlinkError } from '../errors.js';
 import { reasonPhrase } from '../http/status.js';
 import type { HeaderList } from '../http/types.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
@@ -220,9 +220,19 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     // A body read whole into a temporary file that never reached the Agent (the client left while waiting for its
     // turn) is nobody's to close else; one the Agent had is destroyed by it (ReplayBody.abandon), close is once.
     this.#requestSpool?.close();
+    const refused = this.#refusedBody;
+    if (refused !== null) {
+      // The front's refusal is the answer (server/h1.ts); the line says so, as for a head the parser refused.
+      const status = refused.details['status'] as number;
+      this.#done(status, { error: 'bad_request', reason: refused.message });
+      return { status };
+    }
     this.#done(499, { error: ErrorCode.ABORTED, reason });
     return { status: 499 };
   }
+
+  /** The front refused this request's body (server/h1.ts: broken framing), or null. */
+  #refusedBody: OriginlinkError | null = null;
 
   #rejected(reason: string): void {
     this.#hooks.metrics.front.rejected.inc({ listener: this.#front.listener, reason });
@@ -362,7 +372,11 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
   /** The request to the origin, after its turns (its connection's, then its address's: client-slots.ts). */
   #send(o: UpstreamRequest): Promise<ServerResponse> {
     const req = this.#req;
-    req.onAbort(() => this.abort());
+    req.onAbort((why) => {
+      // The front refused the request's body (broken framing): the client got its 400, it did not go away.
+      if (why instanceof OriginlinkError && why.details['malformedBody'] === true) this.#refusedBody = why;
+      this.abort();
+    });
     const { maxUpstreamPerClient: perClient, maxUpstreamPerAddress: perAddress } = this.#cfg.limits;
     if (perClient <= 0 && perAddress <= 0) return this.#ask(o);
     const turns = (this.#turns = new Turns());

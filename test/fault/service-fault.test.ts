@@ -66,6 +66,7 @@ describe('connector fault handling', () => {
   const h2cHeads: string[] = [];
   const seen: string[] = [];
   const uploads: Array<{ bytes: number; aborted: boolean }> = [];
+  const logLines: string[] = [];
   let plain = 0;
   let tlsPort = 0;
   let h2c = 0;
@@ -155,7 +156,9 @@ routes:
   - { path: /tlshang, origin: tlshang }
   - { path: /, origin: main }
 `;
-    svc = await Service.start(parseConfig(yaml, 'fault.yaml', certs.dir), { logDestination: { write: () => {} } });
+    svc = await Service.start(parseConfig(yaml, 'fault.yaml', certs.dir), {
+      logDestination: { write: (l: string) => void logLines.push(l) },
+    });
     const a = svc.addresses();
     plain = a['plain'] as number;
     tlsPort = a['tls'] as number;
@@ -213,6 +216,31 @@ routes:
     const total = counted.reduce((n, v) => n + v.value, 0);
     expect(total).toBeGreaterThanOrEqual(attacks.length * 2);
     expect(counted.some((v) => v.labels['reason'] === 'framing')).toBe(true);
+    await still();
+  });
+
+  it('a chunked body that breaks its framing after the head went on: 400 to the client, logged and counted as such (was 499, client went away)', async () => {
+    const rejected = async (): Promise<number> =>
+      ((await svc.metrics.registry.getSingleMetric('originlink_front_rejected_total')?.get())?.values ?? [])
+        .filter((v) => v.labels['reason'] === 'framing')
+        .reduce((n, v) => n + v.value, 0);
+    const before = await rejected();
+    const s = net.connect(plain, '127.0.0.1');
+    s.on('error', () => {});
+    let text = '';
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    s.write('POST /upload?framing HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    await until(() => uploads.length > 0 && uploads.at(-1)!.bytes === 5, 3000);
+    s.write('zz\r\nbroken\r\n');
+    await new Promise((r) => s.once('close', r));
+    expect(text).toMatch(/^HTTP\/1.1 400 /);
+    expect(await rejected()).toBe(before + 1);
+    await until(() => logLines.some((l) => l.includes('/upload?framing')), 3000);
+    const line = JSON.parse(logLines.find((l) => l.includes('/upload?framing')) as string) as Record<string, unknown>;
+    expect([line['status'], line['error']]).toEqual([400, 'bad_request']);
+    expect(line['reason']).toMatch(/^malformed request body: /);
     await still();
   });
 
