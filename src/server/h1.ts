@@ -79,6 +79,15 @@ const CRLF = '\r\n';
 const TURN_MAX_BYTES = 128 * 1024;
 const NEVER_GONE = (): boolean => false;
 
+/** `x-originlink-error` of the parser's refusals, by status. */
+const REFUSAL_CODES: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  414: 'uri_too_long',
+  431: 'headers_too_large',
+  501: 'not_implemented',
+  505: 'version_not_supported',
+};
+
 export interface H1SessionOptions {
   handler: RequestHandler;
   /** Request line plus header section, bytes (431 past it). Default 16 KiB. */
@@ -482,7 +491,11 @@ export class H1ServerSession {
     this.#opts.onError?.(pe);
     const refusal: ServerResponse = {
       status,
-      headers: [['content-type', 'text/plain; charset=utf-8']],
+      // The typed error every refusal of the connector carries (docs/config.md, "Errors sent by the connector").
+      headers: [
+        ['content-type', 'text/plain; charset=utf-8'],
+        ['x-originlink-error', REFUSAL_CODES[status] ?? 'bad_request'],
+      ],
       body: `${status} ${reasonPhrase(status)}: ${pe.message}\n`,
     };
     const r = this.#reading;
