@@ -668,7 +668,8 @@ export class H1PooledConnection implements PooledConnection {
         new OriginlinkError(
           ErrorCode.SOCKET_CLOSED,
           'remote',
-          res === 'truncated'
+          // The parser waits for a head from the request's start: 'truncated' with no byte is none begun.
+          res === 'truncated' && this.#parser.receivedAny
             ? 'connection closed in the middle of the response'
             : 'connection closed before the response',
         ),

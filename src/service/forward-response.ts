@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { propagation, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { OriginResponse } from '../agent/response.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, type OriginlinkError } from '../errors.js';
 import type { HeaderList } from '../http/types.js';
 import { downstreamHeaders } from './headers.js';
 import type { RequestRecord } from './request-log.js';
@@ -27,6 +27,18 @@ export function logAnswer(log: RequestRecord, up: OriginResponse): void {
   log.ttfbMs = ms(up.timings.ttfbMs);
   if (up.hedged) log.hedged = true;
   if (up.collapsed) log.collapsed = true;
+}
+
+/**
+ * What a failed origin request's line can say of it (the probe of 2026-11-29 found a GET sent three times logged
+ * without a trace of it): its attempts, whether the last one's connection was reused, and the origin it went to.
+ */
+export function logFailure(log: RequestRecord, err: OriginlinkError): void {
+  const attempts = err.details['attempts'];
+  log.attempts = typeof attempts === 'number' ? attempts : 1;
+  if (err.facts) log.reused = err.facts.reused;
+  const origin = err.details['origin'];
+  if (log.upstream === undefined && typeof origin === 'string') log.upstream = origin;
 }
 
 /**

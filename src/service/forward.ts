@@ -34,6 +34,7 @@ import {
   clientHeaders,
   descriptorsOut,
   logAnswer,
+  logFailure,
   ms,
   shortReason,
   statusForError,
@@ -457,6 +458,7 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
       // A group's failure names the endpoint that gave it.
       const endpoint = err.details['endpoint'];
       if (this.#log && typeof endpoint === 'string') this.#log.upstream = endpoint;
+      if (this.#log) logFailure(this.#log, err);
       const errno = descriptorsOut(err);
       if (errno) this.#hooks.exhausted(errno, `origin ${(this.#upstream as Upstream).name}`);
       return this.#upstreamFailed(statusForError(err.code), err.message, err.code);

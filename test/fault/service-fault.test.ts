@@ -79,6 +79,10 @@ describe('connector fault handling', () => {
         setTimeout(() => res.end('slow\n'), Number(u.searchParams.get('ms') ?? 300));
         return;
       }
+      if (u.pathname === '/nohead') {
+        res.socket?.destroy(); // closes without a byte of answer
+        return;
+      }
       if (u.pathname === '/die') {
         res.writeHead(200, { 'content-length': String(1 << 20) });
         res.write(Buffer.alloc(64 * 1024, 0x61), () => setTimeout(() => res.socket?.destroy(), 20));
@@ -243,6 +247,18 @@ routes:
     expect([line['status'], line['error']]).toEqual([400, 'bad_request']);
     expect(line['reason']).toMatch(/^malformed request body: /);
     await still();
+  });
+
+  it("an origin that closes without answering: the 502's log line says how many times the GET went, and that no answer began", async () => {
+    await still(); // a warm connection, so the first attempt goes on a reused one
+    const r = await raw(plain, 'GET /nohead HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1.1 502 /);
+    const sent = seen.filter((x) => x === 'GET /nohead').length;
+    expect(sent).toBeGreaterThan(1); // retried: a GET the origin never answered
+    await until(() => logLines.some((l) => l.includes('"/nohead"')), 3000);
+    const line = JSON.parse(logLines.find((l) => l.includes('"/nohead"')) as string) as Record<string, unknown>;
+    expect([line['status'], line['attempts'], typeof line['reused']]).toEqual([502, sent, 'boolean']);
+    expect(line['reason']).toBe('origin main: connection closed before the response');
   });
 
   it('a request pipelined after one that closes the connection is never forwarded (RFC 9112 §9.6)', async () => {
