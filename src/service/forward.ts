@@ -547,7 +547,8 @@ class Forwarding extends OnceListeners<void> implements SignalLike {
     if (delivered) this.#done(status, this.#log ? { bytes } : NO_EXTRA);
     else
       this.#done(499, {
-        bytes,
+        // What went on towards the client, not what the origin sent: the rest stayed in the spool.
+        bytes: bytes - (this.#spool?.untaken ?? 0),
         error: ErrorCode.ABORTED,
         reason: 'client went away or stopped reading before the rest of the response',
         upstreamStatus: status,

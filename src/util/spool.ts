@@ -93,6 +93,14 @@ export class Spool {
   onSpace: (() => void) | null = null;
   /** Called at close: whether every byte put was taken (a relay that reached its end). */
   onClose: ((delivered: boolean) => void) | null = null;
+  /** Bytes put, and bytes taken (handed on by take()). */
+  #putBytes = 0;
+  #takenBytes = 0;
+
+  /** Bytes put and not (yet) taken: what a relay that stops now leaves undelivered. */
+  get untaken(): number {
+    return this.#putBytes - this.#takenBytes;
+  }
 
   constructor(o: SpoolOptions) {
     this.#o = o;
@@ -122,6 +130,7 @@ export class Spool {
   put(c: Buffer): boolean {
     if (this.#closed) return true;
     const n = c.length;
+    this.#putBytes += n;
     if (this.#readAt === this.#end && this.#tail.length === 0 && this.#headBytes < this.#o.memoryBytes) {
       this.#head.push(c);
       this.#headBytes += n;
@@ -147,6 +156,7 @@ export class Spool {
     const h = this.#head.shift();
     if (h !== undefined) {
       this.#headBytes -= h.length;
+      this.#takenBytes += h.length;
       return h;
     }
     if (this.#readAt < this.#end) {
@@ -164,6 +174,7 @@ export class Spool {
     const t = this.#tail.shift();
     if (t === undefined) return null;
     if (this.#tail.length === 0) this.#space();
+    this.#takenBytes += t.length;
     return t;
   }
 
@@ -283,6 +294,7 @@ export class Spool {
           return reject(
             Object.assign(new Error(`short read from a temporary file (${got} of ${n} bytes)`), { code: 'EIO' }),
           );
+        this.#takenBytes += n;
         resolve(buf);
       });
     });

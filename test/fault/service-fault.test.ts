@@ -79,6 +79,10 @@ describe('connector fault handling', () => {
         setTimeout(() => res.end('slow\n'), Number(u.searchParams.get('ms') ?? 300));
         return;
       }
+      if (u.pathname === '/eight') {
+        res.end(Buffer.alloc(32 << 20, 0x65));
+        return;
+      }
       if (u.pathname === '/nohead') {
         res.socket?.destroy(); // closes without a byte of answer
         return;
@@ -259,6 +263,31 @@ routes:
     const line = JSON.parse(logLines.find((l) => l.includes('"/nohead"')) as string) as Record<string, unknown>;
     expect([line['status'], line['attempts'], typeof line['reused']]).toEqual([502, sent, 'boolean']);
     expect(line['reason']).toBe('origin main: connection closed before the response');
+  });
+
+  it('a client that leaves after some of a large response: its 499 line counts what went its way, not what the origin sent', async () => {
+    const s = net.connect(plain, '127.0.0.1');
+    s.on('error', () => {});
+    let got = 0;
+    const enough = new Promise<void>((r) =>
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got > 64 * 1024) {
+          s.pause(); // stops reading: the rest goes to the spool
+          r();
+        }
+      }),
+    );
+    s.write('GET /eight HTTP/1.1\r\nHost: a\r\n\r\n');
+    await enough;
+    await new Promise((r) => setTimeout(r, 500)); // the origin's 32 MiB read whole into the spool
+    s.destroy();
+    await until(() => logLines.some((l) => l.includes('"/eight"')), 3000);
+    const line = JSON.parse(logLines.find((l) => l.includes('"/eight"')) as string) as Record<string, unknown>;
+    expect(line['status']).toBe(499);
+    // Was 33,554,432: the origin's. The sockets' buffers on the way (several MB on loopback) hold some: a bound.
+    expect(line['bytes']).toBeGreaterThanOrEqual(64 * 1024);
+    expect(line['bytes']).toBeLessThan(16 << 20);
   });
 
   it('a request pipelined after one that closes the connection is never forwarded (RFC 9112 §9.6)', async () => {
