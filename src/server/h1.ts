@@ -79,6 +79,11 @@ const CRLF = '\r\n';
 const TURN_MAX_BYTES = 128 * 1024;
 const NEVER_GONE = (): boolean => false;
 
+/** The answer to a head that did not arrive within limits.requestHeaderTimeoutMs. */
+const REQUEST_TIMEOUT =
+  'HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\nx-originlink-error: request_timeout\r\n' +
+  'connection: close\r\ncontent-length: 59\r\n\r\n408 Request Timeout: the request head did not come in time\n';
+
 /** `x-originlink-error` of the parser's refusals, by status. */
 const REFUSAL_CODES: Readonly<Record<number, string>> = {
   400: 'bad_request',
@@ -170,9 +175,20 @@ export class H1ServerSession {
   /** An upgrade request waits for its answer: bytes after its head are the tunnel's. */
   #upgrading = false;
   #bodyPaused = false;
-  /** Head and keep-alive deadlines: no request in the queue when it passes → the connection closes. */
+  /**
+   * Head and keep-alive deadlines: no request in the queue when it passes → the connection closes. A head begun and
+   * not finished gets 408 first (RFC 9110 §15.5.9, with `close`), as docs/config.md says; an idle keep-alive
+   * connection closes silently (nothing was asked).
+   */
   #timer = new LazyTimer(() => {
-    if (this.#queue.length === 0) this.destroy();
+    if (this.#queue.length !== 0) return;
+    if (this.#parser.idle || this.#closed) {
+      this.destroy();
+      return;
+    }
+    this.#noMore = true;
+    this.#releaseText();
+    this.socket.end(REQUEST_TIMEOUT);
   });
   #onClose: (() => void) | null = null;
   #seq = 0;
