@@ -200,6 +200,13 @@ export function normalizeHeaders(h: RequestOptions['headers'], body: unknown = n
       if (!Array.isArray(f) || f.length !== 2) throw badRequestField('headers', 'a list holds [name, value] pairs');
       add(f[0], f[1], f as unknown as readonly [string, string]);
     }
+  } else if (Symbol.iterator in h) {
+    // A Headers or a Map: its [name, value] pairs (an object's own entries would be none: every field dropped).
+    for (const f of h as Iterable<unknown>) {
+      if (!Array.isArray(f) || f.length !== 2)
+        throw badRequestField('headers', 'an iterable holds [name, value] pairs');
+      add(f[0], f[1], null);
+    }
   } else {
     for (const [n, v] of Object.entries(h)) {
       if (v === undefined) continue;

@@ -19,11 +19,13 @@ let origin: http.Server;
 let base: string;
 let connections = 0;
 const arrived: string[] = [];
+const heads: http.IncomingHttpHeaders[] = [];
 let h2c: Peer;
 
 beforeAll(async () => {
   origin = http.createServer((req, res) => {
     arrived.push(`${req.method} ${req.url}`);
+    heads.push(req.headers);
     req.resume();
     req.on('end', () => res.end('ok'));
   });
@@ -104,10 +106,17 @@ describe('requests refused before anything is sent', () => {
         body: 'abc',
       });
       expect([ok.status, await ok.text()]).toEqual([200, 'ok']);
+      // A Headers (or a Map) gives its pairs; its own enumerable entries are none, and every field was dropped.
+      const viaHeaders = await agent.request({
+        url: `${base}/headers`,
+        headers: new Headers({ 'x-from': 'headers' }) as never,
+      });
+      await viaHeaders.dump();
+      expect(heads.at(-1)?.['x-from']).toBe('headers');
       const streamed = await agent.request({ url: `${base}/gen`, method: 'POST', body: [Buffer.from('a')] });
       expect(streamed.status).toBe(200);
       await streamed.dump();
-      expect(arrived).toEqual(['POST /fine', 'POST /gen']);
+      expect(arrived).toEqual(['POST /fine', 'GET /headers', 'POST /gen']);
     } finally {
       await agent.close();
     }
