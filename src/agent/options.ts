@@ -373,6 +373,22 @@ export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
     throw configError('maxOrigins', 'must be a positive integer');
   if (!Number.isFinite(r.originIdleMs) || r.originIdleMs <= 0)
     throw configError('originIdleTimeoutMs', 'must be a positive number of ms');
+  // A store is an object with the methods the Agent calls (a URL string, `{}` or a function failed every request
+  // later as a connect failure or a TypeError): store/open-stores.ts makes one from a URL.
+  for (const [field, v, methods] of [
+    ['sessionStore', opts.sessionStore, ['get', 'take', 'put', 'delete']],
+    ['originCache', opts.originCache, ['get', 'put', 'delete']],
+  ] as const) {
+    if (v === undefined) continue;
+    const missing = methods.filter((m) => typeof (v as unknown as Record<string, unknown> | null)?.[m] !== 'function');
+    if (typeof v !== 'object' || v === null || missing.length > 0)
+      throw configError(
+        field,
+        typeof v === 'string'
+          ? 'must be a store object, not a URL: open one first (openStores({ sessionStore: url }), docs/module.md)'
+          : `must be a store object with ${methods.join(', ')} (lacks ${missing.join(', ')})`,
+      );
+  }
   if (opts.keepAliveProbes != null) {
     // Checked here, not at the first connect: a bad value failed every dial (retried) and left its socket open.
     const why = keepAliveProbesProblem(opts.keepAliveProbes);

@@ -11,6 +11,7 @@ import type { ServiceConfig, StoresConfig } from './config.js';
 import { storesRedisLink, storesRedisUrl } from './stores.js';
 import { freshSecret, type TicketSecretSource } from './ticket-keys.js';
 import { workerTicketSecret } from './worker-slot.js';
+import { redact } from '../util/redact.js';
 
 /** How long a start waits for Redis to give the secret before going on with one of its own. */
 const REDIS_WAIT_MS = 2000;
@@ -31,7 +32,7 @@ export async function ticketSecret(
       const got = await fromRedis(s, s.encryptionKey);
       if (got) return { secret: got, source: 'redis' };
       log.warn(
-        { redis: url.replace(/\/\/[^@]*@/, '//***@') },
+        { redis: redact(url) },
         'ticket secret not taken from Redis (unreachable, or sealed under another stores key): this process seals tickets under keys of its own until it restarts',
       );
     }

@@ -119,6 +119,19 @@ describe('requests the Agent refuses at once', () => {
 });
 
 describe('values the Agent refuses (issue 45: each was taken and failed later, or ran as something else)', () => {
+  it('a store given as a URL or as an object without its methods (every request failed later, as a connect failure)', () => {
+    expect(refusal({ sessionStore: 'redis://127.0.0.1:6379' as never })).toMatchObject({
+      code: 'OL_INVALID_CONFIG',
+      field: 'sessionStore',
+      message: expect.stringMatching(/not a URL: open one first \(openStores/),
+    });
+    expect(refusal({ originCache: {} as never })).toMatchObject({
+      field: 'originCache',
+      message: 'originCache: must be a store object with get, put, delete (lacks get, put, delete)',
+    });
+    expect(refusal({ sessionStore: (() => {}) as never })).toMatchObject({ field: 'sessionStore' });
+  });
+
   it('keepAliveProbes out of what Linux takes (they failed every dial, retried, and left its socket open)', () => {
     expect(refusal({ keepAliveProbes: { idleS: -1, intervalS: 1, count: 1 } })).toEqual({
       code: 'OL_INVALID_CONFIG',
