@@ -787,6 +787,18 @@ function readKeyFile(r: Reader, field: string, readPem: ReadFile): { key: Buffer
 }
 
 /**
+ * A fleet member's address, host:port (a name or IPv4 address, or an IPv6 address in brackets; a port 1…65535): one
+ * rule for the config's list and for what other members registered in Redis (a bad entry there crashed every member
+ * that read it).
+ */
+export function isMemberAddress(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : 0;
+  return port >= 1 && port <= 65_535;
+}
+
+/**
  * `fleet:` (docs/fleet.md): the route an origin's requests take among the members, unless the origin says; and, for
  * a fleet of instances, its members and this process's member listener.
  */
@@ -816,8 +828,7 @@ export function readFleet(r: Reader, files: FileReaders): FleetConfig {
   }
   const members = (dns || redis ? [] : f.list('members', 1)).map((m, i) => {
     const v = m.self();
-    if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v))
-      throw f.at(['members']).fail(i, `want host:port, got ${JSON.stringify(v)}`);
+    if (!isMemberAddress(v)) throw f.at(['members']).fail(i, `want host:port, got ${JSON.stringify(v)}`);
     return v.toLowerCase();
   });
   if (new Set(members).size !== members.length) throw f.fail('members', 'a member is named twice');

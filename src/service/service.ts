@@ -13,6 +13,7 @@ import { RequestLog } from './request-log.js';
 import { MemorySessionStore } from '../store/session-store.js';
 import { moveAdmin, startAdmin } from './admin.js';
 import type { OriginConfig, ServiceConfig } from './config.js';
+import { isMemberAddress } from './config-sections.js';
 import { forward, type ForwardHooks, type FrontInfo, type Generation } from './forward.js';
 import type { ServerRequest, ServerResponse } from '../server/request.js';
 import { rebindKey, TcpListener, type Listener, type ListenerHooks } from './listeners.js';
@@ -240,12 +241,25 @@ export class Service {
     const key = `${link.prefix}fleet:members`;
     this.#registry = { link, timer: null, key, self };
     let last: string[] = [self];
+    const refused = new Set<string>();
     const beat = async (): Promise<void> => {
       const now = Date.now();
       link.write((p) => p.zadd(key, now + REGISTER_TTL_MS, self).zremrangebyscore(key, '-inf', now), key);
       const got = await link.read((r) => r.zrangebyscore(key, now, '+inf'));
       if (got === undefined) return;
-      const next = [...new Set([...got, self])].sort();
+      // What others wrote there is input: an entry that is not host:port is left out, said once.
+      const valid = got.filter((m) => {
+        if (isMemberAddress(m)) return true;
+        if (!refused.has(m)) {
+          refused.add(m);
+          this.log.warn(
+            { member: String(m).slice(0, 100), key },
+            'fleet: a member in Redis is not host:port; left out',
+          );
+        }
+        return false;
+      });
+      const next = [...new Set([...valid.map((m) => m.toLowerCase()), self])].sort();
       if (next.join() === last.join()) return;
       if (this.#fleet !== null) this.log.info({ members: next, was: last }, 'fleet: the members in Redis changed');
       last = next;

@@ -6,7 +6,7 @@
  * member's certificate (curl with none, and with one of another CA); an owner SIGKILLed under concurrent GETs fails
  * none of them (its origins move to the next member in rendezvous order, or direct).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -488,6 +488,14 @@ routes:
       expect((await names(xs[0] as Instance)).length).toBe(2);
       expect(Date.now() - t0).toBeLessThan(5000); // the 3 s registration, and a beat
       expect(await gets(xs.slice(0, 2), 10, 's')).toEqual(Array(10).fill(200));
+      // Entries in the list that are not host:port (written by anything with the Redis): each member leaves them out
+      // and serves on. One of them crashed every member that read it ('x:99999': new URL threw), a fleet in a loop.
+      for (const junk of ['x:99999', '', 'bad host:xx'])
+        execFileSync('redis-cli', ['-p', String(redis.port), 'zadd', `${prefix}fleet:members`, '99999999999999', junk]);
+      await new Promise((r) => setTimeout(r, 2500)); // two beats
+      for (const x of xs.slice(0, 2)) expect(x.proc.exitCode).toBeNull();
+      expect((await names(xs[0] as Instance)).length).toBe(2);
+      expect(await gets(xs.slice(0, 2), 10, 'j')).toEqual(Array(10).fill(200));
     } finally {
       await stopAll(xs);
       await redis.stop();
