@@ -87,10 +87,18 @@ export async function runFetch(argv: string[]): Promise<number> {
   if (plan.maxConnections !== null) pool.maxConnections = plan.maxConnections;
   if (plan.connectTimeoutMs !== null) pool.connectTimeoutMs = plan.connectTimeoutMs;
   if (Object.keys(pool).length > 0) agentOpts.pool = pool;
-  const stores = openStores({
-    ...(plan.sessionStore ? { sessionStore: plan.sessionStore } : {}),
-    ...(plan.originCache ? { originCache: plan.originCache } : {}),
-  });
+  let stores: ReturnType<typeof openStores>;
+  try {
+    stores = openStores({
+      ...(plan.sessionStore ? { sessionStore: plan.sessionStore } : {}),
+      ...(plan.originCache ? { originCache: plan.originCache } : {}),
+    });
+  } catch (e) {
+    // A store URL or its keyFile that will not do: a bad argument, one line (was a stack trace and exit 1).
+    const err = toOriginlinkError(e);
+    process.stderr.write(`originlink: (2) ${err.code}: ${err.message}\n`);
+    return 2;
+  }
   if (stores.sessionStore) agentOpts.sessionStore = stores.sessionStore;
   if (stores.originCache) agentOpts.originCache = stores.originCache;
   // Startup, not per request: a fresh process takes what the fleet knows before its first request (bounded).

@@ -18,7 +18,7 @@ import { BW_LO_REDUCTIONS, CC_ALGORITHMS, type BbrTuning, type CcAlgorithm } fro
 import { caProblem, certificatePairProblem } from '../net/pem.js';
 import { certificateNames } from '../server/certificates.js';
 import { isRedisUrl, parseRedisUrl } from '../store/redis-link.js';
-import { parseKey } from '../store/seal.js';
+import { parseKey, readKeyFile as readKeyFileAt } from '../store/seal.js';
 import { redact } from '../util/redact.js';
 import { DEFAULT_TICKET_ROTATE_MS } from './ticket-keys.js';
 import {
@@ -473,7 +473,10 @@ export function readStores(s: Reader, readPem: ReadFile, readCa: ReadFile): Stor
     if (v === undefined || v === '') return null;
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
       try {
-        parseRedisUrl(v);
+        // The URL's keyFile read now, as the store will read it: a missing or short one failed the start (or the
+        // reload) after --check had said ok.
+        const keyFile = parseRedisUrl(v).keyFile;
+        if (keyFile) readKeyFileAt(keyFile);
       } catch (e) {
         throw s.fail(field, (e as Error).message);
       }

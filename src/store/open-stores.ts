@@ -78,19 +78,26 @@ export function openStores(o: StoresOptions): Stores {
     links: () =>
       [...links.values()].map((l) => ({ ...l.link.stats(), url: l.link.display, stores: l.stores.join('+') })),
   };
-  if (o.sessionStore) {
-    out.sessionStore = isRedisUrl(o.sessionStore)
-      ? new RedisSessionStore({
-          link: link(o.sessionStore, 'sessions'),
-          maxEntries: max,
-          ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}),
-        })
-      : new FileSessionStore(o.sessionStore, { maxEntries: max });
-  }
-  if (o.originCache) {
-    out.originCache = isRedisUrl(o.originCache)
-      ? new RedisOriginCache({ link: link(o.originCache, 'origins'), maxEntries: max })
-      : new FileOriginCache(o.originCache, { maxEntries: max });
+  try {
+    if (o.sessionStore) {
+      out.sessionStore = isRedisUrl(o.sessionStore)
+        ? new RedisSessionStore({
+            link: link(o.sessionStore, 'sessions'),
+            maxEntries: max,
+            ...(o.encryptionKey ? { encryptionKey: o.encryptionKey } : {}),
+          })
+        : new FileSessionStore(o.sessionStore, { maxEntries: max });
+    }
+    if (o.originCache) {
+      out.originCache = isRedisUrl(o.originCache)
+        ? new RedisOriginCache({ link: link(o.originCache, 'origins'), maxEntries: max })
+        : new FileOriginCache(o.originCache, { maxEntries: max });
+    }
+  } catch (e) {
+    // A store that cannot be made (its keyFile missing or of the wrong size): the connections opened for it go
+    // too, or they held the process for ever after the error (a fetch that never exited).
+    for (const l of links.values()) void l.link.close();
+    throw e;
   }
   return out;
 }

@@ -93,6 +93,26 @@ describe('serve --check builds what serve builds', () => {
     }
   });
 
+  it('a stores URL whose keyFile is missing or short: --check and serve refuse it naming the field (check said ok, serve then failed late)', async () => {
+    const short = join(dir, 'short.key');
+    writeFileSync(short, 'abcd\n');
+    for (const keyFile of [join(dir, 'nope.key'), short]) {
+      const file = join(dir, 'keyfile.yaml');
+      writeFileSync(
+        file,
+        `${config(['{ name: a, kind: http, host: 127.0.0.1, port: 0 }'])}stores:\n  sessions: "redis://127.0.0.1:1/0?keyFile=${keyFile}"\n`,
+      );
+      for (const args of [
+        ['serve', '--config', file, '--check'],
+        ['serve', '--config', file],
+      ]) {
+        const r = await runCli(args);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(78);
+        expect(r.stderr).toMatch(/^originlink: config error: .*keyfile\.yaml:\d+: stores\.sessions: .*key/);
+      }
+    }
+  });
+
   it('a port another process holds: serve says which listener, on its line, exit 78 (was: exit 1); its log says why', async () => {
     const holder = net.createServer();
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));

@@ -244,6 +244,23 @@ describe('two processes sharing one Redis', () => {
     }
   }, 60_000);
 
+  it('a keyFile that is not there: one line, exit 2, and the process exits (its Redis connection was left open: a hang)', async () => {
+    const t0 = performance.now();
+    const r = await cli([
+      'fetch',
+      `https://localhost:${nginx.port}/`,
+      '--cacert',
+      certs.caPath,
+      '--session-store',
+      `${redis.url}?keyFile=${join(dir, 'nope.key')}`,
+    ]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(
+      /^originlink: \(2\) OL_INVALID_ARGUMENT: cannot read encryption key file .*nope\.key[^\n]*\n$/,
+    );
+    expect(performance.now() - t0).toBeLessThan(10_000); // not the 30 s the runner allows
+  });
+
   it('Redis killed under load: zero failed requests; sharing resumes when it is back', async () => {
     const prefix = `f${randomBytes(4).toString('hex')}:`;
     const url = `https://localhost:${nginx.port}/`;
