@@ -316,13 +316,28 @@ export class RedisLink {
     this.#seeds = parsed.cluster;
     this.#cmd = this.#connect(options);
     this.#cmd.on('ready', () => {
+      if (this.#badDb) return;
       this.#stats.up = true;
       this.#toldDown = false;
       for (const w of this.#readyWaiters.splice(0)) w();
     });
-    this.#cmd.on('error', (e: Error) => this.#down(e));
+    this.#cmd.on('error', (e: Error) => {
+      // The URL's database does not exist on this server (SELECT refused): the connection would go on in
+      // database 0, mixing this fleet's entries with what uses that one. The link stays down for good.
+      if (/DB index is out of range|invalid DB index/i.test(e.message)) {
+        this.#badDb = true;
+        this.#down(e);
+        this.#stats.up = false;
+        this.#cmd.disconnect();
+        return;
+      }
+      this.#down(e);
+    });
     this.#cmd.on('close', () => this.#down(null));
   }
+
+  /** The server refused the URL's database: down for good (never up on database 0). */
+  #badDb = false;
 
   /** A connection as the URL says: to one server (or Sentinel's master), or to a Cluster through its seeds. */
   #connect(options: RedisOptions): Redis | Cluster {

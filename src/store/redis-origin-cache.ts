@@ -63,6 +63,9 @@ function merge(local: OriginFacts | undefined, remote: OriginFacts): OriginFacts
   return base === mark ? base : { ...base, brokenUntil: mark.brokenUntil, brokenCount: mark.brokenCount };
 }
 
+/** The largest stored value or message read as an origin's facts (bytes of JSON). */
+const MAX_FACTS_BYTES = 16 * 1024;
+
 export class RedisOriginCache implements OriginCache {
   readonly link: RedisLink;
   /** Identifies this process's messages (its own are ignored). */
@@ -181,7 +184,9 @@ export class RedisOriginCache implements OriginCache {
 
   /** Merge one stored JSON value into the local tier; true when it held usable facts. */
   #apply(origin: string, json: string | null): boolean {
-    if (json === null) return false;
+    // An origin's facts are a few hundred bytes of JSON: a larger value is no entry of ours (a 64 MiB one was parsed
+    // on the event loop and kept, for each origin, up to maxEntries of them).
+    if (json === null || json.length > MAX_FACTS_BYTES) return false;
     let f: OriginFacts | null = null;
     try {
       f = validFacts(JSON.parse(json));
@@ -194,6 +199,7 @@ export class RedisOriginCache implements OriginCache {
   }
 
   #onMessage(raw: Buffer): void {
+    if (raw.length > MAX_FACTS_BYTES) return;
     let m: BrokenMessage;
     try {
       m = JSON.parse(raw.toString()) as BrokenMessage;

@@ -241,6 +241,26 @@ describe('RedisSessionStore', () => {
     }
   });
 
+  it('a database the server does not have (/50 of 16): the link stays down, nothing is written to database 0', async () => {
+    const p = prefix();
+    const warnings: OriginlinkError[] = [];
+    const a = new RedisSessionStore({
+      url: `${redis.url.replace(/\/0$/, '')}/50`,
+      prefix: p,
+      onWarning: (e) => warnings.push(e),
+    });
+    try {
+      expect(await a.ready(500)).toBe(false);
+      for (let i = 0; i < 5; i++) a.put(`k${i}`, Uint8Array.of(i));
+      await sleep(300);
+      expect(a.stats().redis.up).toBe(false);
+      expect(warnings.map((w) => w.message)).toEqual([expect.stringMatching(/DB index is out of range/)]);
+      expect(await raw.keys(`${p}*`)).toEqual([]); // before: written to database 0, beside another fleet's
+    } finally {
+      await a.close();
+    }
+  });
+
   it('Redis unreachable: the local tier works, one warning, an outage counted, nothing throws', async () => {
     const port = CLOSED_PORT;
     const warnings: OriginlinkError[] = [];
@@ -315,6 +335,26 @@ describe('RedisOriginCache', () => {
       await c.close();
     } finally {
       await a.close();
+      await b.close();
+    }
+  });
+
+  it('a value far larger than any facts (64 MiB written by whoever can write to Redis) is not read as facts', async () => {
+    const p = prefix();
+    const now = Date.now();
+    const facts = { ...emptyFacts(now), h3: { host: '', port: 443, expiresAt: now + 60_000, source: 'alt-svc' } };
+    // Valid JSON, padded: it was parsed on the event loop and kept in the local tier.
+    await raw.set(`${p}o:https://big:443`, JSON.stringify({ ...facts, pad: 'x'.repeat(64 << 20) }));
+    await raw.zadd(`${p}o:index`, now, 'https://big:443');
+    const b = new RedisOriginCache({ url: redis.url, prefix: p });
+    try {
+      await b.ready();
+      const g0 = b.generation;
+      expect(b.get('https://big:443')).toBeUndefined();
+      await sleep(300);
+      expect(b.get('https://big:443')).toBeUndefined();
+      expect(b.generation).toBe(g0);
+    } finally {
       await b.close();
     }
   });
