@@ -308,6 +308,10 @@ export class RedisLink {
       retryStrategy: (times: number) =>
         Math.round(Math.min(max, min * 2 ** Math.min(times - 1, 20)) * (0.75 + Math.random() * 0.5)),
       lazyConnect: false,
+      // At close, how long a socket that does not close after its end (a Redis never reached, a blackhole) is
+      // waited for before it is destroyed: ioredis's 2 s held a finished process that long (fetch: 2.85 s against
+      // 0.22 without a store).
+      disconnectTimeout: 100,
     };
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password;

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import { RedisOriginCache } from '../../src/store/redis-origin-cache.js';
@@ -258,6 +259,23 @@ describe('RedisSessionStore', () => {
       expect(await raw.keys(`${p}*`)).toEqual([]); // before: written to database 0, beside another fleet's
     } finally {
       await a.close();
+    }
+  });
+
+  it('closed while its Redis never answered (a blackhole): nothing of it is left holding the process', async () => {
+    const hole = net.createServer(() => {}); // accepts, never speaks
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    const timers = (): number => process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
+    const before = timers();
+    const a = new RedisSessionStore({ url: `redis://127.0.0.1:${(hole.address() as net.AddressInfo).port}/0` });
+    try {
+      expect(await a.ready(200)).toBe(false);
+      await a.close();
+      await sleep(400);
+      // ioredis waited 2 s (its disconnectTimeout) for the socket to close after its end, a timer holding the process.
+      expect(timers()).toBeLessThanOrEqual(before);
+    } finally {
+      hole.close();
     }
   });
 
