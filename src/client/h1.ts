@@ -15,7 +15,7 @@ import type { X509Certificate } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { ErrorCode, NOT_SENT, OriginlinkError, socketFailure } from '../errors.js';
-import { H1ParseError, H1ResponseParser, type H1Head } from '../h1/parser.js';
+import { H1ParseError, H1ResponseParser, notHttpStart, type H1Head } from '../h1/parser.js';
 import { serializeRequestHead } from '../h1/request.js';
 import { chunkedFrame, CHUNKED_END } from '../h1/chunked.js';
 import { knownLength } from '../http/body.js';
@@ -306,7 +306,7 @@ export class H1PooledConnection implements PooledConnection {
   }
 
   /** The origin sent what no request of ours asked for: the connection goes, counted under OL_UNSOLICITED_RESPONSE. */
-  #unsolicited(when: string): void {
+  #unsolicited(when: string, bytes?: Buffer): void {
     this.#tainted = true;
     this.#releaseAfterParse = false;
     const err = new OriginlinkError(
@@ -315,7 +315,13 @@ export class H1PooledConnection implements PooledConnection {
       `origin ${this.facts.remoteAddress}:${this.facts.remotePort} sent bytes with no request outstanding (${when}); connection closed`,
     );
     const x = this.#cur;
-    if (x && !x.done) x.fail(this.#unsent(x, err));
+    // Bytes that cannot begin a response, before the request left (an h2c-only server's SETTINGS, sent as it
+    // accepts): another protocol, which the next connection speaks too: the request fails as the parser would
+    // fail it, not sent and not sent again (it was, each time, until the pool's budget of requeues ran out).
+    const alien = bytes !== undefined && x !== null && !x.done && this.served === 1 ? notHttpStart(bytes) : null;
+    if (alien !== null && x !== null) {
+      x.fail(new OriginlinkError(ErrorCode.MALFORMED_RESPONSE, 'remote', alien, { retrySafe: false, facts: NOT_SENT }));
+    } else if (x && !x.done) x.fail(this.#unsent(x, err));
     this.#cur = null;
     this.#teardown(err);
   }
@@ -519,7 +525,7 @@ export class H1PooledConnection implements PooledConnection {
       if (!x || x.done || this.#pendingX === x) {
         // RFC 9112 §9.3: a server has no reason to send while idle (or after the response, or before our request
         // left: its head waits for the turn's end); never reuse.
-        this.#unsolicited(x === null || x.done ? 'while idle' : 'before the request was sent');
+        this.#unsolicited(x === null || x.done ? 'while idle' : 'before the request was sent', d);
         return;
       }
       x.started();

@@ -89,6 +89,16 @@ let replaceAt = 0;
 /** "HTTP/", what every response begins with. */
 const HTTP_SLASH = Buffer.from('HTTP/', 'latin1');
 
+/**
+ * Why bytes where a response must begin cannot be one (RFC 9112 §4: it begins with its HTTP-version, "HTTP/"), or
+ * null when their first (up to five) bytes may still be: the one rule for the parser and for bytes that came before
+ * a request left (client/h1.ts).
+ */
+export function notHttpStart(b: Buffer): string | null {
+  for (let i = 0, n = Math.min(b.length, 5); i < n; i++) if (b[i] !== HTTP_SLASH[i]) return notHttp1(b);
+  return null;
+}
+
 /** What a response that does not begin with "HTTP/" looks like, for its error. */
 function notHttp1(b: Buffer): string {
   // RFC 9113 §4.1: a 9-byte frame header, its type at byte 3; a server's first frame is SETTINGS (4), §3.4.
@@ -210,8 +220,8 @@ export class H1ResponseParser {
   #parseHead(chunk: Buffer): Buffer | null {
     // A response begins with its HTTP-version, "HTTP/" (RFC 9112 §4): bytes that cannot are refused as they come,
     // not held until a line end or the close that may never come (an h2c-only or TLS port answers in binary).
-    for (let i = 0, n = Math.min(chunk.length, 5); i < n; i++)
-      if (chunk[i] !== HTTP_SLASH[i]) throw new H1ParseError('malformed', notHttp1(chunk));
+    const alien = notHttpStart(chunk);
+    if (alien !== null) throw new H1ParseError('malformed', alien);
     const h = splitHead(chunk, this.#limits.maxHeaderBytes, 'response', this.#fields);
     if (!h) {
       this.#held.hold(chunk, true);

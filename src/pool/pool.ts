@@ -688,14 +688,7 @@ export class Pool implements TickMember {
           this.#backOff();
           // Our own abort (close, destroy) says nothing about the origin.
           if (oe.code !== ErrorCode.ABORTED) this.#dialError = oe;
-          // With nothing else coming, the waiters would only sit out their timeout: fail them now.
-          if (!this.#canServe() && this.#dialing === 0) {
-            const ws = this.#pending.splice(0);
-            for (const w of ws) {
-              this.#clearWaiter(w);
-              w.reject(oe.with({}));
-            }
-          }
+          this.#failWaiters(oe);
           this.#pump();
         },
       )
@@ -844,6 +837,15 @@ export class Pool implements TickMember {
   }
 
   /** A connection closed: out of the pool and counted; what its close says of the origin acted on. */
+  /** With nothing else coming (no connection that can serve, no dial), the waiters would only sit out their timeout. */
+  #failWaiters(err: OriginlinkError): void {
+    if (this.#canServe() || this.#dialing > 0) return;
+    for (const w of this.#pending.splice(0)) {
+      this.#clearWaiter(w);
+      w.reject(err.with({}));
+    }
+  }
+
   #onClose(e: Entry, error: OriginlinkError | null): void {
     const conn = e.conn;
     if (e.state === 'idle' && error === null && !e.retiredByPool && !this.#closed)
@@ -871,6 +873,11 @@ export class Pool implements TickMember {
       // shedding): a failed dial as far as the backoff goes, or minWarm redialled it at once, thousands a second.
       if (conn.served === 0 && !e.retiredByPool && !this.#closed && performance.now() - conn.createdAt < YOUNG_MS)
         this.#backOff();
+      // A new connection the origin spoke on before any request (an h2c-only server's SETTINGS as it accepts): it
+      // does not speak HTTP/1.1 here, and the next connection will not either. Its waiters fail now, not sent, where
+      // each new connection was dropped the same way until their pendingTimeoutMs (OL_QUEUE_TIMEOUT after 30 s).
+      if (conn.served === 0 && error?.code === ErrorCode.UNSOLICITED_RESPONSE && !this.#closed)
+        this.#failWaiters(error.with({ retrySafe: false, facts: NOT_SENT, details: { origin: this.origin } }));
     }
     if (this.opts.minWarm > 0 || this.opts.preconnectRatio > 0) this.#topUpWarm();
     this.#pump();

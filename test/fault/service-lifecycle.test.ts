@@ -200,7 +200,8 @@ describe('serve as a child process: config errors, reload, graceful stop', () =>
     const h2cPort = await freePort();
     const adminPort = await freePort();
     const file = join(dir, 'term.yaml');
-    writeFileSync(file, config(one.port, port, h2cPort, '', adminPort));
+    // The h2 connection's 20 streams all upstream at once (the default share of one client connection is 16).
+    writeFileSync(file, config(one.port, port, h2cPort, 'limits: { maxUpstreamPerClient: 20 }', adminPort));
     const c = new Child(file);
     children.push(c);
     await waitForPort(port);

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 describe('an HTTP/1.1 request to an origin that answers in HTTP/2', () => {
-  it('fails at once as OL_MALFORMED_RESPONSE naming HTTP/2, after one attempt, however long the head may take', async () => {
+  it('fails at once, after one attempt, however long the head may take: naming HTTP/2, or the bytes that came first', async () => {
     // A head timeout far past the test's: the answer must not wait for it, nor for the peer's close.
     const agent = new Agent({ protocol: 'h1', maxRetries: 3, pool: { headersTimeoutMs: 60_000 } });
     try {
@@ -36,8 +36,17 @@ describe('an HTTP/1.1 request to an origin that answers in HTTP/2', () => {
       );
       expect(e).toBeInstanceOf(OriginlinkError);
       const oe = e as OriginlinkError;
-      expect(oe.code).toBe(ErrorCode.MALFORMED_RESPONSE);
-      expect(oe.message).toMatch(/^not an HTTP\/1\.1 response: an HTTP\/2 SETTINGS frame .*use protocol h2/);
+      // nghttpd sends its SETTINGS as it accepts. Read as the answer (the request gone out first, or waiting for its
+      // turn's end): the parser's refusal, naming HTTP/2. Seen on the new connection before it was handed out: bytes
+      // no request asked for, which fail the waiting request too (it is not sent). Before, the second case dropped
+      // the connection, dialled again, and the same again, until the request's pendingTimeoutMs (30 s).
+      if (oe.code === ErrorCode.MALFORMED_RESPONSE)
+        expect(oe.message).toMatch(/^not an HTTP\/1\.1 response: an HTTP\/2 SETTINGS frame .*use protocol h2/);
+      else
+        expect([oe.code, oe.message]).toEqual([
+          ErrorCode.UNSOLICITED_RESPONSE,
+          expect.stringMatching(/sent bytes with no request outstanding/),
+        ]);
       expect(oe.details['attempts'] ?? 1).toBe(1);
       // The same origin by prior knowledge answers.
       const ok = new Agent({ protocol: 'h2' });
