@@ -250,14 +250,7 @@ async function single(
   } catch (e) {
     if (e instanceof CliExit) throw e;
     const err = toOriginlinkError(e);
-    return failed(
-      plan,
-      cutShort.has(err) ? 18 : exitCodeFor(err),
-      err.message,
-      err,
-      t0,
-      answeredBy.get(e as object) ?? answeredBy.get(err),
-    );
+    return failed(plan, exitOf(err), err.message, err, t0, answeredBy.get(e as object) ?? answeredBy.get(err));
   }
   const { one, res } = r;
   const exit = plan.fail && one.status >= 400 ? 22 : 0;
@@ -432,6 +425,11 @@ const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 /** Errors that cut a body short after its head: exit 18 (curl's CURLE_PARTIAL_FILE), not 56. */
 const cutShort = new WeakSet<Error>();
 
+/** A failed transfer's exit code: curl's for the error, 18 for a body cut short. */
+function exitOf(err: OriginlinkError): number {
+  return cutShort.has(err) ? 18 : exitCodeFor(err);
+}
+
 /** What had come when a transfer failed after a response head: -w reports it, as curl's does (not 000 and 0). */
 interface Answered {
   res: OriginResponse;
@@ -461,7 +459,6 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (
   const results: One[] = [];
   const errors: Record<string, number> = {};
   let firstFailure: OriginlinkError | null = null;
-  let firstCut: OriginlinkError | null = null;
   let next = 0;
   const t0 = performance.now();
   const worker = async (): Promise<void> => {
@@ -474,7 +471,6 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (
       } catch (e) {
         if (e instanceof CliExit) throw e;
         const err = toOriginlinkError(e);
-        if (cutShort.has(err)) firstCut ??= err;
         firstFailure ??= err;
         errors[err.code] = (errors[err.code] ?? 0) + 1;
       }
@@ -487,13 +483,7 @@ async function repeated(agent: Agent, plan: FetchPlan, sink: Sink | null, say: (
   const statuses: Record<string, number> = {};
   for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
   const failure = firstFailure as OriginlinkError | null;
-  const exitCode = failure
-    ? failure === firstCut
-      ? 18
-      : exitCodeFor(failure)
-    : plan.fail && results.some((r) => r.status >= 400)
-      ? 22
-      : 0;
+  const exitCode = failure ? exitOf(failure) : plan.fail && results.some((r) => r.status >= 400) ? 22 : 0;
   const summary = {
     url: plan.url,
     protocol: results[0]?.protocol ?? null,

@@ -836,7 +836,6 @@ export class Pool implements TickMember {
     }
   }
 
-  /** A connection closed: out of the pool and counted; what its close says of the origin acted on. */
   /** With nothing else coming (no connection that can serve, no dial), the waiters would only sit out their timeout. */
   #failWaiters(err: OriginlinkError): void {
     if (this.#canServe() || this.#dialing > 0) return;
@@ -846,6 +845,7 @@ export class Pool implements TickMember {
     }
   }
 
+  /** A connection closed: out of the pool and counted; what its close says of the origin acted on. */
   #onClose(e: Entry, error: OriginlinkError | null): void {
     const conn = e.conn;
     if (e.state === 'idle' && error === null && !e.retiredByPool && !this.#closed)

@@ -326,16 +326,13 @@ export class RedisLink {
       for (const w of this.#readyWaiters.splice(0)) w();
     });
     this.#cmd.on('error', (e: Error) => {
+      this.#down(e);
       // The URL's database does not exist on this server (SELECT refused): the connection would go on in
       // database 0, mixing this fleet's entries with what uses that one. The link stays down for good.
       if (/DB index is out of range|invalid DB index/i.test(e.message)) {
         this.#badDb = true;
-        this.#down(e);
-        this.#stats.up = false;
         this.#cmd.disconnect();
-        return;
       }
-      this.#down(e);
     });
     this.#cmd.on('close', () => this.#down(null));
   }
